@@ -1,0 +1,179 @@
+/**
+ * Reading config sources: files and directories of multi-document YAML or JSON, Kubernetes
+ * `List`s, and resource objects passed in code. Produces raw documents that keep their
+ * file and line so every later message can point at the right place.
+ *
+ * @module
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import { isCollection, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import type { FieldPath, IssueList, SourceRef } from './issues.ts';
+
+/** One parsed document (one resource, before validation). */
+export interface RawDocument {
+  /** The parsed value. */
+  readonly value: unknown;
+  /** Where it came from; `locate` maps field paths inside `value` to lines. */
+  readonly source: SourceRef;
+}
+
+/** Limits that keep a bad or hostile file from exhausting the process. */
+export interface LoadLimits {
+  /** Largest file read, in bytes. @defaultValue 16 MiB */
+  maxFileBytes?: number;
+  /** Most documents in one file. @defaultValue 10000 */
+  maxDocuments?: number;
+}
+
+const DEFAULT_MAX_FILE = 16 * 1024 * 1024;
+const CONFIG_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+
+function docLocator(doc: Document, lc: LineCounter, base: FieldPath): (path: FieldPath) => number | undefined {
+  return (path) => {
+    // Walk up until a node exists (a missing required field points at its parent).
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn([...base, ...path.slice(0, n)], true) as { range?: [number, number, number] } | undefined;
+      if (node !== undefined && node !== null && Array.isArray(node.range)) return lc.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
+}
+
+function isList(value: unknown): value is { kind: string; items: unknown } {
+  if (typeof value !== 'object' || value === null) return false;
+  const kind = (value as { kind?: unknown }).kind;
+  return typeof kind === 'string' && kind.endsWith('List') && 'items' in value;
+}
+
+/**
+ * Parses YAML or JSON text (several `---` documents and Kubernetes `List`s allowed).
+ * Syntax errors are reported with their line; the documents that did parse are still returned,
+ * but callers must treat a file with errors as rejected as a whole.
+ */
+export function parseText(text: string, file: string, issues: IssueList, limits: LoadLimits = {}): RawDocument[] {
+  const lc = new LineCounter();
+  let docs: Document.Parsed[];
+  try {
+    docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true }) as Document.Parsed[];
+  } catch (err) {
+    issues.file(file, undefined, 'error', `cannot parse: ${err instanceof Error ? err.message : String(err)}`);
+    return [];
+  }
+  if (!Array.isArray(docs)) docs = [docs as unknown as Document.Parsed];
+  const maxDocs = limits.maxDocuments ?? 10_000;
+  if (docs.length > maxDocs) {
+    issues.file(file, undefined, 'error', `has ${docs.length} documents; the limit is ${maxDocs}`);
+    return [];
+  }
+  const out: RawDocument[] = [];
+  for (const doc of docs) {
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) {
+        const line = e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line;
+        issues.file(file, line, 'error', `invalid YAML: ${e.message.split('\n')[0]}`);
+      }
+      continue;
+    }
+    for (const w of doc.warnings) {
+      issues.file(file, lc.linePos(w.pos[0]).line, 'warning', `YAML: ${w.message.split('\n')[0]}`);
+    }
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      const line = doc.contents?.range ? lc.linePos(doc.contents.range[0]).line : undefined;
+      issues.file(file, line, 'error', `invalid YAML: ${err instanceof Error ? err.message : String(err)}`);
+      continue;
+    }
+    if (value === null || value === undefined) continue; // empty document (e.g. a trailing ---)
+    const startLine = doc.contents?.range ? lc.linePos(doc.contents.range[0]).line : undefined;
+    if (isList(value)) {
+      if (!Array.isArray(value.items)) {
+        issues.file(file, startLine, 'error', `${value.kind}: items must be a list`);
+        continue;
+      }
+      value.items.forEach((item, i) => {
+        const locate = docLocator(doc, lc, ['items', i]);
+        out.push({ value: item, source: { file, line: locate([]), locate } });
+      });
+      continue;
+    }
+    if (!isCollection(doc.contents)) {
+      issues.file(file, startLine, 'error', `each document must be a resource object, got ${typeof value}`);
+      continue;
+    }
+    out.push({ value, source: { file, line: startLine, locate: docLocator(doc, lc, []) } });
+  }
+  return out;
+}
+
+async function collectFiles(path: string, issues: IssueList, out: string[]): Promise<void> {
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    issues.file(path, undefined, 'error', code === 'ENOENT' ? 'no such file or directory' : `cannot read: ${(err as Error).message}`);
+    return;
+  }
+  if (st.isDirectory()) {
+    const entries = (await readdir(path, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
+    for (const e of entries) {
+      if (e.name.startsWith('.') || e.name === 'node_modules') continue;
+      const child = join(path, e.name);
+      if (e.isDirectory()) await collectFiles(child, issues, out);
+      else if (CONFIG_EXTENSIONS.has(extname(e.name).toLowerCase())) out.push(child);
+    }
+    return;
+  }
+  out.push(path);
+}
+
+/** Lists the config files below the given files and directories (recursively, sorted, dotfiles skipped). */
+export async function listConfigFiles(paths: readonly string[], issues: IssueList): Promise<string[]> {
+  const files: string[] = [];
+  for (const p of paths) await collectFiles(p, issues, files);
+  return files;
+}
+
+/** Reads and parses config files and directories. */
+export async function readSources(paths: readonly string[], issues: IssueList, limits: LoadLimits = {}): Promise<RawDocument[]> {
+  const maxBytes = limits.maxFileBytes ?? DEFAULT_MAX_FILE;
+  const out: RawDocument[] = [];
+  for (const file of await listConfigFiles(paths, issues)) {
+    let size: number;
+    try {
+      size = (await stat(file)).size;
+    } catch (err) {
+      issues.file(file, undefined, 'error', `cannot read: ${(err as Error).message}`);
+      continue;
+    }
+    if (size > maxBytes) {
+      issues.file(file, undefined, 'error', `is ${(size / 1048576).toFixed(1)} MiB; the limit is ${(maxBytes / 1048576).toFixed(1)} MiB`);
+      continue;
+    }
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      issues.file(file, undefined, 'error', `cannot read: ${(err as Error).message}`);
+      continue;
+    }
+    out.push(...parseText(text, file, issues, limits));
+  }
+  return out;
+}
+
+/** Wraps resource objects given in code as raw documents (`List`s are expanded). */
+export function fromObjects(objects: readonly unknown[], label = '<inline>'): RawDocument[] {
+  const out: RawDocument[] = [];
+  objects.forEach((value, i) => {
+    if (isList(value) && Array.isArray(value.items)) {
+      value.items.forEach((item, j) => out.push({ value: item, source: { file: `${label}[${i}].items[${j}]` } }));
+    } else {
+      out.push({ value, source: { file: `${label}[${i}]` } });
+    }
+  });
+  return out;
+}

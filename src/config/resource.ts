@@ -1,0 +1,81 @@
+/**
+ * The resource envelope shared by every kind meshlet reads, and the table of kinds and
+ * API versions it accepts.
+ *
+ * @module
+ */
+import type { ObjectMeta } from './types/common.ts';
+import type { SourceRef } from './issues.ts';
+import type { DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec, WorkloadEntrySpec } from './types/networking.ts';
+import type { AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec } from './types/security.ts';
+import type { TelemetrySpec } from './types/telemetry.ts';
+
+/** The kinds meshlet reads, mapped to their spec types. */
+export interface SpecByKind {
+  VirtualService: VirtualServiceSpec;
+  DestinationRule: DestinationRuleSpec;
+  ServiceEntry: ServiceEntrySpec;
+  WorkloadEntry: WorkloadEntrySpec;
+  PeerAuthentication: PeerAuthenticationSpec;
+  RequestAuthentication: RequestAuthenticationSpec;
+  AuthorizationPolicy: AuthorizationPolicySpec;
+  Telemetry: TelemetrySpec;
+}
+
+/** A kind meshlet reads. */
+export type Kind = keyof SpecByKind;
+
+/** API group and the versions accepted, per kind. */
+export const KIND_VERSIONS: Readonly<Record<Kind, { group: string; versions: readonly string[] }>> = {
+  VirtualService: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  DestinationRule: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  ServiceEntry: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  WorkloadEntry: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  PeerAuthentication: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
+  RequestAuthentication: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
+  AuthorizationPolicy: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
+  Telemetry: { group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'] },
+};
+
+/** Istio kinds meshlet knows but does not apply (accepted with a warning). */
+export const KNOWN_UNSUPPORTED_KINDS: Readonly<Record<string, string>> = {
+  Gateway: 'meshlet runs inside workloads; it is not an ingress or egress gateway',
+  Sidecar: 'egress scoping is not implemented; every visible service is reachable',
+  EnvoyFilter: 'there is no Envoy to patch in meshlet',
+  WorkloadGroup: 'use mesh.register() against `meshlet control-plane` for auto-registration',
+  ProxyConfig: 'proxy settings have meshlet equivalents in createMesh() options',
+  WasmPlugin: 'there is no Envoy to load Wasm into',
+};
+
+/** A validated resource of kind `K`. */
+export interface Resource<K extends Kind = Kind> {
+  readonly apiVersion: string;
+  readonly kind: K;
+  /** Metadata, with `namespace` always filled in. */
+  readonly metadata: ObjectMeta & { readonly namespace: string };
+  readonly spec: SpecByKind[K];
+  /** Where it came from. */
+  readonly source: SourceRef;
+  /** `Kind namespace/name`, used in messages. */
+  readonly ref: string;
+  /** Position in load order; breaks ties where Istio uses creation time. */
+  readonly order: number;
+}
+
+/** Any validated resource. */
+export type AnyResource = { [K in Kind]: Resource<K> }[Kind];
+
+/** Narrows a resource list to one kind. */
+export function ofKind<K extends Kind>(resources: readonly AnyResource[], kind: K): Resource<K>[] {
+  return resources.filter((r): r is Resource<K> & AnyResource => r.kind === kind) as Resource<K>[];
+}
+
+/** Istio's conflict order: oldest `creationTimestamp` first, then load order. */
+export function byAge(a: AnyResource | Resource, b: AnyResource | Resource): number {
+  const ta = a.metadata.creationTimestamp;
+  const tb = b.metadata.creationTimestamp;
+  if (ta !== undefined && tb !== undefined && ta !== tb) return Date.parse(ta) - Date.parse(tb);
+  if (ta !== undefined && tb === undefined) return -1;
+  if (ta === undefined && tb !== undefined) return 1;
+  return a.order - b.order;
+}

@@ -1,0 +1,152 @@
+/**
+ * Validators for types shared across kinds: names, hosts, labels, selectors, string
+ * matchers, percentages, header names.
+ *
+ * @module
+ */
+import type { LabelSelector, Percent, PolicyTargetReference, PortSelector, StringMatch, WorkloadSelector } from '../types/common.ts';
+import { fail, int, map, nonEmpty, num, obj, regex, req, str, strWith, type Ctx, type Validator } from './schema.ts';
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** True for an IPv4 or IPv6 literal. */
+export function isIpAddress(s: string): boolean {
+  return IPV4.test(s) || (s.includes(':') && /^[0-9a-fA-F:.]+$/.test(s));
+}
+
+/** Checks a DNS-1123 label (namespaces, subset names); returns a problem or nothing. */
+export function checkDnsLabel(s: string): string | undefined {
+  if (s.length > 63) return `"${s}" is longer than 63 characters`;
+  return DNS1123_LABEL.test(s) ? undefined : `"${s}" is not a valid DNS-1123 label (lowercase letters, digits and "-", starting and ending with a letter or digit)`;
+}
+
+/** Checks a DNS-1123 subdomain (resource names); returns a problem or nothing. */
+export function checkDnsSubdomain(s: string): string | undefined {
+  if (s.length > 253) return `"${s}" is longer than 253 characters`;
+  return DNS1123_SUBDOMAIN.test(s) ? undefined : `"${s}" is not a valid DNS-1123 name (lowercase letters, digits, "-" and ".")`;
+}
+
+/**
+ * Checks a host as Istio accepts it in VirtualService/DestinationRule/ServiceEntry: a DNS
+ * name, a short name, or a wildcard prefix (`*.example.com`, `*`).
+ */
+export function checkHost(host: string, { allowWildcard = true, allowIp = false } = {}): string | undefined {
+  if (host.length === 0) return 'host must not be empty';
+  if (host.length > 255) return `host "${host.slice(0, 40)}…" is longer than 255 characters`;
+  if (host === '*') return allowWildcard ? undefined : 'a wildcard host is not allowed here';
+  if (isIpAddress(host)) return allowIp ? undefined : `"${host}" is an IP address; a host name is required here`;
+  let name = host;
+  if (host.startsWith('*.')) {
+    if (!allowWildcard) return `wildcard host "${host}" is not allowed here`;
+    name = host.slice(2);
+  } else if (host.includes('*')) {
+    return `invalid host "${host}": a wildcard is only allowed as the whole first label ("*.example.com")`;
+  }
+  for (const label of name.split('.')) {
+    if (label.length === 0) return `invalid host "${host}": empty label`;
+    if (label.length > 63) return `invalid host "${host}": label "${label}" is longer than 63 characters`;
+    if (!/^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$/.test(label)) return `invalid host "${host}": label "${label}" has characters a DNS name cannot have`;
+  }
+  return undefined;
+}
+
+/** A host (wildcards allowed). */
+export const host: Validator<string> = strWith((s) => checkHost(s));
+
+/** A namespace name. */
+export const namespaceName: Validator<string> = strWith(checkDnsLabel);
+
+const LABEL_NAME = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
+
+/** Checks a Kubernetes label key (`prefix/name`); returns a problem or nothing. */
+export function checkLabelKey(key: string): string | undefined {
+  const slash = key.lastIndexOf('/');
+  const name = slash === -1 ? key : key.slice(slash + 1);
+  const prefix = slash === -1 ? undefined : key.slice(0, slash);
+  if (prefix !== undefined && checkDnsSubdomain(prefix) !== undefined) return `invalid label key "${key}": bad prefix "${prefix}"`;
+  if (name.length === 0 || name.length > 63 || !LABEL_NAME.test(name)) {
+    return `invalid label key "${key}": a name of at most 63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit`;
+  }
+  return undefined;
+}
+
+/** Checks a Kubernetes label value; returns a problem or nothing. */
+export function checkLabelValue(value: string): string | undefined {
+  if (value === '') return undefined;
+  if (value.length > 63 || !LABEL_NAME.test(value)) {
+    return `invalid label value "${value}": at most 63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit`;
+  }
+  return undefined;
+}
+
+/** A label map with Kubernetes key/value syntax. */
+export const labels: Validator<Record<string, string>> = map(strWith(checkLabelValue), { key: checkLabelKey });
+
+/** A networking workload selector (`labels`). */
+export const workloadSelector: Validator<WorkloadSelector> = obj<WorkloadSelector>({ labels });
+
+/** A security/telemetry selector (`matchLabels`). */
+export const labelSelector: Validator<LabelSelector> = obj<LabelSelector>({ matchLabels: labels });
+
+/** A policy target reference. */
+export const targetRef: Validator<PolicyTargetReference> = obj<PolicyTargetReference>({
+  group: str,
+  kind: req(nonEmpty),
+  name: req(nonEmpty),
+  namespace: namespaceName,
+});
+
+const HEADER_NAME = /^[-_A-Za-z0-9]+$/;
+
+/** Checks an HTTP header name as Istio does (`^[-_A-Za-z0-9]+$`); returns a problem or nothing. */
+export function checkHeaderName(name: string): string | undefined {
+  if (name.length === 0) return 'header name must not be empty';
+  if (name.startsWith(':')) return `pseudo-header "${name}" is not allowed here`;
+  return HEADER_NAME.test(name) ? undefined : `invalid header name "${name}": only letters, digits, "-" and "_"`;
+}
+
+/** A percentage: 0, or in [0.0001, 100] (Istio's precision is a millionth). */
+export const percentValue: Validator<number> = (v, path, ctx) => {
+  const n = num({ min: 0, max: 100 })(v, path, ctx);
+  if (n === undefined) return undefined;
+  if (n > 0 && n < 0.0001) return fail(ctx, path, `must be 0 or at least 0.0001, got ${n}`);
+  return n;
+};
+
+/** A `Percent` message (`{value}`). */
+export const percent: Validator<Percent> = obj<Percent>({ value: req(percentValue) });
+
+/** A port selector (`{number}`). */
+export const portSelector: Validator<PortSelector> = obj<PortSelector>({ number: req(int({ min: 1, max: 65535 })) });
+
+/** Options for {@link stringMatch}. */
+export interface StringMatchOptions {
+  /** Allow an empty prefix (Istio allows it only for `uri`). */
+  allowEmptyPrefix?: boolean;
+  /** Allow `regex: "*"`, which Istio turns into a presence match (headers and query params). */
+  allowStarRegex?: boolean;
+}
+
+/** A StringMatch: exactly one of exact, prefix, regex; `{}` only where `allowEmpty`. */
+export function stringMatch(options: StringMatchOptions = {}): Validator<StringMatch> {
+  return obj<StringMatch>(
+    {
+      exact: str,
+      prefix: strWith((s) => (s === '' && options.allowEmptyPrefix !== true ? 'prefix must not be empty' : undefined)),
+      regex: (v, path, ctx) => (options.allowStarRegex === true && v === '*' ? '*' : regex(v, path, ctx)),
+    },
+    { oneOf: [['exact', 'prefix', 'regex']] },
+  );
+}
+
+/** Checks `exportTo` entries: `*`, `.`, `~` or namespace names. */
+export const exportTo: Validator<string> = strWith((s) =>
+  s === '*' || s === '.' || s === '~' ? undefined : checkDnsLabel(s),
+);
+
+/** Reports an error unless `check` holds. */
+export function expect(ctx: Ctx, cond: boolean, path: (string | number)[], message: string): void {
+  if (!cond) fail(ctx, path, message);
+}

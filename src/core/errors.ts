@@ -1,0 +1,166 @@
+/**
+ * The one error catalogue of meshlet. Every error meshlet throws or synthesises is a
+ * {@link MeshletError} with a stable `code`; {@link statusFor} maps each code to the HTTP
+ * status, gRPC status and Envoy response flag a sidecar would have produced.
+ *
+ * @module
+ */
+
+const BRAND = Symbol.for('meshlet.error');
+
+/** Every stable error code meshlet uses. */
+export type MeshletErrorCode =
+  | 'MESHLET_ERR_CONFIG_INVALID'
+  | 'MESHLET_ERR_INVALID_ARG'
+  | 'MESHLET_ERR_NO_ROUTE'
+  | 'MESHLET_ERR_NO_CLUSTER'
+  | 'MESHLET_ERR_NO_HEALTHY_UPSTREAM'
+  | 'MESHLET_ERR_UPSTREAM_CONNECT'
+  | 'MESHLET_ERR_UPSTREAM_RESET'
+  | 'MESHLET_ERR_OVERLOADED'
+  | 'MESHLET_ERR_TIMEOUT'
+  | 'MESHLET_ERR_RETRIES_EXHAUSTED'
+  | 'MESHLET_ERR_FAULT_ABORT'
+  | 'MESHLET_ERR_UNAUTHENTICATED'
+  | 'MESHLET_ERR_PERMISSION_DENIED'
+  | 'MESHLET_ERR_RATE_LIMITED'
+  | 'MESHLET_ERR_CONTROL_PLANE';
+
+/** How a mesh-made failure looks on the wire, as an Istio sidecar would send it. */
+export interface ErrorStatus {
+  /** HTTP status code, or `undefined` for errors that never become a response. */
+  readonly http: number | undefined;
+  /** gRPC status code number, or `undefined`. */
+  readonly grpc: number | undefined;
+  /** Envoy response flag (`NR`, `UH`, …), or `undefined`. */
+  readonly flag: string | undefined;
+}
+
+const s = (http: number | undefined, grpc: number | undefined, flag: string | undefined): ErrorStatus =>
+  Object.freeze({ http, grpc, flag });
+
+/** gRPC status numbers used below (from grpc-js `Status`). */
+const GRPC = { UNAVAILABLE: 14, DEADLINE_EXCEEDED: 4, UNAUTHENTICATED: 16, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12 } as const;
+
+/** The one table from error code to HTTP status, gRPC status and Envoy response flag. */
+export const ERROR_STATUS: Readonly<Record<MeshletErrorCode, ErrorStatus>> = Object.freeze({
+  MESHLET_ERR_CONFIG_INVALID: s(undefined, undefined, undefined),
+  MESHLET_ERR_INVALID_ARG: s(undefined, undefined, undefined),
+  MESHLET_ERR_NO_ROUTE: s(404, GRPC.UNIMPLEMENTED, 'NR'),
+  MESHLET_ERR_NO_CLUSTER: s(503, GRPC.UNAVAILABLE, 'NC'),
+  MESHLET_ERR_NO_HEALTHY_UPSTREAM: s(503, GRPC.UNAVAILABLE, 'UH'),
+  MESHLET_ERR_UPSTREAM_CONNECT: s(503, GRPC.UNAVAILABLE, 'UF'),
+  MESHLET_ERR_UPSTREAM_RESET: s(503, GRPC.UNAVAILABLE, 'UR'),
+  MESHLET_ERR_OVERLOADED: s(503, GRPC.UNAVAILABLE, 'UO'),
+  MESHLET_ERR_TIMEOUT: s(504, GRPC.DEADLINE_EXCEEDED, 'UT'),
+  MESHLET_ERR_RETRIES_EXHAUSTED: s(503, GRPC.UNAVAILABLE, 'URX'),
+  MESHLET_ERR_FAULT_ABORT: s(undefined, undefined, 'FI'),
+  MESHLET_ERR_UNAUTHENTICATED: s(401, GRPC.UNAUTHENTICATED, undefined),
+  MESHLET_ERR_PERMISSION_DENIED: s(403, GRPC.PERMISSION_DENIED, undefined),
+  MESHLET_ERR_RATE_LIMITED: s(429, GRPC.RESOURCE_EXHAUSTED, 'RL'),
+  MESHLET_ERR_CONTROL_PLANE: s(undefined, undefined, undefined),
+});
+
+/** Context that says where a failure happened; printed at the start of the message. */
+export interface ErrorContext {
+  /** Route name (`vs-name.rule-name`), when a route was selected. */
+  readonly route?: string;
+  /** Cluster (`outbound|port|subset|host`). */
+  readonly cluster?: string;
+  /** Endpoint (`address:port`). */
+  readonly endpoint?: string;
+  /** Attempt number, 1-based. */
+  readonly attempt?: number;
+}
+
+/** Options for {@link MeshletError}. */
+export interface MeshletErrorOptions extends ErrorContext {
+  /** The underlying error. */
+  readonly cause?: unknown;
+}
+
+function prefix(ctx: ErrorContext): string {
+  const parts: string[] = [];
+  if (ctx.route !== undefined) parts.push(`route "${ctx.route}"`);
+  if (ctx.cluster !== undefined) parts.push(`cluster ${ctx.cluster}`);
+  if (ctx.endpoint !== undefined) parts.push(`endpoint ${ctx.endpoint}`);
+  if (ctx.attempt !== undefined) parts.push(`attempt ${ctx.attempt}`);
+  return parts.length === 0 ? '' : `${parts.join(', ')}: `;
+}
+
+/**
+ * The base class of every error meshlet throws. `instanceof` works across duplicate
+ * installs of meshlet (the check uses a `Symbol.for` brand).
+ */
+export class MeshletError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: MeshletErrorCode;
+  /** Where it happened, when known. */
+  readonly route: string | undefined;
+  /** Cluster name, when known. */
+  readonly cluster: string | undefined;
+  /** Endpoint, when known. */
+  readonly endpoint: string | undefined;
+  /** Attempt number, when known. */
+  readonly attempt: number | undefined;
+
+  constructor(code: MeshletErrorCode, message: string, options: MeshletErrorOptions = {}) {
+    super(prefix(options) + message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'MeshletError';
+    this.code = code;
+    this.route = options.route;
+    this.cluster = options.cluster;
+    this.endpoint = options.endpoint;
+    this.attempt = options.attempt;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /** The status a sidecar would answer with for this error. */
+  get status(): ErrorStatus {
+    return ERROR_STATUS[this.code];
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+}
+
+/** A problem found in configuration: location and message, printed by `meshlet validate`. */
+export interface ConfigIssueLike {
+  readonly level: 'error' | 'warning' | 'info';
+  toString(): string;
+}
+
+/**
+ * Thrown when configuration is rejected; `issues` holds every problem found, not only the first.
+ */
+export class ConfigError<I extends ConfigIssueLike = ConfigIssueLike> extends MeshletError {
+  /** Every issue found (errors, and the warnings that came with them). */
+  readonly issues: readonly I[];
+  constructor(issues: readonly I[], options: MeshletErrorOptions = {}) {
+    const errors = issues.filter((i) => i.level === 'error');
+    const shown = errors.slice(0, 20).map((i) => `  ${i.toString()}`);
+    if (errors.length > shown.length) shown.push(`  … and ${errors.length - shown.length} more`);
+    super('MESHLET_ERR_CONFIG_INVALID', `configuration rejected, ${errors.length} error(s):\n${shown.join('\n')}`, options);
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+/** Thrown when an argument or option passed in code is invalid; thrown at construction, never per request. */
+export class InvalidArgumentError extends MeshletError {
+  constructor(message: string, options: MeshletErrorOptions = {}) {
+    super('MESHLET_ERR_INVALID_ARG', message, options);
+    this.name = 'InvalidArgumentError';
+  }
+}
+
+/** Type guard: is `value` a {@link MeshletError}, optionally with this `code`? */
+export function isMeshletError(value: unknown, code?: MeshletErrorCode): value is MeshletError {
+  return value instanceof MeshletError && (code === undefined || (value as MeshletError).code === code);
+}
+
+/** The status table entry for an error code. */
+export function statusFor(code: MeshletErrorCode): ErrorStatus {
+  return ERROR_STATUS[code];
+}
