@@ -1,0 +1,78 @@
+/**
+ * Host-name semantics: short names, FQDNs, wildcards and visibility (`exportTo`), as Istio
+ * applies them.
+ *
+ * @module
+ */
+
+/** The cluster domain meshlet assumes, as Istio's default trust domain and DNS suffix. */
+export const DEFAULT_DOMAIN = 'cluster.local';
+
+/**
+ * Resolves a host written in a resource to its full name: a name without dots is a short
+ * name and resolves against the resource's namespace (`reviews` in `default` →
+ * `reviews.default.svc.cluster.local`). Other names (and wildcards) are kept as written, lower-cased.
+ */
+export function resolveHost(host: string, namespace: string, domain = DEFAULT_DOMAIN): string {
+  const h = host.toLowerCase();
+  if (h === '*' || h.startsWith('*.') || h.includes('.')) return h;
+  return `${h}.${namespace}.svc.${domain}`;
+}
+
+/** True if `host` is a wildcard pattern (`*` or `*.suffix`). */
+export function isWildcard(host: string): boolean {
+  return host === '*' || host.startsWith('*.');
+}
+
+/**
+ * True if `pattern` (a host, possibly a wildcard) matches the concrete or wildcard host `host`.
+ * `*.example.com` matches `a.example.com` and `a.b.example.com`, and the narrower wildcard `*.a.example.com`.
+ */
+export function hostMatches(pattern: string, host: string): boolean {
+  if (pattern === '*') return true;
+  if (pattern === host) return true;
+  if (pattern.startsWith('*.')) {
+    const suffix = pattern.slice(1); // ".example.com"
+    if (host.startsWith('*.')) return host.slice(1).endsWith(suffix);
+    return host.endsWith(suffix) && host.length > suffix.length;
+  }
+  return false;
+}
+
+/** Orders candidate patterns most specific first: exact hosts, then longer wildcard suffixes. */
+export function specificity(pattern: string): number {
+  if (pattern === '*') return 0;
+  if (pattern.startsWith('*.')) return pattern.length;
+  return 1_000_000 + pattern.length;
+}
+
+/**
+ * The names a workload in `clientNamespace` can use for the service `fqdn`, as Kubernetes DNS
+ * search paths allow: `reviews`, `reviews.default`, `reviews.default.svc`, the FQDN.
+ */
+export function aliasesFor(fqdn: string, clientNamespace: string, domain = DEFAULT_DOMAIN): string[] {
+  const suffix = `.svc.${domain}`;
+  if (!fqdn.endsWith(suffix)) return [fqdn];
+  const nameNs = fqdn.slice(0, -suffix.length); // "reviews.default"
+  const dot = nameNs.lastIndexOf('.');
+  if (dot === -1) return [fqdn];
+  const name = nameNs.slice(0, dot);
+  const ns = nameNs.slice(dot + 1);
+  const out = [fqdn, `${nameNs}.svc`, nameNs];
+  if (ns === clientNamespace) out.push(name);
+  return out;
+}
+
+/**
+ * Whether a resource in `ownerNamespace` with `exportTo` is visible to workloads in `clientNamespace`.
+ * Empty or absent means `*` (Istio's default).
+ */
+export function isVisible(exportTo: readonly string[] | undefined, ownerNamespace: string, clientNamespace: string): boolean {
+  if (exportTo === undefined || exportTo.length === 0) return true;
+  for (const e of exportTo) {
+    if (e === '*') return true;
+    if (e === '.' && ownerNamespace === clientNamespace) return true;
+    if (e === clientNamespace) return true;
+  }
+  return false;
+}

@@ -1,0 +1,134 @@
+/**
+ * A compiled `HTTPMatchRequest`: every condition of one match block, ANDed.
+ *
+ * @module
+ */
+import type { HTTPMatchRequest } from '../config/types/networking.ts';
+import type { StringMatch } from '../config/types/common.ts';
+import { headerValue, parseQuery, type RequestHead } from './request-head.ts';
+import { compileStringMatch, PRESENT, type StringMatcher } from './string-matcher.ts';
+
+/** Per-lookup scratch state, so the query string is parsed at most once per request. */
+export interface MatchScratch {
+  /** Index of `?` in the path, or -1. */
+  queryStart: number;
+  query: Map<string, string> | undefined;
+}
+
+interface HeaderCondition {
+  readonly name: string;
+  readonly matcher: StringMatcher;
+  /** Presence matcher: `{}` or `regex: "*"`. */
+  readonly presence: boolean;
+}
+
+function compileHeaders(map: Readonly<Record<string, StringMatch>> | undefined): HeaderCondition[] {
+  const out: HeaderCondition[] = [];
+  for (const [name, sm] of Object.entries(map ?? {})) {
+    const lower = name.toLowerCase();
+    // Istio ignores these keys in `headers` (they have their own match fields).
+    if (lower === 'uri' || lower === 'scheme' || lower === 'method' || lower === 'authority') continue;
+    const matcher = compileStringMatch(sm);
+    out.push({ name: lower, matcher, presence: matcher === PRESENT });
+  }
+  return out;
+}
+
+/** One compiled match block. */
+export class RequestMatcher {
+  /** The block's `name`, if any. */
+  readonly name: string | undefined;
+  readonly #uri: StringMatcher | undefined;
+  readonly #scheme: StringMatcher | undefined;
+  readonly #method: StringMatcher | undefined;
+  readonly #authority: StringMatcher | undefined;
+  readonly #headers: readonly HeaderCondition[];
+  readonly #without: readonly HeaderCondition[];
+  readonly #query: readonly { readonly name: string; readonly matcher: StringMatcher }[];
+  readonly #description: string;
+
+  constructor(m: HTTPMatchRequest) {
+    this.name = m.name;
+    this.#uri = m.uri === undefined ? undefined : compileStringMatch(m.uri, m.ignoreUriCase === true && m.uri.regex === undefined);
+    this.#scheme = m.scheme === undefined ? undefined : compileStringMatch(m.scheme);
+    this.#method = m.method === undefined ? undefined : compileStringMatch(m.method);
+    this.#authority = m.authority === undefined ? undefined : compileStringMatch(m.authority);
+    this.#headers = compileHeaders(m.headers);
+    this.#without = compileHeaders(m.withoutHeaders);
+    this.#query = Object.entries(m.queryParams ?? {}).map(([name, sm]) => ({ name, matcher: compileStringMatch(sm) }));
+    const parts: string[] = [];
+    if (this.#uri) parts.push(`uri ${this.#uri}`);
+    if (this.#scheme) parts.push(`scheme ${this.#scheme}`);
+    if (this.#method) parts.push(`method ${this.#method}`);
+    if (this.#authority) parts.push(`authority ${this.#authority}`);
+    for (const h of this.#headers) parts.push(`header ${h.name} ${h.matcher}`);
+    for (const h of this.#without) parts.push(`without header ${h.name} ${h.matcher}`);
+    for (const q of this.#query) parts.push(`query ${q.name} ${q.matcher}`);
+    if (m.port !== undefined) parts.push(`port ${m.port}`);
+    this.#description = parts.length === 0 ? 'any request' : parts.join(' and ');
+  }
+
+  /** True if the request satisfies every condition of the block. */
+  matches(head: RequestHead, scratch: MatchScratch): boolean {
+    const path = head.path;
+    if (this.#uri !== undefined && !this.#uri.matches(path, scratch.queryStart === -1 ? path.length : scratch.queryStart)) return false;
+    if (this.#method !== undefined && !this.#method.matches(head.method)) return false;
+    if (this.#scheme !== undefined && !this.#scheme.matches(head.scheme)) return false;
+    if (this.#authority !== undefined && !this.#authority.matches(head.authority)) return false;
+    const hs = this.#headers;
+    for (let i = 0; i < hs.length; i++) {
+      const h = hs[i] as HeaderCondition;
+      const v = headerValue(head.headers, h.name);
+      if (v === undefined || !h.matcher.matches(v)) return false;
+    }
+    const ws = this.#without;
+    for (let i = 0; i < ws.length; i++) {
+      const h = ws[i] as HeaderCondition;
+      const v = headerValue(head.headers, h.name);
+      // Istio: invert_match with treat_missing_header_as_empty, except presence matchers.
+      if (v === undefined) {
+        if (h.presence) continue;
+        if (h.matcher.matches('')) return false;
+        continue;
+      }
+      if (h.matcher.matches(v)) return false;
+    }
+    const qs = this.#query;
+    if (qs.length > 0) {
+      if (scratch.query === undefined) scratch.query = parseQuery(path, scratch.queryStart);
+      for (let i = 0; i < qs.length; i++) {
+        const q = qs[i] as { name: string; matcher: StringMatcher };
+        const v = scratch.query.get(q.name);
+        if (v === undefined || !q.matcher.matches(v)) return false;
+      }
+    }
+    return true;
+  }
+
+  /** e.g. `uri prefix "/api" and header end-user exact "jason"`. */
+  toString(): string {
+    return this.#description;
+  }
+}
+
+/**
+ * True if the match block is a catch-all in Istio's sense: no conditions, or a uri prefix `/` or
+ * regex `.*` with no header, query or other conditions (`IsCatchAllRoute`).
+ */
+export function isCatchAllMatch(m: HTTPMatchRequest | undefined): boolean {
+  if (m === undefined) return true;
+  const uriCatchAll = m.uri === undefined || m.uri.prefix === '/' || m.uri.prefix === '' || m.uri.regex === '.*' || m.uri.regex === '*';
+  return (
+    uriCatchAll &&
+    m.scheme === undefined &&
+    m.method === undefined &&
+    m.authority === undefined &&
+    Object.keys(m.headers ?? {}).length === 0 &&
+    Object.keys(m.withoutHeaders ?? {}).length === 0 &&
+    Object.keys(m.queryParams ?? {}).length === 0 &&
+    m.port === undefined &&
+    m.sourceLabels === undefined &&
+    m.sourceNamespace === undefined &&
+    m.gateways === undefined
+  );
+}

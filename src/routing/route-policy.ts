@@ -1,0 +1,184 @@
+/**
+ * Per-route policies compiled from a VirtualService rule: retries (with Istio's default
+ * policy), timeout, fault, mirrors, header operations, rewrite, redirect, direct response.
+ * Plain immutable data: the data plane reads it, nothing here runs per request.
+ *
+ * @module
+ */
+import { parseDuration } from '../config/duration.ts';
+import type {
+  HeaderOperations,
+  HTTPDirectResponse,
+  HTTPFaultInjection,
+  HTTPRedirect,
+  HTTPRetry,
+  HTTPRewrite,
+} from '../config/types/networking.ts';
+import { compileRe2, type Re2 } from '../config/regex.ts';
+
+/** A compiled retry policy. */
+export interface RetryPolicy {
+  /** Retries after the first attempt (0 = none). */
+  readonly attempts: number;
+  /** Per-attempt timeout in ms, or undefined (the route timeout applies). */
+  readonly perTryTimeoutMs: number | undefined;
+  /** Envoy retry policies (`5xx`, `connect-failure`, …). */
+  readonly retryOn: ReadonlySet<string>;
+  /** Status codes retried (from numeric `retryOn` items). */
+  readonly retriableStatusCodes: ReadonlySet<number>;
+  /** Base interval of the jittered exponential backoff, ms. */
+  readonly backoffBaseMs: number;
+  /** Avoid hosts already tried. */
+  readonly retryIgnorePreviousHosts: boolean;
+  readonly retryRemoteLocalities: boolean;
+  /** True when this is Istio's default policy (the route had no `retries`). */
+  readonly isDefault: boolean;
+}
+
+/** Istio's default retry policy (reference §2.3): 2 retries on connect-failure, refused-stream, unavailable, cancelled, retriable-status-codes. */
+export const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
+
+function ms(d: string | undefined): number | undefined {
+  if (d === undefined) return undefined;
+  const v = parseDuration(d);
+  return typeof v === 'number' ? v : undefined;
+}
+
+/** Compiles a route's `retries` (undefined → Istio's default policy). */
+export function compileRetry(r: HTTPRetry | undefined): RetryPolicy {
+  const retryOnText = r?.retryOn ?? DEFAULT_RETRY_ON;
+  const retryOn = new Set<string>();
+  const codes = new Set<number>();
+  for (const raw of retryOnText.split(',')) {
+    const t = raw.trim();
+    if (t === '') continue;
+    if (/^\d+$/.test(t)) {
+      codes.add(Number(t));
+      retryOn.add('retriable-status-codes');
+    } else retryOn.add(t);
+  }
+  return Object.freeze({
+    attempts: r === undefined ? 2 : (r.attempts ?? 2),
+    perTryTimeoutMs: ms(r?.perTryTimeout),
+    retryOn,
+    retriableStatusCodes: codes,
+    backoffBaseMs: ms(r?.backoff) ?? 25,
+    retryIgnorePreviousHosts: r?.retryIgnorePreviousHosts ?? true,
+    retryRemoteLocalities: r?.retryRemoteLocalities ?? false,
+    isDefault: r === undefined,
+  });
+}
+
+/** Prints a retry policy compactly. */
+export function retryToString(p: RetryPolicy): string {
+  if (p.attempts === 0) return 'retries off';
+  const on = [...p.retryOn].filter((t) => t !== 'retriable-status-codes' || p.retriableStatusCodes.size === 0);
+  const codes = [...p.retriableStatusCodes];
+  const per = p.perTryTimeoutMs === undefined ? '' : `, perTry ${p.perTryTimeoutMs}ms`;
+  return `retries ${p.attempts}× on ${[...on, ...codes].join(',')}${per}${p.isDefault ? ' (Istio default)' : ''}`;
+}
+
+/** A compiled fault. Percentages are in [0, 1]. */
+export interface FaultPolicy {
+  readonly delayMs: number | undefined;
+  readonly delayFraction: number;
+  readonly abortHttpStatus: number | undefined;
+  readonly abortGrpcStatus: string | undefined;
+  readonly abortFraction: number;
+}
+
+function fraction(p: { value: number } | undefined, legacy?: number): number {
+  if (p !== undefined) return p.value / 100;
+  if (legacy !== undefined) return legacy / 100;
+  return 0; // Istio: an unset percentage means 0%.
+}
+
+/** Compiles a fault. */
+export function compileFault(f: HTTPFaultInjection | undefined): FaultPolicy | undefined {
+  if (f === undefined) return undefined;
+  return Object.freeze({
+    delayMs: ms(f.delay?.fixedDelay),
+    delayFraction: f.delay === undefined ? 0 : fraction(f.delay.percentage, f.delay.percent),
+    abortHttpStatus: f.abort?.httpStatus,
+    abortGrpcStatus: f.abort?.grpcStatus,
+    abortFraction: f.abort === undefined ? 0 : fraction(f.abort.percentage),
+  });
+}
+
+/** Compiled header operations (names lower-cased). */
+export interface HeaderOps {
+  readonly set: readonly (readonly [string, string])[];
+  readonly add: readonly (readonly [string, string])[];
+  readonly remove: readonly string[];
+}
+
+/** Compiles header operations; `:authority`/`host` entries are left out (they become host rewrites). */
+export function compileHeaderOps(ops: HeaderOperations | undefined): HeaderOps | undefined {
+  if (ops === undefined) return undefined;
+  const keep = ([k]: [string, string]) => k.toLowerCase() !== 'host' && k.toLowerCase() !== ':authority';
+  return Object.freeze({
+    set: Object.entries(ops.set ?? {}).filter(keep).map(([k, v]) => [k.toLowerCase(), v] as const),
+    add: Object.entries(ops.add ?? {}).filter(keep).map(([k, v]) => [k.toLowerCase(), v] as const),
+    remove: (ops.remove ?? []).map((k) => k.toLowerCase()),
+  });
+}
+
+/** The host rewrite a header operation asks for (`set` beats `add`), if any. */
+export function authorityFromHeaderOps(ops: HeaderOperations | undefined): string | undefined {
+  const find = (m: Record<string, string> | undefined) =>
+    Object.entries(m ?? {}).find(([k]) => k.toLowerCase() === 'host' || k.toLowerCase() === ':authority')?.[1];
+  return find(ops?.set) ?? find(ops?.add);
+}
+
+/** A compiled rewrite. */
+export interface RewritePolicy {
+  readonly uriPrefix: string | undefined;
+  readonly uriRegex: Re2 | undefined;
+  readonly uriRegexReplacement: string | undefined;
+  readonly authority: string | undefined;
+}
+
+/** Compiles a rewrite (plus a host rewrite from header operations). */
+export function compileRewrite(r: HTTPRewrite | undefined, headerAuthority: string | undefined): RewritePolicy | undefined {
+  if (r === undefined && headerAuthority === undefined) return undefined;
+  let re: Re2 | undefined;
+  if (r?.uriRegexRewrite?.match !== undefined) {
+    const c = compileRe2(r.uriRegexRewrite.match);
+    if (!('error' in c)) re = c;
+  }
+  return Object.freeze({
+    uriPrefix: r?.uri,
+    uriRegex: re,
+    uriRegexReplacement: r?.uriRegexRewrite?.rewrite,
+    authority: r?.authority ?? headerAuthority,
+  });
+}
+
+/** A compiled redirect. */
+export interface RedirectPolicy extends HTTPRedirect {
+  readonly redirectCode: number;
+}
+
+/** Compiles a redirect (default code 301). */
+export function compileRedirect(r: HTTPRedirect | undefined): RedirectPolicy | undefined {
+  return r === undefined ? undefined : Object.freeze({ ...r, redirectCode: r.redirectCode ?? 301 });
+}
+
+/** A compiled direct response. */
+export interface DirectResponsePolicy {
+  readonly status: number;
+  readonly body: Buffer | undefined;
+}
+
+/** Compiles a direct response. */
+export function compileDirectResponse(d: HTTPDirectResponse | undefined): DirectResponsePolicy | undefined {
+  if (d === undefined) return undefined;
+  const body = d.body?.string !== undefined ? Buffer.from(d.body.string) : d.body?.bytes !== undefined ? Buffer.from(d.body.bytes, 'base64') : undefined;
+  return Object.freeze({ status: d.status, body });
+}
+
+/** Route timeout in ms (0 and unset mean none). */
+export function compileTimeout(t: string | undefined): number | undefined {
+  const v = ms(t);
+  return v === undefined || v === 0 ? undefined : v;
+}

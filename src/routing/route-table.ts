@@ -1,0 +1,241 @@
+/**
+ * The compiled, immutable route table of one workload: virtual hosts by every name the
+ * workload can use for them, their ordered routes, weighted destinations and clusters. The
+ * lookup ({@link RouteTable.route}) allocates nothing for exact/prefix/header matching.
+ *
+ * @module
+ */
+import type { MergedDestinationRule } from '../config/destination-policy.ts';
+import type { Endpoint, Service } from '../config/registry.ts';
+import type { TrafficPolicy } from '../config/types/networking.ts';
+import type { RequestHead } from './request-head.ts';
+import type { MatchScratch, RequestMatcher } from './request-matcher.ts';
+import type {
+  DirectResponsePolicy,
+  FaultPolicy,
+  HeaderOps,
+  RedirectPolicy,
+  RetryPolicy,
+  RewritePolicy,
+} from './route-policy.ts';
+import { retryToString } from './route-policy.ts';
+
+/** An upstream cluster: a service port and subset, with its endpoints and effective policy. */
+export interface Cluster {
+  /** Istio's name: `outbound|9080|v1|reviews.default.svc.cluster.local`. */
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly subset: string | undefined;
+  readonly service: Service;
+  /** The endpoints (subset labels applied). */
+  readonly endpoints: readonly Endpoint[];
+  /** The effective traffic policy (DR, port-level, subset, subset-port merged block by block). */
+  readonly policy: TrafficPolicy;
+  /** The DestinationRule(s) that gave the policy, if any. */
+  readonly destinationRule: MergedDestinationRule | undefined;
+  /** Protocol of the service port (upper-case, e.g. `HTTP`, `GRPC`), or '' when not declared. */
+  readonly protocol: string;
+  toString(): string;
+}
+
+/** One weighted destination of a route. */
+export interface RouteTarget {
+  readonly host: string;
+  readonly subset: string | undefined;
+  readonly port: number;
+  readonly weight: number;
+  /** The cluster, or undefined when it does not exist (unknown host or subset → 503 NC). */
+  readonly cluster: Cluster | undefined;
+  /** Why the cluster is missing, when it is. */
+  readonly missing: string | undefined;
+  /** Destination-level header operations. */
+  readonly requestHeaders: HeaderOps | undefined;
+  readonly responseHeaders: HeaderOps | undefined;
+  /** Destination-level host rewrite (applies only when the route has none). */
+  readonly authority: string | undefined;
+}
+
+/** A mirror destination. */
+export interface MirrorTarget {
+  readonly target: RouteTarget;
+  /** Fraction of requests mirrored, in [0, 1]. */
+  readonly fraction: number;
+}
+
+/** What a route does. */
+export type RouteAction = 'forward' | 'redirect' | 'direct-response';
+
+/** The result of a lookup: the route, and for `forward` the chosen destination. Preallocated. */
+export interface RouteDecision {
+  readonly route: CompiledRoute;
+  readonly target: RouteTarget | undefined;
+}
+
+/** One compiled HTTP rule. */
+export interface CompiledRoute {
+  /** `vsName.ruleName` (or `default` for the implicit route of a service without a VirtualService). */
+  readonly name: string;
+  /** `VirtualService ns/name`, or undefined for the implicit route. */
+  readonly virtualService: string | undefined;
+  /** Index of the rule in `spec.http`. */
+  readonly index: number;
+  /** Match blocks, ORed; empty = every request. */
+  readonly matchers: readonly RequestMatcher[];
+  readonly action: RouteAction;
+  readonly targets: readonly RouteTarget[];
+  /** Cumulative weights of `targets` (last = total). */
+  readonly cumulativeWeights: readonly number[];
+  readonly timeoutMs: number | undefined;
+  readonly retry: RetryPolicy;
+  readonly fault: FaultPolicy | undefined;
+  readonly mirrors: readonly MirrorTarget[];
+  readonly requestHeaders: HeaderOps | undefined;
+  readonly responseHeaders: HeaderOps | undefined;
+  readonly rewrite: RewritePolicy | undefined;
+  readonly redirect: RedirectPolicy | undefined;
+  readonly directResponse: DirectResponsePolicy | undefined;
+  /** One preallocated decision per target (one with no target for redirect/direct response). */
+  readonly decisions: readonly RouteDecision[];
+  toString(): string;
+}
+
+/** A virtual host: one service port (or a VirtualService-only host) and its ordered routes. */
+export interface VirtualHost {
+  /** `host:port`, or `host` when any port applies. */
+  readonly name: string;
+  readonly host: string;
+  readonly port: number | undefined;
+  readonly service: Service | undefined;
+  /** The VirtualService that routes it, if any. */
+  readonly virtualService: string | undefined;
+  readonly routes: readonly CompiledRoute[];
+  /** The names the workload can use to reach it (`reviews`, `reviews:9080`, …). */
+  readonly domains: readonly string[];
+}
+
+/** Returned when the host is known but no rule matched (Envoy 404, flag NR). */
+export const NO_ROUTE: unique symbol = Symbol('meshlet.noRoute');
+
+/** Picks a target by weight; `random` in [0, 1). */
+export function pickTarget(route: CompiledRoute, random: number): RouteDecision {
+  const d = route.decisions;
+  if (d.length === 1) return d[0] as RouteDecision;
+  const cw = route.cumulativeWeights;
+  const x = random * (cw[cw.length - 1] as number);
+  for (let i = 0; i < cw.length; i++) if (x < (cw[i] as number)) return d[i] as RouteDecision;
+  return d[d.length - 1] as RouteDecision;
+}
+
+function describeTarget(t: RouteTarget, total: number): string {
+  const share = total > 0 ? ` ${((100 * t.weight) / total).toFixed(t.weight * 100 % total === 0 ? 0 : 1)}%` : '';
+  const cluster = t.cluster === undefined ? ` [missing: ${t.missing}]` : ` (${t.cluster.endpoints.length} endpoint${t.cluster.endpoints.length === 1 ? '' : 's'})`;
+  return `${t.host}:${t.port}${t.subset === undefined ? '' : `|${t.subset}`}${share}${cluster}`;
+}
+
+/** Prints a route on one or a few lines. */
+export function describeRoute(r: CompiledRoute): string {
+  const match = r.matchers.length === 0 ? 'any request' : r.matchers.map(String).join(' OR ');
+  let action: string;
+  if (r.action === 'redirect') action = `redirect ${r.redirect?.redirectCode} to ${r.redirect?.authority ?? ''}${r.redirect?.uri ?? r.redirect?.prefixRewrite ?? ''}`;
+  else if (r.action === 'direct-response') action = `respond ${r.directResponse?.status}`;
+  else {
+    const total = r.cumulativeWeights[r.cumulativeWeights.length - 1] ?? 0;
+    action = `→ ${r.targets.map((t) => describeTarget(t, total)).join(', ')}`;
+  }
+  const extras: string[] = [];
+  if (r.timeoutMs !== undefined) extras.push(`timeout ${r.timeoutMs}ms`);
+  if (r.action === 'forward') extras.push(retryToString(r.retry));
+  if (r.fault !== undefined) {
+    if (r.fault.delayMs !== undefined) extras.push(`fault delay ${r.fault.delayMs}ms @${(r.fault.delayFraction * 100).toFixed(2)}%`);
+    if (r.fault.abortHttpStatus !== undefined || r.fault.abortGrpcStatus !== undefined) {
+      extras.push(`fault abort ${r.fault.abortHttpStatus ?? r.fault.abortGrpcStatus} @${(r.fault.abortFraction * 100).toFixed(2)}%`);
+    }
+  }
+  for (const m of r.mirrors) extras.push(`mirror ${m.target.host}:${m.target.port}${m.target.subset ? `|${m.target.subset}` : ''} @${(m.fraction * 100).toFixed(2)}%`);
+  if (r.rewrite?.uriPrefix !== undefined) extras.push(`rewrite uri ${r.rewrite.uriPrefix}`);
+  if (r.rewrite?.uriRegex !== undefined) extras.push(`rewrite uri regex ${r.rewrite.uriRegex.source} → ${r.rewrite.uriRegexReplacement}`);
+  if (r.rewrite?.authority !== undefined) extras.push(`rewrite authority ${r.rewrite.authority}`);
+  return `${r.name}: ${match} ${action}${extras.length ? `\n      ${extras.join('; ')}` : ''}`;
+}
+
+/** The lookup structure: virtual hosts by every name a workload may use. */
+export class RouteTable {
+  readonly #byDomain: ReadonlyMap<string, VirtualHost>;
+  readonly #wildcards: readonly { readonly suffix: string; readonly port: number | undefined; readonly vhost: VirtualHost }[];
+  /** Every virtual host, sorted by name. */
+  readonly virtualHosts: readonly VirtualHost[];
+
+  constructor(vhosts: readonly VirtualHost[]) {
+    const map = new Map<string, VirtualHost>();
+    const wild: { suffix: string; port: number | undefined; vhost: VirtualHost }[] = [];
+    for (const v of vhosts) {
+      for (const d of v.domains) {
+        if (d.startsWith('*.')) wild.push({ suffix: d.slice(1), port: v.port, vhost: v });
+        else if (!map.has(d)) map.set(d, v);
+      }
+    }
+    wild.sort((a, b) => b.suffix.length - a.suffix.length);
+    this.#byDomain = map;
+    this.#wildcards = wild;
+    this.virtualHosts = [...vhosts].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Finds the virtual host for an authority (`reviews:9080`, `reviews`, `api.example.com`). */
+  virtualHost(authority: string, scheme = 'http'): VirtualHost | undefined {
+    const direct = this.#byDomain.get(authority);
+    if (direct !== undefined) return direct;
+    return this.#slowVirtualHost(authority, scheme);
+  }
+
+  #slowVirtualHost(authority: string, scheme: string): VirtualHost | undefined {
+    let a = authority.toLowerCase();
+    if (a.endsWith('.')) a = a.slice(0, -1);
+    let host = a;
+    let port: number | undefined;
+    const colon = a.lastIndexOf(':');
+    if (colon !== -1 && !a.endsWith(']')) {
+      host = a.slice(0, colon);
+      port = Number(a.slice(colon + 1));
+    }
+    const defaultPort = scheme === 'https' ? 443 : 80;
+    const p = port ?? defaultPort;
+    const hit = this.#byDomain.get(`${host}:${p}`) ?? (port === undefined || port === defaultPort ? this.#byDomain.get(host) : undefined) ?? this.#byDomain.get(`${host}:*`);
+    if (hit !== undefined) return hit;
+    for (const w of this.#wildcards) {
+      if (host.endsWith(w.suffix) && host.length > w.suffix.length && (w.port === undefined || w.port === p)) return w.vhost;
+    }
+    return undefined;
+  }
+
+  /**
+   * Routes a request: returns the decision (route and weighted target, preallocated),
+   * {@link NO_ROUTE} when the host is known but no rule matches, or `undefined` when the host
+   * is not in the mesh (the caller passes it through or rejects it, per outbound traffic policy).
+   * `random` in [0, 1) picks among weighted targets.
+   */
+  route(head: RequestHead, random: number): RouteDecision | typeof NO_ROUTE | undefined {
+    const vhost = this.virtualHost(head.authority, head.scheme);
+    if (vhost === undefined) return undefined;
+    const route = matchRoute(vhost, head);
+    return route === undefined ? NO_ROUTE : pickTarget(route, random);
+  }
+}
+
+// Reused for every lookup: matching is synchronous, so one scratch object is enough and the
+// hot path allocates nothing.
+const scratch: MatchScratch = { queryStart: -1, query: undefined };
+
+/** First route of the virtual host whose match blocks (any of them) accept the request. */
+export function matchRoute(vhost: VirtualHost, head: RequestHead): CompiledRoute | undefined {
+  scratch.queryStart = head.path.indexOf('?');
+  scratch.query = undefined;
+  const routes = vhost.routes;
+  for (let i = 0; i < routes.length; i++) {
+    const r = routes[i] as CompiledRoute;
+    const ms = r.matchers;
+    if (ms.length === 0) return r;
+    for (let j = 0; j < ms.length; j++) if ((ms[j] as RequestMatcher).matches(head, scratch)) return r;
+  }
+  return undefined;
+}

@@ -1,0 +1,26 @@
+/**
+ * Test helpers for config: validate YAML text and look at the issues as strings.
+ */
+import { IssueList } from '../../src/config/issues.ts';
+import { parseText } from '../../src/config/load.ts';
+import { validateDocuments } from '../../src/config/validate/index.ts';
+
+/** Validates YAML text as if read from `file`; returns the resources and the issues printed as strings. */
+export function validateYaml(text: string, file = 'test.yaml') {
+  const issues = new IssueList();
+  const docs = parseText(text, file, issues);
+  const result = validateDocuments(docs, {}, issues);
+  const errors = issues.ofLevel('error').map(String);
+  const warnings = issues.ofLevel('warning').map(String);
+  return { resources: result.resources, issues, errors, warnings };
+}
+
+/** Builds a YAML document for a kind with the given spec (as YAML text, indented by the caller's choice). */
+export function doc(apiVersion: string, kind: string, name: string, spec: string, namespace = 'default'): string {
+  const indented = spec
+    .trim()
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
+  return `apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\nspec:\n${indented}\n`;
+}
