@@ -58,7 +58,13 @@ export const GRPC_STATUS_NAMES = [
   'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED',
 ] as const;
 
-const headerMatches = map(stringMatch({ allowStarRegex: true }), { key: checkHeaderName });
+/** Match header keys: header names, or `@request.auth.claims.<claim>` (JWT-claim routing). */
+function checkMatchHeaderName(name: string): string | undefined {
+  if (name.startsWith('@request.auth.claims.')) return name.length > '@request.auth.claims.'.length ? undefined : 'claim name missing';
+  return checkHeaderName(name);
+}
+
+const headerMatches = map(stringMatch({ allowStarRegex: true }), { key: checkMatchHeaderName });
 
 const matchRequest = obj<HTTPMatchRequest>({
   name: str,
@@ -301,6 +307,9 @@ const httpRoute = obj<HTTPRoute>(
       }
       (r.match ?? []).forEach((m, i) => {
         for (const name of Object.keys(m.headers ?? {})) {
+          if (name.startsWith('@request.auth.claims.')) {
+            warn(ctx, [...path, 'match', i, 'headers', name], 'JWT-claim routing works on Istio gateways only; like a sidecar, meshlet never matches it on outbound calls');
+          }
           if (['uri', 'scheme', 'method', 'authority'].includes(name)) {
             warn(ctx, [...path, 'match', i, 'headers', name], `"${name}" is ignored as a header match; use match.${name}`);
           }

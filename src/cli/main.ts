@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+/**
+ * The `meshlet` command line.
+ *
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { isMeshletError } from '../core/errors.ts';
+import { out, UsageError } from './args.ts';
+import { routesCommand, routesHelp } from './commands/routes.ts';
+import { validateCommand, validateHelp } from './commands/validate.ts';
+
+const HELP = `meshlet — an in-process service mesh for Node.js that reads Istio's own resources.
+
+Usage: meshlet <command> [options]
+
+Commands:
+  validate <files or dirs...>             validate and analyse Istio resources
+  routes <config> --service <name> ...    print the compiled route table of a workload
+  help [command]                          show help
+
+Run 'meshlet <command> --help' for a command's options.
+`;
+
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
+  validate: { run: validateCommand, help: validateHelp },
+  analyze: { run: validateCommand, help: validateHelp },
+  routes: { run: routesCommand, help: routesHelp },
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Runs the CLI with `argv` (without node and script); returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    const sub = rest[0] === undefined ? undefined : COMMANDS[rest[0]];
+    out(sub?.help ?? HELP);
+    return 0;
+  }
+  if (cmd === '--version' || cmd === '-v' || cmd === 'version') {
+    out(version());
+    return 0;
+  }
+  const command = COMMANDS[cmd];
+  if (command === undefined) throw new UsageError(`unknown command "${cmd}"; run 'meshlet help'`);
+  return command.run(rest);
+}
+
+const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      if (err instanceof UsageError || (err instanceof Error && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
+        process.stderr.write(`meshlet: ${err.message}\n`);
+        process.exitCode = 2;
+      } else if (isMeshletError(err)) {
+        process.stderr.write(`meshlet: ${err.message}\n`);
+        process.exitCode = 1;
+      } else {
+        process.stderr.write(`meshlet: internal error (please report): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+        process.exitCode = 70;
+      }
+    },
+  );
+}
