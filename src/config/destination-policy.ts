@@ -83,38 +83,59 @@ export interface ClientWorkload {
 }
 
 /**
- * Finds the DestinationRules that apply to traffic from `client` to `serviceHost` (in
- * `serviceNamespace`), following Istio's precedence: a rule in the client's namespace, then one in
- * the service's namespace, then one in the root namespace; within a namespace the most specific
- * host wins and rules with the same host are merged.
+ * The DestinationRules visible to one client workload, indexed by host, so finding the rule
+ * for each of thousands of services stays linear.
  */
+export class DestinationRuleIndex {
+  readonly #exact = new Map<string, Resource<'DestinationRule'>[]>();
+  readonly #wildcard: { host: string; rule: Resource<'DestinationRule'> }[] = [];
+
+  constructor(resources: readonly AnyResource[] | readonly Resource<'DestinationRule'>[], client: ClientWorkload) {
+    for (const r of ofKind(resources as readonly AnyResource[], 'DestinationRule')) {
+      const ns = r.metadata.namespace;
+      if (!isVisible(r.spec.exportTo, ns, client.namespace)) continue;
+      // A rule with a selector applies only to selected workloads in its own namespace.
+      if (r.spec.workloadSelector !== undefined && (ns !== client.namespace || !labelsMatch(r.spec.workloadSelector.matchLabels ?? {}, client.labels))) continue;
+      const host = resolveHost(r.spec.host, ns);
+      if (host.startsWith('*')) this.#wildcard.push({ host, rule: r });
+      else {
+        const list = this.#exact.get(host) ?? [];
+        list.push(r);
+        this.#exact.set(host, list);
+      }
+    }
+  }
+
+  /**
+   * The merged rule for traffic to `serviceHost` (declared in `serviceNamespace`), following
+   * Istio's precedence: a rule in the client's namespace, then the service's namespace, then the
+   * root namespace, then any other visible one; within a namespace, rules with a workload
+   * selector beat those without, and the most specific host wins; rules with that host merge.
+   */
+  find(serviceHost: string, serviceNamespace: string, clientNamespace: string): MergedDestinationRule | undefined {
+    const candidates = [...(this.#exact.get(serviceHost) ?? [])];
+    for (const w of this.#wildcard) if (hostMatches(w.host, serviceHost)) candidates.push(w.rule);
+    if (candidates.length === 0) return undefined;
+    for (const ns of [clientNamespace, serviceNamespace, ROOT_NAMESPACE, undefined]) {
+      const tier = ns === undefined ? candidates : candidates.filter((r) => r.metadata.namespace === ns);
+      if (tier.length === 0) continue;
+      const selected = tier.some((r) => r.spec.workloadSelector !== undefined) ? tier.filter((r) => r.spec.workloadSelector !== undefined) : tier;
+      const hostOf = (r: Resource<'DestinationRule'>) => resolveHost(r.spec.host, r.metadata.namespace);
+      let best = -1;
+      for (const r of selected) best = Math.max(best, specificity(hostOf(r)));
+      const host = hostOf(selected.find((r) => specificity(hostOf(r)) === best) as Resource<'DestinationRule'>);
+      return mergeRules(host, selected.filter((r) => hostOf(r) === host));
+    }
+    return undefined;
+  }
+}
+
+/** One-off lookup; build a {@link DestinationRuleIndex} when looking up many hosts. */
 export function findDestinationRule(
   resources: readonly AnyResource[] | readonly Resource<'DestinationRule'>[],
   client: ClientWorkload,
   serviceHost: string,
   serviceNamespace: string,
 ): MergedDestinationRule | undefined {
-  const rules = ofKind(resources as readonly AnyResource[], 'DestinationRule');
-  const candidates = rules.filter((r) => {
-    const ns = r.metadata.namespace;
-    if (!isVisible(r.spec.exportTo, ns, client.namespace)) return false;
-    if (r.spec.workloadSelector !== undefined) {
-      // A rule with a selector applies only to selected workloads in its own namespace.
-      if (ns !== client.namespace || !labelsMatch(r.spec.workloadSelector.labels ?? {}, client.labels)) return false;
-    }
-    return hostMatches(resolveHost(r.spec.host, ns), serviceHost);
-  });
-  if (candidates.length === 0) return undefined;
-  for (const ns of [client.namespace, serviceNamespace, ROOT_NAMESPACE, undefined]) {
-    const tier = ns === undefined ? candidates : candidates.filter((r) => r.metadata.namespace === ns);
-    if (tier.length === 0) continue;
-    // Selector rules beat selector-less ones in the same namespace (Istio), then the most specific host.
-    const selected = tier.some((r) => r.spec.workloadSelector !== undefined) ? tier.filter((r) => r.spec.workloadSelector !== undefined) : tier;
-    let best = -1;
-    for (const r of selected) best = Math.max(best, specificity(resolveHost(r.spec.host, r.metadata.namespace)));
-    const top = selected.filter((r) => specificity(resolveHost(r.spec.host, r.metadata.namespace)) === best);
-    const host = resolveHost((top[0] as Resource<'DestinationRule'>).spec.host, (top[0] as Resource<'DestinationRule'>).metadata.namespace);
-    return mergeRules(host, top.filter((r) => resolveHost(r.spec.host, r.metadata.namespace) === host));
-  }
-  return undefined;
+  return new DestinationRuleIndex(resources, client).find(serviceHost, serviceNamespace, client.namespace);
 }

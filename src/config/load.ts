@@ -170,7 +170,9 @@ export function fromObjects(objects: readonly unknown[], label = '<inline>'): Ra
   const out: RawDocument[] = [];
   objects.forEach((value, i) => {
     if (isList(value) && Array.isArray(value.items)) {
-      value.items.forEach((item, j) => out.push({ value: item, source: { file: `${label}[${i}].items[${j}]` } }));
+      value.items.forEach((item, j) => {
+        out.push({ value: item, source: { file: `${label}[${i}].items[${j}]` } });
+      });
     } else {
       out.push({ value, source: { file: `${label}[${i}]` } });
     }

@@ -20,6 +20,87 @@ export interface Re2 {
   replaceAll(input: string, replacement: string): string;
 }
 
+const SAFE_ESCAPES = new Set([...'dDwWbB.\\/-^$*+?()[]{}|tnrf']);
+
+/**
+ * Translates an RE2 pattern to an equivalent V8 RegExp when that is provably safe: RE2 syntax
+ * that means the same in JavaScript, quantifiers only on single atoms (never on groups), and at
+ * most one unbounded quantifier — so V8's backtracking engine runs in linear time on it.
+ * Anything else returns undefined and is matched by re2js (linear time by construction).
+ */
+export function fastPathRegExp(pattern: string): RegExp | undefined {
+  let out = '';
+  let unbounded = 0;
+  let inClass = false;
+  let prevAtomIsGroup = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === '\\') {
+      const n = pattern[i + 1];
+      if (n === undefined || !SAFE_ESCAPES.has(n)) return undefined;
+      if (n === 's' || n === 'S') return undefined; // RE2 \s is ASCII-only, V8's is Unicode
+      out += c + n;
+      i++;
+      prevAtomIsGroup = false;
+      continue;
+    }
+    if (inClass) {
+      if (c === '[' && pattern[i + 1] === ':') return undefined; // POSIX classes
+      if (c === ']') inClass = false;
+      out += c;
+      continue;
+    }
+    switch (c) {
+      case '[':
+        inClass = true;
+        prevAtomIsGroup = false;
+        out += c;
+        break;
+      case '(':
+        if (pattern[i + 1] === '?' && pattern.slice(i, i + 3) !== '(?:') return undefined; // flags, named groups
+        out += c;
+        break;
+      case ')':
+        prevAtomIsGroup = true;
+        out += c;
+        break;
+      case '*':
+      case '+':
+      case '?':
+      case '{': {
+        if (c === '?' && (pattern[i - 1] === '*' || pattern[i - 1] === '+' || pattern[i - 1] === '?' || pattern[i - 1] === '}')) {
+          out += c; // lazy modifier
+          break;
+        }
+        if (prevAtomIsGroup) return undefined;
+        if (c === '{') {
+          const close = pattern.indexOf('}', i);
+          if (close === -1) return undefined;
+          const body = pattern.slice(i + 1, close);
+          if (!/^\d+(,\d*)?$/.test(body)) return undefined;
+          if (body.endsWith(',')) unbounded++;
+          out += pattern.slice(i, close + 1);
+          i = close;
+        } else {
+          if (c !== '?') unbounded++;
+          out += c;
+        }
+        if (unbounded > 1) return undefined;
+        break;
+      }
+      default:
+        prevAtomIsGroup = false;
+        out += c;
+    }
+  }
+  if (inClass) return undefined;
+  try {
+    return new RegExp(`^(?:${out})$`, 'u');
+  } catch {
+    return undefined;
+  }
+}
+
 /** Compiles an RE2 pattern, or returns the reason it is not valid RE2. */
 export function compileRe2(pattern: string): Re2 | { error: string } {
   if (pattern.length > MAX_REGEX_LENGTH) {
@@ -32,9 +113,10 @@ export function compileRe2(pattern: string): Re2 | { error: string } {
     const msg = err instanceof Error ? err.message : String(err);
     return { error: `invalid RE2 regex "${pattern}": ${msg.replace(/^error parsing regexp: /, '')}` };
   }
+  const fast = fastPathRegExp(pattern);
   return {
     source: pattern,
-    matches: (input) => re.matches(input),
+    matches: fast === undefined ? (input) => re.matches(input) : (input) => fast.test(input),
     // RE2 rewrites use \1; re2js uses $1.
     replaceAll: (input, replacement) => re.matcher(input).replaceAll(replacement.replace(/\\(\d)/g, '$$$1')),
   };

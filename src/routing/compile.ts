@@ -6,7 +6,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { effectivePolicy, findDestinationRule, type ClientWorkload } from '../config/destination-policy.ts';
+import { DestinationRuleIndex, effectivePolicy, type ClientWorkload } from '../config/destination-policy.ts';
 import { aliasesFor, hostMatches, isVisible, isWildcard, resolveHost, specificity } from '../config/hosts.ts';
 import { endpointsFor, labelsMatch, ServiceRegistry, type Service } from '../config/registry.ts';
 import { byAge, ofKind, type AnyResource, type Resource } from '../config/resource.ts';
@@ -64,13 +64,13 @@ export function contentVersion(resources: readonly AnyResource[]): string {
 const HTTP_PROTOCOLS = new Set(['', 'HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB', 'HTTPS']);
 
 class Compiler {
-  readonly #resources: readonly AnyResource[];
   readonly #registry: ServiceRegistry;
   readonly #client: ClientWorkload;
   readonly #clusters = new Map<string, Cluster>();
+  readonly #rules: DestinationRuleIndex;
 
   constructor(resources: readonly AnyResource[], registry: ServiceRegistry, client: ClientWorkload) {
-    this.#resources = resources;
+    this.#rules = new DestinationRuleIndex(resources, client);
     this.#registry = registry;
     this.#client = client;
   }
@@ -83,7 +83,7 @@ class Compiler {
     const name = `outbound|${port.number}|${subset ?? ''}|${service.hostname}`;
     const existing = this.#clusters.get(name);
     if (existing !== undefined) return existing;
-    const dr = findDestinationRule(this.#resources, this.#client, service.hostname, service.namespace);
+    const dr = this.#rules.find(service.hostname, service.namespace, this.#client.namespace);
     let endpoints = endpointsFor(service, port);
     if (subset !== undefined) {
       const def = dr?.subsets.get(subset);
@@ -180,7 +180,10 @@ class Compiler {
     const targets = dests.map((d) => this.target(d.destination, dests.length === 1 ? 100 : (d.weight ?? 0), ns, port, d.headers));
     const cumulative: number[] = [];
     let sum = 0;
-    for (const t of targets) cumulative.push((sum += t.weight));
+    for (const t of targets) {
+      sum += t.weight;
+      cumulative.push(sum);
+    }
     const mirrors: MirrorTarget[] = [];
     if (rule.mirror !== undefined) {
       const fraction = rule.mirrorPercentage !== undefined ? rule.mirrorPercentage.value / 100 : rule.mirrorPercent !== undefined ? rule.mirrorPercent / 100 : 1;
@@ -238,28 +241,41 @@ class Compiler {
   }
 }
 
-/** The VirtualService for a host: exact host beats wildcard, then the oldest (Istio's conflict rule). */
-function virtualServiceFor(host: string, candidates: readonly { vs: Resource<'VirtualService'>; hosts: string[] }[]): Resource<'VirtualService'> | undefined {
-  let best: Resource<'VirtualService'> | undefined;
-  let bestScore = -1;
-  for (const c of candidates) {
-    for (const h of c.hosts) {
-      if (!hostMatches(h, host)) continue;
-      const score = specificity(h);
-      if (score > bestScore || (score === bestScore && best !== undefined && byAge(c.vs, best) < 0)) {
-        best = c.vs;
-        bestScore = score;
+interface VsEntry {
+  readonly vs: Resource<'VirtualService'>;
+  readonly hosts: readonly string[];
+}
+
+/** VirtualServices indexed by host; for a host, an exact host beats a wildcard, then the oldest wins (Istio's conflict rule). */
+class VirtualServiceIndex {
+  readonly #exact = new Map<string, Resource<'VirtualService'>>();
+  readonly #wildcard: { host: string; vs: Resource<'VirtualService'> }[] = [];
+  readonly entries: readonly VsEntry[];
+
+  constructor(entries: readonly VsEntry[]) {
+    this.entries = entries; // already sorted oldest first
+    for (const e of entries) {
+      for (const h of e.hosts) {
+        if (isWildcard(h)) this.#wildcard.push({ host: h, vs: e.vs });
+        else if (!this.#exact.has(h)) this.#exact.set(h, e.vs);
       }
     }
+    this.#wildcard.sort((a, b) => specificity(b.host) - specificity(a.host) || byAge(a.vs, b.vs));
   }
-  return best;
+
+  find(host: string): Resource<'VirtualService'> | undefined {
+    const exact = this.#exact.get(host);
+    if (exact !== undefined) return exact;
+    for (const w of this.#wildcard) if (hostMatches(w.host, host)) return w.vs;
+    return undefined;
+  }
 }
 
 /**
  * Compiles validated resources into the snapshot of one workload.
  * @example
  * const snap = compileSnapshot(resources, { service: 'productpage', namespace: 'default', labels: { version: 'v1' } });
- * snap.routes.route({ method: 'GET', scheme: 'http', authority: 'reviews:9080', path: '/reviews/1', headers: {} }, Math.random());
+ * snap.routes.route({ method: 'GET', scheme: 'http', authority: 'reviews:9080', path: '/reviews/1', headers: {} }, toDraw(Math.random()));
  */
 export function compileSnapshot(resources: readonly AnyResource[], workload: WorkloadInfo, options: CompileOptions = {}): Snapshot {
   const wl = { service: workload.service, namespace: workload.namespace ?? 'default', labels: workload.labels ?? {} };
@@ -270,11 +286,12 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
     .filter((vs) => vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh') || (vs.spec.http ?? []).some((r) => (r.match ?? []).some((m) => m.gateways?.includes('mesh'))))
     .sort(byAge)
     .map((vs) => ({ vs, hosts: (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace)) }));
+  const vsIndex = new VirtualServiceIndex(vss);
   const vhosts: VirtualHost[] = [];
   const covered = new Set<string>();
   const visibleServices = registry.services.filter((s) => registry.lookup(s.hostname, wl.namespace) === s);
   for (const svc of visibleServices) {
-    const vs = virtualServiceFor(svc.hostname, vss);
+    const vs = vsIndex.find(svc.hostname);
     const ports: (ServicePort | undefined)[] = svc.ports.length > 0 ? svc.ports.filter((p) => HTTP_PROTOCOLS.has((p.protocol ?? '').toUpperCase())) : [undefined];
     for (const p of ports) {
       const port = p?.number;
@@ -295,8 +312,8 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
   // VirtualService hosts with no service behind them still get routes (any port), as sidecars do.
   for (const { vs, hosts } of vss) {
     for (const h of hosts) {
-      if (covered.has(h) || registry.services.some((s) => hostMatches(h, s.hostname) && !isWildcard(h))) continue;
-      if (virtualServiceFor(h, vss) !== vs) continue;
+      if (covered.has(h) || registry.byHost.has(h)) continue;
+      if (vsIndex.find(h) !== vs) continue;
       covered.add(h);
       const names = isWildcard(h) ? [h] : aliasesFor(h, wl.namespace);
       vhosts.push(Object.freeze({ name: h, host: h, port: undefined, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, undefined)), domains: Object.freeze(names.flatMap((n) => [n, `${n}:*`])) }));

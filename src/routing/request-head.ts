@@ -29,24 +29,26 @@ export function headerValue(headers: Readonly<Record<string, HeaderValue>>, name
   return v.join(',');
 }
 
+const NO_QUERY: ReadonlyMap<string, string> = new Map();
+
+function decode(s: string): string {
+  if (s.indexOf('%') === -1 && s.indexOf('+') === -1) return s;
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    return s; // keep the raw text for malformed escapes
+  }
+}
+
 /** Parses the query string of a path into a map of first values (`?a` gives `a` → ''). */
-export function parseQuery(path: string, start: number): Map<string, string> {
+export function parseQuery(path: string, start: number): ReadonlyMap<string, string> {
+  if (start < 0 || start === path.length - 1) return NO_QUERY;
   const out = new Map<string, string>();
-  if (start < 0) return out;
   for (const part of path.slice(start + 1).split('&')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
-    const rawKey = eq === -1 ? part : part.slice(0, eq);
-    const rawVal = eq === -1 ? '' : part.slice(eq + 1);
-    let key = rawKey;
-    let val = rawVal;
-    try {
-      key = decodeURIComponent(rawKey.replace(/\+/g, ' '));
-      val = decodeURIComponent(rawVal.replace(/\+/g, ' '));
-    } catch {
-      // keep the raw text for malformed escapes
-    }
-    if (!out.has(key)) out.set(key, val);
+    const key = decode(eq === -1 ? part : part.slice(0, eq));
+    if (!out.has(key)) out.set(key, decode(eq === -1 ? '' : part.slice(eq + 1)));
   }
   return out;
 }

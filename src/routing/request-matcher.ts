@@ -12,7 +12,7 @@ import { compileStringMatch, PRESENT, type StringMatcher } from './string-matche
 export interface MatchScratch {
   /** Index of `?` in the path, or -1. */
   queryStart: number;
-  query: Map<string, string> | undefined;
+  query: ReadonlyMap<string, string> | undefined;
 }
 
 interface HeaderCondition {

@@ -117,12 +117,23 @@ export interface VirtualHost {
 /** Returned when the host is known but no rule matched (Envoy 404, flag NR). */
 export const NO_ROUTE: unique symbol = Symbol('meshlet.noRoute');
 
-/** Picks a target by weight; `random` in [0, 1). */
-export function pickTarget(route: CompiledRoute, random: number): RouteDecision {
+/** Largest draw {@link pickTarget} expects: draws are integers in [0, 2^30), which V8 never boxes. */
+export const MAX_DRAW = 0x40000000;
+
+/** Turns a random number in [0, 1) into a draw for {@link RouteTable.route}. */
+export function toDraw(random: number): number {
+  return (random * MAX_DRAW) | 0;
+}
+
+/**
+ * Picks a target by weight. `draw` is a uniform integer in [0, 2^30) (see {@link toDraw}):
+ * an integer rather than a float so passing it never allocates.
+ */
+export function pickTarget(route: CompiledRoute, draw: number): RouteDecision {
   const d = route.decisions;
   if (d.length === 1) return d[0] as RouteDecision;
   const cw = route.cumulativeWeights;
-  const x = random * (cw[cw.length - 1] as number);
+  const x = draw % (cw[cw.length - 1] as number);
   for (let i = 0; i < cw.length; i++) if (x < (cw[i] as number)) return d[i] as RouteDecision;
   return d[d.length - 1] as RouteDecision;
 }
@@ -212,13 +223,13 @@ export class RouteTable {
    * Routes a request: returns the decision (route and weighted target, preallocated),
    * {@link NO_ROUTE} when the host is known but no rule matches, or `undefined` when the host
    * is not in the mesh (the caller passes it through or rejects it, per outbound traffic policy).
-   * `random` in [0, 1) picks among weighted targets.
+   * `draw`, a uniform integer in [0, 2^30) (see {@link toDraw}), picks among weighted targets.
    */
-  route(head: RequestHead, random: number): RouteDecision | typeof NO_ROUTE | undefined {
+  route(head: RequestHead, draw: number): RouteDecision | typeof NO_ROUTE | undefined {
     const vhost = this.virtualHost(head.authority, head.scheme);
     if (vhost === undefined) return undefined;
     const route = matchRoute(vhost, head);
-    return route === undefined ? NO_ROUTE : pickTarget(route, random);
+    return route === undefined ? NO_ROUTE : pickTarget(route, draw);
   }
 }
 

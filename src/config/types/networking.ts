@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { PortSelector, Percent, StringMatch, WorkloadSelector } from './common.ts';
+import type { LabelSelector, PortSelector, Percent, StringMatch, WorkloadSelector } from './common.ts';
 
 /** `VirtualService.spec`. */
 export interface VirtualServiceSpec {
@@ -232,7 +232,8 @@ export interface DestinationRuleSpec {
   trafficPolicy?: TrafficPolicy;
   subsets?: Subset[];
   exportTo?: string[];
-  workloadSelector?: WorkloadSelector;
+  /** Apply only to these client workloads (same namespace); Istio's `matchLabels` selector. */
+  workloadSelector?: LabelSelector;
 }
 
 /** A named subset of a service's endpoints. */

@@ -4,16 +4,15 @@
  *
  * @module
  */
+import { isIP } from 'node:net';
 import type { LabelSelector, Percent, PolicyTargetReference, PortSelector, StringMatch, WorkloadSelector } from '../types/common.ts';
 import { fail, int, map, nonEmpty, num, obj, regex, req, str, strWith, type Ctx, type Validator } from './schema.ts';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-/** True for an IPv4 or IPv6 literal. */
+/** True for an IPv4 or IPv6 literal (no port, no brackets). */
 export function isIpAddress(s: string): boolean {
-  return IPV4.test(s) || (s.includes(':') && /^[0-9a-fA-F:.]+$/.test(s));
+  return isIP(s) !== 0;
 }
 
 /** Checks a DNS-1123 label (namespaces, subset names); returns a problem or nothing. */
@@ -47,7 +46,11 @@ export function checkHost(host: string, { allowWildcard = true, allowIp = false 
   for (const label of name.split('.')) {
     if (label.length === 0) return `invalid host "${host}": empty label`;
     if (label.length > 63) return `invalid host "${host}": label "${label}" is longer than 63 characters`;
-    if (!/^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$/.test(label)) return `invalid host "${host}": label "${label}" has characters a DNS name cannot have`;
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(label)) {
+      return /[A-Z]/.test(label)
+        ? `invalid host "${host}": host names must be lower-case`
+        : `invalid host "${host}": label "${label}" has characters a DNS name cannot have`;
+    }
   }
   return undefined;
 }

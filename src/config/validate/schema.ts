@@ -180,6 +180,8 @@ export function map<T>(value: Validator<T>, options: MapOptions = {}): Validator
     const entries = Object.entries(v);
     if (options.max !== undefined && entries.length > options.max) return fail(ctx, path, `must have at most ${options.max} entries`);
     const out: Record<string, T> = {};
+    // defineProperty, so a key such as "__proto__" is an ordinary entry, not the prototype.
+    const put = (k: string, r: T) => Object.defineProperty(out, k, { value: r, enumerable: true, writable: true, configurable: true });
     for (const [k, el] of entries) {
       const p = [...path, k];
       const keyProblem = options.key?.(k);
@@ -192,7 +194,7 @@ export function map<T>(value: Validator<T>, options: MapOptions = {}): Validator
         continue;
       }
       const r = value(el, p, ctx);
-      if (r !== undefined) out[k] = r;
+      if (r !== undefined) put(k, r);
     }
     return out;
   };

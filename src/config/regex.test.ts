@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { compileRe2, fastPathRegExp } from './regex.ts';
+
+describe('RE2 regexes', () => {
+  const cases: [string, string, boolean][] = [
+    ['/reviews/[0-9]+', '/reviews/12', true],
+    ['/reviews/[0-9]+', '/reviews/12x', false], // full match, as Envoy
+    ['/reviews/[0-9]+', 'x/reviews/12', false],
+    ['^/api/v\\d+/.*$', '/api/v2/users', true],
+    ['(?i)/API', '/api', true], // RE2 inline flags (re2js path)
+    ['\\pL+', 'héllo', true], // Unicode classes (re2js path)
+    ['[[:digit:]]+', '123', true],
+    ['a\\sb', 'a b', true],
+    ['a\\sb', 'a\u00a0b', false], // RE2 \s is ASCII whitespace only
+    ['foo|bar', 'bar', true],
+    ['foo|bar', 'foobar', false],
+    ['(a+)+b', `${'a'.repeat(40)}c`, false], // would hang a backtracking engine
+    ['(a|aa)*c', `${'a'.repeat(40)}b`, false],
+    ['.*a.*a.*a.*b', `${'a'.repeat(5000)}`, false],
+  ];
+  for (const [pattern, input, expected] of cases) {
+    it(`${JSON.stringify(pattern)} on ${JSON.stringify(input.slice(0, 20))} → ${expected}`, () => {
+      const re = compileRe2(pattern);
+      assert.ok(!('error' in re));
+      assert.equal(re.matches(input), expected);
+    });
+  }
+
+  it('takes the V8 fast path only for provably linear patterns', () => {
+    for (const p of ['/reviews/[0-9]+', 'foo|bar', '/api/.*', 'a{2,5}b', '\\d{3}-\\d{4}', '(?:v1|v2)/x+']) assert.ok(fastPathRegExp(p) instanceof RegExp, p);
+    for (const p of ['(a+)+b', '(a|aa)*c', '.*a.*b', '(?i)x', '\\pL', '[[:alpha:]]', 'a\\sb', '(ab){2,}', '\\Qa\\E', 'x{2,}y+']) assert.equal(fastPathRegExp(p), undefined, p);
+  });
+
+  it('rejects what RE2 rejects, with the reason', () => {
+    for (const p of ['(a)\\1', '(?=a)', '(?<!a)b', 'a(']) {
+      const re = compileRe2(p);
+      assert.ok('error' in re, p);
+      assert.match(re.error, /invalid RE2 regex/);
+    }
+    const long = compileRe2('a'.repeat(1025));
+    assert.ok('error' in long && /limit is 1024/.test(long.error));
+  });
+
+  it('rewrites with RE2 \\1 references', () => {
+    const re = compileRe2('^/v1/(.*)$');
+    assert.ok(!('error' in re));
+    assert.equal(re.replaceAll('/v1/users', '/v2/\\1'), '/v2/users');
+  });
+});
