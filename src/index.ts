@@ -1,0 +1,41 @@
+/**
+ * meshlet: an in-process service mesh for Node.js that reads Istio's own resources.
+ *
+ * This entry point exports the config model: loading and validating Istio resources, analysis,
+ * and compiling them into the immutable per-workload {@link Snapshot} the data plane reads.
+ *
+ * @packageDocumentation
+ */
+export { ConfigError, InvalidArgumentError, isMeshletError, MeshletError, statusFor, ERROR_STATUS } from './core/errors.ts';
+export type { ConfigIssueLike, ErrorContext, ErrorStatus, MeshletErrorCode, MeshletErrorOptions } from './core/errors.ts';
+export { loadConfig, checkDocuments } from './config/load-config.ts';
+export type { ConfigSource, LoadConfigOptions, LoadedConfig } from './config/load-config.ts';
+export { IssueList, formatPath } from './config/issues.ts';
+export type { ConfigIssue, FieldPath, IssueLevel, IssueSubject, PathSegment, SourceRef } from './config/issues.ts';
+export { parseText, readSources, fromObjects } from './config/load.ts';
+export type { LoadLimits, RawDocument } from './config/load.ts';
+export { validateDocuments } from './config/validate/index.ts';
+export type { ValidateOptions, ValidationResult } from './config/validate/index.ts';
+export { analyze } from './config/analyze/index.ts';
+export { KIND_VERSIONS } from './config/resource.ts';
+export type { AnyResource, Kind, Resource, SpecByKind } from './config/resource.ts';
+export { parseDuration, formatDuration } from './config/duration.ts';
+export { resolveHost, hostMatches } from './config/hosts.ts';
+export { ServiceRegistry } from './config/registry.ts';
+export type { Endpoint, Service, Workload } from './config/registry.ts';
+export { DestinationRuleIndex, effectivePolicy, findDestinationRule } from './config/destination-policy.ts';
+export type { ClientWorkload, MergedDestinationRule } from './config/destination-policy.ts';
+export { compileSnapshot, contentVersion } from './routing/compile.ts';
+export type { CompileOptions, Snapshot, WorkloadInfo } from './routing/compile.ts';
+export { NO_ROUTE, RouteTable, matchRoute, pickTarget, toDraw, MAX_DRAW } from './routing/route-table.ts';
+export type { Cluster, CompiledRoute, MirrorTarget, RouteAction, RouteDecision, RouteTarget, VirtualHost } from './routing/route-table.ts';
+export type { RequestHead, HeaderValue } from './routing/request-head.ts';
+export { RequestMatcher } from './routing/request-matcher.ts';
+export type { MatchScratch } from './routing/request-matcher.ts';
+export { compileRe2 } from './config/regex.ts';
+export type { Re2 } from './config/regex.ts';
+export type { RetryPolicy, FaultPolicy, HeaderOps, RewritePolicy, RedirectPolicy, DirectResponsePolicy } from './routing/route-policy.ts';
+export type * from './config/types/common.ts';
+export type * from './config/types/networking.ts';
+export type * from './config/types/security.ts';
+export type * from './config/types/telemetry.ts';
