@@ -109,15 +109,16 @@ export class DestinationRuleIndex {
   /**
    * The merged rule for traffic to `serviceHost` (declared in `serviceNamespace`), following
    * Istio's precedence: a rule in the client's namespace, then the service's namespace, then the
-   * root namespace, then any other visible one; within a namespace, rules with a workload
+   * root namespace (a rule elsewhere does not apply); within a namespace, rules with a workload
    * selector beat those without, and the most specific host wins; rules with that host merge.
    */
   find(serviceHost: string, serviceNamespace: string, clientNamespace: string): MergedDestinationRule | undefined {
     const candidates = [...(this.#exact.get(serviceHost) ?? [])];
     for (const w of this.#wildcard) if (hostMatches(w.host, serviceHost)) candidates.push(w.rule);
     if (candidates.length === 0) return undefined;
-    for (const ns of [clientNamespace, serviceNamespace, ROOT_NAMESPACE, undefined]) {
-      const tier = ns === undefined ? candidates : candidates.filter((r) => r.metadata.namespace === ns);
+    // Istio looks only in these three namespaces, in this order.
+    for (const ns of [clientNamespace, serviceNamespace, ROOT_NAMESPACE]) {
+      const tier = candidates.filter((r) => r.metadata.namespace === ns);
       if (tier.length === 0) continue;
       const selected = tier.some((r) => r.spec.workloadSelector !== undefined) ? tier.filter((r) => r.spec.workloadSelector !== undefined) : tier;
       const hostOf = (r: Resource<'DestinationRule'>) => resolveHost(r.spec.host, r.metadata.namespace);

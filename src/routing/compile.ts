@@ -165,7 +165,9 @@ class Compiler {
         if (m.gateways !== undefined ? !m.gateways.includes('mesh') : !vsAppliesToMesh) return false;
         if (m.sourceLabels !== undefined && !labelsMatch(m.sourceLabels, this.#client.labels)) return false;
         if (m.sourceNamespace !== undefined && m.sourceNamespace !== this.#client.namespace) return false;
-        if (m.port !== undefined && port !== undefined && m.port !== port) return false;
+        // A block for another port is not generated for this one; on an any-port virtual host,
+        // port-specific blocks live in their own per-port virtual hosts instead.
+        if (m.port !== undefined && m.port !== port) return false;
         return true;
       });
       if (blocks.length === 0) return undefined;
@@ -316,6 +318,11 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
       if (vsIndex.find(h) !== vs) continue;
       covered.add(h);
       const names = isWildcard(h) ? [h] : aliasesFor(h, wl.namespace);
+      const matchPorts = new Set<number>();
+      for (const rule of vs.spec.http ?? []) for (const m of rule.match ?? []) if (m.port !== undefined) matchPorts.add(m.port);
+      for (const p of matchPorts) {
+        vhosts.push(Object.freeze({ name: `${h}:${p}`, host: h, port: p, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, p)), domains: Object.freeze(names.map((n) => `${n}:${p}`)) }));
+      }
       vhosts.push(Object.freeze({ name: h, host: h, port: undefined, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, undefined)), domains: Object.freeze(names.flatMap((n) => [n, `${n}:*`])) }));
     }
   }

@@ -111,24 +111,5 @@ export class RequestMatcher {
   }
 }
 
-/**
- * True if the match block is a catch-all in Istio's sense: no conditions, or a uri prefix `/` or
- * regex `.*` with no header, query or other conditions (`IsCatchAllRoute`).
- */
-export function isCatchAllMatch(m: HTTPMatchRequest | undefined): boolean {
-  if (m === undefined) return true;
-  const uriCatchAll = m.uri === undefined || m.uri.prefix === '/' || m.uri.prefix === '' || m.uri.regex === '.*' || m.uri.regex === '*';
-  return (
-    uriCatchAll &&
-    m.scheme === undefined &&
-    m.method === undefined &&
-    m.authority === undefined &&
-    Object.keys(m.headers ?? {}).length === 0 &&
-    Object.keys(m.withoutHeaders ?? {}).length === 0 &&
-    Object.keys(m.queryParams ?? {}).length === 0 &&
-    m.port === undefined &&
-    m.sourceLabels === undefined &&
-    m.sourceNamespace === undefined &&
-    m.gateways === undefined
-  );
-}
+/** Istio's catch-all test (`IsCatchAllRoute`), shared with the IST0130 analyzer. */
+export { isCatchAllMatch } from '../config/analyze/match-order.ts';

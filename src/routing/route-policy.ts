@@ -58,7 +58,8 @@ export function compileRetry(r: HTTPRetry | undefined): RetryPolicy {
     } else retryOn.add(t);
   }
   return Object.freeze({
-    attempts: r === undefined ? 2 : (r.attempts ?? 2),
+    // Istio: with `retries` present, an unset `attempts` is 0 (retries off).
+    attempts: r === undefined ? 2 : (r.attempts ?? 0),
     perTryTimeoutMs: ms(r?.perTryTimeout),
     retryOn,
     retriableStatusCodes: codes,

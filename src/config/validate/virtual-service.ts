@@ -187,8 +187,10 @@ const retries = obj<HTTPRetry>(
   },
   {
     check: (r, path, ctx, raw) => {
-      if (r.attempts === 0 && Object.keys(raw).some((k) => k !== 'attempts')) {
-        fail(ctx, path, 'attempts: 0 disables retries; the other retry fields must not be set with it');
+      if ((r.attempts ?? 0) === 0 && Object.keys(raw).some((k) => k !== 'attempts')) {
+        fail(ctx, path, raw.attempts === undefined
+          ? 'attempts is required when other retry fields are set (an unset attempts is 0, which disables retries)'
+          : 'attempts: 0 disables retries; the other retry fields must not be set with it');
       }
     },
   },

@@ -1,0 +1,61 @@
+/**
+ * Two mesh VirtualServices claiming one host (`MESHLET0101`). Istio's analyzer reports this
+ * as `IST0109` (undefined behaviour); meshlet's route compiler is deterministic: the oldest
+ * VirtualService wins the host, and the later one is ignored for it wherever both are visible.
+ *
+ * @module
+ */
+import { resolveHost } from '../hosts.ts';
+import { byAge, type Resource } from '../resource.ts';
+import { appliesToMesh, exportScope, scopeIsEmpty, scopeOverlap, type Analyzer, type ExportScope } from './context.ts';
+
+interface Claim {
+  readonly vs: Resource<'VirtualService'>;
+  readonly index: number;
+  readonly scope: ExportScope;
+}
+
+function where(overlap: ExportScope): string {
+  if (overlap === 'all') return '';
+  const names = [...overlap].sort();
+  return ` in namespace${names.length === 1 ? '' : 's'} ${names.join(', ')}`;
+}
+
+/**
+ * `MESHLET0101`: a VirtualService bound to the mesh claims a host (after short-name
+ * resolution) that an older mesh VirtualService visible to some of the same namespaces
+ * already claims. Reported on the later one, at the host entry; the message names the winner.
+ */
+export const conflictingHostsAnalyzer: Analyzer = {
+  name: 'virtualservice.conflicting-hosts',
+  codes: ['MESHLET0101'],
+  description: 'mesh VirtualServices that claim the same host (the oldest wins)',
+  analyze(ctx, issues) {
+    const claims = new Map<string, Claim[]>();
+    for (const vs of [...ctx.virtualServices].filter(appliesToMesh).sort(byAge)) {
+      const scope = exportScope(vs.spec.exportTo, vs.metadata.namespace);
+      const mine = new Set<string>();
+      (vs.spec.hosts ?? []).forEach((h, index) => {
+        const host = resolveHost(h, vs.metadata.namespace);
+        if (mine.has(host)) return;
+        mine.add(host);
+        const earlier = claims.get(host) ?? [];
+        for (const c of earlier) {
+          const overlap = scopeOverlap(c.scope, scope);
+          if (scopeIsEmpty(overlap)) continue;
+          const name = c.vs.ref.replace(/^VirtualService /, '');
+          issues.at(
+            vs,
+            ['spec', 'hosts', index],
+            'warning',
+            `host ${host} is also claimed by VirtualService ${name} (first wins; this one is ignored for that host${where(overlap)})`,
+            'MESHLET0101',
+          );
+          break;
+        }
+        earlier.push({ vs, index, scope });
+        claims.set(host, earlier);
+      });
+    }
+  },
+};

@@ -1,0 +1,142 @@
+/**
+ * What every analyzer shares: the resources by kind, the service registry, and helpers for
+ * walking VirtualService destinations and for reasoning about `exportTo` scopes.
+ *
+ * @module
+ */
+import { hostMatches, isVisible, specificity } from '../hosts.ts';
+import type { FieldPath, IssueList } from '../issues.ts';
+import { ServiceRegistry, type Service } from '../registry.ts';
+import { ofKind, type AnyResource, type Resource } from '../resource.ts';
+import type { Destination, HTTPMirrorPolicy, HTTPRoute, HTTPRouteDestination, RouteDestination } from '../types/networking.ts';
+
+/** The inputs of one analysis run, computed once and shared by every analyzer. */
+export interface AnalysisContext {
+  /** Every validated resource, in load order. */
+  readonly resources: readonly AnyResource[];
+  /** Services from the ServiceEntries and WorkloadEntries in `resources`. */
+  readonly registry: ServiceRegistry;
+  /** VirtualServices, in load order. */
+  readonly virtualServices: readonly Resource<'VirtualService'>[];
+  /** DestinationRules, in load order. */
+  readonly destinationRules: readonly Resource<'DestinationRule'>[];
+}
+
+/** One analyzer: a named check that reports findings under fixed codes. */
+export interface Analyzer {
+  /** Short name, e.g. `virtualservice.destinations`. */
+  readonly name: string;
+  /** The codes it can report. */
+  readonly codes: readonly string[];
+  /** One line saying what it checks. */
+  readonly description: string;
+  /** Runs the check and adds findings to `issues`. */
+  analyze(ctx: AnalysisContext, issues: IssueList): void;
+}
+
+/** Builds the shared inputs for an analysis run. */
+export function createContext(resources: readonly AnyResource[]): AnalysisContext {
+  return {
+    resources,
+    registry: new ServiceRegistry(resources),
+    virtualServices: ofKind(resources, 'VirtualService'),
+    destinationRules: ofKind(resources, 'DestinationRule'),
+  };
+}
+
+/** A destination written in a VirtualService, with the path of the `Destination` object. */
+export interface DestinationRef {
+  readonly destination: Destination;
+  /** Path of the `Destination` object, e.g. `spec.http[1].route[0].destination` or `spec.http[0].mirror`. */
+  readonly path: FieldPath;
+  /** Whether traffic is routed there or only mirrored. */
+  readonly role: 'route' | 'mirror';
+}
+
+/** Every destination of a VirtualService: HTTP routes, `mirror`, `mirrors[]`, and TCP/TLS routes. */
+export function destinationsOf(vs: Resource<'VirtualService'>): DestinationRef[] {
+  const out: DestinationRef[] = [];
+  const add = (destination: Destination, path: FieldPath, role: DestinationRef['role']) => {
+    out.push({ destination, path, role });
+  };
+  const http = vs.spec.http ?? [];
+  for (let i = 0; i < http.length; i++) {
+    const rule = http[i] as HTTPRoute;
+    const routes = rule.route ?? [];
+    for (let j = 0; j < routes.length; j++) add((routes[j] as HTTPRouteDestination).destination, ['spec', 'http', i, 'route', j, 'destination'], 'route');
+    if (rule.mirror !== undefined) add(rule.mirror, ['spec', 'http', i, 'mirror'], 'mirror');
+    const mirrors = rule.mirrors ?? [];
+    for (let j = 0; j < mirrors.length; j++) add((mirrors[j] as HTTPMirrorPolicy).destination, ['spec', 'http', i, 'mirrors', j, 'destination'], 'mirror');
+  }
+  for (const section of ['tcp', 'tls'] as const) {
+    const rules = vs.spec[section] ?? [];
+    for (let i = 0; i < rules.length; i++) {
+      const routes = rules[i]?.route ?? [];
+      for (let j = 0; j < routes.length; j++) add((routes[j] as RouteDestination).destination, ['spec', section, i, 'route', j, 'destination'], 'route');
+    }
+  }
+  return out;
+}
+
+/**
+ * True if the VirtualService applies to sidecars (what meshlet is): `gateways` empty or
+ * containing `mesh`, or a match block naming the `mesh` gateway (as the route compiler decides).
+ */
+export function appliesToMesh(vs: Resource<'VirtualService'>): boolean {
+  const gw = vs.spec.gateways;
+  if (gw === undefined || gw.length === 0 || gw.includes('mesh')) return true;
+  return (vs.spec.http ?? []).some((r) => (r.match ?? []).some((m) => m.gateways?.includes('mesh') === true));
+}
+
+/** The namespaces a resource is visible to: `'all'`, or a set of names (empty for `~`). */
+export type ExportScope = 'all' | ReadonlySet<string>;
+
+/** The scope of an `exportTo` list of a resource in `namespace` (unset or empty means all). */
+export function exportScope(exportTo: readonly string[] | undefined, namespace: string): ExportScope {
+  if (exportTo === undefined || exportTo.length === 0 || exportTo.includes('*')) return 'all';
+  const out = new Set<string>();
+  for (const e of exportTo) {
+    if (e === '.') out.add(namespace);
+    else if (e !== '~') out.add(e);
+  }
+  return out;
+}
+
+/** The namespaces two scopes share: `'all'`, or the (possibly empty) set of names. */
+export function scopeOverlap(a: ExportScope, b: ExportScope): ExportScope {
+  if (a === 'all') return b;
+  if (b === 'all') return a;
+  return new Set([...a].filter((ns) => b.has(ns)));
+}
+
+/** True if the scope contains no namespace at all. */
+export function scopeIsEmpty(s: ExportScope): boolean {
+  return s !== 'all' && s.size === 0;
+}
+
+/** The result of resolving a destination host against the registry. */
+export interface ServiceLookup {
+  /** The service, when one declares the host and is visible where the referrer is. */
+  readonly service?: Service;
+  /** A service declaring the host that is hidden from the referrer by `exportTo`. */
+  readonly hidden?: Service;
+}
+
+/**
+ * Finds the service for a resolved `host` referenced by a resource in `namespace` with
+ * `exportTo`: an exact declaration first, then the most specific wildcard ServiceEntry host.
+ * A service counts as found if some namespace sees both it and the referring resource.
+ */
+export function findService(registry: ServiceRegistry, host: string, namespace: string, exportTo?: readonly string[]): ServiceLookup {
+  const referrer = exportScope(exportTo, namespace);
+  const seen = (s: Service) => isVisible(s.exportTo, s.namespace, namespace) || !scopeIsEmpty(scopeOverlap(referrer, exportScope(s.exportTo, s.namespace)));
+  const exact = registry.byHost.get(host) ?? [];
+  const wild = registry.services
+    .filter((s) => s.hostname !== host && hostMatches(s.hostname, host))
+    .sort((a, b) => specificity(b.hostname) - specificity(a.hostname));
+  const candidates = [...exact, ...wild];
+  const service = candidates.find(seen);
+  if (service !== undefined) return { service };
+  return candidates.length > 0 ? { hidden: candidates[0] } : {};
+}
+

@@ -1,0 +1,43 @@
+/**
+ * Config analysis, like `istioctl analyze`: checks across resources that validation (one
+ * resource at a time) cannot make, reported with Istio's analyzer codes where Istio has one
+ * (`IST0101`, `IST0112`, `IST0130`, `IST0131`, `IST0149`, `IST0173`, `IST0174`) and `MESHLET…`
+ * codes for meshlet's own.
+ *
+ * @example
+ * const issues = new IssueList();
+ * const { resources } = validateDocuments(docs, {}, issues);
+ * analyze(resources, issues);
+ * for (const i of issues.all) console.log(`${i.level} [${i.code}] ${i}`);
+ *
+ * @module
+ */
+import type { IssueList } from '../issues.ts';
+import type { AnyResource } from '../resource.ts';
+import { conflictingHostsAnalyzer } from './conflicting-hosts.ts';
+import { createContext, type Analyzer } from './context.ts';
+import { destinationRuleAnalyzer } from './destination-rules.ts';
+import { destinationAnalyzer } from './destinations.ts';
+import { jwtClaimAnalyzer } from './jwt-claims.ts';
+import { matchOrderAnalyzer } from './match-order.ts';
+
+export type { AnalysisContext, Analyzer } from './context.ts';
+export { isCatchAllMatch, isCatchAllRule } from './match-order.ts';
+
+/** Every analyzer, in the order they run. */
+export const ANALYZERS: readonly Analyzer[] = Object.freeze([
+  destinationAnalyzer,
+  matchOrderAnalyzer,
+  conflictingHostsAnalyzer,
+  jwtClaimAnalyzer,
+  destinationRuleAnalyzer,
+]);
+
+/**
+ * Runs every analyzer over validated resources and adds the findings to `issues`.
+ * Findings never throw; errors among them (e.g. `IST0101`) mean traffic will fail at run time.
+ */
+export function analyze(resources: readonly AnyResource[], issues: IssueList): void {
+  const ctx = createContext(resources);
+  for (const a of ANALYZERS) a.analyze(ctx, issues);
+}
