@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { hostMatches, isVisible, specificity } from '../hosts.ts';
+import { DestinationRuleIndex } from '../destination-policy.ts';
+import { hostMatches, isVisible, resolveHost, specificity } from '../hosts.ts';
 import type { FieldPath, IssueList } from '../issues.ts';
 import { ServiceRegistry, type Service } from '../registry.ts';
 import { ofKind, type AnyResource, type Resource } from '../resource.ts';
@@ -20,6 +21,10 @@ export interface AnalysisContext {
   readonly virtualServices: readonly Resource<'VirtualService'>[];
   /** DestinationRules, in load order. */
   readonly destinationRules: readonly Resource<'DestinationRule'>[];
+  /** DestinationRules whose (resolved) host pattern matches `host`; indexed, so analysis stays linear. */
+  rulesMatching(host: string): readonly Resource<'DestinationRule'>[];
+  /** The DestinationRule lookup as seen by workloads (with no labels) in `namespace`; cached per namespace. */
+  ruleIndexFor(namespace: string): DestinationRuleIndex;
 }
 
 /** One analyzer: a named check that reports findings under fixed codes. */
@@ -36,11 +41,36 @@ export interface Analyzer {
 
 /** Builds the shared inputs for an analysis run. */
 export function createContext(resources: readonly AnyResource[]): AnalysisContext {
+  const destinationRules = ofKind(resources, 'DestinationRule');
+  const exact = new Map<string, Resource<'DestinationRule'>[]>();
+  const wildcard: { host: string; rule: Resource<'DestinationRule'> }[] = [];
+  for (const dr of destinationRules) {
+    const host = resolveHost(dr.spec.host, dr.metadata.namespace);
+    if (host.startsWith('*')) wildcard.push({ host, rule: dr });
+    else exact.set(host, [...(exact.get(host) ?? []), dr]);
+  }
+  const indexes = new Map<string, DestinationRuleIndex>();
   return {
     resources,
     registry: new ServiceRegistry(resources),
     virtualServices: ofKind(resources, 'VirtualService'),
-    destinationRules: ofKind(resources, 'DestinationRule'),
+    destinationRules,
+    rulesMatching(host) {
+      const out = [...(exact.get(host) ?? [])];
+      for (const w of wildcard) if (hostMatches(w.host, host)) out.push(w.rule);
+      if (host.startsWith('*')) {
+        for (const [h, rules] of exact) if (hostMatches(host, h) || hostMatches(h, host)) out.push(...rules);
+      }
+      return out.sort((a, b) => a.order - b.order);
+    },
+    ruleIndexFor(namespace) {
+      let index = indexes.get(namespace);
+      if (index === undefined) {
+        index = new DestinationRuleIndex(destinationRules, { namespace, labels: {} });
+        indexes.set(namespace, index);
+      }
+      return index;
+    },
   };
 }
 

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { findDestinationRule } from '../destination-policy.ts';
 import { hostMatches, resolveHost } from '../hosts.ts';
 import type { IssueList } from '../issues.ts';
 import type { Service } from '../registry.ts';
@@ -63,9 +62,7 @@ function checkSubset(vs: Resource<'VirtualService'>, ref: DestinationRef, host: 
   if (subset === undefined) return;
   const ns = vs.metadata.namespace;
   const path = [...ref.path, 'subset'];
-  const defining = ctx.destinationRules.filter(
-    (dr) => hostMatches(resolveHost(dr.spec.host, dr.metadata.namespace), host) && (dr.spec.subsets ?? []).some((s) => s.name === subset),
-  );
+  const defining = ctx.rulesMatching(host).filter((dr) => (dr.spec.subsets ?? []).some((s) => s.name === subset));
   if (defining.length === 0) {
     issues.at(vs, path, 'error', `referenced subset "${subset}" of host ${host} is not defined by any DestinationRule`, 'IST0101');
     return;
@@ -75,7 +72,7 @@ function checkSubset(vs: Resource<'VirtualService'>, ref: DestinationRef, host: 
   // Rules do not merge across namespaces: the one that applies to workloads in the VirtualService's
   // namespace must itself define the subset, or their requests get 503 NC.
   const serviceNs = service?.namespace ?? namespaceOfHost(host) ?? ns;
-  const applied = findDestinationRule(ctx.resources, { namespace: ns, labels: {} }, host, serviceNs);
+  const applied = ctx.ruleIndexFor(ns).find(host, serviceNs, ns);
   if (applied?.subsets.has(subset) === true) return;
   const definedBy = defining.map((dr) => dr.ref).join(', ');
   const why = applied === undefined
