@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { hostMatches, resolveHost } from '../hosts.ts';
+import { resolveHost } from '../hosts.ts';
 import type { IssueList } from '../issues.ts';
 import type { Service } from '../registry.ts';
 import type { Resource } from '../resource.ts';
