@@ -1,6 +1,8 @@
 /**
  * Test helpers for config: validate YAML text and look at the issues as strings.
  */
+import assert from 'node:assert/strict';
+import { analyze } from '../../src/config/analyze/index.ts';
 import { IssueList } from '../../src/config/issues.ts';
 import { parseText } from '../../src/config/load.ts';
 import { validateDocuments } from '../../src/config/validate/index.ts';
@@ -23,4 +25,17 @@ export function doc(apiVersion: string, kind: string, name: string, spec: string
     .map((l) => `  ${l}`)
     .join('\n');
   return `apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\nspec:\n${indented}\n`;
+}
+
+/**
+ * Validates YAML that must be valid, runs the analyzers, and prints the findings of one code
+ * as `level path: message` (with `withResource`, `level resource path: message`).
+ */
+export function analysisFindings(yaml: string, code: string, withResource = false): string[] {
+  const { resources, issues, errors } = validateYaml(yaml);
+  assert.deepEqual(errors, [], 'fixture must validate');
+  analyze(resources, issues);
+  return issues.all
+    .filter((i) => i.code === code)
+    .map((i) => `${i.level} ${withResource ? `${i.resource} ` : ''}${i.path}: ${i.message}`);
 }

@@ -1,15 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateYaml } from '../../../test/helpers/config.ts';
-import { analyze } from './index.ts';
+import { analysisFindings } from '../../../test/helpers/config.ts';
 
-/** Validates the YAML (which must be valid), analyzes it, and prints the MESHLET0101 findings with their resource. */
-function findings(yaml: string): string[] {
-  const { resources, issues, errors } = validateYaml(yaml);
-  assert.deepEqual(errors, [], 'fixture must validate');
-  analyze(resources, issues);
-  return issues.all.filter((i) => i.code === 'MESHLET0101').map((i) => `${i.level} ${i.resource} ${i.path}: ${i.message}`);
-}
+const findings = (yaml: string): string[] => analysisFindings(yaml, 'MESHLET0101', true);
 
 const SERVICES = `
 apiVersion: networking.istio.io/v1

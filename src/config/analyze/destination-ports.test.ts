@@ -1,15 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateYaml } from '../../../test/helpers/config.ts';
-import { analyze } from './index.ts';
+import { analysisFindings } from '../../../test/helpers/config.ts';
 
-/** Validates the YAML (which must be valid), analyzes it, and prints the IST0112 findings. */
-function findings(yaml: string): string[] {
-  const { resources, issues, errors } = validateYaml(yaml);
-  assert.deepEqual(errors, [], 'fixture must validate');
-  analyze(resources, issues);
-  return issues.all.filter((i) => i.code === 'IST0112').map((i) => `${i.level} ${i.path}: ${i.message}`);
-}
+const findings = (yaml: string): string[] => analysisFindings(yaml, 'IST0112');
 
 // Bookinfo's reviews (one port) and httpbin from the Istio tasks (two ports).
 const SERVICES = `

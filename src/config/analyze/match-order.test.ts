@@ -1,16 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateYaml } from '../../../test/helpers/config.ts';
-import { analyze } from './index.ts';
+import { analysisFindings } from '../../../test/helpers/config.ts';
 import { isCatchAllMatch, isCatchAllRule } from './match-order.ts';
 
-/** Validates the YAML (which must be valid), analyzes it, and prints the findings of one code. */
-function findings(yaml: string, code: string): string[] {
-  const { resources, issues, errors } = validateYaml(yaml);
-  assert.deepEqual(errors, [], 'fixture must validate');
-  analyze(resources, issues);
-  return issues.all.filter((i) => i.code === code).map((i) => `${i.level} ${i.path}: ${i.message}`);
-}
+const findings = analysisFindings;
 
 const SERVICES = `
 apiVersion: networking.istio.io/v1
