@@ -24,22 +24,22 @@ export interface MergedDestinationRule {
   readonly rules: readonly Resource<'DestinationRule'>[];
 }
 
-/** The four core blocks a port-level setting replaces, plus the ones only subsets override. */
+/** The policy blocks that override one another whole (a port-level setting replaces the first four). */
 const BLOCKS = ['loadBalancer', 'connectionPool', 'outlierDetection', 'tls', 'tunnel', 'proxyProtocol', 'retryBudget'] as const;
 
-/** Applies the policy's own port-level settings for `port` (they replace the core blocks; no inheritance). */
-function withPortLevel(policy: TrafficPolicy | undefined, port: number | undefined): TrafficPolicy | undefined {
-  if (policy === undefined) return undefined;
-  const out: TrafficPolicy = {};
+/**
+ * Lays `policy` over `out` block by block (never field by field); then, when `policy` has a
+ * port-level setting for `port`, that setting replaces the four core blocks — with no
+ * inheritance: blocks it omits fall back to defaults.
+ */
+function overlay(out: TrafficPolicy, policy: TrafficPolicy, port: number | undefined): void {
   for (const b of BLOCKS) if (policy[b] !== undefined) (out as Record<string, unknown>)[b] = policy[b];
   const pl = port === undefined ? undefined : policy.portLevelSettings?.find((p) => p.port?.number === port);
-  if (pl !== undefined) {
-    out.loadBalancer = pl.loadBalancer;
-    out.connectionPool = pl.connectionPool;
-    out.outlierDetection = pl.outlierDetection;
-    out.tls = pl.tls;
-  }
-  return out;
+  if (pl === undefined) return;
+  out.loadBalancer = pl.loadBalancer;
+  out.connectionPool = pl.connectionPool;
+  out.outlierDetection = pl.outlierDetection;
+  out.tls = pl.tls;
 }
 
 /**
@@ -48,18 +48,10 @@ function withPortLevel(policy: TrafficPolicy | undefined, port: number | undefin
  * `MergeTrafficPolicy` order: subset-port > subset > DR-port > DR.
  */
 export function effectivePolicy(rule: MergedDestinationRule | undefined, subset: string | undefined, port: number | undefined): TrafficPolicy {
-  const base = withPortLevel(rule?.trafficPolicy, port) ?? {};
+  const out: TrafficPolicy = {};
+  if (rule?.trafficPolicy !== undefined) overlay(out, rule.trafficPolicy, port);
   const sp = subset === undefined ? undefined : rule?.subsets.get(subset)?.trafficPolicy;
-  if (sp === undefined) return base;
-  const out: TrafficPolicy = { ...base };
-  for (const b of BLOCKS) if (sp[b] !== undefined) (out as Record<string, unknown>)[b] = sp[b];
-  const pl = port === undefined ? undefined : sp.portLevelSettings?.find((p) => p.port?.number === port);
-  if (pl !== undefined) {
-    out.loadBalancer = pl.loadBalancer;
-    out.connectionPool = pl.connectionPool;
-    out.outlierDetection = pl.outlierDetection;
-    out.tls = pl.tls;
-  }
+  if (sp !== undefined) overlay(out, sp, port);
   for (const k of Object.keys(out) as (keyof TrafficPolicy)[]) if (out[k] === undefined) delete out[k];
   return out;
 }
