@@ -20,7 +20,6 @@ import type {
   AuthorizationSource,
 } from '../types/security.ts';
 import {
-  checkIpOrCidr,
   checkMatchValue,
   checkPath,
   checkPortString,
@@ -28,6 +27,7 @@ import {
   classifyConditionKey,
   conditionValueCheck,
 } from './authz-values.ts';
+import { checkIpOrCidr } from './common.ts';
 import { checkScope, hasItems, isSet, scopeFields } from './policy-scope.ts';
 import { fail, list, nonEmpty, obj, oneOf, req, str, strWith, warn, type Ctx, type Validator } from './schema.ts';
 

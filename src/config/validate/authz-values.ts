@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import { suggest } from './schema.ts';
+import { checkIpOrCidr } from './common.ts';
 
 const FORMS = 'exact "abc", prefix "abc*", suffix "*abc" or "*" (any non-empty value)';
 
@@ -57,19 +57,6 @@ export function checkPath(s: string): string | undefined {
   return undefined;
 }
 
-/** Checks an IP address or CIDR range (IPv4 or IPv6), as Go's `netip.ParseAddr` / `ParsePrefix` accept them. */
-export function checkIpOrCidr(s: string): string | undefined {
-  if (s === '') return 'empty value not allowed';
-  const slash = s.indexOf('/');
-  if (slash === -1) return isIPv4(s) || isIPv6(s) ? undefined : `bad IP address "${s}"`;
-  const addr = s.slice(0, slash);
-  const bits = s.slice(slash + 1);
-  const v4 = isIPv4(addr);
-  if (!v4 && (!isIPv6(addr) || addr.includes('%'))) return `bad CIDR range "${s}": "${addr}" is not an IP address`;
-  const max = v4 ? 32 : 128;
-  if (!/^(0|[1-9]\d{0,2})$/.test(bits) || Number(bits) > max) return `bad CIDR range "${s}": prefix length must be 0-${max}`;
-  return undefined;
-}
 
 /** Checks a port given as a string (`ports`, `destination.port`): a number 0-65535. */
 export function checkPortString(s: string): string | undefined {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isIP } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import type { LabelSelector, Percent, PolicyTargetReference, PortSelector, StringMatch, WorkloadSelector } from '../types/common.ts';
 import { fail, int, map, nonEmpty, num, obj, regex, req, str, strWith, type Ctx, type Validator } from './schema.ts';
 
@@ -13,6 +13,20 @@ const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 /** True for an IPv4 or IPv6 literal (no port, no brackets). */
 export function isIpAddress(s: string): boolean {
   return isIP(s) !== 0;
+}
+
+/** Checks an IP address or CIDR range (IPv4 or IPv6), as Go's `netip.ParseAddr` / `ParsePrefix` accept them. */
+export function checkIpOrCidr(s: string): string | undefined {
+  if (s === '') return 'empty value not allowed';
+  const slash = s.indexOf('/');
+  if (slash === -1) return isIPv4(s) || isIPv6(s) ? undefined : `bad IP address "${s}"`;
+  const addr = s.slice(0, slash);
+  const bits = s.slice(slash + 1);
+  const v4 = isIPv4(addr);
+  if (!v4 && (!isIPv6(addr) || addr.includes('%'))) return `bad CIDR range "${s}": "${addr}" is not an IP address`;
+  const max = v4 ? 32 : 128;
+  if (!/^(0|[1-9]\d{0,2})$/.test(bits) || Number(bits) > max) return `bad CIDR range "${s}": prefix length must be 0-${max}`;
+  return undefined;
 }
 
 /** Checks a DNS-1123 label (namespaces, subset names); returns a problem or nothing. */

@@ -8,8 +8,8 @@
 import type { FieldPath } from '../issues.ts';
 import type { WorkloadSelector } from '../types/common.ts';
 import type { ServiceEntrySpec, ServicePort } from '../types/networking.ts';
-import { checkDnsLabel, checkHost, workloadSelector } from './common.ts';
-import { checkIpOrCidr, exportToList, isIpLiteral } from './shared-networking.ts';
+import { checkDnsLabel, checkHost, checkIpOrCidr, isIpAddress, workloadSelector } from './common.ts';
+import { exportToList } from './shared-networking.ts';
 import { fail, list, nonEmpty, obj, oneOf, port, req, strWith, unsupported, warn, type Ctx, type Validator } from './schema.ts';
 import { endpointSpec, isUnixAddress } from './workload-entry.ts';
 
@@ -128,7 +128,7 @@ function checkServiceEntry(se: ServiceEntrySpec, path: FieldPath, ctx: Ctx, raw:
     case 'STATIC':
       for (const [i, ep] of endpoints) {
         const address = strOf(ep.address);
-        if (address !== undefined && !isIpLiteral(address) && !isUnixAddress(address)) {
+        if (address !== undefined && !isIpAddress(address) && !isUnixAddress(address)) {
           fail(ctx, [...path, 'endpoints', i, 'address'], `"${address}" must be an IP address or a unix:// path when resolution is STATIC (use DNS for host names)`);
         }
         if (isUnixAddress(address) && ports.length !== 1) {

@@ -4,18 +4,9 @@
  *
  * @module
  */
-import { isIP } from 'node:net';
 import { parseDuration } from '../duration.ts';
 import { checkDnsLabel, exportTo } from './common.ts';
 import { durationStr, fail, list, type DurationBounds, type Validator } from './schema.ts';
-
-/**
- * True for an IPv4 or IPv6 literal, strictly (Node's `net.isIP`). Stricter than
- * `common.ts`'s `isIpAddress`, which takes `10.0.0.1:8080` for IPv6.
- */
-export function isIpLiteral(s: string): boolean {
-  return isIP(s) !== 0;
-}
 
 /** Largest uint32, the bound of protobuf `uint32` / `UInt32Value` fields. */
 export const UINT32_MAX = 4294967295;
@@ -121,19 +112,6 @@ export function checkFqdn(name: string): string | undefined {
   if (/^\d+$/.test(labels[labels.length - 1] ?? '')) return `"${name}" is not a valid host name (the last label is all digits)`;
   for (const label of labels) {
     if (checkDnsLabel(label) !== undefined) return `"${name}" is not a valid host name (label "${label}")`;
-  }
-  return undefined;
-}
-
-/** Checks an IP address or a CIDR block (`10.0.0.0/8`, `2001:db8::/32`). Returns a problem or nothing. */
-export function checkIpOrCidr(s: string): string | undefined {
-  const slash = s.indexOf('/');
-  const ip = slash === -1 ? s : s.slice(0, slash);
-  if (!isIpLiteral(ip)) return `"${s}" is not an IP address or CIDR block`;
-  if (slash !== -1) {
-    const bits = s.slice(slash + 1);
-    const max = ip.includes(':') ? 128 : 32;
-    if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) return `"${s}" has an invalid prefix length (0-${max})`;
   }
   return undefined;
 }

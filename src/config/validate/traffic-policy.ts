@@ -17,9 +17,9 @@ import type {
   TrafficPolicy,
   TunnelSettings,
 } from '../types/networking.ts';
-import { portSelector } from './common.ts';
+import { isIpAddress, portSelector } from './common.ts';
 import { loadBalancerSettings, wantsFailover } from './load-balancer.ts';
-import { checkFqdn, INT32_MAX, isIpLiteral, msDuration, UINT32_MAX } from './shared-networking.ts';
+import { checkFqdn, INT32_MAX, msDuration, UINT32_MAX } from './shared-networking.ts';
 import {
   bool,
   deprecated,
@@ -161,7 +161,7 @@ function checkTls(t: ClientTLSSettings, path: FieldPath, ctx: Ctx): void {
 
 const tunnelSettings = obj<TunnelSettings>({
   protocol: oneOf(['CONNECT', 'POST']),
-  targetHost: req(strWith((s) => (isIpLiteral(s) ? undefined : checkFqdn(s)))),
+  targetHost: req(strWith((s) => (isIpAddress(s) ? undefined : checkFqdn(s)))),
   targetPort: req(port),
 });
 

@@ -92,6 +92,9 @@ http:
     ['unknown field with suggestion', `hosts: [reviews]\nhttp:\n- retires: {attempts: 3}\n  ${ROUTE}`, /unknown field "retires" \(did you mean "retries"\?\)/],
     ['wrong type', `hosts: reviews\nhttp:\n- ${ROUTE}`, /spec.hosts: must be a list, got a string/],
     ['exportTo', `hosts: [reviews]\nexportTo: ["Not_A_Namespace"]\nhttp:\n- ${ROUTE}`, /not a valid DNS-1123 label/],
+    ['exportTo "*" with others', `hosts: [reviews]\nexportTo: ["*", shop]\nhttp:\n- ${ROUTE}`, /"\*" \(everyone\) cannot be combined/],
+    ['exportTo "." and its own namespace', `hosts: [reviews]\nexportTo: [".", default]\nhttp:\n- ${ROUTE}`, /"default" duplicates item 0/],
+    ['exportTo "~" outside ServiceEntry', `hosts: [reviews]\nexportTo: ["~"]\nhttp:\n- ${ROUTE}`, /allowed only in ServiceEntry/],
   ];
   for (const [name, spec, expected] of invalid) {
     it(`rejects ${name}`, () => {

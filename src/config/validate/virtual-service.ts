@@ -28,8 +28,9 @@ import type {
   TLSRoute,
   VirtualServiceSpec,
 } from '../types/networking.ts';
-import { checkDnsLabel, checkHeaderName, exportTo, host, isIpAddress, labels, namespaceName, percent, portSelector, stringMatch } from './common.ts';
+import { checkDnsLabel, checkHeaderName, host, isIpAddress, labels, namespaceName, percent, portSelector, stringMatch } from './common.ts';
 import { checkRetryOn } from './retry-on.ts';
+import { exportToList } from './shared-networking.ts';
 import {
   bool,
   deprecated,
@@ -349,7 +350,7 @@ export const virtualServiceSpec: Validator<VirtualServiceSpec> = obj<VirtualServ
     http: list(httpRoute),
     tls: unsupported(list(tlsRoute), 'meshlet routes HTTP and gRPC; TLS passthrough routes are ignored'),
     tcp: unsupported(list(tcpRoute), 'meshlet routes HTTP and gRPC; TCP routes are ignored'),
-    exportTo: list(exportTo),
+    exportTo: exportToList({ allowNone: false }),
   },
   {
     check: (vs, path, ctx, raw) => {

@@ -6,15 +6,15 @@
  * @module
  */
 import type { WorkloadEntrySpec } from '../types/networking.ts';
-import { checkDnsLabel, labels } from './common.ts';
-import { checkFqdn, checkLocality, checkUnixAddress, isIpLiteral, UINT32_MAX, UNIX_PREFIX } from './shared-networking.ts';
+import { checkDnsLabel, isIpAddress, labels } from './common.ts';
+import { checkFqdn, checkLocality, checkUnixAddress, UINT32_MAX, UNIX_PREFIX } from './shared-networking.ts';
 import { fail, int, map, obj, port, str, strWith, warn, type Validator } from './schema.ts';
 
 /** Checks an endpoint address: an IP, a DNS name, or `unix://<absolute path>`. Returns a problem or nothing. */
 export function checkWorkloadAddress(address: string): string | undefined {
   if (address === '') return undefined; // unset; the object check decides whether that is allowed
   if (address.startsWith(UNIX_PREFIX)) return checkUnixAddress(address);
-  if (isIpLiteral(address)) return undefined;
+  if (isIpAddress(address)) return undefined;
   return checkFqdn(address) === undefined ? undefined : `"${address}" is not an IP address, a DNS name or a unix:// path`;
 }
 
