@@ -1,0 +1,121 @@
+/**
+ * Time and randomness, injected. The mesh owns one {@link Clock} and one {@link Random};
+ * every policy that waits (backoff, fault delay, ejection, timeouts) or draws (weights,
+ * faults, load balancing, jitter) goes through them, so tests drive time by hand and seed
+ * the draws instead of sleeping and hoping.
+ *
+ * @module
+ */
+
+/** A cancellable timer. */
+export interface Timer {
+  /** Cancels the timer; calling it after it fired is harmless. */
+  clear(): void;
+}
+
+/** Monotonic time in milliseconds, and timers on that time line. */
+export interface Clock {
+  /** Milliseconds on a monotonic time line (not wall-clock time). */
+  now(): number;
+  /** Calls `fn` after `ms` milliseconds. Timers never keep the process alive. */
+  setTimer(fn: () => void, ms: number): Timer;
+}
+
+/** A source of uniform numbers in [0, 1). */
+export interface Random {
+  next(): number;
+}
+
+class NodeTimer implements Timer {
+  readonly #handle: ReturnType<typeof setTimeout>;
+  constructor(handle: ReturnType<typeof setTimeout>) {
+    this.#handle = handle;
+  }
+  clear(): void {
+    clearTimeout(this.#handle);
+  }
+}
+
+/** The real clock: `performance.now()` and unref'd `setTimeout`. */
+export const systemClock: Clock = Object.freeze({
+  now: () => performance.now(),
+  setTimer(fn: () => void, ms: number): Timer {
+    const h = setTimeout(fn, ms);
+    h.unref();
+    return new NodeTimer(h);
+  },
+});
+
+/** `Math.random`. */
+export const systemRandom: Random = Object.freeze({ next: Math.random });
+
+/**
+ * A seeded generator (mulberry32): the same seed gives the same sequence. Good enough for
+ * load balancing and fault draws; not for cryptography.
+ */
+export function seededRandom(seed: number): Random {
+  let a = seed >>> 0;
+  return {
+    next(): number {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    },
+  };
+}
+
+interface ManualEntry {
+  at: number;
+  seq: number;
+  fn: () => void;
+  cleared: boolean;
+}
+
+/**
+ * A clock that moves only when told to ({@link ManualClock.advance}), firing due timers in
+ * order. For tests.
+ */
+export class ManualClock implements Clock {
+  #now: number;
+  #seq = 0;
+  #timers: ManualEntry[] = [];
+
+  constructor(start = 0) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimer(fn: () => void, ms: number): Timer {
+    const e: ManualEntry = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fn, cleared: false };
+    this.#timers.push(e);
+    return { clear: () => void (e.cleared = true) };
+  }
+
+  /** Timers not yet fired or cleared. */
+  get pending(): number {
+    return this.#timers.filter((t) => !t.cleared).length;
+  }
+
+  /** Moves time forward by `ms`, firing every timer that falls due, earliest first. */
+  advance(ms: number): void {
+    const end = this.#now + ms;
+    for (;;) {
+      let next: ManualEntry | undefined;
+      for (const t of this.#timers) {
+        if (t.cleared || t.at > end) continue;
+        if (next === undefined || t.at < next.at || (t.at === next.at && t.seq < next.seq)) next = t;
+      }
+      if (next === undefined) break;
+      this.#now = Math.max(this.#now, next.at);
+      next.cleared = true;
+      next.fn();
+    }
+    this.#now = end;
+    this.#timers = this.#timers.filter((t) => !t.cleared);
+  }
+}
