@@ -93,7 +93,11 @@ export class ManualClock implements Clock {
   setTimer(fn: () => void, ms: number): Timer {
     const e: ManualEntry = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fn, cleared: false };
     this.#timers.push(e);
-    return { clear: () => void (e.cleared = true) };
+    return {
+      clear: () => {
+        e.cleared = true;
+      },
+    };
   }
 
   /** Timers not yet fired or cleared. */

@@ -17,6 +17,8 @@ export type MeshletErrorCode =
   | 'MESHLET_ERR_NO_HEALTHY_UPSTREAM'
   | 'MESHLET_ERR_UPSTREAM_CONNECT'
   | 'MESHLET_ERR_UPSTREAM_RESET'
+  | 'MESHLET_ERR_UPSTREAM_PROTOCOL'
+  | 'MESHLET_ERR_REGISTRY_ONLY'
   | 'MESHLET_ERR_OVERLOADED'
   | 'MESHLET_ERR_TIMEOUT'
   | 'MESHLET_ERR_RETRIES_EXHAUSTED'
@@ -51,6 +53,8 @@ export const ERROR_STATUS: Readonly<Record<MeshletErrorCode, ErrorStatus>> = Obj
   MESHLET_ERR_NO_HEALTHY_UPSTREAM: s(503, GRPC.UNAVAILABLE, 'UH'),
   MESHLET_ERR_UPSTREAM_CONNECT: s(503, GRPC.UNAVAILABLE, 'UF'),
   MESHLET_ERR_UPSTREAM_RESET: s(503, GRPC.UNAVAILABLE, 'UR'),
+  MESHLET_ERR_UPSTREAM_PROTOCOL: s(502, GRPC.UNAVAILABLE, 'UPE'),
+  MESHLET_ERR_REGISTRY_ONLY: s(502, GRPC.UNAVAILABLE, undefined),
   MESHLET_ERR_OVERLOADED: s(503, GRPC.UNAVAILABLE, 'UO'),
   MESHLET_ERR_TIMEOUT: s(504, GRPC.DEADLINE_EXCEEDED, 'UT'),
   MESHLET_ERR_RETRIES_EXHAUSTED: s(503, GRPC.UNAVAILABLE, 'URX'),
@@ -77,6 +81,12 @@ export interface ErrorContext {
 export interface MeshletErrorOptions extends ErrorContext {
   /** The underlying error. */
   readonly cause?: unknown;
+  /** Every Envoy response flag that applies (`UF,URX`); defaults to the code's flag. */
+  readonly flags?: string;
+  /** The HTTP status to answer with, when it is not the code's (a fault's configured status). */
+  readonly httpStatus?: number;
+  /** The gRPC status to answer with, when it is not the code's. */
+  readonly grpcStatus?: number;
 }
 
 function prefix(ctx: ErrorContext): string {
@@ -103,6 +113,12 @@ export class MeshletError extends Error {
   readonly endpoint: string | undefined;
   /** Attempt number, when known. */
   readonly attempt: number | undefined;
+  /** Envoy response flags, comma-separated (`UF,URX`), or '' when none. */
+  readonly flags: string;
+  /** HTTP status a sidecar would answer with, or undefined when this never becomes a response. */
+  readonly httpStatus: number | undefined;
+  /** gRPC status a sidecar would answer with, or undefined. */
+  readonly grpcStatus: number | undefined;
 
   constructor(code: MeshletErrorCode, message: string, options: MeshletErrorOptions = {}) {
     super(prefix(options) + message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -112,6 +128,10 @@ export class MeshletError extends Error {
     this.cluster = options.cluster;
     this.endpoint = options.endpoint;
     this.attempt = options.attempt;
+    const st = ERROR_STATUS[code];
+    this.flags = options.flags ?? st.flag ?? '';
+    this.httpStatus = options.httpStatus ?? st.http;
+    this.grpcStatus = options.grpcStatus ?? st.grpc;
     Object.defineProperty(this, BRAND, { value: true });
   }
 

@@ -38,6 +38,11 @@ function compileHeaders(map: Readonly<Record<string, StringMatch>> | undefined):
 export class RequestMatcher {
   /** The block's `name`, if any. */
   readonly name: string | undefined;
+  /**
+   * What a URI rewrite replaces when this block matched: the prefix of a `prefix` match, the
+   * whole path for `exact`, `/` otherwise (Envoy's `prefix_rewrite` on Istio's route match).
+   */
+  readonly rewritePrefix: { readonly kind: 'prefix' | 'exact' | 'other'; readonly value: string; readonly ignoreCase: boolean };
   readonly #uri: StringMatcher | undefined;
   readonly #scheme: StringMatcher | undefined;
   readonly #method: StringMatcher | undefined;
@@ -49,6 +54,13 @@ export class RequestMatcher {
 
   constructor(m: HTTPMatchRequest) {
     this.name = m.name;
+    this.rewritePrefix = Object.freeze(
+      m.uri?.prefix !== undefined
+        ? { kind: 'prefix' as const, value: m.uri.prefix, ignoreCase: m.ignoreUriCase === true }
+        : m.uri?.exact !== undefined
+          ? { kind: 'exact' as const, value: m.uri.exact, ignoreCase: m.ignoreUriCase === true }
+          : { kind: 'other' as const, value: '/', ignoreCase: false },
+    );
     this.#uri = m.uri === undefined ? undefined : compileStringMatch(m.uri, m.ignoreUriCase === true && m.uri.regex === undefined);
     this.#scheme = m.scheme === undefined ? undefined : compileStringMatch(m.scheme);
     this.#method = m.method === undefined ? undefined : compileStringMatch(m.method);

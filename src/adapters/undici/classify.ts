@@ -1,0 +1,34 @@
+/**
+ * Maps undici and socket errors to the protocol-neutral failure kinds retry policy and outlier
+ * detection use.
+ *
+ * @module
+ */
+import type { FailureKind } from '../../core/outcome.ts';
+
+const CONNECT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'EADDRNOTAVAIL',
+  'ENOENT', // unix socket path missing
+]);
+
+const PROTOCOL_CODES = new Set(['HPE_INVALID_CONSTANT', 'HPE_INVALID_VERSION', 'HPE_INVALID_STATUS', 'HPE_INVALID_HEADER_TOKEN', 'HPE_CR_EXPECTED', 'HPE_LF_EXPECTED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
+
+/** Classifies an error from undici (or the socket under it). */
+export function classifyUndiciError(err: Error): FailureKind {
+  if (err.name === 'AbortError' || (err as { code?: string }).code === 'UND_ERR_ABORTED') return 'cancelled';
+  const code = (err as { code?: string }).code ?? '';
+  if (CONNECT_CODES.has(code)) return 'connect-failure';
+  const cause = (err as { cause?: { code?: string } }).cause;
+  if (cause !== undefined && CONNECT_CODES.has(cause.code ?? '')) return 'connect-failure';
+  if (code.startsWith('HPE_') || PROTOCOL_CODES.has(code) || err.name === 'HTTPParserError') return 'protocol';
+  if (/REFUSED_STREAM/.test(err.message) || code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED/.test(err.message)) return 'refused-stream';
+  if (code === 'ERR_HTTP2_GOAWAY_SESSION') return 'refused-stream';
+  return 'reset';
+}

@@ -1,0 +1,118 @@
+/**
+ * `mesh.dispatcher`: an undici `Dispatcher` that sends every request through the mesh's
+ * outbound pipeline. It works with `undici.request/stream/pipeline`, `undici.fetch`
+ * (`mesh.fetch` uses it) and — only if the application asks — `setGlobalDispatcher`.
+ *
+ * The adapter only translates: undici dispatch options become an {@link Exchange} (header
+ * names lower-cased into an object the exchange owns; a streamed body wrapped so retries can
+ * replay it under a cap), and the caller's handler receives the exchange as its controller.
+ *
+ * @module
+ */
+import { Dispatcher } from 'undici';
+import { ReplayableBody, isStaticBody } from '../../core/body.ts';
+import type { Clock } from '../../core/clock.ts';
+import { InvalidArgumentError } from '../../core/errors.ts';
+import { type Dispatch, type ErrorMode, Exchange, type ResponseHandler } from '../../core/exchange.ts';
+import { normalizeHeaders } from '../../core/headers.ts';
+
+interface ParsedOrigin {
+  readonly scheme: string;
+  readonly authority: string;
+}
+
+const originCache = new Map<string, ParsedOrigin>();
+
+function parseOrigin(origin: unknown): ParsedOrigin {
+  const key = typeof origin === 'string' ? origin : origin instanceof URL ? origin.origin : undefined;
+  if (key === undefined) throw new InvalidArgumentError('mesh.dispatcher: the request has no origin (pass a full URL, e.g. http://reviews:9080/)');
+  const hit = originCache.get(key);
+  if (hit !== undefined) return hit;
+  const u = new URL(key);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidArgumentError(`mesh.dispatcher: unsupported protocol ${u.protocol} in ${key}`);
+  const parsed = Object.freeze({ scheme: u.protocol.slice(0, -1), authority: u.host });
+  if (originCache.size > 10_000) originCache.clear();
+  originCache.set(key, parsed);
+  return parsed;
+}
+
+function withQuery(path: string, query: unknown): string {
+  if (query == null || typeof query !== 'object') return path;
+  const qs = new URLSearchParams(query as Record<string, string>).toString();
+  if (qs === '') return path;
+  return `${path}${path.includes('?') ? '&' : '?'}${qs}`;
+}
+
+/** What the dispatcher needs from the mesh. */
+export interface MeshDispatcherOptions {
+  readonly clock: Clock;
+  readonly errors: ErrorMode;
+  /** Largest streamed request body kept for replay by retries. */
+  readonly retryBufferBytes: number;
+  /** The pipeline. */
+  pipeline(): Dispatch;
+  /** Called by close()/destroy(): the mesh decides what closing means. */
+  onClose(): Promise<void>;
+}
+
+/** The mesh as an undici Dispatcher. */
+export class MeshDispatcher extends Dispatcher {
+  readonly #o: MeshDispatcherOptions;
+  #closed = false;
+
+  constructor(o: MeshDispatcherOptions) {
+    super();
+    this.#o = o;
+  }
+
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const h = handler as unknown as ResponseHandler;
+    let ex: Exchange;
+    try {
+      if (this.#closed) throw new InvalidArgumentError('mesh.dispatcher: the mesh is closed');
+      const { scheme, authority } = parseOrigin(opts.origin);
+      const headers = normalizeHeaders(opts.headers);
+      const hostHeader = headers.host;
+      const auth = typeof hostHeader === 'string' && hostHeader !== '' ? hostHeader : authority;
+      let body: unknown = opts.body;
+      if (!isStaticBody(body) && body !== null && typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
+        body = new ReplayableBody(body as AsyncIterable<unknown>, this.#o.retryBufferBytes);
+      }
+      const path = opts.query === undefined ? opts.path : withQuery(opts.path, opts.query);
+      ex = new Exchange(h, this.#o.errors, this.#o.clock.now(), opts.method ?? 'GET', scheme, auth, path, headers, body, opts);
+    } catch (err) {
+      queueMicrotask(() => h.onResponseError?.({ abort() {}, pause() {}, resume() {}, aborted: false, paused: false, reason: null }, err as Error));
+      return true;
+    }
+    ex.begin();
+    if (ex.aborted) {
+      ex.onResponseError(ex, ex.reason as Error);
+      return true;
+    }
+    this.#o.pipeline()(ex, ex);
+    return true;
+  }
+
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | undefined {
+    this.#closed = true;
+    const p = this.#o.onClose();
+    if (callback !== undefined) {
+      void p.then(callback, callback);
+      return undefined;
+    }
+    return p;
+  }
+
+  override destroy(): Promise<void>;
+  override destroy(err: Error | null): Promise<void>;
+  override destroy(callback: () => void): void;
+  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(a?: unknown, b?: unknown): Promise<void> | undefined {
+    const cb = typeof a === 'function' ? (a as () => void) : typeof b === 'function' ? (b as () => void) : undefined;
+    if (cb === undefined) return this.close();
+    this.close(cb);
+    return undefined;
+  }
+}

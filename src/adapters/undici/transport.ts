@@ -1,0 +1,138 @@
+/**
+ * The undici transport: one `Pool` per endpoint of a cluster (so least-request balancing,
+ * outlier detection and circuit breaking see each endpoint), configured from the cluster's
+ * connection-pool settings, plus an `Agent` for hosts outside the mesh.
+ *
+ * Keep-alive: with no `idleTimeout` in the DestinationRule, undici's defaults apply — idle
+ * sockets close after 4 s, and a server's `Keep-Alive: timeout=N` hint is honoured minus 2 s
+ * — so the client gives up an idle connection before a Node server (5 s) or a load balancer
+ * would, instead of racing it (Istio's own 1 h default races Node servers; see
+ * user-needs §8). An explicit `idleTimeout` is used as given.
+ *
+ * @module
+ */
+import { Agent, Pool } from 'undici';
+import { bodyForAttempt } from '../../core/body.ts';
+import type { Dispatch, Exchange } from '../../core/exchange.ts';
+import { parseDuration } from '../../config/duration.ts';
+import type { ConnectionPoolSettings } from '../../config/types/destination-rule.ts';
+import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
+import { UNLIMITED } from '../../outbound/limits.ts';
+import type { HostState } from '../../routing/balancer/host.ts';
+
+function ms(d: string | undefined): number | undefined {
+  if (d === undefined) return undefined;
+  const v = parseDuration(d);
+  return typeof v === 'number' ? v : undefined;
+}
+
+/** The undici Pool options for a cluster. */
+export function poolOptions(cs: ClusterState): Pool.Options {
+  const pool: ConnectionPoolSettings | undefined = cs.cluster.policy.connectionPool;
+  const o: Pool.Options = { connectTimeout: ms(pool?.tcp?.connectTimeout) ?? 10_000 };
+  const maxConn = cs.limiter.limits.maxConnections;
+  if (maxConn !== UNLIMITED) o.connections = maxConn;
+  const idle = ms(pool?.http?.idleTimeout) ?? ms(pool?.tcp?.idleTimeout);
+  if (idle !== undefined && idle > 0) {
+    o.keepAliveTimeout = idle;
+    o.keepAliveMaxTimeout = idle;
+  }
+  const perConn = pool?.http?.maxRequestsPerConnection;
+  if (perConn !== undefined && perConn > 0) o.maxRequestsPerClient = perConn;
+  if (cs.h2) {
+    o.allowH2 = true;
+    (o as { useH2c?: boolean }).useH2c = true;
+    o.maxConcurrentStreams = pool?.http?.maxConcurrentStreams ?? 100;
+    o.pipelining = o.maxConcurrentStreams;
+  } else o.allowH2 = false;
+  return o;
+}
+
+function hostPart(address: string): string {
+  return address.includes(':') && !address.startsWith('[') ? `[${address}]` : address;
+}
+
+/** The pools of one cluster, by endpoint. */
+class ClusterPools implements ClusterTransport {
+  readonly #pools = new Map<string, Pool>();
+  readonly options: Pool.Options;
+  constructor(options: Pool.Options) {
+    this.options = options;
+  }
+  get(host: HostState, scheme: string): Pool {
+    const key = `${scheme}|${host.key}`;
+    let p = this.#pools.get(key);
+    if (p === undefined) {
+      p = new Pool(`${scheme}://${hostPart(host.endpoint.address)}:${host.endpoint.port}`, this.options);
+      this.#pools.set(key, p);
+    }
+    return p;
+  }
+  async close(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
+  }
+}
+
+/** The dispatch options undici needs for one attempt. */
+function dispatchOptions(ex: Exchange, origin: string | undefined): Record<string, unknown> {
+  ex.headers.host = ex.authority;
+  const src = ex.options as Record<string, unknown> | undefined;
+  const o: Record<string, unknown> = { path: ex.path, method: ex.method, headers: ex.headers, body: bodyForAttempt(ex.body) };
+  if (origin !== undefined) o.origin = origin;
+  if (src !== undefined) {
+    if (src.headersTimeout !== undefined) o.headersTimeout = src.headersTimeout;
+    if (src.bodyTimeout !== undefined) o.bodyTimeout = src.bodyTimeout;
+    if (src.upgrade !== undefined) o.upgrade = src.upgrade;
+    if (src.reset !== undefined) o.reset = src.reset;
+    if (src.blocking !== undefined) o.blocking = src.blocking;
+    if (src.idempotent !== undefined) o.idempotent = src.idempotent;
+    if (src.expectContinue !== undefined) o.expectContinue = src.expectContinue;
+  }
+  return o;
+}
+
+/** The undici side of a mesh: endpoint pools per cluster and a passthrough agent. */
+export class UndiciTransport {
+  readonly #agent = new Agent();
+
+  /** Sends an attempt to the endpoint the balance layer picked. */
+  readonly dispatch: Dispatch = (ex, handler) => {
+    const cs = ex.cluster as ClusterState;
+    const host = ex.host as HostState | undefined;
+    if (host === undefined) {
+      // Resolution NONE / PASSTHROUGH: the original destination.
+      this.#agent.dispatch(dispatchOptions(ex, `${ex.scheme}://${ex.authority}`) as never, handler as never);
+      return;
+    }
+    let pools = cs.transport as ClusterPools | undefined;
+    if (pools === undefined) {
+      pools = new ClusterPools(poolOptions(cs));
+      cs.transport = pools;
+      cs.transportKey = JSON.stringify(pools.options);
+    }
+    pools.get(host, ex.scheme).dispatch(dispatchOptions(ex, undefined) as never, handler as never);
+  };
+
+  /** Sends a request for a host outside the mesh, unchanged. */
+  readonly passthrough: Dispatch = (ex, handler) => {
+    this.#agent.dispatch(dispatchOptions(ex, `${ex.scheme}://${ex.authority}`) as never, handler as never);
+  };
+
+  /** Rebuilds a cluster's pools when its connection settings changed (old pools drain). */
+  refresh(cs: ClusterState): void {
+    const t = cs.transport as ClusterPools | undefined;
+    if (t === undefined) return;
+    const next = poolOptions(cs);
+    const key = JSON.stringify(next);
+    if (key === cs.transportKey) return;
+    cs.transport = new ClusterPools(next);
+    cs.transportKey = key;
+    void t.close();
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close().catch(() => undefined);
+  }
+}

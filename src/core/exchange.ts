@@ -1,0 +1,399 @@
+/**
+ * The Exchange — one logical call, protocol-neutral — and the pipeline plumbing: handlers,
+ * layers and {@link stack}.
+ *
+ * The response side uses the handler shape of undici 8's dispatcher API (`onRequestStart`,
+ * `onResponseStart`, `onResponseData`, `onResponseEnd`, `onResponseError`, each given the
+ * controller of the request). It is protocol-neutral in itself; the undici adapter passes
+ * handlers through unchanged and the gRPC adapter translates to it.
+ *
+ * An Exchange plays three parts at once, so a call costs one object rather than three:
+ * - the request (method, authority, path, headers, body) that layers read and rewrite;
+ * - the controller the caller's handler sees for the whole call (abort/pause/resume reach the
+ *   attempt in flight, or cancel whatever the call is waiting on);
+ * - the outermost handler of the pipeline: it turns mesh-made failures into the response a
+ *   sidecar would send (or a typed error), applies response header operations and adds the
+ *   `x-meshlet-response-flags` header.
+ *
+ * @module
+ */
+import { MeshletError } from './errors.ts';
+
+/** Header values, names lower-cased. */
+export type Headers = Record<string, string | string[] | undefined>;
+
+/** Controls one request (an attempt, or the whole call). Same shape as undici 8's controller. */
+export interface Controller {
+  abort(reason?: Error): void;
+  pause(): void;
+  resume(): void;
+  readonly aborted: boolean;
+  readonly paused: boolean;
+  readonly reason: Error | null;
+  /** Raw response headers as the transport received them, when available (undici). */
+  rawHeaders?: unknown;
+  rawTrailers?: unknown;
+}
+
+/** Receives a response. Same shape as undici 8's `Dispatcher.DispatchHandler`. */
+export interface ResponseHandler {
+  onRequestStart?(controller: Controller, context: unknown): void;
+  onRequestUpgrade?(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void;
+  onResponseStart?(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void;
+  onResponseData?(controller: Controller, chunk: Buffer): void;
+  onResponseEnd?(controller: Controller, trailers: Headers): void;
+  onResponseError?(controller: Controller, error: Error): void;
+}
+
+/** One step of the pipeline: handles the exchange, usually by calling the next step. */
+export type Dispatch = (ex: Exchange, handler: ResponseHandler) => void;
+
+/** A layer wraps the rest of the pipeline: `(next) => dispatch`. */
+export type Layer = (next: Dispatch) => Dispatch;
+
+/** Composes layers, outermost first, around a terminal dispatch. */
+export function stack(layers: readonly Layer[], terminal: Dispatch): Dispatch {
+  let d = terminal;
+  for (let i = layers.length - 1; i >= 0; i--) d = (layers[i] as Layer)(d);
+  return d;
+}
+
+/** Something the exchange is waiting on (a backoff, a fault delay, a queue slot) that abort must cancel. */
+export interface Waiter {
+  /** Stops waiting and fails the exchange's handler with `reason`. */
+  cancel(reason: Error): void;
+}
+
+/** How mesh-made failures reach the caller. */
+export type ErrorMode = 'respond' | 'throw';
+
+/** A header operation applied to responses (compiled form). */
+export interface ResponseHeaderOps {
+  readonly set: readonly (readonly [string, string])[];
+  readonly add: readonly (readonly [string, string])[];
+  readonly remove: readonly string[];
+}
+
+/** The header that carries Envoy response flags to callers. */
+export const FLAGS_HEADER = 'x-meshlet-response-flags';
+
+const EMPTY: Headers = Object.freeze({}) as Headers;
+const FLAGS_HEADER_RAW = Buffer.from('x-meshlet-response-flags');
+
+/** Headers as undici's raw list (name, value, name, value…), for handlers that read `rawHeaders`. */
+function rawFrom(headers: Headers): Buffer[] {
+  const raw: Buffer[] = [];
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined) continue;
+    if (typeof v === 'string') raw.push(Buffer.from(k), Buffer.from(v, 'latin1'));
+    else for (const x of v) raw.push(Buffer.from(k), Buffer.from(x, 'latin1'));
+  }
+  return raw;
+}
+
+function abortError(): Error {
+  const e = new Error('The operation was aborted');
+  e.name = 'AbortError';
+  return e;
+}
+
+/** Applies header operations in Envoy's order: set (overwrite), add (append), remove. */
+export function applyHeaderOps(headers: Headers, ops: ResponseHeaderOps): void {
+  for (const [k, v] of ops.set) headers[k] = v;
+  for (const [k, v] of ops.add) {
+    const cur = headers[k];
+    if (cur === undefined) headers[k] = v;
+    else if (typeof cur === 'string') headers[k] = [cur, v];
+    else cur.push(v);
+  }
+  for (const k of ops.remove) delete headers[k];
+}
+
+/**
+ * One logical call. Adapters create it; layers read and rewrite it; it is the controller the
+ * caller sees and the outermost handler of the pipeline.
+ */
+export class Exchange implements Controller, ResponseHandler {
+  // ── the request ──
+  method: string;
+  /** `http` or `https`. */
+  scheme: string;
+  /** Host header / :authority, with the port when given. */
+  authority: string;
+  /** Path with query. */
+  path: string;
+  /** Request headers; the exchange owns this object, layers may change it. */
+  headers: Headers;
+  /** Request body as the adapter gave it (a replayable body for streams). */
+  body: unknown;
+  /** When the call began, on the mesh clock. */
+  readonly startedAt: number;
+  /** Absolute deadline on the mesh clock (Infinity = none). */
+  deadline = Number.POSITIVE_INFINITY;
+  /** Position in the deadline queue (managed by it). */
+  heapIndex = -1;
+  /** Attempts made so far. */
+  attempts = 0;
+  /** Envoy response flags gathered on the way (`DI`, `URX`, …), comma-separated. */
+  flags = '';
+  /** Free-form slots for layers (route decision, cluster, endpoint, …). */
+  route: unknown = undefined;
+  target: unknown = undefined;
+  cluster: unknown = undefined;
+  host: unknown = undefined;
+  /** Hosts tried by earlier attempts (allocated on first retry). */
+  tried: unknown[] | undefined = undefined;
+  /** The adapter's own options for the call (passed through to the transport). */
+  readonly options: unknown;
+
+  // ── control ──
+  /** Controller of the attempt in flight. */
+  current: Controller | undefined = undefined;
+  /** What the call is waiting on, when no attempt is in flight. */
+  waiting: Waiter | undefined = undefined;
+  aborted = false;
+  paused = false;
+  reason: Error | null = null;
+  /** True once the caller's handler got its final callback. */
+  done = false;
+  /** True once the caller's handler got response headers. */
+  responded = false;
+  rawHeaders: unknown = null;
+  rawTrailers: unknown = null;
+  /** Response header operations to apply (route level, then destination level). */
+  responseOps: ResponseHeaderOps[] | undefined = undefined;
+  /** Called once when the call ends (used by the deadline queue and counters). */
+  onDone: ((ex: Exchange) => void) | undefined = undefined;
+
+  readonly #handler: ResponseHandler;
+  readonly #errors: ErrorMode;
+
+  /** How mesh-made failures reach the caller. */
+  get errorMode(): ErrorMode {
+    return this.#errors;
+  }
+
+  constructor(
+    handler: ResponseHandler,
+    errors: ErrorMode,
+    startedAt: number,
+    method: string,
+    scheme: string,
+    authority: string,
+    path: string,
+    headers: Headers,
+    body: unknown,
+    options: unknown,
+  ) {
+    this.#handler = handler;
+    this.#errors = errors;
+    this.startedAt = startedAt;
+    this.method = method;
+    this.scheme = scheme;
+    this.authority = authority;
+    this.path = path;
+    this.headers = headers;
+    this.body = body;
+    this.options = options;
+  }
+
+  /** Adds an Envoy response flag. */
+  flag(f: string): void {
+    if (this.flags === '') this.flags = f;
+    else if (!this.flags.split(',').includes(f)) this.flags += `,${f}`;
+  }
+
+  /** Tells the caller's handler the call started (adapters call it once, before dispatching). */
+  begin(): void {
+    this.#handler.onRequestStart?.(this, null);
+  }
+
+  // ── Controller (what the caller sees) ──
+
+  abort(reason?: Error): void {
+    if (this.aborted || this.done) return;
+    this.aborted = true;
+    this.reason = reason ?? abortError();
+    const w = this.waiting;
+    if (w !== undefined) {
+      this.waiting = undefined;
+      w.cancel(this.reason);
+    } else if (this.current !== undefined && !this.current.aborted) this.current.abort(this.reason);
+  }
+
+  /** Fails the call with a mesh error the way abort does (used by deadlines). */
+  expire(err: MeshletError): void {
+    if (this.done) return;
+    this.reason = err;
+    const w = this.waiting;
+    if (w !== undefined) {
+      this.waiting = undefined;
+      w.cancel(err);
+    } else if (this.current !== undefined && !this.current.aborted) this.current.abort(err);
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.current?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.current?.resume();
+  }
+
+  // ── ResponseHandler (what the pipeline calls) ──
+
+  onRequestStart(controller: Controller): void {
+    this.current = controller;
+    if (this.aborted) controller.abort(this.reason ?? abortError());
+  }
+
+  onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
+    this.current = controller;
+    this.responded = true;
+    this.#finish();
+    this.#handler.onRequestUpgrade?.(this, statusCode, headers, socket);
+  }
+
+  onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
+    if (this.done) return;
+    if (statusCode < 200) {
+      this.#handler.onResponseStart?.(this, statusCode, headers, statusMessage);
+      return;
+    }
+    this.current = controller;
+    this.responded = true;
+    let raw = controller.rawHeaders ?? null;
+    const ops = this.responseOps;
+    if (ops !== undefined) {
+      for (let i = 0; i < ops.length; i++) applyHeaderOps(headers, ops[i] as ResponseHeaderOps);
+      if (this.flags !== '') headers[FLAGS_HEADER] = this.flags;
+      raw = rawFrom(headers);
+    } else if (this.flags !== '') {
+      headers[FLAGS_HEADER] = this.flags;
+      raw = Array.isArray(raw) ? [...raw, FLAGS_HEADER_RAW, Buffer.from(this.flags)] : rawFrom(headers);
+    }
+    // Clients that read raw headers (undici's fetch) must see the same headers as the object.
+    this.rawHeaders = raw;
+    this.#handler.onResponseStart?.(this, statusCode, headers, statusMessage);
+  }
+
+  onResponseData(_controller: Controller, chunk: Buffer): void {
+    if (this.done) return;
+    this.#handler.onResponseData?.(this, chunk);
+  }
+
+  onResponseEnd(controller: Controller, trailers: Headers): void {
+    if (this.done) return;
+    this.rawTrailers = controller.rawTrailers ?? null;
+    this.#finish();
+    this.#handler.onResponseEnd?.(this, trailers ?? EMPTY);
+  }
+
+  onResponseError(_controller: Controller, error: Error): void {
+    if (this.done) return;
+    if (error instanceof MeshletError && !this.responded && this.#errors === 'respond' && !this.aborted && error.httpStatus !== undefined) {
+      this.sendLocal(error.httpStatus, localHeaders(error.flags), Buffer.from(bodyFor(error)));
+      return;
+    }
+    this.#finish();
+    this.#handler.onResponseError?.(this, error);
+  }
+
+  /**
+   * Sends a response made by the mesh (direct response, redirect, or a sidecar-style error
+   * response). Delivery is deferred to a microtask so a handler never sees callbacks before
+   * `dispatch` returns.
+   */
+  sendLocal(status: number, headers: Headers, body: Buffer | undefined): void {
+    if (this.done) return;
+    this.responded = true;
+    if (this.flags !== '' && headers[FLAGS_HEADER] === undefined) headers[FLAGS_HEADER] = this.flags;
+    const ops = this.responseOps;
+    if (ops !== undefined) for (const o of ops) applyHeaderOps(headers, o);
+    if (body !== undefined && headers['content-length'] === undefined) headers['content-length'] = String(body.length);
+    this.rawHeaders = rawFrom(headers);
+    this.rawTrailers = null;
+    this.current = undefined;
+    queueMicrotask(() => {
+      const h = this.#handler;
+      if (this.aborted) {
+        this.#finish();
+        h.onResponseError?.(this, this.reason ?? abortError());
+        return;
+      }
+      h.onResponseStart?.(this, status, headers, '');
+      if (this.aborted) {
+        this.#finish();
+        h.onResponseError?.(this, this.reason ?? abortError());
+        return;
+      }
+      if (body !== undefined && body.length > 0) h.onResponseData?.(this, body);
+      this.#finish();
+      h.onResponseEnd?.(this, EMPTY);
+    });
+  }
+
+  /**
+   * Fails the call with a mesh-made error: in `respond` mode the caller gets the response a
+   * sidecar would send; in `throw` mode the error itself.
+   */
+  fail(error: MeshletError): void {
+    if (this.done) return;
+    if (error.flags !== '') for (const f of error.flags.split(',')) this.flag(f);
+    if (this.#errors === 'respond' && error.httpStatus !== undefined && !this.aborted) {
+      this.sendLocal(error.httpStatus, localHeaders(this.flags), Buffer.from(bodyFor(error)));
+      return;
+    }
+    queueMicrotask(() => {
+      if (this.done) return;
+      this.#finish();
+      this.#handler.onResponseError?.(this, this.aborted ? (this.reason ?? error) : error);
+    });
+  }
+
+  #finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.waiting = undefined;
+    const d = this.onDone;
+    if (d !== undefined) {
+      this.onDone = undefined;
+      d(this);
+    }
+  }
+}
+
+function localHeaders(flags: string): Headers {
+  const h: Headers = { 'content-type': 'text/plain' };
+  if (flags !== '') {
+    h[FLAGS_HEADER] = flags;
+    if (flags.split(',').includes('UO')) h['x-envoy-overloaded'] = 'true';
+  }
+  return h;
+}
+
+/** The body Envoy sends for a mesh-made failure. */
+function bodyFor(e: MeshletError): string {
+  switch (e.code) {
+    case 'MESHLET_ERR_NO_HEALTHY_UPSTREAM':
+      return 'no healthy upstream';
+    case 'MESHLET_ERR_TIMEOUT':
+      return 'upstream request timeout';
+    case 'MESHLET_ERR_FAULT_ABORT':
+      return 'fault filter abort';
+    case 'MESHLET_ERR_NO_ROUTE':
+      return '';
+    case 'MESHLET_ERR_OVERLOADED':
+      return 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
+    case 'MESHLET_ERR_UPSTREAM_CONNECT':
+    case 'MESHLET_ERR_UPSTREAM_RESET':
+    case 'MESHLET_ERR_UPSTREAM_PROTOCOL':
+    case 'MESHLET_ERR_RETRIES_EXHAUSTED':
+      return e.message.slice(Math.max(0, e.message.indexOf('upstream connect error')));
+    default:
+      return e.message;
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * `createMesh`: wires a config source, the compiled snapshot, the outbound pipeline and the
+ * adapters into one object the application holds.
+ *
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { fetch as undiciFetch } from 'undici';
+import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
+import { classifyUndiciError } from './adapters/undici/classify.ts';
+import { UndiciTransport } from './adapters/undici/transport.ts';
+import { type ConfigSource, loadConfig } from './config/load-config.ts';
+import type { ConfigIssue } from './config/issues.ts';
+import { type Clock, type Random, systemClock, systemRandom } from './core/clock.ts';
+import { ConfigError, InvalidArgumentError, MeshletError } from './core/errors.ts';
+import type { ErrorMode } from './core/exchange.ts';
+import { explain, type Explanation, type ExplainRequest } from './outbound/explain.ts';
+import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
+import { compileSnapshot, type Snapshot } from './routing/compile.ts';
+
+/** Options of {@link createMesh}. */
+export interface MeshOptions {
+  /** This workload's service (short name, e.g. `productpage`). */
+  readonly service: string;
+  /** @defaultValue 'default' */
+  readonly namespace?: string;
+  /** This workload's labels (matched by subsets, selectors, `sourceLabels`). @defaultValue {} */
+  readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * Embedded mode: a YAML/JSON file, a directory of them, a list of paths, or resource
+   * objects. Files and directories are watched: a valid change applies to new requests; an
+   * invalid one is rejected as a whole (event `rejected`) and the last good config keeps serving.
+   */
+  readonly config: ConfigSource;
+  /**
+   * How mesh-made failures (no route, no healthy upstream, overflow, timeout, fault abort, …)
+   * reach callers: `respond` answers as a sidecar would (404/503/504 with the Envoy flag in
+   * `x-meshlet-response-flags`); `throw` fails the call with a typed {@link MeshletError}.
+   * @defaultValue 'respond'
+   */
+  readonly errors?: ErrorMode;
+  /** This workload's locality, `region/zone/subzone` (locality load balancing). @defaultValue '' */
+  readonly locality?: string;
+  /** This workload's IP (the key of `consistentHash.useSourceIp`). @defaultValue '127.0.0.1' */
+  readonly sourceIp?: string;
+  /** What happens to hosts outside the registry (Istio's `outboundTrafficPolicy.mode`). @defaultValue 'ALLOW_ANY' */
+  readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** Largest streamed request body kept so a retry can replay it. @defaultValue 1048576 (1 MiB, Envoy's buffer limit) */
+  readonly retryBufferBytes?: number;
+  /** Longest upstream `Retry-After` a retry waits for; a longer one ends retrying. @defaultValue 10000 */
+  readonly maxRetryAfterMs?: number;
+  /** Mirrored requests in flight at most; more are dropped. @defaultValue 64 */
+  readonly maxMirrorsInFlight?: number;
+  /**
+   * Run `istioctl analyze`-style checks (IST0101 missing subset or host, …) and reject config
+   * whose findings are errors. With `false` only schema validation can reject config, and a
+   * route to a missing subset answers 503 NC at run time, as in Istio.
+   * @defaultValue true
+   */
+  readonly analyze?: boolean;
+  /** Watch config files for changes. @defaultValue true */
+  readonly watch?: boolean;
+  /** Where warnings go (rejected config). @defaultValue console */
+  readonly logger?: { warn(message: string): void };
+  /** Time source (tests inject a manual clock). @defaultValue the system clock */
+  readonly clock?: Clock;
+  /** Randomness (tests inject a seeded one). @defaultValue Math.random */
+  readonly random?: Random;
+}
+
+/** Emitted when new config was rejected; the last good config keeps serving. */
+export interface RejectedEvent {
+  readonly issues: readonly ConfigIssue[];
+  readonly error: ConfigError;
+}
+
+/** A mesh: the application's outbound HTTP through Istio traffic management. */
+export class Mesh extends EventEmitter {
+  /** An undici Dispatcher: `undici.request(url, { dispatcher: mesh.dispatcher })`. */
+  readonly dispatcher: MeshDispatcher;
+  readonly #outbound: Outbound;
+  readonly #transport: UndiciTransport;
+  readonly #o: MeshOptions;
+  readonly #errors: ErrorMode;
+  #watchers: FSWatcher[] = [];
+  #reloadTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed: Promise<void> | undefined;
+
+  /** @internal use {@link createMesh}. */
+  constructor(o: MeshOptions, snapshot: Snapshot) {
+    super();
+    this.#o = o;
+    this.#errors = o.errors ?? 'respond';
+    const clock = o.clock ?? systemClock;
+    const random = o.random ?? systemRandom;
+    this.#transport = new UndiciTransport();
+    this.#outbound = new Outbound(snapshot, {
+      clock,
+      random,
+      locality: o.locality ?? '',
+      labels: o.labels ?? {},
+      sourceIp: o.sourceIp ?? '127.0.0.1',
+      outboundTrafficPolicy: o.outboundTrafficPolicy ?? 'ALLOW_ANY',
+      maxRetryAfterMs: o.maxRetryAfterMs ?? 10_000,
+      maxMirrorsInFlight: o.maxMirrorsInFlight ?? 64,
+      classify: classifyUndiciError,
+      transport: this.#transport.dispatch,
+      passthrough: this.#transport.passthrough,
+      onEvent: (e: OutboundEvent) => this.emit(e.type, e),
+    });
+    const pipeline = this.#outbound.dispatch;
+    this.dispatcher = new MeshDispatcher({
+      clock,
+      errors: this.#errors,
+      retryBufferBytes: o.retryBufferBytes ?? 1024 * 1024,
+      pipeline: () => pipeline,
+      onClose: () => this.close(),
+    });
+  }
+
+  /** The snapshot new calls are routed on. */
+  get snapshot(): Snapshot {
+    return this.#outbound.snapshot;
+  }
+
+  /** The outbound data plane (cluster state, layers); for diagnostics. */
+  get outbound(): Outbound {
+    return this.#outbound;
+  }
+
+  /**
+   * WHATWG `fetch` through the mesh (undici's implementation with {@link Mesh.dispatcher}).
+   * In `errors: 'throw'` mode a mesh-made failure rejects with the {@link MeshletError}
+   * itself rather than fetch's `TypeError('fetch failed')`.
+   */
+  fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    try {
+      return (await undiciFetch(input as never, { ...(init as object), dispatcher: this.dispatcher } as never)) as unknown as Response;
+    } catch (e) {
+      const cause = (e as { cause?: unknown }).cause;
+      if (cause instanceof MeshletError) throw cause;
+      throw e;
+    }
+  };
+
+  /**
+   * Explains how a request would be handled: the virtual host, which rule matched (and why
+   * the earlier ones did not), the candidate destinations and their endpoints (in flight,
+   * ejected and why), and every policy that applies. Nothing is sent.
+   */
+  explain(request: ExplainRequest): Explanation {
+    return explain(this.#outbound, request);
+  }
+
+  /** Applies a new set of resources now (what the file watcher does on a change). */
+  async reload(): Promise<boolean> {
+    const loaded = await loadConfig(this.#o.config, { defaultNamespace: this.#o.namespace ?? 'default', analyze: this.#o.analyze });
+    if (!loaded.ok) {
+      const error = new ConfigError(loaded.issues.all);
+      (this.#o.logger ?? console).warn(`meshlet: new config rejected, the last good config keeps serving.\n${error.message}`);
+      this.emit('rejected', { issues: loaded.issues.all, error } satisfies RejectedEvent);
+      return false;
+    }
+    const snapshot = compileSnapshot(loaded.resources, workloadOf(this.#o));
+    if (snapshot.version === this.snapshot.version) return true;
+    this.#outbound.install(snapshot);
+    for (const cs of this.#outbound.clusters.values()) this.#transport.refresh(cs);
+    this.emit('applied', { version: snapshot.version });
+    return true;
+  }
+
+  /** @internal */
+  async startWatching(): Promise<void> {
+    const src = this.#o.config;
+    if (this.#o.watch === false) return;
+    const paths = typeof src === 'string' ? [src] : Array.isArray(src) && src.every((s) => typeof s === 'string') ? (src as string[]) : [];
+    for (const p of paths) {
+      const st = await stat(p);
+      const w = watch(p, { persistent: false, recursive: st.isDirectory() }, () => this.#scheduleReload());
+      w.on('error', () => undefined);
+      this.#watchers.push(w);
+    }
+  }
+
+  #scheduleReload(): void {
+    if (this.#reloadTimer !== undefined) clearTimeout(this.#reloadTimer);
+    // Editors write files in several steps; wait for the burst to settle.
+    this.#reloadTimer = setTimeout(() => {
+      this.#reloadTimer = undefined;
+      this.reload().catch((e: unknown) => (this.#o.logger ?? console).warn(`meshlet: reloading config failed: ${String(e)}`));
+    }, 100);
+    this.#reloadTimer.unref();
+  }
+
+  /** Stops watching, closes every connection pool; calls in flight finish first. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      for (const w of this.#watchers) w.close();
+      this.#watchers = [];
+      if (this.#reloadTimer !== undefined) clearTimeout(this.#reloadTimer);
+      await this.#outbound.close();
+      await this.#transport.close();
+    })();
+    return this.#closed;
+  }
+}
+
+function workloadOf(o: MeshOptions) {
+  return { service: o.service, namespace: o.namespace ?? 'default', labels: o.labels ?? {} };
+}
+
+/**
+ * Creates a mesh in embedded mode: loads and validates `config` (rejecting it with every
+ * reason if it is invalid), compiles it for this workload and starts watching files.
+ * @example
+ * const mesh = await createMesh({ service: 'productpage', labels: { version: 'v1' }, config: './mesh' });
+ * const res = await mesh.fetch('http://reviews:9080/reviews/1', { headers: { 'end-user': 'jason' } });
+ */
+export async function createMesh(o: MeshOptions): Promise<Mesh> {
+  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh: options are required ({ service, config })');
+  if (typeof o.service !== 'string' || o.service === '') throw new InvalidArgumentError('createMesh: `service` must be a non-empty string (this workload\'s service name)');
+  if (o.config === undefined) throw new InvalidArgumentError('createMesh: `config` is required (a file, a directory, or resource objects)');
+  if (o.errors !== undefined && o.errors !== 'respond' && o.errors !== 'throw') throw new InvalidArgumentError(`createMesh: \`errors\` must be 'respond' or 'throw', got ${JSON.stringify(o.errors)}`);
+  if (o.outboundTrafficPolicy !== undefined && o.outboundTrafficPolicy !== 'ALLOW_ANY' && o.outboundTrafficPolicy !== 'REGISTRY_ONLY') {
+    throw new InvalidArgumentError(`createMesh: \`outboundTrafficPolicy\` must be 'ALLOW_ANY' or 'REGISTRY_ONLY', got ${JSON.stringify(o.outboundTrafficPolicy)}`);
+  }
+  const loaded = await loadConfig(o.config, { defaultNamespace: o.namespace ?? 'default', analyze: o.analyze });
+  if (!loaded.ok) throw new ConfigError(loaded.issues.all);
+  const mesh = new Mesh(o, compileSnapshot(loaded.resources, workloadOf(o)));
+  await mesh.startWatching();
+  return mesh;
+}

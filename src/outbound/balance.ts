@@ -1,0 +1,92 @@
+/**
+ * The load-balancing layer: picks the endpoint for each attempt from the cluster's picker —
+ * never an ejected one, avoiding hosts already tried when the route asks for it
+ * (`retryIgnorePreviousHosts`, default on; off with consistent hashing) — and computes the
+ * consistent-hash key from the header, cookie, query parameter or source IP the
+ * DestinationRule names. A cookie the policy must generate (`httpCookie.ttl`) is set on the
+ * response.
+ *
+ * @module
+ */
+import type { Random } from '../core/clock.ts';
+import { MeshletError } from '../core/errors.ts';
+import type { Dispatch, Exchange, Layer } from '../core/exchange.ts';
+import { parseDuration } from '../config/duration.ts';
+import type { ConsistentHashLB } from '../config/types/destination-rule.ts';
+import { headerValue, parseQuery } from '../routing/request-head.ts';
+import { hash32 } from '../routing/balancer/hash.ts';
+import type { HostState } from '../routing/balancer/host.ts';
+import type { PickRequest } from '../routing/balancer/picker.ts';
+import type { CompiledRoute } from '../routing/route-table.ts';
+import { NO_CONTROLLER } from '../policies/retry.ts';
+import type { ClusterState } from './cluster-state.ts';
+
+/** What the balance layer needs. */
+export interface BalanceLayerOptions {
+  readonly random: Random;
+  /** This workload's IP (the key of `useSourceIp`). */
+  readonly sourceIp: string;
+}
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+  }
+  return undefined;
+}
+
+/** The consistent-hash key of a request, hashed, or -1 when it has none. */
+export function hashKey(ch: ConsistentHashLB, ex: Exchange, o: BalanceLayerOptions): number {
+  let key: string | undefined;
+  if (ch.httpHeaderName !== undefined) key = headerValue(ex.headers, ch.httpHeaderName.toLowerCase());
+  else if (ch.useSourceIp === true) key = o.sourceIp;
+  else if (ch.httpQueryParameterName !== undefined) key = parseQuery(ex.path, ex.path.indexOf('?')).get(ch.httpQueryParameterName);
+  else if (ch.httpCookie !== undefined) {
+    const c = ch.httpCookie;
+    key = cookieValue(headerValue(ex.headers, 'cookie'), c.name);
+    if (key === undefined && c.ttl !== undefined) {
+      // Envoy generates the cookie when it is missing and a ttl is set (ttl 0 = session cookie).
+      key = Math.floor(o.random.next() * 2 ** 52).toString(16);
+      const ttlMs = parseDuration(c.ttl);
+      const attrs = [`${c.name}="${key}"`];
+      if (typeof ttlMs === 'number' && ttlMs > 0) attrs.push(`Max-Age=${Math.floor(ttlMs / 1000)}`);
+      if (c.path !== undefined) attrs.push(`Path=${c.path}`);
+      for (const a of c.attributes ?? []) attrs.push(a.value === undefined ? a.name : `${a.name}=${a.value}`);
+      attrs.push('HttpOnly');
+      ex.responseOps ??= [];
+      ex.responseOps.push({ set: [], add: [['set-cookie', attrs.join('; ')]], remove: [] });
+    }
+  }
+  return key === undefined ? -1 : hash32(key);
+}
+
+/** Builds the balance layer. */
+export function balanceLayer(o: BalanceLayerOptions): Layer {
+  const req: { hash: number; avoid: readonly HostState[] | undefined } = { hash: -1, avoid: undefined };
+  return (next: Dispatch): Dispatch =>
+    (ex, handler) => {
+      const cs = ex.cluster as ClusterState;
+      if (cs.passthrough) {
+        ex.host = undefined;
+        next(ex, handler);
+        return;
+      }
+      const ch = cs.hash;
+      req.hash = ch === undefined ? -1 : hashKey(ch, ex, o);
+      req.avoid = ch === undefined && (ex.route as CompiledRoute).retry.retryIgnorePreviousHosts ? (ex.tried as HostState[] | undefined) : undefined;
+      const host = cs.picker.pick(req as PickRequest);
+      if (host === undefined) {
+        const err = new MeshletError('MESHLET_ERR_NO_HEALTHY_UPSTREAM', 'no healthy upstream', {
+          route: (ex.route as CompiledRoute).name,
+          cluster: cs.name,
+          attempt: ex.attempts,
+        });
+        queueMicrotask(() => handler.onResponseError?.(NO_CONTROLLER, err));
+        return;
+      }
+      ex.host = host;
+      next(ex, handler);
+    };
+}

@@ -1,0 +1,158 @@
+/**
+ * `mesh.explain(request)`: how a request would be routed and treated, without sending it —
+ * like `istioctl x describe` and `proxy-config` for one request.
+ *
+ * @module
+ */
+import { normalizeHeaderObject } from '../core/headers.ts';
+import type { Headers } from '../core/exchange.ts';
+import type { RequestHead } from '../routing/request-head.ts';
+import { describeRoute, type CompiledRoute, type RouteTarget } from '../routing/route-table.ts';
+import { retryToString } from '../routing/route-policy.ts';
+import type { ClusterState } from './cluster-state.ts';
+import type { Outbound } from './pipeline.ts';
+
+/** The request to explain. */
+export interface ExplainRequest {
+  /** Full URL, e.g. `http://reviews:9080/reviews/1`. */
+  readonly url: string;
+  /** @defaultValue 'GET' */
+  readonly method?: string;
+  readonly headers?: Readonly<Record<string, string | readonly string[]>>;
+}
+
+/** An endpoint as the data plane sees it now. */
+export interface ExplainedEndpoint {
+  readonly endpoint: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly locality: string;
+  readonly inFlight: number;
+  readonly ejected: boolean;
+  /** Why it is ejected and until when (ms from now), when it is. */
+  readonly ejection: string | undefined;
+}
+
+/** One candidate destination. */
+export interface ExplainedTarget {
+  readonly destination: string;
+  /** Share of traffic, percent. */
+  readonly sharePercent: number;
+  readonly cluster: string | undefined;
+  /** Why the cluster is missing (503 NC), when it is. */
+  readonly missing: string | undefined;
+  readonly loadBalancer: string | undefined;
+  readonly connectionPool: string | undefined;
+  readonly outlierDetection: string | undefined;
+  readonly endpoints: readonly ExplainedEndpoint[];
+}
+
+/** The explanation. */
+export interface Explanation {
+  /** `routed`, `no-route` (404 NR), `passthrough` (host outside the mesh), `redirect`, `direct-response`. */
+  readonly outcome: 'routed' | 'no-route' | 'passthrough' | 'redirect' | 'direct-response';
+  readonly virtualHost: string | undefined;
+  /** The rule that matched, with its match blocks and policies. */
+  readonly route: string | undefined;
+  /** Rules tried before it, which did not match. */
+  readonly skipped: readonly string[];
+  readonly retry: string | undefined;
+  readonly timeout: string | undefined;
+  readonly fault: string | undefined;
+  readonly mirrors: readonly string[];
+  readonly targets: readonly ExplainedTarget[];
+  /** Prints the explanation on a few lines. */
+  toString(): string;
+}
+
+function endpointsOf(cs: ClusterState | undefined, now: number): ExplainedEndpoint[] {
+  if (cs === undefined) return [];
+  return cs.hostSet.hosts.map((h) => ({
+    endpoint: h.key,
+    labels: h.endpoint.labels,
+    locality: h.endpoint.locality,
+    inFlight: h.active,
+    ejected: h.ejected,
+    ejection: h.ejected ? `${h.ejectReason}; returns in ${Math.max(0, Math.round(h.ejectedUntil - now))} ms` : undefined,
+  }));
+}
+
+function target(o: Outbound, t: RouteTarget, total: number, now: number): ExplainedTarget {
+  const cs = t.cluster === undefined ? undefined : o.clusterState(t.cluster.name);
+  return {
+    destination: `${t.host}:${t.port}${t.subset === undefined ? '' : ` subset ${t.subset}`}`,
+    sharePercent: total === 0 ? 100 : Math.round((10000 * t.weight) / total) / 100,
+    cluster: t.cluster?.name,
+    missing: t.missing,
+    loadBalancer: cs?.picker.toString(),
+    connectionPool: cs?.limiter.toString(),
+    outlierDetection: cs?.detector?.toString(),
+    endpoints: endpointsOf(cs, now),
+  };
+}
+
+function print(e: Omit<Explanation, 'toString'>): string {
+  const lines = [`${e.outcome}${e.virtualHost ? ` via virtual host ${e.virtualHost}` : ''}`];
+  for (const s of e.skipped) lines.push(`  skipped: ${s.split('\n')[0]}`);
+  if (e.route) lines.push(`  matched: ${e.route.replace(/\n/g, '\n  ')}`);
+  for (const t of e.targets) {
+    lines.push(`  → ${t.destination} ${t.sharePercent}%${t.cluster ? ` [${t.cluster}]` : ` [missing: ${t.missing}]`}`);
+    if (t.loadBalancer) lines.push(`      lb: ${t.loadBalancer}`);
+    if (t.connectionPool) lines.push(`      pool: ${t.connectionPool}`);
+    if (t.outlierDetection) lines.push(`      outlier: ${t.outlierDetection}`);
+    for (const ep of t.endpoints) {
+      lines.push(`      ${ep.endpoint} ${JSON.stringify(ep.labels)}${ep.locality ? ` ${ep.locality}` : ''} in-flight ${ep.inFlight}${ep.ejected ? ` EJECTED: ${ep.ejection}` : ''}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/** Explains `req` against the outbound state. */
+export function explain(o: Outbound, req: ExplainRequest): Explanation {
+  const u = new URL(req.url);
+  const headers: Headers = normalizeHeaderObject(req.headers ?? {});
+  const head: RequestHead = {
+    method: req.method ?? 'GET',
+    scheme: u.protocol.slice(0, -1),
+    authority: typeof headers.host === 'string' ? headers.host : u.host,
+    path: `${u.pathname}${u.search}`,
+    headers,
+  };
+  const now = o.clock.now();
+  const routes = o.snapshot.routes;
+  const vhost = routes.virtualHost(head.authority, head.scheme);
+  const base = { retry: undefined, timeout: undefined, fault: undefined, mirrors: [], targets: [], skipped: [] as string[], route: undefined };
+  let e: Omit<Explanation, 'toString'>;
+  if (vhost === undefined) e = { ...base, outcome: 'passthrough', virtualHost: undefined };
+  else {
+    const scratch = { queryStart: head.path.indexOf('?'), query: undefined };
+    const skipped: string[] = [];
+    let matched: CompiledRoute | undefined;
+    for (const r of vhost.routes) {
+      if (r.matchers.length === 0 || r.matchers.some((m) => m.matches(head, scratch))) {
+        matched = r;
+        break;
+      }
+      skipped.push(describeRoute(r));
+    }
+    if (matched === undefined) e = { ...base, skipped, outcome: 'no-route', virtualHost: vhost.name };
+    else {
+      const total = matched.cumulativeWeights[matched.cumulativeWeights.length - 1] ?? 0;
+      const f = matched.fault;
+      e = {
+        outcome: matched.action === 'forward' ? 'routed' : matched.action,
+        virtualHost: vhost.name,
+        route: describeRoute(matched),
+        skipped,
+        retry: matched.action === 'forward' ? retryToString(matched.retry) : undefined,
+        timeout: matched.timeoutMs === undefined ? 'none (Istio default)' : `${matched.timeoutMs}ms`,
+        fault:
+          f === undefined
+            ? undefined
+            : `delay ${f.delayMs ?? 0}ms @${f.delayFraction * 100}%, abort ${f.abortHttpStatus ?? f.abortGrpcStatus ?? '-'} @${f.abortFraction * 100}%`,
+        mirrors: matched.mirrors.map((m) => `${m.target.host}:${m.target.port}${m.target.subset ? ` subset ${m.target.subset}` : ''} @${m.fraction * 100}%`),
+        targets: matched.targets.map((t) => target(o, t, total, now)),
+      };
+    }
+  }
+  return { ...e, toString: () => print(e) };
+}

@@ -1,0 +1,111 @@
+/**
+ * Connection-pool circuit breaking for one cluster, as Envoy applies Istio's
+ * `connectionPool` settings: at most `maxActive` requests in flight (http2MaxRequests, and
+ * for HTTP/1.1 also maxConnections, since each request holds a connection), at most
+ * `maxPending` waiting for one (http1MaxPendingRequests); anything beyond overflows (503, UO,
+ * `x-envoy-overloaded: true`). Counters only: nothing is queued or allocated while the
+ * limits are not reached, which with Istio's defaults (2^32−1) is always.
+ *
+ * @module
+ */
+import type { ConnectionPoolSettings } from '../config/types/destination-rule.ts';
+
+/** Istio's default for every connection-pool threshold (Envoy's max uint32). */
+export const UNLIMITED = 0xffffffff;
+
+/** A request waiting for a slot. */
+export interface SlotWaiter {
+  /** Called when a slot is granted. */
+  grant(): void;
+}
+
+/** The thresholds a cluster's pool enforces. */
+export interface PoolLimits {
+  readonly maxActive: number;
+  readonly maxPending: number;
+  readonly maxConnections: number;
+  readonly maxRetries: number;
+}
+
+/** Istio treats 0 as unset for these fields (see reference §1.2). */
+function limit(v: number | undefined): number {
+  return v === undefined || v === 0 ? UNLIMITED : v;
+}
+
+/** The limits of a connection pool (`h2`: the upstream speaks HTTP/2, where requests share connections). */
+export function poolLimits(pool: ConnectionPoolSettings | undefined, h2: boolean): PoolLimits {
+  const maxConnections = limit(pool?.tcp?.maxConnections);
+  const maxRequests = limit(pool?.http?.http2MaxRequests);
+  return Object.freeze({
+    maxActive: h2 ? maxRequests : Math.min(maxRequests, maxConnections),
+    maxPending: limit(pool?.http?.http1MaxPendingRequests),
+    maxConnections,
+    maxRetries: limit(pool?.http?.maxRetries),
+  });
+}
+
+/** Active and pending requests of one cluster. */
+export class RequestLimiter {
+  limits: PoolLimits;
+  /** Requests in flight. */
+  active = 0;
+  /** Requests overflowed so far (for explain and metrics). */
+  overflows = 0;
+  readonly #queue: SlotWaiter[] = [];
+  #head = 0;
+
+  constructor(limits: PoolLimits) {
+    this.limits = limits;
+  }
+
+  /** Requests waiting for a slot. */
+  get pending(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /**
+   * Asks for a slot: `'go'` (taken), `'queued'` (the waiter's `grant` is called later), or
+   * `'overflow'` (rejected).
+   */
+  acquire(w: SlotWaiter): 'go' | 'queued' | 'overflow' {
+    if (this.active < this.limits.maxActive) {
+      this.active++;
+      return 'go';
+    }
+    if (this.pending < this.limits.maxPending) {
+      this.#queue.push(w);
+      return 'queued';
+    }
+    this.overflows++;
+    return 'overflow';
+  }
+
+  /** Gives a slot back; the oldest waiter, if any, gets it. */
+  release(): void {
+    this.active--;
+    while (this.pending > 0 && this.active < this.limits.maxActive) {
+      const w = this.#queue[this.#head] as SlotWaiter;
+      this.#queue[this.#head++] = undefined as unknown as SlotWaiter;
+      if (this.#head > 64 && this.#head * 2 > this.#queue.length) {
+        this.#queue.splice(0, this.#head);
+        this.#head = 0;
+      }
+      this.active++;
+      w.grant();
+    }
+  }
+
+  /** Removes a waiter that gave up (abort, deadline). */
+  cancel(w: SlotWaiter): boolean {
+    const i = this.#queue.indexOf(w, this.#head);
+    if (i === -1) return false;
+    this.#queue.splice(i, 1);
+    return true;
+  }
+
+  toString(): string {
+    const l = this.limits;
+    const f = (n: number) => (n === UNLIMITED ? '∞' : String(n));
+    return `active ${this.active}/${f(l.maxActive)}, pending ${this.pending}/${f(l.maxPending)}, overflows ${this.overflows}`;
+  }
+}

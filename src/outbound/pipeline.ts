@@ -1,0 +1,185 @@
+/**
+ * The outbound pipeline and the state it runs on. One {@link Outbound} per mesh: it holds the
+ * current snapshot and the per-cluster state, and composes the layers once, outermost first:
+ *
+ * ```
+ * route ─► fault ─► mirror ─► timeout ─► retry ─► balance ─► upstream ─► transport (adapter)
+ * ```
+ *
+ * A new snapshot is swapped in with {@link Outbound.install}; calls already running finish on
+ * the routes they started with, and cluster state whose name survives is kept.
+ *
+ * @module
+ */
+import type { Clock, Random } from '../core/clock.ts';
+import { DeadlineQueue } from '../core/deadlines.ts';
+import { type Dispatch, type Exchange, type Layer, stack } from '../core/exchange.ts';
+import type { FailureKind } from '../core/outcome.ts';
+import { faultLayer } from '../policies/fault.ts';
+import { type MirrorStats, mirrorLayer } from '../policies/mirror.ts';
+import type { OutlierEvent } from '../policies/outlier.ts';
+import { retryLayer } from '../policies/retry.ts';
+import { timeoutLayer } from '../policies/timeout.ts';
+import type { Snapshot } from '../routing/compile.ts';
+import type { CompiledRoute } from '../routing/route-table.ts';
+import { balanceLayer } from './balance.ts';
+import { ClusterState } from './cluster-state.ts';
+import { routeLayer } from './route-layer.ts';
+import { upstreamLayer } from './upstream.ts';
+
+/** An event the data plane reports (ejections, returns). */
+export interface OutboundEvent {
+  readonly type: 'ejected' | 'returned';
+  readonly cluster: string;
+  readonly endpoint: string;
+  readonly reason: string;
+  /** For `ejected`: when the endpoint returns, on the mesh clock. */
+  readonly untilMs: number;
+}
+
+/** Everything the pipeline needs from the mesh and the adapter. */
+export interface OutboundOptions {
+  readonly clock: Clock;
+  readonly random: Random;
+  /** This workload's locality (`region/zone/subzone`), or ''. */
+  readonly locality: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** This workload's IP, the key of `consistentHash.useSourceIp`. */
+  readonly sourceIp: string;
+  readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** Longest upstream `Retry-After` honoured. */
+  readonly maxRetryAfterMs: number;
+  /** Mirrored requests in flight at most. */
+  readonly maxMirrorsInFlight: number;
+  /** Classifies a transport error. */
+  classify(err: Error): FailureKind;
+  /** Sends an attempt to `ex.host` of `ex.cluster` (or the original address when the cluster passes through). */
+  readonly transport: Dispatch;
+  /** Sends a request for a host outside the mesh unchanged. */
+  readonly passthrough: Dispatch;
+  onEvent(e: OutboundEvent): void;
+}
+
+/** The outbound data plane of one mesh. */
+export class Outbound {
+  #snapshot: Snapshot;
+  readonly #clusters = new Map<string, ClusterState>();
+  readonly #o: OutboundOptions;
+  /** The shared deadline queue (route and per-try timeouts). */
+  readonly deadlines: DeadlineQueue;
+  /** Mirrored-request counters. */
+  readonly mirrorStats: MirrorStats = { sent: 0, dropped: 0, failed: 0, inFlight: 0 };
+  /** The whole pipeline: route a call and carry it out. */
+  readonly dispatch: Dispatch;
+  /** The layers, outermost first (the order is part of the contract; a test pins it). */
+  readonly layerNames: readonly string[];
+
+  constructor(snapshot: Snapshot, o: OutboundOptions) {
+    this.#o = o;
+    this.#snapshot = snapshot;
+    this.deadlines = new DeadlineQueue(o.clock);
+    this.install(snapshot);
+    const route = (ex: Exchange) => ex.route as CompiledRoute;
+    const balance = balanceLayer({ random: o.random, sourceIp: o.sourceIp });
+    const upstream = upstreamLayer({ classify: o.classify });
+    const upstreamPath = stack([balance, upstream], o.transport);
+    const layers: [string, Layer][] = [
+      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#clusters.get(n), outboundTrafficPolicy: o.outboundTrafficPolicy, passthrough: o.passthrough })],
+      ['fault', faultLayer({ clock: o.clock, random: o.random, fault: (ex) => route(ex).fault })],
+      [
+        'mirror',
+        mirrorLayer(
+          {
+            random: o.random,
+            now: () => o.clock.now(),
+            mirrors: (ex) => route(ex).mirrors,
+            prepare: (copy, m) => {
+              const c = m.target.cluster;
+              const cs = c === undefined ? undefined : this.#clusters.get(c.name);
+              if (cs === undefined) return false;
+              copy.cluster = cs;
+              copy.target = m.target;
+              return true;
+            },
+            send: upstreamPath,
+            maxInFlight: o.maxMirrorsInFlight,
+          },
+          this.mirrorStats,
+        ),
+      ],
+      ['timeout', timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: (ex) => route(ex).timeoutMs })],
+      [
+        'retry',
+        retryLayer({
+          clock: o.clock,
+          random: o.random,
+          deadlines: this.deadlines,
+          policy: (ex) => route(ex).retry,
+          budget: (ex) => (ex.cluster as ClusterState).budget,
+          activeRequests: (ex) => (ex.cluster as ClusterState).limiter.active,
+          classify: o.classify,
+          maxRetryAfterMs: o.maxRetryAfterMs,
+        }),
+      ],
+      ['balance', balance],
+      ['upstream', upstream],
+    ];
+    this.layerNames = layers.map(([n]) => n);
+    this.dispatch = stack(
+      layers.map(([, l]) => l),
+      o.transport,
+    );
+  }
+
+  /** The mesh clock. */
+  get clock(): Clock {
+    return this.#o.clock;
+  }
+
+  /** The snapshot new calls are routed on. */
+  get snapshot(): Snapshot {
+    return this.#snapshot;
+  }
+
+  /** Per-cluster state by cluster name. */
+  clusterState(name: string): ClusterState | undefined {
+    return this.#clusters.get(name);
+  }
+
+  /** Every cluster state. */
+  get clusters(): ReadonlyMap<string, ClusterState> {
+    return this.#clusters;
+  }
+
+  /** Swaps in a new snapshot: new calls use it; cluster state whose name survives is kept. */
+  install(snapshot: Snapshot): void {
+    const ctx = {
+      clock: this.#o.clock,
+      random: this.#o.random,
+      locality: this.#o.locality,
+      labels: this.#o.labels,
+      onOutlierEvent: (cluster: string, e: OutlierEvent) =>
+        this.#o.onEvent({ type: e.type, cluster, endpoint: e.host.key, reason: e.reason, untilMs: e.untilMs }),
+    };
+    for (const [name, c] of snapshot.clusters) {
+      const cs = this.#clusters.get(name);
+      if (cs === undefined) this.#clusters.set(name, new ClusterState(c, ctx));
+      else cs.update(c);
+    }
+    this.#snapshot = snapshot;
+    for (const [name, cs] of [...this.#clusters]) {
+      if (!snapshot.clusters.has(name)) {
+        this.#clusters.delete(name);
+        // Let calls in flight finish before the pools go.
+        setTimeout(() => void cs.close(), 30_000).unref();
+      }
+    }
+  }
+
+  /** Stops timers and closes every cluster's pools. */
+  async close(): Promise<void> {
+    this.deadlines.close();
+    await Promise.all([...this.#clusters.values()].map((c) => c.close()));
+    this.#clusters.clear();
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The first layers of the outbound pipeline: route the request against the current snapshot
+ * (first match wins, weighted pick), answer what the route answers itself (redirect, direct
+ * response, no route, missing cluster, hosts outside the mesh), then apply the route's and
+ * destination's request header operations and rewrites in Istio's order.
+ *
+ * @module
+ */
+import type { Random } from '../core/clock.ts';
+import { MeshletError } from '../core/errors.ts';
+import { applyHeaderOps, type Dispatch, type Exchange, type Headers, type Layer } from '../core/exchange.ts';
+import type { RouteTable } from '../routing/route-table.ts';
+import { type CompiledRoute, NO_ROUTE, type RouteTarget, toDraw } from '../routing/route-table.ts';
+import type { RequestMatcher } from '../routing/request-matcher.ts';
+import type { ClusterState } from './cluster-state.ts';
+
+/** What the route layer needs from the mesh. */
+export interface RouteLayerOptions {
+  readonly random: Random;
+  /** The current route table (read once per call: a call finishes on the snapshot it started with). */
+  routes(): RouteTable;
+  /** The state of a cluster of the current snapshot. */
+  clusterState(name: string): ClusterState | undefined;
+  /** `ALLOW_ANY` (default) passes hosts outside the mesh through; `REGISTRY_ONLY` answers 502. */
+  readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** Sends a request for a host outside the mesh unchanged (Istio's PassthroughCluster). */
+  readonly passthrough: Dispatch;
+}
+
+const scratch = { queryStart: -1, query: undefined };
+
+/** The match block of `route` that accepted the request (for prefix rewrites). */
+function matchedBlock(route: CompiledRoute, ex: Exchange): RequestMatcher | undefined {
+  scratch.queryStart = ex.path.indexOf('?');
+  scratch.query = undefined;
+  for (const m of route.matchers) if (m.matches(ex, scratch)) return m;
+  return undefined;
+}
+
+function redirect(ex: Exchange, route: CompiledRoute): void {
+  const r = route.redirect;
+  if (r === undefined) return;
+  const q = ex.path.indexOf('?');
+  const pathOnly = q === -1 ? ex.path : ex.path.slice(0, q);
+  const query = q === -1 ? '' : ex.path.slice(q);
+  let path = pathOnly;
+  if (r.uri !== undefined) path = r.uri;
+  else if (r.prefixRewrite !== undefined) {
+    const m = matchedBlock(route, ex);
+    const prefix = m?.rewritePrefix.kind === 'prefix' ? m.rewritePrefix.value : '';
+    path = r.prefixRewrite + pathOnly.slice(prefix.length);
+  }
+  const scheme = r.scheme ?? ex.scheme;
+  let host = r.authority ?? ex.authority;
+  const colon = host.lastIndexOf(':');
+  const bareHost = colon > -1 && !host.endsWith(']') ? host.slice(0, colon) : host;
+  const reqPort = colon > -1 && !host.endsWith(']') ? host.slice(colon + 1) : '';
+  if (r.port !== undefined) host = `${bareHost}:${r.port}`;
+  else if (r.derivePort === 'FROM_PROTOCOL_DEFAULT') host = bareHost;
+  else if (r.derivePort === 'FROM_REQUEST_PORT' && reqPort !== '') host = `${bareHost}:${reqPort}`;
+  else if (r.authority !== undefined || r.scheme !== undefined) host = r.authority ?? bareHost;
+  ex.sendLocal(r.redirectCode, { location: `${scheme}://${host}${path}${query}` }, undefined);
+}
+
+/** Applies request header operations and rewrites (route level, then destination level). */
+function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget): void {
+  const rh = route.requestHeaders;
+  const th = target.requestHeaders;
+  if (rh !== undefined || th !== undefined) {
+    if (rh !== undefined) applyHeaderOps(ex.headers, rh as never);
+    if (th !== undefined) applyHeaderOps(ex.headers, th as never);
+  }
+  const rw = route.rewrite;
+  const authority = rw?.authority ?? target.authority;
+  if (authority !== undefined) ex.authority = authority;
+  if (rw !== undefined && (rw.uriPrefix !== undefined || rw.uriRegex !== undefined)) {
+    const q = ex.path.indexOf('?');
+    const pathOnly = q === -1 ? ex.path : ex.path.slice(0, q);
+    const query = q === -1 ? '' : ex.path.slice(q);
+    let path = pathOnly;
+    if (rw.uriPrefix !== undefined) {
+      const m = matchedBlock(route, ex);
+      const rp = m?.rewritePrefix;
+      if (rp === undefined || rp.kind === 'other') path = rw.uriPrefix + pathOnly.slice(1);
+      else if (rp.kind === 'exact') path = rw.uriPrefix;
+      else path = rw.uriPrefix + pathOnly.slice(rp.value.length);
+    } else if (rw.uriRegex !== undefined) {
+      path = rw.uriRegex.replaceAll(pathOnly, rw.uriRegexReplacement ?? '');
+    }
+    if (path !== pathOnly) {
+      ex.headers['x-envoy-original-path'] = ex.path;
+      ex.path = path + query;
+    }
+  }
+  const rs = route.responseHeaders;
+  const ts = target.responseHeaders;
+  if (rs !== undefined || ts !== undefined) {
+    ex.responseOps ??= [];
+    const ops = ex.responseOps;
+    if (rs !== undefined) ops.push(rs);
+    if (ts !== undefined) ops.push(ts);
+  }
+}
+
+function context(ex: Exchange) {
+  return { route: (ex.route as CompiledRoute | undefined)?.name };
+}
+
+/** Builds the route layer. */
+export function routeLayer(o: RouteLayerOptions): Layer {
+  return (next: Dispatch): Dispatch =>
+    (ex, handler) => {
+      const d = o.routes().route(ex, toDraw(o.random.next()));
+      if (d === undefined) {
+        if (o.outboundTrafficPolicy === 'REGISTRY_ONLY') {
+          ex.fail(new MeshletError('MESHLET_ERR_REGISTRY_ONLY', `${ex.authority} is not in the mesh registry and outboundTrafficPolicy is REGISTRY_ONLY`));
+        } else o.passthrough(ex, handler);
+        return;
+      }
+      if (d === NO_ROUTE) {
+        ex.fail(new MeshletError('MESHLET_ERR_NO_ROUTE', `no route matched ${ex.method} ${ex.authority}${ex.path}`));
+        return;
+      }
+      const route = d.route;
+      ex.route = route;
+      if (route.action === 'redirect') {
+        if (route.responseHeaders !== undefined) ex.responseOps = [route.responseHeaders];
+        redirect(ex, route);
+        return;
+      }
+      if (route.action === 'direct-response') {
+        if (route.responseHeaders !== undefined) ex.responseOps = [route.responseHeaders];
+        const dr = route.directResponse;
+        const h: Headers = {};
+        if (dr?.body !== undefined) h['content-type'] = 'text/plain';
+        ex.sendLocal(dr?.status ?? 200, h, dr?.body);
+        return;
+      }
+      const target = d.target as RouteTarget;
+      ex.target = target;
+      const cluster = target.cluster;
+      const state = cluster === undefined ? undefined : o.clusterState(cluster.name);
+      if (state === undefined) {
+        ex.fail(new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, context(ex)));
+        return;
+      }
+      ex.cluster = state;
+      if (route.requestHeaders !== undefined || target.requestHeaders !== undefined || route.rewrite !== undefined || target.authority !== undefined || route.responseHeaders !== undefined || target.responseHeaders !== undefined) {
+        rewriteRequest(ex, route, target);
+      }
+      next(ex, handler);
+    };
+}

@@ -1,0 +1,77 @@
+/**
+ * Fault injection, as Envoy's fault filter runs it on the client side: the delay is decided
+ * and applied first, then the abort is decided by its own draw (P(both) = p_delay·p_abort).
+ * A delay happens before the router, so it does not count against the route timeout; an
+ * abort never reaches the router, so nothing is sent upstream and it is never retried.
+ * Draws come from the mesh's Random, so tests are deterministic. Flags: DI, FI.
+ *
+ * @module
+ */
+import type { Clock, Random } from '../core/clock.ts';
+import { MeshletError } from '../core/errors.ts';
+import type { Dispatch, Exchange, Layer, ResponseHandler } from '../core/exchange.ts';
+import type { FaultPolicy } from '../routing/route-policy.ts';
+import { NO_CONTROLLER } from './retry.ts';
+
+/** gRPC status numbers by name (Istio's `abort.grpcStatus` names them). */
+export const GRPC_STATUS: Readonly<Record<string, number>> = Object.freeze({
+  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16,
+});
+
+/** What the fault layer needs. */
+export interface FaultLayerOptions {
+  readonly clock: Clock;
+  readonly random: Random;
+  fault(ex: Exchange): FaultPolicy | undefined;
+}
+
+function abort(ex: Exchange, f: FaultPolicy): void {
+  ex.flag('FI');
+  const grpc = f.abortGrpcStatus === undefined ? undefined : GRPC_STATUS[f.abortGrpcStatus];
+  const route = (ex.route as { name?: string } | undefined)?.name;
+  if (f.abortHttpStatus === undefined && grpc !== undefined) {
+    // A gRPC abort: HTTP 200 with the status in the headers (trailers-only), as Envoy answers.
+    const err = new MeshletError('MESHLET_ERR_FAULT_ABORT', `fault filter abort (grpc-status ${grpc})`, { route, flags: ex.flags, grpcStatus: grpc });
+    if (ex.errorMode === 'throw') ex.fail(err);
+    else ex.sendLocal(200, { 'content-type': 'application/grpc', 'grpc-status': String(grpc), 'grpc-message': 'fault filter abort' }, undefined);
+    return;
+  }
+  ex.fail(new MeshletError('MESHLET_ERR_FAULT_ABORT', 'fault filter abort', { route, flags: ex.flags, httpStatus: f.abortHttpStatus, grpcStatus: grpc }));
+}
+
+/** Builds the fault layer. */
+export function faultLayer(o: FaultLayerOptions): Layer {
+  return (next: Dispatch): Dispatch =>
+    (ex, handler) => {
+      const f = o.fault(ex);
+      if (f === undefined) {
+        next(ex, handler);
+        return;
+      }
+      const delay = f.delayMs !== undefined && f.delayFraction > 0 && o.random.next() < f.delayFraction;
+      if (!delay) {
+        afterDelay(o, f, next, ex, handler);
+        return;
+      }
+      ex.flag('DI');
+      const timer = o.clock.setTimer(() => {
+        if (ex.waiting === waiter) ex.waiting = undefined;
+        afterDelay(o, f, next, ex, handler);
+      }, f.delayMs as number);
+      const waiter = {
+        cancel(reason: Error): void {
+          timer.clear();
+          handler.onResponseError?.(NO_CONTROLLER, reason);
+        },
+      };
+      ex.waiting = waiter;
+    };
+}
+
+function afterDelay(o: FaultLayerOptions, f: FaultPolicy, next: Dispatch, ex: Exchange, handler: ResponseHandler): void {
+  const hasAbort = f.abortHttpStatus !== undefined || f.abortGrpcStatus !== undefined;
+  if (hasAbort && f.abortFraction > 0 && o.random.next() < f.abortFraction) abort(ex, f);
+  else next(ex, handler);
+}

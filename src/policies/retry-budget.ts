@@ -1,0 +1,119 @@
+/**
+ * The cluster-wide cap on concurrent retries: Envoy's retry circuit breaker, either the
+ * `max_retries` threshold (Istio `connectionPool.http.maxRetries`) or, when the
+ * DestinationRule has a `retryBudget`, the retry budget that replaces it (reference §1.2).
+ *
+ * One instance per destination cluster. A retry that the budget refuses is not made; the
+ * caller returns the last attempt's result with response flag **UO** (reference §2.4).
+ *
+ * Ported from Envoy `ResourceManagerImpl::RetryBudgetImpl`
+ * (source/common/upstream/resource_manager_impl.h):
+ * - without a budget, a retry may start while `activeRetries < maxRetries`;
+ * - with a budget, while `activeRetries < max(floor(percent/100 · activeRequests), minRetryConcurrency)`,
+ *   and `maxRetries` is ignored.
+ *
+ * @module
+ */
+import type { RetryBudget as RetryBudgetSettings } from '../config/types/destination-rule.ts';
+
+/** Istio's default `maxRetries` threshold: 2^32 − 1 (Istio raises Envoy's default of 3). */
+export const DEFAULT_MAX_RETRIES = 4_294_967_295;
+/** Default `retryBudget.percent` (per the Istio API). */
+export const DEFAULT_BUDGET_PERCENT = 20;
+/** Default `retryBudget.minRetryConcurrency`. */
+export const DEFAULT_MIN_RETRY_CONCURRENCY = 3;
+
+/**
+ * Concurrent-retry limiter for one destination cluster.
+ *
+ * "Active" retries are counted from {@link RetryBudget.tryStartRetry} (taken when a retry is
+ * scheduled, so the backoff wait counts) until {@link RetryBudget.endRetry} (when the retried
+ * attempt finishes), as Envoy holds the retry resource from `shouldRetry` to the next decision.
+ *
+ * Active requests: the caller either passes its own count (e.g. the connection pool's active
+ * plus pending requests) to {@link RetryBudget.tryStartRetry}, or lets this object count them
+ * with {@link RetryBudget.startRequest} / {@link RetryBudget.endRequest}. Retried attempts are
+ * requests too, as in Envoy.
+ */
+export class RetryBudget {
+  readonly #percent: number | undefined;
+  readonly #minConcurrency: number;
+  readonly #maxRetries: number;
+  #activeRequests = 0;
+  #activeRetries = 0;
+
+  /**
+   * @param settings - the DestinationRule's `retryBudget`; undefined means no budget.
+   *   `percent` defaults to 20 (an explicit 0 is kept: only `minRetryConcurrency` applies);
+   *   `minRetryConcurrency` defaults to 3 (0 or unset means the default, as Istio does).
+   * @param maxRetries - `connectionPool.http.maxRetries`; Istio maps 0/unset to 2^32 − 1.
+   */
+  constructor(settings: RetryBudgetSettings | undefined, maxRetries: number = DEFAULT_MAX_RETRIES) {
+    if (settings === undefined) {
+      this.#percent = undefined;
+      this.#minConcurrency = DEFAULT_MIN_RETRY_CONCURRENCY;
+    } else {
+      const p = settings.percent;
+      this.#percent = p === undefined || !Number.isFinite(p) ? DEFAULT_BUDGET_PERCENT : Math.min(100, Math.max(0, p));
+      const m = settings.minRetryConcurrency;
+      this.#minConcurrency = m !== undefined && m > 0 ? Math.floor(m) : DEFAULT_MIN_RETRY_CONCURRENCY;
+    }
+    this.#maxRetries = maxRetries > 0 ? Math.floor(maxRetries) : DEFAULT_MAX_RETRIES;
+  }
+
+  /** True when a retry budget (rather than the `maxRetries` threshold) is in force. */
+  get budgeted(): boolean {
+    return this.#percent !== undefined;
+  }
+
+  /** Requests counted by {@link RetryBudget.startRequest} and not yet ended. */
+  get activeRequests(): number {
+    return this.#activeRequests;
+  }
+
+  /** Retries admitted by {@link RetryBudget.tryStartRetry} and not yet ended. */
+  get activeRetries(): number {
+    return this.#activeRetries;
+  }
+
+  /** Counts one more active request towards the budget's percentage. */
+  startRequest(): void {
+    this.#activeRequests++;
+  }
+
+  /** Ends a request counted by {@link RetryBudget.startRequest}. */
+  endRequest(): void {
+    if (this.#activeRequests > 0) this.#activeRequests--;
+  }
+
+  /** How many retries may be active at once given `activeRequests` (default: this object's own count). */
+  limit(activeRequests: number = this.#activeRequests): number {
+    if (this.#percent === undefined) return this.#maxRetries;
+    return Math.max(Math.floor((this.#percent / 100) * Math.max(0, activeRequests)), this.#minConcurrency);
+  }
+
+  /**
+   * Admits a retry if the limit allows one more, counting it as active; false means the retry
+   * must not be made (response flag UO).
+   */
+  tryStartRetry(activeRequests: number = this.#activeRequests): boolean {
+    if (this.#activeRetries >= this.limit(activeRequests)) return false;
+    this.#activeRetries++;
+    return true;
+  }
+
+  /** Ends a retry admitted by {@link RetryBudget.tryStartRetry}. */
+  endRetry(): void {
+    if (this.#activeRetries > 0) this.#activeRetries--;
+  }
+
+  /** E.g. `retry budget 20% of active requests, min 3 (1 active retry, 4 active requests)` or `maxRetries 3 (0 active)`. */
+  toString(): string {
+    const active = `${this.#activeRetries} active retr${this.#activeRetries === 1 ? 'y' : 'ies'}`;
+    if (this.#percent === undefined) {
+      const max = this.#maxRetries === DEFAULT_MAX_RETRIES ? 'unlimited (2^32-1)' : String(this.#maxRetries);
+      return `maxRetries ${max} (${active})`;
+    }
+    return `retry budget ${this.#percent}% of active requests, min ${this.#minConcurrency} (${active}, ${this.#activeRequests} active requests)`;
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * The retry layer: Envoy's router retry loop, transport-neutral.
+ *
+ * Each attempt goes down the rest of the pipeline (pick an endpoint, admit, send). An attempt
+ * that fails in a way the route's `retryOn` covers is retried — after Envoy's jittered
+ * exponential backoff, or the upstream's `Retry-After` when it is longer — while attempts,
+ * the route deadline, the body's replay buffer and the destination's retry budget allow.
+ * A retriable response is swallowed (its body drained) only once the retry is certain; a
+ * response the caller has started to receive is never retried. The per-try timeout is one
+ * entry in the shared deadline queue, not a timer.
+ *
+ * @module
+ */
+import { canReplay } from '../core/body.ts';
+import type { Clock, Random } from '../core/clock.ts';
+import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
+import { MeshletError, type MeshletErrorCode } from '../core/errors.ts';
+import type { Controller, Dispatch, Exchange, Headers, Layer, ResponseHandler, Waiter } from '../core/exchange.ts';
+import type { AttemptOutcome, FailureKind } from '../core/outcome.ts';
+import type { RetryPolicy } from '../routing/route-policy.ts';
+import { backoffDelayMs, retryAfterMs } from './backoff.ts';
+import type { RetryBudget } from './retry-budget.ts';
+import { isRetriable } from './retry-rules.ts';
+
+/** What the retry layer needs from the mesh. */
+export interface RetryLayerOptions {
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly deadlines: DeadlineQueue;
+  /** The route's retry policy (from the route layer's decision). */
+  policy(ex: Exchange): RetryPolicy;
+  /** The destination's retry budget / maxRetries breaker. */
+  budget(ex: Exchange): RetryBudget;
+  /** Requests in flight to the destination (the budget is a share of them). */
+  activeRequests(ex: Exchange): number;
+  /** Classifies a transport error. */
+  classify(err: Error): FailureKind;
+  /** Longest `Retry-After` honoured; a longer one ends retrying. */
+  readonly maxRetryAfterMs: number;
+}
+
+/** A controller for callbacks that have none (mesh-made failures below this layer). */
+export const NO_CONTROLLER: Controller = Object.freeze({
+  abort() {},
+  pause() {},
+  resume() {},
+  aborted: false,
+  paused: false,
+  reason: null,
+});
+
+const RESET_TEXT: Record<FailureKind, string> = {
+  'connect-failure': 'connection failure',
+  reset: 'connection termination',
+  'refused-stream': 'remote refused stream reset',
+  'per-try-timeout': 'per try timeout',
+  overflow: 'overflow',
+  protocol: 'protocol error',
+  cancelled: 'cancelled',
+};
+
+const CODE_FOR: Record<FailureKind, MeshletErrorCode> = {
+  'connect-failure': 'MESHLET_ERR_UPSTREAM_CONNECT',
+  reset: 'MESHLET_ERR_UPSTREAM_RESET',
+  'refused-stream': 'MESHLET_ERR_UPSTREAM_RESET',
+  'per-try-timeout': 'MESHLET_ERR_TIMEOUT',
+  overflow: 'MESHLET_ERR_OVERLOADED',
+  protocol: 'MESHLET_ERR_UPSTREAM_PROTOCOL',
+  cancelled: 'MESHLET_ERR_UPSTREAM_RESET',
+};
+
+/** The marker error a per-try timeout aborts its attempt with. */
+class PerTryTimeout extends Error {
+  constructor() {
+    super('per-try timeout');
+    this.name = 'PerTryTimeout';
+  }
+}
+
+function grpcStatusOf(headers: Headers): number {
+  const v = headers['grpc-status'];
+  if (v === undefined) return -1;
+  const n = Number(typeof v === 'string' ? v : v[0]);
+  return Number.isInteger(n) ? n : -1;
+}
+
+/** Builds the retry layer. */
+export function retryLayer(o: RetryLayerOptions): Layer {
+  return (next: Dispatch): Dispatch =>
+    (ex, handler) => {
+      new Attempt(o, next, ex, handler, o.policy(ex), false).send();
+    };
+}
+
+/** One attempt of a call; also the per-try deadline node. */
+class Attempt implements ResponseHandler, DeadlineNode, Waiter {
+  due = 0;
+  heapIndex = -1;
+  readonly #o: RetryLayerOptions;
+  readonly #next: Dispatch;
+  readonly #ex: Exchange;
+  readonly #handler: ResponseHandler;
+  readonly #policy: RetryPolicy;
+  /** This attempt holds a slot of the retry budget. */
+  readonly #isRetry: boolean;
+  #controller: Controller | undefined;
+  #perTryExpired = false;
+  #discarding = false;
+  #forwarded = false;
+  #finished = false;
+  #delayMs = 0;
+  #outcome: AttemptOutcome | undefined;
+  #timer: { clear(): void } | undefined;
+
+  constructor(o: RetryLayerOptions, next: Dispatch, ex: Exchange, handler: ResponseHandler, policy: RetryPolicy, isRetry: boolean) {
+    this.#o = o;
+    this.#next = next;
+    this.#ex = ex;
+    this.#handler = handler;
+    this.#policy = policy;
+    this.#isRetry = isRetry;
+  }
+
+  send(): void {
+    const ex = this.#ex;
+    ex.attempts++;
+    const per = this.#policy.perTryTimeoutMs;
+    if (per !== undefined) {
+      const due = this.#o.clock.now() + per;
+      if (due < ex.deadline) {
+        this.due = due;
+        this.#o.deadlines.add(this);
+      }
+    }
+    this.#next(ex, this);
+  }
+
+  /** Per-try timeout: cut the attempt short unless response headers already arrived. */
+  expire(): void {
+    if (this.#forwarded || this.#discarding || this.#finished) return;
+    this.#perTryExpired = true;
+    const err = new PerTryTimeout();
+    if (this.#controller !== undefined) this.#controller.abort(err);
+    else if (this.#ex.waiting !== undefined) {
+      const w = this.#ex.waiting;
+      this.#ex.waiting = undefined;
+      w.cancel(err);
+    }
+  }
+
+  #clearPerTry(): void {
+    if (this.heapIndex !== -1) this.#o.deadlines.remove(this);
+  }
+
+  #end(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#clearPerTry();
+    if (this.#isRetry) this.#o.budget(this.#ex).endRetry();
+  }
+
+  // ── handler ──
+
+  onRequestStart(controller: Controller, context: unknown): void {
+    this.#controller = controller;
+    if (this.#perTryExpired) {
+      controller.abort(new PerTryTimeout());
+      return;
+    }
+    this.#handler.onRequestStart?.(controller, context);
+  }
+
+  onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
+    this.#end();
+    this.#forwarded = true;
+    this.#handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
+  }
+
+  onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
+    if (statusCode < 200) {
+      this.#handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
+      return;
+    }
+    this.#clearPerTry();
+    const outcome: AttemptOutcome = { status: statusCode, grpcStatus: grpcStatusOf(headers), failure: undefined, requestSent: true, headers };
+    if (this.#mayRetry(outcome)) {
+      this.#outcome = outcome;
+      this.#discarding = true;
+      return;
+    }
+    // Retries ran out on a response the policy would have retried: Envoy flags URX.
+    if (this.#ex.attempts > 1 && isRetriable(this.#policy, outcome, this.#ex.headers)) this.#ex.flag('URX');
+    this.#forwarded = true;
+    this.#handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
+  }
+
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    if (this.#discarding) return;
+    this.#handler.onResponseData?.(controller, chunk);
+  }
+
+  onResponseEnd(controller: Controller, trailers: Headers): void {
+    this.#end();
+    if (this.#discarding) {
+      this.#retry();
+      return;
+    }
+    this.#handler.onResponseEnd?.(controller, trailers);
+  }
+
+  onResponseError(controller: Controller, error: Error): void {
+    const ex = this.#ex;
+    this.#end();
+    if (this.#discarding) {
+      // The swallowed response broke off while draining: retry all the same (it was going to be).
+      if (!ex.aborted && !(ex.reason instanceof MeshletError)) this.#retry();
+      else {
+        this.#o.budget(ex).endRetry();
+        this.#handler.onResponseError?.(controller, ex.reason ?? error);
+      }
+      return;
+    }
+    if (ex.aborted || ex.reason instanceof MeshletError) {
+      // Caller abort or route deadline: never retried; report the call's reason.
+      this.#handler.onResponseError?.(controller, ex.reason ?? error);
+      return;
+    }
+    if (this.#forwarded || error instanceof MeshletError) {
+      // Mid-body failure, or a failure the mesh made (no healthy upstream, overflow): final.
+      this.#handler.onResponseError?.(controller, error);
+      return;
+    }
+    const failure: FailureKind = this.#perTryExpired ? 'per-try-timeout' : this.#o.classify(error);
+    const outcome: AttemptOutcome = { status: 0, grpcStatus: -1, failure, requestSent: this.#controller !== undefined, headers: undefined };
+    if (this.#mayRetry(outcome)) {
+      this.#outcome = outcome;
+      this.#retry();
+      return;
+    }
+    this.#handler.onResponseError?.(controller, this.#finalError(failure, error));
+  }
+
+  #finalError(failure: FailureKind, cause: Error): MeshletError {
+    const ex = this.#ex;
+    const retried = ex.attempts > 1;
+    const reason = RESET_TEXT[failure];
+    const exhausted = retried && isRetriable(this.#policy, { status: 0, grpcStatus: -1, failure, requestSent: true, headers: undefined }, ex.headers);
+    const msg =
+      failure === 'per-try-timeout'
+        ? 'upstream request timeout'
+        : `upstream connect error or disconnect/reset before headers. ${retried ? 'retried and the latest reset reason' : 'reset reason'}: ${reason}`;
+    const flag = failure === 'connect-failure' ? 'UF' : failure === 'per-try-timeout' ? 'UT' : failure === 'protocol' ? 'UPE' : failure === 'overflow' ? 'UO' : 'UR';
+    const host = ex.host as { key?: string } | undefined;
+    return new MeshletError(CODE_FOR[failure], msg, {
+      cause,
+      flags: exhausted ? `${flag},URX` : flag,
+      route: (ex.route as { name?: string } | undefined)?.name,
+      cluster: (ex.cluster as { name?: string } | undefined)?.name,
+      endpoint: host?.key,
+      attempt: ex.attempts,
+    });
+  }
+
+  /** Decides whether this outcome is retried; reserves the retry (budget) if so. */
+  #mayRetry(outcome: AttemptOutcome): boolean {
+    const ex = this.#ex;
+    const p = this.#policy;
+    if (ex.attempts > p.attempts || ex.aborted || ex.reason !== null) return false;
+    if (!isRetriable(p, outcome, ex.headers)) return false;
+    if (!canReplay(ex.body)) return false;
+    const now = this.#o.clock.now();
+    let delay = backoffDelayMs(ex.attempts, p.backoffBaseMs, this.#o.random);
+    if (outcome.headers !== undefined && outcome.headers['retry-after'] !== undefined) {
+      const ra = retryAfterMs(outcome.headers, Date.now(), Number.POSITIVE_INFINITY);
+      if (ra !== undefined) {
+        if (ra > this.#o.maxRetryAfterMs) return false;
+        if (ra > delay) delay = ra;
+      }
+    }
+    if (now + delay >= ex.deadline) return false;
+    if (!this.#o.budget(ex).tryStartRetry(this.#o.activeRequests(ex))) {
+      ex.flag('UO');
+      return false;
+    }
+    this.#delayMs = delay;
+    return true;
+  }
+
+  #retry(): void {
+    const ex = this.#ex;
+    if (ex.host !== undefined) {
+      ex.tried ??= [];
+      ex.tried.push(ex.host);
+    }
+    const next = new Attempt(this.#o, this.#next, ex, this.#handler, this.#policy, true);
+    const fire = (): void => {
+      this.#timer = undefined;
+      if (ex.waiting === this) ex.waiting = undefined;
+      next.send();
+    };
+    ex.waiting = this;
+    this.#timer = this.#o.clock.setTimer(fire, this.#delayMs);
+  }
+
+  /** Abort or deadline during the backoff wait. */
+  cancel(reason: Error): void {
+    this.#timer?.clear();
+    this.#timer = undefined;
+    this.#o.budget(this.#ex).endRetry();
+    this.#handler.onResponseError?.(NO_CONTROLLER, reason);
+  }
+
+  /** The outcome that led to the retry in progress (for explain). */
+  get outcome(): AttemptOutcome | undefined {
+    return this.#outcome;
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The {@link Picker} behind every algorithm: it keeps the cluster's priority tiers and
+ * locality groups, rebuilds its tables lazily when {@link HostSet.healthVersion} moves, and
+ * per pick chooses a tier by Envoy's priority load (1.4 overprovisioning), then a locality
+ * by effective weight when locality-weighted balancing is on, then a host with the
+ * algorithm. It retries selections to avoid hosts earlier attempts used (Envoy
+ * `previous_hosts` with Istio's `host_selection_retry_max_attempts: 5`).
+ *
+ * @module
+ */
+import type { Random } from '../../core/clock.ts';
+import type { Algorithm } from './algorithm.ts';
+import { EdfScheduler } from './edf.ts';
+import type { HostSet, HostState } from './host.ts';
+import type { LocalityPlan } from './locality.ts';
+import type { Picker, PickRequest } from './picker.ts';
+import { choosePriority, effectiveLocalityWeight, priorityLoads, tierAvailability } from './priority-load.ts';
+
+/** Extra selections made to avoid previously tried hosts (Istio's `HostSelectionRetryMaxAttempts`). */
+export const HOST_SELECTION_RETRIES = 5;
+
+const UINT32_RANGE = 4294967296;
+
+interface GroupState {
+  readonly locality: string;
+  readonly hosts: readonly HostState[];
+  readonly weight: number;
+  /** Per-locality algorithm (locality-weighted, not hash-based). */
+  readonly algorithm: Algorithm | undefined;
+}
+
+interface TierState {
+  readonly groups: readonly GroupState[];
+  /** Every host of the tier, healthy or not. */
+  readonly all: readonly HostState[];
+  readonly size: number;
+  /** Whole-tier algorithm (flat, or hash-based). */
+  readonly algorithm: Algorithm | undefined;
+  healthy: number;
+  /** Groups with a positive effective weight, indexed by the scheduler. */
+  live: GroupState[];
+  scheduler: EdfScheduler | undefined;
+}
+
+/** What {@link ClusterPicker} needs. */
+export interface ClusterPickerOptions {
+  /** The picker kind (`LEAST_REQUEST`, `RING_HASH`, …). */
+  readonly kind: string;
+  /** The cluster's hosts. */
+  readonly set: HostSet;
+  /** Tiers and locality groups from {@link planLocality}. */
+  readonly plan: LocalityPlan;
+  /** Whether the algorithm is hash-based (ring hash, Maglev). */
+  readonly hashed: boolean;
+  /** Makes one algorithm instance (one per tier, or per locality group). */
+  readonly newAlgorithm: () => Algorithm;
+  /** Draws for tiers, localities and key-less hashing. */
+  readonly random: Random;
+  /** Extra description, e.g. the warmup settings ('' for none). */
+  readonly extra: string;
+}
+
+/** A cluster's picker: tiers → locality → algorithm, with lazy rebuilds. */
+export class ClusterPicker implements Picker {
+  readonly kind: string;
+  readonly #set: HostSet;
+  readonly #plan: LocalityPlan;
+  readonly #hashed: boolean;
+  readonly #random: Random;
+  readonly #extra: string;
+  readonly #tiers: readonly TierState[];
+  readonly #availability: Int32Array;
+  readonly #loads: Int32Array;
+  #version = Number.NaN;
+
+  /** @param o the picker's parts */
+  constructor(o: ClusterPickerOptions) {
+    this.kind = o.kind;
+    this.#set = o.set;
+    this.#plan = o.plan;
+    this.#hashed = o.hashed;
+    this.#random = o.random;
+    this.#extra = o.extra;
+    const perGroup = o.plan.localityWeighted && !o.hashed;
+    this.#tiers = o.plan.tiers.map((t) => ({
+      groups: t.groups.map((g) => ({ ...g, algorithm: perGroup ? o.newAlgorithm() : undefined })),
+      all: t.groups.flatMap((g) => g.hosts),
+      size: t.groups.reduce((n, g) => n + g.hosts.length, 0),
+      algorithm: perGroup ? undefined : o.newAlgorithm(),
+      healthy: 0,
+      live: [],
+      scheduler: undefined,
+    }));
+    this.#availability = new Int32Array(this.#tiers.length);
+    this.#loads = new Int32Array(this.#tiers.length);
+    this.#rebuild();
+  }
+
+  pick(req: PickRequest): HostState | undefined {
+    if (this.#set.healthVersion !== this.#version) this.#rebuild();
+    if (this.#hashed) return this.#once(req.hash, 0);
+    let host = this.#once(-1, 0);
+    const avoid = req.avoid;
+    if (host === undefined || avoid === undefined || avoid.length === 0) return host;
+    for (let i = 1; i <= HOST_SELECTION_RETRIES && avoid.includes(host); i++) {
+      const next = this.#once(-1, i);
+      if (next === undefined) break;
+      host = next;
+    }
+    return host;
+  }
+
+  /** Current load per tier in percent (Envoy's healthy priority load). */
+  get priorityLoads(): readonly number[] {
+    if (this.#set.healthVersion !== this.#version) this.#rebuild();
+    return Array.from(this.#loads);
+  }
+
+  toString(): string {
+    const modes = new Set<string>();
+    for (const t of this.#tiers) {
+      if (t.algorithm !== undefined) modes.add(t.algorithm.describe());
+      for (const g of t.groups) if (g.algorithm !== undefined) modes.add(g.algorithm.describe());
+    }
+    const n = this.#set.hosts.length;
+    const ejected = n - this.#set.healthyCount;
+    const parts = [`${this.kind} (${[...modes].join(' / ')}) over ${n} host${n === 1 ? '' : 's'}${ejected > 0 ? ` (${ejected} ejected)` : ''}`];
+    if (this.#extra !== '') parts.push(this.#extra);
+    if (this.#plan.description !== '') parts.push(this.#plan.description);
+    return parts.join(', ');
+  }
+
+  /** One selection; a host found ejected means the data plane did not bump the version: rebuild and choose again. */
+  #once(hash: number, attempt: number): HostState | undefined {
+    let h = this.#choose(hash, attempt);
+    if (h?.ejected === true) {
+      this.#rebuild();
+      h = this.#choose(hash, attempt);
+    }
+    return h;
+  }
+
+  #choose(hash: number, attempt: number): HostState | undefined {
+    const tiers = this.#tiers;
+    // Envoy draws one random value for key-less requests and uses it like a hash.
+    const h = this.#hashed && hash < 0 ? Math.floor(this.#random.next() * UINT32_RANGE) : hash;
+    let tier = tiers[0] as TierState;
+    if (tiers.length > 1) {
+      const t = choosePriority(this.#loads, h >= 0 ? h : Math.floor(this.#random.next() * UINT32_RANGE));
+      if (t < 0) return undefined;
+      tier = tiers[t] as TierState;
+    }
+    if (tier.algorithm !== undefined) return tier.algorithm.choose(h, attempt);
+    const s = tier.scheduler;
+    if (s === undefined) return undefined;
+    return (tier.live[s.pick()] as GroupState).algorithm?.choose(h, attempt);
+  }
+
+  #rebuild(): void {
+    this.#version = this.#set.healthVersion;
+    const weighted = this.#plan.localityWeighted;
+    for (let t = 0; t < this.#tiers.length; t++) {
+      const tier = this.#tiers[t] as TierState;
+      const healthy: HostState[] = [];
+      const perGroup: HostState[][] = [];
+      for (const g of tier.groups) {
+        const hs = g.hosts.filter((h) => !h.ejected);
+        perGroup.push(hs);
+        for (const h of hs) healthy.push(h);
+        g.algorithm?.reset(hs, undefined);
+      }
+      tier.healthy = healthy.length;
+      this.#availability[t] = tierAvailability(healthy.length, tier.size);
+      if (tier.algorithm !== undefined) {
+        if (this.#hashed && weighted) tier.algorithm.reset(healthy, normalizedWeights(tier.groups, perGroup, healthy.length));
+        else tier.algorithm.reset(healthy, undefined, tier.all);
+        continue;
+      }
+      const live: GroupState[] = [];
+      const eff: number[] = [];
+      tier.groups.forEach((g, i) => {
+        const w = effectiveLocalityWeight(g.weight, (perGroup[i] as HostState[]).length, g.hosts.length);
+        if (w > 0) {
+          live.push(g);
+          eff.push(w);
+        }
+      });
+      tier.live = live;
+      tier.scheduler = live.length === 0 ? undefined : new EdfScheduler(live.length, (i) => eff[i] as number);
+      for (let k = Math.floor(this.#random.next() * live.length); k > 0; k--) tier.scheduler?.pick();
+    }
+    priorityLoads(this.#availability, this.#loads);
+  }
+}
+
+/**
+ * Envoy's `normalizeLocalityWeights` for hash-based balancing: each healthy host gets
+ * `hostWeight / (healthy weight of its locality) × localityWeight / (sum of locality weights)`.
+ */
+function normalizedWeights(groups: readonly GroupState[], perGroup: readonly HostState[][], count: number): Float64Array {
+  const out = new Float64Array(count);
+  let localitySum = 0;
+  for (const g of groups) localitySum += g.weight;
+  if (localitySum <= 0) return out;
+  let k = 0;
+  groups.forEach((g, i) => {
+    const hs = perGroup[i] as HostState[];
+    let hostSum = 0;
+    for (const h of hs) hostSum += h.weight;
+    for (const h of hs) out[k++] = hostSum > 0 ? ((h.weight / hostSum) * g.weight) / localitySum : 0;
+  });
+  return out;
+}

@@ -1,0 +1,102 @@
+/**
+ * Real node:http upstreams on 127.0.0.1 for data-plane tests: each counts its hits and
+ * answers with a behaviour the test sets (status, delay, reset, headers), and each reply names
+ * the upstream so tests can tell who served a request.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+
+/** What an upstream does with one request. */
+export type Behaviour = (req: IncomingMessage, res: ServerResponse, hit: number) => void | Promise<void>;
+
+export interface Upstream {
+  readonly name: string;
+  readonly port: number;
+  hits: number;
+  /** Requests as received: method, url, headers, body. */
+  readonly seen: { method: string; url: string; headers: IncomingMessage['headers']; body: string }[];
+  behaviour: Behaviour;
+  close(): Promise<void>;
+}
+
+/** Default behaviour: 200 with `name` as the body. */
+export function ok(name: string): Behaviour {
+  return (_req, res) => {
+    res.setHeader('x-upstream', name);
+    res.end(name);
+  };
+}
+
+export async function startUpstream(name: string, behaviour?: Behaviour): Promise<Upstream> {
+  const u: Upstream = {
+    name,
+    port: 0,
+    hits: 0,
+    seen: [],
+    behaviour: behaviour ?? ok(name),
+    close: async () => undefined,
+  };
+  const server: Server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    u.hits++;
+    u.seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+    res.setHeader('x-upstream', name);
+    await u.behaviour(req, res, u.hits);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  (u as { port: number }).port = (server.address() as AddressInfo).port;
+  u.close = () =>
+    new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
+  return u;
+}
+
+/** A port with nothing listening (connection refused). */
+export async function deadPort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** A ServiceEntry for `host` with one endpoint per upstream (labels per endpoint). */
+export function serviceEntry(
+  name: string,
+  host: string,
+  port: number,
+  endpoints: { port: number; labels?: Record<string, string>; locality?: string; address?: string }[],
+  extra: Record<string, unknown> = {},
+): object {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'ServiceEntry',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      hosts: [host],
+      location: 'MESH_INTERNAL',
+      resolution: 'STATIC',
+      ports: [{ number: port, name: 'http', protocol: 'HTTP' }],
+      endpoints: endpoints.map((e) => ({ address: e.address ?? '127.0.0.1', ports: { http: e.port }, labels: e.labels, locality: e.locality })),
+      ...extra,
+    },
+  };
+}
+
+export function virtualService(name: string, hosts: string[], http: unknown[]): object {
+  return { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name, namespace: 'default' }, spec: { hosts, http } };
+}
+
+export function destinationRule(name: string, host: string, spec: Record<string, unknown>): object {
+  return { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name, namespace: 'default' }, spec: { host, ...spec } };
+}
+
+/** Reads a fetch response as text with its status, upstream and flags. */
+export async function call(mesh: { fetch(u: string, i?: RequestInit): Promise<Response> }, url: string, init?: RequestInit) {
+  const res = await mesh.fetch(url, init);
+  const body = await res.text();
+  return { status: res.status, body, upstream: res.headers.get('x-upstream'), flags: res.headers.get('x-meshlet-response-flags'), headers: res.headers };
+}
