@@ -1,0 +1,215 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { createMesh, ManualClock, type Mesh, type OutboundEvent, seededRandom } from '../../src/index.ts';
+import { call, destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
+
+const SVC = 'svc.default.svc.cluster.local';
+
+async function meshFor(endpoints: { port: number; labels?: Record<string, string> }[], http: unknown[], dr: Record<string, unknown>, opts: object = {}): Promise<Mesh> {
+  return createMesh({
+    service: 'client',
+    random: seededRandom(11),
+    config: [serviceEntry('svc', SVC, 80, endpoints), virtualService('svc', ['svc'], http), destinationRule('svc', 'svc', dr)],
+    ...opts,
+  });
+}
+
+describe('outlier detection', () => {
+  const ups: Upstream[] = [];
+  after(async () => {
+    await Promise.all(ups.map((u) => u.close()));
+  });
+
+  test('consecutive 5xx eject an endpoint; it returns after baseEjectionTime', async () => {
+    let failing = true;
+    const bad = await startUpstream('bad', (_q, res) => {
+      res.statusCode = failing ? 500 : 200;
+      res.end();
+    });
+    const good = await startUpstream('good');
+    ups.push(bad, good);
+    const clock = new ManualClock(1000);
+    const events: OutboundEvent[] = [];
+    const mesh = await meshFor(
+      [{ port: bad.port }, { port: good.port }],
+      [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } }],
+      { trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN' }, outlierDetection: { consecutive5xxErrors: 3, interval: '1s', baseEjectionTime: '10s', maxEjectionPercent: 100 } } },
+      { clock },
+    );
+    mesh.on('ejected', (e: OutboundEvent) => events.push(e));
+    mesh.on('returned', (e: OutboundEvent) => events.push(e));
+    try {
+      for (let i = 0; i < 10; i++) await call(mesh, 'http://svc/');
+      assert.equal(bad.hits, 3, 'ejected after the third consecutive 5xx');
+      assert.equal(events[0]?.type, 'ejected');
+      assert.equal(events[0]?.endpoint, `127.0.0.1:${bad.port}`);
+      assert.match(events[0]?.reason ?? '', /5xx/);
+      const e = mesh.explain({ url: 'http://svc/' });
+      const ep = e.targets[0]?.endpoints.find((x) => x.endpoint === `127.0.0.1:${bad.port}`);
+      assert.equal(ep?.ejected, true);
+      assert.match(ep?.ejection ?? '', /returns in/);
+      const goodBefore = good.hits;
+      for (let i = 0; i < 6; i++) assert.equal((await call(mesh, 'http://svc/')).upstream, 'good');
+      assert.equal(good.hits - goodBefore, 6);
+      failing = false;
+      clock.advance(11_000);
+      assert.equal(events.at(-1)?.type, 'returned');
+      const badBefore = bad.hits;
+      for (let i = 0; i < 6; i++) await call(mesh, 'http://svc/');
+      assert.ok(bad.hits - badBefore >= 2, 'the endpoint takes traffic again');
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  test('every endpoint ejected: 503 UH (panic threshold 0)', async () => {
+    const bad = await startUpstream('allbad', (_q, res) => {
+      res.statusCode = 502;
+      res.end();
+    });
+    ups.push(bad);
+    const mesh = await meshFor(
+      [{ port: bad.port }],
+      [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } }],
+      { trafficPolicy: { outlierDetection: { consecutiveGatewayErrors: 2, baseEjectionTime: '30s' } } },
+      { clock: new ManualClock() },
+    );
+    try {
+      assert.equal((await call(mesh, 'http://svc/')).status, 502);
+      assert.equal((await call(mesh, 'http://svc/')).status, 502);
+      const r = await call(mesh, 'http://svc/');
+      assert.equal(r.status, 503);
+      assert.equal(r.flags, 'UH');
+      assert.equal(r.body, 'no healthy upstream');
+      assert.equal(bad.hits, 2);
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  test('maxEjectionPercent caps ejections (one is always allowed)', async () => {
+    const bads = await Promise.all([0, 1, 2, 3].map((i) => startUpstream(`b${i}`, (_q, res) => { res.statusCode = 503; res.end(); })));
+    ups.push(...bads);
+    const mesh = await meshFor(
+      bads.map((b) => ({ port: b.port })),
+      [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } }],
+      { trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN' }, outlierDetection: { consecutive5xxErrors: 1, maxEjectionPercent: 10 } } },
+      { clock: new ManualClock() },
+    );
+    try {
+      for (let i = 0; i < 12; i++) await call(mesh, 'http://svc/');
+      const eps = mesh.explain({ url: 'http://svc/' }).targets[0]?.endpoints ?? [];
+      assert.equal(eps.filter((e) => e.ejected).length, 1);
+    } finally {
+      await mesh.close();
+    }
+  });
+});
+
+describe('connection-pool circuit breaking', () => {
+  test('maxConnections 1 + http1MaxPendingRequests 1: the third concurrent request overflows (503 UO)', async () => {
+    const release: (() => void)[] = [];
+    const up = await startUpstream('slow', (_q, res) => {
+      release.push(() => res.end('done'));
+    });
+    const mesh = await meshFor(
+      [{ port: up.port }],
+      [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } }],
+      { trafficPolicy: { connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1 } } } },
+    );
+    try {
+      const calls = [0, 1, 2].map(() => call(mesh, 'http://svc/'));
+      const third = await calls[2];
+      assert.equal(third.status, 503);
+      assert.equal(third.flags, 'UO');
+      assert.equal(third.headers.get('x-envoy-overloaded'), 'true');
+      while (release.length === 0) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(up.hits, 1, 'only one request at a time reaches the upstream');
+      release.shift()?.();
+      assert.equal((await calls[0]).status, 200);
+      while (release.length === 0) await new Promise((r) => setTimeout(r, 5));
+      release.shift()?.();
+      assert.equal((await calls[1]).status, 200, 'the queued request went out when the slot freed');
+      assert.match(mesh.explain({ url: 'http://svc/' }).targets[0]?.connectionPool ?? '', /overflows 1/);
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
+
+  test('retries beyond connectionPool.http.maxRetries are refused with UO', async () => {
+    const up = await startUpstream('r503', (_q, res) => {
+      setTimeout(() => {
+        res.statusCode = 503;
+        res.end();
+      }, 20);
+    });
+    const mesh = await meshFor(
+      [{ port: up.port }],
+      [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 2, retryOn: '503', retryIgnorePreviousHosts: false } }],
+      { trafficPolicy: { connectionPool: { http: { maxRetries: 1 } } } },
+    );
+    try {
+      const rs = await Promise.all([0, 1, 2, 3].map(() => call(mesh, 'http://svc/')));
+      assert.ok(rs.every((r) => r.status === 503));
+      assert.ok(rs.some((r) => (r.flags ?? '').includes('UO')), `flags ${rs.map((r) => r.flags).join(' ')}`);
+      assert.ok(up.hits < 12, `hits ${up.hits}: retries were capped`);
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
+});
+
+describe('load balancing over real endpoints', () => {
+  test('LEAST_REQUEST (the default) steers concurrent load away from a slow endpoint', async () => {
+    const slow = await startUpstream('slow', (_q, res) => void setTimeout(() => res.end(), 150));
+    const fast = await startUpstream('fast');
+    const mesh = await meshFor([{ port: slow.port }, { port: fast.port }], [{ route: [{ destination: { host: 'svc' } }] }], {});
+    try {
+      const all: Promise<unknown>[] = [];
+      for (let i = 0; i < 40; i++) {
+        all.push(call(mesh, 'http://svc/'));
+        await new Promise((r) => setTimeout(r, 3));
+      }
+      await Promise.all(all);
+      assert.ok(fast.hits > slow.hits * 3, `fast ${fast.hits} slow ${slow.hits}`);
+    } finally {
+      await mesh.close();
+      await slow.close();
+      await fast.close();
+    }
+  });
+
+  test('consistentHash on a header keeps a key on one endpoint; a cookie is generated with ttl', async () => {
+    const ups = await Promise.all(['a', 'b', 'c'].map((n) => startUpstream(n)));
+    const mesh = await meshFor(ups.map((u) => ({ port: u.port })), [{ route: [{ destination: { host: 'svc' } }] }], {
+      trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: 'x-user' } } },
+    });
+    const m2 = await meshFor(ups.map((u) => ({ port: u.port })), [{ route: [{ destination: { host: 'svc' } }] }], {
+      trafficPolicy: { loadBalancer: { consistentHash: { httpCookie: { name: 'affinity', ttl: '60s', path: '/' } } } },
+    });
+    try {
+      const seen = new Map<string, Set<string>>();
+      for (let i = 0; i < 60; i++) {
+        const user = `user-${i % 6}`;
+        const r = await call(mesh, 'http://svc/', { headers: { 'x-user': user } });
+        if (!seen.has(user)) seen.set(user, new Set());
+        seen.get(user)?.add(r.upstream ?? '');
+      }
+      for (const [, s] of seen) assert.equal(s.size, 1);
+      assert.ok(new Set([...seen.values()].map((s) => [...s][0])).size >= 2, 'keys spread over endpoints');
+      const first = await call(m2, 'http://svc/');
+      const cookie = first.headers.get('set-cookie') ?? '';
+      assert.match(cookie, /^affinity="[0-9a-f]+"; Max-Age=60; Path=\/; HttpOnly$/);
+      const value = cookie.split(';')[0] as string;
+      const pinned = new Set<string>();
+      for (let i = 0; i < 10; i++) pinned.add((await call(m2, 'http://svc/', { headers: { cookie: value } })).upstream ?? '');
+      assert.equal(pinned.size, 1);
+    } finally {
+      await mesh.close();
+      await m2.close();
+      await Promise.all(ups.map((u) => u.close()));
+    }
+  });
+});
