@@ -165,16 +165,33 @@ export async function readSources(paths: readonly string[], issues: IssueList, l
   return out;
 }
 
+/**
+ * A resource {@link loadConfig} already returned (it carries `ref`, `order` and `source`):
+ * unwrapped to its document and original source, so loaded resources can be passed back in
+ * (e.g. files' resources plus generated ones) and keep their file and line in messages.
+ */
+function unwrapLoaded(value: unknown, fallback: SourceRef): RawDocument {
+  if (value !== null && typeof value === 'object') {
+    const v = value as Record<string, unknown>;
+    const src = v.source as SourceRef | undefined;
+    if (typeof v.ref === 'string' && typeof v.order === 'number' && src !== null && typeof src === 'object' && typeof src.file === 'string') {
+      const { ref: _ref, order: _order, source: _source, ...doc } = v;
+      return { value: doc, source: src };
+    }
+  }
+  return { value, source: fallback };
+}
+
 /** Wraps resource objects given in code as raw documents (`List`s are expanded). */
 export function fromObjects(objects: readonly unknown[], label = '<inline>'): RawDocument[] {
   const out: RawDocument[] = [];
   objects.forEach((value, i) => {
     if (isList(value) && Array.isArray(value.items)) {
       value.items.forEach((item, j) => {
-        out.push({ value: item, source: { file: `${label}[${i}].items[${j}]` } });
+        out.push(unwrapLoaded(item, { file: `${label}[${i}].items[${j}]` }));
       });
     } else {
-      out.push({ value, source: { file: `${label}[${i}]` } });
+      out.push(unwrapLoaded(value, { file: `${label}[${i}]` }));
     }
   });
   return out;

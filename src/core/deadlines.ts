@@ -2,7 +2,9 @@
  * One timer for every deadline in the mesh. Route timeouts, per-try timeouts and caller
  * deadlines register here instead of arming a timer each (a per-request timer costs
  * microseconds; a heap insert costs nanoseconds). The queue keeps a min-heap of nodes and
- * one timer set for the earliest; removing a node is O(log n) and leaves no garbage.
+ * one timer set no later than the earliest; removing a node is O(log n) and leaves no garbage.
+ * The timer is not re-armed when deadlines are removed, so a steady stream of calls that
+ * finish in time costs one timer per deadline period, not one per call.
  *
  * @module
  */
@@ -58,7 +60,9 @@ export class DeadlineQueue {
       this.#down(i);
       this.#up(last.heapIndex);
     }
-    if (h.length === 0) this.#disarm();
+    // The timer stays armed when the heap empties: re-arming for every call (a call finishing
+    // before its deadline is the common case) would cost a timer per call. A timer that fires
+    // early or on an empty heap just re-arms for the earliest deadline, if any.
   }
 
   /** Cancels the timer; queued nodes stay queued but will not fire until the next `add`. */

@@ -31,6 +31,8 @@ const H2_PROTOCOLS = new Set(['HTTP2', 'GRPC', 'GRPC-WEB']);
 
 /** The adapter's per-cluster transport (connection pools); closed when the cluster goes away. */
 export interface ClusterTransport {
+  /** An endpoint left the cluster: close its connections once idle. */
+  removeHost(host: HostState): void;
   close(): Promise<void>;
 }
 
@@ -95,7 +97,11 @@ export class ClusterState {
       }
       hosts.push(h);
     }
-    for (const k of [...this.hostsByKey.keys()]) if (!seen.has(k)) this.hostsByKey.delete(k);
+    for (const [k, h] of [...this.hostsByKey]) {
+      if (seen.has(k)) continue;
+      this.hostsByKey.delete(k);
+      this.transport?.removeHost(h);
+    }
     const od = policy.outlierDetection;
     if (od !== undefined) {
       if (this.detector === undefined) this.detector = new OutlierDetector(od, this.#ctx.clock, (e) => this.#onOutlier(e));

@@ -98,7 +98,7 @@ function print(e: Omit<Explanation, 'toString'>): string {
     lines.push(`  → ${t.destination} ${t.sharePercent}%${t.cluster ? ` [${t.cluster}]` : ` [missing: ${t.missing}]`}`);
     if (t.loadBalancer) lines.push(`      lb: ${t.loadBalancer}`);
     if (t.connectionPool) lines.push(`      pool: ${t.connectionPool}`);
-    if (t.outlierDetection) lines.push(`      outlier: ${t.outlierDetection}`);
+    if (t.outlierDetection) lines.push(`      ${t.outlierDetection}`);
     for (const ep of t.endpoints) {
       lines.push(`      ${ep.endpoint} ${JSON.stringify(ep.labels)}${ep.locality ? ` ${ep.locality}` : ''} in-flight ${ep.inFlight}${ep.ejected ? ` EJECTED: ${ep.ejection}` : ''}`);
     }

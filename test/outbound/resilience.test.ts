@@ -119,17 +119,18 @@ describe('connection-pool circuit breaking', () => {
     );
     try {
       const calls = [0, 1, 2].map(() => call(mesh, 'http://svc/'));
-      const third = await calls[2];
+      const [c0, c1, c2] = calls as [Promise<Awaited<ReturnType<typeof call>>>, Promise<Awaited<ReturnType<typeof call>>>, Promise<Awaited<ReturnType<typeof call>>>];
+      const third = await c2;
       assert.equal(third.status, 503);
       assert.equal(third.flags, 'UO');
       assert.equal(third.headers.get('x-envoy-overloaded'), 'true');
       while (release.length === 0) await new Promise((r) => setTimeout(r, 5));
       assert.equal(up.hits, 1, 'only one request at a time reaches the upstream');
       release.shift()?.();
-      assert.equal((await calls[0]).status, 200);
+      assert.equal((await c0).status, 200);
       while (release.length === 0) await new Promise((r) => setTimeout(r, 5));
       release.shift()?.();
-      assert.equal((await calls[1]).status, 200, 'the queued request went out when the slot freed');
+      assert.equal((await c1).status, 200, 'the queued request went out when the slot freed');
       assert.match(mesh.explain({ url: 'http://svc/' }).targets[0]?.connectionPool ?? '', /overflows 1/);
     } finally {
       await mesh.close();

@@ -54,23 +54,35 @@ function hostPart(address: string): string {
 
 /** The pools of one cluster, by endpoint. */
 class ClusterPools implements ClusterTransport {
-  readonly #pools = new Map<string, Pool>();
+  // Keyed by the endpoint's state object: no string building per request.
+  readonly #http = new Map<HostState, Pool>();
+  readonly #https = new Map<HostState, Pool>();
   readonly options: Pool.Options;
   constructor(options: Pool.Options) {
     this.options = options;
   }
   get(host: HostState, scheme: string): Pool {
-    const key = `${scheme}|${host.key}`;
-    let p = this.#pools.get(key);
+    const m = scheme === 'https' ? this.#https : this.#http;
+    let p = m.get(host);
     if (p === undefined) {
       p = new Pool(`${scheme}://${hostPart(host.endpoint.address)}:${host.endpoint.port}`, this.options);
-      this.#pools.set(key, p);
+      m.set(host, p);
     }
     return p;
   }
+  removeHost(host: HostState): void {
+    for (const m of [this.#http, this.#https]) {
+      const p = m.get(host);
+      if (p === undefined) continue;
+      m.delete(host);
+      // close() lets requests in flight finish first.
+      void p.close().catch(() => undefined);
+    }
+  }
   async close(): Promise<void> {
-    const pools = [...this.#pools.values()];
-    this.#pools.clear();
+    const pools = [...this.#http.values(), ...this.#https.values()];
+    this.#http.clear();
+    this.#https.clear();
     await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
   }
 }
