@@ -214,3 +214,103 @@ describe('load balancing over real endpoints', () => {
     }
   });
 });
+
+describe('locality load balancing', () => {
+  test('with outlierDetection, traffic stays in the client locality and fails over when it is ejected', async () => {
+    let localUp = true;
+    const local = await startUpstream('local', (_q, res) => {
+      res.statusCode = localUp ? 200 : 503;
+      res.end();
+    });
+    const remote = await startUpstream('remote');
+    const mesh = await createMesh({
+      service: 'client',
+      locality: 'us-east/a/1',
+      random: seededRandom(5),
+      clock: new ManualClock(),
+      config: [
+        serviceEntry('svc', SVC, 80, [
+          { port: local.port, locality: 'us-east/a/1' },
+          { port: remote.port, locality: 'us-west/b/1' },
+        ]),
+        virtualService('svc', ['svc'], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } }]),
+        destinationRule('svc', 'svc', { trafficPolicy: { outlierDetection: { consecutive5xxErrors: 2, maxEjectionPercent: 100 } } }),
+      ],
+    });
+    try {
+      for (let i = 0; i < 20; i++) assert.equal((await call(mesh, 'http://svc/')).upstream, 'local');
+      localUp = false;
+      await call(mesh, 'http://svc/');
+      await call(mesh, 'http://svc/');
+      for (let i = 0; i < 10; i++) assert.equal((await call(mesh, 'http://svc/')).upstream, 'remote');
+    } finally {
+      await mesh.close();
+      await local.close();
+      await remote.close();
+    }
+  });
+
+  test('without outlierDetection, locality does not change the balance', async () => {
+    const a = await startUpstream('a');
+    const b = await startUpstream('b');
+    const mesh = await createMesh({
+      service: 'client',
+      locality: 'us-east/a/1',
+      random: seededRandom(5),
+      config: [
+        serviceEntry('svc', SVC, 80, [
+          { port: a.port, locality: 'us-east/a/1' },
+          { port: b.port, locality: 'us-west/b/1' },
+        ]),
+      ],
+    });
+    try {
+      for (let i = 0; i < 40; i++) await call(mesh, 'http://svc/');
+      assert.ok(a.hits > 5 && b.hits > 5, `a ${a.hits} b ${b.hits}`);
+    } finally {
+      await mesh.close();
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('ServiceEntry resolution', () => {
+  test('DNS endpoints are resolved by name; NONE sends to the original destination', async () => {
+    const up = await startUpstream('named');
+    const mesh = await createMesh({
+      service: 'client',
+      config: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'ServiceEntry',
+          metadata: { name: 'dns', namespace: 'default' },
+          spec: {
+            hosts: ['db.example.test'],
+            location: 'MESH_EXTERNAL',
+            resolution: 'DNS',
+            ports: [{ number: 8000, name: 'http', protocol: 'HTTP', targetPort: up.port }],
+            endpoints: [{ address: 'localhost' }],
+          },
+        },
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'ServiceEntry',
+          metadata: { name: 'none', namespace: 'default' },
+          spec: { hosts: ['localhost'], location: 'MESH_EXTERNAL', resolution: 'NONE', ports: [{ number: up.port, name: 'http', protocol: 'HTTP' }] },
+        },
+        virtualService('none', ['localhost'], [{ route: [{ destination: { host: 'localhost' } }], headers: { request: { set: { 'x-via': 'none-rule' } } } }]),
+      ],
+    });
+    try {
+      const r = await call(mesh, 'http://db.example.test:8000/q');
+      assert.equal(r.upstream, 'named');
+      const n = await call(mesh, `http://localhost:${up.port}/p`);
+      assert.equal(n.upstream, 'named');
+      assert.equal(up.seen.at(-1)?.headers['x-via'], 'none-rule', 'the request was routed by the mesh, then sent to its original address');
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
+});

@@ -6,6 +6,8 @@
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../config/load-config.ts';
+import { systemClock, systemRandom } from '../../core/clock.ts';
+import { ClusterState } from '../../outbound/cluster-state.ts';
 import { compileSnapshot } from '../../routing/compile.ts';
 import { out, parseLabels, UsageError } from '../args.ts';
 
@@ -20,6 +22,7 @@ Options:
   -n, --namespace <ns>     the workload's namespace (default: default)
   -l, --labels <k=v,...>   the workload's labels (repeatable)
       --host <host>        show only virtual hosts whose name contains this text
+      --locality <r/z/s>   the workload's locality (locality load balancing)
 `;
 
 /** Runs the command; returns the exit code. */
@@ -32,6 +35,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
       namespace: { type: 'string', short: 'n' },
       labels: { type: 'string', short: 'l', multiple: true },
       host: { type: 'string' },
+      locality: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -66,10 +70,13 @@ export async function routesCommand(argv: string[]): Promise<number> {
     out('Clusters:');
     for (const c of snap.clusters.values()) {
       if (values.host !== undefined && !c.name.includes(values.host)) continue;
-      const lb = c.policy.loadBalancer?.simple ?? (c.policy.loadBalancer?.consistentHash ? 'CONSISTENT_HASH' : 'LEAST_REQUEST');
-      const od = c.policy.outlierDetection ? ', outlier detection' : '';
-      const cp = c.policy.connectionPool ? ', connection pool limits' : '';
-      out(`  ${c.name}: ${c.endpoints.map((e) => e.key).join(' ') || '(no endpoints)'}  [${lb}${od}${cp}]`);
+      // The data plane's own per-cluster state prints the policies it would apply.
+      const state = new ClusterState(c, { clock: systemClock, random: systemRandom, locality: values.locality ?? '', labels, onOutlierEvent() {} });
+      out(`  ${c.name}: ${c.endpoints.map((e) => e.key).join(' ') || '(no endpoints)'}`);
+      out(`      lb: ${state.picker}`);
+      out(`      pool: ${state.limiter}; retries: ${state.budget}`);
+      if (state.detector !== undefined) out(`      ${state.detector}`);
+      void state.close();
     }
   }
   return 0;
