@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { createMesh, type Mesh, seededRandom, withDeadline } from '../../src/index.ts';
-import { call, deadPort, destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
+import { call, deadPort, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
 const SVC = 'svc.default.svc.cluster.local';
 
@@ -178,7 +178,7 @@ describe('retries', () => {
   });
 
   test('request bodies are replayed: strings, and streams under the cap; a stream over the cap is not retried', async () => {
-    const up = await startUpstream('body', (req, res, hit) => {
+    const up = await startUpstream('body', (_req, res, hit) => {
       res.statusCode = hit % 2 === 1 ? 503 : 200;
       res.end();
     });
