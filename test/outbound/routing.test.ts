@@ -172,6 +172,10 @@ describe('outbound routing through real upstreams', () => {
     assert.equal(await res.body.text(), 'v2');
   });
 
+  test('the pipeline layers, outermost first', () => {
+    assert.deepEqual(mesh.outbound.layerNames, ['route', 'fault', 'mirror', 'timeout', 'retry', 'balance', 'upstream']);
+  });
+
   test('explain names the matched rule, skipped rules and endpoints', () => {
     const e = mesh.explain({ url: 'http://reviews:9080/submit', method: 'POST' });
     assert.equal(e.outcome, 'routed');

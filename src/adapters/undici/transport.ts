@@ -61,11 +61,13 @@ class ClusterPools implements ClusterTransport {
   constructor(options: Pool.Options) {
     this.options = options;
   }
-  get(host: HostState, scheme: string): Pool {
+  get(host: HostState, scheme: string, servername: string): Pool {
     const m = scheme === 'https' ? this.#https : this.#http;
     let p = m.get(host);
     if (p === undefined) {
-      p = new Pool(`${scheme}://${hostPart(host.endpoint.address)}:${host.endpoint.port}`, this.options);
+      // TLS to an endpoint address still names (SNI) and verifies the service's host.
+      const opts = scheme === 'https' && !servername.startsWith('*') ? { ...this.options, connect: { servername } } : this.options;
+      p = new Pool(`${scheme}://${hostPart(host.endpoint.address)}:${host.endpoint.port}`, opts);
       m.set(host, p);
     }
     return p;
@@ -124,7 +126,7 @@ export class UndiciTransport {
       cs.transport = pools;
       cs.transportKey = JSON.stringify(pools.options);
     }
-    pools.get(host, ex.scheme).dispatch(dispatchOptions(ex, undefined) as never, handler as never);
+    pools.get(host, ex.scheme, cs.cluster.host).dispatch(dispatchOptions(ex, undefined) as never, handler as never);
   };
 
   /** Sends a request for a host outside the mesh, unchanged. */
