@@ -17,6 +17,8 @@ export class ReplayableBody {
   #ended = false;
   /** A pull from the source in progress (shared, so two attempts never pull the same chunk twice). */
   #pulling: Promise<IteratorResult<unknown>> | undefined;
+  /** Waiting for the whole body ({@link ReplayableBody.whenComplete}). */
+  #onComplete: ((bytes: Buffer | undefined) => void)[] | undefined;
 
   constructor(source: AsyncIterable<unknown>, capBytes: number) {
     this.#source = source[Symbol.asyncIterator]();
@@ -31,6 +33,28 @@ export class ReplayableBody {
   /** Bytes recorded so far. */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /**
+   * Resolves with the whole body once an attempt has read it to the end while every byte was
+   * still held, or with `undefined` when it outgrew the cap or the source failed. It never
+   * pulls from the source itself (mirroring uses it, so a copy never slows the primary call).
+   */
+  whenComplete(): Promise<Buffer | undefined> {
+    if (this.#ended) return Promise.resolve(this.#overflow ? undefined : Buffer.concat(this.#chunks));
+    if (this.#overflow) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      this.#onComplete ??= [];
+      this.#onComplete.push(resolve);
+    });
+  }
+
+  #complete(ok: boolean): void {
+    const waiting = this.#onComplete;
+    if (waiting === undefined) return;
+    this.#onComplete = undefined;
+    const bytes = ok ? Buffer.concat(this.#chunks) : undefined;
+    for (const w of waiting) w(bytes);
   }
 
   /** A fresh iterable for one attempt: the recorded bytes, then the rest of the source. */
@@ -53,11 +77,18 @@ export class ReplayableBody {
       if (this.#overflow) throw new Error('request body exceeded the retry buffer and cannot be replayed');
       this.#pulling ??= this.#source.next();
       const p = this.#pulling;
-      const r = await p;
+      let r: IteratorResult<unknown>;
+      try {
+        r = await p;
+      } catch (err) {
+        this.#complete(false);
+        throw err;
+      }
       if (this.#pulling === p) {
         this.#pulling = undefined;
         if (r.done) {
           this.#ended = true;
+          this.#complete(true);
           return;
         }
         const c = toBytes(r.value);
@@ -65,6 +96,7 @@ export class ReplayableBody {
         if (this.#bytes > this.#cap) {
           this.#overflow = true;
           this.#chunks.length = 0;
+          this.#complete(false);
           i = 0;
           yield c;
           // From here the body streams straight through: it can no longer be replayed.

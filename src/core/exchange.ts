@@ -295,8 +295,15 @@ export class Exchange implements Controller, ResponseHandler {
   onResponseError(_controller: Controller, error: Error): void {
     if (this.done) return;
     if (error instanceof MeshletError && !this.responded && this.#errors === 'respond' && !this.aborted && error.httpStatus !== undefined) {
-      this.sendLocal(error.httpStatus, localHeaders(error.flags), Buffer.from(bodyFor(error)));
+      // Keep the flags gathered before the failure (a fault delay's DI) next to the error's own.
+      if (error.flags !== '') for (const f of error.flags.split(',')) this.flag(f);
+      this.sendLocal(error.httpStatus, localHeaders(this.flags), Buffer.from(bodyFor(error)));
       return;
+    }
+    if (error instanceof MeshletError && this.flags !== '') {
+      // The error carries every flag of the call (a fault delay's DI before a timeout's UT).
+      for (const f of error.flags.split(',')) if (f !== '') this.flag(f);
+      (error as { flags: string }).flags = this.flags;
     }
     this.#finish();
     this.#handler.onResponseError?.(this, error);
@@ -343,6 +350,7 @@ export class Exchange implements Controller, ResponseHandler {
   fail(error: MeshletError): void {
     if (this.done) return;
     if (error.flags !== '') for (const f of error.flags.split(',')) this.flag(f);
+    (error as { flags: string }).flags = this.flags;
     if (this.#errors === 'respond' && error.httpStatus !== undefined && !this.aborted) {
       this.sendLocal(error.httpStatus, localHeaders(this.flags), Buffer.from(bodyFor(error)));
       return;

@@ -16,7 +16,7 @@ import { DeadlineQueue } from '../core/deadlines.ts';
 import { type Dispatch, type Exchange, type Layer, stack } from '../core/exchange.ts';
 import type { FailureKind } from '../core/outcome.ts';
 import { faultLayer } from '../policies/fault.ts';
-import { type MirrorStats, mirrorLayer } from '../policies/mirror.ts';
+import { type LiveMirrors, type MirrorStats, mirrorLayer } from '../policies/mirror.ts';
 import type { OutlierEvent } from '../policies/outlier.ts';
 import { retryLayer } from '../policies/retry.ts';
 import { timeoutLayer } from '../policies/timeout.ts';
@@ -26,6 +26,9 @@ import { balanceLayer } from './balance.ts';
 import { ClusterState } from './cluster-state.ts';
 import { routeLayer } from './route-layer.ts';
 import { upstreamLayer } from './upstream.ts';
+
+/** How long a mirrored copy may take when its route has no timeout. */
+const MIRROR_TIMEOUT_MS = 10_000;
 
 /** An event the data plane reports (ejections, returns). */
 export interface OutboundEvent {
@@ -69,6 +72,7 @@ export class Outbound {
   readonly deadlines: DeadlineQueue;
   /** Mirrored-request counters. */
   readonly mirrorStats: MirrorStats = { sent: 0, dropped: 0, failed: 0, inFlight: 0 };
+  readonly #liveMirrors: LiveMirrors = new Set();
   /** The whole pipeline: route a call and carry it out. */
   readonly dispatch: Dispatch;
   /** The layers, outermost first (the order is part of the contract; a test pins it). */
@@ -103,8 +107,11 @@ export class Outbound {
             },
             send: upstreamPath,
             maxInFlight: o.maxMirrorsInFlight,
+            deadlines: this.deadlines,
+            timeoutMs: (ex) => route(ex).timeoutMs ?? MIRROR_TIMEOUT_MS,
           },
           this.mirrorStats,
+          this.#liveMirrors,
         ),
       ],
       ['timeout', timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: (ex) => route(ex).timeoutMs })],
@@ -178,6 +185,8 @@ export class Outbound {
 
   /** Stops timers and closes every cluster's pools. */
   async close(): Promise<void> {
+    for (const m of this.#liveMirrors) m.abort();
+    this.#liveMirrors.clear();
     this.deadlines.close();
     await Promise.all([...this.#clusters.values()].map((c) => c.close()));
     this.#clusters.clear();

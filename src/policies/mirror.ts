@@ -2,14 +2,18 @@
  * Traffic mirroring (`mirror`/`mirrors` with percentages): a copy of the request goes to
  * the mirror destination, fire-and-forget. The copy's response is read and thrown away, its
  * failures are ignored, and at most `maxInFlight` copies run at once (more are dropped and
- * counted), so mirroring never slows or fails the primary call. Only bodies held in memory
- * are mirrored (a streamed body would have to be buffered, which would slow the primary call);
- * a request with a streamed body is not mirrored.
+ * counted), so mirroring never slows or fails the primary call. Bodies held in memory
+ * go out at once; a streamed body (undici's `fetch` streams every body, strings included) is
+ * mirrored once the primary attempt has sent all of it while the retry buffer still held it —
+ * the copy never reads the stream itself, so it cannot slow the primary call. A streamed body
+ * larger than the retry buffer is not mirrored (counted as dropped).
  *
  * @module
  */
 import type { Random } from '../core/clock.ts';
-import { isStaticBody } from '../core/body.ts';
+import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
+import { MeshletError } from '../core/errors.ts';
+import { isStaticBody, ReplayableBody } from '../core/body.ts';
 import { type Dispatch, Exchange, type Headers, type Layer, type ResponseHandler } from '../core/exchange.ts';
 import type { MirrorTarget } from '../routing/route-table.ts';
 
@@ -24,6 +28,25 @@ export interface MirrorLayerOptions {
   readonly send: Dispatch;
   /** @defaultValue 64 */
   readonly maxInFlight: number;
+  readonly deadlines: DeadlineQueue;
+  /** How long a copy may take: the route timeout, or this default (Envoy gives shadows the route timeout). */
+  timeoutMs(ex: Exchange): number;
+}
+
+/** Mirror copies whose timeout has not passed, so closing the mesh can cancel them. */
+export type LiveMirrors = Set<Exchange>;
+
+class MirrorDeadline implements DeadlineNode {
+  due: number;
+  heapIndex = -1;
+  readonly #copy: Exchange;
+  constructor(copy: Exchange, due: number) {
+    this.#copy = copy;
+    this.due = due;
+  }
+  expire(): void {
+    this.#copy.expire(new MeshletError('MESHLET_ERR_TIMEOUT', 'mirror request timeout'));
+  }
 }
 
 /** Counters for mirrored requests. */
@@ -34,8 +57,21 @@ export interface MirrorStats {
   inFlight: number;
 }
 
-/** Builds the mirror layer; `stats` is updated in place. */
-export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats): Layer {
+/** Builds the mirror layer; `stats` is updated in place and `live` holds the copies in flight. */
+export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: LiveMirrors): Layer {
+  const launch = (copy: Exchange, timeoutMs: number): void => {
+    stats.inFlight++;
+    stats.sent++;
+    live.add(copy);
+    // A copy that hangs must not hold its slot (or the mesh's close) forever.
+    const node = new MirrorDeadline(copy, o.now() + timeoutMs);
+    o.deadlines.add(node);
+    copy.onDone = () => {
+      o.deadlines.remove(node);
+      live.delete(copy);
+    };
+    o.send(copy, copy);
+  };
   const done: ResponseHandler = {
     onResponseEnd() {
       stats.inFlight--;
@@ -48,7 +84,8 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats): Layer {
   return (next: Dispatch): Dispatch =>
     (ex, handler) => {
       const ms = o.mirrors(ex);
-      if (ms.length !== 0 && isStaticBody(ex.body)) {
+      const streamed = ex.body instanceof ReplayableBody ? ex.body : undefined;
+      if (ms.length !== 0 && (streamed !== undefined || isStaticBody(ex.body))) {
         for (const m of ms) {
           if (m.fraction < 1 && o.random.next() >= m.fraction) continue;
           if (stats.inFlight >= o.maxInFlight) {
@@ -59,10 +96,22 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats): Layer {
           const copy = new Exchange(done, 'throw', o.now(), ex.method, ex.scheme, ex.authority, ex.path, headers, ex.body, undefined);
           copy.route = ex.route;
           if (!o.prepare(copy, m)) continue;
-          stats.inFlight++;
-          stats.sent++;
-          // Later, so the primary call goes out first.
-          setImmediate(() => o.send(copy, copy));
+          const timeoutMs = o.timeoutMs(ex);
+          if (streamed === undefined) {
+            // Later, so the primary call goes out first.
+            setImmediate(() => launch(copy, timeoutMs));
+            continue;
+          }
+          // Not counted in flight while waiting: a body the primary never finishes sending
+          // (failed call, early response) leaves nothing behind but this unresolved promise.
+          void streamed.whenComplete().then((bytes) => {
+            if (bytes === undefined || stats.inFlight >= o.maxInFlight) {
+              stats.dropped++;
+              return;
+            }
+            copy.body = bytes;
+            launch(copy, timeoutMs);
+          });
         }
       }
       next(ex, handler);
