@@ -145,13 +145,13 @@ async function main(opts: ClientOptions): Promise<void> {
           const status = await call();
           if (status !== 200) {
             failures++;
-            fail(`HTTP ${status}`);
+            fail(`HTTP ${status}${lastBody.length < 200 ? `: ${lastBody}` : ''}`);
           }
         } catch (err) {
           failures++;
           fail(`${(err as Error).name}: ${(err as Error).message}`);
-          if (failures > 100 && failures > n / 10) throw new Error(`too many failures (${failures}), first: ${firstFailure}`);
         }
+        if (failures > 100 && failures > n / 10) throw new Error(`too many failures (${failures} of ${n + 1}), first: ${firstFailure}`);
         if (lat !== undefined && n < lat.length) lat[n] = performance.now() - s;
         n++;
       }

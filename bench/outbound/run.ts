@@ -2,9 +2,7 @@
  * Outbound data-path benchmark: what meshlet adds to a client call, next to what a sidecar adds.
  *
  *   node_modules/.bin/node --expose-gc bench/outbound/run.ts [--rounds N] [--duration S] [--warmup S] [--quick]
- *       [--layout 2core|1core] [--variants a,b] [--mesh-module FILE] [--no-write]
- *
- * (--mesh-module FILE takes createMesh from FILE instead of src/index.ts, e.g. a dist/ build.)
+ *       [--layout 2core|1core] [--patience S] [--variants a,b] [--mesh-module FILE] [--no-write | --write]
  *
  * Variants, run interleaved round-robin (A B C … A B C …), each run in a fresh client process:
  *   undici-request   undici.request, raw undici Agent → upstream                 (baseline for request)
@@ -13,12 +11,21 @@
  *   mesh-fetch       mesh.fetch → upstream                                       (vs undici-fetch)
  *   nginx-1hop       undici.request → nginx → upstream                           (vs undici-request)
  *   nginx-2hop       undici.request → nginx → nginx → upstream                   (vs undici-request)
- * Each client process warms up, then measures c=1 (p50 latency, client CPU µs/request) and c=64
- * (requests/s, client CPU µs/request) for `--duration` seconds each. Ratios are medians of the
- * per-round paired ratios/differences against the same round's baseline of the same client API.
- * The upstream (bare node:http, 100-byte body, keep-alive) is its own process; with taskset the
- * clients are pinned to CPU 0 and the upstream to CPU 1, nginx floats (--layout 1core: all on CPU 0). nginx and upstream CPU are
- * read from /proc/<pid>/stat around each measured phase.
+ * Each client process warms up (--warmup S, half at c=1, half at c=64), then measures c=1 (p50
+ * latency, client CPU µs/request) and c=64 (requests/s, client CPU µs/request) for --duration S
+ * each. Ratios are medians of the per-round paired ratios/differences against the same round's
+ * baseline of the same client API. Defaults: 5 rounds × 2.5 s (≈ 4 min); --quick: 3 × 0.75 s (≈ 1 min).
+ *
+ * The upstream (bare node:http, 100-byte body, keep-alive) is its own process. --layout 2core
+ * (default): clients pinned to CPU 0, upstream to CPU 1, nginx floats; --layout 1core: all on
+ * CPU 0 (much steadier on a 2-vCPU VM, see perf-anchors B1). nginx and upstream CPU are read
+ * from /proc/<pid>/stat around each measured phase. Other processes' CPU use is measured the
+ * same way: the bench waits for it to pass and re-runs disturbed runs within --patience S (60;
+ * quick 10), and leaves still-disturbed runs out of the medians when enough clean ones remain.
+ *
+ * --variants runs a subset; --mesh-module FILE takes createMesh from FILE instead of
+ * src/index.ts (e.g. a dist/ build). Results go to bench/RESULTS.md, section "outbound" (2core)
+ * or "outbound-1core", unless --no-write (or NO_WRITE=1); a --quick run writes only with --write.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -42,18 +49,29 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     variants: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
+    write: { type: 'boolean', default: false },
     'mesh-module': { type: 'string' },
     layout: { type: 'string', default: '2core' },
+    patience: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (args.help === true) {
+  const src = readFileSync(new URL(import.meta.url), 'utf8');
+  console.log(src.slice(src.indexOf('/**') + 4, src.indexOf('*/')).replace(/^ \* ?/gm, ''));
+  process.exit(0);
+}
 const quick = args.quick === true;
 const ROUNDS = positive(args.rounds, quick ? 3 : 5, 'rounds');
 const DURATION = positive(args.duration, quick ? 0.75 : 2.5, 'duration');
 const WARMUP = positive(args.warmup, quick ? 0.5 : 1.5, 'warmup');
 const HIGH = 64;
+/** Seconds the whole run may spend waiting for other processes' load to pass and re-running disturbed runs. */
+const PATIENCE = positive(args.patience, quick ? 10 : 60, 'patience');
 const LAYOUT = args.layout;
 if (LAYOUT !== '2core' && LAYOUT !== '1core') throw new Error(`--layout must be 2core or 1core, got ${LAYOUT}`);
-const WRITE = args['no-write'] !== true && process.env.NO_WRITE === undefined;
+/** --quick is a smoke run: it leaves bench/RESULTS.md alone unless --write is given. */
+const WRITE = args.write === true || (!quick && args['no-write'] !== true && process.env.NO_WRITE === undefined);
 /** Where createMesh comes from: src/index.ts, or e.g. `--mesh-module dist/index.js` to measure a build. */
 const MESH_MODULE = args['mesh-module'] === undefined ? new URL('../../src/index.ts', import.meta.url).href : pathToFileURL(resolve(args['mesh-module'])).href;
 const MESH_MODULE_NAME = args['mesh-module'] ?? 'src/index.ts';
@@ -138,7 +156,12 @@ const ONE_CORE = LAYOUT === '1core';
 const CLIENT_CPU = canPin ? 0 : undefined;
 const UPSTREAM_CPU = canPin ? (ONE_CORE ? 0 : 1) : undefined;
 const NGINX_CPU = canPin && ONE_CORE ? 0 : undefined;
-/** A run during which other processes used more than this many vCPUs is run again (twice at most). */
+/**
+ * Other processes (e.g. a test suite running on the same VM) distort every figure here. Before each
+ * run the bench waits until they use at most this many vCPUs, and a run during which they used more
+ * is run again (twice at most), both within --patience seconds in total; what is still disturbed
+ * is marked and left out of the medians when enough clean runs remain.
+ */
 const FOREIGN_LIMIT = 0.15;
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
@@ -180,11 +203,42 @@ function machineCpuUs(): { busy: number; steal: number } {
   }
 }
 
+/** CPU µs used so far by the long-lived processes of this run (orchestrator, upstream, nginx). */
+function ownCpuUs(): number {
+  const own = process.cpuUsage();
+  return own.user + own.system + procCpuUs(upstream?.pid) + nginx.reduce((s, n) => s + procCpuUs(n.process.pid), 0);
+}
+
+/** Waits (at most `budgetMs`) until other processes use ≤ FOREIGN_LIMIT vCPU; returns the time spent beyond the first look. */
+async function waitForQuiet(budgetMs: number): Promise<number> {
+  const t0 = performance.now();
+  let said = false;
+  for (;;) {
+    const a = machineCpuUs();
+    const o = ownCpuUs();
+    const w = performance.now();
+    await new Promise((r) => setTimeout(r, 300));
+    const b = machineCpuUs();
+    const load = (b.busy - a.busy - (ownCpuUs() - o)) / ((performance.now() - w) * 1000);
+    const spent = performance.now() - t0 - 300;
+    if (!(load > FOREIGN_LIMIT)) return Math.max(0, spent);
+    if (spent + 1000 > budgetMs) {
+      if (said) console.log(`  … still ${f2(load)} vCPU of other load, patience used up: measuring anyway`);
+      return Math.max(0, spent);
+    }
+    if (!said) console.log(`  … other processes are using ${f2(load)} vCPU: waiting for them (patience left ${Math.round(budgetMs / 1000)} s)`);
+    said = true;
+    await new Promise((r) => setTimeout(r, 700));
+  }
+}
+
 // ---------------------------------------------------------------- upstream and nginx
 
 interface Counts {
   v1: number;
   v2: number;
+  /** TCP connections accepted (both addresses). */
+  connections: number;
 }
 let upstream: ChildProcess;
 let upstreamPort = 0;
@@ -193,10 +247,10 @@ const nginxPorts: Partial<Record<1 | 2, number>> = {};
 
 function upstreamCounts(): Promise<Counts> {
   return new Promise((resolve, reject) => {
-    const onMsg = (m: { type?: string; v1: number; v2: number }) => {
+    const onMsg = (m: { type?: string } & Counts) => {
       if (m.type !== 'counts') return;
       upstream.off('message', onMsg);
-      resolve({ v1: m.v1, v2: m.v2 });
+      resolve({ v1: m.v1, v2: m.v2, connections: m.connections });
     };
     upstream.on('message', onMsg);
     if (!upstream.connected) return reject(stopping ? new Stopped() : new Error('upstream is gone'));
@@ -242,6 +296,8 @@ interface Run {
   result: ClientResult;
   upstreamRequests: number;
   v2Requests: number;
+  /** Connections the upstream accepted during the run (direct variants: the client's; nginx: nginx's). */
+  upstreamConnections: number;
   /** Proxy and upstream CPU µs per client request, per measured phase. */
   server: ServerCpu;
   /** Other processes used more than FOREIGN_LIMIT vCPU during a measured phase (kept after the reruns ran out). */
@@ -358,11 +414,16 @@ async function main(): Promise<void> {
 
   const runs: Run[] = [];
   const failed = new Map<VariantId, string>();
-  let retryBudget = Math.max(3, Math.ceil((variants.length * ROUNDS) / 5));
+  let patienceMs = PATIENCE * 1000;
   let reruns = 0;
+  let waitedMs = 0;
   for (let round = 1; round <= ROUNDS; round++) {
     for (const v of variants) {
       for (let attempt = 0; !failed.has(v.id); attempt++) {
+        const waited = await waitForQuiet(patienceMs);
+        patienceMs -= waited;
+        waitedMs += waited;
+        const started = performance.now();
         const before = await upstreamCounts();
         let got: { result: ClientResult; server: ServerCpu };
         try {
@@ -382,18 +443,19 @@ async function main(): Promise<void> {
           result: got.result,
           upstreamRequests: after.v1 + after.v2 - before.v1 - before.v2,
           v2Requests: after.v2 - before.v2,
+          upstreamConnections: after.connections - before.connections,
           server: got.server,
           disturbed: foreign > FOREIGN_LIMIT,
         };
         const { c1, cHigh } = got.result;
         console.log(
-          `round ${round}/${ROUNDS} ${v.id.padEnd(16)} c=1 p50 ${f0(c1.p50Us ?? Number.NaN).padStart(5)} µs, ${f1(c1.cpuUsPerReq).padStart(6)} µs CPU/req | c=${HIGH} ${f0(cHigh.rps).padStart(7)} rps, ${f1(cHigh.cpuUsPerReq).padStart(6)} µs CPU/req` +
-            ` | upstream saw ${f2(run.upstreamRequests / got.result.totalRequests)}× the client's requests, ${((100 * run.v2Requests) / Math.max(1, run.upstreamRequests)).toFixed(1)} % on v2` +
+          `round ${round}/${ROUNDS} ${v.id.padEnd(16)} c=1 p50 ${f0(c1.p50Us ?? Number.NaN).padStart(5)} µs (p99 ${f0(c1.p99Us ?? Number.NaN)}), ${f1(c1.cpuUsPerReq).padStart(6)} µs CPU/req | c=${HIGH} ${f0(cHigh.rps).padStart(7)} rps, ${f1(cHigh.cpuUsPerReq).padStart(6)} µs CPU/req` +
+            ` | upstream saw ${f2(run.upstreamRequests / got.result.totalRequests)}× the client's requests, ${((100 * run.v2Requests) / Math.max(1, run.upstreamRequests)).toFixed(1)} % on v2, ${run.upstreamConnections} connections` +
             ` | other load ${f2(got.server.c1.foreign)}/${f2(got.server.cHigh.foreign)} vCPU, steal ${f2(got.server.c1.steal)}/${f2(got.server.cHigh.steal)}` +
             (c1.failures + cHigh.failures > 0 ? ` | ${c1.failures + cHigh.failures} failures, first: ${got.result.firstFailure}` : ''),
         );
-        if (run.disturbed && attempt < 2 && retryBudget > 0) {
-          retryBudget--;
+        if (run.disturbed && attempt < 2 && patienceMs > perProcess * 1000) {
+          patienceMs -= performance.now() - started;
           reruns++;
           console.log(`  … other processes used ${f2(foreign)} vCPU during that run (limit ${FOREIGN_LIMIT}): running it again`);
           continue;
@@ -404,11 +466,13 @@ async function main(): Promise<void> {
     }
   }
 
-  const body = report(variants, runs, failed, { undiciVersion, nginxVer, pinning, meshSkip, configNote, reruns });
+  const body = report(variants, runs, failed, { undiciVersion, nginxVer, pinning, meshSkip, configNote, reruns, waitedMs });
   console.log(`\n${body}`);
   if (WRITE) {
-    writeSection('outbound', 'Outbound: meshlet vs raw undici and nginx sidecar stand-ins', COMMAND, body);
-    console.log('written to bench/RESULTS.md (section "outbound")');
+    // one section per layout, so a 1core run does not replace the default (2core) one
+    const id = ONE_CORE ? 'outbound-1core' : 'outbound';
+    writeSection(id, `Outbound: meshlet vs raw undici and nginx sidecar stand-ins (${LAYOUT} layout)`, COMMAND, body);
+    console.log(`written to bench/RESULTS.md (section "${id}")`);
   }
 }
 
@@ -419,10 +483,19 @@ interface Notes {
   meshSkip: string | undefined;
   configNote: string;
   reruns: number;
+  waitedMs: number;
 }
 
 function report(variants: Variant[], runs: Run[], failed: Map<VariantId, string>, notes: Notes): string {
-  const of = (id: VariantId) => runs.filter((r) => r.variant === id);
+  const all = (id: VariantId) => runs.filter((r) => r.variant === id);
+  /** Enough clean runs to stand on their own: at least 2 and at least half. */
+  const enough = (clean: number, total: number) => clean >= Math.max(2, Math.ceil(total / 2));
+  /** The runs the medians use: the undisturbed ones if there are enough, else all. */
+  const of = (id: VariantId) => {
+    const rs = all(id);
+    const clean = rs.filter((r) => !r.disturbed);
+    return enough(clean.length, rs.length) ? clean : rs;
+  };
   const byRound = (id: VariantId, round: number) => runs.find((r) => r.variant === id && r.round === round);
   const get = (rs: Run[], f: (r: Run) => number | undefined) => rs.map(f).filter((x): x is number => x !== undefined && Number.isFinite(x));
   const p50 = (r: Run) => r.result.c1.p50Us;
@@ -432,6 +505,8 @@ function report(variants: Variant[], runs: Run[], failed: Map<VariantId, string>
 
   interface Paired {
     rounds: number;
+    /** Pairs with a disturbed run on either side that were left out. */
+    dropped: number;
     rpsRatio: number[];
     addP50: number[];
     addCpu1: number[];
@@ -439,10 +514,16 @@ function report(variants: Variant[], runs: Run[], failed: Map<VariantId, string>
   }
   const paired = (v: Variant): Paired | undefined => {
     if (v.baseline === undefined) return undefined;
-    const out: Paired = { rounds: 0, rpsRatio: [], addP50: [], addCpu1: [], addCpuH: [] };
-    for (const r of of(v.id)) {
+    const out: Paired = { rounds: 0, dropped: 0, rpsRatio: [], addP50: [], addCpu1: [], addCpuH: [] };
+    const pairs: [Run, Run][] = [];
+    for (const r of all(v.id)) {
       const b = byRound(v.baseline, r.round);
-      if (b === undefined) continue;
+      if (b !== undefined) pairs.push([r, b]);
+    }
+    const clean = pairs.filter(([r, b]) => !r.disturbed && !b.disturbed);
+    const use = enough(clean.length, pairs.length) ? clean : pairs;
+    out.dropped = pairs.length - use.length;
+    for (const [r, b] of use) {
       out.rounds++;
       out.rpsRatio.push(rps(r) / rps(b));
       out.addP50.push((p50(r) ?? Number.NaN) - (p50(b) ?? Number.NaN));
@@ -460,7 +541,8 @@ function report(variants: Variant[], runs: Run[], failed: Map<VariantId, string>
       `Upstream: one bare node:http process (GET → 200, 100-byte body, keep-alive) on 127.0.0.1 and 127.0.0.2 (= mesh endpoints v1 and v2). ` +
       `nginx: single-process instances, \`upstream { keepalive 64; }\`, \`proxy_http_version 1.1\`, \`Connection ""\`, no access log; 2 hops = client-side nginx → server-side nginx → upstream. ` +
       `Client CPU = process.cpuUsage() of the client process over the phase / requests; proxy and upstream CPU from /proc/<pid>/stat (${1000 / CLK_TCK} ms ticks). ` +
-      `Absolute figures: median over rounds (c=${HIGH} rps with min–max). Ratios and "added": median over rounds of the paired ratio/difference against the same round's baseline of the same client API.`,
+      `Absolute figures: median over rounds (c=${HIGH} rps with min–max). Ratios and "added": median over rounds of the paired ratio/difference against the same round's baseline of the same client API. ` +
+      `Runs disturbed by other processes (> ${FOREIGN_LIMIT} vCPU of other load) are left out of both when enough clean ones remain (≥ 2 and ≥ half); the "runs" column says how many were used.`,
     '',
     'meshlet config (bench/outbound/mesh-config.ts): ServiceEntry `upstream.default.svc.cluster.local` (MESH_INTERNAL, STATIC, endpoints v1 127.0.0.1 / v2 127.0.0.2), DestinationRule (LEAST_REQUEST, outlierDetection 5×5xx / 10 s / 30 s, subsets v1 v2), VirtualService (header-match route that the bench requests miss, then 90/10 v1/v2, retries 2 on 5xx,connect-failure, timeout 5 s). mesh.dispatcher is called with `http://upstream.default.svc.cluster.local:PORT/x`, mesh.fetch with `http://upstream:PORT/x`.',
     '',
@@ -470,15 +552,15 @@ function report(variants: Variant[], runs: Run[], failed: Map<VariantId, string>
   for (const [id, msg] of failed) lines.push(`**${id} failed and was dropped:** \`${msg.split('\n')[0]}\``, '');
 
   lines.push(
-    `| variant | baseline | c=1 p50 µs | c=1 client CPU µs/req | c=${HIGH} rps (min–max) | c=${HIGH} client CPU µs/req | rps vs baseline | added p50 µs | added client CPU µs/req c=1 | added client CPU µs/req c=${HIGH} |`,
-    '|---|---|---|---|---|---|---|---|---|---|',
+    `| variant | baseline | runs (pairs) | c=1 p50 µs | c=1 client CPU µs/req | c=${HIGH} rps (min–max) | c=${HIGH} client CPU µs/req | rps vs baseline | added p50 µs | added client CPU µs/req c=1 | added client CPU µs/req c=${HIGH} |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   );
   for (const v of variants) {
     const rs = of(v.id);
     if (rs.length === 0) continue;
     const pr = paired(v);
     lines.push(
-      `| ${v.label} | ${v.baseline ?? '–'} | ${f0(med(get(rs, p50)))} | ${f1(med(get(rs, cpu1)))} | ${f0(med(get(rs, rps)))}${range(get(rs, rps))} | ${f1(med(get(rs, cpuH)))} | ` +
+      `| ${v.label} | ${v.baseline ?? '–'} | ${rs.length}/${all(v.id).length}${pr === undefined ? '' : ` (${pr.rounds}/${pr.rounds + pr.dropped})`} | ${f0(med(get(rs, p50)))} | ${f1(med(get(rs, cpu1)))} | ${f0(med(get(rs, rps)))}${range(get(rs, rps))} | ${f1(med(get(rs, cpuH)))} | ` +
         (pr === undefined ? '– | – | – | – |' : `×${f2(med(pr.rpsRatio))} | ${signed(med(pr.addP50), f0)} | ${signed(med(pr.addCpu1))} | ${signed(med(pr.addCpuH))} |`),
     );
   }
@@ -508,15 +590,29 @@ function report(variants: Variant[], runs: Run[], failed: Map<VariantId, string>
       target('added client CPU/request ≤ 15 µs (c=1)', (p) => [`${signed(med(p.addCpu1))} µs`, med(p.addCpu1) <= 15]),
       target(`added client CPU/request ≤ 15 µs (c=${HIGH})`, (p) => [`${signed(med(p.addCpuH))} µs`, med(p.addCpuH) <= 15]),
     );
+    // How the rps target and the CPU target relate on this machine: at c=64 throughput is bound by
+    // the client's CPU (2core) or by everyone's CPU on the one vCPU (1core).
+    const base = of('undici-request');
+    const client = med(get(base, cpuH));
+    const whole = client + med(get(base, (r) => r.server.cHigh.upstream));
+    if (Number.isFinite(client)) {
+      const bound = ONE_CORE ? whole : client;
+      lines.push(
+        '',
+        `Reading the targets together: raw undici.request costs ${f1(client)} µs of client CPU per request at c=${HIGH} here (${f1(whole)} µs with the upstream's). ` +
+          `With c=${HIGH} throughput bound by ${ONE_CORE ? 'the sum of all processes on the one vCPU' : "the client's CPU"}, an added +15 µs/request alone gives ×${f2(bound / (bound + 15))} rps, ` +
+          `and ×0.85 allows at most +${f1(bound / 0.85 - bound)} µs — on this machine the ${bound / 0.85 - bound < 15 ? 'rps' : 'CPU'} target is the stricter one.`,
+      );
+    }
   }
 
   // whole-path CPU, and sanity
   lines.push(
     '',
-    'CPU per request on the whole path (median over rounds, µs): client / proxies (all nginx processes) / upstream = total. Sanity: requests the upstream saw per client request (1.00 = no retries or extra requests), share sent to v2 (127.0.0.2; the mesh config splits 90/10), failed requests.',
+    `CPU per request on the whole path (median over rounds, µs): client / proxies (all nginx processes) / upstream = total. Sanity: requests the upstream saw per client request (1.00 = no retries or extra requests), share sent to v2 (127.0.0.2; the mesh config splits 90/10), TCP connections the upstream accepted per run (a client at c=${HIGH} needs about ${HIGH}), failed requests.`,
     '',
-    `| variant | c=1: client / proxies / upstream = total | c=${HIGH}: client / proxies / upstream = total | upstream req per client req | v2 share | failures |`,
-    '|---|---|---|---|---|---|',
+    `| variant | c=1: client / proxies / upstream = total | c=${HIGH}: client / proxies / upstream = total | upstream req per client req | v2 share | upstream connections per run | failures |`,
+    '|---|---|---|---|---|---|---|',
   );
   for (const v of variants) {
     const rs = of(v.id);
@@ -527,18 +623,18 @@ function report(variants: Variant[], runs: Run[], failed: Map<VariantId, string>
       const u = med(get(rs, (r) => r.server[phase].upstream));
       return `${f1(c)} / ${v.nginx === undefined ? '–' : f1(p)} / ${f1(u)} = ${f1(c + p + u)}`;
     };
-    const fails = rs.reduce((s, r) => s + r.result.c1.failures + r.result.cHigh.failures, 0);
-    const first = rs.find((r) => r.result.firstFailure !== undefined)?.result.firstFailure;
+    const fails = all(v.id).reduce((s, r) => s + r.result.c1.failures + r.result.cHigh.failures, 0);
+    const first = all(v.id).find((r) => r.result.firstFailure !== undefined)?.result.firstFailure;
     lines.push(
-      `| ${v.id} | ${cpuRow('c1')} | ${cpuRow('cHigh')} | ${f2(med(rs.map((r) => r.upstreamRequests / r.result.totalRequests)))} | ${f1(med(rs.map((r) => (100 * r.v2Requests) / Math.max(1, r.upstreamRequests))))} % | ${fails}${first === undefined ? '' : ` (first: ${first})`} |`,
+      `| ${v.id} | ${cpuRow('c1')} | ${cpuRow('cHigh')} | ${f2(med(rs.map((r) => r.upstreamRequests / r.result.totalRequests)))} | ${f1(med(rs.map((r) => (100 * r.v2Requests) / Math.max(1, r.upstreamRequests))))} % | ${f0(med(rs.map((r) => r.upstreamConnections)))} | ${fails}${first === undefined ? '' : ` (first: ${first})`} |`,
     );
   }
   const disturbed = runs.filter((r) => r.disturbed).length;
   lines.push(
     '',
     `Per round (c=1 p50 µs / c=${HIGH} rps; other processes' CPU in vCPUs during c=1 / c=${HIGH}). ` +
-      `Runs during which other processes used > ${FOREIGN_LIMIT} vCPU were run again (${notes.reruns} reruns); ` +
-      (disturbed > 0 ? `**${disturbed} disturbed run(s) kept after the reruns ran out, marked ⚠**.` : 'none kept.'),
+      `Before each run the bench waited for other load to drop to ≤ ${FOREIGN_LIMIT} vCPU (${f0(notes.waitedMs / 1000)} s in all), and ran disturbed runs again (${notes.reruns} reruns), within --patience ${PATIENCE} s; ` +
+      (disturbed > 0 ? `**${disturbed} disturbed run(s) remain, marked ⚠**.` : 'no disturbed run remains.'),
     '', `| variant | ${Array.from({ length: ROUNDS }, (_, i) => `r${i + 1}`).join(' | ')} |`, `|---|${'---|'.repeat(ROUNDS)}`);
   for (const v of variants) {
     if (of(v.id).length === 0) continue;

@@ -9,7 +9,7 @@ import { V1_ADDRESS, V2_ADDRESS } from './mesh-config.ts';
 
 const BODY = Buffer.alloc(100, 'x');
 const HEADERS = { 'content-type': 'text/plain', 'content-length': String(BODY.length) };
-const counts = { v1: 0, v2: 0 };
+const counts = { v1: 0, v2: 0, connections: 0 };
 
 function server(key: 'v1' | 'v2'): Server {
   const s = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -17,6 +17,9 @@ function server(key: 'v1' | 'v2'): Server {
     req.resume();
     res.writeHead(200, HEADERS);
     res.end(BODY);
+  });
+  s.on('connection', () => {
+    counts.connections++;
   });
   s.keepAliveTimeout = 60_000;
   s.headersTimeout = 65_000;
@@ -62,7 +65,7 @@ process.on('disconnect', () => process.exit(0));
 process.on('message', (msg: { type?: string }) => {
   if (msg.type === 'counts') {
     const cpu = process.cpuUsage();
-    process.send?.({ type: 'counts', v1: counts.v1, v2: counts.v2, cpuUs: cpu.user + cpu.system });
+    process.send?.({ type: 'counts', ...counts, cpuUs: cpu.user + cpu.system });
   }
 });
 const port = await start();
