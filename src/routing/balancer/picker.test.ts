@@ -241,18 +241,26 @@ describe('createPicker: toString', () => {
 describe('createPicker: pick() allocates nothing on the common path', () => {
   it('keeps heap growth small over many picks', () => {
     // A coarse guard: a per-pick allocation of even one small array would add megabytes.
+    // On a busy machine the optimised code may not be installed after the warm-up yet (the
+    // compiler runs on a background thread) and unoptimised code boxes numbers, so each kind
+    // gets a few trials; a real per-pick allocation fails every one of them.
     for (const [kind, settings] of ALL) {
       const set = uniformSet(8);
       const p = createPicker(set, settings, context());
       const req = { hash: 12345, avoid: undefined as readonly HostState[] | undefined };
       for (let i = 0; i < 20_000; i++) p.pick(req); // warm up (JIT)
-      const before = process.memoryUsage().heapUsed;
-      for (let i = 0; i < 200_000; i++) {
-        req.hash = i;
-        p.pick(req);
+      const trials: number[] = [];
+      for (let t = 0; t < 5; t++) {
+        const before = process.memoryUsage().heapUsed;
+        for (let i = 0; i < 200_000; i++) {
+          req.hash = i;
+          p.pick(req);
+        }
+        trials.push(process.memoryUsage().heapUsed - before);
+        if ((trials.at(-1) as number) < 2_000_000) break;
       }
-      const grown = process.memoryUsage().heapUsed - before;
-      assert.ok(grown < 2_000_000, `${kind}: heap grew ${grown} bytes over 200k picks`);
+      const grown = Math.min(...trials);
+      assert.ok(grown < 2_000_000, `${kind}: heap grew ${trials.join(', ')} bytes over 200k picks in each trial`);
     }
   });
 });
