@@ -17,7 +17,8 @@
  *
  * @module
  */
-import { MeshletError } from './errors.ts';
+import { type ErrorContext, MeshletError } from './errors.ts';
+import { bodyFor, FLAGS_HEADER, FLAGS_HEADER_RAW, localHeaders, rawFrom } from './local-response.ts';
 
 /** Header values, names lower-cased. */
 export type Headers = Record<string, string | string[] | undefined>;
@@ -44,6 +45,16 @@ export interface ResponseHandler {
   onResponseEnd?(controller: Controller, trailers: Headers): void;
   onResponseError?(controller: Controller, error: Error): void;
 }
+
+/** A controller for callbacks that have none (failures made by the mesh, before any attempt started). */
+export const NO_CONTROLLER: Controller = Object.freeze({
+  abort() {},
+  pause() {},
+  resume() {},
+  aborted: false,
+  paused: false,
+  reason: null,
+});
 
 /** One step of the pipeline: handles the exchange, usually by calling the next step. */
 export type Dispatch = (ex: Exchange, handler: ResponseHandler) => void;
@@ -74,24 +85,9 @@ export interface ResponseHeaderOps {
   readonly remove: readonly string[];
 }
 
-/** The header that carries Envoy response flags to callers. */
-export const FLAGS_HEADER = 'x-meshlet-response-flags';
+export { FLAGS_HEADER } from './local-response.ts';
 
 const EMPTY: Headers = Object.freeze({}) as Headers;
-const FLAGS_HEADER_RAW = Buffer.from('x-meshlet-response-flags');
-
-/** Headers as undici's raw list (name, value, name, value…), for handlers that read `rawHeaders`. */
-function rawFrom(headers: Headers): Buffer[] {
-  const raw: Buffer[] = [];
-  for (const k in headers) {
-    const v = headers[k];
-    if (v === undefined) continue;
-    if (typeof v === 'string') raw.push(Buffer.from(k), Buffer.from(v, 'latin1'));
-    else for (const x of v) raw.push(Buffer.from(k), Buffer.from(x, 'latin1'));
-  }
-  return raw;
-}
-
 function abortError(): Error {
   const e = new Error('The operation was aborted');
   e.name = 'AbortError';
@@ -214,23 +210,33 @@ export class Exchange implements Controller, ResponseHandler {
   abort(reason?: Error): void {
     if (this.aborted || this.done) return;
     this.aborted = true;
-    this.reason = reason ?? abortError();
-    const w = this.waiting;
-    if (w !== undefined) {
-      this.waiting = undefined;
-      w.cancel(this.reason);
-    } else if (this.current !== undefined && !this.current.aborted) this.current.abort(this.reason);
+    this.#interrupt(reason ?? abortError());
   }
 
   /** Fails the call with a mesh error the way abort does (used by deadlines). */
   expire(err: MeshletError): void {
     if (this.done) return;
-    this.reason = err;
+    this.#interrupt(err);
+  }
+
+  /** Cancels what the call waits on, or the attempt in flight, with `reason`. */
+  #interrupt(reason: Error): void {
+    this.reason = reason;
     const w = this.waiting;
     if (w !== undefined) {
       this.waiting = undefined;
-      w.cancel(err);
-    } else if (this.current !== undefined && !this.current.aborted) this.current.abort(err);
+      w.cancel(reason);
+    } else if (this.current !== undefined && !this.current.aborted) this.current.abort(reason);
+  }
+
+  /** Where the call is, for error messages: route, cluster, endpoint, attempt. */
+  errorContext(): ErrorContext {
+    return {
+      route: (this.route as { name?: string } | undefined)?.name,
+      cluster: (this.cluster as { name?: string } | undefined)?.name,
+      endpoint: (this.host as { key?: string } | undefined)?.key,
+      attempt: this.attempts === 0 ? undefined : this.attempts,
+    };
   }
 
   pause(): void {
@@ -294,19 +300,28 @@ export class Exchange implements Controller, ResponseHandler {
 
   onResponseError(_controller: Controller, error: Error): void {
     if (this.done) return;
-    if (error instanceof MeshletError && !this.responded && this.#errors === 'respond' && !this.aborted && error.httpStatus !== undefined) {
-      // Keep the flags gathered before the failure (a fault delay's DI) next to the error's own.
-      if (error.flags !== '') for (const f of error.flags.split(',')) this.flag(f);
-      this.sendLocal(error.httpStatus, localHeaders(this.flags), Buffer.from(bodyFor(error)));
-      return;
-    }
-    if (error instanceof MeshletError && this.flags !== '') {
-      // The error carries every flag of the call (a fault delay's DI before a timeout's UT).
-      for (const f of error.flags.split(',')) if (f !== '') this.flag(f);
-      (error as { flags: string }).flags = this.flags;
+    if (error instanceof MeshletError) {
+      this.#absorbFlags(error);
+      if (!this.responded && this.#respondWith(error)) return;
     }
     this.#finish();
     this.#handler.onResponseError?.(this, error);
+  }
+
+  /**
+   * Merges the error's flags into the call's and gives the error all of them, so a fault
+   * delay's DI stays next to a later timeout's UT in the response and in the error.
+   */
+  #absorbFlags(error: MeshletError): void {
+    if (error.flags !== '') for (const f of error.flags.split(',')) if (f !== '') this.flag(f);
+    (error as { flags: string }).flags = this.flags;
+  }
+
+  /** In `respond` mode, answers with the response a sidecar sends for `error`; false if it does not apply. */
+  #respondWith(error: MeshletError): boolean {
+    if (this.#errors !== 'respond' || this.aborted || error.httpStatus === undefined) return false;
+    this.sendLocal(error.httpStatus, localHeaders(this.flags), Buffer.from(bodyFor(error)));
+    return true;
   }
 
   /**
@@ -349,12 +364,8 @@ export class Exchange implements Controller, ResponseHandler {
    */
   fail(error: MeshletError): void {
     if (this.done) return;
-    if (error.flags !== '') for (const f of error.flags.split(',')) this.flag(f);
-    (error as { flags: string }).flags = this.flags;
-    if (this.#errors === 'respond' && error.httpStatus !== undefined && !this.aborted) {
-      this.sendLocal(error.httpStatus, localHeaders(this.flags), Buffer.from(bodyFor(error)));
-      return;
-    }
+    this.#absorbFlags(error);
+    if (this.#respondWith(error)) return;
     queueMicrotask(() => {
       if (this.done) return;
       this.#finish();
@@ -371,37 +382,5 @@ export class Exchange implements Controller, ResponseHandler {
       this.onDone = undefined;
       d(this);
     }
-  }
-}
-
-function localHeaders(flags: string): Headers {
-  const h: Headers = { 'content-type': 'text/plain' };
-  if (flags !== '') {
-    h[FLAGS_HEADER] = flags;
-    if (flags.split(',').includes('UO')) h['x-envoy-overloaded'] = 'true';
-  }
-  return h;
-}
-
-/** The body Envoy sends for a mesh-made failure. */
-function bodyFor(e: MeshletError): string {
-  switch (e.code) {
-    case 'MESHLET_ERR_NO_HEALTHY_UPSTREAM':
-      return 'no healthy upstream';
-    case 'MESHLET_ERR_TIMEOUT':
-      return 'upstream request timeout';
-    case 'MESHLET_ERR_FAULT_ABORT':
-      return 'fault filter abort';
-    case 'MESHLET_ERR_NO_ROUTE':
-      return '';
-    case 'MESHLET_ERR_OVERLOADED':
-      return 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
-    case 'MESHLET_ERR_UPSTREAM_CONNECT':
-    case 'MESHLET_ERR_UPSTREAM_RESET':
-    case 'MESHLET_ERR_UPSTREAM_PROTOCOL':
-    case 'MESHLET_ERR_RETRIES_EXHAUSTED':
-      return e.message.slice(Math.max(0, e.message.indexOf('upstream connect error')));
-    default:
-      return e.message;
   }
 }

@@ -10,7 +10,7 @@
  */
 import type { Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
-import type { Dispatch, Exchange, Layer } from '../core/exchange.ts';
+import { type Dispatch, type Exchange, type Layer, NO_CONTROLLER } from '../core/exchange.ts';
 import { parseDuration } from '../config/duration.ts';
 import type { ConsistentHashLB } from '../config/types/destination-rule.ts';
 import { headerValue, parseQuery } from '../routing/request-head.ts';
@@ -18,7 +18,6 @@ import { hash32 } from '../routing/balancer/hash.ts';
 import type { HostState } from '../routing/balancer/host.ts';
 import type { PickRequest } from '../routing/balancer/picker.ts';
 import type { CompiledRoute } from '../routing/route-table.ts';
-import { NO_CONTROLLER } from '../policies/retry.ts';
 import type { ClusterState } from './cluster-state.ts';
 
 /** What the balance layer needs. */
@@ -78,11 +77,7 @@ export function balanceLayer(o: BalanceLayerOptions): Layer {
       req.avoid = ch === undefined && (ex.route as CompiledRoute).retry.retryIgnorePreviousHosts ? (ex.tried as HostState[] | undefined) : undefined;
       const host = cs.picker.pick(req as PickRequest);
       if (host === undefined) {
-        const err = new MeshletError('MESHLET_ERR_NO_HEALTHY_UPSTREAM', 'no healthy upstream', {
-          route: (ex.route as CompiledRoute).name,
-          cluster: cs.name,
-          attempt: ex.attempts,
-        });
+        const err = new MeshletError('MESHLET_ERR_NO_HEALTHY_UPSTREAM', 'no healthy upstream', { ...ex.errorContext(), endpoint: undefined });
         queueMicrotask(() => handler.onResponseError?.(NO_CONTROLLER, err));
         return;
       }

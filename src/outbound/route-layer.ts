@@ -67,8 +67,8 @@ function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget)
   const rh = route.requestHeaders;
   const th = target.requestHeaders;
   if (rh !== undefined || th !== undefined) {
-    if (rh !== undefined) applyHeaderOps(ex.headers, rh as never);
-    if (th !== undefined) applyHeaderOps(ex.headers, th as never);
+    if (rh !== undefined) applyHeaderOps(ex.headers, rh);
+    if (th !== undefined) applyHeaderOps(ex.headers, th);
   }
   const rw = route.rewrite;
   const authority = rw?.authority ?? target.authority;
@@ -100,10 +100,6 @@ function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget)
     if (rs !== undefined) ops.push(rs);
     if (ts !== undefined) ops.push(ts);
   }
-}
-
-function context(ex: Exchange) {
-  return { route: (ex.route as CompiledRoute | undefined)?.name };
 }
 
 /** Builds the route layer. */
@@ -141,7 +137,7 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       const cluster = target.cluster;
       const state = cluster === undefined ? undefined : o.clusterState(cluster.name);
       if (state === undefined) {
-        ex.fail(new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, context(ex)));
+        ex.fail(new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, ex.errorContext()));
         return;
       }
       ex.cluster = state;

@@ -10,11 +10,9 @@
  * @module
  */
 import { MeshletError } from '../core/errors.ts';
-import type { Controller, Dispatch, Exchange, Headers, Layer, ResponseHandler, Waiter } from '../core/exchange.ts';
+import { type Controller, type Dispatch, type Exchange, type Headers, type Layer, NO_CONTROLLER, type ResponseHandler, type Waiter } from '../core/exchange.ts';
 import type { FailureKind } from '../core/outcome.ts';
 import type { HostState } from '../routing/balancer/host.ts';
-import type { CompiledRoute } from '../routing/route-table.ts';
-import { NO_CONTROLLER } from '../policies/retry.ts';
 import type { ClusterState } from './cluster-state.ts';
 import type { SlotWaiter } from './limits.ts';
 
@@ -49,13 +47,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     if (r === 'go') this.#send();
     else if (r === 'queued') this.#ex.waiting = this;
     else {
-      const ex = this.#ex;
-      const err = new MeshletError('MESHLET_ERR_OVERLOADED', 'upstream overflow: connection pool limits reached', {
-        route: (ex.route as CompiledRoute | undefined)?.name,
-        cluster: this.#cs.name,
-        endpoint: this.#host?.key,
-        attempt: ex.attempts,
-      });
+      const err = new MeshletError('MESHLET_ERR_OVERLOADED', 'upstream overflow: connection pool limits reached', this.#ex.errorContext());
       queueMicrotask(() => this.#handler.onResponseError?.(NO_CONTROLLER, err));
     }
   }

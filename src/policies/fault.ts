@@ -9,9 +9,8 @@
  */
 import type { Clock, Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
-import type { Dispatch, Exchange, Layer, ResponseHandler } from '../core/exchange.ts';
+import { type Dispatch, type Exchange, type Layer, NO_CONTROLLER, type ResponseHandler } from '../core/exchange.ts';
 import type { FaultPolicy } from '../routing/route-policy.ts';
-import { NO_CONTROLLER } from './retry.ts';
 
 /** gRPC status numbers by name (Istio's `abort.grpcStatus` names them). */
 export const GRPC_STATUS: Readonly<Record<string, number>> = Object.freeze({
@@ -30,7 +29,7 @@ export interface FaultLayerOptions {
 function abort(ex: Exchange, f: FaultPolicy): void {
   ex.flag('FI');
   const grpc = f.abortGrpcStatus === undefined ? undefined : GRPC_STATUS[f.abortGrpcStatus];
-  const route = (ex.route as { name?: string } | undefined)?.name;
+  const { route } = ex.errorContext();
   if (f.abortHttpStatus === undefined && grpc !== undefined) {
     // A gRPC abort: HTTP 200 with the status in the headers (trailers-only), as Envoy answers.
     const err = new MeshletError('MESHLET_ERR_FAULT_ABORT', `fault filter abort (grpc-status ${grpc})`, { route, flags: ex.flags, grpcStatus: grpc });

@@ -15,7 +15,7 @@ import { canReplay } from '../core/body.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError, type MeshletErrorCode } from '../core/errors.ts';
-import type { Controller, Dispatch, Exchange, Headers, Layer, ResponseHandler, Waiter } from '../core/exchange.ts';
+import { type Controller, type Dispatch, type Exchange, type Headers, type Layer, NO_CONTROLLER, type ResponseHandler, type Waiter } from '../core/exchange.ts';
 import type { AttemptOutcome, FailureKind } from '../core/outcome.ts';
 import type { RetryPolicy } from '../routing/route-policy.ts';
 import { backoffDelayMs, retryAfterMs } from './backoff.ts';
@@ -38,16 +38,6 @@ export interface RetryLayerOptions {
   /** Longest `Retry-After` honoured; a longer one ends retrying. */
   readonly maxRetryAfterMs: number;
 }
-
-/** A controller for callbacks that have none (mesh-made failures below this layer). */
-export const NO_CONTROLLER: Controller = Object.freeze({
-  abort() {},
-  pause() {},
-  resume() {},
-  aborted: false,
-  paused: false,
-  reason: null,
-});
 
 const RESET_TEXT: Record<FailureKind, string> = {
   'connect-failure': 'connection failure',
@@ -250,15 +240,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
         ? 'upstream request timeout'
         : `upstream connect error or disconnect/reset before headers. ${retried ? 'retried and the latest reset reason' : 'reset reason'}: ${reason}`;
     const flag = failure === 'connect-failure' ? 'UF' : failure === 'per-try-timeout' ? 'UT' : failure === 'protocol' ? 'UPE' : failure === 'overflow' ? 'UO' : 'UR';
-    const host = ex.host as { key?: string } | undefined;
-    return new MeshletError(CODE_FOR[failure], msg, {
-      cause,
-      flags: exhausted ? `${flag},URX` : flag,
-      route: (ex.route as { name?: string } | undefined)?.name,
-      cluster: (ex.cluster as { name?: string } | undefined)?.name,
-      endpoint: host?.key,
-      attempt: ex.attempts,
-    });
+    return new MeshletError(CODE_FOR[failure], msg, { ...ex.errorContext(), cause, flags: exhausted ? `${flag},URX` : flag });
   }
 
   /** Decides whether this outcome is retried; reserves the retry (budget) if so. */

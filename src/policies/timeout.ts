@@ -11,7 +11,7 @@ import type { Clock } from '../core/clock.ts';
 import { currentDeadline } from '../core/context.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError } from '../core/errors.ts';
-import type { Dispatch, Exchange, Layer } from '../core/exchange.ts';
+import { type Dispatch, type Exchange, type Layer, NO_CONTROLLER } from '../core/exchange.ts';
 
 /** What the timeout layer needs. */
 export interface TimeoutLayerOptions {
@@ -35,12 +35,7 @@ class RouteDeadline implements DeadlineNode {
     const ex = this.#ex;
     ex.flag('UT');
     ex.expire(
-      new MeshletError('MESHLET_ERR_TIMEOUT', this.#fromContext ? 'upstream request timeout (caller deadline)' : 'upstream request timeout', {
-        route: (ex.route as { name?: string } | undefined)?.name,
-        cluster: (ex.cluster as { name?: string } | undefined)?.name,
-        endpoint: (ex.host as { key?: string } | undefined)?.key,
-        attempt: ex.attempts,
-      }),
+      new MeshletError('MESHLET_ERR_TIMEOUT', this.#fromContext ? 'upstream request timeout (caller deadline)' : 'upstream request timeout', ex.errorContext()),
     );
   }
 }
@@ -70,10 +65,7 @@ export function timeoutLayer(o: TimeoutLayerOptions): Layer {
       const node = new RouteDeadline(ex, due, fromContext);
       if (due <= now) {
         node.expire();
-        handler.onResponseError?.(
-          { abort() {}, pause() {}, resume() {}, aborted: false, paused: false, reason: null },
-          ex.reason ?? new MeshletError('MESHLET_ERR_TIMEOUT', 'upstream request timeout'),
-        );
+        handler.onResponseError?.(NO_CONTROLLER, ex.reason ?? new MeshletError('MESHLET_ERR_TIMEOUT', 'upstream request timeout'));
         return;
       }
       o.deadlines.add(node);

@@ -13,7 +13,7 @@ import { Dispatcher } from 'undici';
 import { ReplayableBody, isStaticBody } from '../../core/body.ts';
 import type { Clock } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
-import { type Dispatch, type ErrorMode, Exchange, type ResponseHandler } from '../../core/exchange.ts';
+import { type Dispatch, type ErrorMode, Exchange, NO_CONTROLLER, type ResponseHandler } from '../../core/exchange.ts';
 import { normalizeHeaders } from '../../core/headers.ts';
 
 interface ParsedOrigin {
@@ -81,7 +81,7 @@ export class MeshDispatcher extends Dispatcher {
       const path = opts.query === undefined ? opts.path : withQuery(opts.path, opts.query);
       ex = new Exchange(h, this.#o.errors, this.#o.clock.now(), opts.method ?? 'GET', scheme, auth, path, headers, body, opts);
     } catch (err) {
-      queueMicrotask(() => h.onResponseError?.({ abort() {}, pause() {}, resume() {}, aborted: false, paused: false, reason: null }, err as Error));
+      queueMicrotask(() => h.onResponseError?.(NO_CONTROLLER, err as Error));
       return true;
     }
     ex.begin();

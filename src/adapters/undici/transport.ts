@@ -117,7 +117,7 @@ export class UndiciTransport {
     const host = ex.host as HostState | undefined;
     if (host === undefined) {
       // Resolution NONE / PASSTHROUGH: the original destination.
-      this.#agent.dispatch(dispatchOptions(ex, `${ex.scheme}://${ex.authority}`) as never, handler as never);
+      this.passthrough(ex, handler);
       return;
     }
     let pools = cs.transport as ClusterPools | undefined;
