@@ -1,0 +1,322 @@
+/**
+ * The config of `meshlet control-plane` replicas kept in etcd: each resource is a JSON
+ * WireResource under `<prefix>/config/<Kind>/<namespace>/<name>`. Every replica lists then
+ * watches the prefix and re-validates the whole set on every change, whoever made it (another
+ * replica, `etcdctl`); an invalid set is recorded as a rejection and the last good state keeps
+ * being served. Writes validate the resulting set and commit it in one txn that fails when
+ * anything under the prefix changed since it was read (optimistic concurrency); every write also
+ * stamps `<prefix>/meta/config-write` (`{ origin, at }`), so that deletions by another replica
+ * are noticed too. etcd's `--max-txn-ops` (default 128) bounds the resources of one apply.
+ *
+ * @module
+ */
+import { IssueList } from '../../config/issues.ts';
+import { checkDocuments } from '../../config/load-config.ts';
+import type { RawDocument } from '../../config/load.ts';
+import { ConfigError, MeshletError } from '../../core/errors.ts';
+import type { ApplyResponse, Rejection, WireResource } from '../../control-plane/protocol.ts';
+import { contentVersion } from '../../routing/compile.ts';
+import type { ConfigState, ConfigStore, SourceHealth } from '../store.ts';
+import type { Compare, EtcdClient, KeyValue, TxnOp } from './client.ts';
+import { PrefixWatch, type WatchEvent } from './watch.ts';
+
+/** Logger used by the etcd stores. */
+export interface EtcdLogger {
+  /** Refused changes, lost connections. */
+  warn(message: string): void;
+  /** Accepted changes, recoveries, retried conflicts. */
+  info?(message: string): void;
+}
+
+/** Options of {@link EtcdConfigStore}. */
+export interface EtcdConfigStoreOptions {
+  /** Key prefix shared by the replicas. @defaultValue '/meshlet' */
+  readonly prefix?: string;
+  /** Run the analyzers on every change. @defaultValue true */
+  readonly analyze?: boolean;
+  /** Namespace of resources without one. @defaultValue 'default' */
+  readonly defaultNamespace?: string;
+  /** Where refused changes and watch trouble are reported. */
+  readonly logger?: EtcdLogger;
+  /** Commit attempts of one apply/delete before giving up with a conflict. @defaultValue 5 */
+  readonly maxAttempts?: number;
+  /** How long apply/delete wait for the watch to deliver their own commit. @defaultValue 2000 */
+  readonly settleMs?: number;
+  /** @internal Test hook: runs between the read and the commit of each attempt. */
+  readonly beforeCommit?: (attempt: number) => Promise<void>;
+}
+
+const MAX_REJECTIONS = 20;
+
+interface Checked {
+  readonly ok: boolean;
+  readonly state: ConfigState;
+  readonly issues: IssueList;
+}
+
+/** A {@link ConfigStore} backed by etcd, shared by every replica on the same prefix. */
+export class EtcdConfigStore implements ConfigStore {
+  readonly #client: EtcdClient;
+  readonly #root: string;
+  /** Written by every store write, so a concurrent delete by another replica fails the compare. */
+  readonly #marker: string;
+  readonly #analyze: boolean;
+  readonly #defaultNamespace: string;
+  readonly #logger: EtcdLogger | undefined;
+  readonly #maxAttempts: number;
+  readonly #settleMs: number;
+  readonly #beforeCommit: ((attempt: number) => Promise<void>) | undefined;
+  readonly #watch: PrefixWatch;
+  /** The raw mirror of the prefix (key → value), good or not. */
+  readonly #kvs = new Map<string, string>();
+  #state: ConfigState = { version: contentVersion([]), resources: [] };
+  readonly #rejections: Rejection[] = [];
+  readonly #listeners: ((state: ConfigState) => void)[] = [];
+  #started: Promise<void> | undefined;
+  #firstError: ConfigError | undefined;
+  #loaded = false;
+  #watchDown = false;
+
+  /** A store over `client` (shared with the registry); call {@link start} before use. */
+  constructor(client: EtcdClient, options: EtcdConfigStoreOptions = {}) {
+    this.#client = client;
+    const prefix = (options.prefix ?? '/meshlet').replace(/\/+$/, '');
+    this.#root = `${prefix}/config/`;
+    this.#marker = `${prefix}/meta/config-write`;
+    this.#analyze = options.analyze ?? true;
+    this.#defaultNamespace = options.defaultNamespace ?? 'default';
+    this.#logger = options.logger;
+    this.#maxAttempts = options.maxAttempts ?? 5;
+    this.#settleMs = options.settleMs ?? 2000;
+    this.#beforeCommit = options.beforeCommit;
+    this.#watch = new PrefixWatch(client, this.#root, {
+      onSnapshot: (kvs, revision) => this.#onSnapshot(kvs, revision),
+      onEvents: (events, revision) => this.#onEvents(events, revision),
+      onError: (err) => {
+        if (!this.#watchDown) this.#logger?.warn(`etcd config watch: ${err.message}; retrying`);
+        this.#watchDown = true;
+      },
+      onConnected: () => {
+        if (this.#watchDown) this.#logger?.info?.('etcd config watch: resumed');
+        this.#watchDown = false;
+      },
+    });
+  }
+
+  /** The etcd endpoints and whether the last call or watch stream reached them. */
+  get health(): SourceHealth {
+    const h = this.#client.health;
+    const base = { kind: 'etcd' as const, location: this.#client.endpoints.join(','), healthy: h.healthy };
+    return h.error === undefined ? base : { ...base, error: h.error };
+  }
+
+  /** Lists and validates the prefix, then watches it. Rejects when etcd is unreachable or the stored set is invalid. */
+  start(): Promise<void> {
+    this.#started ??= (async () => {
+      await this.#watch.start();
+      if (this.#firstError !== undefined) {
+        await this.#watch.close();
+        throw this.#firstError;
+      }
+    })();
+    return this.#started;
+  }
+
+  /** The last good state (kept while etcd holds an invalid set). */
+  current(): ConfigState {
+    return this.#state;
+  }
+
+  /** Called after each accepted change (from any replica or etcdctl) with the new state. */
+  onChange(listener: (state: ConfigState) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Refused sets, newest first (at most 20). */
+  rejections(): readonly Rejection[] {
+    return this.#rejections;
+  }
+
+  /** Creates or replaces resources, committing all of them in one txn. */
+  async apply(resources: readonly WireResource[], origin: string): Promise<ApplyResponse> {
+    const now = new Date().toISOString();
+    return this.#write(origin, (set) => {
+      const applied: ApplyResponse['applied'][number][] = [];
+      const ops: TxnOp[] = [];
+      const touched: string[] = [];
+      for (const r of resources) {
+        const namespace = r.metadata?.namespace ?? this.#defaultNamespace;
+        const key = this.#key(r.kind, namespace, r.metadata?.name);
+        const ref = `${r.kind} ${namespace}/${r.metadata?.name}`;
+        const before = set.get(key);
+        const prior = before === undefined ? undefined : (parse(before) as WireResource | undefined);
+        const creationTimestamp = r.metadata?.creationTimestamp ?? prior?.metadata?.creationTimestamp ?? now;
+        const wire: WireResource = { apiVersion: r.apiVersion, kind: r.kind, metadata: { ...r.metadata, namespace, creationTimestamp }, spec: r.spec };
+        const value = JSON.stringify(wire);
+        touched.push(key);
+        if (before !== undefined && sameContent(prior, wire)) {
+          applied.push({ ref, action: 'unchanged' });
+          continue;
+        }
+        applied.push({ ref, action: before === undefined ? 'created' : 'configured' });
+        set.set(key, value);
+        ops.push({ put: { key, value } });
+      }
+      return { ops, touched, applied };
+    });
+  }
+
+  /** Deletes one resource in a txn guarded like {@link apply}. */
+  async delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string }> {
+    const key = this.#key(kind, namespace, name);
+    const res = await this.#write(origin, (set) => {
+      if (!set.delete(key)) return { ops: [], touched: [], applied: [] };
+      return { ops: [{ delete: { key } }], touched: [key], applied: [{ ref: `${kind} ${namespace}/${name}`, action: 'configured' as const }] };
+    });
+    return { deleted: res.applied.length > 0, version: res.version };
+  }
+
+  /** Stops watching (the client is closed by its owner). */
+  async close(): Promise<void> {
+    await this.#watch.close();
+  }
+
+  #key(kind: string, namespace: string, name: string | undefined): string {
+    return `${this.#root}${kind}/${namespace}/${name ?? ''}`;
+  }
+
+  /**
+   * Reads the prefix, lets `change` edit the key → value map, validates the result and commits
+   * the ops guarded by every read key's mod_revision and "no key newer than the read".
+   */
+  async #write(
+    origin: string,
+    change: (set: Map<string, string>) => { ops: TxnOp[]; touched: string[]; applied: ApplyResponse['applied'][number][] },
+  ): Promise<ApplyResponse> {
+    for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
+      // one consistent read of the config and of the write marker
+      const read = await this.#client.txn([], [{ range: { key: this.#root, prefix: true } }, { range: { key: this.#marker } }]);
+      const kvs = read.responses[0]?.kvs ?? [];
+      const marker = read.responses[1]?.kvs?.[0]?.modRevision ?? 0;
+      const set = new Map(kvs.map((kv) => [kv.key, kv.value]));
+      const { ops, touched, applied } = change(set);
+      const checked = this.#check(set);
+      if (!checked.ok) throw new ConfigError(checked.issues.all);
+      const files = new Set(touched.map((k) => `etcd:${k}`));
+      const refs = new Set(applied.map((a) => a.ref));
+      const warnings = checked.issues.all
+        .filter((i) => i.level !== 'error' && ((i.file !== undefined && files.has(i.file)) || (i.resource !== undefined && refs.has(i.resource))))
+        .map(String);
+      if (ops.length === 0) return { version: checked.state.version, applied, warnings };
+      await this.#beforeCommit?.(attempt);
+      // Nothing under the prefix created or modified since the read, no store write since the read
+      // (catches deletions), and each written key as read (0: still absent).
+      const compare: Compare[] = [
+        { key: this.#root, prefix: true, target: 'MOD', result: 'LESS', revision: read.revision + 1 },
+        { key: this.#marker, target: 'MOD', result: 'EQUAL', revision: marker },
+        ...touched.map((key): Compare => ({ key, target: 'MOD', result: 'EQUAL', revision: kvs.find((kv) => kv.key === key)?.modRevision ?? 0 })),
+      ];
+      const stamp: TxnOp = { put: { key: this.#marker, value: JSON.stringify({ origin, at: new Date().toISOString() }) } };
+      const res = await this.#client.txn(compare, [...ops, stamp]);
+      if (!res.succeeded) {
+        this.#logger?.info?.(`etcd config: ${origin}: the config changed while applying (attempt ${attempt}); retrying`);
+        await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+        continue;
+      }
+      await this.#watch.waitFor(res.revision, this.#settleMs);
+      return { version: checked.state.version, applied, warnings };
+    }
+    throw new MeshletError('MESHLET_ERR_CONTROL_PLANE', `etcd config: ${origin}: conflict: the config kept changing during ${this.#maxAttempts} attempts; try again`, {
+      httpStatus: 409,
+    });
+  }
+
+  /** Validates a key → value set the same way on every replica (documents in key order). */
+  #check(set: ReadonlyMap<string, string>): Checked {
+    const issues = new IssueList();
+    const docs: RawDocument[] = [];
+    for (const key of [...set.keys()].sort()) {
+      const file = `etcd:${key}`;
+      const value = parse(set.get(key)!);
+      if (value === undefined) {
+        issues.file(file, undefined, 'error', 'value is not JSON');
+        continue;
+      }
+      const expected = key.slice(this.#root.length);
+      const meta = (value as { metadata?: { namespace?: unknown; name?: unknown } }).metadata;
+      const actual = `${String((value as { kind?: unknown }).kind)}/${String(meta?.namespace ?? this.#defaultNamespace)}/${String(meta?.name)}`;
+      if (actual !== expected) issues.file(file, undefined, 'error', `key names ${expected} but the value is ${actual}`);
+      docs.push({ value, source: { file } });
+    }
+    const loaded = checkDocuments(docs, { analyze: this.#analyze, defaultNamespace: this.#defaultNamespace }, issues);
+    return { ok: loaded.ok, issues, state: { version: contentVersion(loaded.resources), resources: loaded.resources } };
+  }
+
+  #onSnapshot(kvs: readonly KeyValue[], revision: number): void {
+    this.#kvs.clear();
+    for (const kv of kvs) this.#kvs.set(kv.key, kv.value);
+    const first = !this.#loaded;
+    this.#loaded = true;
+    this.#revalidate(`etcd list at revision ${revision}`, first);
+  }
+
+  #onEvents(events: readonly WatchEvent[], revision: number): void {
+    for (const e of events) {
+      if (e.type === 'DELETE') this.#kvs.delete(e.kv.key);
+      else this.#kvs.set(e.kv.key, e.kv.value);
+    }
+    const keys = [...new Set(events.map((e) => `${e.type === 'DELETE' ? '-' : ''}${e.kv.key.slice(this.#root.length)}`))];
+    this.#revalidate(`etcd write at revision ${revision} (${keys.join(', ')})`, false);
+  }
+
+  #revalidate(origin: string, first: boolean): void {
+    const checked = this.#check(this.#kvs);
+    if (!checked.ok) {
+      const reasons = checked.issues.ofLevel('error').map(String);
+      if (first) this.#firstError = new ConfigError(checked.issues.all);
+      this.#rejections.unshift({ at: new Date().toISOString(), origin, reasons });
+      this.#rejections.length = Math.min(this.#rejections.length, MAX_REJECTIONS);
+      this.#logger?.warn(`etcd config: refused ${origin}; still serving version ${this.#state.version}:\n  ${reasons.join('\n  ')}`);
+      return;
+    }
+    if (checked.state.version === this.#state.version && !first) return;
+    this.#state = checked.state;
+    if (first) return;
+    this.#logger?.info?.(`etcd config: version ${checked.state.version} from ${origin}`);
+    for (const l of this.#listeners) {
+      try {
+        l(checked.state);
+      } catch (err) {
+        this.#logger?.warn(`etcd config: a change listener threw: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+}
+
+function parse(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Same resource content, ignoring the creation timestamp. */
+function sameContent(a: WireResource | undefined, b: WireResource): boolean {
+  if (a === undefined) return false;
+  const strip = (r: WireResource): unknown => [r.apiVersion, r.kind, { ...r.metadata, creationTimestamp: undefined }, r.spec];
+  return canonical(strip(a)) === canonical(strip(b));
+}
+
+/** JSON with object keys sorted (undefined members dropped), so key order does not matter. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonical(v))).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    const keys = Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(obj[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}

@@ -1,0 +1,76 @@
+/**
+ * etcd as the shared store of `meshlet control-plane` replicas: config, registry and shared
+ * values of every replica on the same endpoints and prefix are one. Layout under the prefix:
+ *
+ * - `<prefix>/config/<Kind>/<namespace>/<name>`: JSON WireResources ({@link EtcdConfigStore})
+ * - `<prefix>/registry/<namespace>/<name>`: leased workload records ({@link EtcdRegistryStore})
+ * - `<prefix>/shared/<key>`: first-writer-wins values ({@link EtcdSharedValues})
+ *
+ * @module
+ */
+import type { ConfigStore, RegistryStore, SharedValues } from '../store.ts';
+import { EtcdClient } from './client.ts';
+import { EtcdConfigStore, type EtcdLogger } from './config-store.ts';
+import { EtcdRegistryStore } from './registry-store.ts';
+import { EtcdSharedValues } from './shared.ts';
+
+export { EtcdClient, EtcdError } from './client.ts';
+export { EtcdConfigStore, type EtcdLogger } from './config-store.ts';
+export { EtcdRegistryStore } from './registry-store.ts';
+export { EtcdSharedValues } from './shared.ts';
+
+/** Options of {@link openEtcd}. */
+export interface OpenEtcdOptions {
+  /** Key prefix shared by the replicas. @defaultValue '/meshlet' */
+  prefix?: string;
+  /** Run the analyzers on every config change. @defaultValue true */
+  analyze?: boolean;
+  /** Namespace of resources without one. @defaultValue 'default' */
+  defaultNamespace?: string;
+  /** Where refused changes and connection trouble are reported. */
+  logger?: EtcdLogger;
+  /** Timeout of each etcd call, in ms. @defaultValue 5000 */
+  timeoutMs?: number;
+}
+
+/** What {@link openEtcd} opens: the three storage interfaces over one etcd client. */
+export interface EtcdStores {
+  readonly store: ConfigStore;
+  readonly registry: RegistryStore;
+  readonly shared: SharedValues;
+  /** Stops the watches and closes the connections (registered records keep their leases). */
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to etcd and starts the config store and the registry (their `start()` is
+ * idempotent: calling it again resolves at once). Rejects with a `MeshletError`
+ * (`MESHLET_ERR_CONTROL_PLANE`, naming the endpoints) when etcd is unreachable, or a
+ * `ConfigError` when the stored config is invalid.
+ *
+ * @param endpoints etcd client URLs, e.g. `['http://127.0.0.1:2379']`; tried in turn.
+ */
+export async function openEtcd(endpoints: string[], options: OpenEtcdOptions = {}): Promise<EtcdStores> {
+  const client = new EtcdClient(endpoints, { timeoutMs: options.timeoutMs });
+  const prefix = options.prefix ?? '/meshlet';
+  const { logger } = options;
+  const store = new EtcdConfigStore(client, { prefix, analyze: options.analyze, defaultNamespace: options.defaultNamespace, logger });
+  const registry = new EtcdRegistryStore(client, { prefix, defaultNamespace: options.defaultNamespace, logger });
+  const shared = new EtcdSharedValues(client, prefix);
+  client.onHealthChange((h) => {
+    if (h.healthy) logger?.info?.(`etcd ${client.endpoints.join(',')}: reachable again`);
+    else logger?.warn(`etcd ${client.endpoints.join(',')}: ${h.error ?? 'unreachable'}`);
+  });
+  const close = async (): Promise<void> => {
+    await Promise.allSettled([store.close(), registry.close()]);
+    await client.close();
+  };
+  try {
+    await store.start();
+    await registry.start();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { store, registry, shared, close };
+}

@@ -1,0 +1,254 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ConfigError, isMeshletError } from '../../../src/core/errors.ts';
+import type { WireResource } from '../../../src/control-plane/protocol.ts';
+import { EtcdClient } from '../../../src/control-plane-server/etcd/client.ts';
+import { EtcdConfigStore } from '../../../src/control-plane-server/etcd/config-store.ts';
+import { type EtcdStores, openEtcd } from '../../../src/control-plane-server/etcd/index.ts';
+import type { ConfigState } from '../../../src/control-plane-server/store.ts';
+import { contentVersion } from '../../../src/routing/compile.ts';
+import { type EtcdServer, startEtcd } from '../../helpers/etcd.ts';
+
+const NET = 'networking.istio.io/v1';
+
+function serviceEntry(name: string, port = 9080): WireResource {
+  return {
+    apiVersion: NET,
+    kind: 'ServiceEntry',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      hosts: [`${name}.default.svc.cluster.local`],
+      location: 'MESH_INTERNAL',
+      resolution: 'STATIC',
+      ports: [{ number: port, name: 'http', protocol: 'HTTP' }],
+      endpoints: [
+        { address: '127.0.0.1', ports: { http: 19081 }, labels: { version: 'v1' } },
+        { address: '127.0.0.1', ports: { http: 19082 }, labels: { version: 'v2' } },
+      ],
+    },
+  };
+}
+const reviewsRule: WireResource = {
+  apiVersion: NET,
+  kind: 'DestinationRule',
+  metadata: { name: 'reviews', namespace: 'default' },
+  spec: { host: 'reviews', subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] },
+};
+function route(subset: string): WireResource {
+  return {
+    apiVersion: NET,
+    kind: 'VirtualService',
+    metadata: { name: 'reviews', namespace: 'default' },
+    spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset } }] }] },
+  };
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('EtcdConfigStore: replicas sharing one etcd', () => {
+  let etcd: EtcdServer;
+  let a: EtcdStores;
+  let b: EtcdStores;
+  let raw: EtcdClient;
+  const seenByB: ConfigState[] = [];
+  const warnings: string[] = [];
+
+  before(async () => {
+    etcd = await startEtcd();
+    raw = new EtcdClient(etcd.endpoints);
+    a = await openEtcd(etcd.endpoints, { prefix: '/cs', logger: { warn: (m) => warnings.push(m) } });
+    b = await openEtcd(etcd.endpoints, { prefix: '/cs/' });
+    b.store.onChange((s) => seenByB.push(s));
+  });
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    await raw?.close();
+    await etcd?.stop();
+  });
+
+  it('starts empty with the empty content version on both replicas', () => {
+    assert.equal(a.store.current().version, contentVersion([]));
+    assert.equal(b.store.current().version, a.store.current().version);
+    assert.deepEqual(a.store.health, { kind: 'etcd', location: etcd.endpoints[0], healthy: true });
+  });
+
+  it('an apply on one replica is committed in one txn and seen by the other with the same version', async () => {
+    const res = await a.store.apply([serviceEntry('reviews'), reviewsRule], 'test apply');
+    assert.deepEqual(res.applied, [
+      { ref: 'ServiceEntry default/reviews', action: 'created' },
+      { ref: 'DestinationRule default/reviews', action: 'created' },
+    ]);
+    assert.equal(a.store.current().version, res.version, 'the applying replica serves it when apply resolves');
+    await until('replica B to see it', () => b.store.current().version === res.version);
+    assert.equal(seenByB.length, 1, 'both resources arrive together (one txn, one change)');
+    assert.deepEqual(b.store.current().resources.map((r) => r.ref).sort(), ['DestinationRule default/reviews', 'ServiceEntry default/reviews']);
+    const stored = JSON.parse((await raw.get('/cs/config/ServiceEntry/default/reviews'))!.value) as WireResource;
+    assert.equal(stored.kind, 'ServiceEntry');
+    assert.match(stored.metadata.creationTimestamp ?? '', /^\d{4}-/);
+
+    const again = await a.store.apply([serviceEntry('reviews')], 'test re-apply');
+    assert.deepEqual(again.applied, [{ ref: 'ServiceEntry default/reviews', action: 'unchanged' }]);
+    assert.equal(again.version, res.version);
+
+    const fromB = await b.store.apply([route('v1')], 'apply on B');
+    await until('replica A to see B\'s apply', () => a.store.current().version === fromB.version);
+    assert.notEqual(fromB.version, res.version);
+  });
+
+  it('rejects an invalid apply with every issue and writes nothing', async () => {
+    const before = a.store.current().version;
+    await assert.rejects(a.store.apply([route('v9')], 'bad apply'), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.issues.map(String).join('\n'), /IST0101|subset "v9"/);
+      return true;
+    });
+    const stored = JSON.parse((await raw.get('/cs/config/VirtualService/default/reviews'))!.value) as WireResource;
+    assert.deepEqual(stored.spec, route('v1').spec);
+    assert.equal(a.store.current().version, before);
+  });
+
+  it('a bad write made directly in etcd is refused by every replica, which keep serving the last good version', async () => {
+    const good = a.store.current().version;
+    const rejectedA = a.store.rejections().length;
+    const rejectedB = b.store.rejections().length;
+    await raw.put('/cs/config/VirtualService/default/reviews', JSON.stringify(route('v9')));
+    await raw.put('/cs/config/ServiceEntry/default/junk', '{not json');
+    await until('both replicas to refuse it', () => a.store.rejections().length >= rejectedA + 2 && b.store.rejections().length >= rejectedB + 2);
+    assert.equal(a.store.current().version, good);
+    assert.equal(b.store.current().version, good);
+    const latest = b.store.rejections()[0]!;
+    assert.match(latest.origin, /^etcd write at revision \d+ \(ServiceEntry\/default\/junk\)$/);
+    assert.ok(latest.reasons.some((r) => r.includes('etcd:/cs/config/ServiceEntry/default/junk') && r.includes('not JSON')));
+    assert.ok(latest.reasons.some((r) => r.includes('subset "v9"')), latest.reasons.join('\n'));
+    assert.ok(warnings.some((w) => w.includes(`still serving version ${good}`)));
+    // the stored set is what writes are validated against: an apply is refused until it is fixed
+    await assert.rejects(a.store.apply([serviceEntry('ratings')], 'apply over a bad set'), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /etcd:\/cs\/config\/ServiceEntry\/default\/junk/);
+      return true;
+    });
+    // fixed by hand: back to the same content, so the same version (and no change event)
+    const changes = seenByB.length;
+    await raw.delete('/cs/config/ServiceEntry/default/junk');
+    await raw.put('/cs/config/VirtualService/default/reviews', JSON.stringify(route('v1')));
+    const fixed = await b.store.apply([serviceEntry('ratings')], 'apply after the fix');
+    assert.equal(b.store.rejections().length, rejectedB + 3, 'the delete alone still left v9: refused once more');
+    assert.equal(seenByB.length, changes + 1, 'the fix restored the served content: only the apply is a change');
+    assert.deepEqual(
+      b.store.current().resources.map((r) => r.ref).sort(),
+      ['DestinationRule default/reviews', 'ServiceEntry default/ratings', 'ServiceEntry default/reviews', 'VirtualService default/reviews'],
+    );
+    assert.notEqual(fixed.version, good);
+  });
+
+  it('deletes validate the resulting set', async () => {
+    const res = await a.store.delete('VirtualService', 'default', 'reviews', 'cleanup');
+    assert.equal(res.deleted, true);
+    assert.equal(a.store.current().version, res.version);
+    await until('B to follow', () => b.store.current().version === res.version);
+    assert.deepEqual(await a.store.delete('VirtualService', 'default', 'reviews', 'again'), { deleted: false, version: res.version });
+    await a.store.apply([route('v2')], 'route v2');
+    await assert.rejects(a.store.delete('DestinationRule', 'default', 'reviews', 'delete a used rule'), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(String(err.issues[0]), /subset "v2"/);
+      return true;
+    });
+    assert.ok(await raw.get('/cs/config/DestinationRule/default/reviews'));
+  });
+
+  it('an apply that lost a race re-reads, re-validates and commits; one that keeps losing is a 409', async () => {
+    let n = 0;
+    const racer = new EtcdConfigStore(raw, {
+      prefix: '/cs',
+      beforeCommit: async (attempt) => {
+        if (attempt === 1) await b.store.apply([serviceEntry('details')], 'the other replica');
+      },
+    });
+    await racer.start();
+    try {
+      const res = await racer.apply([serviceEntry('payments')], 'racer');
+      await until('A to converge', () => a.store.current().version === res.version);
+      const refs = a.store.current().resources.map((r) => r.ref);
+      assert.ok(refs.includes('ServiceEntry default/details') && refs.includes('ServiceEntry default/payments'), 'neither write is lost');
+    } finally {
+      await racer.close();
+    }
+    const loser = new EtcdConfigStore(raw, {
+      prefix: '/cs',
+      maxAttempts: 3,
+      beforeCommit: async () => {
+        n++;
+        await raw.put('/cs/config/ServiceEntry/default/details', JSON.stringify(serviceEntry('details', 9000 + n)));
+      },
+    });
+    await loser.start();
+    try {
+      await assert.rejects(loser.apply([serviceEntry('productpage')], 'loser'), (err: unknown) => {
+        assert.ok(isMeshletError(err, 'MESHLET_ERR_CONTROL_PLANE'));
+        assert.equal(err.httpStatus, 409);
+        assert.match(err.message, /conflict/);
+        return true;
+      });
+      assert.equal(n, 3);
+      assert.equal(await raw.get('/cs/config/ServiceEntry/default/productpage'), undefined);
+    } finally {
+      await loser.close();
+    }
+  });
+
+  it('a delete by another replica between the read and the commit is noticed: the apply is re-validated', async () => {
+    const other: WireResource = { ...route('v1'), metadata: { name: 'reviews-canary', namespace: 'default' } };
+    const racer = new EtcdConfigStore(raw, {
+      prefix: '/cs',
+      beforeCommit: async (attempt) => {
+        if (attempt !== 1) return;
+        await a.store.delete('VirtualService', 'default', 'reviews', 'the other replica');
+        await a.store.delete('DestinationRule', 'default', 'reviews', 'the other replica');
+      },
+    });
+    await racer.start();
+    try {
+      await assert.rejects(racer.apply([other], 'racer'), (err: unknown) => err instanceof ConfigError && /subset "v1"/.test(err.message));
+      assert.equal(await raw.get('/cs/config/VirtualService/default/reviews-canary'), undefined, 'the invalid set never reached etcd');
+      assert.equal(a.store.rejections().some((r) => r.origin.includes('reviews-canary')), false);
+    } finally {
+      await racer.close();
+    }
+    await a.store.apply([reviewsRule], 'restore');
+  });
+
+  it('concurrent applies on two replicas lose no committed write and converge', async () => {
+    const names = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'];
+    const outcomes = await Promise.allSettled(names.map((name, i) => (i % 2 === 0 ? a : b).store.apply([serviceEntry(name)], `concurrent ${name}`)));
+    const committed = names.filter((_, i) => outcomes[i]!.status === 'fulfilled');
+    for (const o of outcomes) if (o.status === 'rejected') assert.equal((o.reason as { httpStatus?: number }).httpStatus, 409);
+    assert.ok(committed.length >= 1);
+    const keys = (await raw.list('/cs/config/ServiceEntry/default/c')).kvs.map((kv) => kv.key.split('/').pop());
+    assert.deepEqual(keys, committed);
+    await until('convergence', () => a.store.current().version === b.store.current().version && a.store.current().resources.length === b.store.current().resources.length);
+  });
+
+  it('refuses to start on an invalid stored set', async () => {
+    await raw.put('/bad/config/VirtualService/default/reviews', JSON.stringify(route('v1')));
+    await assert.rejects(openEtcd(etcd.endpoints, { prefix: '/bad' }), (err: unknown) => err instanceof ConfigError && /IST0101|not found/.test(err.message));
+    await assert.rejects(openEtcd([`http://127.0.0.1:1`], { prefix: '/cs', timeoutMs: 500 }), /etcd kv\/range failed on every endpoint: http:\/\/127\.0\.0\.1:1/);
+  });
+
+  it('reports etcd as unhealthy while it is down and recovers, then serves writes again', async () => {
+    await etcd.kill();
+    await until('unhealthy', () => !a.store.health.healthy);
+    assert.match(a.store.health.error ?? '', new RegExp(`${etcd.endpoints[0]}.*watch|watch.*${etcd.endpoints[0]}`));
+    await assert.rejects(a.store.apply([serviceEntry('offline')], 'offline'), /failed on every endpoint/);
+    await etcd.start();
+    await until('healthy again', () => a.store.health.healthy && b.store.health.healthy, 8000);
+    const res = await a.store.apply([serviceEntry('online')], 'online');
+    await until('B to see the write after the restart', () => b.store.current().version === res.version);
+  });
+});

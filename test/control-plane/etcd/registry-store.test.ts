@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { WireResource } from '../../../src/control-plane/protocol.ts';
+import { EtcdClient } from '../../../src/control-plane-server/etcd/client.ts';
+import { type EtcdStores, openEtcd } from '../../../src/control-plane-server/etcd/index.ts';
+import { type EtcdServer, startEtcd } from '../../helpers/etcd.ts';
+
+function entry(name: string, port = 19081): WireResource {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'WorkloadEntry',
+    metadata: { name, namespace: 'default', labels: { app: 'reviews' } },
+    spec: { address: '127.0.0.1', ports: { http: port }, labels: { app: 'reviews', version: 'v1' } },
+  };
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const names = (s: EtcdStores): string[] => s.registry.list().map((r) => r.entry.metadata.name);
+
+describe('EtcdRegistryStore and EtcdSharedValues: replicas sharing one etcd', () => {
+  let etcd: EtcdServer;
+  let raw: EtcdClient;
+  let a: EtcdStores;
+  let b: EtcdStores;
+  let changesOnB = 0;
+
+  before(async () => {
+    etcd = await startEtcd();
+    raw = new EtcdClient(etcd.endpoints);
+    a = await openEtcd(etcd.endpoints, { prefix: '/rs' });
+    b = await openEtcd(etcd.endpoints, { prefix: '/rs' });
+    b.registry.onChange(() => changesOnB++);
+  });
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    await raw?.close();
+    await etcd?.stop();
+  });
+
+  it('a registration on one replica is listed by the other, with the same version', async () => {
+    const empty = b.registry.version();
+    const rec = await a.registry.register(entry('reviews-1'), 'reviews', 30_000);
+    assert.equal(rec.service, 'reviews');
+    assert.equal(rec.leaseMs, 30_000);
+    assert.ok(rec.expiresAt > Date.now() + 29_000 && rec.expiresAt <= Date.now() + 30_000);
+    assert.deepEqual(names(a), ['reviews-1'], 'the registering replica lists it when register resolves');
+    await until('B to list it', () => names(b).length === 1);
+    assert.equal(changesOnB, 1);
+    assert.deepEqual(b.registry.list()[0]?.entry, entry('reviews-1'));
+    assert.equal(b.registry.version(), a.registry.version());
+    assert.notEqual(b.registry.version(), empty);
+    const kv = (await raw.get('/rs/registry/default/reviews-1'))!;
+    const stored = JSON.parse(kv.value) as { entry: WireResource; service: string; leaseMs: number; lease: string };
+    assert.deepEqual({ ...stored, lease: undefined }, { entry: entry('reviews-1'), service: 'reviews', leaseMs: 30_000, lease: undefined });
+    assert.equal(stored.lease, kv.lease, 'the record names the lease it is attached to');
+    assert.equal(await raw.keepAlive(kv.lease), 30);
+  });
+
+  it('re-registering replaces the record and revokes the old lease; every change is an event', async () => {
+    const oldLease = (await raw.get('/rs/registry/default/reviews-1'))!.lease;
+    const before = changesOnB;
+    await b.registry.register(entry('reviews-1', 19099), 'reviews', 30_000);
+    const kv = (await raw.get('/rs/registry/default/reviews-1'))!;
+    assert.notEqual(kv.lease, oldLease);
+    assert.equal(await raw.keepAlive(oldLease), 0, 'old lease revoked');
+    const port = (s: EtcdStores): number | undefined => (s.registry.list()[0]?.entry.spec as { ports?: { http?: number } } | undefined)?.ports?.http;
+    await until('A to see the new port', () => port(a) === 19099);
+    assert.equal(a.registry.version(), b.registry.version());
+    await b.registry.register(entry('reviews-1', 19099), 'reviews', 30_000);
+    assert.equal(changesOnB, before + 2, 'an identical re-registration is still reported (no debouncing)');
+  });
+
+  it('leases expire in etcd unless renewed, from any replica', async () => {
+    await a.registry.register(entry('short'), 'reviews', 1000);
+    await until('B to list it', () => names(b).includes('short'));
+    // renewed through the other replica for longer than the TTL
+    const until1500 = Date.now() + 1500;
+    while (Date.now() < until1500) {
+      const renewed = await b.registry.renew('default', 'short');
+      assert.ok(renewed, 'renew finds the record and its lease');
+      assert.ok(renewed.expiresAt > Date.now());
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.ok(names(a).includes('short') && names(b).includes('short'));
+    const changes = changesOnB;
+    await until('etcd to expire it', () => !names(a).includes('short') && !names(b).includes('short'), 4000);
+    assert.ok(changesOnB > changes);
+    assert.equal(await raw.get('/rs/registry/default/short'), undefined);
+    assert.equal(await a.registry.renew('default', 'short'), undefined);
+    assert.equal(a.registry.version(), b.registry.version());
+  });
+
+  it('deregister deletes the record and revokes its lease; records outlive the replica that made them', async () => {
+    const c = await openEtcd(etcd.endpoints, { prefix: '/rs' });
+    await c.registry.register(entry('reviews-2'), 'reviews', 30_000);
+    const lease = (await raw.get('/rs/registry/default/reviews-2'))!.lease;
+    await c.close();
+    await until('A to list it', () => names(a).includes('reviews-2'));
+    assert.ok(await a.registry.renew('default', 'reviews-2'), 'renewed by a replica that did not register it');
+    assert.equal(await a.registry.deregister('default', 'reviews-2'), true);
+    assert.ok(!names(a).includes('reviews-2'), 'gone from the deregistering replica when deregister resolves');
+    await until('B to drop it', () => !names(b).includes('reviews-2'));
+    assert.equal(await raw.keepAlive(lease), 0);
+    assert.equal(await b.registry.deregister('default', 'reviews-2'), false);
+    assert.equal(await b.registry.renew('default', 'reviews-2'), undefined);
+  });
+
+  it('putIfAbsent: concurrent writers on two replicas all get the one stored value', async () => {
+    const racers = Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? a : b).shared.putIfAbsent('token-key', `value-${i}`));
+    const values = await Promise.all(racers);
+    assert.equal(new Set(values).size, 1, values.join(','));
+    assert.match(values[0]!, /^value-\d$/);
+    assert.equal((await raw.get('/rs/shared/token-key'))?.value, values[0]);
+    assert.equal(await b.shared.putIfAbsent('token-key', 'later'), values[0]);
+    assert.equal(await a.shared.putIfAbsent('other-key', 'first'), 'first');
+  });
+});
