@@ -140,7 +140,12 @@ export class MeshletError extends Error {
     return ERROR_STATUS[this.code];
   }
 
+  /**
+   * `x instanceof MeshletError` holds for errors from any copy of meshlet (the brand); for a
+   * subclass (`x instanceof ConfigError`) the usual prototype check applies.
+   */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== MeshletError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
 }
