@@ -7,7 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { isMeshletError } from '../core/errors.ts';
 import { out, UsageError } from './args.ts';
+import { applyCommand, applyHelp } from './commands/apply.ts';
+import { controlPlaneCommand, controlPlaneHelp } from './commands/control-plane.ts';
+import { deleteCommand, deleteHelp } from './commands/delete.ts';
+import { getCommand, getHelp } from './commands/get.ts';
 import { routesCommand, routesHelp } from './commands/routes.ts';
+import { statusCommand, statusHelp } from './commands/status.ts';
+import { tokenCommand, tokenHelp } from './commands/token.ts';
 import { validateCommand, validateHelp } from './commands/validate.ts';
 
 const HELP = `meshlet — an in-process service mesh for Node.js that reads Istio's own resources.
@@ -17,6 +23,12 @@ Usage: meshlet <command> [options]
 Commands:
   validate <files or dirs...>             validate and analyse Istio resources
   routes <config> --service <name> ...    print the compiled route table of a workload
+  control-plane --config <dir> [...]      run the control-plane server (config push, registry)
+  token (--service <s> -n <ns> | --admin) mint a token signed with the control plane's key
+  apply -f <file|dir>                     create or replace resources on the control plane
+  get <kind> [name] [-n ns] [-o yaml]     list or print resources the control plane serves
+  delete <kind> <name> [-n ns]            delete a resource created with apply
+  status                                  connected workloads, ACKed versions, refused changes
   help [command]                          show help
 
 Run 'meshlet <command> --help' for a command's options.
@@ -26,6 +38,12 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help:
   validate: { run: validateCommand, help: validateHelp },
   analyze: { run: validateCommand, help: validateHelp },
   routes: { run: routesCommand, help: routesHelp },
+  'control-plane': { run: controlPlaneCommand, help: controlPlaneHelp },
+  token: { run: tokenCommand, help: tokenHelp },
+  apply: { run: applyCommand, help: applyHelp },
+  get: { run: getCommand, help: getHelp },
+  delete: { run: deleteCommand, help: deleteHelp },
+  status: { run: statusCommand, help: statusHelp },
 };
 
 function version(): string {

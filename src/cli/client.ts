@@ -1,0 +1,99 @@
+/**
+ * How CLI commands talk to `meshlet control-plane`: the `--control-plane` and `--token`
+ * flags (with their environment defaults), requests through undici, and the server's
+ * `ErrorBody` turned into a one-line refusal (exit code 1, no stack trace).
+ *
+ * @module
+ */
+import { request } from 'undici';
+import { DEFAULT_PORT, type ErrorBody, TOKEN_ENV } from '../control-plane/protocol.ts';
+import { MeshletError } from '../core/errors.ts';
+import { UsageError } from './args.ts';
+
+/** The environment variable naming the control plane(s). */
+export const CONTROL_PLANE_ENV = 'MESHLET_CONTROL_PLANE';
+
+/** parseArgs options shared by every client command. */
+export const CLIENT_OPTIONS = {
+  'control-plane': { type: 'string' },
+  token: { type: 'string' },
+} as const;
+
+/** Help lines for {@link CLIENT_OPTIONS}. */
+export const CLIENT_HELP = `      --control-plane <url[,url]>  control plane(s) (default: $${CONTROL_PLANE_ENV} or http://127.0.0.1:${DEFAULT_PORT})
+      --token <token>              bearer token (default: $${TOKEN_ENV})`;
+
+/** Where and as whom a command talks to the control plane. */
+export interface ClientTarget {
+  readonly urls: readonly string[];
+  readonly token: string | undefined;
+}
+
+/** Reads `--control-plane` and `--token`, falling back to the environment. */
+export function clientTarget(values: { 'control-plane'?: string; token?: string }): ClientTarget {
+  const text = values['control-plane'] ?? process.env[CONTROL_PLANE_ENV] ?? `http://127.0.0.1:${DEFAULT_PORT}`;
+  const urls = text
+    .split(',')
+    .map((u) => u.trim().replace(/\/+$/, ''))
+    .filter((u) => u !== '');
+  if (urls.length === 0) throw new UsageError('--control-plane: give at least one URL');
+  for (const u of urls) {
+    if (!/^https?:\/\/[^/]+$/.test(u)) throw new UsageError(`--control-plane: expected http://host:port, got "${u}"`);
+  }
+  const token = values.token ?? process.env[TOKEN_ENV];
+  return { urls, token: token === '' ? undefined : token };
+}
+
+const unreachable = new WeakSet<object>();
+
+/** Whether an error from {@link callOne} means the control plane could not be reached (not that it refused). */
+export function isUnreachable(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && unreachable.has(err);
+}
+
+function refusal(url: string, status: number, body: string): MeshletError {
+  let message = `${url} answered ${status}`;
+  try {
+    const e = (JSON.parse(body) as ErrorBody).error;
+    message = e.message;
+    if (e.issues !== undefined && e.issues.length > 0) message += `:\n  ${e.issues.join('\n  ')}`;
+  } catch {
+    if (body.trim() !== '') message += `: ${body.trim().slice(0, 200)}`;
+  }
+  return new MeshletError('MESHLET_ERR_CONTROL_PLANE', message);
+}
+
+/** Sends one request to one control plane; resolves the parsed JSON answer, or throws its refusal. */
+export async function callOne(url: string, token: string | undefined, method: string, path: string, body?: string, contentType = 'application/json'): Promise<unknown> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = contentType;
+  let res: Awaited<ReturnType<typeof request>>;
+  try {
+    res = await request(`${url}${path}`, { method: method as 'GET', headers, body, headersTimeout: 15_000, bodyTimeout: 30_000 });
+  } catch (err) {
+    const e = new MeshletError('MESHLET_ERR_CONTROL_PLANE', `cannot reach the control plane at ${url}: ${(err as Error).message}`, { cause: err });
+    unreachable.add(e);
+    throw e;
+  }
+  const text = await res.body.text();
+  if (res.statusCode >= 400) throw refusal(url, res.statusCode, text);
+  return text === '' ? undefined : JSON.parse(text);
+}
+
+/**
+ * Sends a request to the first control plane that answers: an unreachable one is skipped,
+ * a refusal is final (replicas share their state, so another would refuse too).
+ */
+export async function call(target: ClientTarget, method: string, path: string, body?: string, contentType?: string): Promise<unknown> {
+  let last: unknown;
+  for (const url of target.urls) {
+    try {
+      return await callOne(url, target.token, method, path, body, contentType);
+    } catch (err) {
+      last = err;
+      if (!isUnreachable(err)) throw err;
+    }
+  }
+  throw last;
+}

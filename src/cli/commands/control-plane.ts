@@ -1,0 +1,125 @@
+/**
+ * `meshlet control-plane`: runs the control-plane server over a directory of Istio YAML,
+ * or over etcd (several replicas). SIGINT/SIGTERM close it gracefully.
+ *
+ * @module
+ */
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../../config/load-config.ts';
+import { DEFAULT_PORT, toWire } from '../../control-plane/protocol.ts';
+import { stderrLogger } from '../../control-plane-server/logger.ts';
+import { startControlPlane } from '../../control-plane-server/server.ts';
+import type { ConfigStore, RegistryStore, SharedValues } from '../../control-plane-server/store.ts';
+import { ConfigError } from '../../core/errors.ts';
+import { out, UsageError } from '../args.ts';
+
+export const controlPlaneHelp = `Usage: meshlet control-plane --config <dir> [options]
+
+Serves Istio resources to meshes started with createMesh({ controlPlane }), keeps the registry
+of workloads, and answers 'meshlet apply | get | delete | status'.
+
+Options:
+      --config <dir>            directory of Istio YAML (watched; 'apply' writes into <dir>/applied/).
+                                With --etcd, its resources are applied into etcd at start.
+      --etcd <url[,url]>        keep config, registry and signing key in etcd (several replicas)
+      --port <port>             port to listen on (default ${DEFAULT_PORT})
+      --host <addr>             address to listen on (default 0.0.0.0)
+      --data-dir <dir>          keeps signing-key.jwk (default ./.meshlet)
+      --root-namespace <ns>     namespace whose policies apply mesh-wide (default istio-system)
+      --no-analyze              skip the analyzers (IST0101, …) on config changes
+      --insecure                accept requests without a token (test machines only!)
+`;
+
+/** Runs the command; resolves with the exit code once a signal closed the server. */
+export async function controlPlaneCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      etcd: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'root-namespace': { type: 'string' },
+      'no-analyze': { type: 'boolean' },
+      insecure: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    out(controlPlaneHelp);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`meshlet control-plane: unexpected argument "${positionals[0]}"`);
+  if (values.config === undefined && values.etcd === undefined) throw new UsageError('meshlet control-plane: give --config <dir> (or --etcd <urls>)');
+  const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0..65535, got "${values.port}"`);
+  const analyze = values['no-analyze'] !== true;
+
+  let store: ConfigStore | undefined;
+  let registry: RegistryStore | undefined;
+  let shared: SharedValues | undefined;
+  let closeEtcd = async (): Promise<void> => {};
+  if (values.etcd !== undefined) {
+    const endpoints = values.etcd.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    if (endpoints.length === 0) throw new UsageError('--etcd: give at least one URL');
+    const { openEtcd } = await import('../../control-plane-server/etcd/index.ts');
+    const etcd = await openEtcd(endpoints, { analyze, logger: stderrLogger });
+    ({ store, registry, shared } = etcd);
+    closeEtcd = () => etcd.close();
+    if (values.config !== undefined) {
+      try {
+        const loaded = await loadConfig(values.config, { analyze });
+        if (!loaded.ok) throw new ConfigError(loaded.issues.all);
+        if (loaded.resources.length > 0) {
+          const answer = await store.apply(loaded.resources.map(toWire), `meshlet control-plane --config ${values.config}`);
+          const changed = answer.applied.filter((a) => a.action !== 'unchanged').length;
+          out(`applied ${loaded.resources.length} resource(s) from ${values.config} into etcd (${changed} changed)`);
+        }
+      } catch (err) {
+        await closeEtcd();
+        throw err;
+      }
+    }
+  }
+
+  let cp: Awaited<ReturnType<typeof startControlPlane>>;
+  try {
+    cp = await startControlPlane({
+      configDir: store === undefined ? values.config : undefined,
+      store,
+      registry,
+      shared,
+      dataDir: values['data-dir'] ?? '.meshlet',
+      host: values.host,
+      port,
+      insecure: values.insecure === true,
+      analyze,
+      rootNamespace: values['root-namespace'],
+    });
+  } catch (err) {
+    await closeEtcd();
+    throw err;
+  }
+  const status = cp.status();
+  out(`meshlet control-plane listening on ${cp.url} (config version ${status.configVersion}, source ${status.source.kind}:${status.source.location})`);
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      stderrLogger.info?.(`${signal}: closing`);
+      cp.close()
+        .then(closeEtcd)
+        .then(
+          () => resolve(0),
+          (err: unknown) => {
+            stderrLogger.warn(`closing: ${(err as Error).message}`);
+            resolve(1);
+          },
+        );
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

@@ -1,0 +1,74 @@
+/**
+ * `meshlet get <kind> [name] [-n ns] [-o yaml|json]`: reads the config a control plane serves.
+ *
+ * @module
+ */
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { resolveKind } from '../../control-plane-server/kinds.ts';
+import { RESOURCES_PATH, type WireResource } from '../../control-plane/protocol.ts';
+import { out, UsageError } from '../args.ts';
+import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
+import { table } from '../table.ts';
+
+export const getHelp = `Usage: meshlet get <kind> [name] [options]
+
+Lists the resources of a kind the control plane serves (from its files, etcd or 'apply'),
+or prints one. Kinds are case-insensitive; short names: vs, dr, se, we, pa, ra, ap.
+Needs an admin token.
+
+Options:
+  -n, --namespace <ns>             only this namespace (a list defaults to every namespace;
+                                   one resource defaults to 'default')
+  -o, --output <yaml|json>         print the resources instead of a table
+${CLIENT_HELP}
+`;
+
+function detail(r: WireResource): string {
+  const spec = (r.spec ?? {}) as Record<string, unknown>;
+  if (Array.isArray(spec.hosts)) return `hosts: ${(spec.hosts as string[]).join(',')}`;
+  if (typeof spec.host === 'string') return `host: ${spec.host}`;
+  if (typeof spec.address === 'string') return `address: ${spec.address}`;
+  const sel = (spec.selector as { matchLabels?: Record<string, string> } | undefined)?.matchLabels;
+  if (sel !== undefined) return `selector: ${Object.entries(sel).map(([k, v]) => `${k}=${v}`).join(',')}`;
+  return '';
+}
+
+/** Runs the command; returns the exit code. */
+export async function getCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { namespace: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS },
+  });
+  if (values.help === true) {
+    out(getHelp);
+    return 0;
+  }
+  if (positionals.length < 1 || positionals.length > 2) throw new UsageError('meshlet get: give <kind> [name]');
+  const [kindText, name] = positionals as [string, string | undefined];
+  const kind = resolveKind(kindText);
+  if (kind === undefined) throw new UsageError(`meshlet get: unknown kind "${kindText}"`);
+  const output = values.output;
+  if (output !== undefined && output !== 'yaml' && output !== 'json') throw new UsageError(`--output: expected yaml or json, got "${output}"`);
+  const target = clientTarget(values);
+  let resources: WireResource[];
+  if (name !== undefined) {
+    const ns = values.namespace ?? 'default';
+    resources = [(await call(target, 'GET', `${RESOURCES_PATH}/${kind}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`)) as WireResource];
+  } else {
+    const q = new URLSearchParams({ kind });
+    if (values.namespace !== undefined) q.set('namespace', values.namespace);
+    resources = ((await call(target, 'GET', `${RESOURCES_PATH}?${q}`)) as { resources: WireResource[] }).resources;
+  }
+  if (output === 'json') {
+    out(JSON.stringify(name !== undefined ? resources[0] : { apiVersion: 'v1', kind: 'List', items: resources }, null, 2));
+  } else if (output === 'yaml') {
+    out(resources.map((r) => stringify(r).trimEnd()).join('\n---\n'));
+  } else if (resources.length === 0) {
+    process.stderr.write(`No ${kind} resources found${values.namespace === undefined ? '' : ` in namespace ${values.namespace}`}.\n`);
+  } else {
+    out(table(['NAMESPACE', 'NAME', 'KIND', 'DETAIL'], resources.map((r) => [r.metadata.namespace ?? 'default', r.metadata.name, r.kind, detail(r)])));
+  }
+  return 0;
+}

@@ -1,0 +1,105 @@
+/**
+ * `meshlet status`: what each control-plane replica serves, which workloads are connected and
+ * which versions they ACKed or NACKed (like `istioctl proxy-status`), source health and the
+ * changes that were refused. Several `--control-plane` URLs are merged into one view.
+ *
+ * @module
+ */
+import { parseArgs } from 'node:util';
+import { STATUS_PATH, type StatusDocument, type WorkloadStatus } from '../../control-plane/protocol.ts';
+import { summaryLine } from '../../control-plane-server/status.ts';
+import { out, UsageError } from '../args.ts';
+import { CLIENT_HELP, CLIENT_OPTIONS, callOne, clientTarget } from '../client.ts';
+import { table } from '../table.ts';
+
+export const statusHelp = `Usage: meshlet status [options]
+
+Prints which config version each connected workload ACKed, source health and refused changes.
+Give several control planes (comma-separated) to merge the replicas' views.
+
+Options:
+      --json                       print the status documents as JSON
+${CLIENT_HELP}
+`;
+
+function state(w: WorkloadStatus, configVersion: string, endpointsVersion: string): string {
+  if (w.disconnectedAt !== undefined) return `DISCONNECTED ${w.disconnectedAt}`;
+  if (w.nacked !== undefined) return `NACKED ${w.nacked.kind} ${w.nacked.version}`;
+  if (w.acked.config?.version === configVersion && w.acked.endpoints?.version === endpointsVersion) return 'SYNCED';
+  return 'STALE';
+}
+
+const pair = (sent: string | undefined, acked: string | undefined) => `${sent ?? '-'}/${acked ?? '-'}`;
+
+/** Runs the command; returns the exit code. */
+export async function statusCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS } });
+  if (values.help === true) {
+    out(statusHelp);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`meshlet status: unexpected argument "${positionals[0]}"`);
+  const target = clientTarget(values);
+  const results = await Promise.allSettled(target.urls.map((u) => callOne(u, target.token, 'GET', STATUS_PATH) as Promise<StatusDocument>));
+  const docs: { url: string; doc: StatusDocument }[] = [];
+  let failure: unknown;
+  results.forEach((r, i) => {
+    if (r.status === 'fulfilled') docs.push({ url: target.urls[i]!, doc: r.value });
+    else {
+      failure = r.reason;
+      if (target.urls.length > 1) process.stderr.write(`${target.urls[i]}: ${(r.reason as Error).message}\n`);
+    }
+  });
+  if (docs.length === 0) throw failure;
+  if (values.json === true) {
+    out(JSON.stringify(docs.length === 1 ? docs[0]!.doc : docs.map((d) => d.doc), null, 2));
+    return 0;
+  }
+  out(
+    table(
+      ['SERVER', 'URL', 'CONFIG', 'ENDPOINTS', 'REGISTERED', 'SOURCE'],
+      docs.map(({ url, doc }) => {
+        const s = doc.source;
+        const health = s.healthy ? 'healthy' : `UNHEALTHY: ${s.error ?? ''}`;
+        return [doc.server, url, doc.configVersion, doc.endpointsVersion, String(doc.registered), `${s.kind}:${s.location} (${health})`];
+      }),
+    ),
+  );
+  const versions = [...new Set(docs.map((d) => d.doc.configVersion))];
+  const configVersion = docs[0]!.doc.configVersion;
+  const endpointsVersion = docs[0]!.doc.endpointsVersion;
+  if (versions.length > 1) out(`\nreplicas serve different config versions: ${versions.join(', ')}`);
+  const workloads = docs.flatMap((d) => d.doc.workloads);
+  out(`\n${docs.length > 1 ? summaryLine(workloads, configVersion) : docs[0]!.doc.summary}`);
+  if (workloads.length > 0) {
+    out('');
+    out(
+      table(
+        ['NAMESPACE', 'SERVICE', 'CONNECTION', 'PEER', 'CONFIG SENT/ACKED', 'ENDPOINTS SENT/ACKED', 'STATE'],
+        workloads.map((w) => [
+          w.namespace,
+          w.service,
+          w.connection,
+          w.peer,
+          pair(w.sent.config, w.acked.config?.version),
+          pair(w.sent.endpoints, w.acked.endpoints?.version),
+          state(w, configVersion, endpointsVersion),
+        ]),
+      ),
+    );
+    for (const w of workloads) {
+      if (w.nacked === undefined) continue;
+      out(`\n${w.namespace}/${w.service} (${w.connection}) NACKed ${w.nacked.kind} ${w.nacked.version} at ${w.nacked.at}:`);
+      for (const r of w.nacked.reasons) out(`  ${r}`);
+    }
+  }
+  const rejections = docs.flatMap((d) => d.doc.rejections).sort((a, b) => b.at.localeCompare(a.at));
+  if (rejections.length > 0) {
+    out('\nRefused changes (newest first):');
+    for (const r of rejections) {
+      out(`  ${r.at}  ${r.origin}`);
+      for (const reason of r.reasons) out(`    ${reason}`);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,166 @@
+/**
+ * Workload and admin tokens: EdDSA (Ed25519) JWTs signed with one key kept in
+ * `<dataDir>/signing-key.jwk` (private JWK, mode 0600). Replicas that share a
+ * {@link SharedValues} agree on one key through `putIfAbsent('signing-key', …)`.
+ *
+ * @module
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { calculateJwkThumbprint, errors, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
+import { InvalidArgumentError } from '../core/errors.ts';
+import type { SharedValues } from './store.ts';
+
+/** `iss` of every token. */
+export const TOKEN_ISSUER = 'meshlet-control-plane';
+/** `aud` of every token. */
+export const TOKEN_AUDIENCE = 'meshlet';
+/** File name of the signing key inside the data directory. */
+export const SIGNING_KEY_FILE = 'signing-key.jwk';
+/** Key under which replicas share the signing key. */
+export const SHARED_KEY_NAME = 'signing-key';
+/** Default token lifetime: one year. */
+export const DEFAULT_TOKEN_TTL_SECONDS = 365 * 24 * 3600;
+
+/** Who a token names: one workload's service, or an administrator. */
+export type TokenSubject = { readonly service: string; readonly namespace: string } | { readonly admin: true };
+
+/** A verified token's identity. */
+export type Identity =
+  | { readonly role: 'workload'; readonly service: string; readonly namespace: string; readonly subject: string }
+  | { readonly role: 'admin'; readonly subject: string };
+
+/** Why a token was refused. */
+export type TokenFailure = 'expired' | 'bad-signature' | 'malformed' | 'wrong-claims';
+
+/** The outcome of {@link TokenAuthority.verifyToken}. */
+export type VerifyResult = { readonly ok: true; readonly identity: Identity } | { readonly ok: false; readonly reason: TokenFailure; readonly message: string };
+
+/** Options of {@link TokenAuthority.mintToken}. */
+export interface MintOptions {
+  /** Lifetime in seconds. @defaultValue one year */
+  readonly ttlSeconds?: number;
+}
+
+type KeyLike = Awaited<ReturnType<typeof importJWK>>;
+
+const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+function newPrivateJwk(): JWK {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  return privateKey.export({ format: 'jwk' }) as JWK;
+}
+
+function parseJwk(text: string, where: string): JWK {
+  let jwk: JWK;
+  try {
+    jwk = JSON.parse(text) as JWK;
+  } catch (err) {
+    throw new InvalidArgumentError(`${where}: not a JSON Web Key`, { cause: err });
+  }
+  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.d !== 'string' || typeof jwk.x !== 'string') {
+    throw new InvalidArgumentError(`${where}: expected a private Ed25519 JWK (kty OKP, crv Ed25519, with d and x)`);
+  }
+  return jwk;
+}
+
+async function readKeyFile(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+async function writeKeyFile(file: string, text: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  await writeFile(tmp, text, { mode: 0o600 });
+  await rename(tmp, file);
+}
+
+/** Signs and verifies the control plane's tokens. Create with {@link TokenAuthority.open}. */
+export class TokenAuthority {
+  readonly #privateKey: KeyLike;
+  readonly #publicKey: KeyLike;
+  readonly #kid: string;
+
+  private constructor(privateKey: KeyLike, publicKey: KeyLike, kid: string) {
+    this.#privateKey = privateKey;
+    this.#publicKey = publicKey;
+    this.#kid = kid;
+  }
+
+  /**
+   * Loads the signing key from `<dataDir>/signing-key.jwk`, creating it (mode 0600) when absent.
+   * With `shared`, the key stored there wins (the local key is offered when none is) and is
+   * written to the data directory, so every replica signs and verifies with the same key.
+   */
+  static async open(dataDir: string, shared?: SharedValues): Promise<TokenAuthority> {
+    await mkdir(dataDir, { recursive: true });
+    const file = join(dataDir, SIGNING_KEY_FILE);
+    const local = await readKeyFile(file);
+    let text = local ?? JSON.stringify(newPrivateJwk());
+    if (shared !== undefined) text = await shared.putIfAbsent(SHARED_KEY_NAME, text);
+    const jwk = parseJwk(text, local !== undefined && text === local ? file : 'shared signing key');
+    if (text !== local) await writeKeyFile(file, `${JSON.stringify(jwk)}\n`);
+    const { d: _d, ...pub } = jwk;
+    const kid = await calculateJwkThumbprint(pub);
+    return new TokenAuthority(await importJWK(jwk, 'EdDSA'), await importJWK(pub, 'EdDSA'), kid);
+  }
+
+  /** The key id (`kid`): the JWK thumbprint of the public key. */
+  get keyId(): string {
+    return this.#kid;
+  }
+
+  /** Mints a token for a workload's service or for an administrator. */
+  async mintToken(subject: TokenSubject, options: MintOptions = {}): Promise<string> {
+    const ttl = options.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
+    if (!Number.isFinite(ttl) || ttl <= 0) throw new InvalidArgumentError(`token ttl must be a positive number of seconds, got ${ttl}`);
+    let claims: Record<string, string>;
+    let sub: string;
+    if ('admin' in subject) {
+      claims = { role: 'admin' };
+      sub = 'admin';
+    } else {
+      for (const [k, v] of [
+        ['service', subject.service],
+        ['namespace', subject.namespace],
+      ] as const) {
+        if (typeof v !== 'string' || !NAME.test(v)) throw new InvalidArgumentError(`token ${k} must be a DNS-1123 name, got "${v}"`);
+      }
+      claims = { role: 'workload', svc: subject.service, ns: subject.namespace };
+      sub = `${subject.namespace}/${subject.service}`;
+    }
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: 'EdDSA', kid: this.#kid, typ: 'JWT' })
+      .setIssuer(TOKEN_ISSUER)
+      .setAudience(TOKEN_AUDIENCE)
+      .setSubject(sub)
+      .setIssuedAt(now)
+      .setExpirationTime(now + Math.ceil(ttl))
+      .sign(this.#privateKey);
+  }
+
+  /** Verifies a token: its identity, or why it is refused. */
+  async verifyToken(token: string): Promise<VerifyResult> {
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(token, this.#publicKey, { issuer: TOKEN_ISSUER, audience: TOKEN_AUDIENCE, algorithms: ['EdDSA'] }));
+    } catch (err) {
+      if (err instanceof errors.JWTExpired) return { ok: false, reason: 'expired', message: 'token expired' };
+      if (err instanceof errors.JWSSignatureVerificationFailed) return { ok: false, reason: 'bad-signature', message: 'token signature does not verify (signed by another key?)' };
+      if (err instanceof errors.JWTClaimValidationFailed) return { ok: false, reason: 'wrong-claims', message: `token ${err.message}` };
+      return { ok: false, reason: 'malformed', message: `malformed token: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    const sub = typeof payload.sub === 'string' ? payload.sub : '';
+    if (payload.role === 'admin') return { ok: true, identity: { role: 'admin', subject: sub } };
+    if (payload.role === 'workload' && typeof payload.svc === 'string' && typeof payload.ns === 'string') {
+      return { ok: true, identity: { role: 'workload', service: payload.svc, namespace: payload.ns, subject: sub } };
+    }
+    return { ok: false, reason: 'wrong-claims', message: 'token has no valid role (workload with svc and ns, or admin)' };
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * A {@link ConfigStore} over a directory of Istio YAML: loaded with `loadConfig`, watched
+ * (recursively, debounced), and written by the config API into `<dir>/applied/`.
+ * A change that does not validate as a whole is refused and recorded; the last good state
+ * keeps being served. Resources defined in the user's own files cannot be changed through the API.
+ *
+ * @module
+ */
+import { type FSWatcher, watch } from 'node:fs';
+import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
+import { stringify } from 'yaml';
+import type { ConfigIssue, IssueList } from '../config/issues.ts';
+import { checkDocuments, loadConfig } from '../config/load-config.ts';
+import { fromObjects, type RawDocument } from '../config/load.ts';
+import { type AnyResource, KIND_VERSIONS } from '../config/resource.ts';
+import type { ApplyResponse, Rejection, WireResource } from '../control-plane/protocol.ts';
+import { ConfigError } from '../core/errors.ts';
+import { contentVersion } from '../routing/compile.ts';
+import { ControlPlaneError } from './errors.ts';
+import type { ServerLogger } from './logger.ts';
+import type { ConfigState, ConfigStore, SourceHealth } from './store.ts';
+
+/** Options of {@link FileConfigStore}. */
+export interface FileConfigStoreOptions {
+  /** The directory of Istio YAML (read recursively; `applied/` inside it belongs to the API). */
+  readonly dir: string;
+  /** Run the analyzers on every change. @defaultValue true */
+  readonly analyze?: boolean;
+  /** Namespace of resources without one. @defaultValue 'default' */
+  readonly defaultNamespace?: string;
+  /** Quiet time after a file event before reloading. @defaultValue 100 */
+  readonly debounceMs?: number;
+  /** Most rejections kept. @defaultValue 20 */
+  readonly maxRejections?: number;
+  /** Watch the directory. @defaultValue true */
+  readonly watch?: boolean;
+  /** Where refusals are logged. */
+  readonly logger?: ServerLogger;
+}
+
+/** The sub-directory written by `apply`. */
+export const APPLIED_DIR = 'applied';
+
+const APPLY_LABEL = '<apply>';
+const keyOf = (kind: string, namespace: string, name: string): string => `${kind}/${namespace}/${name}`;
+const sameContent = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+function contentOf(r: { apiVersion?: unknown; metadata?: { labels?: unknown; annotations?: unknown }; spec?: unknown }): unknown {
+  return [r.apiVersion, r.metadata?.labels ?? null, r.metadata?.annotations ?? null, r.spec ?? null];
+}
+
+function errorsOf(issues: IssueList): string[] {
+  return issues.ofLevel('error').map(String);
+}
+
+/** The file name `apply` writes a resource to: `<Kind>.<namespace>.<name>.yaml`. */
+export function appliedFileName(kind: string, namespace: string, name: string): string {
+  return `${kind}.${namespace}.${name}.yaml`;
+}
+
+/** Config from a watched directory. */
+export class FileConfigStore implements ConfigStore {
+  readonly #dir: string;
+  readonly #appliedDir: string;
+  readonly #analyze: boolean;
+  readonly #defaultNamespace: string;
+  readonly #debounceMs: number;
+  readonly #maxRejections: number;
+  readonly #watch: boolean;
+  readonly #logger: ServerLogger | undefined;
+  readonly #listeners: ((s: ConfigState) => void)[] = [];
+  readonly #rejections: Rejection[] = [];
+  #state: ConfigState = { version: '', resources: [] };
+  #health: SourceHealth;
+  #queue: Promise<unknown> = Promise.resolve();
+  #watcher: FSWatcher | undefined;
+  #debounce: NodeJS.Timeout | undefined;
+  #changedFiles = new Set<string>();
+  #closed = false;
+
+  constructor(options: FileConfigStoreOptions) {
+    this.#dir = resolve(options.dir);
+    this.#appliedDir = join(this.#dir, APPLIED_DIR);
+    this.#analyze = options.analyze ?? true;
+    this.#defaultNamespace = options.defaultNamespace ?? 'default';
+    this.#debounceMs = options.debounceMs ?? 100;
+    this.#maxRejections = options.maxRejections ?? 20;
+    this.#watch = options.watch ?? true;
+    this.#logger = options.logger;
+    this.#health = { kind: 'file', location: this.#dir, healthy: false, error: 'not started' };
+  }
+
+  get health(): SourceHealth {
+    return this.#health;
+  }
+
+  async start(): Promise<void> {
+    const loaded = await loadConfig(this.#dir, { analyze: this.#analyze, defaultNamespace: this.#defaultNamespace });
+    if (!loaded.ok) {
+      this.#health = { kind: 'file', location: this.#dir, healthy: false, error: 'the first load failed' };
+      throw new ConfigError(loaded.issues.all);
+    }
+    this.#state = { version: contentVersion(loaded.resources), resources: loaded.resources };
+    this.#health = { kind: 'file', location: this.#dir, healthy: true };
+    if (this.#watch) {
+      this.#watcher = watch(this.#dir, { recursive: true }, (_event, file) => this.#onFileEvent(file));
+      this.#watcher.on('error', (err) => this.#logger?.warn(`watching ${this.#dir}: ${err.message}`));
+    }
+  }
+
+  current(): ConfigState {
+    return this.#state;
+  }
+
+  onChange(listener: (state: ConfigState) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  rejections(): readonly Rejection[] {
+    return [...this.#rejections];
+  }
+
+  /** Reloads the directory now (what the watcher does after its debounce). */
+  reload(origin = `file change in ${this.#dir}`): Promise<void> {
+    return this.#serial(() => this.#reload(origin));
+  }
+
+  apply(resources: readonly WireResource[], origin: string): Promise<ApplyResponse> {
+    return this.#serial(() => this.#apply(resources, origin));
+  }
+
+  delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string }> {
+    return this.#serial(() => this.#delete(kind, namespace, name, origin));
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#watcher?.close();
+    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+    await this.#queue.catch(() => {});
+  }
+
+  /** Runs changes one at a time, so a reload never interleaves with an apply. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  #onFileEvent(file: string | Buffer | null): void {
+    const name = file === null ? '' : file.toString();
+    // Dotfiles (editors' swap files, apply's temp files) are not config.
+    if (name.split(sep).some((seg) => seg.startsWith('.'))) return;
+    if (name !== '') this.#changedFiles.add(name);
+    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(() => {
+      this.#debounce = undefined;
+      const files = [...this.#changedFiles].sort();
+      this.#changedFiles = new Set();
+      const origin = `file change${files.length > 0 ? ` (${files.join(', ')})` : ''} in ${this.#dir}`;
+      this.reload(origin).catch((err: unknown) => this.#logger?.warn(`reloading ${this.#dir}: ${err instanceof Error ? err.message : String(err)}`));
+    }, this.#debounceMs);
+    this.#debounce.unref();
+  }
+
+  #reject(origin: string, reasons: readonly string[]): void {
+    this.#rejections.unshift({ at: new Date().toISOString(), origin, reasons: [...reasons] });
+    if (this.#rejections.length > this.#maxRejections) this.#rejections.length = this.#maxRejections;
+    this.#logger?.warn(`rejected ${origin}, keeping config version ${this.#state.version}:\n  ${reasons.join('\n  ')}`);
+  }
+
+  #setState(resources: readonly AnyResource[]): string {
+    const version = contentVersion(resources);
+    const changed = version !== this.#state.version;
+    this.#state = { version, resources };
+    if (changed) for (const l of this.#listeners) l(this.#state);
+    return version;
+  }
+
+  async #reload(origin: string): Promise<void> {
+    if (this.#closed) return;
+    const loaded = await loadConfig(this.#dir, { analyze: this.#analyze, defaultNamespace: this.#defaultNamespace });
+    if (!loaded.ok) {
+      const reasons = errorsOf(loaded.issues);
+      this.#health = { kind: 'file', location: this.#dir, healthy: false, error: `last change rejected (${reasons.length} error(s)); serving version ${this.#state.version}` };
+      this.#reject(origin, reasons);
+      return;
+    }
+    this.#health = { kind: 'file', location: this.#dir, healthy: true };
+    // The same content (e.g. the files `apply` just wrote) keeps its version: no push.
+    this.#setState(loaded.resources);
+  }
+
+  #isApplied(r: AnyResource): boolean {
+    return r.source.file.startsWith(this.#appliedDir + sep);
+  }
+
+  #userFile(r: AnyResource): string {
+    const rel = relative(process.cwd(), r.source.file);
+    return rel === '' || rel.startsWith('..') ? r.source.file : rel;
+  }
+
+  #index(): Map<string, AnyResource> {
+    return new Map(this.#state.resources.map((r) => [keyOf(r.kind, r.metadata.namespace, r.metadata.name), r]));
+  }
+
+  #check(docs: RawDocument[]): { resources: readonly AnyResource[]; issues: readonly ConfigIssue[] } | { failed: IssueList } {
+    const result = checkDocuments(docs, { analyze: this.#analyze, defaultNamespace: this.#defaultNamespace });
+    if (!result.ok) return { failed: result.issues };
+    return { resources: result.resources, issues: result.issues.all };
+  }
+
+  async #apply(input: readonly WireResource[], origin: string): Promise<ApplyResponse> {
+    if (input.length === 0) throw new ControlPlaneError('INVALID', 'nothing to apply: the request has no resources');
+    const index = this.#index();
+    const now = new Date().toISOString();
+    const incoming: { key: string; ref: string; doc: Record<string, unknown>; existing: AnyResource | undefined; ns: string }[] = [];
+    const seen = new Set<string>();
+    for (const [i, w] of input.entries()) {
+      const kind = typeof w?.kind === 'string' ? w.kind : '';
+      if (!(kind in KIND_VERSIONS)) throw new ControlPlaneError('INVALID', `${APPLY_LABEL}[${i}]: kind "${kind}" is not one meshlet serves (${Object.keys(KIND_VERSIONS).join(', ')})`);
+      const name = w.metadata?.name;
+      if (typeof name !== 'string' || name === '') throw new ControlPlaneError('INVALID', `${APPLY_LABEL}[${i}]: ${kind} has no metadata.name`);
+      const ns = w.metadata.namespace ?? this.#defaultNamespace;
+      const key = keyOf(kind, ns, name);
+      const ref = `${kind} ${ns}/${name}`;
+      if (seen.has(key)) throw new ControlPlaneError('INVALID', `${ref} appears twice in one apply`);
+      seen.add(key);
+      const existing = index.get(key);
+      if (existing !== undefined && !this.#isApplied(existing)) {
+        throw new ControlPlaneError('CONFLICT', `${ref} is defined in ${this.#userFile(existing)}; change it there, not through the API`);
+      }
+      const creationTimestamp = w.metadata.creationTimestamp ?? existing?.metadata.creationTimestamp ?? now;
+      const metadata = { ...w.metadata, namespace: ns, creationTimestamp };
+      incoming.push({ key, ref, existing, ns, doc: { apiVersion: w.apiVersion, kind, metadata, spec: w.spec } });
+    }
+    const kept = this.#state.resources.filter((r) => !seen.has(keyOf(r.kind, r.metadata.namespace, r.metadata.name)));
+    const docs = [...fromObjects(kept), ...incoming.map((x, i) => ({ value: x.doc, source: { file: `${APPLY_LABEL}[${i}]` } }))];
+    const checked = this.#check(docs);
+    if ('failed' in checked) {
+      this.#reject(origin, errorsOf(checked.failed));
+      throw new ConfigError(checked.failed.all);
+    }
+    const refs = new Set(incoming.map((x) => x.ref));
+    const warnings = checked.issues.filter((i) => i.level !== 'error' && ((i.resource !== undefined && refs.has(i.resource)) || i.file?.startsWith(APPLY_LABEL))).map(String);
+    const applied = incoming.map((x) => ({
+      ref: x.ref,
+      action: x.existing === undefined ? ('created' as const) : sameContent(contentOf(x.existing), contentOf(x.doc as never)) ? ('unchanged' as const) : ('configured' as const),
+    }));
+    const changes = incoming.filter((_, i) => applied[i]!.action !== 'unchanged');
+    if (changes.length === 0) return { version: this.#state.version, applied, warnings };
+    await mkdir(this.#appliedDir, { recursive: true });
+    const fileOf = new Map<string, string>();
+    for (const x of changes) {
+      const meta = x.doc.metadata as { name: string };
+      const file = join(this.#appliedDir, appliedFileName(x.doc.kind as string, x.ns, meta.name));
+      await writeAtomic(file, stringify(x.doc));
+      if (x.existing !== undefined && x.existing.source.file !== file) await unlinkQuiet(x.existing.source.file);
+      fileOf.set(x.ref, file);
+    }
+    // Resources now live in their applied files (unchanged ones keep their old source).
+    const resources = checked.resources.map((r) => {
+      const file = fileOf.get(r.ref) ?? (r.source.file.startsWith(APPLY_LABEL) ? index.get(keyOf(r.kind, r.metadata.namespace, r.metadata.name))?.source.file : undefined);
+      return file === undefined ? r : ({ ...r, source: { file } } as AnyResource);
+    });
+    const version = this.#setState(resources);
+    this.#logger?.info?.(`${origin}: ${applied.map((a) => `${a.ref} ${a.action}`).join(', ')}; config version ${version}`);
+    return { version, applied, warnings };
+  }
+
+  async #delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string }> {
+    const existing = this.#index().get(keyOf(kind, namespace, name));
+    if (existing === undefined) return { deleted: false, version: this.#state.version };
+    if (!this.#isApplied(existing)) {
+      throw new ControlPlaneError('CONFLICT', `${existing.ref} is defined in ${this.#userFile(existing)}; delete it there, not through the API`);
+    }
+    const kept = this.#state.resources.filter((r) => r !== existing);
+    const checked = this.#check(fromObjects(kept));
+    if ('failed' in checked) {
+      this.#reject(origin, errorsOf(checked.failed));
+      throw new ConfigError(checked.failed.all);
+    }
+    await unlinkQuiet(existing.source.file);
+    const version = this.#setState(checked.resources);
+    this.#logger?.info?.(`${origin}: ${existing.ref} deleted; config version ${version}`);
+    return { deleted: true, version };
+  }
+}
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const dir = file.slice(0, file.lastIndexOf(sep));
+  const tmp = join(dir, `.${file.slice(dir.length + 1)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+async function unlinkQuiet(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}

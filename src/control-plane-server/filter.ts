@@ -1,0 +1,97 @@
+/**
+ * Which config a workload receives: networking resources visible to its namespace
+ * (`exportTo`), and security/telemetry policies of its namespace or the root namespace
+ * whose selector matches its labels. Payloads are serialized once per
+ * (version, namespace, service, labels) and shared by every stream with that key.
+ *
+ * @module
+ */
+import { isVisible } from '../config/hosts.ts';
+import type { AnyResource } from '../config/resource.ts';
+import { formatLabels, toWire, type ConfigEvent, type EndpointsEvent } from '../control-plane/protocol.ts';
+import type { ConfigState, WorkloadRecord } from './store.ts';
+
+/** Istio's default root namespace: its policies apply mesh-wide. */
+export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
+
+/** The workload a config is filtered for. */
+export interface WorkloadKey {
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+const NETWORKING = new Set(['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry']);
+
+function selectorMatches(spec: unknown, labels: Readonly<Record<string, string>>): boolean {
+  const s = spec as { selector?: { matchLabels?: Record<string, string> }; targetRef?: unknown; targetRefs?: unknown[] } | undefined;
+  const match = s?.selector?.matchLabels;
+  if (match === undefined || Object.keys(match).length === 0) {
+    // A policy scoped by targetRef(s) addresses gateways and waypoints, not workloads.
+    return s?.targetRef === undefined && (s?.targetRefs === undefined || s.targetRefs.length === 0);
+  }
+  for (const k in match) if (labels[k] !== match[k]) return false;
+  return true;
+}
+
+/** Whether `r` is part of the config of workload `w`. */
+export function isRelevant(r: AnyResource, w: WorkloadKey, rootNamespace = DEFAULT_ROOT_NAMESPACE): boolean {
+  const ns = r.metadata.namespace;
+  if (NETWORKING.has(r.kind)) {
+    const exportTo = (r.spec as { exportTo?: string[] }).exportTo;
+    return isVisible(exportTo, ns, w.namespace);
+  }
+  if (ns !== w.namespace && ns !== rootNamespace) return false;
+  return selectorMatches(r.spec, w.labels);
+}
+
+/** The resources relevant to workload `w`, in the store's order. */
+export function relevantResources(resources: readonly AnyResource[], w: WorkloadKey, rootNamespace = DEFAULT_ROOT_NAMESPACE): AnyResource[] {
+  return resources.filter((r) => isRelevant(r, w, rootNamespace));
+}
+
+/**
+ * Caches serialized `config` and `endpoints` event data. Only the current versions are kept:
+ * a new version drops every payload of the old one.
+ */
+export class PayloadCache {
+  readonly #rootNamespace: string;
+  #configVersion = '';
+  readonly #config = new Map<string, Buffer>();
+  #endpointsVersion = '';
+  #endpoints: Buffer | undefined;
+
+  constructor(rootNamespace = DEFAULT_ROOT_NAMESPACE) {
+    this.#rootNamespace = rootNamespace;
+  }
+
+  /** The `config` event data (JSON of a {@link ConfigEvent}) for workload `w`. */
+  config(state: ConfigState, w: WorkloadKey): Buffer {
+    if (state.version !== this.#configVersion) {
+      this.#config.clear();
+      this.#configVersion = state.version;
+    }
+    const key = `${w.namespace}\n${formatLabels(w.labels)}`;
+    let buf = this.#config.get(key);
+    if (buf === undefined) {
+      const event: ConfigEvent = { version: state.version, resources: relevantResources(state.resources, w, this.#rootNamespace).map(toWire) };
+      buf = Buffer.from(JSON.stringify(event));
+      this.#config.set(key, buf);
+    }
+    return buf;
+  }
+
+  /** The `endpoints` event data (JSON of an {@link EndpointsEvent}): every registered workload. */
+  endpoints(version: string, records: () => readonly WorkloadRecord[]): Buffer {
+    if (version !== this.#endpointsVersion || this.#endpoints === undefined) {
+      const event: EndpointsEvent = { version, workloads: records().map((r) => r.entry) };
+      this.#endpoints = Buffer.from(JSON.stringify(event));
+      this.#endpointsVersion = version;
+    }
+    return this.#endpoints;
+  }
+
+  /** How many distinct config payloads are cached (for tests and the status). */
+  get size(): number {
+    return this.#config.size;
+  }
+}

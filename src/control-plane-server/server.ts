@@ -1,0 +1,161 @@
+/**
+ * `startControlPlane`: the control-plane server of `meshlet control-plane`. It serves config
+ * from a watched directory (or any {@link ConfigStore}, e.g. etcd), keeps the registry of
+ * workloads, pushes both to watching meshes over SSE, and answers the config API.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_PORT, type StatusDocument } from '../control-plane/protocol.ts';
+import { InvalidArgumentError } from '../core/errors.ts';
+import { type MintOptions, TokenAuthority, type TokenSubject } from './auth.ts';
+import { FileConfigStore } from './file-store.ts';
+import { DEFAULT_ROOT_NAMESPACE } from './filter.ts';
+import { DEFAULT_MAX_BODY_BYTES, type RequestContext } from './http.ts';
+import { PushHub } from './hub.ts';
+import { type ServerLogger, stderrLogger } from './logger.ts';
+import { MemoryRegistry } from './memory-registry.ts';
+import { createRequestHandler, statusDocument } from './routes.ts';
+import { StatusBoard } from './status.ts';
+import type { ConfigStore, RegistryStore, SharedValues } from './store.ts';
+
+/** Options of {@link startControlPlane}. */
+export interface ControlPlaneOptions {
+  /** A directory of Istio YAML to serve (watched). One of `configDir` and `store` is required. */
+  readonly configDir?: string;
+  /** A config store to serve instead of a directory (e.g. etcd's). The caller closes it. */
+  readonly store?: ConfigStore;
+  /** A registry instead of the in-memory one (e.g. etcd's). The caller closes it. */
+  readonly registry?: RegistryStore;
+  /** Where replicas agree on the token signing key (etcd). */
+  readonly shared?: SharedValues;
+  /** Keeps the signing key (`signing-key.jwk`). */
+  readonly dataDir: string;
+  /** Address to listen on. @defaultValue '0.0.0.0' */
+  readonly host?: string;
+  /** Port to listen on; 0 picks a free one. @defaultValue 15010 */
+  readonly port?: number;
+  /** Accept requests without a token (the identity comes from the query or body). Never in production. @defaultValue false */
+  readonly insecure?: boolean;
+  /** Interval of `: ping` on watch streams. @defaultValue 10000 */
+  readonly heartbeatMs?: number;
+  /** Run the analyzers on config changes (directory store only). @defaultValue true */
+  readonly analyze?: boolean;
+  /** Namespace whose policies apply to every workload. @defaultValue 'istio-system' */
+  readonly rootNamespace?: string;
+  /** Names this replica in `hello` and the status. @defaultValue `<hostname>-<random>` */
+  readonly serverId?: string;
+  /** Largest request body. @defaultValue 4 MiB */
+  readonly maxBodyBytes?: number;
+  /** Where the server logs. @defaultValue stderr */
+  readonly logger?: ServerLogger;
+}
+
+/** A running control plane. */
+export interface ControlPlane {
+  /** `http://host:port` (a wildcard host is given as 127.0.0.1). */
+  readonly url: string;
+  readonly port: number;
+  /** The status document, as `GET /status` answers it. */
+  status(): StatusDocument;
+  /** Mints a token signed with this server's key. */
+  mintToken(subject: TokenSubject, options?: MintOptions): Promise<string>;
+  /** Ends every watch stream (clients reconnect elsewhere), stops listening, closes what it opened. */
+  close(): Promise<void>;
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * Starts the control-plane server. Resolves once the first config is loaded and the port is
+ * listening; rejects (with every config issue) when the first config is invalid.
+ * @example
+ * const cp = await startControlPlane({ configDir: './mesh', dataDir: './.meshlet', port: 0, host: '127.0.0.1' });
+ * const token = await cp.mintToken({ service: 'reviews', namespace: 'default' });
+ */
+export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  const logger = options.logger ?? stderrLogger;
+  if (options.store === undefined && options.configDir === undefined) throw new InvalidArgumentError('startControlPlane: give configDir or store');
+  const port = options.port ?? DEFAULT_PORT;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`startControlPlane: port must be 0..65535, got ${port}`);
+  const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  if (!(heartbeatMs > 0)) throw new InvalidArgumentError(`startControlPlane: heartbeatMs must be positive, got ${heartbeatMs}`);
+  const host = options.host ?? '0.0.0.0';
+  const serverId = options.serverId ?? `${hostname()}-${randomBytes(2).toString('hex')}`;
+
+  const auth = await TokenAuthority.open(options.dataDir, options.shared);
+  const ownStore = options.store === undefined;
+  const store = options.store ?? new FileConfigStore({ dir: options.configDir!, analyze: options.analyze, logger });
+  const ownRegistry = options.registry === undefined;
+  const registry = options.registry ?? new MemoryRegistry();
+  await store.start();
+  try {
+    await registry.start();
+  } catch (err) {
+    if (ownStore) await store.close();
+    throw err;
+  }
+  const board = new StatusBoard();
+  const hub = new PushHub({ store, registry, board, serverId, heartbeatMs, rootNamespace: options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE, logger });
+  const ctx: RequestContext = {
+    store,
+    registry,
+    auth,
+    hub,
+    board,
+    insecure: options.insecure === true,
+    serverId,
+    startedAt: new Date().toISOString(),
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    logger,
+  };
+  const server = createServer({ requestTimeout: 0 }, createRequestHandler(ctx));
+  const closeOwned = async () => {
+    hub.close();
+    if (ownRegistry) await registry.close();
+    if (ownStore) await store.close();
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await closeOwned();
+    throw err;
+  }
+  const bound = (server.address() as AddressInfo).port;
+  if (ctx.insecure) {
+    logger.warn(
+      '*** INSECURE MODE: requests without a token are accepted; anyone who can reach this port can read config, register workloads and change config. Never use --insecure outside a test machine. ***',
+    );
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${urlHost(host)}:${bound}`,
+    port: bound,
+    status: () => statusDocument(ctx),
+    mintToken: (subject, o) => auth.mintToken(subject, o),
+    close: () => {
+      closing ??= (async () => {
+        hub.close();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+          setTimeout(() => server.closeAllConnections(), 250).unref();
+        });
+        await closeOwned();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,141 @@
+/**
+ * What each watch stream was sent and ACKed or NACKed, and the status document built from it
+ * (`GET /status`, printed by `meshlet status`). Disconnected workloads stay listed for a
+ * while, bounded in count and age.
+ *
+ * @module
+ */
+import type { AckRequest, Rejection, StatusDocument, WorkloadStatus } from '../control-plane/protocol.ts';
+import type { SourceHealth } from './store.ts';
+
+/** Options of {@link StatusBoard}. */
+export interface StatusBoardOptions {
+  /** Most disconnected workloads kept. @defaultValue 100 */
+  readonly maxDisconnected?: number;
+  /** How long a disconnected workload stays listed. @defaultValue 10 minutes */
+  readonly keepDisconnectedMs?: number;
+  /** Current time in epoch ms. @defaultValue Date.now */
+  readonly now?: () => number;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type Entry = Omit<Mutable<WorkloadStatus>, 'sent' | 'acked'> & { sent: Mutable<WorkloadStatus['sent']>; acked: Mutable<WorkloadStatus['acked']> };
+
+/** `N/M workloads at config version X`: N of the M connected workloads ACKed version X. */
+export function summaryLine(workloads: readonly WorkloadStatus[], configVersion: string): string {
+  const connected = workloads.filter((w) => w.disconnectedAt === undefined);
+  const current = connected.filter((w) => w.acked.config?.version === configVersion);
+  return `${current.length}/${connected.length} workloads at config version ${configVersion}`;
+}
+
+/** The live table of watch streams. */
+export class StatusBoard {
+  readonly #connected = new Map<string, Entry>();
+  readonly #disconnected: Entry[] = [];
+  readonly #max: number;
+  readonly #keepMs: number;
+  readonly #now: () => number;
+
+  constructor(options: StatusBoardOptions = {}) {
+    this.#max = options.maxDisconnected ?? 100;
+    this.#keepMs = options.keepDisconnectedMs ?? 600_000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  #iso(): string {
+    return new Date(this.#now()).toISOString();
+  }
+
+  /** Records a new stream. */
+  connect(w: { connection: string; service: string; namespace: string; labels: Readonly<Record<string, string>>; peer: string }): void {
+    this.#connected.set(w.connection, { ...w, connectedAt: this.#iso(), sent: {}, acked: {} });
+  }
+
+  /** Records that a version was written to a stream. */
+  sent(connection: string, kind: 'config' | 'endpoints', version: string): void {
+    const e = this.#connected.get(connection);
+    if (e !== undefined) e.sent[kind] = version;
+  }
+
+  /** Whether a stream is connected. */
+  has(connection: string): boolean {
+    return this.#connected.has(connection);
+  }
+
+  /** The service and namespace of a connected stream. */
+  owner(connection: string): { service: string; namespace: string } | undefined {
+    const e = this.#connected.get(connection);
+    return e === undefined ? undefined : { service: e.service, namespace: e.namespace };
+  }
+
+  /** Records an ACK or NACK; false when the connection is unknown. */
+  ack(a: AckRequest): boolean {
+    const e = this.#connected.get(a.connection);
+    if (e === undefined) return false;
+    const at = this.#iso();
+    if (a.status === 'ACK') {
+      e.acked[a.kind] = { version: a.version, at };
+      if (e.nacked?.kind === a.kind) e.nacked = undefined;
+    } else {
+      e.nacked = { kind: a.kind, version: a.version, at, reasons: [...(a.reasons ?? [])] };
+    }
+    return true;
+  }
+
+  /** Moves a stream to the disconnected list. */
+  disconnect(connection: string): void {
+    const e = this.#connected.get(connection);
+    if (e === undefined) return;
+    this.#connected.delete(connection);
+    e.disconnectedAt = this.#iso();
+    this.#disconnected.unshift(e);
+    this.#prune();
+  }
+
+  #prune(): void {
+    const cutoff = this.#now() - this.#keepMs;
+    while (this.#disconnected.length > this.#max) this.#disconnected.pop();
+    while (this.#disconnected.length > 0 && Date.parse(this.#disconnected.at(-1)!.disconnectedAt!) < cutoff) this.#disconnected.pop();
+  }
+
+  /** Connected streams first (oldest first), then recently disconnected ones (newest first). */
+  workloads(): WorkloadStatus[] {
+    this.#prune();
+    const copy = (e: Entry): WorkloadStatus => {
+      const { nacked, disconnectedAt, ...rest } = e;
+      return {
+        ...rest,
+        sent: { ...e.sent },
+        acked: { ...e.acked },
+        ...(disconnectedAt === undefined ? {} : { disconnectedAt }),
+        ...(nacked === undefined ? {} : { nacked }),
+      };
+    };
+    return [...[...this.#connected.values()].map(copy), ...this.#disconnected.map(copy)];
+  }
+
+  /** The status document. */
+  document(parts: {
+    server: string;
+    startedAt: string;
+    configVersion: string;
+    endpointsVersion: string;
+    source: SourceHealth;
+    rejections: readonly Rejection[];
+    registered: number;
+  }): StatusDocument {
+    const workloads = this.workloads();
+    const { kind, location, healthy, error } = parts.source;
+    return {
+      server: parts.server,
+      startedAt: parts.startedAt,
+      configVersion: parts.configVersion,
+      endpointsVersion: parts.endpointsVersion,
+      source: error === undefined ? { kind, location, healthy } : { kind, location, healthy, error },
+      summary: summaryLine(workloads, parts.configVersion),
+      workloads,
+      rejections: parts.rejections,
+      registered: parts.registered,
+    };
+  }
+}

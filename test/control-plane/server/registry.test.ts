@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { workloadName } from '../../../src/control-plane-server/api-workloads.ts';
+import { MemoryRegistry } from '../../../src/control-plane-server/memory-registry.ts';
+import type { WireResource } from '../../../src/control-plane/protocol.ts';
+import { api, startTestServer, type TestServer, until } from './helpers.ts';
+
+const entry = (name: string, address: string, namespace = 'default'): WireResource => ({
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'WorkloadEntry',
+  metadata: { name, namespace },
+  spec: { address, ports: { http: 9080 }, labels: { app: 'reviews' } },
+});
+
+describe('MemoryRegistry', () => {
+  it('version is a content hash: same entries → same version, any change → another; renew keeps it', async () => {
+    const a = new MemoryRegistry();
+    const b = new MemoryRegistry();
+    const empty = a.version();
+    await a.register(entry('x', '10.0.0.1'), 'reviews', 60_000);
+    await a.register(entry('y', '10.0.0.2'), 'reviews', 60_000);
+    await b.register(entry('y', '10.0.0.2'), 'reviews', 5_000);
+    await b.register(entry('x', '10.0.0.1'), 'reviews', 60_000);
+    assert.equal(a.version(), b.version());
+    assert.notEqual(a.version(), empty);
+    const v = a.version();
+    assert.ok(await a.renew('default', 'x'));
+    assert.equal(a.version(), v);
+    await a.register(entry('x', '10.0.0.3'), 'reviews', 60_000);
+    assert.notEqual(a.version(), v);
+    assert.equal(a.list().length, 2, 're-registering the same name replaces');
+    await a.close();
+    await b.close();
+  });
+
+  it('onChange fires synchronously on register and deregister; deregister of a missing record is false', async () => {
+    const r = new MemoryRegistry();
+    let n = 0;
+    r.onChange(() => n++);
+    const p = r.register(entry('x', '10.0.0.1'), 'reviews', 60_000);
+    assert.equal(n, 1);
+    await p;
+    assert.equal(await r.deregister('default', 'x'), true);
+    assert.equal(n, 2);
+    assert.equal(await r.deregister('default', 'x'), false);
+    assert.equal(n, 2);
+    await r.close();
+  });
+
+  it('removes records whose lease ended (one timer), and renew keeps a record alive', async () => {
+    const r = new MemoryRegistry();
+    const changes: number[] = [];
+    r.onChange(() => changes.push(r.list().length));
+    await r.register(entry('short', '10.0.0.1'), 'reviews', 40);
+    await r.register(entry('long', '10.0.0.2'), 'reviews', 60_000);
+    await r.register(entry('renewed', '10.0.0.3'), 'reviews', 60);
+    await new Promise((res) => setTimeout(res, 30));
+    assert.ok(await r.renew('default', 'renewed'));
+    await until(() => r.list().length === 2, 1000, 'short lease expiry');
+    assert.deepEqual(r.list().map((x) => x.entry.metadata.name).sort(), ['long', 'renewed']);
+    await until(() => r.list().length === 1, 1000, 'renewed lease expiry');
+    assert.equal(await r.renew('default', 'renewed'), undefined, 'renewing an expired record says it is gone');
+    assert.deepEqual(changes, [1, 2, 3, 2, 1]);
+    await r.close();
+  });
+});
+
+describe('/v1/workloads', () => {
+  let s: TestServer;
+  let token: string;
+  before(async () => {
+    s = await startTestServer();
+    token = await s.cp.mintToken({ service: 'reviews', namespace: 'default' });
+  });
+  after(() => s.close());
+
+  it('registers with service/namespace from the token, app label added, name from address and first port', async () => {
+    const r = await api(s.url, 'POST', '/v1/workloads', {
+      token,
+      body: { address: '10.0.0.7', ports: { http: 9080, grpc: 9090 }, labels: { version: 'v2' }, locality: 'eu/west/a', weight: 3, leaseMs: 10_000 },
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.name, 'reviews-10-0-0-7-9080');
+    assert.equal(r.body.namespace, 'default');
+    assert.equal(r.body.leaseMs, 10_000);
+    assert.deepEqual(r.body.workload.spec, { address: '10.0.0.7', ports: { http: 9080, grpc: 9090 }, labels: { version: 'v2', app: 'reviews' }, locality: 'eu/west/a', weight: 3 });
+    assert.equal(workloadName('reviews', 'fd00::1', 80), 'reviews-fd00--1-80');
+    // The same instance again replaces its record.
+    await api(s.url, 'POST', '/v1/workloads', { token, body: { address: '10.0.0.7', ports: { http: 9080 } } });
+    const list = await api(s.url, 'GET', '/v1/workloads', { token: s.admin });
+    assert.equal(list.body.workloads.filter((w: { name: string }) => w.name === 'reviews-10-0-0-7-9080').length, 1);
+  });
+
+  it('defaults the address to the peer and bounds the lease', async () => {
+    const r = await api(s.url, 'POST', '/v1/workloads', { token, body: { ports: { http: 19081 }, leaseMs: 10 } });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.workload.spec.address, '127.0.0.1');
+    assert.equal(r.body.leaseMs, 1000);
+    const big = await api(s.url, 'POST', '/v1/workloads', { token, body: { ports: { http: 19082 }, leaseMs: 10_000_000 } });
+    assert.equal(big.body.leaseMs, 300_000);
+  });
+
+  it('refuses a registration without ports, or naming another service, or with a bad address', async () => {
+    assert.equal((await api(s.url, 'POST', '/v1/workloads', { token, body: { address: '10.0.0.1', ports: {} } })).status, 400);
+    const other = await api(s.url, 'POST', '/v1/workloads', { token, body: { service: 'ratings', ports: { http: 1 } } });
+    assert.equal(other.status, 403);
+    const bad = await api(s.url, 'POST', '/v1/workloads', { token, body: { address: '10.0.0.1', ports: { http: 70000 } } });
+    assert.equal(bad.status, 400);
+    assert.ok(bad.body.error.issues.length > 0);
+  });
+
+  it('renews a lease; 404 once the lease ended, so the client re-registers', async () => {
+    const r = await api(s.url, 'POST', '/v1/workloads', { token, body: { address: '10.0.0.8', ports: { http: 9080 }, leaseMs: 1000 } });
+    const path = `/v1/workloads/default/${r.body.name}/lease`;
+    await new Promise((res) => setTimeout(res, 600));
+    const renewed = await api(s.url, 'PUT', path, { token });
+    assert.equal(renewed.status, 200);
+    assert.equal(renewed.body.name, r.body.name);
+    const listed = async () => (await api(s.url, 'GET', '/v1/workloads', { token })).body.workloads.some((w: { name: string }) => w.name === r.body.name);
+    await new Promise((res) => setTimeout(res, 600));
+    assert.equal(await listed(), true, 'the renewal extended the lease past its first end');
+    await until(async () => !(await listed()), 3000, 'lease expiry');
+    const gone = await api(s.url, 'PUT', path, { token });
+    assert.equal(gone.body.error.code, 'NOT_FOUND');
+  });
+
+  it('deregisters (only its own service); 404 when not registered', async () => {
+    const r = await api(s.url, 'POST', '/v1/workloads', { token, body: { address: '10.0.0.9', ports: { http: 9080 } } });
+    const path = `/v1/workloads/default/${r.body.name}`;
+    const ratings = await s.cp.mintToken({ service: 'ratings', namespace: 'default' });
+    assert.equal((await api(s.url, 'DELETE', path, { token: ratings })).status, 403);
+    assert.equal((await api(s.url, 'DELETE', path, { token })).status, 200);
+    assert.equal((await api(s.url, 'DELETE', path, { token })).status, 404);
+    assert.equal((await api(s.url, 'PUT', `${path}/lease`, { token })).status, 404);
+  });
+
+  it('limits request bodies (413)', async () => {
+    const r = await api(s.url, 'POST', '/v1/workloads', { token, text: 'x'.repeat(5 * 1024 * 1024), headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 413);
+    assert.equal(r.body.error.code, 'TOO_LARGE');
+  });
+});

@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { FileConfigStore } from '../../../src/control-plane-server/file-store.ts';
+import { api, reviewsVs, SERVICES_YAML, startTestServer, type TestServer, tempDir, until, watch } from './helpers.ts';
+
+const RATINGS_DR = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings}
+spec:
+  host: ratings
+  subsets: [{name: v1, labels: {version: v1}}]
+`;
+
+describe('/v1/resources', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer({ 'services.yaml': SERVICES_YAML, 'reviews.yaml': reviewsVs('1s') });
+  });
+  after(() => s.close());
+  const post = (text: string) => api(s.url, 'POST', '/v1/resources', { token: s.admin, text, headers: { 'content-type': 'application/yaml' } });
+
+  it('applies YAML: created, then unchanged, then configured; written atomically to applied/ and pushed', async () => {
+    const token = await s.cp.mintToken({ service: 'reviews', namespace: 'default' });
+    const w = await watch(s.url, 'service=reviews&namespace=default', { token });
+    const before = (await w.next('config')).data.version;
+    const r = await post(RATINGS_DR);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.applied, [{ ref: 'DestinationRule default/ratings', action: 'created' }]);
+    assert.notEqual(r.body.version, before);
+    const pushed = await w.next('config', 1000);
+    assert.equal(pushed.data.version, r.body.version);
+    const file = join(s.configDir, 'applied', 'DestinationRule.default.ratings.yaml');
+    const written = parse(readFileSync(file, 'utf8'));
+    assert.equal(written.spec.host, 'ratings');
+    assert.equal(written.metadata.namespace, 'default');
+    assert.ok(written.metadata.creationTimestamp);
+    assert.deepEqual(readdirSync(join(s.configDir, 'applied')), ['DestinationRule.default.ratings.yaml'], 'no temp files left');
+
+    // The watcher reloading the file it just wrote is a no-op: no new version, no push.
+    await new Promise((res) => setTimeout(res, 250));
+    assert.equal(s.cp.status().configVersion, r.body.version);
+    assert.equal(w.events.filter((e) => e.event === 'config').length, 2);
+
+    const again = await post(RATINGS_DR);
+    assert.deepEqual(again.body.applied, [{ ref: 'DestinationRule default/ratings', action: 'unchanged' }]);
+    assert.equal(again.body.version, r.body.version);
+    const changed = await post(RATINGS_DR.replace('name: v1, labels: {version: v1}', 'name: v2, labels: {version: v2}'));
+    assert.deepEqual(changed.body.applied, [{ ref: 'DestinationRule default/ratings', action: 'configured' }]);
+    assert.equal(parse(readFileSync(file, 'utf8')).metadata.creationTimestamp, written.metadata.creationTimestamp, 'creation time is kept');
+    w.close();
+  });
+
+  it('applies JSON bodies and several documents at once', async () => {
+    const body = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'ratings-vs', namespace: 'default' }, spec: { hosts: ['ratings'], http: [{ route: [{ destination: { host: 'ratings' } }] }] } };
+    const r = await api(s.url, 'POST', '/v1/resources', { token: s.admin, body });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.applied, [{ ref: 'VirtualService default/ratings-vs', action: 'created' }]);
+    const ap = 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: all}\nspec: {selector: {}, action: ALLOW, rules: [{}]}\n';
+    const two = await post(`${ap}---\n${RATINGS_DR}`);
+    assert.equal(two.status, 200, JSON.stringify(two.body));
+    assert.equal(two.body.applied.length, 2);
+    assert.ok(two.body.warnings.some((w: string) => /AuthorizationPolicy default\/all: spec\.selector: selector has no matchLabels/.test(w)), JSON.stringify(two.body.warnings));
+  });
+
+  it('refuses an invalid apply with 400 INVALID and every issue; nothing changes', async () => {
+    const version = s.cp.status().configVersion;
+    const r = await post(`${reviewsVs('soon', 'bad-vs')}---\n${RATINGS_DR.replace('host: ratings', 'host: nowhere')}`);
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error.code, 'INVALID');
+    const issues = r.body.error.issues.join('\n');
+    assert.match(issues, /VirtualService default\/bad-vs: spec\.http\[0\]\.timeout: invalid duration "soon"/);
+    assert.equal(s.cp.status().configVersion, version);
+    assert.ok(!existsSync(join(s.configDir, 'applied', 'VirtualService.default.bad-vs.yaml')));
+    assert.match(s.cp.status().rejections[0]!.origin, /^apply by admin/);
+    const yaml = await post('kind: [unclosed');
+    assert.equal(yaml.status, 400);
+    assert.match(yaml.body.error.issues[0], /invalid YAML/);
+    const gw = await post('apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n');
+    assert.equal(gw.status, 400);
+  });
+
+  it('409 CONFLICT naming the file when replacing or deleting a resource from a user file', async () => {
+    const r = await post(reviewsVs('9s'));
+    assert.equal(r.status, 409);
+    assert.equal(r.body.error.code, 'CONFLICT');
+    assert.match(r.body.error.message, /VirtualService default\/reviews is defined in .*reviews\.yaml/);
+    const d = await api(s.url, 'DELETE', '/v1/resources/VirtualService/default/reviews', { token: s.admin });
+    assert.equal(d.status, 409);
+    assert.match(d.body.error.message, /reviews\.yaml/);
+  });
+
+  it('gets lists (by kind and namespace, case-insensitive kinds) and single resources', async () => {
+    const all = await api(s.url, 'GET', '/v1/resources', { token: s.admin });
+    assert.equal(all.status, 200);
+    assert.ok(all.body.resources.length >= 3);
+    const vs = await api(s.url, 'GET', '/v1/resources?kind=virtualservice&namespace=default', { token: s.admin });
+    assert.ok(vs.body.resources.every((r: { kind: string }) => r.kind === 'VirtualService'));
+    assert.equal((await api(s.url, 'GET', '/v1/resources?namespace=prod', { token: s.admin })).body.resources.length, 0);
+    const one = await api(s.url, 'GET', '/v1/resources/DestinationRule/default/ratings', { token: s.admin });
+    assert.equal(one.body.kind, 'DestinationRule');
+    assert.equal(one.body.source, undefined);
+    const missing = await api(s.url, 'GET', '/v1/resources/dr/default/nope', { token: s.admin });
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body.error.code, 'NOT_FOUND');
+  });
+
+  it('deletes an applied resource (file removed, change pushed); 404 when absent', async () => {
+    const version = s.cp.status().configVersion;
+    const d = await api(s.url, 'DELETE', '/v1/resources/VirtualService/default/ratings-vs', { token: s.admin });
+    assert.equal(d.status, 200, JSON.stringify(d.body));
+    assert.equal(d.body.deleted, true);
+    assert.notEqual(d.body.version, version);
+    assert.ok(!existsSync(join(s.configDir, 'applied', 'VirtualService.default.ratings-vs.yaml')));
+    assert.equal((await api(s.url, 'DELETE', '/v1/resources/VirtualService/default/ratings-vs', { token: s.admin })).status, 404);
+  });
+});
+
+describe('FileConfigStore', () => {
+  it('start() rejects with every issue when the first load fails', async () => {
+    const t = tempDir();
+    writeFileSync(join(t.dir, 'a.yaml'), `${reviewsVs('x1')}---\n${reviewsVs('x2', 'other')}`);
+    const store = new FileConfigStore({ dir: t.dir, watch: false });
+    await assert.rejects(store.start(), (err: Error & { issues: unknown[] }) => {
+      assert.match(err.message, /invalid duration "x1"/);
+      assert.match(err.message, /invalid duration "x2"/);
+      return true;
+    });
+    t.cleanup();
+  });
+
+  it('reloads a directory change after the debounce and fires onChange once', async () => {
+    const t = tempDir();
+    writeFileSync(join(t.dir, 'services.yaml'), SERVICES_YAML);
+    const store = new FileConfigStore({ dir: t.dir, debounceMs: 30 });
+    await store.start();
+    const versions: string[] = [];
+    store.onChange((st) => versions.push(st.version));
+    writeFileSync(join(t.dir, 'reviews.yaml'), reviewsVs('1s'));
+    writeFileSync(join(t.dir, 'reviews.yaml'), reviewsVs('2s'));
+    await until(() => versions.length === 1, 2000, 'reload');
+    await new Promise((res) => setTimeout(res, 100));
+    assert.equal(versions.length, 1);
+    assert.equal(store.current().resources.length, 2);
+    await store.close();
+    t.cleanup();
+  });
+});
