@@ -29,8 +29,14 @@ export interface FileConfigStoreOptions {
   readonly analyze?: boolean;
   /** Namespace of resources without one. @defaultValue 'default' */
   readonly defaultNamespace?: string;
-  /** Quiet time after a file event before reloading. @defaultValue 100 */
+  /**
+   * Quiet time after a file event before reloading (editors write in several steps). Istio's
+   * `PILOT_DEBOUNCE_AFTER` is 100 ms; a change here should reach meshes well within that.
+   * @defaultValue 20
+   */
   readonly debounceMs?: number;
+  /** Longest a reload waits while file events keep coming (Istio's `PILOT_DEBOUNCE_MAX`). @defaultValue 1000 */
+  readonly maxDebounceMs?: number;
   /** Most rejections kept. @defaultValue 20 */
   readonly maxRejections?: number;
   /** Watch the directory. @defaultValue true */
@@ -66,6 +72,9 @@ export class FileConfigStore implements ConfigStore {
   readonly #analyze: boolean;
   readonly #defaultNamespace: string;
   readonly #debounceMs: number;
+  readonly #maxDebounceMs: number;
+  /** When the first event of the pending burst came. */
+  #burstStart = 0;
   readonly #maxRejections: number;
   readonly #watch: boolean;
   readonly #logger: ServerLogger | undefined;
@@ -84,7 +93,8 @@ export class FileConfigStore implements ConfigStore {
     this.#appliedDir = join(this.#dir, APPLIED_DIR);
     this.#analyze = options.analyze ?? true;
     this.#defaultNamespace = options.defaultNamespace ?? 'default';
-    this.#debounceMs = options.debounceMs ?? 100;
+    this.#debounceMs = options.debounceMs ?? 20;
+    this.#maxDebounceMs = options.maxDebounceMs ?? 1000;
     this.#maxRejections = options.maxRejections ?? 20;
     this.#watch = options.watch ?? true;
     this.#logger = options.logger;
@@ -153,14 +163,17 @@ export class FileConfigStore implements ConfigStore {
     // Dotfiles (editors' swap files, apply's temp files) are not config.
     if (name.split(sep).some((seg) => seg.startsWith('.'))) return;
     if (name !== '') this.#changedFiles.add(name);
-    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+    const now = performance.now();
+    if (this.#debounce === undefined) this.#burstStart = now;
+    else clearTimeout(this.#debounce);
+    const wait = Math.max(0, Math.min(this.#debounceMs, this.#burstStart + this.#maxDebounceMs - now));
     this.#debounce = setTimeout(() => {
       this.#debounce = undefined;
       const files = [...this.#changedFiles].sort();
       this.#changedFiles = new Set();
       const origin = `file change${files.length > 0 ? ` (${files.join(', ')})` : ''} in ${this.#dir}`;
       this.reload(origin).catch((err: unknown) => this.#logger?.warn(`reloading ${this.#dir}: ${err instanceof Error ? err.message : String(err)}`));
-    }, this.#debounceMs);
+    }, wait);
     this.#debounce.unref();
   }
 

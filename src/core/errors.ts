@@ -145,6 +145,7 @@ export class MeshletError extends Error {
    * subclass (`x instanceof ConfigError`) the usual prototype check applies.
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class on the right of instanceof (a subclass or MeshletError)
     if (this !== MeshletError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
