@@ -41,6 +41,8 @@ export type * from './config/types/security.ts';
 export type * from './config/types/telemetry.ts';
 export { createMesh, Mesh } from './mesh.ts';
 export type { MeshOptions, RejectedEvent } from './mesh.ts';
+export type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
+export type { Registration, RegisterOptions } from './control-plane/registration.ts';
 export type { Explanation, ExplainRequest, ExplainedEndpoint, ExplainedTarget } from './outbound/explain.ts';
 export type { OutboundEvent } from './outbound/pipeline.ts';
 export { withDeadline, withDeadlineAt, currentDeadline } from './core/context.ts';

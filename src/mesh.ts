@@ -14,6 +14,9 @@ import { UndiciTransport } from './adapters/undici/transport.ts';
 import { type ConfigSource, loadConfig } from './config/load-config.ts';
 import type { ConfigIssue } from './config/issues.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './core/clock.ts';
+import { TOKEN_ENV } from './control-plane/protocol.ts';
+import type { Registration, RegisterOptions } from './control-plane/registration.ts';
+import { type ConfigOrigin, ControlPlaneSource, controlPlaneUrls } from './control-plane/source.ts';
 import { ConfigError, InvalidArgumentError, MeshletError } from './core/errors.ts';
 import type { ErrorMode } from './core/exchange.ts';
 import { explain, type Explanation, type ExplainRequest } from './outbound/explain.ts';
@@ -32,8 +35,32 @@ export interface MeshOptions {
    * Embedded mode: a YAML/JSON file, a directory of them, a list of paths, or resource
    * objects. Files and directories are watched: a valid change applies to new requests; an
    * invalid one is rejected as a whole (event `rejected`) and the last good config keeps serving.
+   * Exactly one of `config` and `controlPlane` is required.
    */
-  readonly config: ConfigSource;
+  readonly config?: ConfigSource;
+  /**
+   * Control-plane mode: the URL of `meshlet control-plane` (`http://host:15010`), or several
+   * (replicas, tried in turn). See docs/control-plane-client.md.
+   */
+  readonly controlPlane?: string | readonly string[];
+  /** Bearer token for the control plane (`meshlet token`). @defaultValue process.env.MESHLET_TOKEN */
+  readonly token?: string;
+  /** Directory of the last-known-good cache (`<namespace>.<service>.json`); none when absent. */
+  readonly cacheDir?: string;
+  /** How long `createMesh` waits for the first config from the control plane. @defaultValue 10000 */
+  readonly startupTimeoutMs?: number;
+  /**
+   * With no control plane and no cache at startup, start with an empty config (every host
+   * passes through) and keep trying, instead of rejecting.
+   * @defaultValue false
+   */
+  readonly failOpen?: boolean;
+  /**
+   * After `close()` deregistered this mesh's registrations, how long it waits before closing its
+   * pools, so other meshes have received the change and stopped routing here.
+   * @defaultValue 1000
+   */
+  readonly drainMs?: number;
   /**
    * How mesh-made failures (no route, no healthy upstream, overflow, timeout, fault abort, …)
    * reach callers: `respond` answers as a sidecar would (404/503/504 with the Envoy flag in
@@ -84,14 +111,16 @@ export class Mesh extends EventEmitter {
   readonly #transport: UndiciTransport;
   readonly #o: MeshOptions;
   readonly #errors: ErrorMode;
+  readonly #source: ControlPlaneSource | undefined;
   #watchers: FSWatcher[] = [];
   #reloadTimer: ReturnType<typeof setTimeout> | undefined;
   #closed: Promise<void> | undefined;
 
   /** @internal use {@link createMesh}. */
-  constructor(o: MeshOptions, snapshot: Snapshot) {
+  constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource) {
     super();
     this.#o = o;
+    this.#source = source;
     this.#errors = o.errors ?? 'respond';
     const clock = o.clock ?? systemClock;
     const random = o.random ?? systemRandom;
@@ -125,6 +154,38 @@ export class Mesh extends EventEmitter {
     return this.#outbound.snapshot;
   }
 
+  /**
+   * The version of the config in use: the control plane's config version (also after starting
+   * from the cache; '' when started empty with `failOpen`), or the content hash in embedded mode.
+   */
+  get configVersion(): string {
+    return this.#source === undefined ? this.snapshot.version : this.#source.configVersion;
+  }
+
+  /** Where the config in use came from: `file` (embedded), `control-plane`, `cache`, or `none` (failOpen). */
+  get configSource(): ConfigOrigin | 'file' {
+    return this.#source === undefined ? 'file' : this.#source.origin;
+  }
+
+  /**
+   * Registers an instance of this workload's service in the control plane's registry, so other
+   * meshes route to it (ServiceEntries whose `workloadSelector` matches its labels). The lease is
+   * renewed every third of `leaseMs`, re-registered if the control plane forgot it, and ended by
+   * `registration.close()` or `mesh.close()`. Control-plane mode only.
+   * @example
+   * const reg = await mesh.register({ ports: { http: 9080 } });
+   */
+  register(options: RegisterOptions): Promise<Registration> {
+    if (this.#source === undefined) return Promise.reject(new InvalidArgumentError('mesh.register: needs control-plane mode (`controlPlane`)'));
+    return this.#source.register(options);
+  }
+
+  /** @internal installs a snapshot from the config source. */
+  install(snapshot: Snapshot): void {
+    this.#outbound.install(snapshot);
+    for (const cs of this.#outbound.clusters.values()) this.#transport.refresh(cs);
+  }
+
   /** The outbound data plane (cluster state, layers); for diagnostics. */
   get outbound(): Outbound {
     return this.#outbound;
@@ -156,6 +217,7 @@ export class Mesh extends EventEmitter {
 
   /** Applies a new set of resources now (what the file watcher does on a change). */
   async reload(): Promise<boolean> {
+    if (this.#o.config === undefined) throw new InvalidArgumentError('mesh.reload: only in embedded mode (`config`); the control plane pushes changes');
     const loaded = await loadConfig(this.#o.config, { defaultNamespace: this.#o.namespace ?? 'default', analyze: this.#o.analyze });
     if (!loaded.ok) {
       const error = new ConfigError(loaded.issues.all);
@@ -165,8 +227,7 @@ export class Mesh extends EventEmitter {
     }
     const snapshot = compileSnapshot(loaded.resources, workloadOf(this.#o));
     if (snapshot.version === this.snapshot.version) return true;
-    this.#outbound.install(snapshot);
-    for (const cs of this.#outbound.clusters.values()) this.#transport.refresh(cs);
+    this.install(snapshot);
     this.emit('applied', { version: snapshot.version });
     return true;
   }
@@ -174,7 +235,7 @@ export class Mesh extends EventEmitter {
   /** @internal */
   async startWatching(): Promise<void> {
     const src = this.#o.config;
-    if (this.#o.watch === false) return;
+    if (this.#o.watch === false || src === undefined) return;
     const paths = typeof src === 'string' ? [src] : Array.isArray(src) && src.every((s) => typeof s === 'string') ? (src as string[]) : [];
     for (const p of paths) {
       const st = await stat(p);
@@ -194,9 +255,13 @@ export class Mesh extends EventEmitter {
     this.#reloadTimer.unref();
   }
 
-  /** Stops watching, closes every connection pool; calls in flight finish first. */
+  /**
+   * Deregisters (then waits `drainMs` if there were registrations), stops watching files or the
+   * control plane, closes every connection pool; calls in flight finish first.
+   */
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      await this.#source?.close();
       for (const w of this.#watchers) w.close();
       this.#watchers = [];
       if (this.#reloadTimer !== undefined) clearTimeout(this.#reloadTimer);
@@ -212,8 +277,11 @@ function workloadOf(o: MeshOptions) {
 }
 
 /**
- * Creates a mesh in embedded mode: loads and validates `config` (rejecting it with every
- * reason if it is invalid), compiles it for this workload and starts watching files.
+ * Creates a mesh. Embedded mode (`config`): loads and validates the config (rejecting it with
+ * every reason if it is invalid), compiles it for this workload and starts watching files.
+ * Control-plane mode (`controlPlane`): resolves after the first config arrived (or came from the
+ * cache, or — `failOpen` — none); fail-closed, it rejects with a `MESHLET_ERR_CONTROL_PLANE`
+ * error saying why (401/403, connection refused, startup timeout, config rejected).
  * @example
  * const mesh = await createMesh({ service: 'productpage', labels: { version: 'v1' }, config: './mesh' });
  * const res = await mesh.fetch('http://reviews:9080/reviews/1', { headers: { 'end-user': 'jason' } });
@@ -221,14 +289,54 @@ function workloadOf(o: MeshOptions) {
 export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh: options are required ({ service, config })');
   if (typeof o.service !== 'string' || o.service === '') throw new InvalidArgumentError('createMesh: `service` must be a non-empty string (this workload\'s service name)');
-  if (o.config === undefined) throw new InvalidArgumentError('createMesh: `config` is required (a file, a directory, or resource objects)');
+  if (o.config !== undefined && o.controlPlane !== undefined) throw new InvalidArgumentError('createMesh: `config` and `controlPlane` are mutually exclusive (embedded mode or control-plane mode)');
+  if (o.config === undefined && o.controlPlane === undefined) {
+    throw new InvalidArgumentError('createMesh: `config` (a file, a directory, or resource objects) or `controlPlane` (a control-plane URL) is required');
+  }
   if (o.errors !== undefined && o.errors !== 'respond' && o.errors !== 'throw') throw new InvalidArgumentError(`createMesh: \`errors\` must be 'respond' or 'throw', got ${JSON.stringify(o.errors)}`);
   if (o.outboundTrafficPolicy !== undefined && o.outboundTrafficPolicy !== 'ALLOW_ANY' && o.outboundTrafficPolicy !== 'REGISTRY_ONLY') {
     throw new InvalidArgumentError(`createMesh: \`outboundTrafficPolicy\` must be 'ALLOW_ANY' or 'REGISTRY_ONLY', got ${JSON.stringify(o.outboundTrafficPolicy)}`);
   }
-  const loaded = await loadConfig(o.config, { defaultNamespace: o.namespace ?? 'default', analyze: o.analyze });
+  if (o.controlPlane !== undefined) return createControlPlaneMesh(o);
+  const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analyze: o.analyze });
   if (!loaded.ok) throw new ConfigError(loaded.issues.all);
   const mesh = new Mesh(o, compileSnapshot(loaded.resources, workloadOf(o)));
   await mesh.startWatching();
+  return mesh;
+}
+
+function nonNegative(o: MeshOptions, key: 'startupTimeoutMs' | 'drainMs', fallback: number): number {
+  const v = o[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new InvalidArgumentError(`createMesh: \`${key}\` must be a non-negative number of milliseconds, got ${String(v)}`);
+  return v;
+}
+
+async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
+  let urls: string[];
+  try {
+    urls = controlPlaneUrls(o.controlPlane);
+  } catch (e) {
+    throw new InvalidArgumentError(`createMesh: ${(e as Error).message}`);
+  }
+  const token = o.token ?? process.env[TOKEN_ENV];
+  if (o.token !== undefined && typeof o.token !== 'string') throw new InvalidArgumentError('createMesh: `token` must be a string');
+  const source = new ControlPlaneSource({
+    urls,
+    token: token === '' ? undefined : token,
+    workload: workloadOf(o),
+    locality: o.locality ?? '',
+    analyze: o.analyze,
+    cacheDir: o.cacheDir,
+    startupTimeoutMs: nonNegative(o, 'startupTimeoutMs', 10_000),
+    failOpen: o.failOpen === true,
+    drainMs: nonNegative(o, 'drainMs', 1000),
+    clock: o.clock ?? systemClock,
+    random: o.random ?? systemRandom,
+    logger: o.logger ?? console,
+  });
+  const first = await source.start();
+  const mesh = new Mesh(o, first, source);
+  source.attach({ install: (snapshot) => mesh.install(snapshot), emit: (name, payload) => mesh.emit(name, payload) });
   return mesh;
 }

@@ -1,0 +1,85 @@
+/**
+ * The last-known-good cache: the last config and endpoints a mesh applied from the control
+ * plane, persisted as JSON in `<cacheDir>/<namespace>.<service>.json`, so a mesh that starts
+ * while the control plane is unreachable can serve the config it had before. Writes are
+ * atomic (temp file + rename) and serialised; a corrupt file is ignored with a warning.
+ *
+ * @module
+ */
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { WireResource } from './protocol.ts';
+
+/** What the cache holds. */
+export interface CachedState {
+  readonly configVersion: string;
+  readonly endpointsVersion: string;
+  readonly resources: readonly WireResource[];
+  readonly workloads: readonly WireResource[];
+}
+
+/** Format marker inside the file. */
+const FORMAT = 'meshlet.cache/v1';
+
+function isWireList(v: unknown): v is WireResource[] {
+  return Array.isArray(v) && v.every((r) => r !== null && typeof r === 'object' && typeof (r as { kind?: unknown }).kind === 'string');
+}
+
+/** The cache file of one workload. */
+export class SnapshotCache {
+  /** Where the file lives. */
+  readonly file: string;
+  readonly #dir: string;
+  readonly #warn: (message: string) => void;
+  #writing: Promise<void> = Promise.resolve();
+  #seq = 0;
+
+  constructor(dir: string, namespace: string, service: string, warn: (message: string) => void) {
+    this.#dir = dir;
+    this.file = join(dir, `${namespace}.${service}.json`);
+    this.#warn = warn;
+  }
+
+  /** Reads the cache; undefined when there is none, or (with a warning) when it is unreadable or corrupt. */
+  async read(): Promise<CachedState | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 'ENOENT') this.#warn(`meshlet: cannot read the config cache ${this.file}: ${String(e)}`);
+      return undefined;
+    }
+    try {
+      const v = JSON.parse(text) as Record<string, unknown>;
+      if (v.format !== FORMAT) throw new Error(`not a meshlet cache (format ${JSON.stringify(v.format)})`);
+      if (typeof v.configVersion !== 'string' || typeof v.endpointsVersion !== 'string') throw new Error('versions missing');
+      if (!isWireList(v.resources) || !isWireList(v.workloads)) throw new Error('resources or workloads missing');
+      return { configVersion: v.configVersion, endpointsVersion: v.endpointsVersion, resources: v.resources, workloads: v.workloads };
+    } catch (e) {
+      this.#warn(`meshlet: ignoring the corrupt config cache ${this.file}: ${e instanceof Error ? e.message : String(e)}`);
+      return undefined;
+    }
+  }
+
+  /** Writes the state (after the writes before it); failures are warned about, never thrown. */
+  write(state: CachedState): Promise<void> {
+    const body = `${JSON.stringify({ format: FORMAT, savedAt: new Date().toISOString(), ...state })}\n`;
+    const tmp = `${this.file}.${process.pid}.${++this.#seq}.tmp`;
+    this.#writing = this.#writing.then(async () => {
+      try {
+        await mkdir(this.#dir, { recursive: true });
+        await writeFile(tmp, body, { mode: 0o600 });
+        await rename(tmp, this.file);
+      } catch (e) {
+        await rm(tmp, { force: true }).catch(() => undefined);
+        this.#warn(`meshlet: cannot write the config cache ${this.file}: ${String(e)}`);
+      }
+    });
+    return this.#writing;
+  }
+
+  /** Resolves when every write started so far has finished. */
+  flush(): Promise<void> {
+    return this.#writing;
+  }
+}

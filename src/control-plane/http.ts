@@ -1,0 +1,161 @@
+/**
+ * The control-plane client's HTTP: a dedicated undici `Agent` (never the mesh's own
+ * dispatcher, so mesh routing can't capture control-plane traffic), one opossum circuit
+ * breaker per control-plane URL for the short calls (register, renew, deregister, ACK) so a
+ * dead replica is not hammered, and error messages that name the URL and the server's reason.
+ *
+ * @module
+ */
+import { STATUS_CODES } from 'node:http';
+import CircuitBreaker from 'opossum';
+import { Agent, type Dispatcher } from 'undici';
+import { MeshletError } from '../core/errors.ts';
+
+/** A non-2xx answer from the control plane. */
+export class HttpStatusError extends Error {
+  /** The HTTP status. */
+  readonly status: number;
+  /** `error.code` of the body (`UNAUTHENTICATED`, `NOT_FOUND`, …), '' when none. */
+  readonly serverCode: string;
+  /** `error.message` of the body, or the body text. */
+  readonly serverMessage: string;
+  constructor(status: number, serverCode: string, serverMessage: string) {
+    super(`${status} ${STATUS_CODES[status] ?? ''}${serverMessage === '' ? '' : `: ${serverMessage}`}`);
+    this.name = 'HttpStatusError';
+    this.status = status;
+    this.serverCode = serverCode;
+    this.serverMessage = serverMessage;
+  }
+}
+
+/** True for the statuses that retrying with the same credentials cannot fix. */
+export function isAuthFailure(e: unknown): boolean {
+  return e instanceof HttpStatusError && (e.status === 401 || e.status === 403);
+}
+
+/** Reads an error body (`{ error: { code, message } }` or text) into an {@link HttpStatusError}. */
+export function statusError(status: number, text: string): HttpStatusError {
+  try {
+    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    const err = body?.error;
+    if (err !== undefined && typeof err === 'object') {
+      return new HttpStatusError(status, typeof err.code === 'string' ? err.code : '', typeof err.message === 'string' ? err.message : '');
+    }
+  } catch {
+    // not JSON: use the text
+  }
+  return new HttpStatusError(status, '', text.trim().slice(0, 300));
+}
+
+/** `control plane <url>: <why>`, with a socket error's code spelled out. */
+export function describeFailure(url: string, e: unknown): string {
+  return `control plane ${url}: ${reason(e)}`;
+}
+
+function reason(e: unknown): string {
+  if (e instanceof HttpStatusError) return e.message;
+  const err = e instanceof AggregateError && e.errors.length > 0 ? e.errors[0] : e;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused (ECONNREFUSED)';
+  if (code === 'EOPENBREAKER') return 'not called: circuit breaker open after repeated failures';
+  if (code === 'ENOTFOUND') return `host not found (ENOTFOUND)`;
+  const msg = err instanceof Error ? err.message : String(err);
+  return typeof code === 'string' && !msg.includes(code) ? `${msg} (${code})` : msg;
+}
+
+/** A {@link MeshletError} `MESHLET_ERR_CONTROL_PLANE` for a failed call or stream. */
+export function controlPlaneError(url: string, e: unknown): MeshletError {
+  return new MeshletError('MESHLET_ERR_CONTROL_PLANE', describeFailure(url, e), { cause: e });
+}
+
+/** A JSON call: method, path (with query), body. */
+export interface CallRequest {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  readonly path: string;
+  readonly body?: unknown;
+}
+
+/** Options of {@link ControlPlaneHttp}. */
+export interface ControlPlaneHttpOptions {
+  /** Bearer token; none sends no `Authorization`. */
+  readonly token: string | undefined;
+  /** Connect + headers + body timeout of one short call. @defaultValue 5000 */
+  readonly callTimeoutMs?: number;
+  /** How long an open breaker waits before letting one trial call through (half-open). @defaultValue 2000 */
+  readonly breakerResetMs?: number;
+}
+
+type Action = (url: string, req: CallRequest) => Promise<unknown>;
+
+/** HTTP to the control plane: the agent, headers, breakers. */
+export class ControlPlaneHttp {
+  /** The dedicated agent (also used by the watch stream). */
+  readonly agent: Agent;
+  readonly #token: string | undefined;
+  readonly #timeoutMs: number;
+  readonly #resetMs: number;
+  readonly #breakers = new Map<string, CircuitBreaker<Parameters<Action>, unknown>>();
+
+  constructor(o: ControlPlaneHttpOptions) {
+    this.#token = o.token;
+    this.#timeoutMs = o.callTimeoutMs ?? 5000;
+    this.#resetMs = o.breakerResetMs ?? 2000;
+    this.agent = new Agent({ connect: { timeout: this.#timeoutMs }, keepAliveTimeout: 4000 });
+  }
+
+  /** Request headers: auth and accept. */
+  headers(extra: Record<string, string> = {}): Record<string, string> {
+    const h: Record<string, string> = { accept: 'application/json', ...extra };
+    if (this.#token !== undefined && this.#token !== '') h.authorization = `Bearer ${this.#token}`;
+    return h;
+  }
+
+  /**
+   * One JSON call through the URL's breaker. Resolves with the parsed body of a 2xx answer;
+   * rejects with an {@link HttpStatusError} (4xx ones do not count against the breaker), a
+   * socket error, or opossum's `EOPENBREAKER` while the breaker is open.
+   */
+  call<T>(url: string, req: CallRequest): Promise<T> {
+    return this.#breaker(url).fire(url, req) as Promise<T>;
+  }
+
+  #breaker(url: string): CircuitBreaker<Parameters<Action>, unknown> {
+    let b = this.#breakers.get(url);
+    if (b === undefined) {
+      b = new CircuitBreaker<Parameters<Action>, unknown>((u: string, r: CallRequest) => this.#send(u, r), {
+        name: `meshlet-control-plane ${url}`,
+        timeout: false, // undici's own timeouts bound each call
+        resetTimeout: this.#resetMs,
+        errorThresholdPercentage: 50,
+        volumeThreshold: 3,
+        // A 4xx is an answer, not an outage (404 on renew means "register again").
+        errorFilter: (e: unknown) => e instanceof HttpStatusError && e.status < 500,
+      });
+      this.#breakers.set(url, b);
+    }
+    return b;
+  }
+
+  async #send(url: string, req: CallRequest): Promise<unknown> {
+    const headers = this.headers(req.body === undefined ? {} : { 'content-type': 'application/json' });
+    const res = await this.agent.request({
+      origin: url,
+      path: req.path,
+      method: req.method,
+      headers,
+      body: req.body === undefined ? undefined : JSON.stringify(req.body),
+      headersTimeout: this.#timeoutMs,
+      bodyTimeout: this.#timeoutMs,
+    } as Dispatcher.RequestOptions);
+    const text = await res.body.text();
+    if (res.statusCode < 200 || res.statusCode >= 300) throw statusError(res.statusCode, text);
+    return text === '' ? undefined : JSON.parse(text);
+  }
+
+  /** Shuts the breakers down and closes the agent (the watch stream must be stopped first). */
+  async close(): Promise<void> {
+    for (const b of this.#breakers.values()) b.shutdown();
+    this.#breakers.clear();
+    await this.agent.destroy().catch(() => undefined);
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * Registering this workload in the control plane's registry (WorkloadGroup-style
+ * auto-registration): `POST /v1/workloads` with a lease, renewed every third of the lease,
+ * registered again when the control plane forgot it (404 on renewal: it expired during an
+ * outage or the control plane restarted), retried through outages, deregistered on close.
+ *
+ * @module
+ */
+import type { Clock, Timer } from '../core/clock.ts';
+import { InvalidArgumentError, MeshletError } from '../core/errors.ts';
+import { type ControlPlaneHttp, controlPlaneError, HttpStatusError, type CallRequest } from './http.ts';
+import { MAX_LEASE_MS, MIN_LEASE_MS, type RegisterRequest, type RegisterResponse, WORKLOADS_PATH } from './protocol.ts';
+
+/** Options of `mesh.register()`. */
+export interface RegisterOptions {
+  /** Port name → port this instance listens on, e.g. `{ http: 19081 }`. */
+  readonly ports: Readonly<Record<string, number>>;
+  /** The address other meshes connect to. @defaultValue the address the control plane sees the request come from */
+  readonly address?: string;
+  /** Load-balancing weight. @defaultValue the server's (1) */
+  readonly weight?: number;
+  /** Lease asked for, bounded to 1 s..300 s; renewed every third of it. @defaultValue 30000 (the server's default) */
+  readonly leaseMs?: number;
+  /** Labels of the instance. @defaultValue the mesh's `labels` */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** `region/zone/subzone`. @defaultValue the mesh's `locality` */
+  readonly locality?: string;
+  /** Network name, for multi-network set-ups. */
+  readonly network?: string;
+}
+
+/** One registered instance. */
+export interface Registration {
+  /** The WorkloadEntry's name (may change if the control plane forgot it and it registered again). */
+  readonly name: string;
+  /** The WorkloadEntry's namespace (the token's). */
+  readonly namespace: string;
+  /** The lease granted. */
+  readonly leaseMs: number;
+  /** Stops renewing and deregisters (best effort; the lease ends it otherwise). */
+  close(): Promise<void>;
+}
+
+/** What a {@link Registrar} needs. */
+export interface RegistrarOptions {
+  readonly http: ControlPlaneHttp;
+  readonly urls: readonly string[];
+  readonly clock: Clock;
+  /** Without a token the server needs `service` and `namespace` in the body (`--insecure`). */
+  readonly hasToken: boolean;
+  readonly service: string;
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly locality: string;
+  /** How long `register()` keeps retrying an unreachable control plane. */
+  readonly timeoutMs: number;
+  readonly logger: { warn(message: string): void };
+}
+
+function transient(e: unknown): boolean {
+  return !(e instanceof HttpStatusError) || e.status >= 500 || e.status === 408 || e.status === 429;
+}
+
+/** Registers workloads and keeps their leases. */
+export class Registrar {
+  readonly #o: RegistrarOptions;
+  readonly #live = new Set<LiveRegistration>();
+  #preferred = 0;
+  #closed = false;
+
+  constructor(o: RegistrarOptions) {
+    this.#o = o;
+  }
+
+  /** Registrations not closed yet. */
+  get active(): number {
+    return this.#live.size;
+  }
+
+  /** Validates the options and registers; resolves once the control plane accepted it. */
+  async register(o: RegisterOptions): Promise<Registration> {
+    if (this.#closed) throw new InvalidArgumentError('mesh.register: the mesh is closed');
+    const body = this.#body(o);
+    const started = this.#o.clock.now();
+    let attempt = 0;
+    for (;;) {
+      try {
+        const res = await this.call<RegisterResponse>({ method: 'POST', path: WORKLOADS_PATH, body });
+        const reg = new LiveRegistration(this, body, res);
+        if (this.#closed) {
+          await reg.close();
+          throw new InvalidArgumentError('mesh.register: the mesh was closed while registering');
+        }
+        this.#live.add(reg);
+        return reg;
+      } catch (e) {
+        if (e instanceof MeshletError && e.code !== 'MESHLET_ERR_CONTROL_PLANE') throw e;
+        if (this.#closed) throw new InvalidArgumentError('mesh.register: the mesh was closed while registering', { cause: e });
+        const cause = (e as { cause?: unknown }).cause ?? e;
+        const waited = this.#o.clock.now() - started;
+        if (!transient(cause) || waited >= this.#o.timeoutMs) {
+          throw new MeshletError('MESHLET_ERR_CONTROL_PLANE', `mesh.register: ${(e as Error).message}`, { cause: e });
+        }
+        await this.sleep(Math.min(100 * 2 ** attempt++, 2000, this.#o.timeoutMs - waited));
+      }
+    }
+  }
+
+  #body(o: RegisterOptions): RegisterRequest {
+    if (o === null || typeof o !== 'object' || o.ports === null || typeof o.ports !== 'object' || Object.keys(o.ports).length === 0) {
+      throw new InvalidArgumentError('mesh.register: `ports` is required, e.g. { ports: { http: 8080 } }');
+    }
+    for (const [name, port] of Object.entries(o.ports)) {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`mesh.register: port "${name}" must be an integer 1..65535, got ${String(port)}`);
+    }
+    if (o.leaseMs !== undefined && !(Number.isInteger(o.leaseMs) && o.leaseMs >= MIN_LEASE_MS && o.leaseMs <= MAX_LEASE_MS)) {
+      throw new InvalidArgumentError(`mesh.register: \`leaseMs\` must be an integer ${MIN_LEASE_MS}..${MAX_LEASE_MS}, got ${String(o.leaseMs)}`);
+    }
+    if (o.weight !== undefined && !(Number.isInteger(o.weight) && o.weight >= 0)) throw new InvalidArgumentError(`mesh.register: \`weight\` must be a non-negative integer, got ${String(o.weight)}`);
+    const locality = o.locality ?? this.#o.locality;
+    return {
+      ports: { ...o.ports },
+      labels: { ...(o.labels ?? this.#o.labels) },
+      ...(o.address === undefined ? {} : { address: o.address }),
+      ...(locality === '' ? {} : { locality }),
+      ...(o.weight === undefined ? {} : { weight: o.weight }),
+      ...(o.network === undefined ? {} : { network: o.network }),
+      ...(o.leaseMs === undefined ? {} : { leaseMs: o.leaseMs }),
+      ...(this.#o.hasToken ? {} : { service: this.#o.service, namespace: this.#o.namespace }),
+    };
+  }
+
+  /**
+   * One call, trying each URL from the one that last worked; a transient failure (socket
+   * error, 5xx, open breaker) moves on to the next. Rejects with a MESHLET_ERR_CONTROL_PLANE
+   * error whose cause is the last failure.
+   */
+  async call<T>(req: CallRequest): Promise<T> {
+    const urls = this.#o.urls;
+    let last: unknown;
+    for (let i = 0; i < urls.length; i++) {
+      const index = (this.#preferred + i) % urls.length;
+      const url = urls[index] as string;
+      try {
+        const r = await this.#o.http.call<T>(url, req);
+        this.#preferred = index;
+        return r;
+      } catch (e) {
+        last = controlPlaneError(url, e);
+        if (!transient(e)) throw last;
+      }
+    }
+    throw last;
+  }
+
+  /** @internal */
+  sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.#o.clock.setTimer(r, ms));
+  }
+
+  /** @internal */
+  get clock(): Clock {
+    return this.#o.clock;
+  }
+
+  /** @internal */
+  get logger(): { warn(message: string): void } {
+    return this.#o.logger;
+  }
+
+  /** @internal */
+  forget(reg: LiveRegistration): void {
+    this.#live.delete(reg);
+  }
+
+  /** Deregisters every registration; resolves with how many there were. */
+  async closeAll(): Promise<number> {
+    this.#closed = true;
+    const all = [...this.#live];
+    await Promise.all(all.map((r) => r.close()));
+    return all.length;
+  }
+}
+
+class LiveRegistration implements Registration {
+  readonly #r: Registrar;
+  readonly #body: RegisterRequest;
+  #name: string;
+  #namespace: string;
+  #leaseMs: number;
+  #timer: Timer | undefined;
+  #inflight: Promise<void> = Promise.resolve();
+  #closed: Promise<void> | undefined;
+  #failing = false;
+
+  constructor(r: Registrar, body: RegisterRequest, res: RegisterResponse) {
+    this.#r = r;
+    this.#body = body;
+    this.#name = res.name;
+    this.#namespace = res.namespace;
+    this.#leaseMs = res.leaseMs;
+    this.#schedule();
+  }
+
+  get name(): string {
+    return this.#name;
+  }
+  get namespace(): string {
+    return this.#namespace;
+  }
+  get leaseMs(): number {
+    return this.#leaseMs;
+  }
+
+  #schedule(): void {
+    this.#timer = this.#r.clock.setTimer(() => {
+      this.#inflight = this.#renew().finally(() => {
+        if (this.#closed === undefined) this.#schedule();
+      });
+    }, Math.max(100, Math.floor(this.#leaseMs / 3)));
+  }
+
+  async #renew(): Promise<void> {
+    try {
+      let res: RegisterResponse;
+      try {
+        res = await this.#r.call<RegisterResponse>({ method: 'PUT', path: `${WORKLOADS_PATH}/${encodeURIComponent(this.#namespace)}/${encodeURIComponent(this.#name)}/lease` });
+      } catch (e) {
+        const cause = (e as { cause?: unknown }).cause;
+        if (!(cause instanceof HttpStatusError && cause.status === 404) || this.#closed !== undefined) throw e;
+        // Forgotten (lease ended during an outage, or the control plane restarted): register again.
+        res = await this.#r.call<RegisterResponse>({ method: 'POST', path: WORKLOADS_PATH, body: this.#body });
+      }
+      this.#name = res.name;
+      this.#namespace = res.namespace;
+      this.#leaseMs = res.leaseMs;
+      if (this.#failing) this.#r.logger.warn(`meshlet: registration ${this.#namespace}/${this.#name} renewed again`);
+      this.#failing = false;
+    } catch (e) {
+      if (!this.#failing) this.#r.logger.warn(`meshlet: renewing registration ${this.#namespace}/${this.#name} failed, retrying: ${(e as Error).message}`);
+      this.#failing = true;
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#timer?.clear();
+      await this.#inflight;
+      this.#r.forget(this);
+      try {
+        await this.#r.call({ method: 'DELETE', path: `${WORKLOADS_PATH}/${encodeURIComponent(this.#namespace)}/${encodeURIComponent(this.#name)}` });
+      } catch (e) {
+        const cause = (e as { cause?: unknown }).cause;
+        if (!(cause instanceof HttpStatusError && cause.status === 404)) {
+          this.#r.logger.warn(`meshlet: deregistering ${this.#namespace}/${this.#name} failed (its lease will end it): ${(e as Error).message}`);
+        }
+      }
+    })();
+    return this.#closed;
+  }
+}

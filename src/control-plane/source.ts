@@ -1,0 +1,340 @@
+/**
+ * The control plane as a mesh's config source: the watch, the last-known-good cache, the
+ * registrar and the startup policy, behind one object so `createMesh` stays small.
+ *
+ * Startup: {@link ControlPlaneSource.start} resolves with the first snapshot — live from the
+ * control plane; or, once every URL failed (or the first config was rejected, or
+ * `startupTimeoutMs` passed), from the cache; or, with `failOpen`, empty. Otherwise it rejects
+ * with a MESHLET_ERR_CONTROL_PLANE error saying why, after closing what it opened. A 401/403
+ * rejects at once: retrying with the same token cannot help.
+ *
+ * @module
+ */
+import type { Clock, Random, Timer } from '../core/clock.ts';
+import { MeshletError } from '../core/errors.ts';
+import type { ConfigError } from '../core/errors.ts';
+import type { ConfigIssue } from '../config/issues.ts';
+import type { Snapshot, WorkloadInfo } from '../routing/compile.ts';
+import { type BackoffOptions, UrlRotation } from './backoff.ts';
+import { type CachedState, SnapshotCache } from './cache.ts';
+import { ControlPlaneHttp, isAuthFailure } from './http.ts';
+import type { HelloEvent } from './protocol.ts';
+import { type Registration, Registrar, type RegisterOptions } from './registration.ts';
+import { checkConfig, checkWorkloads, compileState, EMPTY_STATE, type GoodState, reasons } from './state.ts';
+import { Watch } from './watch.ts';
+
+/** Where the config in use came from. */
+export type ConfigOrigin = 'control-plane' | 'cache' | 'none';
+
+/** Options of {@link ControlPlaneSource}. */
+export interface ControlPlaneSourceOptions {
+  /** Control-plane base URLs (`http://host:port`), tried in turn. */
+  readonly urls: readonly string[];
+  readonly token: string | undefined;
+  readonly workload: Required<WorkloadInfo>;
+  readonly locality: string;
+  readonly analyze?: boolean;
+  readonly cacheDir?: string;
+  readonly startupTimeoutMs: number;
+  readonly failOpen: boolean;
+  readonly drainMs: number;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: { warn(message: string): void };
+  /** Reconnect backoff. @defaultValue 250 ms base, 15 s cap */
+  readonly backoff?: BackoffOptions;
+  /** Longest wait for the watch's headers and `hello`. @defaultValue 5000 */
+  readonly connectTimeoutMs?: number;
+}
+
+/** Event `config`: a config (or set of registered endpoints) is in use. */
+export interface ConfigAppliedEvent {
+  /** The config version (the control plane's content version). */
+  readonly version: string;
+  /** The version of the registered endpoints in use. */
+  readonly endpointsVersion: string;
+  /** `control-plane` (live) or `cache` (started from the last-known-good cache). */
+  readonly source: 'control-plane' | 'cache';
+}
+
+/** Event `connected`: a watch stream is up (after startup or an outage). */
+export interface ConnectedEvent {
+  /** The control-plane URL. */
+  readonly url: string;
+  /** The replica serving the stream (from `hello`). */
+  readonly server: string;
+}
+
+/** Event `disconnected`: the control plane is unreachable; the last good config keeps serving. */
+export interface DisconnectedEvent {
+  readonly error: MeshletError;
+}
+
+/** What the source drives once the mesh exists. */
+export interface SourceSink {
+  install(snapshot: Snapshot): void;
+  emit(event: 'config' | 'rejected' | 'connected' | 'disconnected', payload: object): void;
+}
+
+interface Startup {
+  resolve(snapshot: Snapshot): void;
+  reject(error: Error): void;
+  timer: Timer;
+  lastError: MeshletError | undefined;
+}
+
+/** The control-plane config source of one mesh. */
+export class ControlPlaneSource {
+  readonly #o: ControlPlaneSourceOptions;
+  readonly #http: ControlPlaneHttp;
+  readonly #watch: Watch;
+  readonly #cache: SnapshotCache | undefined;
+  readonly #registrar: Registrar;
+  #cached: Promise<CachedState | undefined> | undefined;
+  #startup: Startup | undefined;
+  #sink: SourceSink | undefined;
+  #pendingSnapshot: Snapshot | undefined;
+  #deferred: [Parameters<SourceSink['emit']>[0], object][] = [];
+  #origin: ConfigOrigin = 'none';
+  #connected = false;
+  #closed: Promise<void> | undefined;
+
+  constructor(o: ControlPlaneSourceOptions) {
+    this.#o = o;
+    this.#http = new ControlPlaneHttp({ token: o.token });
+    const rotation = new UrlRotation(o.urls, o.random, o.backoff);
+    this.#cache = o.cacheDir === undefined ? undefined : new SnapshotCache(o.cacheDir, o.workload.namespace, o.workload.service, (m) => o.logger.warn(m));
+    this.#watch = new Watch({
+      http: this.#http,
+      rotation,
+      workload: o.workload,
+      check: { defaultNamespace: o.workload.namespace, analyze: o.analyze },
+      clock: o.clock,
+      connectTimeoutMs: o.connectTimeoutMs ?? 5000,
+      listener: {
+        connected: (url, hello) => this.#onConnected(url, hello),
+        applied: (state, snapshot) => this.#onApplied(state, snapshot),
+        rejected: (kind, version, issues, error, url) => this.#onRejected(kind, version, issues.all, error, url),
+        failed: (error, info) => this.#onFailed(error, info),
+      },
+    });
+    this.#registrar = new Registrar({
+      http: this.#http,
+      urls: o.urls,
+      clock: o.clock,
+      hasToken: o.token !== undefined && o.token !== '',
+      service: o.workload.service,
+      namespace: o.workload.namespace,
+      labels: o.workload.labels,
+      locality: o.locality,
+      timeoutMs: o.startupTimeoutMs,
+      logger: o.logger,
+    });
+  }
+
+  /** The config version in use ('' before any). */
+  get configVersion(): string {
+    return this.#watch.state.configVersion;
+  }
+
+  /** Where the config in use came from. */
+  get origin(): ConfigOrigin {
+    return this.#origin;
+  }
+
+  /** Whether a watch stream is up. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Waits for the first snapshot (see the module comment). */
+  start(): Promise<Snapshot> {
+    return new Promise<Snapshot>((resolve, reject) => {
+      const timer = this.#o.clock.setTimer(() => void this.#fallback(undefined, true), this.#o.startupTimeoutMs);
+      this.#startup = { resolve, reject, timer, lastError: undefined };
+      this.#cached = this.#cache?.read();
+      this.#watch.start();
+    });
+  }
+
+  /**
+   * Connects the source to the mesh built from the first snapshot: later snapshots are
+   * installed, and the events describing the start are emitted on the next turn (so listeners
+   * added right after `await createMesh(...)` see them).
+   */
+  attach(sink: SourceSink): void {
+    this.#sink = sink;
+    if (this.#pendingSnapshot !== undefined) sink.install(this.#pendingSnapshot);
+    this.#pendingSnapshot = undefined;
+    const deferred = this.#deferred;
+    this.#deferred = [];
+    setImmediate(() => {
+      if (this.#closed === undefined) for (const [name, payload] of deferred) sink.emit(name, payload);
+    });
+  }
+
+  /** Registers this workload (see {@link Registrar.register}). */
+  register(o: RegisterOptions): Promise<Registration> {
+    return this.#registrar.register(o);
+  }
+
+  #emit(name: Parameters<SourceSink['emit']>[0], payload: object): void {
+    if (this.#sink === undefined) this.#deferred.push([name, payload]);
+    else this.#sink.emit(name, payload);
+  }
+
+  #install(snapshot: Snapshot): void {
+    if (this.#sink === undefined) this.#pendingSnapshot = snapshot;
+    else this.#sink.install(snapshot);
+  }
+
+  #settle(snapshot: Snapshot | undefined, error?: Error): void {
+    const s = this.#startup;
+    if (s === undefined) return;
+    this.#startup = undefined;
+    s.timer.clear();
+    if (snapshot !== undefined) s.resolve(snapshot);
+    else void this.close().then(() => s.reject(error ?? new Error('closed')));
+  }
+
+  #onConnected(url: string, hello: HelloEvent): void {
+    const wasOutage = !this.#connected;
+    this.#connected = true;
+    if (wasOutage) this.#emit('connected', { url, server: hello.server } satisfies ConnectedEvent);
+    const s = this.#watch.state;
+    // Already at the server's versions (e.g. started from a cache the server agrees with): live now.
+    if (this.#origin !== 'control-plane' && hello.configVersion === s.configVersion && hello.endpointsVersion === s.endpointsVersion && s !== EMPTY_STATE) {
+      this.#origin = 'control-plane';
+      this.#emit('config', { version: s.configVersion, endpointsVersion: s.endpointsVersion, source: 'control-plane' } satisfies ConfigAppliedEvent);
+    }
+  }
+
+  #onApplied(state: GoodState, snapshot: Snapshot): void {
+    if (this.#startup !== undefined) {
+      // Endpoints alone are no start: without a config (the first one was rejected) the
+      // startup policy decides (cache, failOpen, or reject).
+      if (state.configVersion === '') return;
+      this.#origin = 'control-plane';
+      this.#settle(snapshot);
+    } else {
+      this.#origin = 'control-plane';
+      this.#install(snapshot);
+    }
+    this.#emit('config', { version: state.configVersion, endpointsVersion: state.endpointsVersion, source: 'control-plane' } satisfies ConfigAppliedEvent);
+    void this.#cache?.write({
+      configVersion: state.configVersion,
+      endpointsVersion: state.endpointsVersion,
+      resources: state.wireResources,
+      workloads: state.wireWorkloads,
+    });
+  }
+
+  #onRejected(kind: string, version: string, issues: readonly ConfigIssue[], error: ConfigError, url: string): void {
+    this.#o.logger.warn(`meshlet: control plane ${url}: ${kind} version ${version} rejected (NACK), the last good config keeps serving.\n${error.message}`);
+    this.#emit('rejected', { issues, error });
+    if (this.#startup !== undefined && kind === 'config' && this.#watch.state === EMPTY_STATE) {
+      void this.#fallback(new MeshletError('MESHLET_ERR_CONTROL_PLANE', `control plane ${url}: config version ${version} rejected: ${error.message}`, { cause: error }), true);
+    }
+  }
+
+  #onFailed(error: MeshletError, info: { url: string; wasConnected: boolean; roundFailed: boolean; cause: unknown }): void {
+    if (this.#startup !== undefined) {
+      this.#startup.lastError = error;
+      if (isAuthFailure(info.cause)) this.#settle(undefined, error);
+      else if (info.roundFailed) void this.#fallback(error, false);
+      return;
+    }
+    if (this.#connected) {
+      this.#connected = false;
+      this.#o.logger.warn(`meshlet: lost the control plane, the last good config keeps serving; reconnecting: ${error.message}`);
+      this.#emit('disconnected', { error } satisfies DisconnectedEvent);
+    } else if (isAuthFailure(info.cause)) {
+      this.#o.logger.warn(`meshlet: ${error.message}`);
+    }
+  }
+
+  /**
+   * No live config yet: start from the cache or empty (failOpen). With neither, `final`
+   * rejects (startup timeout, first config rejected); otherwise the watch keeps trying.
+   */
+  async #fallback(error: MeshletError | undefined, final: boolean): Promise<void> {
+    const cached = await this.#fromCache();
+    const s = this.#startup;
+    if (s === undefined) return;
+    const why = error ?? s.lastError;
+    if (cached !== undefined) {
+      this.#origin = 'cache';
+      this.#watch.seed(cached.state);
+      this.#o.logger.warn(`meshlet: starting from the cached config ${cached.state.configVersion} (${this.#cache?.file}): ${why?.message ?? 'no config from the control plane yet'}`);
+      this.#emit('config', { version: cached.state.configVersion, endpointsVersion: cached.state.endpointsVersion, source: 'cache' } satisfies ConfigAppliedEvent);
+      if (!this.#connected && why !== undefined) this.#emit('disconnected', { error: why } satisfies DisconnectedEvent);
+      this.#settle(cached.snapshot);
+    } else if (this.#o.failOpen) {
+      this.#o.logger.warn(`meshlet: starting without config (failOpen): ${why?.message ?? 'no config from the control plane yet'}`);
+      if (!this.#connected && why !== undefined) this.#emit('disconnected', { error: why } satisfies DisconnectedEvent);
+      this.#settle(compileState(EMPTY_STATE, this.#o.workload));
+    } else if (final) {
+      const timeout = error === undefined;
+      const message = timeout
+        ? `control plane ${this.#o.urls.join(', ')}: no config within ${this.#o.startupTimeoutMs} ms (startupTimeoutMs)${why === undefined ? '' : `; last error: ${why.message}`}`
+        : why?.message;
+      this.#settle(undefined, new MeshletError('MESHLET_ERR_CONTROL_PLANE', message ?? 'control plane: no config', { cause: why }));
+    }
+  }
+
+  async #fromCache(): Promise<{ state: GoodState; snapshot: Snapshot } | undefined> {
+    const c = await this.#cached;
+    if (c === undefined) return undefined;
+    const check = { defaultNamespace: this.#o.workload.namespace, analyze: this.#o.analyze };
+    const config = checkConfig(c.resources, `cache ${this.#cache?.file} config`, check);
+    const workloads = checkWorkloads(c.workloads, `cache ${this.#cache?.file} workloads`, check);
+    if (!config.ok || !workloads.ok) {
+      this.#o.logger.warn(`meshlet: ignoring the cached config, it is not valid:\n  ${[...reasons(config.issues), ...reasons(workloads.issues)].join('\n  ')}`);
+      return undefined;
+    }
+    const state: GoodState = {
+      configVersion: c.configVersion,
+      endpointsVersion: c.endpointsVersion,
+      resources: config.value,
+      workloads: workloads.value,
+      wireResources: c.resources,
+      wireWorkloads: c.workloads,
+    };
+    return { state, snapshot: compileState(state, this.#o.workload) };
+  }
+
+  /**
+   * Deregisters every registration, waits `drainMs` if there were any (so other meshes stop
+   * routing here), then stops the watch and closes the agent.
+   */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#startup?.timer.clear();
+      const had = await this.#registrar.closeAll();
+      if (had > 0 && this.#o.drainMs > 0) await this.#registrar.sleep(this.#o.drainMs);
+      await this.#watch.close();
+      await this.#cache?.flush();
+      await this.#http.close();
+    })();
+    return this.#closed;
+  }
+}
+
+/**
+ * Checks `controlPlane` (a URL or a list) and returns the origins; throws `TypeError` naming
+ * the bad entry.
+ */
+export function controlPlaneUrls(value: unknown): string[] {
+  const list = typeof value === 'string' ? [value] : Array.isArray(value) ? value : undefined;
+  if (list === undefined || list.length === 0) throw new TypeError('`controlPlane` must be a URL or a non-empty list of URLs');
+  return list.map((u) => {
+    let url: URL;
+    try {
+      url = new URL(String(u));
+    } catch {
+      throw new TypeError(`\`controlPlane\`: not a URL: ${JSON.stringify(u)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`\`controlPlane\`: expected an http(s) URL, got ${JSON.stringify(u)}`);
+    return url.origin;
+  });
+}

@@ -1,0 +1,97 @@
+/**
+ * What the control-plane client does with what it receives, without any I/O: validate a
+ * `config` event's resources (schema and, unless turned off, analysis — the same checks an
+ * embedded mesh runs on files), validate an `endpoints` event's workloads as WorkloadEntries,
+ * and compile the last good pair into a {@link Snapshot} for this workload.
+ *
+ * @module
+ */
+import { IssueList } from '../config/issues.ts';
+import { checkDocuments } from '../config/load-config.ts';
+import type { RawDocument } from '../config/load.ts';
+import type { AnyResource, Resource } from '../config/resource.ts';
+import { compileSnapshot, type Snapshot, type WorkloadInfo } from '../routing/compile.ts';
+import { eventId, type WireResource } from './protocol.ts';
+
+/** A validated, applicable state: resources and registered workloads with their versions. */
+export interface GoodState {
+  readonly configVersion: string;
+  readonly endpointsVersion: string;
+  readonly resources: readonly AnyResource[];
+  readonly workloads: readonly Resource<'WorkloadEntry'>[];
+  /** As received (what the cache stores). */
+  readonly wireResources: readonly WireResource[];
+  readonly wireWorkloads: readonly WireResource[];
+}
+
+/** The state before anything was received: no config, no workloads. */
+export const EMPTY_STATE: GoodState = Object.freeze({
+  configVersion: '',
+  endpointsVersion: '',
+  resources: [],
+  workloads: [],
+  wireResources: [],
+  wireWorkloads: [],
+});
+
+/** The outcome of validating one event. */
+export interface Checked<T> {
+  readonly ok: boolean;
+  readonly value: readonly T[];
+  readonly issues: IssueList;
+}
+
+/** Validation settings. */
+export interface CheckOptions {
+  /** Namespace for resources without one (the workload's). */
+  readonly defaultNamespace: string;
+  /** Run the analyzers on config. @defaultValue true */
+  readonly analyze?: boolean;
+}
+
+function docs(items: readonly WireResource[], label: string): RawDocument[] | undefined {
+  if (!Array.isArray(items)) return undefined;
+  return items.map((value, i) => ({ value, source: { file: `${label}[${i}]` } }));
+}
+
+/** Validates the resources of a `config` event as a whole set. `label` names them in issues. */
+export function checkConfig(resources: readonly WireResource[], label: string, o: CheckOptions): Checked<AnyResource> {
+  const d = docs(resources, label);
+  if (d === undefined) {
+    const issues = new IssueList();
+    issues.file(label, undefined, 'error', '`resources` is not a list');
+    return { ok: false, value: [], issues };
+  }
+  const loaded = checkDocuments(d, { defaultNamespace: o.defaultNamespace, analyze: o.analyze });
+  return { ok: loaded.ok, value: loaded.resources, issues: loaded.issues };
+}
+
+/** Validates the workloads of an `endpoints` event: each must be a valid WorkloadEntry. */
+export function checkWorkloads(workloads: readonly WireResource[], label: string, o: CheckOptions): Checked<Resource<'WorkloadEntry'>> {
+  const d = docs(workloads, label);
+  const issues = new IssueList();
+  if (d === undefined) {
+    issues.file(label, undefined, 'error', '`workloads` is not a list');
+    return { ok: false, value: [], issues };
+  }
+  d.forEach((doc, i) => {
+    const kind = (doc.value as { kind?: unknown } | null)?.kind;
+    if (kind !== 'WorkloadEntry') issues.file(`${label}[${i}]`, undefined, 'error', `expected a WorkloadEntry, got kind ${JSON.stringify(kind)}`);
+  });
+  const loaded = checkDocuments(d, { defaultNamespace: o.defaultNamespace, analyze: false }, issues);
+  const value = loaded.resources.filter((r): r is Resource<'WorkloadEntry'> => r.kind === 'WorkloadEntry');
+  return { ok: loaded.ok, value, issues: loaded.issues };
+}
+
+/** The errors of a check, printed (what a NACK carries). */
+export function reasons(issues: IssueList): string[] {
+  return issues.ofLevel('error').map(String);
+}
+
+/** Compiles a good state for this workload; the snapshot version is `<config>/<endpoints>`. */
+export function compileState(state: GoodState, workload: WorkloadInfo): Snapshot {
+  return compileSnapshot(state.resources, workload, {
+    version: eventId(state.configVersion, state.endpointsVersion),
+    extraWorkloads: state.workloads,
+  });
+}

@@ -1,0 +1,80 @@
+/**
+ * Helpers for the control-plane client tests: a real control plane on 127.0.0.1:0 over a temp
+ * config directory, config written as JSON files, and event-driven waits.
+ */
+import type { EventEmitter } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ControlPlane, startControlPlane } from '../../src/control-plane-server/server.ts';
+import { virtualService } from '../helpers/upstreams.ts';
+
+export interface TestControlPlane {
+  cp: ControlPlane;
+  readonly configDir: string;
+  readonly dataDir: string;
+  /** Writes `<name>.json` with these resources (a Kubernetes List) into the config dir. */
+  write(name: string, resources: object[]): Promise<void>;
+  /** Starts it again on the same port and directories (after `cp.close()`). */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const quietLogger = { warn: () => undefined, info: () => undefined };
+
+export async function startTestControlPlane(
+  files: Record<string, object[]>,
+  o: { analyze?: boolean; heartbeatMs?: number; insecure?: boolean; port?: number } = {},
+): Promise<TestControlPlane> {
+  const configDir = await mkdtemp(join(tmpdir(), 'meshlet-cp-config-'));
+  const dataDir = await mkdtemp(join(tmpdir(), 'meshlet-cp-data-'));
+  const write = (name: string, resources: object[]) => writeFile(join(configDir, `${name}.json`), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: resources }));
+  for (const [name, resources] of Object.entries(files)) await write(name, resources);
+  const options = { configDir, dataDir, host: '127.0.0.1', port: o.port ?? 0, logger: quietLogger, heartbeatMs: o.heartbeatMs ?? 200, analyze: o.analyze, insecure: o.insecure };
+  const t: TestControlPlane = {
+    cp: await startControlPlane(options),
+    configDir,
+    dataDir,
+    write,
+    async restart() {
+      t.cp = await startControlPlane({ ...options, port: t.cp.port });
+    },
+    async close() {
+      await t.cp.close();
+      await rm(configDir, { recursive: true, force: true });
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  return t;
+}
+
+/** A VirtualService sending every request for `host` to `dest` (a host name). */
+export function routeAll(name: string, host: string, dest: string): object {
+  return virtualService(name, [host], [{ route: [{ destination: { host: dest } }] }]);
+}
+
+/** Resolves with the first `event` whose payload satisfies `pred`; rejects after `ms`. */
+export function waitFor<T>(emitter: EventEmitter, event: string, pred: (payload: T) => boolean = () => true, ms = 5000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(event, on);
+      reject(new Error(`timed out after ${ms} ms waiting for "${event}"`));
+    }, ms);
+    const on = (payload: T) => {
+      if (!pred(payload)) return;
+      clearTimeout(timer);
+      emitter.off(event, on);
+      resolve(payload);
+    };
+    emitter.on(event, on);
+  });
+}
+
+/** Polls `check` every few ms until it is true; rejects after `ms` with `what`. */
+export async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * High availability: two `meshlet control-plane` processes (from the CLI) share one real etcd.
+ * Meshes list both; one replica is killed (SIGKILL) while traffic flows. No request may fail,
+ * a registration's lease must outlive the dead replica (renewed through the survivor), and a
+ * config change applied through the survivor must reach every mesh and move its traffic.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { createMesh, type Mesh } from '../../src/index.ts';
+import { type EtcdServer, freePort, startEtcd } from '../helpers/etcd.ts';
+import { destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
+
+const NODE = process.execPath;
+const CLI = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+
+interface Replica {
+  readonly url: string;
+  readonly proc: ChildProcess;
+  stderr: string;
+}
+
+async function startReplica(etcd: EtcdServer, dataDir: string, configDir?: string): Promise<Replica> {
+  const port = await freePort();
+  const argv = [CLI, 'control-plane', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--etcd', etcd.endpoints.join(',')];
+  if (configDir !== undefined) argv.push('--config', configDir);
+  const proc = spawn(NODE, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const r: Replica = { url: `http://127.0.0.1:${port}`, proc, stderr: '' };
+  proc.stderr?.on('data', (d: Buffer) => {
+    r.stderr += d.toString();
+  });
+  for (let i = 0; i < 300; i++) {
+    if (proc.exitCode !== null) throw new Error(`replica exited with ${proc.exitCode}: ${r.stderr}`);
+    try {
+      if ((await fetch(`${r.url}/healthz`)).ok) return r;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`replica did not become healthy: ${r.stderr}`);
+}
+
+function token(dataDir: string, ...who: string[]): string {
+  const res = spawnSync(NODE, [CLI, 'token', '--data-dir', dataDir, ...who], { encoding: 'utf8' });
+  assert.equal(res.status, 0, res.stderr);
+  return res.stdout.trim();
+}
+
+const route = (subset: string): object =>
+  virtualService('reviews', ['reviews'], [{ route: [{ destination: { host: 'reviews', subset } }], retries: { attempts: 0 } }]);
+
+let etcd: EtcdServer;
+let dir: string;
+let v1: Upstream;
+let v2: Upstream;
+let a: Replica;
+let b: Replica;
+const meshes: Mesh[] = [];
+
+before(async () => {
+  etcd = await startEtcd();
+  dir = mkdtempSync(join(tmpdir(), 'meshlet-ha-'));
+  v1 = await startUpstream('v1');
+  v2 = await startUpstream('v2');
+  const configDir = join(dir, 'config');
+  mkdirSync(configDir);
+  const resources = [
+    serviceEntry('reviews', 'reviews', 9080, [
+      { port: v1.port, labels: { version: 'v1' } },
+      { port: v2.port, labels: { version: 'v2' } },
+    ]),
+    destinationRule('reviews', 'reviews', { subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] }),
+    route('v1'),
+  ];
+  writeFileSync(join(configDir, 'reviews.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: resources }));
+  a = await startReplica(etcd, join(dir, 'a'), configDir);
+  b = await startReplica(etcd, join(dir, 'b'));
+});
+
+after(async () => {
+  await Promise.all(meshes.map((m) => m.close()));
+  for (const r of [a, b]) if (r !== undefined && r.proc.exitCode === null && r.proc.signalCode === null) r.proc.kill('SIGKILL');
+  await Promise.all([v1?.close(), v2?.close()]);
+  await etcd?.stop();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+test('a replica dies during traffic: no request fails, leases survive, config still updates through the survivor', async () => {
+  const workloadToken = token(join(dir, 'a'), '--service', 'productpage', '--namespace', 'default');
+  const adminToken = token(join(dir, 'b'), '--admin');
+  for (let i = 0; i < 3; i++) {
+    meshes.push(await createMesh({ service: 'productpage', controlPlane: [a.url, b.url], token: workloadToken, drainMs: 0, logger: { warn: () => undefined } }));
+  }
+  const registration = await meshes[0]!.register({ ports: { http: 19081 }, address: '127.0.0.9', leaseMs: 2000 });
+
+  let stop = false;
+  const failures: string[] = [];
+  let served = 0;
+  const worker = async (mesh: Mesh): Promise<void> => {
+    while (!stop) {
+      try {
+        const res = await mesh.fetch('http://reviews:9080/');
+        const body = await res.text();
+        if (res.status !== 200) failures.push(`${res.status} ${res.headers.get('x-meshlet-response-flags')} ${body}`);
+        else served++;
+      } catch (e) {
+        failures.push(String(e));
+      }
+    }
+  };
+  const traffic = Promise.all(meshes.flatMap((m) => [worker(m), worker(m)]));
+  await new Promise((r) => setTimeout(r, 300));
+  a.proc.kill('SIGKILL');
+  const disconnected = meshes.map((m) => new Promise((r) => m.once('disconnected', r)));
+  await Promise.all(disconnected);
+
+  // Longer than the lease: only renewals through the survivor keep the registration alive.
+  await new Promise((r) => setTimeout(r, 2600));
+  const workloads = (await (await fetch(`${b.url}/v1/workloads`, { headers: { authorization: `Bearer ${adminToken}` } })).json()) as unknown;
+  assert.match(JSON.stringify(workloads), /127\.0\.0\.9/, 'the registration outlived its lease through the surviving replica');
+
+  const before = v2.hits;
+  const updated = meshes.map((m) => new Promise<void>((r) => m.once('config', () => r())));
+  const res = await fetch(`${b.url}/v1/resources`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify(route('v2')),
+  });
+  assert.equal(res.status, 200, await res.text());
+  await Promise.all(updated);
+  await new Promise((r) => setTimeout(r, 200));
+  stop = true;
+  await traffic;
+  await registration.close();
+
+  assert.deepEqual(failures, [], 'no request failed while a replica died');
+  assert.ok(served > 50, `traffic flowed throughout (${served} requests)`);
+  assert.ok(v2.hits > before, 'the change applied through the survivor moved traffic to v2');
+  const status = (await (await fetch(`${b.url}/status`, { headers: { authorization: `Bearer ${adminToken}` } })).json()) as { summary: string; configVersion: string };
+  assert.match(status.summary, /^3\/3 workloads at config version /, status.summary);
+  for (const m of meshes) assert.ok(m.configVersion.startsWith(status.configVersion), `${m.configVersion} is ${status.configVersion}`);
+});
