@@ -12,7 +12,7 @@ export { loadConfig, checkDocuments } from './config/load-config.ts';
 export type { ConfigSource, LoadConfigOptions, LoadedConfig } from './config/load-config.ts';
 export { IssueList, formatPath } from './config/issues.ts';
 export type { ConfigIssue, FieldPath, IssueLevel, IssueSubject, PathSegment, SourceRef } from './config/issues.ts';
-export { parseText, readSources, fromObjects } from './config/load.ts';
+export { parseText, readSources, fromObjects, ParseCache } from './config/load.ts';
 export type { LoadLimits, RawDocument } from './config/load.ts';
 export { validateDocuments } from './config/validate/index.ts';
 export type { ValidateOptions, ValidationResult } from './config/validate/index.ts';

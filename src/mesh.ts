@@ -5,13 +5,14 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { fetch as undiciFetch } from 'undici';
 import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
 import { classifyUndiciError } from './adapters/undici/classify.ts';
 import { UndiciTransport } from './adapters/undici/transport.ts';
 import { type ConfigSource, loadConfig } from './config/load-config.ts';
+import { type ConfigWatcher, watchConfigPaths } from './config/watch.ts';
+import { ParseCache } from './config/load.ts';
 import type { ConfigIssue } from './config/issues.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './core/clock.ts';
 import { TOKEN_ENV } from './control-plane/protocol.ts';
@@ -112,7 +113,8 @@ export class Mesh extends EventEmitter {
   readonly #o: MeshOptions;
   readonly #errors: ErrorMode;
   readonly #source: ControlPlaneSource | undefined;
-  #watchers: FSWatcher[] = [];
+  #watchers: ConfigWatcher[] = [];
+  readonly #parseCache = new ParseCache();
   #reloadTimer: ReturnType<typeof setTimeout> | undefined;
   #closed: Promise<void> | undefined;
 
@@ -218,7 +220,7 @@ export class Mesh extends EventEmitter {
   /** Applies a new set of resources now (what the file watcher does on a change). */
   async reload(): Promise<boolean> {
     if (this.#o.config === undefined) throw new InvalidArgumentError('mesh.reload: only in embedded mode (`config`); the control plane pushes changes');
-    const loaded = await loadConfig(this.#o.config, { defaultNamespace: this.#o.namespace ?? 'default', analyze: this.#o.analyze });
+    const loaded = await loadConfig(this.#o.config, { defaultNamespace: this.#o.namespace ?? 'default', analyze: this.#o.analyze, parseCache: this.#parseCache });
     if (!loaded.ok) {
       const error = new ConfigError(loaded.issues.all);
       (this.#o.logger ?? console).warn(`meshlet: new config rejected, the last good config keeps serving.\n${error.message}`);
@@ -237,12 +239,8 @@ export class Mesh extends EventEmitter {
     const src = this.#o.config;
     if (this.#o.watch === false || src === undefined) return;
     const paths = typeof src === 'string' ? [src] : Array.isArray(src) && src.every((s) => typeof s === 'string') ? (src as string[]) : [];
-    for (const p of paths) {
-      const st = await stat(p);
-      const w = watch(p, { persistent: false, recursive: st.isDirectory() }, () => this.#scheduleReload());
-      w.on('error', () => undefined);
-      this.#watchers.push(w);
-    }
+    for (const p of paths) await stat(p); // a missing path fails createMesh here, not silently later
+    if (paths.length > 0) this.#watchers.push(watchConfigPaths(paths, () => this.#scheduleReload()));
   }
 
   #scheduleReload(): void {

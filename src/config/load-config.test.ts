@@ -40,3 +40,36 @@ test('resources returned by loadConfig can be passed back in, mixed with new obj
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('ParseCache: unchanged files are not parsed again, changed and broken files are, deleted files are forgotten', async () => {
+  const { ParseCache, readSources } = await import('./load.ts');
+  const { IssueList } = await import('./issues.ts');
+  const { unlink } = await import('node:fs/promises');
+  const dir = await mkdtemp(join(tmpdir(), 'meshlet-cache-'));
+  try {
+    await writeFile(join(dir, 'a.yaml'), SE);
+    await writeFile(join(dir, 'b.yaml'), SE.replace('name: svc', 'name: svc2'));
+    const cache = new ParseCache();
+    const first = await readSources([dir], new IssueList(), {}, cache);
+    const again = await readSources([dir], new IssueList(), {}, cache);
+    assert.equal(again[0], first[0], 'a.yaml unchanged: the same document object');
+    assert.equal(again[1], first[1]);
+    await writeFile(join(dir, 'b.yaml'), SE.replace('name: svc', 'name: svc3'));
+    const changed = await readSources([dir], new IssueList(), {}, cache);
+    assert.equal(changed[0], first[0]);
+    assert.notEqual(changed[1], first[1], 'b.yaml changed: parsed again');
+    assert.equal((changed[1]!.value as { metadata: { name: string } }).metadata.name, 'svc3');
+    await writeFile(join(dir, 'b.yaml'), 'kind: [unclosed');
+    for (let i = 0; i < 2; i++) {
+      const issues = new IssueList();
+      await readSources([dir], issues, {}, cache);
+      assert.ok(issues.hasErrors, `a broken file reports its error on every load (load ${i + 1})`);
+    }
+    await unlink(join(dir, 'b.yaml'));
+    const after = await loadConfig(dir, { parseCache: cache });
+    assert.equal(after.ok, true);
+    assert.deepEqual(after.resources.map((r) => r.metadata.name), ['svc']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

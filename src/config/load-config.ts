@@ -6,7 +6,7 @@
  */
 import { analyze } from './analyze/index.ts';
 import { IssueList } from './issues.ts';
-import { fromObjects, readSources, type LoadLimits, type RawDocument } from './load.ts';
+import { fromObjects, type ParseCache, readSources, type LoadLimits, type RawDocument } from './load.ts';
 import type { AnyResource } from './resource.ts';
 import { validateDocuments } from './validate/index.ts';
 
@@ -19,6 +19,8 @@ export interface LoadConfigOptions extends LoadLimits {
   defaultNamespace?: string;
   /** Run the analyzers (IST0101, IST0130, …). @defaultValue true */
   analyze?: boolean;
+  /** Reuse documents of files whose text is unchanged since the last load with this cache (watchers). */
+  parseCache?: ParseCache;
 }
 
 /** The outcome of loading config. */
@@ -51,7 +53,7 @@ export function checkDocuments(docs: readonly RawDocument[], options: LoadConfig
 export async function loadConfig(source: ConfigSource, options: LoadConfigOptions = {}): Promise<LoadedConfig> {
   const issues = new IssueList();
   const docs = isPathList(source)
-    ? await readSources(typeof source === 'string' ? [source] : source, issues, options)
+    ? await readSources(typeof source === 'string' ? [source] : source, issues, options, options.parseCache)
     : fromObjects(source as readonly object[]);
   return checkDocuments(docs, options, issues);
 }

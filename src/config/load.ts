@@ -137,11 +137,36 @@ export async function listConfigFiles(paths: readonly string[], issues: IssueLis
   return files;
 }
 
+/**
+ * Parsed documents of files by path, reused while a file's text is unchanged: a watcher that
+ * reloads a directory after one file changed parses only that file. Files with parse errors are
+ * not kept (their errors are reported again on every load).
+ */
+export class ParseCache {
+  readonly #files = new Map<string, { text: string; docs: RawDocument[] }>();
+
+  /** The documents parsed from `text` earlier, if `file` had exactly this text. */
+  get(file: string, text: string): RawDocument[] | undefined {
+    const hit = this.#files.get(file);
+    return hit !== undefined && hit.text === text ? hit.docs : undefined;
+  }
+
+  set(file: string, text: string, docs: RawDocument[]): void {
+    this.#files.set(file, { text, docs });
+  }
+
+  /** Forgets files not in `keep` (deleted since). */
+  retain(keep: ReadonlySet<string>): void {
+    for (const f of this.#files.keys()) if (!keep.has(f)) this.#files.delete(f);
+  }
+}
+
 /** Reads and parses config files and directories. */
-export async function readSources(paths: readonly string[], issues: IssueList, limits: LoadLimits = {}): Promise<RawDocument[]> {
+export async function readSources(paths: readonly string[], issues: IssueList, limits: LoadLimits = {}, cache?: ParseCache): Promise<RawDocument[]> {
   const maxBytes = limits.maxFileBytes ?? DEFAULT_MAX_FILE;
   const out: RawDocument[] = [];
-  for (const file of await listConfigFiles(paths, issues)) {
+  const files = await listConfigFiles(paths, issues);
+  for (const file of files) {
     let size: number;
     try {
       size = (await stat(file)).size;
@@ -160,8 +185,17 @@ export async function readSources(paths: readonly string[], issues: IssueList, l
       issues.file(file, undefined, 'error', `cannot read: ${(err as Error).message}`);
       continue;
     }
-    out.push(...parseText(text, file, issues, limits));
+    const cached = cache?.get(file, text);
+    if (cached !== undefined) {
+      out.push(...cached);
+      continue;
+    }
+    const before = issues.all.length;
+    const docs = parseText(text, file, issues, limits);
+    if (cache !== undefined && !issues.all.slice(before).some((i) => i.level === 'error')) cache.set(file, text, docs);
+    out.push(...docs);
   }
+  cache?.retain(new Set(files));
   return out;
 }
 

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { type FSWatcher, watch } from 'node:fs';
+import { ParseCache } from '../config/load.ts';
+import { type ConfigWatcher, watchConfigPaths } from '../config/watch.ts';
 import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
@@ -83,7 +84,9 @@ export class FileConfigStore implements ConfigStore {
   #state: ConfigState = { version: '', resources: [] };
   #health: SourceHealth;
   #queue: Promise<unknown> = Promise.resolve();
-  #watcher: FSWatcher | undefined;
+  #watcher: ConfigWatcher | undefined;
+  /** Only changed files are parsed again on a reload. */
+  readonly #parseCache = new ParseCache();
   #debounce: NodeJS.Timeout | undefined;
   #changedFiles = new Set<string>();
   #closed = false;
@@ -106,7 +109,7 @@ export class FileConfigStore implements ConfigStore {
   }
 
   async start(): Promise<void> {
-    const loaded = await loadConfig(this.#dir, { analyze: this.#analyze, defaultNamespace: this.#defaultNamespace });
+    const loaded = await loadConfig(this.#dir, { analyze: this.#analyze, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache });
     if (!loaded.ok) {
       this.#health = { kind: 'file', location: this.#dir, healthy: false, error: 'the first load failed' };
       throw new ConfigError(loaded.issues.all);
@@ -114,8 +117,7 @@ export class FileConfigStore implements ConfigStore {
     this.#state = { version: contentVersion(loaded.resources), resources: loaded.resources };
     this.#health = { kind: 'file', location: this.#dir, healthy: true };
     if (this.#watch) {
-      this.#watcher = watch(this.#dir, { recursive: true }, (_event, file) => this.#onFileEvent(file));
-      this.#watcher.on('error', (err) => this.#logger?.warn(`watching ${this.#dir}: ${err.message}`));
+      this.#watcher = watchConfigPaths([this.#dir], (file) => this.#onFileEvent(file), (err) => this.#logger?.warn(`watching ${this.#dir}: ${err.message}`));
     }
   }
 
@@ -158,8 +160,7 @@ export class FileConfigStore implements ConfigStore {
     return run;
   }
 
-  #onFileEvent(file: string | Buffer | null): void {
-    const name = file === null ? '' : file.toString();
+  #onFileEvent(name: string): void {
     // Dotfiles (editors' swap files, apply's temp files) are not config.
     if (name.split(sep).some((seg) => seg.startsWith('.'))) return;
     if (name !== '') this.#changedFiles.add(name);
@@ -193,7 +194,7 @@ export class FileConfigStore implements ConfigStore {
 
   async #reload(origin: string): Promise<void> {
     if (this.#closed) return;
-    const loaded = await loadConfig(this.#dir, { analyze: this.#analyze, defaultNamespace: this.#defaultNamespace });
+    const loaded = await loadConfig(this.#dir, { analyze: this.#analyze, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache });
     if (!loaded.ok) {
       const reasons = errorsOf(loaded.issues);
       this.#health = { kind: 'file', location: this.#dir, healthy: false, error: `last change rejected (${reasons.length} error(s)); serving version ${this.#state.version}` };

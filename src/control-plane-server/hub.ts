@@ -149,7 +149,10 @@ export class PushHub {
       res.destroy();
       return false;
     }
+    // One chunk of the chunked response and one socket write per event.
+    res.cork();
     for (const c of chunks) res.write(c);
+    res.uncork();
     return true;
   }
 }

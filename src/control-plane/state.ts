@@ -54,8 +54,31 @@ function docs(items: readonly WireResource[], label: string): RawDocument[] | un
   return items.map((value, i) => ({ value, source: { file: `${label}[${i}]` } }));
 }
 
-/** Validates the resources of a `config` event as a whole set. `label` names them in issues. */
-export function checkConfig(resources: readonly WireResource[], label: string, o: CheckOptions): Checked<AnyResource> {
+/**
+ * Recent outcomes by event text: meshes in one process that receive the same event (tests,
+ * benchmarks, a process with several meshes) validate it once. Validation is a pure function of
+ * the text and the options, and validated resources are immutable, so sharing them is safe.
+ */
+const recent = new Map<string, Checked<AnyResource>>();
+const RECENT_MAX = 4;
+
+/**
+ * Validates the resources of a `config` event as a whole set. `label` names them in issues.
+ * `text` (the event's data as received), when given, lets identical events share one validation.
+ */
+export function checkConfig(resources: readonly WireResource[], label: string, o: CheckOptions, text?: string): Checked<AnyResource> {
+  if (text === undefined) return checkConfigNow(resources, label, o);
+  const key = `${o.defaultNamespace}\0${o.analyze !== false}\0${label}\0${text}`;
+  let hit = recent.get(key);
+  if (hit === undefined) {
+    hit = checkConfigNow(resources, label, o);
+    recent.set(key, hit);
+    if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value as string);
+  }
+  return hit;
+}
+
+function checkConfigNow(resources: readonly WireResource[], label: string, o: CheckOptions): Checked<AnyResource> {
   const d = docs(resources, label);
   if (d === undefined) {
     const issues = new IssueList();

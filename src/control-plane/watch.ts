@@ -207,7 +207,7 @@ export class Watch {
       this.#ack(url, kind, body.version);
     } else if (kind === 'config') {
       const wire = (body as ConfigEvent).resources;
-      const checked = checkConfig(wire, `control-plane config ${body.version}`, this.#o.check);
+      const checked = checkConfig(wire, `control-plane config ${body.version}`, this.#o.check, e.data);
       if (checked.ok) this.#staged.config = { version: body.version, value: checked.value, wire };
       else this.#nack(url, kind, body.version, checked.issues, reasons(checked.issues));
     } else {

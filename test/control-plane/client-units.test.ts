@@ -152,3 +152,15 @@ test('HTTP calls: a per-URL breaker opens after repeated failures, fails fast, a
     await new Promise<void>((r) => server.close(() => r()));
   }
 });
+
+test('meshes in one process that receive the same event text validate it once; other text or options validate again', () => {
+  const opts = { defaultNamespace: 'default' };
+  const wire = [serviceEntry('a', 'a.example', 80, [{ port: 1 }])] as never;
+  const text = JSON.stringify({ version: 'v1', resources: wire });
+  const first = checkConfig(wire, 'cp v1', opts, text);
+  assert.equal(checkConfig(JSON.parse(text).resources, 'cp v1', opts, text), first, 'same text: the same outcome object');
+  assert.notEqual(checkConfig(wire, 'cp v1', { ...opts, analyze: false }, text), first, 'other options');
+  assert.notEqual(checkConfig(wire, 'cp v1', { defaultNamespace: 'shop' }, text), first, 'other namespace');
+  assert.notEqual(checkConfig(wire, 'cp v1', opts, `${text} `), first, 'other text');
+  assert.notEqual(checkConfig(wire, 'cp v1', opts), first, 'no text: validated anew');
+});
