@@ -179,6 +179,7 @@ class Fleet {
       const order = p % 2 === 0 ? urls : [...urls].reverse();
       const child = fork(new URL('./clients.ts', import.meta.url).pathname, [mode, String(n), order.join(','), 'bench-client'], {
         env: { ...process.env, MESHLET_TOKEN: token },
+        execArgv: process.env.CLIENT_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CLIENT_CPU_PROF}`] : [],
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       });
       fleet.#children.push(child);

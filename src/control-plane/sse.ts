@@ -63,32 +63,31 @@ export class SseParser {
       this.#first = false;
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     }
+    // Lines are found with indexOf (native scans): a config event is one long `data:` line.
+    const n = text.length;
     let start = 0;
-    for (let i = 0; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c === 10 /* \n */) {
-        if (this.#sawCr && i === start && this.#buf === '') {
-          // The LF of a CRLF whose CR ended the previous line.
-          this.#sawCr = false;
-          start = i + 1;
-          continue;
-        }
-        this.#line(this.#buf + text.slice(start, i));
-        this.#buf = '';
-        this.#sawCr = false;
-        start = i + 1;
-      } else if (c === 13 /* \r */) {
-        this.#line(this.#buf + text.slice(start, i));
-        this.#buf = '';
-        this.#sawCr = true;
-        start = i + 1;
-      } else if (this.#sawCr) {
-        this.#sawCr = false;
-      }
-    }
-    if (start < text.length) {
-      this.#buf += text.slice(start);
+    if (this.#sawCr && n > 0) {
+      // The LF of a CRLF whose CR ended the previous chunk.
       this.#sawCr = false;
+      if (text.charCodeAt(0) === 10 /* \n */) start = 1;
+    }
+    let lf = text.indexOf('\n', start);
+    let cr = text.indexOf('\r', start);
+    while (lf >= 0 || cr >= 0) {
+      const atCr = cr >= 0 && (lf < 0 || cr < lf);
+      const end = atCr ? cr : lf;
+      this.#line(this.#buf + text.slice(start, end));
+      this.#buf = '';
+      start = end + 1;
+      if (atCr) {
+        if (start >= n) this.#sawCr = true;
+        else if (text.charCodeAt(start) === 10) start++;
+      }
+      if (lf >= 0 && lf < start) lf = text.indexOf('\n', start);
+      if (cr >= 0 && cr < start) cr = text.indexOf('\r', start);
+    }
+    if (start < n) {
+      this.#buf += text.slice(start);
       if (this.#buf.length > this.#maxLine) throw new RangeError(`SSE line longer than ${this.#maxLine} characters`);
     }
   }

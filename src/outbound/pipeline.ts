@@ -23,7 +23,7 @@ import { timeoutLayer } from '../policies/timeout.ts';
 import type { Snapshot } from '../routing/compile.ts';
 import type { CompiledRoute } from '../routing/route-table.ts';
 import { balanceLayer } from './balance.ts';
-import { ClusterState } from './cluster-state.ts';
+import { type ClusterContext, ClusterState } from './cluster-state.ts';
 import { routeLayer } from './route-layer.ts';
 import { upstreamLayer } from './upstream.ts';
 
@@ -67,6 +67,7 @@ export interface OutboundOptions {
 export class Outbound {
   #snapshot: Snapshot;
   readonly #clusters = new Map<string, ClusterState>();
+  readonly #clusterContext: ClusterContext;
   readonly #o: OutboundOptions;
   /** The shared deadline queue (route and per-try timeouts). */
   readonly deadlines: DeadlineQueue;
@@ -82,13 +83,20 @@ export class Outbound {
     this.#o = o;
     this.#snapshot = snapshot;
     this.deadlines = new DeadlineQueue(o.clock);
-    this.install(snapshot);
+    this.#clusterContext = {
+      clock: o.clock,
+      random: o.random,
+      locality: o.locality,
+      labels: o.labels,
+      onOutlierEvent: (cluster: string, e: OutlierEvent) =>
+        this.#o.onEvent({ type: e.type, cluster, endpoint: e.host.key, reason: e.reason, untilMs: e.untilMs }),
+    };
     const route = (ex: Exchange) => ex.route as CompiledRoute;
     const balance = balanceLayer({ random: o.random, sourceIp: o.sourceIp });
     const upstream = upstreamLayer({ classify: o.classify });
     const upstreamPath = stack([balance, upstream], o.transport);
     const layers: [string, Layer][] = [
-      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#clusters.get(n), outboundTrafficPolicy: o.outboundTrafficPolicy, passthrough: o.passthrough })],
+      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), outboundTrafficPolicy: o.outboundTrafficPolicy, passthrough: o.passthrough })],
       ['fault', faultLayer({ clock: o.clock, random: o.random, fault: (ex) => route(ex).fault })],
       [
         'mirror',
@@ -99,7 +107,7 @@ export class Outbound {
             mirrors: (ex) => route(ex).mirrors,
             prepare: (copy, m) => {
               const c = m.target.cluster;
-              const cs = c === undefined ? undefined : this.#clusters.get(c.name);
+              const cs = c === undefined ? undefined : this.#cluster(c.name);
               if (cs === undefined) return false;
               copy.cluster = cs;
               copy.target = m.target;
@@ -148,39 +156,42 @@ export class Outbound {
     return this.#snapshot;
   }
 
-  /** Per-cluster state by cluster name. */
+  /** Per-cluster state by cluster name (made on first use, like a call would). */
   clusterState(name: string): ClusterState | undefined {
-    return this.#clusters.get(name);
+    return this.#cluster(name);
   }
 
-  /** Every cluster state. */
+  /** The cluster states made so far (clusters that calls, mirrors or explain have used). */
   get clusters(): ReadonlyMap<string, ClusterState> {
     return this.#clusters;
   }
 
   /** Swaps in a new snapshot: new calls use it; cluster state whose name survives is kept. */
   install(snapshot: Snapshot): void {
-    const ctx = {
-      clock: this.#o.clock,
-      random: this.#o.random,
-      locality: this.#o.locality,
-      labels: this.#o.labels,
-      onOutlierEvent: (cluster: string, e: OutlierEvent) =>
-        this.#o.onEvent({ type: e.type, cluster, endpoint: e.host.key, reason: e.reason, untilMs: e.untilMs }),
-    };
-    for (const [name, c] of snapshot.clusters) {
-      const cs = this.#clusters.get(name);
-      if (cs === undefined) this.#clusters.set(name, new ClusterState(c, ctx));
-      else cs.update(c);
+    // Cluster state is made when a call first needs it (see #cluster): a mesh talks to a few of
+    // the mesh's services, and a config push must not build pickers and pools for all of them.
+    for (const [name, cs] of [...this.#clusters]) {
+      const c = snapshot.clusters.get(name);
+      if (c !== undefined) {
+        cs.update(c);
+        continue;
+      }
+      this.#clusters.delete(name);
+      // Let calls in flight finish before the pools go.
+      setTimeout(() => void cs.close(), 30_000).unref();
     }
     this.#snapshot = snapshot;
-    for (const [name, cs] of [...this.#clusters]) {
-      if (!snapshot.clusters.has(name)) {
-        this.#clusters.delete(name);
-        // Let calls in flight finish before the pools go.
-        setTimeout(() => void cs.close(), 30_000).unref();
-      }
-    }
+  }
+
+  /** The state of a cluster of the current snapshot, made on first use. */
+  #cluster(name: string): ClusterState | undefined {
+    let cs = this.#clusters.get(name);
+    if (cs !== undefined) return cs;
+    const c = this.#snapshot.clusters.get(name);
+    if (c === undefined) return undefined;
+    cs = new ClusterState(c, this.#clusterContext);
+    this.#clusters.set(name, cs);
+    return cs;
   }
 
   /** Stops timers and closes every cluster's pools. */
