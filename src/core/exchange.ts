@@ -382,5 +382,16 @@ export class Exchange implements Controller, ResponseHandler {
       this.onDone = undefined;
       d(this);
     }
+    // The caller may hold this controller as long as it holds the response: undici's fetch keeps
+    // it in the body stream of a Response that only a full GC frees (the Response is registered
+    // in a FinalizationRegistry), so whatever the exchange still references is copied by every
+    // scavenge and promoted with it. Let go of what only the pipeline needed.
+    this.current = undefined;
+    this.route = undefined;
+    this.target = undefined;
+    this.cluster = undefined;
+    this.host = undefined;
+    this.tried = undefined;
+    this.responseOps = undefined;
   }
 }
