@@ -54,6 +54,23 @@ function docs(items: readonly WireResource[], label: string): RawDocument[] | un
   return items.map((value, i) => ({ value, source: { file: `${label}[${i}]` } }));
 }
 
+/** Recently parsed event texts (see {@link parseEvent}). */
+const parsed = new Map<string, unknown>();
+
+/**
+ * `JSON.parse` of an event's data, shared by the meshes of one process that receive the same
+ * text (the result is treated as immutable everywhere). Throws what `JSON.parse` throws.
+ */
+export function parseEvent(text: string): unknown {
+  let v = parsed.get(text);
+  if (v === undefined) {
+    v = JSON.parse(text) as unknown;
+    parsed.set(text, v);
+    if (parsed.size > RECENT_MAX) parsed.delete(parsed.keys().next().value as string);
+  }
+  return v;
+}
+
 /**
  * Recent outcomes by event text: meshes in one process that receive the same event (tests,
  * benchmarks, a process with several meshes) validate it once. Validation is a pure function of

@@ -29,7 +29,7 @@ import {
   WATCH_PATH,
 } from './protocol.ts';
 import { SseParser, type SseEvent } from './sse.ts';
-import { type CheckOptions, checkConfig, checkWorkloads, compileState, EMPTY_STATE, type GoodState, reasons } from './state.ts';
+import { type CheckOptions, checkConfig, checkWorkloads, compileState, EMPTY_STATE, type GoodState, parseEvent, reasons } from './state.ts';
 
 /** What a watch reports. */
 export interface WatchListener {
@@ -193,7 +193,7 @@ export class Watch {
     const kind: Kind = e.event;
     let body: ConfigEvent | EndpointsEvent;
     try {
-      body = JSON.parse(e.data) as ConfigEvent | EndpointsEvent;
+      body = parseEvent(e.data) as ConfigEvent | EndpointsEvent;
       if (typeof body?.version !== 'string') throw new Error('no version');
     } catch (err) {
       const ids = parseEventId(e.id);

@@ -13,7 +13,7 @@ import { fullJitterMs, UrlRotation } from '../../src/control-plane/backoff.ts';
 import { SnapshotCache } from '../../src/control-plane/cache.ts';
 import { ControlPlaneHttp, describeFailure, HttpStatusError, statusError } from '../../src/control-plane/http.ts';
 import { SseParser, type SseEvent } from '../../src/control-plane/sse.ts';
-import { checkConfig, checkWorkloads, compileState, EMPTY_STATE } from '../../src/control-plane/state.ts';
+import { checkConfig, checkWorkloads, compileState, EMPTY_STATE, parseEvent } from '../../src/control-plane/state.ts';
 import { controlPlaneUrls } from '../../src/control-plane/source.ts';
 import { deadPort, serviceEntry } from '../helpers/upstreams.ts';
 
@@ -163,4 +163,7 @@ test('meshes in one process that receive the same event text validate it once; o
   assert.notEqual(checkConfig(wire, 'cp v1', { defaultNamespace: 'shop' }, text), first, 'other namespace');
   assert.notEqual(checkConfig(wire, 'cp v1', opts, `${text} `), first, 'other text');
   assert.notEqual(checkConfig(wire, 'cp v1', opts), first, 'no text: validated anew');
+  assert.equal(parseEvent(text), parseEvent(`${text}`), 'the same event text is parsed once');
+  assert.deepEqual(parseEvent(text), JSON.parse(text));
+  assert.throws(() => parseEvent('{nope'), SyntaxError);
 });
