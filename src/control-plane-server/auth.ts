@@ -5,8 +5,9 @@
  *
  * @module
  */
+import { writeFileAtomic } from '../core/write-file-atomic.ts';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, errors, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
 import { InvalidArgumentError } from '../core/errors.ts';
@@ -74,12 +75,6 @@ async function readKeyFile(file: string): Promise<string | undefined> {
   }
 }
 
-async function writeKeyFile(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  await writeFile(tmp, text, { mode: 0o600 });
-  await rename(tmp, file);
-}
-
 /** Signs and verifies the control plane's tokens. Create with {@link TokenAuthority.open}. */
 export class TokenAuthority {
   readonly #privateKey: KeyLike;
@@ -104,7 +99,7 @@ export class TokenAuthority {
     let text = local ?? JSON.stringify(newPrivateJwk());
     if (shared !== undefined) text = await shared.putIfAbsent(SHARED_KEY_NAME, text);
     const jwk = parseJwk(text, local !== undefined && text === local ? file : 'shared signing key');
-    if (text !== local) await writeKeyFile(file, `${JSON.stringify(jwk)}\n`);
+    if (text !== local) await writeFileAtomic(file, `${JSON.stringify(jwk)}\n`, { mode: 0o600 });
     const { d: _d, ...pub } = jwk;
     const kid = await calculateJwkThumbprint(pub);
     return new TokenAuthority(await importJWK(jwk, 'EdDSA'), await importJWK(pub, 'EdDSA'), kid);

@@ -6,9 +6,10 @@
  *
  * @module
  */
+import { writeFileAtomic } from '../core/write-file-atomic.ts';
 import { ParseCache } from '../config/load.ts';
 import { type ConfigWatcher, watchConfigPaths } from '../config/watch.ts';
-import { mkdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigIssue, IssueList } from '../config/issues.ts';
@@ -269,7 +270,7 @@ export class FileConfigStore implements ConfigStore {
     for (const x of changes) {
       const meta = x.doc.metadata as { name: string };
       const file = join(this.#appliedDir, appliedFileName(x.doc.kind as string, x.ns, meta.name));
-      await writeAtomic(file, stringify(x.doc));
+      await writeFileAtomic(file, stringify(x.doc));
       if (x.existing !== undefined && x.existing.source.file !== file) await unlinkQuiet(x.existing.source.file);
       fileOf.set(x.ref, file);
     }
@@ -300,13 +301,6 @@ export class FileConfigStore implements ConfigStore {
     this.#logger?.info?.(`${origin}: ${existing.ref} deleted; config version ${version}`);
     return { deleted: true, version };
   }
-}
-
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const dir = file.slice(0, file.lastIndexOf(sep));
-  const tmp = join(dir, `.${file.slice(dir.length + 1)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  await writeFile(tmp, text);
-  await rename(tmp, file);
 }
 
 async function unlinkQuiet(file: string): Promise<void> {

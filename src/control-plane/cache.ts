@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../core/write-file-atomic.ts';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WireResource } from './protocol.ts';
 
@@ -32,7 +33,6 @@ export class SnapshotCache {
   readonly #dir: string;
   readonly #warn: (message: string) => void;
   #writing: Promise<void> = Promise.resolve();
-  #seq = 0;
 
   constructor(dir: string, namespace: string, service: string, warn: (message: string) => void) {
     this.#dir = dir;
@@ -64,14 +64,11 @@ export class SnapshotCache {
   /** Writes the state (after the writes before it); failures are warned about, never thrown. */
   write(state: CachedState): Promise<void> {
     const body = `${JSON.stringify({ format: FORMAT, savedAt: new Date().toISOString(), ...state })}\n`;
-    const tmp = `${this.file}.${process.pid}.${++this.#seq}.tmp`;
     this.#writing = this.#writing.then(async () => {
       try {
         await mkdir(this.#dir, { recursive: true });
-        await writeFile(tmp, body, { mode: 0o600 });
-        await rename(tmp, this.file);
+        await writeFileAtomic(this.file, body, { mode: 0o600 });
       } catch (e) {
-        await rm(tmp, { force: true }).catch(() => undefined);
         this.#warn(`meshlet: cannot write the config cache ${this.file}: ${String(e)}`);
       }
     });
