@@ -6,7 +6,8 @@
  * @module
  */
 import { request } from 'undici';
-import { DEFAULT_PORT, type ErrorBody, TOKEN_ENV } from '../control-plane/protocol.ts';
+import { statusError } from '../control-plane/http.ts';
+import { DEFAULT_PORT, TOKEN_ENV } from '../control-plane/protocol.ts';
 import { MeshletError } from '../core/errors.ts';
 import { UsageError } from './args.ts';
 
@@ -52,14 +53,10 @@ export function isUnreachable(err: unknown): boolean {
 }
 
 function refusal(url: string, status: number, body: string): MeshletError {
-  let message = `${url} answered ${status}`;
-  try {
-    const e = (JSON.parse(body) as ErrorBody).error;
-    message = e.message;
-    if (e.issues !== undefined && e.issues.length > 0) message += `:\n  ${e.issues.join('\n  ')}`;
-  } catch {
-    if (body.trim() !== '') message += `: ${body.trim().slice(0, 200)}`;
-  }
+  const e = statusError(status, body);
+  let message: string;
+  if (e.serverCode === '') message = `${url} answered ${status}${e.serverMessage === '' ? '' : `: ${e.serverMessage}`}`;
+  else message = e.issues.length > 0 ? `${e.serverMessage}:\n  ${e.issues.join('\n  ')}` : e.serverMessage;
   return new MeshletError('MESHLET_ERR_CONTROL_PLANE', message);
 }
 

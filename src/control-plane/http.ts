@@ -19,12 +19,15 @@ export class HttpStatusError extends Error {
   readonly serverCode: string;
   /** `error.message` of the body, or the body text. */
   readonly serverMessage: string;
-  constructor(status: number, serverCode: string, serverMessage: string) {
+  /** `error.issues` of the body (printed config issues of an `INVALID` answer). */
+  readonly issues: readonly string[];
+  constructor(status: number, serverCode: string, serverMessage: string, issues: readonly string[] = []) {
     super(`${status} ${STATUS_CODES[status] ?? ''}${serverMessage === '' ? '' : `: ${serverMessage}`}`);
     this.name = 'HttpStatusError';
     this.status = status;
     this.serverCode = serverCode;
     this.serverMessage = serverMessage;
+    this.issues = issues;
   }
 }
 
@@ -36,10 +39,11 @@ export function isAuthFailure(e: unknown): boolean {
 /** Reads an error body (`{ error: { code, message } }` or text) into an {@link HttpStatusError}. */
 export function statusError(status: number, text: string): HttpStatusError {
   try {
-    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; issues?: unknown } };
     const err = body?.error;
-    if (err !== undefined && typeof err === 'object') {
-      return new HttpStatusError(status, typeof err.code === 'string' ? err.code : '', typeof err.message === 'string' ? err.message : '');
+    if (err !== undefined && err !== null && typeof err === 'object') {
+      const issues = Array.isArray(err.issues) ? err.issues.map(String) : [];
+      return new HttpStatusError(status, typeof err.code === 'string' ? err.code : '', typeof err.message === 'string' ? err.message : '', issues);
     }
   } catch {
     // not JSON: use the text
