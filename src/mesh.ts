@@ -11,7 +11,7 @@ import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
 import { classifyUndiciError } from './adapters/undici/classify.ts';
 import { UndiciTransport } from './adapters/undici/transport.ts';
 import { type ConfigSource, loadConfig } from './config/load-config.ts';
-import { type ConfigWatcher, watchConfigPaths } from './config/watch.ts';
+import { type ConfigWatcher, debounceBursts, watchConfigPaths } from './config/watch.ts';
 import { ParseCache } from './config/load.ts';
 import type { ConfigIssue } from './config/issues.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './core/clock.ts';
@@ -115,7 +115,12 @@ export class Mesh extends EventEmitter {
   readonly #source: ControlPlaneSource | undefined;
   #watchers: ConfigWatcher[] = [];
   readonly #parseCache = new ParseCache();
-  #reloadTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Reloads once a burst of file events has settled. */
+  readonly #reloadSoon = debounceBursts(
+    () => void this.reload().catch((e: unknown) => (this.#o.logger ?? console).warn(`meshlet: reloading config failed: ${String(e)}`)),
+    100,
+    1000,
+  );
   #closed: Promise<void> | undefined;
 
   /** @internal use {@link createMesh}. */
@@ -240,17 +245,7 @@ export class Mesh extends EventEmitter {
     if (this.#o.watch === false || src === undefined) return;
     const paths = typeof src === 'string' ? [src] : Array.isArray(src) && src.every((s) => typeof s === 'string') ? (src as string[]) : [];
     for (const p of paths) await stat(p); // a missing path fails createMesh here, not silently later
-    if (paths.length > 0) this.#watchers.push(watchConfigPaths(paths, () => this.#scheduleReload()));
-  }
-
-  #scheduleReload(): void {
-    if (this.#reloadTimer !== undefined) clearTimeout(this.#reloadTimer);
-    // Editors write files in several steps; wait for the burst to settle.
-    this.#reloadTimer = setTimeout(() => {
-      this.#reloadTimer = undefined;
-      this.reload().catch((e: unknown) => (this.#o.logger ?? console).warn(`meshlet: reloading config failed: ${String(e)}`));
-    }, 100);
-    this.#reloadTimer.unref();
+    if (paths.length > 0) this.#watchers.push(watchConfigPaths(paths, () => this.#reloadSoon.trigger()));
   }
 
   /**
@@ -262,7 +257,7 @@ export class Mesh extends EventEmitter {
       await this.#source?.close();
       for (const w of this.#watchers) w.close();
       this.#watchers = [];
-      if (this.#reloadTimer !== undefined) clearTimeout(this.#reloadTimer);
+      this.#reloadSoon.cancel();
       await this.#outbound.close();
       await this.#transport.close();
     })();

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { watchConfigPaths } from './watch.ts';
+import { debounceBursts, watchConfigPaths } from './watch.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'meshlet-watch-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -90,4 +90,27 @@ test('single files: only the named files, each replaced repeatedly; close() stop
   writeFileSync(join(dir, 'a.yaml'), '9');
   await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(events, [], 'no events after close()');
+});
+
+test('debounceBursts: one run per burst after the quiet time; a burst that never pauses still runs at the cap; cancel drops it', async () => {
+  let runs = 0;
+  const d = debounceBursts(() => runs++, 30, 120);
+  for (let i = 0; i < 3; i++) {
+    d.trigger();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.equal(runs, 0, 'not while the burst goes on');
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(runs, 1, 'once after the burst settled');
+  // Events every 10 ms never leave 30 ms of quiet: the 120 ms cap makes it run anyway.
+  const start = performance.now();
+  while (runs === 1 && performance.now() - start < 1000) {
+    d.trigger();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(runs, 2, 'the cap ran the endless burst');
+  d.trigger();
+  d.cancel();
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(runs, 2, 'a cancelled run does not happen');
 });

@@ -90,3 +90,41 @@ export function watchConfigPaths(paths: readonly string[], onEvent: (path: strin
 function isEnterable(name: string): boolean {
   return !name.startsWith('.') && name !== 'node_modules';
 }
+
+/** A debounced action: {@link debounceBursts}. */
+export interface BurstDebouncer {
+  /** Another event of the burst. */
+  trigger(): void;
+  /** Drops a pending run. */
+  cancel(): void;
+}
+
+/**
+ * Runs `fn` once per burst of `trigger()` calls: after `quietMs` without another, or `maxWaitMs`
+ * after the burst's first call while they keep coming (Istio's `PILOT_DEBOUNCE_AFTER` and
+ * `PILOT_DEBOUNCE_MAX`). Editors write a file in several steps; this waits for the last one.
+ * The timer does not keep the process alive.
+ */
+export function debounceBursts(fn: () => void, quietMs: number, maxWaitMs = Number.POSITIVE_INFINITY): BurstDebouncer {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let burstStart = 0;
+  return {
+    trigger() {
+      const now = performance.now();
+      if (timer === undefined) burstStart = now;
+      else clearTimeout(timer);
+      timer = setTimeout(
+        () => {
+          timer = undefined;
+          fn();
+        },
+        Math.max(0, Math.min(quietMs, burstStart + maxWaitMs - now)),
+      );
+      timer.unref();
+    },
+    cancel() {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+    },
+  };
+}

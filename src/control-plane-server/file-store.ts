@@ -8,7 +8,7 @@
  */
 import { writeFileAtomic } from '../core/write-file-atomic.ts';
 import { ParseCache } from '../config/load.ts';
-import { type ConfigWatcher, watchConfigPaths } from '../config/watch.ts';
+import { type BurstDebouncer, type ConfigWatcher, debounceBursts, watchConfigPaths } from '../config/watch.ts';
 import { mkdir, unlink } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
@@ -73,10 +73,6 @@ export class FileConfigStore implements ConfigStore {
   readonly #appliedDir: string;
   readonly #analyze: boolean;
   readonly #defaultNamespace: string;
-  readonly #debounceMs: number;
-  readonly #maxDebounceMs: number;
-  /** When the first event of the pending burst came. */
-  #burstStart = 0;
   readonly #maxRejections: number;
   readonly #watch: boolean;
   readonly #logger: ServerLogger | undefined;
@@ -88,7 +84,7 @@ export class FileConfigStore implements ConfigStore {
   #watcher: ConfigWatcher | undefined;
   /** Only changed files are parsed again on a reload. */
   readonly #parseCache = new ParseCache();
-  #debounce: NodeJS.Timeout | undefined;
+  readonly #reloadSoon: BurstDebouncer;
   #changedFiles = new Set<string>();
   #closed = false;
 
@@ -97,8 +93,7 @@ export class FileConfigStore implements ConfigStore {
     this.#appliedDir = join(this.#dir, APPLIED_DIR);
     this.#analyze = options.analyze ?? true;
     this.#defaultNamespace = options.defaultNamespace ?? 'default';
-    this.#debounceMs = options.debounceMs ?? 20;
-    this.#maxDebounceMs = options.maxDebounceMs ?? 1000;
+    this.#reloadSoon = debounceBursts(() => this.#reloadChanged(), options.debounceMs ?? 20, options.maxDebounceMs ?? 1000);
     this.#maxRejections = options.maxRejections ?? 20;
     this.#watch = options.watch ?? true;
     this.#logger = options.logger;
@@ -150,7 +145,7 @@ export class FileConfigStore implements ConfigStore {
   async close(): Promise<void> {
     this.#closed = true;
     this.#watcher?.close();
-    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+    this.#reloadSoon.cancel();
     await this.#queue.catch(() => {});
   }
 
@@ -165,18 +160,14 @@ export class FileConfigStore implements ConfigStore {
     // Dotfiles (editors' swap files, apply's temp files) are not config.
     if (name.split(sep).some((seg) => seg.startsWith('.'))) return;
     if (name !== '') this.#changedFiles.add(name);
-    const now = performance.now();
-    if (this.#debounce === undefined) this.#burstStart = now;
-    else clearTimeout(this.#debounce);
-    const wait = Math.max(0, Math.min(this.#debounceMs, this.#burstStart + this.#maxDebounceMs - now));
-    this.#debounce = setTimeout(() => {
-      this.#debounce = undefined;
-      const files = [...this.#changedFiles].sort();
-      this.#changedFiles = new Set();
-      const origin = `file change${files.length > 0 ? ` (${files.join(', ')})` : ''} in ${this.#dir}`;
-      this.reload(origin).catch((err: unknown) => this.#logger?.warn(`reloading ${this.#dir}: ${err instanceof Error ? err.message : String(err)}`));
-    }, wait);
-    this.#debounce.unref();
+    this.#reloadSoon.trigger();
+  }
+
+  #reloadChanged(): void {
+    const files = [...this.#changedFiles].sort();
+    this.#changedFiles = new Set();
+    const origin = `file change${files.length > 0 ? ` (${files.join(', ')})` : ''} in ${this.#dir}`;
+    this.reload(origin).catch((err: unknown) => this.#logger?.warn(`reloading ${this.#dir}: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   #reject(origin: string, reasons: readonly string[]): void {
