@@ -17,6 +17,13 @@ export function validateYaml(text: string, file = 'test.yaml') {
   return { resources: result.resources, issues, errors, warnings };
 }
 
+/** Removes the common leading indentation of a template literal. */
+export function dedent(s: string): string {
+  const lines = s.replace(/^\n/, '').split('\n');
+  const indent = Math.min(...lines.filter((l) => l.trim() !== '').map((l) => /^ */.exec(l)?.[0].length ?? 0));
+  return lines.map((l) => l.slice(indent)).join('\n');
+}
+
 /** Builds a YAML document for a kind with the given spec (as YAML text, indented by the caller's choice). */
 export function doc(apiVersion: string, kind: string, name: string, spec: string, namespace = 'default'): string {
   const indented = spec

@@ -1,14 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { doc, validateYaml } from '../../../test/helpers/config.ts';
+import { dedent, doc, validateYaml } from '../../../test/helpers/config.ts';
 import type { ServiceEntrySpec } from '../types/networking.ts';
-
-/** Removes the common leading indentation of a template literal. */
-function dedent(s: string): string {
-  const lines = s.replace(/^\n/, '').split('\n');
-  const indent = Math.min(...lines.filter((l) => l.trim() !== '').map((l) => /^ */.exec(l)?.[0].length ?? 0));
-  return lines.map((l) => l.slice(indent)).join('\n');
-}
 
 const se = (spec: string, name = 'external-svc') => doc('networking.istio.io/v1', 'ServiceEntry', name, dedent(spec));
 
