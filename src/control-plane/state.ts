@@ -54,30 +54,49 @@ function docs(items: readonly WireResource[], label: string): RawDocument[] | un
   return items.map((value, i) => ({ value, source: { file: `${label}[${i}]` } }));
 }
 
-/** Recently parsed event texts (see {@link parseEvent}). */
-const parsed = new Map<string, unknown>();
+/**
+ * A few recent results by event text. Meshes of one process that receive the same event (tests,
+ * benchmarks, a process with several meshes) share one parse and one validation: both are pure
+ * functions of the text (and the options), and their results are treated as immutable everywhere.
+ *
+ * Looked up by comparing texts, not through a `Map`: each mesh reads its own copy of the text
+ * from its own socket, and hashing a fresh copy of a config event (tens of KB) costs more than
+ * comparing it with the few kept here (a length check, then a memory compare).
+ */
+class RecentByText<T> {
+  readonly #texts: string[] = [];
+  readonly #values: T[] = [];
+  readonly #max: number;
+  constructor(max: number) {
+    this.#max = max;
+  }
+  get(text: string, make: () => T): T {
+    const texts = this.#texts;
+    for (let i = texts.length - 1; i >= 0; i--) if (texts[i] === text) return this.#values[i] as T;
+    const v = make();
+    texts.push(text);
+    this.#values.push(v);
+    if (texts.length > this.#max) {
+      texts.shift();
+      this.#values.shift();
+    }
+    return v;
+  }
+}
+
+const RECENT_MAX = 4;
+const parsed = new RecentByText<unknown>(RECENT_MAX);
 
 /**
  * `JSON.parse` of an event's data, shared by the meshes of one process that receive the same
  * text (the result is treated as immutable everywhere). Throws what `JSON.parse` throws.
  */
 export function parseEvent(text: string): unknown {
-  let v = parsed.get(text);
-  if (v === undefined) {
-    v = JSON.parse(text) as unknown;
-    parsed.set(text, v);
-    if (parsed.size > RECENT_MAX) parsed.delete(parsed.keys().next().value as string);
-  }
-  return v;
+  return parsed.get(text, () => JSON.parse(text) as unknown);
 }
 
-/**
- * Recent outcomes by event text: meshes in one process that receive the same event (tests,
- * benchmarks, a process with several meshes) validate it once. Validation is a pure function of
- * the text and the options, and validated resources are immutable, so sharing them is safe.
- */
-const recent = new Map<string, Checked<AnyResource>>();
-const RECENT_MAX = 4;
+/** Recent validations, by options, then by event text. */
+const recent = new Map<string, RecentByText<Checked<AnyResource>>>();
 
 /**
  * Validates the resources of a `config` event as a whole set. `label` names them in issues.
@@ -85,14 +104,14 @@ const RECENT_MAX = 4;
  */
 export function checkConfig(resources: readonly WireResource[], label: string, o: CheckOptions, text?: string): Checked<AnyResource> {
   if (text === undefined) return checkConfigNow(resources, label, o);
-  const key = `${o.defaultNamespace}\0${o.analyze !== false}\0${label}\0${text}`;
-  let hit = recent.get(key);
-  if (hit === undefined) {
-    hit = checkConfigNow(resources, label, o);
-    recent.set(key, hit);
+  const key = `${o.defaultNamespace}\0${o.analyze !== false}\0${label}`;
+  let byText = recent.get(key);
+  if (byText === undefined) {
+    byText = new RecentByText(RECENT_MAX);
+    recent.set(key, byText);
     if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value as string);
   }
-  return hit;
+  return byText.get(text, () => checkConfigNow(resources, label, o));
 }
 
 function checkConfigNow(resources: readonly WireResource[], label: string, o: CheckOptions): Checked<AnyResource> {
