@@ -81,6 +81,8 @@ export interface ClientWorkload {
 export class DestinationRuleIndex {
   readonly #exact = new Map<string, Resource<'DestinationRule'>[]>();
   readonly #wildcard: { host: string; rule: Resource<'DestinationRule'> }[] = [];
+  /** Answers of {@link find} (a compile asks once per cluster: per subset and port of a service). */
+  readonly #found = new Map<string, MergedDestinationRule | undefined>();
 
   constructor(resources: readonly AnyResource[] | readonly Resource<'DestinationRule'>[], client: ClientWorkload) {
     for (const r of ofKind(resources as readonly AnyResource[], 'DestinationRule')) {
@@ -105,6 +107,16 @@ export class DestinationRuleIndex {
    * selector beat those without, and the most specific host wins; rules with that host merge.
    */
   find(serviceHost: string, serviceNamespace: string, clientNamespace: string): MergedDestinationRule | undefined {
+    const key = `${serviceHost}\0${serviceNamespace}\0${clientNamespace}`;
+    if (this.#found.has(key)) return this.#found.get(key);
+    const rule = this.#find(serviceHost, serviceNamespace, clientNamespace);
+    this.#found.set(key, rule);
+    return rule;
+  }
+
+  #find(serviceHost: string, serviceNamespace: string, clientNamespace: string): MergedDestinationRule | undefined {
+    const exact = this.#exact.get(serviceHost);
+    if (exact === undefined && this.#wildcard.length === 0) return undefined;
     const candidates = [...(this.#exact.get(serviceHost) ?? [])];
     for (const w of this.#wildcard) if (hostMatches(w.host, serviceHost)) candidates.push(w.rule);
     if (candidates.length === 0) return undefined;

@@ -44,8 +44,15 @@ function ms(d: string | undefined): number | undefined {
   return typeof v === 'number' ? v : undefined;
 }
 
-/** Compiles a route's `retries` (undefined → Istio's default policy). */
+/** Compiles a route's `retries` (undefined → Istio's default policy, one shared object). */
 export function compileRetry(r: HTTPRetry | undefined): RetryPolicy {
+  if (r === undefined) return (defaultRetry ??= makeRetry(undefined));
+  return makeRetry(r);
+}
+
+let defaultRetry: RetryPolicy | undefined;
+
+function makeRetry(r: HTTPRetry | undefined): RetryPolicy {
   const retryOnText = r?.retryOn ?? DEFAULT_RETRY_ON;
   const retryOn = new Set<string>();
   const codes = new Set<number>();
