@@ -101,6 +101,8 @@ function changedRoute(k: number): Record<string, unknown> {
       hosts: ['svc0.bench.internal'],
       http: [
         {
+          // The name makes every change distinct (weights repeat every 97 changes).
+          name: `change-${k}`,
           retries: { attempts: 2, perTryTimeout: '1s', retryOn: '5xx,connect-failure' },
           route: [
             { destination: { host: 'svc0.bench.internal', subset: 'v1' }, weight: w },
