@@ -82,7 +82,7 @@ export class DestinationRuleIndex {
   readonly #exact = new Map<string, Resource<'DestinationRule'>[]>();
   readonly #wildcard: { host: string; rule: Resource<'DestinationRule'> }[] = [];
   /** Answers of {@link find} (a compile asks once per cluster: per subset and port of a service). */
-  readonly #found = new Map<string, MergedDestinationRule | undefined>();
+  readonly #found = new Map<string, { svcNs: string; clientNs: string; rule: MergedDestinationRule | undefined }[]>();
 
   constructor(resources: readonly AnyResource[] | readonly Resource<'DestinationRule'>[], client: ClientWorkload) {
     for (const r of ofKind(resources as readonly AnyResource[], 'DestinationRule')) {
@@ -107,17 +107,28 @@ export class DestinationRuleIndex {
    * selector beat those without, and the most specific host wins; rules with that host merge.
    */
   find(serviceHost: string, serviceNamespace: string, clientNamespace: string): MergedDestinationRule | undefined {
-    const key = `${serviceHost}\0${serviceNamespace}\0${clientNamespace}`;
-    if (this.#found.has(key)) return this.#found.get(key);
+    let seen = this.#found.get(serviceHost);
+    if (seen !== undefined) {
+      for (const f of seen) if (f.svcNs === serviceNamespace && f.clientNs === clientNamespace) return f.rule;
+    } else {
+      seen = [];
+      this.#found.set(serviceHost, seen);
+    }
     const rule = this.#find(serviceHost, serviceNamespace, clientNamespace);
-    this.#found.set(key, rule);
+    seen.push({ svcNs: serviceNamespace, clientNs: clientNamespace, rule });
     return rule;
   }
 
   #find(serviceHost: string, serviceNamespace: string, clientNamespace: string): MergedDestinationRule | undefined {
     const exact = this.#exact.get(serviceHost);
     if (exact === undefined && this.#wildcard.length === 0) return undefined;
-    const candidates = [...(this.#exact.get(serviceHost) ?? [])];
+    // The common case: one rule for the host, no wildcard rules.
+    if (exact !== undefined && exact.length === 1 && this.#wildcard.length === 0) {
+      const r = exact[0] as Resource<'DestinationRule'>;
+      const ns = r.metadata.namespace;
+      return ns === clientNamespace || ns === serviceNamespace || ns === ROOT_NAMESPACE ? mergeRules(serviceHost, exact) : undefined;
+    }
+    const candidates = exact === undefined ? [] : [...exact];
     for (const w of this.#wildcard) if (hostMatches(w.host, serviceHost)) candidates.push(w.rule);
     if (candidates.length === 0) return undefined;
     // Istio looks only in these three namespaces, in this order.
