@@ -72,6 +72,8 @@ export class Watch {
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   readonly #posts = new Set<Promise<void>>();
+  /** ACKs/NACKs not sent yet (they go out after the current I/O callbacks, see #post). */
+  #outbox: { url: string; body: AckRequest }[] = [];
   // Per stream:
   #connection = '';
   #pending = new Set<Kind>();
@@ -263,20 +265,35 @@ export class Watch {
     this.#post(url, { connection: this.#connection, kind, version, status: 'ACK' });
   }
 
+  /**
+   * Sends an ACK/NACK once the I/O callbacks that are running are done (setImmediate): the
+   * change is in use already, and a process whose meshes all receive the same push (tests,
+   * several meshes in one process) applies it in every mesh before any of them talks back.
+   */
   #post(url: string, body: AckRequest): void {
     if (this.#connection === '' || this.#closed) return;
-    // An ACK that does not arrive only makes the status stale; the stream itself is what matters.
-    const p = this.#o.http.call(url, { method: 'POST', path: ACK_PATH, body }).then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#posts.add(p);
-    void p.finally(() => this.#posts.delete(p));
+    if (this.#outbox.length === 0) setImmediate(() => this.#sendOutbox());
+    this.#outbox.push({ url, body });
+  }
+
+  #sendOutbox(): void {
+    const out = this.#outbox;
+    this.#outbox = [];
+    for (const { url, body } of out) {
+      // An ACK that does not arrive only makes the status stale; the stream itself is what matters.
+      const p = this.#o.http.call(url, { method: 'POST', path: ACK_PATH, body }).then(
+        () => undefined,
+        () => undefined,
+      );
+      this.#posts.add(p);
+      void p.finally(() => this.#posts.delete(p));
+    }
   }
 
   /** Lets ACKs/NACKs in flight finish (up to 1 s; the server takes them only while the stream is open), then stops the stream and the loop. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#sendOutbox();
     if (this.#posts.size > 0) {
       let timer: Timer | undefined;
       await Promise.race([Promise.all(this.#posts), new Promise<void>((r) => (timer = this.#o.clock.setTimer(r, 1000)))]);
