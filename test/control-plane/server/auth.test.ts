@@ -78,6 +78,23 @@ describe('TokenAuthority', () => {
     await assert.rejects(a.mintToken({ service: 'Bad Name', namespace: 'default' }), /DNS-1123/);
   });
 
+  it('a token verified once is refused once it expires (verified tokens are remembered only until exp)', async () => {
+    const a = await TokenAuthority.open(dataDir());
+    const token = await a.mintToken({ service: 'reviews', namespace: 'default' }, { ttlSeconds: 1 });
+    const exp = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).exp as number;
+    assert.equal((await a.verifyToken(token)).ok, true);
+    assert.equal((await a.verifyToken(token)).ok, true, 'second use (remembered)');
+    await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 50));
+    assert.equal(((await a.verifyToken(token)) as { reason: string }).reason, 'expired');
+    // A tampered copy of a remembered token is a different string: verified afresh, and refused.
+    const good = await a.mintToken({ service: 'reviews', namespace: 'default' });
+    assert.equal((await a.verifyToken(good)).ok, true);
+    const [h, p, sig] = good.split('.');
+    const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
+    const forged = `${h}.${Buffer.from(JSON.stringify({ ...claims, svc: 'ratings' })).toString('base64url')}.${sig}`;
+    assert.equal(((await a.verifyToken(forged)) as { reason: string }).reason, 'bad-signature');
+  });
+
   it('replicas sharing SharedValues agree on one key, written to each data dir', async () => {
     const shared = new MapShared();
     const dirA = dataDir();
