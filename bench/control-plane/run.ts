@@ -131,7 +131,8 @@ async function startCp(configDir: string | undefined, dataDir: string, extra: st
   const port = await freePort();
   const argv = [CLI, 'control-plane', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...extra];
   if (configDir !== undefined) argv.push('--config', configDir);
-  const proc = spawn(NODE, argv, { stdio: ['ignore', process.env.CP_DEBUG ? 'inherit' : 'ignore', 'inherit'] });
+  const prof = process.env.CP_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CP_CPU_PROF}`] : [];
+  const proc = spawn(NODE, [...prof, ...argv], { stdio: ['ignore', process.env.CP_DEBUG ? 'inherit' : 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
