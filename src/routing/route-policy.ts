@@ -46,11 +46,8 @@ function ms(d: string | undefined): number | undefined {
 
 /** Compiles a route's `retries` (undefined → Istio's default policy, one shared object). */
 export function compileRetry(r: HTTPRetry | undefined): RetryPolicy {
-  if (r === undefined) return (defaultRetry ??= makeRetry(undefined));
-  return makeRetry(r);
+  return r === undefined ? DEFAULT_RETRY_POLICY : makeRetry(r);
 }
-
-let defaultRetry: RetryPolicy | undefined;
 
 function makeRetry(r: HTTPRetry | undefined): RetryPolicy {
   const retryOnText = r?.retryOn ?? DEFAULT_RETRY_ON;
@@ -76,6 +73,8 @@ function makeRetry(r: HTTPRetry | undefined): RetryPolicy {
     isDefault: r === undefined,
   });
 }
+
+const DEFAULT_RETRY_POLICY = makeRetry(undefined);
 
 /** Prints a retry policy compactly. */
 export function retryToString(p: RetryPolicy): string {
