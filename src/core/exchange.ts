@@ -46,6 +46,10 @@ export interface ResponseHandler {
   onResponseError?(controller: Controller, error: Error): void;
 }
 
+/** What a finished exchange holds instead of the caller's handler and request headers. */
+const RELEASED: ResponseHandler = Object.freeze({});
+const RELEASED_HEADERS: Headers = Object.freeze({}) as Headers;
+
 /** A controller for callbacks that have none (failures made by the mesh, before any attempt started). */
 export const NO_CONTROLLER: Controller = Object.freeze({
   abort() {},
@@ -141,7 +145,7 @@ export class Exchange implements Controller, ResponseHandler {
   /** Hosts tried by earlier attempts (allocated on first retry). */
   tried: unknown[] | undefined = undefined;
   /** The adapter's own options for the call (passed through to the transport). */
-  readonly options: unknown;
+  options: unknown;
 
   // ── control ──
   /** Controller of the attempt in flight. */
@@ -162,12 +166,12 @@ export class Exchange implements Controller, ResponseHandler {
   /** Called once when the call ends (used by the deadline queue and counters). */
   onDone: ((ex: Exchange) => void) | undefined = undefined;
 
-  readonly #handler: ResponseHandler;
-  readonly #errors: ErrorMode;
+  private _handler: ResponseHandler;
+  private readonly _errors: ErrorMode;
 
   /** How mesh-made failures reach the caller. */
   get errorMode(): ErrorMode {
-    return this.#errors;
+    return this._errors;
   }
 
   constructor(
@@ -182,8 +186,8 @@ export class Exchange implements Controller, ResponseHandler {
     body: unknown,
     options: unknown,
   ) {
-    this.#handler = handler;
-    this.#errors = errors;
+    this._handler = handler;
+    this._errors = errors;
     this.startedAt = startedAt;
     this.method = method;
     this.scheme = scheme;
@@ -202,7 +206,7 @@ export class Exchange implements Controller, ResponseHandler {
 
   /** Tells the caller's handler the call started (adapters call it once, before dispatching). */
   begin(): void {
-    this.#handler.onRequestStart?.(this, null);
+    this._handler.onRequestStart?.(this, null);
   }
 
   // ── Controller (what the caller sees) ──
@@ -210,17 +214,17 @@ export class Exchange implements Controller, ResponseHandler {
   abort(reason?: Error): void {
     if (this.aborted || this.done) return;
     this.aborted = true;
-    this.#interrupt(reason ?? abortError());
+    this._interrupt(reason ?? abortError());
   }
 
   /** Fails the call with a mesh error the way abort does (used by deadlines). */
   expire(err: MeshletError): void {
     if (this.done) return;
-    this.#interrupt(err);
+    this._interrupt(err);
   }
 
   /** Cancels what the call waits on, or the attempt in flight, with `reason`. */
-  #interrupt(reason: Error): void {
+  private _interrupt(reason: Error): void {
     this.reason = reason;
     const w = this.waiting;
     if (w !== undefined) {
@@ -259,14 +263,14 @@ export class Exchange implements Controller, ResponseHandler {
   onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
     this.current = controller;
     this.responded = true;
-    this.#finish();
-    this.#handler.onRequestUpgrade?.(this, statusCode, headers, socket);
+    this._finish();
+    this._handler.onRequestUpgrade?.(this, statusCode, headers, socket);
   }
 
   onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     if (this.done) return;
     if (statusCode < 200) {
-      this.#handler.onResponseStart?.(this, statusCode, headers, statusMessage);
+      this._handler.onResponseStart?.(this, statusCode, headers, statusMessage);
       return;
     }
     this.current = controller;
@@ -283,43 +287,45 @@ export class Exchange implements Controller, ResponseHandler {
     }
     // Clients that read raw headers (undici's fetch) must see the same headers as the object.
     this.rawHeaders = raw;
-    this.#handler.onResponseStart?.(this, statusCode, headers, statusMessage);
+    this._handler.onResponseStart?.(this, statusCode, headers, statusMessage);
   }
 
   onResponseData(_controller: Controller, chunk: Buffer): void {
     if (this.done) return;
-    this.#handler.onResponseData?.(this, chunk);
+    this._handler.onResponseData?.(this, chunk);
   }
 
   onResponseEnd(controller: Controller, trailers: Headers): void {
     if (this.done) return;
     this.rawTrailers = controller.rawTrailers ?? null;
-    this.#finish();
-    this.#handler.onResponseEnd?.(this, trailers ?? EMPTY);
+    this._finish();
+    this._handler.onResponseEnd?.(this, trailers ?? EMPTY);
+    this._release();
   }
 
   onResponseError(_controller: Controller, error: Error): void {
     if (this.done) return;
     if (error instanceof MeshletError) {
-      this.#absorbFlags(error);
-      if (!this.responded && this.#respondWith(error)) return;
+      this._absorbFlags(error);
+      if (!this.responded && this._respondWith(error)) return;
     }
-    this.#finish();
-    this.#handler.onResponseError?.(this, error);
+    this._finish();
+    this._handler.onResponseError?.(this, error);
+    this._release();
   }
 
   /**
    * Merges the error's flags into the call's and gives the error all of them, so a fault
    * delay's DI stays next to a later timeout's UT in the response and in the error.
    */
-  #absorbFlags(error: MeshletError): void {
+  private _absorbFlags(error: MeshletError): void {
     if (error.flags !== '') for (const f of error.flags.split(',')) if (f !== '') this.flag(f);
     (error as { flags: string }).flags = this.flags;
   }
 
   /** In `respond` mode, answers with the response a sidecar sends for `error`; false if it does not apply. */
-  #respondWith(error: MeshletError): boolean {
-    if (this.#errors !== 'respond' || this.aborted || error.httpStatus === undefined) return false;
+  private _respondWith(error: MeshletError): boolean {
+    if (this._errors !== 'respond' || this.aborted || error.httpStatus === undefined) return false;
     this.sendLocal(error.httpStatus, localHeaders(this.flags), Buffer.from(bodyFor(error)));
     return true;
   }
@@ -340,21 +346,24 @@ export class Exchange implements Controller, ResponseHandler {
     this.rawTrailers = null;
     this.current = undefined;
     queueMicrotask(() => {
-      const h = this.#handler;
+      const h = this._handler;
       if (this.aborted) {
-        this.#finish();
+        this._finish();
         h.onResponseError?.(this, this.reason ?? abortError());
+        this._release();
         return;
       }
       h.onResponseStart?.(this, status, headers, '');
       if (this.aborted) {
-        this.#finish();
+        this._finish();
         h.onResponseError?.(this, this.reason ?? abortError());
+        this._release();
         return;
       }
       if (body !== undefined && body.length > 0) h.onResponseData?.(this, body);
-      this.#finish();
+      this._finish();
       h.onResponseEnd?.(this, EMPTY);
+      this._release();
     });
   }
 
@@ -364,16 +373,17 @@ export class Exchange implements Controller, ResponseHandler {
    */
   fail(error: MeshletError): void {
     if (this.done) return;
-    this.#absorbFlags(error);
-    if (this.#respondWith(error)) return;
+    this._absorbFlags(error);
+    if (this._respondWith(error)) return;
     queueMicrotask(() => {
       if (this.done) return;
-      this.#finish();
-      this.#handler.onResponseError?.(this, this.aborted ? (this.reason ?? error) : error);
+      this._finish();
+      this._handler.onResponseError?.(this, this.aborted ? (this.reason ?? error) : error);
+      this._release();
     });
   }
 
-  #finish(): void {
+  private _finish(): void {
     if (this.done) return;
     this.done = true;
     this.waiting = undefined;
@@ -393,5 +403,18 @@ export class Exchange implements Controller, ResponseHandler {
     this.host = undefined;
     this.tried = undefined;
     this.responseOps = undefined;
+  }
+
+  /**
+   * After the caller's handler got its last callback: drop the request and response data too.
+   * The caller may keep this controller for as long as it keeps the response (see _finish).
+   */
+  private _release(): void {
+    this._handler = RELEASED;
+    this.headers = RELEASED_HEADERS;
+    this.body = undefined;
+    this.options = undefined;
+    this.rawHeaders = null;
+    this.rawTrailers = null;
   }
 }

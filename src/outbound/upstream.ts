@@ -23,120 +23,120 @@ export interface UpstreamLayerOptions {
 }
 
 class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
-  readonly #ex: Exchange;
-  readonly #handler: ResponseHandler;
-  readonly #cs: ClusterState;
-  readonly #host: HostState | undefined;
-  readonly #transport: Dispatch;
-  readonly #o: UpstreamLayerOptions;
-  #state: 0 | 1 | 2 | 3 = 0; // 0 queued/new, 1 sent, 2 started, 3 finished
-  #abandoned: Error | undefined;
-  #recorded = false;
+  private readonly _ex: Exchange;
+  private readonly _handler: ResponseHandler;
+  private readonly _cs: ClusterState;
+  private readonly _host: HostState | undefined;
+  private readonly _transport: Dispatch;
+  private readonly _o: UpstreamLayerOptions;
+  private _state: 0 | 1 | 2 | 3 = 0; // 0 queued/new, 1 sent, 2 started, 3 finished
+  private _abandoned: Error | undefined;
+  private _recorded = false;
 
   constructor(o: UpstreamLayerOptions, ex: Exchange, handler: ResponseHandler, cs: ClusterState, transport: Dispatch) {
-    this.#o = o;
-    this.#ex = ex;
-    this.#handler = handler;
-    this.#cs = cs;
-    this.#host = ex.host as HostState | undefined;
-    this.#transport = transport;
+    this._o = o;
+    this._ex = ex;
+    this._handler = handler;
+    this._cs = cs;
+    this._host = ex.host as HostState | undefined;
+    this._transport = transport;
   }
 
   start(): void {
-    const r = this.#cs.limiter.acquire(this);
-    if (r === 'go') this.#send();
-    else if (r === 'queued') this.#ex.waiting = this;
+    const r = this._cs.limiter.acquire(this);
+    if (r === 'go') this._send();
+    else if (r === 'queued') this._ex.waiting = this;
     else {
-      const err = new MeshletError('MESHLET_ERR_OVERLOADED', 'upstream overflow: connection pool limits reached', this.#ex.errorContext());
-      queueMicrotask(() => this.#handler.onResponseError?.(NO_CONTROLLER, err));
+      const err = new MeshletError('MESHLET_ERR_OVERLOADED', 'upstream overflow: connection pool limits reached', this._ex.errorContext());
+      queueMicrotask(() => this._handler.onResponseError?.(NO_CONTROLLER, err));
     }
   }
 
   grant(): void {
-    if (this.#ex.waiting === this) this.#ex.waiting = undefined;
-    this.#send();
+    if (this._ex.waiting === this) this._ex.waiting = undefined;
+    this._send();
   }
 
-  #send(): void {
-    this.#state = 1;
-    const h = this.#host;
+  private _send(): void {
+    this._state = 1;
+    const h = this._host;
     if (h !== undefined) h.active++;
-    this.#ex.waiting = this;
-    this.#transport(this.#ex, this);
+    this._ex.waiting = this;
+    this._transport(this._ex, this);
   }
 
-  #release(): void {
-    if (this.#state === 3) return;
-    const wasSent = this.#state !== 0;
-    this.#state = 3;
-    if (this.#ex.waiting === this) this.#ex.waiting = undefined;
+  private _release(): void {
+    if (this._state === 3) return;
+    const wasSent = this._state !== 0;
+    this._state = 3;
+    if (this._ex.waiting === this) this._ex.waiting = undefined;
     if (wasSent) {
-      const h = this.#host;
+      const h = this._host;
       if (h !== undefined) h.active--;
-      this.#cs.limiter.release();
+      this._cs.limiter.release();
     }
   }
 
   /** Abort / per-try timeout / deadline while queued or not yet started. */
   cancel(reason: Error): void {
-    if (this.#state === 0) {
-      this.#cs.limiter.cancel(this);
-      this.#state = 3;
+    if (this._state === 0) {
+      this._cs.limiter.cancel(this);
+      this._state = 3;
     } else {
-      this.#abandoned = reason;
-      this.#release();
+      this._abandoned = reason;
+      this._release();
     }
-    this.#handler.onResponseError?.(NO_CONTROLLER, reason);
+    this._handler.onResponseError?.(NO_CONTROLLER, reason);
   }
 
-  #record(status: number, failure: FailureKind | undefined): void {
-    if (this.#recorded) return;
-    this.#recorded = true;
-    const d = this.#cs.detector;
-    const h = this.#host;
+  private _record(status: number, failure: FailureKind | undefined): void {
+    if (this._recorded) return;
+    this._recorded = true;
+    const d = this._cs.detector;
+    const h = this._host;
     if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow') d.record(h, status, failure);
   }
 
   onRequestStart(controller: Controller, context: unknown): void {
-    if (this.#abandoned !== undefined) {
-      controller.abort(this.#abandoned);
+    if (this._abandoned !== undefined) {
+      controller.abort(this._abandoned);
       return;
     }
-    this.#state = 2;
-    if (this.#ex.waiting === this) this.#ex.waiting = undefined;
-    this.#handler.onRequestStart?.(controller, context);
+    this._state = 2;
+    if (this._ex.waiting === this) this._ex.waiting = undefined;
+    this._handler.onRequestStart?.(controller, context);
   }
 
   onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
-    if (this.#abandoned !== undefined) return;
-    this.#release();
-    this.#handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
+    if (this._abandoned !== undefined) return;
+    this._release();
+    this._handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
   }
 
   onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
-    if (this.#abandoned !== undefined) return;
-    if (statusCode >= 200) this.#record(statusCode, undefined);
-    this.#handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
+    if (this._abandoned !== undefined) return;
+    if (statusCode >= 200) this._record(statusCode, undefined);
+    this._handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
-    if (this.#abandoned !== undefined) return;
-    this.#handler.onResponseData?.(controller, chunk);
+    if (this._abandoned !== undefined) return;
+    this._handler.onResponseData?.(controller, chunk);
   }
 
   onResponseEnd(controller: Controller, trailers: Headers): void {
-    if (this.#abandoned !== undefined) return;
-    this.#release();
-    this.#handler.onResponseEnd?.(controller, trailers);
+    if (this._abandoned !== undefined) return;
+    this._release();
+    this._handler.onResponseEnd?.(controller, trailers);
   }
 
   onResponseError(controller: Controller, error: Error): void {
-    if (this.#abandoned !== undefined) return;
-    this.#release();
-    const ex = this.#ex;
-    const failure: FailureKind = ex.aborted ? 'cancelled' : ex.reason !== null || error.name === 'PerTryTimeout' ? 'per-try-timeout' : this.#o.classify(error);
-    this.#record(0, failure);
-    this.#handler.onResponseError?.(controller, error);
+    if (this._abandoned !== undefined) return;
+    this._release();
+    const ex = this._ex;
+    const failure: FailureKind = ex.aborted ? 'cancelled' : ex.reason !== null || error.name === 'PerTryTimeout' ? 'per-try-timeout' : this._o.classify(error);
+    this._record(0, failure);
+    this._handler.onResponseError?.(controller, error);
   }
 }
 

@@ -86,155 +86,155 @@ export function retryLayer(o: RetryLayerOptions): Layer {
 class Attempt implements ResponseHandler, DeadlineNode, Waiter {
   due = 0;
   heapIndex = -1;
-  readonly #o: RetryLayerOptions;
-  readonly #next: Dispatch;
-  readonly #ex: Exchange;
-  readonly #handler: ResponseHandler;
-  readonly #policy: RetryPolicy;
+  private readonly _o: RetryLayerOptions;
+  private readonly _next: Dispatch;
+  private readonly _ex: Exchange;
+  private readonly _handler: ResponseHandler;
+  private readonly _policy: RetryPolicy;
   /** This attempt holds a slot of the retry budget. */
-  readonly #isRetry: boolean;
-  #controller: Controller | undefined;
-  #perTryExpired = false;
-  #discarding = false;
-  #forwarded = false;
-  #finished = false;
-  #delayMs = 0;
-  #outcome: AttemptOutcome | undefined;
-  #timer: { clear(): void } | undefined;
+  private readonly _isRetry: boolean;
+  private _controller: Controller | undefined;
+  private _perTryExpired = false;
+  private _discarding = false;
+  private _forwarded = false;
+  private _finished = false;
+  private _delayMs = 0;
+  private _outcome: AttemptOutcome | undefined;
+  private _timer: { clear(): void } | undefined;
 
   constructor(o: RetryLayerOptions, next: Dispatch, ex: Exchange, handler: ResponseHandler, policy: RetryPolicy, isRetry: boolean) {
-    this.#o = o;
-    this.#next = next;
-    this.#ex = ex;
-    this.#handler = handler;
-    this.#policy = policy;
-    this.#isRetry = isRetry;
+    this._o = o;
+    this._next = next;
+    this._ex = ex;
+    this._handler = handler;
+    this._policy = policy;
+    this._isRetry = isRetry;
   }
 
   send(): void {
-    const ex = this.#ex;
+    const ex = this._ex;
     ex.attempts++;
-    const per = this.#policy.perTryTimeoutMs;
+    const per = this._policy.perTryTimeoutMs;
     if (per !== undefined) {
-      const due = this.#o.clock.now() + per;
+      const due = this._o.clock.now() + per;
       if (due < ex.deadline) {
         this.due = due;
-        this.#o.deadlines.add(this);
+        this._o.deadlines.add(this);
       }
     }
-    this.#next(ex, this);
+    this._next(ex, this);
   }
 
   /** Per-try timeout: cut the attempt short unless response headers already arrived. */
   expire(): void {
-    if (this.#forwarded || this.#discarding || this.#finished) return;
-    this.#perTryExpired = true;
+    if (this._forwarded || this._discarding || this._finished) return;
+    this._perTryExpired = true;
     const err = new PerTryTimeout();
-    if (this.#controller !== undefined) this.#controller.abort(err);
-    else if (this.#ex.waiting !== undefined) {
-      const w = this.#ex.waiting;
-      this.#ex.waiting = undefined;
+    if (this._controller !== undefined) this._controller.abort(err);
+    else if (this._ex.waiting !== undefined) {
+      const w = this._ex.waiting;
+      this._ex.waiting = undefined;
       w.cancel(err);
     }
   }
 
-  #clearPerTry(): void {
-    if (this.heapIndex !== -1) this.#o.deadlines.remove(this);
+  private _clearPerTry(): void {
+    if (this.heapIndex !== -1) this._o.deadlines.remove(this);
   }
 
-  #end(): void {
-    if (this.#finished) return;
-    this.#finished = true;
-    this.#clearPerTry();
-    if (this.#isRetry) this.#o.budget(this.#ex).endRetry();
+  private _end(): void {
+    if (this._finished) return;
+    this._finished = true;
+    this._clearPerTry();
+    if (this._isRetry) this._o.budget(this._ex).endRetry();
   }
 
   // ── handler ──
 
   onRequestStart(controller: Controller, context: unknown): void {
-    this.#controller = controller;
-    if (this.#perTryExpired) {
+    this._controller = controller;
+    if (this._perTryExpired) {
       controller.abort(new PerTryTimeout());
       return;
     }
-    this.#handler.onRequestStart?.(controller, context);
+    this._handler.onRequestStart?.(controller, context);
   }
 
   onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
-    this.#end();
-    this.#forwarded = true;
-    this.#handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
+    this._end();
+    this._forwarded = true;
+    this._handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
   }
 
   onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     if (statusCode < 200) {
-      this.#handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
+      this._handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
       return;
     }
-    this.#clearPerTry();
+    this._clearPerTry();
     const outcome: AttemptOutcome = { status: statusCode, grpcStatus: grpcStatusOf(headers), failure: undefined, requestSent: true, headers };
-    if (this.#mayRetry(outcome)) {
-      this.#outcome = outcome;
-      this.#discarding = true;
+    if (this._mayRetry(outcome)) {
+      this._outcome = outcome;
+      this._discarding = true;
       return;
     }
     // Retries ran out on a response the policy would have retried: Envoy flags URX.
-    if (this.#ex.attempts > 1 && isRetriable(this.#policy, outcome, this.#ex.headers)) this.#ex.flag('URX');
-    this.#forwarded = true;
-    this.#handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
+    if (this._ex.attempts > 1 && isRetriable(this._policy, outcome, this._ex.headers)) this._ex.flag('URX');
+    this._forwarded = true;
+    this._handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
-    if (this.#discarding) return;
-    this.#handler.onResponseData?.(controller, chunk);
+    if (this._discarding) return;
+    this._handler.onResponseData?.(controller, chunk);
   }
 
   onResponseEnd(controller: Controller, trailers: Headers): void {
-    this.#end();
-    if (this.#discarding) {
-      this.#retry();
+    this._end();
+    if (this._discarding) {
+      this._retry();
       return;
     }
-    this.#handler.onResponseEnd?.(controller, trailers);
+    this._handler.onResponseEnd?.(controller, trailers);
   }
 
   onResponseError(controller: Controller, error: Error): void {
-    const ex = this.#ex;
-    this.#end();
-    if (this.#discarding) {
+    const ex = this._ex;
+    this._end();
+    if (this._discarding) {
       // The swallowed response broke off while draining: retry all the same (it was going to be).
-      if (!ex.aborted && !(ex.reason instanceof MeshletError)) this.#retry();
+      if (!ex.aborted && !(ex.reason instanceof MeshletError)) this._retry();
       else {
-        this.#o.budget(ex).endRetry();
-        this.#handler.onResponseError?.(controller, ex.reason ?? error);
+        this._o.budget(ex).endRetry();
+        this._handler.onResponseError?.(controller, ex.reason ?? error);
       }
       return;
     }
     if (ex.aborted || ex.reason instanceof MeshletError) {
       // Caller abort or route deadline: never retried; report the call's reason.
-      this.#handler.onResponseError?.(controller, ex.reason ?? error);
+      this._handler.onResponseError?.(controller, ex.reason ?? error);
       return;
     }
-    if (this.#forwarded || error instanceof MeshletError) {
+    if (this._forwarded || error instanceof MeshletError) {
       // Mid-body failure, or a failure the mesh made (no healthy upstream, overflow): final.
-      this.#handler.onResponseError?.(controller, error);
+      this._handler.onResponseError?.(controller, error);
       return;
     }
-    const failure: FailureKind = this.#perTryExpired ? 'per-try-timeout' : this.#o.classify(error);
-    const outcome: AttemptOutcome = { status: 0, grpcStatus: -1, failure, requestSent: this.#controller !== undefined, headers: undefined };
-    if (this.#mayRetry(outcome)) {
-      this.#outcome = outcome;
-      this.#retry();
+    const failure: FailureKind = this._perTryExpired ? 'per-try-timeout' : this._o.classify(error);
+    const outcome: AttemptOutcome = { status: 0, grpcStatus: -1, failure, requestSent: this._controller !== undefined, headers: undefined };
+    if (this._mayRetry(outcome)) {
+      this._outcome = outcome;
+      this._retry();
       return;
     }
-    this.#handler.onResponseError?.(controller, this.#finalError(failure, error));
+    this._handler.onResponseError?.(controller, this._finalError(failure, error));
   }
 
-  #finalError(failure: FailureKind, cause: Error): MeshletError {
-    const ex = this.#ex;
+  private _finalError(failure: FailureKind, cause: Error): MeshletError {
+    const ex = this._ex;
     const retried = ex.attempts > 1;
     const reason = RESET_TEXT[failure];
-    const exhausted = retried && isRetriable(this.#policy, { status: 0, grpcStatus: -1, failure, requestSent: true, headers: undefined }, ex.headers);
+    const exhausted = retried && isRetriable(this._policy, { status: 0, grpcStatus: -1, failure, requestSent: true, headers: undefined }, ex.headers);
     const msg =
       failure === 'per-try-timeout'
         ? 'upstream request timeout'
@@ -244,56 +244,56 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
   }
 
   /** Decides whether this outcome is retried; reserves the retry (budget) if so. */
-  #mayRetry(outcome: AttemptOutcome): boolean {
-    const ex = this.#ex;
-    const p = this.#policy;
+  private _mayRetry(outcome: AttemptOutcome): boolean {
+    const ex = this._ex;
+    const p = this._policy;
     if (ex.attempts > p.attempts || ex.aborted || ex.reason !== null) return false;
     if (!isRetriable(p, outcome, ex.headers)) return false;
     if (!canReplay(ex.body)) return false;
-    const now = this.#o.clock.now();
-    let delay = backoffDelayMs(ex.attempts, p.backoffBaseMs, this.#o.random);
+    const now = this._o.clock.now();
+    let delay = backoffDelayMs(ex.attempts, p.backoffBaseMs, this._o.random);
     if (outcome.headers !== undefined && outcome.headers['retry-after'] !== undefined) {
       const ra = retryAfterMs(outcome.headers, Date.now(), Number.POSITIVE_INFINITY);
       if (ra !== undefined) {
-        if (ra > this.#o.maxRetryAfterMs) return false;
+        if (ra > this._o.maxRetryAfterMs) return false;
         if (ra > delay) delay = ra;
       }
     }
     if (now + delay >= ex.deadline) return false;
-    if (!this.#o.budget(ex).tryStartRetry(this.#o.activeRequests(ex))) {
+    if (!this._o.budget(ex).tryStartRetry(this._o.activeRequests(ex))) {
       ex.flag('UO');
       return false;
     }
-    this.#delayMs = delay;
+    this._delayMs = delay;
     return true;
   }
 
-  #retry(): void {
-    const ex = this.#ex;
+  private _retry(): void {
+    const ex = this._ex;
     if (ex.host !== undefined) {
       ex.tried ??= [];
       ex.tried.push(ex.host);
     }
-    const next = new Attempt(this.#o, this.#next, ex, this.#handler, this.#policy, true);
+    const next = new Attempt(this._o, this._next, ex, this._handler, this._policy, true);
     const fire = (): void => {
-      this.#timer = undefined;
+      this._timer = undefined;
       if (ex.waiting === this) ex.waiting = undefined;
       next.send();
     };
     ex.waiting = this;
-    this.#timer = this.#o.clock.setTimer(fire, this.#delayMs);
+    this._timer = this._o.clock.setTimer(fire, this._delayMs);
   }
 
   /** Abort or deadline during the backoff wait. */
   cancel(reason: Error): void {
-    this.#timer?.clear();
-    this.#timer = undefined;
-    this.#o.budget(this.#ex).endRetry();
-    this.#handler.onResponseError?.(NO_CONTROLLER, reason);
+    this._timer?.clear();
+    this._timer = undefined;
+    this._o.budget(this._ex).endRetry();
+    this._handler.onResponseError?.(NO_CONTROLLER, reason);
   }
 
   /** The outcome that led to the retry in progress (for explain). */
   get outcome(): AttemptOutcome | undefined {
-    return this.#outcome;
+    return this._outcome;
   }
 }

@@ -90,11 +90,16 @@ class ClusterPools implements ClusterTransport {
 }
 
 /** The dispatch options undici needs for one attempt. */
-function dispatchOptions(ex: Exchange, origin: string | undefined): Record<string, unknown> {
+function dispatchOptions(ex: Exchange, origin: string | undefined, serviceHost?: string): Record<string, unknown> {
   ex.headers.host = ex.authority;
   const src = ex.options as Record<string, unknown> | undefined;
   const o: Record<string, unknown> = { path: ex.path, method: ex.method, headers: ex.headers, body: bodyForAttempt(ex.body) };
   if (origin !== undefined) o.origin = origin;
+  // Plain HTTP has no SNI; undici still derives a name from the Host header for every request
+  // (a hostname parse and two IP regexes) and only uses it to label new connections. Give it
+  // the service's host, what it would derive from an unrewritten Host header. TLS keeps
+  // undici's derivation.
+  else if (ex.scheme === 'http' && serviceHost !== undefined && !serviceHost.startsWith('*')) o.servername = serviceHost;
   if (src !== undefined) {
     if (src.headersTimeout !== undefined) o.headersTimeout = src.headersTimeout;
     if (src.bodyTimeout !== undefined) o.bodyTimeout = src.bodyTimeout;
@@ -126,7 +131,7 @@ export class UndiciTransport {
       cs.transport = pools;
       cs.transportKey = JSON.stringify(pools.options);
     }
-    pools.get(host, ex.scheme, cs.cluster.host).dispatch(dispatchOptions(ex, undefined) as never, handler as never);
+    pools.get(host, ex.scheme, cs.cluster.host).dispatch(dispatchOptions(ex, undefined, cs.cluster.host) as never, handler as never);
   };
 
   /** Sends a request for a host outside the mesh, unchanged. */
