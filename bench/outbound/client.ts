@@ -1,8 +1,9 @@
 /**
- * One client run of the outbound benchmark, in its own process (started by bench/outbound/run.ts
- * over an IPC channel, one process per variant per round): warm up, then c=1 for `duration`
- * seconds (per-request latency) and c=64 for `duration` seconds (throughput), with the client
- * process's CPU time (process.cpuUsage) over each measured phase. Sends one `result` message.
+ * One client of the outbound benchmark, in its own process (started by bench/outbound/run.ts
+ * over an IPC channel, one process per variant per round; the variants of a round are alive
+ * together). It warms up, reports `ready`, then runs measured slices when the parent asks
+ * (`slice`: concurrency, milliseconds) and answers each with its requests, latencies and the
+ * process's CPU time at the slice's start; `stop` closes it with a `result` message.
  */
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
@@ -17,27 +18,36 @@ export interface ClientOptions {
   upstreamPort: number;
   /** Port the client sends to for the nginx variants. */
   nginxPort?: number;
+  /** Warm-up seconds (half at c=1, half at highConcurrency) before the process reports ready. */
   warmup: number;
-  duration: number;
   highConcurrency: number;
   /** URL of the module exporting createMesh (default: src/index.ts). */
   meshModule: string;
 }
 
-export interface PhaseResult {
+/** What the parent asks for: one measured slice. */
+export interface SliceRequest {
+  type: 'slice';
+  concurrency: number;
+  ms: number;
+  /** Return every request's latency. */
+  record: boolean;
+}
+
+/** One measured slice. */
+export interface SliceResult {
+  type: 'slice';
+  /** The process's CPU time (user + system, µs) when the slice started: the parent charges a slice with the CPU up to the same process's next slice, so work V8 does in the background after the slice (GC, compilation) counts. */
+  cpuStartUs: number;
   requests: number;
   failures: number;
   seconds: number;
-  cpuUsPerReq: number;
-  rps: number;
-  p50Us?: number;
-  p99Us?: number;
+  latenciesUs: number[];
 }
 
+/** The client's last message. */
 export interface ClientResult {
   type: 'result';
-  c1: PhaseResult;
-  cHigh: PhaseResult;
   /** Every request this process sent, warm-up and checks included (compare with the upstream's count). */
   totalRequests: number;
   firstFailure?: string;
@@ -64,7 +74,6 @@ export async function loadCreateMesh(moduleUrl: string): Promise<CreateMesh | st
 type Call = () => Promise<number>;
 
 async function main(opts: ClientOptions): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
   let agent: Agent | undefined;
   let mesh: MeshLike | undefined;
   let call: Call;
@@ -128,16 +137,15 @@ async function main(opts: ClientOptions): Promise<void> {
     firstFailure ??= what;
   };
 
-  async function phase(concurrency: number, seconds: number, record: boolean, mark?: 'c1' | 'cHigh'): Promise<PhaseResult> {
-    gc?.();
-    // the parent samples nginx/upstream CPU from /proc at these marks
-    if (mark !== undefined) process.send?.({ type: 'mark', name: `${mark}:start` });
-    const lat = record ? new Float64Array(Math.ceil(seconds * 40_000) + 1024) : undefined;
+  /** Runs `concurrency` loops of calls for `ms`; with `record`, returns every latency (µs). */
+  async function phase(concurrency: number, ms: number, record: boolean): Promise<SliceResult> {
+    const c0 = process.cpuUsage();
+    const cpuStartUs = c0.user + c0.system;
+    const lat: number[] = [];
     let n = 0;
     let failures = 0;
-    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    const deadline = t0 + seconds * 1000;
+    const deadline = t0 + ms;
     const loop = async () => {
       while (performance.now() < deadline) {
         const s = performance.now();
@@ -152,22 +160,13 @@ async function main(opts: ClientOptions): Promise<void> {
           fail(`${(err as Error).name}: ${(err as Error).message}`);
         }
         if (failures > 100 && failures > n / 10) throw new Error(`too many failures (${failures} of ${n + 1}), first: ${firstFailure}`);
-        if (lat !== undefined && n < lat.length) lat[n] = performance.now() - s;
+        if (record) lat.push((performance.now() - s) * 1000);
         n++;
       }
     };
     await Promise.all(Array.from({ length: concurrency }, loop));
-    const elapsed = (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    if (mark !== undefined) process.send?.({ type: 'mark', name: `${mark}:end` });
     total += n;
-    const out: PhaseResult = { requests: n, failures, seconds: elapsed, cpuUsPerReq: (cpu.user + cpu.system) / n, rps: n / elapsed };
-    if (lat !== undefined) {
-      const sorted = lat.subarray(0, Math.min(n, lat.length)).sort();
-      out.p50Us = (sorted[Math.floor(sorted.length * 0.5)] ?? Number.NaN) * 1000;
-      out.p99Us = (sorted[Math.floor(sorted.length * 0.99)] ?? Number.NaN) * 1000;
-    }
-    return out;
+    return { type: 'slice', cpuStartUs, requests: n, failures, seconds: (performance.now() - t0) / 1000, latenciesUs: lat };
   }
 
   // A first request must succeed with the full 100-byte body before anything is measured.
@@ -175,14 +174,30 @@ async function main(opts: ClientOptions): Promise<void> {
   total++;
   if (status !== 200 || lastBody.length !== 100) throw new Error(`check request: HTTP ${status}, ${lastBody.length}-byte body`);
 
-  await phase(1, opts.warmup / 2, false);
-  await phase(opts.highConcurrency, opts.warmup / 2, false);
-  const c1 = await phase(1, opts.duration, true, 'c1');
-  const cHigh = await phase(opts.highConcurrency, opts.duration, false, 'cHigh');
+  await phase(1, (opts.warmup / 2) * 1000, false);
+  await phase(opts.highConcurrency, (opts.warmup / 2) * 1000, false);
+  // No forced gc() here: no application forces one, and after one V8 takes a further second or
+  // two to get back to full speed (mesh.fetch, with more code to re-optimise, longer than
+  // undici.fetch), which earlier versions of this bench — a gc() before every measured phase,
+  // 1.5 s of warm-up — reported as meshlet's cost.
+  process.send?.({ type: 'ready' });
+
+  // Then measured slices, one at a time, as the parent asks (it alternates between the clients).
+  await new Promise<void>((resolve, reject) => {
+    process.on('message', (m: SliceRequest | { type: 'stop' } | { type: 'cpu' }) => {
+      if (m.type === 'stop') return resolve();
+      if (m.type === 'cpu') {
+        const c = process.cpuUsage();
+        process.send?.({ type: 'cpu', cpuStartUs: c.user + c.system });
+        return;
+      }
+      phase(m.concurrency, m.ms, m.record).then((r) => process.send?.(r), reject);
+    });
+  });
 
   await mesh?.close();
   await agent?.close();
-  const result: ClientResult = { type: 'result', c1, cHigh, totalRequests: total };
+  const result: ClientResult = { type: 'result', totalRequests: total };
   if (firstFailure !== undefined) result.firstFailure = firstFailure;
   process.send?.(result);
 }

@@ -1,27 +1,32 @@
 /**
  * Outbound data-path benchmark: what meshlet adds to a client call, next to what a sidecar adds.
  *
- *   node_modules/.bin/node --expose-gc bench/outbound/run.ts [--rounds N] [--duration S] [--warmup S] [--quick]
- *       [--layout 2core|1core] [--patience S] [--variants a,b] [--mesh-module FILE] [--no-write | --write]
+ *   node_modules/.bin/node --expose-gc bench/outbound/run.ts [--rounds N] [--duration S] [--warmup S] [--slice MS]
+ *       [--quick] [--layout 2core|1core] [--patience S] [--variants a,b] [--mesh-module FILE] [--no-write | --write]
  *
- * Variants, run interleaved round-robin (A B C … A B C …), each run in a fresh client process:
+ * Variants, each in its own client process (fresh every round):
  *   undici-request   undici.request, raw undici Agent → upstream                 (baseline for request)
  *   mesh-dispatcher  undici.request with dispatcher: mesh.dispatcher → upstream  (vs undici-request)
  *   undici-fetch     undici.fetch, raw undici Agent → upstream                   (baseline for fetch)
  *   mesh-fetch       mesh.fetch → upstream                                       (vs undici-fetch)
  *   nginx-1hop       undici.request → nginx → upstream                           (vs undici-request)
  *   nginx-2hop       undici.request → nginx → nginx → upstream                   (vs undici-request)
- * Each client process warms up (--warmup S, half at c=1, half at c=64), then measures c=1 (p50
- * latency, client CPU µs/request) and c=64 (requests/s, client CPU µs/request) for --duration S
- * each. Ratios are medians of the per-round paired ratios/differences against the same round's
- * baseline of the same client API. Defaults: 5 rounds × 2.5 s (≈ 4 min); --quick: 3 × 0.75 s (≈ 1 min).
+ * In a round, every variant's process is started and warmed up in turn (--warmup S, half at c=1,
+ * half at c=64); then c=1 (p50 latency, client CPU µs/request) and c=64 (requests/s, client CPU
+ * µs/request) are measured for --duration S each, in slices of --slice MS (250) that the variants
+ * take in turns (A B C … C B A …), so that every variant meets the same state of this noisy VM
+ * (perf-anchors B1: its speed drifts by tens of percent over seconds). A slice's client CPU runs
+ * until the same process's next slice, so V8's background work after it (GC, JIT) counts.
+ * Ratios are medians of the per-round paired ratios/differences against the same round's
+ * baseline of the same client API. Defaults: 5 rounds, 4 s warm-up, 2.5 s per phase (≈ 6 min); --quick:
+ * 3 rounds, 1.5 s, 0.75 s (≈ 1.5 min).
  *
  * The upstream (bare node:http, 100-byte body, keep-alive) is its own process. --layout 2core
  * (default): clients pinned to CPU 0, upstream to CPU 1, nginx floats; --layout 1core: all on
  * CPU 0 (much steadier on a 2-vCPU VM, see perf-anchors B1). nginx and upstream CPU are read
- * from /proc/<pid>/stat around each measured phase. Other processes' CPU use is measured the
- * same way: the bench waits for it to pass and re-runs disturbed runs within --patience S (60;
- * quick 10), and leaves still-disturbed runs out of the medians when enough clean ones remain.
+ * from /proc/<pid>/stat around each slice. Other processes' CPU use is measured the same way:
+ * the bench waits for it to pass and re-runs disturbed rounds within --patience S (60; quick
+ * 10), and leaves still-disturbed runs out of the medians when enough clean ones remain.
  *
  * --variants runs a subset; --mesh-module FILE takes createMesh from FILE instead of
  * src/index.ts (e.g. a dist/ build). Results go to bench/RESULTS.md, section "outbound" (2core)
@@ -35,7 +40,7 @@ import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { median, writeSection } from '../lib/results.ts';
-import type { ClientOptions, ClientResult, VariantId } from './client.ts';
+import type { ClientOptions, ClientResult, SliceRequest, SliceResult, VariantId } from './client.ts';
 import { meshResources } from './mesh-config.ts';
 import { type NginxInstance, nginxVersion, startNginx } from './nginx.ts';
 
@@ -46,6 +51,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     duration: { type: 'string' },
     warmup: { type: 'string' },
+    slice: { type: 'string' },
     quick: { type: 'boolean', default: false },
     variants: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
@@ -64,7 +70,11 @@ if (args.help === true) {
 const quick = args.quick === true;
 const ROUNDS = positive(args.rounds, quick ? 3 : 5, 'rounds');
 const DURATION = positive(args.duration, quick ? 0.75 : 2.5, 'duration');
-const WARMUP = positive(args.warmup, quick ? 0.5 : 1.5, 'warmup');
+// Warm-up: on one vCPU, V8 needs about 2 s of c=64 traffic before mesh.fetch's per-request CPU
+// settles (undici.fetch about 1.25 s; measured in 250 ms windows after the warm-up).
+const WARMUP = positive(args.warmup, quick ? 1.5 : 4, 'warmup');
+/** Length of one measured slice (a variant's turn), ms. */
+const SLICE_MS = positive(args.slice, 250, 'slice');
 const HIGH = 64;
 /** Seconds the whole run may spend waiting for other processes' load to pass and re-running disturbed runs. */
 const PATIENCE = positive(args.patience, quick ? 10 : 60, 'patience');
@@ -274,8 +284,23 @@ async function startUpstream(): Promise<void> {
   });
 }
 
-// ---------------------------------------------------------------- one client run
+// ---------------------------------------------------------------- one round: all clients, in slices
 
+interface PhaseResult {
+  requests: number;
+  failures: number;
+  seconds: number;
+  cpuUsPerReq: number;
+  rps: number;
+  p50Us?: number;
+  p99Us?: number;
+}
+interface RunResult {
+  c1: PhaseResult;
+  cHigh: PhaseResult;
+  totalRequests: number;
+  firstFailure?: string;
+}
 interface PhaseCpu {
   /** nginx (all instances) CPU µs per client request. */
   proxies: number;
@@ -293,10 +318,10 @@ interface ServerCpu {
 interface Run {
   round: number;
   variant: VariantId;
-  result: ClientResult;
+  result: RunResult;
   upstreamRequests: number;
   v2Requests: number;
-  /** Connections the upstream accepted during the run (direct variants: the client's; nginx: nginx's). */
+  /** Connections the upstream accepted for this client (direct variants: the client's; nginx: nginx's). */
   upstreamConnections: number;
   /** Proxy and upstream CPU µs per client request, per measured phase. */
   server: ServerCpu;
@@ -304,49 +329,191 @@ interface Run {
   disturbed: boolean;
 }
 
-function runClient(variant: Variant): Promise<{ result: ClientResult; server: ServerCpu }> {
-  const opts: ClientOptions = { variant: variant.id, upstreamPort, warmup: WARMUP, duration: DURATION, highConcurrency: HIGH, meshModule: MESH_MODULE };
-  if (variant.nginx !== undefined) opts.nginxPort = nginxPorts[variant.nginx];
-  const child = spawnNode('./client.ts', [JSON.stringify(opts)], CLIENT_CPU, ['--expose-gc']);
-  const sample = () => {
-    const proxies = nginx.reduce((s, n) => s + procCpuUs(n.process.pid), 0);
-    const up = procCpuUs(upstream.pid);
-    const own = process.cpuUsage();
-    const machine = machineCpuUs();
-    return { t: performance.now(), proxies, upstream: up, ours: proxies + up + procCpuUs(child.pid) + own.user + own.system, ...machine };
-  };
-  const marks: Record<string, ReturnType<typeof sample>> = {};
-  return new Promise((resolve, reject) => {
-    let result: ClientResult | undefined;
-    let error: string | undefined;
-    const limit = (WARMUP + 2 * DURATION + 60) * 1000;
-    const timer = setTimeout(() => {
-      error = `client ${variant.id} did not finish in ${limit / 1000} s`;
-      child.kill('SIGKILL');
-    }, limit);
-    child.on('message', (m: { type?: string; name?: string; message?: string }) => {
-      if (m.type === 'mark' && m.name !== undefined) marks[m.name] = sample();
-      else if (m.type === 'result') result = m as ClientResult;
-      else if (m.type === 'error') error = m.message;
+type PhaseName = 'c1' | 'cHigh';
+/** Sums over a variant's slices of one phase in one round. */
+class PhaseSums {
+  requests = 0;
+  failures = 0;
+  seconds = 0;
+  clientCpuUs = 0;
+  proxiesUs = 0;
+  upstreamUs = 0;
+  foreignUs = 0;
+  stealUs = 0;
+  wallUs = 0;
+  readonly latencies: number[] = [];
+  result(): PhaseResult {
+    const out: PhaseResult = { requests: this.requests, failures: this.failures, seconds: this.seconds, cpuUsPerReq: this.clientCpuUs / this.requests, rps: this.requests / this.seconds };
+    if (this.latencies.length > 0) {
+      const s = Float64Array.from(this.latencies).sort();
+      out.p50Us = s[Math.floor(s.length * 0.5)];
+      out.p99Us = s[Math.floor(s.length * 0.99)];
+    }
+    return out;
+  }
+  cpu(): PhaseCpu {
+    return { proxies: this.proxiesUs / this.requests, upstream: this.upstreamUs / this.requests, foreign: this.foreignUs / this.wallUs, steal: this.stealUs / this.wallUs };
+  }
+}
+
+/** A client process of one variant, alive for one round. */
+class Client {
+  readonly variant: Variant;
+  readonly child: ChildProcess;
+  readonly sums: Record<PhaseName, PhaseSums> = { c1: new PhaseSums(), cHigh: new PhaseSums() };
+  upstreamRequests = 0;
+  v2Requests = 0;
+  connections = 0;
+  /** The slice whose CPU is not charged yet: it runs until this process's next slice starts. */
+  open: { phase: PhaseName; cpuStartUs: number } | undefined;
+  #waiter: { type: string; resolve: (m: never) => void; reject: (e: Error) => void } | undefined;
+  #error: string | undefined;
+
+  constructor(variant: Variant) {
+    this.variant = variant;
+    const opts: ClientOptions = { variant: variant.id, upstreamPort, warmup: WARMUP, highConcurrency: HIGH, meshModule: MESH_MODULE };
+    if (variant.nginx !== undefined) opts.nginxPort = nginxPorts[variant.nginx];
+    this.child = spawnNode('./client.ts', [JSON.stringify(opts)], CLIENT_CPU, ['--expose-gc']);
+    this.child.on('message', (m: { type: string; message?: string }) => {
+      if (m.type === 'error') this.#error = m.message;
+      const w = this.#waiter;
+      if (w !== undefined && (m.type === w.type || m.type === 'error')) {
+        this.#waiter = undefined;
+        if (m.type === 'error') w.reject(new Error(m.message));
+        else w.resolve(m as never);
+      }
     });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (result === undefined) return reject(new Error(error ?? `client ${variant.id} exited (${code ?? signal}) without a result`));
-      const per = (phase: 'c1' | 'cHigh', requests: number): PhaseCpu => {
-        const a = marks[`${phase}:start`];
-        const b = marks[`${phase}:end`];
-        if (a === undefined || b === undefined) return { proxies: Number.NaN, upstream: Number.NaN, foreign: Number.NaN, steal: Number.NaN };
-        const wallUs = (b.t - a.t) * 1000;
-        return {
-          proxies: (b.proxies - a.proxies) / requests,
-          upstream: (b.upstream - a.upstream) / requests,
-          foreign: Math.max(0, b.busy - a.busy - (b.ours - a.ours)) / wallUs,
-          steal: (b.steal - a.steal) / wallUs,
-        };
+    this.child.once('exit', (code, signal) => {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w?.reject(new Error(this.#error ?? `client ${variant.id} exited (${code ?? signal})`));
+    });
+  }
+
+  /** Sends `msg` (if any) and waits for the next message of `type` (at most `limitMs`). */
+  next<T>(type: string, msg: object | undefined, limitMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (!alive(this.child)) return reject(new Error(this.#error ?? `client ${this.variant.id} is gone`));
+      const timer = setTimeout(() => {
+        this.#waiter = undefined;
+        this.child.kill('SIGKILL');
+        reject(new Error(`client ${this.variant.id}: no ${type} in ${limitMs / 1000} s`));
+      }, limitMs);
+      this.#waiter = {
+        type,
+        resolve: (m: never) => {
+          clearTimeout(timer);
+          resolve(m as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       };
-      resolve({ result, server: { c1: per('c1', result.c1.requests), cHigh: per('cHigh', result.cHigh.requests) } });
+      if (msg !== undefined) this.child.send(msg);
     });
-  });
+  }
+
+  /** Charges the open slice with the CPU used up to `cpuNowUs`. */
+  charge(cpuNowUs: number): void {
+    if (this.open !== undefined) this.sums[this.open.phase].clientCpuUs += cpuNowUs - this.open.cpuStartUs;
+    this.open = undefined;
+  }
+}
+
+/** Samples for one slice: proxies, upstream, all clients, the orchestrator, the machine. */
+function sample(clients: readonly Client[]) {
+  const proxies = nginx.reduce((s, n) => s + procCpuUs(n.process.pid), 0);
+  const up = procCpuUs(upstream.pid);
+  const own = process.cpuUsage();
+  const machine = machineCpuUs();
+  const cl = clients.reduce((s, c) => s + procCpuUs(c.child.pid), 0);
+  return { t: performance.now(), proxies, upstream: up, ours: proxies + up + cl + own.user + own.system, ...machine };
+}
+
+async function slice(c: Client, clients: readonly Client[], phase: PhaseName, ms: number): Promise<void> {
+  const before = await upstreamCounts();
+  const a = sample(clients);
+  const r = await c.next<SliceResult>('slice', { type: 'slice', concurrency: phase === 'c1' ? 1 : HIGH, ms, record: phase === 'c1' } satisfies SliceRequest, ms + 30_000);
+  const b = sample(clients);
+  const after = await upstreamCounts();
+  c.charge(r.cpuStartUs);
+  c.open = { phase, cpuStartUs: r.cpuStartUs };
+  const s = c.sums[phase];
+  s.requests += r.requests;
+  s.failures += r.failures;
+  s.seconds += r.seconds;
+  for (const x of r.latenciesUs) s.latencies.push(x);
+  s.proxiesUs += b.proxies - a.proxies;
+  s.upstreamUs += b.upstream - a.upstream;
+  s.foreignUs += Math.max(0, b.busy - a.busy - (b.ours - a.ours));
+  s.stealUs += b.steal - a.steal;
+  s.wallUs += (b.t - a.t) * 1000;
+  c.upstreamRequests += after.v1 + after.v2 - before.v1 - before.v2;
+  c.v2Requests += after.v2 - before.v2;
+}
+
+/**
+ * One round: every variant's client process is started and warmed up in turn (the others idle),
+ * then c=1 and c=64 are measured in slices of about --slice ms, the variants taking turns
+ * (A B C, then C B A, …), so that all of them see the same state of this noisy VM. A client's
+ * CPU for a slice runs until its next slice starts: what its V8 does in the background after
+ * a slice (GC, compilation) is charged to it.
+ */
+async function runRound(round: number, variants: readonly Variant[], failed: Map<VariantId, string>): Promise<Run[]> {
+  const clients: Client[] = [];
+  try {
+    for (const v of variants) {
+      const before = await upstreamCounts();
+      const c = new Client(v);
+      try {
+        await c.next('ready', undefined, (WARMUP + 60) * 1000);
+      } catch (err) {
+        if (stopping) throw new Stopped();
+        failed.set(v.id, (err as Error).message);
+        console.log(`round ${round}/${ROUNDS} ${v.id.padEnd(16)} FAILED (skipped from now on): ${(err as Error).message}`);
+        c.child.kill('SIGKILL');
+        continue;
+      }
+      const after = await upstreamCounts();
+      c.connections = after.connections - before.connections;
+      c.upstreamRequests = after.v1 + after.v2 - before.v1 - before.v2;
+      c.v2Requests = after.v2 - before.v2;
+      clients.push(c);
+    }
+    const n = Math.max(1, Math.round((DURATION * 1000) / SLICE_MS));
+    const ms = (DURATION * 1000) / n;
+    for (let k = 0; k < n; k++) {
+      const order = k % 2 === 0 ? clients : [...clients].reverse();
+      for (const phase of ['c1', 'cHigh'] as const) for (const c of order) await slice(c, clients, phase, ms);
+    }
+    await new Promise((r) => setTimeout(r, 300)); // background work after the last slices
+    const runs: Run[] = [];
+    for (const c of clients) {
+      const { cpuStartUs } = await c.next<{ cpuStartUs: number }>('cpu', { type: 'cpu' }, 10_000);
+      c.charge(cpuStartUs);
+      const end = await c.next<ClientResult>('result', { type: 'stop' }, 30_000);
+      const result: RunResult = { c1: c.sums.c1.result(), cHigh: c.sums.cHigh.result(), totalRequests: end.totalRequests };
+      if (end.firstFailure !== undefined) result.firstFailure = end.firstFailure;
+      const server = { c1: c.sums.c1.cpu(), cHigh: c.sums.cHigh.cpu() };
+      runs.push({
+        round,
+        variant: c.variant.id,
+        result,
+        upstreamRequests: c.upstreamRequests,
+        v2Requests: c.v2Requests,
+        upstreamConnections: c.connections,
+        server,
+        disturbed: Math.max(server.c1.foreign, server.cHigh.foreign) > FOREIGN_LIMIT,
+      });
+    }
+    return runs;
+  } catch (err) {
+    if (stopping) throw new Stopped();
+    throw err;
+  } finally {
+    for (const c of clients) if (alive(c.child)) c.child.kill('SIGTERM');
+  }
 }
 
 // ---------------------------------------------------------------- formatting
@@ -406,9 +573,9 @@ async function main(): Promise<void> {
     : ONE_CORE
       ? `1core: clients, upstream and nginx all pinned to CPU 0 (taskset; affinity seen: upstream ${upstreamAffinity}${nginx.map((n) => `, nginx ${n.name} ${affinity(n.process.pid)}`).join('')}), the orchestrator unpinned`
       : `2core: clients pinned to CPU ${CLIENT_CPU} (taskset), upstream pinned to CPU ${UPSTREAM_CPU} (affinity seen: ${upstreamAffinity}), nginx and the orchestrator unpinned`;
-  const perProcess = 0.6 + WARMUP + 2 * DURATION;
+  const perRound = variants.length * (0.6 + WARMUP + 2 * DURATION);
   console.log(
-    `outbound bench: ${variants.length} variants × ${ROUNDS} rounds, warm-up ${WARMUP} s + c=1 ${DURATION} s + c=${HIGH} ${DURATION} s per client process (about ${Math.round(variants.length * ROUNDS * perProcess)} s)`,
+    `outbound bench: ${variants.length} variants × ${ROUNDS} rounds, warm-up ${WARMUP} s per client, then c=1 ${DURATION} s + c=${HIGH} ${DURATION} s each in ${SLICE_MS} ms slices taken in turns (about ${Math.round(ROUNDS * perRound)} s)`,
   );
   console.log(`upstream 127.0.0.1/127.0.0.2:${upstreamPort}${nginx.map((n) => `, nginx ${n.name} :${n.port}`).join('')}; ${pinning}`);
 
@@ -418,51 +585,32 @@ async function main(): Promise<void> {
   let reruns = 0;
   let waitedMs = 0;
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const v of variants) {
-      for (let attempt = 0; !failed.has(v.id); attempt++) {
-        const waited = await waitForQuiet(patienceMs);
-        patienceMs -= waited;
-        waitedMs += waited;
-        const started = performance.now();
-        const before = await upstreamCounts();
-        let got: { result: ClientResult; server: ServerCpu };
-        try {
-          got = await runClient(v);
-        } catch (err) {
-          if (stopping) throw new Stopped();
-          const msg = (err as Error).message;
-          failed.set(v.id, msg);
-          console.log(`round ${round}/${ROUNDS} ${v.id.padEnd(16)} FAILED (skipped from now on): ${msg}`);
-          break;
-        }
-        const after = await upstreamCounts();
-        const foreign = Math.max(got.server.c1.foreign, got.server.cHigh.foreign);
-        const run: Run = {
-          round,
-          variant: v.id,
-          result: got.result,
-          upstreamRequests: after.v1 + after.v2 - before.v1 - before.v2,
-          v2Requests: after.v2 - before.v2,
-          upstreamConnections: after.connections - before.connections,
-          server: got.server,
-          disturbed: foreign > FOREIGN_LIMIT,
-        };
-        const { c1, cHigh } = got.result;
+    for (let attempt = 0; ; attempt++) {
+      const waited = await waitForQuiet(patienceMs);
+      patienceMs -= waited;
+      waitedMs += waited;
+      const started = performance.now();
+      const live = variants.filter((v) => !failed.has(v.id));
+      if (live.length === 0) break;
+      const got = await runRound(round, live, failed);
+      for (const run of got) {
+        const { c1, cHigh } = run.result;
         console.log(
-          `round ${round}/${ROUNDS} ${v.id.padEnd(16)} c=1 p50 ${f0(c1.p50Us ?? Number.NaN).padStart(5)} µs (p99 ${f0(c1.p99Us ?? Number.NaN)}), ${f1(c1.cpuUsPerReq).padStart(6)} µs CPU/req | c=${HIGH} ${f0(cHigh.rps).padStart(7)} rps, ${f1(cHigh.cpuUsPerReq).padStart(6)} µs CPU/req` +
-            ` | upstream saw ${f2(run.upstreamRequests / got.result.totalRequests)}× the client's requests, ${((100 * run.v2Requests) / Math.max(1, run.upstreamRequests)).toFixed(1)} % on v2, ${run.upstreamConnections} connections` +
-            ` | other load ${f2(got.server.c1.foreign)}/${f2(got.server.cHigh.foreign)} vCPU, steal ${f2(got.server.c1.steal)}/${f2(got.server.cHigh.steal)}` +
-            (c1.failures + cHigh.failures > 0 ? ` | ${c1.failures + cHigh.failures} failures, first: ${got.result.firstFailure}` : ''),
+          `round ${round}/${ROUNDS} ${run.variant.padEnd(16)} c=1 p50 ${f0(c1.p50Us ?? Number.NaN).padStart(5)} µs (p99 ${f0(c1.p99Us ?? Number.NaN)}), ${f1(c1.cpuUsPerReq).padStart(6)} µs CPU/req | c=${HIGH} ${f0(cHigh.rps).padStart(7)} rps, ${f1(cHigh.cpuUsPerReq).padStart(6)} µs CPU/req` +
+            ` | upstream saw ${f2(run.upstreamRequests / run.result.totalRequests)}× the client's requests, ${((100 * run.v2Requests) / Math.max(1, run.upstreamRequests)).toFixed(1)} % on v2, ${run.upstreamConnections} connections` +
+            ` | other load ${f2(run.server.c1.foreign)}/${f2(run.server.cHigh.foreign)} vCPU, steal ${f2(run.server.c1.steal)}/${f2(run.server.cHigh.steal)}` +
+            (c1.failures + cHigh.failures > 0 ? ` | ${c1.failures + cHigh.failures} failures, first: ${run.result.firstFailure}` : ''),
         );
-        if (run.disturbed && attempt < 2 && patienceMs > perProcess * 1000) {
-          patienceMs -= performance.now() - started;
-          reruns++;
-          console.log(`  … other processes used ${f2(foreign)} vCPU during that run (limit ${FOREIGN_LIMIT}): running it again`);
-          continue;
-        }
-        runs.push(run);
-        break;
       }
+      const worst = Math.max(0, ...got.map((r) => Math.max(r.server.c1.foreign, r.server.cHigh.foreign)));
+      if (got.some((r) => r.disturbed) && attempt < 2 && patienceMs > perRound * 1000) {
+        patienceMs -= performance.now() - started;
+        reruns++;
+        console.log(`  … other processes used ${f2(worst)} vCPU during that round (limit ${FOREIGN_LIMIT}): running it again`);
+        continue;
+      }
+      runs.push(...got);
+      break;
     }
   }
 
@@ -537,10 +685,10 @@ function report(variants: Variant[], runs: Run[], failed: Map<VariantId, string>
   lines.push(
     `Machine: ${cpus().length}× ${cpus()[0]?.model ?? '?'}, Linux ${release()}; Node ${process.version}, undici ${notes.undiciVersion}, nginx ${notes.nginxVer ?? 'not found'}.  `,
     `Layout: ${notes.pinning}.  `,
-    `Method: ${ROUNDS} rounds, variants interleaved round-robin, a fresh client process per variant per round; each warms up (${WARMUP / 2} s at c=1 + ${WARMUP / 2} s at c=${HIGH}), then measures c=1 for ${DURATION} s and c=${HIGH} for ${DURATION} s. ` +
+    `Method: ${ROUNDS} rounds; in each, a fresh client process per variant, all alive together, each warmed up in turn (${WARMUP / 2} s at c=1 + ${WARMUP / 2} s at c=${HIGH}); then c=1 and c=${HIGH} are measured for ${DURATION} s per variant in slices of ${SLICE_MS} ms that the variants take in turns (A B C … C B A …), so every variant meets the same state of the VM. ` +
       `Upstream: one bare node:http process (GET → 200, 100-byte body, keep-alive) on 127.0.0.1 and 127.0.0.2 (= mesh endpoints v1 and v2). ` +
       `nginx: single-process instances, \`upstream { keepalive 64; }\`, \`proxy_http_version 1.1\`, \`Connection ""\`, no access log; 2 hops = client-side nginx → server-side nginx → upstream. ` +
-      `Client CPU = process.cpuUsage() of the client process over the phase / requests; proxy and upstream CPU from /proc/<pid>/stat (${1000 / CLK_TCK} ms ticks). ` +
+      `Client CPU = process.cpuUsage() of the client process from the start of each slice to the start of its next one (so background GC/JIT work after a slice counts) / requests; proxy and upstream CPU from /proc/<pid>/stat around each slice (${1000 / CLK_TCK} ms ticks). ` +
       `Absolute figures: median over rounds (c=${HIGH} rps with min–max). Ratios and "added": median over rounds of the paired ratio/difference against the same round's baseline of the same client API. ` +
       `Runs disturbed by other processes (> ${FOREIGN_LIMIT} vCPU of other load) are left out of both when enough clean ones remain (≥ 2 and ≥ half); the "runs" column says how many were used.`,
     '',
@@ -609,7 +757,7 @@ function report(variants: Variant[], runs: Run[], failed: Map<VariantId, string>
   // whole-path CPU, and sanity
   lines.push(
     '',
-    `CPU per request on the whole path (median over rounds, µs): client / proxies (all nginx processes) / upstream = total. Sanity: requests the upstream saw per client request (1.00 = no retries or extra requests), share sent to v2 (127.0.0.2; the mesh config splits 90/10), TCP connections the upstream accepted per run (a client at c=${HIGH} needs about ${HIGH}), failed requests.`,
+    `CPU per request on the whole path (median over rounds, µs): client / proxies (all nginx processes) / upstream = total. Sanity: requests the upstream saw per client request (1.00 = no retries or extra requests), share sent to v2 (127.0.0.2; the mesh config splits 90/10), TCP connections the upstream accepted per client process (a client at c=${HIGH} needs about ${HIGH}), failed requests.`,
     '',
     `| variant | c=1: client / proxies / upstream = total | c=${HIGH}: client / proxies / upstream = total | upstream req per client req | v2 share | upstream connections per run | failures |`,
     '|---|---|---|---|---|---|---|',
@@ -633,7 +781,7 @@ function report(variants: Variant[], runs: Run[], failed: Map<VariantId, string>
   lines.push(
     '',
     `Per round (c=1 p50 µs / c=${HIGH} rps; other processes' CPU in vCPUs during c=1 / c=${HIGH}). ` +
-      `Before each run the bench waited for other load to drop to ≤ ${FOREIGN_LIMIT} vCPU (${f0(notes.waitedMs / 1000)} s in all), and ran disturbed runs again (${notes.reruns} reruns), within --patience ${PATIENCE} s; ` +
+      `Before each round the bench waited for other load to drop to ≤ ${FOREIGN_LIMIT} vCPU (${f0(notes.waitedMs / 1000)} s in all), and ran disturbed rounds again (${notes.reruns} reruns), within --patience ${PATIENCE} s; ` +
       (disturbed > 0 ? `**${disturbed} disturbed run(s) remain, marked ⚠**.` : 'no disturbed run remains.'),
     '', `| variant | ${Array.from({ length: ROUNDS }, (_, i) => `r${i + 1}`).join(' | ')} |`, `|---|${'---|'.repeat(ROUNDS)}`);
   for (const v of variants) {
