@@ -483,13 +483,28 @@ async function runRound(round: number, variants: readonly Variant[], failed: Map
     }
     const n = Math.max(1, Math.round((DURATION * 1000) / SLICE_MS));
     const ms = (DURATION * 1000) / n;
+    const dead = new Set<Client>();
     for (let k = 0; k < n; k++) {
       const order = k % 2 === 0 ? clients : [...clients].reverse();
-      for (const phase of ['c1', 'cHigh'] as const) for (const c of order) await slice(c, clients, phase, ms);
+      for (const phase of ['c1', 'cHigh'] as const) {
+        for (const c of order) {
+          if (dead.has(c)) continue;
+          try {
+            await slice(c, clients, phase, ms);
+          } catch (err) {
+            if (stopping) throw new Stopped();
+            dead.add(c);
+            failed.set(c.variant.id, (err as Error).message);
+            console.log(`round ${round}/${ROUNDS} ${c.variant.id.padEnd(16)} FAILED (skipped from now on): ${(err as Error).message}`);
+            c.child.kill('SIGKILL');
+          }
+        }
+      }
     }
     await new Promise((r) => setTimeout(r, 300)); // background work after the last slices
     const runs: Run[] = [];
     for (const c of clients) {
+      if (dead.has(c)) continue;
       const { cpuStartUs } = await c.next<{ cpuStartUs: number }>('cpu', { type: 'cpu' }, 10_000);
       c.charge(cpuStartUs);
       const end = await c.next<ClientResult>('result', { type: 'stop' }, 30_000);
