@@ -345,3 +345,28 @@ http:
     assert.deepEqual(s.routes.virtualHost('reviews')?.routes.map((r) => r.index), [2]);
   });
 });
+
+describe('compileSnapshot: the default route of a service without a VirtualService', () => {
+  /** A route's data, without what names it or ties it to its snapshot (functions, decisions). */
+  const shape = (r: object) => JSON.parse(JSON.stringify({ ...r, name: undefined, virtualService: undefined, decisions: undefined }));
+  it('is what an explicit catch-all route to the service port compiles to (every field)', () => {
+    const plain = compile([DETAILS, SUBSETS('details.default.svc.cluster.local')]);
+    const explicit = compile([
+      DETAILS,
+      SUBSETS('details.default.svc.cluster.local'),
+      vs('details', 'hosts: [details]\nhttp:\n- route:\n  - {destination: {host: details, port: {number: 9090}}}'),
+    ]);
+    const a = plain.routes.virtualHosts.find((v) => v.name === 'details.default.svc.cluster.local:9090')?.routes[0];
+    const b = explicit.routes.virtualHosts.find((v) => v.name === 'details.default.svc.cluster.local:9090')?.routes[0];
+    assert.ok(a !== undefined && b !== undefined);
+    assert.equal(a.name, 'default');
+    assert.equal(b.name, 'details.0');
+    assert.deepEqual(shape(a), shape(b));
+    assert.equal(a.retry, b.retry, 'the same (default) retry policy');
+    assert.equal(a.targets[0]?.cluster?.name, 'outbound|9090||details.default.svc.cluster.local');
+    assert.deepEqual(shape(a.targets[0]?.cluster ?? {}), shape(b.targets[0]?.cluster ?? {}));
+    assert.deepEqual(a.decisions.map((d) => [d.route, d.target]), [[a, a.targets[0]]]);
+    assert.ok(Object.isFrozen(a) && Object.isFrozen(a.targets) && Object.isFrozen(a.decisions) && Object.isFrozen(a.targets[0]));
+    assert.equal(String(a).replace('default', 'details.0'), String(b));
+  });
+});

@@ -61,6 +61,10 @@ export function contentVersion(resources: readonly AnyResource[]): string {
   return h.digest('hex').slice(0, 12);
 }
 
+const NO_MATCHERS: readonly RequestMatcher[] = Object.freeze([]);
+const NO_MIRRORS: readonly MirrorTarget[] = Object.freeze([]);
+const ONE_HUNDRED: readonly number[] = Object.freeze([100]);
+
 const HTTP_PROTOCOLS = new Set(['', 'HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB', 'HTTPS']);
 
 class Compiler {
@@ -237,9 +241,49 @@ class Compiler {
     return out;
   }
 
+  /**
+   * The route of a service without a VirtualService: everything to the service's port, Istio's
+   * default retry policy. The same route as `route()` makes of `{ route: [{ destination: { host,
+   * port } }] }` (a test holds them equal), built directly: most services of a mesh have no
+   * VirtualService, and every config push compiles one of these per service and port.
+   */
   defaultRoute(service: Service, port: ServicePort): CompiledRoute {
-    const r = this.route(undefined, { route: [{ destination: { host: service.hostname, port: { number: port.number } } }] }, 0, port.number);
-    return (r as { route: CompiledRoute }).route;
+    const c = this.cluster(service, port, undefined);
+    const target: RouteTarget = Object.freeze({
+      host: service.hostname,
+      subset: undefined,
+      port: port.number,
+      weight: 100,
+      cluster: typeof c === 'string' ? undefined : c,
+      missing: typeof c === 'string' ? c : undefined,
+      requestHeaders: undefined,
+      responseHeaders: undefined,
+      authority: undefined,
+    });
+    const decisions: RouteDecision[] = [];
+    const route: CompiledRoute = {
+      name: 'default',
+      virtualService: undefined,
+      index: 0,
+      matchers: NO_MATCHERS,
+      action: 'forward',
+      targets: Object.freeze([target]),
+      cumulativeWeights: ONE_HUNDRED,
+      timeoutMs: undefined,
+      retry: compileRetry(undefined),
+      fault: undefined,
+      mirrors: NO_MIRRORS,
+      requestHeaders: undefined,
+      responseHeaders: undefined,
+      rewrite: undefined,
+      redirect: undefined,
+      directResponse: undefined,
+      decisions,
+      toString: () => describeRoute(route),
+    };
+    decisions.push(Object.freeze({ route, target }));
+    Object.freeze(decisions);
+    return Object.freeze(route);
   }
 }
 
