@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../core/write-file-atomic.ts';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, decodeJwt, errors, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
+import { calculateJwkThumbprint, errors, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
 import { InvalidArgumentError } from '../core/errors.ts';
 import type { SharedValues } from './store.ts';
 
@@ -77,14 +77,6 @@ async function readKeyFile(file: string): Promise<string | undefined> {
 
 /** Most verified tokens remembered (oldest forgotten first). */
 const VERIFIED_MAX = 10_000;
-
-function decodePayload(token: string): Record<string, unknown> {
-  try {
-    return decodeJwt(token) as Record<string, unknown>;
-  } catch {
-    return {};
-  }
-}
 
 /** Signs and verifies the control plane's tokens. Create with {@link TokenAuthority.open}. */
 export class TokenAuthority {
@@ -166,14 +158,11 @@ export class TokenAuthority {
       if (now < hit.expiresAt && now >= hit.notBefore) return { ok: true, identity: hit.identity };
       this.#verified.delete(token);
     }
-    const result = await this.#verify(token);
-    if (result.ok) this.#remember(token, result.identity);
-    return result;
+    return this.#verify(token);
   }
 
-  #remember(token: string, identity: Identity): void {
-    // The payload was verified; read exp/nbf back from it (seconds since the epoch).
-    const payload = decodePayload(token);
+  /** Remembers a verified token until its `exp` (seconds since the epoch in the verified payload). */
+  #remember(token: string, identity: Identity, payload: Record<string, unknown>): void {
     const exp = typeof payload.exp === 'number' ? payload.exp * 1000 : Number.POSITIVE_INFINITY;
     const nbf = typeof payload.nbf === 'number' ? payload.nbf * 1000 : 0;
     if (this.#verified.size >= VERIFIED_MAX) this.#verified.delete(this.#verified.keys().next().value as string);
@@ -191,10 +180,12 @@ export class TokenAuthority {
       return { ok: false, reason: 'malformed', message: `malformed token: ${err instanceof Error ? err.message : String(err)}` };
     }
     const sub = typeof payload.sub === 'string' ? payload.sub : '';
-    if (payload.role === 'admin') return { ok: true, identity: { role: 'admin', subject: sub } };
-    if (payload.role === 'workload' && typeof payload.svc === 'string' && typeof payload.ns === 'string') {
-      return { ok: true, identity: { role: 'workload', service: payload.svc, namespace: payload.ns, subject: sub } };
-    }
-    return { ok: false, reason: 'wrong-claims', message: 'token has no valid role (workload with svc and ns, or admin)' };
+    let identity: Identity;
+    if (payload.role === 'admin') identity = { role: 'admin', subject: sub };
+    else if (payload.role === 'workload' && typeof payload.svc === 'string' && typeof payload.ns === 'string') {
+      identity = { role: 'workload', service: payload.svc, namespace: payload.ns, subject: sub };
+    } else return { ok: false, reason: 'wrong-claims', message: 'token has no valid role (workload with svc and ns, or admin)' };
+    this.#remember(token, identity, payload);
+    return { ok: true, identity };
   }
 }
