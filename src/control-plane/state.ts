@@ -64,39 +64,33 @@ function docs(items: readonly WireResource[], label: string): RawDocument[] | un
  * comparing it with the few kept here (a length check, then a memory compare).
  */
 class RecentByText<T> {
-  readonly #texts: string[] = [];
-  readonly #values: T[] = [];
-  readonly #max: number;
-  constructor(max: number) {
-    this.#max = max;
-  }
-  get(text: string, make: () => T): T {
-    const texts = this.#texts;
-    for (let i = texts.length - 1; i >= 0; i--) if (texts[i] === text) return this.#values[i] as T;
-    const v = make();
-    texts.push(text);
-    this.#values.push(v);
-    if (texts.length > this.#max) {
-      texts.shift();
-      this.#values.shift();
+  readonly #entries: { text: string; key: string; value: T }[] = [];
+  /** The value made for `text` under `key` (a short string naming the options), made once. */
+  get(text: string, key: string, make: () => T): T {
+    const entries = this.#entries;
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i] as { text: string; key: string; value: T };
+      if (e.key === key && e.text === text) return e.value;
     }
-    return v;
+    const value = make();
+    entries.push({ text, key, value });
+    if (entries.length > RECENT_MAX) entries.shift();
+    return value;
   }
 }
 
 const RECENT_MAX = 4;
-const parsed = new RecentByText<unknown>(RECENT_MAX);
+const parsed = new RecentByText<unknown>();
 
 /**
  * `JSON.parse` of an event's data, shared by the meshes of one process that receive the same
  * text (the result is treated as immutable everywhere). Throws what `JSON.parse` throws.
  */
 export function parseEvent(text: string): unknown {
-  return parsed.get(text, () => JSON.parse(text) as unknown);
+  return parsed.get(text, '', () => JSON.parse(text) as unknown);
 }
 
-/** Recent validations, by options, then by event text. */
-const recent = new Map<string, RecentByText<Checked<AnyResource>>>();
+const recent = new RecentByText<Checked<AnyResource>>();
 
 /**
  * Validates the resources of a `config` event as a whole set. `label` names them in issues.
@@ -104,14 +98,7 @@ const recent = new Map<string, RecentByText<Checked<AnyResource>>>();
  */
 export function checkConfig(resources: readonly WireResource[], label: string, o: CheckOptions, text?: string): Checked<AnyResource> {
   if (text === undefined) return checkConfigNow(resources, label, o);
-  const key = `${o.defaultNamespace}\0${o.analyze !== false}\0${label}`;
-  let byText = recent.get(key);
-  if (byText === undefined) {
-    byText = new RecentByText(RECENT_MAX);
-    recent.set(key, byText);
-    if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value as string);
-  }
-  return byText.get(text, () => checkConfigNow(resources, label, o));
+  return recent.get(text, `${o.defaultNamespace}\0${o.analyze !== false}\0${label}`, () => checkConfigNow(resources, label, o));
 }
 
 function checkConfigNow(resources: readonly WireResource[], label: string, o: CheckOptions): Checked<AnyResource> {
