@@ -1,6 +1,6 @@
 /**
- * The Exchange — one logical call, protocol-neutral — and the pipeline plumbing: handlers,
- * layers and {@link stack}.
+ * The Exchange — one logical call, protocol-neutral. The handler, controller and layer types
+ * it works with are in `handler.ts` (re-exported here).
  *
  * The response side uses the handler shape of undici 8's dispatcher API (`onRequestStart`,
  * `onResponseStart`, `onResponseData`, `onResponseEnd`, `onResponseError`, each given the
@@ -18,96 +18,21 @@
  * @module
  */
 import { type ErrorContext, MeshletError } from './errors.ts';
+import { applyHeaderOps, type Controller, type ErrorMode, type Headers, type ResponseHandler, type ResponseHeaderOps, type Waiter } from './handler.ts';
 import { bodyFor, FLAGS_HEADER, FLAGS_HEADER_RAW, localHeaders, rawFrom } from './local-response.ts';
 
-/** Header values, names lower-cased. */
-export type Headers = Record<string, string | string[] | undefined>;
-
-/** Controls one request (an attempt, or the whole call). Same shape as undici 8's controller. */
-export interface Controller {
-  abort(reason?: Error): void;
-  pause(): void;
-  resume(): void;
-  readonly aborted: boolean;
-  readonly paused: boolean;
-  readonly reason: Error | null;
-  /** Raw response headers as the transport received them, when available (undici). */
-  rawHeaders?: unknown;
-  rawTrailers?: unknown;
-}
-
-/** Receives a response. Same shape as undici 8's `Dispatcher.DispatchHandler`. */
-export interface ResponseHandler {
-  onRequestStart?(controller: Controller, context: unknown): void;
-  onRequestUpgrade?(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void;
-  onResponseStart?(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void;
-  onResponseData?(controller: Controller, chunk: Buffer): void;
-  onResponseEnd?(controller: Controller, trailers: Headers): void;
-  onResponseError?(controller: Controller, error: Error): void;
-}
-
-/** What a finished exchange holds instead of the caller's handler and request headers. */
-const RELEASED: ResponseHandler = Object.freeze({});
-const RELEASED_HEADERS: Headers = Object.freeze({}) as Headers;
-
-/** A controller for callbacks that have none (failures made by the mesh, before any attempt started). */
-export const NO_CONTROLLER: Controller = Object.freeze({
-  abort() {},
-  pause() {},
-  resume() {},
-  aborted: false,
-  paused: false,
-  reason: null,
-});
-
-/** One step of the pipeline: handles the exchange, usually by calling the next step. */
-export type Dispatch = (ex: Exchange, handler: ResponseHandler) => void;
-
-/** A layer wraps the rest of the pipeline: `(next) => dispatch`. */
-export type Layer = (next: Dispatch) => Dispatch;
-
-/** Composes layers, outermost first, around a terminal dispatch. */
-export function stack(layers: readonly Layer[], terminal: Dispatch): Dispatch {
-  let d = terminal;
-  for (let i = layers.length - 1; i >= 0; i--) d = (layers[i] as Layer)(d);
-  return d;
-}
-
-/** Something the exchange is waiting on (a backoff, a fault delay, a queue slot) that abort must cancel. */
-export interface Waiter {
-  /** Stops waiting and fails the exchange's handler with `reason`. */
-  cancel(reason: Error): void;
-}
-
-/** How mesh-made failures reach the caller. */
-export type ErrorMode = 'respond' | 'throw';
-
-/** A header operation applied to responses (compiled form). */
-export interface ResponseHeaderOps {
-  readonly set: readonly (readonly [string, string])[];
-  readonly add: readonly (readonly [string, string])[];
-  readonly remove: readonly string[];
-}
-
+export type { Controller, Dispatch, ErrorMode, Headers, Layer, ResponseHandler, ResponseHeaderOps, Waiter } from './handler.ts';
+export { applyHeaderOps, NO_CONTROLLER, stack } from './handler.ts';
 export { FLAGS_HEADER } from './local-response.ts';
 
 const EMPTY: Headers = Object.freeze({}) as Headers;
+/** What a finished exchange holds instead of the caller's handler. */
+const RELEASED: ResponseHandler = Object.freeze({});
+
 function abortError(): Error {
   const e = new Error('The operation was aborted');
   e.name = 'AbortError';
   return e;
-}
-
-/** Applies header operations in Envoy's order: set (overwrite), add (append), remove. */
-export function applyHeaderOps(headers: Headers, ops: ResponseHeaderOps): void {
-  for (const [k, v] of ops.set) headers[k] = v;
-  for (const [k, v] of ops.add) {
-    const cur = headers[k];
-    if (cur === undefined) headers[k] = v;
-    else if (typeof cur === 'string') headers[k] = [cur, v];
-    else cur.push(v);
-  }
-  for (const k of ops.remove) delete headers[k];
 }
 
 /**
@@ -411,7 +336,7 @@ export class Exchange implements Controller, ResponseHandler {
    */
   private _release(): void {
     this._handler = RELEASED;
-    this.headers = RELEASED_HEADERS;
+    this.headers = EMPTY;
     this.body = undefined;
     this.options = undefined;
     this.rawHeaders = null;

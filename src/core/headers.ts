@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Headers } from './exchange.ts';
+import type { Headers } from './handler.ts';
 
 function lower(k: string): string {
   for (let i = 0; i < k.length; i++) {

@@ -5,7 +5,7 @@
  * @module
  */
 import type { MeshletError } from './errors.ts';
-import type { Headers } from './exchange.ts';
+import type { Headers } from './handler.ts';
 
 /** The header that carries Envoy response flags to callers. */
 export const FLAGS_HEADER = 'x-meshlet-response-flags';

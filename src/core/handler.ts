@@ -1,0 +1,84 @@
+/**
+ * The pipeline's plumbing around the {@link Exchange}: the handler and controller shapes (those
+ * of undici 8's dispatcher API), layers and {@link stack}, and response header operations.
+ *
+ * @module
+ */
+import type { Exchange } from './exchange.ts';
+
+/** Header values, names lower-cased. */
+export type Headers = Record<string, string | string[] | undefined>;
+
+/** Controls one request (an attempt, or the whole call). Same shape as undici 8's controller. */
+export interface Controller {
+  abort(reason?: Error): void;
+  pause(): void;
+  resume(): void;
+  readonly aborted: boolean;
+  readonly paused: boolean;
+  readonly reason: Error | null;
+  /** Raw response headers as the transport received them, when available (undici). */
+  rawHeaders?: unknown;
+  rawTrailers?: unknown;
+}
+
+/** Receives a response. Same shape as undici 8's `Dispatcher.DispatchHandler`. */
+export interface ResponseHandler {
+  onRequestStart?(controller: Controller, context: unknown): void;
+  onRequestUpgrade?(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void;
+  onResponseStart?(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void;
+  onResponseData?(controller: Controller, chunk: Buffer): void;
+  onResponseEnd?(controller: Controller, trailers: Headers): void;
+  onResponseError?(controller: Controller, error: Error): void;
+}
+
+/** A controller for callbacks that have none (failures made by the mesh, before any attempt started). */
+export const NO_CONTROLLER: Controller = Object.freeze({
+  abort() {},
+  pause() {},
+  resume() {},
+  aborted: false,
+  paused: false,
+  reason: null,
+});
+
+/** One step of the pipeline: handles the exchange, usually by calling the next step. */
+export type Dispatch = (ex: Exchange, handler: ResponseHandler) => void;
+
+/** A layer wraps the rest of the pipeline: `(next) => dispatch`. */
+export type Layer = (next: Dispatch) => Dispatch;
+
+/** Composes layers, outermost first, around a terminal dispatch. */
+export function stack(layers: readonly Layer[], terminal: Dispatch): Dispatch {
+  let d = terminal;
+  for (let i = layers.length - 1; i >= 0; i--) d = (layers[i] as Layer)(d);
+  return d;
+}
+
+/** Something the exchange is waiting on (a backoff, a fault delay, a queue slot) that abort must cancel. */
+export interface Waiter {
+  /** Stops waiting and fails the exchange's handler with `reason`. */
+  cancel(reason: Error): void;
+}
+
+/** How mesh-made failures reach the caller. */
+export type ErrorMode = 'respond' | 'throw';
+
+/** A header operation applied to responses (compiled form). */
+export interface ResponseHeaderOps {
+  readonly set: readonly (readonly [string, string])[];
+  readonly add: readonly (readonly [string, string])[];
+  readonly remove: readonly string[];
+}
+
+/** Applies header operations in Envoy's order: set (overwrite), add (append), remove. */
+export function applyHeaderOps(headers: Headers, ops: ResponseHeaderOps): void {
+  for (const [k, v] of ops.set) headers[k] = v;
+  for (const [k, v] of ops.add) {
+    const cur = headers[k];
+    if (cur === undefined) headers[k] = v;
+    else if (typeof cur === 'string') headers[k] = [cur, v];
+    else cur.push(v);
+  }
+  for (const k of ops.remove) delete headers[k];
+}
