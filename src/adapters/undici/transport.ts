@@ -58,8 +58,11 @@ class ClusterPools implements ClusterTransport {
   readonly #http = new Map<HostState, Pool>();
   readonly #https = new Map<HostState, Pool>();
   readonly options: Pool.Options;
-  constructor(options: Pool.Options) {
+  /** The name plain-HTTP attempts give undici as `servername` (see dispatchOptions). */
+  readonly httpServername: string | undefined;
+  constructor(options: Pool.Options, serviceHost: string) {
     this.options = options;
+    this.httpServername = serviceHost.startsWith('*') ? undefined : serviceHost;
   }
   get(host: HostState, scheme: string, servername: string): Pool {
     const m = scheme === 'https' ? this.#https : this.#http;
@@ -90,7 +93,7 @@ class ClusterPools implements ClusterTransport {
 }
 
 /** The dispatch options undici needs for one attempt. */
-function dispatchOptions(ex: Exchange, origin: string | undefined, serviceHost?: string): Record<string, unknown> {
+function dispatchOptions(ex: Exchange, origin: string | undefined, httpServername?: string): Record<string, unknown> {
   ex.headers.host = ex.authority;
   const src = ex.options as Record<string, unknown> | undefined;
   const o: Record<string, unknown> = { path: ex.path, method: ex.method, headers: ex.headers, body: bodyForAttempt(ex.body) };
@@ -99,7 +102,7 @@ function dispatchOptions(ex: Exchange, origin: string | undefined, serviceHost?:
   // (a hostname parse and two IP regexes) and only uses it to label new connections. Give it
   // the service's host, what it would derive from an unrewritten Host header. TLS keeps
   // undici's derivation.
-  else if (ex.scheme === 'http' && serviceHost !== undefined && !serviceHost.startsWith('*')) o.servername = serviceHost;
+  else if (httpServername !== undefined && ex.scheme === 'http') o.servername = httpServername;
   if (src !== undefined) {
     if (src.headersTimeout !== undefined) o.headersTimeout = src.headersTimeout;
     if (src.bodyTimeout !== undefined) o.bodyTimeout = src.bodyTimeout;
@@ -127,11 +130,11 @@ export class UndiciTransport {
     }
     let pools = cs.transport as ClusterPools | undefined;
     if (pools === undefined) {
-      pools = new ClusterPools(poolOptions(cs));
+      pools = new ClusterPools(poolOptions(cs), cs.cluster.host);
       cs.transport = pools;
       cs.transportKey = JSON.stringify(pools.options);
     }
-    pools.get(host, ex.scheme, cs.cluster.host).dispatch(dispatchOptions(ex, undefined, cs.cluster.host) as never, handler as never);
+    pools.get(host, ex.scheme, cs.cluster.host).dispatch(dispatchOptions(ex, undefined, pools.httpServername) as never, handler as never);
   };
 
   /** Sends a request for a host outside the mesh, unchanged. */
@@ -146,7 +149,7 @@ export class UndiciTransport {
     const next = poolOptions(cs);
     const key = JSON.stringify(next);
     if (key === cs.transportKey) return;
-    cs.transport = new ClusterPools(next);
+    cs.transport = new ClusterPools(next, cs.cluster.host);
     cs.transportKey = key;
     void t.close();
   }
