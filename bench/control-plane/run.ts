@@ -309,11 +309,17 @@ function row(name: string, clients: number, c: Convergence): string {
 const rows: string[] = [];
 const notes: string[] = [];
 
-async function fileScenario(CLIENTS: number): Promise<void> {
+/** A temporary directory with the base config and the first version of the changing route. */
+function configDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'meshlet-bench-cp-'));
+  writeFileSync(join(dir, 'services.yaml'), baseConfig());
+  writeRoute(dir, 0);
+  return dir;
+}
+
+async function fileScenario(CLIENTS: number): Promise<void> {
+  const dir = configDir();
   try {
-    writeFileSync(join(dir, 'services.yaml'), baseConfig());
-    writeRoute(dir, 0);
     const cp = await startCp(dir, join(dir, '.data'));
     const token = mintToken(join(dir, '.data'));
     const fleet = await Fleet.start('mesh', CLIENTS, [cp.url], token);
@@ -332,10 +338,8 @@ async function fileScenario(CLIENTS: number): Promise<void> {
 async function etcdScenario(CLIENTS: number): Promise<void> {
   const { startEtcd } = await import('../../test/helpers/etcd.ts');
   const etcd = await startEtcd();
-  const dir = mkdtempSync(join(tmpdir(), 'meshlet-bench-cp-'));
+  const dir = configDir();
   try {
-    writeFileSync(join(dir, 'services.yaml'), baseConfig());
-    writeRoute(dir, 0);
     const endpoints = etcd.endpoints.join(',');
     const a = await startCp(dir, join(dir, '.data-a'), ['--etcd', endpoints]);
     const b = await startCp(undefined, join(dir, '.data-b'), ['--etcd', endpoints]);
@@ -361,10 +365,8 @@ async function etcdScenario(CLIENTS: number): Promise<void> {
 }
 
 async function scaleScenario(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'meshlet-bench-cp-'));
+  const dir = configDir();
   try {
-    writeFileSync(join(dir, 'services.yaml'), baseConfig());
-    writeRoute(dir, 0);
     const cp = await startCp(dir, join(dir, '.data'));
     const token = mintToken(join(dir, '.data'));
     const idle = rssMb(cp.proc.pid as number);
