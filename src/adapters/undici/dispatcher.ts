@@ -13,8 +13,9 @@ import { Dispatcher } from 'undici';
 import { ReplayableBody, isStaticBody } from '../../core/body.ts';
 import type { Clock } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
-import { type Dispatch, type ErrorMode, Exchange, NO_CONTROLLER, type ResponseHandler } from '../../core/exchange.ts';
+import { type Dispatch, type ErrorMode, Exchange, NO_CONTROLLER } from '../../core/exchange.ts';
 import { normalizeHeaders } from '../../core/headers.ts';
+import { toResponseHandler } from './legacy-handler.ts';
 
 interface ParsedOrigin {
   readonly scheme: string;
@@ -66,7 +67,9 @@ export class MeshDispatcher extends Dispatcher {
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const h = handler as unknown as ResponseHandler;
+    // Node's built-in fetch and undici 7 pass handlers of undici's older API; an invalid
+    // handler throws here, as undici's own dispatchers do.
+    const h = toResponseHandler(handler);
     let ex: Exchange;
     try {
       if (this.#closed) throw new InvalidArgumentError('mesh.dispatcher: the mesh is closed');
