@@ -155,7 +155,8 @@ export class Registrar {
 
   /** @internal */
   sleep(ms: number): Promise<void> {
-    return new Promise((r) => this.#o.clock.setTimer(r, ms));
+    // The caller awaits mesh.register(): keep the process alive through the backoff.
+    return new Promise((r) => this.#o.clock.setTimer(r, ms, true));
   }
 
   /** @internal */

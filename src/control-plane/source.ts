@@ -150,7 +150,10 @@ export class ControlPlaneSource {
   /** Waits for the first snapshot (see the module comment). */
   start(): Promise<Snapshot> {
     return new Promise<Snapshot>((resolve, reject) => {
-      const timer = this.#o.clock.setTimer(() => void this.#fallback(undefined, true), this.#o.startupTimeoutMs);
+      // The caller awaits createMesh: this timer keeps the process alive until the start is
+      // decided (reconnect sleeps do not, so without it a process with nothing else to do
+      // would exit silently while the control plane is unreachable).
+      const timer = this.#o.clock.setTimer(() => void this.#fallback(undefined, true), this.#o.startupTimeoutMs, true);
       this.#startup = { resolve, reject, timer, lastError: undefined };
       this.#cached = this.#cache?.read();
       this.#watch.start();

@@ -296,7 +296,7 @@ export class Watch {
     this.#sendOutbox();
     if (this.#posts.size > 0) {
       let timer: Timer | undefined;
-      await Promise.race([Promise.all(this.#posts), new Promise<void>((r) => (timer = this.#o.clock.setTimer(r, 1000)))]);
+      await Promise.race([Promise.all(this.#posts), new Promise<void>((r) => (timer = this.#o.clock.setTimer(r, 1000, true)))]);
       timer?.clear();
     }
     this.#abort?.abort(new Error('closed'));

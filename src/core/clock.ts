@@ -17,8 +17,13 @@ export interface Timer {
 export interface Clock {
   /** Milliseconds on a monotonic time line (not wall-clock time). */
   now(): number;
-  /** Calls `fn` after `ms` milliseconds. Timers never keep the process alive. */
-  setTimer(fn: () => void, ms: number): Timer;
+  /**
+   * Calls `fn` after `ms` milliseconds. By default a timer does not keep the process alive
+   * (background housekeeping: outlier sweeps, lease renewals, reconnects); pass `keepAlive`
+   * for work a caller is awaiting (a retry backoff, a fault delay, `createMesh`'s startup
+   * timeout), so the process does not exit in the middle of it.
+   */
+  setTimer(fn: () => void, ms: number, keepAlive?: boolean): Timer;
 }
 
 /** A source of uniform numbers in [0, 1). */
@@ -36,12 +41,12 @@ class NodeTimer implements Timer {
   }
 }
 
-/** The real clock: `performance.now()` and unref'd `setTimeout`. */
+/** The real clock: `performance.now()` and `setTimeout` (unref'd unless `keepAlive`). */
 export const systemClock: Clock = Object.freeze({
   now: () => performance.now(),
-  setTimer(fn: () => void, ms: number): Timer {
+  setTimer(fn: () => void, ms: number, keepAlive = false): Timer {
     const h = setTimeout(fn, ms);
-    h.unref();
+    if (!keepAlive) h.unref();
     return new NodeTimer(h);
   },
 });

@@ -58,7 +58,7 @@ export function faultLayer(o: FaultLayerOptions): Layer {
       const timer = o.clock.setTimer(() => {
         if (ex.waiting === waiter) ex.waiting = undefined;
         afterDelay(o, f, next, ex, handler);
-      }, f.delayMs as number);
+      }, f.delayMs as number, true); // the caller awaits the call: keep the process alive
       const waiter = {
         cancel(reason: Error): void {
           timer.clear();

@@ -281,7 +281,8 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
       next.send();
     };
     ex.waiting = this;
-    this._timer = this._o.clock.setTimer(fire, this._delayMs);
+    // The caller awaits this call: the backoff keeps the process alive (nothing else may).
+    this._timer = this._o.clock.setTimer(fire, this._delayMs, true);
   }
 
   /** Abort or deadline during the backoff wait. */
