@@ -6,6 +6,8 @@
  *
  * @packageDocumentation
  */
+// First: on a Node.js older than meshlet needs, fail here with a message that says so.
+import './core/require-node.ts';
 export { ConfigError, InvalidArgumentError, isMeshletError, MeshletError, statusFor, ERROR_STATUS } from './core/errors.ts';
 export type { ConfigIssueLike, ErrorContext, ErrorStatus, MeshletErrorCode, MeshletErrorOptions } from './core/errors.ts';
 export { loadConfig, checkDocuments } from './config/load-config.ts';

@@ -1,10 +1,10 @@
-#!/usr/bin/env node
 /**
  * The `meshlet` command line.
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { isMeshletError } from '../core/errors.ts';
 import { out, UsageError } from './args.ts';
 import { applyCommand, applyHelp } from './commands/apply.ts';
@@ -68,9 +68,12 @@ export async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
-const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
-if (isEntry) {
-  main(process.argv.slice(2)).then(
+/**
+ * Runs the CLI for this process (`argv` without node and script) and sets `process.exitCode`:
+ * 0 ok, 1 failed or errors found, 2 usage, 70 internal error.
+ */
+export function run(argv: string[]): Promise<void> {
+  return main(argv).then(
     (code) => {
       process.exitCode = code;
     },
@@ -88,3 +91,20 @@ if (isEntry) {
     },
   );
 }
+
+/**
+ * True when this file is the script node was started with (`node src/cli/main.ts`). The
+ * installed command is `bin.ts`; through `node_modules/.bin/meshlet` argv[1] is a symlink, so
+ * both sides are compared as real paths.
+ */
+function isEntry(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) void run(process.argv.slice(2));

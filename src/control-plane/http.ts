@@ -3,11 +3,13 @@
  * dispatcher, so mesh routing can't capture control-plane traffic), one opossum circuit
  * breaker per control-plane URL for the short calls (register, renew, deregister, ACK) so a
  * dead replica is not hammered, and error messages that name the URL and the server's reason.
+ * opossum is loaded on the first call: embedded meshes and apps that only import meshlet never
+ * load it.
  *
  * @module
  */
 import { STATUS_CODES } from 'node:http';
-import CircuitBreaker from 'opossum';
+import type CircuitBreaker from 'opossum';
 import { Agent, type Dispatcher } from 'undici';
 import { MeshletError } from '../core/errors.ts';
 
@@ -91,6 +93,9 @@ export interface ControlPlaneHttpOptions {
 
 type Action = (url: string, req: CallRequest) => Promise<unknown>;
 
+/** opossum, loaded once by the first call that needs a breaker. */
+let opossum: Promise<{ default: typeof CircuitBreaker }> | undefined;
+
 /** HTTP to the control plane: the agent, headers, breakers. */
 export class ControlPlaneHttp {
   /** The dedicated agent (also used by the watch stream). */
@@ -119,24 +124,26 @@ export class ControlPlaneHttp {
    * rejects with an {@link HttpStatusError} (4xx ones do not count against the breaker), a
    * socket error, or opossum's `EOPENBREAKER` while the breaker is open.
    */
-  call<T>(url: string, req: CallRequest): Promise<T> {
-    return this.#breaker(url).fire(url, req) as Promise<T>;
+  async call<T>(url: string, req: CallRequest): Promise<T> {
+    const b = this.#breakers.get(url) ?? (await this.#breaker(url));
+    return (await b.fire(url, req)) as T;
   }
 
-  #breaker(url: string): CircuitBreaker<Parameters<Action>, unknown> {
-    let b = this.#breakers.get(url);
-    if (b === undefined) {
-      b = new CircuitBreaker<Parameters<Action>, unknown>((u: string, r: CallRequest) => this.#send(u, r), {
-        name: `meshlet-control-plane ${url}`,
-        timeout: false, // undici's own timeouts bound each call
-        resetTimeout: this.#resetMs,
-        errorThresholdPercentage: 50,
-        volumeThreshold: 3,
-        // A 4xx is an answer, not an outage (404 on renew means "register again").
-        errorFilter: (e: unknown) => e instanceof HttpStatusError && e.status < 500,
-      });
-      this.#breakers.set(url, b);
-    }
+  async #breaker(url: string): Promise<CircuitBreaker<Parameters<Action>, unknown>> {
+    opossum ??= import('opossum');
+    const { default: Breaker } = await opossum;
+    const existing = this.#breakers.get(url); // another call may have made it while loading
+    if (existing !== undefined) return existing;
+    const b: CircuitBreaker<Parameters<Action>, unknown> = new Breaker<Parameters<Action>, unknown>((u: string, r: CallRequest) => this.#send(u, r), {
+      name: `meshlet-control-plane ${url}`,
+      timeout: false, // undici's own timeouts bound each call
+      resetTimeout: this.#resetMs,
+      errorThresholdPercentage: 50,
+      volumeThreshold: 3,
+      // A 4xx is an answer, not an outage (404 on renew means "register again").
+      errorFilter: (e: unknown) => e instanceof HttpStatusError && e.status < 500,
+    });
+    this.#breakers.set(url, b);
     return b;
   }
 

@@ -9,9 +9,10 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { type EtcdServer, freePort, startEtcd } from '../helpers/etcd.ts';
+import { skipWithout } from '../helpers/tools.ts';
 import { destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
 const NODE = process.execPath;
@@ -61,6 +62,7 @@ let a: Replica;
 let b: Replica;
 const meshes: Mesh[] = [];
 
+describe('control-plane replicas on one etcd', { skip: skipWithout('etcd') }, () => {
 before(async () => {
   etcd = await startEtcd();
   dir = mkdtempSync(join(tmpdir(), 'meshlet-ha-'));
@@ -143,4 +145,5 @@ test('a replica dies during traffic: no request fails, leases survive, config st
   const status = (await (await fetch(`${b.url}/status`, { headers: { authorization: `Bearer ${adminToken}` } })).json()) as { summary: string; configVersion: string };
   assert.match(status.summary, /^3\/3 workloads at config version /, status.summary);
   for (const m of meshes) assert.ok(m.configVersion.startsWith(status.configVersion), `${m.configVersion} is ${status.configVersion}`);
+});
 });

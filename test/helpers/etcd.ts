@@ -5,10 +5,10 @@
  * silently raises a 1 s TTL to 2 s).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { TOOLS } from './tools.ts';
 import { deadPort } from './upstreams.ts';
 
 export interface EtcdOptions {
@@ -34,13 +34,9 @@ export interface EtcdServer {
 }
 
 function findEtcd(): string {
-  if (existsSync('/usr/bin/etcd')) return '/usr/bin/etcd';
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    if (dir !== '' && existsSync(join(dir, 'etcd'))) return join(dir, 'etcd');
-  }
-  throw new Error(
-    'etcd is not installed: these tests need a real etcd. Install Debian\'s etcd-server (`sudo apt-get install -y etcd-server etcd-client`; .ci/run does this in CI).',
-  );
+  const bin = TOOLS.etcd.find();
+  if (bin === undefined) throw new Error(`etcd is not installed: these tests need a real etcd. Install ${TOOLS.etcd.install}.`);
+  return bin;
 }
 
 /** A free TCP port on 127.0.0.1 (bound then released): the upstream helpers' `deadPort`. */

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { EtcdClient, EtcdError, type KeyValue } from '../../../src/control-plane-server/etcd/client.ts';
 import { PrefixWatch, type WatchEvent } from '../../../src/control-plane-server/etcd/watch.ts';
 import { type EtcdServer, freePort, startEtcd } from '../../helpers/etcd.ts';
+import { skipWithout } from '../../helpers/tools.ts';
 
 async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -13,7 +14,7 @@ async function until(what: string, check: () => boolean, timeoutMs = 5000): Prom
   }
 }
 
-describe('etcd client (real etcd)', () => {
+describe('etcd client (real etcd)', { skip: skipWithout('etcd') }, () => {
   let etcd: EtcdServer;
   let client: EtcdClient;
 

@@ -8,6 +8,7 @@ import { type EtcdStores, openEtcd } from '../../../src/control-plane-server/etc
 import type { ConfigState } from '../../../src/control-plane-server/store.ts';
 import { contentVersion } from '../../../src/routing/compile.ts';
 import { type EtcdServer, startEtcd } from '../../helpers/etcd.ts';
+import { skipWithout } from '../../helpers/tools.ts';
 
 const NET = 'networking.istio.io/v1';
 
@@ -51,7 +52,7 @@ async function until(what: string, check: () => boolean, timeoutMs = 5000): Prom
   }
 }
 
-describe('EtcdConfigStore: replicas sharing one etcd', () => {
+describe('EtcdConfigStore: replicas sharing one etcd', { skip: skipWithout('etcd') }, () => {
   let etcd: EtcdServer;
   let a: EtcdStores;
   let b: EtcdStores;

@@ -4,6 +4,7 @@ import type { WireResource } from '../../../src/control-plane/protocol.ts';
 import { EtcdClient } from '../../../src/control-plane-server/etcd/client.ts';
 import { type EtcdStores, openEtcd } from '../../../src/control-plane-server/etcd/index.ts';
 import { type EtcdServer, startEtcd } from '../../helpers/etcd.ts';
+import { skipWithout } from '../../helpers/tools.ts';
 
 function entry(name: string, port = 19081): WireResource {
   return {
@@ -24,7 +25,7 @@ async function until(what: string, check: () => boolean, timeoutMs = 5000): Prom
 
 const names = (s: EtcdStores): string[] => s.registry.list().map((r) => r.entry.metadata.name);
 
-describe('EtcdRegistryStore and EtcdSharedValues: replicas sharing one etcd', () => {
+describe('EtcdRegistryStore and EtcdSharedValues: replicas sharing one etcd', { skip: skipWithout('etcd') }, () => {
   let etcd: EtcdServer;
   let raw: EtcdClient;
   let a: EtcdStores;

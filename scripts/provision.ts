@@ -1,0 +1,97 @@
+/**
+ * Provisions what the test suites need beyond npm packages, before `npm test` runs them:
+ *
+ * - etcd (the control plane's etcd store and HA tests): Debian's `etcd-server` and
+ *   `etcd-client`, installed with apt-get when this runs as root on Debian;
+ * - Node.js 22.19 (the packed-package test runs the installed package on the oldest Node
+ *   meshlet supports, next to the project's Node 24): the `node-<platform>-<arch>` package
+ *   from the npm registry, unpacked into node_modules/.cache/meshlet-test.
+ *
+ * What cannot be provisioned here is reported in one loud line per tool, and the suites that
+ * need it are skipped (test/helpers/tools.ts) — except under `CI=true`, where this script fails
+ * instead, because CI must run everything.
+ *
+ * Usage: node scripts/provision.ts   (npm test runs it)
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { IN_CI, OLD_NODE_VERSION, oldNodePath, TOOLS, type ToolName } from '../test/helpers/tools.ts';
+
+const missing: string[] = [];
+
+function log(line: string): void {
+  process.stdout.write(`provision: ${line}\n`);
+}
+
+function loud(tool: ToolName, why: string): void {
+  const line = `${tool} is missing and ${why}: the suites that need it are SKIPPED. To run them install ${TOOLS[tool].install}.`;
+  process.stdout.write(`\n${'*'.repeat(100)}\n*** meshlet tests: ${line}\n${'*'.repeat(100)}\n\n`);
+  missing.push(`${tool}: ${why}`);
+}
+
+function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+function provisionEtcd(): void {
+  const found = TOOLS.etcd.find();
+  if (found !== undefined) {
+    log(`etcd: ${found}`);
+    return;
+  }
+  if (!existsSync('/usr/bin/apt-get') || !existsSync('/etc/debian_version')) {
+    loud('etcd', 'this is not a Debian machine, so it cannot be installed from Debian\'s packages');
+    return;
+  }
+  if (!isRoot()) {
+    loud('etcd', 'installing Debian packages needs root');
+    return;
+  }
+  log("etcd: installing Debian's etcd-server and etcd-client (apt-get)…");
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'etcd-server', 'etcd-client'], { stdio: 'inherit', env }) : update;
+  const now = TOOLS.etcd.find();
+  if (install.status !== 0 || now === undefined) {
+    loud('etcd', `apt-get failed (exit ${install.status ?? install.signal})`);
+    return;
+  }
+  log(`etcd: installed ${now}`);
+}
+
+function provisionOldNode(): void {
+  const found = TOOLS.node22.find();
+  if (found !== undefined) {
+    log(`node ${OLD_NODE_VERSION}: ${found}`);
+    return;
+  }
+  const pkg = `node-${process.platform}-${process.arch}@${OLD_NODE_VERSION}`;
+  log(`node ${OLD_NODE_VERSION}: fetching ${pkg} from the npm registry…`);
+  const tmp = mkdtempSync(join(tmpdir(), 'meshlet-node-'));
+  try {
+    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+    const name = execFileSync(npm, ['pack', pkg, '--silent', '--pack-destination', tmp], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').at(-1);
+    if (name === undefined || name === '') throw new Error(`npm pack ${pkg} printed no file name`);
+    execFileSync('tar', ['xzf', join(tmp, name), '-C', tmp, 'package/bin'], { stdio: 'inherit' });
+    const target = dirname(dirname(oldNodePath()));
+    rmSync(target, { recursive: true, force: true });
+    mkdirSync(dirname(target), { recursive: true });
+    renameSync(join(tmp, 'package'), target);
+    const version = execFileSync(oldNodePath(), ['--version'], { encoding: 'utf8' }).trim();
+    if (version !== `v${OLD_NODE_VERSION}`) throw new Error(`the unpacked binary says ${version}`);
+    log(`node ${OLD_NODE_VERSION}: ${oldNodePath()}`);
+  } catch (e) {
+    loud('node22', `fetching ${pkg} failed (${(e as Error).message.split('\n')[0]})`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+provisionEtcd();
+provisionOldNode();
+if (missing.length > 0 && IN_CI) {
+  process.stderr.write(`provision: CI=true and ${missing.join('; ')}: CI must run every suite.\n`);
+  process.exit(1);
+}

@@ -1,0 +1,256 @@
+/**
+ * meshlet as users get it: `npm pack`, the tarball installed into fresh apps, the installed
+ * `meshlet` command run through node_modules/.bin (a symlink), `npx` and an npm script, and
+ * the library imported by an app on Node 24 and on Node 22.19 (the oldest meshlet supports),
+ * with the app's own undici 7 or 8. Nothing here imports src/: it all goes through the tarball.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { IN_CI, oldNodePath, OLD_NODE_VERSION, skipWithout } from '../helpers/tools.ts';
+import { deadPort, startUpstream, type Upstream } from '../helpers/upstreams.ts';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const dir = mkdtempSync(join(tmpdir(), 'meshlet-pkg-'));
+/** Node 24 (this process) first on PATH, as for any user whose `node` is new enough. */
+const PATH24 = `${dirname(process.execPath)}${delimiter}${process.env['PATH'] ?? ''}`;
+
+let tarball = '';
+/** An app whose own undici is 7 (meshlet gets its own undici 8 next to it). */
+let app7 = '';
+/** An app whose own undici is 8 (one copy, shared with meshlet). */
+let app8 = '';
+let upstream: Upstream;
+
+function sh(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, PATH: PATH24, ...env } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, out: r.stdout + r.stderr };
+}
+
+function makeApp(name: string, undici: string): string {
+  const app = join(dir, name);
+  mkdirSync(app);
+  writeFileSync(
+    join(app, 'package.json'),
+    JSON.stringify({ name, version: '1.0.0', private: true, type: 'module', scripts: { 'check-mesh': 'meshlet validate mesh', 'check-bad': 'meshlet validate bad' } }),
+  );
+  const r = sh(NPM, ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball, `undici@${undici}`], app);
+  assert.equal(r.code, 0, `npm install in ${name} failed:\n${r.out}`);
+  mkdirSync(join(app, 'mesh'));
+  mkdirSync(join(app, 'bad'));
+  writeFileSync(
+    join(app, 'bad', 'reviews.yaml'),
+    'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - timeout: 3 seconds\n    route: [{destination: {host: reviews}}]\n',
+  );
+  return app;
+}
+
+function meshConfig(app: string, port: number): void {
+  writeFileSync(
+    join(app, 'mesh', 'reviews.yaml'),
+    `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http: ${port}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{uri: {prefix: /nowhere}}]
+    directResponse: {status: 418}
+  - route: [{destination: {host: reviews}}]
+    headers: {response: {set: {x-via-mesh: "yes"}}}
+`,
+  );
+}
+
+function runAsync(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += String(c)));
+    child.stderr.on('data', (c) => (stderr += String(c)));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The app script: every way an app can send a request through the mesh; prints one JSON line. */
+const APP_SCRIPT = `import { readFileSync } from 'node:fs';
+import { createMesh } from 'meshlet';
+import * as undici from 'undici';
+const mesh = await createMesh({ service: 'productpage', config: './mesh', watch: false });
+const out = { undici: JSON.parse(readFileSync('node_modules/undici/package.json', 'utf8')).version };
+const via = async (name, p) => { try { const r = await p; out[name] = r; } catch (e) { out[name] = 'error: ' + e.message; } };
+const asText = async (res) => res.status + ' ' + res.headers.get('x-via-mesh') + ' ' + (await res.text());
+await via('globalFetch', globalThis.fetch('http://reviews:9080/a', { dispatcher: mesh.dispatcher }).then(asText));
+await via('globalFetch418', globalThis.fetch('http://reviews:9080/nowhere', { dispatcher: mesh.dispatcher }).then((r) => r.status));
+await via('meshFetch', mesh.fetch('http://reviews:9080/b').then(asText));
+await via('appUndiciRequest', undici.request('http://reviews:9080/c', { dispatcher: mesh.dispatcher }).then(async (r) => r.statusCode + ' ' + r.headers['x-via-mesh'] + ' ' + (await r.body.text())));
+await via('appUndiciFetch', undici.fetch('http://reviews:9080/d', { dispatcher: mesh.dispatcher }).then(asText));
+undici.setGlobalDispatcher(mesh.dispatcher);
+await via('globalFetchAfterSetGlobal', globalThis.fetch('http://reviews:9080/e').then(asText));
+await via('appUndiciAfterSetGlobal', undici.request('http://reviews:9080/f').then(async (r) => r.statusCode + ' ' + (await r.body.text())));
+await mesh.close();
+console.log(JSON.stringify(out));
+`;
+
+before(async () => {
+  // npm pack runs `prepack` (the build) and prints the tarball's name last.
+  const packed = execFileSync(NPM, ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, PATH: PATH24 } }).trim().split('\n');
+  tarball = join(dir, packed.at(-1) as string);
+  app7 = makeApp('app7', '^7.30.2');
+  app8 = makeApp('app8', '^8.12.4');
+  upstream = await startUpstream('reviews', (req, res) => {
+    res.end(`reviews ${req.url}`);
+  });
+  for (const app of [app7, app8]) {
+    meshConfig(app, upstream.port);
+    writeFileSync(join(app, 'app.mjs'), APP_SCRIPT);
+  }
+});
+
+after(async () => {
+  await upstream?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the packed tarball', () => {
+  it('holds the built library, the bin, LICENSE, and no source map that points at a missing file', () => {
+    const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n').filter((f) => f !== '');
+    for (const f of ['package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/cli/bin.js', 'package/LICENSE', 'package/README.md', 'package/package.json']) {
+      assert.ok(files.includes(f), `${f} missing from the tarball`);
+    }
+    assert.equal(files.filter((f) => /\.test\.(ts|js)$/.test(f)).length, 0, 'test files are not shipped');
+    const unpacked = join(dir, 'unpacked');
+    mkdirSync(unpacked);
+    execFileSync('tar', ['xzf', tarball, '-C', unpacked]);
+    const maps = files.filter((f) => f.endsWith('.map'));
+    assert.ok(maps.length > 0);
+    for (const m of maps) {
+      const map = JSON.parse(readFileSync(join(unpacked, m), 'utf8')) as { sources: string[] };
+      for (const s of map.sources) assert.ok(existsSync(join(unpacked, dirname(m), s)), `${m} points at ${s}, which is not in the tarball`);
+    }
+    const pkg = JSON.parse(readFileSync(join(unpacked, 'package', 'package.json'), 'utf8')) as Record<string, unknown>;
+    for (const k of ['repository', 'homepage', 'bugs', 'license', 'engines']) assert.ok(pkg[k] !== undefined, `package.json has no ${k}`);
+    for (const [name, range] of Object.entries(pkg['dependencies'] as Record<string, string>)) assert.match(range, /^\^\d/, `${name}: a library takes caret ranges, got ${range}`);
+  });
+
+  it('installs an app on undici 8 with one undici, and an app on undici 7 keeps its own', () => {
+    const own = (app: string) => (JSON.parse(readFileSync(join(app, 'node_modules', 'undici', 'package.json'), 'utf8')) as { version: string }).version;
+    assert.match(own(app7), /^7\./);
+    assert.match(own(app8), /^8\./);
+    assert.ok(!existsSync(join(app8, 'node_modules', 'meshlet', 'node_modules', 'undici')), 'app8: meshlet shares the app\'s undici 8');
+    assert.ok(existsSync(join(app7, 'node_modules', 'meshlet', 'node_modules', 'undici')), 'app7: meshlet has its own undici 8');
+  });
+});
+
+describe('the installed meshlet command', () => {
+  it('node_modules/.bin/meshlet (a symlink) validates: exit 1 with the errors for bad config, 0 for good', () => {
+    const bin = join(app8, 'node_modules', '.bin', 'meshlet');
+    const bad = sh(bin, ['validate', 'bad'], app8);
+    assert.equal(bad.code, 1, bad.out);
+    assert.match(bad.stdout, /bad\/reviews\.yaml: VirtualService default\/reviews: spec\.http\[0\]\.timeout: invalid duration "3 seconds"/);
+    const good = sh(bin, ['validate', 'mesh'], app8);
+    assert.equal(good.code, 0, good.out);
+    assert.match(good.stdout, /0 error\(s\)/);
+    assert.match(sh(bin, ['--version'], app8).stdout, /^\d+\.\d+\.\d+/);
+  });
+
+  it('npx meshlet and an npm script run it too', () => {
+    const npx = sh(process.platform === 'win32' ? 'npx.cmd' : 'npx', ['--no-install', 'meshlet', 'validate', 'bad'], app8);
+    assert.equal(npx.code, 1, npx.out);
+    assert.match(npx.stdout, /invalid duration "3 seconds"/);
+    const good = sh(NPM, ['run', '--silent', 'check-mesh'], app8);
+    assert.equal(good.code, 0, good.out);
+    const bad = sh(NPM, ['run', '--silent', 'check-bad'], app8);
+    assert.notEqual(bad.code, 0, 'an npm script running meshlet validate on bad config fails the script');
+    assert.match(bad.stdout, /invalid duration "3 seconds"/);
+  });
+
+  it('meshlet control-plane starts and answers /healthz', async () => {
+    const port = await deadPort();
+    const child = spawn(join(app8, 'node_modules', '.bin', 'meshlet'), ['control-plane', '--config', 'mesh', '--port', String(port), '--data-dir', join(dir, 'cp-data'), '--insecure'], {
+      cwd: app8,
+      env: { ...process.env, PATH: PATH24 },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let output = '';
+      await new Promise<void>((resolve, reject) => {
+        const onData = (c: Buffer) => {
+          output += String(c);
+          if (output.includes('listening on')) resolve();
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+        child.on('exit', (code) => reject(new Error(`control-plane exited with ${code}:\n${output}`)));
+      });
+      assert.match(output, new RegExp(`listening on http://127\\.0\\.0\\.1:${port}`));
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('close', r));
+    }
+  });
+
+  it('on a Node.js older than 22.19 it says so instead of crashing inside undici', (t) => {
+    // The machine's own Node (20 on these machines) when it is older; the packed library's
+    // check is the same module, so one old Node is enough to prove both entry points.
+    const old = ['/usr/bin/node', '/usr/local/bin/node'].find((p) => existsSync(p) && Number(execFileSync(p, ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }).trim()) < 22);
+    if (old === undefined) {
+      if (IN_CI) assert.fail('no Node.js older than 22 on this machine to run the check with');
+      t.skip('no Node.js older than 22 on this machine');
+      return;
+    }
+    const env = { PATH: `${dirname(old)}${delimiter}${process.env['PATH'] ?? ''}` };
+    const cli = sh(join(app8, 'node_modules', '.bin', 'meshlet'), ['validate', 'mesh'], app8, env);
+    assert.equal(cli.code, 1, cli.out);
+    assert.match(cli.stderr, /meshlet needs Node\.js >= 22\.19; this is Node\.js 2\d\./);
+    assert.doesNotMatch(cli.stderr, /bind|undici/);
+    const lib = sh(old, ['-e', "import('meshlet').then(() => console.log('loaded'), (e) => { console.log(e.message); process.exit(1); })"], app8, env);
+    assert.equal(lib.code, 1, lib.out);
+    assert.match(lib.stdout, /meshlet needs Node\.js >= 22\.19/);
+  });
+});
+
+for (const [label, node] of [
+  ['Node 24', () => process.execPath],
+  [`Node ${OLD_NODE_VERSION}`, oldNodePath],
+] as const) {
+  describe(`an app on ${label}`, { skip: label === 'Node 24' ? false : skipWithout('node22') }, () => {
+    for (const [appName, app] of [
+      ['undici 7', () => app7],
+      ['undici 8', () => app8],
+    ] as const) {
+      it(`with its own ${appName}: the built-in fetch, mesh.fetch, undici.request/fetch and setGlobalDispatcher all go through the mesh`, async () => {
+        // Asynchronously: the upstream answering the app lives in this process.
+        const r = await runAsync(node(), ['app.mjs'], app());
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        const out = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as Record<string, unknown>;
+        assert.match(String(out['undici']), appName === 'undici 7' ? /^7\./ : /^8\./);
+        assert.equal(out['globalFetch'], '200 yes reviews /a');
+        assert.equal(out['globalFetch418'], 418);
+        assert.equal(out['meshFetch'], '200 yes reviews /b');
+        assert.equal(out['appUndiciRequest'], '200 yes reviews /c');
+        assert.equal(out['appUndiciFetch'], '200 yes reviews /d');
+        assert.equal(out['globalFetchAfterSetGlobal'], '200 yes reviews /e');
+        assert.equal(out['appUndiciAfterSetGlobal'], '200 reviews /f');
+      });
+    }
+  });
+}
