@@ -49,9 +49,16 @@ export const IN_CI = process.env['CI'] === 'true' || process.env['CI'] === '1';
  * reason to skip when it is missing; under CI a missing tool throws (the suite fails).
  */
 export function skipWithout(...tools: ToolName[]): false | string {
-  const missing = tools.filter((t) => TOOLS[t].find() === undefined);
+  return skipDecision(
+    tools.filter((t) => TOOLS[t].find() === undefined).map((t) => ({ tool: t, install: TOOLS[t].install })),
+    IN_CI,
+  );
+}
+
+/** The rule of {@link skipWithout}, on its own so a test can hold it: skip outside CI, fail in CI. */
+export function skipDecision(missing: readonly { tool: string; install: string }[], inCi: boolean): false | string {
   if (missing.length === 0) return false;
-  const why = missing.map((t) => `${t} is not installed (${TOOLS[t].install})`).join('; ');
-  if (IN_CI) throw new Error(`CI=true and ${why}: nothing may be skipped in CI`);
+  const why = missing.map((m) => `${m.tool} is not installed (${m.install})`).join('; ');
+  if (inCi) throw new Error(`CI=true and ${why}: nothing may be skipped in CI`);
   return why;
 }
