@@ -10,14 +10,15 @@ import { fetch as undiciFetch } from 'undici';
 import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
 import { classifyUndiciError } from './adapters/undici/classify.ts';
 import { UndiciTransport } from './adapters/undici/transport.ts';
-import { type ConfigSource, loadConfig } from './config/load-config.ts';
+import { reportFindings } from './config/findings.ts';
+import { ANALYSIS_MODES, type AnalysisMode, type ConfigSource, loadConfig } from './config/load-config.ts';
 import { type ConfigWatcher, debounceBursts, watchConfigPaths } from './config/watch.ts';
 import { ParseCache } from './config/load.ts';
 import type { ConfigIssue } from './config/issues.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './core/clock.ts';
 import { TOKEN_ENV } from './control-plane/protocol.ts';
 import type { Registration, RegisterOptions } from './control-plane/registration.ts';
-import { type ConfigOrigin, ControlPlaneSource, controlPlaneUrls } from './control-plane/source.ts';
+import { type ConfigAppliedEvent, type ConfigOrigin, type ConnectedEvent, ControlPlaneSource, controlPlaneUrls, type DisconnectedEvent } from './control-plane/source.ts';
 import { ConfigError, InvalidArgumentError, MeshletError } from './core/errors.ts';
 import type { ErrorMode } from './core/exchange.ts';
 import { explain, type Explanation, type ExplainRequest } from './outbound/explain.ts';
@@ -82,30 +83,69 @@ export interface MeshOptions {
   /** Mirrored requests in flight at most; more are dropped. @defaultValue 64 */
   readonly maxMirrorsInFlight?: number;
   /**
-   * Run `istioctl analyze`-style checks (IST0101 missing subset or host, …) and reject config
-   * whose findings are errors. With `false` only schema validation can reject config, and a
-   * route to a missing subset answers 503 NC at run time, as in Istio.
-   * @defaultValue true
+   * What `istioctl analyze`-style findings (IST0101 missing subset or host, …) do to config.
+   * `advisory`: reported (logged once, in the `config` event) and applied — a route to a missing
+   * subset answers 503 NC at run time, as in Istio; `blocking`: error-level findings refuse the
+   * config as schema errors do; `off`: the analyzers do not run. Schema-invalid config is
+   * always refused as a whole.
+   * @defaultValue 'advisory'
    */
-  readonly analyze?: boolean;
+  readonly analysis?: AnalysisMode;
   /** Watch config files for changes. @defaultValue true */
   readonly watch?: boolean;
-  /** Where warnings go (rejected config). @defaultValue console */
-  readonly logger?: { warn(message: string): void };
+  /**
+   * Where the mesh logs: rejected config and analysis findings (`warn`), config applied
+   * (`info`), control-plane connection changes. Any object with these methods — `console`, a
+   * pino or winston logger — works; `debug`, `info` and `error` are optional.
+   * @defaultValue console
+   */
+  readonly logger?: MeshLogger;
   /** Time source (tests inject a manual clock). @defaultValue the system clock */
   readonly clock?: Clock;
   /** Randomness (tests inject a seeded one). @defaultValue Math.random */
   readonly random?: Random;
 }
 
-/** Emitted when new config was rejected; the last good config keeps serving. */
+/** A logger: `console`, pino, winston or anything with these methods. */
+export interface MeshLogger {
+  debug?(message: string): void;
+  info?(message: string): void;
+  warn(message: string): void;
+  error?(message: string): void;
+}
+
+/** Event `rejected`: new config was refused; the last good config keeps serving. The same event in both modes. */
 export interface RejectedEvent {
   readonly issues: readonly ConfigIssue[];
   readonly error: ConfigError;
 }
 
-/** A mesh: the application's outbound HTTP through Istio traffic management. */
-export class Mesh extends EventEmitter {
+/**
+ * The events of a {@link Mesh}, with their payloads. The names are the same in embedded and
+ * control-plane mode.
+ *
+ * - `config`: a config is in use — at start (emitted on the next turn, so a listener added
+ *   right after `await createMesh(...)` sees it), after each applied change, and (control-plane
+ *   mode) when endpoints changed. Carries the version, where it came from, and its findings.
+ * - `rejected`: a change was refused (schema errors, or findings under `analysis: 'blocking'`).
+ * - `connected` / `disconnected`: the control-plane watch stream came up / went down
+ *   (control-plane mode only).
+ * - `ejected` / `returned`: outlier detection ejected an endpoint / let it back in.
+ */
+export interface MeshEvents {
+  config: [ConfigAppliedEvent];
+  rejected: [RejectedEvent];
+  connected: [ConnectedEvent];
+  disconnected: [DisconnectedEvent];
+  ejected: [OutboundEvent];
+  returned: [OutboundEvent];
+}
+
+/**
+ * A mesh: the application's outbound HTTP through Istio traffic management. Its events are
+ * listed in {@link MeshEvents}.
+ */
+export class Mesh extends EventEmitter<MeshEvents> {
   /** An undici Dispatcher: `undici.request(url, { dispatcher: mesh.dispatcher })`. */
   readonly dispatcher: MeshDispatcher;
   readonly #outbound: Outbound;
@@ -117,11 +157,13 @@ export class Mesh extends EventEmitter {
   readonly #parseCache = new ParseCache();
   /** Reloads once a burst of file events has settled. */
   readonly #reloadSoon = debounceBursts(
-    () => void this.reload().catch((e: unknown) => (this.#o.logger ?? console).warn(`meshlet: reloading config failed: ${String(e)}`)),
+    () => void this.reload().catch((e: unknown) => this.#logger.warn(`meshlet: reloading config failed: ${String(e)}`)),
     100,
     1000,
   );
   #closed: Promise<void> | undefined;
+  /** The findings of the config in use (each is logged once, when it first appears). */
+  #findings: readonly ConfigIssue[] = [];
 
   /** @internal use {@link createMesh}. */
   constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource) {
@@ -225,18 +267,34 @@ export class Mesh extends EventEmitter {
   /** Applies a new set of resources now (what the file watcher does on a change). */
   async reload(): Promise<boolean> {
     if (this.#o.config === undefined) throw new InvalidArgumentError('mesh.reload: only in embedded mode (`config`); the control plane pushes changes');
-    const loaded = await loadConfig(this.#o.config, { defaultNamespace: this.#o.namespace ?? 'default', analyze: this.#o.analyze, parseCache: this.#parseCache });
+    const loaded = await loadConfig(this.#o.config, { defaultNamespace: this.#o.namespace ?? 'default', analysis: this.#o.analysis, parseCache: this.#parseCache });
     if (!loaded.ok) {
       const error = new ConfigError(loaded.issues.all);
-      (this.#o.logger ?? console).warn(`meshlet: new config rejected, the last good config keeps serving.\n${error.message}`);
+      this.#logger.warn(`meshlet: new config rejected, the last good config keeps serving.\n${error.message}`);
       this.emit('rejected', { issues: loaded.issues.all, error } satisfies RejectedEvent);
       return false;
     }
     const snapshot = compileSnapshot(loaded.resources, workloadOf(this.#o));
     if (snapshot.version === this.snapshot.version) return true;
     this.install(snapshot);
-    this.emit('applied', { version: snapshot.version });
+    this.#configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings });
     return true;
+  }
+
+  get #logger(): MeshLogger {
+    return this.#o.logger ?? console;
+  }
+
+  /** @internal a config is in use: log its new findings once, tell listeners. */
+  configApplied(e: ConfigAppliedEvent): void {
+    this.#configApplied(e);
+  }
+
+  #configApplied(e: ConfigAppliedEvent): void {
+    reportFindings(this.#logger, `config ${e.version} (${e.source})`, this.#findings, e.findings);
+    this.#findings = e.findings;
+    this.#logger.info?.(`meshlet: config ${e.version}${e.endpointsVersion === '' ? '' : ` (endpoints ${e.endpointsVersion})`} from ${e.source} in use`);
+    this.emit('config', e);
   }
 
   /** @internal */
@@ -290,11 +348,17 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o.outboundTrafficPolicy !== undefined && o.outboundTrafficPolicy !== 'ALLOW_ANY' && o.outboundTrafficPolicy !== 'REGISTRY_ONLY') {
     throw new InvalidArgumentError(`createMesh: \`outboundTrafficPolicy\` must be 'ALLOW_ANY' or 'REGISTRY_ONLY', got ${JSON.stringify(o.outboundTrafficPolicy)}`);
   }
+  if (o.analysis !== undefined && !ANALYSIS_MODES.includes(o.analysis)) throw new InvalidArgumentError(`createMesh: \`analysis\` must be one of ${ANALYSIS_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(o.analysis)}`);
+  if ((o as { analyze?: unknown }).analyze !== undefined) throw new InvalidArgumentError("createMesh: `analyze` was replaced by `analysis` ('advisory' | 'blocking' | 'off'); analysis findings no longer refuse config unless `analysis: 'blocking'`");
+  if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
   if (o.controlPlane !== undefined) return createControlPlaneMesh(o);
-  const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analyze: o.analyze });
+  const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis });
   if (!loaded.ok) throw new ConfigError(loaded.issues.all);
-  const mesh = new Mesh(o, compileSnapshot(loaded.resources, workloadOf(o)));
+  const snapshot = compileSnapshot(loaded.resources, workloadOf(o));
+  const mesh = new Mesh(o, snapshot);
   await mesh.startWatching();
+  // On the next turn, so a listener added right after `await createMesh(...)` sees it (as in control-plane mode).
+  setImmediate(() => mesh.configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings }));
   return mesh;
 }
 
@@ -319,7 +383,7 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     token: token === '' ? undefined : token,
     workload: workloadOf(o),
     locality: o.locality ?? '',
-    analyze: o.analyze,
+    analysis: o.analysis,
     cacheDir: o.cacheDir,
     startupTimeoutMs: nonNegative(o, 'startupTimeoutMs', 10_000),
     failOpen: o.failOpen === true,
@@ -330,6 +394,12 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
   });
   const first = await source.start();
   const mesh = new Mesh(o, first, source);
-  source.attach({ install: (snapshot) => mesh.install(snapshot), emit: (name, payload) => mesh.emit(name, payload) });
+  source.attach({
+    install: (snapshot) => mesh.install(snapshot),
+    emit: (name, payload) => {
+      if (name === 'config') mesh.configApplied(payload as ConfigAppliedEvent);
+      else mesh.emit(name, payload as never);
+    },
+  });
   return mesh;
 }

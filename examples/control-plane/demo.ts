@@ -10,7 +10,8 @@
  *    `register()`s it. `productpage`'s mesh finds them through the registry.
  * 3. `meshlet apply -f` a 50/50 split: the push reaches productpage, and its traffic follows.
  * 4. A bad apply (a route to a subset v3 that no DestinationRule defines) is refused with its
- *    reason; nothing changes.
+ *    reason; nothing changes. (This control plane runs with `--analysis blocking`, a gate; by
+ *    default analysis is advisory, as in Istio, and the route would apply and answer 503 NC.)
  * 5. v1 shuts down gracefully (deregister, drain): traffic moves to v2 without a failed request.
  * 6. `meshlet status`: every workload, the version it ACKed.
  */
@@ -60,7 +61,7 @@ async function freePort(): Promise<number> {
 
 async function startControlPlane(configDir: string, dataDir: string): Promise<{ url: string; proc: ChildProcess }> {
   const port = await freePort();
-  const proc = spawn(process.execPath, [CLI, 'control-plane', '--config', configDir, '--data-dir', dataDir, '--host', '127.0.0.1', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [CLI, 'control-plane', '--config', configDir, '--data-dir', dataDir, '--host', '127.0.0.1', '--port', String(port), '--analysis', 'blocking'], { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stderr?.on('data', (d: Buffer) => {
     for (const l of d.toString().trimEnd().split('\n')) console.log(`    [control plane] ${l.replace(/^meshlet control-plane: /, '')}`);
   });
@@ -141,7 +142,7 @@ try {
   console.log(`  ${out} — applied by productpage ${ms.toFixed(0)} ms after the CLI was started (most of it the CLI's own start-up) (config version ${productpage.configVersion})`);
   console.log(`  40 calls: ${await traffic(productpage, 40)}`);
 
-  console.log('\n4. a bad change (a route to subset v3, which no DestinationRule defines) is refused as a whole');
+  console.log('\n4. a bad change (a route to subset v3, which no DestinationRule defines) is refused as a whole (--analysis blocking)');
   writeFileSync(join(dir, 'bad.json'), JSON.stringify(route({ v1: 50, v3: 50 })));
   const bad = await meshlet('apply', '-f', join(dir, 'bad.json'), ...admin);
   console.log(`  exit ${bad.code}: ${bad.stderr.trim().split('\n').join('\n  ')}`);

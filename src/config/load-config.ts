@@ -5,7 +5,7 @@
  * @module
  */
 import { analyze } from './analyze/index.ts';
-import { IssueList } from './issues.ts';
+import { type ConfigIssue, IssueList } from './issues.ts';
 import { fromObjects, type ParseCache, readSources, type LoadLimits, type RawDocument } from './load.ts';
 import type { AnyResource } from './resource.ts';
 import { validateDocuments } from './validate/index.ts';
@@ -13,12 +13,25 @@ import { validateDocuments } from './validate/index.ts';
 /** What {@link loadConfig} reads: paths (files or directories) or resource objects. */
 export type ConfigSource = string | readonly string[] | readonly object[];
 
+/**
+ * What analysis (`istioctl analyze`'s checks: IST0101 missing host or subset, …) does to config:
+ * - `advisory` (the default, as in Istio): findings are reported, never refuse config — a route
+ *   to a missing subset answers 503 NC at run time, as a sidecar would;
+ * - `blocking`: error-level findings refuse the config as schema errors do (for teams that want
+ *   `istioctl analyze` as a gate in front of every change);
+ * - `off`: the analyzers do not run.
+ */
+export type AnalysisMode = 'advisory' | 'blocking' | 'off';
+
+/** The analysis modes, for validating options. */
+export const ANALYSIS_MODES: readonly AnalysisMode[] = Object.freeze(['advisory', 'blocking', 'off']);
+
 /** Options for {@link loadConfig}. */
 export interface LoadConfigOptions extends LoadLimits {
   /** Namespace for resources without one. @defaultValue 'default' */
   defaultNamespace?: string;
-  /** Run the analyzers (IST0101, IST0130, …). @defaultValue true */
-  analyze?: boolean;
+  /** What analysis does (see {@link AnalysisMode}). @defaultValue 'advisory' */
+  analysis?: AnalysisMode;
   /** Reuse documents of files whose text is unchanged since the last load with this cache (watchers). */
   parseCache?: ParseCache;
 }
@@ -29,7 +42,12 @@ export interface LoadedConfig {
   readonly resources: readonly AnyResource[];
   /** Every error, warning and finding, in order. */
   readonly issues: IssueList;
-  /** True when there are no errors: the set may be applied. A set with any error is rejected as a whole. */
+  /** The analysis findings among `issues` (IST0101, …; any level). */
+  readonly findings: readonly ConfigIssue[];
+  /**
+   * True when the set may be applied: no schema error (a set with any is rejected as a whole)
+   * and, with `analysis: 'blocking'`, no error-level finding.
+   */
   readonly ok: boolean;
 }
 
@@ -40,8 +58,14 @@ function isPathList(source: ConfigSource): source is string | readonly string[] 
 /** Validates and analyses already-parsed documents. */
 export function checkDocuments(docs: readonly RawDocument[], options: LoadConfigOptions = {}, issues = new IssueList()): LoadedConfig {
   const { resources } = validateDocuments(docs, { defaultNamespace: options.defaultNamespace }, issues);
-  if (options.analyze !== false) analyze(resources, issues);
-  return { resources, issues, ok: !issues.hasErrors };
+  const valid = !issues.hasErrors;
+  const mode = options.analysis ?? 'advisory';
+  if (mode === 'off') return { resources, issues, findings: [], ok: valid };
+  const before = issues.all.length;
+  analyze(resources, issues);
+  const findings = issues.all.slice(before);
+  const blocked = mode === 'blocking' && findings.some((i) => i.level === 'error');
+  return { resources, issues, findings, ok: valid && !blocked };
 }
 
 /**

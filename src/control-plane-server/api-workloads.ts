@@ -74,7 +74,7 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
     metadata: { name: workloadName(service, address, Number(firstPort)), namespace, labels: { app: service } },
     spec,
   };
-  const checked = checkDocuments(fromObjects([entry], 'registration'), { analyze: false });
+  const checked = checkDocuments(fromObjects([entry], 'registration'), { analysis: 'off' });
   if (!checked.ok) {
     throw new ControlPlaneError('INVALID', 'registration is not a valid WorkloadEntry', { issues: checked.issues.ofLevel('error').map(String) });
   }

@@ -13,7 +13,8 @@ import { mkdir, unlink } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigIssue, IssueList } from '../config/issues.ts';
-import { checkDocuments, loadConfig } from '../config/load-config.ts';
+import { reportFindings } from '../config/findings.ts';
+import { type AnalysisMode, checkDocuments, loadConfig } from '../config/load-config.ts';
 import { fromObjects, type RawDocument } from '../config/load.ts';
 import { type AnyResource, KIND_VERSIONS } from '../config/resource.ts';
 import type { ApplyResponse, Rejection, WireResource } from '../control-plane/protocol.ts';
@@ -27,8 +28,8 @@ import type { ConfigState, ConfigStore, SourceHealth } from './store.ts';
 export interface FileConfigStoreOptions {
   /** The directory of Istio YAML (read recursively; `applied/` inside it belongs to the API). */
   readonly dir: string;
-  /** Run the analyzers on every change. @defaultValue true */
-  readonly analyze?: boolean;
+  /** What analysis does to a change (see {@link AnalysisMode}). @defaultValue 'advisory' */
+  readonly analysis?: AnalysisMode;
   /** Namespace of resources without one. @defaultValue 'default' */
   readonly defaultNamespace?: string;
   /**
@@ -71,14 +72,14 @@ export function appliedFileName(kind: string, namespace: string, name: string): 
 export class FileConfigStore implements ConfigStore {
   readonly #dir: string;
   readonly #appliedDir: string;
-  readonly #analyze: boolean;
+  readonly #analysis: AnalysisMode;
   readonly #defaultNamespace: string;
   readonly #maxRejections: number;
   readonly #watch: boolean;
   readonly #logger: ServerLogger | undefined;
   readonly #listeners: ((s: ConfigState) => void)[] = [];
   readonly #rejections: Rejection[] = [];
-  #state: ConfigState = { version: '', resources: [] };
+  #state: ConfigState = { version: '', resources: [], findings: [] };
   #health: SourceHealth;
   #queue: Promise<unknown> = Promise.resolve();
   #watcher: ConfigWatcher | undefined;
@@ -91,7 +92,7 @@ export class FileConfigStore implements ConfigStore {
   constructor(options: FileConfigStoreOptions) {
     this.#dir = resolve(options.dir);
     this.#appliedDir = join(this.#dir, APPLIED_DIR);
-    this.#analyze = options.analyze ?? true;
+    this.#analysis = options.analysis ?? 'advisory';
     this.#defaultNamespace = options.defaultNamespace ?? 'default';
     this.#reloadSoon = debounceBursts(() => this.#reloadChanged(), options.debounceMs ?? 20, options.maxDebounceMs ?? 1000);
     this.#maxRejections = options.maxRejections ?? 20;
@@ -105,12 +106,13 @@ export class FileConfigStore implements ConfigStore {
   }
 
   async start(): Promise<void> {
-    const loaded = await loadConfig(this.#dir, { analyze: this.#analyze, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache });
+    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache });
     if (!loaded.ok) {
       this.#health = { kind: 'file', location: this.#dir, healthy: false, error: 'the first load failed' };
       throw new ConfigError(loaded.issues.all);
     }
-    this.#state = { version: contentVersion(loaded.resources), resources: loaded.resources };
+    this.#state = { version: contentVersion(loaded.resources), resources: loaded.resources, findings: loaded.findings };
+    reportFindings(this.#logger, `config version ${this.#state.version}`, [], loaded.findings);
     this.#health = { kind: 'file', location: this.#dir, healthy: true };
     if (this.#watch) {
       this.#watcher = watchConfigPaths([this.#dir], (file) => this.#onFileEvent(file), (err) => this.#logger?.warn(`watching ${this.#dir}: ${err.message}`));
@@ -176,17 +178,18 @@ export class FileConfigStore implements ConfigStore {
     this.#logger?.warn(`rejected ${origin}, keeping config version ${this.#state.version}:\n  ${reasons.join('\n  ')}`);
   }
 
-  #setState(resources: readonly AnyResource[]): string {
+  #setState(resources: readonly AnyResource[], findings: readonly ConfigIssue[]): string {
     const version = contentVersion(resources);
     const changed = version !== this.#state.version;
-    this.#state = { version, resources };
+    if (changed) reportFindings(this.#logger, `config version ${version}`, this.#state.findings, findings);
+    this.#state = { version, resources, findings };
     if (changed) for (const l of this.#listeners) l(this.#state);
     return version;
   }
 
   async #reload(origin: string): Promise<void> {
     if (this.#closed) return;
-    const loaded = await loadConfig(this.#dir, { analyze: this.#analyze, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache });
+    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache });
     if (!loaded.ok) {
       const reasons = errorsOf(loaded.issues);
       this.#health = { kind: 'file', location: this.#dir, healthy: false, error: `last change rejected (${reasons.length} error(s)); serving version ${this.#state.version}` };
@@ -195,7 +198,7 @@ export class FileConfigStore implements ConfigStore {
     }
     this.#health = { kind: 'file', location: this.#dir, healthy: true };
     // The same content (e.g. the files `apply` just wrote) keeps its version: no push.
-    this.#setState(loaded.resources);
+    this.#setState(loaded.resources, loaded.findings);
   }
 
   #isApplied(r: AnyResource): boolean {
@@ -211,10 +214,10 @@ export class FileConfigStore implements ConfigStore {
     return new Map(this.#state.resources.map((r) => [keyOf(r.kind, r.metadata.namespace, r.metadata.name), r]));
   }
 
-  #check(docs: RawDocument[]): { resources: readonly AnyResource[]; issues: readonly ConfigIssue[] } | { failed: IssueList } {
-    const result = checkDocuments(docs, { analyze: this.#analyze, defaultNamespace: this.#defaultNamespace });
+  #check(docs: RawDocument[]): { resources: readonly AnyResource[]; issues: readonly ConfigIssue[]; findings: readonly ConfigIssue[] } | { failed: IssueList } {
+    const result = checkDocuments(docs, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace });
     if (!result.ok) return { failed: result.issues };
-    return { resources: result.resources, issues: result.issues.all };
+    return { resources: result.resources, issues: result.issues.all, findings: result.findings };
   }
 
   async #apply(input: readonly WireResource[], origin: string): Promise<ApplyResponse> {
@@ -249,7 +252,11 @@ export class FileConfigStore implements ConfigStore {
       throw new ConfigError(checked.failed.all);
     }
     const refs = new Set(incoming.map((x) => x.ref));
-    const warnings = checked.issues.filter((i) => i.level !== 'error' && ((i.resource !== undefined && refs.has(i.resource)) || i.file?.startsWith(APPLY_LABEL))).map(String);
+    // Warnings and (advisory) findings about what was applied go back to the caller.
+    const findings = new Set(checked.findings);
+    const warnings = checked.issues
+      .filter((i) => (i.level !== 'error' || findings.has(i)) && ((i.resource !== undefined && refs.has(i.resource)) || i.file?.startsWith(APPLY_LABEL)))
+      .map((i) => (i.level === 'error' ? `error ${i.code}: ${String(i)}` : String(i)));
     const applied = incoming.map((x) => ({
       ref: x.ref,
       action: x.existing === undefined ? ('created' as const) : sameContent(contentOf(x.existing), contentOf(x.doc as never)) ? ('unchanged' as const) : ('configured' as const),
@@ -270,7 +277,7 @@ export class FileConfigStore implements ConfigStore {
       const file = fileOf.get(r.ref) ?? (r.source.file.startsWith(APPLY_LABEL) ? index.get(keyOf(r.kind, r.metadata.namespace, r.metadata.name))?.source.file : undefined);
       return file === undefined ? r : ({ ...r, source: { file } } as AnyResource);
     });
-    const version = this.#setState(resources);
+    const version = this.#setState(resources, checked.findings);
     this.#logger?.info?.(`${origin}: ${applied.map((a) => `${a.ref} ${a.action}`).join(', ')}; config version ${version}`);
     return { version, applied, warnings };
   }
@@ -288,7 +295,7 @@ export class FileConfigStore implements ConfigStore {
       throw new ConfigError(checked.failed.all);
     }
     await unlinkQuiet(existing.source.file);
-    const version = this.#setState(checked.resources);
+    const version = this.#setState(checked.resources, checked.findings);
     this.#logger?.info?.(`${origin}: ${existing.ref} deleted; config version ${version}`);
     return { deleted: true, version };
   }

@@ -30,6 +30,7 @@ export function statusDocument(ctx: RequestContext): StatusDocument {
     endpointsVersion: ctx.registry.version(),
     source: ctx.store.health,
     rejections: ctx.store.rejections(),
+    findings: ctx.store.current().findings,
     registered: ctx.registry.list().length,
   });
 }

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import type { AnalysisMode } from '../config/load-config.ts';
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_PORT, type StatusDocument } from '../control-plane/protocol.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
 import { type MintOptions, TokenAuthority, type TokenSubject } from './auth.ts';
@@ -42,8 +43,8 @@ export interface ControlPlaneOptions {
   readonly insecure?: boolean;
   /** Interval of `: ping` on watch streams. @defaultValue 10000 */
   readonly heartbeatMs?: number;
-  /** Run the analyzers on config changes (directory store only). @defaultValue true */
-  readonly analyze?: boolean;
+  /** What analysis does to config changes (directory store only; see {@link AnalysisMode}). @defaultValue 'advisory' */
+  readonly analysis?: AnalysisMode;
   /** Namespace whose policies apply to every workload. @defaultValue 'istio-system' */
   readonly rootNamespace?: string;
   /** Names this replica in `hello` and the status. @defaultValue `<hostname>-<random>` */
@@ -91,7 +92,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   const auth = await TokenAuthority.open(options.dataDir, options.shared);
   const ownStore = options.store === undefined;
-  const store = options.store ?? new FileConfigStore({ dir: options.configDir!, analyze: options.analyze, logger });
+  const store = options.store ?? new FileConfigStore({ dir: options.configDir!, analysis: options.analysis, logger });
   const ownRegistry = options.registry === undefined;
   const registry = options.registry ?? new MemoryRegistry();
   await store.start();

@@ -6,6 +6,7 @@
  * @module
  */
 import type { AckRequest, Rejection, StatusDocument, WorkloadStatus } from '../control-plane/protocol.ts';
+import type { ConfigIssue } from '../config/issues.ts';
 import type { SourceHealth } from './store.ts';
 
 /** Options of {@link StatusBoard}. */
@@ -122,6 +123,7 @@ export class StatusBoard {
     endpointsVersion: string;
     source: SourceHealth;
     rejections: readonly Rejection[];
+    findings: readonly ConfigIssue[];
     registered: number;
   }): StatusDocument {
     const workloads = this.workloads();
@@ -135,6 +137,7 @@ export class StatusBoard {
       summary: summaryLine(workloads, parts.configVersion),
       workloads,
       rejections: parts.rejections,
+      findings: parts.findings.map((f) => (f.resource === undefined ? { level: f.level, code: f.code, text: String(f) } : { level: f.level, code: f.code, resource: f.resource, text: String(f) })),
       registered: parts.registered,
     };
   }

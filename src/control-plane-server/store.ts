@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ConfigIssue } from '../config/issues.ts';
 import type { AnyResource } from '../config/resource.ts';
 import type { ApplyResponse, Rejection, WireResource } from '../control-plane/protocol.ts';
 
@@ -13,6 +14,11 @@ export interface ConfigState {
   /** `contentVersion(resources)`: the same content gives the same version on every replica. */
   readonly version: string;
   readonly resources: readonly AnyResource[];
+  /**
+   * The analysis findings of this set (IST0101, …). Advisory by default: they are reported
+   * (logged once, in `/status`), and refuse config only with `--analysis blocking`.
+   */
+  readonly findings: readonly ConfigIssue[];
 }
 
 /** Health of a source, for the status. */
@@ -27,7 +33,8 @@ export interface SourceHealth {
 /**
  * A config source. A change is validated as a whole set (schema + analysis, the same
  * `checkDocuments` embedded meshes use); an invalid set is refused, recorded as a
- * {@link Rejection}, and the last good state keeps being served.
+ * {@link Rejection}, and the last good state keeps being served. Analysis findings refuse a
+ * set only in `blocking` mode; otherwise they are served with it ({@link ConfigState.findings}).
  */
 export interface ConfigStore {
   readonly health: SourceHealth;

@@ -185,7 +185,23 @@ export interface StatusDocument {
   readonly workloads: readonly WorkloadStatus[];
   /** Newest first, bounded. */
   readonly rejections: readonly Rejection[];
+  /**
+   * Analysis findings of the config being served (advisory: the config is applied; they refuse
+   * changes only with `--analysis blocking`), as `istioctl analyze` would print them.
+   */
+  readonly findings: readonly StatusFinding[];
   readonly registered: number;
+}
+
+/** One analysis finding in the status. */
+export interface StatusFinding {
+  readonly level: 'error' | 'warning' | 'info';
+  /** `IST0101`, … */
+  readonly code: string;
+  /** `Kind namespace/name`, when the finding is about one resource. */
+  readonly resource?: string;
+  /** The finding as `meshlet validate` prints it (file, resource, path, message, line). */
+  readonly text: string;
 }
 
 /** Formats labels for the wire: `a=b,c=d`, keys sorted. */

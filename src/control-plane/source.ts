@@ -14,6 +14,7 @@ import type { Clock, Random, Timer } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
 import type { ConfigError } from '../core/errors.ts';
 import type { ConfigIssue } from '../config/issues.ts';
+import type { AnalysisMode } from '../config/load-config.ts';
 import type { Snapshot, WorkloadInfo } from '../routing/compile.ts';
 import { type BackoffOptions, UrlRotation } from './backoff.ts';
 import { type CachedState, SnapshotCache } from './cache.ts';
@@ -33,7 +34,7 @@ export interface ControlPlaneSourceOptions {
   readonly token: string | undefined;
   readonly workload: Required<WorkloadInfo>;
   readonly locality: string;
-  readonly analyze?: boolean;
+  readonly analysis?: AnalysisMode;
   readonly cacheDir?: string;
   readonly startupTimeoutMs: number;
   readonly failOpen: boolean;
@@ -47,14 +48,19 @@ export interface ControlPlaneSourceOptions {
   readonly connectTimeoutMs?: number;
 }
 
-/** Event `config`: a config (or set of registered endpoints) is in use. */
+/** Event `config`: a config (or set of registered endpoints) is in use. The same event in both modes. */
 export interface ConfigAppliedEvent {
-  /** The config version (the control plane's content version). */
+  /** The config version: the control plane's content version, or the content hash of the files. */
   readonly version: string;
-  /** The version of the registered endpoints in use. */
+  /** The version of the registered endpoints in use ('' in embedded mode). */
   readonly endpointsVersion: string;
-  /** `control-plane` (live) or `cache` (started from the last-known-good cache). */
-  readonly source: 'control-plane' | 'cache';
+  /** `file` (embedded mode), `control-plane` (live) or `cache` (started from the last-known-good cache). */
+  readonly source: 'file' | 'control-plane' | 'cache';
+  /**
+   * The analysis findings of this config (IST0101, …): advisory, as `istioctl analyze` is to
+   * Istio, unless `analysis: 'blocking'`. Each is also logged once, when it first appears.
+   */
+  readonly findings: readonly ConfigIssue[];
 }
 
 /** Event `connected`: a watch stream is up (after startup or an outage). */
@@ -108,7 +114,7 @@ export class ControlPlaneSource {
       http: this.#http,
       rotation,
       workload: o.workload,
-      check: { defaultNamespace: o.workload.namespace, analyze: o.analyze },
+      check: { defaultNamespace: o.workload.namespace, analysis: o.analysis },
       clock: o.clock,
       connectTimeoutMs: o.connectTimeoutMs ?? 5000,
       listener: {
@@ -208,7 +214,7 @@ export class ControlPlaneSource {
     // Already at the server's versions (e.g. started from a cache the server agrees with): live now.
     if (this.#origin !== 'control-plane' && hello.configVersion === s.configVersion && hello.endpointsVersion === s.endpointsVersion && s !== EMPTY_STATE) {
       this.#origin = 'control-plane';
-      this.#emit('config', { version: s.configVersion, endpointsVersion: s.endpointsVersion, source: 'control-plane' } satisfies ConfigAppliedEvent);
+      this.#emit('config', { version: s.configVersion, endpointsVersion: s.endpointsVersion, source: 'control-plane', findings: s.findings } satisfies ConfigAppliedEvent);
     }
   }
 
@@ -223,7 +229,7 @@ export class ControlPlaneSource {
       this.#origin = 'control-plane';
       this.#install(snapshot);
     }
-    this.#emit('config', { version: state.configVersion, endpointsVersion: state.endpointsVersion, source: 'control-plane' } satisfies ConfigAppliedEvent);
+    this.#emit('config', { version: state.configVersion, endpointsVersion: state.endpointsVersion, source: 'control-plane', findings: state.findings } satisfies ConfigAppliedEvent);
     void this.#cache?.write({
       configVersion: state.configVersion,
       endpointsVersion: state.endpointsVersion,
@@ -269,7 +275,7 @@ export class ControlPlaneSource {
       this.#origin = 'cache';
       this.#watch.seed(cached.state);
       this.#o.logger.warn(`meshlet: starting from the cached config ${cached.state.configVersion} (${this.#cache?.file}): ${why?.message ?? 'no config from the control plane yet'}`);
-      this.#emit('config', { version: cached.state.configVersion, endpointsVersion: cached.state.endpointsVersion, source: 'cache' } satisfies ConfigAppliedEvent);
+      this.#emit('config', { version: cached.state.configVersion, endpointsVersion: cached.state.endpointsVersion, source: 'cache', findings: cached.state.findings } satisfies ConfigAppliedEvent);
       if (!this.#connected && why !== undefined) this.#emit('disconnected', { error: why } satisfies DisconnectedEvent);
       this.#settle(cached.snapshot);
     } else if (this.#o.failOpen) {
@@ -288,7 +294,7 @@ export class ControlPlaneSource {
   async #fromCache(): Promise<{ state: GoodState; snapshot: Snapshot } | undefined> {
     const c = await this.#cached;
     if (c === undefined) return undefined;
-    const check = { defaultNamespace: this.#o.workload.namespace, analyze: this.#o.analyze };
+    const check = { defaultNamespace: this.#o.workload.namespace, analysis: this.#o.analysis };
     const config = checkConfig(c.resources, `cache ${this.#cache?.file} config`, check);
     const workloads = checkWorkloads(c.workloads, `cache ${this.#cache?.file} workloads`, check);
     if (!config.ok || !workloads.ok) {
@@ -302,6 +308,7 @@ export class ControlPlaneSource {
       workloads: workloads.value,
       wireResources: c.resources,
       wireWorkloads: c.workloads,
+      findings: config.findings,
     };
     return { state, snapshot: compileState(state, this.#o.workload) };
   }

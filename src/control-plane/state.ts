@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { IssueList } from '../config/issues.ts';
-import { checkDocuments } from '../config/load-config.ts';
+import { type ConfigIssue, IssueList } from '../config/issues.ts';
+import { type AnalysisMode, checkDocuments } from '../config/load-config.ts';
 import type { RawDocument } from '../config/load.ts';
 import type { AnyResource, Resource } from '../config/resource.ts';
 import { compileSnapshot, type Snapshot, type WorkloadInfo } from '../routing/compile.ts';
@@ -22,6 +22,8 @@ export interface GoodState {
   /** As received (what the cache stores). */
   readonly wireResources: readonly WireResource[];
   readonly wireWorkloads: readonly WireResource[];
+  /** Analysis findings of the config (advisory unless `analysis: 'blocking'`). */
+  readonly findings: readonly ConfigIssue[];
 }
 
 /** The state before anything was received: no config, no workloads. */
@@ -32,6 +34,7 @@ export const EMPTY_STATE: GoodState = Object.freeze({
   workloads: [],
   wireResources: [],
   wireWorkloads: [],
+  findings: [],
 });
 
 /** The outcome of validating one event. */
@@ -39,14 +42,16 @@ export interface Checked<T> {
   readonly ok: boolean;
   readonly value: readonly T[];
   readonly issues: IssueList;
+  /** Analysis findings among `issues` (reported; they refuse config only with `analysis: 'blocking'`). */
+  readonly findings: readonly ConfigIssue[];
 }
 
 /** Validation settings. */
 export interface CheckOptions {
   /** Namespace for resources without one (the workload's). */
   readonly defaultNamespace: string;
-  /** Run the analyzers on config. @defaultValue true */
-  readonly analyze?: boolean;
+  /** What analysis does to config. @defaultValue 'advisory' */
+  readonly analysis?: AnalysisMode;
 }
 
 function docs(items: readonly WireResource[], label: string): RawDocument[] | undefined {
@@ -98,7 +103,7 @@ const recent = new RecentByText<Checked<AnyResource>>();
  */
 export function checkConfig(resources: readonly WireResource[], label: string, o: CheckOptions, text?: string): Checked<AnyResource> {
   if (text === undefined) return checkConfigNow(resources, label, o);
-  return recent.get(text, `${o.defaultNamespace}\0${o.analyze !== false}\0${label}`, () => checkConfigNow(resources, label, o));
+  return recent.get(text, `${o.defaultNamespace}\0${o.analysis ?? 'advisory'}\0${label}`, () => checkConfigNow(resources, label, o));
 }
 
 function checkConfigNow(resources: readonly WireResource[], label: string, o: CheckOptions): Checked<AnyResource> {
@@ -106,10 +111,10 @@ function checkConfigNow(resources: readonly WireResource[], label: string, o: Ch
   if (d === undefined) {
     const issues = new IssueList();
     issues.file(label, undefined, 'error', '`resources` is not a list');
-    return { ok: false, value: [], issues };
+    return { ok: false, value: [], issues, findings: [] };
   }
-  const loaded = checkDocuments(d, { defaultNamespace: o.defaultNamespace, analyze: o.analyze });
-  return { ok: loaded.ok, value: loaded.resources, issues: loaded.issues };
+  const loaded = checkDocuments(d, { defaultNamespace: o.defaultNamespace, analysis: o.analysis });
+  return { ok: loaded.ok, value: loaded.resources, issues: loaded.issues, findings: loaded.findings };
 }
 
 /** Validates the workloads of an `endpoints` event: each must be a valid WorkloadEntry. */
@@ -118,15 +123,15 @@ export function checkWorkloads(workloads: readonly WireResource[], label: string
   const issues = new IssueList();
   if (d === undefined) {
     issues.file(label, undefined, 'error', '`workloads` is not a list');
-    return { ok: false, value: [], issues };
+    return { ok: false, value: [], issues, findings: [] };
   }
   d.forEach((doc, i) => {
     const kind = (doc.value as { kind?: unknown } | null)?.kind;
     if (kind !== 'WorkloadEntry') issues.file(`${label}[${i}]`, undefined, 'error', `expected a WorkloadEntry, got kind ${JSON.stringify(kind)}`);
   });
-  const loaded = checkDocuments(d, { defaultNamespace: o.defaultNamespace, analyze: false }, issues);
+  const loaded = checkDocuments(d, { defaultNamespace: o.defaultNamespace, analysis: 'off' }, issues);
   const value = loaded.resources.filter((r): r is Resource<'WorkloadEntry'> => r.kind === 'WorkloadEntry');
-  return { ok: loaded.ok, value, issues: loaded.issues };
+  return { ok: loaded.ok, value, issues: loaded.issues, findings: [] };
 }
 
 /** The errors of a check, printed (what a NACK carries). */

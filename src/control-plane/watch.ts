@@ -58,7 +58,7 @@ export interface WatchOptions {
 type Kind = 'config' | 'endpoints';
 
 interface Staged {
-  config?: { version: string; value: GoodState['resources']; wire: GoodState['wireResources'] };
+  config?: { version: string; value: GoodState['resources']; wire: GoodState['wireResources']; findings: GoodState['findings'] };
   endpoints?: { version: string; value: GoodState['workloads']; wire: GoodState['wireWorkloads'] };
 }
 
@@ -210,7 +210,7 @@ export class Watch {
     } else if (kind === 'config') {
       const wire = (body as ConfigEvent).resources;
       const checked = checkConfig(wire, `control-plane config ${body.version}`, this.#o.check, e.data);
-      if (checked.ok) this.#staged.config = { version: body.version, value: checked.value, wire };
+      if (checked.ok) this.#staged.config = { version: body.version, value: checked.value, wire, findings: checked.findings };
       else this.#nack(url, kind, body.version, checked.issues, reasons(checked.issues));
     } else {
       const wire = (body as EndpointsEvent).workloads;
@@ -235,6 +235,7 @@ export class Watch {
       endpointsVersion: endpoints?.version ?? s.endpointsVersion,
       workloads: endpoints?.value ?? s.workloads,
       wireWorkloads: endpoints?.wire ?? s.wireWorkloads,
+      findings: config?.findings ?? s.findings,
     };
     let snapshot: Snapshot;
     try {

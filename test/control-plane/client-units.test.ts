@@ -159,7 +159,7 @@ test('meshes in one process that receive the same event text validate it once; o
   const text = JSON.stringify({ version: 'v1', resources: wire });
   const first = checkConfig(wire, 'cp v1', opts, text);
   assert.equal(checkConfig(JSON.parse(text).resources, 'cp v1', opts, text), first, 'same text: the same outcome object');
-  assert.notEqual(checkConfig(wire, 'cp v1', { ...opts, analyze: false }, text), first, 'other options');
+  assert.notEqual(checkConfig(wire, 'cp v1', { ...opts, analysis: 'off' as const }, text), first, 'other options');
   assert.notEqual(checkConfig(wire, 'cp v1', { defaultNamespace: 'shop' }, text), first, 'other namespace');
   assert.notEqual(checkConfig(wire, 'cp v1', opts, `${text} `), first, 'other text');
   assert.notEqual(checkConfig(wire, 'cp v1', opts), first, 'no text: validated anew');

@@ -61,23 +61,24 @@ test('a route change in the config directory reaches 20 meshes and moves their t
   }
 });
 
-test('config the mesh rejects (route to a missing subset) is NACKed with reasons; the last good snapshot keeps routing', async () => {
-  // The server does not analyze, so it serves what a mesh with analysis must refuse.
-  const t = await startTestControlPlane({ se: entries(), vs: [routeAll('svc', 'svc.example', 'a.example')] }, { analyze: false });
+test("config a mesh with analysis: 'blocking' rejects (route to a missing subset) is NACKed with reasons and its last good snapshot keeps routing; a default (advisory) mesh applies it with the finding", async () => {
+  // The server does not analyze, so it serves what a mesh with blocking analysis must refuse.
+  const t = await startTestControlPlane({ se: entries(), vs: [routeAll('svc', 'svc.example', 'a.example')] }, { analysis: 'off' });
   const token = await t.cp.mintToken({ service: 'productpage', namespace: 'default' });
-  const strict = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, logger: quietLogger });
-  const lax = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, analyze: false, logger: quietLogger });
+  const strict = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, analysis: 'blocking', logger: quietLogger });
+  const lax = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, logger: quietLogger });
   try {
     const good = strict.configVersion;
     const rejected = waitFor<{ error: Error; issues: unknown[] }>(strict, 'rejected');
-    const laxApplied = waitFor<{ version: string }>(lax, 'config', (e) => e.version !== good);
+    const laxApplied = waitFor<ConfigAppliedEvent>(lax, 'config', (e) => e.version !== good);
     await t.write('vs', [virtualService('svc', ['svc.example'], [{ route: [{ destination: { host: 'a.example', subset: 'v9' } }] }])]);
     const ev = await rejected;
     assert.ok(isMeshletError(ev.error, 'MESHLET_ERR_CONFIG_INVALID'));
     assert.match(ev.error.message, /IST0101|subset/);
     assert.ok(ev.issues.length > 0);
-    // The mesh without analysis took it (so the config did reach the meshes) and answers 503 NC.
-    await laxApplied;
+    // The advisory mesh took it, with the finding in its config event, and answers 503 NC as Istio does.
+    const laxEvent = await laxApplied;
+    assert.deepEqual(laxEvent.findings.map((f) => [f.level, f.code]), [['error', 'IST0101']]);
     assert.equal((await call(lax, 'http://svc.example/')).flags, 'NC');
     assert.equal(strict.configVersion, good);
     assert.equal((await call(strict, 'http://svc.example/')).upstream, 'a');
@@ -189,7 +190,7 @@ test('control plane down at startup with a cache: starts from the cache, then sw
       const disconnected = waitFor<{ error: Error }>(mesh, 'disconnected');
       assert.equal(mesh.configSource, 'cache');
       assert.equal(mesh.configVersion, cachedVersion);
-      assert.deepEqual(await fromCache, { version: cachedVersion, endpointsVersion: cachedEndpoints, source: 'cache' });
+      assert.deepEqual(await fromCache, { version: cachedVersion, endpointsVersion: cachedEndpoints, source: 'cache', findings: [] });
       assert.match((await disconnected).error.message, /ECONNREFUSED/);
       assert.equal((await call(mesh, 'http://svc.example/')).upstream, 'a');
       // The control plane returns with different config: the mesh goes live.
@@ -223,17 +224,17 @@ test('a corrupt cache is ignored with a warning (and fail-closed rejects)', asyn
 
 test('fail-closed: a first config the mesh rejects fails createMesh with the reasons (and is NACKed)', async () => {
   const bad = virtualService('svc', ['svc.example'], [{ route: [{ destination: { host: 'a.example', subset: 'v9' } }] }]);
-  const t = await startTestControlPlane({ se: entries(), vs: [bad] }, { analyze: false });
+  const t = await startTestControlPlane({ se: entries(), vs: [bad] }, { analysis: 'off' });
   try {
     const token = await t.cp.mintToken({ service: 'client', namespace: 'default' });
-    await assert.rejects(createMesh({ service: 'client', controlPlane: t.cp.url, token, logger: quietLogger }), (e: Error) => {
+    await assert.rejects(createMesh({ service: 'client', controlPlane: t.cp.url, token, analysis: 'blocking', logger: quietLogger }), (e: Error) => {
       assert.ok(isMeshletError(e, 'MESHLET_ERR_CONTROL_PLANE'));
       assert.match(e.message, new RegExp(`^control plane ${t.cp.url}: config version ${t.cp.status().configVersion} rejected: .*v9`, 's'));
       return true;
     });
     await until(() => t.cp.status().workloads.some((w) => w.nacked?.kind === 'config'), 'the NACK reaches the server');
     // failOpen starts anyway, with no config.
-    const open = await createMesh({ service: 'client', controlPlane: t.cp.url, token, failOpen: true, logger: quietLogger });
+    const open = await createMesh({ service: 'client', controlPlane: t.cp.url, token, failOpen: true, analysis: 'blocking', logger: quietLogger });
     assert.equal(open.configSource, 'none');
     await open.close();
   } finally {

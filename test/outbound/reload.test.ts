@@ -9,7 +9,7 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createMesh, type Mesh, type RejectedEvent } from '../../src/index.ts';
+import { type ConfigAppliedEvent, createMesh, type Mesh, type MeshOptions, type RejectedEvent } from '../../src/index.ts';
 import { call, startUpstream, type Upstream } from '../helpers/upstreams.ts';
 
 function services(v1: number, v2: number): string {
@@ -97,9 +97,9 @@ describe('config reload from a directory of YAML files', () => {
     return dir;
   }
 
-  async function withMesh(fn: (mesh: Mesh) => Promise<void>, watch = true): Promise<void> {
+  async function withMesh(fn: (mesh: Mesh) => Promise<void>, watch = true, options: Partial<MeshOptions> = {}): Promise<void> {
     const d = await freshDir();
-    const mesh = await createMesh({ service: 'productpage', config: d, logger, watch });
+    const mesh = await createMesh({ service: 'productpage', config: d, logger, watch, ...options });
     try {
       await fn(mesh);
     } finally {
@@ -114,7 +114,7 @@ describe('config reload from a directory of YAML files', () => {
     await withMesh(async (mesh) => {
       assert.equal(await upstreamOf(mesh), 'v1');
       const version = mesh.snapshot.version;
-      const applied = once(mesh, 'applied');
+      const applied = once(mesh, 'config');
       await put(dir, 'vs.yaml', routeTo('v2'));
       await until(async () => (await upstreamOf(mesh)) === 'v2', 'requests reach v2');
       const [ev] = (await applied) as [{ version: string }];
@@ -154,37 +154,74 @@ describe('config reload from a directory of YAML files', () => {
       assert.equal(await upstreamOf(mesh), 'v1');
 
       // Fixing the file applies it.
-      const applied = once(mesh, 'applied');
+      const applied = once(mesh, 'config');
       await put(dir, 'vs.yaml', routeTo('v2'));
       await applied;
       assert.equal(await upstreamOf(mesh), 'v2');
     });
   });
 
-  test('mesh.reload() returns false for invalid config and true for valid config', async () => {
+  test('mesh.reload() returns false for invalid config and true for valid config; the config event fires at start too', async () => {
     await withMesh(async (mesh) => {
-      let rejectedEvents = 0;
-      let appliedEvents = 0;
-      mesh.on('rejected', () => rejectedEvents++);
-      mesh.on('applied', () => appliedEvents++);
-      await put(dir, 'vs.yaml', routeTo('v3'));
-      // A subset no DestinationRule defines: the analyzer (IST0101) rejects it.
-      assert.equal(await mesh.reload(), false);
-      assert.equal(rejectedEvents, 1);
+      const rejected: RejectedEvent[] = [];
+      const applied: ConfigAppliedEvent[] = [];
+      mesh.on('rejected', (e) => rejected.push(e));
+      mesh.on('config', (e) => applied.push(e));
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(applied.map((e) => [e.version, e.source, e.findings.length]), [[mesh.snapshot.version, 'file', 0]], 'the start is a config event, on the next turn');
       await put(dir, 'vs.yaml', 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews\n');
       assert.equal(await mesh.reload(), false, 'a YAML syntax error is rejected');
-      assert.equal(rejectedEvents, 2);
+      assert.equal(rejected.length, 1);
       assert.equal(await upstreamOf(mesh), 'v1');
-      assert.equal(appliedEvents, 0);
+      assert.equal(applied.length, 1);
 
       await put(dir, 'vs.yaml', routeTo('v2'));
       assert.equal(await mesh.reload(), true);
-      assert.equal(appliedEvents, 1);
+      assert.equal(applied.length, 2);
       assert.equal(await upstreamOf(mesh), 'v2');
       // Unchanged config: still true, nothing new applied.
       assert.equal(await mesh.reload(), true);
-      assert.equal(appliedEvents, 1);
+      assert.equal(applied.length, 2);
     }, false);
+  });
+
+  test('analysis findings are advisory, as in Istio: a route to an undefined subset applies, is reported once, and answers 503 NC', async () => {
+    await withMesh(async (mesh) => {
+      const applied: ConfigAppliedEvent[] = [];
+      mesh.on('config', (e) => applied.push(e));
+      await new Promise((r) => setImmediate(r));
+      warnings.length = 0;
+      await put(dir, 'vs.yaml', routeTo('v3'));
+      assert.equal(await mesh.reload(), true, 'IST0101 does not refuse the config');
+      const last = applied.at(-1) as ConfigAppliedEvent;
+      assert.deepEqual(last.findings.map((f) => [f.level, f.code]), [['error', 'IST0101']]);
+      assert.match(String(last.findings[0]), /subset "v3"/);
+      const r = await call(mesh, 'http://reviews:9080/');
+      assert.equal(r.status, 503);
+      assert.equal(r.flags, 'NC');
+      assert.equal(warnings.filter((w) => /IST0101/.test(w)).length, 1, 'the finding is logged');
+      // A change that keeps the finding does not log it again.
+      await put(dir, 'vs.yaml', routeTo('v3').replace('name: main', 'name: main-renamed'));
+      assert.equal(await mesh.reload(), true);
+      assert.equal(applied.length, 3);
+      assert.equal(warnings.filter((w) => /IST0101/.test(w)).length, 1, 'logged once, not on every change that still has it');
+    }, false);
+  });
+
+  test("analysis: 'blocking' refuses config with error-level findings; the last good config keeps serving", async () => {
+    await withMesh(
+      async (mesh) => {
+        const rejected: RejectedEvent[] = [];
+        mesh.on('rejected', (e) => rejected.push(e));
+        await put(dir, 'vs.yaml', routeTo('v3'));
+        assert.equal(await mesh.reload(), false);
+        assert.equal(rejected.length, 1);
+        assert.ok(rejected[0]?.issues.some((i) => i.code === 'IST0101' && i.level === 'error'));
+        assert.equal(await upstreamOf(mesh), 'v1');
+      },
+      false,
+      { analysis: 'blocking' },
+    );
   });
 
   test('hot reload under load: 8 workers, config flipped 6 times, zero failed requests, both versions seen', async () => {
@@ -209,7 +246,7 @@ describe('config reload from a directory of YAML files', () => {
       try {
         for (let flip = 0; flip < 6; flip++) {
           const target = flip % 2 === 0 ? 'v2' : 'v1';
-          const applied = once(mesh, 'applied');
+          const applied = once(mesh, 'config');
           await put(dir, 'vs.yaml', routeTo(target));
           await applied;
           const before = seen[target];

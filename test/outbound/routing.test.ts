@@ -220,11 +220,10 @@ describe('outboundTrafficPolicy REGISTRY_ONLY and no-route', () => {
       serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: up.port }]),
       virtualService('svc', ['svc'], [{ route: [{ destination: { host: 'svc', subset: 'nope' } }] }]),
     ];
-    // The analyzer rejects this config (IST0101) unless analysis is off.
-    await assert.rejects(createMesh({ service: 'client', config }), /IST0101|subset "nope"/);
+    // With analysis: 'blocking' the analyzer refuses this config (IST0101); by default (advisory, as in Istio) it applies.
+    await assert.rejects(createMesh({ service: 'client', config, analysis: 'blocking' }), /IST0101|subset "nope"/);
     const mesh = await createMesh({
       service: 'client',
-      analyze: false,
       config: [
         ...config,
       ],

@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../../config/load-config.ts';
+import { ANALYSIS_MODES, type AnalysisMode, loadConfig } from '../../config/load-config.ts';
 import { DEFAULT_PORT, toWire } from '../../control-plane/protocol.ts';
 import { stderrLogger } from '../../control-plane-server/logger.ts';
 import { startControlPlane } from '../../control-plane-server/server.ts';
@@ -26,9 +26,19 @@ Options:
       --host <addr>             address to listen on (default 0.0.0.0)
       --data-dir <dir>          keeps signing-key.jwk (default ./.meshlet)
       --root-namespace <ns>     namespace whose policies apply mesh-wide (default istio-system)
-      --no-analyze              skip the analyzers (IST0101, …) on config changes
+      --analysis <mode>         what analysis findings (IST0101, …) do to a change: advisory
+                                (default: reported in logs and /status, config applied, as in
+                                Istio), blocking (error-level findings refuse the change), off
+      --no-analyze              the same as --analysis off
       --insecure                accept requests without a token (test machines only!)
 `;
+
+function analysisMode(value: string | undefined, noAnalyze: boolean): AnalysisMode {
+  if (value === undefined) return noAnalyze ? 'off' : 'advisory';
+  if (!(ANALYSIS_MODES as readonly string[]).includes(value)) throw new UsageError(`--analysis: expected ${ANALYSIS_MODES.join(', ')}, got "${value}"`);
+  if (noAnalyze && value !== 'off') throw new UsageError(`--no-analyze contradicts --analysis ${value}`);
+  return value as AnalysisMode;
+}
 
 /** Runs the command; resolves with the exit code once a signal closed the server. */
 export async function controlPlaneCommand(argv: string[]): Promise<number> {
@@ -43,6 +53,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       'data-dir': { type: 'string' },
       'root-namespace': { type: 'string' },
       'no-analyze': { type: 'boolean' },
+      analysis: { type: 'string' },
       insecure: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -55,7 +66,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   if (values.config === undefined && values.etcd === undefined) throw new UsageError('meshlet control-plane: give --config <dir> (or --etcd <urls>)');
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0..65535, got "${values.port}"`);
-  const analyze = values['no-analyze'] !== true;
+  const analysis = analysisMode(values.analysis, values['no-analyze'] === true);
 
   let store: ConfigStore | undefined;
   let registry: RegistryStore | undefined;
@@ -65,12 +76,12 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
     const endpoints = values.etcd.split(',').map((s) => s.trim()).filter((s) => s !== '');
     if (endpoints.length === 0) throw new UsageError('--etcd: give at least one URL');
     const { openEtcd } = await import('../../control-plane-server/etcd/index.ts');
-    const etcd = await openEtcd(endpoints, { analyze, logger: stderrLogger });
+    const etcd = await openEtcd(endpoints, { analysis, logger: stderrLogger });
     ({ store, registry, shared } = etcd);
     closeEtcd = () => etcd.close();
     if (values.config !== undefined) {
       try {
-        const loaded = await loadConfig(values.config, { analyze });
+        const loaded = await loadConfig(values.config, { analysis });
         if (!loaded.ok) throw new ConfigError(loaded.issues.all);
         if (loaded.resources.length > 0) {
           const answer = await store.apply(loaded.resources.map(toWire), `meshlet control-plane --config ${values.config}`);
@@ -95,7 +106,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       host: values.host,
       port,
       insecure: values.insecure === true,
-      analyze,
+      analysis,
       rootNamespace: values['root-namespace'],
     });
   } catch (err) {

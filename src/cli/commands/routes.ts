@@ -47,12 +47,14 @@ export async function routesCommand(argv: string[]): Promise<number> {
   if (values.service === undefined) throw new UsageError('meshlet routes: --service is required');
   const namespace = values.namespace ?? 'default';
   const labels = parseLabels(values.labels);
-  const { ok, issues, resources } = await loadConfig(positionals, { defaultNamespace: namespace });
+  const { ok, issues, resources, findings } = await loadConfig(positionals, { defaultNamespace: namespace });
   if (!ok) {
     for (const i of issues.ofLevel('error')) process.stderr.write(`error   ${String(i)}\n`);
     process.stderr.write('config has errors; run `meshlet validate` for the full report\n');
     return 1;
   }
+  // Findings are advisory (a mesh applies this config, as Istio does): say so, then show the routes.
+  for (const f of findings) process.stderr.write(`${f.level.padEnd(7)} ${f.code} ${String(f)}\n`);
   const snap = compileSnapshot(resources, { service: values.service, namespace, labels });
   const labelText = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
   out(`Routes for ${values.service}.${namespace}${labelText ? ` {${labelText}}` : ''} (config version ${snap.version})`);

@@ -93,6 +93,12 @@ export async function statusCommand(argv: string[]): Promise<number> {
       for (const r of w.nacked.reasons) out(`  ${r}`);
     }
   }
+  // Replicas serving the same version have the same findings: print each once.
+  const findings = [...new Map(docs.flatMap((d) => d.doc.findings ?? []).map((f) => [`${f.level} ${f.code} ${f.text}`, f])).values()];
+  if (findings.length > 0) {
+    out(`\nAnalysis findings of the config being served (advisory: applied anyway, as in Istio):`);
+    for (const f of findings) out(`  ${f.level.padEnd(7)} ${f.code} ${f.text}`);
+  }
   const rejections = docs.flatMap((d) => d.doc.rejections).sort((a, b) => b.at.localeCompare(a.at));
   if (rejections.length > 0) {
     out('\nRefused changes (newest first):');

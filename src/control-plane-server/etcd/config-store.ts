@@ -11,7 +11,8 @@
  * @module
  */
 import { IssueList } from '../../config/issues.ts';
-import { checkDocuments } from '../../config/load-config.ts';
+import { reportFindings } from '../../config/findings.ts';
+import { type AnalysisMode, checkDocuments } from '../../config/load-config.ts';
 import type { RawDocument } from '../../config/load.ts';
 import { ConfigError, MeshletError } from '../../core/errors.ts';
 import type { ApplyResponse, Rejection, WireResource } from '../../control-plane/protocol.ts';
@@ -32,8 +33,8 @@ export interface EtcdLogger {
 export interface EtcdConfigStoreOptions {
   /** Key prefix shared by the replicas. @defaultValue '/meshlet' */
   readonly prefix?: string;
-  /** Run the analyzers on every change. @defaultValue true */
-  readonly analyze?: boolean;
+  /** What analysis does to a change (see {@link AnalysisMode}). @defaultValue 'advisory' */
+  readonly analysis?: AnalysisMode;
   /** Namespace of resources without one. @defaultValue 'default' */
   readonly defaultNamespace?: string;
   /** Where refused changes and watch trouble are reported. */
@@ -60,7 +61,7 @@ export class EtcdConfigStore implements ConfigStore {
   readonly #root: string;
   /** Written by every store write, so a concurrent delete by another replica fails the compare. */
   readonly #marker: string;
-  readonly #analyze: boolean;
+  readonly #analysis: AnalysisMode;
   readonly #defaultNamespace: string;
   readonly #logger: EtcdLogger | undefined;
   readonly #maxAttempts: number;
@@ -69,7 +70,7 @@ export class EtcdConfigStore implements ConfigStore {
   readonly #watch: PrefixWatch;
   /** The raw mirror of the prefix (key → value), good or not. */
   readonly #kvs = new Map<string, string>();
-  #state: ConfigState = { version: contentVersion([]), resources: [] };
+  #state: ConfigState = { version: contentVersion([]), resources: [], findings: [] };
   readonly #rejections: Rejection[] = [];
   readonly #listeners: ((state: ConfigState) => void)[] = [];
   #started: Promise<void> | undefined;
@@ -83,7 +84,7 @@ export class EtcdConfigStore implements ConfigStore {
     const prefix = (options.prefix ?? '/meshlet').replace(/\/+$/, '');
     this.#root = `${prefix}/config/`;
     this.#marker = `${prefix}/meta/config-write`;
-    this.#analyze = options.analyze ?? true;
+    this.#analysis = options.analysis ?? 'advisory';
     this.#defaultNamespace = options.defaultNamespace ?? 'default';
     this.#logger = options.logger;
     this.#maxAttempts = options.maxAttempts ?? 5;
@@ -248,8 +249,8 @@ export class EtcdConfigStore implements ConfigStore {
       if (actual !== expected) issues.file(file, undefined, 'error', `key names ${expected} but the value is ${actual}`);
       docs.push({ value, source: { file } });
     }
-    const loaded = checkDocuments(docs, { analyze: this.#analyze, defaultNamespace: this.#defaultNamespace }, issues);
-    return { ok: loaded.ok, issues, state: { version: contentVersion(loaded.resources), resources: loaded.resources } };
+    const loaded = checkDocuments(docs, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace }, issues);
+    return { ok: loaded.ok, issues, state: { version: contentVersion(loaded.resources), resources: loaded.resources, findings: loaded.findings } };
   }
 
   #onSnapshot(kvs: readonly KeyValue[], revision: number): void {
@@ -280,6 +281,7 @@ export class EtcdConfigStore implements ConfigStore {
       return;
     }
     if (checked.state.version === this.#state.version && !first) return;
+    reportFindings(this.#logger, `etcd config version ${checked.state.version}`, this.#state.findings, checked.state.findings);
     this.#state = checked.state;
     if (first) return;
     this.#logger?.info?.(`etcd config: version ${checked.state.version} from ${origin}`);

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { AnalysisMode } from '../../config/load-config.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from '../store.ts';
 import { EtcdClient } from './client.ts';
 import { EtcdConfigStore, type EtcdLogger } from './config-store.ts';
@@ -23,8 +24,8 @@ export { EtcdSharedValues } from './shared.ts';
 export interface OpenEtcdOptions {
   /** Key prefix shared by the replicas. @defaultValue '/meshlet' */
   prefix?: string;
-  /** Run the analyzers on every config change. @defaultValue true */
-  analyze?: boolean;
+  /** What analysis does to a config change (see {@link AnalysisMode}). @defaultValue 'advisory' */
+  analysis?: AnalysisMode;
   /** Namespace of resources without one. @defaultValue 'default' */
   defaultNamespace?: string;
   /** Where refused changes and connection trouble are reported. */
@@ -54,7 +55,7 @@ export async function openEtcd(endpoints: string[], options: OpenEtcdOptions = {
   const client = new EtcdClient(endpoints, { timeoutMs: options.timeoutMs });
   const prefix = options.prefix ?? '/meshlet';
   const { logger } = options;
-  const store = new EtcdConfigStore(client, { prefix, analyze: options.analyze, defaultNamespace: options.defaultNamespace, logger });
+  const store = new EtcdConfigStore(client, { prefix, analysis: options.analysis, defaultNamespace: options.defaultNamespace, logger });
   const registry = new EtcdRegistryStore(client, { prefix, defaultNamespace: options.defaultNamespace, logger });
   const shared = new EtcdSharedValues(client, prefix);
   client.onHealthChange((h) => {

@@ -63,8 +63,9 @@ describe('EtcdConfigStore: replicas sharing one etcd', { skip: skipWithout('etcd
   before(async () => {
     etcd = await startEtcd();
     raw = new EtcdClient(etcd.endpoints);
-    a = await openEtcd(etcd.endpoints, { prefix: '/cs', logger: { warn: (m) => warnings.push(m) } });
-    b = await openEtcd(etcd.endpoints, { prefix: '/cs/' });
+    // Whole-set validation is exercised with analysis errors (IST0101): these stores block on them.
+    a = await openEtcd(etcd.endpoints, { prefix: '/cs', analysis: 'blocking', logger: { warn: (m) => warnings.push(m) } });
+    b = await openEtcd(etcd.endpoints, { prefix: '/cs/', analysis: 'blocking' });
     b.store.onChange((s) => seenByB.push(s));
   });
   after(async () => {
@@ -167,6 +168,7 @@ describe('EtcdConfigStore: replicas sharing one etcd', { skip: skipWithout('etcd
   it('an apply that lost a race re-reads, re-validates and commits; one that keeps losing is a 409', async () => {
     let n = 0;
     const racer = new EtcdConfigStore(raw, {
+      analysis: 'blocking',
       prefix: '/cs',
       beforeCommit: async (attempt) => {
         if (attempt === 1) await b.store.apply([serviceEntry('details')], 'the other replica');
@@ -182,6 +184,7 @@ describe('EtcdConfigStore: replicas sharing one etcd', { skip: skipWithout('etcd
       await racer.close();
     }
     const loser = new EtcdConfigStore(raw, {
+      analysis: 'blocking',
       prefix: '/cs',
       maxAttempts: 3,
       beforeCommit: async () => {
@@ -207,6 +210,7 @@ describe('EtcdConfigStore: replicas sharing one etcd', { skip: skipWithout('etcd
   it('a delete by another replica between the read and the commit is noticed: the apply is re-validated', async () => {
     const other: WireResource = { ...route('v1'), metadata: { name: 'reviews-canary', namespace: 'default' } };
     const racer = new EtcdConfigStore(raw, {
+      analysis: 'blocking',
       prefix: '/cs',
       beforeCommit: async (attempt) => {
         if (attempt !== 1) return;
@@ -238,8 +242,23 @@ describe('EtcdConfigStore: replicas sharing one etcd', { skip: skipWithout('etcd
 
   it('refuses to start on an invalid stored set', async () => {
     await raw.put('/bad/config/VirtualService/default/reviews', JSON.stringify(route('v1')));
-    await assert.rejects(openEtcd(etcd.endpoints, { prefix: '/bad' }), (err: unknown) => err instanceof ConfigError && /IST0101|not found/.test(err.message));
+    await assert.rejects(openEtcd(etcd.endpoints, { prefix: '/bad', analysis: 'blocking' }), (err: unknown) => err instanceof ConfigError && /IST0101|not found/.test(err.message));
     await assert.rejects(openEtcd([`http://127.0.0.1:1`], { prefix: '/cs', timeoutMs: 500 }), /etcd kv\/range failed on every endpoint: http:\/\/127\.0\.0\.1:1/);
+  });
+
+  it('advisory analysis (the default): a stored set with an IST0101 finding is served, with the finding', async () => {
+    await raw.put('/advisory/config/VirtualService/default/reviews', JSON.stringify(route('v1')));
+    const logs: string[] = [];
+    const adv = await openEtcd(etcd.endpoints, { prefix: '/advisory', logger: { warn: (m) => logs.push(m) } });
+    try {
+      assert.equal(adv.store.current().resources.length, 1);
+      const codes = adv.store.current().findings.map((f) => f.code);
+      assert.ok(codes.length > 0 && codes.every((c) => c === 'IST0101'), codes.join());
+      assert.equal(logs.filter((l) => l.includes('IST0101')).length, 1, 'logged once, in one message');
+      assert.equal(adv.store.rejections().length, 0);
+    } finally {
+      await adv.close();
+    }
   });
 
   it('reports etcd as unhealthy while it is down and recovers, then serves writes again', async () => {

@@ -45,7 +45,7 @@ spec: {}
 
 function load() {
   const issues = new IssueList();
-  const r = checkDocuments(parseText(YAML, 'f.yaml', issues), { analyze: false }, issues);
+  const r = checkDocuments(parseText(YAML, 'f.yaml', issues), { analysis: 'off' }, issues);
   assert.deepEqual(issues.ofLevel('error').map(String), []);
   return r.resources;
 }
@@ -75,13 +75,13 @@ describe('config filtering', () => {
 
   it('PayloadCache serializes once per (version, namespace, labels)', () => {
     const cache = new PayloadCache();
-    const state = { version: contentVersion(resources), resources };
+    const state = { version: contentVersion(resources), resources, findings: [] };
     const a = cache.config(state, { namespace: 'shop', labels: { version: 'v1' } });
     const b = cache.config(state, { namespace: 'shop', labels: { version: 'v1' } });
     assert.equal(a, b, 'the same Buffer is shared');
     cache.config(state, { namespace: 'shop', labels: { version: 'v2' } });
     assert.equal(cache.size, 2);
-    cache.config({ version: 'other', resources }, { namespace: 'shop', labels: {} });
+    cache.config({ version: 'other', resources, findings: [] }, { namespace: 'shop', labels: {} });
     assert.equal(cache.size, 1, 'a new version drops the old payloads');
   });
 });
@@ -89,7 +89,7 @@ describe('config filtering', () => {
 describe('filtering on the watch stream', () => {
   let s: TestServer;
   before(async () => {
-    s = await startTestServer({ 'mesh.yaml': YAML }, { analyze: false });
+    s = await startTestServer({ 'mesh.yaml': YAML }, { analysis: 'off' });
   });
   after(() => s.close());
 
