@@ -29,7 +29,7 @@ import { DEFAULT_DOMAIN, EXPORT_TO_ANNOTATION, parseExportTo } from './hosts.ts'
 import { AUTO_PROTOCOL, convertProtocol } from './protocol.ts';
 import type { Resource } from './resource.ts';
 import type { ServicePort } from './types/networking.ts';
-import { labelsMatch, toWorkload, type Workload } from './workloads.ts';
+import { labelsMatch, type Workload } from './workloads.ts';
 
 /** The host of a Kubernetes Service: `<name>.<namespace>.svc.cluster.local`. */
 export function kubeServiceHost(name: string, namespace: string, domain = DEFAULT_DOMAIN): string {
@@ -74,21 +74,25 @@ export function kubeServiceParts(svc: Resource<'Service'>): KubeServiceParts {
   };
 }
 
+/** A WorkloadEntry with its registry workload, computed once per registry. */
+export interface WorkloadCandidate {
+  readonly entry: Resource<'WorkloadEntry'>;
+  readonly workload: Workload;
+}
+
 /**
- * The workloads a Service's selector picks among `entries`: same namespace, an IP address (Istio
- * does not give Kubernetes Services WorkloadEntries with host names or unix sockets), and labels
- * that match a non-empty selector.
+ * The workloads a Service's selector picks among the candidates of its namespace: an IP address
+ * (Istio does not give Kubernetes Services WorkloadEntries with host names or unix sockets),
+ * labels, and labels that match a non-empty selector.
  */
-export function selectedWorkloads(svc: Resource<'Service'>, entries: readonly Resource<'WorkloadEntry'>[]): Workload[] {
+export function selectedWorkloads(svc: Resource<'Service'>, sameNamespace: readonly WorkloadCandidate[]): Workload[] {
   const selector = svc.spec.selector;
   if (selector === undefined || Object.keys(selector).length === 0) return [];
   const out: Workload[] = [];
-  for (const we of entries) {
-    if (we.metadata.namespace !== svc.metadata.namespace) continue;
-    if (isIP(we.spec.address ?? '') === 0) continue;
-    if (Object.keys(we.spec.labels ?? {}).length === 0) continue;
-    const w = toWorkload(we.spec, we.ref);
-    if (labelsMatch(selector, w.labels)) out.push(w);
+  for (const { entry, workload } of sameNamespace) {
+    if (isIP(entry.spec.address ?? '') === 0) continue;
+    if (Object.keys(entry.spec.labels ?? {}).length === 0) continue;
+    if (labelsMatch(selector, workload.labels)) out.push(workload);
   }
   return out;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { isVisible, resolveHost } from './hosts.ts';
-import { kubeServiceParts, resolveAliases, selectedWorkloads } from './registry-kube.ts';
+import { kubeServiceParts, resolveAliases, selectedWorkloads, type WorkloadCandidate } from './registry-kube.ts';
 import { byAge, ofKind, type AnyResource, type Resource } from './resource.ts';
 import type { ServicePort } from './types/networking.ts';
 import { labelsMatch, toWorkload, type Workload, workloadPort } from './workloads.ts';
@@ -87,7 +87,13 @@ export class ServiceRegistry {
   readonly services: readonly Service[];
 
   constructor(resources: readonly AnyResource[], extraWorkloads: readonly Resource<'WorkloadEntry'>[] = []) {
-    const entries = ofKind(resources, 'WorkloadEntry').concat(extraWorkloads);
+    // Each WorkloadEntry becomes a workload once (labels augmented), indexed by namespace.
+    const byNamespace = new Map<string, WorkloadCandidate[]>();
+    for (const entry of ofKind(resources, 'WorkloadEntry').concat(extraWorkloads)) {
+      const list = byNamespace.get(entry.metadata.namespace) ?? [];
+      list.push({ entry, workload: toWorkload(entry.spec, entry.ref) });
+      byNamespace.set(entry.metadata.namespace, list);
+    }
     const services: Mutable<Service>[] = [];
     const byHost = new Map<string, Mutable<Service>[]>();
     const add = (svc: Mutable<Service>) => {
@@ -112,7 +118,7 @@ export class ServiceRegistry {
           ports: parts.ports,
           location: 'MESH_INTERNAL',
           resolution: parts.headless ? 'NONE' : 'STATIC',
-          workloads: selectedWorkloads(svc, entries),
+          workloads: selectedWorkloads(svc, byNamespace.get(svc.metadata.namespace) ?? []),
           exportTo: parts.exportTo,
           origin: svc.ref,
           resource: svc,
@@ -128,10 +134,7 @@ export class ServiceRegistry {
       let workloads: Workload[];
       if (spec.workloadSelector !== undefined) {
         const sel = spec.workloadSelector.labels ?? {};
-        workloads = entries
-          .filter((we) => we.metadata.namespace === ns)
-          .map((we) => toWorkload(we.spec, we.ref))
-          .filter((w) => labelsMatch(sel, w.labels));
+        workloads = (byNamespace.get(ns) ?? []).filter((c) => labelsMatch(sel, c.workload.labels)).map((c) => c.workload);
       } else {
         workloads = (spec.endpoints ?? []).map((ep, i) => toWorkload(ep, `${se.ref} endpoints[${i}]`));
       }
