@@ -86,3 +86,24 @@ test('instances registered through WorkloadGroups are selected by the Service an
     await productpage.close();
   }
 });
+
+test('mesh.register refuses bad options before asking the control plane', async () => {
+  const token = await t.cp.mintToken({ service: 'reviews', namespace: 'default' });
+  const mesh = await createMesh({ service: 'reviews', controlPlane: t.cp.url, token, drainMs: 0, logger: quietLogger });
+  try {
+    const rows: [string, unknown, RegExp][] = [
+      ['no ports and no group', {}, /`ports` is required \(unless `group` names a WorkloadGroup/],
+      ['empty ports and no group', { ports: {} }, /`ports` is required/],
+      ['ports as a list', { ports: [9080] }, /`ports` must map port names to numbers/],
+      ['a port out of range', { ports: { http: 70000 } }, /port "http" must be an integer 1..65535, got 70000/],
+      ['an empty group', { group: '', ports: { http: 1 } }, /`group` must be a WorkloadGroup name, got ""/],
+      ['a group that is not a string', { group: 7 }, /`group` must be a WorkloadGroup name, got 7/],
+    ];
+    for (const [name, options, error] of rows) {
+      await assert.rejects(() => mesh.register(options as never), (e: unknown) => e instanceof MeshletError && e.code === 'MESHLET_ERR_INVALID_ARG' && error.test(e.message), name);
+    }
+    assert.equal(t.cp.status().registered, 0);
+  } finally {
+    await mesh.close();
+  }
+});
