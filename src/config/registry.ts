@@ -79,6 +79,33 @@ export function endpointsFor(service: Service, port: ServicePort): Endpoint[] {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+/**
+ * The order of the declarations of one host, as Istio's `initServiceRegistry` keeps them: the
+ * oldest first, except that within one namespace a Kubernetes Service takes the place of any
+ * ServiceEntry declaring the same host (so a ServiceEntry cannot "squat" a Service's name).
+ */
+function precedence<S extends Service>(list: S[]): S[] {
+  const sorted = [...list].sort((a, b) => byAge(a.resource, b.resource));
+  const kubeByNs = new Map<string, S>();
+  for (const s of sorted) if (s.resource.kind === 'Service' && !kubeByNs.has(s.namespace)) kubeByNs.set(s.namespace, s);
+  if (kubeByNs.size === 0) return sorted;
+  const out: S[] = [];
+  const placed = new Set<S>();
+  for (const s of sorted) {
+    const kube = kubeByNs.get(s.namespace);
+    const next = kube !== undefined && !placed.has(kube) ? kube : s;
+    if (!placed.has(next)) {
+      out.push(next);
+      placed.add(next);
+    }
+    if (next !== s && !placed.has(s)) {
+      out.push(s);
+      placed.add(s);
+    }
+  }
+  return out;
+}
+
 /** All services, keyed by host; extra WorkloadEntries (e.g. registered workloads) can be added. */
 export class ServiceRegistry {
   /** Services by host, first-declared (oldest) first. */
@@ -154,7 +181,7 @@ export class ServiceRegistry {
       }
     }
     this.#addExternalNames(externalNames, byHost, add);
-    for (const list of byHost.values()) list.sort((a, b) => byAge(a.resource, b.resource));
+    for (const [host, list] of byHost) byHost.set(host, precedence(list));
     this.services = services;
     this.byHost = byHost;
   }

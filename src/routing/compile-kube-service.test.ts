@@ -107,6 +107,19 @@ describe('Kubernetes Service in the registry', () => {
     assert.deepEqual(endpoints(compile([shared, V1], { service: 'web', namespace: 'shop' }), 'reviews.default:9080'), ['10.0.0.1:9080']);
   });
 
+  it('wins over an older ServiceEntry of the same host in its namespace (no squatting), as in Istio', () => {
+    const at = (yaml: string, ts: string) => yaml.replace('metadata:\n', `metadata:\n  creationTimestamp: "${ts}"\n`);
+    const squat = doc(NET, 'ServiceEntry', 'squat', `hosts: [${FQDN}]\nlocation: MESH_INTERNAL\nresolution: STATIC\nports: [{number: 9080, name: http, protocol: HTTP}]\nendpoints: [{address: 10.6.6.6}]`);
+    const older = at(squat, '2020-01-01T00:00:00Z');
+    const newer = at(REVIEWS, '2024-01-01T00:00:00Z');
+    const s = compile([older, newer, V1]);
+    assert.deepEqual(s.registry.byHost.get(FQDN)?.map((x) => x.origin), ['Service default/reviews', 'ServiceEntry default/squat']);
+    assert.deepEqual(endpoints(s, 'reviews'), ['10.0.0.1:9080']);
+    // Between ServiceEntries (or Services) the oldest still wins.
+    const second = at(squat.replace('name: squat', 'name: squat2').replace('10.6.6.6', '10.7.7.7'), '2021-01-01T00:00:00Z');
+    assert.deepEqual(compile([second, older]).registry.byHost.get(FQDN)?.map((x) => x.origin), ['ServiceEntry default/squat', 'ServiceEntry default/squat2']);
+  });
+
   it('applies DestinationRule subsets to the selected WorkloadEntries', () => {
     const dr = doc(NET, 'DestinationRule', 'reviews', 'host: reviews\nsubsets:\n- {name: v2, labels: {version: v2}}');
     const vs = doc(NET, 'VirtualService', 'reviews', 'hosts: [reviews]\nhttp:\n- route: [{destination: {host: reviews, subset: v2}}]');
