@@ -140,6 +140,12 @@ describe('headless and ExternalName Services', () => {
     assert.equal(s.routes.virtualHost('web-0.web:81'), undefined);
   });
 
+  it('headless without ports: no route, so calls pass through as with Istio (no listener)', () => {
+    const s = compile([svc('db', 'clusterIP: None\nselector: {app: db}'), we('db-0', 'address: 10.0.0.6\nlabels: {app: db}')]);
+    assert.equal(s.registry.lookup('db.default.svc.cluster.local')?.workloads.length, 1);
+    assert.equal(s.routes.route({ method: 'GET', scheme: 'http', authority: 'db:5432', path: '/', headers: {} }, 0), undefined);
+  });
+
   it('ExternalName to a service in the registry is an alias: its names route to that service', () => {
     const alias = svc('reviews-alias', 'type: ExternalName\nexternalName: reviews.default.svc.cluster.local', 'shop');
     const s = compile([REVIEWS, V1, alias], { service: 'web', namespace: 'shop' });

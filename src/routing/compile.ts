@@ -346,6 +346,8 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
   const covered = new Set<string>();
   const visibleServices = registry.services.filter((s) => registry.lookup(s.hostname, wl.namespace) === s);
   for (const svc of visibleServices) {
+    // A Kubernetes Service without ports (headless) gets no listener in Istio: calls pass through.
+    if (svc.ports.length === 0 && svc.resource.kind === 'Service') continue;
     const vs = vsIndex.find(svc.hostname);
     const ports: (ServicePort | undefined)[] = svc.ports.length > 0 ? svc.ports.filter((p) => HTTP_PROTOCOLS.has((p.protocol ?? '').toUpperCase())) : [undefined];
     for (const p of ports) {
