@@ -76,3 +76,15 @@ export function isVisible(exportTo: readonly string[] | undefined, ownerNamespac
   }
   return false;
 }
+
+/** Istio's annotation that sets a Kubernetes Service's visibility (what `exportTo` is to a ServiceEntry). */
+export const EXPORT_TO_ANNOTATION = 'networking.istio.io/exportTo';
+
+/**
+ * The namespaces of a `networking.istio.io/exportTo` annotation (comma-separated, trimmed, as
+ * Istio reads it); undefined (visible everywhere) when absent or empty.
+ */
+export function parseExportTo(annotation: string | undefined): string[] | undefined {
+  if (annotation === undefined || annotation.trim() === '') return undefined;
+  return annotation.split(',').map((s) => s.trim());
+}

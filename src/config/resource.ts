@@ -6,7 +6,8 @@
  */
 import type { ObjectMeta } from './types/common.ts';
 import type { SourceRef } from './issues.ts';
-import type { DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec, WorkloadEntrySpec } from './types/networking.ts';
+import type { KubeServiceSpec } from './types/kubernetes.ts';
+import type { DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec, WorkloadEntrySpec, WorkloadGroupSpec } from './types/networking.ts';
 import type { AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec } from './types/security.ts';
 import type { TelemetrySpec } from './types/telemetry.ts';
 
@@ -16,6 +17,9 @@ export interface SpecByKind {
   DestinationRule: DestinationRuleSpec;
   ServiceEntry: ServiceEntrySpec;
   WorkloadEntry: WorkloadEntrySpec;
+  WorkloadGroup: WorkloadGroupSpec;
+  /** Kubernetes core `v1` Service, read as Istio's Kubernetes registry reads it. */
+  Service: KubeServiceSpec;
   PeerAuthentication: PeerAuthenticationSpec;
   RequestAuthentication: RequestAuthenticationSpec;
   AuthorizationPolicy: AuthorizationPolicySpec;
@@ -25,27 +29,24 @@ export interface SpecByKind {
 /** A kind meshlet reads. */
 export type Kind = keyof SpecByKind;
 
-/** API group and the versions accepted, per kind. */
+/** API group (`''` is Kubernetes' core group, written `apiVersion: v1`) and the versions accepted, per kind. */
 export const KIND_VERSIONS: Readonly<Record<Kind, { group: string; versions: readonly string[] }>> = {
   VirtualService: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
   DestinationRule: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
   ServiceEntry: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
   WorkloadEntry: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  WorkloadGroup: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  Service: { group: '', versions: ['v1'] },
   PeerAuthentication: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   RequestAuthentication: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   AuthorizationPolicy: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   Telemetry: { group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'] },
 };
 
-/** Istio kinds meshlet knows but does not apply (accepted with a warning). */
-export const KNOWN_UNSUPPORTED_KINDS: Readonly<Record<string, string>> = {
-  Gateway: 'meshlet runs inside workloads; it is not an ingress or egress gateway',
-  Sidecar: 'egress scoping is not implemented; every visible service is reachable',
-  EnvoyFilter: 'there is no Envoy to patch in meshlet',
-  WorkloadGroup: 'use mesh.register() against `meshlet control-plane` for auto-registration',
-  ProxyConfig: 'proxy settings have meshlet equivalents in createMesh() options',
-  WasmPlugin: 'there is no Envoy to load Wasm into',
-};
+/** `group/version`, or just `version` for the core group. */
+export function apiVersionOf(group: string, version: string): string {
+  return group === '' ? version : `${group}/${version}`;
+}
 
 /** A validated resource of kind `K`. */
 export interface Resource<K extends Kind = Kind> {

@@ -8,6 +8,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { IssueList } from '../config/issues.ts';
 import { parseText } from '../config/load.ts';
+import { classifyKind } from '../config/validate/api-kinds.ts';
+import { SkippedKinds } from '../config/validate/skipped-kinds.ts';
 import { toWire, type WireResource } from '../control-plane/protocol.ts';
 import { ControlPlaneError } from './errors.ts';
 import { type Caller, readBody, remoteAddress, type RequestContext, requireAdmin, sendJson } from './http.ts';
@@ -30,9 +32,31 @@ async function apply(req: IncomingMessage, res: ServerResponse, ctx: RequestCont
   if (issues.hasErrors) {
     throw new ControlPlaneError('INVALID', 'the request body is not valid YAML or JSON', { issues: issues.ofLevel('error').map(String) });
   }
-  const resources = docs.map((d) => d.value as WireResource);
+  // Kinds meshlet does not apply (a manifest's Deployments, Gateways, …) are skipped with one
+  // notice per kind, as when loading files; everything else is validated by the store.
+  const resources: WireResource[] = [];
+  const skipped = new SkippedKinds();
+  const refused: string[] = [];
+  for (const d of docs) {
+    const v = d.value as Partial<WireResource> | null;
+    if (v !== null && typeof v === 'object' && typeof v.apiVersion === 'string' && typeof v.kind === 'string') {
+      const decision = classifyKind(v.apiVersion, v.kind);
+      if (decision.action === 'skip') {
+        skipped.add(v as Record<string, unknown>, v.apiVersion, v.kind, decision, d.source, 'default');
+        continue;
+      }
+      if (decision.action === 'error') refused.push(`request${d.source.line === undefined ? '' : ` line ${d.source.line}`}: ${v.kind} ${String(v.metadata?.name ?? '(unnamed)')}: ${decision.message}`);
+    }
+    resources.push(d.value as WireResource);
+  }
+  if (refused.length > 0) throw new ControlPlaneError('INVALID', 'the request has resources meshlet cannot read', { issues: refused });
+  const notices = new IssueList();
+  skipped.report(notices);
+  if (resources.length === 0 && notices.all.length > 0) {
+    throw new ControlPlaneError('INVALID', 'nothing to apply: every resource is of a kind meshlet does not apply', { issues: notices.all.map(String) });
+  }
   const answer = await ctx.store.apply(resources, origin(req, caller, 'apply'));
-  sendJson(res, 200, answer);
+  sendJson(res, 200, { ...answer, warnings: [...notices.all.map(String), ...answer.warnings] });
 }
 
 /** Routes `/v1/resources[/...]`; `rest` is the path after the prefix, split on `/`. */

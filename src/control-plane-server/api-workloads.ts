@@ -1,6 +1,8 @@
 /**
- * `/v1/workloads`: WorkloadGroup-style auto-registration with leases.
- * `POST` registers (the service and namespace come from the token), `PUT <ns>/<name>/lease`
+ * `/v1/workloads`: WorkloadGroup auto-registration with leases.
+ * `POST` registers (the service and namespace come from the token; the WorkloadEntry is made from
+ * the template of the WorkloadGroup the body names, or of the group named like the service, see
+ * workload-group.ts), `PUT <ns>/<name>/lease`
  * renews (404 once the record is gone, so the client registers again), `DELETE <ns>/<name>`
  * deregisters, `GET` lists.
  *
@@ -13,6 +15,7 @@ import { DEFAULT_LEASE_MS, MAX_LEASE_MS, MIN_LEASE_MS, type RegisterResponse, ty
 import { ControlPlaneError } from './errors.ts';
 import { type Caller, readJson, remoteAddress, type RequestContext, requireSameWorkload, sendJson } from './http.ts';
 import type { WorkloadRecord } from './store.ts';
+import { entryFromGroup, findGroup } from './workload-group.ts';
 
 /** The record name of an instance: `<service>-<address with . and : as ->-<first port>`. */
 export function workloadName(service: string, address: string, firstPort: number): string {
@@ -30,6 +33,17 @@ function stringMap(v: unknown, field: string): Record<string, string> {
   if (typeof v !== 'object' || Array.isArray(v)) throw new ControlPlaneError('INVALID', `${field} must be an object of strings`);
   for (const [k, x] of Object.entries(v)) if (typeof x !== 'string') throw new ControlPlaneError('INVALID', `${field}.${k} must be a string`);
   return v as Record<string, string>;
+}
+
+function portMap(v: unknown): Record<string, number> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw new ControlPlaneError('INVALID', 'ports must be an object of port name to port number, e.g. {"http": 8080}');
+  return v as Record<string, number>;
+}
+
+/** The first port of a port map (names the record), 0 when there is none. */
+function firstPort(ports: Readonly<Record<string, number>>): number {
+  return Number(Object.values(ports)[0] ?? 0);
 }
 
 function response(rec: WorkloadRecord): RegisterResponse {
@@ -50,14 +64,16 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
     service = s;
     namespace = str(body.namespace, 'namespace') ?? 'default';
   }
-  const ports = body.ports;
-  if (typeof ports !== 'object' || ports === null || Array.isArray(ports) || Object.keys(ports).length === 0) {
-    throw new ControlPlaneError('INVALID', 'ports must name at least one port, e.g. {"http": 8080}');
-  }
-  const firstPort = Object.values(ports)[0];
   const labels = stringMap(body.labels, 'labels');
   if (labels.app !== undefined && labels.app !== service) {
     throw new ControlPlaneError('FORBIDDEN', `labels.app is "${labels.app}" but the workload is service "${service}"`);
+  }
+  const ownPorts = portMap(body.ports);
+  const named = str(body.group, 'group');
+  const groupName = named ?? service;
+  const group = findGroup(ctx.store.current().resources, namespace, groupName);
+  if (group === undefined && named !== undefined) {
+    throw new ControlPlaneError('NOT_FOUND', `WorkloadGroup ${namespace}/${named} does not exist; create it, or register without "group"`);
   }
   const address = str(body.address, 'address') ?? remoteAddress(req);
   let leaseMs = DEFAULT_LEASE_MS;
@@ -65,15 +81,33 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
     if (typeof body.leaseMs !== 'number' || !Number.isFinite(body.leaseMs)) throw new ControlPlaneError('INVALID', 'leaseMs must be a number');
     leaseMs = Math.min(MAX_LEASE_MS, Math.max(MIN_LEASE_MS, Math.round(body.leaseMs)));
   }
-  const spec: Record<string, unknown> = { address, ports, labels: { ...labels, app: service } };
-  for (const f of ['locality', 'network'] as const) if (body[f] !== undefined) spec[f] = body[f];
-  if (body.weight !== undefined) spec.weight = body.weight;
-  const entry: WireResource = {
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'WorkloadEntry',
-    metadata: { name: workloadName(service, address, Number(firstPort)), namespace, labels: { app: service } },
-    spec,
+  const own = {
+    address,
+    ports: ownPorts,
+    labels,
+    locality: str(body.locality, 'locality'),
+    network: str(body.network, 'network'),
+    weight: body.weight === undefined || body.weight === null ? undefined : (body.weight as number),
   };
+  let spec: Record<string, unknown>;
+  let metadata: WireResource['metadata'];
+  if (group === undefined) {
+    spec = { address, ports: ownPorts, labels: { ...labels, app: service } };
+    for (const f of ['locality', 'network', 'weight'] as const) if (own[f] !== undefined) spec[f] = own[f];
+    metadata = { name: workloadName(service, address, firstPort(ownPorts)), namespace, labels: { app: service } };
+  } else {
+    const made = entryFromGroup(group, own);
+    if (made.labels.app !== undefined && made.labels.app !== service) {
+      throw new ControlPlaneError('FORBIDDEN', `${group.ref} gives its workloads label app=${made.labels.app}, but the workload is service "${service}"`);
+    }
+    made.labels.app = service;
+    spec = { ...made.spec, labels: made.labels };
+    metadata = { name: workloadName(groupName, address, firstPort(made.spec.ports ?? {})), namespace, labels: made.labels, annotations: made.annotations };
+  }
+  if (Object.keys(spec.ports as object).length === 0) {
+    throw new ControlPlaneError('INVALID', group === undefined ? 'ports must name at least one port, e.g. {"http": 8080}' : `ports must name at least one port: neither the registration nor ${group.ref}'s template names any`);
+  }
+  const entry: WireResource = { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata, spec };
   const checked = checkDocuments(fromObjects([entry], 'registration'), { analysis: 'off' });
   if (!checked.ok) {
     throw new ControlPlaneError('INVALID', 'registration is not a valid WorkloadEntry', { issues: checked.issues.ofLevel('error').map(String) });

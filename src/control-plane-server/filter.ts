@@ -1,12 +1,12 @@
 /**
- * Which config a workload receives: networking resources visible to its namespace
- * (`exportTo`), and security/telemetry policies of its namespace or the root namespace
+ * Which config a workload receives: networking resources and Kubernetes Services visible to its
+ * namespace (`exportTo`, or a Service's `networking.istio.io/exportTo` annotation), and security/telemetry policies of its namespace or the root namespace
  * whose selector matches its labels. Payloads are serialized once per
  * (version, namespace, service, labels) and shared by every stream with that key.
  *
  * @module
  */
-import { isVisible } from '../config/hosts.ts';
+import { EXPORT_TO_ANNOTATION, isVisible, parseExportTo } from '../config/hosts.ts';
 import type { AnyResource } from '../config/resource.ts';
 import { formatLabels, toWire, type ConfigEvent, type EndpointsEvent } from '../control-plane/protocol.ts';
 import type { ConfigState, WorkloadRecord } from './store.ts';
@@ -36,6 +36,10 @@ function selectorMatches(spec: unknown, labels: Readonly<Record<string, string>>
 /** Whether `r` is part of the config of workload `w`. */
 export function isRelevant(r: AnyResource, w: WorkloadKey, rootNamespace = DEFAULT_ROOT_NAMESPACE): boolean {
   const ns = r.metadata.namespace;
+  // A Kubernetes Service's visibility is its networking.istio.io/exportTo annotation.
+  if (r.kind === 'Service') return isVisible(parseExportTo(r.metadata.annotations?.[EXPORT_TO_ANNOTATION]), ns, w.namespace);
+  // WorkloadGroups are templates for registration, which the control plane does; meshes do not use them.
+  if (r.kind === 'WorkloadGroup') return false;
   if (NETWORKING.has(r.kind)) {
     const exportTo = (r.spec as { exportTo?: string[] }).exportTo;
     return isVisible(exportTo, ns, w.namespace);

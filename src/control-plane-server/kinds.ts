@@ -1,6 +1,6 @@
 /**
  * Kind names as people type them: case-insensitive, plural, or kubectl-style short names
- * (`vs`, `dr`, `se`, `we`, `pa`, `ra`, `ap`).
+ * (`vs`, `dr`, `se`, `we`, `wg`, `svc`, `pa`, `ra`, `ap`).
  *
  * @module
  */
@@ -12,6 +12,8 @@ export const SHORT_KIND_NAMES: Readonly<Record<string, Kind>> = {
   dr: 'DestinationRule',
   se: 'ServiceEntry',
   we: 'WorkloadEntry',
+  wg: 'WorkloadGroup',
+  svc: 'Service',
   pa: 'PeerAuthentication',
   ra: 'RequestAuthentication',
   ap: 'AuthorizationPolicy',
@@ -22,7 +24,7 @@ const BY_LOWER = new Map<string, Kind>();
 for (const k of Object.keys(KIND_VERSIONS) as Kind[]) {
   BY_LOWER.set(k.toLowerCase(), k);
   BY_LOWER.set(`${k.toLowerCase()}s`, k);
-  BY_LOWER.set(`${k.toLowerCase()}.${KIND_VERSIONS[k].group}`, k);
+  if (KIND_VERSIONS[k].group !== '') BY_LOWER.set(`${k.toLowerCase()}.${KIND_VERSIONS[k].group}`, k);
 }
 BY_LOWER.set('authorizationpolicies', 'AuthorizationPolicy');
 BY_LOWER.set('telemetries', 'Telemetry');

@@ -5,7 +5,7 @@
  * - `GET /v1/watch` is a Server-Sent Events stream: `hello`, then `config` and `endpoints`
  *   events, each a full state of its part with a content version; `: ping` comments keep it alive.
  * - `POST /v1/ack` ACKs or NACKs each version the client received, with reasons.
- * - `/v1/workloads` is the registry (WorkloadGroup-style auto-registration with leases).
+ * - `/v1/workloads` is the registry (WorkloadGroup auto-registration with leases).
  * - `/v1/resources` is the config API used by `meshlet apply | get | delete`.
  * - `GET /status` is what `meshlet status` prints.
  *
@@ -108,8 +108,13 @@ export interface AckRequest {
 export interface RegisterRequest {
   /** The workload's address; the request's remote address when absent. */
   readonly address?: string;
-  /** Port name → port, e.g. `{ http: 19081 }`. */
-  readonly ports: Readonly<Record<string, number>>;
+  /** Port name → port, e.g. `{ http: 19081 }`; may be left out when the WorkloadGroup template names ports. */
+  readonly ports?: Readonly<Record<string, number>>;
+  /**
+   * The WorkloadGroup of the workload's namespace whose template the WorkloadEntry is made from
+   * (404 if it does not exist). Absent: the group named like the service, if there is one.
+   */
+  readonly group?: string;
   readonly labels?: Readonly<Record<string, string>>;
   /** `region/zone/subzone`. */
   readonly locality?: string;

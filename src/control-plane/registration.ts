@@ -13,8 +13,17 @@ import { MAX_LEASE_MS, MIN_LEASE_MS, type RegisterRequest, type RegisterResponse
 
 /** Options of `mesh.register()`. */
 export interface RegisterOptions {
-  /** Port name → port this instance listens on, e.g. `{ http: 19081 }`. */
-  readonly ports: Readonly<Record<string, number>>;
+  /**
+   * Port name → port this instance listens on, e.g. `{ http: 19081 }`; added to (and overriding)
+   * the ports of the WorkloadGroup template. Required unless `group` names a group whose template has ports.
+   */
+  readonly ports?: Readonly<Record<string, number>>;
+  /**
+   * The WorkloadGroup (in this workload's namespace) whose template the registered WorkloadEntry
+   * is made from, as istiod's auto-registration does; the control plane refuses (404) a group that
+   * does not exist. @defaultValue the group named like the service, if there is one; else no template
+   */
+  readonly group?: string;
   /** The address other meshes connect to. @defaultValue the address the control plane sees the request come from */
   readonly address?: string;
   /** Load-balancing weight. @defaultValue the server's (1) */
@@ -107,10 +116,16 @@ export class Registrar {
   }
 
   #body(o: RegisterOptions): RegisterRequest {
-    if (o === null || typeof o !== 'object' || o.ports === null || typeof o.ports !== 'object' || Object.keys(o.ports).length === 0) {
-      throw new InvalidArgumentError('mesh.register: `ports` is required, e.g. { ports: { http: 8080 } }');
+    if (o === null || typeof o !== 'object') throw new InvalidArgumentError('mesh.register: options are required, e.g. { ports: { http: 8080 } }');
+    if (o.group !== undefined && (typeof o.group !== 'string' || o.group === '')) throw new InvalidArgumentError(`mesh.register: \`group\` must be a WorkloadGroup name, got ${JSON.stringify(o.group)}`);
+    if (o.ports !== undefined && (o.ports === null || typeof o.ports !== 'object' || Array.isArray(o.ports))) {
+      throw new InvalidArgumentError('mesh.register: `ports` must map port names to numbers, e.g. { http: 8080 }');
     }
-    for (const [name, port] of Object.entries(o.ports)) {
+    const hasPorts = o.ports !== undefined && Object.keys(o.ports).length > 0;
+    if (!hasPorts && o.group === undefined) {
+      throw new InvalidArgumentError('mesh.register: `ports` is required (unless `group` names a WorkloadGroup whose template has ports), e.g. { ports: { http: 8080 } }');
+    }
+    for (const [name, port] of Object.entries(o.ports ?? {})) {
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`mesh.register: port "${name}" must be an integer 1..65535, got ${String(port)}`);
     }
     if (o.leaseMs !== undefined && !(Number.isInteger(o.leaseMs) && o.leaseMs >= MIN_LEASE_MS && o.leaseMs <= MAX_LEASE_MS)) {
@@ -119,7 +134,8 @@ export class Registrar {
     if (o.weight !== undefined && !(Number.isInteger(o.weight) && o.weight >= 0)) throw new InvalidArgumentError(`mesh.register: \`weight\` must be a non-negative integer, got ${String(o.weight)}`);
     const locality = o.locality ?? this.#o.locality;
     return {
-      ports: { ...o.ports },
+      ...(hasPorts ? { ports: { ...o.ports } } : {}),
+      ...(o.group === undefined ? {} : { group: o.group }),
       labels: { ...(o.labels ?? this.#o.labels) },
       ...(o.address === undefined ? {} : { address: o.address }),
       ...(locality === '' ? {} : { locality }),

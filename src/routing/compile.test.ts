@@ -237,7 +237,7 @@ describe('compileSnapshot: weighted destinations (§1.1, §6.3)', () => {
 
   it('Bookinfo: jason gets v2, everyone else 80/20 v1/v3', () => {
     const dir = new URL('../../examples/bookinfo/', import.meta.url);
-    const files = ['services.yaml', 'destination-rule-all.yaml', 'virtual-service-reviews-test-v2.yaml'];
+    const files = ['bookinfo.yaml', 'workloads.yaml', 'destination-rule-all.yaml', 'virtual-service-reviews-test-v2.yaml'];
     const s = compile(files.map((f) => readFileSync(new URL(f, dir), 'utf8')));
     const jason = decide(s, req('reviews:9080', '/reviews/0', { 'end-user': 'jason' }), toDraw(0.99));
     assert.equal(jason.target?.subset, 'v2');

@@ -65,7 +65,8 @@ const NO_MATCHERS: readonly RequestMatcher[] = Object.freeze([]);
 const NO_MIRRORS: readonly MirrorTarget[] = Object.freeze([]);
 const ONE_HUNDRED: readonly number[] = Object.freeze([100]);
 
-const HTTP_PROTOCOLS = new Set(['', 'HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB', 'HTTPS']);
+/** Port protocols that get HTTP routes: Istio's HTTP protocols, HTTPS (meshlet originates TLS), and unset (auto-detected: Istio routes it as HTTP too). */
+const HTTP_PROTOCOLS = new Set(['', 'HTTP', 'HTTP2', 'HTTP_PROXY', 'GRPC', 'GRPC-WEB', 'HTTPS']);
 
 class Compiler {
   readonly #registry: ServiceRegistry;
@@ -122,7 +123,7 @@ class Compiler {
     let cluster: Cluster | undefined;
     let missing: string | undefined;
     if (service === undefined) {
-      missing = `host ${host} is not in the registry (no visible ServiceEntry)`;
+      missing = `host ${host} is not in the registry (no visible ServiceEntry or Service)`;
       port ??= vhostPort ?? 80;
     } else {
       const sp = port !== undefined
@@ -287,6 +288,14 @@ class Compiler {
   }
 }
 
+/** The names a workload in `clientNamespace` reaches `svc` by: its host's, and those of the ExternalName Services aliasing it. */
+function serviceNames(svc: Service, clientNamespace: string): string[] {
+  if (isWildcard(svc.hostname)) return [svc.hostname];
+  const names = aliasesFor(svc.hostname, clientNamespace);
+  for (const a of svc.aliases) names.push(...aliasesFor(a.hostname, clientNamespace));
+  return names;
+}
+
 interface VsEntry {
   readonly vs: Resource<'VirtualService'>;
   readonly hosts: readonly string[];
@@ -337,12 +346,14 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
   const covered = new Set<string>();
   const visibleServices = registry.services.filter((s) => registry.lookup(s.hostname, wl.namespace) === s);
   for (const svc of visibleServices) {
+    // A Kubernetes Service without ports (headless) gets no listener in Istio: calls pass through.
+    if (svc.ports.length === 0 && svc.resource.kind === 'Service') continue;
     const vs = vsIndex.find(svc.hostname);
     const ports: (ServicePort | undefined)[] = svc.ports.length > 0 ? svc.ports.filter((p) => HTTP_PROTOCOLS.has((p.protocol ?? '').toUpperCase())) : [undefined];
     for (const p of ports) {
       const port = p?.number;
       const routes = vs !== undefined ? compiler.routes(vs, port) : p !== undefined ? [compiler.defaultRoute(svc, p)] : [];
-      const names = isWildcard(svc.hostname) ? [svc.hostname] : aliasesFor(svc.hostname, wl.namespace);
+      const names = serviceNames(svc, wl.namespace);
       const domains: string[] = [];
       for (const n of names) {
         if (port === undefined) domains.push(n, `${n}:*`);
@@ -351,6 +362,8 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
           if (port === 80 || svc.ports.length === 1) domains.push(n);
         }
       }
+      // A headless Service is also reached through its subdomains (`web-0.web`), as Istio adds `*.<domain>`.
+      if (svc.headless === true) for (const n of names) domains.push(`*.${n}`);
       vhosts.push(Object.freeze({ name: port === undefined ? svc.hostname : `${svc.hostname}:${port}`, host: svc.hostname, port, service: svc, virtualService: vs?.ref, routes: Object.freeze(routes), domains: Object.freeze(domains) }));
     }
     covered.add(svc.hostname);

@@ -9,7 +9,7 @@ import { resolveHost } from '../hosts.ts';
 import type { IssueList } from '../issues.ts';
 import type { Service } from '../registry.ts';
 import type { Resource } from '../resource.ts';
-import { destinationsOf, findService, type AnalysisContext, type Analyzer, type DestinationRef } from './context.ts';
+import { appliesToMesh, destinationsOf, findService, type AnalysisContext, type Analyzer, type DestinationRef } from './context.ts';
 
 /** The namespace a `*.ns.svc.<domain>` host belongs to, if it is one. */
 function namespaceOfHost(host: string): string | undefined {
@@ -91,6 +91,9 @@ export const destinationAnalyzer: Analyzer = {
   description: 'VirtualService destinations name known hosts, ports and DestinationRule subsets',
   analyze(ctx, issues) {
     for (const vs of ctx.virtualServices) {
+      // A VirtualService bound only to gateways is ignored by meshlet (validation says so); its
+      // destinations live behind a gateway meshlet does not see, and must not refuse the config.
+      if (!appliesToMesh(vs)) continue;
       for (const ref of destinationsOf(vs)) {
         const host = resolveHost(ref.destination.host, vs.metadata.namespace);
         const service = checkHost(vs, ref, host, ctx, issues);

@@ -1,5 +1,5 @@
 /**
- * networking.istio.io resources: VirtualService, DestinationRule, ServiceEntry, WorkloadEntry.
+ * networking.istio.io resources: VirtualService, DestinationRule, ServiceEntry, WorkloadEntry, WorkloadGroup.
  * Field names and meanings follow Istio's API (see docs/config.md for what meshlet applies).
  *
  * @module
@@ -262,4 +262,27 @@ export interface WorkloadEntrySpec {
   locality?: string;
   weight?: number;
   serviceAccount?: string;
+}
+
+/** `WorkloadGroup.spec`: the template of the WorkloadEntries of workloads that register through it. */
+export interface WorkloadGroupSpec {
+  /** Labels and annotations every generated WorkloadEntry gets. */
+  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+  /** The WorkloadEntry template (its address is the registering workload's). */
+  template: WorkloadEntrySpec;
+  /** Readiness probe; accepted and validated, not run by meshlet. */
+  probe?: ReadinessProbe;
+}
+
+/** `WorkloadGroup.spec.probe`: exactly one of `httpGet`, `tcpSocket`, `exec` (Istio's webhook rejects `grpc`). */
+export interface ReadinessProbe {
+  initialDelaySeconds?: number;
+  timeoutSeconds?: number;
+  periodSeconds?: number;
+  successThreshold?: number;
+  failureThreshold?: number;
+  httpGet?: { path?: string; port: number; host?: string; scheme?: string; httpHeaders?: { name?: string; value?: string }[] };
+  tcpSocket?: { host?: string; port: number };
+  exec?: { command: string[] };
+  grpc?: { port?: number; service?: string };
 }

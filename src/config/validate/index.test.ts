@@ -42,7 +42,7 @@ describe('validateDocuments: envelope', () => {
     const { warnings, errors, resources } = validateYaml('apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {}\n');
     assert.deepEqual(errors, []);
     assert.equal(resources.length, 0);
-    assert.match(warnings[0] ?? '', /not supported by meshlet: Gateway gw/);
+    assert.match(warnings[0] ?? '', /skipped 1 Gateway \(networking.istio.io\/v1\): default\/gw; meshlet runs inside workloads/);
   });
 
   it('accepts JSON documents', () => {

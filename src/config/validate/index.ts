@@ -6,11 +6,13 @@
  */
 import { IssueList, type IssueSubject } from '../issues.ts';
 import type { RawDocument } from '../load.ts';
-import { KIND_VERSIONS, KNOWN_UNSUPPORTED_KINDS, type AnyResource, type Kind, type SpecByKind } from '../resource.ts';
+import type { AnyResource, Kind, SpecByKind } from '../resource.ts';
 import type { ObjectMeta } from '../types/common.ts';
+import { classifyKind } from './api-kinds.ts';
 import { authorizationPolicySpec } from './authorization-policy.ts';
 import { checkDnsLabel, checkDnsSubdomain, labels as labelsValidator } from './common.ts';
 import { destinationRuleSpec } from './destination-rule.ts';
+import { checkServiceMetadata, kubeServiceSpec } from './kube-service.ts';
 import { peerAuthenticationSpec } from './peer-authentication.ts';
 import { requestAuthenticationSpec } from './request-authentication.ts';
 import { int, map, obj, req, str, strWith, suggest, type Ctx, type Validator } from './schema.ts';
@@ -18,12 +20,16 @@ import { serviceEntrySpec } from './service-entry.ts';
 import { telemetrySpec } from './telemetry.ts';
 import { virtualServiceSpec } from './virtual-service.ts';
 import { workloadEntrySpec } from './workload-entry.ts';
+import { workloadGroupSpec } from './workload-group.ts';
+import { SkippedKinds } from './skipped-kinds.ts';
 
 const SPEC_VALIDATORS: { readonly [K in Kind]: Validator<SpecByKind[K]> } = {
   VirtualService: virtualServiceSpec,
   DestinationRule: destinationRuleSpec,
   ServiceEntry: serviceEntrySpec,
   WorkloadEntry: workloadEntrySpec,
+  WorkloadGroup: workloadGroupSpec,
+  Service: kubeServiceSpec,
   PeerAuthentication: peerAuthenticationSpec,
   RequestAuthentication: requestAuthenticationSpec,
   AuthorizationPolicy: authorizationPolicySpec,
@@ -57,7 +63,10 @@ export interface ValidationResult {
   readonly issues: IssueList;
 }
 
-const ALL_KINDS = Object.keys(KIND_VERSIONS) as Kind[];
+/** Checks of a kind's metadata beyond the common ones (a Service's name is a DNS-1035 label, …). */
+const METADATA_CHECKS: { readonly [K in Kind]?: (metadata: ObjectMeta, ctx: Ctx) => void } = {
+  Service: checkServiceMetadata,
+};
 
 /**
  * Validates raw documents. A resource with any error is left out of `resources`;
@@ -67,6 +76,7 @@ export function validateDocuments(docs: readonly RawDocument[], options: Validat
   const defaultNs = options.defaultNamespace ?? 'default';
   const resources: AnyResource[] = [];
   const seen = new Map<string, AnyResource>();
+  const skipped = new SkippedKinds();
   docs.forEach((doc) => {
     const v = doc.value;
     const at = (message: string) => issues.file(doc.source.file, doc.source.line, 'error', message);
@@ -86,22 +96,16 @@ export function validateDocuments(docs: readonly RawDocument[], options: Validat
     }
     const name = (raw.metadata as { name?: unknown } | undefined)?.name;
     const label = `${kind} ${typeof name === 'string' ? name : '(unnamed)'}`;
-    if (!(kind in KIND_VERSIONS)) {
-      const why = KNOWN_UNSUPPORTED_KINDS[kind];
-      if (why !== undefined && apiVersion.includes('istio.io/')) {
-        issues.file(doc.source.file, doc.source.line, 'warning', `not supported by meshlet: ${label} (${apiVersion}) is ignored; ${why}`, 'MESHLET0002');
-        return;
-      }
-      at(`unknown kind "${kind}" (${apiVersion})${suggest(kind, ALL_KINDS)}; meshlet reads ${ALL_KINDS.join(', ')}`);
+    const decision = classifyKind(apiVersion, kind);
+    if (decision.action === 'error') {
+      at(`${label}: ${decision.message}`);
       return;
     }
-    const k = kind as Kind;
-    const { group, versions } = KIND_VERSIONS[k];
-    const [g, ver] = apiVersion.split('/');
-    if (g !== group || ver === undefined || !versions.includes(ver)) {
-      at(`${label}: unknown apiVersion "${apiVersion}"; ${kind} is served as ${versions.map((x) => `${group}/${x}`).join(', ')}`);
+    if (decision.action === 'skip') {
+      skipped.add(raw, apiVersion, kind, decision, doc.source, defaultNs);
       return;
     }
+    const k = decision.kind;
     const ns = typeof (raw.metadata as { namespace?: unknown } | undefined)?.namespace === 'string'
       ? ((raw.metadata as { namespace: string }).namespace)
       : defaultNs;
@@ -123,6 +127,7 @@ export function validateDocuments(docs: readonly RawDocument[], options: Validat
         ? Object.fromEntries(Object.entries(m).filter(([key]) => !IGNORED_METADATA.includes(key)))
         : m;
       metadata = metadataValidator(cleaned, ['metadata'], ctx);
+      if (metadata !== undefined) METADATA_CHECKS[k]?.(metadata, ctx);
     }
     const spec = raw.spec === undefined || raw.spec === null ? {} : raw.spec;
     const typedSpec = (SPEC_VALIDATORS[k] as Validator<unknown>)(spec, ['spec'], ctx);
@@ -146,5 +151,6 @@ export function validateDocuments(docs: readonly RawDocument[], options: Validat
     seen.set(key, resource);
     resources.push(resource);
   });
+  skipped.report(issues);
   return { resources, issues };
 }

@@ -242,7 +242,8 @@ export interface ObjectOptions<T> {
   readonly check?: (value: T, path: FieldPath, ctx: Ctx, raw: Record<string, unknown>) => void;
 }
 
-function editDistance(a: string, b: string): number {
+/** Levenshtein distance between two strings (for did-you-mean suggestions). */
+export function editDistance(a: string, b: string): number {
   const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     let prev = dp[0] as number;

@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { REGION_LABEL, splitLocality, SUBZONE_LABEL, ZONE_LABEL } from '../../config/topology.ts';
 import type { LocalityLoadBalancerSetting } from '../../config/types/destination-rule.ts';
 import type { HostState } from './host.ts';
 
@@ -59,17 +60,7 @@ export interface LocalityClient {
 }
 
 /** Topology labels Istio derives from a locality (`AugmentLabels`), usable in `failoverPriority`. */
-export const TOPOLOGY_LABELS = Object.freeze({
-  region: 'topology.kubernetes.io/region',
-  zone: 'topology.kubernetes.io/zone',
-  subzone: 'topology.istio.io/subzone',
-});
-
-/** Splits `region/zone/subzone` into three parts ('' for missing ones). */
-export function splitLocality(locality: string): [string, string, string] {
-  const p = locality.split('/');
-  return [p[0] ?? '', p[1] ?? '', p[2] ?? ''];
-}
+export const TOPOLOGY_LABELS = Object.freeze({ region: REGION_LABEL, zone: ZONE_LABEL, subzone: SUBZONE_LABEL });
 
 /**
  * Istio's `LocalityMatch`: each part of the pattern matches when it is `*`, equal, or (for

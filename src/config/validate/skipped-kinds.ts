@@ -1,0 +1,55 @@
+/**
+ * The notices for documents meshlet skips (Deployments, Gateways, …): one per kind and API
+ * group per load, naming the kind, how many there were, their names, and why meshlet skips
+ * them — not one per document, so a manifest of a hundred Deployments stays readable.
+ *
+ * @module
+ */
+import type { IssueList, SourceRef } from '../issues.ts';
+import { CLUSTER_SCOPED_KINDS, type KindDecision } from './api-kinds.ts';
+
+/** The code of a skipped-kind notice. */
+export const SKIPPED_KIND_CODE = 'MESHLET0003';
+
+/** At most this many names are listed in one notice. */
+const MAX_NAMES = 10;
+
+interface Group {
+  readonly kind: string;
+  readonly apiVersion: string;
+  readonly level: 'info' | 'warning';
+  readonly reason: string;
+  readonly first: SourceRef;
+  readonly names: string[];
+  readonly files: Set<string>;
+}
+
+/** Collects skipped documents during one validation and reports them at the end. */
+export class SkippedKinds {
+  readonly #groups = new Map<string, Group>();
+
+  /** Records one skipped document. */
+  add(raw: Record<string, unknown>, apiVersion: string, kind: string, decision: Extract<KindDecision, { action: 'skip' }>, source: SourceRef, defaultNamespace: string): void {
+    const key = `${decision.group}\0${kind}`;
+    let g = this.#groups.get(key);
+    if (g === undefined) {
+      g = { kind, apiVersion, level: decision.level, reason: decision.reason, first: source, names: [], files: new Set() };
+      this.#groups.set(key, g);
+    }
+    const meta = raw.metadata as { name?: unknown; namespace?: unknown } | undefined;
+    const name = typeof meta?.name === 'string' ? meta.name : '(unnamed)';
+    const ns = typeof meta?.namespace === 'string' ? meta.namespace : defaultNamespace;
+    g.names.push(CLUSTER_SCOPED_KINDS.has(kind) ? name : `${ns}/${name}`);
+    g.files.add(source.file);
+  }
+
+  /** Adds one notice per skipped kind, in the order the kinds were first seen. */
+  report(issues: IssueList): void {
+    for (const g of this.#groups.values()) {
+      const n = g.names.length;
+      const shown = g.names.slice(0, MAX_NAMES).join(', ') + (n > MAX_NAMES ? `, and ${n - MAX_NAMES} more` : '');
+      const files = g.files.size > 1 ? ` (in ${g.files.size} files)` : '';
+      issues.file(g.first.file, g.first.line, g.level, `skipped ${n} ${g.kind} (${g.apiVersion})${files}: ${shown}; ${g.reason}`, SKIPPED_KIND_CODE);
+    }
+  }
+}
