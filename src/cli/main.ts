@@ -16,6 +16,7 @@ Usage: meshlet <command> [options]
 Commands:
   validate <files, dirs or ->              validate and analyse Istio resources
   routes <config> --service <name> ...     print the compiled route table of a workload
+  explain <config> --service <name> <url>  explain how one request would be handled (sends nothing)
   control-plane --config <dir> [...]       run the control-plane server (config push, registry)
   token (--service <s> -n <ns> | --admin)  mint a token signed with the control plane's key
   apply -f <file, dir or ->                create or replace resources on the control plane
@@ -47,6 +48,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   routes: async () => {
     const m = await import('./commands/routes.ts');
     return { run: m.routesCommand, help: m.routesHelp };
+  },
+  explain: async () => {
+    const m = await import('./commands/explain.ts');
+    return { run: m.explainCommand, help: m.explainHelp };
   },
   'control-plane': async () => {
     const m = await import('./commands/control-plane.ts');

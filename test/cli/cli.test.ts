@@ -142,7 +142,8 @@ metadata: {name: x}
   it('help and --version exit 0; help of an unknown command exits 2', () => {
     const h = meshlet('help');
     assert.equal(h.code, 0);
-    assert.match(h.stdout, /routes <config> --service <name>/);
+    assert.match(h.stdout, /explain <config> --service <name> <url>/);
+    assert.match(meshlet('explain', '--help').stdout, /^Usage: meshlet explain/);
     assert.match(meshlet('help', 'validate').stdout, /^Usage: meshlet validate/);
     assert.match(meshlet('--version').stdout, /^\d+\.\d+\.\d+\n$/);
     assert.equal(meshlet('help', 'frobnicate').code, 2);

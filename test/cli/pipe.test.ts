@@ -42,6 +42,7 @@ describe('stdout closed early (meshlet … | head): a quiet exit 141; exit codes
     const runs: string[][] = [
       ['validate', big, '-o', 'json'],
       ['routes', BOOKINFO, '--service', 'productpage', '-o', 'yaml'],
+      ['explain', BOOKINFO, '--service', 'productpage', 'http://reviews:9080/'],
       ['help'],
     ];
     for (const args of runs) {
@@ -52,7 +53,7 @@ describe('stdout closed early (meshlet … | head): a quiet exit 141; exit codes
   });
 
   it('read to their end, the same commands exit 0', async () => {
-    for (const args of [['routes', BOOKINFO, '--service', 'productpage']]) {
+    for (const args of [['routes', BOOKINFO, '--service', 'productpage'], ['explain', BOOKINFO, '--service', 'productpage', 'http://reviews:9080/']]) {
       const r = await meshletAsync(args);
       assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
       assert.ok(r.stdout.length > 0);
