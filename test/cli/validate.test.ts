@@ -20,16 +20,20 @@ spec:
     - destination: {host: reviews}
 `;
 
-/** Two mesh VirtualServices for one host (MESHLET0101), routing to Bookinfo's reviews. */
-const SHADOW = `apiVersion: networking.istio.io/v1
+/** Two mesh VirtualServices for one host (MESHLET0101), the newer one first in the file. */
+const SHADOW = ['new', 'old']
+  .map(
+    (age) => `apiVersion: networking.istio.io/v1
 kind: VirtualService
-metadata: {name: reviews-canary, creationTimestamp: "2025-06-01T00:00:00Z"}
+metadata: {name: shadow-${age}, creationTimestamp: "${age === 'old' ? '2025-01-01' : '2025-06-01'}T00:00:00Z"}
 spec:
-  hosts: [reviews.default.svc.cluster.local]
+  hosts: [shadow.example.com]
   http:
   - route:
     - destination: {host: reviews, subset: v3}
-`;
+`,
+  )
+  .join('---\n');
 
 describe('meshlet validate: standard input, -o json|yaml, exit codes', () => {
   it('"-" reads standard input; issues name <stdin> with the line; exit 1', () => {
@@ -104,15 +108,15 @@ describe('meshlet validate: standard input, -o json|yaml, exit codes', () => {
     const doc = JSON.parse(r.stdout);
     const found = doc.issues.filter((i: { code: string }) => i.code === 'MESHLET0101');
     assert.deepEqual(
-      found.map((i: { level: string; resource: string; file: string; message: string }) => [i.level, i.resource, i.file, i.message]),
+      found.map((i: { level: string; resource: string; file: string; line: number; message: string }) => [i.level, i.resource, i.file, i.line, i.message]),
       [
-        // The one with a creationTimestamp is the older one (Bookinfo's files carry none): it wins.
-        ['warning', 'VirtualService default/reviews', join(BOOKINFO, 'virtual-service-reviews-test-v2.yaml'), 'host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-canary (first wins; this one is ignored for that host)'],
-        ['warning', 'VirtualService default/reviews-canary', '<stdin>', 'host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews, which is ignored for that host (first wins: this one)'],
+        ['warning', 'VirtualService default/shadow-new', '<stdin>', 5, 'host shadow.example.com is also claimed by VirtualService default/shadow-old (first wins; this one is ignored for that host)'],
+        ['warning', 'VirtualService default/shadow-old', '<stdin>', 14, 'host shadow.example.com is also claimed by VirtualService default/shadow-new, which is ignored for that host (first wins: this one)'],
       ],
     );
     const human = meshlet(['validate', BOOKINFO, '-'], { input: SHADOW });
-    assert.match(human.stdout, /^warning <stdin>: VirtualService default\/reviews-canary: spec\.hosts\[0\]: host reviews\.default\.svc\.cluster\.local is also claimed by VirtualService default\/reviews, which is ignored for that host \(first wins: this one\) \(line 5\)$/m);
+    assert.equal(human.code, 0);
+    assert.match(human.stdout, /^warning <stdin>: VirtualService default\/shadow-old: spec\.hosts\[0\]: host shadow\.example\.com is also claimed by VirtualService default\/shadow-new, which is ignored for that host \(first wins: this one\) \(line 14\)$/m);
     assert.match(human.stdout, /0 error\(s\), 2 warning\(s\)/);
   });
 });
