@@ -253,7 +253,6 @@ describe('meshlet explain', () => {
       ['explain', config, '--service', 'web', 'api.internal:8080/'],
       ['explain', config, '--service', 'web', '-H', 'no-colon', 'http://api.internal:8080/'],
       ['explain', config, '--service', 'web', '-X', 'GE T', 'http://api.internal:8080/'],
-      ['explain', config, '--service', 'web', '-o', 'text', 'http://api.internal:8080/'],
     ];
     for (const args of usage) {
       const r = meshlet(args);

@@ -53,7 +53,7 @@ describe('meshlet validate: standard input, -o json|yaml, exit codes', () => {
     assert.match(r.stdout, /0 error\(s\)/);
   });
 
-  it('"-" twice, no argument, a bad -o, or --json with -o yaml: usage errors, exit 2', () => {
+  it('"-" twice, no argument, a bad -o, --json with -o yaml, an unknown option: usage errors, exit 2', () => {
     for (const args of [['validate', '-', '-'], ['validate'], ['validate', BOOKINFO, '-o', 'xml'], ['validate', BOOKINFO, '--json', '-o', 'yaml'], ['validate', BOOKINFO, '--nope']]) {
       const r = meshlet(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

@@ -151,7 +151,6 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
 
   it('apply: usage mistakes exit 2, an unreachable control plane 1', () => {
     assert.equal(meshlet(['apply'], env()).code, 2);
-    assert.equal(meshlet(['apply', '-f', '-', '-f', '-'], env(), shadowVs('x')).code, 2);
     assert.equal(meshlet(['apply', '-f', '-', '-o', 'wide'], env(), shadowVs('x')).code, 2);
     assert.equal(meshlet(['apply', '-f', '-'], env(), '').code, 2);
     const down = meshlet(['apply', '-f', '-', '--control-plane', 'http://127.0.0.1:1'], env(), shadowVs('x'));
@@ -246,13 +245,11 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.equal(doc.unreachable.length, 1);
     assert.equal(doc.unreachable[0].url, 'http://127.0.0.1:1');
     assert.match(doc.unreachable[0].error, /cannot reach the control plane/);
-    assert.deepEqual(parse(meshlet(['status', '-o', 'yaml'], env()).stdout).servers[0].url, url);
     // --json (deprecated) keeps its old shape: the status document itself.
     const legacy = meshlet(['status', '--json'], env());
     assert.equal(JSON.parse(legacy.stdout).configVersion, cfg.data.version);
     assert.match(legacy.stderr, /--json is deprecated/);
     assert.equal(meshlet(['status', '--json', '-o', 'json'], env()).code, 2);
-    assert.equal(meshlet(['status', 'extra'], env()).code, 2);
     const noToken = meshlet(['status'], { MESHLET_CONTROL_PLANE: url });
     assert.equal(noToken.code, 1);
     assert.match(noToken.stderr, /no token/);
