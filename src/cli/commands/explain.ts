@@ -137,6 +137,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   // mesh.explain() reads the data plane's per-cluster state (pickers, pool limits, outlier
   // detection), so the explanation comes from a real mesh over the same snapshot: not watching
   // files, never sending, closed before printing. (The config was validated and analysed above.)
+  // Once clusters can describe their policies without live state, a snapshot will do.
   const mesh = await createMesh({ service: values.service, namespace, labels, locality, config: resources, analyze: false, watch: false });
   let e: Explanation;
   let snap: Snapshot;
