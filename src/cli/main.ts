@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { enableCompileCache } from 'node:module';
-import { isMeshletError } from '../core/errors.ts';
+import { InvalidArgumentError, isMeshletError } from '../core/errors.ts';
 import { out, UsageError } from './args.ts';
 import { exitQuietlyOnBrokenPipe } from './pipe.ts';
 
@@ -86,6 +86,10 @@ function version(): string {
   return pkg.version;
 }
 
+function isSystemError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+}
+
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   exitQuietlyOnBrokenPipe();
@@ -110,7 +114,15 @@ export async function main(argv: string[]): Promise<number> {
   }
   const load = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (load === undefined) throw new UsageError(`unknown command "${cmd}"; run 'meshlet help'`);
-  return (await load()).run(rest);
+  const command = await load();
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    // A file or socket the system refused (--data-dir is a file, a port in use, …) is a failure
+    // of what was asked (exit 1, its message naming the path), not a bug in meshlet.
+    if (isSystemError(err)) throw new InvalidArgumentError(`${cmd}: ${err.message}`, { cause: err });
+    throw err;
+  }
 }
 
 const isEntry = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;

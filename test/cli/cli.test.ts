@@ -147,7 +147,7 @@ metadata: {name: x}
     assert.equal(meshlet('help', 'frobnicate').code, 2);
   });
 
-  it('token -o json: the token with its decoded header and claims; -o yaml; usage errors exit 2', () => {
+  it('token -o json: the token with its decoded header and claims; -o yaml; usage errors exit 2, an unusable --data-dir 1', () => {
     const dataDir = join(dir, 'data');
     const r = meshlet('token', '--service', 'reviews', '-n', 'shop', '--ttl', '2h', '--data-dir', dataDir, '-o', 'json');
     assert.equal(r.code, 0, r.stderr);
@@ -169,5 +169,11 @@ metadata: {name: x}
     assert.equal(y.claims.role, 'admin');
     assert.equal(y.keyId, doc.keyId);
     assert.equal(meshlet('token', '--admin', '--data-dir', dataDir, '-o', 'table').code, 2);
+    // A data directory the system refuses is a failure (1) naming the path, not an internal error.
+    const file = join(dir, 'a-file');
+    writeFileSync(file, '');
+    const refused = meshlet('token', '--admin', '--data-dir', join(file, 'data'));
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^meshlet: token: ENOTDIR: not a directory, mkdir '.*a-file\/data'\n$/);
   });
 });
