@@ -97,7 +97,7 @@ export interface MeshOptions {
    * Where the mesh logs: rejected config and analysis findings (`warn`), config applied
    * (`info`), control-plane connection changes. Any object with these methods — `console`, a
    * pino or winston logger — works; `debug`, `info` and `error` are optional.
-   * @defaultValue console
+   * @defaultValue warnings and errors to the console (console.warn, console.error)
    */
   readonly logger?: MeshLogger;
   /** Time source (tests inject a manual clock). @defaultValue the system clock */
@@ -105,6 +105,12 @@ export interface MeshOptions {
   /** Randomness (tests inject a seeded one). @defaultValue Math.random */
   readonly random?: Random;
 }
+
+/**
+ * The logger when none is given: warnings and errors to the console (stderr); a library says
+ * nothing on stdout unless asked to.
+ */
+const DEFAULT_LOGGER: MeshLogger = Object.freeze({ warn: (m: string) => console.warn(m), error: (m: string) => console.error(m) });
 
 /** A logger: `console`, pino, winston or anything with these methods. */
 export interface MeshLogger {
@@ -282,7 +288,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   get #logger(): MeshLogger {
-    return this.#o.logger ?? console;
+    return this.#o.logger ?? DEFAULT_LOGGER;
   }
 
   /** @internal a config is in use: log its new findings once, tell listeners. */
@@ -390,7 +396,7 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     drainMs: nonNegative(o, 'drainMs', 1000),
     clock: o.clock ?? systemClock,
     random: o.random ?? systemRandom,
-    logger: o.logger ?? console,
+    logger: o.logger ?? DEFAULT_LOGGER,
   });
   const first = await source.start();
   const mesh = new Mesh(o, first, source);

@@ -9,9 +9,9 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** Parses `a=b,c=d` (repeatable) into a label map. */
+/** Parses `a=b,c=d` (repeatable) into a label map (null prototype: the keys come from the command line). */
 export function parseLabels(values: readonly string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null);
   for (const v of values ?? []) {
     for (const pair of v.split(',')) {
       if (pair.trim() === '') continue;

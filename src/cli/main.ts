@@ -4,68 +4,125 @@
  * @module
  */
 import { readFileSync, realpathSync } from 'node:fs';
+import { enableCompileCache } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { isMeshletError } from '../core/errors.ts';
+import { InvalidArgumentError, isMeshletError } from '../core/errors.ts';
 import { out, UsageError } from './args.ts';
-import { applyCommand, applyHelp } from './commands/apply.ts';
-import { controlPlaneCommand, controlPlaneHelp } from './commands/control-plane.ts';
-import { deleteCommand, deleteHelp } from './commands/delete.ts';
-import { getCommand, getHelp } from './commands/get.ts';
-import { routesCommand, routesHelp } from './commands/routes.ts';
-import { statusCommand, statusHelp } from './commands/status.ts';
-import { tokenCommand, tokenHelp } from './commands/token.ts';
-import { validateCommand, validateHelp } from './commands/validate.ts';
+import { exitQuietlyOnBrokenPipe } from './pipe.ts';
 
 const HELP = `meshlet — an in-process service mesh for Node.js that reads Istio's own resources.
 
 Usage: meshlet <command> [options]
 
 Commands:
-  validate <files or dirs...>             validate and analyse Istio resources
-  routes <config> --service <name> ...    print the compiled route table of a workload
-  control-plane --config <dir> [...]      run the control-plane server (config push, registry)
-  token (--service <s> -n <ns> | --admin) mint a token signed with the control plane's key
-  apply -f <file|dir>                     create or replace resources on the control plane
-  get <kind> [name] [-n ns] [-o yaml]     list or print resources the control plane serves
-  delete <kind> <name> [-n ns]            delete a resource created with apply
-  status                                  connected workloads, ACKed versions, refused changes
-  help [command]                          show help
+  validate <files, dirs or ->              validate and analyse Istio resources
+  routes <config> --service <name> ...     print the compiled route table of a workload
+  explain <config> --service <name> <url>  explain how one request would be handled (sends nothing)
+  control-plane --config <dir> [...]       run the control-plane server (config push, registry)
+  token (--service <s> -n <ns> | --admin)  mint a token signed with the control plane's key
+  apply -f <file, dir or ->                create or replace resources on the control plane
+  get <kind> [name] [-n ns]                list or print resources the control plane serves
+  delete <kind> <name> [-n ns]             delete a resource created with apply
+  status                                   connected workloads, ACKed versions, refused changes
+  help [command]                           show help
+
+Every command but control-plane takes -o json|yaml for machine output (docs/cli.md).
+Exit codes: 0 ok, 1 errors found or the command failed, 2 usage mistake,
+141 stdout closed early (e.g. piped into head), 70 internal error.
 
 Run 'meshlet <command> --help' for a command's options.
 `;
 
-const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
-  validate: { run: validateCommand, help: validateHelp },
-  analyze: { run: validateCommand, help: validateHelp },
-  routes: { run: routesCommand, help: routesHelp },
-  'control-plane': { run: controlPlaneCommand, help: controlPlaneHelp },
-  token: { run: tokenCommand, help: tokenHelp },
-  apply: { run: applyCommand, help: applyHelp },
-  get: { run: getCommand, help: getHelp },
-  delete: { run: deleteCommand, help: deleteHelp },
-  status: { run: statusCommand, help: statusHelp },
+/** A command: runs with its arguments and resolves the exit code; `help` is its usage text. */
+interface Command {
+  run(argv: string[]): Promise<number>;
+  readonly help: string;
+}
+
+// Each command is loaded when it runs: `meshlet validate` does not load the mesh, undici or the
+// control-plane server (a quicker start, and the pipe into `head` closes sooner).
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  validate: async () => {
+    const m = await import('./commands/validate.ts');
+    return { run: m.validateCommand, help: m.validateHelp };
+  },
+  routes: async () => {
+    const m = await import('./commands/routes.ts');
+    return { run: m.routesCommand, help: m.routesHelp };
+  },
+  explain: async () => {
+    const m = await import('./commands/explain.ts');
+    return { run: m.explainCommand, help: m.explainHelp };
+  },
+  'control-plane': async () => {
+    const m = await import('./commands/control-plane.ts');
+    return { run: m.controlPlaneCommand, help: m.controlPlaneHelp };
+  },
+  token: async () => {
+    const m = await import('./commands/token.ts');
+    return { run: m.tokenCommand, help: m.tokenHelp };
+  },
+  apply: async () => {
+    const m = await import('./commands/apply.ts');
+    return { run: m.applyCommand, help: m.applyHelp };
+  },
+  get: async () => {
+    const m = await import('./commands/get.ts');
+    return { run: m.getCommand, help: m.getHelp };
+  },
+  delete: async () => {
+    const m = await import('./commands/delete.ts');
+    return { run: m.deleteCommand, help: m.deleteHelp };
+  },
+  status: async () => {
+    const m = await import('./commands/status.ts');
+    return { run: m.statusCommand, help: m.statusHelp };
+  },
 };
+COMMANDS.analyze = COMMANDS.validate!;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
+function isSystemError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+}
+
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyOnBrokenPipe();
+  // The command modules load below, after this: Node keeps their compiled code in its on-disk
+  // cache (os.tmpdir()/node-compile-cache, as tsc does; NODE_DISABLE_COMPILE_CACHE=1 turns it
+  // off), so a second run starts in about half the time.
+  try {
+    enableCompileCache();
+  } catch {
+    // An unwritable cache directory only costs speed.
+  }
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
-    const sub = rest[0] === undefined ? undefined : COMMANDS[rest[0]];
-    out(sub?.help ?? HELP);
+    const load = rest[0] === undefined || !Object.hasOwn(COMMANDS, rest[0]) ? undefined : COMMANDS[rest[0]];
+    if (rest[0] !== undefined && load === undefined) throw new UsageError(`unknown command "${rest[0]}"; run 'meshlet help'`);
+    out(load === undefined ? HELP : (await load()).help);
     return 0;
   }
   if (cmd === '--version' || cmd === '-v' || cmd === 'version') {
     out(version());
     return 0;
   }
-  const command = COMMANDS[cmd];
-  if (command === undefined) throw new UsageError(`unknown command "${cmd}"; run 'meshlet help'`);
-  return command.run(rest);
+  const load = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+  if (load === undefined) throw new UsageError(`unknown command "${cmd}"; run 'meshlet help'`);
+  const command = await load();
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    // A file or socket the system refused (--data-dir is a file, a port in use, …) is a failure
+    // of what was asked (exit 1, its message naming the path), not a bug in meshlet.
+    if (isSystemError(err)) throw new InvalidArgumentError(`${cmd}: ${err.message}`, { cause: err });
+    throw err;
+  }
 }
 
 /**

@@ -1,19 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { BOOKINFO, meshlet as run } from './helpers.ts';
 
-const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
-const BOOKINFO = new URL('../../examples/bookinfo', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'meshlet-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function meshlet(...args: string[]) {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const meshlet = (...args: string[]) => run(args);
 
 describe('meshlet CLI', () => {
   it('validate: clean Bookinfo config exits 0', () => {
@@ -75,12 +71,109 @@ metadata: {name: x}
     assert.match(r.stdout, /outbound\|9080\|v2\|reviews\.default\.svc\.cluster\.local: 127\.0\.0\.1:19082/);
   });
 
-  it('usage errors exit 2 without a stack trace', () => {
+  it('routes -o json: the route table as data, field by field; -o yaml is the same document', () => {
+    const r = meshlet('routes', BOOKINFO, '--service', 'productpage', '-l', 'version=v1', '--host', 'reviews', '-o', 'json');
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.deepEqual(doc.workload, { service: 'productpage', namespace: 'default', labels: { version: 'v1' }, locality: '' });
+    assert.match(doc.configVersion, /^[0-9a-f]{12}$/);
+    assert.deepEqual(
+      doc.virtualHosts.map((v: { name: string }) => v.name),
+      ['reviews.default.svc.cluster.local:9080'],
+    );
+    const vh = doc.virtualHosts[0];
+    assert.equal(vh.host, 'reviews.default.svc.cluster.local');
+    assert.equal(vh.port, 9080);
+    assert.equal(vh.virtualService, 'VirtualService default/reviews');
+    assert.ok(vh.domains.includes('reviews:9080'));
+    assert.equal(vh.routes.length, 2);
+    const [jason, rest] = vh.routes;
+    assert.equal(jason.name, 'reviews.0');
+    assert.equal(jason.index, 0);
+    assert.deepEqual(jason.match, ['header end-user exact "jason"']);
+    assert.equal(jason.action, 'forward');
+    assert.deepEqual(jason.destinations, [
+      { host: 'reviews.default.svc.cluster.local', port: 9080, subset: 'v2', weight: 100, percent: 100, cluster: 'outbound|9080|v2|reviews.default.svc.cluster.local', missing: null },
+    ]);
+    assert.equal(jason.timeoutMs, null);
+    assert.equal(jason.retries.attempts, 2);
+    assert.equal(jason.retries.istioDefault, true);
+    assert.equal(jason.fault, null);
+    assert.deepEqual(jason.mirrors, []);
+    assert.deepEqual(rest.match, []);
+    assert.deepEqual(
+      rest.destinations.map((d: { subset: string; percent: number }) => [d.subset, d.percent]),
+      [
+        ['v1', 80],
+        ['v3', 20],
+      ],
+    );
+    const v2 = doc.clusters.find((c: { name: string }) => c.name === 'outbound|9080|v2|reviews.default.svc.cluster.local');
+    assert.equal(v2.subset, 'v2');
+    assert.deepEqual(v2.destinationRules, ['DestinationRule default/reviews']);
+    assert.deepEqual(
+      v2.endpoints.map((e: { endpoint: string; labels: Record<string, string> }) => [e.endpoint, e.labels.version]),
+      [['127.0.0.1:19082', 'v2']],
+    );
+    assert.match(v2.loadBalancer, /LEAST_REQUEST/);
+    assert.equal(v2.outlierDetection, null);
+    const yaml = meshlet('routes', BOOKINFO, '--service', 'productpage', '-l', 'version=v1', '--host', 'reviews', '-o', 'yaml');
+    assert.equal(yaml.code, 0, yaml.stderr);
+    assert.deepEqual(parse(yaml.stdout), doc);
+  });
+
+  it('routes: config with errors exits 1; usage errors exit 2 without a stack trace', () => {
+    const bad = meshlet('routes', join(dir, 'nope.yaml'), '--service', 'productpage');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /nope\.yaml: no such file or directory/);
     const r = meshlet('routes', BOOKINFO);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--service is required/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+    const o = meshlet('routes', BOOKINFO, '--service', 'productpage', '-o', 'xml');
+    assert.equal(o.code, 2);
+    assert.match(o.stderr, /--output: expected json or yaml, got "xml"/);
     const u = meshlet('frobnicate');
     assert.equal(u.code, 2);
     assert.match(u.stderr, /unknown command "frobnicate"/);
+  });
+
+  it('help and --version exit 0; help of an unknown command exits 2', () => {
+    const h = meshlet('help');
+    assert.equal(h.code, 0);
+    assert.match(h.stdout, /explain <config> --service <name> <url>/);
+    assert.match(meshlet('explain', '--help').stdout, /^Usage: meshlet explain/);
+    assert.match(meshlet('--version').stdout, /^\d+\.\d+\.\d+\n$/);
+    assert.equal(meshlet('help', 'frobnicate').code, 2);
+  });
+
+  it('token -o json: the token with its decoded header and claims; -o yaml; usage errors exit 2, an unusable --data-dir 1', () => {
+    const dataDir = join(dir, 'data');
+    const r = meshlet('token', '--service', 'reviews', '-n', 'shop', '--ttl', '2h', '--data-dir', dataDir, '-o', 'json');
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.equal(doc.token.split('.').length, 3);
+    assert.deepEqual(doc.subject, { admin: false, service: 'reviews', namespace: 'shop' });
+    assert.equal(doc.claims.role, 'workload');
+    assert.equal(doc.claims.svc, 'reviews');
+    assert.equal(doc.claims.ns, 'shop');
+    assert.equal(doc.claims.sub, 'shop/reviews');
+    assert.equal(doc.claims.exp - doc.claims.iat, 7200);
+    assert.equal(Date.parse(doc.expiresAt) - Date.parse(doc.issuedAt), 7_200_000);
+    assert.equal(doc.header.alg, 'EdDSA');
+    assert.equal(doc.header.kid, doc.keyId);
+    const plain = meshlet('token', '--admin', '--data-dir', dataDir);
+    assert.match(plain.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+    const y = parse(meshlet('token', '--admin', '--data-dir', dataDir, '-o', 'yaml').stdout);
+    assert.deepEqual(y.subject, { admin: true, service: null, namespace: null });
+    assert.equal(y.claims.role, 'admin');
+    assert.equal(y.keyId, doc.keyId);
+    assert.equal(meshlet('token', '--admin', '--data-dir', dataDir, '-o', 'table').code, 2);
+    // A data directory the system refuses is a failure (1) naming the path, not an internal error.
+    const file = join(dir, 'a-file');
+    writeFileSync(file, '');
+    const refused = meshlet('token', '--admin', '--data-dir', join(file, 'data'));
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^meshlet: token: ENOTDIR: not a directory, mkdir '.*a-file\/data'\n$/);
   });
 });

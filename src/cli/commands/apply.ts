@@ -1,49 +1,69 @@
 /**
- * `meshlet apply -f <file|dir>`: sends resources to the control plane, which validates the
- * whole resulting config and refuses it with every issue, or stores it and pushes it.
+ * `meshlet apply -f <file, dir or ->`: sends resources to the control plane, which validates
+ * the whole resulting config and refuses it with every issue, or stores it and pushes it.
  *
  * @module
  */
 import { parseArgs } from 'node:util';
 import { IssueList } from '../../config/issues.ts';
-import { readSources } from '../../config/load.ts';
+import { validateDocuments } from '../../config/validate/index.ts';
 import { type ApplyResponse, RESOURCES_PATH } from '../../control-plane/protocol.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
+import { readInputs } from '../input.ts';
+import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 
-export const applyHelp = `Usage: meshlet apply -f <file|dir>... [options]
+export const applyHelp = `Usage: meshlet apply -f <file, dir or ->... [options]
 
-Creates or replaces resources on the control plane (an admin token is needed). The whole
-resulting config is validated; if anything is wrong nothing changes and every issue is printed.
-Resources defined in the control plane's own --config files cannot be changed this way.
+Creates or replaces resources on the control plane (an admin token is needed). '-f -' reads
+standard input. Each resource is checked here first (errors name the file or <stdin> and the
+line, and nothing is sent); the control plane then validates and analyses the whole resulting
+config: if anything is wrong nothing changes and every issue is printed (exit 1). Warnings
+(e.g. a VirtualService whose host another one already claims) are printed as 'Warning: …'
+on stderr. Resources defined in the control plane's own --config files cannot be changed this
+way. Exits 2 on a usage mistake.
 
 Options:
-  -f, --filename <file|dir>        YAML or JSON files, or directories of them (repeatable)
+  -f, --filename <file, dir or ->  YAML or JSON files, directories of them, or - (repeatable)
   -n, --namespace <ns>             namespace for resources without one
+${OUTPUT_HELP}
 ${CLIENT_HELP}
 `;
+
+/** `Kind ns/name` split into its parts (the machine output names resources both ways). */
+export function refParts(ref: string): { kind: string; namespace: string; name: string } {
+  const space = ref.indexOf(' ');
+  const slash = ref.indexOf('/', space);
+  return { kind: ref.slice(0, space), namespace: ref.slice(space + 1, slash), name: ref.slice(slash + 1) };
+}
 
 /** Runs the command; returns the exit code. */
 export async function applyCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { filename: { type: 'string', short: 'f', multiple: true }, namespace: { type: 'string', short: 'n' }, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS },
+    options: { filename: { type: 'string', short: 'f', multiple: true }, namespace: { type: 'string', short: 'n' }, ...OUTPUT_OPTION, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS },
   });
   if (values.help === true) {
     out(applyHelp);
     return 0;
   }
+  const format = outputFormat(values.output);
   const files = [...(values.filename ?? []), ...positionals];
-  if (files.length === 0) throw new UsageError('meshlet apply: give -f <file|dir>');
+  if (files.length === 0) throw new UsageError('meshlet apply: give -f <file, dir or ->');
   const target = clientTarget(values);
   const issues = new IssueList();
-  const docs = await readSources(files, issues);
+  const docs = await readInputs(files, issues);
+  // Each resource on its own (the analysis of the whole config is the control plane's): errors
+  // found here name the file and line, which the control plane cannot.
+  if (!issues.hasErrors) validateDocuments(docs, { defaultNamespace: values.namespace }, issues);
   if (issues.hasErrors) {
-    for (const i of issues.ofLevel('error')) process.stderr.write(`error: ${String(i)}\n`);
+    const errors = issues.ofLevel('error');
+    for (const i of errors) process.stderr.write(`error: ${String(i)}\n`);
+    process.stderr.write(`meshlet: configuration rejected before sending, ${errors.length} error(s); nothing was sent\n`);
     return 1;
   }
-  if (docs.length === 0) throw new UsageError(`meshlet apply: no resources in ${files.join(', ')}`);
+  if (docs.length === 0) throw new UsageError(`meshlet apply: no resources in ${files.map((f) => (f === '-' ? '<stdin>' : f)).join(', ')}`);
   const items = docs.map((d) => {
     const v = d.value as { metadata?: { namespace?: string } };
     if (values.namespace !== undefined && typeof v.metadata === 'object' && v.metadata !== null && v.metadata.namespace === undefined) {
@@ -54,6 +74,14 @@ export async function applyCommand(argv: string[]): Promise<number> {
   const body = JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
   const answer = (await call(target, 'POST', RESOURCES_PATH, body)) as ApplyResponse;
   for (const w of answer.warnings) process.stderr.write(`Warning: ${w}\n`);
-  for (const a of answer.applied) out(`${a.ref} ${a.action}`);
+  if (format !== undefined) {
+    printDocument(format, {
+      version: answer.version,
+      applied: answer.applied.map((a) => ({ ref: a.ref, ...refParts(a.ref), action: a.action })),
+      warnings: [...answer.warnings],
+    });
+  } else {
+    for (const a of answer.applied) out(`${a.ref} ${a.action}`);
+  }
   return 0;
 }

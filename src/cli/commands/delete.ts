@@ -8,14 +8,17 @@ import { resolveKind } from '../../control-plane-server/kinds.ts';
 import { RESOURCES_PATH } from '../../control-plane/protocol.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
+import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 
 export const deleteHelp = `Usage: meshlet delete <kind> <name> [-n <ns>] [options]
 
 Deletes a resource that was created with 'meshlet apply' (an admin token is needed).
 Kinds are case-insensitive; short names: vs, dr, se, we, pa, ra, ap.
+Exits 1 when the resource does not exist or the control plane refuses, 2 on a usage mistake.
 
 Options:
   -n, --namespace <ns>             the resource's namespace (default: default)
+${OUTPUT_HELP}
 ${CLIENT_HELP}
 `;
 
@@ -24,18 +27,21 @@ export async function deleteCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { namespace: { type: 'string', short: 'n' }, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS },
+    options: { namespace: { type: 'string', short: 'n' }, ...OUTPUT_OPTION, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS },
   });
   if (values.help === true) {
     out(deleteHelp);
     return 0;
   }
+  const format = outputFormat(values.output);
   if (positionals.length !== 2) throw new UsageError('meshlet delete: give <kind> <name>');
   const [kindText, name] = positionals as [string, string];
   const kind = resolveKind(kindText);
   if (kind === undefined) throw new UsageError(`meshlet delete: unknown kind "${kindText}"`);
   const ns = values.namespace ?? 'default';
-  await call(clientTarget(values), 'DELETE', `${RESOURCES_PATH}/${kind}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`);
-  out(`${kind} ${ns}/${name} deleted`);
+  const answer = (await call(clientTarget(values), 'DELETE', `${RESOURCES_PATH}/${kind}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`)) as { version: string };
+  const ref = `${kind} ${ns}/${name}`;
+  if (format !== undefined) printDocument(format, { version: answer.version, deleted: { ref, kind, namespace: ns, name } });
+  else out(`${ref} deleted`);
   return 0;
 }

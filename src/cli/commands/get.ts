@@ -4,23 +4,24 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { stringify } from 'yaml';
 import { resolveKind } from '../../control-plane-server/kinds.ts';
 import { RESOURCES_PATH, type WireResource } from '../../control-plane/protocol.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
+import { OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { table } from '../table.ts';
 
 export const getHelp = `Usage: meshlet get <kind> [name] [options]
 
 Lists the resources of a kind the control plane serves (from its files, etcd or 'apply'),
 or prints one. Kinds are case-insensitive; short names: vs, dr, se, we, pa, ra, ap.
-Needs an admin token.
+Needs an admin token. Exits 1 when a named resource does not exist or the control plane
+refuses, 2 on a usage mistake.
 
 Options:
   -n, --namespace <ns>             only this namespace (a list defaults to every namespace;
                                    one resource defaults to 'default')
-  -o, --output <yaml|json>         print the resources instead of a table
+  -o, --output <json|yaml>         print the resource, or a List of them, instead of a table
 ${CLIENT_HELP}
 `;
 
@@ -39,7 +40,7 @@ export async function getCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { namespace: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS },
+    options: { namespace: { type: 'string', short: 'n' }, ...OUTPUT_OPTION, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS },
   });
   if (values.help === true) {
     out(getHelp);
@@ -49,8 +50,7 @@ export async function getCommand(argv: string[]): Promise<number> {
   const [kindText, name] = positionals as [string, string | undefined];
   const kind = resolveKind(kindText);
   if (kind === undefined) throw new UsageError(`meshlet get: unknown kind "${kindText}"`);
-  const output = values.output;
-  if (output !== undefined && output !== 'yaml' && output !== 'json') throw new UsageError(`--output: expected yaml or json, got "${output}"`);
+  const format = outputFormat(values.output);
   const target = clientTarget(values);
   let resources: WireResource[];
   if (name !== undefined) {
@@ -61,10 +61,9 @@ export async function getCommand(argv: string[]): Promise<number> {
     if (values.namespace !== undefined) q.set('namespace', values.namespace);
     resources = ((await call(target, 'GET', `${RESOURCES_PATH}?${q}`)) as { resources: WireResource[] }).resources;
   }
-  if (output === 'json') {
-    out(JSON.stringify(name !== undefined ? resources[0] : { apiVersion: 'v1', kind: 'List', items: resources }, null, 2));
-  } else if (output === 'yaml') {
-    out(resources.map((r) => stringify(r).trimEnd()).join('\n---\n'));
+  if (format !== undefined) {
+    // Like kubectl: one resource as itself, a listing as a List (both can be applied again).
+    printDocument(format, name !== undefined ? resources[0] : { apiVersion: 'v1', kind: 'List', items: resources });
   } else if (resources.length === 0) {
     process.stderr.write(`No ${kind} resources found${values.namespace === undefined ? '' : ` in namespace ${values.namespace}`}.\n`);
   } else {

@@ -5,24 +5,26 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../../config/load-config.ts';
-import { systemClock, systemRandom } from '../../core/clock.ts';
-import { ClusterState } from '../../outbound/cluster-state.ts';
 import { compileSnapshot } from '../../routing/compile.ts';
 import { out, parseLabels, UsageError } from '../args.ts';
+import { loadInputs, refuseInvalidConfig } from '../input.ts';
+import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
+import { clusterPolicies, clusterView, virtualHostView } from '../views.ts';
 
-export const routesHelp = `Usage: meshlet routes <file or dir>... --service <name> [options]
+export const routesHelp = `Usage: meshlet routes <file, dir or ->... --service <name> [options]
 
 Prints the route table meshlet compiles for one workload: every virtual host (service port)
 it can call, the names it can use for it, each rule in order (match → destinations with
-weights, clusters and endpoint counts) and the policies that apply.
+weights, clusters and endpoint counts) and the policies that apply. '-' reads standard input.
+Exits 1 when the config has errors, 2 on a usage mistake.
 
 Options:
-  -s, --service <name>     the workload's service (required)
-  -n, --namespace <ns>     the workload's namespace (default: default)
-  -l, --labels <k=v,...>   the workload's labels (repeatable)
-      --host <host>        show only virtual hosts whose name contains this text
-      --locality <r/z/s>   the workload's locality (locality load balancing)
+  -s, --service <name>             the workload's service (required)
+  -n, --namespace <ns>             the workload's namespace (default: default)
+  -l, --labels <k=v,...>           the workload's labels (repeatable)
+      --host <host>                show only virtual hosts and clusters whose name contains this text
+      --locality <r/z/s>           the workload's locality (locality load balancing)
+${OUTPUT_HELP}
 `;
 
 /** Runs the command; returns the exit code. */
@@ -36,6 +38,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
       labels: { type: 'string', short: 'l', multiple: true },
       host: { type: 'string' },
       locality: { type: 'string' },
+      ...OUTPUT_OPTION,
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -43,23 +46,32 @@ export async function routesCommand(argv: string[]): Promise<number> {
     out(routesHelp);
     return 0;
   }
-  if (positionals.length === 0) throw new UsageError('meshlet routes: name at least one config file or directory');
+  const format = outputFormat(values.output);
+  if (positionals.length === 0) throw new UsageError('meshlet routes: name at least one config file or directory (or - for standard input)');
   if (values.service === undefined) throw new UsageError('meshlet routes: --service is required');
   const namespace = values.namespace ?? 'default';
   const labels = parseLabels(values.labels);
-  const { ok, issues, resources, findings } = await loadConfig(positionals, { defaultNamespace: namespace });
-  if (!ok) {
-    for (const i of issues.ofLevel('error')) process.stderr.write(`error   ${String(i)}\n`);
-    process.stderr.write('config has errors; run `meshlet validate` for the full report\n');
-    return 1;
-  }
-  // Findings are advisory (a mesh applies this config, as Istio does): say so, then show the routes.
+  const locality = values.locality ?? '';
+  const { ok, issues, resources, findings } = await loadInputs(positionals, { defaultNamespace: namespace });
+  if (!ok) return refuseInvalidConfig(issues.ofLevel('error'));
+  // Findings are advisory (a mesh applies this config, as Istio does): report them, then show the routes.
   for (const f of findings) process.stderr.write(`${f.level.padEnd(7)} ${f.code} ${String(f)}\n`);
   const snap = compileSnapshot(resources, { service: values.service, namespace, labels });
+  const shown = (name: string) => values.host === undefined || name.includes(values.host);
+  const vhosts = snap.routes.virtualHosts.filter((vh) => shown(vh.name));
+  const clusters = [...snap.clusters.values()].filter((c) => shown(c.name));
+  if (format !== undefined) {
+    printDocument(format, {
+      workload: { service: values.service, namespace, labels, locality },
+      configVersion: snap.version,
+      virtualHosts: vhosts.map(virtualHostView),
+      clusters: clusters.map((c) => clusterView(c, clusterPolicies(c, { labels, locality }))),
+    });
+    return 0;
+  }
   const labelText = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
   out(`Routes for ${values.service}.${namespace}${labelText ? ` {${labelText}}` : ''} (config version ${snap.version})`);
-  for (const vh of snap.routes.virtualHosts) {
-    if (values.host !== undefined && !vh.name.includes(values.host)) continue;
+  for (const vh of vhosts) {
     out();
     out(`${vh.name}${vh.virtualService ? `  (${vh.virtualService})` : '  (no VirtualService: default route)'}`);
     const short = vh.domains.filter((d) => !d.includes('.') || d.split('.').length <= 2);
@@ -67,18 +79,16 @@ export async function routesCommand(argv: string[]): Promise<number> {
     if (vh.routes.length === 0) out('  (no rule applies to this workload: requests get 404 NR)');
     for (const r of vh.routes) out(`  ${String(r).replace(/\n/g, '\n  ')}`);
   }
-  if (snap.clusters.size > 0) {
+  if (clusters.length > 0) {
     out();
     out('Clusters:');
-    for (const c of snap.clusters.values()) {
-      if (values.host !== undefined && !c.name.includes(values.host)) continue;
+    for (const c of clusters) {
       // The data plane's own per-cluster state prints the policies it would apply.
-      const state = new ClusterState(c, { clock: systemClock, random: systemRandom, locality: values.locality ?? '', labels, onOutlierEvent() {} });
+      const p = clusterPolicies(c, { labels, locality });
       out(`  ${c.name}: ${c.endpoints.map((e) => e.key).join(' ') || '(no endpoints)'}`);
-      out(`      lb: ${state.picker}`);
-      out(`      pool: ${state.limiter}; retries: ${state.budget}`);
-      if (state.detector !== undefined) out(`      ${state.detector}`);
-      void state.close();
+      out(`      lb: ${p.loadBalancer}`);
+      out(`      pool: ${p.connectionPool}; retries: ${p.retryBudget}`);
+      if (p.outlierDetection !== undefined) out(`      ${p.outlierDetection}`);
     }
   }
   return 0;

@@ -10,15 +10,19 @@ import { STATUS_PATH, type StatusDocument, type WorkloadStatus } from '../../con
 import { summaryLine } from '../../control-plane-server/status.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, callOne, clientTarget } from '../client.ts';
+import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { table } from '../table.ts';
 
 export const statusHelp = `Usage: meshlet status [options]
 
 Prints which config version each connected workload ACKed, source health and refused changes.
-Give several control planes (comma-separated) to merge the replicas' views.
+Give several control planes (comma-separated) to merge the replicas' views. Exits 1 when no
+control plane answered, 2 on a usage mistake.
 
 Options:
-      --json                       print the status documents as JSON
+${OUTPUT_HELP}
+      --json                       deprecated: use -o json (prints the old shape: one status
+                                   document, or a list of them for several control planes)
 ${CLIENT_HELP}
 `;
 
@@ -33,25 +37,34 @@ const pair = (sent: string | undefined, acked: string | undefined) => `${sent ??
 
 /** Runs the command; returns the exit code. */
 export async function statusCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...OUTPUT_OPTION, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS } });
   if (values.help === true) {
     out(statusHelp);
     return 0;
   }
+  const format = outputFormat(values.output);
+  if (values.json === true && format !== undefined) throw new UsageError('meshlet status: give -o json or the deprecated --json, not both');
   if (positionals.length > 0) throw new UsageError(`meshlet status: unexpected argument "${positionals[0]}"`);
   const target = clientTarget(values);
   const results = await Promise.allSettled(target.urls.map((u) => callOne(u, target.token, 'GET', STATUS_PATH) as Promise<StatusDocument>));
   const docs: { url: string; doc: StatusDocument }[] = [];
+  const unreachable: { url: string; error: string }[] = [];
   let failure: unknown;
   results.forEach((r, i) => {
     if (r.status === 'fulfilled') docs.push({ url: target.urls[i]!, doc: r.value });
     else {
       failure = r.reason;
+      unreachable.push({ url: target.urls[i]!, error: (r.reason as Error).message });
       if (target.urls.length > 1) process.stderr.write(`${target.urls[i]}: ${(r.reason as Error).message}\n`);
     }
   });
   if (docs.length === 0) throw failure;
+  if (format !== undefined) {
+    printDocument(format, { servers: docs.map(({ url, doc }) => ({ url, status: doc })), unreachable });
+    return 0;
+  }
   if (values.json === true) {
+    process.stderr.write('meshlet: --json is deprecated; use -o json\n');
     out(JSON.stringify(docs.length === 1 ? docs[0]!.doc : docs.map((d) => d.doc), null, 2));
     return 0;
   }

@@ -9,11 +9,13 @@ import { TokenAuthority } from '../../control-plane-server/auth.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { isMeshletError } from '../../core/errors.ts';
 import { out, UsageError } from '../args.ts';
+import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 
 export const tokenHelp = `Usage: meshlet token (--service <name> [--namespace <ns>] | --admin) [options]
 
 Prints a token signed with the control plane's key (<data-dir>/signing-key.jwk; created when absent).
 Workloads send it as MESHLET_TOKEN; admin tokens are for 'meshlet apply | get | delete'.
+With -o json|yaml: the token with its decoded header and claims. Exits 2 on a usage mistake.
 
 Options:
       --service <name>     the workload's service
@@ -21,6 +23,7 @@ Options:
       --admin              an admin token instead
       --ttl <duration>     lifetime, e.g. 24h, 30d (default 1 year)
       --data-dir <dir>     where the signing key is (default ./.meshlet)
+${OUTPUT_HELP}
 `;
 
 function parseTtl(text: string): number {
@@ -42,6 +45,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
       admin: { type: 'boolean' },
       ttl: { type: 'string' },
       'data-dir': { type: 'string' },
+      ...OUTPUT_OPTION,
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -49,6 +53,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
     out(tokenHelp);
     return 0;
   }
+  const format = outputFormat(values.output);
   if (positionals.length > 0) throw new UsageError(`meshlet token: unexpected argument "${positionals[0]}"`);
   const admin = values.admin === true;
   if (admin === (values.service !== undefined)) throw new UsageError('meshlet token: give either --service <name> or --admin');
@@ -63,6 +68,20 @@ export async function tokenCommand(argv: string[]): Promise<number> {
     if (isMeshletError(err, 'MESHLET_ERR_INVALID_ARG')) throw new UsageError(`meshlet ${err.message}`);
     throw err;
   }
-  out(token);
+  if (format === undefined) {
+    out(token);
+    return 0;
+  }
+  // A JWT is base64url(header).base64url(claims).signature; the token was just minted here.
+  const [header, claims] = token.split('.', 2).map((part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'))) as [Record<string, unknown>, { iat: number; exp: number }];
+  printDocument(format, {
+    token,
+    subject: 'admin' in subject ? { admin: true, service: null, namespace: null } : { admin: false, service: subject.service, namespace: subject.namespace },
+    issuedAt: new Date(claims.iat * 1000).toISOString(),
+    expiresAt: new Date(claims.exp * 1000).toISOString(),
+    keyId: auth.keyId,
+    header,
+    claims,
+  });
   return 0;
 }

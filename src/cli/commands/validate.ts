@@ -1,24 +1,27 @@
 /**
- * `meshlet validate <files or dirs...>`: prints every error, warning and analysis finding;
+ * `meshlet validate <files, dirs or ->`: prints every error, warning and analysis finding;
  * exits 1 when there are errors.
  *
  * @module
  */
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../../config/load-config.ts';
 import type { ConfigIssue } from '../../config/issues.ts';
 import { out, UsageError } from '../args.ts';
+import { loadInputs } from '../input.ts';
+import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 
-export const validateHelp = `Usage: meshlet validate <file or dir>... [options]
+export const validateHelp = `Usage: meshlet validate <file, dir or ->... [options]
 
 Validates Istio resources (VirtualService, DestinationRule, ServiceEntry, WorkloadEntry,
 PeerAuthentication, RequestAuthentication, AuthorizationPolicy, Telemetry) and analyses them
-like 'istioctl analyze'. Prints every problem; exits 1 if any is an error.
+like 'istioctl analyze'. '-' reads standard input (issues name it <stdin>).
+Prints every problem; exits 1 if any is an error, 2 on a usage mistake.
 
 Options:
-  -n, --namespace <ns>   namespace for resources without one (default: default)
-      --json             print the issues as JSON
-  -q, --quiet            print errors only
+  -n, --namespace <ns>             namespace for resources without one (default: default)
+${OUTPUT_HELP}
+      --json                       deprecated: use -o json
+  -q, --quiet                      print errors only
 `;
 
 function line(i: ConfigIssue): string {
@@ -27,25 +30,50 @@ function line(i: ConfigIssue): string {
   return `${level} ${code}${String(i)}`;
 }
 
+/** One issue in the machine output: every field present (null when unknown). */
+export function issueDocument(i: ConfigIssue) {
+  return {
+    level: i.level,
+    code: i.code,
+    file: i.file ?? null,
+    line: i.line ?? null,
+    resource: i.resource ?? null,
+    path: i.path,
+    message: i.message,
+    text: String(i),
+  };
+}
+
 /** Runs the command; returns the exit code. */
 export async function validateCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { namespace: { type: 'string', short: 'n' }, json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } },
+    options: { namespace: { type: 'string', short: 'n' }, ...OUTPUT_OPTION, json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help === true) {
     out(validateHelp);
     return 0;
   }
-  if (positionals.length === 0) throw new UsageError('meshlet validate: name at least one file or directory');
-  const { issues, resources } = await loadConfig(positionals, { defaultNamespace: values.namespace });
-  const shown = values.quiet === true ? issues.ofLevel('error') : issues.all;
+  let format = outputFormat(values.output);
   if (values.json === true) {
-    out(JSON.stringify({ resources: resources.length, issues: shown.map((i) => ({ ...i, text: String(i) })) }, null, 2));
+    if (format !== undefined && format !== 'json') throw new UsageError('meshlet validate: --json and -o yaml contradict each other');
+    process.stderr.write('meshlet: --json is deprecated; use -o json\n');
+    format = 'json';
+  }
+  if (positionals.length === 0) throw new UsageError('meshlet validate: name at least one file or directory (or - for standard input)');
+  const { issues, resources } = await loadInputs(positionals, { defaultNamespace: values.namespace });
+  const shown = values.quiet === true ? issues.ofLevel('error') : issues.all;
+  const n = (l: 'error' | 'warning' | 'info') => issues.ofLevel(l).length;
+  if (format !== undefined) {
+    printDocument(format, {
+      ok: !issues.hasErrors,
+      resources: resources.length,
+      summary: { errors: n('error'), warnings: n('warning'), infos: n('info') },
+      issues: shown.map(issueDocument),
+    });
   } else {
     for (const i of shown) out(line(i));
-    const n = (l: 'error' | 'warning' | 'info') => issues.ofLevel(l).length;
     out(`${n('error')} error(s), ${n('warning')} warning(s), ${n('info')} info(s); ${resources.length} valid resource(s)`);
   }
   return issues.hasErrors ? 1 : 0;

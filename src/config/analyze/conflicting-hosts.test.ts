@@ -62,6 +62,7 @@ describe('MESHLET0101 conflicting mesh VirtualService hosts', () => {
       yaml: config(vs('reviews', { created: '2025-06-01T00:00:00Z' }), vs('reviews-old', { created: '2025-01-01T00:00:00Z' })),
       expect: [
         'warning VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-old (first wins; this one is ignored for that host)',
+        'warning VirtualService default/reviews-old spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews, which is ignored for that host (first wins: this one)',
       ],
     },
     {
@@ -69,6 +70,7 @@ describe('MESHLET0101 conflicting mesh VirtualService hosts', () => {
       yaml: config(vs('reviews'), vs('reviews-canary', { hosts: '[ratings, reviews.default.svc.cluster.local]' })),
       expect: [
         'warning VirtualService default/reviews-canary spec.hosts[1]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (first wins; this one is ignored for that host)',
+        'warning VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-canary, which is ignored for that host (first wins: this one)',
       ],
     },
     {
@@ -76,6 +78,7 @@ describe('MESHLET0101 conflicting mesh VirtualService hosts', () => {
       yaml: config(vs('reviews'), vs('reviews-mesh', { extra: '\n  gateways: [mesh]' })),
       expect: [
         'warning VirtualService default/reviews-mesh spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (first wins; this one is ignored for that host)',
+        'warning VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-mesh, which is ignored for that host (first wins: this one)',
       ],
     },
     {
@@ -86,6 +89,17 @@ describe('MESHLET0101 conflicting mesh VirtualService hosts', () => {
       ),
       expect: [
         'warning VirtualService frontend/reviews-frontend spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (first wins; this one is ignored for that host in namespace frontend)',
+        'warning VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService frontend/reviews-frontend, which is ignored for that host in namespace frontend (first wins: this one)',
+      ],
+    },
+    {
+      name: 'three claims: the oldest is told about both later ones, each later one names the oldest',
+      yaml: config(vs('reviews'), vs('reviews-b', { hosts: '[ratings, reviews]' }), vs('reviews-c')),
+      expect: [
+        'warning VirtualService default/reviews-b spec.hosts[1]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (first wins; this one is ignored for that host)',
+        'warning VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-b, which is ignored for that host (first wins: this one)',
+        'warning VirtualService default/reviews-c spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (first wins; this one is ignored for that host)',
+        'warning VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-c, which is ignored for that host (first wins: this one)',
       ],
     },
     {

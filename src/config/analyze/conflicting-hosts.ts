@@ -1,7 +1,9 @@
 /**
  * Two mesh VirtualServices claiming one host (`MESHLET0101`). Istio's analyzer reports this
- * as `IST0109` (undefined behaviour); meshlet's route compiler is deterministic: the oldest
- * VirtualService wins the host, and the later one is ignored for it wherever both are visible.
+ * as `IST0109` (undefined behaviour) on every VirtualService involved; meshlet's route compiler
+ * is deterministic: the oldest VirtualService wins the host, and the later one is ignored for
+ * it wherever both are visible. Both are told, each naming the other and which one wins, so a
+ * change to either (`meshlet apply` of the newer or of the older one) carries the warning.
  *
  * @module
  */
@@ -24,7 +26,8 @@ function where(overlap: ExportScope): string {
 /**
  * `MESHLET0101`: a VirtualService bound to the mesh claims a host (after short-name
  * resolution) that an older mesh VirtualService visible to some of the same namespaces
- * already claims. Reported on the later one, at the host entry; the message names the winner.
+ * already claims. Reported on the later one, at the host entry, naming the winner; and on the
+ * winner, at its host entry, naming the one it shadows.
  */
 export const conflictingHostsAnalyzer: Analyzer = {
   name: 'virtualservice.conflicting-hosts',
@@ -43,12 +46,20 @@ export const conflictingHostsAnalyzer: Analyzer = {
         for (const c of earlier) {
           const overlap = scopeOverlap(c.scope, scope);
           if (scopeIsEmpty(overlap)) continue;
-          const name = c.vs.ref.replace(/^VirtualService /, '');
+          const winner = c.vs.ref.replace(/^VirtualService /, '');
+          const loser = vs.ref.replace(/^VirtualService /, '');
           issues.at(
             vs,
             ['spec', 'hosts', index],
             'warning',
-            `host ${host} is also claimed by VirtualService ${name} (first wins; this one is ignored for that host${where(overlap)})`,
+            `host ${host} is also claimed by VirtualService ${winner} (first wins; this one is ignored for that host${where(overlap)})`,
+            'MESHLET0101',
+          );
+          issues.at(
+            c.vs,
+            ['spec', 'hosts', c.index],
+            'warning',
+            `host ${host} is also claimed by VirtualService ${loser}, which is ignored for that host${where(overlap)} (first wins: this one)`,
             'MESHLET0101',
           );
           break;

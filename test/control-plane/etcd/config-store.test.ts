@@ -104,6 +104,23 @@ describe('EtcdConfigStore: replicas sharing one etcd', { skip: skipWithout('etcd
     assert.notEqual(fromB.version, res.version);
   });
 
+  it('an apply that makes two VirtualServices claim one host warns on either side, naming both and the winner', async () => {
+    const canary: WireResource = { ...route('v2'), metadata: { name: 'reviews-canary', namespace: 'default' } };
+    const loses = await a.store.apply([canary], 'canary');
+    assert.deepEqual(
+      loses.warnings.map((w) => w.replace(/^.*?VirtualService default\//, 'VirtualService default/')),
+      ['VirtualService default/reviews-canary: spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (first wins; this one is ignored for that host)'],
+    );
+    const wins = await a.store.apply([route('v2')], 'older one changed');
+    assert.deepEqual(wins.applied, [{ ref: 'VirtualService default/reviews', action: 'configured' }]);
+    assert.deepEqual(
+      wins.warnings.map((w) => w.replace(/^.*?VirtualService default\//, 'VirtualService default/')),
+      ['VirtualService default/reviews: spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-canary, which is ignored for that host (first wins: this one)'],
+    );
+    assert.equal((await a.store.delete('VirtualService', 'default', 'reviews-canary', 'cleanup')).deleted, true);
+    await a.store.apply([route('v1')], 'back to v1');
+  });
+
   it('rejects an invalid apply with every issue and writes nothing', async () => {
     const before = a.store.current().version;
     await assert.rejects(a.store.apply([route('v9')], 'bad apply'), (err: unknown) => {

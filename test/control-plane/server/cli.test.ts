@@ -3,6 +3,8 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { closedPipe } from '../../cli/helpers.ts';
 import { api, reviewsVs, SERVICES_YAML, tempDir, until, watch } from './helpers.ts';
 
 const MAIN = new URL('../../../src/cli/main.ts', import.meta.url).pathname;
@@ -14,16 +16,32 @@ let url = '';
 let serverOut = '';
 let serverErr = '';
 
-function meshlet(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, MESHLET_CONTROL_PLANE: '', MESHLET_TOKEN: '', ...env } });
+function meshlet(args: string[], env: Record<string, string> = {}, input = '') {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', input, env: { ...process.env, MESHLET_CONTROL_PLANE: '', MESHLET_TOKEN: '', ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A VirtualService for `shadow.example.com` (no service needed) routing to ratings. */
+function shadowVs(name: string, timeout = '1s'): string {
+  return `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ${name}}
+spec:
+  hosts: [shadow.example.com]
+  http:
+  - timeout: ${timeout}
+    route:
+    - destination: {host: ratings}
+`;
 }
 
 before(async () => {
   mkdirSync(configDir);
   writeFileSync(join(configDir, 'services.yaml'), SERVICES_YAML);
   writeFileSync(join(configDir, 'reviews.yaml'), reviewsVs('1s'));
-  server = spawn(process.execPath, [MAIN, 'control-plane', '--config', configDir, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // --analysis blocking: the apply tests below show a whole-config refusal with an analysis error
+  // (advisory, the default, is covered by findings.test.ts).
+  server = spawn(process.execPath, [MAIN, 'control-plane', '--config', configDir, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--analysis', 'blocking'], { stdio: ['ignore', 'pipe', 'pipe'] });
   server.stdout!.setEncoding('utf8').on('data', (d: string) => {
     serverOut += d;
   });
@@ -77,14 +95,87 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.ok(existsSync(join(configDir, 'applied', 'DestinationRule.default.ratings.yaml')));
   });
 
+  it('apply -f - reads standard input; -o json|yaml prints what was created, changed or unchanged, field by field', () => {
+    const dr = 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: details}\nspec: {host: ratings, subsets: [{name: v1, labels: {version: v1}}]}\n';
+    const r = meshlet(['apply', '-f', '-', '-n', 'default', '-o', 'json'], env(), dr);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.match(doc.version, /^[0-9a-f]{12}$/);
+    assert.deepEqual(doc.applied, [{ ref: 'DestinationRule default/details', kind: 'DestinationRule', namespace: 'default', name: 'details', action: 'created' }]);
+    assert.deepEqual(doc.warnings, []);
+    const again = parse(meshlet(['apply', '-f', '-', '-o', 'yaml'], env(), dr).stdout);
+    assert.equal(again.applied[0].action, 'unchanged');
+    assert.equal(again.version, doc.version);
+    const changed = JSON.parse(meshlet(['apply', '-f', '-', '-o', 'json'], env(), dr.replace('version: v1', 'version: v2')).stdout);
+    assert.equal(changed.applied[0].action, 'configured');
+    assert.notEqual(changed.version, doc.version);
+    // Mistakes found before sending name <stdin> and the line; nothing reaches the server.
+    const bad = meshlet(['apply', '-f', '-'], env(), shadowVs('bad-stdin', 'soon'));
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^error: <stdin>: VirtualService default\/bad-stdin: spec\.http\[0\]\.timeout: invalid duration "soon".*\(line 7\)$/m);
+    assert.match(bad.stderr, /nothing was sent/);
+    assert.equal(meshlet(['get', 'vs', 'bad-stdin'], env()).code, 1);
+    const broken = meshlet(['apply', '-f', '-'], env(), 'kind: [\n');
+    assert.equal(broken.code, 1);
+    assert.match(broken.stderr, /<stdin>: invalid YAML: .*\(line \d+\)/);
+  });
+
+  it('apply of a VirtualService shadowing another for its host: a warning naming both and the winner, either way round', () => {
+    const first = meshlet(['apply', '-f', '-'], env(), shadowVs('shadow-old'));
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, 'VirtualService default/shadow-old created\n');
+    assert.equal(first.stderr, '');
+    // The newer one is ignored for the host: its apply says so.
+    const second = meshlet(['apply', '-f', '-', '-o', 'json'], env(), shadowVs('shadow-new'));
+    assert.equal(second.code, 0, second.stderr);
+    const loses = 'VirtualService default/shadow-new: spec.hosts[0]: host shadow.example.com is also claimed by VirtualService default/shadow-old (first wins; this one is ignored for that host)';
+    const doc = JSON.parse(second.stdout);
+    assert.equal(doc.applied[0].action, 'created');
+    assert.equal(doc.warnings.length, 1, JSON.stringify(doc.warnings));
+    assert.ok(doc.warnings[0].endsWith(loses), doc.warnings[0]);
+    assert.match(second.stderr, new RegExp(`^Warning: .*${loses.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+    // Changing the older one (it keeps its creation time) says it wins over the newer one.
+    const third = meshlet(['apply', '-f', '-'], env(), shadowVs('shadow-old', '2s'));
+    assert.equal(third.code, 0, third.stderr);
+    assert.equal(third.stdout, 'VirtualService default/shadow-old configured\n');
+    assert.match(third.stderr, /^Warning: .*VirtualService default\/shadow-old: spec\.hosts\[0\]: host shadow\.example\.com is also claimed by VirtualService default\/shadow-new, which is ignored for that host \(first wins: this one\)$/m);
+    // delete -o json: what was deleted; the conflict is gone with it.
+    const del = meshlet(['delete', 'vs', 'shadow-new', '-o', 'json'], env());
+    assert.equal(del.code, 0, del.stderr);
+    const d = JSON.parse(del.stdout);
+    assert.match(d.version, /^[0-9a-f]{12}$/);
+    assert.deepEqual(d.deleted, { ref: 'VirtualService default/shadow-new', kind: 'VirtualService', namespace: 'default', name: 'shadow-new' });
+    const after = meshlet(['apply', '-f', '-'], env(), shadowVs('shadow-old', '3s'));
+    assert.equal(after.stderr, '');
+    assert.equal(meshlet(['delete', 'vs', 'shadow-old'], env()).code, 0);
+    assert.equal(meshlet(['delete', 'dr', 'details', '-o', 'yaml'], env()).code, 0);
+  });
+
+  it('apply: usage mistakes exit 2, an unreachable control plane 1', () => {
+    assert.equal(meshlet(['apply'], env()).code, 2);
+    assert.equal(meshlet(['apply', '-f', '-', '-o', 'wide'], env(), shadowVs('x')).code, 2);
+    assert.equal(meshlet(['apply', '-f', '-'], env(), '').code, 2);
+    const down = meshlet(['apply', '-f', '-', '--control-plane', 'http://127.0.0.1:1'], env(), shadowVs('x'));
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /cannot reach the control plane/);
+  });
+
   it('apply of invalid config exits 1 with the server message and issues, no stack trace', () => {
+    // A resource that is wrong on its own is refused before sending, naming the file and line.
     const file = join(t.dir, 'bad.yaml');
     writeFileSync(file, reviewsVs('soon', 'bad'));
     const r = meshlet(['apply', '-f', file], env());
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /configuration rejected/);
-    assert.match(r.stderr, /VirtualService default\/bad: spec\.http\[0\]\.timeout: invalid duration "soon"/);
+    assert.match(r.stderr, /configuration rejected before sending/);
+    assert.match(r.stderr, /bad\.yaml: VirtualService default\/bad: spec\.http\[0\]\.timeout: invalid duration "soon".*\(line 7\)/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
+    // One that is wrong in the whole config (a subset no DestinationRule defines) is the server's refusal.
+    writeFileSync(file, reviewsVs('1s', 'bad').replace('{host: reviews}', '{host: reviews, subset: v9}'));
+    const server = meshlet(['apply', '-f', file], env());
+    assert.equal(server.code, 1);
+    assert.match(server.stderr, /^meshlet: configuration rejected, 1 error\(s\):/);
+    assert.match(server.stderr, /VirtualService default\/bad: spec\.http\[0\]\.route\[0\]\.destination\.subset: referenced subset "v9" of host reviews\.default\.svc\.cluster\.local is not defined by any DestinationRule/);
+    assert.doesNotMatch(server.stderr, /\n\s+at /);
     const conflict = meshlet(['apply', '-f', join(configDir, 'reviews.yaml')], env());
     assert.equal(conflict.code, 1);
     assert.match(conflict.stderr, /defined in .*reviews\.yaml/);
@@ -99,10 +190,24 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.match(yaml.stdout, /kind: VirtualService\n/);
     const json = JSON.parse(meshlet(['get', 'virtualservices', 'reviews', '-n', 'default', '-o', 'json'], env()).stdout);
     assert.equal(json.spec.http[0].timeout, '1s');
+    // A listing is a List in both formats (kubectl's shape; it can be applied again).
+    const vsList = parse(meshlet(['get', 'vs', '-o', 'yaml'], env()).stdout);
+    assert.equal(vsList.kind, 'List');
+    assert.deepEqual(
+      vsList.items.map((r: { kind: string; metadata: { name: string } }) => `${r.kind} ${r.metadata.name}`),
+      ['VirtualService reviews'],
+    );
+    assert.deepEqual(JSON.parse(meshlet(['get', 'vs', '-o', 'json'], env()).stdout), vsList);
     const missing = meshlet(['get', 'vs', 'nope'], env());
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /VirtualService default\/nope not found/);
     assert.equal(meshlet(['get', 'gateway'], env()).code, 2);
+  });
+
+  it('get -o yaml | head: the reader closing early ends the CLI quietly with 141', async () => {
+    const r = await closedPipe(['get', 'vs', '-o', 'yaml'], { env: { MESHLET_CONTROL_PLANE: url, MESHLET_TOKEN: admin } });
+    assert.equal(r.code, 141, r.stderr);
+    assert.equal(r.stderr, '');
   });
 
   it('delete removes an applied resource', () => {
@@ -125,11 +230,28 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.match(r.stdout, new RegExp(`default\\s+reviews\\s+${hello.data.connection}`));
     assert.match(r.stdout, new RegExp(`${cfg.data.version}/${cfg.data.version}`));
     assert.match(r.stdout, /\(healthy\)/);
-    assert.match(r.stdout, /Refused changes[\s\S]*invalid duration "soon"/);
+    assert.match(r.stdout, /Refused changes[\s\S]*referenced subset "v9"/);
     // Two URLs of the same replica merge into one view.
     const merged = meshlet(['status', '--control-plane', `${url},${url}`], env());
     assert.match(merged.stdout, /2\/2 workloads at config version/);
     stream.close();
+    // -o json: every answering server with its status document, and the ones that did not answer.
+    const json = meshlet(['status', '-o', 'json', '--control-plane', `${url},http://127.0.0.1:1`], env());
+    assert.equal(json.code, 0, json.stderr);
+    const doc = JSON.parse(json.stdout);
+    assert.equal(doc.servers.length, 1);
+    assert.equal(doc.servers[0].url, url);
+    assert.equal(doc.servers[0].status.configVersion, cfg.data.version);
+    assert.equal(doc.servers[0].status.source.healthy, true);
+    assert.ok(doc.servers[0].status.workloads.some((w: { connection: string }) => w.connection === hello.data.connection));
+    assert.equal(doc.unreachable.length, 1);
+    assert.equal(doc.unreachable[0].url, 'http://127.0.0.1:1');
+    assert.match(doc.unreachable[0].error, /cannot reach the control plane/);
+    // --json (deprecated) keeps its old shape: the status document itself.
+    const legacy = meshlet(['status', '--json'], env());
+    assert.equal(JSON.parse(legacy.stdout).configVersion, cfg.data.version);
+    assert.match(legacy.stderr, /--json is deprecated/);
+    assert.equal(meshlet(['status', '--json', '-o', 'json'], env()).code, 2);
     const noToken = meshlet(['status'], { MESHLET_CONTROL_PLANE: url });
     assert.equal(noToken.code, 1);
     assert.match(noToken.stderr, /no token/);

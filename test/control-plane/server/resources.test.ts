@@ -65,6 +65,27 @@ describe('/v1/resources', () => {
     assert.ok(two.body.warnings.some((w: string) => /AuthorizationPolicy default\/all: spec\.selector: selector has no matchLabels/.test(w)), JSON.stringify(two.body.warnings));
   });
 
+  it('a VirtualService claiming a host another one has: the answer warns, naming both and which wins, whichever is applied', async () => {
+    const vs = (name: string, timeout: string) => ({ apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name, namespace: 'default' }, spec: { hosts: ['ratings'], http: [{ timeout, route: [{ destination: { host: 'ratings' } }] }] } });
+    // ratings-vs (applied above) is older: the canary is ignored for ratings.
+    const canary = await api(s.url, 'POST', '/v1/resources', { token: s.admin, body: vs('ratings-canary', '1s') });
+    assert.equal(canary.status, 200, JSON.stringify(canary.body));
+    assert.deepEqual(canary.body.warnings, [
+      '<apply>[0]: VirtualService default/ratings-canary: spec.hosts[0]: host ratings.default.svc.cluster.local is also claimed by VirtualService default/ratings-vs (first wins; this one is ignored for that host)',
+    ]);
+    // Changing the older one: its answer says it wins over the canary.
+    const older = await api(s.url, 'POST', '/v1/resources', { token: s.admin, body: vs('ratings-vs', '2s') });
+    assert.equal(older.status, 200, JSON.stringify(older.body));
+    assert.deepEqual(older.body.applied, [{ ref: 'VirtualService default/ratings-vs', action: 'configured' }]);
+    assert.deepEqual(older.body.warnings, [
+      '<apply>[0]: VirtualService default/ratings-vs: spec.hosts[0]: host ratings.default.svc.cluster.local is also claimed by VirtualService default/ratings-canary, which is ignored for that host (first wins: this one)',
+    ]);
+    // An unrelated apply carries neither warning.
+    const other = await post(RATINGS_DR);
+    assert.deepEqual(other.body.warnings, []);
+    assert.equal((await api(s.url, 'DELETE', '/v1/resources/VirtualService/default/ratings-canary', { token: s.admin })).status, 200);
+  });
+
   it('refuses an invalid apply with 400 INVALID and every issue; nothing changes', async () => {
     const version = s.cp.status().configVersion;
     const r = await post(`${reviewsVs('soon', 'bad-vs')}---\n${RATINGS_DR.replace('host: ratings', 'host: nowhere')}`);

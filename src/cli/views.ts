@@ -1,0 +1,121 @@
+/**
+ * The machine-readable views `meshlet routes -o json` and `meshlet explain -o json` print of
+ * compiled routes, virtual hosts and clusters: plain data, every field present (null when it
+ * does not apply), so scripts can rely on the shape documented in docs/cli.md.
+ *
+ * @module
+ */
+import { systemClock, systemRandom } from '../core/clock.ts';
+import { ClusterState } from '../outbound/cluster-state.ts';
+import type { CompiledRoute, Cluster, RouteTarget, VirtualHost } from '../routing/route-table.ts';
+import { describeRoute } from '../routing/route-table.ts';
+import { retryToString } from '../routing/route-policy.ts';
+
+const percentOf = (weight: number, total: number): number => (total === 0 ? 100 : Math.round((10000 * weight) / total) / 100);
+
+/** One weighted destination of a rule. */
+export function destinationView(t: RouteTarget, total: number) {
+  return {
+    host: t.host,
+    port: t.port,
+    subset: t.subset ?? null,
+    weight: t.weight,
+    percent: percentOf(t.weight, total),
+    cluster: t.cluster?.name ?? null,
+    /** Why the cluster does not exist (the request would get 503 NC). */
+    missing: t.missing ?? null,
+  };
+}
+
+/** One compiled HTTP rule with its policies. */
+export function routeView(r: CompiledRoute) {
+  const total = r.cumulativeWeights[r.cumulativeWeights.length - 1] ?? 0;
+  const f = r.fault;
+  const forward = r.action === 'forward';
+  return {
+    name: r.name,
+    virtualService: r.virtualService ?? null,
+    /** Index of the rule in the VirtualService's `spec.http` (null for the default route). */
+    index: r.virtualService === undefined ? null : r.index,
+    /** The match blocks (ORed), one text each; empty: every request. */
+    match: r.matchers.map(String),
+    action: r.action,
+    destinations: r.targets.map((t) => destinationView(t, total)),
+    timeoutMs: r.timeoutMs ?? null,
+    retries: forward
+      ? {
+          attempts: r.retry.attempts,
+          perTryTimeoutMs: r.retry.perTryTimeoutMs ?? null,
+          retryOn: [...r.retry.retryOn],
+          retriableStatusCodes: [...r.retry.retriableStatusCodes],
+          istioDefault: r.retry.isDefault,
+          text: retryToString(r.retry),
+        }
+      : null,
+    fault:
+      f === undefined
+        ? null
+        : {
+            delay: f.delayMs === undefined ? null : { fixedDelayMs: f.delayMs, percent: f.delayFraction * 100 },
+            abort: f.abortHttpStatus === undefined && f.abortGrpcStatus === undefined ? null : { httpStatus: f.abortHttpStatus ?? null, grpcStatus: f.abortGrpcStatus ?? null, percent: f.abortFraction * 100 },
+          },
+    mirrors: r.mirrors.map((m) => ({ host: m.target.host, port: m.target.port, subset: m.target.subset ?? null, percent: m.fraction * 100, cluster: m.target.cluster?.name ?? null })),
+    redirect: r.redirect === undefined ? null : { ...r.redirect },
+    directResponse: r.directResponse === undefined ? null : { status: r.directResponse.status, body: r.directResponse.body?.toString('utf8') ?? null },
+    /** The rule as `meshlet routes` prints it. */
+    text: describeRoute(r),
+  };
+}
+
+/** A virtual host: a service port (or a VirtualService-only host) and its rules in order. */
+export function virtualHostView(vh: VirtualHost) {
+  return {
+    name: vh.name,
+    host: vh.host,
+    port: vh.port ?? null,
+    virtualService: vh.virtualService ?? null,
+    domains: [...vh.domains],
+    routes: vh.routes.map(routeView),
+  };
+}
+
+/** The policies the data plane applies to a cluster, as its per-cluster state prints them. */
+export interface ClusterPolicies {
+  readonly loadBalancer: string;
+  readonly connectionPool: string;
+  readonly retryBudget: string;
+  /** Absent when the cluster has no outlier detection. */
+  readonly outlierDetection: string | undefined;
+}
+
+/**
+ * The policies of a cluster, printed by the same per-cluster state a mesh builds on its first
+ * call (made here and closed at once: it opens nothing).
+ */
+export function clusterPolicies(c: Cluster, workload: { readonly labels: Readonly<Record<string, string>>; readonly locality: string }): ClusterPolicies {
+  const state = new ClusterState(c, { clock: systemClock, random: systemRandom, locality: workload.locality, labels: workload.labels, onOutlierEvent() {} });
+  try {
+    return { loadBalancer: String(state.picker), connectionPool: String(state.limiter), retryBudget: String(state.budget), outlierDetection: state.detector?.toString() };
+  } finally {
+    void state.close();
+  }
+}
+
+/** A cluster: its endpoints and the policies the data plane applies to it. */
+export function clusterView(c: Cluster, state: ClusterPolicies) {
+  return {
+    name: c.name,
+    host: c.host,
+    port: c.port,
+    subset: c.subset ?? null,
+    protocol: c.protocol,
+    destinationRules: c.destinationRule?.rules.map((r) => r.ref) ?? [],
+    /** The effective DestinationRule traffic policy (top level, port and subset merged), in Istio's fields. */
+    trafficPolicy: c.policy,
+    loadBalancer: state.loadBalancer,
+    connectionPool: state.connectionPool,
+    retryBudget: state.retryBudget,
+    outlierDetection: state.outlierDetection ?? null,
+    endpoints: c.endpoints.map((e) => ({ endpoint: e.key, address: e.address, port: e.port, labels: { ...e.labels }, locality: e.locality, weight: e.weight })),
+  };
+}

@@ -1,0 +1,264 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { BOOKINFO, DEMO_MESH, meshlet, meshletAsync } from './helpers.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'meshlet-cli-explain-'));
+const servers: Server[] = [];
+let connections = 0;
+let requests = 0;
+let config = '';
+
+/** A service on two real local servers (v1, v2), with every policy a rule and a cluster can have. */
+function apiConfig(v1: number, v2: number): string {
+  return `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api}
+spec:
+  hosts: [api.internal]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints:
+  - {address: 127.0.0.1, ports: {http: ${v1}}, labels: {version: v1}}
+  - {address: 127.0.0.1, ports: {http: ${v2}}, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api}
+spec:
+  host: api.internal
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    connectionPool: {http: {http1MaxPendingRequests: 10}}
+    outlierDetection: {consecutive5xxErrors: 3, interval: 5s, baseEjectionTime: 15s}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api}
+spec:
+  hosts: [api.internal]
+  http:
+  - name: only-admins
+    match: [{uri: {prefix: /admin}, headers: {x-admin: {exact: "yes"}}}]
+    directResponse: {status: 403}
+  - name: writes
+    match: [{method: {exact: POST}}]
+    timeout: 2s
+    retries: {attempts: 3, perTryTimeout: 500ms, retryOn: 5xx}
+    mirror: {host: api.internal, subset: v2}
+    mirrorPercentage: {value: 25}
+    route: [{destination: {host: api.internal, subset: v1}}]
+  - name: reads
+    match: [{uri: {prefix: /items}}]
+    route:
+    - {destination: {host: api.internal, subset: v1}, weight: 90}
+    - {destination: {host: api.internal, subset: v2}, weight: 10}
+`;
+}
+
+before(async () => {
+  const ports: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const s = createServer((_req, res) => {
+      requests++;
+      res.end('sent!');
+    });
+    s.on('connection', () => {
+      connections++;
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    servers.push(s);
+    ports.push((s.address() as AddressInfo).port);
+  }
+  config = join(dir, 'api.yaml');
+  writeFileSync(config, apiConfig(ports[0]!, ports[1]!));
+});
+after(async () => {
+  for (const s of servers) await new Promise((r) => s.close(r));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const bookinfo = (...extra: string[]) => ['explain', BOOKINFO, '--service', 'productpage', '-l', 'version=v1', ...extra];
+
+describe('meshlet explain', () => {
+  it('a header route (Bookinfo): jason matches the first rule and goes to v2', () => {
+    const r = meshlet(bookinfo('-H', 'end-user: jason', 'http://reviews:9080/reviews/1'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Request: +GET http:\/\/reviews:9080\/reviews\/1\n +end-user: jason\n/);
+    assert.match(r.stdout, /^Outcome: +routed$/m);
+    assert.match(r.stdout, /^Virtual host: +reviews\.default\.svc\.cluster\.local:9080 \(VirtualService default\/reviews\)$/m);
+    assert.doesNotMatch(r.stdout, /Not matched/);
+    assert.match(r.stdout, /^Matched rule: +reviews\.0 \(VirtualService default\/reviews, spec\.http\[0\]\): header end-user exact "jason"$/m);
+    assert.match(r.stdout, /^ {2}reviews\.default\.svc\.cluster\.local:9080 subset v2 {2}100% {2}outbound\|9080\|v2\|reviews\.default\.svc\.cluster\.local$/m);
+    assert.match(r.stdout, /^ {6}127\.0\.0\.1:19082 {2}app=reviews,version=v2,topology.istio.io\/cluster=Kubernetes$/m);
+    assert.doesNotMatch(r.stdout, /19081|19083/);
+  });
+
+  it('anyone else: the header rule is named as not matched, the catch-all splits 80/20', () => {
+    const r = meshlet(bookinfo('-H', 'end-user: bob', 'http://reviews:9080/reviews/1'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Not matched: +reviews\.0: header end-user exact "jason" \(the request meets no match block of this rule\)$/m);
+    assert.match(r.stdout, /^Matched rule: +reviews\.1 \(VirtualService default\/reviews, spec\.http\[1\]\): any request$/m);
+    assert.match(r.stdout, /subset v1 {2}80% .*\n[\s\S]*subset v3 {2}20% /);
+    assert.match(r.stdout, /^Retries: +retries 2× on connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes \(Istio default\)$/m);
+    assert.match(r.stdout, /^Timeout: +none \(Istio default\)$/m);
+  });
+
+  it('-o json: the explanation as data, field by field; -o yaml is the same document', () => {
+    const r = meshlet(bookinfo('-H', 'End-User: bob', '-o', 'json', 'http://reviews:9080/reviews/1'));
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.deepEqual(doc.request, { method: 'GET', url: 'http://reviews:9080/reviews/1', headers: { 'end-user': 'bob' } });
+    assert.deepEqual(doc.workload, { service: 'productpage', namespace: 'default', labels: { version: 'v1' }, locality: '' });
+    assert.match(doc.configVersion, /^[0-9a-f]{12}$/);
+    assert.equal(doc.outcome, 'routed');
+    assert.equal(doc.virtualHost.name, 'reviews.default.svc.cluster.local:9080');
+    assert.equal(doc.virtualHost.virtualService, 'VirtualService default/reviews');
+    assert.deepEqual(
+      doc.skipped.map((s: { name: string; index: number; match: string[] }) => [s.name, s.index, s.match]),
+      [['reviews.0', 0, ['header end-user exact "jason"']]],
+    );
+    assert.equal(doc.route.name, 'reviews.1');
+    assert.equal(doc.route.index, 1);
+    assert.deepEqual(doc.route.match, []);
+    assert.equal(doc.route.retries.attempts, 2);
+    assert.equal(doc.destinations.length, 2);
+    const [v1, v3] = doc.destinations;
+    assert.equal(v1.subset, 'v1');
+    assert.equal(v1.weight, 80);
+    assert.equal(v1.percent, 80);
+    assert.equal(v1.cluster, 'outbound|9080|v1|reviews.default.svc.cluster.local');
+    assert.equal(v1.missing, null);
+    assert.deepEqual(v1.destinationRules, ['DestinationRule default/reviews']);
+    assert.deepEqual(v1.endpoints, [{ endpoint: '127.0.0.1:19081', labels: { app: 'reviews', version: 'v1', 'topology.istio.io/cluster': 'Kubernetes' }, locality: '' }]);
+    assert.match(v1.loadBalancer, /LEAST_REQUEST/);
+    assert.equal(v1.outlierDetection, null);
+    assert.equal(v3.subset, 'v3');
+    assert.equal(v3.percent, 20);
+    const yaml = meshlet(bookinfo('-H', 'End-User: bob', '-o', 'yaml', 'http://reviews:9080/reviews/1'));
+    assert.deepEqual(parse(yaml.stdout), doc);
+  });
+
+  it('the demo mesh: fault injection on ratings, retries and outlier detection on reviews v3', () => {
+    const services = [join(BOOKINFO, 'bookinfo.yaml'), join(BOOKINFO, 'workloads.yaml')];
+    const ratings = meshlet(['explain', DEMO_MESH, ...services, '--service', 'productpage', 'http://ratings:9080/ratings/1']);
+    assert.equal(ratings.code, 0, ratings.stderr);
+    assert.match(ratings.stdout, /^Matched rule: +ratings\.ratings-chaos /m);
+    assert.match(ratings.stdout, /^Fault: +delay 100ms @50%, abort 503 @20%$/m);
+    const json = JSON.parse(meshlet(['explain', DEMO_MESH, ...services, '--service', 'productpage', '-o', 'json', 'http://ratings:9080/ratings/1']).stdout);
+    assert.deepEqual(json.route.fault, { delay: { fixedDelayMs: 100, percent: 50 }, abort: { httpStatus: 503, grpcStatus: null, percent: 20 } });
+    const v3 = meshlet(['explain', DEMO_MESH, ...services, '--service', 'productpage', '-X', 'POST', 'http://reviews:9080/v3/with-retries/1']);
+    assert.equal(v3.code, 0, v3.stderr);
+    assert.match(v3.stdout, /^Not matched: +reviews\.jason-to-v2: header end-user exact "jason"/m);
+    assert.match(v3.stdout, /^Not matched: +reviews\.v3-no-retries: uri prefix "\/v3\/no-retries\/"/m);
+    assert.match(v3.stdout, /^Matched rule: +reviews\.v3-with-retries \(VirtualService default\/reviews, spec\.http\[2\]\): uri prefix "\/v3\/"$/m);
+    assert.match(v3.stdout, /^Retries: +retries 2× on 5xx$/m);
+    assert.match(v3.stdout, /^ {4}outlier detection: +consecutive5xxErrors=5, .*interval=10s/m);
+  });
+
+  it('every policy of a rule and its cluster, from a config on standard input; nothing is sent', async () => {
+    // Not spawnSync: this process must keep accepting, so a connection the CLI made would be seen.
+    const r = await meshletAsync(['explain', config, '--service', 'web', '-X', 'POST', '-o', 'json', 'http://api.internal:8080/items/7']);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout);
+    assert.deepEqual(
+      doc.skipped.map((s: { name: string }) => s.name),
+      ['api.only-admins'],
+    );
+    assert.equal(doc.route.name, 'api.writes');
+    assert.deepEqual(doc.route.match, ['method exact "POST"']);
+    assert.equal(doc.route.timeoutMs, 2000);
+    assert.deepEqual(
+      { attempts: doc.route.retries.attempts, perTry: doc.route.retries.perTryTimeoutMs, on: doc.route.retries.retryOn, istioDefault: doc.route.retries.istioDefault },
+      { attempts: 3, perTry: 500, on: ['5xx'], istioDefault: false },
+    );
+    assert.deepEqual(doc.route.mirrors, [{ host: 'api.internal', port: 8080, subset: 'v2', percent: 25, cluster: 'outbound|8080|v2|api.internal' }]);
+    assert.equal(doc.destinations.length, 1);
+    const d = doc.destinations[0];
+    assert.equal(d.subset, 'v1');
+    assert.equal(d.percent, 100);
+    assert.match(d.loadBalancer, /ROUND_ROBIN/);
+    assert.match(d.connectionPool, /pending 0\/10/);
+    assert.match(d.outlierDetection, /consecutive5xxErrors=3/);
+    assert.deepEqual(d.trafficPolicy.outlierDetection, { consecutive5xxErrors: 3, interval: '5s', baseEjectionTime: '15s' });
+    assert.equal(d.endpoints.length, 1);
+    assert.equal(d.endpoints[0].labels.version, 'v1');
+    // The human form names every policy too.
+    const human = await meshletAsync(['explain', config, '--service', 'web', '-X', 'POST', 'http://api.internal:8080/items/7']);
+    assert.match(human.stdout, /^Timeout: +2000ms$/m);
+    assert.match(human.stdout, /^Retries: +retries 3× on 5xx, perTry 500ms$/m);
+    assert.match(human.stdout, /^Mirrors: +api\.internal:8080 subset v2 @25%$/m);
+    assert.match(human.stdout, /^ {4}load balancing: +ROUND_ROBIN/m);
+    assert.match(human.stdout, /^ {4}outlier detection: +consecutive5xxErrors=3/m);
+    // Let any connection the CLI might have opened reach this process's servers.
+    await new Promise((res) => setTimeout(res, 50));
+    assert.equal(connections, 0, 'explain opened a connection');
+    assert.equal(requests, 0, 'explain sent a request');
+  });
+
+  it('outcomes: weighted reads, a direct response, no rule (404 NR), a host outside the mesh; all exit 0', () => {
+    const reads = JSON.parse(meshlet(['explain', config, '--service', 'web', '-o', 'json', 'http://api.internal:8080/items']).stdout);
+    assert.equal(reads.route.name, 'api.reads');
+    assert.deepEqual(
+      reads.destinations.map((d: { subset: string; percent: number }) => [d.subset, d.percent]),
+      [
+        ['v1', 90],
+        ['v2', 10],
+      ],
+    );
+    const admin = meshlet(['explain', config, '--service', 'web', '-H', 'x-admin: yes', 'http://api.internal:8080/admin/x']);
+    assert.equal(admin.code, 0, admin.stderr);
+    assert.match(admin.stdout, /^Outcome: +answered by the mesh \(direct response\)$/m);
+    assert.match(admin.stdout, /^Response: +403$/m);
+    const none = meshlet(['explain', config, '--service', 'web', '-o', 'json', 'http://api.internal:8080/other']);
+    assert.equal(none.code, 0);
+    const n = JSON.parse(none.stdout);
+    assert.equal(n.outcome, 'no-route');
+    assert.equal(n.route, null);
+    assert.deepEqual(n.destinations, []);
+    assert.deepEqual(
+      n.skipped.map((s: { name: string }) => s.name),
+      ['api.only-admins', 'api.writes', 'api.reads'],
+    );
+    const noneText = meshlet(['explain', config, '--service', 'web', 'http://api.internal:8080/other']);
+    assert.match(noneText.stdout, /^Outcome: +no rule matches: the caller gets 404 \(NR\)$/m);
+    const out = JSON.parse(meshlet(['explain', config, '--service', 'web', '-o', 'json', 'https://example.org/']).stdout);
+    assert.equal(out.outcome, 'passthrough');
+    assert.equal(out.virtualHost, null);
+    assert.equal(out.route, null);
+  });
+
+  it('"-" reads the config from standard input', () => {
+    const r = meshlet(['explain', '-', '--service', 'web', 'http://api.internal:8080/items'], { input: apiConfig(1, 2) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Matched rule: +api\.reads /m);
+  });
+
+  it('exit codes: config errors 1; a missing URL, --service, a bad header, URL or method 2', () => {
+    const bad = meshlet(['explain', '-', '--service', 'web', 'http://api.internal:8080/'], { input: 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: [x], http: [{timeout: soon, route: [{destination: {host: x}}]}]}\n' });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /<stdin>: VirtualService default\/x: spec\.http\[0\]\.timeout: invalid duration "soon"/);
+    const usage: string[][] = [
+      ['explain', config, '--service', 'web'],
+      ['explain', config, 'http://api.internal:8080/'],
+      ['explain', config, '--service', 'web', 'api.internal:8080/'],
+      ['explain', config, '--service', 'web', '-H', 'no-colon', 'http://api.internal:8080/'],
+      ['explain', config, '--service', 'web', '-X', 'GE T', 'http://api.internal:8080/'],
+    ];
+    for (const args of usage) {
+      const r = meshlet(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /^meshlet: /);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    }
+  });
+});
