@@ -25,7 +25,10 @@ import { explain, type Explanation, type ExplainRequest } from './outbound/expla
 import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
 import { compileSnapshot, type Snapshot } from './routing/compile.ts';
 
-/** Options of {@link createMesh}. */
+/**
+ * Options of {@link createMesh}.
+ * @category Mesh
+ */
 export interface MeshOptions {
   /** This workload's service (short name, e.g. `productpage`). */
   readonly service: string;
@@ -112,7 +115,26 @@ export interface MeshOptions {
  */
 const DEFAULT_LOGGER: MeshLogger = Object.freeze({ warn: (m: string) => console.warn(m), error: (m: string) => console.error(m) });
 
-/** A logger: `console`, pino, winston or anything with these methods. */
+/**
+ * What {@link Mesh.diagnostics} returns.
+ * @category Mesh
+ */
+export interface MeshDiagnostics {
+  readonly configVersion: string;
+  readonly configSource: ConfigOrigin | 'file';
+  /** Mirrored requests: sent, dropped (over `maxMirrorsInFlight` or too large to replay), failed, in flight. */
+  readonly mirrors: { readonly sent: number; readonly dropped: number; readonly failed: number; readonly inFlight: number };
+  /** The clusters calls (or mirrors, or explain) have used, with their endpoints. */
+  readonly clusters: readonly {
+    readonly name: string;
+    readonly endpoints: readonly { readonly endpoint: string; readonly active: number; readonly ejected: boolean; readonly ejectedForMs: number }[];
+  }[];
+}
+
+/**
+ * A logger: `console`, pino, winston or anything with these methods.
+ * @category Mesh
+ */
 export interface MeshLogger {
   debug?(message: string): void;
   info?(message: string): void;
@@ -120,7 +142,10 @@ export interface MeshLogger {
   error?(message: string): void;
 }
 
-/** Event `rejected`: new config was refused; the last good config keeps serving. The same event in both modes. */
+/**
+ * Event `rejected`: new config was refused; the last good config keeps serving. The same event in both modes.
+ * @category Mesh
+ */
 export interface RejectedEvent {
   readonly issues: readonly ConfigIssue[];
   readonly error: ConfigError;
@@ -137,6 +162,7 @@ export interface RejectedEvent {
  * - `connected` / `disconnected`: the control-plane watch stream came up / went down
  *   (control-plane mode only).
  * - `ejected` / `returned`: outlier detection ejected an endpoint / let it back in.
+ * @category Mesh
  */
 export interface MeshEvents {
   config: [ConfigAppliedEvent];
@@ -150,6 +176,7 @@ export interface MeshEvents {
 /**
  * A mesh: the application's outbound HTTP through Istio traffic management. Its events are
  * listed in {@link MeshEvents}.
+ * @category Mesh
  */
 export class Mesh extends EventEmitter<MeshEvents> {
   /** An undici Dispatcher: `undici.request(url, { dispatcher: mesh.dispatcher })`. */
@@ -241,9 +268,29 @@ export class Mesh extends EventEmitter<MeshEvents> {
     for (const cs of this.#outbound.clusters.values()) this.#transport.refresh(cs);
   }
 
-  /** The outbound data plane (cluster state, layers); for diagnostics. */
+  /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */
   get outbound(): Outbound {
     return this.#outbound;
+  }
+
+  /**
+   * What the data plane holds right now, as plain data: the config in use, mirrored-request
+   * counters, and every cluster calls have used with its endpoints (requests in flight,
+   * ejected and until when). A copy: reading it changes nothing.
+   */
+  diagnostics(): MeshDiagnostics {
+    const o = this.#outbound;
+    const now = o.clock.now();
+    const clusters = [...o.clusters.values()].map((cs) => ({
+      name: cs.name,
+      endpoints: cs.hostSet.hosts.map((h) => ({
+        endpoint: h.endpoint.key,
+        active: h.active,
+        ejected: h.ejected,
+        ejectedForMs: h.ejected ? Math.max(0, h.ejectedUntil - now) : 0,
+      })),
+    }));
+    return { configVersion: this.configVersion, configSource: this.configSource, mirrors: { ...o.mirrorStats }, clusters };
   }
 
   /**
@@ -342,6 +389,7 @@ function workloadOf(o: MeshOptions) {
  * @example
  * const mesh = await createMesh({ service: 'productpage', labels: { version: 'v1' }, config: './mesh' });
  * const res = await mesh.fetch('http://reviews:9080/reviews/1', { headers: { 'end-user': 'jason' } });
+ * @category Mesh
  */
 export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh: options are required ({ service, config })');

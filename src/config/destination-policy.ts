@@ -13,7 +13,10 @@ import type { Subset, TrafficPolicy } from './types/networking.ts';
 /** Istio's root namespace: rules there apply mesh-wide. */
 export const ROOT_NAMESPACE = 'istio-system';
 
-/** The DestinationRules for one host, merged: first rule's policy wins, subsets concatenated. */
+/**
+ * The DestinationRules for one host, merged: first rule's policy wins, subsets concatenated.
+ * @category Snapshot
+ */
 export interface MergedDestinationRule {
   /** The (resolved) host pattern of the rules. */
   readonly host: string;

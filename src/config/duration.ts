@@ -22,6 +22,7 @@ const TERM = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
 /**
  * Parses a duration; returns milliseconds, or an error message saying what is wrong.
  * @example parseDuration('1.5s') // 1500
+ * @category Config
  */
 export function parseDuration(text: string): number | { error: string } {
   if (typeof text !== 'string' || text.length === 0) return { error: 'must be a duration such as "1.5s", "300ms" or "1h"' };
@@ -44,7 +45,10 @@ export function parseDuration(text: string): number | { error: string } {
   return total;
 }
 
-/** Formats milliseconds the way Istio prints durations (`1.5s`, `300ms`, `2m0s` → `120s`). */
+/**
+ * Formats milliseconds the way Istio prints durations (`1.5s`, `300ms`, `2m0s` → `120s`).
+ * @category Config
+ */
 export function formatDuration(ms: number): string {
   if (ms === 0) return '0s';
   if (ms < 1000) return `${Number(ms.toFixed(3))}ms`;

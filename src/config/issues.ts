@@ -5,16 +5,28 @@
  * @module
  */
 
-/** How serious an issue is: errors reject the config, warnings and infos do not. */
+/**
+ * How serious an issue is: errors reject the config, warnings and infos do not.
+ * @category Config
+ */
 export type IssueLevel = 'error' | 'warning' | 'info';
 
-/** One segment of a field path: an object key or an array index. */
+/**
+ * One segment of a field path: an object key or an array index.
+ * @category Config
+ */
 export type PathSegment = string | number;
 
-/** A field path from the resource root, e.g. `['spec', 'http', 1, 'route', 0, 'weight']`. */
+/**
+ * A field path from the resource root, e.g. `['spec', 'http', 1, 'route', 0, 'weight']`.
+ * @category Config
+ */
 export type FieldPath = readonly PathSegment[];
 
-/** Where a resource came from. */
+/**
+ * Where a resource came from.
+ * @category Config
+ */
 export interface SourceRef {
   /** File name as given (relative paths stay relative), or a label such as `<inline>`. */
   readonly file: string;
@@ -24,7 +36,10 @@ export interface SourceRef {
   readonly locate?: (path: FieldPath) => number | undefined;
 }
 
-/** A problem found in configuration. */
+/**
+ * A problem found in configuration.
+ * @category Config
+ */
 export interface ConfigIssue {
   readonly level: IssueLevel;
   /** A code: Istio analyzer codes (`IST0101`) for analysis findings, `MESHLET…` for meshlet's own. */
@@ -44,7 +59,10 @@ export interface ConfigIssue {
 
 const IDENT = /^[A-Za-z_$][\w$-]*$/;
 
-/** Formats a field path: `spec.http[1].headers["x-b3"]` style (keys with dots or slashes are quoted). */
+/**
+ * Formats a field path: `spec.http[1].headers["x-b3"]` style (keys with dots or slashes are quoted).
+ * @category Config
+ */
 export function formatPath(path: FieldPath): string {
   let out = '';
   for (const seg of path) {
@@ -72,14 +90,20 @@ export function makeIssue(fields: Omit<ConfigIssue, 'toString'>): ConfigIssue {
   return Object.freeze(issue);
 }
 
-/** Something that knows a resource's identity and source, used to attach issues to it. */
+/**
+ * Something that knows a resource's identity and source, used to attach issues to it.
+ * @category Config
+ */
 export interface IssueSubject {
   readonly source: SourceRef;
   /** `Kind namespace/name`. */
   readonly ref: string;
 }
 
-/** Collects issues; never throws, so every problem is reported at once. */
+/**
+ * Collects issues; never throws, so every problem is reported at once.
+ * @category Config
+ */
 export class IssueList {
   readonly #issues: ConfigIssue[] = [];
 

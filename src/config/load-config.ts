@@ -10,7 +10,10 @@ import { fromObjects, type ParseCache, readSources, type LoadLimits, type RawDoc
 import type { AnyResource } from './resource.ts';
 import { validateDocuments } from './validate/index.ts';
 
-/** What {@link loadConfig} reads: paths (files or directories) or resource objects. */
+/**
+ * What {@link loadConfig} reads: paths (files or directories) or resource objects.
+ * @category Config
+ */
 export type ConfigSource = string | readonly string[] | readonly object[];
 
 /**
@@ -20,23 +23,33 @@ export type ConfigSource = string | readonly string[] | readonly object[];
  * - `blocking`: error-level findings refuse the config as schema errors do (for teams that want
  *   `istioctl analyze` as a gate in front of every change);
  * - `off`: the analyzers do not run.
+ * @category Config
  */
 export type AnalysisMode = 'advisory' | 'blocking' | 'off';
 
-/** The analysis modes, for validating options. */
+/**
+ * The analysis modes, for validating options.
+ * @category Config
+ */
 export const ANALYSIS_MODES: readonly AnalysisMode[] = Object.freeze(['advisory', 'blocking', 'off']);
 
-/** Options for {@link loadConfig}. */
+/**
+ * Options for {@link loadConfig}.
+ * @category Config
+ */
 export interface LoadConfigOptions extends LoadLimits {
   /** Namespace for resources without one. @defaultValue 'default' */
   defaultNamespace?: string;
   /** What analysis does (see {@link AnalysisMode}). @defaultValue 'advisory' */
   analysis?: AnalysisMode;
-  /** Reuse documents of files whose text is unchanged since the last load with this cache (watchers). */
+  /** @internal Reuse documents of files whose text is unchanged since the last load with this cache (watchers). */
   parseCache?: ParseCache;
 }
 
-/** The outcome of loading config. */
+/**
+ * The outcome of loading config.
+ * @category Config
+ */
 export interface LoadedConfig {
   /** The valid resources (all of them when `ok`). */
   readonly resources: readonly AnyResource[];
@@ -55,7 +68,10 @@ function isPathList(source: ConfigSource): source is string | readonly string[] 
   return typeof source === 'string' || (Array.isArray(source) && source.every((s) => typeof s === 'string'));
 }
 
-/** Validates and analyses already-parsed documents. */
+/**
+ * Validates and analyses already-parsed documents.
+ * @category Config
+ */
 export function checkDocuments(docs: readonly RawDocument[], options: LoadConfigOptions = {}, issues = new IssueList()): LoadedConfig {
   const { resources } = validateDocuments(docs, { defaultNamespace: options.defaultNamespace }, issues);
   const valid = !issues.hasErrors;
@@ -73,6 +89,7 @@ export function checkDocuments(docs: readonly RawDocument[], options: LoadConfig
  * @example
  * const { ok, resources, issues } = await loadConfig('./mesh');
  * if (!ok) for (const i of issues.all) console.error(String(i));
+ * @category Config
  */
 export async function loadConfig(source: ConfigSource, options: LoadConfigOptions = {}): Promise<LoadedConfig> {
   const issues = new IssueList();

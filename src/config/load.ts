@@ -10,7 +10,10 @@ import { extname, join } from 'node:path';
 import { isCollection, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import type { FieldPath, IssueList, SourceRef } from './issues.ts';
 
-/** One parsed document (one resource, before validation). */
+/**
+ * One parsed document (one resource, before validation).
+ * @category Config
+ */
 export interface RawDocument {
   /** The parsed value. */
   readonly value: unknown;
@@ -18,7 +21,10 @@ export interface RawDocument {
   readonly source: SourceRef;
 }
 
-/** Limits that keep a bad or hostile file from exhausting the process. */
+/**
+ * Limits that keep a bad or hostile file from exhausting the process.
+ * @category Config
+ */
 export interface LoadLimits {
   /** Largest file read, in bytes. @defaultValue 16 MiB */
   maxFileBytes?: number;
@@ -50,6 +56,7 @@ function isList(value: unknown): value is { kind: string; items: unknown } {
  * Parses YAML or JSON text (several `---` documents and Kubernetes `List`s allowed).
  * Syntax errors are reported with their line; the documents that did parse are still returned,
  * but callers must treat a file with errors as rejected as a whole.
+ * @category Config
  */
 export function parseText(text: string, file: string, issues: IssueList, limits: LoadLimits = {}): RawDocument[] {
   const lc = new LineCounter();
@@ -216,7 +223,10 @@ function unwrapLoaded(value: unknown, fallback: SourceRef): RawDocument {
   return { value, source: fallback };
 }
 
-/** Wraps resource objects given in code as raw documents (`List`s are expanded). */
+/**
+ * Wraps resource objects given in code as raw documents (`List`s are expanded).
+ * @category Config
+ */
 export function fromObjects(objects: readonly unknown[], label = '<inline>'): RawDocument[] {
   const out: RawDocument[] = [];
   objects.forEach((value, i) => {

@@ -10,7 +10,10 @@ import { RE2JS } from 're2js';
 /** Istio rejects regexes longer than this. */
 export const MAX_REGEX_LENGTH = 1024;
 
-/** A compiled RE2 pattern. */
+/**
+ * A compiled RE2 pattern.
+ * @category Snapshot
+ */
 export interface Re2 {
   /** The source pattern. */
   readonly source: string;

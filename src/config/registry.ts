@@ -13,7 +13,10 @@ import { labelsMatch, toWorkload, type Workload, workloadPort } from './workload
 
 export { labelsMatch, type Workload };
 
-/** A concrete endpoint of one service port. */
+/**
+ * A concrete endpoint of one service port.
+ * @category Snapshot
+ */
 export interface Endpoint {
   readonly address: string;
   readonly port: number;
@@ -26,14 +29,20 @@ export interface Endpoint {
   readonly key: string;
 }
 
-/** Another name of a service: an ExternalName Kubernetes Service that stands for it. */
+/**
+ * Another name of a service: an ExternalName Kubernetes Service that stands for it.
+ * @category Snapshot
+ */
 export interface ServiceAlias {
   readonly hostname: string;
   /** The alias Service's namespace (its short name works there). */
   readonly namespace: string;
 }
 
-/** A service in the registry. */
+/**
+ * A service in the registry.
+ * @category Snapshot
+ */
 export interface Service {
   /** Host name (lower-case; may be a wildcard `*.example.com`). */
   readonly hostname: string;
@@ -106,7 +115,10 @@ function precedence<S extends Service>(list: S[]): S[] {
   return out;
 }
 
-/** All services, keyed by host; extra WorkloadEntries (e.g. registered workloads) can be added. */
+/**
+ * All services, keyed by host; extra WorkloadEntries (e.g. registered workloads) can be added.
+ * @category Snapshot
+ */
 export class ServiceRegistry {
   /** Services by host, first-declared (oldest) first. */
   readonly byHost: ReadonlyMap<string, readonly Service[]>;

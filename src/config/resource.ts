@@ -11,7 +11,10 @@ import type { DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec, Workloa
 import type { AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec } from './types/security.ts';
 import type { TelemetrySpec } from './types/telemetry.ts';
 
-/** The kinds meshlet reads, mapped to their spec types. */
+/**
+ * The kinds meshlet reads, mapped to their spec types.
+ * @category Config
+ */
 export interface SpecByKind {
   VirtualService: VirtualServiceSpec;
   DestinationRule: DestinationRuleSpec;
@@ -26,10 +29,16 @@ export interface SpecByKind {
   Telemetry: TelemetrySpec;
 }
 
-/** A kind meshlet reads. */
+/**
+ * A kind meshlet reads.
+ * @category Config
+ */
 export type Kind = keyof SpecByKind;
 
-/** API group (`''` is Kubernetes' core group, written `apiVersion: v1`) and the versions accepted, per kind. */
+/**
+ * API group (`''` is Kubernetes' core group, written `apiVersion: v1`) and the versions accepted, per kind.
+ * @category Config
+ */
 export const KIND_VERSIONS: Readonly<Record<Kind, { group: string; versions: readonly string[] }>> = {
   VirtualService: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
   DestinationRule: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
@@ -48,7 +57,10 @@ export function apiVersionOf(group: string, version: string): string {
   return group === '' ? version : `${group}/${version}`;
 }
 
-/** A validated resource of kind `K`. */
+/**
+ * A validated resource of kind `K`.
+ * @category Config
+ */
 export interface Resource<K extends Kind = Kind> {
   readonly apiVersion: string;
   readonly kind: K;
@@ -63,7 +75,10 @@ export interface Resource<K extends Kind = Kind> {
   readonly order: number;
 }
 
-/** Any validated resource. */
+/**
+ * Any validated resource.
+ * @category Config
+ */
 export type AnyResource = { [K in Kind]: Resource<K> }[Kind];
 
 /** Narrows a resource list to one kind. */

@@ -11,7 +11,10 @@ import { InvalidArgumentError, MeshletError } from '../core/errors.ts';
 import { type ControlPlaneHttp, controlPlaneError, HttpStatusError, type CallRequest } from './http.ts';
 import { MAX_LEASE_MS, MIN_LEASE_MS, type RegisterRequest, type RegisterResponse, WORKLOADS_PATH } from './protocol.ts';
 
-/** Options of `mesh.register()`. */
+/**
+ * Options of `mesh.register()`.
+ * @category Mesh
+ */
 export interface RegisterOptions {
   /**
    * Port name → port this instance listens on, e.g. `{ http: 19081 }`; added to (and overriding)
@@ -38,7 +41,10 @@ export interface RegisterOptions {
   readonly network?: string;
 }
 
-/** One registered instance. */
+/**
+ * One registered instance.
+ * @category Mesh
+ */
 export interface Registration {
   /** The WorkloadEntry's name (may change if the control plane forgot it and it registered again). */
   readonly name: string;

@@ -24,7 +24,10 @@ import { type Registration, Registrar, type RegisterOptions } from './registrati
 import { checkConfig, checkWorkloads, compileState, EMPTY_STATE, type GoodState, reasons } from './state.ts';
 import { Watch } from './watch.ts';
 
-/** Where the config in use came from. */
+/**
+ * Where the config in use came from.
+ * @category Mesh
+ */
 export type ConfigOrigin = 'control-plane' | 'cache' | 'none';
 
 /** Options of {@link ControlPlaneSource}. */
@@ -48,7 +51,10 @@ export interface ControlPlaneSourceOptions {
   readonly connectTimeoutMs?: number;
 }
 
-/** Event `config`: a config (or set of registered endpoints) is in use. The same event in both modes. */
+/**
+ * Event `config`: a config (or set of registered endpoints) is in use. The same event in both modes.
+ * @category Mesh
+ */
 export interface ConfigAppliedEvent {
   /** The config version: the control plane's content version, or the content hash of the files. */
   readonly version: string;
@@ -63,7 +69,10 @@ export interface ConfigAppliedEvent {
   readonly findings: readonly ConfigIssue[];
 }
 
-/** Event `connected`: a watch stream is up (after startup or an outage). */
+/**
+ * Event `connected`: a watch stream is up (after startup or an outage).
+ * @category Mesh
+ */
 export interface ConnectedEvent {
   /** The control-plane URL. */
   readonly url: string;
@@ -71,7 +80,10 @@ export interface ConnectedEvent {
   readonly server: string;
 }
 
-/** Event `disconnected`: the control plane is unreachable; the last good config keeps serving. */
+/**
+ * Event `disconnected`: the control plane is unreachable; the last good config keeps serving.
+ * @category Mesh
+ */
 export interface DisconnectedEvent {
   readonly error: MeshletError;
 }

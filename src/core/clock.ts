@@ -7,13 +7,19 @@
  * @module
  */
 
-/** A cancellable timer. */
+/**
+ * A cancellable timer.
+ * @category Context and time
+ */
 export interface Timer {
   /** Cancels the timer; calling it after it fired is harmless. */
   clear(): void;
 }
 
-/** Monotonic time in milliseconds, and timers on that time line. */
+/**
+ * Monotonic time in milliseconds, and timers on that time line.
+ * @category Context and time
+ */
 export interface Clock {
   /** Milliseconds on a monotonic time line (not wall-clock time). */
   now(): number;
@@ -26,7 +32,10 @@ export interface Clock {
   setTimer(fn: () => void, ms: number, keepAlive?: boolean): Timer;
 }
 
-/** A source of uniform numbers in [0, 1). */
+/**
+ * A source of uniform numbers in [0, 1).
+ * @category Context and time
+ */
 export interface Random {
   next(): number;
 }
@@ -41,7 +50,10 @@ class NodeTimer implements Timer {
   }
 }
 
-/** The real clock: `performance.now()` and `setTimeout` (unref'd unless `keepAlive`). */
+/**
+ * The real clock: `performance.now()` and `setTimeout` (unref'd unless `keepAlive`).
+ * @category Context and time
+ */
 export const systemClock: Clock = Object.freeze({
   now: () => performance.now(),
   setTimer(fn: () => void, ms: number, keepAlive = false): Timer {
@@ -51,12 +63,16 @@ export const systemClock: Clock = Object.freeze({
   },
 });
 
-/** `Math.random`. */
+/**
+ * `Math.random`.
+ * @category Context and time
+ */
 export const systemRandom: Random = Object.freeze({ next: Math.random });
 
 /**
  * A seeded generator (mulberry32): the same seed gives the same sequence. Good enough for
  * load balancing and fault draws; not for cryptography.
+ * @category Context and time
  */
 export function seededRandom(seed: number): Random {
   let a = seed >>> 0;
@@ -81,6 +97,7 @@ interface ManualEntry {
 /**
  * A clock that moves only when told to ({@link ManualClock.advance}), firing due timers in
  * order. For tests.
+ * @category Context and time
  */
 export class ManualClock implements Clock {
   #now: number;

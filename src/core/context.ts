@@ -17,6 +17,7 @@ const storage = new AsyncLocalStorage<DeadlineStore>();
 /**
  * Runs `fn` with a deadline `timeoutMs` from now (or the enclosing deadline, if that is
  * sooner). Outbound calls made by `fn` through the mesh time out when it passes.
+ * @category Context and time
  */
 export function withDeadline<T>(timeoutMs: number, fn: () => T): T {
   const at = performance.now() + timeoutMs;
@@ -24,13 +25,19 @@ export function withDeadline<T>(timeoutMs: number, fn: () => T): T {
   return storage.run({ at: outer !== undefined && outer.at < at ? outer.at : at }, fn);
 }
 
-/** Runs `fn` with an absolute deadline in `performance.now()` milliseconds. */
+/**
+ * Runs `fn` with an absolute deadline in `performance.now()` milliseconds.
+ * @category Context and time
+ */
 export function withDeadlineAt<T>(at: number, fn: () => T): T {
   const outer = storage.getStore();
   return storage.run({ at: outer !== undefined && outer.at < at ? outer.at : at }, fn);
 }
 
-/** The deadline of the current async context, in `performance.now()` milliseconds, or Infinity. */
+/**
+ * The deadline of the current async context, in `performance.now()` milliseconds, or Infinity.
+ * @category Context and time
+ */
 export function currentDeadline(): number {
   const s = storage.getStore();
   return s === undefined ? Number.POSITIVE_INFINITY : s.at;

@@ -8,7 +8,10 @@
 
 const BRAND = Symbol.for('meshlet.error');
 
-/** Every stable error code meshlet uses. */
+/**
+ * Every stable error code meshlet uses.
+ * @category Errors
+ */
 export type MeshletErrorCode =
   | 'MESHLET_ERR_CONFIG_INVALID'
   | 'MESHLET_ERR_INVALID_ARG'
@@ -28,7 +31,10 @@ export type MeshletErrorCode =
   | 'MESHLET_ERR_RATE_LIMITED'
   | 'MESHLET_ERR_CONTROL_PLANE';
 
-/** How a mesh-made failure looks on the wire, as an Istio sidecar would send it. */
+/**
+ * How a mesh-made failure looks on the wire, as an Istio sidecar would send it.
+ * @category Errors
+ */
 export interface ErrorStatus {
   /** HTTP status code, or `undefined` for errors that never become a response. */
   readonly http: number | undefined;
@@ -44,7 +50,10 @@ const s = (http: number | undefined, grpc: number | undefined, flag: string | un
 /** gRPC status numbers used below (from grpc-js `Status`). */
 const GRPC = { UNAVAILABLE: 14, DEADLINE_EXCEEDED: 4, UNAUTHENTICATED: 16, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12 } as const;
 
-/** The one table from error code to HTTP status, gRPC status and Envoy response flag. */
+/**
+ * The one table from error code to HTTP status, gRPC status and Envoy response flag.
+ * @category Errors
+ */
 export const ERROR_STATUS: Readonly<Record<MeshletErrorCode, ErrorStatus>> = Object.freeze({
   MESHLET_ERR_CONFIG_INVALID: s(undefined, undefined, undefined),
   MESHLET_ERR_INVALID_ARG: s(undefined, undefined, undefined),
@@ -65,7 +74,10 @@ export const ERROR_STATUS: Readonly<Record<MeshletErrorCode, ErrorStatus>> = Obj
   MESHLET_ERR_CONTROL_PLANE: s(undefined, undefined, undefined),
 });
 
-/** Context that says where a failure happened; printed at the start of the message. */
+/**
+ * Context that says where a failure happened; printed at the start of the message.
+ * @category Errors
+ */
 export interface ErrorContext {
   /** Route name (`vs-name.rule-name`), when a route was selected. */
   readonly route?: string;
@@ -77,7 +89,10 @@ export interface ErrorContext {
   readonly attempt?: number;
 }
 
-/** Options for {@link MeshletError}. */
+/**
+ * Options for {@link MeshletError}.
+ * @category Errors
+ */
 export interface MeshletErrorOptions extends ErrorContext {
   /** The underlying error. */
   readonly cause?: unknown;
@@ -101,6 +116,7 @@ function prefix(ctx: ErrorContext): string {
 /**
  * The base class of every error meshlet throws. `instanceof` works across duplicate
  * installs of meshlet (the check uses a `Symbol.for` brand).
+ * @category Errors
  */
 export class MeshletError extends Error {
   /** Stable machine-readable code. */
@@ -151,7 +167,10 @@ export class MeshletError extends Error {
   }
 }
 
-/** A problem found in configuration: location and message, printed by `meshlet validate`. */
+/**
+ * A problem found in configuration: location and message, printed by `meshlet validate`.
+ * @category Errors
+ */
 export interface ConfigIssueLike {
   readonly level: 'error' | 'warning' | 'info';
   toString(): string;
@@ -159,6 +178,7 @@ export interface ConfigIssueLike {
 
 /**
  * Thrown when configuration is rejected; `issues` holds every problem found, not only the first.
+ * @category Errors
  */
 export class ConfigError<I extends ConfigIssueLike = ConfigIssueLike> extends MeshletError {
   /** Every issue found (errors, and the warnings that came with them). */
@@ -173,7 +193,10 @@ export class ConfigError<I extends ConfigIssueLike = ConfigIssueLike> extends Me
   }
 }
 
-/** Thrown when an argument or option passed in code is invalid; thrown at construction, never per request. */
+/**
+ * Thrown when an argument or option passed in code is invalid; thrown at construction, never per request.
+ * @category Errors
+ */
 export class InvalidArgumentError extends MeshletError {
   constructor(message: string, options: MeshletErrorOptions = {}) {
     super('MESHLET_ERR_INVALID_ARG', message, options);
@@ -181,12 +204,18 @@ export class InvalidArgumentError extends MeshletError {
   }
 }
 
-/** Type guard: is `value` a {@link MeshletError}, optionally with this `code`? */
+/**
+ * Type guard: is `value` a {@link MeshletError}, optionally with this `code`?
+ * @category Errors
+ */
 export function isMeshletError(value: unknown, code?: MeshletErrorCode): value is MeshletError {
   return value instanceof MeshletError && (code === undefined || (value as MeshletError).code === code);
 }
 
-/** The status table entry for an error code. */
+/**
+ * The status table entry for an error code.
+ * @category Errors
+ */
 export function statusFor(code: MeshletErrorCode): ErrorStatus {
   return ERROR_STATUS[code];
 }

@@ -61,7 +61,10 @@ export interface Waiter {
   cancel(reason: Error): void;
 }
 
-/** How mesh-made failures reach the caller. */
+/**
+ * How mesh-made failures reach the caller.
+ * @category Mesh
+ */
 export type ErrorMode = 'respond' | 'throw';
 
 /** A header operation applied to responses (compiled form). */

@@ -7,7 +7,10 @@
 import type { MeshletError } from './errors.ts';
 import type { Headers } from './handler.ts';
 
-/** The header that carries Envoy response flags to callers. */
+/**
+ * The header that carries Envoy response flags to callers.
+ * @category Mesh
+ */
 export const FLAGS_HEADER = 'x-meshlet-response-flags';
 
 /** {@link FLAGS_HEADER} as bytes, for appending to a raw header list. */

@@ -12,7 +12,10 @@ import { retryToString } from '../routing/route-policy.ts';
 import type { ClusterState } from './cluster-state.ts';
 import type { Outbound } from './pipeline.ts';
 
-/** The request to explain. */
+/**
+ * The request to explain.
+ * @category Mesh
+ */
 export interface ExplainRequest {
   /** Full URL, e.g. `http://reviews:9080/reviews/1`. */
   readonly url: string;
@@ -21,7 +24,10 @@ export interface ExplainRequest {
   readonly headers?: Readonly<Record<string, string | readonly string[]>>;
 }
 
-/** An endpoint as the data plane sees it now. */
+/**
+ * An endpoint as the data plane sees it now.
+ * @category Mesh
+ */
 export interface ExplainedEndpoint {
   readonly endpoint: string;
   readonly labels: Readonly<Record<string, string>>;
@@ -32,7 +38,10 @@ export interface ExplainedEndpoint {
   readonly ejection: string | undefined;
 }
 
-/** One candidate destination. */
+/**
+ * One candidate destination.
+ * @category Mesh
+ */
 export interface ExplainedTarget {
   readonly destination: string;
   /** Share of traffic, percent. */
@@ -46,7 +55,10 @@ export interface ExplainedTarget {
   readonly endpoints: readonly ExplainedEndpoint[];
 }
 
-/** The explanation. */
+/**
+ * The explanation.
+ * @category Mesh
+ */
 export interface Explanation {
   /** `routed`, `no-route` (404 NR), `passthrough` (host outside the mesh), `redirect`, `direct-response`. */
   readonly outcome: 'routed' | 'no-route' | 'passthrough' | 'redirect' | 'direct-response';

@@ -30,7 +30,10 @@ import { upstreamLayer } from './upstream.ts';
 /** How long a mirrored copy may take when its route has no timeout. */
 const MIRROR_TIMEOUT_MS = 10_000;
 
-/** An event the data plane reports (ejections, returns). */
+/**
+ * An event the data plane reports (ejections, returns).
+ * @category Mesh
+ */
 export interface OutboundEvent {
   readonly type: 'ejected' | 'returned';
   readonly cluster: string;

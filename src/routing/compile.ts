@@ -24,7 +24,10 @@ import {
 } from './route-policy.ts';
 import { describeRoute, RouteTable, type Cluster, type CompiledRoute, type MirrorTarget, type RouteDecision, type RouteTarget, type VirtualHost } from './route-table.ts';
 
-/** The workload a snapshot is compiled for. */
+/**
+ * The workload a snapshot is compiled for.
+ * @category Snapshot
+ */
 export interface WorkloadInfo {
   /** Service name (short). */
   readonly service: string;
@@ -33,7 +36,10 @@ export interface WorkloadInfo {
   readonly labels?: Readonly<Record<string, string>>;
 }
 
-/** Options for {@link compileSnapshot}. */
+/**
+ * Options for {@link compileSnapshot}.
+ * @category Snapshot
+ */
 export interface CompileOptions {
   /** Version label; defaults to a hash of the resources' content. */
   readonly version?: string;
@@ -41,7 +47,10 @@ export interface CompileOptions {
   readonly extraWorkloads?: readonly Resource<'WorkloadEntry'>[];
 }
 
-/** The immutable compiled config of one workload. */
+/**
+ * The immutable compiled config of one workload.
+ * @category Snapshot
+ */
 export interface Snapshot {
   /** Content version (hash of the resources) or the version given. */
   readonly version: string;
@@ -53,7 +62,10 @@ export interface Snapshot {
   readonly clusters: ReadonlyMap<string, Cluster>;
 }
 
-/** A content hash of resources (kind, namespace, name, spec), stable across processes. */
+/**
+ * A content hash of resources (kind, namespace, name, spec), stable across processes.
+ * @category Snapshot
+ */
 export function contentVersion(resources: readonly AnyResource[]): string {
   const h = createHash('sha256');
   const sorted = [...resources].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
@@ -331,6 +343,7 @@ class VirtualServiceIndex {
  * @example
  * const snap = compileSnapshot(resources, { service: 'productpage', namespace: 'default', labels: { version: 'v1' } });
  * snap.routes.route({ method: 'GET', scheme: 'http', authority: 'reviews:9080', path: '/reviews/1', headers: {} }, toDraw(Math.random()));
+ * @category Snapshot
  */
 export function compileSnapshot(resources: readonly AnyResource[], workload: WorkloadInfo, options: CompileOptions = {}): Snapshot {
   const wl = { service: workload.service, namespace: workload.namespace ?? 'default', labels: workload.labels ?? {} };

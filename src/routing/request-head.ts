@@ -4,10 +4,16 @@
  * @module
  */
 
-/** Header values as Node and undici give them. */
+/**
+ * Header values as Node and undici give them.
+ * @category Snapshot
+ */
 export type HeaderValue = string | readonly string[] | undefined;
 
-/** A request as the router sees it. */
+/**
+ * A request as the router sees it.
+ * @category Snapshot
+ */
 export interface RequestHead {
   /** `GET`, `POST`, … (case-sensitive, as Envoy matches it). */
   readonly method: string;

@@ -16,7 +16,10 @@ import type {
 } from '../config/types/networking.ts';
 import { compileRe2, type Re2 } from '../config/regex.ts';
 
-/** A compiled retry policy. */
+/**
+ * A compiled retry policy.
+ * @category Snapshot
+ */
 export interface RetryPolicy {
   /** Retries after the first attempt (0 = none). */
   readonly attempts: number;
@@ -85,7 +88,10 @@ export function retryToString(p: RetryPolicy): string {
   return `retries ${p.attempts}× on ${[...on, ...codes].join(',')}${per}${p.isDefault ? ' (Istio default)' : ''}`;
 }
 
-/** A compiled fault. Percentages are in [0, 1]. */
+/**
+ * A compiled fault. Percentages are in [0, 1].
+ * @category Snapshot
+ */
 export interface FaultPolicy {
   readonly delayMs: number | undefined;
   readonly delayFraction: number;
@@ -112,7 +118,10 @@ export function compileFault(f: HTTPFaultInjection | undefined): FaultPolicy | u
   });
 }
 
-/** Compiled header operations (names lower-cased). */
+/**
+ * Compiled header operations (names lower-cased).
+ * @category Snapshot
+ */
 export interface HeaderOps {
   readonly set: readonly (readonly [string, string])[];
   readonly add: readonly (readonly [string, string])[];
@@ -137,7 +146,10 @@ export function authorityFromHeaderOps(ops: HeaderOperations | undefined): strin
   return find(ops?.set) ?? find(ops?.add);
 }
 
-/** A compiled rewrite. */
+/**
+ * A compiled rewrite.
+ * @category Snapshot
+ */
 export interface RewritePolicy {
   readonly uriPrefix: string | undefined;
   readonly uriRegex: Re2 | undefined;
@@ -161,7 +173,10 @@ export function compileRewrite(r: HTTPRewrite | undefined, headerAuthority: stri
   });
 }
 
-/** A compiled redirect. */
+/**
+ * A compiled redirect.
+ * @category Snapshot
+ */
 export interface RedirectPolicy extends HTTPRedirect {
   readonly redirectCode: number;
 }
@@ -171,7 +186,10 @@ export function compileRedirect(r: HTTPRedirect | undefined): RedirectPolicy | u
   return r === undefined ? undefined : Object.freeze({ ...r, redirectCode: r.redirectCode ?? 301 });
 }
 
-/** A compiled direct response. */
+/**
+ * A compiled direct response.
+ * @category Snapshot
+ */
 export interface DirectResponsePolicy {
   readonly status: number;
   readonly body: Buffer | undefined;

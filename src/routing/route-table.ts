@@ -20,7 +20,10 @@ import type {
 } from './route-policy.ts';
 import { retryToString } from './route-policy.ts';
 
-/** An upstream cluster: a service port and subset, with its endpoints and effective policy. */
+/**
+ * An upstream cluster: a service port and subset, with its endpoints and effective policy.
+ * @category Snapshot
+ */
 export interface Cluster {
   /** Istio's name: `outbound|9080|v1|reviews.default.svc.cluster.local`. */
   readonly name: string;
@@ -39,7 +42,10 @@ export interface Cluster {
   toString(): string;
 }
 
-/** One weighted destination of a route. */
+/**
+ * One weighted destination of a route.
+ * @category Snapshot
+ */
 export interface RouteTarget {
   readonly host: string;
   readonly subset: string | undefined;
@@ -56,23 +62,35 @@ export interface RouteTarget {
   readonly authority: string | undefined;
 }
 
-/** A mirror destination. */
+/**
+ * A mirror destination.
+ * @category Snapshot
+ */
 export interface MirrorTarget {
   readonly target: RouteTarget;
   /** Fraction of requests mirrored, in [0, 1]. */
   readonly fraction: number;
 }
 
-/** What a route does. */
+/**
+ * What a route does.
+ * @category Snapshot
+ */
 export type RouteAction = 'forward' | 'redirect' | 'direct-response';
 
-/** The result of a lookup: the route, and for `forward` the chosen destination. Preallocated. */
+/**
+ * The result of a lookup: the route, and for `forward` the chosen destination. Preallocated.
+ * @category Snapshot
+ */
 export interface RouteDecision {
   readonly route: CompiledRoute;
   readonly target: RouteTarget | undefined;
 }
 
-/** One compiled HTTP rule. */
+/**
+ * One compiled HTTP rule.
+ * @category Snapshot
+ */
 export interface CompiledRoute {
   /** `vsName.ruleName` (or `default` for the implicit route of a service without a VirtualService). */
   readonly name: string;
@@ -80,7 +98,7 @@ export interface CompiledRoute {
   readonly virtualService: string | undefined;
   /** Index of the rule in `spec.http`. */
   readonly index: number;
-  /** Match blocks, ORed; empty = every request. */
+  /** @internal Match blocks, ORed; empty = every request (each prints itself with `String()`). */
   readonly matchers: readonly RequestMatcher[];
   readonly action: RouteAction;
   readonly targets: readonly RouteTarget[];
@@ -100,7 +118,10 @@ export interface CompiledRoute {
   toString(): string;
 }
 
-/** A virtual host: one service port (or a VirtualService-only host) and its ordered routes. */
+/**
+ * A virtual host: one service port (or a VirtualService-only host) and its ordered routes.
+ * @category Snapshot
+ */
 export interface VirtualHost {
   /** `host:port`, or `host` when any port applies. */
   readonly name: string;
@@ -114,13 +135,19 @@ export interface VirtualHost {
   readonly domains: readonly string[];
 }
 
-/** Returned when the host is known but no rule matched (Envoy 404, flag NR). */
+/**
+ * Returned when the host is known but no rule matched (Envoy 404, flag NR).
+ * @category Snapshot
+ */
 export const NO_ROUTE: unique symbol = Symbol('meshlet.noRoute');
 
 /** Largest draw {@link pickTarget} expects: draws are integers in [0, 2^30), which V8 never boxes. */
 export const MAX_DRAW = 0x40000000;
 
-/** Turns a random number in [0, 1) into a draw for {@link RouteTable.route}. */
+/**
+ * Turns a random number in [0, 1) into a draw for {@link RouteTable.route}.
+ * @category Snapshot
+ */
 export function toDraw(random: number): number {
   return (random * MAX_DRAW) | 0;
 }
@@ -170,7 +197,10 @@ export function describeRoute(r: CompiledRoute): string {
   return `${r.name}: ${match} ${action}${extras.length ? `\n      ${extras.join('; ')}` : ''}`;
 }
 
-/** The lookup structure: virtual hosts by every name a workload may use. */
+/**
+ * The lookup structure: virtual hosts by every name a workload may use.
+ * @category Snapshot
+ */
 export class RouteTable {
   readonly #byDomain: ReadonlyMap<string, VirtualHost>;
   readonly #wildcards: readonly { readonly suffix: string; readonly port: number | undefined; readonly vhost: VirtualHost }[];

@@ -92,9 +92,9 @@ describe('traffic mirroring', () => {
       await until(() => shadow.seen.length === s0 + 3, 'two more copies');
       const urls = shadow.seen.slice(s0 + 1).map((s) => `${s.method} ${s.url} ${s.body}`).sort();
       assert.deepEqual(urls, ['GET /get ', 'PUT /buf bytes!']);
-      await until(() => mesh.outbound.mirrorStats.inFlight === 0, 'mirrors to finish');
-      assert.equal(mesh.outbound.mirrorStats.sent, 3);
-      assert.equal(mesh.outbound.mirrorStats.failed, 0);
+      await until(() => mesh.diagnostics().mirrors.inFlight === 0, 'mirrors to finish');
+      assert.equal(mesh.diagnostics().mirrors.sent, 3);
+      assert.equal(mesh.diagnostics().mirrors.failed, 0);
     });
   });
 
@@ -112,8 +112,8 @@ describe('traffic mirroring', () => {
         await until(() => shadow.hits === s0 + 1, 'the small copy');
         assert.equal(shadow.seen.at(-1)?.url, '/small');
         assert.equal(shadow.seen.at(-1)?.body, 'tiny');
-        assert.equal(mesh.outbound.mirrorStats.dropped, 1);
-        assert.equal(mesh.outbound.mirrorStats.sent, 1);
+        assert.equal(mesh.diagnostics().mirrors.dropped, 1);
+        assert.equal(mesh.diagnostics().mirrors.sent, 1);
       },
       { options: { retryBufferBytes: 16 } },
     );
@@ -132,9 +132,9 @@ describe('traffic mirroring', () => {
           const rs = await Promise.all(Array.from({ length: 8 }, () => call(mesh, 'http://reviews:9080/q')));
           for (const r of rs) assert.equal(r.upstream, 'primary');
         }
-        await until(() => mesh.outbound.mirrorStats.inFlight === 0, 'mirrors to finish');
+        await until(() => mesh.diagnostics().mirrors.inFlight === 0, 'mirrors to finish');
         const mirrored = shadow.hits - s0;
-        assert.equal(mirrored, mesh.outbound.mirrorStats.sent);
+        assert.equal(mirrored, mesh.diagnostics().mirrors.sent);
         const share = mirrored / n;
         // 4.5 standard deviations of a binomial(400, 0.25): ±0.097
         assert.ok(Math.abs(share - 0.25) < 4.5 * Math.sqrt((0.25 * 0.75) / n), `mirrored share ${share}`);
@@ -161,8 +161,8 @@ describe('traffic mirroring', () => {
           assert.equal(r.flags, null, 'no mirror failure shows on the primary response');
         }
         assert.equal(primary.hits - p0, 20);
-        await until(() => mesh.outbound.mirrorStats.failed === 20, 'the mirror failures to be counted');
-        assert.equal(mesh.outbound.mirrorStats.inFlight, 0);
+        await until(() => mesh.diagnostics().mirrors.failed === 20, 'the mirror failures to be counted');
+        assert.equal(mesh.diagnostics().mirrors.inFlight, 0);
       },
       { shadowPort: dead },
     );
@@ -185,8 +185,8 @@ describe('traffic mirroring', () => {
         assert.equal(primary.hits - p0, 11);
         await until(() => hanging.hits === 11, 'every copy to reach the hanging mirror');
         // Every copy is still unanswered: the primaries did not wait for any of them.
-        assert.equal(mesh.outbound.mirrorStats.inFlight, 11);
-        assert.equal(mesh.outbound.mirrorStats.failed, 0);
+        assert.equal(mesh.diagnostics().mirrors.inFlight, 11);
+        assert.equal(mesh.diagnostics().mirrors.failed, 0);
       },
       { shadowPort: hanging.port, beforeClose: () => hanging.close() },
     );
@@ -202,8 +202,8 @@ describe('traffic mirroring', () => {
       try {
         assert.equal((await call(mesh, 'http://reviews:9080/t')).status, 200);
         await until(() => hanging.hits === 1, 'the copy to reach the hanging mirror');
-        await until(() => mesh.outbound.mirrorStats.inFlight === 0, 'the copy to time out');
-        assert.equal(mesh.outbound.mirrorStats.failed, 1);
+        await until(() => mesh.diagnostics().mirrors.inFlight === 0, 'the copy to time out');
+        assert.equal(mesh.diagnostics().mirrors.failed, 1);
         assert.equal((await call(mesh, 'http://reviews:9080/t2')).status, 200);
         await until(() => hanging.hits === 2, 'the second copy');
       } finally {
@@ -228,22 +228,22 @@ describe('traffic mirroring', () => {
     await withMesh(
       [{ route: [{ destination: { host: 'reviews' } }], mirror: { host: 'shadow' } }],
       async (mesh) => {
-        const stats = mesh.outbound.mirrorStats;
+        const stats = () => mesh.diagnostics().mirrors;
         let maxInFlight = 0;
         for (let i = 0; i < 12; i++) {
           const r = await call(mesh, 'http://reviews:9080/bounded');
           assert.equal(r.status, 200);
-          maxInFlight = Math.max(maxInFlight, stats.inFlight);
+          maxInFlight = Math.max(maxInFlight, stats().inFlight);
         }
         // Concurrent primaries (with streamed bodies) as well: the bound holds however calls interleave.
         const rs = await Promise.all(Array.from({ length: 8 }, (_, i) => call(mesh, 'http://reviews:9080/bounded', { method: 'POST', body: `b${i}` })));
         for (const r of rs) assert.equal(r.status, 200);
-        maxInFlight = Math.max(maxInFlight, stats.inFlight);
+        maxInFlight = Math.max(maxInFlight, stats().inFlight);
         await until(() => hanging.hits === 2, 'two copies at the mirror');
-        assert.equal(stats.sent, 2);
-        assert.equal(stats.dropped, 18);
+        assert.equal(stats().sent, 2);
+        assert.equal(stats().dropped, 18);
         assert.ok(maxInFlight <= 2, `in flight at most 2, saw ${maxInFlight}`);
-        assert.equal(stats.inFlight, 2);
+        assert.equal(stats().inFlight, 2);
         await new Promise((r) => setTimeout(r, 20));
         assert.equal(hanging.hits, 2, 'dropped copies are never sent');
         assert.ok(maxOpen <= 2, `the mirror saw ${maxOpen} requests open at once`);
@@ -279,7 +279,7 @@ describe('traffic mirroring', () => {
           const r = await call(mesh, 'http://reviews:9080/retry');
           assert.equal(r.status, 200);
           assert.equal(primary.hits - p0, 2, 'the primary was retried once');
-          await until(() => mesh.outbound.mirrorStats.inFlight === 0, 'mirrors to finish');
+          await until(() => mesh.diagnostics().mirrors.inFlight === 0, 'mirrors to finish');
           await new Promise((res) => setTimeout(res, 20));
           assert.equal(shadow.hits - s0, 1, 'one copy: none for the fault abort, one for the retried call');
           assert.equal(shadow.seen.at(-1)?.url, '/retry');

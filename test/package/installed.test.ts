@@ -103,6 +103,7 @@ await via('appUndiciFetch', undici.fetch('http://reviews:9080/d', { dispatcher: 
 undici.setGlobalDispatcher(mesh.dispatcher);
 await via('globalFetchAfterSetGlobal', globalThis.fetch('http://reviews:9080/e').then(asText));
 await via('appUndiciAfterSetGlobal', undici.request('http://reviews:9080/f').then(async (r) => r.statusCode + ' ' + (await r.body.text())));
+out.internals = typeof (await import('meshlet/internals')).Exchange;
 await mesh.close();
 console.log(JSON.stringify(out));
 `;
@@ -250,6 +251,7 @@ for (const [label, node] of [
         assert.equal(out['appUndiciFetch'], '200 yes reviews /d');
         assert.equal(out['globalFetchAfterSetGlobal'], '200 yes reviews /e');
         assert.equal(out['appUndiciAfterSetGlobal'], '200 reviews /f');
+        assert.equal(out['internals'], 'function', 'meshlet/internals resolves from the installed package');
       });
     }
   });

@@ -56,11 +56,15 @@ export interface MeshDispatcherOptions {
   onClose(): Promise<void>;
 }
 
-/** The mesh as an undici Dispatcher. */
+/**
+ * The mesh as an undici Dispatcher.
+ * @category Mesh
+ */
 export class MeshDispatcher extends Dispatcher {
   readonly #o: MeshDispatcherOptions;
   #closed = false;
 
+  /** @internal the mesh makes its dispatcher. */
   constructor(o: MeshDispatcherOptions) {
     super();
     this.#o = o;

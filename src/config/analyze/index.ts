@@ -36,6 +36,7 @@ export const ANALYZERS: readonly Analyzer[] = Object.freeze([
 /**
  * Runs every analyzer over validated resources and adds the findings to `issues`.
  * Findings never throw; errors among them (e.g. `IST0101`) mean traffic will fail at run time.
+ * @category Config
  */
 export function analyze(resources: readonly AnyResource[], issues: IssueList): void {
   const ctx = createContext(resources);

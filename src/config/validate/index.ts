@@ -50,13 +50,19 @@ const metadataValidator = obj<ObjectMeta>({
 // Fields Kubernetes adds to stored objects; accepted and ignored.
 const IGNORED_METADATA = ['managedFields', 'ownerReferences', 'finalizers', 'selfLink', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'generateName'];
 
-/** Options for {@link validateDocuments}. */
+/**
+ * Options for {@link validateDocuments}.
+ * @category Config
+ */
 export interface ValidateOptions {
   /** Namespace for resources without `metadata.namespace`. @defaultValue 'default' */
   defaultNamespace?: string;
 }
 
-/** The result of validation: the resources that are valid, and every issue found. */
+/**
+ * The result of validation: the resources that are valid, and every issue found.
+ * @category Config
+ */
 export interface ValidationResult {
   /** Valid resources, in load order. Resources with errors are left out. */
   readonly resources: AnyResource[];
@@ -71,6 +77,7 @@ const METADATA_CHECKS: { readonly [K in Kind]?: (metadata: ObjectMeta, ctx: Ctx)
 /**
  * Validates raw documents. A resource with any error is left out of `resources`;
  * callers that apply config must reject the whole set when `issues.hasErrors`.
+ * @category Config
  */
 export function validateDocuments(docs: readonly RawDocument[], options: ValidateOptions = {}, issues = new IssueList()): ValidationResult {
   const defaultNs = options.defaultNamespace ?? 'default';

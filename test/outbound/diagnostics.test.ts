@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createMesh, ManualClock, seededRandom } from '../../src/index.ts';
+import { call, destinationRule, serviceEntry, startUpstream } from '../helpers/upstreams.ts';
+
+test('mesh.diagnostics(): config in use, mirror counters, clusters with endpoints in flight and ejected (a copy)', async () => {
+  const good = await startUpstream('good');
+  const bad = await startUpstream('bad', (_req, res) => {
+    res.statusCode = 503;
+    res.end('bad');
+  });
+  const clock = new ManualClock(1000);
+  const mesh = await createMesh({
+    service: 'client',
+    clock,
+    random: seededRandom(3),
+    config: [
+      serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: good.port }, { port: bad.port }]),
+      destinationRule('svc', 'svc', { trafficPolicy: { outlierDetection: { consecutive5xxErrors: 1, baseEjectionTime: '30s', maxEjectionPercent: 100 } } }),
+    ],
+  });
+  try {
+    const before = mesh.diagnostics();
+    assert.equal(before.configSource, 'file');
+    assert.equal(before.configVersion, mesh.snapshot.version);
+    assert.deepEqual(before.mirrors, { sent: 0, dropped: 0, failed: 0, inFlight: 0 });
+    assert.deepEqual(before.clusters, [], 'no cluster used yet');
+    for (let i = 0; i < 6; i++) await call(mesh, 'http://svc/');
+    const d = mesh.diagnostics();
+    assert.deepEqual(d.clusters.map((c) => c.name), ['outbound|80||svc.default.svc.cluster.local']);
+    const eps = Object.fromEntries((d.clusters[0]?.endpoints ?? []).map((e) => [e.endpoint, e]));
+    assert.deepEqual(eps[`127.0.0.1:${bad.port}`], { endpoint: `127.0.0.1:${bad.port}`, active: 0, ejected: true, ejectedForMs: 30_000 });
+    assert.deepEqual(eps[`127.0.0.1:${good.port}`], { endpoint: `127.0.0.1:${good.port}`, active: 0, ejected: false, ejectedForMs: 0 });
+    clock.advance(10_000);
+    assert.equal(mesh.diagnostics().clusters[0]?.endpoints.find((e) => e.ejected)?.ejectedForMs, 20_000);
+    (d.mirrors as { sent: number }).sent = 99;
+    assert.equal(mesh.diagnostics().mirrors.sent, 0, 'a copy');
+  } finally {
+    await mesh.close();
+    await good.close();
+    await bad.close();
+  }
+});
