@@ -1,0 +1,496 @@
+/**
+ * Regenerates the conformance case files from Istio's sources:
+ *
+ * - the Go test tables of `pkg/config/validation` (validation_test.go, virtualservice_test.go,
+ *   agent/validation_test.go) become `test/conformance/cases/<Test>.ts`, one file per table,
+ *   each row keeping its Go name, line, input (as a resource) and Istio's verdict;
+ * - the CRD testdata YAML files are copied verbatim into `test/conformance/istio/crds/`, with
+ *   a header naming their source and commit.
+ *
+ * Usage: node test/conformance/tools/translate.ts [path-to-istio-git-dir]
+ * (default: /work/.mirror/istio+istio/repo). The commit read is ISTIO_COMMIT.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ISTIO_COMMIT, type Verdict } from '../types.ts';
+import { Code } from './go-json.ts';
+import { type GoRow, readTable } from './tables.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const gitDir = process.argv[2] ?? '/work/.mirror/istio+istio/repo';
+const FULL_COMMIT = execFileSync('git', ['-C', gitDir, 'rev-parse', ISTIO_COMMIT], { encoding: 'utf8' }).trim();
+
+function show(path: string): string {
+  return execFileSync('git', ['-C', gitDir, 'show', `${FULL_COMMIT}:${path}`], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+}
+
+type Obj = Record<string, unknown>;
+type Row = Obj;
+
+// ---------- resource builders ----------
+
+function resource(apiVersion: string, kind: string, spec: unknown, meta: Obj = {}): Obj {
+  const metadata: Obj = { name: 'test', namespace: 'default', ...meta };
+  for (const [k, v] of Object.entries(metadata)) if (v === undefined || v === null) delete metadata[k];
+  return { apiVersion, kind, metadata, spec: spec ?? {} };
+}
+const vs = (spec: unknown, meta?: Obj) => resource('networking.istio.io/v1', 'VirtualService', spec, meta);
+const dr = (spec: unknown, meta?: Obj) => resource('networking.istio.io/v1', 'DestinationRule', spec, meta);
+const se = (spec: unknown, meta?: Obj) => resource('networking.istio.io/v1', 'ServiceEntry', spec, meta);
+const we = (spec: unknown, meta?: Obj) => resource('networking.istio.io/v1', 'WorkloadEntry', spec, meta);
+const wg = (spec: unknown, meta?: Obj) => resource('networking.istio.io/v1', 'WorkloadGroup', spec, meta);
+const ap = (spec: unknown, meta?: Obj) => resource('security.istio.io/v1', 'AuthorizationPolicy', spec, meta);
+const ra = (spec: unknown, meta?: Obj) => resource('security.istio.io/v1', 'RequestAuthentication', spec, meta);
+const pa = (spec: unknown, meta?: Obj) => resource('security.istio.io/v1', 'PeerAuthentication', spec, meta);
+const tel = (spec: unknown, meta?: Obj) => resource('telemetry.istio.io/v1', 'Telemetry', spec, meta);
+
+/** Istio's test namespace and name (`someName`/`someNamespace`). */
+const FOO_BAR = { name: 'foo', namespace: 'bar' };
+const ROUTE = [{ destination: { host: 'foo.baz' } }];
+/** A mesh VirtualService for foo.bar whose one HTTP route also has `extra`. */
+const vsRoute = (extra: Obj) => vs({ hosts: ['foo.bar'], http: [{ route: ROUTE, ...extra }] });
+const drPolicy = (policy: unknown) => dr({ host: 'reviews', trafficPolicy: policy }, FOO_BAR);
+
+// ---------- verdicts ----------
+
+function boolVerdict(valid: unknown, warning: unknown): Verdict {
+  if (valid !== true) return 'invalid';
+  return warning === true ? 'warning' : 'valid';
+}
+const byValid = (r: Row): Verdict => boolVerdict(r.valid, r.warning ?? r.warn ?? r.Warning);
+
+// ---------- the tables ----------
+
+const V = 'pkg/config/validation/validation_test.go';
+const VS = 'pkg/config/validation/virtualservice_test.go';
+const A = 'pkg/config/validation/agent/validation_test.go';
+
+interface TableSpec {
+  readonly file: string;
+  readonly test: string;
+  readonly wraps: string;
+  /** The resources for a row, or a string: why the row cannot be written as a resource. */
+  readonly build: (r: Row) => object[] | string;
+  readonly verdict?: (r: Row) => Verdict;
+  readonly name?: (r: Row) => string;
+  /** Kind meshlet does not apply: rows are counted under "not applied by meshlet". */
+  readonly notApplied?: string;
+  /** Field names of a table whose row type is a named struct declared in the function. */
+  readonly fields?: readonly string[];
+  readonly tableVar?: string;
+}
+
+const TABLES: TableSpec[] = [
+  {
+    file: V, test: 'TestValidateHTTPHeaderName',
+    wraps: 'each name as a header match key (match[0].headers) of a mesh VirtualService route',
+    build: (r) => [vs({ hosts: ['foo.bar'], http: [{ match: [{ headers: { [r.name as string]: { exact: 'v' } } }], route: ROUTE }] })],
+    name: (r) => JSON.stringify(r.name),
+  },
+  {
+    file: V, test: 'TestStrictValidateHTTPHeaderName',
+    wraps: 'each name as jwtRules[0].outputClaimToHeaders[0].header of a RequestAuthentication (where Istio applies the strict check)',
+    build: (r) => [ra({ jwtRules: [{ issuer: 'https://example.com', outputClaimToHeaders: [{ header: r.name, claim: 'sub' }] }] }, FOO_BAR)],
+    name: (r) => JSON.stringify(r.name),
+  },
+  {
+    file: V, test: 'TestValidateCORSPolicy',
+    wraps: 'each CorsPolicy as http[0].corsPolicy of a mesh VirtualService',
+    build: (r) => [vsRoute({ corsPolicy: r.in })],
+  },
+  {
+    file: V, test: 'TestValidateHTTPStatus',
+    wraps: 'each status as http[0].fault.abort.httpStatus (with a 10% percentage) of a mesh VirtualService',
+    build: (r) => [vsRoute({ fault: { abort: { httpStatus: r.in, percentage: { value: 10 } } } })],
+    name: (r) => String(r.in),
+  },
+  {
+    file: V, test: 'TestValidateHTTPFaultInjectionAbort',
+    wraps: 'each abort as http[0].fault.abort of a mesh VirtualService (nil: a route without fault)',
+    build: (r) => [vsRoute(r.in === null ? {} : { fault: { abort: r.in } })],
+  },
+  {
+    file: V, test: 'TestValidateHTTPFaultInjectionDelay',
+    wraps: 'each delay as http[0].fault.delay of a mesh VirtualService (nil: a route without fault)',
+    build: (r) => [vsRoute(r.in === null ? {} : { fault: { delay: r.in } })],
+  },
+  {
+    file: V, test: 'TestValidateHTTPRetry',
+    wraps: 'each HTTPRetry as http[0].retries of a mesh VirtualService',
+    build: (r) => [vsRoute({ retries: r.in })],
+  },
+  {
+    file: V, test: 'TestValidateHTTPRewrite',
+    wraps: 'each HTTPRewrite as http[0].rewrite of a mesh VirtualService (nil: no rewrite)',
+    build: (r) => [vsRoute(r.in === null ? {} : { rewrite: r.in })],
+  },
+  {
+    file: V, test: 'TestValidateUriRegexRewrite',
+    wraps: 'each RegexRewrite as http[0].rewrite.uriRegexRewrite of a mesh VirtualService (nil: no rewrite)',
+    build: (r) => [vsRoute(r.in === null ? {} : { rewrite: { uriRegexRewrite: r.in } })],
+  },
+  {
+    file: V, test: 'TestValidatePortName',
+    wraps: 'each name as ports[0].name of a ServiceEntry',
+    build: (r) => [se({ hosts: ['example.com'], ports: [{ number: 80, protocol: 'HTTP', name: r.name }], resolution: 'DNS' }, FOO_BAR)],
+    name: (r) => JSON.stringify(r.name),
+  },
+  {
+    file: V, test: 'TestValidateHTTPRedirect',
+    wraps: 'each HTTPRedirect as the action of http[0] of a mesh VirtualService (nil: a route instead)',
+    build: (r) => [r.redirect === null ? vsRoute({}) : vs({ hosts: ['foo.bar'], http: [{ redirect: r.redirect }] })],
+  },
+  {
+    file: V, test: 'TestValidateHTTPDirectResponse',
+    wraps: 'each HTTPDirectResponse as the action of http[0] of a mesh VirtualService (nil: a route instead)',
+    build: (r) => [r.directResponse === null ? vsRoute({}) : vs({ hosts: ['foo.bar'], http: [{ directResponse: r.directResponse }] })],
+  },
+  {
+    file: V, test: 'TestValidateDestination',
+    wraps: 'each Destination as http[0].route[0].destination of a mesh VirtualService',
+    build: (r) => [vs({ hosts: ['foo.bar'], http: [{ route: [{ destination: r.destination }] }] })],
+  },
+  {
+    file: V, test: 'TestValidateHTTPRoute',
+    wraps: 'each HTTPRoute as http[0] of a mesh VirtualService for foo.bar',
+    build: (r) => [vs({ hosts: ['foo.bar'], http: [r.route] })],
+  },
+  {
+    file: V, test: 'TestValidateRouteDestination',
+    wraps: 'each RouteDestination list as tcp[0].route of a mesh VirtualService (validateRouteDestinations serves TCP and TLS routes)',
+    build: (r) => [vs({ hosts: ['foo.bar'], tcp: [{ route: r.routes }] })],
+  },
+  {
+    file: V, test: 'TestValidateVirtualService',
+    wraps: 'each spec as a VirtualService default/test',
+    build: (r) => [vs(r.in)],
+  },
+  {
+    file: V, test: 'TestValidateWorkloadEntry',
+    wraps: 'each spec as a WorkloadEntry default/test',
+    build: (r) => [we(r.in)],
+  },
+  {
+    file: V, test: 'TestValidateWorkloadGroup',
+    wraps: 'each spec as a WorkloadGroup default/test',
+    notApplied: 'WorkloadGroup',
+    build: (r) => [wg(r.in)],
+  },
+  {
+    file: V, test: 'TestValidateDestinationRule',
+    wraps: 'each spec as a DestinationRule bar/foo',
+    build: (r) => [dr(r.in, FOO_BAR)],
+  },
+  {
+    file: V, test: 'TestValidateTrafficPolicy',
+    wraps: 'each TrafficPolicy as the trafficPolicy of a DestinationRule for reviews',
+    build: (r) => [drPolicy(r.in)],
+  },
+  {
+    file: V, test: 'TestValidateConnectionPool',
+    wraps: 'each ConnectionPoolSettings as trafficPolicy.connectionPool of a DestinationRule for reviews',
+    build: (r) => [drPolicy({ connectionPool: r.in })],
+  },
+  {
+    file: V, test: 'TestValidateLoadBalancer',
+    wraps: 'each LoadBalancerSettings as trafficPolicy.loadBalancer of a DestinationRule for reviews',
+    build: (r) => [drPolicy({ loadBalancer: r.in })],
+  },
+  {
+    file: V, test: 'TestValidateOutlierDetection',
+    wraps: 'each OutlierDetection as trafficPolicy.outlierDetection of a DestinationRule for reviews',
+    build: (r) => [drPolicy({ outlierDetection: r.in })],
+  },
+  {
+    file: V, test: 'TestValidateServiceEntries',
+    wraps: 'each spec as a ServiceEntry bar/foo (with the row\'s labels)',
+    build: (r) => [se(r.in, { ...FOO_BAR, labels: r.labels })],
+  },
+  {
+    file: V, test: 'TestValidateAuthorizationPolicy',
+    wraps: 'each spec as an AuthorizationPolicy namespace/name (with the row\'s annotations)',
+    build: (r) => [ap(r.in, { name: 'name', namespace: 'namespace', annotations: r.annotations })],
+  },
+  {
+    file: V, test: 'TestValidateRequestAuthentication',
+    wraps: 'each spec as a RequestAuthentication bar/<configName> (with the row\'s annotations)',
+    build: (r) => [ra(r.in, { name: r.configName, namespace: 'bar', annotations: r.annotations })],
+  },
+  {
+    file: V, test: 'TestValidatePeerAuthentication',
+    wraps: 'each spec as a PeerAuthentication bar/<configName>',
+    build: (r) => [pa(r.in, { name: r.configName, namespace: 'bar' })],
+  },
+  {
+    file: V, test: 'Test_validateExportTo',
+    wraps: 'each exportTo list on a ServiceEntry (isServiceEntry), a DestinationRule with a workloadSelector (isDestinationRuleWithSelector) or else a VirtualService, in the row\'s namespace',
+    build: (r) => {
+      const meta = { name: 'test', namespace: r.namespace };
+      const exportTo = r.exportTo;
+      if (r.isServiceEntry === true) return [se({ hosts: ['example.com'], ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], resolution: 'DNS', exportTo }, meta)];
+      if (r.isDestinationRuleWithSelector === true) return [dr({ host: 'reviews', workloadSelector: { matchLabels: { app: 'reviews' } }, exportTo }, meta)];
+      return [vs({ hosts: ['foo.bar'], http: [{ route: ROUTE }], exportTo }, meta)];
+    },
+    verdict: (r) => (r.wantErr === true ? 'invalid' : 'valid'),
+  },
+  {
+    file: V, test: 'TestValidateTelemetry',
+    wraps: 'each spec as a Telemetry bar/foo',
+    build: (r) => (r.name === 'invalid message' ? 'the row passes a Gateway Server message to ValidateTelemetry (a Go type error, not expressible as YAML)' : [tel(r.in, FOO_BAR)]),
+    verdict: (r) => ((r.err as string) !== '' ? 'invalid' : (r.warning as string) !== '' ? 'warning' : 'valid'),
+  },
+  {
+    file: V, test: 'TestValidateHTTPHeaderValue',
+    wraps: 'each value as a request header set value (http[0].headers.request.set) of a mesh VirtualService',
+    build: (r) => [vsRoute({ headers: { request: { set: { 'x-test': r.input } } } })],
+    verdict: (r) => (r.expected === null || r.expected === undefined ? 'valid' : 'invalid'),
+    name: (r) => JSON.stringify(r.input),
+  },
+  {
+    file: VS, test: 'TestValidateChainingVirtualService',
+    wraps: 'each spec as a VirtualService default/test (a root has hosts; a delegate has none)',
+    build: (r) => [vs(r.in)],
+  },
+  {
+    file: VS, test: 'TestValidateRootHTTPRoute',
+    wraps: 'each HTTPRoute as http[0] of a root VirtualService for foo.bar (one with hosts)',
+    build: (r) => [vs({ hosts: ['foo.bar'], http: [r.route] })],
+  },
+  {
+    file: VS, test: 'TestValidateDelegateHTTPRoute',
+    wraps: 'each HTTPRoute as http[0] of a delegate VirtualService (one without hosts)',
+    build: (r) => [vs({ http: [r.route] })],
+  },
+  {
+    file: A, test: 'TestValidatePort',
+    wraps: 'each port as ports[0].number of a ServiceEntry',
+    tableVar: 'ports', fields: ['port', 'valid'],
+    build: (r) => [se({ hosts: ['example.com'], ports: [{ number: r.port, name: 'http', protocol: 'HTTP' }], resolution: 'DNS' }, FOO_BAR)],
+    name: (r) => String(r.port),
+  },
+  {
+    file: A, test: 'TestValidateFQDN',
+    wraps: 'each name as the address of a WorkloadEntry with a port (where Istio checks addresses with ValidateFQDN)',
+    build: (r) => [we({ address: r.fqdn, ports: { http: 8080 } })],
+  },
+  {
+    file: A, test: 'TestValidateDuration',
+    wraps: 'each duration as trafficPolicy.outlierDetection.interval of a DestinationRule (checked with ValidateDuration)',
+    tableVar: 'checks', fields: ['duration', 'isValid'],
+    build: (r) => [drPolicy({ outlierDetection: { interval: r.duration } })],
+    verdict: (r) => (r.isValid === true ? 'valid' : 'invalid'),
+    name: (r) => String(r.duration),
+  },
+  {
+    file: A, test: 'TestValidateLocalityLbSetting',
+    wraps: 'each setting as trafficPolicy.loadBalancer.localityLbSetting of a DestinationRule, with the row\'s outlierDetection',
+    build: (r) => [drPolicy({ loadBalancer: r.in === null ? { simple: 'ROUND_ROBIN' } : { localityLbSetting: r.in }, outlierDetection: r.outlier ?? undefined })],
+    verdict: (r) => (r.err === true ? 'invalid' : r.warn === true ? 'warning' : 'valid'),
+  },
+  {
+    file: A, test: 'TestValidateLocalities',
+    wraps: 'each locality list as the `from` of localityLbSetting.distribute entries (each to a/b/c: 100) of a DestinationRule with outlier detection',
+    build: (r) => [drPolicy({
+      loadBalancer: { localityLbSetting: { distribute: (r.localities as string[]).map((from) => ({ from, to: { 'a/b/c': 100 } })) } },
+      outlierDetection: { consecutive5xxErrors: 5 },
+    })],
+  },
+  {
+    file: A, test: 'TestValidateWildcardDomain',
+    wraps: 'each domain as hosts[0] of a VirtualService bound to a gateway (where a lone * is allowed)',
+    build: (r) => [vs({ hosts: [r.in], gateways: ['gateway'], http: [{ route: ROUTE }] })],
+    verdict: (r) => (r.out === '' ? 'valid' : 'invalid'),
+  },
+  {
+    file: A, test: 'TestValidateWildcardDomainForVirtualServiceBoundToGateway',
+    wraps: 'each domain as hosts[0] of a VirtualService bound to a gateway, with a TLS route when the row is an SNI host',
+    build: (r) => [vs(r.sni === true
+      ? { hosts: [r.in], gateways: ['gateway'], tls: [{ match: [{ sniHosts: [r.in] }], route: ROUTE }] }
+      : { hosts: [r.in], gateways: ['gateway'], http: [{ route: ROUTE }] })],
+    verdict: (r) => (r.out === '' ? 'valid' : 'invalid'),
+  },
+  {
+    file: A, test: 'TestValidationIPSubnet',
+    wraps: 'each subnet as addresses[0] of a ServiceEntry with resolution NONE',
+    build: (r) => [se({ hosts: ['example.com'], addresses: [r.subnet], ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], resolution: 'NONE' }, FOO_BAR)],
+    verdict: (r) => (r.ok === true ? 'valid' : 'invalid'),
+  },
+];
+
+/** Go tables of other kinds or of mesh config: counted, not compared. */
+const EXCLUDED: { file: string; test: string; reason: 'not-applied' | 'mesh-config' | 'other'; why: string; tableVar?: string; fields?: string[] }[] = [
+  { file: V, test: 'TestValidateGateway', reason: 'not-applied', why: 'Gateway: meshlet is not a gateway; it skips the kind with a notice' },
+  { file: V, test: 'TestValidateK8sGateway', reason: 'not-applied', why: 'Gateway (Kubernetes Gateway API semantics)' },
+  { file: V, test: 'TestValidateServer', reason: 'not-applied', why: 'Gateway servers' },
+  { file: V, test: 'TestValidateServerPort', reason: 'not-applied', why: 'Gateway server ports' },
+  { file: V, test: 'TestValidateTlsOptions', reason: 'not-applied', why: 'Gateway server TLS' },
+  { file: V, test: 'TestValidateSidecar', reason: 'not-applied', why: 'Sidecar: meshlet skips the kind with a notice' },
+  { file: V, test: 'TestValidateProxyConfig', reason: 'not-applied', why: 'ProxyConfig' },
+  { file: V, test: 'TestValidateTelemetryFilter', reason: 'other', why: 'Telemetry access-log filter CEL expressions: meshlet validates no CEL (Telemetry is not applied yet)' },
+  { file: V, test: 'TestValidateWasmPlugin', reason: 'not-applied', why: 'WasmPlugin' },
+  { file: V, test: 'TestValidateTrafficExtension', reason: 'not-applied', why: 'TrafficExtension (extensions.istio.io)' },
+  { file: V, test: 'TestValidateMaxServerConnectionAge', reason: 'mesh-config', why: 'a pilot flag, not a resource field', tableVar: 'checks', fields: ['duration', 'isValid'] },
+  { file: A, test: 'TestValidateControlPlaneAuthPolicy', reason: 'mesh-config', why: 'MeshConfig' },
+  { file: A, test: 'TestValidateProxyAddress', reason: 'mesh-config', why: 'ProxyConfig addresses', tableVar: 'addresses', fields: ['addr', 'valid'] },
+  { file: A, test: 'TestValidateDrainDuration', reason: 'mesh-config', why: 'ProxyConfig drain duration', tableVar: 'combinations', fields: ['Drain', 'Valid'] },
+  { file: A, test: 'TestValidateMeshConfigProxyConfig', reason: 'mesh-config', why: 'ProxyConfig' },
+  { file: A, test: 'TestValidateTLS', reason: 'mesh-config', why: 'ClientTLSSettings of mesh-wide (MeshConfig) TLS defaults; DestinationRule TLS rows are in TestValidateDestinationRule' },
+  { file: A, test: 'TestParseAutoGeneratedSNIDomain', reason: 'other', why: 'a string-parsing helper; its effect on VirtualService hosts is covered by TestValidateWildcardDomainForVirtualServiceBoundToGateway' },
+  { file: A, test: 'TestValidateTrustDomain', reason: 'mesh-config', why: 'MeshConfig trust domain' },
+  { file: A, test: 'TestValidateConnectTimeout', reason: 'mesh-config', why: 'MeshConfig connect timeout', tableVar: 'checks', fields: ['duration', 'isValid'] },
+  { file: A, test: 'TestValidateProtocolDetectionTimeout', reason: 'mesh-config', why: 'MeshConfig', tableVar: 'checks', fields: ['duration', 'isValid'] },
+  { file: A, test: 'TestValidateMeshConfigDefaultTrafficPolicy', reason: 'mesh-config', why: 'MeshConfig' },
+  { file: A, test: 'TestValidateMeshConfigDefaultInboundHTTPRetryPolicy', reason: 'mesh-config', why: 'MeshConfig' },
+  { file: A, test: 'TestValidateMeshConfig', reason: 'mesh-config', why: 'MeshConfig (two inline checks, no table)' },
+  { file: A, test: 'TestValidateZoneAwareLbSetting', reason: 'other', why: 'zoneAwareLbSetting is compared through its DestinationRule rows (TestValidateLoadBalancer); this table calls the helper with a nil-or-set outlier argument that a DestinationRule cannot express separately' },
+  { file: A, test: 'TestValidationIPAddress', reason: 'not-applied', why: 'ValidateIPAddress checks Gateway/Sidecar bind addresses and tunnel targets, none of which meshlet reads' },
+  { file: A, test: 'TestServiceSettings', reason: 'mesh-config', why: 'MeshConfig' },
+  { file: A, test: 'TestValidateMeshNetworks', reason: 'mesh-config', why: 'MeshNetworks' },
+  { file: A, test: 'TestValidateConnectionSettings', reason: 'mesh-config', why: 'ProxyConfig' },
+];
+
+// ---------- emitting ----------
+
+function emit(v: unknown, indent: string): string {
+  if (v instanceof Code) return v.code;
+  if (v === undefined) return 'undefined';
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  const next = `${indent}  `;
+  if (Array.isArray(v)) {
+    if (v.length === 0) return '[]';
+    const items = v.map((x) => emit(x, next));
+    const flat = `[${items.join(', ')}]`;
+    return flat.length + indent.length < 110 && !flat.includes('\n') ? flat : `[\n${items.map((i) => `${next}${i},`).join('\n')}\n${indent}]`;
+  }
+  const entries = Object.entries(v).filter(([, x]) => x !== undefined);
+  if (entries.length === 0) return '{}';
+  const parts = entries.map(([k, x]) => `${/^[A-Za-z_$][\w$]*$/.test(k) ? k : JSON.stringify(k)}: ${emit(x, next)}`);
+  const flat = `{ ${parts.join(', ')} }`;
+  return flat.length + indent.length < 110 && !flat.includes('\n') ? flat : `{\n${parts.map((p) => `${next}${p},`).join('\n')}\n${indent}}`;
+}
+
+function rowName(spec: { name?: (r: Row) => string }, r: GoRow, i: number): string {
+  if (spec.name !== undefined) return spec.name(r.fields);
+  const n = r.fields.name;
+  return typeof n === 'string' ? n : `row ${i + 1}`;
+}
+
+function uniqueNames(names: string[]): string[] {
+  const seen = new Map<string, number>();
+  return names.map((n) => {
+    const c = (seen.get(n) ?? 0) + 1;
+    seen.set(n, c);
+    return c === 1 ? n : `${n} #${c}`;
+  });
+}
+
+function generateTable(spec: TableSpec, sources: Map<string, string>): string {
+  const src = sources.get(spec.file) as string;
+  const { rows, unresolved, line } = readTable(src, spec.test, spec.tableVar, spec.fields);
+  if (unresolved.length > 0) throw new Error(`${spec.test}: unresolved ${unresolved.join(', ')}`);
+  const names = uniqueNames(rows.map((r, i) => rowName(spec, r, i)));
+  const cases: string[] = [];
+  const untranslatable: string[] = [];
+  rows.forEach((r, i) => {
+    const built = spec.build(r.fields);
+    const name = names[i] as string;
+    if (typeof built === 'string') {
+      untranslatable.push(`    { name: ${JSON.stringify(name)}, line: ${r.line}, why: ${JSON.stringify(built)} },`);
+      return;
+    }
+    const verdict = (spec.verdict ?? byValid)(r.fields);
+    const fields = [`name: ${JSON.stringify(name)}`, `line: ${r.line}`, `expect: '${verdict}'`];
+    if (spec.notApplied !== undefined) fields.push(`notApplied: '${spec.notApplied}'`);
+    cases.push(`    {\n      ${fields.join(', ')},\n      resources: ${emit(built, '      ')},\n    },`);
+  });
+  return [
+    '/**',
+    ` * Istio's ${spec.test} (${spec.file} line ${line}, istio/istio commit ${FULL_COMMIT.slice(0, 11)}),`,
+    ` * translated row by row: ${spec.wraps}.`,
+    ' * Generated by test/conformance/tools/translate.ts from the Go source: regenerate, do not edit.',
+    ' * Copyright Istio Authors, Apache License 2.0.',
+    ' */',
+    "import type { ValidationTable } from '../types.ts';",
+    '',
+    'export const table: ValidationTable = {',
+    `  source: ${JSON.stringify(spec.file)},`,
+    `  test: ${JSON.stringify(spec.test)},`,
+    `  line: ${line},`,
+    `  wraps: ${JSON.stringify(spec.wraps)},`,
+    '  cases: [',
+    ...cases,
+    '  ],',
+    ...(untranslatable.length > 0 ? ['  untranslatable: [', ...untranslatable, '  ],'] : []),
+    '};',
+    '',
+  ].join('\n');
+}
+
+function generateExcluded(sources: Map<string, string>): string {
+  const lines = EXCLUDED.map((e) => {
+    let rows = 0;
+    let line = 0;
+    try {
+      const t = readTable(sources.get(e.file) as string, e.test, e.tableVar, e.fields);
+      rows = t.rows.length;
+      line = t.line;
+    } catch {
+      const m = new RegExp(`^func ${e.test}\\(`, 'm').exec(sources.get(e.file) as string);
+      line = m === null ? 0 : (sources.get(e.file) as string).slice(0, m.index).split('\n').length;
+    }
+    return `  { source: ${JSON.stringify(e.file)}, test: ${JSON.stringify(e.test)}, line: ${line}, rows: ${rows}, reason: '${e.reason}', why: ${JSON.stringify(e.why)} },`;
+  });
+  return [
+    '/**',
+    ` * Istio's validation test tables (istio/istio commit ${FULL_COMMIT.slice(0, 11)}) that are not compared, with`,
+    ' * their row counts: kinds meshlet does not apply, and mesh-wide config that is not a resource.',
+    ' * Generated by test/conformance/tools/translate.ts: regenerate, do not edit.',
+    ' */',
+    "import type { ExcludedTable } from '../types.ts';",
+    '',
+    'export const excluded: readonly ExcludedTable[] = [',
+    ...lines,
+    '];',
+    '',
+  ].join('\n');
+}
+
+const CRD_DIR = 'pkg/config/validation/testdata/crds';
+
+function copyCrds(): string[] {
+  const files = execFileSync('git', ['-C', gitDir, 'ls-tree', '--name-only', `${FULL_COMMIT}:${CRD_DIR}`], { encoding: 'utf8' }).trim().split('\n');
+  const out = join(root, 'istio', 'crds');
+  mkdirSync(out, { recursive: true });
+  for (const f of files) {
+    const header = `# Copied verbatim from istio/istio ${CRD_DIR}/${f} at commit ${FULL_COMMIT}\n# (Copyright Istio Authors, Apache License 2.0). Only these three header lines were added.\n# Each document's _err is the error Istio's CRD schema reports; no _err means valid.\n`;
+    writeFileSync(join(out, f), header + show(`${CRD_DIR}/${f}`));
+  }
+  return files;
+}
+
+function main(): void {
+  const sources = new Map([V, VS, A].map((f) => [f, show(f)]));
+  const casesDir = join(root, 'cases');
+  mkdirSync(casesDir, { recursive: true });
+  const index: string[] = [];
+  for (const spec of TABLES) {
+    writeFileSync(join(casesDir, `${spec.test}.ts`), generateTable(spec, sources));
+    index.push(spec.test);
+  }
+  writeFileSync(join(casesDir, 'excluded.ts'), generateExcluded(sources));
+  writeFileSync(join(casesDir, 'index.ts'), [
+    '/** Every translated validation table. Generated by test/conformance/tools/translate.ts. */',
+    "import type { ValidationTable } from '../types.ts';",
+    ...index.map((t) => `import { table as ${t} } from './${t}.ts';`),
+    '',
+    `export const tables: readonly ValidationTable[] = [${index.join(', ')}];`,
+    '',
+  ].join('\n'));
+  const crds = copyCrds();
+  console.log(`${TABLES.length} tables, ${EXCLUDED.length} excluded tables, ${crds.length} CRD testdata files from ${FULL_COMMIT}`);
+}
+
+main();
