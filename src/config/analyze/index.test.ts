@@ -58,17 +58,29 @@ spec:
   hosts: [reviews]
   http:
   - match:
-    - headers: {"@request.auth.claims.groups": {exact: group1}}
+    - headers: {end-user: {exact: jason}}
     route:
     - destination: {host: reviews, subset: v2}
   - match:
-    - headers: {"@request.auth.claims.groups": {exact: group1}}
+    - headers: {end-user: {exact: jason}}
     route:
     - destination: {host: reviews, subset: v4}
   - route:
     - destination: {host: reviews, subset: v1, port: {number: 9080}}
   - route:
     - destination: {host: ratings, port: {number: 9080}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-ingress}
+spec:
+  hosts: [reviews.example.com]
+  gateways: [istio-system/ingressgateway]
+  http:
+  - match:
+    - headers: {"@request.auth.claims.groups": {exact: group1}}
+    route:
+    - destination: {host: reviews, subset: v1}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

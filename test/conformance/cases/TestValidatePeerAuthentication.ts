@@ -63,7 +63,7 @@ export const table: ValidationTable = {
           apiVersion: "security.istio.io/v1",
           kind: "PeerAuthentication",
           metadata: { name: "foo", namespace: "bar" },
-          spec: { selector: { matchLabels: { app: "httpbin" } } },
+          spec: { selector: { matchLabels: { app: "httpbin" } }, portLevelMtls: {} },
         },
       ],
     },

@@ -155,21 +155,6 @@ export const table: ValidationTable = {
       ],
     },
     {
-      name: "IP address", line: 917, expect: 'invalid',
-      resources: [
-        {
-          apiVersion: "networking.istio.io/v1",
-          kind: "VirtualService",
-          metadata: { name: "test", namespace: "default" },
-          spec: {
-            hosts: ["1.1.1.1"],
-            gateways: ["gateway"],
-            http: [{ route: [{ destination: { host: "foo.baz" } }] }],
-          },
-        },
-      ],
-    },
-    {
       name: "SNI domain", line: 918, expect: 'valid',
       resources: [
         {
@@ -259,5 +244,8 @@ export const table: ValidationTable = {
         },
       ],
     },
+  ],
+  untranslatable: [
+    { name: "IP address", line: 917, why: "ValidateVirtualService, the only caller, accepts an IP address host whatever this helper says, so no resource has this verdict" },
   ],
 };

@@ -75,10 +75,6 @@ function isZero(v: unknown): boolean {
   return false;
 }
 
-function isEmptyMap(v: unknown): boolean {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Code) && Object.keys(v).length === 0;
-}
-
 /** Converts Go values to Istio JSON. */
 export class GoToJson {
   readonly env: Env;
@@ -272,8 +268,9 @@ export class GoToJson {
         Object.assign(out, v.fields);
         continue;
       }
+      // A zero scalar or an empty list is unset; an explicit empty map literal is kept, because
+      // Istio's YAML decoding (jsonpb) makes `{}` a non-nil empty map that validation can see.
       if (isZero(v) && !this.#hasPresence(el.value)) continue;
-      if (isEmptyMap(v) && this.#isMapExpr(el.value)) continue;
       out[jsonName(el.key.name)] = v;
     }
     return out;
@@ -286,7 +283,4 @@ export class GoToJson {
     return x.k === 'composite' && x.type.t === 'named' && /^(wrapperspb|wrappers|types|durationpb)\./.test(x.type.name);
   }
 
-  #isMapExpr(e: GoExpr): boolean {
-    return e.k === 'composite' && e.type.t === 'map';
-  }
 }

@@ -81,7 +81,15 @@ interface TableSpec {
   /** Field names of a table whose row type is a named struct declared in the function. */
   readonly fields?: readonly string[];
   readonly tableVar?: string;
+  /** Rows whose Go input no YAML can express, by name, with the reason (reported, not compared). */
+  readonly untranslatable?: Readonly<Record<string, string>>;
 }
+
+/**
+ * A Go row with a non-nil empty slice: Istio's YAML decoding (jsonpb) leaves a field written as
+ * `[]` unset (nil), so the YAML of this row is what the row without the field is.
+ */
+const EMPTY_SLICE = 'the row sets a non-nil empty Go slice, which no YAML can produce: Istio decodes `[]` as unset, so the same YAML is the row without the field';
 
 const TABLES: TableSpec[] = [
   {
@@ -212,6 +220,7 @@ const TABLES: TableSpec[] = [
   {
     file: V, test: 'TestValidateAuthorizationPolicy',
     wraps: 'each spec as an AuthorizationPolicy namespace/name (with the row\'s annotations)',
+    untranslatable: { 'from-empty': EMPTY_SLICE, 'to-empty': EMPTY_SLICE },
     build: (r) => [ap(r.in, { name: 'name', namespace: 'namespace', annotations: r.annotations })],
   },
   {
@@ -300,13 +309,16 @@ const TABLES: TableSpec[] = [
   },
   {
     file: A, test: 'TestValidateWildcardDomain',
-    wraps: 'each domain as hosts[0] of a VirtualService bound to a gateway (where a lone * is allowed)',
-    build: (r) => [vs({ hosts: [r.in], gateways: ['gateway'], http: [{ route: ROUTE }] })],
+    wraps: 'each domain as the host of a DestinationRule (checked with ValidateWildcardDomain and nothing else)',
+    build: (r) => [dr({ host: r.in }, FOO_BAR)],
     verdict: (r) => (r.out === '' ? 'valid' : 'invalid'),
   },
   {
     file: A, test: 'TestValidateWildcardDomainForVirtualServiceBoundToGateway',
     wraps: 'each domain as hosts[0] of a VirtualService bound to a gateway, with a TLS route when the row is an SNI host',
+    untranslatable: {
+      'IP address': 'ValidateVirtualService, the only caller, accepts an IP address host whatever this helper says, so no resource has this verdict',
+    },
     build: (r) => [vs(r.sni === true
       ? { hosts: [r.in], gateways: ['gateway'], tls: [{ match: [{ sniHosts: [r.in] }], route: ROUTE }] }
       : { hosts: [r.in], gateways: ['gateway'], http: [{ route: ROUTE }] })],
@@ -395,8 +407,8 @@ function generateTable(spec: TableSpec, sources: Map<string, string>): string {
   const cases: string[] = [];
   const untranslatable: string[] = [];
   rows.forEach((r, i) => {
-    const built = spec.build(r.fields);
     const name = names[i] as string;
+    const built = spec.untranslatable?.[name] ?? spec.build(r.fields);
     if (typeof built === 'string') {
       untranslatable.push(`    { name: ${JSON.stringify(name)}, line: ${r.line}, why: ${JSON.stringify(built)} },`);
       return;
