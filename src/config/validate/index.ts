@@ -108,7 +108,7 @@ export function validateDocuments(docs: readonly RawDocument[], options: Validat
     const ref = `${kind} ${ns}/${typeof name === 'string' ? name : '(unnamed)'}`;
     const subject: IssueSubject = { source: doc.source, ref };
     const before = issues.all.length;
-    const ctx: Ctx = { issues, subject, namespace: ns };
+    const ctx: Ctx = { issues, subject, namespace: ns, metadata: typeof raw.metadata === 'object' && raw.metadata !== null ? (raw.metadata as Ctx['metadata']) : undefined };
     for (const key of Object.keys(raw)) {
       if (!['apiVersion', 'kind', 'metadata', 'spec', 'status'].includes(key)) {
         issues.at(subject, [key], 'error', `unknown field "${key}"${suggest(key, ['spec', 'metadata'])}`);
