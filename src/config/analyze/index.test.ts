@@ -21,6 +21,7 @@ const LEVELS: Readonly<Record<string, string>> = {
   IST0173: 'error',
   IST0174: 'warning',
   MESHLET0101: 'warning',
+  MESHLET0102: 'warning',
 };
 
 // One config with one mistake per code, Bookinfo style.
@@ -69,6 +70,9 @@ spec:
     - destination: {host: reviews, subset: v1, port: {number: 9080}}
   - route:
     - destination: {host: ratings, port: {number: 9080}}
+  - match:
+    - uri: {prefix: /api}
+    delegate: {name: reviews-api}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
