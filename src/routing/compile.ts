@@ -10,7 +10,7 @@ import { mergeDelegates } from '../config/delegation.ts';
 import { DestinationRuleIndex, effectivePolicy, type ClientWorkload } from '../config/destination-policy.ts';
 import { aliasesFor, hostMatches, isVisible, isWildcard, resolveHost, specificity } from '../config/hosts.ts';
 import { endpointsFor, labelsMatch, ServiceRegistry, type Service } from '../config/registry.ts';
-import { byAge, ofKind, type AnyResource, type Resource } from '../config/resource.ts';
+import { byAge, type AnyResource, type Resource } from '../config/resource.ts';
 import type { Destination, HTTPMatchRequest, HTTPRoute, ServicePort } from '../config/types/networking.ts';
 import { isCatchAllMatch, RequestMatcher } from './request-matcher.ts';
 import {
