@@ -58,6 +58,16 @@ const httpCookie = obj<HTTPCookie>({
   // 0s means a session cookie.
   ttl: msDuration({ allowZero: true }),
   attributes: list(obj<{ name: string; value?: string }>({ name: req(nonEmpty), value: str })),
+}, {
+  check: (c, path, ctx) => {
+    // Istio: cookie attribute names must be unique.
+    const seen = new Map<string, number>();
+    (c.attributes ?? []).forEach((a, i) => {
+      const first = seen.get(a.name);
+      if (first !== undefined) fail(ctx, [...path, 'attributes', i, 'name'], `duplicate cookie attribute "${a.name}" (also attributes[${first}])`);
+      else seen.set(a.name, i);
+    });
+  },
 });
 
 const HASH_KEYS = ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName'] as const;

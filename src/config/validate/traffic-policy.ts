@@ -72,7 +72,8 @@ const httpSettings = obj<HTTPSettings>(
     useClientProtocol: unsupported(bool, 'meshlet always keeps the protocol the client chose'),
     maxConcurrentStreams: count,
     http2KeepAlive: unsupported(
-      obj<{ interval?: string; timeout?: string }>({ interval: msDuration(), timeout: msDuration() }),
+      // Istio requires both (validateConnectionPool: "http2 keepalive interval/timeout is required").
+      obj<{ interval?: string; timeout?: string }>({ interval: req(msDuration()), timeout: req(msDuration()) }),
       'HTTP/2 PING keepalives are not sent',
     ),
   },
@@ -129,7 +130,15 @@ export const clientTlsSettings: Validator<ClientTLSSettings> = obj<ClientTLSSett
     insecureSkipVerify: bool,
     caCrl: unsupported(str, 'certificate revocation lists are not checked'),
   },
-  { check: checkTls },
+  {
+    check: (t, path, ctx) => {
+      checkTls(t, path, ctx);
+      // Until meshlet originates TLS, say so where it is asked for: connections stay plaintext.
+      if (t.mode !== undefined && t.mode !== 'DISABLE') {
+        ctx.issues.at(ctx.subject, [...path, 'mode'], 'warning', `not supported by meshlet yet: tls mode ${t.mode} is not applied; meshlet connects to this destination in plaintext`, 'MESHLET0002');
+      }
+    },
+  },
 );
 
 function checkTls(t: ClientTLSSettings, path: FieldPath, ctx: Ctx): void {
