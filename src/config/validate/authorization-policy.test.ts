@@ -10,9 +10,13 @@ const src = (fields: string) => ap(`rules:\n- from:\n  - source:\n${indent(field
 const op = (fields: string) => ap(`rules:\n- to:\n  - operation:\n${indent(fields, '      ')}`);
 /** An ALLOW policy with one rule with one condition. */
 const when = (cond: string) => ap(`rules:\n- when:\n  - ${indent(cond, '    ').trimStart()}`);
+/** `yaml` with the dry-run annotation set to `value`. */
+const dryRun = (yaml: string, value: string) => yaml.replace('  namespace: foo', `  namespace: foo\n  annotations: {istio.io/dry-run: "${value}"}`);
 
 describe('AuthorizationPolicy validation', () => {
   const valid: { name: string; yaml: string }[] = [
+    { name: 'a dry-run ALLOW policy', yaml: dryRun(ap('rules:\n- {}'), 'true') },
+    { name: 'a dry-run DENY policy, "False" (Go\'s ParseBool spellings)', yaml: dryRun(ap('action: DENY\nrules:\n- to: [{operation: {ports: ["8080"]}}]'), 'False') },
     {
       name: 'the Istio task page httpbin policy',
       yaml: ap(`
@@ -117,6 +121,13 @@ rules:
   });
 
   const invalid: { name: string; yaml: string; error: RegExp }[] = [
+    // the istio.io/dry-run annotation (Istio's validateMetadata)
+    { name: 'a dry-run annotation that is not a boolean', yaml: dryRun(ap('rules:\n- {}'), 'foo'), error: /metadata\.annotations\["istio\.io\/dry-run"\]: istio\.io\/dry-run must be "true" or "false", got "foo"/ },
+    { name: 'a dry-run AUDIT policy', yaml: dryRun(ap('action: AUDIT\nrules:\n- {}'), 'true'), error: /istio\.io\/dry-run works with action ALLOW or DENY only, not AUDIT/ },
+    { name: 'an internal Istio annotation', yaml: ap('rules:\n- {}').replace('  namespace: foo', '  namespace: foo\n  annotations: {internal.istio.io/parents: x}'), error: /internal\.istio\.io\/parents is reserved for Istio's own generated resources/ },
+    // targetRef (Istio's validatePolicyTargetReference)
+    { name: 'a targetRef with a namespace', yaml: ap('targetRef:\n  group: gateway.networking.k8s.io\n  kind: Gateway\n  name: gw\n  namespace: other'), error: /spec\.targetRef\.namespace: must not be set/ },
+    { name: 'a targetRef to a wrong group', yaml: ap('targetRef:\n  group: wrong-group\n  kind: Gateway\n  name: gw'), error: /spec\.targetRef: targetRef must be to one of .*; got wrong-group\/Gateway/ },
     // action and provider
     { name: 'unknown action', yaml: ap('action: REJECT\nrules:\n- {}'), error: /spec\.action: must be one of ALLOW, DENY, AUDIT, CUSTOM; got a string \("REJECT"\)/ },
     { name: 'lower-case action', yaml: ap('action: deny\nrules:\n- {}'), error: /spec\.action: must be one of/ },

@@ -8,6 +8,7 @@ import { IssueList, type IssueSubject } from '../issues.ts';
 import type { RawDocument } from '../load.ts';
 import { KIND_VERSIONS, KNOWN_UNSUPPORTED_KINDS, type AnyResource, type Kind, type SpecByKind } from '../resource.ts';
 import type { ObjectMeta } from '../types/common.ts';
+import { checkAnnotations } from './annotations.ts';
 import { authorizationPolicySpec } from './authorization-policy.ts';
 import { checkDnsLabel, checkDnsSubdomain, labels as labelsValidator } from './common.ts';
 import { destinationRuleSpec } from './destination-rule.ts';
@@ -126,6 +127,7 @@ export function validateDocuments(docs: readonly RawDocument[], options: Validat
     }
     const spec = raw.spec === undefined || raw.spec === null ? {} : raw.spec;
     const typedSpec = (SPEC_VALIDATORS[k] as Validator<unknown>)(spec, ['spec'], ctx);
+    checkAnnotations(k, spec, ctx);
     const hasErrors = issues.all.slice(before).some((i) => i.level === 'error');
     if (hasErrors || metadata === undefined || typedSpec === undefined) return;
     const resource = {
