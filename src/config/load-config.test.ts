@@ -98,3 +98,18 @@ test('YAML flow lists read ":" as Kubernetes does: [1.2.3.4, 2001:db8::] is two 
   ]);
   assert.equal(ok, true, issues.all.join('\n'));
 });
+
+test('kinds validated but not applied yet get one info notice per kind (MESHLET0003)', async () => {
+  const sec = (kind: string, name: string, spec: object) => ({ apiVersion: 'security.istio.io/v1', kind, metadata: { name }, spec });
+  const { ok, issues } = await loadConfig([
+    sec('AuthorizationPolicy', 'a', { rules: [{}] }),
+    sec('AuthorizationPolicy', 'b', { action: 'DENY', rules: [{ to: [{ operation: { ports: ['8080'] } }] }] }),
+    sec('PeerAuthentication', 'default', { mtls: { mode: 'STRICT' } }),
+    { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'svc' }, spec: { hosts: ['svc'], ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], resolution: 'STATIC', endpoints: [{ address: '1.1.1.1' }] } },
+  ]);
+  assert.equal(ok, true, issues.all.join('\n'));
+  assert.deepEqual(issues.all.filter((i) => i.code === 'MESHLET0003').map((i) => `${i.level} ${i.resource}: ${i.message}`), [
+    'info AuthorizationPolicy default/a: 2 AuthorizationPolicy resources validated but not applied: meshlet does not enforce authorization on inbound requests yet: every request is allowed',
+    'info PeerAuthentication default/default: 1 PeerAuthentication validated but not applied: meshlet does not require or terminate mTLS on inbound connections yet',
+  ]);
+});

@@ -7,6 +7,7 @@
 import { analyze } from './analyze/index.ts';
 import { IssueList } from './issues.ts';
 import { fromObjects, type ParseCache, readSources, type LoadLimits, type RawDocument } from './load.ts';
+import { reportNotApplied } from './not-applied.ts';
 import type { AnyResource } from './resource.ts';
 import { validateDocuments } from './validate/index.ts';
 
@@ -40,6 +41,7 @@ function isPathList(source: ConfigSource): source is string | readonly string[] 
 /** Validates and analyses already-parsed documents. */
 export function checkDocuments(docs: readonly RawDocument[], options: LoadConfigOptions = {}, issues = new IssueList()): LoadedConfig {
   const { resources } = validateDocuments(docs, { defaultNamespace: options.defaultNamespace }, issues);
+  reportNotApplied(resources, issues);
   if (options.analyze !== false) analyze(resources, issues);
   return { resources, issues, ok: !issues.hasErrors };
 }
