@@ -42,7 +42,8 @@ export function verdictOf(docs: readonly RawDocument[], parseIssues?: IssueList)
     ...validationIssues.filter((i) => i.level === 'warning' && !NOTICE_CODES.has(i.code)),
     ...issues.all.slice(validationIssues.length).filter((i) => WARNING_ANALYZERS.has(i.code)),
   ];
-  const skipped = resources.length === 0 && errors.length === 0 && validationIssues.some((i) => NOTICE_CODES.has(i.code));
+  // Skipped with a notice: no error, nothing kept, and something said (a warning or info naming the kind).
+  const skipped = resources.length === 0 && errors.length === 0 && validationIssues.some((i) => i.level !== 'error');
   const shown = (errors.length > 0 ? errors : warnings.length > 0 ? warnings : validationIssues).map((i) => `${i.level}: ${i.path === '' ? '' : `${i.path}: `}${i.message}`);
   return { verdict: errors.length > 0 ? 'invalid' : warnings.length > 0 ? 'warning' : 'valid', detail: shown.join('; '), skipped };
 }

@@ -179,6 +179,7 @@ const proxyProtocol = obj<ProxyProtocol>({ version: oneOf(['V1', 'V2']) });
 const retryBudget = obj<RetryBudget>({
   percent: num({ min: 0, max: 100 }),
   minRetryConcurrency: ucount,
+  budgetInterval: unsupported(msDuration(), 'meshlet budgets retries against the requests active now, not over an interval'),
 });
 
 /** Reports `message` at `path` when the raw object has no fields (Istio rejects empty policy blocks). */
@@ -189,7 +190,8 @@ function requireSome(raw: Record<string, unknown>, path: FieldPath, ctx: Ctx, me
 /** Warns when locality failover is configured without the outlier detection it depends on. */
 function checkFailover(p: { loadBalancer?: TrafficPolicy['loadBalancer']; outlierDetection?: OutlierDetection }, path: FieldPath, ctx: Ctx): void {
   if (wantsFailover(p.loadBalancer) && p.outlierDetection === undefined) {
-    warn(ctx, [...path, 'loadBalancer', 'localityLbSetting'], 'failover has no effect without outlierDetection in the same policy');
+    const setting = p.loadBalancer?.zoneAwareLbSetting !== undefined ? 'zoneAwareLbSetting' : 'localityLbSetting';
+    warn(ctx, [...path, 'loadBalancer', setting], 'failover has no effect without outlierDetection in the same policy');
   }
 }
 

@@ -29,7 +29,6 @@ export const excluded: readonly ExcludedTable[] = [
   { source: "pkg/config/validation/agent/validation_test.go", test: "TestValidateMeshConfigDefaultTrafficPolicy", line: 1058, rows: 5, reason: 'mesh-config', why: "MeshConfig" },
   { source: "pkg/config/validation/agent/validation_test.go", test: "TestValidateMeshConfigDefaultInboundHTTPRetryPolicy", line: 1113, rows: 13, reason: 'mesh-config', why: "MeshConfig" },
   { source: "pkg/config/validation/agent/validation_test.go", test: "TestValidateMeshConfig", line: 1201, rows: 0, reason: 'mesh-config', why: "MeshConfig (two inline checks, no table)" },
-  { source: "pkg/config/validation/agent/validation_test.go", test: "TestValidateZoneAwareLbSetting", line: 1523, rows: 15, reason: 'other', why: "zoneAwareLbSetting is compared through its DestinationRule rows (TestValidateLoadBalancer); this table calls the helper with a nil-or-set outlier argument that a DestinationRule cannot express separately" },
   { source: "pkg/config/validation/agent/validation_test.go", test: "TestValidationIPAddress", line: 1744, rows: 4, reason: 'not-applied', why: "ValidateIPAddress checks Gateway/Sidecar bind addresses and tunnel targets, none of which meshlet reads" },
   { source: "pkg/config/validation/agent/validation_test.go", test: "TestServiceSettings", line: 1825, rows: 2, reason: 'mesh-config', why: "MeshConfig" },
   { source: "pkg/config/validation/agent/validation_test.go", test: "TestValidateMeshNetworks", line: 1865, rows: 4, reason: 'mesh-config', why: "MeshNetworks" },

@@ -300,6 +300,12 @@ const TABLES: TableSpec[] = [
     verdict: (r) => (r.err === true ? 'invalid' : r.warn === true ? 'warning' : 'valid'),
   },
   {
+    file: A, test: 'TestValidateZoneAwareLbSetting',
+    wraps: 'each setting as trafficPolicy.loadBalancer.zoneAwareLbSetting of a DestinationRule, with the row\'s outlierDetection',
+    build: (r) => [drPolicy({ loadBalancer: r.in === null ? { simple: 'ROUND_ROBIN' } : { zoneAwareLbSetting: r.in }, outlierDetection: r.outlier ?? undefined })],
+    verdict: (r) => (r.err === true ? 'invalid' : r.warn === true ? 'warning' : 'valid'),
+  },
+  {
     file: A, test: 'TestValidateLocalities',
     wraps: 'each locality list as the `from` of localityLbSetting.distribute entries (each to a/b/c: 100) of a DestinationRule with outlier detection',
     build: (r) => [drPolicy({
@@ -357,7 +363,6 @@ const EXCLUDED: { file: string; test: string; reason: 'not-applied' | 'mesh-conf
   { file: A, test: 'TestValidateMeshConfigDefaultTrafficPolicy', reason: 'mesh-config', why: 'MeshConfig' },
   { file: A, test: 'TestValidateMeshConfigDefaultInboundHTTPRetryPolicy', reason: 'mesh-config', why: 'MeshConfig' },
   { file: A, test: 'TestValidateMeshConfig', reason: 'mesh-config', why: 'MeshConfig (two inline checks, no table)' },
-  { file: A, test: 'TestValidateZoneAwareLbSetting', reason: 'other', why: 'zoneAwareLbSetting is compared through its DestinationRule rows (TestValidateLoadBalancer); this table calls the helper with a nil-or-set outlier argument that a DestinationRule cannot express separately' },
   { file: A, test: 'TestValidationIPAddress', reason: 'not-applied', why: 'ValidateIPAddress checks Gateway/Sidecar bind addresses and tunnel targets, none of which meshlet reads' },
   { file: A, test: 'TestServiceSettings', reason: 'mesh-config', why: 'MeshConfig' },
   { file: A, test: 'TestValidateMeshNetworks', reason: 'mesh-config', why: 'MeshNetworks' },
