@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
 import { ISTIO_COMMIT, type Verdict } from '../types.ts';
 import { Code } from './go-json.ts';
 import { type GoRow, readTable } from './tables.ts';
@@ -488,6 +489,38 @@ function copyCrds(): string[] {
   return files;
 }
 
+const CRD_FILE = 'manifests/charts/base/files/crd-all.gen.yaml';
+/** Kinds whose CRD schema fields meshlet must all know. */
+const SCHEMA_KINDS = ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'RequestAuthentication', 'AuthorizationPolicy', 'Telemetry'];
+
+interface Schema {
+  type?: string;
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  additionalProperties?: Schema | boolean;
+}
+
+/** Every field path of the `spec` of the in-scope kinds in Istio's CRD schema (v1): `spec.http.[].match.[].uri`. */
+function crdFields(): { kind: string; path: string; type: string }[] {
+  const out: { kind: string; path: string; type: string }[] = [];
+  const walk = (s: Schema | undefined, path: string[], kind: string): void => {
+    if (s === undefined) return;
+    if (s.type === 'array' && s.items !== undefined) return walk(s.items, [...path, '[]'], kind);
+    for (const [k, v] of Object.entries(s.properties ?? {})) {
+      out.push({ kind, path: [...path, k].join('.'), type: v.type ?? 'object' });
+      walk(v, [...path, k], kind);
+    }
+    if (typeof s.additionalProperties === 'object') walk(s.additionalProperties, [...path, '{}'], kind);
+  };
+  for (const doc of parseAllDocuments(show(CRD_FILE))) {
+    const crd = doc.toJS({ maxAliasCount: -1 }) as { kind?: string; spec?: { names: { kind: string }; versions: { name: string; schema: { openAPIV3Schema: Schema } }[] } } | null;
+    if (crd?.kind !== 'CustomResourceDefinition' || crd.spec === undefined || !SCHEMA_KINDS.includes(crd.spec.names.kind)) continue;
+    const v1 = crd.spec.versions.find((v) => v.name === 'v1') ?? crd.spec.versions[0];
+    walk(v1?.schema.openAPIV3Schema.properties?.spec, ['spec'], crd.spec.names.kind);
+  }
+  return out;
+}
+
 function main(): void {
   const sources = new Map([V, VS, A].map((f) => [f, show(f)]));
   const casesDir = join(root, 'cases');
@@ -507,7 +540,10 @@ function main(): void {
     '',
   ].join('\n'));
   const crds = copyCrds();
-  console.log(`${TABLES.length} tables, ${EXCLUDED.length} excluded tables, ${crds.length} CRD testdata files from ${FULL_COMMIT}`);
+  const fields = crdFields();
+  const lines = fields.map((f) => `    ${JSON.stringify(f)}`).join(',\n');
+  writeFileSync(join(root, 'istio', 'crd-fields.json'), `{\n  "source": ${JSON.stringify(`istio/istio ${CRD_FILE} at ${FULL_COMMIT}`)},\n  "fields": [\n${lines}\n  ]\n}\n`);
+  console.log(`${TABLES.length} tables, ${EXCLUDED.length} excluded tables, ${crds.length} CRD testdata files, ${fields.length} CRD schema fields from ${FULL_COMMIT}`);
 }
 
 main();
