@@ -505,7 +505,10 @@ function crdFields(): { kind: string; path: string; type: string }[] {
   const out: { kind: string; path: string; type: string }[] = [];
   const walk = (s: Schema | undefined, path: string[], kind: string): void => {
     if (s === undefined) return;
-    if (s.type === 'array' && s.items !== undefined) return walk(s.items, [...path, '[]'], kind);
+    if (s.type === 'array' && s.items !== undefined) {
+      walk(s.items, [...path, '[]'], kind);
+      return;
+    }
     for (const [k, v] of Object.entries(s.properties ?? {})) {
       out.push({ kind, path: [...path, k].join('.'), type: v.type ?? 'object' });
       walk(v, [...path, k], kind);
