@@ -85,6 +85,7 @@ metrics:
   const invalid: { name: string; yaml: string; error: RegExp }[] = [
     // scope
     { name: 'selector and targetRefs together', yaml: tel('selector:\n  matchLabels:\n    app: a\ntargetRefs:\n- kind: Gateway\n  name: gw'), error: /spec: only one of selector, targetRef, targetRefs may be set, got selector and targetRefs/ },
+    { name: 'an access-log filter that is not CEL (Istio parses it)', yaml: tel('accessLogging:\n- providers: [{name: envoy}]\n  filter: {expression: ")++++"}'), error: /accessLogging\[0\]\.filter\.expression: must be a valid CEL expression/ },
     { name: 'a targetRef to a wrong kind (Istio)', yaml: tel('targetRef:\n  group: gateway.networking.k8s.io\n  kind: wrong-kind\n  name: foo'), error: /spec\.targetRef: targetRef must be to one of .*; got gateway\.networking\.k8s\.io\/wrong-kind/ },
     { name: 'a targetRef with a namespace (Istio)', yaml: tel('targetRef:\n  group: gateway.networking.k8s.io\n  kind: Gateway\n  name: foo\n  namespace: bar'), error: /spec\.targetRef\.namespace: must not be set/ },
     { name: 'unknown top-level field', yaml: tel('tracings: []'), error: /spec\.tracings: unknown field "tracings" \(did you mean "tracing"\?\)/ },
