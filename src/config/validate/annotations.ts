@@ -17,8 +17,9 @@ const INTERNAL = ['internal.istio.io/webhook-always-reject', 'internal.istio.io/
 /** Go's `strconv.ParseBool` spellings. */
 const GO_BOOLS = ['1', 't', 'T', 'TRUE', 'true', 'True', '0', 'f', 'F', 'FALSE', 'false', 'False'];
 
-/** Checks the annotations of a resource of `kind` whose raw spec is `spec`. */
-export function checkAnnotations(kind: Kind, spec: unknown, ctx: Ctx): void {
+/** Checks the annotations of a resource of `kind` whose raw spec is `spec` (Istio kinds only: Istio validates only its own). */
+export function checkAnnotations(kind: Kind, apiVersion: string, spec: unknown, ctx: Ctx): void {
+  if (!apiVersion.includes('istio.io/')) return;
   const path = ['metadata', 'annotations'];
   const dryRun = metadataValue(ctx, 'annotations', DRY_RUN);
   if (dryRun !== undefined) {

@@ -127,7 +127,7 @@ export function validateDocuments(docs: readonly RawDocument[], options: Validat
     }
     const spec = raw.spec === undefined || raw.spec === null ? {} : raw.spec;
     const typedSpec = (SPEC_VALIDATORS[k] as Validator<unknown>)(spec, ['spec'], ctx);
-    checkAnnotations(k, spec, ctx);
+    checkAnnotations(k, apiVersion, spec, ctx);
     const hasErrors = issues.all.slice(before).some((i) => i.level === 'error');
     if (hasErrors || metadata === undefined || typedSpec === undefined) return;
     const resource = {
