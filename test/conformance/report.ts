@@ -6,12 +6,12 @@
  * meshlet's messages for every disagreement.
  */
 import { excluded } from './cases/excluded.ts';
+import { runAll } from './categories.ts';
 import { differences } from './differences.ts';
 import { markdownTable, tally, type Tally } from './suite.ts';
 import { ISTIO_COMMIT } from './types.ts';
-import { runValidation } from './validation.ts';
 
-const runs = [runValidation()];
+const runs = runAll();
 const markdown = process.argv.includes('--markdown');
 const verbose = process.argv.includes('--verbose');
 const results = runs.flatMap((r) => r.results);
