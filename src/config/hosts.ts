@@ -15,34 +15,47 @@ export const DEFAULT_DOMAIN = 'cluster.local';
  */
 export function resolveHost(host: string, namespace: string, domain = DEFAULT_DOMAIN): string {
   const h = host.toLowerCase();
-  if (h === '*' || h.startsWith('*.') || h.includes('.')) return h;
+  if (h.startsWith('*') || h.includes('.')) return h;
   return `${h}.${namespace}.svc.${domain}`;
 }
 
-/** True if `host` is a wildcard pattern (`*` or `*.suffix`). */
+/**
+ * True if `host` is a wildcard pattern: `*`, `*.suffix`, or a partial wildcard such as
+ * `*foo.com` (Istio: any host starting with `*`).
+ */
 export function isWildcard(host: string): boolean {
-  return host === '*' || host.startsWith('*.');
+  return host.startsWith('*');
 }
 
 /**
- * True if `pattern` (a host, possibly a wildcard) matches the concrete or wildcard host `host`.
- * `*.example.com` matches `a.example.com` and `a.b.example.com`, and the narrower wildcard `*.a.example.com`.
+ * True if `pattern` (a host, possibly a wildcard) covers the concrete or wildcard host `host`,
+ * as Istio's `host.Name.SubsetOf` decides: a wildcard covers every host ending with what
+ * follows its `*`. `*.example.com` covers `a.example.com`, `a.b.example.com` and the narrower
+ * wildcard `*.a.example.com`; `*foo.com` covers `foo.com` and `barfoo.com`.
  */
 export function hostMatches(pattern: string, host: string): boolean {
   if (pattern === '*') return true;
   if (pattern === host) return true;
-  if (pattern.startsWith('*.')) {
-    const suffix = pattern.slice(1); // ".example.com"
-    if (host.startsWith('*.')) return host.slice(1).endsWith(suffix);
-    return host.endsWith(suffix) && host.length > suffix.length;
+  if (pattern.startsWith('*')) {
+    const suffix = pattern.slice(1);
+    if (host.startsWith('*')) return host.length >= pattern.length && host.slice(1).endsWith(suffix);
+    return host.endsWith(suffix);
   }
   return false;
+}
+
+/**
+ * Whether two hosts overlap, as Istio's `host.Name.Matches` decides (either covers the other):
+ * `*.foo.com` and `*.com` overlap, `a.com` and `*.com` overlap, `a.com` and `b.com` do not.
+ */
+export function hostsOverlap(a: string, b: string): boolean {
+  return hostMatches(a, b) || hostMatches(b, a);
 }
 
 /** Orders candidate patterns most specific first: exact hosts, then longer wildcard suffixes. */
 export function specificity(pattern: string): number {
   if (pattern === '*') return 0;
-  if (pattern.startsWith('*.')) return pattern.length;
+  if (pattern.startsWith('*')) return pattern.length;
   return 1_000_000 + pattern.length;
 }
 

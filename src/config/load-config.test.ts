@@ -3,7 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { IssueList } from './issues.ts';
 import { loadConfig } from './load-config.ts';
+import { parseText } from './load.ts';
 
 const SE = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -72,4 +74,42 @@ test('ParseCache: unchanged files are not parsed again, changed and broken files
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('YAML flow lists read ":" as Kubernetes does: [1.2.3.4, 2001:db8::] is two addresses (Istio testdata serviceentry-valid.yaml)', async () => {
+  const rows: [string, unknown][] = [
+    ['a: [1.2.3.4, 001:db8::]', { a: ['1.2.3.4', '001:db8::'] }],
+    ['a: [001:db8::, x]', { a: ['001:db8::', 'x'] }],
+    ['a: [k:, z]', { a: ['k:', 'z'] }],
+    // A ":" before a space, a quoted key or braces still make a map, as in go-yaml.
+    ['a: [k: v]', { a: [{ k: 'v' }] }],
+    ['a: [k: ]', { a: [{ k: null }] }],
+    ['a: ["k": ]', { a: [{ k: null }] }],
+    ['a: [{k: }]', { a: [{ k: null }] }],
+    ['a:\n- 001:db8::', { a: [{ '001:db8:': null }] }],
+  ];
+  for (const [text, want] of rows) {
+    const issues = new IssueList();
+    assert.deepEqual(parseText(text, 't.yaml', issues)[0]?.value, want, text);
+    assert.deepEqual(issues.all, []);
+  }
+  const { ok, issues } = await loadConfig([
+    { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'v6' }, spec: { hosts: ['example.com'], addresses: ['1.2.3.4', '001:db8::'], resolution: 'STATIC', ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], endpoints: [{ address: '1.1.1.1' }] } },
+  ]);
+  assert.equal(ok, true, issues.all.join('\n'));
+});
+
+test('kinds validated but not applied yet get one info notice per kind (MESHLET0003)', async () => {
+  const sec = (kind: string, name: string, spec: object) => ({ apiVersion: 'security.istio.io/v1', kind, metadata: { name }, spec });
+  const { ok, issues } = await loadConfig([
+    sec('AuthorizationPolicy', 'a', { rules: [{}] }),
+    sec('AuthorizationPolicy', 'b', { action: 'DENY', rules: [{ to: [{ operation: { ports: ['8080'] } }] }] }),
+    sec('PeerAuthentication', 'default', { mtls: { mode: 'STRICT' } }),
+    { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'svc' }, spec: { hosts: ['svc'], ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], resolution: 'STATIC', endpoints: [{ address: '1.1.1.1' }] } },
+  ]);
+  assert.equal(ok, true, issues.all.join('\n'));
+  assert.deepEqual(issues.all.filter((i) => i.code === 'MESHLET0003').map((i) => `${i.level} ${i.resource}: ${i.message}`), [
+    'info AuthorizationPolicy default/a: 2 AuthorizationPolicy resources validated but not applied: meshlet does not enforce authorization on inbound requests yet: every request is allowed',
+    'info PeerAuthentication default/default: 1 PeerAuthentication validated but not applied: meshlet does not require or terminate mTLS on inbound connections yet',
+  ]);
 });

@@ -7,6 +7,7 @@
 import { analyze } from './analyze/index.ts';
 import { type ConfigIssue, IssueList } from './issues.ts';
 import { fromObjects, type ParseCache, readSources, type LoadLimits, type RawDocument } from './load.ts';
+import { reportNotApplied } from './not-applied.ts';
 import type { AnyResource } from './resource.ts';
 import { validateDocuments } from './validate/index.ts';
 
@@ -74,6 +75,8 @@ function isPathList(source: ConfigSource): source is string | readonly string[] 
  */
 export function checkDocuments(docs: readonly RawDocument[], options: LoadConfigOptions = {}, issues = new IssueList()): LoadedConfig {
   const { resources } = validateDocuments(docs, { defaultNamespace: options.defaultNamespace }, issues);
+  // Which kinds are validated but not applied yet is said once per kind, not as a finding.
+  reportNotApplied(resources, issues);
   const valid = !issues.hasErrors;
   const mode = options.analysis ?? 'advisory';
   if (mode === 'off') return { resources, issues, findings: [], ok: valid };

@@ -7,7 +7,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { isCollection, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { isCollection, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, visit, type Document } from 'yaml';
 import type { FieldPath, IssueList, SourceRef } from './issues.ts';
 
 /**
@@ -44,6 +44,33 @@ function docLocator(doc: Document, lc: LineCounter, base: FieldPath): (path: Fie
     }
     return undefined;
   };
+}
+
+/**
+ * Reads plain scalars in flow collections as Kubernetes' YAML parser (go-yaml) does: there, a
+ * ":" ends a plain scalar only before a space, so `[1.2.3.4, 2001:db8::]` is two strings. The
+ * YAML 1.2 parser used here reads `2001:db8::]` as the one-pair map `{"2001:db8:": null}` (a ":"
+ * before "]" or "," is a key separator). Such an implicit pair — a plain key, ":" right after it
+ * and then "," "]" or "}", no value — becomes the string `key:` again.
+ */
+function goYamlFlowScalars(doc: Document, text: string): void {
+  visit(doc, {
+    Map(_key, map, path) {
+      const parent = path[path.length - 1];
+      if (!isSeq(parent) || parent.flow !== true || map.items.length !== 1) return undefined;
+      const pair = map.items[0];
+      const key = pair?.key;
+      const value = pair?.value;
+      if (!isScalar(key) || key.type !== 'PLAIN' || key.range === undefined || key.range === null) return undefined;
+      if (map.range?.[0] !== key.range[0]) return undefined; // written with braces: a real map
+      if (value !== null && value !== undefined && !(isScalar(value) && value.source === '')) return undefined;
+      const end = key.range[1];
+      if (text[end] !== ':' || !',]}'.includes(text[end + 1] ?? '')) return undefined;
+      const scalar = new Scalar(`${String(key.source ?? key.value)}:`);
+      scalar.range = [key.range[0], end + 1, end + 1];
+      return scalar;
+    },
+  });
 }
 
 function isList(value: unknown): value is { kind: string; items: unknown } {
@@ -85,6 +112,7 @@ export function parseText(text: string, file: string, issues: IssueList, limits:
     for (const w of doc.warnings) {
       issues.file(file, lc.linePos(w.pos[0]).line, 'warning', `YAML: ${w.message.split('\n')[0]}`);
     }
+    goYamlFlowScalars(doc, text);
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: 100 });

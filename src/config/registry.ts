@@ -73,7 +73,8 @@ export interface Service {
  */
 export function endpointsFor(service: Service, port: ServicePort): Endpoint[] {
   if (service.resolution === 'NONE' || service.resolution === 'DYNAMIC_DNS') return [];
-  const workloads = service.workloads.length === 0 && (service.resolution === 'DNS' || service.resolution === 'DNS_ROUND_ROBIN') && !service.hostname.startsWith('*')
+  // Istio: the host is the endpoint only for a DNS ServiceEntry with neither endpoints nor a workloadSelector.
+  const workloads = service.workloads.length === 0 && (service.resolution === 'DNS' || service.resolution === 'DNS_ROUND_ROBIN') && !service.hostname.startsWith('*') && (service.resource.kind !== 'ServiceEntry' || service.resource.spec.workloadSelector === undefined)
     ? [toWorkload({ address: service.hostname }, `${service.origin} (host)`)]
     : service.workloads;
   const named = service.targetPortNames?.get(port.number);

@@ -108,6 +108,8 @@ describe('compileSnapshot: fault percentages (§1.1 HTTPFaultInjection, §6.7)',
     { name: 'abort 100%', fault: '{abort: {httpStatus: 503, percentage: {value: 100}}}', abortStatus: 503, abort: 1, delay: 0 },
     { name: 'delay 50% and abort 10% are independent', fault: '{delay: {fixedDelay: 1s, percentage: {value: 50}}, abort: {httpStatus: 500, percentage: {value: 10}}}', delayMs: 1000, delay: 0.5, abortStatus: 500, abort: 0.1 },
     { name: 'a tiny percentage', fault: '{abort: {httpStatus: 500, percentage: {value: 0.0001}}}', abortStatus: 500, abort: 0.000001, delay: 0 },
+    { name: 'an empty percentage {} is 0% (protobuf)', fault: '{abort: {httpStatus: 500, percentage: {}}}', abortStatus: 500, abort: 0, delay: 0 },
+    { name: 'an abort without a status never aborts', fault: '{abort: {percentage: {value: 100}}}', abort: 1, delay: 0 },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -127,6 +129,7 @@ describe('compileSnapshot: mirror percentage (§1.1, §6.8)', () => {
     { name: 'mirrorPercentage 0 → off', yaml: 'mirror: {host: ratings}\n  mirrorPercentage: {value: 0}', fractions: [0] },
     { name: 'mirrorPercentage 25', yaml: 'mirror: {host: ratings}\n  mirrorPercentage: {value: 25}', fractions: [0.25] },
     { name: 'mirrors[] without percentage → 100% each', yaml: 'mirrors:\n  - {destination: {host: ratings}}\n  - {destination: {host: reviews, subset: v2}, percentage: {value: 5}}', fractions: [1, 0.05] },
+    { name: 'mirror_percent (the CRD\'s snake_case spelling) 25', yaml: 'mirror: {host: ratings}\n  mirror_percent: 25', fractions: [0.25] },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -154,6 +157,25 @@ describe('compileSnapshot: redirect and direct response', () => {
     assert.equal(d.target, undefined);
     assert.equal(d.route.directResponse?.status, 418);
     assert.equal(d.route.directResponse?.body?.toString(), 'teapot');
+  });
+});
+
+describe('compileSnapshot: Envoy header values', () => {
+  it('"%%" is a literal % (Envoy header format), other text is sent as written', () => {
+    const s = compile([REVIEWS, oneRule('route: [{destination: {host: reviews}}]\n  headers: {request: {set: {x-load: "100%%", host: "a%%b.local"}}, response: {add: {x-v: "%HOSTNAME%"}}}')]);
+    const r = firstRoute(s);
+    assert.deepEqual(r.requestHeaders?.set, [['x-load', '100%']]);
+    assert.equal(r.rewrite?.authority, 'a%b.local');
+    assert.deepEqual(r.responseHeaders?.add, [['x-v', '%HOSTNAME%']]);
+  });
+});
+
+describe('compileSnapshot: partial wildcard hosts (Istio: "*foo.com" covers any host ending in foo.com)', () => {
+  it('routes a ServiceEntry host "*example.com" for example.com and api-example.com, not for example.org', () => {
+    const s = compile([doc(NET, 'ServiceEntry', 'partial', 'hosts: ["*example.com"]\nresolution: DYNAMIC_DNS\nports: [{number: 80, name: http, protocol: HTTP}]')]);
+    assert.equal(s.routes.virtualHost('api-example.com')?.host, '*example.com');
+    assert.equal(s.routes.virtualHost('example.com')?.host, '*example.com');
+    assert.equal(s.routes.virtualHost('example.org'), undefined);
   });
 });
 
@@ -237,7 +259,7 @@ describe('compileSnapshot: preallocated decisions', () => {
 describe('Istio details found in review', () => {
   it('retries with attempts unset is rejected (unset attempts is 0 in Istio)', () => {
     const { errors } = validateYaml(doc('networking.istio.io/v1', 'VirtualService', 'r', 'hosts: [r]\nhttp:\n- retries: {retryOn: 5xx}\n  route: [{destination: {host: r}}]'));
-    assert.ok(errors.some((e) => /attempts is required when other retry fields are set/.test(e)), errors.join('\n'));
+    assert.ok(errors.some((e) => /attempts is required when retryOn is set/.test(e)), errors.join('\n'));
   });
 
   it('a DestinationRule in a namespace other than client, service or root does not apply', () => {

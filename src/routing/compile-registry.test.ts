@@ -211,3 +211,18 @@ describe('WorkloadEntry selected by ServiceEntry.workloadSelector (§1.3)', () =
     assert.deepEqual(endpoints(s, 'reviews'), ['10.2.0.1:19080', '10.2.0.9:9080']);
   });
 });
+
+describe('ServiceEntry resolution DNS with a workloadSelector (Istio: the selected workloads are the endpoints)', () => {
+  const dnsSelected = doc(NET, 'ServiceEntry', 'api', 'hosts: [api.example.com]\nlocation: MESH_EXTERNAL\nresolution: DNS\nports: [{number: 80, name: http, protocol: HTTP}]\nworkloadSelector: {labels: {app: api}}');
+  const workload = (name: string, address: string, app: string) => doc(NET, 'WorkloadEntry', name, `address: ${address}\nlabels: {app: ${app}}`);
+
+  it('uses the selected WorkloadEntries', () => {
+    const s = compile([dnsSelected, workload('a', 'api-1.internal', 'api'), workload('b', '10.0.0.9', 'api'), workload('c', '10.0.0.10', 'other')]);
+    assert.deepEqual(endpoints(s, 'api.example.com').sort(), ['10.0.0.9:80', 'api-1.internal:80']);
+  });
+
+  it('with nothing selected, has no endpoints (the host is the endpoint only without a selector)', () => {
+    const s = compile([dnsSelected]);
+    assert.deepEqual(endpoints(s, 'api.example.com'), []);
+  });
+});

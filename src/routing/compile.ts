@@ -6,10 +6,11 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { mergeDelegates } from '../config/delegation.ts';
 import { DestinationRuleIndex, effectivePolicy, type ClientWorkload } from '../config/destination-policy.ts';
 import { aliasesFor, hostMatches, isVisible, isWildcard, resolveHost, specificity } from '../config/hosts.ts';
 import { endpointsFor, labelsMatch, ServiceRegistry, type Service } from '../config/registry.ts';
-import { byAge, ofKind, type AnyResource, type Resource } from '../config/resource.ts';
+import { byAge, type AnyResource, type Resource } from '../config/resource.ts';
 import type { Destination, HTTPMatchRequest, HTTPRoute, ServicePort } from '../config/types/networking.ts';
 import { isCatchAllMatch, RequestMatcher } from './request-matcher.ts';
 import {
@@ -245,7 +246,7 @@ class Compiler {
     const rules = vs.spec.http ?? [];
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i] as HTTPRoute;
-      if (rule.delegate !== undefined) continue; // not supported (warned at validation)
+      if (rule.delegate !== undefined) continue; // delegation was merged before compiling; a delegate's own delegate is invalid
       const r = this.route(vs, rule, i, port);
       if (r === undefined) continue;
       out.push(r.route);
@@ -349,7 +350,8 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
   const wl = { service: workload.service, namespace: workload.namespace ?? 'default', labels: workload.labels ?? {} };
   const registry = new ServiceRegistry(resources, options.extraWorkloads);
   const compiler = new Compiler(resources, registry, wl);
-  const vss = ofKind(resources, 'VirtualService')
+  // Delegate VirtualServices (no hosts) are merged into the rules of the roots that name them.
+  const vss = [...mergeDelegates(resources).virtualServices]
     .filter((vs) => isVisible(vs.spec.exportTo, vs.metadata.namespace, wl.namespace))
     .filter((vs) => vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh') || (vs.spec.http ?? []).some((r) => (r.match ?? []).some((m) => m.gateways?.includes('mesh'))))
     .sort(byAge)

@@ -112,6 +112,15 @@ describe('RequestMatcher: headers (§1.1, §6.10)', () => {
     { name: 'two headers, one wrong', match: { headers: { a: { exact: '1' }, b: { exact: '2' } } }, req: { headers: { a: '1', b: '3' } }, want: false },
     { name: 'the key "method" is ignored in headers', match: { headers: { method: { exact: 'POST' } } }, req: { method: 'GET' }, want: true },
     { name: 'the keys uri/scheme/authority are ignored in headers', match: { headers: { uri: { exact: '/x' }, scheme: { exact: 'ftp' }, authority: { exact: 'x' } } }, req: {}, want: true },
+    // Pseudo-headers (Istio accepts them as header match keys; Envoy matches them as headers).
+    { name: ':authority matches the authority', match: { headers: { ':authority': { prefix: 'reviews' } } }, req: { authority: 'reviews:9080' }, want: true },
+    { name: ':authority, another authority', match: { headers: { ':authority': { prefix: 'ratings' } } }, req: { authority: 'reviews:9080' }, want: false },
+    { name: ':method matches the method', match: { headers: { ':method': { exact: 'POST' } } }, req: { method: 'POST' }, want: true },
+    { name: ':method, another method', match: { headers: { ':method': { exact: 'POST' } } }, req: { method: 'GET' }, want: false },
+    { name: ':path is the path with the query', match: { headers: { ':path': { exact: '/a?b=1' } } }, req: { path: '/a?b=1' }, want: true },
+    { name: ':scheme matches the scheme', match: { headers: { ':scheme': { exact: 'https' } } }, req: { scheme: 'https' }, want: true },
+    { name: ':status is never present on a request', match: { headers: { ':status': {} } }, req: { headers: { ':status': '200' } }, want: false },
+    { name: 'an ordinary ":method" header does not stand in for the method', match: { headers: { ':method': { exact: 'POST' } } }, req: { method: 'GET', headers: { ':method': 'POST' } }, want: false },
   ]);
 });
 
@@ -141,6 +150,8 @@ describe('RequestMatcher: withoutHeaders (§1.1, §6.11: missing header = "")', 
     { name: 'two withoutHeaders, the second matches', match: { withoutHeaders: { x: { exact: 'a' }, y: { exact: 'b' } } }, req: { headers: { y: 'b' } }, want: false },
     { name: 'headers and withoutHeaders together', match: { headers: { u: { exact: 'jason' } }, withoutHeaders: { x: {} } }, req: { headers: { u: 'jason' } }, want: true },
     { name: 'headers and withoutHeaders together, x present', match: { headers: { u: { exact: 'jason' } }, withoutHeaders: { x: {} } }, req: { headers: { u: 'jason', x: '1' } }, want: false },
+    { name: 'without :method POST on a GET', match: { withoutHeaders: { ':method': { exact: 'POST' } } }, req: { method: 'GET' }, want: true },
+    { name: 'without :method POST on a POST', match: { withoutHeaders: { ':method': { exact: 'POST' } } }, req: { method: 'POST' }, want: false },
   ]);
 });
 

@@ -15,11 +15,16 @@ export interface MatchScratch {
   query: ReadonlyMap<string, string> | undefined;
 }
 
+/** The request-head field a pseudo-header match reads (Envoy matches `:method`, `:path`, … as headers). */
+type Pseudo = 'method' | 'authority' | 'path' | 'scheme' | 'status';
+
 interface HeaderCondition {
   readonly name: string;
   readonly matcher: StringMatcher;
   /** Presence matcher: `{}` or `regex: "*"`. */
   readonly presence: boolean;
+  /** For `:method`, `:authority`, `:path`, `:scheme`, `:status`: the field read instead of a header. */
+  readonly pseudo: Pseudo | undefined;
 }
 
 function compileHeaders(map: Readonly<Record<string, StringMatch>> | undefined): HeaderCondition[] {
@@ -29,9 +34,22 @@ function compileHeaders(map: Readonly<Record<string, StringMatch>> | undefined):
     // Istio ignores these keys in `headers` (they have their own match fields).
     if (lower === 'uri' || lower === 'scheme' || lower === 'method' || lower === 'authority') continue;
     const matcher = compileStringMatch(sm);
-    out.push({ name: lower, matcher, presence: matcher === PRESENT });
+    const pseudo = lower.startsWith(':') ? (lower.slice(1) as Pseudo) : undefined;
+    out.push({ name: lower, matcher, presence: matcher === PRESENT, pseudo });
   }
   return out;
+}
+
+/** The value a header condition looks at: a header, or for a pseudo-header the request-head field (`:status` never, on a request). */
+function conditionValue(head: RequestHead, h: HeaderCondition): string | undefined {
+  switch (h.pseudo) {
+    case undefined: return headerValue(head.headers, h.name);
+    case 'method': return head.method;
+    case 'authority': return head.authority;
+    case 'path': return head.path;
+    case 'scheme': return head.scheme;
+    default: return undefined;
+  }
 }
 
 /** One compiled match block. */
@@ -90,13 +108,13 @@ export class RequestMatcher {
     const hs = this.#headers;
     for (let i = 0; i < hs.length; i++) {
       const h = hs[i] as HeaderCondition;
-      const v = headerValue(head.headers, h.name);
+      const v = conditionValue(head, h);
       if (v === undefined || !h.matcher.matches(v)) return false;
     }
     const ws = this.#without;
     for (let i = 0; i < ws.length; i++) {
       const h = ws[i] as HeaderCondition;
-      const v = headerValue(head.headers, h.name);
+      const v = conditionValue(head, h);
       // Istio: invert_match with treat_missing_header_as_empty, except presence matchers.
       if (v === undefined) {
         if (h.presence) continue;

@@ -15,6 +15,7 @@ import type {
   HTTPRewrite,
 } from '../config/types/networking.ts';
 import { compileRe2, type Re2 } from '../config/regex.ts';
+import { unescapeHeaderValue } from '../config/validate/header-value.ts';
 
 /**
  * A compiled retry policy.
@@ -128,13 +129,17 @@ export interface HeaderOps {
   readonly remove: readonly string[];
 }
 
-/** Compiles header operations; `:authority`/`host` entries are left out (they become host rewrites). */
+/**
+ * Compiles header operations; `:authority`/`host` entries are left out (they become host
+ * rewrites). Values are Envoy header formats: `%%` is a literal `%` (other `%VARIABLE%`
+ * formatters are sent as written; validation warns about them).
+ */
 export function compileHeaderOps(ops: HeaderOperations | undefined): HeaderOps | undefined {
   if (ops === undefined) return undefined;
   const keep = ([k]: [string, string]) => k.toLowerCase() !== 'host' && k.toLowerCase() !== ':authority';
   return Object.freeze({
-    set: Object.entries(ops.set ?? {}).filter(keep).map(([k, v]) => [k.toLowerCase(), v] as const),
-    add: Object.entries(ops.add ?? {}).filter(keep).map(([k, v]) => [k.toLowerCase(), v] as const),
+    set: Object.entries(ops.set ?? {}).filter(keep).map(([k, v]) => [k.toLowerCase(), unescapeHeaderValue(v)] as const),
+    add: Object.entries(ops.add ?? {}).filter(keep).map(([k, v]) => [k.toLowerCase(), unescapeHeaderValue(v)] as const),
     remove: (ops.remove ?? []).map((k) => k.toLowerCase()),
   });
 }
@@ -143,7 +148,8 @@ export function compileHeaderOps(ops: HeaderOperations | undefined): HeaderOps |
 export function authorityFromHeaderOps(ops: HeaderOperations | undefined): string | undefined {
   const find = (m: Record<string, string> | undefined) =>
     Object.entries(m ?? {}).find(([k]) => k.toLowerCase() === 'host' || k.toLowerCase() === ':authority')?.[1];
-  return find(ops?.set) ?? find(ops?.add);
+  const v = find(ops?.set) ?? find(ops?.add);
+  return v === undefined ? undefined : unescapeHeaderValue(v);
 }
 
 /**

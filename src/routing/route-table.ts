@@ -212,7 +212,8 @@ export class RouteTable {
     const wild: { suffix: string; port: number | undefined; vhost: VirtualHost }[] = [];
     for (const v of vhosts) {
       for (const d of v.domains) {
-        if (d.startsWith('*.')) wild.push({ suffix: d.slice(1), port: v.port, vhost: v });
+        // The port of a wildcard domain is checked against v.port; the suffix is the host part.
+        if (d.startsWith('*')) wild.push({ suffix: d.slice(1).replace(/:(\d+|\*)$/, ''), port: v.port, vhost: v });
         else if (!map.has(d)) map.set(d, v);
       }
     }
@@ -244,7 +245,8 @@ export class RouteTable {
     const hit = this.#byDomain.get(`${host}:${p}`) ?? (port === undefined || port === defaultPort ? this.#byDomain.get(host) : undefined) ?? this.#byDomain.get(`${host}:*`);
     if (hit !== undefined) return hit;
     for (const w of this.#wildcards) {
-      if (host.endsWith(w.suffix) && host.length > w.suffix.length && (w.port === undefined || w.port === p)) return w.vhost;
+      // `*.example.com` needs a label before the suffix; a partial wildcard (`*foo.com`) covers `foo.com` itself too.
+      if (host.endsWith(w.suffix) && (host.length > w.suffix.length || !w.suffix.startsWith('.')) && (w.port === undefined || w.port === p)) return w.vhost;
     }
     return undefined;
   }

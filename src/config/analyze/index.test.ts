@@ -21,6 +21,7 @@ const LEVELS: Readonly<Record<string, string>> = {
   IST0173: 'error',
   IST0174: 'warning',
   MESHLET0101: 'warning',
+  MESHLET0102: 'warning',
 };
 
 // One config with one mistake per code, Bookinfo style.
@@ -58,17 +59,32 @@ spec:
   hosts: [reviews]
   http:
   - match:
-    - headers: {"@request.auth.claims.groups": {exact: group1}}
+    - headers: {end-user: {exact: jason}}
     route:
     - destination: {host: reviews, subset: v2}
   - match:
-    - headers: {"@request.auth.claims.groups": {exact: group1}}
+    - headers: {end-user: {exact: jason}}
     route:
     - destination: {host: reviews, subset: v4}
   - route:
     - destination: {host: reviews, subset: v1, port: {number: 9080}}
   - route:
     - destination: {host: ratings, port: {number: 9080}}
+  - match:
+    - uri: {prefix: /api}
+    delegate: {name: reviews-api}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-ingress}
+spec:
+  hosts: [reviews.example.com]
+  gateways: [istio-system/ingressgateway]
+  http:
+  - match:
+    - headers: {"@request.auth.claims.groups": {exact: group1}}
+    route:
+    - destination: {host: reviews, subset: v1}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

@@ -16,6 +16,7 @@ import type { IssueList } from '../issues.ts';
 import type { AnyResource } from '../resource.ts';
 import { conflictingHostsAnalyzer } from './conflicting-hosts.ts';
 import { createContext, type Analyzer } from './context.ts';
+import { delegateAnalyzer } from './delegates.ts';
 import { destinationRuleAnalyzer } from './destination-rules.ts';
 import { destinationAnalyzer } from './destinations.ts';
 import { jwtClaimAnalyzer } from './jwt-claims.ts';
@@ -31,6 +32,7 @@ export const ANALYZERS: readonly Analyzer[] = Object.freeze([
   conflictingHostsAnalyzer,
   jwtClaimAnalyzer,
   destinationRuleAnalyzer,
+  delegateAnalyzer,
 ]);
 
 /**

@@ -52,6 +52,17 @@ export interface LoadBalancerSettings {
   zoneAwareLbSetting?: ZoneAwareLoadBalancerSetting;
   warmupDurationSecs?: string;
   warmup?: WarmupConfiguration;
+  /** Utilization-based balancing on backend-reported ORCA metrics: not supported by meshlet. */
+  backendUtilization?: BackendUtilizationLB;
+}
+
+/** Utilization-based load balancing (ORCA), as Istio's API names it. */
+export interface BackendUtilizationLB {
+  errorUtilizationPenaltyPercent?: number;
+  metricNamesForComputingUtilization?: string[];
+  weightExpirationPeriod?: string;
+  weightStabilizationPeriod?: string;
+  weightUpdatePeriod?: string;
 }
 
 /** Consistent-hash load balancing (soft affinity). */
@@ -181,4 +192,6 @@ export interface RetryBudget {
   percent?: number;
   /** @defaultValue 3 */
   minRetryConcurrency?: number;
+  /** The window in which requests count towards the budget: not supported by meshlet (it counts active requests). */
+  budgetInterval?: string;
 }

@@ -26,7 +26,8 @@ export interface RequestAuthenticationSpec {
 
 /** One accepted JWT issuer. */
 export interface JWTRule {
-  issuer: string;
+  /** The token issuer; may be left out when `jwksUri` is set (Istio). */
+  issuer?: string;
   audiences?: string[];
   jwksUri?: string;
   /** Inline JWKS (a JSON string). */
@@ -41,6 +42,8 @@ export interface JWTRule {
   /** JWKS fetch timeout. @defaultValue "5s" */
   timeout?: string;
   spaceDelimitedClaims?: string[];
+  /** Whether a token must be present: `OPTIONAL` (Istio's behaviour without the field) or `REQUIRED`. */
+  presence?: 'OPTIONAL' | 'REQUIRED';
 }
 
 /** `AuthorizationPolicy.spec`. */

@@ -22,6 +22,7 @@ import type {
 import {
   checkMatchValue,
   checkPath,
+  isRelativePath,
   checkPortString,
   checkServiceAccount,
   classifyConditionKey,
@@ -89,6 +90,7 @@ const methodValue: Validator<string> = (v, path, ctx) => {
 const pathValue: Validator<string> = (v, path, ctx) => {
   const s = strWith(checkPath)(v, path, ctx);
   if (s?.includes('?')) warn(ctx, path, `paths are matched without the query string, so "${s}" never matches`);
+  if (s !== undefined && isRelativePath(s)) warn(ctx, path, `path "${s}" does not start with "/": request paths always do, so it never matches (write "/${s}")`);
   return s;
 };
 

@@ -45,16 +45,19 @@ function checkPathTemplate(path: string): string | undefined {
 }
 
 /**
- * Checks a `paths` value: a path starting with `/`, optionally in prefix form (`/api/*`),
- * a suffix form (`*.png`), `*`, or a URI template using `{*}` / `{**}` as whole segments.
+ * Checks a `paths` value: a path, optionally in prefix form (`/api/*`), a suffix form
+ * (`*.png`), `*`, or a URI template using `{*}` / `{**}` as whole segments. A path without a
+ * leading `/` is valid (as in Istio) but never matches; see {@link isRelativePath}.
  */
 export function checkPath(s: string): string | undefined {
   if (s === '') return 'empty value not allowed';
   if (s.includes('{') || s.includes('}')) return checkPathTemplate(s);
-  const form = checkMatchValue(s);
-  if (form !== undefined) return form;
-  if (!s.startsWith('/') && !s.startsWith('*')) return `path "${s}" must start with "/" (or be a suffix form such as "*.png", or "*")`;
-  return undefined;
+  return checkMatchValue(s);
+}
+
+/** True for a plain path that cannot match a request path, which always starts with "/" (Istio accepts it). */
+export function isRelativePath(s: string): boolean {
+  return s !== '' && !s.startsWith('/') && !s.startsWith('*') && !s.includes('{');
 }
 
 

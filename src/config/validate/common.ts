@@ -42,29 +42,49 @@ export function checkDnsSubdomain(s: string): string | undefined {
 }
 
 /**
- * Checks a host as Istio accepts it in VirtualService/DestinationRule/ServiceEntry: a DNS
- * name, a short name, or a wildcard prefix (`*.example.com`, `*`).
+ * Checks a host as Istio's `ValidateWildcardDomain` accepts it in VirtualService,
+ * DestinationRule and ServiceEntry: a DNS name (a trailing dot allowed, no all-digit top-level
+ * label), a short name, or a wildcard at the start of the first label: `*`, `*.example.com`,
+ * or a partial wildcard such as `*foo.example.com` / `*-foo.example.com`.
  */
 export function checkHost(host: string, { allowWildcard = true, allowIp = false } = {}): string | undefined {
   if (host.length === 0) return 'host must not be empty';
   if (host.length > 255) return `host "${host.slice(0, 40)}…" is longer than 255 characters`;
   if (host === '*') return allowWildcard ? undefined : 'a wildcard host is not allowed here';
   if (isIpAddress(host)) return allowIp ? undefined : `"${host}" is an IP address; a host name is required here`;
-  let name = host;
-  if (host.startsWith('*.')) {
+  const dot = host.indexOf('.');
+  const first = dot === -1 ? host : host.slice(0, dot);
+  if (first.startsWith('*')) {
     if (!allowWildcard) return `wildcard host "${host}" is not allowed here`;
-    name = host.slice(2);
-  } else if (host.includes('*')) {
-    return `invalid host "${host}": a wildcard is only allowed as the whole first label ("*.example.com")`;
-  }
-  for (const label of name.split('.')) {
-    if (label.length === 0) return `invalid host "${host}": empty label`;
-    if (label.length > 63) return `invalid host "${host}": label "${label}" is longer than 63 characters`;
-    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(label)) {
-      return /[A-Z]/.test(label)
-        ? `invalid host "${host}": host names must be lower-case`
-        : `invalid host "${host}": label "${label}" has characters a DNS name cannot have`;
+    // Istio's IsWildcardDNS1123Label: "*", or "*" or "*-" before a DNS label ("*foo", "*-foo").
+    const rest = first.startsWith('*-') ? first.slice(2) : first.slice(1);
+    if (rest !== '' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rest)) {
+      return `invalid host "${host}": a wildcard is allowed only at the start of the first label ("*.example.com", "*foo.example.com")`;
     }
+  }
+  if (host.slice(first.length).includes('*') || first.slice(1).includes('*')) {
+    return `invalid host "${host}": a wildcard is allowed only at the start of the first label ("*.example.com", "*foo.example.com")`;
+  }
+  if (dot === -1) return first.startsWith('*') ? undefined : checkLabel(host, first);
+  const labels = host.slice(dot + 1).split('.');
+  if (!first.startsWith('*')) labels.unshift(first);
+  // Istio allows a trailing dot ("istio.io.") and no all-numeric top-level label.
+  if (labels.length > 1 && labels[labels.length - 1] === '') labels.pop();
+  if (/^\d+$/.test(labels[labels.length - 1] ?? '')) return `invalid host "${host}": the top-level label is all digits`;
+  for (const label of labels) {
+    const problem = checkLabel(host, label);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+function checkLabel(host: string, label: string): string | undefined {
+  if (label.length === 0) return `invalid host "${host}": empty label`;
+  if (label.length > 63) return `invalid host "${host}": label "${label}" is longer than 63 characters`;
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(label)) {
+    return /[A-Z]/.test(label)
+      ? `invalid host "${host}": host names must be lower-case`
+      : `invalid host "${host}": label "${label}" has characters a DNS name cannot have`;
   }
   return undefined;
 }
@@ -132,8 +152,20 @@ export const percentValue: Validator<number> = (v, path, ctx) => {
   return n;
 };
 
-/** A `Percent` message (`{value}`). */
-export const percent: Validator<Percent> = obj<Percent>({ value: req(percentValue) });
+/**
+ * A `Percent` message (`{value}`) of a fault: 0, or in [0.0001, 100] (Istio's
+ * `validatePercentage`). An empty `{}` is 0%, as protobuf reads it.
+ */
+export const percent: Validator<Percent> = (v, path, ctx) => {
+  const p = obj<{ value?: number }>({ value: percentValue })(v, path, ctx);
+  return p === undefined ? undefined : { value: p.value ?? 0 };
+};
+
+/** A `Percent` of a mirror: in [0, 100] (Istio checks only the range there). An empty `{}` is 0%. */
+export const percentRange: Validator<Percent> = (v, path, ctx) => {
+  const p = obj<{ value?: number }>({ value: num({ min: 0, max: 100 }) })(v, path, ctx);
+  return p === undefined ? undefined : { value: p.value ?? 0 };
+};
 
 /** A port selector (`{number}`). */
 export const portSelector: Validator<PortSelector> = obj<PortSelector>({ number: req(int({ min: 1, max: 65535 })) });
@@ -142,8 +174,6 @@ export const portSelector: Validator<PortSelector> = obj<PortSelector>({ number:
 export interface StringMatchOptions {
   /** Allow an empty prefix (Istio allows it only for `uri`). */
   allowEmptyPrefix?: boolean;
-  /** Allow `regex: "*"`, which Istio turns into a presence match (headers and query params). */
-  allowStarRegex?: boolean;
 }
 
 /** A StringMatch: exactly one of exact, prefix, regex; `{}` only where `allowEmpty`. */
@@ -152,7 +182,7 @@ export function stringMatch(options: StringMatchOptions = {}): Validator<StringM
     {
       exact: str,
       prefix: strWith((s) => (s === '' && options.allowEmptyPrefix !== true ? 'prefix must not be empty' : undefined)),
-      regex: (v, path, ctx) => (options.allowStarRegex === true && v === '*' ? '*' : regex(v, path, ctx)),
+      regex,
     },
     { oneOf: [['exact', 'prefix', 'regex']] },
   );

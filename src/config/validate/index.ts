@@ -9,6 +9,7 @@ import type { RawDocument } from '../load.ts';
 import type { AnyResource, Kind, SpecByKind } from '../resource.ts';
 import type { ObjectMeta } from '../types/common.ts';
 import { classifyKind } from './api-kinds.ts';
+import { checkAnnotations } from './annotations.ts';
 import { authorizationPolicySpec } from './authorization-policy.ts';
 import { checkDnsLabel, checkDnsSubdomain, labels as labelsValidator } from './common.ts';
 import { destinationRuleSpec } from './destination-rule.ts';
@@ -119,7 +120,7 @@ export function validateDocuments(docs: readonly RawDocument[], options: Validat
     const ref = `${kind} ${ns}/${typeof name === 'string' ? name : '(unnamed)'}`;
     const subject: IssueSubject = { source: doc.source, ref };
     const before = issues.all.length;
-    const ctx: Ctx = { issues, subject, namespace: ns };
+    const ctx: Ctx = { issues, subject, namespace: ns, metadata: typeof raw.metadata === 'object' && raw.metadata !== null ? (raw.metadata as Ctx['metadata']) : undefined };
     for (const key of Object.keys(raw)) {
       if (!['apiVersion', 'kind', 'metadata', 'spec', 'status'].includes(key)) {
         issues.at(subject, [key], 'error', `unknown field "${key}"${suggest(key, ['spec', 'metadata'])}`);
@@ -138,6 +139,7 @@ export function validateDocuments(docs: readonly RawDocument[], options: Validat
     }
     const spec = raw.spec === undefined || raw.spec === null ? {} : raw.spec;
     const typedSpec = (SPEC_VALIDATORS[k] as Validator<unknown>)(spec, ['spec'], ctx);
+    checkAnnotations(k, apiVersion, spec, ctx);
     const hasErrors = issues.all.slice(before).some((i) => i.level === 'error');
     if (hasErrors || metadata === undefined || typedSpec === undefined) return;
     const resource = {

@@ -5,6 +5,7 @@
  * @module
  */
 import type {
+  BackendUtilizationLB,
   ConsistentHashLB,
   HTTPCookie,
   LoadBalancerSettings,
@@ -17,6 +18,7 @@ import { checkLocalityPattern, localitiesOverlap, msDuration, UINT32_MAX } from 
 import {
   bool,
   deprecated,
+  durationStr,
   fail,
   int,
   list,
@@ -58,6 +60,16 @@ const httpCookie = obj<HTTPCookie>({
   // 0s means a session cookie.
   ttl: msDuration({ allowZero: true }),
   attributes: list(obj<{ name: string; value?: string }>({ name: req(nonEmpty), value: str })),
+}, {
+  check: (c, path, ctx) => {
+    // Istio: cookie attribute names must be unique.
+    const seen = new Map<string, number>();
+    (c.attributes ?? []).forEach((a, i) => {
+      const first = seen.get(a.name);
+      if (first !== undefined) fail(ctx, [...path, 'attributes', i, 'name'], `duplicate cookie attribute "${a.name}" (also attributes[${first}])`);
+      else seen.set(a.name, i);
+    });
+  },
 });
 
 const HASH_KEYS = ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName'] as const;
@@ -153,8 +165,17 @@ const localityLbSetting = obj<LocalityLoadBalancerSetting>(
 const zoneAwareLbSetting = obj<ZoneAwareLoadBalancerSetting>({
   enabled: bool,
   failover: list(failoverItem),
-  failoverPriority: list(strWith(checkPriorityLabel)),
+  // Istio: region, zone and subzone routing are automatic with zone-aware balancing.
+  failoverPriority: list(strWith((s) => (TOPOLOGY_LOCALITY_LABELS.includes(s) ? `"${s}" must not be used: zone-aware balancing handles region, zone and subzone by itself` : checkPriorityLabel(s)))),
   minClusterSize: int({ min: 0, max: UINT32_MAX }),
+});
+
+const backendUtilization = obj<BackendUtilizationLB>({
+  errorUtilizationPenaltyPercent: int({ min: 0, max: UINT32_MAX }),
+  metricNamesForComputingUtilization: list(str),
+  weightExpirationPeriod: durationStr({ minMs: 0 }),
+  weightStabilizationPeriod: durationStr({ minMs: 0 }),
+  weightUpdatePeriod: durationStr({ minMs: 0 }),
 });
 
 const warmup = obj<WarmupConfiguration>({
@@ -174,10 +195,11 @@ export const loadBalancerSettings: Validator<LoadBalancerSettings> = obj<LoadBal
     zoneAwareLbSetting: unsupported(zoneAwareLbSetting, 'zone-aware balancing (Istio 1.31 alpha) is not implemented; use localityLbSetting'),
     warmupDurationSecs: deprecated(msDuration(), 'warmup.duration'),
     warmup,
+    backendUtilization: unsupported(backendUtilization, 'utilization-based balancing needs ORCA load reports, which meshlet does not read; the default balancer is used'),
   },
   {
     oneOf: [
-      ['simple', 'consistentHash'],
+      ['simple', 'consistentHash', 'backendUtilization'],
       ['localityLbSetting', 'zoneAwareLbSetting'],
     ],
     check: (lb, path, ctx) => {
@@ -193,6 +215,5 @@ export const loadBalancerSettings: Validator<LoadBalancerSettings> = obj<LoadBal
 
 /** Whether a `loadBalancer` asks for locality failover (which needs outlier detection to do anything). */
 export function wantsFailover(lb: LoadBalancerSettings | undefined): boolean {
-  const l = lb?.localityLbSetting;
-  return (l?.failover?.length ?? 0) > 0 || (l?.failoverPriority?.length ?? 0) > 0;
+  return [lb?.localityLbSetting, lb?.zoneAwareLbSetting].some((l) => (l?.failover?.length ?? 0) > 0 || (l?.failoverPriority?.length ?? 0) > 0);
 }

@@ -14,6 +14,23 @@ import { fail, list, unsupported, warn, type Ctx, type FieldSpec, type Validator
 /** Why `targetRef` / `targetRefs` are not supported. */
 export const TARGET_REF_WHY = 'meshlet runs inside workloads; use selector';
 
+/** What a policy may target, as Istio's `allowedTargetRefs`: `group/Kind` (the core group is ""). */
+const ALLOWED_TARGETS = ['/Service', 'networking.istio.io/ServiceEntry', 'gateway.networking.k8s.io/Gateway', 'gateway.networking.k8s.io/GatewayClass'];
+
+/** A policy target reference, checked as Istio's `validatePolicyTargetReference`. */
+const policyTargetRef: Validator<PolicyTargetReference> = (v, path, ctx) => {
+  const ref = targetRef(v, path, ctx);
+  if (ref === undefined) return undefined;
+  if (ref.namespace !== undefined && ref.namespace !== '') {
+    fail(ctx, [...path, 'namespace'], 'must not be set: cross-namespace references are not supported (Istio)');
+  }
+  const group = ref.group === undefined || ref.group === 'core' ? '' : ref.group;
+  if (!ALLOWED_TARGETS.includes(`${group}/${ref.kind}`)) {
+    fail(ctx, path, `targetRef must be to one of ${ALLOWED_TARGETS.map((t) => (t.startsWith('/') ? `core${t}` : t)).join(', ')}; got ${group === '' ? 'core' : group}/${ref.kind}`);
+  }
+  return ref;
+};
+
 /** Field declarations for `selector`, `targetRef` and `targetRefs`, to spread into an `obj` schema. */
 export const scopeFields: {
   readonly selector: Validator<LabelSelector>;
@@ -21,8 +38,8 @@ export const scopeFields: {
   readonly targetRefs: FieldSpec<PolicyTargetReference[]>;
 } = {
   selector: labelSelector,
-  targetRef: unsupported(targetRef, TARGET_REF_WHY),
-  targetRefs: unsupported(list(targetRef), TARGET_REF_WHY),
+  targetRef: unsupported(policyTargetRef, TARGET_REF_WHY),
+  targetRefs: unsupported(list(policyTargetRef), TARGET_REF_WHY),
 };
 
 /** True when a raw field holds something (not absent, not null). */

@@ -40,13 +40,16 @@ describe('RequestAuthentication validation', () => {
         ].join('\n'),
       ),
     },
+    { name: 'jwksUri without an issuer (Istio: either is enough)', yaml: ra('jwtRules:\n- jwksUri: https://example.com/.well-known/jwks.json') },
+    { name: 'jwks_uri, the spelling Istio\'s CRD also accepts', yaml: ra('jwtRules:\n- issuer: https://a.example.com\n  jwks_uri: https://a.example.com/keys') },
+    { name: 'presence REQUIRED', yaml: rule('jwksUri: https://example.com/keys\npresence: REQUIRED') },
     {
       name: 'two issuers',
       yaml: ra('jwtRules:\n- issuer: https://a.example.com\n- issuer: https://b.example.com\n  jwksUri: https://b.example.com/keys'),
     },
     {
       name: 'EC, oct and OKP keys',
-      yaml: rule(`jwks: '{"keys":[{"kty":"EC","crv":"P-256","x":"f83","y":"x_F"},{"kty":"oct","k":"GawgguFyGrWKav7AX4VKUg"},{"kty":"OKP","crv":"Ed25519","x":"11q"}]}'`),
+      yaml: rule(`jwks: '{"keys":[{"kty":"EC","crv":"P-256","x":"f83","y":"x_F"},{"kty":"OKP","crv":"Ed25519","x":"11q"}]}'`),
     },
   ];
   for (const c of valid) {
@@ -68,9 +71,15 @@ describe('RequestAuthentication validation', () => {
 
   const invalid: { name: string; yaml: string; error: RegExp }[] = [
     { name: 'jwtRules not a list', yaml: ra('jwtRules:\n  issuer: a'), error: /spec\.jwtRules: must be a list/ },
-    { name: 'missing issuer', yaml: ra('jwtRules:\n- jwksUri: https://example.com/keys'), error: /spec\.jwtRules\[0\]\.issuer: is required/ },
+    { name: 'no issuer and no jwksUri', yaml: ra(`jwtRules:\n- jwks: '${JWKS}'`), error: /spec\.jwtRules\[0\]\.issuer: is required unless jwksUri is set/ },
     { name: 'empty issuer', yaml: ra('jwtRules:\n- issuer: ""\n  jwksUri: https://example.com/keys'), error: /spec\.jwtRules\[0\]\.issuer: must not be empty/ },
-    { name: 'unknown rule field', yaml: rule('jwks_uri: https://example.com/keys'), error: /spec\.jwtRules\[0\]\.jwks_uri: unknown field "jwks_uri" \(did you mean "jwksUri"\?\)/ },
+    { name: 'unknown rule field', yaml: rule('jwksUrl: https://example.com/keys'), error: /spec\.jwtRules\[0\]\.jwksUrl: unknown field "jwksUrl" \(did you mean "jwksUri"\?\)/ },
+    { name: 'jwks_uri and jwksUri together', yaml: rule('jwks_uri: https://example.com/a\njwksUri: https://example.com/b'), error: /jwtRules\[0\]\.jwks_uri: "jwks_uri" is another spelling of "jwksUri"; give only one of them/ },
+    { name: 'an unknown presence', yaml: rule('presence: MANDATORY'), error: /jwtRules\[0\]\.presence: must be one of OPTIONAL, REQUIRED/ },
+    { name: 'a targetRef to another namespace', yaml: ra('targetRef:\n  group: ""\n  kind: Service\n  name: foo\n  namespace: bar'), error: /spec\.targetRef\.namespace: must not be set: cross-namespace references are not supported/ },
+    { name: 'a targetRef to a kind Istio does not allow', yaml: ra('targetRef:\n  group: ""\n  kind: Serv_ice\n  name: foo'), error: /spec\.targetRef: targetRef must be to one of core\/Service, networking\.istio\.io\/ServiceEntry, gateway\.networking\.k8s\.io\/Gateway, gateway\.networking\.k8s\.io\/GatewayClass; got core\/Serv_ice/ },
+    { name: 'a targetRef to a Gateway without its group', yaml: ra('targetRefs:\n- kind: Gateway\n  name: gw'), error: /spec\.targetRefs\[0\]: targetRef must be to one of/ },
+    { name: 'a dry-run annotation (AuthorizationPolicy only)', yaml: ra('jwtRules:\n- issuer: https://a.example.com').replace('  namespace: foo', '  namespace: foo\n  annotations: {istio.io/dry-run: "true"}'), error: /metadata\.annotations\["istio\.io\/dry-run"\]: istio\.io\/dry-run is supported on AuthorizationPolicy only/ },
     { name: 'jwksUri not a URL', yaml: rule('jwksUri: example.com/keys'), error: /spec\.jwtRules\[0\]\.jwksUri: "example\.com\/keys" is not a URL/ },
     { name: 'jwksUri with another scheme', yaml: rule('jwksUri: file:///etc/jwks.json'), error: /jwksUri: URI scheme "file" is not supported; jwksUri must be an http:\/\/ or https:\/\/ URL/ },
     { name: 'jwksUri and jwks together', yaml: rule(`jwksUri: https://example.com/keys\njwks: '${JWKS}'`), error: /spec\.jwtRules\[0\]: only one of jwksUri, jwks may be set/ },
@@ -142,6 +151,8 @@ describe('RequestAuthentication validation', () => {
       warning: /spec\.jwtRules\[0\]\.issuer: no jwksUri or jwks: .*"testing@secure\.istio\.io" is not an http\(s\) URL; set jwksUri or jwks/,
     },
     { name: 'a selector without labels', yaml: ra('selector: {}'), warning: /spec\.selector: selector has no matchLabels/ },
+    { name: 'a shared secret in an inline JWKS (Istio warns)', yaml: rule(`jwks: '{"keys":[{"kty":"oct","k":"GawgguFyGrWKav7AX4VKUg"}]}'`), warning: /jwtRules\[0\]\.jwks: jwks key at index 0 contains private key material/ },
+    { name: 'a private RSA key in an inline JWKS (Istio warns)', yaml: rule(`jwks: '{"keys":[{"kty":"EC","crv":"P-256","x":"f83","y":"x_F"},{"kty":"RSA","n":"xAE","e":"AQAB","d":"secret"}]}'`), warning: /jwks key at index 1 contains private key material/ },
   ];
   for (const c of warned) {
     it(`warns about ${c.name}`, () => {

@@ -8,7 +8,8 @@
 import type { JWTRule, RequestAuthenticationSpec } from '../types/security.ts';
 import { checkHeaderName } from './common.ts';
 import { checkScope, isSet, scopeFields } from './policy-scope.ts';
-import { bool, durationStr, list, nonEmpty, obj, req, str, strWith, warn, type Validator } from './schema.ts';
+import { aliased, bool, fail, list, nonEmpty, obj, oneOf, req, str, strWith, warn, type Validator } from './schema.ts';
+import { msDuration } from './shared-networking.ts';
 
 /** Checks a `jwksUri`: an http:// or https:// URL (Istio's `ParseJwksURI`). */
 export function checkJwksUri(s: string): string | undefined {
@@ -58,11 +59,27 @@ export function checkJwks(s: string): string | undefined {
 
 const headerName = strWith(checkHeaderName);
 
+/** Members that make a JWK a private (or secret) key: `d` for RSA, EC and OKP; any `oct` key is a shared secret. */
+function privateKeyIndexes(jwks: string): number[] {
+  let keys: unknown;
+  try {
+    keys = (JSON.parse(jwks) as { keys?: unknown }).keys;
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(keys)) return [];
+  return keys.flatMap((k: unknown, i) => {
+    if (typeof k !== 'object' || k === null) return [];
+    const key = k as Record<string, unknown>;
+    return key.kty === 'oct' || typeof key.d === 'string' ? [i] : [];
+  });
+}
+
 const jwtRule = obj<JWTRule>(
   {
-    issuer: req(nonEmpty),
+    issuer: nonEmpty,
     audiences: list(nonEmpty),
-    jwksUri: strWith(checkJwksUri),
+    jwksUri: aliased(strWith(checkJwksUri), 'jwks_uri'),
     jwks: strWith(checkJwks),
     fromHeaders: list(obj<{ name: string; prefix?: string }>({ name: req(headerName), prefix: str })),
     fromParams: list(nonEmpty),
@@ -70,12 +87,18 @@ const jwtRule = obj<JWTRule>(
     outputPayloadToHeader: headerName,
     forwardOriginalToken: bool,
     outputClaimToHeaders: list(obj<{ header: string; claim: string }>({ header: req(headerName), claim: req(nonEmpty) })),
-    timeout: durationStr({ minMs: 1 }),
+    timeout: msDuration(),
     spaceDelimitedClaims: list(nonEmpty),
+    presence: oneOf(['OPTIONAL', 'REQUIRED']),
   },
   {
     oneOf: [['jwksUri', 'jwks']],
     check: (rule, path, ctx, raw) => {
+      // Istio: "issuer or jwksUri must be non-empty string".
+      if (!isSet(raw.issuer) && !isSet(raw.jwksUri)) fail(ctx, [...path, 'issuer'], 'is required unless jwksUri is set');
+      for (const i of rule.jwks === undefined ? [] : privateKeyIndexes(rule.jwks)) {
+        warn(ctx, [...path, 'jwks'], `jwks key at index ${i} contains private key material; only public keys are used for verification (Istio warns too)`);
+      }
       if (rule.issuer === undefined || isSet(raw.jwksUri) || isSet(raw.jwks)) return;
       if (checkJwksUri(rule.issuer) !== undefined) {
         warn(

@@ -16,10 +16,20 @@ export interface Ctx {
   readonly subject: IssueSubject;
   /** The resource's namespace. */
   readonly namespace: string;
+  /** The resource's name, labels and annotations as written (for rules that read them, e.g. Istio's `istio.io/use-waypoint` label). */
+  readonly metadata?: { readonly name?: unknown; readonly labels?: unknown; readonly annotations?: unknown };
 }
 
 /** Checks `value` at `path`; reports problems; returns the typed value, or `undefined` if it is unusable. */
 export type Validator<T> = (value: unknown, path: FieldPath, ctx: Ctx) => T | undefined;
+
+/** A label (`labels`) or annotation (`annotations`) of the resource being validated, if it is a string. */
+export function metadataValue(ctx: Ctx, field: 'labels' | 'annotations', key: string): string | undefined {
+  const m = ctx.metadata?.[field];
+  if (typeof m !== 'object' || m === null || !Object.hasOwn(m, key)) return undefined;
+  const v = (m as Record<string, unknown>)[key];
+  return typeof v === 'string' ? v : undefined;
+}
 
 /** Reports an error at a path. */
 export function fail(ctx: Ctx, path: FieldPath, message: string): undefined {
@@ -212,6 +222,11 @@ export interface FieldSpec<V> {
   readonly unsupported?: string;
   /** The field is deprecated in Istio: warn, naming the replacement. */
   readonly deprecated?: string;
+  /**
+   * Another spelling Istio's CRD schema also accepts for the field (its protobuf name, e.g.
+   * `jwks_uri` for `jwksUri`): read as the field itself; giving both is an error.
+   */
+  readonly alias?: string;
 }
 
 /** A required field. */
@@ -227,6 +242,11 @@ export function unsupported<V>(validate: Validator<V>, why: string): FieldSpec<V
 /** A deprecated field; `instead` names the replacement. */
 export function deprecated<V>(validate: Validator<V>, instead: string): FieldSpec<V> {
   return { validate, deprecated: instead };
+}
+
+/** A field that Istio's CRD schema also accepts under `alias` (see {@link FieldSpec.alias}). */
+export function aliased<V>(field: Validator<V> | FieldSpec<V>, alias: string): FieldSpec<V> {
+  return typeof field === 'function' ? { validate: field, alias } : { ...field, alias };
 }
 
 /** Every field of `T`, each with its validator (a plain validator means optional). */
@@ -278,16 +298,27 @@ export function obj<T extends object>(fields: Fields<T>, options: ObjectOptions<
     return [name, spec] as const;
   });
   const known = specs.map(([n]) => n);
+  const aliases = specs.filter(([, s]) => s.alias !== undefined).map(([n, s]) => [n, s.alias as string] as const);
+  const accepted = [...known, ...aliases.map(([, a]) => a)];
   return (v, path, ctx) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(ctx, path, `must be an object, got ${typeName(v)}`);
-    const raw = v as Record<string, unknown>;
+    let raw = v as Record<string, unknown>;
     const out: Record<string, unknown> = {};
     for (const key of Object.keys(raw)) {
-      if (!known.includes(key)) fail(ctx, [...path, key], `unknown field "${key}"${suggest(key, known)}`);
+      if (!accepted.includes(key)) fail(ctx, [...path, key], `unknown field "${key}"${suggest(key, known)}`);
+    }
+    for (const [name, alias] of aliases) {
+      if (raw[alias] === undefined || raw[alias] === null) continue;
+      if (raw[name] !== undefined && raw[name] !== null) {
+        fail(ctx, [...path, alias], `"${alias}" is another spelling of "${name}"; give only one of them`);
+        continue;
+      }
+      // Read the alias as the field itself (the typed value uses the canonical name).
+      raw = { ...raw, [name]: raw[alias] };
     }
     for (const [name, spec] of specs) {
       const value = raw[name];
-      const p = [...path, name];
+      const p = [...path, spec.alias !== undefined && raw[spec.alias] === value && value !== undefined ? spec.alias : name];
       if (value === undefined || value === null) {
         if (spec.required === true) fail(ctx, p, 'is required');
         continue;

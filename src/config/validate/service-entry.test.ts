@@ -137,6 +137,8 @@ describe('ServiceEntry: valid entries', () => {
         exportTo: ["~"]`,
     },
     { name: 'only hosts (defaults: NONE, MESH_EXTERNAL)', spec: 'hosts: [example.com]' },
+    { name: 'a workloadSelector with DNS (the selected workloads are the endpoints, as in Istio)', spec: 'hosts: [example.com]\nports: [{number: 80, name: http, protocol: HTTP}]\nresolution: DNS\nworkloadSelector: {labels: {app: a}}' },
+    { name: 'a partial wildcard with DYNAMIC_DNS', spec: 'hosts: ["*example.com"]\nports: [{number: 80, name: http, protocol: HTTP}]\nresolution: DYNAMIC_DNS' },
   ];
   for (const c of cases) {
     it(`accepts ${c.name}`, () => {
@@ -217,6 +219,24 @@ describe('ServiceEntry: rejected entries', () => {
     });
   }
 
+  it('rejects DYNAMIC_DNS with MESH_INTERNAL for a workload behind a waypoint (Istio)', () => {
+    const { errors } = validateYaml(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dyn, namespace: default, labels: {istio.io/use-waypoint: my-waypoint}}
+spec: {hosts: ["*.example.com"], location: MESH_INTERNAL, resolution: DYNAMIC_DNS, ports: [{number: 80, name: http, protocol: HTTP}]}
+`);
+    assert.ok(errors.some((e) => /spec\.location: MESH_INTERNAL with resolution DYNAMIC_DNS is not supported with a waypoint/.test(e)), errors.join('\n'));
+  });
+
+  it('accepts DYNAMIC_DNS with MESH_INTERNAL when the waypoint label is "none"', () => {
+    const { errors } = validateYaml(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dyn, namespace: default, labels: {istio.io/use-waypoint: none}}
+spec: {hosts: ["*.example.com"], location: MESH_INTERNAL, resolution: DYNAMIC_DNS, ports: [{number: 80, name: http, protocol: HTTP}]}
+`);
+    assert.deepEqual(errors, []);
+  });
+
   it('points at the offending line', () => {
     const { errors } = validateYaml(se('hosts: [example.com]\nports:\n- number: 80\n  name: a\n- number: 80\n  name: b'));
     assert.match(errors[0] ?? '', /^test\.yaml: ServiceEntry default\/external-svc: spec\.ports\[1\]\.number: port 80 is already declared by ports\[0\] \(line \d+\)$/);
@@ -239,7 +259,10 @@ describe('ServiceEntry: accepted with warnings', () => {
     { name: 'a tcp port in lower case', spec: 'hosts: [db.example.com]\nports: [{number: 5432, name: pg, protocol: tcp}]\nresolution: DNS', warning: /not supported by meshlet: tcp ports/ },
     { name: 'a single unnamed port', spec: 'hosts: [example.com]\nports: [{number: 80, protocol: HTTP}]\nresolution: DNS', warning: /spec\.ports\[0\]\.name: is missing; Istio rejects ServiceEntry ports without a name/ },
     { name: 'targetPort with resolution NONE', spec: 'hosts: [example.com]\nports: [{number: 80, name: http, protocol: HTTP, targetPort: 8080}]', warning: /spec\.ports\[0\]\.targetPort: has no effect when resolution is NONE/ },
-    { name: 'workloadSelector with DNS', spec: 'hosts: [example.com]\nresolution: DNS\nworkloadSelector: {labels: {app: a}}', warning: /spec\.workloadSelector: should not be set when resolution is DNS; it is ignored/ },
+    { name: 'a partial wildcard host (Istio: a warning unless DYNAMIC_DNS)', spec: 'hosts: ["*washingtonpost.com"]\nports: [{number: 80, name: http, protocol: HTTP}]\nresolution: NONE', warning: /spec\.hosts\[0\]: partial wildcard "\*washingtonpost\.com"/ },
+    { name: 'a TCP port without addresses, resolution NONE', spec: 'hosts: [google.com]\nports: [{number: 80, name: http, protocol: HTTP}, {number: 81, name: tcp, protocol: TCP}]', warning: /spec\.ports\[1\]\.protocol: addresses are required for ports serving TCP \(or no protocol\) when IP auto-allocation is not enabled/ },
+    { name: 'a port without protocol and addresses, resolution NONE', spec: 'hosts: [google.com]\nports: [{number: 8080, name: http2}]', warning: /spec\.ports\[0\]\.protocol: addresses are required/ },
+    { name: 'DNS, addresses, an HTTPS port and two hosts', spec: 'hosts: [foo.com, bar.com]\naddresses: [10.10.10.10]\nports: [{number: 443, name: https, protocol: HTTPS}]\nresolution: DNS', warning: /spec\.hosts: a ServiceEntry with addresses and a TCP port should have one host/ },
     { name: 'workloadSelector with NONE', spec: 'hosts: [example.com]\nworkloadSelector: {labels: {app: a}}', warning: /spec\.workloadSelector: should not be set when resolution is NONE/ },
     { name: 'workloadSelector without labels', spec: 'hosts: [example.com]\nresolution: STATIC\nworkloadSelector: {}', warning: /spec\.workloadSelector: has no labels, so it selects every workload in the namespace/ },
     { name: 'STATIC with nothing behind it', spec: 'hosts: [example.com]\nresolution: STATIC', warning: /spec: resolution STATIC with no endpoints and no workloadSelector/ },

@@ -10,7 +10,7 @@ import type { WorkloadSelector } from '../types/common.ts';
 import type { ServiceEntrySpec, ServicePort } from '../types/networking.ts';
 import { checkDnsLabel, checkHost, checkIpOrCidr, isIpAddress, workloadSelector } from './common.ts';
 import { exportToList } from './shared-networking.ts';
-import { fail, list, nonEmpty, obj, oneOf, port, req, strWith, unsupported, warn, type Ctx, type Validator } from './schema.ts';
+import { fail, list, metadataValue, nonEmpty, obj, oneOf, port, req, strWith, unsupported, warn, type Ctx, type Validator } from './schema.ts';
 import { endpointSpec, isUnixAddress } from './workload-entry.ts';
 
 /** Port protocols a ServiceEntry may declare (Istio compares them ignoring case). */
@@ -21,6 +21,12 @@ const HTTP_PROTOCOLS = ['HTTP', 'HTTP2', 'GRPC'];
 const TLS_PROTOCOLS = ['HTTPS', 'TLS'];
 /** Protocols meshlet accepts but passes through. */
 const PASSTHROUGH_PROTOCOLS = ['TCP', 'TLS', 'MONGO'];
+/** Protocols Istio counts as TCP (`protocol.IsTCP`): HTTPS is TLS over TCP. */
+const TCP_PROTOCOLS = ['TCP', 'HTTPS', 'TLS', 'MONGO'];
+/** Istio's label opting a ServiceEntry out of IP auto-allocation. */
+const AUTOALLOCATE_LABEL = 'networking.istio.io/enable-autoallocate-ip';
+/** Istio's label binding a resource to a waypoint (ambient). */
+const USE_WAYPOINT_LABEL = 'istio.io/use-waypoint';
 
 const seHost = strWith((h) => (h === '*' ? 'a bare "*" host is not allowed in a ServiceEntry; use a wildcard prefix such as "*.example.com"' : checkHost(h)));
 
@@ -93,6 +99,34 @@ function checkServiceEntry(se: ServiceEntrySpec, path: FieldPath, ctx: Ctx, raw:
   const endpoints = rawItems(raw.endpoints);
   const hosts = Array.isArray(raw.hosts) ? raw.hosts : [];
   const portNames = checkPorts(ports, resolution, [...path, 'ports'], ctx);
+  const addresses = Array.isArray(raw.addresses) ? raw.addresses : [];
+
+  // Istio warns about partial wildcards ("*foo.com") except with DYNAMIC_DNS.
+  if (resolution !== 'DYNAMIC_DNS') {
+    hosts.forEach((h: unknown, i) => {
+      if (typeof h === 'string' && h.includes('*') && h !== '*' && !h.startsWith('*.')) {
+        warn(ctx, [...path, 'hosts', i], `partial wildcard "${h}": Istio warns that partial wildcards are allowed only with resolution DYNAMIC_DNS`);
+      }
+    });
+  }
+
+  // Without addresses, a TCP port can be told apart only by an auto-allocated IP (Istio: not for NONE, nor when opted out).
+  const autoAllocation = resolution !== 'NONE' && metadataValue(ctx, 'labels', AUTOALLOCATE_LABEL)?.toLowerCase() !== 'false';
+  if (addresses.length === 0 && !autoAllocation) {
+    const tcp = ports.find(([, p]) => {
+      const proto = strOf(p.protocol);
+      return proto === undefined || proto === 'TCP';
+    });
+    if (tcp !== undefined) {
+      warn(ctx, [...path, 'ports', tcp[0], 'protocol'], 'addresses are required for ports serving TCP (or no protocol) when IP auto-allocation is not enabled (Istio: resolution NONE, or the networking.istio.io/enable-autoallocate-ip: "false" label)');
+    }
+  }
+
+  // Istio: with DNS, addresses and a TCP port, several hosts cannot be told apart.
+  if ((resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') && addresses.length > 0 && hosts.length > 1) {
+    const tcp = ports.find(([, p]) => TCP_PROTOCOLS.includes(strOf(p.protocol)?.toUpperCase() ?? 'TCP'));
+    if (tcp !== undefined) warn(ctx, [...path, 'hosts'], 'a ServiceEntry with addresses and a TCP port should have one host: the hosts cannot be told apart');
+  }
 
   // Addresses: CIDR blocks only make sense when no DNS lookup picks the destination.
   if (Array.isArray(raw.addresses)) {
@@ -115,15 +149,12 @@ function checkServiceEntry(se: ServiceEntrySpec, path: FieldPath, ctx: Ctx, raw:
     }
   }
 
-  const selectorWarning = () => {
-    if (raw.workloadSelector !== undefined && raw.workloadSelector !== null) {
-      warn(ctx, [...path, 'workloadSelector'], `should not be set when resolution is ${resolution}; it is ignored`);
-    }
-  };
   switch (resolution) {
     case 'NONE':
       if (endpoints.length > 0) fail(ctx, [...path, 'endpoints'], 'must be empty when resolution is NONE (the original destination address is used)');
-      selectorWarning();
+      if (raw.workloadSelector !== undefined && raw.workloadSelector !== null) {
+        warn(ctx, [...path, 'workloadSelector'], 'should not be set when resolution is NONE; it is ignored (the original destination address is used)');
+      }
       break;
     case 'STATIC':
       for (const [i, ep] of endpoints) {
@@ -157,14 +188,20 @@ function checkServiceEntry(se: ServiceEntrySpec, path: FieldPath, ctx: Ctx, raw:
           fail(ctx, [...path, 'endpoints', i, 'address'], `must be an IP address or a DNS name when resolution is ${resolution}`);
         }
       }
-      selectorWarning();
+      // A workloadSelector is used with DNS too: the selected workloads are the endpoints (and the host is not).
       break;
     case 'DYNAMIC_DNS':
       hosts.forEach((h: unknown, i) => {
-        if (typeof h === 'string' && !h.startsWith('*.')) {
+        if (typeof h === 'string' && !h.startsWith('*')) {
           fail(ctx, [...path, 'hosts', i], `"${h}" must be a wildcard such as "*.example.com" when resolution is DYNAMIC_DNS`);
         }
       });
+      if (se.location === 'MESH_INTERNAL') {
+        const waypoint = metadataValue(ctx, 'labels', USE_WAYPOINT_LABEL);
+        if (waypoint !== undefined && waypoint !== '' && waypoint.toLowerCase() !== 'none') {
+          fail(ctx, [...path, 'location'], `MESH_INTERNAL with resolution DYNAMIC_DNS is not supported with a waypoint (label ${USE_WAYPOINT_LABEL}: ${waypoint})`);
+        }
+      }
       if (endpoints.length > 0) fail(ctx, [...path, 'endpoints'], 'must be empty when resolution is DYNAMIC_DNS (the requested host name is resolved)');
       if (Array.isArray(raw.addresses) && raw.addresses.length > 0) fail(ctx, [...path, 'addresses'], 'must be empty when resolution is DYNAMIC_DNS');
       for (const [i, p] of ports) {

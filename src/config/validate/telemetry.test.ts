@@ -85,6 +85,9 @@ metrics:
   const invalid: { name: string; yaml: string; error: RegExp }[] = [
     // scope
     { name: 'selector and targetRefs together', yaml: tel('selector:\n  matchLabels:\n    app: a\ntargetRefs:\n- kind: Gateway\n  name: gw'), error: /spec: only one of selector, targetRef, targetRefs may be set, got selector and targetRefs/ },
+    { name: 'an access-log filter that is not CEL (Istio parses it)', yaml: tel('accessLogging:\n- providers: [{name: envoy}]\n  filter: {expression: ")++++"}'), error: /accessLogging\[0\]\.filter\.expression: must be a valid CEL expression/ },
+    { name: 'a targetRef to a wrong kind (Istio)', yaml: tel('targetRef:\n  group: gateway.networking.k8s.io\n  kind: wrong-kind\n  name: foo'), error: /spec\.targetRef: targetRef must be to one of .*; got gateway\.networking\.k8s\.io\/wrong-kind/ },
+    { name: 'a targetRef with a namespace (Istio)', yaml: tel('targetRef:\n  group: gateway.networking.k8s.io\n  kind: Gateway\n  name: foo\n  namespace: bar'), error: /spec\.targetRef\.namespace: must not be set/ },
     { name: 'unknown top-level field', yaml: tel('tracings: []'), error: /spec\.tracings: unknown field "tracings" \(did you mean "tracing"\?\)/ },
     // tracing
     { name: 'tracing not a list', yaml: tel('tracing:\n  randomSamplingPercentage: 1'), error: /spec\.tracing: must be a list/ },
@@ -165,7 +168,7 @@ metrics:
       warning: /spec\.accessLogging\[0\]\.filter: not supported by meshlet: spec\.accessLogging\[0\]\.filter; CEL expressions are not evaluated by meshlet; the filter is ignored/,
     },
     { name: 'an empty tag override name', yaml: override('tagOverrides:\n  "":\n    operation: REMOVE'), warning: /overrides\[0\]\.tagOverrides: tag name should not be empty/ },
-    { name: 'targetRef', yaml: tel('targetRef:\n  kind: Gateway\n  name: gw'), warning: /not supported by meshlet: spec\.targetRef; meshlet runs inside workloads; use selector/ },
+    { name: 'targetRef', yaml: tel('targetRef:\n  group: gateway.networking.k8s.io\n  kind: Gateway\n  name: gw'), warning: /not supported by meshlet: spec\.targetRef; meshlet runs inside workloads; use selector/ },
     { name: 'a selector without labels', yaml: tel('selector: {}'), warning: /spec\.selector: selector has no matchLabels/ },
   ];
   for (const c of warned) {

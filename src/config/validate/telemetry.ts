@@ -17,8 +17,9 @@ import type {
   TracingCustomTag,
   WorkloadMode,
 } from '../types/telemetry.ts';
+import { checkCel } from './cel.ts';
 import { checkScope, isSet, scopeFields } from './policy-scope.ts';
-import { bool, durationStr, fail, list, map, nonEmpty, num, obj, oneOf, req, str, unsupported, warn, type Validator } from './schema.ts';
+import { bool, durationStr, fail, list, map, nonEmpty, num, obj, oneOf, req, str, strWith, unsupported, warn, type Validator } from './schema.ts';
 
 const MODES: readonly WorkloadMode[] = ['CLIENT_AND_SERVER', 'CLIENT', 'SERVER'];
 
@@ -124,7 +125,8 @@ const accessLogging = obj<TelemetryAccessLogging>({
   match: workloadMatch,
   providers,
   disabled: bool,
-  filter: unsupported(obj<{ expression: string }>({ expression: req(nonEmpty) }), `${CEL_WHY}; the filter is ignored (every request is logged)`),
+  // Istio parses the expression (it must be CEL), without type-checking it.
+  filter: unsupported(obj<{ expression: string }>({ expression: req(strWith((e) => (e === '' ? 'must not be empty' : checkCel(e)))) }), `${CEL_WHY}; the filter is ignored (every request is logged)`),
 });
 
 /** Validates a TelemetrySpec. */

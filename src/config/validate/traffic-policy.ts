@@ -72,7 +72,8 @@ const httpSettings = obj<HTTPSettings>(
     useClientProtocol: unsupported(bool, 'meshlet always keeps the protocol the client chose'),
     maxConcurrentStreams: count,
     http2KeepAlive: unsupported(
-      obj<{ interval?: string; timeout?: string }>({ interval: msDuration(), timeout: msDuration() }),
+      // Istio requires both (validateConnectionPool: "http2 keepalive interval/timeout is required").
+      obj<{ interval?: string; timeout?: string }>({ interval: req(msDuration()), timeout: req(msDuration()) }),
       'HTTP/2 PING keepalives are not sent',
     ),
   },
@@ -129,7 +130,15 @@ export const clientTlsSettings: Validator<ClientTLSSettings> = obj<ClientTLSSett
     insecureSkipVerify: bool,
     caCrl: unsupported(str, 'certificate revocation lists are not checked'),
   },
-  { check: checkTls },
+  {
+    check: (t, path, ctx) => {
+      checkTls(t, path, ctx);
+      // Until meshlet originates TLS, say so where it is asked for: connections stay plaintext.
+      if (t.mode !== undefined && t.mode !== 'DISABLE') {
+        ctx.issues.at(ctx.subject, [...path, 'mode'], 'warning', `not supported by meshlet yet: tls mode ${t.mode} is not applied; meshlet connects to this destination in plaintext`, 'MESHLET0002');
+      }
+    },
+  },
 );
 
 function checkTls(t: ClientTLSSettings, path: FieldPath, ctx: Ctx): void {
@@ -170,6 +179,7 @@ const proxyProtocol = obj<ProxyProtocol>({ version: oneOf(['V1', 'V2']) });
 const retryBudget = obj<RetryBudget>({
   percent: num({ min: 0, max: 100 }),
   minRetryConcurrency: ucount,
+  budgetInterval: unsupported(msDuration(), 'meshlet budgets retries against the requests active now, not over an interval'),
 });
 
 /** Reports `message` at `path` when the raw object has no fields (Istio rejects empty policy blocks). */
@@ -180,7 +190,8 @@ function requireSome(raw: Record<string, unknown>, path: FieldPath, ctx: Ctx, me
 /** Warns when locality failover is configured without the outlier detection it depends on. */
 function checkFailover(p: { loadBalancer?: TrafficPolicy['loadBalancer']; outlierDetection?: OutlierDetection }, path: FieldPath, ctx: Ctx): void {
   if (wantsFailover(p.loadBalancer) && p.outlierDetection === undefined) {
-    warn(ctx, [...path, 'loadBalancer', 'localityLbSetting'], 'failover has no effect without outlierDetection in the same policy');
+    const setting = p.loadBalancer?.zoneAwareLbSetting !== undefined ? 'zoneAwareLbSetting' : 'localityLbSetting';
+    warn(ctx, [...path, 'loadBalancer', setting], 'failover has no effect without outlierDetection in the same policy');
   }
 }
 
