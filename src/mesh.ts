@@ -73,6 +73,13 @@ export interface MeshOptions {
    * @defaultValue 'respond'
    */
   readonly errors?: ErrorMode;
+  /**
+   * How long `close()` lets calls in flight finish before it cancels them (they fail with
+   * `MESHLET_ERR_CLOSED`); like Istio's `terminationDrainDuration`. A call to a hung upstream on a
+   * route without a timeout (Istio's default) would otherwise hold `close()` forever.
+   * @defaultValue 5000
+   */
+  readonly closeTimeoutMs?: number;
   /** This workload's locality, `region/zone/subzone` (locality load balancing). @defaultValue '' */
   readonly locality?: string;
   /** This workload's IP (the key of `consistentHash.useSourceIp`). @defaultValue '127.0.0.1' */
@@ -361,7 +368,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /**
    * Deregisters (then waits `drainMs` if there were registrations), stops watching files or the
-   * control plane, closes every connection pool; calls in flight finish first.
+   * control plane, closes every connection pool; calls in flight finish first, for at most `closeTimeoutMs` (then they are cancelled).
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
@@ -369,8 +376,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       for (const w of this.#watchers) w.close();
       this.#watchers = [];
       this.#reloadSoon.cancel();
-      await this.#outbound.close();
-      await this.#transport.close();
+      const grace = this.#o.closeTimeoutMs ?? 5000;
+      await Promise.all([this.#outbound.close(grace), this.#transport.close(grace)]);
     })();
     return this.#closed;
   }
@@ -405,6 +412,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o.analysis !== undefined && !ANALYSIS_MODES.includes(o.analysis)) throw new InvalidArgumentError(`createMesh: \`analysis\` must be one of ${ANALYSIS_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(o.analysis)}`);
   if ((o as { analyze?: unknown }).analyze !== undefined) throw new InvalidArgumentError("createMesh: `analyze` was replaced by `analysis` ('advisory' | 'blocking' | 'off'); analysis findings no longer refuse config unless `analysis: 'blocking'`");
   if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
+  nonNegative(o, 'closeTimeoutMs', 5000);
   if (o.controlPlane !== undefined) return createControlPlaneMesh(o);
   const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis });
   if (!loaded.ok) throw new ConfigError(loaded.issues.all);
@@ -416,7 +424,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   return mesh;
 }
 
-function nonNegative(o: MeshOptions, key: 'startupTimeoutMs' | 'drainMs', fallback: number): number {
+function nonNegative(o: MeshOptions, key: 'startupTimeoutMs' | 'drainMs' | 'closeTimeoutMs', fallback: number): number {
   const v = o[key];
   if (v === undefined) return fallback;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new InvalidArgumentError(`createMesh: \`${key}\` must be a non-negative number of milliseconds, got ${String(v)}`);

@@ -228,7 +228,7 @@ export class FileConfigStore implements ConfigStore {
     const seen = new Set<string>();
     for (const [i, w] of input.entries()) {
       const kind = typeof w?.kind === 'string' ? w.kind : '';
-      if (!(kind in KIND_VERSIONS)) throw new ControlPlaneError('INVALID', `${APPLY_LABEL}[${i}]: kind "${kind}" is not one meshlet serves (${Object.keys(KIND_VERSIONS).join(', ')})`);
+      if (!Object.hasOwn(KIND_VERSIONS, kind)) throw new ControlPlaneError('INVALID', `${APPLY_LABEL}[${i}]: kind "${kind}" is not one meshlet serves (${Object.keys(KIND_VERSIONS).join(', ')})`);
       const name = w.metadata?.name;
       if (typeof name !== 'string' || name === '') throw new ControlPlaneError('INVALID', `${APPLY_LABEL}[${i}]: ${kind} has no metadata.name`);
       const ns = w.metadata.namespace ?? this.#defaultNamespace;

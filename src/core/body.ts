@@ -19,15 +19,50 @@ export class ReplayableBody {
   #pulling: Promise<IteratorResult<unknown>> | undefined;
   /** Waiting for the whole body ({@link ReplayableBody.whenComplete}). */
   #onComplete: ((bytes: Buffer | undefined) => void)[] | undefined;
+  /** The error the caller's source failed with, once it did (a failure of the caller's making). */
+  #sourceError: unknown = undefined;
+
+  /** What the caller passed (a stream, a generator, …), closed by {@link ReplayableBody.dispose}. */
+  readonly #origin: AsyncIterable<unknown>;
+  #disposed = false;
 
   constructor(source: AsyncIterable<unknown>, capBytes: number) {
+    this.#origin = source;
     this.#source = source[Symbol.asyncIterator]();
     this.#cap = capBytes;
+  }
+
+  /**
+   * The call is over: close the caller's source if it was not read to the end (the mesh answered
+   * itself, the call failed or was cancelled), as undici closes a body it will not send. A
+   * stream is destroyed (its file descriptor, its socket) and keeps a no-op error listener, so an
+   * error it reports later cannot crash the process; other iterators are asked to `return()`.
+   */
+  dispose(): void {
+    if (this.#ended || this.#disposed) return;
+    this.#disposed = true;
+    this.#complete(false);
+    const o = this.#origin as { on?: (e: string, f: () => void) => unknown; destroy?: () => unknown };
+    if (typeof o.on === 'function') o.on('error', noop);
+    if (typeof o.destroy === 'function') {
+      o.destroy();
+      return;
+    }
+    try {
+      void this.#source.return?.()?.catch?.(noop);
+    } catch {
+      // an iterator whose return() throws: nothing more to close
+    }
   }
 
   /** True while every byte read so far is held (a retry may replay it). */
   get replayable(): boolean {
     return !this.#overflow;
+  }
+
+  /** True once the caller's source failed: the attempt failed of the caller's making, not the upstream's. */
+  get sourceFailed(): boolean {
+    return this.#sourceError !== undefined;
   }
 
   /** Bytes recorded so far. */
@@ -75,12 +110,17 @@ export class ReplayableBody {
       }
       if (this.#ended) return;
       if (this.#overflow) throw new Error('request body exceeded the retry buffer and cannot be replayed');
-      this.#pulling ??= this.#source.next();
+      if (this.#pulling === undefined) {
+        this.#pulling = this.#source.next();
+        // Awaited below; if the attempt is abandoned first, its rejection must not go unhandled.
+        this.#pulling.catch(noop);
+      }
       const p = this.#pulling;
       let r: IteratorResult<unknown>;
       try {
         r = await p;
       } catch (err) {
+        this.#sourceError ??= err;
         this.#complete(false);
         throw err;
       }
@@ -101,7 +141,13 @@ export class ReplayableBody {
           yield c;
           // From here the body streams straight through: it can no longer be replayed.
           for (;;) {
-            const n = await this.#source.next();
+            let n: IteratorResult<unknown>;
+            try {
+              n = await this.#source.next();
+            } catch (err) {
+              this.#sourceError ??= err;
+              throw err;
+            }
             if (n.done) {
               this.#ended = true;
               return;
@@ -115,12 +161,19 @@ export class ReplayableBody {
   }
 }
 
+function noop(): void {}
+
 function toBytes(v: unknown): Uint8Array {
   if (v instanceof Uint8Array) return v;
   if (typeof v === 'string') return Buffer.from(v);
   if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
   if (v instanceof ArrayBuffer) return new Uint8Array(v);
   throw new TypeError(`request body chunks must be strings or bytes, got ${typeof v}`);
+}
+
+/** True when the call's body is a stream whose source (the caller's) failed. */
+export function bodySourceFailed(body: unknown): boolean {
+  return body instanceof ReplayableBody && body.sourceFailed;
 }
 
 /** True for bodies that can be sent again as they are (none, strings, bytes). */

@@ -29,7 +29,8 @@ export type MeshletErrorCode =
   | 'MESHLET_ERR_UNAUTHENTICATED'
   | 'MESHLET_ERR_PERMISSION_DENIED'
   | 'MESHLET_ERR_RATE_LIMITED'
-  | 'MESHLET_ERR_CONTROL_PLANE';
+  | 'MESHLET_ERR_CONTROL_PLANE'
+  | 'MESHLET_ERR_CLOSED';
 
 /**
  * How a mesh-made failure looks on the wire, as an Istio sidecar would send it.
@@ -72,6 +73,7 @@ export const ERROR_STATUS: Readonly<Record<MeshletErrorCode, ErrorStatus>> = Obj
   MESHLET_ERR_PERMISSION_DENIED: s(403, GRPC.PERMISSION_DENIED, undefined),
   MESHLET_ERR_RATE_LIMITED: s(429, GRPC.RESOURCE_EXHAUSTED, 'RL'),
   MESHLET_ERR_CONTROL_PLANE: s(undefined, undefined, undefined),
+  MESHLET_ERR_CLOSED: s(undefined, GRPC.UNAVAILABLE, undefined),
 });
 
 /**

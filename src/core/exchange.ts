@@ -17,9 +17,10 @@
  *
  * @module
  */
+import { ReplayableBody } from './body.ts';
 import { type ErrorContext, MeshletError } from './errors.ts';
 import { applyHeaderOps, type Controller, type ErrorMode, type Headers, type ResponseHandler, type ResponseHeaderOps, type Waiter } from './handler.ts';
-import { bodyFor, FLAGS_HEADER, FLAGS_HEADER_RAW, localHeaders, rawFrom } from './local-response.ts';
+import { bodyFor, FLAGS_HEADER, FLAGS_HEADER_RAW, localHeaders, OVERLOADED_HEADER, rawFrom } from './local-response.ts';
 
 export type { Controller, Dispatch, ErrorMode, Headers, Layer, ResponseHandler, ResponseHeaderOps, Waiter } from './handler.ts';
 export { applyHeaderOps, NO_CONTROLLER, stack } from './handler.ts';
@@ -44,8 +45,14 @@ export class Exchange implements Controller, ResponseHandler {
   method: string;
   /** `http` or `https`. */
   scheme: string;
-  /** Host header / :authority, with the port when given. */
+  /** Host header / :authority, with the port when given: what routing matches (rewrites change it). */
   authority: string;
+  /**
+   * The authority of the URL the caller named (`reviews:9080`): where a call that leaves the mesh
+   * (passthrough, resolution NONE) connects. The Host header only ever chooses among mesh
+   * services; it never sends a call to an address the URL did not name.
+   */
+  urlAuthority: string;
   /** Path with query. */
   path: string;
   /** Request headers; the exchange owns this object, layers may change it. */
@@ -117,6 +124,7 @@ export class Exchange implements Controller, ResponseHandler {
     this.method = method;
     this.scheme = scheme;
     this.authority = authority;
+    this.urlAuthority = authority;
     this.path = path;
     this.headers = headers;
     this.body = body;
@@ -201,6 +209,13 @@ export class Exchange implements Controller, ResponseHandler {
     this.current = controller;
     this.responded = true;
     let raw = controller.rawHeaders ?? null;
+    // Only the mesh says what the mesh did: an upstream's own copies of its signals are dropped.
+    let forged = false;
+    if (headers[FLAGS_HEADER] !== undefined || headers[OVERLOADED_HEADER] !== undefined) {
+      delete headers[FLAGS_HEADER];
+      delete headers[OVERLOADED_HEADER];
+      forged = true;
+    }
     const ops = this.responseOps;
     if (ops !== undefined) {
       for (let i = 0; i < ops.length; i++) applyHeaderOps(headers, ops[i] as ResponseHeaderOps);
@@ -208,8 +223,8 @@ export class Exchange implements Controller, ResponseHandler {
       raw = rawFrom(headers);
     } else if (this.flags !== '') {
       headers[FLAGS_HEADER] = this.flags;
-      raw = Array.isArray(raw) ? [...raw, FLAGS_HEADER_RAW, Buffer.from(this.flags)] : rawFrom(headers);
-    }
+      raw = Array.isArray(raw) && !forged ? [...raw, FLAGS_HEADER_RAW, Buffer.from(this.flags)] : rawFrom(headers);
+    } else if (forged) raw = rawFrom(headers);
     // Clients that read raw headers (undici's fetch) must see the same headers as the object.
     this.rawHeaders = raw;
     this._handler.onResponseStart?.(this, statusCode, headers, statusMessage);
@@ -335,6 +350,8 @@ export class Exchange implements Controller, ResponseHandler {
    * The caller may keep this controller for as long as it keeps the response (see _finish).
    */
   private _release(): void {
+    // A streamed body the call did not read to the end (a mesh-made answer, a failure) is closed.
+    if (this.body instanceof ReplayableBody) this.body.dispose();
     this._handler = RELEASED;
     this.headers = EMPTY;
     this.body = undefined;

@@ -78,7 +78,8 @@ export interface ResponseHeaderOps {
 export function applyHeaderOps(headers: Headers, ops: ResponseHeaderOps): void {
   for (const [k, v] of ops.set) headers[k] = v;
   for (const [k, v] of ops.add) {
-    const cur = headers[k];
+    // Own values only: the headers may be a plain object, and `constructor` is a header name too.
+    const cur = Object.hasOwn(headers, k) ? headers[k] : undefined;
     if (cur === undefined) headers[k] = v;
     else if (typeof cur === 'string') headers[k] = [cur, v];
     else cur.push(v);

@@ -24,9 +24,13 @@ function put(out: Headers, k: string, v: unknown): void {
   else cur.push(...(Array.isArray(val) ? val : [val]));
 }
 
-/** Copies undici's header forms (object, flat array, pairs, iterable) into a lower-cased object. */
+/**
+ * Copies undici's header forms (object, flat array, pairs, iterable) into a lower-cased object.
+ * The object has no prototype: a header named `constructor`, `__proto__` or `toString` is a
+ * header like any other.
+ */
 export function normalizeHeaders(h: unknown): Headers {
-  const out: Headers = {};
+  const out: Headers = Object.create(null) as Headers;
   if (h == null) return out;
   if (Array.isArray(h)) {
     if (h.length > 0 && Array.isArray(h[0])) for (const [k, v] of h as [string, unknown][]) put(out, k, v);

@@ -13,6 +13,9 @@ import type { Headers } from './handler.ts';
  */
 export const FLAGS_HEADER = 'x-meshlet-response-flags';
 
+/** Envoy's header on an overflow answer (UO). Like the flags header, only the mesh sets it. */
+export const OVERLOADED_HEADER = 'x-envoy-overloaded';
+
 /** {@link FLAGS_HEADER} as bytes, for appending to a raw header list. */
 export const FLAGS_HEADER_RAW = Buffer.from(FLAGS_HEADER);
 
@@ -33,7 +36,7 @@ export function localHeaders(flags: string): Headers {
   const h: Headers = { 'content-type': 'text/plain' };
   if (flags !== '') {
     h[FLAGS_HEADER] = flags;
-    if (flags.split(',').includes('UO')) h['x-envoy-overloaded'] = 'true';
+    if (flags.split(',').includes('UO')) h[OVERLOADED_HEADER] = 'true';
   }
   return h;
 }

@@ -21,7 +21,14 @@ export type FailureKind =
   /** The upstream spoke invalid HTTP (flag UPE, 502). */
   | 'protocol'
   /** The caller cancelled the call. Never retried. */
-  | 'cancelled';
+  | 'cancelled'
+  /**
+   * The request could not be sent as the caller gave it: an invalid argument (a header value
+   * with a newline, …) or the caller's own body source failing mid-upload. Envoy never charges
+   * a downstream failure to the upstream: never retried, never counted by outlier detection,
+   * and the caller gets its own error back, as from plain undici.
+   */
+  | 'local';
 
 /** The result of one attempt, as the retry policy and outlier detection see it. */
 export interface AttemptOutcome {

@@ -33,7 +33,8 @@ const H2_PROTOCOLS = new Set(['HTTP2', 'GRPC', 'GRPC-WEB']);
 export interface ClusterTransport {
   /** An endpoint left the cluster: close its connections once idle. */
   removeHost(host: HostState): void;
-  close(): Promise<void>;
+  /** Closes the pools; calls in flight may finish for `graceMs` (default: as long as they take). */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Per-cluster data-plane state. */
@@ -129,13 +130,13 @@ export class ClusterState {
     this.#ctx.onOutlierEvent(this.name, e);
   }
 
-  /** Stops timers and closes the adapter's pools. */
-  async close(): Promise<void> {
+  /** Stops timers and closes the adapter's pools (calls in flight may finish for `graceMs`). */
+  async close(graceMs?: number): Promise<void> {
     this.detector?.close();
     this.detector = undefined;
     const t = this.transport;
     this.transport = undefined;
-    await t?.close();
+    await t?.close(graceMs);
   }
 
   toString(): string {

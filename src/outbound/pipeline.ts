@@ -197,12 +197,12 @@ export class Outbound {
     return cs;
   }
 
-  /** Stops timers and closes every cluster's pools. */
-  async close(): Promise<void> {
+  /** Stops timers and closes every cluster's pools; calls in flight may finish for `graceMs`. */
+  async close(graceMs?: number): Promise<void> {
     for (const m of this.#liveMirrors) m.abort();
     this.#liveMirrors.clear();
     this.deadlines.close();
-    await Promise.all([...this.#clusters.values()].map((c) => c.close()));
+    await Promise.all([...this.#clusters.values()].map((c) => c.close(graceMs)));
     this.#clusters.clear();
   }
 }

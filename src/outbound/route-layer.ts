@@ -106,7 +106,16 @@ function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget)
 export function routeLayer(o: RouteLayerOptions): Layer {
   return (next: Dispatch): Dispatch =>
     (ex, handler) => {
-      const d = o.routes().route(ex, toDraw(o.random.next()));
+      const draw = toDraw(o.random.next());
+      let d = o.routes().route(ex, draw);
+      if (d === undefined && ex.urlAuthority !== ex.authority) {
+        // The Host header names no mesh service: the URL may. Route by it (and send it as Host),
+        // so a forged Host can neither hide a mesh call from its policies nor redirect it.
+        const host = ex.authority;
+        ex.authority = ex.urlAuthority;
+        d = o.routes().route(ex, draw);
+        if (d === undefined) ex.authority = host;
+      }
       if (d === undefined) {
         if (o.outboundTrafficPolicy === 'REGISTRY_ONLY') {
           ex.fail(new MeshletError('MESHLET_ERR_REGISTRY_ONLY', `${ex.authority} is not in the mesh registry and outboundTrafficPolicy is REGISTRY_ONLY`));

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { bodySourceFailed } from '../core/body.ts';
 import { MeshletError } from '../core/errors.ts';
 import { type Controller, type Dispatch, type Exchange, type Headers, type Layer, NO_CONTROLLER, type ResponseHandler, type Waiter } from '../core/exchange.ts';
 import type { FailureKind } from '../core/outcome.ts';
@@ -94,7 +95,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     this._recorded = true;
     const d = this._cs.detector;
     const h = this._host;
-    if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow') d.record(h, status, failure);
+    if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') d.record(h, status, failure);
   }
 
   onRequestStart(controller: Controller, context: unknown): void {
@@ -134,7 +135,14 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     if (this._abandoned !== undefined) return;
     this._release();
     const ex = this._ex;
-    const failure: FailureKind = ex.aborted ? 'cancelled' : ex.reason !== null || error.name === 'PerTryTimeout' ? 'per-try-timeout' : this._o.classify(error);
+    // A MeshletError from the transport is the mesh's own doing (close() cancelled the call): not the endpoint's.
+    const failure: FailureKind = ex.aborted || error instanceof MeshletError
+      ? 'cancelled'
+      : ex.reason !== null || error.name === 'PerTryTimeout'
+        ? 'per-try-timeout'
+        : bodySourceFailed(ex.body)
+          ? 'local'
+          : this._o.classify(error);
     this._record(0, failure);
     this._handler.onResponseError?.(controller, error);
   }

@@ -73,7 +73,7 @@ export function isRetriable(policy: RetryPolicy, outcome: AttemptOutcome, reques
   if (failure !== undefined) {
     // Envoy wouldRetryFromReset. `overflow` is Envoy's "never retry" reset; `cancelled` means the
     // downstream went away, after which Envoy never starts another attempt.
-    if (failure === 'overflow' || failure === 'cancelled') return false;
+    if (failure === 'overflow' || failure === 'cancelled' || failure === 'local') return false;
     if (failure === 'connect-failure' && on.has('connect-failure')) return true;
     if (!outcome.requestSent && on.has('reset-before-request')) return true;
     if (on.has('reset') || on.has('5xx') || on.has('gateway-error')) return true;

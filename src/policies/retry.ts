@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { canReplay } from '../core/body.ts';
+import { bodySourceFailed, canReplay } from '../core/body.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError, type MeshletErrorCode } from '../core/errors.ts';
@@ -47,6 +47,7 @@ const RESET_TEXT: Record<FailureKind, string> = {
   overflow: 'overflow',
   protocol: 'protocol error',
   cancelled: 'cancelled',
+  local: 'local',
 };
 
 const CODE_FOR: Record<FailureKind, MeshletErrorCode> = {
@@ -57,6 +58,7 @@ const CODE_FOR: Record<FailureKind, MeshletErrorCode> = {
   overflow: 'MESHLET_ERR_OVERLOADED',
   protocol: 'MESHLET_ERR_UPSTREAM_PROTOCOL',
   cancelled: 'MESHLET_ERR_UPSTREAM_RESET',
+  local: 'MESHLET_ERR_INVALID_ARG',
 };
 
 /** The marker error a per-try timeout aborts its attempt with. */
@@ -220,7 +222,12 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
       this._handler.onResponseError?.(controller, error);
       return;
     }
-    const failure: FailureKind = this._perTryExpired ? 'per-try-timeout' : this._o.classify(error);
+    const failure: FailureKind = this._perTryExpired ? 'per-try-timeout' : bodySourceFailed(ex.body) ? 'local' : this._o.classify(error);
+    if (failure === 'local') {
+      // The caller's own failure (invalid argument, its body source): its error, as plain undici reports it.
+      this._handler.onResponseError?.(controller, error);
+      return;
+    }
     const outcome: AttemptOutcome = { status: 0, grpcStatus: -1, failure, requestSent: this._controller !== undefined, headers: undefined };
     if (this._mayRetry(outcome)) {
       this._outcome = outcome;

@@ -30,9 +30,10 @@ export interface RequestHead {
 /** The value of a header as Envoy matches it: several values joined with `,`. */
 export function headerValue(headers: Readonly<Record<string, HeaderValue>>, name: string): string | undefined {
   const v = headers[name];
-  if (v === undefined) return undefined;
   if (typeof v === 'string') return v;
-  return v.join(',');
+  // An array of values; anything else (nothing, or an Object.prototype member of a plain
+  // object — a header named `constructor`) is no header.
+  return Array.isArray(v) ? v.join(',') : undefined;
 }
 
 const NO_QUERY: ReadonlyMap<string, string> = new Map();

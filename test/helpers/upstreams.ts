@@ -38,7 +38,11 @@ export async function startUpstream(name: string, behaviour?: Behaviour): Promis
   };
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+    try {
+      for await (const c of req) chunks.push(c as Buffer);
+    } catch {
+      return; // the client gave up mid-upload: nothing to answer
+    }
     u.hits++;
     u.seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
     res.setHeader('x-upstream', name);

@@ -5,12 +5,16 @@ import { createMesh, isMeshletError } from '../../src/index.ts';
 import { normalizeHeaders } from '../../src/core/headers.ts';
 import { serviceEntry, startUpstream } from '../helpers/upstreams.ts';
 
+/** The header object as a plain one, to compare (normalizeHeaders makes it without a prototype). */
+const plain = (h: object) => ({ ...h });
+
 test('normalizeHeaders accepts every header form undici does and lower-cases names', () => {
-  assert.deepEqual(normalizeHeaders({ 'X-A': '1', b: ['2', '3'], c: undefined, n: 4 }), { 'x-a': '1', b: ['2', '3'], n: '4' });
-  assert.deepEqual(normalizeHeaders(['X-A', '1', 'x-a', '2']), { 'x-a': ['1', '2'] });
-  assert.deepEqual(normalizeHeaders([['Accept', 'a'], ['accept', 'b']]), { accept: ['a', 'b'] });
-  assert.deepEqual(normalizeHeaders(new Headers({ 'Content-Type': 'text/plain' })), { 'content-type': 'text/plain' });
-  assert.deepEqual(normalizeHeaders(null), {});
+  assert.equal(Object.getPrototypeOf(normalizeHeaders({})), null, 'no prototype: a header named constructor is just a header');
+  assert.deepEqual(plain(normalizeHeaders({ 'X-A': '1', b: ['2', '3'], c: undefined, n: 4 })), { 'x-a': '1', b: ['2', '3'], n: '4' });
+  assert.deepEqual(plain(normalizeHeaders(['X-A', '1', 'x-a', '2'])), { 'x-a': ['1', '2'] });
+  assert.deepEqual(plain(normalizeHeaders([['Accept', 'a'], ['accept', 'b']])), { accept: ['a', 'b'] });
+  assert.deepEqual(plain(normalizeHeaders(new Headers({ 'Content-Type': 'text/plain' }))), { 'content-type': 'text/plain' });
+  assert.deepEqual(plain(normalizeHeaders(null)), {});
 });
 
 test('dispatcher: query option, Host header routing, bad origins, close and destroy', async () => {

@@ -24,6 +24,8 @@ const PROTOCOL_CODES = new Set(['HPE_INVALID_CONSTANT', 'HPE_INVALID_VERSION', '
 export function classifyUndiciError(err: Error): FailureKind {
   if (err.name === 'AbortError' || (err as { code?: string }).code === 'UND_ERR_ABORTED') return 'cancelled';
   const code = (err as { code?: string }).code ?? '';
+  // undici refused the request as given (a header value with CR/LF, a bad method, …).
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') return 'local';
   if (CONNECT_CODES.has(code)) return 'connect-failure';
   const cause = (err as { cause?: { code?: string } }).cause;
   if (cause !== undefined && CONNECT_CODES.has(cause.code ?? '')) return 'connect-failure';

@@ -87,6 +87,7 @@ export class MeshDispatcher extends Dispatcher {
       }
       const path = opts.query === undefined ? opts.path : withQuery(opts.path, opts.query);
       ex = new Exchange(h, this.#o.errors, this.#o.clock.now(), opts.method ?? 'GET', scheme, auth, path, headers, body, opts);
+      ex.urlAuthority = authority;
     } catch (err) {
       queueMicrotask(() => h.onResponseError?.(NO_CONTROLLER, err as Error));
       return true;

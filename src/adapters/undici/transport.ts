@@ -13,6 +13,7 @@
  */
 import { Agent, Pool } from 'undici';
 import { bodyForAttempt } from '../../core/body.ts';
+import { MeshletError } from '../../core/errors.ts';
 import type { Dispatch, Exchange } from '../../core/exchange.ts';
 import { parseDuration } from '../../config/duration.ts';
 import type { ConnectionPoolSettings } from '../../config/types/destination-rule.ts';
@@ -84,12 +85,33 @@ class ClusterPools implements ClusterTransport {
       void p.close().catch(() => undefined);
     }
   }
-  async close(): Promise<void> {
+  /** Closes the pools: calls in flight may finish for `graceMs`, then they are cancelled. */
+  async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
     const pools = [...this.#http.values(), ...this.#https.values()];
     this.#http.clear();
     this.#https.clear();
-    await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
+    await closeWithin(pools, graceMs);
   }
+}
+
+/**
+ * Closes dispatchers gracefully (calls in flight finish), but for at most `graceMs`: then what is
+ * left is destroyed, and its callers get MESHLET_ERR_CLOSED (a call to a hung upstream on a route
+ * without a timeout must not hold `mesh.close()` forever).
+ */
+async function closeWithin(dispatchers: readonly (Pool | Agent)[], graceMs: number): Promise<void> {
+  if (dispatchers.length === 0) return;
+  const closing = Promise.all(dispatchers.map((d) => d.close().catch(() => undefined)));
+  if (graceMs === Number.POSITIVE_INFINITY) {
+    await closing;
+    return;
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+  clearTimeout(timer);
+  if (!timedOut) return;
+  const err = new MeshletError('MESHLET_ERR_CLOSED', `mesh.close(): the call was still running after closeTimeoutMs (${graceMs} ms) and was cancelled`);
+  await Promise.all(dispatchers.map((d) => d.destroy(err).catch(() => undefined)));
 }
 
 /** The dispatch options undici needs for one attempt. */
@@ -139,7 +161,8 @@ export class UndiciTransport {
 
   /** Sends a request for a host outside the mesh, unchanged. */
   readonly passthrough: Dispatch = (ex, handler) => {
-    this.#agent.dispatch(dispatchOptions(ex, `${ex.scheme}://${ex.authority}`) as never, handler as never);
+    // The original destination is the URL's, never the Host header's (which only chose the route).
+    this.#agent.dispatch(dispatchOptions(ex, `${ex.scheme}://${ex.urlAuthority}`) as never, handler as never);
   };
 
   /** Rebuilds a cluster's pools when its connection settings changed (old pools drain). */
@@ -154,7 +177,8 @@ export class UndiciTransport {
     void t.close();
   }
 
-  async close(): Promise<void> {
-    await this.#agent.close().catch(() => undefined);
+  /** Closes the passthrough agent: calls in flight may finish for `graceMs`, then they are cancelled. */
+  async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
+    await closeWithin([this.#agent], graceMs);
   }
 }

@@ -51,3 +51,25 @@ describe('validateDocuments: envelope', () => {
     assert.equal(resources.length, 1);
   });
 });
+
+describe('names that are Object.prototype members are plain names', () => {
+  it('kind: constructor / toString / __proto__ is an unknown kind, not a crash', () => {
+    for (const kind of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const { issues } = validateYaml(`apiVersion: networking.istio.io/v1\nkind: ${kind}\nmetadata: {name: x}\n`);
+      assert.ok(issues.all.some((i) => i.level === 'error' && i.message.includes(`unknown kind "${kind}"`)), `${kind}: ${issues.all.map(String).join('; ')}`);
+    }
+  });
+
+  it('a VirtualService header match on constructor or toString validates (and is matched as a header: see test/outbound/hardening)', () => {
+    const { errors } = validateYaml(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: r}
+spec:
+  hosts: [r]
+  http:
+  - match: [{headers: {constructor: {exact: x}, tostring: {prefix: y}}}]
+    route: [{destination: {host: r}}]
+`);
+    assert.deepEqual(errors, []);
+  });
+});
