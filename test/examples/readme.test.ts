@@ -24,7 +24,8 @@ function quickStart(): { yaml: string; ts: string } {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const section = readme.slice(readme.indexOf('## Quick start'));
   const block = (lang: string) => {
-    const m = new RegExp('```' + lang + '\\n([\\s\\S]*?)```').exec(section);
+    const fence = '```';
+    const m = new RegExp(`${fence}${lang}\\n([\\s\\S]*?)${fence}`).exec(section);
     assert.ok(m, `the quick start has a ${lang} block`);
     return m[1] as string;
   };
