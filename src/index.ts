@@ -18,7 +18,7 @@ export type { Registration, RegisterOptions } from './control-plane/registration
 export type { Explanation, ExplainRequest, ExplainedEndpoint, ExplainedTarget } from './outbound/explain.ts';
 export type { OutboundEvent } from './outbound/pipeline.ts';
 export { MeshDispatcher } from './adapters/undici/dispatcher.ts';
-export { FLAGS_HEADER } from './core/exchange.ts';
+export { FLAGS_HEADER } from './adapters/undici/render.ts';
 export type { ErrorMode } from './core/exchange.ts';
 
 export { ConfigError, InvalidArgumentError, isMeshletError, MeshletError, statusFor, ERROR_STATUS } from './core/errors.ts';

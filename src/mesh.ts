@@ -20,6 +20,7 @@ import { TOKEN_ENV } from './control-plane/protocol.ts';
 import type { Registration, RegisterOptions } from './control-plane/registration.ts';
 import { type ConfigAppliedEvent, type ConfigOrigin, type ConnectedEvent, ControlPlaneSource, controlPlaneUrls, type DisconnectedEvent } from './control-plane/source.ts';
 import { ConfigError, InvalidArgumentError, MeshletError } from './core/errors.ts';
+import { type ConfigAppliedMessage, type ConfigRejectedMessage, channels, type WorkloadIdentity } from './core/observe.ts';
 import type { ErrorMode } from './core/exchange.ts';
 import { explain, type Explanation, type ExplainRequest } from './outbound/explain.ts';
 import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
@@ -36,6 +37,11 @@ export interface MeshOptions {
   readonly namespace?: string;
   /** This workload's labels (matched by subsets, selectors, `sourceLabels`). @defaultValue {} */
   readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * This workload's service account: its identity (`spiffe://<trust domain>/ns/<namespace>/sa/<account>`),
+   * as Kubernetes gives every pod one. @defaultValue 'default'
+   */
+  readonly serviceAccount?: string;
   /**
    * Embedded mode: a YAML/JSON file, a directory of them, a list of paths, or resource
    * objects. Files and directories are watched: a valid change applies to new requests; an
@@ -202,6 +208,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     1000,
   );
   #closed: Promise<void> | undefined;
+  #identity: WorkloadIdentity | undefined;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
 
@@ -223,19 +230,29 @@ export class Mesh extends EventEmitter<MeshEvents> {
       outboundTrafficPolicy: o.outboundTrafficPolicy ?? 'ALLOW_ANY',
       maxRetryAfterMs: o.maxRetryAfterMs ?? 10_000,
       maxMirrorsInFlight: o.maxMirrorsInFlight ?? 64,
-      classify: classifyUndiciError,
-      transport: this.#transport.dispatch,
-      passthrough: this.#transport.passthrough,
+      transports: { http: { dispatch: this.#transport.dispatch, passthrough: this.#transport.passthrough, classify: classifyUndiciError, refresh: (cs) => this.#transport.refresh(cs) } },
       onEvent: (e: OutboundEvent) => this.emit(e.type, e),
     });
     const pipeline = this.#outbound.dispatch;
     this.dispatcher = new MeshDispatcher({
       clock,
+      workload: this.identity,
       errors: this.#errors,
       retryBufferBytes: o.retryBufferBytes ?? 1024 * 1024,
       pipeline: () => pipeline,
       onClose: () => this.close(),
     });
+  }
+
+  /** Who this mesh is: service, namespace, labels and service account (named in observation messages). */
+  get identity(): WorkloadIdentity {
+    this.#identity ??= Object.freeze({
+      service: this.#o.service,
+      namespace: this.#o.namespace ?? 'default',
+      labels: Object.freeze({ ...(this.#o.labels ?? {}) }),
+      serviceAccount: this.#o.serviceAccount ?? 'default',
+    });
+    return this.#identity;
   }
 
   /** The snapshot new calls are routed on. */
@@ -272,7 +289,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** @internal installs a snapshot from the config source. */
   install(snapshot: Snapshot): void {
     this.#outbound.install(snapshot);
-    for (const cs of this.#outbound.clusters.values()) this.#transport.refresh(cs);
   }
 
   /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */
@@ -331,7 +347,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (!loaded.ok) {
       const error = new ConfigError(loaded.issues.all);
       this.#logger.warn(`meshlet: new config rejected, the last good config keeps serving.\n${error.message}`);
-      this.emit('rejected', { issues: loaded.issues.all, error } satisfies RejectedEvent);
+      this.configRejected({ issues: loaded.issues.all, error });
       return false;
     }
     const snapshot = compileSnapshot(loaded.resources, workloadOf(this.#o));
@@ -354,7 +370,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
     reportFindings(this.#logger, `config ${e.version} (${e.source})`, this.#findings, e.findings);
     this.#findings = e.findings;
     this.#logger.info?.(`meshlet: config ${e.version}${e.endpointsVersion === '' ? '' : ` (endpoints ${e.endpointsVersion})`} from ${e.source} in use`);
+    const ch = channels.configApplied;
+    if (ch.hasSubscribers) {
+      ch.publish({ workload: this.identity, version: e.version, source: e.source, findings: e.findings.map((f) => ({ level: f.level, code: f.code, text: String(f) })) } satisfies ConfigAppliedMessage);
+    }
     this.emit('config', e);
+  }
+
+  /** @internal new config was refused: tell listeners and subscribers. */
+  configRejected(e: RejectedEvent): void {
+    const ch = channels.configRejected;
+    if (ch.hasSubscribers) ch.publish({ workload: this.identity, reasons: e.issues.filter((i) => i.level === 'error').map(String) } satisfies ConfigRejectedMessage);
+    this.emit('rejected', e);
   }
 
   /** @internal */
@@ -460,6 +487,7 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     install: (snapshot) => mesh.install(snapshot),
     emit: (name, payload) => {
       if (name === 'config') mesh.configApplied(payload as ConfigAppliedEvent);
+      else if (name === 'rejected') mesh.configRejected(payload as RejectedEvent);
       else mesh.emit(name, payload as never);
     },
   });

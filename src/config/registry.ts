@@ -25,6 +25,10 @@ export interface Endpoint {
   readonly locality: string;
   readonly weight: number;
   readonly origin: string;
+  /** The workload's service account: its identity (`spiffe://…/ns/<namespace>/sa/<account>`). */
+  readonly serviceAccount: string;
+  /** The namespace the workload runs in (its service's). */
+  readonly namespace: string;
   /** `address:port`. */
   readonly key: string;
 }
@@ -82,7 +86,7 @@ export function endpointsFor(service: Service, port: ServicePort): Endpoint[] {
   for (const w of workloads) {
     const p = named !== undefined ? workloadPort(w, named) : (workloadPort(w, port.name) ?? port.targetPort ?? port.number);
     if (p === undefined) continue;
-    out.push({ address: w.address, port: p, labels: w.labels, locality: w.locality, weight: w.weight, origin: w.origin, key: `${w.address}:${p}` });
+    out.push({ address: w.address, port: p, labels: w.labels, locality: w.locality, weight: w.weight, origin: w.origin, serviceAccount: w.serviceAccount, namespace: service.namespace, key: `${w.address}:${p}` });
   }
   return out;
 }

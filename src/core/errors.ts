@@ -6,6 +6,8 @@
  * @module
  */
 
+import { GRPC_STATUS } from './grpc-status.ts';
+
 const BRAND = Symbol.for('meshlet.error');
 
 /**
@@ -48,8 +50,7 @@ export interface ErrorStatus {
 const s = (http: number | undefined, grpc: number | undefined, flag: string | undefined): ErrorStatus =>
   Object.freeze({ http, grpc, flag });
 
-/** gRPC status numbers used below (from grpc-js `Status`). */
-const GRPC = { UNAVAILABLE: 14, DEADLINE_EXCEEDED: 4, UNAUTHENTICATED: 16, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12 } as const;
+const GRPC = GRPC_STATUS;
 
 /**
  * The one table from error code to HTTP status, gRPC status and Envoy response flag.

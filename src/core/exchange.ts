@@ -4,29 +4,36 @@
  *
  * The response side uses the handler shape of undici 8's dispatcher API (`onRequestStart`,
  * `onResponseStart`, `onResponseData`, `onResponseEnd`, `onResponseError`, each given the
- * controller of the request). It is protocol-neutral in itself; the undici adapter passes
- * handlers through unchanged and the gRPC adapter translates to it.
+ * controller of the request): the pipeline's layers speak it whatever the call's protocol.
  *
  * An Exchange plays three parts at once, so a call costs one object rather than three:
- * - the request (method, authority, path, headers, body) that layers read and rewrite;
+ * - the request (protocol, method, authority, path, headers, body) that layers read and rewrite;
  * - the controller the caller's handler sees for the whole call (abort/pause/resume reach the
  *   attempt in flight, or cancel whatever the call is waiting on);
- * - the outermost handler of the pipeline: it turns mesh-made failures into the response a
- *   sidecar would send (or a typed error), applies response header operations and adds the
- *   `x-meshlet-response-flags` header.
+ * - the outermost handler of the pipeline: it applies response header operations, records how
+ *   the call ended, publishes it (`meshlet:call:*`, see observe.ts) and hands the result to
+ *   the caller.
+ *
+ * It does not render anything. A mesh-made failure is a typed outcome (a {@link MeshletError}
+ * with its Envoy flag, HTTP status and gRPC status) and a local reply (direct response,
+ * redirect) is a status, headers and body; each adapter subclasses the Exchange to render them
+ * its own way — the undici adapter as a sidecar's HTTP responses, the gRPC adapter as statuses.
  *
  * @module
  */
 import { ReplayableBody } from './body.ts';
+import type { Protocol } from './classify.ts';
+import type { Clock } from './clock.ts';
+import type { DeadlineNode, DeadlineQueue } from './deadlines.ts';
 import { type ErrorContext, MeshletError } from './errors.ts';
 import { applyHeaderOps, type Controller, type ErrorMode, type Headers, type ResponseHandler, type ResponseHeaderOps, type Waiter } from './handler.ts';
-import { bodyFor, FLAGS_HEADER, FLAGS_HEADER_RAW, localHeaders, OVERLOADED_HEADER, rawFrom } from './local-response.ts';
+import { type CallEndMessage, channels, type WorkloadIdentity } from './observe.ts';
 
 export type { Controller, Dispatch, ErrorMode, Headers, Layer, ResponseHandler, ResponseHeaderOps, Waiter } from './handler.ts';
 export { applyHeaderOps, NO_CONTROLLER, stack } from './handler.ts';
-export { FLAGS_HEADER } from './local-response.ts';
+export type { Protocol } from './classify.ts';
 
-const EMPTY: Headers = Object.freeze({}) as Headers;
+const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
 /** What a finished exchange holds instead of the caller's handler. */
 const RELEASED: ResponseHandler = Object.freeze({});
 
@@ -36,9 +43,26 @@ function abortError(): Error {
   return e;
 }
 
+/** What a local reply is, for the adapter that renders it. */
+export type LocalReplyKind = 'direct' | 'redirect' | 'failure';
+
+/** The slots layers fill in, as the Exchange itself reads them (for error context and telemetry). */
+interface Named {
+  readonly name?: string;
+}
+interface ClusterRef {
+  readonly name?: string;
+  readonly cluster?: { readonly host?: string };
+}
+interface HostRef {
+  readonly key?: string;
+  readonly endpoint?: { readonly serviceAccount?: string; readonly labels?: Readonly<Record<string, string>>; readonly namespace?: string };
+}
+
 /**
- * One logical call. Adapters create it; layers read and rewrite it; it is the controller the
- * caller sees and the outermost handler of the pipeline.
+ * One logical call. Adapters create it (a subclass that renders for their protocol); layers
+ * read and rewrite it; it is the controller the caller sees and the outermost handler of the
+ * pipeline.
  */
 export class Exchange implements Controller, ResponseHandler {
   // ── the request ──
@@ -59,17 +83,30 @@ export class Exchange implements Controller, ResponseHandler {
   headers: Headers;
   /** Request body as the adapter gave it (a replayable body for streams). */
   body: unknown;
+  /** What the call speaks (HTTP/1.1, HTTP/2, gRPC): the classifier and telemetry read it. */
+  protocol: Protocol;
+  /** Which of the mesh's transports carries the call (`http`: undici; `grpc`: grpc-js). */
+  transport: string;
+  /** The mesh the call belongs to (for observation). */
+  workload: WorkloadIdentity | undefined = undefined;
+  /** The mesh clock (for the call's duration in observation). */
+  clock: Clock | undefined = undefined;
   /** When the call began, on the mesh clock. */
   readonly startedAt: number;
-  /** Absolute deadline on the mesh clock (Infinity = none). */
+  /** Absolute deadline on the mesh clock (Infinity = none): the sooner of the route's and the caller's. */
   deadline = Number.POSITIVE_INFINITY;
+  /**
+   * The caller's own deadline on the mesh clock (a gRPC call's deadline, an inbound
+   * `grpc-timeout` or `x-envoy-expected-rq-timeout-ms`), set by the adapter; Infinity = none.
+   */
+  callerDeadline = Number.POSITIVE_INFINITY;
   /** Position in the deadline queue (managed by it). */
   heapIndex = -1;
   /** Attempts made so far. */
   attempts = 0;
   /** Envoy response flags gathered on the way (`DI`, `URX`, …), comma-separated. */
   flags = '';
-  /** Free-form slots for layers (route decision, cluster, endpoint, …). */
+  /** Slots for layers (route decision, cluster, endpoint, …); outbound/slots.ts reads them typed. */
   route: unknown = undefined;
   target: unknown = undefined;
   cluster: unknown = undefined;
@@ -91,14 +128,21 @@ export class Exchange implements Controller, ResponseHandler {
   done = false;
   /** True once the caller's handler got response headers. */
   responded = false;
-  rawHeaders: unknown = null;
-  rawTrailers: unknown = null;
   /** Response header operations to apply (route level, then destination level). */
   responseOps: ResponseHeaderOps[] | undefined = undefined;
-  /** Called once when the call ends (used by the deadline queue and counters). */
-  onDone: ((ex: Exchange) => void) | undefined = undefined;
+  /** The route timeout's entry in the deadline queue, removed when the call ends. */
+  deadlineNode: DeadlineNode | undefined = undefined;
+  deadlineQueue: DeadlineQueue | undefined = undefined;
 
-  private _handler: ResponseHandler;
+  // ── outcome (what telemetry reads) ──
+  /** Response status the caller got, 0 when none. */
+  status = 0;
+  /** gRPC status of the answer (head or trailers), -1 when none. */
+  grpcStatus = -1;
+  /** Response body bytes delivered to the caller. */
+  responseBytes = 0;
+
+  protected _handler: ResponseHandler;
   private readonly _errors: ErrorMode;
 
   /** How mesh-made failures reach the caller. */
@@ -117,6 +161,8 @@ export class Exchange implements Controller, ResponseHandler {
     headers: Headers,
     body: unknown,
     options: unknown,
+    protocol: Protocol = 'http1',
+    transport = 'http',
   ) {
     this._handler = handler;
     this._errors = errors;
@@ -129,6 +175,20 @@ export class Exchange implements Controller, ResponseHandler {
     this.headers = headers;
     this.body = body;
     this.options = options;
+    this.protocol = protocol;
+    this.transport = transport;
+  }
+
+  /**
+   * A copy of this call's request for `handler` (a mirror): the same request, its own control,
+   * errors delivered as errors (nothing rendered). Layers never construct Exchanges themselves.
+   */
+  copy(handler: ResponseHandler, startedAt: number): Exchange {
+    const c = new Exchange(handler, 'throw', startedAt, this.method, this.scheme, this.authority, this.path, { ...this.headers }, this.body, undefined, this.protocol, this.transport);
+    c.urlAuthority = this.urlAuthority;
+    c.workload = this.workload;
+    c.clock = this.clock;
+    return c;
   }
 
   /** Adds an Envoy response flag. */
@@ -139,6 +199,10 @@ export class Exchange implements Controller, ResponseHandler {
 
   /** Tells the caller's handler the call started (adapters call it once, before dispatching). */
   begin(): void {
+    const ch = channels.callStart;
+    if (ch.hasSubscribers) {
+      ch.publish({ workload: this.workload, call: this, protocol: this.protocol, method: this.method, authority: this.authority, path: this.path, headers: this.headers });
+    }
     this._handler.onRequestStart?.(this, null);
   }
 
@@ -169,9 +233,9 @@ export class Exchange implements Controller, ResponseHandler {
   /** Where the call is, for error messages: route, cluster, endpoint, attempt. */
   errorContext(): ErrorContext {
     return {
-      route: (this.route as { name?: string } | undefined)?.name,
-      cluster: (this.cluster as { name?: string } | undefined)?.name,
-      endpoint: (this.host as { key?: string } | undefined)?.key,
+      route: (this.route as Named | undefined)?.name,
+      cluster: (this.cluster as Named | undefined)?.name,
+      endpoint: (this.host as HostRef | undefined)?.key,
       attempt: this.attempts === 0 ? undefined : this.attempts,
     };
   }
@@ -196,7 +260,8 @@ export class Exchange implements Controller, ResponseHandler {
   onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
     this.current = controller;
     this.responded = true;
-    this._finish();
+    this.status = statusCode;
+    this._finish(undefined);
     this._handler.onRequestUpgrade?.(this, statusCode, headers, socket);
   }
 
@@ -208,37 +273,22 @@ export class Exchange implements Controller, ResponseHandler {
     }
     this.current = controller;
     this.responded = true;
-    let raw = controller.rawHeaders ?? null;
-    // Only the mesh says what the mesh did: an upstream's own copies of its signals are dropped.
-    let forged = false;
-    if (headers[FLAGS_HEADER] !== undefined || headers[OVERLOADED_HEADER] !== undefined) {
-      delete headers[FLAGS_HEADER];
-      delete headers[OVERLOADED_HEADER];
-      forged = true;
-    }
+    this.status = statusCode;
     const ops = this.responseOps;
-    if (ops !== undefined) {
-      for (let i = 0; i < ops.length; i++) applyHeaderOps(headers, ops[i] as ResponseHeaderOps);
-      if (this.flags !== '') headers[FLAGS_HEADER] = this.flags;
-      raw = rawFrom(headers);
-    } else if (this.flags !== '') {
-      headers[FLAGS_HEADER] = this.flags;
-      raw = Array.isArray(raw) && !forged ? [...raw, FLAGS_HEADER_RAW, Buffer.from(this.flags)] : rawFrom(headers);
-    } else if (forged) raw = rawFrom(headers);
-    // Clients that read raw headers (undici's fetch) must see the same headers as the object.
-    this.rawHeaders = raw;
-    this._handler.onResponseStart?.(this, statusCode, headers, statusMessage);
+    if (ops !== undefined) for (let i = 0; i < ops.length; i++) applyHeaderOps(headers, ops[i] as ResponseHeaderOps);
+    this.deliverHead(controller, statusCode, headers, statusMessage, ops !== undefined);
   }
 
   onResponseData(_controller: Controller, chunk: Buffer): void {
     if (this.done) return;
+    this.responseBytes += chunk.length;
     this._handler.onResponseData?.(this, chunk);
   }
 
   onResponseEnd(controller: Controller, trailers: Headers): void {
     if (this.done) return;
-    this.rawTrailers = controller.rawTrailers ?? null;
-    this._finish();
+    this.deliverEnd(controller);
+    this._finish(undefined);
     this._handler.onResponseEnd?.(this, trailers ?? EMPTY);
     this._release();
   }
@@ -247,11 +297,44 @@ export class Exchange implements Controller, ResponseHandler {
     if (this.done) return;
     if (error instanceof MeshletError) {
       this._absorbFlags(error);
-      if (!this.responded && this._respondWith(error)) return;
+      if (!this.responded && this._render(error)) return;
     }
-    this._finish();
+    this._finish(error);
     this._handler.onResponseError?.(this, error);
     this._release();
+  }
+
+  // ── what adapters override to render for their protocol ──
+
+  /**
+   * The response head goes to the caller. `changed` says whether header operations rewrote the
+   * headers. The undici adapter adds the flags header and the raw header list here.
+   */
+  protected deliverHead(_controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, _changed: boolean): void {
+    this._handler.onResponseStart?.(this, statusCode, headers, statusMessage);
+  }
+
+  /** The response is about to end (the undici adapter keeps the raw trailers here). */
+  protected deliverEnd(_controller: Controller): void {}
+
+  /**
+   * Renders a mesh-made failure as the answer a sidecar gives (`reply` it) and returns true, or
+   * returns false to deliver it to the caller as the error it is. The base renders nothing.
+   */
+  protected renderFailure(_error: MeshletError): boolean {
+    return false;
+  }
+
+  /**
+   * Prepares the head of a local reply (the undici adapter adds the flags header, a
+   * content-length, a content-type for a direct response's body, and the raw header list).
+   */
+  protected localHead(_kind: LocalReplyKind, _status: number, _headers: Headers, _body: Buffer | undefined): void {}
+
+  /** In `respond` mode, renders `error` as an answer; false when it does not apply. */
+  private _render(error: MeshletError): boolean {
+    if (this._errors !== 'respond' || this.aborted) return false;
+    return this.renderFailure(error);
   }
 
   /**
@@ -263,75 +346,74 @@ export class Exchange implements Controller, ResponseHandler {
     (error as { flags: string }).flags = this.flags;
   }
 
-  /** In `respond` mode, answers with the response a sidecar sends for `error`; false if it does not apply. */
-  private _respondWith(error: MeshletError): boolean {
-    if (this._errors !== 'respond' || this.aborted || error.httpStatus === undefined) return false;
-    this.sendLocal(error.httpStatus, localHeaders(this.flags), Buffer.from(bodyFor(error)));
-    return true;
-  }
-
   /**
-   * Sends a response made by the mesh (direct response, redirect, or a sidecar-style error
-   * response). Delivery is deferred to a microtask so a handler never sees callbacks before
-   * `dispatch` returns.
+   * Answers with a reply the mesh makes itself: a direct response or a redirect (from the route
+   * layer), or a rendered failure (from an adapter's {@link renderFailure}). Delivery is
+   * deferred to a microtask so a handler never sees callbacks before `dispatch` returns.
    */
-  sendLocal(status: number, headers: Headers, body: Buffer | undefined): void {
+  reply(kind: LocalReplyKind, status: number, headers: Headers, body: Buffer | undefined): void {
     if (this.done) return;
     this.responded = true;
-    if (this.flags !== '' && headers[FLAGS_HEADER] === undefined) headers[FLAGS_HEADER] = this.flags;
+    this.status = status;
     const ops = this.responseOps;
     if (ops !== undefined) for (const o of ops) applyHeaderOps(headers, o);
-    if (body !== undefined && headers['content-length'] === undefined) headers['content-length'] = String(body.length);
-    this.rawHeaders = rawFrom(headers);
-    this.rawTrailers = null;
+    this.localHead(kind, status, headers, body);
     this.current = undefined;
     queueMicrotask(() => {
       const h = this._handler;
       if (this.aborted) {
-        this._finish();
-        h.onResponseError?.(this, this.reason ?? abortError());
+        const reason = this.reason ?? abortError();
+        this._finish(reason);
+        h.onResponseError?.(this, reason);
         this._release();
         return;
       }
       h.onResponseStart?.(this, status, headers, '');
       if (this.aborted) {
-        this._finish();
-        h.onResponseError?.(this, this.reason ?? abortError());
+        const reason = this.reason ?? abortError();
+        this._finish(reason);
+        h.onResponseError?.(this, reason);
         this._release();
         return;
       }
-      if (body !== undefined && body.length > 0) h.onResponseData?.(this, body);
-      this._finish();
+      if (body !== undefined && body.length > 0) {
+        this.responseBytes += body.length;
+        h.onResponseData?.(this, body);
+      }
+      this._finish(undefined);
       h.onResponseEnd?.(this, EMPTY);
       this._release();
     });
   }
 
   /**
-   * Fails the call with a mesh-made error: in `respond` mode the caller gets the response a
-   * sidecar would send; in `throw` mode the error itself.
+   * Fails the call with a mesh-made error: in `respond` mode the caller gets the answer a
+   * sidecar would give (as the adapter renders it); in `throw` mode the error itself.
    */
   fail(error: MeshletError): void {
     if (this.done) return;
     this._absorbFlags(error);
-    if (this._respondWith(error)) return;
+    if (this._render(error)) return;
     queueMicrotask(() => {
       if (this.done) return;
-      this._finish();
-      this._handler.onResponseError?.(this, this.aborted ? (this.reason ?? error) : error);
+      const e = this.aborted ? (this.reason ?? error) : error;
+      this._finish(e);
+      this._handler.onResponseError?.(this, e);
       this._release();
     });
   }
 
-  private _finish(): void {
+  private _finish(error: Error | undefined): void {
     if (this.done) return;
     this.done = true;
     this.waiting = undefined;
-    const d = this.onDone;
-    if (d !== undefined) {
-      this.onDone = undefined;
-      d(this);
+    const node = this.deadlineNode;
+    if (node !== undefined) {
+      this.deadlineNode = undefined;
+      this.deadlineQueue?.remove(node);
     }
+    const ch = channels.callEnd;
+    if (ch.hasSubscribers) ch.publish(this._endMessage(error));
     // The caller may hold this controller as long as it holds the response: undici's fetch keeps
     // it in the body stream of a Response that only a full GC frees (the Response is registered
     // in a FinalizationRegistry), so whatever the exchange still references is copied by every
@@ -345,6 +427,34 @@ export class Exchange implements Controller, ResponseHandler {
     this.responseOps = undefined;
   }
 
+  private _endMessage(error: Error | undefined): CallEndMessage {
+    const cluster = this.cluster as ClusterRef | undefined;
+    const host = this.host as HostRef | undefined;
+    const ep = host?.endpoint;
+    const body = this.body;
+    return {
+      workload: this.workload,
+      call: this,
+      protocol: this.protocol,
+      method: this.method,
+      authority: this.authority,
+      path: this.path,
+      route: (this.route as Named | undefined)?.name,
+      cluster: cluster?.name,
+      destinationService: cluster?.cluster?.host,
+      endpoint: host?.key,
+      destination: ep === undefined ? undefined : { serviceAccount: ep.serviceAccount ?? 'default', labels: ep.labels ?? {}, namespace: ep.namespace ?? '' },
+      status: this.status,
+      grpcStatus: this.grpcStatus,
+      flags: this.flags,
+      attempts: this.attempts,
+      requestBytes: body instanceof ReplayableBody ? body.bytes : typeof body === 'string' ? Buffer.byteLength(body) : body instanceof Uint8Array ? body.byteLength : 0,
+      responseBytes: this.responseBytes,
+      durationMs: this.clock === undefined ? 0 : this.clock.now() - this.startedAt,
+      error,
+    };
+  }
+
   /**
    * After the caller's handler got its last callback: drop the request and response data too.
    * The caller may keep this controller for as long as it keeps the response (see _finish).
@@ -356,7 +466,9 @@ export class Exchange implements Controller, ResponseHandler {
     this.headers = EMPTY;
     this.body = undefined;
     this.options = undefined;
-    this.rawHeaders = null;
-    this.rawTrailers = null;
+    this.released();
   }
+
+  /** The exchange let go of the call's data; adapters drop what they kept too. */
+  protected released(): void {}
 }

@@ -17,9 +17,6 @@ export interface Controller {
   readonly aborted: boolean;
   readonly paused: boolean;
   readonly reason: Error | null;
-  /** Raw response headers as the transport received them, when available (undici). */
-  rawHeaders?: unknown;
-  rawTrailers?: unknown;
 }
 
 /** Receives a response. Same shape as undici 8's `Dispatcher.DispatchHandler`. */

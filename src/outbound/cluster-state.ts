@@ -53,9 +53,12 @@ export class ClusterState {
   passthrough: boolean;
   /** The upstream speaks HTTP/2 (port protocol HTTP2/GRPC, or h2UpgradePolicy UPGRADE). */
   h2: boolean;
-  /** The adapter's pools, and the settings they were built with. */
-  transport: ClusterTransport | undefined;
-  transportKey = '';
+  /**
+   * What each transport keeps for this cluster (its pools, and the settings they were built
+   * with), by transport name: HTTP and gRPC calls to one cluster share its limiter, outlier
+   * detector and budget, and each transport has its own connections.
+   */
+  readonly transports = new Map<string, { pools: ClusterTransport; key: string }>();
   readonly #ctx: ClusterContext;
 
   constructor(cluster: Cluster, ctx: ClusterContext) {
@@ -69,7 +72,6 @@ export class ClusterState {
     this.hash = undefined;
     this.passthrough = false;
     this.h2 = false;
-    this.transport = undefined;
     this.update(cluster, true);
   }
 
@@ -101,7 +103,7 @@ export class ClusterState {
     for (const [k, h] of [...this.hostsByKey]) {
       if (seen.has(k)) continue;
       this.hostsByKey.delete(k);
-      this.transport?.removeHost(h);
+      for (const t of this.transports.values()) t.pools.removeHost(h);
     }
     const od = policy.outlierDetection;
     if (od !== undefined) {
@@ -134,9 +136,9 @@ export class ClusterState {
   async close(graceMs?: number): Promise<void> {
     this.detector?.close();
     this.detector = undefined;
-    const t = this.transport;
-    this.transport = undefined;
-    await t?.close(graceMs);
+    const ts = [...this.transports.values()];
+    this.transports.clear();
+    await Promise.all(ts.map((t) => t.pools.close(graceMs)));
   }
 
   toString(): string {

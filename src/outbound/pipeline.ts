@@ -15,6 +15,7 @@ import type { Clock, Random } from '../core/clock.ts';
 import { DeadlineQueue } from '../core/deadlines.ts';
 import { type Dispatch, type Exchange, type Layer, stack } from '../core/exchange.ts';
 import type { FailureKind } from '../core/outcome.ts';
+import { type Transports, transportOf } from './transport.ts';
 import { faultLayer } from '../policies/fault.ts';
 import { type LiveMirrors, type MirrorStats, mirrorLayer } from '../policies/mirror.ts';
 import type { OutlierEvent } from '../policies/outlier.ts';
@@ -57,12 +58,8 @@ export interface OutboundOptions {
   readonly maxRetryAfterMs: number;
   /** Mirrored requests in flight at most. */
   readonly maxMirrorsInFlight: number;
-  /** Classifies a transport error. */
-  classify(err: Error): FailureKind;
-  /** Sends an attempt to `ex.host` of `ex.cluster` (or the original address when the cluster passes through). */
-  readonly transport: Dispatch;
-  /** Sends a request for a host outside the mesh unchanged. */
-  readonly passthrough: Dispatch;
+  /** The transports, by the name an Exchange carries in `transport` (`http`, `grpc`). */
+  readonly transports: Transports;
   onEvent(e: OutboundEvent): void;
 }
 
@@ -96,10 +93,15 @@ export class Outbound {
     };
     const route = (ex: Exchange) => ex.route as CompiledRoute;
     const balance = balanceLayer({ random: o.random, sourceIp: o.sourceIp });
-    const upstream = upstreamLayer({ classify: o.classify });
-    const upstreamPath = stack([balance, upstream], o.transport);
+    const transports = o.transports;
+    const classify = (ex: Exchange, err: Error): FailureKind => transportOf(transports, ex.transport).classify(err);
+    // The terminal step: the transport the exchange names.
+    const send: Dispatch = (ex, handler) => transportOf(transports, ex.transport).dispatch(ex, handler);
+    const passthrough: Dispatch = (ex, handler) => transportOf(transports, ex.transport).passthrough(ex, handler);
+    const upstream = upstreamLayer({ classify, clock: o.clock });
+    const upstreamPath = stack([balance, upstream], send);
     const layers: [string, Layer][] = [
-      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), outboundTrafficPolicy: o.outboundTrafficPolicy, passthrough: o.passthrough })],
+      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), outboundTrafficPolicy: o.outboundTrafficPolicy, passthrough })],
       ['fault', faultLayer({ clock: o.clock, random: o.random, fault: (ex) => route(ex).fault })],
       [
         'mirror',
@@ -135,7 +137,7 @@ export class Outbound {
           policy: (ex) => route(ex).retry,
           budget: (ex) => (ex.cluster as ClusterState).budget,
           activeRequests: (ex) => (ex.cluster as ClusterState).limiter.active,
-          classify: o.classify,
+          classify,
           maxRetryAfterMs: o.maxRetryAfterMs,
         }),
       ],
@@ -145,7 +147,7 @@ export class Outbound {
     this.layerNames = layers.map(([n]) => n);
     this.dispatch = stack(
       layers.map(([, l]) => l),
-      o.transport,
+      send,
     );
   }
 
@@ -177,6 +179,7 @@ export class Outbound {
       const c = snapshot.clusters.get(name);
       if (c !== undefined) {
         cs.update(c);
+        for (const t of Object.values(this.#o.transports)) t.refresh?.(cs);
         continue;
       }
       this.#clusters.delete(name);

@@ -59,7 +59,9 @@ function redirect(ex: Exchange, route: CompiledRoute): void {
   else if (r.derivePort === 'FROM_PROTOCOL_DEFAULT') host = bareHost;
   else if (r.derivePort === 'FROM_REQUEST_PORT' && reqPort !== '') host = `${bareHost}:${reqPort}`;
   else if (r.authority !== undefined || r.scheme !== undefined) host = r.authority ?? bareHost;
-  ex.sendLocal(r.redirectCode, { location: `${scheme}://${host}${path}${query}` }, undefined);
+  const headers: Headers = Object.create(null) as Headers;
+  headers.location = `${scheme}://${host}${path}${query}`;
+  ex.reply('redirect', r.redirectCode, headers, undefined);
 }
 
 /** Applies request header operations and rewrites (route level, then destination level). */
@@ -136,9 +138,7 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       if (route.action === 'direct-response') {
         if (route.responseHeaders !== undefined) ex.responseOps = [route.responseHeaders];
         const dr = route.directResponse;
-        const h: Headers = {};
-        if (dr?.body !== undefined) h['content-type'] = 'text/plain';
-        ex.sendLocal(dr?.status ?? 200, h, dr?.body);
+        ex.reply('direct', dr?.status ?? 200, Object.create(null) as Headers, dr?.body);
         return;
       }
       const target = d.target as RouteTarget;

@@ -2,7 +2,9 @@
  * The innermost layer: admits the attempt through the cluster's pool limits (circuit
  * breaking: 503 UO with `x-envoy-overloaded` on overflow), counts it in flight on the
  * endpoint (least-request balancing reads that), hands it to the transport, and reports how
- * it ended to outlier detection.
+ * it ended to outlier detection — through the one classifier (core/classify.ts), so a gRPC
+ * UNAVAILABLE counts as Envoy counts it (503) whether it came trailers-only or in trailers —
+ * and publishes the attempt (`meshlet:attempt:start` / `:end`, when someone subscribes).
  *
  * Until the transport starts the request, this layer is what the exchange waits on, so an
  * abort or a per-try timeout can cancel an attempt that is still queued or connecting.
@@ -13,14 +15,18 @@ import { bodySourceFailed } from '../core/body.ts';
 import { MeshletError } from '../core/errors.ts';
 import { type Controller, type Dispatch, type Exchange, type Headers, type Layer, NO_CONTROLLER, type ResponseHandler, type Waiter } from '../core/exchange.ts';
 import type { FailureKind } from '../core/outcome.ts';
+import { DEFERRED, headGrpcStatus, headStatus, trailerGrpcStatus, trailerStatus } from '../core/classify.ts';
+import type { Clock } from '../core/clock.ts';
+import { channels } from '../core/observe.ts';
 import type { HostState } from '../routing/balancer/host.ts';
 import type { ClusterState } from './cluster-state.ts';
 import type { SlotWaiter } from './limits.ts';
 
 /** What the upstream layer needs. */
 export interface UpstreamLayerOptions {
-  /** Classifies a transport error for outlier detection. */
-  classify(err: Error): FailureKind;
+  /** Classifies a transport error for outlier detection (the exchange's transport decides). */
+  classify(ex: Exchange, err: Error): FailureKind;
+  readonly clock: Clock;
 }
 
 class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
@@ -33,6 +39,10 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
   private _state: 0 | 1 | 2 | 3 = 0; // 0 queued/new, 1 sent, 2 started, 3 finished
   private _abandoned: Error | undefined;
   private _recorded = false;
+  /** The head left the answer to the trailers (a gRPC stream): record at its end. */
+  private _deferred = false;
+  /** When the attempt went to the transport, on the mesh clock (only when observed). */
+  private _sentAt = -1;
 
   constructor(o: UpstreamLayerOptions, ex: Exchange, handler: ResponseHandler, cs: ClusterState, transport: Dispatch) {
     this._o = o;
@@ -62,8 +72,13 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     this._state = 1;
     const h = this._host;
     if (h !== undefined) h.active++;
-    this._ex.waiting = this;
-    this._transport(this._ex, this);
+    const ex = this._ex;
+    ex.waiting = this;
+    if (channels.attemptStart.hasSubscribers || channels.attemptEnd.hasSubscribers) {
+      this._sentAt = this._o.clock.now();
+      if (channels.attemptStart.hasSubscribers) channels.attemptStart.publish({ workload: ex.workload, call: ex, attempt: ex.attempts, cluster: this._cs.name, endpoint: h?.key });
+    }
+    this._transport(ex, this);
   }
 
   private _release(): void {
@@ -90,12 +105,30 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     this._handler.onResponseError?.(NO_CONTROLLER, reason);
   }
 
-  private _record(status: number, failure: FailureKind | undefined): void {
+  /**
+   * Reports how the attempt ended: to outlier detection (`charged`: the status as it counts,
+   * gRPC statuses mapped as Envoy maps them), and to subscribers (`status`: what came back).
+   */
+  private _record(charged: number, failure: FailureKind | undefined, status = charged): void {
     if (this._recorded) return;
     this._recorded = true;
     const d = this._cs.detector;
     const h = this._host;
-    if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') d.record(h, status, failure);
+    if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') d.record(h, charged, failure);
+    if (this._sentAt !== -1 && channels.attemptEnd.hasSubscribers) {
+      const ex = this._ex;
+      channels.attemptEnd.publish({
+        workload: ex.workload,
+        call: ex,
+        attempt: ex.attempts,
+        cluster: this._cs.name,
+        endpoint: h?.key,
+        status: failure === undefined ? status : 0,
+        grpcStatus: failure === undefined ? ex.grpcStatus : -1,
+        failure,
+        durationMs: this._o.clock.now() - this._sentAt,
+      });
+    }
   }
 
   onRequestStart(controller: Controller, context: unknown): void {
@@ -116,7 +149,13 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
 
   onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     if (this._abandoned !== undefined) return;
-    if (statusCode >= 200) this._record(statusCode, undefined);
+    if (statusCode >= 200) {
+      const ex = this._ex;
+      ex.grpcStatus = headGrpcStatus(ex.protocol, statusCode, headers);
+      const charged = headStatus(ex.protocol, statusCode, headers);
+      if (charged === DEFERRED) this._deferred = true;
+      else this._record(charged, undefined, statusCode);
+    }
     this._handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
 
@@ -128,6 +167,11 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
   onResponseEnd(controller: Controller, trailers: Headers): void {
     if (this._abandoned !== undefined) return;
     this._release();
+    if (this._deferred) {
+      // A gRPC stream's answer is in its trailers (a stream that ends without one is an error).
+      this._ex.grpcStatus = trailerGrpcStatus(trailers);
+      this._record(trailerStatus(trailers), undefined, 200);
+    }
     this._handler.onResponseEnd?.(controller, trailers);
   }
 
@@ -142,7 +186,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
         ? 'per-try-timeout'
         : bodySourceFailed(ex.body)
           ? 'local'
-          : this._o.classify(error);
+          : this._o.classify(ex, error);
     this._record(0, failure);
     this._handler.onResponseError?.(controller, error);
   }

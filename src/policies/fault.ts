@@ -9,15 +9,10 @@
  */
 import type { Clock, Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
+import { grpcStatusCode } from '../core/grpc-status.ts';
 import { type Dispatch, type Exchange, type Layer, NO_CONTROLLER, type ResponseHandler } from '../core/exchange.ts';
 import type { FaultPolicy } from '../routing/route-policy.ts';
 
-/** gRPC status numbers by name (Istio's `abort.grpcStatus` names them). */
-export const GRPC_STATUS: Readonly<Record<string, number>> = Object.freeze({
-  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6,
-  PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11,
-  UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16,
-});
 
 /** What the fault layer needs. */
 export interface FaultLayerOptions {
@@ -28,16 +23,11 @@ export interface FaultLayerOptions {
 
 function abort(ex: Exchange, f: FaultPolicy): void {
   ex.flag('FI');
-  const grpc = f.abortGrpcStatus === undefined ? undefined : GRPC_STATUS[f.abortGrpcStatus];
+  const grpc = f.abortGrpcStatus === undefined ? undefined : grpcStatusCode(f.abortGrpcStatus);
   const { route } = ex.errorContext();
-  if (f.abortHttpStatus === undefined && grpc !== undefined) {
-    // A gRPC abort: HTTP 200 with the status in the headers (trailers-only), as Envoy answers.
-    const err = new MeshletError('MESHLET_ERR_FAULT_ABORT', `fault filter abort (grpc-status ${grpc})`, { route, flags: ex.flags, grpcStatus: grpc });
-    if (ex.errorMode === 'throw') ex.fail(err);
-    else ex.sendLocal(200, { 'content-type': 'application/grpc', 'grpc-status': String(grpc), 'grpc-message': 'fault filter abort' }, undefined);
-    return;
-  }
-  ex.fail(new MeshletError('MESHLET_ERR_FAULT_ABORT', 'fault filter abort', { route, flags: ex.flags, httpStatus: f.abortHttpStatus, grpcStatus: grpc }));
+  // The outcome only: the adapter renders it (a gRPC-only abort is answered trailers-only, as Envoy does).
+  const what = f.abortHttpStatus === undefined && grpc !== undefined ? `fault filter abort (grpc-status ${grpc})` : 'fault filter abort';
+  ex.fail(new MeshletError('MESHLET_ERR_FAULT_ABORT', what, { route, flags: ex.flags, httpStatus: f.abortHttpStatus, grpcStatus: grpc }));
 }
 
 /** Builds the fault layer. */

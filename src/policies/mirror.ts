@@ -14,7 +14,7 @@ import type { Random } from '../core/clock.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError } from '../core/errors.ts';
 import { isStaticBody, ReplayableBody } from '../core/body.ts';
-import { type Dispatch, Exchange, type Headers, type Layer, type ResponseHandler } from '../core/exchange.ts';
+import type { Dispatch, Exchange, Layer, ResponseHandler } from '../core/exchange.ts';
 import type { MirrorTarget } from '../routing/route-table.ts';
 
 /** What the mirror layer needs. */
@@ -63,22 +63,24 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
     stats.inFlight++;
     stats.sent++;
     live.add(copy);
-    // A copy that hangs must not hold its slot (or the mesh's close) forever.
+    // A copy that hangs must not hold its slot (or the mesh's close) forever; the copy takes the
+    // entry out of the queue when it ends.
     const node = new MirrorDeadline(copy, o.now() + timeoutMs);
     o.deadlines.add(node);
-    copy.onDone = () => {
-      o.deadlines.remove(node);
-      live.delete(copy);
-    };
+    copy.deadlineNode = node;
+    copy.deadlineQueue = o.deadlines;
     o.send(copy, copy);
   };
+  // The copy is the controller its handler is called with.
   const done: ResponseHandler = {
-    onResponseEnd() {
+    onResponseEnd(copy) {
       stats.inFlight--;
+      live.delete(copy as Exchange);
     },
-    onResponseError() {
+    onResponseError(copy) {
       stats.inFlight--;
       stats.failed++;
+      live.delete(copy as Exchange);
     },
   };
   return (next: Dispatch): Dispatch =>
@@ -92,8 +94,7 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
             stats.dropped++;
             continue;
           }
-          const headers: Headers = { ...ex.headers };
-          const copy = new Exchange(done, 'throw', o.now(), ex.method, ex.scheme, ex.authority, ex.path, headers, ex.body, undefined);
+          const copy = ex.copy(done, o.now());
           copy.route = ex.route;
           if (!o.prepare(copy, m)) continue;
           const timeoutMs = o.timeoutMs(ex);

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { GRPC_STATUS } from '../core/grpc-status.ts';
 import type { AttemptOutcome } from '../core/outcome.ts';
 import type { RetryPolicy } from '../routing/route-policy.ts';
 
@@ -33,12 +34,6 @@ export const RETRIABLE_HEADER_NAMES_HEADER = 'x-envoy-retriable-header-names';
 /** Response header set by an upstream Envoy that rate-limited the request. */
 export const RATE_LIMITED_HEADER = 'x-envoy-ratelimited';
 
-/** gRPC status codes retried by the gRPC `retryOn` tokens. */
-const GRPC_CANCELLED = 1;
-const GRPC_DEADLINE_EXCEEDED = 4;
-const GRPC_RESOURCE_EXHAUSTED = 8;
-const GRPC_INTERNAL = 13;
-const GRPC_UNAVAILABLE = 14;
 
 /**
  * Whether an attempt that ended like `outcome` may be retried under `policy` (attempt budget not
@@ -99,15 +94,15 @@ export function isRetriable(policy: RetryPolicy, outcome: AttemptOutcome, reques
 
 function grpcRetriable(on: ReadonlySet<string>, grpc: number): boolean {
   switch (grpc) {
-    case GRPC_CANCELLED:
+    case GRPC_STATUS.CANCELLED:
       return on.has('cancelled');
-    case GRPC_DEADLINE_EXCEEDED:
+    case GRPC_STATUS.DEADLINE_EXCEEDED:
       return on.has('deadline-exceeded');
-    case GRPC_RESOURCE_EXHAUSTED:
+    case GRPC_STATUS.RESOURCE_EXHAUSTED:
       return on.has('resource-exhausted');
-    case GRPC_INTERNAL:
+    case GRPC_STATUS.INTERNAL:
       return on.has('internal');
-    case GRPC_UNAVAILABLE:
+    case GRPC_STATUS.UNAVAILABLE:
       return on.has('unavailable');
     default:
       return false;

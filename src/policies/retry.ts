@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { headGrpcStatus } from '../core/classify.ts';
 import { bodySourceFailed, canReplay } from '../core/body.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
@@ -33,8 +34,8 @@ export interface RetryLayerOptions {
   budget(ex: Exchange): RetryBudget;
   /** Requests in flight to the destination (the budget is a share of them). */
   activeRequests(ex: Exchange): number;
-  /** Classifies a transport error. */
-  classify(err: Error): FailureKind;
+  /** Classifies a transport error (the exchange's transport decides). */
+  classify(ex: Exchange, err: Error): FailureKind;
   /** Longest `Retry-After` honoured; a longer one ends retrying. */
   readonly maxRetryAfterMs: number;
 }
@@ -69,12 +70,6 @@ class PerTryTimeout extends Error {
   }
 }
 
-function grpcStatusOf(headers: Headers): number {
-  const v = headers['grpc-status'];
-  if (v === undefined) return -1;
-  const n = Number(typeof v === 'string' ? v : v[0]);
-  return Number.isInteger(n) ? n : -1;
-}
 
 /** Builds the retry layer. */
 export function retryLayer(o: RetryLayerOptions): Layer {
@@ -174,7 +169,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
       return;
     }
     this._clearPerTry();
-    const outcome: AttemptOutcome = { status: statusCode, grpcStatus: grpcStatusOf(headers), failure: undefined, requestSent: true, headers };
+    const outcome: AttemptOutcome = { status: statusCode, grpcStatus: headGrpcStatus(this._ex.protocol, statusCode, headers), failure: undefined, requestSent: true, headers };
     if (this._mayRetry(outcome)) {
       this._outcome = outcome;
       this._discarding = true;
@@ -222,7 +217,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
       this._handler.onResponseError?.(controller, error);
       return;
     }
-    const failure: FailureKind = this._perTryExpired ? 'per-try-timeout' : bodySourceFailed(ex.body) ? 'local' : this._o.classify(error);
+    const failure: FailureKind = this._perTryExpired ? 'per-try-timeout' : bodySourceFailed(ex.body) ? 'local' : this._o.classify(ex, error);
     if (failure === 'local') {
       // The caller's own failure (invalid argument, its body source): its error, as plain undici reports it.
       this._handler.onResponseError?.(controller, error);

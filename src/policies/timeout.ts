@@ -1,7 +1,8 @@
 /**
- * The route timeout layer. The deadline of a call is the sooner of the route's `timeout`
- * (which spans every attempt and backoff, Istio default: none) and the deadline carried in
- * the async context ({@link withDeadline}). It is one entry in the mesh's deadline queue;
+ * The route timeout layer. The deadline of a call is the soonest of the route's `timeout`
+ * (which spans every attempt and backoff, Istio default: none), the deadline carried in the
+ * async context ({@link withDeadline}) and the caller's own (`Exchange.callerDeadline`: a gRPC
+ * call's deadline). It is one entry in the mesh's deadline queue;
  * when it passes, the attempt in flight (or whatever the call waits on) is cancelled and the
  * caller gets 504 `upstream request timeout`, flag UT. It is never retried.
  *
@@ -46,13 +47,19 @@ export function timeoutLayer(o: TimeoutLayerOptions): Layer {
     (ex, handler) => {
       const t = o.timeoutMs(ex);
       const ctx = currentDeadline();
-      if (t === undefined && ctx === Number.POSITIVE_INFINITY) {
+      const caller = ex.callerDeadline;
+      if (t === undefined && ctx === Number.POSITIVE_INFINITY && caller === Number.POSITIVE_INFINITY) {
         next(ex, handler);
         return;
       }
       const now = o.clock.now();
       let due = t === undefined ? Number.POSITIVE_INFINITY : now + t;
       let fromContext = false;
+      if (caller < due) {
+        // The caller's own deadline (a gRPC deadline, an inbound one): the sooner wins.
+        due = caller;
+        fromContext = true;
+      }
       if (ctx !== Number.POSITIVE_INFINITY) {
         // The context deadline is on performance.now(); carry the time remaining over to the mesh clock.
         const viaCtx = now + (ctx - performance.now());
@@ -69,11 +76,9 @@ export function timeoutLayer(o: TimeoutLayerOptions): Layer {
         return;
       }
       o.deadlines.add(node);
-      const prev = ex.onDone;
-      ex.onDone = (e) => {
-        o.deadlines.remove(node);
-        prev?.(e);
-      };
+      // The exchange takes the entry out of the queue when the call ends.
+      ex.deadlineNode = node;
+      ex.deadlineQueue = o.deadlines;
       next(ex, handler);
     };
 }

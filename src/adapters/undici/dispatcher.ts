@@ -13,7 +13,11 @@ import { Dispatcher } from 'undici';
 import { ReplayableBody, isStaticBody } from '../../core/body.ts';
 import type { Clock } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
-import { type Dispatch, type ErrorMode, Exchange, NO_CONTROLLER } from '../../core/exchange.ts';
+import { isGrpcContentType } from '../../core/classify.ts';
+import type { Dispatch, ErrorMode, Exchange } from '../../core/exchange.ts';
+import { NO_CONTROLLER } from '../../core/exchange.ts';
+import type { WorkloadIdentity } from '../../core/observe.ts';
+import { UndiciExchange } from './exchange.ts';
 import { normalizeHeaders } from '../../core/headers.ts';
 import { toResponseHandler } from './legacy-handler.ts';
 
@@ -50,6 +54,8 @@ export interface MeshDispatcherOptions {
   readonly errors: ErrorMode;
   /** Largest streamed request body kept for replay by retries. */
   readonly retryBufferBytes: number;
+  /** The mesh's workload (named in observation messages). */
+  readonly workload?: WorkloadIdentity;
   /** The pipeline. */
   pipeline(): Dispatch;
   /** Called by close()/destroy(): the mesh decides what closing means. */
@@ -86,8 +92,11 @@ export class MeshDispatcher extends Dispatcher {
         body = new ReplayableBody(body as AsyncIterable<unknown>, this.#o.retryBufferBytes);
       }
       const path = opts.query === undefined ? opts.path : withQuery(opts.path, opts.query);
-      ex = new Exchange(h, this.#o.errors, this.#o.clock.now(), opts.method ?? 'GET', scheme, auth, path, headers, body, opts);
+      const protocol = isGrpcContentType(headers['content-type']) ? 'grpc' : 'http1';
+      ex = new UndiciExchange(h, this.#o.errors, this.#o.clock.now(), opts.method ?? 'GET', scheme, auth, path, headers, body, opts, protocol, 'http');
       ex.urlAuthority = authority;
+      ex.workload = this.#o.workload;
+      ex.clock = this.#o.clock;
     } catch (err) {
       queueMicrotask(() => h.onResponseError?.(NO_CONTROLLER, err as Error));
       return true;

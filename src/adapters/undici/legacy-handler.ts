@@ -26,6 +26,12 @@ export interface LegacyHandler {
   onResponseStarted?(): void;
 }
 
+/** undici's controllers (and the mesh's UndiciExchange) carry the raw header lists. */
+interface RawController extends Controller {
+  readonly rawHeaders?: unknown;
+  readonly rawTrailers?: unknown;
+}
+
 function isFn(v: unknown): boolean {
   return typeof v === 'function';
 }
@@ -58,14 +64,14 @@ class LegacyHandlerAdapter implements ResponseHandler {
   }
 
   onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
-    this.#h.onUpgrade?.(statusCode, rawOf(controller.rawHeaders, headers), socket);
+    this.#h.onUpgrade?.(statusCode, rawOf((controller as RawController).rawHeaders, headers), socket);
   }
 
   onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     // Informational responses never reached the older handlers (undici's client swallowed them).
     if (statusCode < 200) return;
     this.#h.onResponseStarted?.();
-    if (this.#h.onHeaders?.(statusCode, rawOf(controller.rawHeaders, headers), () => controller.resume(), statusMessage ?? '') === false) controller.pause();
+    if (this.#h.onHeaders?.(statusCode, rawOf((controller as RawController).rawHeaders, headers), () => controller.resume(), statusMessage ?? '') === false) controller.pause();
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
@@ -73,7 +79,7 @@ class LegacyHandlerAdapter implements ResponseHandler {
   }
 
   onResponseEnd(controller: Controller, trailers: Headers): void {
-    this.#h.onComplete?.(rawOf(controller.rawTrailers, trailers));
+    this.#h.onComplete?.(rawOf((controller as RawController).rawTrailers, trailers));
   }
 
   onResponseError(_controller: Controller, error: Error): void {

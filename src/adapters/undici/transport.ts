@@ -137,6 +137,9 @@ function dispatchOptions(ex: Exchange, origin: string | undefined, httpServernam
   return o;
 }
 
+/** The name of the undici transport: its slot in each cluster's state. */
+const SLOT = 'http';
+
 /** The undici side of a mesh: endpoint pools per cluster and a passthrough agent. */
 export class UndiciTransport {
   readonly #agent = new Agent();
@@ -150,11 +153,12 @@ export class UndiciTransport {
       this.passthrough(ex, handler);
       return;
     }
-    let pools = cs.transport as ClusterPools | undefined;
+    // An HTTP call to an HTTP/2 upstream is an HTTP/2 call (telemetry's request_protocol).
+    if (cs.h2 && ex.protocol === 'http1') ex.protocol = 'http2';
+    let pools = cs.transports.get(SLOT)?.pools as ClusterPools | undefined;
     if (pools === undefined) {
       pools = new ClusterPools(poolOptions(cs), cs.cluster.host);
-      cs.transport = pools;
-      cs.transportKey = JSON.stringify(pools.options);
+      cs.transports.set(SLOT, { pools, key: JSON.stringify(pools.options) });
     }
     pools.get(host, ex.scheme, cs.cluster.host).dispatch(dispatchOptions(ex, undefined, pools.httpServername) as never, handler as never);
   };
@@ -167,14 +171,13 @@ export class UndiciTransport {
 
   /** Rebuilds a cluster's pools when its connection settings changed (old pools drain). */
   refresh(cs: ClusterState): void {
-    const t = cs.transport as ClusterPools | undefined;
+    const t = cs.transports.get(SLOT);
     if (t === undefined) return;
     const next = poolOptions(cs);
     const key = JSON.stringify(next);
-    if (key === cs.transportKey) return;
-    cs.transport = new ClusterPools(next, cs.cluster.host);
-    cs.transportKey = key;
-    void t.close();
+    if (key === t.key) return;
+    cs.transports.set(SLOT, { pools: new ClusterPools(next, cs.cluster.host), key });
+    void t.pools.close();
   }
 
   /** Closes the passthrough agent: calls in flight may finish for `graceMs`, then they are cancelled. */

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { GRPC_STATUS_NAMES as GRPC_NAMES } from '../../core/grpc-status.ts';
 import type { StringMatch } from '../types/common.ts';
 import type {
   CorsPolicy,
@@ -53,11 +54,7 @@ import {
 import { msDuration } from './shared-networking.ts';
 
 /** gRPC status names accepted by `fault.abort.grpcStatus`. */
-export const GRPC_STATUS_NAMES = [
-  'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS',
-  'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE',
-  'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED',
-] as const;
+export const GRPC_STATUS_NAMES = GRPC_NAMES;
 
 /** An Istio duration (`agent.ValidateDuration`): at least 1ms, in whole milliseconds. */
 const duration = msDuration();

@@ -27,6 +27,8 @@ export function ep(address: string, o: EpOptions = {}): Endpoint {
     locality: o.locality ?? '',
     weight: o.weight ?? 1,
     origin: 'test',
+    serviceAccount: 'default',
+    namespace: 'default',
     key: `${address}:${port}`,
   };
 }

@@ -1,0 +1,81 @@
+/**
+ * The undici adapter's Exchange: renders what the mesh says as an Istio sidecar's HTTP answers
+ * (render.ts) and keeps the raw header lists undici's handlers read (undici's `fetch` reads
+ * `controller.rawHeaders`; the older handler API gets them as arguments).
+ *
+ * @module
+ */
+import type { Controller, Headers, LocalReplyKind } from '../../core/exchange.ts';
+import { Exchange } from '../../core/exchange.ts';
+import type { MeshletError } from '../../core/errors.ts';
+import { httpToGrpc } from '../../core/grpc-status.ts';
+import { localReplyText } from '../../core/local-reply.ts';
+import { FLAGS_HEADER, FLAGS_HEADER_RAW, failureHeaders, grpcAnswerHeaders, OVERLOADED_HEADER, rawFrom } from './render.ts';
+
+/** undici's controllers carry the raw header lists as received. */
+interface RawController extends Controller {
+  rawHeaders?: unknown;
+  rawTrailers?: unknown;
+}
+
+/** An Exchange whose caller is an undici handler. */
+export class UndiciExchange extends Exchange {
+  /** Raw response headers as the caller's handler should read them (the same headers as the object). */
+  rawHeaders: unknown = null;
+  rawTrailers: unknown = null;
+
+  protected override deliverHead(controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, changed: boolean): void {
+    let raw = (controller as RawController).rawHeaders ?? null;
+    // Only the mesh says what the mesh did: an upstream's own copies of its signals are dropped.
+    let rebuild = changed;
+    if (headers[FLAGS_HEADER] !== undefined || headers[OVERLOADED_HEADER] !== undefined) {
+      delete headers[FLAGS_HEADER];
+      delete headers[OVERLOADED_HEADER];
+      rebuild = true;
+    }
+    if (this.flags !== '') {
+      headers[FLAGS_HEADER] = this.flags;
+      raw = !rebuild && Array.isArray(raw) ? [...raw, FLAGS_HEADER_RAW, Buffer.from(this.flags)] : rawFrom(headers);
+    } else if (rebuild) raw = rawFrom(headers);
+    // Clients that read raw headers (undici's fetch) must see the same headers as the object.
+    this.rawHeaders = raw;
+    this._handler.onResponseStart?.(this, statusCode, headers, statusMessage);
+  }
+
+  protected override deliverEnd(controller: Controller): void {
+    this.rawTrailers = (controller as RawController).rawTrailers ?? null;
+  }
+
+  /**
+   * A sidecar's answer for a mesh-made failure: an HTTP status with Envoy's text, or — for a gRPC
+   * call, and for a gRPC fault abort — a trailers-only gRPC answer with the status Envoy gives.
+   */
+  protected override renderFailure(error: MeshletError): boolean {
+    const text = localReplyText(error);
+    const grpcOnly = error.httpStatus === undefined && error.grpcStatus !== undefined && error.code === 'MESHLET_ERR_FAULT_ABORT';
+    if (this.protocol === 'grpc' || grpcOnly) {
+      if (error.httpStatus === undefined && error.grpcStatus === undefined) return false;
+      const grpc = error.grpcStatus ?? httpToGrpc(error.httpStatus as number);
+      this.grpcStatus = grpc;
+      this.reply('failure', 200, grpcAnswerHeaders(grpc, text, this.flags), undefined);
+      return true;
+    }
+    if (error.httpStatus === undefined) return false;
+    this.reply('failure', error.httpStatus, failureHeaders(this.flags), Buffer.from(text));
+    return true;
+  }
+
+  protected override localHead(kind: LocalReplyKind, _status: number, headers: Headers, body: Buffer | undefined): void {
+    if (this.flags !== '' && headers[FLAGS_HEADER] === undefined) headers[FLAGS_HEADER] = this.flags;
+    // Envoy's direct_response sends its body as text/plain.
+    if (kind === 'direct' && body !== undefined && headers['content-type'] === undefined) headers['content-type'] = 'text/plain';
+    if (body !== undefined && headers['content-length'] === undefined) headers['content-length'] = String(body.length);
+    this.rawHeaders = rawFrom(headers);
+    this.rawTrailers = null;
+  }
+
+  protected override released(): void {
+    this.rawHeaders = null;
+    this.rawTrailers = null;
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Observation at no cost: what the data plane did, published once through
+ * `node:diagnostics_channel`. Nothing is built or published unless someone subscribes
+ * (`channel.hasSubscribers`, as undici and fastify gate their own channels), so a mesh without
+ * telemetry pays one property read per publication point.
+ *
+ * | channel | when | message |
+ * |---|---|---|
+ * | `meshlet:call:start` | a call enters the mesh | {@link CallStartMessage} |
+ * | `meshlet:call:end` | the caller got its last callback | {@link CallEndMessage} |
+ * | `meshlet:attempt:start` | an attempt is handed to the transport | {@link AttemptStartMessage} |
+ * | `meshlet:attempt:end` | that attempt ended (answer, failure, cancelled) | {@link AttemptEndMessage} |
+ * | `meshlet:config:applied` | a mesh put a config in use | {@link ConfigAppliedMessage} |
+ * | `meshlet:config:rejected` | a mesh refused a config | {@link ConfigRejectedMessage} |
+ *
+ * Every message names the mesh it comes from (`workload`), so one subscriber serves every mesh
+ * of the process; calls carry their `Exchange` as `call`, the same object in every message of
+ * one call (for correlation, e.g. a span per call and a child per attempt).
+ *
+ * @example
+ * import { subscribe } from 'node:diagnostics_channel';
+ * subscribe('meshlet:call:end', (m) => console.log(m.route, m.status, m.flags, m.durationMs));
+ *
+ * @module
+ */
+import { channel } from 'node:diagnostics_channel';
+import type { Protocol } from './classify.ts';
+
+/** Who a mesh is: Istio's source or destination workload labels are computed from this. */
+export interface WorkloadIdentity {
+  readonly service: string;
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** The service account (workload identity); `default` unless configured. */
+  readonly serviceAccount: string;
+}
+
+/** `meshlet:call:start`. */
+export interface CallStartMessage {
+  readonly workload: WorkloadIdentity | undefined;
+  /** The call (an Exchange); the same object in every message of this call. */
+  readonly call: object;
+  readonly protocol: Protocol;
+  readonly method: string;
+  readonly authority: string;
+  readonly path: string;
+  /** The request headers (lower-cased names), as the call entered the mesh. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+/** `meshlet:call:end`: how a call ended, with where it went. */
+export interface CallEndMessage {
+  readonly workload: WorkloadIdentity | undefined;
+  readonly call: object;
+  readonly protocol: Protocol;
+  readonly method: string;
+  /** The authority routing used (after rewrites). */
+  readonly authority: string;
+  readonly path: string;
+  /** `vs-name.rule` of the route taken, or undefined (no route, passthrough). */
+  readonly route: string | undefined;
+  /** `outbound|port|subset|host`, or undefined. */
+  readonly cluster: string | undefined;
+  /** The destination service host, or undefined. */
+  readonly destinationService: string | undefined;
+  /** The endpoint of the last attempt (`address:port`), or undefined. */
+  readonly endpoint: string | undefined;
+  /** The destination workload's identity as registered (service account, labels), when known. */
+  readonly destination: { readonly serviceAccount: string; readonly labels: Readonly<Record<string, string>>; readonly namespace: string } | undefined;
+  /** Response status (HTTP; 200 for gRPC), or 0 when the call got no response. */
+  readonly status: number;
+  /** gRPC status (from the head or the trailers), or -1. */
+  readonly grpcStatus: number;
+  /** Envoy response flags, comma-separated ('' when none). */
+  readonly flags: string;
+  readonly attempts: number;
+  /** Request body bytes sent (the last attempt's), when known. */
+  readonly requestBytes: number;
+  /** Response body bytes received by the caller. */
+  readonly responseBytes: number;
+  readonly durationMs: number;
+  /** The error the caller got, when the call failed. */
+  readonly error: Error | undefined;
+}
+
+/** `meshlet:attempt:start`. */
+export interface AttemptStartMessage {
+  readonly workload: WorkloadIdentity | undefined;
+  readonly call: object;
+  /** 1 for the first attempt, 2 for the first retry, … */
+  readonly attempt: number;
+  readonly cluster: string;
+  readonly endpoint: string | undefined;
+}
+
+/** `meshlet:attempt:end`. */
+export interface AttemptEndMessage extends AttemptStartMessage {
+  /** The answer's status, or 0 when it had none. */
+  readonly status: number;
+  readonly grpcStatus: number;
+  /** Why it got no (usable) answer: `connect-failure`, `reset`, `per-try-timeout`, `cancelled`, `local`, … */
+  readonly failure: string | undefined;
+  readonly durationMs: number;
+}
+
+/** `meshlet:config:applied`. */
+export interface ConfigAppliedMessage {
+  readonly workload: WorkloadIdentity;
+  readonly version: string;
+  readonly source: string;
+  /** Analysis findings of the config, by code. */
+  readonly findings: readonly { readonly level: string; readonly code: string; readonly text: string }[];
+}
+
+/** `meshlet:config:rejected`. */
+export interface ConfigRejectedMessage {
+  readonly workload: WorkloadIdentity;
+  readonly reasons: readonly string[];
+}
+
+/** The channels (created once; publishing is gated by `hasSubscribers` at each site). */
+export const channels = Object.freeze({
+  callStart: channel('meshlet:call:start'),
+  callEnd: channel('meshlet:call:end'),
+  attemptStart: channel('meshlet:attempt:start'),
+  attemptEnd: channel('meshlet:attempt:end'),
+  configApplied: channel('meshlet:config:applied'),
+  configRejected: channel('meshlet:config:rejected'),
+});
