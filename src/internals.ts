@@ -40,7 +40,7 @@ export type { OutlierEvent, OutlierHost, OutlierOptions } from './policies/outli
 export { HostSet, HostState } from './routing/balancer/host.ts';
 export { createPicker } from './routing/balancer/picker.ts';
 export type { Picker, PickRequest, PickerContext } from './routing/balancer/picker.ts';
-export { RequestLimiter, poolLimits } from './outbound/limits.ts';
-export type { PoolLimits, SlotWaiter } from './outbound/limits.ts';
+export { RequestLimiter, poolLimits } from './policies/limits.ts';
+export type { PoolLimits, SlotWaiter } from './policies/limits.ts';
 export { resolveOutlierSettings } from './policies/outlier-settings.ts';
 export type { ResolvedOutlierSettings } from './policies/outlier-settings.ts';

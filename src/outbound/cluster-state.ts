@@ -14,7 +14,7 @@ import { RetryBudget } from '../policies/retry-budget.ts';
 import { HostSet, HostState } from '../routing/balancer/host.ts';
 import { createPicker, type Picker } from '../routing/balancer/picker.ts';
 import type { Cluster } from '../routing/route-table.ts';
-import { poolLimits, RequestLimiter } from './limits.ts';
+import { poolLimits, RequestLimiter } from '../policies/limits.ts';
 
 /** What every cluster state shares: the mesh's clock, randomness and this workload. */
 export interface ClusterContext {

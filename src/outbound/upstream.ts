@@ -20,7 +20,7 @@ import type { Clock } from '../core/clock.ts';
 import { channels } from '../core/observe.ts';
 import type { HostState } from '../routing/balancer/host.ts';
 import type { ClusterState } from './cluster-state.ts';
-import type { SlotWaiter } from './limits.ts';
+import type { SlotWaiter } from '../policies/limits.ts';
 
 /** What the upstream layer needs. */
 export interface UpstreamLayerOptions {

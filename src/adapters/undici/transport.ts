@@ -18,7 +18,7 @@ import type { Dispatch, Exchange } from '../../core/exchange.ts';
 import { parseDuration } from '../../config/duration.ts';
 import type { ConnectionPoolSettings } from '../../config/types/destination-rule.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
-import { UNLIMITED } from '../../outbound/limits.ts';
+import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
 
 function ms(d: string | undefined): number | undefined {
