@@ -1,18 +1,77 @@
 /**
- * Deadlines carried in the async context. Code that runs under {@link withDeadline} (and,
- * later, under meshlet's inbound middleware) has a deadline; no outbound call made inside it
- * waits past what remains.
+ * The mesh context of the code running now: one async-context store (`AsyncLocalStorage`) for
+ * what a request brings with it — its deadline, its trace context, the peer that called (mTLS
+ * identity) and the end user (JWT request principal). The server side starts it when a request
+ * is admitted and runs the app's handler inside it; outbound calls made inside read it (the
+ * deadline bounds them; telemetry continues the trace). {@link withDeadline} starts or narrows
+ * one in code.
  *
  * @module
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-interface DeadlineStore {
-  /** Absolute deadline, `performance.now()` milliseconds. */
-  readonly at: number;
+/** The identity of the peer that called, as its mTLS certificate proves it. */
+export interface PeerIdentity {
+  /** `spiffe://<trust domain>/ns/<namespace>/sa/<service account>`, or '' for a plaintext peer. */
+  readonly principal: string;
+  readonly trustDomain: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  /** The peer's address (`remote.ip`). */
+  readonly address: string;
 }
 
-const storage = new AsyncLocalStorage<DeadlineStore>();
+/** Trace context carried in headers (W3C `traceparent`/`tracestate`, B3, `x-request-id`), as received. */
+export type TraceHeaders = Readonly<Record<string, string>>;
+
+/**
+ * What the code running now knows about the request it serves.
+ * @category Context and time
+ */
+export interface MeshContext {
+  /** Absolute deadline in `performance.now()` milliseconds; Infinity when none. */
+  readonly deadline: number;
+  /** Trace context of the request, when it had one. */
+  readonly trace: TraceHeaders | undefined;
+  /** The calling peer's mTLS identity, when it presented one. */
+  readonly peer: PeerIdentity | undefined;
+  /** The end user: `iss/sub` of the verified JWT, when the request had one. */
+  readonly requestPrincipal: string | undefined;
+  /** The verified JWT's claims, when the request had one. */
+  readonly claims: Readonly<Record<string, unknown>> | undefined;
+}
+
+const NONE: MeshContext = Object.freeze({ deadline: Number.POSITIVE_INFINITY, trace: undefined, peer: undefined, requestPrincipal: undefined, claims: undefined });
+
+const storage = new AsyncLocalStorage<MeshContext>();
+
+/**
+ * The mesh context of the code running now (an empty one — no deadline, no peer — outside any).
+ * @category Context and time
+ */
+export function currentContext(): MeshContext {
+  return storage.getStore() ?? NONE;
+}
+
+/**
+ * Runs `fn` inside `context`, merged with the enclosing one: the sooner deadline wins, and what
+ * `context` leaves unset is inherited.
+ * @category Context and time
+ */
+export function runInContext<T>(context: Partial<MeshContext>, fn: () => T): T {
+  const outer = storage.getStore() ?? NONE;
+  const deadline = context.deadline !== undefined && context.deadline < outer.deadline ? context.deadline : outer.deadline;
+  return storage.run(
+    {
+      deadline,
+      trace: context.trace ?? outer.trace,
+      peer: context.peer ?? outer.peer,
+      requestPrincipal: context.requestPrincipal ?? outer.requestPrincipal,
+      claims: context.claims ?? outer.claims,
+    },
+    fn,
+  );
+}
 
 /**
  * Runs `fn` with a deadline `timeoutMs` from now (or the enclosing deadline, if that is
@@ -20,9 +79,7 @@ const storage = new AsyncLocalStorage<DeadlineStore>();
  * @category Context and time
  */
 export function withDeadline<T>(timeoutMs: number, fn: () => T): T {
-  const at = performance.now() + timeoutMs;
-  const outer = storage.getStore();
-  return storage.run({ at: outer !== undefined && outer.at < at ? outer.at : at }, fn);
+  return runInContext({ deadline: performance.now() + timeoutMs }, fn);
 }
 
 /**
@@ -30,8 +87,7 @@ export function withDeadline<T>(timeoutMs: number, fn: () => T): T {
  * @category Context and time
  */
 export function withDeadlineAt<T>(at: number, fn: () => T): T {
-  const outer = storage.getStore();
-  return storage.run({ at: outer !== undefined && outer.at < at ? outer.at : at }, fn);
+  return runInContext({ deadline: at }, fn);
 }
 
 /**
@@ -40,5 +96,5 @@ export function withDeadlineAt<T>(at: number, fn: () => T): T {
  */
 export function currentDeadline(): number {
   const s = storage.getStore();
-  return s === undefined ? Number.POSITIVE_INFINITY : s.at;
+  return s === undefined ? Number.POSITIVE_INFINITY : s.deadline;
 }

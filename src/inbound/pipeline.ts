@@ -1,0 +1,171 @@
+/**
+ * The server side's kernel: admission, not a dispatcher. Express, Fastify and node:http never
+ * hand the response back through handler callbacks, so the inbound side does not reuse the
+ * outbound `Layer`; it is a short ordered list of named phases over one request view, run before
+ * the app (fastify's hooks-as-data model):
+ *
+ * ```
+ * peer-identity ─► jwt ─► authorization ─► rate-limit ─► app (inside one MeshContext)
+ * ```
+ *
+ * Each phase reads and annotates the {@link InboundRequest} (the peer, the request principal,
+ * the authorization decision) and either lets it through or answers it with a {@link Denial}.
+ * Phases are synchronous unless they must wait (a JWKS fetch, an external authorizer): the
+ * pipeline stays synchronous until a phase returns a promise. A phase that throws fails closed:
+ * the request is refused (500), never let through.
+ *
+ * An adapter builds the request view, calls {@link InboundPipeline.admit}, renders a denial its
+ * own way (an HTTP response, a gRPC status) or runs the app inside the admitted context
+ * ({@link runInContext}); nothing here knows which server it is.
+ *
+ * @module
+ */
+import type { Protocol } from '../core/classify.ts';
+import { type MeshContext, type PeerIdentity, runInContext, type TraceHeaders } from '../core/context.ts';
+import { InvalidArgumentError } from '../core/errors.ts';
+import type { Headers } from '../core/handler.ts';
+
+/** The phases, in the order they run. */
+export const PHASES = Object.freeze(['peer-identity', 'jwt', 'authorization', 'rate-limit'] as const);
+
+/** A phase name. */
+export type PhaseName = (typeof PHASES)[number];
+
+/** The request as every phase sees it: the same view the route matchers read, plus who sent it. */
+export interface InboundRequest {
+  readonly protocol: Protocol;
+  readonly method: string;
+  readonly scheme: string;
+  /** Host header / :authority. */
+  readonly authority: string;
+  /** Path with query, as the app will see it (after normalization). */
+  path: string;
+  /** Request headers, lower-cased names; phases may change them (a JWT phase removes the token). */
+  readonly headers: Headers;
+  /** The TCP peer's address and port. */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** The local port the request arrived on (PeerAuthentication `portLevelMtls`, `destination.port`). */
+  readonly localPort: number;
+  /** Set by the peer-identity phase: the mTLS peer, undefined for plaintext. */
+  peer: PeerIdentity | undefined;
+  /** Set by the jwt phase: `iss/sub`, undefined without a (valid) token. */
+  requestPrincipal: string | undefined;
+  claims: Readonly<Record<string, unknown>> | undefined;
+  /** Set by the authorization phase: what decided the request. */
+  authz: AuthzDecision | undefined;
+  /** The caller's deadline in `performance.now()` ms (from `x-envoy-expected-rq-timeout-ms` / `grpc-timeout`), Infinity when none. */
+  deadline: number;
+  /** Trace context the request carried. */
+  trace: TraceHeaders | undefined;
+}
+
+/** Which policy and rule decided a request. */
+export interface AuthzDecision {
+  readonly decision: 'allow' | 'deny';
+  /** `namespace/name` of the AuthorizationPolicy that decided, or undefined (no policy applies / default deny). */
+  readonly policy: string | undefined;
+  /** Index of the rule that matched, or undefined. */
+  readonly rule: number | undefined;
+}
+
+/** A refusal: what the adapter answers instead of running the app. */
+export interface Denial {
+  /** HTTP status (401, 403, 429, 500, …). */
+  readonly status: number;
+  /** gRPC status for a gRPC caller (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, …). */
+  readonly grpcStatus: number;
+  /** The answer's body text (Envoy's: `RBAC: access denied`, `Jwt is expired`, …). */
+  readonly body: string;
+  /** Headers to send with it (`www-authenticate`, rate-limit headers, …). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Why, for logs and observation. */
+  readonly reason: string;
+  /** The phase that refused. */
+  readonly phase: PhaseName;
+}
+
+/** What a phase returns: nothing to let the request on, a denial to answer it. */
+export type PhaseResult = Denial | undefined;
+
+/** One admission phase. */
+export interface Phase {
+  readonly name: PhaseName;
+  run(req: InboundRequest): PhaseResult | Promise<PhaseResult>;
+}
+
+/** The result of admission. */
+export type Admission = { readonly admitted: true; readonly context: MeshContext } | { readonly admitted: false; readonly denial: Denial };
+
+function failedClosed(phase: PhaseName, err: unknown): Denial {
+  return {
+    status: 500,
+    grpcStatus: 13,
+    body: 'internal error',
+    reason: `${phase} failed: ${err instanceof Error ? err.message : String(err)}`,
+    phase,
+  };
+}
+
+function contextOf(req: InboundRequest): MeshContext {
+  return { deadline: req.deadline, trace: req.trace, peer: req.peer, requestPrincipal: req.requestPrincipal, claims: req.claims };
+}
+
+/** The admission phases of one mesh, in their fixed order. */
+export class InboundPipeline {
+  readonly #phases: readonly Phase[];
+
+  /** Phases must be distinct, known and in {@link PHASES} order (checked here, never per request). */
+  constructor(phases: readonly Phase[]) {
+    let last = -1;
+    const seen = new Set<string>();
+    for (const p of phases) {
+      const i = (PHASES as readonly string[]).indexOf(p.name);
+      if (i === -1) throw new InvalidArgumentError(`inbound pipeline: unknown phase "${p.name}"; phases are ${PHASES.join(', ')}`);
+      if (seen.has(p.name)) throw new InvalidArgumentError(`inbound pipeline: phase "${p.name}" is given twice`);
+      if (i < last) throw new InvalidArgumentError(`inbound pipeline: phase "${p.name}" must run before "${PHASES[last]}" (order: ${PHASES.join(' → ')})`);
+      seen.add(p.name);
+      last = i;
+    }
+    this.#phases = phases;
+  }
+
+  /** The phase names, in order. */
+  get names(): readonly PhaseName[] {
+    return this.#phases.map((p) => p.name);
+  }
+
+  /**
+   * Runs the phases over `req`: synchronously while they are synchronous (the common case costs
+   * no promise), as a promise once one waits.
+   */
+  admit(req: InboundRequest): Admission | Promise<Admission> {
+    return this.#from(req, 0);
+  }
+
+  #from(req: InboundRequest, start: number): Admission | Promise<Admission> {
+    const phases = this.#phases;
+    for (let i = start; i < phases.length; i++) {
+      const p = phases[i] as Phase;
+      let r: PhaseResult | Promise<PhaseResult>;
+      try {
+        r = p.run(req);
+      } catch (err) {
+        return { admitted: false, denial: failedClosed(p.name, err) };
+      }
+      if (r instanceof Promise) {
+        return r.then(
+          (res) => (res === undefined ? this.#from(req, i + 1) : { admitted: false as const, denial: res }),
+          (err: unknown) => ({ admitted: false as const, denial: failedClosed(p.name, err) }),
+        );
+      }
+      if (r !== undefined) return { admitted: false, denial: r };
+    }
+    return { admitted: true, context: contextOf(req) };
+  }
+}
+
+/** Runs the app's handler for an admitted request inside its mesh context. */
+export function runAdmitted<T>(admission: { readonly context: MeshContext }, handler: () => T): T {
+  return runInContext(admission.context, handler);
+}
