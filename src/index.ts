@@ -24,7 +24,12 @@ export type { ErrorMode } from './core/exchange.ts';
 export { ConfigError, InvalidArgumentError, isMeshletError, MeshletError, statusFor, ERROR_STATUS } from './core/errors.ts';
 export type { ConfigIssueLike, ErrorContext, ErrorStatus, MeshletErrorCode, MeshletErrorOptions } from './core/errors.ts';
 
-export { withDeadline, withDeadlineAt, currentDeadline } from './core/context.ts';
+export { withDeadline, withDeadlineAt, currentDeadline, currentContext } from './core/context.ts';
+export type { MeshContext, PeerIdentity, TraceHeaders } from './core/context.ts';
+export type { RequestMeshInfo } from './inbound/guard.ts';
+export type { AuthzDecision } from './inbound/pipeline.ts';
+export type { PathNormalization } from './inbound/path.ts';
+export type { FastifyPlugin } from './adapters/server/fastify.ts';
 export { ManualClock, seededRandom, systemClock, systemRandom } from './core/clock.ts';
 export type { Clock, Random, Timer } from './core/clock.ts';
 

@@ -5,11 +5,16 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { stat } from 'node:fs/promises';
 import { fetch as undiciFetch } from 'undici';
 import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
 import { classifyUndiciError } from './adapters/undici/classify.ts';
 import { UndiciTransport } from './adapters/undici/transport.ts';
+import type { FastifyPlugin } from './adapters/server/fastify.ts';
+import { MeshServers, type PhaseCompiler } from './adapters/server/servers.ts';
+import type { PathNormalization } from './inbound/path.ts';
+import { currentContext, type MeshContext } from './core/context.ts';
 import { reportFindings } from './config/findings.ts';
 import { ANALYSIS_MODES, type AnalysisMode, type ConfigSource, loadConfig } from './config/load-config.ts';
 import { type ConfigWatcher, debounceBursts, watchConfigPaths } from './config/watch.ts';
@@ -110,6 +115,15 @@ export interface MeshOptions {
   /** Watch config files for changes. @defaultValue true */
   readonly watch?: boolean;
   /**
+   * How request paths are normalized before the server side judges them (MeshConfig
+   * `pathNormalization`): `BASE` (RFC 3986 dot segments), `MERGE_SLASHES`, `DECODE_AND_MERGE_SLASHES`,
+   * or `NONE`. The app is handed the normalized path, so it routes on the path that was judged.
+   * @defaultValue 'BASE'
+   */
+  readonly pathNormalization?: PathNormalization;
+  /** The namespace whose policies apply to every workload (Istio's root namespace). @defaultValue 'istio-system' */
+  readonly rootNamespace?: string;
+  /**
    * Where the mesh logs: rejected config and analysis findings (`warn`), config applied
    * (`info`), control-plane connection changes. Any object with these methods — `console`, a
    * pino or winston logger — works; `debug`, `info` and `error` are optional.
@@ -121,6 +135,9 @@ export interface MeshOptions {
   /** Randomness (tests inject a seeded one). @defaultValue Math.random */
   readonly random?: Random;
 }
+
+/** The admission phases a mesh builds from its config, in phase order (peer identity, JWT, authorization, rate limit). */
+const INBOUND_PHASES: readonly PhaseCompiler[] = [];
 
 /**
  * The logger when none is given: warnings and errors to the console (stderr); a library says
@@ -209,6 +226,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   );
   #closed: Promise<void> | undefined;
   #identity: WorkloadIdentity | undefined;
+  readonly #servers: MeshServers;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
 
@@ -233,6 +251,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
       transports: { http: { dispatch: this.#transport.dispatch, passthrough: this.#transport.passthrough, classify: classifyUndiciError, refresh: (cs) => this.#transport.refresh(cs) } },
       onEvent: (e: OutboundEvent) => this.emit(e.type, e),
     });
+    this.#servers = new MeshServers(
+      {
+        normalization: o.pathNormalization ?? 'BASE',
+        rootNamespace: o.rootNamespace ?? 'istio-system',
+        workload: this.identity,
+        clock,
+        compilers: INBOUND_PHASES,
+        closeTimeoutMs: o.closeTimeoutMs ?? 5000,
+      },
+      snapshot.resources,
+    );
     const pipeline = this.#outbound.dispatch;
     this.dispatcher = new MeshDispatcher({
       clock,
@@ -253,6 +282,54 @@ export class Mesh extends EventEmitter<MeshEvents> {
       serviceAccount: this.#o.serviceAccount ?? 'default',
     });
     return this.#identity;
+  }
+
+  /**
+   * Express middleware (Express 4 and 5): `app.use(mesh.express())`, before your routes. Each
+   * request is judged (path normalization, and the RequestAuthentication, AuthorizationPolicy
+   * and rate limits that apply to this workload); a refused one is answered as Istio's sidecar
+   * answers it, an admitted one reaches your routes with the normalized path, `req.meshlet`, and
+   * its MeshContext (deadline, peer, request principal) around the handler.
+   */
+  express(): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
+    return this.#servers.express();
+  }
+
+  /**
+   * A Fastify 5 plugin: `await fastify.register(mesh.fastify())` (not encapsulated: it guards
+   * every route). Give Fastify `mesh.fastifyOptions()` too, so requests are routed on the
+   * normalized path; without it a request whose path is not normal is refused (400).
+   */
+  fastify(): FastifyPlugin {
+    return this.#servers.fastify();
+  }
+
+  /** Options for `Fastify({ ...mesh.fastifyOptions() })`: route on the normalized path (`rewriteUrl`). */
+  fastifyOptions(): { rewriteUrl(req: IncomingMessage): string } {
+    return this.#servers.fastifyOptions();
+  }
+
+  /**
+   * A node:http server that judges each request before `listener` (an Express app, any
+   * `(req, res)` function); `mesh.close()` stops it accepting and drains it.
+   * @example mesh.createServer(app).listen(8000);
+   */
+  createServer(listener: RequestListener): Server {
+    return this.#servers.createServer(listener);
+  }
+
+  /**
+   * The MeshContext of the code running now: inside a request the mesh admitted, its deadline
+   * (from `x-envoy-expected-rq-timeout-ms` or `grpc-timeout`), peer and request principal;
+   * outbound calls made here honour the deadline.
+   */
+  context(): MeshContext {
+    return currentContext();
+  }
+
+  /** Wraps any `(req, res)` listener (Koa's `app.callback()`, Hono's node adapter, …) with the mesh's judgement. */
+  handler(listener: RequestListener): RequestListener {
+    return this.#servers.handler(listener);
   }
 
   /** The snapshot new calls are routed on. */
@@ -289,6 +366,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** @internal installs a snapshot from the config source. */
   install(snapshot: Snapshot): void {
     this.#outbound.install(snapshot);
+    this.#servers.install(snapshot.resources);
   }
 
   /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */
@@ -404,7 +482,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.#watchers = [];
       this.#reloadSoon.cancel();
       const grace = this.#o.closeTimeoutMs ?? 5000;
-      await Promise.all([this.#outbound.close(grace), this.#transport.close(grace)]);
+      await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
     })();
     return this.#closed;
   }

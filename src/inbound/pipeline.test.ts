@@ -22,6 +22,7 @@ async function serve(pipeline: InboundPipeline, init: Partial<InboundRequest> = 
     authz: undefined,
     deadline: Number.POSITIVE_INFINITY,
     trace: undefined,
+    headersChanged: false,
     ...init,
   };
   const a = await pipeline.admit(req);

@@ -58,6 +58,8 @@ export interface InboundRequest {
   deadline: number;
   /** Trace context the request carried. */
   trace: TraceHeaders | undefined;
+  /** Set by a phase that changed `headers` (a consumed token removed, claims copied in): the adapter updates what the app sees. */
+  headersChanged: boolean;
 }
 
 /** Which policy and rule decided a request. */
@@ -81,8 +83,8 @@ export interface Denial {
   readonly headers?: Readonly<Record<string, string>>;
   /** Why, for logs and observation. */
   readonly reason: string;
-  /** The phase that refused. */
-  readonly phase: PhaseName;
+  /** The phase that refused (`path` when the path could not be normalized). */
+  readonly phase: PhaseName | 'path';
 }
 
 /** What a phase returns: nothing to let the request on, a denial to answer it. */

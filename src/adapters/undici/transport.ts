@@ -14,6 +14,9 @@
 import { Agent, Pool } from 'undici';
 import { bodyForAttempt } from '../../core/body.ts';
 import { MeshletError } from '../../core/errors.ts';
+
+/** Envoy's header with the time the caller still waits, in ms. */
+const EXPECTED_TIMEOUT_HEADER = 'x-envoy-expected-rq-timeout-ms';
 import type { Dispatch, Exchange } from '../../core/exchange.ts';
 import { parseDuration } from '../../config/duration.ts';
 import type { ConnectionPoolSettings } from '../../config/types/destination-rule.ts';
@@ -117,6 +120,9 @@ async function closeWithin(dispatchers: readonly (Pool | Agent)[], graceMs: numb
 /** The dispatch options undici needs for one attempt. */
 function dispatchOptions(ex: Exchange, origin: string | undefined, httpServername?: string): Record<string, unknown> {
   ex.headers.host = ex.authority;
+  // As Envoy's router: tell the upstream how long the caller still waits, so its own calls can
+  // stop in time (meshlet's server side turns this into the request's MeshContext deadline).
+  if (ex.deadline !== Number.POSITIVE_INFINITY && ex.clock !== undefined) ex.headers[EXPECTED_TIMEOUT_HEADER] = String(Math.max(1, Math.ceil(ex.deadline - ex.clock.now())));
   const src = ex.options as Record<string, unknown> | undefined;
   const o: Record<string, unknown> = { path: ex.path, method: ex.method, headers: ex.headers, body: bodyForAttempt(ex.body) };
   if (origin !== undefined) o.origin = origin;

@@ -1,0 +1,120 @@
+/**
+ * The Fastify adapter: an encapsulation-free plugin (`await fastify.register(mesh.fastify())`)
+ * that judges every request in an `onRequest` hook, answers denials itself, decorates
+ * `request.meshlet`, and runs the rest of the request inside its MeshContext.
+ *
+ * Fastify routes before `onRequest` hooks run, so a plugin cannot change the path a request is
+ * routed on. For the app to route on exactly the path the mesh judged, give Fastify
+ * `mesh.fastifyOptions()` (its `rewriteUrl` normalizes the path before routing). Without it, a
+ * request whose path is not already normal (`/public/../admin`) is refused with 400 rather than
+ * served on a path other than the one judged.
+ *
+ * @module
+ */
+import { AsyncResource } from 'node:async_hooks';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Headers } from '../../core/handler.ts';
+import type { InboundGuard, Judgement } from '../../inbound/guard.ts';
+import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
+import { runAdmitted } from '../../inbound/pipeline.ts';
+import type { Denial } from '../../inbound/pipeline.ts';
+
+/** The slice of Fastify's request and reply this adapter uses (no compile-time dependency on fastify). */
+interface FastifyRequestLike {
+  url: string;
+  readonly method: string;
+  readonly raw: IncomingMessage;
+  meshlet?: unknown;
+}
+interface FastifyReplyLike {
+  readonly raw: ServerResponse;
+  code(status: number): FastifyReplyLike;
+  header(name: string, value: string): FastifyReplyLike;
+  send(body?: unknown): FastifyReplyLike;
+}
+interface FastifyLike {
+  decorateRequest(name: string, value: unknown): unknown;
+  addHook(name: 'onRequest', hook: (req: FastifyRequestLike, reply: FastifyReplyLike, done: (err?: Error) => void) => void): unknown;
+}
+
+/** The plugin function Fastify registers. */
+export type FastifyPlugin = ((fastify: FastifyLike, opts: unknown, done: (err?: Error) => void) => void) & Record<symbol, unknown>;
+
+/** Options to pass to `Fastify({ ...mesh.fastifyOptions() })`: normalize the path before routing. */
+export function fastifyOptions(normalization: () => PathNormalization): { rewriteUrl(req: IncomingMessage): string } {
+  return {
+    rewriteUrl(req) {
+      const url = req.url ?? '/';
+      // A path that cannot be normalized stays as it is; the onRequest hook refuses it (400).
+      return normalizePath(url, normalization()) ?? url;
+    },
+  };
+}
+
+/** Answers a denial through Fastify's reply (its onSend/onResponse hooks and logging still run). */
+function deny(reply: FastifyReplyLike, d: Denial, grpc: boolean): void {
+  reply.code(grpc ? 200 : d.status);
+  for (const [k, v] of Object.entries(d.headers ?? {})) reply.header(k, v);
+  if (grpc) {
+    reply.header('content-type', 'application/grpc').header('grpc-status', String(d.grpcStatus)).header('grpc-message', encodeURIComponent(d.body)).send();
+    return;
+  }
+  reply.header('content-type', 'text/plain').send(d.body);
+}
+
+const internal = (err: unknown): Denial => ({ status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' });
+
+/** The plugin: `await fastify.register(mesh.fastify())`. */
+export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
+  const plugin = ((fastify: FastifyLike, _opts: unknown, done: (err?: Error) => void) => {
+    fastify.decorateRequest('meshlet', null);
+    fastify.addHook('onRequest', (request, reply, next) => {
+      const g = guard();
+      const raw = request.raw;
+      const s = raw.socket;
+      const addr = s.remoteAddress ?? '';
+      const headers = raw.headers as Headers;
+      let j: Judgement | Promise<Judgement>;
+      try {
+        j = g.judge(request.method, (headers.host as string | undefined) ?? '', request.url, headers, {
+          remoteAddress: addr.startsWith('::ffff:') ? addr.slice(7) : addr,
+          remotePort: s.remotePort ?? 0,
+          localPort: s.localPort ?? 0,
+          scheme: (s as TLSSocket).encrypted === true ? 'https' : 'http',
+        });
+      } catch (err) {
+        deny(reply, internal(err), false);
+        return;
+      }
+      const go = (x: Judgement): void => {
+        if (!x.serve) {
+          deny(reply, x.denial, x.grpc);
+          return;
+        }
+        if (x.request.path !== request.url) {
+          // Routed already on a path other than the one judged: refuse rather than serve it.
+          deny(reply, { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`, phase: 'path' }, x.request.protocol === 'grpc');
+          return;
+        }
+        request.meshlet = x.info;
+        runAdmitted(x.admission, () => {
+          const scope = new AsyncResource('meshlet.request');
+          const emit = raw.emit;
+          raw.emit = function emitInContext(this: IncomingMessage, ...args: Parameters<IncomingMessage['emit']>) {
+            return scope.runInAsyncScope(emit, this, ...args);
+          } as IncomingMessage['emit'];
+          next();
+        });
+      };
+      if (j instanceof Promise) {
+        j.then(go, (err: unknown) => deny(reply, internal(err), false));
+      } else go(j);
+    });
+    done();
+  }) as FastifyPlugin;
+  // fastify-plugin's markers: no encapsulation (the hook guards every route), and a name.
+  plugin[Symbol.for('skip-override')] = true;
+  plugin[Symbol.for('fastify.display-name')] = 'meshlet';
+  return plugin;
+}

@@ -1,0 +1,132 @@
+/**
+ * The server adapter for Node's own request objects — node:http and every framework built on
+ * them (Express 4 and 5, Koa's and Hono's node adapters through a wrapped listener): builds the
+ * request view, asks the mesh's {@link InboundGuard} for a judgement, answers a denial itself,
+ * or hands the app the request with the normalized path and `req.meshlet`, running the rest of
+ * the request inside its MeshContext (including body events, so handlers after a body parser
+ * see the context too).
+ *
+ * @module
+ */
+import { AsyncResource } from 'node:async_hooks';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Headers } from '../../core/handler.ts';
+import type { ConnectionInfo, InboundGuard, Judgement, RequestMeshInfo } from '../../inbound/guard.ts';
+import { runAdmitted, type Denial } from '../../inbound/pipeline.ts';
+
+/** `req.meshlet` on requests the mesh let through. */
+export interface MeshRequest extends IncomingMessage {
+  meshlet?: RequestMeshInfo;
+}
+
+function connectionOf(req: IncomingMessage): ConnectionInfo {
+  const s = req.socket;
+  const addr = s.remoteAddress ?? '';
+  return {
+    // Dual-stack servers report IPv4 peers as ::ffff:a.b.c.d.
+    remoteAddress: addr.startsWith('::ffff:') ? addr.slice(7) : addr,
+    remotePort: s.remotePort ?? 0,
+    localPort: s.localPort ?? 0,
+    scheme: (s as TLSSocket).encrypted === true ? 'https' : 'http',
+  };
+}
+
+/** Writes a denial the way Envoy answers: text, or a trailers-only gRPC status for a gRPC caller. */
+export function writeDenial(res: ServerResponse, denial: Denial, grpc: boolean): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const extra = denial.headers ?? {};
+  if (grpc) {
+    res.writeHead(200, { ...extra, 'content-type': 'application/grpc', 'grpc-status': String(denial.grpcStatus), 'grpc-message': encodeURIComponent(denial.body) });
+    res.end();
+    return;
+  }
+  const body = Buffer.from(denial.body);
+  res.writeHead(denial.status, { ...extra, 'content-type': 'text/plain', 'content-length': String(body.length) });
+  res.end(body);
+}
+
+/** Rebuilds `rawHeaders` after a phase changed the header object (a consumed token must not survive there either). */
+function syncRawHeaders(req: IncomingMessage, headers: Headers): void {
+  const raw: string[] = [];
+  for (const k of Object.keys(headers)) {
+    const v = headers[k];
+    if (v === undefined) continue;
+    if (typeof v === 'string') raw.push(k, v);
+    else for (const x of v) raw.push(k, x);
+  }
+  (req as { rawHeaders: string[] }).rawHeaders = raw;
+}
+
+/**
+ * Runs the rest of the request inside the admitted context: the app's handler, and the events of
+ * the request stream (a body parser's 'data'/'end' arrive from the socket, whose async context is
+ * not the request's). The request object's own `emit` is wrapped; nothing global changes.
+ */
+function enterContext(req: IncomingMessage, j: Extract<Judgement, { serve: true }>, next: () => void): void {
+  runAdmitted(j.admission, () => {
+    const scope = new AsyncResource('meshlet.request');
+    const emit = req.emit;
+    req.emit = function emitInContext(this: IncomingMessage, ...args: Parameters<IncomingMessage['emit']>) {
+      return scope.runInAsyncScope(emit, this, ...args);
+    } as IncomingMessage['emit'];
+    next();
+  });
+}
+
+function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean): void {
+  if (!j.serve) {
+    writeDenial(res, j.denial, j.grpc);
+    return;
+  }
+  req.meshlet = j.info;
+  if (j.request.headersChanged) syncRawHeaders(req, j.request.headers);
+  if (rewrite && req.url !== j.request.path) {
+    // The app routes on exactly the path the mesh judged.
+    const e = req as { originalUrl?: string };
+    if (e.originalUrl === req.url) e.originalUrl = j.request.path;
+    req.url = j.request.path;
+  }
+  enterContext(req, j, next);
+}
+
+/**
+ * Judges a Node request and either answers it (denied) or calls `next` (admitted), with
+ * `req.url` rewritten to the normalized path when `rewrite`.
+ */
+export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResponse, next: () => void, rewrite = true): void {
+  const headers = req.headers as Headers;
+  let j: Judgement | Promise<Judgement>;
+  try {
+    j = guard.judge(req.method ?? 'GET', first(headers.host) ?? first(headers[':authority']) ?? '', req.url ?? '/', headers, connectionOf(req));
+  } catch (err) {
+    // Fail closed.
+    writeDenial(res, { status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' }, false);
+    return;
+  }
+  if (j instanceof Promise) {
+    j.then(
+      (x) => proceed(req, res, x, next, rewrite),
+      (err: unknown) => writeDenial(res, { status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' }, false),
+    );
+    return;
+  }
+  proceed(req, res, j, next, rewrite);
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return typeof v === 'string' ? v : v?.[0];
+}
+
+/** Express (4 and 5) middleware: `app.use(mesh.express())`, first. */
+export function expressMiddleware(guard: () => InboundGuard): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
+  return (req, res, next) => serveNode(guard(), req, res, () => next());
+}
+
+/** Wraps any `(req, res)` listener (node:http, Koa's `app.callback()`, Hono's node adapter, …). */
+export function wrapListener(guard: () => InboundGuard, listener: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => serveNode(guard(), req, res, () => listener(req, res));
+}

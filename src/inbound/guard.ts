@@ -1,0 +1,132 @@
+/**
+ * The server side of one mesh, as every adapter uses it: path normalization, admission through
+ * the current phases, what the app gets to see (`req.meshlet`), and the caller's deadline. The
+ * phases are rebuilt from each config the mesh applies; a request is admitted by the phases in
+ * use when it arrived.
+ *
+ * @module
+ */
+import { isGrpcContentType } from '../core/classify.ts';
+import type { PeerIdentity } from '../core/context.ts';
+import type { Headers } from '../core/handler.ts';
+import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
+import { normalizePath, type PathNormalization } from './path.ts';
+
+/** What the app sees of the mesh's judgement on its request (`req.meshlet`, `request.meshlet`). */
+export interface RequestMeshInfo {
+  /** `iss/sub` of the verified JWT, or undefined. */
+  readonly requestPrincipal: string | undefined;
+  /** The verified JWT's claims, or undefined. */
+  readonly claims: Readonly<Record<string, unknown>> | undefined;
+  /** The mTLS peer's identity, or undefined (plaintext). */
+  readonly peer: PeerIdentity | undefined;
+  /** Which policy and rule allowed the request, or undefined when no AuthorizationPolicy applies. */
+  readonly authz: AuthzDecision | undefined;
+}
+
+/** The header Envoy sends upstream with the time the caller still waits (ms). */
+export const EXPECTED_TIMEOUT_HEADER = 'x-envoy-expected-rq-timeout-ms';
+
+/** Where the request came from, as the adapter knows it. */
+export interface ConnectionInfo {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+  readonly scheme: 'http' | 'https';
+  /** The peer the TLS handshake proved (mTLS), when there was one. */
+  readonly peer?: PeerIdentity;
+}
+
+/** What an adapter gets back: serve the app (with the path to route on) or answer with a denial. */
+export type Judgement =
+  | { readonly serve: true; readonly request: InboundRequest; readonly info: RequestMeshInfo; readonly admission: Extract<Admission, { admitted: true }> }
+  | { readonly serve: false; readonly denial: Denial; readonly grpc: boolean };
+
+function first(v: string | string[] | undefined): string | undefined {
+  return typeof v === 'string' ? v : v?.[0];
+}
+
+/** A caller's deadline from `x-envoy-expected-rq-timeout-ms` or `grpc-timeout`, in performance.now() ms. */
+export function deadlineOf(headers: Headers, now: number): number {
+  const envoy = first(headers[EXPECTED_TIMEOUT_HEADER]);
+  if (envoy !== undefined && /^\d{1,9}$/.test(envoy)) return now + Number(envoy);
+  const grpc = first(headers['grpc-timeout']);
+  if (grpc !== undefined) {
+    // gRPC: up to 8 digits and a unit (H, M, S, m, u, n).
+    const m = /^(\d{1,8})([HMSmun])$/.exec(grpc);
+    if (m !== null) {
+      const n = Number(m[1]);
+      const ms = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 }[m[2] as 'H' | 'M' | 'S' | 'm' | 'u' | 'n'] * n;
+      return now + ms;
+    }
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+/** The mesh's server side. */
+export class InboundGuard {
+  #pipeline: InboundPipeline;
+  readonly #normalization: PathNormalization;
+
+  constructor(pipeline: InboundPipeline, normalization: PathNormalization) {
+    this.#pipeline = pipeline;
+    this.#normalization = normalization;
+  }
+
+  /** Swaps in the phases of a new config (requests already admitted keep their judgement). */
+  install(pipeline: InboundPipeline): void {
+    this.#pipeline = pipeline;
+  }
+
+  /** The phases in use, by name. */
+  get phases(): readonly string[] {
+    return this.#pipeline.names;
+  }
+
+  get normalization(): PathNormalization {
+    return this.#normalization;
+  }
+
+  /**
+   * Judges one request: `target` is the request target as received (path and query), `headers`
+   * the request's own header object (phases may change it: a consumed token is removed).
+   * Synchronous unless a phase must wait.
+   */
+  judge(method: string, authority: string, target: string, headers: Headers, conn: ConnectionInfo): Judgement | Promise<Judgement> {
+    const grpc = isGrpcContentType(headers['content-type']);
+    const path = normalizePath(target, this.#normalization);
+    if (path === undefined) {
+      return { serve: false, grpc, denial: { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `path ${JSON.stringify(target)} cannot be normalized`, phase: 'path' } };
+    }
+    const req: InboundRequest = {
+      protocol: grpc ? 'grpc' : 'http1',
+      method,
+      scheme: conn.scheme,
+      authority,
+      path,
+      headers,
+      remoteAddress: conn.remoteAddress,
+      remotePort: conn.remotePort,
+      localPort: conn.localPort,
+      peer: conn.peer,
+      requestPrincipal: undefined,
+      claims: undefined,
+      authz: undefined,
+      deadline: deadlineOf(headers, performance.now()),
+      trace: undefined,
+      headersChanged: false,
+    };
+    const a = this.#pipeline.admit(req);
+    return a instanceof Promise ? a.then((x) => verdict(req, x, grpc)) : verdict(req, a, grpc);
+  }
+}
+
+function verdict(req: InboundRequest, a: Admission, grpc: boolean): Judgement {
+  if (!a.admitted) return { serve: false, denial: a.denial, grpc };
+  return { serve: true, request: req, admission: a, info: Object.freeze({ requestPrincipal: req.requestPrincipal, claims: req.claims, peer: req.peer, authz: req.authz }) };
+}
+
+/** An empty guard: no phase, BASE normalization (a mesh whose config has no inbound policy). */
+export function openGuard(normalization: PathNormalization = 'BASE'): InboundGuard {
+  return new InboundGuard(new InboundPipeline([]), normalization);
+}
