@@ -15,17 +15,11 @@ import { Agent, Pool } from 'undici';
 import { bodyForAttempt } from '../../core/body.ts';
 import { MeshletError } from '../../core/errors.ts';
 import type { Dispatch, Exchange } from '../../core/exchange.ts';
-import { parseDuration } from '../../config/duration.ts';
+import { durationMs as ms } from '../../config/duration.ts';
 import type { ConnectionPoolSettings } from '../../config/types/destination-rule.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
 import { UNLIMITED } from '../../outbound/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
-
-function ms(d: string | undefined): number | undefined {
-  if (d === undefined) return undefined;
-  const v = parseDuration(d);
-  return typeof v === 'number' ? v : undefined;
-}
 
 /** The undici Pool options for a cluster. */
 export function poolOptions(cs: ClusterState): Pool.Options {
