@@ -46,6 +46,20 @@ export function parseDuration(text: string): number | { error: string } {
 }
 
 /**
+ * A duration field of validated config, in milliseconds: `undefined` when the field is absent,
+ * and when it is not a duration (validation has already reported that). What compilers use to
+ * read `timeout`, `perTryTimeout`, `connectTimeout` and the like.
+ * @example durationMs('250ms') // 250
+ * @example durationMs(undefined) // undefined
+ * @category Config
+ */
+export function durationMs(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const v = parseDuration(text);
+  return typeof v === 'number' ? v : undefined;
+}
+
+/**
  * Formats milliseconds the way Istio prints durations (`1.5s`, `300ms`, `2m0s` → `120s`).
  * @category Config
  */

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Random } from '../core/clock.ts';
+import { jitterMs } from '../core/jitter.ts';
 
 /** Backoff bounds. */
 export interface BackoffOptions {
@@ -24,7 +25,7 @@ export function fullJitterMs(attempt: number, random: Random, options: BackoffOp
   const max = options.maxMs ?? 15_000;
   if (!(base > 0)) return 0;
   const n = Math.max(0, Math.min(Math.floor(attempt), 52));
-  return Math.floor(random.next() * Math.min(max, base * 2 ** n));
+  return jitterMs(random, Math.min(max, base * 2 ** n));
 }
 
 /**

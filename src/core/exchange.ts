@@ -1,6 +1,7 @@
 /**
- * The Exchange — one logical call, protocol-neutral. The handler, controller and layer types
- * it works with are in `handler.ts` (re-exported here).
+ * The Exchange — one logical call, protocol-neutral — and the layer types that take it
+ * (`Dispatch`, `Layer`, `stack`). The handler and controller types it works with are in
+ * `handler.ts` (re-exported here).
  *
  * The response side uses the handler shape of undici 8's dispatcher API (`onRequestStart`,
  * `onResponseStart`, `onResponseData`, `onResponseEnd`, `onResponseError`, each given the
@@ -29,9 +30,22 @@ import { type ErrorContext, MeshletError } from './errors.ts';
 import { applyHeaderOps, type Controller, type ErrorMode, type Headers, type ResponseHandler, type ResponseHeaderOps, type Waiter } from './handler.ts';
 import { type CallEndMessage, channels, type WorkloadIdentity } from './observe.ts';
 
-export type { Controller, Dispatch, ErrorMode, Headers, Layer, ResponseHandler, ResponseHeaderOps, Waiter } from './handler.ts';
-export { applyHeaderOps, NO_CONTROLLER, stack } from './handler.ts';
+export type { Controller, ErrorMode, Headers, ResponseHandler, ResponseHeaderOps, Waiter } from './handler.ts';
+export { applyHeaderOps, NO_CONTROLLER } from './handler.ts';
 export type { Protocol } from './classify.ts';
+
+/** One step of the pipeline: handles the exchange, usually by calling the next step. */
+export type Dispatch = (ex: Exchange, handler: ResponseHandler) => void;
+
+/** A layer wraps the rest of the pipeline: `(next) => dispatch`. */
+export type Layer = (next: Dispatch) => Dispatch;
+
+/** Composes layers, outermost first, around a terminal dispatch. */
+export function stack(layers: readonly Layer[], terminal: Dispatch): Dispatch {
+  let d = terminal;
+  for (let i = layers.length - 1; i >= 0; i--) d = (layers[i] as Layer)(d);
+  return d;
+}
 
 const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
 /** What a finished exchange holds instead of the caller's handler. */

@@ -1,10 +1,10 @@
 /**
- * The pipeline's plumbing around the {@link Exchange}: the handler and controller shapes (those
- * of undici 8's dispatcher API), layers and {@link stack}, and response header operations.
+ * The pipeline's plumbing: the handler and controller shapes (those of undici 8's dispatcher
+ * API), waiters, the error mode and response header operations. Nothing here knows the
+ * Exchange; the layer types that take one (`Dispatch`, `Layer`, `stack`) live in `exchange.ts`.
  *
  * @module
  */
-import type { Exchange } from './exchange.ts';
 
 /** Header values, names lower-cased. */
 export type Headers = Record<string, string | string[] | undefined>;
@@ -38,19 +38,6 @@ export const NO_CONTROLLER: Controller = Object.freeze({
   paused: false,
   reason: null,
 });
-
-/** One step of the pipeline: handles the exchange, usually by calling the next step. */
-export type Dispatch = (ex: Exchange, handler: ResponseHandler) => void;
-
-/** A layer wraps the rest of the pipeline: `(next) => dispatch`. */
-export type Layer = (next: Dispatch) => Dispatch;
-
-/** Composes layers, outermost first, around a terminal dispatch. */
-export function stack(layers: readonly Layer[], terminal: Dispatch): Dispatch {
-  let d = terminal;
-  for (let i = layers.length - 1; i >= 0; i--) d = (layers[i] as Layer)(d);
-  return d;
-}
 
 /** Something the exchange is waiting on (a backoff, a fault delay, a queue slot) that abort must cancel. */
 export interface Waiter {

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Random } from '../core/clock.ts';
+import { jitterMs } from '../core/jitter.ts';
 import type { HeaderBag } from './retry-rules.ts';
 
 /** Envoy's default base interval (`upstream.base_retry_backoff_ms`) and Istio's default `retries.backoff`. */
@@ -29,8 +30,7 @@ export function defaultBackoffMaxMs(baseMs: number): number {
 export function backoffDelayMs(retryNumber: number, baseMs: number, random: Random, maxMs: number = defaultBackoffMaxMs(baseMs)): number {
   if (!(baseMs > 0)) return 0;
   const n = retryNumber >= 1 ? Math.min(Math.floor(retryNumber), 52) : 1;
-  const interval = Math.min((2 ** n - 1) * baseMs, maxMs);
-  return Math.floor(random.next() * interval);
+  return jitterMs(random, Math.min((2 ** n - 1) * baseMs, maxMs));
 }
 
 /** Delta-seconds: one or more digits. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { parseDuration } from '../config/duration.ts';
+import { durationMs as ms } from '../config/duration.ts';
 import type {
   HeaderOperations,
   HTTPDirectResponse,
@@ -41,12 +41,6 @@ export interface RetryPolicy {
 
 /** Istio's default retry policy (reference §2.3): 2 retries on connect-failure, refused-stream, unavailable, cancelled, retriable-status-codes. */
 export const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
-
-function ms(d: string | undefined): number | undefined {
-  if (d === undefined) return undefined;
-  const v = parseDuration(d);
-  return typeof v === 'number' ? v : undefined;
-}
 
 /** Compiles a route's `retries` (undefined → Istio's default policy, one shared object). */
 export function compileRetry(r: HTTPRetry | undefined): RetryPolicy {

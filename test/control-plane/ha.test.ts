@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { type EtcdServer, freePort, startEtcd } from '../helpers/etcd.ts';
 import { skipWithout } from '../helpers/tools.ts';
+import { until } from './client-helpers.ts';
 import { destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
 const NODE = process.execPath;
@@ -115,12 +116,16 @@ test('a replica dies during traffic: no request fails, leases survive, config st
     }
   };
   const traffic = Promise.all(meshes.flatMap((m) => [worker(m), worker(m)]));
-  await new Promise((r) => setTimeout(r, 300));
+  // Traffic is flowing through both replicas' config before one dies.
+  await until(() => served >= 30, 'traffic to flow before the kill');
+  const servedBeforeKill = served;
   a.proc.kill('SIGKILL');
   const disconnected = meshes.map((m) => new Promise((r) => m.once('disconnected', r)));
   await Promise.all(disconnected);
 
-  // Longer than the lease: only renewals through the survivor keep the registration alive.
+  // A real sleep, and the one this test must keep: the lease (2 s) is held by another process
+  // and expires on etcd's own clock, which no test clock reaches. Waiting longer than the lease
+  // is the only way to see that renewals through the survivor kept the registration alive.
   await new Promise((r) => setTimeout(r, 2600));
   const workloads = (await (await fetch(`${b.url}/v1/workloads`, { headers: { authorization: `Bearer ${adminToken}` } })).json()) as unknown;
   assert.match(JSON.stringify(workloads), /127\.0\.0\.9/, 'the registration outlived its lease through the surviving replica');
@@ -134,13 +139,14 @@ test('a replica dies during traffic: no request fails, leases survive, config st
   });
   assert.equal(res.status, 200, await res.text());
   await Promise.all(updated);
-  await new Promise((r) => setTimeout(r, 200));
+  // Traffic keeps flowing on the new config until it has clearly moved to v2.
+  await until(() => v2.hits > before + 20, 'traffic to move to v2');
   stop = true;
   await traffic;
   await registration.close();
 
   assert.deepEqual(failures, [], 'no request failed while a replica died');
-  assert.ok(served > 50, `traffic flowed throughout (${served} requests)`);
+  assert.ok(served > servedBeforeKill + 50, `traffic flowed throughout (${served} requests, ${servedBeforeKill} before the kill)`);
   assert.ok(v2.hits > before, 'the change applied through the survivor moved traffic to v2');
   const status = (await (await fetch(`${b.url}/status`, { headers: { authorization: `Bearer ${adminToken}` } })).json()) as { summary: string; configVersion: string };
   assert.match(status.summary, /^3\/3 workloads at config version /, status.summary);

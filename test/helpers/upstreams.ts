@@ -11,6 +11,8 @@ export type Behaviour = (req: IncomingMessage, res: ServerResponse, hit: number)
 
 export interface Upstream {
   readonly name: string;
+  /** The loopback address it listens on (127.0.0.1 unless asked otherwise). */
+  readonly host: string;
   readonly port: number;
   hits: number;
   /** Requests as received: method, url, headers, body. */
@@ -27,9 +29,14 @@ export function ok(name: string): Behaviour {
   };
 }
 
-export async function startUpstream(name: string, behaviour?: Behaviour): Promise<Upstream> {
+/**
+ * Starts an upstream on `host` (any 127.x.y.z on Linux, which routes all of 127/8 to the
+ * loopback interface), port 0.
+ */
+export async function startUpstream(name: string, behaviour?: Behaviour, host = '127.0.0.1'): Promise<Upstream> {
   const u: Upstream = {
     name,
+    host,
     port: 0,
     hits: 0,
     seen: [],
@@ -48,7 +55,13 @@ export async function startUpstream(name: string, behaviour?: Behaviour): Promis
     res.setHeader('x-upstream', name);
     await u.behaviour(req, res, u.hits);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   (u as { port: number }).port = (server.address() as AddressInfo).port;
   u.close = () =>
     new Promise<void>((r) => {

@@ -1,17 +1,56 @@
 import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
-import { createMesh, ManualClock, type Mesh, type OutboundEvent, seededRandom } from '../../src/index.ts';
+import { createMesh, type LoadBalancerSettings, ManualClock, type Mesh, type OutboundEvent, seededRandom } from '../../src/index.ts';
+import { createPicker, HostSet, HostState } from '../../src/internals.ts';
+import { hash32 } from '../../src/routing/balancer/hash.ts';
 import { call, destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
 const SVC = 'svc.default.svc.cluster.local';
 
-async function meshFor(endpoints: { port: number; labels?: Record<string, string> }[], http: unknown[], dr: Record<string, unknown>, opts: object = {}): Promise<Mesh> {
+async function meshFor(endpoints: { port: number; labels?: Record<string, string>; address?: string }[], http: unknown[], dr: Record<string, unknown>, opts: object = {}): Promise<Mesh> {
   return createMesh({
     service: 'client',
     random: seededRandom(11),
     config: [serviceEntry('svc', SVC, 80, endpoints), virtualService('svc', ['svc'], http), destinationRule('svc', 'svc', dr)],
     ...opts,
   });
+}
+
+/** Polls `cond` every 2 ms (up to 2 s of real time: a bound on a hang, not a timing assertion). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = performance.now() + 2000;
+  while (!cond()) {
+    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/**
+ * Upstreams on the given loopback addresses (any 127.x on Linux); where the system has only
+ * 127.0.0.1 (macOS without aliases), all of them on 127.0.0.1.
+ */
+async function startOnAddresses(names: readonly string[], addresses: readonly string[]): Promise<Upstream[]> {
+  try {
+    return await Promise.all(names.map((n, i) => startUpstream(n, undefined, addresses[i])));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL') throw err;
+    return Promise.all(names.map((n) => startUpstream(n)));
+  }
+}
+
+/**
+ * The upstream meshlet's ring picks for a hash key: the picker createPicker builds for
+ * `settings` over these upstreams' endpoints, asked directly (the mesh builds the same one).
+ */
+function ringOwners(ups: readonly Upstream[], settings: LoadBalancerSettings): (key: string) => string {
+  const byKey = new Map(ups.map((u) => [`${u.host}:${u.port}`, u.name]));
+  const set = new HostSet(
+    ups.map((u) => new HostState({ address: u.host, port: u.port, labels: {}, locality: '', weight: 1, origin: 'test', serviceAccount: 'default', namespace: 'default', key: `${u.host}:${u.port}` })),
+  );
+  const picker = createPicker(set, settings, { random: seededRandom(1), clock: new ManualClock(), locality: '', labels: {}, outlierDetection: false });
+  assert.match(picker.kind, /RING_HASH/);
+  return (key) => byKey.get(picker.pick({ hash: hash32(key), avoid: undefined })?.key ?? '') ?? '?';
 }
 
 describe('outlier detection', () => {
@@ -163,43 +202,75 @@ describe('connection-pool circuit breaking', () => {
 });
 
 describe('load balancing over real endpoints', () => {
-  test('LEAST_REQUEST (the default) steers concurrent load away from a slow endpoint', async () => {
-    const slow = await startUpstream('slow', (_q, res) => void setTimeout(() => res.end(), 150));
+  test('LEAST_REQUEST (the default) steers load away from an endpoint whose requests are still in flight', async () => {
+    // No latency to measure: 'slow' holds every request it gets until the end of the test, so
+    // after its first one it always has more requests in flight than 'fast', which answers each
+    // call before the next starts. P2C over two endpoints compares both, every time.
+    const held: ServerResponse[] = [];
+    const slow = await startUpstream('slow', (_q, res) => void held.push(res));
     const fast = await startUpstream('fast');
     const mesh = await meshFor([{ port: slow.port }, { port: fast.port }], [{ route: [{ destination: { host: 'svc' } }] }], {});
+    const calls: Promise<Awaited<ReturnType<typeof call>>>[] = [];
     try {
-      const all: Promise<unknown>[] = [];
       for (let i = 0; i < 40; i++) {
-        all.push(call(mesh, 'http://svc/'));
-        await new Promise((r) => setTimeout(r, 3));
+        const slowBefore = slow.hits;
+        let answered = false;
+        const c = call(mesh, 'http://svc/').finally(() => {
+          answered = true;
+        });
+        calls.push(c);
+        // Answered by 'fast', or held by 'slow': either way this call has picked its endpoint.
+        await until(() => answered || slow.hits > slowBefore, 'the request to reach an upstream');
       }
-      await Promise.all(all);
-      assert.ok(fast.hits > slow.hits * 3, `fast ${fast.hits} slow ${slow.hits}`);
+      assert.equal(slow.hits + fast.hits, 40);
+      assert.ok(slow.hits <= 1, `slow got ${slow.hits} requests: only a tie (nothing in flight anywhere) may send one there`);
+      for (const res of held) res.end();
+      for (const r of await Promise.all(calls)) assert.equal(r.status, 200);
     } finally {
+      for (const res of held) if (!res.writableEnded) res.end();
+      await Promise.allSettled(calls);
       await mesh.close();
       await slow.close();
       await fast.close();
     }
   });
 
-  test('consistentHash on a header keeps a key on one endpoint; a cookie is generated with ttl', async () => {
-    const ups = await Promise.all(['a', 'b', 'c'].map((n) => startUpstream(n)));
-    const mesh = await meshFor(ups.map((u) => ({ port: u.port })), [{ route: [{ destination: { host: 'svc' } }] }], {
-      trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: 'x-user' } } },
-    });
-    const m2 = await meshFor(ups.map((u) => ({ port: u.port })), [{ route: [{ destination: { host: 'svc' } }] }], {
+  test('consistentHash on a header sends each key to the endpoint the ring names for it, every time; a cookie is generated with ttl', async () => {
+    // Three endpoints on distinct loopback addresses. Their ports are the OS's, so which
+    // endpoint owns which key differs from run to run: the test asks meshlet's own ring (the
+    // picker the mesh builds for these settings, over these endpoints) for the owner of each
+    // candidate key, takes two keys per endpoint, and checks that the mesh sends every request
+    // of a key to that owner. Spread is then certain by construction, and a mesh that ignored
+    // the header (or a ring that ignored the hash) fails the equality.
+    const ups = await startOnAddresses(['a', 'b', 'c'], ['127.0.0.11', '127.0.0.12', '127.0.0.13']);
+    const endpoints = ups.map((u) => ({ port: u.port, address: u.host }));
+    const lb = { consistentHash: { httpHeaderName: 'x-user' } };
+    const mesh = await meshFor(endpoints, [{ route: [{ destination: { host: 'svc' } }] }], { trafficPolicy: { loadBalancer: lb } });
+    const m2 = await meshFor(endpoints, [{ route: [{ destination: { host: 'svc' } }] }], {
       trafficPolicy: { loadBalancer: { consistentHash: { httpCookie: { name: 'affinity', ttl: '60s', path: '/' } } } },
     });
     try {
-      const seen = new Map<string, Set<string>>();
-      for (let i = 0; i < 60; i++) {
-        const user = `user-${i % 6}`;
-        const r = await call(mesh, 'http://svc/', { headers: { 'x-user': user } });
-        if (!seen.has(user)) seen.set(user, new Set());
-        seen.get(user)?.add(r.upstream ?? '');
+      const owner = ringOwners(ups, lb);
+      const keys = new Map<string, string>(); // key → expected upstream name
+      const perUpstream = new Map<string, number>();
+      for (let i = 0; i < 500 && keys.size < 6; i++) {
+        const key = `user-${i}`;
+        const up = owner(key);
+        if ((perUpstream.get(up) ?? 0) >= 2) continue;
+        perUpstream.set(up, (perUpstream.get(up) ?? 0) + 1);
+        keys.set(key, up);
       }
-      for (const [, s] of seen) assert.equal(s.size, 1);
-      assert.ok(new Set([...seen.values()].map((s) => [...s][0])).size >= 2, 'keys spread over endpoints');
+      assert.deepEqual([...perUpstream.values()], [2, 2, 2], `the ring gives every endpoint keys (${JSON.stringify([...perUpstream])})`);
+      const seen = new Map<string, string[]>();
+      for (let round = 0; round < 10; round++) {
+        for (const key of keys.keys()) {
+          const r = await call(mesh, 'http://svc/', { headers: { 'x-user': key } });
+          assert.equal(r.status, 200);
+          seen.set(key, [...(seen.get(key) ?? []), r.upstream ?? '']);
+        }
+      }
+      for (const [key, expected] of keys) assert.deepEqual(seen.get(key), Array(10).fill(expected), `${key}: every request on ${expected}`);
+
       const first = await call(m2, 'http://svc/');
       const cookie = first.headers.get('set-cookie') ?? '';
       assert.match(cookie, /^affinity="[0-9a-f]+"; Max-Age=60; Path=\/; HttpOnly$/);
@@ -207,6 +278,7 @@ describe('load balancing over real endpoints', () => {
       const pinned = new Set<string>();
       for (let i = 0; i < 10; i++) pinned.add((await call(m2, 'http://svc/', { headers: { cookie: value } })).upstream ?? '');
       assert.equal(pinned.size, 1);
+      assert.deepEqual([...pinned], [owner(value.slice('affinity="'.length, -1))], 'the cookie value is the hash key');
     } finally {
       await mesh.close();
       await m2.close();

@@ -2,10 +2,32 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { createMesh, type Mesh, seededRandom, withDeadline } from '../../src/index.ts';
+import { createMesh, ManualClock, type Mesh, seededRandom, withDeadline } from '../../src/index.ts';
 import { call, deadPort, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
 const SVC = 'svc.default.svc.cluster.local';
+
+/** Polls `cond` every 2 ms, up to 2 s of real time (a guard against a hang, not a timing assertion). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = performance.now() + 2000;
+  while (!cond()) {
+    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** `p`, or a failure naming `what` if it has not settled within 2 s of real time (a hang guard). */
+async function settle<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 2000);
+  });
+  try {
+    return await Promise.race([p, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function meshFor(endpoints: { port: number; labels?: Record<string, string> }[], http: unknown[], extra: object[] = [], opts: object = {}): Promise<Mesh> {
   return createMesh({
@@ -22,7 +44,7 @@ describe('retries', () => {
     await Promise.all(ups.map((u) => u.close()));
   });
 
-  test('5xx: a 503 is retried on another endpoint and the caller sees the success', async () => {
+  test('5xx: a 503 is retried on another endpoint and the caller sees the success; a retry never returns to the endpoint that just failed', async () => {
     const bad = await startUpstream('bad', (_q, res) => {
       res.statusCode = 503;
       res.end('down');
@@ -31,14 +53,22 @@ describe('retries', () => {
     ups.push(bad, good);
     const mesh = await meshFor([{ port: bad.port }, { port: good.port }], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 2, retryOn: '5xx' } }]);
     try {
+      const results: Awaited<ReturnType<typeof call>>[] = [];
+      for (let i = 0; i < 20; i++) results.push(await call(mesh, 'http://svc/', { headers: { 'x-call': String(i) } }));
+      // Per call, from the call id each upstream saw: previous-host avoidance sends the retry of
+      // a call that failed on 'bad' to 'good', so no call reaches 'bad' twice (with 2 retries
+      // allowed, a call that did would still succeed on its third attempt).
+      const calls = (u: Upstream) => u.seen.map((x) => x.headers['x-call']);
       for (let i = 0; i < 20; i++) {
-        const r = await call(mesh, 'http://svc/');
+        const id = String(i);
+        assert.ok(calls(bad).filter((c) => c === id).length <= 1, `call ${i} reached 'bad' ${calls(bad).filter((c) => c === id).length} times`);
+        assert.equal(calls(good).filter((c) => c === id).length, 1, `call ${i} reached 'good' once`);
+      }
+      assert.ok(bad.hits > 0, 'some calls started on the bad endpoint, so retries ran');
+      for (const r of results) {
         assert.equal(r.status, 200);
         assert.equal(r.upstream, 'good');
       }
-      // previous-hosts: a retry never returns to the endpoint that just failed, so 'bad' is hit at most once per call.
-      assert.ok(bad.hits <= 20, `bad hits ${bad.hits}`);
-      assert.ok(bad.hits > 0);
     } finally {
       await mesh.close();
     }
@@ -137,10 +167,11 @@ describe('retries', () => {
     }
   });
 
-  test('503 with Retry-After waits at least that long before the retry', async () => {
-    const times: number[] = [];
+  test('503 with Retry-After waits that long (on the mesh clock) before the retry', async () => {
+    const clock = new ManualClock();
+    const at: number[] = [];
     const up = await startUpstream('ra', (_q, res, hit) => {
-      times.push(performance.now());
+      at.push(clock.now());
       if (hit === 1) {
         res.statusCode = 503;
         res.setHeader('retry-after', '1');
@@ -148,12 +179,24 @@ describe('retries', () => {
       } else res.end('ok');
     });
     ups.push(up);
-    const mesh = await meshFor([{ port: up.port }], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 1, retryOn: '503', retryIgnorePreviousHosts: false } }]);
+    const mesh = await meshFor(
+      [{ port: up.port }],
+      [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 1, retryOn: '503', retryIgnorePreviousHosts: false } }],
+      [],
+      { clock },
+    );
     try {
-      const r = await call(mesh, 'http://svc/');
+      const p = call(mesh, 'http://svc/');
+      // No route timeout, no outlier detection: the only timer on the mesh clock is the retry's wait.
+      await until(() => clock.pending === 1, 'the retry to be scheduled');
+      clock.advance(999);
+      assert.equal(clock.pending, 1, 'still waiting 1 ms before the Retry-After');
+      assert.equal(up.hits, 1);
+      clock.advance(1);
+      assert.equal(clock.pending, 0, 'the retry went out after 1000 ms');
+      const r = await p;
       assert.equal(r.status, 200);
-      assert.equal(times.length, 2);
-      assert.ok((times[1] as number) - (times[0] as number) >= 990, `waited ${(times[1] as number) - (times[0] as number)} ms`);
+      assert.deepEqual(at, [0, 1000], 'the two attempts reached the upstream 1000 ms apart on the mesh clock');
     } finally {
       await mesh.close();
     }
@@ -204,43 +247,85 @@ describe('retries', () => {
 });
 
 describe('timeouts', () => {
+  // Every test here runs on a ManualClock: timeouts fire when the test moves mesh time, and the
+  // upstream holds requests with ?hold until it closes, so nothing depends on how fast the
+  // machine is. What the tests check is order: the mesh answered while the upstream still held
+  // the request, and only after mesh time reached the timeout.
   let slow: Upstream;
+  /** Held requests whose connection the mesh closed (the attempt was cancelled). */
+  let cancelled = 0;
   before(async () => {
     slow = await startUpstream('slow', (req, res) => {
-      const ms = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? '0');
-      setTimeout(() => res.end(`slept ${ms}`), ms);
+      if (new URL(req.url ?? '/', 'http://x').searchParams.has('hold')) {
+        res.on('close', () => {
+          if (!res.writableEnded) cancelled++;
+        });
+        return; // never answered: its socket is closed when the mesh gives up, or at the end
+      }
+      res.end('fast');
     });
   });
   after(() => slow.close());
 
   test('route timeout: 504 UT, spanning every attempt', async () => {
-    const mesh = await meshFor([{ port: slow.port }], [{ route: [{ destination: { host: 'svc' } }], timeout: '60ms', retries: { attempts: 5, perTryTimeout: '40ms', retryOn: '5xx', retryIgnorePreviousHosts: false } }]);
+    const clock = new ManualClock();
+    const mesh = await meshFor(
+      [{ port: slow.port }],
+      // backoff 1ms: the first retry's wait is 0, so the retry is certain to start before 60 ms.
+      [{ route: [{ destination: { host: 'svc' } }], timeout: '60ms', retries: { attempts: 5, perTryTimeout: '40ms', retryOn: '5xx', retryIgnorePreviousHosts: false, backoff: '1ms' } }],
+      [],
+      { clock },
+    );
     try {
       const before = slow.hits;
-      const t0 = performance.now();
-      const r = await call(mesh, 'http://svc/?ms=500');
-      const took = performance.now() - t0;
+      let settled = false;
+      const p = call(mesh, 'http://svc/?hold').finally(() => {
+        settled = true;
+      });
+      await until(() => slow.hits === before + 1, 'the first attempt to reach the upstream');
+      clock.advance(40); // the first attempt's per-try timeout: retried under 5xx
+      // advance(0) fires what is due (the retry's zero wait) without moving mesh time.
+      await until(() => {
+        clock.advance(0);
+        return slow.hits === before + 2;
+      }, 'the retry to reach the upstream');
+      assert.equal(settled, false, 'at 40 ms the call is still running (nothing is due before 60 ms)');
+      clock.advance(20); // 60 ms: the route timeout ends the call, with the retry in flight
+      const r = await settle(p, 'the call to end at the route timeout');
       assert.equal(r.status, 504);
       assert.equal(r.body, 'upstream request timeout');
       assert.match(r.flags ?? '', /UT/);
-      assert.ok(took < 400, `took ${took} ms`);
-      // 60 ms total with 40 ms per try: the first attempt, then at most one cut-short retry.
-      await new Promise((res) => setTimeout(res, 20));
-      assert.ok(slow.hits - before <= 2, `attempts ${slow.hits - before}`);
+      assert.equal(slow.hits - before, 2, 'the first attempt and one retry cut short: 5 retries were allowed, the route timeout spans them');
+      assert.equal(clock.pending, 0, 'nothing left scheduled after the route timeout');
     } finally {
       await mesh.close();
     }
   });
 
   test('per-try timeout is retried under 5xx and a fast second attempt succeeds', async () => {
+    const clock = new ManualClock();
     let n = 0;
     const up = await startUpstream('pertry', (_q, res) => {
       n++;
-      setTimeout(() => res.end(`attempt ${n}`), n === 1 ? 300 : 0);
+      if (n > 1) res.end(`attempt ${n}`); // the first attempt is never answered
     });
-    const mesh = await meshFor([{ port: up.port }], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 2, perTryTimeout: '50ms', retryOn: '5xx', retryIgnorePreviousHosts: false } }]);
+    const mesh = await meshFor(
+      [{ port: up.port }],
+      [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 2, perTryTimeout: '50ms', retryOn: '5xx', retryIgnorePreviousHosts: false } }],
+      [],
+      { clock },
+    );
     try {
-      const r = await call(mesh, 'http://svc/');
+      const p = call(mesh, 'http://svc/');
+      await until(() => up.hits === 1, 'the first attempt to reach the upstream');
+      clock.advance(50); // per-try timeout of the first attempt
+      // The retry waits its backoff (under 25 ms) on the mesh clock: move it 1 ms per poll until
+      // the retry is out, well inside the second attempt's own 50 ms.
+      await until(() => {
+        clock.advance(1);
+        return up.hits === 2;
+      }, 'the retry to reach the upstream');
+      const r = await settle(p, 'the retry to answer');
       assert.equal(r.status, 200);
       assert.equal(r.body, 'attempt 2');
     } finally {
@@ -250,25 +335,36 @@ describe('timeouts', () => {
   });
 
   test('per-try timeout is not retried under the Istio default retryOn: 504 UT', async () => {
-    const mesh = await meshFor([{ port: slow.port }], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 2, perTryTimeout: '30ms' } }]);
+    const clock = new ManualClock();
+    const mesh = await meshFor([{ port: slow.port }], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 2, perTryTimeout: '30ms' } }], [], { clock });
     try {
       const before = slow.hits;
-      const r = await call(mesh, 'http://svc/?ms=300');
+      const p = call(mesh, 'http://svc/?hold');
+      await until(() => slow.hits === before + 1, 'the attempt to reach the upstream');
+      clock.advance(30);
+      const r = await settle(p, 'the per-try timeout to end the call');
       assert.equal(r.status, 504);
       assert.equal(r.flags, 'UT');
-      await new Promise((res) => setTimeout(res, 20));
-      assert.equal(slow.hits - before, 1);
+      assert.equal(slow.hits - before, 1, 'the call ended: no retry can follow');
     } finally {
       await mesh.close();
     }
   });
 
   test('a deadline in the async context caps the call even without a route timeout', async () => {
-    const mesh = await meshFor([{ port: slow.port }], [{ route: [{ destination: { host: 'svc' } }] }]);
+    const clock = new ManualClock();
+    const mesh = await meshFor([{ port: slow.port }], [{ route: [{ destination: { host: 'svc' } }] }], [], { clock });
     try {
-      const r = await withDeadline(50, () => call(mesh, 'http://svc/?ms=400'));
+      const before = slow.hits;
+      // The context's deadline is carried over to the mesh clock when the call starts: 5 s of
+      // mesh time from then, however long the machine takes to get there.
+      const p = withDeadline(5000, () => call(mesh, 'http://svc/?hold'));
+      await until(() => slow.hits === before + 1, 'the attempt to reach the upstream');
+      clock.advance(5000);
+      const r = await settle(p, 'the deadline to end the call');
       assert.equal(r.status, 504);
-      const fine = await withDeadline(2000, () => call(mesh, 'http://svc/?ms=5'));
+      assert.equal(r.flags, 'UT');
+      const fine = await withDeadline(5000, () => call(mesh, 'http://svc/'));
       assert.equal(fine.status, 200);
     } finally {
       await mesh.close();
@@ -276,11 +372,18 @@ describe('timeouts', () => {
   });
 
   test('a caller abort cancels the attempt in flight and a scheduled retry', async () => {
-    const mesh = await meshFor([{ port: slow.port }], [{ route: [{ destination: { host: 'svc' } }] }]);
+    const clock = new ManualClock();
+    const mesh = await meshFor([{ port: slow.port }], [{ route: [{ destination: { host: 'svc' } }] }], [], { clock });
     try {
-      const t0 = performance.now();
-      await assert.rejects(mesh.fetch('http://svc/?ms=2000', { signal: AbortSignal.timeout(40) }), (e: Error) => e.name === 'TimeoutError' || e.name === 'AbortError');
-      assert.ok(performance.now() - t0 < 1000);
+      const before = slow.hits;
+      const cancelledBefore = cancelled;
+      const ac = new AbortController();
+      const p = mesh.fetch('http://svc/?hold', { signal: ac.signal });
+      await until(() => slow.hits === before + 1, 'the attempt to reach the upstream');
+      ac.abort();
+      // The upstream never answers and mesh time never moved: only the abort can end the call.
+      await assert.rejects(p, (e: Error) => e.name === 'AbortError');
+      await until(() => cancelled === cancelledBefore + 1, 'the upstream to see the attempt cancelled');
     } finally {
       await mesh.close();
     }
@@ -289,13 +392,21 @@ describe('timeouts', () => {
       res.setHeader('retry-after', '2');
       res.end();
     });
-    const m2 = await meshFor([{ port: bad.port }], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 3, retryOn: '503', retryIgnorePreviousHosts: false } }]);
+    const m2 = await meshFor(
+      [{ port: bad.port }],
+      [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 3, retryOn: '503', retryIgnorePreviousHosts: false } }],
+      [],
+      { clock },
+    );
     try {
-      const t0 = performance.now();
-      await assert.rejects(m2.fetch('http://svc/', { signal: AbortSignal.timeout(100) }));
-      assert.ok(performance.now() - t0 < 1500, 'the abort ended the Retry-After wait');
-      await new Promise((res) => setTimeout(res, 50));
-      assert.equal(bad.hits, 1);
+      const ac = new AbortController();
+      const p = m2.fetch('http://svc/', { signal: ac.signal });
+      await until(() => clock.pending === 1, 'the retry to wait out the Retry-After');
+      ac.abort();
+      await assert.rejects(p, (e: Error) => e.name === 'AbortError');
+      assert.equal(clock.pending, 0, 'the abort cleared the retry timer');
+      clock.advance(10_000);
+      assert.equal(bad.hits, 1, 'the retry never went out');
     } finally {
       await m2.close();
       await bad.close();

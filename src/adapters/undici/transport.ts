@@ -18,17 +18,11 @@ import { MeshletError } from '../../core/errors.ts';
 /** Envoy's header with the time the caller still waits, in ms. */
 const EXPECTED_TIMEOUT_HEADER = 'x-envoy-expected-rq-timeout-ms';
 import type { Dispatch, Exchange } from '../../core/exchange.ts';
-import { parseDuration } from '../../config/duration.ts';
+import { durationMs as ms } from '../../config/duration.ts';
 import type { ConnectionPoolSettings } from '../../config/types/destination-rule.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
 import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
-
-function ms(d: string | undefined): number | undefined {
-  if (d === undefined) return undefined;
-  const v = parseDuration(d);
-  return typeof v === 'number' ? v : undefined;
-}
 
 /** The undici Pool options for a cluster. */
 export function poolOptions(cs: ClusterState): Pool.Options {

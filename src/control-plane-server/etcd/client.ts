@@ -13,7 +13,9 @@
  */
 import { Agent } from 'undici';
 import { MeshletError } from '../../core/errors.ts';
-import { b64, decodeKv, encodeCompare, encodeOp, num, prefixRangeEnd } from './codec.ts';
+import { b64, type Compare, decodeKv, encodeCompare, encodeOp, type KeyValue, num, prefixRangeEnd, type TxnOp } from './codec.ts';
+
+export type { Compare, KeyValue, TxnOp } from './codec.ts';
 
 /** Options of {@link EtcdClient}. */
 export interface EtcdClientOptions {
@@ -22,40 +24,6 @@ export interface EtcdClientOptions {
   /** TCP connect timeout, in ms. @defaultValue 2000 */
   readonly connectTimeoutMs?: number;
 }
-
-/** A key-value pair as etcd stores it (key and value decoded as UTF-8). */
-export interface KeyValue {
-  /** The key. */
-  readonly key: string;
-  /** The value ('' for a deleted key in a watch event). */
-  readonly value: string;
-  /** Revision of the key's creation (0: absent). */
-  readonly createRevision: number;
-  /** Revision of the key's last change. */
-  readonly modRevision: number;
-  /** Number of changes since creation. */
-  readonly version: number;
-  /** The lease id ('' when none). Lease ids are int64: kept as strings. */
-  readonly lease: string;
-}
-
-/** A txn comparison: a revision target of a key (or a key range), or its value. */
-export type Compare =
-  | {
-      readonly key: string;
-      /** Compares every key that starts with `key` instead of one key. */
-      readonly prefix?: boolean;
-      readonly target: 'MOD' | 'CREATE' | 'VERSION';
-      readonly result: 'EQUAL' | 'NOT_EQUAL' | 'GREATER' | 'LESS';
-      readonly revision: number;
-    }
-  | { readonly key: string; readonly target: 'VALUE'; readonly result: 'EQUAL' | 'NOT_EQUAL'; readonly value: string };
-
-/** One operation of a txn branch. */
-export type TxnOp =
-  | { readonly put: { readonly key: string; readonly value: string; readonly lease?: string } }
-  | { readonly delete: { readonly key: string; readonly prefix?: boolean } }
-  | { readonly range: { readonly key: string; readonly prefix?: boolean } };
 
 /** Result of one txn operation (only the fields of its kind are set). */
 export interface TxnOpResult {

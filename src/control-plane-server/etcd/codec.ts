@@ -1,10 +1,44 @@
 /**
  * The etcd JSON gateway's encoding: base64 keys and values, int64s as strings, zero values
- * omitted, enums by name.
+ * omitted, enums by name; and the decoded shapes the client works with (key-values, txn
+ * compares and operations).
  *
  * @module
  */
-import type { Compare, KeyValue, TxnOp } from './client.ts';
+
+/** A key-value pair as etcd stores it (key and value decoded as UTF-8). */
+export interface KeyValue {
+  /** The key. */
+  readonly key: string;
+  /** The value ('' for a deleted key in a watch event). */
+  readonly value: string;
+  /** Revision of the key's creation (0: absent). */
+  readonly createRevision: number;
+  /** Revision of the key's last change. */
+  readonly modRevision: number;
+  /** Number of changes since creation. */
+  readonly version: number;
+  /** The lease id ('' when none). Lease ids are int64: kept as strings. */
+  readonly lease: string;
+}
+
+/** A txn comparison: a revision target of a key (or a key range), or its value. */
+export type Compare =
+  | {
+      readonly key: string;
+      /** Compares every key that starts with `key` instead of one key. */
+      readonly prefix?: boolean;
+      readonly target: 'MOD' | 'CREATE' | 'VERSION';
+      readonly result: 'EQUAL' | 'NOT_EQUAL' | 'GREATER' | 'LESS';
+      readonly revision: number;
+    }
+  | { readonly key: string; readonly target: 'VALUE'; readonly result: 'EQUAL' | 'NOT_EQUAL'; readonly value: string };
+
+/** One operation of a txn branch. */
+export type TxnOp =
+  | { readonly put: { readonly key: string; readonly value: string; readonly lease?: string } }
+  | { readonly delete: { readonly key: string; readonly prefix?: boolean } }
+  | { readonly range: { readonly key: string; readonly prefix?: boolean } };
 
 /** A gateway JSON object. */
 export type Json = Record<string, unknown>;

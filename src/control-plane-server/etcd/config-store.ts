@@ -14,7 +14,9 @@ import { IssueList } from '../../config/issues.ts';
 import { reportFindings } from '../../config/findings.ts';
 import { type AnalysisMode, checkDocuments } from '../../config/load-config.ts';
 import type { RawDocument } from '../../config/load.ts';
+import { systemRandom } from '../../core/clock.ts';
 import { ConfigError, MeshletError } from '../../core/errors.ts';
+import { jitterMs } from '../../core/jitter.ts';
 import type { ApplyResponse, Rejection, WireResource } from '../../control-plane/protocol.ts';
 import { contentVersion } from '../../routing/compile.ts';
 import type { ConfigState, ConfigStore, SourceHealth } from '../store.ts';
@@ -221,7 +223,7 @@ export class EtcdConfigStore implements ConfigStore {
       const res = await this.#client.txn(compare, [...ops, stamp]);
       if (!res.succeeded) {
         this.#logger?.info?.(`etcd config: ${origin}: the config changed while applying (attempt ${attempt}); retrying`);
-        await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+        await new Promise((r) => setTimeout(r, jitterMs(systemRandom, 10 * attempt)));
         continue;
       }
       await this.#watch.waitFor(res.revision, this.#settleMs);

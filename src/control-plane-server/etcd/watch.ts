@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { systemRandom } from '../../core/clock.ts';
+import { jitterMs } from '../../core/jitter.ts';
 import { EtcdError, type EtcdClient, type KeyValue } from './client.ts';
 import { decodeKv, prefixRangeEnd } from './codec.ts';
 
@@ -158,7 +160,7 @@ export class PrefixWatch {
         }
         failures++;
         const delay = Math.min(this.#retryMaxMs, this.#retryMinMs * 2 ** Math.min(failures - 1, 10));
-        await sleep(delay * (0.75 + Math.random() * 0.5), signal);
+        await sleep(jitterMs(systemRandom, delay * 1.25, delay * 0.75), signal);
       }
     }
   }

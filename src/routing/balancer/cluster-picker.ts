@@ -13,8 +13,25 @@ import type { Algorithm } from './algorithm.ts';
 import { EdfScheduler } from './edf.ts';
 import type { HostSet, HostState } from './host.ts';
 import type { LocalityPlan } from './locality.ts';
-import type { Picker, PickRequest } from './picker.ts';
 import { choosePriority, effectiveLocalityWeight, priorityLoads, tierAvailability } from './priority-load.ts';
+
+/** One host selection. Reuse one object per attempt; pickers never keep it. */
+export interface PickRequest {
+  /** uint32 hash of the consistent-hash key, or -1 when the request has no key (then pick uniformly at random among healthy hosts, as Envoy does). */
+  hash: number;
+  /** Hosts already tried by earlier attempts (Envoy previous_hosts): try up to 5 selections to avoid them, then accept one. May be undefined. */
+  avoid: readonly HostState[] | undefined;
+}
+
+/** Chooses a host of one cluster for each request. */
+export interface Picker {
+  /** LEAST_REQUEST | ROUND_ROBIN | RANDOM | PASSTHROUGH | RING_HASH | MAGLEV */
+  readonly kind: string;
+  /** Never returns an ejected host (Istio sets the panic threshold to 0, so when every host is ejected the answer is undefined → 503 UH). */
+  pick(req: PickRequest): HostState | undefined;
+  /** Compact, e.g. `LEAST_REQUEST (P2C) over 3 hosts, locality failover from us-east/a/1: P0 1, P1 2`. */
+  toString(): string;
+}
 
 /** Extra selections made to avoid previously tried hosts (Istio's `HostSelectionRetryMaxAttempts`). */
 export const HOST_SELECTION_RETRIES = 5;

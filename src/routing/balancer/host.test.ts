@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ep } from './fixtures.test.ts';
+import { ep } from './fixtures.ts';
 import { HostSet, HostState } from './host.ts';
 
 describe('HostState', () => {

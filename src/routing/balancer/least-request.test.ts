@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { assertShare, context, ep, hostSet, key, tally, uniformSet } from './fixtures.test.ts';
+import { assertShare, context, ep, hostSet, key, tally, uniformSet } from './fixtures.ts';
 import { createPicker } from './picker.ts';
 
 describe('LEAST_REQUEST', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LocalityLoadBalancerSetting } from '../../config/types/destination-rule.ts';
-import { ep, hostSet } from './fixtures.test.ts';
+import { ep, hostSet } from './fixtures.ts';
 import type { HostState } from './host.ts';
 import { type LocalityClient, type LocalityPlan, localityMatches, localityPriority, planLocality, withTopologyLabels } from './locality.ts';
 import { choosePriority, effectiveLocalityWeight, priorityLoads, tierAvailability } from './priority-load.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LoadBalancerSettings } from '../../config/types/destination-rule.ts';
 import { HOST_SELECTION_RETRIES } from './cluster-picker.ts';
-import { assertShare, context, ep, hostSet, key, NO_KEY, tally, uniformSet } from './fixtures.test.ts';
+import { assertShare, context, ep, hostSet, key, NO_KEY, tally, uniformSet } from './fixtures.ts';
 import { hash32 } from './hash.ts';
 import type { HostState } from './host.ts';
 import { createPicker, pickerKind } from './picker.ts';

@@ -20,8 +20,8 @@
 import type { Clock, Random } from '../../core/clock.ts';
 import type { LoadBalancerSettings } from '../../config/types/destination-rule.ts';
 import type { Algorithm } from './algorithm.ts';
-import { ClusterPicker } from './cluster-picker.ts';
-import type { HostSet, HostState } from './host.ts';
+import { ClusterPicker, type Picker } from './cluster-picker.ts';
+import type { HostSet } from './host.ts';
 import { LeastRequest } from './least-request.ts';
 import { planLocality } from './locality.ts';
 import { DEFAULT_MAGLEV_TABLE_SIZE, Maglev } from './maglev.ts';
@@ -30,23 +30,7 @@ import { DEFAULT_MIN_RING_SIZE, RingHash } from './ring-hash.ts';
 import { RoundRobin } from './round-robin.ts';
 import { describeSlowStart, slowStartFrom } from './warmup.ts';
 
-/** One host selection. Reuse one object per attempt; pickers never keep it. */
-export interface PickRequest {
-  /** uint32 hash of the consistent-hash key, or -1 when the request has no key (then pick uniformly at random among healthy hosts, as Envoy does). */
-  hash: number;
-  /** Hosts already tried by earlier attempts (Envoy previous_hosts): try up to 5 selections to avoid them, then accept one. May be undefined. */
-  avoid: readonly HostState[] | undefined;
-}
-
-/** Chooses a host of one cluster for each request. */
-export interface Picker {
-  /** LEAST_REQUEST | ROUND_ROBIN | RANDOM | PASSTHROUGH | RING_HASH | MAGLEV */
-  readonly kind: string;
-  /** Never returns an ejected host (Istio sets the panic threshold to 0, so when every host is ejected the answer is undefined → 503 UH). */
-  pick(req: PickRequest): HostState | undefined;
-  /** Compact, e.g. `LEAST_REQUEST (P2C) over 3 hosts, locality failover from us-east/a/1: P0 1, P1 2`. */
-  toString(): string;
-}
+export type { Picker, PickRequest } from './cluster-picker.ts';
 
 /** What a picker needs from the mesh and the client workload. */
 export interface PickerContext {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LoadBalancerSettings } from '../../config/types/destination-rule.ts';
-import { assertShare, context, ep, hostSet, key, tally, uniformSet } from './fixtures.test.ts';
+import { assertShare, context, ep, hostSet, key, tally, uniformSet } from './fixtures.ts';
 import { createPicker } from './picker.ts';
 
 describe('RANDOM and PASSTHROUGH', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LoadBalancerSettings } from '../../config/types/destination-rule.ts';
-import { context, ep, hostSet, key, tally, uniformSet } from './fixtures.test.ts';
+import { context, ep, hostSet, key, tally, uniformSet } from './fixtures.ts';
 import { hash32 } from './hash.ts';
 import type { HostSet } from './host.ts';
 import { createPicker, type Picker } from './picker.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { context, ep, hostSet, key, NO_KEY, tally, uniformSet } from './fixtures.test.ts';
+import { context, ep, hostSet, key, NO_KEY, tally, uniformSet } from './fixtures.ts';
 import { createPicker } from './picker.ts';
 
 const RR = { simple: 'ROUND_ROBIN' } as const;

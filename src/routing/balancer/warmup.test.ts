@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LoadBalancerSettings } from '../../config/types/destination-rule.ts';
-import { assertShare, context, ep, key, tally } from './fixtures.test.ts';
+import { assertShare, context, ep, key, tally } from './fixtures.ts';
 import { HostSet, HostState } from './host.ts';
 import { createPicker } from './picker.ts';
 import { slowStartFactor, slowStartFrom } from './warmup.ts';

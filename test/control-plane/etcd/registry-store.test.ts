@@ -82,7 +82,9 @@ describe('EtcdRegistryStore and EtcdSharedValues: replicas sharing one etcd', { 
   it('leases expire in etcd unless renewed, from any replica', async () => {
     await a.registry.register(entry('short'), 'reviews', 1000);
     await until('B to list it', () => names(b).includes('short'));
-    // renewed through the other replica for longer than the TTL
+    // renewed through the other replica for longer than the TTL. Real time, on purpose: the lease
+    // lives in etcd and expires on etcd's clock, which no test clock reaches; each 300 ms sleep is
+    // a renewal interval well inside the 1 s TTL.
     const until1500 = Date.now() + 1500;
     while (Date.now() < until1500) {
       const renewed = await b.registry.renew('default', 'short');

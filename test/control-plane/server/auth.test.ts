@@ -78,13 +78,17 @@ describe('TokenAuthority', () => {
     await assert.rejects(a.mintToken({ service: 'Bad Name', namespace: 'default' }), /DNS-1123/);
   });
 
-  it('a token verified once is refused once it expires (verified tokens are remembered only until exp)', async () => {
+  it('a token verified once is refused once it expires (verified tokens are remembered only until exp)', async (t) => {
     const a = await TokenAuthority.open(dataDir());
+    // Token expiry is wall-clock time (JWT exp): the test moves Date instead of sleeping past it.
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
     const token = await a.mintToken({ service: 'reviews', namespace: 'default' }, { ttlSeconds: 1 });
     const exp = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).exp as number;
     assert.equal((await a.verifyToken(token)).ok, true);
     assert.equal((await a.verifyToken(token)).ok, true, 'second use (remembered)');
-    await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 50));
+    t.mock.timers.setTime(exp * 1000 - 1);
+    assert.equal((await a.verifyToken(token)).ok, true, 'still valid 1 ms before exp');
+    t.mock.timers.setTime(exp * 1000 + 50);
     assert.equal(((await a.verifyToken(token)) as { reason: string }).reason, 'expired');
     // A tampered copy of a remembered token is a different string: verified afresh, and refused.
     const good = await a.mintToken({ service: 'reviews', namespace: 'default' });

@@ -113,6 +113,8 @@ describe('/v1/workloads', () => {
   it('renews a lease; 404 once the lease ended, so the client re-registers', async () => {
     const r = await api(s.url, 'POST', '/v1/workloads', { token, body: { address: '10.0.0.8', ports: { http: 9080 }, leaseMs: 1000 } });
     const path = `/v1/workloads/default/${r.body.name}/lease`;
+    // Real sleeps: the server's registry runs leases on real time (it takes no clock), so
+    // renewing past the first end of a 1 s lease means waiting for it.
     await new Promise((res) => setTimeout(res, 600));
     const renewed = await api(s.url, 'PUT', path, { token });
     assert.equal(renewed.status, 200);

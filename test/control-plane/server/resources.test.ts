@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -39,10 +39,22 @@ describe('/v1/resources', () => {
     assert.ok(written.metadata.creationTimestamp);
     assert.deepEqual(readdirSync(join(s.configDir, 'applied')), ['DestinationRule.default.ratings.yaml'], 'no temp files left');
 
-    // The watcher reloading the file it just wrote is a no-op: no new version, no push.
-    await new Promise((res) => setTimeout(res, 250));
-    assert.equal(s.cp.status().configVersion, r.body.version);
-    assert.equal(w.events.filter((e) => e.event === 'config').length, 2);
+    // The watcher reloading the file it just wrote is a no-op: no new version, no push. Rather
+    // than sleeping through the watcher's debounce, a probe file is added and removed: once the
+    // version is back to the applied one, every file event (ours included) has been reloaded, and
+    // had reloading applied/ changed anything, the version could never come back.
+    const versions = () => w.events.filter((e) => e.event === 'config').map((e) => (e.data as { version: string }).version);
+    const probe = join(s.configDir, 'probe.yaml');
+    writeFileSync(probe, reviewsVs('3s', 'probe'));
+    const withProbe = await until(() => (s.cp.status().configVersion !== r.body.version ? s.cp.status().configVersion : undefined), 3000, 'the probe to load');
+    rmSync(probe);
+    await until(() => s.cp.status().configVersion === r.body.version, 3000, 'the version to come back once the probe is gone');
+    await until(() => versions().at(-1) === r.body.version, 3000, 'the push of the version without the probe');
+    const pushed2 = versions().slice(2);
+    assert.ok(
+      pushed2.every((v) => v === withProbe || v === r.body.version),
+      `after the apply, only the probe's version and the applied one were pushed: ${pushed2.join(', ')}`,
+    );
 
     const again = await post(RATINGS_DR);
     assert.deepEqual(again.body.applied, [{ ref: 'DestinationRule default/ratings', action: 'unchanged' }]);
@@ -162,9 +174,14 @@ describe('FileConfigStore', () => {
     writeFileSync(join(t.dir, 'reviews.yaml'), reviewsVs('1s'));
     writeFileSync(join(t.dir, 'reviews.yaml'), reviewsVs('2s'));
     await until(() => versions.length === 1, 2000, 'reload');
-    await new Promise((res) => setTimeout(res, 100));
-    assert.equal(versions.length, 1);
     assert.equal(store.current().resources.length, 2);
+    const vs = store.current().resources.find((x) => x.kind === 'VirtualService') as { spec: { http: { timeout: string }[] } } | undefined;
+    assert.equal(vs?.spec.http[0]?.timeout, '2s', 'the reload saw the burst\'s last write');
+    // A probe file instead of a sleep: its change is reloaded after any the burst could still
+    // cause, so exactly one more onChange means the burst fired once.
+    writeFileSync(join(t.dir, 'probe.yaml'), reviewsVs('3s', 'probe'));
+    await until(() => store.current().resources.length === 3, 2000, 'the probe to load');
+    assert.equal(versions.length, 2, `onChange fired ${versions.length} times for the burst and the probe`);
     await store.close();
     t.cleanup();
   });

@@ -1,5 +1,8 @@
 /**
- * Shared helpers for the balancer tests (this file has no tests of its own).
+ * Shared helpers for the balancer tests. Not a test file: the runner loads only `*.test.ts`; the
+ * build (tsconfig.build.json) and the package (package.json `files`) leave it out; and coverage
+ * excludes it explicitly, like the rest of the test code (a `--test-coverage-exclude` for
+ * `fixtures.ts` files in `npm run test:unit`).
  *
  * @module
  */
