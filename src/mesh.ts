@@ -238,7 +238,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#errors = o.errors ?? 'respond';
     const clock = o.clock ?? systemClock;
     const random = o.random ?? systemRandom;
-    this.#transport = new UndiciTransport();
+    this.#transport = new UndiciTransport(clock);
     this.#outbound = new Outbound(snapshot, {
       clock,
       random,

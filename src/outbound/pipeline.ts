@@ -184,7 +184,7 @@ export class Outbound {
       }
       this.#clusters.delete(name);
       // Let calls in flight finish before the pools go.
-      setTimeout(() => void cs.close(), 30_000).unref();
+      this.#o.clock.setTimer(() => void cs.close(), 30_000);
     }
     this.#snapshot = snapshot;
   }

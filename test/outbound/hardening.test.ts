@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { createMesh, isMeshletError, type Mesh } from '../../src/index.ts';
+import { createMesh, isMeshletError, ManualClock, type Mesh } from '../../src/index.ts';
 import { call, destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
 const OUTLIER = { trafficPolicy: { outlierDetection: { consecutive5xxErrors: 3, interval: '1s', baseEjectionTime: '30s', maxEjectionPercent: 100 } } };
@@ -227,15 +227,21 @@ describe('upstreams cannot forge mesh signals', () => {
 describe('mesh.close() is bounded', () => {
   it('a call to a hung upstream on a route without a timeout does not hold close() past closeTimeoutMs; the call fails', async () => {
     const hung = await startUpstream('hung', () => new Promise(() => {}));
-    const mesh = await createMesh({ service: 'client', closeTimeoutMs: 200, config: [serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: hung.port }])] });
+    const clock = new ManualClock();
+    const mesh = await createMesh({ service: 'client', clock, closeTimeoutMs: 5000, config: [serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: hung.port }])] });
     try {
       const pending = request('http://svc/', { dispatcher: mesh.dispatcher }).then(
         () => 'answered',
         (e: unknown) => (isMeshletError(e) ? `meshlet ${(e as { code: string }).code}` : `error ${(e as Error).name}`),
       );
       while (hung.seen.length === 0) await new Promise((r) => setTimeout(r, 5));
-      const closed = mesh.close().then(() => 'closed');
-      assert.equal(await closed, 'closed');
+      let state = 'closing';
+      const closed = mesh.close().then(() => (state = 'closed'));
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(state, 'closing', 'close() waits for the call while closeTimeoutMs has not passed');
+      clock.advance(5000);
+      await closed;
+      assert.equal(state, 'closed');
       assert.equal(await pending, 'meshlet MESHLET_ERR_CLOSED');
     } finally {
       await hung.close();

@@ -7,7 +7,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AnyResource } from '../../config/resource.ts';
-import type { Clock } from '../../core/clock.ts';
+import type { Clock, Timer } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';
 import { InboundGuard } from '../../inbound/guard.ts';
@@ -119,9 +119,10 @@ export class MeshServers {
           }),
       ),
     );
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = await Promise.race([closed.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), this.#o.closeTimeoutMs)))]);
-    clearTimeout(timer);
+    let timer: Timer | undefined;
+    // On the mesh clock, keeping the process alive: the caller awaits close().
+    const timedOut = await Promise.race([closed.then(() => false), new Promise<boolean>((r) => (timer = this.#o.clock.setTimer(() => r(true), this.#o.closeTimeoutMs, true)))]);
+    timer?.clear();
     if (timedOut) {
       for (const s of servers) s.closeAllConnections();
       await closed;

@@ -13,6 +13,7 @@
  */
 import { Agent, Pool } from 'undici';
 import { bodyForAttempt } from '../../core/body.ts';
+import type { Clock, Timer } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
 
 /** Envoy's header with the time the caller still waits, in ms. */
@@ -58,7 +59,9 @@ class ClusterPools implements ClusterTransport {
   readonly options: Pool.Options;
   /** The name plain-HTTP attempts give undici as `servername` (see dispatchOptions). */
   readonly httpServername: string | undefined;
-  constructor(options: Pool.Options, serviceHost: string) {
+  readonly #clock: Clock;
+  constructor(options: Pool.Options, serviceHost: string, clock: Clock) {
+    this.#clock = clock;
     this.options = options;
     this.httpServername = serviceHost.startsWith('*') ? undefined : serviceHost;
   }
@@ -87,7 +90,7 @@ class ClusterPools implements ClusterTransport {
     const pools = [...this.#http.values(), ...this.#https.values()];
     this.#http.clear();
     this.#https.clear();
-    await closeWithin(pools, graceMs);
+    await closeWithin(pools, graceMs, this.#clock);
   }
 }
 
@@ -96,16 +99,17 @@ class ClusterPools implements ClusterTransport {
  * left is destroyed, and its callers get MESHLET_ERR_CLOSED (a call to a hung upstream on a route
  * without a timeout must not hold `mesh.close()` forever).
  */
-async function closeWithin(dispatchers: readonly (Pool | Agent)[], graceMs: number): Promise<void> {
+async function closeWithin(dispatchers: readonly (Pool | Agent)[], graceMs: number, clock: Clock): Promise<void> {
   if (dispatchers.length === 0) return;
   const closing = Promise.all(dispatchers.map((d) => d.close().catch(() => undefined)));
   if (graceMs === Number.POSITIVE_INFINITY) {
     await closing;
     return;
   }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
-  clearTimeout(timer);
+  let timer: Timer | undefined;
+  // On the mesh clock, and keeping the process alive: the caller awaits close().
+  const timedOut = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => (timer = clock.setTimer(() => r(true), graceMs, true)))]);
+  timer?.clear();
   if (!timedOut) return;
   const err = new MeshletError('MESHLET_ERR_CLOSED', `mesh.close(): the call was still running after closeTimeoutMs (${graceMs} ms) and was cancelled`);
   await Promise.all(dispatchers.map((d) => d.destroy(err).catch(() => undefined)));
@@ -143,6 +147,12 @@ const SLOT = 'http';
 /** The undici side of a mesh: endpoint pools per cluster and a passthrough agent. */
 export class UndiciTransport {
   readonly #agent = new Agent();
+  readonly #clock: Clock;
+
+  /** `clock`: the mesh clock (close()'s grace period runs on it). */
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
 
   /** Sends an attempt to the endpoint the balance layer picked. */
   readonly dispatch: Dispatch = (ex, handler) => {
@@ -157,7 +167,7 @@ export class UndiciTransport {
     if (cs.h2 && ex.protocol === 'http1') ex.protocol = 'http2';
     let pools = cs.transports.get(SLOT)?.pools as ClusterPools | undefined;
     if (pools === undefined) {
-      pools = new ClusterPools(poolOptions(cs), cs.cluster.host);
+      pools = new ClusterPools(poolOptions(cs), cs.cluster.host, this.#clock);
       cs.transports.set(SLOT, { pools, key: JSON.stringify(pools.options) });
     }
     pools.get(host, ex.scheme, cs.cluster.host).dispatch(dispatchOptions(ex, undefined, pools.httpServername) as never, handler as never);
@@ -176,12 +186,12 @@ export class UndiciTransport {
     const next = poolOptions(cs);
     const key = JSON.stringify(next);
     if (key === t.key) return;
-    cs.transports.set(SLOT, { pools: new ClusterPools(next, cs.cluster.host), key });
+    cs.transports.set(SLOT, { pools: new ClusterPools(next, cs.cluster.host, this.#clock), key });
     void t.pools.close();
   }
 
   /** Closes the passthrough agent: calls in flight may finish for `graceMs`, then they are cancelled. */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
-    await closeWithin([this.#agent], graceMs);
+    await closeWithin([this.#agent], graceMs, this.#clock);
   }
 }
