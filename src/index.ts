@@ -11,8 +11,9 @@
  */
 // First: on a Node.js older than meshlet needs, fail here with a message that says so.
 import './core/require-node.ts';
-export { createMesh, Mesh } from './mesh.ts';
-export type { MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent } from './mesh.ts';
+export { Mesh } from './mesh.ts';
+export { createMesh } from './create-mesh.ts';
+export type { MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent } from './mesh-options.ts';
 export type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 export type { Registration, RegisterOptions } from './control-plane/registration.ts';
 export type { Explanation, ExplainRequest, ExplainedEndpoint, ExplainedTarget } from './outbound/explain.ts';
@@ -27,9 +28,10 @@ export type { ConfigIssueLike, ErrorContext, ErrorStatus, MeshletErrorCode, Mesh
 export { withDeadline, withDeadlineAt, currentDeadline, currentContext } from './core/context.ts';
 export type { MeshContext, PeerIdentity, TraceHeaders } from './core/context.ts';
 export type { RequestMeshInfo } from './inbound/guard.ts';
+export type { WorkloadIdentity } from './core/observe.ts';
 export type { AuthzDecision } from './inbound/pipeline.ts';
 export type { PathNormalization } from './inbound/path.ts';
-export type { FastifyPlugin } from './adapters/server/fastify.ts';
+export type { FastifyLike, FastifyPlugin, FastifyReplyLike, FastifyRequestLike } from './adapters/server/fastify.ts';
 export { ManualClock, seededRandom, systemClock, systemRandom } from './core/clock.ts';
 export type { Clock, Random, Timer } from './core/clock.ts';
 

@@ -5,6 +5,7 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
+import type { MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent } from './mesh-options.ts';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { stat } from 'node:fs/promises';
 import { fetch as undiciFetch } from 'undici';
@@ -13,17 +14,15 @@ import { classifyUndiciError } from './adapters/undici/classify.ts';
 import { UndiciTransport } from './adapters/undici/transport.ts';
 import type { FastifyPlugin } from './adapters/server/fastify.ts';
 import { MeshServers, type PhaseCompiler } from './adapters/server/servers.ts';
-import type { PathNormalization } from './inbound/path.ts';
 import { currentContext, type MeshContext } from './core/context.ts';
 import { reportFindings } from './config/findings.ts';
-import { ANALYSIS_MODES, type AnalysisMode, type ConfigSource, loadConfig } from './config/load-config.ts';
+import { loadConfig } from './config/load-config.ts';
 import { type ConfigWatcher, debounceBursts, watchConfigPaths } from './config/watch.ts';
 import { ParseCache } from './config/load.ts';
 import type { ConfigIssue } from './config/issues.ts';
-import { type Clock, type Random, systemClock, systemRandom } from './core/clock.ts';
-import { TOKEN_ENV } from './control-plane/protocol.ts';
+import { systemClock, systemRandom } from './core/clock.ts';
 import type { Registration, RegisterOptions } from './control-plane/registration.ts';
-import { type ConfigAppliedEvent, type ConfigOrigin, type ConnectedEvent, ControlPlaneSource, controlPlaneUrls, type DisconnectedEvent } from './control-plane/source.ts';
+import type { ConfigAppliedEvent, ConfigOrigin, ControlPlaneSource } from './control-plane/source.ts';
 import { ConfigError, InvalidArgumentError, MeshletError } from './core/errors.ts';
 import { type ConfigAppliedMessage, type ConfigRejectedMessage, channels, type WorkloadIdentity } from './core/observe.ts';
 import type { ErrorMode } from './core/exchange.ts';
@@ -31,110 +30,6 @@ import { explain, type Explanation, type ExplainRequest } from './outbound/expla
 import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
 import { compileSnapshot, type Snapshot } from './routing/compile.ts';
 
-/**
- * Options of {@link createMesh}.
- * @category Mesh
- */
-export interface MeshOptions {
-  /** This workload's service (short name, e.g. `productpage`). */
-  readonly service: string;
-  /** @defaultValue 'default' */
-  readonly namespace?: string;
-  /** This workload's labels (matched by subsets, selectors, `sourceLabels`). @defaultValue {} */
-  readonly labels?: Readonly<Record<string, string>>;
-  /**
-   * This workload's service account: its identity (`spiffe://<trust domain>/ns/<namespace>/sa/<account>`),
-   * as Kubernetes gives every pod one. @defaultValue 'default'
-   */
-  readonly serviceAccount?: string;
-  /**
-   * Embedded mode: a YAML/JSON file, a directory of them, a list of paths, or resource
-   * objects. Files and directories are watched: a valid change applies to new requests; an
-   * invalid one is rejected as a whole (event `rejected`) and the last good config keeps serving.
-   * Exactly one of `config` and `controlPlane` is required.
-   */
-  readonly config?: ConfigSource;
-  /**
-   * Control-plane mode: the URL of `meshlet control-plane` (`http://host:15010`), or several
-   * (replicas, tried in turn). See docs/control-plane-client.md.
-   */
-  readonly controlPlane?: string | readonly string[];
-  /** Bearer token for the control plane (`meshlet token`). @defaultValue process.env.MESHLET_TOKEN */
-  readonly token?: string;
-  /** Directory of the last-known-good cache (`<namespace>.<service>.json`); none when absent. */
-  readonly cacheDir?: string;
-  /** How long `createMesh` waits for the first config from the control plane. @defaultValue 10000 */
-  readonly startupTimeoutMs?: number;
-  /**
-   * With no control plane and no cache at startup, start with an empty config (every host
-   * passes through) and keep trying, instead of rejecting.
-   * @defaultValue false
-   */
-  readonly failOpen?: boolean;
-  /**
-   * After `close()` deregistered this mesh's registrations, how long it waits before closing its
-   * pools, so other meshes have received the change and stopped routing here.
-   * @defaultValue 1000
-   */
-  readonly drainMs?: number;
-  /**
-   * How mesh-made failures (no route, no healthy upstream, overflow, timeout, fault abort, …)
-   * reach callers: `respond` answers as a sidecar would (404/503/504 with the Envoy flag in
-   * `x-meshlet-response-flags`); `throw` fails the call with a typed {@link MeshletError}.
-   * @defaultValue 'respond'
-   */
-  readonly errors?: ErrorMode;
-  /**
-   * How long `close()` lets calls in flight finish before it cancels them (they fail with
-   * `MESHLET_ERR_CLOSED`); like Istio's `terminationDrainDuration`. A call to a hung upstream on a
-   * route without a timeout (Istio's default) would otherwise hold `close()` forever.
-   * @defaultValue 5000
-   */
-  readonly closeTimeoutMs?: number;
-  /** This workload's locality, `region/zone/subzone` (locality load balancing). @defaultValue '' */
-  readonly locality?: string;
-  /** This workload's IP (the key of `consistentHash.useSourceIp`). @defaultValue '127.0.0.1' */
-  readonly sourceIp?: string;
-  /** What happens to hosts outside the registry (Istio's `outboundTrafficPolicy.mode`). @defaultValue 'ALLOW_ANY' */
-  readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
-  /** Largest streamed request body kept so a retry can replay it. @defaultValue 1048576 (1 MiB, Envoy's buffer limit) */
-  readonly retryBufferBytes?: number;
-  /** Longest upstream `Retry-After` a retry waits for; a longer one ends retrying. @defaultValue 10000 */
-  readonly maxRetryAfterMs?: number;
-  /** Mirrored requests in flight at most; more are dropped. @defaultValue 64 */
-  readonly maxMirrorsInFlight?: number;
-  /**
-   * What `istioctl analyze`-style findings (IST0101 missing subset or host, …) do to config.
-   * `advisory`: reported (logged once, in the `config` event) and applied — a route to a missing
-   * subset answers 503 NC at run time, as in Istio; `blocking`: error-level findings refuse the
-   * config as schema errors do; `off`: the analyzers do not run. Schema-invalid config is
-   * always refused as a whole.
-   * @defaultValue 'advisory'
-   */
-  readonly analysis?: AnalysisMode;
-  /** Watch config files for changes. @defaultValue true */
-  readonly watch?: boolean;
-  /**
-   * How request paths are normalized before the server side judges them (MeshConfig
-   * `pathNormalization`): `BASE` (RFC 3986 dot segments), `MERGE_SLASHES`, `DECODE_AND_MERGE_SLASHES`,
-   * or `NONE`. The app is handed the normalized path, so it routes on the path that was judged.
-   * @defaultValue 'BASE'
-   */
-  readonly pathNormalization?: PathNormalization;
-  /** The namespace whose policies apply to every workload (Istio's root namespace). @defaultValue 'istio-system' */
-  readonly rootNamespace?: string;
-  /**
-   * Where the mesh logs: rejected config and analysis findings (`warn`), config applied
-   * (`info`), control-plane connection changes. Any object with these methods — `console`, a
-   * pino or winston logger — works; `debug`, `info` and `error` are optional.
-   * @defaultValue warnings and errors to the console (console.warn, console.error)
-   */
-  readonly logger?: MeshLogger;
-  /** Time source (tests inject a manual clock). @defaultValue the system clock */
-  readonly clock?: Clock;
-  /** Randomness (tests inject a seeded one). @defaultValue Math.random */
-  readonly random?: Random;
-}
 
 /** The admission phases a mesh builds from its config, in phase order (peer identity, JWT, authorization, rate limit). */
 const INBOUND_PHASES: readonly PhaseCompiler[] = [];
@@ -143,65 +38,8 @@ const INBOUND_PHASES: readonly PhaseCompiler[] = [];
  * The logger when none is given: warnings and errors to the console (stderr); a library says
  * nothing on stdout unless asked to.
  */
-const DEFAULT_LOGGER: MeshLogger = Object.freeze({ warn: (m: string) => console.warn(m), error: (m: string) => console.error(m) });
+export const DEFAULT_LOGGER: MeshLogger = Object.freeze({ warn: (m: string) => console.warn(m), error: (m: string) => console.error(m) });
 
-/**
- * What {@link Mesh.diagnostics} returns.
- * @category Mesh
- */
-export interface MeshDiagnostics {
-  readonly configVersion: string;
-  readonly configSource: ConfigOrigin | 'file';
-  /** Mirrored requests: sent, dropped (over `maxMirrorsInFlight` or too large to replay), failed, in flight. */
-  readonly mirrors: { readonly sent: number; readonly dropped: number; readonly failed: number; readonly inFlight: number };
-  /** The clusters calls (or mirrors, or explain) have used, with their endpoints. */
-  readonly clusters: readonly {
-    readonly name: string;
-    readonly endpoints: readonly { readonly endpoint: string; readonly active: number; readonly ejected: boolean; readonly ejectedForMs: number }[];
-  }[];
-}
-
-/**
- * A logger: `console`, pino, winston or anything with these methods.
- * @category Mesh
- */
-export interface MeshLogger {
-  debug?(message: string): void;
-  info?(message: string): void;
-  warn(message: string): void;
-  error?(message: string): void;
-}
-
-/**
- * Event `rejected`: new config was refused; the last good config keeps serving. The same event in both modes.
- * @category Mesh
- */
-export interface RejectedEvent {
-  readonly issues: readonly ConfigIssue[];
-  readonly error: ConfigError;
-}
-
-/**
- * The events of a {@link Mesh}, with their payloads. The names are the same in embedded and
- * control-plane mode.
- *
- * - `config`: a config is in use — at start (emitted on the next turn, so a listener added
- *   right after `await createMesh(...)` sees it), after each applied change, and (control-plane
- *   mode) when endpoints changed. Carries the version, where it came from, and its findings.
- * - `rejected`: a change was refused (schema errors, or findings under `analysis: 'blocking'`).
- * - `connected` / `disconnected`: the control-plane watch stream came up / went down
- *   (control-plane mode only).
- * - `ejected` / `returned`: outlier detection ejected an endpoint / let it back in.
- * @category Mesh
- */
-export interface MeshEvents {
-  config: [ConfigAppliedEvent];
-  rejected: [RejectedEvent];
-  connected: [ConnectedEvent];
-  disconnected: [DisconnectedEvent];
-  ejected: [OutboundEvent];
-  returned: [OutboundEvent];
-}
 
 /**
  * A mesh: the application's outbound HTTP through Istio traffic management. Its events are
@@ -488,86 +326,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 }
 
-function workloadOf(o: MeshOptions) {
+/** @internal the workload a mesh compiles its snapshots for. */
+export function workloadOf(o: MeshOptions): { service: string; namespace: string; labels: Readonly<Record<string, string>> } {
   return { service: o.service, namespace: o.namespace ?? 'default', labels: o.labels ?? {} };
-}
-
-/**
- * Creates a mesh. Embedded mode (`config`): loads and validates the config (rejecting it with
- * every reason if it is invalid), compiles it for this workload and starts watching files.
- * Control-plane mode (`controlPlane`): resolves after the first config arrived (or came from the
- * cache, or — `failOpen` — none); fail-closed, it rejects with a `MESHLET_ERR_CONTROL_PLANE`
- * error saying why (401/403, connection refused, startup timeout, config rejected).
- * @example
- * const mesh = await createMesh({ service: 'productpage', labels: { version: 'v1' }, config: './mesh' });
- * const res = await mesh.fetch('http://reviews:9080/reviews/1', { headers: { 'end-user': 'jason' } });
- * @category Mesh
- */
-export async function createMesh(o: MeshOptions): Promise<Mesh> {
-  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh: options are required ({ service, config })');
-  if (typeof o.service !== 'string' || o.service === '') throw new InvalidArgumentError('createMesh: `service` must be a non-empty string (this workload\'s service name)');
-  if (o.config !== undefined && o.controlPlane !== undefined) throw new InvalidArgumentError('createMesh: `config` and `controlPlane` are mutually exclusive (embedded mode or control-plane mode)');
-  if (o.config === undefined && o.controlPlane === undefined) {
-    throw new InvalidArgumentError('createMesh: `config` (a file, a directory, or resource objects) or `controlPlane` (a control-plane URL) is required');
-  }
-  if (o.errors !== undefined && o.errors !== 'respond' && o.errors !== 'throw') throw new InvalidArgumentError(`createMesh: \`errors\` must be 'respond' or 'throw', got ${JSON.stringify(o.errors)}`);
-  if (o.outboundTrafficPolicy !== undefined && o.outboundTrafficPolicy !== 'ALLOW_ANY' && o.outboundTrafficPolicy !== 'REGISTRY_ONLY') {
-    throw new InvalidArgumentError(`createMesh: \`outboundTrafficPolicy\` must be 'ALLOW_ANY' or 'REGISTRY_ONLY', got ${JSON.stringify(o.outboundTrafficPolicy)}`);
-  }
-  if (o.analysis !== undefined && !ANALYSIS_MODES.includes(o.analysis)) throw new InvalidArgumentError(`createMesh: \`analysis\` must be one of ${ANALYSIS_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(o.analysis)}`);
-  if ((o as { analyze?: unknown }).analyze !== undefined) throw new InvalidArgumentError("createMesh: `analyze` was replaced by `analysis` ('advisory' | 'blocking' | 'off'); analysis findings no longer refuse config unless `analysis: 'blocking'`");
-  if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
-  nonNegative(o, 'closeTimeoutMs', 5000);
-  if (o.controlPlane !== undefined) return createControlPlaneMesh(o);
-  const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis });
-  if (!loaded.ok) throw new ConfigError(loaded.issues.all);
-  const snapshot = compileSnapshot(loaded.resources, workloadOf(o));
-  const mesh = new Mesh(o, snapshot);
-  await mesh.startWatching();
-  // On the next turn, so a listener added right after `await createMesh(...)` sees it (as in control-plane mode).
-  setImmediate(() => mesh.configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings }));
-  return mesh;
-}
-
-function nonNegative(o: MeshOptions, key: 'startupTimeoutMs' | 'drainMs' | 'closeTimeoutMs', fallback: number): number {
-  const v = o[key];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new InvalidArgumentError(`createMesh: \`${key}\` must be a non-negative number of milliseconds, got ${String(v)}`);
-  return v;
-}
-
-async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
-  let urls: string[];
-  try {
-    urls = controlPlaneUrls(o.controlPlane);
-  } catch (e) {
-    throw new InvalidArgumentError(`createMesh: ${(e as Error).message}`);
-  }
-  const token = o.token ?? process.env[TOKEN_ENV];
-  if (o.token !== undefined && typeof o.token !== 'string') throw new InvalidArgumentError('createMesh: `token` must be a string');
-  const source = new ControlPlaneSource({
-    urls,
-    token: token === '' ? undefined : token,
-    workload: workloadOf(o),
-    locality: o.locality ?? '',
-    analysis: o.analysis,
-    cacheDir: o.cacheDir,
-    startupTimeoutMs: nonNegative(o, 'startupTimeoutMs', 10_000),
-    failOpen: o.failOpen === true,
-    drainMs: nonNegative(o, 'drainMs', 1000),
-    clock: o.clock ?? systemClock,
-    random: o.random ?? systemRandom,
-    logger: o.logger ?? DEFAULT_LOGGER,
-  });
-  const first = await source.start();
-  const mesh = new Mesh(o, first, source);
-  source.attach({
-    install: (snapshot) => mesh.install(snapshot),
-    emit: (name, payload) => {
-      if (name === 'config') mesh.configApplied(payload as ConfigAppliedEvent);
-      else if (name === 'rejected') mesh.configRejected(payload as RejectedEvent);
-      else mesh.emit(name, payload as never);
-    },
-  });
-  return mesh;
 }

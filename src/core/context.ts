@@ -10,7 +10,10 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-/** The identity of the peer that called, as its mTLS certificate proves it. */
+/**
+ * The identity of the peer that called, as its mTLS certificate proves it.
+ * @category Context and time
+ */
 export interface PeerIdentity {
   /** `spiffe://<trust domain>/ns/<namespace>/sa/<service account>`, or '' for a plaintext peer. */
   readonly principal: string;
@@ -21,7 +24,10 @@ export interface PeerIdentity {
   readonly address: string;
 }
 
-/** Trace context carried in headers (W3C `traceparent`/`tracestate`, B3, `x-request-id`), as received. */
+/**
+ * Trace context carried in headers (W3C `traceparent`/`tracestate`, B3, `x-request-id`), as received.
+ * @category Context and time
+ */
 export type TraceHeaders = Readonly<Record<string, string>>;
 
 /**

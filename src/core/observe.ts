@@ -26,7 +26,10 @@
 import { channel } from 'node:diagnostics_channel';
 import type { Protocol } from './classify.ts';
 
-/** Who a mesh is: Istio's source or destination workload labels are computed from this. */
+/**
+ * Who a mesh is: Istio's source or destination workload labels are computed from this.
+ * @category Mesh
+ */
 export interface WorkloadIdentity {
   readonly service: string;
   readonly namespace: string;

@@ -12,7 +12,10 @@ import type { Headers } from '../core/handler.ts';
 import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
 import { normalizePath, type PathNormalization } from './path.ts';
 
-/** What the app sees of the mesh's judgement on its request (`req.meshlet`, `request.meshlet`). */
+/**
+ * What the app sees of the mesh's judgement on its request (`req.meshlet`, `request.meshlet`).
+ * @category Server
+ */
 export interface RequestMeshInfo {
   /** `iss/sub` of the verified JWT, or undefined. */
   readonly requestPrincipal: string | undefined;

@@ -19,7 +19,10 @@
  * @module
  */
 
-/** MeshConfig `pathNormalization.normalization`. */
+/**
+ * MeshConfig `pathNormalization.normalization`.
+ * @category Server
+ */
 export type PathNormalization = 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
 
 /** The modes, for validating options. */

@@ -62,7 +62,10 @@ export interface InboundRequest {
   headersChanged: boolean;
 }
 
-/** Which policy and rule decided a request. */
+/**
+ * Which policy and rule decided a request.
+ * @category Server
+ */
 export interface AuthzDecision {
   readonly decision: 'allow' | 'deny';
   /** `namespace/name` of the AuthorizationPolicy that decided, or undefined (no policy applies / default deny). */

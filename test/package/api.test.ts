@@ -34,5 +34,5 @@ test('the API reference builds with no warning (TypeDoc, warnings as errors, cat
   const r = spawnSync(process.execPath, [`${ROOT}node_modules/typedoc/bin/typedoc`, '--treatWarningsAsErrors', '--out', `${ROOT}node_modules/.cache/meshlet-test/api`], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   const modules = readFileSync(`${ROOT}node_modules/.cache/meshlet-test/api/modules.html`, 'utf8');
-  for (const category of ['Mesh', 'Errors', 'Context and time', 'Config', 'Snapshot', 'Istio resources']) assert.ok(modules.includes(`data-key="section-${category}"`), `category ${category} in the reference`);
+  for (const category of ['Mesh', 'Server', 'Errors', 'Context and time', 'Config', 'Snapshot', 'Istio resources']) assert.ok(modules.includes(`data-key="section-${category}"`), `category ${category} in the reference`);
 });

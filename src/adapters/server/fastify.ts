@@ -21,24 +21,39 @@ import { runAdmitted } from '../../inbound/pipeline.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 
 /** The slice of Fastify's request and reply this adapter uses (no compile-time dependency on fastify). */
-interface FastifyRequestLike {
+/**
+ * The slice of a Fastify request the plugin uses.
+ * @category Server
+ */
+export interface FastifyRequestLike {
   url: string;
   readonly method: string;
   readonly raw: IncomingMessage;
   meshlet?: unknown;
 }
-interface FastifyReplyLike {
+/**
+ * The slice of a Fastify reply the plugin uses.
+ * @category Server
+ */
+export interface FastifyReplyLike {
   readonly raw: ServerResponse;
   code(status: number): FastifyReplyLike;
   header(name: string, value: string): FastifyReplyLike;
   send(body?: unknown): FastifyReplyLike;
 }
-interface FastifyLike {
+/**
+ * The slice of a Fastify instance the plugin uses.
+ * @category Server
+ */
+export interface FastifyLike {
   decorateRequest(name: string, value: unknown): unknown;
   addHook(name: 'onRequest', hook: (req: FastifyRequestLike, reply: FastifyReplyLike, done: (err?: Error) => void) => void): unknown;
 }
 
-/** The plugin function Fastify registers. */
+/**
+ * The plugin function Fastify registers.
+ * @category Server
+ */
 export type FastifyPlugin = ((fastify: FastifyLike, opts: unknown, done: (err?: Error) => void) => void) & Record<symbol, unknown>;
 
 /** Options to pass to `Fastify({ ...mesh.fastifyOptions() })`: normalize the path before routing. */

@@ -7,7 +7,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { createMesh } from '../../mesh.ts';
+import { createMesh } from '../../create-mesh.ts';
 import type { Explanation, ExplainedTarget } from '../../outbound/explain.ts';
 import type { Snapshot } from '../../routing/compile.ts';
 import { type CompiledRoute, describeRoute, type VirtualHost } from '../../routing/route-table.ts';

@@ -1,0 +1,94 @@
+/**
+ * `createMesh`: checks the options, loads the first config (files, or the control plane), and
+ * wires a {@link Mesh} around it.
+ *
+ * @module
+ */
+import { ANALYSIS_MODES, type ConfigSource, loadConfig } from './config/load-config.ts';
+import { systemClock, systemRandom } from './core/clock.ts';
+import { ConfigError, InvalidArgumentError } from './core/errors.ts';
+import { TOKEN_ENV } from './control-plane/protocol.ts';
+import { type ConfigAppliedEvent, ControlPlaneSource, controlPlaneUrls } from './control-plane/source.ts';
+import { DEFAULT_LOGGER, Mesh, workloadOf } from './mesh.ts';
+import type { MeshOptions, RejectedEvent } from './mesh-options.ts';
+import { compileSnapshot } from './routing/compile.ts';
+
+/**
+ * Creates a mesh. Embedded mode (`config`): loads and validates the config (rejecting it with
+ * every reason if it is invalid), compiles it for this workload and starts watching files.
+ * Control-plane mode (`controlPlane`): resolves after the first config arrived (or came from the
+ * cache, or — `failOpen` — none); fail-closed, it rejects with a `MESHLET_ERR_CONTROL_PLANE`
+ * error saying why (401/403, connection refused, startup timeout, config rejected).
+ * @example
+ * const mesh = await createMesh({ service: 'productpage', labels: { version: 'v1' }, config: './mesh' });
+ * const res = await mesh.fetch('http://reviews:9080/reviews/1', { headers: { 'end-user': 'jason' } });
+ * @category Mesh
+ */
+export async function createMesh(o: MeshOptions): Promise<Mesh> {
+  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh: options are required ({ service, config })');
+  if (typeof o.service !== 'string' || o.service === '') throw new InvalidArgumentError('createMesh: `service` must be a non-empty string (this workload\'s service name)');
+  if (o.config !== undefined && o.controlPlane !== undefined) throw new InvalidArgumentError('createMesh: `config` and `controlPlane` are mutually exclusive (embedded mode or control-plane mode)');
+  if (o.config === undefined && o.controlPlane === undefined) {
+    throw new InvalidArgumentError('createMesh: `config` (a file, a directory, or resource objects) or `controlPlane` (a control-plane URL) is required');
+  }
+  if (o.errors !== undefined && o.errors !== 'respond' && o.errors !== 'throw') throw new InvalidArgumentError(`createMesh: \`errors\` must be 'respond' or 'throw', got ${JSON.stringify(o.errors)}`);
+  if (o.outboundTrafficPolicy !== undefined && o.outboundTrafficPolicy !== 'ALLOW_ANY' && o.outboundTrafficPolicy !== 'REGISTRY_ONLY') {
+    throw new InvalidArgumentError(`createMesh: \`outboundTrafficPolicy\` must be 'ALLOW_ANY' or 'REGISTRY_ONLY', got ${JSON.stringify(o.outboundTrafficPolicy)}`);
+  }
+  if (o.analysis !== undefined && !ANALYSIS_MODES.includes(o.analysis)) throw new InvalidArgumentError(`createMesh: \`analysis\` must be one of ${ANALYSIS_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(o.analysis)}`);
+  if ((o as { analyze?: unknown }).analyze !== undefined) throw new InvalidArgumentError("createMesh: `analyze` was replaced by `analysis` ('advisory' | 'blocking' | 'off'); analysis findings no longer refuse config unless `analysis: 'blocking'`");
+  if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
+  nonNegative(o, 'closeTimeoutMs', 5000);
+  if (o.controlPlane !== undefined) return createControlPlaneMesh(o);
+  const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis });
+  if (!loaded.ok) throw new ConfigError(loaded.issues.all);
+  const snapshot = compileSnapshot(loaded.resources, workloadOf(o));
+  const mesh = new Mesh(o, snapshot);
+  await mesh.startWatching();
+  // On the next turn, so a listener added right after `await createMesh(...)` sees it (as in control-plane mode).
+  setImmediate(() => mesh.configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings }));
+  return mesh;
+}
+
+function nonNegative(o: MeshOptions, key: 'startupTimeoutMs' | 'drainMs' | 'closeTimeoutMs', fallback: number): number {
+  const v = o[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new InvalidArgumentError(`createMesh: \`${key}\` must be a non-negative number of milliseconds, got ${String(v)}`);
+  return v;
+}
+
+async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
+  let urls: string[];
+  try {
+    urls = controlPlaneUrls(o.controlPlane);
+  } catch (e) {
+    throw new InvalidArgumentError(`createMesh: ${(e as Error).message}`);
+  }
+  const token = o.token ?? process.env[TOKEN_ENV];
+  if (o.token !== undefined && typeof o.token !== 'string') throw new InvalidArgumentError('createMesh: `token` must be a string');
+  const source = new ControlPlaneSource({
+    urls,
+    token: token === '' ? undefined : token,
+    workload: workloadOf(o),
+    locality: o.locality ?? '',
+    analysis: o.analysis,
+    cacheDir: o.cacheDir,
+    startupTimeoutMs: nonNegative(o, 'startupTimeoutMs', 10_000),
+    failOpen: o.failOpen === true,
+    drainMs: nonNegative(o, 'drainMs', 1000),
+    clock: o.clock ?? systemClock,
+    random: o.random ?? systemRandom,
+    logger: o.logger ?? DEFAULT_LOGGER,
+  });
+  const first = await source.start();
+  const mesh = new Mesh(o, first, source);
+  source.attach({
+    install: (snapshot) => mesh.install(snapshot),
+    emit: (name, payload) => {
+      if (name === 'config') mesh.configApplied(payload as ConfigAppliedEvent);
+      else if (name === 'rejected') mesh.configRejected(payload as RejectedEvent);
+      else mesh.emit(name, payload as never);
+    },
+  });
+  return mesh;
+}

@@ -1,0 +1,178 @@
+/**
+ * What a mesh is given and what it reports: {@link MeshOptions} for `createMesh`, the events
+ * ({@link MeshEvents}), the logger shape and {@link MeshDiagnostics}.
+ *
+ * @module
+ */
+import type { ConfigIssue } from './config/issues.ts';
+import type { AnalysisMode, ConfigSource } from './config/load-config.ts';
+import type { Clock, Random } from './core/clock.ts';
+import type { ErrorMode } from './core/exchange.ts';
+import type { PathNormalization } from './inbound/path.ts';
+import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
+import type { OutboundEvent } from './outbound/pipeline.ts';
+import type { Mesh } from './mesh.ts';
+import type { ConfigError, MeshletError } from './core/errors.ts';
+
+/**
+ * Options of {@link createMesh}.
+ * @category Mesh
+ */
+export interface MeshOptions {
+  /** This workload's service (short name, e.g. `productpage`). */
+  readonly service: string;
+  /** @defaultValue 'default' */
+  readonly namespace?: string;
+  /** This workload's labels (matched by subsets, selectors, `sourceLabels`). @defaultValue {} */
+  readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * This workload's service account: its identity (`spiffe://<trust domain>/ns/<namespace>/sa/<account>`),
+   * as Kubernetes gives every pod one. @defaultValue 'default'
+   */
+  readonly serviceAccount?: string;
+  /**
+   * Embedded mode: a YAML/JSON file, a directory of them, a list of paths, or resource
+   * objects. Files and directories are watched: a valid change applies to new requests; an
+   * invalid one is rejected as a whole (event `rejected`) and the last good config keeps serving.
+   * Exactly one of `config` and `controlPlane` is required.
+   */
+  readonly config?: ConfigSource;
+  /**
+   * Control-plane mode: the URL of `meshlet control-plane` (`http://host:15010`), or several
+   * (replicas, tried in turn). See docs/control-plane-client.md.
+   */
+  readonly controlPlane?: string | readonly string[];
+  /** Bearer token for the control plane (`meshlet token`). @defaultValue process.env.MESHLET_TOKEN */
+  readonly token?: string;
+  /** Directory of the last-known-good cache (`<namespace>.<service>.json`); none when absent. */
+  readonly cacheDir?: string;
+  /** How long `createMesh` waits for the first config from the control plane. @defaultValue 10000 */
+  readonly startupTimeoutMs?: number;
+  /**
+   * With no control plane and no cache at startup, start with an empty config (every host
+   * passes through) and keep trying, instead of rejecting.
+   * @defaultValue false
+   */
+  readonly failOpen?: boolean;
+  /**
+   * After `close()` deregistered this mesh's registrations, how long it waits before closing its
+   * pools, so other meshes have received the change and stopped routing here.
+   * @defaultValue 1000
+   */
+  readonly drainMs?: number;
+  /**
+   * How mesh-made failures (no route, no healthy upstream, overflow, timeout, fault abort, …)
+   * reach callers: `respond` answers as a sidecar would (404/503/504 with the Envoy flag in
+   * `x-meshlet-response-flags`); `throw` fails the call with a typed {@link MeshletError}.
+   * @defaultValue 'respond'
+   */
+  readonly errors?: ErrorMode;
+  /**
+   * How long `close()` lets calls in flight finish before it cancels them (they fail with
+   * `MESHLET_ERR_CLOSED`); like Istio's `terminationDrainDuration`. A call to a hung upstream on a
+   * route without a timeout (Istio's default) would otherwise hold `close()` forever.
+   * @defaultValue 5000
+   */
+  readonly closeTimeoutMs?: number;
+  /** This workload's locality, `region/zone/subzone` (locality load balancing). @defaultValue '' */
+  readonly locality?: string;
+  /** This workload's IP (the key of `consistentHash.useSourceIp`). @defaultValue '127.0.0.1' */
+  readonly sourceIp?: string;
+  /** What happens to hosts outside the registry (Istio's `outboundTrafficPolicy.mode`). @defaultValue 'ALLOW_ANY' */
+  readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** Largest streamed request body kept so a retry can replay it. @defaultValue 1048576 (1 MiB, Envoy's buffer limit) */
+  readonly retryBufferBytes?: number;
+  /** Longest upstream `Retry-After` a retry waits for; a longer one ends retrying. @defaultValue 10000 */
+  readonly maxRetryAfterMs?: number;
+  /** Mirrored requests in flight at most; more are dropped. @defaultValue 64 */
+  readonly maxMirrorsInFlight?: number;
+  /**
+   * What `istioctl analyze`-style findings (IST0101 missing subset or host, …) do to config.
+   * `advisory`: reported (logged once, in the `config` event) and applied — a route to a missing
+   * subset answers 503 NC at run time, as in Istio; `blocking`: error-level findings refuse the
+   * config as schema errors do; `off`: the analyzers do not run. Schema-invalid config is
+   * always refused as a whole.
+   * @defaultValue 'advisory'
+   */
+  readonly analysis?: AnalysisMode;
+  /** Watch config files for changes. @defaultValue true */
+  readonly watch?: boolean;
+  /**
+   * How request paths are normalized before the server side judges them (MeshConfig
+   * `pathNormalization`): `BASE` (RFC 3986 dot segments), `MERGE_SLASHES`, `DECODE_AND_MERGE_SLASHES`,
+   * or `NONE`. The app is handed the normalized path, so it routes on the path that was judged.
+   * @defaultValue 'BASE'
+   */
+  readonly pathNormalization?: PathNormalization;
+  /** The namespace whose policies apply to every workload (Istio's root namespace). @defaultValue 'istio-system' */
+  readonly rootNamespace?: string;
+  /**
+   * Where the mesh logs: rejected config and analysis findings (`warn`), config applied
+   * (`info`), control-plane connection changes. Any object with these methods — `console`, a
+   * pino or winston logger — works; `debug`, `info` and `error` are optional.
+   * @defaultValue warnings and errors to the console (console.warn, console.error)
+   */
+  readonly logger?: MeshLogger;
+  /** Time source (tests inject a manual clock). @defaultValue the system clock */
+  readonly clock?: Clock;
+  /** Randomness (tests inject a seeded one). @defaultValue Math.random */
+  readonly random?: Random;
+}
+
+/**
+ * What {@link Mesh.diagnostics} returns.
+ * @category Mesh
+ */
+export interface MeshDiagnostics {
+  readonly configVersion: string;
+  readonly configSource: ConfigOrigin | 'file';
+  /** Mirrored requests: sent, dropped (over `maxMirrorsInFlight` or too large to replay), failed, in flight. */
+  readonly mirrors: { readonly sent: number; readonly dropped: number; readonly failed: number; readonly inFlight: number };
+  /** The clusters calls (or mirrors, or explain) have used, with their endpoints. */
+  readonly clusters: readonly {
+    readonly name: string;
+    readonly endpoints: readonly { readonly endpoint: string; readonly active: number; readonly ejected: boolean; readonly ejectedForMs: number }[];
+  }[];
+}
+
+/**
+ * A logger: `console`, pino, winston or anything with these methods.
+ * @category Mesh
+ */
+export interface MeshLogger {
+  debug?(message: string): void;
+  info?(message: string): void;
+  warn(message: string): void;
+  error?(message: string): void;
+}
+
+/**
+ * Event `rejected`: new config was refused; the last good config keeps serving. The same event in both modes.
+ * @category Mesh
+ */
+export interface RejectedEvent {
+  readonly issues: readonly ConfigIssue[];
+  readonly error: ConfigError;
+}
+
+/**
+ * The events of a {@link Mesh}, with their payloads. The names are the same in embedded and
+ * control-plane mode.
+ *
+ * - `config`: a config is in use — at start (emitted on the next turn, so a listener added
+ *   right after `await createMesh(...)` sees it), after each applied change, and (control-plane
+ *   mode) when endpoints changed. Carries the version, where it came from, and its findings.
+ * - `rejected`: a change was refused (schema errors, or findings under `analysis: 'blocking'`).
+ * - `connected` / `disconnected`: the control-plane watch stream came up / went down
+ *   (control-plane mode only).
+ * - `ejected` / `returned`: outlier detection ejected an endpoint / let it back in.
+ * @category Mesh
+ */
+export interface MeshEvents {
+  config: [ConfigAppliedEvent];
+  rejected: [RejectedEvent];
+  connected: [ConnectedEvent];
+  disconnected: [DisconnectedEvent];
+  ejected: [OutboundEvent];
+  returned: [OutboundEvent];
+}
