@@ -77,6 +77,8 @@ describe('compileSnapshot: addressing a service (§6.19)', () => {
     { authority: 'reviews.default.svc', host: REVIEWS_FQDN },
     { authority: 'reviews.default.svc.cluster.local', host: REVIEWS_FQDN },
     { authority: 'reviews.default.svc.cluster.local:9080', host: REVIEWS_FQDN },
+    { authority: 'reviews.default.svc.cluster.local.', host: REVIEWS_FQDN },
+    { authority: 'reviews.default.svc.cluster.local.:9080', host: REVIEWS_FQDN },
     { authority: 'Reviews.Default:9080', host: REVIEWS_FQDN },
     { authority: 'reviews.shop', host: 'reviews.shop.svc.cluster.local' },
     { authority: 'reviews.shop:9080', host: 'reviews.shop.svc.cluster.local' },
