@@ -4,6 +4,7 @@
  * `istioctl analyze` testdata, routing cases) is one more entry here plus its differences.
  */
 import { runAnalysis } from './analysis.ts';
+import { runRouting } from './routing.ts';
 import type { CategoryRun } from './suite.ts';
 import { runValidation } from './validation.ts';
 
@@ -11,6 +12,7 @@ import { runValidation } from './validation.ts';
 export const CATEGORIES: Readonly<Record<string, () => CategoryRun>> = {
   validation: runValidation,
   analysis: runAnalysis,
+  routing: runRouting,
 };
 
 let cached: CategoryRun[] | undefined;

@@ -68,3 +68,11 @@ export interface AnalysisGridRow {
   /** Istio's expected messages: the message type, its code and level, and the resource (`Kind name` or `Kind ns/name`). */
   readonly expected: readonly { readonly message: string; readonly code: string; readonly level: string; readonly origin: string }[];
 }
+
+/** One of Istio's routing test tables, read from the Go source (rows as Istio's JSON). */
+export interface RoutingTable {
+  readonly source: string;
+  readonly test: string;
+  readonly line: number;
+  readonly rows: readonly ({ readonly line: number } & Record<string, unknown>)[];
+}
