@@ -84,23 +84,41 @@ export const conflictingHostsAnalyzer: Analyzer = {
         claims.push({ vs, index, host, scope });
       });
     }
+    // Candidate pairs, found through an index so that analysis stays near-linear: claims of the
+    // same host, and a wildcard claim with any claim its host overlaps (wildcards are few).
+    const pairs: [number, number][] = [];
+    const byHost = new Map<string, number[]>();
+    claims.forEach((c, i) => {
+      const list = byHost.get(c.host) ?? [];
+      for (const j of list) pairs.push([j, i]);
+      list.push(i);
+      byHost.set(c.host, list);
+    });
+    const wildcards = claims.map((c, i) => ({ c, i })).filter(({ c }) => c.host.startsWith('*'));
+    for (const { c: w, i } of wildcards) {
+      claims.forEach((c, j) => {
+        if (c.host === w.host || !hostsOverlap(w.host, c.host)) return;
+        // Two wildcards overlapping each other are found from both sides: keep one.
+        if (c.host.startsWith('*') && j < i) return;
+        pairs.push(i < j ? [i, j] : [j, i]);
+      });
+    }
+    pairs.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
     const found = new Map<Resource<'VirtualService'>, Conflict[]>();
     const add = (c: Claim, text: string) => {
       const list = found.get(c.vs) ?? [];
       list.push({ index: c.index, text });
       found.set(c.vs, list);
     };
-    // Claims are sorted oldest first, so for a pair (i < j) the i-th VirtualService is the older one.
-    for (let i = 0; i < claims.length; i++) {
+    // Claims are sorted oldest first, so in a pair (i < j) the i-th VirtualService is the older one.
+    for (const [i, j] of pairs) {
       const a = claims[i] as Claim;
-      for (let j = i + 1; j < claims.length; j++) {
-        const b = claims[j] as Claim;
-        if (a.vs === b.vs) continue;
-        const overlap = conflicts(a, b);
-        if (overlap === undefined) continue;
-        add(a, describe(a, b, overlap, true));
-        add(b, describe(b, a, overlap, false));
-      }
+      const b = claims[j] as Claim;
+      if (a.vs === b.vs) continue;
+      const overlap = conflicts(a, b);
+      if (overlap === undefined) continue;
+      add(a, describe(a, b, overlap, true));
+      add(b, describe(b, a, overlap, false));
     }
     for (const [vs, list] of found) {
       const first = Math.min(...list.map((c) => c.index));
