@@ -77,6 +77,8 @@ describe('compileSnapshot: addressing a service (§6.19)', () => {
     { authority: 'reviews.default.svc', host: REVIEWS_FQDN },
     { authority: 'reviews.default.svc.cluster.local', host: REVIEWS_FQDN },
     { authority: 'reviews.default.svc.cluster.local:9080', host: REVIEWS_FQDN },
+    { authority: 'reviews.default.svc.cluster.local.', host: REVIEWS_FQDN },
+    { authority: 'reviews.default.svc.cluster.local.:9080', host: REVIEWS_FQDN },
     { authority: 'Reviews.Default:9080', host: REVIEWS_FQDN },
     { authority: 'reviews.shop', host: 'reviews.shop.svc.cluster.local' },
     { authority: 'reviews.shop:9080', host: 'reviews.shop.svc.cluster.local' },
@@ -107,6 +109,16 @@ describe('compileSnapshot: addressing a service (§6.19)', () => {
     assert.equal(only.routes.virtualHost('reviews'), undefined);
     assert.equal(only.routes.route(req('reviews:9080'), 0), undefined);
     assert.equal(only.routes.virtualHost('reviews.shop')?.host, 'reviews.shop.svc.cluster.local');
+  });
+
+  it('a VirtualService for the literal host reviews.default takes that name from the service reviews.default.svc.cluster.local (Istio: "virtual service conflict")', () => {
+    const literal = vs('literal', `hosts: [reviews.default]\nhttp:\n- route: [{destination: {host: ratings}}]`);
+    const s = compile([REVIEWS, RATINGS, literal]);
+    assert.equal(decide(s, req('reviews.default')).target?.host, 'ratings.default.svc.cluster.local');
+    assert.equal(decide(s, req('reviews.default:9080')).target?.host, 'ratings.default.svc.cluster.local');
+    // The service keeps its other names.
+    assert.equal(decide(s, req('reviews:9080')).target?.host, REVIEWS_FQDN);
+    assert.equal(decide(s, req('reviews.default.svc:9080')).target?.host, REVIEWS_FQDN);
   });
 
   it('a known host where no rule matches gives NO_ROUTE', () => {

@@ -357,6 +357,13 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
     .sort(byAge)
     .map((vs) => ({ vs, hosts: (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace)) }));
   const vsIndex = new VirtualServiceIndex(vss);
+  // Names a VirtualService claims for a host no service declares (e.g. `test.default`, taken
+  // literally): Istio leaves them out of the services' generated names, so they reach the
+  // VirtualService rather than the service whose short form they also are.
+  const claimed = new Set<string>();
+  for (const { vs, hosts } of vss) {
+    for (const h of hosts) if (!isWildcard(h) && !registry.byHost.has(h) && vsIndex.find(h) === vs) for (const n of aliasesFor(h, wl.namespace)) claimed.add(n);
+  }
   const vhosts: VirtualHost[] = [];
   const covered = new Set<string>();
   const visibleServices = registry.services.filter((s) => registry.lookup(s.hostname, wl.namespace) === s);
@@ -368,7 +375,7 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
     for (const p of ports) {
       const port = p?.number;
       const routes = vs !== undefined ? compiler.routes(vs, port) : p !== undefined ? [compiler.defaultRoute(svc, p)] : [];
-      const names = serviceNames(svc, wl.namespace);
+      const names = serviceNames(svc, wl.namespace).filter((n) => n === svc.hostname || !claimed.has(n));
       const domains: string[] = [];
       for (const n of names) {
         if (port === undefined) domains.push(n, `${n}:*`);

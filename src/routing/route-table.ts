@@ -231,8 +231,7 @@ export class RouteTable {
   }
 
   #slowVirtualHost(authority: string, scheme: string): VirtualHost | undefined {
-    let a = authority.toLowerCase();
-    if (a.endsWith('.')) a = a.slice(0, -1);
+    const a = authority.toLowerCase();
     let host = a;
     let port: number | undefined;
     const colon = a.lastIndexOf(':');
@@ -240,6 +239,8 @@ export class RouteTable {
       host = a.slice(0, colon);
       port = Number(a.slice(colon + 1));
     }
+    // An absolute name (`reviews.default.svc.cluster.local.`, with or without a port) is the same host (Istio adds the FQDN with a dot as a domain).
+    if (host.endsWith('.')) host = host.slice(0, -1);
     const defaultPort = scheme === 'https' ? 443 : 80;
     const p = port ?? defaultPort;
     const hit = this.#byDomain.get(`${host}:${p}`) ?? (port === undefined || port === defaultPort ? this.#byDomain.get(host) : undefined) ?? this.#byDomain.get(`${host}:*`);

@@ -20,7 +20,7 @@ spec:
     - destination: {host: reviews}
 `;
 
-/** Two mesh VirtualServices for one host (MESHLET0101), the newer one first in the file. */
+/** Two mesh VirtualServices for one host (IST0109), the newer one first in the file. */
 const SHADOW = ['new', 'old']
   .map(
     (age) => `apiVersion: networking.istio.io/v1
@@ -104,21 +104,22 @@ describe('meshlet validate: standard input, -o json|yaml, exit codes', () => {
     assert.match(legacy.stderr, /--json is deprecated; use -o json/);
   });
 
-  it('a VirtualService shadowing another for the same host: a warning on each, naming both and the winner; exit 0', () => {
+  it('a VirtualService shadowing another for the same host: IST0109 (an error, as in istioctl analyze) on each, naming both and the one used; exit 1', () => {
     const r = meshlet(['validate', BOOKINFO, '-', '-o', 'json'], { input: SHADOW });
-    assert.equal(r.code, 0, r.stdout);
+    assert.equal(r.code, 1, r.stdout);
     const doc = JSON.parse(r.stdout);
-    const found = doc.issues.filter((i: { code: string }) => i.code === 'MESHLET0101');
+    const found = doc.issues.filter((i: { code: string }) => i.code === 'IST0109');
+    const advice = '. Istio calls this undefined behaviour; merge them into one VirtualService';
     assert.deepEqual(
       found.map((i: { level: string; resource: string; file: string; line: number; message: string }) => [i.level, i.resource, i.file, i.line, i.message]),
       [
-        ['warning', 'VirtualService default/shadow-new', '<stdin>', 5, 'host shadow.example.com is also claimed by VirtualService default/shadow-old (first wins; this one is ignored for that host)'],
-        ['warning', 'VirtualService default/shadow-old', '<stdin>', 14, 'host shadow.example.com is also claimed by VirtualService default/shadow-new, which is ignored for that host (first wins: this one)'],
+        ['error', 'VirtualService default/shadow-old', '<stdin>', 14, `host shadow.example.com is also claimed by VirtualService default/shadow-new (newer: it is ignored for that host)${advice}`],
+        ['error', 'VirtualService default/shadow-new', '<stdin>', 5, `host shadow.example.com is also claimed by VirtualService default/shadow-old (older: this one is ignored for that host)${advice}`],
       ],
     );
     const human = meshlet(['validate', BOOKINFO, '-'], { input: SHADOW });
-    assert.equal(human.code, 0);
-    assert.match(human.stdout, /^warning <stdin>: VirtualService default\/shadow-old: spec\.hosts\[0\]: host shadow\.example\.com is also claimed by VirtualService default\/shadow-new, which is ignored for that host \(first wins: this one\) \(line 14\)$/m);
-    assert.match(human.stdout, /0 error\(s\), 2 warning\(s\)/);
+    assert.equal(human.code, 1);
+    assert.match(human.stdout, /^error +IST0109 <stdin>: VirtualService default\/shadow-old: spec\.hosts\[0\]: host shadow\.example\.com is also claimed by VirtualService default\/shadow-new \(newer: it is ignored for that host\)\. Istio calls this undefined behaviour; merge them into one VirtualService \(line 14\)$/m);
+    assert.match(human.stdout, /2 error\(s\), 0 warning\(s\)/);
   });
 });

@@ -27,4 +27,17 @@ export const differences: Readonly<Record<string, Difference>> = {
   'validation/TestValidateHTTPRoute/mirrors valid mirror percentage': { reason: NULL_MATCH },
   'validation/TestValidateDelegateHTTPRoute/match with nil element': { reason: NULL_MATCH },
   'validation/TestValidateDelegateHTTPRoute/valid mirror percentage': { reason: NULL_MATCH },
+
+  'analysis/dupmatches/VirtualService default/uri-with-prefix-exact': {
+    reason:
+      'The rule\'s first match block is `uri: {prefix: "/"}`, which matches every request, so its second block (`uri: {exact: "/"}, method: GET`) ' +
+      "is never used; meshlet reports that (IST0131, info). Istio's overlap check (genMatchHTTPRoutes/coveredValidation) compares prefix matches " +
+      'with prefix matches only, so an exact URI after a prefix is never compared and Istio says nothing.',
+  },
+  'analysis/dupmatches/VirtualService default/overlapping-in-two-matches': {
+    reason:
+      'Rule 1 (`prefix /api/v1/products`, GET) can never match: rule 0 (`prefix /api/v1/product`, GET) takes every request it would. Both report its ' +
+      'match block as ineffective (IST0131); meshlet also reports the rule as unreachable (IST0130, warning), which Istio does only when every block ' +
+      'is an exact duplicate of an earlier one, not when earlier blocks cover it.',
+  },
 };

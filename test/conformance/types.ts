@@ -51,3 +51,28 @@ export interface ExcludedTable {
 
 /** The Istio commit the cases were taken from. */
 export const ISTIO_COMMIT = '86c9f01fd73';
+
+/** One row of Istio's analyzer test grid (`testGrid` in analyzers_test.go). */
+export interface AnalysisGridRow {
+  /** The row's name (not unique in Istio's grid). */
+  readonly name: string;
+  /** Line of the row in analyzers_test.go. */
+  readonly line: number;
+  /** The analyzer as written in the row: `pkg.Type` (or a call). */
+  readonly analyzer: string;
+  /** Input files, relative to pkg/config/analysis/analyzers (`testdata/….yaml`). */
+  readonly inputFiles: readonly string[];
+  readonly meshConfigFile?: string;
+  readonly meshNetworksFile?: string;
+  readonly skipAll?: boolean;
+  /** Istio's expected messages: the message type, its code and level, and the resource (`Kind name` or `Kind ns/name`). */
+  readonly expected: readonly { readonly message: string; readonly code: string; readonly level: string; readonly origin: string }[];
+}
+
+/** One of Istio's routing test tables, read from the Go source (rows as Istio's JSON). */
+export interface RoutingTable {
+  readonly source: string;
+  readonly test: string;
+  readonly line: number;
+  readonly rows: readonly ({ readonly line: number } & Record<string, unknown>)[];
+}

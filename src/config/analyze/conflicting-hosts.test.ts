@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { analysisFindings } from '../../../test/helpers/config.ts';
 
-const findings = (yaml: string): string[] => analysisFindings(yaml, 'MESHLET0101', true);
+const findings = (yaml: string): string[] => analysisFindings(yaml, 'IST0109', true);
 
 const SERVICES = `
 apiVersion: networking.istio.io/v1
@@ -50,7 +50,9 @@ function config(...docs: string[]): string {
   return [SERVICES, ...docs].join('\n---\n');
 }
 
-describe('MESHLET0101 conflicting mesh VirtualService hosts', () => {
+const ADVICE = '. Istio calls this undefined behaviour; merge them into one VirtualService';
+
+describe('IST0109 conflicting mesh VirtualService hosts', () => {
   const cases: { name: string; yaml: string; expect: string[] }[] = [
     {
       name: 'one VirtualService per host (Bookinfo): clean',
@@ -58,27 +60,27 @@ describe('MESHLET0101 conflicting mesh VirtualService hosts', () => {
       expect: [],
     },
     {
-      name: 'a newer VirtualService for reviews: the older one wins, whatever the file order',
+      name: 'a newer VirtualService for reviews: the older one wins, whatever the file order; both are told, as errors',
       yaml: config(vs('reviews', { created: '2025-06-01T00:00:00Z' }), vs('reviews-old', { created: '2025-01-01T00:00:00Z' })),
       expect: [
-        'warning VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-old (first wins; this one is ignored for that host)',
-        'warning VirtualService default/reviews-old spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews, which is ignored for that host (first wins: this one)',
+        `error VirtualService default/reviews-old spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (newer: it is ignored for that host)${ADVICE}`,
+        `error VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-old (older: this one is ignored for that host)${ADVICE}`,
       ],
     },
     {
       name: 'without timestamps, file order decides; a short name and an FQDN are the same host',
       yaml: config(vs('reviews'), vs('reviews-canary', { hosts: '[ratings, reviews.default.svc.cluster.local]' })),
       expect: [
-        'warning VirtualService default/reviews-canary spec.hosts[1]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (first wins; this one is ignored for that host)',
-        'warning VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-canary, which is ignored for that host (first wins: this one)',
+        `error VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-canary (newer: it is ignored for that host)${ADVICE}`,
+        `error VirtualService default/reviews-canary spec.hosts[1]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (older: this one is ignored for that host)${ADVICE}`,
       ],
     },
     {
       name: 'gateways: [mesh] is bound to the mesh too',
       yaml: config(vs('reviews'), vs('reviews-mesh', { extra: '\n  gateways: [mesh]' })),
       expect: [
-        'warning VirtualService default/reviews-mesh spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (first wins; this one is ignored for that host)',
-        'warning VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-mesh, which is ignored for that host (first wins: this one)',
+        `error VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-mesh (newer: it is ignored for that host)${ADVICE}`,
+        `error VirtualService default/reviews-mesh spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (older: this one is ignored for that host)${ADVICE}`,
       ],
     },
     {
@@ -88,18 +90,20 @@ describe('MESHLET0101 conflicting mesh VirtualService hosts', () => {
         vs('reviews-frontend', { namespace: 'frontend', hosts: '[reviews.default.svc.cluster.local]', extra: '\n  exportTo: ["."]' }),
       ),
       expect: [
-        'warning VirtualService frontend/reviews-frontend spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (first wins; this one is ignored for that host in namespace frontend)',
-        'warning VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService frontend/reviews-frontend, which is ignored for that host in namespace frontend (first wins: this one)',
+        `error VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService frontend/reviews-frontend (newer: it is ignored for that host in namespace frontend)${ADVICE}`,
+        `error VirtualService frontend/reviews-frontend spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (older: this one is ignored for that host in namespace frontend)${ADVICE}`,
       ],
     },
     {
-      name: 'three claims: the oldest is told about both later ones, each later one names the oldest',
+      name: 'three claims: one finding per VirtualService, naming each other one and which of the two is used',
       yaml: config(vs('reviews'), vs('reviews-b', { hosts: '[ratings, reviews]' }), vs('reviews-c')),
       expect: [
-        'warning VirtualService default/reviews-b spec.hosts[1]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (first wins; this one is ignored for that host)',
-        'warning VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-b, which is ignored for that host (first wins: this one)',
-        'warning VirtualService default/reviews-c spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (first wins; this one is ignored for that host)',
-        'warning VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-c, which is ignored for that host (first wins: this one)',
+        'error VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-b (newer: it is ignored for that host); ' +
+          `host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-c (newer: it is ignored for that host)${ADVICE}`,
+        `error VirtualService default/reviews-b spec.hosts[1]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (older: this one is ignored for that host); ` +
+          `host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-c (newer: it is ignored for that host)${ADVICE}`,
+        'error VirtualService default/reviews-c spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (older: this one is ignored for that host); ' +
+          `host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-b (older: this one is ignored for that host)${ADVICE}`,
       ],
     },
     {
@@ -116,9 +120,28 @@ describe('MESHLET0101 conflicting mesh VirtualService hosts', () => {
       expect: [],
     },
     {
-      name: 'a wildcard host next to an exact one: clean (the exact host is more specific)',
+      name: 'a wildcard host next to an exact one, both exported everywhere: clean (the exact host is more specific)',
       yaml: config(vs('reviews'), vs('default-routes', { hosts: '["*.default.svc.cluster.local"]' })),
       expect: [],
+    },
+    {
+      name: 'overlapping wildcards, one exported to its namespace and one everywhere: a conflict, as Istio reports it',
+      yaml: config(
+        vs('productpage-d', { namespace: 'foo', hosts: '["*.productpage.d"]', extra: '\n  exportTo: ["."]' }),
+        vs('productpage-d', { namespace: 'bar', hosts: '["*.d"]', extra: '\n  exportTo: ["*"]' }),
+      ),
+      expect: [
+        `error VirtualService foo/productpage-d spec.hosts[0]: host *.productpage.d overlaps host *.d of VirtualService bar/productpage-d: for hosts both match, the more specific one is used in namespace foo${ADVICE}`,
+        `error VirtualService bar/productpage-d spec.hosts[0]: host *.d overlaps host *.productpage.d of VirtualService foo/productpage-d: for hosts both match, the more specific one is used in namespace foo${ADVICE}`,
+      ],
+    },
+    {
+      name: 'the same wildcard in two namespaces, both exported everywhere: a conflict',
+      yaml: config(vs('productpage', { namespace: 'foo', hosts: '["*.productpage"]' }), vs('productpage', { namespace: 'bar', hosts: '["*.productpage"]' })),
+      expect: [
+        `error VirtualService foo/productpage spec.hosts[0]: host *.productpage is also claimed by VirtualService bar/productpage (newer: it is ignored for that host)${ADVICE}`,
+        `error VirtualService bar/productpage spec.hosts[0]: host *.productpage is also claimed by VirtualService foo/productpage (older: this one is ignored for that host)${ADVICE}`,
+      ],
     },
   ];
   for (const c of cases) {

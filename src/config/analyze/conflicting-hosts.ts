@@ -1,20 +1,30 @@
 /**
- * Two mesh VirtualServices claiming one host (`MESHLET0101`). Istio's analyzer reports this
- * as `IST0109` (undefined behaviour) on every VirtualService involved; meshlet's route compiler
- * is deterministic: the oldest VirtualService wins the host, and the later one is ignored for
- * it wherever both are visible. Both are told, each naming the other and which one wins, so a
- * change to either (`meshlet apply` of the newer or of the older one) carries the warning.
+ * Mesh VirtualServices that claim the same host (`IST0109`
+ * ConflictingMeshGatewayVirtualServiceHosts, as Istio's `ConflictingMeshGatewayHostsAnalyzer`
+ * reports it). Istio calls the behaviour undefined; meshlet's route compiler is deterministic —
+ * for one host the oldest VirtualService wins and the later one is ignored for it, and between a
+ * wildcard and a narrower host the more specific one is used — and says so in the finding.
  *
  * @module
  */
-import { resolveHost } from '../hosts.ts';
+import { hostsOverlap, resolveHost } from '../hosts.ts';
+import type { FieldPath } from '../issues.ts';
 import { byAge, type Resource } from '../resource.ts';
 import { appliesToMesh, exportScope, scopeIsEmpty, scopeOverlap, type Analyzer, type ExportScope } from './context.ts';
 
 interface Claim {
   readonly vs: Resource<'VirtualService'>;
+  /** Index of the host in `spec.hosts`. */
   readonly index: number;
+  /** The host, resolved against the VirtualService's namespace. */
+  readonly host: string;
   readonly scope: ExportScope;
+}
+
+/** One conflict of a VirtualService: its host entry, the other VirtualService and what meshlet does. */
+interface Conflict {
+  readonly index: number;
+  readonly text: string;
 }
 
 function where(overlap: ExportScope): string {
@@ -23,50 +33,97 @@ function where(overlap: ExportScope): string {
   return ` in namespace${names.length === 1 ? '' : 's'} ${names.join(', ')}`;
 }
 
+function name(vs: Resource<'VirtualService'>): string {
+  return `${vs.metadata.namespace}/${vs.metadata.name}`;
+}
+
 /**
- * `MESHLET0101`: a VirtualService bound to the mesh claims a host (after short-name
- * resolution) that an older mesh VirtualService visible to some of the same namespaces
- * already claims. Reported on the later one, at the host entry, naming the winner; and on the
- * winner, at its host entry, naming the one it shadows.
+ * Whether two claims conflict, as Istio's analyzer decides: the same host where both are
+ * visible, or — between a VirtualService exported to some namespaces and one exported to every
+ * namespace — hosts that overlap (`*.productpage.d` and `*.d`). Two VirtualServices exported
+ * everywhere with a wildcard and a narrower host (`*.example.com` and `api.example.com`, the
+ * common override) are not a conflict for Istio, nor for meshlet: the more specific host wins.
+ */
+function conflicts(a: Claim, b: Claim): ExportScope | undefined {
+  const overlap = scopeOverlap(a.scope, b.scope);
+  if (scopeIsEmpty(overlap)) return undefined;
+  if (a.host === b.host) return overlap;
+  if ((a.scope === 'all') !== (b.scope === 'all') && hostsOverlap(a.host, b.host)) return overlap;
+  return undefined;
+}
+
+/** What meshlet does with two conflicting claims, told from `self`'s side. */
+function describe(self: Claim, other: Claim, overlap: ExportScope, selfWins: boolean): string {
+  const them = `VirtualService ${name(other.vs)}`;
+  if (self.host === other.host) {
+    const outcome = selfWins ? `newer: it is ignored for that host${where(overlap)}` : `older: this one is ignored for that host${where(overlap)}`;
+    return `host ${self.host} is also claimed by ${them} (${outcome})`;
+  }
+  return `host ${self.host} overlaps host ${other.host} of ${them}: for hosts both match, the more specific one is used${where(overlap)}`;
+}
+
+/**
+ * `IST0109`: a VirtualService bound to the mesh claims a host another mesh VirtualService claims
+ * where both are visible (short names resolved, `exportTo` scopes intersected). Reported once on
+ * every VirtualService involved, at its first conflicting host entry, naming every VirtualService
+ * it conflicts with and which one meshlet uses.
  */
 export const conflictingHostsAnalyzer: Analyzer = {
   name: 'virtualservice.conflicting-hosts',
-  codes: ['MESHLET0101'],
-  description: 'mesh VirtualServices that claim the same host (the oldest wins)',
+  codes: ['IST0109'],
+  description: 'mesh VirtualServices that claim the same host (meshlet: the oldest wins)',
   analyze(ctx, issues) {
-    const claims = new Map<string, Claim[]>();
+    const claims: Claim[] = [];
     for (const vs of [...ctx.virtualServices].filter(appliesToMesh).sort(byAge)) {
       const scope = exportScope(vs.spec.exportTo, vs.metadata.namespace);
-      const mine = new Set<string>();
+      const seen = new Set<string>();
       (vs.spec.hosts ?? []).forEach((h, index) => {
         const host = resolveHost(h, vs.metadata.namespace);
-        if (mine.has(host)) return;
-        mine.add(host);
-        const earlier = claims.get(host) ?? [];
-        for (const c of earlier) {
-          const overlap = scopeOverlap(c.scope, scope);
-          if (scopeIsEmpty(overlap)) continue;
-          const winner = c.vs.ref.replace(/^VirtualService /, '');
-          const loser = vs.ref.replace(/^VirtualService /, '');
-          issues.at(
-            vs,
-            ['spec', 'hosts', index],
-            'warning',
-            `host ${host} is also claimed by VirtualService ${winner} (first wins; this one is ignored for that host${where(overlap)})`,
-            'MESHLET0101',
-          );
-          issues.at(
-            c.vs,
-            ['spec', 'hosts', c.index],
-            'warning',
-            `host ${host} is also claimed by VirtualService ${loser}, which is ignored for that host${where(overlap)} (first wins: this one)`,
-            'MESHLET0101',
-          );
-          break;
-        }
-        earlier.push({ vs, index, scope });
-        claims.set(host, earlier);
+        if (seen.has(host)) return;
+        seen.add(host);
+        claims.push({ vs, index, host, scope });
       });
+    }
+    // Candidate pairs, found through an index so that analysis stays near-linear: claims of the
+    // same host, and a wildcard claim with any claim its host overlaps (wildcards are few).
+    const pairs: [number, number][] = [];
+    const byHost = new Map<string, number[]>();
+    claims.forEach((c, i) => {
+      const list = byHost.get(c.host) ?? [];
+      for (const j of list) pairs.push([j, i]);
+      list.push(i);
+      byHost.set(c.host, list);
+    });
+    const wildcards = claims.map((c, i) => ({ c, i })).filter(({ c }) => c.host.startsWith('*'));
+    for (const { c: w, i } of wildcards) {
+      claims.forEach((c, j) => {
+        if (c.host === w.host || !hostsOverlap(w.host, c.host)) return;
+        // Two wildcards overlapping each other are found from both sides: keep one.
+        if (c.host.startsWith('*') && j < i) return;
+        pairs.push(i < j ? [i, j] : [j, i]);
+      });
+    }
+    pairs.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+    const found = new Map<Resource<'VirtualService'>, Conflict[]>();
+    const add = (c: Claim, text: string) => {
+      const list = found.get(c.vs) ?? [];
+      list.push({ index: c.index, text });
+      found.set(c.vs, list);
+    };
+    // Claims are sorted oldest first, so in a pair (i < j) the i-th VirtualService is the older one.
+    for (const [i, j] of pairs) {
+      const a = claims[i] as Claim;
+      const b = claims[j] as Claim;
+      if (a.vs === b.vs) continue;
+      const overlap = conflicts(a, b);
+      if (overlap === undefined) continue;
+      add(a, describe(a, b, overlap, true));
+      add(b, describe(b, a, overlap, false));
+    }
+    for (const [vs, list] of found) {
+      const first = Math.min(...list.map((c) => c.index));
+      const path: FieldPath = ['spec', 'hosts', first];
+      issues.at(vs, path, 'error', `${list.map((c) => c.text).join('; ')}. Istio calls this undefined behaviour; merge them into one VirtualService`, 'IST0109');
     }
   },
 };

@@ -153,13 +153,34 @@ export interface ServiceLookup {
 }
 
 /**
+ * The namespaces where a resource that refers to a host is used, for checking that the host is
+ * visible there, as Istio's analyzers decide (`GetDestinationHost`): the namespaces of its
+ * `exportTo` (`.` is its own namespace; `*` asks for a host exported everywhere), or its own
+ * namespace when `exportTo` is unset.
+ */
+function usedIn(exportTo: readonly string[] | undefined, namespace: string): readonly string[] {
+  if (exportTo === undefined || exportTo.length === 0) return [namespace];
+  return exportTo.map((e) => (e === '.' ? namespace : e));
+}
+
+/** Whether a service is visible in `namespace` (`*`: visible in every namespace). */
+function visibleIn(s: Service, namespace: string): boolean {
+  if (namespace === '*') return exportScope(s.exportTo, s.namespace) === 'all';
+  if (namespace === '~') return false;
+  return isVisible(s.exportTo, s.namespace, namespace);
+}
+
+/**
  * Finds the service for a resolved `host` referenced by a resource in `namespace` with
  * `exportTo`: an exact declaration first, then the most specific wildcard ServiceEntry host.
- * A service counts as found if some namespace sees both it and the referring resource.
+ * A service counts as found when it is exported to every namespace, or to one of the namespaces
+ * where the referring resource is used (its `exportTo`, or its own namespace when unset), as
+ * Istio's analyzers decide: a VirtualService exported only to `bogus` routes nothing in its own
+ * namespace, and its destination must be visible in `bogus`.
  */
 export function findService(registry: ServiceRegistry, host: string, namespace: string, exportTo?: readonly string[]): ServiceLookup {
-  const referrer = exportScope(exportTo, namespace);
-  const seen = (s: Service) => isVisible(s.exportTo, s.namespace, namespace) || !scopeIsEmpty(scopeOverlap(referrer, exportScope(s.exportTo, s.namespace)));
+  const where = usedIn(exportTo, namespace);
+  const seen = (s: Service) => exportScope(s.exportTo, s.namespace) === 'all' || where.some((ns) => visibleIn(s, ns));
   const exact = registry.byHost.get(host) ?? [];
   const wild = registry.services
     .filter((s) => s.hostname !== host && hostMatches(s.hostname, host))
@@ -169,4 +190,3 @@ export function findService(registry: ServiceRegistry, host: string, namespace: 
   if (service !== undefined) return { service };
   return candidates.length > 0 ? { hidden: candidates[0] } : {};
 }
-

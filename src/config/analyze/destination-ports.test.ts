@@ -44,14 +44,14 @@ describe('IST0112 destination port required', () => {
       name: 'a route to a two-port service without a port',
       yaml: vs('httpbin', `  - route:
     - destination: {host: httpbin}`),
-      expect: ['warning spec.http[0].route[0].destination.port: destination httpbin.default.svc.cluster.local exposes several ports (8000, 8080) but names none; set destination.port (meshlet otherwise uses the port the request was sent to)'],
+      expect: ['error spec.http[0].route[0].destination.port: destination httpbin.default.svc.cluster.local exposes several ports (8000, 8080) but names none; set destination.port (otherwise the port the request was sent to is used, which the destination may not have)'],
     },
     {
       name: 'a mirror to a two-port service without a port',
       yaml: vs('reviews', `  - route:
     - destination: {host: reviews}
     mirror: {host: httpbin}`),
-      expect: ['warning spec.http[0].mirror.port: destination httpbin.default.svc.cluster.local exposes several ports (8000, 8080) but names none; set destination.port (meshlet otherwise uses the port the request was sent to)'],
+      expect: ['error spec.http[0].mirror.port: destination httpbin.default.svc.cluster.local exposes several ports (8000, 8080) but names none; set destination.port (otherwise the port the request was sent to is used, which the destination may not have)'],
     },
     {
       name: 'the same route naming port 8000: clean',

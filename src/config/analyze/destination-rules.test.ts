@@ -139,6 +139,54 @@ spec:
       expect: ['error spec.subsets[1].labels: subset "v2" selects no endpoints of details.default.svc.cluster.local: none has labels version=v2 (endpoints have version=v1); requests routed to it get 503 no healthy upstream'],
     },
     {
+      // Istio's DestinationRuleSubsetsWithTopologyLabels row, with its Pod (on a node in us-west-1/us-west-1a) as a WorkloadEntry.
+      name: 'topology labels from the locality select endpoints (Istio: DestinationRuleSubsetsWithTopologyLabels): clean',
+      yaml: [
+        `apiVersion: v1
+kind: Service
+metadata: {name: httpbin}
+spec:
+  ports: [{name: http, port: 8000}]
+  selector: {app: httpbin}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: httpbin-pod}
+spec:
+  address: 10.0.4.1
+  labels: {app: httpbin, version: v1}
+  locality: us-west-1/us-west-1a`,
+        dr(
+          'subsets-with-topology-labels',
+          '  host: httpbin.default.svc.cluster.local\n  subsets:\n  - {name: region-us-west, labels: {topology.kubernetes.io/region: us-west-1}}\n  - {name: zone-us-west-1a, labels: {topology.kubernetes.io/zone: us-west-1a}}\n  - {name: app-v1, labels: {version: v1}}\n  - {name: mixed-labels, labels: {version: v1, topology.kubernetes.io/region: us-west-1}}',
+        ),
+      ].join('\n---\n'),
+      expect: [],
+    },
+    {
+      // Istio's DestinationRuleEmptyTopologyLabels row: a node without a region gives the Pod no region label, and "" matches nothing.
+      name: 'an empty topology label value selects nothing (Istio: DestinationRuleEmptyTopologyLabels)',
+      yaml: [
+        `apiVersion: v1
+kind: Service
+metadata: {name: httpbin}
+spec:
+  ports: [{name: http, port: 8000}]
+  selector: {app: httpbin}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: httpbin-pod}
+spec:
+  address: 10.0.4.1
+  labels: {app: httpbin, version: v1}`,
+        dr('empty-topology-labels', '  host: httpbin.default.svc.cluster.local\n  subsets:\n  - {name: empty-region, labels: {topology.kubernetes.io/region: ""}}\n  - {name: app-v1, labels: {version: v1}}'),
+      ].join('\n---\n'),
+      expect: [
+        'error spec.subsets[0].labels: subset "empty-region" selects no endpoints of httpbin.default.svc.cluster.local: none has labels topology.kubernetes.io/region= (no endpoint has label topology.kubernetes.io/region); requests routed to it get 503 no healthy upstream',
+      ],
+    },
+    {
       name: 'a subset without labels: clean',
       yaml: config(dr('ratings', '  host: ratings\n  subsets: [{name: all}]')),
       expect: [],

@@ -112,7 +112,7 @@ describe('IST0101 ReferencedResourceNotFound', () => {
       yaml: config(reviewsVs(`  - route:
     - destination: {host: reviewz, subset: v1}`)),
       expect: [
-        'error spec.http[0].route[0].destination.host: referenced host "reviewz" (reviewz.default.svc.cluster.local) not found: no ServiceEntry declares it',
+        'error spec.http[0].route[0].destination.host: referenced host "reviewz" (reviewz.default.svc.cluster.local) not found: no ServiceEntry or Service declares it',
         'error spec.http[0].route[0].destination.subset: referenced subset "v1" of host reviewz.default.svc.cluster.local is not defined by any DestinationRule',
       ],
     },
@@ -126,8 +126,8 @@ describe('IST0101 ReferencedResourceNotFound', () => {
     mirrors:
     - destination: {host: reviews-canary}`)),
       expect: [
-        'error spec.http[0].mirror.host: referenced mirror host "reviews-shadow.default.svc.cluster.local" not found: no ServiceEntry declares it',
-        'error spec.http[1].mirrors[0].destination.host: referenced mirror host "reviews-canary" (reviews-canary.default.svc.cluster.local) not found: no ServiceEntry declares it',
+        'error spec.http[0].mirror.host: referenced mirror host "reviews-shadow.default.svc.cluster.local" not found: no ServiceEntry or Service declares it',
+        'error spec.http[1].mirrors[0].destination.host: referenced mirror host "reviews-canary" (reviews-canary.default.svc.cluster.local) not found: no ServiceEntry or Service declares it',
       ],
     },
     {
@@ -160,7 +160,69 @@ spec:
   - route:
     - destination: {host: payments.backend.svc.cluster.local}`,
       ),
-      expect: ['error spec.http[0].route[0].destination.host: referenced host "payments.backend.svc.cluster.local" not found: ServiceEntry backend/payments declares it but is not exported to namespace default'],
+      expect: ['error spec.http[0].route[0].destination.host: referenced host "payments.backend.svc.cluster.local" not found: ServiceEntry backend/payments declares it but is not exported to namespace default (this VirtualService\'s exportTo)'],
+    },
+    {
+      name: 'a host exported only to another namespace than the VirtualService: not found (Istio: istio-system/cross-namespace-details)',
+      yaml: config(
+        `apiVersion: v1
+kind: Service
+metadata: {name: details, namespace: default, annotations: {networking.istio.io/exportTo: banana}}
+spec:
+  ports: [{port: 9080, name: http}]
+  selector: {app: details}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: cross-namespace-details, namespace: istio-system}
+spec:
+  hosts: [details]
+  http:
+  - route:
+    - destination: {host: details.default.svc.cluster.local}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: banana-details, namespace: banana}
+spec:
+  hosts: [details]
+  http:
+  - route:
+    - destination: {host: details.default.svc.cluster.local}`,
+      ),
+      expect: ['error spec.http[0].route[0].destination.host: referenced host "details.default.svc.cluster.local" not found: Service default/details declares it but is not exported to namespace istio-system'],
+    },
+    {
+      name: "a VirtualService exported where its destination is not: not found, although its own namespace sees it (Istio: hello/hello-export-to-bogus)",
+      yaml: config(
+        `apiVersion: v1
+kind: Service
+metadata: {name: hello, namespace: hello, annotations: {networking.istio.io/exportTo: "hello1,hello2,."}}
+spec:
+  ports: [{port: 9080, name: http}]
+  selector: {app: hello}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: hello-export-to-bogus, namespace: hello}
+spec:
+  hosts: [hello]
+  exportTo: [bogus]
+  http:
+  - route:
+    - destination: {host: hello.hello.svc.cluster.local}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: hello-2, namespace: hello}
+spec:
+  hosts: [hello-2]
+  exportTo: [hello1, bogus]
+  http:
+  - route:
+    - destination: {host: hello.hello.svc.cluster.local}`,
+      ),
+      expect: ['error spec.http[0].route[0].destination.host: referenced host "hello.hello.svc.cluster.local" not found: Service hello/hello declares it but is not exported to namespace bogus (this VirtualService\'s exportTo)'],
     },
     {
       name: 'a subset defined in the service namespace, but a DestinationRule in the client namespace wins',

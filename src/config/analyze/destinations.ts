@@ -24,9 +24,11 @@ function checkHost(vs: Resource<'VirtualService'>, ref: DestinationRef, host: st
   const what = ref.role === 'mirror' ? 'mirror host' : 'host';
   const written = ref.destination.host;
   const shown = written.toLowerCase() === host ? `"${written}"` : `"${written}" (${host})`;
+  const where = [...new Set((vs.spec.exportTo ?? []).map((e) => (e === '.' ? ns : e)))];
+  const usedIn = where.length === 0 ? `namespace ${ns}` : where.includes('*') ? 'every namespace' : `${where.length === 1 ? 'namespace' : 'namespaces'} ${where.join(', ')} (this VirtualService's exportTo)`;
   const why = hidden !== undefined
-    ? `${hidden.origin} declares it but is not exported to namespace ${ns}`
-    : 'no ServiceEntry declares it';
+    ? `${hidden.origin} declares it but is not exported to ${usedIn}`
+    : 'no ServiceEntry or Service declares it';
   issues.at(vs, [...ref.path, 'host'], 'error', `referenced ${what} ${shown} not found: ${why}`, 'IST0101');
   return undefined;
 }
@@ -39,8 +41,8 @@ function checkPort(vs: Resource<'VirtualService'>, ref: DestinationRef, service:
       issues.at(
         vs,
         [...ref.path, 'port'],
-        'warning',
-        `destination ${service.hostname} exposes several ports (${ports.join(', ')}) but names none; set destination.port (meshlet otherwise uses the port the request was sent to)`,
+        'error',
+        `destination ${service.hostname} exposes several ports (${ports.join(', ')}) but names none; set destination.port (otherwise the port the request was sent to is used, which the destination may not have)`,
         'IST0112',
       );
     }

@@ -11,16 +11,21 @@ function example(file: string): string {
   return readFileSync(new URL(file, BOOKINFO), 'utf8');
 }
 
-/** The level each code is reported at (istioctl analyze levels, §10; MESHLET0101 and IST0112 are warnings in meshlet). */
+/** The level each code is reported at: istioctl analyze's (pkg/config/analysis/msg/messages.yaml); MESHLET0102 is meshlet's own. */
 const LEVELS: Readonly<Record<string, string>> = {
   IST0101: 'error',
-  IST0112: 'warning',
+  IST0109: 'error',
+  IST0112: 'error',
+  IST0118: 'info',
+  IST0128: 'warning',
+  IST0129: 'warning',
   IST0130: 'warning',
   IST0131: 'info',
   IST0149: 'error',
+  IST0150: 'warning',
   IST0173: 'error',
   IST0174: 'warning',
-  MESHLET0101: 'warning',
+  IST0177: 'warning',
   MESHLET0102: 'warning',
 };
 
@@ -51,6 +56,42 @@ kind: DestinationRule
 metadata: {name: ratings}
 spec:
   host: ratings
+  trafficPolicy:
+    tls: {mode: SIMPLE}
+    portLevelSettings:
+    - port: {number: 9443}
+      tls: {mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: details}
+spec:
+  selector: {app: details}
+  ports: [{name: web, port: 9080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: payments}
+spec:
+  type: ExternalName
+  externalName: payments.example.com
+  ports: [{name: tcp, port: 443}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api-https}
+spec:
+  hosts: [api.example.com]
+  ports: [{number: 8443, name: https, protocol: HTTPS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api-http}
+spec:
+  hosts: [api.example.com]
+  ports: [{number: 8443, name: http, protocol: HTTP}]
+  resolution: DNS
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

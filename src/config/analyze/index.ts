@@ -1,8 +1,9 @@
 /**
  * Config analysis, like `istioctl analyze`: checks across resources that validation (one
  * resource at a time) cannot make, reported with Istio's analyzer codes where Istio has one
- * (`IST0101`, `IST0112`, `IST0130`, `IST0131`, `IST0149`, `IST0173`, `IST0174`) and `MESHLET…`
- * codes for meshlet's own.
+ * (`IST0101`, `IST0109`, `IST0112`, `IST0118`, `IST0128`, `IST0129`, `IST0130`, `IST0131`,
+ * `IST0149`, `IST0150`, `IST0173`, `IST0174`, `IST0177`) and `MESHLET…` codes for meshlet's own
+ * (`MESHLET0102`: a delegate that cannot be merged, which Istio only logs).
  *
  * @example
  * const issues = new IssueList();
@@ -14,6 +15,7 @@
  */
 import type { IssueList } from '../issues.ts';
 import type { AnyResource } from '../resource.ts';
+import { caCertificateAnalyzer } from './ca-certificates.ts';
 import { conflictingHostsAnalyzer } from './conflicting-hosts.ts';
 import { createContext, type Analyzer } from './context.ts';
 import { delegateAnalyzer } from './delegates.ts';
@@ -21,6 +23,8 @@ import { destinationRuleAnalyzer } from './destination-rules.ts';
 import { destinationAnalyzer } from './destinations.ts';
 import { jwtClaimAnalyzer } from './jwt-claims.ts';
 import { matchOrderAnalyzer } from './match-order.ts';
+import { portNameAnalyzer } from './port-names.ts';
+import { serviceEntryProtocolAnalyzer } from './service-entry-protocols.ts';
 
 export type { AnalysisContext, Analyzer } from './context.ts';
 export { isCatchAllMatch, isCatchAllRule } from './match-order.ts';
@@ -32,7 +36,10 @@ export const ANALYZERS: readonly Analyzer[] = Object.freeze([
   conflictingHostsAnalyzer,
   jwtClaimAnalyzer,
   destinationRuleAnalyzer,
+  caCertificateAnalyzer,
   delegateAnalyzer,
+  portNameAnalyzer,
+  serviceEntryProtocolAnalyzer,
 ]);
 
 /**

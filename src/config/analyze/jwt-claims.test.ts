@@ -50,7 +50,7 @@ function config(...docs: string[]): string {
   return [HTTPBIN, ...docs].join('\n---\n');
 }
 
-const MESSAGE = 'needs a RequestAuthentication in namespace foo or istio-system; without one no request carries validated claims, so this match never succeeds';
+const MESSAGE = "at gateway istio-system/ingressgateway needs a RequestAuthentication for the gateway's workloads (in namespace istio-system); without one no request carries validated claims, so this match never succeeds";
 
 describe('IST0149 JWT claim based routing without RequestAuthentication', () => {
   const cases: { name: string; yaml: string; expect: string[] }[] = [
@@ -70,9 +70,21 @@ describe('IST0149 JWT claim based routing without RequestAuthentication', () => 
       expect: [`error spec.http[0].match[0].withoutHeaders["@request.auth.claims.nested.key1"]: routing on JWT claim "nested.key1" ${MESSAGE}`],
     },
     {
-      name: 'a RequestAuthentication in the VirtualService namespace: clean',
+      name: "a RequestAuthentication in the VirtualService's namespace does not apply to the gateway's workloads in istio-system",
       yaml: config(GROUPS, requestAuthentication('foo')),
+      expect: [`error spec.http[0].match[0].headers["@request.auth.claims.groups"]: routing on JWT claim "groups" ${MESSAGE}`],
+    },
+    {
+      name: "a Gateway named without a namespace is in the VirtualService's namespace, where a RequestAuthentication applies: clean",
+      yaml: config(GROUPS.replace('istio-system/ingressgateway', 'foo-gateway'), requestAuthentication('foo')),
       expect: [],
+    },
+    {
+      name: "a Gateway named without a namespace, no RequestAuthentication: the namespaces are the VirtualService's and istio-system",
+      yaml: config(routeOn('headers: {"@request.auth.claims[groups]": {exact: group1}}').replace('istio-system/ingressgateway', 'foo-gateway')),
+      expect: [
+        `error spec.http[0].match[0].headers["@request.auth.claims[groups]"]: routing on JWT claim "[groups]" at gateway foo/foo-gateway needs a RequestAuthentication for the gateway's workloads (in namespace foo or istio-system); without one no request carries validated claims, so this match never succeeds`,
+      ],
     },
     {
       name: 'a RequestAuthentication in the root namespace istio-system: clean',

@@ -53,6 +53,18 @@ const MIKE_V3 = `  - match:
     route:
     - destination: {host: reviews, subset: v3}`;
 
+/** A delegate VirtualService \`reviews-api\` (no hosts) with the given \`http\` rules, as a second document. */
+function REVIEWS_API(http: string): string {
+  return `
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-api}
+spec:
+  http:
+${http}`;
+}
+
 interface Case {
   name: string;
   yaml: string;
@@ -229,6 +241,76 @@ ${ALL_V1}`),
     yaml: reviews(`${JASON_V2}\n${MIKE_V3}\n${ALL_V1}`),
     IST0130: [],
     IST0131: [],
+  },
+  {
+    name: 'a delegate rule after the catch-all is unreachable too',
+    yaml: `${reviews(`${ALL_V1}\n  - delegate: {name: reviews-api}`)}${REVIEWS_API('  - route:\n    - destination: {host: reviews, subset: v2}')}`,
+    IST0130: ['warning spec.http[1]: rule spec.http[1] is unreachable: spec.http[0] matches every request'],
+    IST0131: [],
+  },
+  {
+    name: 'rules after a delegate rule without match stay reachable when the delegate matches only some requests',
+    yaml: `${reviews(`  - delegate: {name: reviews-api}\n${ALL_V1}`)}${REVIEWS_API(`  - match:\n    - uri: {prefix: /api}\n    route:\n    - destination: {host: reviews, subset: v2}`)}`,
+    IST0130: [],
+    IST0131: [],
+  },
+  {
+    name: 'rules after a delegate rule without match are unreachable when the delegate has a catch-all',
+    yaml: `${reviews(`  - delegate: {name: reviews-api}\n${ALL_V1}`)}${REVIEWS_API('  - route:\n    - destination: {host: reviews, subset: v2}')}`,
+    IST0130: ['warning spec.http[1]: rule spec.http[1] is unreachable: spec.http[0] matches every request'],
+    IST0131: [],
+  },
+  {
+    name: 'a rule repeating the match of a delegate rule stays reachable (requests the delegate does not match fall through)',
+    yaml: `${reviews(`  - match:\n    - uri: {prefix: /api}\n    delegate: {name: reviews-api}\n  - match:\n    - uri: {prefix: /api}\n    route:\n    - destination: {host: reviews, subset: v3}\n${ALL_V1}`)}${REVIEWS_API(`  - match:\n    - uri: {prefix: /api/v2}\n    route:\n    - destination: {host: reviews, subset: v2}`)}`,
+    IST0130: [],
+    IST0131: [],
+  },
+  {
+    name: 'TCP rules (Istio: duplicate-tcp-match, duplicate-empty-tcp): a repeated port match and a second rule without match',
+    yaml: `${SERVICES}---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-echo}
+spec:
+  hosts: [reviews]
+  tcp:
+  - match: [{port: 31400}]
+    route: [{destination: {host: reviews, port: {number: 9080}, subset: v1}}]
+  - match: [{port: 31400}, {port: 31401}]
+    route: [{destination: {host: reviews, port: {number: 9080}, subset: v2}}]
+  - match: [{port: 31400}]
+    route: [{destination: {host: reviews, port: {number: 9080}, subset: v2}}]
+  - route: [{destination: {host: reviews, port: {number: 9080}, subset: v1}}]
+  - route: [{destination: {host: reviews, port: {number: 9080}, subset: v2}}]`,
+    IST0130: [
+      'warning spec.tcp[2]: rule spec.tcp[2] is unreachable: earlier rules have all its match blocks',
+      'warning spec.tcp[4]: rule spec.tcp[4] is unreachable: only the last rule may have no match, and spec.tcp[3] has none',
+    ],
+    IST0131: [
+      'info spec.tcp[1].match[0]: match block spec.tcp[1].match[0] is never used: it duplicates spec.tcp[0].match[0]',
+      'info spec.tcp[2].match[0]: match block spec.tcp[2].match[0] is never used: it duplicates spec.tcp[0].match[0]',
+    ],
+  },
+  {
+    name: 'TLS rules (Istio: tls-routing): the same port and SNI hosts twice',
+    yaml: `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tls-routing}
+spec:
+  hosts: [www1.googleapis.com, api1.facebook.com]
+  tls:
+  - match: [{port: 2443, sniHosts: [www1.googleapis.com]}]
+    route: [{destination: {host: www1.googleapis.com}}]
+  - match: [{sniHosts: [www1.googleapis.com], port: 2443}, {port: 8443, sniHosts: [www1.googleapis.com]}]
+    route: [{destination: {host: api1.facebook.com}}]
+  - match: [{port: 2443, sniHosts: [www1.googleapis.com]}]
+    route: [{destination: {host: api1.facebook.com}}]`,
+    IST0130: ['warning spec.tls[2]: rule spec.tls[2] is unreachable: earlier rules have all its match blocks'],
+    IST0131: [
+      'info spec.tls[1].match[0]: match block spec.tls[1].match[0] is never used: it duplicates spec.tls[0].match[0]',
+      'info spec.tls[2].match[0]: match block spec.tls[2].match[0] is never used: it duplicates spec.tls[0].match[0]',
+    ],
   },
 ];
 

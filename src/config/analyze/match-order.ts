@@ -2,13 +2,16 @@
  * Rule order in a VirtualService: rules after a catch-all are never used (`IST0130`), and a
  * match block that an earlier block already matches is never used (`IST0131`). The first
  * matching rule wins and Istio stops generating routes after the first catch-all (§6.1).
+ * HTTP, TCP and TLS rules are checked; Istio reports these as validation warnings.
  *
  * @module
  */
-import { formatPath, type FieldPath } from '../issues.ts';
+import { isDelegate } from '../delegation.ts';
+import { formatPath, type FieldPath, type IssueList } from '../issues.ts';
+import type { Resource } from '../resource.ts';
 import type { StringMatch } from '../types/common.ts';
 import type { HTTPMatchRequest, HTTPRoute } from '../types/networking.ts';
-import type { Analyzer } from './context.ts';
+import type { AnalysisContext, Analyzer } from './context.ts';
 
 /** True if a URI condition matches every path: prefix `/` or empty, regex `.*` or `*`. */
 function isAnyUri(uri: StringMatch | undefined): boolean {
@@ -115,10 +118,98 @@ interface Seen {
 }
 
 /**
+ * Whether the requests a root rule sends to its delegate all stop there: only when the delegate
+ * (found and exported to the root's namespace) has a rule that matches every request. Otherwise
+ * requests that no delegate rule matches go on to the root's next rules, as in Istio's merge,
+ * and a missing delegate leaves the rule out altogether (MESHLET0102).
+ */
+function delegateTakesAll(vs: Resource<'VirtualService'>, rule: HTTPRoute, ctx: AnalysisContext): boolean {
+  const ns = rule.delegate?.namespace ?? vs.metadata.namespace;
+  const name = rule.delegate?.name ?? '';
+  const delegate = ctx.virtualServices.find((d) => isDelegate(d) && d.metadata.namespace === ns && d.metadata.name === name);
+  if (delegate === undefined) return false;
+  const exportTo = delegate.spec.exportTo ?? [];
+  if (exportTo.length > 0 && !exportTo.some((e) => e === '*' || e === vs.metadata.namespace || (e === '.' && ns === vs.metadata.namespace))) return false;
+  return (delegate.spec.http ?? []).some((r) => r.delegate === undefined && isCatchAllRule(r));
+}
+
+function checkHttp(vs: Resource<'VirtualService'>, ctx: AnalysisContext, issues: IssueList): void {
+  const seen: Seen[] = [];
+  let catchAll: FieldPath | undefined;
+  (vs.spec.http ?? []).forEach((rule, i) => {
+    const rulePath: FieldPath = ['spec', 'http', i];
+    if (catchAll !== undefined) {
+      issues.at(vs, rulePath, 'warning', `rule ${formatPath(rulePath)} is unreachable: ${formatPath(catchAll)} matches every request`, 'IST0130');
+      return;
+    }
+    const blocks = rule.match ?? [];
+    const coveredBy: FieldPath[] = [];
+    const own: Seen[] = [];
+    blocks.forEach((m, j) => {
+      const path: FieldPath = [...rulePath, 'match', j];
+      const block = normalize(m);
+      const key = canonical(block);
+      const earlier = [...seen, ...own];
+      const dup = earlier.find((s) => s.key === key) ?? earlier.find((s) => covers(s.block, block));
+      own.push({ path, block, key });
+      if (dup === undefined) return;
+      coveredBy.push(dup.path);
+      const how = dup.key === key ? `it duplicates ${formatPath(dup.path)}` : `${formatPath(dup.path)} already matches every request it matches`;
+      issues.at(vs, path, 'info', `match block ${formatPath(path)} is never used: ${how}`, 'IST0131');
+    });
+    if (blocks.length > 0 && coveredBy.length === blocks.length) {
+      const by = [...new Set(coveredBy.map((p) => formatPath(p)))].join(', ');
+      issues.at(vs, rulePath, 'warning', `rule ${formatPath(rulePath)} is unreachable: earlier match blocks (${by}) already match every request it matches`, 'IST0130');
+    }
+    // A rule that hands requests to a delegate stops them only if the delegate takes them all.
+    if (rule.delegate !== undefined && !delegateTakesAll(vs, rule, ctx)) return;
+    seen.push(...own);
+    if (isCatchAllRule(rule)) catchAll = rulePath;
+  });
+}
+
+/**
+ * TCP and TLS rules, as Istio checks them (`analyzeUnreachableTCPRules`/`TLSRules`): a rule
+ * after one without match blocks is unreachable, and a match block equal to an earlier one
+ * (same port, SNI hosts, addresses, source labels, …) is never used.
+ */
+function checkL4(vs: Resource<'VirtualService'>, section: 'tcp' | 'tls', issues: IssueList): void {
+  const seen = new Map<string, FieldPath>();
+  let catchAll: FieldPath | undefined;
+  (vs.spec[section] ?? []).forEach((rule, i) => {
+    const rulePath: FieldPath = ['spec', section, i];
+    const blocks: readonly object[] = rule.match ?? [];
+    if (catchAll !== undefined) {
+      const why = blocks.length === 0 ? `only the last rule may have no match, and ${formatPath(catchAll)} has none` : `${formatPath(catchAll)} has no match and takes every connection`;
+      issues.at(vs, rulePath, 'warning', `rule ${formatPath(rulePath)} is unreachable: ${why}`, 'IST0130');
+      return;
+    }
+    if (blocks.length === 0) {
+      catchAll = rulePath;
+      return;
+    }
+    let duplicates = 0;
+    blocks.forEach((m, j) => {
+      const path: FieldPath = [...rulePath, 'match', j];
+      const key = canonical(m);
+      const dup = seen.get(key);
+      if (dup === undefined) {
+        seen.set(key, path);
+        return;
+      }
+      duplicates++;
+      issues.at(vs, path, 'info', `match block ${formatPath(path)} is never used: it duplicates ${formatPath(dup)}`, 'IST0131');
+    });
+    if (duplicates === blocks.length) issues.at(vs, rulePath, 'warning', `rule ${formatPath(rulePath)} is unreachable: earlier rules have all its match blocks`, 'IST0130');
+  });
+}
+
+/**
  * `IST0130` VirtualServiceUnreachableRule (a rule after a catch-all, or whose every match block
  * is already matched earlier) and `IST0131` VirtualServiceIneffectiveMatch (a match block that
- * duplicates, or is covered by, an earlier block). Delegate rules are skipped, as the route
- * compiler skips them.
+ * duplicates, or is covered by, an earlier block), for HTTP, TCP and TLS rules. A root rule that
+ * delegates is checked like any rule; the rules after it stay reachable unless its delegate has
+ * a rule matching every request.
  */
 export const matchOrderAnalyzer: Analyzer = {
   name: 'virtualservice.match-order',
@@ -126,38 +217,9 @@ export const matchOrderAnalyzer: Analyzer = {
   description: 'VirtualService rules and match blocks that can never be used',
   analyze(ctx, issues) {
     for (const vs of ctx.virtualServices) {
-      const rules = vs.spec.http ?? [];
-      const seen: Seen[] = [];
-      let catchAll: FieldPath | undefined;
-      rules.forEach((rule, i) => {
-        if (rule.delegate !== undefined) return;
-        const rulePath: FieldPath = ['spec', 'http', i];
-        if (catchAll !== undefined) {
-          issues.at(vs, rulePath, 'warning', `rule ${formatPath(rulePath)} is unreachable: ${formatPath(catchAll)} matches every request`, 'IST0130');
-          return;
-        }
-        const blocks = rule.match ?? [];
-        const coveredBy: FieldPath[] = [];
-        const own: Seen[] = [];
-        blocks.forEach((m, j) => {
-          const path: FieldPath = [...rulePath, 'match', j];
-          const block = normalize(m);
-          const key = canonical(block);
-          const earlier = [...seen, ...own];
-          const dup = earlier.find((s) => s.key === key) ?? earlier.find((s) => covers(s.block, block));
-          own.push({ path, block, key });
-          if (dup === undefined) return;
-          coveredBy.push(dup.path);
-          const how = dup.key === key ? `it duplicates ${formatPath(dup.path)}` : `${formatPath(dup.path)} already matches every request it matches`;
-          issues.at(vs, path, 'info', `match block ${formatPath(path)} is never used: ${how}`, 'IST0131');
-        });
-        if (blocks.length > 0 && coveredBy.length === blocks.length) {
-          const by = [...new Set(coveredBy.map((p) => formatPath(p)))].join(', ');
-          issues.at(vs, rulePath, 'warning', `rule ${formatPath(rulePath)} is unreachable: earlier match blocks (${by}) already match every request it matches`, 'IST0130');
-        }
-        seen.push(...own);
-        if (isCatchAllRule(rule)) catchAll = rulePath;
-      });
+      checkHttp(vs, ctx, issues);
+      checkL4(vs, 'tcp', issues);
+      checkL4(vs, 'tls', issues);
     }
   },
 };

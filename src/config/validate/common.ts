@@ -45,7 +45,8 @@ export function checkDnsSubdomain(s: string): string | undefined {
  * Checks a host as Istio's `ValidateWildcardDomain` accepts it in VirtualService,
  * DestinationRule and ServiceEntry: a DNS name (a trailing dot allowed, no all-digit top-level
  * label), a short name, or a wildcard at the start of the first label: `*`, `*.example.com`,
- * or a partial wildcard such as `*foo.example.com` / `*-foo.example.com`.
+ * or a partial wildcard such as `*foo.example.com` / `*-foo.example.com`. Letters may be upper
+ * case, as Istio's labels allow (`Reviews.Default` is the host `reviews.default`).
  */
 export function checkHost(host: string, { allowWildcard = true, allowIp = false } = {}): string | undefined {
   if (host.length === 0) return 'host must not be empty';
@@ -58,7 +59,7 @@ export function checkHost(host: string, { allowWildcard = true, allowIp = false 
     if (!allowWildcard) return `wildcard host "${host}" is not allowed here`;
     // Istio's IsWildcardDNS1123Label: "*", or "*" or "*-" before a DNS label ("*foo", "*-foo").
     const rest = first.startsWith('*-') ? first.slice(2) : first.slice(1);
-    if (rest !== '' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(rest)) {
+    if (rest !== '' && !/^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/.test(rest)) {
       return `invalid host "${host}": a wildcard is allowed only at the start of the first label ("*.example.com", "*foo.example.com")`;
     }
   }
@@ -81,11 +82,8 @@ export function checkHost(host: string, { allowWildcard = true, allowIp = false 
 function checkLabel(host: string, label: string): string | undefined {
   if (label.length === 0) return `invalid host "${host}": empty label`;
   if (label.length > 63) return `invalid host "${host}": label "${label}" is longer than 63 characters`;
-  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(label)) {
-    return /[A-Z]/.test(label)
-      ? `invalid host "${host}": host names must be lower-case`
-      : `invalid host "${host}": label "${label}" has characters a DNS name cannot have`;
-  }
+  // Istio's DNS-1123 labels admit upper case (host names are case-insensitive; meshlet reads them lower-cased).
+  if (!/^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/.test(label)) return `invalid host "${host}": label "${label}" has characters a DNS name cannot have`;
   return undefined;
 }
 

@@ -170,14 +170,6 @@ describe('Service: warnings and notices', () => {
     assert.ok(warnings.some((w) => /spec\.ports\[0\]\.targetport: unknown field "targetport" of a Service port \(did you mean "targetPort"\?\)/.test(w)), warnings.join('\n'));
   });
 
-  it('notes ports whose protocol Istio must detect (IST0118)', () => {
-    const { issues } = validateYaml(svc('ports: [{name: web, port: 80}, {name: http-api, port: 81}, {name: db, port: 3306}]'));
-    const infos = issues.ofLevel('info').map(String);
-    assert.equal(infos.length, 1, infos.join('\n'));
-    assert.match(infos[0] ?? '', /spec\.ports\[0\]: port name "web" \(port 80\) does not name a protocol Istio knows.*meshlet routes it as HTTP/);
-    assert.equal(issues.ofLevel('info')[0]?.code, 'IST0118');
-  });
-
   it('warns about traffic settings meshlet does not apply', () => {
     const { warnings } = validateYaml(svc('ports: [{port: 80}]\ninternalTrafficPolicy: Local\ntrafficDistribution: PreferClose'));
     assert.equal(warnings.length, 2, warnings.join('\n'));

@@ -11,7 +11,6 @@
  */
 import { EXPORT_TO_ANNOTATION, parseExportTo } from '../hosts.ts';
 import type { FieldPath } from '../issues.ts';
-import { AUTO_PROTOCOL, convertProtocol } from '../protocol.ts';
 import type { ObjectMeta } from '../types/common.ts';
 import type { KubeServicePort, KubeServiceSpec } from '../types/kubernetes.ts';
 import { checkDnsLabel, checkDnsSubdomain, isIpAddress, labels } from './common.ts';
@@ -174,16 +173,7 @@ function checkService(spec: KubeServiceSpec, path: FieldPath, ctx: Ctx, raw: Rec
       const first = pairs.get(key);
       if (first !== undefined) fail(ctx, [...at, 'port'], `port ${p.port}/${protocol} is already declared by ports[${first}]`);
       else pairs.set(key, i);
-      const appProtocol = typeof p.appProtocol === 'string' ? p.appProtocol : undefined;
-      if (convertProtocol(p.port, name, protocol, appProtocol) === AUTO_PROTOCOL) {
-        ctx.issues.at(
-          ctx.subject,
-          at,
-          'info',
-          `port name "${name}" (port ${p.port}) does not name a protocol Istio knows (set appProtocol, or name it http-…, grpc-…, tcp-…); Istio detects the protocol, and meshlet routes it as HTTP`,
-          'IST0118',
-        );
-      }
+      // A port whose protocol must be detected is analysis's IST0118 (analyze/port-names.ts).
     }
   }
   if (spec.internalTrafficPolicy === 'Local') {

@@ -161,6 +161,8 @@ http:
     ['the snake_case mirror_percent (in Istio\'s CRD)', `hosts: [reviews]\nhttp:\n- mirror: {host: reviews}\n  mirror_percent: 5\n  ${ROUTE}`],
     ['a gateway-bound SNI host from AUTO_PASSTHROUGH', 'hosts: ["outbound_.15010_._.istiod.istio-system.svc.cluster.local"]\ngateways: [ns1/gateway]\ntls:\n- match: [{sniHosts: ["outbound_.15010_._.istiod.istio-system.svc.cluster.local"]}]\n  route: [{destination: {host: istiod.istio-system.svc.cluster.local}}]'],
     ['CORS maxAge in hours and a * method', `hosts: [reviews]\nhttp:\n- corsPolicy: {maxAge: 24h, allowMethods: ["*"], allowHeaders: ["*"]}\n  ${ROUTE}`],
+    // Istio's DNS-1123 labels admit upper case (TestSidecarOutboundHTTPRouteConfigWithDuplicateHosts routes Test-duplicate-domains…).
+    ['upper-case letters in hosts', `hosts: [Test-duplicate-domains.default.svc.cluster.local, "*.Example.com"]\nhttp:\n- route:\n  - destination: {host: Reviews.Default.svc.cluster.local}`],
   ];
   for (const [name, spec] of valid) {
     it(`accepts ${name}`, () => {

@@ -104,21 +104,18 @@ describe('EtcdConfigStore: replicas sharing one etcd', { skip: skipWithout('etcd
     assert.notEqual(fromB.version, res.version);
   });
 
-  it('an apply that makes two VirtualServices claim one host warns on either side, naming both and the winner', async () => {
+  it('an apply that makes two VirtualServices claim one host is refused (IST0109 is an error; these stores block), naming both', async () => {
+    const before = a.store.current().version;
     const canary: WireResource = { ...route('v2'), metadata: { name: 'reviews-canary', namespace: 'default' } };
-    const loses = await a.store.apply([canary], 'canary');
-    assert.deepEqual(
-      loses.warnings.map((w) => w.replace(/^.*?VirtualService default\//, 'VirtualService default/')),
-      ['VirtualService default/reviews-canary: spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (first wins; this one is ignored for that host)'],
-    );
-    const wins = await a.store.apply([route('v2')], 'older one changed');
-    assert.deepEqual(wins.applied, [{ ref: 'VirtualService default/reviews', action: 'configured' }]);
-    assert.deepEqual(
-      wins.warnings.map((w) => w.replace(/^.*?VirtualService default\//, 'VirtualService default/')),
-      ['VirtualService default/reviews: spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews-canary, which is ignored for that host (first wins: this one)'],
-    );
-    assert.equal((await a.store.delete('VirtualService', 'default', 'reviews-canary', 'cleanup')).deleted, true);
-    await a.store.apply([route('v1')], 'back to v1');
+    await assert.rejects(a.store.apply([canary], 'canary'), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      const text = err.issues.map(String).join('\n');
+      assert.match(text, /VirtualService default\/reviews-canary: spec\.hosts\[0\]: host reviews\.default\.svc\.cluster\.local is also claimed by VirtualService default\/reviews \(older: this one is ignored for that host\)/);
+      assert.match(text, /VirtualService default\/reviews: spec\.hosts\[0\]: host reviews\.default\.svc\.cluster\.local is also claimed by VirtualService default\/reviews-canary \(newer: it is ignored for that host\)/);
+      return true;
+    });
+    assert.equal(await raw.get('/cs/config/VirtualService/default/reviews-canary'), undefined);
+    assert.equal(a.store.current().version, before);
   });
 
   it('rejects an invalid apply with every issue and writes nothing', async () => {
@@ -225,7 +222,9 @@ describe('EtcdConfigStore: replicas sharing one etcd', { skip: skipWithout('etcd
   });
 
   it('a delete by another replica between the read and the commit is noticed: the apply is re-validated', async () => {
-    const other: WireResource = { ...route('v1'), metadata: { name: 'reviews-canary', namespace: 'default' } };
+    // A VirtualService for another host that routes to reviews' subset v1 (valid until the DestinationRule goes).
+    const base = route('v1');
+    const other: WireResource = { ...base, metadata: { name: 'reviews-canary', namespace: 'default' }, spec: { ...(base.spec as object), hosts: ['reviews-canary.example.com'] } };
     const racer = new EtcdConfigStore(raw, {
       analysis: 'blocking',
       prefix: '/cs',

@@ -120,34 +120,27 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.match(broken.stderr, /<stdin>: invalid YAML: .*\(line \d+\)/);
   });
 
-  it('apply of a VirtualService shadowing another for its host: a warning naming both and the winner, either way round', () => {
+  it('apply of a VirtualService for a host another one already routes: refused under --analysis blocking, IST0109 naming both', () => {
     const first = meshlet(['apply', '-f', '-'], env(), shadowVs('shadow-old'));
     assert.equal(first.code, 0, first.stderr);
     assert.equal(first.stdout, 'VirtualService default/shadow-old created\n');
     assert.equal(first.stderr, '');
-    // The newer one is ignored for the host: its apply says so.
-    const second = meshlet(['apply', '-f', '-', '-o', 'json'], env(), shadowVs('shadow-new'));
-    assert.equal(second.code, 0, second.stderr);
-    const loses = 'VirtualService default/shadow-new: spec.hosts[0]: host shadow.example.com is also claimed by VirtualService default/shadow-old (first wins; this one is ignored for that host)';
-    const doc = JSON.parse(second.stdout);
-    assert.equal(doc.applied[0].action, 'created');
-    assert.equal(doc.warnings.length, 1, JSON.stringify(doc.warnings));
-    assert.ok(doc.warnings[0].endsWith(loses), doc.warnings[0]);
-    assert.match(second.stderr, new RegExp(`^Warning: .*${loses.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
-    // Changing the older one (it keeps its creation time) says it wins over the newer one.
-    const third = meshlet(['apply', '-f', '-'], env(), shadowVs('shadow-old', '2s'));
-    assert.equal(third.code, 0, third.stderr);
-    assert.equal(third.stdout, 'VirtualService default/shadow-old configured\n');
-    assert.match(third.stderr, /^Warning: .*VirtualService default\/shadow-old: spec\.hosts\[0\]: host shadow\.example\.com is also claimed by VirtualService default\/shadow-new, which is ignored for that host \(first wins: this one\)$/m);
-    // delete -o json: what was deleted; the conflict is gone with it.
-    const del = meshlet(['delete', 'vs', 'shadow-new', '-o', 'json'], env());
+    // IST0109 is an error, as in istioctl analyze: the blocking control plane refuses the change.
+    const second = meshlet(['apply', '-f', '-'], env(), shadowVs('shadow-new'));
+    assert.equal(second.code, 1, second.stdout);
+    assert.match(second.stderr, /^meshlet: configuration rejected, 2 error\(s\):/);
+    assert.match(second.stderr, /VirtualService default\/shadow-new: spec\.hosts\[0\]: host shadow\.example\.com is also claimed by VirtualService default\/shadow-old \(older: this one is ignored for that host\)/);
+    assert.match(second.stderr, /VirtualService default\/shadow-old: spec\.hosts\[0\]: host shadow\.example\.com is also claimed by VirtualService default\/shadow-new \(newer: it is ignored for that host\)/);
+    assert.equal(meshlet(['get', 'vs', 'shadow-new'], env()).code, 1);
+    // The older one alone is fine again.
+    const again = meshlet(['apply', '-f', '-'], env(), shadowVs('shadow-old', '2s'));
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stderr, '');
+    const del = meshlet(['delete', 'vs', 'shadow-old', '-o', 'json'], env());
     assert.equal(del.code, 0, del.stderr);
     const d = JSON.parse(del.stdout);
     assert.match(d.version, /^[0-9a-f]{12}$/);
-    assert.deepEqual(d.deleted, { ref: 'VirtualService default/shadow-new', kind: 'VirtualService', namespace: 'default', name: 'shadow-new' });
-    const after = meshlet(['apply', '-f', '-'], env(), shadowVs('shadow-old', '3s'));
-    assert.equal(after.stderr, '');
-    assert.equal(meshlet(['delete', 'vs', 'shadow-old'], env()).code, 0);
+    assert.deepEqual(d.deleted, { ref: 'VirtualService default/shadow-old', kind: 'VirtualService', namespace: 'default', name: 'shadow-old' });
     assert.equal(meshlet(['delete', 'dr', 'details', '-o', 'yaml'], env()).code, 0);
   });
 
@@ -173,8 +166,11 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     writeFileSync(file, reviewsVs('1s', 'bad').replace('{host: reviews}', '{host: reviews, subset: v9}'));
     const server = meshlet(['apply', '-f', file], env());
     assert.equal(server.code, 1);
-    assert.match(server.stderr, /^meshlet: configuration rejected, 1 error\(s\):/);
+    // It also routes reviews, which reviews.yaml routes already: IST0109 on both (also an error).
+    assert.match(server.stderr, /^meshlet: configuration rejected, 3 error\(s\):/);
     assert.match(server.stderr, /VirtualService default\/bad: spec\.http\[0\]\.route\[0\]\.destination\.subset: referenced subset "v9" of host reviews\.default\.svc\.cluster\.local is not defined by any DestinationRule/);
+    assert.match(server.stderr, /VirtualService default\/bad: spec\.hosts\[0\]: host reviews\.default\.svc\.cluster\.local is also claimed by VirtualService default\/reviews/);
+    assert.match(server.stderr, /reviews\.yaml: VirtualService default\/reviews: spec\.hosts\[0\]: host reviews\.default\.svc\.cluster\.local is also claimed by VirtualService default\/bad/);
     assert.doesNotMatch(server.stderr, /\n\s+at /);
     const conflict = meshlet(['apply', '-f', join(configDir, 'reviews.yaml')], env());
     assert.equal(conflict.code, 1);

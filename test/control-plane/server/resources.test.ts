@@ -83,14 +83,14 @@ describe('/v1/resources', () => {
     const canary = await api(s.url, 'POST', '/v1/resources', { token: s.admin, body: vs('ratings-canary', '1s') });
     assert.equal(canary.status, 200, JSON.stringify(canary.body));
     assert.deepEqual(canary.body.warnings, [
-      '<apply>[0]: VirtualService default/ratings-canary: spec.hosts[0]: host ratings.default.svc.cluster.local is also claimed by VirtualService default/ratings-vs (first wins; this one is ignored for that host)',
+      'error IST0109: <apply>[0]: VirtualService default/ratings-canary: spec.hosts[0]: host ratings.default.svc.cluster.local is also claimed by VirtualService default/ratings-vs (older: this one is ignored for that host). Istio calls this undefined behaviour; merge them into one VirtualService',
     ]);
     // Changing the older one: its answer says it wins over the canary.
     const older = await api(s.url, 'POST', '/v1/resources', { token: s.admin, body: vs('ratings-vs', '2s') });
     assert.equal(older.status, 200, JSON.stringify(older.body));
     assert.deepEqual(older.body.applied, [{ ref: 'VirtualService default/ratings-vs', action: 'configured' }]);
     assert.deepEqual(older.body.warnings, [
-      '<apply>[0]: VirtualService default/ratings-vs: spec.hosts[0]: host ratings.default.svc.cluster.local is also claimed by VirtualService default/ratings-canary, which is ignored for that host (first wins: this one)',
+      'error IST0109: <apply>[0]: VirtualService default/ratings-vs: spec.hosts[0]: host ratings.default.svc.cluster.local is also claimed by VirtualService default/ratings-canary (newer: it is ignored for that host). Istio calls this undefined behaviour; merge them into one VirtualService',
     ]);
     // An unrelated apply carries neither warning.
     const other = await post(RATINGS_DR);

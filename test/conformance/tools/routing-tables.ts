@@ -1,0 +1,118 @@
+/**
+ * Regenerates `test/conformance/cases/routing-tables.ts` from Istio's Go test tables about
+ * routing that need no hand translation:
+ *
+ * - pkg/config/host/name_test.go: TestNameMatches, TestNameSubsetOf (host names and wildcards);
+ * - pilot/pkg/model/virtualservice_test.go: TestMergeHttpRoutes, TestMergeHTTPMatchRequests and
+ *   TestHasConflict (how a delegate VirtualService's rules merge into its root's rule).
+ *
+ * - pilot/pkg/networking/core/route/route_test.go: the VirtualService fixtures of
+ *   TestBuildHTTPRoutes (`var virtualServiceWith… = config.Config{…}`), their `Spec` as JSON, for
+ *   the hand-written routing cases built on them (routing-cases.ts).
+ *
+ * TestMergeHttpRoutes builds its mirror destinations with `dstV1.DeepCopy()` and an assignment;
+ * the two statements are replaced by the literal they produce before the table is read (the
+ * replacement is checked to apply exactly three times).
+ *
+ * Usage: node test/conformance/tools/routing-tables.ts [path-to-istio-git-dir]
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ISTIO_COMMIT } from '../types.ts';
+import { GoToJson } from './go-json.ts';
+import { type GoExpr, GoParser, lineAt } from './go-literal.ts';
+import { readTable } from './tables.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const gitDir = process.argv[2] ?? '/work/.mirror/istio+istio/repo';
+const FULL_COMMIT = execFileSync('git', ['-C', gitDir, 'rev-parse', ISTIO_COMMIT], { encoding: 'utf8' }).trim();
+const NAME = 'pkg/config/host/name_test.go';
+const VS = 'pilot/pkg/model/virtualservice_test.go';
+const ROUTE = 'pilot/pkg/networking/core/route/route_test.go';
+
+function show(path: string): string {
+  return execFileSync('git', ['-C', gitDir, 'show', `${FULL_COMMIT}:${path}`], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+}
+
+/** `dstMirrorVn := dstVn.DeepCopy(); dstMirrorVn.Host = "productpage-mirror.org"` as the literal it makes. */
+function inlineMirrors(src: string): string {
+  let n = 0;
+  const out = src.replace(/(dstMirrorV(\d)) := dstV\d\.DeepCopy\(\)\n\tdstMirrorV\d\.Host = "productpage-mirror\.org"/g, (_m, v: string, i: string) => {
+    n++;
+    return `${v} := &networking.Destination{Host: "productpage-mirror.org", Port: &networking.PortSelector{Number: 80}, Subset: "v${i}"}`;
+  });
+  if (n !== 3) throw new Error(`expected 3 mirror destinations in TestMergeHttpRoutes, replaced ${n}`);
+  return out;
+}
+
+function table(src: string, test: string): { line: number; rows: { line: number; fields: Record<string, unknown> }[] } {
+  const t = readTable(src, test);
+  if (t.unresolved.length > 0) throw new Error(`${test}: unresolved ${t.unresolved.join(', ')}`);
+  return t;
+}
+
+/** The `Spec` of every `var <name> = config.Config{…}` VirtualService fixture of route_test.go, as JSON. */
+function fixtures(src: string): string[] {
+  const out: string[] = [];
+  const re = /^var (virtualService\w*) = config\.Config\{/gm;
+  for (let m = re.exec(src); m !== null; m = re.exec(src)) {
+    const start = m.index + m[0].length - 1;
+    const p = new GoParser(src.slice(start));
+    const lit = p.parseComposite({ t: 'named', name: 'config.Config' }) as Extract<GoExpr, { k: 'composite' }>;
+    const spec = lit.elems.find((e) => e.key?.k === 'ident' && e.key.name === 'Spec');
+    if (spec === undefined) throw new Error(`${m[1]}: no Spec`);
+    const conv = new GoToJson(new Map());
+    const json = conv.value(spec.value, { t: 'named', name: 'networking.VirtualService' });
+    if (conv.unresolved.size > 0) throw new Error(`${m[1]}: unresolved ${[...conv.unresolved].join(', ')}`);
+    out.push(`  ${m[1]}: { line: ${lineAt(src, m.index)}, spec: ${JSON.stringify(json)} },`);
+  }
+  return out;
+}
+
+function main(): void {
+  const name = show(NAME);
+  const vs = inlineMirrors(show(VS));
+  const out: string[] = [];
+  const emit = (file: string, test: string, src: string) => {
+    const t = table(src, test);
+    out.push(`  { source: ${JSON.stringify(file)}, test: ${JSON.stringify(test)}, line: ${t.line}, rows: [`);
+    for (const r of t.rows) out.push(`    ${JSON.stringify({ line: r.line, ...r.fields })},`);
+    out.push('  ] },');
+    return t.rows.length;
+  };
+  let rows = 0;
+  rows += emit(NAME, 'TestNameMatches', name);
+  rows += emit(NAME, 'TestNameSubsetOf', name);
+  rows += emit(VS, 'TestMergeHttpRoutes', vs);
+  rows += emit(VS, 'TestMergeHTTPMatchRequests', vs);
+  rows += emit(VS, 'TestHasConflict', vs);
+  const fx = fixtures(show(ROUTE));
+  writeFileSync(
+    join(root, 'cases', 'routing-tables.ts'),
+    [
+      '/**',
+      ` * Istio's routing test tables read from the Go source (istio/istio commit ${FULL_COMMIT.slice(0, 11)}): host names`,
+      ` * (${NAME}) and delegate merging (${VS}), each row with its line and fields as Istio's JSON.`,
+      ' * Generated by test/conformance/tools/routing-tables.ts: regenerate, do not edit.',
+      ' * Copyright Istio Authors, Apache License 2.0.',
+      ' */',
+      "import type { RoutingTable } from '../types.ts';",
+      '',
+      'export const routingTables: readonly RoutingTable[] = [',
+      ...out,
+      '];',
+      '',
+      `/** The VirtualService fixtures of TestBuildHTTPRoutes (${ROUTE}): each one's line and \`Spec\`. */`,
+      'export const routeFixtures: Readonly<Record<string, { readonly line: number; readonly spec: Record<string, unknown> }>> = {',
+      ...fx,
+      '};',
+      '',
+    ].join('\n'),
+  );
+  console.log(`5 tables, ${rows} rows, ${fx.length} route_test.go fixtures from ${FULL_COMMIT}`);
+}
+
+main();
