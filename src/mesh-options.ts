@@ -11,7 +11,6 @@ import type { ErrorMode } from './core/exchange.ts';
 import type { PathNormalization } from './inbound/path.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 import type { OutboundEvent } from './outbound/pipeline.ts';
-import type { Mesh } from './mesh.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
 
 /**
@@ -120,7 +119,7 @@ export interface MeshOptions {
 }
 
 /**
- * What {@link Mesh.diagnostics} returns.
+ * What `mesh.diagnostics()` returns.
  * @category Mesh
  */
 export interface MeshDiagnostics {
@@ -156,7 +155,7 @@ export interface RejectedEvent {
 }
 
 /**
- * The events of a {@link Mesh}, with their payloads. The names are the same in embedded and
+ * The events of a mesh, with their payloads. The names are the same in embedded and
  * control-plane mode.
  *
  * - `config`: a config is in use — at start (emitted on the next turn, so a listener added
