@@ -18,6 +18,9 @@
  *    loopback addresses (`127.0.0.0/8`, `::1`) are refused unless {@link AddressPolicyOptions.loopback}.
  * 7. Anything else (a unicast IP) is accepted.
  *
+ * With {@link AddressPolicyOptions.peerOnly} a workload may only register the address its request
+ * comes from (checked before the rule above; behind NAT or a proxy that is not the workload's).
+ *
  * @module
  */
 import { BlockList, isIP } from 'node:net';
@@ -40,6 +43,11 @@ export interface AddressPolicyOptions {
   readonly loopback?: boolean;
   /** Accept DNS names (they may resolve to any address, including the ones refused here). @defaultValue false */
   readonly hostnames?: boolean;
+  /**
+   * A workload may register only the address its registration request comes from (the TCP
+   * peer), so it cannot point other meshes at any other host. @defaultValue false
+   */
+  readonly peerOnly?: boolean;
 }
 
 /** Addresses of cloud instance-metadata services (AWS, GCP, Azure, OCI, OpenStack; ECS; AWS IPv6; Alibaba). */
@@ -128,6 +136,7 @@ export class AddressPolicy {
   readonly #allowText: string;
   readonly #loopback: boolean;
   readonly #hostnames: boolean;
+  readonly #peerOnly: boolean;
 
   /** Throws `InvalidArgumentError` naming a bad CIDR. */
   constructor(options: AddressPolicyOptions & { readonly loopback: boolean }) {
@@ -136,6 +145,7 @@ export class AddressPolicy {
     this.#allowText = allow.join(', ');
     this.#loopback = options.loopback;
     this.#hostnames = options.hostnames === true;
+    this.#peerOnly = options.peerOnly === true;
   }
 
   /** Whether loopback addresses are accepted. */
@@ -143,32 +153,29 @@ export class AddressPolicy {
     return this.#loopback;
   }
 
-  /** Accepts an address (the canonical form to store: lower-case, IPv6 compressed) or says why not. */
-  check(address: string): AddressCheck {
+  /**
+   * Accepts an address (the canonical form to store: lower-case, IPv6 compressed, IPv4-mapped as
+   * IPv4) or says why not. `peer` is the address the registration request came from.
+   */
+  check(address: string, peer?: string): AddressCheck {
+    const result = this.#check(address);
+    if (!result.ok || !this.#peerOnly || peer === undefined) return result;
+    if (result.address !== (normalize(peer)?.canonical ?? peer)) {
+      return { ok: false, reason: `only the address the request comes from (${peer}) may be registered (--registration-peer-only)` };
+    }
+    return result;
+  }
+
+  #check(address: string): AddressCheck {
     if (/^unix:\/\//i.test(address)) return { ok: false, reason: 'a unix:// socket names a file on the registering machine, which other meshes cannot reach' };
-    const family = isIP(address);
-    if (family === 0) {
+    if (isIP(address) === 0) {
       if (!this.#hostnames) {
         return { ok: false, reason: 'not an IP address; DNS names are not accepted (they may resolve to any address: start the control plane with --registration-hostnames to allow them)' };
       }
       return { ok: true, address: address.toLowerCase() };
     }
     if (address.includes('%')) return { ok: false, reason: 'an IPv6 zone index names an interface of the registering machine' };
-    let ip = address;
-    let type: 'ipv4' | 'ipv6' = 'ipv4';
-    let canonical = address;
-    if (family === 6) {
-      canonical = new URL(`http://[${address}]`).hostname.slice(1, -1);
-      const v4 = embeddedIpv4(ipv6Bytes(canonical) ?? new Uint8Array(16));
-      if (v4 !== undefined) {
-        ip = v4.v4;
-        // An IPv4-mapped address is the IPv4 address (what a dual-stack socket reports).
-        if (v4.mapped) canonical = v4.v4;
-      } else {
-        ip = canonical;
-        type = 'ipv6';
-      }
-    }
+    const { ip, type, canonical } = normalize(address)!;
     const shown = ip === address ? address : `${address} (${ip})`;
     if (ALWAYS_REFUSED.check(ip, type)) return { ok: false, reason: `${shown} is an unspecified, multicast or broadcast address, not a workload` };
     if (this.#allow?.check(ip, type) === true) return { ok: true, address: canonical };
@@ -180,4 +187,19 @@ export class AddressPolicy {
     }
     return { ok: true, address: canonical };
   }
+}
+
+/**
+ * An IP literal (no zone) as it is judged and stored: the IPv4 address an IPv6 one carries
+ * (`ip`, `type`), and the canonical text to store; undefined for anything else.
+ */
+function normalize(address: string): { ip: string; type: 'ipv4' | 'ipv6'; canonical: string } | undefined {
+  const family = isIP(address);
+  if (family === 0 || address.includes('%')) return undefined;
+  if (family === 4) return { ip: address, type: 'ipv4', canonical: address };
+  const canonical = new URL(`http://[${address}]`).hostname.slice(1, -1);
+  const v4 = embeddedIpv4(ipv6Bytes(canonical) ?? new Uint8Array(16));
+  if (v4 === undefined) return { ip: canonical, type: 'ipv6', canonical };
+  // An IPv4-mapped address is the IPv4 address (what a dual-stack socket reports).
+  return { ip: v4.v4, type: 'ipv4', canonical: v4.mapped ? v4.v4 : canonical };
 }

@@ -96,7 +96,7 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
   }
   const given = str(body.address, 'address');
   const address = given ?? remoteAddress(req);
-  const claim = ctx.addressPolicy.check(address);
+  const claim = ctx.addressPolicy.check(address, remoteAddress(req));
   if (!claim.ok) {
     const where = given === undefined ? `the address the request came from, ${address}, cannot be registered (give the workload's address)` : `address ${address} cannot be registered`;
     throw new ControlPlaneError('FORBIDDEN', `register: ${where}: ${claim.reason}`);

@@ -96,7 +96,7 @@ function greet(w: Watch, heartbeatMs: unknown, workloads: object[] = [], endpoin
 const endpointsOf = (mesh: Mesh): string[] =>
   (mesh.explain({ url: 'http://ratings:9080/' }).targets[0]?.endpoints ?? []).map((e) => e.endpoint.replace(/:9080$/, '')).sort();
 
-describe('durations from the wire are clamped', () => {
+describe('durations from the wire are clamped', { timeout: 60_000 }, () => {
   const opened: { close(): Promise<void> }[] = [];
   after(async () => {
     for (const o of opened.reverse()) await o.close();
@@ -173,7 +173,7 @@ describe('durations from the wire are clamped', () => {
   }
 });
 
-describe('endpoints-delta on the client', () => {
+describe('endpoints-delta on the client', { timeout: 60_000 }, () => {
   const opened: { close(): Promise<void> }[] = [];
   after(async () => {
     for (const o of opened.reverse()) await o.close();

@@ -41,6 +41,7 @@ What workloads may register (docs/security.md):
       --registration-loopback   accept loopback addresses (default: only when --host is a
                                 loopback address, or with --insecure)
       --registration-hostnames  accept DNS names as addresses (default: IP addresses only)
+      --registration-peer-only  a workload registers only the address its request comes from
 
 Per workload (a token's namespace/service); beyond them: 429, or 413 for a NACK:
       --max-watches-per-workload <n>        watch streams on this replica (default 100)
@@ -81,6 +82,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       'registration-cidrs': { type: 'string' },
       'registration-loopback': { type: 'boolean' },
       'registration-hostnames': { type: 'boolean' },
+      'registration-peer-only': { type: 'boolean' },
       'max-watches-per-workload': { type: 'string' },
       'max-registrations-per-workload': { type: 'string' },
       'max-nack-reasons': { type: 'string' },
@@ -111,6 +113,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
     ...(cidrs === undefined ? {} : { allow: cidrs }),
     ...(values['registration-loopback'] === true ? { loopback: true } : {}),
     ...(values['registration-hostnames'] === true ? { hostnames: true } : {}),
+    ...(values['registration-peer-only'] === true ? { peerOnly: true } : {}),
   };
   try {
     new AddressPolicy({ ...registrationAddresses, loopback: false });

@@ -34,7 +34,7 @@ const ratingsService: WireResource = {
   spec: { selector: { app: 'ratings' }, ports: [{ port: 9080, name: 'http' }] },
 };
 
-describe('bad values in etcd, through the control plane', { skip: skipWithout('etcd') }, () => {
+describe('bad values in etcd, through the control plane', { skip: skipWithout('etcd'), timeout: 60_000 }, () => {
   let etcd: EtcdServer;
   let raw: EtcdClient;
   let stores: EtcdStores;

@@ -310,6 +310,14 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
   it('control-plane: usage errors exit 2; an invalid config directory exits 1 with every issue', () => {
     assert.equal(meshlet(['control-plane']).code, 2);
     assert.equal(meshlet(['control-plane', '--config', configDir, '--port', 'x']).code, 2);
+    const badCidr = meshlet(['control-plane', '--config', configDir, '--registration-cidrs', '10.0.0.0/8,10.0.0.0/99']);
+    assert.equal(badCidr.code, 2);
+    assert.match(badCidr.stderr, /--registration-cidrs: "10\.0\.0\.0\/99" is not an IP address or CIDR/);
+    for (const flag of ['--max-watches-per-workload', '--max-registrations-per-workload', '--max-nack-reasons', '--max-nack-bytes']) {
+      const r = meshlet(['control-plane', '--config', configDir, flag, '0']);
+      assert.equal(r.code, 2, flag);
+      assert.match(r.stderr, new RegExp(`${flag}: expected a positive integer, got "0"`));
+    }
     const bad = join(t.dir, 'bad-config');
     mkdirSync(bad);
     writeFileSync(join(bad, 'a.yaml'), `${reviewsVs('x1')}---\n${reviewsVs('x2', 'two')}`);
@@ -318,6 +326,36 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.match(r.stderr, /invalid duration "x1"/);
     assert.match(r.stderr, /invalid duration "x2"/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
+  it('control-plane: the registration and limit flags take effect', async () => {
+    const proc = spawn(
+      process.execPath,
+      [MAIN, 'control-plane', '--config', configDir, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--registration-cidrs', '10.0.0.0/8', '--max-watches-per-workload', '1', '--max-registrations-per-workload', '1', '--max-nack-reasons', '1'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    try {
+      const other = await until(() => /listening on (http:\/\/\S+)/.exec(out)?.[1], 10_000, 'the second server');
+      const wt = meshlet(['token', '--service', 'details', '--data-dir', dataDir]).stdout.trim();
+      const reg = (address: string, port: number) => api(other, 'POST', '/v1/workloads', { token: wt, body: { address, ports: { http: port } } });
+      assert.equal((await reg('192.168.1.1', 80)).status, 403, '--registration-cidrs');
+      assert.equal((await reg('10.1.1.1', 80)).status, 200);
+      assert.equal((await reg('10.1.1.2', 80)).status, 429, '--max-registrations-per-workload');
+      const stream = await watch(other, 'service=details&namespace=default', { token: wt });
+      const hello = await stream.next('hello');
+      assert.equal((await api(other, 'GET', '/v1/watch?service=details&namespace=default', { token: wt })).status, 429, '--max-watches-per-workload');
+      const nack = await api(other, 'POST', '/v1/ack', { token: wt, body: { connection: hello.data.connection, kind: 'config', version: 'x', status: 'NACK', reasons: ['a', 'b'] } });
+      assert.equal(nack.status, 413, '--max-nack-reasons');
+      stream.close();
+    } finally {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGKILL');
+      await exited;
+    }
   });
 
   it('SIGTERM closes gracefully (exit 0, watch streams ended)', async () => {

@@ -20,7 +20,7 @@ metadata: {name: secret, namespace: vault}
 spec: {hosts: [secret.vault.svc.cluster.local], exportTo: ['.'], ports: [{number: 80, name: http, protocol: HTTP}], resolution: STATIC, workloadSelector: {labels: {app: secret}}}
 `;
 
-describe('per-workload limits', () => {
+describe('per-workload limits', { timeout: 60_000 }, () => {
   let s: TestServer;
   before(async () => {
     s = await startTestServer(
@@ -88,7 +88,7 @@ describe('per-workload limits', () => {
   });
 });
 
-describe('endpoints: what each workload sees, and deltas', () => {
+describe('endpoints: what each workload sees, and deltas', { timeout: 60_000 }, () => {
   let s: TestServer;
   let ratings: string;
   before(async () => {

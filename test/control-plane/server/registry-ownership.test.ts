@@ -14,7 +14,7 @@ import { api, startTestServer, type TestServer } from './helpers.ts';
 
 const register = (s: TestServer, token: string, body: object) => api(s.url, 'POST', '/v1/workloads', { token, body });
 
-describe('a workload cannot take over another service’s registry record', () => {
+describe('a workload cannot take over another service’s registry record', { timeout: 60_000 }, () => {
   let s: TestServer;
   let gateway: string;
   let apiToken: string;
@@ -153,6 +153,15 @@ describe('which addresses a workload may register', () => {
     });
   }
 
+  it('peerOnly: only the address the request comes from (in any of its spellings)', () => {
+    const p = policy({ loopback: false, peerOnly: true });
+    assert.deepEqual(p.check('10.0.0.7', '10.0.0.7'), { ok: true, address: '10.0.0.7' });
+    assert.deepEqual(p.check('::ffff:10.0.0.7', '10.0.0.7'), { ok: true, address: '10.0.0.7' });
+    assert.deepEqual(p.check('2001:DB8::1', '2001:db8:0::1'), { ok: true, address: '2001:db8::1' });
+    assert.match((p.check('10.0.0.8', '10.0.0.7') as { reason: string }).reason, /only the address the request comes from \(10\.0\.0\.7\) may be registered/);
+    assert.match((p.check('169.254.169.254', '169.254.169.254') as { reason: string }).reason, /cloud metadata/, 'the classes still apply');
+  });
+
   it('refuses a bad allow list at construction, naming the entry', () => {
     for (const bad of ['10.0.0.0/33', 'not-an-ip', '10.0.0.0/8/1', 'fd00::/129', '10.0.0.0/x']) {
       assert.throws(() => policy({ loopback: false, allow: [bad] }), new RegExp(`"${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}" is not an IP address or CIDR`));
@@ -168,7 +177,7 @@ describe('which addresses a workload may register', () => {
   });
 });
 
-describe('the address policy over HTTP', () => {
+describe('the address policy over HTTP', { timeout: 60_000 }, () => {
   const servers: TestServer[] = [];
   after(async () => {
     for (const s of servers) await s.close();
@@ -202,6 +211,15 @@ describe('the address policy over HTTP', () => {
     const out = await register(ranged.s, ranged.token, { address: '192.168.1.1', ports: { http: 80 } });
     assert.equal(out.status, 403);
     assert.match(out.body.error.message, /not in the allowed ranges \(10\.0\.0\.0\/8\)/);
+  });
+
+  it('peerOnly: a workload registers the address it connects from, and nothing else', async () => {
+    const { s, token } = await start({ registrationAddresses: { peerOnly: true } });
+    assert.equal((await register(s, token, { ports: { http: 80 } })).status, 200);
+    assert.equal((await register(s, token, { address: '127.0.0.1', ports: { http: 81 } })).status, 200);
+    const other = await register(s, token, { address: '10.0.0.7', ports: { http: 80 } });
+    assert.equal(other.status, 403);
+    assert.match(other.body.error.message, /only the address the request comes from \(127\.0\.0\.1\) may be registered/);
   });
 
   it('startControlPlane refuses a bad allow list before opening anything', async () => {
