@@ -21,14 +21,13 @@
  */
 import { IssueList } from '../../config/issues.ts';
 import { reportFindings } from '../../config/findings.ts';
-import { type AnalysisMode, checkDocuments } from '../../config/load-config.ts';
-import type { RawDocument } from '../../config/load.ts';
-import { type AnyResource, KIND_VERSIONS } from '../../config/resource.ts';
+import type { AnalysisMode } from '../../config/load-config.ts';
 import { ConfigError, MeshletError } from '../../core/errors.ts';
 import type { ApplyResponse, Rejection, SkippedValue, WireResource } from '../../control-plane/protocol.ts';
 import { contentVersion } from '../../routing/compile.ts';
 import type { ConfigState, ConfigStore, SourceHealth } from '../store.ts';
 import type { Compare, EtcdClient, KeyValue, TxnOp } from './client.ts';
+import { type CheckedSet, checkStoredSet, parse } from './config-check.ts';
 import { PrefixWatch, type WatchEvent } from './watch.ts';
 
 /** Logger used by the etcd stores. */
@@ -59,16 +58,6 @@ export interface EtcdConfigStoreOptions {
 
 const MAX_REJECTIONS = 20;
 
-interface Checked {
-  /** Whether the valid values make a valid set (false only for set-level errors, e.g. blocking analysis). */
-  readonly ok: boolean;
-  /** The state of the valid values. */
-  readonly state: ConfigState;
-  /** Issues of the valid values as a set. */
-  readonly issues: IssueList;
-  /** Values that are invalid on their own, by key: skipped. */
-  readonly skipped: ReadonlyMap<string, SkippedValue>;
-}
 
 /** A {@link ConfigStore} backed by etcd, shared by every replica on the same prefix. */
 export class EtcdConfigStore implements ConfigStore {
@@ -264,62 +253,9 @@ export class EtcdConfigStore implements ConfigStore {
     });
   }
 
-  /** The `Kind namespace/name` a key under the prefix names, when it names one of the kinds meshlet serves. */
-  #resourceOf(key: string): string | undefined {
-    const parts = key.slice(this.#root.length).split('/');
-    if (parts.length !== 3 || !(parts[0]! in KIND_VERSIONS) || parts[1] === '' || parts[2] === '') return undefined;
-    return `${parts[0]} ${parts[1]}/${parts[2]}`;
-  }
-
-  /**
-   * Validates a key → value set the same way on every replica (documents in key order): values
-   * that are invalid on their own are set aside (skipped), the others are checked as a set.
-   */
-  #check(set: ReadonlyMap<string, string>): Checked {
-    const skipped = new Map<string, SkippedValue>();
-    const skip = (key: string, reasons: string[]) => {
-      const resource = this.#resourceOf(key);
-      skipped.set(key, resource === undefined ? { key, reasons } : { key, resource, reasons });
-    };
-    const docs: RawDocument[] = [];
-    for (const key of [...set.keys()].sort()) {
-      const value = parse(set.get(key)!);
-      if (value === undefined || typeof value !== 'object' || value === null || Array.isArray(value)) {
-        skip(key, [value === undefined ? 'the value is not JSON' : 'the value is not a resource object']);
-        continue;
-      }
-      const expected = key.slice(this.#root.length);
-      const meta = (value as { metadata?: { namespace?: unknown; name?: unknown } }).metadata;
-      const actual = `${String((value as { kind?: unknown }).kind)}/${String(meta?.namespace ?? this.#defaultNamespace)}/${String(meta?.name)}`;
-      if (actual !== expected) {
-        skip(key, [`the key names ${expected} but the value is ${actual}`]);
-        continue;
-      }
-      docs.push({ value, source: { file: `etcd:${key}` } });
-    }
-    let issues = new IssueList();
-    let loaded = checkDocuments(docs, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace }, issues);
-    if (!loaded.ok) {
-      // Documents that produced no resource and have errors of their own are invalid alone: skipped.
-      const produced = new Set(loaded.resources.map((r: AnyResource) => r.source.file));
-      const bad = new Map<string, string[]>();
-      for (const i of issues.ofLevel('error')) {
-        if (i.file === undefined || !i.file.startsWith('etcd:') || produced.has(i.file)) continue;
-        const list = bad.get(i.file) ?? [];
-        list.push(String(i).slice(i.file.length + 2));
-        bad.set(i.file, list);
-      }
-      if (bad.size > 0) {
-        for (const [file, reasons] of bad) skip(file.slice('etcd:'.length), reasons);
-        issues = new IssueList();
-        loaded = checkDocuments(
-          docs.filter((d) => !bad.has(d.source.file)),
-          { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace },
-          issues,
-        );
-      }
-    }
-    return { ok: loaded.ok, issues, skipped, state: { version: contentVersion(loaded.resources), resources: loaded.resources, findings: loaded.findings } };
+  /** Validates a key → value set the same way on every replica (see {@link checkStoredSet}). */
+  #check(set: ReadonlyMap<string, string>): CheckedSet {
+    return checkStoredSet(set, { root: this.#root, analysis: this.#analysis, defaultNamespace: this.#defaultNamespace });
   }
 
   #onSnapshot(kvs: readonly KeyValue[], revision: number): void {
@@ -369,14 +305,6 @@ export class EtcdConfigStore implements ConfigStore {
         this.#logger?.warn(`etcd config: a change listener threw: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-  }
-}
-
-function parse(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
   }
 }
 
