@@ -129,7 +129,8 @@ interface Cp {
 
 async function startCp(configDir: string | undefined, dataDir: string, extra: string[] = []): Promise<Cp> {
   const port = await freePort();
-  const argv = [CLI, 'control-plane', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...extra];
+  // Every watcher here uses one workload token: raise the per-workload stream limit (100 by default) above the fleet.
+  const argv = [CLI, 'control-plane', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--max-watches-per-workload', String(Math.max(1000, 2 * WATCHERS)), ...extra];
   if (configDir !== undefined) argv.push('--config', configDir);
   const prof = process.env.CP_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CP_CPU_PROF}`] : [];
   const proc = spawn(NODE, [...prof, ...argv], { stdio: ['ignore', process.env.CP_DEBUG ? 'inherit' : 'ignore', 'inherit'] });

@@ -120,14 +120,20 @@ try {
   writeFileSync(join(configDir, 'reviews.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [se, dr] }));
   cp = await startControlPlane(configDir, dataDir);
   const token = async (...who: string[]): Promise<string> => (await meshlet('token', '--data-dir', dataDir, ...who)).stdout.trim();
-  const [reviewsToken, productpageToken, adminToken] = await Promise.all([token('--service', 'reviews', '--namespace', 'default'), token('--service', 'productpage', '--namespace', 'default'), token('--admin')]);
+  // Each reviews version's token proves its version label: the control plane filters policies by what tokens prove.
+  const [reviewsV1Token, reviewsV2Token, productpageToken, adminToken] = await Promise.all([
+    token('--service', 'reviews', '--namespace', 'default', '--label', 'version=v1'),
+    token('--service', 'reviews', '--namespace', 'default', '--label', 'version=v2'),
+    token('--service', 'productpage', '--namespace', 'default'),
+    token('--admin'),
+  ]);
   const admin = ['--control-plane', cp.url, '--token', adminToken];
   // Routes are changed through the API below (resources in the --config files can only be edited there).
   writeFileSync(join(dir, 'v1.json'), JSON.stringify(route({ v1: 100 })));
   console.log(`  meshlet apply -f v1.json: ${(await meshlet('apply', '-f', join(dir, 'v1.json'), ...admin)).stdout.trim()}`);
 
   console.log('\n2. two reviews instances register; productpage finds them through the registry');
-  instances.push(await startReviews('v1', cp.url, reviewsToken), await startReviews('v2', cp.url, reviewsToken));
+  instances.push(await startReviews('v1', cp.url, reviewsV1Token), await startReviews('v2', cp.url, reviewsV2Token));
   productpage = await createMesh({ service: 'productpage', controlPlane: cp.url, token: productpageToken });
   console.log(`  route v1=100 → 20 calls: ${await traffic(productpage, 20)}`);
 

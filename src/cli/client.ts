@@ -10,6 +10,7 @@ import { statusError } from '../control-plane/http.ts';
 import { DEFAULT_PORT, TOKEN_ENV } from '../control-plane/protocol.ts';
 import { MeshletError } from '../core/errors.ts';
 import { UsageError } from './args.ts';
+import { printable } from './escape.ts';
 
 /** The environment variable naming the control plane(s). */
 export const CONTROL_PLANE_ENV = 'MESHLET_CONTROL_PLANE';
@@ -52,11 +53,13 @@ export function isUnreachable(err: unknown): boolean {
   return typeof err === 'object' && err !== null && unreachable.has(err);
 }
 
+/** The server's refusal as the CLI prints it (what the server says is escaped: it may quote workload input). */
 function refusal(url: string, status: number, body: string): MeshletError {
   const e = statusError(status, body);
+  const said = printable(e.serverMessage);
   let message: string;
-  if (e.serverCode === '') message = `${url} answered ${status}${e.serverMessage === '' ? '' : `: ${e.serverMessage}`}`;
-  else message = e.issues.length > 0 ? `${e.serverMessage}:\n  ${e.issues.join('\n  ')}` : e.serverMessage;
+  if (e.serverCode === '') message = `${url} answered ${status}${said === '' ? '' : `: ${said}`}`;
+  else message = e.issues.length > 0 ? `${said}:\n  ${e.issues.map(printable).join('\n  ')}` : said;
   return new MeshletError('MESHLET_ERR_CONTROL_PLANE', message);
 }
 

@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { stringify } from 'yaml';
+import { Document, visit } from 'yaml';
 import { UsageError } from './args.ts';
+import { hasUnsafe, jsonPrintable } from './escape.ts';
 
 /** A machine output format. */
 export type OutputFormat = 'json' | 'yaml';
@@ -23,8 +24,23 @@ export function outputFormat(value: string | undefined): OutputFormat | undefine
   throw new UsageError(`--output: expected json or yaml, got "${value}"`);
 }
 
-/** Prints `data` as one JSON (2-space indented) or YAML document. */
+/**
+ * `data` as one JSON (2-space indented) or YAML document, with control and invisible formatting
+ * characters in strings escaped (escape.ts): the same data, safe to print on a terminal.
+ */
+export function formatDocument(format: OutputFormat, data: unknown): string {
+  if (format === 'json') return jsonPrintable(JSON.stringify(data, null, 2));
+  const doc = new Document(data);
+  // Double quotes make YAML escape C0 (\e, \n); what it leaves raw is escaped below, inside them.
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value === 'string' && hasUnsafe(node.value)) node.type = 'QUOTE_DOUBLE';
+    },
+  });
+  return jsonPrintable(doc.toString({ lineWidth: 0 }).trimEnd());
+}
+
+/** Prints `data` as one JSON (2-space indented) or YAML document ({@link formatDocument}). */
 export function printDocument(format: OutputFormat, data: unknown): void {
-  const text = format === 'json' ? JSON.stringify(data, null, 2) : stringify(data, { lineWidth: 0 }).trimEnd();
-  process.stdout.write(`${text}\n`);
+  process.stdout.write(`${formatDocument(format, data)}\n`);
 }

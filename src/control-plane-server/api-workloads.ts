@@ -6,8 +6,15 @@
  * renews (404 once the record is gone, so the client registers again), `DELETE <ns>/<name>`
  * deregisters, `GET` lists.
  *
+ * A record belongs to the service that registered it: only that service replaces, renews or
+ * deregisters it (an admin token may renew and deregister any). Its name carries a hash of who
+ * registered what, so two registrations of different services or addresses never share a name.
+ * The address must pass the server's {@link AddressPolicy}; each service owns at most
+ * `maxRegistrationsPerWorkload` records.
+ *
  * @module
  */
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkDocuments } from '../config/load-config.ts';
 import { fromObjects } from '../config/load.ts';
@@ -17,9 +24,21 @@ import { type Caller, readJson, remoteAddress, type RequestContext, requireSameW
 import type { WorkloadRecord } from './store.ts';
 import { entryFromGroup, findGroup } from './workload-group.ts';
 
-/** The record name of an instance: `<service>-<address with . and : as ->-<first port>`. */
-export function workloadName(service: string, address: string, firstPort: number): string {
-  return `${service}-${address.toLowerCase().replace(/[.:]/g, '-')}-${firstPort}`;
+/** Longest Kubernetes object name (a DNS-1123 subdomain). */
+const MAX_NAME = 253;
+
+/**
+ * The record name of an instance: `<group>-<address, each . and : as ->-<first port>-<hash>`, where
+ * the hash (10 hex digits of a SHA-256) covers the owner's namespace and service, the group, the
+ * address and the port. The readable part alone is ambiguous (`api` + `gateway-…` reads like
+ * `api-gateway` + `…`, and IPv6 addresses split anywhere); the hash makes names of different
+ * registrations differ, and the store refuses to let anyone but the owner replace a record.
+ * Like Istio's auto-registered names, a name longer than 253 characters keeps its end.
+ */
+export function workloadName(owner: { readonly namespace: string; readonly service: string }, group: string, address: string, firstPort: number): string {
+  const hash = createHash('sha256').update(JSON.stringify([owner.namespace, owner.service, group, address, firstPort])).digest('hex').slice(0, 10);
+  const name = `${group}-${address.toLowerCase().replace(/[^a-z0-9]/g, '-')}-${firstPort}-${hash}`;
+  return name.length <= MAX_NAME ? name : name.slice(name.length - MAX_NAME).replace(/^[^a-z0-9]+/, '');
 }
 
 function str(v: unknown, field: string): string | undefined {
@@ -75,14 +94,20 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
   if (group === undefined && named !== undefined) {
     throw new ControlPlaneError('NOT_FOUND', `WorkloadGroup ${namespace}/${named} does not exist; create it, or register without "group"`);
   }
-  const address = str(body.address, 'address') ?? remoteAddress(req);
+  const given = str(body.address, 'address');
+  const address = given ?? remoteAddress(req);
+  const claim = ctx.addressPolicy.check(address, remoteAddress(req));
+  if (!claim.ok) {
+    const where = given === undefined ? `the address the request came from, ${address}, cannot be registered (give the workload's address)` : `address ${address} cannot be registered`;
+    throw new ControlPlaneError('FORBIDDEN', `register: ${where}: ${claim.reason}`);
+  }
   let leaseMs = DEFAULT_LEASE_MS;
   if (body.leaseMs !== undefined) {
     if (typeof body.leaseMs !== 'number' || !Number.isFinite(body.leaseMs)) throw new ControlPlaneError('INVALID', 'leaseMs must be a number');
     leaseMs = Math.min(MAX_LEASE_MS, Math.max(MIN_LEASE_MS, Math.round(body.leaseMs)));
   }
   const own = {
-    address,
+    address: claim.address,
     ports: ownPorts,
     labels,
     locality: str(body.locality, 'locality'),
@@ -92,9 +117,9 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
   let spec: Record<string, unknown>;
   let metadata: WireResource['metadata'];
   if (group === undefined) {
-    spec = { address, ports: ownPorts, labels: { ...labels, app: service } };
+    spec = { address: claim.address, ports: ownPorts, labels: { ...labels, app: service } };
     for (const f of ['locality', 'network', 'weight'] as const) if (own[f] !== undefined) spec[f] = own[f];
-    metadata = { name: workloadName(service, address, firstPort(ownPorts)), namespace, labels: { app: service } };
+    metadata = { name: workloadName({ namespace, service }, service, claim.address, firstPort(ownPorts)), namespace, labels: { app: service } };
   } else {
     const made = entryFromGroup(group, own);
     if (made.labels.app !== undefined && made.labels.app !== service) {
@@ -102,7 +127,7 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
     }
     made.labels.app = service;
     spec = { ...made.spec, labels: made.labels };
-    metadata = { name: workloadName(groupName, address, firstPort(made.spec.ports ?? {})), namespace, labels: made.labels, annotations: made.annotations };
+    metadata = { name: workloadName({ namespace, service }, groupName, claim.address, firstPort(made.spec.ports ?? {})), namespace, labels: made.labels, annotations: made.annotations };
   }
   if (Object.keys(spec.ports as object).length === 0) {
     throw new ControlPlaneError('INVALID', group === undefined ? 'ports must name at least one port, e.g. {"http": 8080}' : `ports must name at least one port: neither the registration nor ${group.ref}'s template names any`);
@@ -112,12 +137,24 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
   if (!checked.ok) {
     throw new ControlPlaneError('INVALID', 'registration is not a valid WorkloadEntry', { issues: checked.issues.ofLevel('error').map(String) });
   }
+  const max = ctx.limits.maxRegistrationsPerWorkload;
+  if (ctx.registry.owned(namespace, service) >= max && !ownsRecord(ctx, namespace, metadata.name, service)) {
+    throw new ControlPlaneError(
+      'LIMIT_EXCEEDED',
+      `register: workload ${namespace}/${service} already has ${max} registered instances, the limit (maxRegistrationsPerWorkload, --max-registrations-per-workload); deregister some or raise the limit`,
+    );
+  }
   const rec = await ctx.registry.register(entry, service, leaseMs);
   sendJson(res, 200, response(rec));
 }
 
-function recordOwner(ctx: RequestContext, namespace: string, name: string): WorkloadRecord | undefined {
-  return ctx.registry.list().find((r) => r.entry.metadata.name === name && (r.entry.metadata.namespace ?? 'default') === namespace);
+function ownsRecord(ctx: RequestContext, namespace: string, name: string, service: string): boolean {
+  return ctx.registry.list().some((r) => r.service === service && r.entry.metadata.name === name && (r.entry.metadata.namespace ?? 'default') === namespace);
+}
+
+/** The service a workload token acts as (its records are the ones it may change); undefined for admin and insecure callers. */
+function ownerOf(caller: Caller): string | undefined {
+  return caller?.role === 'workload' ? caller.service : undefined;
 }
 
 /** Routes `/v1/workloads[/...]`; `rest` is the path after the prefix, split on `/`. */
@@ -125,21 +162,20 @@ export async function workloadsApi(req: IncomingMessage, res: ServerResponse, ct
   const method = req.method ?? 'GET';
   if (rest.length === 0 && method === 'POST') return register(req, res, ctx, caller);
   if (rest.length === 0 && method === 'GET') {
-    const list = ctx.registry.list().filter((r) => caller?.role !== 'workload' || r.entry.metadata.namespace === caller.namespace);
+    // A workload token lists the records it owns; an admin every record.
+    const list = ctx.registry.list().filter((r) => caller?.role !== 'workload' || (r.entry.metadata.namespace === caller.namespace && r.service === caller.service));
     return sendJson(res, 200, { version: ctx.registry.version(), workloads: list.map(response) });
   }
   const [namespace, name, lease] = rest as [string, string, string | undefined];
   if (rest.length === 3 && lease === 'lease' && method === 'PUT') {
-    const owner = recordOwner(ctx, namespace, name);
-    requireSameWorkload(caller, owner?.service, namespace, 'renew');
-    const rec = await ctx.registry.renew(namespace, name);
+    requireSameWorkload(caller, undefined, namespace, 'renew');
+    const rec = await ctx.registry.renew(namespace, name, ownerOf(caller));
     if (rec === undefined) throw new ControlPlaneError('NOT_FOUND', `workload ${namespace}/${name} is not registered (its lease ended?); register again`);
     return sendJson(res, 200, response(rec));
   }
   if (rest.length === 2 && method === 'DELETE') {
-    const owner = recordOwner(ctx, namespace, name);
-    requireSameWorkload(caller, owner?.service, namespace, 'deregister');
-    if (!(await ctx.registry.deregister(namespace, name))) throw new ControlPlaneError('NOT_FOUND', `workload ${namespace}/${name} is not registered`);
+    requireSameWorkload(caller, undefined, namespace, 'deregister');
+    if (!(await ctx.registry.deregister(namespace, name, ownerOf(caller)))) throw new ControlPlaneError('NOT_FOUND', `workload ${namespace}/${name} is not registered`);
     return sendJson(res, 200, { deleted: true, name, namespace });
   }
   throw new ControlPlaneError('NOT_FOUND', `no such endpoint: ${method} ${req.url}`);

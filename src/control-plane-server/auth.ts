@@ -10,6 +10,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, errors, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
+import { checkLabelKey, checkLabelValue } from '../config/validate/common.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
 import type { SharedValues } from './store.ts';
 
@@ -24,12 +25,24 @@ export const SHARED_KEY_NAME = 'signing-key';
 /** Default token lifetime: one year. */
 export const DEFAULT_TOKEN_TTL_SECONDS = 365 * 24 * 3600;
 
-/** Who a token names: one workload's service, or an administrator. */
-export type TokenSubject = { readonly service: string; readonly namespace: string } | { readonly admin: true };
+/**
+ * Who a token names: one workload's service (optionally with the labels the workload has, which
+ * the token then proves: the control plane filters the workload's policies by them), or an administrator.
+ */
+export type TokenSubject =
+  | { readonly service: string; readonly namespace: string; readonly labels?: Readonly<Record<string, string>> }
+  | { readonly admin: true };
 
 /** A verified token's identity. */
 export type Identity =
-  | { readonly role: 'workload'; readonly service: string; readonly namespace: string; readonly subject: string }
+  | {
+      readonly role: 'workload';
+      readonly service: string;
+      readonly namespace: string;
+      readonly subject: string;
+      /** The labels the token proves (its `labels` claim; `{}` when it has none). */
+      readonly labels: Readonly<Record<string, string>>;
+    }
   | { readonly role: 'admin'; readonly subject: string };
 
 /** Why a token was refused. */
@@ -47,6 +60,24 @@ export interface MintOptions {
 type KeyLike = Awaited<ReturnType<typeof importJWK>>;
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+/** Why `labels` is not a valid label map (Kubernetes label keys and values), or undefined. */
+export function labelMapProblem(labels: unknown): string | undefined {
+  if (labels === null || typeof labels !== 'object' || Array.isArray(labels)) return 'labels must be an object of strings';
+  for (const [k, v] of Object.entries(labels)) {
+    if (typeof v !== 'string') return `label ${JSON.stringify(k)} must have a string value`;
+    const problem = checkLabelKey(k) ?? checkLabelValue(v);
+    if (problem !== undefined) return `label ${JSON.stringify(k)}: ${problem}`;
+  }
+  return undefined;
+}
+
+/** A null-prototype copy of a label map (keys come from outside). */
+function labelCopy(labels: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [k, v] of Object.entries(labels)) out[k] = v;
+  return out;
+}
 
 function newPrivateJwk(): JWK {
   const { privateKey } = generateKeyPairSync('ed25519');
@@ -124,7 +155,7 @@ export class TokenAuthority {
   async mintToken(subject: TokenSubject, options: MintOptions = {}): Promise<string> {
     const ttl = options.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
     if (!Number.isFinite(ttl) || ttl <= 0) throw new InvalidArgumentError(`token ttl must be a positive number of seconds, got ${ttl}`);
-    let claims: Record<string, string>;
+    let claims: Record<string, unknown>;
     let sub: string;
     if ('admin' in subject) {
       claims = { role: 'admin' };
@@ -137,6 +168,14 @@ export class TokenAuthority {
         if (typeof v !== 'string' || !NAME.test(v)) throw new InvalidArgumentError(`token ${k} must be a DNS-1123 name, got "${v}"`);
       }
       claims = { role: 'workload', svc: subject.service, ns: subject.namespace };
+      if (subject.labels !== undefined && Object.keys(subject.labels).length > 0) {
+        const problem = labelMapProblem(subject.labels);
+        if (problem !== undefined) throw new InvalidArgumentError(`token ${problem}`);
+        if (subject.labels.app !== undefined && subject.labels.app !== subject.service) {
+          throw new InvalidArgumentError(`token label app must be the service "${subject.service}" (or left out), got "${subject.labels.app}"`);
+        }
+        claims.labels = { ...subject.labels };
+      }
       sub = `${subject.namespace}/${subject.service}`;
     }
     const now = Math.floor(Date.now() / 1000);
@@ -183,7 +222,9 @@ export class TokenAuthority {
     let identity: Identity;
     if (payload.role === 'admin') identity = { role: 'admin', subject: sub };
     else if (payload.role === 'workload' && typeof payload.svc === 'string' && typeof payload.ns === 'string') {
-      identity = { role: 'workload', service: payload.svc, namespace: payload.ns, subject: sub };
+      const labels = payload.labels ?? {};
+      if (labelMapProblem(labels) !== undefined) return { ok: false, reason: 'wrong-claims', message: `token labels claim is invalid: ${labelMapProblem(labels)}` };
+      identity = { role: 'workload', service: payload.svc, namespace: payload.ns, subject: sub, labels: labelCopy(labels as Record<string, string>) };
     } else return { ok: false, reason: 'wrong-claims', message: 'token has no valid role (workload with svc and ns, or admin)' };
     this.#remember(token, identity, payload);
     return { ok: true, identity };

@@ -1,15 +1,18 @@
 /**
  * Which config a workload receives: networking resources and Kubernetes Services visible to its
- * namespace (`exportTo`, or a Service's `networking.istio.io/exportTo` annotation), and security/telemetry policies of its namespace or the root namespace
- * whose selector matches its labels. Payloads are serialized once per
- * (version, namespace, service, labels) and shared by every stream with that key.
+ * namespace (`exportTo`, or a Service's `networking.istio.io/exportTo` annotation), the
+ * WorkloadEntries a visible service selects (selection.ts), and security/telemetry policies of
+ * its namespace or the root namespace whose selector matches its labels (the labels its token
+ * proves). Payloads are serialized once per (version, namespace, labels) and shared by every
+ * stream with that key.
  *
  * @module
  */
 import { EXPORT_TO_ANNOTATION, isVisible, parseExportTo } from '../config/hosts.ts';
 import type { AnyResource } from '../config/resource.ts';
-import { formatLabels, toWire, type ConfigEvent, type EndpointsEvent } from '../control-plane/protocol.ts';
-import type { ConfigState, WorkloadRecord } from './store.ts';
+import { formatLabels, toWire, type ConfigEvent } from '../control-plane/protocol.ts';
+import { VisibleSelection } from './selection.ts';
+import type { ConfigState } from './store.ts';
 
 /** Istio's default root namespace: its policies apply mesh-wide. */
 export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
@@ -20,7 +23,7 @@ export interface WorkloadKey {
   readonly labels: Readonly<Record<string, string>>;
 }
 
-const NETWORKING = new Set(['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry']);
+const NETWORKING = new Set(['VirtualService', 'DestinationRule', 'ServiceEntry']);
 
 function selectorMatches(spec: unknown, labels: Readonly<Record<string, string>>): boolean {
   const s = spec as { selector?: { matchLabels?: Record<string, string> }; targetRef?: unknown; targetRefs?: unknown[] } | undefined;
@@ -33,13 +36,18 @@ function selectorMatches(spec: unknown, labels: Readonly<Record<string, string>>
   return true;
 }
 
-/** Whether `r` is part of the config of workload `w`. */
-export function isRelevant(r: AnyResource, w: WorkloadKey, rootNamespace = DEFAULT_ROOT_NAMESPACE): boolean {
+/**
+ * Whether `r` is part of the config of workload `w`. A WorkloadEntry is when a service visible to
+ * `w` selects it (`selection`, made from the whole config; without one, no WorkloadEntry is).
+ */
+export function isRelevant(r: AnyResource, w: WorkloadKey, rootNamespace = DEFAULT_ROOT_NAMESPACE, selection?: VisibleSelection): boolean {
   const ns = r.metadata.namespace;
   // A Kubernetes Service's visibility is its networking.istio.io/exportTo annotation.
   if (r.kind === 'Service') return isVisible(parseExportTo(r.metadata.annotations?.[EXPORT_TO_ANNOTATION]), ns, w.namespace);
   // WorkloadGroups are templates for registration, which the control plane does; meshes do not use them.
   if (r.kind === 'WorkloadGroup') return false;
+  // A WorkloadEntry is an endpoint: sent to the workloads that see a service selecting it.
+  if (r.kind === 'WorkloadEntry') return selection?.selects(r) === true;
   if (NETWORKING.has(r.kind)) {
     const exportTo = (r.spec as { exportTo?: string[] }).exportTo;
     return isVisible(exportTo, ns, w.namespace);
@@ -50,19 +58,15 @@ export function isRelevant(r: AnyResource, w: WorkloadKey, rootNamespace = DEFAU
 
 /** The resources relevant to workload `w`, in the store's order. */
 export function relevantResources(resources: readonly AnyResource[], w: WorkloadKey, rootNamespace = DEFAULT_ROOT_NAMESPACE): AnyResource[] {
-  return resources.filter((r) => isRelevant(r, w, rootNamespace));
+  const selection = new VisibleSelection(resources, w.namespace);
+  return resources.filter((r) => isRelevant(r, w, rootNamespace, selection));
 }
 
-/**
- * Caches serialized `config` and `endpoints` event data. Only the current versions are kept:
- * a new version drops every payload of the old one.
- */
+/** Caches serialized `config` event data. Only the current version is kept: a new version drops every payload of the old one. */
 export class PayloadCache {
   readonly #rootNamespace: string;
   #configVersion = '';
   readonly #config = new Map<string, Buffer>();
-  #endpointsVersion = '';
-  #endpoints: Buffer | undefined;
 
   constructor(rootNamespace = DEFAULT_ROOT_NAMESPACE) {
     this.#rootNamespace = rootNamespace;
@@ -82,16 +86,6 @@ export class PayloadCache {
       this.#config.set(key, buf);
     }
     return buf;
-  }
-
-  /** The `endpoints` event data (JSON of an {@link EndpointsEvent}): every registered workload. */
-  endpoints(version: string, records: () => readonly WorkloadRecord[]): Buffer {
-    if (version !== this.#endpointsVersion || this.#endpoints === undefined) {
-      const event: EndpointsEvent = { version, workloads: records().map((r) => r.entry) };
-      this.#endpoints = Buffer.from(JSON.stringify(event));
-      this.#endpointsVersion = version;
-    }
-    return this.#endpoints;
   }
 
   /** How many distinct config payloads are cached (for tests and the status). */

@@ -7,9 +7,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorBody } from '../control-plane/protocol.ts';
 import { type ConfigError, isMeshletError } from '../core/errors.ts';
+import type { AddressPolicy } from './address-policy.ts';
 import type { Identity, TokenAuthority } from './auth.ts';
 import { ControlPlaneError, WIRE_STATUS } from './errors.ts';
 import type { PushHub } from './hub.ts';
+import type { ControlPlaneLimits } from './limits.ts';
 import type { ServerLogger } from './logger.ts';
 import type { StatusBoard } from './status.ts';
 import type { ConfigStore, RegistryStore } from './store.ts';
@@ -29,6 +31,9 @@ export interface RequestContext {
   readonly startedAt: string;
   readonly maxBodyBytes: number;
   readonly logger: ServerLogger;
+  /** Which addresses registrations may claim. */
+  readonly addressPolicy: AddressPolicy;
+  readonly limits: Required<ControlPlaneLimits>;
 }
 
 /** The caller: a verified token's identity, or `undefined` for a token-less request to an insecure server. */

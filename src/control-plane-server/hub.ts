@@ -1,19 +1,26 @@
 /**
  * The SSE push hub behind `GET /v1/watch`: one stream per connected workload. Each stream
  * gets `hello`, then `config` and `endpoints` for the parts the client does not have yet
- * (its `Last-Event-ID`), then every change as soon as the store reports it. One shared
- * interval writes `: ping` to every stream; a stream whose unsent data grows past a bound
- * (a client that stopped reading) is dropped, and its client reconnects.
+ * (its `Last-Event-ID`), then every change as soon as the store or registry reports it.
+ *
+ * Endpoints are per namespace ({@link EndpointView}: the registered workloads the services visible
+ * to it select). A registry change is pushed to a stream as an `endpoints-delta` event (only what
+ * changed) when the client asked for them and holds the version the delta starts from; otherwise
+ * as a full `endpoints` event. One shared interval writes `: ping` to every stream; a stream
+ * whose unsent data grows past a bound (a client that stopped reading) is dropped, and its client
+ * reconnects. A workload identity may hold at most `maxWatchesPerWorkload` streams (429 beyond).
  *
  * @module
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { eventId, type HelloEvent, parseEventId, type WatchQuery } from '../control-plane/protocol.ts';
+import { EndpointView, type ViewChange } from './endpoint-views.ts';
+import { ControlPlaneError } from './errors.ts';
 import { PayloadCache } from './filter.ts';
 import type { ServerLogger } from './logger.ts';
 import type { StatusBoard } from './status.ts';
-import type { ConfigStore, RegistryStore } from './store.ts';
+import type { ConfigStore, RegistryChange, RegistryStore } from './store.ts';
 
 /** Options of {@link PushHub}. */
 export interface PushHubOptions {
@@ -28,13 +35,25 @@ export interface PushHubOptions {
   readonly rootNamespace: string;
   /** Unsent bytes after which a stream is dropped. @defaultValue 8 MiB */
   readonly maxBufferedBytes?: number;
+  /** Streams one workload identity (`namespace/service`) may have open. @defaultValue unlimited */
+  readonly maxStreamsPerWorkload?: number;
   readonly logger?: ServerLogger;
+}
+
+/** How one stream is served, besides its query. */
+export interface StreamOptions {
+  /** The client applies `endpoints-delta` events. */
+  readonly delta: boolean;
+  /** Query labels the token does not prove (told in `hello`). */
+  readonly ignoredLabels?: readonly string[];
 }
 
 interface Stream {
   readonly id: string;
   readonly query: WatchQuery;
   readonly res: ServerResponse;
+  readonly delta: boolean;
+  readonly identity: string;
   /** The versions the client has (from its Last-Event-ID, then from what was written). */
   config: string;
   endpoints: string;
@@ -48,6 +67,10 @@ export class PushHub {
   readonly #o: PushHubOptions;
   readonly #streams = new Map<string, Stream>();
   readonly #cache: PayloadCache;
+  /** Endpoint views of the namespaces that have streams, with how many. */
+  readonly #views = new Map<string, { view: EndpointView; streams: number }>();
+  /** Open streams per workload identity. */
+  readonly #perIdentity = new Map<string, number>();
   readonly #maxBuffered: number;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #idPrefix = randomBytes(3).toString('hex');
@@ -58,11 +81,14 @@ export class PushHub {
     this.#o = options;
     this.#cache = new PayloadCache(options.rootNamespace);
     this.#maxBuffered = options.maxBufferedBytes ?? 8 * 1024 * 1024;
-    options.store.onChange(() => {
+    options.store.onChange((state) => {
       for (const s of this.#streams.values()) this.#sendConfig(s);
+      const records = () => this.#o.registry.list();
+      this.#distribute((view) => view.reconfigure(state.resources, records));
     });
-    options.registry.onChange(() => {
-      for (const s of this.#streams.values()) this.#sendEndpoints(s);
+    options.registry.onChange((change: RegistryChange | undefined) => {
+      const records = () => this.#o.registry.list();
+      this.#distribute((view) => view.apply(change ?? { kind: 'reset' }, records));
     });
     this.#heartbeat = setInterval(() => {
       for (const s of this.#streams.values()) this.#write(s, [PING]);
@@ -75,15 +101,28 @@ export class PushHub {
     return this.#streams.size;
   }
 
-  /** Serves one `GET /v1/watch` (the caller has authenticated it and parsed the query). */
-  open(req: IncomingMessage, res: ServerResponse, query: WatchQuery, peer: string): void {
+  /**
+   * Serves one `GET /v1/watch` (the caller has authenticated it and settled the query: the labels
+   * are the ones the token proves). Throws a `LIMIT_EXCEEDED` {@link ControlPlaneError} before
+   * answering when the identity has as many streams as it may.
+   */
+  open(req: IncomingMessage, res: ServerResponse, query: WatchQuery, peer: string, options: StreamOptions = { delta: false }): void {
     if (this.#closed) {
       res.writeHead(503).end();
       return;
     }
+    const identity = `${query.namespace}/${query.service}`;
+    const open = this.#perIdentity.get(identity) ?? 0;
+    const max = this.#o.maxStreamsPerWorkload;
+    if (max !== undefined && open >= max) {
+      throw new ControlPlaneError(
+        'LIMIT_EXCEEDED',
+        `watch: workload ${identity} already has ${max} watch streams open on this server, the limit (maxWatchesPerWorkload, --max-watches-per-workload)`,
+      );
+    }
     const last = parseEventId(req.headers['last-event-id'] as string | undefined);
     const id = `${this.#o.serverId}-${this.#idPrefix}-${++this.#counter}`;
-    const s: Stream = { id, query, res, config: last.configVersion, endpoints: last.endpointsVersion };
+    const s: Stream = { id, query, res, delta: options.delta, identity, config: last.configVersion, endpoints: last.endpointsVersion };
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true);
     res.writeHead(200, {
@@ -93,21 +132,30 @@ export class PushHub {
       connection: 'close',
     });
     this.#streams.set(id, s);
+    this.#perIdentity.set(identity, open + 1);
+    const view = this.#view(query.namespace);
     this.#o.board.connect({ connection: id, service: query.service, namespace: query.namespace, labels: query.labels, peer });
     res.on('close', () => {
-      this.#streams.delete(id);
+      if (!this.#streams.delete(id)) return;
+      const n = (this.#perIdentity.get(identity) ?? 1) - 1;
+      if (n <= 0) this.#perIdentity.delete(identity);
+      else this.#perIdentity.set(identity, n);
+      const v = this.#views.get(query.namespace);
+      if (v !== undefined && --v.streams <= 0) this.#views.delete(query.namespace);
       this.#o.board.disconnect(id);
     });
     const hello: HelloEvent = {
       connection: id,
       server: this.#o.serverId,
       configVersion: this.#o.store.current().version,
-      endpointsVersion: this.#o.registry.version(),
+      endpointsVersion: view.version,
       heartbeatMs: this.#o.heartbeatMs,
+      labels: query.labels,
+      ...(options.ignoredLabels === undefined || options.ignoredLabels.length === 0 ? {} : { ignoredLabels: options.ignoredLabels }),
     };
     this.#write(s, [`event: hello\ndata: ${JSON.stringify(hello)}\n\n`]);
     this.#sendConfig(s);
-    this.#sendEndpoints(s);
+    this.#sendFullEndpoints(s, view);
   }
 
   /** Ends every stream (clients reconnect, possibly to another replica) and stops the heartbeat. */
@@ -116,6 +164,34 @@ export class PushHub {
     clearInterval(this.#heartbeat);
     for (const s of this.#streams.values()) s.res.end();
     this.#streams.clear();
+  }
+
+  /** The view of `namespace`, made (and counted) for a new stream. */
+  #view(namespace: string): EndpointView {
+    let v = this.#views.get(namespace);
+    if (v === undefined) {
+      v = { view: new EndpointView(namespace, this.#o.store.current().resources, this.#o.registry.list()), streams: 0 };
+      this.#views.set(namespace, v);
+    }
+    v.streams++;
+    return v.view;
+  }
+
+  /** Applies a change to every open view and writes what changed to the streams of its namespace. */
+  #distribute(change: (view: EndpointView) => ViewChange | undefined): void {
+    const changes = new Map<string, ViewChange>();
+    for (const [ns, { view }] of this.#views) {
+      const c = change(view);
+      if (c !== undefined) changes.set(ns, c);
+    }
+    if (changes.size === 0) return;
+    for (const s of this.#streams.values()) {
+      const c = changes.get(s.query.namespace);
+      if (c === undefined) continue;
+      if (s.delta && s.endpoints === c.base) {
+        if (this.#write(s, [`event: endpoints-delta\nid: ${eventId(s.config, c.version)}\ndata: `, c.delta, TRAILER])) this.#sentEndpoints(s, c.version);
+      } else this.#sendFullEndpoints(s, this.#views.get(s.query.namespace)!.view);
+    }
   }
 
   #sendConfig(s: Stream): void {
@@ -128,15 +204,15 @@ export class PushHub {
     }
   }
 
-  #sendEndpoints(s: Stream): void {
-    const { registry } = this.#o;
-    const version = registry.version();
+  #sendFullEndpoints(s: Stream, view: EndpointView): void {
+    const version = view.version;
     if (s.endpoints === version) return;
-    const data = this.#cache.endpoints(version, () => registry.list());
-    if (this.#write(s, [`event: endpoints\nid: ${eventId(s.config, version)}\ndata: `, data, TRAILER])) {
-      s.endpoints = version;
-      this.#o.board.sent(s.id, 'endpoints', version);
-    }
+    if (this.#write(s, [`event: endpoints\nid: ${eventId(s.config, version)}\ndata: `, view.full(), TRAILER])) this.#sentEndpoints(s, version);
+  }
+
+  #sentEndpoints(s: Stream, version: string): void {
+    s.endpoints = version;
+    this.#o.board.sent(s.id, 'endpoints', version);
   }
 
   /** Writes an event unless the client stopped reading; then drops the stream. */

@@ -5,8 +5,9 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import type { WireResource } from '../control-plane/protocol.ts';
-import type { RegistryStore, WorkloadRecord } from './store.ts';
+import type { WireResource, WorkloadRef } from '../control-plane/protocol.ts';
+import { ControlPlaneError } from './errors.ts';
+import type { RegistryChange, RegistryStore, WorkloadRecord } from './store.ts';
 
 /** Options of {@link MemoryRegistry}. */
 export interface MemoryRegistryOptions {
@@ -16,10 +17,20 @@ export interface MemoryRegistryOptions {
 
 const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
 
+/** The refusal of a change to a record another service owns. */
+export function notOwner(namespace: string, name: string, owner: string, caller: string, what: string): ControlPlaneError {
+  return new ControlPlaneError(
+    what === 'register' ? 'CONFLICT' : 'FORBIDDEN',
+    `${what}: workload ${namespace}/${name} is registered by service ${namespace}/${owner}, not ${namespace}/${caller}`,
+  );
+}
+
 /** A {@link RegistryStore} kept in memory (a single control-plane replica). */
 export class MemoryRegistry implements RegistryStore {
   readonly #records = new Map<string, WorkloadRecord>();
-  readonly #listeners: (() => void)[] = [];
+  /** Live records per owner (`namespace/service`). */
+  readonly #owned = new Map<string, number>();
+  readonly #listeners: ((change: RegistryChange) => void)[] = [];
   readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
@@ -34,31 +45,60 @@ export class MemoryRegistry implements RegistryStore {
 
   async register(entry: WireResource, service: string, leaseMs: number): Promise<WorkloadRecord> {
     const ns = entry.metadata.namespace ?? 'default';
+    const key = keyOf(ns, entry.metadata.name);
+    const old = this.#live(key);
+    if (old !== undefined && old.service !== service) throw notOwner(ns, entry.metadata.name, old.service, service, 'register');
+    const expired = this.#records.get(key);
+    if (old === undefined && expired !== undefined) this.#remove(key, expired);
     const rec: WorkloadRecord = { entry, service, leaseMs, expiresAt: this.#now() + leaseMs };
-    this.#records.set(keyOf(ns, entry.metadata.name), rec);
+    this.#records.set(key, rec);
+    this.#owned.set(`${ns}/${service}`, (this.#owned.get(`${ns}/${service}`) ?? 0) + (old === undefined ? 1 : 0));
     this.#schedule();
-    this.#changed();
+    this.#changed({ kind: 'delta', upserted: [rec], removed: [] });
     return rec;
   }
 
-  async renew(namespace: string, name: string): Promise<WorkloadRecord | undefined> {
+  async renew(namespace: string, name: string, owner?: string): Promise<WorkloadRecord | undefined> {
     const key = keyOf(namespace, name);
-    const old = this.#records.get(key);
-    if (old === undefined || old.expiresAt <= this.#now()) return undefined;
+    const old = this.#live(key);
+    if (old === undefined) return undefined;
+    if (owner !== undefined && old.service !== owner) throw notOwner(namespace, name, old.service, owner, 'renew');
     const rec: WorkloadRecord = { ...old, expiresAt: this.#now() + old.leaseMs };
     this.#records.set(key, rec);
     // A renewal only pushes the expiry later; the timer fires at the old time and reschedules.
     return rec;
   }
 
-  async deregister(namespace: string, name: string): Promise<boolean> {
-    if (!this.#records.delete(keyOf(namespace, name))) return false;
-    this.#changed();
+  async deregister(namespace: string, name: string, owner?: string): Promise<boolean> {
+    const key = keyOf(namespace, name);
+    const old = this.#live(key);
+    if (old === undefined) return false;
+    if (owner !== undefined && old.service !== owner) throw notOwner(namespace, name, old.service, owner, 'deregister');
+    this.#remove(key, old);
+    this.#changed({ kind: 'delta', upserted: [], removed: [{ namespace, name }] });
     return true;
   }
 
   list(): readonly WorkloadRecord[] {
     return [...this.#records.values()];
+  }
+
+  owned(namespace: string, service: string): number {
+    return this.#owned.get(`${namespace}/${service}`) ?? 0;
+  }
+
+  /** The record under `key` unless its lease ended (the expiry timer may not have run yet). */
+  #live(key: string): WorkloadRecord | undefined {
+    const rec = this.#records.get(key);
+    return rec === undefined || rec.expiresAt <= this.#now() ? undefined : rec;
+  }
+
+  #remove(key: string, rec: WorkloadRecord): void {
+    this.#records.delete(key);
+    const ownerKey = `${rec.entry.metadata.namespace ?? 'default'}/${rec.service}`;
+    const n = (this.#owned.get(ownerKey) ?? 1) - 1;
+    if (n <= 0) this.#owned.delete(ownerKey);
+    else this.#owned.set(ownerKey, n);
   }
 
   version(): string {
@@ -74,7 +114,7 @@ export class MemoryRegistry implements RegistryStore {
     return this.#version;
   }
 
-  onChange(listener: () => void): void {
+  onChange(listener: (change: RegistryChange) => void): void {
     this.#listeners.push(listener);
   }
 
@@ -84,9 +124,9 @@ export class MemoryRegistry implements RegistryStore {
     this.#timer = undefined;
   }
 
-  #changed(): void {
+  #changed(change: RegistryChange): void {
     this.#version = undefined;
-    for (const l of this.#listeners) l();
+    for (const l of this.#listeners) l(change);
   }
 
   /** Sets the one timer for the earliest expiry, unless it is already set for that time or earlier. */
@@ -105,14 +145,14 @@ export class MemoryRegistry implements RegistryStore {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
     const now = this.#now();
-    let removed = false;
+    const removed: WorkloadRef[] = [];
     for (const [key, r] of this.#records) {
       if (r.expiresAt <= now) {
-        this.#records.delete(key);
-        removed = true;
+        this.#remove(key, r);
+        removed.push({ namespace: r.entry.metadata.namespace ?? 'default', name: r.entry.metadata.name });
       }
     }
     this.#schedule();
-    if (removed) this.#changed();
+    if (removed.length > 0) this.#changed({ kind: 'delta', upserted: [], removed });
   }
 }

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   ACK_PATH,
   type AckRequest,
+  ENDPOINTS_DELTA_FEATURE,
   HEALTH_PATH,
   parseLabelQuery,
   RESOURCES_PATH,
@@ -19,20 +20,51 @@ import {
 import { resourcesApi } from './api-resources.ts';
 import { workloadsApi } from './api-workloads.ts';
 import { ControlPlaneError } from './errors.ts';
-import { authenticate, type Caller, readJson, remoteAddress, type RequestContext, requireSameWorkload, sendError, sendJson } from './http.ts';
+import { authenticate, type Caller, readJson, remoteAddress, type RequestContext, requireAdmin, requireSameWorkload, sendError, sendJson } from './http.ts';
 
 /** The status document of this replica. */
 export function statusDocument(ctx: RequestContext): StatusDocument {
+  // The registry's skipped records join the config store's (etcd keeps both).
+  const health = ctx.store.health;
+  const records = ctx.registry.skipped?.() ?? [];
+  const source =
+    records.length === 0
+      ? health
+      : {
+          ...health,
+          healthy: false,
+          error: [health.error, `${records.length} registry record(s) skipped as invalid: ${records.map((v) => v.key).join(', ')}`].filter((e) => e !== undefined).join('; '),
+          skipped: [...(health.skipped ?? []), ...records],
+        };
   return ctx.board.document({
     server: ctx.serverId,
     startedAt: ctx.startedAt,
     configVersion: ctx.store.current().version,
     endpointsVersion: ctx.registry.version(),
-    source: ctx.store.health,
+    source,
     rejections: ctx.store.rejections(),
     findings: ctx.store.current().findings,
     registered: ctx.registry.list().length,
   });
+}
+
+/**
+ * The labels a watch is filtered by. A workload token proves `app` (its service) and the labels of
+ * its `labels` claim: those are used, whatever the query says. A query label that contradicts
+ * them is refused (403); one the token does not name is ignored (it cannot widen what the
+ * workload is sent) and reported back in `hello`. Admin and insecure callers are trusted with the query's labels.
+ */
+export function watchLabels(caller: Caller, service: string, query: Readonly<Record<string, string>>): { labels: Record<string, string>; ignored: string[] } {
+  if (caller?.role !== 'workload') return { labels: { ...query }, ignored: [] };
+  const proven: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [k, v] of Object.entries(caller.labels)) proven[k] = v;
+  proven.app = service;
+  const ignored: string[] = [];
+  for (const [k, v] of Object.entries(query)) {
+    if (!Object.hasOwn(proven, k)) ignored.push(k);
+    else if (proven[k] !== v) throw new ControlPlaneError('FORBIDDEN', `watch: label ${k}=${v} contradicts the token, which proves ${k}=${proven[k]}`);
+  }
+  return { labels: { ...proven }, ignored: ignored.sort() };
 }
 
 function watch(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: Caller, q: URLSearchParams): void {
@@ -40,23 +72,40 @@ function watch(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, c
   const service = q.get('service') || own?.service;
   const namespace = q.get('namespace') || own?.namespace || 'default';
   if (service === undefined) throw new ControlPlaneError('INVALID', 'watch: the service query parameter is required');
-  let labels: Record<string, string>;
+  let asked: Record<string, string>;
   try {
-    labels = parseLabelQuery(q.get('labels'));
+    asked = parseLabelQuery(q.get('labels'));
   } catch (err) {
     throw new ControlPlaneError('INVALID', `watch: ${(err as Error).message}`);
   }
   requireSameWorkload(caller, service, namespace, 'watch');
-  ctx.hub.open(req, res, { service, namespace, labels }, `${remoteAddress(req)}:${req.socket.remotePort ?? 0}`);
+  const { labels, ignored } = watchLabels(caller, service, asked);
+  const features = new Set((q.get('features') ?? '').split(',').map((f) => f.trim()));
+  ctx.hub.open(req, res, { service, namespace, labels }, `${remoteAddress(req)}:${req.socket.remotePort ?? 0}`, {
+    delta: features.has(ENDPOINTS_DELTA_FEATURE),
+    ignoredLabels: ignored,
+  });
 }
 
+/** Room for an ACK's other fields around its reasons. */
+const ACK_OVERHEAD_BYTES = 4096;
+
 async function ack(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: Caller): Promise<void> {
-  const b = await readJson(req, ctx.maxBodyBytes);
+  const { maxNackReasons, maxNackBytes } = ctx.limits;
+  const b = await readJson(req, Math.min(ctx.maxBodyBytes, maxNackBytes * 2 + ACK_OVERHEAD_BYTES));
   if (typeof b.connection !== 'string' || typeof b.version !== 'string') throw new ControlPlaneError('INVALID', 'ack: connection and version must be strings');
   if (b.kind !== 'config' && b.kind !== 'endpoints') throw new ControlPlaneError('INVALID', 'ack: kind must be "config" or "endpoints"');
   if (b.status !== 'ACK' && b.status !== 'NACK') throw new ControlPlaneError('INVALID', 'ack: status must be "ACK" or "NACK"');
   if (b.reasons !== undefined && !(Array.isArray(b.reasons) && b.reasons.every((r) => typeof r === 'string'))) {
     throw new ControlPlaneError('INVALID', 'ack: reasons must be a list of strings');
+  }
+  const reasons = (b.reasons ?? []) as string[];
+  if (reasons.length > maxNackReasons) {
+    throw new ControlPlaneError('TOO_LARGE', `ack: ${reasons.length} reasons, more than the ${maxNackReasons} one NACK may carry (maxNackReasons); send the first ones`);
+  }
+  const bytes = reasons.reduce((n, r) => n + Buffer.byteLength(r), 0);
+  if (bytes > maxNackBytes) {
+    throw new ControlPlaneError('TOO_LARGE', `ack: the reasons are ${bytes} bytes, more than the ${maxNackBytes} one NACK may carry (maxNackBytes); shorten them`);
   }
   const owner = ctx.board.owner(b.connection);
   if (owner === undefined) throw new ControlPlaneError('NOT_FOUND', `ack: connection ${b.connection} is not connected to this server`);
@@ -84,7 +133,11 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
     return;
   }
   const caller = await authenticate(req, ctx);
-  if (path === STATUS_PATH && method === 'GET') return sendJson(res, 200, statusDocument(ctx));
+  if (path === STATUS_PATH && method === 'GET') {
+    // The status names every workload, its peer address, NACK texts and refused changes (file paths).
+    requireAdmin(caller, 'the status');
+    return sendJson(res, 200, statusDocument(ctx));
+  }
   if (path === WATCH_PATH && method === 'GET') return watch(req, res, ctx, caller, url.searchParams);
   if (path === ACK_PATH && method === 'POST') return ack(req, res, ctx, caller);
   const workloads = under(path, WORKLOADS_PATH);

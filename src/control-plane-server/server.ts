@@ -10,13 +10,15 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import type { AnalysisMode } from '../config/load-config.ts';
-import { DEFAULT_HEARTBEAT_MS, DEFAULT_PORT, type StatusDocument } from '../control-plane/protocol.ts';
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_PORT, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, type StatusDocument } from '../control-plane/protocol.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
+import { AddressPolicy, type AddressPolicyOptions, loopbackByDefault } from './address-policy.ts';
 import { type MintOptions, TokenAuthority, type TokenSubject } from './auth.ts';
 import { FileConfigStore } from './file-store.ts';
 import { DEFAULT_ROOT_NAMESPACE } from './filter.ts';
 import { DEFAULT_MAX_BODY_BYTES, type RequestContext } from './http.ts';
 import { PushHub } from './hub.ts';
+import { type ControlPlaneLimits, resolveLimits } from './limits.ts';
 import { type ServerLogger, stderrLogger } from './logger.ts';
 import { MemoryRegistry } from './memory-registry.ts';
 import { createRequestHandler, statusDocument } from './routes.ts';
@@ -41,8 +43,12 @@ export interface ControlPlaneOptions {
   readonly port?: number;
   /** Accept requests without a token (the identity comes from the query or body). Never in production. @defaultValue false */
   readonly insecure?: boolean;
-  /** Interval of `: ping` on watch streams. @defaultValue 10000 */
+  /** Interval of `: ping` on watch streams, {@link MIN_HEARTBEAT_MS}..{@link MAX_HEARTBEAT_MS}. @defaultValue 10000 */
   readonly heartbeatMs?: number;
+  /** Which addresses workloads may register (docs/security.md). @defaultValue see {@link AddressPolicyOptions} */
+  readonly registrationAddresses?: AddressPolicyOptions;
+  /** What one workload identity may hold (watch streams, registrations, NACK size). @defaultValue see {@link ControlPlaneLimits} */
+  readonly limits?: ControlPlaneLimits;
   /** What analysis does to config changes (directory store only; see {@link AnalysisMode}). @defaultValue 'advisory' */
   readonly analysis?: AnalysisMode;
   /** Namespace whose policies apply to every workload. @defaultValue 'istio-system' */
@@ -86,9 +92,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const port = options.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`startControlPlane: port must be 0..65535, got ${port}`);
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
-  if (!(heartbeatMs > 0)) throw new InvalidArgumentError(`startControlPlane: heartbeatMs must be positive, got ${heartbeatMs}`);
+  if (!(heartbeatMs >= MIN_HEARTBEAT_MS && heartbeatMs <= MAX_HEARTBEAT_MS)) {
+    throw new InvalidArgumentError(`startControlPlane: heartbeatMs must be ${MIN_HEARTBEAT_MS}..${MAX_HEARTBEAT_MS} (clients clamp it into that range), got ${heartbeatMs}`);
+  }
   const host = options.host ?? '0.0.0.0';
   const serverId = options.serverId ?? `${hostname()}-${randomBytes(2).toString('hex')}`;
+  const limits = resolveLimits(options.limits);
+  const addressPolicy = new AddressPolicy({
+    ...options.registrationAddresses,
+    loopback: options.registrationAddresses?.loopback ?? loopbackByDefault(host, options.insecure === true),
+  });
 
   const auth = await TokenAuthority.open(options.dataDir, options.shared);
   const ownStore = options.store === undefined;
@@ -103,7 +116,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     throw err;
   }
   const board = new StatusBoard();
-  const hub = new PushHub({ store, registry, board, serverId, heartbeatMs, rootNamespace: options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE, logger });
+  const hub = new PushHub({
+    store,
+    registry,
+    board,
+    serverId,
+    heartbeatMs,
+    rootNamespace: options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE,
+    maxStreamsPerWorkload: limits.maxWatchesPerWorkload,
+    logger,
+  });
   const ctx: RequestContext = {
     store,
     registry,
@@ -115,6 +137,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     startedAt: new Date().toISOString(),
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     logger,
+    addressPolicy,
+    limits,
   };
   const server = createServer({ requestTimeout: 0 }, createRequestHandler(ctx));
   const closeOwned = async () => {

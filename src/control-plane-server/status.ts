@@ -127,13 +127,13 @@ export class StatusBoard {
     registered: number;
   }): StatusDocument {
     const workloads = this.workloads();
-    const { kind, location, healthy, error } = parts.source;
+    const { kind, location, healthy, error, skipped } = parts.source;
     return {
       server: parts.server,
       startedAt: parts.startedAt,
       configVersion: parts.configVersion,
       endpointsVersion: parts.endpointsVersion,
-      source: error === undefined ? { kind, location, healthy } : { kind, location, healthy, error },
+      source: { kind, location, healthy, ...(error === undefined ? {} : { error }), ...(skipped === undefined || skipped.length === 0 ? {} : { skipped }) },
       summary: summaryLine(workloads, parts.configVersion),
       workloads,
       rejections: parts.rejections,

@@ -7,7 +7,7 @@
  */
 import type { ConfigIssue } from '../config/issues.ts';
 import type { AnyResource } from '../config/resource.ts';
-import type { ApplyResponse, Rejection, WireResource } from '../control-plane/protocol.ts';
+import type { ApplyResponse, Rejection, SkippedValue, WireResource, WorkloadRef } from '../control-plane/protocol.ts';
 
 /** The config being served: validated resources and their content version. */
 export interface ConfigState {
@@ -28,6 +28,12 @@ export interface SourceHealth {
   readonly location: string;
   readonly healthy: boolean;
   readonly error?: string;
+  /**
+   * Stored values that are not served because they are invalid (etcd: a value that is not JSON,
+   * not a valid resource, or not the resource its key names). Each is skipped, as istiod skips an
+   * invalid object, and reported until it is repaired; the source is then unhealthy.
+   */
+  readonly skipped?: readonly SkippedValue[];
 }
 
 /**
@@ -60,27 +66,50 @@ export interface ConfigStore {
 export interface WorkloadRecord {
   /** The WorkloadEntry as served (`metadata.name`, `metadata.namespace`, `spec.address/ports/labels/locality/weight`). */
   readonly entry: WireResource;
+  /** The owner: the service of the token that registered it (with the entry's namespace). */
   readonly service: string;
   readonly leaseMs: number;
   /** When the lease ends unless renewed (epoch ms). */
   readonly expiresAt: number;
 }
 
-/** The registry. Records whose lease ends are removed (and the change is pushed). */
+/**
+ * What changed in the registry: records created or replaced and records removed, or `reset`
+ * when the whole list was read again (e.g. after an etcd compaction) and may differ in any way.
+ */
+export type RegistryChange =
+  | { readonly kind: 'delta'; readonly upserted: readonly WorkloadRecord[]; readonly removed: readonly WorkloadRef[] }
+  | { readonly kind: 'reset' };
+
+/**
+ * The registry. Records whose lease ends are removed (and the change is pushed). A record belongs
+ * to the service that registered it (`WorkloadRecord.service`, in the entry's namespace): only
+ * that owner replaces, renews or deregisters it.
+ */
 export interface RegistryStore {
   start(): Promise<void>;
-  /** Creates or replaces the record `entry.metadata.namespace/name`, with a fresh lease. */
+  /**
+   * Creates the record `entry.metadata.namespace/name` with a fresh lease, or replaces it when
+   * `service` owns it. Rejects with a `ControlPlaneError` `CONFLICT` when another service owns it.
+   */
   register(entry: WireResource, service: string, leaseMs: number): Promise<WorkloadRecord>;
-  /** Extends the lease; resolves false when the record is gone (expired or deregistered). */
-  renew(namespace: string, name: string): Promise<WorkloadRecord | undefined>;
-  /** Removes the record; resolves false when it did not exist. */
-  deregister(namespace: string, name: string): Promise<boolean>;
+  /**
+   * Extends the lease; resolves undefined when the record is gone (expired or deregistered).
+   * With `owner`, rejects with a `ControlPlaneError` `FORBIDDEN` when another service owns it.
+   */
+  renew(namespace: string, name: string, owner?: string): Promise<WorkloadRecord | undefined>;
+  /** Removes the record; resolves false when it did not exist. `owner` as for {@link renew}. */
+  deregister(namespace: string, name: string, owner?: string): Promise<boolean>;
   /** Every live record. */
   list(): readonly WorkloadRecord[];
+  /** How many live records `namespace/service` owns. */
+  owned(namespace: string, service: string): number;
   /** Content version of `list()` (same content → same version on every replica). */
   version(): string;
   /** Called after each change (register, deregister, expiry), without debouncing. */
-  onChange(listener: () => void): void;
+  onChange(listener: (change: RegistryChange) => void): void;
+  /** Stored records that are not served because they are invalid (etcd), for the status. */
+  skipped?(): readonly SkippedValue[];
   close(): Promise<void>;
 }
 

@@ -3,7 +3,9 @@
  * `meshlet control-plane`. docs/control-plane-protocol.md is the prose version of this file.
  *
  * - `GET /v1/watch` is a Server-Sent Events stream: `hello`, then `config` and `endpoints`
- *   events, each a full state of its part with a content version; `: ping` comments keep it alive.
+ *   events, each a full state of its part with a content version, and `endpoints-delta` events
+ *   (changes on top of the endpoints the client has) for clients that ask for them;
+ *   `: ping` comments keep it alive.
  * - `POST /v1/ack` ACKs or NACKs each version the client received, with reasons.
  * - `/v1/workloads` is the registry (WorkloadGroup auto-registration with leases).
  * - `/v1/resources` is the config API used by `meshlet apply | get | delete`.
@@ -34,13 +36,26 @@ export const HEALTH_PATH = '/healthz';
 export const DEFAULT_PORT = 15010;
 /** How often the server writes `: ping` on an idle watch stream. */
 export const DEFAULT_HEARTBEAT_MS = 10_000;
+/**
+ * Bounds of the heartbeat interval: the server's option must be within them, and a client clamps
+ * the `heartbeatMs` of a `hello` into them (a huge value would overflow its timer and a dead
+ * stream would never be noticed; a tiny one would reconnect in a loop).
+ */
+export const MIN_HEARTBEAT_MS = 20;
+export const MAX_HEARTBEAT_MS = 120_000;
 /** A client that hears nothing (not even a ping) for this many heartbeats reconnects. */
 export const HEARTBEAT_MISSES = 3;
 /** Registration lease when the client does not ask for one. */
 export const DEFAULT_LEASE_MS = 30_000;
-/** Bounds on a requested lease. */
+/** Bounds on a lease: a requested one is clamped into them by the server, a granted one by the client. */
 export const MIN_LEASE_MS = 1_000;
 export const MAX_LEASE_MS = 300_000;
+/** Most reasons one NACK may carry by default (the server answers 413 beyond its limit). */
+export const DEFAULT_MAX_NACK_REASONS = 100;
+/** Most bytes (UTF-8, all reasons together) one NACK may carry by default. */
+export const DEFAULT_MAX_NACK_BYTES = 64 * 1024;
+/** The watch query's `features` value of a client that applies `endpoints-delta` events. */
+export const ENDPOINTS_DELTA_FEATURE = 'endpoints-delta';
 /** The environment variable `createMesh` and the CLI read a token from. */
 export const TOKEN_ENV = 'MESHLET_TOKEN';
 
@@ -58,11 +73,18 @@ export interface WireResource {
   readonly spec: unknown;
 }
 
-/** Query of `GET /v1/watch`: who is asking (must agree with the token's identity). */
+/**
+ * Query of `GET /v1/watch`: who is asking (must agree with the token's identity). On the wire
+ * also `features=endpoints-delta` ({@link ENDPOINTS_DELTA_FEATURE}, comma-separated) from clients
+ * that apply {@link EndpointsDeltaEvent}s; a client without it gets a full `endpoints` event per change.
+ */
 export interface WatchQuery {
   readonly service: string;
   readonly namespace: string;
-  /** `k=v,k2=v2` on the wire. */
+  /**
+   * `k=v,k2=v2` on the wire. With a workload token, only the labels the token proves are used
+   * (its `labels` claim, and `app` = its service); see {@link HelloEvent.labels}.
+   */
   readonly labels: Readonly<Record<string, string>>;
 }
 
@@ -75,7 +97,12 @@ export interface HelloEvent {
   /** The versions the server has now; a client that already has both gets no `config`/`endpoints` event. */
   readonly configVersion: string;
   readonly endpointsVersion: string;
+  /** Interval of `: ping` comments; a client clamps it to {@link MIN_HEARTBEAT_MS}..{@link MAX_HEARTBEAT_MS}. */
   readonly heartbeatMs: number;
+  /** The labels the config is filtered by (what the token proves). Absent from older servers. */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** Query labels the token does not prove: ignored (policies selecting on them are not sent). */
+  readonly ignoredLabels?: readonly string[];
 }
 
 /**
@@ -88,10 +115,33 @@ export interface ConfigEvent {
   readonly resources: readonly WireResource[];
 }
 
-/** `event: endpoints`: every registered workload (as WorkloadEntry resources), as a whole. */
+/**
+ * `event: endpoints`: every registered workload the client may see (as WorkloadEntry resources),
+ * as a whole: the ones selected by a Service or ServiceEntry (`workloadSelector`) visible to its
+ * namespace. The version is a content version of that view.
+ */
 export interface EndpointsEvent {
   readonly version: string;
   readonly workloads: readonly WireResource[];
+}
+
+/** Names a registered workload: its WorkloadEntry's namespace and name. */
+export interface WorkloadRef {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/**
+ * `event: endpoints-delta`, only to clients that asked for it: the change from endpoints version
+ * `base` to `version`. A client at `base` replaces or adds `workloads` (by namespace/name) and
+ * drops `removed`; a client at any other version cannot apply it and resyncs (reconnects with its
+ * versions in `Last-Event-ID`, and gets a full `endpoints` event).
+ */
+export interface EndpointsDeltaEvent {
+  readonly version: string;
+  readonly base: string;
+  readonly workloads: readonly WireResource[];
+  readonly removed: readonly WorkloadRef[];
 }
 
 /** Body of `POST /v1/ack`. */
@@ -147,7 +197,11 @@ export interface ApplyResponse {
 /** Every error answer: `{ error: { code, message, issues? } }` with the HTTP status. */
 export interface ErrorBody {
   readonly error: {
-    /** `UNAUTHENTICATED` (401), `FORBIDDEN` (403), `INVALID` (400), `NOT_FOUND` (404), `CONFLICT` (409), `UNAVAILABLE` (503). */
+    /**
+     * `UNAUTHENTICATED` (401), `FORBIDDEN` (403), `INVALID` (400), `NOT_FOUND` (404), `CONFLICT` (409),
+     * `TOO_LARGE` (413), `LIMIT_EXCEEDED` (429: a per-workload limit; retrying does not help until
+     * something is released), `UNAVAILABLE` (503).
+     */
     readonly code: string;
     readonly message: string;
     /** Printed config issues, for `INVALID`. */
@@ -184,7 +238,14 @@ export interface StatusDocument {
   readonly startedAt: string;
   readonly configVersion: string;
   readonly endpointsVersion: string;
-  readonly source: { readonly kind: 'file' | 'etcd'; readonly location: string; readonly healthy: boolean; readonly error?: string };
+  readonly source: {
+    readonly kind: 'file' | 'etcd';
+    readonly location: string;
+    readonly healthy: boolean;
+    readonly error?: string;
+    /** Stored values that are not served (etcd: invalid JSON or resources, skipped as istiod skips an invalid object). */
+    readonly skipped?: readonly SkippedValue[];
+  };
   /** `N/M workloads at config version X` (like `istioctl proxy-status`). */
   readonly summary: string;
   readonly workloads: readonly WorkloadStatus[];
@@ -196,6 +257,15 @@ export interface StatusDocument {
    */
   readonly findings: readonly StatusFinding[];
   readonly registered: number;
+}
+
+/** A stored value the control plane does not serve, and why. */
+export interface SkippedValue {
+  /** Where it is stored, e.g. the etcd key `/meshlet/config/VirtualService/default/reviews`. */
+  readonly key: string;
+  /** `Kind namespace/name` when the key names one, for `meshlet delete` / `apply` to repair it. */
+  readonly resource?: string;
+  readonly reasons: readonly string[];
 }
 
 /** One analysis finding in the status. */
@@ -226,6 +296,39 @@ export function parseLabelQuery(text: string | null | undefined): Record<string,
     if (eq <= 0) throw new TypeError(`labels: expected key=value, got "${pair}"`);
     out[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
+  return out;
+}
+
+/**
+ * A duration in ms that came from the wire, clamped into `[min, max]`; `undefined` when it is not
+ * a finite number. Every duration a client takes from the server goes through this (`setTimeout`
+ * turns anything above 2^31-1 ms, and NaN, into 1 ms).
+ */
+export function clampWireMs(value: unknown, min: number, max: number): number | undefined {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return undefined;
+  return Math.min(max, Math.max(min, Math.round(value)));
+}
+
+/** Longest single NACK reason a client sends; a longer one is cut (with a marker). */
+export const MAX_NACK_REASON_CHARS = 4096;
+
+/**
+ * Bounds the reasons of a NACK to what a server accepts by default: at most `maxReasons`
+ * reasons of at most {@link MAX_NACK_REASON_CHARS} characters and `maxBytes` bytes together; what
+ * does not fit is summarised in a last `… and N more` reason.
+ */
+export function boundNackReasons(reasons: readonly string[], maxReasons = DEFAULT_MAX_NACK_REASONS, maxBytes = DEFAULT_MAX_NACK_BYTES): string[] {
+  const out: string[] = [];
+  const room = maxBytes - 64; // for the summary
+  let bytes = 0;
+  for (const r of reasons) {
+    const text = r.length > MAX_NACK_REASON_CHARS ? `${r.slice(0, MAX_NACK_REASON_CHARS)}… (cut)` : r;
+    const size = Buffer.byteLength(text);
+    if (out.length >= maxReasons - 1 || bytes + size > room) break;
+    out.push(text);
+    bytes += size;
+  }
+  if (out.length < reasons.length) out.push(`… and ${reasons.length - out.length} more`);
   return out;
 }
 

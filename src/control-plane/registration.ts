@@ -9,7 +9,7 @@
 import type { Clock, Timer } from '../core/clock.ts';
 import { InvalidArgumentError, MeshletError } from '../core/errors.ts';
 import { type ControlPlaneHttp, controlPlaneError, HttpStatusError, type CallRequest } from './http.ts';
-import { MAX_LEASE_MS, MIN_LEASE_MS, type RegisterRequest, type RegisterResponse, WORKLOADS_PATH } from './protocol.ts';
+import { clampWireMs, DEFAULT_LEASE_MS, MAX_LEASE_MS, MIN_LEASE_MS, type RegisterRequest, type RegisterResponse, WORKLOADS_PATH } from './protocol.ts';
 
 /**
  * Options of `mesh.register()`.
@@ -73,7 +73,14 @@ export interface RegistrarOptions {
 }
 
 function transient(e: unknown): boolean {
+  // A per-workload limit (429 LIMIT_EXCEEDED) holds until something is released: not retried.
+  if (e instanceof HttpStatusError && e.serverCode === 'LIMIT_EXCEEDED') return false;
   return !(e instanceof HttpStatusError) || e.status >= 500 || e.status === 408 || e.status === 429;
+}
+
+/** The lease a response grants, clamped to {@link MIN_LEASE_MS}..{@link MAX_LEASE_MS} (it times the renewals). */
+function grantedLease(res: RegisterResponse, asked: number | undefined): number {
+  return clampWireMs(res?.leaseMs, MIN_LEASE_MS, MAX_LEASE_MS) ?? asked ?? DEFAULT_LEASE_MS;
 }
 
 /** Registers workloads and keeps their leases. */
@@ -221,7 +228,7 @@ class LiveRegistration implements Registration {
     this.#body = body;
     this.#name = res.name;
     this.#namespace = res.namespace;
-    this.#leaseMs = res.leaseMs;
+    this.#leaseMs = grantedLease(res, body.leaseMs);
     this.#schedule();
   }
 
@@ -256,7 +263,7 @@ class LiveRegistration implements Registration {
       }
       this.#name = res.name;
       this.#namespace = res.namespace;
-      this.#leaseMs = res.leaseMs;
+      this.#leaseMs = grantedLease(res, this.#body.leaseMs);
       if (this.#failing) this.#r.logger.warn(`meshlet: registration ${this.#namespace}/${this.#name} renewed again`);
       this.#failing = false;
     } catch (e) {

@@ -116,6 +116,8 @@ export class ControlPlaneSource {
   #origin: ConfigOrigin = 'none';
   #connected = false;
   #closed: Promise<void> | undefined;
+  /** The ignored labels last warned about (once per set, not per reconnect). */
+  #ignoredWarned = '';
 
   constructor(o: ControlPlaneSourceOptions) {
     this.#o = o;
@@ -219,6 +221,14 @@ export class ControlPlaneSource {
   }
 
   #onConnected(url: string, hello: HelloEvent): void {
+    const ignored = hello.ignoredLabels ?? [];
+    const key = ignored.join(',');
+    if (ignored.length > 0 && key !== this.#ignoredWarned) {
+      this.#o.logger.warn(
+        `meshlet: control plane ${url}: this workload's token does not prove its label(s) ${ignored.join(', ')}, so policies that select on them are not sent to it; mint the token with them (meshlet token --service ${this.#o.workload.service} --label ${ignored.map((k) => `${k}=${this.#o.workload.labels[k] ?? ''}`).join(' --label ')})`,
+      );
+    }
+    this.#ignoredWarned = key;
     const wasOutage = !this.#connected;
     this.#connected = true;
     if (wasOutage) this.#emit('connected', { url, server: hello.server } satisfies ConnectedEvent);

@@ -8,6 +8,15 @@
  * and applied together, so a mesh never routes on new config with old endpoints or the other
  * way round. An invalid event is NACKed with its printed issues and the last good state stays.
  *
+ * The watch asks for `endpoints-delta` events: a registry change then costs one changed entry on
+ * the wire instead of the whole list. A delta that does not start from the endpoints version this
+ * client has cannot be applied: the stream is ended and opened again at once (a resync: the
+ * `Last-Event-ID` says what the client has, and the server sends the whole list).
+ *
+ * Every duration taken from the server is clamped ({@link clampWireMs}): `hello.heartbeatMs` to
+ * {@link MIN_HEARTBEAT_MS}..{@link MAX_HEARTBEAT_MS}. The SSE `retry` field is ignored: the
+ * reconnect delay is the client's own backoff.
+ *
  * @module
  */
 import type { Clock, Timer } from '../core/clock.ts';
@@ -19,13 +28,20 @@ import { type ControlPlaneHttp, controlPlaneError, statusError } from './http.ts
 import {
   ACK_PATH,
   type AckRequest,
+  boundNackReasons,
+  clampWireMs,
   type ConfigEvent,
+  ENDPOINTS_DELTA_FEATURE,
+  type EndpointsDeltaEvent,
   type EndpointsEvent,
   eventId,
   formatLabels,
   HEARTBEAT_MISSES,
   type HelloEvent,
+  MAX_HEARTBEAT_MS,
+  MIN_HEARTBEAT_MS,
   parseEventId,
+  type WireResource,
   WATCH_PATH,
 } from './protocol.ts';
 import { SseParser, type SseEvent } from './sse.ts';
@@ -57,6 +73,14 @@ export interface WatchOptions {
 
 type Kind = 'config' | 'endpoints';
 
+/** Why a stream is ended to resync: a delta that does not chain onto the endpoints the client has. */
+class ResyncNeeded extends Error {}
+
+/** Longest wait before reconnecting after resyncs that keep failing to chain. */
+const MAX_RESYNC_DELAY_MS = 15_000;
+
+const refOf = (r: { metadata: { namespace?: string; name: string } }, ns: string): string => `${r.metadata.namespace ?? ns}/${r.metadata.name}`;
+
 interface Staged {
   config?: { version: string; value: GoodState['resources']; wire: GoodState['wireResources']; findings: GoodState['findings'] };
   endpoints?: { version: string; value: GoodState['workloads']; wire: GoodState['wireWorkloads'] };
@@ -78,6 +102,8 @@ export class Watch {
   #connection = '';
   #pending = new Set<Kind>();
   #staged: Staged = {};
+  /** Resyncs in a row without anything applied in between (paces a server whose deltas never chain). */
+  #resyncs = 0;
 
   constructor(o: WatchOptions) {
     this.#o = o;
@@ -104,6 +130,12 @@ export class Watch {
       const url = rotation.current;
       const { error, wasConnected } = await this.#stream(url);
       if (this.#closed) return;
+      if (error instanceof ResyncNeeded) {
+        // Not an outage: the same URL again, at once the first time.
+        const delay = this.#resyncs <= 1 ? 0 : Math.min(MAX_RESYNC_DELAY_MS, 250 * 2 ** (this.#resyncs - 2));
+        if (delay > 0) await this.#sleep(delay);
+        continue;
+      }
       const delay = rotation.next();
       this.#o.listener.failed(controlPlaneError(url, error), { url, wasConnected, roundFailed: rotation.roundFailed, cause: error });
       if (this.#closed) return;
@@ -139,7 +171,7 @@ export class Watch {
     };
     arm(limit);
     try {
-      const query = new URLSearchParams({ service: workload.service, namespace: workload.namespace, labels: formatLabels(workload.labels) });
+      const query = new URLSearchParams({ service: workload.service, namespace: workload.namespace, labels: formatLabels(workload.labels), features: ENDPOINTS_DELTA_FEATURE });
       const extra: Record<string, string> = { accept: 'text/event-stream', 'cache-control': 'no-cache' };
       if (this.#state.configVersion !== '' || this.#state.endpointsVersion !== '') extra['last-event-id'] = eventId(this.#state.configVersion, this.#state.endpointsVersion);
       const res = await http.agent.request({
@@ -154,7 +186,8 @@ export class Watch {
       if (res.statusCode !== 200) throw statusError(res.statusCode, await res.body.text());
       const parser = new SseParser({
         onEvent: (e) => {
-          if (this.#closed) return;
+          // After a resync was decided, the rest of the chunk is stale.
+          if (this.#closed || ac.signal.aborted) return;
           if (e.event === 'hello') {
             const hello = this.#hello(e, url);
             connected = true;
@@ -180,8 +213,10 @@ export class Watch {
   }
 
   #hello(e: SseEvent, url: string): HelloEvent {
-    const hello = JSON.parse(e.data) as HelloEvent;
-    if (typeof hello?.connection !== 'string' || !(hello.heartbeatMs > 0)) throw new Error(`malformed hello: ${e.data.slice(0, 200)}`);
+    const raw = JSON.parse(e.data) as HelloEvent;
+    const heartbeatMs = clampWireMs(raw?.heartbeatMs, MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS);
+    if (typeof raw?.connection !== 'string' || heartbeatMs === undefined) throw new Error(`malformed hello: ${e.data.slice(0, 200)}`);
+    const hello: HelloEvent = { ...raw, heartbeatMs };
     this.#connection = hello.connection;
     if (hello.configVersion !== this.#state.configVersion) this.#pending.add('config');
     if (hello.endpointsVersion !== this.#state.endpointsVersion) this.#pending.add('endpoints');
@@ -191,6 +226,10 @@ export class Watch {
   }
 
   #event(e: SseEvent, url: string): void {
+    if (e.event === 'endpoints-delta') {
+      this.#delta(e, url);
+      return;
+    }
     if (e.event !== 'config' && e.event !== 'endpoints') return; // unknown events: newer servers
     const kind: Kind = e.event;
     let body: ConfigEvent | EndpointsEvent;
@@ -221,6 +260,45 @@ export class Watch {
     if (this.#pending.size === 0) this.#flush(url);
   }
 
+  /**
+   * An `endpoints-delta`: applied on top of the endpoints staged or in use when its `base` is their
+   * version (the new entries validated alone); otherwise the stream is ended to resync.
+   */
+  #delta(e: SseEvent, url: string): void {
+    const ns = this.#o.check.defaultNamespace;
+    let body: EndpointsDeltaEvent;
+    try {
+      body = parseEvent(e.data) as EndpointsDeltaEvent;
+      if (typeof body?.version !== 'string' || typeof body.base !== 'string' || !Array.isArray(body.workloads) || !Array.isArray(body.removed)) {
+        throw new Error('version, base, workloads and removed are required');
+      }
+    } catch (err) {
+      this.#nack(url, 'endpoints', parseEventId(e.id).endpointsVersion, undefined, [`malformed endpoints-delta event: ${String(err)}`]);
+      return;
+    }
+    const staged = this.#staged.endpoints;
+    const have = staged?.version ?? this.#state.endpointsVersion;
+    if (body.version === have) return;
+    if (body.base !== have) {
+      this.#resyncs++;
+      this.#abort?.abort(new ResyncNeeded(`endpoints delta from ${body.base} does not apply to ${have === '' ? 'no endpoints' : have}: resyncing`));
+      return;
+    }
+    const checked = checkWorkloads(body.workloads, `control-plane endpoints ${body.version}`, this.#o.check);
+    if (!checked.ok) {
+      this.#nack(url, 'endpoints', body.version, checked.issues, reasons(checked.issues));
+      return;
+    }
+    const drop = new Set<string>(body.removed.map((r) => `${r?.namespace ?? ns}/${r?.name}`));
+    for (const w of body.workloads) drop.add(refOf(w, ns));
+    const byRef = <T extends { metadata: { namespace?: string; name: string } }>(list: readonly T[], added: readonly T[]): T[] =>
+      [...list.filter((w) => !drop.has(refOf(w, ns))), ...added].sort((a, b) => (refOf(a, ns) < refOf(b, ns) ? -1 : refOf(a, ns) > refOf(b, ns) ? 1 : 0));
+    const wire: WireResource[] = byRef(staged?.wire ?? this.#state.wireWorkloads, body.workloads);
+    const value = byRef(staged?.value ?? this.#state.workloads, checked.value);
+    this.#staged.endpoints = { version: body.version, value, wire };
+    if (this.#pending.size === 0) this.#flush(url);
+  }
+
   /** Compiles and hands over what is staged (when nothing more was announced). */
   #flush(url: string): void {
     this.#pending.clear();
@@ -247,6 +325,7 @@ export class Watch {
       return;
     }
     this.#state = next;
+    this.#resyncs = 0;
     this.#o.listener.applied(next, snapshot, url);
     if (config !== undefined) this.#ack(url, 'config', config.version);
     if (endpoints !== undefined) this.#ack(url, 'endpoints', endpoints.version);
@@ -258,7 +337,7 @@ export class Watch {
       issues = new IssueList();
       for (const w of why) issues.file(`control-plane ${kind} ${version}`, undefined, 'error', w);
     }
-    this.#post(url, { connection: this.#connection, kind, version, status: 'NACK', reasons: why });
+    this.#post(url, { connection: this.#connection, kind, version, status: 'NACK', reasons: boundNackReasons(why) });
     this.#o.listener.rejected(kind, version, issues, new ConfigError(issues.all), url);
   }
 

@@ -164,7 +164,16 @@ metadata: {name: x}
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
     assert.equal(doc.token.split('.').length, 3);
-    assert.deepEqual(doc.subject, { admin: false, service: 'reviews', namespace: 'shop' });
+    assert.deepEqual(doc.subject, { admin: false, service: 'reviews', namespace: 'shop', labels: {} });
+    assert.equal(doc.claims.labels, undefined, 'no labels claim without --label');
+    const labelled = JSON.parse(meshlet('token', '--service', 'reviews', '--label', 'version=v2', '--label', 'track=canary', '--data-dir', dataDir, '-o', 'json').stdout);
+    assert.deepEqual(labelled.subject.labels, { version: 'v2', track: 'canary' });
+    assert.deepEqual(labelled.claims.labels, { version: 'v2', track: 'canary' });
+    for (const bad of [['--label', 'novalue'], ['--label', 'app=ratings'], ['--label', 'bad key=x']]) {
+      const refused = meshlet('token', '--service', 'reviews', ...bad, '--data-dir', dataDir);
+      assert.equal(refused.code, 2, bad.join(' '));
+    }
+    assert.equal(meshlet('token', '--admin', '--label', 'a=b', '--data-dir', dataDir).code, 2);
     assert.equal(doc.claims.role, 'workload');
     assert.equal(doc.claims.svc, 'reviews');
     assert.equal(doc.claims.ns, 'shop');
@@ -176,7 +185,7 @@ metadata: {name: x}
     const plain = meshlet('token', '--admin', '--data-dir', dataDir);
     assert.match(plain.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/);
     const y = parse(meshlet('token', '--admin', '--data-dir', dataDir, '-o', 'yaml').stdout);
-    assert.deepEqual(y.subject, { admin: true, service: null, namespace: null });
+    assert.deepEqual(y.subject, { admin: true, service: null, namespace: null, labels: null });
     assert.equal(y.claims.role, 'admin');
     assert.equal(y.keyId, doc.keyId);
     assert.equal(meshlet('token', '--admin', '--data-dir', dataDir, '-o', 'table').code, 2);

@@ -59,9 +59,9 @@ test('instances registered through WorkloadGroups are selected by the Service an
   try {
     // The default group (named like the service) gives version v1; the named one version v2 and the port.
     const a = await first.register({ ports: { http: v1.port }, address: '127.0.0.1' });
-    assert.equal(a.name, `reviews-127-0-0-1-${v1.port}`);
+    assert.match(a.name, new RegExp(`^reviews-127-0-0-1-${v1.port}-[0-9a-f]{10}$`));
     const b = await second.register({ group: 'reviews-v2', ports: { http: v2.port }, address: '127.0.0.1' });
-    assert.equal(b.name, `reviews-v2-127-0-0-1-${v2.port}`);
+    assert.match(b.name, new RegExp(`^reviews-v2-127-0-0-1-${v2.port}-[0-9a-f]{10}$`));
     await until(() => endpoints(productpage, 'v1').length === 1 && endpoints(productpage, 'v2').length === 1, 'productpage sees both subsets');
     assert.deepEqual(endpoints(productpage, 'v1'), [`127.0.0.1:${v1.port}`]);
     assert.deepEqual(endpoints(productpage, 'v2'), [`127.0.0.1:${v2.port}`]);
@@ -77,7 +77,7 @@ test('instances registered through WorkloadGroups are selected by the Service an
     );
     // Ports may come from the group's template alone; without either the client refuses before asking.
     const c = await second.register({ group: 'reviews-v2', address: '127.0.0.2' });
-    assert.equal(c.name, 'reviews-v2-127-0-0-2-9080');
+    assert.match(c.name, /^reviews-v2-127-0-0-2-9080-[0-9a-f]{10}$/);
     await c.close();
     await assert.rejects(() => second.register({ address: '127.0.0.3' }), /`ports` is required \(unless `group` names a WorkloadGroup whose template has ports\)/);
   } finally {

@@ -180,7 +180,7 @@ test('control plane down at startup with a cache: starts from the cache, then sw
     const token = await t.cp.mintToken({ service: 'client', namespace: 'default' });
     const first = await createMesh({ service: 'client', controlPlane: t.cp.url, token, cacheDir, logger: quietLogger });
     const cachedVersion = first.configVersion;
-    const cachedEndpoints = t.cp.status().endpointsVersion;
+    const cachedEndpoints = (await waitFor<ConfigAppliedEvent>(first, 'config')).endpointsVersion;
     await first.close(); // flushes the cache
     await t.cp.close();
 

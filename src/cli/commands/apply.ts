@@ -10,6 +10,7 @@ import { validateDocuments } from '../../config/validate/index.ts';
 import { type ApplyResponse, RESOURCES_PATH } from '../../control-plane/protocol.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
+import { printable } from '../escape.ts';
 import { readInputs } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 
@@ -59,7 +60,7 @@ export async function applyCommand(argv: string[]): Promise<number> {
   if (!issues.hasErrors) validateDocuments(docs, { defaultNamespace: values.namespace }, issues);
   if (issues.hasErrors) {
     const errors = issues.ofLevel('error');
-    for (const i of errors) process.stderr.write(`error: ${String(i)}\n`);
+    for (const i of errors) process.stderr.write(`error: ${printable(String(i))}\n`);
     process.stderr.write(`meshlet: configuration rejected before sending, ${errors.length} error(s); nothing was sent\n`);
     return 1;
   }
@@ -73,7 +74,7 @@ export async function applyCommand(argv: string[]): Promise<number> {
   });
   const body = JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
   const answer = (await call(target, 'POST', RESOURCES_PATH, body)) as ApplyResponse;
-  for (const w of answer.warnings) process.stderr.write(`Warning: ${w}\n`);
+  for (const w of answer.warnings) process.stderr.write(`Warning: ${printable(w)}\n`);
   if (format !== undefined) {
     printDocument(format, {
       version: answer.version,
@@ -81,7 +82,7 @@ export async function applyCommand(argv: string[]): Promise<number> {
       warnings: [...answer.warnings],
     });
   } else {
-    for (const a of answer.applied) out(`${a.ref} ${a.action}`);
+    for (const a of answer.applied) out(printable(`${a.ref} ${a.action}`));
   }
   return 0;
 }

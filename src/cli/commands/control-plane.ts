@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { ANALYSIS_MODES, type AnalysisMode, loadConfig } from '../../config/load-config.ts';
 import { DEFAULT_PORT, toWire } from '../../control-plane/protocol.ts';
+import { AddressPolicy } from '../../control-plane-server/address-policy.ts';
 import { stderrLogger } from '../../control-plane-server/logger.ts';
 import { startControlPlane } from '../../control-plane-server/server.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from '../../control-plane-server/store.ts';
@@ -31,7 +32,30 @@ Options:
                                 Istio), blocking (error-level findings refuse the change), off
       --no-analyze              the same as --analysis off
       --insecure                accept requests without a token (test machines only!)
+
+What workloads may register (docs/security.md):
+      --registration-cidrs <cidr[,cidr]>
+                                registered addresses must be in these ranges (they also admit
+                                link-local or loopback ranges on purpose); default: any unicast
+                                address but link-local, cloud metadata and loopback ones
+      --registration-loopback   accept loopback addresses (default: only when --host is a
+                                loopback address, or with --insecure)
+      --registration-hostnames  accept DNS names as addresses (default: IP addresses only)
+      --registration-peer-only  a workload registers only the address its request comes from
+
+Per workload (a token's namespace/service); beyond them: 429, or 413 for a NACK:
+      --max-watches-per-workload <n>        watch streams on this replica (default 100)
+      --max-registrations-per-workload <n>  registered instances (default 500)
+      --max-nack-reasons <n>                reasons in one NACK (default 100)
+      --max-nack-bytes <n>                  bytes of one NACK's reasons (default 65536)
 `;
+
+function positive(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag}: expected a positive integer, got "${value}"`);
+  return n;
+}
 
 function analysisMode(value: string | undefined, noAnalyze: boolean): AnalysisMode {
   if (value === undefined) return noAnalyze ? 'off' : 'advisory';
@@ -55,6 +79,14 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       'no-analyze': { type: 'boolean' },
       analysis: { type: 'string' },
       insecure: { type: 'boolean' },
+      'registration-cidrs': { type: 'string' },
+      'registration-loopback': { type: 'boolean' },
+      'registration-hostnames': { type: 'boolean' },
+      'registration-peer-only': { type: 'boolean' },
+      'max-watches-per-workload': { type: 'string' },
+      'max-registrations-per-workload': { type: 'string' },
+      'max-nack-reasons': { type: 'string' },
+      'max-nack-bytes': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -67,6 +99,27 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0..65535, got "${values.port}"`);
   const analysis = analysisMode(values.analysis, values['no-analyze'] === true);
+  const limits = {
+    maxWatchesPerWorkload: positive('max-watches-per-workload', values['max-watches-per-workload']),
+    maxRegistrationsPerWorkload: positive('max-registrations-per-workload', values['max-registrations-per-workload']),
+    maxNackReasons: positive('max-nack-reasons', values['max-nack-reasons']),
+    maxNackBytes: positive('max-nack-bytes', values['max-nack-bytes']),
+  };
+  const cidrs = values['registration-cidrs']
+    ?.split(',')
+    .map((c) => c.trim())
+    .filter((c) => c !== '');
+  const registrationAddresses = {
+    ...(cidrs === undefined ? {} : { allow: cidrs }),
+    ...(values['registration-loopback'] === true ? { loopback: true } : {}),
+    ...(values['registration-hostnames'] === true ? { hostnames: true } : {}),
+    ...(values['registration-peer-only'] === true ? { peerOnly: true } : {}),
+  };
+  try {
+    new AddressPolicy({ ...registrationAddresses, loopback: false });
+  } catch (err) {
+    throw new UsageError(`--registration-cidrs: ${(err as Error).message.replace(/^registration address allow list: /, '')}`);
+  }
 
   let store: ConfigStore | undefined;
   let registry: RegistryStore | undefined;
@@ -108,6 +161,8 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       insecure: values.insecure === true,
       analysis,
       rootNamespace: values['root-namespace'],
+      registrationAddresses,
+      limits,
     });
   } catch (err) {
     await closeEtcd();

@@ -8,6 +8,7 @@ import { resolveKind } from '../../control-plane-server/kinds.ts';
 import { RESOURCES_PATH, type WireResource } from '../../control-plane/protocol.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
+import { printable } from '../escape.ts';
 import { OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { table } from '../table.ts';
 
@@ -67,7 +68,7 @@ export async function getCommand(argv: string[]): Promise<number> {
   } else if (resources.length === 0) {
     process.stderr.write(`No ${kind} resources found${values.namespace === undefined ? '' : ` in namespace ${values.namespace}`}.\n`);
   } else {
-    out(table(['NAMESPACE', 'NAME', 'KIND', 'DETAIL'], resources.map((r) => [r.metadata.namespace ?? 'default', r.metadata.name, r.kind, detail(r)])));
+    out(table(['NAMESPACE', 'NAME', 'KIND', 'DETAIL'], resources.map((r) => [r.metadata.namespace ?? 'default', r.metadata.name, r.kind, detail(r)].map((c) => printable(String(c))))));
   }
   return 0;
 }

@@ -10,14 +10,17 @@ import { STATUS_PATH, type StatusDocument, type WorkloadStatus } from '../../con
 import { summaryLine } from '../../control-plane-server/status.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, callOne, clientTarget } from '../client.ts';
+import { jsonPrintable, printable } from '../escape.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { table } from '../table.ts';
 
 export const statusHelp = `Usage: meshlet status [options]
 
-Prints which config version each connected workload ACKed, source health and refused changes.
-Give several control planes (comma-separated) to merge the replicas' views. Exits 1 when no
-control plane answered, 2 on a usage mistake.
+Prints which config version each connected workload ACKed, source health (with stored values
+skipped as invalid) and refused changes. Needs an admin token. Give several control planes
+(comma-separated) to merge the replicas' views. Text that came from workloads (NACK reasons,
+labels, …) is printed with control characters escaped. Exits 1 when no control plane answered,
+2 on a usage mistake.
 
 Options:
 ${OUTPUT_HELP}
@@ -26,14 +29,19 @@ ${OUTPUT_HELP}
 ${CLIENT_HELP}
 `;
 
-function state(w: WorkloadStatus, configVersion: string, endpointsVersion: string): string {
+/**
+ * A workload is SYNCED when it ACKed the config version being served and the endpoints version it
+ * was last sent (endpoints versions are per namespace: each workload sees its own view).
+ */
+function state(w: WorkloadStatus, configVersion: string): string {
   if (w.disconnectedAt !== undefined) return `DISCONNECTED ${w.disconnectedAt}`;
   if (w.nacked !== undefined) return `NACKED ${w.nacked.kind} ${w.nacked.version}`;
-  if (w.acked.config?.version === configVersion && w.acked.endpoints?.version === endpointsVersion) return 'SYNCED';
+  if (w.acked.config?.version === configVersion && w.sent.endpoints !== undefined && w.acked.endpoints?.version === w.sent.endpoints) return 'SYNCED';
   return 'STALE';
 }
 
 const pair = (sent: string | undefined, acked: string | undefined) => `${sent ?? '-'}/${acked ?? '-'}`;
+const p = printable;
 
 /** Runs the command; returns the exit code. */
 export async function statusCommand(argv: string[]): Promise<number> {
@@ -55,7 +63,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     else {
       failure = r.reason;
       unreachable.push({ url: target.urls[i]!, error: (r.reason as Error).message });
-      if (target.urls.length > 1) process.stderr.write(`${target.urls[i]}: ${(r.reason as Error).message}\n`);
+      if (target.urls.length > 1) process.stderr.write(`${target.urls[i]}: ${p((r.reason as Error).message)}\n`);
     }
   });
   if (docs.length === 0) throw failure;
@@ -65,7 +73,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   }
   if (values.json === true) {
     process.stderr.write('meshlet: --json is deprecated; use -o json\n');
-    out(JSON.stringify(docs.length === 1 ? docs[0]!.doc : docs.map((d) => d.doc), null, 2));
+    out(jsonPrintable(JSON.stringify(docs.length === 1 ? docs[0]!.doc : docs.map((d) => d.doc), null, 2)));
     return 0;
   }
   out(
@@ -74,50 +82,52 @@ export async function statusCommand(argv: string[]): Promise<number> {
       docs.map(({ url, doc }) => {
         const s = doc.source;
         const health = s.healthy ? 'healthy' : `UNHEALTHY: ${s.error ?? ''}`;
-        return [doc.server, url, doc.configVersion, doc.endpointsVersion, String(doc.registered), `${s.kind}:${s.location} (${health})`];
+        return [doc.server, url, doc.configVersion, doc.endpointsVersion, String(doc.registered), `${s.kind}:${s.location} (${health})`].map(p);
       }),
     ),
   );
   const versions = [...new Set(docs.map((d) => d.doc.configVersion))];
   const configVersion = docs[0]!.doc.configVersion;
-  const endpointsVersion = docs[0]!.doc.endpointsVersion;
-  if (versions.length > 1) out(`\nreplicas serve different config versions: ${versions.join(', ')}`);
+  if (versions.length > 1) out(`\nreplicas serve different config versions: ${p(versions.join(', '))}`);
+  // Replicas that share a store skip the same values: print each once.
+  const skipped = [...new Map(docs.flatMap((d) => d.doc.source.skipped ?? []).map((v) => [v.key, v])).values()];
+  if (skipped.length > 0) {
+    out('\nStored values skipped as invalid (not served; repair with meshlet apply or meshlet delete):');
+    for (const v of skipped) {
+      out(`  ${p(v.key)}${v.resource === undefined ? '' : ` (${p(v.resource)})`}`);
+      for (const r of v.reasons) out(`    ${p(r)}`);
+    }
+  }
   const workloads = docs.flatMap((d) => d.doc.workloads);
-  out(`\n${docs.length > 1 ? summaryLine(workloads, configVersion) : docs[0]!.doc.summary}`);
+  out(`\n${p(docs.length > 1 ? summaryLine(workloads, configVersion) : docs[0]!.doc.summary)}`);
   if (workloads.length > 0) {
     out('');
     out(
       table(
         ['NAMESPACE', 'SERVICE', 'CONNECTION', 'PEER', 'CONFIG SENT/ACKED', 'ENDPOINTS SENT/ACKED', 'STATE'],
-        workloads.map((w) => [
-          w.namespace,
-          w.service,
-          w.connection,
-          w.peer,
-          pair(w.sent.config, w.acked.config?.version),
-          pair(w.sent.endpoints, w.acked.endpoints?.version),
-          state(w, configVersion, endpointsVersion),
-        ]),
+        workloads.map((w) =>
+          [w.namespace, w.service, w.connection, w.peer, pair(w.sent.config, w.acked.config?.version), pair(w.sent.endpoints, w.acked.endpoints?.version), state(w, configVersion)].map(p),
+        ),
       ),
     );
     for (const w of workloads) {
       if (w.nacked === undefined) continue;
-      out(`\n${w.namespace}/${w.service} (${w.connection}) NACKed ${w.nacked.kind} ${w.nacked.version} at ${w.nacked.at}:`);
-      for (const r of w.nacked.reasons) out(`  ${r}`);
+      out(`\n${p(`${w.namespace}/${w.service} (${w.connection}) NACKed ${w.nacked.kind} ${w.nacked.version} at ${w.nacked.at}`)}:`);
+      for (const r of w.nacked.reasons) out(`  ${p(r)}`);
     }
   }
   // Replicas serving the same version have the same findings: print each once.
   const findings = [...new Map(docs.flatMap((d) => d.doc.findings ?? []).map((f) => [`${f.level} ${f.code} ${f.text}`, f])).values()];
   if (findings.length > 0) {
     out(`\nAnalysis findings of the config being served (advisory: applied anyway, as in Istio):`);
-    for (const f of findings) out(`  ${f.level.padEnd(7)} ${f.code} ${f.text}`);
+    for (const f of findings) out(`  ${p(f.level.padEnd(7))} ${p(f.code)} ${p(f.text)}`);
   }
   const rejections = docs.flatMap((d) => d.doc.rejections).sort((a, b) => b.at.localeCompare(a.at));
   if (rejections.length > 0) {
     out('\nRefused changes (newest first):');
     for (const r of rejections) {
-      out(`  ${r.at}  ${r.origin}`);
-      for (const reason of r.reasons) out(`    ${reason}`);
+      out(`  ${p(r.at)}  ${p(r.origin)}`);
+      for (const reason of r.reasons) out(`    ${p(reason)}`);
     }
   }
   return 0;

@@ -20,6 +20,9 @@ With -o json|yaml: the token with its decoded header and claims. Exits 2 on a us
 Options:
       --service <name>     the workload's service
   -n, --namespace <ns>     the workload's namespace (default: default)
+      --label <key=value>  a label of the workload the token proves (repeatable); the control
+                           plane sends the workload the policies that select these labels
+                           (and app=<service>), whatever labels the workload claims
       --admin              an admin token instead
       --ttl <duration>     lifetime, e.g. 24h, 30d (default 1 year)
       --data-dir <dir>     where the signing key is (default ./.meshlet)
@@ -42,6 +45,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
     options: {
       service: { type: 'string' },
       namespace: { type: 'string', short: 'n' },
+      label: { type: 'string', multiple: true },
       admin: { type: 'boolean' },
       ttl: { type: 'string' },
       'data-dir': { type: 'string' },
@@ -58,9 +62,16 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   const admin = values.admin === true;
   if (admin === (values.service !== undefined)) throw new UsageError('meshlet token: give either --service <name> or --admin');
   if (admin && values.namespace !== undefined) throw new UsageError('meshlet token: --namespace goes with --service, not --admin');
+  if (admin && values.label !== undefined) throw new UsageError('meshlet token: --label goes with --service, not --admin');
+  const labels: Record<string, string> = {};
+  for (const pair of values.label ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--label: expected key=value, got "${pair}"`);
+    labels[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
   const ttlSeconds = values.ttl === undefined ? undefined : parseTtl(values.ttl);
   const auth = await TokenAuthority.open(values['data-dir'] ?? '.meshlet');
-  const subject = admin ? ({ admin: true } as const) : { service: values.service!, namespace: values.namespace ?? 'default' };
+  const subject = admin ? ({ admin: true } as const) : { service: values.service!, namespace: values.namespace ?? 'default', labels };
   let token: string;
   try {
     token = await auth.mintToken(subject, { ttlSeconds });
@@ -76,7 +87,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   const [header, claims] = token.split('.', 2).map((part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'))) as [Record<string, unknown>, { iat: number; exp: number }];
   printDocument(format, {
     token,
-    subject: 'admin' in subject ? { admin: true, service: null, namespace: null } : { admin: false, service: subject.service, namespace: subject.namespace },
+    subject: 'admin' in subject ? { admin: true, service: null, namespace: null, labels: null } : { admin: false, service: subject.service, namespace: subject.namespace, labels: subject.labels },
     issuedAt: new Date(claims.iat * 1000).toISOString(),
     expiresAt: new Date(claims.exp * 1000).toISOString(),
     keyId: auth.keyId,

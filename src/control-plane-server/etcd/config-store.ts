@@ -2,8 +2,17 @@
  * The config of `meshlet control-plane` replicas kept in etcd: each resource is a JSON
  * WireResource under `<prefix>/config/<Kind>/<namespace>/<name>`. Every replica lists then
  * watches the prefix and re-validates the whole set on every change, whoever made it (another
- * replica, `etcdctl`); an invalid set is recorded as a rejection and the last good state keeps
- * being served. Writes validate the resulting set and commit it in one txn that fails when
+ * replica, `etcdctl`).
+ *
+ * A stored value that is invalid on its own (not JSON, not the resource its key names, or a
+ * resource that fails validation) is skipped and the rest is served, as istiod skips an invalid
+ * object and serves the others (its file source logs "- skipping" per bad document): every
+ * replica, whether running or starting, serves the same valid subset, and reports the skipped
+ * keys (the source is unhealthy until they are repaired). An admin repairs one through the API:
+ * `meshlet delete` removes the key, `meshlet apply` replaces it; bad keys a change does not touch
+ * never block it. A set that is invalid as a whole (error-level analysis findings with
+ * `--analysis blocking`) is refused: the last good state keeps being served (a replica cannot start
+ * on one). Writes validate the resulting set and commit it in one txn that fails when
  * anything under the prefix changed since it was read (optimistic concurrency); every write also
  * stamps `<prefix>/meta/config-write` (`{ origin, at }`), so that deletions by another replica
  * are noticed too. etcd's `--max-txn-ops` (default 128) bounds the resources of one apply.
@@ -12,15 +21,15 @@
  */
 import { IssueList } from '../../config/issues.ts';
 import { reportFindings } from '../../config/findings.ts';
-import { type AnalysisMode, checkDocuments } from '../../config/load-config.ts';
-import type { RawDocument } from '../../config/load.ts';
+import type { AnalysisMode } from '../../config/load-config.ts';
 import { systemRandom } from '../../core/clock.ts';
 import { ConfigError, MeshletError } from '../../core/errors.ts';
 import { jitterMs } from '../../core/jitter.ts';
-import type { ApplyResponse, Rejection, WireResource } from '../../control-plane/protocol.ts';
+import type { ApplyResponse, Rejection, SkippedValue, WireResource } from '../../control-plane/protocol.ts';
 import { contentVersion } from '../../routing/compile.ts';
 import type { ConfigState, ConfigStore, SourceHealth } from '../store.ts';
 import type { Compare, EtcdClient, KeyValue, TxnOp } from './client.ts';
+import { type CheckedSet, checkStoredSet, parse } from './config-check.ts';
 import { PrefixWatch, type WatchEvent } from './watch.ts';
 
 /** Logger used by the etcd stores. */
@@ -51,11 +60,6 @@ export interface EtcdConfigStoreOptions {
 
 const MAX_REJECTIONS = 20;
 
-interface Checked {
-  readonly ok: boolean;
-  readonly state: ConfigState;
-  readonly issues: IssueList;
-}
 
 /** A {@link ConfigStore} backed by etcd, shared by every replica on the same prefix. */
 export class EtcdConfigStore implements ConfigStore {
@@ -79,6 +83,8 @@ export class EtcdConfigStore implements ConfigStore {
   #firstError: ConfigError | undefined;
   #loaded = false;
   #watchDown = false;
+  /** Stored values skipped because they are invalid (the last validation's). */
+  #skipped: ReadonlyMap<string, SkippedValue> = new Map();
 
   /** A store over `client` (shared with the registry); call {@link start} before use. */
   constructor(client: EtcdClient, options: EtcdConfigStoreOptions = {}) {
@@ -106,14 +112,20 @@ export class EtcdConfigStore implements ConfigStore {
     });
   }
 
-  /** The etcd endpoints and whether the last call or watch stream reached them. */
+  /** The etcd endpoints, whether the last call or watch stream reached them, and the stored values skipped as invalid. */
   get health(): SourceHealth {
     const h = this.#client.health;
-    const base = { kind: 'etcd' as const, location: this.#client.endpoints.join(','), healthy: h.healthy };
-    return h.error === undefined ? base : { ...base, error: h.error };
+    const skipped = [...this.#skipped.values()];
+    const errors = [h.error, skipped.length === 0 ? undefined : `${skipped.length} stored value(s) skipped as invalid: ${skipped.map((v) => v.key).join(', ')}`];
+    const error = errors.filter((e) => e !== undefined).join('; ');
+    const base = { kind: 'etcd' as const, location: this.#client.endpoints.join(','), healthy: h.healthy && skipped.length === 0 };
+    return { ...base, ...(error === '' ? {} : { error }), ...(skipped.length === 0 ? {} : { skipped }) };
   }
 
-  /** Lists and validates the prefix, then watches it. Rejects when etcd is unreachable or the stored set is invalid. */
+  /**
+   * Lists and validates the prefix, then watches it. Rejects when etcd is unreachable or the
+   * valid stored values are invalid as a set (invalid values alone are skipped and reported).
+   */
   start(): Promise<void> {
     this.#started ??= (async () => {
       await this.#watch.start();
@@ -204,12 +216,21 @@ export class EtcdConfigStore implements ConfigStore {
       const set = new Map(kvs.map((kv) => [kv.key, kv.value]));
       const { ops, touched, applied } = change(set);
       const checked = this.#check(set);
-      if (!checked.ok) throw new ConfigError(checked.issues.all);
+      // What the change writes must be valid; bad values it does not touch are skipped, not in the way.
+      const badWrites = touched.filter((k) => checked.skipped.has(k) && set.has(k));
+      if (badWrites.length > 0 || !checked.ok) {
+        const issues = new IssueList();
+        for (const k of badWrites) for (const r of checked.skipped.get(k)!.reasons) issues.file(`etcd:${k}`, undefined, 'error', r);
+        throw new ConfigError([...issues.all, ...checked.issues.all]);
+      }
       const files = new Set(touched.map((k) => `etcd:${k}`));
       const refs = new Set(applied.map((a) => a.ref));
       const warnings = checked.issues.all
         .filter((i) => i.level !== 'error' && ((i.file !== undefined && files.has(i.file)) || (i.resource !== undefined && refs.has(i.resource))))
         .map(String);
+      for (const v of checked.skipped.values()) {
+        warnings.push(`${v.key}: skipped, not served: ${v.reasons.join('; ')}${v.resource === undefined ? ' (remove it with etcdctl del)' : ` (repair it: meshlet apply ${v.resource}, or meshlet delete)`}`);
+      }
       if (ops.length === 0) return { version: checked.state.version, applied, warnings };
       await this.#beforeCommit?.(attempt);
       // Nothing under the prefix created or modified since the read, no store write since the read
@@ -234,25 +255,9 @@ export class EtcdConfigStore implements ConfigStore {
     });
   }
 
-  /** Validates a key → value set the same way on every replica (documents in key order). */
-  #check(set: ReadonlyMap<string, string>): Checked {
-    const issues = new IssueList();
-    const docs: RawDocument[] = [];
-    for (const key of [...set.keys()].sort()) {
-      const file = `etcd:${key}`;
-      const value = parse(set.get(key)!);
-      if (value === undefined) {
-        issues.file(file, undefined, 'error', 'value is not JSON');
-        continue;
-      }
-      const expected = key.slice(this.#root.length);
-      const meta = (value as { metadata?: { namespace?: unknown; name?: unknown } }).metadata;
-      const actual = `${String((value as { kind?: unknown }).kind)}/${String(meta?.namespace ?? this.#defaultNamespace)}/${String(meta?.name)}`;
-      if (actual !== expected) issues.file(file, undefined, 'error', `key names ${expected} but the value is ${actual}`);
-      docs.push({ value, source: { file } });
-    }
-    const loaded = checkDocuments(docs, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace }, issues);
-    return { ok: loaded.ok, issues, state: { version: contentVersion(loaded.resources), resources: loaded.resources, findings: loaded.findings } };
+  /** Validates a key → value set the same way on every replica (see {@link checkStoredSet}). */
+  #check(set: ReadonlyMap<string, string>): CheckedSet {
+    return checkStoredSet(set, { root: this.#root, analysis: this.#analysis, defaultNamespace: this.#defaultNamespace });
   }
 
   #onSnapshot(kvs: readonly KeyValue[], revision: number): void {
@@ -274,6 +279,14 @@ export class EtcdConfigStore implements ConfigStore {
 
   #revalidate(origin: string, first: boolean): void {
     const checked = this.#check(this.#kvs);
+    const fresh = [...checked.skipped.values()].filter((v) => !this.#skipped.has(v.key) || this.#skipped.get(v.key)!.reasons.join('\n') !== v.reasons.join('\n'));
+    this.#skipped = checked.skipped;
+    if (fresh.length > 0) {
+      const reasons = fresh.flatMap((v) => v.reasons.map((r) => `${v.key}: ${r}`));
+      if (!first) this.#rejections.unshift({ at: new Date().toISOString(), origin, reasons });
+      this.#rejections.length = Math.min(this.#rejections.length, MAX_REJECTIONS);
+      this.#logger?.warn(`etcd config: skipping ${fresh.length} invalid stored value(s) from ${origin}; serving the others (repair with meshlet apply/delete):\n  ${reasons.join('\n  ')}`);
+    }
     if (!checked.ok) {
       const reasons = checked.issues.ofLevel('error').map(String);
       if (first) this.#firstError = new ConfigError(checked.issues.all);
@@ -294,14 +307,6 @@ export class EtcdConfigStore implements ConfigStore {
         this.#logger?.warn(`etcd config: a change listener threw: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-  }
-}
-
-function parse(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
   }
 }
 

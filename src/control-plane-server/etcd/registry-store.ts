@@ -8,8 +8,12 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import type { WireResource } from '../../control-plane/protocol.ts';
-import type { RegistryStore, WorkloadRecord } from '../store.ts';
+import { checkDocuments } from '../../config/load-config.ts';
+import { fromObjects } from '../../config/load.ts';
+import type { SkippedValue, WireResource, WorkloadRef } from '../../control-plane/protocol.ts';
+import { ControlPlaneError } from '../errors.ts';
+import { notOwner } from '../memory-registry.ts';
+import type { RegistryChange, RegistryStore, WorkloadRecord } from '../store.ts';
 import type { EtcdClient, KeyValue } from './client.ts';
 import type { EtcdLogger } from './config-store.ts';
 import { PrefixWatch, type WatchEvent } from './watch.ts';
@@ -50,6 +54,9 @@ function decode(kv: KeyValue): StoredRecord | undefined {
   }
 }
 
+/** Attempts of a guarded registry write that keeps losing races before it gives up (409). */
+const MAX_ATTEMPTS = 5;
+
 /**
  * A {@link RegistryStore} backed by etcd leases. `expiresAt` is exact on the replica that
  * granted or last renewed a lease; other replicas estimate it as "seen + leaseMs" (a renewal
@@ -63,8 +70,10 @@ export class EtcdRegistryStore implements RegistryStore {
   readonly #settleMs: number;
   readonly #watch: PrefixWatch;
   readonly #cache = new Map<string, Cached>();
+  /** Stored values under the prefix that are not valid records (skipped, reported in the status). */
+  readonly #skipped = new Map<string, SkippedValue>();
   #version = '';
-  readonly #listeners: (() => void)[] = [];
+  readonly #listeners: ((change: RegistryChange) => void)[] = [];
   #started: Promise<void> | undefined;
   #watchDown = false;
 
@@ -96,28 +105,46 @@ export class EtcdRegistryStore implements RegistryStore {
     return this.#started;
   }
 
-  /** Stores the record on a fresh lease of `ceil(leaseMs / 1000)` s; a replaced record's lease is revoked. */
+  /**
+   * Stores the record on a fresh lease of `ceil(leaseMs / 1000)` s, in a txn that holds only if
+   * the key is still as read (absent, or a record of the same owner, whose lease is then revoked).
+   */
   async register(entry: WireResource, service: string, leaseMs: number): Promise<WorkloadRecord> {
     const namespace = entry.metadata.namespace ?? this.#defaultNamespace;
     const key = this.#key(namespace, entry.metadata.name);
-    const lease = await this.#client.grantLease(Math.max(1, Math.ceil(leaseMs / 1000)));
-    const value: StoredRecord = { entry: { ...entry, metadata: { ...entry.metadata, namespace } }, service, leaseMs, lease: lease.id };
-    const res = await this.#client.put(key, JSON.stringify(value), { lease: lease.id, prevKv: true });
-    const old = res.prev === undefined ? undefined : decode(res.prev);
-    if (old !== undefined && old.lease !== lease.id) await this.#revoke(old.lease);
-    const record: WorkloadRecord = { entry: value.entry, service, leaseMs, expiresAt: Date.now() + lease.ttlSeconds * 1000 };
-    await this.#watch.waitFor(res.revision, this.#settleMs);
-    const cached = this.#cache.get(key);
-    if (cached?.lease === lease.id) this.#cache.set(key, { record, lease: lease.id });
-    return record;
+    const value0: Omit<StoredRecord, 'lease'> = { entry: { ...entry, metadata: { ...entry.metadata, namespace } }, service, leaseMs };
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const current = await this.#client.get(key);
+      const old = current === undefined ? undefined : decode(current);
+      // A stored record is alive: etcd deletes it when its lease ends.
+      if (old !== undefined && old.service !== service) throw notOwner(namespace, entry.metadata.name, old.service, service, 'register');
+      const lease = await this.#client.grantLease(Math.max(1, Math.ceil(leaseMs / 1000)));
+      const value: StoredRecord = { ...value0, lease: lease.id };
+      const res = await this.#client.txn(
+        [{ key, target: 'MOD', result: 'EQUAL', revision: current?.modRevision ?? 0 }],
+        [{ put: { key, value: JSON.stringify(value), lease: lease.id } }],
+      );
+      if (!res.succeeded) {
+        await this.#revoke(lease.id);
+        continue;
+      }
+      if (old !== undefined && old.lease !== '' && old.lease !== lease.id) await this.#revoke(old.lease);
+      const record: WorkloadRecord = { entry: value.entry, service, leaseMs, expiresAt: Date.now() + lease.ttlSeconds * 1000 };
+      await this.#watch.waitFor(res.revision, this.#settleMs);
+      const cached = this.#cache.get(key);
+      if (cached?.lease === lease.id) this.#cache.set(key, { record, lease: lease.id });
+      return record;
+    }
+    throw new ControlPlaneError('CONFLICT', `register: workload ${namespace}/${entry.metadata.name} kept changing during ${MAX_ATTEMPTS} attempts; try again`);
   }
 
   /** Keeps the record's lease alive (whichever replica granted it); undefined when the record or lease is gone. */
-  async renew(namespace: string, name: string): Promise<WorkloadRecord | undefined> {
+  async renew(namespace: string, name: string, owner?: string): Promise<WorkloadRecord | undefined> {
     const key = this.#key(namespace, name);
     const kv = await this.#client.get(key);
     const stored = kv === undefined ? undefined : decode(kv);
     if (stored === undefined || stored.lease === '') return undefined;
+    if (owner !== undefined && stored.service !== owner) throw notOwner(namespace, name, stored.service, owner, 'renew');
     const ttl = await this.#client.keepAlive(stored.lease);
     if (ttl <= 0) return undefined;
     const record: WorkloadRecord = { entry: stored.entry, service: stored.service, leaseMs: stored.leaseMs, expiresAt: Date.now() + ttl * 1000 };
@@ -125,18 +152,38 @@ export class EtcdRegistryStore implements RegistryStore {
     return record;
   }
 
-  /** Deletes the record and revokes its lease; false when there was none. */
-  async deregister(namespace: string, name: string): Promise<boolean> {
-    const res = await this.#client.delete(this.#key(namespace, name), { prevKv: true });
-    const old = res.prev[0] === undefined ? undefined : decode(res.prev[0]);
-    if (old !== undefined && old.lease !== '') await this.#revoke(old.lease);
-    if (res.deleted > 0) await this.#watch.waitFor(res.revision, this.#settleMs);
-    return res.deleted > 0;
+  /** Deletes the record (guarded: only as read, so only the owner's) and revokes its lease; false when there was none. */
+  async deregister(namespace: string, name: string, owner?: string): Promise<boolean> {
+    const key = this.#key(namespace, name);
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const kv = await this.#client.get(key);
+      if (kv === undefined) return false;
+      const old = decode(kv);
+      if (owner !== undefined && old !== undefined && old.service !== owner) throw notOwner(namespace, name, old.service, owner, 'deregister');
+      const res = await this.#client.txn([{ key, target: 'MOD', result: 'EQUAL', revision: kv.modRevision }], [{ delete: { key } }]);
+      if (!res.succeeded) continue;
+      if (old !== undefined && old.lease !== '') await this.#revoke(old.lease);
+      await this.#watch.waitFor(res.revision, this.#settleMs);
+      return true;
+    }
+    throw new ControlPlaneError('CONFLICT', `deregister: workload ${namespace}/${name} kept changing during ${MAX_ATTEMPTS} attempts; try again`);
   }
 
   /** Every live record, sorted by namespace/name (from the watch-maintained cache). */
   list(): readonly WorkloadRecord[] {
     return [...this.#cache.keys()].sort().map((k) => this.#cache.get(k)!.record);
+  }
+
+  /** How many records of the cache `namespace/service` owns (other replicas' latest writes may be in flight). */
+  owned(namespace: string, service: string): number {
+    let n = 0;
+    for (const { record } of this.#cache.values()) if (record.service === service && (record.entry.metadata.namespace ?? this.#defaultNamespace) === namespace) n++;
+    return n;
+  }
+
+  /** Values under the registry prefix that are not valid records (skipped). */
+  skipped(): readonly SkippedValue[] {
+    return [...this.#skipped.values()];
   }
 
   /** A hash of the sorted records: the same on every replica for the same content. */
@@ -145,7 +192,7 @@ export class EtcdRegistryStore implements RegistryStore {
   }
 
   /** Called after every change seen by the watch (any replica, expiry), without debouncing. */
-  onChange(listener: () => void): void {
+  onChange(listener: (change: RegistryChange) => void): void {
     this.#listeners.push(listener);
   }
 
@@ -166,40 +213,81 @@ export class EtcdRegistryStore implements RegistryStore {
     }
   }
 
-  #put(kv: KeyValue): void {
-    const stored = decode(kv);
-    if (stored === undefined) {
-      this.#logger?.warn(`etcd registry: ignoring ${kv.key}: not a registry record`);
-      this.#cache.delete(kv.key);
-      return;
+  /** Why a stored value is not a valid record for its key, or undefined. */
+  #problem(kv: KeyValue, stored: StoredRecord | undefined): string | undefined {
+    if (stored === undefined) return 'not a registry record (JSON with entry, service and leaseMs)';
+    const [namespace, name, extra] = kv.key.slice(this.#root.length).split('/');
+    const meta = stored.entry.metadata as { namespace?: unknown; name?: unknown } | undefined;
+    if (extra !== undefined || meta?.name !== name || (meta?.namespace ?? this.#defaultNamespace) !== namespace) {
+      return `the key names ${namespace}/${name} but the entry is ${String(meta?.namespace)}/${String(meta?.name)}`;
     }
+    const checked = checkDocuments(fromObjects([stored.entry], kv.key), { analysis: 'off', defaultNamespace: this.#defaultNamespace });
+    if (!checked.ok || checked.resources[0]?.kind !== 'WorkloadEntry') {
+      const reasons = checked.issues.ofLevel('error').map(String);
+      return `not a valid WorkloadEntry${reasons.length > 0 ? `: ${reasons.join('; ')}` : ''}`;
+    }
+    return undefined;
+  }
+
+  /** Caches a stored record; a value that is not a valid record is skipped (reported, never served). Returns the record or undefined. */
+  #put(kv: KeyValue): WorkloadRecord | undefined {
+    const stored = decode(kv);
+    const problem = this.#problem(kv, stored);
+    if (problem !== undefined || stored === undefined) {
+      if (!this.#skipped.has(kv.key)) this.#logger?.warn(`etcd registry: skipping ${kv.key}: ${problem}`);
+      this.#skipped.set(kv.key, { key: kv.key, reasons: [problem ?? 'not a registry record'] });
+      this.#cache.delete(kv.key);
+      return undefined;
+    }
+    this.#skipped.delete(kv.key);
     const prev = this.#cache.get(kv.key);
     const expiresAt = prev?.lease === stored.lease ? prev.record.expiresAt : Date.now() + stored.leaseMs;
-    this.#cache.set(kv.key, { record: { entry: stored.entry, service: stored.service, leaseMs: stored.leaseMs, expiresAt }, lease: stored.lease });
+    const record: WorkloadRecord = { entry: stored.entry, service: stored.service, leaseMs: stored.leaseMs, expiresAt };
+    this.#cache.set(kv.key, { record, lease: stored.lease });
+    return record;
+  }
+
+  #ref(key: string): WorkloadRef {
+    const [namespace = '', name = ''] = key.slice(this.#root.length).split('/');
+    return { namespace, name };
   }
 
   #onSnapshot(kvs: readonly KeyValue[]): void {
     this.#cache.clear();
+    this.#skipped.clear();
     for (const kv of kvs) this.#put(kv);
-    this.#changed(false);
+    this.#changed({ kind: 'reset' }, false);
   }
 
   #onEvents(events: readonly WatchEvent[]): void {
+    const upserted = new Map<string, WorkloadRecord>();
+    const removed = new Map<string, WorkloadRef>();
     for (const e of events) {
-      if (e.type === 'DELETE') this.#cache.delete(e.kv.key);
-      else this.#put(e.kv);
+      const had = this.#cache.has(e.kv.key);
+      const rec = e.type === 'DELETE' ? undefined : this.#put(e.kv);
+      if (e.type === 'DELETE') {
+        this.#cache.delete(e.kv.key);
+        this.#skipped.delete(e.kv.key);
+      }
+      if (rec !== undefined) {
+        upserted.set(e.kv.key, rec);
+        removed.delete(e.kv.key);
+      } else {
+        upserted.delete(e.kv.key);
+        if (had) removed.set(e.kv.key, this.#ref(e.kv.key));
+      }
     }
-    this.#changed(true);
+    this.#changed({ kind: 'delta', upserted: [...upserted.values()], removed: [...removed.values()] }, true);
   }
 
   /** Recomputes the version; tells the listeners on every change event, and on a re-list when the content differs. */
-  #changed(always: boolean): void {
+  #changed(change: RegistryChange, always: boolean): void {
     const version = this.#computeVersion();
     if (version === this.#version && !always) return;
     this.#version = version;
     for (const l of this.#listeners) {
       try {
-        l();
+        l(change);
       } catch (err) {
         this.#logger?.warn(`etcd registry: a change listener threw: ${err instanceof Error ? err.message : String(err)}`);
       }

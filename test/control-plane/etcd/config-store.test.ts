@@ -130,38 +130,79 @@ describe('EtcdConfigStore: replicas sharing one etcd', { skip: skipWithout('etcd
     assert.equal(a.store.current().version, before);
   });
 
-  it('a bad write made directly in etcd is refused by every replica, which keep serving the last good version', async () => {
+  it('bad values written directly in etcd are skipped by every replica, reported with their keys, and do not block applies', async () => {
+    const good = a.store.current().version;
+    const served = a.store.current().resources.map((r) => r.ref).sort();
+    const rejectedB = b.store.rejections().length;
+    const badVs = { ...route('v1'), metadata: { name: 'bad', namespace: 'default' }, spec: { hosts: ['reviews'], http: [{ timeout: 'soon', route: [{ destination: { host: 'reviews' } }] }] } };
+    await raw.put('/cs/config/ServiceEntry/default/junk', '{not json');
+    await raw.put('/cs/config/VirtualService/default/bad', JSON.stringify(badVs));
+    await raw.put('/cs/config/VirtualService/default/misnamed', JSON.stringify(route('v1')));
+    const keys = ['/cs/config/ServiceEntry/default/junk', '/cs/config/VirtualService/default/bad', '/cs/config/VirtualService/default/misnamed'];
+    await until('both replicas to skip them', () => [a, b].every((x) => (x.store.health.skipped ?? []).length === 3));
+    for (const x of [a, b]) {
+      const h = x.store.health;
+      assert.equal(h.healthy, false, 'the source is unhealthy while values are skipped');
+      assert.match(h.error ?? '', /3 stored value\(s\) skipped as invalid/);
+      assert.deepEqual(h.skipped!.map((v) => v.key).sort(), [...keys].sort());
+      assert.equal(x.store.current().version, good, 'the rest is served, unchanged');
+    }
+    const byKey = new Map(a.store.health.skipped!.map((v) => [v.key, v]));
+    assert.deepEqual(byKey.get(keys[0]!), { key: keys[0], resource: 'ServiceEntry default/junk', reasons: ['the value is not JSON'] });
+    assert.match(byKey.get(keys[1]!)!.reasons.join('\n'), /VirtualService default\/bad: spec\.http\[0\]\.timeout: invalid duration "soon"/);
+    assert.deepEqual(byKey.get(keys[2]!)!.reasons, ['the key names VirtualService/default/misnamed but the value is VirtualService/default/reviews']);
+    assert.ok(b.store.rejections().length > rejectedB, 'the skipped values are listed as refused changes too');
+    assert.ok(warnings.some((w) => w.includes('skipping') && w.includes('/cs/config/ServiceEntry/default/junk')));
+
+    // Bad values do not block a valid apply (they used to, until someone deleted them by hand).
+    const applied = await a.store.apply([serviceEntry('ratings')], 'apply next to bad values');
+    assert.deepEqual(applied.applied, [{ ref: 'ServiceEntry default/ratings', action: 'created' }]);
+    assert.ok(applied.warnings.some((w) => w.startsWith('/cs/config/ServiceEntry/default/junk: skipped, not served: the value is not JSON')), applied.warnings.join('\n'));
+    await until('B to serve the apply', () => b.store.current().version === applied.version);
+    assert.deepEqual(b.store.current().resources.map((r) => r.ref).sort(), [...served, 'ServiceEntry default/ratings'].sort());
+    // An apply that writes a bad value is refused as before.
+    await assert.rejects(a.store.apply([badVs], 'apply of a bad value'), (err: unknown) => err instanceof ConfigError && /invalid duration "soon"/.test(err.message));
+
+    // Repairs through the API: delete removes a bad key, apply replaces one.
+    assert.equal((await a.store.delete('ServiceEntry', 'default', 'junk', 'repair: delete')).deleted, true);
+    assert.equal((await a.store.delete('VirtualService', 'default', 'misnamed', 'repair: delete')).deleted, true);
+    const fixedVs = { ...badVs, spec: { hosts: ['reviews-bad.example.com'], http: [{ timeout: '2s', route: [{ destination: { host: 'reviews' } }] }] } };
+    const repaired = await b.store.apply([fixedVs], 'repair: apply');
+    assert.deepEqual(repaired.applied, [{ ref: 'VirtualService default/bad', action: 'configured' }]);
+    assert.deepEqual(repaired.warnings, []);
+    await until('A to see the repair', () => a.store.current().version === repaired.version);
+    for (const x of [a, b]) {
+      assert.equal(x.store.health.skipped, undefined);
+      assert.equal(x.store.health.healthy, true);
+    }
+    assert.ok(a.store.current().resources.some((r) => r.ref === 'VirtualService default/bad'));
+    await a.store.delete('VirtualService', 'default', 'bad', 'cleanup');
+    await a.store.delete('ServiceEntry', 'default', 'ratings', 'cleanup');
+  });
+
+  it('a set that is invalid as a whole (blocking analysis) is refused by every replica, which keep serving the last good version', async () => {
     const good = a.store.current().version;
     const rejectedA = a.store.rejections().length;
     const rejectedB = b.store.rejections().length;
     await raw.put('/cs/config/VirtualService/default/reviews', JSON.stringify(route('v9')));
-    await raw.put('/cs/config/ServiceEntry/default/junk', '{not json');
-    await until('both replicas to refuse it', () => a.store.rejections().length >= rejectedA + 2 && b.store.rejections().length >= rejectedB + 2);
+    await until('both replicas to refuse it', () => a.store.rejections().length > rejectedA && b.store.rejections().length > rejectedB);
     assert.equal(a.store.current().version, good);
     assert.equal(b.store.current().version, good);
     const latest = b.store.rejections()[0]!;
-    assert.match(latest.origin, /^etcd write at revision \d+ \(ServiceEntry\/default\/junk\)$/);
-    assert.ok(latest.reasons.some((r) => r.includes('etcd:/cs/config/ServiceEntry/default/junk') && r.includes('not JSON')));
+    assert.match(latest.origin, /^etcd write at revision \d+ \(VirtualService\/default\/reviews\)$/);
     assert.ok(latest.reasons.some((r) => r.includes('subset "v9"')), latest.reasons.join('\n'));
     assert.ok(warnings.some((w) => w.includes(`still serving version ${good}`)));
-    // the stored set is what writes are validated against: an apply is refused until it is fixed
+    // In blocking mode the whole set must hold: an apply is refused, naming what to repair...
     await assert.rejects(a.store.apply([serviceEntry('ratings')], 'apply over a bad set'), (err: unknown) => {
       assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /etcd:\/cs\/config\/ServiceEntry\/default\/junk/);
+      assert.match(err.message, /subset "v9"/);
       return true;
     });
-    // fixed by hand: back to the same content, so the same version (and no change event)
+    // ...and the apply that repairs it is accepted: back to the same content, so the same version.
     const changes = seenByB.length;
-    await raw.delete('/cs/config/ServiceEntry/default/junk');
-    await raw.put('/cs/config/VirtualService/default/reviews', JSON.stringify(route('v1')));
-    const fixed = await b.store.apply([serviceEntry('ratings')], 'apply after the fix');
-    assert.equal(b.store.rejections().length, rejectedB + 3, 'the delete alone still left v9: refused once more');
-    assert.equal(seenByB.length, changes + 1, 'the fix restored the served content: only the apply is a change');
-    assert.deepEqual(
-      b.store.current().resources.map((r) => r.ref).sort(),
-      ['DestinationRule default/reviews', 'ServiceEntry default/ratings', 'ServiceEntry default/reviews', 'VirtualService default/reviews'],
-    );
-    assert.notEqual(fixed.version, good);
+    const fixed = await b.store.apply([route('v1')], 'repair');
+    assert.equal(fixed.version, good);
+    assert.equal(seenByB.length, changes, 'the repair restored the served content: no change event');
   });
 
   it('deletes validate the resulting set', async () => {
@@ -256,10 +297,35 @@ describe('EtcdConfigStore: replicas sharing one etcd', { skip: skipWithout('etcd
     await until('convergence', () => a.store.current().version === b.store.current().version && a.store.current().resources.length === b.store.current().resources.length);
   });
 
-  it('refuses to start on an invalid stored set', async () => {
+  it('refuses to start on a stored set that is invalid as a whole (blocking analysis), or when etcd is unreachable', async () => {
     await raw.put('/bad/config/VirtualService/default/reviews', JSON.stringify(route('v1')));
     await assert.rejects(openEtcd(etcd.endpoints, { prefix: '/bad', analysis: 'blocking' }), (err: unknown) => err instanceof ConfigError && /IST0101|not found/.test(err.message));
     await assert.rejects(openEtcd([`http://127.0.0.1:1`], { prefix: '/cs', timeoutMs: 500 }), /etcd kv\/range failed on every endpoint: http:\/\/127\.0\.0\.1:1/);
+  });
+
+  it('starts on stored values of which some are invalid: serves the valid ones and reports the others, as istiod skips an invalid object', async () => {
+    await raw.put('/partial/config/ServiceEntry/default/reviews', JSON.stringify(serviceEntry('reviews')));
+    await raw.put('/partial/config/DestinationRule/default/reviews', JSON.stringify(reviewsRule));
+    await raw.put('/partial/config/VirtualService/default/reviews', '{"kind": "VirtualService", "spec": ');
+    await raw.put('/partial/config/DestinationRule/default/broken', JSON.stringify({ ...reviewsRule, metadata: { name: 'broken', namespace: 'default' }, spec: { host: 'reviews', subsets: [{ name: 'V1_bad' }] } }));
+    await raw.put('/partial/config/NotAKind/x', JSON.stringify({ kind: 'NotAKind' }));
+    const logs: string[] = [];
+    const started = await openEtcd(etcd.endpoints, { prefix: '/partial', analysis: 'blocking', logger: { warn: (m) => logs.push(m) } });
+    try {
+      assert.deepEqual(started.store.current().resources.map((r) => r.ref).sort(), ['DestinationRule default/reviews', 'ServiceEntry default/reviews']);
+      const skipped = started.store.health.skipped ?? [];
+      assert.deepEqual(skipped.map((v) => [v.key, v.resource]).sort(), [
+        ['/partial/config/DestinationRule/default/broken', 'DestinationRule default/broken'],
+        ['/partial/config/NotAKind/x', undefined],
+        ['/partial/config/VirtualService/default/reviews', 'VirtualService default/reviews'],
+      ]);
+      assert.match(skipped.find((v) => v.key.endsWith('broken'))!.reasons.join('\n'), /"V1_bad" is not a valid DNS-1123 label/);
+      assert.equal(started.store.health.healthy, false);
+      assert.ok(logs.some((l) => l.includes('skipping 3 invalid stored value(s)')), logs.join('\n'));
+      assert.equal(started.store.rejections().length, 0, 'skipped at start: reported as skipped, not as a refused change');
+    } finally {
+      await started.close();
+    }
   });
 
   it('advisory analysis (the default): a stored set with an IST0101 finding is served, with the finding', async () => {

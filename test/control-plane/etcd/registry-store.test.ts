@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import type { WireResource } from '../../../src/control-plane/protocol.ts';
 import { EtcdClient } from '../../../src/control-plane-server/etcd/client.ts';
 import { type EtcdStores, openEtcd } from '../../../src/control-plane-server/etcd/index.ts';
+import type { RegistryChange } from '../../../src/control-plane-server/store.ts';
+import { isMeshletError } from '../../../src/core/errors.ts';
 import { type EtcdServer, startEtcd } from '../../helpers/etcd.ts';
 import { skipWithout } from '../../helpers/tools.ts';
 
@@ -114,6 +116,51 @@ describe('EtcdRegistryStore and EtcdSharedValues: replicas sharing one etcd', { 
     assert.equal(await raw.keepAlive(lease), 0);
     assert.equal(await b.registry.deregister('default', 'reviews-2'), false);
     assert.equal(await b.registry.renew('default', 'reviews-2'), undefined);
+  });
+
+  it('a record belongs to its owner on every replica: another service cannot replace (409), renew or deregister it (403)', async () => {
+    await a.registry.register(entry('owned'), 'reviews', 30_000);
+    await until('B to list it', () => names(b).includes('owned'));
+    const conflict = (e: unknown) => isMeshletError(e, 'MESHLET_ERR_CONTROL_PLANE') && e.httpStatus === 409 && /registered by service default\/reviews, not default\/api/.test(e.message);
+    const forbidden = (e: unknown) => isMeshletError(e, 'MESHLET_ERR_CONTROL_PLANE') && e.httpStatus === 403;
+    await assert.rejects(b.registry.register({ ...entry('owned'), spec: { address: '10.6.6.6', ports: { http: 1 } } }, 'api', 30_000), conflict);
+    await assert.rejects(b.registry.renew('default', 'owned', 'api'), forbidden);
+    await assert.rejects(a.registry.deregister('default', 'owned', 'api'), forbidden);
+    const stored = JSON.parse((await raw.get('/rs/registry/default/owned'))!.value) as { entry: WireResource; service: string };
+    assert.equal(stored.service, 'reviews');
+    assert.deepEqual(stored.entry, entry('owned'));
+    assert.equal(b.registry.owned('default', 'reviews') >= 1, true);
+    assert.equal(b.registry.owned('default', 'api'), 0);
+    assert.ok(await b.registry.renew('default', 'owned', 'reviews'));
+    assert.equal(await b.registry.deregister('default', 'owned', 'reviews'), true);
+  });
+
+  it('change events name what changed: the records put, the ones removed', async () => {
+    const seen: RegistryChange[] = [];
+    b.registry.onChange((c) => seen.push(c));
+    await a.registry.register(entry('evented'), 'reviews', 30_000);
+    await until('B to hear of it', () => seen.length >= 1);
+    assert.deepEqual(
+      seen.map((c) => (c.kind === 'delta' ? [c.upserted.map((r) => r.entry.metadata.name), c.removed] : c.kind)),
+      [[['evented'], []]],
+    );
+    await a.registry.deregister('default', 'evented');
+    await until('B to hear of the removal', () => seen.length >= 2);
+    assert.deepEqual(seen[1], { kind: 'delta', upserted: [], removed: [{ namespace: 'default', name: 'evented' }] });
+  });
+
+  it('a record written straight into etcd that is not valid is skipped (never served) and reported', async () => {
+    await raw.put('/rs/registry/default/garbage', 'not json');
+    await raw.put('/rs/registry/default/bad-entry', JSON.stringify({ entry: { ...entry('bad-entry'), spec: { address: '10.0.0.1', ports: { http: 70000 } } }, service: 'reviews', leaseMs: 30_000 }));
+    await raw.put('/rs/registry/default/misnamed', JSON.stringify({ entry: entry('other-name'), service: 'reviews', leaseMs: 30_000 }));
+    await until('B to skip them', () => (b.registry.skipped?.() ?? []).length === 3);
+    assert.ok(!names(b).some((n) => ['garbage', 'bad-entry', 'other-name', 'misnamed'].includes(n)));
+    const reasons = new Map((b.registry.skipped?.() ?? []).map((v) => [v.key, v.reasons.join()]));
+    assert.match(reasons.get('/rs/registry/default/garbage')!, /not a registry record/);
+    assert.match(reasons.get('/rs/registry/default/bad-entry')!, /not a valid WorkloadEntry/);
+    assert.match(reasons.get('/rs/registry/default/misnamed')!, /the key names default\/misnamed but the entry is default\/other-name/);
+    for (const k of ['garbage', 'bad-entry', 'misnamed']) assert.equal(await a.registry.deregister('default', k), true, k);
+    await until('B to forget them', () => (b.registry.skipped?.() ?? []).length === 0);
   });
 
   it('putIfAbsent: concurrent writers on two replicas all get the one stored value', async () => {

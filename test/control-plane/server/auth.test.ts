@@ -39,7 +39,29 @@ describe('TokenAuthority', () => {
     assert.equal(b.keyId, a.keyId);
     const token = await a.mintToken({ service: 'reviews', namespace: 'default' });
     const v = await b.verifyToken(token);
-    assert.deepEqual(v, { ok: true, identity: { role: 'workload', service: 'reviews', namespace: 'default', subject: 'default/reviews' } });
+    assert.ok(v.ok && v.identity.role === 'workload');
+    // The labels map is a null-prototype object (its keys come from the token).
+    assert.deepEqual({ ...v.identity, labels: { ...v.identity.labels } }, { role: 'workload', service: 'reviews', namespace: 'default', subject: 'default/reviews', labels: {} });
+  });
+
+  it('a token may carry the labels it proves; bad labels, or an app label that is not the service, are refused at mint', async () => {
+    const a = await TokenAuthority.open(dataDir());
+    const token = await a.mintToken({ service: 'reviews', namespace: 'default', labels: { version: 'v2' } });
+    const v = await a.verifyToken(token);
+    assert.ok(v.ok);
+    assert.deepEqual({ ...(v.identity as { labels: object }).labels }, { version: 'v2' });
+    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString());
+    assert.deepEqual(claims.labels, { version: 'v2' });
+    const refused: [Record<string, string>, RegExp][] = [
+      [{ 'bad key!': 'x' }, /invalid label key "bad key!"/],
+      [{ version: 'not valid!' }, /invalid label value "not valid!"/],
+      [{ app: 'ratings' }, /token label app must be the service "reviews"/],
+    ];
+    for (const [labels, message] of refused) await assert.rejects(a.mintToken({ service: 'reviews', namespace: 'default', labels }), message);
+    assert.deepEqual(
+      { ...((await a.verifyToken(await a.mintToken({ service: 'reviews', namespace: 'default', labels: { app: 'reviews' } }))) as { identity: { labels: object } }).identity.labels },
+      { app: 'reviews' },
+    );
   });
 
   it('mints claims iss, aud, sub, svc, ns, role and a one-year default expiry', async () => {
@@ -149,9 +171,14 @@ describe('authentication over HTTP', () => {
     assert.equal(r.body.error.message, 'token expired');
   });
 
-  it('a workload token may read /status but not the config API (403)', async () => {
+  it('a workload token may read neither /status (every namespace’s peers, NACK texts, file paths) nor the config API (403)', async () => {
     const token = await s.cp.mintToken({ service: 'reviews', namespace: 'default' });
-    assert.equal((await api(s.url, 'GET', '/status', { token })).status, 200);
+    const status = await api(s.url, 'GET', '/status', { token });
+    assert.equal(status.status, 403);
+    assert.equal(status.body.error.code, 'FORBIDDEN');
+    assert.match(status.body.error.message, /the status needs an admin token/);
+    assert.equal(status.body.summary, undefined);
+    assert.equal((await api(s.url, 'GET', '/status', { token: s.admin })).status, 200);
     const r = await api(s.url, 'GET', '/v1/resources', { token });
     assert.equal(r.status, 403);
     assert.equal(r.body.error.code, 'FORBIDDEN');

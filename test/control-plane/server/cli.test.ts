@@ -256,9 +256,64 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.match(down.stderr, /cannot reach the control plane/);
   });
 
+  it('status, get and apply print what came from workloads or the server with control characters escaped', async () => {
+    // A workload NACKs with terminal escapes (clear screen, red, bell, a window title) and a bidi override.
+    const evil = ['\u001b[2J\u001b[31mPWNED\u0007', 'title \u001b]0;owned\u0007 bidi \u202eevil\u202c done', 'c1 \u009b31m and\nnewline'];
+    const wt = meshlet(['token', '--service', 'ratings', '--data-dir', dataDir]).stdout.trim();
+    const stream = await watch(url, 'service=ratings&namespace=default', { token: wt });
+    const hello = await stream.next('hello');
+    const nack = await api(url, 'POST', '/v1/ack', { token: wt, body: { connection: hello.data.connection, kind: 'config', version: 'x', status: 'NACK', reasons: evil } });
+    assert.equal(nack.status, 200);
+    // Anything a terminal would act on: C0 but the newlines that end lines, DEL, C1, bidi and invisible formatting.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for raw control characters in the output.
+    const raw = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/;
+    const r = meshlet(['status'], env());
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, raw);
+    assert.ok(r.stdout.includes('  \\x1b[2J\\x1b[31mPWNED\\x07\n'), r.stdout);
+    assert.ok(r.stdout.includes('  title \\x1b]0;owned\\x07 bidi \\u202eevil\\u202c done\n'));
+    assert.ok(r.stdout.includes('  c1 \\x9b31m and\\nnewline\n'), 'a reason is one line: its newline cannot fake another');
+    for (const format of ['json', 'yaml']) {
+      const m = meshlet(['status', '-o', format], env());
+      assert.equal(m.code, 0, m.stderr);
+      assert.doesNotMatch(m.stdout, raw, format);
+      const doc = format === 'json' ? JSON.parse(m.stdout) : parse(m.stdout);
+      const mine = doc.servers[0].status.workloads.find((w: { connection: string }) => w.connection === hello.data.connection);
+      assert.deepEqual(mine.nacked.reasons, evil, `${format}: the same text, escaped only for the terminal`);
+    }
+    stream.close();
+    // get: an annotation with escapes comes back escaped in YAML, and the value is intact.
+    const vs = `${shadowVs('annotated')}`.replace('metadata: {name: annotated}', 'metadata: {name: annotated, annotations: {note: "\\e[31mred\\u202e"}}');
+    const applied = meshlet(['apply', '-f', '-'], env(), vs);
+    assert.equal(applied.code, 0, applied.stderr);
+    const got = meshlet(['get', 'vs', 'annotated', '-o', 'yaml'], env());
+    assert.doesNotMatch(got.stdout, raw);
+    assert.match(got.stdout, /note: "\\e\[31mred\\u202e"/);
+    assert.equal(parse(got.stdout).metadata.annotations.note, '\u001b[31mred\u202e');
+    assert.equal(meshlet(['delete', 'vs', 'annotated'], env()).code, 0);
+    // A refusal of the server quotes the request; it is printed escaped.
+    const refused = meshlet(['delete', 'vs', 'x\u001b[31m'], env());
+    assert.equal(refused.code, 1);
+    assert.doesNotMatch(refused.stderr, raw);
+    assert.match(refused.stderr, /VirtualService default\/x\\x1b\[31m not found/);
+    // What apply finds wrong in its own input is printed escaped too.
+    const local = meshlet(['apply', '-f', '-'], env(), shadowVs('bad').replace('{host: ratings}', '{host: "ratings\\e[5m"}'));
+    assert.equal(local.code, 1);
+    assert.doesNotMatch(local.stderr, raw);
+    assert.match(local.stderr, /invalid host "ratings\\x1b\[5m"/);
+  });
+
   it('control-plane: usage errors exit 2; an invalid config directory exits 1 with every issue', () => {
     assert.equal(meshlet(['control-plane']).code, 2);
     assert.equal(meshlet(['control-plane', '--config', configDir, '--port', 'x']).code, 2);
+    const badCidr = meshlet(['control-plane', '--config', configDir, '--registration-cidrs', '10.0.0.0/8,10.0.0.0/99']);
+    assert.equal(badCidr.code, 2);
+    assert.match(badCidr.stderr, /--registration-cidrs: "10\.0\.0\.0\/99" is not an IP address or CIDR/);
+    for (const flag of ['--max-watches-per-workload', '--max-registrations-per-workload', '--max-nack-reasons', '--max-nack-bytes']) {
+      const r = meshlet(['control-plane', '--config', configDir, flag, '0']);
+      assert.equal(r.code, 2, flag);
+      assert.match(r.stderr, new RegExp(`${flag}: expected a positive integer, got "0"`));
+    }
     const bad = join(t.dir, 'bad-config');
     mkdirSync(bad);
     writeFileSync(join(bad, 'a.yaml'), `${reviewsVs('x1')}---\n${reviewsVs('x2', 'two')}`);
@@ -267,6 +322,36 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.match(r.stderr, /invalid duration "x1"/);
     assert.match(r.stderr, /invalid duration "x2"/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
+  it('control-plane: the registration and limit flags take effect', async () => {
+    const proc = spawn(
+      process.execPath,
+      [MAIN, 'control-plane', '--config', configDir, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--registration-cidrs', '10.0.0.0/8', '--max-watches-per-workload', '1', '--max-registrations-per-workload', '1', '--max-nack-reasons', '1'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    try {
+      const other = await until(() => /listening on (http:\/\/\S+)/.exec(out)?.[1], 10_000, 'the second server');
+      const wt = meshlet(['token', '--service', 'details', '--data-dir', dataDir]).stdout.trim();
+      const reg = (address: string, port: number) => api(other, 'POST', '/v1/workloads', { token: wt, body: { address, ports: { http: port } } });
+      assert.equal((await reg('192.168.1.1', 80)).status, 403, '--registration-cidrs');
+      assert.equal((await reg('10.1.1.1', 80)).status, 200);
+      assert.equal((await reg('10.1.1.2', 80)).status, 429, '--max-registrations-per-workload');
+      const stream = await watch(other, 'service=details&namespace=default', { token: wt });
+      const hello = await stream.next('hello');
+      assert.equal((await api(other, 'GET', '/v1/watch?service=details&namespace=default', { token: wt })).status, 429, '--max-watches-per-workload');
+      const nack = await api(other, 'POST', '/v1/ack', { token: wt, body: { connection: hello.data.connection, kind: 'config', version: 'x', status: 'NACK', reasons: ['a', 'b'] } });
+      assert.equal(nack.status, 413, '--max-nack-reasons');
+      stream.close();
+    } finally {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGKILL');
+      await exited;
+    }
   });
 
   it('SIGTERM closes gracefully (exit 0, watch streams ended)', async () => {

@@ -3,9 +3,9 @@ import { after, before, describe, it } from 'node:test';
 import { checkDocuments } from '../../../src/config/load-config.ts';
 import { parseText } from '../../../src/config/load.ts';
 import { IssueList } from '../../../src/config/issues.ts';
-import { isRelevant, PayloadCache } from '../../../src/control-plane-server/filter.ts';
+import { isRelevant, PayloadCache, relevantResources } from '../../../src/control-plane-server/filter.ts';
 import { contentVersion } from '../../../src/routing/compile.ts';
-import { startTestServer, type TestServer, watch } from './helpers.ts';
+import { api, startTestServer, type TestServer, watch } from './helpers.ts';
 
 const YAML = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -93,16 +93,98 @@ describe('filtering on the watch stream', () => {
   });
   after(() => s.close());
 
-  it('sends each workload only what applies to its namespace and labels', async () => {
-    const get = async (service: string, ns: string, labels: string) => {
-      const token = await s.cp.mintToken({ service, namespace: ns });
-      const w = await watch(s.url, `service=${service}&namespace=${ns}&labels=${labels}`, { token });
-      const e = await w.next('config');
-      w.close();
-      return e.data.resources.map((r: { metadata: { name: string } }) => r.metadata.name).sort();
-    };
-    assert.deepEqual(await get('cart', 'shop', 'version=v1'), ['mesh', 'private', 'public', 'shop-wide', 'v1-only']);
-    assert.deepEqual(await get('cart', 'shop', 'version=v2'), ['mesh', 'private', 'public', 'shop-wide']);
-    assert.deepEqual(await get('web', 'prod', ''), ['mesh', 'other-ns', 'public', 'to-prod']);
+  const get = async (service: string, ns: string, query: string, tokenLabels?: Record<string, string>) => {
+    const token = await s.cp.mintToken({ service, namespace: ns, labels: tokenLabels });
+    const w = await watch(s.url, `service=${service}&namespace=${ns}&labels=${query}`, { token });
+    const hello = await w.next('hello');
+    const e = await w.next('config');
+    w.close();
+    return { names: e.data.resources.map((r: { metadata: { name: string } }) => r.metadata.name).sort(), hello: hello.data };
+  };
+
+  it('sends each workload only what applies to its namespace and the labels its token proves', async () => {
+    const v1 = await get('cart', 'shop', 'version=v1', { version: 'v1' });
+    assert.deepEqual(v1.names, ['mesh', 'private', 'public', 'shop-wide', 'v1-only']);
+    assert.deepEqual(v1.hello.labels, { version: 'v1', app: 'cart' });
+    assert.equal(v1.hello.ignoredLabels, undefined);
+    assert.deepEqual((await get('cart', 'shop', 'version=v2', { version: 'v2' })).names, ['mesh', 'private', 'public', 'shop-wide']);
+    assert.deepEqual((await get('web', 'prod', '')).names, ['mesh', 'other-ns', 'public', 'to-prod']);
+  });
+
+  it('a query label the token does not prove does not widen what the workload is sent; hello names it as ignored', async () => {
+    const claimed = await get('cart', 'shop', 'version=v1');
+    assert.deepEqual(claimed.names, ['mesh', 'private', 'public', 'shop-wide'], 'the v1-only policy is not sent on the query’s word');
+    assert.deepEqual(claimed.hello.labels, { app: 'cart' });
+    assert.deepEqual(claimed.hello.ignoredLabels, ['version']);
+    // The token proves app (its service) and its labels: asking them again is fine, contradicting them is 403.
+    assert.deepEqual((await get('cart', 'shop', 'app=cart,version=v1', { version: 'v1' })).hello.ignoredLabels, undefined);
+    const token = await s.cp.mintToken({ service: 'cart', namespace: 'shop', labels: { version: 'v2' } });
+    for (const labels of ['version=v1', 'app=web']) {
+      const r = await api(s.url, 'GET', `/v1/watch?service=cart&namespace=shop&labels=${labels}`, { token });
+      assert.equal(r.status, 403, labels);
+      assert.match(r.body.error.message, /contradicts the token, which proves (version=v2|app=cart)/);
+    }
+  });
+
+  it('an admin watching for a workload is trusted with the query labels', async () => {
+    const w = await watch(s.url, 'service=cart&namespace=shop&labels=version=v1', { token: s.admin });
+    assert.deepEqual((await w.next('hello')).data.labels, { version: 'v1' });
+    assert.ok((await w.next('config')).data.resources.some((r: { metadata: { name: string } }) => r.metadata.name === 'v1-only'));
+    w.close();
+  });
+});
+
+describe('WorkloadEntries in the config go to the workloads that see a service selecting them', () => {
+  const yaml = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: shop}
+spec: {hosts: [db.shop.svc.cluster.local], exportTo: ['.'], ports: [{number: 5432, name: tcp, protocol: TCP}], resolution: STATIC, workloadSelector: {labels: {app: db}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec: {selector: {app: api}, ports: [{port: 80, name: http}]}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: db-1, namespace: shop}
+spec: {address: 10.0.0.1, labels: {app: db}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: api-1, namespace: shop}
+spec: {address: 10.0.0.2, labels: {app: api}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: api-dns, namespace: shop}
+spec: {address: api.example.com, labels: {app: api}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: lonely, namespace: shop}
+spec: {address: 10.0.0.3, labels: {app: nobody}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: secret-1, namespace: vault}
+spec: {address: 10.0.0.4, labels: {app: secret}}
+`;
+  const issues = new IssueList();
+  const { resources } = checkDocuments(parseText(yaml, 'f.yaml', issues), { analysis: 'off' }, issues);
+  const entries = (ns: string) =>
+    relevantResources(resources, { namespace: ns, labels: {} })
+      .filter((r) => r.kind === 'WorkloadEntry')
+      .map((r) => r.metadata.name)
+      .sort();
+  const rows: [string, string[]][] = [
+    // db is exported to shop only; a Service selects only entries with an IP address (as the registry does).
+    ['shop', ['api-1', 'db-1']],
+    ['prod', ['api-1']],
+    ['vault', ['api-1']],
+  ];
+  for (const [ns, want] of rows) it(`namespace ${ns}`, () => assert.deepEqual(entries(ns), want));
+  it('isRelevant without a selection sends no WorkloadEntry', () => {
+    assert.equal(isRelevant(resources.find((r) => r.metadata.name === 'api-1')!, { namespace: 'shop', labels: {} }), false);
   });
 });

@@ -75,24 +75,25 @@ describe('/v1/workloads', () => {
   });
   after(() => s.close());
 
-  it('registers with service/namespace from the token, app label added, name from address and first port', async () => {
+  it('registers with service/namespace from the token, app label added, name from group, address, first port and a hash', async () => {
     const r = await api(s.url, 'POST', '/v1/workloads', {
       token,
       body: { address: '10.0.0.7', ports: { http: 9080, grpc: 9090 }, labels: { version: 'v2' }, locality: 'eu/west/a', weight: 3, leaseMs: 10_000 },
     });
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.equal(r.body.name, 'reviews-10-0-0-7-9080');
+    assert.match(r.body.name, /^reviews-10-0-0-7-9080-[0-9a-f]{10}$/);
+    assert.equal(r.body.name, workloadName({ namespace: 'default', service: 'reviews' }, 'reviews', '10.0.0.7', 9080));
     assert.equal(r.body.namespace, 'default');
     assert.equal(r.body.leaseMs, 10_000);
     assert.deepEqual(r.body.workload.spec, { address: '10.0.0.7', ports: { http: 9080, grpc: 9090 }, labels: { version: 'v2', app: 'reviews' }, locality: 'eu/west/a', weight: 3 });
-    assert.equal(workloadName('reviews', 'fd00::1', 80), 'reviews-fd00--1-80');
+    assert.match(workloadName({ namespace: 'default', service: 'reviews' }, 'reviews', 'fd00::1', 80), /^reviews-fd00--1-80-[0-9a-f]{10}$/);
     // The same instance again replaces its record.
     await api(s.url, 'POST', '/v1/workloads', { token, body: { address: '10.0.0.7', ports: { http: 9080 } } });
     const list = await api(s.url, 'GET', '/v1/workloads', { token: s.admin });
-    assert.equal(list.body.workloads.filter((w: { name: string }) => w.name === 'reviews-10-0-0-7-9080').length, 1);
+    assert.equal(list.body.workloads.filter((w: { name: string }) => w.name === r.body.name).length, 1);
   });
 
-  it('defaults the address to the peer and bounds the lease', async () => {
+  it('defaults the address to the peer (loopback: the server listens on 127.0.0.1) and bounds the lease', async () => {
     const r = await api(s.url, 'POST', '/v1/workloads', { token, body: { ports: { http: 19081 }, leaseMs: 10 } });
     assert.equal(r.status, 200);
     assert.equal(r.body.workload.spec.address, '127.0.0.1');

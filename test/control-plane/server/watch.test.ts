@@ -4,12 +4,19 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { api, reviewsVs, SERVICES_YAML, startTestServer, type TestServer, until, watch } from './helpers.ts';
 
+/** A Kubernetes Service selecting the registered ratings instances. */
+const RATINGS_SERVICE = `apiVersion: v1
+kind: Service
+metadata: {name: ratings-pods, namespace: default}
+spec: {selector: {app: ratings}, ports: [{port: 9080, name: http}]}
+`;
+
 describe('GET /v1/watch', () => {
   let s: TestServer;
   let token: string;
   const query = 'service=reviews&namespace=default&labels=version=v1';
   before(async () => {
-    s = await startTestServer({ 'services.yaml': SERVICES_YAML, 'reviews.yaml': reviewsVs('1s') }, { heartbeatMs: 40, serverId: 'cp-test' });
+    s = await startTestServer({ 'services.yaml': SERVICES_YAML, 'ratings.yaml': RATINGS_SERVICE, 'reviews.yaml': reviewsVs('1s') }, { heartbeatMs: 40, serverId: 'cp-test' });
     token = await s.cp.mintToken({ service: 'reviews', namespace: 'default' });
   });
   after(() => s.close());
@@ -28,18 +35,22 @@ describe('GET /v1/watch', () => {
     const config = await w.next();
     assert.equal(config.event, 'config');
     assert.equal(config.data.version, status.configVersion);
-    assert.deepEqual(config.data.resources.map((r: { kind: string }) => r.kind).sort(), ['ServiceEntry', 'VirtualService']);
+    assert.deepEqual(config.data.resources.map((r: { kind: string }) => r.kind).sort(), ['Service', 'ServiceEntry', 'VirtualService']);
     assert.equal(config.data.resources[0].source, undefined, 'bookkeeping fields are not sent');
     assert.equal(config.id, `${status.configVersion}/`);
     const endpoints = await w.next();
     assert.equal(endpoints.event, 'endpoints');
     assert.deepEqual(endpoints.data.workloads, []);
-    assert.equal(endpoints.id, `${status.configVersion}/${status.endpointsVersion}`);
+    // Endpoints versions are per namespace view (what the workload may see), announced in hello.
+    assert.equal(endpoints.data.version, hello.data.endpointsVersion);
+    assert.equal(endpoints.id, `${status.configVersion}/${hello.data.endpointsVersion}`);
     w.close();
   });
 
   it('Last-Event-ID with the current versions gets hello only; with an old config version, config only', async () => {
-    const { configVersion, endpointsVersion } = s.cp.status();
+    const first = await watch(s.url, query, { token });
+    const { configVersion, endpointsVersion } = (await first.next('hello')).data;
+    first.close();
     const w = await watch(s.url, query, { token, lastEventId: `${configVersion}/${endpointsVersion}` });
     await w.next('hello');
     await until(() => w.pings >= 2, 2000, 'two pings');
@@ -106,11 +117,10 @@ describe('GET /v1/watch', () => {
     // registration's own: no elapsed-time bound needed to tell it was pushed at once.
     const e = await w.next('endpoints');
     assert.equal(e.data.workloads.length, 1);
-    assert.equal(e.data.workloads[0].metadata.name, 'ratings-10-1-2-3-9080');
-    const { configVersion, endpointsVersion } = s.cp.status();
-    assert.equal(e.id, `${configVersion}/${endpointsVersion}`);
-    assert.equal(e.data.version, endpointsVersion);
-    await api(s.url, 'DELETE', '/v1/workloads/default/ratings-10-1-2-3-9080', { token: ratings });
+    assert.equal(e.data.workloads[0].metadata.name, reg.body.name);
+    const { configVersion } = s.cp.status();
+    assert.equal(e.id, `${configVersion}/${e.data.version}`);
+    await api(s.url, 'DELETE', `/v1/workloads/default/${reg.body.name}`, { token: ratings });
     const gone = await w.next('endpoints', 1000);
     assert.deepEqual(gone.data.workloads, []);
     w.close();

@@ -68,7 +68,7 @@ describe('registration through a WorkloadGroup (/v1/workloads)', () => {
   it('uses the group named like the service by default: template < group metadata < the workload, as istiod merges them', async () => {
     const r = await register(reviews, { address: '10.0.0.7', ports: { http: 19081 }, labels: { version: 'v9' } });
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.equal(r.body.name, 'reviews-10-0-0-7-19081');
+    assert.match(r.body.name, /^reviews-10-0-0-7-19081-[0-9a-f]{10}$/);
     assert.deepEqual(r.body.workload.spec, {
       address: '10.0.0.7',
       ports: { http: 19081, grpc: 9090 },
@@ -94,7 +94,7 @@ describe('registration through a WorkloadGroup (/v1/workloads)', () => {
   it('uses the group the registration names, and the template ports when it names none', async () => {
     const r = await register(reviews, { address: '10.0.0.9', group: 'reviews-canary' });
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.equal(r.body.name, 'reviews-canary-10-0-0-9-9080');
+    assert.match(r.body.name, /^reviews-canary-10-0-0-9-9080-[0-9a-f]{10}$/);
     assert.deepEqual(r.body.workload.spec, { address: '10.0.0.9', ports: { http: 9080 }, labels: { version: 'v2', app: 'reviews' } });
     assert.deepEqual(r.body.workload.metadata.annotations, { 'istio.io/autoRegistrationGroup': 'reviews-canary' });
   });

@@ -1,0 +1,104 @@
+/**
+ * How the etcd config store judges what is stored under its prefix, the same way on every
+ * replica: each value must be JSON of the resource its key names and valid on its own, else it is
+ * skipped (as istiod skips an invalid object and serves the others); the values that are valid
+ * alone are then checked as a set (schema and analysis), which only fails as a whole for
+ * set-level errors (error-level findings under `--analysis blocking`).
+ *
+ * @module
+ */
+import { IssueList } from '../../config/issues.ts';
+import { type AnalysisMode, checkDocuments } from '../../config/load-config.ts';
+import type { RawDocument } from '../../config/load.ts';
+import { type AnyResource, KIND_VERSIONS } from '../../config/resource.ts';
+import type { SkippedValue } from '../../control-plane/protocol.ts';
+import { contentVersion } from '../../routing/compile.ts';
+import type { ConfigState } from '../store.ts';
+
+/** The outcome of {@link checkStoredSet}. */
+export interface CheckedSet {
+  /** Whether the valid values make a valid set (false only for set-level errors, e.g. blocking analysis). */
+  readonly ok: boolean;
+  /** The state of the valid values. */
+  readonly state: ConfigState;
+  /** Issues of the valid values as a set. */
+  readonly issues: IssueList;
+  /** Values that are invalid on their own, by key: skipped. */
+  readonly skipped: ReadonlyMap<string, SkippedValue>;
+}
+
+/** Where the set lives and how it is validated. */
+export interface CheckOptions {
+  /** The key prefix of config values, ending in `/` (`<prefix>/config/`). */
+  readonly root: string;
+  readonly analysis: AnalysisMode;
+  readonly defaultNamespace: string;
+}
+
+/** `JSON.parse`, or undefined for text that is not JSON. */
+export function parse(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `Kind namespace/name` a key under the prefix names, when it names one of the kinds meshlet serves. */
+function resourceOf(key: string, root: string): string | undefined {
+  const parts = key.slice(root.length).split('/');
+  if (parts.length !== 3 || !(parts[0]! in KIND_VERSIONS) || parts[1] === '' || parts[2] === '') return undefined;
+  return `${parts[0]} ${parts[1]}/${parts[2]}`;
+}
+
+/**
+ * Validates a key → value set (documents in key order): values that are invalid on their own are
+ * set aside (skipped, with why), the others are checked as a set.
+ */
+export function checkStoredSet(set: ReadonlyMap<string, string>, o: CheckOptions): CheckedSet {
+  const skipped = new Map<string, SkippedValue>();
+  const skip = (key: string, reasons: string[]) => {
+    const resource = resourceOf(key, o.root);
+    skipped.set(key, resource === undefined ? { key, reasons } : { key, resource, reasons });
+  };
+  const docs: RawDocument[] = [];
+  for (const key of [...set.keys()].sort()) {
+    const value = parse(set.get(key)!);
+    if (value === undefined || typeof value !== 'object' || value === null || Array.isArray(value)) {
+      skip(key, [value === undefined ? 'the value is not JSON' : 'the value is not a resource object']);
+      continue;
+    }
+    const expected = key.slice(o.root.length);
+    const meta = (value as { metadata?: { namespace?: unknown; name?: unknown } }).metadata;
+    const actual = `${String((value as { kind?: unknown }).kind)}/${String(meta?.namespace ?? o.defaultNamespace)}/${String(meta?.name)}`;
+    if (actual !== expected) {
+      skip(key, [`the key names ${expected} but the value is ${actual}`]);
+      continue;
+    }
+    docs.push({ value, source: { file: `etcd:${key}` } });
+  }
+  const options = { analysis: o.analysis, defaultNamespace: o.defaultNamespace };
+  let issues = new IssueList();
+  let loaded = checkDocuments(docs, options, issues);
+  if (!loaded.ok) {
+    // Documents that produced no resource and have errors of their own are invalid alone: skipped.
+    const produced = new Set(loaded.resources.map((r: AnyResource) => r.source.file));
+    const bad = new Map<string, string[]>();
+    for (const i of issues.ofLevel('error')) {
+      if (i.file === undefined || !i.file.startsWith('etcd:') || produced.has(i.file)) continue;
+      const list = bad.get(i.file) ?? [];
+      list.push(String(i).slice(i.file.length + 2));
+      bad.set(i.file, list);
+    }
+    if (bad.size > 0) {
+      for (const [file, reasons] of bad) skip(file.slice('etcd:'.length), reasons);
+      issues = new IssueList();
+      loaded = checkDocuments(
+        docs.filter((d) => !bad.has(d.source.file)),
+        options,
+        issues,
+      );
+    }
+  }
+  return { ok: loaded.ok, issues, skipped, state: { version: contentVersion(loaded.resources), resources: loaded.resources, findings: loaded.findings } };
+}
