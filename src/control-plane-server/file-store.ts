@@ -19,7 +19,7 @@ import { fromObjects, type RawDocument } from '../config/load.ts';
 import { type AnyResource, KIND_VERSIONS } from '../config/resource.ts';
 import type { ApplyResponse, Rejection, WireResource } from '../control-plane/protocol.ts';
 import { ConfigError } from '../core/errors.ts';
-import { contentVersion } from '../routing/compile.ts';
+import { contentVersion } from '../config/version.ts';
 import { ControlPlaneError } from './errors.ts';
 import type { ServerLogger } from './logger.ts';
 import type { ConfigState, ConfigStore, SourceHealth } from './store.ts';

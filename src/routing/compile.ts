@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { contentVersion } from '../config/version.ts';
 import { mergeDelegates } from '../config/delegation.ts';
 import { DestinationRuleIndex, effectivePolicy, type ClientWorkload } from '../config/destination-policy.ts';
 import { aliasesFor, hostMatches, isVisible, isWildcard, resolveHost, specificity } from '../config/hosts.ts';
@@ -63,16 +63,6 @@ export interface Snapshot {
   readonly clusters: ReadonlyMap<string, Cluster>;
 }
 
-/**
- * A content hash of resources (kind, namespace, name, spec), stable across processes.
- * @category Snapshot
- */
-export function contentVersion(resources: readonly AnyResource[]): string {
-  const h = createHash('sha256');
-  const sorted = [...resources].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
-  for (const r of sorted) h.update(JSON.stringify([r.apiVersion, r.ref, r.metadata.labels ?? null, r.metadata.annotations ?? null, r.spec]));
-  return h.digest('hex').slice(0, 12);
-}
 
 const NO_MATCHERS: readonly RequestMatcher[] = Object.freeze([]);
 const NO_MIRRORS: readonly MirrorTarget[] = Object.freeze([]);
@@ -414,3 +404,5 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
     clusters: compiler.clusters,
   });
 }
+
+export { contentVersion };

@@ -12,7 +12,7 @@ import { type AnalysisMode, checkDocuments } from '../../config/load-config.ts';
 import type { RawDocument } from '../../config/load.ts';
 import { type AnyResource, KIND_VERSIONS } from '../../config/resource.ts';
 import type { SkippedValue } from '../../control-plane/protocol.ts';
-import { contentVersion } from '../../routing/compile.ts';
+import { contentVersion } from '../../config/version.ts';
 import type { ConfigState } from '../store.ts';
 
 /** The outcome of {@link checkStoredSet}. */

@@ -26,7 +26,7 @@ import { systemRandom } from '../../core/clock.ts';
 import { ConfigError, MeshletError } from '../../core/errors.ts';
 import { jitterMs } from '../../core/jitter.ts';
 import type { ApplyResponse, Rejection, SkippedValue, WireResource } from '../../control-plane/protocol.ts';
-import { contentVersion } from '../../routing/compile.ts';
+import { contentVersion } from '../../config/version.ts';
 import type { ConfigState, ConfigStore, SourceHealth } from '../store.ts';
 import type { Compare, EtcdClient, KeyValue, TxnOp } from './client.ts';
 import { type CheckedSet, checkStoredSet, parse } from './config-check.ts';
