@@ -127,6 +127,8 @@ export interface MeshDiagnostics {
   readonly configSource: ConfigOrigin | 'file';
   /** Mirrored requests: sent, dropped (over `maxMirrorsInFlight` or too large to replay), failed, in flight. */
   readonly mirrors: { readonly sent: number; readonly dropped: number; readonly failed: number; readonly inFlight: number };
+  /** The admission phases the server side runs (`jwt`, `authorization`, `rate-limit`, …), in order. */
+  readonly inboundPhases: readonly string[];
   /** The clusters calls (or mirrors, or explain) have used, with their endpoints. */
   readonly clusters: readonly {
     readonly name: string;

@@ -229,7 +229,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         ejectedForMs: h.ejected ? Math.max(0, h.ejectedUntil - now) : 0,
       })),
     }));
-    return { configVersion: this.configVersion, configSource: this.configSource, mirrors: { ...o.mirrorStats }, clusters };
+    return { configVersion: this.configVersion, configSource: this.configSource, mirrors: { ...o.mirrorStats }, inboundPhases: this.#servers.guard.phases, clusters };
   }
 
   /**

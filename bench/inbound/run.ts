@@ -1,0 +1,195 @@
+/**
+ * Inbound benchmark: what meshlet's server side costs a node:http, Express or Fastify server.
+ *
+ *   node_modules/.bin/node bench/inbound/run.ts [--rounds N] [--slice MS] [--slices N] [--warmup S] [--concurrency C] [--quick] [--write]
+ *
+ * Six servers, each its own process pinned to CPU 0 (the load client runs on CPU 1): http, express,
+ * fastify, each raw and with meshlet in front under a realistic policy set — one
+ * RequestAuthentication (inline JWKS, RS256), an AuthorizationPolicy with three rules, a valid
+ * token on every request (so the verified-token cache is what is measured; the uncached signature
+ * cost is bench/inbound/jwt.ts's). In each round, every server gets `--slices` slices of
+ * `--slice` ms of load at concurrency C in turns (A B C … C B A …), so every variant meets the
+ * same state of this noisy VM; a server's CPU is read from /proc around its slices. Ratios are
+ * medians over rounds of each round's mesh/raw pair (requests/s, and server CPU µs/request).
+ */
+import { type ChildProcess, fork, spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { exportJWK, SignJWT } from 'jose';
+import { Pool } from 'undici';
+import { median, writeSection } from '../lib/results.ts';
+
+const { values: a } = parseArgs({
+  options: {
+    rounds: { type: 'string' },
+    slice: { type: 'string' },
+    slices: { type: 'string' },
+    warmup: { type: 'string' },
+    concurrency: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    write: { type: 'boolean', default: false },
+  },
+});
+const quick = a.quick === true;
+const ROUNDS = Number(a.rounds ?? (quick ? 3 : 5));
+const SLICE_MS = Number(a.slice ?? 250);
+const SLICES = Number(a.slices ?? (quick ? 4 : 8));
+const WARMUP_S = Number(a.warmup ?? (quick ? 2 : 4));
+const C = Number(a.concurrency ?? 64);
+
+const FRAMEWORKS = ['http', 'express', 'fastify'] as const;
+type Framework = (typeof FRAMEWORKS)[number];
+type Variant = { framework: Framework; mesh: boolean; id: string };
+const VARIANTS: Variant[] = FRAMEWORKS.flatMap((f) => [
+  { framework: f, mesh: false, id: `${f}-raw` },
+  { framework: f, mesh: true, id: `${f}-mesh` },
+]);
+
+// ---------------------------------------------------------------- config and token
+
+const ISSUER = 'https://issuer.bench.local';
+const dir = mkdtempSync(join(tmpdir(), 'meshlet-bench-inbound-'));
+const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'RS256', use: 'sig' };
+const token = await new SignJWT({ scope: 'read', groups: ['dev'] })
+  .setProtectedHeader({ alg: 'RS256', kid: 'bench' })
+  .setIssuer(ISSUER)
+  .setSubject('alice')
+  .setAudience('httpbin.foo.svc.cluster.local')
+  .setIssuedAt()
+  .setExpirationTime('2h')
+  .sign(privateKey);
+writeFileSync(
+  join(dir, 'policies.yaml'),
+  `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: foo}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  jwtRules:
+  - issuer: ${ISSUER}
+    jwks: '${JSON.stringify({ keys: [jwk] })}'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: httpbin, namespace: foo}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: ALLOW
+  rules:
+  - from: [{source: {requestPrincipals: ["${ISSUER}/alice"]}}]
+    to: [{operation: {methods: [GET], paths: ["/api/items/*"]}}]
+  - to: [{operation: {methods: [GET], paths: ["/healthz"]}}]
+  - from: [{source: {requestPrincipals: ["*"]}}]
+    to: [{operation: {methods: [POST], paths: ["/api/admin/*"]}}]
+    when: [{key: request.auth.claims[groups], values: [admin]}]
+`,
+);
+
+// ---------------------------------------------------------------- servers
+
+interface Server {
+  v: Variant;
+  proc: ChildProcess;
+  pool: Pool;
+  phases: readonly string[];
+}
+
+function cpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks / 100) * 1e6;
+}
+
+function taskset(pid: number, cpu: number): void {
+  spawnSync('taskset', ['-pc', String(cpu), String(pid)], { stdio: 'ignore' });
+}
+
+async function start(v: Variant): Promise<Server> {
+  const proc = fork(new URL('./server.ts', import.meta.url).pathname, [v.framework, v.mesh ? 'mesh' : 'raw', dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ready = await new Promise<{ port: number; phases: string[] }>((resolve, reject) => {
+    proc.once('message', (m) => resolve(m as { port: number; phases: string[] }));
+    proc.once('exit', (code) => reject(new Error(`${v.id} exited with ${code}`)));
+  });
+  taskset(proc.pid as number, 0);
+  return { v, proc, pool: new Pool(`http://127.0.0.1:${ready.port}`, { connections: C }), phases: ready.phases };
+}
+
+async function load(s: Server, ms: number): Promise<{ requests: number; failures: number; cpuUs: number }> {
+  const cpu0 = cpuUs(s.proc.pid as number);
+  const end = performance.now() + ms;
+  let requests = 0;
+  let failures = 0;
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: C }, async () => {
+      while (performance.now() < end) {
+        const r = await s.pool.request({ method: 'GET', path: `/api/items/${n++ % 1000}`, headers: { authorization: `Bearer ${token}` } });
+        await r.body.dump();
+        if (r.statusCode === 200) requests++;
+        else failures++;
+      }
+    }),
+  );
+  return { requests, failures, cpuUs: cpuUs(s.proc.pid as number) - cpu0 };
+}
+
+taskset(process.pid, 1);
+const servers: Server[] = [];
+for (const v of VARIANTS) servers.push(await start(v));
+for (const s of servers) if (s.v.mesh) console.log(`${s.v.id}: phases ${s.phases.join(' → ') || '(none)'}`);
+console.log(`warm-up ${WARMUP_S} s each…`);
+for (const s of servers) await load(s, WARMUP_S * 1000);
+
+interface Tally {
+  requests: number;
+  failures: number;
+  cpuUs: number;
+  ms: number;
+}
+const rounds: Map<string, Tally>[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const t = new Map<string, Tally>(VARIANTS.map((v) => [v.id, { requests: 0, failures: 0, cpuUs: 0, ms: 0 }]));
+  for (let i = 0; i < SLICES; i++) {
+    const order = i % 2 === 0 ? servers : [...servers].reverse();
+    for (const s of order) {
+      const x = await load(s, SLICE_MS);
+      const y = t.get(s.v.id) as Tally;
+      y.requests += x.requests;
+      y.failures += x.failures;
+      y.cpuUs += x.cpuUs;
+      y.ms += SLICE_MS;
+    }
+  }
+  rounds.push(t);
+  console.log(`round ${r + 1}: ${VARIANTS.map((v) => `${v.id} ${((t.get(v.id) as Tally).requests / ((t.get(v.id) as Tally).ms / 1000)).toFixed(0)} rps`).join(', ')}`);
+}
+
+const lines: string[] = [];
+lines.push(`Concurrency ${C}, ${ROUNDS} rounds of ${SLICES} slices × ${SLICE_MS} ms per server, taken in turns; servers on CPU 0, load client on CPU 1. Policy: one RequestAuthentication (inline JWKS, RS256, a valid token on every request), one AuthorizationPolicy with three rules.`);
+lines.push('');
+lines.push('| server | raw rps | with meshlet rps | ratio (median of rounds) | server CPU/request raw | with meshlet | added CPU/request | failures |');
+lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+for (const f of FRAMEWORKS) {
+  const raw = rounds.map((t) => t.get(`${f}-raw`) as Tally);
+  const mesh = rounds.map((t) => t.get(`${f}-mesh`) as Tally);
+  const rps = (x: Tally) => x.requests / (x.ms / 1000);
+  const cpu = (x: Tally) => x.cpuUs / Math.max(1, x.requests);
+  const ratio = median(raw.map((x, i) => rps(mesh[i] as Tally) / rps(x)));
+  const added = median(raw.map((x, i) => cpu(mesh[i] as Tally) - cpu(x)));
+  const fails = mesh.reduce((n, x) => n + x.failures, 0) + raw.reduce((n, x) => n + x.failures, 0);
+  lines.push(`| ${f} | ${median(raw.map(rps)).toFixed(0)} | ${median(mesh.map(rps)).toFixed(0)} | ×${ratio.toFixed(2)} | ${median(raw.map(cpu)).toFixed(1)} µs | ${median(mesh.map(cpu)).toFixed(1)} µs | +${added.toFixed(1)} µs | ${fails} |`);
+}
+const body = lines.join('\n');
+console.log(`\n${body}`);
+if (a.write === true) writeSection('inbound', 'Inbound: meshlet in front of node:http, Express and Fastify', `node_modules/.bin/node bench/inbound/run.ts${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`, body);
+
+for (const s of servers) {
+  await s.pool.close();
+  s.proc.kill();
+}
+rmSync(dir, { recursive: true, force: true });
