@@ -9,6 +9,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { isCollection, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, visit, type Document } from 'yaml';
 import type { FieldPath, IssueList, SourceRef } from './issues.ts';
+import { duplicateKeys } from './yaml-keys.ts';
 
 /**
  * One parsed document (one resource, before validation).
@@ -89,7 +90,8 @@ export function parseText(text: string, file: string, issues: IssueList, limits:
   const lc = new LineCounter();
   let docs: Document.Parsed[];
   try {
-    docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true }) as Document.Parsed[];
+    // Duplicate keys are found by duplicateKeys() below, in one pass: the yaml package's own check is quadratic.
+    docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false }) as Document.Parsed[];
   } catch (err) {
     issues.file(file, undefined, 'error', `cannot parse: ${err instanceof Error ? err.message : String(err)}`);
     return [];
@@ -102,11 +104,11 @@ export function parseText(text: string, file: string, issues: IssueList, limits:
   }
   const out: RawDocument[] = [];
   for (const doc of docs) {
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) {
-        const line = e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line;
-        issues.file(file, line, 'error', `invalid YAML: ${e.message.split('\n')[0]}`);
-      }
+    const errors = doc.errors.map((e) => ({ offset: e.pos[0], line: e.linePos?.[0]?.line, message: e.message }));
+    for (const d of duplicateKeys(doc)) errors.push({ offset: d.offset, line: undefined, message: d.message });
+    if (errors.length > 0) {
+      errors.sort((a, b) => a.offset - b.offset);
+      for (const e of errors) issues.file(file, e.line ?? lc.linePos(e.offset).line, 'error', `invalid YAML: ${e.message.split('\n')[0]}`);
       continue;
     }
     for (const w of doc.warnings) {
