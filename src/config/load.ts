@@ -5,10 +5,9 @@
  *
  * @module
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { extname, join } from 'node:path';
 import { isCollection, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, visit, type Document } from 'yaml';
 import type { FieldPath, IssueList, SourceRef } from './issues.ts';
+import { listConfigFiles, readConfigFile } from './read-files.ts';
 import { duplicateKeys } from './yaml-keys.ts';
 
 /**
@@ -34,7 +33,6 @@ export interface LoadLimits {
 }
 
 const DEFAULT_MAX_FILE = 16 * 1024 * 1024;
-const CONFIG_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
 function docLocator(doc: Document, lc: LineCounter, base: FieldPath): (path: FieldPath) => number | undefined {
   return (path) => {
@@ -145,34 +143,7 @@ export function parseText(text: string, file: string, issues: IssueList, limits:
   return out;
 }
 
-async function collectFiles(path: string, issues: IssueList, out: string[]): Promise<void> {
-  let st: Awaited<ReturnType<typeof stat>>;
-  try {
-    st = await stat(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    issues.file(path, undefined, 'error', code === 'ENOENT' ? 'no such file or directory' : `cannot read: ${(err as Error).message}`);
-    return;
-  }
-  if (st.isDirectory()) {
-    const entries = (await readdir(path, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
-    for (const e of entries) {
-      if (e.name.startsWith('.') || e.name === 'node_modules') continue;
-      const child = join(path, e.name);
-      if (e.isDirectory()) await collectFiles(child, issues, out);
-      else if (CONFIG_EXTENSIONS.has(extname(e.name).toLowerCase())) out.push(child);
-    }
-    return;
-  }
-  out.push(path);
-}
-
-/** Lists the config files below the given files and directories (recursively, sorted, dotfiles skipped). */
-export async function listConfigFiles(paths: readonly string[], issues: IssueList): Promise<string[]> {
-  const files: string[] = [];
-  for (const p of paths) await collectFiles(p, issues, files);
-  return files;
-}
+export { listConfigFiles } from './read-files.ts';
 
 /**
  * Parsed documents of files by path, reused while a file's text is unchanged: a watcher that
@@ -204,24 +175,12 @@ export async function readSources(paths: readonly string[], issues: IssueList, l
   const out: RawDocument[] = [];
   const files = await listConfigFiles(paths, issues);
   for (const file of files) {
-    let size: number;
-    try {
-      size = (await stat(file)).size;
-    } catch (err) {
-      issues.file(file, undefined, 'error', `cannot read: ${(err as Error).message}`);
+    const read = await readConfigFile(file, maxBytes);
+    if (read.error !== undefined) {
+      issues.file(file, undefined, 'error', read.error);
       continue;
     }
-    if (size > maxBytes) {
-      issues.file(file, undefined, 'error', `is ${(size / 1048576).toFixed(1)} MiB; the limit is ${(maxBytes / 1048576).toFixed(1)} MiB`);
-      continue;
-    }
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      issues.file(file, undefined, 'error', `cannot read: ${(err as Error).message}`);
-      continue;
-    }
+    const text = read.text;
     const cached = cache?.get(file, text);
     if (cached !== undefined) {
       out.push(...cached);
