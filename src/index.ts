@@ -12,7 +12,7 @@
 // First: on a Node.js older than meshlet needs, fail here with a message that says so.
 import './core/require-node.ts';
 export { createMesh, Mesh } from './mesh.ts';
-export type { MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent } from './mesh.ts';
+export type { MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent, WatchStateEvent } from './mesh.ts';
 export type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 export type { Registration, RegisterOptions } from './control-plane/registration.ts';
 export type { Explanation, ExplainRequest, ExplainedEndpoint, ExplainedTarget } from './outbound/explain.ts';

@@ -12,8 +12,9 @@ import { classifyUndiciError } from './adapters/undici/classify.ts';
 import { UndiciTransport } from './adapters/undici/transport.ts';
 import { reportFindings } from './config/findings.ts';
 import { ANALYSIS_MODES, type AnalysisMode, type ConfigSource, loadConfig } from './config/load-config.ts';
-import { type ConfigWatcher, debounceBursts, watchConfigPaths } from './config/watch.ts';
+import { type ConfigWatcher, watchConfigPaths } from './config/watch.ts';
 import { ParseCache } from './config/load.ts';
+import { type ReloadAttempt, Reloader } from './config/reloader.ts';
 import type { ConfigIssue } from './config/issues.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './core/clock.ts';
 import { TOKEN_ENV } from './control-plane/protocol.ts';
@@ -152,6 +153,19 @@ export interface RejectedEvent {
 }
 
 /**
+ * Event `watch`: a watched config path can no longer be watched (its directory was deleted or
+ * moved away; the last good config keeps serving, and the path is watched for its return), or
+ * is watched again (it came back, or another directory took its place; it is reloaded).
+ * @category Mesh
+ */
+export interface WatchStateEvent {
+  /** The config path as given to `createMesh`. */
+  readonly path: string;
+  readonly watching: boolean;
+  readonly message: string;
+}
+
+/**
  * The events of a {@link Mesh}, with their payloads. The names are the same in embedded and
  * control-plane mode.
  *
@@ -159,6 +173,8 @@ export interface RejectedEvent {
  *   right after `await createMesh(...)` sees it), after each applied change, and (control-plane
  *   mode) when endpoints changed. Carries the version, where it came from, and its findings.
  * - `rejected`: a change was refused (schema errors, or findings under `analysis: 'blocking'`).
+ * - `watch`: a watched config directory was lost (deleted, moved away) or is watched again
+ *   (embedded mode only).
  * - `connected` / `disconnected`: the control-plane watch stream came up / went down
  *   (control-plane mode only).
  * - `ejected` / `returned`: outlier detection ejected an endpoint / let it back in.
@@ -167,6 +183,7 @@ export interface RejectedEvent {
 export interface MeshEvents {
   config: [ConfigAppliedEvent];
   rejected: [RejectedEvent];
+  watch: [WatchStateEvent];
   connected: [ConnectedEvent];
   disconnected: [DisconnectedEvent];
   ejected: [OutboundEvent];
@@ -186,14 +203,18 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #o: MeshOptions;
   readonly #errors: ErrorMode;
   readonly #source: ControlPlaneSource | undefined;
-  #watchers: ConfigWatcher[] = [];
+  #watcher: ConfigWatcher | undefined;
   readonly #parseCache = new ParseCache();
-  /** Reloads once a burst of file events has settled. */
-  readonly #reloadSoon = debounceBursts(
-    () => void this.reload().catch((e: unknown) => this.#logger.warn(`meshlet: reloading config failed: ${String(e)}`)),
-    100,
-    1000,
-  );
+  /** Reloads once a burst of file events has settled, and files written in place are quiet. */
+  readonly #reloader = new Reloader({
+    debounceMs: 100,
+    maxDebounceMs: 1000,
+    reload: (attempt) => this.#serial(() => this.#load(attempt)).then(() => undefined),
+    onUnsettled: (files, ms) => this.#logger.warn(`meshlet: ${files.join(', ')} ha${files.length === 1 ? 's' : 've'} been written for ${Math.round(ms / 1000)} s without a pause; the change is applied once ${files.length === 1 ? 'it is' : 'they are'} quiet for a second`),
+    onError: (e) => this.#logger.warn(`meshlet: reloading config failed: ${String(e)}`),
+  });
+  /** Reloads run one at a time. */
+  #queue: Promise<unknown> = Promise.resolve();
   #closed: Promise<void> | undefined;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
@@ -318,9 +339,22 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /** Applies a new set of resources now (what the file watcher does on a change). */
-  async reload(): Promise<boolean> {
-    if (this.#o.config === undefined) throw new InvalidArgumentError('mesh.reload: only in embedded mode (`config`); the control plane pushes changes');
-    const loaded = await loadConfig(this.#o.config, { defaultNamespace: this.#o.namespace ?? 'default', analysis: this.#o.analysis, parseCache: this.#parseCache });
+  reload(): Promise<boolean> {
+    if (this.#o.config === undefined) return Promise.reject(new InvalidArgumentError('mesh.reload: only in embedded mode (`config`); the control plane pushes changes'));
+    return this.#serial(() => this.#load(undefined));
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Loads and applies the config; a watcher's `attempt` that went out of date while reading is dropped (another follows). */
+  async #load(attempt: ReloadAttempt | undefined): Promise<boolean> {
+    if (attempt !== undefined && (this.#watcher?.lost.length ?? 0) > 0) return false; // reported as lost; the last good config serves
+    const loaded = await loadConfig(this.#o.config as ConfigSource, { defaultNamespace: this.#o.namespace ?? 'default', analysis: this.#o.analysis, parseCache: this.#parseCache });
+    if (attempt !== undefined && !(await attempt.current())) return false;
     if (!loaded.ok) {
       const error = new ConfigError(loaded.issues.all);
       this.#logger.warn(`meshlet: new config rejected, the last good config keeps serving.\n${error.message}`);
@@ -356,7 +390,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.#o.watch === false || src === undefined) return;
     const paths = typeof src === 'string' ? [src] : Array.isArray(src) && src.every((s) => typeof s === 'string') ? (src as string[]) : [];
     for (const p of paths) await stat(p); // a missing path fails createMesh here, not silently later
-    if (paths.length > 0) this.#watchers.push(watchConfigPaths(paths, () => this.#reloadSoon.trigger()));
+    if (paths.length === 0) return;
+    this.#watcher = watchConfigPaths(paths, {
+      onEvent: (e) => this.#reloader.event(e),
+      onError: (e) => this.#logger.warn(`meshlet: ${e.message}`),
+      onLost: (path, message) => {
+        this.#logger.warn(`meshlet: lost the watch on config ${path}: ${message}; config ${this.snapshot.version} keeps serving`);
+        this.emit('watch', { path, watching: false, message } satisfies WatchStateEvent);
+      },
+      onRestored: (path, message) => {
+        this.#logger.info?.(`meshlet: config ${path} is watched again: ${message}`);
+        this.emit('watch', { path, watching: true, message } satisfies WatchStateEvent);
+      },
+    });
   }
 
   /**
@@ -366,9 +412,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await this.#source?.close();
-      for (const w of this.#watchers) w.close();
-      this.#watchers = [];
-      this.#reloadSoon.cancel();
+      this.#watcher?.close();
+      await this.#reloader.close();
       await this.#outbound.close();
       await this.#transport.close();
     })();

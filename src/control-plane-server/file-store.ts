@@ -8,7 +8,8 @@
  */
 import { writeFileAtomic } from '../core/write-file-atomic.ts';
 import { ParseCache } from '../config/load.ts';
-import { type BurstDebouncer, type ConfigWatcher, debounceBursts, watchConfigPaths } from '../config/watch.ts';
+import { type ConfigWatcher, watchConfigPaths } from '../config/watch.ts';
+import { type ReloadAttempt, Reloader } from '../config/reloader.ts';
 import { mkdir, unlink } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
@@ -40,6 +41,13 @@ export interface FileConfigStoreOptions {
   readonly debounceMs?: number;
   /** Longest a reload waits while file events keep coming (Istio's `PILOT_DEBOUNCE_MAX`). @defaultValue 1000 */
   readonly maxDebounceMs?: number;
+  /**
+   * How long a file written in place (not renamed into place) must be quiet before it is read:
+   * a half-written file is never pushed (see `Reloader`). @defaultValue 1000
+   */
+  readonly settleMs?: number;
+  /** How often the directory's identity is checked (a replaced or deleted directory is noticed). @defaultValue 1000 */
+  readonly watchCheckIntervalMs?: number;
   /** Most rejections kept. @defaultValue 20 */
   readonly maxRejections?: number;
   /** Watch the directory. @defaultValue true */
@@ -85,8 +93,8 @@ export class FileConfigStore implements ConfigStore {
   #watcher: ConfigWatcher | undefined;
   /** Only changed files are parsed again on a reload. */
   readonly #parseCache = new ParseCache();
-  readonly #reloadSoon: BurstDebouncer;
-  #changedFiles = new Set<string>();
+  readonly #reloader: Reloader;
+  readonly #watchCheckIntervalMs: number | undefined;
   #closed = false;
 
   constructor(options: FileConfigStoreOptions) {
@@ -94,7 +102,15 @@ export class FileConfigStore implements ConfigStore {
     this.#appliedDir = join(this.#dir, APPLIED_DIR);
     this.#analysis = options.analysis ?? 'advisory';
     this.#defaultNamespace = options.defaultNamespace ?? 'default';
-    this.#reloadSoon = debounceBursts(() => this.#reloadChanged(), options.debounceMs ?? 20, options.maxDebounceMs ?? 1000);
+    this.#reloader = new Reloader({
+      debounceMs: options.debounceMs ?? 20,
+      maxDebounceMs: options.maxDebounceMs ?? 1000,
+      settleMs: options.settleMs,
+      reload: (attempt) => this.#serial(() => this.#reload(this.#origin(attempt.files), attempt)),
+      onUnsettled: (files, ms) => this.#logger?.warn(`${files.map((f) => relative(this.#dir, f)).join(', ')} in ${this.#dir}: written for ${Math.round(ms / 1000)} s without a pause; reloaded once quiet`),
+      onError: (err) => this.#logger?.warn(`reloading ${this.#dir}: ${err instanceof Error ? err.message : String(err)}`),
+    });
+    this.#watchCheckIntervalMs = options.watchCheckIntervalMs;
     this.#maxRejections = options.maxRejections ?? 20;
     this.#watch = options.watch ?? true;
     this.#logger = options.logger;
@@ -115,7 +131,20 @@ export class FileConfigStore implements ConfigStore {
     reportFindings(this.#logger, `config version ${this.#state.version}`, [], loaded.findings);
     this.#health = { kind: 'file', location: this.#dir, healthy: true };
     if (this.#watch) {
-      this.#watcher = watchConfigPaths([this.#dir], (file) => this.#onFileEvent(file), (err) => this.#logger?.warn(`watching ${this.#dir}: ${err.message}`));
+      this.#watcher = watchConfigPaths([this.#dir], {
+        onEvent: (e) => this.#reloader.event(e),
+        onError: (err) => this.#logger?.warn(`watching ${this.#dir}: ${err.message}`),
+        onLost: (_root, reason) => {
+          const error = `lost the watch on ${this.#dir}: ${reason}; serving config version ${this.#state.version}`;
+          this.#health = { kind: 'file', location: this.#dir, healthy: false, error };
+          this.#logger?.warn(error);
+        },
+        onRestored: (_root, how) => {
+          this.#health = { kind: 'file', location: this.#dir, healthy: false, error: `${how}; reloading` };
+          this.#logger?.info?.(`config directory ${how}`);
+        },
+        checkIntervalMs: this.#watchCheckIntervalMs,
+      });
     }
   }
 
@@ -147,7 +176,7 @@ export class FileConfigStore implements ConfigStore {
   async close(): Promise<void> {
     this.#closed = true;
     this.#watcher?.close();
-    this.#reloadSoon.cancel();
+    await this.#reloader.close();
     await this.#queue.catch(() => {});
   }
 
@@ -158,18 +187,9 @@ export class FileConfigStore implements ConfigStore {
     return run;
   }
 
-  #onFileEvent(name: string): void {
-    // Dotfiles (editors' swap files, apply's temp files) are not config.
-    if (name.split(sep).some((seg) => seg.startsWith('.'))) return;
-    if (name !== '') this.#changedFiles.add(name);
-    this.#reloadSoon.trigger();
-  }
-
-  #reloadChanged(): void {
-    const files = [...this.#changedFiles].sort();
-    this.#changedFiles = new Set();
-    const origin = `file change${files.length > 0 ? ` (${files.join(', ')})` : ''} in ${this.#dir}`;
-    this.reload(origin).catch((err: unknown) => this.#logger?.warn(`reloading ${this.#dir}: ${err instanceof Error ? err.message : String(err)}`));
+  #origin(files: readonly string[]): string {
+    const names = files.map((f) => relative(this.#dir, f) || '.');
+    return `file change${names.length > 0 ? ` (${names.join(', ')})` : ''} in ${this.#dir}`;
   }
 
   #reject(origin: string, reasons: readonly string[]): void {
@@ -187,9 +207,12 @@ export class FileConfigStore implements ConfigStore {
     return version;
   }
 
-  async #reload(origin: string): Promise<void> {
+  /** Reloads the directory; a watcher's `attempt` that went out of date while reading is dropped (another follows). */
+  async #reload(origin: string, attempt?: ReloadAttempt): Promise<void> {
     if (this.#closed) return;
+    if (attempt !== undefined && (this.#watcher?.lost.length ?? 0) > 0) return; // health says the watch is lost; the last good config serves
     const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache });
+    if (attempt !== undefined && !(await attempt.current())) return;
     if (!loaded.ok) {
       const reasons = errorsOf(loaded.issues);
       this.#health = { kind: 'file', location: this.#dir, healthy: false, error: `last change rejected (${reasons.length} error(s)); serving version ${this.#state.version}` };
