@@ -5,9 +5,11 @@
  *
  * @module
  */
-import { isCollection, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, visit, type Document } from 'yaml';
+import { Composer, isCollection, isScalar, isSeq, LineCounter, Parser, Scalar, visit, type Document } from 'yaml';
 import type { FieldPath, IssueList, SourceRef } from './issues.ts';
+import { jsonDocuments, looksLikeJsonObject } from './json-docs.ts';
 import { listConfigFiles, readConfigFile } from './read-files.ts';
+import { runNow, runSliced, type Steps } from './steps.ts';
 import { duplicateKeys } from './yaml-keys.ts';
 
 /**
@@ -85,16 +87,35 @@ function isList(value: unknown): value is { kind: string; items: unknown } {
  * @category Config
  */
 export function parseText(text: string, file: string, issues: IssueList, limits: LoadLimits = {}): RawDocument[] {
+  return runNow(parseTextSteps(text, file, issues, limits));
+}
+
+/**
+ * {@link parseText} as {@link Steps}: pauses between documents (and through a large JSON text).
+ * @internal
+ */
+export function* parseTextSteps(text: string, file: string, issues: IssueList, limits: LoadLimits = {}): Steps<RawDocument[]> {
+  // JSON (e.g. a List from `kubectl get -o json`) is read with JSON.parse, much faster than the YAML parser.
+  if (looksLikeJsonObject(text)) {
+    const json = yield* jsonDocuments(text, file);
+    if (json !== undefined) {
+      for (const e of json.errors) issues.file(file, e.line, 'error', e.message);
+      return json.docs;
+    }
+  }
   const lc = new LineCounter();
-  let docs: Document.Parsed[];
+  const docs: Document.Parsed[] = [];
   try {
     // Duplicate keys are found by duplicateKeys() below, in one pass: the yaml package's own check is quadratic.
-    docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false }) as Document.Parsed[];
+    const composer = new Composer({ prettyErrors: false, uniqueKeys: false });
+    for (const doc of composer.compose(new Parser(lc.addNewLine).parse(text))) {
+      docs.push(doc as Document.Parsed);
+      yield;
+    }
   } catch (err) {
     issues.file(file, undefined, 'error', `cannot parse: ${err instanceof Error ? err.message : String(err)}`);
     return [];
   }
-  if (!Array.isArray(docs)) docs = [docs as unknown as Document.Parsed];
   const maxDocs = limits.maxDocuments ?? 10_000;
   if (docs.length > maxDocs) {
     issues.file(file, undefined, 'error', `has ${docs.length} documents; the limit is ${maxDocs}`);
@@ -139,6 +160,7 @@ export function parseText(text: string, file: string, issues: IssueList, limits:
       continue;
     }
     out.push({ value, source: { file, line: startLine, locate: docLocator(doc, lc, []) } });
+    yield;
   }
   return out;
 }
@@ -187,7 +209,7 @@ export async function readSources(paths: readonly string[], issues: IssueList, l
       continue;
     }
     const before = issues.all.length;
-    const docs = parseText(text, file, issues, limits);
+    const docs = await runSliced(parseTextSteps(text, file, issues, limits));
     if (cache !== undefined && !issues.all.slice(before).some((i) => i.level === 'error')) cache.set(file, text, docs);
     out.push(...docs);
   }
