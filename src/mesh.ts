@@ -14,6 +14,7 @@ import { reportFindings } from './config/findings.ts';
 import { ANALYSIS_MODES, type AnalysisMode, type ConfigSource, loadConfig } from './config/load-config.ts';
 import { type ConfigWatcher, watchConfigPaths } from './config/watch.ts';
 import { ParseCache } from './config/load.ts';
+import { ValidationCache } from './config/validate/index.ts';
 import { type ReloadAttempt, Reloader } from './config/reloader.ts';
 import type { ConfigIssue } from './config/issues.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './core/clock.ts';
@@ -24,7 +25,7 @@ import { ConfigError, InvalidArgumentError, MeshletError } from './core/errors.t
 import type { ErrorMode } from './core/exchange.ts';
 import { explain, type Explanation, type ExplainRequest } from './outbound/explain.ts';
 import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
-import { compileSnapshot, type Snapshot } from './routing/compile.ts';
+import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
 
 /**
  * Options of {@link createMesh}.
@@ -205,6 +206,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #source: ControlPlaneSource | undefined;
   #watcher: ConfigWatcher | undefined;
   readonly #parseCache = new ParseCache();
+  readonly #validationCache = new ValidationCache();
   /** Reloads once a burst of file events has settled, and files written in place are quiet. */
   readonly #reloader = new Reloader({
     debounceMs: 100,
@@ -353,7 +355,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Loads and applies the config; a watcher's `attempt` that went out of date while reading is dropped (another follows). */
   async #load(attempt: ReloadAttempt | undefined): Promise<boolean> {
     if (attempt !== undefined && (this.#watcher?.lost.length ?? 0) > 0) return false; // reported as lost; the last good config serves
-    const loaded = await loadConfig(this.#o.config as ConfigSource, { defaultNamespace: this.#o.namespace ?? 'default', analysis: this.#o.analysis, parseCache: this.#parseCache });
+    const loaded = await loadConfig(this.#o.config as ConfigSource, { defaultNamespace: this.#o.namespace ?? 'default', analysis: this.#o.analysis, parseCache: this.#parseCache, validationCache: this.#validationCache });
     if (attempt !== undefined && !(await attempt.current())) return false;
     if (!loaded.ok) {
       const error = new ConfigError(loaded.issues.all);
@@ -361,7 +363,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.emit('rejected', { issues: loaded.issues.all, error } satisfies RejectedEvent);
       return false;
     }
-    const snapshot = compileSnapshot(loaded.resources, workloadOf(this.#o));
+    const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(this.#o));
     if (snapshot.version === this.snapshot.version) return true;
     this.install(snapshot);
     this.#configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings });
@@ -453,7 +455,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o.controlPlane !== undefined) return createControlPlaneMesh(o);
   const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis });
   if (!loaded.ok) throw new ConfigError(loaded.issues.all);
-  const snapshot = compileSnapshot(loaded.resources, workloadOf(o));
+  const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(o));
   const mesh = new Mesh(o, snapshot);
   await mesh.startWatching();
   // On the next turn, so a listener added right after `await createMesh(...)` sees it (as in control-plane mode).

@@ -8,6 +8,7 @@
 import { isVisible, resolveHost } from './hosts.ts';
 import { kubeServiceParts, resolveAliases, selectedWorkloads, type WorkloadCandidate } from './registry-kube.ts';
 import { byAge, ofKind, type AnyResource, type Resource } from './resource.ts';
+import { runNow, type Steps } from './steps.ts';
 import type { ServicePort } from './types/networking.ts';
 import { labelsMatch, toWorkload, type Workload, workloadPort } from './workloads.ts';
 
@@ -116,6 +117,118 @@ function precedence<S extends Service>(list: S[]): S[] {
   return out;
 }
 
+/** What a registry holds, built step by step (see {@link ServiceRegistry.build}). */
+interface Built {
+  readonly services: readonly Service[];
+  readonly byHost: ReadonlyMap<string, readonly Service[]>;
+}
+
+function* buildRegistry(resources: readonly AnyResource[], extraWorkloads: readonly Resource<'WorkloadEntry'>[]): Steps<Built> {
+  // Each WorkloadEntry becomes a workload once (labels augmented), indexed by namespace.
+  const byNamespace = new Map<string, WorkloadCandidate[]>();
+  for (const entry of ofKind(resources, 'WorkloadEntry').concat(extraWorkloads)) {
+    const list = byNamespace.get(entry.metadata.namespace) ?? [];
+    list.push({ entry, workload: toWorkload(entry.spec, entry.ref) });
+    byNamespace.set(entry.metadata.namespace, list);
+    yield;
+  }
+  const services: Mutable<Service>[] = [];
+  const byHost = new Map<string, Mutable<Service>[]>();
+  const add = (svc: Mutable<Service>) => {
+    services.push(svc);
+    const list = byHost.get(svc.hostname) ?? [];
+    list.push(svc);
+    byHost.set(svc.hostname, list);
+  };
+  const externalNames: { svc: Resource<'Service'>; parts: ReturnType<typeof kubeServiceParts> }[] = [];
+  const declared: (Resource<'ServiceEntry'> | Resource<'Service'>)[] = [...ofKind(resources, 'ServiceEntry'), ...ofKind(resources, 'Service')].sort(byAge);
+  for (const r of declared) {
+    yield;
+    if (r.kind === 'Service') {
+      const svc = r as Resource<'Service'>;
+      const parts = kubeServiceParts(svc);
+      if (svc.spec.type === 'ExternalName') {
+        if (parts.externalName !== undefined) externalNames.push({ svc, parts });
+        continue;
+      }
+      add({
+        hostname: parts.hostname,
+        namespace: svc.metadata.namespace,
+        ports: parts.ports,
+        location: 'MESH_INTERNAL',
+        resolution: parts.headless ? 'NONE' : 'STATIC',
+        workloads: selectedWorkloads(svc, byNamespace.get(svc.metadata.namespace) ?? []),
+        exportTo: parts.exportTo,
+        origin: svc.ref,
+        resource: svc,
+        targetPortNames: parts.targetPortNames,
+        headless: parts.headless,
+        aliases: [],
+      });
+      continue;
+    }
+    const se = r as Resource<'ServiceEntry'>;
+    const ns = se.metadata.namespace;
+    const spec = se.spec;
+    let workloads: Workload[];
+    if (spec.workloadSelector !== undefined) {
+      const sel = spec.workloadSelector.labels ?? {};
+      workloads = (byNamespace.get(ns) ?? []).filter((c) => labelsMatch(sel, c.workload.labels)).map((c) => c.workload);
+    } else {
+      workloads = (spec.endpoints ?? []).map((ep, i) => toWorkload(ep, `${se.ref} endpoints[${i}]`));
+    }
+    for (const h of spec.hosts) {
+      add({
+        hostname: resolveHost(h, ns),
+        namespace: ns,
+        ports: spec.ports ?? [],
+        location: spec.location ?? 'MESH_EXTERNAL',
+        resolution: spec.resolution ?? 'NONE',
+        workloads,
+        exportTo: spec.exportTo,
+        origin: se.ref,
+        resource: se,
+        aliases: [],
+      });
+    }
+  }
+  addExternalNames(externalNames, byHost, add);
+  for (const [host, list] of byHost) if (list.length > 1) byHost.set(host, precedence(list));
+  return { services, byHost };
+}
+
+/** ExternalName Services: aliases of services in the registry, else DNS services to their `externalName`. */
+function addExternalNames(
+  externalNames: readonly { svc: Resource<'Service'>; parts: ReturnType<typeof kubeServiceParts> }[],
+  byHost: ReadonlyMap<string, Mutable<Service>[]>,
+  add: (svc: Mutable<Service>) => void,
+): void {
+  const resolved = resolveAliases(new Map(externalNames.map(({ parts }) => [parts.hostname, parts.externalName as string])));
+  for (const { svc, parts } of externalNames) {
+    const target = resolved.get(parts.hostname);
+    if (target === undefined) continue; // an alias loop: Kubernetes DNS answers NXDOMAIN
+    const concrete = byHost.get(target);
+    if (concrete !== undefined) {
+      for (const s of concrete) s.aliases = [...s.aliases, { hostname: parts.hostname, namespace: svc.metadata.namespace }];
+      continue;
+    }
+    if (parts.ports.length === 0) continue;
+    add({
+      hostname: parts.hostname,
+      namespace: svc.metadata.namespace,
+      // The DNS name answers on the Service's ports (a CNAME keeps the port; targetPort has no meaning here).
+      ports: parts.ports.map(({ targetPort: _t, ...p }) => p),
+      location: 'MESH_EXTERNAL',
+      resolution: 'DNS',
+      workloads: [toWorkload({ address: target }, `${svc.ref} (externalName ${target})`)],
+      exportTo: parts.exportTo,
+      origin: svc.ref,
+      resource: svc,
+      aliases: [],
+    });
+  }
+}
+
 /**
  * All services, keyed by host; extra WorkloadEntries (e.g. registered workloads) can be added.
  * @category Snapshot
@@ -126,109 +239,20 @@ export class ServiceRegistry {
   /** Every service. */
   readonly services: readonly Service[];
 
-  constructor(resources: readonly AnyResource[], extraWorkloads: readonly Resource<'WorkloadEntry'>[] = []) {
-    // Each WorkloadEntry becomes a workload once (labels augmented), indexed by namespace.
-    const byNamespace = new Map<string, WorkloadCandidate[]>();
-    for (const entry of ofKind(resources, 'WorkloadEntry').concat(extraWorkloads)) {
-      const list = byNamespace.get(entry.metadata.namespace) ?? [];
-      list.push({ entry, workload: toWorkload(entry.spec, entry.ref) });
-      byNamespace.set(entry.metadata.namespace, list);
-    }
-    const services: Mutable<Service>[] = [];
-    const byHost = new Map<string, Mutable<Service>[]>();
-    const add = (svc: Mutable<Service>) => {
-      services.push(svc);
-      const list = byHost.get(svc.hostname) ?? [];
-      list.push(svc);
-      byHost.set(svc.hostname, list);
-    };
-    const externalNames: { svc: Resource<'Service'>; parts: ReturnType<typeof kubeServiceParts> }[] = [];
-    const declared: (Resource<'ServiceEntry'> | Resource<'Service'>)[] = [...ofKind(resources, 'ServiceEntry'), ...ofKind(resources, 'Service')].sort(byAge);
-    for (const r of declared) {
-      if (r.kind === 'Service') {
-        const svc = r as Resource<'Service'>;
-        const parts = kubeServiceParts(svc);
-        if (svc.spec.type === 'ExternalName') {
-          if (parts.externalName !== undefined) externalNames.push({ svc, parts });
-          continue;
-        }
-        add({
-          hostname: parts.hostname,
-          namespace: svc.metadata.namespace,
-          ports: parts.ports,
-          location: 'MESH_INTERNAL',
-          resolution: parts.headless ? 'NONE' : 'STATIC',
-          workloads: selectedWorkloads(svc, byNamespace.get(svc.metadata.namespace) ?? []),
-          exportTo: parts.exportTo,
-          origin: svc.ref,
-          resource: svc,
-          targetPortNames: parts.targetPortNames,
-          headless: parts.headless,
-          aliases: [],
-        });
-        continue;
-      }
-      const se = r as Resource<'ServiceEntry'>;
-      const ns = se.metadata.namespace;
-      const spec = se.spec;
-      let workloads: Workload[];
-      if (spec.workloadSelector !== undefined) {
-        const sel = spec.workloadSelector.labels ?? {};
-        workloads = (byNamespace.get(ns) ?? []).filter((c) => labelsMatch(sel, c.workload.labels)).map((c) => c.workload);
-      } else {
-        workloads = (spec.endpoints ?? []).map((ep, i) => toWorkload(ep, `${se.ref} endpoints[${i}]`));
-      }
-      for (const h of spec.hosts) {
-        add({
-          hostname: resolveHost(h, ns),
-          namespace: ns,
-          ports: spec.ports ?? [],
-          location: spec.location ?? 'MESH_EXTERNAL',
-          resolution: spec.resolution ?? 'NONE',
-          workloads,
-          exportTo: spec.exportTo,
-          origin: se.ref,
-          resource: se,
-          aliases: [],
-        });
-      }
-    }
-    this.#addExternalNames(externalNames, byHost, add);
-    for (const [host, list] of byHost) byHost.set(host, precedence(list));
-    this.services = services;
-    this.byHost = byHost;
+  /** @param built internal: what {@link ServiceRegistry.build} made. */
+  constructor(resources: readonly AnyResource[], extraWorkloads: readonly Resource<'WorkloadEntry'>[] = [], built?: Built) {
+    const b = built ?? runNow(buildRegistry(resources, extraWorkloads));
+    this.services = b.services;
+    this.byHost = b.byHost;
   }
 
-  /** ExternalName Services: aliases of services in the registry, else DNS services to their `externalName`. */
-  #addExternalNames(
-    externalNames: readonly { svc: Resource<'Service'>; parts: ReturnType<typeof kubeServiceParts> }[],
-    byHost: ReadonlyMap<string, Mutable<Service>[]>,
-    add: (svc: Mutable<Service>) => void,
-  ): void {
-    const resolved = resolveAliases(new Map(externalNames.map(({ parts }) => [parts.hostname, parts.externalName as string])));
-    for (const { svc, parts } of externalNames) {
-      const target = resolved.get(parts.hostname);
-      if (target === undefined) continue; // an alias loop: Kubernetes DNS answers NXDOMAIN
-      const concrete = byHost.get(target);
-      if (concrete !== undefined) {
-        for (const s of concrete) s.aliases = [...s.aliases, { hostname: parts.hostname, namespace: svc.metadata.namespace }];
-        continue;
-      }
-      if (parts.ports.length === 0) continue;
-      add({
-        hostname: parts.hostname,
-        namespace: svc.metadata.namespace,
-        // The DNS name answers on the Service's ports (a CNAME keeps the port; targetPort has no meaning here).
-        ports: parts.ports.map(({ targetPort: _t, ...p }) => p),
-        location: 'MESH_EXTERNAL',
-        resolution: 'DNS',
-        workloads: [toWorkload({ address: target }, `${svc.ref} (externalName ${target})`)],
-        exportTo: parts.exportTo,
-        origin: svc.ref,
-        resource: svc,
-        aliases: [],
-      });
-    }
+  /**
+   * The registry as {@link Steps}: pauses between resources (for large configs built in slices).
+   * @internal
+   */
+  static *build(resources: readonly AnyResource[], extraWorkloads: readonly Resource<'WorkloadEntry'>[] = []): Steps<ServiceRegistry> {
+    const built = yield* buildRegistry(resources, extraWorkloads);
+    return new ServiceRegistry(resources, extraWorkloads, built);
   }
 
   /** The service for `host` as seen from `clientNamespace` (the oldest visible declaration wins). */

@@ -15,12 +15,14 @@ import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigIssue, IssueList } from '../config/issues.ts';
 import { reportFindings } from '../config/findings.ts';
-import { type AnalysisMode, checkDocuments, loadConfig } from '../config/load-config.ts';
+import { type AnalysisMode, checkDocumentsAsync, loadConfig } from '../config/load-config.ts';
 import { fromObjects, type RawDocument } from '../config/load.ts';
 import { type AnyResource, KIND_VERSIONS } from '../config/resource.ts';
 import type { ApplyResponse, Rejection, WireResource } from '../control-plane/protocol.ts';
 import { ConfigError } from '../core/errors.ts';
-import { contentVersion } from '../routing/compile.ts';
+import { runSliced } from '../config/steps.ts';
+import { ValidationCache } from '../config/validate/index.ts';
+import { contentVersionSteps } from '../routing/compile.ts';
 import { ControlPlaneError } from './errors.ts';
 import type { ServerLogger } from './logger.ts';
 import type { ConfigState, ConfigStore, SourceHealth } from './store.ts';
@@ -91,8 +93,9 @@ export class FileConfigStore implements ConfigStore {
   #health: SourceHealth;
   #queue: Promise<unknown> = Promise.resolve();
   #watcher: ConfigWatcher | undefined;
-  /** Only changed files are parsed again on a reload. */
+  /** Only changed files are parsed (and their resources validated) again on a reload. */
   readonly #parseCache = new ParseCache();
+  readonly #validationCache = new ValidationCache();
   readonly #reloader: Reloader;
   readonly #watchCheckIntervalMs: number | undefined;
   #closed = false;
@@ -122,12 +125,12 @@ export class FileConfigStore implements ConfigStore {
   }
 
   async start(): Promise<void> {
-    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache });
+    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache, validationCache: this.#validationCache });
     if (!loaded.ok) {
       this.#health = { kind: 'file', location: this.#dir, healthy: false, error: 'the first load failed' };
       throw new ConfigError(loaded.issues.all);
     }
-    this.#state = { version: contentVersion(loaded.resources), resources: loaded.resources, findings: loaded.findings };
+    this.#state = { version: await runSliced(contentVersionSteps(loaded.resources)), resources: loaded.resources, findings: loaded.findings };
     reportFindings(this.#logger, `config version ${this.#state.version}`, [], loaded.findings);
     this.#health = { kind: 'file', location: this.#dir, healthy: true };
     if (this.#watch) {
@@ -198,8 +201,8 @@ export class FileConfigStore implements ConfigStore {
     this.#logger?.warn(`rejected ${origin}, keeping config version ${this.#state.version}:\n  ${reasons.join('\n  ')}`);
   }
 
-  #setState(resources: readonly AnyResource[], findings: readonly ConfigIssue[]): string {
-    const version = contentVersion(resources);
+  async #setState(resources: readonly AnyResource[], findings: readonly ConfigIssue[]): Promise<string> {
+    const version = await runSliced(contentVersionSteps(resources));
     const changed = version !== this.#state.version;
     if (changed) reportFindings(this.#logger, `config version ${version}`, this.#state.findings, findings);
     this.#state = { version, resources, findings };
@@ -211,7 +214,7 @@ export class FileConfigStore implements ConfigStore {
   async #reload(origin: string, attempt?: ReloadAttempt): Promise<void> {
     if (this.#closed) return;
     if (attempt !== undefined && (this.#watcher?.lost.length ?? 0) > 0) return; // health says the watch is lost; the last good config serves
-    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache });
+    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache, validationCache: this.#validationCache });
     if (attempt !== undefined && !(await attempt.current())) return;
     if (!loaded.ok) {
       const reasons = errorsOf(loaded.issues);
@@ -221,7 +224,7 @@ export class FileConfigStore implements ConfigStore {
     }
     this.#health = { kind: 'file', location: this.#dir, healthy: true };
     // The same content (e.g. the files `apply` just wrote) keeps its version: no push.
-    this.#setState(loaded.resources, loaded.findings);
+    await this.#setState(loaded.resources, loaded.findings);
   }
 
   #isApplied(r: AnyResource): boolean {
@@ -237,8 +240,13 @@ export class FileConfigStore implements ConfigStore {
     return new Map(this.#state.resources.map((r) => [keyOf(r.kind, r.metadata.namespace, r.metadata.name), r]));
   }
 
-  #check(docs: RawDocument[]): { resources: readonly AnyResource[]; issues: readonly ConfigIssue[]; findings: readonly ConfigIssue[] } | { failed: IssueList } {
-    const result = checkDocuments(docs, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace });
+  /** The documents of resources in use: the ones they were read from when known (not validated again), else made from them. */
+  #docsOf(resources: readonly AnyResource[]): RawDocument[] {
+    return resources.map((r) => this.#validationCache.docOf(r) ?? (fromObjects([r])[0] as RawDocument));
+  }
+
+  async #check(docs: RawDocument[]): Promise<{ resources: readonly AnyResource[]; issues: readonly ConfigIssue[]; findings: readonly ConfigIssue[] } | { failed: IssueList }> {
+    const result = await checkDocumentsAsync(docs, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, validationCache: this.#validationCache });
     if (!result.ok) return { failed: result.issues };
     return { resources: result.resources, issues: result.issues.all, findings: result.findings };
   }
@@ -268,8 +276,8 @@ export class FileConfigStore implements ConfigStore {
       incoming.push({ key, ref, existing, ns, doc: { apiVersion: w.apiVersion, kind, metadata, spec: w.spec } });
     }
     const kept = this.#state.resources.filter((r) => !seen.has(keyOf(r.kind, r.metadata.namespace, r.metadata.name)));
-    const docs = [...fromObjects(kept), ...incoming.map((x, i) => ({ value: x.doc, source: { file: `${APPLY_LABEL}[${i}]` } }))];
-    const checked = this.#check(docs);
+    const docs = [...this.#docsOf(kept), ...incoming.map((x, i) => ({ value: x.doc, source: { file: `${APPLY_LABEL}[${i}]` } }))];
+    const checked = await this.#check(docs);
     if ('failed' in checked) {
       this.#reject(origin, errorsOf(checked.failed));
       throw new ConfigError(checked.failed.all);
@@ -300,7 +308,7 @@ export class FileConfigStore implements ConfigStore {
       const file = fileOf.get(r.ref) ?? (r.source.file.startsWith(APPLY_LABEL) ? index.get(keyOf(r.kind, r.metadata.namespace, r.metadata.name))?.source.file : undefined);
       return file === undefined ? r : ({ ...r, source: { file } } as AnyResource);
     });
-    const version = this.#setState(resources, checked.findings);
+    const version = await this.#setState(resources, checked.findings);
     this.#logger?.info?.(`${origin}: ${applied.map((a) => `${a.ref} ${a.action}`).join(', ')}; config version ${version}`);
     return { version, applied, warnings };
   }
@@ -312,13 +320,13 @@ export class FileConfigStore implements ConfigStore {
       throw new ControlPlaneError('CONFLICT', `${existing.ref} is defined in ${this.#userFile(existing)}; delete it there, not through the API`);
     }
     const kept = this.#state.resources.filter((r) => r !== existing);
-    const checked = this.#check(fromObjects(kept));
+    const checked = await this.#check(this.#docsOf(kept));
     if ('failed' in checked) {
       this.#reject(origin, errorsOf(checked.failed));
       throw new ConfigError(checked.failed.all);
     }
     await unlinkQuiet(existing.source.file);
-    const version = this.#setState(checked.resources, checked.findings);
+    const version = await this.#setState(checked.resources, checked.findings);
     this.#logger?.info?.(`${origin}: ${existing.ref} deleted; config version ${version}`);
     return { deleted: true, version };
   }

@@ -11,6 +11,7 @@ import { DestinationRuleIndex, effectivePolicy, type ClientWorkload } from '../c
 import { aliasesFor, hostMatches, isVisible, isWildcard, resolveHost, specificity } from '../config/hosts.ts';
 import { endpointsFor, labelsMatch, ServiceRegistry, type Service } from '../config/registry.ts';
 import { byAge, type AnyResource, type Resource } from '../config/resource.ts';
+import { runNow, runSliced, type Steps } from '../config/steps.ts';
 import type { Destination, HTTPMatchRequest, HTTPRoute, ServicePort } from '../config/types/networking.ts';
 import { isCatchAllMatch, RequestMatcher } from './request-matcher.ts';
 import {
@@ -68,9 +69,20 @@ export interface Snapshot {
  * @category Snapshot
  */
 export function contentVersion(resources: readonly AnyResource[]): string {
+  return runNow(contentVersionSteps(resources));
+}
+
+/**
+ * {@link contentVersion} as {@link Steps}: pauses between resources.
+ * @internal
+ */
+export function* contentVersionSteps(resources: readonly AnyResource[]): Steps<string> {
   const h = createHash('sha256');
   const sorted = [...resources].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
-  for (const r of sorted) h.update(JSON.stringify([r.apiVersion, r.ref, r.metadata.labels ?? null, r.metadata.annotations ?? null, r.spec]));
+  for (const r of sorted) {
+    h.update(JSON.stringify([r.apiVersion, r.ref, r.metadata.labels ?? null, r.metadata.annotations ?? null, r.spec]));
+    yield;
+  }
   return h.digest('hex').slice(0, 12);
 }
 
@@ -347,8 +359,25 @@ class VirtualServiceIndex {
  * @category Snapshot
  */
 export function compileSnapshot(resources: readonly AnyResource[], workload: WorkloadInfo, options: CompileOptions = {}): Snapshot {
+  return runNow(compileSteps(resources, workload, options));
+}
+
+/**
+ * {@link compileSnapshot} in slices that give the event loop a turn every few milliseconds
+ * (meshes compile large configs while they serve requests).
+ * @category Snapshot
+ */
+export function compileSnapshotAsync(resources: readonly AnyResource[], workload: WorkloadInfo, options: CompileOptions = {}): Promise<Snapshot> {
+  return runSliced(compileSteps(resources, workload, options));
+}
+
+/**
+ * {@link compileSnapshot} as {@link Steps}: pauses between services.
+ * @internal
+ */
+export function* compileSteps(resources: readonly AnyResource[], workload: WorkloadInfo, options: CompileOptions = {}): Steps<Snapshot> {
   const wl = { service: workload.service, namespace: workload.namespace ?? 'default', labels: workload.labels ?? {} };
-  const registry = new ServiceRegistry(resources, options.extraWorkloads);
+  const registry = yield* ServiceRegistry.build(resources, options.extraWorkloads);
   const compiler = new Compiler(resources, registry, wl);
   // Delegate VirtualServices (no hosts) are merged into the rules of the roots that name them.
   const vss = [...mergeDelegates(resources).virtualServices]
@@ -361,6 +390,7 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
   const covered = new Set<string>();
   const visibleServices = registry.services.filter((s) => registry.lookup(s.hostname, wl.namespace) === s);
   for (const svc of visibleServices) {
+    yield;
     // A Kubernetes Service without ports (headless) gets no listener in Istio: calls pass through.
     if (svc.ports.length === 0 && svc.resource.kind === 'Service') continue;
     const vs = vsIndex.find(svc.hostname);
@@ -385,6 +415,7 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
   }
   // VirtualService hosts with no service behind them still get routes (any port), as sidecars do.
   for (const { vs, hosts } of vss) {
+    yield;
     for (const h of hosts) {
       if (covered.has(h) || registry.byHost.has(h)) continue;
       if (vsIndex.find(h) !== vs) continue;
@@ -398,12 +429,13 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
       vhosts.push(Object.freeze({ name: h, host: h, port: undefined, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, undefined)), domains: Object.freeze(names.flatMap((n) => [n, `${n}:*`])) }));
     }
   }
+  const version = options.version ?? (yield* contentVersionSteps(resources));
   return Object.freeze({
-    version: options.version ?? contentVersion(resources),
+    version,
     workload: Object.freeze(wl),
     resources,
     registry,
-    routes: new RouteTable(vhosts),
+    routes: yield* RouteTable.build(vhosts),
     clusters: compiler.clusters,
   });
 }

@@ -139,3 +139,65 @@ export function probe(mesh: Mesh): { stop(): Promise<{ requests: number; wrong: 
     },
   };
 }
+
+/**
+ * A large config: `services` services of three resources each (a ServiceEntry with two
+ * endpoints, a DestinationRule with two subsets, a VirtualService with a header match and a
+ * split), as resource objects.
+ */
+export function largeConfig(services: number, namespace = 'default'): object[] {
+  const out: object[] = [];
+  for (let i = 0; i < services; i++) {
+    const name = `svc-${i}`;
+    const metadata = { name, namespace };
+    out.push(
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'ServiceEntry',
+        metadata,
+        spec: {
+          hosts: [`${name}.${namespace}.svc.cluster.local`],
+          location: 'MESH_INTERNAL',
+          resolution: 'STATIC',
+          ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+          endpoints: [
+            { address: `10.${(i >> 8) & 255}.${i & 255}.1`, labels: { v: '1' } },
+            { address: `10.${(i >> 8) & 255}.${i & 255}.2`, labels: { v: '2' } },
+          ],
+        },
+      },
+      { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata, spec: { host: name, subsets: [{ name: 'v1', labels: { v: '1' } }, { name: 'v2', labels: { v: '2' } }] } },
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'VirtualService',
+        metadata,
+        spec: {
+          hosts: [name],
+          http: [
+            { match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [{ destination: { host: name, subset: 'v2' } }] },
+            { route: [{ destination: { host: name, subset: 'v1' }, weight: 90 }, { destination: { host: name, subset: 'v2' }, weight: 10 }] },
+          ],
+        },
+      },
+    );
+  }
+  return out;
+}
+
+/** Counts turns of the event loop (setImmediate callbacks) until stopped. */
+export function loopTurns(): { stop(): number } {
+  let turns = 0;
+  let running = true;
+  const tick = () => {
+    if (!running) return;
+    turns++;
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+  return {
+    stop() {
+      running = false;
+      return turns;
+    },
+  };
+}

@@ -33,9 +33,10 @@ export const conflictingHostsAnalyzer: Analyzer = {
   name: 'virtualservice.conflicting-hosts',
   codes: ['MESHLET0101'],
   description: 'mesh VirtualServices that claim the same host (the oldest wins)',
-  analyze(ctx, issues) {
+  *analyze(ctx, issues) {
     const claims = new Map<string, Claim[]>();
     for (const vs of [...ctx.virtualServices].filter(appliesToMesh).sort(byAge)) {
+      yield;
       const scope = exportScope(vs.spec.exportTo, vs.metadata.namespace);
       const mine = new Set<string>();
       (vs.spec.hosts ?? []).forEach((h, index) => {

@@ -20,9 +20,10 @@ export const jwtClaimAnalyzer: Analyzer = {
   name: 'virtualservice.jwt-claim-routing',
   codes: ['IST0149'],
   description: 'JWT claim based routing has a RequestAuthentication',
-  analyze(ctx, issues) {
+  *analyze(ctx, issues) {
     const raNamespaces = new Set(ofKind(ctx.resources, 'RequestAuthentication').map((ra) => ra.metadata.namespace));
     for (const vs of ctx.virtualServices) {
+      yield;
       const ns = vs.metadata.namespace;
       if (raNamespaces.has(ns) || raNamespaces.has(ROOT_NAMESPACE)) continue;
       (vs.spec.http ?? []).forEach((rule, i) => {

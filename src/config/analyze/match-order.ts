@@ -124,8 +124,9 @@ export const matchOrderAnalyzer: Analyzer = {
   name: 'virtualservice.match-order',
   codes: ['IST0130', 'IST0131'],
   description: 'VirtualService rules and match blocks that can never be used',
-  analyze(ctx, issues) {
+  *analyze(ctx, issues) {
     for (const vs of ctx.virtualServices) {
+      yield;
       const rules = vs.spec.http ?? [];
       const seen: Seen[] = [];
       let catchAll: FieldPath | undefined;
