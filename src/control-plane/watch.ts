@@ -29,7 +29,7 @@ import {
   WATCH_PATH,
 } from './protocol.ts';
 import { SseParser, type SseEvent } from './sse.ts';
-import { type CheckOptions, checkConfig, checkWorkloads, compileState, EMPTY_STATE, type GoodState, parseEvent, reasons } from './state.ts';
+import { type CheckOptions, checkConfigAsync, checkWorkloads, compileStateAsync, EMPTY_STATE, type GoodState, parseEventAsync, reasons } from './state.ts';
 
 /** What a watch reports. */
 export interface WatchListener {
@@ -130,6 +130,12 @@ export class Watch {
     let last = clock.now();
     let limit = this.#o.connectTimeoutMs;
     let timer: Timer | undefined;
+    // Events are handled one after the other, each checked and compiled in slices that let the
+    // event loop run (a large config takes hundreds of ms); the stream is read meanwhile.
+    let work: Promise<void> = Promise.resolve();
+    const queue = (fn: () => Promise<void>): void => {
+      work = work.then(() => (this.#closed ? undefined : fn())).catch((err: unknown) => ac.abort(err));
+    };
     const arm = (ms: number) => {
       timer = clock.setTimer(() => {
         const idle = clock.now() - last;
@@ -161,9 +167,9 @@ export class Watch {
             limit = HEARTBEAT_MISSES * hello.heartbeatMs;
             timer?.clear();
             arm(limit);
-          } else this.#event(e, url);
+          } else queue(() => this.#event(e, url));
         },
-        onComment: () => this.#flush(url),
+        onComment: () => queue(() => this.#flush(url)),
       });
       for await (const chunk of res.body) {
         last = clock.now();
@@ -176,6 +182,8 @@ export class Watch {
     } finally {
       timer?.clear();
       if (!ac.signal.aborted) ac.abort();
+      // Events received before the stream ended are still applied, in order, before a reconnect.
+      await work;
     }
   }
 
@@ -190,12 +198,12 @@ export class Watch {
     return hello;
   }
 
-  #event(e: SseEvent, url: string): void {
+  async #event(e: SseEvent, url: string): Promise<void> {
     if (e.event !== 'config' && e.event !== 'endpoints') return; // unknown events: newer servers
     const kind: Kind = e.event;
     let body: ConfigEvent | EndpointsEvent;
     try {
-      body = parseEvent(e.data) as ConfigEvent | EndpointsEvent;
+      body = (await parseEventAsync(e.data)) as ConfigEvent | EndpointsEvent;
       if (typeof body?.version !== 'string') throw new Error('no version');
     } catch (err) {
       const ids = parseEventId(e.id);
@@ -209,7 +217,8 @@ export class Watch {
       this.#ack(url, kind, body.version);
     } else if (kind === 'config') {
       const wire = (body as ConfigEvent).resources;
-      const checked = checkConfig(wire, `control-plane config ${body.version}`, this.#o.check, e.data);
+      const checked = await checkConfigAsync(wire, `control-plane config ${body.version}`, this.#o.check, e.data);
+      if (this.#closed) return;
       if (checked.ok) this.#staged.config = { version: body.version, value: checked.value, wire, findings: checked.findings };
       else this.#nack(url, kind, body.version, checked.issues, reasons(checked.issues));
     } else {
@@ -218,11 +227,11 @@ export class Watch {
       if (checked.ok) this.#staged.endpoints = { version: body.version, value: checked.value, wire };
       else this.#nack(url, kind, body.version, checked.issues, reasons(checked.issues));
     }
-    if (this.#pending.size === 0) this.#flush(url);
+    if (this.#pending.size === 0) await this.#flush(url);
   }
 
   /** Compiles and hands over what is staged (when nothing more was announced). */
-  #flush(url: string): void {
+  async #flush(url: string): Promise<void> {
     this.#pending.clear();
     const { config, endpoints } = this.#staged;
     if (config === undefined && endpoints === undefined) return;
@@ -239,13 +248,14 @@ export class Watch {
     };
     let snapshot: Snapshot;
     try {
-      snapshot = compileState(next, this.#o.workload);
+      snapshot = await compileStateAsync(next, this.#o.workload);
     } catch (e) {
       const why = [`compiling failed: ${e instanceof Error ? e.message : String(e)}`];
       if (config !== undefined) this.#nack(url, 'config', config.version, undefined, why);
       if (endpoints !== undefined) this.#nack(url, 'endpoints', endpoints.version, undefined, why);
       return;
     }
+    if (this.#closed) return;
     this.#state = next;
     this.#o.listener.applied(next, snapshot, url);
     if (config !== undefined) this.#ack(url, 'config', config.version);
