@@ -25,6 +25,7 @@ import { ConfigError, InvalidArgumentError, MeshletError } from './core/errors.t
 import type { ErrorMode } from './core/exchange.ts';
 import { explain, type Explanation, type ExplainRequest } from './outbound/explain.ts';
 import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
+import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
 
 /**
@@ -207,6 +208,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #watcher: ConfigWatcher | undefined;
   readonly #parseCache = new ParseCache();
   readonly #validationCache = new ValidationCache();
+  /** Unchanged services, clusters and virtual hosts are reused by the next compile. */
+  readonly #compileCache = new CompileCache();
   /** Reloads once a burst of file events has settled, and files written in place are quiet. */
   readonly #reloader = new Reloader({
     debounceMs: 100,
@@ -355,7 +358,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Loads and applies the config; a watcher's `attempt` that went out of date while reading is dropped (another follows). */
   async #load(attempt: ReloadAttempt | undefined): Promise<boolean> {
     if (attempt !== undefined && (this.#watcher?.lost.length ?? 0) > 0) return false; // reported as lost; the last good config serves
-    const loaded = await loadConfig(this.#o.config as ConfigSource, { defaultNamespace: this.#o.namespace ?? 'default', analysis: this.#o.analysis, parseCache: this.#parseCache, validationCache: this.#validationCache });
+    const loaded = await loadConfig(this.#o.config as ConfigSource, { defaultNamespace: this.#o.namespace ?? 'default', analysis: this.#o.analysis, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#compileCache.registry });
     if (attempt !== undefined && !(await attempt.current())) return false;
     if (!loaded.ok) {
       const error = new ConfigError(loaded.issues.all);
@@ -363,7 +366,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.emit('rejected', { issues: loaded.issues.all, error } satisfies RejectedEvent);
       return false;
     }
-    const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(this.#o));
+    const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(this.#o), { cache: this.#compileCache });
     if (snapshot.version === this.snapshot.version) return true;
     this.install(snapshot);
     this.#configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings });

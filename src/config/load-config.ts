@@ -9,6 +9,7 @@ import { type ConfigIssue, IssueList } from './issues.ts';
 import { fromObjects, type ParseCache, readSources, type LoadLimits, type RawDocument } from './load.ts';
 import { reportNotApplied } from './not-applied.ts';
 import type { AnyResource } from './resource.ts';
+import type { RegistryCache } from './registry.ts';
 import { runNow, runSliced, type Steps } from './steps.ts';
 import { type ValidationCache, validateSteps } from './validate/index.ts';
 
@@ -48,6 +49,8 @@ export interface LoadConfigOptions extends LoadLimits {
   parseCache?: ParseCache;
   /** @internal Reuse the validation of documents seen before (the same objects, e.g. from `parseCache`). */
   validationCache?: ValidationCache;
+  /** @internal Reuse the registry's services of unchanged resources in analysis (e.g. a compile cache's). */
+  registryCache?: RegistryCache;
 }
 
 /**
@@ -97,7 +100,7 @@ function* checkSteps(docs: readonly RawDocument[], options: LoadConfigOptions, i
   const mode = options.analysis ?? 'advisory';
   if (mode === 'off') return { resources, issues, findings: [], ok: valid };
   const before = issues.all.length;
-  yield* analyzeSteps(resources, issues);
+  yield* analyzeSteps(resources, issues, options.registryCache);
   const findings = issues.all.slice(before);
   const blocked = mode === 'blocking' && findings.some((i) => i.level === 'error');
   return { resources, issues, findings, ok: valid && !blocked };

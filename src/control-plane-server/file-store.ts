@@ -21,6 +21,7 @@ import { type AnyResource, KIND_VERSIONS } from '../config/resource.ts';
 import type { ApplyResponse, Rejection, WireResource } from '../control-plane/protocol.ts';
 import { ConfigError } from '../core/errors.ts';
 import { runSliced } from '../config/steps.ts';
+import { RegistryCache } from '../config/registry.ts';
 import { ValidationCache } from '../config/validate/index.ts';
 import { contentVersionSteps } from '../routing/compile.ts';
 import { ControlPlaneError } from './errors.ts';
@@ -96,6 +97,7 @@ export class FileConfigStore implements ConfigStore {
   /** Only changed files are parsed (and their resources validated) again on a reload. */
   readonly #parseCache = new ParseCache();
   readonly #validationCache = new ValidationCache();
+  readonly #registryCache = new RegistryCache();
   readonly #reloader: Reloader;
   readonly #watchCheckIntervalMs: number | undefined;
   #closed = false;
@@ -125,7 +127,7 @@ export class FileConfigStore implements ConfigStore {
   }
 
   async start(): Promise<void> {
-    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache, validationCache: this.#validationCache });
+    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#registryCache });
     if (!loaded.ok) {
       this.#health = { kind: 'file', location: this.#dir, healthy: false, error: 'the first load failed' };
       throw new ConfigError(loaded.issues.all);
@@ -214,7 +216,7 @@ export class FileConfigStore implements ConfigStore {
   async #reload(origin: string, attempt?: ReloadAttempt): Promise<void> {
     if (this.#closed) return;
     if (attempt !== undefined && (this.#watcher?.lost.length ?? 0) > 0) return; // health says the watch is lost; the last good config serves
-    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache, validationCache: this.#validationCache });
+    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#registryCache });
     if (attempt !== undefined && !(await attempt.current())) return;
     if (!loaded.ok) {
       const reasons = errorsOf(loaded.issues);
@@ -246,7 +248,7 @@ export class FileConfigStore implements ConfigStore {
   }
 
   async #check(docs: RawDocument[]): Promise<{ resources: readonly AnyResource[]; issues: readonly ConfigIssue[]; findings: readonly ConfigIssue[] } | { failed: IssueList }> {
-    const result = await checkDocumentsAsync(docs, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, validationCache: this.#validationCache });
+    const result = await checkDocumentsAsync(docs, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, validationCache: this.#validationCache, registryCache: this.#registryCache });
     if (!result.ok) return { failed: result.issues };
     return { resources: result.resources, issues: result.issues.all, findings: result.findings };
   }

@@ -8,7 +8,7 @@ import { DestinationRuleIndex } from '../destination-policy.ts';
 import { hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost, specificity } from '../hosts.ts';
 import type { FieldPath, IssueList } from '../issues.ts';
 import type { Steps } from '../steps.ts';
-import { ServiceRegistry, type Service } from '../registry.ts';
+import { type RegistryCache, ServiceRegistry, type Service } from '../registry.ts';
 import { ofKind, type AnyResource, type Resource } from '../resource.ts';
 import type { Destination, HTTPMirrorPolicy, HTTPRoute, HTTPRouteDestination, RouteDestination } from '../types/networking.ts';
 
@@ -45,7 +45,7 @@ export interface Analyzer {
 }
 
 /** Builds the shared inputs for an analysis run. */
-export function* createContext(resources: readonly AnyResource[]): Steps<AnalysisContext> {
+export function* createContext(resources: readonly AnyResource[], registryCache?: RegistryCache): Steps<AnalysisContext> {
   const destinationRules = ofKind(resources, 'DestinationRule');
   const exact = new Map<string, Resource<'DestinationRule'>[]>();
   const wildcard: { host: string; rule: Resource<'DestinationRule'> }[] = [];
@@ -55,7 +55,7 @@ export function* createContext(resources: readonly AnyResource[]): Steps<Analysi
     else exact.set(host, [...(exact.get(host) ?? []), dr]);
   }
   const indexes = new Map<string, DestinationRuleIndex>();
-  const registry = yield* ServiceRegistry.build(resources);
+  const registry = yield* ServiceRegistry.build(resources, [], registryCache);
   const position = new Map<Service, number>();
   for (const [i, s] of registry.services.entries()) position.set(s, i);
   const wildcardServices = registry.services.filter((s) => isWildcard(s.hostname));

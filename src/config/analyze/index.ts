@@ -13,6 +13,7 @@
  * @module
  */
 import type { IssueList } from '../issues.ts';
+import type { RegistryCache } from '../registry.ts';
 import type { AnyResource } from '../resource.ts';
 import { runNow, type Steps } from '../steps.ts';
 import { conflictingHostsAnalyzer } from './conflicting-hosts.ts';
@@ -49,7 +50,7 @@ export function analyze(resources: readonly AnyResource[], issues: IssueList): v
  * {@link analyze} as {@link Steps}: pauses between resources.
  * @internal
  */
-export function* analyzeSteps(resources: readonly AnyResource[], issues: IssueList): Steps<void> {
-  const ctx = yield* createContext(resources);
+export function* analyzeSteps(resources: readonly AnyResource[], issues: IssueList, registryCache?: RegistryCache): Steps<void> {
+  const ctx = yield* createContext(resources, registryCache);
   for (const a of ANALYZERS) yield* a.analyze(ctx, issues);
 }

@@ -155,32 +155,43 @@ function validateOne(doc: RawDocument, defaultNs: string): DocOutcome {
  * Validation results of documents, reused while the document is the same object: a reload
  * whose {@link ParseCache} kept a file's documents validates only the changed files' documents.
  * Validation of one document depends only on it and the default namespace; what depends on the
- * whole set (duplicates, positions, analysis) is done again on every validation.
+ * whole set (duplicates, positions, analysis) is done again on every validation. Holds the
+ * documents of the last validation only (plain maps, pruned after each: weak maps of this size
+ * made every young-generation GC pause of a reload tens of milliseconds longer).
  * @internal
  */
 export class ValidationCache {
-  readonly #byDoc = new WeakMap<RawDocument, { ns: string; outcome: DocOutcome; last?: AnyResource }>();
-  readonly #docOf = new WeakMap<AnyResource, RawDocument>();
+  #byDoc = new Map<RawDocument, { ns: string; outcome: DocOutcome; last?: AnyResource }>();
+  #docOf = new Map<AnyResource, RawDocument>();
+  #nextByDoc = new Map<RawDocument, { ns: string; outcome: DocOutcome; last?: AnyResource }>();
+  #nextDocOf = new Map<AnyResource, RawDocument>();
 
-  /** The document a resource was made from (to validate a set again without validating it again). */
+  /** The document a resource of the last validation was made from (to validate a set again without validating it again). */
   docOf(resource: AnyResource): RawDocument | undefined {
     return this.#docOf.get(resource);
   }
 
   /** The outcome for `doc` (validated now if not known), and the resource made from it last time. */
   get(doc: RawDocument, defaultNs: string): { outcome: DocOutcome; last?: AnyResource } {
-    const hit = this.#byDoc.get(doc);
-    if (hit !== undefined && hit.ns === defaultNs) return hit;
-    const entry = { ns: defaultNs, outcome: validateOne(doc, defaultNs) };
-    this.#byDoc.set(doc, entry);
+    let entry = this.#nextByDoc.get(doc) ?? this.#byDoc.get(doc);
+    if (entry === undefined || entry.ns !== defaultNs) entry = { ns: defaultNs, outcome: validateOne(doc, defaultNs) };
+    this.#nextByDoc.set(doc, entry);
     return entry;
   }
 
   /** Remembers the resource made from `doc` (reused while its position is the same). */
   made(doc: RawDocument, resource: AnyResource): void {
-    const hit = this.#byDoc.get(doc);
-    if (hit !== undefined) hit.last = resource;
-    this.#docOf.set(resource, doc);
+    const entry = this.#nextByDoc.get(doc);
+    if (entry !== undefined) entry.last = resource;
+    this.#nextDocOf.set(resource, doc);
+  }
+
+  /** Ends a validation: what it did not use is forgotten. */
+  end(): void {
+    this.#byDoc = this.#nextByDoc;
+    this.#docOf = this.#nextDocOf;
+    this.#nextByDoc = new Map();
+    this.#nextDocOf = new Map();
   }
 }
 
@@ -208,7 +219,7 @@ export function* validateSteps(docs: readonly RawDocument[], options: ValidateOp
         const order = resources.length;
         // The same object as last time while the document keeps its place (compiles can tell it is unchanged).
         const resource = last !== undefined && last.order === order ? last : ({ ...valid.resource, order } as AnyResource);
-        if (resource !== last) cache?.made(doc, resource);
+        cache?.made(doc, resource);
         seen.set(valid.key, resource);
         resources.push(resource);
       }
@@ -216,6 +227,7 @@ export function* validateSteps(docs: readonly RawDocument[], options: ValidateOp
     yield;
   }
   skipped.report(issues);
+  cache?.end();
   return { resources, issues };
 }
 
