@@ -86,7 +86,7 @@ export function checkDocuments(docs: readonly RawDocument[], options: LoadConfig
 /**
  * {@link checkDocuments} in slices that give the event loop a turn every few milliseconds
  * (what meshes and the control plane use: they serve requests while large configs are checked).
- * @category Config
+ * @internal
  */
 export function checkDocumentsAsync(docs: readonly RawDocument[], options: LoadConfigOptions = {}, issues = new IssueList()): Promise<LoadedConfig> {
   return runSliced(checkSteps(docs, options, issues));

@@ -134,7 +134,7 @@ export function compileSnapshot(resources: readonly AnyResource[], workload: Wor
 /**
  * {@link compileSnapshot} in slices that give the event loop a turn every few milliseconds
  * (meshes compile large configs while they serve requests).
- * @category Snapshot
+ * @internal
  */
 export function compileSnapshotAsync(resources: readonly AnyResource[], workload: WorkloadInfo, options: CompileOptions = {}): Promise<Snapshot> {
   return runSliced(compileSteps(resources, workload, options));
