@@ -201,3 +201,43 @@ export function loopTurns(): { stop(): number } {
     },
   };
 }
+
+/** This thread's CPU time so far, in ms (`process.threadCpuUsage()`: time the code ran, not time it waited or was not scheduled). */
+export function threadCpuMs(): number {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * Calls `fn` one call after the other (`pauseMs` apart, so the calls themselves cost little)
+ * until stopped, noting this thread's CPU time at each answer; `stop()` says, for the stretch
+ * from `start` on, the most CPU time this thread spent between two answers and the CPU time it
+ * spent in all. Work done in one piece shows as one gap holding most of the total; work done in
+ * slices, as gaps of a slice each. CPU time, not wall time: a loaded machine that deschedules
+ * the process changes neither.
+ */
+export function cpuGaps(fn: () => Promise<unknown>, pauseMs = 5): { start(): void; stop(): Promise<{ longest: number; total: number; answers: number }> } {
+  let done = false;
+  let from = Number.NaN;
+  const marks: number[] = [];
+  const loop = (async () => {
+    while (!done) {
+      await fn();
+      if (!Number.isNaN(from)) marks.push(threadCpuMs());
+      await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  })();
+  return {
+    start() {
+      from = threadCpuMs();
+    },
+    async stop() {
+      const to = threadCpuMs();
+      done = true;
+      await loop;
+      const points = [from, ...marks.filter((m) => m < to), to];
+      const longest = Math.max(...points.slice(1).map((p, i) => p - (points[i] as number)));
+      return { longest, total: to - from, answers: points.length - 2 };
+    },
+  };
+}
