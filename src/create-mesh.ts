@@ -11,7 +11,7 @@ import { TOKEN_ENV } from './control-plane/protocol.ts';
 import { type ConfigAppliedEvent, ControlPlaneSource, controlPlaneUrls } from './control-plane/source.ts';
 import { DEFAULT_LOGGER, Mesh, workloadOf } from './mesh.ts';
 import type { MeshOptions, RejectedEvent } from './mesh-options.ts';
-import { compileSnapshot } from './routing/compile.ts';
+import { compileSnapshotAsync } from './routing/compile.ts';
 
 /**
  * Creates a mesh. Embedded mode (`config`): loads and validates the config (rejecting it with
@@ -42,7 +42,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o.controlPlane !== undefined) return createControlPlaneMesh(o);
   const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis });
   if (!loaded.ok) throw new ConfigError(loaded.issues.all);
-  const snapshot = compileSnapshot(loaded.resources, workloadOf(o));
+  const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(o));
   const mesh = new Mesh(o, snapshot);
   await mesh.startWatching();
   // On the next turn, so a listener added right after `await createMesh(...)` sees it (as in control-plane mode).

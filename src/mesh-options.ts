@@ -157,6 +157,19 @@ export interface RejectedEvent {
 }
 
 /**
+ * Event `watch`: a watched config path can no longer be watched (its directory was deleted or
+ * moved away; the last good config keeps serving, and the path is watched for its return), or
+ * is watched again (it came back, or another directory took its place; it is reloaded).
+ * @category Mesh
+ */
+export interface WatchStateEvent {
+  /** The config path as given to `createMesh`. */
+  readonly path: string;
+  readonly watching: boolean;
+  readonly message: string;
+}
+
+/**
  * The events of a mesh, with their payloads. The names are the same in embedded and
  * control-plane mode.
  *
@@ -164,6 +177,8 @@ export interface RejectedEvent {
  *   right after `await createMesh(...)` sees it), after each applied change, and (control-plane
  *   mode) when endpoints changed. Carries the version, where it came from, and its findings.
  * - `rejected`: a change was refused (schema errors, or findings under `analysis: 'blocking'`).
+ * - `watch`: a watched config directory was lost (deleted, moved away) or is watched again
+ *   (embedded mode only).
  * - `connected` / `disconnected`: the control-plane watch stream came up / went down
  *   (control-plane mode only).
  * - `ejected` / `returned`: outlier detection ejected an endpoint / let it back in.
@@ -172,6 +187,7 @@ export interface RejectedEvent {
 export interface MeshEvents {
   config: [ConfigAppliedEvent];
   rejected: [RejectedEvent];
+  watch: [WatchStateEvent];
   connected: [ConnectedEvent];
   disconnected: [DisconnectedEvent];
   ejected: [OutboundEvent];

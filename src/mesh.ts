@@ -5,7 +5,7 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import type { MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent } from './mesh-options.ts';
+import type { MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent, WatchStateEvent } from './mesh-options.ts';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { stat } from 'node:fs/promises';
 import { fetch as undiciFetch } from 'undici';
@@ -16,9 +16,11 @@ import type { FastifyPlugin } from './adapters/server/fastify.ts';
 import { MeshServers, type PhaseCompiler } from './adapters/server/servers.ts';
 import { currentContext, type MeshContext } from './core/context.ts';
 import { reportFindings } from './config/findings.ts';
-import { loadConfig } from './config/load-config.ts';
-import { type ConfigWatcher, debounceBursts, watchConfigPaths } from './config/watch.ts';
+import { loadConfig, type ConfigSource } from './config/load-config.ts';
+import { type ConfigWatcher, watchConfigPaths } from './config/watch.ts';
 import { ParseCache } from './config/load.ts';
+import { ValidationCache } from './config/validate/index.ts';
+import { type ReloadAttempt, Reloader } from './config/reloader.ts';
 import type { ConfigIssue } from './config/issues.ts';
 import { systemClock, systemRandom } from './core/clock.ts';
 import type { Registration, RegisterOptions } from './control-plane/registration.ts';
@@ -28,7 +30,8 @@ import { type ConfigAppliedMessage, type ConfigRejectedMessage, channels, type W
 import type { ErrorMode } from './core/exchange.ts';
 import { explain, type Explanation, type ExplainRequest } from './outbound/explain.ts';
 import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
-import { compileSnapshot, type Snapshot } from './routing/compile.ts';
+import { CompileCache } from './routing/compile-cache.ts';
+import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
 
 
 /** The admission phases a mesh builds from its config, in phase order (peer identity, JWT, authorization, rate limit). */
@@ -54,14 +57,21 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #o: MeshOptions;
   readonly #errors: ErrorMode;
   readonly #source: ControlPlaneSource | undefined;
-  #watchers: ConfigWatcher[] = [];
+  #watcher: ConfigWatcher | undefined;
   readonly #parseCache = new ParseCache();
-  /** Reloads once a burst of file events has settled. */
-  readonly #reloadSoon = debounceBursts(
-    () => void this.reload().catch((e: unknown) => this.#logger.warn(`meshlet: reloading config failed: ${String(e)}`)),
-    100,
-    1000,
-  );
+  readonly #validationCache = new ValidationCache();
+  /** Unchanged services, clusters and virtual hosts are reused by the next compile. */
+  readonly #compileCache = new CompileCache();
+  /** Reloads once a burst of file events has settled, and files written in place are quiet. */
+  readonly #reloader = new Reloader({
+    debounceMs: 100,
+    maxDebounceMs: 1000,
+    reload: (attempt) => this.#serial(() => this.#load(attempt)).then(() => undefined),
+    onUnsettled: (files, ms) => this.#logger.warn(`meshlet: ${files.join(', ')} ha${files.length === 1 ? 's' : 've'} been written for ${Math.round(ms / 1000)} s without a pause; the change is applied once ${files.length === 1 ? 'it is' : 'they are'} quiet for a second`),
+    onError: (e) => this.#logger.warn(`meshlet: reloading config failed: ${String(e)}`),
+  });
+  /** Reloads run one at a time. */
+  #queue: Promise<unknown> = Promise.resolve();
   #closed: Promise<void> | undefined;
   #identity: WorkloadIdentity | undefined;
   readonly #servers: MeshServers;
@@ -257,16 +267,29 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /** Applies a new set of resources now (what the file watcher does on a change). */
-  async reload(): Promise<boolean> {
-    if (this.#o.config === undefined) throw new InvalidArgumentError('mesh.reload: only in embedded mode (`config`); the control plane pushes changes');
-    const loaded = await loadConfig(this.#o.config, { defaultNamespace: this.#o.namespace ?? 'default', analysis: this.#o.analysis, parseCache: this.#parseCache });
+  reload(): Promise<boolean> {
+    if (this.#o.config === undefined) return Promise.reject(new InvalidArgumentError('mesh.reload: only in embedded mode (`config`); the control plane pushes changes'));
+    return this.#serial(() => this.#load(undefined));
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Loads and applies the config; a watcher's `attempt` that went out of date while reading is dropped (another follows). */
+  async #load(attempt: ReloadAttempt | undefined): Promise<boolean> {
+    if (attempt !== undefined && (this.#watcher?.lost.length ?? 0) > 0) return false; // reported as lost; the last good config serves
+    const loaded = await loadConfig(this.#o.config as ConfigSource, { defaultNamespace: this.#o.namespace ?? 'default', analysis: this.#o.analysis, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#compileCache.registry });
+    if (attempt !== undefined && !(await attempt.current())) return false;
     if (!loaded.ok) {
       const error = new ConfigError(loaded.issues.all);
       this.#logger.warn(`meshlet: new config rejected, the last good config keeps serving.\n${error.message}`);
       this.configRejected({ issues: loaded.issues.all, error });
       return false;
     }
-    const snapshot = compileSnapshot(loaded.resources, workloadOf(this.#o));
+    const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(this.#o), { cache: this.#compileCache });
     if (snapshot.version === this.snapshot.version) return true;
     this.install(snapshot);
     this.#configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings });
@@ -306,7 +329,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.#o.watch === false || src === undefined) return;
     const paths = typeof src === 'string' ? [src] : Array.isArray(src) && src.every((s) => typeof s === 'string') ? (src as string[]) : [];
     for (const p of paths) await stat(p); // a missing path fails createMesh here, not silently later
-    if (paths.length > 0) this.#watchers.push(watchConfigPaths(paths, () => this.#reloadSoon.trigger()));
+    if (paths.length === 0) return;
+    this.#watcher = watchConfigPaths(paths, {
+      onEvent: (e) => this.#reloader.event(e),
+      onError: (e) => this.#logger.warn(`meshlet: ${e.message}`),
+      onLost: (path, message) => {
+        this.#logger.warn(`meshlet: lost the watch on config ${path}: ${message}; config ${this.snapshot.version} keeps serving`);
+        this.emit('watch', { path, watching: false, message } satisfies WatchStateEvent);
+      },
+      onRestored: (path, message) => {
+        this.#logger.info?.(`meshlet: config ${path} is watched again: ${message}`);
+        this.emit('watch', { path, watching: true, message } satisfies WatchStateEvent);
+      },
+    });
   }
 
   /**
@@ -316,9 +351,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await this.#source?.close();
-      for (const w of this.#watchers) w.close();
-      this.#watchers = [];
-      this.#reloadSoon.cancel();
+      this.#watcher?.close();
+      await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
       await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
     })();

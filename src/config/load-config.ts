@@ -4,12 +4,14 @@
  *
  * @module
  */
-import { analyze } from './analyze/index.ts';
+import { analyzeSteps } from './analyze/index.ts';
 import { type ConfigIssue, IssueList } from './issues.ts';
 import { fromObjects, type ParseCache, readSources, type LoadLimits, type RawDocument } from './load.ts';
 import { reportNotApplied } from './not-applied.ts';
 import type { AnyResource } from './resource.ts';
-import { validateDocuments } from './validate/index.ts';
+import type { RegistryCache } from './registry.ts';
+import { runNow, runSliced, type Steps } from './steps.ts';
+import { type ValidationCache, validateSteps } from './validate/index.ts';
 
 /**
  * What {@link loadConfig} reads: paths (files or directories) or resource objects.
@@ -45,6 +47,10 @@ export interface LoadConfigOptions extends LoadLimits {
   analysis?: AnalysisMode;
   /** @internal Reuse documents of files whose text is unchanged since the last load with this cache (watchers). */
   parseCache?: ParseCache;
+  /** @internal Reuse the validation of documents seen before (the same objects, e.g. from `parseCache`). */
+  validationCache?: ValidationCache;
+  /** @internal Reuse the registry's services of unchanged resources in analysis (e.g. a compile cache's). */
+  registryCache?: RegistryCache;
 }
 
 /**
@@ -74,14 +80,27 @@ function isPathList(source: ConfigSource): source is string | readonly string[] 
  * @category Config
  */
 export function checkDocuments(docs: readonly RawDocument[], options: LoadConfigOptions = {}, issues = new IssueList()): LoadedConfig {
-  const { resources } = validateDocuments(docs, { defaultNamespace: options.defaultNamespace }, issues);
+  return runNow(checkSteps(docs, options, issues));
+}
+
+/**
+ * {@link checkDocuments} in slices that give the event loop a turn every few milliseconds
+ * (what meshes and the control plane use: they serve requests while large configs are checked).
+ * @internal
+ */
+export function checkDocumentsAsync(docs: readonly RawDocument[], options: LoadConfigOptions = {}, issues = new IssueList()): Promise<LoadedConfig> {
+  return runSliced(checkSteps(docs, options, issues));
+}
+
+function* checkSteps(docs: readonly RawDocument[], options: LoadConfigOptions, issues: IssueList): Steps<LoadedConfig> {
+  const { resources } = yield* validateSteps(docs, { defaultNamespace: options.defaultNamespace }, issues, options.validationCache);
   // Which kinds are validated but not applied yet is said once per kind, not as a finding.
   reportNotApplied(resources, issues);
   const valid = !issues.hasErrors;
   const mode = options.analysis ?? 'advisory';
   if (mode === 'off') return { resources, issues, findings: [], ok: valid };
   const before = issues.all.length;
-  analyze(resources, issues);
+  yield* analyzeSteps(resources, issues, options.registryCache);
   const findings = issues.all.slice(before);
   const blocked = mode === 'blocking' && findings.some((i) => i.level === 'error');
   return { resources, issues, findings, ok: valid && !blocked };
@@ -99,5 +118,5 @@ export async function loadConfig(source: ConfigSource, options: LoadConfigOption
   const docs = isPathList(source)
     ? await readSources(typeof source === 'string' ? [source] : source, issues, options, options.parseCache)
     : fromObjects(source as readonly object[]);
-  return checkDocuments(docs, options, issues);
+  return checkDocumentsAsync(docs, options, issues);
 }

@@ -5,10 +5,12 @@
  *
  * @module
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { extname, join } from 'node:path';
-import { isCollection, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, visit, type Document } from 'yaml';
+import { Composer, isCollection, isScalar, isSeq, LineCounter, Parser, Scalar, visit, type Document } from 'yaml';
 import type { FieldPath, IssueList, SourceRef } from './issues.ts';
+import { jsonDocuments, looksLikeJsonObject } from './json-docs.ts';
+import { listConfigFiles, readConfigFile } from './read-files.ts';
+import { runNow, runSliced, type Steps } from './steps.ts';
+import { duplicateKeys } from './yaml-keys.ts';
 
 /**
  * One parsed document (one resource, before validation).
@@ -33,7 +35,6 @@ export interface LoadLimits {
 }
 
 const DEFAULT_MAX_FILE = 16 * 1024 * 1024;
-const CONFIG_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 
 function docLocator(doc: Document, lc: LineCounter, base: FieldPath): (path: FieldPath) => number | undefined {
   return (path) => {
@@ -86,15 +87,35 @@ function isList(value: unknown): value is { kind: string; items: unknown } {
  * @category Config
  */
 export function parseText(text: string, file: string, issues: IssueList, limits: LoadLimits = {}): RawDocument[] {
+  return runNow(parseTextSteps(text, file, issues, limits));
+}
+
+/**
+ * {@link parseText} as {@link Steps}: pauses between documents (and through a large JSON text).
+ * @internal
+ */
+export function* parseTextSteps(text: string, file: string, issues: IssueList, limits: LoadLimits = {}): Steps<RawDocument[]> {
+  // JSON (e.g. a List from `kubectl get -o json`) is read with JSON.parse, much faster than the YAML parser.
+  if (looksLikeJsonObject(text)) {
+    const json = yield* jsonDocuments(text, file);
+    if (json !== undefined) {
+      for (const e of json.errors) issues.file(file, e.line, 'error', e.message);
+      return json.docs;
+    }
+  }
   const lc = new LineCounter();
-  let docs: Document.Parsed[];
+  const docs: Document.Parsed[] = [];
   try {
-    docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true }) as Document.Parsed[];
+    // Duplicate keys are found by duplicateKeys() below, in one pass: the yaml package's own check is quadratic.
+    const composer = new Composer({ prettyErrors: false, uniqueKeys: false });
+    for (const doc of composer.compose(new Parser(lc.addNewLine).parse(text))) {
+      docs.push(doc as Document.Parsed);
+      yield;
+    }
   } catch (err) {
     issues.file(file, undefined, 'error', `cannot parse: ${err instanceof Error ? err.message : String(err)}`);
     return [];
   }
-  if (!Array.isArray(docs)) docs = [docs as unknown as Document.Parsed];
   const maxDocs = limits.maxDocuments ?? 10_000;
   if (docs.length > maxDocs) {
     issues.file(file, undefined, 'error', `has ${docs.length} documents; the limit is ${maxDocs}`);
@@ -102,11 +123,11 @@ export function parseText(text: string, file: string, issues: IssueList, limits:
   }
   const out: RawDocument[] = [];
   for (const doc of docs) {
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) {
-        const line = e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line;
-        issues.file(file, line, 'error', `invalid YAML: ${e.message.split('\n')[0]}`);
-      }
+    const errors = doc.errors.map((e) => ({ offset: e.pos[0], line: e.linePos?.[0]?.line, message: e.message }));
+    for (const d of duplicateKeys(doc)) errors.push({ offset: d.offset, line: undefined, message: d.message });
+    if (errors.length > 0) {
+      errors.sort((a, b) => a.offset - b.offset);
+      for (const e of errors) issues.file(file, e.line ?? lc.linePos(e.offset).line, 'error', `invalid YAML: ${e.message.split('\n')[0]}`);
       continue;
     }
     for (const w of doc.warnings) {
@@ -139,38 +160,12 @@ export function parseText(text: string, file: string, issues: IssueList, limits:
       continue;
     }
     out.push({ value, source: { file, line: startLine, locate: docLocator(doc, lc, []) } });
+    yield;
   }
   return out;
 }
 
-async function collectFiles(path: string, issues: IssueList, out: string[]): Promise<void> {
-  let st: Awaited<ReturnType<typeof stat>>;
-  try {
-    st = await stat(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    issues.file(path, undefined, 'error', code === 'ENOENT' ? 'no such file or directory' : `cannot read: ${(err as Error).message}`);
-    return;
-  }
-  if (st.isDirectory()) {
-    const entries = (await readdir(path, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
-    for (const e of entries) {
-      if (e.name.startsWith('.') || e.name === 'node_modules') continue;
-      const child = join(path, e.name);
-      if (e.isDirectory()) await collectFiles(child, issues, out);
-      else if (CONFIG_EXTENSIONS.has(extname(e.name).toLowerCase())) out.push(child);
-    }
-    return;
-  }
-  out.push(path);
-}
-
-/** Lists the config files below the given files and directories (recursively, sorted, dotfiles skipped). */
-export async function listConfigFiles(paths: readonly string[], issues: IssueList): Promise<string[]> {
-  const files: string[] = [];
-  for (const p of paths) await collectFiles(p, issues, files);
-  return files;
-}
+export { listConfigFiles } from './read-files.ts';
 
 /**
  * Parsed documents of files by path, reused while a file's text is unchanged: a watcher that
@@ -202,31 +197,19 @@ export async function readSources(paths: readonly string[], issues: IssueList, l
   const out: RawDocument[] = [];
   const files = await listConfigFiles(paths, issues);
   for (const file of files) {
-    let size: number;
-    try {
-      size = (await stat(file)).size;
-    } catch (err) {
-      issues.file(file, undefined, 'error', `cannot read: ${(err as Error).message}`);
+    const read = await readConfigFile(file, maxBytes);
+    if (read.error !== undefined) {
+      issues.file(file, undefined, 'error', read.error);
       continue;
     }
-    if (size > maxBytes) {
-      issues.file(file, undefined, 'error', `is ${(size / 1048576).toFixed(1)} MiB; the limit is ${(maxBytes / 1048576).toFixed(1)} MiB`);
-      continue;
-    }
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      issues.file(file, undefined, 'error', `cannot read: ${(err as Error).message}`);
-      continue;
-    }
+    const text = read.text;
     const cached = cache?.get(file, text);
     if (cached !== undefined) {
       out.push(...cached);
       continue;
     }
     const before = issues.all.length;
-    const docs = parseText(text, file, issues, limits);
+    const docs = await runSliced(parseTextSteps(text, file, issues, limits));
     if (cache !== undefined && !issues.all.slice(before).some((i) => i.level === 'error')) cache.set(file, text, docs);
     out.push(...docs);
   }

@@ -8,6 +8,7 @@
 import { isVisible, resolveHost } from './hosts.ts';
 import { kubeServiceParts, resolveAliases, selectedWorkloads, type WorkloadCandidate } from './registry-kube.ts';
 import { byAge, ofKind, type AnyResource, type Resource } from './resource.ts';
+import { runNow, type Steps } from './steps.ts';
 import type { ServicePort } from './types/networking.ts';
 import { labelsMatch, toWorkload, type Workload, workloadPort } from './workloads.ts';
 
@@ -91,8 +92,6 @@ export function endpointsFor(service: Service, port: ServicePort): Endpoint[] {
   return out;
 }
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
 /**
  * The order of the declarations of one host, as Istio's `initServiceRegistry` keeps them: the
  * oldest first, except that within one namespace a Kubernetes Service takes the place of any
@@ -120,6 +119,184 @@ function precedence<S extends Service>(list: S[]): S[] {
   return out;
 }
 
+/** What a registry holds, built step by step (see {@link ServiceRegistry.build}). */
+interface Built {
+  readonly services: readonly Service[];
+  readonly byHost: ReadonlyMap<string, readonly Service[]>;
+}
+
+/** A service made last time, and what it was made from. */
+interface MadeService {
+  /** What the service depends on besides its declaring resource: its host's position, selected workloads, aliases. */
+  readonly inputs: readonly unknown[];
+  readonly service: Service;
+}
+
+const sameInputs = (a: readonly unknown[], b: readonly unknown[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * What one registry build leaves for the next, so the services of unchanged resources are the
+ * same objects (compiles then reuse what they made from them; analysis makes fewer objects).
+ * A service is reused only when everything it is made from is identical: its declaring resource
+ * (the same object), the host's position in it, the workloads it selects (the same WorkloadEntry
+ * objects) and the ExternalName aliases that name it. Holds the last build only.
+ * @internal
+ */
+export class RegistryCache {
+  #workloads = new Map<Resource<'WorkloadEntry'>, Workload>();
+  #services = new Map<AnyResource, MadeService[]>();
+  #nextWorkloads = new Map<Resource<'WorkloadEntry'>, Workload>();
+  #nextServices = new Map<AnyResource, MadeService[]>();
+
+  /** The registry workload of a WorkloadEntry (the same object while the entry is). */
+  workload(entry: Resource<'WorkloadEntry'>): Workload {
+    const w = this.#nextWorkloads.get(entry) ?? this.#workloads.get(entry) ?? toWorkload(entry.spec, entry.ref);
+    this.#nextWorkloads.set(entry, w);
+    return w;
+  }
+
+  /** The service `index` of `resource` made from `inputs`: the one made last time if they are the same, else `make()`. */
+  service(resource: AnyResource, index: number, inputs: readonly unknown[], make: () => Service): Service {
+    const prior = this.#services.get(resource)?.[index];
+    const service = prior !== undefined && sameInputs(prior.inputs, inputs) ? prior.service : make();
+    const list = this.#nextServices.get(resource) ?? [];
+    list[index] = { inputs, service };
+    this.#nextServices.set(resource, list);
+    return service;
+  }
+
+  /** Ends a build: what it did not use is forgotten. */
+  end(): void {
+    this.#workloads = this.#nextWorkloads;
+    this.#services = this.#nextServices;
+    this.#nextWorkloads = new Map();
+    this.#nextServices = new Map();
+  }
+}
+
+type Declared = Resource<'ServiceEntry'> | Resource<'Service'>;
+
+function* buildRegistry(resources: readonly AnyResource[], extraWorkloads: readonly Resource<'WorkloadEntry'>[], cache: RegistryCache = new RegistryCache()): Steps<Built> {
+  // Each WorkloadEntry becomes a workload once (labels augmented), indexed by namespace.
+  const byNamespace = new Map<string, WorkloadCandidate[]>();
+  for (const entry of ofKind(resources, 'WorkloadEntry').concat(extraWorkloads)) {
+    const list = byNamespace.get(entry.metadata.namespace) ?? [];
+    list.push({ entry, workload: cache.workload(entry) });
+    byNamespace.set(entry.metadata.namespace, list);
+    yield;
+  }
+  const declared: Declared[] = [...ofKind(resources, 'ServiceEntry'), ...ofKind(resources, 'Service')].sort(byAge);
+  // The hosts declared by something other than an ExternalName Service, and the ExternalName
+  // Services: an alias of a declared host names that service; any other is a DNS service of its own.
+  const parts = new Map<Resource<'Service'>, ReturnType<typeof kubeServiceParts>>();
+  const concrete = new Set<string>();
+  const externalNames: { svc: Resource<'Service'>; parts: ReturnType<typeof kubeServiceParts> }[] = [];
+  for (const r of declared) {
+    if (r.kind === 'Service') {
+      const svc = r as Resource<'Service'>;
+      const p = kubeServiceParts(svc);
+      parts.set(svc, p);
+      if (svc.spec.type === 'ExternalName') {
+        if (p.externalName !== undefined) externalNames.push({ svc, parts: p });
+      } else concrete.add(p.hostname);
+    } else for (const h of (r as Resource<'ServiceEntry'>).spec.hosts) concrete.add(resolveHost(h, r.metadata.namespace));
+  }
+  const resolved = resolveAliases(new Map(externalNames.map(({ parts: p }) => [p.hostname, p.externalName as string])));
+  const aliasesOf = new Map<string, ServiceAlias[]>();
+  const dnsAliases: { svc: Resource<'Service'>; parts: ReturnType<typeof kubeServiceParts>; target: string }[] = [];
+  for (const { svc, parts: p } of externalNames) {
+    const target = resolved.get(p.hostname);
+    if (target === undefined) continue; // an alias loop: Kubernetes DNS answers NXDOMAIN
+    if (concrete.has(target)) aliasesOf.set(target, [...(aliasesOf.get(target) ?? []), { hostname: p.hostname, namespace: svc.metadata.namespace }]);
+    else if (p.ports.length > 0) dnsAliases.push({ svc, parts: p, target });
+  }
+  const services: Service[] = [];
+  const byHost = new Map<string, Service[]>();
+  const add = (svc: Service) => {
+    services.push(svc);
+    const list = byHost.get(svc.hostname) ?? [];
+    list.push(svc);
+    byHost.set(svc.hostname, list);
+  };
+  const aliasInputs = (host: string): readonly unknown[] => (aliasesOf.get(host) ?? []).flatMap((a) => [a.hostname, a.namespace]);
+  for (const r of declared) {
+    yield;
+    if (r.kind === 'Service') {
+      const svc = r as Resource<'Service'>;
+      if (svc.spec.type === 'ExternalName') continue;
+      const p = parts.get(svc) as ReturnType<typeof kubeServiceParts>;
+      const workloads = selectedWorkloads(svc, byNamespace.get(svc.metadata.namespace) ?? []);
+      add(
+        cache.service(svc, 0, [...workloads, '|', ...aliasInputs(p.hostname)], () => ({
+          hostname: p.hostname,
+          namespace: svc.metadata.namespace,
+          ports: p.ports,
+          location: 'MESH_INTERNAL',
+          resolution: p.headless ? 'NONE' : 'STATIC',
+          workloads,
+          exportTo: p.exportTo,
+          origin: svc.ref,
+          resource: svc,
+          targetPortNames: p.targetPortNames,
+          headless: p.headless,
+          aliases: aliasesOf.get(p.hostname) ?? [],
+        })),
+      );
+      continue;
+    }
+    const se = r as Resource<'ServiceEntry'>;
+    const ns = se.metadata.namespace;
+    const spec = se.spec;
+    let workloads: Workload[] | undefined;
+    if (spec.workloadSelector !== undefined) {
+      const sel = spec.workloadSelector.labels ?? {};
+      workloads = (byNamespace.get(ns) ?? []).filter((c) => labelsMatch(sel, c.workload.labels)).map((c) => c.workload);
+    }
+    let fromEndpoints: Workload[] | undefined;
+    const endpointWorkloads = (): Workload[] => {
+      fromEndpoints ??= (spec.endpoints ?? []).map((ep, i) => toWorkload(ep, `${se.ref} endpoints[${i}]`));
+      return fromEndpoints;
+    };
+    spec.hosts.forEach((h, i) => {
+      const hostname = resolveHost(h, ns);
+      add(
+        cache.service(se, i, [...(workloads ?? []), '|', ...aliasInputs(hostname)], () => ({
+          hostname,
+          namespace: ns,
+          ports: spec.ports ?? [],
+          location: spec.location ?? 'MESH_EXTERNAL',
+          resolution: spec.resolution ?? 'NONE',
+          workloads: workloads ?? endpointWorkloads(),
+          exportTo: spec.exportTo,
+          origin: se.ref,
+          resource: se,
+          aliases: aliasesOf.get(hostname) ?? [],
+        })),
+      );
+    });
+  }
+  for (const { svc, parts: p, target } of dnsAliases) {
+    add(
+      cache.service(svc, 0, [target], () => ({
+        hostname: p.hostname,
+        namespace: svc.metadata.namespace,
+        // The DNS name answers on the Service's ports (a CNAME keeps the port; targetPort has no meaning here).
+        ports: p.ports.map(({ targetPort: _t, ...port }) => port),
+        location: 'MESH_EXTERNAL',
+        resolution: 'DNS',
+        workloads: [toWorkload({ address: target }, `${svc.ref} (externalName ${target})`)],
+        exportTo: p.exportTo,
+        origin: svc.ref,
+        resource: svc,
+        aliases: [],
+      })),
+    );
+  }
+  for (const [host, list] of byHost) if (list.length > 1) byHost.set(host, precedence(list));
+  cache.end();
+  return { services, byHost };
+}
+
 /**
  * All services, keyed by host; extra WorkloadEntries (e.g. registered workloads) can be added.
  * @category Snapshot
@@ -130,109 +307,21 @@ export class ServiceRegistry {
   /** Every service. */
   readonly services: readonly Service[];
 
-  constructor(resources: readonly AnyResource[], extraWorkloads: readonly Resource<'WorkloadEntry'>[] = []) {
-    // Each WorkloadEntry becomes a workload once (labels augmented), indexed by namespace.
-    const byNamespace = new Map<string, WorkloadCandidate[]>();
-    for (const entry of ofKind(resources, 'WorkloadEntry').concat(extraWorkloads)) {
-      const list = byNamespace.get(entry.metadata.namespace) ?? [];
-      list.push({ entry, workload: toWorkload(entry.spec, entry.ref) });
-      byNamespace.set(entry.metadata.namespace, list);
-    }
-    const services: Mutable<Service>[] = [];
-    const byHost = new Map<string, Mutable<Service>[]>();
-    const add = (svc: Mutable<Service>) => {
-      services.push(svc);
-      const list = byHost.get(svc.hostname) ?? [];
-      list.push(svc);
-      byHost.set(svc.hostname, list);
-    };
-    const externalNames: { svc: Resource<'Service'>; parts: ReturnType<typeof kubeServiceParts> }[] = [];
-    const declared: (Resource<'ServiceEntry'> | Resource<'Service'>)[] = [...ofKind(resources, 'ServiceEntry'), ...ofKind(resources, 'Service')].sort(byAge);
-    for (const r of declared) {
-      if (r.kind === 'Service') {
-        const svc = r as Resource<'Service'>;
-        const parts = kubeServiceParts(svc);
-        if (svc.spec.type === 'ExternalName') {
-          if (parts.externalName !== undefined) externalNames.push({ svc, parts });
-          continue;
-        }
-        add({
-          hostname: parts.hostname,
-          namespace: svc.metadata.namespace,
-          ports: parts.ports,
-          location: 'MESH_INTERNAL',
-          resolution: parts.headless ? 'NONE' : 'STATIC',
-          workloads: selectedWorkloads(svc, byNamespace.get(svc.metadata.namespace) ?? []),
-          exportTo: parts.exportTo,
-          origin: svc.ref,
-          resource: svc,
-          targetPortNames: parts.targetPortNames,
-          headless: parts.headless,
-          aliases: [],
-        });
-        continue;
-      }
-      const se = r as Resource<'ServiceEntry'>;
-      const ns = se.metadata.namespace;
-      const spec = se.spec;
-      let workloads: Workload[];
-      if (spec.workloadSelector !== undefined) {
-        const sel = spec.workloadSelector.labels ?? {};
-        workloads = (byNamespace.get(ns) ?? []).filter((c) => labelsMatch(sel, c.workload.labels)).map((c) => c.workload);
-      } else {
-        workloads = (spec.endpoints ?? []).map((ep, i) => toWorkload(ep, `${se.ref} endpoints[${i}]`));
-      }
-      for (const h of spec.hosts) {
-        add({
-          hostname: resolveHost(h, ns),
-          namespace: ns,
-          ports: spec.ports ?? [],
-          location: spec.location ?? 'MESH_EXTERNAL',
-          resolution: spec.resolution ?? 'NONE',
-          workloads,
-          exportTo: spec.exportTo,
-          origin: se.ref,
-          resource: se,
-          aliases: [],
-        });
-      }
-    }
-    this.#addExternalNames(externalNames, byHost, add);
-    for (const [host, list] of byHost) byHost.set(host, precedence(list));
-    this.services = services;
-    this.byHost = byHost;
+  /** @param built internal: what {@link ServiceRegistry.build} made. */
+  constructor(resources: readonly AnyResource[], extraWorkloads: readonly Resource<'WorkloadEntry'>[] = [], built?: Built) {
+    const b = built ?? runNow(buildRegistry(resources, extraWorkloads));
+    this.services = b.services;
+    this.byHost = b.byHost;
   }
 
-  /** ExternalName Services: aliases of services in the registry, else DNS services to their `externalName`. */
-  #addExternalNames(
-    externalNames: readonly { svc: Resource<'Service'>; parts: ReturnType<typeof kubeServiceParts> }[],
-    byHost: ReadonlyMap<string, Mutable<Service>[]>,
-    add: (svc: Mutable<Service>) => void,
-  ): void {
-    const resolved = resolveAliases(new Map(externalNames.map(({ parts }) => [parts.hostname, parts.externalName as string])));
-    for (const { svc, parts } of externalNames) {
-      const target = resolved.get(parts.hostname);
-      if (target === undefined) continue; // an alias loop: Kubernetes DNS answers NXDOMAIN
-      const concrete = byHost.get(target);
-      if (concrete !== undefined) {
-        for (const s of concrete) s.aliases = [...s.aliases, { hostname: parts.hostname, namespace: svc.metadata.namespace }];
-        continue;
-      }
-      if (parts.ports.length === 0) continue;
-      add({
-        hostname: parts.hostname,
-        namespace: svc.metadata.namespace,
-        // The DNS name answers on the Service's ports (a CNAME keeps the port; targetPort has no meaning here).
-        ports: parts.ports.map(({ targetPort: _t, ...p }) => p),
-        location: 'MESH_EXTERNAL',
-        resolution: 'DNS',
-        workloads: [toWorkload({ address: target }, `${svc.ref} (externalName ${target})`)],
-        exportTo: parts.exportTo,
-        origin: svc.ref,
-        resource: svc,
-        aliases: [],
-      });
-    }
+  /**
+   * The registry as {@link Steps}: pauses between resources (for large configs built in slices);
+   * `cache` keeps the services of unchanged resources from one build to the next.
+   * @internal
+   */
+  static *build(resources: readonly AnyResource[], extraWorkloads: readonly Resource<'WorkloadEntry'>[] = [], cache?: RegistryCache): Steps<ServiceRegistry> {
+    const built = yield* buildRegistry(resources, extraWorkloads, cache);
+    return new ServiceRegistry(resources, extraWorkloads, built);
   }
 
   /** The service for `host` as seen from `clientNamespace` (the oldest visible declaration wins). */

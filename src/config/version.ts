@@ -7,14 +7,32 @@
  */
 import { createHash } from 'node:crypto';
 import type { AnyResource } from './resource.ts';
+import { runNow, type Steps } from './steps.ts';
+
+/** Remembers each resource's JSON text across compiles (the routing compile cache is one). */
+export interface JsonTextCache {
+  json(r: AnyResource, make: () => string): string;
+}
 
 /**
  * A content hash of resources (kind, namespace, name, spec), stable across processes.
  * @category Snapshot
  */
 export function contentVersion(resources: readonly AnyResource[]): string {
+  return runNow(contentVersionSteps(resources));
+}
+
+/**
+ * {@link contentVersion} as {@link Steps}: pauses between resources.
+ * @internal
+ */
+export function* contentVersionSteps(resources: readonly AnyResource[], cache?: JsonTextCache): Steps<string> {
   const h = createHash('sha256');
   const sorted = [...resources].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
-  for (const r of sorted) h.update(JSON.stringify([r.apiVersion, r.ref, r.metadata.labels ?? null, r.metadata.annotations ?? null, r.spec]));
+  for (const r of sorted) {
+    const text = () => JSON.stringify([r.apiVersion, r.ref, r.metadata.labels ?? null, r.metadata.annotations ?? null, r.spec]);
+    h.update(cache === undefined ? text() : cache.json(r, text));
+    yield;
+  }
   return h.digest('hex').slice(0, 12);
 }

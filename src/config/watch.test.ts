@@ -3,25 +3,51 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { debounceBursts, watchConfigPaths } from './watch.ts';
+import { configMapVolume } from '../../test/helpers/config-dir.ts';
+import { type ConfigWatcher, isConfigEventPath, type WatchEvent, watchConfigPaths } from './watch.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'meshlet-watch-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-/** Resolves with the events seen until `path` shows up (or rejects after 3 s). */
-function seen(events: string[], path: string): Promise<void> {
+/** Resolves once `done()` holds (polled every 5 ms), or rejects after 3 s saying what was seen. */
+function until(done: () => boolean, what: () => string): Promise<void> {
   return new Promise((resolve, reject) => {
     const start = Date.now();
     const poll = setInterval(() => {
-      if (events.includes(path)) {
+      if (done()) {
         clearInterval(poll);
         resolve();
       } else if (Date.now() - start > 3000) {
         clearInterval(poll);
-        reject(new Error(`no event for ${path}; got ${JSON.stringify(events)}`));
+        reject(new Error(what()));
       }
     }, 5);
   });
+}
+
+interface Recorder {
+  readonly events: WatchEvent[];
+  readonly lost: string[];
+  readonly restored: string[];
+  seen(relative: string): Promise<void>;
+  watch(paths: string[], checkIntervalMs?: number): ConfigWatcher;
+}
+
+function recorder(): Recorder {
+  const r: Recorder = {
+    events: [],
+    lost: [],
+    restored: [],
+    seen: (rel) => until(() => r.events.some((e) => e.relative === rel), () => `no event for ${rel}; got ${JSON.stringify(r.events.map((e) => e.relative))}`),
+    watch: (paths, checkIntervalMs) =>
+      watchConfigPaths(paths, {
+        onEvent: (e) => r.events.push(e),
+        onLost: (_root, reason) => r.lost.push(reason),
+        onRestored: (_root, how) => r.restored.push(how),
+        checkIntervalMs,
+      }),
+  };
+  return r;
 }
 
 function replace(file: string, text: string): void {
@@ -30,18 +56,26 @@ function replace(file: string, text: string): void {
   renameSync(tmp, file);
 }
 
-test('a directory: every rename-over-replace of a file is seen, not only the first (Node recursive watch misses these)', async () => {
+const quiet = (ms = 50) => new Promise((r) => setTimeout(r, ms));
+
+test('a directory: every rename-over-replace of a file is seen, not only the first (Node recursive watch misses these), as a rename', async () => {
   const dir = join(root, 'd1');
   mkdirSync(dir);
   writeFileSync(join(dir, 'a.yaml'), '0');
-  const events: string[] = [];
-  const w = watchConfigPaths([dir], (p) => events.push(p));
+  const r = recorder();
+  const w = r.watch([dir]);
   try {
     for (let i = 1; i <= 4; i++) {
-      events.length = 0;
+      r.events.length = 0;
       replace(join(dir, 'a.yaml'), String(i));
-      await seen(events, 'a.yaml');
+      await r.seen('a.yaml');
+      assert.ok(r.events.filter((e) => e.relative === 'a.yaml').every((e) => e.type === 'rename'), JSON.stringify(r.events));
     }
+    r.events.length = 0;
+    writeFileSync(join(dir, 'a.yaml'), 'in place');
+    await r.seen('a.yaml');
+    assert.ok(r.events.some((e) => e.relative === 'a.yaml' && e.type === 'change'), 'a write in place is a change');
+    assert.equal(r.events[0]?.path, join(dir, 'a.yaml'));
   } finally {
     w.close();
   }
@@ -50,20 +84,42 @@ test('a directory: every rename-over-replace of a file is seen, not only the fir
 test('subdirectories, including ones created after the watch started', async () => {
   const dir = join(root, 'd2');
   mkdirSync(join(dir, 'old'), { recursive: true });
-  const events: string[] = [];
-  const w = watchConfigPaths([dir], (p) => events.push(p));
+  const r = recorder();
+  const w = r.watch([dir]);
   try {
     replace(join(dir, 'old', 'x.yaml'), '1');
-    await seen(events, join('old', 'x.yaml'));
+    await r.seen(join('old', 'x.yaml'));
     mkdirSync(join(dir, 'new'));
-    await seen(events, 'new');
-    events.length = 0;
+    await r.seen('new');
+    await quiet(); // the new directory's watch is set up on the next turn
+    r.events.length = 0;
     replace(join(dir, 'new', 'y.yaml'), '1');
-    await seen(events, join('new', 'y.yaml'));
+    await r.seen(join('new', 'y.yaml'));
     replace(join(dir, 'new', 'y.yaml'), '2');
-    events.length = 0;
+    r.events.length = 0;
     replace(join(dir, 'new', 'y.yaml'), '3');
-    await seen(events, join('new', 'y.yaml'));
+    await r.seen(join('new', 'y.yaml'));
+  } finally {
+    w.close();
+  }
+});
+
+test('a subdirectory replaced by another of the same name (mv): the new one is watched, the old one no longer reports', async () => {
+  const dir = join(root, 'd2b');
+  mkdirSync(join(dir, 'sub'), { recursive: true });
+  const r = recorder();
+  const w = r.watch([dir]);
+  try {
+    renameSync(join(dir, 'sub'), join(root, 'd2b-sub-old'));
+    mkdirSync(join(root, 'd2b-sub-new'));
+    renameSync(join(root, 'd2b-sub-new'), join(dir, 'sub'));
+    await r.seen('sub');
+    await quiet();
+    r.events.length = 0;
+    writeFileSync(join(root, 'd2b-sub-old', 'old.yaml'), 'x');
+    replace(join(dir, 'sub', 'z.yaml'), '1');
+    await r.seen(join('sub', 'z.yaml'));
+    assert.ok(!r.events.some((e) => e.relative.endsWith('old.yaml')), `the moved-away directory still reports: ${JSON.stringify(r.events.map((e) => e.relative))}`);
   } finally {
     w.close();
   }
@@ -73,44 +129,106 @@ test('single files: only the named files, each replaced repeatedly; close() stop
   const dir = join(root, 'd3');
   mkdirSync(dir);
   for (const f of ['a.yaml', 'b.yaml', 'c.yaml']) writeFileSync(join(dir, f), '0');
-  const events: string[] = [];
-  const w = watchConfigPaths([join(dir, 'a.yaml'), join(dir, 'b.yaml')], (p) => events.push(p));
+  const r = recorder();
+  const w = r.watch([join(dir, 'a.yaml'), join(dir, 'b.yaml')]);
   for (let i = 1; i <= 3; i++) {
-    events.length = 0;
+    r.events.length = 0;
     replace(join(dir, 'a.yaml'), String(i));
     replace(join(dir, 'b.yaml'), String(i));
-    await seen(events, 'a.yaml');
-    await seen(events, 'b.yaml');
+    await r.seen('a.yaml');
+    await r.seen('b.yaml');
   }
-  events.length = 0;
+  r.events.length = 0;
   writeFileSync(join(dir, 'c.yaml'), '1');
-  await new Promise((r) => setTimeout(r, 50));
-  assert.deepEqual(events, [], 'a file that is not watched makes no event');
+  await quiet();
+  assert.deepEqual(r.events, [], 'a file that is not watched makes no event');
   w.close();
   writeFileSync(join(dir, 'a.yaml'), '9');
-  await new Promise((r) => setTimeout(r, 50));
-  assert.deepEqual(events, [], 'no events after close()');
+  await quiet();
+  assert.deepEqual(r.events, [], 'no events after close()');
 });
 
-test('debounceBursts: one run per burst after the quiet time; a burst that never pauses still runs at the cap; cancel drops it', async () => {
-  let runs = 0;
-  const d = debounceBursts(() => runs++, 30, 120);
-  for (let i = 0; i < 3; i++) {
-    d.trigger();
-    await new Promise((r) => setTimeout(r, 5));
+test('dotfiles make no events (swap files, temporary files); ..-names do (a ConfigMap\'s ..data)', () => {
+  const cases: [string, boolean][] = [
+    ['a.yaml', true],
+    ['', true],
+    ['.a.yaml.swp', false],
+    [join('sub', '.tmp'), false],
+    [join('.git', 'x.yaml'), false],
+    ['..data', true],
+    ['..data_tmp', true],
+    ['..2026_12_02_10_00_00.123456789', true],
+    [join('sub', 'x.yaml'), true],
+  ];
+  for (const [path, expected] of cases) assert.equal(isConfigEventPath(path), expected, path);
+});
+
+test('a ConfigMap volume update (kubelet\'s ..data swap) is seen, as a directory and as a single watched file', async () => {
+  const dir = join(root, 'cm');
+  const cm = configMapVolume(dir);
+  cm.update({ 'mesh.yaml': 'v: 1' });
+  const r = recorder();
+  const w = r.watch([dir]);
+  const rf = recorder();
+  const wf = rf.watch([join(dir, 'mesh.yaml')]);
+  try {
+    for (let i = 2; i <= 3; i++) {
+      r.events.length = 0;
+      rf.events.length = 0;
+      cm.update({ 'mesh.yaml': `v: ${i}` });
+      await r.seen('..data');
+      await rf.seen('..data');
+    }
+  } finally {
+    w.close();
+    wf.close();
   }
-  assert.equal(runs, 0, 'not while the burst goes on');
-  await new Promise((r) => setTimeout(r, 80));
-  assert.equal(runs, 1, 'once after the burst settled');
-  // Events every 10 ms never leave 30 ms of quiet: the 120 ms cap makes it run anyway.
-  const start = performance.now();
-  while (runs === 1 && performance.now() - start < 1000) {
-    d.trigger();
-    await new Promise((r) => setTimeout(r, 10));
+});
+
+test('the watched directory deleted: reported lost once; re-created: watched again (reported, and its content counts as changed)', async () => {
+  const dir = join(root, 'gone');
+  mkdirSync(dir);
+  const r = recorder();
+  const w = r.watch([dir], 20);
+  try {
+    rmSync(dir, { recursive: true });
+    await until(() => r.lost.length > 0, () => 'no loss reported');
+    assert.match(r.lost[0] as string, /no longer exists/);
+    assert.deepEqual(w.lost.length, 1);
+    await quiet(60); // several interval checks: still one report
+    assert.equal(r.lost.length, 1);
+    r.events.length = 0;
+    mkdirSync(dir);
+    await until(() => r.restored.length > 0, () => 'not watched again');
+    assert.match(r.restored[0] as string, /exists again/);
+    assert.deepEqual(w.lost, []);
+    assert.ok(r.events.some((e) => e.relative === '' && e.type === 'change'), 'the re-created directory counts as written (it may still be filling)');
+    r.events.length = 0;
+    replace(join(dir, 'x.yaml'), '1');
+    await r.seen('x.yaml');
+  } finally {
+    w.close();
   }
-  assert.equal(runs, 2, 'the cap ran the endless burst');
-  d.trigger();
-  d.cancel();
-  await new Promise((r) => setTimeout(r, 60));
-  assert.equal(runs, 2, 'a cancelled run does not happen');
+});
+
+test('the watched directory swapped with mv: the new one is watched, the old one (moved away) no longer reports', async () => {
+  const dir = join(root, 'swap');
+  mkdirSync(dir);
+  mkdirSync(join(root, 'swap-next'));
+  writeFileSync(join(root, 'swap-next', 'a.yaml'), '1');
+  const r = recorder();
+  const w = r.watch([dir], 1_000_000); // only the parent's watch can notice it quickly
+  try {
+    renameSync(dir, join(root, 'swap-old'));
+    renameSync(join(root, 'swap-next'), dir);
+    await until(() => r.restored.length > 0, () => 'the swapped-in directory is not watched');
+    await quiet();
+    r.events.length = 0;
+    writeFileSync(join(root, 'swap-old', 'stale.yaml'), 'x');
+    replace(join(dir, 'a.yaml'), '2');
+    await r.seen('a.yaml');
+    assert.ok(!r.events.some((e) => e.relative.includes('stale')), JSON.stringify(r.events.map((e) => e.relative)));
+  } finally {
+    w.close();
+  }
 });

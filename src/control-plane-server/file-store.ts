@@ -8,18 +8,22 @@
  */
 import { writeFileAtomic } from '../core/write-file-atomic.ts';
 import { ParseCache } from '../config/load.ts';
-import { type BurstDebouncer, type ConfigWatcher, debounceBursts, watchConfigPaths } from '../config/watch.ts';
+import { type ConfigWatcher, watchConfigPaths } from '../config/watch.ts';
+import { type ReloadAttempt, Reloader } from '../config/reloader.ts';
 import { mkdir, unlink } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigIssue, IssueList } from '../config/issues.ts';
 import { reportFindings } from '../config/findings.ts';
-import { type AnalysisMode, checkDocuments, loadConfig } from '../config/load-config.ts';
+import { type AnalysisMode, checkDocumentsAsync, loadConfig } from '../config/load-config.ts';
 import { fromObjects, type RawDocument } from '../config/load.ts';
 import { type AnyResource, KIND_VERSIONS } from '../config/resource.ts';
 import type { ApplyResponse, Rejection, WireResource } from '../control-plane/protocol.ts';
 import { ConfigError } from '../core/errors.ts';
-import { contentVersion } from '../config/version.ts';
+import { runSliced } from '../config/steps.ts';
+import { RegistryCache } from '../config/registry.ts';
+import { ValidationCache } from '../config/validate/index.ts';
+import { contentVersionSteps } from '../config/version.ts';
 import { ControlPlaneError } from './errors.ts';
 import type { ServerLogger } from './logger.ts';
 import type { ConfigState, ConfigStore, SourceHealth } from './store.ts';
@@ -40,6 +44,13 @@ export interface FileConfigStoreOptions {
   readonly debounceMs?: number;
   /** Longest a reload waits while file events keep coming (Istio's `PILOT_DEBOUNCE_MAX`). @defaultValue 1000 */
   readonly maxDebounceMs?: number;
+  /**
+   * How long a file written in place (not renamed into place) must be quiet before it is read:
+   * a half-written file is never pushed (see `Reloader`). @defaultValue 1000
+   */
+  readonly settleMs?: number;
+  /** How often the directory's identity is checked (a replaced or deleted directory is noticed). @defaultValue 1000 */
+  readonly watchCheckIntervalMs?: number;
   /** Most rejections kept. @defaultValue 20 */
   readonly maxRejections?: number;
   /** Watch the directory. @defaultValue true */
@@ -83,10 +94,12 @@ export class FileConfigStore implements ConfigStore {
   #health: SourceHealth;
   #queue: Promise<unknown> = Promise.resolve();
   #watcher: ConfigWatcher | undefined;
-  /** Only changed files are parsed again on a reload. */
+  /** Only changed files are parsed (and their resources validated) again on a reload. */
   readonly #parseCache = new ParseCache();
-  readonly #reloadSoon: BurstDebouncer;
-  #changedFiles = new Set<string>();
+  readonly #validationCache = new ValidationCache();
+  readonly #registryCache = new RegistryCache();
+  readonly #reloader: Reloader;
+  readonly #watchCheckIntervalMs: number | undefined;
   #closed = false;
 
   constructor(options: FileConfigStoreOptions) {
@@ -94,7 +107,15 @@ export class FileConfigStore implements ConfigStore {
     this.#appliedDir = join(this.#dir, APPLIED_DIR);
     this.#analysis = options.analysis ?? 'advisory';
     this.#defaultNamespace = options.defaultNamespace ?? 'default';
-    this.#reloadSoon = debounceBursts(() => this.#reloadChanged(), options.debounceMs ?? 20, options.maxDebounceMs ?? 1000);
+    this.#reloader = new Reloader({
+      debounceMs: options.debounceMs ?? 20,
+      maxDebounceMs: options.maxDebounceMs ?? 1000,
+      settleMs: options.settleMs,
+      reload: (attempt) => this.#serial(() => this.#reload(this.#origin(attempt.files), attempt)),
+      onUnsettled: (files, ms) => this.#logger?.warn(`${files.map((f) => relative(this.#dir, f)).join(', ')} in ${this.#dir}: written for ${Math.round(ms / 1000)} s without a pause; reloaded once quiet`),
+      onError: (err) => this.#logger?.warn(`reloading ${this.#dir}: ${err instanceof Error ? err.message : String(err)}`),
+    });
+    this.#watchCheckIntervalMs = options.watchCheckIntervalMs;
     this.#maxRejections = options.maxRejections ?? 20;
     this.#watch = options.watch ?? true;
     this.#logger = options.logger;
@@ -106,16 +127,29 @@ export class FileConfigStore implements ConfigStore {
   }
 
   async start(): Promise<void> {
-    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache });
+    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#registryCache });
     if (!loaded.ok) {
       this.#health = { kind: 'file', location: this.#dir, healthy: false, error: 'the first load failed' };
       throw new ConfigError(loaded.issues.all);
     }
-    this.#state = { version: contentVersion(loaded.resources), resources: loaded.resources, findings: loaded.findings };
+    this.#state = { version: await runSliced(contentVersionSteps(loaded.resources)), resources: loaded.resources, findings: loaded.findings };
     reportFindings(this.#logger, `config version ${this.#state.version}`, [], loaded.findings);
     this.#health = { kind: 'file', location: this.#dir, healthy: true };
     if (this.#watch) {
-      this.#watcher = watchConfigPaths([this.#dir], (file) => this.#onFileEvent(file), (err) => this.#logger?.warn(`watching ${this.#dir}: ${err.message}`));
+      this.#watcher = watchConfigPaths([this.#dir], {
+        onEvent: (e) => this.#reloader.event(e),
+        onError: (err) => this.#logger?.warn(`watching ${this.#dir}: ${err.message}`),
+        onLost: (_root, reason) => {
+          const error = `lost the watch on ${this.#dir}: ${reason}; serving config version ${this.#state.version}`;
+          this.#health = { kind: 'file', location: this.#dir, healthy: false, error };
+          this.#logger?.warn(error);
+        },
+        onRestored: (_root, how) => {
+          this.#health = { kind: 'file', location: this.#dir, healthy: false, error: `${how}; reloading` };
+          this.#logger?.info?.(`config directory ${how}`);
+        },
+        checkIntervalMs: this.#watchCheckIntervalMs,
+      });
     }
   }
 
@@ -147,7 +181,7 @@ export class FileConfigStore implements ConfigStore {
   async close(): Promise<void> {
     this.#closed = true;
     this.#watcher?.close();
-    this.#reloadSoon.cancel();
+    await this.#reloader.close();
     await this.#queue.catch(() => {});
   }
 
@@ -158,18 +192,9 @@ export class FileConfigStore implements ConfigStore {
     return run;
   }
 
-  #onFileEvent(name: string): void {
-    // Dotfiles (editors' swap files, apply's temp files) are not config.
-    if (name.split(sep).some((seg) => seg.startsWith('.'))) return;
-    if (name !== '') this.#changedFiles.add(name);
-    this.#reloadSoon.trigger();
-  }
-
-  #reloadChanged(): void {
-    const files = [...this.#changedFiles].sort();
-    this.#changedFiles = new Set();
-    const origin = `file change${files.length > 0 ? ` (${files.join(', ')})` : ''} in ${this.#dir}`;
-    this.reload(origin).catch((err: unknown) => this.#logger?.warn(`reloading ${this.#dir}: ${err instanceof Error ? err.message : String(err)}`));
+  #origin(files: readonly string[]): string {
+    const names = files.map((f) => relative(this.#dir, f) || '.');
+    return `file change${names.length > 0 ? ` (${names.join(', ')})` : ''} in ${this.#dir}`;
   }
 
   #reject(origin: string, reasons: readonly string[]): void {
@@ -178,8 +203,8 @@ export class FileConfigStore implements ConfigStore {
     this.#logger?.warn(`rejected ${origin}, keeping config version ${this.#state.version}:\n  ${reasons.join('\n  ')}`);
   }
 
-  #setState(resources: readonly AnyResource[], findings: readonly ConfigIssue[]): string {
-    const version = contentVersion(resources);
+  async #setState(resources: readonly AnyResource[], findings: readonly ConfigIssue[]): Promise<string> {
+    const version = await runSliced(contentVersionSteps(resources));
     const changed = version !== this.#state.version;
     if (changed) reportFindings(this.#logger, `config version ${version}`, this.#state.findings, findings);
     this.#state = { version, resources, findings };
@@ -187,9 +212,12 @@ export class FileConfigStore implements ConfigStore {
     return version;
   }
 
-  async #reload(origin: string): Promise<void> {
+  /** Reloads the directory; a watcher's `attempt` that went out of date while reading is dropped (another follows). */
+  async #reload(origin: string, attempt?: ReloadAttempt): Promise<void> {
     if (this.#closed) return;
-    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache });
+    if (attempt !== undefined && (this.#watcher?.lost.length ?? 0) > 0) return; // health says the watch is lost; the last good config serves
+    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#registryCache });
+    if (attempt !== undefined && !(await attempt.current())) return;
     if (!loaded.ok) {
       const reasons = errorsOf(loaded.issues);
       this.#health = { kind: 'file', location: this.#dir, healthy: false, error: `last change rejected (${reasons.length} error(s)); serving version ${this.#state.version}` };
@@ -198,7 +226,7 @@ export class FileConfigStore implements ConfigStore {
     }
     this.#health = { kind: 'file', location: this.#dir, healthy: true };
     // The same content (e.g. the files `apply` just wrote) keeps its version: no push.
-    this.#setState(loaded.resources, loaded.findings);
+    await this.#setState(loaded.resources, loaded.findings);
   }
 
   #isApplied(r: AnyResource): boolean {
@@ -214,8 +242,13 @@ export class FileConfigStore implements ConfigStore {
     return new Map(this.#state.resources.map((r) => [keyOf(r.kind, r.metadata.namespace, r.metadata.name), r]));
   }
 
-  #check(docs: RawDocument[]): { resources: readonly AnyResource[]; issues: readonly ConfigIssue[]; findings: readonly ConfigIssue[] } | { failed: IssueList } {
-    const result = checkDocuments(docs, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace });
+  /** The documents of resources in use: the ones they were read from when known (not validated again), else made from them. */
+  #docsOf(resources: readonly AnyResource[]): RawDocument[] {
+    return resources.map((r) => this.#validationCache.docOf(r) ?? (fromObjects([r])[0] as RawDocument));
+  }
+
+  async #check(docs: RawDocument[]): Promise<{ resources: readonly AnyResource[]; issues: readonly ConfigIssue[]; findings: readonly ConfigIssue[] } | { failed: IssueList }> {
+    const result = await checkDocumentsAsync(docs, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, validationCache: this.#validationCache, registryCache: this.#registryCache });
     if (!result.ok) return { failed: result.issues };
     return { resources: result.resources, issues: result.issues.all, findings: result.findings };
   }
@@ -245,8 +278,8 @@ export class FileConfigStore implements ConfigStore {
       incoming.push({ key, ref, existing, ns, doc: { apiVersion: w.apiVersion, kind, metadata, spec: w.spec } });
     }
     const kept = this.#state.resources.filter((r) => !seen.has(keyOf(r.kind, r.metadata.namespace, r.metadata.name)));
-    const docs = [...fromObjects(kept), ...incoming.map((x, i) => ({ value: x.doc, source: { file: `${APPLY_LABEL}[${i}]` } }))];
-    const checked = this.#check(docs);
+    const docs = [...this.#docsOf(kept), ...incoming.map((x, i) => ({ value: x.doc, source: { file: `${APPLY_LABEL}[${i}]` } }))];
+    const checked = await this.#check(docs);
     if ('failed' in checked) {
       this.#reject(origin, errorsOf(checked.failed));
       throw new ConfigError(checked.failed.all);
@@ -277,7 +310,7 @@ export class FileConfigStore implements ConfigStore {
       const file = fileOf.get(r.ref) ?? (r.source.file.startsWith(APPLY_LABEL) ? index.get(keyOf(r.kind, r.metadata.namespace, r.metadata.name))?.source.file : undefined);
       return file === undefined ? r : ({ ...r, source: { file } } as AnyResource);
     });
-    const version = this.#setState(resources, checked.findings);
+    const version = await this.#setState(resources, checked.findings);
     this.#logger?.info?.(`${origin}: ${applied.map((a) => `${a.ref} ${a.action}`).join(', ')}; config version ${version}`);
     return { version, applied, warnings };
   }
@@ -289,13 +322,13 @@ export class FileConfigStore implements ConfigStore {
       throw new ControlPlaneError('CONFLICT', `${existing.ref} is defined in ${this.#userFile(existing)}; delete it there, not through the API`);
     }
     const kept = this.#state.resources.filter((r) => r !== existing);
-    const checked = this.#check(fromObjects(kept));
+    const checked = await this.#check(this.#docsOf(kept));
     if ('failed' in checked) {
       this.#reject(origin, errorsOf(checked.failed));
       throw new ConfigError(checked.failed.all);
     }
     await unlinkQuiet(existing.source.file);
-    const version = this.#setState(checked.resources, checked.findings);
+    const version = await this.#setState(checked.resources, checked.findings);
     this.#logger?.info?.(`${origin}: ${existing.ref} deleted; config version ${version}`);
     return { deleted: true, version };
   }

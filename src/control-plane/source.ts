@@ -248,7 +248,8 @@ export class ControlPlaneSource {
       this.#origin = 'control-plane';
       this.#settle(snapshot);
     } else {
-      this.#origin = 'control-plane';
+      // Endpoints alone (no config was ever accepted, e.g. after a failOpen start) do not make the config the control plane's.
+      if (state.configVersion !== '') this.#origin = 'control-plane';
       this.#install(snapshot);
     }
     this.#emit('config', { version: state.configVersion, endpointsVersion: state.endpointsVersion, source: 'control-plane', findings: state.findings } satisfies ConfigAppliedEvent);

@@ -7,10 +7,12 @@
  * @module
  */
 import { type ConfigIssue, IssueList } from '../config/issues.ts';
-import { type AnalysisMode, checkDocuments } from '../config/load-config.ts';
+import { parseJsonSteps } from '../config/json-steps.ts';
+import { type AnalysisMode, checkDocuments, checkDocumentsAsync } from '../config/load-config.ts';
+import { runSliced } from '../config/steps.ts';
 import type { RawDocument } from '../config/load.ts';
 import type { AnyResource, Resource } from '../config/resource.ts';
-import { compileSnapshot, type Snapshot, type WorkloadInfo } from '../routing/compile.ts';
+import { compileSnapshot, compileSnapshotAsync, type Snapshot, type WorkloadInfo } from '../routing/compile.ts';
 import { eventId, type WireResource } from './protocol.ts';
 
 /** A validated, applicable state: resources and registered workloads with their versions. */
@@ -95,6 +97,16 @@ export function parseEvent(text: string): unknown {
   return parsed.get(text, '', () => JSON.parse(text) as unknown);
 }
 
+const parsedAsync = new RecentByText<Promise<unknown>>();
+
+/**
+ * {@link parseEvent} in slices (a large config event's resources are parsed a few at a time, so
+ * the event loop keeps running); identical texts share one parse. Rejects with what `JSON.parse` throws.
+ */
+export function parseEventAsync(text: string): Promise<unknown> {
+  return parsedAsync.get(text, '', () => runSliced(parseJsonSteps(text)));
+}
+
 const recent = new RecentByText<Checked<AnyResource>>();
 
 /**
@@ -108,13 +120,32 @@ export function checkConfig(resources: readonly WireResource[], label: string, o
 
 function checkConfigNow(resources: readonly WireResource[], label: string, o: CheckOptions): Checked<AnyResource> {
   const d = docs(resources, label);
-  if (d === undefined) {
-    const issues = new IssueList();
-    issues.file(label, undefined, 'error', '`resources` is not a list');
-    return { ok: false, value: [], issues, findings: [] };
-  }
+  if (d === undefined) return notAList(label);
   const loaded = checkDocuments(d, { defaultNamespace: o.defaultNamespace, analysis: o.analysis });
   return { ok: loaded.ok, value: loaded.resources, issues: loaded.issues, findings: loaded.findings };
+}
+
+function notAList(label: string): Checked<AnyResource> {
+  const issues = new IssueList();
+  issues.file(label, undefined, 'error', '`resources` is not a list');
+  return { ok: false, value: [], issues, findings: [] };
+}
+
+const recentAsync = new RecentByText<Promise<Checked<AnyResource>>>();
+
+/**
+ * {@link checkConfig} in slices that give the event loop a turn every few milliseconds: a mesh
+ * keeps serving requests while it checks a large config. Identical events (`text`) share one check.
+ */
+export function checkConfigAsync(resources: readonly WireResource[], label: string, o: CheckOptions, text?: string): Promise<Checked<AnyResource>> {
+  const run = async (): Promise<Checked<AnyResource>> => {
+    const d = docs(resources, label);
+    if (d === undefined) return notAList(label);
+    const loaded = await checkDocumentsAsync(d, { defaultNamespace: o.defaultNamespace, analysis: o.analysis });
+    return { ok: loaded.ok, value: loaded.resources, issues: loaded.issues, findings: loaded.findings };
+  };
+  if (text === undefined) return run();
+  return recentAsync.get(text, `${o.defaultNamespace}\0${o.analysis ?? 'advisory'}\0${label}`, run);
 }
 
 /** Validates the workloads of an `endpoints` event: each must be a valid WorkloadEntry. */
@@ -142,6 +173,14 @@ export function reasons(issues: IssueList): string[] {
 /** Compiles a good state for this workload; the snapshot version is `<config>/<endpoints>`. */
 export function compileState(state: GoodState, workload: WorkloadInfo): Snapshot {
   return compileSnapshot(state.resources, workload, {
+    version: eventId(state.configVersion, state.endpointsVersion),
+    extraWorkloads: state.workloads,
+  });
+}
+
+/** {@link compileState} in slices that give the event loop a turn every few milliseconds. */
+export function compileStateAsync(state: GoodState, workload: WorkloadInfo): Promise<Snapshot> {
+  return compileSnapshotAsync(state.resources, workload, {
     version: eventId(state.configVersion, state.endpointsVersion),
     extraWorkloads: state.workloads,
   });

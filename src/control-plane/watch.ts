@@ -45,7 +45,7 @@ import {
   WATCH_PATH,
 } from './protocol.ts';
 import { SseParser, type SseEvent } from './sse.ts';
-import { type CheckOptions, checkConfig, checkWorkloads, compileState, EMPTY_STATE, type GoodState, parseEvent, reasons } from './state.ts';
+import { type CheckOptions, checkConfigAsync, checkWorkloads, compileStateAsync, EMPTY_STATE, type GoodState, parseEventAsync, reasons } from './state.ts';
 
 /** What a watch reports. */
 export interface WatchListener {
@@ -162,6 +162,12 @@ export class Watch {
     let last = clock.now();
     let limit = this.#o.connectTimeoutMs;
     let timer: Timer | undefined;
+    // Events are handled one after the other, each checked and compiled in slices that let the
+    // event loop run (a large config takes hundreds of ms); the stream is read meanwhile.
+    let work: Promise<void> = Promise.resolve();
+    const queue = (fn: () => Promise<void>): void => {
+      work = work.then(() => (this.#closed ? undefined : fn())).catch((err: unknown) => ac.abort(err));
+    };
     const arm = (ms: number) => {
       timer = clock.setTimer(() => {
         const idle = clock.now() - last;
@@ -194,9 +200,9 @@ export class Watch {
             limit = HEARTBEAT_MISSES * hello.heartbeatMs;
             timer?.clear();
             arm(limit);
-          } else this.#event(e, url);
+          } else queue(() => this.#event(e, url));
         },
-        onComment: () => this.#flush(url),
+        onComment: () => queue(() => this.#flush(url)),
       });
       for await (const chunk of res.body) {
         last = clock.now();
@@ -209,6 +215,8 @@ export class Watch {
     } finally {
       timer?.clear();
       if (!ac.signal.aborted) ac.abort();
+      // Events received before the stream ended are still applied, in order, before a reconnect.
+      await work;
     }
   }
 
@@ -225,16 +233,16 @@ export class Watch {
     return hello;
   }
 
-  #event(e: SseEvent, url: string): void {
+  async #event(e: SseEvent, url: string): Promise<void> {
     if (e.event === 'endpoints-delta') {
-      this.#delta(e, url);
+      await this.#delta(e, url);
       return;
     }
     if (e.event !== 'config' && e.event !== 'endpoints') return; // unknown events: newer servers
     const kind: Kind = e.event;
     let body: ConfigEvent | EndpointsEvent;
     try {
-      body = parseEvent(e.data) as ConfigEvent | EndpointsEvent;
+      body = (await parseEventAsync(e.data)) as ConfigEvent | EndpointsEvent;
       if (typeof body?.version !== 'string') throw new Error('no version');
     } catch (err) {
       const ids = parseEventId(e.id);
@@ -248,7 +256,8 @@ export class Watch {
       this.#ack(url, kind, body.version);
     } else if (kind === 'config') {
       const wire = (body as ConfigEvent).resources;
-      const checked = checkConfig(wire, `control-plane config ${body.version}`, this.#o.check, e.data);
+      const checked = await checkConfigAsync(wire, `control-plane config ${body.version}`, this.#o.check, e.data);
+      if (this.#closed) return;
       if (checked.ok) this.#staged.config = { version: body.version, value: checked.value, wire, findings: checked.findings };
       else this.#nack(url, kind, body.version, checked.issues, reasons(checked.issues));
     } else {
@@ -257,18 +266,18 @@ export class Watch {
       if (checked.ok) this.#staged.endpoints = { version: body.version, value: checked.value, wire };
       else this.#nack(url, kind, body.version, checked.issues, reasons(checked.issues));
     }
-    if (this.#pending.size === 0) this.#flush(url);
+    if (this.#pending.size === 0) await this.#flush(url);
   }
 
   /**
    * An `endpoints-delta`: applied on top of the endpoints staged or in use when its `base` is their
    * version (the new entries validated alone); otherwise the stream is ended to resync.
    */
-  #delta(e: SseEvent, url: string): void {
+  async #delta(e: SseEvent, url: string): Promise<void> {
     const ns = this.#o.check.defaultNamespace;
     let body: EndpointsDeltaEvent;
     try {
-      body = parseEvent(e.data) as EndpointsDeltaEvent;
+      body = (await parseEventAsync(e.data)) as EndpointsDeltaEvent;
       if (typeof body?.version !== 'string' || typeof body.base !== 'string' || !Array.isArray(body.workloads) || !Array.isArray(body.removed)) {
         throw new Error('version, base, workloads and removed are required');
       }
@@ -296,11 +305,11 @@ export class Watch {
     const wire: WireResource[] = byRef(staged?.wire ?? this.#state.wireWorkloads, body.workloads);
     const value = byRef(staged?.value ?? this.#state.workloads, checked.value);
     this.#staged.endpoints = { version: body.version, value, wire };
-    if (this.#pending.size === 0) this.#flush(url);
+    if (this.#pending.size === 0) await this.#flush(url);
   }
 
   /** Compiles and hands over what is staged (when nothing more was announced). */
-  #flush(url: string): void {
+  async #flush(url: string): Promise<void> {
     this.#pending.clear();
     const { config, endpoints } = this.#staged;
     if (config === undefined && endpoints === undefined) return;
@@ -317,13 +326,14 @@ export class Watch {
     };
     let snapshot: Snapshot;
     try {
-      snapshot = compileState(next, this.#o.workload);
+      snapshot = await compileStateAsync(next, this.#o.workload);
     } catch (e) {
       const why = [`compiling failed: ${e instanceof Error ? e.message : String(e)}`];
       if (config !== undefined) this.#nack(url, 'config', config.version, undefined, why);
       if (endpoints !== undefined) this.#nack(url, 'endpoints', endpoints.version, undefined, why);
       return;
     }
+    if (this.#closed) return;
     this.#state = next;
     this.#resyncs = 0;
     this.#o.listener.applied(next, snapshot, url);

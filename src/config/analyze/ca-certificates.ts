@@ -30,8 +30,9 @@ export const caCertificateAnalyzer: Analyzer = {
   name: 'destinationrule.ca-certificates',
   codes: ['IST0128', 'IST0129'],
   description: 'DestinationRules with TLS mode SIMPLE or MUTUAL set caCertificates to verify the server',
-  analyze(ctx, issues) {
+  *analyze(ctx, issues) {
     for (const dr of ctx.destinationRules) {
+      yield;
       const policy = dr.spec.trafficPolicy;
       if (unverified(policy?.tls, dr)) {
         const path: FieldPath = ['spec', 'trafficPolicy', 'tls'];

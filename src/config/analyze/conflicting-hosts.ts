@@ -72,9 +72,10 @@ export const conflictingHostsAnalyzer: Analyzer = {
   name: 'virtualservice.conflicting-hosts',
   codes: ['IST0109'],
   description: 'mesh VirtualServices that claim the same host (meshlet: the oldest wins)',
-  analyze(ctx, issues) {
+  *analyze(ctx, issues) {
     const claims: Claim[] = [];
     for (const vs of [...ctx.virtualServices].filter(appliesToMesh).sort(byAge)) {
+      yield;
       const scope = exportScope(vs.spec.exportTo, vs.metadata.namespace);
       const seen = new Set<string>();
       (vs.spec.hosts ?? []).forEach((h, index) => {

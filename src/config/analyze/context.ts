@@ -5,9 +5,10 @@
  * @module
  */
 import { DestinationRuleIndex } from '../destination-policy.ts';
-import { hostMatches, isVisible, resolveHost, specificity } from '../hosts.ts';
+import { hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost, specificity } from '../hosts.ts';
 import type { FieldPath, IssueList } from '../issues.ts';
-import { ServiceRegistry, type Service } from '../registry.ts';
+import type { Steps } from '../steps.ts';
+import { type RegistryCache, ServiceRegistry, type Service } from '../registry.ts';
 import { ofKind, type AnyResource, type Resource } from '../resource.ts';
 import type { Destination, HTTPMirrorPolicy, HTTPRoute, HTTPRouteDestination, RouteDestination } from '../types/networking.ts';
 
@@ -21,6 +22,10 @@ export interface AnalysisContext {
   readonly virtualServices: readonly Resource<'VirtualService'>[];
   /** DestinationRules, in load order. */
   readonly destinationRules: readonly Resource<'DestinationRule'>[];
+  /** The services whose host is a wildcard (`*.example.com`), in registry order: the only ones another host can fall under. */
+  readonly wildcardServices: readonly Service[];
+  /** The services whose host overlaps `host` (either covers the other), in registry order; indexed, so analysis stays linear. */
+  servicesOverlapping(host: string): readonly Service[];
   /** DestinationRules whose (resolved) host pattern matches `host`; indexed, so analysis stays linear. */
   rulesMatching(host: string): readonly Resource<'DestinationRule'>[];
   /** The DestinationRule lookup as seen by workloads (with no labels) in `namespace`; cached per namespace. */
@@ -35,12 +40,12 @@ export interface Analyzer {
   readonly codes: readonly string[];
   /** One line saying what it checks. */
   readonly description: string;
-  /** Runs the check and adds findings to `issues`. */
-  analyze(ctx: AnalysisContext, issues: IssueList): void;
+  /** Runs the check and adds findings to `issues`, pausing between resources (run it with `runNow` or `runSliced`). */
+  analyze(ctx: AnalysisContext, issues: IssueList): Steps<void>;
 }
 
 /** Builds the shared inputs for an analysis run. */
-export function createContext(resources: readonly AnyResource[]): AnalysisContext {
+export function* createContext(resources: readonly AnyResource[], registryCache?: RegistryCache): Steps<AnalysisContext> {
   const destinationRules = ofKind(resources, 'DestinationRule');
   const exact = new Map<string, Resource<'DestinationRule'>[]>();
   const wildcard: { host: string; rule: Resource<'DestinationRule'> }[] = [];
@@ -50,9 +55,21 @@ export function createContext(resources: readonly AnyResource[]): AnalysisContex
     else exact.set(host, [...(exact.get(host) ?? []), dr]);
   }
   const indexes = new Map<string, DestinationRuleIndex>();
+  const registry = yield* ServiceRegistry.build(resources, [], registryCache);
+  const position = new Map<Service, number>();
+  for (const [i, s] of registry.services.entries()) position.set(s, i);
+  const wildcardServices = registry.services.filter((s) => isWildcard(s.hostname));
   return {
     resources,
-    registry: new ServiceRegistry(resources),
+    registry,
+    wildcardServices,
+    servicesOverlapping(host) {
+      // A wildcard host can cover any service: look at all of them (wildcard rules are few).
+      if (isWildcard(host)) return registry.services.filter((s) => hostsOverlap(host, s.hostname));
+      // A concrete host overlaps the services declaring it and the wildcard services covering it.
+      const out = [...(registry.byHost.get(host) ?? []), ...wildcardServices.filter((s) => s.hostname !== host && hostMatches(s.hostname, host))];
+      return out.sort((a, b) => (position.get(a) as number) - (position.get(b) as number));
+    },
     virtualServices: ofKind(resources, 'VirtualService'),
     destinationRules,
     rulesMatching(host) {
@@ -178,11 +195,12 @@ function visibleIn(s: Service, namespace: string): boolean {
  * Istio's analyzers decide: a VirtualService exported only to `bogus` routes nothing in its own
  * namespace, and its destination must be visible in `bogus`.
  */
-export function findService(registry: ServiceRegistry, host: string, namespace: string, exportTo?: readonly string[]): ServiceLookup {
+export function findService(ctx: Pick<AnalysisContext, 'registry' | 'wildcardServices'>, host: string, namespace: string, exportTo?: readonly string[]): ServiceLookup {
   const where = usedIn(exportTo, namespace);
   const seen = (s: Service) => exportScope(s.exportTo, s.namespace) === 'all' || where.some((ns) => visibleIn(s, ns));
-  const exact = registry.byHost.get(host) ?? [];
-  const wild = registry.services
+  const exact = ctx.registry.byHost.get(host) ?? [];
+  // Only a wildcard service can cover another host; the others were looked up by host above.
+  const wild = ctx.wildcardServices
     .filter((s) => s.hostname !== host && hostMatches(s.hostname, host))
     .sort((a, b) => specificity(b.hostname) - specificity(a.hostname));
   const candidates = [...exact, ...wild];

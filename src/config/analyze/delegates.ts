@@ -14,8 +14,9 @@ export const delegateAnalyzer: Analyzer = {
   name: 'virtualservice.delegates',
   codes: ['MESHLET0102'],
   description: 'root VirtualService rules whose delegate VirtualService is missing or not visible',
-  analyze(ctx, issues) {
+  *analyze(ctx, issues) {
     for (const p of mergeDelegates(ctx.virtualServices).problems) {
+      yield;
       const why = p.reason === 'not-found'
         ? `no delegate VirtualService ${p.delegate} (a VirtualService without hosts)`
         : `the delegate VirtualService ${p.delegate} is not exported to namespace ${p.root.metadata.namespace}`;

@@ -35,11 +35,12 @@ export const destinationRuleAnalyzer: Analyzer = {
   name: 'destinationrule.hosts-and-subsets',
   codes: ['IST0173', 'IST0174'],
   description: 'DestinationRule hosts match a service and subsets select endpoints',
-  analyze(ctx, issues) {
+  *analyze(ctx, issues) {
     for (const dr of ctx.destinationRules) {
+      yield;
       const written = dr.spec.host;
       const host = resolveHost(written, dr.metadata.namespace);
-      const matching = ctx.registry.services.filter((s) => hostMatches(host, s.hostname) || hostMatches(s.hostname, host));
+      const matching = ctx.servicesOverlapping(host);
       if (matching.length === 0) {
         const shown = written.toLowerCase() === host ? `"${written}"` : `"${written}" (${host})`;
         issues.at(dr, ['spec', 'host'], 'warning', `host ${shown} matches no service: no ServiceEntry declares a matching host`, 'IST0174');

@@ -19,7 +19,7 @@ function namespaceOfHost(host: string): string | undefined {
 
 function checkHost(vs: Resource<'VirtualService'>, ref: DestinationRef, host: string, ctx: AnalysisContext, issues: IssueList): Service | undefined {
   const ns = vs.metadata.namespace;
-  const { service, hidden } = findService(ctx.registry, host, ns, vs.spec.exportTo);
+  const { service, hidden } = findService(ctx, host, ns, vs.spec.exportTo);
   if (service !== undefined) return service;
   const what = ref.role === 'mirror' ? 'mirror host' : 'host';
   const written = ref.destination.host;
@@ -91,8 +91,9 @@ export const destinationAnalyzer: Analyzer = {
   name: 'virtualservice.destinations',
   codes: ['IST0101', 'IST0112'],
   description: 'VirtualService destinations name known hosts, ports and DestinationRule subsets',
-  analyze(ctx, issues) {
+  *analyze(ctx, issues) {
     for (const vs of ctx.virtualServices) {
+      yield;
       // A VirtualService bound only to gateways is ignored by meshlet (validation says so); its
       // destinations live behind a gateway meshlet does not see, and must not refuse the config.
       if (!appliesToMesh(vs)) continue;

@@ -14,7 +14,9 @@
  * @module
  */
 import type { IssueList } from '../issues.ts';
+import type { RegistryCache } from '../registry.ts';
 import type { AnyResource } from '../resource.ts';
+import { runNow, type Steps } from '../steps.ts';
 import { caCertificateAnalyzer } from './ca-certificates.ts';
 import { conflictingHostsAnalyzer } from './conflicting-hosts.ts';
 import { createContext, type Analyzer } from './context.ts';
@@ -48,6 +50,14 @@ export const ANALYZERS: readonly Analyzer[] = Object.freeze([
  * @category Config
  */
 export function analyze(resources: readonly AnyResource[], issues: IssueList): void {
-  const ctx = createContext(resources);
-  for (const a of ANALYZERS) a.analyze(ctx, issues);
+  runNow(analyzeSteps(resources, issues));
+}
+
+/**
+ * {@link analyze} as {@link Steps}: pauses between resources.
+ * @internal
+ */
+export function* analyzeSteps(resources: readonly AnyResource[], issues: IssueList, registryCache?: RegistryCache): Steps<void> {
+  const ctx = yield* createContext(resources, registryCache);
+  for (const a of ANALYZERS) yield* a.analyze(ctx, issues);
 }

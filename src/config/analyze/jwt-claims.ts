@@ -27,10 +27,11 @@ export const jwtClaimAnalyzer: Analyzer = {
   name: 'virtualservice.jwt-claim-routing',
   codes: ['IST0149'],
   description: 'JWT claim based routing at a gateway has a RequestAuthentication',
-  analyze(ctx, issues) {
+  *analyze(ctx, issues) {
     const raNamespaces = new Set(ofKind(ctx.resources, 'RequestAuthentication').map((ra) => ra.metadata.namespace));
     if (raNamespaces.has(ROOT_NAMESPACE)) return;
     for (const vs of ctx.virtualServices) {
+      yield;
       if (appliesToMesh(vs)) continue;
       const ns = vs.metadata.namespace;
       const gateways = (vs.spec.gateways ?? []).map((g) => (g.includes('/') ? g : `${ns}/${g}`));

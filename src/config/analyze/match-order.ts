@@ -215,8 +215,9 @@ export const matchOrderAnalyzer: Analyzer = {
   name: 'virtualservice.match-order',
   codes: ['IST0130', 'IST0131'],
   description: 'VirtualService rules and match blocks that can never be used',
-  analyze(ctx, issues) {
+  *analyze(ctx, issues) {
     for (const vs of ctx.virtualServices) {
+      yield;
       checkHttp(vs, ctx, issues);
       checkL4(vs, 'tcp', issues);
       checkL4(vs, 'tls', issues);

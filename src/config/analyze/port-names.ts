@@ -33,8 +33,9 @@ export const portNameAnalyzer: Analyzer = {
   name: 'service.port-names',
   codes: ['IST0118', 'IST0150'],
   description: 'Kubernetes Service ports name their protocol',
-  analyze(ctx, issues) {
+  *analyze(ctx, issues) {
     for (const svc of ofKind(ctx.resources, 'Service')) {
+      yield;
       if (IGNORED_NAMESPACES.has(svc.metadata.namespace) || skipped(svc)) continue;
       const external = svc.spec.type === 'ExternalName';
       (svc.spec.ports ?? []).forEach((p, i) => {

@@ -27,9 +27,10 @@ export const serviceEntryProtocolAnalyzer: Analyzer = {
   name: 'serviceentry.conflicting-protocols',
   codes: ['IST0177'],
   description: 'ServiceEntries that declare one host and port agree on its protocol',
-  analyze(ctx, issues) {
+  *analyze(ctx, issues) {
     const byKey = new Map<string, Declaration[]>();
     for (const se of ofKind(ctx.resources, 'ServiceEntry').sort(byAge)) {
+      yield;
       const scope = exportScope(se.spec.exportTo, se.metadata.namespace);
       for (const h of se.spec.hosts) {
         const host = resolveHost(h, se.metadata.namespace);

@@ -299,13 +299,13 @@ export function obj<T extends object>(fields: Fields<T>, options: ObjectOptions<
   });
   const known = specs.map(([n]) => n);
   const aliases = specs.filter(([, s]) => s.alias !== undefined).map(([n, s]) => [n, s.alias as string] as const);
-  const accepted = [...known, ...aliases.map(([, a]) => a)];
+  const accepted = new Set([...known, ...aliases.map(([, a]) => a)]);
   return (v, path, ctx) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(ctx, path, `must be an object, got ${typeName(v)}`);
     let raw = v as Record<string, unknown>;
     const out: Record<string, unknown> = {};
     for (const key of Object.keys(raw)) {
-      if (!accepted.includes(key)) fail(ctx, [...path, key], `unknown field "${key}"${suggest(key, known)}`);
+      if (!accepted.has(key)) fail(ctx, [...path, key], `unknown field "${key}"${suggest(key, known)}`);
     }
     for (const [name, alias] of aliases) {
       if (raw[alias] === undefined || raw[alias] === null) continue;
@@ -318,9 +318,10 @@ export function obj<T extends object>(fields: Fields<T>, options: ObjectOptions<
     }
     for (const [name, spec] of specs) {
       const value = raw[name];
+      if ((value === undefined || value === null) && spec.required !== true) continue; // most fields are absent: no path for them
       const p = [...path, spec.alias !== undefined && raw[spec.alias] === value && value !== undefined ? spec.alias : name];
       if (value === undefined || value === null) {
-        if (spec.required === true) fail(ctx, p, 'is required');
+        fail(ctx, p, 'is required');
         continue;
       }
       if (spec.unsupported !== undefined) {

@@ -1,0 +1,292 @@
+/**
+ * The compiler of one snapshot's routes and clusters: route rules into compiled routes with
+ * their matchers and weighted targets, destinations into clusters (endpoints and the merged
+ * DestinationRule policy), and the record of what each virtual host's routes looked up (so a
+ * later compile can tell whether they are still right, see {@link CompileCache}).
+ *
+ * @module
+ */
+import { DestinationRuleIndex, effectivePolicy, type ClientWorkload, type MergedDestinationRule } from '../config/destination-policy.ts';
+import { resolveHost } from '../config/hosts.ts';
+import { endpointsFor, labelsMatch, type ServiceRegistry, type Service } from '../config/registry.ts';
+import type { AnyResource, Resource } from '../config/resource.ts';
+import type { Destination, HTTPMatchRequest, HTTPRoute, ServicePort } from '../config/types/networking.ts';
+import { type CompileCache, type Lookup, type Resolved, sameResolved } from './compile-cache.ts';
+import { isCatchAllMatch, RequestMatcher } from './request-matcher.ts';
+import {
+  authorityFromHeaderOps,
+  compileDirectResponse,
+  compileFault,
+  compileHeaderOps,
+  compileRedirect,
+  compileRetry,
+  compileRewrite,
+  compileTimeout,
+} from './route-policy.ts';
+import { describeRoute, type Cluster, type CompiledRoute, type MirrorTarget, type RouteDecision, type RouteTarget } from './route-table.ts';
+
+const NO_MATCHERS: readonly RequestMatcher[] = Object.freeze([]);
+const NO_MIRRORS: readonly MirrorTarget[] = Object.freeze([]);
+const ONE_HUNDRED: readonly number[] = Object.freeze([100]);
+
+/** Compiles routes and clusters for one workload from one registry. */
+export class Compiler {
+  readonly #registry: ServiceRegistry;
+  readonly #client: ClientWorkload;
+  readonly #clusters = new Map<string, Cluster>();
+  readonly #rules: DestinationRuleIndex;
+  readonly #cache: CompileCache | undefined;
+  /** The lookups made while compiling one virtual host (see {@link Compiler.recording}). */
+  #lookups: Lookup[] | undefined;
+
+  constructor(resources: readonly AnyResource[], registry: ServiceRegistry, client: ClientWorkload, cache?: CompileCache) {
+    this.#rules = new DestinationRuleIndex(resources, client);
+    this.#registry = registry;
+    this.#client = client;
+    this.#cache = cache;
+  }
+
+  get clusters(): ReadonlyMap<string, Cluster> {
+    return this.#clusters;
+  }
+
+  /** Runs `fn` and says which lookups it made (what a virtual host's routes depend on). */
+  recording<T>(fn: () => T): { value: T; lookups: Lookup[] } {
+    const outer = this.#lookups;
+    const lookups: Lookup[] = [];
+    this.#lookups = lookups;
+    try {
+      return { value: fn(), lookups };
+    } finally {
+      this.#lookups = outer;
+    }
+  }
+
+  /** Whether every lookup would find the same now (then what was made from them can be reused). */
+  unchanged(lookups: readonly Lookup[]): boolean {
+    for (const l of lookups) {
+      if ('dest' in l) {
+        if (!sameResolved(this.#resolve(l.dest, l.namespace, l.vhostPort), l.resolved)) return false;
+      } else if (this.cluster(l.service, l.port, undefined) !== l.result) return false;
+    }
+    return true;
+  }
+
+  cluster(service: Service, port: ServicePort, subset: string | undefined): Cluster | string {
+    const name = `outbound|${port.number}|${subset ?? ''}|${service.hostname}`;
+    const existing = this.#clusters.get(name);
+    if (existing !== undefined) return existing;
+    const dr = this.#rules.find(service.hostname, service.namespace, this.#client.namespace);
+    const c = this.#cache === undefined ? this.#makeCluster(name, service, port, subset, dr) : this.#cache.cluster(name, service, port, dr, () => this.#makeCluster(name, service, port, subset, dr));
+    if (typeof c !== 'string') this.#clusters.set(name, c);
+    return c;
+  }
+
+  #makeCluster(name: string, service: Service, port: ServicePort, subset: string | undefined, dr: MergedDestinationRule | undefined): Cluster | string {
+    let endpoints = endpointsFor(service, port);
+    if (subset !== undefined) {
+      const def = dr?.subsets.get(subset);
+      if (def === undefined) {
+        return dr === undefined
+          ? `subset "${subset}" is not defined: no DestinationRule for ${service.hostname}`
+          : `subset "${subset}" is not defined in ${dr.rules.map((r) => r.ref).join(', ')}`;
+      }
+      endpoints = endpoints.filter((e) => labelsMatch(def.labels, e.labels));
+    }
+    const policy = effectivePolicy(dr, subset, port.number);
+    const c: Cluster = Object.freeze({
+      name,
+      host: service.hostname,
+      port: port.number,
+      subset,
+      service,
+      endpoints: Object.freeze(endpoints),
+      policy,
+      destinationRule: dr,
+      protocol: (port.protocol ?? '').toUpperCase(),
+      toString: () => `${name} (${endpoints.length} endpoints${dr ? `, ${dr.rules.map((r) => r.ref).join(', ')}` : ''})`,
+    });
+    return c;
+  }
+
+  target(dest: Destination, weight: number, vsNamespace: string, vhostPort: number | undefined, headers: HTTPRoute['headers']): RouteTarget {
+    const resolved = this.#resolve(dest, vsNamespace, vhostPort);
+    this.#lookups?.push({ dest, namespace: vsNamespace, vhostPort, resolved });
+    const { host, port, cluster, missing } = resolved;
+    return Object.freeze({
+      host,
+      subset: dest.subset,
+      port,
+      weight,
+      cluster,
+      missing,
+      requestHeaders: compileHeaderOps(headers?.request),
+      responseHeaders: compileHeaderOps(headers?.response),
+      authority: authorityFromHeaderOps(headers?.request),
+    });
+  }
+
+  /** Where a destination leads: its service, port and cluster (or why it is missing). */
+  #resolve(dest: Destination, vsNamespace: string, vhostPort: number | undefined): Resolved {
+    const host = resolveHost(dest.host, vsNamespace);
+    const service = this.#registry.lookup(host, this.#client.namespace);
+    let port = dest.port?.number;
+    let cluster: Cluster | undefined;
+    let missing: string | undefined;
+    if (service === undefined) {
+      missing = `host ${host} is not in the registry (no visible ServiceEntry or Service)`;
+      port ??= vhostPort ?? 80;
+    } else {
+      const sp = port !== undefined
+        ? service.ports.find((p) => p.number === port)
+        : service.ports.length === 1
+          ? service.ports[0]
+          : service.ports.find((p) => p.number === vhostPort);
+      if (sp === undefined) {
+        port ??= vhostPort ?? 80;
+        missing = service.ports.length === 0 ? undefined : `port ${port} is not a port of ${host}`;
+        const implicit: ServicePort = { number: port };
+        if (missing === undefined) {
+          const c = this.cluster(service, implicit, dest.subset);
+          if (typeof c === 'string') missing = c;
+          else cluster = c;
+        }
+      } else {
+        port = sp.number;
+        const c = this.cluster(service, sp, dest.subset);
+        if (typeof c === 'string') missing = c;
+        else cluster = c;
+      }
+    }
+    return { host, service, port: port as number, cluster, missing };
+  }
+
+  /** Compiles one rule for one virtual host, or undefined when no match block applies to this workload/port. */
+  route(vs: Resource<'VirtualService'> | undefined, rule: HTTPRoute, index: number, port: number | undefined): { route: CompiledRoute; catchAll: boolean } | undefined {
+    const ns = vs?.metadata.namespace ?? this.#client.namespace;
+    const vsAppliesToMesh = vs === undefined || vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh');
+    let blocks: HTTPMatchRequest[] | undefined = rule.match;
+    if (blocks !== undefined && blocks.length > 0) {
+      blocks = blocks.filter((m) => {
+        if (m.gateways !== undefined ? !m.gateways.includes('mesh') : !vsAppliesToMesh) return false;
+        if (m.sourceLabels !== undefined && !labelsMatch(m.sourceLabels, this.#client.labels)) return false;
+        if (m.sourceNamespace !== undefined && m.sourceNamespace !== this.#client.namespace) return false;
+        // A block for another port is not generated for this one; on an any-port virtual host,
+        // port-specific blocks live in their own per-port virtual hosts instead.
+        if (m.port !== undefined && m.port !== port) return false;
+        return true;
+      });
+      if (blocks.length === 0) return undefined;
+    }
+    // The selector-like fields were decided above; what is left is matched per request.
+    const effective = (blocks ?? []).map(({ sourceLabels: _s, sourceNamespace: _n, gateways: _g, port: _p, ...rest }) => rest);
+    const catchAll = effective.length === 0 || effective.some((m) => isCatchAllMatch(m));
+    // A catch-all block (no conditions, prefix "/", regex ".*") matches every request.
+    const matchers = catchAll ? [] : effective.map((m) => new RequestMatcher(m));
+    const name = vs === undefined ? 'default' : `${vs.metadata.name}.${rule.name ?? index}`;
+    const dests = (rule.route ?? []).filter((d, _i, all) => all.length === 1 || (d.weight ?? 0) > 0);
+    const targets = dests.map((d) => this.target(d.destination, dests.length === 1 ? 100 : (d.weight ?? 0), ns, port, d.headers));
+    const cumulative: number[] = [];
+    let sum = 0;
+    for (const t of targets) {
+      sum += t.weight;
+      cumulative.push(sum);
+    }
+    const mirrors: MirrorTarget[] = [];
+    if (rule.mirror !== undefined) {
+      const fraction = rule.mirrorPercentage !== undefined ? rule.mirrorPercentage.value / 100 : rule.mirrorPercent !== undefined ? rule.mirrorPercent / 100 : 1;
+      mirrors.push({ target: this.target(rule.mirror, 100, ns, port, undefined), fraction });
+    }
+    for (const m of rule.mirrors ?? []) {
+      mirrors.push({ target: this.target(m.destination, 100, ns, port, undefined), fraction: m.percentage === undefined ? 1 : m.percentage.value / 100 });
+    }
+    const action = rule.redirect !== undefined ? 'redirect' : rule.directResponse !== undefined ? 'direct-response' : 'forward';
+    const decisions: RouteDecision[] = [];
+    const route: CompiledRoute = {
+      name,
+      virtualService: vs?.ref,
+      index,
+      matchers: Object.freeze(matchers),
+      action,
+      targets: Object.freeze(targets),
+      cumulativeWeights: Object.freeze(cumulative),
+      timeoutMs: compileTimeout(rule.timeout),
+      retry: compileRetry(rule.retries),
+      fault: compileFault(rule.fault),
+      mirrors: Object.freeze(mirrors),
+      requestHeaders: compileHeaderOps(rule.headers?.request),
+      responseHeaders: compileHeaderOps(rule.headers?.response),
+      rewrite: compileRewrite(rule.rewrite, authorityFromHeaderOps(rule.headers?.request)),
+      redirect: compileRedirect(rule.redirect),
+      directResponse: compileDirectResponse(rule.directResponse),
+      decisions,
+      toString: () => describeRoute(route),
+    };
+    if (action === 'forward') for (const t of targets) decisions.push(Object.freeze({ route, target: t }));
+    else decisions.push(Object.freeze({ route, target: undefined }));
+    Object.freeze(decisions);
+    return { route: Object.freeze(route), catchAll };
+  }
+
+  /** Compiles a VirtualService's rules for one port; Istio stops after the first catch-all. */
+  routes(vs: Resource<'VirtualService'>, port: number | undefined): CompiledRoute[] {
+    const out: CompiledRoute[] = [];
+    const rules = vs.spec.http ?? [];
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i] as HTTPRoute;
+      if (rule.delegate !== undefined) continue; // delegation was merged before compiling; a delegate's own delegate is invalid
+      const r = this.route(vs, rule, i, port);
+      if (r === undefined) continue;
+      out.push(r.route);
+      if (r.catchAll) break;
+    }
+    return out;
+  }
+
+  /**
+   * The route of a service without a VirtualService: everything to the service's port, Istio's
+   * default retry policy. The same route as `route()` makes of `{ route: [{ destination: { host,
+   * port } }] }` (a test holds them equal), built directly: most services of a mesh have no
+   * VirtualService, and every config push compiles one of these per service and port.
+   */
+  defaultRoute(service: Service, port: ServicePort): CompiledRoute {
+    const c = this.cluster(service, port, undefined);
+    this.#lookups?.push({ service, port, result: c });
+    const target: RouteTarget = Object.freeze({
+      host: service.hostname,
+      subset: undefined,
+      port: port.number,
+      weight: 100,
+      cluster: typeof c === 'string' ? undefined : c,
+      missing: typeof c === 'string' ? c : undefined,
+      requestHeaders: undefined,
+      responseHeaders: undefined,
+      authority: undefined,
+    });
+    const decisions: RouteDecision[] = [];
+    const route: CompiledRoute = {
+      name: 'default',
+      virtualService: undefined,
+      index: 0,
+      matchers: NO_MATCHERS,
+      action: 'forward',
+      targets: Object.freeze([target]),
+      cumulativeWeights: ONE_HUNDRED,
+      timeoutMs: undefined,
+      retry: compileRetry(undefined),
+      fault: undefined,
+      mirrors: NO_MIRRORS,
+      requestHeaders: undefined,
+      responseHeaders: undefined,
+      rewrite: undefined,
+      redirect: undefined,
+      directResponse: undefined,
+      decisions,
+      toString: () => describeRoute(route),
+    };
+    decisions.push(Object.freeze({ route, target }));
+    Object.freeze(decisions);
+    return Object.freeze(route);
+  }
+}
+
