@@ -148,3 +148,14 @@ export class IssueList {
     this.#issues.push(makeIssue({ level, code, file, line, path: '', message }));
   }
 }
+
+/**
+ * One parsed document (one resource, before validation).
+ * @category Config
+ */
+export interface RawDocument {
+  /** The parsed value. */
+  readonly value: unknown;
+  /** Where it came from; `locate` maps field paths inside `value` to lines. */
+  readonly source: SourceRef;
+}

@@ -9,9 +9,8 @@
  *
  * @module
  */
-import type { FieldPath } from './issues.ts';
+import type { FieldPath, RawDocument } from './issues.ts';
 import { parseJsonSteps, skipSpace, stringEnd } from './json-steps.ts';
-import type { RawDocument } from './load.ts';
 import type { Steps } from './steps.ts';
 import { DUPLICATE_KEY_MESSAGE } from './yaml-keys.ts';
 

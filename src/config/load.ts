@@ -6,22 +6,13 @@
  * @module
  */
 import { Composer, isCollection, isScalar, isSeq, LineCounter, Parser, Scalar, visit, type Document } from 'yaml';
-import type { FieldPath, IssueList, SourceRef } from './issues.ts';
+import type { FieldPath, IssueList, RawDocument, SourceRef } from './issues.ts';
 import { jsonDocuments, looksLikeJsonObject } from './json-docs.ts';
 import { listConfigFiles, readConfigFile } from './read-files.ts';
 import { runNow, runSliced, type Steps } from './steps.ts';
 import { duplicateKeys } from './yaml-keys.ts';
 
-/**
- * One parsed document (one resource, before validation).
- * @category Config
- */
-export interface RawDocument {
-  /** The parsed value. */
-  readonly value: unknown;
-  /** Where it came from; `locate` maps field paths inside `value` to lines. */
-  readonly source: SourceRef;
-}
+export type { RawDocument };
 
 /**
  * Limits that keep a bad or hostile file from exhausting the process.
