@@ -220,6 +220,8 @@ table(
     { name: 'aud with scheme and trailing slash', req: { headers: bearer(withAud(['x', 'https://foo/'])) }, want: { principal: `${ISS1}/sub-1` } },
     { name: 'verify-policies-are-combined: issuer 2 without aud passes by the rule without audiences', req: { headers: bearer(T2) }, want: { principal: `${ISS2}/sub-2` } },
     { name: 'issuer 3: not configured', req: { headers: bearer(T3) }, want: { status: 401, body: 'Jwt issuer is not configured' } },
+    { name: 'expired and the wrong audience: the time is checked first (401, not 403)', req: { headers: bearer(mint(rsa, { ...claims1, aud: 'nope', exp: NOW - 3600 })) }, want: { status: 401, body: 'Jwt is expired' } },
+    { name: 'the wrong audience again, now from the cache: still 403', req: { headers: bearer(T1) }, want: { status: 403, body: 'Audiences in Jwt are not allowed' } },
   ],
 );
 

@@ -24,6 +24,10 @@
  * and no output header is written: Istio documents the principal of such a request as undefined,
  * and unset is the same as anonymous — never more privileged.
  *
+ * For a token in the verified-token cache the work per request is: find the token, look up what
+ * this rule concluded about it before (issuer, audiences, principal, claims, output headers),
+ * check the time, check that the key that verified it is still in the set.
+ *
  * `presence: REQUIRED` (in Istio's API, not yet acted on by istiod) makes a request without any
  * token fail with `Jwt is missing`, as a provider requirement without `allow_missing` does.
  *
@@ -107,13 +111,35 @@ interface Located {
 /** A token that verified. */
 interface Verified extends Located {
   readonly jwt: ParsedJwt;
+  readonly view: RuleView;
 }
 
 type Failed = { readonly ok: false; readonly status: JwtStatus; readonly why: string };
 
+/** What a success gives, computed once per token and rule. */
+interface Granted {
+  readonly principal: string | undefined;
+  readonly claims: ClaimObject;
+  readonly audiences: readonly string[];
+  readonly presenter: string | undefined;
+  /** Output headers to write, values made header-safe. */
+  readonly headers: readonly (readonly [string, string])[];
+  /** Claims not written (a control character in the value). */
+  readonly refused: readonly string[];
+}
+
+/** What a rule concluded about a token that does not change with time, kept on the cache entry. */
+interface RuleView {
+  /** The issuer check failed. */
+  readonly issuer: Failed | undefined;
+  /** The audience check failed (checked after the time, as Envoy orders them). */
+  readonly audience: Failed | undefined;
+  granted?: Granted;
+}
+
 type RuleResult = { readonly ok: true; readonly verified: readonly Verified[] } | Failed;
 
-type TokenResult = { readonly ok: true; readonly jwt: ParsedJwt } | Failed;
+type TokenResult = { readonly ok: true; readonly jwt: ParsedJwt; readonly view: RuleView } | Failed;
 
 function headerValue(headers: Headers, name: string): string {
   const v = Object.hasOwn(headers, name) ? headers[name] : undefined;
@@ -124,6 +150,34 @@ function headerValue(headers: Headers, name: string): string {
 function quoted(s: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
   return `"${s.replace(/[\u0000-\u001f\u007f]/g, '').replace(/["\\]/g, '\\$&')}"`;
+}
+
+/** The checks against a rule that do not change with time: issuer and audiences. */
+function ruleView(rule: CompiledRule, jwt: ParsedJwt): RuleView {
+  return {
+    issuer:
+      rule.issuer !== '' && jwt.iss !== rule.issuer
+        ? { ok: false, status: JwtStatus.JwtUnknownIssuer, why: `iss ${JSON.stringify(jwt.iss)}, the rule's issuer is ${JSON.stringify(rule.issuer)}` }
+        : undefined,
+    audience: audiencesAllowed(rule.audienceSet, jwt.audiences)
+      ? undefined
+      : { ok: false, status: JwtStatus.JwtAudienceNotAllowed, why: `aud ${JSON.stringify(jwt.audiences)}, allowed ${JSON.stringify(rule.audiences)}` },
+  };
+}
+
+/** What a verified token gives under a rule: principal, claims for authorization, output headers. */
+function grant(rule: CompiledRule, jwt: ParsedJwt): Granted {
+  const out: Headers = Object.create(null);
+  const report: OutputReport = writeOutputs(out, rule.payloadHeader, jwt.payloadB64, rule.claimHeaders, jwt.payload);
+  const azp = Object.hasOwn(jwt.payload, 'azp') ? jwt.payload.azp : undefined;
+  return Object.freeze({
+    principal: jwt.iss !== '' && jwt.sub !== '' ? `${jwt.iss}/${jwt.sub}` : undefined,
+    claims: normalizeClaims(jwt.payload, rule.spaceDelimitedClaims),
+    audiences: jwt.audiences,
+    presenter: typeof azp === 'string' ? azp : undefined,
+    headers: Object.freeze(report.written.map((h) => [h, out[h] as string] as const)),
+    refused: Object.freeze(report.refused),
+  });
 }
 
 /** The compiled JWT rules of one workload, for one config snapshot. */
@@ -204,7 +258,7 @@ export class JwtAuthenticator {
       const t = tokens[i] as Located;
       const r = yield* this.#checkToken(rule, t.token);
       if (!r.ok) return { ok: false, status: r.status, why: `${rule.name}: ${statusText(r.status)} (token in ${describeLocation(t.location)}${r.why === '' ? '' : `; ${r.why}`})` };
-      verified.push({ ...t, jwt: r.jwt });
+      verified.push({ token: t.token, location: t.location, jwt: r.jwt, view: r.view });
     }
     return { ok: true, verified };
   }
@@ -219,16 +273,19 @@ export class JwtAuthenticator {
       entry = cache.add(token, parsed.jwt);
     }
     const jwt = entry.jwt;
-    if (rule.issuer !== '' && jwt.iss !== rule.issuer) return { ok: false, status: JwtStatus.JwtUnknownIssuer, why: `iss ${JSON.stringify(jwt.iss)}, the rule's issuer is ${JSON.stringify(rule.issuer)}` };
+    let view = entry.views.get(rule) as RuleView | undefined;
+    if (view === undefined) {
+      view = ruleView(rule, jwt);
+      entry.views.set(rule, view);
+    }
+    if (view.issuer !== undefined) return view.issuer;
     const now = Math.floor((epochMs + clock.now()) / 1000);
     const time = checkTime(jwt, now);
     if (time !== JwtStatus.Ok) {
       if (time === JwtStatus.JwtExpired) cache.delete(token);
       return { ok: false, status: time, why: `now ${now}, nbf ${jwt.nbf}, exp ${jwt.exp}, skew 60 s` };
     }
-    if (!audiencesAllowed(rule.audienceSet, jwt.audiences)) {
-      return { ok: false, status: JwtStatus.JwtAudienceNotAllowed, why: `aud ${JSON.stringify(jwt.audiences)}, allowed ${JSON.stringify(rule.audiences)}` };
-    }
+    if (view.audience !== undefined) return view.audience;
 
     const source = rule.source;
     // Asked first even for a cached token: it starts the refresh of expired keys and drops keys
@@ -236,7 +293,7 @@ export class JwtAuthenticator {
     const current = source.keys();
     const verdict = entry.verdicts.get(source);
     if (verdict !== undefined) {
-      if ('key' in verdict && !verdict.key.retired) return { ok: true, jwt };
+      if ('key' in verdict && !verdict.key.retired) return { ok: true, jwt, view };
       if ('failed' in verdict && verdict.version === source.version) return { ok: false, status: verdict.failed, why: 'verified before against the same keys' };
     }
     let keys = yield* wait(current);
@@ -257,7 +314,7 @@ export class JwtAuthenticator {
       if (jwt.alg === 'EdDSA' && Buffer.from(jwt.signatureB64, 'base64url').length !== 64) return { ok: false, status: JwtStatus.JwtEd25519SignatureWrongLength, why: '' };
       if (yield* wait(key.verify(jwt))) {
         entry.verdicts.set(source, { key });
-        return { ok: true, jwt };
+        return { ok: true, jwt, view };
       }
     }
     entry.verdicts.set(source, { failed: JwtStatus.JwtVerificationFail, version });
@@ -265,29 +322,21 @@ export class JwtAuthenticator {
   }
 
   #succeed(req: JwtRequest, rule: CompiledRule, verified: readonly Verified[]): JwtSuccess {
-    const distinct = new Map(verified.map((v) => [v.token, v.jwt]));
-    let report: OutputReport | undefined;
-    let result: JwtSuccess;
-    if (distinct.size === 1) {
-      const jwt = distinct.values().next().value as ParsedJwt;
-      report = writeOutputs(req.headers, rule.payloadHeader, jwt.payloadB64, rule.claimHeaders, jwt.payload);
-      const azp = Object.hasOwn(jwt.payload, 'azp') ? jwt.payload.azp : undefined;
-      result = {
-        ok: true,
-        principal: jwt.iss !== '' && jwt.sub !== '' ? `${jwt.iss}/${jwt.sub}` : undefined,
-        claims: normalizeClaims(jwt.payload, rule.spaceDelimitedClaims),
-        audiences: jwt.audiences,
-        presenter: typeof azp === 'string' ? azp : undefined,
-        rule: rule.name,
-        detail: '',
-      };
-    } else {
-      result = { ...ANONYMOUS, rule: rule.name, detail: '' };
+    const first = verified[0] as Verified;
+    const single = verified.every((v) => v.token === first.token);
+    if (!single) {
+      if (!rule.forwardOriginalToken) for (const v of verified) removeToken(req, v.location);
+      const n = new Set(verified.map((v) => v.token)).size;
+      return { ...ANONYMOUS, rule: rule.name, detail: `${rule.name}: ${n} different tokens verified, principal left unset (${verified.map((v) => describeLocation(v.location)).join(', ')})` };
     }
+    first.view.granted ??= grant(rule, first.jwt);
+    const g = first.view.granted;
+    // Outputs first, then the token goes (Envoy's handleGoodJwt order).
+    for (const [h, v] of g.headers) req.headers[h] = v;
     if (!rule.forwardOriginalToken) for (const v of verified) removeToken(req, v.location);
-    const notes = [`${rule.name}: ${distinct.size === 1 ? 'verified' : `${distinct.size} different tokens verified, principal left unset`} (${verified.map((v) => describeLocation(v.location)).join(', ')})`];
-    if (report !== undefined && report.refused.length > 0) notes.push(`not written (control characters): ${report.refused.join(', ')}`);
-    return { ...result, detail: notes.join('; ') };
+    let detail = `${rule.name}: verified (${verified.length === 1 ? describeLocation(first.location) : verified.map((v) => describeLocation(v.location)).join(', ')})`;
+    if (g.refused.length > 0) detail += `; not written (control characters): ${g.refused.join(', ')}`;
+    return { ok: true, principal: g.principal, claims: g.claims, audiences: g.audiences, presenter: g.presenter, rule: rule.name, detail };
   }
 
   #fail(req: JwtRequest, status: JwtStatus, reason: string): JwtFailure {

@@ -227,6 +227,19 @@ describe('the verified-token cache', () => {
     assert.ok(c.get('a') && c.get('c'));
     assert.equal(c.size, 2);
   });
+  it('two tokens with the same tail never hit each other’s entry', () => {
+    const c = new TokenCache(10);
+    const tail = 'x'.repeat(32);
+    const a = `${'A'.repeat(70)}${tail}`;
+    const b = `${'B'.repeat(70)}${tail}`;
+    c.add(a, jwt);
+    assert.equal(c.get(b), undefined);
+    c.add(b, jwt);
+    assert.equal(c.get(a), undefined, 'b took the slot');
+    assert.equal(c.get(b)?.token, b);
+    c.delete(a);
+    assert.equal(c.get(b)?.token, b, 'deleting a does not delete b');
+  });
   it('does not keep tokens longer than 4 KiB, and size 0 turns it off', () => {
     const c = new TokenCache(10);
     c.add('x'.repeat(MAX_CACHED_TOKEN_CHARS + 1), jwt);

@@ -32,6 +32,8 @@ describe('extraction (Envoy extractor)', () => {
     { name: 'parameter repeated with one token', loc: param('token'), path: `/p?token=${T}&token=${T}`, want: [T] },
     { name: 'a malformed escape is kept as is', loc: param('token'), path: '/p?token=%zz', want: ['%zz'] },
     { name: 'no query', loc: param('token'), path: '/p', want: [] },
+    { name: 'a query that does not name the parameter', loc: param('token'), path: '/p?x=1&y=2', want: [] },
+    { name: 'an encoded parameter name is still found', loc: param('access_token'), path: `/p?access%5Ftoken=${T}`, want: [T] },
     { name: 'cookie', loc: cookie('session'), headers: { cookie: `a=1; session=${T}; b=2` }, want: [T] },
     { name: 'quoted cookie value', loc: cookie('session'), headers: { cookie: `session="${T}"` }, want: [T] },
     { name: 'two cookies of one name: the first counts', loc: cookie('session'), headers: { cookie: `session=${T}; session=${U}` }, want: [T] },

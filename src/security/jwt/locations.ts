@@ -66,31 +66,26 @@ export function ruleLocations(rule: {
   ]);
 }
 
+const described = new WeakMap<TokenLocation, string>();
+
 /** Prints a location as configuration names it. */
 export function describeLocation(loc: TokenLocation): string {
-  switch (loc.kind) {
-    case 'header':
-      return loc.prefix === '' ? `header ${loc.name}` : `header ${loc.name} (prefix ${JSON.stringify(loc.prefix)})`;
-    case 'param':
-      return `query parameter ${loc.name}`;
-    default:
-      return `cookie ${loc.name}`;
+  let d = described.get(loc);
+  if (d === undefined) {
+    d = loc.kind === 'header' ? (loc.prefix === '' ? `header ${loc.name}` : `header ${loc.name} (prefix ${JSON.stringify(loc.prefix)})`) : loc.kind === 'param' ? `query parameter ${loc.name}` : `cookie ${loc.name}`;
+    described.set(loc, d);
   }
+  return d;
 }
 
-/** Base64url characters and `.` (RFC 4648 §5), what a compact JWT is made of. */
-function isJwtChar(c: number): boolean {
-  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f || c === 0x2e;
-}
+/** A run of base64url characters and `.` (RFC 4648 §5), what a compact JWT is made of. */
+const JWT_RUN = /[A-Za-z0-9_.-]+/g;
 
 /** Envoy's `extractJWT`: the first run of JWT characters from `after`; the whole value when there is none. */
 export function extractJwtRun(value: string, after: number): string {
-  let start = after;
-  while (start < value.length && !isJwtChar(value.charCodeAt(start))) start++;
-  if (start >= value.length) return value;
-  let end = start;
-  while (end < value.length && isJwtChar(value.charCodeAt(end))) end++;
-  return value.slice(start, end);
+  JWT_RUN.lastIndex = after;
+  const m = JWT_RUN.exec(value);
+  return m === null ? value : m[0];
 }
 
 function percentDecode(s: string): string {
@@ -171,6 +166,10 @@ export class RequestTokens {
         return out;
       }
       case 'param': {
+        // Most queries do not mention the parameter at all: skip the parse (an encoded name has a '%').
+        const q = this.#req.path.indexOf('?');
+        if (q === -1) return [];
+        if (this.#params === undefined && !this.#req.path.includes(loc.name, q) && !this.#req.path.includes('%', q)) return [];
         if (this.#params === undefined) {
           this.#params = new Map();
           for (const [k, v] of queryParts(this.#req.path)) {
