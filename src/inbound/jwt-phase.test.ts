@@ -10,7 +10,7 @@ import { currentContext, type MeshContext } from '../core/context.ts';
 import { ManualClock } from '../core/clock.ts';
 import type { Headers } from '../core/handler.ts';
 import type { JwtAuthenticator } from '../security/jwt/authenticator.ts';
-import { jwksOf, makeKey, mint, ra, startJwksServer, validated } from '../security/jwt/fixtures.ts';
+import { jwksOf, makeKey, mint, ra, startJwksServer, validated } from '../security/jwt/fixtures.test.ts';
 import { JwtRuntime } from '../security/jwt/runtime.ts';
 import { jwtPhase } from './jwt-phase.ts';
 import { type InboundRequest, InboundPipeline, type Phase, runAdmitted } from './pipeline.ts';

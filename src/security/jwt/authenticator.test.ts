@@ -10,7 +10,7 @@ import { ManualClock } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
 import type { RequestAuthenticationSpec } from '../../config/types/security.ts';
 import type { JwtAuthenticator, JwtOutcome, JwtRequest } from './authenticator.ts';
-import { b64url, type JwksServer, jwksOf, makeKey, mint, ra, signInput, startJwksServer, validated } from './fixtures.ts';
+import { b64url, type JwksServer, jwksOf, makeKey, mint, ra, signInput, startJwksServer, validated } from './fixtures.test.ts';
 import { JwtRuntime } from './runtime.ts';
 
 const NOW = 1_700_000_000; // Unix seconds at clock 0

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { JWTRule } from '../../config/types/security.ts';
 import { compileRule, placedRules, selectRequestAuthentications, timeoutOf } from './compile.ts';
 import { InlineJwksSource } from './jwks-source.ts';
-import { jwksOf, makeKey, ra, validated } from './fixtures.ts';
+import { jwksOf, makeKey, ra, validated } from './fixtures.test.ts';
 
 const JWKS = jwksOf(makeKey('ES256', 'k'));
 const rule = (issuer: string, extra: Partial<JWTRule> = {}): JWTRule => ({ issuer, jwks: JWKS, ...extra });

@@ -11,7 +11,7 @@ import type { Headers } from '../../core/handler.ts';
 import type { JWTRule } from '../../config/types/security.ts';
 import type { JwtAuthenticator, JwtOutcome } from './authenticator.ts';
 import { blockedAddressReason } from './fetch.ts';
-import { type JwksServer, jwksOf, makeKey, mint, ra, startJwksServer, validated } from './fixtures.ts';
+import { type JwksServer, jwksOf, makeKey, mint, ra, startJwksServer, validated } from './fixtures.test.ts';
 import { JwtRuntime, type JwtRuntimeOptions } from './runtime.ts';
 import { MAX_CACHED_TOKEN_CHARS, TokenCache } from './token-cache.ts';
 import { parseJwt } from './token.ts';

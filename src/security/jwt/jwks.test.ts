@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { b64url, jwksOf, makeKey, mint, signInput, type TestKey } from './fixtures.ts';
+import { b64url, jwksOf, makeKey, mint, signInput, type TestKey } from './fixtures.test.ts';
 import { parseJwks } from './jwks.ts';
 import { parseJwt } from './token.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Headers } from '../../core/handler.ts';
-import { b64url } from './fixtures.ts';
+import { b64url } from './fixtures.test.ts';
 import { claimHeaders, claimText, headerSafe, normalizeClaims, writeOutputs } from './outputs.ts';
 import { type ClaimObject, parseJwt } from './token.ts';
 

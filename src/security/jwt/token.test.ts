@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { b64url } from './fixtures.ts';
+import { b64url } from './fixtures.test.ts';
 import { JwtStatus, statusText } from './status.ts';
 import { audienceSet, audiencesAllowed, checkTime, parseJwt, sanitizeAudience } from './token.ts';
 

@@ -1,8 +1,9 @@
 /**
- * Test fixtures for the JWT engine: keys generated at test time, tokens signed by hand (so a
- * test can put anything in a header, `alg: none` and HMAC-with-a-public-key included), and a real
- * HTTP server on 127.0.0.1 that serves JWKS and OpenID discovery documents, counts requests and
- * can hold or fail them.
+ * Test fixtures for the JWT engine (this file has no tests of its own): keys generated at test
+ * time, tokens signed by hand (so a test can put anything in a header, `alg: none` and
+ * HMAC-with-a-public-key included), validated RequestAuthentication objects, and a real HTTP
+ * server on 127.0.0.1 that serves JWKS and OpenID discovery documents, counts requests and can
+ * hold or fail them.
  *
  * @module
  */
