@@ -51,7 +51,12 @@ export interface InboundRequest {
   peer: PeerIdentity | undefined;
   /** Set by the jwt phase: `iss/sub`, undefined without a (valid) token. */
   requestPrincipal: string | undefined;
+  /** Set by the jwt phase: the token's claims (`scope`, `permission` and configured space-delimited claims split into lists). */
   claims: Readonly<Record<string, unknown>> | undefined;
+  /** Set by the jwt phase: the token's `aud` as a list (`request.auth.audiences`). */
+  audiences?: readonly string[] | undefined;
+  /** Set by the jwt phase: the token's `azp` (`request.auth.presenter`). */
+  presenter?: string | undefined;
   /** Set by the authorization phase: what decided the request. */
   authz: AuthzDecision | undefined;
   /** The caller's deadline in `performance.now()` ms (from `x-envoy-expected-rq-timeout-ms` / `grpc-timeout`), Infinity when none. */

@@ -1,0 +1,372 @@
+/**
+ * Verifying a request's tokens against a workload's JWT rules with the semantics of the Envoy
+ * `jwt_authn` config istiod generates (`convertToEnvoyJwtConfig`):
+ *
+ * - Each rule is a provider. One rule: `requires_any {provider, allow_missing}`. Several:
+ *   `requires_any {P0, P1, …, requires_all {any{P0, allow_missing}, any{P1, allow_missing}, …}}`.
+ *   So a request passes when some rule's tokens all verify (the first such rule, in issuer order,
+ *   decides the principal), or when no rule finds a token at any of its locations (no principal).
+ *   Otherwise it fails with the status Envoy's `AnyVerifierImpl` aggregates (a real error beats
+ *   "issuer is not configured", which beats "missing").
+ * - A rule checks every token at its locations, last location first, and all must verify
+ *   (Envoy's authenticator: "if a request has multiple tokens, all of them must be valid").
+ *   Per token: size limit, parse, issuer, time (60 s skew), audiences, then keys and signature.
+ * - A CORS preflight (OPTIONS with `Origin` and `Access-Control-Request-Method`) passes unchecked
+ *   (`bypass_cors_preflight`, which Istio sets).
+ * - A failure answers 401 (403 for an audience that is not allowed) with Envoy's body text and
+ *   `WWW-Authenticate: Bearer realm="<scheme>://<host><path>", error="invalid_token"` (no `error`
+ *   for a missing token).
+ *
+ * On success the winning rule's output headers are written (after every rule's output headers
+ * were removed from the incoming request), its tokens are removed unless `forwardOriginalToken`,
+ * and the principal (`iss/sub`, when both are set), the claims, audiences and presenter (`azp`)
+ * are returned. When the winning rule verified two different tokens the principal is left unset
+ * and no output header is written: Istio documents the principal of such a request as undefined,
+ * and unset is the same as anonymous — never more privileged.
+ *
+ * For a token in the verified-token cache the work per request is: find the token, look up what
+ * this rule concluded about it before (issuer, audiences, principal, claims, output headers),
+ * check the time, check that the key that verified it is still in the set.
+ *
+ * `presence: REQUIRED` (in Istio's API, not yet acted on by istiod) makes a request without any
+ * token fail with `Jwt is missing`, as a provider requirement without `allow_missing` does.
+ *
+ * @module
+ */
+import type { Clock } from '../../core/clock.ts';
+import type { Headers } from '../../core/handler.ts';
+import type { CompiledRule } from './compile.ts';
+import { drive, type Waiting, wait } from './drive.ts';
+import { describeLocation, RequestTokens, removeToken, type TokenCarrier, type TokenLocation } from './locations.ts';
+import { normalizeClaims, type OutputReport, writeOutputs } from './outputs.ts';
+import { httpStatusOf, JwtStatus, statusText } from './status.ts';
+import type { TokenCache } from './token-cache.ts';
+import { audiencesAllowed, type ClaimObject, checkTime, type ParsedJwt, parseJwt } from './token.ts';
+
+/** Envoy's `MaximumUriLength`: the realm's path is cut to this many characters. */
+const MAX_REALM_PATH = 256;
+
+/** The request as the authenticator sees it: the view it reads, the headers and path it may change. */
+export interface JwtRequest extends TokenCarrier {
+  readonly method: string;
+  readonly scheme: string;
+  /** Host / :authority. */
+  readonly authority: string;
+  path: string;
+  readonly headers: Headers;
+}
+
+/** A request that passed. */
+export interface JwtSuccess {
+  readonly ok: true;
+  /** `iss/sub` of the verified token; undefined without one (or when it lacks `iss` or `sub`). */
+  readonly principal: string | undefined;
+  /** The token's payload as authorization matches it (space-delimited claims split into lists). */
+  readonly claims: ClaimObject | undefined;
+  /** `aud`, as a list. */
+  readonly audiences: readonly string[] | undefined;
+  /** `azp`. */
+  readonly presenter: string | undefined;
+  /** The rule that verified the token. */
+  readonly rule: string | undefined;
+  /** What happened, for logs: which token, which outputs, what was left out. */
+  readonly detail: string;
+}
+
+/** A request that failed. */
+export interface JwtFailure {
+  readonly ok: false;
+  readonly status: JwtStatus;
+  /** 401, or 403 for an audience that is not allowed. */
+  readonly httpStatus: number;
+  /** Envoy's body text (`Jwt is expired`, …). */
+  readonly body: string;
+  /** The `WWW-Authenticate` header value. */
+  readonly wwwAuthenticate: string;
+  /** Which rule and location, and why in detail, for logs. */
+  readonly reason: string;
+}
+
+/** The outcome of {@link JwtAuthenticator.authenticate}. */
+export type JwtOutcome = JwtSuccess | JwtFailure;
+
+/** What an authenticator shares with its runtime. */
+export interface AuthenticatorDeps {
+  readonly clock: Clock;
+  /** Unix ms at `clock.now() === 0`. */
+  readonly epochMs: number;
+  readonly cache: TokenCache;
+  /** Tokens longer than this are refused before parsing. */
+  readonly maxTokenChars: number;
+}
+
+const ANONYMOUS: JwtSuccess = Object.freeze({ ok: true, principal: undefined, claims: undefined, audiences: undefined, presenter: undefined, rule: undefined, detail: 'no token' });
+
+/** A token found for a rule. */
+interface Located {
+  readonly token: string;
+  readonly location: TokenLocation;
+}
+
+/** A token that verified. */
+interface Verified extends Located {
+  readonly jwt: ParsedJwt;
+  readonly view: RuleView;
+}
+
+type Failed = { readonly ok: false; readonly status: JwtStatus; readonly why: string };
+
+/** What a success gives, computed once per token and rule. */
+interface Granted {
+  readonly principal: string | undefined;
+  readonly claims: ClaimObject;
+  readonly audiences: readonly string[];
+  readonly presenter: string | undefined;
+  /** Output headers to write, values made header-safe. */
+  readonly headers: readonly (readonly [string, string])[];
+  /** Claims not written (a control character in the value). */
+  readonly refused: readonly string[];
+}
+
+/** What a rule concluded about a token that does not change with time, kept on the cache entry. */
+interface RuleView {
+  /** The issuer check failed. */
+  readonly issuer: Failed | undefined;
+  /** The audience check failed (checked after the time, as Envoy orders them). */
+  readonly audience: Failed | undefined;
+  granted?: Granted;
+}
+
+type RuleResult = { readonly ok: true; readonly verified: readonly Verified[] } | Failed;
+
+type TokenResult = { readonly ok: true; readonly jwt: ParsedJwt; readonly view: RuleView } | Failed;
+
+function headerValue(headers: Headers, name: string): string {
+  const v = Object.hasOwn(headers, name) ? headers[name] : undefined;
+  return typeof v === 'string' ? v : Array.isArray(v) ? (v[0] ?? '') : '';
+}
+
+/** A quoted-string (RFC 9110 §5.6.4) with no control characters. */
+function quoted(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
+  return `"${s.replace(/[\u0000-\u001f\u007f]/g, '').replace(/["\\]/g, '\\$&')}"`;
+}
+
+/** The checks against a rule that do not change with time: issuer and audiences. */
+function ruleView(rule: CompiledRule, jwt: ParsedJwt): RuleView {
+  return {
+    issuer:
+      rule.issuer !== '' && jwt.iss !== rule.issuer
+        ? { ok: false, status: JwtStatus.JwtUnknownIssuer, why: `iss ${JSON.stringify(jwt.iss)}, the rule's issuer is ${JSON.stringify(rule.issuer)}` }
+        : undefined,
+    audience: audiencesAllowed(rule.audienceSet, jwt.audiences)
+      ? undefined
+      : { ok: false, status: JwtStatus.JwtAudienceNotAllowed, why: `aud ${JSON.stringify(jwt.audiences)}, allowed ${JSON.stringify(rule.audiences)}` },
+  };
+}
+
+/** What a verified token gives under a rule: principal, claims for authorization, output headers. */
+function grant(rule: CompiledRule, jwt: ParsedJwt): Granted {
+  const out: Headers = Object.create(null);
+  const report: OutputReport = writeOutputs(out, rule.payloadHeader, jwt.payloadB64, rule.claimHeaders, jwt.payload);
+  const azp = Object.hasOwn(jwt.payload, 'azp') ? jwt.payload.azp : undefined;
+  return Object.freeze({
+    principal: jwt.iss !== '' && jwt.sub !== '' ? `${jwt.iss}/${jwt.sub}` : undefined,
+    claims: normalizeClaims(jwt.payload, rule.spaceDelimitedClaims),
+    audiences: jwt.audiences,
+    presenter: typeof azp === 'string' ? azp : undefined,
+    headers: Object.freeze(report.written.map((h) => [h, out[h] as string] as const)),
+    refused: Object.freeze(report.refused),
+  });
+}
+
+/** The compiled JWT rules of one workload, for one config snapshot. */
+export class JwtAuthenticator {
+  readonly rules: readonly CompiledRule[];
+  readonly #deps: AuthenticatorDeps;
+  readonly #outputHeaders: readonly string[];
+
+  constructor(rules: readonly CompiledRule[], deps: AuthenticatorDeps) {
+    this.rules = Object.freeze([...rules]);
+    this.#deps = deps;
+    this.#outputHeaders = [...new Set(rules.flatMap((r) => r.outputHeaders))];
+  }
+
+  /**
+   * Checks the request's tokens. Synchronous when every token is in the verified-token cache (or
+   * there is none); a promise when a signature must be checked or keys fetched. May change
+   * `req.headers` (outputs written, spoofed outputs and non-forwarded tokens removed) and
+   * `req.path` (a token query parameter removed).
+   */
+  authenticate(req: JwtRequest): JwtOutcome | Promise<JwtOutcome> {
+    if (this.rules.length === 0) return ANONYMOUS;
+    return drive(this.#run(req));
+  }
+
+  *#run(req: JwtRequest): Waiting<JwtOutcome> {
+    for (const h of this.#outputHeaders) delete req.headers[h];
+    if (req.method === 'OPTIONS' && headerValue(req.headers, 'origin') !== '' && headerValue(req.headers, 'access-control-request-method') !== '') {
+      return { ...ANONYMOUS, detail: 'CORS preflight: not checked' };
+    }
+    const found = new RequestTokens(req);
+    const perRule: Located[][] = [];
+    for (const rule of this.rules) {
+      const list: Located[] = [];
+      for (const location of rule.locations) {
+        const tokens = found.at(location);
+        if (tokens.length > 1) {
+          return this.#fail(req, JwtStatus.MultipleTokens, `${rule.name}: ${describeLocation(location)} carries ${tokens.length} different tokens`);
+        }
+        if (tokens.length === 1) list.push({ token: tokens[0] as string, location });
+      }
+      perRule.push(list);
+    }
+
+    const results: Failed[] = [];
+    for (let i = 0; i < this.rules.length; i++) {
+      const rule = this.rules[i] as CompiledRule;
+      const r = yield* this.#checkRule(rule, perRule[i] as Located[]);
+      if (r.ok) return this.#succeed(req, rule, r.verified);
+      results.push(r);
+    }
+
+    const missing = results.map((r) => r.status === JwtStatus.JwtMissed);
+    if (missing.every(Boolean)) {
+      const required = this.rules.find((r) => r.required);
+      if (required === undefined) return ANONYMOUS;
+      return this.#fail(req, JwtStatus.JwtMissed, `${required.name}: presence is REQUIRED and the request has no token at ${required.locations.map(describeLocation).join(', ')}`);
+    }
+    // Envoy's AnyVerifierImpl over [P0 … Pn-1, requires_all]: the requires_all child fails with
+    // the first rule that found something (or that requires a token); a real error beats
+    // JwtUnknownIssuer, which beats JwtMissed; the last real error wins.
+    const children = [...results];
+    if (results.length > 1) {
+      const all = results.find((c, i) => c.status !== JwtStatus.JwtMissed || (this.rules[i] as CompiledRule).required);
+      if (all !== undefined) children.push(all);
+    }
+    let final: Failed = { ok: false, status: JwtStatus.JwtMissed, why: '' };
+    for (const c of children) {
+      if ((c.status !== JwtStatus.JwtMissed && c.status !== JwtStatus.JwtUnknownIssuer) || final.status === JwtStatus.JwtMissed) final = c;
+    }
+    return this.#fail(req, final.status, final.why);
+  }
+
+  *#checkRule(rule: CompiledRule, tokens: readonly Located[]): Waiting<RuleResult> {
+    if (tokens.length === 0) return { ok: false, status: JwtStatus.JwtMissed, why: `${rule.name}: no token` };
+    const verified: Verified[] = [];
+    for (let i = tokens.length - 1; i >= 0; i--) {
+      const t = tokens[i] as Located;
+      const r = yield* this.#checkToken(rule, t.token);
+      if (!r.ok) return { ok: false, status: r.status, why: `${rule.name}: ${statusText(r.status)} (token in ${describeLocation(t.location)}${r.why === '' ? '' : `; ${r.why}`})` };
+      verified.push({ token: t.token, location: t.location, jwt: r.jwt, view: r.view });
+    }
+    return { ok: true, verified };
+  }
+
+  *#checkToken(rule: CompiledRule, token: string): Waiting<TokenResult> {
+    const { cache, clock, epochMs, maxTokenChars } = this.#deps;
+    if (token.length > maxTokenChars) return { ok: false, status: JwtStatus.TokenTooLarge, why: `${token.length} characters; the limit is ${maxTokenChars}` };
+    let entry = cache.get(token);
+    if (entry === undefined) {
+      const parsed = parseJwt(token);
+      if (!parsed.ok) return { ok: false, status: parsed.status, why: '' };
+      entry = cache.add(token, parsed.jwt);
+    }
+    const jwt = entry.jwt;
+    let view = entry.views.get(rule) as RuleView | undefined;
+    if (view === undefined) {
+      view = ruleView(rule, jwt);
+      entry.views.set(rule, view);
+    }
+    if (view.issuer !== undefined) return view.issuer;
+    const now = Math.floor((epochMs + clock.now()) / 1000);
+    const time = checkTime(jwt, now);
+    if (time !== JwtStatus.Ok) {
+      if (time === JwtStatus.JwtExpired) cache.delete(token);
+      return { ok: false, status: time, why: `now ${now}, nbf ${jwt.nbf}, exp ${jwt.exp}, skew 60 s` };
+    }
+    if (view.audience !== undefined) return view.audience;
+
+    const source = rule.source;
+    // Asked first even for a cached token: it starts the refresh of expired keys and drops keys
+    // past their stale limit (retiring them, which voids the verdicts below).
+    const current = source.keys();
+    const verdict = entry.verdicts.get(source);
+    if (verdict !== undefined) {
+      if ('key' in verdict && !verdict.key.retired) return { ok: true, jwt, view };
+      if ('failed' in verdict && verdict.version === source.version) return { ok: false, status: verdict.failed, why: 'verified before against the same keys' };
+    }
+    let keys = yield* wait(current);
+    if (typeof keys === 'string') return { ok: false, status: keys, why: source.lastError };
+    if (jwt.kid !== '' && !keys.hasKid(jwt.kid)) {
+      const refreshed = source.refreshForKid();
+      if (refreshed !== undefined) {
+        const k = yield* wait(refreshed);
+        if (typeof k === 'string') return { ok: false, status: k, why: source.lastError };
+        keys = k;
+      }
+    }
+    const version = source.version;
+    const candidates = keys.candidates(jwt);
+    if (candidates.length === 0) return { ok: false, status: JwtStatus.JwksKidAlgMismatch, why: `kid ${JSON.stringify(jwt.kid)}, alg ${jwt.alg}; keys: ${keys}` };
+    for (const key of candidates) {
+      if (!key.supports(jwt.alg)) continue;
+      if (jwt.alg === 'EdDSA' && Buffer.from(jwt.signatureB64, 'base64url').length !== 64) return { ok: false, status: JwtStatus.JwtEd25519SignatureWrongLength, why: '' };
+      if (yield* wait(key.verify(jwt))) {
+        entry.verdicts.set(source, { key });
+        return { ok: true, jwt, view };
+      }
+    }
+    entry.verdicts.set(source, { failed: JwtStatus.JwtVerificationFail, version });
+    return { ok: false, status: JwtStatus.JwtVerificationFail, why: `alg ${jwt.alg}${jwt.kid === '' ? '' : `, kid ${jwt.kid}`}; no key that may check ${jwt.alg} verifies the signature` };
+  }
+
+  #succeed(req: JwtRequest, rule: CompiledRule, verified: readonly Verified[]): JwtSuccess {
+    const first = verified[0] as Verified;
+    const single = verified.every((v) => v.token === first.token);
+    if (!single) {
+      if (!rule.forwardOriginalToken) for (const v of verified) removeToken(req, v.location);
+      const n = new Set(verified.map((v) => v.token)).size;
+      return { ...ANONYMOUS, rule: rule.name, detail: `${rule.name}: ${n} different tokens verified, principal left unset (${verified.map((v) => describeLocation(v.location)).join(', ')})` };
+    }
+    first.view.granted ??= grant(rule, first.jwt);
+    const g = first.view.granted;
+    // Outputs first, then the token goes (Envoy's handleGoodJwt order).
+    for (const [h, v] of g.headers) req.headers[h] = v;
+    if (!rule.forwardOriginalToken) for (const v of verified) removeToken(req, v.location);
+    let detail = `${rule.name}: verified (${verified.length === 1 ? describeLocation(first.location) : verified.map((v) => describeLocation(v.location)).join(', ')})`;
+    if (g.refused.length > 0) detail += `; not written (control characters): ${g.refused.join(', ')}`;
+    return { ok: true, principal: g.principal, claims: g.claims, audiences: g.audiences, presenter: g.presenter, rule: rule.name, detail };
+  }
+
+  #fail(req: JwtRequest, status: JwtStatus, reason: string): JwtFailure {
+    const q = req.path.indexOf('?');
+    const path = (q === -1 ? req.path : req.path.slice(0, q)).slice(0, MAX_REALM_PATH);
+    const realm = `Bearer realm=${quoted(`${req.scheme}://${req.authority}${path}`)}`;
+    return {
+      ok: false,
+      status,
+      httpStatus: httpStatusOf(status),
+      body: statusText(status),
+      wwwAuthenticate: status === JwtStatus.JwtMissed ? realm : `${realm}, error="invalid_token"`,
+      reason: reason === '' ? statusText(status) : reason,
+    };
+  }
+
+  toString(): string {
+    if (this.rules.length === 0) return 'JWT: no RequestAuthentication applies';
+    return this.rules
+      .map((r) =>
+        [
+          `${r.name}: issuer ${r.issuer === '' ? '(any)' : r.issuer}`,
+          r.audiences.length === 0 ? 'any audience' : `audiences ${r.audiences.join(', ')}`,
+          `at ${r.locations.map(describeLocation).join(', ')}`,
+          `keys from ${r.source}`,
+          r.forwardOriginalToken ? 'token forwarded' : 'token removed',
+          ...(r.outputHeaders.length > 0 ? [`writes ${r.outputHeaders.join(', ')}`] : []),
+          ...(r.required ? ['token REQUIRED'] : []),
+        ].join('; '),
+      )
+      .join('\n');
+  }
+}
