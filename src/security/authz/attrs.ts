@@ -12,8 +12,9 @@ import type { AuthzRequest } from './types.ts';
 
 /** Joins a header's values as Envoy's header matcher sees them (`,`-separated). */
 export function headerText(v: string | readonly string[] | undefined): string | undefined {
-  if (v === undefined || typeof v === 'string') return v;
-  return v.length === 0 ? undefined : v.join(',');
+  if (typeof v === 'string') return v;
+  // Anything else but a list (an inherited `constructor` of a plain object) is no header.
+  return Array.isArray(v) && v.length > 0 ? v.join(',') : undefined;
 }
 
 /** Reads own properties only: a claim named `constructor` or `__proto__` is a claim like any other. */
