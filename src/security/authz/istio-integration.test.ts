@@ -252,7 +252,7 @@ ${rule('/source-namespace-notValues', '{key: source.namespace, notValues: ["ns2"
 ${rule('/source-principal', `{key: source.principal, values: ["${ALLOWED}"]}`)}
 ${rule('/source-principal-notValues', `{key: source.principal, notValues: ["${DENIED}"]}`)}`,
   );
-  const addr = { [ALLOWED]: '10.1.0.5', [DENIED]: '10.2.0.5' };
+  const addr: Record<string, string> = { [ALLOWED]: '10.1.0.5', [DENIED]: '10.2.0.5' };
   check(
     yaml,
     [ALLOWED, DENIED].flatMap((from) =>
