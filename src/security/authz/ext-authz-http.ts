@@ -210,13 +210,17 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
   };
 }
 
-async function readText(body: AsyncIterable<Buffer>): Promise<string> {
+/** The denial's body (at most 1 MiB: a longer one is an error, and the connection is dropped). */
+async function readText(body: Dispatcher.ResponseData['body']): Promise<string> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of body) {
-    n += c.length;
-    if (n > MAX_BODY_BYTES) throw new Error(`ext_authz response body over ${MAX_BODY_BYTES} bytes`);
-    chunks.push(c);
+    n += (c as Buffer).length;
+    if (n > MAX_BODY_BYTES) {
+      body.destroy();
+      throw new Error(`ext_authz response body over ${MAX_BODY_BYTES} bytes`);
+    }
+    chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
