@@ -57,11 +57,11 @@ export class Attrs {
   pathEnd(): number {
     if (this.#pathEnd === -1) {
       const p = this.req.path;
-      let end = p.length;
-      const q = p.indexOf('?');
-      if (q !== -1) end = q;
-      const h = p.indexOf('#');
-      if (h !== -1 && h < end) end = h;
+      let end = 0;
+      for (; end < p.length; end++) {
+        const c = p.charCodeAt(end);
+        if (c === 63 || c === 35) break; // '?', '#'
+      }
       this.#pathEnd = end;
     }
     return this.#pathEnd;
@@ -123,8 +123,9 @@ export class Attrs {
     this.#jwt = true;
     const c = this.req.claims;
     if (c !== undefined) {
-      const iss = own(c, 'iss');
-      const sub = own(c, 'sub');
+      // Own properties only; `iss` and `sub` are no Object.prototype names, so a plain read is one.
+      const iss = c.iss;
+      const sub = c.sub;
       this.#iss = typeof iss === 'string' ? iss : undefined;
       this.#sub = typeof sub === 'string' ? sub : undefined;
       return;
