@@ -215,7 +215,7 @@ async function run(seed: number, requests: number, out: Disagreement[], stats: {
     if (tries > 50) throw new Error(`seed ${seed}: no valid config in 50 tries: ${issues.ofLevel('error').map(String).join('\n')}`);
   }
   stats.configs++;
-  const workload = { namespace: 'foo', labels: pick(r, [{ app: 'httpbin', version: 'v1' }, { app: 'httpbin' }, { app: 'other', version: 'v2' }]) };
+  const workload = { namespace: 'foo', labels: pick<Record<string, string>>(r, [{ app: 'httpbin', version: 'v1' }, { app: 'httpbin' }, { app: 'other', version: 'v2' }]) };
   const td = pick(r, [{}, { trustDomain: 'td2', aliases: ['cluster.local'] }, { trustDomain: 'new-td', aliases: ['old-td', 'td2'] }, { trustDomain: 'other.td' }] as const);
   const numTrustedProxies = pick(r, [undefined, undefined, 0, 1, 2]);
   const multipleCustomProviders = chance(r, 0.5);
