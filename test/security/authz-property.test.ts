@@ -216,14 +216,14 @@ async function run(seed: number, requests: number, out: Disagreement[], stats: {
   }
   stats.configs++;
   const workload = { namespace: 'foo', labels: pick<Record<string, string>>(r, [{ app: 'httpbin', version: 'v1' }, { app: 'httpbin' }, { app: 'other', version: 'v2' }]) };
-  const td = pick(r, [{}, { trustDomain: 'td2', aliases: ['cluster.local'] }, { trustDomain: 'new-td', aliases: ['old-td', 'td2'] }, { trustDomain: 'other.td' }] as const);
+  const td = pick<{ trustDomain?: string; aliases?: string[] }>(r, [{}, { trustDomain: 'td2', aliases: ['cluster.local'] }, { trustDomain: 'new-td', aliases: ['old-td', 'td2'] }, { trustDomain: 'other.td' }]);
   const numTrustedProxies = pick(r, [undefined, undefined, 0, 1, 2]);
   const multipleCustomProviders = chance(r, 0.5);
   const ask = (req: { headers: Readonly<Record<string, unknown>> }) => req.headers['x-ext'] === 'allow';
   const provider: ExtAuthzCheck = async (req) => (ask(req) ? { allowed: true } : { allowed: false, status: 403, headers: {}, body: 'no' });
   const engine = compileAuthz(resources, workload, {
-    ...('trustDomain' in td ? { trustDomain: td.trustDomain } : {}),
-    ...('aliases' in td ? { trustDomainAliases: td.aliases } : {}),
+    ...(td.trustDomain === undefined ? {} : { trustDomain: td.trustDomain }),
+    ...(td.aliases === undefined ? {} : { trustDomainAliases: td.aliases }),
     ...(numTrustedProxies === undefined ? {} : { numTrustedProxies }),
     providers: { ext: provider, ext2: provider },
     multipleCustomProviders,
