@@ -137,11 +137,32 @@ function genPolicy(r: Rnd, i: number): Obj {
   return { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata, spec };
 }
 
+/** A random string over `alphabet`, `min`..`max` characters. */
+function randomText(r: Rnd, alphabet: string, min: number, max: number): string {
+  const n = min + Math.floor(r.next() * (max - min + 1));
+  let s = '';
+  for (let i = 0; i < n; i++) s += alphabet[Math.floor(r.next() * alphabet.length)];
+  return s;
+}
+
+/** A random path: segments of pchars and a few characters Envoy's templates refuse, maybe a query. */
+function randomPath(r: Rnd): string {
+  const segs = Array.from({ length: Math.floor(r.next() * 4) }, () => (chance(r, 0.4) ? pick(r, ['api', 'v1', 'users', 'store', 'cart', 'a', 'x', 'headers']) : randomText(r, 'ab.-_~%!$&()+,;:@=* ', 0, 4)));
+  return `/${segs.join('/')}${chance(r, 0.2) ? '/' : ''}${chance(r, 0.2) ? `?${randomText(r, 'a=/.&', 0, 5)}` : ''}`;
+}
+
+/** A random IP: mostly near the pools' ranges. */
+function randomIp(r: Rnd): string {
+  const o = () => Math.floor(r.next() * 256);
+  return pick(r, [`10.0.0.${o()}`, `192.168.${o()}.${o()}`, `${o()}.${o()}.${o()}.${o()}`, `2001:db8::${o().toString(16)}`, `::ffff:10.0.0.${o()}`]);
+}
+
 function genRequest(r: Rnd): RefRequest {
   const headers: Record<string, string | string[] | undefined> = Object.create(null);
-  if (chance(r, 0.5)) headers['x-foo'] = pick(r, ['foo', 'bar', 'food', '', ['a', 'b'], 'a,b']);
+  if (chance(r, 0.5)) headers['x-foo'] = chance(r, 0.2) ? randomText(r, 'fobar,*', 0, 5) : pick(r, ['foo', 'bar', 'food', '', ['a', 'b'], 'a,b']);
   if (chance(r, 0.2)) headers['x-bar'] = pick(r, ['1', '2']);
-  if (chance(r, 0.4)) headers['x-forwarded-for'] = pick(r, ['1.2.3.4', '9.9.9.9, 10.0.0.7', 'bad', ' 192.168.1.1 ', '1.2.3.4,', '2001:db8::5, 1.2.3.4', ['8.8.8.8', '1.2.3.4']]);
+  if (chance(r, 0.1)) headers['x-forwarded-for'] = `${randomIp(r)}, ${randomIp(r)}`;
+  else if (chance(r, 0.4)) headers['x-forwarded-for'] = pick(r, ['1.2.3.4', '9.9.9.9, 10.0.0.7', 'bad', ' 192.168.1.1 ', '1.2.3.4,', '2001:db8::5, 1.2.3.4', ['8.8.8.8', '1.2.3.4']]);
   if (chance(r, 0.6)) headers['x-ext'] = pick(r, ['allow', 'deny']);
   const claims = chance(r, 0.5)
     ? (() => {
@@ -160,9 +181,9 @@ function genRequest(r: Rnd): RefRequest {
   return {
     method: pick(r, ['GET', 'POST', 'PUT', 'DELETE', 'get', 'PATCH']),
     authority: pick(r, ['httpbin:8000', 'HTTPBIN:8000', 'api.example.com', 'httpbin', 'API.Example.com:8000']),
-    path: pick(r, ['/headers', '/headers?x=1', '/api/v1/users', '/api/v1/x/users', '/api', '/apiv2', '/a/b.png?x', '/admin/x', '/store//cart', '/store/cart', '/store/a/b/cart', '/a/b/', '/x/a b', '/Headers', '/', '/api/v1/users#f', '/a/v*/', '/u/users', '/a/x?y/']),
+    path: chance(r, 0.25) ? randomPath(r) : pick(r, ['/headers', '/headers?x=1', '/api/v1/users', '/api/v1/x/users', '/api', '/apiv2', '/a/b.png?x', '/admin/x', '/store//cart', '/store/cart', '/store/a/b/cart', '/a/b/', '/x/a b', '/Headers', '/', '/api/v1/users#f', '/a/v*/', '/u/users', '/a/x?y/']),
     headers,
-    remoteAddress: pick(r, ['10.0.0.7', '::ffff:10.0.0.7', '192.168.1.5', '2001:db8::1', '10.0.0.9']),
+    remoteAddress: chance(r, 0.2) ? randomIp(r) : pick(r, ['10.0.0.7', '::ffff:10.0.0.7', '192.168.1.5', '2001:db8::1', '10.0.0.9']),
     localPort: Number(pick(r, PORTS)),
     localAddress: pick(r, ['10.0.0.20', undefined, '2001:db8::20']),
     sni: pick(r, [undefined, 'outbound_.8000_._.httpbin.foo.svc.cluster.local', 'x.cluster.local']),
