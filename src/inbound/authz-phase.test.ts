@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, it } from 'node:test';
 import { compileAuthz } from '../security/authz/engine.ts';
-import { HTTPBIN, policy, resourcesOf } from '../security/authz/fixtures.ts';
+import { HTTPBIN, policy, resourcesOf } from '../../test/helpers/authz.ts';
 import type { ExtAuthzCheck } from '../security/authz/types.ts';
 import { type AuthzDecisionMessage, authorizationPhase } from './authz-phase.ts';
 import { type InboundRequest, InboundPipeline, type Phase } from './pipeline.ts';

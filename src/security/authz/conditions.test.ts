@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decide, engineOf, judge, policy, type RequestInit } from './fixtures.ts';
+import { decide, engineOf, judge, policy, type RequestInit } from '../../../test/helpers/authz.ts';
 
 /** One ALLOW rule with one condition: allowed exactly when the condition holds. */
 type Row = readonly [name: string, condition: string, request: RequestInit, allow: boolean];

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Resource } from '../../config/resource.ts';
 import type { AuthorizationPolicySpec } from '../../config/types/security.ts';
 import { compileAuthz } from './engine.ts';
-import { decide, engineOf, HTTPBIN, judge, policy, request, resourcesOf } from './fixtures.ts';
+import { decide, engineOf, HTTPBIN, judge, policy, request, resourcesOf } from '../../../test/helpers/authz.ts';
 import type { AuthzResult, ExtAuthzCheck, ExtAuthzResponse } from './types.ts';
 
 const DRY = { 'istio.io/dry-run': 'true' };

@@ -6,7 +6,7 @@ import { ManualClock } from '../../core/clock.ts';
 import { isMeshletError } from '../../core/errors.ts';
 import { compileAuthz } from './engine.ts';
 import { checkEnvoyExtAuthzHttp, type EnvoyExtAuthzHttpConfig, envoyExtAuthzHttp } from './ext-authz-http.ts';
-import { HTTPBIN, policy, request, resourcesOf } from './fixtures.ts';
+import { HTTPBIN, policy, request, resourcesOf } from '../../../test/helpers/authz.ts';
 import type { AuthzResult, ExtAuthzResponse } from './types.ts';
 
 /** What the authorizer received. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decide, engineOf, policy, type RequestInit } from './fixtures.ts';
+import { decide, engineOf, policy, type RequestInit } from '../../../test/helpers/authz.ts';
 
 /** One ALLOW policy with one rule (flow-style YAML): allowed exactly when the rule matches. */
 type Row = readonly [name: string, rule: string, request: RequestInit, allow: boolean];

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decide, engineOf, type RequestInit } from './fixtures.ts';
+import { decide, engineOf, type RequestInit } from '../../../test/helpers/authz.ts';
 
 const TO = { namespace: 'ns1', labels: { app: 'b' } };
 const ALLOWED = 'cluster.local/ns/ns1/sa/a';

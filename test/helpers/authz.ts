@@ -3,11 +3,11 @@
  * is), requests with defaults, and a short way to ask for a decision.
  */
 import assert from 'node:assert/strict';
-import { validateYaml } from '../../../test/helpers/config.ts';
-import type { Resource } from '../../config/resource.ts';
-import type { AuthzOptions, AuthzWorkload } from './compile.ts';
-import { type AuthzEngine, compileAuthz } from './engine.ts';
-import type { AuthzRequest, AuthzResult } from './types.ts';
+import { validateYaml } from './config.ts';
+import type { Resource } from '../../src/config/resource.ts';
+import type { AuthzOptions, AuthzWorkload } from '../../src/security/authz/compile.ts';
+import { type AuthzEngine, compileAuthz } from '../../src/security/authz/engine.ts';
+import type { AuthzRequest, AuthzResult } from '../../src/security/authz/types.ts';
 
 /** The workload most tests judge requests for: `app: httpbin` in `foo`. */
 export const HTTPBIN: AuthzWorkload = { namespace: 'foo', labels: { app: 'httpbin', version: 'v1' } };
