@@ -47,6 +47,10 @@ export interface InboundRequest {
   readonly remotePort: number;
   /** The local port the request arrived on (PeerAuthentication `portLevelMtls`, `destination.port`). */
   readonly localPort: number;
+  /** The local address the request arrived on (`destination.ip`); unset when the adapter does not know it. */
+  readonly localAddress?: string;
+  /** The TLS SNI the client sent (`connection.sni`); unset for plaintext. */
+  readonly sni?: string;
   /** Set by the peer-identity phase: the mTLS peer, undefined for plaintext. */
   peer: PeerIdentity | undefined;
   /** Set by the jwt phase: `iss/sub`, undefined without a (valid) token. */
@@ -77,6 +81,8 @@ export interface AuthzDecision {
   readonly policy: string | undefined;
   /** Index of the rule that matched, or undefined. */
   readonly rule: number | undefined;
+  /** Headers to add to the app's response (an external authorizer's `headersToDownstreamOnAllow`); the adapter adds them. */
+  readonly responseHeaders?: Readonly<Record<string, string>>;
 }
 
 /** A refusal: what the adapter answers instead of running the app. */
