@@ -12,6 +12,9 @@ describe('classifyKind: apply, skip with a notice, or refuse', () => {
     { apiVersion: 'networking.istio.io/v1beta1', kind: 'WorkloadGroup', want: 'apply' },
     { apiVersion: 'security.istio.io/v1beta1', kind: 'AuthorizationPolicy', want: 'apply' },
     { apiVersion: 'telemetry.istio.io/v1alpha1', kind: 'Telemetry', want: 'apply' },
+    // EnvoyFilter is read (its local rate limit shapes are applied, the others skipped when validated).
+    { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', want: 'apply' },
+    { apiVersion: 'networking.istio.io/v1', kind: 'EnvoyFilter', want: /unknown apiVersion "networking.istio.io\/v1"; EnvoyFilter is served as networking.istio.io\/v1alpha3$/ },
     // Other kinds of the groups meshlet reads: skipped, with a warning when Istio would change traffic.
     { apiVersion: 'v1', kind: 'ServiceAccount', want: 'info' },
     { apiVersion: 'v1', kind: 'ConfigMap', want: 'info' },
@@ -21,7 +24,6 @@ describe('classifyKind: apply, skip with a notice, or refuse', () => {
     { apiVersion: 'v1', kind: 'Endpoints', want: 'info' },
     { apiVersion: 'networking.istio.io/v1', kind: 'Gateway', want: 'warning' },
     { apiVersion: 'networking.istio.io/v1beta1', kind: 'Sidecar', want: 'warning' },
-    { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', want: 'warning' },
     { apiVersion: 'networking.istio.io/v1beta1', kind: 'ProxyConfig', want: 'warning' },
     // Other APIs: skipped.
     { apiVersion: 'apps/v1', kind: 'Deployment', want: 'info' },
