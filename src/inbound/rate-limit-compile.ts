@@ -225,9 +225,16 @@ export class CompiledRateLimits {
     this.#previous = previous;
   }
 
-  /** Whether any local rate limit filter applies to the workload's inbound side. */
-  get empty(): boolean {
-    return this.#filters.length === 0;
+  /**
+   * Whether a rate limit filter applies to the workload's inbound side that can limit anything:
+   * one enabled for some requests, by its own config or by a route's or virtual host's config
+   * for its name (a filter with no `filter_enabled` is enabled for 0% of requests).
+   */
+  get canLimit(): boolean {
+    const enabled = (c: LocalRateLimitSettings) => c.filterEnabled !== undefined && c.filterEnabled.numerator > 0;
+    if (this.#filters.some((f) => enabled(f.patch.config))) return true;
+    const names = new Set(this.#filters.map((f) => f.patch.filterName));
+    return [...this.#routes, ...this.#vhosts].some((r) => [...r.patch.perFilterConfig].some(([name, c]) => names.has(name) && enabled(c)));
   }
 
   /** The local ports the workload's services reach (known before any request). */

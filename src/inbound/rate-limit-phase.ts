@@ -244,7 +244,7 @@ export class RateLimitPhase implements Phase {
 /**
  * Compiles the local rate limits of `resources` (their local rate limit EnvoyFilters) for the
  * inbound side of `workload`: the rate-limit admission phase, or undefined when no rate limit
- * filter applies to it. `rootNamespace` holds the mesh-wide EnvoyFilters (Istio's default:
+ * filter that can limit anything applies to it. `rootNamespace` holds the mesh-wide EnvoyFilters (Istio's default:
  * `istio-system`). Buckets run on `clock`.
  * @category Inbound
  */
@@ -256,7 +256,7 @@ export function compileRateLimit(
   options: RateLimitOptions = {},
 ): RateLimitPhase | undefined {
   const compiled = new CompiledRateLimits(resources, workload, rootNamespace, clock, options.previous?.limiters);
-  if (compiled.empty) return undefined;
+  if (!compiled.canLimit) return undefined;
   const warm = new Set<string>();
   for (const p of compiled.knownPorts) for (const t of ['raw', 'tls']) warm.add(`${p}/${t}`);
   if (options.previous !== undefined) for (const k of options.previous.portKeys) warm.add(k);
