@@ -59,7 +59,8 @@ function asRateLimitPatch(written: Record<string, unknown>): Record<string, unkn
   if (!Array.isArray(patches) || typeof patches[0] !== 'object' || patches[0] === null) return spec;
   const p = patches[0] as Record<string, unknown>;
   p.applyTo ??= 'HTTP_FILTER';
-  const patch = (p.patch ??= {}) as Record<string, unknown>;
+  p.patch ??= {};
+  const patch = p.patch as Record<string, unknown>;
   patch.operation ??= 'INSERT_BEFORE';
   patch.value ??= {
     name: 'envoy.filters.http.local_ratelimit',
