@@ -150,6 +150,21 @@ describe('rate-limit phase: Istio\'s rate-limit testdata', () => {
   });
 });
 
+describe('rate-limit phase: the example of docs/rate-limiting.md', () => {
+  it('validates with no warning and lets 10 requests a minute through to app=productpage, then refuses as the page says', () => {
+    const page = readFileSync(join(import.meta.dirname, '../../docs/rate-limiting.md'), 'utf8');
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(page)?.[1];
+    assert.ok(yaml !== undefined);
+    const { resources, errors, warnings } = validateYaml(yaml);
+    assert.deepEqual([...errors, ...warnings], []);
+    const clock = new ManualClock(0);
+    const phase = compile(resources, { service: 'productpage', namespace: 'default', labels: { app: 'productpage', version: 'v1' } }, clock);
+    assert.equal(outcomes(phase, Array(10).fill({ localPort: 9080 })), 'a'.repeat(10));
+    const d = phase.run(request({ localPort: 9080 })) as RateLimitDenial;
+    assert.deepEqual([d.status, d.body, d.headers?.['x-local-rate-limit']], [429, 'local_rate_limited', 'true']);
+  });
+});
+
 describe('rate-limit phase: Envoy\'s filter semantics', () => {
   it('filter_enabled draws per request; requests it is not enabled for take no token', () => {
     const clock = new ManualClock(0);
