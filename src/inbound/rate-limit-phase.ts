@@ -31,7 +31,7 @@ import { GRPC_STATUS, httpToGrpc } from '../core/grpc-status.ts';
 import type { AnyResource } from '../config/resource.ts';
 import type { FractionSettings, HeaderToAdd } from '../config/types/local-rate-limit.ts';
 import type { RateLimitSite } from '../policies/rate-limit/descriptors.ts';
-import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
+import type { Descriptor, LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
 import type { TokenBucket } from '../policies/rate-limit/token-bucket.ts';
 import type { Denial, InboundRequest, Phase, PhaseResult } from './pipeline.ts';
 import { type ActiveFilter, CompiledRateLimits, type RateLimitWorkload } from './rate-limit-compile.ts';
@@ -81,6 +81,8 @@ export interface RateLimitOptions {
 }
 
 const responseHeaders = new WeakMap<InboundRequest, Record<string, string>>();
+
+const NO_DESCRIPTORS: Descriptor[] = [];
 
 /**
  * The `x-ratelimit-*` headers to add to the response of an admitted request (filters with
@@ -138,23 +140,27 @@ export class RateLimitPhase implements Phase {
   readonly name = 'rate-limit' as const;
   readonly #compiled: CompiledRateLimits;
   readonly #random: Random;
-  /** Active filters by `port/tls`, built on the first request to a port (ports the services name are built up front). */
-  readonly #plans = new Map<string, readonly ActiveFilter[]>();
+  /** Active filters by local port, plaintext and mTLS, built on the first request to a port (ports the services name are built up front). */
+  readonly #raw = new Map<number, readonly ActiveFilter[]>();
+  readonly #tls = new Map<number, readonly ActiveFilter[]>();
   readonly #stats = new Map<string, RateLimitStats>();
 
   /** Use {@link compileRateLimit}. */
   constructor(compiled: CompiledRateLimits, random: Random, warmPorts: Iterable<string>) {
     this.#compiled = compiled;
     this.#random = random;
-    for (const key of warmPorts) this.#plan(key);
+    for (const key of warmPorts) {
+      const [port, tls] = key.split('/');
+      this.#plan(Number(port), tls === 'tls');
+    }
   }
 
-  #plan(key: string): readonly ActiveFilter[] {
-    let p = this.#plans.get(key);
+  #plan(port: number, tls: boolean): readonly ActiveFilter[] {
+    const plans = tls ? this.#tls : this.#raw;
+    let p = plans.get(port);
     if (p === undefined) {
-      const [port, tls] = key.split('/');
-      p = this.#compiled.forPort(Number(port), tls === 'tls');
-      this.#plans.set(key, p);
+      p = this.#compiled.forPort(port, tls);
+      plans.set(port, p);
     }
     return p;
   }
@@ -169,16 +175,20 @@ export class RateLimitPhase implements Phase {
   }
 
   run(req: InboundRequest): PhaseResult {
-    const filters = this.#plan(`${req.localPort}/${req.scheme === 'https' ? 'tls' : 'raw'}`);
+    const filters = this.#plan(req.localPort, req.scheme === 'https');
     if (filters.length === 0) return undefined;
-    const site: RateLimitSite = { sourceCluster: this.#compiled.sourceCluster, destinationCluster: `inbound|${req.localPort}||` };
+    let site: RateLimitSite | undefined;
     let xHeaders: Record<string, string> | undefined;
     for (const f of filters) {
       const c = f.config;
       if (!draw(c.filterEnabled as FractionSettings, this.#random)) continue;
       const stats = this.#statsOf(c.statPrefix);
       stats.enabled++;
-      const descriptors = f.descriptors === undefined ? [] : f.descriptors.build(req, site);
+      let descriptors: Descriptor[] = NO_DESCRIPTORS;
+      if (f.descriptors !== undefined) {
+        site ??= { sourceCluster: this.#compiled.sourceCluster, destinationCluster: `inbound|${req.localPort}||` };
+        descriptors = f.descriptors.build(req, site);
+      }
       const result = f.limiter.requestAllowed(descriptors);
       if (c.enableXRateLimitHeaders && result.bucket !== undefined) {
         xHeaders ??= Object.create(null) as Record<string, string>;
@@ -219,7 +229,7 @@ export class RateLimitPhase implements Phase {
 
   /** The active filters of a port, for `meshlet routes`-style explanations. */
   filtersFor(localPort: number, tls = false): readonly ActiveFilter[] {
-    return this.#plan(`${localPort}/${tls ? 'tls' : 'raw'}`);
+    return this.#plan(localPort, tls);
   }
 
   /** @internal The limiters, for the next config's phase to keep. */
@@ -228,14 +238,14 @@ export class RateLimitPhase implements Phase {
   }
 
   /** @internal The `port/tls` keys requests have reached, for the next config's phase to build up front. */
-  get portKeys(): IterableIterator<string> {
-    return this.#plans.keys();
+  get portKeys(): string[] {
+    return [...[...this.#raw.keys()].map((p) => `${p}/raw`), ...[...this.#tls.keys()].map((p) => `${p}/tls`)];
   }
 
   toString(): string {
     const lines = [`rate-limit phase (${this.#compiled.sourceCluster})`];
-    for (const [key, filters] of this.#plans) {
-      for (const f of filters) lines.push(`  port ${key}: ${f.name} from ${f.source}: ${f.limiter}`);
+    for (const [tls, plans] of [['plaintext', this.#raw], ['mTLS', this.#tls]] as const) {
+      for (const [port, filters] of plans) for (const f of filters) lines.push(`  port ${port} (${tls}): ${f.name} from ${f.source}: ${f.limiter}`);
     }
     return lines.join('\n');
   }

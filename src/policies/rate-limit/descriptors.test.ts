@@ -39,6 +39,12 @@ describe('rate-limit actions: the descriptors a request produces', () => {
     { name: 'request_headers: a pseudo-header', actions: [{ type: 'request_headers', headerName: ':path', descriptorKey: 'PATH', skipIfAbsent: false }], want: 'PATH=/productpage?u=normal&flag=on' },
     { name: 'request_headers: absent drops the descriptor', actions: [{ type: 'generic_key', descriptorKey: 'g', descriptorValue: 'v' }, { type: 'request_headers', headerName: 'x-absent', descriptorKey: 'a', skipIfAbsent: false }], want: 'none' },
     { name: 'request_headers: absent with skip_if_absent drops only the entry', actions: [{ type: 'generic_key', descriptorKey: 'g', descriptorValue: 'v' }, { type: 'request_headers', headerName: 'x-absent', descriptorKey: 'a', skipIfAbsent: true }], want: 'g=v' },
+    { name: 'request_headers: a header named like an object property is absent from a plain headers object', actions: [{ type: 'request_headers', headerName: 'constructor', descriptorKey: 'c', skipIfAbsent: false }], want: 'none' },
+    {
+      name: 'header_value_match: presence of a header named like an object property',
+      actions: [{ type: 'header_value_match', descriptorKey: 'k', descriptorValue: 'v', expectMatch: true, headers: [hm('__proto__', { kind: 'present', present: true })] }],
+      want: 'none',
+    },
     { name: 'remote_address: the peer', actions: [{ type: 'remote_address' }], want: 'remote_address=10.1.2.3' },
     { name: 'remote_address: the last x-forwarded-for address (sidecar inbound: use_remote_address false)', actions: [{ type: 'remote_address' }], req: { headers: { 'x-forwarded-for': '1.1.1.1, 203.0.113.9' } }, want: 'remote_address=203.0.113.9' },
     { name: 'remote_address: a malformed x-forwarded-for falls back to the peer', actions: [{ type: 'remote_address' }], req: { headers: { 'x-forwarded-for': 'unknown' } }, want: 'remote_address=10.1.2.3' },

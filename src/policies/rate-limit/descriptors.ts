@@ -56,6 +56,7 @@ export function headerOf(req: RateLimitRequest, name: string): string | undefine
     case ':scheme':
       return req.scheme;
   }
+  if (!Object.hasOwn(req.headers, name)) return undefined; // header names come from config: no prototype keys
   const v = req.headers[name];
   if (v === undefined) return undefined;
   return typeof v === 'string' ? v : v.length === 0 ? undefined : v.join(',');
@@ -63,7 +64,9 @@ export function headerOf(req: RateLimitRequest, name: string): string | undefine
 
 /** A header's first value (what `request_headers` puts in the descriptor). */
 function firstHeader(req: RateLimitRequest, name: string): string | undefined {
-  const v = name.startsWith(':') || name === 'host' ? headerOf(req, name) : req.headers[name];
+  if (name.startsWith(':') || name === 'host') return headerOf(req, name);
+  if (!Object.hasOwn(req.headers, name)) return undefined;
+  const v = req.headers[name];
   if (v === undefined) return undefined;
   return typeof v === 'string' ? v : v[0];
 }
