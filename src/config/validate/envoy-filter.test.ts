@@ -169,6 +169,76 @@ describe('EnvoyFilter: the local rate limit shapes are read', () => {
     assert.deepEqual(v.rateLimits, [{ stage: 0, disableKey: '', actions: [{ type: 'generic_key', descriptorKey: 'generic_key', descriptorValue: 'all' }] }]);
   });
 
+  it('reads every rate-limit action Envoy defines that meshlet evaluates, and every header matcher form', () => {
+    const expr = (text: string, more: object = {}) => ({
+      extension: { name: 'e', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.rate_limit_descriptors.expr.v3.Descriptor', descriptor_key: 'k', text, ...more } },
+    });
+    const actions = [
+      { source_cluster: {} },
+      { destinationCluster: {} },
+      { masked_remote_address: {} },
+      { masked_remote_address: { v4_prefix_mask_len: 24, v6_prefix_mask_len: '64' } },
+      { generic_key: { descriptor_value: 'v', descriptor_key: 'gk' } },
+      { request_headers: { header_name: ':authority', descriptor_key: 'host', skip_if_absent: true } },
+      { query_parameters: { query_parameter_name: 'u', descriptor_key: 'user' } },
+      { query_parameter_value_match: { descriptor_value: 'q', expect_match: false, query_parameters: [{ name: 'a', string_match: { suffix: 'x', ignore_case: true } }, { name: 'b', present_match: true }] } },
+      expr("request.headers['X-Id']", { skip_if_error: true }),
+      expr('connection.mtls'),
+    ];
+    const headers = [
+      { name: 'a', exact_match: 'x' },
+      { name: 'b', prefix_match: 'p' },
+      { name: 'c', suffix_match: 's' },
+      { name: 'd', contains_match: 'm' },
+      { name: 'e', safe_regex_match: { regex: 'r.*' }, invert_match: true },
+      { name: 'f', range_match: { start: '1', end: 5 } },
+      { name: 'g', present_match: false },
+      { name: 'h', string_match: { contains: 'z' }, treat_missing_header_as_empty: true },
+      { name: 'I' },
+    ];
+    const spec = { configPatches: [filterPatch(direct()), routePatch({ route: { rate_limits: [{ actions }, { disable_key: 'off', actions: [{ header_value_match: { descriptor_value: 'hv', headers } }] }] } })] };
+    const { errors, resources } = validateYaml(ef(spec));
+    assert.deepEqual(errors, []);
+    const r = rateLimitPatches(resources[0]?.spec as EnvoyFilterSpec)[1] as RateLimitRoutePatch;
+    assert.deepEqual(r.rateLimits[0]?.actions, [
+      { type: 'source_cluster' },
+      { type: 'destination_cluster' },
+      { type: 'masked_remote_address', v4PrefixLen: 32, v6PrefixLen: 128 },
+      { type: 'masked_remote_address', v4PrefixLen: 24, v6PrefixLen: 64 },
+      { type: 'generic_key', descriptorKey: 'gk', descriptorValue: 'v' },
+      { type: 'request_headers', headerName: ':authority', descriptorKey: 'host', skipIfAbsent: true },
+      { type: 'query_parameters', queryParameterName: 'u', descriptorKey: 'user', skipIfAbsent: false },
+      {
+        type: 'query_parameter_value_match',
+        descriptorKey: 'query_match',
+        descriptorValue: 'q',
+        expectMatch: false,
+        queryParameters: [
+          { name: 'a', match: { kind: 'string', op: 'suffix', value: 'x', ignoreCase: true } },
+          { name: 'b', match: { kind: 'present' } },
+        ],
+      },
+      { type: 'expression', descriptorKey: 'k', attribute: { kind: 'request-header', name: 'x-id' }, skipIfError: true, text: "request.headers['X-Id']" },
+      { type: 'expression', descriptorKey: 'k', attribute: { kind: 'connection', field: 'mtls' }, skipIfError: false, text: 'connection.mtls' },
+    ]);
+    assert.equal(r.rateLimits[1]?.disableKey, 'off');
+    const hv = r.rateLimits[1]?.actions[0];
+    assert.equal(hv?.type, 'header_value_match');
+    const m = hv?.type === 'header_value_match' ? hv.headers : [];
+    const plain = { invert: false, treatMissingAsEmpty: false };
+    assert.deepEqual(m, [
+      { name: 'a', match: { kind: 'string', op: 'exact', value: 'x', ignoreCase: false }, ...plain },
+      { name: 'b', match: { kind: 'string', op: 'prefix', value: 'p', ignoreCase: false }, ...plain },
+      { name: 'c', match: { kind: 'string', op: 'suffix', value: 's', ignoreCase: false }, ...plain },
+      { name: 'd', match: { kind: 'string', op: 'contains', value: 'm', ignoreCase: false }, ...plain },
+      { name: 'e', match: { kind: 'string', op: 'regex', value: 'r.*', ignoreCase: false }, invert: true, treatMissingAsEmpty: false },
+      { name: 'f', match: { kind: 'range', start: 1, end: 5 }, ...plain },
+      { name: 'g', match: { kind: 'present', present: false }, ...plain },
+      { name: 'h', match: { kind: 'string', op: 'contains', value: 'z', ignoreCase: false }, invert: false, treatMissingAsEmpty: true },
+      { name: 'i', match: { kind: 'present', present: true }, ...plain },
+    ]);
+  });
+
   const notes: { name: string; spec: object; warnings: RegExp[]; infos?: RegExp[] }[] = [
     {
       name: 'a patch with no context: applied to inbound requests only',
