@@ -62,3 +62,4 @@ export type * from './config/types/networking.ts';
 export type * from './config/types/security.ts';
 export type * from './config/types/telemetry.ts';
 export type * from './config/types/kubernetes.ts';
+export type * from './config/types/envoy-filter.ts';

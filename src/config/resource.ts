@@ -7,6 +7,7 @@
 import type { ObjectMeta } from './types/common.ts';
 import type { SourceRef } from './issues.ts';
 import type { KubeServiceSpec } from './types/kubernetes.ts';
+import type { EnvoyFilterSpec } from './types/envoy-filter.ts';
 import type { DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec, WorkloadEntrySpec, WorkloadGroupSpec } from './types/networking.ts';
 import type { AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec } from './types/security.ts';
 import type { TelemetrySpec } from './types/telemetry.ts';
@@ -27,6 +28,8 @@ export interface SpecByKind {
   RequestAuthentication: RequestAuthenticationSpec;
   AuthorizationPolicy: AuthorizationPolicySpec;
   Telemetry: TelemetrySpec;
+  /** Only the local rate limit EnvoyFilters of Istio's rate-limit task; other EnvoyFilters are skipped when loaded. */
+  EnvoyFilter: EnvoyFilterSpec;
 }
 
 /**
@@ -50,6 +53,7 @@ export const KIND_VERSIONS: Readonly<Record<Kind, { group: string; versions: rea
   RequestAuthentication: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   AuthorizationPolicy: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   Telemetry: { group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'] },
+  EnvoyFilter: { group: 'networking.istio.io', versions: ['v1alpha3'] },
 };
 
 /** `group/version`, or just `version` for the core group. */

@@ -24,6 +24,7 @@ function inbound(init: Partial<InboundRequest> = {}): InboundRequest {
     authz: undefined,
     deadline: Number.POSITIVE_INFINITY,
     trace: undefined,
+    headersChanged: false,
     ...init,
   };
 }

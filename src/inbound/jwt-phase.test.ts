@@ -67,6 +67,7 @@ function request(init: Partial<InboundRequest> & { headers?: Headers } = {}): In
     authz: undefined,
     deadline: Number.POSITIVE_INFINITY,
     trace: undefined,
+    headersChanged: false,
     ...init,
     headers: Object.assign(Object.create(null) as Headers, init.headers),
   };

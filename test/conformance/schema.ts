@@ -17,6 +17,7 @@ export interface CrdField {
 }
 
 const API: Readonly<Record<string, string>> = {
+  EnvoyFilter: 'networking.istio.io/v1alpha3',
   PeerAuthentication: 'security.istio.io/v1',
   RequestAuthentication: 'security.istio.io/v1',
   AuthorizationPolicy: 'security.istio.io/v1',
@@ -47,12 +48,34 @@ function specWith(field: CrdField): Record<string, unknown> {
   return root;
 }
 
+/**
+ * meshlet validates the fields of an EnvoyFilter patch only when the patch is a local rate limit
+ * one (it skips the others whole), so a patch field is set on such a patch: an HTTP filter
+ * inserting the local rate limit filter, for whatever the field leaves unset.
+ */
+function asRateLimitPatch(written: Record<string, unknown>): Record<string, unknown> {
+  const spec = structuredClone(written); // the placeholders are shared
+  const patches = spec.configPatches;
+  if (!Array.isArray(patches) || typeof patches[0] !== 'object' || patches[0] === null) return spec;
+  const p = patches[0] as Record<string, unknown>;
+  p.applyTo ??= 'HTTP_FILTER';
+  p.patch ??= {};
+  const patch = p.patch as Record<string, unknown>;
+  patch.operation ??= 'INSERT_BEFORE';
+  patch.value ??= {
+    name: 'envoy.filters.http.local_ratelimit',
+    typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit', stat_prefix: 'x' },
+  };
+  return spec;
+}
+
 /** The CRD fields meshlet reports as unknown, with its message. */
 export function unknownFields(fields: readonly CrdField[] = crdFields()): string[] {
   const out: string[] = [];
   for (const f of fields) {
     const issues = new IssueList();
-    const doc = { apiVersion: API[f.kind] ?? 'networking.istio.io/v1', kind: f.kind, metadata: { name: 'x' }, spec: specWith(f) };
+    const spec = f.kind === 'EnvoyFilter' ? asRateLimitPatch(specWith(f)) : specWith(f);
+    const doc = { apiVersion: API[f.kind] ?? 'networking.istio.io/v1', kind: f.kind, metadata: { name: 'x' }, spec };
     validateDocuments(fromObjects([doc]), {}, issues);
     for (const i of issues.all) if (/unknown field/.test(i.message)) out.push(`${f.kind} ${f.path}: ${i.path} ${i.message}`);
   }

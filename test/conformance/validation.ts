@@ -1,7 +1,8 @@
 /**
- * The validation category: Istio's validation test tables (translated into `cases/`) and its CRD
- * testdata (copied into `istio/crds/`), each run through meshlet's real validator and compared
- * with Istio's verdict.
+ * The validation category: Istio's validation test tables (translated into `cases/`), its CRD
+ * testdata (copied into `istio/crds/`) and the local rate limit EnvoyFilters of its rate-limit
+ * tests and samples (copied into `test/fixtures/istio/ratelimit/`), each run through meshlet's
+ * real validator and compared with Istio's verdict.
  *
  * - invalid: meshlet must report an error;
  * - valid: meshlet must report no error (its own advice, e.g. "not supported by meshlet", may be
@@ -25,6 +26,7 @@ import type { Verdict } from './types.ts';
 const here = dirname(fileURLToPath(import.meta.url));
 const CRD_DIR = join(here, 'istio', 'crds');
 const CRD_SOURCE = 'pkg/config/validation/testdata/crds';
+const RATE_LIMIT_DIR = join(here, '..', 'fixtures', 'istio', 'ratelimit');
 
 /** Analyzer codes whose findings Istio reports as validation warnings. */
 const WARNING_ANALYZERS = new Set(['IST0130', 'IST0131']);
@@ -61,6 +63,30 @@ function kindOf(resources: readonly object[]): string {
 
 function isApplied(kind: string): boolean {
   return kind in KIND_VERSIONS;
+}
+
+const LOCAL_RATE_LIMIT_TYPE = 'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
+
+/**
+ * An EnvoyFilter of Istio's local rate limit task: it has patches, every one an HTTP filter,
+ * route or virtual host patch, and the local rate limit filter appears in it. Decided from the
+ * document, independently of meshlet's own classifier: these are compared; other EnvoyFilters are
+ * counted as not applied (meshlet must skip them with a notice, never an error).
+ */
+export function isLocalRateLimitFilter(doc: unknown): boolean {
+  const patches = (doc as { spec?: { configPatches?: unknown } } | undefined)?.spec?.configPatches;
+  if (!Array.isArray(patches) || patches.length === 0) return false;
+  const shapes = patches.every((p) => ['HTTP_FILTER', 'HTTP_ROUTE', 'VIRTUAL_HOST'].includes((p as { applyTo?: unknown } | null)?.applyTo as string));
+  return shapes && JSON.stringify(patches).includes(LOCAL_RATE_LIMIT_TYPE);
+}
+
+/** Whether a document of `kind` is compared (a kind meshlet applies; for EnvoyFilter, a local rate limit one). */
+function isCompared(kind: string, doc: unknown): boolean {
+  return isApplied(kind) && (kind !== 'EnvoyFilter' || isLocalRateLimitFilter(doc));
+}
+
+function notAppliedReason(kind: string): string {
+  return kind === 'EnvoyFilter' ? 'EnvoyFilter other than the local rate limit is not applied by meshlet' : `${kind} is not applied by meshlet`;
 }
 
 /** Runs the translated Go tables. */
@@ -126,8 +152,8 @@ function runCrds(results: CaseResult[], uncompared: UncomparedCase[]): void {
       const kind = /^kind: *(\S+)/m.exec(d.text)?.[1] ?? '?';
       const id = `validation/crds/${file}/${name}`;
       const { verdict, detail, skipped } = verdictOf(docs, issues);
-      if (!isApplied(kind)) {
-        uncompared.push({ id, category: 'validation', reason: `${kind} is not applied by meshlet`, skippedWithNotice: skipped });
+      if (!isCompared(kind, docs[0]?.value)) {
+        uncompared.push({ id, category: 'validation', reason: notAppliedReason(kind), skippedWithNotice: skipped });
         continue;
       }
       results.push({
@@ -144,11 +170,38 @@ function runCrds(results: CaseResult[], uncompared: UncomparedCase[]): void {
   }
 }
 
+/**
+ * Runs the local rate limit EnvoyFilters of Istio's rate-limit integration tests and samples.
+ * Istio applies each of them (its tests then see the 429s), so its verdict is valid. (Istio's
+ * webhook adds one warning to every EnvoyFilter — "EnvoyFilter exposes internal implementation
+ * details that may change at any time" — which, as Istio's own TestValidateEnvoyFilter does by
+ * calling validateEnvoyFilter directly, is left out of the verdict.)
+ */
+function runRateLimitTestdata(results: CaseResult[], uncompared: UncomparedCase[]): void {
+  for (const file of readdirSync(RATE_LIMIT_DIR).filter((f) => f.endsWith('.yaml')).sort()) {
+    const text = readFileSync(join(RATE_LIMIT_DIR, file), 'utf8');
+    const origin = /^# Copied unchanged from Istio \([^)]*\): (\S+)/m.exec(text)?.[1] ?? file;
+    for (const d of splitDocuments(text)) {
+      const issues = new IssueList();
+      const docs = parseText(d.text, `${file}:${d.line}`, issues);
+      const name = /^ {2}name: *["']?([^"'\s]+)/m.exec(d.text)?.[1] ?? `line ${d.line}`;
+      const id = `validation/ratelimit/${file}/${name}`;
+      const { verdict, detail, skipped } = verdictOf(docs, issues);
+      if (!isCompared('EnvoyFilter', docs[0]?.value)) {
+        uncompared.push({ id, category: 'validation', reason: notAppliedReason('EnvoyFilter'), skippedWithNotice: skipped });
+        continue;
+      }
+      results.push({ id, category: 'validation', group: 'EnvoyFilter', expected: 'valid', got: verdict, agree: agrees('valid', verdict), source: `${origin} (copy line ${d.line})`, detail });
+    }
+  }
+}
+
 /** Runs the whole validation category. */
 export function runValidation(): CategoryRun {
   const results: CaseResult[] = [];
   const uncompared: UncomparedCase[] = [];
   runTables(results, uncompared);
   runCrds(results, uncompared);
+  runRateLimitTestdata(results, uncompared);
   return { category: 'validation', results, uncompared };
 }

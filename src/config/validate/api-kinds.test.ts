@@ -12,6 +12,9 @@ describe('classifyKind: apply, skip with a notice, or refuse', () => {
     { apiVersion: 'networking.istio.io/v1beta1', kind: 'WorkloadGroup', want: 'apply' },
     { apiVersion: 'security.istio.io/v1beta1', kind: 'AuthorizationPolicy', want: 'apply' },
     { apiVersion: 'telemetry.istio.io/v1alpha1', kind: 'Telemetry', want: 'apply' },
+    // EnvoyFilter is read (its local rate limit shapes are applied, the others skipped when validated).
+    { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', want: 'apply' },
+    { apiVersion: 'networking.istio.io/v1', kind: 'EnvoyFilter', want: /unknown apiVersion "networking.istio.io\/v1"; EnvoyFilter is served as networking.istio.io\/v1alpha3$/ },
     // Other kinds of the groups meshlet reads: skipped, with a warning when Istio would change traffic.
     { apiVersion: 'v1', kind: 'ServiceAccount', want: 'info' },
     { apiVersion: 'v1', kind: 'ConfigMap', want: 'info' },
@@ -21,7 +24,6 @@ describe('classifyKind: apply, skip with a notice, or refuse', () => {
     { apiVersion: 'v1', kind: 'Endpoints', want: 'info' },
     { apiVersion: 'networking.istio.io/v1', kind: 'Gateway', want: 'warning' },
     { apiVersion: 'networking.istio.io/v1beta1', kind: 'Sidecar', want: 'warning' },
-    { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', want: 'warning' },
     { apiVersion: 'networking.istio.io/v1beta1', kind: 'ProxyConfig', want: 'warning' },
     // Other APIs: skipped.
     { apiVersion: 'apps/v1', kind: 'Deployment', want: 'info' },
@@ -115,6 +117,6 @@ describe('skipped kinds: one notice per kind per load', () => {
   it('a typo in a kind meshlet applies is still an error, and refuses the set', () => {
     const { errors } = validateYaml('apiVersion: networking.istio.io/v1\nkind: VirtualServce\nmetadata: {name: a}\nspec: {}\n');
     assert.equal(errors.length, 1);
-    assert.match(errors[0] ?? '', /^test\.yaml: VirtualServce a: unknown kind "VirtualServce" in networking.istio.io \(did you mean "VirtualService"\?\); meshlet reads VirtualService, DestinationRule, ServiceEntry, WorkloadEntry, WorkloadGroup from networking.istio.io \(line 1\)$/);
+    assert.match(errors[0] ?? '', /^test\.yaml: VirtualServce a: unknown kind "VirtualServce" in networking.istio.io \(did you mean "VirtualService"\?\); meshlet reads VirtualService, DestinationRule, ServiceEntry, WorkloadEntry, WorkloadGroup, EnvoyFilter from networking.istio.io \(line 1\)$/);
   });
 });

@@ -14,6 +14,7 @@ import { checkAnnotations } from './annotations.ts';
 import { authorizationPolicySpec } from './authorization-policy.ts';
 import { checkDnsLabel, checkDnsSubdomain, labels as labelsValidator } from './common.ts';
 import { destinationRuleSpec } from './destination-rule.ts';
+import { envoyFilterSpec } from './envoy-filter.ts';
 import { checkServiceMetadata, kubeServiceSpec } from './kube-service.ts';
 import { peerAuthenticationSpec } from './peer-authentication.ts';
 import { requestAuthenticationSpec } from './request-authentication.ts';
@@ -36,6 +37,7 @@ const SPEC_VALIDATORS: { readonly [K in Kind]: Validator<SpecByKind[K]> } = {
   RequestAuthentication: requestAuthenticationSpec,
   AuthorizationPolicy: authorizationPolicySpec,
   Telemetry: telemetrySpec,
+  EnvoyFilter: envoyFilterSpec,
 };
 
 const metadataValidator = obj<ObjectMeta>({

@@ -15,6 +15,7 @@ export const excluded: readonly ExcludedTable[] = [
   { source: "pkg/config/validation/validation_test.go", test: "TestValidateProxyConfig", line: 8059, rows: 2, reason: 'not-applied', why: "ProxyConfig" },
   { source: "pkg/config/validation/validation_test.go", test: "TestValidateWasmPlugin", line: 8132, rows: 19, reason: 'not-applied', why: "WasmPlugin" },
   { source: "pkg/config/validation/validation_test.go", test: "TestValidateTrafficExtension", line: 8341, rows: 25, reason: 'not-applied', why: "TrafficExtension (extensions.istio.io)" },
+  { source: "pkg/config/validation/envoyfilter/envoyfilter_test.go", test: "TestValidateEnvoyFilter", line: 63, rows: 21, reason: 'not-applied', why: "EnvoyFilter patches other than the local rate limit (listeners, clusters, network filters, proxy-version matches): no row is a local rate limit shape, and meshlet skips such an EnvoyFilter with a warning" },
   { source: "pkg/config/validation/validation_test.go", test: "TestValidateMaxServerConnectionAge", line: 48, rows: 3, reason: 'mesh-config', why: "a pilot flag, not a resource field" },
   { source: "pkg/config/validation/agent/validation_test.go", test: "TestValidateControlPlaneAuthPolicy", line: 95, rows: 5, reason: 'mesh-config', why: "MeshConfig" },
   { source: "pkg/config/validation/agent/validation_test.go", test: "TestValidateProxyAddress", line: 136, rows: 12, reason: 'mesh-config', why: "ProxyConfig addresses" },

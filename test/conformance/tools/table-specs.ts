@@ -47,6 +47,7 @@ export const byValid = (r: Row): Verdict => boolVerdict(r.valid, r.warning ?? r.
 export const V = 'pkg/config/validation/validation_test.go';
 export const VS = 'pkg/config/validation/virtualservice_test.go';
 export const A = 'pkg/config/validation/agent/validation_test.go';
+export const EF = 'pkg/config/validation/envoyfilter/envoyfilter_test.go';
 
 export interface TableSpec {
   readonly file: string;
@@ -335,6 +336,10 @@ export const EXCLUDED: { file: string; test: string; reason: 'not-applied' | 'me
   { file: V, test: 'TestValidateProxyConfig', reason: 'not-applied', why: 'ProxyConfig' },
   { file: V, test: 'TestValidateWasmPlugin', reason: 'not-applied', why: 'WasmPlugin' },
   { file: V, test: 'TestValidateTrafficExtension', reason: 'not-applied', why: 'TrafficExtension (extensions.istio.io)' },
+  {
+    file: EF, test: 'TestValidateEnvoyFilter', reason: 'not-applied',
+    why: 'EnvoyFilter patches other than the local rate limit (listeners, clusters, network filters, proxy-version matches): no row is a local rate limit shape, and meshlet skips such an EnvoyFilter with a warning',
+  },
   { file: V, test: 'TestValidateMaxServerConnectionAge', reason: 'mesh-config', why: 'a pilot flag, not a resource field', tableVar: 'checks', fields: ['duration', 'isValid'] },
   { file: A, test: 'TestValidateControlPlaneAuthPolicy', reason: 'mesh-config', why: 'MeshConfig' },
   { file: A, test: 'TestValidateProxyAddress', reason: 'mesh-config', why: 'ProxyConfig addresses', tableVar: 'addresses', fields: ['addr', 'valid'] },

@@ -3,7 +3,8 @@
  *
  * - the Go test tables of `pkg/config/validation` (validation_test.go, virtualservice_test.go,
  *   agent/validation_test.go) become `test/conformance/cases/<Test>.ts`, one file per table,
- *   each row keeping its Go name, line, input (as a resource) and Istio's verdict;
+ *   each row keeping its Go name, line, input (as a resource) and Istio's verdict; tables left
+ *   out (other kinds, mesh config, envoyfilter/envoyfilter_test.go) are counted in `cases/excluded.ts`;
  * - the CRD testdata YAML files are copied verbatim into `test/conformance/istio/crds/`, with
  *   a header naming their source and commit.
  *
@@ -17,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { ISTIO_COMMIT } from '../types.ts';
 import { Code } from './go-json.ts';
-import { A, byValid, EXCLUDED, type Row, TABLES, type TableSpec, V, VS } from './table-specs.ts';
+import { A, byValid, EF, EXCLUDED, type Row, TABLES, type TableSpec, V, VS } from './table-specs.ts';
 import { type GoRow, readTable } from './tables.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -150,7 +151,7 @@ function copyCrds(): string[] {
 
 const CRD_FILE = 'manifests/charts/base/files/crd-all.gen.yaml';
 /** Kinds whose CRD schema fields meshlet must all know. */
-const SCHEMA_KINDS = ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'RequestAuthentication', 'AuthorizationPolicy', 'Telemetry'];
+const SCHEMA_KINDS = ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'RequestAuthentication', 'AuthorizationPolicy', 'Telemetry', 'EnvoyFilter'];
 
 interface Schema {
   type?: string;
@@ -184,7 +185,7 @@ function crdFields(): { kind: string; path: string; type: string }[] {
 }
 
 function main(): void {
-  const sources = new Map([V, VS, A].map((f) => [f, show(f)]));
+  const sources = new Map([V, VS, A, EF].map((f) => [f, show(f)]));
   const casesDir = join(root, 'cases');
   mkdirSync(casesDir, { recursive: true });
   const index: string[] = [];

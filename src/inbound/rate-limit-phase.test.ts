@@ -1,0 +1,379 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { validateYaml } from '../../test/helpers/config.ts';
+import { ManualClock, type Random } from '../core/clock.ts';
+import type { AnyResource } from '../config/resource.ts';
+import { type InboundRequest, InboundPipeline } from './pipeline.ts';
+import { compileRateLimit, RATE_LIMITED_BODY, type RateLimitDenial, type RateLimitPhase, rateLimitResponseHeaders, type RateLimitWorkload } from './rate-limit-phase.ts';
+
+const FIXTURES = join(import.meta.dirname, '../../test/fixtures/istio/ratelimit');
+const LRL = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
+
+/** Validated resources of YAML text (must be valid); `{{ .EchoNamespace }}` is filled in as Istio's test does. */
+function load(yaml: string): AnyResource[] {
+  const { resources, errors } = validateYaml(yaml.replaceAll('{{ .EchoNamespace }}', 'echo'));
+  assert.deepEqual(errors, []);
+  return resources;
+}
+const fixture = (file: string) => load(readFileSync(join(FIXTURES, file), 'utf8'));
+
+/** An EnvoyFilter document (spec as an object). */
+function ef(spec: object, name = 'rl', namespace = 'istio-system', extraMeta = ''): string {
+  return `apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\n${extraMeta}spec: ${JSON.stringify(spec)}\n---\n`;
+}
+const pct = (numerator: number, denominator = 'HUNDRED') => ({ runtime_key: 'k', default_value: { numerator, denominator } });
+const filter = (config: object, match: object = { context: 'SIDECAR_INBOUND' }, operation = 'INSERT_BEFORE', name = 'envoy.filters.http.local_ratelimit') => ({
+  applyTo: 'HTTP_FILTER',
+  match,
+  patch: { operation, value: { name, typed_config: { '@type': LRL, stat_prefix: 'http_local_rate_limiter', ...config } } },
+});
+const oneBucket = (max: number, interval = '60s', over: object = {}) => ({ token_bucket: { max_tokens: max, tokens_per_fill: max, fill_interval: interval }, filter_enabled: pct(100), filter_enforced: pct(100), ...over });
+
+function request(init: Partial<InboundRequest> = {}): InboundRequest {
+  return {
+    protocol: 'http1',
+    method: 'GET',
+    scheme: 'http',
+    authority: 'srv.echo:80',
+    path: '/',
+    headers: Object.create(null),
+    remoteAddress: '10.0.0.7',
+    remotePort: 40000,
+    localPort: 8888,
+    peer: undefined,
+    requestPrincipal: undefined,
+    claims: undefined,
+    authz: undefined,
+    deadline: Number.POSITIVE_INFINITY,
+    trace: undefined,
+    headersChanged: false,
+    ...init,
+  };
+}
+
+const clt = { principal: 'spiffe://cluster.local/ns/echo/sa/clt', trustDomain: 'cluster.local', namespace: 'echo', serviceAccount: 'clt', address: '10.0.0.7' };
+const srvWorkload: RateLimitWorkload = { service: 'srv', namespace: 'echo', labels: { app: 'srv' } };
+
+/** Compiles, failing the test when no phase comes back. */
+function compile(resources: AnyResource[], workload: RateLimitWorkload, clock: ManualClock, random?: Random, previous?: RateLimitPhase): RateLimitPhase {
+  const phase = compileRateLimit(resources, workload, 'istio-system', clock, { random, previous });
+  assert.ok(phase !== undefined, 'a rate-limit phase');
+  return phase;
+}
+
+/** Runs requests through the phase; 'a' admitted, 'r' refused. */
+function outcomes(phase: RateLimitPhase, reqs: readonly Partial<InboundRequest>[]): string {
+  return reqs.map((r) => (phase.run(request(r)) === undefined ? 'a' : 'r')).join('');
+}
+
+/** A Random that returns the given values in turn. */
+function draws(...values: number[]): Random {
+  let i = 0;
+  return { next: () => values[i++ % values.length] as number };
+}
+
+describe('rate-limit phase: Istio\'s rate-limit testdata', () => {
+  it('enable_envoy_local_ratelimit.yaml: 1 request per 600s for app=clt, answered as Envoy answers', () => {
+    const clock = new ManualClock(0);
+    const phase = compile(fixture('enable_envoy_local_ratelimit.yaml'), { service: 'clt', namespace: 'echo', labels: { app: 'clt' } }, clock);
+    assert.equal(phase.run(request()), undefined);
+    const d = phase.run(request()) as RateLimitDenial;
+    assert.deepEqual(
+      { status: d.status, grpcStatus: d.grpcStatus, body: d.body, headers: { ...d.headers }, phase: d.phase, flag: d.flag },
+      { status: 429, grpcStatus: 14, body: 'local_rate_limited', headers: { 'x-local-rate-limit': 'true' }, phase: 'rate-limit', flag: 'RL' },
+    );
+    assert.match(d.reason, /local rate limit: envoy\.filters\.http\.local_ratelimit from EnvoyFilter istio-system\/filter-local-ratelimit-svc configPatches\[0\]/);
+    clock.advance(599_999);
+    assert.equal(outcomes(phase, [{}]), 'r');
+    clock.advance(1);
+    assert.equal(outcomes(phase, [{}, {}]), 'ar');
+    assert.deepEqual(phase.stats.get('http_local_rate_limiter'), { enabled: 5, ok: 2, rate_limited: 3, enforced: 3 });
+  });
+
+  it('enable_envoy_local_ratelimit.yaml: the filter selects app=clt only', () => {
+    assert.equal(compileRateLimit(fixture('enable_envoy_local_ratelimit.yaml'), srvWorkload, 'istio-system', new ManualClock(0)), undefined);
+  });
+
+  it('enable_envoy_local_ratelimit_per_route.yaml: the route bucket is for outbound calls, which meshlet does not limit; the inbound filter has no filter_enabled (0%), so nothing can limit', () => {
+    assert.equal(compileRateLimit(fixture('enable_envoy_local_ratelimit_per_route.yaml'), { service: 'clt', namespace: 'echo', labels: { app: 'clt' } }, 'istio-system', new ManualClock(0)), undefined);
+  });
+
+  it('enable_envoy_local_ratelimit_sa.yaml: the client\'s service account (its certificate\'s URI SAN) has 1 per 600s; others share 1000 per second', () => {
+    const clock = new ManualClock(0);
+    // srv's Service maps port 80 to the workload port 8888, so its virtual host is inbound|http|80.
+    const service = load(`apiVersion: v1\nkind: Service\nmetadata:\n  name: srv\n  namespace: echo\nspec:\n  selector:\n    app: srv\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8888\n`);
+    const phase = compile([...fixture('enable_envoy_local_ratelimit_sa.yaml'), ...service], srvWorkload, clock);
+    const fromClt = { scheme: 'https', peer: clt };
+    assert.equal(outcomes(phase, [fromClt, fromClt]), 'ar');
+    // Another service account, and plaintext callers (no certificate: no descriptor), take from the 1000/s bucket.
+    const other = { scheme: 'https', peer: { ...clt, principal: 'spiffe://cluster.local/ns/echo/sa/other' } };
+    assert.equal(outcomes(phase, [other, other, {}, {}]), 'aaaa');
+    // clt's allowed request took a default token too (always_consume_default_token_bucket): 1000 - 5 left.
+    assert.equal(outcomes(phase, Array(995).fill({})), 'a'.repeat(995));
+    assert.equal(outcomes(phase, [{}, other]), 'rr');
+    clock.advance(1);
+    assert.equal(outcomes(phase, [other, other]), 'ar');
+    // clt's own bucket refills only after 600s.
+    clock.advance(599_998);
+    assert.equal(outcomes(phase, [fromClt]), 'r');
+    clock.advance(1);
+    assert.equal(outcomes(phase, [fromClt]), 'a');
+  });
+
+  it('enable_envoy_local_ratelimit_sa.yaml: without a Service naming port 80, the virtual host inbound|http|80 is not the workload\'s, so only the 1000/s bucket applies', () => {
+    const phase = compile(fixture('enable_envoy_local_ratelimit_sa.yaml'), srvWorkload, new ManualClock(0));
+    assert.equal(outcomes(phase, Array(3).fill({ scheme: 'https', peer: clt })), 'aaa');
+  });
+
+  it('local-rate-limit-service.yaml: /productpage 10 per minute, everything 100 per minute, with x-ratelimit headers', () => {
+    const clock = new ManualClock(0);
+    // The sample's route patch names virtual host inbound|http|8000.
+    const workload: RateLimitWorkload = { service: 'productpage', namespace: 'default', labels: { app: 'productpage' }, servicePorts: new Map([[9080, [8000]]]) };
+    const phase = compile(fixture('local-rate-limit-service.yaml'), workload, clock);
+    const page = { localPort: 9080, path: '/productpage?u=normal' };
+    const first = request(page);
+    assert.equal(phase.run(first), undefined);
+    assert.deepEqual({ ...rateLimitResponseHeaders(first) }, { 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '9', 'x-ratelimit-reset': '0' });
+    assert.equal(outcomes(phase, Array(9).fill(page)), 'a'.repeat(9));
+    const d = phase.run(request({ ...page, path: '/PRODUCTPAGE' })) as RateLimitDenial;
+    assert.equal(d.status, 429);
+    assert.deepEqual({ ...d.headers }, { 'x-local-rate-limit': 'true', 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '6' });
+    // Other paths: the default bucket, which the 10 /productpage requests also drew from.
+    const other = { localPort: 9080, path: '/api/v1/products' };
+    assert.equal(outcomes(phase, Array(91).fill(other)), `${'a'.repeat(90)}r`);
+    // One /productpage token comes back 6 s later.
+    clock.advance(6_000);
+    assert.equal(outcomes(phase, [page, page]), 'ar');
+  });
+});
+
+describe('rate-limit phase: the example of docs/rate-limiting.md', () => {
+  it('validates with no warning and lets 10 requests a minute through to app=productpage, then refuses as the page says', () => {
+    const page = readFileSync(join(import.meta.dirname, '../../docs/rate-limiting.md'), 'utf8');
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(page)?.[1];
+    assert.ok(yaml !== undefined);
+    const { resources, errors, warnings } = validateYaml(yaml);
+    assert.deepEqual([...errors, ...warnings], []);
+    const clock = new ManualClock(0);
+    const phase = compile(resources, { service: 'productpage', namespace: 'default', labels: { app: 'productpage', version: 'v1' } }, clock);
+    assert.equal(outcomes(phase, Array(10).fill({ localPort: 9080 })), 'a'.repeat(10));
+    const d = phase.run(request({ localPort: 9080 })) as RateLimitDenial;
+    assert.deepEqual([d.status, d.body, d.headers?.['x-local-rate-limit']], [429, 'local_rate_limited', 'true']);
+  });
+});
+
+describe('rate-limit phase: Envoy\'s filter semantics', () => {
+  it('filter_enabled draws per request; requests it is not enabled for take no token', () => {
+    const clock = new ManualClock(0);
+    // 50%: enabled when floor(r * 100) < 50.
+    const phase = compile(load(ef({ configPatches: [filter(oneBucket(1, '60s', { filter_enabled: pct(50) }))] })), srvWorkload, clock, draws(0.49, 0.5, 0.2, 0.99, 0.1));
+    // enabled (takes the token), not enabled, enabled (refused), not enabled, enabled (refused)
+    assert.equal(outcomes(phase, [{}, {}, {}, {}, {}]), 'aarar');
+    assert.deepEqual(phase.stats.get('http_local_rate_limiter'), { enabled: 3, ok: 1, rate_limited: 2, enforced: 2 });
+  });
+
+  it('enabled but not enforced is shadow mode: counted, let through, with request_headers_to_add_when_not_enforced', () => {
+    const clock = new ManualClock(0);
+    const cfg = oneBucket(1, '60s', { filter_enforced: undefined, request_headers_to_add_when_not_enforced: [{ append_action: 'OVERWRITE_IF_EXISTS_OR_ADD', header: { key: 'x-rate-limited', value: 'shadow' } }] });
+    const phase = compile(load(ef({ configPatches: [filter(cfg)] })), srvWorkload, clock);
+    const first = request();
+    const second = request();
+    assert.equal(phase.run(first), undefined);
+    assert.equal(phase.run(second), undefined);
+    assert.equal(first.headers['x-rate-limited'], undefined);
+    assert.equal(second.headers['x-rate-limited'], 'shadow');
+    assert.deepEqual(phase.stats.get('http_local_rate_limiter'), { enabled: 2, ok: 1, rate_limited: 1, enforced: 0 });
+  });
+
+  it('filter_enforced draws only for rate-limited requests', () => {
+    const phase = compile(load(ef({ configPatches: [filter(oneBucket(1, '60s', { filter_enforced: pct(10, 'TEN_THOUSAND') }))] })), srvWorkload, new ManualClock(0), draws(0.0009, 0.001));
+    // 10 in 10 000: the first limited request draws 0.0009 (9 < 10: enforced), the next 0.001 (10: not).
+    assert.equal(outcomes(phase, [{}, {}, {}]), 'ara');
+  });
+
+  it('a custom status, and gRPC callers: UNAVAILABLE by default, RESOURCE_EXHAUSTED when asked', () => {
+    const clock = new ManualClock(0);
+    const a = compile(load(ef({ configPatches: [filter(oneBucket(1, '60s', { status: { code: 'ServiceUnavailable' } }))] })), srvWorkload, clock);
+    a.run(request({ protocol: 'grpc' }));
+    const d = a.run(request({ protocol: 'grpc' })) as RateLimitDenial;
+    assert.deepEqual([d.status, d.grpcStatus, d.body], [503, 14, RATE_LIMITED_BODY]);
+    const b = compile(load(ef({ configPatches: [filter(oneBucket(1, '60s', { status: { code: 302 }, rate_limited_as_resource_exhausted: true }))] })), srvWorkload, clock);
+    b.run(request());
+    const e = b.run(request()) as RateLimitDenial;
+    assert.deepEqual([e.status, e.grpcStatus], [429, 8], 'a status under 400 is 429');
+  });
+
+  it('applies response_headers_to_add to refusals as Envoy\'s append actions say, never to admitted requests', () => {
+    const headers = [
+      { append_action: 'APPEND_IF_EXISTS_OR_ADD', header: { key: 'x-a', value: '1' } },
+      { append_action: 'APPEND_IF_EXISTS_OR_ADD', header: { key: 'x-a', value: '2' } },
+      { append_action: 'ADD_IF_ABSENT', header: { key: 'x-a', value: 'no' } },
+      { append_action: 'OVERWRITE_IF_EXISTS', header: { key: 'x-b', value: 'no' } },
+      { append: false, header: { key: 'x-c', value: 'first' } },
+      { append: false, header: { key: 'x-c', value: 'second' } },
+      { header: { key: 'x-empty', value: '' } },
+      { keep_empty_value: true, header: { key: 'x-kept', value: '' } },
+    ];
+    const phase = compile(load(ef({ configPatches: [filter(oneBucket(1, '60s', { response_headers_to_add: headers }))] })), srvWorkload, new ManualClock(0));
+    const admitted = request();
+    assert.equal(phase.run(admitted), undefined);
+    assert.equal(rateLimitResponseHeaders(admitted), undefined);
+    const d = phase.run(request()) as RateLimitDenial;
+    assert.deepEqual({ ...d.headers }, { 'x-a': '1, 2', 'x-c': 'second', 'x-kept': '' });
+  });
+
+  it('a per-route config replaces the filter\'s for that route; its bucket is the route\'s', () => {
+    const clock = new ManualClock(0);
+    const yaml = ef({
+      configPatches: [
+        filter(oneBucket(5)),
+        {
+          applyTo: 'HTTP_ROUTE',
+          match: { context: 'SIDECAR_INBOUND', routeConfiguration: { portNumber: 9080, vhost: { route: { name: 'default', action: 'ROUTE' } } } },
+          patch: { operation: 'MERGE', value: { typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': { '@type': LRL, stat_prefix: 'route', ...oneBucket(1) } } } },
+        },
+      ],
+    });
+    const phase = compile(load(yaml), srvWorkload, clock);
+    assert.equal(outcomes(phase, [{ localPort: 9080 }, { localPort: 9080 }]), 'ar');
+    assert.equal(outcomes(phase, Array(6).fill({ localPort: 8888 })), 'aaaaar');
+    assert.match(String(phase.filtersFor(9080)[0]?.source), /configPatches\[1\] \(route inbound\|9080\|\|\)/);
+  });
+
+  it('a virtual host config applies when the route has none, and the route\'s rate limits feed it descriptors', () => {
+    const clock = new ManualClock(0);
+    const vhostConfig = { '@type': LRL, stat_prefix: 'vh', ...oneBucket(100), descriptors: [{ entries: [{ key: 'user', value: 'jason' }], token_bucket: { max_tokens: 1, fill_interval: '60s' } }] };
+    const yaml = ef({
+      configPatches: [
+        filter({ filter_enabled: pct(0) }),
+        { applyTo: 'VIRTUAL_HOST', match: { context: 'SIDECAR_INBOUND', routeConfiguration: { vhost: { name: 'inbound|http|8888' } } }, patch: { operation: 'MERGE', value: { typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': vhostConfig } } } },
+        { applyTo: 'HTTP_ROUTE', match: { context: 'SIDECAR_INBOUND' }, patch: { operation: 'MERGE', value: { route: { rate_limits: [{ actions: [{ request_headers: { header_name: 'end-user', descriptor_key: 'user' } }] }] } } } },
+      ],
+    });
+    const phase = compile(load(yaml), srvWorkload, clock);
+    const jason = { headers: { 'end-user': 'jason' } };
+    assert.equal(outcomes(phase, [jason, jason, { headers: { 'end-user': 'alice' } }, {}]), 'araa');
+  });
+
+  it('the filter\'s own rate_limits override the route\'s', () => {
+    const cfg = oneBucket(100, '60s', {
+      rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'all', descriptor_key: 'k' } }] }],
+      descriptors: [{ entries: [{ key: 'k', value: 'all' }], token_bucket: { max_tokens: 2, fill_interval: '60s' } }],
+    });
+    const phase = compile(load(ef({ configPatches: [filter(cfg)] })), srvWorkload, new ManualClock(0));
+    assert.equal(outcomes(phase, [{}, {}, {}]), 'aar');
+  });
+
+  it('listener matches: port and transport', () => {
+    const clock = new ManualClock(0);
+    const yaml = ef({
+      configPatches: [
+        filter(oneBucket(1), { context: 'SIDECAR_INBOUND', listener: { portNumber: 9080, filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager' } } } }),
+        filter(oneBucket(1), { context: 'ANY', listener: { filterChain: { transportProtocol: 'tls' } } }, 'INSERT_BEFORE', 'mtls-only'),
+      ],
+    });
+    const phase = compile(load(yaml), srvWorkload, clock);
+    assert.equal(outcomes(phase, [{ localPort: 9080 }, { localPort: 9080 }]), 'ar');
+    assert.equal(outcomes(phase, [{ localPort: 8888 }, { localPort: 8888 }]), 'aa');
+    assert.equal(outcomes(phase, [{ localPort: 8888, scheme: 'https', peer: clt }, { localPort: 8888, scheme: 'https', peer: clt }]), 'ar');
+  });
+
+  it('runs filters in Istio\'s insertion order, the first refusal answering', () => {
+    const clock = new ManualClock(0);
+    const yaml =
+      ef({ configPatches: [filter(oneBucket(1, '60s', { response_headers_to_add: [{ header: { key: 'x-by', value: 'late' } }] }), { context: 'SIDECAR_INBOUND' }, 'INSERT_BEFORE', 'late')] }, 'a') +
+      ef({ configPatches: [filter(oneBucket(1, '60s', { response_headers_to_add: [{ header: { key: 'x-by', value: 'first' } }] }), { context: 'SIDECAR_INBOUND' }, 'INSERT_FIRST', 'first')] }, 'b');
+    const phase = compile(load(yaml), srvWorkload, clock);
+    assert.deepEqual(phase.filtersFor(8888).map((f) => f.name), ['first', 'late']);
+    phase.run(request());
+    assert.equal((phase.run(request()) as RateLimitDenial).headers?.['x-by'], 'first');
+  });
+
+  it('orders EnvoyFilters by priority, root namespace first, creation time, then name', () => {
+    const clock = new ManualClock(0);
+    const f = (name: string) => filter(oneBucket(1), { context: 'SIDECAR_INBOUND' }, 'INSERT_FIRST', name);
+    const yaml =
+      ef({ priority: -1, configPatches: [f('prio-1')] }, 'z', 'echo') +
+      ef({ configPatches: [f('own-ns')] }, 'a', 'echo') +
+      ef({ configPatches: [f('root-new')] }, 'b', 'istio-system', '  creationTimestamp: "2024-01-02T00:00:00Z"\n') +
+      ef({ configPatches: [f('root-old')] }, 'c', 'istio-system', '  creationTimestamp: "2024-01-01T00:00:00Z"\n') +
+      ef({ configPatches: [f('other-ns')] }, 'a', 'other');
+    const phase = compile(load(yaml), srvWorkload, clock);
+    // Applied in order prio-1, root-old, root-new, own-ns; each INSERT_FIRST goes in front.
+    assert.deepEqual(phase.filtersFor(8888).map((x) => x.name), ['own-ns', 'root-new', 'root-old', 'prio-1']);
+  });
+
+  it('selects by workloadSelector (root namespace: any namespace), and never with targetRefs', () => {
+    const clock = new ManualClock(0);
+    const sel = (labels: object, ns = 'istio-system') => load(ef({ workloadSelector: { labels }, configPatches: [filter(oneBucket(1))] }, 'x', ns));
+    assert.ok(compileRateLimit(sel({ app: 'srv' }), srvWorkload, 'istio-system', clock) !== undefined);
+    assert.ok(compileRateLimit(sel({ app: 'srv' }, 'echo'), srvWorkload, 'istio-system', clock) !== undefined);
+    assert.equal(compileRateLimit(sel({ app: 'srv' }, 'other'), srvWorkload, 'istio-system', clock), undefined);
+    assert.equal(compileRateLimit(sel({ app: 'srv', version: 'v2' }), srvWorkload, 'istio-system', clock), undefined);
+    assert.equal(compileRateLimit(sel({ app: 'srv' }), srvWorkload, 'mesh-root', clock), undefined, 'another root namespace');
+    const targeted = load(ef({ targetRefs: [{ kind: 'Gateway', group: 'gateway.networking.k8s.io', name: 'gw' }], configPatches: [filter(oneBucket(1))] }));
+    assert.equal(compileRateLimit(targeted, srvWorkload, 'istio-system', clock), undefined);
+  });
+
+  it('keeps one set of buckets per workload: every server on a port shares them; another port has its own filter chain and buckets', () => {
+    const phase = compile(load(ef({ configPatches: [filter(oneBucket(2))] })), srvWorkload, new ManualClock(0));
+    assert.equal(outcomes(phase, [{ remoteAddress: '10.0.0.1' }, { remoteAddress: '10.0.0.2', scheme: 'https', peer: clt }, { remoteAddress: '10.0.0.3' }]), 'aar');
+    assert.equal(outcomes(phase, [{ localPort: 9090 }, { localPort: 9090 }, { localPort: 9090 }]), 'aar');
+  });
+
+  it('keeps drained buckets across a config reload when their settings do not change', () => {
+    const clock = new ManualClock(0);
+    const first = compile(load(ef({ configPatches: [filter(oneBucket(1))] })), srvWorkload, clock);
+    assert.equal(outcomes(first, [{}, {}]), 'ar');
+    const withDr = `${ef({ configPatches: [filter(oneBucket(1))] })}apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: d\n  namespace: echo\nspec:\n  host: srv\n`;
+    const same = compile(load(withDr), srvWorkload, clock, undefined, first);
+    assert.equal(outcomes(same, [{}]), 'r', 'an unrelated config change does not refill the bucket');
+    const changed = compile(load(ef({ configPatches: [filter(oneBucket(3))] })), srvWorkload, clock, undefined, same);
+    assert.equal(outcomes(changed, [{}, {}, {}, {}]), 'aaar');
+  });
+});
+
+describe('rate-limit phase behind a real node:http server', () => {
+  let server: Server;
+  let base: string;
+  const clock = new ManualClock(0);
+
+  before(async () => {
+    const phase = compile(fixture('enable_envoy_local_ratelimit.yaml'), { service: 'clt', namespace: 'echo', labels: { app: 'clt' } }, clock);
+    const pipeline = new InboundPipeline([phase]);
+    // A minimal adapter: the request view, admission, Envoy's local reply for a refusal.
+    server = createServer(async (req, res) => {
+      const url = req.url ?? '/';
+      const view = request({ method: req.method ?? 'GET', authority: req.headers.host ?? '', path: url, headers: { ...req.headers }, remoteAddress: req.socket.remoteAddress ?? '', remotePort: req.socket.remotePort ?? 0, localPort: req.socket.localPort ?? 0 });
+      const a = await pipeline.admit(view);
+      if (!a.admitted) {
+        res.writeHead(a.denial.status, { 'content-type': 'text/plain', ...a.denial.headers, 'x-meshlet-response-flags': (a.denial as RateLimitDenial).flag });
+        res.end(a.denial.body);
+        return;
+      }
+      res.end('hello');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('answers the second request 429 local_rate_limited, and serves again once the bucket refilled', async () => {
+    const ok = await fetch(`${base}/a`);
+    assert.equal(ok.status, 200);
+    assert.equal(await ok.text(), 'hello');
+    const limited = await fetch(`${base}/b`);
+    assert.equal(limited.status, 429);
+    assert.equal(await limited.text(), 'local_rate_limited');
+    assert.equal(limited.headers.get('x-local-rate-limit'), 'true');
+    assert.equal(limited.headers.get('x-meshlet-response-flags'), 'RL');
+    assert.equal(limited.headers.get('x-envoy-ratelimited'), null, 'Envoy\'s local rate limit filter does not set it');
+    clock.advance(600_000);
+    assert.equal((await fetch(`${base}/c`)).status, 200);
+  });
+});
