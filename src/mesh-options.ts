@@ -9,6 +9,7 @@ import type { AnalysisMode, ConfigSource } from './config/load-config.ts';
 import type { Clock, Random } from './core/clock.ts';
 import type { ErrorMode } from './core/exchange.ts';
 import type { PathNormalization } from './inbound/path.ts';
+import type { ExtensionProvider, JwtOptions } from './inbound/policies.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 import type { OutboundEvent } from './outbound/pipeline.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
@@ -105,6 +106,23 @@ export interface MeshOptions {
   readonly pathNormalization?: PathNormalization;
   /** The namespace whose policies apply to every workload (Istio's root namespace). @defaultValue 'istio-system' */
   readonly rootNamespace?: string;
+  /** MeshConfig `trustDomain`: the trust domain of this mesh's SPIFFE identities (AuthorizationPolicy `principals`, `trustDomains`). @defaultValue 'cluster.local' */
+  readonly trustDomain?: string;
+  /** MeshConfig `trustDomainAliases`: other trust domains treated as this one. @defaultValue [] */
+  readonly trustDomainAliases?: readonly string[];
+  /**
+   * MeshConfig `extensionProviders`: external authorizers for AuthorizationPolicy `CUSTOM`, in
+   * Istio's shape (`{ name, envoyExtAuthzHttp: { service, port, … } }`). A CUSTOM policy naming a
+   * provider not given here denies what it matches, as in Istio.
+   */
+  readonly extensionProviders?: readonly ExtensionProvider[];
+  /**
+   * How `remote.ip` / `remoteIpBlocks` read X-Forwarded-For. Unset: as an Istio sidecar (the last
+   * entry, else the TCP peer). A number N: as a gateway with `numTrustedProxies: N`.
+   */
+  readonly numTrustedProxies?: number;
+  /** RequestAuthentication settings: verified-token cache size, token size limit, key caching, the dispatcher key sets are fetched through. */
+  readonly jwt?: JwtOptions;
   /**
    * Where the mesh logs: rejected config and analysis findings (`warn`), config applied
    * (`info`), control-plane connection changes. Any object with these methods — `console`, a

@@ -13,7 +13,8 @@ import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
 import { classifyUndiciError } from './adapters/undici/classify.ts';
 import { UndiciTransport } from './adapters/undici/transport.ts';
 import type { FastifyPlugin } from './adapters/server/fastify.ts';
-import { MeshServers, type PhaseCompiler } from './adapters/server/servers.ts';
+import { MeshServers } from './adapters/server/servers.ts';
+import { InboundPolicies } from './inbound/policies.ts';
 import { currentContext, type MeshContext } from './core/context.ts';
 import { reportFindings } from './config/findings.ts';
 import { loadConfig, type ConfigSource } from './config/load-config.ts';
@@ -33,9 +34,6 @@ import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
 
-
-/** The admission phases a mesh builds from its config, in phase order (peer identity, JWT, authorization, rate limit). */
-const INBOUND_PHASES: readonly PhaseCompiler[] = [];
 
 /**
  * The logger when none is given: warnings and errors to the console (stderr); a library says
@@ -75,6 +73,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #closed: Promise<void> | undefined;
   #identity: WorkloadIdentity | undefined;
   readonly #servers: MeshServers;
+  readonly #inbound: InboundPolicies;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
 
@@ -99,17 +98,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
       transports: { http: { dispatch: this.#transport.dispatch, passthrough: this.#transport.passthrough, classify: classifyUndiciError, refresh: (cs) => this.#transport.refresh(cs) } },
       onEvent: (e: OutboundEvent) => this.emit(e.type, e),
     });
-    this.#servers = new MeshServers(
-      {
-        normalization: o.pathNormalization ?? 'BASE',
-        rootNamespace: o.rootNamespace ?? 'istio-system',
-        workload: this.identity,
-        clock,
-        compilers: INBOUND_PHASES,
-        closeTimeoutMs: o.closeTimeoutMs ?? 5000,
-      },
-      snapshot.resources,
-    );
     const pipeline = this.#outbound.dispatch;
     this.dispatcher = new MeshDispatcher({
       clock,
@@ -119,6 +107,29 @@ export class Mesh extends EventEmitter<MeshEvents> {
       pipeline: () => pipeline,
       onClose: () => this.close(),
     });
+    this.#inbound = new InboundPolicies({
+      workload: this.identity,
+      rootNamespace: o.rootNamespace ?? 'istio-system',
+      trustDomain: o.trustDomain ?? 'cluster.local',
+      trustDomainAliases: o.trustDomainAliases,
+      numTrustedProxies: o.numTrustedProxies,
+      extensionProviders: o.extensionProviders,
+      jwt: o.jwt,
+      dispatcher: this.dispatcher,
+      clock,
+      random,
+      warn: (m) => this.#logger.warn(m),
+    });
+    this.#servers = new MeshServers(
+      {
+        normalization: o.pathNormalization ?? 'BASE',
+        clock,
+        phases: (resources) => this.#inbound.compile(resources),
+        onCompileError: (err) => this.#logger.warn(`meshlet: the inbound policies of the new config could not be built; the last good ones keep enforcing: ${String(err)}`),
+        closeTimeoutMs: o.closeTimeoutMs ?? 5000,
+      },
+      snapshot.resources,
+    );
   }
 
   /** Who this mesh is: service, namespace, labels and service account (named in observation messages). */
@@ -355,6 +366,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
       await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
+      await this.#inbound.close();
     })();
     return this.#closed;
   }

@@ -50,8 +50,14 @@ function apply(req: InboundRequest, r: AuthzResult): PhaseResult {
   req.authz = r.headersToDownstream === undefined ? r : { ...r, responseHeaders: r.headersToDownstream };
   if (authzDecisionChannel.hasSubscribers) authzDecisionChannel.publish({ request: req, result: r } satisfies AuthzDecisionMessage);
   if (r.decision === 'deny') return denialOf(r);
-  if (r.headersToRemove !== undefined) for (const k of r.headersToRemove) delete req.headers[k];
-  if (r.headersToUpstream !== undefined) for (const [k, v] of Object.entries(r.headersToUpstream)) req.headers[k] = v;
+  if (r.headersToRemove !== undefined) {
+    for (const k of r.headersToRemove) delete req.headers[k];
+    req.headersChanged = true;
+  }
+  if (r.headersToUpstream !== undefined) {
+    for (const [k, v] of Object.entries(r.headersToUpstream)) req.headers[k] = v;
+    req.headersChanged = true;
+  }
   return undefined;
 }
 

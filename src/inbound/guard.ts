@@ -11,6 +11,7 @@ import type { PeerIdentity } from '../core/context.ts';
 import type { Headers } from '../core/handler.ts';
 import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
 import { normalizePath, type PathNormalization } from './path.ts';
+import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
 
 /**
  * What the app sees of the mesh's judgement on its request (`req.meshlet`, `request.meshlet`).
@@ -42,7 +43,16 @@ export interface ConnectionInfo {
 
 /** What an adapter gets back: serve the app (with the path to route on) or answer with a denial. */
 export type Judgement =
-  | { readonly serve: true; readonly request: InboundRequest; readonly info: RequestMeshInfo; readonly admission: Extract<Admission, { admitted: true }> }
+  | {
+      readonly serve: true;
+      readonly request: InboundRequest;
+      readonly info: RequestMeshInfo;
+      readonly admission: Extract<Admission, { admitted: true }>;
+      /** The normalized path, before any phase changed it (a consumed `access_token` removed). */
+      readonly normalizedPath: string;
+      /** Headers the app's response gets (an external authorizer's, `x-ratelimit-*`), or undefined. */
+      readonly responseHeaders: Readonly<Record<string, string>> | undefined;
+    }
   | { readonly serve: false; readonly denial: Denial; readonly grpc: boolean };
 
 function first(v: string | string[] | undefined): string | undefined {
@@ -79,6 +89,11 @@ export class InboundGuard {
   /** Swaps in the phases of a new config (requests already admitted keep their judgement). */
   install(pipeline: InboundPipeline): void {
     this.#pipeline = pipeline;
+  }
+
+  /** True when some phase is in use (the adapters then give the phases every repeated header). */
+  get active(): boolean {
+    return this.#pipeline.names.length > 0;
   }
 
   /** The phases in use, by name. */
@@ -120,13 +135,23 @@ export class InboundGuard {
       headersChanged: false,
     };
     const a = this.#pipeline.admit(req);
-    return a instanceof Promise ? a.then((x) => verdict(req, x, grpc)) : verdict(req, a, grpc);
+    return a instanceof Promise ? a.then((x) => verdict(req, x, grpc, path)) : verdict(req, a, grpc, path);
   }
 }
 
-function verdict(req: InboundRequest, a: Admission, grpc: boolean): Judgement {
+function verdict(req: InboundRequest, a: Admission, grpc: boolean, normalizedPath: string): Judgement {
   if (!a.admitted) return { serve: false, denial: a.denial, grpc };
-  return { serve: true, request: req, admission: a, info: Object.freeze({ requestPrincipal: req.requestPrincipal, claims: req.claims, peer: req.peer, authz: req.authz }) };
+  const fromAuthz = req.authz?.responseHeaders;
+  const fromLimits = rateLimitResponseHeaders(req);
+  const responseHeaders = fromAuthz === undefined ? fromLimits : fromLimits === undefined ? fromAuthz : { ...fromLimits, ...fromAuthz };
+  return {
+    serve: true,
+    request: req,
+    admission: a,
+    normalizedPath,
+    responseHeaders,
+    info: Object.freeze({ requestPrincipal: req.requestPrincipal, claims: req.claims, peer: req.peer, authz: req.authz }),
+  };
 }
 
 /** An empty guard: no phase, BASE normalization (a mesh whose config has no inbound policy). */

@@ -201,6 +201,7 @@ export class RateLimitPhase implements Phase {
       stats.rate_limited++;
       if (c.filterEnforced === undefined || !draw(c.filterEnforced, this.#random)) {
         addHeaders(req.headers, c.requestHeadersToAddWhenNotEnforced);
+        req.headersChanged = true;
         continue;
       }
       stats.enforced++;

@@ -18,6 +18,7 @@ import type { Headers } from '../../core/handler.ts';
 import type { InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { runAdmitted } from '../../inbound/pipeline.ts';
+import { dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 
 /** The slice of Fastify's request and reply this adapter uses (no compile-time dependency on fastify). */
@@ -28,6 +29,7 @@ import type { Denial } from '../../inbound/pipeline.ts';
 export interface FastifyRequestLike {
   url: string;
   readonly method: string;
+  readonly query?: unknown;
   readonly raw: IncomingMessage;
   meshlet?: unknown;
 }
@@ -89,7 +91,7 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
       const raw = request.raw;
       const s = raw.socket;
       const addr = s.remoteAddress ?? '';
-      const headers = raw.headers as Headers;
+      const headers = g.active ? headersFromRaw(raw.rawHeaders) : (raw.headers as Headers);
       let j: Judgement | Promise<Judgement>;
       try {
         j = g.judge(request.method, (headers.host as string | undefined) ?? '', request.url, headers, {
@@ -107,12 +109,19 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
           deny(reply, x.denial, x.grpc);
           return;
         }
-        if (x.request.path !== request.url) {
+        if (x.normalizedPath !== request.url) {
           // Routed already on a path other than the one judged: refuse rather than serve it.
           deny(reply, { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`, phase: 'path' }, x.request.protocol === 'grpc');
           return;
         }
         request.meshlet = x.info;
+        if (x.request.headersChanged) replaceHeaders(raw, x.request.headers);
+        if (x.request.path !== x.normalizedPath) {
+          // A phase took a parameter out of the query (a consumed access_token): the app sees it gone.
+          raw.url = x.request.path;
+          dropRemovedQueryKeys(request.query, x.request.path);
+        }
+        if (x.responseHeaders !== undefined) for (const [k, v] of Object.entries(x.responseHeaders)) reply.header(k, v);
         runAdmitted(x.admission, () => {
           const scope = new AsyncResource('meshlet.request');
           const emit = raw.emit;

@@ -14,6 +14,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement, RequestMeshInfo } from '../../inbound/guard.ts';
 import { runAdmitted, type Denial } from '../../inbound/pipeline.ts';
+import { dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
 export interface MeshRequest extends IncomingMessage {
@@ -49,17 +50,6 @@ export function writeDenial(res: ServerResponse, denial: Denial, grpc: boolean):
   res.end(body);
 }
 
-/** Rebuilds `rawHeaders` after a phase changed the header object (a consumed token must not survive there either). */
-function syncRawHeaders(req: IncomingMessage, headers: Headers): void {
-  const raw: string[] = [];
-  for (const k of Object.keys(headers)) {
-    const v = headers[k];
-    if (v === undefined) continue;
-    if (typeof v === 'string') raw.push(k, v);
-    else for (const x of v) raw.push(k, x);
-  }
-  (req as { rawHeaders: string[] }).rawHeaders = raw;
-}
 
 /**
  * Runs the rest of the request inside the admitted context: the app's handler, and the events of
@@ -83,12 +73,15 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
     return;
   }
   req.meshlet = j.info;
-  if (j.request.headersChanged) syncRawHeaders(req, j.request.headers);
+  if (j.request.headersChanged) replaceHeaders(req, j.request.headers);
+  if (j.responseHeaders !== undefined) for (const [k, v] of Object.entries(j.responseHeaders)) res.setHeader(k, v);
   if (rewrite && req.url !== j.request.path) {
     // The app routes on exactly the path the mesh judged.
-    const e = req as { originalUrl?: string };
+    const e = req as { originalUrl?: string; query?: unknown };
     if (e.originalUrl === req.url) e.originalUrl = j.request.path;
     req.url = j.request.path;
+    // Express 4 parsed the query before any middleware ran.
+    if (j.request.path !== j.normalizedPath && Object.hasOwn(req, 'query')) dropRemovedQueryKeys(e.query, j.request.path);
   }
   enterContext(req, j, next);
 }
@@ -98,7 +91,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
  * `req.url` rewritten to the normalized path when `rewrite`.
  */
 export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResponse, next: () => void, rewrite = true): void {
-  const headers = req.headers as Headers;
+  const headers = guard.active ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
   let j: Judgement | Promise<Judgement>;
   try {
     j = guard.judge(req.method ?? 'GET', first(headers.host) ?? first(headers[':authority']) ?? '', req.url ?? '/', headers, connectionOf(req));

@@ -9,33 +9,20 @@ import { createServer as createHttpServer, type IncomingMessage, type RequestLis
 import type { AnyResource } from '../../config/resource.ts';
 import type { Clock, Timer } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
-import type { WorkloadIdentity } from '../../core/observe.ts';
 import { InboundGuard } from '../../inbound/guard.ts';
 import type { PathNormalization } from '../../inbound/path.ts';
 import { InboundPipeline, type Phase } from '../../inbound/pipeline.ts';
 import { type FastifyPlugin, fastifyOptions, fastifyPlugin } from './fastify.ts';
 import { expressMiddleware, wrapListener } from './node.ts';
 
-/** What a phase compiler gets: the config and who the mesh is. */
-export interface InboundCompileContext {
-  readonly resources: readonly AnyResource[];
-  readonly workload: WorkloadIdentity;
-  /** The namespace whose policies apply mesh-wide. */
-  readonly rootNamespace: string;
-  readonly clock: Clock;
-}
-
-/** Builds one admission phase from a config, or nothing when no policy of its kind applies. */
-export type PhaseCompiler = (ctx: InboundCompileContext) => Phase | undefined;
-
 /** Options of {@link MeshServers}. */
 export interface MeshServersOptions {
   readonly normalization: PathNormalization;
-  readonly rootNamespace: string;
-  readonly workload: WorkloadIdentity;
   readonly clock: Clock;
-  /** The phase compilers, in phase order. */
-  readonly compilers: readonly PhaseCompiler[];
+  /** Builds the admission phases of a config, in phase order. */
+  readonly phases: (resources: readonly AnyResource[]) => Phase[];
+  /** Told when a config's phases cannot be built (the last good ones keep enforcing). */
+  readonly onCompileError: (err: unknown) => void;
   /** How long close() lets requests in flight finish. */
   readonly closeTimeoutMs: number;
 }
@@ -53,18 +40,22 @@ export class MeshServers {
   }
 
   #pipeline(resources: readonly AnyResource[]): InboundPipeline {
-    const ctx: InboundCompileContext = { resources, workload: this.#o.workload, rootNamespace: this.#o.rootNamespace, clock: this.#o.clock };
-    const phases: Phase[] = [];
-    for (const c of this.#o.compilers) {
-      const p = c(ctx);
-      if (p !== undefined) phases.push(p);
-    }
-    return new InboundPipeline(phases);
+    return new InboundPipeline(this.#o.phases(resources));
   }
 
-  /** Rebuilds the admission phases from a new config; requests already admitted are not judged again. */
+  /**
+   * Rebuilds the admission phases from a new config; requests already admitted are not judged
+   * again. If they cannot be built, the phases in use keep enforcing (never none).
+   */
   install(resources: readonly AnyResource[]): void {
-    this.#guard.install(this.#pipeline(resources));
+    let next: InboundPipeline;
+    try {
+      next = this.#pipeline(resources);
+    } catch (err) {
+      this.#o.onCompileError(err);
+      return;
+    }
+    this.#guard.install(next);
   }
 
   get guard(): InboundGuard {

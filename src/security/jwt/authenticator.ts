@@ -204,7 +204,11 @@ export class JwtAuthenticator {
   }
 
   *#run(req: JwtRequest): Waiting<JwtOutcome> {
-    for (const h of this.#outputHeaders) delete req.headers[h];
+    for (const h of this.#outputHeaders) {
+      if (!Object.hasOwn(req.headers, h)) continue;
+      delete req.headers[h];
+      req.headersChanged = true;
+    }
     if (req.method === 'OPTIONS' && headerValue(req.headers, 'origin') !== '' && headerValue(req.headers, 'access-control-request-method') !== '') {
       return { ...ANONYMOUS, detail: 'CORS preflight: not checked' };
     }
@@ -332,7 +336,10 @@ export class JwtAuthenticator {
     first.view.granted ??= grant(rule, first.jwt);
     const g = first.view.granted;
     // Outputs first, then the token goes (Envoy's handleGoodJwt order).
-    for (const [h, v] of g.headers) req.headers[h] = v;
+    for (const [h, v] of g.headers) {
+      req.headers[h] = v;
+      req.headersChanged = true;
+    }
     if (!rule.forwardOriginalToken) for (const v of verified) removeToken(req, v.location);
     let detail = `${rule.name}: verified (${verified.length === 1 ? describeLocation(first.location) : verified.map((v) => describeLocation(v.location)).join(', ')})`;
     if (g.refused.length > 0) detail += `; not written (control characters): ${g.refused.join(', ')}`;

@@ -34,6 +34,8 @@ export interface TokenCarrier {
   path: string;
   /** Lower-cased header names. */
   readonly headers: Headers;
+  /** Set when `headers` was changed, so the adapter updates what the app sees. */
+  headersChanged?: boolean;
 }
 
 /** The default locations (RFC 6750): `Authorization: Bearer`, then `access_token`. */
@@ -201,7 +203,10 @@ export class RequestTokens {
 export function removeToken(req: TokenCarrier, loc: TokenLocation): void {
   switch (loc.kind) {
     case 'header':
-      delete req.headers[loc.name];
+      if (Object.hasOwn(req.headers, loc.name)) {
+        delete req.headers[loc.name];
+        req.headersChanged = true;
+      }
       return;
     case 'param': {
       const q = req.path.indexOf('?');
@@ -226,6 +231,7 @@ export function removeToken(req: TokenCarrier, loc: TokenLocation): void {
         .filter((h) => h !== '');
       if (kept.length === 0) delete req.headers.cookie;
       else req.headers.cookie = kept.length === 1 ? (kept[0] as string) : kept;
+      req.headersChanged = true;
     }
   }
 }

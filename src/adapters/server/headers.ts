@@ -1,0 +1,88 @@
+/**
+ * Request headers between Node's request objects and the admission phases.
+ *
+ * Node's `req.headers` keeps only the first of some repeated headers (`Authorization`, `Host`,
+ * …) and joins others, so a second token would never be seen. The phases therefore get a view
+ * built from `rawHeaders` (repeated headers as lists, as Envoy sees them); when a phase changed it
+ * (a consumed token removed, claims copied in), the app's `req.headers` and `rawHeaders` are
+ * rebuilt from it with Node's own conventions.
+ *
+ * @module
+ */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Headers } from '../../core/handler.ts';
+
+/** The phases' view of a request's headers: lower-cased names, repeated headers as lists. */
+export function headersFromRaw(raw: readonly string[]): Headers {
+  const h: Headers = Object.create(null);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = (raw[i] as string).toLowerCase();
+    const v = raw[i + 1] as string;
+    const prev = h[k];
+    if (prev === undefined) h[k] = v;
+    else if (typeof prev === 'string') h[k] = [prev, v];
+    else prev.push(v);
+  }
+  return h;
+}
+
+/** Headers Node keeps only the first of (`IncomingMessage` `matchKnownFields`). */
+const FIRST_ONLY = new Set([
+  'age',
+  'authorization',
+  'content-length',
+  'content-type',
+  'etag',
+  'expires',
+  'from',
+  'host',
+  'if-modified-since',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'referer',
+  'retry-after',
+  'server',
+  'user-agent',
+]);
+
+/** A phase's header view in Node's `req.headers` shape. */
+export function toNodeHeaders(h: Headers): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  for (const k of Object.keys(h)) {
+    const v = h[k];
+    if (v === undefined) continue;
+    if (typeof v === 'string') out[k] = k === 'set-cookie' ? [v] : v;
+    else if (k === 'set-cookie') out[k] = [...v];
+    else if (FIRST_ONLY.has(k)) out[k] = v[0];
+    else out[k] = v.join(k === 'cookie' ? '; ' : ', ');
+  }
+  return out;
+}
+
+/** Rebuilds what the app reads (`req.headers`, `req.rawHeaders`) from the phases' view. */
+export function replaceHeaders(req: IncomingMessage, h: Headers): void {
+  const raw: string[] = [];
+  for (const k of Object.keys(h)) {
+    const v = h[k];
+    if (v === undefined) continue;
+    if (typeof v === 'string') raw.push(k, v);
+    else for (const x of v) raw.push(k, x);
+  }
+  (req as { rawHeaders: string[] }).rawHeaders = raw;
+  (req as { headers: IncomingHttpHeaders }).headers = toNodeHeaders(h);
+}
+
+/**
+ * After a phase took a parameter out of the query (a consumed `access_token`), drops it from a
+ * query object a framework parsed before the mesh ran (Express 4's `req.query`, Fastify's
+ * `request.query`).
+ */
+export function dropRemovedQueryKeys(query: unknown, path: string): void {
+  if (query === null || typeof query !== 'object') return;
+  const q = path.indexOf('?');
+  const kept = new Set(q === -1 ? [] : [...new URLSearchParams(path.slice(q + 1)).keys()]);
+  for (const k of Object.keys(query)) if (!kept.has(k)) delete (query as Record<string, unknown>)[k];
+}

@@ -1,0 +1,130 @@
+/**
+ * The inbound policies of one mesh: builds the admission phases (RequestAuthentication,
+ * AuthorizationPolicy, local rate limit) from each config the mesh applies, for this workload,
+ * as istiod would build its sidecar's filters — the same selection (namespace, root namespace,
+ * selector labels), the same order (jwt → authorization → rate limit).
+ *
+ * State that outlives one config lives here: the JWT runtime (fetched key sets, verified-token
+ * cache) and the rate-limit buckets (kept where a new config leaves their settings alone).
+ *
+ * @module
+ */
+import type { Dispatcher } from 'undici';
+import { ofKind, type AnyResource } from '../config/resource.ts';
+import type { Clock, Random } from '../core/clock.ts';
+import { InvalidArgumentError } from '../core/errors.ts';
+import type { WorkloadIdentity } from '../core/observe.ts';
+import { compileAuthz } from '../security/authz/engine.ts';
+import { checkEnvoyExtAuthzHttp, type EnvoyExtAuthzHttpConfig, envoyExtAuthzHttp } from '../security/authz/ext-authz-http.ts';
+import type { ExtAuthzCheck } from '../security/authz/types.ts';
+import { JwtRuntime, type JwtRuntimeOptions } from '../security/jwt/runtime.ts';
+import { authorizationPhase } from './authz-phase.ts';
+import { jwtPhase } from './jwt-phase.ts';
+import type { Phase } from './pipeline.ts';
+import { compileRateLimit, type RateLimitPhase } from './rate-limit-phase.ts';
+
+/**
+ * A MeshConfig `extensionProviders` entry, as written in Istio's mesh config: a name and one
+ * provider. meshlet runs `envoyExtAuthzHttp` providers (AuthorizationPolicy `CUSTOM`).
+ * @category Server
+ */
+export interface ExtensionProvider {
+  readonly name: string;
+  readonly envoyExtAuthzHttp?: EnvoyExtAuthzHttpConfig;
+}
+
+/**
+ * JWT settings of {@link MeshOptions.jwt}.
+ * @category Server
+ */
+export type JwtOptions = Pick<JwtRuntimeOptions, 'tokenCacheSize' | 'maxTokenChars' | 'jwksCacheDurationMs' | 'jwksKidRefreshCooldownMs' | 'dispatcher'>;
+
+/** What the phases need to know about the mesh. */
+export interface InboundPolicyOptions {
+  readonly workload: WorkloadIdentity;
+  readonly rootNamespace: string;
+  readonly trustDomain: string;
+  readonly trustDomainAliases?: readonly string[];
+  readonly numTrustedProxies?: number;
+  readonly extensionProviders?: readonly ExtensionProvider[];
+  readonly jwt?: JwtOptions;
+  /** The dispatcher external authorizers are called through (the mesh's, so they are routed like any call). */
+  readonly dispatcher?: Dispatcher;
+  readonly clock: Clock;
+  readonly random: Random;
+  /** Where findings about the compiled policies go (each is said once). */
+  readonly warn: (message: string) => void;
+}
+
+/** Turns MeshConfig-shaped providers into the checks the authorization engine calls; throws naming what is wrong. */
+export function buildProviders(list: readonly ExtensionProvider[] | undefined, o: Pick<InboundPolicyOptions, 'dispatcher' | 'clock' | 'warn'>): Record<string, ExtAuthzCheck> {
+  const out: Record<string, ExtAuthzCheck> = Object.create(null);
+  if (list === undefined) return out;
+  if (!Array.isArray(list)) throw new InvalidArgumentError('createMesh: `extensionProviders` must be a list of { name, envoyExtAuthzHttp } (MeshConfig extensionProviders)');
+  list.forEach((p, i) => {
+    const where = `createMesh: extensionProviders[${i}]`;
+    if (p === null || typeof p !== 'object' || typeof p.name !== 'string' || p.name === '') throw new InvalidArgumentError(`${where}: \`name\` must be a non-empty string`);
+    if (p.name in out) throw new InvalidArgumentError(`${where}: provider name ${JSON.stringify(p.name)} is used twice`);
+    const kinds = Object.keys(p).filter((k) => k !== 'name');
+    if (p.envoyExtAuthzHttp === undefined) {
+      throw new InvalidArgumentError(`${where} (${p.name}): meshlet runs envoyExtAuthzHttp providers only${kinds.length > 0 ? `; got ${kinds.join(', ')}` : ''}`);
+    }
+    const problems = checkEnvoyExtAuthzHttp(p.envoyExtAuthzHttp);
+    if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzHttp: ${problems.join('; ')}`);
+    out[p.name] = envoyExtAuthzHttp(p.envoyExtAuthzHttp, { name: p.name, dispatcher: o.dispatcher, clock: o.clock, warn: (m) => o.warn(`meshlet: extension provider ${p.name}: ${m}`) });
+  });
+  return out;
+}
+
+/** Builds a mesh's admission phases from each config. */
+export class InboundPolicies {
+  readonly #o: InboundPolicyOptions;
+  readonly #jwt: JwtRuntime;
+  readonly #providers: Record<string, ExtAuthzCheck>;
+  #rateLimit: RateLimitPhase | undefined;
+  readonly #said = new Set<string>();
+
+  constructor(o: InboundPolicyOptions) {
+    this.#o = o;
+    this.#providers = buildProviders(o.extensionProviders, o);
+    this.#jwt = new JwtRuntime({ ...o.jwt, clock: o.clock });
+  }
+
+  #warnOnce(message: string): void {
+    if (this.#said.has(message)) return;
+    this.#said.add(message);
+    this.#o.warn(message);
+  }
+
+  /**
+   * The phases of `resources` for this workload, in phase order (a kind with no policy that
+   * applies adds no phase, and costs nothing per request).
+   */
+  compile(resources: readonly AnyResource[]): Phase[] {
+    const { workload, rootNamespace } = this.#o;
+    const who = { namespace: workload.namespace, labels: workload.labels };
+    const phases: Phase[] = [];
+    const jwt = this.#jwt.compile(ofKind(resources, 'RequestAuthentication'), who, { rootNamespace });
+    if (jwt.rules.length > 0) phases.push(jwtPhase(() => jwt));
+    const authz = compileAuthz(resources, who, {
+      rootNamespace,
+      trustDomain: this.#o.trustDomain,
+      trustDomainAliases: this.#o.trustDomainAliases,
+      numTrustedProxies: this.#o.numTrustedProxies,
+      providers: this.#providers,
+    });
+    for (const f of authz.findings) if (f.level !== 'info') this.#warnOnce(`meshlet: AuthorizationPolicy ${f.policy}: ${f.message}`);
+    if (authz.policies.length > 0) phases.push(authorizationPhase(authz));
+    this.#rateLimit = compileRateLimit(resources, { service: workload.service, namespace: workload.namespace, labels: workload.labels }, rootNamespace, this.#o.clock, {
+      random: this.#o.random,
+      previous: this.#rateLimit,
+    });
+    if (this.#rateLimit !== undefined) phases.push(this.#rateLimit);
+    return phases;
+  }
+
+  /** Stops key fetches and closes their connections. */
+  close(): Promise<void> {
+    return this.#jwt.close();
+  }
+}
