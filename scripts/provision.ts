@@ -3,6 +3,7 @@
  *
  * - etcd (the control plane's etcd store and HA tests): Debian's `etcd-server` and
  *   `etcd-client`, installed with apt-get when this runs as root on Debian;
+ * - curl and openssl (independent clients in the example and TLS tests): Debian's packages, the same way;
  * - Node.js 22.19 (the packed-package test runs the installed package on the oldest Node
  *   meshlet supports, next to the project's Node 24): the `node-<platform>-<arch>` package
  *   from the npm registry, unpacked into node_modules/.cache/meshlet-test.
@@ -35,30 +36,37 @@ function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
 }
 
-function provisionEtcd(): void {
-  const found = TOOLS.etcd.find();
+/** Debian's packages for each tool installed with apt-get. */
+const DEBIAN_PACKAGES = { etcd: ['etcd-server', 'etcd-client'], curl: ['curl'], openssl: ['openssl'] } as const;
+
+let aptUpdated = false;
+
+function provisionDebian(tool: keyof typeof DEBIAN_PACKAGES): void {
+  const found = TOOLS[tool].find();
   if (found !== undefined) {
-    log(`etcd: ${found}`);
+    log(`${tool}: ${found}`);
     return;
   }
   if (!existsSync('/usr/bin/apt-get') || !existsSync('/etc/debian_version')) {
-    loud('etcd', 'this is not a Debian machine, so it cannot be installed from Debian\'s packages');
+    loud(tool, 'this is not a Debian machine, so it cannot be installed from Debian\'s packages');
     return;
   }
   if (!isRoot()) {
-    loud('etcd', 'installing Debian packages needs root');
+    loud(tool, 'installing Debian packages needs root');
     return;
   }
-  log("etcd: installing Debian's etcd-server and etcd-client (apt-get)…");
+  const packages = DEBIAN_PACKAGES[tool];
+  log(`${tool}: installing Debian's ${packages.join(' and ')} (apt-get)…`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'etcd-server', 'etcd-client'], { stdio: 'inherit', env }) : update;
-  const now = TOOLS.etcd.find();
+  const update = aptUpdated ? { status: 0, signal: null } : spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  aptUpdated = update.status === 0;
+  const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { stdio: 'inherit', env }) : update;
+  const now = TOOLS[tool].find();
   if (install.status !== 0 || now === undefined) {
-    loud('etcd', `apt-get failed (exit ${install.status ?? install.signal})`);
+    loud(tool, `apt-get failed (exit ${install.status ?? install.signal})`);
     return;
   }
-  log(`etcd: installed ${now}`);
+  log(`${tool}: installed ${now}`);
 }
 
 function provisionOldNode(): void {
@@ -89,7 +97,9 @@ function provisionOldNode(): void {
   }
 }
 
-provisionEtcd();
+provisionDebian('etcd');
+provisionDebian('curl');
+provisionDebian('openssl');
 provisionOldNode();
 if (missing.length > 0 && IN_CI) {
   process.stderr.write(`provision: CI=true and ${missing.join('; ')}: CI must run every suite.\n`);

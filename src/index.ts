@@ -28,6 +28,8 @@ export type { ConfigIssueLike, ErrorContext, ErrorStatus, MeshletErrorCode, Mesh
 export { withDeadline, withDeadlineAt, currentDeadline, currentContext } from './core/context.ts';
 export type { MeshContext, PeerIdentity, TraceHeaders } from './core/context.ts';
 export type { RequestMeshInfo } from './inbound/guard.ts';
+export type { ExtensionProvider, JwtOptions } from './inbound/policies.ts';
+export type { EnvoyExtAuthzHttpConfig } from './security/authz/ext-authz-http.ts';
 export type { WorkloadIdentity } from './core/observe.ts';
 export type { AuthzDecision } from './inbound/pipeline.ts';
 export type { PathNormalization } from './inbound/path.ts';

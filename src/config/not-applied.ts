@@ -1,6 +1,7 @@
 /**
- * Kinds meshlet validates but does not apply yet: PeerAuthentication, RequestAuthentication,
- * AuthorizationPolicy, Telemetry and the local rate limit EnvoyFilter. They are checked as Istio checks them, so a config can be
+ * Kinds meshlet validates but does not apply yet: PeerAuthentication and Telemetry
+ * (RequestAuthentication, AuthorizationPolicy and the local rate limit EnvoyFilter are enforced
+ * by the server side). They are checked as Istio checks them, so a config can be
  * shared with an Istio cluster; one info notice per kind present says they have no effect in
  * meshlet yet (`MESHLET0003`), so nobody relies on a policy that is not enforced.
  *
@@ -15,10 +16,7 @@ export const NOT_APPLIED_CODE = 'MESHLET0003';
 /** What a kind would do, and that meshlet does not do it yet. */
 export const NOT_APPLIED_YET: Readonly<Partial<Record<Kind, string>>> = {
   PeerAuthentication: 'meshlet does not require or terminate mTLS on inbound connections yet',
-  RequestAuthentication: 'meshlet does not validate JWTs on inbound requests yet',
-  AuthorizationPolicy: 'meshlet does not enforce authorization on inbound requests yet: every request is allowed',
   Telemetry: 'meshlet does not read Telemetry resources yet (tracing, metrics and access-log settings)',
-  EnvoyFilter: 'meshlet does not enforce local rate limits on inbound requests yet (the rate-limit phase is compiled by compileRateLimit; servers do not run it yet)',
 };
 
 /** Adds one info notice per not-yet-applied kind among `resources`, at its first resource. */

@@ -17,7 +17,7 @@ import type { WorkloadIdentity } from '../core/observe.ts';
 import { compileAuthz } from '../security/authz/engine.ts';
 import { checkEnvoyExtAuthzHttp, type EnvoyExtAuthzHttpConfig, envoyExtAuthzHttp } from '../security/authz/ext-authz-http.ts';
 import type { ExtAuthzCheck } from '../security/authz/types.ts';
-import { JwtRuntime, type JwtRuntimeOptions } from '../security/jwt/runtime.ts';
+import { JwtRuntime } from '../security/jwt/runtime.ts';
 import { authorizationPhase } from './authz-phase.ts';
 import { jwtPhase } from './jwt-phase.ts';
 import type { Phase } from './pipeline.ts';
@@ -37,7 +37,18 @@ export interface ExtensionProvider {
  * JWT settings of {@link MeshOptions.jwt}.
  * @category Server
  */
-export type JwtOptions = Pick<JwtRuntimeOptions, 'tokenCacheSize' | 'maxTokenChars' | 'jwksCacheDurationMs' | 'jwksKidRefreshCooldownMs' | 'dispatcher'>;
+export interface JwtOptions {
+  /** Verified tokens remembered (a repeated token skips the signature check); 0 turns it off. @defaultValue 1000 */
+  readonly tokenCacheSize?: number;
+  /** Tokens longer than this many characters are refused (`Jwt is too large`) before they are parsed. @defaultValue 16384 */
+  readonly maxTokenChars?: number;
+  /** How long fetched keys are fresh. @defaultValue 300000 */
+  readonly jwksCacheDurationMs?: number;
+  /** The least time between two key fetches started by an unknown `kid`. @defaultValue 30000 */
+  readonly jwksKidRefreshCooldownMs?: number;
+  /** The dispatcher key sets are fetched through (a proxy, extra CAs). @defaultValue a dedicated agent that refuses link-local and cloud-metadata addresses */
+  readonly dispatcher?: Dispatcher;
+}
 
 /** What the phases need to know about the mesh. */
 export interface InboundPolicyOptions {

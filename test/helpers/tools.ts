@@ -33,6 +33,14 @@ export const TOOLS = {
     find: (): string | undefined => (existsSync('/usr/bin/etcd') ? '/usr/bin/etcd' : onPath('etcd')),
     install: "Debian's etcd-server and etcd-client (`sudo apt-get install -y etcd-server etcd-client`); `npm test` installs them itself when run as root on Debian",
   },
+  curl: {
+    find: (): string | undefined => onPath('curl'),
+    install: "Debian's curl (`sudo apt-get install -y curl`); `npm test` installs it itself when run as root on Debian",
+  },
+  openssl: {
+    find: (): string | undefined => onPath('openssl'),
+    install: "Debian's openssl (`sudo apt-get install -y openssl`); `npm test` installs it itself when run as root on Debian",
+  },
   node22: {
     find: (): string | undefined => (existsSync(oldNodePath()) ? oldNodePath() : undefined),
     install: `Node.js ${OLD_NODE_VERSION} from the npm registry (package node-${process.platform}-${process.arch}); \`npm test\` fetches it into ${TOOLS_DIR}`,

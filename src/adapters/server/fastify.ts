@@ -89,6 +89,13 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
     fastify.addHook('onRequest', (request, reply, next) => {
       const g = guard();
       const raw = request.raw;
+      const judged = (raw as { meshlet?: unknown }).meshlet;
+      if (judged !== undefined) {
+        // Already judged (a server from mesh.createServer): once is enough.
+        request.meshlet = judged;
+        next();
+        return;
+      }
       const s = raw.socket;
       const addr = s.remoteAddress ?? '';
       const headers = g.active ? headersFromRaw(raw.rawHeaders) : (raw.headers as Headers);
@@ -115,6 +122,7 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
           return;
         }
         request.meshlet = x.info;
+        (raw as { meshlet?: unknown }).meshlet = x.info;
         if (x.request.headersChanged) replaceHeaders(raw, x.request.headers);
         if (x.request.path !== x.normalizedPath) {
           // A phase took a parameter out of the query (a consumed access_token): the app sees it gone.

@@ -91,6 +91,12 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
  * `req.url` rewritten to the normalized path when `rewrite`.
  */
 export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResponse, next: () => void, rewrite = true): void {
+  // Judged once: an app behind mesh.createServer that also uses mesh.express() is not judged
+  // again on a request whose token the first judgement already consumed.
+  if (req.meshlet !== undefined) {
+    next();
+    return;
+  }
   const headers = guard.active ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
   let j: Judgement | Promise<Judgement>;
   try {

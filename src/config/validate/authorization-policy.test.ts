@@ -256,7 +256,7 @@ rules:
     {
       name: 'CUSTOM (fails closed)',
       yaml: ap('action: CUSTOM\nprovider:\n  name: my-ext-authz\nrules:\n- to:\n  - operation:\n      paths: ["/admin/*"]'),
-      warning: /spec\.action: meshlet has no external authorizer: action CUSTOM \(provider "my-ext-authz"\) FAILS CLOSED, so every request this policy matches is denied/,
+      warning: /spec\.action: action CUSTOM asks the extension provider "my-ext-authz" given to createMesh \(`extensionProviders`, MeshConfig's shape\); without one of that name, every request this policy matches is denied \(as in Istio\)/,
     },
     {
       name: 'DENY with only HTTP fields in to',

@@ -255,7 +255,7 @@ export const authorizationPolicySpec: Validator<AuthorizationPolicySpec> = obj<A
           warn(
             ctx,
             [...path, 'action'],
-            `meshlet has no external authorizer: action CUSTOM${spec.provider?.name === undefined ? '' : ` (provider "${spec.provider.name}")`} FAILS CLOSED, so every request this policy matches is denied`,
+            `action CUSTOM asks the extension provider${spec.provider?.name === undefined ? '' : ` "${spec.provider.name}"`} given to createMesh (\`extensionProviders\`, MeshConfig's shape); without one of that name, every request this policy matches is denied (as in Istio)`,
           );
           break;
       }

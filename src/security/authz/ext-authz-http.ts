@@ -30,7 +30,10 @@ import { InvalidArgumentError } from '../../core/errors.ts';
 import { headerText } from './attrs.ts';
 import type { AuthzRequest, ExtAuthzCheck, ExtAuthzResponse } from './types.ts';
 
-/** MeshConfig `ExtensionProvider.EnvoyExternalAuthorizationHttpProvider`, as written in Istio YAML. */
+/**
+ * MeshConfig `ExtensionProvider.EnvoyExternalAuthorizationHttpProvider`, as written in Istio YAML.
+ * @category Server
+ */
 export interface EnvoyExtAuthzHttpConfig {
   /** The authorizer's host: `ext-authz.foo.svc.cluster.local`, `foo/ext-authz.foo.svc.cluster.local`, or an IP. */
   readonly service: string;
