@@ -119,6 +119,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       clock,
       random,
       warn: (m) => this.#logger.warn(m),
+      debug: this.#logger.debug === undefined ? undefined : (m) => this.#logger.debug?.(m),
+      info: this.#logger.info === undefined ? undefined : (m) => this.#logger.info?.(m),
     });
     this.#servers = new MeshServers(
       {

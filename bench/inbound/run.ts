@@ -62,32 +62,32 @@ const token = await new SignJWT({ scope: 'read', groups: ['dev'] })
   .setIssuedAt()
   .setExpirationTime('2h')
   .sign(privateKey);
-writeFileSync(
-  join(dir, 'policies.yaml'),
-  `apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata: {name: jwt, namespace: foo}
-spec:
-  selector: {matchLabels: {app: httpbin}}
-  jwtRules:
-  - issuer: ${ISSUER}
-    jwks: '${JSON.stringify({ keys: [jwk] })}'
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: httpbin, namespace: foo}
-spec:
-  selector: {matchLabels: {app: httpbin}}
-  action: ALLOW
-  rules:
-  - from: [{source: {requestPrincipals: ["${ISSUER}/alice"]}}]
-    to: [{operation: {methods: [GET], paths: ["/api/items/*"]}}]
-  - to: [{operation: {methods: [GET], paths: ["/healthz"]}}]
-  - from: [{source: {requestPrincipals: ["*"]}}]
-    to: [{operation: {methods: [POST], paths: ["/api/admin/*"]}}]
-    when: [{key: request.auth.claims[groups], values: [admin]}]
-`,
-);
+const meta = (name: string) => ({ name, namespace: 'foo' });
+const selector = { matchLabels: { app: 'httpbin' } };
+const policies = [
+  {
+    apiVersion: 'security.istio.io/v1',
+    kind: 'RequestAuthentication',
+    metadata: meta('jwt'),
+    spec: { selector, jwtRules: [{ issuer: ISSUER, jwks: JSON.stringify({ keys: [jwk] }) }] },
+  },
+  {
+    apiVersion: 'security.istio.io/v1',
+    kind: 'AuthorizationPolicy',
+    metadata: meta('httpbin'),
+    spec: {
+      selector,
+      action: 'ALLOW',
+      rules: [
+        { from: [{ source: { requestPrincipals: [`${ISSUER}/alice`] } }], to: [{ operation: { methods: ['GET'], paths: ['/api/items/*'] } }] },
+        { to: [{ operation: { methods: ['GET'], paths: ['/healthz'] } }] },
+        { from: [{ source: { requestPrincipals: ['*'] } }], to: [{ operation: { methods: ['POST'], paths: ['/api/admin/*'] } }], when: [{ key: 'request.auth.claims[groups]', values: ['admin'] }] },
+      ],
+    },
+  },
+];
+// JSON is YAML: one document per resource.
+writeFileSync(join(dir, 'policies.yaml'), policies.map((p) => JSON.stringify(p)).join('\n---\n'));
 
 // ---------------------------------------------------------------- servers
 

@@ -16,11 +16,11 @@ import { InvalidArgumentError } from '../core/errors.ts';
 import type { WorkloadIdentity } from '../core/observe.ts';
 import { compileAuthz } from '../security/authz/engine.ts';
 import { checkEnvoyExtAuthzHttp, type EnvoyExtAuthzHttpConfig, envoyExtAuthzHttp } from '../security/authz/ext-authz-http.ts';
-import type { ExtAuthzCheck } from '../security/authz/types.ts';
+import type { AuthzResult, ExtAuthzCheck } from '../security/authz/types.ts';
 import { JwtRuntime } from '../security/jwt/runtime.ts';
 import { authorizationPhase } from './authz-phase.ts';
 import { jwtPhase } from './jwt-phase.ts';
-import type { Phase } from './pipeline.ts';
+import type { InboundRequest, Phase } from './pipeline.ts';
 import { compileRateLimit, type RateLimitPhase } from './rate-limit-phase.ts';
 
 /**
@@ -65,6 +65,42 @@ export interface InboundPolicyOptions {
   readonly random: Random;
   /** Where findings about the compiled policies go (each is said once). */
   readonly warn: (message: string) => void;
+  /** When given, every authorization verdict is logged here (which policy and rule, dry-run outcomes). */
+  readonly debug?: (message: string) => void;
+  /** When given, requests an AUDIT policy matched are logged here (Istio's audit log). */
+  readonly info?: (message: string) => void;
+}
+
+/** One line per verdict: what was asked, what decided, and what dry-run policies would have done. */
+function describeVerdict(req: InboundRequest): string {
+  const a = req.authz as AuthzResult;
+  const dry = a.dryRun.length === 0 ? '' : `; dry-run: ${a.dryRun.map((d) => `${d.action} would ${d.result}${d.policy === undefined ? ' (no dry-run rule matched)' : ` (${d.policy} rule ${d.rule})`}`).join(', ')}`;
+  return `meshlet: authz ${a.decision} ${req.method} ${req.path}${req.requestPrincipal === undefined ? '' : ` (${req.requestPrincipal})`}: ${a.reason}${dry}`;
+}
+
+/** Logs each verdict of `phase` (debug) and each AUDIT hit (info). */
+function logged(phase: Phase, debug: ((m: string) => void) | undefined, info: ((m: string) => void) | undefined): Phase {
+  if (debug === undefined && info === undefined) return phase;
+  const log = (req: InboundRequest): void => {
+    const a = req.authz as AuthzResult | undefined;
+    if (a === undefined) return;
+    debug?.(describeVerdict(req));
+    if (a.audit !== undefined) info?.(`meshlet: audit ${req.method} ${req.path}${req.requestPrincipal === undefined ? '' : ` (${req.requestPrincipal})`}: AUDIT policy ${a.audit.policy} rule ${a.audit.rule} matched; ${a.decision}`);
+  };
+  return {
+    name: phase.name,
+    run(req) {
+      const r = phase.run(req);
+      if (r instanceof Promise) {
+        return r.then((x) => {
+          log(req);
+          return x;
+        });
+      }
+      log(req);
+      return r;
+    },
+  };
 }
 
 /** Turns MeshConfig-shaped providers into the checks the authorization engine calls; throws naming what is wrong. */
@@ -125,7 +161,7 @@ export class InboundPolicies {
       providers: this.#providers,
     });
     for (const f of authz.findings) if (f.level !== 'info') this.#warnOnce(`meshlet: AuthorizationPolicy ${f.policy}: ${f.message}`);
-    if (authz.policies.length > 0) phases.push(authorizationPhase(authz));
+    if (authz.policies.length > 0) phases.push(logged(authorizationPhase(authz), this.#o.debug, this.#o.info));
     this.#rateLimit = compileRateLimit(resources, { service: workload.service, namespace: workload.namespace, labels: workload.labels }, rootNamespace, this.#o.clock, {
       random: this.#o.random,
       previous: this.#rateLimit,

@@ -287,3 +287,35 @@ describe('the local rate limit through every framework', () => {
     });
   }
 });
+
+describe('decisions in the log', () => {
+  it('debug: every verdict with its policy, rule and dry-run outcomes; info: AUDIT hits', async () => {
+    const debug: string[] = [];
+    const info: string[] = [];
+    const policy = (name: string, spec: object, annotations?: Record<string, string>) => ({ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name, namespace: 'foo', ...(annotations ? { annotations } : {}) }, spec });
+    const mesh = await createMesh({
+      service: 'httpbin',
+      namespace: 'foo',
+      labels: { app: 'httpbin' },
+      config: [
+        policy('audit', { action: 'AUDIT', rules: [{ to: [{ operation: { paths: ['/audited'] } }] }] }),
+        policy('dry', { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/audited'] } }] }] }, { 'istio.io/dry-run': 'true' }),
+        policy('deny', { action: 'DENY', rules: [{ to: [{ operation: { methods: ['DELETE'] } }] }] }),
+      ],
+      logger: { warn: () => {}, debug: (m) => debug.push(m), info: (m) => info.push(m) },
+    });
+    const server = await (frameworks[0] as (typeof frameworks)[number]).start(mesh);
+    try {
+      assert.equal((await raw(server.port, '/audited')).statusCode, 200);
+      assert.equal((await raw(server.port, '/x', { method: 'DELETE' })).statusCode, 403);
+      assert.deepEqual(debug, [
+        'meshlet: authz allow GET /audited: allowed: no ALLOW policy applies to this workload; dry-run: DENY would deny (foo/dry rule 0)',
+        'meshlet: authz deny DELETE /x: denied by DENY policy foo/deny rule 0; dry-run: DENY would allow (no dry-run rule matched)',
+      ]);
+      assert.deepEqual(info.filter((m) => m.includes('audit')), ['meshlet: audit GET /audited: AUDIT policy foo/audit rule 0 matched; allow']);
+    } finally {
+      await server.close();
+      await mesh.close();
+    }
+  });
+});
