@@ -14,7 +14,8 @@ import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement, RequestMeshInfo } from '../../inbound/guard.ts';
 import { runAdmitted, type Denial } from '../../inbound/pipeline.ts';
-import { dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
+import { isGrpcContentType } from '../../core/classify.ts';
+import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
 export interface MeshRequest extends IncomingMessage {
@@ -67,13 +68,13 @@ function enterContext(req: IncomingMessage, j: Extract<Judgement, { serve: true 
   });
 }
 
-function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean): void {
+function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean, hostChanged: boolean): void {
   if (!j.serve) {
     writeDenial(res, j.denial, j.grpc);
     return;
   }
   req.meshlet = j.info;
-  if (j.request.headersChanged) replaceHeaders(req, j.request.headers);
+  if (j.request.headersChanged || hostChanged) replaceHeaders(req, j.request.headers);
   if (j.responseHeaders !== undefined) for (const [k, v] of Object.entries(j.responseHeaders)) res.setHeader(k, v);
   if (rewrite && req.url !== j.request.path) {
     // The app routes on exactly the path the mesh judged.
@@ -81,7 +82,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
     if (e.originalUrl === req.url) e.originalUrl = j.request.path;
     req.url = j.request.path;
     // Express 4 parsed the query before any middleware ran.
-    if (j.request.path !== j.normalizedPath && Object.hasOwn(req, 'query')) dropRemovedQueryKeys(e.query, j.request.path);
+    if (j.request.path !== j.normalizedPath && Object.hasOwn(req, 'query')) dropRemovedQueryKeys(e.query, j.normalizedPath, j.request.path);
   }
   enterContext(req, j, next);
 }
@@ -98,22 +99,29 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
     return;
   }
   const headers = guard.active ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
+  // An absolute-form target: judged (and handed to the app) as Envoy forwards it, path and Host from the URL.
+  const abs = absoluteForm(req.url ?? '/');
+  if (abs !== undefined) headers.host = abs.authority;
   let j: Judgement | Promise<Judgement>;
   try {
-    j = guard.judge(req.method ?? 'GET', first(headers.host) ?? first(headers[':authority']) ?? '', req.url ?? '/', headers, connectionOf(req));
+    j = guard.judge(req.method ?? 'GET', first(headers.host) ?? first(headers[':authority']) ?? '', abs?.path ?? req.url ?? '/', headers, connectionOf(req));
   } catch (err) {
     // Fail closed.
-    writeDenial(res, { status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' }, false);
+    writeDenial(res, internalError(err), isGrpcContentType(headers['content-type']));
     return;
   }
   if (j instanceof Promise) {
     j.then(
-      (x) => proceed(req, res, x, next, rewrite),
-      (err: unknown) => writeDenial(res, { status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' }, false),
+      (x) => proceed(req, res, x, next, rewrite, abs !== undefined),
+      (err: unknown) => writeDenial(res, internalError(err), isGrpcContentType(headers['content-type'])),
     );
     return;
   }
-  proceed(req, res, j, next, rewrite);
+  proceed(req, res, j, next, rewrite, abs !== undefined);
+}
+
+function internalError(err: unknown): Denial {
+  return { status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' };
 }
 
 function first(v: string | string[] | undefined): string | undefined {
