@@ -229,3 +229,42 @@ describe('path and host tricks never reach a denied route', () => {
     });
   }
 });
+
+describe('Express: mesh.express() mounted under a path judges the whole path', () => {
+  for (const [name, make] of [
+    ['Express 5', express],
+    ['Express 4', express4],
+  ] as const) {
+    it(`${name}: app.use('/api', mesh.express()) with a DENY on /api/admin`, async () => {
+      const mesh = await createMesh({
+        service: 'httpbin',
+        namespace: 'foo',
+        labels: { app: 'httpbin' },
+        config: [policy('deny-api-admin', { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/api/admin'] } }] }] })],
+        logger: { warn: () => {} },
+      });
+      const app = (make as typeof express)();
+      app.use('/api', mesh.express());
+      app.get('/api/admin', (_q, s) => void s.send('ADMIN'));
+      app.use((q: express.Request, s: express.Response) => void s.type('text').send(echo(q, { originalUrl: q.originalUrl })));
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        assert.equal((await one(port, '/api/admin')).status, 403);
+        // Judged as the whole path normalizes: /api/admin.
+        assert.equal((await one(port, '/api/x/../admin')).status, 403);
+        // Express routed on /api/admin/../other before the mesh saw it, and cannot route it again:
+        // refused rather than served on a path other than the one judged.
+        const dots = await one(port, '/api/admin/../other');
+        assert.equal(dots.status, 400, dots.body);
+        const ok = await one(port, '/api/other');
+        assert.equal(ok.status, 200);
+        assert.equal((JSON.parse(ok.body) as Echo).url, '/api/other');
+      } finally {
+        await new Promise<void>((r) => server.close(() => r()));
+        await mesh.close();
+      }
+    });
+  }
+});
