@@ -77,7 +77,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
     // Under a mount (app.use('/api', mesh.express())) Express routed on the path before the mesh
     // saw it: a path that normalization changed cannot be routed again, so it is refused.
     const where = (req as { baseUrl?: string }).baseUrl;
-    writeDenial(res, { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `path ${mounted} is not normalized and mesh.express() is mounted under ${where}; use app.use(mesh.express()) first`, phase: 'path' }, j.grpc);
+    writeDenial(res, { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `path ${mounted} is not normalized and mesh.express() is mounted under ${where}; use app.use(mesh.express()) first`, phase: 'path' }, j.request.protocol === 'grpc');
     return;
   }
   req.meshlet = j.info;
