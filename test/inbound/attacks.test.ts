@@ -268,3 +268,82 @@ describe('Express: mesh.express() mounted under a path judges the whole path', (
     });
   }
 });
+
+describe('tokens, claims and connections', () => {
+  let jwks: string;
+  let token: string;
+  let other: string;
+  before(async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256' }] });
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    token = await new SignJWT({ iss: ISSUER, sub: 'alice', exp }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(privateKey);
+    other = await new SignJWT({ iss: ISSUER, sub: 'mallory', exp }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(privateKey);
+  });
+  const config = () => [
+    {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'RequestAuthentication',
+      metadata: { name: 'jwt', namespace: 'foo' },
+      spec: { jwtRules: [{ issuer: ISSUER, jwks, outputClaimToHeaders: [{ header: 'x-jwt-sub', claim: 'sub' }] }] },
+    },
+    ...denyConfig,
+    policy('allow', { action: 'ALLOW', rules: [{ from: [{ source: { requestPrincipals: ['*'] } }] }, { to: [{ operation: { methods: ['GET'], paths: ['/public/*'] } }] }] }),
+  ];
+
+  for (const app of apps) {
+    describe(app.name, () => {
+      let mesh: Mesh;
+      let server: { port: number; close(): Promise<void> };
+      before(async () => {
+        mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: config(), logger: { warn: () => {} } });
+        server = await app.start(mesh);
+      });
+      after(async () => {
+        await server.close();
+        await mesh.close();
+      });
+      const rows: { name: string; target: string; headers: () => string[]; method?: string; status: number; principal?: string | null }[] = [
+        { name: 'the token in the header and in the query: nowhere the app can read it', target: '/x?a=1&access_token=TOKEN', headers: () => [`Authorization: Bearer ${token}`], status: 200, principal: `${ISSUER}/alice` },
+        { name: 'the token in the query only (and encoded parameter name)', target: '/x?%61ccess_token=TOKEN&b[c]=1', headers: () => [], status: 200, principal: `${ISSUER}/alice` },
+        { name: 'Authorization and authorization with different tokens: 401', target: '/x', headers: () => [`Authorization: Bearer ${token}`, `authorization: Bearer ${other}`], status: 401 },
+        { name: 'header and query with different tokens: no principal, denied by the ALLOW policy', target: `/x?access_token=${'OTHER'}`, headers: () => [`Authorization: Bearer ${token}`], status: 403 },
+        { name: 'a spoofed claim header in any case never reaches the app', target: '/x', headers: () => [`Authorization: Bearer ${token}`, 'X-JWT-SUB: root', 'x-jwt-sub: root'], status: 200, principal: `${ISSUER}/alice` },
+        { name: 'HEAD is not GET for an ALLOW rule', target: '/public/a', method: 'HEAD', headers: () => [], status: 403 },
+        { name: 'a CORS preflight skips JWT but not authorization', target: '/private', method: 'OPTIONS', headers: () => ['Origin: http://evil', 'Access-Control-Request-Method: GET'], status: 403 },
+        { name: 'a gRPC caller gets the denial as a gRPC status', target: '/private', method: 'POST', headers: () => ['Content-Type: application/grpc', 'Content-Length: 0'], status: 200 },
+      ];
+      for (const row of rows) {
+        it(row.name, async () => {
+          const target = row.target.replace('TOKEN', token).replace('OTHER', other);
+          const a = await one(server.port, target, row.headers(), row.method);
+          assert.equal(a.status, row.status, a.body);
+          if (row.name.startsWith('a gRPC')) {
+            assert.equal(a.headers['grpc-status'], '7');
+            return;
+          }
+          if (row.status !== 200) return;
+          // The response is the app's echo: the token is nowhere in what it saw (url, originalUrl, raw url, query, rawHeaders).
+          assert.ok(!a.body.includes(token.split('.')[2] as string), a.body);
+          const e = JSON.parse(a.body) as Echo & { query?: Record<string, unknown> };
+          assert.equal(e.principal, row.principal);
+          const sub = e.rawHeaders.filter((_, i, r) => i % 2 === 1 && (r[i - 1] as string).toLowerCase() === 'x-jwt-sub');
+          assert.deepEqual(sub, ['alice']);
+          if (e.query !== undefined && row.target.includes('b[c]')) assert.notDeepEqual(e.query, {});
+        });
+      }
+
+      it('pipelined on one connection: each request judged on its own, nothing carried over', async () => {
+        const req = (target: string, extra = '') => `GET ${target} HTTP/1.1\r\nHost: svc\r\n${extra}\r\n`;
+        const text = await rawHttp(server.port, req('/public/a', `Authorization: Bearer ${token}\r\n`) + req('/private') + req('/admin', `Authorization: Bearer ${token}\r\n`) + req('/private', 'Connection: close\r\n'));
+        const got = answers(text);
+        assert.deepEqual(
+          got.map((a) => a.status),
+          [200, 403, 403, 403],
+          text,
+        );
+        assert.equal((JSON.parse((got[0] as Answer).body) as Echo).principal, `${ISSUER}/alice`);
+      });
+    });
+  }
+});
