@@ -7,7 +7,7 @@
  * nowhere the app can read it.
  */
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import express from 'express';
@@ -99,13 +99,6 @@ function nodeListener(req: IncomingMessage, res: ServerResponse): void {
   res.writeHead(200, { 'content-length': Buffer.byteLength(body, 'latin1') });
   res.end(body, 'latin1');
 }
-
-function expressApp(make: typeof express) {
-  const app = make();
-  app.use(make === express ? (undefined as never) : (undefined as never));
-  return app;
-}
-void expressApp;
 
 const apps: App[] = [
   {
