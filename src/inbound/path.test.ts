@@ -36,6 +36,20 @@ describe('path normalization as Envoy (pathNormalization)', () => {
     ['/a/..', '/'],
     // BASE keeps double slashes.
     ['//admin', '//admin'],
+    // Chromium's canonicalizer unescapes unreserved characters (kPathCharLookup UNESCAPE)…
+    ['/%61dmin', '/admin'],
+    ['/%41%42%7e%2D%5F%30', '/AB~-_0'],
+    ['/public/%2e%2e/%61dmin', '/admin'],
+    ['/a%2eb', '/a.b'],
+    // …and no other escape, nor a `%` that begins none.
+    ['/a%2fb%3F%20%C3%A9', '/a%2fb%3F%20%C3%A9'],
+    ['/100%', '/100%'],
+    ['/%zz/%4', '/%zz/%4'],
+    // A literal `%` that would begin an escape once its neighbour is unescaped is written %25
+    // (CheckForNestedEscapes), so a second decode downstream cannot make /admin of it.
+    ['/%%361dmin', '/%2561dmin'],
+    ['/%6%31dmin', '/%2561dmin'],
+    ['/%%32e%%32e/admin', '/%252e%252e/admin'],
   ];
   for (const [input, want] of base) {
     it(`BASE ${JSON.stringify(input)} → ${JSON.stringify(want)}`, () => assert.equal(normalizePath(input, 'BASE'), want));

@@ -5,7 +5,7 @@
  * | mode | what Envoy does |
  * |---|---|
  * | `NONE` | nothing |
- * | `BASE` (default) | `normalize_path`: RFC 3986 dot segments (`.`, `..`, and their `%2e` spellings), `\` as `/`, a leading `/` |
+ * | `BASE` (default) | `normalize_path`: RFC 3986 dot segments (`.`, `..`, and their `%2e` spellings), `\` as `/`, a leading `/`, escaped unreserved characters (`%61` → `a`) unescaped |
  * | `MERGE_SLASHES` | `BASE`, then `merge_slashes` (`//` → `/`) |
  * | `DECODE_AND_MERGE_SLASHES` | `%2F`/`%5C` unescaped first (`UNESCAPE_AND_FORWARD`), then `MERGE_SLASHES` |
  *
@@ -41,10 +41,57 @@ function isDotDot(s: string): boolean {
   return l === '.%2e' || l === '%2e.' || l === '%2e%2e';
 }
 
-/** Envoy's `normalize_path` (RFC 3986 dot segments, backslashes); undefined when the path is refused. */
+/** Whether `c` is a character Chromium's path canonicalizer unescapes: ALPHA, DIGIT, `-`, `.`, `_`, `~`. */
+function isUnreserved(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e;
+}
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const l = c | 0x20;
+  return l >= 0x61 && l <= 0x66 ? l - 0x61 + 10 : -1;
+}
+
+/**
+ * Chromium's path canonicalizer (`kPathCharLookup` UNESCAPE): `%41` → `A` for every unreserved
+ * character, so `/%61dmin` is `/admin` for authorization exactly as for a router that decodes
+ * (find-my-way does). A literal `%` that would begin a new escape once its neighbour is unescaped
+ * (`/%%361dmin` → `%61`) is written `%25`, as Chromium's `CheckForNestedEscapes` does, so nothing
+ * downstream decodes a second time into a different path.
+ */
+function unescapeUnreserved(path: string): string {
+  let out = '';
+  const literal: number[] = [];
+  let from = 0;
+  for (let i = path.indexOf('%'); i !== -1; i = path.indexOf('%', i + 1)) {
+    const hi = hexValue(path.charCodeAt(i + 1));
+    const lo = hexValue(path.charCodeAt(i + 2));
+    if (hi === -1 || lo === -1) {
+      out += path.slice(from, i + 1);
+      literal.push(out.length - 1);
+      from = i + 1;
+      continue;
+    }
+    const c = hi * 16 + lo;
+    if (!isUnreserved(c)) continue;
+    out += path.slice(from, i) + String.fromCharCode(c);
+    from = i + 3;
+    i += 2;
+  }
+  if (from === 0) return path;
+  out += path.slice(from);
+  for (let k = literal.length - 1; k >= 0; k--) {
+    const at = literal[k] as number;
+    if (hexValue(out.charCodeAt(at + 1)) !== -1 && hexValue(out.charCodeAt(at + 2)) !== -1) out = `${out.slice(0, at)}%25${out.slice(at + 1)}`;
+  }
+  return out;
+}
+
+/** Envoy's `normalize_path` (RFC 3986 dot segments, backslashes, unreserved escapes); undefined when the path is refused. */
 function canonical(path: string): string | undefined {
   // Chromium refuses an encoded NUL anywhere in a path.
   if (path.indexOf('%00') !== -1) return undefined;
+  if (path.indexOf('%') !== -1) path = unescapeUnreserved(path);
   const p = path.indexOf('\\') === -1 ? path : path.replace(/\\/g, '/');
   const segments = p.split('/');
   const out: string[] = [];

@@ -18,7 +18,8 @@ import type { Headers } from '../../core/handler.ts';
 import type { InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { runAdmitted } from '../../inbound/pipeline.ts';
-import { dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
+import { isGrpcContentType } from '../../core/classify.ts';
+import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 
 /** The slice of Fastify's request and reply this adapter uses (no compile-time dependency on fastify). */
@@ -58,13 +59,56 @@ export interface FastifyLike {
  */
 export type FastifyPlugin = ((fastify: FastifyLike, opts: unknown, done: (err?: Error) => void) => void) & Record<symbol, unknown>;
 
-/** Options to pass to `Fastify({ ...mesh.fastifyOptions() })`: normalize the path before routing. */
-export function fastifyOptions(normalization: () => PathNormalization): { rewriteUrl(req: IncomingMessage): string } {
+/** The router options of a Fastify instance that make it route two spellings of a path alike. */
+interface RouterLeniency {
+  readonly ignoreDuplicateSlashes?: boolean;
+  readonly ignoreTrailingSlash?: boolean;
+  readonly useSemicolonDelimiter?: boolean;
+}
+
+function leniencyOf(instance: unknown): RouterLeniency {
+  const ic = (instance as { initialConfig?: RouterLeniency & { routerOptions?: RouterLeniency } } | undefined)?.initialConfig;
+  const ro = ic?.routerOptions;
+  return {
+    ignoreDuplicateSlashes: ro?.ignoreDuplicateSlashes ?? ic?.ignoreDuplicateSlashes,
+    ignoreTrailingSlash: ro?.ignoreTrailingSlash ?? ic?.ignoreTrailingSlash,
+    useSemicolonDelimiter: ro?.useSemicolonDelimiter ?? ic?.useSemicolonDelimiter,
+  };
+}
+
+/**
+ * The path find-my-way routes a normalized target on, written out, so that authorization judges
+ * the route's own spelling: `;` starts the query (`useSemicolonDelimiter`), repeated slashes are
+ * one (`ignoreDuplicateSlashes`), one trailing slash is dropped (`ignoreTrailingSlash`).
+ */
+function asRouted(target: string, l: RouterLeniency): string {
+  const q = target.indexOf('?');
+  let path = q === -1 ? target : target.slice(0, q);
+  let query = q === -1 ? '' : target.slice(q);
+  if (l.useSemicolonDelimiter === true) {
+    const sc = path.indexOf(';');
+    if (sc !== -1) {
+      query = `?${path.slice(sc + 1)}${query}`;
+      path = path.slice(0, sc);
+    }
+  }
+  if (l.ignoreDuplicateSlashes === true && path.indexOf('//') !== -1) path = path.replace(/\/{2,}/g, '/');
+  if (l.ignoreTrailingSlash === true && path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  return path + query;
+}
+
+/**
+ * Options to pass to `Fastify({ ...mesh.fastifyOptions() })`: normalize the path before routing
+ * (an absolute-form target becomes its path), written the way this instance's router reads it.
+ */
+export function fastifyOptions(normalization: () => PathNormalization): { rewriteUrl(this: unknown, req: IncomingMessage): string } {
   return {
     rewriteUrl(req) {
       const url = req.url ?? '/';
+      const target = absoluteForm(url)?.path ?? url;
+      const normal = normalizePath(target, normalization());
       // A path that cannot be normalized stays as it is; the onRequest hook refuses it (400).
-      return normalizePath(url, normalization()) ?? url;
+      return normal === undefined ? url : asRouted(normal, leniencyOf(this));
     },
   };
 }
@@ -99,16 +143,20 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
       const s = raw.socket;
       const addr = s.remoteAddress ?? '';
       const headers = g.active ? headersFromRaw(raw.rawHeaders) : (raw.headers as Headers);
+      // An absolute-form target (rewriteUrl made it origin-form): the URL's authority is the Host, as Envoy forwards it.
+      const abs = absoluteForm((raw as { originalUrl?: string }).originalUrl ?? '');
+      if (abs !== undefined) headers.host = abs.authority;
+      const host = headers.host;
       let j: Judgement | Promise<Judgement>;
       try {
-        j = g.judge(request.method, (headers.host as string | undefined) ?? '', request.url, headers, {
+        j = g.judge(request.method, (typeof host === 'string' ? host : host?.[0]) ?? '', request.url, headers, {
           remoteAddress: addr.startsWith('::ffff:') ? addr.slice(7) : addr,
           remotePort: s.remotePort ?? 0,
           localPort: s.localPort ?? 0,
           scheme: (s as TLSSocket).encrypted === true ? 'https' : 'http',
         });
       } catch (err) {
-        deny(reply, internal(err), false);
+        deny(reply, internal(err), isGrpcContentType(headers['content-type']));
         return;
       }
       const go = (x: Judgement): void => {
@@ -123,11 +171,13 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
         }
         request.meshlet = x.info;
         (raw as { meshlet?: unknown }).meshlet = x.info;
-        if (x.request.headersChanged) replaceHeaders(raw, x.request.headers);
+        if (x.request.headersChanged || abs !== undefined) replaceHeaders(raw, x.request.headers);
         if (x.request.path !== x.normalizedPath) {
-          // A phase took a parameter out of the query (a consumed access_token): the app sees it gone.
+          // A phase took a parameter out of the query (a consumed access_token): the app sees it gone,
+          // from the URL, the query Fastify parsed, and the target as received (request.originalUrl).
           raw.url = x.request.path;
-          dropRemovedQueryKeys(request.query, x.request.path);
+          if ((raw as { originalUrl?: string }).originalUrl !== undefined) (raw as { originalUrl?: string }).originalUrl = x.request.path;
+          dropRemovedQueryKeys(request.query, x.normalizedPath, x.request.path);
         }
         if (x.responseHeaders !== undefined) for (const [k, v] of Object.entries(x.responseHeaders)) reply.header(k, v);
         runAdmitted(x.admission, () => {
@@ -140,7 +190,7 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
         });
       };
       if (j instanceof Promise) {
-        j.then(go, (err: unknown) => deny(reply, internal(err), false));
+        j.then(go, (err: unknown) => deny(reply, internal(err), isGrpcContentType(headers['content-type'])));
       } else go(j);
     });
     done();

@@ -78,11 +78,28 @@ export function replaceHeaders(req: IncomingMessage, h: Headers): void {
 /**
  * After a phase took a parameter out of the query (a consumed `access_token`), drops it from a
  * query object a framework parsed before the mesh ran (Express 4's `req.query`, Fastify's
- * `request.query`).
+ * `request.query`): the names in `before`'s query that `after`'s no longer has.
  */
-export function dropRemovedQueryKeys(query: unknown, path: string): void {
+export function dropRemovedQueryKeys(query: unknown, before: string, after: string): void {
   if (query === null || typeof query !== 'object') return;
-  const q = path.indexOf('?');
-  const kept = new Set(q === -1 ? [] : [...new URLSearchParams(path.slice(q + 1)).keys()]);
-  for (const k of Object.keys(query)) if (!kept.has(k)) delete (query as Record<string, unknown>)[k];
+  const names = (p: string) => {
+    const q = p.indexOf('?');
+    return new Set(q === -1 ? [] : new URLSearchParams(p.slice(q + 1)).keys());
+  };
+  const kept = names(after);
+  // Only what the phase removed: a framework's own keys (qs's `a[b]` → `a`) are left alone.
+  for (const k of names(before)) if (!kept.has(k) && Object.hasOwn(query, k)) delete (query as Record<string, unknown>)[k];
+}
+
+/**
+ * An absolute-form request target (`GET http://host/path HTTP/1.1`), split as Envoy's HTTP/1
+ * codec splits it: the URL's authority becomes `:authority` (the Host header the app sees) and
+ * its path the request path. Undefined for any other form (origin-form `/path`, `*`).
+ */
+export function absoluteForm(target: string): { readonly authority: string; readonly path: string } | undefined {
+  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)(.*)$/s.exec(target);
+  if (m === null) return undefined;
+  const authority = m[1] as string;
+  const rest = m[2] as string;
+  return { authority: authority.slice(authority.lastIndexOf('@') + 1), path: rest.startsWith('/') ? rest : `/${rest}` };
 }

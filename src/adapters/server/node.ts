@@ -14,7 +14,8 @@ import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement, RequestMeshInfo } from '../../inbound/guard.ts';
 import { runAdmitted, type Denial } from '../../inbound/pipeline.ts';
-import { dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
+import { isGrpcContentType } from '../../core/classify.ts';
+import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
 export interface MeshRequest extends IncomingMessage {
@@ -67,21 +68,37 @@ function enterContext(req: IncomingMessage, j: Extract<Judgement, { serve: true 
   });
 }
 
-function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean): void {
+function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean, hostChanged: boolean, mounted: string | undefined): void {
   if (!j.serve) {
     writeDenial(res, j.denial, j.grpc);
     return;
   }
+  if (mounted !== undefined && j.normalizedPath !== mounted) {
+    // Under a mount (app.use('/api', mesh.express())) Express routed on the path before the mesh
+    // saw it: a path that normalization changed cannot be routed again, so it is refused.
+    const where = (req as { baseUrl?: string }).baseUrl;
+    writeDenial(res, { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `path ${mounted} is not normalized and mesh.express() is mounted under ${where}; use app.use(mesh.express()) first`, phase: 'path' }, j.request.protocol === 'grpc');
+    return;
+  }
   req.meshlet = j.info;
-  if (j.request.headersChanged) replaceHeaders(req, j.request.headers);
+  if (j.request.headersChanged || hostChanged) replaceHeaders(req, j.request.headers);
   if (j.responseHeaders !== undefined) for (const [k, v] of Object.entries(j.responseHeaders)) res.setHeader(k, v);
-  if (rewrite && req.url !== j.request.path) {
+  if (mounted !== undefined) {
+    const e = req as { originalUrl?: string; query?: unknown };
+    if (j.request.path !== j.normalizedPath) {
+      // A consumed access_token: gone from both URLs and from the parsed query.
+      const q = j.request.path.indexOf('?');
+      if (e.originalUrl === mounted) e.originalUrl = j.request.path;
+      req.url = (req.url ?? '/').split('?')[0] + (q === -1 ? '' : j.request.path.slice(q));
+      if (Object.hasOwn(req, 'query')) dropRemovedQueryKeys(e.query, j.normalizedPath, j.request.path);
+    }
+  } else if (rewrite && req.url !== j.request.path) {
     // The app routes on exactly the path the mesh judged.
     const e = req as { originalUrl?: string; query?: unknown };
     if (e.originalUrl === req.url) e.originalUrl = j.request.path;
     req.url = j.request.path;
     // Express 4 parsed the query before any middleware ran.
-    if (j.request.path !== j.normalizedPath && Object.hasOwn(req, 'query')) dropRemovedQueryKeys(e.query, j.request.path);
+    if (j.request.path !== j.normalizedPath && Object.hasOwn(req, 'query')) dropRemovedQueryKeys(e.query, j.normalizedPath, j.request.path);
   }
   enterContext(req, j, next);
 }
@@ -90,7 +107,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
  * Judges a Node request and either answers it (denied) or calls `next` (admitted), with
  * `req.url` rewritten to the normalized path when `rewrite`.
  */
-export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResponse, next: () => void, rewrite = true): void {
+export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResponse, next: () => void, rewrite = true, mounted?: string): void {
   // Judged once: an app behind mesh.createServer that also uses mesh.express() is not judged
   // again on a request whose token the first judgement already consumed.
   if (req.meshlet !== undefined) {
@@ -98,22 +115,30 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
     return;
   }
   const headers = guard.active ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
+  // An absolute-form target: judged (and handed to the app) as Envoy forwards it, path and Host from the URL.
+  const target = mounted ?? req.url ?? '/';
+  const abs = absoluteForm(target);
+  if (abs !== undefined) headers.host = abs.authority;
   let j: Judgement | Promise<Judgement>;
   try {
-    j = guard.judge(req.method ?? 'GET', first(headers.host) ?? first(headers[':authority']) ?? '', req.url ?? '/', headers, connectionOf(req));
+    j = guard.judge(req.method ?? 'GET', first(headers.host) ?? first(headers[':authority']) ?? '', abs?.path ?? target, headers, connectionOf(req));
   } catch (err) {
     // Fail closed.
-    writeDenial(res, { status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' }, false);
+    writeDenial(res, internalError(err), isGrpcContentType(headers['content-type']));
     return;
   }
   if (j instanceof Promise) {
     j.then(
-      (x) => proceed(req, res, x, next, rewrite),
-      (err: unknown) => writeDenial(res, { status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' }, false),
+      (x) => proceed(req, res, x, next, rewrite, abs !== undefined, mounted),
+      (err: unknown) => writeDenial(res, internalError(err), isGrpcContentType(headers['content-type'])),
     );
     return;
   }
-  proceed(req, res, j, next, rewrite);
+  proceed(req, res, j, next, rewrite, abs !== undefined, mounted);
+}
+
+function internalError(err: unknown): Denial {
+  return { status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' };
 }
 
 function first(v: string | string[] | undefined): string | undefined {
@@ -122,7 +147,13 @@ function first(v: string | string[] | undefined): string | undefined {
 
 /** Express (4 and 5) middleware: `app.use(mesh.express())`, first. */
 export function expressMiddleware(guard: () => InboundGuard): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
-  return (req, res, next) => serveNode(guard(), req, res, () => next());
+  return (req, res, next) => {
+    // Mounted under a path (app.use('/api', mesh.express()), a router's use): Express hands the
+    // middleware the rest of the path; the mesh judges the whole path, as a sidecar sees it.
+    const base = (req as { baseUrl?: string }).baseUrl;
+    const mounted = typeof base === 'string' && base !== '' && (req as MeshRequest).meshlet === undefined ? base + (req.url ?? '/') : undefined;
+    serveNode(guard(), req, res, () => next(), true, mounted);
+  };
 }
 
 /** Wraps any `(req, res)` listener (node:http, Koa's `app.callback()`, Hono's node adapter, …). */
