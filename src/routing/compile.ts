@@ -80,7 +80,7 @@ export const INBOUND_KINDS = Object.freeze(['PeerAuthentication', 'RequestAuthen
 export interface InboundSection {
   /** False: nothing inbound is compiled into the snapshot yet. */
   readonly compiled: false;
-  /** The resources of the {@link INBOUND_KINDS}, in config order (for every workload: selection happens when the phases are built). */
+  /** The PeerAuthentication, RequestAuthentication, AuthorizationPolicy and EnvoyFilter resources, in config order (for every workload: selection happens when the phases are built). */
   readonly resources: readonly AnyResource[];
 }
 
