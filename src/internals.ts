@@ -42,5 +42,5 @@ export { createPicker } from './routing/balancer/picker.ts';
 export type { Picker, PickRequest, PickerContext } from './routing/balancer/picker.ts';
 export { RequestLimiter, poolLimits } from './policies/limits.ts';
 export type { PoolLimits, SlotWaiter } from './policies/limits.ts';
-export { resolveOutlierSettings } from './policies/outlier-settings.ts';
-export type { ResolvedOutlierSettings } from './policies/outlier-settings.ts';
+export { resolveOutlierSettings } from './routing/outlier-settings.ts';
+export type { ResolvedOutlierSettings } from './routing/outlier-settings.ts';

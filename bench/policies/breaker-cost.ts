@@ -7,7 +7,7 @@
  */
 import CircuitBreaker from 'opossum';
 import { systemClock } from '../../src/core/clock.ts';
-import { OutlierDetector } from '../../src/policies/outlier.ts';
+import { OutlierDetector, resolveOutlierSettings } from '../../src/policies/outlier.ts';
 import { median, writeSection } from '../lib/results.ts';
 
 const N = 200_000;
@@ -31,7 +31,7 @@ async function opossum(timeout: number | false): Promise<number> {
 
 async function outlier(): Promise<number> {
   const host = { key: '10.0.0.1:80', ejected: false, ejectedUntil: 0, ejectReason: '', warmingSince: Number.NEGATIVE_INFINITY };
-  const od = new OutlierDetector({ consecutive5xxErrors: 5 }, systemClock, () => undefined);
+  const od = new OutlierDetector(resolveOutlierSettings({ consecutive5xxErrors: 5 }), systemClock, () => undefined);
   od.setHosts([host]);
   const fn = async () => 200;
   const t0 = process.hrtime.bigint();

@@ -1,12 +1,21 @@
 /**
  * The machine-readable views `meshlet routes -o json` and `meshlet explain -o json` print of
  * compiled routes, virtual hosts and clusters: plain data, every field present (null when it
- * does not apply), so scripts can rely on the shape documented in docs/cli.md.
+ * does not apply), so scripts can rely on the shape documented in docs/cli.md. Clusters are
+ * printed from the snapshot alone (their compiled settings): no data-plane state is built.
  *
  * @module
  */
-import { systemClock, systemRandom } from '../core/clock.ts';
-import { ClusterState } from '../outbound/cluster-state.ts';
+import { HostState } from '../routing/balancer/host.ts';
+import { planLocality } from '../routing/balancer/locality.ts';
+import {
+  type ClusterSettings,
+  describeConnectionPool,
+  describeLoadBalancer,
+  describeOutlierDetection,
+  describeRetryBudget,
+  describeTls,
+} from '../routing/cluster-settings.ts';
 import type { CompiledRoute, Cluster, RouteTarget, VirtualHost } from '../routing/route-table.ts';
 import { describeRoute } from '../routing/route-table.ts';
 import { retryToString } from '../routing/route-policy.ts';
@@ -79,30 +88,82 @@ export function virtualHostView(vh: VirtualHost) {
   };
 }
 
-/** The policies the data plane applies to a cluster, as its per-cluster state prints them. */
-export interface ClusterPolicies {
-  readonly loadBalancer: string;
-  readonly connectionPool: string;
-  readonly retryBudget: string;
-  /** Absent when the cluster has no outlier detection. */
-  readonly outlierDetection: string | undefined;
+/** The client side of a cluster view: the workload's labels and locality (locality load balancing). */
+export interface ClusterClient {
+  readonly labels: Readonly<Record<string, string>>;
+  /** `region/zone/subzone`, or ''. */
+  readonly locality: string;
 }
 
 /**
- * The policies of a cluster, printed by the same per-cluster state a mesh builds on its first
- * call (made here and closed at once: it opens nothing).
+ * The priority tiers locality load balancing makes of a cluster's endpoints for this client
+ * (`locality failover from us-east/a/1: P0 1, P1 2`), '' when locality plays no part. Planned
+ * from the snapshot's endpoints as a picker would plan them; no picker is built.
  */
-export function clusterPolicies(c: Cluster, workload: { readonly labels: Readonly<Record<string, string>>; readonly locality: string }): ClusterPolicies {
-  const state = new ClusterState(c, { clock: systemClock, random: systemRandom, locality: workload.locality, labels: workload.labels, onOutlierEvent() {} });
-  try {
-    return { loadBalancer: String(state.picker), connectionPool: String(state.limiter), retryBudget: String(state.budget), outlierDetection: state.detector?.toString() };
-  } finally {
-    void state.close();
-  }
+export function localityPlan(c: Cluster, client: ClusterClient): string {
+  const hosts = c.endpoints.map((e) => new HostState(e));
+  return planLocality(hosts, c.settings.loadBalancer.locality, { locality: client.locality, labels: client.labels, outlierDetection: c.settings.outlierDetection !== undefined }).description;
 }
 
-/** A cluster: its endpoints and the policies the data plane applies to it. */
-export function clusterView(c: Cluster, state: ClusterPolicies) {
+/** A cluster's compiled settings as plain data (every field present, null when it does not apply). */
+export function clusterSettingsView(s: ClusterSettings) {
+  const lb = s.loadBalancer;
+  const od = s.outlierDetection;
+  const pool = s.connectionPool;
+  return {
+    loadBalancer: {
+      kind: lb.kind,
+      tableSize: lb.tableSize ?? null,
+      hashKey: lb.hashKey === undefined ? null : { ...lb.hashKey, ...(lb.hashKey.from === 'cookie' ? { generate: lb.hashKey.generate === undefined ? null : { ...lb.hashKey.generate, maxAgeS: lb.hashKey.generate.maxAgeS ?? null, path: lb.hashKey.generate.path ?? null } } : {}) },
+      slowStart: lb.slowStart === undefined ? null : { ...lb.slowStart },
+      locality: lb.locality === undefined ? null : structuredClone(lb.locality),
+    },
+    connectionPool: {
+      ...pool.limits,
+      connectTimeoutMs: pool.connectTimeoutMs,
+      idleTimeoutMs: pool.idleTimeoutMs ?? null,
+      maxRequestsPerConnection: pool.maxRequestsPerConnection ?? null,
+      maxConcurrentStreams: pool.maxConcurrentStreams,
+    },
+    outlierDetection:
+      od === undefined
+        ? null
+        : {
+            consecutive5xx: od.consecutive5xx,
+            consecutiveGateway: od.consecutiveGateway,
+            consecutiveLocalOrigin: od.consecutiveLocalOrigin,
+            splitLocalOrigin: od.splitLocalOrigin,
+            intervalMs: od.intervalMs,
+            baseEjectionMs: od.baseEjectionMs,
+            maxEjectionMs: od.maxEjectionMs,
+            maxEjectionPercent: od.maxEjectionPercent,
+            errorCodes: od.errorCodes === undefined ? null : [...od.errorCodes],
+          },
+    retryBudget: { percent: s.retryBudget.percent ?? null, minRetryConcurrency: s.retryBudget.minRetryConcurrency, maxRetries: s.retryBudget.maxRetries },
+    tls:
+      s.tls === undefined
+        ? null
+        : Object.fromEntries(Object.entries(s.tls).map(([k, v]) => [k, v === undefined ? null : Array.isArray(v) ? [...v] : v])),
+    h2: s.h2,
+    passthrough: s.passthrough,
+  };
+}
+
+/** One line per concern of a cluster's compiled settings, as `meshlet routes` prints them (`lb: …`, `pool: …`). */
+export function clusterSettingsLines(c: Cluster, client: ClusterClient): string[] {
+  const s = c.settings;
+  const plan = localityPlan(c, client);
+  const lines = [`lb: ${describeLoadBalancer(s.loadBalancer)}${plan === '' ? '' : `; ${plan}`}${s.passthrough ? '; passthrough to the original address' : ''}`];
+  lines.push(`pool: ${describeConnectionPool(s.connectionPool, s.h2)}; retries: ${describeRetryBudget(s.retryBudget)}`);
+  if (s.outlierDetection !== undefined) lines.push(`outlier detection: ${describeOutlierDetection(s.outlierDetection)}`);
+  if (s.tls !== undefined) lines.push(`tls: ${describeTls(s.tls)}`);
+  return lines;
+}
+
+/** A cluster: its endpoints, the DestinationRule policy in effect and its compiled settings (from the snapshot alone). */
+export function clusterView(c: Cluster, client: ClusterClient) {
+  const s = c.settings;
+  const plan = localityPlan(c, client);
   return {
     name: c.name,
     host: c.host,
@@ -112,10 +173,15 @@ export function clusterView(c: Cluster, state: ClusterPolicies) {
     destinationRules: c.destinationRule?.rules.map((r) => r.ref) ?? [],
     /** The effective DestinationRule traffic policy (top level, port and subset merged), in Istio's fields. */
     trafficPolicy: c.policy,
-    loadBalancer: state.loadBalancer,
-    connectionPool: state.connectionPool,
-    retryBudget: state.retryBudget,
-    outlierDetection: state.outlierDetection ?? null,
+    /** The compiled settings, one text each (as the text output prints them). */
+    loadBalancer: describeLoadBalancer(s.loadBalancer),
+    localityPlan: plan === '' ? null : plan,
+    connectionPool: describeConnectionPool(s.connectionPool, s.h2),
+    retryBudget: describeRetryBudget(s.retryBudget),
+    outlierDetection: s.outlierDetection === undefined ? null : describeOutlierDetection(s.outlierDetection),
+    tls: s.tls === undefined ? null : describeTls(s.tls),
+    /** The compiled settings as data. */
+    settings: clusterSettingsView(s),
     endpoints: c.endpoints.map((e) => ({ endpoint: e.key, address: e.address, port: e.port, labels: { ...e.labels }, locality: e.locality, weight: e.weight })),
   };
 }

@@ -3,18 +3,17 @@
  * never an ejected one, avoiding hosts already tried when the route asks for it
  * (`retryIgnorePreviousHosts`, default on; off with consistent hashing) — and computes the
  * consistent-hash key from the header, cookie, query parameter or source IP the
- * DestinationRule names. A cookie the policy must generate (`httpCookie.ttl`) is set on the
- * response.
+ * DestinationRule names (as compiled into the cluster's settings: nothing is parsed per
+ * request). A cookie the policy must generate (`httpCookie.ttl`) is set on the response.
  *
  * @module
  */
 import type { Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
 import { type Dispatch, type Exchange, type Layer, NO_CONTROLLER } from '../core/exchange.ts';
-import { parseDuration } from '../config/duration.ts';
-import type { ConsistentHashLB } from '../config/types/destination-rule.ts';
 import { headerValue, parseQuery } from '../routing/request-head.ts';
 import { hash32 } from '../routing/balancer/hash.ts';
+import type { HashKeyPolicy } from '../routing/balancer/lb-settings.ts';
 import type { HostState } from '../routing/balancer/host.ts';
 import type { PickRequest } from '../routing/balancer/picker.ts';
 import type { CompiledRoute } from '../routing/route-table.ts';
@@ -37,25 +36,33 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 }
 
 /** The consistent-hash key of a request, hashed, or -1 when it has none. */
-export function hashKey(ch: ConsistentHashLB, ex: Exchange, o: BalanceLayerOptions): number {
+export function hashKey(k: HashKeyPolicy, ex: Exchange, o: BalanceLayerOptions): number {
   let key: string | undefined;
-  if (ch.httpHeaderName !== undefined) key = headerValue(ex.headers, ch.httpHeaderName.toLowerCase());
-  else if (ch.useSourceIp === true) key = o.sourceIp;
-  else if (ch.httpQueryParameterName !== undefined) key = parseQuery(ex.path, ex.path.indexOf('?')).get(ch.httpQueryParameterName);
-  else if (ch.httpCookie !== undefined) {
-    const c = ch.httpCookie;
-    key = cookieValue(headerValue(ex.headers, 'cookie'), c.name);
-    if (key === undefined && c.ttl !== undefined) {
-      // Envoy generates the cookie when it is missing and a ttl is set (ttl 0 = session cookie).
-      key = Math.floor(o.random.next() * 2 ** 52).toString(16);
-      const ttlMs = parseDuration(c.ttl);
-      const attrs = [`${c.name}="${key}"`];
-      if (typeof ttlMs === 'number' && ttlMs > 0) attrs.push(`Max-Age=${Math.floor(ttlMs / 1000)}`);
-      if (c.path !== undefined) attrs.push(`Path=${c.path}`);
-      for (const a of c.attributes ?? []) attrs.push(a.value === undefined ? a.name : `${a.name}=${a.value}`);
-      attrs.push('HttpOnly');
-      ex.responseOps ??= [];
-      ex.responseOps.push({ set: [], add: [['set-cookie', attrs.join('; ')]], remove: [] });
+  switch (k.from) {
+    case 'header':
+      key = headerValue(ex.headers, k.name);
+      break;
+    case 'source-ip':
+      key = o.sourceIp;
+      break;
+    case 'query':
+      key = parseQuery(ex.path, ex.path.indexOf('?')).get(k.name);
+      break;
+    case 'cookie': {
+      key = cookieValue(headerValue(ex.headers, 'cookie'), k.name);
+      const g = k.generate;
+      if (key === undefined && g !== undefined) {
+        // Envoy generates the cookie when it is missing and a ttl is set (ttl 0 = session cookie).
+        key = Math.floor(o.random.next() * 2 ** 52).toString(16);
+        const attrs = [`${k.name}="${key}"`];
+        if (g.maxAgeS !== undefined) attrs.push(`Max-Age=${g.maxAgeS}`);
+        if (g.path !== undefined) attrs.push(`Path=${g.path}`);
+        for (const a of g.attributes) attrs.push(a);
+        attrs.push('HttpOnly');
+        ex.responseOps ??= [];
+        ex.responseOps.push({ set: [], add: [['set-cookie', attrs.join('; ')]], remove: [] });
+      }
+      break;
     }
   }
   return key === undefined ? -1 : hash32(key);

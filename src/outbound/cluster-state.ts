@@ -1,20 +1,22 @@
 /**
  * What the data plane keeps per upstream cluster beyond one config snapshot: endpoint state
  * (in-flight counts, ejections), the load-balancer picker, outlier detection, pool limits,
- * the retry budget and the adapter's connection pools. A new snapshot updates the state in
+ * the retry budget and the adapter's connection pools. Built from the cluster's compiled
+ * settings (`cluster.settings`, made once per config by the snapshot's cluster compiler):
+ * nothing here reads the DestinationRule's own fields. A new snapshot updates the state in
  * place when the cluster name survives, so counters, ejections and connections survive config
  * changes.
  *
  * @module
  */
 import type { Clock, Random } from '../core/clock.ts';
-import type { ConsistentHashLB } from '../config/types/destination-rule.ts';
 import { OutlierDetector, type OutlierEvent } from '../policies/outlier.ts';
 import { RetryBudget } from '../policies/retry-budget.ts';
 import { HostSet, HostState } from '../routing/balancer/host.ts';
-import { createPicker, type Picker } from '../routing/balancer/picker.ts';
+import type { HashKeyPolicy } from '../routing/balancer/lb-settings.ts';
+import { type Picker, pickerFor } from '../routing/balancer/picker.ts';
 import type { Cluster } from '../routing/route-table.ts';
-import { poolLimits, RequestLimiter } from '../policies/limits.ts';
+import { RequestLimiter } from '../policies/limits.ts';
 
 /** What every cluster state shares: the mesh's clock, randomness and this workload. */
 export interface ClusterContext {
@@ -26,8 +28,6 @@ export interface ClusterContext {
   /** Outlier ejections and returns. */
   onOutlierEvent(cluster: string, e: OutlierEvent): void;
 }
-
-const H2_PROTOCOLS = new Set(['HTTP2', 'GRPC', 'GRPC-WEB']);
 
 /** The adapter's per-cluster transport (connection pools); closed when the cluster goes away. */
 export interface ClusterTransport {
@@ -48,7 +48,7 @@ export class ClusterState {
   limiter: RequestLimiter;
   budget: RetryBudget;
   /** The consistent-hash key policy, when the cluster uses consistent hashing. */
-  hash: ConsistentHashLB | undefined;
+  hash: HashKeyPolicy | undefined;
   /** Send to the request's original address instead of picking an endpoint (resolution NONE, PASSTHROUGH). */
   passthrough: boolean;
   /** The upstream speaks HTTP/2 (port protocol HTTP2/GRPC, or h2UpgradePolicy UPGRADE). */
@@ -65,13 +65,14 @@ export class ClusterState {
     this.#ctx = ctx;
     this.name = cluster.name;
     this.cluster = cluster;
+    const s = cluster.settings;
     this.hostSet = new HostSet([]);
-    this.picker = createPicker(this.hostSet, undefined, this.#pickerContext(false));
-    this.limiter = new RequestLimiter(poolLimits(undefined, false));
-    this.budget = new RetryBudget(undefined, this.limiter.limits.maxRetries);
-    this.hash = undefined;
-    this.passthrough = false;
-    this.h2 = false;
+    this.picker = pickerFor(this.hostSet, s.loadBalancer, this.#pickerContext(false));
+    this.limiter = new RequestLimiter(s.connectionPool.limits);
+    this.budget = RetryBudget.of(s.retryBudget);
+    this.hash = s.loadBalancer.hashKey;
+    this.passthrough = s.passthrough;
+    this.h2 = s.h2;
     this.update(cluster, true);
   }
 
@@ -82,7 +83,7 @@ export class ClusterState {
   /** Applies a (possibly changed) cluster from a new snapshot, keeping endpoint state. */
   update(cluster: Cluster, initial = false): void {
     this.cluster = cluster;
-    const policy = cluster.policy;
+    const settings = cluster.settings;
     const now = this.#ctx.clock.now();
     const seen = new Set<string>();
     const hosts: HostState[] = [];
@@ -105,7 +106,7 @@ export class ClusterState {
       this.hostsByKey.delete(k);
       for (const t of this.transports.values()) t.pools.removeHost(h);
     }
-    const od = policy.outlierDetection;
+    const od = settings.outlierDetection;
     if (od !== undefined) {
       if (this.detector === undefined) this.detector = new OutlierDetector(od, this.#ctx.clock, (e) => this.#onOutlier(e));
       else this.detector.updateSettings(od);
@@ -118,13 +119,13 @@ export class ClusterState {
     const version = this.hostSet.healthVersion + 1;
     this.hostSet = new HostSet(hosts);
     this.hostSet.healthVersion = version;
-    const lb = policy.loadBalancer;
-    this.picker = createPicker(this.hostSet, lb, this.#pickerContext(od !== undefined));
-    this.hash = lb?.consistentHash;
-    this.passthrough = lb?.simple === 'PASSTHROUGH' || cluster.service.resolution === 'NONE' || cluster.service.resolution === 'DYNAMIC_DNS';
-    this.h2 = H2_PROTOCOLS.has(cluster.protocol) || policy.connectionPool?.http?.h2UpgradePolicy === 'UPGRADE';
-    this.limiter.limits = poolLimits(policy.connectionPool, this.h2);
-    this.budget = new RetryBudget(policy.retryBudget, this.limiter.limits.maxRetries);
+    const lb = settings.loadBalancer;
+    this.picker = pickerFor(this.hostSet, lb, this.#pickerContext(od !== undefined));
+    this.hash = lb.hashKey;
+    this.passthrough = settings.passthrough;
+    this.h2 = settings.h2;
+    this.limiter.limits = settings.connectionPool.limits;
+    this.budget = RetryBudget.of(settings.retryBudget);
   }
 
   #onOutlier(e: OutlierEvent): void {

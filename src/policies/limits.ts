@@ -8,40 +8,15 @@
  *
  * @module
  */
-import type { ConnectionPoolSettings } from '../config/types/destination-rule.ts';
+import { type PoolLimits, UNLIMITED } from '../routing/cluster-settings.ts';
 
-/** Istio's default for every connection-pool threshold (Envoy's max uint32). */
-export const UNLIMITED = 0xffffffff;
+// The limits are compiled with the cluster (routing/cluster-settings.ts); this file enforces them.
+export { type PoolLimits, poolLimits, UNLIMITED } from '../routing/cluster-settings.ts';
 
 /** A request waiting for a slot. */
 export interface SlotWaiter {
   /** Called when a slot is granted. */
   grant(): void;
-}
-
-/** The thresholds a cluster's pool enforces. */
-export interface PoolLimits {
-  readonly maxActive: number;
-  readonly maxPending: number;
-  readonly maxConnections: number;
-  readonly maxRetries: number;
-}
-
-/** Istio treats 0 as unset for these fields (see reference §1.2). */
-function limit(v: number | undefined): number {
-  return v === undefined || v === 0 ? UNLIMITED : v;
-}
-
-/** The limits of a connection pool (`h2`: the upstream speaks HTTP/2, where requests share connections). */
-export function poolLimits(pool: ConnectionPoolSettings | undefined, h2: boolean): PoolLimits {
-  const maxConnections = limit(pool?.tcp?.maxConnections);
-  const maxRequests = limit(pool?.http?.http2MaxRequests);
-  return Object.freeze({
-    maxActive: h2 ? maxRequests : Math.min(maxRequests, maxConnections),
-    maxPending: limit(pool?.http?.http1MaxPendingRequests),
-    maxConnections,
-    maxRetries: limit(pool?.http?.maxRetries),
-  });
 }
 
 /** Active and pending requests of one cluster. */

@@ -12,7 +12,7 @@ function host(key: string): OutlierHost {
 function setup(settings: OutlierDetection = {}, hostCount = 10, options?: OutlierOptions) {
   const clock = new ManualClock(1_000);
   const events: OutlierEvent[] = [];
-  const d = new OutlierDetector(settings, clock, (e) => events.push(e), options);
+  const d = new OutlierDetector(resolveOutlierSettings(settings), clock, (e) => events.push(e), options);
   const hosts = Array.from({ length: hostCount }, (_, i) => host(`10.0.0.${i + 1}:80`));
   d.setHosts(hosts);
   const h = hosts[0] as OutlierHost;
@@ -338,7 +338,7 @@ describe('OutlierDetector: config swaps and lifecycle', () => {
     const [a, b] = hosts as [OutlierHost, OutlierHost];
     rec(a, 5, 500);
     rec(b, 2, 500);
-    d.updateSettings({ consecutive5xxErrors: 3, baseEjectionTime: '60s', maxEjectionPercent: 50 });
+    d.updateSettings(resolveOutlierSettings({ consecutive5xxErrors: 3, baseEjectionTime: '60s', maxEjectionPercent: 50 }));
     assert.equal(a.ejectedUntil - clock.now(), 60_000, 'return time recomputed');
     rec(b, 1, 500);
     assert.equal(b.ejected, true);
@@ -348,7 +348,7 @@ describe('OutlierDetector: config swaps and lifecycle', () => {
   it('re-arms a running sweep with a new interval', () => {
     const { d, h, rec, clock } = setup({ baseEjectionTime: '1s' });
     rec(h, 5, 500);
-    d.updateSettings({ baseEjectionTime: '1s', interval: '2s' });
+    d.updateSettings(resolveOutlierSettings({ baseEjectionTime: '1s', interval: '2s' }));
     clock.advance(1_999);
     assert.equal(h.ejected, true);
     clock.advance(1);

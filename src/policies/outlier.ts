@@ -34,10 +34,9 @@
 import type { Clock, Timer } from '../core/clock.ts';
 import type { FailureKind } from '../core/outcome.ts';
 import { formatDuration } from '../config/duration.ts';
-import type { OutlierDetection } from '../config/types/destination-rule.ts';
-import { type ResolvedOutlierSettings, resolveOutlierSettings } from './outlier-settings.ts';
+import type { ResolvedOutlierSettings } from '../routing/outlier-settings.ts';
 
-export { type ResolvedOutlierSettings, resolveOutlierSettings } from './outlier-settings.ts';
+export { type ResolvedOutlierSettings, resolveOutlierSettings } from '../routing/outlier-settings.ts';
 
 /** What the detector needs from a host (the data plane's HostState satisfies it). */
 export interface OutlierHost {
@@ -114,13 +113,14 @@ export class OutlierDetector {
   readonly #sweepFn = (): void => this.#sweep();
 
   /**
-   * @param settings - the DestinationRule's `outlierDetection` (see {@link resolveOutlierSettings}).
+   * @param settings - the DestinationRule's `outlierDetection`, resolved (a snapshot cluster's
+   *   `settings.outlierDetection`, or {@link resolveOutlierSettings} of the block).
    * @param clock - the mesh clock; the sweep timer is set through it.
    * @param onChange - called for every ejection and return.
    * @param options - switches Istio does not expose.
    */
-  constructor(settings: OutlierDetection, clock: Clock, onChange: (e: OutlierEvent) => void, options: OutlierOptions = {}) {
-    this.#s = resolveOutlierSettings(settings);
+  constructor(settings: ResolvedOutlierSettings, clock: Clock, onChange: (e: OutlierEvent) => void, options: OutlierOptions = {}) {
+    this.#s = settings;
     this.#clock = clock;
     this.#onChange = onChange;
     this.#alwaysEjectOne = options.alwaysEjectOneHost ?? true;
@@ -174,9 +174,9 @@ export class OutlierDetector {
    * ejected hosts is recomputed with the new base/max ejection time, and a running sweep timer
    * picks up a new interval.
    */
-  updateSettings(settings: OutlierDetection): void {
+  updateSettings(settings: ResolvedOutlierSettings): void {
     const prev = this.#s;
-    this.#s = resolveOutlierSettings(settings);
+    this.#s = settings;
     for (const r of this.#records.values()) {
       if (r.ejected) r.host.ejectedUntil = r.lastEjection + this.#ejectionMs(r.backoff);
     }

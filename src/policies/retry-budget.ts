@@ -15,13 +15,9 @@
  * @module
  */
 import type { RetryBudget as RetryBudgetSettings } from '../config/types/destination-rule.ts';
+import { DEFAULT_MAX_RETRIES, type ResolvedRetryBudget, resolveRetryBudget } from '../routing/cluster-settings.ts';
 
-/** Istio's default `maxRetries` threshold: 2^32 − 1 (Istio raises Envoy's default of 3). */
-export const DEFAULT_MAX_RETRIES = 4_294_967_295;
-/** Default `retryBudget.percent` (per the Istio API). */
-export const DEFAULT_BUDGET_PERCENT = 20;
-/** Default `retryBudget.minRetryConcurrency`. */
-export const DEFAULT_MIN_RETRY_CONCURRENCY = 3;
+export { DEFAULT_BUDGET_PERCENT, DEFAULT_MAX_RETRIES, DEFAULT_MIN_RETRY_CONCURRENCY } from '../routing/cluster-settings.ts';
 
 /**
  * Concurrent-retry limiter for one destination cluster.
@@ -36,9 +32,9 @@ export const DEFAULT_MIN_RETRY_CONCURRENCY = 3;
  * requests too, as in Envoy.
  */
 export class RetryBudget {
-  readonly #percent: number | undefined;
-  readonly #minConcurrency: number;
-  readonly #maxRetries: number;
+  #percent: number | undefined;
+  #minConcurrency: number;
+  #maxRetries: number;
   #activeRequests = 0;
   #activeRetries = 0;
 
@@ -49,16 +45,19 @@ export class RetryBudget {
    * @param maxRetries - `connectionPool.http.maxRetries`; Istio maps 0/unset to 2^32 − 1.
    */
   constructor(settings: RetryBudgetSettings | undefined, maxRetries: number = DEFAULT_MAX_RETRIES) {
-    if (settings === undefined) {
-      this.#percent = undefined;
-      this.#minConcurrency = DEFAULT_MIN_RETRY_CONCURRENCY;
-    } else {
-      const p = settings.percent;
-      this.#percent = p === undefined || !Number.isFinite(p) ? DEFAULT_BUDGET_PERCENT : Math.min(100, Math.max(0, p));
-      const m = settings.minRetryConcurrency;
-      this.#minConcurrency = m !== undefined && m > 0 ? Math.floor(m) : DEFAULT_MIN_RETRY_CONCURRENCY;
-    }
-    this.#maxRetries = maxRetries > 0 ? Math.floor(maxRetries) : DEFAULT_MAX_RETRIES;
+    const r = resolveRetryBudget(settings, maxRetries);
+    this.#percent = r.percent;
+    this.#minConcurrency = r.minRetryConcurrency;
+    this.#maxRetries = r.maxRetries;
+  }
+
+  /** A limiter for settings already resolved (a snapshot cluster's `settings.retryBudget`). */
+  static of(settings: ResolvedRetryBudget): RetryBudget {
+    const b = new RetryBudget(undefined);
+    b.#percent = settings.percent;
+    b.#minConcurrency = settings.minRetryConcurrency;
+    b.#maxRetries = settings.maxRetries;
+    return b;
   }
 
   /** True when a retry budget (rather than the `maxRetries` threshold) is in force. */

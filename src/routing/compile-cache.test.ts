@@ -8,12 +8,16 @@ import { ValidationCache, validateDocuments, validateSteps } from '../config/val
 import { runNow } from '../config/steps.ts';
 import { CompileCache } from './compile-cache.ts';
 import { compileSnapshot, type Snapshot } from './compile.ts';
-import type { RouteTarget } from './route-table.ts';
+import type { Cluster, RouteTarget } from './route-table.ts';
 
-/** Everything a snapshot decides, printed: virtual hosts (names, domains, routes, every target's cluster, endpoints and policy) and the clusters. */
+/** A cluster's compiled settings as text (sets as arrays, undefined kept visible). */
+const settingsText = (c: Cluster | undefined): string | undefined =>
+  c === undefined ? undefined : JSON.stringify(c.settings, (_k, v) => (v instanceof Set ? [...v] : v === undefined ? '(undefined)' : v));
+
+/** Everything a snapshot decides, printed: virtual hosts (names, domains, routes, every target's cluster, endpoints, policy and compiled settings), the clusters with their settings, and the inbound slot. */
 function dump(s: Snapshot): string {
   const target = (t: RouteTarget): string =>
-    JSON.stringify([t.host, t.port, t.subset, t.weight, t.missing, t.cluster?.name, t.cluster?.endpoints.map((e) => [e.key, e.labels, e.locality, e.weight]), t.cluster?.policy, t.cluster?.protocol, t.cluster?.destinationRule?.rules.map((r) => r.ref)]);
+    JSON.stringify([t.host, t.port, t.subset, t.weight, t.missing, t.cluster?.name, t.cluster?.endpoints.map((e) => [e.key, e.labels, e.locality, e.weight]), t.cluster?.policy, settingsText(t.cluster), t.cluster?.protocol, t.cluster?.destinationRule?.rules.map((r) => r.ref)]);
   const lines: string[] = [`version ${s.version}`];
   for (const v of s.routes.virtualHosts) {
     lines.push(`vhost ${v.name} ${v.host} ${v.port} ${v.virtualService} ${v.service?.origin} [${v.domains.join(' ')}]`);
@@ -23,7 +27,8 @@ function dump(s: Snapshot): string {
       for (const m of r.mirrors) lines.push(`    mirror ${m.fraction} ${target(m.target)}`);
     }
   }
-  for (const name of [...s.clusters.keys()].sort()) lines.push(`cluster ${String(s.clusters.get(name))}`);
+  for (const name of [...s.clusters.keys()].sort()) lines.push(`cluster ${String(s.clusters.get(name))} ${settingsText(s.clusters.get(name))}`);
+  lines.push(`inbound ${s.inbound.compiled} ${s.inbound.resources.map((r) => r.ref).join(' ')}`);
   return lines.join('\n');
 }
 
@@ -56,6 +61,7 @@ test('a compile with a CompileCache gives exactly what a fresh compile gives, th
   const random = seededRandom(7);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random.next() * xs.length)] as T;
   const hosts = Array.from({ length: 12 }, (_, i) => `s${i}`);
+  let variant = 0;
   // The config as documents by key; a change replaces one document object (as a reload with the parse cache does).
   const docs = new Map<string, RawDocument>();
   const put = (key: string, value: object) => docs.set(key, { value, source: { file: `${key}.yaml` } });
@@ -70,6 +76,30 @@ test('a compile with a CompileCache gives exactly what a fresh compile gives, th
     ['point a route elsewhere', () => { const h = pick(hosts); put(`vs/${h}`, vs(h, h, pick([...hosts, 'nowhere']))); }],
     ['drop a DestinationRule', () => docs.delete(`dr/${pick(hosts)}`)],
     ['add a DestinationRule with a policy', () => { const h = pick(hosts); put(`dr/${h}`, dr(h, h, pick([['v1'], ['v1', 'v2']]), { trafficPolicy: { connectionPool: { http: { http1MaxPendingRequests: Math.ceil(random.next() * 9) } } } })); }],
+    ['a DestinationRule with every cluster setting, port-level and subset overrides', () => {
+      const h = pick(hosts);
+      // The service is there and routed to, so its clusters carry these settings.
+      put(`se/${h}`, se(h, `${h}.default.svc.cluster.local`));
+      put(`vs/${h}`, vs(h, h, h));
+      const lb = [{ simple: 'ROUND_ROBIN' }, { consistentHash: { httpCookie: { name: 'sid', ttl: `${Math.ceil(random.next() * 99)}s` } } }, { consistentHash: { useSourceIp: true, maglev: { tableSize: 65537 } } }, { localityLbSetting: { failover: [{ from: 'r1', to: 'r2' }] } }][variant++ % 4];
+      const od = { consecutive5xxErrors: Math.floor(random.next() * 4), interval: `${Math.ceil(random.next() * 9)}s` };
+      const tls = { mode: pick(['SIMPLE', 'DISABLE']), sni: `${h}.example` };
+      put(`dr/${h}`, {
+        ...dr(h, h, ['v1', 'v2']),
+        spec: {
+          host: h,
+          trafficPolicy: { loadBalancer: lb, outlierDetection: od, tls, retryBudget: pick([undefined, { percent: 10 }]), connectionPool: { tcp: { maxConnections: Math.ceil(random.next() * 9) }, http: { h2UpgradePolicy: pick(['UPGRADE', 'DEFAULT']) } }, portLevelSettings: pick([[], [], [{ port: { number: 80 }, loadBalancer: { simple: 'RANDOM' } }]]) },
+          subsets: [
+            { name: 'v1', labels: { v: '1' }, ...pick([{}, { trafficPolicy: { outlierDetection: { consecutiveGatewayErrors: 3 } } }]) },
+            { name: 'v2', labels: { v: '2' } },
+          ],
+        },
+      });
+    }],
+    ['an AuthorizationPolicy comes or goes (the inbound slot)', () => {
+      if (docs.has('ap/x')) docs.delete('ap/x');
+      else put('ap/x', { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'x', namespace: 'default' }, spec: { action: 'DENY', rules: [{}] } });
+    }],
     ['change endpoints', () => { const h = pick(hosts); put(`se/${h}`, se(h, `${h}.default.svc.cluster.local`, { spec: { endpoints: [{ address: `10.0.0.${Math.ceil(random.next() * 9)}`, labels: { v: pick(['1', '2']) } }] } })); }],
     ['drop a ServiceEntry', () => docs.delete(`se/${pick(hosts)}`)],
     ['add back a ServiceEntry', () => { const h = pick(hosts); put(`se/${h}`, se(h, `${h}.default.svc.cluster.local`)); }],
@@ -100,6 +130,8 @@ test('a compile with a CompileCache gives exactly what a fresh compile gives, th
   let prior = compileSnapshot(validated(), workload, { cache });
   let reused = 0;
   let vhostsSeen = 0;
+  // The settings the random DestinationRules declare do reach clusters (the comparison is not vacuous).
+  const seen = new Set<string>();
   for (let i = 0; i < 300; i++) {
     const [what, change] = pick(changes);
     change();
@@ -107,12 +139,23 @@ test('a compile with a CompileCache gives exactly what a fresh compile gives, th
     const incremental = compileSnapshot(resources, workload, { cache });
     const fresh = compileSnapshot(validateDocuments([...docs.values()]).resources, workload);
     assert.equal(dump(incremental), dump(fresh), `change ${i} (${what}): the incremental compile differs from a fresh one`);
+    for (const c of incremental.clusters.values()) {
+      const st = c.settings;
+      seen.add(st.loadBalancer.kind);
+      if (st.tls !== undefined) seen.add('tls');
+      if (st.outlierDetection !== undefined) seen.add('outlier');
+      if (st.h2) seen.add('h2');
+      if (st.retryBudget.percent !== undefined) seen.add('budget');
+      if (st.loadBalancer.locality !== undefined) seen.add('locality');
+    }
+    if (incremental.inbound.resources.length > 0) seen.add('inbound');
     const before = new Set(prior.routes.virtualHosts);
     reused += incremental.routes.virtualHosts.filter((v) => before.has(v)).length;
     vhostsSeen += incremental.routes.virtualHosts.length;
     prior = incremental;
   }
   assert.ok(reused / vhostsSeen > 0.5, `virtual hosts reused: ${reused} of ${vhostsSeen}`);
+  assert.deepEqual([...seen].sort(), ['LEAST_REQUEST', 'MAGLEV', 'RANDOM', 'RING_HASH', 'ROUND_ROBIN', 'budget', 'h2', 'inbound', 'locality', 'outlier', 'tls']);
 });
 
 test('a CompileCache is for one workload: compiling for another one makes everything anew, and right', () => {

@@ -1,7 +1,14 @@
 /**
- * Compiles validated resources into the immutable {@link Snapshot} of one workload: the
- * registry, DestinationRule policies per cluster, and the route table with precompiled
- * matchers and cumulative weights. Pure: same resources and workload → same snapshot.
+ * Compiles validated resources into the immutable {@link Snapshot} of one workload, composing
+ * one compiler per concern:
+ * - the registry (`ServiceRegistry.build`);
+ * - routes ({@link Compiler}): virtual hosts, rules with precompiled matchers and cumulative
+ *   weights, into the route table;
+ * - clusters ({@link ClusterCompiler}): every cluster a route reaches, with its endpoints and its
+ *   DestinationRule policy compiled into `ClusterSettings` (`cluster-settings.ts`);
+ * - inbound ({@link InboundSection}): a placeholder; the server side still builds its admission
+ *   phases from the resources (see there).
+ * Pure: same resources and workload → same snapshot.
  *
  * @module
  */
@@ -9,9 +16,10 @@ import { contentVersion, contentVersionSteps } from '../config/version.ts';
 import { mergeDelegates } from '../config/delegation.ts';
 import { aliasesFor, hostMatches, isVisible, isWildcard, resolveHost, specificity } from '../config/hosts.ts';
 import { ServiceRegistry, type Service } from '../config/registry.ts';
-import { byAge, type AnyResource, type Resource } from '../config/resource.ts';
+import { byAge, type AnyResource, type Kind, type Resource } from '../config/resource.ts';
 import { runNow, runSliced, type Steps } from '../config/steps.ts';
 import type { ServicePort } from '../config/types/networking.ts';
+import { ClusterCompiler } from './cluster-compiler.ts';
 import type { CompileCache } from './compile-cache.ts';
 import { Compiler } from './compiler.ts';
 import { RouteTable, type Cluster, type VirtualHost } from './route-table.ts';
@@ -52,8 +60,28 @@ export interface Snapshot {
   readonly resources: readonly AnyResource[];
   readonly registry: ServiceRegistry;
   readonly routes: RouteTable;
-  /** Every cluster a route can reach, by name. */
+  /** Every cluster a route can reach, by name, each with its compiled {@link Cluster.settings}. */
   readonly clusters: ReadonlyMap<string, Cluster>;
+  /** The server side's part of the config (not compiled into the snapshot yet: see {@link InboundSection}). */
+  readonly inbound: InboundSection;
+}
+
+/** The kinds the server side (inbound) reads. */
+export const INBOUND_KINDS = Object.freeze(['PeerAuthentication', 'RequestAuthentication', 'AuthorizationPolicy', 'EnvoyFilter'] as const satisfies readonly Kind[]);
+
+/**
+ * The inbound part of a snapshot: a placeholder. The server side's admission phases (JWT,
+ * authorization, local rate limit) are compiled per config by `InboundPolicies.compile`
+ * (`src/inbound/policies.ts`) from these resources, with state that outlives a config (fetched
+ * key sets, rate-limit buckets); PeerAuthentication is validated but not applied. When inbound
+ * policy compiles into the snapshot, it takes this slot.
+ * @category Snapshot
+ */
+export interface InboundSection {
+  /** False: nothing inbound is compiled into the snapshot yet. */
+  readonly compiled: false;
+  /** The PeerAuthentication, RequestAuthentication, AuthorizationPolicy and EnvoyFilter resources, in config order (for every workload: selection happens when the phases are built). */
+  readonly resources: readonly AnyResource[];
 }
 
 
@@ -127,7 +155,8 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   const cache = options.cache;
   cache?.begin(JSON.stringify([wl.service, wl.namespace, wl.labels]));
   const registry = yield* ServiceRegistry.build(resources, options.extraWorkloads, cache?.registry);
-  const compiler = new Compiler(resources, registry, wl, cache);
+  const clusters = new ClusterCompiler(resources, wl, cache);
+  const compiler = new Compiler(registry, wl, clusters);
   // Delegate VirtualServices (no hosts) are merged into the rules of the roots that name them.
   const vss = [...mergeDelegates(resources).virtualServices]
     .filter((vs) => isVisible(vs.spec.exportTo, vs.metadata.namespace, wl.namespace))
@@ -214,11 +243,19 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
     resources,
     registry,
     routes,
-    clusters: compiler.clusters,
+    clusters: clusters.clusters,
+    inbound: inboundSection(resources),
   });
 }
 
 export { contentVersion };
+
+const INBOUND = new Set<string>(INBOUND_KINDS);
+
+/** The inbound placeholder: the resources the server side compiles its phases from. */
+function inboundSection(resources: readonly AnyResource[]): InboundSection {
+  return Object.freeze({ compiled: false, resources: Object.freeze(resources.filter((r) => INBOUND.has(r.kind))) });
+}
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);

@@ -1,17 +1,17 @@
 /**
- * The compiler of one snapshot's routes and clusters: route rules into compiled routes with
- * their matchers and weighted targets, destinations into clusters (endpoints and the merged
- * DestinationRule policy), and the record of what each virtual host's routes looked up (so a
+ * The route compiler of one snapshot: route rules into compiled routes with their matchers and
+ * weighted targets (each destination's cluster comes from the {@link ClusterCompiler}), and the record of what each virtual host's routes looked up (so a
  * later compile can tell whether they are still right, see {@link CompileCache}).
  *
  * @module
  */
-import { DestinationRuleIndex, effectivePolicy, type ClientWorkload, type MergedDestinationRule } from '../config/destination-policy.ts';
+import type { ClientWorkload } from '../config/destination-policy.ts';
 import { resolveHost } from '../config/hosts.ts';
-import { endpointsFor, labelsMatch, type ServiceRegistry, type Service } from '../config/registry.ts';
-import type { AnyResource, Resource } from '../config/resource.ts';
+import { labelsMatch, type ServiceRegistry, type Service } from '../config/registry.ts';
+import type { Resource } from '../config/resource.ts';
 import type { Destination, HTTPMatchRequest, HTTPRoute, ServicePort } from '../config/types/networking.ts';
-import { type CompileCache, type Lookup, type Resolved, sameResolved } from './compile-cache.ts';
+import type { ClusterCompiler } from './cluster-compiler.ts';
+import { type Lookup, type Resolved, sameResolved } from './compile-cache.ts';
 import { isCatchAllMatch, RequestMatcher } from './request-matcher.ts';
 import {
   authorityFromHeaderOps,
@@ -29,25 +29,18 @@ const NO_MATCHERS: readonly RequestMatcher[] = Object.freeze([]);
 const NO_MIRRORS: readonly MirrorTarget[] = Object.freeze([]);
 const ONE_HUNDRED: readonly number[] = Object.freeze([100]);
 
-/** Compiles routes and clusters for one workload from one registry. */
+/** Compiles routes for one workload from one registry; their clusters come from a {@link ClusterCompiler}. */
 export class Compiler {
   readonly #registry: ServiceRegistry;
   readonly #client: ClientWorkload;
-  readonly #clusters = new Map<string, Cluster>();
-  readonly #rules: DestinationRuleIndex;
-  readonly #cache: CompileCache | undefined;
+  readonly #clusters: ClusterCompiler;
   /** The lookups made while compiling one virtual host (see {@link Compiler.recording}). */
   #lookups: Lookup[] | undefined;
 
-  constructor(resources: readonly AnyResource[], registry: ServiceRegistry, client: ClientWorkload, cache?: CompileCache) {
-    this.#rules = new DestinationRuleIndex(resources, client);
+  constructor(registry: ServiceRegistry, client: ClientWorkload, clusters: ClusterCompiler) {
     this.#registry = registry;
     this.#client = client;
-    this.#cache = cache;
-  }
-
-  get clusters(): ReadonlyMap<string, Cluster> {
-    return this.#clusters;
+    this.#clusters = clusters;
   }
 
   /** Runs `fn` and says which lookups it made (what a virtual host's routes depend on). */
@@ -73,40 +66,7 @@ export class Compiler {
   }
 
   cluster(service: Service, port: ServicePort, subset: string | undefined): Cluster | string {
-    const name = `outbound|${port.number}|${subset ?? ''}|${service.hostname}`;
-    const existing = this.#clusters.get(name);
-    if (existing !== undefined) return existing;
-    const dr = this.#rules.find(service.hostname, service.namespace, this.#client.namespace);
-    const c = this.#cache === undefined ? this.#makeCluster(name, service, port, subset, dr) : this.#cache.cluster(name, service, port, dr, () => this.#makeCluster(name, service, port, subset, dr));
-    if (typeof c !== 'string') this.#clusters.set(name, c);
-    return c;
-  }
-
-  #makeCluster(name: string, service: Service, port: ServicePort, subset: string | undefined, dr: MergedDestinationRule | undefined): Cluster | string {
-    let endpoints = endpointsFor(service, port);
-    if (subset !== undefined) {
-      const def = dr?.subsets.get(subset);
-      if (def === undefined) {
-        return dr === undefined
-          ? `subset "${subset}" is not defined: no DestinationRule for ${service.hostname}`
-          : `subset "${subset}" is not defined in ${dr.rules.map((r) => r.ref).join(', ')}`;
-      }
-      endpoints = endpoints.filter((e) => labelsMatch(def.labels, e.labels));
-    }
-    const policy = effectivePolicy(dr, subset, port.number);
-    const c: Cluster = Object.freeze({
-      name,
-      host: service.hostname,
-      port: port.number,
-      subset,
-      service,
-      endpoints: Object.freeze(endpoints),
-      policy,
-      destinationRule: dr,
-      protocol: (port.protocol ?? '').toUpperCase(),
-      toString: () => `${name} (${endpoints.length} endpoints${dr ? `, ${dr.rules.map((r) => r.ref).join(', ')}` : ''})`,
-    });
-    return c;
+    return this.#clusters.cluster(service, port, subset);
   }
 
   target(dest: Destination, weight: number, vsNamespace: string, vhostPort: number | undefined, headers: HTTPRoute['headers']): RouteTarget {

@@ -6,6 +6,7 @@
  * @module
  */
 import type { MergedDestinationRule } from '../config/destination-policy.ts';
+import type { ClusterSettings } from './cluster-settings.ts';
 import type { Endpoint, Service } from '../config/registry.ts';
 import type { TrafficPolicy } from '../config/types/networking.ts';
 import { runNow, type Steps } from '../config/steps.ts';
@@ -34,8 +35,10 @@ export interface Cluster {
   readonly service: Service;
   /** The endpoints (subset labels applied). */
   readonly endpoints: readonly Endpoint[];
-  /** The effective traffic policy (DR, port-level, subset, subset-port merged block by block). */
+  /** The effective traffic policy (DR, port-level, subset, subset-port merged block by block), in Istio's fields. */
   readonly policy: TrafficPolicy;
+  /** That policy compiled: what the data plane builds the cluster's state from (defaults applied). */
+  readonly settings: ClusterSettings;
   /** The DestinationRule(s) that gave the policy, if any. */
   readonly destinationRule: MergedDestinationRule | undefined;
   /** Protocol of the service port (upper-case, e.g. `HTTP`, `GRPC`), or '' when not declared. */

@@ -87,4 +87,29 @@ describe('imports', () => {
     assert.ok(graph.size > 100, `read ${graph.size} modules`);
     assert.deepEqual(cycles(graph), [], 'move the shared types to the lower module');
   });
+
+  it('`meshlet routes` prints clusters from the snapshot alone: its module graph has no data-plane state (no src/outbound, no mesh)', () => {
+    const graph = importGraph();
+    const dataPlane = (m: string) => m.startsWith('outbound/') || m === 'mesh.ts' || m === 'create-mesh.ts' || m.startsWith('adapters/');
+    const routes = reachable(graph, 'cli/commands/routes.ts');
+    assert.ok(routes.has('routing/cluster-settings.ts') && routes.has('routing/compile.ts'), 'the walk follows imports');
+    assert.deepEqual([...routes].filter(dataPlane), []);
+    // The check can fail: `meshlet explain` builds a mesh, so its graph reaches the cluster state.
+    assert.ok(reachable(graph, 'cli/commands/explain.ts').has('outbound/cluster-state.ts'));
+  });
 });
+
+/** The modules `from` imports, directly or not (itself included). */
+function reachable(graph: ReadonlyMap<string, readonly string[]>, from: string): Set<string> {
+  assert.ok(graph.has(from), `${from} is in the graph`);
+  const seen = new Set<string>([from]);
+  const todo = [from];
+  for (let m = todo.pop(); m !== undefined; m = todo.pop()) {
+    for (const d of graph.get(m) ?? []) {
+      if (seen.has(d) || !graph.has(d)) continue;
+      seen.add(d);
+      todo.push(d);
+    }
+  }
+  return seen;
+}

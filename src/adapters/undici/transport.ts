@@ -19,29 +19,25 @@ import { MeshletError } from '../../core/errors.ts';
 /** Envoy's header with the time the caller still waits, in ms. */
 const EXPECTED_TIMEOUT_HEADER = 'x-envoy-expected-rq-timeout-ms';
 import type { Dispatch, Exchange } from '../../core/exchange.ts';
-import { durationMs as ms } from '../../config/duration.ts';
-import type { ConnectionPoolSettings } from '../../config/types/destination-rule.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
 import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
 
-/** The undici Pool options for a cluster. */
+/** The undici Pool options for a cluster, from its compiled connection-pool settings. */
 export function poolOptions(cs: ClusterState): Pool.Options {
-  const pool: ConnectionPoolSettings | undefined = cs.cluster.policy.connectionPool;
-  const o: Pool.Options = { connectTimeout: ms(pool?.tcp?.connectTimeout) ?? 10_000 };
+  const pool = cs.cluster.settings.connectionPool;
+  const o: Pool.Options = { connectTimeout: pool.connectTimeoutMs };
   const maxConn = cs.limiter.limits.maxConnections;
   if (maxConn !== UNLIMITED) o.connections = maxConn;
-  const idle = ms(pool?.http?.idleTimeout) ?? ms(pool?.tcp?.idleTimeout);
-  if (idle !== undefined && idle > 0) {
-    o.keepAliveTimeout = idle;
-    o.keepAliveMaxTimeout = idle;
+  if (pool.idleTimeoutMs !== undefined) {
+    o.keepAliveTimeout = pool.idleTimeoutMs;
+    o.keepAliveMaxTimeout = pool.idleTimeoutMs;
   }
-  const perConn = pool?.http?.maxRequestsPerConnection;
-  if (perConn !== undefined && perConn > 0) o.maxRequestsPerClient = perConn;
+  if (pool.maxRequestsPerConnection !== undefined) o.maxRequestsPerClient = pool.maxRequestsPerConnection;
   if (cs.h2) {
     o.allowH2 = true;
     (o as { useH2c?: boolean }).useH2c = true;
-    o.maxConcurrentStreams = pool?.http?.maxConcurrentStreams ?? 100;
+    o.maxConcurrentStreams = pool.maxConcurrentStreams;
     o.pipelining = o.maxConcurrentStreams;
   } else o.allowH2 = false;
   return o;

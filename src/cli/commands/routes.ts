@@ -1,6 +1,8 @@
 /**
  * `meshlet routes <config> --service s [--namespace ns] [--labels k=v]`: prints the compiled
- * route table of one workload, like `istioctl proxy-config routes`.
+ * route table of one workload and its clusters with their compiled settings, like
+ * `istioctl proxy-config routes` and `clusters`. From the snapshot alone: it builds no
+ * data-plane state (a test holds this module's imports clear of `src/outbound/`).
  *
  * @module
  */
@@ -9,13 +11,15 @@ import { compileSnapshot } from '../../routing/compile.ts';
 import { out, parseLabels, UsageError } from '../args.ts';
 import { loadInputs, refuseInvalidConfig } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
-import { clusterPolicies, clusterView, virtualHostView } from '../views.ts';
+import { clusterSettingsLines, clusterView, virtualHostView } from '../views.ts';
 
 export const routesHelp = `Usage: meshlet routes <file, dir or ->... --service <name> [options]
 
 Prints the route table meshlet compiles for one workload: every virtual host (service port)
 it can call, the names it can use for it, each rule in order (match → destinations with
-weights, clusters and endpoint counts) and the policies that apply. '-' reads standard input.
+weights, clusters and endpoint counts) and the policies that apply, then every cluster with its
+endpoints and compiled settings (load balancer, connection pool, retries, outlier detection,
+TLS as declared). '-' reads standard input.
 Exits 1 when the config has errors, 2 on a usage mistake.
 
 Options:
@@ -65,7 +69,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
       workload: { service: values.service, namespace, labels, locality },
       configVersion: snap.version,
       virtualHosts: vhosts.map(virtualHostView),
-      clusters: clusters.map((c) => clusterView(c, clusterPolicies(c, { labels, locality }))),
+      clusters: clusters.map((c) => clusterView(c, { labels, locality })),
     });
     return 0;
   }
@@ -83,12 +87,8 @@ export async function routesCommand(argv: string[]): Promise<number> {
     out();
     out('Clusters:');
     for (const c of clusters) {
-      // The data plane's own per-cluster state prints the policies it would apply.
-      const p = clusterPolicies(c, { labels, locality });
       out(`  ${c.name}: ${c.endpoints.map((e) => e.key).join(' ') || '(no endpoints)'}`);
-      out(`      lb: ${p.loadBalancer}`);
-      out(`      pool: ${p.connectionPool}; retries: ${p.retryBudget}`);
-      if (p.outlierDetection !== undefined) out(`      ${p.outlierDetection}`);
+      for (const line of clusterSettingsLines(c, { labels, locality })) out(`      ${line}`);
     }
   }
   return 0;

@@ -24,11 +24,11 @@ import { ClusterPicker, type Picker } from './cluster-picker.ts';
 import type { HostSet } from './host.ts';
 import { LeastRequest } from './least-request.ts';
 import { planLocality } from './locality.ts';
-import { DEFAULT_MAGLEV_TABLE_SIZE, Maglev } from './maglev.ts';
+import { type ResolvedLoadBalancer, resolveLoadBalancer } from './lb-settings.ts';
+import { Maglev } from './maglev.ts';
 import { RandomChoice } from './random.ts';
-import { DEFAULT_MIN_RING_SIZE, RingHash } from './ring-hash.ts';
+import { RingHash } from './ring-hash.ts';
 import { RoundRobin } from './round-robin.ts';
-import { describeSlowStart, slowStartFrom } from './warmup.ts';
 
 export type { Picker, PickRequest } from './cluster-picker.ts';
 
@@ -46,19 +46,7 @@ export interface PickerContext {
   outlierDetection: boolean;
 }
 
-/** The picker kind for `settings`: the algorithm Istio configures Envoy with. */
-export function pickerKind(settings: LoadBalancerSettings | undefined): string {
-  const ch = settings?.consistentHash;
-  if (ch !== undefined) return ch.maglev !== undefined ? 'MAGLEV' : 'RING_HASH';
-  switch (settings?.simple) {
-    case 'ROUND_ROBIN':
-    case 'RANDOM':
-    case 'PASSTHROUGH':
-      return settings.simple;
-    default:
-      return 'LEAST_REQUEST';
-  }
-}
+export { pickerKind, resolveLoadBalancer, type ResolvedLoadBalancer } from './lb-settings.ts';
 
 /**
  * Builds the picker for one cluster.
@@ -70,23 +58,23 @@ export function pickerKind(settings: LoadBalancerSettings | undefined): string {
  * const host = picker.pick({ hash: -1, avoid: undefined });
  */
 export function createPicker(set: HostSet, settings: LoadBalancerSettings | undefined, ctx: PickerContext): Picker {
-  const kind = pickerKind(settings);
-  const ch = settings?.consistentHash;
-  const slowStart = kind === 'ROUND_ROBIN' || kind === 'LEAST_REQUEST' ? slowStartFrom(settings) : undefined;
+  return pickerFor(set, resolveLoadBalancer(settings), ctx);
+}
+
+/**
+ * Builds the picker for one cluster from its compiled load-balancer settings (a snapshot's
+ * `cluster.settings.loadBalancer`).
+ */
+export function pickerFor(set: HostSet, lb: ResolvedLoadBalancer, ctx: PickerContext): Picker {
+  const { kind, slowStart, tableSize } = lb;
   let newAlgorithm: () => Algorithm;
-  let extra = slowStart === undefined ? '' : describeSlowStart(slowStart);
   switch (kind) {
-    case 'MAGLEV': {
-      const size = ch?.maglev?.tableSize ?? DEFAULT_MAGLEV_TABLE_SIZE;
-      newAlgorithm = () => new Maglev(size);
+    case 'MAGLEV':
+      newAlgorithm = () => new Maglev(tableSize as number);
       break;
-    }
-    case 'RING_HASH': {
-      // 0 means unset (protobuf), so Envoy's default applies.
-      const size = ch?.ringHash?.minimumRingSize || ch?.minimumRingSize || DEFAULT_MIN_RING_SIZE;
-      newAlgorithm = () => new RingHash(size);
+    case 'RING_HASH':
+      newAlgorithm = () => new RingHash(tableSize as number);
       break;
-    }
     case 'ROUND_ROBIN':
       newAlgorithm = () => new RoundRobin(ctx.random, ctx.clock, slowStart);
       break;
@@ -97,17 +85,6 @@ export function createPicker(set: HostSet, settings: LoadBalancerSettings | unde
     default:
       newAlgorithm = () => new LeastRequest(ctx.random, ctx.clock, slowStart);
   }
-  if (ch !== undefined) extra = hashKeyDescription(ch);
-  // An original-destination cluster has no locality structure.
-  const locality = kind === 'PASSTHROUGH' ? { enabled: false } : settings?.localityLbSetting;
-  const plan = planLocality(set.hosts, locality, ctx);
-  return new ClusterPicker({ kind, set, plan, hashed: ch !== undefined, newAlgorithm, random: ctx.random, extra });
-}
-
-function hashKeyDescription(ch: NonNullable<LoadBalancerSettings['consistentHash']>): string {
-  if (ch.httpHeaderName !== undefined) return `hash on header ${ch.httpHeaderName}`;
-  if (ch.httpCookie !== undefined) return `hash on cookie ${ch.httpCookie.name}`;
-  if (ch.httpQueryParameterName !== undefined) return `hash on query ${ch.httpQueryParameterName}`;
-  if (ch.useSourceIp === true) return 'hash on source IP';
-  return '';
+  const plan = planLocality(set.hosts, lb.locality, ctx);
+  return new ClusterPicker({ kind, set, plan, hashed: lb.hashKey !== undefined, newAlgorithm, random: ctx.random, extra: lb.description });
 }

@@ -1,0 +1,76 @@
+/**
+ * The cluster compiler of one snapshot: a destination (service, port, subset) into its
+ * {@link Cluster} — the endpoints (subset labels applied), the DestinationRule policy in effect
+ * (top level, port-level, subset and subset-port merged as Istio merges them) and that policy's
+ * compiled {@link ClusterSettings} (load balancer, connection pool, outlier detection, retry
+ * budget, TLS as declared). Each cluster is made once per compile, when a route first reaches
+ * it, and reused from the previous compile when made from the same things (see
+ * {@link CompileCache}).
+ *
+ * @module
+ */
+import { DestinationRuleIndex, effectivePolicy, type ClientWorkload, type MergedDestinationRule } from '../config/destination-policy.ts';
+import { endpointsFor, labelsMatch, type Service } from '../config/registry.ts';
+import type { AnyResource } from '../config/resource.ts';
+import type { ServicePort } from '../config/types/networking.ts';
+import type { CompileCache } from './compile-cache.ts';
+import { compileClusterSettings } from './cluster-settings.ts';
+import type { Cluster } from './route-table.ts';
+
+/** Compiles the clusters one workload's routes reach. */
+export class ClusterCompiler {
+  readonly #client: ClientWorkload;
+  readonly #clusters = new Map<string, Cluster>();
+  readonly #rules: DestinationRuleIndex;
+  readonly #cache: CompileCache | undefined;
+
+  constructor(resources: readonly AnyResource[], client: ClientWorkload, cache?: CompileCache) {
+    this.#rules = new DestinationRuleIndex(resources, client);
+    this.#client = client;
+    this.#cache = cache;
+  }
+
+  /** The clusters made so far, by name (after the routes are compiled: every cluster a route can reach). */
+  get clusters(): ReadonlyMap<string, Cluster> {
+    return this.#clusters;
+  }
+
+  /** The cluster of a service port and subset, or why it does not exist (an undefined subset). */
+  cluster(service: Service, port: ServicePort, subset: string | undefined): Cluster | string {
+    const name = `outbound|${port.number}|${subset ?? ''}|${service.hostname}`;
+    const existing = this.#clusters.get(name);
+    if (existing !== undefined) return existing;
+    const dr = this.#rules.find(service.hostname, service.namespace, this.#client.namespace);
+    const c = this.#cache === undefined ? make(name, service, port, subset, dr) : this.#cache.cluster(name, service, port, dr, () => make(name, service, port, subset, dr));
+    if (typeof c !== 'string') this.#clusters.set(name, c);
+    return c;
+  }
+}
+
+function make(name: string, service: Service, port: ServicePort, subset: string | undefined, dr: MergedDestinationRule | undefined): Cluster | string {
+  let endpoints = endpointsFor(service, port);
+  if (subset !== undefined) {
+    const def = dr?.subsets.get(subset);
+    if (def === undefined) {
+      return dr === undefined
+        ? `subset "${subset}" is not defined: no DestinationRule for ${service.hostname}`
+        : `subset "${subset}" is not defined in ${dr.rules.map((r) => r.ref).join(', ')}`;
+    }
+    endpoints = endpoints.filter((e) => labelsMatch(def.labels, e.labels));
+  }
+  const policy = effectivePolicy(dr, subset, port.number);
+  const protocol = (port.protocol ?? '').toUpperCase();
+  return Object.freeze({
+    name,
+    host: service.hostname,
+    port: port.number,
+    subset,
+    service,
+    endpoints: Object.freeze(endpoints),
+    policy,
+    settings: compileClusterSettings(policy, service, protocol),
+    destinationRule: dr,
+    protocol,
+    toString: () => `${name} (${endpoints.length} endpoints${dr ? `, ${dr.rules.map((r) => r.ref).join(', ')}` : ''})`,
+  });
+}

@@ -1,0 +1,257 @@
+/**
+ * The cluster compiler's output: a cluster's effective DestinationRule policy (top level,
+ * port-level, subset and subset-port merged by `effectivePolicy`) resolved once per config into
+ * the values the data plane runs with — the load balancer, the connection-pool limits and
+ * connection settings, outlier detection, the retry budget — with Istio's and Envoy's defaults
+ * applied, plus the TLS settings as declared. Immutable plain data: the data plane builds a
+ * cluster's state from it (`ClusterState`), and `meshlet routes` prints it without building
+ * any state.
+ *
+ * @module
+ */
+import { durationMs, formatDuration } from '../config/duration.ts';
+import type { Service } from '../config/registry.ts';
+import type { ClientTLSSettings, ConnectionPoolSettings, RetryBudget as RetryBudgetSettings } from '../config/types/destination-rule.ts';
+import type { TrafficPolicy } from '../config/types/networking.ts';
+import { type HashKeyPolicy, type ResolvedLoadBalancer, resolveLoadBalancer } from './balancer/lb-settings.ts';
+import { describeSlowStart } from './balancer/warmup.ts';
+import { type ResolvedOutlierSettings, resolveOutlierSettings } from './outlier-settings.ts';
+
+/** Istio's default for every connection-pool threshold (Envoy's max uint32). */
+export const UNLIMITED = 0xffffffff;
+/** Istio's default `maxRetries` threshold: 2^32 − 1 (Istio raises Envoy's default of 3). */
+export const DEFAULT_MAX_RETRIES = 4_294_967_295;
+/** Default `retryBudget.percent` (per the Istio API). */
+export const DEFAULT_BUDGET_PERCENT = 20;
+/** Default `retryBudget.minRetryConcurrency`. */
+export const DEFAULT_MIN_RETRY_CONCURRENCY = 3;
+/** Istio's default `connectionPool.tcp.connectTimeout`. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** Envoy's default `max_concurrent_streams` towards an HTTP/2 upstream, as meshlet applies it. */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
+
+/** The thresholds a cluster's pool enforces. */
+export interface PoolLimits {
+  readonly maxActive: number;
+  readonly maxPending: number;
+  readonly maxConnections: number;
+  readonly maxRetries: number;
+}
+
+/** Istio treats 0 as unset for these fields (see reference §1.2). */
+function limit(v: number | undefined): number {
+  return v === undefined || v === 0 ? UNLIMITED : v;
+}
+
+/** The limits of a connection pool (`h2`: the upstream speaks HTTP/2, where requests share connections). */
+export function poolLimits(pool: ConnectionPoolSettings | undefined, h2: boolean): PoolLimits {
+  const maxConnections = limit(pool?.tcp?.maxConnections);
+  const maxRequests = limit(pool?.http?.http2MaxRequests);
+  return Object.freeze({
+    maxActive: h2 ? maxRequests : Math.min(maxRequests, maxConnections),
+    maxPending: limit(pool?.http?.http1MaxPendingRequests),
+    maxConnections,
+    maxRetries: limit(pool?.http?.maxRetries),
+  });
+}
+
+/** `connectionPool` resolved: the limits the pool enforces and how connections are made and kept. */
+export interface ResolvedConnectionPool {
+  readonly limits: PoolLimits;
+  /** `tcp.connectTimeout` (Istio's default 10 s). */
+  readonly connectTimeoutMs: number;
+  /** `http.idleTimeout`, else `tcp.idleTimeout`; undefined (or not positive): the transport's own keep-alive defaults. */
+  readonly idleTimeoutMs: number | undefined;
+  /** `http.maxRequestsPerConnection` when positive; undefined: unlimited. */
+  readonly maxRequestsPerConnection: number | undefined;
+  /** `http.maxConcurrentStreams` (default 100), used when the upstream speaks HTTP/2. */
+  readonly maxConcurrentStreams: number;
+}
+
+/** `retryBudget` (and the `maxRetries` threshold it replaces) resolved. */
+export interface ResolvedRetryBudget {
+  /** `retryBudget.percent` (default 20; an explicit 0 is kept); undefined: no budget, `maxRetries` applies. */
+  readonly percent: number | undefined;
+  /** `retryBudget.minRetryConcurrency` (default 3; 0 means the default). */
+  readonly minRetryConcurrency: number;
+  /** `connectionPool.http.maxRetries` (0 or unset: 2^32 − 1); ignored when a budget is set. */
+  readonly maxRetries: number;
+}
+
+/**
+ * Resolves `retryBudget` the way Envoy's `RetryBudgetImpl` reads it: `percent` defaults to 20
+ * (an explicit 0 is kept: only `minRetryConcurrency` applies), `minRetryConcurrency` to 3 (0 or
+ * unset means the default, as Istio does); `maxRetries` 0 or less means 2^32 − 1.
+ */
+export function resolveRetryBudget(settings: RetryBudgetSettings | undefined, maxRetries: number = DEFAULT_MAX_RETRIES): ResolvedRetryBudget {
+  let percent: number | undefined;
+  let minRetryConcurrency = DEFAULT_MIN_RETRY_CONCURRENCY;
+  if (settings !== undefined) {
+    const p = settings.percent;
+    percent = p === undefined || !Number.isFinite(p) ? DEFAULT_BUDGET_PERCENT : Math.min(100, Math.max(0, p));
+    const m = settings.minRetryConcurrency;
+    if (m !== undefined && m > 0) minRetryConcurrency = Math.floor(m);
+  }
+  return Object.freeze({ percent, minRetryConcurrency, maxRetries: maxRetries > 0 ? Math.floor(maxRetries) : DEFAULT_MAX_RETRIES });
+}
+
+/**
+ * The DestinationRule `tls` block of a cluster, as declared. **Not applied**: meshlet does not
+ * originate TLS from DestinationRule settings yet (an `https://` URL gets TLS to the service's
+ * host); the settings are carried so tools can show them and TLS origination can use them.
+ */
+export interface DeclaredTls {
+  readonly mode: NonNullable<ClientTLSSettings['mode']> | undefined;
+  readonly sni: string | undefined;
+  readonly subjectAltNames: readonly string[];
+  readonly credentialName: string | undefined;
+  readonly caCertificates: string | undefined;
+  readonly clientCertificate: string | undefined;
+  readonly privateKey: string | undefined;
+  readonly caCrl: string | undefined;
+  readonly insecureSkipVerify: boolean | undefined;
+  /** Always false until DestinationRule TLS origination is built. */
+  readonly applied: false;
+}
+
+/**
+ * A cluster's compiled settings: everything its data-plane state is built from.
+ * @category Snapshot
+ */
+export interface ClusterSettings {
+  readonly loadBalancer: ResolvedLoadBalancer;
+  readonly connectionPool: ResolvedConnectionPool;
+  /** Undefined: the cluster has no outlier detection. */
+  readonly outlierDetection: ResolvedOutlierSettings | undefined;
+  readonly retryBudget: ResolvedRetryBudget;
+  /** Undefined: no `tls` block applies. */
+  readonly tls: DeclaredTls | undefined;
+  /** The upstream speaks HTTP/2: port protocol HTTP2, GRPC or GRPC-WEB, or `h2UpgradePolicy: UPGRADE`. */
+  readonly h2: boolean;
+  /** Calls go to the request's original address instead of a picked endpoint (`PASSTHROUGH`, resolution NONE or DYNAMIC_DNS). */
+  readonly passthrough: boolean;
+}
+
+const H2_PROTOCOLS = new Set(['HTTP2', 'GRPC', 'GRPC-WEB']);
+
+function declaredTls(t: ClientTLSSettings): DeclaredTls {
+  return Object.freeze({
+    mode: t.mode,
+    sni: t.sni,
+    subjectAltNames: Object.freeze([...(t.subjectAltNames ?? [])]),
+    credentialName: t.credentialName,
+    caCertificates: t.caCertificates,
+    clientCertificate: t.clientCertificate,
+    privateKey: t.privateKey,
+    caCrl: t.caCrl,
+    insecureSkipVerify: t.insecureSkipVerify,
+    applied: false,
+  });
+}
+
+function connectionPool(pool: ConnectionPoolSettings | undefined, h2: boolean): ResolvedConnectionPool {
+  const idle = durationMs(pool?.http?.idleTimeout) ?? durationMs(pool?.tcp?.idleTimeout);
+  const perConn = pool?.http?.maxRequestsPerConnection;
+  return Object.freeze({
+    limits: poolLimits(pool, h2),
+    connectTimeoutMs: durationMs(pool?.tcp?.connectTimeout) ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    idleTimeoutMs: idle !== undefined && idle > 0 ? idle : undefined,
+    maxRequestsPerConnection: perConn !== undefined && perConn > 0 ? perConn : undefined,
+    maxConcurrentStreams: pool?.http?.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+  });
+}
+
+/**
+ * Compiles the settings of one cluster from its effective traffic policy (per-port and subset
+ * overrides already merged), its service and its port's protocol (upper-case, '' when unset).
+ * Pure: the same inputs give equal settings.
+ */
+export function compileClusterSettings(policy: TrafficPolicy, service: Service, protocol: string): ClusterSettings {
+  const lb = policy.loadBalancer;
+  const h2 = H2_PROTOCOLS.has(protocol) || policy.connectionPool?.http?.h2UpgradePolicy === 'UPGRADE';
+  const pool = connectionPool(policy.connectionPool, h2);
+  const od = policy.outlierDetection;
+  return Object.freeze({
+    loadBalancer: resolveLoadBalancer(lb),
+    connectionPool: pool,
+    outlierDetection: od === undefined ? undefined : resolveOutlierSettings(od),
+    retryBudget: resolveRetryBudget(policy.retryBudget, pool.limits.maxRetries),
+    tls: policy.tls === undefined ? undefined : declaredTls(policy.tls),
+    h2,
+    passthrough: lb?.simple === 'PASSTHROUGH' || service.resolution === 'NONE' || service.resolution === 'DYNAMIC_DNS',
+  });
+}
+
+const count = (n: number): string => (n === UNLIMITED ? '∞' : String(n));
+
+function hashKeyText(k: HashKeyPolicy): string {
+  switch (k.from) {
+    case 'header':
+      return `header ${k.name}`;
+    case 'source-ip':
+      return 'source IP';
+    case 'query':
+      return `query ${k.name}`;
+    case 'cookie': {
+      const g = k.generate;
+      if (g === undefined) return `cookie ${k.name}`;
+      return `cookie ${k.name} (generated${g.maxAgeS === undefined ? ', session' : `, max-age ${g.maxAgeS}s`}${g.path === undefined ? '' : `, path ${g.path}`})`;
+    }
+    default:
+      return 'no key (random)';
+  }
+}
+
+/** `RING_HASH (ring of 1024, hash on header x-user)`, `LEAST_REQUEST (warmup 30s …)`, locality setting included. */
+export function describeLoadBalancer(lb: ResolvedLoadBalancer): string {
+  const parts: string[] = [];
+  if (lb.kind === 'RING_HASH') parts.push(`min ring ${lb.tableSize}`);
+  if (lb.kind === 'MAGLEV') parts.push(`table ${lb.tableSize}`);
+  if (lb.hashKey !== undefined) parts.push(`hash on ${hashKeyText(lb.hashKey)}`);
+  if (lb.slowStart !== undefined) parts.push(describeSlowStart(lb.slowStart));
+  const l = lb.locality;
+  if (l?.enabled === false) parts.push('locality off');
+  else if (l !== undefined) {
+    if ((l.distribute ?? []).length > 0) parts.push(`locality distribute (${l.distribute?.length} rule${l.distribute?.length === 1 ? '' : 's'})`);
+    if ((l.failover ?? []).length > 0) parts.push(`locality failover ${l.failover?.map((f) => `${f.from ?? '*'}→${f.to ?? '*'}`).join(', ')}`);
+    if ((l.failoverPriority ?? []).length > 0) parts.push(`failoverPriority ${l.failoverPriority?.join(', ')}`);
+  }
+  return parts.length === 0 ? lb.kind : `${lb.kind} (${parts.join(', ')})`;
+}
+
+/** `maxConnections ∞, http2MaxRequests ∞ (active ∞), pending ∞, connect timeout 10s`. */
+export function describeConnectionPool(p: ResolvedConnectionPool, h2: boolean): string {
+  const l = p.limits;
+  const parts = [`active ${count(l.maxActive)}`, `pending ${count(l.maxPending)}`, `connections ${count(l.maxConnections)}`, `connect timeout ${formatDuration(p.connectTimeoutMs)}`];
+  if (p.idleTimeoutMs !== undefined) parts.push(`idle timeout ${formatDuration(p.idleTimeoutMs)}`);
+  if (p.maxRequestsPerConnection !== undefined) parts.push(`${p.maxRequestsPerConnection} requests per connection`);
+  parts.push(h2 ? `HTTP/2, ${p.maxConcurrentStreams} streams per connection` : 'HTTP/1.1');
+  return parts.join(', ');
+}
+
+/** `maxRetries ∞` or `retry budget 20% of active requests, min 3`. */
+export function describeRetryBudget(b: ResolvedRetryBudget): string {
+  return b.percent === undefined ? `maxRetries ${count(b.maxRetries)}` : `retry budget ${b.percent}% of active requests, min ${b.minRetryConcurrency}`;
+}
+
+/** `consecutive 5xx 5, gateway off, interval 10s, base ejection 30s, max ejection 10%`. */
+export function describeOutlierDetection(s: ResolvedOutlierSettings): string {
+  const n = (v: number) => (v === 0 ? 'off' : String(v));
+  const parts = [`consecutive 5xx ${n(s.consecutive5xx)}`, `gateway ${n(s.consecutiveGateway)}`];
+  if (s.splitLocalOrigin) parts.push(`local origin ${s.consecutiveLocalOrigin}`);
+  parts.push(`interval ${formatDuration(s.intervalMs)}`, `base ejection ${formatDuration(s.baseEjectionMs)}`, `max ejection ${s.maxEjectionPercent}%`);
+  if (s.errorCodes !== undefined) parts.push(`error codes ${[...s.errorCodes].join(',')}`);
+  return parts.join(', ');
+}
+
+/** `SIMPLE, sni x, SANs a,b (declared, not applied)`. */
+export function describeTls(t: DeclaredTls): string {
+  const parts = [t.mode ?? 'mode unset'];
+  if (t.sni !== undefined) parts.push(`sni ${t.sni}`);
+  if (t.subjectAltNames.length > 0) parts.push(`SANs ${t.subjectAltNames.join(',')}`);
+  if (t.credentialName !== undefined) parts.push(`credential ${t.credentialName}`);
+  if (t.caCertificates !== undefined) parts.push(`CA ${t.caCertificates}`);
+  if (t.clientCertificate !== undefined) parts.push(`cert ${t.clientCertificate}`);
+  if (t.insecureSkipVerify === true) parts.push('insecureSkipVerify');
+  return `${parts.join(', ')} (declared, not applied)`;
+}
