@@ -151,7 +151,7 @@ before(async () => {
 /** The real server side of the workload over `resources`. */
 function realGuard(res: readonly AnyResource[]): { guard: InboundGuard; policies: InboundPolicies } {
   const policies = new InboundPolicies({
-    workload: WORKLOAD,
+    workload: { ...WORKLOAD, serviceAccount: 'httpbin' },
     rootNamespace: 'istio-system',
     trustDomain: 'cluster.local',
     clock: new ManualClock(),
