@@ -401,6 +401,8 @@ describe('explainInbound refuses a malformed request description, naming the fie
     { req: { url: 'admin' }, error: /url: expected a path/ },
     { req: { url: '/a b' }, error: /no spaces/ },
     { req: { url: '/', method: 'GE T' }, error: /method: not an HTTP method/ },
+    { req: { url: '/', headers: { 'x-a': 'b\r\nx-admin: yes' } }, error: /the value of x-a has a CR, LF or NUL/ },
+    { req: { url: '/', headers: { 'bad name': 'b' } }, error: /not a header name/ },
     { req: { url: '/', port: 70000 }, error: /port: expected 1-65535/ },
     { req: { url: '/', source: { ip: '10.0.0' } }, error: /source\.ip: not an IP address/ },
     { req: { url: '/', source: { principal: 'cluster.local/ns/a/sa/b', namespace: 'c' } }, error: /does not name namespace c/ },

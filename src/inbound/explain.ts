@@ -246,7 +246,12 @@ export async function explainInbound(resources: readonly AnyResource[], request:
   } catch (err) {
     fail(`headers: ${err instanceof Error ? err.message : String(err)}`);
   }
-  for (const k of Object.keys(headers)) if (!TOKEN.test(k)) fail(`headers: not a header name: ${JSON.stringify(k)}`);
+  for (const k of Object.keys(headers)) {
+    if (!TOKEN.test(k)) fail(`headers: not a header name: ${JSON.stringify(k)}`);
+    const v = headers[k];
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: a server never receives these in a value
+    if ((Array.isArray(v) ? v : [v]).some((x) => /[\u0000\r\n]/.test(x ?? ''))) fail(`headers: the value of ${k} has a CR, LF or NUL, which no server receives`);
+  }
   if (request.token !== undefined) {
     if (typeof request.token !== 'string' || request.token === '' || /\s/.test(request.token)) fail('token: expected a compact JWT (header.payload.signature)');
     if (headers.authorization !== undefined) fail('token: the request already has an Authorization header; give the token one way');
