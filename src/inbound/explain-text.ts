@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { InboundExplanation } from './explain.ts';
+import type { InboundExplanation } from './explain-types.ts';
 
 const PAD = '               ';
 
