@@ -33,6 +33,18 @@ export type { EnvoyExtAuthzHttpConfig } from './security/authz/ext-authz-http.ts
 export type { WorkloadIdentity } from './core/observe.ts';
 export type { AuthzDecision } from './inbound/pipeline.ts';
 export type { PathNormalization } from './inbound/path.ts';
+export type {
+  AuthzExplanation,
+  DecodedToken,
+  ExplainedJwtRule,
+  InboundExplainRequest,
+  InboundExplainSource,
+  InboundExplanation,
+  JwtExplanation,
+  RateLimitExplanation,
+} from './inbound/explain.ts';
+export type { AppliedPolicy, AuthzFinding } from './security/authz/compile.ts';
+export type { AuthzAction, AuthzDenialResponse, AuthzResult, DryRunOutcome, RuleRef } from './security/authz/types.ts';
 export type { FastifyLike, FastifyPlugin, FastifyReplyLike, FastifyRequestLike } from './adapters/server/fastify.ts';
 export { ManualClock, seededRandom, systemClock, systemRandom } from './core/clock.ts';
 export type { Clock, Random, Timer } from './core/clock.ts';

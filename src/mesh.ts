@@ -30,6 +30,7 @@ import { ConfigError, InvalidArgumentError, MeshletError } from './core/errors.t
 import { type ConfigAppliedMessage, type ConfigRejectedMessage, channels, type WorkloadIdentity } from './core/observe.ts';
 import type { ErrorMode } from './core/exchange.ts';
 import { explain, type Explanation, type ExplainRequest } from './outbound/explain.ts';
+import { explainInbound, type InboundExplainRequest, type InboundExplanation } from './inbound/explain.ts';
 import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
@@ -277,6 +278,29 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   explain(request: ExplainRequest): Explanation {
     return explain(this.#outbound, request);
+  }
+
+  /**
+   * Explains how this workload's server side would judge a request on its way in: the normalized
+   * path, what RequestAuthentication makes of its tokens (decoded without verification; keys are
+   * not fetched), which AuthorizationPolicy and rule decide it (or the default deny), dry-run
+   * outcomes and the audit hit, whether a CUSTOM provider would be asked, and which local rate
+   * limit bucket it would draw from. Nothing is sent and no state changes; what the verdict
+   * cannot know (a fetched key, an external authorizer's answer, a bucket's level) is listed in
+   * `assumes`.
+   */
+  explainInbound(request: InboundExplainRequest): Promise<InboundExplanation> {
+    const o = this.#o;
+    return explainInbound(this.snapshot.resources, request, {
+      workload: this.identity,
+      rootNamespace: o.rootNamespace,
+      trustDomain: o.trustDomain,
+      trustDomainAliases: o.trustDomainAliases,
+      numTrustedProxies: o.numTrustedProxies,
+      pathNormalization: o.pathNormalization,
+      extensionProviders: (o.extensionProviders ?? []).map((p) => p.name),
+      maxTokenChars: o.jwt?.maxTokenChars,
+    });
   }
 
   /** Applies a new set of resources now (what the file watcher does on a change). */

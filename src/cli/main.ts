@@ -17,7 +17,8 @@ Usage: meshlet <command> [options]
 Commands:
   validate <files, dirs or ->              validate and analyse Istio resources
   routes <config> --service <name> ...     print the compiled route table of a workload
-  explain <config> --service <name> <url>  explain how one request would be handled (sends nothing)
+  explain <config> --service <name> <url>  explain how one request would be handled (sends nothing;
+                                           --inbound: one the workload receives)
   control-plane --config <dir> [...]       run the control-plane server (config push, registry)
   token (--service <s> -n <ns> | --admin)  mint a token signed with the control plane's key
   apply -f <file, dir or ->                create or replace resources on the control plane

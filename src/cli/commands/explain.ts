@@ -15,8 +15,10 @@ import { out, parseLabels, UsageError } from '../args.ts';
 import { loadInputs, refuseInvalidConfig } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { destinationView, routeView } from '../views.ts';
+import { explainInboundCommand, INBOUND_HELP, INBOUND_OPTIONS, strayInboundOptions } from './explain-inbound.ts';
 
 export const explainHelp = `Usage: meshlet explain <file, dir or ->... --service <name> [options] <url>
+       meshlet explain <file, dir or ->... --service <name> --inbound [options] <path or url>
 
 Explains how one request from a workload would be handled under a config, as mesh.explain()
 does in code and 'istioctl x describe' does for a pod: the virtual host, the rules tried
@@ -35,9 +37,13 @@ Options:
   -H, --header <'name: value'>     a request header (repeatable)
 ${OUTPUT_HELP}
 
-Example:
+${INBOUND_HELP}
+Examples:
   meshlet explain examples/bookinfo --service productpage -l version=v1 \\
     -H 'end-user: jason' http://reviews:9080/reviews/1
+  meshlet explain ./mesh --service httpbin -n foo -l app=httpbin --inbound -X GET \\
+    --principal cluster.local/ns/foo/sa/sleep --source-ip 10.0.0.1 \\
+    -H 'authorization: Bearer eyJhbGciOi…' /admin
 `;
 
 /** Parses repeated `-H 'name: value'` into a header object (repeated names become lists). */
@@ -113,6 +119,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
       locality: { type: 'string' },
       request: { type: 'string', short: 'X' },
       header: { type: 'string', short: 'H', multiple: true },
+      ...INBOUND_OPTIONS,
       ...OUTPUT_OPTION,
       help: { type: 'boolean', short: 'h' },
     },
@@ -122,8 +129,24 @@ export async function explainCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const format = outputFormat(values.output);
-  if (positionals.length < 2) throw new UsageError('meshlet explain: give the config (files, directories or -) and then the request URL');
+  if (positionals.length < 2) throw new UsageError(`meshlet explain: give the config (files, directories or -) and then the request ${values.inbound === true ? 'target (/path or URL)' : 'URL'}`);
   if (values.service === undefined) throw new UsageError('meshlet explain: --service is required');
+  if (values.inbound === true) {
+    if (values.locality !== undefined) throw new UsageError('meshlet explain: --locality is for calls the workload makes; --inbound judges requests it receives');
+    const method = values.request ?? 'GET';
+    if (!/^[!#$%&'*+.^`|~\w-]+$/.test(method)) throw new UsageError(`--request: not an HTTP method: "${method}"`);
+    return explainInboundCommand({
+      values: { ...values, service: values.service, namespace: values.namespace ?? 'default' },
+      labels: parseLabels(values.labels),
+      method,
+      headers: parseHeaders(values.header),
+      configs: positionals.slice(0, -1),
+      target: positionals[positionals.length - 1]!,
+      format,
+    });
+  }
+  const stray = strayInboundOptions(values);
+  if (stray.length > 0) throw new UsageError(`meshlet explain: --${stray.join(', --')} ${stray.length === 1 ? 'is' : 'are'} for --inbound`);
   const url = parseUrl(positionals[positionals.length - 1]!);
   const method = values.request ?? 'GET';
   if (!/^[!#$%&'*+.^`|~\w-]+$/.test(method)) throw new UsageError(`--request: not an HTTP method: "${method}"`);

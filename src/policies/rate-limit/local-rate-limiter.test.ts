@@ -93,3 +93,30 @@ describe('LocalRateLimiter: Envoy\'s default bucket and descriptor buckets', () 
     assert.equal(run(changed, [[], [d({ k: 'v' })], [d({ w: 'x' })]]), 'aaa');
   });
 });
+
+describe('LocalRateLimiter.match: the buckets requestAllowed would draw from, without drawing', () => {
+  const slow = tb(1, 60_000);
+  const fast = tb(100, 1000);
+  const settings: Partial<LimiterSettings> = { tokenBucket: tb(10), descriptors: [desc({ path: '/a' }, fast), desc({ user: '' }, slow)] };
+  const table: { name: string; request: Descriptor[]; alwaysConsume: boolean; descriptors: [string, boolean][]; default: boolean }[] = [
+    { name: 'nothing matched: the default bucket', request: [d({ path: '/b' })], alwaysConsume: true, descriptors: [], default: true },
+    { name: 'exact and wildcard, slowest first, and the default', request: [d({ path: '/a' }), d({ user: 'alice' })], alwaysConsume: true, descriptors: [['user=alice', true], ['path=/a', false]], default: true },
+    { name: 'matched without always_consume_default_token_bucket: not the default', request: [d({ path: '/a' })], alwaysConsume: false, descriptors: [['path=/a', false]], default: false },
+    { name: 'not matched without always_consume: the default still', request: [], alwaysConsume: false, descriptors: [], default: true },
+  ];
+  for (const row of table) {
+    it(row.name, () => {
+      const l = limiter({ ...settings, alwaysConsumeDefaultTokenBucket: row.alwaysConsume });
+      const m = l.match(row.request);
+      assert.deepEqual(
+        m.descriptors.map((x) => [x.entries.map((e) => `${e.key}=${e.value}`).join(','), x.wildcard]),
+        row.descriptors,
+      );
+      assert.equal(m.defaultBucket !== undefined, row.default);
+      // Nothing was drawn: the default bucket is still full, and requestAllowed picks the same first bucket.
+      assert.equal(l.defaultBucket?.remainingTokens, 10);
+      const first = l.requestAllowed(row.request).bucket;
+      assert.deepEqual(first?.settings, m.descriptors[0]?.bucket ?? m.defaultBucket);
+    });
+  }
+});

@@ -33,6 +33,18 @@ export function descriptorKey(entries: Descriptor): string {
   return s;
 }
 
+/**
+ * Which buckets a request would consume, without consuming any (for `meshlet explain`): the
+ * configured descriptors its descriptors match, in the order they would be consumed, and
+ * whether the default bucket is consumed too.
+ */
+export interface BucketMatch {
+  /** Matched descriptors, slowest-refilling first (the order {@link LocalRateLimiter.requestAllowed} consumes them). */
+  readonly descriptors: readonly { readonly entries: Descriptor; readonly bucket: TokenBucketSettings; readonly wildcard: boolean }[];
+  /** The default bucket's settings when it is consumed too; undefined when it is not (or there is none). */
+  readonly defaultBucket: TokenBucketSettings | undefined;
+}
+
 /** A wildcard descriptor: a bucket per distinct request descriptor it matches, least recently used dropped. */
 class DynamicDescriptor {
   readonly entries: Descriptor;
@@ -165,6 +177,29 @@ export class LocalRateLimiter {
       return { allowed: true, bucket: first ?? d };
     }
     return { allowed: true, bucket: first };
+  }
+
+  /**
+   * The buckets {@link requestAllowed} would consume for these request descriptors, found the
+   * same way but touching no bucket (none is created for a new wildcard value, none is drained).
+   */
+  match(requestDescriptors: readonly Descriptor[]): BucketMatch {
+    const matched: { entries: Descriptor; bucket: TokenBucketSettings; wildcard: boolean }[] = [];
+    if (requestDescriptors.length > 0 && this.hasDescriptors) {
+      for (const rd of requestDescriptors) {
+        const exact = this.#exact.size > 0 ? this.#exact.get(descriptorKey(rd)) : undefined;
+        if (exact !== undefined) {
+          matched.push({ entries: rd, bucket: exact.settings, wildcard: false });
+          continue;
+        }
+        const dyn = this.#dynamic.find((d) => d.matches(rd));
+        if (dyn !== undefined) matched.push({ entries: rd, bucket: dyn.settings, wildcard: true });
+      }
+    }
+    const rate = (b: TokenBucketSettings) => (b.tokensPerFill * 1000) / b.fillIntervalMs;
+    matched.sort((a, b) => rate(a.bucket) - rate(b.bucket));
+    const consumesDefault = matched.length === 0 || this.#alwaysConsumeDefault;
+    return { descriptors: matched, defaultBucket: consumesDefault ? this.#default?.settings : undefined };
   }
 
   /** The default bucket's state, if there is one (for tests and diagnostics). */

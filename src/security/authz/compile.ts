@@ -56,7 +56,10 @@ export interface AuthzOptions {
   readonly multipleCustomProviders?: boolean;
 }
 
-/** Something worth telling about the compiled policies (a dropped rule, an ignored policy). */
+/**
+ * Something worth telling about the compiled policies (a dropped rule, an ignored policy).
+ * @category Server
+ */
 export interface AuthzFinding {
   readonly level: 'info' | 'warning' | 'error';
   /** `namespace/name`. */
@@ -93,7 +96,10 @@ export interface CustomStage {
   readonly rules: readonly CompiledRule[];
 }
 
-/** A policy that applies, as compiled. */
+/**
+ * A policy that applies, as compiled.
+ * @category Server
+ */
 export interface AppliedPolicy {
   readonly ref: string;
   readonly action: AuthzAction;

@@ -45,16 +45,25 @@ export interface AuthzRequest {
   readonly claims: Readonly<Record<string, unknown>> | undefined;
 }
 
-/** The policy actions. */
+/**
+ * The policy actions.
+ * @category Server
+ */
 export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
 
-/** A rule that matched: `namespace/name` of its policy and its index in `rules`. */
+/**
+ * A rule that matched: `namespace/name` of its policy and its index in `rules`.
+ * @category Server
+ */
 export interface RuleRef {
   readonly policy: string;
   readonly rule: number;
 }
 
-/** What a dry-run (`istio.io/dry-run: "true"`) policy set would have done: Envoy's shadow-rule result. */
+/**
+ * What a dry-run (`istio.io/dry-run: "true"`) policy set would have done: Envoy's shadow-rule result.
+ * @category Server
+ */
 export interface DryRunOutcome {
   readonly action: AuthzAction;
   /** The shadow engine's result: for ALLOW, `allow` when a dry-run ALLOW rule matched; for DENY, `deny` when a dry-run DENY rule matched. */
@@ -66,7 +75,10 @@ export interface DryRunOutcome {
   readonly id: string | undefined;
 }
 
-/** A refusal to send instead of running the app. */
+/**
+ * A refusal to send instead of running the app.
+ * @category Server
+ */
 export interface AuthzDenialResponse {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
@@ -76,6 +88,7 @@ export interface AuthzDenialResponse {
 /**
  * The engine's verdict. `decision`, `policy` and `rule` are the pipeline's `AuthzDecision`;
  * the rest says why, for logs, `req.meshlet.authz` and observation.
+ * @category Server
  */
 export interface AuthzResult {
   readonly decision: 'allow' | 'deny';

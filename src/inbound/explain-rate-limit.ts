@@ -1,0 +1,70 @@
+/**
+ * The local rate limit part of an inbound explanation: the rate limit filters of the request's
+ * port (compiled by the rate-limit phase's own code), the request's descriptors, and the buckets
+ * it would draw from — found without drawing, so no bucket's level is known or changed.
+ *
+ * @module
+ */
+import { ManualClock } from '../core/clock.ts';
+import type { InboundRequest } from './pipeline.ts';
+import { compileRateLimit, type RateLimitWorkload } from './rate-limit-phase.ts';
+
+/**
+ * One local rate limit filter that looks at the request.
+ * @category Server
+ */
+export interface RateLimitExplanation {
+  readonly filter: string;
+  /** `EnvoyFilter ns/name configPatches[i]` (and the route or virtual host level). */
+  readonly source: string;
+  /** `filter_enabled`: the share of requests the filter looks at. */
+  readonly enabledPercent: number;
+  /** `filter_enforced`: the share of rate-limited requests refused (0: shadow mode). */
+  readonly enforcedPercent: number;
+  /** The request's descriptors (`key=value` entries each). */
+  readonly descriptors: readonly (readonly string[])[];
+  /** The buckets the request would draw from, in order (`descriptor k=v: 10 per 60000ms, max 10`, `default: …`). */
+  readonly buckets: readonly string[];
+  /** The refusal status when enforced (429 unless configured). */
+  readonly status: number;
+}
+
+function percent(f: { readonly numerator: number; readonly denominator: number } | undefined): number {
+  return f === undefined ? 0 : Math.min(100, (f.numerator / f.denominator) * 100);
+}
+
+function bucketText(b: { readonly maxTokens: number; readonly tokensPerFill: number; readonly fillIntervalMs: number }): string {
+  return `${b.tokensPerFill} per ${b.fillIntervalMs}ms, max ${b.maxTokens}`;
+}
+
+/**
+ * The rate limit filters that look at `req` on its local port; each that has a bucket for it adds
+ * to `assumes` (the verdict assumes the bucket has a token).
+ */
+export function explainRateLimits(resources: Parameters<typeof compileRateLimit>[0], workload: RateLimitWorkload, rootNamespace: string, req: InboundRequest, assumes: string[]): RateLimitExplanation[] {
+  const phase = compileRateLimit(resources, workload, rootNamespace, new ManualClock());
+  const rateLimits: RateLimitExplanation[] = [];
+  for (const f of phase?.filtersFor(req.localPort, req.scheme === 'https') ?? []) {
+    const descriptors = f.descriptors?.build(req, { sourceCluster: `${workload.service}.${workload.namespace}`, destinationCluster: `inbound|${req.localPort}||` }) ?? [];
+    const m = f.limiter.match(descriptors);
+    const buckets = [
+      ...m.descriptors.map((d) => `descriptor ${d.entries.map((e) => `${e.key}=${e.value}`).join(',')}${d.wildcard ? ' (a bucket per value)' : ''}: ${bucketText(d.bucket)}`),
+      ...(m.defaultBucket === undefined ? [] : [`default: ${bucketText(m.defaultBucket)}`]),
+    ];
+    const x: RateLimitExplanation = {
+      filter: f.name,
+      source: f.source,
+      enabledPercent: percent(f.config.filterEnabled),
+      enforcedPercent: percent(f.config.filterEnforced),
+      descriptors: descriptors.map((d) => d.map((e) => `${e.key}=${e.value}`)),
+      buckets,
+      status: f.config.status,
+    };
+    rateLimits.push(x);
+    if (buckets.length === 0) continue;
+    const share = x.enabledPercent < 100 ? ` (the filter looks at ${x.enabledPercent}% of requests)` : '';
+    const enforced = x.enforcedPercent === 0 ? '; not enforced: a request over the limit still passes' : x.enforcedPercent < 100 ? `; ${x.enforcedPercent}% of requests over the limit are refused ${x.status}` : `; else ${x.status} local_rate_limited`;
+    assumes.push(`${f.name} (${f.source}) has a token in ${buckets.length === 1 ? 'bucket' : 'buckets'} ${buckets.join('; ')}${share}${enforced}`);
+  }
+  return rateLimits;
+}
