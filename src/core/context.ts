@@ -104,3 +104,12 @@ export function currentDeadline(): number {
   const s = storage.getStore();
   return s === undefined ? Number.POSITIVE_INFINITY : s.deadline;
 }
+
+/**
+ * Runs `fn(...args)` with exactly `context` as the current mesh context (no merging): for
+ * adapters re-entering a request's context from events that arrive outside it.
+ * @internal
+ */
+export function reenterContext<A extends unknown[], T>(context: MeshContext, fn: (...args: A) => T, ...args: A): T {
+  return storage.run(context, fn, ...args);
+}

@@ -11,7 +11,6 @@
  *
  * @module
  */
-import { AsyncResource } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
@@ -20,6 +19,7 @@ import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { runAdmitted } from '../../inbound/pipeline.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
+import { listenInContext } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 
 /** The slice of Fastify's request and reply this adapter uses (no compile-time dependency on fastify). */
@@ -181,11 +181,7 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
         }
         if (x.responseHeaders !== undefined) for (const [k, v] of Object.entries(x.responseHeaders)) reply.header(k, v);
         runAdmitted(x.admission, () => {
-          const scope = new AsyncResource('meshlet.request');
-          const emit = raw.emit;
-          raw.emit = function emitInContext(this: IncomingMessage, ...args: Parameters<IncomingMessage['emit']>) {
-            return scope.runInAsyncScope(emit, this, ...args);
-          } as IncomingMessage['emit'];
+          listenInContext(raw);
           next();
         });
       };

@@ -1,0 +1,34 @@
+/**
+ * listenInContext: listeners the app adds to a request after admission run in the request's
+ * mesh context even when the event comes from elsewhere (a socket read), and EventEmitter's
+ * bookkeeping still works on them (removal by the original function, once, listeners()).
+ */
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { PassThrough } from 'node:stream';
+import { test } from 'node:test';
+import { listenInContext } from '../../src/adapters/server/node.ts';
+import { currentContext, runInContext } from '../../src/core/context.ts';
+
+test('listeners added in context run in it; removal by the original, once and listeners() work', () => {
+  const req = new PassThrough() as unknown as IncomingMessage;
+  const seen: number[] = [];
+  const onData = () => seen.push(currentContext().deadline);
+  const onEnd = () => seen.push(-currentContext().deadline);
+  runInContext({ deadline: 1234 }, () => {
+    listenInContext(req);
+    req.on('data', onData);
+    req.once('end', onEnd);
+  });
+  // Emitted outside any context, as a socket read would.
+  assert.equal(currentContext().deadline, Number.POSITIVE_INFINITY);
+  req.emit('data', Buffer.from('x'));
+  req.emit('end');
+  req.emit('end');
+  assert.deepEqual(seen, [1234, -1234], 'in context; the once listener ran once');
+  assert.deepEqual(req.listeners('data'), [onData]);
+  req.removeListener('data', onData);
+  assert.equal(req.listenerCount('data'), 0);
+  req.emit('data', Buffer.from('y'));
+  assert.deepEqual(seen, [1234, -1234]);
+});
