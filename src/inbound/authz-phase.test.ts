@@ -5,10 +5,10 @@ import { compileAuthz } from '../security/authz/engine.ts';
 import { HTTPBIN, policy, resourcesOf } from '../../test/helpers/authz.ts';
 import type { ExtAuthzCheck } from '../security/authz/types.ts';
 import { type AuthzDecisionMessage, authorizationPhase } from './authz-phase.ts';
-import { type InboundRequest, InboundPipeline, type Phase } from './pipeline.ts';
+import { type InboundRequest, newInboundRequest, InboundPipeline, type Phase } from './pipeline.ts';
 
 function inbound(init: Partial<InboundRequest> = {}): InboundRequest {
-  return {
+  return newInboundRequest({
     protocol: 'http1',
     method: 'GET',
     scheme: 'http',
@@ -18,15 +18,8 @@ function inbound(init: Partial<InboundRequest> = {}): InboundRequest {
     remoteAddress: '10.0.0.7',
     remotePort: 40000,
     localPort: 8000,
-    peer: undefined,
-    requestPrincipal: undefined,
-    claims: undefined,
-    authz: undefined,
-    deadline: Number.POSITIVE_INFINITY,
-    trace: undefined,
-    headersChanged: false,
     ...init,
-  };
+  });
 }
 
 const engineOf = (yaml: string, providers?: Record<string, ExtAuthzCheck>) => compileAuthz(resourcesOf(yaml), HTTPBIN, providers === undefined ? {} : { providers });

@@ -24,7 +24,7 @@ import type { ExtAuthzCheck, ExtAuthzResponse } from '../security/authz/types.ts
 import { explainJwt, type JwtExplanation } from './explain-jwt.ts';
 import { describeInbound } from './explain-text.ts';
 import { normalizePath, PATH_NORMALIZATIONS } from './path.ts';
-import type { InboundRequest } from './pipeline.ts';
+import { type InboundRequest, newInboundRequest } from './pipeline.ts';
 import { explainRateLimits } from './explain-rate-limit.ts';
 import type { AuthzExplanation, InboundExplainOptions, InboundExplainRequest, InboundExplainSource, InboundExplanation } from './explain-types.ts';
 import { inboundServicePorts } from './rate-limit-compile.ts';
@@ -173,7 +173,7 @@ export async function explainInbound(resources: readonly AnyResource[], request:
     return done({ ...none, status: 400, refusedBy: 'path', reason: `path ${JSON.stringify(target)} cannot be normalized (${normalization}): Envoy answers 400`, assumes: [] });
   }
 
-  const req: InboundRequest = {
+  const req: InboundRequest = newInboundRequest({
     protocol: isGrpcContentType(headers['content-type']) ? 'grpc' : 'http1',
     method,
     scheme,
@@ -184,13 +184,7 @@ export async function explainInbound(resources: readonly AnyResource[], request:
     remotePort: 0,
     localPort,
     peer,
-    requestPrincipal: undefined,
-    claims: undefined,
-    authz: undefined,
-    deadline: Number.POSITIVE_INFINITY,
-    trace: undefined,
-    headersChanged: false,
-  };
+  });
   const assumes: string[] = [];
   const who = { namespace: workload.namespace, labels: workload.labels };
 

@@ -13,7 +13,7 @@ import type { JwtAuthenticator } from '../security/jwt/authenticator.ts';
 import { jwksOf, makeKey, mint, ra, startJwksServer, validated } from '../security/jwt/fixtures.test.ts';
 import { JwtRuntime } from '../security/jwt/runtime.ts';
 import { jwtPhase } from './jwt-phase.ts';
-import { type InboundRequest, InboundPipeline, type Phase, runAdmitted } from './pipeline.ts';
+import { type InboundRequest, InboundPipeline, newInboundRequest, type Phase, runAdmitted } from './pipeline.ts';
 
 const NOW = 1_700_000_000;
 const ISS1 = 'test-issuer-1@istio.io';
@@ -52,7 +52,7 @@ function requirePrincipal(...principals: string[]): Phase {
 const pipeline = new InboundPipeline([jwtPhase(() => current), requirePrincipal(`${ISS1}/sub-1`)]);
 
 function request(init: Partial<InboundRequest> & { headers?: Headers } = {}): InboundRequest {
-  return {
+  return newInboundRequest({
     protocol: 'http1',
     method: 'GET',
     scheme: 'http',
@@ -61,16 +61,9 @@ function request(init: Partial<InboundRequest> & { headers?: Headers } = {}): In
     remoteAddress: '10.0.0.7',
     remotePort: 40000,
     localPort: 8000,
-    peer: undefined,
-    requestPrincipal: undefined,
-    claims: undefined,
-    authz: undefined,
-    deadline: Number.POSITIVE_INFINITY,
-    trace: undefined,
-    headersChanged: false,
     ...init,
     headers: Object.assign(Object.create(null) as Headers, init.headers),
-  };
+  });
 }
 
 /** A fake adapter: admits, renders a denial as a status, or runs the app inside the context. */

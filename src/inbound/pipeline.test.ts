@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { currentContext, currentDeadline } from '../core/context.ts';
 import { isMeshletError } from '../core/errors.ts';
-import { type Denial, type InboundRequest, InboundPipeline, type Phase, type PhaseName, runAdmitted } from './pipeline.ts';
+import { type Denial, type InboundRequest, InboundPipeline, newInboundRequest, type Phase, type PhaseName, runAdmitted } from './pipeline.ts';
 
 /** A fake server adapter: builds the request view, admits it, renders a denial or runs the app in the admitted context. */
 async function serve(pipeline: InboundPipeline, init: Partial<InboundRequest> = {}) {
-  const req: InboundRequest = {
+  const req: InboundRequest = newInboundRequest({
     protocol: 'http1',
     method: 'GET',
     scheme: 'http',
@@ -16,15 +16,8 @@ async function serve(pipeline: InboundPipeline, init: Partial<InboundRequest> = 
     remoteAddress: '10.0.0.7',
     remotePort: 40000,
     localPort: 8000,
-    peer: undefined,
-    requestPrincipal: undefined,
-    claims: undefined,
-    authz: undefined,
-    deadline: Number.POSITIVE_INFINITY,
-    trace: undefined,
-    headersChanged: false,
     ...init,
-  };
+  });
   const a = await pipeline.admit(req);
   if (!a.admitted) return { served: false as const, denial: a.denial };
   // The app: what it sees of the mesh context, synchronously and after an await.

@@ -127,6 +127,23 @@ function contextOf(req: InboundRequest): MeshContext {
   return { deadline: req.deadline, trace: req.trace, peer: req.peer, requestPrincipal: req.requestPrincipal, claims: req.claims };
 }
 
+/** What every adapter knows of a request before any phase ran. */
+export type InboundRequestInit = Pick<InboundRequest, 'protocol' | 'method' | 'scheme' | 'authority' | 'path' | 'headers' | 'remoteAddress' | 'remotePort' | 'localPort'> & Partial<InboundRequest>;
+
+/** A request view with nothing decided yet (no principal, claims or verdict; no deadline unless given). */
+export function newInboundRequest(init: InboundRequestInit): InboundRequest {
+  return {
+    peer: undefined,
+    requestPrincipal: undefined,
+    claims: undefined,
+    authz: undefined,
+    deadline: Number.POSITIVE_INFINITY,
+    trace: undefined,
+    headersChanged: false,
+    ...init,
+  };
+}
+
 /** The admission phases of one mesh, in their fixed order. */
 export class InboundPipeline {
   readonly #phases: readonly Phase[];

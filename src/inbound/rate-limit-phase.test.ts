@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { validateYaml } from '../../test/helpers/config.ts';
 import { ManualClock, type Random } from '../core/clock.ts';
 import type { AnyResource } from '../config/resource.ts';
-import { type InboundRequest, InboundPipeline } from './pipeline.ts';
+import { type InboundRequest, newInboundRequest, InboundPipeline } from './pipeline.ts';
 import { compileRateLimit, RATE_LIMITED_BODY, type RateLimitDenial, type RateLimitPhase, rateLimitResponseHeaders, type RateLimitWorkload } from './rate-limit-phase.ts';
 
 const FIXTURES = join(import.meta.dirname, '../../test/fixtures/istio/ratelimit');
@@ -34,7 +34,7 @@ const filter = (config: object, match: object = { context: 'SIDECAR_INBOUND' }, 
 const oneBucket = (max: number, interval = '60s', over: object = {}) => ({ token_bucket: { max_tokens: max, tokens_per_fill: max, fill_interval: interval }, filter_enabled: pct(100), filter_enforced: pct(100), ...over });
 
 function request(init: Partial<InboundRequest> = {}): InboundRequest {
-  return {
+  return newInboundRequest({
     protocol: 'http1',
     method: 'GET',
     scheme: 'http',
@@ -44,15 +44,8 @@ function request(init: Partial<InboundRequest> = {}): InboundRequest {
     remoteAddress: '10.0.0.7',
     remotePort: 40000,
     localPort: 8888,
-    peer: undefined,
-    requestPrincipal: undefined,
-    claims: undefined,
-    authz: undefined,
-    deadline: Number.POSITIVE_INFINITY,
-    trace: undefined,
-    headersChanged: false,
     ...init,
-  };
+  });
 }
 
 const clt = { principal: 'spiffe://cluster.local/ns/echo/sa/clt', trustDomain: 'cluster.local', namespace: 'echo', serviceAccount: 'clt', address: '10.0.0.7' };
