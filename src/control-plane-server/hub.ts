@@ -219,7 +219,9 @@ export class PushHub {
   #write(s: Stream, chunks: readonly (string | Buffer)[]): boolean {
     const { res } = s;
     if (res.destroyed || res.writableEnded) return false;
-    const pending = res.writableLength + (res.socket?.writableLength ?? 0);
+    // A response's writableLength already includes its socket's (Node's OutgoingMessage): adding
+    // the socket's again counted every unsent byte twice, and dropped streams after one 4 MiB event.
+    const pending = res.writableLength;
     if (pending > this.#maxBuffered) {
       this.#o.logger?.warn(`dropping watch stream ${s.id} (${s.query.namespace}/${s.query.service}): ${pending} bytes unsent; the client will reconnect`);
       res.destroy();
