@@ -161,12 +161,11 @@ export class InboundPipeline {
       last = i;
     }
     this.#phases = phases;
+    this.names = Object.freeze(phases.map((p) => p.name));
   }
 
   /** The phase names, in order. */
-  get names(): readonly PhaseName[] {
-    return this.#phases.map((p) => p.name);
-  }
+  readonly names: readonly PhaseName[];
 
   /**
    * Runs the phases over `req`: synchronously while they are synchronous (the common case costs

@@ -12,14 +12,12 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
 import type { InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
-import { runAdmitted } from '../../inbound/pipeline.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
-import { listenInContext } from './node.ts';
+import { connectionOf, enterContext, first, internalError, notNormalized } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 
 /** The slice of Fastify's request and reply this adapter uses (no compile-time dependency on fastify). */
@@ -124,8 +122,6 @@ function deny(reply: FastifyReplyLike, d: Denial, grpc: boolean): void {
   reply.header('content-type', 'text/plain').send(d.body);
 }
 
-const internal = (err: unknown): Denial => ({ status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' });
-
 /** The plugin: `await fastify.register(mesh.fastify())`. */
 export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
   const plugin = ((fastify: FastifyLike, _opts: unknown, done: (err?: Error) => void) => {
@@ -140,23 +136,15 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
         next();
         return;
       }
-      const s = raw.socket;
-      const addr = s.remoteAddress ?? '';
       const headers = g.active ? headersFromRaw(raw.rawHeaders) : (raw.headers as Headers);
       // An absolute-form target (rewriteUrl made it origin-form): the URL's authority is the Host, as Envoy forwards it.
       const abs = absoluteForm((raw as { originalUrl?: string }).originalUrl ?? '');
       if (abs !== undefined) headers.host = abs.authority;
-      const host = headers.host;
       let j: Judgement | Promise<Judgement>;
       try {
-        j = g.judge(request.method, (typeof host === 'string' ? host : host?.[0]) ?? '', request.url, headers, {
-          remoteAddress: addr.startsWith('::ffff:') ? addr.slice(7) : addr,
-          remotePort: s.remotePort ?? 0,
-          localPort: s.localPort ?? 0,
-          scheme: (s as TLSSocket).encrypted === true ? 'https' : 'http',
-        });
+        j = g.judge(request.method, first(headers.host) ?? '', request.url, headers, connectionOf(raw));
       } catch (err) {
-        deny(reply, internal(err), isGrpcContentType(headers['content-type']));
+        deny(reply, internalError(err), isGrpcContentType(headers['content-type']));
         return;
       }
       const go = (x: Judgement): void => {
@@ -166,7 +154,7 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
         }
         if (x.normalizedPath !== request.url) {
           // Routed already on a path other than the one judged: refuse rather than serve it.
-          deny(reply, { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`, phase: 'path' }, x.request.protocol === 'grpc');
+          deny(reply, notNormalized(`path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`), x.request.protocol === 'grpc');
           return;
         }
         request.meshlet = x.info;
@@ -180,13 +168,10 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
           dropRemovedQueryKeys(request.query, x.normalizedPath, x.request.path);
         }
         if (x.responseHeaders !== undefined) for (const [k, v] of Object.entries(x.responseHeaders)) reply.header(k, v);
-        runAdmitted(x.admission, () => {
-          listenInContext(raw);
-          next();
-        });
+        enterContext(raw, x, next);
       };
       if (j instanceof Promise) {
-        j.then(go, (err: unknown) => deny(reply, internal(err), isGrpcContentType(headers['content-type'])));
+        j.then(go, (err: unknown) => deny(reply, internalError(err), isGrpcContentType(headers['content-type'])));
       } else go(j);
     });
     done();

@@ -22,7 +22,8 @@ export interface MeshRequest extends IncomingMessage {
   meshlet?: RequestMeshInfo;
 }
 
-function connectionOf(req: IncomingMessage): ConnectionInfo {
+/** Where a request came from, as its socket says. */
+export function connectionOf(req: IncomingMessage): ConnectionInfo {
   const s = req.socket;
   const addr = s.remoteAddress ?? '';
   return {
@@ -51,6 +52,15 @@ export function writeDenial(res: ServerResponse, denial: Denial, grpc: boolean):
   res.end(body);
 }
 
+/** The refusal when admission itself failed: fail closed. */
+export function internalError(err: unknown): Denial {
+  return { status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' };
+}
+
+/** The refusal of a request routed on a path other than the one the mesh would judge. */
+export function notNormalized(reason: string): Denial {
+  return { status: 400, grpcStatus: 13, body: 'Bad Request', reason, phase: 'path' };
+}
 
 /** An event listener wrapped to run in a context; `.listener` lets removeListener find it by the original, as EventEmitter's once-wrappers do. */
 type ContextListener = ((...args: unknown[]) => unknown) & { listener?: unknown };
@@ -77,7 +87,7 @@ export function listenInContext(req: IncomingMessage): void {
 }
 
 /** Runs the rest of the request — the app's handler and the listeners it adds — inside the admitted context. */
-function enterContext(req: IncomingMessage, j: Extract<Judgement, { serve: true }>, next: () => void): void {
+export function enterContext(req: IncomingMessage, j: Extract<Judgement, { serve: true }>, next: () => void): void {
   runAdmitted(j.admission, () => {
     listenInContext(req);
     next();
@@ -93,7 +103,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
     // Under a mount (app.use('/api', mesh.express())) Express routed on the path before the mesh
     // saw it: a path that normalization changed cannot be routed again, so it is refused.
     const where = (req as { baseUrl?: string }).baseUrl;
-    writeDenial(res, { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `path ${mounted} is not normalized and mesh.express() is mounted under ${where}; use app.use(mesh.express()) first`, phase: 'path' }, j.request.protocol === 'grpc');
+    writeDenial(res, notNormalized(`path ${mounted} is not normalized and mesh.express() is mounted under ${where}; use app.use(mesh.express()) first`), j.request.protocol === 'grpc');
     return;
   }
   req.meshlet = j.info;
@@ -153,11 +163,7 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   proceed(req, res, j, next, rewrite, abs !== undefined, mounted);
 }
 
-function internalError(err: unknown): Denial {
-  return { status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' };
-}
-
-function first(v: string | string[] | undefined): string | undefined {
+export function first(v: string | string[] | undefined): string | undefined {
   return typeof v === 'string' ? v : v?.[0];
 }
 
