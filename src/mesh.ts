@@ -14,7 +14,6 @@ import { classifyUndiciError } from './adapters/undici/classify.ts';
 import { UndiciTransport } from './adapters/undici/transport.ts';
 import type { FastifyPlugin } from './adapters/server/fastify.ts';
 import { MeshServers } from './adapters/server/servers.ts';
-import { InboundPolicies } from './inbound/policies.ts';
 import { currentContext, type MeshContext } from './core/context.ts';
 import { reportFindings } from './config/findings.ts';
 import { loadConfig, type ConfigSource } from './config/load-config.ts';
@@ -74,7 +73,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #closed: Promise<void> | undefined;
   #identity: WorkloadIdentity | undefined;
   readonly #servers: MeshServers;
-  readonly #inbound: InboundPolicies;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
 
@@ -108,28 +106,27 @@ export class Mesh extends EventEmitter<MeshEvents> {
       pipeline: () => pipeline,
       onClose: () => this.close(),
     });
-    this.#inbound = new InboundPolicies({
-      workload: this.identity,
-      rootNamespace: o.rootNamespace ?? 'istio-system',
-      trustDomain: o.trustDomain ?? 'cluster.local',
-      trustDomainAliases: o.trustDomainAliases,
-      numTrustedProxies: o.numTrustedProxies,
-      extensionProviders: o.extensionProviders,
-      jwt: o.jwt,
-      dispatcher: this.dispatcher,
-      clock,
-      random,
-      warn: (m) => this.#logger.warn(m),
-      debug: this.#logger.debug === undefined ? undefined : (m) => this.#logger.debug?.(m),
-      info: this.#logger.info === undefined ? undefined : (m) => this.#logger.info?.(m),
-    });
+    const log = this.#logger;
     this.#servers = new MeshServers(
       {
         normalization: o.pathNormalization ?? 'BASE',
         clock,
-        phases: (resources) => this.#inbound.compile(resources),
-        onCompileError: (err) => this.#logger.warn(`meshlet: the inbound policies of the new config could not be built; the last good ones keep enforcing: ${String(err)}`),
         closeTimeoutMs: o.closeTimeoutMs ?? 5000,
+        policies: {
+          workload: this.identity,
+          rootNamespace: o.rootNamespace ?? 'istio-system',
+          trustDomain: o.trustDomain ?? 'cluster.local',
+          trustDomainAliases: o.trustDomainAliases,
+          numTrustedProxies: o.numTrustedProxies,
+          extensionProviders: o.extensionProviders,
+          jwt: o.jwt,
+          dispatcher: this.dispatcher,
+          clock,
+          random,
+          warn: (m) => log.warn(m),
+          debug: log.debug === undefined ? undefined : (m) => log.debug?.(m),
+          info: log.info === undefined ? undefined : (m) => log.info?.(m),
+        },
       },
       snapshot.resources,
     );
@@ -392,7 +389,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
       await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
       await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
-      await this.#inbound.close();
     })();
     return this.#closed;
   }

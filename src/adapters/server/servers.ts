@@ -11,7 +11,8 @@ import type { Clock, Timer } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { InboundGuard } from '../../inbound/guard.ts';
 import type { PathNormalization } from '../../inbound/path.ts';
-import { InboundPipeline, type Phase } from '../../inbound/pipeline.ts';
+import { InboundPipeline } from '../../inbound/pipeline.ts';
+import { InboundPolicies, type InboundPolicyOptions } from '../../inbound/policies.ts';
 import { type FastifyPlugin, fastifyOptions, fastifyPlugin } from './fastify.ts';
 import { expressMiddleware, wrapListener } from './node.ts';
 
@@ -19,10 +20,8 @@ import { expressMiddleware, wrapListener } from './node.ts';
 export interface MeshServersOptions {
   readonly normalization: PathNormalization;
   readonly clock: Clock;
-  /** Builds the admission phases of a config, in phase order. */
-  readonly phases: (resources: readonly AnyResource[]) => Phase[];
-  /** Told when a config's phases cannot be built (the last good ones keep enforcing). */
-  readonly onCompileError: (err: unknown) => void;
+  /** Who the mesh is and the mesh-wide settings its admission phases are built with. */
+  readonly policies: InboundPolicyOptions;
   /** How long close() lets requests in flight finish. */
   readonly closeTimeoutMs: number;
 }
@@ -30,17 +29,20 @@ export interface MeshServersOptions {
 /** The mesh's server side. */
 export class MeshServers {
   readonly #o: MeshServersOptions;
+  /** Builds the phases of each config; keeps what outlives one (key sets, verified tokens, buckets). */
+  readonly #policies: InboundPolicies;
   readonly #guard: InboundGuard;
   readonly #servers = new Set<Server>();
   readonly #getGuard = (): InboundGuard => this.#guard;
 
   constructor(o: MeshServersOptions, resources: readonly AnyResource[]) {
     this.#o = o;
+    this.#policies = new InboundPolicies(o.policies);
     this.#guard = new InboundGuard(this.#pipeline(resources), o.normalization);
   }
 
   #pipeline(resources: readonly AnyResource[]): InboundPipeline {
-    return new InboundPipeline(this.#o.phases(resources));
+    return new InboundPipeline(this.#policies.compile(resources));
   }
 
   /**
@@ -52,7 +54,7 @@ export class MeshServers {
     try {
       next = this.#pipeline(resources);
     } catch (err) {
-      this.#o.onCompileError(err);
+      this.#o.policies.warn(`meshlet: the inbound policies of the new config could not be built; the last good ones keep enforcing: ${String(err)}`);
       return;
     }
     this.#guard.install(next);
@@ -92,6 +94,11 @@ export class MeshServers {
    * `closeTimeoutMs`, then closes what is left.
    */
   async close(): Promise<void> {
+    await this.#drain();
+    await this.#policies.close();
+  }
+
+  async #drain(): Promise<void> {
     const servers = [...this.#servers];
     if (servers.length === 0) return;
     const closed = Promise.all(
