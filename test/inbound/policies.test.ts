@@ -319,3 +319,18 @@ describe('decisions in the log', () => {
     }
   });
 });
+
+describe('createMesh extensionProviders', () => {
+  const bad: [string, unknown, RegExp][] = [
+    ['no name', [{ envoyExtAuthzHttp: { service: 'a', port: 80 } }], /extensionProviders\[0\]: `name` must be a non-empty string/],
+    ['a name twice', [{ name: 'x', envoyExtAuthzHttp: { service: 'a', port: 80 } }, { name: 'x', envoyExtAuthzHttp: { service: 'b', port: 80 } }], /extensionProviders\[1\]: provider name "x" is used twice/],
+    ['a kind meshlet does not run', [{ name: 'x', envoyExtAuthzGrpc: { service: 'a', port: 80 } }], /extensionProviders\[0\] \(x\): meshlet runs envoyExtAuthzHttp providers only; got envoyExtAuthzGrpc/],
+    ['a config Istio refuses', [{ name: 'x', envoyExtAuthzHttp: { service: 'a', port: 0 } }], /extensionProviders\[0\] \(x\)\.envoyExtAuthzHttp: .*port/],
+    ['not a list', { name: 'x' }, /`extensionProviders` must be a list/],
+  ];
+  for (const [name, providers, message] of bad) {
+    it(`refuses ${name}, naming where`, async () => {
+      await assert.rejects(createMesh({ service: 'httpbin', config: [], extensionProviders: providers as never }), message);
+    });
+  }
+});
