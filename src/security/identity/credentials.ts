@@ -1,0 +1,84 @@
+/**
+ * The workload's own TLS credentials — its certificate (SPIFFE URI SAN), private key and the
+ * trust bundle it verifies peers with — and the one place the rest of the mesh reads them from.
+ *
+ * Sources (files written by cert-manager or SPIRE, a development CA directory, the control
+ * plane's CA) push new credentials into a {@link CredentialHolder}; the outbound transport and
+ * the servers read {@link CredentialHolder.current} for each new connection and subscribe to
+ * rebuild their TLS contexts, so a rotated certificate is used for new connections at once while
+ * connections already open drain.
+ *
+ * @module
+ */
+
+/**
+ * One issue of a workload's credentials.
+ * @category Identity
+ */
+export interface WorkloadCredentials {
+  /** PEM: the leaf certificate first, then any intermediates up to (not including) the root. */
+  readonly certChain: string;
+  /** PEM PKCS#8 private key of the leaf. */
+  readonly privateKey: string;
+  /** PEM: every root this workload trusts (more than one while a root rotates). */
+  readonly trustBundle: string;
+  /** The leaf's SPIFFE ID, `spiffe://<td>/ns/<ns>/sa/<sa>`. */
+  readonly spiffeId: string;
+  /** The leaf's validity, epoch ms. */
+  readonly notBefore: number;
+  readonly notAfter: number;
+  /** Increases with every change (certificate or trust bundle); a pool or context built from an older generation is stale. */
+  readonly generation: number;
+}
+
+/** Credentials as a source delivers them (the holder numbers the generation). */
+export type CredentialUpdate = Omit<WorkloadCredentials, 'generation'>;
+
+/** Called with each new issue of the credentials. */
+export type CredentialListener = (c: WorkloadCredentials) => void;
+
+/**
+ * Holds the current credentials of one mesh and tells subscribers when they change.
+ * @category Identity
+ */
+export class CredentialHolder {
+  #current: WorkloadCredentials | undefined;
+  #generation = 0;
+  readonly #listeners = new Set<CredentialListener>();
+  #waiters: ((c: WorkloadCredentials) => void)[] = [];
+
+  /** The credentials in use, or undefined while there are none (no identity configured, or not issued yet). */
+  get current(): WorkloadCredentials | undefined {
+    return this.#current;
+  }
+
+  /** Installs a new issue; listeners are called synchronously, a listener that throws does not stop the others. */
+  set(update: CredentialUpdate): WorkloadCredentials {
+    const c: WorkloadCredentials = Object.freeze({ ...update, generation: ++this.#generation });
+    this.#current = c;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w(c);
+    for (const l of [...this.#listeners]) {
+      try {
+        l(c);
+      } catch {
+        // A listener's failure is its own; the credentials are installed.
+      }
+    }
+    return c;
+  }
+
+  /** Resolves with the current credentials, or the next ones when there are none yet. */
+  ready(): Promise<WorkloadCredentials> {
+    const c = this.#current;
+    if (c !== undefined) return Promise.resolve(c);
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Calls `listener` on every change from now on; returns the unsubscribe function. */
+  subscribe(listener: CredentialListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}
