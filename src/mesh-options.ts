@@ -18,6 +18,16 @@ import type { ConfigError, MeshletError } from './core/errors.ts';
  * Options of {@link createMesh}.
  * @category Mesh
  */
+/**
+ * Where a mesh's workload certificate comes from; see {@link MeshOptions.identity}.
+ * @category Identity
+ */
+export type IdentityOption =
+  | { readonly certFile: string; readonly keyFile: string; readonly caFile: string }
+  | { readonly devCa: string }
+  | 'control-plane'
+  | 'none';
+
 export interface MeshOptions {
   /** This workload's service (short name, e.g. `productpage`). */
   readonly service: string;
@@ -110,6 +120,17 @@ export interface MeshOptions {
   readonly trustDomain?: string;
   /** MeshConfig `trustDomainAliases`: other trust domains treated as this one. @defaultValue [] */
   readonly trustDomainAliases?: readonly string[];
+  /**
+   * Where this workload's certificate — its SPIFFE identity for mTLS — comes from:
+   * - `{ certFile, keyFile, caFile }`: files written by cert-manager, SPIRE's helper or any
+   *   tool, watched and reloaded when they change;
+   * - `{ devCa: dir }`: a development CA made by `meshlet ca init <dir>`; the mesh issues itself
+   *   a certificate from it (laptops and tests);
+   * - `'control-plane'`: the control plane's CA, through a CSR authenticated by the mesh's token;
+   * - `'none'`: no identity: the workload neither offers nor accepts mTLS.
+   * @defaultValue 'control-plane' with `controlPlane`, otherwise 'none'
+   */
+  readonly identity?: IdentityOption;
   /**
    * MeshConfig `extensionProviders`: external authorizers for AuthorizationPolicy `CUSTOM`, in
    * Istio's shape (`{ name, envoyExtAuthzHttp: { service, port, … } }`). A CUSTOM policy naming a

@@ -31,6 +31,7 @@ import type { ErrorMode } from './core/exchange.ts';
 import { explain, type Explanation, type ExplainRequest } from './outbound/explain.ts';
 import { explainInbound, type InboundExplainRequest, type InboundExplanation } from './inbound/explain.ts';
 import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
+import { CredentialHolder } from './security/identity/credentials.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
 
@@ -73,6 +74,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #closed: Promise<void> | undefined;
   #identity: WorkloadIdentity | undefined;
   readonly #servers: MeshServers;
+  /** This workload's certificate, key and trust bundle, as its identity source last delivered them. */
+  readonly #credentials = new CredentialHolder();
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
 
@@ -130,6 +133,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
       },
       snapshot.resources,
     );
+  }
+
+  /** @internal The workload's TLS credentials (the transport and the servers read and subscribe to them). */
+  get credentials(): CredentialHolder {
+    return this.#credentials;
   }
 
   /** Who this mesh is: service, namespace, labels and service account (named in observation messages). */
