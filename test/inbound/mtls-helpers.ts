@@ -18,7 +18,6 @@ export interface TlsClient {
   readonly ca: string;
   readonly servername?: string;
   readonly agent?: Agent;
-  readonly alpn?: string[];
 }
 
 /** A plaintext GET. */
@@ -48,7 +47,6 @@ export function tlsGet(port: number, c: TlsClient, path = '/'): Promise<Outcome>
         cert: c.cert,
         ca: c.ca,
         servername: c.servername,
-        ALPNProtocols: c.alpn,
         agent: c.agent ?? false,
         checkServerIdentity: () => undefined,
       },
