@@ -16,10 +16,10 @@ describe('explainInbound: PeerAuthentication', () => {
   const { resources, errors } = validateYaml(YAML);
   assert.deepEqual(errors, []);
   const rows: { name: string; port: number; principal?: string; status: number; mode: string; portLevel: boolean; text: RegExp }[] = [
-    { name: 'plaintext on a STRICT port: refused', port: 8080, status: 0, mode: 'STRICT', portLevel: false, text: /mTLS: +PeerAuthentication STRICT on port 8080 \(mesh istio-system\/default, workload foo\/httpbin\) → plaintext refused[^]*Verdict: +connection refused by the peer-authentication step — PeerAuthentication STRICT on port 8080: plaintext under STRICT/ },
-    { name: 'mTLS on a STRICT port: accepted', port: 8080, principal: 'cluster.local/ns/bar/sa/sleep', status: 200, mode: 'STRICT', portLevel: false, text: /→ mTLS accepted[^]*Verdict: +reaches the app/ },
+    { name: 'plaintext on a STRICT port: refused', port: 8080, status: 0, mode: 'STRICT', portLevel: false, text: /mTLS: +PeerAuthentication STRICT on port 8080 \(mesh istio-system\/default, workload foo\/httpbin\) → plaintext refused[\s\S]*Verdict: +connection refused by the peer-authentication step — PeerAuthentication STRICT on port 8080: plaintext under STRICT/ },
+    { name: 'mTLS on a STRICT port: accepted', port: 8080, principal: 'cluster.local/ns/bar/sa/sleep', status: 200, mode: 'STRICT', portLevel: false, text: /→ mTLS accepted[\s\S]*Verdict: +reaches the app/ },
     { name: 'plaintext on a PERMISSIVE port (portLevelMtls): accepted', port: 8081, status: 200, mode: 'PERMISSIVE', portLevel: true, text: /PERMISSIVE on port 8081 .*\(portLevelMtls\)\) → plaintext accepted/ },
-    { name: 'mTLS on a DISABLE port: refused', port: 8082, principal: 'cluster.local/ns/bar/sa/sleep', status: 0, mode: 'DISABLE', portLevel: true, text: /→ mTLS refused: the connection is closed[^]*mTLS under DISABLE/ },
+    { name: 'mTLS on a DISABLE port: refused', port: 8082, principal: 'cluster.local/ns/bar/sa/sleep', status: 0, mode: 'DISABLE', portLevel: true, text: /→ mTLS refused: the connection is closed[\s\S]*mTLS under DISABLE/ },
   ];
   for (const row of rows) {
     it(row.name, async () => {
