@@ -14,6 +14,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Client } from 'undici';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import type { InboundRequestMessage } from '../../src/core/observe.ts';
 import { cleanupPki, issueLeaf, makeCa, spiffe, type TestCa, workloadCredentials } from '../helpers/pki.ts';
@@ -209,8 +210,17 @@ describe('portLevelMtls and config changes', { skip: SKIP }, () => {
       const b = await listen(mesh.createServer(echo(mesh)));
       assert.equal(status(await plainGet(a)), 200);
       assert.equal(status(await plainGet(b)), 200);
+      // A plaintext keep-alive connection opened before the change.
+      const kept = new Client(`http://127.0.0.1:${a}`);
+      assert.equal((await (await kept.request({ path: '/', method: 'GET' })).body.text()).length > 0, true);
       writeFileSync(file, JSON.stringify(peerAuthentication('httpbin', 'foo', { selector: { matchLabels: { app: 'httpbin' } }, mtls: { mode: 'STRICT' }, portLevelMtls: { [String(b)]: { mode: 'PERMISSIVE' } } })));
       assert.equal(await mesh.reload(), true);
+      // It is drained as Envoy drains a changed filter chain: the next request is served with Connection: close.
+      const last = await kept.request({ path: '/', method: 'GET' });
+      await last.body.text();
+      assert.equal(last.statusCode, 200);
+      assert.equal(last.headers.connection, 'close');
+      await kept.close();
       assert.equal(status(await plainGet(a)), 'refused', 'port a: STRICT');
       assert.equal(status(await plainGet(b)), 200, 'port b: PERMISSIVE by portLevelMtls');
       assert.equal(status(await tlsGet(a, sleep)), 200);

@@ -30,7 +30,7 @@
  *
  * @module
  */
-import { Server, type RequestListener } from 'node:http';
+import { type IncomingMessage, Server, type RequestListener, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
@@ -57,7 +57,10 @@ export class MeshHttpServer extends Server {
   readonly #pending = new Set<Socket>();
 
   constructor(listener: RequestListener, mtls: InboundTls) {
-    super(listener);
+    super((req: IncomingMessage, res: ServerResponse) => {
+      this.#drainIfRefused(req, res);
+      listener(req, res);
+    });
     this.#mtls = mtls;
     const own = this.listeners('connection');
     if (own.length !== 1) throw new Error(`meshlet: node:http's Server has ${own.length} connection listeners, expected 1; this Node.js version is not supported by mesh.createServer`);
@@ -188,6 +191,18 @@ export class MeshHttpServer extends Server {
     }
     rememberPeer(s, v.peer);
     this.#http.call(this, s);
+  }
+
+  /**
+   * A keep-alive connection let in under a mode a new config no longer allows (plaintext after a
+   * change to STRICT, mTLS after DISABLE) is drained as Envoy drains the connections of a changed
+   * filter chain: this request is served, with `Connection: close`.
+   */
+  #drainIfRefused(req: IncomingMessage, res: ServerResponse): void {
+    const mode = this.#mtls.modeFor(req.socket.localPort ?? 0);
+    if (mode === 'PERMISSIVE') return;
+    const tls = (req.socket as TLSSocket).encrypted === true;
+    if ((mode === 'STRICT' && !tls) || (mode === 'DISABLE' && tls)) res.setHeader('connection', 'close');
   }
 
   #dropPending(): void {
