@@ -21,7 +21,7 @@ export interface InboundTlsCounts {
   /** Requests that arrived over a verified mTLS connection. */
   readonly mtls: number;
   /**
-   * mTLS requests by the peer's SPIFFE ID (`spiffe://…`): the {@link MAX_TRACKED_PEERS} identities
+   * mTLS requests by the peer's SPIFFE ID (`spiffe://…`): the 100 identities
    * seen most recently, each with its count since it was last (re)entered in the list.
    */
   readonly peers: Readonly<Record<string, number>>;
