@@ -82,6 +82,8 @@ export class MeshHttpServer extends Server {
       return;
     }
     this.#pending.add(socket);
+    // Also when it closes during the TLS handshake (the TLS socket then never reaches #secured or a client error).
+    socket.once('close', () => this.#pending.delete(socket));
     const done = (): void => {
       socket.removeListener('readable', onReadable);
       socket.removeListener('error', onError);
