@@ -10,6 +10,7 @@ import { ConfigError, InvalidArgumentError } from './core/errors.ts';
 import { TOKEN_ENV } from './control-plane/protocol.ts';
 import { type ConfigAppliedEvent, ControlPlaneSource, controlPlaneUrls } from './control-plane/source.ts';
 import { DEFAULT_LOGGER, Mesh, workloadOf } from './mesh.ts';
+import { embeddedIdentity, startEmbeddedIdentity } from './mesh-identity.ts';
 import type { MeshOptions, RejectedEvent } from './mesh-options.ts';
 import { compileSnapshotAsync } from './routing/compile.ts';
 
@@ -39,12 +40,16 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if ((o as { analyze?: unknown }).analyze !== undefined) throw new InvalidArgumentError("createMesh: `analyze` was replaced by `analysis` ('advisory' | 'blocking' | 'off'); analysis findings no longer refuse config unless `analysis: 'blocking'`");
   if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
   nonNegative(o, 'closeTimeoutMs', 5000);
-  if (o.controlPlane !== undefined) return createControlPlaneMesh(o);
+  embeddedIdentity(o); // a malformed identity option fails before anything starts
+  if (o.controlPlane !== undefined) return startEmbeddedIdentity(await createControlPlaneMesh(o), o, o.logger ?? DEFAULT_LOGGER);
   const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis });
   if (!loaded.ok) throw new ConfigError(loaded.issues.all);
   const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(o));
-  const mesh = new Mesh(o, snapshot);
-  await mesh.startWatching();
+  const mesh = await startEmbeddedIdentity(new Mesh(o, snapshot), o, o.logger ?? DEFAULT_LOGGER);
+  await mesh.startWatching().catch(async (e: unknown) => {
+    await mesh.close();
+    throw e;
+  });
   // On the next turn, so a listener added right after `await createMesh(...)` sees it (as in control-plane mode).
   setImmediate(() => mesh.configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings }));
   return mesh;
