@@ -173,6 +173,10 @@ export interface MeshDiagnostics {
     readonly name: string;
     readonly endpoints: readonly { readonly endpoint: string; readonly active: number; readonly ejected: boolean; readonly ejectedForMs: number }[];
   }[];
+  /** This workload's certificate in use: its SPIFFE ID, expiry (epoch ms) and where it came from. Absent without one. */
+  readonly identity?: { readonly spiffeId: string; readonly notAfter: number; readonly source: 'files' | 'dev-ca' | 'control-plane' };
+  /** Inbound requests by transport (plaintext, mTLS) and mTLS requests per peer principal — "ready for STRICT?". */
+  readonly inboundTls?: { readonly plaintext: number; readonly mtls: number; readonly peers: Readonly<Record<string, number>> };
 }
 
 /**

@@ -75,13 +75,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #identity: WorkloadIdentity | undefined;
   readonly #servers: MeshServers;
   /** This workload's certificate, key and trust bundle, as its identity source last delivered them. */
-  readonly #credentials = new CredentialHolder();
+  readonly #credentials: CredentialHolder;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
 
   /** @internal use {@link createMesh}. */
-  constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource) {
+  constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder) {
     super();
+    this.#credentials = credentials ?? new CredentialHolder();
     this.#o = o;
     this.#source = source;
     this.#errors = o.errors ?? 'respond';
@@ -258,7 +259,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
         ejectedForMs: h.ejected ? Math.max(0, h.ejectedUntil - now) : 0,
       })),
     }));
-    return { configVersion: this.configVersion, configSource: this.configSource, mirrors: { ...o.mirrorStats }, inboundPhases: this.#servers.guard.phases, clusters };
+    const identity = this.#source?.issuedIdentity;
+    return {
+      configVersion: this.configVersion,
+      configSource: this.configSource,
+      mirrors: { ...o.mirrorStats },
+      inboundPhases: this.#servers.guard.phases,
+      clusters,
+      ...(identity === undefined ? {} : { identity }),
+    };
   }
 
   /**
