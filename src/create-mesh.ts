@@ -93,15 +93,24 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
             trustDomain: o.trustDomain ?? 'cluster.local',
             serviceAccount: o.serviceAccount ?? 'default',
             explicit: { trustDomain: o.trustDomain !== undefined, serviceAccount: o.serviceAccount !== undefined },
+            required: o.identity === 'control-plane',
           },
         }
       : {}),
   });
-  // The config and the first certificate are awaited together, within the same startupTimeoutMs.
-  const [first] = await Promise.all([source.start(), source.startIdentity()]).catch(async (e: unknown) => {
+  // The config and the first certificate are awaited together, within the same startupTimeoutMs;
+  // when both fail, the config's reason is the one told (the certificate's is then the same outage).
+  const identity = source.startIdentity();
+  identity.catch(() => undefined);
+  const first = await source.start();
+  // Started without the control plane (from the cache, or failOpen): so does the identity, which keeps being asked for.
+  if (source.origin !== 'control-plane') source.degradeIdentity(source.origin === 'cache' ? 'the config came from the cache' : 'failOpen');
+  try {
+    await identity;
+  } catch (e) {
     await source.close();
     throw e;
-  });
+  }
   const mesh = new Mesh(o, first, source, credentials);
   source.attach({
     install: (snapshot) => mesh.install(snapshot),

@@ -48,6 +48,12 @@ export interface ControlPlaneIdentityOptions {
   readonly backoff?: BackoffOptions;
   /** Wall-clock time in epoch ms (certificate validity). @defaultValue Date.now */
   readonly wallNow?: () => number;
+  /**
+   * Whether the mesh asked for this identity (`identity: 'control-plane'`) rather than getting it
+   * by default: a control plane without a CA (an older one: 404) then fails the start instead of
+   * leaving the mesh without an identity.
+   */
+  readonly required?: boolean;
   /** Called after each certificate or bundle is installed. */
   readonly onInstalled?: (c: WorkloadCredentials) => void;
 }
@@ -113,6 +119,19 @@ export class ControlPlaneIdentity {
   get identity(): IssuedIdentity | undefined {
     const c = this.#o.holder.current;
     return c === undefined ? undefined : { spiffeId: c.spiffeId, notAfter: c.notAfter, source: 'control-plane' };
+  }
+
+  /**
+   * Stops waiting for the first certificate (the mesh starts without one: its config came from
+   * the cache or failOpen because the control plane is unreachable); it keeps trying.
+   */
+  degrade(why: string): void {
+    const s = this.#startup;
+    if (s === undefined) return;
+    this.#startup = undefined;
+    s.timer.clear();
+    this.#o.logger.warn(`meshlet: starting without a workload certificate (${why}); still asking the control plane's CA${s.last === undefined ? '' : `: ${s.last.message}`}`);
+    s.resolve();
   }
 
   /** Gets the first certificate (see the module comment). */
@@ -209,10 +228,21 @@ export class ControlPlaneIdentity {
     if (this.#closed) return;
     const cause = (err as { cause?: unknown }).cause ?? err;
     const s = this.#startup;
+    if (cause instanceof HttpStatusError && cause.status === 404 && !this.#o.required) {
+      // A control plane without a CA (older than this mesh): no identity by default, and nothing to retry.
+      this.#o.logger.warn(`meshlet: the control plane has no CA (${err.message}); running without a workload certificate (no mTLS). Upgrade it, or set identity: 'none' to silence this`);
+      this.#closed = true;
+      if (s !== undefined) {
+        this.#startup = undefined;
+        s.timer.clear();
+        s.resolve();
+      }
+      return;
+    }
     if (s !== undefined) {
       s.last = err;
       // Retrying with the same token cannot help.
-      if (isAuthFailure(cause)) {
+      if (isAuthFailure(cause) || (cause instanceof HttpStatusError && cause.status === 404)) {
         this.#startup = undefined;
         s.timer.clear();
         s.reject(new MeshletError('MESHLET_ERR_CONTROL_PLANE', `control plane CA: ${err.message}`, { cause: err }));

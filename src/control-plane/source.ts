@@ -58,6 +58,8 @@ export interface ControlPlaneSourceOptions {
     readonly serviceAccount: string;
     /** Which of them the mesh's options set (an issued identity contradicting them is warned about). */
     readonly explicit?: { readonly trustDomain?: boolean; readonly serviceAccount?: boolean };
+    /** The mesh asked for it (`identity: 'control-plane'`), rather than having it by default. */
+    readonly required?: boolean;
   };
   /** How often changed report contents (inbound TLS counts) are sent. @defaultValue 30000 */
   readonly reportIntervalMs?: number;
@@ -188,6 +190,7 @@ export class ControlPlaneSource {
             namespace: o.workload.namespace,
             serviceAccount: id.serviceAccount,
             explicit: id.explicit,
+            required: id.required,
             hasToken: o.token !== undefined && o.token !== '',
             startupTimeoutMs: o.startupTimeoutMs,
             failOpen: o.failOpen,
@@ -206,6 +209,11 @@ export class ControlPlaneSource {
    */
   startIdentity(): Promise<void> {
     return this.#identity?.start() ?? Promise.resolve();
+  }
+
+  /** The config did not come live (cache, failOpen): stop waiting for the first certificate (it keeps being asked for). */
+  degradeIdentity(why: string): void {
+    this.#identity?.degrade(why);
   }
 
   /** The certificate the control plane issued, in use now. */
