@@ -10,6 +10,7 @@ import { ConfigError, InvalidArgumentError } from './core/errors.ts';
 import { TOKEN_ENV } from './control-plane/protocol.ts';
 import { type ConfigAppliedEvent, ControlPlaneSource, controlPlaneUrls } from './control-plane/source.ts';
 import { DEFAULT_LOGGER, Mesh, workloadOf } from './mesh.ts';
+import { embeddedIdentity, startEmbeddedIdentity } from './mesh-identity.ts';
 import type { MeshOptions, RejectedEvent } from './mesh-options.ts';
 import { compileSnapshotAsync } from './routing/compile.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
@@ -43,12 +44,16 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o.identity === 'control-plane' && o.controlPlane === undefined) {
     throw new InvalidArgumentError("createMesh: `identity: 'control-plane'` needs `controlPlane` (the control plane's CA issues the certificate); in embedded mode use { certFile, keyFile, caFile } or { devCa }");
   }
-  if (o.controlPlane !== undefined) return createControlPlaneMesh(o);
+  embeddedIdentity(o); // a malformed identity option fails before anything starts
+  if (o.controlPlane !== undefined) return startEmbeddedIdentity(await createControlPlaneMesh(o), o, o.logger ?? DEFAULT_LOGGER);
   const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis });
   if (!loaded.ok) throw new ConfigError(loaded.issues.all);
   const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(o));
-  const mesh = new Mesh(o, snapshot);
-  await mesh.startWatching();
+  const mesh = await startEmbeddedIdentity(new Mesh(o, snapshot), o, o.logger ?? DEFAULT_LOGGER);
+  await mesh.startWatching().catch(async (e: unknown) => {
+    await mesh.close();
+    throw e;
+  });
   // On the next turn, so a listener added right after `await createMesh(...)` sees it (as in control-plane mode).
   setImmediate(() => mesh.configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings }));
   return mesh;

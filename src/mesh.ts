@@ -32,6 +32,7 @@ import { explain, type Explanation, type ExplainRequest } from './outbound/expla
 import { explainInbound, type InboundExplainRequest, type InboundExplanation } from './inbound/explain.ts';
 import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
+import type { IdentitySource } from './security/identity/source.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
 
@@ -76,6 +77,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #servers: MeshServers;
   /** This workload's certificate, key and trust bundle, as its identity source last delivered them. */
   readonly #credentials: CredentialHolder;
+  /** The source filling {@link Mesh.credentials} (files, a dev CA), stopped by `close()`. */
+  #identitySource: IdentitySource | undefined;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
 
@@ -139,6 +142,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** @internal The workload's TLS credentials (the transport and the servers read and subscribe to them). */
   get credentials(): CredentialHolder {
     return this.#credentials;
+  }
+
+  /** @internal The identity source that fills {@link Mesh.credentials}; `close()` stops it. */
+  adoptIdentitySource(source: IdentitySource): void {
+    this.#identitySource = source;
   }
 
   /** Who this mesh is: service, namespace, labels and service account (named in observation messages). */
@@ -259,15 +267,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
         ejectedForMs: h.ejected ? Math.max(0, h.ejectedUntil - now) : 0,
       })),
     }));
-    const identity = this.#source?.issuedIdentity;
-    return {
-      configVersion: this.configVersion,
-      configSource: this.configSource,
-      mirrors: { ...o.mirrorStats },
-      inboundPhases: this.#servers.guard.phases,
-      clusters,
-      ...(identity === undefined ? {} : { identity }),
-    };
+    const cert = this.#credentials.current;
+    const source = this.#identitySource?.kind ?? (this.#source === undefined ? undefined : 'control-plane');
+    const identity = cert === undefined || source === undefined ? undefined : { spiffeId: cert.spiffeId, notAfter: cert.notAfter, source };
+    return { configVersion: this.configVersion, configSource: this.configSource, mirrors: { ...o.mirrorStats }, inboundPhases: this.#servers.guard.phases, clusters, ...(identity === undefined ? {} : { identity }) };
   }
 
   /**
@@ -402,6 +405,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await this.#source?.close();
+      await this.#identitySource?.close();
       this.#watcher?.close();
       await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;

@@ -25,6 +25,7 @@ Commands:
   get <kind> [name] [-n ns]                list or print resources the control plane serves
   delete <kind> <name> [-n ns]             delete a resource created with apply
   status                                   connected workloads, ACKed versions, refused changes
+  ca <init|show|issue|rotate> <dir>        a development CA: workload certificates for tests
   help [command]                           show help
 
 Every command but control-plane takes -o json|yaml for machine output (docs/cli.md).
@@ -78,6 +79,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => {
     const m = await import('./commands/status.ts');
     return { run: m.statusCommand, help: m.statusHelp };
+  },
+  ca: async () => {
+    const m = await import('./commands/ca.ts');
+    return { run: m.caCommand, help: m.caHelp };
   },
 };
 COMMANDS.analyze = COMMANDS.validate!;

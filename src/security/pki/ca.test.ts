@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -330,5 +330,20 @@ describe('parsePemBundle and certificateInfo', () => {
     assert.equal(certificateInfo(issueLeaf(ca, { uris: [ID, 'spiffe://cluster.local/ns/x/sa/y'] }).certPem).spiffeId, undefined);
     assert.equal(certificateInfo(issueLeaf(ca, { uris: [ID, 'https://example.com'] }).certPem).spiffeId, ID);
     assert.throws(() => certificateInfo('junk'), /the certificate is not PEM/);
+  });
+});
+
+describe('the X.509 layer as a library', () => {
+  it('importing it adds no globals (no tslib helpers, no reflect-metadata, no engine registry)', () => {
+    const index = new URL('./index.ts', import.meta.url).pathname;
+    const script = `const g = new Set(Reflect.ownKeys(globalThis)); const r = new Set(Reflect.ownKeys(Reflect));
+await import(${JSON.stringify(index)});
+const { CertificateAuthority, createCsr, generateKeyPair } = await import(${JSON.stringify(index)});
+const ca = await CertificateAuthority.createRoot({ trustDomain: 'cluster.local' });
+await ca.sign(await createCsr(generateKeyPair(), { spiffeId: 'spiffe://cluster.local/ns/a/sa/b' }), { spiffeId: 'spiffe://cluster.local/ns/a/sa/b', ttlMs: 60000 });
+console.log(JSON.stringify({ globals: Reflect.ownKeys(globalThis).filter((k) => !g.has(k)).map(String), reflect: Reflect.ownKeys(Reflect).filter((k) => !r.has(k)).map(String) }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { globals: [], reflect: [] });
   });
 });

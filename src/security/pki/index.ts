@@ -9,3 +9,5 @@ export { type CertificateInfo, certificateInfo, parseCertificate } from './certi
 export { createCsr, verifyCsr } from './csr.ts';
 export { generateKeyPair, type KeyAlgorithm, type KeyPairPem, privateKeyFrom } from './keys.ts';
 export { parsePemBundle, toPem } from './pem.ts';
+export { DEV_CA_FILES, type DevCa, type DevCaInitOptions, finalizeDevCaRotation, initDevCa, loadDevCa, rotateDevCa, trustDomainOf } from './dev-ca.ts';
+export { chainProblem } from './chain.ts';

@@ -1,0 +1,134 @@
+/**
+ * The identity source for credentials in files (cert-manager, SPIRE's spiffe-helper, any tool):
+ * read and checked at start (the mesh does not start with credentials it cannot use), then
+ * watched and reloaded.
+ *
+ * Files change the ways the config watcher already handles (`src/config/watch.ts`,
+ * `src/config/reloader.ts`): renamed over (atomic writers, spiffe-helper), a Kubernetes Secret
+ * volume's `..data` symlink swap (cert-manager), or written in place (read only once quiet for
+ * `settleMs`). Three files are never replaced together, so a reload can read a new certificate
+ * with the old key: the pair is checked before anything is installed, and a mismatched pair is
+ * read again after `settleMs` (the other file is normally written by then); only if it still does
+ * not match is it reported. Any bad update keeps the last good credentials and warns, naming the
+ * file and why.
+ *
+ * @module
+ */
+import { type Clock, systemClock, type Timer } from '../../core/clock.ts';
+import { Reloader } from '../../config/reloader.ts';
+import { type ConfigWatcher, watchConfigPaths } from '../../config/watch.ts';
+import type { WallClock } from '../pki/ca.ts';
+import type { CredentialHolder, CredentialUpdate } from './credentials.ts';
+import { CredentialFileError, type CredentialFiles, readCredentialFiles } from './file-credentials.ts';
+import { type IdentityLog, type IdentitySource, isoTime } from './source.ts';
+
+/** Options of {@link FileIdentitySource}. */
+export interface FileIdentitySourceOptions {
+  readonly files: CredentialFiles;
+  readonly holder: CredentialHolder;
+  readonly log: IdentityLog;
+  /** Timers of the debounce and settle waits. @defaultValue the system clock */
+  readonly clock?: Clock;
+  /** Wall-clock time for expiry checks. @defaultValue `Date.now` */
+  readonly wallClock?: WallClock;
+  /** How long a file written in place, or a mismatched pair, must be quiet before it is read again. @defaultValue 1000 */
+  readonly settleMs?: number;
+  /** Quiet time after the last event before reloading. @defaultValue 100 */
+  readonly debounceMs?: number;
+}
+
+function sameCredentials(a: CredentialUpdate, b: CredentialUpdate | undefined): boolean {
+  return b !== undefined && a.certChain === b.certChain && a.privateKey === b.privateKey && a.trustBundle === b.trustBundle;
+}
+
+/**
+ * Credentials from files, watched.
+ * @category Identity
+ */
+export class FileIdentitySource implements IdentitySource {
+  readonly kind = 'files' as const;
+  readonly #o: FileIdentitySourceOptions;
+  readonly #wall: WallClock;
+  readonly #clock: Clock;
+  readonly #settleMs: number;
+  readonly #reloader: Reloader;
+  #watcher: ConfigWatcher | undefined;
+  #retryTimer: Timer | undefined;
+  /** A mismatched pair was already read again once since the last file event. */
+  #mismatchRetried = false;
+  /** The last warning, so a file that stays bad is reported once. */
+  #lastWarning: string | undefined;
+  #closed = false;
+
+  constructor(o: FileIdentitySourceOptions) {
+    this.#o = o;
+    this.#wall = o.wallClock ?? { now: () => Date.now() };
+    this.#clock = o.clock ?? systemClock;
+    this.#settleMs = o.settleMs ?? 1000;
+    this.#reloader = new Reloader({
+      debounceMs: o.debounceMs ?? 100,
+      maxDebounceMs: 1000,
+      settleMs: this.#settleMs,
+      clock: this.#clock,
+      reload: (attempt) => this.#reload(attempt),
+      onError: (e) => this.#warn(`meshlet: reloading the identity files failed: ${String(e)}`),
+    });
+  }
+
+  /** Reads the files (rejecting with a {@link CredentialFileError} when they cannot be used), installs them and starts watching. */
+  async start(): Promise<void> {
+    const update = await readCredentialFiles(this.#o.files, this.#wall.now());
+    this.#o.holder.set(update);
+    const { certFile, keyFile, caFile } = this.#o.files;
+    this.#watcher = watchConfigPaths([...new Set([certFile, keyFile, caFile])], {
+      onEvent: (e) => {
+        this.#mismatchRetried = false;
+        this.#reloader.event(e);
+      },
+      onError: (e) => this.#warn(`meshlet: identity files: ${e.message}`),
+      onLost: (path, reason) => this.#warn(`meshlet: lost the watch on identity file ${path}: ${reason}; the last good certificate stays in use`),
+      onRestored: (path) => this.#reloader.event({ path, type: 'change' }),
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#retryTimer?.clear();
+    this.#watcher?.close();
+    await this.#reloader.close();
+  }
+
+  #warn(message: string): void {
+    if (message === this.#lastWarning) return;
+    this.#lastWarning = message;
+    this.#o.log.warn(message);
+  }
+
+  async #reload(attempt: { current(): Promise<boolean> }): Promise<void> {
+    let update: CredentialUpdate;
+    try {
+      update = await readCredentialFiles(this.#o.files, this.#wall.now());
+    } catch (e) {
+      if (!(await attempt.current())) return; // the files changed while being read: read again once they settle
+      if (e instanceof CredentialFileError && e.reason === 'key-mismatch' && !this.#mismatchRetried) {
+        // Probably half-updated (one file of the pair replaced, the other not yet): read again once settled.
+        this.#mismatchRetried = true;
+        this.#retryTimer?.clear();
+        this.#retryTimer = this.#clock.setTimer(() => {
+          if (!this.#closed) this.#reloader.event({ path: this.#o.files.keyFile, type: 'change' });
+        }, this.#settleMs);
+        return;
+      }
+      const cur = this.#o.holder.current;
+      const keeping = cur === undefined ? 'no certificate is in use' : `the last good certificate (${cur.spiffeId}, valid until ${isoTime(cur.notAfter)}) stays in use`;
+      this.#warn(`meshlet: identity files not loaded: ${(e as Error).message}; ${keeping}`);
+      return;
+    }
+    if (!(await attempt.current()) || this.#closed) return;
+    this.#lastWarning = undefined;
+    this.#mismatchRetried = false;
+    if (sameCredentials(update, this.#o.holder.current)) return;
+    const c = this.#o.holder.set(update);
+    this.#o.log.info?.(`meshlet: identity ${c.spiffeId} reloaded from ${this.#o.files.certFile} (valid until ${isoTime(c.notAfter)})`);
+  }
+}
