@@ -88,7 +88,7 @@ export function checkIssued(res: CertificateResponse, privateKeyPem: string): { 
   if (!(leaf.subjectAltName ?? '').split(', ').includes(`URI:${res.spiffeId}`)) throw new Error(`the certificate does not name ${res.spiffeId}`);
   let at = leaf;
   for (const c of chain.slice(1)) {
-    if (!at.verify(c.publicKey)) throw new Error(`${at.subject.replaceAll('\n', ', ')} is not signed by the next certificate of the chain`);
+    if (!at.verify(c.publicKey)) throw new Error(`${(at.subject ?? '').replaceAll('\n', ', ') || 'the leaf'} is not signed by the next certificate of the chain`);
     at = c;
   }
   if (!roots.some((r) => at.checkIssued(r) && at.verify(r.publicKey))) throw new Error('the certificate does not chain to a root of the trust bundle');

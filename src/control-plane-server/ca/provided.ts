@@ -54,7 +54,7 @@ function certificates(text: string, where: string): X509Certificate[] {
 
 const selfSigned = (c: X509Certificate): boolean => c.checkIssued(c) && c.verify(c.publicKey);
 const pem = (c: X509Certificate): string => `${c.toString().trim()}\n`;
-const name = (c: X509Certificate): string => c.subject.replaceAll('\n', ', ');
+const name = (c: X509Certificate): string => (c.subject ?? '').replaceAll('\n', ', ') || `the certificate with serial ${c.serialNumber} (empty subject)`;
 
 /**
  * Checks a CA given as PEM text and returns it: the signer is a CA certificate, valid at `now`,

@@ -68,8 +68,8 @@ export function unionRoots(a: readonly string[], b: readonly string[]): string[]
 export function describeCertificate(pem: string): CaCertificateInfo {
   const c = new X509Certificate(pem);
   return {
-    subject: c.subject.replaceAll('\n', ', '),
-    issuer: c.issuer.replaceAll('\n', ', '),
+    subject: (c.subject ?? '').replaceAll('\n', ', '),
+    issuer: (c.issuer ?? '').replaceAll('\n', ', '),
     serial: c.serialNumber,
     fingerprint: c.fingerprint256,
     notBefore: new Date(c.validFrom).toISOString(),
