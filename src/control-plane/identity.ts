@@ -2,8 +2,8 @@
  * The workload's certificate from the control plane's CA (`identity: 'control-plane'`): the mesh
  * makes its key locally, sends a CSR with its token (`POST /v1/certificates`), checks what comes
  * back (its own key, a chain to a root of the bundle) and installs it into the mesh's
- * {@link CredentialHolder}. It renews at half the certificate's lifetime (Istio's
- * `SECRET_GRACE_PERIOD_RATIO` 0.5), with a new key each time; a failed renewal is retried with
+ * {@link CredentialHolder}. It renews at half the certificate's lifetime counted from its receipt
+ * (Istio's `SECRET_GRACE_PERIOD_RATIO` 0.5 and `rotateTime`), with a new key each time; a failed renewal is retried with
  * the reconnect backoff while the current certificate keeps serving. A trust bundle pushed on the
  * watch stream (a root rotation) is installed at once, as a new generation.
  *
@@ -213,7 +213,9 @@ export class ControlPlaneIdentity {
       s.timer.clear();
       s.resolve();
     }
-    return notBefore + (notAfter - notBefore) * RENEW_AT_RATIO - this.#wallNow();
+    // Istio's rotateTime: the lifetime counts from when the certificate was received, not from its
+    // notBefore (which the CA backdates for clock skew: a 2-minute certificate would renew at once).
+    return (notAfter - this.#wallNow()) * RENEW_AT_RATIO;
   }
 
   /** Whether the issued identity contradicts what the mesh's options say (not mere defaults). */
