@@ -14,7 +14,7 @@ import { ControlPlaneCa } from '../../../src/control-plane-server/ca/authority.t
 import { createCsr, generateKeyPair } from '../../../src/security/pki/index.ts';
 import { cleanupPki, makeCa } from '../../helpers/pki.ts';
 import { skipWithout } from '../../helpers/tools.ts';
-import { api, startTestServer, type TestServer, tempDir } from '../server/helpers.ts';
+import { api, startTestServer, type TestServer, tempDir, watch } from '../server/helpers.ts';
 
 /** Long enough for the default 24 h certificates (the helper's default is a day). */
 const MONTH = { notAfter: new Date(Date.now() + 30 * 86_400_000) };
@@ -158,6 +158,42 @@ describe('the control plane CA', () => {
     await assert.rejects(ControlPlaneCa.open({ dataDir: dir }), (e: Error) => e.message.includes(join(dir, 'ca.json')) && /certChain holds no PEM certificate/.test(e.message));
     writeFileSync(join(dir, 'ca.json'), 'not json');
     await assert.rejects(ControlPlaneCa.open({ dataDir: dir }), /ca\.json: not JSON/);
+  });
+});
+
+describe('POST /v1/report', () => {
+  it("records a workload's certificate and TLS counts on its own stream; refuses another's, an unknown one and bad shapes", async () => {
+    const s = await server();
+    const token = await s.cp.mintToken({ service: 'reviews', namespace: 'default' });
+    const other = await s.cp.mintToken({ service: 'ratings', namespace: 'default' });
+    const w = await watch(s.url, 'service=reviews&namespace=default', { token });
+    try {
+      const connection = (await w.next('hello')).data.connection as string;
+      const identity = { spiffeId: 'spiffe://cluster.local/ns/default/sa/default', notAfter: Date.now() + 3600_000, source: 'control-plane' };
+      const inboundTls = { plaintext: 3, mtls: 40, peers: { 'cluster.local/ns/default/sa/productpage': 40 } };
+      const ok = await api(s.url, 'POST', '/v1/report', { token, body: { connection, identity, inboundTls } });
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      const row = s.cp.status().workloads.find((x) => x.connection === connection)!;
+      assert.deepEqual(row.identity, identity);
+      assert.deepEqual({ ...row.inboundTls, peers: { ...row.inboundTls!.peers } }, inboundTls);
+      assert.ok(row.reportedAt !== undefined);
+      const cases: [string, string, unknown, number, RegExp][] = [
+        ["another workload's stream", other, { connection, identity }, 403, /report: the token is for default\/ratings, not default\/reviews/],
+        ['an unknown stream', token, { connection: 'nope', identity }, 404, /connection nope is not connected to this server/],
+        ['no connection', token, { identity }, 400, /connection must be a string/],
+        ['not a SPIFFE ID', token, { connection, identity: { ...identity, spiffeId: 'https://x' } }, 400, /identity.spiffeId must be a spiffe:\/\/ URI/],
+        ['a bad source', token, { connection, identity: { ...identity, source: 'magic' } }, 400, /identity.source must be/],
+        ['negative counts', token, { connection, inboundTls: { plaintext: -1, mtls: 0 } }, 400, /must be non-negative integers/],
+        ['too many peers', token, { connection, inboundTls: { plaintext: 0, mtls: 0, peers: Object.fromEntries(Array.from({ length: 201 }, (_, i) => [`p${i}`, 1])) } }, 413, /201 peers, more than 200/],
+      ];
+      for (const [what, t, body, status, message] of cases) {
+        const r = await api(s.url, 'POST', '/v1/report', { token: t, body });
+        assert.equal(r.status, status, `${what}: ${JSON.stringify(r.body)}`);
+        assert.match(r.body.error.message, message, what);
+      }
+    } finally {
+      w.close();
+    }
   });
 });
 
