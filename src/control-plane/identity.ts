@@ -105,7 +105,6 @@ export class ControlPlaneIdentity {
   #closed = false;
   #failing = false;
   #warnedIdentity = '';
-  #inflight: Promise<void> | undefined;
   /** A bundle pushed while a request was in flight (it may be newer than the answer's). */
   #pushed: TrustBundleEvent | undefined;
   #requesting = false;
@@ -158,7 +157,7 @@ export class ControlPlaneIdentity {
 
   #run(): void {
     if (this.#closed) return;
-    this.#inflight = this.#issue().then(
+    void this.#issue().then(
       (delay) => this.#schedule(delay, false),
       (err: unknown) => this.#failed(err as Error),
     );
@@ -280,11 +279,11 @@ export class ControlPlaneIdentity {
     this.#o.onInstalled?.(next);
   }
 
-  /** Stops renewing (a renewal in flight finishes, its result is dropped). */
+  /** Stops renewing; a request in flight is not waited for (its answer is dropped, and closing the agent ends it). */
   close(): Promise<void> {
     this.#closed = true;
     this.#timer?.clear();
     this.#startup?.timer.clear();
-    return (this.#inflight ?? Promise.resolve()).then(() => undefined);
+    return Promise.resolve();
   }
 }
