@@ -27,7 +27,7 @@ after(async () => {
   for (const d of dirs) d();
 });
 
-async function controlPlane(o: { certTtlMs?: number } = {}): Promise<TestControlPlane> {
+async function controlPlane(o: { certTtlMs?: number; insecure?: boolean } = {}): Promise<TestControlPlane> {
   const t = await startTestControlPlane({}, o);
   opened.push(t);
   return t;
@@ -87,6 +87,13 @@ describe('a mesh with identity from the control plane', () => {
     const m = await mesh(t, { token: await t.cp.mintToken({ service: 'reviews', namespace: 'default', serviceAccount: 'real' }), serviceAccount: 'claimed', logger: log });
     assert.equal(m.credentials.current?.spiffeId, 'spiffe://cluster.local/ns/default/sa/real');
     assert.ok(log.lines.some((l) => l.includes('issued spiffe://cluster.local/ns/default/sa/real') && l.includes('not spiffe://cluster.local/ns/default/sa/claimed')), log.lines.join('\n'));
+  });
+
+  it('without a token (an --insecure control plane) the mesh names its identity from its options', async () => {
+    const t = await controlPlane({ insecure: true });
+    const m = await createMesh({ service: 'reviews', namespace: 'shop', serviceAccount: 'reviewer', controlPlane: t.cp.url, drainMs: 0, logger: logger() });
+    opened.push(m);
+    assert.equal(m.credentials.current?.spiffeId, 'spiffe://cluster.local/ns/shop/sa/reviewer');
   });
 
   it("identity: 'none' asks for no certificate", async () => {
