@@ -253,4 +253,56 @@ describe('a provided CA (--ca-cert, --ca-key, --ca-chain, --ca-root)', { skip: s
     assert.equal(ok.info().roots[0]?.subject, 'O=corp-root');
     await ok.close();
   });
+
+  it('a rotation to a given CA (POST /v1/ca/rotate with certChain and key): it signs, the old root stays trusted until finalize; a bad one is refused naming the field', async () => {
+    const s = await server();
+    const before = (await api(s.url, 'GET', '/v1/ca', { token: s.admin })).body;
+    const root = makeCa({ name: 'corp-root', validity: MONTH });
+    const inter = makeCa({ name: 'mesh-intermediate', parent: root, validity: MONTH });
+    const bad = await api(s.url, 'POST', '/v1/ca/rotate', { token: s.admin, body: { certChain: inter.certPem, key: root.keyPem, root: root.certPem } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error.message, /rotate: key: this key is not the key of the certificate in certChain/);
+    const unknown = await api(s.url, 'POST', '/v1/ca/rotate', { token: s.admin, body: { finalise: true } });
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.body.error.message, /unknown field "finalise"/);
+    const r = await api(s.url, 'POST', '/v1/ca/rotate', { token: s.admin, body: { certChain: inter.certPem, key: inter.keyPem, root: root.certPem } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.origin, 'provided');
+    assert.equal(r.body.signer.subject, 'O=mesh-intermediate');
+    assert.deepEqual(
+      r.body.roots.map((x: { fingerprint: string }) => x.fingerprint),
+      [before.roots[0].fingerprint, new X509Certificate(root.certPem).fingerprint256],
+    );
+    const token = await s.cp.mintToken({ service: 'reviews', namespace: 'default' });
+    const leaf = await api(s.url, 'POST', '/v1/certificates', { token, body: { csr: (await csrFor()).csr } });
+    assert.match(opensslVerify(leaf.body.certChain, leaf.body.trustBundle.join('')), /OK/);
+    assert.equal(leaf.body.trustBundle.length, 2);
+    const again = await api(s.url, 'POST', '/v1/ca/rotate', { token: s.admin, body: { certChain: inter.certPem, key: inter.keyPem, root: root.certPem } });
+    assert.equal(again.status, 409);
+    assert.match(again.body.error.message, /that CA signs already/);
+  });
+
+  it('restarting with a different --ca-cert than the stored CA is a rotation (old roots trusted until finalize); the same one again changes nothing', async () => {
+    const dir = scratch();
+    const generated = await ControlPlaneCa.open({ dataDir: dir });
+    const oldRoot = generated.info().roots[0]!.fingerprint;
+    await generated.close();
+    const root = makeCa({ name: 'corp-root', validity: MONTH });
+    const switched = await ControlPlaneCa.open({ dataDir: dir, provided: { certFile: root.certFile, keyFile: root.keyFile } });
+    const info = switched.info();
+    await switched.close();
+    assert.equal(info.origin, 'provided');
+    assert.equal(info.generation, 2);
+    assert.equal(info.rotating, true);
+    assert.deepEqual(
+      info.roots.map((r) => r.fingerprint),
+      [oldRoot, new X509Certificate(root.certPem).fingerprint256],
+    );
+    const same = await ControlPlaneCa.open({ dataDir: dir, provided: { certFile: root.certFile, keyFile: root.keyFile } });
+    assert.equal(same.info().generation, 2);
+    assert.equal(same.info().roots.length, 2);
+    await same.rotate({ finalize: true });
+    assert.equal(same.info().roots.length, 1);
+    await same.close();
+  });
 });
