@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -90,6 +90,43 @@ describe('DevCaIdentitySource', () => {
     await until(() => parsePemBundle(holder.current!.trustBundle).length === 1, 'the old root dropped');
     assert.equal(holder.current!.trustBundle, rotated.ca.rootPem);
     assert.equal(holder.current!.certChain, cert, 'the certificate is kept when only the bundle changes');
+  });
+
+  it('a bad update of the directory keeps the last good certificate and warns naming the file', async (t) => {
+    const dir = tmp();
+    await initDevCa(dir);
+    const holder = new CredentialHolder();
+    const w: string[] = [];
+    const src = new DevCaIdentitySource({ dir, trustDomain: 'cluster.local', namespace: 'foo', serviceAccount: 'bar', holder, log: { warn: (m) => w.push(m) }, settleMs: 50 });
+    await src.start();
+    t.after(() => src.close());
+    const before = holder.current;
+    writeFileSync(join(dir, '.tmp'), 'junk');
+    renameSync(join(dir, '.tmp'), join(dir, 'root-cert.pem'));
+    await until(() => w.length > 0, 'a warning');
+    assert.match(String(w[0]), /dev CA .* not reloaded: .*root-cert\.pem is not PEM .*; the last good certificate stays in use/);
+    assert.equal(holder.current, before);
+  });
+
+  it('a renewal that fails (the CA expired) warns and is retried', async (t) => {
+    const dir = tmp();
+    const t0 = Date.parse('2026-06-01T00:00:00Z');
+    await initDevCa(dir, { ttlMs: 2 * HOUR, clock: { now: () => t0 } });
+    let wallNow = t0 + 90 * 60_000;
+    const clock = new ManualClock();
+    const holder = new CredentialHolder();
+    const w: string[] = [];
+    const src = new DevCaIdentitySource({ dir, trustDomain: 'cluster.local', namespace: 'foo', serviceAccount: 'bar', holder, log: { warn: (m) => w.push(m) }, clock, wallClock: { now: () => wallNow }, ttlMs: HOUR });
+    await src.start();
+    t.after(() => src.close());
+    const first = holder.current!;
+    assert.equal(first.notAfter, t0 + 2 * HOUR, "clamped to the CA's notAfter");
+    wallNow = t0 + 2 * HOUR + 1000;
+    clock.advance(HOUR);
+    await until(() => w.length > 0, 'the failed renewal reported');
+    assert.match(String(w[0]), /renewing spiffe:\/\/cluster\.local\/ns\/foo\/sa\/bar from the dev CA .* failed: the CA certificate expired at 2026-06-01T02:00:00\.000Z; the current certificate has expired/);
+    assert.equal(holder.current, first);
+    assert.equal(clock.pending, 1, 'a retry is scheduled');
   });
 
   const refusals: { name: string; setup: (dir: string) => Promise<unknown>; trustDomain?: string; error: RegExp }[] = [

@@ -9,6 +9,7 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { chainProblem } from '../pki/chain.ts';
+import { readAllInOrder } from '../pki/read-all.ts';
 import { parseCertificate } from '../pki/certificate.ts';
 import { privateKeyFrom } from '../pki/keys.ts';
 import { parsePemBundle } from '../pki/pem.ts';
@@ -76,7 +77,7 @@ function certificates(file: string, text: string, what: string): X509Certificate
  * @category Identity
  */
 export async function readCredentialFiles(files: CredentialFiles, now: number): Promise<CredentialUpdate> {
-  const [certText, keyText, caText] = await Promise.all([read(files.certFile), read(files.keyFile), read(files.caFile)]);
+  const [certText, keyText, caText] = await readAllInOrder<[string, string, string]>([read(files.certFile), read(files.keyFile), read(files.caFile)]);
   const chain = certificates(files.certFile, certText, 'the workload certificate');
   const leaf = chain[0] as X509Certificate;
   let key: KeyObject;

@@ -187,29 +187,50 @@ describe('FileIdentitySource', { skip }, () => {
     const src = new FileIdentitySource({ files: f, holder, log: { warn: (m) => w.push(m) }, clock, settleMs: 1000, debounceMs: 100 });
     await src.start();
     t.after(() => src.close());
+    const base = clock.pending; // the expiry watch
     const b = issueLeaf(ca, { uris: [spiffe('foo', 'b')] });
     replace(f.certFile, b.chainPem);
-    await until(() => clock.pending > 0, 'the change seen');
+    await until(() => clock.pending > base, 'the change seen');
     clock.advance(100); // debounce: the reload reads the new certificate and the old key
-    await until(() => clock.pending > 0, 'a read-again scheduled');
+    await until(() => clock.pending > base, 'a read-again scheduled');
     assert.deepEqual(w, [], 'not reported yet');
     assert.equal(holder.current?.spiffeId, spiffe('foo', 'a'));
     // Nothing else changes: after the settle time the pair is read again, still mismatched, and reported.
     for (let i = 0; i < 5 && w.length === 0; i++) {
       clock.advance(1000);
-      await until(() => clock.pending > 0 || w.length > 0, 'the read again');
+      await until(() => clock.pending > base || w.length > 0, 'the read again');
     }
     await until(() => w.length > 0, 'the mismatch reported');
     assert.match(String(w.at(0)), /tls\.key: the private key does not match the certificate in .*tls\.crt; the last good certificate \(spiffe:\/\/cluster\.local\/ns\/foo\/sa\/a/);
     assert.equal(holder.current?.spiffeId, spiffe('foo', 'a'));
     // The key arrives: the pair is installed.
     replace(f.keyFile, b.keyPem);
-    await until(() => clock.pending > 0, 'the key change seen');
+    await until(() => clock.pending > base, 'the key change seen');
     for (let i = 0; i < 5 && holder.current?.spiffeId !== spiffe('foo', 'b'); i++) {
       clock.advance(1000);
       await new Promise((r) => setTimeout(r, 20));
     }
     await until(() => holder.current?.spiffeId === spiffe('foo', 'b'), 'the matching pair installed');
     assert.ok(installed.every(pairsMatch));
+  });
+
+  it('warns when the certificate in use expires with no newer one written', async (t) => {
+    const ca = makeCa();
+    const f = filesIn(tmp(), ca, spiffe('foo', 'a'));
+    const holder = new CredentialHolder();
+    const w: string[] = [];
+    const clock = new ManualClock();
+    let wallNow = Date.now();
+    const src = new FileIdentitySource({ files: f, holder, log: { warn: (m) => w.push(m) }, clock, wallClock: { now: () => wallNow } });
+    await src.start();
+    t.after(() => src.close());
+    const left = holder.current!.notAfter - wallNow;
+    wallNow += left - 1;
+    clock.advance(left - 1);
+    assert.deepEqual(w, []);
+    wallNow += 1;
+    clock.advance(1);
+    assert.equal(w.length, 1, w.join('\n'));
+    assert.match(String(w[0]), /the certificate in .*tls\.crt \(spiffe:\/\/cluster\.local\/ns\/foo\/sa\/a\) expired at .* and no newer one was written/);
   });
 });

@@ -18,7 +18,7 @@ import { type Clock, systemClock, type Timer } from '../../core/clock.ts';
 import { Reloader } from '../../config/reloader.ts';
 import { type ConfigWatcher, watchConfigPaths } from '../../config/watch.ts';
 import type { WallClock } from '../pki/ca.ts';
-import type { CredentialHolder, CredentialUpdate } from './credentials.ts';
+import type { CredentialHolder, CredentialUpdate, WorkloadCredentials } from './credentials.ts';
 import { CredentialFileError, type CredentialFiles, readCredentialFiles } from './file-credentials.ts';
 import { type IdentityLog, type IdentitySource, isoTime } from './source.ts';
 
@@ -37,6 +37,8 @@ export interface FileIdentitySourceOptions {
   readonly debounceMs?: number;
 }
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function sameCredentials(a: CredentialUpdate, b: CredentialUpdate | undefined): boolean {
   return b !== undefined && a.certChain === b.certChain && a.privateKey === b.privateKey && a.trustBundle === b.trustBundle;
 }
@@ -54,6 +56,7 @@ export class FileIdentitySource implements IdentitySource {
   readonly #reloader: Reloader;
   #watcher: ConfigWatcher | undefined;
   #retryTimer: Timer | undefined;
+  #expiryTimer: Timer | undefined;
   /** A mismatched pair was already read again once since the last file event. */
   #mismatchRetried = false;
   /** The last warning, so a file that stays bad is reported once. */
@@ -78,7 +81,7 @@ export class FileIdentitySource implements IdentitySource {
   /** Reads the files (rejecting with a {@link CredentialFileError} when they cannot be used), installs them and starts watching. */
   async start(): Promise<void> {
     const update = await readCredentialFiles(this.#o.files, this.#wall.now());
-    this.#o.holder.set(update);
+    this.#install(update);
     const { certFile, keyFile, caFile } = this.#o.files;
     this.#watcher = watchConfigPaths([...new Set([certFile, keyFile, caFile])], {
       onEvent: (e) => {
@@ -94,8 +97,27 @@ export class FileIdentitySource implements IdentitySource {
   async close(): Promise<void> {
     this.#closed = true;
     this.#retryTimer?.clear();
+    this.#expiryTimer?.clear();
     this.#watcher?.close();
     await this.#reloader.close();
+  }
+
+  #install(update: CredentialUpdate): WorkloadCredentials {
+    const c = this.#o.holder.set(update);
+    this.#watchExpiry(c);
+    return c;
+  }
+
+  /** Warns when the certificate in use expires with no newer one written (peers refuse it from then on). */
+  #watchExpiry(c: WorkloadCredentials): void {
+    this.#expiryTimer?.clear();
+    const left = c.notAfter - this.#wall.now();
+    // setTimeout holds at most 2^31-1 ms (24.8 days): a longer wait is done in steps.
+    this.#expiryTimer = this.#clock.setTimer(() => {
+      if (this.#closed || this.#o.holder.current !== c) return;
+      if (c.notAfter > this.#wall.now()) return this.#watchExpiry(c);
+      this.#warn(`meshlet: the certificate in ${this.#o.files.certFile} (${c.spiffeId}) expired at ${isoTime(c.notAfter)} and no newer one was written; peers refuse it until the files are renewed`);
+    }, Math.min(Math.max(0, left), MAX_TIMER_MS));
   }
 
   #warn(message: string): void {
@@ -128,7 +150,7 @@ export class FileIdentitySource implements IdentitySource {
     this.#lastWarning = undefined;
     this.#mismatchRetried = false;
     if (sameCredentials(update, this.#o.holder.current)) return;
-    const c = this.#o.holder.set(update);
+    const c = this.#install(update);
     this.#o.log.info?.(`meshlet: identity ${c.spiffeId} reloaded from ${this.#o.files.certFile} (valid until ${isoTime(c.notAfter)})`);
   }
 }

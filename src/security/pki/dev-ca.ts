@@ -20,6 +20,7 @@ import { CertificateAuthority, type WallClock } from './ca.ts';
 import { parseCertificate } from './certificate.ts';
 import type { KeyAlgorithm } from './keys.ts';
 import { parsePemBundle } from './pem.ts';
+import { readAllInOrder } from './read-all.ts';
 
 /**
  * The files of a development CA directory.
@@ -65,7 +66,7 @@ async function readCaFile(dir: string, name: string): Promise<string> {
  * @category Identity
  */
 export async function loadDevCa(dir: string, clock?: WallClock): Promise<DevCa> {
-  const [certPem, keyPem, bundle] = await Promise.all([readCaFile(dir, DEV_CA_FILES.cert), readCaFile(dir, DEV_CA_FILES.key), readCaFile(dir, DEV_CA_FILES.bundle)]);
+  const [certPem, keyPem, bundle] = await readAllInOrder<[string, string, string]>([readCaFile(dir, DEV_CA_FILES.cert), readCaFile(dir, DEV_CA_FILES.key), readCaFile(dir, DEV_CA_FILES.bundle)]);
   const certFile = join(dir, DEV_CA_FILES.cert);
   const bundleFile = join(dir, DEV_CA_FILES.bundle);
   const roots = parsePemBundle(bundle);
