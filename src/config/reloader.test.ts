@@ -47,8 +47,16 @@ function harness(o: { settleMs?: number; unsettledWarningMs?: number } = {}) {
         release();
       };
     },
-    /** Lets the reload that is running finish (its stats and current()). */
-    settleIo: () => new Promise((r) => setTimeout(r, 20)),
+    /**
+     * Lets the reload that is running finish (its file stats and current()): waits, turn by
+     * turn, until the latest attempt has its answer, then one more turn for the reloader's own
+     * bookkeeping — no wall-clock wait, so a loaded machine's slow stat cannot outrun it.
+     */
+    settleIo: async () => {
+      const last = attempts.at(-1);
+      while (last !== undefined && last.current === undefined) await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+    },
   };
 }
 

@@ -259,7 +259,7 @@ export interface ReportedIdentity {
 export interface ReportedInboundTls {
   readonly plaintext: number;
   readonly mtls: number;
-  /** mTLS requests per peer principal (`<td>/ns/<ns>/sa/<sa>`). */
+  /** mTLS requests per peer SPIFFE ID (`spiffe://<td>/ns/<ns>/sa/<sa>`; the mesh keeps the 100 seen most recently). */
   readonly peers: Readonly<Record<string, number>>;
 }
 
