@@ -3,7 +3,7 @@
  * makes its key locally, sends a CSR with its token (`POST /v1/certificates`), checks what comes
  * back (its own key, a chain to a root of the bundle) and installs it into the mesh's
  * {@link CredentialHolder}. It renews at half the certificate's lifetime counted from its receipt
- * (Istio's `SECRET_GRACE_PERIOD_RATIO` 0.5 and `rotateTime`), with a new key each time; a failed renewal is retried with
+ * (Istio's `SECRET_GRACE_PERIOD_RATIO` 0.5, jittered by ±0.01 as `rotateTime` does), with a new key each time; a failed renewal is retried with
  * the reconnect backoff while the current certificate keeps serving. A trust bundle pushed on the
  * watch stream (a root rotation) is installed at once, as a new generation.
  *
@@ -23,8 +23,13 @@ import { type BackoffOptions, fullJitterMs } from './backoff.ts';
 import { type CallRequest, HttpStatusError, isAuthFailure } from './http.ts';
 import { CERTIFICATES_PATH, type CertificateRequest, type CertificateResponse, type TrustBundleEvent } from './protocol.ts';
 
-/** Istio's `SECRET_GRACE_PERIOD_RATIO`: a certificate is renewed when this share of its lifetime has passed. */
+/** Istio's `SECRET_GRACE_PERIOD_RATIO`: a certificate is renewed when this share of its lifetime is left. */
 export const RENEW_AT_RATIO = 0.5;
+/**
+ * Istio's `SECRET_GRACE_PERIOD_RATIO_JITTER`: the ratio moves by up to this much either way, so a
+ * fleet started together does not renew at one moment (±15 minutes of a 24-hour certificate).
+ */
+export const RENEW_JITTER_RATIO = 0.01;
 
 /** Options of {@link ControlPlaneIdentity}. */
 export interface ControlPlaneIdentityOptions {
@@ -213,8 +218,11 @@ export class ControlPlaneIdentity {
       s.resolve();
     }
     // Istio's rotateTime: the lifetime counts from when the certificate was received, not from its
-    // notBefore (which the CA backdates for clock skew: a 2-minute certificate would renew at once).
-    return (notAfter - this.#wallNow()) * RENEW_AT_RATIO;
+    // notBefore (which the CA backdates for clock skew: a 2-minute certificate would renew at once),
+    // and the grace ratio is jittered.
+    const r = this.#o.random;
+    const ratio = Math.min(1, Math.max(0, RENEW_AT_RATIO + r.next() * RENEW_JITTER_RATIO * (r.next() < 0.5 ? -1 : 1)));
+    return (notAfter - this.#wallNow()) * (1 - ratio);
   }
 
   /** Whether the issued identity contradicts what the mesh's options say (not mere defaults). */

@@ -66,7 +66,7 @@ describe("a mesh serving with the control plane's certificate", () => {
     assert.equal(strictReady(row), 'no: 1 plaintext request');
 
     // Renewal after the rotation: the server's certificate comes from the new root; the old root's client is still accepted.
-    clock.advance(Math.floor((first.notAfter - Date.now()) / 2) + 2000);
+    clock.advance(Math.floor((first.notAfter - Date.now()) / 2) + 3000);
     await until(() => mesh.credentials.current!.certChain !== first.certChain, 'the renewal');
     const again = await tlsGet(port, { ...sleep, ca: mesh.credentials.current!.trustBundle });
     assert.equal((again as { status: number }).status, 200, JSON.stringify(again));
