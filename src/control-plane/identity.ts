@@ -63,13 +63,6 @@ export interface ControlPlaneIdentityOptions {
   readonly onInstalled?: (c: WorkloadCredentials) => void;
 }
 
-/** What `MeshDiagnostics.identity` shows. */
-export interface IssuedIdentity {
-  readonly spiffeId: string;
-  readonly notAfter: number;
-  readonly source: 'control-plane';
-}
-
 interface Startup {
   resolve(): void;
   reject(e: Error): void;
@@ -117,12 +110,6 @@ export class ControlPlaneIdentity {
   constructor(o: ControlPlaneIdentityOptions) {
     this.#o = o;
     this.#wallNow = o.wallNow ?? Date.now;
-  }
-
-  /** The certificate in use, for diagnostics. */
-  get identity(): IssuedIdentity | undefined {
-    const c = this.#o.holder.current;
-    return c === undefined ? undefined : { spiffeId: c.spiffeId, notAfter: c.notAfter, source: 'control-plane' };
   }
 
   /**

@@ -20,7 +20,7 @@ import type { CredentialHolder } from '../security/identity/credentials.ts';
 import { type BackoffOptions, UrlRotation } from './backoff.ts';
 import { type CachedState, SnapshotCache } from './cache.ts';
 import { ControlPlaneHttp, isAuthFailure } from './http.ts';
-import { ControlPlaneIdentity, type IssuedIdentity } from './identity.ts';
+import { ControlPlaneIdentity } from './identity.ts';
 import { type HelloEvent, REPORT_PATH, type ReportedIdentity, type ReportedInboundTls, type WorkloadReport } from './protocol.ts';
 import { type Registration, Registrar, type RegisterOptions } from './registration.ts';
 import { checkConfig, checkWorkloads, compileState, EMPTY_STATE, type GoodState, reasons } from './state.ts';
@@ -214,11 +214,6 @@ export class ControlPlaneSource {
   /** The config did not come live (cache, failOpen): stop waiting for the first certificate (it keeps being asked for). */
   degradeIdentity(why: string): void {
     this.#identity?.degrade(why);
-  }
-
-  /** The certificate the control plane issued, in use now. */
-  get issuedIdentity(): IssuedIdentity | undefined {
-    return this.#identity?.identity;
   }
 
   /**
