@@ -69,7 +69,7 @@ export async function rotateCa(req: IncomingMessage, res: ServerResponse, ctx: R
   requireAdmin(caller, 'rotating the CA');
   const b = await readJson(req, Math.min(ctx.maxBodyBytes, MAX_ROTATE_BODY_BYTES));
   for (const k of Object.keys(b)) {
-    if (!['finalize', 'certChain', 'key', 'root'].includes(k)) throw new ControlPlaneError('INVALID', `rotate: unknown field ${JSON.stringify(k)} (finalize, certChain, key, root)`);
+    if (!['finalize', 'certChain', 'key', 'root', 'overlapMs'].includes(k)) throw new ControlPlaneError('INVALID', `rotate: unknown field ${JSON.stringify(k)} (finalize, certChain, key, root, overlapMs)`);
   }
   if (b.finalize !== undefined && typeof b.finalize !== 'boolean') throw new ControlPlaneError('INVALID', 'rotate: finalize must be a boolean');
   for (const k of ['certChain', 'key', 'root'] as const) if (b[k] !== undefined && typeof b[k] !== 'string') throw new ControlPlaneError('INVALID', `rotate: ${k} must be a PEM string`);

@@ -226,6 +226,8 @@ export interface CaInfo {
   readonly trustBundleVersion: string;
   /** True between a rotation and its `--finalize`: roots other than the signer's are still trusted. */
   readonly rotating: boolean;
+  /** When the rotation finalizes itself (ISO 8601), if it was given an overlap. */
+  readonly finalizeAt?: string;
   /** Increases with every change of the CA (rotation, finalize). */
   readonly generation: number;
 }
@@ -243,6 +245,11 @@ export interface RotateRequest {
   readonly key?: string;
   /** Its root (PEM), when `certChain` is an intermediate whose root is not the chain's last certificate. */
   readonly root?: string;
+  /**
+   * Finalize by itself after this long (ms; at least the certificate lifetime, so every workload has
+   * renewed from the new root); without it, the rotation waits for `finalize`.
+   */
+  readonly overlapMs?: number;
 }
 
 /**

@@ -30,6 +30,8 @@ export interface ControlPlaneCaValues {
   readonly caCert?: string;
   readonly caKey?: string;
   readonly caRoot?: string;
+  /** rotate: finalize by itself after this long. */
+  readonly overlapMs?: number;
 }
 
 const p = printable;
@@ -55,7 +57,8 @@ function printInfo(url: string, info: CaInfo, now: number): void {
   out(`Signs with:    ${line(info.signer)}`);
   for (const c of info.chain) out(`  via          ${line(c)}`);
   out(`Certificates:  ${duration(info.certTtlMs)} (--cert-ttl), renewed by workloads at half their lifetime`);
-  out(`Bundle:        ${info.roots.length} root${info.roots.length === 1 ? '' : 's'}, version ${info.trustBundleVersion}${info.rotating ? " — a rotation is in progress; finish it with 'meshlet ca rotate --finalize --control-plane …'" : ''}`);
+  const finish = info.finalizeAt === undefined ? "finish it with 'meshlet ca rotate --finalize --control-plane …'" : `it finalizes itself at ${info.finalizeAt}`;
+  out(`Bundle:        ${info.roots.length} root${info.roots.length === 1 ? '' : 's'}, version ${info.trustBundleVersion}${info.rotating ? ` — a rotation is in progress; ${finish}` : ''}`);
   const signerRoot = info.chain.at(-1)?.issuer ?? info.signer.issuer;
   for (const r of info.roots) out(`  ${r.subject === signerRoot ? '*' : '-'} ${line(r)}`);
 }
@@ -114,6 +117,7 @@ export async function caOnControlPlane(sub: 'show' | 'issue' | 'rotate', target:
         const root = await readPem('--ca-root', v.caRoot);
         body = { certChain: (await readPem('--ca-cert', v.caCert))!, key: (await readPem('--ca-key', v.caKey))!, ...(root === undefined ? {} : { root }) };
       } else body = {};
+      if (v.overlapMs !== undefined) body = { ...body, overlapMs: v.overlapMs };
       const info = (await call(target, 'POST', CA_ROTATE_PATH, JSON.stringify(body))) as CaInfo;
       if (format !== undefined) {
         printDocument(format, info);
@@ -127,7 +131,8 @@ export async function caOnControlPlane(sub: 'show' | 'issue' | 'rotate', target:
       printInfo(url, info, now);
       if (v.finalize !== true) {
         out('');
-        out(`When every workload has renewed (within the certificate lifetime, ${duration(info.certTtlMs)}): meshlet ca rotate --finalize --control-plane ${p(url)}`);
+        if (info.finalizeAt !== undefined) out(`The old root(s) are dropped at ${info.finalizeAt} (--overlap), or earlier with: meshlet ca rotate --finalize --control-plane ${p(url)}`);
+        else out(`When every workload has renewed (within the certificate lifetime, ${duration(info.certTtlMs)}): meshlet ca rotate --finalize --control-plane ${p(url)}`);
       }
       return 0;
     }

@@ -49,9 +49,10 @@ With --control-plane, the subcommands act on the control plane's CA (docs/contro
   issue -n <ns> --service-account <sa>
                              an admin-issued certificate for any identity (the key is made here;
                              --ttl at most the control plane's --cert-ttl, default its lifetime)
-  rotate [--ca-cert <f> --ca-key <f> [--ca-root <f>]]
+  rotate [--ca-cert <f> --ca-key <f> [--ca-root <f>]] [--overlap <duration>]
                              a new root (generated, or the given CA) signs from now on; the bundle
-                             (old and new roots) is pushed to every workload at once
+                             (old and new roots) is pushed to every workload at once; with
+                             --overlap (at least the certificate lifetime) it finalizes by itself
   rotate --finalize          drop the old roots; the bundle is pushed again
 
 Options:
@@ -267,6 +268,7 @@ export async function caCommand(argv: string[]): Promise<number> {
       'ca-cert': { type: 'string' },
       'ca-key': { type: 'string' },
       'ca-root': { type: 'string' },
+      overlap: { type: 'string' },
       ...OUTPUT_OPTION,
       help: { type: 'boolean', short: 'h' },
     },
@@ -279,9 +281,9 @@ export async function caCommand(argv: string[]): Promise<number> {
   const [sub, dir, ...extra] = positionals;
   if (sub === undefined) throw new UsageError(`meshlet ca: give a subcommand (${SUBCOMMANDS.join(', ')}); run 'meshlet ca --help'`);
   if (!(SUBCOMMANDS as readonly string[]).includes(sub)) throw new UsageError(`meshlet ca: unknown subcommand "${sub}" (${SUBCOMMANDS.join(', ')})`);
-  const { 'control-plane': cp, token, 'ca-cert': caCert, 'ca-key': caKey, 'ca-root': caRoot, ...dirValues } = values;
+  const { 'control-plane': cp, token, 'ca-cert': caCert, 'ca-key': caKey, 'ca-root': caRoot, overlap, ...dirValues } = values;
   if (cp !== undefined) return controlPlaneCa(sub as Subcommand, positionals.slice(1), values, format);
-  for (const [flag, v] of [['--token', token], ['--ca-cert', caCert], ['--ca-key', caKey], ['--ca-root', caRoot]] as const) {
+  for (const [flag, v] of [['--token', token], ['--ca-cert', caCert], ['--ca-key', caKey], ['--ca-root', caRoot], ['--overlap', overlap]] as const) {
     if (v !== undefined) throw new UsageError(`meshlet ca ${sub}: ${flag} goes with --control-plane`);
   }
   if (dir === undefined) throw new UsageError(`meshlet ca ${sub}: give the CA's directory (meshlet ca ${sub} <dir>)`);
@@ -297,9 +299,9 @@ async function controlPlaneCa(sub: Subcommand, args: string[], values: Values & 
   const allowed: Record<Exclude<Subcommand, 'init'>, readonly string[]> = {
     show: [],
     issue: ['namespace', 'service-account', 'ttl', 'out', 'key'],
-    rotate: values.finalize === true ? ['finalize'] : ['finalize', 'ca-cert', 'ca-key', 'ca-root'],
+    rotate: values.finalize === true ? ['finalize'] : ['finalize', 'ca-cert', 'ca-key', 'ca-root', 'overlap'],
   };
-  for (const k of ['trust-domain', 'ttl', 'key', 'namespace', 'service-account', 'out', 'finalize', 'ca-cert', 'ca-key', 'ca-root']) {
+  for (const k of ['trust-domain', 'ttl', 'key', 'namespace', 'service-account', 'out', 'finalize', 'ca-cert', 'ca-key', 'ca-root', 'overlap']) {
     if (values[k] !== undefined && !allowed[sub].includes(k)) throw new UsageError(`meshlet ca ${sub} --control-plane: --${k} does not apply`);
   }
   const target = clientTarget(values as { 'control-plane'?: string; token?: string });
@@ -316,6 +318,7 @@ async function controlPlaneCa(sub: Subcommand, args: string[], values: Values & 
       caCert: values['ca-cert'] as string | undefined,
       caKey: values['ca-key'] as string | undefined,
       caRoot: values['ca-root'] as string | undefined,
+      overlapMs: values.overlap === undefined ? undefined : parseTtl('--overlap', values.overlap as string),
     },
     format,
   );

@@ -15,6 +15,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CaInfo, CertificateResponse, RotateRequest, TrustBundleEvent } from '../../control-plane/protocol.ts';
+import { type Clock, systemClock, type Timer } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { writeFileAtomic } from '../../core/write-file-atomic.ts';
 import { spiffeUri } from '../../security/identity/spiffe.ts';
@@ -51,6 +52,8 @@ export interface ControlPlaneCaOptions {
   readonly logger?: ServerLogger;
   /** Wall-clock time, epoch ms (certificate validity is wall-clock time). @defaultValue Date.now */
   readonly now?: () => number;
+  /** Timers (a rotation's overlap). @defaultValue the system clock */
+  readonly clock?: Clock;
 }
 
 /** The identity a certificate is issued for. */
@@ -83,6 +86,8 @@ export class ControlPlaneCa {
   #signer: CertificateAuthority;
   #bundle: TrustBundleEvent;
   #watch: SharedWatch | undefined;
+  #finalizeTimer: Timer | undefined;
+  #closed = false;
   readonly #listeners = new Set<(bundle: TrustBundleEvent) => void>();
   /** Changes are made one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -142,6 +147,7 @@ export class ControlPlaneCa {
     const ca = new ControlPlaneCa(o, state, text, signer, trustDomain, certTtlMs);
     if (local === undefined) o.logger?.info?.(`CA: ${state.origin === 'generated' && shared === undefined ? 'generated a root' : 'using the CA'} ${describeCertificate(state.root).subject} for trust domain ${trustDomain} (${file})`);
     if (ca.rotating) o.logger?.warn(`CA: ${state.roots.length} roots are trusted (a rotation is in progress); drop the old ones with 'meshlet ca rotate --finalize' once every workload has a new certificate`);
+    ca.#armFinalize();
     ca.#watch = shared?.watch?.(SHARED_CA_KEY, (value) => {
       ca.#queue = ca.#queue.then(() => ca.#adopt(value)).catch((err: unknown) => o.logger?.warn(`CA: ignoring a shared CA change: ${(err as Error).message}`));
     });
@@ -187,6 +193,7 @@ export class ControlPlaneCa {
       roots: s.roots.map(describeCertificate),
       trustBundleVersion: this.#bundle.version,
       rotating: this.rotating,
+      ...(s.finalizeAt === undefined || !this.rotating ? {} : { finalizeAt: new Date(s.finalizeAt).toISOString() }),
       generation: s.generation,
     };
   }
@@ -235,10 +242,17 @@ export class ControlPlaneCa {
   async #rotate(req: RotateRequest): Promise<CaInfo> {
     const s = this.#state;
     let next: CaState;
+    if (req.overlapMs !== undefined) {
+      if (req.finalize === true) throw new ControlPlaneError('INVALID', 'rotate: finalize takes no overlap');
+      if (typeof req.overlapMs !== 'number' || !Number.isFinite(req.overlapMs) || req.overlapMs < this.#certTtlMs) {
+        throw new ControlPlaneError('INVALID', `rotate: the overlap must be at least the certificate lifetime (--cert-ttl, ${this.#certTtlMs} ms), so every workload renews from the new root before the old one is dropped; got ${String(req.overlapMs)}`);
+      }
+    }
     if (req.finalize === true) {
       if (req.certChain !== undefined || req.key !== undefined || req.root !== undefined) throw new ControlPlaneError('INVALID', 'rotate: finalize takes no certificate or key');
       if (!this.rotating) throw new ControlPlaneError('CONFLICT', 'rotate --finalize: no rotation in progress (the trust bundle holds one root)');
-      next = { ...s, generation: s.generation + 1, roots: [s.root] };
+      const { finalizeAt: _f, ...rest } = s;
+      next = { ...rest, generation: s.generation + 1, roots: [s.root] };
     } else if (req.certChain !== undefined || req.key !== undefined) {
       if (typeof req.certChain !== 'string' || typeof req.key !== 'string') throw new ControlPlaneError('INVALID', 'rotate: give both certChain and key (PEM), or neither to generate a root');
       let m: CaMaterial;
@@ -252,6 +266,11 @@ export class ControlPlaneCa {
     } else {
       const g = await generatedState(this.#trustDomain, this.#o.rootTtlMs, s.generation + 1);
       next = { ...g, roots: unionRoots(s.roots, [g.root]) };
+    }
+    if (req.overlapMs !== undefined) next = { ...next, finalizeAt: Math.round(this.#now() + req.overlapMs) };
+    else if (req.finalize !== true && next.finalizeAt !== undefined) {
+      const { finalizeAt: _f, ...rest } = next;
+      next = rest;
     }
     loadSigner(next, 'rotate');
     checkCertTtl(this.#certTtlMs, next, this.#now());
@@ -291,6 +310,7 @@ export class ControlPlaneCa {
     const before = this.#bundle.version;
     this.#bundle = { version: bundleVersion(state.roots), roots: state.roots };
     await writeFileAtomic(this.#file, text, { mode: 0o600 });
+    this.#armFinalize();
     if (this.#bundle.version !== before) {
       for (const l of [...this.#listeners]) {
         try {
@@ -302,8 +322,38 @@ export class ControlPlaneCa {
     }
   }
 
+  /**
+   * Sets the timer of a rotation's overlap: when it ends, this replica finalizes (with replicas,
+   * the first to do it wins; the others' compare-and-swap fails and they adopt its change).
+   */
+  #armFinalize(): void {
+    this.#finalizeTimer?.clear();
+    this.#finalizeTimer = undefined;
+    const at = this.#state.finalizeAt;
+    if (at === undefined || !this.rotating || this.#closed) return;
+    const clock = this.#o.clock ?? systemClock;
+    const wait = at - this.#now();
+    // setTimeout cannot wait longer than 2^31-1 ms: step.
+    this.#finalizeTimer = clock.setTimer(
+      () => {
+        if (this.#now() < at) return this.#armFinalize();
+        const generation = this.#state.generation;
+        this.rotate({ finalize: true }).then(
+          () => this.#o.logger?.info?.(`CA: the rotation's overlap ended at ${new Date(at).toISOString()}; finalized`),
+          (err: unknown) => {
+            // Another replica finalized first (CONFLICT), or did already (no rotation): nothing to do.
+            if (this.#state.generation === generation) this.#o.logger?.warn(`CA: finalizing the rotation failed: ${(err as Error).message}`);
+          },
+        );
+      },
+      Math.max(0, Math.min(wait, 2 ** 31 - 1)),
+    );
+  }
+
   /** Stops watching the shared CA. */
   async close(): Promise<void> {
+    this.#closed = true;
+    this.#finalizeTimer?.clear();
     await this.#watch?.close();
     await this.#queue.catch(() => undefined);
   }

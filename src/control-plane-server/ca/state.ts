@@ -30,6 +30,8 @@ export interface CaState {
   readonly root: string;
   /** PEM roots workloads trust, the signer's root among them. */
   readonly roots: readonly string[];
+  /** When the rotation in progress finalizes itself (epoch ms; `rotate --overlap`). */
+  readonly finalizeAt?: number;
 }
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -111,6 +113,7 @@ export function parseCaState(text: string, where: string): CaState {
     fail(`a certificate does not parse: ${(err as Error).message}`);
   }
   if (!(v.roots as string[]).some((r) => sameCertificate(r, v.root as string))) fail("roots does not hold the signer's root");
+  if (v.finalizeAt !== undefined && !Number.isSafeInteger(v.finalizeAt)) fail('finalizeAt must be epoch milliseconds');
   return {
     format: 1,
     generation: v.generation as number,
@@ -119,5 +122,6 @@ export function parseCaState(text: string, where: string): CaState {
     key: v.key as string,
     root: `${(v.root as string).trim()}\n`,
     roots: (v.roots as string[]).map((r) => `${r.trim()}\n`),
+    ...(v.finalizeAt === undefined ? {} : { finalizeAt: v.finalizeAt as number }),
   };
 }

@@ -112,6 +112,10 @@ describe('meshlet ca --control-plane and meshlet status', () => {
   });
 
   it('rotate pushes the overlapping bundle to the mesh; rotate --finalize drops the old root', async () => {
+    const short = meshlet(['ca', 'rotate', '--overlap', '5m', '--control-plane', url, '--token', admin]);
+    assert.equal(short.code, 1);
+    assert.match(short.stderr, /the overlap must be at least the certificate lifetime \(--cert-ttl, 600000 ms\)/);
+    assert.equal(meshlet(['ca', 'rotate', './dir', '--overlap', '1h']).code, 2, '--overlap goes with --control-plane');
     const r = meshlet(['ca', 'rotate', '--control-plane', url, '--token', admin]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Bundle: +2 roots, .*a rotation is in progress/);

@@ -11,6 +11,8 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ControlPlaneCa } from '../../../src/control-plane-server/ca/authority.ts';
+import { ManualClock } from '../../../src/core/clock.ts';
+import { until } from '../client-helpers.ts';
 import { createCsr, generateKeyPair } from '../../../src/security/pki/index.ts';
 import { cleanupPki, makeCa } from '../../helpers/pki.ts';
 import { skipWithout } from '../../helpers/tools.ts';
@@ -150,6 +152,37 @@ describe('the control plane CA', () => {
     await ok.close();
     await assert.rejects(ControlPlaneCa.open({ dataDir: dir, certTtlMs: 59_000 }), /--cert-ttl\) must be at least 1m/);
     await assert.rejects(ControlPlaneCa.open({ dataDir: dir, certTtlMs: 11 * 365 * 24 * 3600_000 }), /--cert-ttl\) .* is longer than the CA has left \(it expires/);
+  });
+
+  it('rotate with an overlap finalizes by itself when it ends, pushing the bundle, also after a restart; an overlap shorter than the certificate lifetime is refused', async () => {
+    // One manual time line for the timers and the wall clock.
+    const clock = new ManualClock();
+    const base = Date.now();
+    const now = () => base + clock.now();
+    const dir = scratch();
+    const ca = await ControlPlaneCa.open({ dataDir: dir, certTtlMs: 120_000, clock, now });
+    const bundles: number[] = [];
+    ca.onChange((b) => bundles.push(b.roots.length));
+    await assert.rejects(ca.rotate({ overlapMs: 60_000 }), /the overlap must be at least the certificate lifetime \(--cert-ttl, 120000 ms\)/);
+    await assert.rejects(ca.rotate({ finalize: true, overlapMs: 120_000 }), /finalize takes no overlap/);
+    const rotated = await ca.rotate({ overlapMs: 180_000 });
+    assert.equal(rotated.rotating, true);
+    assert.equal(rotated.finalizeAt, new Date(base + 180_000).toISOString());
+    clock.advance(179_000);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(ca.info().roots.length, 2, 'not before the overlap ends');
+    clock.advance(1000);
+    await until(() => ca.info().roots.length === 1, 'the finalize at the end of the overlap');
+    assert.deepEqual(bundles, [2, 1]);
+    assert.equal(ca.info().finalizeAt, undefined);
+    // A rotation with an overlap survives a restart: the reopened CA finalizes when it ends.
+    await ca.rotate({ overlapMs: 120_000 });
+    await ca.close();
+    const again = await ControlPlaneCa.open({ dataDir: dir, certTtlMs: 120_000, clock, now });
+    assert.equal(again.info().roots.length, 2);
+    clock.advance(120_000);
+    await until(() => again.info().roots.length === 1, 'the finalize after a restart');
+    await again.close();
   });
 
   it('a damaged ca.json stops the start, naming the file', async () => {
