@@ -13,6 +13,7 @@ import { DEFAULT_LOGGER, Mesh, workloadOf } from './mesh.ts';
 import { embeddedIdentity, startEmbeddedIdentity } from './mesh-identity.ts';
 import type { MeshOptions, RejectedEvent } from './mesh-options.ts';
 import { compileSnapshotAsync } from './routing/compile.ts';
+import { CredentialHolder } from './security/identity/credentials.ts';
 
 /**
  * Creates a mesh. Embedded mode (`config`): loads and validates the config (rejecting it with
@@ -40,6 +41,9 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if ((o as { analyze?: unknown }).analyze !== undefined) throw new InvalidArgumentError("createMesh: `analyze` was replaced by `analysis` ('advisory' | 'blocking' | 'off'); analysis findings no longer refuse config unless `analysis: 'blocking'`");
   if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
   nonNegative(o, 'closeTimeoutMs', 5000);
+  if (o.identity === 'control-plane' && o.controlPlane === undefined) {
+    throw new InvalidArgumentError("createMesh: `identity: 'control-plane'` needs `controlPlane` (the control plane's CA issues the certificate); in embedded mode use { certFile, keyFile, caFile } or { devCa }");
+  }
   embeddedIdentity(o); // a malformed identity option fails before anything starts
   if (o.controlPlane !== undefined) return startEmbeddedIdentity(await createControlPlaneMesh(o), o, o.logger ?? DEFAULT_LOGGER);
   const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis });
@@ -71,6 +75,9 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
   }
   const token = o.token ?? process.env[TOKEN_ENV];
   if (o.token !== undefined && typeof o.token !== 'string') throw new InvalidArgumentError('createMesh: `token` must be a string');
+  // The control plane's CA is the default identity of a mesh with a control plane (MeshOptions.identity).
+  const credentials = new CredentialHolder();
+  const fromCa = (o.identity ?? 'control-plane') === 'control-plane';
   const source = new ControlPlaneSource({
     urls,
     token: token === '' ? undefined : token,
@@ -84,15 +91,42 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     clock: o.clock ?? systemClock,
     random: o.random ?? systemRandom,
     logger: o.logger ?? DEFAULT_LOGGER,
+    ...(fromCa
+      ? {
+          identity: {
+            holder: credentials,
+            trustDomain: o.trustDomain ?? 'cluster.local',
+            serviceAccount: o.serviceAccount ?? 'default',
+            explicit: { trustDomain: o.trustDomain !== undefined, serviceAccount: o.serviceAccount !== undefined },
+            required: o.identity === 'control-plane',
+          },
+        }
+      : {}),
   });
+  // The config and the first certificate are awaited together, within the same startupTimeoutMs;
+  // when both fail, the config's reason is the one told (the certificate's is then the same outage).
+  const identity = source.startIdentity();
+  identity.catch(() => undefined);
   const first = await source.start();
-  const mesh = new Mesh(o, first, source);
+  // Started without the control plane (from the cache, or failOpen): so does the identity, which keeps being asked for.
+  if (source.origin !== 'control-plane') source.degradeIdentity(source.origin === 'cache' ? 'the config came from the cache' : 'failOpen');
+  try {
+    await identity;
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
+  const mesh = new Mesh(o, first, source, credentials);
   source.attach({
     install: (snapshot) => mesh.install(snapshot),
     emit: (name, payload) => {
       if (name === 'config') mesh.configApplied(payload as ConfigAppliedEvent);
       else if (name === 'rejected') mesh.configRejected(payload as RejectedEvent);
       else mesh.emit(name, payload as never);
+    },
+    report: () => {
+      const d = mesh.diagnostics();
+      return { identity: d.identity, inboundTls: d.inboundTls };
     },
   });
   return mesh;

@@ -76,15 +76,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #identity: WorkloadIdentity | undefined;
   readonly #servers: MeshServers;
   /** This workload's certificate, key and trust bundle, as its identity source last delivered them. */
-  readonly #credentials = new CredentialHolder();
+  readonly #credentials: CredentialHolder;
   /** The source filling {@link Mesh.credentials} (files, a dev CA), stopped by `close()`. */
   #identitySource: IdentitySource | undefined;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
 
   /** @internal use {@link createMesh}. */
-  constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource) {
+  constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder) {
     super();
+    this.#credentials = credentials ?? new CredentialHolder();
     this.#o = o;
     this.#source = source;
     this.#errors = o.errors ?? 'respond';
@@ -276,7 +277,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const cert = this.#credentials.current;
     const source = this.#identitySource?.kind ?? (this.#source === undefined ? undefined : 'control-plane');
     const identity = cert === undefined || source === undefined ? undefined : { spiffeId: cert.spiffeId, notAfter: cert.notAfter, source };
-    return { configVersion: this.configVersion, configSource: this.configSource, mirrors: { ...o.mirrorStats }, inboundPhases: this.#servers.guard.phases, inboundTls: this.#servers.tlsCounts, clusters, ...(identity === undefined ? {} : { identity }) };
+    return {
+      configVersion: this.configVersion,
+      configSource: this.configSource,
+      mirrors: { ...o.mirrorStats },
+      inboundPhases: this.#servers.guard.phases,
+      inboundTls: this.#servers.tlsCounts,
+      clusters,
+      ...(identity === undefined ? {} : { identity }),
+    };
   }
 
   /**

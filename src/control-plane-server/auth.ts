@@ -30,8 +30,17 @@ export const DEFAULT_TOKEN_TTL_SECONDS = 365 * 24 * 3600;
  * the token then proves: the control plane filters the workload's policies by them), or an administrator.
  */
 export type TokenSubject =
-  | { readonly service: string; readonly namespace: string; readonly labels?: Readonly<Record<string, string>> }
+  | {
+      readonly service: string;
+      readonly namespace: string;
+      readonly labels?: Readonly<Record<string, string>>;
+      /** The workload's service account: its SPIFFE identity `spiffe://<td>/ns/<namespace>/sa/<serviceAccount>`. @defaultValue 'default' */
+      readonly serviceAccount?: string;
+    }
   | { readonly admin: true };
+
+/** The service account of a token without an `sa` claim (Kubernetes gives every pod `default`). */
+export const DEFAULT_SERVICE_ACCOUNT = 'default';
 
 /** A verified token's identity. */
 export type Identity =
@@ -39,6 +48,8 @@ export type Identity =
       readonly role: 'workload';
       readonly service: string;
       readonly namespace: string;
+      /** The service account the token proves (its `sa` claim; {@link DEFAULT_SERVICE_ACCOUNT} when it has none): the workload's certificate names it. */
+      readonly serviceAccount: string;
       readonly subject: string;
       /** The labels the token proves (its `labels` claim; `{}` when it has none). */
       readonly labels: Readonly<Record<string, string>>;
@@ -167,7 +178,9 @@ export class TokenAuthority {
       ] as const) {
         if (typeof v !== 'string' || !NAME.test(v)) throw new InvalidArgumentError(`token ${k} must be a DNS-1123 name, got "${v}"`);
       }
-      claims = { role: 'workload', svc: subject.service, ns: subject.namespace };
+      const sa = subject.serviceAccount ?? DEFAULT_SERVICE_ACCOUNT;
+      if (typeof sa !== 'string' || !NAME.test(sa)) throw new InvalidArgumentError(`token serviceAccount must be a DNS-1123 name, got "${String(sa)}"`);
+      claims = { role: 'workload', svc: subject.service, ns: subject.namespace, sa };
       if (subject.labels !== undefined && Object.keys(subject.labels).length > 0) {
         const problem = labelMapProblem(subject.labels);
         if (problem !== undefined) throw new InvalidArgumentError(`token ${problem}`);
@@ -224,7 +237,9 @@ export class TokenAuthority {
     else if (payload.role === 'workload' && typeof payload.svc === 'string' && typeof payload.ns === 'string') {
       const labels = payload.labels ?? {};
       if (labelMapProblem(labels) !== undefined) return { ok: false, reason: 'wrong-claims', message: `token labels claim is invalid: ${labelMapProblem(labels)}` };
-      identity = { role: 'workload', service: payload.svc, namespace: payload.ns, subject: sub, labels: labelCopy(labels as Record<string, string>) };
+      const sa = payload.sa ?? DEFAULT_SERVICE_ACCOUNT;
+      if (typeof sa !== 'string' || !NAME.test(sa)) return { ok: false, reason: 'wrong-claims', message: 'token sa claim (service account) is not a DNS-1123 name' };
+      identity = { role: 'workload', service: payload.svc, namespace: payload.ns, serviceAccount: sa, subject: sub, labels: labelCopy(labels as Record<string, string>) };
     } else return { ok: false, reason: 'wrong-claims', message: 'token has no valid role (workload with svc and ns, or admin)' };
     this.#remember(token, identity, payload);
     return { ok: true, identity };

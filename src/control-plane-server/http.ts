@@ -9,6 +9,7 @@ import type { ErrorBody } from '../control-plane/protocol.ts';
 import { type ConfigError, isMeshletError } from '../core/errors.ts';
 import type { AddressPolicy } from './address-policy.ts';
 import type { Identity, TokenAuthority } from './auth.ts';
+import type { ControlPlaneCa } from './ca/authority.ts';
 import { ControlPlaneError, WIRE_STATUS } from './errors.ts';
 import type { PushHub } from './hub.ts';
 import type { ControlPlaneLimits } from './limits.ts';
@@ -24,6 +25,8 @@ export interface RequestContext {
   readonly store: ConfigStore;
   readonly registry: RegistryStore;
   readonly auth: TokenAuthority;
+  /** Signs workload certificates; keeps the trust bundle. */
+  readonly ca: ControlPlaneCa;
   readonly hub: PushHub;
   readonly board: StatusBoard;
   readonly insecure: boolean;

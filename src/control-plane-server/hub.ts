@@ -10,11 +10,14 @@
  * whose unsent data grows past a bound (a client that stopped reading) is dropped, and its client
  * reconnects. A workload identity may hold at most `maxWatchesPerWorkload` streams (429 beyond).
  *
+ * With a CA, each stream also gets a `trust-bundle` event (the roots to trust) after `hello` and
+ * whenever the bundle changes (a root rotation); clients that do not know the event ignore it.
+ *
  * @module
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { eventId, type HelloEvent, parseEventId, type WatchQuery } from '../control-plane/protocol.ts';
+import { eventId, type HelloEvent, parseEventId, type TrustBundleEvent, type WatchQuery } from '../control-plane/protocol.ts';
 import { EndpointView, type ViewChange } from './endpoint-views.ts';
 import { ControlPlaneError } from './errors.ts';
 import { PayloadCache } from './filter.ts';
@@ -37,6 +40,8 @@ export interface PushHubOptions {
   readonly maxBufferedBytes?: number;
   /** Streams one workload identity (`namespace/service`) may have open. @defaultValue unlimited */
   readonly maxStreamsPerWorkload?: number;
+  /** The trust bundle to push (the CA's); none without a CA. */
+  readonly trustBundle?: () => TrustBundleEvent;
   readonly logger?: ServerLogger;
 }
 
@@ -57,6 +62,8 @@ interface Stream {
   /** The versions the client has (from its Last-Event-ID, then from what was written). */
   config: string;
   endpoints: string;
+  /** The trust bundle version written to it ('' before any). */
+  bundle: string;
 }
 
 const PING = Buffer.from(': ping\n\n');
@@ -76,6 +83,8 @@ export class PushHub {
   readonly #idPrefix = randomBytes(3).toString('hex');
   #counter = 0;
   #closed = false;
+  /** The bundle event's text, made once per version. */
+  #bundleEvent: { version: string; text: string } | undefined;
 
   constructor(options: PushHubOptions) {
     this.#o = options;
@@ -122,7 +131,7 @@ export class PushHub {
     }
     const last = parseEventId(req.headers['last-event-id'] as string | undefined);
     const id = `${this.#o.serverId}-${this.#idPrefix}-${++this.#counter}`;
-    const s: Stream = { id, query, res, delta: options.delta, identity, config: last.configVersion, endpoints: last.endpointsVersion };
+    const s: Stream = { id, query, res, delta: options.delta, identity, config: last.configVersion, endpoints: last.endpointsVersion, bundle: '' };
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true);
     res.writeHead(200, {
@@ -154,8 +163,23 @@ export class PushHub {
       ...(options.ignoredLabels === undefined || options.ignoredLabels.length === 0 ? {} : { ignoredLabels: options.ignoredLabels }),
     };
     this.#write(s, [`event: hello\ndata: ${JSON.stringify(hello)}\n\n`]);
+    this.#sendBundle(s);
     this.#sendConfig(s);
     this.#sendFullEndpoints(s, view);
+  }
+
+  /** The trust bundle changed (a rotation here or on another replica): pushes it to every stream. */
+  trustBundleChanged(): void {
+    for (const s of this.#streams.values()) this.#sendBundle(s);
+  }
+
+  #sendBundle(s: Stream): void {
+    const bundle = this.#o.trustBundle?.();
+    if (bundle === undefined || s.bundle === bundle.version) return;
+    if (this.#bundleEvent?.version !== bundle.version) {
+      this.#bundleEvent = { version: bundle.version, text: `event: trust-bundle\ndata: ${JSON.stringify({ version: bundle.version, roots: bundle.roots } satisfies TrustBundleEvent)}\n\n` };
+    }
+    if (this.#write(s, [this.#bundleEvent.text])) s.bundle = bundle.version;
   }
 
   /** Ends every stream (clients reconnect, possibly to another replica) and stops the heartbeat. */

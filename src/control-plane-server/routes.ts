@@ -8,15 +8,21 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   ACK_PATH,
   type AckRequest,
+  CA_PATH,
+  CA_ROTATE_PATH,
+  CERTIFICATES_PATH,
   ENDPOINTS_DELTA_FEATURE,
   HEALTH_PATH,
   parseLabelQuery,
+  REPORT_PATH,
   RESOURCES_PATH,
   STATUS_PATH,
   type StatusDocument,
   WATCH_PATH,
   WORKLOADS_PATH,
 } from '../control-plane/protocol.ts';
+import { issueCertificate, rotateCa, showCa } from './api-certificates.ts';
+import { report } from './api-report.ts';
 import { resourcesApi } from './api-resources.ts';
 import { workloadsApi } from './api-workloads.ts';
 import { ControlPlaneError } from './errors.ts';
@@ -45,7 +51,13 @@ export function statusDocument(ctx: RequestContext): StatusDocument {
     rejections: ctx.store.rejections(),
     findings: ctx.store.current().findings,
     registered: ctx.registry.list().length,
+    ca: caSummary(ctx),
   });
+}
+
+function caSummary(ctx: RequestContext): StatusDocument['ca'] {
+  const info = ctx.ca.info();
+  return { trustDomain: info.trustDomain, trustBundleVersion: info.trustBundleVersion, roots: info.roots.length, rotating: info.rotating, signerNotAfter: info.signer.notAfter };
 }
 
 /**
@@ -140,6 +152,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
   }
   if (path === WATCH_PATH && method === 'GET') return watch(req, res, ctx, caller, url.searchParams);
   if (path === ACK_PATH && method === 'POST') return ack(req, res, ctx, caller);
+  if (path === REPORT_PATH && method === 'POST') return report(req, res, ctx, caller);
+  if (path === CERTIFICATES_PATH && method === 'POST') return issueCertificate(req, res, ctx, caller);
+  if (path === CA_PATH && method === 'GET') return showCa(res, ctx);
+  if (path === CA_ROTATE_PATH && method === 'POST') return rotateCa(req, res, ctx, caller);
   const workloads = under(path, WORKLOADS_PATH);
   if (workloads !== undefined) return workloadsApi(req, res, ctx, caller, workloads);
   const resources = under(path, RESOURCES_PATH);

@@ -14,6 +14,8 @@ import { DEFAULT_HEARTBEAT_MS, DEFAULT_PORT, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS,
 import { InvalidArgumentError } from '../core/errors.ts';
 import { AddressPolicy, type AddressPolicyOptions, loopbackByDefault } from './address-policy.ts';
 import { type MintOptions, TokenAuthority, type TokenSubject } from './auth.ts';
+import { ControlPlaneCa } from './ca/authority.ts';
+import type { ProvidedCaFiles } from './ca/provided.ts';
 import { FileConfigStore } from './file-store.ts';
 import { DEFAULT_ROOT_NAMESPACE } from './filter.ts';
 import { DEFAULT_MAX_BODY_BYTES, type RequestContext } from './http.ts';
@@ -33,10 +35,16 @@ export interface ControlPlaneOptions {
   readonly store?: ConfigStore;
   /** A registry instead of the in-memory one (e.g. etcd's). The caller closes it. */
   readonly registry?: RegistryStore;
-  /** Where replicas agree on the token signing key (etcd). */
+  /** Where replicas agree on the token signing key and the CA (etcd). */
   readonly shared?: SharedValues;
-  /** Keeps the signing key (`signing-key.jwk`). */
+  /** Keeps the signing key (`signing-key.jwk`) and the CA (`ca.json`). */
   readonly dataDir: string;
+  /** MeshConfig `trustDomain`: workload certificates name `spiffe://<trustDomain>/ns/<ns>/sa/<sa>`. @defaultValue 'cluster.local' */
+  readonly trustDomain?: string;
+  /** Lifetime of workload certificates, 1 minute up to what the CA has left. @defaultValue 86400000 (24 h) */
+  readonly certTtlMs?: number;
+  /** Sign with this CA (a root or an intermediate) instead of a root generated at first start. */
+  readonly ca?: ProvidedCaFiles;
   /** Address to listen on. @defaultValue '0.0.0.0' */
   readonly host?: string;
   /** Port to listen on; 0 picks a free one. @defaultValue 15010 */
@@ -70,6 +78,8 @@ export interface ControlPlane {
   status(): StatusDocument;
   /** Mints a token signed with this server's key. */
   mintToken(subject: TokenSubject, options?: MintOptions): Promise<string>;
+  /** The CA (issue, rotate, the trust bundle). */
+  readonly ca: ControlPlaneCa;
   /** Ends every watch stream (clients reconnect elsewhere), stops listening, closes what it opened. */
   close(): Promise<void>;
 }
@@ -104,15 +114,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
 
   const auth = await TokenAuthority.open(options.dataDir, options.shared);
+  const ca = await ControlPlaneCa.open({ dataDir: options.dataDir, shared: options.shared, trustDomain: options.trustDomain, certTtlMs: options.certTtlMs, provided: options.ca, logger });
   const ownStore = options.store === undefined;
   const store = options.store ?? new FileConfigStore({ dir: options.configDir!, analysis: options.analysis, logger });
   const ownRegistry = options.registry === undefined;
   const registry = options.registry ?? new MemoryRegistry();
-  await store.start();
+  try {
+    await store.start();
+  } catch (err) {
+    await ca.close();
+    throw err;
+  }
   try {
     await registry.start();
   } catch (err) {
     if (ownStore) await store.close();
+    await ca.close();
     throw err;
   }
   const board = new StatusBoard();
@@ -124,12 +141,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     heartbeatMs,
     rootNamespace: options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE,
     maxStreamsPerWorkload: limits.maxWatchesPerWorkload,
+    trustBundle: () => ca.bundle,
     logger,
   });
+  ca.onChange(() => hub.trustBundleChanged());
   const ctx: RequestContext = {
     store,
     registry,
     auth,
+    ca,
     hub,
     board,
     insecure: options.insecure === true,
@@ -143,6 +163,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const server = createServer({ requestTimeout: 0 }, createRequestHandler(ctx));
   const closeOwned = async () => {
     hub.close();
+    await ca.close();
     if (ownRegistry) await registry.close();
     if (ownStore) await store.close();
   };
@@ -170,6 +191,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     port: bound,
     status: () => statusDocument(ctx),
     mintToken: (subject, o) => auth.mintToken(subject, o),
+    ca,
     close: () => {
       closing ??= (async () => {
         hub.close();

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { AckRequest, Rejection, StatusDocument, WorkloadStatus } from '../control-plane/protocol.ts';
+import type { AckRequest, Rejection, StatusDocument, WorkloadReport, WorkloadStatus } from '../control-plane/protocol.ts';
 import type { ConfigIssue } from '../config/issues.ts';
 import type { SourceHealth } from './store.ts';
 
@@ -83,6 +83,20 @@ export class StatusBoard {
     return true;
   }
 
+  /** Records a workload's report (certificate expiry, inbound TLS counts); false when the connection is unknown. */
+  report(r: WorkloadReport): boolean {
+    const e = this.#connected.get(r.connection);
+    if (e === undefined) return false;
+    if (r.identity !== undefined) e.identity = { spiffeId: r.identity.spiffeId, notAfter: r.identity.notAfter, source: r.identity.source };
+    if (r.inboundTls !== undefined) {
+      const peers: Record<string, number> = Object.create(null) as Record<string, number>;
+      for (const [k, v] of Object.entries(r.inboundTls.peers)) peers[k] = v;
+      e.inboundTls = { plaintext: r.inboundTls.plaintext, mtls: r.inboundTls.mtls, peers };
+    }
+    e.reportedAt = this.#iso();
+    return true;
+  }
+
   /** Moves a stream to the disconnected list. */
   disconnect(connection: string): void {
     const e = this.#connected.get(connection);
@@ -103,13 +117,16 @@ export class StatusBoard {
   workloads(): WorkloadStatus[] {
     this.#prune();
     const copy = (e: Entry): WorkloadStatus => {
-      const { nacked, disconnectedAt, ...rest } = e;
+      const { nacked, disconnectedAt, identity, inboundTls, reportedAt, ...rest } = e;
       return {
         ...rest,
         sent: { ...e.sent },
         acked: { ...e.acked },
         ...(disconnectedAt === undefined ? {} : { disconnectedAt }),
         ...(nacked === undefined ? {} : { nacked }),
+        ...(identity === undefined ? {} : { identity: { ...identity } }),
+        ...(inboundTls === undefined ? {} : { inboundTls: { ...inboundTls, peers: { ...inboundTls.peers } } }),
+        ...(reportedAt === undefined ? {} : { reportedAt }),
       };
     };
     return [...[...this.#connected.values()].map(copy), ...this.#disconnected.map(copy)];
@@ -125,6 +142,7 @@ export class StatusBoard {
     rejections: readonly Rejection[];
     findings: readonly ConfigIssue[];
     registered: number;
+    ca?: StatusDocument['ca'];
   }): StatusDocument {
     const workloads = this.workloads();
     const { kind, location, healthy, error, skipped } = parts.source;
@@ -139,6 +157,7 @@ export class StatusBoard {
       rejections: parts.rejections,
       findings: parts.findings.map((f) => (f.resource === undefined ? { level: f.level, code: f.code, text: String(f) } : { level: f.level, code: f.code, resource: f.resource, text: String(f) })),
       registered: parts.registered,
+      ...(parts.ca === undefined ? {} : { ca: parts.ca }),
     };
   }
 }

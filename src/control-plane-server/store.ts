@@ -113,8 +113,20 @@ export interface RegistryStore {
   close(): Promise<void>;
 }
 
-/** Somewhere replicas share small values (the token signing key). The file store needs none. */
+/** Somewhere replicas share small values (the token signing key, the CA). The file store needs none. */
 export interface SharedValues {
   /** Stores `value` under `key` unless a value is there; resolves to the value that is there now. */
   putIfAbsent(key: string, value: string): Promise<string>;
+  /**
+   * Replaces the value under `key` when it is `expected`, atomically; resolves to whether it did and
+   * the value that is there now (the new one, or another replica's). Without it, shared values never change.
+   */
+  compareAndSwap?(key: string, expected: string, value: string): Promise<{ readonly swapped: boolean; readonly value: string }>;
+  /** Calls `listener` with each new value of `key` (another replica's change), until closed. */
+  watch?(key: string, listener: (value: string) => void): SharedWatch;
+}
+
+/** A running {@link SharedValues.watch}. */
+export interface SharedWatch {
+  close(): Promise<void>;
 }

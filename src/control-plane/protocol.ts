@@ -9,6 +9,10 @@
  * - `POST /v1/ack` ACKs or NACKs each version the client received, with reasons.
  * - `/v1/workloads` is the registry (WorkloadGroup auto-registration with leases).
  * - `/v1/resources` is the config API used by `meshlet apply | get | delete`.
+ * - `POST /v1/certificates` signs a workload's CSR (its identity is the token's); `GET /v1/ca`
+ *   shows the CA and trust bundle, `POST /v1/ca/rotate` rotates the root; `trust-bundle` events
+ *   push the roots to every watch stream.
+ * - `POST /v1/report` tells the status a workload's certificate expiry and inbound TLS counts.
  * - `GET /status` is what `meshlet status` prints.
  *
  * Resources travel as plain Kubernetes-shaped objects (`apiVersion`, `kind`, `metadata`, `spec`).
@@ -27,6 +31,14 @@ export const ACK_PATH = '/v1/ack';
 export const WORKLOADS_PATH = '/v1/workloads';
 /** The config API: `GET [?kind=&namespace=]`, `GET <Kind>/<ns>/<name>`, `POST` (apply), `DELETE <Kind>/<ns>/<name>`. */
 export const RESOURCES_PATH = '/v1/resources';
+/** Certificate signing: `POST` a {@link CertificateRequest}, answered with a {@link CertificateResponse}. */
+export const CERTIFICATES_PATH = '/v1/certificates';
+/** The CA: `GET` answers a {@link CaInfo}. */
+export const CA_PATH = '/v1/ca';
+/** Root rotation (admin): `POST` a {@link RotateRequest}, answered with the new {@link CaInfo}. */
+export const CA_ROTATE_PATH = '/v1/ca/rotate';
+/** A workload's report for the status: `POST` a {@link WorkloadReport}. */
+export const REPORT_PATH = '/v1/report';
 /** The status document. */
 export const STATUS_PATH = '/status';
 /** Liveness: `200 ok` once the first config was loaded. */
@@ -144,6 +156,128 @@ export interface EndpointsDeltaEvent {
   readonly removed: readonly WorkloadRef[];
 }
 
+/**
+ * `event: trust-bundle`: every root a workload should trust (more than one while a root rotates),
+ * sent after `hello` and whenever it changes. Clients that do not know the event ignore it.
+ */
+export interface TrustBundleEvent {
+  /** A content version of `roots`. */
+  readonly version: string;
+  /** PEM certificates, one per root. */
+  readonly roots: readonly string[];
+}
+
+/**
+ * Body of `POST /v1/certificates`. A workload token's identity is the certificate's: the
+ * CSR's subject and SANs are ignored, only its public key (and its signature, checked) is used.
+ */
+export interface CertificateRequest {
+  /** A PEM PKCS#10 certificate signing request. */
+  readonly csr: string;
+  /** Admin tokens only: the namespace of the identity to issue for. */
+  readonly namespace?: string;
+  /** Admin tokens only: the service account of the identity to issue for. @defaultValue 'default' */
+  readonly serviceAccount?: string;
+  /** Admin tokens only: a shorter lifetime than the control plane's `--cert-ttl`, in ms (at least one minute). */
+  readonly ttlMs?: number;
+}
+
+/** Answer of `POST /v1/certificates`. */
+export interface CertificateResponse {
+  /** `spiffe://<trust domain>/ns/<namespace>/sa/<service account>`. */
+  readonly spiffeId: string;
+  /** PEM: the leaf, then the intermediates up to (not including) the root. */
+  readonly certChain: string;
+  /** PEM certificates of every root to trust (the trust bundle). */
+  readonly trustBundle: readonly string[];
+  /** {@link TrustBundleEvent.version} of `trustBundle`. */
+  readonly trustBundleVersion: string;
+  /** The leaf's validity, epoch ms. */
+  readonly notBefore: number;
+  readonly notAfter: number;
+}
+
+/** One certificate as {@link CaInfo} describes it. */
+export interface CaCertificateInfo {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly serial: string;
+  /** SHA-256 fingerprint, `AB:CD:…`. */
+  readonly fingerprint: string;
+  /** ISO 8601. */
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly pem: string;
+}
+
+/** Answer of `GET /v1/ca` and of a rotation. */
+export interface CaInfo {
+  readonly trustDomain: string;
+  /** Lifetime of the certificates it issues (`--cert-ttl`), ms. */
+  readonly certTtlMs: number;
+  /** `generated` (made by the control plane) or `provided` (`--ca-cert`/`--ca-key`, or given to a rotation). */
+  readonly origin: 'generated' | 'provided';
+  /** The certificate that signs workload certificates (a root, or an intermediate). */
+  readonly signer: CaCertificateInfo;
+  /** Intermediates between the signer and its root (empty when the signer is a root). */
+  readonly chain: readonly CaCertificateInfo[];
+  /** Every root workloads trust; more than one while a rotation overlaps. */
+  readonly roots: readonly CaCertificateInfo[];
+  readonly trustBundleVersion: string;
+  /** True between a rotation and its `--finalize`: roots other than the signer's are still trusted. */
+  readonly rotating: boolean;
+  /** When the rotation finalizes itself (ISO 8601), if it was given an overlap. */
+  readonly finalizeAt?: string;
+  /** Increases with every change of the CA (rotation, finalize). */
+  readonly generation: number;
+}
+
+/** Body of `POST /v1/ca/rotate` (admin). */
+export interface RotateRequest {
+  /**
+   * Ends an overlap: drops every root but the signer's from the trust bundle (workloads whose
+   * certificate chains to a dropped root are refused by their peers from then on).
+   */
+  readonly finalize?: boolean;
+  /** A CA to sign with from now on (PEM: the signing certificate, then intermediates); generated when absent. */
+  readonly certChain?: string;
+  /** Its private key (PEM), with `certChain`. */
+  readonly key?: string;
+  /** Its root (PEM), when `certChain` is an intermediate whose root is not the chain's last certificate. */
+  readonly root?: string;
+  /**
+   * Finalize by itself after this long (ms; at least the certificate lifetime, so every workload has
+   * renewed from the new root); without it, the rotation waits for `finalize`.
+   */
+  readonly overlapMs?: number;
+}
+
+/**
+ * A workload's identity, as its mesh reports it (`MeshDiagnostics.identity`).
+ */
+export interface ReportedIdentity {
+  readonly spiffeId: string;
+  /** Epoch ms. */
+  readonly notAfter: number;
+  readonly source: 'files' | 'dev-ca' | 'control-plane';
+}
+
+/** Inbound requests by transport, as a mesh counts them (`MeshDiagnostics.inboundTls`). */
+export interface ReportedInboundTls {
+  readonly plaintext: number;
+  readonly mtls: number;
+  /** mTLS requests per peer SPIFFE ID (`spiffe://<td>/ns/<ns>/sa/<sa>`; the mesh keeps the 100 seen most recently). */
+  readonly peers: Readonly<Record<string, number>>;
+}
+
+/** Body of `POST /v1/report`: what the status shows about a connected workload. */
+export interface WorkloadReport {
+  /** The watch stream (`hello.connection`) the report is about. */
+  readonly connection: string;
+  readonly identity?: ReportedIdentity;
+  readonly inboundTls?: ReportedInboundTls;
+}
+
 /** Body of `POST /v1/ack`. */
 export interface AckRequest {
   readonly connection: string;
@@ -222,6 +356,12 @@ export interface WorkloadStatus {
   readonly sent: { readonly config?: string; readonly endpoints?: string };
   readonly acked: { readonly config?: { readonly version: string; readonly at: string }; readonly endpoints?: { readonly version: string; readonly at: string } };
   readonly nacked?: { readonly kind: 'config' | 'endpoints'; readonly version: string; readonly at: string; readonly reasons: readonly string[] };
+  /** The workload's certificate as it last reported it (absent: no identity, or an older mesh). */
+  readonly identity?: ReportedIdentity;
+  /** Its inbound requests by transport as it last reported them. */
+  readonly inboundTls?: ReportedInboundTls;
+  /** When it last reported (ISO 8601). */
+  readonly reportedAt?: string;
 }
 
 /** A config change the source refused. */
@@ -257,6 +397,15 @@ export interface StatusDocument {
    */
   readonly findings: readonly StatusFinding[];
   readonly registered: number;
+  /** The CA (absent from servers without one). */
+  readonly ca?: {
+    readonly trustDomain: string;
+    readonly trustBundleVersion: string;
+    readonly roots: number;
+    readonly rotating: boolean;
+    /** The signer's expiry, ISO 8601. */
+    readonly signerNotAfter: string;
+  };
 }
 
 /** A stored value the control plane does not serve, and why. */

@@ -16,10 +16,12 @@ import type { ConfigError } from '../core/errors.ts';
 import type { ConfigIssue } from '../config/issues.ts';
 import type { AnalysisMode } from '../config/load-config.ts';
 import type { Snapshot, WorkloadInfo } from '../routing/compile.ts';
+import type { CredentialHolder } from '../security/identity/credentials.ts';
 import { type BackoffOptions, UrlRotation } from './backoff.ts';
 import { type CachedState, SnapshotCache } from './cache.ts';
 import { ControlPlaneHttp, isAuthFailure } from './http.ts';
-import type { HelloEvent } from './protocol.ts';
+import { ControlPlaneIdentity } from './identity.ts';
+import { type HelloEvent, REPORT_PATH, type ReportedIdentity, type ReportedInboundTls, type WorkloadReport } from './protocol.ts';
 import { type Registration, Registrar, type RegisterOptions } from './registration.ts';
 import { checkConfig, checkWorkloads, compileState, EMPTY_STATE, type GoodState, reasons } from './state.ts';
 import { Watch } from './watch.ts';
@@ -49,6 +51,24 @@ export interface ControlPlaneSourceOptions {
   readonly backoff?: BackoffOptions;
   /** Longest wait for the watch's headers and `hello`. @defaultValue 5000 */
   readonly connectTimeoutMs?: number;
+  /** Get the workload certificate from the control plane's CA into this holder (`identity: 'control-plane'`). */
+  readonly identity?: {
+    readonly holder: CredentialHolder;
+    readonly trustDomain: string;
+    readonly serviceAccount: string;
+    /** Which of them the mesh's options set (an issued identity contradicting them is warned about). */
+    readonly explicit?: { readonly trustDomain?: boolean; readonly serviceAccount?: boolean };
+    /** The mesh asked for it (`identity: 'control-plane'`), rather than having it by default. */
+    readonly required?: boolean;
+  };
+  /** How often changed report contents (inbound TLS counts) are sent. @defaultValue 30000 */
+  readonly reportIntervalMs?: number;
+}
+
+/** What a workload reports to the status (`POST /v1/report`). */
+export interface ReportContents {
+  readonly identity?: ReportedIdentity;
+  readonly inboundTls?: ReportedInboundTls;
 }
 
 /**
@@ -92,6 +112,8 @@ export interface DisconnectedEvent {
 export interface SourceSink {
   install(snapshot: Snapshot): void;
   emit(event: 'config' | 'rejected' | 'connected' | 'disconnected', payload: object): void;
+  /** What to report to the status: the certificate in use and the inbound TLS counts. */
+  report?(): ReportContents;
 }
 
 interface Startup {
@@ -118,6 +140,11 @@ export class ControlPlaneSource {
   #closed: Promise<void> | undefined;
   /** The ignored labels last warned about (once per set, not per reconnect). */
   #ignoredWarned = '';
+  readonly #identity: ControlPlaneIdentity | undefined;
+  /** The stream reports are about, and the last report sent on it. */
+  #stream: { url: string; connection: string } | undefined;
+  #lastReport = '';
+  #reportTimer: Timer | undefined;
 
   constructor(o: ControlPlaneSourceOptions) {
     this.#o = o;
@@ -136,7 +163,9 @@ export class ControlPlaneSource {
         applied: (state, snapshot) => this.#onApplied(state, snapshot),
         rejected: (kind, version, issues, error, url) => this.#onRejected(kind, version, issues.all, error, url),
         failed: (error, info) => this.#onFailed(error, info),
+        trustBundle: (bundle) => this.#identity?.trustBundle(bundle),
       },
+      onWarning: (m) => o.logger.warn(`meshlet: ${m}`),
     });
     this.#registrar = new Registrar({
       http: this.#http,
@@ -149,6 +178,60 @@ export class ControlPlaneSource {
       locality: o.locality,
       timeoutMs: o.startupTimeoutMs,
       logger: o.logger,
+    });
+    const id = o.identity;
+    this.#identity =
+      id === undefined
+        ? undefined
+        : new ControlPlaneIdentity({
+            call: (req) => this.#registrar.call(req),
+            holder: id.holder,
+            trustDomain: id.trustDomain,
+            namespace: o.workload.namespace,
+            serviceAccount: id.serviceAccount,
+            explicit: id.explicit,
+            required: id.required,
+            hasToken: o.token !== undefined && o.token !== '',
+            startupTimeoutMs: o.startupTimeoutMs,
+            failOpen: o.failOpen,
+            clock: o.clock,
+            random: o.random,
+            logger: o.logger,
+            backoff: o.backoff,
+            onInstalled: () => this.#report(),
+          });
+  }
+
+  /**
+   * Waits for the first workload certificate (with `identity`; resolves at once without): rejects
+   * with a MESHLET_ERR_CONTROL_PLANE error when none came within `startupTimeoutMs` (unless
+   * `failOpen`) or the token was refused.
+   */
+  startIdentity(): Promise<void> {
+    return this.#identity?.start() ?? Promise.resolve();
+  }
+
+  /** The config did not come live (cache, failOpen): stop waiting for the first certificate (it keeps being asked for). */
+  degradeIdentity(why: string): void {
+    this.#identity?.degrade(why);
+  }
+
+  /**
+   * Sends the status what the sink reports, on the stream's replica, when it changed since the
+   * last report (an older control plane answers 404: ignored, as are failures — the next change
+   * or reconnect reports again).
+   */
+  #report(): void {
+    const stream = this.#stream;
+    const contents = this.#sink?.report?.();
+    if (stream === undefined || contents === undefined || this.#closed !== undefined) return;
+    if (contents.identity === undefined && contents.inboundTls === undefined) return;
+    const body: WorkloadReport = { connection: stream.connection, ...contents };
+    const text = JSON.stringify(body);
+    if (text === this.#lastReport) return;
+    this.#lastReport = text;
+    void this.#http.call(stream.url, { method: 'POST', path: REPORT_PATH, body }).catch(() => {
+      if (this.#lastReport === text) this.#lastReport = '';
     });
   }
 
@@ -187,6 +270,15 @@ export class ControlPlaneSource {
    */
   attach(sink: SourceSink): void {
     this.#sink = sink;
+    if (sink.report !== undefined) {
+      const every = this.#o.reportIntervalMs ?? 30_000;
+      const tick = () => {
+        this.#report();
+        if (this.#closed === undefined) this.#reportTimer = this.#o.clock.setTimer(tick, every);
+      };
+      this.#reportTimer = this.#o.clock.setTimer(tick, every);
+      setImmediate(() => this.#report());
+    }
     if (this.#pendingSnapshot !== undefined) sink.install(this.#pendingSnapshot);
     this.#pendingSnapshot = undefined;
     const deferred = this.#deferred;
@@ -229,6 +321,9 @@ export class ControlPlaneSource {
       );
     }
     this.#ignoredWarned = key;
+    this.#stream = { url, connection: hello.connection };
+    this.#lastReport = '';
+    this.#report();
     const wasOutage = !this.#connected;
     this.#connected = true;
     if (wasOutage) this.#emit('connected', { url, server: hello.server } satisfies ConnectedEvent);
@@ -343,6 +438,8 @@ export class ControlPlaneSource {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#startup?.timer.clear();
+      this.#reportTimer?.clear();
+      await this.#identity?.close();
       const had = await this.#registrar.closeAll();
       if (had > 0 && this.#o.drainMs > 0) await this.#registrar.sleep(this.#o.drainMs);
       await this.#watch.close();

@@ -39,6 +39,7 @@ import {
   HEARTBEAT_MISSES,
   type HelloEvent,
   MAX_HEARTBEAT_MS,
+  type TrustBundleEvent,
   MIN_HEARTBEAT_MS,
   parseEventId,
   type WireResource,
@@ -55,6 +56,8 @@ export interface WatchListener {
   applied(state: GoodState, snapshot: Snapshot, url: string): void;
   /** A received version was invalid and NACKed; the last good state stays. */
   rejected(kind: 'config' | 'endpoints', version: string, issues: IssueList, error: ConfigError, url: string): void;
+  /** A `trust-bundle` event (the roots to trust; a root rotation pushes a new one). */
+  trustBundle?(bundle: TrustBundleEvent, url: string): void;
   /** A connection attempt failed or a stream ended; `wasConnected` when it had got as far as `hello`. */
   failed(error: MeshletError, info: { readonly url: string; readonly wasConnected: boolean; readonly roundFailed: boolean; readonly cause: unknown }): void;
 }
@@ -69,6 +72,8 @@ export interface WatchOptions {
   /** Longest wait for the response headers and `hello`. */
   readonly connectTimeoutMs: number;
   readonly listener: WatchListener;
+  /** Where a malformed event that is not NACKed (a trust bundle) is reported. */
+  readonly onWarning?: (message: string) => void;
 }
 
 type Kind = 'config' | 'endpoints';
@@ -238,6 +243,10 @@ export class Watch {
       await this.#delta(e, url);
       return;
     }
+    if (e.event === 'trust-bundle') {
+      this.#trustBundle(e, url);
+      return;
+    }
     if (e.event !== 'config' && e.event !== 'endpoints') return; // unknown events: newer servers
     const kind: Kind = e.event;
     let body: ConfigEvent | EndpointsEvent;
@@ -306,6 +315,20 @@ export class Watch {
     const value = byRef(staged?.value ?? this.#state.workloads, checked.value);
     this.#staged.endpoints = { version: body.version, value, wire };
     if (this.#pending.size === 0) await this.#flush(url);
+  }
+
+  /** A `trust-bundle` event: handed over when well-formed (it is not ACKed: it is not config). */
+  #trustBundle(e: SseEvent, url: string): void {
+    let body: TrustBundleEvent;
+    try {
+      body = JSON.parse(e.data) as TrustBundleEvent;
+      const ok = typeof body?.version === 'string' && Array.isArray(body.roots) && body.roots.length > 0 && body.roots.every((r) => typeof r === 'string' && r.includes('-----BEGIN CERTIFICATE-----'));
+      if (!ok) throw new Error('version and a non-empty list of PEM roots are required');
+    } catch (err) {
+      this.#o.onWarning?.(`control plane ${url}: ignoring a malformed trust-bundle event: ${(err as Error).message}`);
+      return;
+    }
+    this.#o.listener.trustBundle?.(body, url);
   }
 
   /** Compiles and hands over what is staged (when nothing more was announced). */

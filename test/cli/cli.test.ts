@@ -166,7 +166,13 @@ metadata: {name: x}
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
     assert.equal(doc.token.split('.').length, 3);
-    assert.deepEqual(doc.subject, { admin: false, service: 'reviews', namespace: 'shop', labels: {} });
+    assert.deepEqual(doc.subject, { admin: false, service: 'reviews', namespace: 'shop', serviceAccount: 'default', labels: {} });
+    assert.equal(doc.claims.sa, 'default');
+    const sa = JSON.parse(meshlet('token', '--service', 'reviews', '--service-account', 'bookinfo-reviews', '--data-dir', dataDir, '-o', 'json').stdout);
+    assert.equal(sa.claims.sa, 'bookinfo-reviews');
+    assert.equal(sa.subject.serviceAccount, 'bookinfo-reviews');
+    assert.equal(meshlet('token', '--service', 'reviews', '--service-account', 'Bad_SA', '--data-dir', dataDir).code, 2);
+    assert.equal(meshlet('token', '--admin', '--service-account', 'x', '--data-dir', dataDir).code, 2);
     assert.equal(doc.claims.labels, undefined, 'no labels claim without --label');
     const labelled = JSON.parse(meshlet('token', '--service', 'reviews', '--label', 'version=v2', '--label', 'track=canary', '--data-dir', dataDir, '-o', 'json').stdout);
     assert.deepEqual(labelled.subject.labels, { version: 'v2', track: 'canary' });
@@ -187,7 +193,7 @@ metadata: {name: x}
     const plain = meshlet('token', '--admin', '--data-dir', dataDir);
     assert.match(plain.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/);
     const y = parse(meshlet('token', '--admin', '--data-dir', dataDir, '-o', 'yaml').stdout);
-    assert.deepEqual(y.subject, { admin: true, service: null, namespace: null, labels: null });
+    assert.deepEqual(y.subject, { admin: true, service: null, namespace: null, serviceAccount: null, labels: null });
     assert.equal(y.claims.role, 'admin');
     assert.equal(y.keyId, doc.keyId);
     assert.equal(meshlet('token', '--admin', '--data-dir', dataDir, '-o', 'table').code, 2);

@@ -24,13 +24,13 @@ export const quietLogger = { warn: () => undefined, info: () => undefined };
 
 export async function startTestControlPlane(
   files: Record<string, object[]>,
-  o: { analysis?: 'advisory' | 'blocking' | 'off'; heartbeatMs?: number; insecure?: boolean; port?: number } = {},
+  o: { analysis?: 'advisory' | 'blocking' | 'off'; heartbeatMs?: number; insecure?: boolean; port?: number; certTtlMs?: number } = {},
 ): Promise<TestControlPlane> {
   const configDir = await mkdtemp(join(tmpdir(), 'meshlet-cp-config-'));
   const dataDir = await mkdtemp(join(tmpdir(), 'meshlet-cp-data-'));
   const write = (name: string, resources: object[]) => writeFile(join(configDir, `${name}.json`), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: resources }));
   for (const [name, resources] of Object.entries(files)) await write(name, resources);
-  const options = { configDir, dataDir, host: '127.0.0.1', port: o.port ?? 0, logger: quietLogger, heartbeatMs: o.heartbeatMs ?? 200, analysis: o.analysis, insecure: o.insecure };
+  const options = { configDir, dataDir, host: '127.0.0.1', port: o.port ?? 0, logger: quietLogger, heartbeatMs: o.heartbeatMs ?? 200, analysis: o.analysis, insecure: o.insecure, certTtlMs: o.certTtlMs };
   const t: TestControlPlane = {
     cp: await startControlPlane(options),
     configDir,

@@ -87,6 +87,8 @@ async function silentControlPlane() {
       res.write(`event: endpoints\nid: v1/e1\ndata: ${JSON.stringify({ version: 'e1', workloads: [] })}\n\n`);
       return; // no pings from now on
     }
+    // A control plane without a CA (as before issue 14): the mesh runs without a workload certificate.
+    if (req.url === '/v1/certificates') return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"NOT_FOUND","message":"no such endpoint: POST /v1/certificates"}}');
     res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -59,6 +59,8 @@ class FakeControlPlane {
       return;
     }
     if (url.pathname === '/v1/ack') this.acks.push(JSON.parse(body));
+    // A control plane without a CA (as before issue 14): the mesh runs without a workload certificate.
+    if (url.pathname === '/v1/certificates') return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"NOT_FOUND","message":"no such endpoint: POST /v1/certificates"}}');
     const registry = url.pathname === '/v1/workloads' || url.pathname.endsWith('/lease');
     const answer = registry ? { name: 'client-1', namespace: 'default', leaseMs: this.leaseMs, workload: {} } : { ok: true };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));

@@ -22,9 +22,11 @@ import { DEV_CA_FILES, type DevCa, finalizeDevCaRotation, initDevCa, loadDevCa, 
 import { generateKeyPair, type KeyAlgorithm } from '../../security/pki/keys.ts';
 import { parsePemBundle } from '../../security/pki/pem.ts';
 import { out, UsageError } from '../args.ts';
+import { CLIENT_OPTIONS, clientTarget } from '../client.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, type OutputFormat, outputFormat, printDocument } from '../output.ts';
 
 export const caHelp = `Usage: meshlet ca <init|show|issue|rotate> <dir> [options]
+       meshlet ca <show|issue|rotate> --control-plane <url> [--token <admin token>] [options]
 
 A development CA in a directory, for laptops, tests and CI (docs/identity.md). A mesh uses it with
 createMesh({ identity: { devCa: '<dir>' } }): it issues itself a certificate and renews it.
@@ -42,7 +44,22 @@ createMesh({ identity: { devCa: '<dir>' } }): it issues itself a certificate and
   meshlet ca rotate <dir> --finalize
                              end the rotation: the bundle keeps only the current root
 
+With --control-plane, the subcommands act on the control plane's CA (docs/control-plane.md):
+  show                       its signing certificate, chain, roots, certificate lifetime
+  issue -n <ns> --service-account <sa>
+                             an admin-issued certificate for any identity (the key is made here;
+                             --ttl at most the control plane's --cert-ttl, default its lifetime)
+  rotate [--ca-cert <f> --ca-key <f> [--ca-root <f>]] [--overlap <duration>]
+                             a new root (generated, or the given CA) signs from now on; the bundle
+                             (old and new roots) is pushed to every workload at once; with
+                             --overlap (at least the certificate lifetime) it finalizes by itself
+  rotate --finalize          drop the old roots; the bundle is pushed again
+
 Options:
+      --control-plane <url[,url]>  the control plane (default: $MESHLET_CONTROL_PLANE)
+      --token <token>            an admin token (default: $MESHLET_TOKEN)
+      --ca-cert, --ca-key, --ca-root <file>
+                                 rotate --control-plane: the CA to sign with from now on
       --trust-domain <td>        init: the trust domain (default: cluster.local)
       --ttl <duration>           init, rotate: the root's lifetime (default: 87600h, 10 years);
                                  issue: the certificate's (default: 1h); e.g. 30m, 24h, 30d
@@ -247,6 +264,11 @@ export async function caCommand(argv: string[]): Promise<number> {
       'service-account': { type: 'string' },
       out: { type: 'string' },
       finalize: { type: 'boolean' },
+      ...CLIENT_OPTIONS,
+      'ca-cert': { type: 'string' },
+      'ca-key': { type: 'string' },
+      'ca-root': { type: 'string' },
+      overlap: { type: 'string' },
       ...OUTPUT_OPTION,
       help: { type: 'boolean', short: 'h' },
     },
@@ -259,8 +281,45 @@ export async function caCommand(argv: string[]): Promise<number> {
   const [sub, dir, ...extra] = positionals;
   if (sub === undefined) throw new UsageError(`meshlet ca: give a subcommand (${SUBCOMMANDS.join(', ')}); run 'meshlet ca --help'`);
   if (!(SUBCOMMANDS as readonly string[]).includes(sub)) throw new UsageError(`meshlet ca: unknown subcommand "${sub}" (${SUBCOMMANDS.join(', ')})`);
+  const { 'control-plane': cp, token, 'ca-cert': caCert, 'ca-key': caKey, 'ca-root': caRoot, overlap, ...dirValues } = values;
+  if (cp !== undefined) return controlPlaneCa(sub as Subcommand, positionals.slice(1), values, format);
+  for (const [flag, v] of [['--token', token], ['--ca-cert', caCert], ['--ca-key', caKey], ['--ca-root', caRoot], ['--overlap', overlap]] as const) {
+    if (v !== undefined) throw new UsageError(`meshlet ca ${sub}: ${flag} goes with --control-plane`);
+  }
   if (dir === undefined) throw new UsageError(`meshlet ca ${sub}: give the CA's directory (meshlet ca ${sub} <dir>)`);
   if (extra.length > 0) throw new UsageError(`meshlet ca ${sub}: unexpected argument "${extra[0]}"`);
-  const { output: _o, help: _h, ...rest } = values;
+  const { output: _o, help: _h, ...rest } = dirValues;
   return onDirectory(sub as Subcommand, dir, rest, format);
+}
+
+/** `meshlet ca <sub> --control-plane <url>` (src/cli/commands/ca-control-plane.ts). */
+async function controlPlaneCa(sub: Subcommand, args: string[], values: Values & Record<string, unknown>, format: OutputFormat | undefined): Promise<number> {
+  if (args.length > 0) throw new UsageError(`meshlet ca ${sub}: give a directory or --control-plane, not both ("${args[0]}")`);
+  if (sub === 'init') throw new UsageError("meshlet ca init: the control plane makes its CA at first start (or takes --ca-cert/--ca-key); 'init' is for a dev-CA directory");
+  const allowed: Record<Exclude<Subcommand, 'init'>, readonly string[]> = {
+    show: [],
+    issue: ['namespace', 'service-account', 'ttl', 'out', 'key'],
+    rotate: values.finalize === true ? ['finalize'] : ['finalize', 'ca-cert', 'ca-key', 'ca-root', 'overlap'],
+  };
+  for (const k of ['trust-domain', 'ttl', 'key', 'namespace', 'service-account', 'out', 'finalize', 'ca-cert', 'ca-key', 'ca-root', 'overlap']) {
+    if (values[k] !== undefined && !allowed[sub].includes(k)) throw new UsageError(`meshlet ca ${sub} --control-plane: --${k} does not apply`);
+  }
+  const target = clientTarget(values as { 'control-plane'?: string; token?: string });
+  const { caOnControlPlane } = await import('./ca-control-plane.ts');
+  return caOnControlPlane(
+    sub,
+    target,
+    {
+      ...(sub === 'issue' ? { namespace: idPart('--namespace', values.namespace), serviceAccount: idPart('--service-account', values['service-account']) } : {}),
+      ttlMs: values.ttl === undefined ? undefined : parseTtl('--ttl', values.ttl),
+      out: values.out,
+      keyAlgorithm: keyAlgorithm(values.key),
+      finalize: values.finalize,
+      caCert: values['ca-cert'] as string | undefined,
+      caKey: values['ca-key'] as string | undefined,
+      caRoot: values['ca-root'] as string | undefined,
+      overlapMs: values.overlap === undefined ? undefined : parseTtl('--overlap', values.overlap as string),
+    },
+    format,
+  );
 }

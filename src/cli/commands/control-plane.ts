@@ -5,9 +5,11 @@
  * @module
  */
 import { parseArgs } from 'node:util';
+import { parseDuration } from '../../config/duration.ts';
 import { ANALYSIS_MODES, type AnalysisMode, loadConfig } from '../../config/load-config.ts';
 import { DEFAULT_PORT, toWire } from '../../control-plane/protocol.ts';
 import { AddressPolicy } from '../../control-plane-server/address-policy.ts';
+import { MIN_CERT_TTL_MS } from '../../control-plane-server/ca/authority.ts';
 import { stderrLogger } from '../../control-plane-server/logger.ts';
 import { startControlPlane } from '../../control-plane-server/server.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from '../../control-plane-server/store.ts';
@@ -25,13 +27,22 @@ Options:
       --etcd <url[,url]>        keep config, registry and signing key in etcd (several replicas)
       --port <port>             port to listen on (default ${DEFAULT_PORT})
       --host <addr>             address to listen on (default 0.0.0.0)
-      --data-dir <dir>          keeps signing-key.jwk (default ./.meshlet)
+      --data-dir <dir>          keeps signing-key.jwk and the CA, ca.json (default ./.meshlet)
       --root-namespace <ns>     namespace whose policies apply mesh-wide (default istio-system)
       --analysis <mode>         what analysis findings (IST0101, …) do to a change: advisory
                                 (default: reported in logs and /status, config applied, as in
                                 Istio), blocking (error-level findings refuse the change), off
       --no-analyze              the same as --analysis off
       --insecure                accept requests without a token (test machines only!)
+
+Workload certificates (docs/control-plane.md; a root is generated at first start unless given):
+      --trust-domain <td>       SPIFFE trust domain of the identities (default cluster.local)
+      --cert-ttl <duration>     lifetime of workload certificates, at least 1m, e.g. 1h, 24h
+                                (default 24h); workloads renew at half of it
+      --ca-cert <file>          sign with this CA certificate (a root or an intermediate) ...
+      --ca-key <file>           ... and its private key
+      --ca-chain <file>         intermediates from its issuer up to the root (Istio's cert-chain.pem)
+      --ca-root <file>          the root, when the chain does not end with it (root-cert.pem)
 
 What workloads may register (docs/security.md):
       --registration-cidrs <cidr[,cidr]>
@@ -55,6 +66,16 @@ function positive(flag: string, value: string | undefined): number | undefined {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag}: expected a positive integer, got "${value}"`);
   return n;
+}
+
+/** `--cert-ttl`: an Istio duration (`90m`, `24h`) or days (`2d`), at least a minute. */
+function certTtl(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const days = /^(\d+(?:\.\d+)?)d$/.exec(text);
+  const ms = days !== null ? Number(days[1]) * 86_400_000 : parseDuration(text);
+  if (typeof ms !== 'number') throw new UsageError(`--cert-ttl: ${ms.error}`);
+  if (ms < MIN_CERT_TTL_MS) throw new UsageError(`--cert-ttl: must be at least 1m (workloads renew at half the lifetime), got "${text}"`);
+  return ms;
 }
 
 function analysisMode(value: string | undefined, noAnalyze: boolean): AnalysisMode {
@@ -87,6 +108,12 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       'max-registrations-per-workload': { type: 'string' },
       'max-nack-reasons': { type: 'string' },
       'max-nack-bytes': { type: 'string' },
+      'trust-domain': { type: 'string' },
+      'cert-ttl': { type: 'string' },
+      'ca-cert': { type: 'string' },
+      'ca-key': { type: 'string' },
+      'ca-chain': { type: 'string' },
+      'ca-root': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -105,6 +132,13 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
     maxNackReasons: positive('max-nack-reasons', values['max-nack-reasons']),
     maxNackBytes: positive('max-nack-bytes', values['max-nack-bytes']),
   };
+  const certTtlMs = certTtl(values['cert-ttl']);
+  if ((values['ca-cert'] === undefined) !== (values['ca-key'] === undefined)) throw new UsageError('meshlet control-plane: give --ca-cert and --ca-key together');
+  if (values['ca-cert'] === undefined && (values['ca-chain'] !== undefined || values['ca-root'] !== undefined)) throw new UsageError('meshlet control-plane: --ca-chain and --ca-root go with --ca-cert and --ca-key');
+  const ca =
+    values['ca-cert'] === undefined
+      ? undefined
+      : { certFile: values['ca-cert'], keyFile: values['ca-key']!, ...(values['ca-chain'] === undefined ? {} : { chainFile: values['ca-chain'] }), ...(values['ca-root'] === undefined ? {} : { rootFile: values['ca-root'] }) };
   const cidrs = values['registration-cidrs']
     ?.split(',')
     .map((c) => c.trim())
@@ -163,6 +197,9 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       rootNamespace: values['root-namespace'],
       registrationAddresses,
       limits,
+      trustDomain: values['trust-domain'],
+      certTtlMs,
+      ca,
     });
   } catch (err) {
     await closeEtcd();

@@ -17,7 +17,9 @@ import { table } from '../table.ts';
 export const statusHelp = `Usage: meshlet status [options]
 
 Prints which config version each connected workload ACKed, source health (with stored values
-skipped as invalid) and refused changes. Needs an admin token. Give several control planes
+skipped as invalid) and refused changes; the CA's trust bundle, and each workload's SPIFFE ID,
+certificate expiry and inbound mTLS/plaintext counts (STRICT: whether PeerAuthentication STRICT
+would refuse nothing it has seen). Needs an admin token. Give several control planes
 (comma-separated) to merge the replicas' views. Text that came from workloads (NACK reasons,
 labels, …) is printed with control characters escaped. Exits 1 when no control plane answered,
 2 on a usage mistake.
@@ -41,6 +43,33 @@ function state(w: WorkloadStatus, configVersion: string): string {
 }
 
 const pair = (sent: string | undefined, acked: string | undefined) => `${sent ?? '-'}/${acked ?? '-'}`;
+
+/** The certificate's expiry and how long is left (EXPIRED when past). */
+function expiry(w: WorkloadStatus): string {
+  const id = w.identity;
+  if (id === undefined) return 'no certificate';
+  const ms = id.notAfter - Date.now();
+  const when = new Date(id.notAfter).toISOString();
+  if (ms <= 0) return `${when} (EXPIRED)`;
+  return `${when} (${ms >= 7_200_000 ? `${Math.floor(ms / 3_600_000)}h` : `${Math.floor(ms / 60_000)}m`} left)`;
+}
+
+function tlsCounts(w: WorkloadStatus): string {
+  const t = w.inboundTls;
+  return t === undefined ? '-' : `${t.mtls}/${t.plaintext}`;
+}
+
+/**
+ * Whether PeerAuthentication STRICT would refuse nothing this workload has seen: it has a
+ * certificate and no inbound request arrived in plaintext (Istio's "is it safe to turn on STRICT").
+ */
+export function strictReady(w: WorkloadStatus): string {
+  if (w.identity === undefined) return 'no: no certificate';
+  const t = w.inboundTls;
+  if (t === undefined) return 'unknown: no TLS counts';
+  if (t.plaintext > 0) return `no: ${t.plaintext} plaintext request${t.plaintext === 1 ? '' : 's'}`;
+  return t.mtls === 0 ? 'yes (no requests yet)' : 'yes';
+}
 const p = printable;
 
 /** Runs the command; returns the exit code. */
@@ -86,6 +115,13 @@ export async function statusCommand(argv: string[]): Promise<number> {
       }),
     ),
   );
+  const cas = docs.filter((d) => d.doc.ca !== undefined);
+  if (cas.length > 0) {
+    const ca = cas[0]!.doc.ca!;
+    const bundles = [...new Set(cas.map((d) => d.doc.ca!.trustBundleVersion))];
+    out(`\nCA: trust domain ${p(ca.trustDomain)}, ${ca.roots} root${ca.roots === 1 ? '' : 's'} trusted (bundle ${p(ca.trustBundleVersion)})${ca.rotating ? ', ROTATING (finish with meshlet ca rotate --finalize)' : ''}, signer until ${p(ca.signerNotAfter)}`);
+    if (bundles.length > 1) out(`replicas push different trust bundles: ${p(bundles.join(', '))}`);
+  }
   const versions = [...new Set(docs.map((d) => d.doc.configVersion))];
   const configVersion = docs[0]!.doc.configVersion;
   if (versions.length > 1) out(`\nreplicas serve different config versions: ${p(versions.join(', '))}`);
@@ -110,6 +146,16 @@ export async function statusCommand(argv: string[]): Promise<number> {
         ),
       ),
     );
+    const reported = workloads.filter((w) => w.identity !== undefined || w.inboundTls !== undefined);
+    if (reported.length > 0) {
+      out('');
+      out(
+        table(
+          ['NAMESPACE', 'SERVICE', 'CONNECTION', 'SPIFFE ID', 'CERT EXPIRES', 'INBOUND MTLS/PLAINTEXT', 'STRICT'],
+          reported.map((w) => [w.namespace, w.service, w.connection, w.identity?.spiffeId ?? '-', expiry(w), tlsCounts(w), strictReady(w)].map(p)),
+        ),
+      );
+    }
     for (const w of workloads) {
       if (w.nacked === undefined) continue;
       out(`\n${p(`${w.namespace}/${w.service} (${w.connection}) NACKed ${w.nacked.kind} ${w.nacked.version} at ${w.nacked.at}`)}:`);

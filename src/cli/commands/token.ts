@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { TokenAuthority } from '../../control-plane-server/auth.ts';
+import { DEFAULT_SERVICE_ACCOUNT, TokenAuthority } from '../../control-plane-server/auth.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { isMeshletError } from '../../core/errors.ts';
 import { out, UsageError } from '../args.ts';
@@ -20,6 +20,9 @@ With -o json|yaml: the token with its decoded header and claims. Exits 2 on a us
 Options:
       --service <name>     the workload's service
   -n, --namespace <ns>     the workload's namespace (default: default)
+      --service-account <sa>
+                           the workload's service account: its certificate's identity is
+                           spiffe://<trust domain>/ns/<ns>/sa/<sa> (default: default)
       --label <key=value>  a label of the workload the token proves (repeatable); the control
                            plane sends the workload the policies that select these labels
                            (and app=<service>), whatever labels the workload claims
@@ -45,6 +48,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
     options: {
       service: { type: 'string' },
       namespace: { type: 'string', short: 'n' },
+      'service-account': { type: 'string' },
       label: { type: 'string', multiple: true },
       admin: { type: 'boolean' },
       ttl: { type: 'string' },
@@ -62,6 +66,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   const admin = values.admin === true;
   if (admin === (values.service !== undefined)) throw new UsageError('meshlet token: give either --service <name> or --admin');
   if (admin && values.namespace !== undefined) throw new UsageError('meshlet token: --namespace goes with --service, not --admin');
+  if (admin && values['service-account'] !== undefined) throw new UsageError('meshlet token: --service-account goes with --service, not --admin');
   if (admin && values.label !== undefined) throw new UsageError('meshlet token: --label goes with --service, not --admin');
   const labels: Record<string, string> = {};
   for (const pair of values.label ?? []) {
@@ -71,7 +76,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   }
   const ttlSeconds = values.ttl === undefined ? undefined : parseTtl(values.ttl);
   const auth = await TokenAuthority.open(values['data-dir'] ?? '.meshlet');
-  const subject = admin ? ({ admin: true } as const) : { service: values.service!, namespace: values.namespace ?? 'default', labels };
+  const subject = admin ? ({ admin: true } as const) : { service: values.service!, namespace: values.namespace ?? 'default', labels, serviceAccount: values['service-account'] ?? DEFAULT_SERVICE_ACCOUNT };
   let token: string;
   try {
     token = await auth.mintToken(subject, { ttlSeconds });
@@ -87,7 +92,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   const [header, claims] = token.split('.', 2).map((part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'))) as [Record<string, unknown>, { iat: number; exp: number }];
   printDocument(format, {
     token,
-    subject: 'admin' in subject ? { admin: true, service: null, namespace: null, labels: null } : { admin: false, service: subject.service, namespace: subject.namespace, labels: subject.labels },
+    subject: 'admin' in subject ? { admin: true, service: null, namespace: null, serviceAccount: null, labels: null } : { admin: false, service: subject.service, namespace: subject.namespace, serviceAccount: subject.serviceAccount, labels: subject.labels },
     issuedAt: new Date(claims.iat * 1000).toISOString(),
     expiresAt: new Date(claims.exp * 1000).toISOString(),
     keyId: auth.keyId,

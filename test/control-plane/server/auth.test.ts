@@ -41,7 +41,30 @@ describe('TokenAuthority', () => {
     const v = await b.verifyToken(token);
     assert.ok(v.ok && v.identity.role === 'workload');
     // The labels map is a null-prototype object (its keys come from the token).
-    assert.deepEqual({ ...v.identity, labels: { ...v.identity.labels } }, { role: 'workload', service: 'reviews', namespace: 'default', subject: 'default/reviews', labels: {} });
+    assert.deepEqual({ ...v.identity, labels: { ...v.identity.labels } }, { role: 'workload', service: 'reviews', namespace: 'default', serviceAccount: 'default', subject: 'default/reviews', labels: {} });
+  });
+
+  it('a token proves a service account (claim sa, default "default"); a bad one is refused at mint and at verify', async () => {
+    const a = await TokenAuthority.open(dataDir());
+    const token = await a.mintToken({ service: 'reviews', namespace: 'prod', serviceAccount: 'bookinfo-reviews' });
+    assert.equal(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).sa, 'bookinfo-reviews');
+    const v = await a.verifyToken(token);
+    assert.ok(v.ok && v.identity.role === 'workload');
+    assert.equal(v.identity.serviceAccount, 'bookinfo-reviews');
+    for (const bad of ['', 'Not_A_Name', 'a/b']) {
+      await assert.rejects(a.mintToken({ service: 'reviews', namespace: 'prod', serviceAccount: bad }), /token serviceAccount must be a DNS-1123 name/);
+    }
+    // A token without the claim (minted before it existed) is the default account.
+    const dir = dataDir();
+    const b = await TokenAuthority.open(dir);
+    const jwk = JSON.parse(readFileSync(join(dir, 'signing-key.jwk'), 'utf8'));
+    const key = await importJWK(jwk, 'EdDSA');
+    const sign = (claims: Record<string, unknown>) =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: b.keyId }).setIssuer(TOKEN_ISSUER).setAudience(TOKEN_AUDIENCE).setSubject('prod/reviews').setIssuedAt().setExpirationTime('1h').sign(key);
+    const old = await b.verifyToken(await sign({ role: 'workload', svc: 'reviews', ns: 'prod' }));
+    assert.ok(old.ok && old.identity.role === 'workload' && old.identity.serviceAccount === 'default');
+    const forged = await b.verifyToken(await sign({ role: 'workload', svc: 'reviews', ns: 'prod', sa: '../admin' }));
+    assert.deepEqual(forged, { ok: false, reason: 'wrong-claims', message: 'token sa claim (service account) is not a DNS-1123 name' });
   });
 
   it('a token may carry the labels it proves; bad labels, or an app label that is not the service, are refused at mint', async () => {

@@ -21,7 +21,7 @@ describe('GET /v1/watch', () => {
   });
   after(() => s.close());
 
-  it('writes hello, then config and endpoints with eventId ids', async () => {
+  it('writes hello, the trust bundle (no id), then config and endpoints with eventId ids', async () => {
     const w = await watch(s.url, query, { token });
     assert.equal(w.status, 200);
     const hello = await w.next();
@@ -32,6 +32,11 @@ describe('GET /v1/watch', () => {
     assert.match(hello.data.connection, /^cp-test-/);
     const status = s.cp.status();
     assert.equal(hello.data.configVersion, status.configVersion);
+    const bundle = await w.next();
+    assert.equal(bundle.event, 'trust-bundle');
+    assert.equal(bundle.id, undefined, 'not config: no event id, not ACKed');
+    assert.equal(bundle.data.version, s.cp.ca.bundle.version);
+    assert.deepEqual(bundle.data.roots, s.cp.ca.bundle.roots);
     const config = await w.next();
     assert.equal(config.event, 'config');
     assert.equal(config.data.version, status.configVersion);
@@ -47,7 +52,7 @@ describe('GET /v1/watch', () => {
     w.close();
   });
 
-  it('Last-Event-ID with the current versions gets hello only; with an old config version, config only', async () => {
+  it('Last-Event-ID with the current versions gets hello (and the trust bundle) only; with an old config version, config only', async () => {
     const first = await watch(s.url, query, { token });
     const { configVersion, endpointsVersion } = (await first.next('hello')).data;
     first.close();
@@ -56,17 +61,18 @@ describe('GET /v1/watch', () => {
     await until(() => w.pings >= 2, 2000, 'two pings');
     assert.deepEqual(
       w.events.map((e) => e.event),
-      ['hello'],
+      ['hello', 'trust-bundle'],
     );
     w.close();
     const w2 = await watch(s.url, query, { token, lastEventId: `stale/${endpointsVersion}` });
     await w2.next('hello');
+    await w2.next('trust-bundle');
     const c = await w2.next();
     assert.equal(c.event, 'config');
     await until(() => w2.pings >= 1, 2000, 'a ping');
     assert.deepEqual(
       w2.events.map((e) => e.event),
-      ['hello', 'config'],
+      ['hello', 'trust-bundle', 'config'],
     );
     w2.close();
   });

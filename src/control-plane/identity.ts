@@ -1,0 +1,284 @@
+/**
+ * The workload's certificate from the control plane's CA (`identity: 'control-plane'`): the mesh
+ * makes its key locally, sends a CSR with its token (`POST /v1/certificates`), checks what comes
+ * back (its own key, a chain to a root of the bundle) and installs it into the mesh's
+ * {@link CredentialHolder}. It renews at half the certificate's lifetime counted from its receipt
+ * (Istio's `SECRET_GRACE_PERIOD_RATIO` 0.5, jittered by ±0.01 as `rotateTime` does), with a new key each time; a failed renewal is retried with
+ * the reconnect backoff while the current certificate keeps serving. A trust bundle pushed on the
+ * watch stream (a root rotation) is installed at once, as a new generation.
+ *
+ * Startup mirrors the config's: {@link ControlPlaneIdentity.start} resolves with the first
+ * certificate; after `startupTimeoutMs` without one it rejects (or, with `failOpen`, resolves
+ * without an identity and keeps trying). A 401/403 rejects at once.
+ *
+ * @module
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import type { Clock, Random, Timer } from '../core/clock.ts';
+import { MeshletError } from '../core/errors.ts';
+import type { CredentialHolder, WorkloadCredentials } from '../security/identity/credentials.ts';
+import { parseSpiffeUri, spiffeUri } from '../security/identity/spiffe.ts';
+import { createCsr, generateKeyPair } from '../security/pki/index.ts';
+import { type BackoffOptions, fullJitterMs } from './backoff.ts';
+import { type CallRequest, HttpStatusError, isAuthFailure } from './http.ts';
+import { CERTIFICATES_PATH, type CertificateRequest, type CertificateResponse, type TrustBundleEvent } from './protocol.ts';
+
+/** Istio's `SECRET_GRACE_PERIOD_RATIO`: a certificate is renewed when this share of its lifetime is left. */
+export const RENEW_AT_RATIO = 0.5;
+/**
+ * Istio's `SECRET_GRACE_PERIOD_RATIO_JITTER`: the ratio moves by up to this much either way, so a
+ * fleet started together does not renew at one moment (±15 minutes of a 24-hour certificate).
+ */
+export const RENEW_JITTER_RATIO = 0.01;
+
+/** Options of {@link ControlPlaneIdentity}. */
+export interface ControlPlaneIdentityOptions {
+  /** One call to the control plane, failing over between its URLs. */
+  call<T>(req: CallRequest): Promise<T>;
+  readonly holder: CredentialHolder;
+  /** Who the mesh says it is (the CSR names it; the token's identity is what is issued). */
+  readonly trustDomain: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  /** The parts of the identity the mesh's options set explicitly: an issued identity that differs in them is warned about. */
+  readonly explicit?: { readonly trustDomain?: boolean; readonly serviceAccount?: boolean };
+  /** Without a token (an `--insecure` control plane) the request names the identity. */
+  readonly hasToken: boolean;
+  readonly startupTimeoutMs: number;
+  readonly failOpen: boolean;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: { warn(message: string): void; info?(message: string): void };
+  /** Retry backoff after a failed issuance. @defaultValue 250 ms base, 15 s cap */
+  readonly backoff?: BackoffOptions;
+  /** Wall-clock time in epoch ms (certificate validity). @defaultValue Date.now */
+  readonly wallNow?: () => number;
+  /**
+   * Whether the mesh asked for this identity (`identity: 'control-plane'`) rather than getting it
+   * by default: a control plane without a CA (an older one: 404) then fails the start instead of
+   * leaving the mesh without an identity.
+   */
+  readonly required?: boolean;
+  /** Called after each certificate or bundle is installed. */
+  readonly onInstalled?: (c: WorkloadCredentials) => void;
+}
+
+interface Startup {
+  resolve(): void;
+  reject(e: Error): void;
+  timer: Timer;
+  last: Error | undefined;
+}
+
+const pemList = (text: string): string[] => (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((p) => `${p}\n`);
+
+/** Checks an answer: the leaf carries our key and the SPIFFE ID, and chains to a root of the bundle. Throws naming what is wrong. */
+export function checkIssued(res: CertificateResponse, privateKeyPem: string): { leaf: X509Certificate } {
+  if (res === null || typeof res !== 'object' || typeof res.certChain !== 'string' || !Array.isArray(res.trustBundle) || typeof res.spiffeId !== 'string') {
+    throw new Error('the answer is not a certificate response (certChain, trustBundle, spiffeId)');
+  }
+  const chain = pemList(res.certChain).map((p) => new X509Certificate(p));
+  const roots = res.trustBundle.flatMap((r) => pemList(String(r))).map((p) => new X509Certificate(p));
+  const leaf = chain[0];
+  if (leaf === undefined) throw new Error('the answer holds no certificate');
+  if (roots.length === 0) throw new Error('the answer holds no trust bundle');
+  if (!leaf.checkPrivateKey(createPrivateKey(privateKeyPem))) throw new Error("the certificate is not for this workload's key");
+  if (!(leaf.subjectAltName ?? '').split(', ').includes(`URI:${res.spiffeId}`)) throw new Error(`the certificate does not name ${res.spiffeId}`);
+  let at = leaf;
+  for (const c of chain.slice(1)) {
+    if (!at.verify(c.publicKey)) throw new Error(`${(at.subject ?? '').replaceAll('\n', ', ') || 'the leaf'} is not signed by the next certificate of the chain`);
+    at = c;
+  }
+  if (!roots.some((r) => at.checkIssued(r) && at.verify(r.publicKey))) throw new Error('the certificate does not chain to a root of the trust bundle');
+  return { leaf };
+}
+
+/** The mesh's certificate from the control plane. */
+export class ControlPlaneIdentity {
+  readonly #o: ControlPlaneIdentityOptions;
+  readonly #wallNow: () => number;
+  #timer: Timer | undefined;
+  #startup: Startup | undefined;
+  #attempt = 0;
+  #closed = false;
+  #failing = false;
+  #warnedIdentity = '';
+  /** A bundle pushed while a request was in flight (it may be newer than the answer's). */
+  #pushed: TrustBundleEvent | undefined;
+  #requesting = false;
+
+  constructor(o: ControlPlaneIdentityOptions) {
+    this.#o = o;
+    this.#wallNow = o.wallNow ?? Date.now;
+  }
+
+  /**
+   * Stops waiting for the first certificate (the mesh starts without one: its config came from
+   * the cache or failOpen because the control plane is unreachable); it keeps trying.
+   */
+  degrade(why: string): void {
+    const s = this.#startup;
+    if (s === undefined) return;
+    this.#startup = undefined;
+    s.timer.clear();
+    this.#o.logger.warn(`meshlet: starting without a workload certificate (${why}); still asking the control plane's CA${s.last === undefined ? '' : `: ${s.last.message}`}`);
+    s.resolve();
+  }
+
+  /** Gets the first certificate (see the module comment). */
+  start(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = this.#o.clock.setTimer(() => this.#timeout(), this.#o.startupTimeoutMs, true);
+      this.#startup = { resolve, reject, timer, last: undefined };
+      this.#run();
+    });
+  }
+
+  #timeout(): void {
+    const s = this.#startup;
+    if (s === undefined) return;
+    this.#startup = undefined;
+    const why = s.last === undefined ? '' : `; last error: ${s.last.message}`;
+    if (this.#o.failOpen) {
+      this.#o.logger.warn(`meshlet: starting without a workload certificate (failOpen): none from the control plane within ${this.#o.startupTimeoutMs} ms${why}; still trying`);
+      s.resolve();
+      return;
+    }
+    s.reject(new MeshletError('MESHLET_ERR_CONTROL_PLANE', `control plane CA: no workload certificate within ${this.#o.startupTimeoutMs} ms (startupTimeoutMs)${why}`, { cause: s.last }));
+  }
+
+  #run(): void {
+    if (this.#closed) return;
+    void this.#issue().then(
+      (delay) => this.#schedule(delay, false),
+      (err: unknown) => this.#failed(err as Error),
+    );
+  }
+
+  #schedule(delayMs: number, keepAlive: boolean): void {
+    if (this.#closed) return;
+    this.#timer?.clear();
+    this.#timer = this.#o.clock.setTimer(() => this.#run(), Math.max(0, delayMs), keepAlive);
+  }
+
+  /** One issuance; resolves with the delay until the next (half the lifetime). */
+  async #issue(): Promise<number> {
+    const o = this.#o;
+    const asked = spiffeUri({ trustDomain: o.trustDomain, namespace: o.namespace, serviceAccount: o.serviceAccount });
+    const keys = generateKeyPair();
+    const csr = await createCsr(keys, { spiffeId: asked });
+    const body: CertificateRequest = o.hasToken ? { csr } : { csr, namespace: o.namespace, serviceAccount: o.serviceAccount };
+    let res: CertificateResponse;
+    this.#requesting = true;
+    this.#pushed = undefined;
+    try {
+      res = await o.call<CertificateResponse>({ method: 'POST', path: CERTIFICATES_PATH, body });
+    } finally {
+      this.#requesting = false;
+    }
+    if (this.#closed) return 0;
+    let leaf: X509Certificate;
+    try {
+      ({ leaf } = checkIssued(res, keys.privateKeyPem));
+    } catch (err) {
+      throw new MeshletError('MESHLET_ERR_CONTROL_PLANE', `control plane CA: refusing the certificate it issued: ${(err as Error).message}`, { cause: err });
+    }
+    const notBefore = typeof res.notBefore === 'number' ? res.notBefore : Date.parse(leaf.validFrom);
+    const notAfter = typeof res.notAfter === 'number' ? res.notAfter : Date.parse(leaf.validTo);
+    // A bundle pushed while the request was in flight may be newer than the answer's.
+    const pushed = this.#pushed as TrustBundleEvent | undefined;
+    const trustBundle = pushed !== undefined && pushed.version !== res.trustBundleVersion ? pushed.roots.join('') : res.trustBundle.join('');
+    this.#pushed = undefined;
+    const c = o.holder.set({ certChain: res.certChain, privateKey: keys.privateKeyPem, trustBundle, spiffeId: res.spiffeId, notBefore, notAfter });
+    if (res.spiffeId !== asked && res.spiffeId !== this.#warnedIdentity && this.#differsExplicitly(res.spiffeId)) {
+      this.#warnedIdentity = res.spiffeId;
+      o.logger.warn(`meshlet: the control plane issued ${res.spiffeId} (the token's identity), not ${asked} (the mesh's namespace, serviceAccount and trustDomain options); peers and policies see ${res.spiffeId}`);
+    }
+    if (this.#failing) o.logger.warn(`meshlet: workload certificate renewed again (${res.spiffeId}, valid until ${new Date(notAfter).toISOString()})`);
+    this.#failing = false;
+    this.#attempt = 0;
+    o.onInstalled?.(c);
+    const s = this.#startup;
+    if (s !== undefined) {
+      this.#startup = undefined;
+      s.timer.clear();
+      s.resolve();
+    }
+    // Istio's rotateTime: the lifetime counts from when the certificate was received, not from its
+    // notBefore (which the CA backdates for clock skew: a 2-minute certificate would renew at once),
+    // and the grace ratio is jittered.
+    const r = this.#o.random;
+    const ratio = Math.min(1, Math.max(0, RENEW_AT_RATIO + r.next() * RENEW_JITTER_RATIO * (r.next() < 0.5 ? -1 : 1)));
+    return (notAfter - this.#wallNow()) * (1 - ratio);
+  }
+
+  /** Whether the issued identity contradicts what the mesh's options say (not mere defaults). */
+  #differsExplicitly(issued: string): boolean {
+    const o = this.#o;
+    const id = parseSpiffeUri(issued);
+    if (id === undefined) return true;
+    return id.namespace !== o.namespace || (o.explicit?.serviceAccount === true && id.serviceAccount !== o.serviceAccount) || (o.explicit?.trustDomain === true && id.trustDomain !== o.trustDomain);
+  }
+
+  #failed(err: Error): void {
+    if (this.#closed) return;
+    const cause = (err as { cause?: unknown }).cause ?? err;
+    const s = this.#startup;
+    if (cause instanceof HttpStatusError && cause.status === 404 && !this.#o.required) {
+      // A control plane without a CA (older than this mesh): no identity by default, and nothing to retry.
+      this.#o.logger.warn(`meshlet: the control plane has no CA (${err.message}); running without a workload certificate (no mTLS). Upgrade it, or set identity: 'none' to silence this`);
+      this.#closed = true;
+      if (s !== undefined) {
+        this.#startup = undefined;
+        s.timer.clear();
+        s.resolve();
+      }
+      return;
+    }
+    if (s !== undefined) {
+      s.last = err;
+      // Retrying with the same token cannot help.
+      if (isAuthFailure(cause) || (cause instanceof HttpStatusError && cause.status === 404)) {
+        this.#startup = undefined;
+        s.timer.clear();
+        s.reject(new MeshletError('MESHLET_ERR_CONTROL_PLANE', `control plane CA: ${err.message}`, { cause: err }));
+        this.close();
+        return;
+      }
+    } else {
+      const c = this.#o.holder.current;
+      const left = c === undefined ? '' : c.notAfter > this.#wallNow() ? `; the current certificate is valid until ${new Date(c.notAfter).toISOString()}` : '; THE CURRENT CERTIFICATE HAS EXPIRED';
+      if (!this.#failing) this.#o.logger.warn(`meshlet: renewing the workload certificate failed, retrying${left}: ${err.message}`);
+    }
+    this.#failing = true;
+    // A refusal that is not an outage (a 4xx but 408/429) is retried at the slowest pace.
+    const transient = !(cause instanceof HttpStatusError) || cause.status >= 500 || cause.status === 408 || cause.status === 429;
+    const delay = transient ? fullJitterMs(this.#attempt++, this.#o.random, this.#o.backoff) : (this.#o.backoff?.maxMs ?? 15_000);
+    this.#schedule(delay, s !== undefined);
+  }
+
+  /**
+   * A `trust-bundle` event: installed at once (same certificate, new roots, a new generation).
+   */
+  trustBundle(event: TrustBundleEvent): void {
+    if (this.#closed) return;
+    const c = this.#o.holder.current;
+    const roots = event.roots.join('');
+    if (this.#requesting) this.#pushed = event;
+    // Before the first certificate: the answer carries the bundle.
+    if (c === undefined) return;
+    if (c.trustBundle === roots) return;
+    const { generation: _g, ...rest } = c;
+    const next = this.#o.holder.set({ ...rest, trustBundle: roots });
+    this.#o.logger.info?.(`meshlet: trust bundle ${event.version} installed (${event.roots.length} root(s))`);
+    this.#o.onInstalled?.(next);
+  }
+
+  /** Stops renewing; a request in flight is not waited for (its answer is dropped, and closing the agent ends it). */
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#timer?.clear();
+    this.#startup?.timer.clear();
+    return Promise.resolve();
+  }
+}
