@@ -71,6 +71,8 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     token: token === '' ? undefined : token,
     workload: workloadOf(o),
     locality: o.locality ?? '',
+    // The identity defaults to the control plane's CA in control-plane mode.
+    acceptsMtls: o.identity !== 'none',
     analysis: o.analysis,
     cacheDir: o.cacheDir,
     startupTimeoutMs: nonNegative(o, 'startupTimeoutMs', 10_000),

@@ -117,3 +117,24 @@ test('an instance whose lease is not renewed expires; a renewed one with the sam
     await productpage.close();
   }
 });
+
+test("a mesh with an identity registers with security.istio.io/tlsMode: istio (auto-mTLS reads it); identity 'none' does not", async () => {
+  const [r1, r2] = ups as [Upstream, Upstream];
+  const reviewsToken = await t.cp.mintToken({ service: 'reviews', namespace: 'default' });
+  const token = await t.cp.mintToken({ service: 'productpage', namespace: 'default' });
+  const productpage = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, logger: quietLogger });
+  const withId = await createMesh({ service: 'reviews', labels: { version: 'v1' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, logger: quietLogger });
+  const without = await createMesh({ service: 'reviews', labels: { version: 'v2' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, identity: 'none', logger: quietLogger });
+  try {
+    await withId.register({ ports: { http: r1.port }, address: '127.0.0.1' });
+    await without.register({ ports: { http: r2.port }, address: '127.0.0.1' });
+    await until(() => endpoints(productpage).length === 2, 'productpage sees both instances');
+    const labels = Object.fromEntries((productpage.explain({ url: 'http://reviews.example:9080/' }).targets[0]?.endpoints ?? []).map((e) => [e.endpoint, e.labels]));
+    assert.equal(labels[`127.0.0.1:${r1.port}`]?.['security.istio.io/tlsMode'], 'istio');
+    assert.equal(labels[`127.0.0.1:${r2.port}`]?.['security.istio.io/tlsMode'], undefined);
+  } finally {
+    await withId.close();
+    await without.close();
+    await productpage.close();
+  }
+});
