@@ -6,7 +6,10 @@
  * why, retries of a failed handshake, and credential rotation.
  */
 import assert from 'node:assert/strict';
+import { createSecureServer } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import type { TLSSocket } from 'node:tls';
 import { createMesh, isMeshletError, type Mesh } from '../../src/index.ts';
 import { cleanupPki, issueLeaf, makeCa, spiffe, type TestCa, type TestLeaf, workloadCredentials } from '../helpers/pki.ts';
 import { startTlsUpstream, type TlsUpstream } from '../helpers/tls-upstreams.ts';
@@ -193,6 +196,29 @@ describe('client-side Istio mTLS', { skip: skipWithout('openssl') }, () => {
       assert.equal(await r.text(), 'reviews');
     }
     assert.equal(ratings.seen.length, 0);
+  });
+
+  it("HTTP/2 port: Istio's h2 ALPN list; an HTTP/2 server agreeing on h2 is spoken to in HTTP/2", async () => {
+    const leaf = issueLeaf(ca, { uris: [spiffe('default', 'reviews')] });
+    const seen: { alpn: string | false | null; version: string; sans: string }[] = [];
+    const h2 = createSecureServer({ cert: leaf.chainPem, key: leaf.keyPem, ca: ca.rootPem, requestCert: true, rejectUnauthorized: true, allowHTTP1: true }, (req, res) => {
+      const sock = req.socket as TLSSocket;
+      seen.push({ alpn: sock.alpnProtocol, version: req.httpVersion, sans: sock.getPeerCertificate().subjectaltname ?? '' });
+      res.end('h2');
+    });
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+    try {
+      const port = (h2.address() as AddressInfo).port;
+      const se = reviews([{ port, labels: TLS_ISTIO }]) as { spec: { ports: { protocol: string }[] } };
+      se.spec.ports[0]!.protocol = 'HTTP2';
+      const m = await mesh([se]);
+      const r = await m.fetch(`http://${HOST}:9080/h2`);
+      assert.equal(await r.text(), 'h2');
+      assert.deepEqual(seen.map((x) => [x.alpn, x.version]), [['h2', '2.0']]);
+      assert.match(seen[0]?.sans ?? '', /sa\/productpage/);
+    } finally {
+      h2.close();
+    }
   });
 
   it('rotation: new connections present the new certificate at once; a call in flight on the old connection completes', async () => {
