@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
 import { createMesh, isMeshletError, type Mesh } from '../../src/index.ts';
 import { cleanupPki, issueLeaf, makeCa, type TestCa, type TestLeaf } from '../helpers/pki.ts';
 import { startTlsUpstream, type TlsUpstream } from '../helpers/tls-upstreams.ts';
@@ -189,6 +190,19 @@ describe('DestinationRule TLS origination', { skip: skipWithout('openssl') }, ()
     } finally {
       await plain.close();
     }
+  });
+
+  it('a passthrough service (resolution NONE) with SIMPLE: TLS to the original destination, SNI and name the host', async () => {
+    const se = { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'api', namespace: 'default' }, spec: { hosts: [HOST], location: 'MESH_EXTERNAL', resolution: 'NONE', ports: [{ number: server.port, name: 'http', protocol: 'HTTP' }] } };
+    const m = await mesh([se, rule({ mode: 'SIMPLE', caCertificates: ca.certFile })]);
+    // fetch cannot set Host: undici.request through the mesh's dispatcher can (a forwarding proxy would).
+    const r = await request(`http://127.0.0.1:${server.port}/passthrough`, { dispatcher: m.dispatcher, headers: { host: `${HOST}:${server.port}` } });
+    assert.equal(r.statusCode, 200);
+    await r.body.dump();
+    assert.equal(server.seen.at(-1)?.url, '/passthrough');
+    assert.equal(server.seen.at(-1)?.servername, HOST);
+    const bad = await mesh([se, rule({ mode: 'SIMPLE', caCertificates: other.certFile })]);
+    await assert.rejects(request(`http://127.0.0.1:${server.port}/passthrough-bad`, { dispatcher: bad.dispatcher, headers: { host: `${HOST}:${server.port}` } }), /unknown CA/);
   });
 
   it('DISABLE and a port-level override: plaintext to one port, TLS to another of the same host', async () => {
