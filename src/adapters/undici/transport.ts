@@ -84,6 +84,8 @@ class ClusterPools implements ClusterTransport {
   #plans: ClusterTlsPlans | undefined;
   /** Passthrough clusters with TLS: an agent per plan key. */
   #passthrough: { key: string; agent: Agent } | undefined;
+  /** Pools replaced (new certificate, new TLS settings) whose calls are still finishing: close() bounds them too. */
+  readonly #draining = new Set<Pool | Agent>();
   constructor(options: Pool.Options, cs: ClusterState, clock: Clock, env: TlsEnvironment) {
     this.#clock = clock;
     this.options = options;
@@ -131,7 +133,7 @@ class ClusterPools implements ClusterTransport {
     };
     this.#hosts.set(host, next);
     // Connections made with the old settings (an older certificate) drain: calls on them finish.
-    if (e !== undefined) drain(e);
+    if (e !== undefined) this.#drain(e);
     return next;
   }
 
@@ -153,7 +155,7 @@ class ClusterPools implements ClusterTransport {
     if (p !== undefined && p.key === plan.key) return p.agent;
     const agent = new Agent({ ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000) as never });
     this.#passthrough = { key: plan.key, agent };
-    if (p !== undefined) void p.agent.close().catch(() => undefined);
+    if (p !== undefined) this.#drainOne(p.agent);
     return agent;
   }
 
@@ -161,7 +163,21 @@ class ClusterPools implements ClusterTransport {
     const e = this.#hosts.get(host);
     if (e === undefined) return;
     this.#hosts.delete(host);
-    drain(e);
+    this.#drain(e);
+  }
+
+  #drain(e: HostPools): void {
+    if (e.pool !== undefined) this.#drainOne(e.pool);
+    if (e.https !== undefined) this.#drainOne(e.https);
+  }
+
+  /** close() lets requests in flight finish first. */
+  #drainOne(d: Pool | Agent): void {
+    this.#draining.add(d);
+    void d
+      .close()
+      .catch(() => undefined)
+      .finally(() => this.#draining.delete(d));
   }
   /** Closes the pools: calls in flight may finish for `graceMs`, then they are cancelled. */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
@@ -171,16 +187,11 @@ class ClusterPools implements ClusterTransport {
       if (e.https !== undefined) pools.push(e.https);
     }
     if (this.#passthrough !== undefined) pools.push(this.#passthrough.agent);
+    pools.push(...this.#draining);
     this.#passthrough = undefined;
     this.#hosts.clear();
     await closeWithin(pools, graceMs, this.#clock);
   }
-}
-
-/** close() lets requests in flight finish first. */
-function drain(e: HostPools): void {
-  if (e.pool !== undefined) void e.pool.close().catch(() => undefined);
-  if (e.https !== undefined) void e.https.close().catch(() => undefined);
 }
 
 /**
