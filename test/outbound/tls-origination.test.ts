@@ -179,6 +179,15 @@ describe('DestinationRule TLS origination', { skip: skipWithout('openssl') }, ()
     }
   });
 
+  it('a client certificate and a key that do not belong together: the call fails naming the rule, never in plaintext', async () => {
+    const m = await mesh([externalService(mtlsServer.port), rule({ mode: 'MUTUAL', caCertificates: ca.certFile, clientCertificate: clientLeaf.chainFile, privateKey: strangerLeaf.keyFile }, 'mismatch')]);
+    const before = mtlsServer.seen.length;
+    const e = await failure(m, `http://${HOST}/mismatch`);
+    assert.ok(isMeshletError(e, 'MESHLET_ERR_UPSTREAM_TLS'), String(e));
+    assert.match(e.message, /DestinationRule default\/mismatch tls: its files cannot be used \(.*key values mismatch/);
+    assert.equal(mtlsServer.seen.length, before);
+  });
+
   it('credentialName cannot be resolved: the call fails, never in plaintext', async () => {
     const plain = await startUpstream('plain');
     try {

@@ -144,11 +144,15 @@ export class ClusterTlsPlans {
     return p;
   }
 
+  /** `DestinationRule ns/name` (the rules that gave the cluster its policy). */
+  get #rule(): string {
+    return this.#cluster.destinationRule?.rules.map((r) => r.ref).join(', ') ?? 'DestinationRule';
+  }
+
   #file(field: TlsFileField, path: string, d: ClientTlsDecision): { pem?: string; failure?: string } {
     const f = this.#env.files.get(field, path);
     if (f.ok) return { pem: f.pem };
-    const dr = this.#cluster.destinationRule?.rules.map((r) => r.ref).join(', ') ?? 'DestinationRule';
-    return { failure: `${dr} tls.${field}: ${f.error} (${d.why})` };
+    return { failure: `${this.#rule} tls.${field}: ${f.error} (${d.why})` };
   }
 
   #build(d: ClientTlsDecision): PlanResult {
@@ -193,7 +197,7 @@ export class ClusterTlsPlans {
     try {
       context = createSecureContext(opts);
     } catch (e) {
-      return { plan: undefined, failure: `the TLS files of ${d.why.replace(/ sets tls mode .*/, '')} cannot be used together: ${(e as Error).message}` };
+      return { plan: undefined, failure: `${this.#rule} tls: its files cannot be used (${(e as Error).message})` };
     }
     const host = c.host.startsWith('*') ? undefined : c.host;
     const sni = t?.sni !== undefined && t.sni !== '' ? t.sni : host;
