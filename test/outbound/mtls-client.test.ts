@@ -67,8 +67,8 @@ describe('client-side Istio mTLS', { skip: skipWithout('openssl') }, () => {
     return s;
   }
 
-  async function mesh(config: object[], o: { credentials?: boolean; trustDomainAliases?: string[] } = {}): Promise<Mesh> {
-    const m = await createMesh({ service: 'productpage', errors: 'throw', config, trustDomainAliases: o.trustDomainAliases, logger: { warn: () => undefined, error: () => undefined } });
+  async function mesh(config: object[], o: { credentials?: boolean; trustDomainAliases?: string[]; enableAutoMtls?: boolean } = {}): Promise<Mesh> {
+    const m = await createMesh({ service: 'productpage', errors: 'throw', config, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls, logger: { warn: () => undefined, error: () => undefined } });
     meshes.push(m);
     if (o.credentials !== false) m.credentials.set(creds);
     return m;
@@ -123,6 +123,11 @@ describe('client-side Istio mTLS', { skip: skipWithout('openssl') }, () => {
     assert.match(m.explain({ url: `http://${HOST}:9080/` }).targets[0]?.endpoints[0]?.tls ?? '', /PeerAuthentication default\/reviews-port sets mTLS DISABLE for port/);
     const ns = await mesh([reviews([{ port: plain.port, labels: TLS_ISTIO }]), pa('default', { mtls: { mode: 'DISABLE' } })]);
     assert.equal(await (await ns.fetch(`http://${HOST}:9080/pa-ns`)).text(), 'plain');
+  });
+
+  it('enableAutoMtls: false keeps a labelled endpoint plaintext', async () => {
+    const m = await mesh([reviews([{ port: plain.port, labels: TLS_ISTIO }])], { enableAutoMtls: false });
+    assert.equal(await (await m.fetch(`http://${HOST}:9080/auto-off`)).text(), 'plain');
   });
 
   it('DestinationRule DISABLE beats auto-mTLS', async () => {
