@@ -10,6 +10,7 @@ import type { Clock, Random } from './core/clock.ts';
 import type { ErrorMode } from './core/exchange.ts';
 import type { PathNormalization } from './inbound/path.ts';
 import type { ExtensionProvider, JwtOptions } from './inbound/policies.ts';
+import type { InboundTlsCounts } from './inbound/tls-stats.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 import type { OutboundEvent } from './outbound/pipeline.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
@@ -175,6 +176,11 @@ export interface MeshDiagnostics {
   readonly mirrors: { readonly sent: number; readonly dropped: number; readonly failed: number; readonly inFlight: number };
   /** The admission phases the server side runs (`jwt`, `authorization`, `rate-limit`, …), in order. */
   readonly inboundPhases: readonly string[];
+  /**
+   * "Ready for STRICT?": inbound requests that arrived in plaintext and over mTLS, and the mTLS
+   * ones by peer identity (the 100 seen most recently). See docs/mtls.md.
+   */
+  readonly inboundTls: InboundTlsCounts;
   /** The clusters calls (or mirrors, or explain) have used, with their endpoints. */
   readonly clusters: readonly {
     readonly name: string;

@@ -12,7 +12,7 @@ import { fetch as undiciFetch } from 'undici';
 import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
 import { classifyUndiciError } from './adapters/undici/classify.ts';
 import { UndiciTransport } from './adapters/undici/transport.ts';
-import type { FastifyPlugin } from './adapters/server/fastify.ts';
+import type { FastifyPlugin, FastifyServerOptions } from './adapters/server/fastify.ts';
 import { MeshServers } from './adapters/server/servers.ts';
 import { currentContext, type MeshContext } from './core/context.ts';
 import { reportFindings } from './config/findings.ts';
@@ -117,6 +117,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         normalization: o.pathNormalization ?? 'BASE',
         clock,
         closeTimeoutMs: o.closeTimeoutMs ?? 5000,
+        credentials: this.#credentials,
         policies: {
           workload: this.identity,
           rootNamespace: o.rootNamespace ?? 'istio-system',
@@ -173,14 +174,20 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.#servers.fastify();
   }
 
-  /** Options for `Fastify({ ...mesh.fastifyOptions() })`: route on the normalized path (`rewriteUrl`). */
-  fastifyOptions(): { rewriteUrl(req: IncomingMessage): string } {
+  /**
+   * Options for `Fastify({ ...mesh.fastifyOptions() })`: route on the normalized path
+   * (`rewriteUrl`) and serve on the mesh's server (`serverFactory`: PeerAuthentication, mTLS and
+   * plaintext on one port, drained by `mesh.close()`).
+   */
+  fastifyOptions(): FastifyServerOptions {
     return this.#servers.fastifyOptions();
   }
 
   /**
-   * A node:http server that judges each request before `listener` (an Express app, any
-   * `(req, res)` function); `mesh.close()` stops it accepting and drains it.
+   * A node:http server that applies PeerAuthentication to each connection — mTLS with this
+   * workload's certificate and plaintext on one port, as the mode of the port allows — and judges
+   * each request before `listener` (an Express app, any `(req, res)` function); `mesh.close()`
+   * stops it accepting and drains it. See docs/mtls.md.
    * @example mesh.createServer(app).listen(8000);
    */
   createServer(listener: RequestListener): Server {
@@ -261,7 +268,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         ejectedForMs: h.ejected ? Math.max(0, h.ejectedUntil - now) : 0,
       })),
     }));
-    return { configVersion: this.configVersion, configSource: this.configSource, mirrors: { ...o.mirrorStats }, inboundPhases: this.#servers.guard.phases, clusters };
+    return { configVersion: this.configVersion, configSource: this.configSource, mirrors: { ...o.mirrorStats }, inboundPhases: this.#servers.guard.phases, inboundTls: this.#servers.tlsCounts, clusters };
   }
 
   /**

@@ -200,6 +200,7 @@ export function inboundExplanationView(e: InboundExplanation) {
     workload: { service: e.workload.service, namespace: e.workload.namespace, labels: { ...e.workload.labels } },
     request: { ...e.request, peer: e.request.peer ?? null, headers: { ...e.request.headers } },
     path: { ...e.path, normalized: e.path.normalized ?? null },
+    peerAuthentication: { ...e.peerAuthentication, policies: { ...e.peerAuthentication.policies } },
     status: e.status,
     refusedBy: e.refusedBy ?? null,
     reason: e.reason,

@@ -105,11 +105,12 @@ test('kinds validated but not applied yet get one info notice per kind (MESHLET0
     sec('AuthorizationPolicy', 'a', { rules: [{}] }),
     sec('AuthorizationPolicy', 'b', { action: 'DENY', rules: [{ to: [{ operation: { ports: ['8080'] } }] }] }),
     sec('PeerAuthentication', 'default', { mtls: { mode: 'STRICT' } }),
+    { apiVersion: 'telemetry.istio.io/v1', kind: 'Telemetry', metadata: { name: 'mesh-default' }, spec: { accessLogging: [{ providers: [{ name: 'envoy' }] }] } },
     { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'svc' }, spec: { hosts: ['svc'], ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], resolution: 'STATIC', endpoints: [{ address: '1.1.1.1' }] } },
   ]);
   assert.equal(ok, true, issues.all.join('\n'));
-  // AuthorizationPolicy is enforced by the server side: no notice for it.
+  // AuthorizationPolicy and PeerAuthentication are enforced by the server side: no notice for them.
   assert.deepEqual(issues.all.filter((i) => i.code === 'MESHLET0003').map((i) => `${i.level} ${i.resource}: ${i.message}`), [
-    'info PeerAuthentication default/default: 1 PeerAuthentication validated but not applied: meshlet does not require or terminate mTLS on inbound connections yet',
+    'info Telemetry default/mesh-default: 1 Telemetry validated but not applied: meshlet does not read Telemetry resources yet (tracing, metrics and access-log settings)',
   ]);
 });

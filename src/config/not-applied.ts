@@ -1,6 +1,6 @@
 /**
- * Kinds meshlet validates but does not apply yet: PeerAuthentication and Telemetry
- * (RequestAuthentication, AuthorizationPolicy and the local rate limit EnvoyFilter are enforced
+ * Kinds meshlet validates but does not apply yet: Telemetry (PeerAuthentication,
+ * RequestAuthentication, AuthorizationPolicy and the local rate limit EnvoyFilter are enforced
  * by the server side). They are checked as Istio checks them, so a config can be
  * shared with an Istio cluster; one info notice per kind present says they have no effect in
  * meshlet yet (`MESHLET0003`), so nobody relies on a policy that is not enforced.
@@ -15,7 +15,6 @@ export const NOT_APPLIED_CODE = 'MESHLET0003';
 
 /** What a kind would do, and that meshlet does not do it yet. */
 export const NOT_APPLIED_YET: Readonly<Partial<Record<Kind, string>>> = {
-  PeerAuthentication: 'meshlet does not require or terminate mTLS on inbound connections yet',
   Telemetry: 'meshlet does not read Telemetry resources yet (tracing, metrics and access-log settings)',
 };
 

@@ -12,6 +12,8 @@
  * | `meshlet:attempt:end` | that attempt ended (answer, failure, cancelled) | {@link AttemptEndMessage} |
  * | `meshlet:config:applied` | a mesh put a config in use | {@link ConfigAppliedMessage} |
  * | `meshlet:config:rejected` | a mesh refused a config | {@link ConfigRejectedMessage} |
+ * | `meshlet:inbound:request` | a request reached a server of the mesh (before it is judged) | {@link InboundRequestMessage} |
+ * | `meshlet:inbound:refused` | a server of the mesh refused a connection (PeerAuthentication, a bad peer certificate) | {@link InboundRefusedMessage} |
  *
  * Every message names the mesh it comes from (`workload`), so one subscriber serves every mesh
  * of the process; calls carry their `Exchange` as `call`, the same object in every message of
@@ -121,6 +123,31 @@ export interface ConfigRejectedMessage {
   readonly reasons: readonly string[];
 }
 
+/** `meshlet:inbound:request`: a request arrived, in plaintext or over mTLS (PERMISSIVE → STRICT readiness). */
+export interface InboundRequestMessage {
+  readonly workload: WorkloadIdentity;
+  /** True when it came over a verified mTLS connection. */
+  readonly mtls: boolean;
+  /** The peer's SPIFFE ID (`spiffe://…`), or undefined for plaintext. */
+  readonly peer: string | undefined;
+  readonly method: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+}
+
+/** `meshlet:inbound:refused`: a connection was closed before any HTTP was read from it. */
+export interface InboundRefusedMessage {
+  readonly workload: WorkloadIdentity;
+  /** The PeerAuthentication mode of the port. */
+  readonly mode: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  /** `plaintext`, `tls`, or `unknown` (nothing was read). */
+  readonly transport: 'plaintext' | 'tls' | 'unknown';
+  /** Why, in words (`plaintext under STRICT`, `certificate has expired`, `unknown CA`, …). */
+  readonly reason: string;
+}
+
 /** The channels (created once; publishing is gated by `hasSubscribers` at each site). */
 export const channels = Object.freeze({
   callStart: channel('meshlet:call:start'),
@@ -129,4 +156,6 @@ export const channels = Object.freeze({
   attemptEnd: channel('meshlet:attempt:end'),
   configApplied: channel('meshlet:config:applied'),
   configRejected: channel('meshlet:config:rejected'),
+  inboundRequest: channel('meshlet:inbound:request'),
+  inboundRefused: channel('meshlet:inbound:refused'),
 });

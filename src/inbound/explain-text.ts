@@ -32,6 +32,11 @@ export function describeInbound(e: Omit<InboundExplanation, 'toString'>): string
   for (const [k, v] of Object.entries(r.headers)) for (const one of Array.isArray(v) ? v : [v]) lines.push(`${PAD}${k}: ${shortToken(String(one))}`);
   lines.push(`${label('To')}${e.workload.service}.${e.workload.namespace}${labels ? ` {${labels}}` : ''}, local port ${r.localPort} (${r.portFrom})`);
   lines.push(`${label('From')}${r.peer === undefined ? 'a plaintext peer (no mTLS identity)' : `mTLS peer ${r.peer}`} at ${r.remoteAddress}`);
+  const pa = e.peerAuthentication;
+  const from = [pa.policies.mesh && `mesh ${pa.policies.mesh}`, pa.policies.namespace && `namespace ${pa.policies.namespace}`, pa.policies.workload && `workload ${pa.policies.workload}${pa.portLevel ? ' (portLevelMtls)' : ''}`].filter(Boolean);
+  lines.push(
+    `${label('mTLS')}PeerAuthentication ${pa.mode} on port ${r.localPort} (${from.length === 0 ? 'no PeerAuthentication applies: the default' : from.join(', ')}) → ${pa.accepted ? `${r.peer === undefined ? 'plaintext' : 'mTLS'} accepted` : `${r.peer === undefined ? 'plaintext' : 'mTLS'} refused: the connection is closed`}`,
+  );
   const p = e.path;
   lines.push(
     `${label('Path')}${p.normalized === undefined ? `refused by ${p.normalization} normalization (400)` : p.changed ? `${p.received} → ${p.normalized} (${p.normalization} normalization; the app is handed ${p.normalized})` : `${p.normalized} (unchanged by ${p.normalization} normalization)`}`,
@@ -59,7 +64,7 @@ export function describeInbound(e: Omit<InboundExplanation, 'toString'>): string
     }
     if (j.headersRemoved.length > 0) lines.push(`${PAD}removed before the app sees the request: ${j.headersRemoved.join(', ')}`);
     for (const [h, v] of Object.entries(j.headersWritten)) lines.push(`${PAD}written: ${h}: ${v}`);
-  } else if (e.refusedBy !== 'path') {
+  } else if (e.refusedBy !== 'path' && e.refusedBy !== 'peer-authentication') {
     lines.push(`${label('JWT')}no RequestAuthentication applies: no request principal`);
   }
 
@@ -89,7 +94,7 @@ export function describeInbound(e: Omit<InboundExplanation, 'toString'>): string
     });
   }
 
-  lines.push(`${label('Verdict')}${e.status === 200 ? 'reaches the app' : `${e.status}, refused by the ${e.refusedBy} step`} — ${e.reason}`);
+  lines.push(`${label('Verdict')}${e.status === 200 ? 'reaches the app' : e.status === 0 ? `connection refused by the ${e.refusedBy} step` : `${e.status}, refused by the ${e.refusedBy} step`} — ${e.reason}`);
   if (e.assumes.length > 0) {
     lines.push(`${label('Assuming')}${e.assumes[0]}`);
     for (const a of e.assumes.slice(1)) lines.push(`${PAD}${a}`);

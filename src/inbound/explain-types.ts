@@ -7,6 +7,7 @@
 import type { WorkloadIdentity } from '../core/observe.ts';
 import type { AppliedPolicy, AuthzFinding } from '../security/authz/compile.ts';
 import type { AuthzResult } from '../security/authz/types.ts';
+import type { MtlsMode } from '../security/peer-authentication.ts';
 import type { JwtExplanation } from './explain-jwt.ts';
 import type { RateLimitExplanation } from './explain-rate-limit.ts';
 import type { PathNormalization } from './path.ts';
@@ -122,10 +123,19 @@ export interface InboundExplanation {
     readonly changed: boolean;
     readonly normalization: PathNormalization;
   };
-  /** The HTTP status the caller would get: 200 when the app is reached, else the refusal's. */
+  /** The PeerAuthentication that applies to the local port, and whether it lets this connection in (plaintext or mTLS, as `source` says). */
+  readonly peerAuthentication: {
+    readonly mode: MtlsMode;
+    /** True when the workload policy's `portLevelMtls` sets the port's mode. */
+    readonly portLevel: boolean;
+    /** `namespace/name` of the mesh, namespace and workload policies composed. */
+    readonly policies: { readonly mesh?: string; readonly namespace?: string; readonly workload?: string };
+    readonly accepted: boolean;
+  };
+  /** The HTTP status the caller would get: 200 when the app is reached, else the refusal's; 0 when PeerAuthentication closes the connection (no HTTP answer). */
   readonly status: number;
   /** The step that refuses the request, undefined when the app is reached. */
-  readonly refusedBy: 'path' | 'jwt' | 'authorization' | 'rate-limit' | undefined;
+  readonly refusedBy: 'peer-authentication' | 'path' | 'jwt' | 'authorization' | 'rate-limit' | undefined;
   /** One line on why. */
   readonly reason: string;
   /** What the verdict rests on that an explanation cannot see (keys it does not fetch, an external authorizer, token buckets). */

@@ -20,6 +20,7 @@ import type { PeerIdentity } from '../core/context.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
 import { normalizeHeaderObject } from '../core/headers.ts';
 import { compileAuthz } from '../security/authz/engine.ts';
+import { composePeerAuthentication, mtlsModeForPort } from '../security/peer-authentication.ts';
 import type { ExtAuthzCheck, ExtAuthzResponse } from '../security/authz/types.ts';
 import { explainJwt, type JwtExplanation } from './explain-jwt.ts';
 import { describeInbound } from './explain-text.ts';
@@ -159,16 +160,24 @@ export async function explainInbound(resources: readonly AnyResource[], request:
   const shownHeaders = { ...headers } as Record<string, string | readonly string[]>;
 
   const normalized = normalizePath(target, normalization);
+  const pa = composePeerAuthentication(resources, { namespace: workload.namespace, labels: workload.labels }, rootNamespace);
+  const mtlsMode = mtlsModeForPort(pa, localPort);
+  // The connection is judged before any HTTP is read: STRICT closes a plaintext one, DISABLE a TLS one.
+  const paRefusal = mtlsMode === 'STRICT' && peer === undefined ? 'plaintext under STRICT' : mtlsMode === 'DISABLE' && peer !== undefined ? 'mTLS under DISABLE (plaintext only)' : undefined;
   const base = {
     workload: { service: workload.service, namespace: workload.namespace, labels: { ...workload.labels } },
     request: { method, scheme, authority, localPort, portFrom, remoteAddress: ip, peer: peer?.principal, headers: shownHeaders },
     path: { received: target, normalized, changed: normalized !== target, normalization },
+    peerAuthentication: { mode: mtlsMode, portLevel: pa.perPort.has(localPort), policies: { ...pa.policies }, accepted: paRefusal === undefined },
   };
   const done = (e: Omit<InboundExplanation, 'toString' | keyof typeof base>): InboundExplanation => {
     const full = { ...base, ...e };
     return Object.freeze({ ...full, toString: () => describeInbound(full) });
   };
   const none = { jwt: undefined, requestPrincipal: undefined, claims: undefined, authz: undefined, rateLimits: undefined };
+  if (paRefusal !== undefined) {
+    return done({ ...none, status: 0, refusedBy: 'peer-authentication', reason: `PeerAuthentication ${mtlsMode} on port ${localPort}: ${paRefusal}; the connection is closed before any HTTP is read`, assumes: [] });
+  }
   if (normalized === undefined) {
     return done({ ...none, status: 400, refusedBy: 'path', reason: `path ${JSON.stringify(target)} cannot be normalized (${normalization}): Envoy answers 400`, assumes: [] });
   }

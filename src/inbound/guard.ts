@@ -12,6 +12,7 @@ import type { Headers } from '../core/handler.ts';
 import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
 import { normalizePath, type PathNormalization } from './path.ts';
 import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
+import type { InboundTlsStats } from './tls-stats.ts';
 
 /**
  * What the app sees of the mesh's judgement on its request (`req.meshlet`, `request.meshlet`).
@@ -39,6 +40,10 @@ export interface ConnectionInfo {
   readonly scheme: 'http' | 'https';
   /** The peer the TLS handshake proved (mTLS), when there was one. */
   readonly peer?: PeerIdentity;
+  /** The TLS SNI the client sent, when it sent one. */
+  readonly sni?: string;
+  /** The local address the connection arrived on. */
+  readonly localAddress?: string;
 }
 
 /** What an adapter gets back: serve the app (with the path to route on) or answer with a denial. */
@@ -80,10 +85,13 @@ export function deadlineOf(headers: Headers, now: number): number {
 export class InboundGuard {
   #pipeline: InboundPipeline;
   readonly #normalization: PathNormalization;
+  readonly #stats: InboundTlsStats | undefined;
 
-  constructor(pipeline: InboundPipeline, normalization: PathNormalization) {
+  /** `stats`, when given, counts every request judged (plaintext or mTLS, and from whom). */
+  constructor(pipeline: InboundPipeline, normalization: PathNormalization, stats?: InboundTlsStats) {
     this.#pipeline = pipeline;
     this.#normalization = normalization;
+    this.#stats = stats;
   }
 
   /** Swaps in the phases of a new config (requests already admitted keep their judgement). */
@@ -111,6 +119,7 @@ export class InboundGuard {
    * Synchronous unless a phase must wait.
    */
   judge(method: string, authority: string, target: string, headers: Headers, conn: ConnectionInfo): Judgement | Promise<Judgement> {
+    this.#stats?.record(conn.peer, method, conn.localPort, conn.remoteAddress);
     const grpc = isGrpcContentType(headers['content-type']);
     const path = normalizePath(target, this.#normalization);
     if (path === undefined) {
@@ -126,6 +135,8 @@ export class InboundGuard {
       remoteAddress: conn.remoteAddress,
       remotePort: conn.remotePort,
       localPort: conn.localPort,
+      localAddress: conn.localAddress,
+      sni: conn.sni,
       peer: conn.peer,
       requestPrincipal: undefined,
       claims: undefined,

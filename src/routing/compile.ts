@@ -73,7 +73,8 @@ export const INBOUND_KINDS = Object.freeze(['PeerAuthentication', 'RequestAuthen
  * The inbound part of a snapshot: a placeholder. The server side's admission phases (JWT,
  * authorization, local rate limit) are compiled per config by `InboundPolicies.compile`
  * (`src/inbound/policies.ts`) from these resources, with state that outlives a config (fetched
- * key sets, rate-limit buckets); PeerAuthentication is validated but not applied. When inbound
+ * key sets, rate-limit buckets); PeerAuthentication is composed by the servers
+ * (`src/adapters/server/inbound-tls.ts`) and applied to each connection. When inbound
  * policy compiles into the snapshot, it takes this slot.
  * @category Snapshot
  */

@@ -14,7 +14,10 @@
  */
 import { type AnyResource, byAge, ofKind, type Resource } from '../config/resource.ts';
 
-/** An effective mTLS mode (UNSET resolved). */
+/**
+ * An effective mTLS mode (UNSET resolved).
+ * @category Server
+ */
 export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
 /** The PeerAuthentication settings in force for one workload. */

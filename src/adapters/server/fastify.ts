@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Headers } from '../../core/handler.ts';
 import type { InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
@@ -96,11 +96,24 @@ function asRouted(target: string, l: RouterLeniency): string {
 }
 
 /**
- * Options to pass to `Fastify({ ...mesh.fastifyOptions() })`: normalize the path before routing
- * (an absolute-form target becomes its path), written the way this instance's router reads it.
+ * What `mesh.fastifyOptions()` returns, for `Fastify({ ...mesh.fastifyOptions() })`.
+ * @category Server
  */
-export function fastifyOptions(normalization: () => PathNormalization): { rewriteUrl(this: unknown, req: IncomingMessage): string } {
+export interface FastifyServerOptions {
+  /** Normalizes the path before Fastify routes it. */
+  rewriteUrl(this: unknown, req: IncomingMessage): string;
+  /** Makes the mesh's server (PeerAuthentication, mTLS and plaintext on one port) for Fastify's handler. */
+  serverFactory(handler: (req: IncomingMessage, res: ServerResponse) => void, opts?: unknown): Server;
+}
+
+/**
+ * Options to pass to `Fastify({ ...mesh.fastifyOptions() })`: normalize the path before routing
+ * (an absolute-form target becomes its path), written the way this instance's router reads it;
+ * and serve on the mesh's server (`serverFactory`).
+ */
+export function fastifyOptions(normalization: () => PathNormalization, serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => Server): FastifyServerOptions {
   return {
+    serverFactory: (handler) => serverFactory(handler),
     rewriteUrl(req) {
       const url = req.url ?? '/';
       const target = absoluteForm(url)?.path ?? url;

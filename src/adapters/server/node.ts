@@ -16,22 +16,29 @@ import { currentContext, reenterContext } from '../../core/context.ts';
 import { runAdmitted, type Denial } from '../../inbound/pipeline.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
+import { peerOfSocket, plainAddress } from './peer.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
 export interface MeshRequest extends IncomingMessage {
   meshlet?: RequestMeshInfo;
 }
 
-/** Where a request came from, as its socket says. */
+/** Where a request came from, as its socket says: addresses, and for TLS the verified peer and the SNI. */
 export function connectionOf(req: IncomingMessage): ConnectionInfo {
   const s = req.socket;
-  const addr = s.remoteAddress ?? '';
-  return {
+  if ((s as TLSSocket).encrypted !== true) {
     // Dual-stack servers report IPv4 peers as ::ffff:a.b.c.d.
-    remoteAddress: addr.startsWith('::ffff:') ? addr.slice(7) : addr,
+    return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, localAddress: plainAddress(s.localAddress), scheme: 'http' };
+  }
+  const servername = (s as TLSSocket & { servername?: string | false }).servername;
+  return {
+    remoteAddress: plainAddress(s.remoteAddress),
     remotePort: s.remotePort ?? 0,
     localPort: s.localPort ?? 0,
-    scheme: (s as TLSSocket).encrypted === true ? 'https' : 'http',
+    localAddress: plainAddress(s.localAddress),
+    scheme: 'https',
+    peer: peerOfSocket(s),
+    sni: typeof servername === 'string' && servername !== '' ? servername : undefined,
   };
 }
 

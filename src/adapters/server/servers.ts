@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { AnyResource } from '../../config/resource.ts';
 import type { Clock, Timer } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
@@ -13,7 +13,12 @@ import { InboundGuard } from '../../inbound/guard.ts';
 import type { PathNormalization } from '../../inbound/path.ts';
 import { InboundPipeline } from '../../inbound/pipeline.ts';
 import { InboundPolicies, type InboundPolicyOptions } from '../../inbound/policies.ts';
-import { type FastifyPlugin, fastifyOptions, fastifyPlugin } from './fastify.ts';
+import { type InboundTlsCounts, InboundTlsStats } from '../../inbound/tls-stats.ts';
+import type { CredentialHolder } from '../../security/identity/credentials.ts';
+import type { EffectivePeerAuthentication } from '../../security/peer-authentication.ts';
+import { type FastifyPlugin, type FastifyServerOptions, fastifyOptions, fastifyPlugin } from './fastify.ts';
+import { InboundTls } from './inbound-tls.ts';
+import { MeshHttpServer } from './mesh-server.ts';
 import { expressMiddleware, wrapListener } from './node.ts';
 
 /** Options of {@link MeshServers}. */
@@ -24,6 +29,8 @@ export interface MeshServersOptions {
   readonly policies: InboundPolicyOptions;
   /** How long close() lets requests in flight finish. */
   readonly closeTimeoutMs: number;
+  /** The workload's certificate, key and trust bundle (mTLS on the servers the mesh creates). */
+  readonly credentials: CredentialHolder;
 }
 
 /** The mesh's server side. */
@@ -32,13 +39,22 @@ export class MeshServers {
   /** Builds the phases of each config; keeps what outlives one (key sets, verified tokens, buckets). */
   readonly #policies: InboundPolicies;
   readonly #guard: InboundGuard;
+  /** PeerAuthentication and the TLS credentials of the servers the mesh creates. */
+  readonly #mtls: InboundTls;
+  readonly #stats: InboundTlsStats;
   readonly #servers = new Set<Server>();
   readonly #getGuard = (): InboundGuard => this.#guard;
 
   constructor(o: MeshServersOptions, resources: readonly AnyResource[]) {
     this.#o = o;
-    this.#policies = new InboundPolicies(o.policies);
-    this.#guard = new InboundGuard(this.#pipeline(resources), o.normalization);
+    const p = o.policies;
+    this.#policies = new InboundPolicies(p);
+    this.#stats = new InboundTlsStats(p.workload);
+    this.#guard = new InboundGuard(this.#pipeline(resources), o.normalization, this.#stats);
+    this.#mtls = new InboundTls(
+      { credentials: o.credentials, workload: p.workload, rootNamespace: p.rootNamespace, trustDomain: p.trustDomain, trustDomainAliases: p.trustDomainAliases, warn: p.warn, debug: p.debug },
+      resources,
+    );
   }
 
   #pipeline(resources: readonly AnyResource[]): InboundPipeline {
@@ -58,10 +74,21 @@ export class MeshServers {
       return;
     }
     this.#guard.install(next);
+    this.#mtls.install(resources);
   }
 
   get guard(): InboundGuard {
     return this.#guard;
+  }
+
+  /** The PeerAuthentication in force for this workload. */
+  get peerAuthentication(): EffectivePeerAuthentication {
+    return this.#mtls.peerAuthentication;
+  }
+
+  /** Inbound requests so far, plaintext and mTLS, and from which identities ("ready for STRICT?"). */
+  get tlsCounts(): InboundTlsCounts {
+    return this.#stats.counts();
   }
 
   express(): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
@@ -72,18 +99,28 @@ export class MeshServers {
     return fastifyPlugin(this.#getGuard);
   }
 
-  fastifyOptions(): { rewriteUrl(req: IncomingMessage): string } {
-    return fastifyOptions(() => this.#guard.normalization);
+  fastifyOptions(): FastifyServerOptions {
+    return fastifyOptions(
+      () => this.#guard.normalization,
+      // The mesh's server without its own judgement: the plugin judges (through Fastify's reply and hooks).
+      (handler) => this.#track(new MeshHttpServer(handler, this.#mtls)),
+    );
   }
 
   handler(listener: RequestListener): RequestListener {
     return wrapListener(this.#getGuard, listener) as RequestListener;
   }
 
-  /** A node:http server whose requests the mesh judges before `listener`; drained by close(). */
+  /**
+   * A node:http server that applies PeerAuthentication to each connection (plaintext and mTLS on
+   * one port) and whose requests the mesh judges before `listener`; drained by close().
+   */
   createServer(listener: RequestListener): Server {
     if (typeof listener !== 'function') throw new InvalidArgumentError('mesh.createServer(listener): a request listener is required (an Express app, a (req, res) function, …)');
-    const server = createHttpServer(this.handler(listener));
+    return this.#track(new MeshHttpServer(this.handler(listener), this.#mtls));
+  }
+
+  #track(server: Server): Server {
     this.#servers.add(server);
     server.once('close', () => this.#servers.delete(server));
     return server;
@@ -95,6 +132,7 @@ export class MeshServers {
    */
   async close(): Promise<void> {
     await this.#drain();
+    this.#mtls.close();
     await this.#policies.close();
   }
 

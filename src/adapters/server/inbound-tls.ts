@@ -1,0 +1,166 @@
+/**
+ * The mesh-wide state the servers' mTLS reads: the PeerAuthentication that applies to this
+ * workload (recomputed from each config), the workload's certificate, key and trust bundle (from
+ * the mesh's {@link CredentialHolder}, checked when they change), the trust domains a peer may
+ * belong to, and how a connection is refused (closed, logged at debug with the reason, published
+ * on `meshlet:inbound:refused`).
+ *
+ * A peer certificate is accepted as Envoy's SPIFFE validator does it under Istio: it must chain
+ * to the trust bundle, be valid now, and carry exactly one SPIFFE URI SAN in Istio's form whose
+ * trust domain is the mesh's `trustDomain` or one of its `trustDomainAliases`.
+ *
+ * @module
+ */
+import type { Socket } from 'node:net';
+import { createSecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
+import type { AnyResource } from '../../config/resource.ts';
+import type { PeerIdentity } from '../../core/context.ts';
+import { channels, type InboundRefusedMessage, type WorkloadIdentity } from '../../core/observe.ts';
+import type { CredentialHolder, WorkloadCredentials } from '../../security/identity/credentials.ts';
+import { identityOfCertificate, SPIFFE_PREFIX, uriSans } from '../../security/identity/spiffe.ts';
+import { composePeerAuthentication, type EffectivePeerAuthentication, type MtlsMode, mtlsModeForPort } from '../../security/peer-authentication.ts';
+import { plainAddress } from './peer.ts';
+
+/**
+ * The ALPN protocols a mesh server accepts, in its order of preference: HTTP/1.1 as curl and
+ * Node clients offer it, and Istio's in-mesh names (`istio-http/1.1`, … as an Istio sidecar or
+ * meshlet's client offers them). The servers speak HTTP/1.x: a client that negotiates
+ * `istio-h2` and then speaks HTTP/2 is answered 400 by the HTTP/1 parser. A client that offers
+ * none of these is refused with TLS's `no_application_protocol` alert (Node's servers cannot go
+ * on without ALPN as Envoy does); a client that offers no ALPN at all is accepted.
+ */
+export const SERVER_ALPN = Object.freeze(['http/1.1', 'istio-http/1.1', 'istio-http/1.0', 'http/1.0', 'istio', 'istio-h2']);
+
+/** How long a new connection may take to send its first bytes and to finish its TLS handshake (Envoy's listener filter timeout). */
+export const HANDSHAKE_TIMEOUT_MS = 15_000;
+
+/** Options of {@link InboundTls}. */
+export interface InboundTlsOptions {
+  readonly credentials: CredentialHolder;
+  readonly workload: WorkloadIdentity;
+  readonly rootNamespace: string;
+  readonly trustDomain: string;
+  readonly trustDomainAliases?: readonly string[];
+  readonly warn: (message: string) => void;
+  /** Refused connections are logged here, with the reason. */
+  readonly debug?: (message: string) => void;
+}
+
+/** The result of checking a peer's certificate. */
+export type PeerVerdict = { readonly ok: true; readonly peer: PeerIdentity } | { readonly ok: false; readonly reason: string };
+
+/** Node's (OpenSSL's) verification error codes, in words. */
+function verifyErrorText(code: string | undefined): string {
+  switch (code) {
+    case 'CERT_HAS_EXPIRED':
+      return 'certificate expired (CERT_HAS_EXPIRED)';
+    case 'CERT_NOT_YET_VALID':
+      return 'certificate not yet valid (CERT_NOT_YET_VALID)';
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_UNTRUSTED':
+      return `unknown CA: the certificate does not chain to the trust bundle (${code})`;
+    default:
+      return `certificate not verified (${code ?? 'unknown error'})`;
+  }
+}
+
+/** The mTLS policy and credentials of one mesh's servers. */
+export class InboundTls {
+  readonly #o: InboundTlsOptions;
+  #pa: EffectivePeerAuthentication;
+  readonly #trustDomains: ReadonlySet<string>;
+  /** The secure context options of the credentials in use, and their generation (0: none usable). */
+  #context: { readonly options: SecureContextOptions; readonly generation: number } | undefined;
+  readonly #unsubscribe: () => void;
+  readonly #said = new Set<string>();
+
+  constructor(o: InboundTlsOptions, resources: readonly AnyResource[]) {
+    this.#o = o;
+    this.#pa = this.#compose(resources);
+    this.#trustDomains = new Set([o.trustDomain, ...(o.trustDomainAliases ?? [])]);
+    const current = o.credentials.current;
+    if (current !== undefined) this.#take(current);
+    this.#unsubscribe = o.credentials.subscribe((c) => this.#take(c));
+  }
+
+  #compose(resources: readonly AnyResource[]): EffectivePeerAuthentication {
+    const w = this.#o.workload;
+    return composePeerAuthentication(resources, { namespace: w.namespace, labels: w.labels }, this.#o.rootNamespace);
+  }
+
+  /** Recomputes the PeerAuthentication from a new config; new connections get the new mode. */
+  install(resources: readonly AnyResource[]): void {
+    this.#pa = this.#compose(resources);
+  }
+
+  /** The PeerAuthentication in force. */
+  get peerAuthentication(): EffectivePeerAuthentication {
+    return this.#pa;
+  }
+
+  /** The mode of a local port. */
+  modeFor(port: number): MtlsMode {
+    return mtlsModeForPort(this.#pa, port);
+  }
+
+  /** The secure context options of the credentials in use, or undefined when there are none (or they are unusable). */
+  get context(): { readonly options: SecureContextOptions; readonly generation: number } | undefined {
+    return this.#context;
+  }
+
+  #take(c: WorkloadCredentials): void {
+    const options: SecureContextOptions = { key: c.privateKey, cert: c.certChain, ca: c.trustBundle };
+    try {
+      // Checked once here: a key that does not match its certificate is refused before any server uses it.
+      createSecureContext(options);
+    } catch (err) {
+      this.#o.warn(`meshlet: the workload certificate ${c.spiffeId} (generation ${c.generation}) cannot be used by the servers (${err instanceof Error ? err.message : String(err)}); ${this.#context === undefined ? 'no mTLS connection is accepted until usable credentials arrive' : 'the previous certificate keeps serving'}`);
+      return;
+    }
+    this.#context = { options, generation: c.generation };
+  }
+
+  /** Checks the certificate a TLS client presented (the handshake is done). */
+  verifyPeer(socket: TLSSocket): PeerVerdict {
+    const cert = socket.getPeerCertificate();
+    if (cert === null || typeof cert !== 'object' || Object.keys(cert).length === 0) return { ok: false, reason: 'no client certificate' };
+    if (socket.authorized !== true) return { ok: false, reason: verifyErrorText(socket.authorizationError as unknown as string | undefined) };
+    const peer = identityOfCertificate(cert, plainAddress(socket.remoteAddress));
+    if (peer === undefined) {
+      const ids = uriSans(cert.subjectaltname).filter((u) => u.startsWith(SPIFFE_PREFIX));
+      if (ids.length === 0) return { ok: false, reason: 'no SPIFFE ID: the certificate has no spiffe:// URI SAN' };
+      if (ids.length > 1) return { ok: false, reason: `more than one SPIFFE ID in the certificate (${ids.join(', ')})` };
+      return { ok: false, reason: `the SPIFFE ID ${ids[0]} is not in Istio's form spiffe://<trust domain>/ns/<namespace>/sa/<service account>` };
+    }
+    if (!this.#trustDomains.has(peer.trustDomain)) {
+      return { ok: false, reason: `wrong trust domain: ${peer.principal} is not in ${[...this.#trustDomains].join(' or ')}` };
+    }
+    return { ok: true, peer };
+  }
+
+  /** Closes `socket` at once, logs why (debug) and publishes it. */
+  refuse(socket: Socket, mode: MtlsMode, transport: InboundRefusedMessage['transport'], reason: string): void {
+    const remote = plainAddress(socket.remoteAddress);
+    const port = socket.localPort ?? 0;
+    socket.destroy();
+    this.#o.debug?.(`meshlet: refused an inbound ${transport === 'unknown' ? '' : `${transport} `}connection from ${remote}:${socket.remotePort ?? 0} on port ${port} (PeerAuthentication ${mode}): ${reason}`);
+    const ch = channels.inboundRefused;
+    if (ch.hasSubscribers) ch.publish({ workload: this.#o.workload, mode, localPort: port, remoteAddress: remote, transport, reason } satisfies InboundRefusedMessage);
+  }
+
+  /** Says `message` once (per mesh). */
+  warnOnce(message: string): void {
+    if (this.#said.has(message)) return;
+    this.#said.add(message);
+    this.#o.warn(message);
+  }
+
+  /** Stops following the credentials. */
+  close(): void {
+    this.#unsubscribe();
+  }
+}
