@@ -20,7 +20,7 @@ import type { AnyResource } from '../../config/resource.ts';
 import type { ClientTlsDecision } from '../../outbound/tls-decision.ts';
 import { CredentialHolder } from '../../security/identity/credentials.ts';
 import type { TlsFiles } from '../../security/tls-files.ts';
-import { tlsConnector } from './tls-connector.ts';
+import { CertificateRefusalHandler, tlsConnector } from './tls-connector.ts';
 import { type ClientTlsOptions, ClusterTlsPlans, TlsEnvironment } from './tls-plans.ts';
 
 /** Envoy's header with the time the caller still waits, in ms. */
@@ -67,6 +67,8 @@ interface HostPools {
   failure: string | undefined;
   /** The pool originates TLS from the DestinationRule (also used for `https://` URLs). */
   originates: boolean;
+  /** Its connections present a client certificate (MUTUAL, ISTIO_MUTUAL): a silent refusal is reported as one. */
+  presentsCert: boolean;
   /** An `https://` call with no DestinationRule TLS: the app's own TLS to the service's host. */
   https: Pool | undefined;
 }
@@ -129,6 +131,7 @@ class ClusterPools implements ClusterTransport {
       pool: failure === undefined ? new Pool(origin, opts) : undefined,
       failure,
       originates: plan !== undefined && plan.mode !== 'ISTIO_MUTUAL',
+      presentsCert: plan !== undefined && plan.mode !== 'SIMPLE',
       https: undefined,
     };
     this.#hosts.set(host, next);
@@ -297,6 +300,9 @@ export class UndiciTransport {
     if (ex.scheme === 'https' && !e.originates) pool = pools.https(host, e, cs.cluster.host);
     else if (pool === undefined) {
       fail(ex, handler, e.failure as string);
+      return;
+    } else if (e.presentsCert) {
+      pool.dispatch(dispatchOptions(ex, undefined, pools.httpServername) as never, new CertificateRefusalHandler(handler) as never);
       return;
     }
     pool.dispatch(dispatchOptions(ex, undefined, pools.httpServername) as never, handler as never);
