@@ -53,8 +53,9 @@ test('two meshes register as reviews; a third load-balances across both; close()
   const reviewsToken = await t.cp.mintToken({ service: 'reviews', namespace: 'default' });
   const token = await t.cp.mintToken({ service: 'productpage', namespace: 'default' });
   const productpage = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, logger: quietLogger });
-  const m1 = await createMesh({ service: 'reviews', labels: { version: 'v1' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 300, logger: quietLogger });
-  const m2 = await createMesh({ service: 'reviews', labels: { version: 'v2' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 50, logger: quietLogger });
+  // The instances are plain HTTP upstreams, not servers the meshes made: no identity, so they are not registered as accepting mTLS.
+  const m1 = await createMesh({ service: 'reviews', labels: { version: 'v1' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 300, identity: 'none', logger: quietLogger });
+  const m2 = await createMesh({ service: 'reviews', labels: { version: 'v2' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 50, identity: 'none', logger: quietLogger });
   try {
     assert.deepEqual(endpoints(productpage), []);
     assert.equal((await productpage.fetch('http://reviews.example:9080/')).status, 503);
@@ -92,7 +93,7 @@ test('an instance whose lease is not renewed expires; a renewed one with the sam
   const reviewsToken = await t.cp.mintToken({ service: 'reviews', namespace: 'default' });
   const token = await t.cp.mintToken({ service: 'productpage', namespace: 'default' });
   const productpage = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, logger: quietLogger });
-  const renewing = await createMesh({ service: 'reviews', controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, logger: quietLogger });
+  const renewing = await createMesh({ service: 'reviews', controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, identity: 'none', logger: quietLogger });
   try {
     const reg = await renewing.register({ ports: { http: r2.port }, address: '127.0.0.1', leaseMs: 1000 });
     assert.equal(reg.leaseMs, 1000);
