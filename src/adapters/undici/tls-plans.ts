@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { type AnyResource, ofKind } from '../../config/resource.ts';
 import { ClusterTlsPlanner, type ClientTlsContext, type ClientTlsDecision } from '../../outbound/tls-decision.ts';
@@ -208,7 +209,9 @@ export class ClusterTlsPlans {
     const explicitSni = t?.sni !== undefined && t.sni !== '';
     const verify: TlsVerify = skip ? { kind: 'none' } : wanted.length > 0 ? { kind: 'sans', sans: wanted } : explicitSni ? { kind: 'chain' } : { kind: 'hostname', hostname: host };
     const trust = t?.caCertificates !== undefined && t.caCertificates !== '' ? `caCertificates ${t.caCertificates}` : "Node's bundled root CAs (no caCertificates)";
-    const key = `${d.mode}|${JSON.stringify(t)}|${sni}|${h2}`;
+    // The files' contents are part of the key: a rule re-read with new files makes new connections.
+    const contents = createHash('sha256').update(JSON.stringify([opts.ca, opts.crl, opts.cert, opts.key])).digest('base64');
+    const key = `${d.mode}|${JSON.stringify(t)}|${contents}|${sni}|${h2}`;
     return { plan: Object.freeze({ mode: d.mode, servername: sni, context, verify, alpn: h2 ? ['h2'] : ['http/1.1'], h2, trust, key }), failure: undefined };
   }
 }
