@@ -40,6 +40,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o.analysis !== undefined && !ANALYSIS_MODES.includes(o.analysis)) throw new InvalidArgumentError(`createMesh: \`analysis\` must be one of ${ANALYSIS_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(o.analysis)}`);
   if ((o as { analyze?: unknown }).analyze !== undefined) throw new InvalidArgumentError("createMesh: `analyze` was replaced by `analysis` ('advisory' | 'blocking' | 'off'); analysis findings no longer refuse config unless `analysis: 'blocking'`");
   if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
+  if (o.enableAutoMtls !== undefined && typeof o.enableAutoMtls !== 'boolean') throw new InvalidArgumentError(`createMesh: \`enableAutoMtls\` must be true or false, got ${JSON.stringify(o.enableAutoMtls)}`);
   nonNegative(o, 'closeTimeoutMs', 5000);
   if (o.identity === 'control-plane' && o.controlPlane === undefined) {
     throw new InvalidArgumentError("createMesh: `identity: 'control-plane'` needs `controlPlane` (the control plane's CA issues the certificate); in embedded mode use { certFile, keyFile, caFile } or { devCa }");
@@ -83,6 +84,8 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     token: token === '' ? undefined : token,
     workload: workloadOf(o),
     locality: o.locality ?? '',
+    // The identity defaults to the control plane's CA in control-plane mode.
+    acceptsMtls: o.identity !== 'none',
     analysis: o.analysis,
     cacheDir: o.cacheDir,
     startupTimeoutMs: nonNegative(o, 'startupTimeoutMs', 10_000),

@@ -122,6 +122,13 @@ export interface MeshOptions {
   /** MeshConfig `trustDomainAliases`: other trust domains treated as this one. @defaultValue [] */
   readonly trustDomainAliases?: readonly string[];
   /**
+   * MeshConfig `enableAutoMtls`: without a DestinationRule `tls` block, calls to an endpoint that
+   * accepts mTLS (labelled `security.istio.io/tlsMode: istio`, its PeerAuthentication not
+   * DISABLE) use mTLS with this workload's certificate; other calls stay plaintext.
+   * @defaultValue true
+   */
+  readonly enableAutoMtls?: boolean;
+  /**
    * Where this workload's certificate — its SPIFFE identity for mTLS — comes from:
    * - `{ certFile, keyFile, caFile }`: files written by cert-manager, SPIRE's helper or any
    *   tool, watched and reloaded when they change;

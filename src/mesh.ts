@@ -31,6 +31,7 @@ import type { ErrorMode } from './core/exchange.ts';
 import { explain, type Explanation, type ExplainRequest } from './outbound/explain.ts';
 import { explainInbound, type InboundExplainRequest, type InboundExplanation } from './inbound/explain.ts';
 import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
+import { describeDecision } from './outbound/tls-decision.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import type { IdentitySource } from './security/identity/source.ts';
 import { CompileCache } from './routing/compile-cache.ts';
@@ -91,7 +92,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#errors = o.errors ?? 'respond';
     const clock = o.clock ?? systemClock;
     const random = o.random ?? systemRandom;
-    this.#transport = new UndiciTransport(clock);
+    this.#transport = new UndiciTransport(clock, this.#credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
+    this.#transport.install(snapshot.resources);
     this.#outbound = new Outbound(snapshot, {
       clock,
       random,
@@ -248,6 +250,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /** @internal installs a snapshot from the config source. */
   install(snapshot: Snapshot): void {
+    this.#transport.install(snapshot.resources);
     this.#outbound.install(snapshot);
     this.#servers.install(snapshot.resources);
   }
@@ -309,7 +312,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * ejected and why), and every policy that applies. Nothing is sent.
    */
   explain(request: ExplainRequest): Explanation {
-    return explain(this.#outbound, request);
+    return explain(this.#outbound, request, (cs, ep, scheme) => {
+      const d = this.#transport.tlsDecision(cs, ep);
+      // An https:// URL is the app's own TLS unless the DestinationRule originates TLS (SIMPLE/MUTUAL).
+      if (scheme === 'https' && d.mode !== 'SIMPLE' && d.mode !== 'MUTUAL') return "the app's own TLS (https:// URL: verified against Node's root CAs for the service's host; the mesh adds no mTLS)";
+      return describeDecision(d);
+    });
   }
 
   /**
@@ -374,7 +382,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#configApplied(e);
   }
 
-  #configApplied(e: ConfigAppliedEvent): void {
+  #configApplied(event: ConfigAppliedEvent): void {
+    // The DestinationRules' TLS files were read on this workload when the config was installed.
+    const tlsFiles = this.#transport.install(this.snapshot.resources).issues;
+    const e = tlsFiles.length === 0 ? event : { ...event, findings: [...event.findings, ...tlsFiles] };
     reportFindings(this.#logger, `config ${e.version} (${e.source})`, this.#findings, e.findings);
     this.#findings = e.findings;
     this.#logger.info?.(`meshlet: config ${e.version}${e.endpointsVersion === '' ? '' : ` (endpoints ${e.endpointsVersion})`} from ${e.source} in use`);

@@ -17,7 +17,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,10 +79,11 @@ interface Instance {
 }
 
 async function startReviews(version: string, controlPlane: string, token: string): Promise<Instance> {
-  const server = createServer((_req, res) => res.end(version));
+  const mesh = await createMesh({ service: 'reviews', labels: { version }, controlPlane, token, drainMs: 300 });
+  // The mesh's own server: it takes mTLS (and plaintext, under PERMISSIVE), as its registration says.
+  const server = mesh.createServer((_req, res) => res.end(version));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
-  const mesh = await createMesh({ service: 'reviews', labels: { version }, controlPlane, token, drainMs: 300 });
   const reg = await mesh.register({ ports: { http: port }, address: '127.0.0.1' });
   console.log(`  reviews ${version} listening on 127.0.0.1:${port}, registered as WorkloadEntry ${reg.namespace}/${reg.name}`);
   return { mesh, server };

@@ -16,6 +16,7 @@ import {
   describeOutlierDetection,
   describeRetryBudget,
   describeTls,
+  AUTO_MTLS_TEXT,
 } from '../routing/cluster-settings.ts';
 import type { CompiledRoute, Cluster, RouteTarget, VirtualHost } from '../routing/route-table.ts';
 import { describeRoute } from '../routing/route-table.ts';
@@ -157,7 +158,7 @@ export function clusterSettingsLines(c: Cluster, client: ClusterClient): string[
   const lines = [`lb: ${describeLoadBalancer(s.loadBalancer)}${plan === '' ? '' : `; ${plan}`}${s.passthrough ? '; passthrough to the original address' : ''}`];
   lines.push(`pool: ${describeConnectionPool(s.connectionPool, s.h2)}; retries: ${describeRetryBudget(s.retryBudget)}`);
   if (s.outlierDetection !== undefined) lines.push(`outlier detection: ${describeOutlierDetection(s.outlierDetection)}`);
-  if (s.tls !== undefined) lines.push(`tls: ${describeTls(s.tls)}`);
+  lines.push(`tls: ${s.tls !== undefined ? describeTls(s.tls) : s.passthrough || c.service.location === 'MESH_EXTERNAL' ? 'plaintext (no DestinationRule tls; auto-mTLS does not apply to external or passthrough destinations)' : AUTO_MTLS_TEXT}`);
   return lines;
 }
 

@@ -3,7 +3,9 @@
  * namespace (`exportTo`, or a Service's `networking.istio.io/exportTo` annotation), the
  * WorkloadEntries a visible service selects (selection.ts), and security/telemetry policies of
  * its namespace or the root namespace whose selector matches its labels (the labels its token
- * proves). Payloads are serialized once per (version, namespace, labels) and shared by every
+ * proves). PeerAuthentications of every namespace go to every workload: a client's auto-mTLS
+ * reads its destination's policy (is mTLS DISABLEd for that workload and port?), as istiod
+ * gives every sidecar the mesh's PeerAuthentications for the same reason. Payloads are serialized once per (version, namespace, labels) and shared by every
  * stream with that key.
  *
  * @module
@@ -48,6 +50,8 @@ export function isRelevant(r: AnyResource, w: WorkloadKey, rootNamespace = DEFAU
   if (r.kind === 'WorkloadGroup') return false;
   // A WorkloadEntry is an endpoint: sent to the workloads that see a service selecting it.
   if (r.kind === 'WorkloadEntry') return selection?.selects(r) === true;
+  // Every PeerAuthentication: auto-mTLS reads the destination's (each mesh composes its own by namespace and selector).
+  if (r.kind === 'PeerAuthentication') return true;
   if (NETWORKING.has(r.kind)) {
     const exportTo = (r.spec as { exportTo?: string[] }).exportTo;
     return isVisible(exportTo, ns, w.namespace);

@@ -10,6 +10,7 @@ import type { Clock, Timer } from '../core/clock.ts';
 import { InvalidArgumentError, MeshletError } from '../core/errors.ts';
 import { type ControlPlaneHttp, controlPlaneError, HttpStatusError, type CallRequest } from './http.ts';
 import { clampWireMs, DEFAULT_LEASE_MS, MAX_LEASE_MS, MIN_LEASE_MS, type RegisterRequest, type RegisterResponse, WORKLOADS_PATH } from './protocol.ts';
+import { TLS_MODE_ISTIO, TLS_MODE_LABEL } from '../outbound/tls-decision.ts';
 
 /**
  * Options of `mesh.register()`.
@@ -66,6 +67,8 @@ export interface RegistrarOptions {
   readonly service: string;
   readonly namespace: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** The workload has an identity: registrations add `security.istio.io/tlsMode: istio` (unless the labels set it), Istio's sign that it accepts mTLS. */
+  readonly acceptsMtls?: boolean;
   readonly locality: string;
   /** How long `register()` keeps retrying an unreachable control plane. */
   readonly timeoutMs: number;
@@ -146,10 +149,13 @@ export class Registrar {
     }
     if (o.weight !== undefined && !(Number.isInteger(o.weight) && o.weight >= 0)) throw new InvalidArgumentError(`mesh.register: \`weight\` must be a non-negative integer, got ${String(o.weight)}`);
     const locality = o.locality ?? this.#o.locality;
+    const labels: Record<string, string> = { ...(o.labels ?? this.#o.labels) };
+    // Clients' auto-mTLS reads this label (Istio's sidecar injector sets it on every pod with a sidecar).
+    if (this.#o.acceptsMtls === true && !Object.hasOwn(labels, TLS_MODE_LABEL)) labels[TLS_MODE_LABEL] = TLS_MODE_ISTIO;
     return {
       ...(hasPorts ? { ports: { ...o.ports } } : {}),
       ...(o.group === undefined ? {} : { group: o.group }),
-      labels: { ...(o.labels ?? this.#o.labels) },
+      labels,
       ...(o.address === undefined ? {} : { address: o.address }),
       ...(locality === '' ? {} : { locality }),
       ...(o.weight === undefined ? {} : { weight: o.weight }),

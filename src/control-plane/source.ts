@@ -39,6 +39,8 @@ export interface ControlPlaneSourceOptions {
   readonly token: string | undefined;
   readonly workload: Required<WorkloadInfo>;
   readonly locality: string;
+  /** This workload has an identity (MeshOptions `identity` is not 'none'): its registrations carry `security.istio.io/tlsMode: istio`, so clients' auto-mTLS calls it with mTLS. @defaultValue false */
+  readonly acceptsMtls?: boolean;
   readonly analysis?: AnalysisMode;
   readonly cacheDir?: string;
   readonly startupTimeoutMs: number;
@@ -175,6 +177,7 @@ export class ControlPlaneSource {
       service: o.workload.service,
       namespace: o.workload.namespace,
       labels: o.workload.labels,
+      acceptsMtls: o.acceptsMtls === true,
       locality: o.locality,
       timeoutMs: o.startupTimeoutMs,
       logger: o.logger,

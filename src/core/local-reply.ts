@@ -21,6 +21,7 @@ export function localReplyText(e: MeshletError): string {
     case 'MESHLET_ERR_OVERLOADED':
       return 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
     case 'MESHLET_ERR_UPSTREAM_CONNECT':
+    case 'MESHLET_ERR_UPSTREAM_TLS':
     case 'MESHLET_ERR_UPSTREAM_RESET':
     case 'MESHLET_ERR_UPSTREAM_PROTOCOL':
     case 'MESHLET_ERR_RETRIES_EXHAUSTED':

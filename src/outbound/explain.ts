@@ -36,7 +36,12 @@ export interface ExplainedEndpoint {
   readonly ejected: boolean;
   /** Why it is ejected and until when (ms from now), when it is. */
   readonly ejection: string | undefined;
+  /** The TLS a call to it would use and why (`ISTIO_MUTUAL [sni …] — auto-mTLS: …`, `plaintext — …`). */
+  readonly tls?: string;
 }
+
+/** Says which TLS a call would use to an endpoint (the transport decides; explain only asks). */
+export type TlsExplainer = (cs: ClusterState, endpoint: ClusterState['cluster']['endpoints'][number] | undefined, scheme: string) => string;
 
 /**
  * One candidate destination.
@@ -53,6 +58,8 @@ export interface ExplainedTarget {
   readonly connectionPool: string | undefined;
   readonly outlierDetection: string | undefined;
   readonly endpoints: readonly ExplainedEndpoint[];
+  /** A passthrough cluster (no endpoints): the TLS calls to the original destination use. */
+  readonly tls?: string;
 }
 
 /**
@@ -76,9 +83,10 @@ export interface Explanation {
   toString(): string;
 }
 
-function endpointsOf(cs: ClusterState | undefined, now: number): ExplainedEndpoint[] {
+function endpointsOf(cs: ClusterState | undefined, now: number, tls: TlsExplainer | undefined, scheme: string): ExplainedEndpoint[] {
   if (cs === undefined) return [];
   return cs.hostSet.hosts.map((h) => ({
+    ...(tls === undefined ? {} : { tls: tls(cs, h.endpoint, scheme) }),
     endpoint: h.key,
     labels: h.endpoint.labels,
     locality: h.endpoint.locality,
@@ -88,7 +96,7 @@ function endpointsOf(cs: ClusterState | undefined, now: number): ExplainedEndpoi
   }));
 }
 
-function target(o: Outbound, t: RouteTarget, total: number, now: number): ExplainedTarget {
+function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: TlsExplainer | undefined, scheme: string): ExplainedTarget {
   const cs = t.cluster === undefined ? undefined : o.clusterState(t.cluster.name);
   return {
     destination: `${t.host}:${t.port}${t.subset === undefined ? '' : ` subset ${t.subset}`}`,
@@ -98,7 +106,8 @@ function target(o: Outbound, t: RouteTarget, total: number, now: number): Explai
     loadBalancer: cs?.picker.toString(),
     connectionPool: cs?.limiter.toString(),
     outlierDetection: cs?.detector?.toString(),
-    endpoints: endpointsOf(cs, now),
+    endpoints: endpointsOf(cs, now, tls, scheme),
+    ...(tls !== undefined && cs !== undefined && cs.hostSet.hosts.length === 0 && cs.passthrough ? { tls: tls(cs, undefined, scheme) } : {}),
   };
 }
 
@@ -111,15 +120,17 @@ function print(e: Omit<Explanation, 'toString'>): string {
     if (t.loadBalancer) lines.push(`      lb: ${t.loadBalancer}`);
     if (t.connectionPool) lines.push(`      pool: ${t.connectionPool}`);
     if (t.outlierDetection) lines.push(`      ${t.outlierDetection}`);
+    if (t.tls) lines.push(`      tls: ${t.tls}`);
     for (const ep of t.endpoints) {
       lines.push(`      ${ep.endpoint} ${JSON.stringify(ep.labels)}${ep.locality ? ` ${ep.locality}` : ''} in-flight ${ep.inFlight}${ep.ejected ? ` EJECTED: ${ep.ejection}` : ''}`);
+      if (ep.tls) lines.push(`        tls: ${ep.tls}`);
     }
   }
   return lines.join('\n');
 }
 
 /** Explains `req` against the outbound state. */
-export function explain(o: Outbound, req: ExplainRequest): Explanation {
+export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): Explanation {
   const u = new URL(req.url);
   const headers: Headers = normalizeHeaderObject(req.headers ?? {});
   const head: RequestHead = {
@@ -162,7 +173,7 @@ export function explain(o: Outbound, req: ExplainRequest): Explanation {
             ? undefined
             : `delay ${f.delayMs ?? 0}ms @${f.delayFraction * 100}%, abort ${f.abortHttpStatus ?? f.abortGrpcStatus ?? '-'} @${f.abortFraction * 100}%`,
         mirrors: matched.mirrors.map((m) => `${m.target.host}:${m.target.port}${m.target.subset ? ` subset ${m.target.subset}` : ''} @${m.fraction * 100}%`),
-        targets: matched.targets.map((t) => target(o, t, total, now)),
+        targets: matched.targets.map((t) => target(o, t, total, now, tls, head.scheme)),
       };
     }
   }

@@ -18,6 +18,7 @@ import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError, type MeshletErrorCode } from '../core/errors.ts';
 import { type Controller, type Dispatch, type Exchange, type Headers, type Layer, NO_CONTROLLER, type ResponseHandler, type Waiter } from '../core/exchange.ts';
 import type { AttemptOutcome, FailureKind } from '../core/outcome.ts';
+import { tlsFailureReason } from '../core/tls-failure.ts';
 import type { RetryPolicy } from '../routing/route-policy.ts';
 import { backoffDelayMs, retryAfterMs } from './backoff.ts';
 import type { RetryBudget } from './retry-budget.ts';
@@ -241,6 +242,11 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
       failure === 'per-try-timeout'
         ? 'upstream request timeout'
         : `upstream connect error or disconnect/reset before headers. ${retried ? 'retried and the latest reset reason' : 'reset reason'}: ${reason}`;
+    // A TLS failure is a connect failure with a transport failure reason, as Envoy words it.
+    const tls = failure === 'connect-failure' || failure === 'reset' ? tlsFailureReason(cause) : undefined;
+    if (tls !== undefined) {
+      return new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `${msg.replace(/: [a-z ]+$/, ': connection failure')}, transport failure reason: TLS error: ${tls}`, { ...ex.errorContext(), cause, flags: exhausted ? 'UF,URX' : 'UF' });
+    }
     const flag = failure === 'connect-failure' ? 'UF' : failure === 'per-try-timeout' ? 'UT' : failure === 'protocol' ? 'UPE' : failure === 'overflow' ? 'UO' : 'UR';
     return new MeshletError(CODE_FOR[failure], msg, { ...ex.errorContext(), cause, flags: exhausted ? `${flag},URX` : flag });
   }

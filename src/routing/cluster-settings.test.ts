@@ -98,9 +98,9 @@ describe('compileClusterSettings', () => {
     assert.deepEqual([...(od.errorCodes ?? [])], [503]);
   });
 
-  it('TLS is kept as declared and marked not applied', () => {
+  it('TLS is kept as declared (the transport applies it)', () => {
     const tls = compile({ tls: { mode: 'SIMPLE', sni: 'r.example', subjectAltNames: ['spiffe://a'], credentialName: 'c' } }).tls;
-    assert.deepEqual(tls, { mode: 'SIMPLE', sni: 'r.example', subjectAltNames: ['spiffe://a'], credentialName: 'c', caCertificates: undefined, clientCertificate: undefined, privateKey: undefined, caCrl: undefined, insecureSkipVerify: undefined, applied: false });
+    assert.deepEqual(tls, { mode: 'SIMPLE', sni: 'r.example', subjectAltNames: ['spiffe://a'], credentialName: 'c', caCertificates: undefined, clientCertificate: undefined, privateKey: undefined, caCrl: undefined, insecureSkipVerify: undefined, applied: true });
   });
 
   it('passthrough: PASSTHROUGH, resolution NONE or DYNAMIC_DNS', () => {

@@ -96,9 +96,10 @@ export function resolveRetryBudget(settings: RetryBudgetSettings | undefined, ma
 }
 
 /**
- * The DestinationRule `tls` block of a cluster, as declared. **Not applied**: meshlet does not
- * originate TLS from DestinationRule settings yet (an `https://` URL gets TLS to the service's
- * host); the settings are carried so tools can show them and TLS origination can use them.
+ * The DestinationRule `tls` block of a cluster (top level, port level, subset and subset port
+ * merged), as declared. The undici transport applies it: `DISABLE` plaintext, `SIMPLE` / `MUTUAL`
+ * TLS origination with the files named here (read once per config), `ISTIO_MUTUAL` the mesh's
+ * own certificate; without a block, auto-mTLS decides per endpoint (see `outbound/tls-decision.ts`).
  */
 export interface DeclaredTls {
   readonly mode: NonNullable<ClientTLSSettings['mode']> | undefined;
@@ -110,8 +111,8 @@ export interface DeclaredTls {
   readonly privateKey: string | undefined;
   readonly caCrl: string | undefined;
   readonly insecureSkipVerify: boolean | undefined;
-  /** Always false until DestinationRule TLS origination is built. */
-  readonly applied: false;
+  /** The transport applies it (kept for tools that read the field). */
+  readonly applied: true;
 }
 
 /**
@@ -132,6 +133,9 @@ export interface ClusterSettings {
   readonly passthrough: boolean;
 }
 
+/** What `meshlet routes` says of a cluster without a DestinationRule `tls` block. */
+export const AUTO_MTLS_TEXT = 'auto-mTLS: mTLS to endpoints labelled security.istio.io/tlsMode=istio whose PeerAuthentication is not DISABLE (when this workload has a certificate), plaintext to the others';
+
 const H2_PROTOCOLS = new Set(['HTTP2', 'GRPC', 'GRPC-WEB']);
 
 function declaredTls(t: ClientTLSSettings): DeclaredTls {
@@ -145,7 +149,7 @@ function declaredTls(t: ClientTLSSettings): DeclaredTls {
     privateKey: t.privateKey,
     caCrl: t.caCrl,
     insecureSkipVerify: t.insecureSkipVerify,
-    applied: false,
+    applied: true,
   });
 }
 
@@ -244,14 +248,18 @@ export function describeOutlierDetection(s: ResolvedOutlierSettings): string {
   return parts.join(', ');
 }
 
-/** `SIMPLE, sni x, SANs a,b (declared, not applied)`. */
+/** `SIMPLE, sni x, SANs a,b`; a block without a mode is DISABLE (the enum's zero value). */
 export function describeTls(t: DeclaredTls): string {
-  const parts = [t.mode ?? 'mode unset'];
+  const parts = [t.mode ?? 'DISABLE (mode unset)'];
   if (t.sni !== undefined) parts.push(`sni ${t.sni}`);
   if (t.subjectAltNames.length > 0) parts.push(`SANs ${t.subjectAltNames.join(',')}`);
   if (t.credentialName !== undefined) parts.push(`credential ${t.credentialName}`);
   if (t.caCertificates !== undefined) parts.push(`CA ${t.caCertificates}`);
   if (t.clientCertificate !== undefined) parts.push(`cert ${t.clientCertificate}`);
+  if (t.privateKey !== undefined) parts.push(`key ${t.privateKey}`);
+  if (t.caCrl !== undefined) parts.push(`CRL ${t.caCrl}`);
   if (t.insecureSkipVerify === true) parts.push('insecureSkipVerify');
-  return `${parts.join(', ')} (declared, not applied)`;
+  if (t.mode === 'ISTIO_MUTUAL') parts.push("the mesh's certificate");
+  if (t.credentialName !== undefined && t.credentialName !== '' && (t.mode === 'SIMPLE' || t.mode === 'MUTUAL')) parts.push('calls fail: credentialName cannot be resolved without Kubernetes');
+  return parts.join(', ');
 }

@@ -101,6 +101,8 @@ describe('meshlet explain', () => {
     assert.match(r.stdout, /^ {2}reviews\.default\.svc\.cluster\.local:9080 subset v2 {2}100% {2}outbound\|9080\|v2\|reviews\.default\.svc\.cluster\.local$/m);
     assert.match(r.stdout, /^ {6}127\.0\.0\.1:19082 {2}app=reviews,version=v2,topology.istio.io\/cluster=Kubernetes$/m);
     assert.doesNotMatch(r.stdout, /19081|19083/);
+    // The TLS a call would use and why (auto-mTLS: the endpoint carries no tlsMode label).
+    assert.match(r.stdout, /^ {8}tls: plaintext — no DestinationRule tls; endpoint 127\.0\.0\.1:19082 has no security\.istio\.io\/tlsMode label/m);
   });
 
   it('anyone else: the header rule is named as not matched, the catch-all splits 80/20', () => {
@@ -139,7 +141,7 @@ describe('meshlet explain', () => {
     assert.equal(v1.cluster, 'outbound|9080|v1|reviews.default.svc.cluster.local');
     assert.equal(v1.missing, null);
     assert.deepEqual(v1.destinationRules, ['DestinationRule default/reviews']);
-    assert.deepEqual(v1.endpoints, [{ endpoint: '127.0.0.1:19081', labels: { app: 'reviews', version: 'v1', 'topology.istio.io/cluster': 'Kubernetes' }, locality: '' }]);
+    assert.deepEqual(v1.endpoints, [{ endpoint: '127.0.0.1:19081', labels: { app: 'reviews', version: 'v1', 'topology.istio.io/cluster': 'Kubernetes' }, locality: '', tls: 'plaintext — no DestinationRule tls; endpoint 127.0.0.1:19081 has no security.istio.io/tlsMode label (no sidecar / mTLS not accepted)' }]);
     assert.match(v1.loadBalancer, /LEAST_REQUEST/);
     assert.equal(v1.outlierDetection, null);
     assert.equal(v3.subset, 'v3');

@@ -63,7 +63,7 @@ const file = join(dir, 'api.yaml');
 writeFileSync(file, CONFIG);
 
 describe('meshlet routes: clusters with their compiled settings', () => {
-  it('text: one line per concern, port-level overrides resolved, TLS declared and marked not applied', () => {
+  it('text: one line per concern, port-level overrides resolved, TLS as applied (the rule, or auto-mTLS)', () => {
     const r = meshlet(['routes', file, '--service', 'client', '--locality', 'us-east/a/1']);
     assert.equal(r.code, 0, r.stderr);
     const clusters = r.stdout.slice(r.stdout.indexOf('Clusters:'));
@@ -79,12 +79,13 @@ describe('meshlet routes: clusters with their compiled settings', () => {
     assert.match(v1, /\n {6}lb: RING_HASH \(min ring 1024, hash on cookie sid \(generated, max-age 60s, path \/\), locality failover us-east→us-west\); locality failover from us-east\/a\/1 \(us-east→us-west\): P0 1\n/);
     assert.match(v1, /\n {6}pool: active 4, pending 2, connections 4, connect timeout 250ms, idle timeout 30s, HTTP\/1\.1; retries: retry budget 25% of active requests, min 3\n/);
     assert.match(v1, /\n {6}outlier detection: consecutive 5xx 3, gateway off, interval 5s, base ejection 15s, max ejection 10%\n/);
-    assert.match(v1, /\n {6}tls: SIMPLE, sni api\.example\.com, SANs api\.example\.com \(declared, not applied\)/);
+    assert.match(v1, /\n {6}tls: SIMPLE, sni api\.example\.com, SANs api\.example\.com$/);
     // Port 9090: the port-level block replaces loadBalancer, connectionPool, outlierDetection and tls whole.
     const grpc = block('outbound|9090||api.internal');
     assert.match(grpc, /\n {6}lb: ROUND_ROBIN\n/);
     assert.match(grpc, /\n {6}pool: active ∞, pending ∞, connections ∞, connect timeout 10s, HTTP\/2, 100 streams per connection; retries: maxRetries ∞/);
-    assert.doesNotMatch(grpc, /outlier detection|tls:/);
+    assert.doesNotMatch(grpc, /outlier detection/);
+    assert.match(grpc, /\n {6}tls: auto-mTLS: mTLS to endpoints labelled security\.istio\.io\/tlsMode=istio whose PeerAuthentication is not DISABLE/);
   });
 
   it('-o json: the settings as data, field by field', () => {
@@ -104,13 +105,13 @@ describe('meshlet routes: clusters with their compiled settings', () => {
       connectionPool: { maxActive: 4, maxPending: 2, maxConnections: 4, maxRetries: 3, connectTimeoutMs: 250, idleTimeoutMs: 30000, maxRequestsPerConnection: null, maxConcurrentStreams: 100 },
       outlierDetection: { consecutive5xx: 3, consecutiveGateway: 0, consecutiveLocalOrigin: 5, splitLocalOrigin: false, intervalMs: 5000, baseEjectionMs: 15000, maxEjectionMs: 300000, maxEjectionPercent: 10, errorCodes: null },
       retryBudget: { percent: 25, minRetryConcurrency: 3, maxRetries: 3 },
-      tls: { mode: 'SIMPLE', sni: 'api.example.com', subjectAltNames: ['api.example.com'], credentialName: null, caCertificates: null, clientCertificate: null, privateKey: null, caCrl: null, insecureSkipVerify: null, applied: false },
+      tls: { mode: 'SIMPLE', sni: 'api.example.com', subjectAltNames: ['api.example.com'], credentialName: null, caCertificates: null, clientCertificate: null, privateKey: null, caCrl: null, insecureSkipVerify: null, applied: true },
       h2: false,
       passthrough: false,
     });
     assert.match(v1.loadBalancer, /^RING_HASH \(/);
     assert.equal(v1.localityPlan, null, 'no --locality: locality plays no part');
-    assert.match(v1.tls, /not applied/);
+    assert.equal(v1.tls, 'SIMPLE, sni api.example.com, SANs api.example.com');
     assert.equal(v1.retryBudget, 'retry budget 25% of active requests, min 3');
     const grpc = byName('outbound|9090||api.internal');
     assert.equal(grpc.settings.loadBalancer.kind, 'ROUND_ROBIN');

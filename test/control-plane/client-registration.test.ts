@@ -53,8 +53,9 @@ test('two meshes register as reviews; a third load-balances across both; close()
   const reviewsToken = await t.cp.mintToken({ service: 'reviews', namespace: 'default' });
   const token = await t.cp.mintToken({ service: 'productpage', namespace: 'default' });
   const productpage = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, logger: quietLogger });
-  const m1 = await createMesh({ service: 'reviews', labels: { version: 'v1' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 300, logger: quietLogger });
-  const m2 = await createMesh({ service: 'reviews', labels: { version: 'v2' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 50, logger: quietLogger });
+  // The instances are plain HTTP upstreams, not servers the meshes made: no identity, so they are not registered as accepting mTLS.
+  const m1 = await createMesh({ service: 'reviews', labels: { version: 'v1' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 300, identity: 'none', logger: quietLogger });
+  const m2 = await createMesh({ service: 'reviews', labels: { version: 'v2' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 50, identity: 'none', logger: quietLogger });
   try {
     assert.deepEqual(endpoints(productpage), []);
     assert.equal((await productpage.fetch('http://reviews.example:9080/')).status, 503);
@@ -92,7 +93,7 @@ test('an instance whose lease is not renewed expires; a renewed one with the sam
   const reviewsToken = await t.cp.mintToken({ service: 'reviews', namespace: 'default' });
   const token = await t.cp.mintToken({ service: 'productpage', namespace: 'default' });
   const productpage = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, logger: quietLogger });
-  const renewing = await createMesh({ service: 'reviews', controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, logger: quietLogger });
+  const renewing = await createMesh({ service: 'reviews', controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, identity: 'none', logger: quietLogger });
   try {
     const reg = await renewing.register({ ports: { http: r2.port }, address: '127.0.0.1', leaseMs: 1000 });
     assert.equal(reg.leaseMs, 1000);
@@ -114,6 +115,27 @@ test('an instance whose lease is not renewed expires; a renewed one with the sam
     assert.deepEqual(await hits(productpage, 5), { r2: 5 });
   } finally {
     await renewing.close();
+    await productpage.close();
+  }
+});
+
+test("a mesh with an identity registers with security.istio.io/tlsMode: istio (auto-mTLS reads it); identity 'none' does not", async () => {
+  const [r1, r2] = ups as [Upstream, Upstream];
+  const reviewsToken = await t.cp.mintToken({ service: 'reviews', namespace: 'default' });
+  const token = await t.cp.mintToken({ service: 'productpage', namespace: 'default' });
+  const productpage = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, logger: quietLogger });
+  const withId = await createMesh({ service: 'reviews', labels: { version: 'v1' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, logger: quietLogger });
+  const without = await createMesh({ service: 'reviews', labels: { version: 'v2' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, identity: 'none', logger: quietLogger });
+  try {
+    await withId.register({ ports: { http: r1.port }, address: '127.0.0.1' });
+    await without.register({ ports: { http: r2.port }, address: '127.0.0.1' });
+    await until(() => endpoints(productpage).length === 2, 'productpage sees both instances');
+    const labels = Object.fromEntries((productpage.explain({ url: 'http://reviews.example:9080/' }).targets[0]?.endpoints ?? []).map((e) => [e.endpoint, e.labels]));
+    assert.equal(labels[`127.0.0.1:${r1.port}`]?.['security.istio.io/tlsMode'], 'istio');
+    assert.equal(labels[`127.0.0.1:${r2.port}`]?.['security.istio.io/tlsMode'], undefined);
+  } finally {
+    await withId.close();
+    await without.close();
     await productpage.close();
   }
 });

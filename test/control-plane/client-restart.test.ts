@@ -31,7 +31,8 @@ test('control plane restart on the same port: no request fails, meshes reconnect
   try {
     for (let i = 0; i < 5; i++) {
       const token = await t.cp.mintToken({ service: `c${i}`, namespace: 'default' });
-      meshes.push(await createMesh({ service: `c${i}`, controlPlane: t.cp.url, token, drainMs: 0, logger: quietLogger }));
+      // Plain HTTP upstreams are registered: no identity (not registered as accepting mTLS).
+      meshes.push(await createMesh({ service: `c${i}`, controlPlane: t.cp.url, token, drainMs: 0, identity: 'none', logger: quietLogger }));
     }
     const reg = await meshes[0]!.register({ ports: { http: a.port }, address: '127.0.0.1', leaseMs: 1000 });
     assert.equal(t.cp.status().registered, 1);

@@ -115,6 +115,7 @@ describe('createMesh argument and config errors', () => {
       ['missing config', { service: 'client' }, /`config`/],
       ['bad errors value', { service: 'client', config: good(), errors: 'explode' }, /`errors` must be 'respond' or 'throw', got "explode"/],
       ['bad outboundTrafficPolicy', { service: 'client', config: good(), outboundTrafficPolicy: 'ALLOW' }, /`outboundTrafficPolicy`/],
+      ['enableAutoMtls not a boolean', { service: 'client', config: good(), enableAutoMtls: 'yes' }, /`enableAutoMtls` must be true or false, got "yes"/],
     ];
     for (const [name, options, message] of cases) {
       const e = await rejection(createMesh(options as MeshOptions));

@@ -5,6 +5,7 @@
  * @module
  */
 import type { FailureKind } from '../../core/outcome.ts';
+import { TlsHandshakeError } from '../../core/tls-failure.ts';
 
 const CONNECT_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
@@ -27,6 +28,8 @@ export function classifyUndiciError(err: Error): FailureKind {
   // undici refused the request as given (a header value with CR/LF, a bad method, …).
   if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') return 'local';
   if (CONNECT_CODES.has(code)) return 'connect-failure';
+  // A failed TLS handshake is a connect failure (Envoy), also when the server's alert arrives after it looked done.
+  if (err instanceof TlsHandshakeError || code.startsWith('ERR_SSL_') || ((err as { cause?: { code?: unknown } }).cause?.code ?? '').toString().startsWith('ERR_SSL_')) return 'connect-failure';
   const cause = (err as { cause?: { code?: string } }).cause;
   if (cause !== undefined && CONNECT_CODES.has(cause.code ?? '')) return 'connect-failure';
   if (code.startsWith('HPE_') || PROTOCOL_CODES.has(code) || err.name === 'HTTPParserError') return 'protocol';

@@ -15,6 +15,13 @@ import { Agent, Pool } from 'undici';
 import { bodyForAttempt } from '../../core/body.ts';
 import type { Clock, Timer } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
+import { NO_CONTROLLER } from '../../core/exchange.ts';
+import type { AnyResource } from '../../config/resource.ts';
+import type { ClientTlsDecision } from '../../outbound/tls-decision.ts';
+import { CredentialHolder } from '../../security/identity/credentials.ts';
+import type { TlsFiles } from '../../security/tls-files.ts';
+import { CertificateRefusalHandler, tlsConnector } from './tls-connector.ts';
+import { type ClientTlsOptions, ClusterTlsPlans, TlsEnvironment } from './tls-plans.ts';
 
 /** Envoy's header with the time the caller still waits, in ms. */
 const EXPECTED_TIMEOUT_HEADER = 'x-envoy-expected-rq-timeout-ms';
@@ -47,45 +54,145 @@ function hostPart(address: string): string {
   return address.includes(':') && !address.startsWith('[') ? `[${address}]` : address;
 }
 
+/** One endpoint's connections: the pool its TLS decision calls for, and the app's own `https://` pool. */
+interface HostPools {
+  /** The endpoint (labels, port) the decision was made for. */
+  endpoint: HostState['endpoint'];
+  /** The TLS epoch it was made in. */
+  epoch: number;
+  /** The plan's key ('' = plaintext). */
+  key: string;
+  /** The pool, or why calls fail (fail closed: never plaintext instead of TLS). */
+  pool: Pool | undefined;
+  failure: string | undefined;
+  /** The pool originates TLS from the DestinationRule (also used for `https://` URLs). */
+  originates: boolean;
+  /** Its connections present a client certificate (MUTUAL, ISTIO_MUTUAL): a silent refusal is reported as one. */
+  presentsCert: boolean;
+  /** An `https://` call with no DestinationRule TLS: the app's own TLS to the service's host. */
+  https: Pool | undefined;
+}
+
 /** The pools of one cluster, by endpoint. */
 class ClusterPools implements ClusterTransport {
   // Keyed by the endpoint's state object: no string building per request.
-  readonly #http = new Map<HostState, Pool>();
-  readonly #https = new Map<HostState, Pool>();
+  readonly #hosts = new Map<HostState, HostPools>();
   readonly options: Pool.Options;
   /** The name plain-HTTP attempts give undici as `servername` (see dispatchOptions). */
   readonly httpServername: string | undefined;
   readonly #clock: Clock;
-  constructor(options: Pool.Options, serviceHost: string, clock: Clock) {
+  readonly #cs: ClusterState;
+  readonly #env: TlsEnvironment;
+  #plans: ClusterTlsPlans | undefined;
+  /** Passthrough clusters with TLS: an agent per plan key. */
+  #passthrough: { key: string; agent: Agent } | undefined;
+  /** Pools replaced (new certificate, new TLS settings) whose calls are still finishing: close() bounds them too. */
+  readonly #draining = new Set<Pool | Agent>();
+  constructor(options: Pool.Options, cs: ClusterState, clock: Clock, env: TlsEnvironment) {
     this.#clock = clock;
     this.options = options;
+    this.#cs = cs;
+    this.#env = env;
+    const serviceHost = cs.cluster.host;
     this.httpServername = serviceHost.startsWith('*') ? undefined : serviceHost;
   }
-  get(host: HostState, scheme: string, servername: string): Pool {
-    const m = scheme === 'https' ? this.#https : this.#http;
-    let p = m.get(host);
-    if (p === undefined) {
-      // TLS to an endpoint address still names (SNI) and verifies the service's host.
-      const opts = scheme === 'https' && !servername.startsWith('*') ? { ...this.options, connect: { servername } } : this.options;
-      p = new Pool(`${scheme}://${hostPart(host.endpoint.address)}:${host.endpoint.port}`, opts);
-      m.set(host, p);
+
+  /** The cluster's TLS plans of the current epoch. */
+  plans(): ClusterTlsPlans {
+    let p = this.#plans;
+    if (p === undefined || p.epoch !== this.#env.epoch) {
+      p = new ClusterTlsPlans(this.#cs.cluster, this.#env, this.#cs.h2);
+      this.#plans = p;
     }
     return p;
   }
-  removeHost(host: HostState): void {
-    for (const m of [this.#http, this.#https]) {
-      const p = m.get(host);
-      if (p === undefined) continue;
-      m.delete(host);
-      // close() lets requests in flight finish first.
-      void p.close().catch(() => undefined);
+
+  /** The endpoint's pools, re-decided when the endpoint or the TLS epoch changed. */
+  get(host: HostState): HostPools {
+    const e = this.#hosts.get(host);
+    if (e !== undefined && e.endpoint === host.endpoint && e.epoch === this.#env.epoch) return e;
+    return this.#decide(host, e);
+  }
+
+  #decide(host: HostState, e: HostPools | undefined): HostPools {
+    const { plan, failure } = this.plans().planFor(host.endpoint);
+    const key = failure !== undefined ? `fail|${failure}` : (plan?.key ?? '');
+    if (e !== undefined && e.key === key) {
+      e.endpoint = host.endpoint;
+      e.epoch = this.#env.epoch;
+      return e;
     }
+    const origin = `${plan === undefined ? 'http' : 'https'}://${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
+    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000) as never };
+    const next: HostPools = {
+      endpoint: host.endpoint,
+      epoch: this.#env.epoch,
+      key,
+      pool: failure === undefined ? new Pool(origin, opts) : undefined,
+      failure,
+      originates: plan !== undefined && plan.mode !== 'ISTIO_MUTUAL',
+      presentsCert: plan !== undefined && plan.mode !== 'SIMPLE',
+      https: undefined,
+    };
+    this.#hosts.set(host, next);
+    // Connections made with the old settings (an older certificate) drain: calls on them finish.
+    if (e !== undefined) this.#drain(e);
+    return next;
+  }
+
+  /** The app's own TLS (`https://`) to the endpoint, naming (SNI) and verifying the service's host. */
+  https(host: HostState, e: HostPools, servername: string): Pool {
+    if (e.https === undefined) {
+      const opts = !servername.startsWith('*') ? { ...this.options, connect: { servername } } : this.options;
+      e.https = new Pool(`https://${hostPart(host.endpoint.address)}:${host.endpoint.port}`, opts);
+    }
+    return e.https;
+  }
+
+  /** A passthrough cluster's TLS (DestinationRule SIMPLE/MUTUAL/ISTIO_MUTUAL): an agent to the original destinations, or why calls fail. */
+  passthrough(): Agent | string | undefined {
+    const { plan, failure } = this.plans().planFor(undefined);
+    if (failure !== undefined) return failure;
+    if (plan === undefined) return undefined;
+    const p = this.#passthrough;
+    if (p !== undefined && p.key === plan.key) return p.agent;
+    const agent = new Agent({ ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000) as never });
+    this.#passthrough = { key: plan.key, agent };
+    if (p !== undefined) this.#drainOne(p.agent);
+    return agent;
+  }
+
+  removeHost(host: HostState): void {
+    const e = this.#hosts.get(host);
+    if (e === undefined) return;
+    this.#hosts.delete(host);
+    this.#drain(e);
+  }
+
+  #drain(e: HostPools): void {
+    if (e.pool !== undefined) this.#drainOne(e.pool);
+    if (e.https !== undefined) this.#drainOne(e.https);
+  }
+
+  /** close() lets requests in flight finish first. */
+  #drainOne(d: Pool | Agent): void {
+    this.#draining.add(d);
+    void d
+      .close()
+      .catch(() => undefined)
+      .finally(() => this.#draining.delete(d));
   }
   /** Closes the pools: calls in flight may finish for `graceMs`, then they are cancelled. */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
-    const pools = [...this.#http.values(), ...this.#https.values()];
-    this.#http.clear();
-    this.#https.clear();
+    const pools: (Pool | Agent)[] = [];
+    for (const e of this.#hosts.values()) {
+      if (e.pool !== undefined) pools.push(e.pool);
+      if (e.https !== undefined) pools.push(e.https);
+    }
+    if (this.#passthrough !== undefined) pools.push(this.#passthrough.agent);
+    pools.push(...this.#draining);
+    this.#passthrough = undefined;
+    this.#hosts.clear();
     await closeWithin(pools, graceMs, this.#clock);
   }
 }
@@ -109,6 +216,12 @@ async function closeWithin(dispatchers: readonly (Pool | Agent)[], graceMs: numb
   if (!timedOut) return;
   const err = new MeshletError('MESHLET_ERR_CLOSED', `mesh.close(): the call was still running after closeTimeoutMs (${graceMs} ms) and was cancelled`);
   await Promise.all(dispatchers.map((d) => d.destroy(err).catch(() => undefined)));
+}
+
+/** Fails an attempt without sending it: the cluster's TLS cannot be set up (never sent in plaintext instead). */
+function fail(ex: Exchange, handler: Parameters<Dispatch>[1], why: string): void {
+  const err = new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `TLS to this destination cannot be set up, the call is not sent: ${why}`, ex.errorContext());
+  queueMicrotask(() => handler.onResponseError?.(NO_CONTROLLER, err));
 }
 
 /** The dispatch options undici needs for one attempt. */
@@ -144,30 +257,63 @@ const SLOT = 'http';
 export class UndiciTransport {
   readonly #agent = new Agent();
   readonly #clock: Clock;
+  readonly #env: TlsEnvironment;
 
-  /** `clock`: the mesh clock (close()'s grace period runs on it). */
-  constructor(clock: Clock) {
+  /**
+   * `clock`: the mesh clock (close()'s grace period runs on it); `credentials`: the workload's
+   * certificate for mTLS (new connections use a new issue at once); `tls`: MeshConfig's settings.
+   */
+  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}) {
     this.#clock = clock;
+    this.#env = new TlsEnvironment(credentials, tls);
+  }
+
+  /** A config is in use: its PeerAuthentications decide auto-mTLS, its DestinationRules' TLS files are read now (returned, with findings). */
+  install(resources: readonly AnyResource[]): TlsFiles {
+    return this.#env.install(resources);
+  }
+
+  /** The TLS a call to `endpoint` of the cluster would use, and why (for explain). */
+  tlsDecision(cs: ClusterState, endpoint: HostState['endpoint'] | undefined): ClientTlsDecision {
+    return new ClusterTlsPlans(cs.cluster, this.#env, cs.h2).decide(endpoint);
   }
 
   /** Sends an attempt to the endpoint the balance layer picked. */
   readonly dispatch: Dispatch = (ex, handler) => {
     const cs = ex.cluster as ClusterState;
     const host = ex.host as HostState | undefined;
+    let pools = cs.transports.get(SLOT)?.pools as ClusterPools | undefined;
+    if (pools === undefined) {
+      pools = new ClusterPools(poolOptions(cs), cs, this.#clock, this.#env);
+      cs.transports.set(SLOT, { pools, key: JSON.stringify(pools.options) });
+    }
     if (host === undefined) {
-      // Resolution NONE / PASSTHROUGH: the original destination.
-      this.passthrough(ex, handler);
+      // Resolution NONE / PASSTHROUGH: the original destination (with the cluster's TLS, when it has one).
+      if (cs.cluster.settings.tls === undefined) this.passthrough(ex, handler);
+      else this.#passthroughTls(pools, ex, handler);
       return;
     }
     // An HTTP call to an HTTP/2 upstream is an HTTP/2 call (telemetry's request_protocol).
     if (cs.h2 && ex.protocol === 'http1') ex.protocol = 'http2';
-    let pools = cs.transports.get(SLOT)?.pools as ClusterPools | undefined;
-    if (pools === undefined) {
-      pools = new ClusterPools(poolOptions(cs), cs.cluster.host, this.#clock);
-      cs.transports.set(SLOT, { pools, key: JSON.stringify(pools.options) });
+    const e = pools.get(host);
+    let pool = e.pool;
+    if (ex.scheme === 'https' && !e.originates) pool = pools.https(host, e, cs.cluster.host);
+    else if (pool === undefined) {
+      fail(ex, handler, e.failure as string);
+      return;
+    } else if (e.presentsCert) {
+      pool.dispatch(dispatchOptions(ex, undefined, pools.httpServername) as never, new CertificateRefusalHandler(handler) as never);
+      return;
     }
-    pools.get(host, ex.scheme, cs.cluster.host).dispatch(dispatchOptions(ex, undefined, pools.httpServername) as never, handler as never);
+    pool.dispatch(dispatchOptions(ex, undefined, pools.httpServername) as never, handler as never);
   };
+
+  #passthroughTls(pools: ClusterPools, ex: Exchange, handler: Parameters<Dispatch>[1]): void {
+    const agent = pools.passthrough();
+    if (agent === undefined || ex.scheme === 'https') this.passthrough(ex, handler);
+    else if (typeof agent === 'string') fail(ex, handler, agent);
+    else agent.dispatch(dispatchOptions(ex, `https://${ex.urlAuthority}`) as never, handler as never);
+  }
 
   /** Sends a request for a host outside the mesh, unchanged. */
   readonly passthrough: Dispatch = (ex, handler) => {
@@ -182,12 +328,13 @@ export class UndiciTransport {
     const next = poolOptions(cs);
     const key = JSON.stringify(next);
     if (key === t.key) return;
-    cs.transports.set(SLOT, { pools: new ClusterPools(next, cs.cluster.host, this.#clock), key });
+    cs.transports.set(SLOT, { pools: new ClusterPools(next, cs, this.#clock, this.#env), key });
     void t.pools.close();
   }
 
   /** Closes the passthrough agent: calls in flight may finish for `graceMs`, then they are cancelled. */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
+    this.#env.close();
     await closeWithin([this.#agent], graceMs, this.#clock);
   }
 }

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { createMesh } from '../../create-mesh.ts';
 import type { Explanation, ExplainedTarget } from '../../outbound/explain.ts';
 import type { Snapshot } from '../../routing/compile.ts';
+import { ClusterTlsPlanner, describeDecision } from '../../outbound/tls-decision.ts';
 import { type CompiledRoute, describeRoute, type VirtualHost } from '../../routing/route-table.ts';
 import { out, parseLabels, UsageError } from '../args.ts';
 import { loadInputs, refuseInvalidConfig } from '../input.ts';
@@ -82,19 +83,29 @@ function compiledParts(snap: Snapshot, e: Explanation): { vhost: VirtualHost | u
   return { vhost, route };
 }
 
-function destinations(route: CompiledRoute | undefined, e: Explanation) {
+function destinations(route: CompiledRoute | undefined, e: Explanation, resources: Snapshot['resources'], scheme: string) {
   if (route === undefined) return [];
   const total = route.cumulativeWeights[route.cumulativeWeights.length - 1] ?? 0;
+  // The TLS each endpoint would get, for a workload that has a certificate (the CLI has none).
+  const tlsContext = { resources, rootNamespace: 'istio-system', trustDomain: 'cluster.local', trustDomainAliases: [], enableAutoMtls: true, hasIdentity: true };
   return route.targets.map((t, i) => {
     const x = e.targets[i] as ExplainedTarget;
+    const planner = t.cluster === undefined ? undefined : new ClusterTlsPlanner(t.cluster, tlsContext);
+    const tlsOf = (key: string): string | null => {
+      if (planner === undefined) return null;
+      const d = planner.decide(t.cluster?.endpoints.find((ep) => ep.key === key));
+      if (scheme === 'https' && d.mode !== 'SIMPLE' && d.mode !== 'MUTUAL') return "the app's own TLS (https:// URL; the mesh adds no mTLS)";
+      return describeDecision(d);
+    };
     return {
+      tls: planner === undefined || !t.cluster?.settings.passthrough ? null : tlsOf(''),
       ...destinationView(t, total),
       destinationRules: t.cluster?.destinationRule?.rules.map((r) => r.ref) ?? [],
       trafficPolicy: t.cluster?.policy ?? null,
       loadBalancer: x.loadBalancer ?? null,
       connectionPool: x.connectionPool ?? null,
       outlierDetection: x.outlierDetection ?? null,
-      endpoints: x.endpoints.map((ep) => ({ endpoint: ep.endpoint, labels: { ...ep.labels }, locality: ep.locality })),
+      endpoints: x.endpoints.map((ep) => ({ endpoint: ep.endpoint, labels: { ...ep.labels }, locality: ep.locality, tls: tlsOf(ep.endpoint) })),
     };
   });
 }
@@ -174,7 +185,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   }
   const { vhost, route } = compiledParts(snap, e);
   const skipped = (vhost?.routes.slice(0, e.skipped.length) ?? []).map((r) => ({ name: r.name, index: r.virtualService === undefined ? null : r.index, match: r.matchers.map(String), text: describeRoute(r) }));
-  const dests = destinations(route, e);
+  const dests = destinations(route, e, snap.resources, url.protocol.slice(0, -1));
 
   if (format !== undefined) {
     printDocument(format, {
@@ -223,10 +234,12 @@ export async function explainCommand(argv: string[]): Promise<number> {
     out(`    load balancing:     ${d.loadBalancer}`);
     out(`    connection pool:    ${d.connectionPool}`);
     out(`    outlier detection:  ${d.outlierDetection?.replace(/^outlier detection: /, '') ?? 'none'}`);
+    if (d.tls !== null) out(`    tls:                ${d.tls}`);
     out(`    endpoints:${d.endpoints.length === 0 ? '          none (503 UH)' : ''}`);
     for (const ep of d.endpoints) {
       const epLabels = Object.entries(ep.labels).map(([k, v]) => `${k}=${v}`).join(',');
       out(`      ${ep.endpoint}${epLabels ? `  ${epLabels}` : ''}${ep.locality ? `  ${ep.locality}` : ''}`);
+      if (ep.tls !== null) out(`        tls: ${ep.tls}`);
     }
   }
   return 0;

@@ -236,18 +236,15 @@ describe('DestinationRule: valid rules', () => {
     it(`accepts ${c.name}`, () => {
       const { errors, warnings, resources } = validateYaml(dr(c.spec));
       assert.deepEqual(errors, []);
-      // TLS origination is accepted and validated, with the one notice that meshlet does not apply it yet.
-      const tlsModes = [...c.spec.matchAll(/mode: (SIMPLE|MUTUAL|ISTIO_MUTUAL)/g)].length;
-      assert.deepEqual(warnings.filter((w) => !/not supported by meshlet yet: tls mode (SIMPLE|MUTUAL|ISTIO_MUTUAL) is not applied/.test(w)), []);
-      assert.equal(warnings.length, tlsModes, warnings.join('\n'));
+      // TLS origination is accepted, validated and applied: no notice.
+      assert.deepEqual(warnings, []);
       assert.equal(resources.length, 1);
     });
   }
 
-  it('says, at each tls block that asks for TLS, that meshlet does not originate TLS yet (MESHLET0002)', () => {
+  it('TLS blocks at every level are accepted without a notice (meshlet applies them)', () => {
     const { issues } = validateYaml(dr('host: reviews\ntrafficPolicy:\n  tls: {mode: ISTIO_MUTUAL}\n  portLevelSettings:\n  - port: {number: 443}\n    tls: {mode: SIMPLE}\nsubsets:\n- name: v1\n  labels: {version: v1}\n  trafficPolicy: {tls: {mode: DISABLE}}'));
-    const notices = issues.ofLevel('warning').map((i) => `${i.code} ${i.path}`);
-    assert.deepEqual(notices, ['MESHLET0002 spec.trafficPolicy.tls.mode', 'MESHLET0002 spec.trafficPolicy.portLevelSettings[0].tls.mode']);
+    assert.deepEqual(issues.all.map(String), []);
   });
 
   it('returns the typed spec, with the matchLabels selector Istio uses', () => {

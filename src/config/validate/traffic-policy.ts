@@ -124,19 +124,15 @@ export const clientTlsSettings: Validator<ClientTLSSettings> = obj<ClientTLSSett
     clientCertificate: str,
     privateKey: str,
     caCertificates: str,
-    credentialName: unsupported(str, 'there are no Kubernetes secrets; use clientCertificate/privateKey/caCertificates files'),
+    credentialName: unsupported(str, 'there are no Kubernetes secrets, so calls that use this setting fail (never in plaintext); use clientCertificate/privateKey/caCertificates files'),
     subjectAltNames: list(nonEmpty),
     sni: str,
     insecureSkipVerify: bool,
-    caCrl: unsupported(str, 'certificate revocation lists are not checked'),
+    caCrl: str,
   },
   {
     check: (t, path, ctx) => {
       checkTls(t, path, ctx);
-      // Until meshlet originates TLS, say so where it is asked for: connections stay plaintext.
-      if (t.mode !== undefined && t.mode !== 'DISABLE') {
-        ctx.issues.at(ctx.subject, [...path, 'mode'], 'warning', `not supported by meshlet yet: tls mode ${t.mode} is not applied; meshlet connects to this destination in plaintext`, 'MESHLET0002');
-      }
     },
   },
 );

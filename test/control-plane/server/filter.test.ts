@@ -28,6 +28,16 @@ metadata: {name: mesh, namespace: istio-system}
 spec: {mtls: {mode: STRICT}}
 ---
 apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: shop-db, namespace: shop}
+spec: {selector: {matchLabels: {app: db}}, mtls: {mode: STRICT}, portLevelMtls: {5432: {mode: DISABLE}}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: root-deny, namespace: istio-system}
+spec: {action: DENY, rules: [{to: [{operation: {paths: [/admin]}}]}]}
+---
+apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: v1-only, namespace: shop}
 spec: {selector: {matchLabels: {version: v1}}, action: DENY, rules: [{}]}
@@ -59,18 +69,20 @@ describe('config filtering', () => {
       .sort();
 
   const cases: [string, string, Record<string, string>, string[]][] = [
-    ['own namespace, v1', 'shop', { version: 'v1' }, ['mesh', 'private', 'public', 'shop-wide', 'to-prod', 'v1-only'].filter((n) => n !== 'to-prod')],
-    ['own namespace, v2: selector does not match', 'shop', { version: 'v2' }, ['mesh', 'private', 'public', 'shop-wide']],
-    ['prod: exportTo [prod] visible, exportTo [.] not, shop policies not', 'prod', {}, ['mesh', 'other-ns', 'public', 'to-prod']],
-    ['dev: only exported-to-all and root policies', 'dev', { version: 'v1' }, ['mesh', 'public']],
+    // PeerAuthentications of every namespace go everywhere (auto-mTLS reads the destination's).
+    ['own namespace, v1', 'shop', { version: 'v1' }, ['mesh', 'private', 'public', 'root-deny', 'shop-db', 'shop-wide', 'v1-only']],
+    ['own namespace, v2: selector does not match', 'shop', { version: 'v2' }, ['mesh', 'private', 'public', 'root-deny', 'shop-db', 'shop-wide']],
+    ['prod: exportTo [prod] visible, exportTo [.] not, shop policies not (but its PeerAuthentication)', 'prod', {}, ['mesh', 'other-ns', 'public', 'root-deny', 'shop-db', 'to-prod']],
+    ['dev: only exported-to-all, root policies and every PeerAuthentication', 'dev', { version: 'v1' }, ['mesh', 'public', 'root-deny', 'shop-db']],
   ];
   for (const [title, ns, labels, want] of cases) {
     it(title, () => assert.deepEqual(names(ns, labels), [...want].sort()));
   }
 
   it('custom root namespace', () => {
-    const r = resources.find((x) => x.metadata.name === 'mesh')!;
+    const r = resources.find((x) => x.metadata.name === 'root-deny')!;
     assert.equal(isRelevant(r, { namespace: 'dev', labels: {} }, 'mesh-root'), false);
+    assert.equal(isRelevant(r, { namespace: 'dev', labels: {} }), true);
   });
 
   it('PayloadCache serializes once per (version, namespace, labels)', () => {
@@ -104,16 +116,16 @@ describe('filtering on the watch stream', () => {
 
   it('sends each workload only what applies to its namespace and the labels its token proves', async () => {
     const v1 = await get('cart', 'shop', 'version=v1', { version: 'v1' });
-    assert.deepEqual(v1.names, ['mesh', 'private', 'public', 'shop-wide', 'v1-only']);
+    assert.deepEqual(v1.names, ['mesh', 'private', 'public', 'root-deny', 'shop-db', 'shop-wide', 'v1-only']);
     assert.deepEqual(v1.hello.labels, { version: 'v1', app: 'cart' });
     assert.equal(v1.hello.ignoredLabels, undefined);
-    assert.deepEqual((await get('cart', 'shop', 'version=v2', { version: 'v2' })).names, ['mesh', 'private', 'public', 'shop-wide']);
-    assert.deepEqual((await get('web', 'prod', '')).names, ['mesh', 'other-ns', 'public', 'to-prod']);
+    assert.deepEqual((await get('cart', 'shop', 'version=v2', { version: 'v2' })).names, ['mesh', 'private', 'public', 'root-deny', 'shop-db', 'shop-wide']);
+    assert.deepEqual((await get('web', 'prod', '')).names, ['mesh', 'other-ns', 'public', 'root-deny', 'shop-db', 'to-prod']);
   });
 
   it('a query label the token does not prove does not widen what the workload is sent; hello names it as ignored', async () => {
     const claimed = await get('cart', 'shop', 'version=v1');
-    assert.deepEqual(claimed.names, ['mesh', 'private', 'public', 'shop-wide'], 'the v1-only policy is not sent on the query’s word');
+    assert.deepEqual(claimed.names, ['mesh', 'private', 'public', 'root-deny', 'shop-db', 'shop-wide'], 'the v1-only policy is not sent on the query’s word');
     assert.deepEqual(claimed.hello.labels, { app: 'cart' });
     assert.deepEqual(claimed.hello.ignoredLabels, ['version']);
     // The token proves app (its service) and its labels: asking them again is fine, contradicting them is 403.

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { createSecureContext, type PeerCertificate } from 'node:tls';
+import { describe, it } from 'node:test';
+import { TlsHandshakeError, tlsFailureReason } from '../../core/tls-failure.ts';
+import { checkServer, type TlsPlan, type TlsVerify } from './tls-connector.ts';
+
+const plan = (verify: TlsVerify): TlsPlan => ({ mode: 'SIMPLE', servername: undefined, context: createSecureContext({}), verify, alpn: ['http/1.1'], h2: false, trust: 'the test roots', key: 'k' });
+const cert = (subjectaltname: string): PeerCertificate => ({ subjectaltname, subject: { CN: '' } }) as unknown as PeerCertificate;
+
+describe('checkServer: what is checked of a verified server certificate', () => {
+  const rows: [string, TlsVerify, string, RegExp | undefined][] = [
+    ['none', { kind: 'none' }, '', undefined],
+    ['chain only', { kind: 'chain' }, 'DNS:other', undefined],
+    ['host name matches', { kind: 'hostname', hostname: 'api.example.com' }, 'DNS:api.example.com', undefined],
+    ['host name by wildcard', { kind: 'hostname', hostname: 'api.example.com' }, 'DNS:*.example.com', undefined],
+    ['host name differs', { kind: 'hostname', hostname: 'api.example.com' }, 'DNS:web.example.com', /does not name api\.example\.com/],
+    ['SAN exact (DNS)', { kind: 'sans', sans: ['b.example'] }, 'DNS:a.example, DNS:b.example', undefined],
+    ['SAN exact (URI)', { kind: 'sans', sans: ['spiffe://td/ns/a/sa/b'] }, 'URI:spiffe://td/ns/a/sa/b', undefined],
+    ['SAN exact (IP)', { kind: 'sans', sans: ['10.0.0.1'] }, 'IP Address:10.0.0.1', undefined],
+    ['SAN by a wildcard in the certificate', { kind: 'sans', sans: ['x.example'] }, 'DNS:*.example', undefined],
+    ['a wildcard covers one label only', { kind: 'sans', sans: ['a.x.example'] }, 'DNS:*.example', /names none of the subjectAltNames \[a\.x\.example\] \(it has \[\*\.example\]\)/],
+    ['SAN missing', { kind: 'sans', sans: ['c.example'] }, 'DNS:a.example', /names none of the subjectAltNames \[c\.example\] \(it has \[a\.example\]\)/],
+    ['identity matches', { kind: 'identity', identities: ['spiffe://cluster.local/ns/a/sa/b'], trustDomains: ['cluster.local'] }, 'URI:spiffe://cluster.local/ns/a/sa/b', undefined],
+    ['no identities expected: any', { kind: 'identity', identities: [], trustDomains: ['cluster.local'] }, 'DNS:x', undefined],
+    ['another service account', { kind: 'identity', identities: ['spiffe://cluster.local/ns/a/sa/b'], trustDomains: ['cluster.local'] }, 'URI:spiffe://cluster.local/ns/a/sa/c', /^server identity spiffe:\/\/cluster\.local\/ns\/a\/sa\/c is not one of the destination's identities \[spiffe:\/\/cluster\.local\/ns\/a\/sa\/b\]$/],
+    ['another trust domain', { kind: 'identity', identities: ['spiffe://cluster.local/ns/a/sa/b'], trustDomains: ['cluster.local', 'old.td'] }, 'URI:spiffe://evil/ns/a/sa/b', /\(trust domain evil is not cluster\.local or old\.td\)/],
+    ['no SPIFFE identity', { kind: 'identity', identities: ['spiffe://cluster.local/ns/a/sa/b'], trustDomains: ['cluster.local'] }, 'DNS:b.example', /has no SPIFFE identity \(SANs: DNS:b\.example\)/],
+  ];
+  for (const [name, verify, sans, want] of rows) {
+    it(name, () => {
+      const err = checkServer(plan(verify), 'api.example.com', cert(sans));
+      if (want === undefined) assert.equal(err, undefined, err?.message);
+      else {
+        assert.ok(err instanceof TlsHandshakeError, String(err));
+        assert.match(err.reason, want);
+      }
+    });
+  }
+});
+
+describe('tlsFailureReason', () => {
+  const rows: [string, unknown, RegExp | undefined][] = [
+    ['a handshake error', new TlsHandshakeError('the reason'), /^the reason$/],
+    ['an alert, as the cause of a socket error', Object.assign(new Error('other side closed'), { cause: Object.assign(new Error('alert'), { code: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' }) }), /requires a client certificate/],
+    ['unknown CA alert', Object.assign(new Error('x'), { code: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' }), /does not trust this workload's certificate/],
+    ['plaintext server', Object.assign(new Error('x'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER' }), /did not answer with TLS/],
+    ['a connection refused is not TLS', Object.assign(new Error('x'), { code: 'ECONNREFUSED' }), undefined],
+    ['not an error', 'text', undefined],
+  ];
+  for (const [name, err, want] of rows) {
+    it(name, () => {
+      const r = tlsFailureReason(err);
+      if (want === undefined) assert.equal(r, undefined);
+      else assert.match(r ?? '', want);
+    });
+  }
+});

@@ -1,0 +1,248 @@
+/**
+ * undici connectors for TLS to upstreams: DestinationRule `SIMPLE` / `MUTUAL` origination and
+ * Istio mutual TLS (`ISTIO_MUTUAL`, auto-mTLS). undici's own connector fixes the ALPN list
+ * (`http/1.1`, `h2`) and checks the server's name only; this one sends the SNI and ALPN the plan
+ * says (Istio's in-mesh list for mTLS: `istio-http/1.1`, `istio`, `http/1.1`, or `istio-h2`,
+ * `istio`, `h2`), verifies what the plan says (the host name, the rule's `subjectAltNames`, the
+ * destination's SPIFFE identities, or only the chain), and words every failure
+ * ({@link TlsHandshakeError}).
+ *
+ * @module
+ */
+import { isIP } from 'node:net';
+import { checkServerIdentity, connect, type ConnectionOptions, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
+import { errors } from 'undici';
+import type { Controller, Headers, ResponseHandler } from '../../core/exchange.ts';
+import { TlsHandshakeError, tlsFailureReason } from '../../core/tls-failure.ts';
+import { parseSpiffeUri, SPIFFE_PREFIX, uriSans } from '../../security/identity/spiffe.ts';
+
+/** What to check of the server's certificate once its chain verified. */
+export type TlsVerify =
+  /** `insecureSkipVerify`: nothing (not even the chain). */
+  | { readonly kind: 'none' }
+  /** The chain only (SIMPLE/MUTUAL with an explicit `sni` and no `subjectAltNames`, as Istio configures Envoy). */
+  | { readonly kind: 'chain' }
+  /** The certificate names this host (undefined: the host connected to). */
+  | { readonly kind: 'hostname'; readonly hostname: string | undefined }
+  /** One of the certificate's SANs (DNS, URI, IP, email) is one of these. */
+  | { readonly kind: 'sans'; readonly sans: readonly string[] }
+  /** The certificate's SPIFFE ID is one of the destination's identities (empty: any). */
+  | { readonly kind: 'identity'; readonly identities: readonly string[]; readonly trustDomains: readonly string[] };
+
+/** How connections of one pool are made. */
+export interface TlsPlan {
+  readonly mode: 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
+  /** The SNI; undefined: the host connected to (never an IP address). */
+  readonly servername: string | undefined;
+  /** Trusted roots, client certificate and key, CRL. */
+  readonly context: SecureContext;
+  readonly verify: TlsVerify;
+  readonly alpn: readonly string[];
+  /** The cluster speaks HTTP/2: the negotiated connection is used as HTTP/2 unless the server chose `http/1.1`. */
+  readonly h2: boolean;
+  /** The roots in words, for errors (`the mesh's trust bundle`, `caCertificates /etc/ca.pem`). */
+  readonly trust: string;
+  /** Equal plans make equal connections (a pool is kept while its plan's key is unchanged). */
+  readonly key: string;
+}
+
+/** Istio's ALPN for in-mesh mTLS (the istio.alpn filter's override), with the standard protocol last. */
+export const ISTIO_ALPN_HTTP11: readonly string[] = Object.freeze(['istio-http/1.1', 'istio', 'http/1.1']);
+/** Istio's ALPN for in-mesh mTLS to an HTTP/2 cluster. */
+export const ISTIO_ALPN_H2: readonly string[] = Object.freeze(['istio-h2', 'istio', 'h2']);
+
+/** OpenSSL's verification results, in words. */
+function verifyReason(code: string, plan: TlsPlan): string | undefined {
+  switch (code) {
+    case 'CERT_HAS_EXPIRED':
+      return `the server's certificate has expired (${code})`;
+    case 'CERT_NOT_YET_VALID':
+      return `the server's certificate is not valid yet (${code})`;
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_SIGNATURE_FAILURE':
+      return `the server's certificate is signed by an unknown CA: not one of ${plan.trust} (${code})`;
+    case 'CERT_REVOKED':
+      return `the server's certificate is revoked by caCrl (${code})`;
+    case 'CERT_UNTRUSTED':
+    case 'INVALID_CA':
+    case 'INVALID_PURPOSE':
+      return `the server's certificate chain is not acceptable (${code})`;
+    default:
+      return undefined;
+  }
+}
+
+/** Node's and the server's failures of a connection attempt, as a {@link TlsHandshakeError} (other errors as they are). */
+function handshakeError(err: Error, plan: TlsPlan, host: string): Error {
+  if (err instanceof TlsHandshakeError) return err;
+  const code = String((err as { code?: unknown }).code ?? '');
+  const v = verifyReason(code, plan);
+  if (v !== undefined) return new TlsHandshakeError(v, err);
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return new TlsHandshakeError(`the server's certificate does not name ${host}: ${(err as { reason?: string }).reason ?? err.message}`, err);
+  const alert = tlsFailureReason(err);
+  if (alert !== undefined) return new TlsHandshakeError(alert, err);
+  if (code === 'ECONNRESET' || code === 'EPIPE' || /socket disconnected before secure TLS connection/i.test(err.message)) {
+    return new TlsHandshakeError(`the server closed the connection during the TLS handshake (${code === '' ? err.message : code})`, err);
+  }
+  return err;
+}
+
+/** `DNS:a, URI:b, IP Address:c` → values. */
+function allSans(subjectaltname: string | undefined): string[] {
+  if (subjectaltname === undefined || subjectaltname === '') return [];
+  const out: string[] = [];
+  const re = /(?:^|, )([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)/g;
+  for (let m = re.exec(subjectaltname); m !== null; m = re.exec(subjectaltname)) {
+    const v = m[2] as string;
+    out.push(v.startsWith('"') ? (JSON.parse(v) as string) : v);
+  }
+  return out;
+}
+
+/** A certificate's DNS SAN `*.example.com` matches `api.example.com` (one label), as Envoy's DNS matcher does. */
+function sanMatches(certSan: string, wanted: string): boolean {
+  if (certSan === wanted) return true;
+  if (!certSan.startsWith('*.')) return false;
+  const dot = wanted.indexOf('.');
+  return dot > 0 && wanted.slice(dot).toLowerCase() === certSan.slice(1).toLowerCase();
+}
+
+const list = (xs: readonly string[]): string => `[${xs.join(', ')}]`;
+
+/** Checks the server's certificate (its chain already verified) as the plan says; an error says why not. */
+export function checkServer(plan: TlsPlan, host: string, cert: PeerCertificate): Error | undefined {
+  const v = plan.verify;
+  switch (v.kind) {
+    case 'none':
+    case 'chain':
+      return undefined;
+    case 'hostname': {
+      const name = v.hostname ?? host;
+      const err = checkServerIdentity(name, cert);
+      return err === undefined ? undefined : new TlsHandshakeError(`the server's certificate does not name ${name}: ${(err as { reason?: string }).reason ?? err.message}`, err);
+    }
+    case 'sans': {
+      const have = allSans(cert.subjectaltname);
+      if (have.some((h) => v.sans.some((w) => sanMatches(h, w)))) return undefined;
+      return new TlsHandshakeError(`the server's certificate names none of the subjectAltNames ${list(v.sans)} (it has ${have.length === 0 ? 'no SANs' : list(have)})`);
+    }
+    case 'identity': {
+      if (v.identities.length === 0) return undefined;
+      const ids = uriSans(cert.subjectaltname).filter((u) => u.startsWith(SPIFFE_PREFIX));
+      if (ids.some((id) => v.identities.includes(id))) return undefined;
+      if (ids.length === 0) return new TlsHandshakeError(`the server's certificate has no SPIFFE identity (SANs: ${cert.subjectaltname || 'none'}); the destination's identities are ${list(v.identities)}`);
+      const id = ids[0] as string;
+      const td = parseSpiffeUri(id)?.trustDomain;
+      const domain = td !== undefined && !v.trustDomains.includes(td) ? ` (trust domain ${td} is not ${v.trustDomains.join(' or ')})` : '';
+      return new TlsHandshakeError(`server identity ${id} is not one of the destination's identities ${list(v.identities)}${domain}`);
+    }
+  }
+}
+
+/** The connect options undici gives a connector. */
+interface ConnectOptions {
+  readonly hostname: string;
+  readonly host?: string;
+  readonly port: string | number;
+  readonly localAddress?: string | null;
+  readonly httpSocket?: unknown;
+}
+
+type Callback = (err: Error | null, socket: TLSSocket | null) => void;
+
+/** Most sessions kept per connector (per host name) for resumption. */
+const MAX_SESSIONS = 100;
+
+/**
+ * An undici `connect` function for one plan: TLS with the plan's SNI, ALPN, roots and
+ * certificate; a verification failure, a refused handshake or a connect timeout fails the
+ * attempt with the reason. Sessions are resumed per host name (a plan's certificate and checks
+ * are fixed, so a resumed session is one this plan verified).
+ */
+export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number): (opts: ConnectOptions, callback: Callback) => TLSSocket {
+  const sessions = new Map<string, Buffer>();
+  return (opts, callback) => {
+    const hostname = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
+    const port = Number(opts.port) || 443;
+    const sni = plan.servername ?? (isIP(hostname) === 0 ? hostname : undefined);
+    const sessionKey = `${sni ?? ''}|${hostname}:${port}`;
+    let done = false;
+    const socket = connect({
+      host: hostname,
+      port,
+      servername: sni !== undefined && isIP(sni) === 0 ? sni : undefined,
+      secureContext: plan.context,
+      ALPNProtocols: plan.alpn as string[],
+      rejectUnauthorized: plan.verify.kind !== 'none',
+      checkServerIdentity: (_host, cert) => checkServer(plan, sni ?? hostname, cert),
+      session: sessions.get(sessionKey),
+      highWaterMark: 16384,
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+    } as ConnectionOptions);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    const finish = (err: Error | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err !== null) {
+        socket.destroy();
+        callback(err, null);
+      } else callback(null, socket);
+    };
+    const timer = setTimeout(() => finish(new errors.ConnectTimeoutError(`Connect Timeout Error (attempted address: ${hostname}:${port}, timeout: ${connectTimeoutMs}ms)`)), connectTimeoutMs);
+    timer.unref();
+    socket.on('session', (s: Buffer) => {
+      if (!sessions.has(sessionKey) && sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value as string);
+      sessions.set(sessionKey, s);
+    });
+    socket.once('secureConnect', () => {
+      // An HTTP/2 cluster speaks HTTP/2 over whatever in-mesh protocol was agreed (`istio-h2`, `istio`), as Envoy does.
+      const alpn = socket.alpnProtocol;
+      if (plan.h2 && alpn !== 'http/1.1') (socket as { alpnProtocol: string | false | null }).alpnProtocol = 'h2';
+      else if (!plan.h2 && alpn !== false && alpn !== null && alpn !== 'http/1.1') (socket as { alpnProtocol: string | false | null }).alpnProtocol = 'http/1.1';
+      finish(null);
+    });
+    socket.on('error', (err: Error) => finish(handshakeError(err, plan, sni ?? hostname)));
+    return socket;
+  };
+}
+
+/**
+ * A TLS 1.3 server checks the client's certificate after the client considers the handshake
+ * done, and a server that refuses it may just close the connection (Node's `requestCert` +
+ * `rejectUnauthorized` does, without an alert): the client's first request then fails with
+ * "other side closed" having read nothing at all. For connections that present a certificate,
+ * that failure is reported as the TLS refusal it almost certainly is (a connect failure, not a
+ * reset of a request the server saw).
+ */
+export class CertificateRefusalHandler implements ResponseHandler {
+  readonly #inner: ResponseHandler;
+  constructor(inner: ResponseHandler) {
+    this.#inner = inner;
+  }
+  onRequestStart(controller: Controller, context: unknown): void {
+    this.#inner.onRequestStart?.(controller, context);
+  }
+  onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
+    this.#inner.onRequestUpgrade?.(controller, statusCode, headers, socket);
+  }
+  onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
+    this.#inner.onResponseStart?.(controller, statusCode, headers, statusMessage);
+  }
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    this.#inner.onResponseData?.(controller, chunk);
+  }
+  onResponseEnd(controller: Controller, trailers: Headers): void {
+    this.#inner.onResponseEnd?.(controller, trailers);
+  }
+  onResponseError(controller: Controller, error: Error): void {
+    const e = error as { code?: string; socket?: { bytesRead?: number } };
+    const refused = e.code === 'UND_ERR_SOCKET' && e.socket?.bytesRead === 0;
+    this.#inner.onResponseError?.(controller, refused ? new TlsHandshakeError("the server closed the connection right after the TLS handshake without answering: it refused this workload's certificate (check that it trusts this workload's CA and identity)", error) : error);
+  }
+}

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { validateYaml } from '../../test/helpers/config.ts';
+import { TLS_FILE_CODE, TlsFiles } from './tls-files.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'meshlet-tls-files-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+const KEY = '-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n';
+const ca = join(dir, 'ca.pem');
+const key = join(dir, 'key.pem');
+writeFileSync(ca, CERT);
+writeFileSync(key, KEY);
+
+function files(tls: string) {
+  const { resources, errors } = validateYaml(`apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: api, namespace: default}\nspec:\n  host: api.example.com\n${tls}\n`);
+  assert.deepEqual(errors, []);
+  return new TlsFiles(resources);
+}
+
+describe('TlsFiles: the files of DestinationRule tls blocks, read once per config', () => {
+  it('good files: no finding, contents kept', () => {
+    const f = files(`  trafficPolicy: {tls: {mode: MUTUAL, caCertificates: ${ca}, clientCertificate: ${ca}, privateKey: ${key}}}`);
+    assert.deepEqual(f.issues, []);
+    assert.deepEqual(f.get('caCertificates', ca), { ok: true, pem: CERT });
+  });
+
+  it('missing and wrong-kind files are findings naming the rule, the field path and the file (every level)', () => {
+    const f = files(`  trafficPolicy:\n    portLevelSettings: [{port: {number: 443}, tls: {mode: SIMPLE, caCertificates: ${join(dir, 'nope.pem')}}}]\n  subsets:\n  - {name: v1, labels: {v: '1'}, trafficPolicy: {tls: {mode: MUTUAL, clientCertificate: ${key}, privateKey: ${ca}}}}`);
+    assert.deepEqual(f.issues.map((i) => `${i.code} ${i.resource} ${i.path}`), [
+      `${TLS_FILE_CODE} DestinationRule default/api spec.trafficPolicy.portLevelSettings[0].tls.caCertificates`,
+      `${TLS_FILE_CODE} DestinationRule default/api spec.subsets[0].trafficPolicy.tls.clientCertificate`,
+      `${TLS_FILE_CODE} DestinationRule default/api spec.subsets[0].trafficPolicy.tls.privateKey`,
+    ]);
+    assert.match(f.issues[0]?.message ?? '', /cannot read \S+nope\.pem: no such file; calls to api\.example\.com that use this setting fail/);
+    assert.match(f.issues[1]?.message ?? '', /key\.pem holds no PEM CERTIFICATE \(clientCertificate\)/);
+    assert.match(f.issues[2]?.message ?? '', /ca\.pem holds no PEM PRIVATE KEY \(privateKey\)/);
+  });
+
+  it('client files are not read for SIMPLE, nor any for ISTIO_MUTUAL or DISABLE', () => {
+    const f = files(`  trafficPolicy:\n    tls: {mode: SIMPLE, clientCertificate: ${join(dir, 'absent.pem')}}\n    portLevelSettings: [{port: {number: 1}, tls: {mode: DISABLE, caCertificates: ${join(dir, 'absent.pem')}}}]`);
+    assert.deepEqual(f.issues.map(String), []);
+  });
+});
