@@ -55,7 +55,7 @@ export function cleanupPki(): void {
 
 function stamp(d: Date): string {
   // openssl ca's YYYYMMDDHHMMSSZ
-  return d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
+  return `${d.toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
 }
 
 /** Options of a certificate's validity: `[notBefore, notAfter]`, default now-1h … now+1d. */
