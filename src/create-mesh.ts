@@ -86,6 +86,7 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     locality: o.locality ?? '',
     // The identity defaults to the control plane's CA in control-plane mode.
     acceptsMtls: o.identity !== 'none',
+    serviceAccount: o.serviceAccount,
     analysis: o.analysis,
     cacheDir: o.cacheDir,
     startupTimeoutMs: nonNegative(o, 'startupTimeoutMs', 10_000),

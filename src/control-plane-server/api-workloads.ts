@@ -83,6 +83,13 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
     service = s;
     namespace = str(body.namespace, 'namespace') ?? 'default';
   }
+  // The identity the workload's certificate proves: the token's service account, never another.
+  const askedSa = str(body.serviceAccount, 'serviceAccount');
+  let serviceAccount: string | undefined = askedSa;
+  if (caller?.role === 'workload') {
+    serviceAccount = caller.serviceAccount;
+    if (askedSa !== undefined && askedSa !== serviceAccount) throw new ControlPlaneError('FORBIDDEN', `register: serviceAccount "${askedSa}" is not the token's service account "${serviceAccount}"`);
+  }
   const labels = stringMap(body.labels, 'labels');
   if (labels.app !== undefined && labels.app !== service) {
     throw new ControlPlaneError('FORBIDDEN', `labels.app is "${labels.app}" but the workload is service "${service}"`);
@@ -117,7 +124,7 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
   let spec: Record<string, unknown>;
   let metadata: WireResource['metadata'];
   if (group === undefined) {
-    spec = { address: claim.address, ports: ownPorts, labels: { ...labels, app: service } };
+    spec = { address: claim.address, ports: ownPorts, labels: { ...labels, app: service }, ...(serviceAccount === undefined || serviceAccount === 'default' ? {} : { serviceAccount }) };
     for (const f of ['locality', 'network', 'weight'] as const) if (own[f] !== undefined) spec[f] = own[f];
     metadata = { name: workloadName({ namespace, service }, service, claim.address, firstPort(ownPorts)), namespace, labels: { app: service } };
   } else {
@@ -126,7 +133,11 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
       throw new ControlPlaneError('FORBIDDEN', `${group.ref} gives its workloads label app=${made.labels.app}, but the workload is service "${service}"`);
     }
     made.labels.app = service;
-    spec = { ...made.spec, labels: made.labels };
+    const templateSa = made.spec.serviceAccount as string | undefined;
+    if (templateSa !== undefined && serviceAccount !== undefined && templateSa !== serviceAccount) {
+      throw new ControlPlaneError('FORBIDDEN', `${group.ref} gives its workloads service account "${templateSa}", but the workload's is "${serviceAccount}"`);
+    }
+    spec = { ...made.spec, labels: made.labels, ...(templateSa === undefined && serviceAccount !== undefined && serviceAccount !== 'default' ? { serviceAccount } : {}) };
     metadata = { name: workloadName({ namespace, service }, groupName, claim.address, firstPort(made.spec.ports ?? {})), namespace, labels: made.labels, annotations: made.annotations };
   }
   if (Object.keys(spec.ports as object).length === 0) {

@@ -309,6 +309,12 @@ export interface RegisterRequest {
   /** Only with an `--insecure` server (no token): who registers. */
   readonly service?: string;
   readonly namespace?: string;
+  /**
+   * The workload's service account, the identity its certificate proves (the WorkloadEntry's
+   * `serviceAccount`: clients check the server's SPIFFE ID against it). With a workload token
+   * the token's service account is used, and a different one here is refused.
+   */
+  readonly serviceAccount?: string;
 }
 
 /** Answer of `POST /v1/workloads` and of a lease renewal. */

@@ -67,6 +67,8 @@ export interface RegistrarOptions {
   readonly service: string;
   readonly namespace: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** The service account of the workload (sent without a token; the token's is used otherwise). */
+  readonly serviceAccount?: string;
   /** The workload has an identity: registrations add `security.istio.io/tlsMode: istio` (unless the labels set it), Istio's sign that it accepts mTLS. */
   readonly acceptsMtls?: boolean;
   readonly locality: string;
@@ -161,7 +163,7 @@ export class Registrar {
       ...(o.weight === undefined ? {} : { weight: o.weight }),
       ...(o.network === undefined ? {} : { network: o.network }),
       ...(o.leaseMs === undefined ? {} : { leaseMs: o.leaseMs }),
-      ...(this.#o.hasToken ? {} : { service: this.#o.service, namespace: this.#o.namespace }),
+      ...(this.#o.hasToken ? {} : { service: this.#o.service, namespace: this.#o.namespace, ...(this.#o.serviceAccount === undefined ? {} : { serviceAccount: this.#o.serviceAccount }) }),
     };
   }
 

@@ -41,6 +41,8 @@ export interface ControlPlaneSourceOptions {
   readonly locality: string;
   /** This workload has an identity (MeshOptions `identity` is not 'none'): its registrations carry `security.istio.io/tlsMode: istio`, so clients' auto-mTLS calls it with mTLS. @defaultValue false */
   readonly acceptsMtls?: boolean;
+  /** The workload's service account (its registrations name it). */
+  readonly serviceAccount?: string;
   readonly analysis?: AnalysisMode;
   readonly cacheDir?: string;
   readonly startupTimeoutMs: number;
@@ -178,6 +180,7 @@ export class ControlPlaneSource {
       namespace: o.workload.namespace,
       labels: o.workload.labels,
       acceptsMtls: o.acceptsMtls === true,
+      serviceAccount: o.serviceAccount,
       locality: o.locality,
       timeoutMs: o.startupTimeoutMs,
       logger: o.logger,

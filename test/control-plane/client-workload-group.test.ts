@@ -52,10 +52,11 @@ function endpoints(mesh: Mesh, subset: string): string[] {
 }
 
 test('instances registered through WorkloadGroups are selected by the Service and land in the subsets their groups label', async () => {
-  const reviewsToken = await t.cp.mintToken({ service: 'reviews', namespace: 'default' });
+  // The group's template names the service account its workloads run as; the token proves it.
+  const reviewsToken = await t.cp.mintToken({ service: 'reviews', namespace: 'default', serviceAccount: 'bookinfo-reviews' });
   const productpage = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token: await t.cp.mintToken({ service: 'productpage', namespace: 'default' }), logger: quietLogger });
-  const first = await createMesh({ service: 'reviews', labels: {}, controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, logger: quietLogger });
-  const second = await createMesh({ service: 'reviews', labels: {}, controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, logger: quietLogger });
+  const first = await createMesh({ service: 'reviews', labels: {}, controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, identity: 'none', logger: quietLogger });
+  const second = await createMesh({ service: 'reviews', labels: {}, controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, identity: 'none', logger: quietLogger });
   try {
     // The default group (named like the service) gives version v1; the named one version v2 and the port.
     const a = await first.register({ ports: { http: v1.port }, address: '127.0.0.1' });
@@ -84,6 +85,21 @@ test('instances registered through WorkloadGroups are selected by the Service an
     await first.close();
     await second.close();
     await productpage.close();
+  }
+});
+
+test("a registration whose token proves another service account than the group's template is refused, as istiod's auto-registration refuses it; the entry names the token's account", async () => {
+  const other = await createMesh({ service: 'reviews', controlPlane: t.cp.url, token: await t.cp.mintToken({ service: 'reviews', namespace: 'default' }), drainMs: 0, identity: 'none', logger: quietLogger });
+  const own = await createMesh({ service: 'reviews', controlPlane: t.cp.url, token: await t.cp.mintToken({ service: 'reviews', namespace: 'default', serviceAccount: 'bookinfo-reviews' }), drainMs: 0, identity: 'none', logger: quietLogger });
+  try {
+    await assert.rejects(() => other.register({ ports: { http: 9080 }, address: '127.0.0.1' }), /WorkloadGroup default\/reviews gives its workloads service account "bookinfo-reviews", but the workload's is "default"/);
+    const reg = await own.register({ ports: { http: 9080 }, address: '127.0.0.1' });
+    const rec = t.cp.status();
+    assert.equal(rec.registered, 1);
+    await reg.close();
+  } finally {
+    await other.close();
+    await own.close();
   }
 });
 

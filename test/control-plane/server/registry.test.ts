@@ -93,6 +93,20 @@ describe('/v1/workloads', () => {
     assert.equal(list.body.workloads.filter((w: { name: string }) => w.name === r.body.name).length, 1);
   });
 
+  it("names the token's service account on the entry (the identity clients check the server's certificate against); another one in the body is refused", async () => {
+    const saToken = await s.cp.mintToken({ service: 'ratings', namespace: 'default', serviceAccount: 'bookinfo-ratings' });
+    const r = await api(s.url, 'POST', '/v1/workloads', { token: saToken, body: { address: '10.0.0.9', ports: { http: 9080 } } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.workload.spec.serviceAccount, 'bookinfo-ratings');
+    const same = await api(s.url, 'POST', '/v1/workloads', { token: saToken, body: { address: '10.0.0.9', ports: { http: 9080 }, serviceAccount: 'bookinfo-ratings' } });
+    assert.equal(same.status, 200);
+    const other = await api(s.url, 'POST', '/v1/workloads', { token: saToken, body: { address: '10.0.0.9', ports: { http: 9080 }, serviceAccount: 'admin' } });
+    assert.equal(other.status, 403);
+    assert.equal(other.body.error.message, 'register: serviceAccount "admin" is not the token\'s service account "bookinfo-ratings"');
+    const plain = await api(s.url, 'POST', '/v1/workloads', { token, body: { address: '10.0.0.10', ports: { http: 9080 } } });
+    assert.equal(plain.body.workload.spec.serviceAccount, undefined, "the default account is what an entry without one means");
+  });
+
   it('defaults the address to the peer (loopback: the server listens on 127.0.0.1) and bounds the lease', async () => {
     const r = await api(s.url, 'POST', '/v1/workloads', { token, body: { ports: { http: 19081 }, leaseMs: 10 } });
     assert.equal(r.status, 200);
