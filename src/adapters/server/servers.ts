@@ -77,6 +77,16 @@ export class MeshServers {
     this.#mtls.install(resources);
   }
 
+  /** The ports the servers the mesh created listen on now. */
+  listeningPorts(): Set<number> {
+    const out = new Set<number>();
+    for (const s of this.#servers) {
+      const a = s.address();
+      if (a !== null && typeof a === 'object') out.add(a.port);
+    }
+    return out;
+  }
+
   get guard(): InboundGuard {
     return this.#guard;
   }
