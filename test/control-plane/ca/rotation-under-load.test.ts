@@ -68,7 +68,12 @@ describe('root and workload rotation under steady load', () => {
       }
     };
     const loops = Promise.all([loop(), loop(), loop()]);
-    opened.push({ close: () => ((stop = true), loops.then(() => undefined)) });
+    opened.push({
+      close: async () => {
+        stop = true;
+        await loops;
+      },
+    });
     const more = async (what: string, n = 10) => {
       const from = ok;
       await until(() => ok >= from + n || failures.length > 0, what, 10_000);
