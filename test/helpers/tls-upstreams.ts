@@ -3,6 +3,7 @@
  * side: each records, per request, what the handshake carried (SNI, ALPN, the client
  * certificate's SANs and fingerprint) so tests can check what meshlet sent.
  */
+import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -67,4 +68,14 @@ export async function startTlsUpstream(o: { cert: string; key: string; ca?: stri
         server.close(() => r());
       }),
   };
+}
+
+/** The error a mesh.fetch that must fail rejects with (fails the test if it answers instead). */
+export async function failure(mesh: { fetch(url: string): Promise<Response> }, url: string): Promise<Error> {
+  try {
+    const r = await mesh.fetch(url);
+    assert.fail(`expected a failure, got ${r.status} ${await r.text()}`);
+  } catch (e) {
+    return e as Error;
+  }
 }

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import { createMesh, isMeshletError, type Mesh } from '../../src/index.ts';
 import { cleanupPki, issueLeaf, makeCa, spiffe, type TestCa, type TestLeaf, workloadCredentials } from '../helpers/pki.ts';
-import { startTlsUpstream, type TlsUpstream } from '../helpers/tls-upstreams.ts';
+import { startTlsUpstream, type TlsUpstream, failure } from '../helpers/tls-upstreams.ts';
 import { skipWithout } from '../helpers/tools.ts';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
 
@@ -42,15 +42,6 @@ function reviews(endpoints: Ep[]): object {
 
 const dr = (spec: Record<string, unknown>, name = 'reviews'): object => ({ apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name, namespace: 'default' }, spec: { host: HOST, ...spec } });
 const pa = (name: string, spec: Record<string, unknown>, namespace = 'default'): object => ({ apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name, namespace }, spec });
-
-async function failure(mesh: Mesh, url: string): Promise<Error> {
-  try {
-    const r = await mesh.fetch(url);
-    assert.fail(`expected a failure, got ${r.status} ${await r.text()}`);
-  } catch (e) {
-    return e as Error;
-  }
-}
 
 describe('client-side Istio mTLS', { skip: skipWithout('openssl') }, () => {
   let ca: TestCa;

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { createMesh, isMeshletError, type Mesh } from '../../src/index.ts';
 import { cleanupPki, issueLeaf, makeCa, type TestCa, type TestLeaf } from '../helpers/pki.ts';
-import { startTlsUpstream, type TlsUpstream } from '../helpers/tls-upstreams.ts';
+import { startTlsUpstream, type TlsUpstream, failure } from '../helpers/tls-upstreams.ts';
 import { skipWithout } from '../helpers/tools.ts';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
 
@@ -28,15 +28,6 @@ function externalService(port: number, extra: Record<string, unknown> = {}): obj
 
 function rule(tls: Record<string, unknown>, name = 'api-tls'): object {
   return { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name, namespace: 'default' }, spec: { host: HOST, trafficPolicy: { tls } } };
-}
-
-async function failure(mesh: Mesh, url: string): Promise<Error> {
-  try {
-    const r = await mesh.fetch(url);
-    assert.fail(`expected a failure, got ${r.status} ${await r.text()}`);
-  } catch (e) {
-    return e as Error;
-  }
 }
 
 describe('DestinationRule TLS origination', { skip: skipWithout('openssl') }, () => {
