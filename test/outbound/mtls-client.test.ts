@@ -157,6 +157,16 @@ describe('client-side Istio mTLS', { skip: skipWithout('openssl') }, () => {
     assert.equal(ratings.seen.length, 0);
   });
 
+  it('ISTIO_MUTUAL with insecureSkipVerify still verifies: an impostor from another CA with another identity is refused', async () => {
+    const impostor = await mtlsServer(issueLeaf(other, { uris: [spiffe('attacker', 'x', 'evil.org')] }), 'impostor');
+    const m = await mesh([reviews([{ port: impostor.port }]), dr({ trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL', insecureSkipVerify: true } } })]);
+    const e = await failure(m, `http://${HOST}:9080/secret`);
+    assert.ok(isMeshletError(e, 'MESHLET_ERR_UPSTREAM_TLS'), String(e));
+    assert.match(e.message, /signed by an unknown CA/);
+    assert.equal(impostor.seen.length, 0, 'the impostor never got the request');
+    assert.match(m.explain({ url: `http://${HOST}:9080/` }).targets[0]?.endpoints[0]?.tls ?? '', /server identity one of spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews/);
+  });
+
   it('a server certificate from another CA, an expired one, and another trust domain are refused, each naming why', async () => {
     const stranger = await mtlsServer(issueLeaf(other, { uris: [spiffe('default', 'reviews')] }), 'stranger');
     const expired = await mtlsServer(issueLeaf(ca, { uris: [spiffe('default', 'reviews')], validity: { notBefore: new Date(Date.now() - 86400_000 * 2), notAfter: new Date(Date.now() - 86400_000) } }), 'expired');

@@ -173,8 +173,11 @@ export class ClusterTlsPlans {
         return { plan: undefined, failure: `this workload's certificate, key or trust bundle cannot be used: ${(e as Error).message}` };
       }
       const ctx = this.#env.context;
-      const verify: TlsVerify = skip ? { kind: 'none' } : { kind: 'identity', identities: d.identities, trustDomains: [ctx.trustDomain, ...ctx.trustDomainAliases] };
-      const key = `ISTIO_MUTUAL|${creds.generation}|${d.sni}|${skip}|${d.identities.join(',')}|${h2}`;
+      // Never skipped: in-mesh mTLS always checks the chain against the mesh's roots and the
+      // server's SPIFFE ID (istiod applies insecureSkipVerify to ISTIO_MUTUAL only for dynamic
+      // forward proxy clusters, which meshlet does not have).
+      const verify: TlsVerify = { kind: 'identity', identities: d.identities, trustDomains: [ctx.trustDomain, ...ctx.trustDomainAliases] };
+      const key = `ISTIO_MUTUAL|${creds.generation}|${d.sni}|${d.identities.join(',')}|${h2}`;
       return { plan: Object.freeze({ mode: 'ISTIO_MUTUAL', servername: d.sni, context, verify, alpn: h2 ? ISTIO_ALPN_H2 : ISTIO_ALPN_HTTP11, h2, trust: "the mesh's trust bundle", key }), failure: undefined };
     }
     // SIMPLE / MUTUAL origination with the rule's files.

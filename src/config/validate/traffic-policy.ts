@@ -144,6 +144,7 @@ function checkTls(t: ClientTLSSettings, path: FieldPath, ctx: Ctx): void {
     for (const f of ['clientCertificate', 'privateKey', 'caCertificates', 'credentialName', 'caCrl'] as const) {
       if (has(t[f])) at(f, 'must be empty when mode is ISTIO_MUTUAL (the mesh issues the certificates)');
     }
+    if (t.insecureSkipVerify === true) warn(ctx, [...path, 'insecureSkipVerify'], "has no effect with ISTIO_MUTUAL: in-mesh mTLS always verifies the server's certificate against the mesh's roots and its SPIFFE identity");
     return;
   }
   const tlsOrigination = t.mode === 'SIMPLE' || t.mode === 'MUTUAL';
