@@ -7,6 +7,7 @@
  * @module
  */
 import { isGrpcContentType } from '../core/classify.ts';
+import type { Socket } from 'node:net';
 import type { PeerIdentity } from '../core/context.ts';
 import type { Headers } from '../core/handler.ts';
 import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
@@ -44,6 +45,17 @@ export interface ConnectionInfo {
   readonly sni?: string;
   /** The local address the connection arrived on. */
   readonly localAddress?: string;
+  /** Why PeerAuthentication refuses this connection (a server the mesh did not make, under STRICT): the request is not served and the connection is closed. */
+  readonly refused?: string;
+}
+
+/**
+ * PeerAuthentication for connections a mesh server did not accept (an app's own
+ * `http.createServer` with `mesh.handler()`, `app.listen()` with `mesh.express()`): the peer a
+ * TLS socket proves, checked as the mesh's servers check it, or why the port's mode refuses it.
+ */
+export interface SocketPolicy {
+  admit(socket: Socket): { readonly peer: PeerIdentity | undefined } | { readonly refused: string };
 }
 
 /** What an adapter gets back: serve the app (with the path to route on) or answer with a denial. */
@@ -109,6 +121,9 @@ export class InboundGuard {
     return this.#pipeline.names;
   }
 
+  /** Set by the mesh's servers: PeerAuthentication for connections they did not accept. */
+  sockets: SocketPolicy | undefined;
+
   get normalization(): PathNormalization {
     return this.#normalization;
   }
@@ -121,6 +136,9 @@ export class InboundGuard {
   judge(method: string, authority: string, target: string, headers: Headers, conn: ConnectionInfo): Judgement | Promise<Judgement> {
     this.#stats?.record(conn.peer, method, conn.localPort, conn.remoteAddress);
     const grpc = isGrpcContentType(headers['content-type']);
+    if (conn.refused !== undefined) {
+      return { serve: false, grpc, denial: { status: 503, grpcStatus: 14, body: 'connection refused by PeerAuthentication', reason: conn.refused, phase: 'peer-identity', closeConnection: true } };
+    }
     const path = normalizePath(target, this.#normalization);
     if (path === undefined) {
       return { serve: false, grpc, denial: { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `path ${JSON.stringify(target)} cannot be normalized`, phase: 'path' } };

@@ -99,6 +99,8 @@ export interface Denial {
   readonly reason: string;
   /** The phase that refused (`path` when the path could not be normalized). */
   readonly phase: PhaseName | 'path';
+  /** Answer nothing and close the connection (PeerAuthentication refusing it, as a sidecar resets it). */
+  readonly closeConnection?: boolean;
 }
 
 /** What a phase returns: nothing to let the request on, a denial to answer it. */

@@ -110,9 +110,10 @@ function sign(ca: TestCa | undefined, dir: string, name: string, subject: string
 }
 
 /** A self-signed root CA (`O=<name>`), or an intermediate signed by `parent`. */
-export function makeCa(o: { readonly name?: string; readonly parent?: TestCa; readonly validity?: Validity } = {}): TestCa {
+export function makeCa(o: { readonly name?: string; readonly parent?: TestCa; readonly validity?: Validity; readonly uris?: readonly string[] } = {}): TestCa {
   const dir = tempDir();
-  const ext = 'basicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign, digitalSignature\nsubjectKeyIdentifier = hash';
+  const sans = (o.uris ?? []).map((u) => `URI:${u}`);
+  const ext = `basicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign, digitalSignature\nsubjectKeyIdentifier = hash${sans.length > 0 ? `\nsubjectAltName = ${sans.join(', ')}` : ''}`;
   const { certPem, keyPem } = sign(o.parent, dir, 'ca', `/O=${o.name ?? 'cluster.local'}`, ext, o.validity);
   const certFile = join(dir, 'ca.crt');
   const keyFile = join(dir, 'ca.key');

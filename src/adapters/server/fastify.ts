@@ -125,7 +125,11 @@ export function fastifyOptions(normalization: () => PathNormalization, serverFac
 }
 
 /** Answers a denial through Fastify's reply (its onSend/onResponse hooks and logging still run). */
-function deny(reply: FastifyReplyLike, d: Denial, grpc: boolean): void {
+function deny(reply: FastifyReplyLike, d: Denial, grpc: boolean, raw?: IncomingMessage): void {
+  if (d.closeConnection === true && raw !== undefined) {
+    raw.socket.destroy();
+    return;
+  }
   reply.code(grpc ? 200 : d.status);
   for (const [k, v] of Object.entries(d.headers ?? {})) reply.header(k, v);
   if (grpc) {
@@ -155,14 +159,14 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
       if (abs !== undefined) headers.host = abs.authority;
       let j: Judgement | Promise<Judgement>;
       try {
-        j = g.judge(request.method, first(headers.host) ?? '', request.url, headers, connectionOf(raw));
+        j = g.judge(request.method, first(headers.host) ?? '', request.url, headers, connectionOf(raw, g));
       } catch (err) {
         deny(reply, internalError(err), isGrpcContentType(headers['content-type']));
         return;
       }
       const go = (x: Judgement): void => {
         if (!x.serve) {
-          deny(reply, x.denial, x.grpc);
+          deny(reply, x.denial, x.grpc, raw);
           return;
         }
         if (x.normalizedPath !== request.url) {

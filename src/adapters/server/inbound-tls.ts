@@ -129,6 +129,8 @@ export class InboundTls {
     const cert = socket.getPeerCertificate();
     if (cert === null || typeof cert !== 'object' || Object.keys(cert).length === 0) return { ok: false, reason: 'no client certificate' };
     if (socket.authorized !== true) return { ok: false, reason: verifyErrorText(socket.authorizationError as unknown as string | undefined) };
+    // An X.509-SVID is never a CA certificate: its holder could sign any identity.
+    if (cert.ca === true) return { ok: false, reason: 'a CA certificate (CA:TRUE) is not a workload certificate' };
     const peer = identityOfCertificate(cert, plainAddress(socket.remoteAddress));
     if (peer === undefined) {
       const ids = uriSans(cert.subjectaltname).filter((u) => u.startsWith(SPIFFE_PREFIX));

@@ -34,7 +34,7 @@ import { type IncomingMessage, Server, type RequestListener, type ServerResponse
 import type { Socket } from 'node:net';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
-import { rememberPeer } from './peer.ts';
+import { markAccepted, rememberPeer } from './peer.ts';
 
 /** A TLS record of type handshake (22), protocol version 3.x. */
 const TLS_HANDSHAKE = 0x16;
@@ -78,6 +78,7 @@ export class MeshHttpServer extends Server {
         return;
       }
       // No identity: the workload neither offers nor accepts mTLS; plaintext as node:http serves it, nothing read first.
+      markAccepted(socket);
       this.#http.call(this, socket);
       return;
     }
@@ -130,6 +131,7 @@ export class MeshHttpServer extends Server {
         this.#mtls.refuse(socket, mode, 'plaintext', 'plaintext under STRICT');
         return;
       }
+      markAccepted(socket);
       this.#http.call(this, socket);
       return;
     }
@@ -192,6 +194,7 @@ export class MeshHttpServer extends Server {
       return;
     }
     rememberPeer(s, v.peer);
+    markAccepted(s);
     this.#http.call(this, s);
   }
 

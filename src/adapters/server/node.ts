@@ -16,7 +16,7 @@ import { currentContext, reenterContext } from '../../core/context.ts';
 import { runAdmitted, type Denial } from '../../inbound/pipeline.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
-import { peerOfSocket, plainAddress } from './peer.ts';
+import { acceptedByMesh, peerOfSocket, plainAddress } from './peer.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
 export interface MeshRequest extends IncomingMessage {
@@ -24,8 +24,14 @@ export interface MeshRequest extends IncomingMessage {
 }
 
 /** Where a request came from, as its socket says: addresses, and for TLS the verified peer and the SNI. */
-export function connectionOf(req: IncomingMessage): ConnectionInfo {
+export function connectionOf(req: IncomingMessage, guard?: InboundGuard): ConnectionInfo {
   const s = req.socket;
+  // A connection no mesh server accepted (the app's own server): PeerAuthentication is applied here, per request.
+  const policy = guard?.sockets;
+  const admitted = policy === undefined || acceptedByMesh(s) ? undefined : policy.admit(s);
+  if (admitted !== undefined && 'refused' in admitted) {
+    return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, scheme: (s as TLSSocket).encrypted === true ? 'https' : 'http', refused: admitted.refused };
+  }
   if ((s as TLSSocket).encrypted !== true) {
     // Dual-stack servers report IPv4 peers as ::ffff:a.b.c.d.
     return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, localAddress: plainAddress(s.localAddress), scheme: 'http' };
@@ -37,14 +43,14 @@ export function connectionOf(req: IncomingMessage): ConnectionInfo {
     localPort: s.localPort ?? 0,
     localAddress: plainAddress(s.localAddress),
     scheme: 'https',
-    peer: peerOfSocket(s),
+    peer: admitted === undefined ? peerOfSocket(s) : admitted.peer,
     sni: typeof servername === 'string' && servername !== '' ? servername : undefined,
   };
 }
 
 /** Writes a denial the way Envoy answers: text, or a trailers-only gRPC status for a gRPC caller. */
 export function writeDenial(res: ServerResponse, denial: Denial, grpc: boolean): void {
-  if (res.headersSent) {
+  if (res.headersSent || denial.closeConnection === true) {
     res.destroy();
     return;
   }
@@ -154,7 +160,7 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   if (abs !== undefined) headers.host = abs.authority;
   let j: Judgement | Promise<Judgement>;
   try {
-    j = guard.judge(req.method ?? 'GET', first(headers.host) ?? first(headers[':authority']) ?? '', abs?.path ?? target, headers, connectionOf(req));
+    j = guard.judge(req.method ?? 'GET', first(headers.host) ?? first(headers[':authority']) ?? '', abs?.path ?? target, headers, connectionOf(req, guard));
   } catch (err) {
     // Fail closed.
     writeDenial(res, internalError(err), isGrpcContentType(headers['content-type']));

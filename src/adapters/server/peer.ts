@@ -25,9 +25,22 @@ export function plainAddress(addr: string | undefined): string {
   return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
+/** Sockets a mesh server accepted: PeerAuthentication was enforced on them when they connected. */
+const accepted = new WeakSet<Socket>();
+
 /** Records the identity a mesh server verified for `socket`. */
 export function rememberPeer(socket: Socket, peer: PeerIdentity | undefined): void {
   peers.set(socket, peer);
+}
+
+/** Marks a connection a mesh server let in (after its PeerAuthentication checks). */
+export function markAccepted(socket: Socket): void {
+  accepted.add(socket);
+}
+
+/** True when a mesh server accepted `socket` (and enforced PeerAuthentication on it). */
+export function acceptedByMesh(socket: Socket): boolean {
+  return accepted.has(socket);
 }
 
 /** The verified mTLS peer of `socket`, or undefined (plaintext, no certificate, not verified). */

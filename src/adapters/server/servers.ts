@@ -6,6 +6,9 @@
  * @module
  */
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { PeerIdentity } from '../../core/context.ts';
 import type { AnyResource } from '../../config/resource.ts';
 import type { Clock, Timer } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
@@ -55,6 +58,37 @@ export class MeshServers {
       { credentials: o.credentials, workload: p.workload, rootNamespace: p.rootNamespace, trustDomain: p.trustDomain, trustDomainAliases: p.trustDomainAliases, warn: p.warn, debug: p.debug },
       resources,
     );
+    this.#guard.sockets = { admit: (socket) => this.#admit(socket) };
+  }
+
+  /** Verified peers of TLS connections the mesh's servers did not accept (an app's own HTTPS server). */
+  readonly #foreignPeers = new WeakMap<Socket, PeerIdentity | undefined>();
+
+  /**
+   * PeerAuthentication on a connection a mesh server did not accept: its peer (a TLS client
+   * certificate checked as the mesh's servers check one: the trust bundle the app's server was
+   * given, one SPIFFE ID of this trust domain, not a CA), or — under STRICT without one — a
+   * refusal, said once per port with the fix.
+   */
+  #admit(socket: Socket): { readonly peer: PeerIdentity | undefined } | { readonly refused: string } {
+    const tls = (socket as TLSSocket).encrypted === true;
+    let peer: PeerIdentity | undefined;
+    if (tls) {
+      if (this.#foreignPeers.has(socket)) peer = this.#foreignPeers.get(socket);
+      else {
+        const v = this.#mtls.verifyPeer(socket as TLSSocket);
+        peer = v.ok ? v.peer : undefined;
+        this.#foreignPeers.set(socket, peer);
+      }
+    }
+    const port = socket.localPort ?? 0;
+    if (peer === undefined && this.#mtls.modeFor(port) === 'STRICT') {
+      this.#mtls.warnOnce(
+        `meshlet: PeerAuthentication STRICT applies to port ${port}, served by a server the mesh did not make (app.listen(), http.createServer(mesh.handler(…))): its requests without a verified mesh identity are refused. Serve it with mesh.createServer(app) (Fastify: Fastify({ ...mesh.fastifyOptions() })) to accept mTLS`,
+      );
+      return { refused: tls ? `STRICT: the TLS connection to port ${port} proves no mesh identity` : `STRICT: a plaintext request on port ${port}, on a server the mesh did not make` };
+    }
+    return { peer };
   }
 
   #pipeline(resources: readonly AnyResource[]): InboundPipeline {

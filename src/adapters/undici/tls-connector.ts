@@ -131,6 +131,8 @@ export function checkServer(plan: TlsPlan, host: string, cert: PeerCertificate):
       return new TlsHandshakeError(`the server's certificate names none of the subjectAltNames ${list(v.sans)} (it has ${have.length === 0 ? 'no SANs' : list(have)})`);
     }
     case 'identity': {
+      // An X.509-SVID is never a CA certificate: its holder could sign any identity.
+      if ((cert as { ca?: boolean }).ca === true) return new TlsHandshakeError("the server's certificate is a CA certificate (CA:TRUE), not a workload certificate");
       if (v.identities.length === 0) return undefined;
       const ids = uriSans(cert.subjectaltname).filter((u) => u.startsWith(SPIFFE_PREFIX));
       if (ids.some((id) => v.identities.includes(id))) return undefined;

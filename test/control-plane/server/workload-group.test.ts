@@ -58,7 +58,7 @@ describe('registration through a WorkloadGroup (/v1/workloads)', () => {
   let details: string;
   before(async () => {
     s = await startTestServer({ 'services.yaml': SERVICES_YAML, 'groups.yaml': GROUPS });
-    reviews = await s.cp.mintToken({ service: 'reviews', namespace: 'default' });
+    reviews = await s.cp.mintToken({ service: 'reviews', namespace: 'default', serviceAccount: 'bookinfo-reviews' });
     details = await s.cp.mintToken({ service: 'details', namespace: 'default' });
   });
   after(() => s.close());
