@@ -95,7 +95,7 @@ describe('registration through a WorkloadGroup (/v1/workloads)', () => {
     const r = await register(reviews, { address: '10.0.0.9', group: 'reviews-canary' });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.match(r.body.name, /^reviews-canary-10-0-0-9-9080-[0-9a-f]{10}$/);
-    assert.deepEqual(r.body.workload.spec, { address: '10.0.0.9', ports: { http: 9080 }, labels: { version: 'v2', app: 'reviews' } });
+    assert.deepEqual(r.body.workload.spec, { address: '10.0.0.9', ports: { http: 9080 }, labels: { version: 'v2', app: 'reviews' }, serviceAccount: 'bookinfo-reviews' }, "a group whose template names no service account: the token's");
     assert.deepEqual(r.body.workload.metadata.annotations, { 'istio.io/autoRegistrationGroup': 'reviews-canary' });
   });
 
