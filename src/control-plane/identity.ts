@@ -127,6 +127,8 @@ export class ControlPlaneIdentity {
 
   /** Gets the first certificate (see the module comment). */
   start(): Promise<void> {
+    // Until the first certificate, calls that would use mTLS fail rather than go out in plaintext.
+    this.#o.holder.expect(true);
     return new Promise<void>((resolve, reject) => {
       const timer = this.#o.clock.setTimer(() => this.#timeout(), this.#o.startupTimeoutMs, true);
       this.#startup = { resolve, reject, timer, last: undefined };
@@ -228,6 +230,7 @@ export class ControlPlaneIdentity {
       // A control plane without a CA (older than this mesh): no identity by default, and nothing to retry.
       this.#o.logger.warn(`meshlet: the control plane has no CA (${err.message}); running without a workload certificate (no mTLS). Upgrade it, or set identity: 'none' to silence this`);
       this.#closed = true;
+      this.#o.holder.expect(false);
       if (s !== undefined) {
         this.#startup = undefined;
         s.timer.clear();

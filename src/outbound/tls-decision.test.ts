@@ -26,14 +26,14 @@ ${extra}`;
 const pa = (name: string, ns: string, spec: string) => `---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: ${name}, namespace: ${ns}}\nspec: ${spec}\n`;
 const dr = (spec: string) => `---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews, namespace: shop}\nspec:\n  host: ${HOST}\n${spec}\n`;
 
-function setup(yaml: string, o: { hasIdentity?: boolean; enableAutoMtls?: boolean; aliases?: string[]; subset?: string } = {}) {
+function setup(yaml: string, o: { hasIdentity?: boolean; identityPending?: boolean; enableAutoMtls?: boolean; aliases?: string[]; subset?: string } = {}) {
   const { resources, errors } = validateYaml(yaml);
   assert.deepEqual(errors, []);
   const snap = compileSnapshot(resources, { service: 'productpage', namespace: 'shop', labels: {} });
   const name = `outbound|9080|${o.subset ?? ''}|${HOST}`;
   const cluster = snap.clusters.get(name) as Cluster;
   assert.ok(cluster !== undefined, name);
-  const planner = new ClusterTlsPlanner(cluster, { resources, rootNamespace: 'istio-system', trustDomain: 'cluster.local', trustDomainAliases: o.aliases ?? [], enableAutoMtls: o.enableAutoMtls ?? true, hasIdentity: o.hasIdentity ?? true });
+  const planner = new ClusterTlsPlanner(cluster, { resources, rootNamespace: 'istio-system', trustDomain: 'cluster.local', trustDomainAliases: o.aliases ?? [], enableAutoMtls: o.enableAutoMtls ?? true, hasIdentity: o.hasIdentity ?? true, identityPending: o.identityPending });
   const ep = (addr: string) => cluster.endpoints.find((e) => e.address === addr);
   return { cluster, planner, labelled: ep('10.0.0.1'), unlabelled: ep('10.0.0.2') };
 }
@@ -86,6 +86,10 @@ describe('TLS decision (istiod: buildUpstreamTLSSettings + mtlsChecker)', () => 
   it('fails closed: ISTIO_MUTUAL without credentials, SIMPLE with credentialName', () => {
     const a = setup(se() + dr('  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}'), { hasIdentity: false });
     assert.match(a.planner.decide(a.labelled).failure ?? '', /ISTIO_MUTUAL but this mesh has no workload certificate/);
+    // Auto-mTLS while the certificate is still being issued: the call fails, it does not go out in plaintext.
+    const p = setup(se(), { hasIdentity: false, identityPending: true });
+    assert.match(p.planner.decide(p.labelled).failure ?? '', /this workload's certificate has not been issued yet .*rather than go out in plaintext/);
+    assert.equal(p.planner.decide(p.unlabelled).mode, 'DISABLE', 'an endpoint without a sidecar is still called in plaintext');
     const b = setup(se() + dr('  trafficPolicy: {tls: {mode: SIMPLE, credentialName: cred}}'));
     assert.match(b.planner.decide(b.labelled).failure ?? '', /credentialName "cred" cannot be resolved/);
     assert.match(describeDecision(b.planner.decide(b.labelled)), /calls FAIL/);

@@ -46,6 +46,8 @@ export interface ClientTlsContext {
   readonly enableAutoMtls: boolean;
   /** This mesh has credentials (a certificate to present). */
   readonly hasIdentity: boolean;
+  /** An identity is configured but its certificate has not been issued yet. @defaultValue false */
+  readonly identityPending?: boolean;
 }
 
 /** How a call goes out: plaintext, or one of the TLS modes. */
@@ -177,6 +179,11 @@ export class ClusterTlsPlanner {
     const pa = composePeerAuthentication(this.#ctx.resources, { namespace: endpoint.namespace, labels: endpoint.labels }, this.#ctx.rootNamespace);
     const mode = mtlsModeForPort(pa, endpoint.port);
     if (mode === 'DISABLE') return this.#decision('DISABLE', 'auto-mtls', `no DestinationRule tls; endpoint ${endpoint.key} is labelled ${TLS_MODE_LABEL}: istio but ${paName(pa)} sets mTLS DISABLE for port ${endpoint.port}`);
+    if (!this.#ctx.hasIdentity && this.#ctx.identityPending === true) {
+      // Not a workload without a sidecar: its certificate is on the way. Never plaintext instead.
+      const why = `auto-mTLS: endpoint ${endpoint.key} is labelled ${TLS_MODE_LABEL}: istio and ${paName(pa)} sets ${mode} for port ${endpoint.port}`;
+      return this.#decision('ISTIO_MUTUAL', 'auto-mtls', why, `${why}, but this workload's certificate has not been issued yet (the control plane has not answered its CSR); the call fails rather than go out in plaintext`);
+    }
     if (!this.#ctx.hasIdentity) return this.#decision('DISABLE', 'auto-mtls', `no DestinationRule tls; endpoint ${endpoint.key} accepts mTLS (${paName(pa)}: ${mode}) but this mesh has no workload certificate, so it calls in plaintext`);
     return this.#decision('ISTIO_MUTUAL', 'auto-mtls', `auto-mTLS: endpoint ${endpoint.key} is labelled ${TLS_MODE_LABEL}: istio and ${paName(pa)} sets ${mode} for port ${endpoint.port}`);
   }

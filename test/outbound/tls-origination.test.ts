@@ -187,6 +187,10 @@ describe('DestinationRule TLS origination', { skip: skipWithout('openssl') }, ()
       const e = await failure(m, `http://${HOST}/cred`);
       assert.ok(isMeshletError(e, 'MESHLET_ERR_UPSTREAM_TLS'), String(e));
       assert.match(e.message, /credentialName "api-cred" cannot be resolved/);
+      // An https:// URL does not fall back to the app's own TLS (Node's roots, no client certificate) either.
+      const s = await failure(m, `https://${HOST}/cred`);
+      assert.ok(isMeshletError(s, 'MESHLET_ERR_UPSTREAM_TLS'), String(s));
+      assert.match(s.message, /credentialName "api-cred" cannot be resolved/);
       assert.equal(plain.hits, 0);
     } finally {
       await plain.close();

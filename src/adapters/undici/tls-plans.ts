@@ -53,7 +53,10 @@ export class TlsEnvironment {
       enableAutoMtls: o.enableAutoMtls ?? true,
     };
     // New credentials: new connections present them at once (pools re-plan; old ones drain).
-    this.#unsubscribe = credentials.subscribe(() => this.#changed());
+    const off = [credentials.subscribe(() => this.#changed()), credentials.onPendingChange(() => this.#changed())];
+    this.#unsubscribe = () => {
+      for (const f of off) f();
+    };
   }
 
   #changed(): void {
@@ -81,7 +84,7 @@ export class TlsEnvironment {
 
   /** What decisions read (rebuilt after each change). */
   get context(): ClientTlsContext {
-    this.#ctx ??= Object.freeze({ resources: this.#resources, ...this.#o, hasIdentity: this.#credentials.current !== undefined });
+    this.#ctx ??= Object.freeze({ resources: this.#resources, ...this.#o, hasIdentity: this.#credentials.current !== undefined, identityPending: this.#credentials.pending });
     return this.#ctx;
   }
 

@@ -297,7 +297,9 @@ export class UndiciTransport {
     if (cs.h2 && ex.protocol === 'http1') ex.protocol = 'http2';
     const e = pools.get(host);
     let pool = e.pool;
-    if (ex.scheme === 'https' && !e.originates) pool = pools.https(host, e, cs.cluster.host);
+    // The app's own TLS (an https:// URL) — unless the cluster's TLS settings failed: then the call
+    // fails naming why, never going out without the rule's CA, SANs or client certificate.
+    if (ex.scheme === 'https' && !e.originates && e.failure === undefined) pool = pools.https(host, e, cs.cluster.host);
     else if (pool === undefined) {
       fail(ex, handler, e.failure as string);
       return;
@@ -310,8 +312,8 @@ export class UndiciTransport {
 
   #passthroughTls(pools: ClusterPools, ex: Exchange, handler: Parameters<Dispatch>[1]): void {
     const agent = pools.passthrough();
-    if (agent === undefined || ex.scheme === 'https') this.passthrough(ex, handler);
-    else if (typeof agent === 'string') fail(ex, handler, agent);
+    if (typeof agent === 'string') fail(ex, handler, agent);
+    else if (agent === undefined || ex.scheme === 'https') this.passthrough(ex, handler);
     else agent.dispatch(dispatchOptions(ex, `https://${ex.urlAuthority}`) as never, handler as never);
   }
 

@@ -46,14 +46,42 @@ export class CredentialHolder {
   #generation = 0;
   readonly #listeners = new Set<CredentialListener>();
   #waiters: ((c: WorkloadCredentials) => void)[] = [];
+  #expected = false;
+  readonly #pendingListeners = new Set<() => void>();
 
   /** The credentials in use, or undefined while there are none (no identity configured, or not issued yet). */
   get current(): WorkloadCredentials | undefined {
     return this.#current;
   }
 
-  /** Installs a new issue; listeners are called synchronously, a listener that throws does not stop the others. */
+  /**
+   * True while an identity is configured but no certificate has been issued yet (a control plane
+   * that has not answered the CSR): calls that would use mTLS must fail, not go out in plaintext.
+   */
+  get pending(): boolean {
+    return this.#expected && this.#current === undefined;
+  }
+
+  /** Says whether a certificate is expected (an identity source runs); listeners of {@link onPendingChange} hear a change. */
+  expect(expected: boolean): void {
+    const before = this.pending;
+    this.#expected = expected;
+    if (this.pending !== before) for (const l of [...this.#pendingListeners]) l();
+  }
+
+  /** Calls `listener` when {@link pending} changes without new credentials (an identity source gave up); returns the unsubscribe function. */
+  onPendingChange(listener: () => void): () => void {
+    this.#pendingListeners.add(listener);
+    return () => this.#pendingListeners.delete(listener);
+  }
+
+  /**
+   * Installs a new issue; listeners are called synchronously, a listener that throws does not
+   * stop the others. A trust bundle without a certificate is refused: Node would fall back to its
+   * public roots, trusting any web certificate as a mesh peer.
+   */
   set(update: CredentialUpdate): WorkloadCredentials {
+    if (!/-----BEGIN CERTIFICATE-----/.test(update.trustBundle ?? '')) throw new TypeError(`the credentials of ${update.spiffeId} have an empty trust bundle (no PEM certificate): refused, since TLS would fall back to the public root CAs`);
     const c: WorkloadCredentials = Object.freeze({ ...update, generation: ++this.#generation });
     this.#current = c;
     const waiters = this.#waiters;
