@@ -4,17 +4,15 @@
  * connection and remembered with the socket.
  *
  * A mesh server ({@link MeshServers.createServer}) verifies the certificate during its own
- * checks and records the identity with {@link rememberPeer}. On any other TLS socket (an app's
- * own `https.createServer` with `mesh.express()`), the certificate counts only when Node
- * verified it against that server's `ca` (`socket.authorized`); otherwise the request has no
- * peer, as a plaintext one.
+ * checks; on any other TLS socket (an app's own `https.createServer` with `mesh.express()`) the
+ * mesh's servers check it at the first request, the same way (chain, one SPIFFE ID of the trust
+ * domain, not a CA). Either records the identity with {@link rememberPeer}; a socket with no
+ * record has no peer, as a plaintext one.
  *
  * @module
  */
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import type { PeerIdentity } from '../../core/context.ts';
-import { identityOfCertificate } from '../../security/identity/spiffe.ts';
 
 /** Undefined is remembered too (a TLS connection that proves no identity). */
 const peers = new WeakMap<Socket, PeerIdentity | undefined>();
@@ -43,16 +41,12 @@ export function acceptedByMesh(socket: Socket): boolean {
   return accepted.has(socket);
 }
 
-/** The verified mTLS peer of `socket`, or undefined (plaintext, no certificate, not verified). */
+/** Whether `socket`'s peer was checked already (its identity, or none, is recorded). */
+export function peerChecked(socket: Socket): boolean {
+  return peers.has(socket);
+}
+
+/** The verified mTLS peer of `socket`, or undefined (plaintext, no certificate, not verified, not checked). */
 export function peerOfSocket(socket: Socket): PeerIdentity | undefined {
-  const tls = socket as TLSSocket;
-  if (tls.encrypted !== true) return undefined;
-  if (peers.has(socket)) return peers.get(socket);
-  let peer: PeerIdentity | undefined;
-  if (tls.authorized === true) {
-    const cert = tls.getPeerCertificate();
-    peer = cert === null || typeof cert !== 'object' ? undefined : identityOfCertificate(cert, plainAddress(socket.remoteAddress));
-  }
-  peers.set(socket, peer);
-  return peer;
+  return peers.get(socket);
 }

@@ -23,6 +23,7 @@ import { type FastifyPlugin, type FastifyServerOptions, fastifyOptions, fastifyP
 import { InboundTls } from './inbound-tls.ts';
 import { MeshHttpServer } from './mesh-server.ts';
 import { expressMiddleware, wrapListener } from './node.ts';
+import { peerChecked, peerOfSocket, rememberPeer } from './peer.ts';
 
 /** Options of {@link MeshServers}. */
 export interface MeshServersOptions {
@@ -61,9 +62,6 @@ export class MeshServers {
     this.#guard.sockets = { admit: (socket) => this.#admit(socket) };
   }
 
-  /** Verified peers of TLS connections the mesh's servers did not accept (an app's own HTTPS server). */
-  readonly #foreignPeers = new WeakMap<Socket, PeerIdentity | undefined>();
-
   /**
    * PeerAuthentication on a connection a mesh server did not accept: its peer (a TLS client
    * certificate checked as the mesh's servers check one: the trust bundle the app's server was
@@ -74,11 +72,11 @@ export class MeshServers {
     const tls = (socket as TLSSocket).encrypted === true;
     let peer: PeerIdentity | undefined;
     if (tls) {
-      if (this.#foreignPeers.has(socket)) peer = this.#foreignPeers.get(socket);
+      if (peerChecked(socket)) peer = peerOfSocket(socket);
       else {
         const v = this.#mtls.verifyPeer(socket as TLSSocket);
         peer = v.ok ? v.peer : undefined;
-        this.#foreignPeers.set(socket, peer);
+        rememberPeer(socket, peer);
       }
     }
     const port = socket.localPort ?? 0;
