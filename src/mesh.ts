@@ -245,25 +245,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   register(options: RegisterOptions): Promise<Registration> {
     if (this.#source === undefined) return Promise.reject(new InvalidArgumentError('mesh.register: needs control-plane mode (`controlPlane`)'));
-    this.#warnPlaintextRegistration(options);
+    // Registered with an identity, the workload accepts mTLS: its ports must be the mesh servers'.
+    if (this.#o.identity !== 'none' && options !== null && typeof options === 'object' && !Object.hasOwn(options.labels ?? {}, 'security.istio.io/tlsMode')) this.#servers.warnUnserved(options.ports ?? {});
     return this.#source.register(options);
-  }
-
-  /**
-   * A mesh with an identity registers as accepting mTLS (`security.istio.io/tlsMode: istio`), so
-   * other meshes call it over mTLS: a port no server of this mesh listens on (an app's own
-   * `http.createServer`, `app.listen`) would fail those calls. Said once per port, at register.
-   */
-  #warnPlaintextRegistration(options: RegisterOptions): void {
-    if (this.#o.identity === 'none' || options === null || typeof options !== 'object') return;
-    if (options.labels !== undefined && Object.hasOwn(options.labels, 'security.istio.io/tlsMode')) return;
-    const listening = this.#servers.listeningPorts();
-    const plain = Object.entries(options.ports ?? {}).filter(([, port]) => typeof port === 'number' && !listening.has(port));
-    if (plain.length === 0) return;
-    const names = plain.map(([name, port]) => `${name}=${port}`).join(', ');
-    this.#logger.warn(
-      `meshlet: mesh.register: port${plain.length === 1 ? '' : 's'} ${names} ${plain.length === 1 ? 'is' : 'are'} not served by a server from mesh.createServer (or Fastify's mesh.fastifyOptions()) yet; the registration says the workload accepts mTLS (security.istio.io/tlsMode: istio), so meshes will call it over mTLS — serve it with mesh.createServer(app) before registering, or register with labels { 'security.istio.io/tlsMode': 'disabled' } for a plaintext server`,
-    );
   }
 
   /** @internal installs a snapshot from the config source. */

@@ -109,14 +109,23 @@ export class MeshServers {
     this.#mtls.install(resources);
   }
 
-  /** The ports the servers the mesh created listen on now. */
-  listeningPorts(): Set<number> {
-    const out = new Set<number>();
+  /**
+   * Warns about registered ports no server of this mesh listens on: the registration says the
+   * workload accepts mTLS (`security.istio.io/tlsMode: istio`), so other meshes will call them
+   * over mTLS, which an app's own `http.createServer` or `app.listen()` cannot answer.
+   */
+  warnUnserved(ports: Readonly<Record<string, number>>): void {
+    const listening = new Set<number>();
     for (const s of this.#servers) {
       const a = s.address();
-      if (a !== null && typeof a === 'object') out.add(a.port);
+      if (a !== null && typeof a === 'object') listening.add(a.port);
     }
-    return out;
+    const plain = Object.entries(ports).filter(([, port]) => typeof port === 'number' && !listening.has(port));
+    if (plain.length === 0) return;
+    const one = plain.length === 1;
+    this.#o.policies.warn(
+      `meshlet: mesh.register: port${one ? '' : 's'} ${plain.map(([name, port]) => `${name}=${port}`).join(', ')} ${one ? 'is' : 'are'} not served by a server from mesh.createServer (or Fastify's mesh.fastifyOptions()) yet; the registration says the workload accepts mTLS (security.istio.io/tlsMode: istio), so meshes will call it over mTLS — serve it with mesh.createServer(app) before registering, or register with labels { 'security.istio.io/tlsMode': 'disabled' } for a plaintext server`,
+    );
   }
 
   get guard(): InboundGuard {
