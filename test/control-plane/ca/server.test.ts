@@ -172,7 +172,8 @@ describe('the control plane CA', () => {
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(ca.info().roots.length, 2, 'not before the overlap ends');
     clock.advance(1000);
-    await until(() => ca.info().roots.length === 1, 'the finalize at the end of the overlap');
+    // The new bundle is told to listeners after it is stored: wait for both, not the first only.
+    await until(() => ca.info().roots.length === 1 && bundles.length === 2, 'the finalize at the end of the overlap, and its bundle pushed');
     assert.deepEqual(bundles, [2, 1]);
     assert.equal(ca.info().finalizeAt, undefined);
     // A rotation with an overlap survives a restart: the reopened CA finalizes when it ends.
