@@ -14,6 +14,8 @@
  * | `meshlet:config:rejected` | a mesh refused a config | {@link ConfigRejectedMessage} |
  * | `meshlet:inbound:request` | a request reached a server of the mesh (before it is judged) | {@link InboundRequestMessage} |
  * | `meshlet:inbound:refused` | a server of the mesh refused a connection (PeerAuthentication, a bad peer certificate) | {@link InboundRefusedMessage} |
+ * | `meshlet:inbound:start` | a request reached the mesh's server side (before admission); a subscriber may wrap the rest of it | {@link InboundStartMessage} |
+ * | `meshlet:inbound:end` | that request was answered (by the app or by a denial) or its caller went away | {@link InboundEndMessage} |
  *
  * Every message names the mesh it comes from (`workload`), so one subscriber serves every mesh
  * of the process; calls carry their `Exchange` as `call`, the same object in every message of
@@ -27,6 +29,8 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import type { Protocol } from './classify.ts';
+import type { PeerIdentity } from './context.ts';
+import type { Headers } from './handler.ts';
 
 /**
  * Who a mesh is: Istio's source or destination workload labels are computed from this.
@@ -148,6 +152,88 @@ export interface InboundRefusedMessage {
   readonly reason: string;
 }
 
+/**
+ * `meshlet:inbound:start`: a request reached a server adapter of the mesh (mesh.express(),
+ * mesh.fastify(), mesh.createServer(), mesh.handler(), the gRPC server interceptors), before the
+ * admission phases judge it. Published only when `inbound:start` or `inbound:end` has subscribers.
+ */
+export interface InboundStartMessage {
+  readonly workload: WorkloadIdentity;
+  /** The request (correlation): the same object in its {@link InboundEndMessage}. */
+  readonly request: object;
+  readonly protocol: Protocol;
+  readonly method: string;
+  readonly scheme: 'http' | 'https';
+  /** Host header / :authority. */
+  readonly authority: string;
+  /** Path with query, as received. */
+  readonly path: string;
+  /**
+   * Request headers, lower-cased names — the object the phases judge and the app then sees: a
+   * subscriber may add to it (an `x-request-id` it generated), never remove.
+   */
+  readonly headers: Headers;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string | undefined;
+  readonly localPort: number;
+  /**
+   * Set by a subscriber to run the rest of the request (admission and the app's handler) inside
+   * its own async context — how a tracer makes its server span the active one. Subscribers
+   * compose: keep the one already set and call it around yours.
+   */
+  wrap: (<T>(fn: () => T) => T) | undefined;
+}
+
+/** `meshlet:inbound:end`: how a request the server side saw ended. */
+export interface InboundEndMessage {
+  readonly workload: WorkloadIdentity;
+  readonly request: object;
+  readonly protocol: Protocol;
+  readonly method: string;
+  readonly scheme: 'http' | 'https';
+  readonly authority: string;
+  readonly path: string;
+  /** The request headers as judged (phases' changes applied). */
+  readonly headers: Headers;
+  /** The status sent (HTTP; 200 for gRPC), 0 when none was (the caller went away first). */
+  readonly status: number;
+  /** The gRPC status sent (trailers or trailers-only), -1 for non-gRPC or none. */
+  readonly grpcStatus: number;
+  /** Envoy response flags, comma-separated ('' when none): `RL`, `UAEX`, `DC`, … */
+  readonly flags: string;
+  /**
+   * Envoy's `%RESPONSE_CODE_DETAILS%`: `via_upstream` when the app answered,
+   * `rbac_access_denied_matched_policy[…]`, `jwt_authn_access_denied{…}`, `local_rate_limited`,
+   * `ext_authz_denied`, `downstream_remote_disconnect`, …
+   */
+  readonly details: string;
+  /** Which admission phase refused it, or undefined when it was admitted. */
+  readonly deniedBy: string | undefined;
+  /** Bytes received from the caller (headers and body, as far as the adapter can count). */
+  readonly requestBytes: number;
+  /** Bytes sent to the caller (headers and body, as far as the adapter can count). */
+  readonly responseBytes: number;
+  readonly durationMs: number;
+  /** True when the request came over a verified mTLS connection. */
+  readonly mtls: boolean;
+  /** The mTLS peer, or undefined (plaintext). */
+  readonly peer: PeerIdentity | undefined;
+  /** `iss/sub` of the verified JWT, or undefined. */
+  readonly requestPrincipal: string | undefined;
+  /** The AuthorizationPolicy that decided, `namespace/name` and rule, or undefined. */
+  readonly authzPolicy: string | undefined;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string | undefined;
+  readonly localPort: number;
+  /** The TLS SNI, or undefined. */
+  readonly sni: string | undefined;
+  /** Response headers sent, lower-cased names, when the adapter knows them. */
+  readonly responseHeaders: Readonly<Record<string, string | string[] | number | undefined>> | undefined;
+  readonly error: Error | undefined;
+}
+
 /** The channels (created once; publishing is gated by `hasSubscribers` at each site). */
 export const channels = Object.freeze({
   callStart: channel('meshlet:call:start'),
@@ -158,4 +244,6 @@ export const channels = Object.freeze({
   configRejected: channel('meshlet:config:rejected'),
   inboundRequest: channel('meshlet:inbound:request'),
   inboundRefused: channel('meshlet:inbound:refused'),
+  inboundStart: channel('meshlet:inbound:start'),
+  inboundEnd: channel('meshlet:inbound:end'),
 });
