@@ -21,8 +21,8 @@
  * @module
  */
 import { type Attributes, type BatchObservableCallback, type Counter, createNoopMeter, type Meter, type MeterProvider, metrics, type BatchObservableResult, type Observable } from '@opentelemetry/api';
-import { createHash } from 'node:crypto';
 import type { Channel } from 'node:diagnostics_channel';
+import { versionNumber } from '../../config/version.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import {
   type CallEndMessage,
@@ -73,18 +73,6 @@ const MAX_CACHED = 1024;
 
 /** Where a mesh's config can come from (`mesh.configSource`). */
 const CONFIG_SOURCES = ['file', 'control-plane', 'cache', 'none'] as const;
-
-/**
- * A config version as a number, the way Envoy reports `cds.version` (a hash of the version
- * text): a content version of up to 12 hex digits (what meshlet makes) is that number itself,
- * so `printf '%012x'` gives the version back; any other text is the first 48 bits of its
- * SHA-256. 0 for no version ('').
- */
-export function versionNumber(version: string): number {
-  if (version === '') return 0;
-  const hex = /^[0-9a-f]{1,12}$/.test(version) ? version : createHash('sha256').update(version).digest('hex').slice(0, 12);
-  return Number.parseInt(hex, 16);
-}
 
 /** Checks `telemetry.ownMetrics` (createMesh). */
 export function checkOwnMetricsOption(v: unknown): void {
