@@ -214,46 +214,51 @@ describe("meshlet's own metrics", () => {
     }
   });
 
-  test('retries per cluster, and retries the maxRetries breaker refused (retry budget exhausted, UO)', async () => {
-    // The first two requests are held until both arrived, then both answered 503: one call's
-    // retry takes the only retry slot (maxRetries 1), the other's is refused.
-    const held: (() => void)[] = [];
-    const up = await upstream('r503', (_q, res) => {
-      const answer = () => {
-        res.statusCode = 503;
-        res.end();
-      };
-      if (held.length < 1 && up.hits <= 2) held.push(answer);
-      else {
-        for (const h of held.splice(0)) h();
-        answer();
+  for (const { limit, pool } of [
+    { limit: 'max_retries', pool: { connectionPool: { http: { maxRetries: 1 } } } },
+    { limit: 'retry_budget', pool: { retryBudget: { percent: 0, minRetryConcurrency: 1 } } },
+  ]) {
+    test(`retries per cluster, and retries the breaker refused (${limit}: one retry at a time; flag UO)`, async () => {
+      // The first two requests are held until both arrived, then both answered 503: one call's
+      // retry takes the only retry slot, the other's is refused.
+      const held: (() => void)[] = [];
+      const up = await upstream('r503', (_q, res) => {
+        const answer = () => {
+          res.statusCode = 503;
+          res.end();
+        };
+        if (held.length < 1 && up.hits <= 2) held.push(answer);
+        else {
+          for (const h of held.splice(0)) h();
+          answer();
+        }
+      });
+      const m = sdk();
+      const mesh = await createMesh({
+        service: 'rt',
+        random: seededRandom(7),
+        config: [
+          serviceEntry('svc', SVC, 80, [{ port: up.port }]),
+          virtualService('svc', ['svc'], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 1, retryOn: '503', retryIgnorePreviousHosts: false } }]),
+          destinationRule('svc', 'svc', { trafficPolicy: pool }),
+        ],
+        telemetry: { ownMetrics: { meterProvider: m.provider } },
+      });
+      try {
+        const rs = await Promise.all([call(mesh, 'http://svc/a'), call(mesh, 'http://svc/b')]);
+        assert.deepEqual(rs.map((r) => r.status), [503, 503]);
+        assert.deepEqual(rs.map((r) => r.flags ?? '').sort(), ['UO', 'URX'], 'one refused retry (UO), one retried and exhausted (URX)');
+        assert.equal(up.hits, 3);
+        assert.equal(await m.value('meshlet_retries_total', { cluster: CLUSTER }), 1);
+        assert.deepEqual((await m.points('meshlet_retry_budget_exhausted_total')).map((p) => [p.attributes.cluster, p.attributes.limit, p.value]), [[CLUSTER, limit, 1]]);
+        await call(mesh, 'http://svc/c');
+        assert.equal(await m.value('meshlet_retries_total', { cluster: CLUSTER }), 2);
+      } finally {
+        await mesh.close();
+        await m.shutdown();
       }
     });
-    const m = sdk();
-    const mesh = await createMesh({
-      service: 'rt',
-      random: seededRandom(7),
-      config: [
-        serviceEntry('svc', SVC, 80, [{ port: up.port }]),
-        virtualService('svc', ['svc'], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 1, retryOn: '503', retryIgnorePreviousHosts: false } }]),
-        destinationRule('svc', 'svc', { trafficPolicy: { connectionPool: { http: { maxRetries: 1 } } } }),
-      ],
-      telemetry: { ownMetrics: { meterProvider: m.provider } },
-    });
-    try {
-      const rs = await Promise.all([call(mesh, 'http://svc/a'), call(mesh, 'http://svc/b')]);
-      assert.deepEqual(rs.map((r) => r.status), [503, 503]);
-      assert.deepEqual(rs.map((r) => r.flags ?? '').sort(), ['UO', 'URX'], 'one refused retry (UO), one retried and exhausted (URX)');
-      assert.equal(up.hits, 3);
-      assert.equal(await m.value('meshlet_retries_total', { cluster: CLUSTER }), 1);
-      assert.equal(await m.value('meshlet_retry_budget_exhausted_total', { cluster: CLUSTER, limit: 'max_retries' }), 1);
-      await call(mesh, 'http://svc/c');
-      assert.equal(await m.value('meshlet_retries_total', { cluster: CLUSTER }), 2);
-    } finally {
-      await mesh.close();
-      await m.shutdown();
-    }
-  });
+  }
 
   test('pool overflows per cluster (maxConnections 1, http1MaxPendingRequests 1: the third concurrent call)', async () => {
     const release: (() => void)[] = [];
