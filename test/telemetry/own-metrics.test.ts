@@ -10,60 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { channels } from '../../src/core/observe.ts';
-import { MeterProvider, MetricReader, type DataPoint } from '@opentelemetry/sdk-metrics';
 import { metrics } from '@opentelemetry/api';
 import { request } from 'undici';
 import { createMesh, ManualClock, type Mesh, seededRandom } from '../../src/index.ts';
 import { MESH_METRICS } from '../../src/telemetry/mesh-metrics/names.ts';
+import { sdk } from '../helpers/metric-reader.ts';
 import { call, destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
 const SVC = 'svc.default.svc.cluster.local';
 const CLUSTER = `outbound|80||${SVC}`;
-
-/** A reader the test collects from when it wants. */
-class TestReader extends MetricReader {
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-type Point = { attributes: Record<string, unknown>; value: number };
-
-/** A MeterProvider with its reader, and a way to read one metric's points. */
-function sdk() {
-  const reader = new TestReader();
-  const provider = new MeterProvider({ readers: [reader] });
-  return {
-    provider,
-    /** Every point of `name`, attributes and value. */
-    async points(name: string): Promise<Point[]> {
-      const { resourceMetrics, errors } = await reader.collect();
-      assert.deepEqual(errors, []);
-      const out: Point[] = [];
-      for (const sm of resourceMetrics.scopeMetrics) {
-        for (const m of sm.metrics) {
-          if (m.descriptor.name !== name) continue;
-          for (const p of m.dataPoints as DataPoint<number>[]) out.push({ attributes: { ...p.attributes }, value: p.value });
-        }
-      }
-      return out;
-    },
-    /** The value of the one point of `name` whose attributes include `labels`, or undefined. */
-    async value(name: string, labels: Record<string, string>): Promise<number | undefined> {
-      const ps = (await this.points(name)).filter((p) => Object.entries(labels).every(([k, v]) => p.attributes[k] === v));
-      assert.ok(ps.length <= 1, `${name} ${JSON.stringify(labels)}: ${ps.length} points`);
-      return ps[0]?.value;
-    },
-    async names(): Promise<string[]> {
-      const { resourceMetrics } = await reader.collect();
-      return resourceMetrics.scopeMetrics.flatMap((sm) => sm.metrics.filter((m) => m.dataPoints.length > 0).map((m) => m.descriptor.name));
-    },
-    shutdown: () => provider.shutdown(),
-  };
-}
 
 /** Polls (2 ms) until `cond`, at most 2 s of real time: a bound on a hang, not a timing assertion. */
 async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
@@ -211,6 +166,44 @@ describe("meshlet's own metrics", () => {
       await other.close();
       await m.shutdown();
       await m2.shutdown();
+    }
+  });
+
+  test('the ejected-endpoints gauge reads 0 for a cluster whose outlier detection was removed while an endpoint was ejected', async () => {
+    const bad = await upstream('bad2', (_q, res) => {
+      res.statusCode = 503;
+      res.end();
+    });
+    const good = await upstream('good2');
+    const dir = await mkdtemp(join(tmpdir(), 'meshlet-own-metrics-od-'));
+    const file = join(dir, 'mesh.json');
+    const write = (od: boolean) =>
+      writeFile(
+        file,
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'List',
+          items: [
+            serviceEntry('svc', SVC, 80, [{ port: bad.port }, { port: good.port }]),
+            virtualService('svc', ['svc'], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } }]),
+            destinationRule('svc', 'svc', od ? { trafficPolicy: { outlierDetection: { consecutive5xxErrors: 1, baseEjectionTime: '300s', maxEjectionPercent: 100 } } } : {}),
+          ],
+        }),
+      );
+    await write(true);
+    const m = sdk();
+    const mesh = await createMesh({ service: 'od3', clock: new ManualClock(1000), random: seededRandom(5), config: file, watch: false, telemetry: { ownMetrics: { meterProvider: m.provider } } });
+    try {
+      let n = 0;
+      while (bad.hits < 1 && n++ < 50) await call(mesh, 'http://svc/');
+      assert.equal(await m.value('meshlet_outlier_ejected_endpoints', { cluster: CLUSTER }), 1);
+      await write(false);
+      assert.equal(await mesh.reload(), true);
+      assert.equal(await m.value('meshlet_outlier_ejected_endpoints', { cluster: CLUSTER }), 0);
+    } finally {
+      await mesh.close();
+      await m.shutdown();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

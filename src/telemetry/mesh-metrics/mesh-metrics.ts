@@ -116,6 +116,8 @@ export class MeshMetrics {
   readonly #subscriptions: [Channel, (m: unknown) => void][] = [];
   readonly #observables: Observable[];
   readonly #collect: BatchObservableCallback;
+  /** Clusters the ejected-endpoints gauge has reported (bounded by the config's clusters). */
+  readonly #ejectedClusters = new Set<string>();
   /** When a config was last applied (epoch seconds), undefined before the first. */
   #appliedAt: number | undefined;
 
@@ -206,7 +208,14 @@ export class MeshMetrics {
       // Every source every time: the SDK keeps reporting an attribute set it once saw, so the old one must drop to 0.
       for (const [s, a] of sources) r.observe(sourceGauge, s === c.source ? 1 : 0, a);
       if (this.#appliedAt !== undefined) r.observe(appliedAt, this.#appliedAt, base);
-      for (const cl of this.#source.outlierClusters()) r.observe(ejected, cl.ejected.length, { ...base, cluster: cl.name });
+      const present = new Set<string>();
+      for (const cl of this.#source.outlierClusters()) {
+        present.add(cl.name);
+        this.#ejectedClusters.add(cl.name);
+        r.observe(ejected, cl.ejected.length, { ...base, cluster: cl.name });
+      }
+      // A cluster that went away (or lost its outlier detection) reads 0, not its last count (the SDK would keep that).
+      for (const name of this.#ejectedClusters) if (!present.has(name)) r.observe(ejected, 0, { ...base, cluster: name });
       const t = this.#source.inboundTls();
       r.observe(tls, t.plaintext, plaintext);
       r.observe(tls, t.mtls, mutual);

@@ -16,6 +16,7 @@ import { createMesh, type Mesh } from '../../../src/index.ts';
 import { type ControlPlane, startControlPlane } from '../../../src/control-plane-server/server.ts';
 import { ControlPlaneMetrics } from '../../../src/control-plane-server/metrics/control-plane-metrics.ts';
 import type { ConfigStore, RegistryStore } from '../../../src/control-plane-server/store.ts';
+import { sdk } from '../../helpers/metric-reader.ts';
 import { type Family, parseExposition, sampleValue } from '../../helpers/prometheus-text.ts';
 import { serviceEntry, virtualService } from '../../helpers/upstreams.ts';
 import { quietLogger, until, waitFor } from '../client-helpers.ts';
@@ -112,7 +113,8 @@ describe("the control plane's /metrics", () => {
 
   test('a mesh connects (certificate, config, endpoints, trust bundle, ACKs), a change is pushed and ACKed, a workload registers', async () => {
     const token = await cp.mintToken({ service: 'productpage', namespace: 'default' });
-    const mesh = await createMesh({ service: 'productpage', controlPlane: cp.url, token, logger: quietLogger });
+    const own = sdk();
+    const mesh = await createMesh({ service: 'productpage', controlPlane: cp.url, token, logger: quietLogger, telemetry: { ownMetrics: { meterProvider: own.provider } } });
     meshes.push(mesh);
     await until(() => cp.status().workloads.some((w) => w.acked.config !== undefined && w.acked.endpoints !== undefined), 'the ACKs');
     let f = await scrape(cp.url);
@@ -143,6 +145,11 @@ describe("the control plane's /metrics", () => {
     assert.equal(v(f, 'meshlet_control_plane_propagation_seconds_bucket', { type: 'config', le: '+Inf' }), 1);
     assert.equal(v(f, 'meshlet_control_plane_acks_total', { type: 'config', status: 'ACK' }), 2);
     assert.equal(v(f, 'meshlet_control_plane_config_version'), Number.parseInt(after, 16));
+    // The mesh's own metrics say the same version, from the control plane: the cross-check docs/control-plane.md queries.
+    assert.equal(await own.value('meshlet_config_version', { mesh_service: 'productpage' }), v(f, 'meshlet_control_plane_config_version'));
+    assert.equal(await own.value('meshlet_config_source', { source: 'control-plane' }), 1);
+    assert.equal(await own.value('meshlet_config_applied_total', { source: 'control-plane' }), 2);
+    await own.shutdown();
 
     const svcToken = await cp.mintToken({ service: 'svc', namespace: 'default' });
     const svc = await createMesh({ service: 'svc', labels: { app: 'svc' }, controlPlane: cp.url, token: svcToken, identity: 'none', logger: quietLogger });
