@@ -450,8 +450,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.#watcher?.close();
       await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
-      await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
-      this.#ownMetrics?.close();
+      try {
+        await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
+      } finally {
+        this.#ownMetrics?.close();
+      }
     })();
     return this.#closed;
   }

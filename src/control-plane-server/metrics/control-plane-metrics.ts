@@ -189,7 +189,8 @@ export class ControlPlaneMetrics {
   /** An event was written to a stream; `changedAt` when a change (not the stream's opening) made it. */
   pushed(type: PushType, bytes: number, changedAt?: number): void {
     this.#pushes.inc({ type });
-    if (type !== 'trust-bundle') this.#configSize.observe({ type }, bytes);
+    if (type === 'trust-bundle') return;
+    this.#configSize.observe({ type }, bytes);
     if (changedAt !== undefined) this.#convergence.observe({}, Math.max(0, this.#now() - changedAt) / 1000);
   }
 

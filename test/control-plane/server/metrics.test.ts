@@ -222,6 +222,7 @@ describe('ControlPlaneMetrics: what counts as a propagation (injected clock)', (
     now = 2000;
     const at = m.configChanged('v2');
     m.pushed('config', 10, at);
+    m.pushed('trust-bundle', 5, at); // a root rotation is not config convergence
     now = 2600;
     m.acked('c1', 'config', 'v2', 'ACK');
     now = 3000;
@@ -237,6 +238,9 @@ describe('ControlPlaneMetrics: what counts as a propagation (injected clock)', (
     assert.equal(v(f, 'meshlet_control_plane_propagation_seconds_bucket', { type: 'config', le: '0.5' }), 0);
     assert.equal(v(f, 'meshlet_control_plane_propagation_seconds_bucket', { type: 'config', le: '1' }), 1);
     assert.equal(v(f, 'pilot_proxy_convergence_time_sum'), 0);
+    assert.equal(v(f, 'pilot_proxy_convergence_time_count'), 1);
+    assert.equal(v(f, 'pilot_xds_pushes', { type: 'trust-bundle' }), 1);
+    assert.equal(v(f, 'pilot_xds_config_size_bytes_count', { type: 'config' }), 1);
     assert.equal(v(f, 'meshlet_control_plane_acks_total', { type: 'config', status: 'ACK' }), 4);
     assert.equal(v(f, 'pilot_total_xds_rejects', { type: 'config' }), 1);
     assert.deepEqual([...f.keys()].filter((k) => k.startsWith('citadel_server_root')), ['citadel_server_root_cert_expiry_timestamp', 'citadel_server_root_cert_expiry_seconds']);
