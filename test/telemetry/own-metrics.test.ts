@@ -7,14 +7,19 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { channels } from '../../src/core/observe.ts';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { metrics } from '@opentelemetry/api';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { request } from 'undici';
 import { createMesh, ManualClock, type Mesh, seededRandom } from '../../src/index.ts';
 import { MESH_METRICS } from '../../src/telemetry/mesh-metrics/names.ts';
 import { sdk } from '../helpers/metric-reader.ts';
+import { parseExposition, sampleValue } from '../helpers/prometheus-text.ts';
 import { call, destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
 const SVC = 'svc.default.svc.cluster.local';
@@ -378,6 +383,32 @@ describe("meshlet's own metrics", () => {
       await new Promise<void>((r) => server.close(() => r()));
       await mesh.close();
       await m.shutdown();
+    }
+  });
+
+  test("through the SDK's Prometheus exporter the names come out as documented, and the page parses strictly (promtool too, when installed)", async () => {
+    const exporter = new PrometheusExporter({ preventServerStart: true });
+    const provider = new MeterProvider({ readers: [exporter] });
+    const mesh = await createMesh({ service: 'prom', config: [], telemetry: { ownMetrics: { meterProvider: provider } } });
+    try {
+      await new Promise<void>((r) => mesh.once('config', () => r()));
+      const { resourceMetrics } = await exporter.collect();
+      const text = new PrometheusSerializer().serialize(resourceMetrics);
+      const families = parseExposition(text);
+      for (const name of ['meshlet_config_version', 'meshlet_config_source', 'meshlet_config_applied_total', 'meshlet_config_last_applied_timestamp_seconds', 'meshlet_inbound_tls_requests_total']) {
+        assert.ok(families.has(name), `${name} in\n${text}`);
+        assert.equal(families.get(name)?.type, MESH_METRICS[name as keyof typeof MESH_METRICS].kind);
+      }
+      assert.equal(sampleValue(families, 'meshlet_config_source', { mesh_service: 'prom', source: 'file' }), 1);
+      const promtool = (process.env['PATH'] ?? '').split(delimiter).map((d) => join(d, 'promtool')).find((p) => existsSync(p));
+      if (promtool !== undefined) {
+        const r = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+        assert.equal(`${r.stdout}${r.stderr}`.trim(), '', 'promtool has nothing to say');
+        assert.equal(r.status, 0);
+      }
+    } finally {
+      await mesh.close();
+      await provider.shutdown();
     }
   });
 
