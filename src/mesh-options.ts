@@ -13,6 +13,7 @@ import type { ExtensionProvider, JwtOptions } from './inbound/policies.ts';
 import type { InboundTlsCounts } from './inbound/tls-stats.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 import type { OutboundEvent } from './outbound/pipeline.ts';
+import type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
 
 /**
@@ -159,6 +160,17 @@ export interface MeshOptions {
    * @defaultValue warnings and errors to the console (console.warn, console.error)
    */
   readonly logger?: MeshLogger;
+  /** Telemetry: what the mesh reports about itself and the traffic through it (docs/telemetry.md). */
+  readonly telemetry?: {
+    /**
+     * meshlet's own metrics (config in use, retries, retry-budget exhaustion, outlier ejections,
+     * pool overflows, mirror drops, authorization decisions, inbound TLS) through the
+     * OpenTelemetry metrics API: `false` turns them off, an object picks the MeterProvider and
+     * endpoint labels. Without an SDK (OTel's no-op provider) nothing is counted.
+     * @defaultValue true (the global MeterProvider, when the app registered one)
+     */
+    readonly ownMetrics?: boolean | OwnMetricsOptions;
+  };
   /** Time source (tests inject a manual clock). @defaultValue the system clock */
   readonly clock?: Clock;
   /** Randomness (tests inject a seeded one). @defaultValue Math.random */

@@ -36,6 +36,7 @@ import { CredentialHolder } from './security/identity/credentials.ts';
 import type { IdentitySource } from './security/identity/source.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
+import { MeshMetrics } from './telemetry/mesh-metrics/mesh-metrics.ts';
 
 
 /**
@@ -82,6 +83,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #identitySource: IdentitySource | undefined;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
+  /** meshlet's own metrics, when an OpenTelemetry SDK is there to take them. */
+  readonly #ownMetrics: MeshMetrics | undefined;
 
   /** @internal use {@link createMesh}. */
   constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder) {
@@ -103,6 +106,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       outboundTrafficPolicy: o.outboundTrafficPolicy ?? 'ALLOW_ANY',
       maxRetryAfterMs: o.maxRetryAfterMs ?? 10_000,
       maxMirrorsInFlight: o.maxMirrorsInFlight ?? 64,
+      workload: this.identity,
       transports: { http: { dispatch: this.#transport.dispatch, passthrough: this.#transport.passthrough, classify: classifyUndiciError, refresh: (cs) => this.#transport.refresh(cs) } },
       onEvent: (e: OutboundEvent) => this.emit(e.type, e),
     });
@@ -139,6 +143,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
         },
       },
       snapshot.resources,
+    );
+    this.#ownMetrics = MeshMetrics.start(
+      {
+        identity: this.identity,
+        config: () => ({ version: this.configVersion, source: this.configSource }),
+        inboundTls: () => this.#servers.tlsCounts,
+        outlierClusters: () => [...this.#outbound.clusters.values()].filter((cs) => cs.detector !== undefined).map((cs) => ({ name: cs.name, ejected: cs.hostSet.hosts.filter((h) => h.ejected).map((h) => h.endpoint.key) })),
+      },
+      o.telemetry?.ownMetrics,
     );
   }
 
@@ -437,7 +450,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.#watcher?.close();
       await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
-      await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
+      try {
+        await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
+      } finally {
+        this.#ownMetrics?.close();
+      }
     })();
     return this.#closed;
   }

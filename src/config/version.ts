@@ -15,6 +15,19 @@ export interface JsonTextCache {
 }
 
 /**
+ * A config version as a number, as Envoy reports `cds.version` (a hash of the version text), for
+ * metrics (a label per version would make a series per config change): a content version of up
+ * to 12 hex digits (what meshlet makes) is that number itself, so `printf '%012x'` gives the
+ * version back; any other text is the first 48 bits of its SHA-256 (exact in a double). 0 for ''.
+ * @internal
+ */
+export function versionNumber(version: string): number {
+  if (version === '') return 0;
+  const hex = /^[0-9a-f]{1,12}$/.test(version) ? version : createHash('sha256').update(version).digest('hex').slice(0, 12);
+  return Number.parseInt(hex, 16);
+}
+
+/**
  * A content hash of resources (kind, namespace, name, spec), stable across processes.
  * @category Snapshot
  */

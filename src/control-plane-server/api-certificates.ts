@@ -6,7 +6,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CertificateRequest, RotateRequest } from '../control-plane/protocol.ts';
+import type { CertificateRequest, CertificateResponse, RotateRequest } from '../control-plane/protocol.ts';
 import { DEFAULT_SERVICE_ACCOUNT } from './auth.ts';
 import { MIN_CERT_TTL_MS } from './ca/authority.ts';
 import { ControlPlaneError } from './errors.ts';
@@ -26,8 +26,26 @@ function optionalName(b: Record<string, unknown>, key: 'namespace' | 'serviceAcc
   return v;
 }
 
-/** `POST /v1/certificates`. */
+/**
+ * `POST /v1/certificates` (authenticated and counted as received by the router), counted as
+ * istiod counts: issued (with its latency), refused for the identity (authentication), a body
+ * or CSR that does not parse or verify (parsing), or a CA that could not sign (sign).
+ */
 export async function issueCertificate(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: Caller): Promise<void> {
+  const startedAt = ctx.metrics.now();
+  let answer: CertificateResponse;
+  try {
+    answer = await issue(req, ctx, caller);
+  } catch (err) {
+    const code = err instanceof ControlPlaneError ? err.wireCode : 'INTERNAL';
+    ctx.metrics.csrFailed(code === 'FORBIDDEN' || code === 'UNAUTHENTICATED' ? 'authentication' : code === 'INVALID' || code === 'TOO_LARGE' ? 'parsing' : 'sign');
+    throw err;
+  }
+  ctx.metrics.issued(startedAt);
+  sendJson(res, 200, answer);
+}
+
+async function issue(req: IncomingMessage, ctx: RequestContext, caller: Caller): Promise<CertificateResponse> {
   const b = await readJson(req, Math.min(ctx.maxBodyBytes, MAX_CSR_BODY_BYTES));
   const body = b as Partial<CertificateRequest>;
   if (typeof body.csr !== 'string' || !body.csr.includes('-----BEGIN CERTIFICATE REQUEST-----')) {
@@ -55,8 +73,7 @@ export async function issueCertificate(req: IncomingMessage, res: ServerResponse
     if (namespace === undefined) throw new ControlPlaneError('INVALID', 'certificates: namespace is required with an admin token (the identity to issue for)');
     who = { namespace, serviceAccount: serviceAccount ?? DEFAULT_SERVICE_ACCOUNT, ...(ttlMs === undefined ? {} : { ttlMs }) };
   }
-  const answer = await ctx.ca.issue(body.csr, who);
-  sendJson(res, 200, answer);
+  return ctx.ca.issue(body.csr, who);
 }
 
 /** `GET /v1/ca`: any authenticated caller (the roots are public; no key is shown). */

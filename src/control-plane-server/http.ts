@@ -13,6 +13,7 @@ import type { ControlPlaneCa } from './ca/authority.ts';
 import { ControlPlaneError, WIRE_STATUS } from './errors.ts';
 import type { PushHub } from './hub.ts';
 import type { ControlPlaneLimits } from './limits.ts';
+import type { ControlPlaneMetrics } from './metrics/control-plane-metrics.ts';
 import type { ServerLogger } from './logger.ts';
 import type { StatusBoard } from './status.ts';
 import type { ConfigStore, RegistryStore } from './store.ts';
@@ -37,6 +38,8 @@ export interface RequestContext {
   /** Which addresses registrations may claim. */
   readonly addressPolicy: AddressPolicy;
   readonly limits: Required<ControlPlaneLimits>;
+  /** This replica's own metrics (`GET /metrics`). */
+  readonly metrics: ControlPlaneMetrics;
 }
 
 /** The caller: a verified token's identity, or `undefined` for a token-less request to an insecure server. */

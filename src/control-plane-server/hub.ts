@@ -22,6 +22,7 @@ import { EndpointView, type ViewChange } from './endpoint-views.ts';
 import { ControlPlaneError } from './errors.ts';
 import { PayloadCache } from './filter.ts';
 import type { ServerLogger } from './logger.ts';
+import type { ControlPlaneMetrics, PushType } from './metrics/control-plane-metrics.ts';
 import type { StatusBoard } from './status.ts';
 import type { ConfigStore, RegistryChange, RegistryStore } from './store.ts';
 
@@ -43,6 +44,8 @@ export interface PushHubOptions {
   /** The trust bundle to push (the CA's); none without a CA. */
   readonly trustBundle?: () => TrustBundleEvent;
   readonly logger?: ServerLogger;
+  /** Counts pushes and how long changes took to be written. */
+  readonly metrics?: ControlPlaneMetrics;
 }
 
 /** How one stream is served, besides its query. */
@@ -91,13 +94,14 @@ export class PushHub {
     this.#cache = new PayloadCache(options.rootNamespace);
     this.#maxBuffered = options.maxBufferedBytes ?? 8 * 1024 * 1024;
     options.store.onChange((state) => {
-      for (const s of this.#streams.values()) this.#sendConfig(s);
+      const at = this.#o.metrics?.configChanged(state.version);
+      for (const s of this.#streams.values()) this.#sendConfig(s, at);
       const records = () => this.#o.registry.list();
-      this.#distribute((view) => view.reconfigure(state.resources, records));
+      this.#distribute((view) => view.reconfigure(state.resources, records), at);
     });
     options.registry.onChange((change: RegistryChange | undefined) => {
       const records = () => this.#o.registry.list();
-      this.#distribute((view) => view.apply(change ?? { kind: 'reset' }, records));
+      this.#distribute((view) => view.apply(change ?? { kind: 'reset' }, records), this.#o.metrics?.now());
     });
     this.#heartbeat = setInterval(() => {
       for (const s of this.#streams.values()) this.#write(s, [PING]);
@@ -141,10 +145,12 @@ export class PushHub {
       connection: 'close',
     });
     this.#streams.set(id, s);
+    this.#o.metrics?.opened(id);
     this.#perIdentity.set(identity, open + 1);
     const view = this.#view(query.namespace);
     this.#o.board.connect({ connection: id, service: query.service, namespace: query.namespace, labels: query.labels, peer });
     res.on('close', () => {
+      this.#o.metrics?.closed(id);
       if (!this.#streams.delete(id)) return;
       const n = (this.#perIdentity.get(identity) ?? 1) - 1;
       if (n <= 0) this.#perIdentity.delete(identity);
@@ -170,16 +176,20 @@ export class PushHub {
 
   /** The trust bundle changed (a rotation here or on another replica): pushes it to every stream. */
   trustBundleChanged(): void {
-    for (const s of this.#streams.values()) this.#sendBundle(s);
+    const at = this.#o.metrics?.now();
+    for (const s of this.#streams.values()) this.#sendBundle(s, at);
   }
 
-  #sendBundle(s: Stream): void {
+  #sendBundle(s: Stream, changedAt?: number): void {
     const bundle = this.#o.trustBundle?.();
     if (bundle === undefined || s.bundle === bundle.version) return;
     if (this.#bundleEvent?.version !== bundle.version) {
       this.#bundleEvent = { version: bundle.version, text: `event: trust-bundle\ndata: ${JSON.stringify({ version: bundle.version, roots: bundle.roots } satisfies TrustBundleEvent)}\n\n` };
     }
-    if (this.#write(s, [this.#bundleEvent.text])) s.bundle = bundle.version;
+    if (this.#write(s, [this.#bundleEvent.text])) {
+      s.bundle = bundle.version;
+      this.#pushed('trust-bundle', [this.#bundleEvent.text], changedAt);
+    }
   }
 
   /** Ends every stream (clients reconnect, possibly to another replica) and stops the heartbeat. */
@@ -202,36 +212,57 @@ export class PushHub {
   }
 
   /** Applies a change to every open view and writes what changed to the streams of its namespace. */
-  #distribute(change: (view: EndpointView) => ViewChange | undefined): void {
+  #distribute(change: (view: EndpointView) => ViewChange | undefined, at?: number): void {
     const changes = new Map<string, ViewChange>();
     for (const [ns, { view }] of this.#views) {
       const c = change(view);
       if (c !== undefined) changes.set(ns, c);
     }
     if (changes.size === 0) return;
+    const m = this.#o.metrics;
+    if (m !== undefined) for (const c of changes.values()) m.endpointsChanged(c.version, at);
     for (const s of this.#streams.values()) {
       const c = changes.get(s.query.namespace);
       if (c === undefined) continue;
       if (s.delta && s.endpoints === c.base) {
-        if (this.#write(s, [`event: endpoints-delta\nid: ${eventId(s.config, c.version)}\ndata: `, c.delta, TRAILER])) this.#sentEndpoints(s, c.version);
-      } else this.#sendFullEndpoints(s, this.#views.get(s.query.namespace)!.view);
+        const chunks = [`event: endpoints-delta\nid: ${eventId(s.config, c.version)}\ndata: `, c.delta, TRAILER];
+        if (this.#write(s, chunks)) {
+          this.#sentEndpoints(s, c.version);
+          this.#pushed('endpoints-delta', chunks, at);
+        }
+      } else this.#sendFullEndpoints(s, this.#views.get(s.query.namespace)!.view, at);
     }
   }
 
-  #sendConfig(s: Stream): void {
+  #sendConfig(s: Stream, changedAt?: number): void {
     const state = this.#o.store.current();
     if (s.config === state.version) return;
     const data = this.#cache.config(state, s.query);
-    if (this.#write(s, [`event: config\nid: ${eventId(state.version, s.endpoints)}\ndata: `, data, TRAILER])) {
+    const chunks = [`event: config\nid: ${eventId(state.version, s.endpoints)}\ndata: `, data, TRAILER];
+    if (this.#write(s, chunks)) {
       s.config = state.version;
       this.#o.board.sent(s.id, 'config', state.version);
+      this.#pushed('config', chunks, changedAt);
     }
   }
 
-  #sendFullEndpoints(s: Stream, view: EndpointView): void {
+  #sendFullEndpoints(s: Stream, view: EndpointView, changedAt?: number): void {
     const version = view.version;
     if (s.endpoints === version) return;
-    if (this.#write(s, [`event: endpoints\nid: ${eventId(s.config, version)}\ndata: `, view.full(), TRAILER])) this.#sentEndpoints(s, version);
+    const chunks = [`event: endpoints\nid: ${eventId(s.config, version)}\ndata: `, view.full(), TRAILER];
+    if (this.#write(s, chunks)) {
+      this.#sentEndpoints(s, version);
+      this.#pushed('endpoints', chunks, changedAt);
+    }
+  }
+
+  /** Counts a push (and, when a change made it, how long after the change it was written). */
+  #pushed(type: PushType, chunks: readonly (string | Buffer)[], changedAt: number | undefined): void {
+    const m = this.#o.metrics;
+    if (m === undefined) return;
+    let bytes = 0;
+    for (const c of chunks) bytes += typeof c === 'string' ? Buffer.byteLength(c) : c.length;
+    m.pushed(type, bytes, changedAt);
   }
 
   #sentEndpoints(s: Stream, version: string): void {

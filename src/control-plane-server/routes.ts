@@ -13,6 +13,7 @@ import {
   CERTIFICATES_PATH,
   ENDPOINTS_DELTA_FEATURE,
   HEALTH_PATH,
+  METRICS_PATH,
   parseLabelQuery,
   REPORT_PATH,
   RESOURCES_PATH,
@@ -26,6 +27,7 @@ import { report } from './api-report.ts';
 import { resourcesApi } from './api-resources.ts';
 import { workloadsApi } from './api-workloads.ts';
 import { ControlPlaneError } from './errors.ts';
+import { EXPOSITION_CONTENT_TYPE } from './metrics/registry.ts';
 import { authenticate, type Caller, readJson, remoteAddress, type RequestContext, requireAdmin, requireSameWorkload, sendError, sendJson } from './http.ts';
 
 /** The status document of this replica. */
@@ -123,6 +125,7 @@ async function ack(req: IncomingMessage, res: ServerResponse, ctx: RequestContex
   if (owner === undefined) throw new ControlPlaneError('NOT_FOUND', `ack: connection ${b.connection} is not connected to this server`);
   requireSameWorkload(caller, owner.service, owner.namespace, 'ack');
   ctx.board.ack(b as unknown as AckRequest);
+  ctx.metrics.acked(b.connection, b.kind, b.version, b.status);
   sendJson(res, 200, { ok: true });
 }
 
@@ -136,6 +139,33 @@ function under(path: string, prefix: string): string[] | undefined {
     .map((s) => decodeURIComponent(s));
 }
 
+/**
+ * `GET /metrics`: this replica's metrics in the Prometheus text format. No token, as istiod's
+ * monitoring port (15014) asks none: the page holds counts by event type and resource kind, no
+ * workload, address or config text. Served on the API port and on the monitoring port when one
+ * is set (docs/control-plane.md).
+ */
+export function serveMetrics(req: IncomingMessage, res: ServerResponse, ctx: Pick<RequestContext, 'metrics'>): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('GET /metrics\n');
+    return;
+  }
+  const text = ctx.metrics.expose();
+  res.writeHead(200, { 'content-type': EXPOSITION_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(req.method === 'HEAD' ? undefined : text);
+}
+
+/** Authenticates a certificate request, counting a refusal as istiod's `citadel_server_authentication_failure_count`. */
+async function authenticateCsr(req: IncomingMessage, ctx: RequestContext): Promise<Caller> {
+  ctx.metrics.csrReceived();
+  try {
+    return await authenticate(req, ctx);
+  } catch (err) {
+    ctx.metrics.csrFailed('authentication');
+    throw err;
+  }
+}
+
 async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://control-plane');
   const path = url.pathname;
@@ -144,6 +174,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     return;
   }
+  if (path === METRICS_PATH) return serveMetrics(req, res, ctx);
+  if (path === CERTIFICATES_PATH && method === 'POST') return issueCertificate(req, res, ctx, await authenticateCsr(req, ctx));
   const caller = await authenticate(req, ctx);
   if (path === STATUS_PATH && method === 'GET') {
     // The status names every workload, its peer address, NACK texts and refused changes (file paths).
@@ -153,7 +185,6 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
   if (path === WATCH_PATH && method === 'GET') return watch(req, res, ctx, caller, url.searchParams);
   if (path === ACK_PATH && method === 'POST') return ack(req, res, ctx, caller);
   if (path === REPORT_PATH && method === 'POST') return report(req, res, ctx, caller);
-  if (path === CERTIFICATES_PATH && method === 'POST') return issueCertificate(req, res, ctx, caller);
   if (path === CA_PATH && method === 'GET') return showCa(res, ctx);
   if (path === CA_ROTATE_PATH && method === 'POST') return rotateCa(req, res, ctx, caller);
   const workloads = under(path, WORKLOADS_PATH);

@@ -23,7 +23,8 @@ import { PushHub } from './hub.ts';
 import { type ControlPlaneLimits, resolveLimits } from './limits.ts';
 import { type ServerLogger, stderrLogger } from './logger.ts';
 import { MemoryRegistry } from './memory-registry.ts';
-import { createRequestHandler, statusDocument } from './routes.ts';
+import { ControlPlaneMetrics } from './metrics/control-plane-metrics.ts';
+import { createRequestHandler, serveMetrics, statusDocument } from './routes.ts';
 import { StatusBoard } from './status.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from './store.ts';
 
@@ -49,6 +50,12 @@ export interface ControlPlaneOptions {
   readonly host?: string;
   /** Port to listen on; 0 picks a free one. @defaultValue 15010 */
   readonly port?: number;
+  /**
+   * A second port serving only `/metrics` and `/healthz` (istiod's monitoring port is 15014), on
+   * `host`, for scrapers that should not reach the API port; 0 picks a free one. `/metrics` is on
+   * the API port either way. @defaultValue none
+   */
+  readonly monitoringPort?: number;
   /** Accept requests without a token (the identity comes from the query or body). Never in production. @defaultValue false */
   readonly insecure?: boolean;
   /** Interval of `: ping` on watch streams, {@link MIN_HEARTBEAT_MS}..{@link MAX_HEARTBEAT_MS}. @defaultValue 10000 */
@@ -74,6 +81,10 @@ export interface ControlPlane {
   /** `http://host:port` (a wildcard host is given as 127.0.0.1). */
   readonly url: string;
   readonly port: number;
+  /** `http://host:port` of the monitoring port, when {@link ControlPlaneOptions.monitoringPort} is set. */
+  readonly monitoringUrl: string | undefined;
+  /** This replica's metrics, as `GET /metrics` writes them (Prometheus text format). */
+  metrics(): string;
   /** The status document, as `GET /status` answers it. */
   status(): StatusDocument;
   /** Mints a token signed with this server's key. */
@@ -101,6 +112,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   if (options.store === undefined && options.configDir === undefined) throw new InvalidArgumentError('startControlPlane: give configDir or store');
   const port = options.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`startControlPlane: port must be 0..65535, got ${port}`);
+  const monitoringPort = options.monitoringPort;
+  if (monitoringPort !== undefined && (!Number.isInteger(monitoringPort) || monitoringPort < 0 || monitoringPort > 65535)) {
+    throw new InvalidArgumentError(`startControlPlane: monitoringPort must be 0..65535, got ${monitoringPort}`);
+  }
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   if (!(heartbeatMs >= MIN_HEARTBEAT_MS && heartbeatMs <= MAX_HEARTBEAT_MS)) {
     throw new InvalidArgumentError(`startControlPlane: heartbeatMs must be ${MIN_HEARTBEAT_MS}..${MAX_HEARTBEAT_MS} (clients clamp it into that range), got ${heartbeatMs}`);
@@ -133,6 +148,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     throw err;
   }
   const board = new StatusBoard();
+  let watchers = () => 0;
+  const metrics = new ControlPlaneMetrics({ store, registry, watchers: () => watchers(), ca: () => ca.info() });
   const hub = new PushHub({
     store,
     registry,
@@ -143,7 +160,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     maxStreamsPerWorkload: limits.maxWatchesPerWorkload,
     trustBundle: () => ca.bundle,
     logger,
+    metrics,
   });
+  watchers = () => hub.size;
   ca.onChange(() => hub.trustBundleChanged());
   const ctx: RequestContext = {
     store,
@@ -159,23 +178,37 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger,
     addressPolicy,
     limits,
+    metrics,
   };
   const server = createServer({ requestTimeout: 0 }, createRequestHandler(ctx));
+  const monitoring =
+    monitoringPort === undefined
+      ? undefined
+      : createServer((req, res) => {
+          const path = new URL(req.url ?? '/', 'http://monitoring').pathname;
+          if (path === '/metrics') serveMetrics(req, res, ctx);
+          else if (path === '/healthz') res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+          else res.writeHead(404, { 'content-type': 'text/plain' }).end('the monitoring port serves /metrics and /healthz\n');
+        });
   const closeOwned = async () => {
     hub.close();
     await ca.close();
     if (ownRegistry) await registry.close();
     if (ownStore) await store.close();
   };
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
+  const listen = (srv: typeof server, p: number) =>
+    new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(p, host, () => {
+        srv.off('error', reject);
         resolve();
       });
     });
+  try {
+    await listen(server, port);
+    if (monitoring !== undefined) await listen(monitoring, monitoringPort as number);
   } catch (err) {
+    if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
     await closeOwned();
     throw err;
   }
@@ -189,17 +222,25 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   return {
     url: `http://${urlHost(host)}:${bound}`,
     port: bound,
+    monitoringUrl: monitoring === undefined ? undefined : `http://${urlHost(host)}:${(monitoring.address() as AddressInfo).port}`,
+    metrics: () => metrics.expose(),
     status: () => statusDocument(ctx),
     mintToken: (subject, o) => auth.mintToken(subject, o),
     ca,
     close: () => {
       closing ??= (async () => {
         hub.close();
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections();
-          setTimeout(() => server.closeAllConnections(), 250).unref();
-        });
+        await Promise.all([
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeIdleConnections();
+            setTimeout(() => server.closeAllConnections(), 250).unref();
+          }),
+          monitoring === undefined ? undefined : new Promise<void>((resolve) => {
+            monitoring.close(() => resolve());
+            monitoring.closeAllConnections();
+          }),
+        ]);
         await closeOwned();
       })();
       return closing;

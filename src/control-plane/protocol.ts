@@ -43,6 +43,8 @@ export const REPORT_PATH = '/v1/report';
 export const STATUS_PATH = '/status';
 /** Liveness: `200 ok` once the first config was loaded. */
 export const HEALTH_PATH = '/healthz';
+/** The control plane's own metrics, Prometheus text format; no token (as istiod's monitoring port 15014). */
+export const METRICS_PATH = '/metrics';
 
 /** Istio's plaintext xDS port, used by default. */
 export const DEFAULT_PORT = 15010;

@@ -16,6 +16,12 @@
  * | `meshlet:inbound:refused` | a server of the mesh refused a connection (PeerAuthentication, a bad peer certificate) | {@link InboundRefusedMessage} |
  * | `meshlet:inbound:start` | a request reached the mesh's server side (before admission); a subscriber may wrap the rest of it | {@link InboundStartMessage} |
  * | `meshlet:inbound:end` | that request was answered (by the app or by a denial) or its caller went away | {@link InboundEndMessage} |
+ * | `meshlet:authz:decision` | the authorization phase judged a request (allow or deny, dry-run outcomes) | {@link ObservedAuthzDecision} |
+ * | `meshlet:outlier:ejected` | outlier detection ejected an endpoint | {@link OutlierEjectedMessage} |
+ * | `meshlet:outlier:returned` | an ejected endpoint's time was up and it is back in the balancing set | {@link OutlierReturnedMessage} |
+ * | `meshlet:retry:budget-exhausted` | a retry the policy allowed was not made: the destination's retry budget (or `maxRetries`) was used up (flag UO) | {@link RetryBudgetExhaustedMessage} |
+ * | `meshlet:pool:overflow` | an attempt was refused by the destination's connection-pool limits (503, flag UO) | {@link PoolOverflowMessage} |
+ * | `meshlet:mirror:dropped` | a mirrored copy was not sent (too many in flight, or a streamed body larger than the retry buffer) | {@link MirrorDroppedMessage} |
  *
  * Every message names the mesh it comes from (`workload`), so one subscriber serves every mesh
  * of the process; calls carry their `Exchange` as `call`, the same object in every message of
@@ -234,6 +240,83 @@ export interface InboundEndMessage {
   readonly error: Error | undefined;
 }
 
+/**
+ * `meshlet:authz:decision`: the parts of an authorization verdict every subscriber may rely on
+ * (the authorization phase publishes its full `AuthzDecisionMessage`, which extends this).
+ */
+export interface ObservedAuthzDecision {
+  /** The mesh whose server judged the request (undefined for a phase built outside a mesh). */
+  readonly workload: WorkloadIdentity | undefined;
+  /** The request judged (the inbound pipeline's view of it). */
+  readonly request: object;
+  readonly result: {
+    readonly decision: 'allow' | 'deny';
+    /** `namespace/name` of the policy whose rule decided; undefined when none did (no policy applies, default deny). */
+    readonly policy: string | undefined;
+    /** Which action decided (CUSTOM, DENY, ALLOW); undefined when no policy decided. */
+    readonly action: 'CUSTOM' | 'DENY' | 'ALLOW' | undefined;
+    /** Dry-run policies' outcomes (never enforced). */
+    readonly dryRun: readonly { readonly action: string; readonly result: 'allow' | 'deny'; readonly policy: string | undefined }[];
+  };
+}
+
+/** Which outlier detector fired, in Envoy's stat names (`outlier_detection.ejections_enforced_<detector>`). */
+export type OutlierDetectorKind = 'consecutive_5xx' | 'consecutive_gateway_failure' | 'consecutive_local_origin_failure';
+
+/** `meshlet:outlier:ejected`. */
+export interface OutlierEjectedMessage {
+  readonly workload: WorkloadIdentity | undefined;
+  /** `outbound|port|subset|host`. */
+  readonly cluster: string;
+  /** The endpoint ejected (`address:port`). */
+  readonly endpoint: string;
+  readonly detector: OutlierDetectorKind;
+  /** Why, in words: `5 consecutive 5xx (consecutive5xxErrors=5)`. */
+  readonly reason: string;
+  /** When it may return, on the mesh clock. */
+  readonly untilMs: number;
+}
+
+/** `meshlet:outlier:returned`. */
+export interface OutlierReturnedMessage {
+  readonly workload: WorkloadIdentity | undefined;
+  readonly cluster: string;
+  readonly endpoint: string;
+  readonly reason: string;
+}
+
+/** `meshlet:retry:budget-exhausted` (Envoy's `upstream_rq_retry_overflow`). */
+export interface RetryBudgetExhaustedMessage {
+  readonly workload: WorkloadIdentity | undefined;
+  readonly call: object;
+  readonly cluster: string;
+  /** The attempt whose retry was refused (1 for the first). */
+  readonly attempt: number;
+  /** True when a DestinationRule `retryBudget` is in force, false for the `maxRetries` threshold. */
+  readonly budgeted: boolean;
+}
+
+/** `meshlet:pool:overflow` (Envoy's `upstream_rq_pending_overflow`). */
+export interface PoolOverflowMessage {
+  readonly workload: WorkloadIdentity | undefined;
+  readonly call: object;
+  readonly cluster: string;
+  /** Requests in flight to the cluster, and waiting for a slot, when it overflowed. */
+  readonly active: number;
+  readonly pending: number;
+}
+
+/** `meshlet:mirror:dropped`. */
+export interface MirrorDroppedMessage {
+  readonly workload: WorkloadIdentity | undefined;
+  /** The primary call. */
+  readonly call: object;
+  /** The mirror destination's cluster, when it has one. */
+  readonly cluster: string | undefined;
+  /** `max-in-flight` (`maxMirrorsInFlight` copies were running) or `body-too-large` (a streamed body the retry buffer could not hold). */
+  readonly reason: 'max-in-flight' | 'body-too-large';
+}
+
 /** The channels (created once; publishing is gated by `hasSubscribers` at each site). */
 export const channels = Object.freeze({
   callStart: channel('meshlet:call:start'),
@@ -246,4 +329,10 @@ export const channels = Object.freeze({
   inboundRefused: channel('meshlet:inbound:refused'),
   inboundStart: channel('meshlet:inbound:start'),
   inboundEnd: channel('meshlet:inbound:end'),
+  authzDecision: channel('meshlet:authz:decision'),
+  outlierEjected: channel('meshlet:outlier:ejected'),
+  outlierReturned: channel('meshlet:outlier:returned'),
+  retryBudgetExhausted: channel('meshlet:retry:budget-exhausted'),
+  poolOverflow: channel('meshlet:pool:overflow'),
+  mirrorDropped: channel('meshlet:mirror:dropped'),
 });

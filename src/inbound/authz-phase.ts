@@ -14,21 +14,21 @@
  *
  * @module
  */
-import { channel } from 'node:diagnostics_channel';
 import { httpToGrpc } from '../core/grpc-status.ts';
+import { channels, type ObservedAuthzDecision, type WorkloadIdentity } from '../core/observe.ts';
 import type { AuthzEngine } from '../security/authz/engine.ts';
 import type { AuthzResult } from '../security/authz/types.ts';
 import type { Denial, InboundRequest, Phase, PhaseResult } from './pipeline.ts';
 
-/** `meshlet:authz:decision`: one authorization verdict. */
-export interface AuthzDecisionMessage {
+/** `meshlet:authz:decision`: one authorization verdict (see core/observe.ts). */
+export interface AuthzDecisionMessage extends ObservedAuthzDecision {
   /** The request judged (its `authz` is the verdict). */
   readonly request: InboundRequest;
   readonly result: AuthzResult;
 }
 
 /** The channel the phase publishes verdicts on (only when subscribed). */
-export const authzDecisionChannel = channel('meshlet:authz:decision');
+export const authzDecisionChannel = channels.authzDecision;
 
 /** The engine to ask: fixed, or read per request (a new config swaps it; in-flight requests keep theirs). */
 export type EngineSource = AuthzEngine | (() => AuthzEngine | undefined);
@@ -46,9 +46,9 @@ function denialOf(r: AuthzResult): Denial {
   };
 }
 
-function apply(req: InboundRequest, r: AuthzResult): PhaseResult {
+function apply(req: InboundRequest, r: AuthzResult, workload: WorkloadIdentity | undefined): PhaseResult {
   req.authz = r.headersToDownstream === undefined ? r : { ...r, responseHeaders: r.headersToDownstream };
-  if (authzDecisionChannel.hasSubscribers) authzDecisionChannel.publish({ request: req, result: r } satisfies AuthzDecisionMessage);
+  if (authzDecisionChannel.hasSubscribers) authzDecisionChannel.publish({ workload, request: req, result: r } satisfies AuthzDecisionMessage);
   if (r.decision === 'deny') return denialOf(r);
   if (r.headersToRemove !== undefined) {
     for (const k of r.headersToRemove) delete req.headers[k];
@@ -63,9 +63,10 @@ function apply(req: InboundRequest, r: AuthzResult): PhaseResult {
 
 /**
  * The `authorization` phase. With no engine (no config yet) every request passes, as a
- * sidecar with no AuthorizationPolicy allows everything.
+ * sidecar with no AuthorizationPolicy allows everything. `workload` (the mesh's identity) is
+ * named in the published decisions, so a mesh's subscriber counts only its own.
  */
-export function authorizationPhase(source: EngineSource): Phase {
+export function authorizationPhase(source: EngineSource, workload?: WorkloadIdentity): Phase {
   const current = typeof source === 'function' ? source : () => source;
   return {
     name: 'authorization',
@@ -73,7 +74,7 @@ export function authorizationPhase(source: EngineSource): Phase {
       const engine = current();
       if (engine === undefined) return undefined;
       const r = engine.evaluate(req);
-      return r instanceof Promise ? r.then((v) => apply(req, v)) : apply(req, r);
+      return r instanceof Promise ? r.then((v) => apply(req, v, workload)) : apply(req, r, workload);
     },
   };
 }

@@ -161,7 +161,7 @@ export class InboundPolicies {
       providers: this.#providers,
     });
     for (const f of authz.findings) if (f.level !== 'info') this.#warnOnce(`meshlet: AuthorizationPolicy ${f.policy}: ${f.message}`);
-    if (authz.policies.length > 0) phases.push(logged(authorizationPhase(authz), this.#o.debug, this.#o.info));
+    if (authz.policies.length > 0) phases.push(logged(authorizationPhase(authz, workload), this.#o.debug, this.#o.info));
     this.#rateLimit = compileRateLimit(resources, { service: workload.service, namespace: workload.namespace, labels: workload.labels }, rootNamespace, this.#o.clock, {
       random: this.#o.random,
       previous: this.#rateLimit,

@@ -15,6 +15,7 @@ import type { Clock, Random } from '../core/clock.ts';
 import { DeadlineQueue } from '../core/deadlines.ts';
 import { type Dispatch, type Exchange, type Layer, stack } from '../core/exchange.ts';
 import type { FailureKind } from '../core/outcome.ts';
+import { channels, type OutlierEjectedMessage, type OutlierReturnedMessage, type WorkloadIdentity } from '../core/observe.ts';
 import { type Transports, transportOf } from './transport.ts';
 import { faultLayer } from '../policies/fault.ts';
 import { type LiveMirrors, type MirrorStats, mirrorLayer } from '../policies/mirror.ts';
@@ -60,6 +61,8 @@ export interface OutboundOptions {
   readonly maxMirrorsInFlight: number;
   /** The transports, by the name an Exchange carries in `transport` (`http`, `grpc`). */
   readonly transports: Transports;
+  /** The mesh's identity, named in what is published on the observation channels. */
+  readonly workload?: WorkloadIdentity;
   onEvent(e: OutboundEvent): void;
 }
 
@@ -88,8 +91,10 @@ export class Outbound {
       random: o.random,
       locality: o.locality,
       labels: o.labels,
-      onOutlierEvent: (cluster: string, e: OutlierEvent) =>
-        this.#o.onEvent({ type: e.type, cluster, endpoint: e.host.key, reason: e.reason, untilMs: e.untilMs }),
+      onOutlierEvent: (cluster: string, e: OutlierEvent) => {
+        this.#publishOutlier(cluster, e);
+        this.#o.onEvent({ type: e.type, cluster, endpoint: e.host.key, reason: e.reason, untilMs: e.untilMs });
+      },
     };
     const route = (ex: Exchange) => ex.route as CompiledRoute;
     const balance = balanceLayer({ random: o.random, sourceIp: o.sourceIp });
@@ -149,6 +154,19 @@ export class Outbound {
       layers.map(([, l]) => l),
       send,
     );
+  }
+
+  /** `meshlet:outlier:ejected` / `:returned`, when someone subscribes. */
+  #publishOutlier(cluster: string, e: OutlierEvent): void {
+    const workload = this.#o.workload;
+    if (e.type === 'ejected') {
+      const ch = channels.outlierEjected;
+      if (ch.hasSubscribers) {
+        ch.publish({ workload, cluster, endpoint: e.host.key, detector: e.detector ?? 'consecutive_5xx', reason: e.reason, untilMs: e.untilMs } satisfies OutlierEjectedMessage);
+      }
+    } else if (channels.outlierReturned.hasSubscribers) {
+      channels.outlierReturned.publish({ workload, cluster, endpoint: e.host.key, reason: e.reason } satisfies OutlierReturnedMessage);
+    }
   }
 
   /** The mesh clock. */

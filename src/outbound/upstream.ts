@@ -17,7 +17,7 @@ import { type Controller, type Dispatch, type Exchange, type Headers, type Layer
 import type { FailureKind } from '../core/outcome.ts';
 import { DEFERRED, headGrpcStatus, headStatus, trailerGrpcStatus, trailerStatus } from '../core/classify.ts';
 import type { Clock } from '../core/clock.ts';
-import { channels } from '../core/observe.ts';
+import { channels, type PoolOverflowMessage } from '../core/observe.ts';
 import type { HostState } from '../routing/balancer/host.ts';
 import type { ClusterState } from './cluster-state.ts';
 import type { SlotWaiter } from '../policies/limits.ts';
@@ -58,6 +58,11 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     if (r === 'go') this._send();
     else if (r === 'queued') this._ex.waiting = this;
     else {
+      const ch = channels.poolOverflow;
+      if (ch.hasSubscribers) {
+        const l = this._cs.limiter;
+        ch.publish({ workload: this._ex.workload, call: this._ex, cluster: this._cs.name, active: l.active, pending: l.pending } satisfies PoolOverflowMessage);
+      }
       const err = new MeshletError('MESHLET_ERR_OVERLOADED', 'upstream overflow: connection pool limits reached', this._ex.errorContext());
       queueMicrotask(() => this._handler.onResponseError?.(NO_CONTROLLER, err));
     }

@@ -15,6 +15,7 @@ import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError } from '../core/errors.ts';
 import { isStaticBody, ReplayableBody } from '../core/body.ts';
 import type { Dispatch, Exchange, Layer, ResponseHandler } from '../core/exchange.ts';
+import { channels, type MirrorDroppedMessage } from '../core/observe.ts';
 import type { MirrorTarget } from '../routing/route-table.ts';
 
 /** What the mirror layer needs. */
@@ -57,6 +58,13 @@ export interface MirrorStats {
   inFlight: number;
 }
 
+/** Counts a copy not sent and publishes it when `meshlet:mirror:dropped` has subscribers. */
+function dropped(stats: MirrorStats, ex: Exchange, m: MirrorTarget, reason: MirrorDroppedMessage['reason']): void {
+  stats.dropped++;
+  const ch = channels.mirrorDropped;
+  if (ch.hasSubscribers) ch.publish({ workload: ex.workload, call: ex, cluster: m.target.cluster?.name, reason } satisfies MirrorDroppedMessage);
+}
+
 /** Builds the mirror layer; `stats` is updated in place and `live` holds the copies in flight. */
 export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: LiveMirrors): Layer {
   const launch = (copy: Exchange, timeoutMs: number): void => {
@@ -91,7 +99,7 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
         for (const m of ms) {
           if (m.fraction < 1 && o.random.next() >= m.fraction) continue;
           if (stats.inFlight >= o.maxInFlight) {
-            stats.dropped++;
+            dropped(stats, ex, m, 'max-in-flight');
             continue;
           }
           const copy = ex.copy(done, o.now());
@@ -107,7 +115,7 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
           // (failed call, early response) leaves nothing behind but this unresolved promise.
           void streamed.whenComplete().then((bytes) => {
             if (bytes === undefined || stats.inFlight >= o.maxInFlight) {
-              stats.dropped++;
+              dropped(stats, ex, m, bytes === undefined ? 'body-too-large' : 'max-in-flight');
               return;
             }
             copy.body = bytes;

@@ -51,7 +51,7 @@ describe('OutlierDetector: consecutive 5xx', () => {
     assert.equal(h.ejected, true);
     assert.equal(h.ejectedUntil, clock.now() + 30_000);
     assert.equal(h.ejectReason, '5 consecutive 5xx (consecutive5xxErrors=5)');
-    assert.deepEqual(events, [{ type: 'ejected', host: h, reason: h.ejectReason, untilMs: h.ejectedUntil }]);
+    assert.deepEqual(events, [{ type: 'ejected', host: h, reason: h.ejectReason, untilMs: h.ejectedUntil, detector: 'consecutive_5xx' }]);
     assert.equal(d.ejectedCount, 1);
   });
 

@@ -33,6 +33,7 @@
  */
 import type { Clock, Timer } from '../core/clock.ts';
 import type { FailureKind } from '../core/outcome.ts';
+import type { OutlierDetectorKind } from '../core/observe.ts';
 import { formatDuration } from '../config/duration.ts';
 import type { ResolvedOutlierSettings } from '../routing/outlier-settings.ts';
 
@@ -60,7 +61,12 @@ export type OutlierEvent = {
   reason: string;
   /** For `ejected`: the earliest return time; for `returned`: the ejection deadline that passed. */
   untilMs: number;
+  /** For `ejected`: which detector fired, in Envoy's stat names; undefined for `returned`. */
+  detector?: OutlierDetectorKind;
 };
+
+/** Envoy's name of each detector (`outlier_detection.ejections_enforced_<name>`). */
+const DETECTOR_NAME = { '5xx': 'consecutive_5xx', gateway: 'consecutive_gateway_failure', local: 'consecutive_local_origin_failure' } as const satisfies Record<string, OutlierDetectorKind>;
 
 /** Behaviour switches that Istio does not expose. */
 export interface OutlierOptions {
@@ -292,11 +298,11 @@ export class OutlierDetector {
         r.consecutiveLocal = 0;
         break;
     }
-    this.#eject(r, reason);
+    this.#eject(r, reason, detector);
   }
 
   /** Envoy `ejectHost`: honours maxEjectionPercent, grows the backoff, marks the host. */
-  #eject(r: HostRecord, reason: string): void {
+  #eject(r: HostRecord, reason: string, detector: Detector): void {
     const s = this.#s;
     const total = this.#records.size;
     const allowed =
@@ -317,7 +323,7 @@ export class OutlierDetector {
     h.ejected = true;
     h.ejectedUntil = until;
     h.ejectReason = reason;
-    this.#onChange({ type: 'ejected', host: h, reason, untilMs: until });
+    this.#onChange({ type: 'ejected', host: h, reason, untilMs: until, detector: DETECTOR_NAME[detector] });
     this.#startTimer();
   }
 

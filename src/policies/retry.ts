@@ -16,6 +16,7 @@ import { bodySourceFailed, canReplay } from '../core/body.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError, type MeshletErrorCode } from '../core/errors.ts';
+import { channels, type RetryBudgetExhaustedMessage } from '../core/observe.ts';
 import { type Controller, type Dispatch, type Exchange, type Headers, type Layer, NO_CONTROLLER, type ResponseHandler, type Waiter } from '../core/exchange.ts';
 import type { AttemptOutcome, FailureKind } from '../core/outcome.ts';
 import { tlsFailureReason } from '../core/tls-failure.ts';
@@ -268,8 +269,13 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
       }
     }
     if (now + delay >= ex.deadline) return false;
-    if (!this._o.budget(ex).tryStartRetry(this._o.activeRequests(ex))) {
+    const budget = this._o.budget(ex);
+    if (!budget.tryStartRetry(this._o.activeRequests(ex))) {
       ex.flag('UO');
+      const ch = channels.retryBudgetExhausted;
+      if (ch.hasSubscribers) {
+        ch.publish({ workload: ex.workload, call: ex, cluster: (ex.cluster as { name?: string } | undefined)?.name ?? '', attempt: ex.attempts, budgeted: budget.budgeted } satisfies RetryBudgetExhaustedMessage);
+      }
       return false;
     }
     this._delayMs = delay;

@@ -27,6 +27,8 @@ Options:
       --etcd <url[,url]>        keep config, registry and signing key in etcd (several replicas)
       --port <port>             port to listen on (default ${DEFAULT_PORT})
       --host <addr>             address to listen on (default 0.0.0.0)
+      --monitoring-port <port>  also serve /metrics and /healthz on this port (istiod's is 15014);
+                                /metrics (Prometheus, no token) is on --port either way
       --data-dir <dir>          keeps signing-key.jwk and the CA, ca.json (default ./.meshlet)
       --root-namespace <ns>     namespace whose policies apply mesh-wide (default istio-system)
       --analysis <mode>         what analysis findings (IST0101, …) do to a change: advisory
@@ -94,6 +96,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       config: { type: 'string' },
       etcd: { type: 'string' },
       port: { type: 'string' },
+      'monitoring-port': { type: 'string' },
       host: { type: 'string' },
       'data-dir': { type: 'string' },
       'root-namespace': { type: 'string' },
@@ -125,6 +128,10 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   if (values.config === undefined && values.etcd === undefined) throw new UsageError('meshlet control-plane: give --config <dir> (or --etcd <urls>)');
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0..65535, got "${values.port}"`);
+  const monitoringPort = values['monitoring-port'] === undefined ? undefined : Number(values['monitoring-port']);
+  if (monitoringPort !== undefined && (values['monitoring-port'] === '' || !Number.isInteger(monitoringPort) || monitoringPort < 0 || monitoringPort > 65535)) {
+    throw new UsageError(`--monitoring-port: expected 0..65535, got "${values['monitoring-port']}"`);
+  }
   const analysis = analysisMode(values.analysis, values['no-analyze'] === true);
   const limits = {
     maxWatchesPerWorkload: positive('max-watches-per-workload', values['max-watches-per-workload']),
@@ -192,6 +199,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       dataDir: values['data-dir'] ?? '.meshlet',
       host: values.host,
       port,
+      monitoringPort,
       insecure: values.insecure === true,
       analysis,
       rootNamespace: values['root-namespace'],
@@ -207,6 +215,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   }
   const status = cp.status();
   out(`meshlet control-plane listening on ${cp.url} (config version ${status.configVersion}, source ${status.source.kind}:${status.source.location})`);
+  if (cp.monitoringUrl !== undefined) out(`meshlet control-plane metrics on ${cp.monitoringUrl}/metrics`);
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       process.off('SIGINT', stop);

@@ -1,0 +1,243 @@
+/**
+ * meshlet's own metrics: what a sidecar's Envoy reports about itself (config in use, retries and
+ * their overflow, outlier ejections, pool overflows, mirror drops, RBAC decisions, inbound TLS),
+ * for one mesh, through the OpenTelemetry metrics API (`@opentelemetry/api` only; the app's SDK
+ * exports them). Names are Prometheus-style and final (`meshlet_retries_total`): the OTel
+ * Prometheus exporter keeps a name that already ends in `_total` and adds no unit suffix.
+ *
+ * Every series carries `mesh_service` and `mesh_namespace` (the mesh that counts: one value per
+ * mesh, so two meshes in one process do not add into each other). The other labels are bounded
+ * by the config, never by traffic: `cluster` (`outbound|port|subset|host`), `policy`
+ * (`namespace/name`), `detector`, `reason`, `source`. Endpoints are labelled only when asked
+ * (`endpointLabels`, on the ejection count): an endpoint set churns with deployments. The config
+ * version is a number (as Envoy's `cds.version`), not a label: the SDK keeps every attribute set
+ * it has seen, so a label per version would add a series per config change for good.
+ *
+ * The counts come from the kernel's observation channels (core/observe.ts), filtered to this
+ * mesh (`message.workload === identity`); gauges are read from the mesh when the SDK collects.
+ * Nothing is subscribed when the meter is OTel's no-op one (no SDK registered): a mesh without
+ * telemetry pays nothing.
+ *
+ * @module
+ */
+import { type Attributes, type BatchObservableCallback, type Counter, createNoopMeter, type Meter, type MeterProvider, metrics, type BatchObservableResult, type Observable } from '@opentelemetry/api';
+import type { Channel } from 'node:diagnostics_channel';
+import { versionNumber } from '../../config/version.ts';
+import { InvalidArgumentError } from '../../core/errors.ts';
+import {
+  type CallEndMessage,
+  type ConfigAppliedMessage,
+  type ConfigRejectedMessage,
+  channels,
+  type InboundRefusedMessage,
+  type MirrorDroppedMessage,
+  type ObservedAuthzDecision,
+  type OutlierEjectedMessage,
+  type PoolOverflowMessage,
+  type RetryBudgetExhaustedMessage,
+  type WorkloadIdentity,
+} from '../../core/observe.ts';
+import { MESH_METRICS } from './names.ts';
+
+/**
+ * `createMesh({ telemetry: { ownMetrics } })`.
+ * @category Telemetry
+ */
+export interface OwnMetricsOptions {
+  /** Where the instruments come from. @defaultValue the global MeterProvider (`metrics.getMeterProvider()`) */
+  readonly meterProvider?: MeterProvider;
+  /**
+   * Label `meshlet_outlier_ejections_total` with the `endpoint` (`address:port`) too. Off by
+   * default: endpoints come and go with every deployment, and each one stays a series for the
+   * life of the process. @defaultValue false
+   */
+  readonly endpointLabels?: boolean;
+}
+
+/** What the metrics read from the mesh when the SDK collects. */
+export interface MeshMetricsSource {
+  readonly identity: WorkloadIdentity;
+  /** The config in use: its version and where it came from (`file`, `control-plane`, `cache`, `none`). */
+  config(): { readonly version: string; readonly source: string };
+  /** Inbound requests so far, in plaintext and over mTLS. */
+  inboundTls(): { readonly plaintext: number; readonly mtls: number };
+  /** The clusters that have outlier detection, with their endpoints ejected now. */
+  outlierClusters(): Iterable<{ readonly name: string; readonly ejected: readonly string[] }>;
+}
+
+/** The instrumentation scope name. */
+export const METER_NAME = 'meshlet';
+
+/** Most cached label sets per counter before the cache starts over (label values are bounded by config; this bounds history). */
+const MAX_CACHED = 1024;
+
+/** Where a mesh's config can come from (`mesh.configSource`). */
+const CONFIG_SOURCES = ['file', 'control-plane', 'cache', 'none'] as const;
+
+/** Checks `telemetry.ownMetrics` (createMesh). */
+export function checkOwnMetricsOption(v: unknown): void {
+  if (v === undefined || typeof v === 'boolean') return;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new InvalidArgumentError(`createMesh: \`telemetry.ownMetrics\` must be true, false or { meterProvider?, endpointLabels? }, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (k !== 'meterProvider' && k !== 'endpointLabels') throw new InvalidArgumentError(`createMesh: \`telemetry.ownMetrics.${k}\` is not an option (meterProvider, endpointLabels)`);
+  }
+  const p = o.meterProvider as { getMeter?: unknown } | undefined | null;
+  if (p !== undefined && (p === null || typeof p.getMeter !== 'function')) throw new InvalidArgumentError('createMesh: `telemetry.ownMetrics.meterProvider` must be an OpenTelemetry MeterProvider (with getMeter)');
+  if (o.endpointLabels !== undefined && typeof o.endpointLabels !== 'boolean') throw new InvalidArgumentError(`createMesh: \`telemetry.ownMetrics.endpointLabels\` must be true or false, got ${JSON.stringify(o.endpointLabels)}`);
+}
+
+/** A counter whose label sets are made once (bounded) and reused. */
+class CachedCounter {
+  readonly #counter: Counter;
+  readonly #base: Attributes;
+  readonly #sets = new Map<string, Attributes>();
+  constructor(counter: Counter, base: Attributes) {
+    this.#counter = counter;
+    this.#base = base;
+  }
+  add(n: number, key: string, attributes: () => Attributes): void {
+    let a = this.#sets.get(key);
+    if (a === undefined) {
+      if (this.#sets.size >= MAX_CACHED) this.#sets.clear();
+      a = { ...this.#base, ...attributes() };
+      this.#sets.set(key, a);
+    }
+    this.#counter.add(n, a);
+  }
+}
+
+/** One mesh's own metrics; {@link MeshMetrics.close} unsubscribes (mesh.close() does). */
+export class MeshMetrics {
+  readonly #source: MeshMetricsSource;
+  readonly #meter: Meter;
+  readonly #base: Attributes;
+  readonly #endpointLabels: boolean;
+  readonly #subscriptions: [Channel, (m: unknown) => void][] = [];
+  readonly #observables: Observable[];
+  readonly #collect: BatchObservableCallback;
+  /** Clusters the ejected-endpoints gauge has reported (bounded by the config's clusters). */
+  readonly #ejectedClusters = new Set<string>();
+  /** When a config was last applied (epoch seconds), undefined before the first. */
+  #appliedAt: number | undefined;
+
+  /**
+   * Starts counting for `source`'s mesh; undefined when disabled (`false`) or when the meter
+   * provider is OTel's no-op one (no SDK registered).
+   */
+  static start(source: MeshMetricsSource, option: boolean | OwnMetricsOptions | undefined): MeshMetrics | undefined {
+    if (option === false) return undefined;
+    const o = typeof option === 'object' ? option : {};
+    const meter = (o.meterProvider ?? metrics.getMeterProvider()).getMeter(METER_NAME);
+    if (meter === createNoopMeter()) return undefined;
+    return new MeshMetrics(source, meter, o.endpointLabels === true);
+  }
+
+  private constructor(source: MeshMetricsSource, meter: Meter, endpointLabels: boolean) {
+    this.#source = source;
+    this.#meter = meter;
+    this.#endpointLabels = endpointLabels;
+    const id = source.identity;
+    const base: Attributes = Object.freeze({ mesh_service: id.service, mesh_namespace: id.namespace });
+    this.#base = base;
+    const counter = (name: keyof typeof MESH_METRICS) => new CachedCounter(meter.createCounter(name, { description: MESH_METRICS[name].help, unit: MESH_METRICS[name].unit }), base);
+    const applied = counter('meshlet_config_applied_total');
+    const rejected = counter('meshlet_config_rejected_total');
+    const retries = counter('meshlet_retries_total');
+    const exhausted = counter('meshlet_retry_budget_exhausted_total');
+    const ejections = counter('meshlet_outlier_ejections_total');
+    const overflows = counter('meshlet_pool_overflows_total');
+    const mirrorDropped = counter('meshlet_mirror_dropped_total');
+    const authz = counter('meshlet_authz_decisions_total');
+    const dryRun = counter('meshlet_authz_dry_run_decisions_total');
+    const refused = counter('meshlet_inbound_connections_refused_total');
+
+    const mine = (m: { workload: WorkloadIdentity | undefined }): boolean => m.workload === id;
+    this.#on(channels.configApplied, (m: ConfigAppliedMessage) => {
+      if (!mine(m)) return;
+      this.#appliedAt = Date.now() / 1000;
+      applied.add(1, m.source, () => ({ source: m.source }));
+    });
+    this.#on(channels.configRejected, (m: ConfigRejectedMessage) => {
+      if (mine(m)) rejected.add(1, '', () => ({}));
+    });
+    this.#on(channels.callEnd, (m: CallEndMessage) => {
+      if (m.attempts > 1 && mine(m)) retries.add(m.attempts - 1, m.cluster ?? '', () => ({ cluster: m.cluster ?? '' }));
+    });
+    this.#on(channels.retryBudgetExhausted, (m: RetryBudgetExhaustedMessage) => {
+      if (!mine(m)) return;
+      const limit = m.budgeted ? 'retry_budget' : 'max_retries';
+      exhausted.add(1, `${m.cluster}|${limit}`, () => ({ cluster: m.cluster, limit }));
+    });
+    this.#on(channels.outlierEjected, (m: OutlierEjectedMessage) => {
+      if (!mine(m)) return;
+      if (endpointLabels) ejections.add(1, `${m.cluster}|${m.detector}|${m.endpoint}`, () => ({ cluster: m.cluster, detector: m.detector, endpoint: m.endpoint }));
+      else ejections.add(1, `${m.cluster}|${m.detector}`, () => ({ cluster: m.cluster, detector: m.detector }));
+    });
+    this.#on(channels.poolOverflow, (m: PoolOverflowMessage) => {
+      if (mine(m)) overflows.add(1, m.cluster, () => ({ cluster: m.cluster }));
+    });
+    this.#on(channels.mirrorDropped, (m: MirrorDroppedMessage) => {
+      if (mine(m)) mirrorDropped.add(1, `${m.cluster ?? ''}|${m.reason}`, () => ({ cluster: m.cluster ?? '', reason: m.reason }));
+    });
+    this.#on(channels.authzDecision, (m: ObservedAuthzDecision) => {
+      if (!mine(m)) return;
+      const r = m.result;
+      authz.add(1, `${r.policy ?? ''}|${r.action ?? ''}|${r.decision}`, () => ({ policy: r.policy ?? '', action: r.action ?? '', decision: r.decision }));
+      for (const d of r.dryRun) dryRun.add(1, `${d.policy ?? ''}|${d.action}|${d.result}`, () => ({ policy: d.policy ?? '', action: d.action, result: d.result }));
+    });
+    this.#on(channels.inboundRefused, (m: InboundRefusedMessage) => {
+      if (mine(m)) refused.add(1, `${m.mode}|${m.transport}`, () => ({ mode: m.mode, transport: m.transport }));
+    });
+
+    const gauge = (name: keyof typeof MESH_METRICS) => meter.createObservableGauge(name, { description: MESH_METRICS[name].help, unit: MESH_METRICS[name].unit });
+    const version = gauge('meshlet_config_version');
+    const sourceGauge = gauge('meshlet_config_source');
+    const appliedAt = gauge('meshlet_config_last_applied_timestamp_seconds');
+    const ejected = gauge('meshlet_outlier_ejected_endpoints');
+    const tls = meter.createObservableCounter('meshlet_inbound_tls_requests_total', { description: MESH_METRICS.meshlet_inbound_tls_requests_total.help, unit: MESH_METRICS.meshlet_inbound_tls_requests_total.unit });
+    this.#observables = [version, sourceGauge, appliedAt, ejected, tls];
+    const plaintext = { ...base, connection_security_policy: 'none' };
+    const mutual = { ...base, connection_security_policy: 'mutual_tls' };
+    const sources = CONFIG_SOURCES.map((s) => [s, { ...base, source: s }] as const);
+    let hashed = { version: '', value: 0 };
+    this.#collect = (r: BatchObservableResult) => {
+      const c = this.#source.config();
+      if (hashed.version !== c.version) hashed = { version: c.version, value: versionNumber(c.version) };
+      r.observe(version, hashed.value, base);
+      // Every source every time: the SDK keeps reporting an attribute set it once saw, so the old one must drop to 0.
+      for (const [s, a] of sources) r.observe(sourceGauge, s === c.source ? 1 : 0, a);
+      if (this.#appliedAt !== undefined) r.observe(appliedAt, this.#appliedAt, base);
+      const present = new Set<string>();
+      for (const cl of this.#source.outlierClusters()) {
+        present.add(cl.name);
+        this.#ejectedClusters.add(cl.name);
+        r.observe(ejected, cl.ejected.length, { ...base, cluster: cl.name });
+      }
+      // A cluster that went away (or lost its outlier detection) reads 0, not its last count (the SDK would keep that).
+      for (const name of this.#ejectedClusters) if (!present.has(name)) r.observe(ejected, 0, { ...base, cluster: name });
+      const t = this.#source.inboundTls();
+      r.observe(tls, t.plaintext, plaintext);
+      r.observe(tls, t.mtls, mutual);
+    };
+    meter.addBatchObservableCallback(this.#collect, this.#observables);
+  }
+
+  /** The attributes every series of this mesh carries. */
+  get baseAttributes(): Attributes {
+    return this.#base;
+  }
+
+  #on<T>(ch: Channel, fn: (m: T) => void): void {
+    const f = fn as (m: unknown) => void;
+    ch.subscribe(f);
+    this.#subscriptions.push([ch, f]);
+  }
+
+  /** Stops counting: unsubscribes and stops reporting the gauges (series already exported stay with the SDK). */
+  close(): void {
+    for (const [ch, f] of this.#subscriptions) ch.unsubscribe(f);
+    this.#subscriptions.length = 0;
+    this.#meter.removeBatchObservableCallback(this.#collect, this.#observables);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The table of meshlet's own data-plane metrics: name (as Prometheus shows it), kind, unit, help
+ * and labels besides `mesh_service` and `mesh_namespace`. docs/telemetry.md lists the same; a
+ * test checks every one is produced.
+ *
+ * @module
+ */
+
+/** One metric of the table. */
+export interface MeshMetricSpec {
+  readonly kind: 'counter' | 'gauge';
+  /** UCUM unit given to OpenTelemetry (`1`, `s`, `{request}`, …). */
+  readonly unit: string;
+  readonly help: string;
+  readonly labels: readonly string[];
+  /** The Envoy statistic it stands for, when there is one. */
+  readonly envoy?: string;
+}
+
+/** Every own metric, by name. */
+export const MESH_METRICS = {
+  meshlet_config_version: {
+    kind: 'gauge',
+    unit: '1',
+    help: 'The config version in use as a number: a meshlet content version (12 hex digits) read as hex, any other version text the first 48 bits of its SHA-256; 0 for none.',
+    labels: [],
+    envoy: 'cluster_manager.cds.version',
+  },
+  meshlet_config_source: {
+    kind: 'gauge',
+    unit: '1',
+    help: 'Where the config in use came from: 1 for the source in use (file, control-plane, cache, none), 0 for the others.',
+    labels: ['source'],
+  },
+  meshlet_config_last_applied_timestamp_seconds: {
+    kind: 'gauge',
+    unit: 's',
+    help: 'When the mesh last put a config in use, in seconds since the epoch.',
+    labels: [],
+    envoy: 'server.config_reload_time_ms',
+  },
+  meshlet_config_applied_total: {
+    kind: 'counter',
+    unit: '{config}',
+    help: 'Configs the mesh put in use, by source.',
+    labels: ['source'],
+    envoy: 'cluster_manager.cds.update_success',
+  },
+  meshlet_config_rejected_total: {
+    kind: 'counter',
+    unit: '{config}',
+    help: 'Configs the mesh refused (the last good one kept serving).',
+    labels: [],
+    envoy: 'cluster_manager.cds.update_rejected',
+  },
+  meshlet_retries_total: {
+    kind: 'counter',
+    unit: '{retry}',
+    help: 'Attempts beyond the first of outbound calls, by destination cluster.',
+    labels: ['cluster'],
+    envoy: 'cluster.<name>.upstream_rq_retry',
+  },
+  meshlet_retry_budget_exhausted_total: {
+    kind: 'counter',
+    unit: '{retry}',
+    help: 'Retries not made because the destination retry budget or maxRetries was used up (response flag UO).',
+    labels: ['cluster', 'limit'],
+    envoy: 'cluster.<name>.upstream_rq_retry_overflow',
+  },
+  meshlet_outlier_ejections_total: {
+    kind: 'counter',
+    unit: '{ejection}',
+    help: 'Endpoints ejected by outlier detection, by cluster and detector (and endpoint, with endpointLabels).',
+    labels: ['cluster', 'detector'],
+    envoy: 'cluster.<name>.outlier_detection.ejections_enforced_<detector>',
+  },
+  meshlet_outlier_ejected_endpoints: {
+    kind: 'gauge',
+    unit: '{endpoint}',
+    help: 'Endpoints ejected now, by cluster (clusters with outlier detection that calls have used).',
+    labels: ['cluster'],
+    envoy: 'cluster.<name>.outlier_detection.ejections_active',
+  },
+  meshlet_pool_overflows_total: {
+    kind: 'counter',
+    unit: '{request}',
+    help: 'Attempts refused by the destination connection-pool limits (503, response flag UO), by cluster.',
+    labels: ['cluster'],
+    envoy: 'cluster.<name>.upstream_rq_pending_overflow',
+  },
+  meshlet_mirror_dropped_total: {
+    kind: 'counter',
+    unit: '{request}',
+    help: 'Mirrored copies not sent, by mirror cluster and reason (max-in-flight, body-too-large).',
+    labels: ['cluster', 'reason'],
+  },
+  meshlet_authz_decisions_total: {
+    kind: 'counter',
+    unit: '{request}',
+    help: 'Authorization decisions on inbound requests, by the policy and action that decided (empty when none did) and the decision.',
+    labels: ['policy', 'action', 'decision'],
+    envoy: 'http.<prefix>.rbac.allowed / rbac.denied',
+  },
+  meshlet_authz_dry_run_decisions_total: {
+    kind: 'counter',
+    unit: '{request}',
+    help: 'What dry-run AuthorizationPolicies would have decided, by policy, action and result.',
+    labels: ['policy', 'action', 'result'],
+    envoy: 'http.<prefix>.rbac.shadow_allowed / rbac.shadow_denied',
+  },
+  meshlet_inbound_tls_requests_total: {
+    kind: 'counter',
+    unit: '{request}',
+    help: 'Inbound requests by how they arrived: connection_security_policy mutual_tls or none (plaintext). Ready for STRICT when none stops growing.',
+    labels: ['connection_security_policy'],
+  },
+  meshlet_inbound_connections_refused_total: {
+    kind: 'counter',
+    unit: '{connection}',
+    help: 'Inbound connections closed before any HTTP (PeerAuthentication STRICT plaintext, a bad peer certificate), by port mode and transport.',
+    labels: ['mode', 'transport'],
+  },
+} as const satisfies Record<string, MeshMetricSpec>;

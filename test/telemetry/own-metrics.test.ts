@@ -1,0 +1,445 @@
+/**
+ * meshlet's own metrics (docs/telemetry.md "meshlet's own metrics"): real outbound calls through a
+ * mesh to real upstreams and real inbound requests to a mesh server, read back from the
+ * OpenTelemetry SDK with an in-memory reader. Ejections run on a ManualClock.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { channels } from '../../src/core/observe.ts';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { metrics } from '@opentelemetry/api';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { request } from 'undici';
+import { createMesh, ManualClock, type Mesh, seededRandom } from '../../src/index.ts';
+import { MESH_METRICS } from '../../src/telemetry/mesh-metrics/names.ts';
+import { sdk } from '../helpers/metric-reader.ts';
+import { parseExposition, sampleValue } from '../helpers/prometheus-text.ts';
+import { call, destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
+
+const SVC = 'svc.default.svc.cluster.local';
+const CLUSTER = `outbound|80||${SVC}`;
+
+/** Polls (2 ms) until `cond`, at most 2 s of real time: a bound on a hang, not a timing assertion. */
+async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const end = performance.now() + 2000;
+  while (!(await cond())) {
+    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+const ups: Upstream[] = [];
+after(async () => {
+  await Promise.all(ups.map((u) => u.close()));
+});
+
+async function upstream(name: string, behaviour?: Parameters<typeof startUpstream>[1]): Promise<Upstream> {
+  const u = await startUpstream(name, behaviour);
+  ups.push(u);
+  return u;
+}
+
+describe("meshlet's own metrics", () => {
+  test('without an SDK (the no-op MeterProvider) or with ownMetrics: false nothing subscribes; the global MeterProvider is the default', async () => {
+    const up = await upstream('plain');
+    assert.equal(channels.callEnd.hasSubscribers, false, 'no other subscriber in this process yet');
+    const m = sdk();
+    const rows = [
+      { name: 'no option, no global SDK', o: {}, global: false, subscribed: false },
+      { name: 'ownMetrics: false, a global SDK', o: { telemetry: { ownMetrics: false } }, global: true, subscribed: false },
+      { name: 'no option, a global SDK', o: {}, global: true, subscribed: true },
+      { name: 'a provider given', o: { telemetry: { ownMetrics: { meterProvider: m.provider } } }, global: false, subscribed: true },
+    ];
+    try {
+      for (const { name, o, global, subscribed } of rows) {
+        if (global) metrics.setGlobalMeterProvider(m.provider);
+        const mesh = await createMesh({ service: 'client', config: [serviceEntry('svc', SVC, 80, [{ port: up.port }])], ...o });
+        try {
+          assert.equal(channels.callEnd.hasSubscribers, subscribed, name);
+          assert.equal(channels.outlierEjected.hasSubscribers, subscribed, name);
+          assert.equal((await call(mesh, 'http://svc/')).status, 200);
+          await new Promise<void>((r) => setImmediate(r));
+        } finally {
+          await mesh.close();
+          metrics.disable();
+        }
+        assert.equal(channels.callEnd.hasSubscribers, false, 'close() unsubscribes');
+      }
+      assert.equal(await m.value('meshlet_config_applied_total', { mesh_service: 'client' }), 2, 'the two meshes with metrics counted their config');
+    } finally {
+      await m.shutdown();
+    }
+  });
+
+  test('bad options are refused, naming the field', async () => {
+    const rows: [unknown, RegExp][] = [
+      [{ ownMetrics: 'yes' }, /`telemetry\.ownMetrics` must be true, false or/],
+      [{ ownMetrics: { meterProvider: {} } }, /`telemetry\.ownMetrics\.meterProvider` must be an OpenTelemetry MeterProvider/],
+      [{ ownMetrics: { endpointLabels: 1 } }, /`telemetry\.ownMetrics\.endpointLabels` must be true or false/],
+      [{ ownMetrics: { endpoints: true } }, /`telemetry\.ownMetrics\.endpoints` is not an option/],
+      ['on', /`telemetry` must be an object/],
+    ];
+    for (const [telemetry, err] of rows) {
+      await assert.rejects(createMesh({ service: 'client', config: [], telemetry: telemetry as never }), err, JSON.stringify(telemetry));
+    }
+  });
+
+  test('config: info gauge with version and source, applied and rejected counts, last applied time', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meshlet-own-metrics-'));
+    const m = sdk();
+    const file = join(dir, 'mesh.yaml');
+    const se = (port: number) => `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: svc, namespace: default}\nspec:\n  hosts: [${SVC}]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  endpoints: [{address: 127.0.0.1, ports: {http: ${port}}}]\n`;
+    await writeFile(file, se(1001));
+    const t0 = Date.now() / 1000;
+    const warned: string[] = [];
+    const mesh = await createMesh({ service: 'cfg', config: file, watch: false, logger: { warn: (w) => warned.push(w) }, telemetry: { ownMetrics: { meterProvider: m.provider } } });
+    try {
+      await new Promise<void>((r) => mesh.once('config', () => r()));
+      const first = mesh.configVersion;
+      assert.match(first, /^[0-9a-f]{12}$/);
+      assert.deepEqual(await m.points('meshlet_config_version'), [{ attributes: { mesh_service: 'cfg', mesh_namespace: 'default' }, value: Number.parseInt(first, 16) }]);
+      const sources = async () => Object.fromEntries((await m.points('meshlet_config_source')).map((p) => [p.attributes.source, p.value]));
+      assert.deepEqual(await sources(), { file: 1, 'control-plane': 0, cache: 0, none: 0 });
+      assert.equal(await m.value('meshlet_config_applied_total', { source: 'file' }), 1);
+      const at = (await m.value('meshlet_config_last_applied_timestamp_seconds', {})) as number;
+      assert.ok(at >= t0 && at <= Date.now() / 1000, `applied at ${at}, created at ${t0}`);
+
+      await writeFile(file, se(1002));
+      assert.equal(await mesh.reload(), true);
+      assert.notEqual(mesh.configVersion, first);
+      assert.deepEqual((await m.points('meshlet_config_version')).map((p) => p.value.toString(16).padStart(12, '0')), [mesh.configVersion], 'the version in use, one series');
+      assert.equal(await m.value('meshlet_config_applied_total', { source: 'file' }), 2);
+      assert.equal(await m.value('meshlet_config_rejected_total', {}), undefined, 'nothing rejected yet');
+
+      await writeFile(file, 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: bad}\nspec: {http: [{route: []}]}\n');
+      const rejected = new Promise<void>((r) => mesh.once('rejected', () => r()));
+      assert.equal(await mesh.reload(), false);
+      await rejected;
+      assert.equal(await m.value('meshlet_config_rejected_total', { mesh_service: 'cfg' }), 1);
+      assert.match(warned.join('\n'), /new config rejected/);
+      assert.equal(await m.value('meshlet_config_applied_total', { source: 'file' }), 2);
+    } finally {
+      await mesh.close();
+      await m.shutdown();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('outlier ejections per cluster and detector; the ejected-endpoints gauge follows ejection and return (ManualClock)', async () => {
+    const bad = await upstream('bad', (_q, res) => {
+      res.statusCode = 503;
+      res.end();
+    });
+    const good = await upstream('good');
+    const clock = new ManualClock(1000);
+    const m = sdk();
+    const od = { outlierDetection: { consecutive5xxErrors: 2, interval: '1s', baseEjectionTime: '30s', maxEjectionPercent: 100 } };
+    const config = [serviceEntry('svc', SVC, 80, [{ port: bad.port }, { port: good.port }]), virtualService('svc', ['svc'], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } }]), destinationRule('svc', 'svc', { trafficPolicy: od })];
+    const mesh = await createMesh({ service: 'od', clock, random: seededRandom(5), config, telemetry: { ownMetrics: { meterProvider: m.provider } } });
+    // A second mesh in the same process, labelling endpoints: its counts are its own.
+    const m2 = sdk();
+    const other = await createMesh({ service: 'od2', clock, random: seededRandom(5), config, telemetry: { ownMetrics: { meterProvider: m2.provider, endpointLabels: true } } });
+    try {
+      assert.deepEqual(await m.points('meshlet_outlier_ejected_endpoints'), [], 'no cluster used yet');
+      let n = 0;
+      while (bad.hits < 2 && n++ < 50) await call(mesh, 'http://svc/');
+      assert.equal(bad.hits, 2);
+      assert.equal(await m.value('meshlet_outlier_ejections_total', { cluster: CLUSTER, detector: 'consecutive_5xx' }), 1);
+      assert.equal(await m.value('meshlet_outlier_ejected_endpoints', { cluster: CLUSTER }), 1);
+      for (let i = 0; i < 5; i++) assert.equal((await call(mesh, 'http://svc/')).status, 200, 'the good endpoint serves');
+      assert.equal(await m.value('meshlet_outlier_ejections_total', { cluster: CLUSTER }), 1);
+      clock.advance(31_000);
+      assert.equal(await m.value('meshlet_outlier_ejected_endpoints', { cluster: CLUSTER }), 0, 'returned after baseEjectionTime');
+      assert.deepEqual((await m.points('meshlet_outlier_ejections_total')).map((p) => p.attributes), [{ mesh_service: 'od', mesh_namespace: 'default', cluster: CLUSTER, detector: 'consecutive_5xx' }]);
+      assert.deepEqual(await m2.points('meshlet_outlier_ejections_total'), [], 'the other mesh saw none of it');
+
+      const b0 = bad.hits;
+      n = 0;
+      while (bad.hits < b0 + 2 && n++ < 50) await call(other, 'http://svc/');
+      const ep = `127.0.0.1:${bad.port}`;
+      assert.equal(await m2.value('meshlet_outlier_ejections_total', { cluster: CLUSTER, detector: 'consecutive_5xx', endpoint: ep }), 1);
+      assert.deepEqual(await m2.points('meshlet_outlier_ejected_endpoints'), [{ attributes: { mesh_service: 'od2', mesh_namespace: 'default', cluster: CLUSTER }, value: 1 }], 'the gauge is per cluster');
+      assert.equal(await m.value('meshlet_outlier_ejections_total', { cluster: CLUSTER }), 1, 'the first mesh still counts one');
+    } finally {
+      await mesh.close();
+      await other.close();
+      await m.shutdown();
+      await m2.shutdown();
+    }
+  });
+
+  test('the ejected-endpoints gauge reads 0 for a cluster whose outlier detection was removed while an endpoint was ejected', async () => {
+    const bad = await upstream('bad2', (_q, res) => {
+      res.statusCode = 503;
+      res.end();
+    });
+    const good = await upstream('good2');
+    const dir = await mkdtemp(join(tmpdir(), 'meshlet-own-metrics-od-'));
+    const file = join(dir, 'mesh.json');
+    const write = (od: boolean) =>
+      writeFile(
+        file,
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'List',
+          items: [
+            serviceEntry('svc', SVC, 80, [{ port: bad.port }, { port: good.port }]),
+            virtualService('svc', ['svc'], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } }]),
+            destinationRule('svc', 'svc', od ? { trafficPolicy: { outlierDetection: { consecutive5xxErrors: 1, baseEjectionTime: '300s', maxEjectionPercent: 100 } } } : {}),
+          ],
+        }),
+      );
+    await write(true);
+    const m = sdk();
+    const mesh = await createMesh({ service: 'od3', clock: new ManualClock(1000), random: seededRandom(5), config: file, watch: false, telemetry: { ownMetrics: { meterProvider: m.provider } } });
+    try {
+      let n = 0;
+      while (bad.hits < 1 && n++ < 50) await call(mesh, 'http://svc/');
+      assert.equal(await m.value('meshlet_outlier_ejected_endpoints', { cluster: CLUSTER }), 1);
+      await write(false);
+      assert.equal(await mesh.reload(), true);
+      assert.equal(await m.value('meshlet_outlier_ejected_endpoints', { cluster: CLUSTER }), 0);
+    } finally {
+      await mesh.close();
+      await m.shutdown();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  for (const { limit, pool } of [
+    { limit: 'max_retries', pool: { connectionPool: { http: { maxRetries: 1 } } } },
+    { limit: 'retry_budget', pool: { retryBudget: { percent: 0, minRetryConcurrency: 1 } } },
+  ]) {
+    test(`retries per cluster, and retries the breaker refused (${limit}: one retry at a time; flag UO)`, async () => {
+      // The first two requests are held until both arrived, then both answered 503: one call's
+      // retry takes the only retry slot, the other's is refused.
+      const held: (() => void)[] = [];
+      const up = await upstream('r503', (_q, res) => {
+        const answer = () => {
+          res.statusCode = 503;
+          res.end();
+        };
+        if (held.length < 1 && up.hits <= 2) held.push(answer);
+        else {
+          for (const h of held.splice(0)) h();
+          answer();
+        }
+      });
+      const m = sdk();
+      const mesh = await createMesh({
+        service: 'rt',
+        random: seededRandom(7),
+        config: [
+          serviceEntry('svc', SVC, 80, [{ port: up.port }]),
+          virtualService('svc', ['svc'], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 1, retryOn: '503', retryIgnorePreviousHosts: false } }]),
+          destinationRule('svc', 'svc', { trafficPolicy: pool }),
+        ],
+        telemetry: { ownMetrics: { meterProvider: m.provider } },
+      });
+      try {
+        const rs = await Promise.all([call(mesh, 'http://svc/a'), call(mesh, 'http://svc/b')]);
+        assert.deepEqual(rs.map((r) => r.status), [503, 503]);
+        assert.deepEqual(rs.map((r) => r.flags ?? '').sort(), ['UO', 'URX'], 'one refused retry (UO), one retried and exhausted (URX)');
+        assert.equal(up.hits, 3);
+        assert.equal(await m.value('meshlet_retries_total', { cluster: CLUSTER }), 1);
+        assert.deepEqual((await m.points('meshlet_retry_budget_exhausted_total')).map((p) => [p.attributes.cluster, p.attributes.limit, p.value]), [[CLUSTER, limit, 1]]);
+        await call(mesh, 'http://svc/c');
+        assert.equal(await m.value('meshlet_retries_total', { cluster: CLUSTER }), 2);
+      } finally {
+        await mesh.close();
+        await m.shutdown();
+      }
+    });
+  }
+
+  test('pool overflows per cluster (maxConnections 1, http1MaxPendingRequests 1: the third concurrent call)', async () => {
+    const release: (() => void)[] = [];
+    const up = await upstream('slow', (_q, res) => void release.push(() => res.end('done')));
+    const m = sdk();
+    const mesh = await createMesh({
+      service: 'pool',
+      config: [
+        serviceEntry('svc', SVC, 80, [{ port: up.port }]),
+        virtualService('svc', ['svc'], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } }]),
+        destinationRule('svc', 'svc', { trafficPolicy: { connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1 } } } }),
+      ],
+      telemetry: { ownMetrics: { meterProvider: m.provider } },
+    });
+    try {
+      const calls = [0, 1, 2].map(() => call(mesh, 'http://svc/'));
+      const third = await calls[2];
+      assert.equal(third?.flags, 'UO');
+      assert.equal(await m.value('meshlet_pool_overflows_total', { cluster: CLUSTER }), 1);
+      await until(() => release.length > 0, 'the first request upstream');
+      release.shift()?.();
+      await until(() => release.length > 0, 'the queued request upstream');
+      release.shift()?.();
+      assert.deepEqual((await Promise.all(calls)).map((r) => r.status), [200, 200, 503]);
+      assert.equal(await m.value('meshlet_pool_overflows_total', { cluster: CLUSTER }), 1);
+      assert.equal(await m.value('meshlet_retry_budget_exhausted_total', {}), undefined, 'an overflow is not a refused retry');
+    } finally {
+      await mesh.close();
+      await m.shutdown();
+    }
+  });
+
+  test('mirror drops by mirror cluster and reason', async () => {
+    const primary = await upstream('primary');
+    const shadow = await upstream('shadow');
+    const SHADOW = 'shadow.default.svc.cluster.local';
+    const config = [
+      serviceEntry('svc', SVC, 80, [{ port: primary.port }]),
+      serviceEntry('shadow', SHADOW, 80, [{ port: shadow.port }]),
+      virtualService('svc', ['svc'], [{ route: [{ destination: { host: 'svc' } }], mirror: { host: 'shadow' } }]),
+    ];
+    const m = sdk();
+    const full = await createMesh({ service: 'mirror', config, maxMirrorsInFlight: 0, telemetry: { ownMetrics: { meterProvider: m.provider } } });
+    const m2 = sdk();
+    const small = await createMesh({ service: 'mirror2', config, retryBufferBytes: 16, telemetry: { ownMetrics: { meterProvider: m2.provider } } });
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await call(full, 'http://svc/')).status, 200);
+      assert.equal(await m.value('meshlet_mirror_dropped_total', { cluster: `outbound|80||${SHADOW}`, reason: 'max-in-flight' }), 3);
+      assert.equal((await call(small, 'http://svc/big', { method: 'POST', body: 'x'.repeat(100) })).status, 200);
+      await until(async () => (await m2.value('meshlet_mirror_dropped_total', { reason: 'body-too-large' })) === 1, 'the drop of the large copy');
+      assert.equal(await m2.value('meshlet_mirror_dropped_total', { cluster: `outbound|80||${SHADOW}`, reason: 'body-too-large' }), 1);
+      assert.equal(shadow.hits, 0);
+    } finally {
+      await full.close();
+      await small.close();
+      await m.shutdown();
+      await m2.shutdown();
+    }
+  });
+
+  test('authorization decisions by policy and action, dry-run outcomes, inbound requests by TLS (plaintext: not ready for STRICT)', async () => {
+    const m = sdk();
+    const meta = (name: string, annotations?: Record<string, string>) => ({ name, namespace: 'foo', ...(annotations ? { annotations } : {}) });
+    const mesh = await createMesh({
+      service: 'httpbin',
+      namespace: 'foo',
+      labels: { app: 'httpbin' },
+      config: [
+        { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta('deny-admin'), spec: { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin'] } }] }] } },
+        { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta('allow-get'), spec: { action: 'ALLOW', rules: [{ to: [{ operation: { methods: ['GET'] } }] }] } },
+        { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta('dry', { 'istio.io/dry-run': 'true' }), spec: { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/dry'] } }] }] } },
+      ],
+      telemetry: { ownMetrics: { meterProvider: m.provider } },
+    });
+    const server = mesh.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const statuses: number[] = [];
+      for (const [method, path] of [['GET', '/a'], ['GET', '/a'], ['GET', '/admin'], ['POST', '/a'], ['GET', '/dry']] as const) {
+        const r = await request(`${base}${path}`, { method });
+        await r.body.dump();
+        statuses.push(r.statusCode);
+      }
+      assert.deepEqual(statuses, [200, 200, 403, 403, 200]);
+      const points = (await m.points('meshlet_authz_decisions_total')).map((p) => [p.attributes.policy, p.attributes.action, p.attributes.decision, p.value]);
+      assert.deepEqual(
+        points.sort((a, b) => String(a).localeCompare(String(b))),
+        [
+          ['', 'ALLOW', 'deny', 1], // POST: no ALLOW rule matched, the ALLOW stage's default deny
+          ['foo/allow-get', 'ALLOW', 'allow', 3],
+          ['foo/deny-admin', 'DENY', 'deny', 1],
+        ],
+      );
+      assert.equal(await m.value('meshlet_authz_dry_run_decisions_total', { policy: 'foo/dry', action: 'DENY', result: 'deny' }), 1);
+      assert.equal(await m.value('meshlet_authz_dry_run_decisions_total', { policy: '', action: 'DENY', result: 'allow' }), 4);
+      assert.equal(await m.value('meshlet_inbound_tls_requests_total', { connection_security_policy: 'none' }), 5);
+      assert.equal(await m.value('meshlet_inbound_tls_requests_total', { connection_security_policy: 'mutual_tls' }), 0);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+      await mesh.close();
+      await m.shutdown();
+    }
+  });
+
+  test('inbound connections refused, by port mode and transport (STRICT and no workload certificate yet)', async () => {
+    const m = sdk();
+    const warned: string[] = [];
+    const mesh = await createMesh({
+      service: 'strict',
+      namespace: 'foo',
+      config: [{ apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: 'foo' }, spec: { mtls: { mode: 'STRICT' } } }],
+      logger: { warn: (w) => warned.push(w) },
+      telemetry: { ownMetrics: { meterProvider: m.provider } },
+    });
+    const server = mesh.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      for (let i = 0; i < 2; i++) await assert.rejects(request(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`), 'refused');
+      assert.equal(await m.value('meshlet_inbound_connections_refused_total', { mode: 'STRICT', transport: 'unknown' }), 2);
+      assert.equal(await m.value('meshlet_inbound_tls_requests_total', { connection_security_policy: 'none' }), 0, 'no request was read');
+      assert.match(warned.join('\n'), /STRICT applies but this workload has no usable certificate/);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+      await mesh.close();
+      await m.shutdown();
+    }
+  });
+
+  test("through the SDK's Prometheus exporter the names come out as documented, and the page parses strictly (promtool too, when installed)", async () => {
+    const exporter = new PrometheusExporter({ preventServerStart: true });
+    const provider = new MeterProvider({ readers: [exporter] });
+    const mesh = await createMesh({ service: 'prom', config: [], telemetry: { ownMetrics: { meterProvider: provider } } });
+    try {
+      await new Promise<void>((r) => mesh.once('config', () => r()));
+      const { resourceMetrics } = await exporter.collect();
+      const text = new PrometheusSerializer().serialize(resourceMetrics);
+      const families = parseExposition(text);
+      for (const name of ['meshlet_config_version', 'meshlet_config_source', 'meshlet_config_applied_total', 'meshlet_config_last_applied_timestamp_seconds', 'meshlet_inbound_tls_requests_total']) {
+        assert.ok(families.has(name), `${name} in\n${text}`);
+        assert.equal(families.get(name)?.type, MESH_METRICS[name as keyof typeof MESH_METRICS].kind);
+      }
+      assert.equal(sampleValue(families, 'meshlet_config_source', { mesh_service: 'prom', source: 'file' }), 1);
+      const promtool = (process.env['PATH'] ?? '').split(delimiter).map((d) => join(d, 'promtool')).find((p) => existsSync(p));
+      if (promtool !== undefined) {
+        const r = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+        assert.equal(`${r.stdout}${r.stderr}`.trim(), '', 'promtool has nothing to say');
+        assert.equal(r.status, 0);
+      }
+    } finally {
+      await mesh.close();
+      await provider.shutdown();
+    }
+  });
+
+  test('every metric of the table is one the mesh produces (and nothing else)', async () => {
+    // The names the tests above assert, against the table docs/telemetry.md documents.
+    const asserted = new Set([
+      'meshlet_config_version',
+      'meshlet_config_source',
+      'meshlet_config_last_applied_timestamp_seconds',
+      'meshlet_config_applied_total',
+      'meshlet_config_rejected_total',
+      'meshlet_retries_total',
+      'meshlet_retry_budget_exhausted_total',
+      'meshlet_outlier_ejections_total',
+      'meshlet_outlier_ejected_endpoints',
+      'meshlet_pool_overflows_total',
+      'meshlet_mirror_dropped_total',
+      'meshlet_authz_decisions_total',
+      'meshlet_authz_dry_run_decisions_total',
+      'meshlet_inbound_tls_requests_total',
+      'meshlet_inbound_connections_refused_total',
+    ]);
+    assert.deepEqual(Object.keys(MESH_METRICS).sort(), [...asserted].sort());
+    const m = sdk();
+    const mesh: Mesh = await createMesh({ service: 'names', config: [], telemetry: { ownMetrics: { meterProvider: m.provider } } });
+    try {
+      await new Promise<void>((r) => mesh.once('config', () => r()));
+      for (const n of await m.names()) assert.ok(n in MESH_METRICS, `${n} is in the table`);
+    } finally {
+      await mesh.close();
+      await m.shutdown();
+    }
+  });
+});
