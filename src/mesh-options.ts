@@ -14,6 +14,7 @@ import type { InboundTlsCounts } from './inbound/tls-stats.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 import type { OutboundEvent } from './outbound/pipeline.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
+import type { AccessLogOptions } from './telemetry/access-log/config.ts';
 
 /**
  * Options of {@link createMesh}.
@@ -163,6 +164,23 @@ export interface MeshOptions {
   readonly clock?: Clock;
   /** Randomness (tests inject a seeded one). @defaultValue Math.random */
   readonly random?: Random;
+  /** Telemetry: access logs (and, as they land, tracing and metrics). See docs/telemetry.md. */
+  readonly telemetry?: TelemetryOptions;
+}
+
+/**
+ * The `telemetry` block of {@link MeshOptions}.
+ * @category Telemetry
+ */
+export interface TelemetryOptions {
+  /**
+   * MeshConfig's access-log settings (`accessLogFile`, `accessLogEncoding`, `accessLogFormat`,
+   * `defaultProviders.accessLogging`). Telemetry resources (`accessLogging`) override them as
+   * in Istio; `envoyFileAccessLog` providers go in {@link MeshOptions.extensionProviders}.
+   * @defaultValue no access log unless a Telemetry resource enables one
+   * @example { accessLog: { file: '/dev/stdout' } } // every request, Istio's text format, through `logger.info`
+   */
+  readonly accessLog?: AccessLogOptions;
 }
 
 /**

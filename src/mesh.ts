@@ -36,6 +36,7 @@ import { CredentialHolder } from './security/identity/credentials.ts';
 import type { IdentitySource } from './security/identity/source.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
+import { AccessLogger } from './telemetry/access-log/access-logger.ts';
 
 
 /**
@@ -82,6 +83,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #identitySource: IdentitySource | undefined;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
+  /** Access logs (Telemetry `accessLogging`, `telemetry.accessLog`). */
+  readonly #accessLog: AccessLogger;
 
   /** @internal use {@link createMesh}. */
   constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder) {
@@ -94,6 +97,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const random = o.random ?? systemRandom;
     this.#transport = new UndiciTransport(clock, this.#credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
     this.#transport.install(snapshot.resources);
+    this.#accessLog = new AccessLogger({ workload: this.identity, rootNamespace: o.rootNamespace ?? 'istio-system', clock, logger: this.#logger, providers: o.extensionProviders ?? [], options: o.telemetry?.accessLog ?? {} });
+    this.#accessLog.install(snapshot.resources);
     this.#outbound = new Outbound(snapshot, {
       clock,
       random,
@@ -255,6 +260,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#transport.install(snapshot.resources);
     this.#outbound.install(snapshot);
     this.#servers.install(snapshot.resources);
+    this.#accessLog.install(snapshot.resources);
   }
 
   /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */
@@ -438,6 +444,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
       await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
+      await this.#accessLog.close();
     })();
     return this.#closed;
   }
