@@ -368,3 +368,26 @@ describe('Telemetry accessLogging: filters, modes, disabled, providers', () => {
     assert.ok(log.warnings.some((w) => /access log "envoy": filter invalid CEL expression "lower\(request\.host\) == \\"x\\"": unknown function lower\(\) at 0; nothing is logged/.test(w)), log.warnings.join('\n'));
   });
 });
+
+describe('a file that cannot be written', () => {
+  test('one warning, lines dropped, calls unaffected', async () => {
+    const up = await startUpstream('ratings');
+    const log = capture();
+    const mesh = await createMesh({
+      service: 'reviews',
+      logger: log.logger,
+      telemetry: { accessLog: { file: '/nonexistent-dir/meshlet/access.log' } },
+      config: [serviceEntry('ratings', HOST, 9080, [{ port: up.port }])],
+    });
+    try {
+      assert.equal((await call(mesh, 'http://ratings:9080/')).status, 200);
+      await until(() => log.warnings.length > 0, 'the write error');
+      assert.equal((await call(mesh, 'http://ratings:9080/')).status, 200);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(log.warnings, ["meshlet: access log /nonexistent-dir/meshlet/access.log: ENOENT: no such file or directory, open '/nonexistent-dir/meshlet/access.log'; its lines are dropped"]);
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
+});

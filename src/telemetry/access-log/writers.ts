@@ -24,6 +24,8 @@ const asLine = (entry: string | Record<string, unknown>): string => (typeof entr
 export class Writers {
   readonly #logger: AccessLogLogger;
   readonly #files = new Map<string, WriteStream>();
+  /** Paths that failed (said once; their lines are dropped). */
+  readonly #failed = new Set<string>();
   #closed = false;
 
   constructor(logger: AccessLogLogger) {
@@ -44,11 +46,16 @@ export class Writers {
     if (path === '/dev/stderr') return { write: (e) => process.stderr.write(asLine(e)) };
     return {
       write: (e) => {
-        if (this.#closed) return;
+        if (this.#closed || this.#failed.has(path)) return;
         let s = this.#files.get(path);
         if (s === undefined) {
           s = createWriteStream(path, { flags: 'a' });
-          s.on('error', (err) => this.#logger.warn(`meshlet: access log ${path}: ${err.message}; lines are dropped`));
+          s.on('error', (err) => {
+            if (this.#failed.has(path)) return;
+            this.#failed.add(path);
+            this.#files.delete(path);
+            this.#logger.warn(`meshlet: access log ${path}: ${err.message}; its lines are dropped`);
+          });
           this.#files.set(path, s);
         }
         s.write(asLine(e));
