@@ -138,5 +138,6 @@ describe('CEL results as Envoy uses them', () => {
   });
   it('roots lists the top-level names read', () => {
     assert.deepEqual([...compileCel('response.code >= 400 && has(request.headers.x)').roots].sort(), ['request', 'response']);
+    assert.deepEqual([...compileCel('list.all(x, x > limit)').roots].sort(), ['limit', 'list'], 'a macro variable is not a root');
   });
 });

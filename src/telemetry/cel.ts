@@ -246,11 +246,15 @@ function logical(op: '&&' | '||', l: Ev, r: Ev): Ev {
   };
 }
 
-function macro(n: CelNode & { k: 'call' }, target: Ev, compileNode: (n: CelNode) => Ev): Ev {
+function macro(n: CelNode & { k: 'call' }, target: Ev, roots: Set<string>): Ev {
   const v = n.args[0];
   if (n.args.length !== 2 || v?.k !== 'ident') throw new CelError(`${n.fn}() takes a variable name and an expression, e.g. list.${n.fn}(x, x > 0), at ${n.pos}`);
   const name = v.name;
-  const body = compileNode(n.args[1] as CelNode);
+  // The variable is not a top-level name the expression reads.
+  const inner = new Set<string>();
+  const body = compileNode(n.args[1] as CelNode, inner);
+  inner.delete(name);
+  for (const r of inner) roots.add(r);
   return (a) => {
     const t = target(a);
     const items = Array.isArray(t) ? t : isMapLike(t) ? keysOf(t) : fail(`no matching overload: ${n.fn}() on a ${typeName(t)}`);
@@ -356,7 +360,7 @@ function compileNode(n: CelNode, roots: Set<string>): Ev {
     case 'call': {
       if (n.target !== undefined) {
         const target = c(n.target);
-        if (MACROS.has(n.fn)) return macro(n, target, c);
+        if (MACROS.has(n.fn)) return macro(n, target, roots);
         const m = METHODS[n.fn];
         if (m === undefined) throw new CelError(`unknown function .${n.fn}() at ${n.pos}`);
         if (n.args.length !== m[0]) throw new CelError(`.${n.fn}() takes ${m[0]} argument${m[0] === 1 ? '' : 's'}, got ${n.args.length}, at ${n.pos}`);

@@ -5,7 +5,8 @@
  * enabling, filtering and disabling them, JSON and custom formats, and a file as the output.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -388,6 +389,70 @@ describe('a file that cannot be written', () => {
     } finally {
       await mesh.close();
       await up.close();
+    }
+  });
+});
+
+describe('a filter reading a name no request has', () => {
+  test('a warning naming it; the filter is false for every request', async () => {
+    const up = await startUpstream('ratings');
+    const log = capture();
+    const mesh = await createMesh({
+      service: 'reviews',
+      logger: log.logger,
+      config: [serviceEntry('ratings', HOST, 9080, [{ port: up.port }]), telemetry('mesh-default', { accessLogging: [{ providers: [{ name: 'envoy' }], filter: { expression: 'istio_responseClass == "2xx" || respons.code > 0' } }] })],
+    });
+    try {
+      await call(mesh, 'http://ratings:9080/');
+      assert.deepEqual(log.entries, []);
+      assert.ok(log.warnings.some((w) => /reads istio_responseClass, respons, which no request has/.test(w)), log.warnings.join('\n'));
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
+});
+
+describe('a Telemetry change applies to new requests', () => {
+  test('enabled, filtered, then disabled by editing the watched config', async () => {
+    const up = await startUpstream('ratings', (req, res) => {
+      res.statusCode = req.url === '/fail' ? 500 : 200;
+      res.end('x');
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'meshlet-al-reload-'));
+    const put = (name: string, value: object) => {
+      writeFileSync(join(dir, `.${name}.tmp`), JSON.stringify(value));
+      renameSync(join(dir, `.${name}.tmp`), join(dir, name));
+    };
+    put('se.json', serviceEntry('ratings', HOST, 9080, [{ port: up.port }]));
+    const log = capture();
+    const mesh = await createMesh({ service: 'reviews', logger: log.logger, config: dir });
+    const both = async () => {
+      await call(mesh, 'http://ratings:9080/ok');
+      await call(mesh, 'http://ratings:9080/fail');
+      const n = log.lines().length;
+      log.entries.length = 0;
+      return n;
+    };
+    try {
+      assert.equal(await both(), 0, 'no access-log config: nothing');
+      let applied = once(mesh, 'config');
+      put('tel.json', telemetry('mesh-default', { accessLogging: [{ providers: [{ name: 'envoy' }] }] }));
+      await applied;
+      assert.equal(await both(), 2);
+      applied = once(mesh, 'config');
+      put('tel.json', telemetry('mesh-default', { accessLogging: [{ providers: [{ name: 'envoy' }], filter: { expression: 'response.code >= 500' } }] }));
+      await applied;
+      assert.equal(await both(), 1);
+      applied = once(mesh, 'config');
+      put('tel.json', telemetry('mesh-default', { accessLogging: [{ providers: [{ name: 'envoy' }], disabled: true }] }));
+      await applied;
+      assert.equal(await both(), 0);
+      assert.equal(channels.callEnd.hasSubscribers, false, 'disabled: unsubscribed');
+    } finally {
+      await mesh.close();
+      await up.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -10,7 +10,7 @@
 import type { AnyResource, Resource } from '../../config/resource.ts';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { type CallEndMessage, type CallStartMessage, channels, type InboundEndMessage, type WorkloadIdentity } from '../../core/observe.ts';
-import { AttributeView } from '../attributes.ts';
+import { ATTRIBUTE_ROOTS, AttributeView } from '../attributes.ts';
 import { type CompiledCel, compileCel } from '../cel.ts';
 import { clientRecord, type RequestRecord, serverRecord } from '../record.ts';
 import { selectTelemetry } from '../select.ts';
@@ -89,7 +89,11 @@ export class AccessLogger {
       let text: TextFormatter | undefined;
       let json: JsonFormatter | undefined;
       try {
-        if (log.filter !== undefined) filter = compileCel(log.filter);
+        if (log.filter !== undefined) {
+          filter = compileCel(log.filter);
+          const unknown = filter.roots.filter((r) => !ATTRIBUTE_ROOTS.includes(r));
+          if (unknown.length > 0) this.#warn(`access log "${log.provider}": filter ${JSON.stringify(log.filter)} reads ${unknown.join(', ')}, which no request has (attributes: ${ATTRIBUTE_ROOTS.join(', ')}): it is an error, so false, for every request`);
+        }
       } catch (e) {
         // Envoy would refuse the listener; meshlet writes nothing for this provider rather than every request.
         this.#warn(`access log "${log.provider}": filter ${(e as Error).message}; nothing is logged by this provider`);

@@ -96,6 +96,14 @@ describe('command operators', () => {
   }
 });
 
+describe('%FILTER_STATE(upstream_peer / downstream_peer)%', () => {
+  it("prints the peer's metadata as JSON on its side, - otherwise", () => {
+    const r = serverRecord(inbound, { startTimeMs: T0, peer: { app: 'productpage', labels: { version: 'v1' } } });
+    assert.equal(compileTextFormat('%FILTER_STATE(downstream_peer:PLAIN)% %FILTER_STATE(upstream_peer)% %FILTER_STATE(other)%')(r), '{"app":"productpage","labels":{"version":"v1"}} - -\n');
+    assert.throws(() => compileTextFormat('%FILTER_STATE(upstream_peer:RAW)%'), /PLAIN or TYPED/);
+  });
+});
+
 describe('gRPC status names', () => {
   const g = serverRecord({ ...inbound, protocol: 'grpc', grpcStatus: 5 }, { startTimeMs: T0 });
   it('CAMEL_STRING by default, SNAKE_STRING and NUMBER on request', () => {

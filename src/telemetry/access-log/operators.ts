@@ -68,7 +68,6 @@ const NOT_AVAILABLE = new Set([
   'CLUSTER_METADATA',
   'UPSTREAM_METADATA',
   'METADATA',
-  'FILTER_STATE',
   'UPSTREAM_FILTER_STATE',
   'DOWNSTREAM_TLS_VERSION',
   'DOWNSTREAM_TLS_CIPHER',
@@ -193,6 +192,14 @@ export function compileOperator(name: string, arg: string | undefined, max: numb
       if (form === 'NUMBER' || snake === undefined) return r.grpcStatus;
       return form === 'SNAKE_STRING' ? snake : snake.toLowerCase().replace(/(?:^|_)([a-z])/g, (_m, c: string) => c.toUpperCase());
     };
+  }
+  if (name === 'FILTER_STATE') {
+    // Istio's peer metadata (`upstream_peer` on the client side, `downstream_peer` on the server
+    // side) as JSON, when metadata exchange gave it; any other key has no value in meshlet.
+    const [key, form] = (arg ?? '').split(':') as [string, string | undefined];
+    if (form !== undefined && form !== 'PLAIN' && form !== 'TYPED') throw new FormatError(`%FILTER_STATE(${arg})%: the format must be PLAIN or TYPED`);
+    const side = key === 'upstream_peer' ? 'client' : key === 'downstream_peer' ? 'server' : undefined;
+    return (r) => (side === undefined || r.side !== side || r.peer === undefined ? undefined : truncate(JSON.stringify(r.peer), max));
   }
   if (name === 'START_TIME') {
     if (arg === undefined || arg === '') return (r) => defaultStartTime(r.startTimeMs);
