@@ -13,6 +13,7 @@ import { DEFAULT_LOGGER, Mesh, workloadOf } from './mesh.ts';
 import { embeddedIdentity, startEmbeddedIdentity } from './mesh-identity.ts';
 import type { MeshOptions, RejectedEvent } from './mesh-options.ts';
 import { compileSnapshotAsync } from './routing/compile.ts';
+import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 
 /**
@@ -42,6 +43,8 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
   if (o.enableAutoMtls !== undefined && typeof o.enableAutoMtls !== 'boolean') throw new InvalidArgumentError(`createMesh: \`enableAutoMtls\` must be true or false, got ${JSON.stringify(o.enableAutoMtls)}`);
   nonNegative(o, 'closeTimeoutMs', 5000);
+  const accessLogProblems = checkAccessLogOptions(o.telemetry?.accessLog);
+  if (accessLogProblems.length > 0) throw new InvalidArgumentError(`createMesh: ${accessLogProblems.join('; ')}`);
   if (o.identity === 'control-plane' && o.controlPlane === undefined) {
     throw new InvalidArgumentError("createMesh: `identity: 'control-plane'` needs `controlPlane` (the control plane's CA issues the certificate); in embedded mode use { certFile, keyFile, caFile } or { devCa }");
   }

@@ -255,3 +255,30 @@ export function checkEnvoyFileAccessLog(p: unknown): string[] {
   }
   return problems;
 }
+
+/**
+ * Checks `telemetry.accessLog` as given to `createMesh`; returns the problems, each naming the
+ * field (`telemetry.accessLog.encoding: …`).
+ */
+export function checkAccessLogOptions(o: unknown): string[] {
+  if (o === undefined) return [];
+  const at = 'telemetry.accessLog';
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) return [`${at} must be an object { file?, encoding?, format?, defaultProviders? }`];
+  const v = o as Record<string, unknown>;
+  const problems: string[] = [];
+  for (const k of Object.keys(v)) if (!['file', 'encoding', 'format', 'defaultProviders'].includes(k)) problems.push(`${at}: unknown field "${k}"`);
+  if (v['file'] !== undefined && typeof v['file'] !== 'string') problems.push(`${at}.file must be a path ('' is off, '/dev/stdout' the logger), got ${JSON.stringify(v['file'])}`);
+  if (v['encoding'] !== undefined && v['encoding'] !== 'TEXT' && v['encoding'] !== 'JSON') problems.push(`${at}.encoding must be 'TEXT' or 'JSON', got ${JSON.stringify(v['encoding'])}`);
+  if (v['format'] !== undefined && typeof v['format'] !== 'string') problems.push(`${at}.format must be a string (an Envoy format, or JSON labels as a string), got ${JSON.stringify(v['format'])}`);
+  const dp = v['defaultProviders'];
+  if (dp !== undefined && (!Array.isArray(dp) || dp.some((p) => typeof p !== 'string' || p === ''))) problems.push(`${at}.defaultProviders must be a list of provider names, got ${JSON.stringify(dp)}`);
+  if (problems.length === 0 && typeof v['format'] === 'string' && v['format'] !== '' && v['encoding'] !== 'JSON') {
+    try {
+      compileTextFormat(v['format']);
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e;
+      problems.push(`${at}.format: ${e.message}`);
+    }
+  }
+  return problems;
+}
