@@ -183,3 +183,33 @@ describe('server-side lines (meshlet:inbound:end)', () => {
     ]);
   });
 });
+
+describe('a caller that goes away', () => {
+  test('0 DC downstream_remote_disconnect, with the endpoint it was waiting on', async () => {
+    let release: () => void = () => undefined;
+    const slow = await startUpstream('slow', (_q, res) => {
+      release = () => res.end('late');
+    });
+    const log = capture();
+    const mesh = await createMesh({
+      service: 'reviews',
+      clock: new ManualClock(T0),
+      logger: log.logger,
+      telemetry: { accessLog: { file: '/dev/stdout' } },
+      config: [serviceEntry('slow', 'slow.default.svc.cluster.local', 80, [{ port: slow.port }])],
+    });
+    try {
+      const ac = new AbortController();
+      const p = mesh.fetch('http://slow/wait', { signal: ac.signal });
+      await until(() => slow.hits === 1, 'the upstream to get the request');
+      ac.abort();
+      await assert.rejects(p);
+      await until(() => log.lines().length === 1, 'the line');
+      assert.deepEqual(log.lines(), [`[2026-12-03T04:05:06.000Z] "GET /wait HTTP/1.1" 0 DC downstream_remote_disconnect - "-" 0 0 0 - "-" "undici" "-" "slow" "127.0.0.1:${slow.port}" outbound|80||slow.default.svc.cluster.local - - - - default`]);
+    } finally {
+      release();
+      await mesh.close();
+      await slow.close();
+    }
+  });
+});
