@@ -14,6 +14,7 @@ import { embeddedIdentity, startEmbeddedIdentity } from './mesh-identity.ts';
 import type { MeshOptions, RejectedEvent } from './mesh-options.ts';
 import { compileSnapshotAsync } from './routing/compile.ts';
 import { checkOwnMetricsOption } from './telemetry/mesh-metrics/mesh-metrics.ts';
+import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 
 /**
@@ -45,6 +46,8 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   nonNegative(o, 'closeTimeoutMs', 5000);
   if (o.telemetry !== undefined && (o.telemetry === null || typeof o.telemetry !== 'object')) throw new InvalidArgumentError('createMesh: `telemetry` must be an object');
   checkOwnMetricsOption(o.telemetry?.ownMetrics);
+  const accessLogProblems = checkAccessLogOptions(o.telemetry?.accessLog);
+  if (accessLogProblems.length > 0) throw new InvalidArgumentError(`createMesh: ${accessLogProblems.join('; ')}`);
   if (o.identity === 'control-plane' && o.controlPlane === undefined) {
     throw new InvalidArgumentError("createMesh: `identity: 'control-plane'` needs `controlPlane` (the control plane's CA issues the certificate); in embedded mode use { certFile, keyFile, caFile } or { devCa }");
   }

@@ -15,6 +15,7 @@ import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEven
 import type { OutboundEvent } from './outbound/pipeline.ts';
 import type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
+import type { AccessLogOptions } from './telemetry/access-log/config.ts';
 
 /**
  * Options of {@link createMesh}.
@@ -160,21 +161,35 @@ export interface MeshOptions {
    * @defaultValue warnings and errors to the console (console.warn, console.error)
    */
   readonly logger?: MeshLogger;
-  /** Telemetry: what the mesh reports about itself and the traffic through it (docs/telemetry.md). */
-  readonly telemetry?: {
-    /**
-     * meshlet's own metrics (config in use, retries, retry-budget exhaustion, outlier ejections,
-     * pool overflows, mirror drops, authorization decisions, inbound TLS) through the
-     * OpenTelemetry metrics API: `false` turns them off, an object picks the MeterProvider and
-     * endpoint labels. Without an SDK (OTel's no-op provider) nothing is counted.
-     * @defaultValue true (the global MeterProvider, when the app registered one)
-     */
-    readonly ownMetrics?: boolean | OwnMetricsOptions;
-  };
   /** Time source (tests inject a manual clock). @defaultValue the system clock */
   readonly clock?: Clock;
   /** Randomness (tests inject a seeded one). @defaultValue Math.random */
   readonly random?: Random;
+  /** Telemetry: what the mesh reports about itself and the traffic through it (docs/telemetry.md). */
+  readonly telemetry?: TelemetryOptions;
+}
+
+/**
+ * The `telemetry` block of {@link MeshOptions}.
+ * @category Telemetry
+ */
+export interface TelemetryOptions {
+  /**
+   * MeshConfig's access-log settings (`accessLogFile`, `accessLogEncoding`, `accessLogFormat`,
+   * `defaultProviders.accessLogging`). Telemetry resources (`accessLogging`) override them as
+   * in Istio; `envoyFileAccessLog` providers go in {@link MeshOptions.extensionProviders}.
+   * @defaultValue no access log unless a Telemetry resource enables one
+   * @example { accessLog: { file: '/dev/stdout' } } // every request, Istio's text format, through `logger.info`
+   */
+  readonly accessLog?: AccessLogOptions;
+  /**
+   * meshlet's own metrics (config in use, retries, retry-budget exhaustion, outlier ejections,
+   * pool overflows, mirror drops, authorization decisions, inbound TLS) through the
+   * OpenTelemetry metrics API: `false` turns them off, an object picks the MeterProvider and
+   * endpoint labels. Without an SDK (OTel's no-op provider) nothing is counted.
+   * @defaultValue true (the global MeterProvider, when the app registered one)
+   */
+  readonly ownMetrics?: boolean | OwnMetricsOptions;
 }
 
 /**

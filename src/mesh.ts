@@ -37,6 +37,7 @@ import type { IdentitySource } from './security/identity/source.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
 import { MeshMetrics } from './telemetry/mesh-metrics/mesh-metrics.ts';
+import { AccessLogger } from './telemetry/access-log/access-logger.ts';
 
 
 /**
@@ -85,6 +86,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #findings: readonly ConfigIssue[] = [];
   /** meshlet's own metrics, when an OpenTelemetry SDK is there to take them. */
   readonly #ownMetrics: MeshMetrics | undefined;
+  /** Access logs (Telemetry `accessLogging`, `telemetry.accessLog`). */
+  readonly #accessLog: AccessLogger;
 
   /** @internal use {@link createMesh}. */
   constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder) {
@@ -97,6 +100,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const random = o.random ?? systemRandom;
     this.#transport = new UndiciTransport(clock, this.#credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
     this.#transport.install(snapshot.resources);
+    this.#accessLog = new AccessLogger({ workload: this.identity, rootNamespace: o.rootNamespace ?? 'istio-system', clock, logger: this.#logger, providers: o.extensionProviders ?? [], options: o.telemetry?.accessLog ?? {} });
+    this.#accessLog.install(snapshot.resources);
     this.#outbound = new Outbound(snapshot, {
       clock,
       random,
@@ -268,6 +273,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#transport.install(snapshot.resources);
     this.#outbound.install(snapshot);
     this.#servers.install(snapshot.resources);
+    this.#accessLog.install(snapshot.resources);
   }
 
   /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */
@@ -454,6 +460,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
       } finally {
         this.#ownMetrics?.close();
+        await this.#accessLog.close();
       }
     })();
     return this.#closed;
