@@ -1,11 +1,13 @@
 /**
  * CEL's standard functions and methods as the evaluator (`cel.ts`) calls them: conversions
  * (`string`, `int`, `uint`, `double`, `bytes`, `duration`, `timestamp`, `dyn`), `size`,
- * `matches` (RE2 syntax read as a JavaScript regular expression), and the string methods
+ * `matches` (RE2, by re2js: linear time), and the string methods
  * `startsWith`, `endsWith`, `contains`.
  *
  * @module
  */
+import { RE2JS } from 're2js';
+import { MAX_REGEX_LENGTH } from '../config/regex.ts';
 import { CelDuration, CelEvalError, CelTimestamp, checkedInt, isMapLike, keysOf, parseDuration, typeName } from './cel-values.ts';
 
 /** Throws a CEL evaluation error (an error value). */
@@ -24,21 +26,29 @@ function asString(v: unknown, what: string): string {
   return v;
 }
 
-const regexCache = new Map<string, RegExp>();
+const regexCache = new Map<string, RE2JS>();
 
-/** RE2 to a JavaScript RegExp (leading `(?i)`/`(?s)`/`(?m)` flag groups become flags). */
-export function regex(pattern: string): RegExp {
+/**
+ * An RE2 pattern compiled by re2js (linear time whatever the pattern and input — a pattern may
+ * come from a request header); `(?i)` and the other RE2 flag groups work as in RE2.
+ */
+export function regex(pattern: string): RE2JS {
   let re = regexCache.get(pattern);
   if (re === undefined) {
-    const m = /^\(\?([ims]+)\)/.exec(pattern);
+    if (pattern.length > MAX_REGEX_LENGTH) fail(`regular expression is ${pattern.length} characters long; the limit is ${MAX_REGEX_LENGTH}`);
     try {
-      re = new RegExp(m === null ? pattern : pattern.slice(m[0].length), `u${m?.[1] ?? ''}`);
+      re = RE2JS.compile(pattern);
     } catch (e) {
-      fail(`invalid regular expression ${JSON.stringify(pattern)}: ${(e as Error).message}`);
+      fail(`invalid regular expression ${JSON.stringify(pattern)}: ${(e as Error).message.replace(/^error parsing regexp: /, '')}`);
     }
     if (regexCache.size < 1000) regexCache.set(pattern, re);
   }
   return re;
+}
+
+/** CEL `matches`: true when the pattern matches anywhere in the string (RE2 search, not a full match). */
+function search(pattern: string, input: string): boolean {
+  return regex(pattern).matcher(input).find();
 }
 
 function size(v: unknown): bigint {
@@ -109,7 +119,7 @@ export const FUNCTIONS: Readonly<Record<string, readonly [number, number, (args:
       return Number.isNaN(ms) ? fail(`timestamp(): cannot parse ${JSON.stringify(s)}`) : new CelTimestamp(ms);
     },
   ],
-  matches: [2, 2, (a: unknown[]) => regex(asString(a[1], 'matches()')).test(asString(a[0], 'matches()'))],
+  matches: [2, 2, (a: unknown[]) => search(asString(a[1], 'matches()'), asString(a[0], 'matches()'))],
 });
 
 /** Methods (receiver first): name → [args, implementation]. */
@@ -117,6 +127,6 @@ export const METHODS: Readonly<Record<string, readonly [number, (t: unknown, arg
   startsWith: [1, (t: unknown, a: unknown[]) => asString(t, 'startsWith()').startsWith(asString(a[0], 'startsWith()'))],
   endsWith: [1, (t: unknown, a: unknown[]) => asString(t, 'endsWith()').endsWith(asString(a[0], 'endsWith()'))],
   contains: [1, (t: unknown, a: unknown[]) => asString(t, 'contains()').includes(asString(a[0], 'contains()'))],
-  matches: [1, (t: unknown, a: unknown[]) => regex(asString(a[0], 'matches()')).test(asString(t, 'matches()'))],
+  matches: [1, (t: unknown, a: unknown[]) => search(asString(a[0], 'matches()'), asString(t, 'matches()'))],
   size: [0, (t: unknown) => size(t)],
 });

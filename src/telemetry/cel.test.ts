@@ -37,6 +37,10 @@ describe('CEL evaluation', () => {
     ["request.url_path.startsWith('/api/') && request.url_path.endsWith('/items')", true],
     ["request.url_path.matches('^/api/v[0-9]+')", true],
     ["matches(request.method, '(?i)^get$')", true],
+    // A search, not a full match (CEL's matches), in RE2: a pattern that backtracks
+    // exponentially in JavaScript answers at once.
+    ["request.url_path.matches('api')", true],
+    ["(request.url_path + 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!').matches('^(a+)+$')", false],
     ['response.code >= 500 ? "error" : "ok"', 'error'],
     ['int("42") + 1', 43n],
     ['double(request.size) / 2.0', 60],
@@ -113,6 +117,8 @@ describe('CEL compile errors name the expression and the place', () => {
     ['size(1, 2)', /size\(\) takes 1 argument, got 2, at 0/],
     ["request.host.startsWith('a', 'b')", /.startsWith\(\) takes 1 argument, got 2/],
     ["request.host.matches('[')", /invalid regular expression "\[".* at 21/],
+    // Lookahead is not RE2.
+    ["request.host.matches('(?=a)')", /invalid regular expression "\(\?=a\)"/],
     ['list.all(1, true)', /all\(\) takes a variable name and an expression/],
     ['google.protobuf.Duration{seconds: 1}', /message construction is not supported/],
     ['"\\q"', /invalid escape/],
