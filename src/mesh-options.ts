@@ -14,6 +14,7 @@ import type { InboundTlsCounts } from './inbound/tls-stats.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 import type { OutboundEvent } from './outbound/pipeline.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
+import type { TracingOptions } from './telemetry/tracing/config.ts';
 
 /**
  * Options of {@link createMesh}.
@@ -163,6 +164,17 @@ export interface MeshOptions {
   readonly clock?: Clock;
   /** Randomness (tests inject a seeded one). @defaultValue Math.random */
   readonly random?: Random;
+  /** Telemetry: traces, metrics and access logs, as an Istio sidecar emits them (see docs/telemetry.md). */
+  readonly telemetry?: TelemetryOptions;
+}
+
+/**
+ * `createMesh({ telemetry })`.
+ * @category Telemetry
+ */
+export interface TelemetryOptions {
+  /** Tracing through the app's OpenTelemetry SDK: sampling, propagation formats, mesh-wide custom tags. @defaultValue on, 1 % sampled, W3C trace context */
+  readonly tracing?: TracingOptions;
 }
 
 /**

@@ -35,6 +35,7 @@ import { describeDecision } from './outbound/tls-decision.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import type { IdentitySource } from './security/identity/source.ts';
 import { CompileCache } from './routing/compile-cache.ts';
+import { MeshTracing } from './telemetry/tracing/tracer.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
 
 
@@ -76,6 +77,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #closed: Promise<void> | undefined;
   #identity: WorkloadIdentity | undefined;
   readonly #servers: MeshServers;
+  /** Spans for this mesh's requests and calls (subscribed once an OpenTelemetry SDK is registered). */
+  readonly #tracing: MeshTracing;
   /** This workload's certificate, key and trust bundle, as its identity source last delivered them. */
   readonly #credentials: CredentialHolder;
   /** The source filling {@link Mesh.credentials} (files, a dev CA), stopped by `close()`. */
@@ -137,6 +140,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
           debug: log.debug === undefined ? undefined : (m) => log.debug?.(m),
           info: log.info === undefined ? undefined : (m) => log.info?.(m),
         },
+      },
+      snapshot.resources,
+    );
+    this.#tracing = new MeshTracing(
+      {
+        workload: this.identity,
+        random,
+        rootNamespace: o.rootNamespace ?? 'istio-system',
+        sourceIp: o.sourceIp ?? '127.0.0.1',
+        locality: o.locality ?? '',
+        trustDomain: o.trustDomain ?? 'cluster.local',
+        options: o.telemetry?.tracing,
+        warn: (m) => log.warn(m),
       },
       snapshot.resources,
     );
@@ -255,6 +271,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#transport.install(snapshot.resources);
     this.#outbound.install(snapshot);
     this.#servers.install(snapshot.resources);
+    this.#tracing.install(snapshot.resources);
   }
 
   /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */
@@ -438,6 +455,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
       await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
+      this.#tracing.close();
     })();
     return this.#closed;
   }
