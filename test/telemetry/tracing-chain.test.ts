@@ -8,7 +8,7 @@
  * `x-request-id` from the first hop to the last.
  */
 import assert from 'node:assert/strict';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, request as httpRequest, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
@@ -228,5 +228,42 @@ describe('a three-hop chain: productpage (Express) → reviews (Fastify) → rat
     assert.equal(server?.parentSpanContext?.spanId, client.spanContext().spanId);
     assert.equal(server?.spanContext().traceId, client.spanContext().traceId);
     assert.equal(seenAtRatings.at(-1)?.traceparent, `00-${client.spanContext().traceId}-${client.spanContext().spanId}-01`);
+  });
+
+  it("a body that arrives after the headers: the handler's body listeners still run in the server span, and their calls are its children", async () => {
+    const d = await createMesh({ service: 'uploader', config: [serviceEntry('ratings', 'ratings.default.svc.cluster.local', 9080, [{ port: cPort }])], telemetry: { tracing: { samplingPercentage: 100 } }, logger: { warn: () => {} } });
+    const server = d.createServer((req: IncomingMessage, res: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', async () => {
+        const active = trace.getActiveSpan()?.spanContext().spanId;
+        const r = await d.fetch('http://ratings.default.svc.cluster.local:9080/ratings', { method: 'POST', body: Buffer.concat(chunks) });
+        res.end(JSON.stringify({ active, status: r.status }));
+      });
+    });
+    const port = await listen(server);
+    try {
+      exporter.reset();
+      // Headers first; the body a moment later, in its own packet.
+      const text = await new Promise<string>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: '/upload', method: 'POST', headers: { 'content-length': '5' } }, (res) => {
+          let b = '';
+          res.on('data', (c: Buffer) => (b += c));
+          res.on('end', () => resolve(b));
+        });
+        req.on('error', reject);
+        req.flushHeaders();
+        setTimeout(() => req.end('hello'), 30);
+      });
+      const all = await spans(5);
+      const srv = all.find((s) => s.kind === SpanKind.SERVER && s.name.startsWith('uploader.'));
+      const cli = all.find((s) => s.kind === SpanKind.CLIENT && s.name === 'ratings.default.svc.cluster.local:9080/*');
+      assert.deepEqual(JSON.parse(text), { active: srv?.spanContext().spanId, status: 200 });
+      assert.equal(cli?.parentSpanContext?.spanId, srv?.spanContext().spanId);
+      assert.equal(attr(cli, 'request_size'), '5');
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+      await d.close();
+    }
   });
 });

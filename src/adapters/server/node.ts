@@ -8,11 +8,11 @@
  *
  * @module
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement, RequestMeshInfo } from '../../inbound/guard.ts';
-import { currentContext, reenterContext } from '../../core/context.ts';
 import { runAdmitted, type Denial } from '../../inbound/pipeline.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
@@ -81,17 +81,20 @@ type ContextListener = ((...args: unknown[]) => unknown) & { listener?: unknown 
 
 /**
  * Makes the listeners the app adds to `req` from now on (a body parser's 'data'/'end', …) run in
- * the current mesh context: they are called from the socket's reads, whose async context is not
- * the request's. Only listeners are wrapped, when added — the stream's own emits stay untouched
- * (wrapping `emit` itself cost a fifth of a server's throughput). Nothing global changes.
+ * the current async context — the mesh context, and every other async-context store (an
+ * OpenTelemetry span made active around the request): they are called from the socket's reads,
+ * whose async context is not the request's. Only listeners are wrapped, when added — the
+ * stream's own emits stay untouched (wrapping `emit` itself cost a fifth of a server's
+ * throughput). Nothing global changes.
  */
 export function listenInContext(req: IncomingMessage): void {
-  const ctx = currentContext();
+  // The whole async context: every AsyncLocalStorage, the mesh's own store among them.
+  const snapshot = AsyncLocalStorage.snapshot();
   const on = req.on;
   const onInContext = function onInContext(this: IncomingMessage, name: string | symbol, listener: (...args: unknown[]) => unknown) {
     if (typeof listener !== 'function') return on.call(this, name, listener);
     const wrapped: ContextListener = function (this: unknown, ...args: unknown[]) {
-      return reenterContext(ctx, Reflect.apply, listener, this, args);
+      return snapshot(Reflect.apply, listener, this, args);
     };
     wrapped.listener = listener;
     return on.call(this, name, wrapped);
