@@ -8,13 +8,14 @@
  */
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { hasSubscribers, subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import express from 'express';
 import Fastify from 'fastify';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { observeInbound } from '../../src/adapters/server/observe-inbound.ts';
 import { ManualClock } from '../../src/core/clock.ts';
 import type { InboundEndMessage, InboundStartMessage } from '../../src/core/observe.ts';
 import { createMesh, type Mesh } from '../../src/index.ts';
@@ -86,6 +87,24 @@ const rows: Row[] = [
   { path: '/ext/a', headers: () => ({ 'x-ext-authz': 'allow' }), status: 200, flags: '', details: 'via_upstream', authzPolicy: 'ns[foo]-policy[allow]-rule[1]' },
   { path: '/a/%00', status: 400, flags: '', details: 'path_normalization_failed', deniedBy: 'path' },
 ];
+
+describe('without subscribers', () => {
+  it('nothing is built: observeInbound returns undefined before it touches the request', () => {
+    assert.equal(hasSubscribers('meshlet:inbound:start') || hasSubscribers('meshlet:inbound:end'), false);
+    const conn = { remoteAddress: '127.0.0.1', remotePort: 1, localPort: 2, scheme: 'http' as const };
+    // A request and response that throw on any use: never touched.
+    const trap = new Proxy({}, { get: () => assert.fail('touched') }) as never;
+    assert.equal(observeInbound({ workload: { service: 's', namespace: 'n', labels: {}, serviceAccount: 'default' }, clock: new ManualClock() }, trap, trap, {}, 'GET', 'a', '/', conn), undefined);
+    // And with a subscriber it is observed.
+    const noop = () => {};
+    subscribe('meshlet:inbound:end', noop);
+    try {
+      assert.throws(() => observeInbound({ workload: { service: 's', namespace: 'n', labels: {}, serviceAccount: 'default' }, clock: new ManualClock() }, trap, trap, {}, 'GET', 'a', '/', conn), /touched/);
+    } finally {
+      unsubscribe('meshlet:inbound:end', noop);
+    }
+  });
+});
 
 describe('meshlet:inbound:start / :end through every server entry point', () => {
   const starts: InboundStartMessage[] = [];
@@ -311,9 +330,15 @@ describe('meshlet:inbound:start / :end through every server entry point', () => 
     },
   ];
   const als = new AsyncLocalStorage<string>();
-  for (const probe of probes) {
-    it(`${probe.name}: wrap runs the handler inside the subscriber's context; a header it adds reaches the app`, async () => {
-      const mesh = await createMesh({ service: 'ctx', namespace: 'foo', config: [], logger: { warn: () => {} } });
+  // Without a phase the app's own header object is judged; with one (an ALLOW-all policy), a copy that is handed back to the app.
+  const allowAll = { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'all', namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{}] } };
+  for (const [probe, config] of probes.flatMap((p) => [
+    [p, []],
+    [p, [allowAll]],
+  ] as const)) {
+    it(`${probe.name}${config.length === 0 ? '' : ' (a phase in use)'}: wrap runs the handler inside the subscriber's context; a header it adds reaches the app`, async () => {
+      const mesh = await createMesh({ service: 'ctx', namespace: 'foo', config: [...config], logger: { warn: () => {} } });
+      if (config.length > 0) assert.deepEqual(mesh.diagnostics().inboundPhases, ['authorization']);
       const seenInApp: unknown[] = [];
       const sub = (m: unknown) => {
         const s = m as InboundStartMessage;
