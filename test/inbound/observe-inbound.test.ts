@@ -8,6 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { hasSubscribers, subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +22,7 @@ import { observeInbound } from '../../src/adapters/server/observe-inbound.ts';
 import { ManualClock } from '../../src/core/clock.ts';
 import type { InboundEndMessage, InboundStartMessage } from '../../src/core/observe.ts';
 import { createMesh, type Mesh } from '../../src/index.ts';
+import { initDevCa } from '../../src/security/pki/dev-ca.ts';
 import { frameworks, listen, raw } from '../helpers/frameworks.ts';
 
 const ISSUER = 'testing@secure.istio.io';
@@ -359,4 +363,45 @@ describe('meshlet:inbound:start / :end through every server entry point', () => 
       }
     });
   }
+});
+
+describe('over mTLS (two meshes from one dev CA)', () => {
+  it("inbound:end says https, mtls and the peer's principal", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshlet-observe-'));
+    const ends: InboundEndMessage[] = [];
+    const onEnd = (m: unknown) => ends.push(m as InboundEndMessage);
+    subscribe('meshlet:inbound:end', onEnd);
+    await initDevCa(dir);
+    const b = await createMesh({ service: 'b', namespace: 'foo', serviceAccount: 'b', config: [], identity: { devCa: dir }, logger: { warn: () => {} } });
+    const server = b.createServer((_req, res) => res.end('over mtls'));
+    const port = await listen(server);
+    const a = await createMesh({
+      service: 'a',
+      namespace: 'foo',
+      serviceAccount: 'a',
+      identity: { devCa: dir },
+      logger: { warn: () => {} },
+      config: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'ServiceEntry',
+          metadata: { name: 'b', namespace: 'foo' },
+          spec: { hosts: ['b.foo.svc.cluster.local'], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], endpoints: [{ address: '127.0.0.1', ports: { http: port }, serviceAccount: 'b', labels: { 'security.istio.io/tlsMode': 'istio' } }] },
+        },
+      ],
+    });
+    try {
+      const r = await a.fetch('http://b.foo.svc.cluster.local/x');
+      assert.equal(await r.text(), 'over mtls');
+      for (let i = 0; i < 50 && !ends.some((m) => m.workload === b.identity); i++) await new Promise((res) => setImmediate(res));
+      const e = ends.find((m) => m.workload === b.identity);
+      assert.deepEqual([e?.status, e?.scheme, e?.mtls, e?.peer?.principal, e?.details], [200, 'https', true, 'spiffe://cluster.local/ns/foo/sa/a', 'via_upstream']);
+    } finally {
+      unsubscribe('meshlet:inbound:end', onEnd);
+      await a.close();
+      await new Promise<void>((res) => server.close(() => res()));
+      await b.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -117,6 +117,7 @@ export class InboundObservation {
   readonly #startedAt: number;
   readonly #read0: number;
   readonly #written0: number;
+  readonly #conn: ConnectionInfo;
   #judged: InboundRequest | undefined;
   #denial: Denial | undefined;
   #ended = false;
@@ -128,6 +129,7 @@ export class InboundObservation {
     this.#res = res;
     this.#socket = req.socket;
     this.#clock = o.clock;
+    this.#conn = conn;
     this.#startedAt = o.clock.now();
     this.#read0 = this.#socket.bytesRead;
     this.#written0 = this.#socket.bytesWritten;
@@ -203,7 +205,8 @@ export class InboundObservation {
     const cl = contentLength(req);
     const bodyRead = req.complete && cl !== undefined ? cl : Math.max(0, this.#socket.bytesRead - this.#read0);
     const j = this.#judged;
-    const peer = j?.peer;
+    // The mTLS peer as the phases saw it, else as the connection proved it (a request refused before any phase).
+    const peer = j?.peer ?? this.#conn.peer;
     const m: InboundEndMessage = {
       workload: s.workload,
       request: req,
@@ -229,7 +232,7 @@ export class InboundObservation {
       remotePort: s.remotePort,
       localAddress: s.localAddress,
       localPort: s.localPort,
-      sni: j?.sni,
+      sni: j?.sni ?? this.#conn.sni,
       responseHeaders: sent ? responseHeadersOf(res, d) : undefined,
       error: undefined,
     };
