@@ -16,6 +16,8 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import express from 'express';
+import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import type { Random } from '../../src/core/clock.ts';
 import { createMesh, type Mesh, type MeshOptions } from '../../src/index.ts';
@@ -256,6 +258,77 @@ describe('Telemetry customTags and disableSpanReporting', () => {
       assert.equal(s.sink.at(-1)?.traceparent, `00-${sc?.traceId}-${sc?.spanId}-01`);
     } finally {
       await s.close();
+    }
+  });
+});
+
+describe('more Telemetry fields', () => {
+  const telemetry = (tracing: object[]) => ({ apiVersion: 'telemetry.istio.io/v1', kind: 'Telemetry', metadata: { name: 't', namespace: 'default' }, spec: { tracing } });
+
+  it('disableContextPropagation: spans are made, no trace header is written on calls (x-request-id still is)', async () => {
+    const s = await setup({ telemetry: { tracing: { samplingPercentage: 100 } }, telemetryResources: [telemetry([{ disableContextPropagation: true }])] });
+    try {
+      await get(s.port);
+      const spans = await finished(3);
+      assert.ok(client(spans) !== undefined && server(spans) !== undefined);
+      const got = s.sink.at(-1) ?? {};
+      assert.deepEqual([got.traceparent, got.tracestate, got['x-b3-traceid'], got.b3], [undefined, undefined, undefined, undefined]);
+      assert.equal(got['x-request-id'], server(spans)?.attributes['guid:x-request-id']);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('enableIstioTags: false drops the istio.* tags', async () => {
+    const s = await setup({ telemetry: { tracing: { samplingPercentage: 100 } }, telemetryResources: [telemetry([{ enableIstioTags: false }])] });
+    try {
+      await get(s.port);
+      const spans = await finished(3);
+      for (const x of [server(spans), client(spans)]) {
+        assert.ok(x !== undefined);
+        assert.deepEqual(
+          Object.keys(x.attributes).filter((k) => k.startsWith('istio.')),
+          [],
+        );
+        assert.equal(x.attributes.component, 'proxy');
+      }
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("the app's own instrumentation", () => {
+  it('a span the app made active for the request before the mesh saw it is the server span’s parent', async () => {
+    const mesh = await createMesh({ service: 'own', config: [], telemetry: { tracing: { samplingPercentage: 0 } }, logger: { warn: () => {} } });
+    const tracer = trace.getTracer('app');
+    let appSpanId: string | undefined;
+    const app = express();
+    // Like an HTTP instrumentation: a span per request, active for what follows.
+    app.use((_req, res, next) => {
+      const span = tracer.startSpan('app request', { kind: SpanKind.SERVER });
+      appSpanId = span.spanContext().spanId;
+      res.on('finish', () => span.end());
+      context.with(trace.setSpan(context.active(), span), next);
+    });
+    app.use(mesh.express());
+    app.get('/x', (_req, res) => {
+      res.send(trace.getActiveSpan()?.spanContext().spanId ?? 'none');
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    try {
+      exporter.reset();
+      const r = await request(`http://127.0.0.1:${(server.address() as AddressInfo).port}/x`, { headers: { traceparent: `00-${T}-${S}-00` } });
+      const active = await r.body.text();
+      const spans = await finished(2);
+      const mine = spans.find((x) => x.kind === SpanKind.SERVER && x.name.startsWith('own.'));
+      assert.ok(mine !== undefined, spans.map((x) => x.name).join(', '));
+      assert.equal(mine.parentSpanContext?.spanId, appSpanId, 'nested under the app’s span (sampled by it), not the header’s unsampled context');
+      assert.equal(active, mine.spanContext().spanId, 'the handler sees the mesh’s server span');
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+      await mesh.close();
     }
   });
 });
