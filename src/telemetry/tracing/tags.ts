@@ -66,7 +66,10 @@ export function compileTags(tags: Readonly<Record<string, TracingCustomTag>>, en
   const headers: [string, string, string | undefined][] = [];
   for (const name of Object.keys(tags).sort()) {
     const t = tags[name] as TracingCustomTag;
-    if (t.literal !== undefined) fixed[name] = t.literal.value;
+    // Envoy sets a custom tag only when its value is not empty.
+    if (t.literal !== undefined) {
+      if (t.literal.value !== '') fixed[name] = t.literal.value;
+    }
     else if (t.environment !== undefined) {
       const v = env[t.environment.name] ?? t.environment.defaultValue;
       if (v !== undefined && v !== '') fixed[name] = v;
@@ -80,7 +83,7 @@ export function compileTags(tags: Readonly<Record<string, TracingCustomTag>>, en
 export function headerTags(c: CompiledTags, h: Headers, into: Attributes): void {
   for (const [tag, name, def] of c.headers) {
     const v = one(h, name) ?? def;
-    if (v !== undefined) into[tag] = v;
+    if (v !== undefined && v !== '') into[tag] = v;
   }
 }
 
@@ -94,11 +97,13 @@ export function httpProtocol(p: string): string {
   return p === 'http1' ? 'HTTP/1.1' : 'HTTP/2';
 }
 
-/** Envoy's `error` rule: a 5xx, no response at all, or a gRPC status that is a failure. */
+/**
+ * Envoy's `error` rule: a 5xx, no response at all, or a gRPC status that maps to a 5xx
+ * (UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE, DATA_LOSS: Envoy's `grpcToHttpStatus`).
+ */
 export function isError(status: number, grpcStatus: number): boolean {
   if (status === 0 || status >= 500) return true;
-  // gRPC: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS (Envoy's Grpc::Common::isGrpcServerError… set).
-  return grpcStatus === 2 || grpcStatus === 4 || grpcStatus === 12 || grpcStatus === 13 || grpcStatus === 14 || grpcStatus === 15;
+  return grpcStatus === 2 || grpcStatus === 4 || grpcStatus === 13 || grpcStatus === 14 || grpcStatus === 15;
 }
 
 /** `outbound|9080|v1|reviews.default.svc.cluster.local` → `reviews.default.svc.cluster.local:9080`. */
