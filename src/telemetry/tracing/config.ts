@@ -14,6 +14,7 @@
  */
 import type { TelemetryTracing, TracingCustomTag } from '../../config/types/telemetry.ts';
 import type { AppliedTelemetry } from '../select.ts';
+import { InvalidArgumentError } from '../../core/errors.ts';
 import type { PropagationFormat } from './propagation.ts';
 
 /**
@@ -135,4 +136,21 @@ export function mergeTracing(applied: readonly AppliedTelemetry[], o: TracingOpt
     provider: s.provider,
   });
   return { client: done(client), server: done(server) };
+}
+
+const FORMATS: readonly PropagationFormat[] = ['w3c', 'b3', 'b3-single'];
+
+/** Checks `createMesh`'s `telemetry.tracing`, naming the field that is wrong. */
+export function validateTracingOptions(o: TracingOptions | undefined): void {
+  if (o === undefined) return;
+  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh: `telemetry.tracing` must be an object');
+  const p = o.samplingPercentage;
+  if (p !== undefined && (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 100)) throw new InvalidArgumentError(`createMesh: telemetry.tracing.samplingPercentage must be a number from 0 to 100; got ${String(p)}`);
+  if (o.propagation !== undefined) {
+    if (!Array.isArray(o.propagation) || o.propagation.length === 0) throw new InvalidArgumentError("createMesh: telemetry.tracing.propagation must be a non-empty list of 'w3c', 'b3', 'b3-single'");
+    o.propagation.forEach((f, i) => {
+      if (!FORMATS.includes(f)) throw new InvalidArgumentError(`createMesh: telemetry.tracing.propagation[${i}]: unknown format ${JSON.stringify(f)}; use 'w3c', 'b3' or 'b3-single'`);
+    });
+  }
+  if (o.providers !== undefined && (!Array.isArray(o.providers) || o.providers.some((n) => typeof n !== 'string' || n === ''))) throw new InvalidArgumentError('createMesh: telemetry.tracing.providers must be a list of provider names');
 }

@@ -24,37 +24,23 @@
  *
  * @module
  */
-import { randomFillSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { type Attributes, type Context, context, createContextKey, ProxyTracerProvider, type Span, type SpanContext, SpanKind, SpanStatusCode, type Tracer, type TraceState, trace } from '@opentelemetry/api';
+import { type Attributes, type Context, context, createContextKey, type Span, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import type { AnyResource } from '../../config/resource.ts';
 import type { Random } from '../../core/clock.ts';
-import { InvalidArgumentError } from '../../core/errors.ts';
 import type { Headers } from '../../core/handler.ts';
 import type { AttemptEndMessage, AttemptStartMessage, CallEndMessage, CallStartMessage, InboundEndMessage, InboundStartMessage, WorkloadIdentity } from '../../core/observe.ts';
 import { selectTelemetry } from '../select.ts';
-import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec } from './config.ts';
-import { extract, inject, type PropagationFormat, type RemoteContext } from './propagation.ts';
+import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
+import { extract, inject, type PropagationFormat } from './propagation.ts';
+import { newIds, remoteSpanContext, sdkRegistered } from './span-context.ts';
 import { type CompiledTags, compileTags, headerTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
 
-/** The API's no-op provider (what a proxy provider delegates to until an SDK is registered). */
-const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
-
-/** True when the app registered an OpenTelemetry SDK (a tracer provider other than the no-op one). */
-export function sdkRegistered(): boolean {
-  const p = trace.getTracerProvider();
-  const d = p instanceof ProxyTracerProvider ? p.getDelegate() : p;
-  return d !== NOOP_PROVIDER;
-}
 
 /** The `x-request-id` of the request being served, carried to the calls made while serving it. */
 const REQUEST_ID = createContextKey('meshlet x-request-id');
 
-const ids = Buffer.alloc(24);
-function newIds(): { traceId: string; spanId: string } {
-  randomFillSync(ids);
-  return { traceId: ids.toString('hex', 0, 16), spanId: ids.toString('hex', 16, 24) };
-}
 
 /** What {@link MeshTracing} needs of its mesh. */
 export interface MeshTracingOptions {
@@ -89,21 +75,6 @@ interface InboundState {
   readonly requestId: string;
 }
 
-const FORMATS: readonly PropagationFormat[] = ['w3c', 'b3', 'b3-single'];
-
-function validate(o: TracingOptions | undefined): void {
-  if (o === undefined) return;
-  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh: `telemetry.tracing` must be an object');
-  const p = o.samplingPercentage;
-  if (p !== undefined && (typeof p !== 'number' || !Number.isFinite(p) || p < 0 || p > 100)) throw new InvalidArgumentError(`createMesh: telemetry.tracing.samplingPercentage must be a number from 0 to 100; got ${String(p)}`);
-  if (o.propagation !== undefined) {
-    if (!Array.isArray(o.propagation) || o.propagation.length === 0) throw new InvalidArgumentError("createMesh: telemetry.tracing.propagation must be a non-empty list of 'w3c', 'b3', 'b3-single'");
-    o.propagation.forEach((f, i) => {
-      if (!FORMATS.includes(f)) throw new InvalidArgumentError(`createMesh: telemetry.tracing.propagation[${i}]: unknown format ${JSON.stringify(f)}; use 'w3c', 'b3' or 'b3-single'`);
-    });
-  }
-  if (o.providers !== undefined && (!Array.isArray(o.providers) || o.providers.some((n) => typeof n !== 'string' || n === ''))) throw new InvalidArgumentError('createMesh: telemetry.tracing.providers must be a list of provider names');
-}
 
 /** One mesh's tracer: subscribes to the channels while an SDK is registered, handles only its own mesh's messages. */
 export class MeshTracing {
@@ -121,7 +92,7 @@ export class MeshTracing {
   readonly #handlers: readonly [string, (m: unknown) => void][];
 
   constructor(o: MeshTracingOptions, resources: readonly AnyResource[]) {
-    validate(o.options);
+    validateTracingOptions(o.options);
     this.#o = o;
     this.#formats = o.options?.propagation ?? ['w3c'];
     this.#tracer = trace.getTracer('meshlet');
@@ -393,28 +364,3 @@ function one(h: Headers, name: string): string | undefined {
   return typeof v === 'string' ? v : v?.[0];
 }
 
-/** The received context as the API's, flagged with the decision meshlet made (an upstream one, or its own for a deferred B3 one). */
-function remoteSpanContext(r: RemoteContext, sampled: boolean): SpanContext {
-  return {
-    traceId: r.traceId,
-    spanId: r.spanId,
-    traceFlags: sampled ? 1 : 0,
-    isRemote: true,
-    traceState: r.traceState === undefined ? undefined : traceStateOf(r.traceState),
-  };
-}
-
-/** A W3C tracestate kept as received (the API's TraceState interface over the raw header). */
-function traceStateOf(raw: string): TraceState {
-  const entries = raw
-    .split(',')
-    .map((e) => e.trim())
-    .filter((e) => e !== '');
-  const make = (list: string[]): TraceState => ({
-    get: (k) => list.find((e) => e.startsWith(`${k}=`))?.slice(k.length + 1),
-    set: (k, v) => make([`${k}=${v}`, ...list.filter((e) => !e.startsWith(`${k}=`))]),
-    unset: (k) => make(list.filter((e) => !e.startsWith(`${k}=`))),
-    serialize: () => list.join(','),
-  });
-  return make(entries);
-}
