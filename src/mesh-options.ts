@@ -16,6 +16,7 @@ import type { OutboundEvent } from './outbound/pipeline.ts';
 import type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
 import type { AccessLogOptions } from './telemetry/access-log/config.ts';
+import type { TracingOptions } from './telemetry/tracing/config.ts';
 
 /**
  * Options of {@link createMesh}.
@@ -190,6 +191,8 @@ export interface TelemetryOptions {
    * @defaultValue true (the global MeterProvider, when the app registered one)
    */
   readonly ownMetrics?: boolean | OwnMetricsOptions;
+  /** Tracing through the app's OpenTelemetry SDK: sampling, propagation formats, mesh-wide custom tags. @defaultValue on, 1 % sampled, W3C trace context */
+  readonly tracing?: TracingOptions;
 }
 
 /**

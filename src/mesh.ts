@@ -35,6 +35,7 @@ import { describeDecision } from './outbound/tls-decision.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import type { IdentitySource } from './security/identity/source.ts';
 import { CompileCache } from './routing/compile-cache.ts';
+import { MeshTracing } from './telemetry/tracing/tracer.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
 import { MeshMetrics } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import { AccessLogger } from './telemetry/access-log/access-logger.ts';
@@ -78,6 +79,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #closed: Promise<void> | undefined;
   #identity: WorkloadIdentity | undefined;
   readonly #servers: MeshServers;
+  /** Spans for this mesh's requests and calls (subscribed once an OpenTelemetry SDK is registered). */
+  readonly #tracing: MeshTracing;
   /** This workload's certificate, key and trust bundle, as its identity source last delivered them. */
   readonly #credentials: CredentialHolder;
   /** The source filling {@link Mesh.credentials} (files, a dev CA), stopped by `close()`. */
@@ -157,6 +160,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
         outlierClusters: () => [...this.#outbound.clusters.values()].filter((cs) => cs.detector !== undefined).map((cs) => ({ name: cs.name, ejected: cs.hostSet.hosts.filter((h) => h.ejected).map((h) => h.endpoint.key) })),
       },
       o.telemetry?.ownMetrics,
+    );
+    this.#tracing = new MeshTracing(
+      {
+        workload: this.identity,
+        random,
+        rootNamespace: o.rootNamespace ?? 'istio-system',
+        sourceIp: o.sourceIp ?? '127.0.0.1',
+        locality: o.locality ?? '',
+        trustDomain: o.trustDomain ?? 'cluster.local',
+        options: o.telemetry?.tracing,
+        warn: (m) => log.warn(m),
+      },
+      snapshot.resources,
     );
   }
 
@@ -274,6 +290,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#outbound.install(snapshot);
     this.#servers.install(snapshot.resources);
     this.#accessLog.install(snapshot.resources);
+    this.#tracing.install(snapshot.resources);
   }
 
   /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */
@@ -460,6 +477,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
       } finally {
         this.#ownMetrics?.close();
+        this.#tracing.close();
         await this.#accessLog.close();
       }
     })();

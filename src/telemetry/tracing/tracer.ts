@@ -1,0 +1,366 @@
+/**
+ * A mesh's tracing: spans as an Istio sidecar's Envoy makes them, through `@opentelemetry/api`
+ * only, from the kernel's observation channels — no require hooks, nothing patched.
+ *
+ * - an inbound request (`meshlet:inbound:start` → `:end`) is a SERVER span, its parent read from
+ *   the request's trace headers; it is made the active OpenTelemetry context for admission and
+ *   the app's handler through the message's `wrap`, so what the handler does — its own spans, its
+ *   calls through the mesh — continues the trace;
+ * - an outbound call (`meshlet:call:start` → `:end`) is a CLIENT span whose parent is the context
+ *   active where the call was made; each attempt (`meshlet:attempt:*`) is a child span with its
+ *   endpoint and outcome (Envoy's upstream spans, `router <cluster> egress`); the call carries
+ *   the client span's context in the configured formats (written into the header object the call
+ *   sends), and `x-request-id`.
+ *
+ * Sampling is Istio's: an upstream decision is kept; otherwise `x-envoy-force-trace` or
+ * `x-client-trace-id` force it; otherwise a draw from the mesh's Random against the merged
+ * `randomSamplingPercentage`. An unsampled request still gets a (non-recording) span context
+ * with the sampled flag off, so every hop after it agrees.
+ *
+ * Cost: the mesh subscribes only once a real tracer provider is registered with the API (checked
+ * when the mesh starts, at each config, and once a second until then); each message first checks
+ * that it still is. Without an SDK, the channels have no subscriber of this mesh, and nothing is
+ * published.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { type Attributes, type Context, context, createContextKey, type Span, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import type { AnyResource } from '../../config/resource.ts';
+import type { Random } from '../../core/clock.ts';
+import type { Headers } from '../../core/handler.ts';
+import type { AttemptEndMessage, AttemptStartMessage, CallEndMessage, CallStartMessage, InboundEndMessage, InboundStartMessage, WorkloadIdentity } from '../../core/observe.ts';
+import { selectTelemetry } from '../select.ts';
+import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
+import { extract, inject, type PropagationFormat } from './propagation.ts';
+import { newIds, remoteSpanContext, sdkRegistered } from './span-context.ts';
+import { type CompiledTags, compileTags, headerTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
+
+
+/** The `x-request-id` of the request being served, carried to the calls made while serving it. */
+const REQUEST_ID = createContextKey('meshlet x-request-id');
+
+
+/** What {@link MeshTracing} needs of its mesh. */
+export interface MeshTracingOptions {
+  readonly workload: WorkloadIdentity;
+  readonly random: Random;
+  readonly rootNamespace: string;
+  /** This workload's IP (`node_id`, `peer.address` of outbound spans). */
+  readonly sourceIp: string;
+  /** `region/zone/subzone`: the zone is the `zone` tag. */
+  readonly locality: string;
+  readonly trustDomain: string;
+  readonly options: TracingOptions | undefined;
+  readonly warn: (m: string) => void;
+}
+
+interface SideState {
+  readonly spec: TracingSpec;
+  readonly tags: CompiledTags;
+}
+
+interface CallState {
+  readonly span: Span;
+  readonly recording: boolean;
+  readonly headers: Headers;
+  readonly requestId: string | undefined;
+  readonly attempts: Map<number, Span>;
+}
+
+interface InboundState {
+  readonly span: Span;
+  readonly recording: boolean;
+  readonly requestId: string;
+}
+
+
+/** One mesh's tracer: subscribes to the channels while an SDK is registered, handles only its own mesh's messages. */
+export class MeshTracing {
+  readonly #o: MeshTracingOptions;
+  readonly #formats: readonly PropagationFormat[];
+  readonly #tracer: Tracer;
+  readonly #common: Attributes;
+  #client!: SideState;
+  #server!: SideState;
+  readonly #calls = new WeakMap<object, CallState>();
+  readonly #inbound = new WeakMap<object, InboundState>();
+  #subscribed = false;
+  #poll: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+  readonly #handlers: readonly [string, (m: unknown) => void][];
+
+  constructor(o: MeshTracingOptions, resources: readonly AnyResource[]) {
+    validateTracingOptions(o.options);
+    this.#o = o;
+    this.#formats = o.options?.propagation ?? ['w3c'];
+    this.#tracer = trace.getTracer('meshlet');
+    const zone = o.locality.split('/')[1] ?? '';
+    this.#common = { component: 'proxy', node_id: nodeId(o.workload, o.sourceIp), zone };
+    this.#handlers = [
+      ['meshlet:inbound:start', (m) => this.#onInboundStart(m as InboundStartMessage)],
+      ['meshlet:inbound:end', (m) => this.#onInboundEnd(m as InboundEndMessage)],
+      ['meshlet:call:start', (m) => this.#onCallStart(m as CallStartMessage)],
+      ['meshlet:attempt:start', (m) => this.#onAttemptStart(m as AttemptStartMessage)],
+      ['meshlet:attempt:end', (m) => this.#onAttemptEnd(m as AttemptEndMessage)],
+      ['meshlet:call:end', (m) => this.#onCallEnd(m as CallEndMessage)],
+    ];
+    this.install(resources);
+    if (!this.#subscribed) {
+      this.#poll = setInterval(() => this.#check(), 1000);
+      this.#poll.unref();
+    }
+  }
+
+  /** The merged tracing config in use. */
+  config!: TracingConfig;
+
+  /** Applies a config's Telemetry resources. */
+  install(resources: readonly AnyResource[]): void {
+    const w = this.#o.workload;
+    const applied = selectTelemetry(resources, { namespace: w.namespace, labels: w.labels }, this.#o.rootNamespace).applied;
+    this.config = mergeTracing(applied, this.#o.options ?? {}, this.#o.warn);
+    this.#client = { spec: this.config.client, tags: compileTags(this.config.client.customTags) };
+    this.#server = { spec: this.config.server, tags: compileTags(this.config.server.customTags) };
+    this.#check();
+  }
+
+  /** Subscribes once an SDK is registered. */
+  #check(): void {
+    if (this.#closed || this.#subscribed || !sdkRegistered()) return;
+    for (const [name, fn] of this.#handlers) subscribe(name, fn);
+    this.#subscribed = true;
+    if (this.#poll !== undefined) clearInterval(this.#poll);
+    this.#poll = undefined;
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#poll !== undefined) clearInterval(this.#poll);
+    if (this.#subscribed) for (const [name, fn] of this.#handlers) unsubscribe(name, fn);
+    this.#subscribed = false;
+  }
+
+  #sampled(spec: TracingSpec, parent: boolean | undefined, h: Headers | undefined): boolean {
+    if (parent !== undefined) return parent;
+    if (h !== undefined && (h['x-envoy-force-trace'] !== undefined || h['x-client-trace-id'] !== undefined)) return true;
+    const p = spec.samplingPercentage;
+    return p >= 100 || (p > 0 && this.#o.random.next() * 100 < p);
+  }
+
+  /**
+   * A span under `parentCtx`: recorded by the SDK when sampled; otherwise (or when the SDK's own
+   * sampler declines) a non-recording span whose context still carries the decision.
+   */
+  #start(name: string, kind: SpanKind, parentCtx: Context, sampled: boolean, attributes: Attributes | undefined): { span: Span; recording: boolean } {
+    const parent = trace.getSpanContext(parentCtx);
+    if (sampled) {
+      const span = this.#tracer.startSpan(name, { kind, attributes }, parentCtx);
+      const sc = span.spanContext();
+      // A span of its own (the SDK may still decline to record it, by its own sampler: then its context says so).
+      if (trace.isSpanContextValid(sc) && sc.spanId !== parent?.spanId) return { span, recording: span.isRecording() };
+    }
+    const fresh = newIds();
+    const span = trace.wrapSpanContext({ traceId: parent?.traceId ?? fresh.traceId, spanId: fresh.spanId, traceFlags: sampled ? 1 : 0, traceState: parent?.traceState });
+    return { span, recording: false };
+  }
+
+  // ── server side ──
+
+  #onInboundStart(m: InboundStartMessage): void {
+    if (m.workload !== this.#o.workload || !sdkRegistered()) return;
+    const h = m.headers;
+    let requestId = typeof h['x-request-id'] === 'string' && h['x-request-id'] !== '' ? h['x-request-id'] : undefined;
+    if (requestId === undefined) {
+      // Envoy's HCM generates it when missing (generate_request_id), and the app sees it.
+      requestId = randomUUID();
+      h['x-request-id'] = requestId;
+    }
+    // The parent: a span the app's own instrumentation made for this request already, else the request's headers.
+    const active = context.active();
+    const own = trace.getSpanContext(active);
+    const remote = own !== undefined && trace.isSpanContextValid(own) ? undefined : extract(h, this.#formats);
+    const side = this.#server;
+    let ctx: Context;
+    if (side.spec.disabled) {
+      // No span, but the request's trace continues through the calls its handler makes.
+      ctx = (remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, remote.sampled === true))).setValue(REQUEST_ID, requestId);
+    } else {
+      const sampled = this.#sampled(side.spec, remote === undefined ? (own === undefined ? undefined : (own.traceFlags & 1) === 1) : remote.sampled, h);
+      // The parent carries meshlet's decision, so the SDK's parent-based sampler follows it.
+      const parentCtx = remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, sampled));
+      const name = `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
+      const { span, recording } = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
+      this.#inbound.set(m.request, { span, recording, requestId });
+      ctx = trace.setSpan(parentCtx, span).setValue(REQUEST_ID, requestId);
+    }
+    const outer = m.wrap;
+    m.wrap = <T>(fn: () => T): T => context.with(ctx, outer === undefined ? fn : () => outer(fn));
+  }
+
+  #onInboundEnd(m: InboundEndMessage): void {
+    if (m.workload !== this.#o.workload) return;
+    const st = this.#inbound.get(m.request);
+    if (st === undefined) return;
+    this.#inbound.delete(m.request);
+    const { span } = st;
+    if (!st.recording) return;
+    const side = this.#server;
+    const a: Attributes = {
+      ...this.#common,
+      'guid:x-request-id': st.requestId,
+      'http.url': httpUrl(m.scheme, m.authority, m.path),
+      'http.method': m.method,
+      'http.protocol': httpProtocol(m.protocol),
+      downstream_cluster: one(m.headers, 'x-envoy-downstream-service-cluster') ?? '-',
+      user_agent: one(m.headers, 'user-agent') ?? '-',
+      request_size: String(m.requestBytes),
+      response_size: String(m.responseBytes),
+      'http.status_code': String(m.status),
+      response_flags: m.flags === '' ? '-' : m.flags,
+      'peer.address': m.remoteAddress,
+    };
+    const xc = one(m.headers, 'x-client-trace-id');
+    if (xc !== undefined) a['guid:x-client-trace-id'] = xc;
+    if (m.deniedBy === undefined && m.status !== 0) {
+      const cluster = `inbound|${m.localPort}||`;
+      a.upstream_cluster = cluster;
+      a['upstream_cluster.name'] = cluster;
+      a.upstream_address = `${m.localAddress ?? '127.0.0.1'}:${m.localPort}`;
+    }
+    if (side.spec.enableIstioTags) Object.assign(a, istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes'));
+    Object.assign(a, side.tags.fixed);
+    headerTags(side.tags, m.headers, a);
+    if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
+    if (isError(m.status, m.grpcStatus)) {
+      a.error = 'true';
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.setAttributes(a);
+    span.end();
+  }
+
+  // ── client side ──
+
+  #onCallStart(m: CallStartMessage): void {
+    if (m.workload !== this.#o.workload || !sdkRegistered()) return;
+    const side = this.#client;
+    const active = context.active();
+    const h = m.headers as Headers;
+    // Envoy generates x-request-id on the outbound HCM too; inside a handler, the request's own one travels on.
+    let requestId = typeof h['x-request-id'] === 'string' ? h['x-request-id'] : undefined;
+    if (requestId === undefined) {
+      requestId = (active.getValue(REQUEST_ID) as string | undefined) ?? randomUUID();
+      h['x-request-id'] = requestId;
+    }
+    const parent = trace.getSpanContext(active);
+    // Outside any span: the headers the app set on the call, if any (it forwarded a context itself).
+    const remote = parent === undefined || !trace.isSpanContextValid(parent) ? extract(h, this.#formats) : undefined;
+    let parentCtx = remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, remote.sampled === true));
+    let parentSc = trace.getSpanContext(parentCtx);
+    if (side.spec.disabled) {
+      // No span: the context the call is made in travels on, as the app's own headers would through a sidecar.
+      if (parentSc !== undefined && trace.isSpanContextValid(parentSc) && !side.spec.disableContextPropagation) {
+        inject(h, { traceId: parentSc.traceId, spanId: parentSc.spanId, parentSpanId: undefined, sampled: (parentSc.traceFlags & 1) === 1, traceState: parentSc.traceState?.serialize() }, this.#formats);
+      }
+      return;
+    }
+    const valid = parentSc !== undefined && trace.isSpanContextValid(parentSc);
+    const sampled = this.#sampled(side.spec, remote !== undefined ? remote.sampled : valid ? ((parentSc?.traceFlags ?? 0) & 1) === 1 : undefined, h);
+    if (remote !== undefined) {
+      parentCtx = trace.setSpanContext(active, remoteSpanContext(remote, sampled));
+      parentSc = trace.getSpanContext(parentCtx);
+    }
+    const { span, recording } = this.#start(`${m.authority}/*`, SpanKind.CLIENT, parentCtx, sampled, undefined);
+    this.#calls.set(m.call, { span, recording, headers: h, requestId, attempts: new Map() });
+    if (side.spec.disableContextPropagation) return;
+    const sc = span.spanContext();
+    inject(h, { traceId: sc.traceId, spanId: sc.spanId, parentSpanId: parentSc?.spanId, sampled: (sc.traceFlags & 1) === 1, traceState: sc.traceState?.serialize() }, this.#formats);
+  }
+
+  #onAttemptStart(m: AttemptStartMessage): void {
+    if (m.workload !== this.#o.workload) return;
+    const st = this.#calls.get(m.call);
+    if (st === undefined || !st.recording) return;
+    const span = this.#tracer.startSpan(`router ${m.cluster} egress`, { kind: SpanKind.CLIENT }, trace.setSpan(context.active(), st.span));
+    st.attempts.set(m.attempt, span);
+  }
+
+  #onAttemptEnd(m: AttemptEndMessage): void {
+    if (m.workload !== this.#o.workload) return;
+    const st = this.#calls.get(m.call);
+    const span = st?.attempts.get(m.attempt);
+    if (st === undefined || span === undefined) return;
+    st.attempts.delete(m.attempt);
+    const a: Attributes = {
+      component: 'proxy',
+      'meshlet.attempt': m.attempt,
+      upstream_cluster: m.cluster,
+      'upstream_cluster.name': m.cluster,
+      'http.status_code': String(m.status),
+      response_flags: '-',
+    };
+    if (m.endpoint !== undefined) {
+      a.upstream_address = m.endpoint;
+      a['peer.address'] = m.endpoint;
+    }
+    if (m.failure !== undefined) a['error.reason'] = m.failure;
+    if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
+    if (m.failure !== undefined || isError(m.status, m.grpcStatus)) {
+      a.error = 'true';
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    span.setAttributes(a);
+    span.end();
+  }
+
+  #onCallEnd(m: CallEndMessage): void {
+    if (m.workload !== this.#o.workload) return;
+    const st = this.#calls.get(m.call);
+    if (st === undefined) return;
+    this.#calls.delete(m.call);
+    for (const s of st.attempts.values()) s.end();
+    if (!st.recording) return;
+    const { span } = st;
+    const side = this.#client;
+    // Istio's route decorator: host:port/* of the destination (route.GetRouteOperation), else the authority.
+    span.updateName(`${hostPortOfCluster(m.cluster) ?? m.authority}/*`);
+    const h = st.headers;
+    const a: Attributes = {
+      ...this.#common,
+      'guid:x-request-id': st.requestId ?? '-',
+      'http.url': httpUrl('http', m.authority, m.path),
+      'http.method': m.method,
+      'http.protocol': httpProtocol(m.protocol),
+      downstream_cluster: '-',
+      user_agent: one(h, 'user-agent') ?? '-',
+      request_size: String(m.requestBytes),
+      response_size: String(m.responseBytes),
+      'http.status_code': String(m.status),
+      response_flags: m.flags === '' ? '-' : m.flags,
+      'peer.address': this.#o.sourceIp,
+    };
+    if (m.cluster !== undefined) {
+      a.upstream_cluster = m.cluster;
+      a['upstream_cluster.name'] = m.cluster;
+    }
+    if (m.endpoint !== undefined) a.upstream_address = m.endpoint;
+    if (side.spec.enableIstioTags) Object.assign(a, istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes'));
+    Object.assign(a, side.tags.fixed);
+    headerTags(side.tags, h, a);
+    if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
+    if (isError(m.status, m.grpcStatus) || m.error !== undefined) {
+      a.error = 'true';
+      span.setStatus({ code: SpanStatusCode.ERROR, message: m.error?.message });
+    }
+    span.setAttributes(a);
+    span.end();
+  }
+}
+
+function one(h: Headers, name: string): string | undefined {
+  const v = h[name];
+  return typeof v === 'string' ? v : v?.[0];
+}
+
