@@ -14,6 +14,16 @@ import type { InboundTlsCounts } from './inbound/tls-stats.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 import type { OutboundEvent } from './outbound/pipeline.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
+import type { MetricsOptions } from './telemetry/metrics/istio-metrics.ts';
+
+/**
+ * The `telemetry` options of {@link MeshOptions}: one block per signal.
+ * @category Telemetry
+ */
+export interface TelemetryOptions {
+  /** Istio's standard metrics (`istio_requests_total`, …) and peer metadata exchange. @defaultValue on, through the global MeterProvider */
+  readonly metrics?: MetricsOptions;
+}
 
 /**
  * Options of {@link createMesh}.
@@ -41,6 +51,16 @@ export interface MeshOptions {
    * as Kubernetes gives every pod one. @defaultValue 'default'
    */
   readonly serviceAccount?: string;
+  /**
+   * This workload's name as Istio's telemetry names it (`source_workload` /
+   * `destination_workload`, `WORKLOAD_NAME` in peer metadata) — in Kubernetes, the Deployment's
+   * name (e.g. `reviews-v2`). Also the canonical service when no `service.istio.io/canonical-name`,
+   * `app.kubernetes.io/name` or `app` label names one.
+   * @defaultValue the `service`
+   */
+  readonly workloadName?: string;
+  /** Telemetry settings, by signal. */
+  readonly telemetry?: TelemetryOptions;
   /**
    * Embedded mode: a YAML/JSON file, a directory of them, a list of paths, or resource
    * objects. Files and directories are watched: a valid change applies to new requests; an

@@ -36,6 +36,9 @@ import { CredentialHolder } from './security/identity/credentials.ts';
 import type { IdentitySource } from './security/identity/source.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
+import type { ClusterState } from './outbound/cluster-state.ts';
+import { metricsConfigFor } from './telemetry/metrics/config.ts';
+import { IstioMetrics } from './telemetry/metrics/istio-metrics.ts';
 
 
 /**
@@ -82,6 +85,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #identitySource: IdentitySource | undefined;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
+  /** Istio's standard metrics (undefined when `telemetry.metrics.enabled` is false). */
+  readonly #metrics: IstioMetrics | undefined;
 
   /** @internal use {@link createMesh}. */
   constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder) {
@@ -140,6 +145,35 @@ export class Mesh extends EventEmitter<MeshEvents> {
       },
       snapshot.resources,
     );
+    this.#metrics = o.telemetry?.metrics?.enabled === false ? undefined : this.#startMetrics(o, snapshot);
+  }
+
+  #startMetrics(o: MeshOptions, snapshot: Snapshot): IstioMetrics {
+    const log = this.#logger;
+    const m = new IstioMetrics(
+      {
+        identity: this.identity,
+        workloadName: this.identity.workloadName ?? o.service,
+        now: () => (o.clock ?? systemClock).now(),
+        warn: (msg) => log.warn(msg),
+        principal: () => this.#credentials.current?.spiffeId ?? '',
+        inMesh: (call) => {
+          // Peer metadata goes to in-mesh services only (never to MESH_EXTERNAL hosts or passthrough).
+          const cs = (call as { cluster?: unknown }).cluster as ClusterState | undefined;
+          return cs !== undefined && !cs.passthrough && cs.cluster.service.location === 'MESH_INTERNAL';
+        },
+        ip: o.sourceIp ?? '127.0.0.1',
+      },
+      o.telemetry?.metrics,
+    );
+    m.configure(this.#metricsConfig(snapshot));
+    m.start();
+    return m;
+  }
+
+  #metricsConfig(snapshot: Snapshot): ReturnType<typeof metricsConfigFor> {
+    const id = this.identity;
+    return metricsConfigFor(snapshot.resources, { namespace: id.namespace, labels: id.labels }, this.#o.rootNamespace ?? 'istio-system', this.#o.extensionProviders);
   }
 
   /** @internal The workload's TLS credentials (the transport and the servers read and subscribe to them). */
@@ -159,6 +193,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       namespace: this.#o.namespace ?? 'default',
       labels: Object.freeze({ ...(this.#o.labels ?? {}) }),
       serviceAccount: this.#o.serviceAccount ?? 'default',
+      workloadName: this.#o.workloadName ?? this.#o.service,
     });
     return this.#identity;
   }
@@ -255,6 +290,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#transport.install(snapshot.resources);
     this.#outbound.install(snapshot);
     this.#servers.install(snapshot.resources);
+    this.#metrics?.configure(this.#metricsConfig(snapshot));
   }
 
   /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */
@@ -438,6 +474,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
       await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
+      this.#metrics?.close(); // after the calls in flight ended: they are counted
     })();
     return this.#closed;
   }
