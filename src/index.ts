@@ -13,7 +13,8 @@
 import './core/require-node.ts';
 export { Mesh } from './mesh.ts';
 export { createMesh } from './create-mesh.ts';
-export type { IdentityOption, MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent, WatchStateEvent } from './mesh-options.ts';
+export type { IdentityOption, MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent, TelemetryOptions, WatchStateEvent } from './mesh-options.ts';
+export type { MetricsOptions } from './telemetry/metrics/istio-metrics.ts';
 export type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 export type { Registration, RegisterOptions } from './control-plane/registration.ts';
 export type { Explanation, ExplainRequest, ExplainedEndpoint, ExplainedTarget } from './outbound/explain.ts';

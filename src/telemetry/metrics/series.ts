@@ -21,9 +21,9 @@ export const OVERFLOW_ATTRIBUTES: MetricAttributes = Object.freeze({ 'otel.metri
 
 /** Options of {@link SeriesLimiter}. */
 export interface SeriesLimits {
-  /** Label sets per metric. @defaultValue 2000 */
+  /** Label sets per metric. */
   readonly maxSeries: number;
-  /** A label set unseen for this long is forgotten. @defaultValue 600000 (10 minutes) */
+  /** A label set unseen for this long is forgotten. */
   readonly idleMs: number;
 }
 
