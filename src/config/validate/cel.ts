@@ -6,22 +6,26 @@
  * @module
  */
 
-type TokType = 'ident' | 'num' | 'str' | 'op' | 'eof';
+/** A token's kind. */
+export type TokType = 'ident' | 'num' | 'str' | 'op' | 'eof';
 
-interface Tok {
+/** A token: its kind, its source text (strings and numbers raw, as written) and its offset. */
+export interface Tok {
   readonly type: TokType;
   readonly v: string;
   readonly pos: number;
 }
 
 /** Words CEL reserves: not usable as identifiers (`in` is an operator). */
-const RESERVED = new Set(['as', 'break', 'const', 'continue', 'else', 'for', 'function', 'if', 'import', 'let', 'loop', 'package', 'namespace', 'return', 'var', 'void', 'while']);
+export const RESERVED = new Set(['as', 'break', 'const', 'continue', 'else', 'for', 'function', 'if', 'import', 'let', 'loop', 'package', 'namespace', 'return', 'var', 'void', 'while']);
 const OPS = ['==', '!=', '<=', '>=', '&&', '||', '<', '>', '!', '-', '+', '*', '/', '%', '?', ':', '.', ',', '(', ')', '[', ']', '{', '}'];
 const NUMBER = /^(?:0[xX][0-9a-fA-F]+[uU]?|\d*\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+[uU]?)/;
 
-class CelError extends Error {}
+/** A syntax error; the message names the offset. */
+export class CelError extends Error {}
 
-function tokenize(src: string): Tok[] {
+/** Splits a CEL expression into tokens (shared with the evaluator in `src/telemetry/cel.ts`). */
+export function tokenize(src: string): Tok[] {
   const out: Tok[] = [];
   let i = 0;
   while (i < src.length) {

@@ -1,0 +1,245 @@
+/**
+ * One request as telemetry sees it, whichever side reported it: the normalized record the
+ * attribute view (`attributes.ts`) and the access-log formatter read. Built from a
+ * `meshlet:call:end` message (the client side, Istio's `reporter=source`) or a
+ * `meshlet:inbound:end` message (the server side, `reporter=destination`) without copying
+ * anything large; headers are read where they are.
+ *
+ * @module
+ */
+import type { Protocol } from '../core/classify.ts';
+import { MeshletError } from '../core/errors.ts';
+import type { CallEndMessage, CallStartMessage, InboundEndMessage, WorkloadIdentity } from '../core/observe.ts';
+
+/** A header map with lower-cased names, as the kernel carries them. */
+export type HeaderMap = Readonly<Record<string, string | readonly string[] | number | undefined>>;
+
+/**
+ * The peer workload's metadata, as Istio's metadata exchange gives it (the fields of
+ * `filter_state.upstream_peer` / `filter_state.downstream_peer` in Istio's CEL vocabulary:
+ * `namespace`, `cluster`, `service`, `revision`, `app`, `version`, `workload`, `type`, `name`,
+ * and the peer's `labels`). Whoever knows it (the metrics module's metadata exchange) passes it in.
+ */
+export interface PeerMetadata {
+  readonly namespace?: string;
+  readonly cluster?: string;
+  readonly service?: string;
+  readonly revision?: string;
+  readonly app?: string;
+  readonly version?: string;
+  readonly workload?: string;
+  /** `deployment`, `pod`, … */
+  readonly type?: string;
+  /** The instance name (pod name). */
+  readonly name?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** An address and port. */
+export interface HostPort {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** The side that reported a request: `client` (outbound, reporter=source) or `server` (inbound, reporter=destination). */
+export type Side = 'client' | 'server';
+
+/** One request, normalized. Absent values are undefined (printed `-` in logs). */
+export interface RequestRecord {
+  readonly side: Side;
+  readonly workload: WorkloadIdentity | undefined;
+  readonly protocol: Protocol;
+  readonly method: string;
+  readonly scheme: 'http' | 'https';
+  readonly authority: string;
+  /** Path with query, as sent or received. */
+  readonly path: string;
+  readonly requestHeaders: HeaderMap | undefined;
+  readonly responseHeaders: HeaderMap | undefined;
+  /** The status the caller got, 0 when none. */
+  readonly status: number;
+  /** The gRPC status, -1 when none. */
+  readonly grpcStatus: number;
+  /** Envoy response flags, comma-separated ('' when none). */
+  readonly flags: string;
+  /** `%RESPONSE_CODE_DETAILS%`, when known. */
+  readonly details: string | undefined;
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+  readonly durationMs: number;
+  /** When the request started, milliseconds since the Unix epoch. */
+  readonly startTimeMs: number;
+  /** Attempts made (client side). */
+  readonly attempts: number | undefined;
+  /** `address:port` of the upstream host. */
+  readonly upstreamHost: string | undefined;
+  /** The cluster: `outbound|port|subset|host` (client), `inbound|port||` (server). */
+  readonly upstreamCluster: string | undefined;
+  readonly routeName: string | undefined;
+  /** The destination service host (client side). */
+  readonly destinationService: string | undefined;
+  /** Where the request was received (server side: the server's address). */
+  readonly downstreamLocal: HostPort | undefined;
+  /** Who sent it (server side: the caller's address). */
+  readonly downstreamRemote: HostPort | undefined;
+  readonly sni: string | undefined;
+  /** Whether the downstream connection was mTLS (server side). */
+  readonly mtls: boolean;
+  /** The downstream peer's SPIFFE ID (server side, mTLS). */
+  readonly peerPrincipal: string | undefined;
+  /** `iss/sub` of the verified JWT. */
+  readonly requestPrincipal: string | undefined;
+  /** The destination workload as registered (client side). */
+  readonly destination: CallEndMessage['destination'];
+  /** The other side's workload metadata, when known (metadata exchange). */
+  readonly peer: PeerMetadata | undefined;
+  /** Why the call failed, when it did. */
+  readonly error: Error | undefined;
+}
+
+/** What a client-side record needs besides the `call:end` message. */
+export interface ClientRecordOptions {
+  /** The `call:start` message of the same call (its headers). */
+  readonly start?: CallStartMessage;
+  /** When the call started, ms since the epoch. @defaultValue `Date.now() - end.durationMs` */
+  readonly startTimeMs?: number;
+  /** The destination workload's metadata (metadata exchange). */
+  readonly peer?: PeerMetadata;
+}
+
+/** What a server-side record needs besides the `inbound:end` message. */
+export interface ServerRecordOptions {
+  /** When the request started, ms since the epoch. @defaultValue `Date.now() - end.durationMs` */
+  readonly startTimeMs?: number;
+  /** The source workload's metadata (metadata exchange). */
+  readonly peer?: PeerMetadata;
+}
+
+function hostPort(s: string | undefined): HostPort | undefined {
+  if (s === undefined) return undefined;
+  const i = s.lastIndexOf(':');
+  if (i <= 0) return undefined;
+  const port = Number(s.slice(i + 1));
+  return Number.isInteger(port) ? { address: s.slice(0, i).replace(/^\[|\]$/g, ''), port } : undefined;
+}
+
+export { hostPort as parseHostPort };
+
+/**
+ * `%RESPONSE_CODE_DETAILS%` of a client-side call, as Envoy's router and filters set it: from
+ * the flags of how it ended (`no_healthy_upstream`, `fault_filter_abort`, `upstream_reset_before_response_started{…}`, …),
+ * `via_upstream` when the upstream answered, `direct_response` for a route's own answer.
+ */
+function clientDetails(flags: readonly string[], status: number, end: CallEndMessage): string | undefined {
+  const has = (f: string): boolean => flags.includes(f);
+  if (has('FI')) return 'fault_filter_abort';
+  if (has('NR')) return 'route_not_found';
+  if (has('NC')) return 'cluster_not_found';
+  if (has('UH')) return 'no_healthy_upstream';
+  if (has('RL')) return 'local_rate_limited';
+  if (end.error === undefined && status > 0) return end.endpoint === undefined && end.route !== undefined ? 'direct_response' : 'via_upstream';
+  if (has('UT')) return 'response_timeout';
+  if (has('UO')) return 'upstream_reset_before_response_started{overflow}';
+  if (has('UF')) return 'upstream_reset_before_response_started{connection_failure}';
+  if (has('UPE')) return 'upstream_reset_before_response_started{protocol_error}';
+  if (has('UC')) return 'upstream_reset_before_response_started{connection_termination}';
+  if (has('UR')) return 'upstream_reset_before_response_started{remote_reset}';
+  if (has('DC')) return 'downstream_remote_disconnect';
+  if (status > 0) return 'via_upstream';
+  return undefined;
+}
+
+/** The record of a client-side call (`meshlet:call:end`). */
+export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): RequestRecord {
+  const err = end.error;
+  const meshErr = err instanceof MeshletError ? err : undefined;
+  let flags = end.flags;
+  for (const f of meshErr?.flags.split(',') ?? []) if (f !== '' && !flags.split(',').includes(f)) flags = flags === '' ? f : `${flags},${f}`;
+  const status = end.status > 0 ? end.status : (meshErr?.httpStatus ?? 0);
+  const list = flags === '' ? [] : flags.split(',');
+  if (status === 0 && err?.name === 'AbortError' && !list.includes('DC')) {
+    list.push('DC');
+    flags = list.join(',');
+  }
+  return {
+    side: 'client',
+    workload: end.workload,
+    protocol: end.protocol,
+    method: end.method,
+    scheme: 'http',
+    authority: end.authority,
+    path: end.path,
+    requestHeaders: o.start?.headers as HeaderMap | undefined,
+    responseHeaders: undefined,
+    status,
+    grpcStatus: end.grpcStatus >= 0 ? end.grpcStatus : end.protocol === 'grpc' && meshErr?.grpcStatus !== undefined ? meshErr.grpcStatus : -1,
+    flags,
+    details: clientDetails(list, status, end),
+    requestBytes: end.requestBytes,
+    responseBytes: end.responseBytes,
+    durationMs: end.durationMs,
+    startTimeMs: o.startTimeMs ?? Date.now() - end.durationMs,
+    attempts: end.attempts,
+    upstreamHost: end.endpoint,
+    upstreamCluster: end.cluster,
+    routeName: end.route,
+    destinationService: end.destinationService,
+    downstreamLocal: undefined,
+    downstreamRemote: undefined,
+    sni: undefined,
+    mtls: false,
+    peerPrincipal: undefined,
+    requestPrincipal: undefined,
+    destination: end.destination,
+    peer: o.peer,
+    error: err,
+  };
+}
+
+/** The record of a request the server side saw (`meshlet:inbound:end`). */
+export function serverRecord(end: InboundEndMessage, o: ServerRecordOptions = {}): RequestRecord {
+  const admitted = end.deniedBy === undefined;
+  const local = end.localAddress === undefined ? undefined : { address: end.localAddress, port: end.localPort };
+  return {
+    side: 'server',
+    workload: end.workload,
+    protocol: end.protocol,
+    method: end.method,
+    scheme: end.scheme,
+    authority: end.authority,
+    path: end.path,
+    requestHeaders: end.headers,
+    responseHeaders: end.responseHeaders,
+    status: end.status,
+    grpcStatus: end.grpcStatus,
+    flags: end.flags,
+    details: end.details === '' ? undefined : end.details,
+    requestBytes: end.requestBytes,
+    responseBytes: end.responseBytes,
+    durationMs: end.durationMs,
+    startTimeMs: o.startTimeMs ?? Date.now() - end.durationMs,
+    attempts: undefined,
+    // The app is the inbound cluster's one host (Istio: `inbound|port||`, the pod's address).
+    upstreamHost: admitted && local !== undefined && end.status > 0 ? `${local.address}:${local.port}` : undefined,
+    upstreamCluster: `inbound|${end.localPort}||`,
+    routeName: 'default',
+    destinationService: undefined,
+    downstreamLocal: local,
+    downstreamRemote: end.remoteAddress === '' ? undefined : { address: end.remoteAddress, port: end.remotePort },
+    sni: end.sni,
+    mtls: end.mtls,
+    peerPrincipal: end.peer?.principal === '' ? undefined : end.peer?.principal,
+    requestPrincipal: end.requestPrincipal,
+    destination: undefined,
+    peer: o.peer,
+    error: end.error,
+  };
+}
+
+/** A header's value (several values joined with `,`, as Envoy's header map reads them). */
+export function headerValue(h: HeaderMap | undefined, name: string): string | undefined {
+  if (h === undefined || !Object.hasOwn(h, name)) return undefined;
+  const v = h[name];
+  if (v === undefined) return undefined;
+  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : v.join(',');
+}
