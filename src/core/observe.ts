@@ -223,7 +223,7 @@ export interface InboundEndMessage {
   readonly peer: PeerIdentity | undefined;
   /** `iss/sub` of the verified JWT, or undefined. */
   readonly requestPrincipal: string | undefined;
-  /** The AuthorizationPolicy that decided, `namespace/name` and rule, or undefined. */
+  /** The AuthorizationPolicy rule that decided, as Envoy names it (`ns[foo]-policy[allow]-rule[1]`), or undefined. */
   readonly authzPolicy: string | undefined;
   readonly remoteAddress: string;
   readonly remotePort: number;

@@ -10,6 +10,8 @@ import { isGrpcContentType } from '../core/classify.ts';
 import type { Socket } from 'node:net';
 import type { PeerIdentity } from '../core/context.ts';
 import type { Headers } from '../core/handler.ts';
+import type { Clock } from '../core/clock.ts';
+import type { WorkloadIdentity } from '../core/observe.ts';
 import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
 import { normalizePath, type PathNormalization } from './path.ts';
 import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
@@ -70,7 +72,13 @@ export type Judgement =
       /** Headers the app's response gets (an external authorizer's, `x-ratelimit-*`), or undefined. */
       readonly responseHeaders: Readonly<Record<string, string>> | undefined;
     }
-  | { readonly serve: false; readonly denial: Denial; readonly grpc: boolean };
+  | {
+      readonly serve: false;
+      readonly denial: Denial;
+      readonly grpc: boolean;
+      /** The request view as far as the phases got (its principal, its verdict), when a phase refused it. */
+      readonly request?: InboundRequest;
+    };
 
 function first(v: string | string[] | undefined): string | undefined {
   return typeof v === 'string' ? v : v?.[0];
@@ -124,6 +132,9 @@ export class InboundGuard {
   /** Set by the mesh's servers: PeerAuthentication for connections they did not accept. */
   sockets: SocketPolicy | undefined;
 
+  /** Set by the mesh's servers: who the requests are published as (`meshlet:inbound:*`); unset, nothing is published. */
+  observer: { readonly workload: WorkloadIdentity; readonly clock: Clock } | undefined;
+
   get normalization(): PathNormalization {
     return this.#normalization;
   }
@@ -169,7 +180,7 @@ export class InboundGuard {
 }
 
 function verdict(req: InboundRequest, a: Admission, grpc: boolean, normalizedPath: string): Judgement {
-  if (!a.admitted) return { serve: false, denial: a.denial, grpc };
+  if (!a.admitted) return { serve: false, denial: a.denial, grpc, request: req };
   const fromAuthz = req.authz?.responseHeaders;
   const fromLimits = rateLimitResponseHeaders(req);
   const responseHeaders = fromAuthz === undefined ? fromLimits : fromLimits === undefined ? fromAuthz : { ...fromLimits, ...fromAuthz };

@@ -19,6 +19,7 @@ import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
 import { connectionOf, enterContext, first, internalError, notNormalized } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
+import { observeInbound } from './observe-inbound.ts';
 
 /** The slice of Fastify's request and reply this adapter uses (no compile-time dependency on fastify). */
 /**
@@ -157,39 +158,52 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
       // An absolute-form target (rewriteUrl made it origin-form): the URL's authority is the Host, as Envoy forwards it.
       const abs = absoluteForm((raw as { originalUrl?: string }).originalUrl ?? '');
       if (abs !== undefined) headers.host = abs.authority;
-      let j: Judgement | Promise<Judgement>;
-      try {
-        j = g.judge(request.method, first(headers.host) ?? '', request.url, headers, connectionOf(raw, g));
-      } catch (err) {
-        deny(reply, internalError(err), isGrpcContentType(headers['content-type']));
-        return;
-      }
-      const go = (x: Judgement): void => {
-        if (!x.serve) {
-          deny(reply, x.denial, x.grpc, raw);
-          return;
-        }
-        if (x.normalizedPath !== request.url) {
-          // Routed already on a path other than the one judged: refuse rather than serve it.
-          deny(reply, notNormalized(`path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`), x.request.protocol === 'grpc');
-          return;
-        }
-        request.meshlet = x.info;
-        (raw as { meshlet?: unknown }).meshlet = x.info;
-        if (x.request.headersChanged || abs !== undefined) replaceHeaders(raw, x.request.headers);
-        if (x.request.path !== x.normalizedPath) {
-          // A phase took a parameter out of the query (a consumed access_token): the app sees it gone,
-          // from the URL, the query Fastify parsed, and the target as received (request.originalUrl).
-          raw.url = x.request.path;
-          if ((raw as { originalUrl?: string }).originalUrl !== undefined) (raw as { originalUrl?: string }).originalUrl = x.request.path;
-          dropRemovedQueryKeys(request.query, x.normalizedPath, x.request.path);
-        }
-        if (x.responseHeaders !== undefined) for (const [k, v] of Object.entries(x.responseHeaders)) reply.header(k, v);
-        enterContext(raw, x, next);
+      const conn = connectionOf(raw, g);
+      const authority = first(headers.host) ?? '';
+      const ob = observeInbound(g.observer, raw, reply.raw, headers, request.method, authority, request.url, conn);
+      const changed = abs !== undefined || ob?.added === true;
+      const refuse = (d: Denial, grpc: boolean): void => {
+        ob?.denied(d);
+        deny(reply, d, grpc);
       };
-      if (j instanceof Promise) {
-        j.then(go, (err: unknown) => deny(reply, internalError(err), isGrpcContentType(headers['content-type'])));
-      } else go(j);
+      const judge = (): void => {
+        let j: Judgement | Promise<Judgement>;
+        try {
+          j = g.judge(request.method, authority, request.url, headers, conn);
+        } catch (err) {
+          refuse(internalError(err), isGrpcContentType(headers['content-type']));
+          return;
+        }
+        const go = (x: Judgement): void => {
+          ob?.judged(x);
+          if (!x.serve) {
+            deny(reply, x.denial, x.grpc, raw);
+            return;
+          }
+          if (x.normalizedPath !== request.url) {
+            // Routed already on a path other than the one judged: refuse rather than serve it.
+            refuse(notNormalized(`path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`), x.request.protocol === 'grpc');
+            return;
+          }
+          request.meshlet = x.info;
+          (raw as { meshlet?: unknown }).meshlet = x.info;
+          if (x.request.headersChanged || changed) replaceHeaders(raw, x.request.headers);
+          if (x.request.path !== x.normalizedPath) {
+            // A phase took a parameter out of the query (a consumed access_token): the app sees it gone,
+            // from the URL, the query Fastify parsed, and the target as received (request.originalUrl).
+            raw.url = x.request.path;
+            if ((raw as { originalUrl?: string }).originalUrl !== undefined) (raw as { originalUrl?: string }).originalUrl = x.request.path;
+            dropRemovedQueryKeys(request.query, x.normalizedPath, x.request.path);
+          }
+          if (x.responseHeaders !== undefined) for (const [k, v] of Object.entries(x.responseHeaders)) reply.header(k, v);
+          enterContext(raw, x, next);
+        };
+        if (j instanceof Promise) {
+          j.then(go, (err: unknown) => refuse(internalError(err), isGrpcContentType(headers['content-type'])));
+        } else go(j);
+      };
+      if (ob === undefined) judge();
+      else ob.run(judge);
     });
     done();
   }) as FastifyPlugin;

@@ -16,6 +16,7 @@ import { currentContext, reenterContext } from '../../core/context.ts';
 import { runAdmitted, type Denial } from '../../inbound/pipeline.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
+import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { acceptedByMesh, peerOfSocket, plainAddress } from './peer.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
@@ -107,7 +108,8 @@ export function enterContext(req: IncomingMessage, j: Extract<Judgement, { serve
   });
 }
 
-function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean, hostChanged: boolean, mounted: string | undefined): void {
+function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean, hostChanged: boolean, mounted: string | undefined, ob: InboundObservation | undefined): void {
+  ob?.judged(j);
   if (!j.serve) {
     writeDenial(res, j.denial, j.grpc);
     return;
@@ -116,7 +118,9 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
     // Under a mount (app.use('/api', mesh.express())) Express routed on the path before the mesh
     // saw it: a path that normalization changed cannot be routed again, so it is refused.
     const where = (req as { baseUrl?: string }).baseUrl;
-    writeDenial(res, notNormalized(`path ${mounted} is not normalized and mesh.express() is mounted under ${where}; use app.use(mesh.express()) first`), j.request.protocol === 'grpc');
+    const d = notNormalized(`path ${mounted} is not normalized and mesh.express() is mounted under ${where}; use app.use(mesh.express()) first`);
+    ob?.denied(d);
+    writeDenial(res, d, j.request.protocol === 'grpc');
     return;
   }
   req.meshlet = j.info;
@@ -144,7 +148,9 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
 
 /**
  * Judges a Node request and either answers it (denied) or calls `next` (admitted), with
- * `req.url` rewritten to the normalized path when `rewrite`.
+ * `req.url` rewritten to the normalized path when `rewrite`. When someone observes the server
+ * side (`meshlet:inbound:*`), the request is published and the rest of it runs inside what the
+ * subscribers wrapped around it.
  */
 export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResponse, next: () => void, rewrite = true, mounted?: string): void {
   // Judged once: an app behind mesh.createServer that also uses mesh.express() is not judged
@@ -158,22 +164,55 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   const target = mounted ?? req.url ?? '/';
   const abs = absoluteForm(target);
   if (abs !== undefined) headers.host = abs.authority;
+  const conn = connectionOf(req, guard);
+  const method = req.method ?? 'GET';
+  const authority = first(headers.host) ?? first(headers[':authority']) ?? '';
+  const path = abs?.path ?? target;
+  const ob = observeInbound(guard.observer, req, res, headers, method, authority, path, conn);
+  if (ob === undefined) {
+    judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined, undefined);
+    return;
+  }
+  ob.run(() => judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined || ob.added, ob));
+}
+
+function judgeNode(
+  guard: InboundGuard,
+  req: MeshRequest,
+  res: ServerResponse,
+  next: () => void,
+  rewrite: boolean,
+  mounted: string | undefined,
+  headers: Headers,
+  method: string,
+  authority: string,
+  path: string,
+  conn: ConnectionInfo,
+  headersChanged: boolean,
+  ob: InboundObservation | undefined,
+): void {
   let j: Judgement | Promise<Judgement>;
   try {
-    j = guard.judge(req.method ?? 'GET', first(headers.host) ?? first(headers[':authority']) ?? '', abs?.path ?? target, headers, connectionOf(req, guard));
+    j = guard.judge(method, authority, path, headers, conn);
   } catch (err) {
     // Fail closed.
-    writeDenial(res, internalError(err), isGrpcContentType(headers['content-type']));
+    const d = internalError(err);
+    ob?.denied(d);
+    writeDenial(res, d, isGrpcContentType(headers['content-type']));
     return;
   }
   if (j instanceof Promise) {
     j.then(
-      (x) => proceed(req, res, x, next, rewrite, abs !== undefined, mounted),
-      (err: unknown) => writeDenial(res, internalError(err), isGrpcContentType(headers['content-type'])),
+      (x) => proceed(req, res, x, next, rewrite, headersChanged, mounted, ob),
+      (err: unknown) => {
+        const d = internalError(err);
+        ob?.denied(d);
+        writeDenial(res, d, isGrpcContentType(headers['content-type']));
+      },
     );
     return;
   }
-  proceed(req, res, j, next, rewrite, abs !== undefined, mounted);
+  proceed(req, res, j, next, rewrite, headersChanged, mounted, ob);
 }
 
 export function first(v: string | string[] | undefined): string | undefined {

@@ -60,6 +60,7 @@ export class MeshServers {
       resources,
     );
     this.#guard.sockets = { admit: (socket) => this.#admit(socket) };
+    this.#guard.observer = { workload: p.workload, clock: o.clock };
   }
 
   /**

@@ -1,0 +1,259 @@
+/**
+ * The server side's observation: `meshlet:inbound:start` when a request reaches a server adapter
+ * of the mesh (before admission) and `meshlet:inbound:end` when it was answered — by the app, by
+ * a denial — or its caller went away, with Envoy's response flags and `%RESPONSE_CODE_DETAILS%`.
+ *
+ * Nothing here runs unless one of the two channels has subscribers: the adapters call
+ * {@link observeInbound}, which checks `hasSubscribers` first (one property read per request)
+ * and returns undefined otherwise.
+ *
+ * The request and response streams flow as they would without it: no `data` listener, no
+ * wrapped `write`/`end`. The end is seen from one `close` listener on the response; sizes come
+ * from the socket's own byte counters (see {@link InboundObservation}).
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { isGrpcContentType, type Protocol } from '../../core/classify.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { Headers } from '../../core/handler.ts';
+import { channels, type InboundEndMessage, type InboundStartMessage, type WorkloadIdentity } from '../../core/observe.ts';
+import type { ConnectionInfo, Judgement } from '../../inbound/guard.ts';
+import type { AuthzDecision, Denial, InboundRequest } from '../../inbound/pipeline.ts';
+
+/** What a guard publishes its requests as (set by the mesh's servers; unset: nothing is published). */
+export interface InboundObserver {
+  readonly workload: WorkloadIdentity;
+  readonly clock: Clock;
+}
+
+/** Envoy's `%RESPONSE_CODE_DETAILS%` for an answer from the app. */
+export const VIA_UPSTREAM = 'via_upstream';
+/** Envoy's details and flag for a caller that went away before the answer was sent. */
+export const DOWNSTREAM_DISCONNECT = 'downstream_remote_disconnect';
+
+/** Envoy's `jwt_authn_access_denied{Jwt_is_expired}`: the status message with blanks as `_`. */
+export function jwtDetails(body: string): string {
+  return `jwt_authn_access_denied{${body.replace(/\s/g, '_')}}`;
+}
+
+/** The response flag and `%RESPONSE_CODE_DETAILS%` of a denial, as Envoy's filters set them. */
+export function denialOutcome(d: Denial, req: InboundRequest | undefined): { readonly flags: string; readonly details: string } {
+  switch (d.phase) {
+    case 'jwt':
+      return { flags: '', details: jwtDetails(d.body) };
+    case 'authorization': {
+      // The engine's own details (rbac_access_denied_matched_policy[…], ext_authz_denied, ext_authz_error).
+      const details = (req?.authz as { details?: string } | undefined)?.details;
+      if (details === undefined || details === '') return { flags: '', details: 'rbac_access_denied_matched_policy[none]' };
+      // Envoy's ext_authz filter flags its denials (and its errors) UAEX; RBAC sets no flag.
+      return { flags: details.startsWith('ext_authz') ? 'UAEX' : '', details };
+    }
+    case 'rate-limit':
+      return { flags: (d as { flag?: string }).flag ?? 'RL', details: 'local_rate_limited' };
+    case 'peer-identity':
+      // A connection no filter chain accepts (STRICT and no mesh identity): Envoy's NR, filter_chain_not_found.
+      return { flags: 'NR', details: 'filter_chain_not_found' };
+    case 'path':
+      return d.status === 400 ? { flags: '', details: 'path_normalization_failed' } : { flags: '', details: 'admission_failed' };
+    default:
+      return { flags: '', details: 'admission_failed' };
+  }
+}
+
+/** The policy and rule that decided, as Envoy's RBAC filter names them: `ns[foo]-policy[allow]-rule[1]`. */
+export function authzPolicyOf(a: AuthzDecision | undefined): string | undefined {
+  if (a?.policy === undefined) return undefined;
+  const slash = a.policy.indexOf('/');
+  const ns = a.policy.slice(0, slash);
+  const name = a.policy.slice(slash + 1);
+  return `ns[${ns}]-policy[${name}]-rule[${a.rule ?? 0}]`;
+}
+
+/**
+ * The response headers sent: those set with `setHeader` (what frameworks use), and for a denial
+ * the ones the adapter wrote with it.
+ */
+function responseHeadersOf(res: ServerResponse, d: Denial | undefined): InboundEndMessage['responseHeaders'] {
+  const h = res.getHeaders() as Record<string, string | string[] | number | undefined>;
+  if (d === undefined || d.closeConnection === true) return h;
+  return { ...h, ...d.headers, 'content-type': h['content-type'] ?? 'text/plain' };
+}
+
+/** An approximation of the bytes of the request head: request line and header lines. */
+function headBytes(req: IncomingMessage): number {
+  let n = (req.method?.length ?? 3) + (req.url?.length ?? 1) + 12; // "M U HTTP/1.1\r\n"
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) n += (raw[i] as string).length + (raw[i + 1] as string).length + 4;
+  return n + 2;
+}
+
+function contentLength(req: IncomingMessage): number | undefined {
+  const v = req.headers['content-length'];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+/**
+ * One observed request, from its start to its end message.
+ *
+ * Sizes are approximations from the socket's counters, so the streams stay untouched:
+ * - request bytes: the head (request line and header lines, as received) plus the body — its
+ *   `content-length` when the request was read to its end, otherwise what the socket read while
+ *   the request was in flight;
+ * - response bytes: what the socket wrote between the start and the end of this request
+ *   (status line, headers, body and chunked framing). For HTTP/1.1 keep-alive connections this
+ *   is exact; with pipelined requests (rare), bytes of a neighbour may be counted; over TLS it is
+ *   what Node's TLS socket reports.
+ */
+export class InboundObservation {
+  readonly start: InboundStartMessage;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #socket: Socket;
+  readonly #clock: Clock;
+  readonly #startedAt: number;
+  readonly #read0: number;
+  readonly #written0: number;
+  #judged: InboundRequest | undefined;
+  #denial: Denial | undefined;
+  #ended = false;
+  /** True when a subscriber added request headers (the adapter then hands them to the app). */
+  added = false;
+
+  constructor(o: InboundObserver, req: IncomingMessage, res: ServerResponse, headers: Headers, method: string, authority: string, path: string, conn: ConnectionInfo) {
+    this.#req = req;
+    this.#res = res;
+    this.#socket = req.socket;
+    this.#clock = o.clock;
+    this.#startedAt = o.clock.now();
+    this.#read0 = this.#socket.bytesRead;
+    this.#written0 = this.#socket.bytesWritten;
+    const protocol: Protocol = isGrpcContentType(headers['content-type']) ? 'grpc' : req.httpVersionMajor === 2 ? 'http2' : 'http1';
+    this.start = {
+      workload: o.workload,
+      request: req,
+      protocol,
+      method,
+      scheme: conn.scheme,
+      authority,
+      path,
+      headers,
+      remoteAddress: conn.remoteAddress,
+      remotePort: conn.remotePort,
+      localAddress: conn.localAddress,
+      localPort: conn.localPort,
+      wrap: undefined,
+    };
+    res.once('close', () => this.#end());
+  }
+
+  /** Publishes the start (subscribers may set `wrap` and add headers). */
+  publish(): void {
+    if (!channels.inboundStart.hasSubscribers) return;
+    const h = this.start.headers;
+    const before = Object.keys(h).length;
+    channels.inboundStart.publish(this.start);
+    this.added = Object.keys(h).length !== before;
+  }
+
+  /** Runs `fn` inside what subscribers wrapped around the request (or as is). */
+  run(fn: () => void): void {
+    const w = this.start.wrap;
+    if (w === undefined) fn();
+    else w(fn);
+  }
+
+  /** Records the judgement (the request view with its principal and verdict). */
+  judged(j: Judgement): void {
+    this.#judged = j.request;
+    if (!j.serve) this.#denial = j.denial;
+  }
+
+  /** Records a denial the adapter answered outside a judgement (admission failed, a path routed already). */
+  denied(d: Denial): void {
+    this.#denial = d;
+  }
+
+  #end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const ch = channels.inboundEnd;
+    if (!ch.hasSubscribers) return;
+    const res = this.#res;
+    const req = this.#req;
+    const s = this.start;
+    const finished = res.writableFinished;
+    const sent = finished || res.headersSent;
+    let flags = '';
+    let details = VIA_UPSTREAM;
+    const d = this.#denial;
+    if (d !== undefined) {
+      const o = denialOutcome(d, this.#judged);
+      flags = o.flags;
+      details = o.details;
+    } else if (!finished) {
+      flags = 'DC';
+      details = DOWNSTREAM_DISCONNECT;
+    }
+    const grpcHeader = res.getHeader('grpc-status');
+    const grpcStatus = s.protocol !== 'grpc' ? -1 : grpcHeader === undefined ? -1 : Number(grpcHeader);
+    const cl = contentLength(req);
+    const bodyRead = req.complete && cl !== undefined ? cl : Math.max(0, this.#socket.bytesRead - this.#read0);
+    const j = this.#judged;
+    const peer = j?.peer;
+    const m: InboundEndMessage = {
+      workload: s.workload,
+      request: req,
+      protocol: s.protocol,
+      method: s.method,
+      scheme: s.scheme,
+      authority: s.authority,
+      path: j?.path ?? s.path,
+      headers: j?.headers ?? s.headers,
+      status: sent && !(d?.closeConnection === true) ? res.statusCode : 0,
+      grpcStatus: Number.isNaN(grpcStatus) ? -1 : grpcStatus,
+      flags,
+      details,
+      deniedBy: d?.phase,
+      requestBytes: headBytes(req) + bodyRead,
+      responseBytes: Math.max(0, this.#socket.bytesWritten - this.#written0),
+      durationMs: this.#clock.now() - this.#startedAt,
+      mtls: peer !== undefined,
+      peer,
+      requestPrincipal: j?.requestPrincipal,
+      authzPolicy: authzPolicyOf(j?.authz),
+      remoteAddress: s.remoteAddress,
+      remotePort: s.remotePort,
+      localAddress: s.localAddress,
+      localPort: s.localPort,
+      sni: j?.sni,
+      responseHeaders: sent ? responseHeadersOf(res, d) : undefined,
+      error: undefined,
+    };
+    ch.publish(m);
+  }
+}
+
+/**
+ * Starts observing a request when someone listens (`undefined` otherwise, and nothing else is
+ * done): publishes `meshlet:inbound:start` and arranges `meshlet:inbound:end`. Whether a
+ * subscriber added headers is in `added`, so the adapter hands them to the app.
+ */
+export function observeInbound(
+  observer: InboundObserver | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  headers: Headers,
+  method: string,
+  authority: string,
+  path: string,
+  conn: ConnectionInfo,
+): InboundObservation | undefined {
+  if (observer === undefined || !(channels.inboundStart.hasSubscribers || channels.inboundEnd.hasSubscribers)) return undefined;
+  const o = new InboundObservation(observer, req, res, headers, method, authority, path, conn);
+  o.publish();
+  return o;
+}
