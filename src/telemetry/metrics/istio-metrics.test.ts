@@ -294,6 +294,48 @@ describe('Istio standard metrics', () => {
     assert.equal((await reader.points('istio_requests_total')).filter((p) => p.attributes['response_code'] === '500').length, 0);
   });
 
+  it('tagOverrides UPSERT with CEL values (standard and new tags; an error is unknown; one that does not compile is warned and left out)', async () => {
+    m.configure(
+      mergeMetrics(
+        [
+          {
+            overrides: [
+              {
+                match: { metric: 'REQUEST_COUNT' },
+                tagOverrides: {
+                  destination_port: { value: 'string(destination.port)' },
+                  request_host: { value: 'request.host' },
+                  user: { value: "request.headers['x-user']" },
+                  literal: { value: '"fixed"' },
+                  response_code: { value: 'response.code >= 500 ? "5xx" : "ok"' },
+                  request_protocol: { value: '(((' },
+                },
+              },
+            ],
+          },
+        ],
+        ['prometheus'],
+        () => true,
+      ),
+    );
+    assert.equal(warnings.filter((w) => w.includes('tagOverrides request_protocol') && w.includes('does not compile')).length, 2, 'once per mode');
+    inboundEndCh.publish(inboundEnd({ status: 503, authority: 'reviews.shop:9080', headers: { 'x-user': 'jason' }, localPort: 9080 }));
+    inboundEndCh.publish(inboundEnd({ status: 200, authority: 'reviews.shop:9080', headers: {}, localPort: 9080 }));
+    const points = await reader.points('istio_requests_total');
+    const bad = points.find((p) => p.attributes['response_code'] === '5xx');
+    assert.equal(bad?.attributes['user'], 'jason');
+    assert.equal(bad?.attributes['request_host'], 'reviews.shop:9080');
+    assert.equal(bad?.attributes['literal'], 'fixed');
+    assert.equal(bad?.attributes['destination_port'], '9080');
+    assert.equal('request_protocol' in (bad?.attributes ?? {}), false);
+    const good = points.find((p) => p.attributes['response_code'] === 'ok');
+    assert.equal(good?.attributes['user'], 'unknown', 'a missing header is an error: unknown');
+    // Other metrics keep the standard tags.
+    const [d] = await reader.points('istio_request_duration_milliseconds');
+    assert.equal(d?.attributes['request_protocol'], 'http');
+    assert.equal('user' in (d?.attributes ?? {}), false);
+  });
+
   it('cardinality: label sets past maxSeries go to otel.metric.overflow, warned once; idle ones free their room', async () => {
     for (const x of made.splice(0)) x.close();
     m = make({}, { maxSeries: 3, idleSeriesMs: 1000 });

@@ -21,7 +21,9 @@ import { type Counter, createNoopMeter, type Histogram, type Meter, type MeterPr
 import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, WorkloadIdentity } from '../../core/observe.ts';
 import { DEFAULT_METRICS_CONFIG, type HttpMetric, METRIC_NAMES, type MetricsConfig, type ModeMetricsConfig } from './config.ts';
 import { destinationReporterLabels, endpointPeer, type LocalWorkload, type MetricLabels, sourceReporterLabels, STANDARD_LABELS } from './labels.ts';
-import { encodePeerMetadata, localPeerMetadata, nodeId, PEER_ID_HEADER, PEER_METADATA_HEADER, PeerMetadataCache } from './peer-metadata.ts';
+import { encodePeerMetadata, localPeerMetadata, nodeId, PEER_ID_HEADER, PEER_METADATA_HEADER, type PeerMetadata, PeerMetadataCache } from './peer-metadata.ts';
+import { AttributeView, clientRecord, type PeerMetadata as CelPeer, serverRecord } from '../attributes.ts';
+import { type CelActivation, type CompiledCel, compileCel } from '../cel.ts';
 import { SeriesLimiter, type SeriesLimits, seriesKey } from './series.ts';
 
 /** Envoy's default histogram buckets (ms for durations; the same bounds for sizes). */
@@ -29,18 +31,6 @@ export const ENVOY_DEFAULT_BUCKETS: readonly number[] = Object.freeze([0.5, 1, 5
 
 /** The meter's instrumentation scope name. */
 export const METER_NAME = 'meshlet';
-
-/**
- * A compiled `tagOverrides` value, evaluated per data point over the request's attributes; the
- * string it gives is the tag's value. Throwing makes the tag `unknown`, as in the proxy.
- */
-export interface TagEvaluator {
-  client(m: CallEndMessage): string;
-  server(m: InboundEndMessage): string;
-}
-
-/** Compiles a CEL expression of a `tagOverrides` value; throws when it does not compile. */
-export type TagCompiler = (expression: string) => TagEvaluator;
 
 /**
  * The `telemetry.metrics` options of `createMesh`.
@@ -90,8 +80,6 @@ export interface IstioMetricsContext {
   readonly inMesh: (call: object) => boolean;
   /** The IP named in the node ID. */
   readonly ip: string;
-  /** Compiles `tagOverrides` values; undefined: UPSERT overrides are reported and skipped. */
-  readonly compileTag?: TagCompiler | undefined;
 }
 
 interface Instruments {
@@ -108,7 +96,7 @@ interface Instruments {
 interface CompiledTag {
   readonly name: string;
   readonly remove: boolean;
-  readonly value: TagEvaluator | undefined;
+  readonly value: CompiledCel | undefined;
 }
 
 /** Per mode: per metric, disabled or the tag overrides to apply. */
@@ -189,14 +177,9 @@ export class IstioMetrics {
           if (STANDARD.has(t.name)) tags.push({ name: t.name, remove: true, value: undefined });
           continue;
         }
-        let value: TagEvaluator | undefined;
-        const compile = this.#ctx.compileTag;
-        if (compile === undefined) {
-          this.#ctx.warn(`meshlet: Telemetry tagOverrides ${t.name} on ${METRIC_NAMES[metric]}: CEL values are not available in this build; the tag is not set`);
-          continue;
-        }
+        let value: CompiledCel;
         try {
-          value = compile(t.value);
+          value = compileCel(t.value);
         } catch (e) {
           // The proxy logs and skips an expression it cannot parse (for a standard tag the tag is then dropped).
           this.#ctx.warn(`meshlet: Telemetry tagOverrides ${t.name} on ${METRIC_NAMES[metric]}: ${JSON.stringify(t.value)} does not compile (${(e as Error).message}); ${STANDARD.has(t.name) ? 'the tag is left out' : 'the tag is not added'}`);
@@ -244,7 +227,7 @@ export class IstioMetrics {
     if (inst === undefined) return;
     const peer = m.destination === undefined ? undefined : endpointPeer(m.destination);
     const labels = sourceReporterLabels(m, this.#local, peer);
-    this.#record(inst, this.#client, labels, m.durationMs, m.requestBytes, m.responseBytes, (t) => t.client(m));
+    this.#record(inst, this.#client, labels, m.durationMs, m.requestBytes, m.responseBytes, () => new AttributeView(clientRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
   };
 
   readonly #onInboundEnd = (message: unknown): void => {
@@ -256,12 +239,13 @@ export class IstioMetrics {
     const value = m.headers[PEER_METADATA_HEADER];
     const peer = typeof value === 'string' && value !== '' ? this.#peers.get(typeof id === 'string' ? id : '', value) : undefined;
     const labels = destinationReporterLabels(m, this.#local, peer);
-    this.#record(inst, this.#server, labels, m.durationMs, m.requestBytes, m.responseBytes, (t) => t.server(m));
+    this.#record(inst, this.#server, labels, m.durationMs, m.requestBytes, m.responseBytes, () => new AttributeView(serverRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
   };
 
-  #record(inst: Instruments, mode: CompiledMode, base: MetricLabels, durationMs: number, requestBytes: number, responseBytes: number, evaluate: (t: TagEvaluator) => string): void {
+  #record(inst: Instruments, mode: CompiledMode, base: MetricLabels, durationMs: number, requestBytes: number, responseBytes: number, view: () => CelActivation): void {
     const values = { REQUEST_COUNT: 1, REQUEST_DURATION: durationMs, REQUEST_SIZE: requestBytes, RESPONSE_SIZE: responseBytes };
     let plain: { key: string; labels: MetricLabels } | undefined;
+    let activation: CelActivation | undefined;
     for (const metric of HTTP_METRICS) {
       const cfg = mode.metrics[metric];
       if (cfg.disabled) continue;
@@ -275,7 +259,11 @@ export class IstioMetrics {
         labels = Object.assign(Object.create(null) as MetricLabels, base);
         for (const t of cfg.tags) {
           if (t.remove) delete labels[t.name];
-          else labels[t.name] = evaluateTag(t.value as TagEvaluator, evaluate);
+          else {
+            activation ??= view();
+            // An expression that is an error for this request makes the tag `unknown`, as in the proxy.
+            labels[t.name] = (t.value as CompiledCel).text(activation) ?? 'unknown';
+          }
         }
         key = seriesKey(labels);
       }
@@ -310,10 +298,7 @@ export class IstioMetrics {
 
 const NOOP_METER_CLASS = createNoopMeter().constructor;
 
-function evaluateTag(t: TagEvaluator, evaluate: (t: TagEvaluator) => string): string {
-  try {
-    return evaluate(t);
-  } catch {
-    return 'unknown';
-  }
+/** A peer as the CEL attribute view names it (`filter_state.upstream_peer` / `downstream_peer`). */
+function celPeer(p: PeerMetadata): CelPeer {
+  return { namespace: p.namespace, cluster: p.cluster, service: p.canonicalName, revision: p.canonicalRevision, app: p.app, version: p.version, workload: p.workload, name: p.instance };
 }
