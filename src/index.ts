@@ -15,6 +15,7 @@ export { Mesh } from './mesh.ts';
 export { createMesh } from './create-mesh.ts';
 export type { IdentityOption, MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent, TelemetryOptions, WatchStateEvent } from './mesh-options.ts';
 export type { MetricsOptions } from './telemetry/metrics/istio-metrics.ts';
+export type { AccessLogOptions, EnvoyFileAccessLogProvider } from './telemetry/access-log/config.ts';
 export type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 export type { Registration, RegisterOptions } from './control-plane/registration.ts';
 export type { Explanation, ExplainRequest, ExplainedEndpoint, ExplainedTarget } from './outbound/explain.ts';

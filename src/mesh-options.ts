@@ -15,15 +15,7 @@ import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEven
 import type { OutboundEvent } from './outbound/pipeline.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
 import type { MetricsOptions } from './telemetry/metrics/istio-metrics.ts';
-
-/**
- * The `telemetry` options of {@link MeshOptions}: one block per signal.
- * @category Telemetry
- */
-export interface TelemetryOptions {
-  /** Istio's standard metrics (`istio_requests_total`, …) and peer metadata exchange. @defaultValue on, through the global MeterProvider */
-  readonly metrics?: MetricsOptions;
-}
+import type { AccessLogOptions } from './telemetry/access-log/config.ts';
 
 /**
  * Options of {@link createMesh}.
@@ -59,8 +51,6 @@ export interface MeshOptions {
    * @defaultValue the `service`
    */
   readonly workloadName?: string;
-  /** Telemetry settings, by signal. */
-  readonly telemetry?: TelemetryOptions;
   /**
    * Embedded mode: a YAML/JSON file, a directory of them, a list of paths, or resource
    * objects. Files and directories are watched: a valid change applies to new requests; an
@@ -183,6 +173,25 @@ export interface MeshOptions {
   readonly clock?: Clock;
   /** Randomness (tests inject a seeded one). @defaultValue Math.random */
   readonly random?: Random;
+  /** Telemetry: access logs (and, as they land, tracing and metrics). See docs/telemetry.md. */
+  readonly telemetry?: TelemetryOptions;
+}
+
+/**
+ * The `telemetry` block of {@link MeshOptions}.
+ * @category Telemetry
+ */
+export interface TelemetryOptions {
+  /**
+   * MeshConfig's access-log settings (`accessLogFile`, `accessLogEncoding`, `accessLogFormat`,
+   * `defaultProviders.accessLogging`). Telemetry resources (`accessLogging`) override them as
+   * in Istio; `envoyFileAccessLog` providers go in {@link MeshOptions.extensionProviders}.
+   * @defaultValue no access log unless a Telemetry resource enables one
+   * @example { accessLog: { file: '/dev/stdout' } } // every request, Istio's text format, through `logger.info`
+   */
+  readonly accessLog?: AccessLogOptions;
+  /** Istio's standard metrics (`istio_requests_total`, …) and peer metadata exchange. @defaultValue on, through the global MeterProvider */
+  readonly metrics?: MetricsOptions;
 }
 
 /**

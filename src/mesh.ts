@@ -39,6 +39,7 @@ import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
 import type { ClusterState } from './outbound/cluster-state.ts';
 import { metricsConfigFor } from './telemetry/metrics/config.ts';
 import { IstioMetrics } from './telemetry/metrics/istio-metrics.ts';
+import { AccessLogger } from './telemetry/access-log/access-logger.ts';
 
 
 /**
@@ -87,6 +88,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #findings: readonly ConfigIssue[] = [];
   /** Istio's standard metrics (undefined when `telemetry.metrics.enabled` is false). */
   readonly #metrics: IstioMetrics | undefined;
+  /** Access logs (Telemetry `accessLogging`, `telemetry.accessLog`). */
+  readonly #accessLog: AccessLogger;
 
   /** @internal use {@link createMesh}. */
   constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder) {
@@ -99,6 +102,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const random = o.random ?? systemRandom;
     this.#transport = new UndiciTransport(clock, this.#credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
     this.#transport.install(snapshot.resources);
+    this.#accessLog = new AccessLogger({ workload: this.identity, rootNamespace: o.rootNamespace ?? 'istio-system', clock, logger: this.#logger, providers: o.extensionProviders ?? [], options: o.telemetry?.accessLog ?? {} });
+    this.#accessLog.install(snapshot.resources);
     this.#outbound = new Outbound(snapshot, {
       clock,
       random,
@@ -291,6 +296,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#outbound.install(snapshot);
     this.#servers.install(snapshot.resources);
     this.#metrics?.configure(this.#metricsConfig(snapshot));
+    this.#accessLog.install(snapshot.resources);
   }
 
   /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */
@@ -475,6 +481,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       const grace = this.#o.closeTimeoutMs ?? 5000;
       await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
       this.#metrics?.close(); // after the calls in flight ended: they are counted
+      await this.#accessLog.close();
     })();
     return this.#closed;
   }

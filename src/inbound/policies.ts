@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { checkEnvoyFileAccessLog, type EnvoyFileAccessLogProvider } from '../telemetry/access-log/config.ts';
 import type { Dispatcher } from 'undici';
 import { ofKind, type AnyResource } from '../config/resource.ts';
 import type { Clock, Random } from '../core/clock.ts';
@@ -25,12 +26,14 @@ import { compileRateLimit, type RateLimitPhase } from './rate-limit-phase.ts';
 
 /**
  * A MeshConfig `extensionProviders` entry, as written in Istio's mesh config: a name and one
- * provider. meshlet runs `envoyExtAuthzHttp` providers (AuthorizationPolicy `CUSTOM`).
+ * provider. meshlet runs `envoyExtAuthzHttp` providers (AuthorizationPolicy `CUSTOM`) and
+ * `envoyFileAccessLog` providers (Telemetry `accessLogging`; `envoy` is built in).
  * @category Server
  */
 export interface ExtensionProvider {
   readonly name: string;
   readonly envoyExtAuthzHttp?: EnvoyExtAuthzHttpConfig;
+  readonly envoyFileAccessLog?: EnvoyFileAccessLogProvider;
 }
 
 /**
@@ -107,14 +110,20 @@ function logged(phase: Phase, debug: ((m: string) => void) | undefined, info: ((
 export function buildProviders(list: readonly ExtensionProvider[] | undefined, o: Pick<InboundPolicyOptions, 'dispatcher' | 'clock' | 'warn'>): Record<string, ExtAuthzCheck> {
   const out: Record<string, ExtAuthzCheck> = Object.create(null);
   if (list === undefined) return out;
-  if (!Array.isArray(list)) throw new InvalidArgumentError('createMesh: `extensionProviders` must be a list of { name, envoyExtAuthzHttp } (MeshConfig extensionProviders)');
+  if (!Array.isArray(list)) throw new InvalidArgumentError('createMesh: `extensionProviders` must be a list of { name, envoyExtAuthzHttp | envoyFileAccessLog } (MeshConfig extensionProviders)');
   list.forEach((p, i) => {
     const where = `createMesh: extensionProviders[${i}]`;
     if (p === null || typeof p !== 'object' || typeof p.name !== 'string' || p.name === '') throw new InvalidArgumentError(`${where}: \`name\` must be a non-empty string`);
     if (p.name in out) throw new InvalidArgumentError(`${where}: provider name ${JSON.stringify(p.name)} is used twice`);
     const kinds = Object.keys(p).filter((k) => k !== 'name');
     if (p.envoyExtAuthzHttp === undefined) {
-      throw new InvalidArgumentError(`${where} (${p.name}): meshlet runs envoyExtAuthzHttp providers only${kinds.length > 0 ? `; got ${kinds.join(', ')}` : ''}`);
+      if (p.envoyFileAccessLog !== undefined) {
+        // An access-log provider (the access logger reads it); not an authorizer.
+        const problems = checkEnvoyFileAccessLog(p.envoyFileAccessLog);
+        if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyFileAccessLog: ${problems.join('; ')}`);
+        return;
+      }
+      throw new InvalidArgumentError(`${where} (${p.name}): meshlet runs envoyExtAuthzHttp and envoyFileAccessLog providers only${kinds.length > 0 ? `; got ${kinds.join(', ')}` : ''}`);
     }
     const problems = checkEnvoyExtAuthzHttp(p.envoyExtAuthzHttp);
     if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzHttp: ${problems.join('; ')}`);

@@ -1,8 +1,8 @@
 /**
  * Validation of `TelemetrySpec`, following Istio's `ValidateTelemetry`: tracing (providers,
  * sampling, custom tags), metrics overrides (metric selectors, tag overrides) and access
- * logging. CEL expressions (tag override values, access-log filters) are accepted with a
- * warning: meshlet does not evaluate them.
+ * logging. Access-log filters are evaluated (src/telemetry/cel.ts); CEL tag override values
+ * are accepted with a warning.
  *
  * @module
  */
@@ -125,8 +125,8 @@ const accessLogging = obj<TelemetryAccessLogging>({
   match: workloadMatch,
   providers,
   disabled: bool,
-  // Istio parses the expression (it must be CEL), without type-checking it.
-  filter: unsupported(obj<{ expression: string }>({ expression: req(strWith((e) => (e === '' ? 'must not be empty' : checkCel(e)))) }), `${CEL_WHY}; the filter is ignored (every request is logged)`),
+  // Istio parses the expression (it must be CEL), without type-checking it; meshlet evaluates it (src/telemetry/cel.ts).
+  filter: obj<{ expression: string }>({ expression: req(strWith((e) => (e === '' ? 'must not be empty' : checkCel(e)))) }),
 });
 
 /** Validates a TelemetrySpec. */

@@ -1,0 +1,222 @@
+/**
+ * Envoy's access-log command operators (`%RESPONSE_CODE%`, `%REQ(:PATH)%`, …) over a request
+ * record: each gives a typed value (a number where Envoy's JSON format gives a number) or
+ * undefined when the request has none (`-` in text, `null` in JSON).
+ *
+ * Envoy operators meshlet has no data for (`%UPSTREAM_LOCAL_ADDRESS%`, `%DYNAMIC_METADATA(…)%`,
+ * TLS details, …) are accepted and always print `-`; an operator Envoy does not know is a
+ * configuration error, as in Envoy.
+ *
+ * @module
+ */
+import { hostname } from 'node:os';
+import { GRPC_STATUS } from '../../core/grpc-status.ts';
+import { type CompiledCel, compileCel } from '../cel.ts';
+import { type AttributeView, protocolName } from '../attributes.ts';
+import { headerValue, type RequestRecord } from '../record.ts';
+import { checkTimeFormat, defaultStartTime, formatTime } from './time-format.ts';
+
+/** What an operator gives: a string or number, or undefined when there is nothing to print. */
+export type OperatorValue = string | number | undefined;
+
+/** An operator compiled for one use: reads the record (and, for `%CEL%`, its attribute view). */
+export type Operator = (r: RequestRecord, view: () => AttributeView) => OperatorValue;
+
+const LONG_FLAGS: Readonly<Record<string, string>> = Object.assign(Object.create(null), {
+  LH: 'FailedLocalHealthCheck',
+  UH: 'NoHealthyUpstream',
+  UT: 'UpstreamRequestTimeout',
+  LR: 'LocalReset',
+  UR: 'UpstreamRemoteReset',
+  UF: 'UpstreamConnectionFailure',
+  UC: 'UpstreamConnectionTermination',
+  UO: 'UpstreamOverflow',
+  NR: 'NoRouteFound',
+  DI: 'DelayInjected',
+  FI: 'FaultInjected',
+  RL: 'RateLimited',
+  UAEX: 'UnauthorizedExternalService',
+  RLSE: 'RateLimitServiceError',
+  DC: 'DownstreamConnectionTermination',
+  URX: 'UpstreamRetryLimitExceeded',
+  SI: 'StreamIdleTimeout',
+  IH: 'InvalidEnvoyRequestHeaders',
+  DPE: 'DownstreamProtocolError',
+  UMSDR: 'UpstreamMaxStreamDurationReached',
+  RFCF: 'ResponseFromCacheFilter',
+  NFCF: 'NoFilterConfigFound',
+  DT: 'DurationTimeout',
+  UPE: 'UpstreamProtocolError',
+  NC: 'NoClusterFound',
+  OM: 'OverloadManagerTerminated',
+  DF: 'DnsResolutionFailed',
+  DO: 'DropOverload',
+  DR: 'DownstreamRemoteReset',
+});
+
+const GRPC_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(GRPC_STATUS).map(([name, code]) => [code, name]));
+
+/** Envoy operators meshlet has no data for: accepted, always `-`. */
+const NOT_AVAILABLE = new Set([
+  'UPSTREAM_LOCAL_ADDRESS',
+  'UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT',
+  'UPSTREAM_LOCAL_PORT',
+  'CONNECTION_TERMINATION_DETAILS',
+  'CONNECTION_ID',
+  'UPSTREAM_CONNECTION_ID',
+  'DYNAMIC_METADATA',
+  'CLUSTER_METADATA',
+  'UPSTREAM_METADATA',
+  'METADATA',
+  'FILTER_STATE',
+  'UPSTREAM_FILTER_STATE',
+  'DOWNSTREAM_TLS_VERSION',
+  'DOWNSTREAM_TLS_CIPHER',
+  'DOWNSTREAM_TLS_SESSION_ID',
+  'DOWNSTREAM_LOCAL_URI_SAN',
+  'DOWNSTREAM_LOCAL_SUBJECT',
+  'DOWNSTREAM_PEER_SUBJECT',
+  'DOWNSTREAM_PEER_ISSUER',
+  'DOWNSTREAM_PEER_FINGERPRINT_256',
+  'DOWNSTREAM_PEER_SERIAL',
+  'DOWNSTREAM_PEER_CERT',
+  'UPSTREAM_TLS_VERSION',
+  'UPSTREAM_PEER_URI_SAN',
+  'UPSTREAM_PEER_SUBJECT',
+  'UPSTREAM_LOCAL_URI_SAN',
+  'VIRTUAL_CLUSTER_NAME',
+  'REQUEST_DURATION',
+  'REQUEST_TX_DURATION',
+  'RESPONSE_DURATION',
+  'RESPONSE_TX_DURATION',
+  'UPSTREAM_CONNECTION_POOL_READY_DURATION',
+  'DOWNSTREAM_HANDSHAKE_DURATION',
+  'ROUNDTRIP_DURATION',
+  'TRAILER',
+  'LOCAL_REPLY_BODY',
+  'STREAM_ID',
+  'UNIQUE_ID',
+  'REQUEST_HEADERS_BYTES',
+  'RESPONSE_HEADERS_BYTES',
+  'RESPONSE_TRAILERS_BYTES',
+  'UPSTREAM_WIRE_BYTES_SENT',
+  'UPSTREAM_WIRE_BYTES_RECEIVED',
+  'DOWNSTREAM_WIRE_BYTES_SENT',
+  'DOWNSTREAM_WIRE_BYTES_RECEIVED',
+  'DOWNSTREAM_TRANSPORT_FAILURE_REASON',
+  'ACCESS_LOG_TYPE',
+  'ENVIRONMENT',
+]);
+
+const withoutPort = (hp: { address: string } | undefined): OperatorValue => hp?.address;
+const joined = (hp: { address: string; port: number } | undefined): OperatorValue => (hp === undefined ? undefined : hp.address.includes(':') ? `[${hp.address}]:${hp.port}` : `${hp.address}:${hp.port}`);
+
+/** Operators without arguments. */
+const SIMPLE: Readonly<Record<string, Operator>> = Object.assign(Object.create(null), {
+  PROTOCOL: (r: RequestRecord) => protocolName(r.protocol),
+  RESPONSE_CODE: (r: RequestRecord) => r.status,
+  // Envoy's ResponseFlagUtils prints "-" for no flags, in JSON too.
+  RESPONSE_FLAGS: (r: RequestRecord) => (r.flags === '' ? '-' : r.flags),
+  RESPONSE_FLAGS_LONG: (r: RequestRecord) => (r.flags === '' ? '-' : r.flags.split(',').map((f) => LONG_FLAGS[f] ?? f).join(',')),
+  RESPONSE_CODE_DETAILS: (r: RequestRecord) => r.details,
+  UPSTREAM_TRANSPORT_FAILURE_REASON: (r: RequestRecord) => (r.error === undefined ? undefined : /transport failure reason: (.+)$/.exec(r.error.message)?.[1]),
+  BYTES_RECEIVED: (r: RequestRecord) => r.requestBytes,
+  BYTES_SENT: (r: RequestRecord) => r.responseBytes,
+  DURATION: (r: RequestRecord) => Math.max(0, Math.floor(r.durationMs)),
+  UPSTREAM_HOST: (r: RequestRecord) => r.upstreamHost,
+  UPSTREAM_REMOTE_ADDRESS: (r: RequestRecord) => r.upstreamHost,
+  UPSTREAM_CLUSTER: (r: RequestRecord) => r.upstreamCluster,
+  UPSTREAM_CLUSTER_RAW: (r: RequestRecord) => r.upstreamCluster,
+  UPSTREAM_REQUEST_ATTEMPT_COUNT: (r: RequestRecord) => r.attempts ?? (r.side === 'server' && r.upstreamHost !== undefined ? 1 : undefined),
+  DOWNSTREAM_LOCAL_ADDRESS: (r: RequestRecord) => joined(r.downstreamLocal),
+  DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: (r: RequestRecord) => withoutPort(r.downstreamLocal),
+  DOWNSTREAM_LOCAL_PORT: (r: RequestRecord) => r.downstreamLocal?.port,
+  DOWNSTREAM_REMOTE_ADDRESS: (r: RequestRecord) => joined(r.downstreamRemote),
+  DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT: (r: RequestRecord) => withoutPort(r.downstreamRemote),
+  DOWNSTREAM_REMOTE_PORT: (r: RequestRecord) => r.downstreamRemote?.port,
+  DOWNSTREAM_DIRECT_REMOTE_ADDRESS: (r: RequestRecord) => joined(r.downstreamRemote),
+  DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT: (r: RequestRecord) => withoutPort(r.downstreamRemote),
+  DOWNSTREAM_PEER_URI_SAN: (r: RequestRecord) => r.peerPrincipal,
+  REQUESTED_SERVER_NAME: (r: RequestRecord) => r.sni,
+  ROUTE_NAME: (r: RequestRecord) => r.routeName,
+  GRPC_STATUS_NUMBER: (r: RequestRecord) => (r.grpcStatus < 0 ? undefined : r.grpcStatus),
+  HOSTNAME: () => hostname(),
+  TRACE_ID: (r: RequestRecord) => {
+    const tp = headerValue(r.requestHeaders, 'traceparent');
+    const w3c = tp === undefined ? undefined : /^[\da-f]{2}-([\da-f]{32})-/.exec(tp)?.[1];
+    return w3c ?? headerValue(r.requestHeaders, 'x-b3-traceid') ?? headerValue(r.requestHeaders, 'b3')?.split('-')[0];
+  },
+});
+
+/** Request pseudo-headers as Envoy's `%REQ(…)%` reads them. */
+function requestHeader(r: RequestRecord, name: string): string | undefined {
+  switch (name) {
+    case ':path':
+      return r.path;
+    case ':method':
+      return r.method;
+    case ':authority':
+    case 'host':
+      return r.authority;
+    case ':scheme':
+      return r.scheme;
+    default:
+      return headerValue(r.requestHeaders, name);
+  }
+}
+
+const truncate = (v: OperatorValue, max: number | undefined): OperatorValue => (max === undefined || typeof v !== 'string' ? v : v.slice(0, max));
+
+/** A problem with an operator in a format; the caller names the format and the provider. */
+export class FormatError extends Error {}
+
+/** Compiles `%NAME(arg):max%`. */
+export function compileOperator(name: string, arg: string | undefined, max: number | undefined): Operator {
+  if (name === 'REQ' || name === 'RESP' || name === 'REQ_WITHOUT_QUERY') {
+    if (arg === undefined || arg === '') throw new FormatError(`%${name}(…)% needs a header name`);
+    const [main, alt] = arg.toLowerCase().split('?') as [string, string | undefined];
+    const strip = name === 'REQ_WITHOUT_QUERY';
+    if (name === 'RESP') return (r) => truncate(headerValue(r.responseHeaders, main) ?? (alt === undefined ? undefined : headerValue(r.responseHeaders, alt)), max);
+    return (r) => {
+      let v = requestHeader(r, main) ?? (alt === undefined ? undefined : requestHeader(r, alt));
+      if (strip && v !== undefined) v = v.split('?')[0];
+      return truncate(v, max);
+    };
+  }
+  if (name === 'GRPC_STATUS') {
+    // CAMEL_STRING (the default) `NotFound`, SNAKE_STRING `NOT_FOUND`, NUMBER `5`.
+    const form = arg ?? 'CAMEL_STRING';
+    if (form !== 'CAMEL_STRING' && form !== 'SNAKE_STRING' && form !== 'NUMBER') throw new FormatError(`%GRPC_STATUS(${form})%: the format must be CAMEL_STRING, SNAKE_STRING or NUMBER`);
+    return (r) => {
+      if (r.grpcStatus < 0) return undefined;
+      const snake = GRPC_NAMES[r.grpcStatus];
+      if (form === 'NUMBER' || snake === undefined) return r.grpcStatus;
+      return form === 'SNAKE_STRING' ? snake : snake.toLowerCase().replace(/(?:^|_)([a-z])/g, (_m, c: string) => c.toUpperCase());
+    };
+  }
+  if (name === 'START_TIME') {
+    if (arg === undefined || arg === '') return (r) => defaultStartTime(r.startTimeMs);
+    const problem = checkTimeFormat(arg);
+    if (problem !== undefined) throw new FormatError(`%START_TIME(${arg})%: ${problem}`);
+    return (r) => formatTime(r.startTimeMs, arg);
+  }
+  if (name === 'CEL') {
+    if (arg === undefined || arg === '') throw new FormatError('%CEL(…)% needs an expression');
+    let cel: CompiledCel;
+    try {
+      cel = compileCel(arg);
+    } catch (e) {
+      throw new FormatError((e as Error).message);
+    }
+    return (_r, view) => truncate(cel.text(view()), max);
+  }
+  const simple = SIMPLE[name];
+  if (simple !== undefined) return max === undefined ? simple : (r, v) => truncate(simple(r, v), max);
+  if (NOT_AVAILABLE.has(name)) return () => undefined;
+  throw new FormatError(`unknown command operator %${name}%`);
+}
+
+/** Whether an operator name is one meshlet prints from data (not always `-`). */
+export function hasData(name: string): boolean {
+  return !NOT_AVAILABLE.has(name);
+}

@@ -1,0 +1,73 @@
+/**
+ * Where access-log lines go: `/dev/stdout` is the mesh's logger (pino-shaped: a text line is the
+ * message, a JSON entry is the object), `/dev/stderr` the process's stderr, any other path a
+ * file opened for appending (one stream per path, closed with the mesh).
+ *
+ * @module
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+
+/** The logger shape access logs use (the mesh's `MeshLogger`; `info` may take an object, as pino's does). */
+export interface AccessLogLogger {
+  info?(message: string): void;
+  warn(message: string): void;
+}
+
+/** Writes entries of one log. */
+export interface EntryWriter {
+  write(entry: string | Record<string, unknown>): void;
+}
+
+const asLine = (entry: string | Record<string, unknown>): string => (typeof entry === 'string' ? entry : `${JSON.stringify(entry)}\n`);
+
+/** Writers by path, shared by the logs of one mesh; `close()` ends the files. */
+export class Writers {
+  readonly #logger: AccessLogLogger;
+  readonly #files = new Map<string, WriteStream>();
+  /** Paths that failed (said once; their lines are dropped). */
+  readonly #failed = new Set<string>();
+  #closed = false;
+
+  constructor(logger: AccessLogLogger) {
+    this.#logger = logger;
+  }
+
+  /** The writer for `path`. */
+  for(path: string): EntryWriter {
+    if (path === '/dev/stdout') {
+      const info = this.#logger.info;
+      if (typeof info === 'function') {
+        const logger = this.#logger;
+        // A text line is the message (without Istio's trailing newline); a JSON entry is the object.
+        return { write: (e) => (info as (m: unknown) => void).call(logger, typeof e === 'string' ? (e.endsWith('\n') ? e.slice(0, -1) : e) : e) };
+      }
+      return { write: (e) => process.stdout.write(asLine(e)) };
+    }
+    if (path === '/dev/stderr') return { write: (e) => process.stderr.write(asLine(e)) };
+    return {
+      write: (e) => {
+        if (this.#closed || this.#failed.has(path)) return;
+        let s = this.#files.get(path);
+        if (s === undefined) {
+          s = createWriteStream(path, { flags: 'a' });
+          s.on('error', (err) => {
+            if (this.#failed.has(path)) return;
+            this.#failed.add(path);
+            this.#files.delete(path);
+            this.#logger.warn(`meshlet: access log ${path}: ${err.message}; its lines are dropped`);
+          });
+          this.#files.set(path, s);
+        }
+        s.write(asLine(e));
+      },
+    };
+  }
+
+  /** Ends the open files (after what was written is flushed). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const files = [...this.#files.values()];
+    this.#files.clear();
+    await Promise.all(files.map((s) => new Promise<void>((resolve) => (s.destroyed ? resolve() : s.end(() => resolve())))));
+  }
+}
