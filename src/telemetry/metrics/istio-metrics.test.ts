@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { channel } from 'node:diagnostics_channel';
 import { after, beforeEach, describe, it } from 'node:test';
+import { metrics } from '@opentelemetry/api';
 import { AggregationTemporality, type DataPoint, type Histogram, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, WorkloadIdentity } from '../../core/observe.ts';
 import { mergeMetrics } from './config.ts';
@@ -334,6 +335,24 @@ describe('Istio standard metrics', () => {
     const [d] = await reader.points('istio_request_duration_milliseconds');
     assert.equal(d?.attributes['request_protocol'], 'http');
     assert.equal('user' in (d?.attributes ?? {}), false);
+  });
+
+  it('without a recording MeterProvider only attempt:start is subscribed; a global SDK registered later is picked up', async () => {
+    const x = new IstioMetrics({ identity, workloadName: 'reviews-v2', now: () => now, warn: (w) => warnings.push(w), principal: () => '', inMesh: () => true, ip: '10.1.1.1' });
+    x.start();
+    made.push(x);
+    assert.equal(x.recording, false);
+    const r = new TestReader();
+    const provider = new MeterProvider({ readers: [r] });
+    metrics.setGlobalMeterProvider(provider);
+    try {
+      attemptStartCh.publish({ workload: identity, call: { headers: {} }, attempt: 1, cluster: 'c', endpoint: undefined } satisfies AttemptStartMessage);
+      assert.equal(x.recording, true);
+      callEndCh.publish(callEnd({ status: 418 }));
+      assert.equal((await r.points('istio_requests_total')).filter((p) => p.attributes['response_code'] === '418').length, 1);
+    } finally {
+      metrics.disable();
+    }
   });
 
   it('cardinality: label sets past maxSeries go to otel.metric.overflow, warned once; idle ones free their room', async () => {

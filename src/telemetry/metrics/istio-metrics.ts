@@ -121,6 +121,8 @@ export class IstioMetrics {
   #client: CompiledMode;
   #server: CompiledMode;
   #started = false;
+  #recording = false;
+  #checkedProvider: MeterProvider | undefined;
 
   constructor(ctx: IstioMetricsContext, o: MetricsOptions = {}) {
     this.#ctx = ctx;
@@ -164,6 +166,7 @@ export class IstioMetrics {
     const off: ModeMetricsConfig = { disabled: true, overrides: new Map() };
     this.#client = this.#compileMode(config.enabled ? config.client : off);
     this.#server = this.#compileMode(config.enabled ? config.server : off);
+    this.#checkRecording();
   }
 
   #compileMode(mode: ModeMetricsConfig): CompiledMode {
@@ -193,27 +196,53 @@ export class IstioMetrics {
     return { disabled: mode.disabled, metrics: metricsOut };
   }
 
-  /** Subscribes to the observation channels. */
+  /**
+   * Subscribes to `attempt:start` (metadata exchange: the destination's metrics need it whether
+   * or not this process records any), and to `call:end` / `inbound:end` once there is a
+   * MeterProvider that records (an SDK): without one the kernel builds no end messages for
+   * metrics. A global provider registered later is noticed at the next outbound attempt or
+   * config change.
+   */
   start(): void {
     if (this.#started || this.#o.enabled === false) return;
     this.#started = true;
-    subscribe('meshlet:call:end', this.#onCallEnd);
-    subscribe('meshlet:inbound:end', this.#onInboundEnd);
     subscribe('meshlet:attempt:start', this.#onAttemptStart);
+    this.#checkRecording();
   }
 
   /** Unsubscribes. */
   close(): void {
     if (!this.#started) return;
     this.#started = false;
-    unsubscribe('meshlet:call:end', this.#onCallEnd);
-    unsubscribe('meshlet:inbound:end', this.#onInboundEnd);
     unsubscribe('meshlet:attempt:start', this.#onAttemptStart);
+    if (this.#recording) {
+      this.#recording = false;
+      unsubscribe('meshlet:call:end', this.#onCallEnd);
+      unsubscribe('meshlet:inbound:end', this.#onInboundEnd);
+    }
+  }
+
+  /** True once `call:end` / `inbound:end` are subscribed (a recording MeterProvider was found). */
+  get recording(): boolean {
+    return this.#recording;
+  }
+
+  #checkRecording(): void {
+    if (this.#recording || !this.#started) return;
+    const provider = this.#o.meterProvider ?? metrics.getMeterProvider();
+    if (provider === this.#checkedProvider) return;
+    this.#checkedProvider = provider;
+    if (this.#resolve() === undefined) return;
+    this.#recording = true;
+    subscribe('meshlet:call:end', this.#onCallEnd);
+    subscribe('meshlet:inbound:end', this.#onInboundEnd);
   }
 
   readonly #onAttemptStart = (message: unknown): void => {
     const m = message as AttemptStartMessage;
-    if (m.workload !== this.#ctx.identity || !this.#ctx.inMesh(m.call)) return;
+    if (m.workload !== this.#ctx.identity) return;
+    this.#checkRecording();
+    if (!this.#ctx.inMesh(m.call)) return;
     const headers = (m.call as { headers?: Record<string, unknown> }).headers;
     if (headers === undefined) return;
     headers[PEER_ID_HEADER] = this.#peerId;
