@@ -75,10 +75,12 @@ export class SeriesLimiter {
   }
 }
 
-/** A stable key for a label set (names sorted). */
+/**
+ * A key for a label set, in the order its labels were set: the label builders set them in a
+ * fixed order, so the same set gives the same key (no sort on the hot path).
+ */
 export function seriesKey(labels: Readonly<Record<string, string>>): string {
-  const names = Object.keys(labels).sort();
   let key = '';
-  for (const n of names) key += `${n}\u0001${labels[n]}\u0000`;
+  for (const n in labels) key += `${n}\u0001${labels[n]}\u0000`;
   return key;
 }
