@@ -37,6 +37,7 @@ import type { IdentitySource } from './security/identity/source.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
 import type { ClusterState } from './outbound/cluster-state.ts';
+import type { HostState } from './routing/balancer/host.ts';
 import { metricsConfigFor } from './telemetry/metrics/config.ts';
 import { IstioMetrics } from './telemetry/metrics/istio-metrics.ts';
 import { AccessLogger } from './telemetry/access-log/access-logger.ts';
@@ -168,6 +169,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
           return cs !== undefined && !cs.passthrough && cs.cluster.service.location === 'MESH_INTERNAL';
         },
         ip: o.sourceIp ?? '127.0.0.1',
+        upstreamPrincipals: (call) => {
+          // At call:end the Exchange still holds the last attempt's cluster and endpoint.
+          const ex = call as { cluster?: unknown; host?: unknown };
+          const cs = ex.cluster as ClusterState | undefined;
+          const host = ex.host as HostState | undefined;
+          const local = this.#credentials.current?.spiffeId;
+          if (cs === undefined || host === undefined || local === undefined || !this.#transport.usesIstioMtls(cs, host)) return undefined;
+          const ep = host.endpoint;
+          return { local, peer: `spiffe://${o.trustDomain ?? 'cluster.local'}/ns/${ep.namespace}/sa/${ep.serviceAccount}` };
+        },
       },
       o.telemetry?.metrics,
     );

@@ -80,6 +80,12 @@ export interface IstioMetricsContext {
   readonly inMesh: (call: object) => boolean;
   /** The IP named in the node ID. */
   readonly ip: string;
+  /**
+   * When an outbound call (an Exchange, at its end) went to its endpoint over Istio mTLS: this
+   * workload's SPIFFE ID and the endpoint's (`source_principal` / `destination_principal` on
+   * the client side); undefined otherwise.
+   */
+  readonly upstreamPrincipals?: (call: object) => { readonly local: string; readonly peer: string } | undefined;
 }
 
 interface Instruments {
@@ -255,7 +261,7 @@ export class IstioMetrics {
     const inst = this.#resolve();
     if (inst === undefined) return;
     const peer = m.destination === undefined ? undefined : endpointPeer(m.destination);
-    const labels = sourceReporterLabels(m, this.#local, peer);
+    const labels = sourceReporterLabels(m, this.#local, peer, this.#ctx.upstreamPrincipals?.(m.call));
     this.#record(inst, this.#client, labels, m.durationMs, m.requestBytes, m.responseBytes, () => new AttributeView(clientRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
   };
 

@@ -115,11 +115,14 @@ export function endpointPeer(d: NonNullable<CallEndMessage['destination']>): Pee
 
 /**
  * The labels of a client-side (`reporter="source"`) data point. `peer` is what is known of the
- * destination workload (metadata exchange, else the endpoint's registry entry), or undefined.
+ * destination workload (metadata exchange, else the endpoint's registry entry), or undefined;
+ * `tls` the SPIFFE IDs of both sides when the call went over Istio mTLS.
  */
-export function sourceReporterLabels(m: CallEndMessage, local: LocalWorkload, peer: PeerMetadata | undefined): MetricLabels {
+export function sourceReporterLabels(m: CallEndMessage, local: LocalWorkload, peer: PeerMetadata | undefined, tls?: { readonly local: string; readonly peer: string }): MetricLabels {
   const l: MetricLabels = Object.create(null);
-  const peerNs = peer?.namespace ?? '';
+  const peerSan = tls?.peer ?? '';
+  // The proxy takes the peer's namespace from its certificate first, then from its metadata.
+  const peerNs = (peerSan !== '' ? namespaceOfPrincipal(peerSan) : '') || (peer?.namespace ?? '');
   // destination_service: the cluster's service, else the Host header (the outbound side falls back to it).
   const host = m.destinationService ?? m.authority;
   let hostName: string;
@@ -132,13 +135,13 @@ export function sourceReporterLabels(m: CallEndMessage, local: LocalWorkload, pe
   l['source_canonical_service'] = canonicalName(local.labels, local.workload);
   l['source_canonical_revision'] = canonicalRevision(local.labels);
   l['source_workload_namespace'] = local.namespace;
-  l['source_principal'] = UNKNOWN;
+  l['source_principal'] = or(tls?.local, UNKNOWN);
   l['source_app'] = Object.hasOwn(local.labels, 'app') ? (local.labels['app'] as string) : '';
   l['source_version'] = Object.hasOwn(local.labels, 'version') ? (local.labels['version'] as string) : '';
   l['source_cluster'] = local.cluster;
   l['destination_workload'] = or(peer?.workload, UNKNOWN);
   l['destination_workload_namespace'] = or(peerNs, UNKNOWN);
-  l['destination_principal'] = UNKNOWN;
+  l['destination_principal'] = or(peerSan, UNKNOWN);
   l['destination_app'] = or(peer?.app, UNKNOWN);
   l['destination_version'] = or(peer?.version, UNKNOWN);
   l['destination_service'] = or(host, UNKNOWN);
