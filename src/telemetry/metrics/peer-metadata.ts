@@ -281,8 +281,9 @@ export function decodePeerMetadata(value: string): PeerMetadata | undefined {
 }
 
 /**
- * Decodes header values with a small bounded cache keyed by the node ID, as the proxy's
- * `MXMethod` does (a peer sends the same value on every request).
+ * Decodes header values with a small bounded cache, as the proxy's `MXMethod` does (a peer
+ * sends the same value on every request). The proxy keys it by the node ID alone; here the key
+ * is the ID and the value, so a caller cannot make its ID stand for another peer's metadata.
  */
 export class PeerMetadataCache {
   readonly #max: number;
