@@ -3,6 +3,8 @@
  *
  * - etcd (the control plane's etcd store and HA tests): Debian's `etcd-server` and
  *   `etcd-client`, installed with apt-get when this runs as root on Debian;
+ * - Prometheus (the Istio-metrics test scrapes meshes and runs Flagger's and Kiali's queries):
+ *   Debian's `prometheus`, the same way;
  * - curl and openssl (independent clients in the example and TLS tests): Debian's packages, the same way;
  * - Node.js 22.19 (the packed-package test runs the installed package on the oldest Node
  *   meshlet supports, next to the project's Node 24): the `node-<platform>-<arch>` package
@@ -37,7 +39,7 @@ function isRoot(): boolean {
 }
 
 /** Debian's packages for each tool installed with apt-get. */
-const DEBIAN_PACKAGES = { etcd: ['etcd-server', 'etcd-client'], curl: ['curl'], openssl: ['openssl'] } as const;
+const DEBIAN_PACKAGES = { etcd: ['etcd-server', 'etcd-client'], prometheus: ['prometheus'], curl: ['curl'], openssl: ['openssl'] } as const;
 
 let aptUpdated = false;
 
@@ -98,6 +100,7 @@ function provisionOldNode(): void {
 }
 
 provisionDebian('etcd');
+provisionDebian('prometheus');
 provisionDebian('curl');
 provisionDebian('openssl');
 provisionOldNode();

@@ -93,6 +93,7 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     // The identity defaults to the control plane's CA in control-plane mode.
     acceptsMtls: o.identity !== 'none',
     serviceAccount: o.serviceAccount,
+    workloadName: o.workloadName ?? o.service,
     analysis: o.analysis,
     cacheDir: o.cacheDir,
     startupTimeoutMs: nonNegative(o, 'startupTimeoutMs', 10_000),

@@ -15,6 +15,7 @@ import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEven
 import type { OutboundEvent } from './outbound/pipeline.ts';
 import type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
+import type { MetricsOptions } from './telemetry/metrics/istio-metrics.ts';
 import type { AccessLogOptions } from './telemetry/access-log/config.ts';
 import type { TracingOptions } from './telemetry/tracing/config.ts';
 
@@ -44,6 +45,14 @@ export interface MeshOptions {
    * as Kubernetes gives every pod one. @defaultValue 'default'
    */
   readonly serviceAccount?: string;
+  /**
+   * This workload's name as Istio's telemetry names it (`source_workload` /
+   * `destination_workload`, `WORKLOAD_NAME` in peer metadata) — in Kubernetes, the Deployment's
+   * name (e.g. `reviews-v2`). Also the canonical service when no `service.istio.io/canonical-name`,
+   * `app.kubernetes.io/name` or `app` label names one.
+   * @defaultValue the `service`
+   */
+  readonly workloadName?: string;
   /**
    * Embedded mode: a YAML/JSON file, a directory of them, a list of paths, or resource
    * objects. Files and directories are watched: a valid change applies to new requests; an
@@ -193,6 +202,8 @@ export interface TelemetryOptions {
   readonly ownMetrics?: boolean | OwnMetricsOptions;
   /** Tracing through the app's OpenTelemetry SDK: sampling, propagation formats, mesh-wide custom tags. @defaultValue on, 1 % sampled, W3C trace context */
   readonly tracing?: TracingOptions;
+  /** Istio's standard metrics (`istio_requests_total`, …) and peer metadata exchange. @defaultValue on, through the global MeterProvider */
+  readonly metrics?: MetricsOptions;
 }
 
 /**

@@ -38,6 +38,10 @@ import { CompileCache } from './routing/compile-cache.ts';
 import { MeshTracing } from './telemetry/tracing/tracer.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
 import { MeshMetrics } from './telemetry/mesh-metrics/mesh-metrics.ts';
+import type { ClusterState } from './outbound/cluster-state.ts';
+import type { HostState } from './routing/balancer/host.ts';
+import { metricsConfigFor } from './telemetry/metrics/config.ts';
+import { IstioMetrics } from './telemetry/metrics/istio-metrics.ts';
 import { AccessLogger } from './telemetry/access-log/access-logger.ts';
 
 
@@ -89,6 +93,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #findings: readonly ConfigIssue[] = [];
   /** meshlet's own metrics, when an OpenTelemetry SDK is there to take them. */
   readonly #ownMetrics: MeshMetrics | undefined;
+  /** Istio's standard metrics (undefined when `telemetry.metrics.enabled` is false). */
+  readonly #metrics: IstioMetrics | undefined;
   /** Access logs (Telemetry `accessLogging`, `telemetry.accessLog`). */
   readonly #accessLog: AccessLogger;
 
@@ -174,6 +180,45 @@ export class Mesh extends EventEmitter<MeshEvents> {
       },
       snapshot.resources,
     );
+    this.#metrics = o.telemetry?.metrics?.enabled === false ? undefined : this.#startMetrics(o, snapshot);
+  }
+
+  #startMetrics(o: MeshOptions, snapshot: Snapshot): IstioMetrics {
+    const log = this.#logger;
+    const m = new IstioMetrics(
+      {
+        identity: this.identity,
+        workloadName: this.identity.workloadName ?? o.service,
+        now: () => (o.clock ?? systemClock).now(),
+        warn: (msg) => log.warn(msg),
+        principal: () => this.#credentials.current?.spiffeId ?? '',
+        inMesh: (call) => {
+          // Peer metadata goes to in-mesh services only (never to MESH_EXTERNAL hosts or passthrough).
+          const cs = (call as { cluster?: unknown }).cluster as ClusterState | undefined;
+          return cs !== undefined && !cs.passthrough && cs.cluster.service.location === 'MESH_INTERNAL';
+        },
+        ip: o.sourceIp ?? '127.0.0.1',
+        upstreamPrincipals: (call) => {
+          // At call:end the Exchange still holds the last attempt's cluster and endpoint.
+          const ex = call as { cluster?: unknown; host?: unknown };
+          const cs = ex.cluster as ClusterState | undefined;
+          const host = ex.host as HostState | undefined;
+          const local = this.#credentials.current?.spiffeId;
+          if (cs === undefined || host === undefined || local === undefined || !this.#transport.usesIstioMtls(cs, host)) return undefined;
+          const ep = host.endpoint;
+          return { local, peer: `spiffe://${o.trustDomain ?? 'cluster.local'}/ns/${ep.namespace}/sa/${ep.serviceAccount}` };
+        },
+      },
+      o.telemetry?.metrics,
+    );
+    m.configure(this.#metricsConfig(snapshot));
+    m.start();
+    return m;
+  }
+
+  #metricsConfig(snapshot: Snapshot): ReturnType<typeof metricsConfigFor> {
+    const id = this.identity;
+    return metricsConfigFor(snapshot.resources, { namespace: id.namespace, labels: id.labels }, this.#o.rootNamespace ?? 'istio-system', this.#o.extensionProviders);
   }
 
   /** @internal The workload's TLS credentials (the transport and the servers read and subscribe to them). */
@@ -193,6 +238,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       namespace: this.#o.namespace ?? 'default',
       labels: Object.freeze({ ...(this.#o.labels ?? {}) }),
       serviceAccount: this.#o.serviceAccount ?? 'default',
+      workloadName: this.#o.workloadName ?? this.#o.service,
     });
     return this.#identity;
   }
@@ -289,6 +335,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#transport.install(snapshot.resources);
     this.#outbound.install(snapshot);
     this.#servers.install(snapshot.resources);
+    this.#metrics?.configure(this.#metricsConfig(snapshot));
     this.#accessLog.install(snapshot.resources);
     this.#tracing.install(snapshot.resources);
   }
@@ -476,6 +523,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       try {
         await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
       } finally {
+        this.#metrics?.close(); // after the calls in flight ended: they are counted
         this.#ownMetrics?.close();
         this.#tracing.close();
         await this.#accessLog.close();

@@ -111,6 +111,6 @@ test('kinds validated but not applied yet get one info notice per kind (MESHLET0
   assert.equal(ok, true, issues.all.join('\n'));
   // AuthorizationPolicy and PeerAuthentication are enforced by the server side: no notice for them.
   assert.deepEqual(issues.all.filter((i) => i.code === 'MESHLET0003').map((i) => `${i.level} ${i.resource}: ${i.message}`), [
-    'info Telemetry default/mesh-default: 1 Telemetry validated but not applied: meshlet applies Telemetry access logging (accessLogging); tracing and metrics settings are not applied yet',
+    'info Telemetry default/mesh-default: 1 Telemetry validated but not applied: meshlet applies Telemetry access logging (accessLogging) and metrics (metrics); tracing settings are not applied yet',
   ]);
 });

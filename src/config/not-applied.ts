@@ -15,7 +15,7 @@ export const NOT_APPLIED_CODE = 'MESHLET0003';
 
 /** What a kind would do, and that meshlet does not do it yet. */
 export const NOT_APPLIED_YET: Readonly<Partial<Record<Kind, string>>> = {
-  Telemetry: 'meshlet applies Telemetry access logging (accessLogging); tracing and metrics settings are not applied yet',
+  Telemetry: 'meshlet applies Telemetry access logging (accessLogging) and metrics (metrics); tracing settings are not applied yet',
 };
 
 /** Adds one info notice per not-yet-applied kind among `resources`, at its first resource. */

@@ -12,6 +12,9 @@ import { type ControlPlaneHttp, controlPlaneError, HttpStatusError, type CallReq
 import { clampWireMs, DEFAULT_LEASE_MS, MAX_LEASE_MS, MIN_LEASE_MS, type RegisterRequest, type RegisterResponse, WORKLOADS_PATH } from './protocol.ts';
 import { TLS_MODE_ISTIO, TLS_MODE_LABEL } from '../outbound/tls-decision.ts';
 
+
+/** Istio's `service.istio.io/workload-name` label (a WorkloadEntry's workload name). */
+const WORKLOAD_NAME_LABEL = 'service.istio.io/workload-name';
 /**
  * Options of `mesh.register()`.
  * @category Mesh
@@ -71,6 +74,8 @@ export interface RegistrarOptions {
   readonly serviceAccount?: string;
   /** The workload has an identity: registrations add `security.istio.io/tlsMode: istio` (unless the labels set it), Istio's sign that it accepts mTLS. */
   readonly acceptsMtls?: boolean;
+  /** Registrations add `service.istio.io/workload-name: <this>` (unless the labels set it): Istio's workload name of a WorkloadEntry, which clients' metrics read as `destination_workload`. */
+  readonly workloadName?: string | undefined;
   readonly locality: string;
   /** How long `register()` keeps retrying an unreachable control plane. */
   readonly timeoutMs: number;
@@ -154,6 +159,8 @@ export class Registrar {
     const labels: Record<string, string> = { ...(o.labels ?? this.#o.labels) };
     // Clients' auto-mTLS reads this label (Istio's sidecar injector sets it on every pod with a sidecar).
     if (this.#o.acceptsMtls === true && !Object.hasOwn(labels, TLS_MODE_LABEL)) labels[TLS_MODE_LABEL] = TLS_MODE_ISTIO;
+    const wl = this.#o.workloadName;
+    if (wl !== undefined && wl !== '' && !Object.hasOwn(labels, WORKLOAD_NAME_LABEL)) labels[WORKLOAD_NAME_LABEL] = wl;
     return {
       ...(hasPorts ? { ports: { ...o.ports } } : {}),
       ...(o.group === undefined ? {} : { group: o.group }),

@@ -43,6 +43,8 @@ export interface ControlPlaneSourceOptions {
   readonly acceptsMtls?: boolean;
   /** The workload's service account (its registrations name it). */
   readonly serviceAccount?: string;
+  /** Istio's workload name: registrations carry it as `service.istio.io/workload-name` (how clients' metrics name the destination workload). */
+  readonly workloadName?: string;
   readonly analysis?: AnalysisMode;
   readonly cacheDir?: string;
   readonly startupTimeoutMs: number;
@@ -181,6 +183,7 @@ export class ControlPlaneSource {
       labels: o.workload.labels,
       acceptsMtls: o.acceptsMtls === true,
       serviceAccount: o.serviceAccount,
+      workloadName: o.workloadName,
       locality: o.locality,
       timeoutMs: o.startupTimeoutMs,
       logger: o.logger,

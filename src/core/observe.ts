@@ -48,6 +48,8 @@ export interface WorkloadIdentity {
   readonly labels: Readonly<Record<string, string>>;
   /** The service account (workload identity); `default` unless configured. */
   readonly serviceAccount: string;
+  /** Istio's workload name (`source_workload` / `destination_workload`); the service when not configured. */
+  readonly workloadName?: string;
 }
 
 /** `meshlet:call:start`. */

@@ -125,7 +125,7 @@ test("a mesh with an identity registers with security.istio.io/tlsMode: istio (a
   const token = await t.cp.mintToken({ service: 'productpage', namespace: 'default' });
   const productpage = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, logger: quietLogger });
   const withId = await createMesh({ service: 'reviews', labels: { version: 'v1' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, logger: quietLogger });
-  const without = await createMesh({ service: 'reviews', labels: { version: 'v2' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, identity: 'none', logger: quietLogger });
+  const without = await createMesh({ service: 'reviews', workloadName: 'reviews-v2', labels: { version: 'v2' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 0, identity: 'none', logger: quietLogger });
   try {
     await withId.register({ ports: { http: r1.port }, address: '127.0.0.1' });
     await without.register({ ports: { http: r2.port }, address: '127.0.0.1' });
@@ -133,6 +133,9 @@ test("a mesh with an identity registers with security.istio.io/tlsMode: istio (a
     const labels = Object.fromEntries((productpage.explain({ url: 'http://reviews.example:9080/' }).targets[0]?.endpoints ?? []).map((e) => [e.endpoint, e.labels]));
     assert.equal(labels[`127.0.0.1:${r1.port}`]?.['security.istio.io/tlsMode'], 'istio');
     assert.equal(labels[`127.0.0.1:${r2.port}`]?.['security.istio.io/tlsMode'], undefined);
+    // Istio's workload name travels as service.istio.io/workload-name (clients' metrics name destination_workload from it).
+    assert.equal(labels[`127.0.0.1:${r1.port}`]?.['service.istio.io/workload-name'], 'reviews');
+    assert.equal(labels[`127.0.0.1:${r2.port}`]?.['service.istio.io/workload-name'], 'reviews-v2');
   } finally {
     await withId.close();
     await without.close();

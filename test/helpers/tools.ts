@@ -1,5 +1,5 @@
 /**
- * The outside programs some test suites need (a real etcd, a second Node.js version), where
+ * The outside programs some test suites need (a real etcd, a real Prometheus, a second Node.js version), where
  * `npm test` provisions them (scripts/provision.ts) and how a suite asks for one: a suite is
  * skipped with its reason when a tool is missing, except under `CI=true`, where nothing may be
  * skipped and a missing tool fails the suite.
@@ -32,6 +32,10 @@ export const TOOLS = {
   etcd: {
     find: (): string | undefined => (existsSync('/usr/bin/etcd') ? '/usr/bin/etcd' : onPath('etcd')),
     install: "Debian's etcd-server and etcd-client (`sudo apt-get install -y etcd-server etcd-client`); `npm test` installs them itself when run as root on Debian",
+  },
+  prometheus: {
+    find: (): string | undefined => (existsSync('/usr/bin/prometheus') ? '/usr/bin/prometheus' : onPath('prometheus')),
+    install: "Debian's prometheus (`sudo apt-get install -y prometheus`); `npm test` installs it itself when run as root on Debian",
   },
   curl: {
     find: (): string | undefined => onPath('curl'),

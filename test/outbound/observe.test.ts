@@ -71,7 +71,7 @@ describe('meshlet:* diagnostics channels', () => {
     assert.equal(ok.responseBytes, 10);
     assert.equal(ok.requestBytes, 3);
     assert.equal(ok.error, undefined);
-    assert.deepEqual(ok.workload, { service: 'productpage', namespace: 'default', labels: { app: 'productpage', version: 'v1' }, serviceAccount: 'bookinfo-productpage' });
+    assert.deepEqual(ok.workload, { service: 'productpage', namespace: 'default', labels: { app: 'productpage', version: 'v1' }, serviceAccount: 'bookinfo-productpage', workloadName: 'productpage' });
     assert.equal(flaky.attempts, 2);
     assert.equal(flaky.status, 200);
     const flakyAttempts = seen.attemptEnd.filter((a) => a.call === flaky.call);

@@ -107,6 +107,11 @@ class ClusterPools implements ClusterTransport {
     return p;
   }
 
+  /** The endpoint's pools as last decided, without deciding (undefined when none were made). */
+  peek(host: HostState): HostPools | undefined {
+    return this.#hosts.get(host);
+  }
+
   /** The endpoint's pools, re-decided when the endpoint or the TLS epoch changed. */
   get(host: HostState): HostPools {
     const e = this.#hosts.get(host);
@@ -276,6 +281,15 @@ export class UndiciTransport {
   /** The TLS a call to `endpoint` of the cluster would use, and why (for explain). */
   tlsDecision(cs: ClusterState, endpoint: HostState['endpoint'] | undefined): ClientTlsDecision {
     return new ClusterTlsPlans(cs.cluster, this.#env, cs.h2).decide(endpoint);
+  }
+
+  /**
+   * Whether calls to `host` of `cs` go over Istio mTLS (ISTIO_MUTUAL, auto or declared), as its
+   * pools were last set up — telemetry's client-side principals. Decides nothing.
+   */
+  usesIstioMtls(cs: ClusterState, host: HostState): boolean {
+    const e = (cs.transports.get(SLOT)?.pools as ClusterPools | undefined)?.peek(host);
+    return e !== undefined && e.failure === undefined && e.presentsCert && !e.originates;
   }
 
   /** Sends an attempt to the endpoint the balance layer picked. */

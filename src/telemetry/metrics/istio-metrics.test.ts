@@ -1,0 +1,379 @@
+import assert from 'node:assert/strict';
+import { channel } from 'node:diagnostics_channel';
+import { after, beforeEach, describe, it } from 'node:test';
+import { metrics } from '@opentelemetry/api';
+import { AggregationTemporality, type DataPoint, type Histogram, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, WorkloadIdentity } from '../../core/observe.ts';
+import { mergeMetrics } from './config.ts';
+import { ENVOY_DEFAULT_BUCKETS, IstioMetrics, type IstioMetricsContext } from './istio-metrics.ts';
+import { encodePeerMetadata, localPeerMetadata } from './peer-metadata.ts';
+
+class TestReader extends MetricReader {
+  constructor() {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  }
+  protected async onShutdown(): Promise<void> {}
+  protected async onForceFlush(): Promise<void> {}
+  async points(name: string): Promise<DataPoint<unknown>[]> {
+    const { resourceMetrics } = await this.collect();
+    const out: DataPoint<unknown>[] = [];
+    for (const sm of resourceMetrics.scopeMetrics) for (const m of sm.metrics) if (m.descriptor.name === name) out.push(...(m.dataPoints as DataPoint<unknown>[]));
+    return out;
+  }
+}
+
+const identity: WorkloadIdentity = Object.freeze({ service: 'reviews', namespace: 'shop', labels: Object.freeze({ app: 'reviews', version: 'v2' }), serviceAccount: 'reviews', workloadName: 'reviews-v2' });
+const other: WorkloadIdentity = Object.freeze({ service: 'other', namespace: 'shop', labels: Object.freeze({}), serviceAccount: 'default' });
+
+function callEnd(over: Partial<CallEndMessage> = {}): CallEndMessage {
+  return {
+    workload: identity,
+    call: {},
+    protocol: 'http1',
+    method: 'GET',
+    authority: 'ratings:9080',
+    path: '/r',
+    route: 'ratings.default',
+    cluster: 'outbound|9080||ratings.shop.svc.cluster.local',
+    destinationService: 'ratings.shop.svc.cluster.local',
+    endpoint: '10.0.0.7:9080',
+    destination: { serviceAccount: 'ratings', namespace: 'shop', labels: { app: 'ratings', version: 'v1', 'service.istio.io/workload-name': 'ratings-v1', 'topology.istio.io/cluster': 'Kubernetes' } },
+    status: 200,
+    grpcStatus: -1,
+    flags: '',
+    attempts: 1,
+    requestBytes: 10,
+    responseBytes: 200,
+    durationMs: 7,
+    error: undefined,
+    ...over,
+  };
+}
+
+function inboundEnd(over: Partial<InboundEndMessage> = {}): InboundEndMessage {
+  return {
+    workload: identity,
+    request: {},
+    protocol: 'http1',
+    method: 'GET',
+    scheme: 'http',
+    authority: 'reviews:9080',
+    path: '/reviews/1',
+    headers: {},
+    status: 200,
+    grpcStatus: -1,
+    flags: '',
+    details: 'via_upstream',
+    deniedBy: undefined,
+    requestBytes: 120,
+    responseBytes: 900,
+    durationMs: 12,
+    mtls: false,
+    peer: undefined,
+    requestPrincipal: undefined,
+    authzPolicy: undefined,
+    remoteAddress: '127.0.0.1',
+    remotePort: 5000,
+    localAddress: '127.0.0.1',
+    localPort: 9080,
+    sni: undefined,
+    responseHeaders: undefined,
+    error: undefined,
+    ...over,
+  };
+}
+
+const callEndCh = channel('meshlet:call:end');
+const inboundEndCh = channel('meshlet:inbound:end');
+const attemptStartCh = channel('meshlet:attempt:start');
+
+describe('Istio standard metrics', () => {
+  let reader: TestReader;
+  let m: IstioMetrics;
+  let now = 0;
+  const warnings: string[] = [];
+  const made: IstioMetrics[] = [];
+  const make = (ctx: Partial<IstioMetricsContext> = {}, o: { maxSeries?: number; idleSeriesMs?: number } = {}): IstioMetrics => {
+    reader = new TestReader();
+    const provider = new MeterProvider({ readers: [reader] });
+    const x = new IstioMetrics(
+      { identity, workloadName: 'reviews-v2', now: () => now, warn: (w) => warnings.push(w), principal: () => 'spiffe://cluster.local/ns/shop/sa/reviews', inMesh: () => true, ip: '10.1.1.1', ...ctx },
+      { meterProvider: provider, ...o },
+    );
+    x.start();
+    made.push(x);
+    return x;
+  };
+  beforeEach(() => {
+    for (const x of made.splice(0)) x.close();
+    warnings.length = 0;
+    now = 0;
+    m = make();
+  });
+  after(() => {
+    for (const x of made.splice(0)) x.close();
+  });
+
+  it('reporter=source: every label, from the call and the endpoint registry entry', async () => {
+    callEndCh.publish(callEnd());
+    const [p, ...rest] = await reader.points('istio_requests_total');
+    assert.equal(rest.length, 0);
+    assert.equal(p?.value, 1);
+    assert.deepEqual({ ...p?.attributes }, {
+      reporter: 'source',
+      source_workload: 'reviews-v2',
+      source_workload_namespace: 'shop',
+      source_principal: 'unknown',
+      source_app: 'reviews',
+      source_version: 'v2',
+      source_canonical_service: 'reviews',
+      source_canonical_revision: 'v2',
+      source_cluster: 'Kubernetes',
+      destination_workload: 'ratings-v1',
+      destination_workload_namespace: 'shop',
+      destination_principal: 'unknown',
+      // The endpoint encoding carries no app/version (as in Istio's client-side fallback).
+      destination_app: 'unknown',
+      destination_version: 'unknown',
+      destination_service: 'ratings.shop.svc.cluster.local',
+      destination_service_name: 'ratings',
+      destination_service_namespace: 'shop',
+      destination_canonical_service: 'ratings',
+      destination_canonical_revision: 'v1',
+      destination_cluster: 'Kubernetes',
+      request_protocol: 'http',
+      response_flags: '-',
+      connection_security_policy: 'unknown',
+      response_code: '200',
+      grpc_response_status: '',
+    });
+  });
+
+  it('reporter=source without an endpoint (no route): Host header fallback, unknowns, flags', async () => {
+    callEndCh.publish(callEnd({ route: undefined, cluster: undefined, destinationService: undefined, endpoint: undefined, destination: undefined, status: 404, flags: 'NR', authority: 'nowhere:80' }));
+    const [p] = await reader.points('istio_requests_total');
+    const a = p?.attributes ?? {};
+    assert.equal(a['destination_service'], 'nowhere:80');
+    assert.equal(a['destination_service_name'], 'nowhere:80');
+    assert.equal(a['destination_workload'], 'unknown');
+    assert.equal(a['destination_workload_namespace'], 'unknown');
+    assert.equal(a['destination_canonical_service'], 'unknown');
+    assert.equal(a['destination_canonical_revision'], 'latest');
+    assert.equal(a['response_code'], '404');
+    assert.equal(a['response_flags'], 'NR');
+  });
+
+  it('reporter=destination: source workload from x-envoy-peer-metadata, principal and namespace from the mTLS peer', async () => {
+    const peer = localPeerMetadata({ workload: 'productpage-v1', namespace: 'front', labels: { app: 'productpage', version: 'v1' }, cluster: 'Kubernetes' });
+    inboundEndCh.publish(
+      inboundEnd({
+        headers: { 'x-envoy-peer-metadata-id': 'sidecar~1.2.3.4~productpage-v1.front~front.svc.cluster.local', 'x-envoy-peer-metadata': encodePeerMetadata(peer) },
+        mtls: true,
+        peer: { principal: 'spiffe://cluster.local/ns/front/sa/productpage', trustDomain: 'cluster.local', namespace: 'front', serviceAccount: 'productpage', address: '127.0.0.1' },
+        status: 503,
+        flags: 'UH',
+      }),
+    );
+    const [p] = await reader.points('istio_requests_total');
+    assert.deepEqual({ ...p?.attributes }, {
+      reporter: 'destination',
+      source_workload: 'productpage-v1',
+      source_workload_namespace: 'front',
+      source_principal: 'spiffe://cluster.local/ns/front/sa/productpage',
+      source_app: 'productpage',
+      source_version: 'v1',
+      source_canonical_service: 'productpage',
+      source_canonical_revision: 'v1',
+      source_cluster: 'Kubernetes',
+      destination_workload: 'reviews-v2',
+      destination_workload_namespace: 'shop',
+      destination_principal: 'spiffe://cluster.local/ns/shop/sa/reviews',
+      destination_app: 'reviews',
+      destination_version: 'v2',
+      destination_service: 'reviews.shop.svc.cluster.local',
+      destination_service_name: 'reviews',
+      destination_service_namespace: 'shop',
+      destination_canonical_service: 'reviews',
+      destination_canonical_revision: 'v2',
+      destination_cluster: 'Kubernetes',
+      request_protocol: 'http',
+      response_flags: 'UH',
+      connection_security_policy: 'mutual_tls',
+      response_code: '503',
+      grpc_response_status: '',
+    });
+  });
+
+  it('reporter=destination, plaintext and no peer metadata: unknown source, connection_security_policy none', async () => {
+    inboundEndCh.publish(inboundEnd({ headers: { 'x-envoy-peer-metadata': '!!not base64 struct' } }));
+    const [p] = await reader.points('istio_requests_total');
+    const a = p?.attributes ?? {};
+    for (const k of ['source_workload', 'source_workload_namespace', 'source_principal', 'source_app', 'source_version', 'source_canonical_service', 'source_cluster', 'destination_principal']) assert.equal(a[k], 'unknown', k);
+    assert.equal(a['source_canonical_revision'], 'latest');
+    assert.equal(a['connection_security_policy'], 'none');
+  });
+
+  it('gRPC: request_protocol grpc and grpc_response_status', async () => {
+    inboundEndCh.publish(inboundEnd({ protocol: 'grpc', status: 200, grpcStatus: 14 }));
+    const [p] = await reader.points('istio_requests_total');
+    assert.equal(p?.attributes['request_protocol'], 'grpc');
+    assert.equal(p?.attributes['grpc_response_status'], '14');
+    assert.equal(p?.attributes['response_code'], '200');
+  });
+
+  it('histograms: Envoy default buckets, duration in ms, bytes', async () => {
+    callEndCh.publish(callEnd({ durationMs: 7, requestBytes: 10, responseBytes: 200 }));
+    callEndCh.publish(callEnd({ durationMs: 3000, requestBytes: 10, responseBytes: 200 }));
+    const [d] = await reader.points('istio_request_duration_milliseconds');
+    const h = d?.value as Histogram;
+    assert.deepEqual(h.buckets.boundaries, [...ENVOY_DEFAULT_BUCKETS]);
+    assert.equal(h.count, 2);
+    assert.equal(h.sum, 3007);
+    assert.equal(h.buckets.counts[ENVOY_DEFAULT_BUCKETS.indexOf(10)], 1); // 7 ms in (5, 10]
+    assert.equal(h.buckets.counts[ENVOY_DEFAULT_BUCKETS.indexOf(5000)], 1); // 3000 ms in (2500, 5000]
+    const [rq] = await reader.points('istio_request_bytes');
+    const [rs] = await reader.points('istio_response_bytes');
+    assert.equal((rq as DataPoint<Histogram>).value.sum, 20);
+    assert.equal((rs as DataPoint<Histogram>).value.sum, 400);
+  });
+
+  it("another mesh's messages are not this mesh's", async () => {
+    callEndCh.publish(callEnd({ workload: other }));
+    inboundEndCh.publish(inboundEnd({ workload: other }));
+    assert.equal((await reader.points('istio_requests_total')).length, 0);
+  });
+
+  it('peer metadata headers go on attempts to in-mesh destinations only', () => {
+    for (const x of made.splice(0)) x.close();
+    const inMeshCalls = new WeakSet<object>();
+    m = make({ inMesh: (c) => inMeshCalls.has(c) });
+    const internal = { headers: {} as Record<string, string> };
+    const external = { headers: {} as Record<string, string> };
+    inMeshCalls.add(internal);
+    const start = (call: object, workload = identity): void => attemptStartCh.publish({ workload, call, attempt: 1, cluster: 'c', endpoint: undefined } satisfies AttemptStartMessage);
+    start(internal);
+    start(external);
+    assert.equal(internal.headers['x-envoy-peer-metadata-id'], 'sidecar~10.1.1.1~reviews-v2.shop~shop.svc.cluster.local');
+    assert.equal(internal.headers['x-envoy-peer-metadata'], m.peerHeaders.value);
+    assert.deepEqual(external.headers, {});
+    const foreign = { headers: {} as Record<string, string> };
+    inMeshCalls.add(foreign);
+    start(foreign, other);
+    assert.deepEqual(foreign.headers, {});
+  });
+
+  it('Telemetry overrides: a disabled metric, a disabled mode, a removed tag', async () => {
+    m.configure(
+      mergeMetrics(
+        [
+          {
+            overrides: [
+              { match: { metric: 'REQUEST_COUNT', mode: 'CLIENT' }, disabled: true },
+              { match: { metric: 'ALL_METRICS', mode: 'SERVER' }, tagOverrides: { response_flags: { operation: 'REMOVE' } } },
+              { match: { metric: 'REQUEST_SIZE', mode: 'SERVER' }, disabled: true },
+            ],
+          },
+        ],
+        ['prometheus'],
+        (p) => p === 'prometheus',
+      ),
+    );
+    callEndCh.publish(callEnd());
+    inboundEndCh.publish(inboundEnd());
+    const counts = await reader.points('istio_requests_total');
+    assert.deepEqual(counts.map((p) => p.attributes['reporter']), ['destination']);
+    assert.equal('response_flags' in (counts[0]?.attributes ?? {}), false);
+    assert.equal(counts[0]?.attributes['response_code'], '200');
+    const sizes = await reader.points('istio_request_bytes');
+    assert.deepEqual(sizes.map((p) => p.attributes['reporter']), ['source']);
+    // The client side keeps response_flags.
+    const durations = await reader.points('istio_request_duration_milliseconds');
+    assert.equal(durations.find((p) => p.attributes['reporter'] === 'source')?.attributes['response_flags'], '-');
+    m.configure(mergeMetrics([{ overrides: [{ disabled: true }] }], ['prometheus'], () => true));
+    callEndCh.publish(callEnd({ status: 500 }));
+    inboundEndCh.publish(inboundEnd({ status: 500 }));
+    assert.equal((await reader.points('istio_requests_total')).filter((p) => p.attributes['response_code'] === '500').length, 0);
+  });
+
+  it('tagOverrides UPSERT with CEL values (standard and new tags; an error is unknown; one that does not compile is warned and left out)', async () => {
+    m.configure(
+      mergeMetrics(
+        [
+          {
+            overrides: [
+              {
+                match: { metric: 'REQUEST_COUNT' },
+                tagOverrides: {
+                  destination_port: { value: 'string(destination.port)' },
+                  request_host: { value: 'request.host' },
+                  user: { value: "request.headers['x-user']" },
+                  literal: { value: '"fixed"' },
+                  response_code: { value: 'response.code >= 500 ? "5xx" : "ok"' },
+                  request_protocol: { value: '(((' },
+                },
+              },
+            ],
+          },
+        ],
+        ['prometheus'],
+        () => true,
+      ),
+    );
+    assert.equal(warnings.filter((w) => w.includes('tagOverrides request_protocol') && w.includes('does not compile')).length, 2, 'once per mode');
+    inboundEndCh.publish(inboundEnd({ status: 503, authority: 'reviews.shop:9080', headers: { 'x-user': 'jason' }, localPort: 9080 }));
+    inboundEndCh.publish(inboundEnd({ status: 200, authority: 'reviews.shop:9080', headers: {}, localPort: 9080 }));
+    const points = await reader.points('istio_requests_total');
+    const bad = points.find((p) => p.attributes['response_code'] === '5xx');
+    assert.equal(bad?.attributes['user'], 'jason');
+    assert.equal(bad?.attributes['request_host'], 'reviews.shop:9080');
+    assert.equal(bad?.attributes['literal'], 'fixed');
+    assert.equal(bad?.attributes['destination_port'], '9080');
+    assert.equal('request_protocol' in (bad?.attributes ?? {}), false);
+    const good = points.find((p) => p.attributes['response_code'] === 'ok');
+    assert.equal(good?.attributes['user'], 'unknown', 'a missing header is an error: unknown');
+    // Other metrics keep the standard tags.
+    const [d] = await reader.points('istio_request_duration_milliseconds');
+    assert.equal(d?.attributes['request_protocol'], 'http');
+    assert.equal('user' in (d?.attributes ?? {}), false);
+  });
+
+  it('without a recording MeterProvider only attempt:start is subscribed; a global SDK registered later is picked up', async () => {
+    const x = new IstioMetrics({ identity, workloadName: 'reviews-v2', now: () => now, warn: (w) => warnings.push(w), principal: () => '', inMesh: () => true, ip: '10.1.1.1' });
+    x.start();
+    made.push(x);
+    assert.equal(x.recording, false);
+    const r = new TestReader();
+    const provider = new MeterProvider({ readers: [r] });
+    metrics.setGlobalMeterProvider(provider);
+    try {
+      attemptStartCh.publish({ workload: identity, call: { headers: {} }, attempt: 1, cluster: 'c', endpoint: undefined } satisfies AttemptStartMessage);
+      assert.equal(x.recording, true);
+      callEndCh.publish(callEnd({ status: 418 }));
+      assert.equal((await r.points('istio_requests_total')).filter((p) => p.attributes['response_code'] === '418').length, 1);
+    } finally {
+      metrics.disable();
+    }
+  });
+
+  it('cardinality: label sets past maxSeries go to otel.metric.overflow, warned once; idle ones free their room', async () => {
+    for (const x of made.splice(0)) x.close();
+    m = make({}, { maxSeries: 3, idleSeriesMs: 1000 });
+    for (let i = 0; i < 5; i++) callEndCh.publish(callEnd({ path: `/p${i}`, status: 200 + i }));
+    let points = await reader.points('istio_requests_total');
+    assert.equal(points.length, 4);
+    assert.equal(points.find((p) => p.attributes['otel.metric.overflow'] === true)?.value, 2);
+    assert.equal(warnings.filter((w) => w.includes('istio_requests_total reached 3 label sets')).length, 1);
+    assert.equal(m.overflows['istio_requests_total'], 2);
+    assert.equal(warnings.length, 4); // once for each of the four metrics
+    // A known label set still counts as itself.
+    callEndCh.publish(callEnd({ status: 200 }));
+    points = await reader.points('istio_requests_total');
+    assert.equal(points.find((p) => p.attributes['response_code'] === '200')?.value, 2);
+    now = 5000;
+    callEndCh.publish(callEnd({ status: 299 }));
+    points = await reader.points('istio_requests_total');
+    assert.equal(points.find((p) => p.attributes['response_code'] === '299')?.value, 1);
+    assert.equal(m.overflows['istio_requests_total'], 2);
+    assert.equal(warnings.length, 4);
+  });
+});

@@ -1,0 +1,309 @@
+/**
+ * Istio's HTTP metadata exchange: a sidecar tells its peer who it is in two request headers,
+ * `x-envoy-peer-metadata-id` (the node ID, a cache key) and `x-envoy-peer-metadata` (base64 of
+ * a serialized `google.protobuf.Struct`), so the server side can label its metrics with the
+ * source workload (istio/proxy `source/extensions/filters/http/peer_metadata/filter.cc`
+ * `MXPropagationMethod`, and `extensions/common/metadata_object.cc`
+ * `convertWorkloadMetadataToStruct` / `convertStructToWorkloadMetadata`).
+ *
+ * The Struct has `NAME` (instance), `NAMESPACE`, `WORKLOAD_NAME`, `CLUSTER_ID`, `OWNER` (when
+ * the workload type is known) and `LABELS` (`service.istio.io/canonical-name`,
+ * `service.istio.io/canonical-revision`, `app`, `version`). A receiver reads exactly those keys
+ * and ignores the rest (so the full node metadata older proxies sent decodes too).
+ *
+ * The protobuf wire format is written and read here by hand (Struct, Value and ListValue are
+ * three small messages); serialization is deterministic (map keys sorted), as the proxy's.
+ *
+ * @module
+ */
+
+/** The node-ID header. */
+export const PEER_ID_HEADER = 'x-envoy-peer-metadata-id';
+/** The metadata header (base64 of a serialized `google.protobuf.Struct`). */
+export const PEER_METADATA_HEADER = 'x-envoy-peer-metadata';
+
+/** `service.istio.io/canonical-name`. */
+export const CANONICAL_NAME_LABEL = 'service.istio.io/canonical-name';
+/** `service.istio.io/canonical-revision`. */
+export const CANONICAL_REVISION_LABEL = 'service.istio.io/canonical-revision';
+/** `service.istio.io/workload-name`: a WorkloadEntry's workload name, when set. */
+export const WORKLOAD_NAME_LABEL = 'service.istio.io/workload-name';
+
+/** What a peer says about itself (empty strings for what it did not say). */
+export interface PeerMetadata {
+  /** `NAME`: the instance (a pod's name). */
+  readonly instance: string;
+  readonly namespace: string;
+  /** `WORKLOAD_NAME`. */
+  readonly workload: string;
+  /** `CLUSTER_ID`. */
+  readonly cluster: string;
+  readonly canonicalName: string;
+  readonly canonicalRevision: string;
+  /** The `app` label. */
+  readonly app: string;
+  /** The `version` label. */
+  readonly version: string;
+}
+
+const has = (labels: Readonly<Record<string, string>>, k: string): boolean => Object.hasOwn(labels, k);
+
+/**
+ * Istio's canonical service name (`pkg/kube/labels` `CanonicalService`): the
+ * `service.istio.io/canonical-name` label, else `app.kubernetes.io/name`, else `app`, else the
+ * workload name.
+ */
+export function canonicalName(labels: Readonly<Record<string, string>>, workloadName: string): string {
+  for (const k of [CANONICAL_NAME_LABEL, 'app.kubernetes.io/name', 'app']) if (has(labels, k)) return labels[k] as string;
+  return workloadName;
+}
+
+/** The canonical revision: `service.istio.io/canonical-revision`, else `app.kubernetes.io/version`, else `version`, else `latest`. */
+export function canonicalRevision(labels: Readonly<Record<string, string>>): string {
+  for (const k of [CANONICAL_REVISION_LABEL, 'app.kubernetes.io/version', 'version']) if (has(labels, k)) return labels[k] as string;
+  return 'latest';
+}
+
+/** A workload's own metadata as a sidecar announces it (canonical labels defaulted as the injector sets them). */
+export function localPeerMetadata(w: { readonly workload: string; readonly namespace: string; readonly labels: Readonly<Record<string, string>>; readonly cluster: string }): PeerMetadata {
+  return {
+    instance: w.workload,
+    namespace: w.namespace,
+    workload: w.workload,
+    cluster: w.cluster,
+    canonicalName: canonicalName(w.labels, w.workload),
+    canonicalRevision: canonicalRevision(w.labels),
+    app: has(w.labels, 'app') ? (w.labels['app'] as string) : '',
+    version: has(w.labels, 'version') ? (w.labels['version'] as string) : '',
+  };
+}
+
+/** The node ID a sidecar sends in {@link PEER_ID_HEADER}: `sidecar~<ip>~<instance>.<namespace>~<namespace>.svc.cluster.local`. */
+export function nodeId(ip: string, p: PeerMetadata): string {
+  return `sidecar~${ip}~${p.instance}.${p.namespace}~${p.namespace}.svc.cluster.local`;
+}
+
+// ── protobuf wire format ──
+
+type StructValue = string | number | boolean | null | StructObject | StructValue[];
+interface StructObject {
+  [key: string]: StructValue;
+}
+
+function varint(out: number[], n: number): void {
+  let v = n;
+  while (v > 0x7f) {
+    out.push((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+}
+
+function lengthDelimited(out: number[], field: number, bytes: ArrayLike<number>): void {
+  varint(out, (field << 3) | 2);
+  varint(out, bytes.length);
+  for (let i = 0; i < bytes.length; i++) out.push(bytes[i] as number);
+}
+
+function encodeValue(v: StructValue): number[] {
+  const out: number[] = [];
+  if (typeof v === 'string') lengthDelimited(out, 3, Buffer.from(v, 'utf8'));
+  else if (v !== null && typeof v === 'object' && !Array.isArray(v)) lengthDelimited(out, 5, encodeStruct(v));
+  else throw new TypeError(`peer metadata: only strings and structs are written, got ${typeof v}`);
+  return out;
+}
+
+function encodeStruct(s: StructObject): number[] {
+  const out: number[] = [];
+  for (const key of Object.keys(s).sort()) {
+    const entry: number[] = [];
+    lengthDelimited(entry, 1, Buffer.from(key, 'utf8'));
+    lengthDelimited(entry, 2, encodeValue(s[key] as StructValue));
+    lengthDelimited(out, 1, entry);
+  }
+  return out;
+}
+
+class Reader {
+  pos = 0;
+  readonly #b: Uint8Array;
+  readonly #end: number;
+  constructor(b: Uint8Array, start = 0, end = b.length) {
+    this.#b = b;
+    this.pos = start;
+    this.#end = end;
+  }
+  get done(): boolean {
+    return this.pos >= this.#end;
+  }
+  varint(): number {
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.#end) throw new RangeError('truncated varint');
+      const byte = this.#b[this.pos++] as number;
+      result += (byte & 0x7f) * mul;
+      if (byte < 0x80) return result;
+      mul *= 128;
+    }
+    throw new RangeError('varint too long');
+  }
+  /** The [start, end) of a length-delimited field's bytes. */
+  slice(): [number, number] {
+    const len = this.varint();
+    const start = this.pos;
+    if (start + len > this.#end) throw new RangeError('truncated field');
+    this.pos += len;
+    return [start, start + len];
+  }
+  skip(wire: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 1) this.pos += 8;
+    else if (wire === 2) this.slice();
+    else if (wire === 5) this.pos += 4;
+    else throw new RangeError(`unsupported wire type ${wire}`);
+    if (this.pos > this.#end) throw new RangeError('truncated field');
+  }
+}
+
+function decodeValue(b: Uint8Array, start: number, end: number, depth: number): StructValue {
+  const r = new Reader(b, start, end);
+  let value: StructValue = null;
+  while (!r.done) {
+    const tag = r.varint();
+    const field = Math.floor(tag / 8);
+    const wire = tag & 7;
+    if (field === 3 && wire === 2) {
+      const [s, e] = r.slice();
+      value = Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('utf8');
+    } else if (field === 5 && wire === 2) {
+      const [s, e] = r.slice();
+      value = decodeStruct(b, s, e, depth + 1);
+    } else if (field === 2 && wire === 1) {
+      value = Buffer.from(b.buffer, b.byteOffset + r.pos, 8).readDoubleLE(0);
+      r.skip(1);
+    } else if (field === 4 && wire === 0) value = r.varint() !== 0;
+    else if (field === 6 && wire === 2) {
+      const [s, e] = r.slice();
+      const list: StructValue[] = [];
+      const lr = new Reader(b, s, e);
+      while (!lr.done) {
+        const t = lr.varint();
+        if (Math.floor(t / 8) === 1 && (t & 7) === 2) {
+          const [vs, ve] = lr.slice();
+          list.push(decodeValue(b, vs, ve, depth + 1));
+        } else lr.skip(t & 7);
+      }
+      value = list;
+    } else r.skip(wire);
+  }
+  return value;
+}
+
+function decodeStruct(b: Uint8Array, start: number, end: number, depth: number): StructObject {
+  if (depth > 8) throw new RangeError('nested too deep');
+  const out: StructObject = Object.create(null);
+  const r = new Reader(b, start, end);
+  while (!r.done) {
+    const tag = r.varint();
+    if (Math.floor(tag / 8) !== 1 || (tag & 7) !== 2) {
+      r.skip(tag & 7);
+      continue;
+    }
+    const [s, e] = r.slice();
+    const er = new Reader(b, s, e);
+    let key: string | undefined;
+    let value: StructValue = null;
+    while (!er.done) {
+      const t = er.varint();
+      const f = Math.floor(t / 8);
+      if (f === 1 && (t & 7) === 2) {
+        const [ks, ke] = er.slice();
+        key = Buffer.from(b.buffer, b.byteOffset + ks, ke - ks).toString('utf8');
+      } else if (f === 2 && (t & 7) === 2) {
+        const [vs, ve] = er.slice();
+        value = decodeValue(b, vs, ve, depth);
+      } else er.skip(t & 7);
+    }
+    if (key !== undefined) out[key] = value;
+  }
+  return out;
+}
+
+/** The Struct a sidecar sends for `p` (`convertWorkloadMetadataToStruct`). */
+function toStruct(p: PeerMetadata): StructObject {
+  const s: StructObject = {};
+  if (p.instance !== '') s['NAME'] = p.instance;
+  if (p.namespace !== '') s['NAMESPACE'] = p.namespace;
+  if (p.workload !== '') s['WORKLOAD_NAME'] = p.workload;
+  if (p.cluster !== '') s['CLUSTER_ID'] = p.cluster;
+  const labels: StructObject = {};
+  if (p.canonicalName !== '') labels[CANONICAL_NAME_LABEL] = p.canonicalName;
+  if (p.canonicalRevision !== '') labels[CANONICAL_REVISION_LABEL] = p.canonicalRevision;
+  if (p.app !== '') labels['app'] = p.app;
+  if (p.version !== '') labels['version'] = p.version;
+  s['LABELS'] = labels;
+  return s;
+}
+
+/** The value of {@link PEER_METADATA_HEADER} for `p`: base64 of the serialized Struct. */
+export function encodePeerMetadata(p: PeerMetadata): string {
+  return Buffer.from(encodeStruct(toStruct(p))).toString('base64');
+}
+
+const str = (v: StructValue | undefined): string => (typeof v === 'string' ? v : '');
+
+/**
+ * Reads a {@link PEER_METADATA_HEADER} value (`convertStructToWorkloadMetadata`); undefined
+ * when it is not base64 of a Struct (the proxy then knows nothing of the peer either).
+ */
+export function decodePeerMetadata(value: string): PeerMetadata | undefined {
+  if (value === '') return undefined;
+  let s: StructObject;
+  try {
+    const bytes = Buffer.from(value, 'base64');
+    s = decodeStruct(bytes, 0, bytes.length, 0);
+  } catch {
+    return undefined;
+  }
+  const raw = s['LABELS'];
+  const labels: StructObject = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? raw : Object.create(null);
+  return {
+    instance: str(s['NAME']),
+    namespace: str(s['NAMESPACE']),
+    workload: str(s['WORKLOAD_NAME']),
+    cluster: str(s['CLUSTER_ID']),
+    canonicalName: str(labels[CANONICAL_NAME_LABEL]),
+    canonicalRevision: str(labels[CANONICAL_REVISION_LABEL]),
+    app: str(labels['app']),
+    version: str(labels['version']),
+  };
+}
+
+/**
+ * Decodes header values with a small bounded cache, as the proxy's `MXMethod` does (a peer
+ * sends the same value on every request). The proxy keys it by the node ID alone; here the key
+ * is the ID and the value, so a caller cannot make its ID stand for another peer's metadata.
+ */
+export class PeerMetadataCache {
+  readonly #max: number;
+  readonly #cache = new Map<string, PeerMetadata | undefined>();
+  constructor(max = 500) {
+    this.#max = max;
+  }
+  get(id: string, value: string): PeerMetadata | undefined {
+    const key = `${id}\n${value}`;
+    if (this.#cache.has(key)) return this.#cache.get(key);
+    const p = decodePeerMetadata(value);
+    if (this.#cache.size >= this.#max) {
+      // Drop the oldest quarter, as the proxy does.
+      let n = Math.ceil(this.#max / 4);
+      for (const k of this.#cache.keys()) {
+        if (n-- <= 0) break;
+        this.#cache.delete(k);
+      }
+    }
+    this.#cache.set(key, p);
+    return p;
+  }
+}

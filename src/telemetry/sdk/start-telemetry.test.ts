@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { describe, it } from 'node:test';
+import { metrics } from '@opentelemetry/api';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { startTelemetry } from './start-telemetry.ts';
+
+describe('startTelemetry()', () => {
+  const bad: [string, Parameters<typeof startTelemetry>[0], RegExp][] = [
+    ['a port out of range', { prometheus: { port: 70000 } }, /prometheus\.port must be a port number.*70000/],
+    ['a fractional port', { prometheus: { port: 1.5 } }, /prometheus\.port/],
+    ['a bad export interval', { otlp: { exportIntervalMs: 0 } }, /otlp\.exportIntervalMs must be a positive number/],
+    ['a bad temporality', { otlp: { temporality: 'sideways' as 'delta' } }, /otlp\.temporality must be 'cumulative' or 'delta', got "sideways"/],
+  ];
+  for (const [name, options, message] of bad) {
+    it(`refuses ${name}, naming the option`, async () => {
+      await assert.rejects(startTelemetry(options), message);
+    });
+  }
+
+  it('starts the SDK with a Prometheus endpoint, records through the global API, and shuts down', async () => {
+    const t = await startTelemetry({ serviceName: 'reviews', prometheus: { port: 0, host: '127.0.0.1' }, otlp: false });
+    try {
+      assert.match(t.prometheusUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+      metrics.getMeter('meshlet').createCounter('istio_requests_total').add(2, { reporter: 'source' });
+      const text = await (await fetch(`${t.prometheusUrl}/stats/prometheus`)).text();
+      assert.match(text, /^istio_requests_total\{reporter="source"\} 2$/m);
+      assert.match(text, /^target_info\{.*service_name="reviews"/m);
+    } finally {
+      await t.shutdown();
+    }
+    await assert.rejects(fetch(`${t.prometheusUrl}/metrics`), 'the endpoint is closed');
+  });
+
+  it("the SDK's own PrometheusExporter writes the same names (for applications with their own SDK)", async () => {
+    const exporter = new PrometheusExporter({ preventServerStart: true });
+    const provider = new MeterProvider({ readers: [exporter] });
+    const meter = provider.getMeter('meshlet');
+    meter.createCounter('istio_requests_total').add(1, { reporter: 'destination' });
+    meter.createHistogram('istio_request_duration_milliseconds', { unit: 'ms', advice: { explicitBucketBoundaries: [0.5, 1] } }).record(0.7, { reporter: 'destination' });
+    const text = await new Promise<string>((resolve) => {
+      const res = { statusCode: 200, setHeader: () => undefined, end: (b: string) => resolve(b) } as unknown as ServerResponse;
+      exporter.getMetricsRequestHandler({} as IncomingMessage, res);
+    });
+    await provider.shutdown();
+    assert.match(text, /^istio_requests_total\{[^}]*reporter="destination"[^}]*\} 1$/m);
+    assert.match(text, /^istio_request_duration_milliseconds_bucket\{[^}]*le="1"\} 1$/m);
+    assert.match(text, /^istio_request_duration_milliseconds_count\{[^}]*\} 1$/m);
+    assert.doesNotMatch(text, /_total_total|milliseconds_milliseconds/);
+  });
+});

@@ -1,0 +1,155 @@
+/**
+ * `startTelemetry()`: the OpenTelemetry Node SDK set up in one call for an application that has
+ * none, so what meshlet records through the OTel API (Istio's standard metrics, meshlet's own,
+ * spans) goes somewhere: OTLP over HTTP (traces and metrics) and/or a Prometheus scrape
+ * endpoint. Imported from `meshlet/telemetry`; the SDK packages are optional peer dependencies
+ * of meshlet, installed by the application that calls this.
+ *
+ * @module
+ */
+import { type Attributes, metrics as metricsApi } from '@opentelemetry/api';
+import { AggregationTemporalityPreference, OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { type IMetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import { EvictingPrometheusReader } from './evicting-prometheus.ts';
+
+/** OTLP/HTTP export settings of {@link startTelemetry}. */
+export interface OtlpOptions {
+  /**
+   * The collector's base URL; `/v1/traces` and `/v1/metrics` are appended.
+   * @defaultValue `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318`
+   */
+  readonly endpoint?: string;
+  /** Extra HTTP headers (authentication). @defaultValue none (or `OTEL_EXPORTER_OTLP_HEADERS`) */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Export spans. @defaultValue true */
+  readonly traces?: boolean;
+  /** Export metrics. @defaultValue true */
+  readonly metrics?: boolean;
+  /** How often metrics are pushed. @defaultValue 60000 */
+  readonly exportIntervalMs?: number;
+  /**
+   * Metric temporality: `cumulative` (what Prometheus-compatible backends want) or `delta`
+   * (series idle since the last export are not sent again: with a collector's
+   * `deltatocumulative` processor, its `max_stale` then evicts them).
+   * @defaultValue 'cumulative'
+   */
+  readonly temporality?: 'cumulative' | 'delta';
+}
+
+/** Prometheus endpoint settings of {@link startTelemetry}. */
+export interface PrometheusOptions {
+  /** @defaultValue 15020 (Istio's merged-metrics port, so pod annotations `prometheus.io/port: "15020"` keep working) */
+  readonly port?: number;
+  /** @defaultValue '0.0.0.0' */
+  readonly host?: string;
+  /** @defaultValue ['/stats/prometheus', '/metrics'] */
+  readonly paths?: readonly string[];
+  /** A series unchanged this long leaves the output (Istio's proxy rotates its stats the same way). @defaultValue 600000 (10 minutes) */
+  readonly idleSeriesMs?: number;
+  /** Leave out `target_info`. @defaultValue false */
+  readonly withoutTargetInfo?: boolean;
+}
+
+/** Options of {@link startTelemetry}. */
+export interface StartTelemetryOptions {
+  /** `service.name` of the resource. @defaultValue `OTEL_SERVICE_NAME`, else the SDK's default */
+  readonly serviceName?: string;
+  /** More resource attributes. @defaultValue none */
+  readonly resourceAttributes?: Attributes;
+  /**
+   * OTLP/HTTP export; `false` for none.
+   * @defaultValue on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else off
+   */
+  readonly otlp?: OtlpOptions | boolean;
+  /**
+   * The Prometheus scrape endpoint; `false` for none.
+   * @defaultValue on, port 15020
+   */
+  readonly prometheus?: PrometheusOptions | boolean;
+}
+
+/** What {@link startTelemetry} started. */
+export interface Telemetry {
+  /** The Prometheus endpoint's URL base (`http://host:port`), when one was started. */
+  readonly prometheusUrl: string | undefined;
+  /** Flushes and stops exporting; closes the Prometheus endpoint. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts the OpenTelemetry SDK (global tracer and meter providers) with OTLP export and/or a
+ * Prometheus scrape endpoint. Call it before `createMesh` (or anytime: meshes pick up a new
+ * global MeterProvider on their next data point).
+ * @example
+ * import { startTelemetry } from 'meshlet/telemetry';
+ * const telemetry = await startTelemetry({ serviceName: 'reviews', prometheus: { port: 15020 } });
+ * // … on exit:
+ * await telemetry.shutdown();
+ */
+export async function startTelemetry(options: StartTelemetryOptions = {}): Promise<Telemetry> {
+  const otlpOn = options.otlp === undefined ? process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] !== undefined : options.otlp !== false;
+  const otlp: OtlpOptions = typeof options.otlp === 'object' ? options.otlp : {};
+  const promOn = options.prometheus !== false;
+  const prom: PrometheusOptions = typeof options.prometheus === 'object' ? options.prometheus : {};
+  checkPort(prom.port, 'prometheus.port');
+  if (otlp.exportIntervalMs !== undefined && !(Number.isFinite(otlp.exportIntervalMs) && otlp.exportIntervalMs > 0)) throw new TypeError(`startTelemetry: otlp.exportIntervalMs must be a positive number of milliseconds, got ${String(otlp.exportIntervalMs)}`);
+  if (otlp.temporality !== undefined && otlp.temporality !== 'cumulative' && otlp.temporality !== 'delta') throw new TypeError(`startTelemetry: otlp.temporality must be 'cumulative' or 'delta', got ${JSON.stringify(otlp.temporality)}`);
+
+  const base = otlp.endpoint?.replace(/\/+$/, '');
+  const readers: IMetricReader[] = [];
+  let prometheus: EvictingPrometheusReader | undefined;
+  let prometheusUrl: string | undefined;
+  if (promOn) {
+    prometheus = new EvictingPrometheusReader({
+      port: prom.port ?? 15020,
+      host: prom.host ?? '0.0.0.0',
+      ...(prom.paths === undefined ? {} : { paths: prom.paths }),
+      ...(prom.idleSeriesMs === undefined ? {} : { idleSeriesMs: prom.idleSeriesMs }),
+      ...(prom.withoutTargetInfo === undefined ? {} : { withoutTargetInfo: prom.withoutTargetInfo }),
+    });
+    const addr = await prometheus.listen();
+    const host = addr.address === '0.0.0.0' || addr.address === '::' ? '127.0.0.1' : addr.address;
+    prometheusUrl = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+    readers.push(prometheus);
+  }
+  if (otlpOn && otlp.metrics !== false) {
+    readers.push(
+      new PeriodicExportingMetricReader({
+        exporter: new OTLPMetricExporter({
+          ...(base === undefined ? {} : { url: `${base}/v1/metrics` }),
+          ...(otlp.headers === undefined ? {} : { headers: { ...otlp.headers } }),
+          temporalityPreference: otlp.temporality === 'delta' ? AggregationTemporalityPreference.DELTA : AggregationTemporalityPreference.CUMULATIVE,
+        }),
+        exportIntervalMillis: otlp.exportIntervalMs ?? 60_000,
+      }),
+    );
+  }
+  const traceExporter = otlpOn && otlp.traces !== false ? new OTLPTraceExporter({ ...(base === undefined ? {} : { url: `${base}/v1/traces` }), ...(otlp.headers === undefined ? {} : { headers: { ...otlp.headers } }) }) : undefined;
+  const attributes: Attributes = { ...(options.resourceAttributes ?? {}) };
+  if (options.serviceName !== undefined) attributes['service.name'] = options.serviceName;
+  const sdk = new NodeSDK({
+    ...(Object.keys(attributes).length > 0 ? { resource: resourceFromAttributes(attributes) } : {}),
+    // Given explicitly, so nothing is configured from OTEL_* exporter variables behind the caller's back.
+    ...(traceExporter === undefined ? { spanProcessors: [] } : { traceExporter }),
+    metricReaders: readers,
+    logRecordProcessors: [],
+    instrumentations: [],
+  });
+  sdk.start();
+  let stopped: Promise<void> | undefined;
+  return {
+    prometheusUrl,
+    shutdown: () => {
+      stopped ??= sdk.shutdown().finally(() => metricsApi.disable());
+      return stopped;
+    },
+  };
+}
+
+function checkPort(port: unknown, field: string): void {
+  if (port === undefined) return;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError(`startTelemetry: ${field} must be a port number (0–65535; 0 picks a free one), got ${String(port)}`);
+}
