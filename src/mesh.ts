@@ -12,6 +12,8 @@ import { fetch as undiciFetch } from 'undici';
 import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
 import { classifyUndiciError } from './adapters/undici/classify.ts';
 import { UndiciTransport } from './adapters/undici/transport.ts';
+import { GrpcTransport } from './adapters/grpc/transport.ts';
+import { MeshGrpc } from './adapters/grpc/mesh-grpc.ts';
 import type { FastifyPlugin, FastifyServerOptions } from './adapters/server/fastify.ts';
 import { MeshServers } from './adapters/server/servers.ts';
 import { currentContext, type MeshContext } from './core/context.ts';
@@ -55,6 +57,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly dispatcher: MeshDispatcher;
   readonly #outbound: Outbound;
   readonly #transport: UndiciTransport;
+  readonly #grpcTransport: GrpcTransport;
+  #grpc: MeshGrpc | undefined;
   readonly #o: MeshOptions;
   readonly #errors: ErrorMode;
   readonly #source: ControlPlaneSource | undefined;
@@ -94,6 +98,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const random = o.random ?? systemRandom;
     this.#transport = new UndiciTransport(clock, this.#credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
     this.#transport.install(snapshot.resources);
+    this.#grpcTransport = new GrpcTransport(clock);
     this.#outbound = new Outbound(snapshot, {
       clock,
       random,
@@ -103,7 +108,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
       outboundTrafficPolicy: o.outboundTrafficPolicy ?? 'ALLOW_ANY',
       maxRetryAfterMs: o.maxRetryAfterMs ?? 10_000,
       maxMirrorsInFlight: o.maxMirrorsInFlight ?? 64,
-      transports: { http: { dispatch: this.#transport.dispatch, passthrough: this.#transport.passthrough, classify: classifyUndiciError, refresh: (cs) => this.#transport.refresh(cs) } },
+      transports: {
+        http: { dispatch: this.#transport.dispatch, passthrough: this.#transport.passthrough, classify: classifyUndiciError, refresh: (cs) => this.#transport.refresh(cs) },
+        grpc: { dispatch: this.#grpcTransport.dispatch, passthrough: this.#grpcTransport.passthrough, classify: (e) => this.#grpcTransport.classify(e), refresh: (cs) => this.#grpcTransport.refresh(cs) },
+      },
       onEvent: (e: OutboundEvent) => this.emit(e.type, e),
     });
     const pipeline = this.#outbound.dispatch;
@@ -140,6 +148,26 @@ export class Mesh extends EventEmitter<MeshEvents> {
       },
       snapshot.resources,
     );
+  }
+
+  /**
+   * gRPC clients through the mesh (`@grpc/grpc-js`, loaded when first used):
+   * `mesh.grpc.client(ReviewsClient, 'reviews:9090')`, or `mesh.grpc.channelOptions()` for a
+   * client you construct yourself. See docs/grpc.md.
+   */
+  get grpc(): MeshGrpc {
+    if (this.#grpc === undefined) {
+      const pipeline = this.#outbound.dispatch;
+      this.#grpc = new MeshGrpc({
+        clock: this.#outbound.clock,
+        errors: this.#errors,
+        retryBufferBytes: this.#o.retryBufferBytes ?? 1024 * 1024,
+        workload: this.identity,
+        pipeline: () => pipeline,
+        closed: () => this.#closed !== undefined,
+      });
+    }
+    return this.#grpc;
   }
 
   /** @internal The workload's TLS credentials (the transport and the servers read and subscribe to them). */
@@ -437,7 +465,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.#watcher?.close();
       await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
-      await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
+      await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)]);
     })();
     return this.#closed;
   }
