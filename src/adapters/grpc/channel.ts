@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { ChannelInterface, connectivityState as ConnectivityState, Deadline } from '@grpc/grpc-js';
+import type { ChannelInterface, connectivityState as ConnectivityState, Deadline, experimental } from '@grpc/grpc-js';
 import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call.js';
 import type { ChannelRef } from '@grpc/grpc-js/build/src/channelz.js';
 import { InvalidArgumentError } from '../../core/errors.ts';
@@ -105,7 +105,7 @@ export class MeshChannel implements ChannelInterface {
     return this.#ref;
   }
 
-  createCall(method: string, deadline: Deadline, host: string | null | undefined, parentCall: ServerSurfaceCall | null, propagateFlags: number | null | undefined): MeshCall {
+  createCall(method: string, deadline: Deadline, host: string | null | undefined, parentCall: ServerSurfaceCall | null, propagateFlags: number | null | undefined): experimental.CallStream {
     if (this.#closed) throw new Error('Channel has been shut down');
     let d = deadline instanceof Date ? deadline.getTime() : deadline;
     // A server call's deadline carries over to the calls it makes (grpc-js's propagation).
