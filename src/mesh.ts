@@ -98,7 +98,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const random = o.random ?? systemRandom;
     this.#transport = new UndiciTransport(clock, this.#credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
     this.#transport.install(snapshot.resources);
-    this.#grpcTransport = new GrpcTransport(clock);
+    this.#grpcTransport = new GrpcTransport(clock, this.#credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
+    this.#grpcTransport.install(snapshot.resources);
     this.#outbound = new Outbound(snapshot, {
       clock,
       random,
@@ -281,6 +282,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** @internal installs a snapshot from the config source. */
   install(snapshot: Snapshot): void {
     this.#transport.install(snapshot.resources);
+    this.#grpcTransport.install(snapshot.resources);
     this.#outbound.install(snapshot);
     this.#servers.install(snapshot.resources);
   }

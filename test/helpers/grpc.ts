@@ -81,8 +81,8 @@ export function echo(name: string): Behaviours {
   };
 }
 
-/** Starts an Echo server on 127.0.0.1, port 0. */
-export async function startGrpcUpstream(name: string, behaviour?: Partial<Behaviours>): Promise<GrpcUpstream> {
+/** Starts an Echo server on 127.0.0.1, port 0 (plaintext unless `credentials` say otherwise). */
+export async function startGrpcUpstream(name: string, behaviour?: Partial<Behaviours>, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<GrpcUpstream> {
   const server = new grpc.Server();
   const u: GrpcUpstream = { name, port: 0, hits: 0, seen: [], behaviour: { ...echo(name), ...behaviour }, close: async () => undefined };
   const record = (method: string, md: grpc.Metadata): number => {
@@ -96,7 +96,7 @@ export async function startGrpcUpstream(name: string, behaviour?: Partial<Behavi
     ClientStream: (call: grpc.ServerReadableStream<EchoRequest, EchoReply>, cb: Callback) => u.behaviour.ClientStream(call, cb, record('ClientStream', call.metadata)),
     Bidi: (call: grpc.ServerDuplexStream<EchoRequest, EchoReply>) => u.behaviour.Bidi(call, record('Bidi', call.metadata)),
   });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', credentials, (err, p) => (err ? reject(err) : resolve(p))));
   (u as { port: number }).port = port;
   u.close = () => new Promise<void>((r) => {
     server.forceShutdown();

@@ -16,6 +16,10 @@
  * statuses as Envoy does. A status grpc-js made up itself (connection refused, stream reset)
  * is a transport failure of the kind it is (classify.ts), never an answer.
  *
+ * TLS is decided per endpoint as for HTTP calls (the undici adapter's plans: ISTIO_MUTUAL with
+ * the workload's certificate and the destination's SPIFFE identities checked, auto-mTLS, a
+ * DestinationRule's SIMPLE/MUTUAL), and a channel is made again when the decision changes.
+ *
  * `maxConcurrentStreams`: with one connection per endpoint, an endpoint carries at most that
  * many calls at once; more wait for a stream, up to the cluster's `http1MaxPendingRequests`,
  * and beyond that overflow (UNAVAILABLE, flag UO), as Envoy's pending queue does.
@@ -28,11 +32,16 @@ type Call = experimental.CallStream;
 import { bodyForAttempt } from '../../core/body.ts';
 import type { Clock, Timer } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
-import type { Controller, Dispatch, Exchange, Headers, ResponseHandler } from '../../core/exchange.ts';
+import { type Controller, type Dispatch, type Exchange, type Headers, NO_CONTROLLER, type ResponseHandler } from '../../core/exchange.ts';
 import type { FailureKind } from '../../core/outcome.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
 import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
+import type { AnyResource } from '../../config/resource.ts';
+import { CredentialHolder } from '../../security/identity/credentials.ts';
+import type { TlsFiles } from '../../security/tls-files.ts';
+import { checkServer, type TlsPlan } from '../undici/tls-connector.ts';
+import { type ClientTlsOptions, ClusterTlsPlans, TlsEnvironment } from '../undici/tls-plans.ts';
 import { classifyGrpcError, failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
 import { type GrpcJs, grpcJs } from './grpc-js.ts';
 import { encodeGrpcMessage, metadataOf, responseHeadersOf } from './metadata.ts';
@@ -65,14 +74,32 @@ function hostPart(address: string): string {
 
 /** One endpoint's channel, and the attempts on it or waiting for a stream. */
 class EndpointChannel {
-  readonly channel: Channel;
-  readonly endpoint: HostState['endpoint'];
+  /** The channel, or undefined when the endpoint's TLS cannot be set up (`failure` says why). */
+  readonly channel: Channel | undefined;
+  readonly failure: string | undefined;
+  endpoint: HostState['endpoint'];
+  /** The TLS epoch and plan key the channel was made for. */
+  epoch: number;
+  readonly key: string;
   active = 0;
   readonly waiting: GrpcAttempt[] = [];
-  constructor(channel: Channel, endpoint: HostState['endpoint']) {
+  constructor(channel: Channel | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string) {
     this.channel = channel;
+    this.failure = failure;
     this.endpoint = endpoint;
+    this.epoch = epoch;
+    this.key = key;
   }
+}
+
+/**
+ * grpc-js credentials for a TLS plan (ISTIO_MUTUAL with the workload's certificate, or a
+ * DestinationRule's SIMPLE/MUTUAL): the plan's secure context, and its server check (the
+ * destination's SPIFFE identities, the rule's subjectAltNames, or the host name).
+ */
+function credentialsFor(g: GrpcJs, plan: TlsPlan) {
+  if (plan.verify.kind === 'none') return g.credentials.createFromSecureContext(plan.context, { rejectUnauthorized: false });
+  return g.credentials.createFromSecureContext(plan.context, { checkServerIdentity: (host, cert) => checkServer(plan, host, cert) });
 }
 
 /** Where an attempt runs: it admits the attempt to a stream and keeps it until it ends (close() drains them). */
@@ -111,6 +138,8 @@ class Live {
 /** The channels of one cluster, by endpoint. */
 class ClusterChannels implements ClusterTransport, AttemptOwner {
   readonly #g: GrpcJs;
+  readonly #env: TlsEnvironment;
+  #plans: ClusterTlsPlans | undefined;
   readonly #hosts = new Map<HostState, EndpointChannel>();
   readonly options: ChannelOptions;
   readonly #clock: Clock;
@@ -119,8 +148,9 @@ class ClusterChannels implements ClusterTransport, AttemptOwner {
   readonly #live = new Live();
   #closed = false;
 
-  constructor(g: GrpcJs, options: ChannelOptions, cs: ClusterState, clock: Clock) {
+  constructor(g: GrpcJs, options: ChannelOptions, cs: ClusterState, clock: Clock, env: TlsEnvironment) {
     this.#g = g;
+    this.#env = env;
     this.options = options;
     this.#cs = cs;
     this.#clock = clock;
@@ -130,13 +160,40 @@ class ClusterChannels implements ClusterTransport, AttemptOwner {
     return this.#closed;
   }
 
-  /** The endpoint's channel, made on first use (and again when its address changed). */
+  /** The cluster's TLS plans of the current epoch. */
+  #tlsPlans(): ClusterTlsPlans {
+    let p = this.#plans;
+    if (p === undefined || p.epoch !== this.#env.epoch) {
+      p = new ClusterTlsPlans(this.#cs.cluster, this.#env, true);
+      this.#plans = p;
+    }
+    return p;
+  }
+
+  /**
+   * The endpoint's channel, made on first use, and again when its TLS decision changed (new
+   * credentials, a new DestinationRule or PeerAuthentication): the old channel's calls finish.
+   */
   get(host: HostState): EndpointChannel {
     const e = this.#hosts.get(host);
-    if (e !== undefined && e.endpoint.address === host.endpoint.address && e.endpoint.port === host.endpoint.port) return e;
-    if (e !== undefined) e.channel.close();
-    const target = `${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
-    const next = new EndpointChannel(new this.#g.Channel(target, this.#g.credentials.createInsecure(), this.options), host.endpoint);
+    if (e !== undefined && e.endpoint === host.endpoint && e.epoch === this.#env.epoch) return e;
+    const { plan, failure } = this.#tlsPlans().planFor(host.endpoint);
+    const key = `${host.endpoint.key}|${failure !== undefined ? `fail|${failure}` : (plan?.key ?? '')}`;
+    if (e !== undefined && e.key === key) {
+      e.endpoint = host.endpoint;
+      e.epoch = this.#env.epoch;
+      return e;
+    }
+    e?.channel?.close();
+    const g = this.#g;
+    let channel: Channel | undefined;
+    if (failure === undefined) {
+      const target = `${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
+      // TLS names the service (Istio's SNI for mTLS); the channel still dials the endpoint's address.
+      const options = plan?.servername === undefined ? this.options : { ...this.options, 'grpc.ssl_target_name_override': plan.servername };
+      channel = new g.Channel(target, plan === undefined ? g.credentials.createInsecure() : credentialsFor(g, plan), options);
+    }
+    const next = new EndpointChannel(channel, failure, host.endpoint, this.#env.epoch, key);
     this.#hosts.set(host, next);
     return next;
   }
@@ -176,13 +233,13 @@ class ClusterChannels implements ClusterTransport, AttemptOwner {
     if (e === undefined) return;
     this.#hosts.delete(host);
     // grpc-js lets the calls already on the connection finish.
-    e.channel.close();
+    e.channel?.close();
   }
 
   /** Stops new calls; calls in flight may finish for `graceMs`, then they are cancelled. */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
     this.#closed = true;
-    for (const e of this.#hosts.values()) e.channel.close();
+    for (const e of this.#hosts.values()) e.channel?.close();
     this.#hosts.clear();
     await this.#live.drain(graceMs, this.#clock);
   }
@@ -404,12 +461,23 @@ class GrpcAttempt implements Controller, InterceptingListener {
 /** The gRPC side of a mesh: endpoint channels per cluster, and channels to addresses outside the mesh. */
 export class GrpcTransport {
   readonly #clock: Clock;
+  readonly #env: TlsEnvironment;
   /** Passthrough channels by authority (hosts outside the mesh). */
   readonly #passthrough = new Map<string, Channel>();
   readonly #passthroughOwner = new PassthroughOwner();
 
-  constructor(clock: Clock) {
+  /**
+   * `clock`: the mesh clock; `credentials`: the workload's certificate for mTLS (new channels use
+   * a new issue at once); `tls`: MeshConfig's settings.
+   */
+  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}) {
     this.#clock = clock;
+    this.#env = new TlsEnvironment(credentials, tls);
+  }
+
+  /** A config is in use: its PeerAuthentications decide auto-mTLS, its DestinationRules' TLS files are read now. */
+  install(resources: readonly AnyResource[]): TlsFiles {
+    return this.#env.install(resources);
   }
 
   /** Sends an attempt to the endpoint the balance layer picked. */
@@ -425,10 +493,16 @@ export class GrpcTransport {
     let channels = cs.transports.get(GRPC_TRANSPORT)?.pools as ClusterChannels | undefined;
     if (channels === undefined || channels.closed) {
       const options = channelOptions(cs);
-      channels = new ClusterChannels(g, options, cs, this.#clock);
+      channels = new ClusterChannels(g, options, cs, this.#clock, this.#env);
       cs.transports.set(GRPC_TRANSPORT, { pools: channels, key: JSON.stringify(options) });
     }
     const e = channels.get(host);
+    if (e.channel === undefined) {
+      // Fail closed: never plaintext instead of the TLS the destination calls for.
+      const err = new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `TLS to this destination cannot be set up, the call is not sent: ${e.failure}`, ex.errorContext());
+      queueMicrotask(() => handler.onResponseError?.(NO_CONTROLLER, err));
+      return;
+    }
     new GrpcAttempt(g, ex, handler, this.#clock, e.channel, channels, e).start();
   };
 
@@ -460,6 +534,7 @@ export class GrpcTransport {
 
   /** Closes the passthrough channels: calls in flight may finish for `graceMs`, then they are cancelled. */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
+    this.#env.close();
     for (const ch of this.#passthrough.values()) ch.close();
     this.#passthrough.clear();
     await this.#passthroughOwner.live.drain(graceMs, this.#clock);
