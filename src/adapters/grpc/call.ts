@@ -75,6 +75,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   /** The final status, delivered once the caller has read every message before it. */
   #status: StatusObject | undefined;
   #ended = false;
+  /** Inside start(): a status that comes now is delivered after it returns. */
+  #starting = false;
   #cancelled: { code: number; details: string } | undefined;
 
   constructor(o: MeshCallContext, method: string, authority: string, deadline: number) {
@@ -88,17 +90,25 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
 
   start(metadata: Metadata, listener: InterceptingListener): void {
     this.#listener = listener;
+    // A status never comes back before start() returns (as with grpc-js's own calls): the
+    // caller's client wires its listeners after.
     if (this.#cancelled !== undefined) {
-      this.#finish({ code: this.#cancelled.code, details: this.#cancelled.details, metadata: new this.#o.grpc.Metadata() });
+      const c = this.#cancelled;
+      queueMicrotask(() => this.#finish({ code: c.code, details: c.details, metadata: new this.#o.grpc.Metadata() }));
       return;
     }
     if (this.#o.closed()) {
-      this.#finish({ code: GRPC_STATUS.UNAVAILABLE, details: 'the mesh is closed', metadata: new this.#o.grpc.Metadata() });
+      queueMicrotask(() => this.#finish({ code: GRPC_STATUS.UNAVAILABLE, details: 'the mesh is closed', metadata: new this.#o.grpc.Metadata() }));
       return;
     }
     const creds = this.#credentials;
     if (creds === undefined) {
-      this.#dispatch(metadata);
+      this.#starting = true;
+      try {
+        this.#dispatch(metadata);
+      } finally {
+        this.#starting = false;
+      }
       return;
     }
     // Per-call credentials (a token source): their metadata joins the call's before it is routed.
@@ -269,6 +279,10 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   #flush(): void {
     const s = this.#status;
     if (s === undefined || this.#ended || this.#queue.length > 0) return;
+    if (this.#starting) {
+      queueMicrotask(() => this.#flush());
+      return;
+    }
     this.#ended = true;
     this.#source.return();
     this.#listener?.onReceiveStatus(s);
