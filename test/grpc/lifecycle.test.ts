@@ -163,4 +163,33 @@ describe('gRPC call lifecycle through the mesh', () => {
     assert.equal(r.error?.code, grpc.status.DEADLINE_EXCEEDED);
     assert.equal(up.hits, 0);
   });
+
+  it('mesh.close() lets a call in flight finish for closeTimeoutMs (mesh clock), then ends it UNAVAILABLE', async () => {
+    const clock = new ManualClock(0);
+    const { client, mesh, up } = await setup((p) => [entry(p)], { clock, closeTimeoutMs: 1000 });
+    let arrived!: () => void;
+    const there = new Promise<void>((r) => (arrived = r));
+    let serverCancelled!: Promise<void>;
+    up.behaviour.Unary = (call) => {
+      serverCancelled = new Promise((r) => call.once('cancelled', () => r()));
+      arrived();
+    };
+    const pending = unary(client, { text: 'held' });
+    await there;
+    const closing = mesh.close();
+    await new Promise((r) => setImmediate(r));
+    clock.advance(999);
+    await new Promise((r) => setImmediate(r));
+    let settled = false;
+    void pending.then(() => (settled = true));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled, false, 'still within the grace period');
+    clock.advance(1);
+    const r = await pending;
+    await closing;
+    assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+    assert.match(r.error?.details ?? '', /mesh\.close\(\): the call was still running after closeTimeoutMs \(1000 ms\)/);
+    await serverCancelled;
+  });
 });
+
