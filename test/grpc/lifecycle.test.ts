@@ -191,5 +191,16 @@ describe('gRPC call lifecycle through the mesh', () => {
     assert.match(r.error?.details ?? '', /mesh\.close\(\): the call was still running after closeTimeoutMs \(1000 ms\)/);
     await serverCancelled;
   });
+
+  it('a destination without endpoints (resolution NONE) whose DestinationRule says TLS: refused, never sent in plaintext', async () => {
+    const other = await startGrpcUpstream('outside');
+    ups.push(other);
+    const none = { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'ext', namespace: 'default' }, spec: { hosts: ['ext.example.com'], location: 'MESH_EXTERNAL', resolution: 'NONE', addresses: ['127.0.0.1'], ports: [{ number: other.port, name: 'grpc', protocol: 'GRPC' }] } };
+    const { client } = await setup(() => [none, destinationRule('ext', 'ext.example.com', { trafficPolicy: { tls: { mode: 'SIMPLE' } } })], { logger: { warn: () => undefined, error: () => undefined } }, `ext.example.com:${other.port}`);
+    const r = await unary(client, { text: 'x' });
+    assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+    assert.match(r.error?.details ?? '', /do not take DestinationRule TLS yet/);
+    assert.equal(other.hits, 0);
+  });
 });
 

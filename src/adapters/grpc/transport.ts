@@ -485,6 +485,12 @@ export class GrpcTransport {
     const cs = ex.cluster as ClusterState;
     const host = ex.host as HostState | undefined;
     if (host === undefined) {
+      if (cs.cluster.settings.tls !== undefined) {
+        // Fail closed rather than send in plaintext what the DestinationRule says to send over TLS.
+        const err = new MeshletError('MESHLET_ERR_UPSTREAM_TLS', 'TLS to this destination cannot be set up, the call is not sent: gRPC calls to a destination without endpoints (resolution NONE, passthrough) do not take DestinationRule TLS yet', ex.errorContext());
+        queueMicrotask(() => handler.onResponseError?.(NO_CONTROLLER, err));
+        return;
+      }
       // Resolution NONE / PASSTHROUGH: the address the caller named.
       this.passthrough(ex, handler);
       return;
