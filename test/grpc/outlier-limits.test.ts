@@ -1,8 +1,9 @@
 /**
  * Outlier detection and connection-pool limits see gRPC calls as they see HTTP ones: an
  * endpoint that answers UNAVAILABLE is ejected whether the status comes trailers-only or in
- * trailers (charged as 503, as Envoy maps it); calls beyond `http2MaxRequests` or
- * `maxConcurrentStreams` wait in the pending queue (`http1MaxPendingRequests`), and beyond it
+ * trailers (charged as 503, as Envoy maps it); calls beyond `maxConcurrentStreams` on a
+ * connection open another, up to `maxConnections`; calls beyond that or beyond
+ * `http2MaxRequests` wait in the pending queue (`http1MaxPendingRequests`), and beyond it
  * overflow as UNAVAILABLE, flag UO. HTTP and gRPC calls to one
  * cluster share its limiter.
  */
@@ -117,8 +118,25 @@ describe('gRPC outlier detection and pool limits through the mesh', () => {
     assert.equal(up.hits, 2);
   });
 
-  it('maxConcurrentStreams: a call beyond it waits for a stream; beyond the pending queue it overflows (UNAVAILABLE, UO)', async () => {
-    const { list, client } = await setup({ connectionPool: { http: { maxConcurrentStreams: 1, http1MaxPendingRequests: 1 } } });
+  it('maxConcurrentStreams: a call beyond it opens another connection to the endpoint (maxConnections unset)', async () => {
+    const { list, client } = await setup({ connectionPool: { http: { maxConcurrentStreams: 1 } } });
+    const up = list[0] as GrpcUpstream;
+    const peers: string[] = [];
+    const h = hold(up);
+    const inner = up.behaviour.Unary;
+    up.behaviour.Unary = (call, cb, hit) => {
+      peers.push(call.getPeer());
+      inner(call, cb, hit);
+    };
+    const calls = [unary(client, { text: '1' }), unary(client, { text: '2' })];
+    await h.arrived(2);
+    assert.equal(new Set(peers).size, 2, `two connections: ${peers.join(', ')}`);
+    h.release();
+    assert.deepEqual((await Promise.all(calls)).map((r) => r.reply?.text), ['1', '2']);
+  });
+
+  it('maxConcurrentStreams × maxConnections reached: a call waits for a stream; beyond the pending queue it overflows (UNAVAILABLE, UO)', async () => {
+    const { list, client } = await setup({ connectionPool: { tcp: { maxConnections: 1 }, http: { maxConcurrentStreams: 1, http1MaxPendingRequests: 1 } } });
     const up = list[0] as GrpcUpstream;
     const h = hold(up);
     const first = unary(client, { text: '1' });

@@ -1,6 +1,6 @@
 /**
  * The gRPC transport: puts each attempt of a gRPC call on a grpc-js channel to the endpoint
- * the balance layer picked. One channel (one HTTP/2 connection) per endpoint, kept per
+ * the balance layer picked. Connections (a grpc-js channel each) per endpoint, kept per
  * cluster in the cluster state's `grpc` slot, built from the cluster's connection-pool
  * settings (rebuilt when they change; the old channels drain) and closed with the cluster.
  *
@@ -20,9 +20,10 @@
  * the workload's certificate and the destination's SPIFFE identities checked, auto-mTLS, a
  * DestinationRule's SIMPLE/MUTUAL), and a channel is made again when the decision changes.
  *
- * `maxConcurrentStreams`: with one connection per endpoint, an endpoint carries at most that
- * many calls at once; more wait for a stream, up to the cluster's `http1MaxPendingRequests`,
- * and beyond that overflow (UNAVAILABLE, flag UO), as Envoy's pending queue does.
+ * `maxConcurrentStreams`: a connection carries at most that many calls at once; more open
+ * another connection to the endpoint, up to `tcp.maxConnections`; beyond that they wait for a
+ * stream, up to the cluster's `http1MaxPendingRequests`, and beyond that overflow (UNAVAILABLE,
+ * flag UO), as Envoy's HTTP/2 pool and pending queue do.
  *
  * @module
  */
@@ -72,23 +73,50 @@ function hostPart(address: string): string {
   return address.includes(':') && !address.startsWith('[') ? `[${address}]` : address;
 }
 
-/** One endpoint's channel, and the attempts on it or waiting for a stream. */
+/** One connection (a grpc-js channel of its own) and the calls on it. */
+class Conn {
+  readonly channel: Channel;
+  active = 0;
+  constructor(channel: Channel) {
+    this.channel = channel;
+  }
+}
+
+/**
+ * One endpoint's connections, and the attempts waiting for a stream on one. A connection
+ * carries up to `maxConcurrentStreams` calls; more calls open another connection, up to
+ * `tcp.maxConnections`, as Envoy's HTTP/2 pool does.
+ */
 class EndpointChannel {
-  /** The channel, or undefined when the endpoint's TLS cannot be set up (`failure` says why). */
-  readonly channel: Channel | undefined;
+  /** Makes a connection, or undefined when the endpoint's TLS cannot be set up (`failure` says why). */
+  readonly #open: (() => Channel) | undefined;
   readonly failure: string | undefined;
+  readonly conns: Conn[] = [];
   endpoint: HostState['endpoint'];
-  /** The TLS epoch and plan key the channel was made for. */
+  /** The TLS epoch and plan key the connections are made for. */
   epoch: number;
   readonly key: string;
-  active = 0;
   readonly waiting: GrpcAttempt[] = [];
-  constructor(channel: Channel | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string) {
-    this.channel = channel;
+  constructor(open: (() => Channel) | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string) {
+    this.#open = open;
     this.failure = failure;
     this.endpoint = endpoint;
     this.epoch = epoch;
     this.key = key;
+  }
+
+  /** A connection with a free stream, a new one when `maxConnections` allows, or undefined. */
+  take(maxStreams: number, maxConnections: number): Conn | undefined {
+    for (const c of this.conns) if (c.active < maxStreams) return c;
+    if (this.#open === undefined || (maxConnections !== UNLIMITED && this.conns.length >= maxConnections)) return undefined;
+    const c = new Conn(this.#open());
+    this.conns.push(c);
+    return c;
+  }
+
+  /** Closes the connections (calls already on them finish). */
+  close(): void {
+    for (const c of this.conns) c.channel.close();
   }
 }
 
@@ -106,7 +134,7 @@ function credentialsFor(g: GrpcJs, plan: TlsPlan) {
 interface AttemptOwner {
   /** Sends the attempt now, queues it for a stream, or refuses it (overflow). */
   admit(e: EndpointChannel | undefined, a: GrpcAttempt): 'go' | 'queued' | 'overflow';
-  /** The attempt left the wire (`onWire`) or the queue. */
+  /** The attempt left the wire (`onWire`: the stream on `a.conn` is free) or the queue. */
   done(e: EndpointChannel | undefined, a: GrpcAttempt, onWire: boolean): void;
 }
 
@@ -184,16 +212,17 @@ class ClusterChannels implements ClusterTransport, AttemptOwner {
       e.epoch = this.#env.epoch;
       return e;
     }
-    e?.channel?.close();
+    e?.close();
     const g = this.#g;
-    let channel: Channel | undefined;
+    let open: (() => Channel) | undefined;
     if (failure === undefined) {
       const target = `${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
       // TLS names the service (Istio's SNI for mTLS); the channel still dials the endpoint's address.
       const options = plan?.servername === undefined ? this.options : { ...this.options, 'grpc.ssl_target_name_override': plan.servername };
-      channel = new g.Channel(target, plan === undefined ? g.credentials.createInsecure() : credentialsFor(g, plan), options);
+      const creds = plan === undefined ? g.credentials.createInsecure() : credentialsFor(g, plan);
+      open = () => new g.Channel(target, creds, options);
     }
-    const next = new EndpointChannel(channel, failure, host.endpoint, this.#env.epoch, key);
+    const next = new EndpointChannel(open, failure, host.endpoint, this.#env.epoch, key);
     this.#hosts.set(host, next);
     return next;
   }
@@ -201,9 +230,10 @@ class ClusterChannels implements ClusterTransport, AttemptOwner {
   /** Sends the attempt now, or queues it for a stream of its endpoint's connection, or refuses it (the queue is full). */
   admit(e: EndpointChannel | undefined, a: GrpcAttempt): 'go' | 'queued' | 'overflow' {
     if (e === undefined) return 'go';
-    const pool = this.#cs.cluster.settings.connectionPool;
-    if (e.active < pool.maxConcurrentStreams) {
-      e.active++;
+    const conn = e.take(this.#cs.cluster.settings.connectionPool.maxConcurrentStreams, this.#cs.limiter.limits.maxConnections);
+    if (conn !== undefined) {
+      conn.active++;
+      a.conn = conn;
       this.#live.add(a);
       return 'go';
     }
@@ -223,9 +253,12 @@ class ClusterChannels implements ClusterTransport, AttemptOwner {
       return;
     }
     // The stream is free: the first attempt waiting for one takes it.
+    const conn = a.conn as Conn;
     const next = e.waiting.shift();
-    if (next !== undefined) next.go();
-    else e.active--;
+    if (next !== undefined) {
+      next.conn = conn;
+      next.go();
+    } else conn.active--;
   }
 
   removeHost(host: HostState): void {
@@ -233,19 +266,19 @@ class ClusterChannels implements ClusterTransport, AttemptOwner {
     if (e === undefined) return;
     this.#hosts.delete(host);
     // grpc-js lets the calls already on the connection finish.
-    e.channel?.close();
+    e.close();
   }
 
   /** Stops new calls; calls in flight may finish for `graceMs`, then they are cancelled. */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
     this.#closed = true;
-    for (const e of this.#hosts.values()) e.channel?.close();
+    for (const e of this.#hosts.values()) e.close();
     this.#hosts.clear();
     await this.#live.drain(graceMs, this.#clock);
   }
 }
 
-/** Calls to addresses outside the mesh: no stream limits, drained on close. */
+/** Calls to addresses outside the mesh: a channel per address, no stream limits, drained on close. */
 class PassthroughOwner implements AttemptOwner {
   readonly live = new Live();
   admit(_e: EndpointChannel | undefined, a: GrpcAttempt): 'go' {
@@ -266,7 +299,8 @@ class GrpcAttempt implements Controller, InterceptingListener {
   readonly #ex: Exchange;
   readonly #handler: ResponseHandler;
   readonly #clock: Clock;
-  readonly #channel: Channel;
+  /** The connection the attempt goes on (given when it is admitted). */
+  conn: Conn | undefined;
   readonly #owner: AttemptOwner;
   readonly #e: EndpointChannel | undefined;
   #call: Call | undefined;
@@ -278,12 +312,12 @@ class GrpcAttempt implements Controller, InterceptingListener {
   /** Resolves the pending write, so a pump never waits on a call that ended. */
   #wrote: (() => void) | undefined;
 
-  constructor(g: GrpcJs, ex: Exchange, handler: ResponseHandler, clock: Clock, channel: Channel, owner: AttemptOwner, e: EndpointChannel | undefined) {
+  constructor(g: GrpcJs, ex: Exchange, handler: ResponseHandler, clock: Clock, conn: Conn | undefined, owner: AttemptOwner, e: EndpointChannel | undefined) {
     this.#g = g;
     this.#ex = ex;
     this.#handler = handler;
     this.#clock = clock;
-    this.#channel = channel;
+    this.conn = conn;
     this.#owner = owner;
     this.#e = e;
   }
@@ -310,13 +344,14 @@ class GrpcAttempt implements Controller, InterceptingListener {
     this.#state = 1;
     // The effective deadline (route timeout, caller deadline, MeshContext): grpc-js sends what remains as grpc-timeout.
     const deadline = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : Date.now() + Math.max(1, ex.deadline - this.#clock.now());
+    const channel = (this.conn as Conn).channel;
     let call: Call;
     try {
-      call = this.#channel.createCall(ex.path, deadline, ex.authority, null, undefined);
+      call = channel.createCall(ex.path, deadline, ex.authority, null, undefined);
     } catch (err) {
       // The channel was closed under the call (mesh.close()): the mesh's doing, not the endpoint's.
       this.#end();
-      const e = new MeshletError('MESHLET_ERR_CLOSED', `the gRPC channel to ${this.#channel.getTarget()} is closed`, { ...ex.errorContext(), cause: err });
+      const e = new MeshletError('MESHLET_ERR_CLOSED', `the gRPC channel to ${channel.getTarget()} is closed`, { ...ex.errorContext(), cause: err });
       queueMicrotask(() => this.#handler.onResponseError?.(this, e));
       return;
     }
@@ -463,7 +498,7 @@ export class GrpcTransport {
   readonly #clock: Clock;
   readonly #env: TlsEnvironment;
   /** Passthrough channels by authority (hosts outside the mesh). */
-  readonly #passthrough = new Map<string, Channel>();
+  readonly #passthrough = new Map<string, Conn>();
   readonly #passthroughOwner = new PassthroughOwner();
 
   /**
@@ -503,13 +538,13 @@ export class GrpcTransport {
       cs.transports.set(GRPC_TRANSPORT, { pools: channels, key: JSON.stringify(options) });
     }
     const e = channels.get(host);
-    if (e.channel === undefined) {
+    if (e.failure !== undefined) {
       // Fail closed: never plaintext instead of the TLS the destination calls for.
       const err = new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `TLS to this destination cannot be set up, the call is not sent: ${e.failure}`, ex.errorContext());
       queueMicrotask(() => handler.onResponseError?.(NO_CONTROLLER, err));
       return;
     }
-    new GrpcAttempt(g, ex, handler, this.#clock, e.channel, channels, e).start();
+    new GrpcAttempt(g, ex, handler, this.#clock, undefined, channels, e).start();
   };
 
   /** Sends a call for a host outside the mesh to the address the caller named. */
@@ -517,7 +552,7 @@ export class GrpcTransport {
     const g = grpcJs();
     let ch = this.#passthrough.get(ex.urlAuthority);
     if (ch === undefined) {
-      ch = new g.Channel(ex.urlAuthority, g.credentials.createInsecure(), { 'grpc.enable_retries': 0, 'grpc.service_config_disable_resolution': 1, 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
+      ch = new Conn(new g.Channel(ex.urlAuthority, g.credentials.createInsecure(), { 'grpc.enable_retries': 0, 'grpc.service_config_disable_resolution': 1, 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 }));
       this.#passthrough.set(ex.urlAuthority, ch);
     }
     new GrpcAttempt(g, ex, handler, this.#clock, ch, this.#passthroughOwner, undefined).start();
@@ -541,7 +576,7 @@ export class GrpcTransport {
   /** Closes the passthrough channels: calls in flight may finish for `graceMs`, then they are cancelled. */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
     this.#env.close();
-    for (const ch of this.#passthrough.values()) ch.close();
+    for (const ch of this.#passthrough.values()) ch.channel.close();
     this.#passthrough.clear();
     await this.#passthroughOwner.live.drain(graceMs, this.#clock);
   }
