@@ -178,6 +178,12 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     }
     // Messages not read yet are dropped: a cancelled call ends now.
     this.#queue.length = 0;
+    if (this.#status !== undefined) {
+      // The answer came but waited behind unread messages: the caller's cancel is what it gets.
+      this.#status = { code: status, details, metadata: new this.#o.grpc.Metadata() };
+      this.#flush();
+      return;
+    }
     ex.abort(new CallCancelled(status, details));
   }
 
