@@ -23,6 +23,8 @@ export type { Registration, RegisterOptions } from './control-plane/registration
 export type { Explanation, ExplainRequest, ExplainedEndpoint, ExplainedTarget } from './outbound/explain.ts';
 export type { OutboundEvent } from './outbound/pipeline.ts';
 export { MeshDispatcher } from './adapters/undici/dispatcher.ts';
+export { MeshGrpc, type GrpcClientConstructor } from './adapters/grpc/mesh-grpc.ts';
+export { MeshChannel } from './adapters/grpc/channel.ts';
 export { FLAGS_HEADER } from './adapters/undici/render.ts';
 export type { ErrorMode } from './core/exchange.ts';
 

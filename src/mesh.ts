@@ -12,6 +12,8 @@ import { fetch as undiciFetch } from 'undici';
 import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
 import { classifyUndiciError } from './adapters/undici/classify.ts';
 import { UndiciTransport } from './adapters/undici/transport.ts';
+import { GrpcTransport } from './adapters/grpc/transport.ts';
+import { MeshGrpc } from './adapters/grpc/mesh-grpc.ts';
 import type { FastifyPlugin, FastifyServerOptions } from './adapters/server/fastify.ts';
 import { MeshServers } from './adapters/server/servers.ts';
 import { currentContext, type MeshContext } from './core/context.ts';
@@ -62,6 +64,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly dispatcher: MeshDispatcher;
   readonly #outbound: Outbound;
   readonly #transport: UndiciTransport;
+  readonly #grpcTransport: GrpcTransport;
+  #grpc: MeshGrpc | undefined;
   readonly #o: MeshOptions;
   readonly #errors: ErrorMode;
   readonly #source: ControlPlaneSource | undefined;
@@ -111,6 +115,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#transport.install(snapshot.resources);
     this.#accessLog = new AccessLogger({ workload: this.identity, rootNamespace: o.rootNamespace ?? 'istio-system', clock, logger: this.#logger, providers: o.extensionProviders ?? [], options: o.telemetry?.accessLog ?? {} });
     this.#accessLog.install(snapshot.resources);
+    this.#grpcTransport = new GrpcTransport(clock, this.#credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
+    this.#grpcTransport.install(snapshot.resources);
     this.#outbound = new Outbound(snapshot, {
       clock,
       random,
@@ -121,7 +127,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
       maxRetryAfterMs: o.maxRetryAfterMs ?? 10_000,
       maxMirrorsInFlight: o.maxMirrorsInFlight ?? 64,
       workload: this.identity,
-      transports: { http: { dispatch: this.#transport.dispatch, passthrough: this.#transport.passthrough, classify: classifyUndiciError, refresh: (cs) => this.#transport.refresh(cs) } },
+      transports: {
+        http: { dispatch: this.#transport.dispatch, passthrough: this.#transport.passthrough, classify: classifyUndiciError, refresh: (cs) => this.#transport.refresh(cs) },
+        grpc: { dispatch: this.#grpcTransport.dispatch, passthrough: this.#grpcTransport.passthrough, classify: (e) => this.#grpcTransport.classify(e), refresh: (cs) => this.#grpcTransport.refresh(cs) },
+      },
       onEvent: (e: OutboundEvent) => this.emit(e.type, e),
     });
     const pipeline = this.#outbound.dispatch;
@@ -219,6 +228,26 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #metricsConfig(snapshot: Snapshot): ReturnType<typeof metricsConfigFor> {
     const id = this.identity;
     return metricsConfigFor(snapshot.resources, { namespace: id.namespace, labels: id.labels }, this.#o.rootNamespace ?? 'istio-system', this.#o.extensionProviders);
+  }
+
+  /**
+   * gRPC clients through the mesh (`@grpc/grpc-js`, loaded when first used):
+   * `mesh.grpc.client(ReviewsClient, 'reviews:9090')`, or `mesh.grpc.channelOptions()` for a
+   * client you construct yourself. See docs/grpc.md.
+   */
+  get grpc(): MeshGrpc {
+    if (this.#grpc === undefined) {
+      const pipeline = this.#outbound.dispatch;
+      this.#grpc = new MeshGrpc({
+        clock: this.#outbound.clock,
+        errors: this.#errors,
+        retryBufferBytes: this.#o.retryBufferBytes ?? 1024 * 1024,
+        workload: this.identity,
+        pipeline: () => pipeline,
+        closed: () => this.#closed !== undefined,
+      });
+    }
+    return this.#grpc;
   }
 
   /** @internal The workload's TLS credentials (the transport and the servers read and subscribe to them). */
@@ -333,6 +362,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** @internal installs a snapshot from the config source. */
   install(snapshot: Snapshot): void {
     this.#transport.install(snapshot.resources);
+    this.#grpcTransport.install(snapshot.resources);
     this.#outbound.install(snapshot);
     this.#servers.install(snapshot.resources);
     this.#metrics?.configure(this.#metricsConfig(snapshot));
@@ -521,7 +551,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
       try {
-        await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace)]);
+        await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)]);
       } finally {
         this.#metrics?.close(); // after the calls in flight ended: they are counted
         this.#ownMetrics?.close();

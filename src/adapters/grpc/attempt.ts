@@ -1,0 +1,228 @@
+/**
+ * One attempt of a gRPC call on one connection: the controller the pipeline sees for it, and
+ * the listener of the grpc-js call it makes. What comes back becomes the pipeline's handler
+ * calls: response metadata is the head (`onResponseStart(200, headers)`), each message is data,
+ * the status is the trailers — or, for a trailers-only answer, a head with `grpc-status` — so
+ * the one classifier sees gRPC statuses as Envoy does. A status grpc-js made up itself
+ * (connection refused, stream reset) is a transport failure of the kind it is (classify.ts),
+ * never an answer. The call is sent with the exchange's effective deadline, so `grpc-timeout`
+ * carries what remains.
+ *
+ * @module
+ */
+import type { experimental, InterceptingListener, Metadata, StatusObject } from '@grpc/grpc-js';
+import { bodyForAttempt } from '../../core/body.ts';
+import type { Clock } from '../../core/clock.ts';
+import { MeshletError } from '../../core/errors.ts';
+import type { Controller, Exchange, Headers, ResponseHandler } from '../../core/exchange.ts';
+import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
+import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
+import type { GrpcJs } from './grpc-js.ts';
+import { encodeGrpcMessage, metadataOf, responseHeadersOf } from './metadata.ts';
+
+type Call = experimental.CallStream;
+
+const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
+
+/** One attempt on one endpoint: the controller the pipeline sees, and grpc-js's listener. */
+export class GrpcAttempt implements Controller, InterceptingListener {
+  aborted = false;
+  paused = false;
+  reason: Error | null = null;
+  readonly #g: GrpcJs;
+  readonly #ex: Exchange;
+  readonly #handler: ResponseHandler;
+  readonly #clock: Clock;
+  /** The connection the attempt goes on (given when it is admitted). */
+  conn: Conn | undefined;
+  readonly #owner: AttemptOwner;
+  readonly #e: EndpointChannel | undefined;
+  #call: Call | undefined;
+  #state: 0 | 1 | 2 = 0; // 0 waiting for a stream, 1 on the wire, 2 over
+  #gotHead = false;
+  #reading = false;
+  /** The pipeline got this controller (onRequestStart). */
+  #announced = false;
+  /** Resolves the pending write, so a pump never waits on a call that ended. */
+  #wrote: (() => void) | undefined;
+
+  constructor(g: GrpcJs, ex: Exchange, handler: ResponseHandler, clock: Clock, conn: Conn | undefined, owner: AttemptOwner, e: EndpointChannel | undefined) {
+    this.#g = g;
+    this.#ex = ex;
+    this.#handler = handler;
+    this.#clock = clock;
+    this.conn = conn;
+    this.#owner = owner;
+    this.#e = e;
+  }
+
+  /** Admits the attempt to a stream of its endpoint's connection, and sends it. */
+  start(): void {
+    const r = this.#owner.admit(this.#e, this);
+    if (r === 'go') this.go();
+    else if (r === 'overflow') {
+      this.#state = 2;
+      const err = new MeshletError('MESHLET_ERR_OVERLOADED', `upstream overflow: ${this.#e?.endpoint.key} has maxConcurrentStreams streams in use and the pending queue is full`, this.#ex.errorContext());
+      queueMicrotask(() => this.#handler.onResponseError?.(this, err));
+    } else {
+      // Waiting for a stream: the pipeline may cancel it through this controller.
+      this.#announced = true;
+      this.#handler.onRequestStart?.(this, null);
+    }
+  }
+
+  /** A stream is free: put the call on the wire. */
+  go(): void {
+    if (this.#state !== 0) return;
+    const ex = this.#ex;
+    this.#state = 1;
+    // The effective deadline (route timeout, caller deadline, MeshContext): grpc-js sends what remains as grpc-timeout.
+    const deadline = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : Date.now() + Math.max(1, ex.deadline - this.#clock.now());
+    const channel = (this.conn as Conn).channel;
+    let call: Call;
+    try {
+      call = channel.createCall(ex.path, deadline, ex.authority, null, undefined);
+    } catch (err) {
+      // The channel was closed under the call (mesh.close()): the mesh's doing, not the endpoint's.
+      this.#end();
+      const e = new MeshletError('MESHLET_ERR_CLOSED', `the gRPC channel to ${channel.getTarget()} is closed`, { ...ex.errorContext(), cause: err });
+      queueMicrotask(() => this.#handler.onResponseError?.(this, e));
+      return;
+    }
+    this.#call = call;
+    if (!this.#announced) {
+      this.#announced = true;
+      this.#handler.onRequestStart?.(this, null);
+    }
+    // The pipeline may have cancelled it on the way (a per-try timeout that already passed).
+    if ((this.#state as number) === 2) return;
+    call.start(metadataOf(this.#g, ex.headers), this);
+    this.#reading = true;
+    call.startRead();
+    void this.#pump(call, bodyForAttempt(ex.body));
+  }
+
+  /** Sends the request messages (the recorded ones, then the caller's as they come), then half-closes. */
+  async #pump(call: Call, body: unknown): Promise<void> {
+    try {
+      if (body == null) {
+        // no request message
+      } else if (body instanceof Uint8Array || typeof body === 'string') {
+        await this.#write(call, Buffer.from(body as Uint8Array));
+      } else {
+        for await (const m of body as AsyncIterable<Uint8Array>) {
+          if (this.#state !== 1) return;
+          await this.#write(call, Buffer.isBuffer(m) ? m : Buffer.from(m.buffer, m.byteOffset, m.byteLength));
+        }
+      }
+      if (this.#state === 1) call.halfClose();
+    } catch (err) {
+      // The recorded messages outgrew the replay buffer, or the caller's stream failed.
+      this.abort(err as Error);
+    }
+  }
+
+  #write(call: Call, message: Buffer): Promise<void> {
+    if (this.#state !== 1) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.#wrote = resolve;
+      call.sendMessageWithContext(
+        {
+          callback: () => {
+            if (this.#wrote === resolve) this.#wrote = undefined;
+            resolve();
+          },
+        },
+        message,
+      );
+    });
+  }
+
+  #end(): void {
+    if (this.#state === 2) return;
+    const wasOnWire = this.#state === 1;
+    this.#state = 2;
+    const w = this.#wrote;
+    this.#wrote = undefined;
+    w?.();
+    this.#owner.done(this.#e, this, wasOnWire);
+  }
+
+  // ── Controller ──
+
+  abort(reason?: Error): void {
+    if (this.#state === 2 || this.aborted) return;
+    this.aborted = true;
+    const r = reason ?? Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
+    this.reason = r;
+    const call = this.#call;
+    this.#end();
+    call?.cancelWithStatus(this.#g.status.CANCELLED, r.message);
+    this.#handler.onResponseError?.(this, r);
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (!this.#reading && this.#state === 1) {
+      this.#reading = true;
+      this.#call?.startRead();
+    }
+  }
+
+  // ── grpc-js listener ──
+
+  onReceiveMetadata(metadata: Metadata): void {
+    if (this.#state !== 1) return;
+    this.#gotHead = true;
+    this.#handler.onResponseStart?.(this, 200, responseHeadersOf(metadata), '');
+  }
+
+  onReceiveMessage(message: Buffer): void {
+    if (this.#state !== 1) return;
+    this.#reading = false;
+    this.#handler.onResponseData?.(this, message);
+    if (this.#state === 1 && !this.paused && !this.#reading) {
+      this.#reading = true;
+      this.#call?.startRead();
+    }
+  }
+
+  onReceiveStatus(status: StatusObject): void {
+    if (this.#state !== 1) return;
+    const { code, details, metadata } = status;
+    const h = this.#handler;
+    if (!this.#gotHead) {
+      this.#end();
+      if (code === 0 || isServerTrailersOnly(metadata)) {
+        // The server answered trailers-only: a head that carries the status.
+        const head = responseHeadersOf(metadata);
+        head['grpc-status'] = String(code);
+        if (details !== '') head['grpc-message'] = encodeGrpcMessage(details);
+        h.onResponseStart?.(this, 200, head, '');
+        if (!this.aborted) h.onResponseEnd?.(this, EMPTY);
+        return;
+      }
+      if (code === this.#g.status.DEADLINE_EXCEEDED && details.startsWith('Deadline exceeded')) {
+        // grpc-js's copy of the mesh's own deadline went first: the call's timeout, as the mesh reports it.
+        h.onResponseError?.(this, new MeshletError('MESHLET_ERR_TIMEOUT', 'upstream request timeout', this.#ex.errorContext()));
+        return;
+      }
+      h.onResponseError?.(this, new GrpcCallError(failureKindOf(code, details), code, details, metadata));
+      return;
+    }
+    this.#end();
+    if (isLocalAfterHead(code, details, metadata)) {
+      h.onResponseError?.(this, new GrpcCallError('reset', code, details, metadata));
+      return;
+    }
+    const trailers = responseHeadersOf(metadata);
+    trailers['grpc-status'] = String(code);
+    if (details !== '') trailers['grpc-message'] = encodeGrpcMessage(details);
+    h.onResponseEnd?.(this, trailers);
+  }
+}

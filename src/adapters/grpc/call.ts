@@ -1,0 +1,301 @@
+/**
+ * One grpc-js call through the mesh: the `Call` a grpc-js client gets from the mesh channel
+ * (`createCall`). `start` turns it into an Exchange — `POST /pkg.Service/Method`, metadata as
+ * lower-cased headers (`-bin` base64), the caller's deadline, the request messages as a
+ * replayable body — and runs the mesh's outbound pipeline with it, the same one HTTP calls
+ * run; what comes back is handed to grpc-js's listener as metadata, messages and a status.
+ *
+ * Flow control follows grpc-js: a message is delivered only when the caller asked to read
+ * (`startRead`), the attempt in flight is paused while one waits, and the status is delivered
+ * after the last message. A write is acknowledged once the mesh took the message for the wire.
+ *
+ * @module
+ */
+import type { CallCredentials, experimental, InterceptingListener, Metadata, StatusObject } from '@grpc/grpc-js';
+import type { MessageContext } from '@grpc/grpc-js/build/src/call-interface.js';
+import type { Clock } from '../../core/clock.ts';
+import { MeshletError } from '../../core/errors.ts';
+import type { Controller, Dispatch, ErrorMode, Headers, ResponseHandler } from '../../core/exchange.ts';
+import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
+import { localReplyText } from '../../core/local-reply.ts';
+import type { WorkloadIdentity } from '../../core/observe.ts';
+import { MessageBody, MessageSource } from './body.ts';
+import { GrpcCallError } from './classify.ts';
+import { GrpcExchange, grpcCodeOf } from './exchange.ts';
+import type { GrpcJs } from './grpc-js.ts';
+import { decodeGrpcMessage, FLAGS_KEY, headersOf, metadataOf } from './metadata.ts';
+import { GRPC_TRANSPORT } from './transport.ts';
+
+/** What a mesh call needs from its mesh. */
+export interface MeshCallContext {
+  readonly grpc: GrpcJs;
+  readonly clock: Clock;
+  readonly errors: ErrorMode;
+  /** Largest request (the recorded messages) kept for replay by retries. */
+  readonly retryBufferBytes: number;
+  readonly workload: WorkloadIdentity | undefined;
+  /** The outbound pipeline. */
+  pipeline(): Dispatch;
+  /** True once the mesh is closed. */
+  closed(): boolean;
+}
+
+let callNumber = 0;
+
+/** The caller cancelled the call (`cancelWithStatus`): the status it gets is the one it gave. */
+class CallCancelled extends Error {
+  readonly grpcCode: number;
+  constructor(code: number, details: string) {
+    super(details);
+    this.name = 'AbortError';
+    this.grpcCode = code;
+  }
+}
+
+/** A grpc-js call carried by the mesh. */
+export class MeshCall implements experimental.CallStream, ResponseHandler {
+  readonly #o: MeshCallContext;
+  readonly #method: string;
+  readonly #authority: string;
+  /** The caller's deadline, ms since the epoch (Infinity: none). */
+  readonly #deadline: number;
+  readonly #number = ++callNumber;
+  #ex: GrpcExchange | undefined;
+  #listener: InterceptingListener | undefined;
+  #credentials: CallCredentials | undefined;
+  readonly #source = new MessageSource();
+  /** Messages received that the caller has not asked to read yet. */
+  readonly #queue: Buffer[] = [];
+  /** Reads the caller asked for that no message has answered yet. */
+  #reads = 0;
+  /** The status of an answer that came as a head alone (trailers-only, a mesh-made answer). */
+  #headStatus: StatusObject | undefined;
+  /** The body of a non-gRPC local answer (a direct response), its status's details. */
+  #localBody: Buffer[] | undefined;
+  /** The final status, delivered once the caller has read every message before it. */
+  #status: StatusObject | undefined;
+  #ended = false;
+  /** Inside start(): a status that comes now is delivered after it returns. */
+  #starting = false;
+  #cancelled: { code: number; details: string } | undefined;
+
+  constructor(o: MeshCallContext, method: string, authority: string, deadline: number) {
+    this.#o = o;
+    this.#method = method;
+    this.#authority = authority;
+    this.#deadline = deadline;
+  }
+
+  // ── grpc-js Call ──
+
+  start(metadata: Metadata, listener: InterceptingListener): void {
+    this.#listener = listener;
+    // A status never comes back before start() returns (as with grpc-js's own calls): the
+    // caller's client wires its listeners after.
+    if (this.#cancelled !== undefined) {
+      const c = this.#cancelled;
+      queueMicrotask(() => this.#finish({ code: c.code, details: c.details, metadata: new this.#o.grpc.Metadata() }));
+      return;
+    }
+    if (this.#o.closed()) {
+      queueMicrotask(() => this.#finish({ code: GRPC_STATUS.UNAVAILABLE, details: 'the mesh is closed', metadata: new this.#o.grpc.Metadata() }));
+      return;
+    }
+    const creds = this.#credentials;
+    if (creds === undefined) {
+      this.#starting = true;
+      try {
+        this.#dispatch(metadata);
+      } finally {
+        this.#starting = false;
+      }
+      return;
+    }
+    // Per-call credentials (a token source): their metadata joins the call's before it is routed.
+    const service = this.#method.slice(0, this.#method.lastIndexOf('/'));
+    creds.generateMetadata({ service_url: `https://${this.#authority}${service}`, method_name: this.#method.slice(this.#method.lastIndexOf('/') + 1) }).then(
+      (md) => {
+        if (this.#ended || this.#cancelled !== undefined) return;
+        metadata.merge(md);
+        this.#dispatch(metadata);
+      },
+      (err: unknown) => {
+        const code = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : GRPC_STATUS.UNAVAILABLE;
+        this.#finish({ code, details: `Getting metadata from plugin failed with error: ${(err as Error).message}`, metadata: new this.#o.grpc.Metadata() });
+      },
+    );
+  }
+
+  #dispatch(metadata: Metadata): void {
+    const o = this.#o;
+    const now = o.clock.now();
+    const headers = headersOf(metadata);
+    const body = new MessageBody(this.#source, o.retryBufferBytes);
+    const ex = new GrpcExchange(this, o.errors, now, 'POST', 'http', this.#authority, this.#method, headers, body, undefined, 'grpc', GRPC_TRANSPORT);
+    ex.workload = o.workload;
+    ex.clock = o.clock;
+    // The caller's deadline, carried over to the mesh clock: the timeout layer takes the sooner of it and the route's.
+    if (this.#deadline !== Number.POSITIVE_INFINITY) ex.callerDeadline = now + (this.#deadline - Date.now());
+    this.#ex = ex;
+    ex.begin();
+    if (ex.aborted) {
+      ex.onResponseError(ex, ex.reason as Error);
+      return;
+    }
+    o.pipeline()(ex, ex);
+  }
+
+  sendMessageWithContext(context: MessageContext, message: Buffer): void {
+    const cb = context.callback;
+    this.#source.push(message, cb === undefined ? undefined : () => cb());
+  }
+
+  halfClose(): void {
+    this.#source.end();
+  }
+
+  startRead(): void {
+    const m = this.#queue.shift();
+    if (m === undefined) {
+      this.#reads++;
+      return;
+    }
+    this.#listener?.onReceiveMessage(m);
+    if (this.#queue.length === 0) {
+      this.#ex?.resume();
+      this.#flush();
+    }
+  }
+
+  cancelWithStatus(status: number, details: string): void {
+    if (this.#ended || this.#cancelled !== undefined) return;
+    this.#cancelled = { code: status, details };
+    const ex = this.#ex;
+    if (ex === undefined) {
+      // Not routed yet (call credentials pending) or not started: the status goes out at once.
+      if (this.#listener !== undefined) this.#finish({ code: status, details, metadata: new this.#o.grpc.Metadata() });
+      return;
+    }
+    // Messages not read yet are dropped: a cancelled call ends now.
+    this.#queue.length = 0;
+    if (this.#status !== undefined) {
+      // The answer came but waited behind unread messages: the caller's cancel is what it gets.
+      this.#status = { code: status, details, metadata: new this.#o.grpc.Metadata() };
+      this.#flush();
+      return;
+    }
+    ex.abort(new CallCancelled(status, details));
+  }
+
+  getPeer(): string {
+    return this.#authority;
+  }
+
+  getCallNumber(): number {
+    return this.#number;
+  }
+
+  setCredentials(credentials: CallCredentials): void {
+    this.#credentials = credentials;
+  }
+
+  getAuthContext(): null {
+    return null;
+  }
+
+  // ── the pipeline's answer ──
+
+  onResponseStart(_controller: Controller, statusCode: number, headers: Headers): void {
+    const g = this.#o.grpc;
+    const ex = this.#ex;
+    if (ex?.localKind !== undefined || statusCode !== 200) {
+      // Not a gRPC answer (a direct response, a redirect): gRPC's HTTP mapping, the body as details.
+      this.#headStatus = { code: statusCode === 200 ? GRPC_STATUS.UNKNOWN : httpToGrpc(statusCode), details: '', metadata: metadataOf(g, headers) };
+      this.#localBody = [];
+      return;
+    }
+    const gs = headers['grpc-status'];
+    if (gs !== undefined) {
+      // Trailers-only: the head is the status.
+      this.#headStatus = { code: statusOf(gs), details: decodeGrpcMessage(headers['grpc-message']), metadata: metadataOf(g, headers) };
+      return;
+    }
+    this.#listener?.onReceiveMetadata(metadataOf(g, headers));
+  }
+
+  onResponseData(_controller: Controller, chunk: Buffer): void {
+    if (this.#headStatus !== undefined) {
+      this.#localBody?.push(chunk);
+      return;
+    }
+    if (this.#reads > 0 && this.#queue.length === 0) {
+      this.#reads--;
+      this.#listener?.onReceiveMessage(chunk);
+      return;
+    }
+    this.#queue.push(chunk);
+    this.#ex?.pause();
+  }
+
+  onResponseEnd(_controller: Controller, trailers: Headers): void {
+    const head = this.#headStatus;
+    if (head !== undefined) {
+      const body = this.#localBody;
+      if (body !== undefined && body.length > 0 && head.details === '') head.details = Buffer.concat(body).toString();
+      this.#finish(head);
+      return;
+    }
+    const gs = trailers['grpc-status'];
+    const g = this.#o.grpc;
+    // A stream that ends without a status is an error (UNKNOWN, as the classifier counts it).
+    this.#finish(gs === undefined ? { code: GRPC_STATUS.UNKNOWN, details: 'the stream ended without a gRPC status', metadata: metadataOf(g, trailers) } : { code: statusOf(gs), details: decodeGrpcMessage(trailers['grpc-message']), metadata: metadataOf(g, trailers) });
+  }
+
+  onResponseError(_controller: Controller, err: Error): void {
+    this.#finish(this.#statusOf(err));
+  }
+
+  /** The status a failure reaches the caller as. */
+  #statusOf(err: Error): StatusObject {
+    const g = this.#o.grpc;
+    if (err instanceof CallCancelled) return { code: err.grpcCode, details: err.message, metadata: new g.Metadata() };
+    const flags = this.#ex?.flags ?? '';
+    let status: StatusObject;
+    if (err instanceof MeshletError) {
+      const text = localReplyText(err);
+      status = { code: grpcCodeOf(err), details: text === '' ? err.message : text, metadata: new g.Metadata() };
+    } else if (err instanceof GrpcCallError) {
+      status = { code: err.grpcCode, details: err.details, metadata: err.metadata?.clone() ?? new g.Metadata() };
+    } else if (err.name === 'AbortError') {
+      status = { code: GRPC_STATUS.CANCELLED, details: err.message, metadata: new g.Metadata() };
+    } else {
+      status = { code: GRPC_STATUS.UNKNOWN, details: err.message, metadata: new g.Metadata() };
+    }
+    if (flags !== '') status.metadata.set(FLAGS_KEY, flags);
+    return status;
+  }
+
+  #finish(status: StatusObject): void {
+    if (this.#status !== undefined) return;
+    this.#status = status;
+    this.#flush();
+  }
+
+  /** Delivers the status once every message before it was read. */
+  #flush(): void {
+    const s = this.#status;
+    if (s === undefined || this.#ended || this.#queue.length > 0) return;
+    if (this.#starting) {
+      queueMicrotask(() => this.#flush());
+      return;
+    }
+    this.#ended = true;
+    this.#source.return();
+    this.#listener?.onReceiveStatus(s);
+  }
+}
+
+function statusOf(v: string | string[] | undefined): number {
+  const n = Number(Array.isArray(v) ? v[0] : v);
+  return Number.isInteger(n) && n >= 0 ? n : GRPC_STATUS.UNKNOWN;
+}

@@ -1,0 +1,119 @@
+/**
+ * The mesh as a grpc-js channel: pass it to a client as `channelOverride` (or let
+ * `mesh.grpc.client()` do it) and every call the client makes goes through the mesh's outbound
+ * pipeline — routing, retries, timeouts, faults, balancing, outlier detection, pool limits —
+ * instead of grpc-js's own resolver and balancer. Interceptors the client was given still run
+ * above it.
+ *
+ * The channel names a mesh service (`reviews:9090`, as a Kubernetes client would dial it) and
+ * holds no connection itself: the mesh's gRPC transport keeps one per endpoint. It is READY
+ * while the mesh is open.
+ *
+ * @module
+ */
+import type { ChannelInterface, connectivityState as ConnectivityState, Deadline, experimental } from '@grpc/grpc-js';
+import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call.js';
+import type { ChannelRef } from '@grpc/grpc-js/build/src/channelz.js';
+import { InvalidArgumentError } from '../../core/errors.ts';
+import { MeshCall, type MeshCallContext } from './call.ts';
+
+/** grpc-js's connectivity states (its enum's values). */
+const READY = 2 as ConnectivityState;
+const SHUTDOWN = 4 as ConnectivityState;
+/** grpc-js's `Propagate.DEADLINE` and `Propagate.DEFAULTS`. */
+const PROPAGATE_DEADLINE = 1;
+const PROPAGATE_DEFAULTS = 0xffff;
+
+let channelIds = 0;
+
+/**
+ * The `host:port` authority a gRPC target names (`reviews:9090`, `dns:///reviews:9090`,
+ * `reviews.default.svc.cluster.local:9090`); a port is required, as the mesh routes on it.
+ */
+export function targetAuthority(target: string): string {
+  if (typeof target !== 'string' || target === '') throw new InvalidArgumentError(`mesh.grpc: the target must be a "host:port" string, got ${JSON.stringify(target)}`);
+  let t = target;
+  const scheme = /^([a-z][a-z0-9+.-]*):(.*)$/i.exec(t);
+  if (scheme !== null && !/^\d+$/.test(scheme[2] ?? '')) {
+    if ((scheme[1] ?? '').toLowerCase() !== 'dns') throw new InvalidArgumentError(`mesh.grpc: target "${target}": only plain "host:port" and dns: targets name a mesh service (the mesh resolves and balances itself)`);
+    t = (scheme[2] ?? '').replace(/^\/\/[^/]*\//, '').replace(/^\/+/, '');
+  }
+  const m = /^(\[[^\]]+\]|[^:/[\]]+):(\d{1,5})$/.exec(t);
+  if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+    throw new InvalidArgumentError(`mesh.grpc: target "${target}" must name a host and a port (e.g. "reviews:9090"): the mesh routes on the port`);
+  }
+  return `${(m[1] as string).toLowerCase()}:${Number(m[2])}`;
+}
+
+/**
+ * A grpc-js `Channel` whose calls run through the mesh.
+ * @category gRPC
+ */
+export class MeshChannel implements ChannelInterface {
+  readonly #o: MeshCallContext;
+  readonly #target: string;
+  readonly #authority: string;
+  readonly #ref: ChannelRef;
+  #closed = false;
+  readonly #watchers = new Set<() => void>();
+
+  /** @internal made by `mesh.grpc.channel(target)`. */
+  constructor(o: MeshCallContext, target: string) {
+    this.#o = o;
+    this.#target = target;
+    this.#authority = targetAuthority(target);
+    this.#ref = { kind: 'channel', id: --channelIds, name: `meshlet:${target}` } as ChannelRef;
+  }
+
+  /** Closes this channel (the mesh and its connections stay; `mesh.close()` closes those). */
+  close(): void {
+    this.#closed = true;
+    for (const w of [...this.#watchers]) w();
+  }
+
+  getTarget(): string {
+    return this.#target;
+  }
+
+  getConnectivityState(_tryToConnect: boolean): ConnectivityState {
+    return this.#closed || this.#o.closed() ? SHUTDOWN : READY;
+  }
+
+  watchConnectivityState(currentState: ConnectivityState, deadline: Date | number, callback: (error?: Error) => void): void {
+    if (this.getConnectivityState(false) !== currentState) {
+      process.nextTick(callback);
+      return;
+    }
+    const at = deadline instanceof Date ? deadline.getTime() : deadline;
+    let timer: NodeJS.Timeout | undefined;
+    const w = (): void => {
+      this.#watchers.delete(w);
+      if (timer !== undefined) clearTimeout(timer);
+      callback();
+    };
+    this.#watchers.add(w);
+    if (at !== Number.POSITIVE_INFINITY) {
+      timer = setTimeout(() => {
+        this.#watchers.delete(w);
+        callback(new Error('Deadline passed without connectivity state change'));
+      }, Math.max(0, at - Date.now()));
+      timer.unref();
+    }
+  }
+
+  getChannelzRef(): ChannelRef {
+    return this.#ref;
+  }
+
+  createCall(method: string, deadline: Deadline, host: string | null | undefined, parentCall: ServerSurfaceCall | null, propagateFlags: number | null | undefined): experimental.CallStream {
+    if (this.#closed) throw new Error('Channel has been shut down');
+    let d = deadline instanceof Date ? deadline.getTime() : deadline;
+    // A server call's deadline carries over to the calls it makes (grpc-js's propagation).
+    if (parentCall !== null && ((propagateFlags ?? PROPAGATE_DEFAULTS) & PROPAGATE_DEADLINE) !== 0) {
+      const pd = parentCall.getDeadline();
+      const p = pd instanceof Date ? pd.getTime() : pd;
+      if (p < d) d = p;
+    }
+    return new MeshCall(this.#o, method, host !== null && host !== undefined && host !== '' ? host : this.#authority, d);
+  }
+}

@@ -1,0 +1,265 @@
+/**
+ * The gRPC transport's connections: per cluster, per endpoint, connections (a grpc-js channel
+ * each, with grpc-js's retries off) made from the cluster's connection-pool settings and TLS
+ * decision; the stream slots of each connection (`maxConcurrentStreams`, more connections up to
+ * `maxConnections`, then the pending queue); and the attempts in flight that `close()` drains.
+ *
+ * @module
+ */
+import type { ChannelInterface as Channel, ChannelOptions } from '@grpc/grpc-js';
+import type { Clock, Timer } from '../../core/clock.ts';
+import { MeshletError } from '../../core/errors.ts';
+import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
+import { UNLIMITED } from '../../policies/limits.ts';
+import type { HostState } from '../../routing/balancer/host.ts';
+import { checkServer, type TlsPlan } from '../undici/tls-connector.ts';
+import { ClusterTlsPlans, type TlsEnvironment } from '../undici/tls-plans.ts';
+import type { GrpcJs } from './grpc-js.ts';
+
+/** What the connections need of an attempt. */
+export interface Admitted {
+  /** The connection the attempt goes on (given when it is admitted). */
+  conn: Conn | undefined;
+  /** A stream is free: put the call on the wire. */
+  go(): void;
+  /** Cancels the attempt (close() after its grace period). */
+  abort(reason: Error): void;
+}
+
+/** The channel options of a cluster's endpoint channels, from its connection-pool settings. */
+export function channelOptions(cs: ClusterState): ChannelOptions {
+  const pool = cs.cluster.settings.connectionPool;
+  const o: ChannelOptions = {
+    // The mesh retries; grpc-js must not (nor take a retry policy from a service config).
+    'grpc.enable_retries': 0,
+    'grpc.service_config_disable_resolution': 1,
+    // This mesh's connections are its own (not shared with the app's channels or another mesh).
+    'grpc.use_local_subchannel_pool': 1,
+    // The caller's client decides message sizes; the mesh carries what it is given.
+    'grpc.max_receive_message_length': -1,
+    'grpc.max_send_message_length': -1,
+  };
+  if (pool.idleTimeoutMs !== undefined && pool.idleTimeoutMs > 0) o['grpc.client_idle_timeout_ms'] = pool.idleTimeoutMs;
+  return o;
+}
+
+export function hostPart(address: string): string {
+  return address.includes(':') && !address.startsWith('[') ? `[${address}]` : address;
+}
+
+/** One connection (a grpc-js channel of its own) and the calls on it. */
+export class Conn {
+  readonly channel: Channel;
+  active = 0;
+  constructor(channel: Channel) {
+    this.channel = channel;
+  }
+}
+
+/**
+ * One endpoint's connections, and the attempts waiting for a stream on one. A connection
+ * carries up to `maxConcurrentStreams` calls; more calls open another connection, up to
+ * `tcp.maxConnections`, as Envoy's HTTP/2 pool does.
+ */
+export class EndpointChannel {
+  /** Makes a connection, or undefined when the endpoint's TLS cannot be set up (`failure` says why). */
+  readonly #open: (() => Channel) | undefined;
+  readonly failure: string | undefined;
+  readonly conns: Conn[] = [];
+  endpoint: HostState['endpoint'];
+  /** The TLS epoch and plan key the connections are made for. */
+  epoch: number;
+  readonly key: string;
+  readonly waiting: Admitted[] = [];
+  constructor(open: (() => Channel) | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string) {
+    this.#open = open;
+    this.failure = failure;
+    this.endpoint = endpoint;
+    this.epoch = epoch;
+    this.key = key;
+  }
+
+  /** A connection with a free stream, a new one when `maxConnections` allows, or undefined. */
+  take(maxStreams: number, maxConnections: number): Conn | undefined {
+    for (const c of this.conns) if (c.active < maxStreams) return c;
+    if (this.#open === undefined || (maxConnections !== UNLIMITED && this.conns.length >= maxConnections)) return undefined;
+    const c = new Conn(this.#open());
+    this.conns.push(c);
+    return c;
+  }
+
+  /** Closes the connections (calls already on them finish). */
+  close(): void {
+    for (const c of this.conns) c.channel.close();
+  }
+}
+
+/**
+ * grpc-js credentials for a TLS plan (ISTIO_MUTUAL with the workload's certificate, or a
+ * DestinationRule's SIMPLE/MUTUAL): the plan's secure context, and its server check (the
+ * destination's SPIFFE identities, the rule's subjectAltNames, or the host name).
+ */
+function credentialsFor(g: GrpcJs, plan: TlsPlan) {
+  if (plan.verify.kind === 'none') return g.credentials.createFromSecureContext(plan.context, { rejectUnauthorized: false });
+  return g.credentials.createFromSecureContext(plan.context, { checkServerIdentity: (host, cert) => checkServer(plan, host, cert) });
+}
+
+/** Where an attempt runs: it admits the attempt to a stream and keeps it until it ends (close() drains them). */
+export interface AttemptOwner {
+  /** Sends the attempt now, queues it for a stream, or refuses it (overflow). */
+  admit(e: EndpointChannel | undefined, a: Admitted): 'go' | 'queued' | 'overflow';
+  /** The attempt left the wire (`onWire`: the stream on `a.conn` is free) or the queue. */
+  done(e: EndpointChannel | undefined, a: Admitted, onWire: boolean): void;
+}
+
+/** Attempts in flight, that close() waits for (and cancels after its grace period). */
+class Live {
+  readonly #set = new Set<Admitted>();
+  #onIdle: (() => void) | undefined;
+  add(a: Admitted): void {
+    this.#set.add(a);
+  }
+  delete(a: Admitted): void {
+    this.#set.delete(a);
+    if (this.#set.size === 0) this.#onIdle?.();
+  }
+  /** Waits until no attempt is left, or `graceMs`; then cancels what is left with MESHLET_ERR_CLOSED. */
+  async drain(graceMs: number, clock: Clock): Promise<void> {
+    if (this.#set.size === 0) return;
+    let timer: Timer | undefined;
+    const idle = new Promise<boolean>((r) => (this.#onIdle = () => r(false)));
+    const timedOut = graceMs === Number.POSITIVE_INFINITY ? await idle : await Promise.race([idle, new Promise<boolean>((r) => (timer = clock.setTimer(() => r(true), graceMs, true)))]);
+    timer?.clear();
+    this.#onIdle = undefined;
+    if (!timedOut) return;
+    const err = new MeshletError('MESHLET_ERR_CLOSED', `mesh.close(): the call was still running after closeTimeoutMs (${graceMs} ms) and was cancelled`);
+    for (const a of [...this.#set]) a.abort(err);
+  }
+}
+
+/** The channels of one cluster, by endpoint. */
+export class ClusterChannels implements ClusterTransport, AttemptOwner {
+  readonly #g: GrpcJs;
+  readonly #env: TlsEnvironment;
+  #plans: ClusterTlsPlans | undefined;
+  readonly #hosts = new Map<HostState, EndpointChannel>();
+  readonly options: ChannelOptions;
+  readonly #clock: Clock;
+  readonly #cs: ClusterState;
+  /** Attempts in flight on these channels (close() waits for them, then cancels them). */
+  readonly #live = new Live();
+  #closed = false;
+
+  constructor(g: GrpcJs, options: ChannelOptions, cs: ClusterState, clock: Clock, env: TlsEnvironment) {
+    this.#g = g;
+    this.#env = env;
+    this.options = options;
+    this.#cs = cs;
+    this.#clock = clock;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The cluster's TLS plans of the current epoch. */
+  #tlsPlans(): ClusterTlsPlans {
+    let p = this.#plans;
+    if (p === undefined || p.epoch !== this.#env.epoch) {
+      p = new ClusterTlsPlans(this.#cs.cluster, this.#env, true);
+      this.#plans = p;
+    }
+    return p;
+  }
+
+  /**
+   * The endpoint's channel, made on first use, and again when its TLS decision changed (new
+   * credentials, a new DestinationRule or PeerAuthentication): the old channel's calls finish.
+   */
+  get(host: HostState): EndpointChannel {
+    const e = this.#hosts.get(host);
+    if (e !== undefined && e.endpoint === host.endpoint && e.epoch === this.#env.epoch) return e;
+    const { plan, failure } = this.#tlsPlans().planFor(host.endpoint);
+    const key = `${host.endpoint.key}|${failure !== undefined ? `fail|${failure}` : (plan?.key ?? '')}`;
+    if (e !== undefined && e.key === key) {
+      e.endpoint = host.endpoint;
+      e.epoch = this.#env.epoch;
+      return e;
+    }
+    e?.close();
+    const g = this.#g;
+    let open: (() => Channel) | undefined;
+    if (failure === undefined) {
+      const target = `${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
+      // TLS names the service (Istio's SNI for mTLS); the channel still dials the endpoint's address.
+      const options = plan?.servername === undefined ? this.options : { ...this.options, 'grpc.ssl_target_name_override': plan.servername };
+      const creds = plan === undefined ? g.credentials.createInsecure() : credentialsFor(g, plan);
+      open = () => new g.Channel(target, creds, options);
+    }
+    const next = new EndpointChannel(open, failure, host.endpoint, this.#env.epoch, key);
+    this.#hosts.set(host, next);
+    return next;
+  }
+
+  /** Sends the attempt now, or queues it for a stream of its endpoint's connection, or refuses it (the queue is full). */
+  admit(e: EndpointChannel | undefined, a: Admitted): 'go' | 'queued' | 'overflow' {
+    if (e === undefined) return 'go';
+    const conn = e.take(this.#cs.cluster.settings.connectionPool.maxConcurrentStreams, this.#cs.limiter.limits.maxConnections);
+    if (conn !== undefined) {
+      conn.active++;
+      a.conn = conn;
+      this.#live.add(a);
+      return 'go';
+    }
+    const maxPending = this.#cs.limiter.limits.maxPending;
+    if (maxPending !== UNLIMITED && e.waiting.length >= maxPending) return 'overflow';
+    e.waiting.push(a);
+    this.#live.add(a);
+    return 'queued';
+  }
+
+  done(e: EndpointChannel | undefined, a: Admitted, onWire: boolean): void {
+    this.#live.delete(a);
+    if (e === undefined) return;
+    if (!onWire) {
+      const i = e.waiting.indexOf(a);
+      if (i !== -1) e.waiting.splice(i, 1);
+      return;
+    }
+    // The stream is free: the first attempt waiting for one takes it.
+    const conn = a.conn as Conn;
+    const next = e.waiting.shift();
+    if (next !== undefined) {
+      next.conn = conn;
+      next.go();
+    } else conn.active--;
+  }
+
+  removeHost(host: HostState): void {
+    const e = this.#hosts.get(host);
+    if (e === undefined) return;
+    this.#hosts.delete(host);
+    // grpc-js lets the calls already on the connection finish.
+    e.close();
+  }
+
+  /** Stops new calls; calls in flight may finish for `graceMs`, then they are cancelled. */
+  async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
+    this.#closed = true;
+    for (const e of this.#hosts.values()) e.close();
+    this.#hosts.clear();
+    await this.#live.drain(graceMs, this.#clock);
+  }
+}
+
+/** Calls to addresses outside the mesh: a channel per address, no stream limits, drained on close. */
+export class PassthroughOwner implements AttemptOwner {
+  readonly live = new Live();
+  admit(_e: EndpointChannel | undefined, a: Admitted): 'go' {
+    this.live.add(a);
+    return 'go';
+  }
+  done(_e: EndpointChannel | undefined, a: Admitted): void {
+    this.live.delete(a);
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * What a grpc-js status that no server sent means. grpc-js reports its own failures as
+ * statuses too (a refused connection is UNAVAILABLE "No connection established", a reset
+ * stream INTERNAL "Received RST_STREAM …", a dropped connection UNAVAILABLE "Connection
+ * dropped"); the mesh must tell them from a server's answer, as Envoy tells a reset from a
+ * response, so that retries (`connect-failure`, `reset`, `refused-stream`) and outlier
+ * detection see the same kinds as on the HTTP path.
+ *
+ * A server's trailers-only answer carries the response headers (grpc-js keeps their
+ * `content-type` in the status metadata); a status grpc-js made up carries none.
+ *
+ * @module
+ */
+import type { Metadata } from '@grpc/grpc-js';
+import type { FailureKind } from '../../core/outcome.ts';
+
+/** A call that failed in grpc-js (no answer from the server): the status grpc-js gave, and what kind of failure it was. */
+export class GrpcCallError extends Error {
+  /** The gRPC status grpc-js reported. */
+  readonly grpcCode: number;
+  readonly details: string;
+  readonly metadata: Metadata | undefined;
+  /** How the pipeline counts it (retries, outlier detection). */
+  readonly kind: FailureKind;
+  constructor(kind: FailureKind, grpcCode: number, details: string, metadata?: Metadata) {
+    super(details);
+    this.name = 'GrpcCallError';
+    this.kind = kind;
+    this.grpcCode = grpcCode;
+    this.details = details;
+    this.metadata = metadata;
+  }
+}
+
+/** True when a status that ended a call with no response head was sent by the server (trailers-only). */
+export function isServerTrailersOnly(metadata: Metadata): boolean {
+  return metadata.get('content-type').length > 0;
+}
+
+/**
+ * The kind of a status grpc-js made up, from its text (grpc-js 1.14's wording, pinned by a
+ * test): a refused or failed connection, a refused stream, or a reset stream or connection.
+ */
+export function failureKindOf(code: number, details: string): FailureKind {
+  if (code === 14 && details.startsWith('No connection established')) return 'connect-failure';
+  if (details === 'Stream refused by server') return 'refused-stream';
+  return 'reset';
+}
+
+/**
+ * True when a status that came after the response head was made up by grpc-js (the stream or
+ * connection broke mid-call) rather than sent in trailers by the server.
+ */
+export function isLocalAfterHead(code: number, details: string, metadata: Metadata): boolean {
+  if (code === 0 || Object.keys(metadata.toHttp2Headers()).length > 0) return false;
+  return details === 'Connection dropped' || details === 'Call cancelled' || details.startsWith('Received RST_STREAM') || details === 'Stream refused by server';
+}
+
+/** Classifies an error the gRPC transport reported (the transport's `classify`). */
+export function classifyGrpcError(err: Error): FailureKind {
+  if (err instanceof GrpcCallError) return err.kind;
+  if (err.name === 'AbortError') return 'cancelled';
+  return 'reset';
+}

@@ -1,0 +1,52 @@
+/**
+ * The gRPC adapter's Exchange: what the mesh says reaches a grpc-js caller as gRPC statuses,
+ * never as HTTP. A mesh-made failure is answered trailers-only with the status Envoy gives
+ * (`UNAVAILABLE` for no healthy upstream and overflow, `DEADLINE_EXCEEDED` for a timeout, the
+ * configured code of a fault abort — or its HTTP status mapped as gRPC maps it —, …), Envoy's
+ * text as `grpc-message` and the response flags in `x-meshlet-response-flags`.
+ *
+ * @module
+ */
+import type { MeshletError } from '../../core/errors.ts';
+import { Exchange, type Controller, type Headers, type LocalReplyKind } from '../../core/exchange.ts';
+import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
+import { localReplyText } from '../../core/local-reply.ts';
+import { encodeGrpcMessage, FLAGS_KEY } from './metadata.ts';
+
+/** The gRPC status a sidecar answers a mesh-made failure with. */
+export function grpcCodeOf(e: MeshletError): number {
+  if (e.grpcStatus !== undefined) return e.grpcStatus;
+  if (e.httpStatus !== undefined) return httpToGrpc(e.httpStatus);
+  return GRPC_STATUS.UNAVAILABLE;
+}
+
+/** An Exchange whose caller is a grpc-js call. */
+export class GrpcExchange extends Exchange {
+  /** Set when the mesh answers itself with a direct response or a redirect (not a gRPC answer). */
+  localKind: LocalReplyKind | undefined = undefined;
+
+  protected override deliverHead(_controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, _changed: boolean): void {
+    // Only the mesh says what the mesh did: an upstream's own copy of the header is dropped.
+    delete headers[FLAGS_KEY];
+    if (this.flags !== '') headers[FLAGS_KEY] = this.flags;
+    this._handler.onResponseStart?.(this, statusCode, headers, statusMessage);
+  }
+
+  protected override renderFailure(error: MeshletError): boolean {
+    const code = grpcCodeOf(error);
+    this.grpcStatus = code;
+    const h = Object.create(null) as Headers;
+    h['content-type'] = 'application/grpc';
+    h['grpc-status'] = String(code);
+    const text = localReplyText(error);
+    if (text !== '') h['grpc-message'] = encodeGrpcMessage(text);
+    this.reply('failure', 200, h, undefined);
+    return true;
+  }
+
+  protected override localHead(kind: LocalReplyKind, _status: number, headers: Headers, _body: Buffer | undefined): void {
+    if (kind !== 'failure') this.localKind = kind;
+    delete headers[FLAGS_KEY];
+    if (this.flags !== '') headers[FLAGS_KEY] = this.flags;
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * gRPC metadata as the mesh sees it, and back: metadata becomes lower-cased request headers
+ * (`-bin` values base64-encoded, as they travel on the wire and as Envoy's header matchers
+ * compare them), and the headers a call is sent with become metadata again. The reserved
+ * names gRPC itself writes on the wire are never copied into metadata.
+ *
+ * @module
+ */
+import type { Metadata } from '@grpc/grpc-js';
+import type { Headers } from '../../core/handler.ts';
+import type { GrpcJs } from './grpc-js.ts';
+
+/** The header a gRPC call's mesh-made flags travel in (initial metadata, or trailing metadata of a mesh-made status). */
+export const FLAGS_KEY = 'x-meshlet-response-flags';
+
+/** Headers gRPC sets itself on the wire: never taken from (or given to) metadata. */
+const RESERVED = new Set(['content-type', 'te', 'host', 'user-agent', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'grpc-message', 'grpc-status-details-bin', 'x-envoy-expected-rq-timeout-ms']);
+
+/** The request headers of a call: its metadata (lower-cased names; `-bin` values base64) plus gRPC's content-type and te. */
+export function headersOf(metadata: Metadata): Headers {
+  const h = Object.create(null) as Headers;
+  const wire = metadata.toHttp2Headers();
+  for (const k of Object.keys(wire)) {
+    const v = wire[k];
+    if (v === undefined || k.startsWith(':')) continue;
+    h[k.toLowerCase()] = Array.isArray(v) ? v.map(String) : String(v);
+  }
+  h['content-type'] = 'application/grpc';
+  h.te = 'trailers';
+  return h;
+}
+
+/** Metadata from headers (request headers when a call is sent; response headers and trailers when it comes back). */
+export function metadataOf(g: GrpcJs, headers: Headers): Metadata {
+  const wire: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+  for (const k of Object.keys(headers)) {
+    const v = headers[k];
+    if (v === undefined || k.startsWith(':') || RESERVED.has(k)) continue;
+    wire[k] = v;
+  }
+  return g.Metadata.fromHttp2Headers(wire);
+}
+
+/** Response headers from received metadata (as a trailers-only head or trailers carry them). */
+export function responseHeadersOf(metadata: Metadata): Headers {
+  const h = Object.create(null) as Headers;
+  const wire = metadata.toHttp2Headers();
+  for (const k of Object.keys(wire)) {
+    const v = wire[k];
+    if (v === undefined) continue;
+    h[k] = Array.isArray(v) ? v.map(String) : String(v);
+  }
+  return h;
+}
+
+/** `grpc-message` as gRPC's HTTP/2 mapping carries it: percent-encoded outside printable ASCII. */
+export function encodeGrpcMessage(details: string): string {
+  let out = '';
+  for (const b of Buffer.from(details)) {
+    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** The text of a `grpc-message` header (percent-decoded; left as it is when it does not decode). */
+export function decodeGrpcMessage(v: string | string[] | undefined): string {
+  const s = typeof v === 'string' ? v : Array.isArray(v) ? (v[0] ?? '') : '';
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The grpc-js seam the mesh channel is known to work with: the minor version, and the
+ * behaviour of grpc-js the gRPC transport relies on (a server's trailers-only status carries
+ * the response's content-type in its metadata; grpc-js's own statuses carry none, and their
+ * texts tell a refused connection from a reset stream). A new grpc-js minor must pass this
+ * file before the pin moves.
+ */
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { after, before, describe, it } from 'node:test';
+import { failureKindOf, isLocalAfterHead, isServerTrailersOnly } from '../../src/adapters/grpc/classify.ts';
+import { deadPort } from '../helpers/upstreams.ts';
+import { grpc, type GrpcUpstream, startGrpcUpstream, status } from '../helpers/grpc.ts';
+
+/** grpc-js minors the seam (ChannelInterface / experimental.CallStream, the texts in classify.ts) is known to work with. */
+const KNOWN_MINORS = ['1.14'];
+
+/** One raw call on a plain grpc-js channel: what its listener saw. */
+function rawCall(target: string, method: string): Promise<{ metadata: boolean; status: grpc.StatusObject }> {
+  const ch = new grpc.Channel(target, grpc.credentials.createInsecure(), { 'grpc.enable_retries': 0, 'grpc.use_local_subchannel_pool': 1 });
+  const call = ch.createCall(method, Number.POSITIVE_INFINITY, undefined, null, undefined) as unknown as grpc.experimental.CallStream;
+  return new Promise((resolve) => {
+    let metadata = false;
+    call.start(new grpc.Metadata(), {
+      onReceiveMetadata: () => (metadata = true),
+      onReceiveMessage: () => undefined,
+      onReceiveStatus: (s) => {
+        ch.close();
+        resolve({ metadata, status: s });
+      },
+    });
+    call.startRead();
+    // An empty EchoRequest.
+    call.sendMessageWithContext({}, Buffer.alloc(0));
+    call.halfClose();
+  });
+}
+
+describe('the grpc-js seam', () => {
+  let up: GrpcUpstream;
+  before(async () => {
+    up = await startGrpcUpstream('a');
+  });
+  after(() => up.close());
+
+  it(`@grpc/grpc-js is a known minor (${KNOWN_MINORS.join(', ')})`, () => {
+    const version = (createRequire(import.meta.url)('@grpc/grpc-js/package.json') as { version: string }).version;
+    const minor = version.split('.').slice(0, 2).join('.');
+    assert.ok(KNOWN_MINORS.includes(minor), `grpc-js ${version}: the mesh channel is known to work with ${KNOWN_MINORS.join(', ')}; run test/grpc/*.test.ts and extend KNOWN_MINORS`);
+  });
+
+  it('a server’s trailers-only status carries content-type in its metadata (no response metadata before it)', async () => {
+    up.behaviour.Unary = (_c, cb) => cb(status(grpc.status.UNAVAILABLE, 'down'));
+    const r = await rawCall(`127.0.0.1:${up.port}`, '/meshlet.test.Echo/Unary');
+    assert.equal(r.metadata, false);
+    assert.equal(r.status.code, grpc.status.UNAVAILABLE);
+    assert.equal(isServerTrailersOnly(r.status.metadata), true);
+  });
+
+  it('a refused connection is grpc-js’s own UNAVAILABLE, no metadata, classified connect-failure', async () => {
+    const r = await rawCall(`127.0.0.1:${await deadPort()}`, '/meshlet.test.Echo/Unary');
+    assert.equal(r.status.code, grpc.status.UNAVAILABLE);
+    assert.equal(isServerTrailersOnly(r.status.metadata), false);
+    assert.equal(failureKindOf(r.status.code, r.status.details), 'connect-failure');
+  });
+
+  it('a stream the server resets after its response metadata is grpc-js’s own status, classified a reset', async () => {
+    up.behaviour.Unary = (call) => {
+      call.sendMetadata(new grpc.Metadata());
+      // The server's side of the stream goes away without a status.
+      setImmediate(() => (call as unknown as { call: { stream: { close(code: number): void } } }).call.stream.close(2));
+    };
+    const r = await rawCall(`127.0.0.1:${up.port}`, '/meshlet.test.Echo/Unary');
+    assert.equal(r.metadata, true);
+    assert.equal(isLocalAfterHead(r.status.code, r.status.details, r.status.metadata), true, `${r.status.code} ${r.status.details}`);
+    assert.equal(failureKindOf(r.status.code, r.status.details), 'reset');
+  });
+
+  it('a status the server sends in trailers is not taken for a local one', async () => {
+    up.behaviour.Unary = (call, cb) => {
+      call.sendMetadata(new grpc.Metadata());
+      setImmediate(() => cb(status(grpc.status.INTERNAL, 'Received RST_STREAM with code 2', { 'x-why': 'server' })));
+    };
+    const r = await rawCall(`127.0.0.1:${up.port}`, '/meshlet.test.Echo/Unary');
+    assert.equal(isLocalAfterHead(r.status.code, r.status.details, r.status.metadata), false);
+  });
+});
