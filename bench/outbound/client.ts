@@ -9,8 +9,9 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { Agent, type Dispatcher, fetch, request } from 'undici';
 import { HOST, meshResources } from './mesh-config.ts';
+import { type BenchTelemetry, startBenchTelemetry } from '../lib/otel.ts';
 
-export type VariantId = 'undici-request' | 'mesh-dispatcher' | 'undici-fetch' | 'mesh-fetch' | 'nginx-1hop' | 'nginx-2hop';
+export type VariantId = 'undici-request' | 'mesh-dispatcher' | 'undici-fetch' | 'mesh-fetch' | 'mesh-dispatcher-otel' | 'mesh-fetch-otel' | 'nginx-1hop' | 'nginx-2hop';
 
 export interface ClientOptions {
   variant: VariantId;
@@ -76,6 +77,7 @@ type Call = () => Promise<number>;
 async function main(opts: ClientOptions): Promise<void> {
   let agent: Agent | undefined;
   let mesh: MeshLike | undefined;
+  let telemetry: BenchTelemetry | undefined;
   let call: Call;
   let lastBody = '';
   const direct = `http://127.0.0.1:${opts.upstreamPort}/x`;
@@ -104,12 +106,16 @@ async function main(opts: ClientOptions): Promise<void> {
       break;
     }
     case 'mesh-dispatcher':
-    case 'mesh-fetch': {
+    case 'mesh-fetch':
+    case 'mesh-dispatcher-otel':
+    case 'mesh-fetch-otel': {
+      // Telemetry on: the SDK installed before the mesh starts (metrics on every call, spans at 1 %).
+      if (opts.variant.endsWith('-otel')) telemetry = await startBenchTelemetry();
       const createMesh = await loadCreateMesh(opts.meshModule);
       if (typeof createMesh === 'string') throw new Error(createMesh);
       const m = await createMesh({ service: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, config: meshResources(opts.upstreamPort) });
       mesh = m;
-      if (opts.variant === 'mesh-dispatcher') {
+      if (opts.variant.startsWith('mesh-dispatcher')) {
         const url = `http://${HOST}:${opts.upstreamPort}/x`;
         const dispatcher = m.dispatcher;
         call = async () => {
@@ -196,6 +202,7 @@ async function main(opts: ClientOptions): Promise<void> {
   });
 
   await mesh?.close();
+  await telemetry?.shutdown();
   await agent?.close();
   const result: ClientResult = { type: 'result', totalRequests: total };
   if (firstFailure !== undefined) result.firstFailure = firstFailure;

@@ -9,6 +9,9 @@
  *   mesh-dispatcher  undici.request with dispatcher: mesh.dispatcher → upstream  (vs undici-request)
  *   undici-fetch     undici.fetch, raw undici Agent → upstream                   (baseline for fetch)
  *   mesh-fetch       mesh.fetch → upstream                                       (vs undici-fetch)
+ *   mesh-dispatcher-otel, mesh-fetch-otel   the same with telemetry on: startTelemetry() (OTel SDK,
+ *                    Prometheus endpoint, OTLP span export to a local sink), Istio metrics and
+ *                    meshlet's own on every call, spans sampled at 1 %       (vs their baselines)
  *   nginx-1hop       undici.request → nginx → upstream                           (vs undici-request)
  *   nginx-2hop       undici.request → nginx → nginx → upstream                   (vs undici-request)
  * In a round, every variant's process is started and warmed up in turn (--warmup S, half at c=1,
@@ -100,6 +103,8 @@ const ALL: Variant[] = [
   { id: 'mesh-dispatcher', label: 'undici.request + mesh.dispatcher → upstream', baseline: 'undici-request', meshlet: true },
   { id: 'undici-fetch', label: 'undici.fetch, raw Agent → upstream' },
   { id: 'mesh-fetch', label: 'mesh.fetch → upstream', baseline: 'undici-fetch', meshlet: true },
+  { id: 'mesh-dispatcher-otel', label: 'undici.request + mesh.dispatcher, telemetry on → upstream', baseline: 'undici-request', meshlet: true },
+  { id: 'mesh-fetch-otel', label: 'mesh.fetch, telemetry on → upstream', baseline: 'undici-fetch', meshlet: true },
   { id: 'nginx-1hop', label: 'undici.request → nginx → upstream', baseline: 'undici-request', nginx: 1 },
   { id: 'nginx-2hop', label: 'undici.request → nginx → nginx → upstream', baseline: 'undici-request', nginx: 2 },
 ];

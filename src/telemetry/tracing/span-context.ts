@@ -19,11 +19,22 @@ export function sdkRegistered(): boolean {
   return d !== NOOP_PROVIDER;
 }
 
-const ids = Buffer.alloc(24);
+/**
+ * Random bytes for ids, filled 4 KiB at a time: one `randomFillSync` per id pair cost more than
+ * the rest of a call's tracing (as `crypto.randomUUID` buffers its own entropy for the same reason).
+ */
+const POOL = Buffer.alloc(4080);
+let used = POOL.length;
+
 /** A new trace id and span id (for a span context no SDK makes). */
 export function newIds(): { traceId: string; spanId: string } {
-  randomFillSync(ids);
-  return { traceId: ids.toString('hex', 0, 16), spanId: ids.toString('hex', 16, 24) };
+  if (used + 24 > POOL.length) {
+    randomFillSync(POOL);
+    used = 0;
+  }
+  const at = used;
+  used += 24;
+  return { traceId: POOL.toString('hex', at, at + 16), spanId: POOL.toString('hex', at + 16, at + 24) };
 }
 
 /** The received context as the API's, flagged with the decision meshlet made (an upstream one, or its own for a deferred B3 one). */
