@@ -1,7 +1,7 @@
 /**
- * Kinds meshlet validates but does not apply yet: Telemetry (PeerAuthentication,
- * RequestAuthentication, AuthorizationPolicy and the local rate limit EnvoyFilter are enforced
- * by the server side). They are checked as Istio checks them, so a config can be
+ * Kinds meshlet validates but does not apply yet — none today: Telemetry is applied (tracing,
+ * metrics, access logging), and PeerAuthentication, RequestAuthentication, AuthorizationPolicy
+ * and the local rate limit EnvoyFilter are enforced by the server side. Such kinds are checked as Istio checks them, so a config can be
  * shared with an Istio cluster; one info notice per kind present says they have no effect in
  * meshlet yet (`MESHLET0003`), so nobody relies on a policy that is not enforced.
  *
@@ -14,9 +14,7 @@ import type { AnyResource, Kind } from './resource.ts';
 export const NOT_APPLIED_CODE = 'MESHLET0003';
 
 /** What a kind would do, and that meshlet does not do it yet. */
-export const NOT_APPLIED_YET: Readonly<Partial<Record<Kind, string>>> = {
-  Telemetry: 'meshlet applies Telemetry access logging (accessLogging) and metrics (metrics); tracing settings are not applied yet',
-};
+export const NOT_APPLIED_YET: Readonly<Partial<Record<Kind, string>>> = {};
 
 /** Adds one info notice per not-yet-applied kind among `resources`, at its first resource. */
 export function reportNotApplied(resources: readonly AnyResource[], issues: IssueList): void {
