@@ -37,14 +37,8 @@ import { describeDecision } from './outbound/tls-decision.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import type { IdentitySource } from './security/identity/source.ts';
 import { CompileCache } from './routing/compile-cache.ts';
-import { MeshTracing } from './telemetry/tracing/tracer.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
-import { MeshMetrics } from './telemetry/mesh-metrics/mesh-metrics.ts';
-import type { ClusterState } from './outbound/cluster-state.ts';
-import type { HostState } from './routing/balancer/host.ts';
-import { metricsConfigFor } from './telemetry/metrics/config.ts';
-import { IstioMetrics } from './telemetry/metrics/istio-metrics.ts';
-import { AccessLogger } from './telemetry/access-log/access-logger.ts';
+import { MeshTelemetry } from './mesh-telemetry.ts';
 
 
 /**
@@ -88,19 +82,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #identity: WorkloadIdentity | undefined;
   readonly #servers: MeshServers;
   /** Spans for this mesh's requests and calls (subscribed once an OpenTelemetry SDK is registered). */
-  readonly #tracing: MeshTracing;
   /** This workload's certificate, key and trust bundle, as its identity source last delivered them. */
   readonly #credentials: CredentialHolder;
   /** The source filling {@link Mesh.credentials} (files, a dev CA), stopped by `close()`. */
   #identitySource: IdentitySource | undefined;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
-  /** meshlet's own metrics, when an OpenTelemetry SDK is there to take them. */
-  readonly #ownMetrics: MeshMetrics | undefined;
-  /** Istio's standard metrics (undefined when `telemetry.metrics.enabled` is false). */
-  readonly #metrics: IstioMetrics | undefined;
-  /** Access logs (Telemetry `accessLogging`, `telemetry.accessLog`). */
-  readonly #accessLog: AccessLogger;
+  /** Tracing, Istio's metrics, meshlet's own metrics and access logs. */
+  readonly #telemetry: MeshTelemetry;
 
   /** @internal use {@link createMesh}. */
   constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder) {
@@ -113,8 +102,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const random = o.random ?? systemRandom;
     this.#transport = new UndiciTransport(clock, this.#credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
     this.#transport.install(snapshot.resources);
-    this.#accessLog = new AccessLogger({ workload: this.identity, rootNamespace: o.rootNamespace ?? 'istio-system', clock, logger: this.#logger, providers: o.extensionProviders ?? [], options: o.telemetry?.accessLog ?? {} });
-    this.#accessLog.install(snapshot.resources);
     this.#grpcTransport = new GrpcTransport(clock, this.#credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
     this.#grpcTransport.install(snapshot.resources);
     this.#outbound = new Outbound(snapshot, {
@@ -167,67 +154,21 @@ export class Mesh extends EventEmitter<MeshEvents> {
       },
       snapshot.resources,
     );
-    this.#ownMetrics = MeshMetrics.start(
+    this.#telemetry = new MeshTelemetry(
       {
+        options: o,
         identity: this.identity,
+        clock,
+        random,
+        logger: log,
+        credentials: this.#credentials,
+        transport: this.#transport,
         config: () => ({ version: this.configVersion, source: this.configSource }),
         inboundTls: () => this.#servers.tlsCounts,
         outlierClusters: () => [...this.#outbound.clusters.values()].filter((cs) => cs.detector !== undefined).map((cs) => ({ name: cs.name, ejected: cs.hostSet.hosts.filter((h) => h.ejected).map((h) => h.endpoint.key) })),
       },
-      o.telemetry?.ownMetrics,
-    );
-    this.#tracing = new MeshTracing(
-      {
-        workload: this.identity,
-        random,
-        rootNamespace: o.rootNamespace ?? 'istio-system',
-        sourceIp: o.sourceIp ?? '127.0.0.1',
-        locality: o.locality ?? '',
-        trustDomain: o.trustDomain ?? 'cluster.local',
-        options: o.telemetry?.tracing,
-        warn: (m) => log.warn(m),
-      },
       snapshot.resources,
     );
-    this.#metrics = o.telemetry?.metrics?.enabled === false ? undefined : this.#startMetrics(o, snapshot);
-  }
-
-  #startMetrics(o: MeshOptions, snapshot: Snapshot): IstioMetrics {
-    const log = this.#logger;
-    const m = new IstioMetrics(
-      {
-        identity: this.identity,
-        workloadName: this.identity.workloadName ?? o.service,
-        now: () => (o.clock ?? systemClock).now(),
-        warn: (msg) => log.warn(msg),
-        principal: () => this.#credentials.current?.spiffeId ?? '',
-        inMesh: (call) => {
-          // Peer metadata goes to in-mesh services only (never to MESH_EXTERNAL hosts or passthrough).
-          const cs = (call as { cluster?: unknown }).cluster as ClusterState | undefined;
-          return cs !== undefined && !cs.passthrough && cs.cluster.service.location === 'MESH_INTERNAL';
-        },
-        ip: o.sourceIp ?? '127.0.0.1',
-        upstreamPrincipals: (call) => {
-          // At call:end the Exchange still holds the last attempt's cluster and endpoint.
-          const ex = call as { cluster?: unknown; host?: unknown };
-          const cs = ex.cluster as ClusterState | undefined;
-          const host = ex.host as HostState | undefined;
-          const local = this.#credentials.current?.spiffeId;
-          if (cs === undefined || host === undefined || local === undefined || !this.#transport.usesIstioMtls(cs, host)) return undefined;
-          const ep = host.endpoint;
-          return { local, peer: `spiffe://${o.trustDomain ?? 'cluster.local'}/ns/${ep.namespace}/sa/${ep.serviceAccount}` };
-        },
-      },
-      o.telemetry?.metrics,
-    );
-    m.configure(this.#metricsConfig(snapshot));
-    m.start();
-    return m;
-  }
-
-  #metricsConfig(snapshot: Snapshot): ReturnType<typeof metricsConfigFor> {
-    const id = this.identity;
-    return metricsConfigFor(snapshot.resources, { namespace: id.namespace, labels: id.labels }, this.#o.rootNamespace ?? 'istio-system', this.#o.extensionProviders);
   }
 
   /**
@@ -365,9 +306,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#grpcTransport.install(snapshot.resources);
     this.#outbound.install(snapshot);
     this.#servers.install(snapshot.resources);
-    this.#metrics?.configure(this.#metricsConfig(snapshot));
-    this.#accessLog.install(snapshot.resources);
-    this.#tracing.install(snapshot.resources);
+    this.#telemetry.install(snapshot.resources);
   }
 
   /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */
@@ -553,10 +492,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       try {
         await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)]);
       } finally {
-        this.#metrics?.close(); // after the calls in flight ended: they are counted
-        this.#ownMetrics?.close();
-        this.#tracing.close();
-        await this.#accessLog.close();
+        // After the calls in flight ended: they are counted and logged.
+        await this.#telemetry.close();
       }
     })();
     return this.#closed;

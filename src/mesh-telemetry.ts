@@ -1,0 +1,125 @@
+/**
+ * The telemetry of one mesh, as the Mesh wires it: Istio's request metrics (with the peer
+ * metadata exchange), meshlet's own metrics, tracing and access logs — each a subscriber to the
+ * kernel's observation channels, rebuilt from each config and closed with the mesh.
+ *
+ * @module
+ */
+import type { UndiciTransport } from './adapters/undici/transport.ts';
+import type { AnyResource } from './config/resource.ts';
+import type { Clock, Random } from './core/clock.ts';
+import type { WorkloadIdentity } from './core/observe.ts';
+import type { InboundTlsCounts } from './inbound/tls-stats.ts';
+import type { MeshLogger, MeshOptions } from './mesh-options.ts';
+import type { ClusterState } from './outbound/cluster-state.ts';
+import type { HostState } from './routing/balancer/host.ts';
+import type { CredentialHolder } from './security/identity/credentials.ts';
+import { AccessLogger } from './telemetry/access-log/access-logger.ts';
+import { MeshMetrics } from './telemetry/mesh-metrics/mesh-metrics.ts';
+import { metricsConfigFor } from './telemetry/metrics/config.ts';
+import { IstioMetrics } from './telemetry/metrics/istio-metrics.ts';
+import { MeshTracing } from './telemetry/tracing/tracer.ts';
+
+/** What the telemetry reads from its mesh. */
+export interface MeshTelemetryContext {
+  readonly options: MeshOptions;
+  readonly identity: WorkloadIdentity;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly logger: MeshLogger;
+  readonly credentials: CredentialHolder;
+  readonly transport: UndiciTransport;
+  /** The config in use (meshlet's own metrics). */
+  config(): { readonly version: string; readonly source: string };
+  inboundTls(): InboundTlsCounts;
+  /** The clusters with outlier detection and their ejected endpoints. */
+  outlierClusters(): readonly { readonly name: string; readonly ejected: readonly string[] }[];
+}
+
+/** The mesh's telemetry subscribers. */
+export class MeshTelemetry {
+  readonly #c: MeshTelemetryContext;
+  readonly #accessLog: AccessLogger;
+  readonly #tracing: MeshTracing;
+  /** meshlet's own metrics, when an OpenTelemetry SDK is there to take them. */
+  readonly #ownMetrics: MeshMetrics | undefined;
+  /** Istio's standard metrics (undefined when `telemetry.metrics.enabled` is false). */
+  readonly #metrics: IstioMetrics | undefined;
+
+  constructor(c: MeshTelemetryContext, resources: readonly AnyResource[]) {
+    this.#c = c;
+    const o = c.options;
+    const log = c.logger;
+    this.#accessLog = new AccessLogger({ workload: c.identity, rootNamespace: o.rootNamespace ?? 'istio-system', clock: c.clock, logger: log, providers: o.extensionProviders ?? [], options: o.telemetry?.accessLog ?? {} });
+    this.#accessLog.install(resources);
+    this.#ownMetrics = MeshMetrics.start({ identity: c.identity, config: c.config, inboundTls: c.inboundTls, outlierClusters: c.outlierClusters }, o.telemetry?.ownMetrics);
+    this.#tracing = new MeshTracing(
+      {
+        workload: c.identity,
+        random: c.random,
+        rootNamespace: o.rootNamespace ?? 'istio-system',
+        sourceIp: o.sourceIp ?? '127.0.0.1',
+        locality: o.locality ?? '',
+        trustDomain: o.trustDomain ?? 'cluster.local',
+        options: o.telemetry?.tracing,
+        warn: (m) => log.warn(m),
+      },
+      resources,
+    );
+    this.#metrics = o.telemetry?.metrics?.enabled === false ? undefined : this.#startMetrics(resources);
+  }
+
+  #startMetrics(resources: readonly AnyResource[]): IstioMetrics {
+    const c = this.#c;
+    const o = c.options;
+    const m = new IstioMetrics(
+      {
+        identity: c.identity,
+        workloadName: c.identity.workloadName ?? o.service,
+        now: () => c.clock.now(),
+        warn: (msg) => c.logger.warn(msg),
+        principal: () => c.credentials.current?.spiffeId ?? '',
+        inMesh: (call) => {
+          // Peer metadata goes to in-mesh services only (never to MESH_EXTERNAL hosts or passthrough).
+          const cs = (call as { cluster?: unknown }).cluster as ClusterState | undefined;
+          return cs !== undefined && !cs.passthrough && cs.cluster.service.location === 'MESH_INTERNAL';
+        },
+        ip: o.sourceIp ?? '127.0.0.1',
+        upstreamPrincipals: (call) => {
+          // At call:end the Exchange still holds the last attempt's cluster and endpoint.
+          const ex = call as { cluster?: unknown; host?: unknown };
+          const cs = ex.cluster as ClusterState | undefined;
+          const host = ex.host as HostState | undefined;
+          const local = c.credentials.current?.spiffeId;
+          if (cs === undefined || host === undefined || local === undefined || !c.transport.usesIstioMtls(cs, host)) return undefined;
+          const ep = host.endpoint;
+          return { local, peer: `spiffe://${o.trustDomain ?? 'cluster.local'}/ns/${ep.namespace}/sa/${ep.serviceAccount}` };
+        },
+      },
+      o.telemetry?.metrics,
+    );
+    m.configure(this.#metricsConfig(resources));
+    m.start();
+    return m;
+  }
+
+  #metricsConfig(resources: readonly AnyResource[]): ReturnType<typeof metricsConfigFor> {
+    const { identity: id, options: o } = this.#c;
+    return metricsConfigFor(resources, { namespace: id.namespace, labels: id.labels }, o.rootNamespace ?? 'istio-system', o.extensionProviders);
+  }
+
+  /** A new config: each part rebuilds what it reads from the Telemetry resources. */
+  install(resources: readonly AnyResource[]): void {
+    this.#metrics?.configure(this.#metricsConfig(resources));
+    this.#accessLog.install(resources);
+    this.#tracing.install(resources);
+  }
+
+  /** Stops every subscriber (after the calls in flight ended, so they are counted and logged). */
+  async close(): Promise<void> {
+    this.#metrics?.close();
+    this.#ownMetrics?.close();
+    this.#tracing.close();
+    await this.#accessLog.close();
+  }
+}
