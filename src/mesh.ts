@@ -186,6 +186,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         workload: this.identity,
         pipeline: () => pipeline,
         closed: () => this.#closed !== undefined,
+        server: { guard: () => this.#servers.guard, tls: this.#servers.tls, debug: this.#logger.debug === undefined ? undefined : (m) => this.#logger.debug?.(m) },
       });
     }
     return this.#grpc;
@@ -490,7 +491,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
       try {
-        await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)]);
+        await Promise.all([this.#grpc?.close(), this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)]);
       } finally {
         // After the calls in flight ended: they are counted and logged.
         await this.#telemetry.close();

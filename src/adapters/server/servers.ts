@@ -133,6 +133,11 @@ export class MeshServers {
     return this.#guard;
   }
 
+  /** @internal PeerAuthentication and the workload's TLS credentials, for the gRPC server side. */
+  get tls(): InboundTls {
+    return this.#mtls;
+  }
+
   /** The PeerAuthentication in force for this workload. */
   get peerAuthentication(): EffectivePeerAuthentication {
     return this.#mtls.peerAuthentication;
