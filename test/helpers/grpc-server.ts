@@ -73,9 +73,12 @@ export async function startMeshGrpcServer(mesh: Mesh, bind: BindKind = 'mesh', b
   return s;
 }
 
+/** Client options: a subchannel pool of its own, so a connection another client saw refused is not reused (or backed off). */
+export const OWN_CONNECTIONS: grpc.ClientOptions = { 'grpc.use_local_subchannel_pool': 1 };
+
 /** A plaintext Echo client straight to `port` (not through a mesh). */
 export function plainClient(port: number): grpc.Client {
-  return new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), OWN_CONNECTIONS);
 }
 
 /** Metadata from a record. */
