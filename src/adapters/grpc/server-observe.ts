@@ -35,6 +35,9 @@ export function metadataBytes(md: Metadata | Headers | undefined): number {
   return n;
 }
 
+/** A call that ends without a status this close to its deadline ended because of it. */
+const DEADLINE_SLACK_MS = 5;
+
 /** One observed gRPC call, from its start to its end message. */
 export class GrpcInboundObservation {
   readonly start: InboundStartMessage;
@@ -126,7 +129,8 @@ export class GrpcInboundObservation {
    * answered itself (the deadline passed: DEADLINE_EXCEEDED).
    */
   cancelled(): void {
-    this.#end(Date.now() >= this.#deadline ? 4 : -1);
+    // grpc-js's deadline timer runs on the monotonic clock and may fire a little before Date.now() reaches the deadline.
+    this.#end(Date.now() >= this.#deadline - DEADLINE_SLACK_MS ? 4 : -1);
   }
 
   #end(grpcStatus: number): void {
