@@ -22,10 +22,10 @@
  */
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface.js';
 import type { Metadata, ServerInterceptingCall, ServerInterceptingCallInterface, ServerInterceptor, ServerListener, ServerMethodDefinition } from '@grpc/grpc-js';
-import { currentContext, type MeshContext, reenterContext } from '../../core/context.ts';
+import { joinContext, type MeshContext, reenterContext } from '../../core/context.ts';
 import type { Headers } from '../../core/handler.ts';
 import type { InboundGuard, Judgement } from '../../inbound/guard.ts';
-import { type Denial, runAdmitted } from '../../inbound/pipeline.ts';
+import type { Denial } from '../../inbound/pipeline.ts';
 import { internalError } from '../server/node.ts';
 import type { GrpcJs } from './grpc-js.ts';
 import { headersOf, metadataOf } from './metadata.ts';
@@ -98,13 +98,25 @@ class MeshServerCall {
     return w === undefined ? reenterContext(ctx, fn) : w(() => reenterContext(ctx, fn));
   }
 
-  listener(): ServerListener {
+  /**
+   * The listener. grpc-js 1.14 starts a unary or server-streaming handler when the request's
+   * half-close arrives (the metadata and the one message are only kept until then), a
+   * client-streaming or bidi handler when the metadata arrives, whose messages then flow into its
+   * stream: callbacks that run app code are entered in the call's context, the others are not
+   * (a context switch is most of what the interceptor costs).
+   */
+  listener(requestStream: boolean): ServerListener {
     return {
-      onReceiveMetadata: (md, next) => this.#admit(md, next),
-      onReceiveMessage: (m, next) => {
-        this.#ob?.received(m);
-        this.enter(() => next(m));
-      },
+      onReceiveMetadata: (md, next) => this.#admit(md, next, requestStream),
+      onReceiveMessage: requestStream
+        ? (m, next) => {
+            this.#ob?.received(m);
+            this.enter(() => next(m));
+          }
+        : (m, next) => {
+            this.#ob?.received(m);
+            next(m);
+          },
       onReceiveHalfClose: (next) => this.enter(next),
       onCancel: () => this.#ob?.cancelled(),
     };
@@ -142,7 +154,7 @@ class MeshServerCall {
     next(s);
   }
 
-  #admit(md: Metadata, next: (md: Metadata) => void): void {
+  #admit(md: Metadata, next: (md: Metadata) => void, handlerNow: boolean): void {
     const o = this.#o;
     const call = this.#next;
     const guard = o.guard();
@@ -165,12 +177,12 @@ class MeshServerCall {
       }
       if (j instanceof Promise) {
         j.then(
-          (x) => this.#proceed(x, md, next),
+          (x) => this.#proceed(x, md, next, handlerNow),
           (err: unknown) => this.#deny(internalError(err)),
         );
         return;
       }
-      this.#proceed(j, md, next);
+      this.#proceed(j, md, next, handlerNow);
     };
     if (ob === undefined) judge();
     else {
@@ -186,7 +198,7 @@ class MeshServerCall {
     this.sendStatus(denialStatus(this.#o.grpc, d), (s) => this.#next.sendStatus(s));
   }
 
-  #proceed(j: Judgement, md: Metadata, next: (md: Metadata) => void): void {
+  #proceed(j: Judgement, md: Metadata, next: (md: Metadata) => void, handlerNow: boolean): void {
     const ob = this.#ob;
     ob?.judged(j);
     if (!j.serve) {
@@ -196,8 +208,9 @@ class MeshServerCall {
     this.#extra = j.responseHeaders;
     const changed = j.request.headersChanged || ob?.added === true;
     const forHandler = changed ? metadataFor(this.#o.grpc, md, j.request.headers) : md;
-    this.#ctx = runAdmitted(j.admission, currentContext);
-    this.enter(() => next(forHandler));
+    this.#ctx = joinContext(j.admission.context);
+    if (handlerNow) this.enter(() => next(forHandler));
+    else next(forHandler);
   }
 }
 
@@ -207,7 +220,7 @@ export function meshServerInterceptor(o: GrpcServerSideOptions): ServerIntercept
     const c = new MeshServerCall(o, method.path, next);
     const serialize = method.responseSerialize as (m: unknown) => Buffer;
     return new o.grpc.ServerInterceptingCall(next, {
-      start: (go) => go(c.listener()),
+      start: (go) => go(c.listener(method.requestStream)),
       sendMetadata: (md, n) => c.sendMetadata(md, n),
       sendMessage: (m, n) => c.sendMessage(m, n, serialize),
       sendStatus: (s, n) => c.sendStatus(s, n),
