@@ -300,6 +300,16 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
       mesh.credentials.set(workloadCredentials(ca, { namespace: 'foo', serviceAccount: 'echo' }));
       assert.notEqual(await serialOf(server.port), before);
     });
+
+    it('DISABLE on the port: its mTLS calls are refused, naming the mode and mesh.grpc.bind', async () => {
+      writeFileSync(file, serverConfig('DISABLE'));
+      assert.equal(await mesh.reload(), true);
+      const seen = server.seen.length;
+      const r = await unary(await meshClient(server.port), { text: 'x' });
+      assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+      assert.match(r.error?.details ?? '', /PeerAuthentication DISABLE on port \d+: .*mesh\.grpc\.bind/);
+      assert.equal(server.seen.length, seen);
+    });
   });
 
   describe('a plaintext listener the mesh did not make (bindAsync, insecure credentials)', () => {
