@@ -297,7 +297,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   register(options: RegisterOptions): Promise<Registration> {
     if (this.#source === undefined) return Promise.reject(new InvalidArgumentError('mesh.register: needs control-plane mode (`controlPlane`)'));
     // Registered with an identity, the workload accepts mTLS: its ports must be the mesh servers'.
-    if (this.#o.identity !== 'none' && options !== null && typeof options === 'object' && !Object.hasOwn(options.labels ?? {}, 'security.istio.io/tlsMode')) this.#servers.warnUnserved(options.ports ?? {});
+    if (this.#o.identity !== 'none' && options !== null && typeof options === 'object' && !Object.hasOwn(options.labels ?? {}, 'security.istio.io/tlsMode')) this.#servers.warnUnserved(options.ports ?? {}, this.#grpc?.boundPorts() ?? []);
     return this.#source.register(options);
   }
 

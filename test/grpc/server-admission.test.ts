@@ -241,8 +241,8 @@ describe('gRPC server: JWT from metadata and AuthorizationPolicy by method path'
   });
 });
 
-/** Istio's local rate limit task for this workload: 2 tokens per 60 s; `asResourceExhausted` sets `rate_limited_as_resource_exhausted`. */
-function rateLimit(asResourceExhausted: boolean): object {
+/** Istio's local rate limit task for this workload: 2 tokens per 60 s; `asResourceExhausted` sets `rate_limited_as_resource_exhausted`, `xHeaders` `enable_x_ratelimit_headers`. */
+function rateLimit(asResourceExhausted: boolean, xHeaders = false): object {
   return {
     apiVersion: 'networking.istio.io/v1alpha3',
     kind: 'EnvoyFilter',
@@ -266,6 +266,7 @@ function rateLimit(asResourceExhausted: boolean): object {
                   filter_enforced: { runtime_key: 'local_rate_limit_enforced', default_value: { numerator: 100, denominator: 'HUNDRED' } },
                   response_headers_to_add: [{ append: false, header: { key: 'x-local-rate-limit', value: 'true' } }],
                   ...(asResourceExhausted ? { rate_limited_as_resource_exhausted: true } : {}),
+                  ...(xHeaders ? { enable_x_ratelimit_headers: 'DRAFT_VERSION_03' } : {}),
                 },
               },
             },
@@ -304,6 +305,33 @@ describe('gRPC server: the local rate limit', () => {
       }
     });
   }
+});
+
+describe('gRPC server: headers the phases add to an admitted call’s response', () => {
+  it('x-ratelimit-* (enable_x_ratelimit_headers) reach the caller: with a trailers-only error status, in the response metadata, with the denial', async () => {
+    const mesh = await createMesh({ service: 'echo', namespace: 'foo', config: [rateLimit(false, true)], clock: new ManualClock(), logger: { warn: () => undefined } });
+    const server = await startMeshGrpcServer(mesh, 'mesh', { Unary: (_call, cb) => cb(Object.assign(new Error('no'), { code: grpc.status.NOT_FOUND, details: 'no' })) });
+    const client = plainClient(server.port) as Echo;
+    try {
+      // The handler fails trailers-only: the headers go with its status.
+      const failed = await unary(client, { text: 'h' });
+      assert.equal(failed.error?.code, grpc.status.NOT_FOUND);
+      assert.deepEqual([failed.error?.metadata.get('x-ratelimit-limit')[0], failed.error?.metadata.get('x-ratelimit-remaining')[0]], ['2', '1']);
+      const head = await new Promise<grpc.Metadata>((resolve) => {
+        const call = client.ServerStream({ text: 'h', count: 1 });
+        call.on('metadata', resolve);
+        call.on('data', () => undefined);
+      });
+      assert.deepEqual([head.get('x-ratelimit-limit')[0], head.get('x-ratelimit-remaining')[0]], ['2', '0']);
+      const limited = await unary(client, { text: 'h' });
+      assert.equal(limited.error?.details, 'local_rate_limited');
+      assert.equal(limited.error?.metadata.get('x-ratelimit-remaining')[0], '0');
+    } finally {
+      client.close();
+      await server.close();
+      await mesh.close();
+    }
+  });
 });
 
 describe('gRPC server: config changes', () => {

@@ -147,6 +147,11 @@ export class MeshGrpc {
     }
   }
 
+  /** @internal The ports {@link bind} listens on. */
+  boundPorts(): number[] {
+    return [...this.#listeners].map((l) => l.port).filter((p) => p > 0);
+  }
+
   /** @internal Closes the ports {@link bind} opened (mesh.close()). */
   async close(): Promise<void> {
     const ls = [...this.#listeners];

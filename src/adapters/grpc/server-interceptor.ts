@@ -65,10 +65,21 @@ function metadataFor(g: GrpcJs, original: Metadata, headers: Headers): Metadata 
   return md;
 }
 
+/** Adds headers from config (rate-limit headers, an authorizer's) to metadata; one grpc-js refuses as metadata (a `-bin` name, a value it cannot carry) is left out. */
+function addHeaders(md: Metadata, headers: Readonly<Record<string, string>>): void {
+  for (const [k, v] of Object.entries(headers)) {
+    try {
+      md.set(k, v);
+    } catch {
+      // Not valid gRPC metadata: not sent, as it could not be sent as an HTTP/2 header either.
+    }
+  }
+}
+
 /** A denial as the status the caller gets: the phase's code, Envoy's text, its headers as trailing metadata. */
 function denialStatus(g: GrpcJs, d: Denial): PartialStatusObject {
   const metadata = new g.Metadata();
-  if (d.headers !== undefined) for (const [k, v] of Object.entries(d.headers)) metadata.set(k, v);
+  if (d.headers !== undefined) addHeaders(metadata, d.headers);
   return { code: d.grpcStatus, details: d.body, metadata };
 }
 
@@ -125,7 +136,7 @@ class MeshServerCall {
   sendMetadata(md: Metadata, next: (md: Metadata) => void): void {
     this.#headSent = true;
     const extra = this.#extra;
-    if (extra !== undefined) for (const [k, v] of Object.entries(extra)) md.set(k, v);
+    if (extra !== undefined) addHeaders(md, extra);
     this.#ob?.head(md);
     next(md);
   }
@@ -147,7 +158,7 @@ class MeshServerCall {
     if (extra !== undefined && !this.#headSent) {
       // Trailers-only: the phases' headers go with the status.
       const md = s.metadata ?? new this.#o.grpc.Metadata();
-      for (const [k, v] of Object.entries(extra)) md.set(k, v);
+      addHeaders(md, extra);
       s = { ...s, metadata: md };
     }
     this.#ob?.status(s);

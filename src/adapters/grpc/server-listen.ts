@@ -108,6 +108,12 @@ export class GrpcListener {
     this.#net = createServer((s) => this.#accept(s));
   }
 
+  /** The port listened on (0 before listen). */
+  get port(): number {
+    const a = this.#net.address();
+    return typeof a === 'object' && a !== null ? a.port : 0;
+  }
+
   /** Listens on `host:port`; resolves to the port. */
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
