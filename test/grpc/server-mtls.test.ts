@@ -238,6 +238,20 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
       assert.equal(server.seen.at(-1)?.context.peer?.principal, PRODUCTPAGE);
     });
 
+    it('a plaintext connection let in under PERMISSIVE, after a change to STRICT: its next call is refused, the handler never runs', async () => {
+      const c = plain(server.port);
+      assert.equal((await collect(c.ServerStream({ text: 'k', count: 1 }))).status.code, grpc.status.OK);
+      writeFileSync(file, serverConfig('STRICT'));
+      assert.equal(await mesh.reload(), true);
+      const seen = server.seen.length;
+      const r = await collect(c.ServerStream({ text: 'k', count: 1 }));
+      assert.equal(r.status.code, grpc.status.UNAVAILABLE);
+      assert.equal(server.seen.length, seen);
+      // And a new connection is refused when it connects.
+      assert.equal((await unary(c, { text: 'k' }, { deadline: Date.now() + 3000 })).error?.code, grpc.status.UNAVAILABLE);
+      assert.equal(server.seen.length, seen);
+    });
+
     it('DISABLE: plaintext only; a TLS handshake is refused', async () => {
       writeFileSync(file, serverConfig('DISABLE'));
       assert.equal(await mesh.reload(), true);

@@ -33,6 +33,8 @@ import type { GrpcJs } from './grpc-js.ts';
 
 /** What a mesh listener knows of a connection it handed to grpc-js. */
 export interface AcceptedConnection {
+  /** The connection (closed when a new mode no longer allows it). */
+  readonly socket: Socket;
   readonly tls: boolean;
   /** The verified mTLS peer (undefined for plaintext). */
   readonly peer: PeerIdentity | undefined;
@@ -139,7 +141,7 @@ export class GrpcListener {
         this.#mtls.refuse(socket, mode, 'unknown', 'STRICT and no workload certificate yet');
         return;
       }
-      this.#hand(socket, { tls: false, peer: undefined, sni: undefined });
+      this.#hand(socket, { socket, tls: false, peer: undefined, sni: undefined });
       return;
     }
     this.#pending.add(socket);
@@ -184,7 +186,7 @@ export class GrpcListener {
         this.#mtls.refuse(socket, mode, 'plaintext', 'plaintext under STRICT');
         return;
       }
-      this.#hand(socket, { tls: false, peer: undefined, sni: undefined });
+      this.#hand(socket, { socket, tls: false, peer: undefined, sni: undefined });
       return;
     }
     if (mode === 'DISABLE') {
@@ -237,7 +239,7 @@ export class GrpcListener {
       return;
     }
     const servername = (s as TLSSocket & { servername?: string | false }).servername;
-    this.#hand(s, { tls: true, peer: v.peer, sni: typeof servername === 'string' && servername !== '' ? servername : undefined });
+    this.#hand(s, { socket: s, tls: true, peer: v.peer, sni: typeof servername === 'string' && servername !== '' ? servername : undefined });
   }
 
   /** Stops listening; connections not handed over yet are closed, those grpc-js serves are closed by it. */

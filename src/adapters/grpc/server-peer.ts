@@ -62,7 +62,16 @@ export class GrpcPeers {
     const localAddress = plainAddress(ci.localAddress);
     const accepted = this.connections.get(ci);
     if (accepted !== undefined) {
-      return { remoteAddress, remotePort, localPort, localAddress, scheme: accepted.tls ? 'https' : 'http', peer: accepted.peer, sni: accepted.sni };
+      const scheme = accepted.tls ? 'https' : 'http';
+      const mode = this.tls.modeFor(localPort);
+      if ((mode === 'STRICT' && !accepted.tls) || (mode === 'DISABLE' && accepted.tls)) {
+        // Let in under a mode a new config no longer allows: refused, and the connection closed
+        // once the refusal is written (the client connects again, under the new mode), as Envoy
+        // drains the connections of a changed filter chain.
+        setImmediate(() => accepted.socket.destroySoon());
+        return { remoteAddress, remotePort, localPort, localAddress, scheme, refused: `${mode}: a ${accepted.tls ? 'TLS' : 'plaintext'} connection to port ${localPort} accepted under an earlier mode` };
+      }
+      return { remoteAddress, remotePort, localPort, localAddress, scheme, peer: accepted.peer, sni: accepted.sni };
     }
     const { tls, cert } = this.certificateOf(call);
     let peer: ConnectionInfo['peer'];
