@@ -24,6 +24,7 @@ import { after, before, describe, it } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { cleanupPki, issueLeaf, makeCa, spiffe, type TestCa, type TestLeaf, workloadCredentials } from '../helpers/pki.ts';
 import { skipWithout } from '../helpers/tools.ts';
+import { sdk } from '../helpers/metric-reader.ts';
 import { collect, type Echo, EchoClient, grpc, unary } from '../helpers/grpc.ts';
 import { type BindKind, type MeshGrpcServer, OWN_CONNECTIONS, plainClient, startMeshGrpcServer } from '../helpers/grpc-server.ts';
 import { authorizationPolicy, peerAuthentication } from '../inbound/mtls-helpers.ts';
@@ -323,6 +324,29 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
       assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
       assert.match(r.error?.details ?? '', /PeerAuthentication DISABLE on port \d+: .*mesh\.grpc\.bind/);
       assert.equal(server.seen.length, seen);
+    });
+  });
+
+  describe('Istio metrics of an mTLS call (mesh.grpc.bind)', () => {
+    it('the destination side names the caller’s identity and says mutual_tls', async () => {
+      const metrics = sdk();
+      writeFileSync(file, serverConfig('STRICT'));
+      const mesh = await createMesh({ service: 'echo', namespace: 'foo', labels: { app: 'echo' }, config: file, watch: false, logger: quiet, telemetry: { metrics: { meterProvider: metrics.provider } } });
+      meshes.push(mesh);
+      mesh.credentials.set(workloadCredentials(ca, { namespace: 'foo', serviceAccount: 'echo' }));
+      const server = await startMeshGrpcServer(mesh, 'mesh');
+      servers.push(server);
+      try {
+        assert.equal((await unary(await meshClient(server.port), { text: 'm' })).error, undefined);
+        const dest = (await metrics.points('istio_requests_total')).find((p) => p.attributes['reporter'] === 'destination');
+        assert.equal(dest?.attributes['source_principal'], PRODUCTPAGE);
+        assert.equal(dest?.attributes['destination_principal'], spiffe('foo', 'echo'));
+        assert.equal(dest?.attributes['connection_security_policy'], 'mutual_tls');
+        assert.equal(dest?.attributes['request_protocol'], 'grpc');
+        assert.equal(dest?.attributes['grpc_response_status'], '0');
+      } finally {
+        await metrics.shutdown();
+      }
     });
   });
 
