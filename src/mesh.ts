@@ -186,7 +186,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         workload: this.identity,
         pipeline: () => pipeline,
         closed: () => this.#closed !== undefined,
-        server: { guard: () => this.#servers.guard, tls: this.#servers.tls, debug: this.#logger.debug === undefined ? undefined : (m) => this.#logger.debug?.(m) },
+        server: { guard: () => this.#servers.guard, tls: this.#servers.tls, closeTimeoutMs: this.#o.closeTimeoutMs ?? 5000, debug: this.#logger.debug === undefined ? undefined : (m) => this.#logger.debug?.(m) },
       });
     }
     return this.#grpc;

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -330,39 +329,6 @@ describe('gRPC server: headers the phases add to an admitted call’s response',
     } finally {
       client.close();
       await server.close();
-      await mesh.close();
-    }
-  });
-});
-
-describe('gRPC server: mesh.grpc.bind and mesh.close()', () => {
-  it('mesh.close() closes the port mesh.grpc.bind opened', async () => {
-    const mesh = await createMesh({ service: 'echo', namespace: 'foo', config: [] });
-    const server = await startMeshGrpcServer(mesh);
-    const client = plainClient(server.port) as Echo;
-    try {
-      assert.equal((await unary(client, { text: 'a' })).error, undefined);
-      await mesh.close();
-      const r = await new Promise<string>((resolve) => {
-        const s = connect(server.port, '127.0.0.1');
-        s.on('connect', () => {
-          s.destroy();
-          resolve('connected');
-        });
-        s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-      });
-      assert.equal(r, 'ECONNREFUSED');
-    } finally {
-      client.close();
-      await server.close();
-    }
-  });
-
-  it('an address without a port is refused, naming it', async () => {
-    const mesh = await createMesh({ service: 'echo', namespace: 'foo', config: [] });
-    try {
-      await assert.rejects(mesh.grpc.bind(new grpc.Server(), 'localhost'), /mesh\.grpc\.bind: address "localhost" is not host:port/);
-    } finally {
       await mesh.close();
     }
   });

@@ -316,6 +316,19 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
       assert.notEqual(await serialOf(server.port), before);
     });
 
+    it('without a workload certificate every connection is refused (fail closed); one that arrives later is served from', async () => {
+      writeFileSync(file, serverConfig('STRICT'));
+      const bare = await createMesh({ service: 'echo', namespace: 'foo', labels: { app: 'echo' }, config: file, watch: false, logger: quiet });
+      meshes.push(bare);
+      const s = await startMeshGrpcServer(bare, 'credentials');
+      servers.push(s);
+      assert.equal((await unary(tlsClient(s.port, clientLeaf), { text: 'x' }, { deadline: Date.now() + 3000 })).error?.code, grpc.status.UNAVAILABLE);
+      bare.credentials.set(workloadCredentials(ca, { namespace: 'foo', serviceAccount: 'echo' }));
+      const r = await unary(await meshClient(s.port), { text: 'y' });
+      assert.equal(r.error, undefined, r.error?.details);
+      assert.equal(s.seen.at(-1)?.context.peer?.principal, PRODUCTPAGE);
+    });
+
     it('DISABLE on the port: its mTLS calls are refused, naming the mode and mesh.grpc.bind', async () => {
       writeFileSync(file, serverConfig('DISABLE'));
       assert.equal(await mesh.reload(), true);

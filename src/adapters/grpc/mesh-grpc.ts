@@ -37,7 +37,7 @@ export interface MeshGrpcOptions {
   pipeline(): Dispatch;
   closed(): boolean;
   /** The mesh's server side: its guard (the current admission phases) and PeerAuthentication with the workload's credentials. */
-  readonly server: { guard(): InboundGuard; readonly tls: InboundTls; readonly debug?: (message: string) => void };
+  readonly server: { guard(): InboundGuard; readonly tls: InboundTls; readonly closeTimeoutMs: number; readonly debug?: (message: string) => void };
 }
 
 /**
@@ -129,7 +129,8 @@ export class MeshGrpc {
    * to each connection as a sidecar's inbound listener does: STRICT takes mTLS only, PERMISSIVE
    * mTLS and plaintext on the same port, DISABLE plaintext only (per port with
    * `portLevelMtls`; a new config applies to the next connection). Resolves to the port. The
-   * port is closed by `mesh.close()`. Requires grpc-js ≥ 1.14 (`createConnectionInjector`).
+   * port is closed by `mesh.close()` (calls in flight get `closeTimeoutMs` to finish). Requires
+   * grpc-js ≥ 1.14 (`createConnectionInjector`).
    */
   async bind(server: Server, address: string): Promise<number> {
     const { host, port } = parseBindAddress(address);
@@ -142,7 +143,7 @@ export class MeshGrpc {
       return await l.listen(host, port);
     } catch (err) {
       this.#listeners.delete(l);
-      await l.close();
+      await l.close(0);
       throw err;
     }
   }
@@ -156,6 +157,6 @@ export class MeshGrpc {
   async close(): Promise<void> {
     const ls = [...this.#listeners];
     this.#listeners.clear();
-    await Promise.all(ls.map((l) => l.close()));
+    await Promise.all(ls.map((l) => l.close(this.#o.server.closeTimeoutMs)));
   }
 }

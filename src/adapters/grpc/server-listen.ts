@@ -242,11 +242,16 @@ export class GrpcListener {
     this.#hand(s, { socket: s, tls: true, peer: v.peer, sni: typeof servername === 'string' && servername !== '' ? servername : undefined });
   }
 
-  /** Stops listening; connections not handed over yet are closed, those grpc-js serves are closed by it. */
-  close(): Promise<void> {
+  /**
+   * Stops listening; connections not handed over yet are closed at once, those grpc-js serves are
+   * closed by it (GOAWAY), their calls in flight given `graceMs` to finish before they are cancelled.
+   */
+  close(graceMs: number): Promise<void> {
     for (const s of this.#pending) s.destroy();
     this.#pending.clear();
+    const closed = new Promise<void>((resolve) => (this.#net.listening ? this.#net.close(() => resolve()) : resolve()));
+    this.#injector.drain(graceMs);
     this.#injector.destroy();
-    return new Promise((resolve) => (this.#net.listening ? this.#net.close(() => resolve()) : resolve()));
+    return closed;
   }
 }
