@@ -241,6 +241,28 @@ describe('gRPC server: JWT from metadata and AuthorizationPolicy by method path'
   });
 });
 
+describe('gRPC server: forwardOriginalToken and a token in other metadata (fromHeaders)', () => {
+  it('forwardOriginalToken: true keeps the token in the handler’s metadata; fromHeaders reads x-token', async () => {
+    const t = await keysAndTokens();
+    const rule = (extra: object) => ({ issuer: ISSUER, jwks: t.jwks, ...extra });
+    const config = [{ apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: meta('jwt'), spec: { jwtRules: [rule({ forwardOriginalToken: true, fromHeaders: [{ name: 'x-token' }, { name: 'authorization', prefix: 'Bearer ' }] })] } }];
+    const mesh = await createMesh({ service: 'echo', namespace: 'foo', config, logger: { warn: () => undefined } });
+    const server = await startMeshGrpcServer(mesh);
+    const client = plainClient(server.port) as Echo;
+    try {
+      assert.equal((await unary(client, { text: 'a' }, { metadata: md({ authorization: `Bearer ${t.valid}` }) })).error, undefined);
+      assert.equal(server.seen.at(-1)?.metadata.authorization, `Bearer ${t.valid}`);
+      assert.equal((await unary(client, { text: 'b' }, { metadata: md({ 'x-token': t.admin }) })).error, undefined);
+      assert.equal(server.seen.at(-1)?.context.requestPrincipal, `${ISSUER}/root`);
+      assert.equal((await unary(client, { text: 'c' }, { metadata: md({ 'x-token': t.expired }) })).error?.code, grpc.status.UNAUTHENTICATED);
+    } finally {
+      client.close();
+      await server.close();
+      await mesh.close();
+    }
+  });
+});
+
 /** Istio's local rate limit task for this workload: 2 tokens per 60 s; `asResourceExhausted` sets `rate_limited_as_resource_exhausted`, `xHeaders` `enable_x_ratelimit_headers`. */
 function rateLimit(asResourceExhausted: boolean, xHeaders = false): object {
   return {
