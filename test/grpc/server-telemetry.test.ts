@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type Server } from 'node:http';
+import { connect as connectH2 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
@@ -18,6 +19,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import type { CallEndMessage } from '../../src/core/observe.ts';
+import { ManualClock } from '../../src/core/clock.ts';
 import { capture, until } from '../helpers/access-log.ts';
 import { sdk } from '../helpers/metric-reader.ts';
 import { serviceEntry } from '../helpers/upstreams.ts';
@@ -149,14 +151,39 @@ describe('gRPC server telemetry and context', () => {
     assert.match(bidiLine, /rbac_access_denied_matched_policy\[ns\[foo\]-policy\[deny-bidi\]-rule\[0\]\]/);
   });
 
-  it('a handler’s outbound HTTP call is cut at the caller’s deadline (504, UT); the expired call is counted with DEADLINE_EXCEEDED', async () => {
-    const r = await collect(client.ServerStream({ text: 'h', count: 1 }, new grpc.Metadata(), { deadline: Date.now() + 150 }));
-    assert.equal(r.status.code, grpc.status.DEADLINE_EXCEEDED);
+  it('a handler’s outbound HTTP call is cut at the caller’s deadline (504, UT); the call grpc-js ends at its deadline is counted DEADLINE_EXCEEDED', async () => {
+    // A raw HTTP/2 caller that sends grpc-timeout but never cancels on its own, so the server's deadline is what ends the call.
+    const session = connectH2(`http://127.0.0.1:${server.port}`);
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/meshlet.test.Echo/ServerStream', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '150m' });
+      // EchoRequest { text: "h", count: 1 }.
+      stream.end(Buffer.from([0, 0, 0, 0, 5, 0x0a, 0x01, 0x68, 0x10, 0x01]));
+      const status = await new Promise<string>((resolve) => {
+        stream.on('trailers', (t) => resolve(String(t['grpc-status'])));
+        stream.on('response', (h) => h['grpc-status'] !== undefined && resolve(String(h['grpc-status'])));
+        stream.resume();
+      });
+      assert.equal(status, String(grpc.status.DEADLINE_EXCEEDED));
+    } finally {
+      session.close();
+    }
     await until(() => httpOutcome !== undefined, 'the outbound HTTP call to end');
     assert.deepEqual(httpOutcome, { status: 504, flags: 'UT' });
     await until(() => log.lines().some((l) => l.includes('/meshlet.test.Echo/ServerStream')), 'the ServerStream line');
     const dest = (await metrics.points('istio_requests_total')).filter((p) => p.attributes['reporter'] === 'destination' && p.attributes['grpc_response_status'] === '4');
     assert.equal(dest.length, 1);
+  });
+
+  it('a caller that cancels before any status: response_flags DC, no grpc_response_status', async () => {
+    const call = client.ServerStream({ text: 'c', count: 1 });
+    const done = collect(call);
+    while (!server.seen.some((c) => c.method === 'ServerStream' && c.context.deadline === Number.POSITIVE_INFINITY)) await new Promise((r) => setTimeout(r, 2));
+    call.cancel();
+    assert.equal((await done).status.code, grpc.status.CANCELLED);
+    await until(() => log.lines().filter((l) => l.includes('/meshlet.test.Echo/ServerStream')).length === 2, 'the second ServerStream line');
+    const dc = (await metrics.points('istio_requests_total')).find((p) => p.attributes['reporter'] === 'destination' && p.attributes['response_flags'] === 'DC');
+    assert.equal(dc?.attributes['grpc_response_status'], '');
+    assert.equal(dc?.attributes['response_code'], '0');
   });
 });
 
@@ -165,6 +192,8 @@ describe('gRPC client: grpc_response_status of a call that failed after its resp
   let mesh: Mesh;
   let client: Echo;
   const ends: CallEndMessage[] = [];
+  // The route timeout runs on this clock: it passes when the test says, after the first message.
+  const clock = new ManualClock();
   const onEnd = (m: unknown) => ends.push(m as CallEndMessage);
   before(async () => {
     subscribe('meshlet:call:end', onEnd);
@@ -179,8 +208,9 @@ describe('gRPC client: grpc_response_status of a call that failed after its resp
       service: 'client',
       config: [
         grpcServiceEntry('echo', 'echo.default.svc.cluster.local', 9090, [{ port: up.port }]),
-        { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'echo', namespace: 'default' }, spec: { hosts: ['echo'], http: [{ route: [{ destination: { host: 'echo' } }], timeout: '0.1s' }] } },
+        { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'echo', namespace: 'default' }, spec: { hosts: ['echo'], http: [{ route: [{ destination: { host: 'echo' } }], timeout: '10s' }] } },
       ],
+      clock,
     });
     client = mesh.grpc.client(EchoClient, 'echo:9090') as unknown as Echo;
   });
@@ -192,7 +222,11 @@ describe('gRPC client: grpc_response_status of a call that failed after its resp
   });
 
   it('a route timeout after the first message: the caller gets DEADLINE_EXCEEDED and call:end says 4 (not -1)', async () => {
-    const r = await collect(client.ServerStream({ text: 'x', count: 1 }));
+    const call = client.ServerStream({ text: 'x', count: 1 });
+    const done = collect(call);
+    await new Promise((r) => call.once('data', r));
+    clock.advance(10_000);
+    const r = await done;
     assert.deepEqual(r.messages.map((m) => m.text), ['first']);
     assert.equal(r.status.code, grpc.status.DEADLINE_EXCEEDED);
     const end = ends.find((e) => e.workload === mesh.identity && e.path === '/meshlet.test.Echo/ServerStream');
