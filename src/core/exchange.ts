@@ -48,6 +48,8 @@ export function stack(layers: readonly Layer[], terminal: Dispatch): Dispatch {
 }
 
 const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
+/** An endpoint without labels (one object: telemetry caches by the labels' identity). */
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 /** What a finished exchange holds instead of the caller's handler. */
 const RELEASED: ResponseHandler = Object.freeze({});
 
@@ -457,7 +459,7 @@ export class Exchange implements Controller, ResponseHandler {
       cluster: cluster?.name,
       destinationService: cluster?.cluster?.host,
       endpoint: host?.key,
-      destination: ep === undefined ? undefined : { serviceAccount: ep.serviceAccount ?? 'default', labels: ep.labels ?? {}, namespace: ep.namespace ?? '' },
+      destination: ep === undefined ? undefined : { serviceAccount: ep.serviceAccount ?? 'default', labels: ep.labels ?? NO_LABELS, namespace: ep.namespace ?? '' },
       status: this.status,
       grpcStatus: this.grpcStatus,
       flags: this.flags,
