@@ -18,7 +18,7 @@
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type Counter, createNoopMeter, type Histogram, type Meter, type MeterProvider, type MetricAttributes, metrics } from '@opentelemetry/api';
-import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, WorkloadIdentity } from '../../core/observe.ts';
+import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, ResponseTap, TappedCall, WorkloadIdentity } from '../../core/observe.ts';
 import { DEFAULT_METRICS_CONFIG, type HttpMetric, METRIC_NAMES, type MetricsConfig, type ModeMetricsConfig } from './config.ts';
 import { destinationReporterLabels, endpointPeer, type LocalWorkload, type MetricLabels, sourceReporterLabels, STANDARD_LABELS } from './labels.ts';
 import { encodePeerMetadata, localPeerMetadata, nodeId, PEER_ID_HEADER, PEER_METADATA_HEADER, type PeerMetadata, PeerMetadataCache } from './peer-metadata.ts';
@@ -295,6 +295,24 @@ export class IstioMetrics {
     if (headers === undefined) return;
     headers[PEER_ID_HEADER] = this.#peerId;
     headers[PEER_METADATA_HEADER] = this.#peerValue;
+    (m.call as TappedCall).responseTap = this.#responseTap;
+  };
+
+  /**
+   * The response direction of the exchange: the destination's sidecar (or mesh) answers with its
+   * own metadata, which names the destination workload (app, version, …) for this call's
+   * metrics; the headers are taken off the response, as the proxy does, so the app never sees them.
+   */
+  readonly #responseTap: ResponseTap = {
+    onResponseHead: (call, headers) => {
+      const value = headers[PEER_METADATA_HEADER];
+      const id = headers[PEER_ID_HEADER];
+      if (value === undefined && id === undefined) return false;
+      delete headers[PEER_METADATA_HEADER];
+      delete headers[PEER_ID_HEADER];
+      if (typeof value === 'string' && value !== '') call.tapState = this.#peers.get(typeof id === 'string' ? id : '', value);
+      return true;
+    },
   };
 
   readonly #onCallEnd = (message: unknown): void => {
@@ -304,17 +322,19 @@ export class IstioMetrics {
     const outlet = this.#outlet();
     if (outlet === undefined) return;
     const tls = this.#ctx.upstreamPrincipals?.(m.call);
+    // What the destination said of itself (metadata exchange), else its registry entry.
+    const exchanged = (m.call as Partial<TappedCall>).tapState as PeerMetadata | undefined;
     if (!mode.plain) {
-      const peer = m.destination === undefined ? undefined : endpointPeer(m.destination);
+      const peer = exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination));
       this.#recordEach(outlet, mode, sourceReporterLabels(m, this.#local, peer, tls), m, () => new AttributeView(clientRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
       return;
     }
     // The labels follow from the destination's registry entry and these inputs only.
     const key = `${m.destination?.namespace ?? ''}\u0000${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}\u0000${m.destinationService ?? `\u0001${m.authority}\u0001${m.cluster ?? ''}`}\u0000${tls?.local ?? ''}\u0000${tls?.peer ?? ''}`;
-    const groups = this.#groupsOf(this.#clientGroups, m.destination?.labels ?? NO_DESTINATION);
+    const groups = this.#groupsOf(this.#clientGroups, exchanged ?? m.destination?.labels ?? NO_DESTINATION);
     let g = groups.get(key);
     if (g === undefined || !this.#valid(g)) {
-      g = this.#group(mode, sourceReporterLabels(m, this.#local, m.destination === undefined ? undefined : endpointPeer(m.destination), tls));
+      g = this.#group(mode, sourceReporterLabels(m, this.#local, exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination)), tls));
       groups.set(key, g);
     }
     this.#add(outlet, g.series, m.durationMs, m.requestBytes, m.responseBytes);
@@ -326,8 +346,9 @@ export class IstioMetrics {
     if (m.workload !== this.#ctx.identity || mode.disabled) return;
     const outlet = this.#outlet();
     if (outlet === undefined) return;
-    const id = m.headers[PEER_ID_HEADER];
-    const value = m.headers[PEER_METADATA_HEADER];
+    // Taken off the request by the server adapter (or still in the headers, from adapters that leave them).
+    const id = m.peerMetadata?.id ?? m.headers[PEER_ID_HEADER];
+    const value = m.peerMetadata?.value ?? m.headers[PEER_METADATA_HEADER];
     const peer = typeof value === 'string' && value !== '' ? this.#peers.get(typeof id === 'string' ? id : '', value) : undefined;
     if (!mode.plain) {
       this.#recordEach(outlet, mode, destinationReporterLabels(m, this.#local, peer), m, () => new AttributeView(serverRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
