@@ -17,21 +17,19 @@
  * @module
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { type Counter, createNoopMeter, type Histogram, type Meter, type MeterProvider, type MetricAttributes, metrics } from '@opentelemetry/api';
+import { type MeterProvider, type MetricAttributes, metrics } from '@opentelemetry/api';
 import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, ResponseTap, TappedCall, WorkloadIdentity } from '../../core/observe.ts';
 import { DEFAULT_METRICS_CONFIG, type HttpMetric, METRIC_NAMES, type MetricsConfig, type ModeMetricsConfig } from './config.ts';
-import { destinationReporterLabels, endpointPeer, type LocalWorkload, type MetricLabels, sourceReporterLabels, STANDARD_LABELS } from './labels.ts';
+import { destinationReporterLabels, endpointPeer, type LocalWorkload, type MetricLabels, sourceReporterLabels } from './labels.ts';
 import { encodePeerMetadata, localPeerMetadata, nodeId, PEER_ID_HEADER, PEER_METADATA_HEADER, type PeerMetadata, PeerMetadataCache } from './peer-metadata.ts';
 import { AttributeView, clientRecord, type PeerMetadata as CelPeer, serverRecord } from '../attributes.ts';
-import { type CelActivation, type CompiledCel, compileCel } from '../cel.ts';
+import type { CelActivation, CompiledCel } from '../cel.ts';
+import { type CompiledMode, compileMode } from './compiled-mode.ts';
+import { DESCRIPTIONS, ENVOY_DEFAULT_BUCKETS, type Instruments, instrumentsOf } from './instruments.ts';
 import { addSeriesSource, aggregatingLocally, removeSeriesSource, type SeriesSource } from './outlet.ts';
 import { type MetricSeries, MetricSeriesStore, recordHistogram, type SeriesLimits, seriesKey } from './series.ts';
 
-/** Envoy's default histogram buckets (ms for durations; the same bounds for sizes). */
-export const ENVOY_DEFAULT_BUCKETS: readonly number[] = Object.freeze([0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]);
-
-/** The meter's instrumentation scope name. */
-export const METER_NAME = 'meshlet';
+export { ENVOY_DEFAULT_BUCKETS, METER_NAME } from './instruments.ts';
 
 /**
  * The `telemetry.metrics` options of `createMesh`.
@@ -89,30 +87,6 @@ export interface IstioMetricsContext {
   readonly upstreamPrincipals?: (call: object) => { readonly local: string; readonly peer: string } | undefined;
 }
 
-interface Instruments {
-  readonly provider: MeterProvider;
-  /** The provider is the API's no-op one (no SDK installed): nothing is computed. */
-  readonly noop: boolean;
-  readonly requests: Counter;
-  readonly duration: Histogram;
-  readonly requestBytes: Histogram;
-  readonly responseBytes: Histogram;
-}
-
-/** One tag override, compiled. */
-interface CompiledTag {
-  readonly name: string;
-  readonly remove: boolean;
-  readonly value: CompiledCel | undefined;
-}
-
-/** Per mode: per metric, disabled or the tag overrides to apply. */
-interface CompiledMode {
-  readonly disabled: boolean;
-  readonly metrics: Record<HttpMetric, { readonly disabled: boolean; readonly tags: readonly CompiledTag[] }>;
-  /** No metric has tag overrides: the four share one label set per request. */
-  readonly plain: boolean;
-}
 
 /**
  * The series one request's data points go to, per metric in {@link HTTP_METRICS} order
@@ -126,13 +100,6 @@ interface SeriesGroup {
 
 /** The four metrics, in the order of {@link SeriesGroup.series}. */
 const HTTP_METRICS: readonly HttpMetric[] = ['REQUEST_COUNT', 'REQUEST_DURATION', 'REQUEST_SIZE', 'RESPONSE_SIZE'];
-const STANDARD = new Set<string>(STANDARD_LABELS);
-const DESCRIPTIONS: Record<HttpMetric, { readonly description: string; readonly unit: string }> = {
-  REQUEST_COUNT: { description: 'Requests, counted when they end (Istio standard metric)', unit: '' },
-  REQUEST_DURATION: { description: 'Request duration (Istio standard metric)', unit: 'ms' },
-  REQUEST_SIZE: { description: 'Request size (Istio standard metric)', unit: 'By' },
-  RESPONSE_SIZE: { description: 'Response size (Istio standard metric)', unit: 'By' },
-};
 /** Key objects for the group caches when a call has no destination entry / a request no peer metadata. */
 const NO_DESTINATION = {};
 const NO_PEER = {};
@@ -187,8 +154,8 @@ export class IstioMetrics {
         ),
     );
     this.#source = { metrics: new Map(HTTP_METRICS.map((metric, i) => [METRIC_NAMES[metric], { store: this.#stores[i] as MetricSeriesStore, ...DESCRIPTIONS[metric] }])) };
-    this.#client = this.#compileMode(DEFAULT_METRICS_CONFIG.client);
-    this.#server = this.#compileMode(DEFAULT_METRICS_CONFIG.server);
+    this.#client = compileMode(DEFAULT_METRICS_CONFIG.client, HTTP_METRICS, ctx.warn);
+    this.#server = compileMode(DEFAULT_METRICS_CONFIG.server, HTTP_METRICS, ctx.warn);
   }
 
   /** The header values this mesh's outbound calls carry (`x-envoy-peer-metadata-id`, `x-envoy-peer-metadata`). */
@@ -208,37 +175,10 @@ export class IstioMetrics {
   /** Puts the merged Telemetry `metrics` section in use (new data points follow it). */
   configure(config: MetricsConfig): void {
     const off: ModeMetricsConfig = { disabled: true, overrides: new Map() };
-    this.#client = this.#compileMode(config.enabled ? config.client : off);
-    this.#server = this.#compileMode(config.enabled ? config.server : off);
+    this.#client = compileMode(config.enabled ? config.client : off, HTTP_METRICS, this.#ctx.warn);
+    this.#server = compileMode(config.enabled ? config.server : off, HTTP_METRICS, this.#ctx.warn);
     this.#forgetGroups();
     this.#checkRecording();
-  }
-
-  #compileMode(mode: ModeMetricsConfig): CompiledMode {
-    const metricsOut = {} as Record<HttpMetric, { disabled: boolean; tags: CompiledTag[] }>;
-    for (const metric of HTTP_METRICS) {
-      const o = mode.overrides.get(metric);
-      const tags: CompiledTag[] = [];
-      for (const t of o?.tags ?? []) {
-        if (t.remove) {
-          // The proxy removes standard tags only.
-          if (STANDARD.has(t.name)) tags.push({ name: t.name, remove: true, value: undefined });
-          continue;
-        }
-        let value: CompiledCel;
-        try {
-          value = compileCel(t.value);
-        } catch (e) {
-          // The proxy logs and skips an expression it cannot parse (for a standard tag the tag is then dropped).
-          this.#ctx.warn(`meshlet: Telemetry tagOverrides ${t.name} on ${METRIC_NAMES[metric]}: ${JSON.stringify(t.value)} does not compile (${(e as Error).message}); ${STANDARD.has(t.name) ? 'the tag is left out' : 'the tag is not added'}`);
-          if (STANDARD.has(t.name)) tags.push({ name: t.name, remove: true, value: undefined });
-          continue;
-        }
-        tags.push({ name: t.name, remove: false, value });
-      }
-      metricsOut[metric] = { disabled: o?.disabled === true, tags };
-    }
-    return { disabled: mode.disabled, metrics: metricsOut, plain: HTTP_METRICS.every((m) => metricsOut[m].tags.length === 0) };
   }
 
   /**
@@ -451,27 +391,15 @@ export class IstioMetrics {
     return aggregatingLocally() ? 'local' : this.#resolve();
   }
 
-  /** The instruments of the current MeterProvider (made again when the global one changes). */
+  /** The instruments of the current MeterProvider (made again when the global one changes), undefined without an SDK. */
   #resolve(): Instruments | undefined {
     const provider = this.#o.meterProvider ?? metrics.getMeterProvider();
     const cur = this.#instruments;
-    if (cur !== undefined && cur.provider === provider) return cur.noop ? undefined : cur;
-    const meter: Meter = provider.getMeter(METER_NAME);
-    const noop = meter.constructor === NOOP_METER_CLASS;
-    const boundaries = { advice: { explicitBucketBoundaries: [...ENVOY_DEFAULT_BUCKETS] } };
-    this.#instruments = {
-      provider,
-      noop,
-      requests: meter.createCounter(METRIC_NAMES.REQUEST_COUNT, { description: DESCRIPTIONS.REQUEST_COUNT.description }),
-      duration: meter.createHistogram(METRIC_NAMES.REQUEST_DURATION, { ...DESCRIPTIONS.REQUEST_DURATION, ...boundaries }),
-      requestBytes: meter.createHistogram(METRIC_NAMES.REQUEST_SIZE, { ...DESCRIPTIONS.REQUEST_SIZE, ...boundaries }),
-      responseBytes: meter.createHistogram(METRIC_NAMES.RESPONSE_SIZE, { ...DESCRIPTIONS.RESPONSE_SIZE, ...boundaries }),
-    };
-    return noop ? undefined : this.#instruments;
+    if (cur === undefined || cur.provider !== provider) this.#instruments = instrumentsOf(provider);
+    return this.#instruments?.noop === true ? undefined : this.#instruments;
   }
-}
 
-const NOOP_METER_CLASS = createNoopMeter().constructor;
+}
 
 /** A peer as the CEL attribute view names it (`filter_state.upstream_peer` / `downstream_peer`). */
 function celPeer(p: PeerMetadata): CelPeer {
