@@ -108,6 +108,11 @@ export class MeshTelemetry {
     return metricsConfigFor(resources, { namespace: id.namespace, labels: id.labels }, o.rootNamespace ?? 'istio-system', o.extensionProviders);
   }
 
+  /** This workload's metadata-exchange headers while Istio's metrics run (the server side answers callers with them). */
+  get peerHeaders(): { readonly id: string; readonly value: string } | undefined {
+    return this.#metrics?.peerHeaders;
+  }
+
   /** A new config: each part rebuilds what it reads from the Telemetry resources. */
   install(resources: readonly AnyResource[]): void {
     this.#metrics?.configure(this.#metricsConfig(resources));

@@ -169,6 +169,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       },
       snapshot.resources,
     );
+    this.#servers.guard.peerExchange = this.#telemetry.peerHeaders;
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * Inbound benchmark: what meshlet's server side costs a node:http, Express or Fastify server.
  *
- *   node_modules/.bin/node bench/inbound/run.ts [--rounds N] [--slice MS] [--slices N] [--warmup S] [--concurrency C] [--quick] [--write]
+ *   node_modules/.bin/node bench/inbound/run.ts [--rounds N] [--slice MS] [--slices N] [--warmup S] [--concurrency C] [--telemetry] [--quick] [--write]
  *
  * Six servers, each its own process pinned to CPU 0 (the load client runs on CPU 1): http, express,
  * fastify, each raw and with meshlet in front under a realistic policy set — one
@@ -11,6 +11,9 @@
  * `--slice` ms of load at concurrency C in turns (A B C … C B A …), so every variant meets the
  * same state of this noisy VM; a server's CPU is read from /proc around its slices. Ratios are
  * medians over rounds of each round's mesh/raw pair (requests/s, and server CPU µs/request).
+ * `--telemetry` adds a third server per framework: meshlet with telemetry on (`startTelemetry()`:
+ * Istio metrics on every request, spans sampled at 1 % and exported over OTLP), written to its own
+ * section of bench/RESULTS.md.
  */
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
@@ -31,8 +34,10 @@ const { values: a } = parseArgs({
     concurrency: { type: 'string' },
     quick: { type: 'boolean', default: false },
     write: { type: 'boolean', default: false },
+    telemetry: { type: 'boolean', default: false },
   },
 });
+const TELEMETRY = a.telemetry === true;
 const quick = a.quick === true;
 const ROUNDS = Number(a.rounds ?? (quick ? 3 : 5));
 const SLICE_MS = Number(a.slice ?? 250);
@@ -42,11 +47,11 @@ const C = Number(a.concurrency ?? 64);
 
 const FRAMEWORKS = ['http', 'express', 'fastify'] as const;
 type Framework = (typeof FRAMEWORKS)[number];
-type Variant = { framework: Framework; mesh: boolean; id: string };
-const VARIANTS: Variant[] = FRAMEWORKS.flatMap((f) => [
-  { framework: f, mesh: false, id: `${f}-raw` },
-  { framework: f, mesh: true, id: `${f}-mesh` },
-]);
+type Mode = 'raw' | 'mesh' | 'mesh-otel';
+type Variant = { framework: Framework; mode: Mode; mesh: boolean; id: string };
+const VARIANTS: Variant[] = FRAMEWORKS.flatMap((f) =>
+  (['raw', 'mesh', ...(TELEMETRY ? (['mesh-otel'] as const) : [])] as const).map((mode) => ({ framework: f, mode, mesh: mode !== 'raw', id: `${f}-${mode}` })),
+);
 
 // ---------------------------------------------------------------- config and token
 
@@ -110,7 +115,7 @@ function taskset(pid: number, cpu: number): void {
 }
 
 async function start(v: Variant): Promise<Server> {
-  const proc = fork(new URL('./server.ts', import.meta.url).pathname, [v.framework, v.mesh ? 'mesh' : 'raw', dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = fork(new URL('./server.ts', import.meta.url).pathname, [v.framework, v.mode, dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ready = await new Promise<{ port: number; phases: string[] }>((resolve, reject) => {
     proc.once('message', (m) => resolve(m as { port: number; phases: string[] }));
     proc.once('exit', (code) => reject(new Error(`${v.id} exited with ${code}`)));
@@ -169,24 +174,38 @@ for (let r = 0; r < ROUNDS; r++) {
   console.log(`round ${r + 1}: ${VARIANTS.map((v) => `${v.id} ${((t.get(v.id) as Tally).requests / ((t.get(v.id) as Tally).ms / 1000)).toFixed(0)} rps`).join(', ')}`);
 }
 
-const lines: string[] = [];
-lines.push(`Concurrency ${C}, ${ROUNDS} rounds of ${SLICES} slices × ${SLICE_MS} ms per server, taken in turns; servers on CPU 0, load client on CPU 1. Policy: one RequestAuthentication (inline JWKS, RS256, a valid token on every request), one AuthorizationPolicy with three rules.`);
-lines.push('');
-lines.push('| server | raw rps | with meshlet rps | ratio (median of rounds) | server CPU/request raw | with meshlet | added CPU/request | failures |');
-lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
-for (const f of FRAMEWORKS) {
-  const raw = rounds.map((t) => t.get(`${f}-raw`) as Tally);
-  const mesh = rounds.map((t) => t.get(`${f}-mesh`) as Tally);
-  const rps = (x: Tally) => x.requests / (x.ms / 1000);
-  const cpu = (x: Tally) => x.cpuUs / Math.max(1, x.requests);
-  const ratio = median(raw.map((x, i) => rps(mesh[i] as Tally) / rps(x)));
-  const added = median(raw.map((x, i) => cpu(mesh[i] as Tally) - cpu(x)));
-  const fails = mesh.reduce((n, x) => n + x.failures, 0) + raw.reduce((n, x) => n + x.failures, 0);
-  lines.push(`| ${f} | ${median(raw.map(rps)).toFixed(0)} | ${median(mesh.map(rps)).toFixed(0)} | ×${ratio.toFixed(2)} | ${median(raw.map(cpu)).toFixed(1)} µs | ${median(mesh.map(cpu)).toFixed(1)} µs | +${added.toFixed(1)} µs | ${fails} |`);
+const rps = (x: Tally) => x.requests / (x.ms / 1000);
+const cpu = (x: Tally) => x.cpuUs / Math.max(1, x.requests);
+function table(mode: Mode, label: string): string[] {
+  const out: string[] = [];
+  out.push(`| server | raw rps | ${label} rps | ratio (median of rounds) | server CPU/request raw | ${label} | added CPU/request | failures |`);
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const f of FRAMEWORKS) {
+    const raw = rounds.map((t) => t.get(`${f}-raw`) as Tally);
+    const mesh = rounds.map((t) => t.get(`${f}-${mode}`) as Tally);
+    const ratio = median(raw.map((x, i) => rps(mesh[i] as Tally) / rps(x)));
+    const added = median(raw.map((x, i) => cpu(mesh[i] as Tally) - cpu(x)));
+    const fails = mesh.reduce((n, x) => n + x.failures, 0) + raw.reduce((n, x) => n + x.failures, 0);
+    out.push(`| ${f} | ${median(raw.map(rps)).toFixed(0)} | ${median(mesh.map(rps)).toFixed(0)} | ×${ratio.toFixed(2)} | ${median(raw.map(cpu)).toFixed(1)} µs | ${median(mesh.map(cpu)).toFixed(1)} µs | +${added.toFixed(1)} µs | ${fails} |`);
+  }
+  return out;
 }
-const body = lines.join('\n');
+const setup = `Concurrency ${C}, ${ROUNDS} rounds of ${SLICES} slices × ${SLICE_MS} ms per server, taken in turns; servers on CPU 0, load client on CPU 1. Policy: one RequestAuthentication (inline JWKS, RS256, a valid token on every request), one AuthorizationPolicy with three rules.`;
+const body = [setup, '', ...table('mesh', 'with meshlet')].join('\n');
 console.log(`\n${body}`);
-if (a.write === true) writeSection('inbound', 'Inbound: meshlet in front of node:http, Express and Fastify', `node_modules/.bin/node bench/inbound/run.ts${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`, body);
+const command = `node_modules/.bin/node bench/inbound/run.ts${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
+if (a.write === true && !TELEMETRY) writeSection('inbound', 'Inbound: meshlet in front of node:http, Express and Fastify', command, body);
+if (TELEMETRY) {
+  const otel = [
+    `${setup} Telemetry on: \`startTelemetry()\` in the server process (Prometheus endpoint, OTLP/HTTP span export to a local sink), Istio metrics (\`reporter="destination"\`) on every request, server spans sampled at 1 %.`,
+    '',
+    ...table('mesh', 'with meshlet'),
+    '',
+    ...table('mesh-otel', 'meshlet + telemetry'),
+  ].join('\n');
+  console.log(`\n${otel}`);
+  if (a.write === true) writeSection('inbound-telemetry', 'Inbound: meshlet with telemetry on (issue 15)', command, otel);
+}
 
 for (const s of servers) {
   await s.pool.close();

@@ -1,6 +1,7 @@
 /**
  * One server of the inbound benchmark, in its own process: node:http, Express 5 or Fastify 5,
- * with or without meshlet in front (started by bench/inbound/run.ts over IPC). It answers
+ * with or without meshlet in front, and with meshlet plus telemetry (`mesh-otel`) (started by
+ * bench/inbound/run.ts over IPC). It answers
  * `GET /api/items/<n>` with a small JSON body and reports its port.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -8,10 +9,12 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
 
-const [framework, withMesh, configDir] = process.argv.slice(2) as ['http' | 'express' | 'fastify', 'raw' | 'mesh', string];
+const [framework, withMesh, configDir] = process.argv.slice(2) as ['http' | 'express' | 'fastify', 'raw' | 'mesh' | 'mesh-otel', string];
 const BODY = JSON.stringify({ id: 1, name: 'item', tags: ['a', 'b'] });
 
-const { createMesh } = withMesh === 'mesh' ? await import('../../src/index.ts') : { createMesh: undefined };
+// Telemetry on: startTelemetry() (Prometheus endpoint, OTLP span export to a sink), as bench/outbound's -otel variants.
+if (withMesh === 'mesh-otel') await (await import('../lib/otel.ts')).startBenchTelemetry();
+const { createMesh } = withMesh !== 'raw' ? await import('../../src/index.ts') : { createMesh: undefined };
 const mesh = createMesh === undefined ? undefined : await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: configDir, watch: false });
 
 function plain(_req: IncomingMessage, res: ServerResponse): void {

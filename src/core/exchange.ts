@@ -28,7 +28,7 @@ import type { Clock } from './clock.ts';
 import type { DeadlineNode, DeadlineQueue } from './deadlines.ts';
 import { type ErrorContext, MeshletError } from './errors.ts';
 import { applyHeaderOps, type Controller, type ErrorMode, type Headers, type ResponseHandler, type ResponseHeaderOps, type Waiter } from './handler.ts';
-import { type CallEndMessage, channels, type WorkloadIdentity } from './observe.ts';
+import { type CallEndMessage, channels, type ResponseTap, type WorkloadIdentity } from './observe.ts';
 
 export type { Controller, ErrorMode, Headers, ResponseHandler, ResponseHeaderOps, Waiter } from './handler.ts';
 export { applyHeaderOps, NO_CONTROLLER } from './handler.ts';
@@ -48,6 +48,8 @@ export function stack(layers: readonly Layer[], terminal: Dispatch): Dispatch {
 }
 
 const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
+/** An endpoint without labels (one object: telemetry caches by the labels' identity). */
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 /** What a finished exchange holds instead of the caller's handler. */
 const RELEASED: ResponseHandler = Object.freeze({});
 
@@ -144,6 +146,10 @@ export class Exchange implements Controller, ResponseHandler {
   responded = false;
   /** Response header operations to apply (route level, then destination level). */
   responseOps: ResponseHeaderOps[] | undefined = undefined;
+  /** A subscriber's look at the response head before the caller's (see {@link ResponseTap}). */
+  responseTap: ResponseTap | undefined = undefined;
+  /** What the tap kept of the response head. */
+  tapState: unknown = undefined;
   /** The route timeout's entry in the deadline queue, removed when the call ends. */
   deadlineNode: DeadlineNode | undefined = undefined;
   deadlineQueue: DeadlineQueue | undefined = undefined;
@@ -288,9 +294,11 @@ export class Exchange implements Controller, ResponseHandler {
     this.current = controller;
     this.responded = true;
     this.status = statusCode;
+    // The tap sees the upstream's head (as Envoy's filters do), the route's header operations come after.
+    const tapped = this.responseTap?.onResponseHead(this, headers) === true;
     const ops = this.responseOps;
     if (ops !== undefined) for (let i = 0; i < ops.length; i++) applyHeaderOps(headers, ops[i] as ResponseHeaderOps);
-    this.deliverHead(controller, statusCode, headers, statusMessage, ops !== undefined);
+    this.deliverHead(controller, statusCode, headers, statusMessage, ops !== undefined || tapped);
   }
 
   onResponseData(_controller: Controller, chunk: Buffer): void {
@@ -457,7 +465,7 @@ export class Exchange implements Controller, ResponseHandler {
       cluster: cluster?.name,
       destinationService: cluster?.cluster?.host,
       endpoint: host?.key,
-      destination: ep === undefined ? undefined : { serviceAccount: ep.serviceAccount ?? 'default', labels: ep.labels ?? {}, namespace: ep.namespace ?? '' },
+      destination: ep === undefined ? undefined : { serviceAccount: ep.serviceAccount ?? 'default', labels: ep.labels ?? NO_LABELS, namespace: ep.namespace ?? '' },
       status: this.status,
       grpcStatus: this.grpcStatus,
       flags: this.flags,

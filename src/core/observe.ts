@@ -110,6 +110,22 @@ export interface AttemptStartMessage {
   readonly endpoint: string | undefined;
 }
 
+/**
+ * A look at a call's response head before the caller gets it (Envoy's filters see upstream
+ * response headers the same way): an `attempt:start` subscriber may set it on the call (the
+ * Exchange in the message) as `responseTap`; it may remove headers (returning true then) and keep
+ * what it learned in the call's `tapState`, which `call:end` subscribers read from `call`.
+ */
+export interface ResponseTap {
+  onResponseHead(call: TappedCall, headers: Record<string, string | string[] | undefined>): boolean;
+}
+
+/** The slots of a call (an Exchange) for a {@link ResponseTap}. */
+export interface TappedCall {
+  responseTap: ResponseTap | undefined;
+  tapState: unknown;
+}
+
 /** `meshlet:attempt:end`. */
 export interface AttemptEndMessage extends AttemptStartMessage {
   /** The answer's status, or 0 when it had none. */
@@ -204,6 +220,8 @@ export interface InboundEndMessage {
   readonly path: string;
   /** The request headers as judged (phases' changes applied). */
   readonly headers: Headers;
+  /** The caller's metadata-exchange headers, taken off the request before the app saw it (undefined when it sent none). */
+  readonly peerMetadata?: { readonly id: string; readonly value: string } | undefined;
   /** The status sent (HTTP; 200 for gRPC), 0 when none was (the caller went away first). */
   readonly status: number;
   /** The gRPC status sent (trailers or trailers-only), -1 for non-gRPC or none. */

@@ -135,6 +135,9 @@ export class InboundGuard {
   /** Set by the mesh's servers: who the requests are published as (`meshlet:inbound:*`); unset, nothing is published. */
   observer: { readonly workload: WorkloadIdentity; readonly clock: Clock } | undefined;
 
+  /** Set by the mesh while Istio's metrics run: this workload's metadata-exchange headers (`x-envoy-peer-metadata-id`, `x-envoy-peer-metadata`), answered to callers that send theirs. */
+  peerExchange: { readonly id: string; readonly value: string } | undefined;
+
   get normalization(): PathNormalization {
     return this.#normalization;
   }

@@ -20,6 +20,7 @@ import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } fr
 import { connectionOf, enterContext, first, internalError, notNormalized } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { observeInbound } from './observe-inbound.ts';
+import { exchangePeerMetadata } from './peer-exchange.ts';
 
 /** The slice of Fastify's request and reply this adapter uses (no compile-time dependency on fastify). */
 /**
@@ -160,7 +161,8 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
       if (abs !== undefined) headers.host = abs.authority;
       const conn = connectionOf(raw, g);
       const authority = first(headers.host) ?? '';
-      const ob = observeInbound(g.observer, raw, reply.raw, headers, request.method, authority, request.url, conn);
+      const mx = g.peerExchange === undefined ? undefined : exchangePeerMetadata(g.peerExchange, headers, raw, reply.raw);
+      const ob = observeInbound(g.observer, raw, reply.raw, headers, request.method, authority, request.url, conn, mx);
       const changed = abs !== undefined || ob?.added === true;
       const refuse = (d: Denial, grpc: boolean): void => {
         ob?.denied(d);

@@ -17,6 +17,7 @@ import { runAdmitted, type Denial } from '../../inbound/pipeline.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
+import { exchangePeerMetadata } from './peer-exchange.ts';
 import { acceptedByMesh, peerOfSocket, plainAddress } from './peer.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
@@ -171,7 +172,8 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   const method = req.method ?? 'GET';
   const authority = first(headers.host) ?? first(headers[':authority']) ?? '';
   const path = abs?.path ?? target;
-  const ob = observeInbound(guard.observer, req, res, headers, method, authority, path, conn);
+  const mx = guard.peerExchange === undefined ? undefined : exchangePeerMetadata(guard.peerExchange, headers, req, res);
+  const ob = observeInbound(guard.observer, req, res, headers, method, authority, path, conn, mx);
   if (ob === undefined) {
     judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined, undefined);
     return;

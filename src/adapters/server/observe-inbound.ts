@@ -14,6 +14,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { PeerHeaders } from './peer-exchange.ts';
 import type { Socket } from 'node:net';
 import { isGrpcContentType, type Protocol } from '../../core/classify.ts';
 import type { Clock } from '../../core/clock.ts';
@@ -124,7 +125,10 @@ export class InboundObservation {
   /** True when a subscriber added request headers (the adapter then hands them to the app). */
   added = false;
 
-  constructor(o: InboundObserver, req: IncomingMessage, res: ServerResponse, headers: Headers, method: string, authority: string, path: string, conn: ConnectionInfo) {
+  readonly #peerMetadata: PeerHeaders | undefined;
+
+  constructor(o: InboundObserver, req: IncomingMessage, res: ServerResponse, headers: Headers, method: string, authority: string, path: string, conn: ConnectionInfo, peerMetadata: PeerHeaders | undefined) {
+    this.#peerMetadata = peerMetadata;
     this.#req = req;
     this.#res = res;
     this.#socket = req.socket;
@@ -216,6 +220,7 @@ export class InboundObservation {
       authority: s.authority,
       path: j?.path ?? s.path,
       headers: j?.headers ?? s.headers,
+      peerMetadata: this.#peerMetadata,
       status: sent && !(d?.closeConnection === true) ? res.statusCode : 0,
       grpcStatus: Number.isNaN(grpcStatus) ? -1 : grpcStatus,
       flags,
@@ -254,9 +259,10 @@ export function observeInbound(
   authority: string,
   path: string,
   conn: ConnectionInfo,
+  peerMetadata?: PeerHeaders,
 ): InboundObservation | undefined {
   if (observer === undefined || !(channels.inboundStart.hasSubscribers || channels.inboundEnd.hasSubscribers)) return undefined;
-  const o = new InboundObservation(observer, req, res, headers, method, authority, path, conn);
+  const o = new InboundObservation(observer, req, res, headers, method, authority, path, conn, peerMetadata);
   o.publish();
   return o;
 }

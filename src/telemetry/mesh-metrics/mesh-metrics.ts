@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { type Attributes, type BatchObservableCallback, type Counter, createNoopMeter, type Meter, type MeterProvider, metrics, type BatchObservableResult, type Observable } from '@opentelemetry/api';
+import { type Attributes, type BatchObservableCallback, createNoopMeter, type Meter, type MeterProvider, metrics, type BatchObservableResult, type Observable, type ObservableCounter } from '@opentelemetry/api';
 import type { Channel } from 'node:diagnostics_channel';
 import { versionNumber } from '../../config/version.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
@@ -87,23 +87,31 @@ export function checkOwnMetricsOption(v: unknown): void {
   if (o.endpointLabels !== undefined && typeof o.endpointLabels !== 'boolean') throw new InvalidArgumentError(`createMesh: \`telemetry.ownMetrics.endpointLabels\` must be true or false, got ${JSON.stringify(o.endpointLabels)}`);
 }
 
-/** A counter whose label sets are made once (bounded) and reused. */
-class CachedCounter {
-  readonly #counter: Counter;
+/**
+ * A counter kept by meshlet and reported through an observable counter at each collection: an
+ * `add` is a map lookup and an addition (a synchronous OTel counter would have the SDK sort and
+ * stringify the attributes on every one — per request, for authorization decisions).
+ */
+class LocalCounter {
+  readonly instrument: ObservableCounter;
   readonly #base: Attributes;
-  readonly #sets = new Map<string, Attributes>();
-  constructor(counter: Counter, base: Attributes) {
-    this.#counter = counter;
+  readonly #sets = new Map<string, { readonly attributes: Attributes; value: number }>();
+  constructor(instrument: ObservableCounter, base: Attributes) {
+    this.instrument = instrument;
     this.#base = base;
   }
   add(n: number, key: string, attributes: () => Attributes): void {
-    let a = this.#sets.get(key);
-    if (a === undefined) {
+    let s = this.#sets.get(key);
+    if (s === undefined) {
+      // Label values are bounded by the config; this bounds history (the counts then start again from zero, a counter reset).
       if (this.#sets.size >= MAX_CACHED) this.#sets.clear();
-      a = { ...this.#base, ...attributes() };
-      this.#sets.set(key, a);
+      s = { attributes: Object.freeze({ ...this.#base, ...attributes() }), value: 0 };
+      this.#sets.set(key, s);
     }
-    this.#counter.add(n, a);
+    s.value += n;
+  }
+  observe(r: BatchObservableResult): void {
+    for (const s of this.#sets.values()) r.observe(this.instrument, s.value, s.attributes);
   }
 }
 
@@ -140,7 +148,12 @@ export class MeshMetrics {
     const id = source.identity;
     const base: Attributes = Object.freeze({ mesh_service: id.service, mesh_namespace: id.namespace });
     this.#base = base;
-    const counter = (name: keyof typeof MESH_METRICS) => new CachedCounter(meter.createCounter(name, { description: MESH_METRICS[name].help, unit: MESH_METRICS[name].unit }), base);
+    const counters: LocalCounter[] = [];
+    const counter = (name: keyof typeof MESH_METRICS): LocalCounter => {
+      const c = new LocalCounter(meter.createObservableCounter(name, { description: MESH_METRICS[name].help, unit: MESH_METRICS[name].unit }), base);
+      counters.push(c);
+      return c;
+    };
     const applied = counter('meshlet_config_applied_total');
     const rejected = counter('meshlet_config_rejected_total');
     const retries = counter('meshlet_retries_total');
@@ -196,7 +209,7 @@ export class MeshMetrics {
     const appliedAt = gauge('meshlet_config_last_applied_timestamp_seconds');
     const ejected = gauge('meshlet_outlier_ejected_endpoints');
     const tls = meter.createObservableCounter('meshlet_inbound_tls_requests_total', { description: MESH_METRICS.meshlet_inbound_tls_requests_total.help, unit: MESH_METRICS.meshlet_inbound_tls_requests_total.unit });
-    this.#observables = [version, sourceGauge, appliedAt, ejected, tls];
+    this.#observables = [version, sourceGauge, appliedAt, ejected, tls, ...counters.map((c) => c.instrument)];
     const plaintext = { ...base, connection_security_policy: 'none' };
     const mutual = { ...base, connection_security_policy: 'mutual_tls' };
     const sources = CONFIG_SOURCES.map((s) => [s, { ...base, source: s }] as const);
@@ -219,6 +232,7 @@ export class MeshMetrics {
       const t = this.#source.inboundTls();
       r.observe(tls, t.plaintext, plaintext);
       r.observe(tls, t.mtls, mutual);
+      for (const c of counters) c.observe(r);
     };
     meter.addBatchObservableCallback(this.#collect, this.#observables);
   }
@@ -234,7 +248,7 @@ export class MeshMetrics {
     this.#subscriptions.push([ch, f]);
   }
 
-  /** Stops counting: unsubscribes and stops reporting the gauges (series already exported stay with the SDK). */
+  /** Stops counting: unsubscribes, and its counters and gauges are no longer reported. */
   close(): void {
     for (const [ch, f] of this.#subscriptions) ch.unsubscribe(f);
     this.#subscriptions.length = 0;

@@ -17,20 +17,19 @@
  * @module
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { type Counter, createNoopMeter, type Histogram, type Meter, type MeterProvider, type MetricAttributes, metrics } from '@opentelemetry/api';
-import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, WorkloadIdentity } from '../../core/observe.ts';
+import { type MeterProvider, type MetricAttributes, metrics } from '@opentelemetry/api';
+import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, ResponseTap, TappedCall, WorkloadIdentity } from '../../core/observe.ts';
 import { DEFAULT_METRICS_CONFIG, type HttpMetric, METRIC_NAMES, type MetricsConfig, type ModeMetricsConfig } from './config.ts';
-import { destinationReporterLabels, endpointPeer, type LocalWorkload, type MetricLabels, sourceReporterLabels, STANDARD_LABELS } from './labels.ts';
+import { destinationReporterLabels, endpointPeer, type LocalWorkload, type MetricLabels, sourceReporterLabels } from './labels.ts';
 import { encodePeerMetadata, localPeerMetadata, nodeId, PEER_ID_HEADER, PEER_METADATA_HEADER, type PeerMetadata, PeerMetadataCache } from './peer-metadata.ts';
 import { AttributeView, clientRecord, type PeerMetadata as CelPeer, serverRecord } from '../attributes.ts';
-import { type CelActivation, type CompiledCel, compileCel } from '../cel.ts';
-import { SeriesLimiter, type SeriesLimits, seriesKey } from './series.ts';
+import type { CelActivation, CompiledCel } from '../cel.ts';
+import { type CompiledMode, compileMode } from './compiled-mode.ts';
+import { DESCRIPTIONS, ENVOY_DEFAULT_BUCKETS, type Instruments, instrumentsOf } from './instruments.ts';
+import { addSeriesSource, aggregatingLocally, removeSeriesSource, type SeriesSource } from './outlet.ts';
+import { type MetricSeries, MetricSeriesStore, recordHistogram, type SeriesLimits, seriesKey } from './series.ts';
 
-/** Envoy's default histogram buckets (ms for durations; the same bounds for sizes). */
-export const ENVOY_DEFAULT_BUCKETS: readonly number[] = Object.freeze([0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]);
-
-/** The meter's instrumentation scope name. */
-export const METER_NAME = 'meshlet';
+export { ENVOY_DEFAULT_BUCKETS, METER_NAME } from './instruments.ts';
 
 /**
  * The `telemetry.metrics` options of `createMesh`.
@@ -88,31 +87,22 @@ export interface IstioMetricsContext {
   readonly upstreamPrincipals?: (call: object) => { readonly local: string; readonly peer: string } | undefined;
 }
 
-interface Instruments {
-  readonly provider: MeterProvider;
-  /** The provider is the API's no-op one (no SDK installed): nothing is computed. */
-  readonly noop: boolean;
-  readonly requests: Counter;
-  readonly duration: Histogram;
-  readonly requestBytes: Histogram;
-  readonly responseBytes: Histogram;
+
+/**
+ * The series one request's data points go to, per metric in {@link HTTP_METRICS} order
+ * (undefined where the metric is disabled), remembered for requests that give the same labels.
+ */
+interface SeriesGroup {
+  /** The config it was made under. */
+  readonly config: number;
+  readonly series: readonly (MetricSeries | undefined)[];
 }
 
-/** One tag override, compiled. */
-interface CompiledTag {
-  readonly name: string;
-  readonly remove: boolean;
-  readonly value: CompiledCel | undefined;
-}
-
-/** Per mode: per metric, disabled or the tag overrides to apply. */
-interface CompiledMode {
-  readonly disabled: boolean;
-  readonly metrics: Record<HttpMetric, { readonly disabled: boolean; readonly tags: readonly CompiledTag[] }>;
-}
-
-const HTTP_METRICS = Object.keys(METRIC_NAMES) as HttpMetric[];
-const STANDARD = new Set<string>(STANDARD_LABELS);
+/** The four metrics, in the order of {@link SeriesGroup.series}. */
+const HTTP_METRICS: readonly HttpMetric[] = ['REQUEST_COUNT', 'REQUEST_DURATION', 'REQUEST_SIZE', 'RESPONSE_SIZE'];
+/** Key objects for the group caches when a call has no destination entry / a request no peer metadata. */
+const NO_DESTINATION = {};
+const NO_PEER = {};
 
 /** The standard metrics of one mesh. */
 export class IstioMetrics {
@@ -120,7 +110,15 @@ export class IstioMetrics {
   readonly #o: MetricsOptions;
   readonly #local: LocalWorkload;
   readonly #peers = new PeerMetadataCache();
-  readonly #limiters: Record<HttpMetric, SeriesLimiter>;
+  readonly #stores: readonly MetricSeriesStore[];
+  readonly #source: SeriesSource;
+  readonly #maxGroups: number;
+  /** Series groups of the client side: by the destination's registry labels, then the call's other inputs. */
+  #clientGroups = new WeakMap<object, Map<string, SeriesGroup>>();
+  /** Series groups of the server side: by the caller's peer metadata, then the request's other inputs. */
+  #serverGroups = new WeakMap<object, Map<string, SeriesGroup>>();
+  /** Bumped when the Telemetry config changes (groups made before are made again). */
+  #config = 0;
   readonly #peerId: string;
   readonly #peerValue: string;
   #instruments: Instruments | undefined;
@@ -148,11 +146,16 @@ export class IstioMetrics {
     this.#peerId = nodeId(ctx.ip, me);
     this.#peerValue = encodePeerMetadata(me);
     const limits: SeriesLimits = { maxSeries: o.maxSeries ?? 1000, idleMs: o.idleSeriesMs ?? 600_000 };
-    const limiter = (metric: HttpMetric): SeriesLimiter =>
-      new SeriesLimiter(limits, ctx.now, () => ctx.warn(`meshlet: ${METRIC_NAMES[metric]} reached ${limits.maxSeries} label sets (telemetry.metrics.maxSeries); data points with new label sets are recorded under otel.metric.overflow="true" until some are idle for ${limits.idleMs} ms`));
-    this.#limiters = { REQUEST_COUNT: limiter('REQUEST_COUNT'), REQUEST_DURATION: limiter('REQUEST_DURATION'), REQUEST_SIZE: limiter('REQUEST_SIZE'), RESPONSE_SIZE: limiter('RESPONSE_SIZE') };
-    this.#client = this.#compileMode(DEFAULT_METRICS_CONFIG.client);
-    this.#server = this.#compileMode(DEFAULT_METRICS_CONFIG.server);
+    this.#maxGroups = 2 * limits.maxSeries;
+    this.#stores = HTTP_METRICS.map(
+      (metric) =>
+        new MetricSeriesStore(limits, ctx.now, metric === 'REQUEST_COUNT' ? undefined : ENVOY_DEFAULT_BUCKETS, () =>
+          ctx.warn(`meshlet: ${METRIC_NAMES[metric]} reached ${limits.maxSeries} label sets (telemetry.metrics.maxSeries); data points with new label sets are recorded under otel.metric.overflow="true" until some are idle for ${limits.idleMs} ms`),
+        ),
+    );
+    this.#source = { metrics: new Map(HTTP_METRICS.map((metric, i) => [METRIC_NAMES[metric], { store: this.#stores[i] as MetricSeriesStore, ...DESCRIPTIONS[metric] }])) };
+    this.#client = compileMode(DEFAULT_METRICS_CONFIG.client, HTTP_METRICS, ctx.warn);
+    this.#server = compileMode(DEFAULT_METRICS_CONFIG.server, HTTP_METRICS, ctx.warn);
   }
 
   /** The header values this mesh's outbound calls carry (`x-envoy-peer-metadata-id`, `x-envoy-peer-metadata`). */
@@ -163,43 +166,19 @@ export class IstioMetrics {
   /** Overflow counts by metric name (data points recorded under the overflow attributes). */
   get overflows(): Readonly<Record<string, number>> {
     const out: Record<string, number> = Object.create(null);
-    for (const m of HTTP_METRICS) out[METRIC_NAMES[m]] = this.#limiters[m].overflowed;
+    HTTP_METRICS.forEach((m, i) => {
+      out[METRIC_NAMES[m]] = (this.#stores[i] as MetricSeriesStore).overflowed;
+    });
     return out;
   }
 
   /** Puts the merged Telemetry `metrics` section in use (new data points follow it). */
   configure(config: MetricsConfig): void {
     const off: ModeMetricsConfig = { disabled: true, overrides: new Map() };
-    this.#client = this.#compileMode(config.enabled ? config.client : off);
-    this.#server = this.#compileMode(config.enabled ? config.server : off);
+    this.#client = compileMode(config.enabled ? config.client : off, HTTP_METRICS, this.#ctx.warn);
+    this.#server = compileMode(config.enabled ? config.server : off, HTTP_METRICS, this.#ctx.warn);
+    this.#forgetGroups();
     this.#checkRecording();
-  }
-
-  #compileMode(mode: ModeMetricsConfig): CompiledMode {
-    const metricsOut = {} as Record<HttpMetric, { disabled: boolean; tags: CompiledTag[] }>;
-    for (const metric of HTTP_METRICS) {
-      const o = mode.overrides.get(metric);
-      const tags: CompiledTag[] = [];
-      for (const t of o?.tags ?? []) {
-        if (t.remove) {
-          // The proxy removes standard tags only.
-          if (STANDARD.has(t.name)) tags.push({ name: t.name, remove: true, value: undefined });
-          continue;
-        }
-        let value: CompiledCel;
-        try {
-          value = compileCel(t.value);
-        } catch (e) {
-          // The proxy logs and skips an expression it cannot parse (for a standard tag the tag is then dropped).
-          this.#ctx.warn(`meshlet: Telemetry tagOverrides ${t.name} on ${METRIC_NAMES[metric]}: ${JSON.stringify(t.value)} does not compile (${(e as Error).message}); ${STANDARD.has(t.name) ? 'the tag is left out' : 'the tag is not added'}`);
-          if (STANDARD.has(t.name)) tags.push({ name: t.name, remove: true, value: undefined });
-          continue;
-        }
-        tags.push({ name: t.name, remove: false, value });
-      }
-      metricsOut[metric] = { disabled: o?.disabled === true, tags };
-    }
-    return { disabled: mode.disabled, metrics: metricsOut };
   }
 
   /**
@@ -212,6 +191,7 @@ export class IstioMetrics {
   start(): void {
     if (this.#started || this.#o.enabled === false) return;
     this.#started = true;
+    addSeriesSource(this.#source);
     subscribe('meshlet:attempt:start', this.#onAttemptStart);
     this.#checkRecording();
   }
@@ -220,6 +200,7 @@ export class IstioMetrics {
   close(): void {
     if (!this.#started) return;
     this.#started = false;
+    removeSeriesSource(this.#source);
     unsubscribe('meshlet:attempt:start', this.#onAttemptStart);
     if (this.#recording) {
       this.#recording = false;
@@ -235,10 +216,11 @@ export class IstioMetrics {
 
   #checkRecording(): void {
     if (this.#recording || !this.#started) return;
+    const local = aggregatingLocally();
     const provider = this.#o.meterProvider ?? metrics.getMeterProvider();
-    if (provider === this.#checkedProvider) return;
+    if (provider === this.#checkedProvider && !local) return;
     this.#checkedProvider = provider;
-    if (this.#resolve() === undefined) return;
+    if (!local && this.#resolve() === undefined) return;
     this.#recording = true;
     subscribe('meshlet:call:end', this.#onCallEnd);
     subscribe('meshlet:inbound:end', this.#onInboundEnd);
@@ -253,85 +235,171 @@ export class IstioMetrics {
     if (headers === undefined) return;
     headers[PEER_ID_HEADER] = this.#peerId;
     headers[PEER_METADATA_HEADER] = this.#peerValue;
+    (m.call as TappedCall).responseTap = this.#responseTap;
+  };
+
+  /**
+   * The response direction of the exchange: the destination's sidecar (or mesh) answers with its
+   * own metadata, which names the destination workload (app, version, …) for this call's
+   * metrics; the headers are taken off the response, as the proxy does, so the app never sees them.
+   */
+  readonly #responseTap: ResponseTap = {
+    onResponseHead: (call, headers) => {
+      const value = headers[PEER_METADATA_HEADER];
+      const id = headers[PEER_ID_HEADER];
+      if (value === undefined && id === undefined) return false;
+      delete headers[PEER_METADATA_HEADER];
+      delete headers[PEER_ID_HEADER];
+      if (typeof value === 'string' && value !== '') call.tapState = this.#peers.get(typeof id === 'string' ? id : '', value);
+      return true;
+    },
   };
 
   readonly #onCallEnd = (message: unknown): void => {
     const m = message as CallEndMessage;
-    if (m.workload !== this.#ctx.identity || this.#client.disabled) return;
-    const inst = this.#resolve();
-    if (inst === undefined) return;
-    const peer = m.destination === undefined ? undefined : endpointPeer(m.destination);
-    const labels = sourceReporterLabels(m, this.#local, peer, this.#ctx.upstreamPrincipals?.(m.call));
-    this.#record(inst, this.#client, labels, m.durationMs, m.requestBytes, m.responseBytes, () => new AttributeView(clientRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
+    const mode = this.#client;
+    if (m.workload !== this.#ctx.identity || mode.disabled) return;
+    const outlet = this.#outlet();
+    if (outlet === undefined) return;
+    const tls = this.#ctx.upstreamPrincipals?.(m.call);
+    // What the destination said of itself (metadata exchange), else its registry entry.
+    const exchanged = (m.call as Partial<TappedCall>).tapState as PeerMetadata | undefined;
+    if (!mode.plain) {
+      const peer = exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination));
+      this.#recordEach(outlet, mode, sourceReporterLabels(m, this.#local, peer, tls), m, () => new AttributeView(clientRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
+      return;
+    }
+    // The labels follow from the destination's registry entry and these inputs only.
+    const key = `${m.destination?.namespace ?? ''}\u0000${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}\u0000${m.destinationService ?? `\u0001${m.authority}\u0001${m.cluster ?? ''}`}\u0000${tls?.local ?? ''}\u0000${tls?.peer ?? ''}`;
+    const groups = this.#groupsOf(this.#clientGroups, exchanged ?? m.destination?.labels ?? NO_DESTINATION);
+    let g = groups.get(key);
+    if (g === undefined || !this.#valid(g)) {
+      g = this.#group(mode, sourceReporterLabels(m, this.#local, exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination)), tls));
+      groups.set(key, g);
+    }
+    this.#add(outlet, g.series, m.durationMs, m.requestBytes, m.responseBytes);
   };
 
   readonly #onInboundEnd = (message: unknown): void => {
     const m = message as InboundEndMessage;
-    if (m.workload !== this.#ctx.identity || this.#server.disabled) return;
-    const inst = this.#resolve();
-    if (inst === undefined) return;
-    const id = m.headers[PEER_ID_HEADER];
-    const value = m.headers[PEER_METADATA_HEADER];
+    const mode = this.#server;
+    if (m.workload !== this.#ctx.identity || mode.disabled) return;
+    const outlet = this.#outlet();
+    if (outlet === undefined) return;
+    // Taken off the request by the server adapter (or still in the headers, from adapters that leave them).
+    const id = m.peerMetadata?.id ?? m.headers[PEER_ID_HEADER];
+    const value = m.peerMetadata?.value ?? m.headers[PEER_METADATA_HEADER];
     const peer = typeof value === 'string' && value !== '' ? this.#peers.get(typeof id === 'string' ? id : '', value) : undefined;
-    const labels = destinationReporterLabels(m, this.#local, peer);
-    this.#record(inst, this.#server, labels, m.durationMs, m.requestBytes, m.responseBytes, () => new AttributeView(serverRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
+    if (!mode.plain) {
+      this.#recordEach(outlet, mode, destinationReporterLabels(m, this.#local, peer), m, () => new AttributeView(serverRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
+      return;
+    }
+    // The labels follow from the caller's peer metadata and these inputs only.
+    const key = `${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}\u0000${m.peer?.principal ?? ''}\u0000${m.mtls ? this.#local.principal() : ''}`;
+    const groups = this.#groupsOf(this.#serverGroups, peer ?? NO_PEER);
+    let g = groups.get(key);
+    if (g === undefined || !this.#valid(g)) {
+      g = this.#group(mode, destinationReporterLabels(m, this.#local, peer));
+      groups.set(key, g);
+    }
+    this.#add(outlet, g.series, m.durationMs, m.requestBytes, m.responseBytes);
   };
 
-  #record(inst: Instruments, mode: CompiledMode, base: MetricLabels, durationMs: number, requestBytes: number, responseBytes: number, view: () => CelActivation): void {
-    const values = { REQUEST_COUNT: 1, REQUEST_DURATION: durationMs, REQUEST_SIZE: requestBytes, RESPONSE_SIZE: responseBytes };
-    let plain: { key: string; labels: MetricLabels } | undefined;
-    let activation: CelActivation | undefined;
-    for (const metric of HTTP_METRICS) {
-      const cfg = mode.metrics[metric];
-      if (cfg.disabled) continue;
-      let labels: MetricLabels;
-      let key: string;
-      if (cfg.tags.length === 0) {
-        plain ??= { key: seriesKey(base), labels: base };
-        labels = plain.labels;
-        key = plain.key;
-      } else {
-        labels = Object.assign(Object.create(null) as MetricLabels, base);
-        for (const t of cfg.tags) {
-          if (t.remove) delete labels[t.name];
-          else {
-            activation ??= view();
-            // An expression that is an error for this request makes the tag `unknown`, as in the proxy.
-            labels[t.name] = (t.value as CompiledCel).text(activation) ?? 'unknown';
-          }
-        }
-        key = seriesKey(labels);
-      }
-      const attrs = this.#limiters[metric].admit(key, labels as MetricAttributes);
-      const v = values[metric];
-      if (metric === 'REQUEST_COUNT') inst.requests.add(1, attrs);
-      else if (metric === 'REQUEST_DURATION') inst.duration.record(v, attrs);
-      else if (metric === 'REQUEST_SIZE') inst.requestBytes.record(v, attrs);
-      else inst.responseBytes.record(v, attrs);
+  #groupsOf(cache: WeakMap<object, Map<string, SeriesGroup>>, by: object): Map<string, SeriesGroup> {
+    let groups = cache.get(by);
+    if (groups === undefined) {
+      groups = new Map();
+      cache.set(by, groups);
+    } else if (groups.size >= this.#maxGroups) {
+      // Inputs that keep changing (say, passthrough hosts): start over rather than grow.
+      groups.clear();
     }
+    return groups;
   }
 
-  /** The instruments of the current MeterProvider (made again when the global one changes). */
+  #valid(g: SeriesGroup): boolean {
+    if (g.config !== this.#config) return false;
+    for (const s of g.series) if (s?.evicted === true) return false;
+    return true;
+  }
+
+  #forgetGroups(): void {
+    this.#config++;
+    this.#clientGroups = new WeakMap();
+    this.#serverGroups = new WeakMap();
+  }
+
+  /** The series of a request whose four metrics share `labels` (no tag overrides). */
+  #group(mode: CompiledMode, labels: MetricLabels): SeriesGroup {
+    Object.freeze(labels);
+    const key = seriesKey(labels);
+    return {
+      config: this.#config,
+      series: HTTP_METRICS.map((metric, i) => (mode.metrics[metric].disabled ? undefined : (this.#stores[i] as MetricSeriesStore).series(key, labels as MetricAttributes))),
+    };
+  }
+
+  /** Records a request whose metrics have tag overrides: each metric's labels are worked out on their own. */
+  #recordEach(outlet: Instruments | 'local', mode: CompiledMode, base: MetricLabels, m: { readonly durationMs: number; readonly requestBytes: number; readonly responseBytes: number }, view: () => CelActivation): void {
+    let activation: CelActivation | undefined;
+    const series: (MetricSeries | undefined)[] = [];
+    HTTP_METRICS.forEach((metric, i) => {
+      const cfg = mode.metrics[metric];
+      if (cfg.disabled) {
+        series.push(undefined);
+        return;
+      }
+      const labels = Object.assign(Object.create(null) as MetricLabels, base);
+      for (const t of cfg.tags) {
+        if (t.remove) delete labels[t.name];
+        else {
+          activation ??= view();
+          // An expression that is an error for this request makes the tag `unknown`, as in the proxy.
+          labels[t.name] = (t.value as CompiledCel).text(activation) ?? 'unknown';
+        }
+      }
+      series.push((this.#stores[i] as MetricSeriesStore).series(seriesKey(labels), Object.freeze(labels) as MetricAttributes));
+    });
+    this.#add(outlet, series, m.durationMs, m.requestBytes, m.responseBytes);
+  }
+
+  /** One request's data points: added to meshlet's own series, or recorded through the API. */
+  #add(outlet: Instruments | 'local', series: readonly (MetricSeries | undefined)[], durationMs: number, requestBytes: number, responseBytes: number): void {
+    const now = this.#ctx.now();
+    const [count, duration, reqSize, respSize] = series;
+    for (let i = 0; i < 4; i++) {
+      const s = series[i];
+      if (s === undefined) continue;
+      s.lastSeen = now;
+      (this.#stores[i] as MetricSeriesStore).tick(now);
+    }
+    if (outlet === 'local') {
+      if (count !== undefined) count.value++;
+      if (duration?.histogram !== undefined) recordHistogram(duration.histogram, ENVOY_DEFAULT_BUCKETS, durationMs);
+      if (reqSize?.histogram !== undefined) recordHistogram(reqSize.histogram, ENVOY_DEFAULT_BUCKETS, requestBytes);
+      if (respSize?.histogram !== undefined) recordHistogram(respSize.histogram, ENVOY_DEFAULT_BUCKETS, responseBytes);
+      return;
+    }
+    if (count !== undefined) outlet.requests.add(1, count.attributes);
+    if (duration !== undefined) outlet.duration.record(durationMs, duration.attributes);
+    if (reqSize !== undefined) outlet.requestBytes.record(requestBytes, reqSize.attributes);
+    if (respSize !== undefined) outlet.responseBytes.record(responseBytes, respSize.attributes);
+  }
+
+  /** Where data points go now: meshlet's own series (a producer reads them), the API's instruments, or nowhere (no SDK). */
+  #outlet(): Instruments | 'local' | undefined {
+    return aggregatingLocally() ? 'local' : this.#resolve();
+  }
+
+  /** The instruments of the current MeterProvider (made again when the global one changes), undefined without an SDK. */
   #resolve(): Instruments | undefined {
     const provider = this.#o.meterProvider ?? metrics.getMeterProvider();
     const cur = this.#instruments;
-    if (cur !== undefined && cur.provider === provider) return cur.noop ? undefined : cur;
-    const meter: Meter = provider.getMeter(METER_NAME);
-    const noop = meter.constructor === NOOP_METER_CLASS;
-    const boundaries = { advice: { explicitBucketBoundaries: [...ENVOY_DEFAULT_BUCKETS] } };
-    this.#instruments = {
-      provider,
-      noop,
-      requests: meter.createCounter(METRIC_NAMES.REQUEST_COUNT, { description: 'Requests, counted when they end (Istio standard metric)' }),
-      duration: meter.createHistogram(METRIC_NAMES.REQUEST_DURATION, { description: 'Request duration (Istio standard metric)', unit: 'ms', ...boundaries }),
-      requestBytes: meter.createHistogram(METRIC_NAMES.REQUEST_SIZE, { description: 'Request size (Istio standard metric)', unit: 'By', ...boundaries }),
-      responseBytes: meter.createHistogram(METRIC_NAMES.RESPONSE_SIZE, { description: 'Response size (Istio standard metric)', unit: 'By', ...boundaries }),
-    };
-    return noop ? undefined : this.#instruments;
+    if (cur === undefined || cur.provider !== provider) this.#instruments = instrumentsOf(provider);
+    return this.#instruments?.noop === true ? undefined : this.#instruments;
   }
-}
 
-const NOOP_METER_CLASS = createNoopMeter().constructor;
+}
 
 /** A peer as the CEL attribute view names it (`filter_state.upstream_peer` / `downstream_peer`). */
 function celPeer(p: PeerMetadata): CelPeer {

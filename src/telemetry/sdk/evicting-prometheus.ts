@@ -24,6 +24,7 @@ import {
   DataPointType,
   type Histogram,
   type MetricData,
+  type MetricProducer,
   MetricReader,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
@@ -44,6 +45,12 @@ export interface EvictingPrometheusOptions {
   readonly cardinalityLimit?: number;
   /** Time source. @defaultValue Date.now */
   readonly now?: () => number;
+  /**
+   * More sources of metrics (such as {@link meshletMetricProducer}). Cumulative metrics they give
+   * are served as given (they forget their idle series themselves); delta ones are added up.
+   * @defaultValue none
+   */
+  readonly metricProducers?: readonly MetricProducer[];
 }
 
 interface Series {
@@ -87,7 +94,7 @@ export class EvictingPrometheusReader extends MetricReader {
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(o: EvictingPrometheusOptions = {}) {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.DELTA, cardinalitySelector: () => o.cardinalityLimit ?? 10_000 });
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.DELTA, cardinalitySelector: () => o.cardinalityLimit ?? 10_000, metricProducers: [...(o.metricProducers ?? [])] });
     this.#o = o;
     this.#now = o.now ?? Date.now;
     this.#serializer = new PrometheusSerializer(undefined, false, undefined, o.withoutTargetInfo ?? false, true);
@@ -162,6 +169,12 @@ export class EvictingPrometheusReader extends MetricReader {
       this.#families.set(key, f);
     }
     f.data = m;
+    if (m.aggregationTemporality === AggregationTemporality.CUMULATIVE) {
+      // A producer's cumulative series: served as given (it forgets idle ones itself).
+      f.series.clear();
+      for (const p of m.dataPoints as DataPoint<unknown>[]) f.series.set(attributesKey(p.attributes), { attributes: p.attributes, startTime: p.startTime, endTime: p.endTime, value: p.value as number | Histogram, changedAt: now });
+      return;
+    }
     for (const p of m.dataPoints as DataPoint<unknown>[]) {
       const sk = attributesKey(p.attributes);
       const s = f.series.get(sk);

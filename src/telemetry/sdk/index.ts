@@ -1,11 +1,13 @@
 /**
  * `meshlet/telemetry`: sets up the OpenTelemetry Node SDK for applications that have none
  * ({@link startTelemetry}), and the Prometheus endpoint that forgets idle series
- * ({@link EvictingPrometheusReader}) for those that build their own. Needs the SDK packages
+ * ({@link EvictingPrometheusReader}) and the producer of the Istio metrics meshlet aggregates
+ * itself ({@link meshletMetricProducer}) for those that build their own. Needs the SDK packages
  * (`@opentelemetry/sdk-node`, `sdk-metrics`, `resources`, `exporter-prometheus`,
  * `exporter-metrics-otlp-http`, `exporter-trace-otlp-http`), optional peer dependencies of meshlet.
  *
  * @module
  */
 export { EvictingPrometheusReader, type EvictingPrometheusOptions } from './evicting-prometheus.ts';
+export { type MeshletMetricProducer, type MeshletMetricProducerOptions, meshletMetricProducer } from './metric-producer.ts';
 export { type OtlpOptions, type PrometheusOptions, startTelemetry, type StartTelemetryOptions, type Telemetry } from './start-telemetry.ts';

@@ -14,6 +14,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { type IMetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { EvictingPrometheusReader } from './evicting-prometheus.ts';
+import { type MeshletMetricProducer, meshletMetricProducer } from './metric-producer.ts';
 
 /** OTLP/HTTP export settings of {@link startTelemetry}. */
 export interface OtlpOptions {
@@ -100,6 +101,13 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
 
   const base = otlp.endpoint?.replace(/\/+$/, '');
   const readers: IMetricReader[] = [];
+  // Each reader gets meshlet's Istio-metric series from its own producer (meshes aggregate them themselves while one exists).
+  const producers: MeshletMetricProducer[] = [];
+  const producer = (temporality: 'cumulative' | 'delta'): MeshletMetricProducer => {
+    const p = meshletMetricProducer({ temporality });
+    producers.push(p);
+    return p;
+  };
   let prometheus: EvictingPrometheusReader | undefined;
   let prometheusUrl: string | undefined;
   if (promOn) {
@@ -109,8 +117,15 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
       ...(prom.paths === undefined ? {} : { paths: prom.paths }),
       ...(prom.idleSeriesMs === undefined ? {} : { idleSeriesMs: prom.idleSeriesMs }),
       ...(prom.withoutTargetInfo === undefined ? {} : { withoutTargetInfo: prom.withoutTargetInfo }),
+      metricProducers: [producer('cumulative')],
     });
-    const addr = await prometheus.listen();
+    let addr: Awaited<ReturnType<EvictingPrometheusReader['listen']>>;
+    try {
+      addr = await prometheus.listen();
+    } catch (e) {
+      for (const p of producers) p.release();
+      throw e;
+    }
     const host = addr.address === '0.0.0.0' || addr.address === '::' ? '127.0.0.1' : addr.address;
     prometheusUrl = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
     readers.push(prometheus);
@@ -124,6 +139,7 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
           temporalityPreference: otlp.temporality === 'delta' ? AggregationTemporalityPreference.DELTA : AggregationTemporalityPreference.CUMULATIVE,
         }),
         exportIntervalMillis: otlp.exportIntervalMs ?? 60_000,
+        metricProducers: [producer(otlp.temporality === 'delta' ? 'delta' : 'cumulative')],
       }),
     );
   }
@@ -143,7 +159,10 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
   return {
     prometheusUrl,
     shutdown: () => {
-      stopped ??= sdk.shutdown().finally(() => metricsApi.disable());
+      stopped ??= sdk.shutdown().finally(() => {
+        for (const p of producers) p.release();
+        metricsApi.disable();
+      });
       return stopped;
     },
   };

@@ -20,21 +20,29 @@ export function sdkRegistered(): boolean {
 }
 
 /**
- * Random bytes for ids, filled 4 KiB at a time: one `randomFillSync` per id pair cost more than
- * the rest of a call's tracing (as `crypto.randomUUID` buffers its own entropy for the same reason).
+ * Random bytes for ids, filled 4 KiB at a time, written as hex through a table: one
+ * `randomFillSync` per id cost more than the rest of a call's tracing, so ids are cut from a pool
+ * (`crypto.randomUUID`, used for `x-request-id`, buffers its entropy the same way).
  */
 const POOL = Buffer.alloc(4080);
 let used = POOL.length;
+const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
-/** A new trace id and span id (for a span context no SDK makes). */
-export function newIds(): { traceId: string; spanId: string } {
-  if (used + 24 > POOL.length) {
+/** `n` random bytes from the pool, as lower-case hex. */
+function randomHex(n: number): string {
+  if (used + n > POOL.length) {
     randomFillSync(POOL);
     used = 0;
   }
-  const at = used;
-  used += 24;
-  return { traceId: POOL.toString('hex', at, at + 16), spanId: POOL.toString('hex', at + 16, at + 24) };
+  let s = '';
+  for (let i = used, end = used + n; i < end; i++) s += HEX[POOL[i] as number];
+  used += n;
+  return s;
+}
+
+/** A new trace id and span id (for a span context no SDK makes). */
+export function newIds(): { traceId: string; spanId: string } {
+  return { traceId: randomHex(16), spanId: randomHex(8) };
 }
 
 /** The received context as the API's, flagged with the decision meshlet made (an upstream one, or its own for a deferred B3 one). */

@@ -26,7 +26,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { type Attributes, type Context, context, createContextKey, type Span, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import { type Attributes, type Context, context, createContextKey, type Span, type SpanContext, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import type { AnyResource } from '../../config/resource.ts';
 import type { Random } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
@@ -192,7 +192,8 @@ export class MeshTracing {
       const parentCtx = remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, sampled));
       const name = `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
       const { span, recording } = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
-      this.#inbound.set(m.request, { span, recording, requestId });
+      // Only a recorded span needs the request's end.
+      if (recording) this.#inbound.set(m.request, { span, recording, requestId });
       ctx = trace.setSpan(parentCtx, span).setValue(REQUEST_ID, requestId);
     }
     const outer = m.wrap;
@@ -272,8 +273,17 @@ export class MeshTracing {
       parentCtx = trace.setSpanContext(active, remoteSpanContext(remote, sampled));
       parentSc = trace.getSpanContext(parentCtx);
     }
+    if (!sampled) {
+      // Unsampled (the usual case): no span and nothing kept for the call's end, only a context with the decision for the next hop.
+      if (side.spec.disableContextPropagation) return;
+      const fresh = newIds();
+      const traceId = valid ? (parentSc as SpanContext).traceId : fresh.traceId;
+      inject(h, { traceId, spanId: fresh.spanId, parentSpanId: valid ? parentSc?.spanId : undefined, sampled: false, traceState: valid ? parentSc?.traceState?.serialize() : undefined }, this.#formats);
+      return;
+    }
     const { span, recording } = this.#start(`${m.authority}/*`, SpanKind.CLIENT, parentCtx, sampled, undefined);
-    this.#calls.set(m.call, { span, recording, headers: h, requestId, attempts: new Map() });
+    // Only a recorded span needs its call's later messages.
+    if (recording) this.#calls.set(m.call, { span, recording, headers: h, requestId, attempts: new Map() });
     if (side.spec.disableContextPropagation) return;
     const sc = span.spanContext();
     inject(h, { traceId: sc.traceId, spanId: sc.spanId, parentSpanId: parentSc?.spanId, sampled: (sc.traceFlags & 1) === 1, traceState: sc.traceState?.serialize() }, this.#formats);

@@ -1,0 +1,19 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { newIds } from './span-context.ts';
+
+describe('ids cut from the random pool', () => {
+  it('trace and span ids: 32 and 16 hex digits, every byte value used, unique', () => {
+    const traces = new Set<string>();
+    const digits = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const { traceId, spanId } = newIds();
+      assert.match(traceId, /^[0-9a-f]{32}$/);
+      assert.match(spanId, /^[0-9a-f]{16}$/);
+      traces.add(traceId);
+      for (let j = 0; j < 32; j += 2) digits.add(traceId.slice(j, j + 2));
+    }
+    assert.equal(traces.size, 2000);
+    assert.equal(digits.size, 256);
+  });
+});
