@@ -28,6 +28,8 @@ import type { InboundGuard, Judgement } from '../../inbound/guard.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { internalError } from '../server/node.ts';
 import type { GrpcJs } from './grpc-js.ts';
+import { PEER_ID_HEADER, PEER_METADATA_HEADER } from '../../telemetry/metrics/peer-metadata.ts';
+import type { PeerHeaders } from '../server/peer-exchange.ts';
 import { headersOf, metadataOf } from './metadata.ts';
 import type { GrpcPeers } from './server-peer.ts';
 import { type GrpcInboundObservation, observeGrpcInbound } from './server-observe.ts';
@@ -76,6 +78,30 @@ function addHeaders(md: Metadata, headers: Readonly<Record<string, string>>): vo
   }
 }
 
+function one(v: string | string[] | undefined): string {
+  return typeof v === 'string' ? v : (v?.[0] ?? '');
+}
+
+/**
+ * Istio's metadata exchange, as the HTTP servers do it (peer-exchange.ts): the caller's
+ * `x-envoy-peer-metadata(-id)` are taken off the request — the phases' view and the handler's
+ * metadata — and returned (undefined when it sent none); the answer (this workload's, one header
+ * for each one received) is what the response metadata gets.
+ */
+function takePeerMetadata(own: PeerHeaders, headers: Headers, md: Metadata): { readonly theirs: PeerHeaders; readonly answer: Record<string, string> } | undefined {
+  const id = headers[PEER_ID_HEADER];
+  const value = headers[PEER_METADATA_HEADER];
+  if (id === undefined && value === undefined) return undefined;
+  delete headers[PEER_ID_HEADER];
+  delete headers[PEER_METADATA_HEADER];
+  md.remove(PEER_ID_HEADER);
+  md.remove(PEER_METADATA_HEADER);
+  const answer: Record<string, string> = Object.create(null);
+  if (id !== undefined) answer[PEER_ID_HEADER] = own.id;
+  if (value !== undefined) answer[PEER_METADATA_HEADER] = own.value;
+  return { theirs: { id: one(id), value: one(value) }, answer };
+}
+
 /** A denial as the status the caller gets: the phase's code, Envoy's text, its headers as trailing metadata. */
 function denialStatus(g: GrpcJs, d: Denial): PartialStatusObject {
   const metadata = new g.Metadata();
@@ -93,6 +119,8 @@ class MeshServerCall {
   #ob: GrpcInboundObservation | undefined;
   /** Response headers the phases add (rate-limit headers, an external authorizer's). */
   #extra: Readonly<Record<string, string>> | undefined;
+  /** This workload's metadata-exchange headers, for a caller that sent its own. */
+  #peerAnswer: Record<string, string> | undefined;
   #headSent = false;
 
   constructor(o: GrpcServerSideOptions, path: string, next: ServerInterceptingCallInterface) {
@@ -137,6 +165,7 @@ class MeshServerCall {
     this.#headSent = true;
     const extra = this.#extra;
     if (extra !== undefined) addHeaders(md, extra);
+    if (this.#peerAnswer !== undefined) addHeaders(md, this.#peerAnswer);
     this.#ob?.head(md);
     next(md);
   }
@@ -155,10 +184,12 @@ class MeshServerCall {
 
   sendStatus(s: PartialStatusObject, next: (s: PartialStatusObject) => void): void {
     const extra = this.#extra;
-    if (extra !== undefined && !this.#headSent) {
-      // Trailers-only: the phases' headers go with the status.
+    const answer = this.#peerAnswer;
+    if ((extra !== undefined || answer !== undefined) && !this.#headSent) {
+      // Trailers-only: the phases' headers and the exchange's answer go with the status.
       const md = s.metadata ?? new this.#o.grpc.Metadata();
-      addHeaders(md, extra);
+      if (extra !== undefined) addHeaders(md, extra);
+      if (answer !== undefined) addHeaders(md, answer);
       s = { ...s, metadata: md };
     }
     this.#ob?.status(s);
@@ -176,7 +207,10 @@ class MeshServerCall {
     const conn = o.peers.connectionOf(call);
     const host = call.getHost();
     const authority = typeof host === 'string' ? host : '';
-    const ob = observeGrpcInbound(guard.observer, this, headers, this.#path, authority, conn, deadline);
+    const own = guard.peerExchange;
+    const mx = own === undefined ? undefined : takePeerMetadata(own, headers, md);
+    this.#peerAnswer = mx?.answer;
+    const ob = observeGrpcInbound(guard.observer, this, headers, this.#path, authority, conn, deadline, mx?.theirs);
     this.#ob = ob;
     const judge = (): void => {
       let j: Judgement | Promise<Judgement>;

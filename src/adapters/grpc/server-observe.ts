@@ -21,6 +21,7 @@ import { channels, type InboundEndMessage, type InboundStartMessage } from '../.
 import type { ConnectionInfo, Judgement } from '../../inbound/guard.ts';
 import type { Denial, InboundRequest } from '../../inbound/pipeline.ts';
 import { authzPolicyOf, DOWNSTREAM_DISCONNECT, denialOutcome, type InboundObserver, VIA_UPSTREAM } from '../server/observe-inbound.ts';
+import type { PeerHeaders } from '../server/peer-exchange.ts';
 
 /** Bytes of metadata on the wire, roughly: names and values (`-bin` as base64) and HPACK's per-entry overhead. */
 export function metadataBytes(md: Metadata | Headers | undefined): number {
@@ -55,8 +56,11 @@ export class GrpcInboundObservation {
   /** True when a subscriber added request headers (the interceptor then hands them to the handler). */
   added = false;
 
-  /** `deadline`: the caller's, in ms since the epoch (Infinity: none). */
-  constructor(o: InboundObserver, request: object, headers: Headers, path: string, authority: string, conn: ConnectionInfo, deadline: number) {
+  readonly #peerMetadata: PeerHeaders | undefined;
+
+  /** `deadline`: the caller's, in ms since the epoch (Infinity: none); `peerMetadata`: the caller's exchange headers, taken off the request. */
+  constructor(o: InboundObserver, request: object, headers: Headers, path: string, authority: string, conn: ConnectionInfo, deadline: number, peerMetadata: PeerHeaders | undefined) {
+    this.#peerMetadata = peerMetadata;
     this.#clock = o.clock;
     this.#conn = conn;
     this.#deadline = deadline;
@@ -161,6 +165,7 @@ export class GrpcInboundObservation {
       authority: s.authority,
       path: j?.path ?? s.path,
       headers: j?.headers ?? s.headers,
+      peerMetadata: this.#peerMetadata,
       status: grpcStatus === -1 ? 0 : 200,
       grpcStatus,
       flags,
@@ -186,9 +191,18 @@ export class GrpcInboundObservation {
 }
 
 /** Starts observing a call when someone listens (`undefined` otherwise, and nothing else is done). */
-export function observeGrpcInbound(observer: InboundObserver | undefined, request: object, headers: Headers, path: string, authority: string, conn: ConnectionInfo, deadline: number): GrpcInboundObservation | undefined {
+export function observeGrpcInbound(
+  observer: InboundObserver | undefined,
+  request: object,
+  headers: Headers,
+  path: string,
+  authority: string,
+  conn: ConnectionInfo,
+  deadline: number,
+  peerMetadata?: PeerHeaders,
+): GrpcInboundObservation | undefined {
   if (observer === undefined || !(channels.inboundStart.hasSubscribers || channels.inboundEnd.hasSubscribers)) return undefined;
-  const o = new GrpcInboundObservation(observer, request, headers, path, authority, conn, deadline);
+  const o = new GrpcInboundObservation(observer, request, headers, path, authority, conn, deadline, peerMetadata);
   o.publish();
   return o;
 }
