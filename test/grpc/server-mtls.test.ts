@@ -191,6 +191,13 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
       assert.match(x.stdout, /URI:spiffe:\/\/cluster\.local\/ns\/foo\/sa\/echo/);
     });
 
+    it('ALPN: Istio’s istio-h2 is accepted; a client offering only http/1.1 is refused (no_application_protocol)', async () => {
+      const istio = await run('openssl', ['s_client', '-connect', `127.0.0.1:${server.port}`, '-cert', clientLeaf.certFile, '-key', clientLeaf.keyFile, '-CAfile', ca.certFile, '-alpn', 'istio-h2']);
+      assert.match(istio.stdout, /ALPN protocol: istio-h2/, istio.stdout + istio.stderr);
+      const http1 = await run('openssl', ['s_client', '-connect', `127.0.0.1:${server.port}`, '-cert', clientLeaf.certFile, '-key', clientLeaf.keyFile, '-CAfile', ca.certFile, '-alpn', 'http/1.1']);
+      assert.match(http1.stdout + http1.stderr, /no application protocol/i);
+    });
+
     it('openssl s_client without -cert: refused (no client certificate)', async () => {
       const events = refusals();
       try {

@@ -13,7 +13,7 @@
  *   else read the first bytes (put back with unshift):
  *     0x16 0x03 (TLS) ─► DISABLE refuses; otherwise TLS with the workload certificate (client
  *        certificate required, chain checked against the trust bundle, one SPIFFE ID of the mesh's
- *        trust domain, ALPN h2) ─► grpc-js, the verified peer remembered for the calls' admission
+ *        trust domain, ALPN h2 or Istio's istio-h2) ─► grpc-js, the verified peer remembered for the calls' admission
  *     anything else ─► STRICT refuses; otherwise grpc-js (HTTP/2 without TLS)
  * ```
  *
@@ -79,9 +79,16 @@ export class GrpcConnections {
 const TLS_HANDSHAKE = 0x16;
 const TLS_MAJOR = 0x03;
 
-/** h2 when the client offers it; a client that offers other protocols only is refused (`no_application_protocol`). */
+/**
+ * The ALPN protocols a gRPC port accepts, in its order of preference: `h2` (grpc-js, curl) and
+ * Istio's in-mesh names for HTTP/2 (`istio-h2`, `istio`, as an Istio sidecar may offer them).
+ */
+const GRPC_ALPN = Object.freeze(['h2', 'istio-h2', 'istio']);
+
+/** The first of {@link GRPC_ALPN} the client offers; a client that offers none of them is refused (`no_application_protocol`). */
 function selectH2({ protocols }: { protocols: string[] }): string | undefined {
-  return protocols.includes('h2') ? 'h2' : undefined;
+  for (const p of GRPC_ALPN) if (protocols.includes(p)) return p;
+  return undefined;
 }
 
 /** Splits `host:port` / `[v6]:port`; the port is required. */
