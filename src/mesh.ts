@@ -187,6 +187,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         workload: this.identity,
         pipeline: () => pipeline,
         closed: () => this.#closed !== undefined,
+        server: { guard: () => this.#servers.guard, tls: this.#servers.tls, closeTimeoutMs: this.#o.closeTimeoutMs ?? 5000, debug: this.#logger.debug === undefined ? undefined : (m) => this.#logger.debug?.(m) },
       });
     }
     return this.#grpc;
@@ -297,7 +298,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   register(options: RegisterOptions): Promise<Registration> {
     if (this.#source === undefined) return Promise.reject(new InvalidArgumentError('mesh.register: needs control-plane mode (`controlPlane`)'));
     // Registered with an identity, the workload accepts mTLS: its ports must be the mesh servers'.
-    if (this.#o.identity !== 'none' && options !== null && typeof options === 'object' && !Object.hasOwn(options.labels ?? {}, 'security.istio.io/tlsMode')) this.#servers.warnUnserved(options.ports ?? {});
+    if (this.#o.identity !== 'none' && options !== null && typeof options === 'object' && !Object.hasOwn(options.labels ?? {}, 'security.istio.io/tlsMode')) this.#servers.warnUnserved(options.ports ?? {}, this.#grpc?.boundPorts() ?? []);
     return this.#source.register(options);
   }
 
@@ -491,7 +492,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       await this.#reloader.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
       try {
-        await Promise.all([this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)]);
+        await Promise.all([this.#grpc?.close(), this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)]);
       } finally {
         // After the calls in flight ended: they are counted and logged.
         await this.#telemetry.close();

@@ -65,18 +65,24 @@ export function currentContext(): MeshContext {
  * @category Context and time
  */
 export function runInContext<T>(context: Partial<MeshContext>, fn: () => T): T {
+  return storage.run(joinContext(context), fn);
+}
+
+/**
+ * `context` merged with the enclosing one, as {@link runInContext} enters it (the sooner deadline
+ * wins, what `context` leaves unset is inherited), without entering it: for an adapter that
+ * re-enters it around each callback of a request ({@link reenterContext}).
+ */
+export function joinContext(context: Partial<MeshContext>): MeshContext {
   const outer = storage.getStore() ?? NONE;
   const deadline = context.deadline !== undefined && context.deadline < outer.deadline ? context.deadline : outer.deadline;
-  return storage.run(
-    {
-      deadline,
-      trace: context.trace ?? outer.trace,
-      peer: context.peer ?? outer.peer,
-      requestPrincipal: context.requestPrincipal ?? outer.requestPrincipal,
-      claims: context.claims ?? outer.claims,
-    },
-    fn,
-  );
+  return {
+    deadline,
+    trace: context.trace ?? outer.trace,
+    peer: context.peer ?? outer.peer,
+    requestPrincipal: context.requestPrincipal ?? outer.requestPrincipal,
+    claims: context.claims ?? outer.claims,
+  };
 }
 
 /**

@@ -21,7 +21,7 @@ import { localReplyText } from '../../core/local-reply.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';
 import { MessageBody, MessageSource } from './body.ts';
 import { GrpcCallError } from './classify.ts';
-import { GrpcExchange, grpcCodeOf } from './exchange.ts';
+import { GrpcExchange, grpcStatusOfError } from './exchange.ts';
 import type { GrpcJs } from './grpc-js.ts';
 import { decodeGrpcMessage, FLAGS_KEY, headersOf, metadataOf } from './metadata.ts';
 import { GRPC_TRANSPORT } from './transport.ts';
@@ -260,16 +260,15 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     const g = this.#o.grpc;
     if (err instanceof CallCancelled) return { code: err.grpcCode, details: err.message, metadata: new g.Metadata() };
     const flags = this.#ex?.flags ?? '';
+    const code = grpcStatusOfError(err);
     let status: StatusObject;
     if (err instanceof MeshletError) {
       const text = localReplyText(err);
-      status = { code: grpcCodeOf(err), details: text === '' ? err.message : text, metadata: new g.Metadata() };
+      status = { code, details: text === '' ? err.message : text, metadata: new g.Metadata() };
     } else if (err instanceof GrpcCallError) {
-      status = { code: err.grpcCode, details: err.details, metadata: err.metadata?.clone() ?? new g.Metadata() };
-    } else if (err.name === 'AbortError') {
-      status = { code: GRPC_STATUS.CANCELLED, details: err.message, metadata: new g.Metadata() };
+      status = { code, details: err.details, metadata: err.metadata?.clone() ?? new g.Metadata() };
     } else {
-      status = { code: GRPC_STATUS.UNKNOWN, details: err.message, metadata: new g.Metadata() };
+      status = { code, details: err.message, metadata: new g.Metadata() };
     }
     if (flags !== '') status.metadata.set(FLAGS_KEY, flags);
     return status;

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { MeshletError } from '../../core/errors.ts';
+import { MeshletError } from '../../core/errors.ts';
 import { Exchange, type Controller, type Headers, type LocalReplyKind } from '../../core/exchange.ts';
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
 import { localReplyText } from '../../core/local-reply.ts';
@@ -20,6 +20,18 @@ export function grpcCodeOf(e: MeshletError): number {
   return GRPC_STATUS.UNAVAILABLE;
 }
 
+/**
+ * The status a grpc-js caller gets for a call that failed with `err`: a mesh-made failure's
+ * code, the status grpc-js reported (`grpcCode`: a reset, a refused connection, the caller's own
+ * cancel), CANCELLED for an abort, else UNKNOWN.
+ */
+export function grpcStatusOfError(err: Error): number {
+  if (err instanceof MeshletError) return grpcCodeOf(err);
+  const code = (err as { grpcCode?: unknown }).grpcCode;
+  if (typeof code === 'number') return code;
+  return err.name === 'AbortError' ? GRPC_STATUS.CANCELLED : GRPC_STATUS.UNKNOWN;
+}
+
 /** An Exchange whose caller is a grpc-js call. */
 export class GrpcExchange extends Exchange {
   /** Set when the mesh answers itself with a direct response or a redirect (not a gRPC answer). */
@@ -30,6 +42,21 @@ export class GrpcExchange extends Exchange {
     delete headers[FLAGS_KEY];
     if (this.flags !== '') headers[FLAGS_KEY] = this.flags;
     this._handler.onResponseStart?.(this, statusCode, headers, statusMessage);
+  }
+
+  /**
+   * A failure with no status from the server (a reset or timeout after the response metadata, a
+   * cancel): the call ends with the status the caller gets, so `call:end` (and
+   * `grpc_response_status`) report it.
+   */
+  override onResponseError(controller: Controller, error: Error): void {
+    if (!this.done && this.grpcStatus === -1) this.grpcStatus = grpcStatusOfError(error);
+    super.onResponseError(controller, error);
+  }
+
+  override fail(error: MeshletError): void {
+    if (!this.done && this.grpcStatus === -1) this.grpcStatus = this.aborted ? grpcStatusOfError(this.reason ?? error) : grpcCodeOf(error);
+    super.fail(error);
   }
 
   protected override renderFailure(error: MeshletError): boolean {

@@ -1,21 +1,32 @@
 /**
- * `mesh.grpc`: grpc-js clients whose calls go through the mesh.
+ * `mesh.grpc`: grpc-js clients whose calls go through the mesh, and grpc-js servers whose calls
+ * the mesh admits.
  *
  * ```ts
  * const client = mesh.grpc.client(ReviewsClient, 'reviews:9090');
  * // or, constructing the client yourself:
  * const client = new ReviewsClient('reviews:9090', grpc.credentials.createInsecure(), mesh.grpc.channelOptions());
+ *
+ * const server = new grpc.Server({ interceptors: mesh.grpc.serverInterceptors() });
+ * await mesh.grpc.bind(server, '0.0.0.0:9090');   // PeerAuthentication: plaintext and mTLS on one port
  * ```
  *
  * @module
  */
-import type { ChannelCredentials, ClientOptions } from '@grpc/grpc-js';
+import type { ChannelCredentials, ClientOptions, Server, ServerCredentials, ServerInterceptor } from '@grpc/grpc-js';
+import type { InboundGuard } from '../../inbound/guard.ts';
+import type { InboundTls } from '../server/inbound-tls.ts';
+import { meshServerCredentials } from './server-credentials.ts';
+import { meshServerInterceptor } from './server-interceptor.ts';
+import { GrpcConnections, GrpcListener, parseBindAddress } from './server-listen.ts';
+import { GrpcPeers } from './server-peer.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Dispatch, ErrorMode } from '../../core/exchange.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';
 import type { MeshCallContext } from './call.ts';
 import { MeshChannel, targetAuthority } from './channel.ts';
 import { grpcJs } from './grpc-js.ts';
+import { InvalidArgumentError } from '../../core/errors.ts';
 
 /** What `mesh.grpc` needs from its mesh. */
 export interface MeshGrpcOptions {
@@ -25,6 +36,8 @@ export interface MeshGrpcOptions {
   readonly workload: WorkloadIdentity | undefined;
   pipeline(): Dispatch;
   closed(): boolean;
+  /** The mesh's server side: its guard (the current admission phases) and PeerAuthentication with the workload's credentials. */
+  readonly server: { guard(): InboundGuard; readonly tls: InboundTls; readonly closeTimeoutMs: number; readonly debug?: (message: string) => void };
 }
 
 /**
@@ -41,6 +54,8 @@ export type GrpcClientConstructor<C> = new (address: string, credentials: Channe
 export class MeshGrpc {
   readonly #o: MeshGrpcOptions;
   #ctx: MeshCallContext | undefined;
+  #peers: GrpcPeers | undefined;
+  readonly #listeners = new Set<GrpcListener>();
 
   /** @internal made by the mesh. */
   constructor(o: MeshGrpcOptions) {
@@ -80,5 +95,68 @@ export class MeshGrpc {
    */
   channelOptions(): ClientOptions {
     return { channelFactoryOverride: (address: string) => this.channel(address) };
+  }
+
+  get #serverPeers(): GrpcPeers {
+    this.#peers ??= new GrpcPeers(this.#o.server.tls, new GrpcConnections());
+    return this.#peers;
+  }
+
+  /**
+   * Interceptors for a grpc-js server: `new grpc.Server({ interceptors: mesh.grpc.serverInterceptors() })`.
+   * Every call is judged by the mesh's admission phases (JWT from metadata, AuthorizationPolicy
+   * with paths `/pkg.Service/Method` and method `POST`, local rate limits) before its handler
+   * runs; the handler runs inside the call's MeshContext (deadline, peer, request principal) and
+   * the call is published for telemetry. Put them first when the server has other interceptors.
+   */
+  serverInterceptors(): ServerInterceptor[] {
+    const o = this.#o;
+    return [meshServerInterceptor({ grpc: grpcJs(), guard: o.server.guard, peers: this.#serverPeers })];
+  }
+
+  /**
+   * Credentials for `server.bindAsync(address, mesh.grpc.serverCredentials(), cb)`: mTLS with the
+   * workload's certificate (rotated as it renews), a client certificate required and verified
+   * against the mesh's trust bundle, and its SPIFFE identity checked per call. A grpc-js listener
+   * serves TLS or plaintext, not both: for PERMISSIVE or DISABLE ports use {@link bind}.
+   */
+  serverCredentials(): ServerCredentials {
+    return meshServerCredentials(grpcJs(), this.#serverPeers, this.#o.server.debug);
+  }
+
+  /**
+   * Serves `server` on `address` (`'0.0.0.0:9090'`, `'[::]:0'`) with PeerAuthentication applied
+   * to each connection as a sidecar's inbound listener does: STRICT takes mTLS only, PERMISSIVE
+   * mTLS and plaintext on the same port, DISABLE plaintext only (per port with
+   * `portLevelMtls`; a new config applies to the next connection). Resolves to the port. The
+   * port is closed by `mesh.close()` (calls in flight get `closeTimeoutMs` to finish). Requires
+   * grpc-js ≥ 1.14 (`createConnectionInjector`).
+   */
+  async bind(server: Server, address: string): Promise<number> {
+    const { host, port } = parseBindAddress(address);
+    if (server === null || typeof server !== 'object' || typeof (server as { createConnectionInjector?: unknown }).createConnectionInjector !== 'function') {
+      throw new InvalidArgumentError('mesh.grpc.bind(server, address): server must be a grpc-js Server (grpc-js 1.14 or later, which has createConnectionInjector)');
+    }
+    const l = new GrpcListener(grpcJs(), server, this.#o.server.tls, this.#serverPeers.connections);
+    this.#listeners.add(l);
+    try {
+      return await l.listen(host, port);
+    } catch (err) {
+      this.#listeners.delete(l);
+      await l.close(0);
+      throw err;
+    }
+  }
+
+  /** @internal The ports {@link bind} listens on. */
+  boundPorts(): number[] {
+    return [...this.#listeners].map((l) => l.port).filter((p) => p > 0);
+  }
+
+  /** @internal Closes the ports {@link bind} opened (mesh.close()). */
+  async close(): Promise<void> {
+    const ls = [...this.#listeners];
+    this.#listeners.clear();
+    await Promise.all(ls.map((l) => l.close(this.#o.server.closeTimeoutMs)));
   }
 }

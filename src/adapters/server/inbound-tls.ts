@@ -12,7 +12,7 @@
  * @module
  */
 import type { Socket } from 'node:net';
-import { createSecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
+import { createSecureContext, type PeerCertificate, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { AnyResource } from '../../config/resource.ts';
 import type { PeerIdentity } from '../../core/context.ts';
 import { channels, type InboundRefusedMessage, type WorkloadIdentity } from '../../core/observe.ts';
@@ -122,6 +122,15 @@ export class InboundTls {
       return;
     }
     this.#context = { options, generation: c.generation };
+    for (const l of this.#listeners) l();
+  }
+
+  readonly #listeners = new Set<() => void>();
+
+  /** Calls `listener` when usable new credentials are taken in (a listener with its own TLS server swaps its context); returns the unsubscribe function. */
+  onCredentials(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /** Checks the certificate a TLS client presented (the handshake is done). */
@@ -129,9 +138,18 @@ export class InboundTls {
     const cert = socket.getPeerCertificate();
     if (cert === null || typeof cert !== 'object' || Object.keys(cert).length === 0) return { ok: false, reason: 'no client certificate' };
     if (socket.authorized !== true) return { ok: false, reason: verifyErrorText(socket.authorizationError as unknown as string | undefined) };
+    return this.identityOf(cert, plainAddress(socket.remoteAddress));
+  }
+
+  /**
+   * The mesh identity a client certificate proves, once its chain was verified against the trust
+   * bundle (by the TLS handshake): one SPIFFE ID in Istio's form, of a trust domain of this mesh,
+   * not a CA certificate.
+   */
+  identityOf(cert: PeerCertificate, address: string): PeerVerdict {
     // An X.509-SVID is never a CA certificate: its holder could sign any identity.
     if (cert.ca === true) return { ok: false, reason: 'a CA certificate (CA:TRUE) is not a workload certificate' };
-    const peer = identityOfCertificate(cert, plainAddress(socket.remoteAddress));
+    const peer = identityOfCertificate(cert, address);
     if (peer === undefined) {
       const ids = uriSans(cert.subjectaltname).filter((u) => u.startsWith(SPIFFE_PREFIX));
       if (ids.length === 0) return { ok: false, reason: 'no SPIFFE ID: the certificate has no spiffe:// URI SAN' };

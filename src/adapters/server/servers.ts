@@ -111,12 +111,13 @@ export class MeshServers {
   }
 
   /**
-   * Warns about registered ports no server of this mesh listens on: the registration says the
+   * Warns about registered ports no server of this mesh listens on (`served`: the ports the mesh's
+   * gRPC listeners are bound to): the registration says the
    * workload accepts mTLS (`security.istio.io/tlsMode: istio`), so other meshes will call them
    * over mTLS, which an app's own `http.createServer` or `app.listen()` cannot answer.
    */
-  warnUnserved(ports: Readonly<Record<string, number>>): void {
-    const listening = new Set<number>();
+  warnUnserved(ports: Readonly<Record<string, number>>, served: Iterable<number> = []): void {
+    const listening = new Set<number>(served);
     for (const s of this.#servers) {
       const a = s.address();
       if (a !== null && typeof a === 'object') listening.add(a.port);
@@ -125,12 +126,17 @@ export class MeshServers {
     if (plain.length === 0) return;
     const one = plain.length === 1;
     this.#o.policies.warn(
-      `meshlet: mesh.register: port${one ? '' : 's'} ${plain.map(([name, port]) => `${name}=${port}`).join(', ')} ${one ? 'is' : 'are'} not served by a server from mesh.createServer (or Fastify's mesh.fastifyOptions()) yet; the registration says the workload accepts mTLS (security.istio.io/tlsMode: istio), so meshes will call it over mTLS — serve it with mesh.createServer(app) before registering, or register with labels { 'security.istio.io/tlsMode': 'disabled' } for a plaintext server`,
+      `meshlet: mesh.register: port${one ? '' : 's'} ${plain.map(([name, port]) => `${name}=${port}`).join(', ')} ${one ? 'is' : 'are'} not served by a server from mesh.createServer (or Fastify's mesh.fastifyOptions(), or mesh.grpc.bind for gRPC) yet; the registration says the workload accepts mTLS (security.istio.io/tlsMode: istio), so meshes will call it over mTLS — serve it with mesh.createServer(app) before registering, or register with labels { 'security.istio.io/tlsMode': 'disabled' } for a plaintext server`,
     );
   }
 
   get guard(): InboundGuard {
     return this.#guard;
+  }
+
+  /** @internal PeerAuthentication and the workload's TLS credentials, for the gRPC server side. */
+  get tls(): InboundTls {
+    return this.#mtls;
   }
 
   /** The PeerAuthentication in force for this workload. */

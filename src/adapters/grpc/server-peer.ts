@@ -1,0 +1,91 @@
+/**
+ * What a gRPC call's connection proved, for its admission: the addresses, whether it is TLS, the
+ * verified mTLS peer (its SPIFFE identity), and — on a listener the mesh did not make under
+ * STRICT without a verified peer — why PeerAuthentication refuses it.
+ *
+ * - A connection a mesh listener accepted (`mesh.grpc.bind`) was checked when it connected; its
+ *   record says what it proved.
+ * - On any other listener (`server.bindAsync` with `mesh.grpc.serverCredentials()` or the app's
+ *   own credentials), the peer is the client certificate grpc-js's auth context reports (present
+ *   only when the TLS handshake verified its chain), checked as the mesh's listeners check one:
+ *   one SPIFFE ID of this mesh's trust domain, not a CA certificate.
+ *
+ * @module
+ */
+import type { ServerInterceptingCallInterface } from '@grpc/grpc-js';
+import type { PeerCertificate } from 'node:tls';
+import type { ConnectionInfo } from '../../inbound/guard.ts';
+import type { InboundTls, PeerVerdict } from '../server/inbound-tls.ts';
+import { plainAddress } from '../server/peer.ts';
+import type { GrpcConnections } from './server-listen.ts';
+
+/** Verdicts per certificate (by fingerprint), so a connection's calls do not parse its certificate again. */
+const CACHE_SIZE = 256;
+
+/** The peers of a mesh's gRPC server calls. */
+export class GrpcPeers {
+  readonly tls: InboundTls;
+  readonly connections: GrpcConnections;
+  readonly #verdicts = new Map<string, PeerVerdict>();
+
+  constructor(tls: InboundTls, connections: GrpcConnections) {
+    this.tls = tls;
+    this.connections = connections;
+  }
+
+  /** The verdict on a client certificate whose chain the TLS handshake verified. */
+  verdictOf(cert: PeerCertificate, address: string): PeerVerdict {
+    const key = cert.fingerprint256;
+    const hit = key === undefined ? undefined : this.#verdicts.get(key);
+    if (hit !== undefined) return hit.ok ? { ok: true, peer: { ...hit.peer, address } } : hit;
+    const v = this.tls.identityOf(cert, address);
+    if (key !== undefined) {
+      if (this.#verdicts.size >= CACHE_SIZE) this.#verdicts.clear();
+      this.#verdicts.set(key, v);
+    }
+    return v;
+  }
+
+  /** The verified client certificate of a call's connection (grpc-js reports one only when its chain verified). */
+  certificateOf(call: ServerInterceptingCallInterface): { readonly tls: boolean; readonly cert: PeerCertificate | undefined } {
+    const auth = typeof call.getAuthContext === 'function' ? call.getAuthContext() : undefined;
+    const cert = auth?.sslPeerCertificate;
+    return { tls: auth?.transportSecurityType === 'ssl', cert: cert !== undefined && Object.keys(cert).length > 0 ? cert : undefined };
+  }
+
+  /** The connection a call came on, as the admission phases see it. */
+  connectionOf(call: ServerInterceptingCallInterface): ConnectionInfo {
+    const ci = call.getConnectionInfo();
+    const remoteAddress = plainAddress(ci.remoteAddress);
+    const remotePort = ci.remotePort ?? 0;
+    const localPort = ci.localPort ?? 0;
+    const localAddress = plainAddress(ci.localAddress);
+    const accepted = this.connections.get(ci);
+    if (accepted !== undefined) {
+      const scheme = accepted.tls ? 'https' : 'http';
+      const mode = this.tls.modeFor(localPort);
+      if ((mode === 'STRICT' && !accepted.tls) || (mode === 'DISABLE' && accepted.tls)) {
+        // Let in under a mode a new config no longer allows: refused, and the connection closed
+        // once the refusal is written (the client connects again, under the new mode), as Envoy
+        // drains the connections of a changed filter chain.
+        setImmediate(() => accepted.socket.destroySoon());
+        return { remoteAddress, remotePort, localPort, localAddress, scheme, refused: `${mode}: a ${accepted.tls ? 'TLS' : 'plaintext'} connection to port ${localPort} accepted under an earlier mode` };
+      }
+      return { remoteAddress, remotePort, localPort, localAddress, scheme, peer: accepted.peer, sni: accepted.sni };
+    }
+    const { tls, cert } = this.certificateOf(call);
+    let peer: ConnectionInfo['peer'];
+    if (cert !== undefined) {
+      const v = this.verdictOf(cert, remoteAddress);
+      if (v.ok) peer = v.peer;
+    }
+    const scheme = tls ? 'https' : 'http';
+    if (peer === undefined && this.tls.modeFor(localPort) === 'STRICT') {
+      this.tls.warnOnce(
+        `meshlet: PeerAuthentication STRICT applies to port ${localPort}, served by a grpc-js listener the mesh did not make (server.bindAsync with credentials other than mesh.grpc.serverCredentials()): its calls without a verified mesh identity are refused. Bind it with mesh.grpc.bind(server, address) or mesh.grpc.serverCredentials() to accept mTLS`,
+      );
+      return { remoteAddress, remotePort, localPort, localAddress, scheme, refused: `STRICT: a call on port ${localPort} proves no mesh identity` };
+    }
+    return { remoteAddress, remotePort, localPort, localAddress, scheme, peer };
+  }
+}
