@@ -42,6 +42,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { CLK_TCK, machineCpuUs, procCpuUs, waitForQuiet as waitForQuietOn } from '../lib/machine.ts';
 import { writeSection } from '../lib/results.ts';
 import type { ClientOptions, ClientResult, SliceRequest, SliceResult, VariantId } from './client.ts';
 import { meshResources } from './mesh-config.ts';
@@ -172,7 +173,6 @@ const NGINX_CPU = canPin && ONE_CORE ? 0 : undefined;
  * is marked and left out of the medians when enough clean runs remain.
  */
 const FOREIGN_LIMIT = 0.15;
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 function spawnNode(script: string, argv: string[], cpu: number | undefined, flags: string[] = []): ChildProcess {
   const node = [process.execPath, ...flags, new URL(script, import.meta.url).pathname, ...argv];
@@ -190,28 +190,6 @@ function affinity(pid: number | undefined): string {
   }
 }
 
-/** CPU time of a process so far, in µs (10 ms resolution with CLK_TCK 100). */
-function procCpuUs(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK; // utime, stime
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** Machine-wide CPU time from /proc/stat in µs: busy (user+nice+system+irq+softirq) and steal. */
-function machineCpuUs(): { busy: number; steal: number } {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = f;
-    return { busy: ((user + nice + system + irq + softirq) * 1e6) / CLK_TCK, steal: (steal * 1e6) / CLK_TCK };
-  } catch {
-    return { busy: Number.NaN, steal: Number.NaN };
-  }
-}
-
 /** CPU µs used so far by the long-lived processes of this run (orchestrator, upstream, nginx). */
 function ownCpuUs(): number {
   const own = process.cpuUsage();
@@ -219,26 +197,8 @@ function ownCpuUs(): number {
 }
 
 /** Waits (at most `budgetMs`) until other processes use ≤ FOREIGN_LIMIT vCPU; returns the time spent beyond the first look. */
-async function waitForQuiet(budgetMs: number): Promise<number> {
-  const t0 = performance.now();
-  let said = false;
-  for (;;) {
-    const a = machineCpuUs();
-    const o = ownCpuUs();
-    const w = performance.now();
-    await new Promise((r) => setTimeout(r, 300));
-    const b = machineCpuUs();
-    const load = (b.busy - a.busy - (ownCpuUs() - o)) / ((performance.now() - w) * 1000);
-    const spent = performance.now() - t0 - 300;
-    if (!(load > FOREIGN_LIMIT)) return Math.max(0, spent);
-    if (spent + 1000 > budgetMs) {
-      if (said) console.log(`  … still ${f2(load)} vCPU of other load, patience used up: measuring anyway`);
-      return Math.max(0, spent);
-    }
-    if (!said) console.log(`  … other processes are using ${f2(load)} vCPU: waiting for them (patience left ${Math.round(budgetMs / 1000)} s)`);
-    said = true;
-    await new Promise((r) => setTimeout(r, 700));
-  }
+function waitForQuiet(budgetMs: number): Promise<number> {
+  return waitForQuietOn(budgetMs, ownCpuUs, FOREIGN_LIMIT);
 }
 
 // ---------------------------------------------------------------- upstream and nginx

@@ -53,8 +53,13 @@ export function responseHeadersOf(metadata: Metadata): Headers {
   return h;
 }
 
+/** Printable ASCII but `%`: what `grpc-message` carries as it is. */
+const PLAIN_MESSAGE = /^[\x20-\x24\x26-\x7e]*$/;
+
 /** `grpc-message` as gRPC's HTTP/2 mapping carries it: percent-encoded outside printable ASCII. */
 export function encodeGrpcMessage(details: string): string {
+  // Most details (`OK`, Envoy's texts) need no encoding: no per-byte copy for them.
+  if (PLAIN_MESSAGE.test(details)) return details;
   let out = '';
   for (const b of Buffer.from(details)) {
     out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
@@ -65,6 +70,7 @@ export function encodeGrpcMessage(details: string): string {
 /** The text of a `grpc-message` header (percent-decoded; left as it is when it does not decode). */
 export function decodeGrpcMessage(v: string | string[] | undefined): string {
   const s = typeof v === 'string' ? v : Array.isArray(v) ? (v[0] ?? '') : '';
+  if (!s.includes('%')) return s;
   try {
     return decodeURIComponent(s);
   } catch {

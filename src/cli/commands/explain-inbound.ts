@@ -15,6 +15,7 @@ import { statusText } from '../../security/jwt/status.ts';
 import { out, UsageError } from '../args.ts';
 import { printable } from '../escape.ts';
 import { loadInputs, refuseInvalidConfig } from '../input.ts';
+import { inboundGrpcVerdict } from './explain-grpc.ts';
 import { type OutputFormat, printDocument } from '../output.ts';
 import { inboundExplanationView } from '../views.ts';
 
@@ -103,6 +104,8 @@ export interface InboundArgs {
   readonly configs: readonly string[];
   readonly target: string;
   readonly format: OutputFormat | undefined;
+  /** The request is a gRPC call (grpc:// target): the verdict is also given as a gRPC status. */
+  readonly grpc?: boolean;
 }
 
 /** Runs `explain --inbound`; returns the exit code. */
@@ -150,9 +153,10 @@ export async function explainInboundCommand(a: InboundArgs): Promise<number> {
     throw err;
   }
   if (a.format !== undefined) {
-    printDocument(a.format, inboundExplanationView(e));
+    printDocument(a.format, a.grpc === true ? { ...inboundExplanationView(e), grpcVerdict: inboundGrpcVerdict(e.status) } : inboundExplanationView(e));
     return 0;
   }
   for (const line of String(e).split('\n')) out(printable(line));
+  if (a.grpc === true) out(`gRPC caller:   ${inboundGrpcVerdict(e.status)}`);
   return 0;
 }

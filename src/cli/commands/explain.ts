@@ -17,9 +17,11 @@ import { loadInputs, refuseInvalidConfig } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { destinationView, routeView } from '../views.ts';
 import { explainInboundCommand, INBOUND_HELP, INBOUND_OPTIONS, strayInboundOptions } from './explain-inbound.ts';
+import { GRPC_5XX, GRPC_NO_CLUSTER, GRPC_NO_ENDPOINTS, GRPC_OUTCOMES, type GrpcTarget, grpcHeaders, grpcMethod, grpcRouteLines, grpcRouteView, isGrpcTarget, parseGrpcTarget } from './explain-grpc.ts';
 
 export const explainHelp = `Usage: meshlet explain <file, dir or ->... --service <name> [options] <url>
-       meshlet explain <file, dir or ->... --service <name> --inbound [options] <path or url>
+       meshlet explain <file, dir or ->... --service <name> [options] grpc://<host>:<port>/<package.Service>/<Method>
+       meshlet explain <file, dir or ->... --service <name> --inbound [options] <path, url or grpc://…>
 
 Explains how one request from a workload would be handled under a config, as mesh.explain()
 does in code and 'istioctl x describe' does for a pod: the virtual host, the rules tried
@@ -29,19 +31,28 @@ balancing, connection pool, outlier detection). Nothing is sent. '-' reads the c
 standard input. Exits 0 whatever the outcome (a 404 NR is an answer), 1 when the config has
 errors, 2 on a usage mistake.
 
+A grpc:// target explains a gRPC call (mesh.grpc.client): a POST to /package.Service/Method
+with content-type application/grpc, -H giving its metadata; the output says what the policies
+mean for it — the gRPC statuses the retry policy retries, the route timeout next to the
+caller's deadline, fault aborts and mesh-made failures as the gRPC statuses the caller gets.
+With --inbound, a grpc:// target is judged as the server receives the call (path
+/package.Service/Method, method POST), with the verdict as a gRPC status.
+
 Options:
   -s, --service <name>             the calling workload's service (required)
   -n, --namespace <ns>             its namespace (default: default)
   -l, --labels <k=v,...>           its labels (repeatable)
       --locality <r/z/s>           its locality (locality load balancing)
-  -X, --request <method>           the request method (default: GET)
-  -H, --header <'name: value'>     a request header (repeatable)
+  -X, --request <method>           the request method (default: GET; gRPC: always POST)
+  -H, --header <'name: value'>     a request header, or gRPC metadata (repeatable)
 ${OUTPUT_HELP}
 
 ${INBOUND_HELP}
 Examples:
   meshlet explain examples/bookinfo --service productpage -l version=v1 \\
     -H 'end-user: jason' http://reviews:9080/reviews/1
+  meshlet explain ./mesh --service productpage -H 'x-group: beta' \\
+    grpc://reviews:9090/reviews.Reviews/GetReview
   meshlet explain ./mesh --service httpbin -n foo -l app=httpbin --inbound -X GET \\
     --principal cluster.local/ns/foo/sa/sleep --source-ip 10.0.0.1 \\
     -H 'authorization: Bearer eyJhbGciOi…' /admin
@@ -142,26 +153,30 @@ export async function explainCommand(argv: string[]): Promise<number> {
   const format = outputFormat(values.output);
   if (positionals.length < 2) throw new UsageError(`meshlet explain: give the config (files, directories or -) and then the request ${values.inbound === true ? 'target (/path or URL)' : 'URL'}`);
   if (values.service === undefined) throw new UsageError('meshlet explain: --service is required');
+  const last = positionals[positionals.length - 1]!;
+  const grpcTarget = isGrpcTarget(last) ? parseGrpcTarget(last) : undefined;
   if (values.inbound === true) {
     if (values.locality !== undefined) throw new UsageError('meshlet explain: --locality is for calls the workload makes; --inbound judges requests it receives');
-    const method = values.request ?? 'GET';
+    const method = grpcTarget === undefined ? (values.request ?? 'GET') : grpcMethod(values.request);
     if (!/^[!#$%&'*+.^`|~\w-]+$/.test(method)) throw new UsageError(`--request: not an HTTP method: "${method}"`);
+    const headers = parseHeaders(values.header);
     return explainInboundCommand({
       values: { ...values, service: values.service, namespace: values.namespace ?? 'default' },
       labels: parseLabels(values.labels),
       method,
-      headers: parseHeaders(values.header),
+      headers: grpcTarget === undefined ? headers : grpcHeaders(headers),
       configs: positionals.slice(0, -1),
-      target: positionals[positionals.length - 1]!,
+      target: grpcTarget === undefined ? last : grpcTarget.url.href,
       format,
+      grpc: grpcTarget !== undefined,
     });
   }
   const stray = strayInboundOptions(values);
   if (stray.length > 0) throw new UsageError(`meshlet explain: --${stray.join(', --')} ${stray.length === 1 ? 'is' : 'are'} for --inbound`);
-  const url = parseUrl(positionals[positionals.length - 1]!);
-  const method = values.request ?? 'GET';
+  const url = grpcTarget?.url ?? parseUrl(last);
+  const method = grpcTarget === undefined ? (values.request ?? 'GET') : grpcMethod(values.request);
   if (!/^[!#$%&'*+.^`|~\w-]+$/.test(method)) throw new UsageError(`--request: not an HTTP method: "${method}"`);
-  const headers = parseHeaders(values.header);
+  const headers = grpcTarget === undefined ? parseHeaders(values.header) : grpcHeaders(parseHeaders(values.header));
   const namespace = values.namespace ?? 'default';
   const labels = parseLabels(values.labels);
   const locality = values.locality ?? '';
@@ -186,6 +201,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   const { vhost, route } = compiledParts(snap, e);
   const skipped = (vhost?.routes.slice(0, e.skipped.length) ?? []).map((r) => ({ name: r.name, index: r.virtualService === undefined ? null : r.index, match: r.matchers.map(String), text: describeRoute(r) }));
   const dests = destinations(route, e, snap.resources, url.protocol.slice(0, -1));
+  if (grpcTarget !== undefined) return printGrpc({ grpcTarget, format, headers, values: { service: values.service, namespace, labels, locality }, snap, e, vhost, route, skipped, dests });
 
   if (format !== undefined) {
     printDocument(format, {
@@ -236,6 +252,71 @@ export async function explainCommand(argv: string[]): Promise<number> {
     out(`    outlier detection:  ${d.outlierDetection?.replace(/^outlier detection: /, '') ?? 'none'}`);
     if (d.tls !== null) out(`    tls:                ${d.tls}`);
     out(`    endpoints:${d.endpoints.length === 0 ? '          none (503 UH)' : ''}`);
+    for (const ep of d.endpoints) {
+      const epLabels = Object.entries(ep.labels).map(([k, v]) => `${k}=${v}`).join(',');
+      out(`      ${ep.endpoint}${epLabels ? `  ${epLabels}` : ''}${ep.locality ? `  ${ep.locality}` : ''}`);
+      if (ep.tls !== null) out(`        tls: ${ep.tls}`);
+    }
+  }
+  return 0;
+}
+
+/** What {@link printGrpc} prints. */
+interface GrpcExplained {
+  readonly grpcTarget: GrpcTarget;
+  readonly format: ReturnType<typeof outputFormat>;
+  readonly headers: Record<string, string | string[]>;
+  readonly values: { service: string; namespace: string; labels: Record<string, string>; locality: string };
+  readonly snap: Snapshot;
+  readonly e: Explanation;
+  readonly vhost: VirtualHost | undefined;
+  readonly route: CompiledRoute | undefined;
+  readonly skipped: { name: string; match: string[] }[];
+  readonly dests: ReturnType<typeof destinations>;
+}
+
+/** Prints the explanation of a gRPC call (text, or the document with a `grpc` part). */
+function printGrpc(x: GrpcExplained): number {
+  const { grpcTarget: t, headers, values, snap, e, vhost, route, skipped, dests } = x;
+  const metadata: Record<string, string | string[]> = Object.create(null);
+  for (const [k, v] of Object.entries(headers)) if (k !== 'content-type' && k !== 'te') metadata[k] = v;
+  if (x.format !== undefined) {
+    printDocument(x.format, {
+      request: { grpc: `${t.service}/${t.method}`, target: t.url.host, method: 'POST', path: t.url.pathname, metadata: { ...metadata } },
+      workload: values,
+      configVersion: snap.version,
+      outcome: e.outcome,
+      virtualHost: vhost === undefined ? null : { name: vhost.name, host: vhost.host, port: vhost.port ?? null, virtualService: vhost.virtualService ?? null, domains: [...vhost.domains] },
+      skipped,
+      route: route === undefined ? null : routeView(route),
+      grpc: grpcRouteView(route, t),
+      destinations: dests,
+    });
+    return 0;
+  }
+  const labelText = Object.entries(values.labels).map(([k, v]) => `${k}=${v}`).join(',');
+  out(`gRPC call:     ${t.service}/${t.method} on ${t.url.host} (POST ${t.url.pathname})`);
+  for (const [k, v] of Object.entries(metadata)) for (const one of Array.isArray(v) ? v : [v]) out(`               ${k}: ${one}`);
+  out(`From:          ${values.service}.${values.namespace}${labelText ? ` {${labelText}}` : ''}${values.locality ? ` in ${values.locality}` : ''} (config version ${snap.version})`);
+  out(`Outcome:       ${GRPC_OUTCOMES[e.outcome]}`);
+  if (vhost === undefined) return 0;
+  out(`Virtual host:  ${vhost.name} (${vhost.virtualService ?? 'no VirtualService: default route'})`);
+  for (const s of skipped) out(`Not matched:   ${s.name}: ${s.match.join(' OR ')} (the call meets no match block of this rule)`);
+  if (route === undefined) return 0;
+  const view = routeView(route);
+  out(`Matched rule:  ${route.name}${view.index === null ? '' : ` (${route.virtualService}, spec.http[${view.index}])`}: ${view.match.length === 0 ? 'any request' : view.match.join(' OR ')}`);
+  for (const [label, text] of grpcRouteLines(route)) out(`${`${label}:`.padEnd(15)}${text}`);
+  out(`Mirrors:       ${e.mirrors.length === 0 ? 'none' : e.mirrors.join(', ')}`);
+  if (dests.length > 0) out('Destinations:');
+  for (const d of dests) {
+    out(`  ${d.host}:${d.port}${d.subset === null ? '' : ` subset ${d.subset}`}  ${d.percent}%  ${d.cluster ?? `MISSING: ${d.missing} (${GRPC_NO_CLUSTER})`}`);
+    if (d.cluster === null) continue;
+    out(`    DestinationRule:    ${d.destinationRules.length === 0 ? 'none' : d.destinationRules.map((r) => r.replace(/^DestinationRule /, '')).join(', ')}`);
+    out(`    load balancing:     ${d.loadBalancer}`);
+    out(`    connection pool:    ${d.connectionPool} (overflow: UNAVAILABLE, UO)`);
+    out(`    outlier detection:  ${d.outlierDetection?.replace(/^outlier detection: /, '') ?? 'none'}${d.outlierDetection === null ? '' : ` (5xx as Envoy maps a gRPC status: ${GRPC_5XX.join(', ')})`}`);
+    if (d.tls !== null) out(`    tls:                ${d.tls}`);
+    out(`    endpoints:${d.endpoints.length === 0 ? `          none (${GRPC_NO_ENDPOINTS})` : ''}`);
     for (const ep of d.endpoints) {
       const epLabels = Object.entries(ep.labels).map(([k, v]) => `${k}=${v}`).join(',');
       out(`      ${ep.endpoint}${epLabels ? `  ${epLabels}` : ''}${ep.locality ? `  ${ep.locality}` : ''}`);

@@ -1,0 +1,296 @@
+/**
+ * Runs one parity scenario (./scenarios.ts) over one protocol: a fresh mesh on a ManualClock and
+ * a seeded Random, the row's Istio YAML plus a ServiceEntry for `echo` (port 8080 HTTP, port 9090
+ * GRPC) whose endpoints are the row's workloads — each a real node:http server and a real
+ * grpc-js server on 127.0.0.1 port 0, answering as the row says —, and the row's calls through
+ * `mesh.fetch` (POST to `/meshlet.test.Echo/<method>`, the path a gRPC call has) or through
+ * `mesh.grpc.client`. Returns what the caller saw, what each workload received and the Istio
+ * request metrics the mesh reported.
+ */
+import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
+import { parseAllDocuments } from 'yaml';
+import { createMesh, ManualClock, type Mesh, seededRandom, withDeadline } from '../../src/index.ts';
+import { type Echo, EchoClient, grpc, type GrpcUpstream, startGrpcUpstream, status, unary } from '../helpers/grpc.ts';
+import { sdk } from '../helpers/metric-reader.ts';
+import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
+
+/** The service every scenario calls, and its two ports (one Service serving HTTP and gRPC, as a pod would). */
+export const HOST = 'echo.default.svc.cluster.local';
+export const HTTP_PORT = 8080;
+export const GRPC_PORT = 9090;
+/** The gRPC service of test/fixtures/grpc/echo.proto: its methods' paths are `/meshlet.test.Echo/<method>`. */
+export const SERVICE = 'meshlet.test.Echo';
+
+/** What a workload answers one call with: success, a failure as each protocol says it, or nothing until the test ends. */
+export type Answer = 'ok' | 'hold' | { readonly http: number; readonly grpc: grpc.status };
+
+/** A workload behind `echo`: its name (what a reply names), labels (subsets match them), and its answer to its n-th call (1-based). */
+export interface Workload {
+  readonly name: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  /** @defaultValue always 'ok' */
+  readonly answer?: (hit: number) => Answer;
+}
+
+/** The call a scenario makes. */
+export interface Call {
+  /** The Echo method (its path is `/meshlet.test.Echo/<method>`). @defaultValue 'Unary' */
+  readonly method?: 'Unary' | 'ServerStream';
+  /** HTTP headers / gRPC metadata. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** The caller's deadline, ms: a gRPC call's `deadline`; for HTTP, `withDeadline()` (the mesh's MeshContext deadline). */
+  readonly deadlineMs?: number;
+}
+
+/** How a scenario drives its calls. */
+export type Drive =
+  /**
+   * `count` calls one after the other (the expectation is about the last). While a call waits on
+   * a mesh timer (a retry's backoff), the mesh clock moves `stepMs` forward.
+   * @defaultValue count 1, stepMs 250 (Envoy's longest default backoff: 10 × 25 ms)
+   */
+  | { readonly kind: 'calls'; readonly count: number; readonly stepMs?: number }
+  /**
+   * One call; once it is parked — at a workload (`'upstream'`) or on a mesh timer (`'timer'`) —
+   * the mesh clock moves `advanceMs` forward.
+   */
+  | { readonly kind: 'clock'; readonly advanceMs: number; readonly parked: 'upstream' | 'timer' }
+  /** `held` calls first, which the workloads hold; once `arrived` of them reached one, the call. */
+  | { readonly kind: 'overflow'; readonly held: number; readonly arrived: number };
+
+/** What the caller saw of the (last) call. */
+export interface Seen {
+  /** HTTP status, or the gRPC status code. */
+  readonly status: number;
+  /** x-meshlet-response-flags (response headers, or gRPC response metadata / trailers), '-' when none. */
+  readonly flags: string;
+  /** The workload that answered (x-upstream / the reply's `server`), or null when none did. */
+  readonly upstream: string | null;
+}
+
+/** One protocol's run of a scenario. */
+export interface Run {
+  readonly seen: Seen;
+  /** Calls each workload received (attempts, retries included). */
+  readonly hits: Readonly<Record<string, number>>;
+  /** Which workload answered each successful call, counted. */
+  readonly served: Readonly<Record<string, number>>;
+  /** istio_requests_total{reporter="source"}: `request_protocol response_code grpc_response_status response_flags` → count. */
+  readonly requests: Readonly<Record<string, number>>;
+}
+
+export type Protocol = 'http' | 'grpc';
+
+/** The key of an istio_requests_total point in {@link Run.requests}. */
+export function requestKey(labels: { request_protocol: string; response_code: string; grpc_response_status: string; response_flags: string }): string {
+  return `${labels.request_protocol} ${labels.response_code} ${labels.grpc_response_status === '' ? '""' : labels.grpc_response_status} ${labels.response_flags}`;
+}
+
+/** The row's YAML as resource objects (a syntax error names the row). */
+export function resources(name: string, yaml: string): object[] {
+  const docs = parseAllDocuments(yaml);
+  const out: object[] = [];
+  for (const d of docs) {
+    if (d.errors.length > 0) throw new Error(`scenario "${name}": YAML: ${d.errors[0]?.message}`);
+    const o = d.toJS() as object | null;
+    if (o !== null) out.push(o);
+  }
+  return out;
+}
+
+function serviceEntry(eps: readonly { http: Upstream; grpc: GrpcUpstream; labels: Readonly<Record<string, string>> | undefined }[]): object {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'ServiceEntry',
+    metadata: { name: 'echo', namespace: 'default' },
+    spec: {
+      hosts: [HOST],
+      location: 'MESH_INTERNAL',
+      resolution: 'STATIC',
+      ports: [
+        { number: HTTP_PORT, name: 'http', protocol: 'HTTP' },
+        { number: GRPC_PORT, name: 'grpc', protocol: 'GRPC' },
+      ],
+      endpoints: eps.map((e) => ({ address: '127.0.0.1', ports: { http: e.http.port, grpc: e.grpc.port }, labels: e.labels })),
+    },
+  };
+}
+
+/** Polls `cond` on event-loop turns and short sleeps, up to 2 s of real time (a bound, not a measurement). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = performance.now() + 2000;
+  while (!cond()) {
+    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+/**
+ * Waits for `p`; meanwhile, whenever a mesh timer is pending (a retry backoff), moves the mesh
+ * clock `stepMs` forward, so a call that waits on the mesh clock goes on.
+ */
+async function pumped<T>(clock: ManualClock, p: Promise<T>, stepMs: number): Promise<T> {
+  let done = false;
+  const out = p.finally(() => {
+    done = true;
+  });
+  while (!done) {
+    await Promise.race([out, new Promise((r) => setTimeout(r, 1))]);
+    if (!done && clock.pending > 0) clock.advance(stepMs);
+  }
+  return out;
+}
+
+/** Starts the workloads: each an HTTP and a gRPC server answering as the row says. */
+async function startWorkloads(workloads: readonly Workload[]) {
+  const held: ServerResponse[] = [];
+  const eps: { name: string; labels: Readonly<Record<string, string>> | undefined; http: Upstream; grpc: GrpcUpstream }[] = [];
+  for (const w of workloads) {
+    const answer = w.answer ?? (() => 'ok');
+    const http = await startUpstream(w.name, (_req, res, hit) => {
+      const a = answer(hit);
+      if (a === 'hold') {
+        held.push(res);
+        return;
+      }
+      res.statusCode = a === 'ok' ? 200 : a.http;
+      res.end(w.name);
+    });
+    const g = await startGrpcUpstream(w.name, {
+      Unary: (call, cb, hit) => {
+        const a = answer(hit);
+        if (a === 'hold') return; // answered by the server's shutdown
+        if (a === 'ok') cb(null, { text: call.request.text, server: w.name, seen: [] });
+        else cb(status(a.grpc, `${w.name} says ${grpc.status[a.grpc]}`));
+      },
+      ServerStream: (call, hit) => {
+        const a = answer(hit);
+        if (a === 'hold') return;
+        if (a === 'ok') {
+          call.write({ text: call.request.text, server: w.name, seen: [] });
+          call.end();
+        } else call.destroy(status(a.grpc, `${w.name} says ${grpc.status[a.grpc]}`));
+      },
+    });
+    eps.push({ name: w.name, labels: w.labels, http, grpc: g });
+  }
+  return {
+    eps,
+    hits(protocol: Protocol): Record<string, number> {
+      const h: Record<string, number> = Object.create(null);
+      for (const e of eps) h[e.name] = protocol === 'http' ? e.http.hits : e.grpc.hits;
+      return h;
+    },
+    async close(): Promise<void> {
+      for (const r of held) r.destroy();
+      await Promise.all(eps.flatMap((e) => [e.http.close(), e.grpc.close()]));
+    },
+  };
+}
+
+type Caller = (call: Call) => Promise<Seen>;
+
+function httpCaller(mesh: Mesh): Caller {
+  return async (c) => {
+    const send = async (): Promise<Seen> => {
+      const res = await mesh.fetch(`http://echo:${HTTP_PORT}/${SERVICE}/${c.method ?? 'Unary'}`, { method: 'POST', headers: { 'content-type': 'application/json', ...c.headers }, body: '{"text":"t"}' });
+      await res.arrayBuffer();
+      return { status: res.status, flags: res.headers.get('x-meshlet-response-flags') ?? '-', upstream: res.headers.get('x-upstream') };
+    };
+    return c.deadlineMs === undefined ? send() : withDeadline(c.deadlineMs, send);
+  };
+}
+
+function grpcCaller(client: Echo): Caller {
+  return async (c) => {
+    const metadata = new grpc.Metadata();
+    for (const [k, v] of Object.entries(c.headers ?? {})) metadata.set(k, v);
+    const deadline = c.deadlineMs === undefined ? undefined : Date.now() + c.deadlineMs;
+    const flagsOf = (...mds: (grpc.Metadata | undefined)[]): string => {
+      for (const md of mds) {
+        const v = md?.get('x-meshlet-response-flags')[0];
+        if (v !== undefined) return String(v);
+      }
+      return '-';
+    };
+    if ((c.method ?? 'Unary') === 'Unary') {
+      const r = await unary(client, { text: 't' }, { metadata, ...(deadline === undefined ? {} : { deadline }) });
+      return { status: r.error?.code ?? grpc.status.OK, flags: flagsOf(r.metadata, r.trailers, r.error?.metadata), upstream: r.reply?.server ?? null };
+    }
+    const stream = client.ServerStream({ text: 't', count: 1 }, metadata, deadline === undefined ? {} : { deadline });
+    let head: grpc.Metadata | undefined;
+    stream.on('metadata', (md) => (head = md));
+    const messages: { server: string }[] = [];
+    stream.on('data', (m: { server: string }) => messages.push(m));
+    stream.on('error', () => undefined);
+    const s = await new Promise<grpc.StatusObject>((r) => stream.on('status', (st: grpc.StatusObject) => setImmediate(() => r(st))));
+    return { status: s.code, flags: flagsOf(head, s.metadata), upstream: messages[0]?.server ?? null };
+  };
+}
+
+/** Runs `scenario` over `protocol` and tears everything down. */
+export async function run(
+  scenario: { readonly name: string; readonly yaml: string; readonly workloads?: readonly Workload[]; readonly call?: Call; readonly drive?: Drive },
+  protocol: Protocol,
+): Promise<Run> {
+  const workloads = await startWorkloads(scenario.workloads ?? [{ name: 'v1', labels: { version: 'v1' } }]);
+  const metrics = sdk();
+  const clock = new ManualClock(1_000_000);
+  let mesh: Mesh | undefined;
+  let client: Echo | undefined;
+  const pending: Promise<unknown>[] = [];
+  try {
+    mesh = await createMesh({
+      service: 'caller',
+      clock,
+      random: seededRandom(16),
+      logger: { warn: () => undefined, error: () => undefined },
+      telemetry: { metrics: { meterProvider: metrics.provider } },
+      config: [serviceEntry(workloads.eps), ...resources(scenario.name, scenario.yaml)],
+    });
+    let caller: Caller;
+    if (protocol === 'http') caller = httpCaller(mesh);
+    else {
+      client = mesh.grpc.client(EchoClient, `echo:${GRPC_PORT}`) as unknown as Echo;
+      caller = grpcCaller(client);
+    }
+    const c = scenario.call ?? {};
+    const drive = scenario.drive ?? { kind: 'calls', count: 1 };
+    const served: Record<string, number> = Object.create(null);
+    const total = () => Object.values(workloads.hits(protocol)).reduce((a, b) => a + b, 0);
+    let seen: Seen;
+    if (drive.kind === 'calls') {
+      let last: Seen | undefined;
+      for (let i = 0; i < drive.count; i++) {
+        last = await pumped(clock, caller(c), drive.stepMs ?? 250);
+        if (last.upstream !== null) served[last.upstream] = (served[last.upstream] ?? 0) + 1;
+      }
+      seen = last as Seen;
+    } else if (drive.kind === 'clock') {
+      const timers = clock.pending;
+      const p = caller(c);
+      if (drive.parked === 'upstream') await until(() => total() > 0, 'the call to reach a workload');
+      else await until(() => clock.pending > timers, 'the call to wait on a mesh timer');
+      clock.advance(drive.advanceMs);
+      seen = await p;
+    } else {
+      for (let i = 0; i < drive.held; i++) pending.push(caller(c).catch(() => undefined));
+      await until(() => total() >= drive.arrived, `${drive.arrived} held calls to reach a workload`);
+      seen = await caller(c);
+    }
+    const requests: Record<string, number> = Object.create(null);
+    for (const p of await metrics.points('istio_requests_total')) {
+      if (p.attributes['reporter'] !== 'source') continue;
+      const key = requestKey(p.attributes as never);
+      requests[key] = (requests[key] ?? 0) + p.value;
+    }
+    return { seen, hits: workloads.hits(protocol), served, requests };
+  } finally {
+    client?.close();
+    await workloads.close();
+    await mesh?.close();
+    await Promise.allSettled(pending);
+    await metrics.shutdown();
+  }
+}
