@@ -4,6 +4,7 @@ import { after, beforeEach, describe, it } from 'node:test';
 import { metrics } from '@opentelemetry/api';
 import { AggregationTemporality, type DataPoint, type Histogram, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, WorkloadIdentity } from '../../core/observe.ts';
+import { callEndMessage, inboundEndMessage } from '../../../test/helpers/observe-messages.ts';
 import { mergeMetrics } from './config.ts';
 import { ENVOY_DEFAULT_BUCKETS, IstioMetrics, type IstioMetricsContext } from './istio-metrics.ts';
 import { encodePeerMetadata, localPeerMetadata } from './peer-metadata.ts';
@@ -26,61 +27,11 @@ const identity: WorkloadIdentity = Object.freeze({ service: 'reviews', namespace
 const other: WorkloadIdentity = Object.freeze({ service: 'other', namespace: 'shop', labels: Object.freeze({}), serviceAccount: 'default' });
 
 function callEnd(over: Partial<CallEndMessage> = {}): CallEndMessage {
-  return {
-    workload: identity,
-    call: {},
-    protocol: 'http1',
-    method: 'GET',
-    authority: 'ratings:9080',
-    path: '/r',
-    route: 'ratings.default',
-    cluster: 'outbound|9080||ratings.shop.svc.cluster.local',
-    destinationService: 'ratings.shop.svc.cluster.local',
-    endpoint: '10.0.0.7:9080',
-    destination: { serviceAccount: 'ratings', namespace: 'shop', labels: { app: 'ratings', version: 'v1', 'service.istio.io/workload-name': 'ratings-v1', 'topology.istio.io/cluster': 'Kubernetes' } },
-    status: 200,
-    grpcStatus: -1,
-    flags: '',
-    attempts: 1,
-    requestBytes: 10,
-    responseBytes: 200,
-    durationMs: 7,
-    error: undefined,
-    ...over,
-  };
+  return callEndMessage(identity, over);
 }
 
 function inboundEnd(over: Partial<InboundEndMessage> = {}): InboundEndMessage {
-  return {
-    workload: identity,
-    request: {},
-    protocol: 'http1',
-    method: 'GET',
-    scheme: 'http',
-    authority: 'reviews:9080',
-    path: '/reviews/1',
-    headers: {},
-    status: 200,
-    grpcStatus: -1,
-    flags: '',
-    details: 'via_upstream',
-    deniedBy: undefined,
-    requestBytes: 120,
-    responseBytes: 900,
-    durationMs: 12,
-    mtls: false,
-    peer: undefined,
-    requestPrincipal: undefined,
-    authzPolicy: undefined,
-    remoteAddress: '127.0.0.1',
-    remotePort: 5000,
-    localAddress: '127.0.0.1',
-    localPort: 9080,
-    sni: undefined,
-    responseHeaders: undefined,
-    error: undefined,
-    ...over,
-  };
+  return inboundEndMessage(identity, over);
 }
 
 const callEndCh = channel('meshlet:call:end');

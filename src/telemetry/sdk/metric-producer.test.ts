@@ -3,6 +3,7 @@ import { channel } from 'node:diagnostics_channel';
 import { after, afterEach, describe, it } from 'node:test';
 import { AggregationTemporality, type DataPoint, MeterProvider, type MetricData, type MetricProducer, MetricReader } from '@opentelemetry/sdk-metrics';
 import type { CallEndMessage, InboundEndMessage, WorkloadIdentity } from '../../core/observe.ts';
+import { callEndMessage, inboundEndMessage } from '../../../test/helpers/observe-messages.ts';
 import { mergeMetrics } from '../metrics/config.ts';
 import { IstioMetrics } from '../metrics/istio-metrics.ts';
 import { aggregatingLocally } from '../metrics/outlet.ts';
@@ -26,64 +27,14 @@ const identity: WorkloadIdentity = Object.freeze({ service: 'reviews', namespace
 const ratings = Object.freeze({ app: 'ratings', version: 'v1', 'service.istio.io/workload-name': 'ratings-v1' });
 
 function callEnd(over: Partial<CallEndMessage>): CallEndMessage {
-  return {
-    workload: identity,
-    call: {},
-    protocol: 'http1',
-    method: 'GET',
-    authority: 'ratings:9080',
-    path: '/r',
-    route: 'ratings.default',
-    cluster: 'outbound|9080||ratings.shop.svc.cluster.local',
-    destinationService: 'ratings.shop.svc.cluster.local',
-    endpoint: '10.0.0.7:9080',
-    // A new wrapper per call around the endpoint's one labels object, as the kernel makes it.
-    destination: { serviceAccount: 'ratings', namespace: 'shop', labels: ratings },
-    status: 200,
-    grpcStatus: -1,
-    flags: '',
-    attempts: 1,
-    requestBytes: 10,
-    responseBytes: 200,
-    durationMs: 7,
-    error: undefined,
-    ...over,
-  };
+  // A new wrapper per call around the endpoint's one labels object, as the kernel makes it.
+  return callEndMessage(identity, { destination: { serviceAccount: 'ratings', namespace: 'shop', labels: ratings }, ...over });
 }
 
 const caller = encodePeerMetadata(localPeerMetadata({ workload: 'productpage-v1', namespace: 'front', labels: { app: 'productpage', version: 'v1' }, cluster: 'Kubernetes' }));
 
 function inboundEnd(over: Partial<InboundEndMessage>): InboundEndMessage {
-  return {
-    workload: identity,
-    request: {},
-    protocol: 'http1',
-    method: 'GET',
-    scheme: 'http',
-    authority: 'reviews:9080',
-    path: '/reviews/1',
-    headers: { 'x-envoy-peer-metadata-id': 'sidecar~1.2.3.4~productpage-v1.front~front.svc.cluster.local', 'x-envoy-peer-metadata': caller },
-    status: 200,
-    grpcStatus: -1,
-    flags: '',
-    details: 'via_upstream',
-    deniedBy: undefined,
-    requestBytes: 120,
-    responseBytes: 900,
-    durationMs: 12,
-    mtls: false,
-    peer: undefined,
-    requestPrincipal: undefined,
-    authzPolicy: undefined,
-    remoteAddress: '127.0.0.1',
-    remotePort: 5000,
-    localAddress: '127.0.0.1',
-    localPort: 9080,
-    sni: undefined,
-    responseHeaders: undefined,
-    error: undefined,
-    ...over,
-  };
+  return inboundEndMessage(identity, { headers: { 'x-envoy-peer-metadata-id': 'sidecar~1.2.3.4~productpage-v1.front~front.svc.cluster.local', 'x-envoy-peer-metadata': caller }, ...over });
 }
 
 const callEndCh = channel('meshlet:call:end');
