@@ -28,6 +28,7 @@ import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { ConnectionInjector, Server as GrpcServer } from '@grpc/grpc-js';
 import type { PeerIdentity } from '../../core/context.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
+import { awaitFirstBytes } from '../server/first-bytes.ts';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls } from '../server/inbound-tls.ts';
 import type { GrpcJs } from './grpc-js.ts';
 
@@ -153,35 +154,14 @@ export class GrpcListener {
     }
     this.#pending.add(socket);
     socket.once('close', () => this.#pending.delete(socket));
-    const done = (): void => {
-      socket.removeListener('readable', onReadable);
-      socket.removeListener('error', onGone);
-      socket.removeListener('end', onGone);
-      socket.removeListener('timeout', onTimeout);
-      socket.setTimeout(0);
-    };
-    const onGone = (): void => {
-      done();
-      this.#pending.delete(socket);
-      socket.destroy();
-    };
-    const onTimeout = (): void => {
-      done();
-      this.#pending.delete(socket);
-      this.#mtls.refuse(socket, this.#mtls.modeFor(socket.localPort ?? 0), 'unknown', `nothing received for ${HANDSHAKE_TIMEOUT_MS} ms`);
-    };
-    const onReadable = (): void => {
-      const chunk = socket.read() as Buffer | null;
-      if (chunk === null || chunk.length === 0) return;
-      done();
-      socket.unshift(chunk);
-      this.#route(socket, chunk);
-    };
-    socket.on('readable', onReadable);
-    socket.on('error', onGone);
-    socket.on('end', onGone);
-    socket.on('timeout', onTimeout);
-    socket.setTimeout(HANDSHAKE_TIMEOUT_MS);
+    awaitFirstBytes(socket, HANDSHAKE_TIMEOUT_MS, {
+      gone: () => this.#pending.delete(socket),
+      timeout: () => {
+        this.#pending.delete(socket);
+        this.#mtls.refuse(socket, this.#mtls.modeFor(socket.localPort ?? 0), 'unknown', `nothing received for ${HANDSHAKE_TIMEOUT_MS} ms`);
+      },
+      data: (first) => this.#route(socket, first),
+    });
   }
 
   #route(socket: Socket, first: Buffer): void {

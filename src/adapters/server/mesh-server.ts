@@ -33,6 +33,7 @@
 import { type IncomingMessage, Server, type RequestListener, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
+import { awaitFirstBytes } from './first-bytes.ts';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
 import { markAccepted, rememberPeer } from './peer.ts';
 
@@ -85,41 +86,15 @@ export class MeshHttpServer extends Server {
     this.#pending.add(socket);
     // Also when it closes during the TLS handshake (the TLS socket then never reaches #secured or a client error).
     socket.once('close', () => this.#pending.delete(socket));
-    const done = (): void => {
-      socket.removeListener('readable', onReadable);
-      socket.removeListener('error', onError);
-      socket.removeListener('end', onEnd);
-      socket.removeListener('timeout', onTimeout);
-      socket.setTimeout(0);
-    };
-    const onError = (): void => {
-      done();
-      this.#pending.delete(socket);
-      socket.destroy();
-    };
-    const onEnd = (): void => {
-      done();
-      this.#pending.delete(socket);
-      socket.destroy();
-    };
-    const onTimeout = (): void => {
-      done();
-      this.#pending.delete(socket);
-      this.#mtls.refuse(socket, this.#mtls.modeFor(socket.localPort ?? 0), 'unknown', `nothing received for ${HANDSHAKE_TIMEOUT_MS} ms`);
-    };
-    const onReadable = (): void => {
-      const chunk = socket.read() as Buffer | null;
-      if (chunk === null || chunk.length === 0) return;
-      done();
-      socket.unshift(chunk);
+    awaitFirstBytes(socket, HANDSHAKE_TIMEOUT_MS, {
+      gone: () => this.#pending.delete(socket),
+      timeout: () => {
+        this.#pending.delete(socket);
+        this.#mtls.refuse(socket, this.#mtls.modeFor(socket.localPort ?? 0), 'unknown', `nothing received for ${HANDSHAKE_TIMEOUT_MS} ms`);
+      },
       // The mode when the first bytes came (a config applied meanwhile counts).
-      this.#route(socket, chunk);
-    };
-    socket.on('readable', onReadable);
-    socket.on('error', onError);
-    socket.on('end', onEnd);
-    socket.on('timeout', onTimeout);
-    socket.setTimeout(HANDSHAKE_TIMEOUT_MS);
+      data: (first) => this.#route(socket, first),
+    });
   }
 
   #route(socket: Socket, first: Buffer): void {
