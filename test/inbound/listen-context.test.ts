@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { listenInContext } from '../../src/adapters/server/node.ts';
@@ -31,4 +32,23 @@ test('listeners added in context run in it; removal by the original, once and li
   assert.equal(req.listenerCount('data'), 0);
   req.emit('data', Buffer.from('y'));
   assert.deepEqual(seen, [1234, -1234]);
+});
+
+test("listeners see every async-context store of the request (not only the mesh's), with the emitter as this and the event's arguments", () => {
+  const req = new PassThrough() as unknown as IncomingMessage;
+  const other = new AsyncLocalStorage<string>();
+  const seen: unknown[] = [];
+  other.run('span-1', () =>
+    runInContext({ deadline: 99 }, () => {
+      listenInContext(req);
+      req.on('data', function (this: unknown, chunk: Buffer, extra: unknown) {
+        seen.push(other.getStore(), currentContext().deadline, this === req, chunk.toString(), extra);
+      });
+    }),
+  );
+  other.run('elsewhere', () => {
+    req.emit('data', Buffer.from('z'), 7);
+    seen.push(other.getStore());
+  });
+  assert.deepEqual(seen, ['span-1', 99, true, 'z', 7, 'elsewhere'], "the emitter's own context is back after the listener");
 });

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { AsyncResource } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
@@ -87,15 +87,19 @@ type ContextListener = ((...args: unknown[]) => unknown) & { listener?: unknown 
  * whose async context is not the request's. Only listeners are wrapped, when added — the
  * stream's own emits stay untouched (wrapping `emit` itself cost a fifth of a server's
  * throughput). Nothing global changes.
+ *
+ * The context is held by one `AsyncResource` (what `AsyncLocalStorage.snapshot()` makes too, but
+ * that also binds a function and defines a deprecated getter on it: ~3 µs a request in Node 24,
+ * against ~20 ns for the resource alone).
  */
 export function listenInContext(req: IncomingMessage): void {
   // The whole async context: every AsyncLocalStorage, the mesh's own store among them.
-  const snapshot = AsyncLocalStorage.snapshot();
+  const scope = new AsyncResource('meshlet.request');
   const on = req.on;
   const onInContext = function onInContext(this: IncomingMessage, name: string | symbol, listener: (...args: unknown[]) => unknown) {
     if (typeof listener !== 'function') return on.call(this, name, listener);
     const wrapped: ContextListener = function (this: unknown, ...args: unknown[]) {
-      return snapshot(Reflect.apply, listener, this, args);
+      return scope.runInAsyncScope(listener, this, ...args);
     };
     wrapped.listener = listener;
     return on.call(this, name, wrapped);
