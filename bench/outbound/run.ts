@@ -549,9 +549,10 @@ async function main(): Promise<void> {
   });
   console.log(`\n${body}`);
   if (WRITE) {
-    // one section per layout, so a 1core run does not replace the default (2core) one
-    const id = ONE_CORE ? 'outbound-1core' : 'outbound';
-    writeSection(id, `Outbound: meshlet vs raw undici and nginx sidecar stand-ins (${LAYOUT} layout)`, COMMAND, body);
+    // one section per layout, so a 1core run does not replace the default (2core) one; runs with the telemetry-on variants have their own
+    const telemetry = wanted?.some((v) => v.endsWith('-otel')) === true;
+    const id = `${ONE_CORE ? 'outbound-1core' : 'outbound'}${telemetry ? '-telemetry' : ''}`;
+    writeSection(id, `Outbound: meshlet vs raw undici${telemetry ? ', telemetry on and off' : ' and nginx sidecar stand-ins'} (${LAYOUT} layout)`, COMMAND, body);
     console.log(`written to bench/RESULTS.md (section "${id}")`);
   }
 }
