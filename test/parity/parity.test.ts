@@ -1,7 +1,9 @@
 /**
  * HTTP ↔ gRPC parity: every row of ./scenarios.ts — one Istio config — run over HTTP
- * (mesh.fetch) and over gRPC (mesh.grpc.client) against real servers; each protocol's caller
- * gets what Envoy gives it, and the Istio request metric carries the same labels.
+ * (mesh.fetch) and over gRPC (mesh.grpc.client) against real servers — for the server-side rows,
+ * servers under a mesh of their own (mesh.createServer; a grpc-js server with
+ * mesh.grpc.serverInterceptors(), bound with mesh.grpc.bind); each protocol's caller gets what
+ * Envoy gives it, and the Istio request metrics carry the same labels on both sides.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -41,6 +43,13 @@ describe('HTTP and gRPC parity: one Istio config, both protocols', () => {
           });
           assert.ok((r.requests[key] ?? 0) >= 1, `istio_requests_total has no point ${key}: ${JSON.stringify(r.requests)}`);
         }
+        if (want.inbound !== undefined) assert.deepEqual({ ...r.inbound }, want.inbound, 'istio_requests_total{reporter="destination"}');
+        else if (s.server !== undefined) {
+          // The workload's mesh reported the last call, with the status the caller got.
+          const code = protocol === 'http' ? `http ${status} "" ` : `grpc 200 ${status} `;
+          assert.ok(Object.keys(r.inbound).some((k) => k.startsWith(code)), `istio_requests_total{reporter="destination"} has no point ${code}…: ${JSON.stringify(r.inbound)}`);
+        } else assert.deepEqual({ ...r.inbound }, {}, 'no workload mesh, no destination metrics');
+        if (want.principal !== undefined) assert.equal(r.principal, want.principal, 'the request principal the handler ran with');
       });
     }
   }
