@@ -72,6 +72,8 @@ export interface Seen {
   readonly flags: string;
   /** The workload that answered (x-upstream / the reply's `server`), or null when none did. */
   readonly upstream: string | null;
+  /** The HTTP response body; the gRPC status details ('' for OK). */
+  readonly details: string;
 }
 
 /** One protocol's run of a scenario. */
@@ -157,8 +159,8 @@ function httpCaller(mesh: Mesh): Caller {
   return async (c) => {
     const send = async (): Promise<Seen> => {
       const res = await mesh.fetch(`http://echo:${HTTP_PORT}/${SERVICE}/${c.method ?? 'Unary'}`, { method: 'POST', headers: { 'content-type': 'application/json', ...c.headers }, body: '{"text":"t"}' });
-      await res.arrayBuffer();
-      return { status: res.status, flags: res.headers.get('x-meshlet-response-flags') ?? '-', upstream: res.headers.get('x-upstream') };
+      const body = await res.text();
+      return { status: res.status, flags: res.headers.get('x-meshlet-response-flags') ?? '-', upstream: res.headers.get('x-upstream'), details: body };
     };
     return c.deadlineMs === undefined ? send() : withDeadline(c.deadlineMs, send);
   };
@@ -178,7 +180,7 @@ function grpcCaller(client: Echo): Caller {
     };
     if ((c.method ?? 'Unary') === 'Unary') {
       const r = await unary(client, { text: 't' }, { metadata, ...(deadline === undefined ? {} : { deadline }) });
-      return { status: r.error?.code ?? grpc.status.OK, flags: flagsOf(r.metadata, r.trailers, r.error?.metadata), upstream: r.reply?.server ?? null };
+      return { status: r.error?.code ?? grpc.status.OK, flags: flagsOf(r.metadata, r.trailers, r.error?.metadata), upstream: r.reply?.server ?? null, details: r.error?.details ?? '' };
     }
     const stream = client.ServerStream({ text: 't', count: 1 }, metadata, deadline === undefined ? {} : { deadline });
     let head: grpc.Metadata | undefined;
@@ -187,7 +189,7 @@ function grpcCaller(client: Echo): Caller {
     stream.on('data', (m: { server: string }) => messages.push(m));
     stream.on('error', () => undefined);
     const s = await new Promise<grpc.StatusObject>((r) => stream.on('status', (st: grpc.StatusObject) => setImmediate(() => r(st))));
-    return { status: s.code, flags: flagsOf(head, s.metadata), upstream: messages[0]?.server ?? null };
+    return { status: s.code, flags: flagsOf(head, s.metadata), upstream: messages[0]?.server ?? null, details: s.code === grpc.status.OK ? '' : s.details };
   };
 }
 

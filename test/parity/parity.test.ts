@@ -26,6 +26,7 @@ describe('HTTP and gRPC parity: one Istio config, both protocols', () => {
         const what = protocol === 'http' ? 'HTTP status' : 'gRPC status';
         assert.equal(r.seen.status, status, `${what}: got ${protocol === 'grpc' ? grpc.status[r.seen.status] : r.seen.status}`);
         assert.equal(r.seen.flags, want.flags ?? '-', 'response flags');
+        if (want.details !== undefined) assert.equal(r.seen.details, want.details, 'response body / gRPC status details');
         if (want.upstream !== undefined) assert.equal(r.seen.upstream, want.upstream, 'the workload that answered');
         if (want.hits !== undefined) assert.deepEqual({ ...r.hits }, want.hits, 'calls each workload received');
         for (const [name, [min, max]] of Object.entries(want.served ?? {})) {

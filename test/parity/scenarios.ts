@@ -31,7 +31,8 @@
  *   The caller's mesh is still in front, as a client sidecar is. Expectations stay the same shape
  *   (`http: { status: 403 }, grpc: { code: 'PERMISSION_DENIED' }`, 401 / UNAUTHENTICATED, 429 /
  *   UNAVAILABLE); `hits` count the calls that reached the app (a denial never does), `principal`
- *   is the request principal the handler ran with, and `inbound` the
+ *   is the request principal the handler ran with, `details` the body / status details (Envoy's
+ *   text: `RBAC: access denied`, `Jwt is expired`, `local_rate_limited`), and `inbound` the
  *   istio_requests_total{reporter="destination"} points, keyed as `requests`.
  */
 import { grpc } from '../helpers/grpc.ts';
@@ -41,6 +42,8 @@ import { serverScenarios } from './scenarios-server.ts';
 /** What one protocol's caller gets. */
 interface Expectation {
   readonly flags?: string;
+  /** The HTTP response body / the gRPC status details of the last call (checked when given). */
+  readonly details?: string;
   /** The workload that answered the last call (null: none did). */
   readonly upstream?: string | null;
   /** Calls each workload received (every attempt). */
