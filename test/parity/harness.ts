@@ -10,7 +10,11 @@
  * Istio request metrics both sides reported.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { initDevCa } from '../../src/security/pki/dev-ca.ts';
 import { createMesh, ManualClock, type Mesh, seededRandom, withDeadline } from '../../src/index.ts';
 import { type Echo, EchoClient, grpc, unary } from '../helpers/grpc.ts';
 import { type Point, sdk } from '../helpers/metric-reader.ts';
@@ -110,7 +114,28 @@ export function resources(name: string, yaml: string): object[] {
   return out;
 }
 
-function serviceEntry(eps: readonly Endpoint[]): object {
+/**
+ * A dev CA for the mTLS rows, made once per process in a temporary directory
+ * ({@link removeDevCa} removes it).
+ */
+let devCaDir: Promise<string> | undefined;
+function devCa(): Promise<string> {
+  devCaDir ??= (async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'meshlet-parity-')), 'ca');
+    await initDevCa(dir);
+    return dir;
+  })();
+  return devCaDir;
+}
+/** Removes the dev CA of the mTLS rows, if one was made (call from `after()`). */
+export async function removeDevCa(): Promise<void> {
+  if (devCaDir === undefined) return;
+  rmSync(dirname(await devCaDir), { recursive: true, force: true });
+  devCaDir = undefined;
+}
+
+/** The ServiceEntry of `echo`; with `mtls`, its endpoints are sidecar'd workloads (tlsMode istio) of service account `echo`. */
+function serviceEntry(eps: readonly Endpoint[], mtls = false): object {
   return {
     apiVersion: 'networking.istio.io/v1',
     kind: 'ServiceEntry',
@@ -123,7 +148,12 @@ function serviceEntry(eps: readonly Endpoint[]): object {
         { number: HTTP_PORT, name: 'http', protocol: 'HTTP' },
         { number: GRPC_PORT, name: 'grpc', protocol: 'GRPC' },
       ],
-      endpoints: eps.map((e) => ({ address: '127.0.0.1', ports: { http: e.httpPort, grpc: e.grpcPort }, labels: e.labels })),
+      endpoints: eps.map((e) => ({
+        address: '127.0.0.1',
+        ports: { http: e.httpPort, grpc: e.grpcPort },
+        labels: mtls ? { ...e.labels, 'security.istio.io/tlsMode': 'istio' } : e.labels,
+        ...(mtls ? { serviceAccount: 'echo' } : {}),
+      })),
     },
   };
 }
@@ -210,6 +240,8 @@ export interface Runnable {
   readonly yaml: string;
   /** The workloads' own Istio config (server-side rows): `$JWKS` stands for the JWKS of ./tokens.ts. */
   readonly server?: string;
+  /** The caller's mesh and the workloads' have identities from one dev CA (service accounts `caller`, `echo`); the endpoints take mTLS. */
+  readonly mtls?: boolean;
   readonly workloads?: readonly Workload[];
   readonly call?: Call;
   readonly drive?: Drive;
@@ -224,7 +256,11 @@ export async function run(scenario: Runnable, protocol: Protocol): Promise<Run> 
   let mesh: Mesh | undefined;
   let client: Echo | undefined;
   const pending: Promise<unknown>[] = [];
-  const server = scenario.server === undefined ? undefined : { config: resources(`${scenario.name} (server)`, scenario.server.replaceAll('$JWKS', JSON.stringify(await jwks()))), clock: serverClock, meterProvider: serverMetrics.provider };
+  const ca = scenario.mtls === true ? await devCa() : undefined;
+  const server =
+    scenario.server === undefined
+      ? undefined
+      : { config: resources(`${scenario.name} (server)`, scenario.server.replaceAll('$JWKS', JSON.stringify(await jwks()))), clock: serverClock, meterProvider: serverMetrics.provider, ...(ca === undefined ? {} : { devCa: ca }) };
   const workloads = await startWorkloads(scenario.workloads ?? [{ name: 'v1', labels: { version: 'v1' } }], server);
   try {
     mesh = await createMesh({
@@ -233,7 +269,8 @@ export async function run(scenario: Runnable, protocol: Protocol): Promise<Run> 
       random: seededRandom(16),
       logger: { warn: () => undefined, error: () => undefined },
       telemetry: { metrics: { meterProvider: metrics.provider } },
-      config: [serviceEntry(workloads.eps), ...resources(scenario.name, scenario.yaml)],
+      config: [serviceEntry(workloads.eps, ca !== undefined), ...resources(scenario.name, scenario.yaml)],
+      ...(ca === undefined ? {} : { identity: { devCa: ca }, serviceAccount: 'caller' }),
     });
     let send: Caller;
     if (protocol === 'http') send = httpCaller(mesh);

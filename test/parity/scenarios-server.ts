@@ -3,7 +3,8 @@
  * are described): the workloads run under meshes of their own with the row's `server` config —
  * AuthorizationPolicy by path `/meshlet.test.Echo/<method>`, method POST and header = metadata,
  * RequestAuthentication with tokens signed at test time (./tokens.ts), Istio's local rate limit
- * EnvoyFilter on the workloads' ManualClock, and istio_requests_total{reporter="destination"} —
+ * EnvoyFilter on the workloads' ManualClock, istio_requests_total{reporter="destination"}, and
+ * PeerAuthentication STRICT with workload identities from a dev CA made at test time —
  * each run over HTTP (`mesh.createServer`) and gRPC (`mesh.grpc.serverInterceptors()`).
  */
 import { ISSUER } from './harness.ts';
@@ -61,6 +62,26 @@ spec:
             filter_enforced: {runtime_key: local_rate_limit_enforced, default_value: {numerator: 100, denominator: HUNDRED}}
             response_headers_to_add: [{append: false, header: {key: x-local-rate-limit, value: "true"}}]
 `;
+/** PeerAuthentication STRICT for the workloads, and a policy that lets in only the identity of service account `sa` (the caller's is `caller`). */
+const strict = (sa: string) => `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec:
+  mtls: {mode: STRICT}
+---${authz('only-caller', `  action: ALLOW
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/default/sa/${sa}]}}]`)}`;
+/** The caller's DestinationRule turning mTLS off (plaintext to the workloads). */
+const plaintext = `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: echo}
+spec:
+  host: echo
+  trafficPolicy: {tls: {mode: DISABLE}}
+`;
+
 /** The caller's config: one rule to echo, with Istio's default retry policy, or without retries. */
 const plain = `
 apiVersion: networking.istio.io/v1
@@ -216,5 +237,41 @@ export const serverScenarios: readonly Scenario[] = [
       requests: { 'grpc 200 0 -': 1, 'grpc 200 7 -': 1 },
       inbound: { 'grpc 200 0 -': 1, 'grpc 200 7 -': 1 },
     },
+  },
+
+  // ── PeerAuthentication (workload identities from one dev CA; mesh.createServer, mesh.grpc.bind) ─
+  {
+    // The mesh clock stays put while the handshake runs (the caller's certificate renewal is a pending timer).
+    name: 'server: PeerAuthentication STRICT, the caller sends mTLS (auto mTLS): served; ALLOW principals matches its identity',
+    yaml: noRetries,
+    server: strict('caller'),
+    mtls: true,
+    drive: { kind: 'calls', count: 1, stepMs: 0 },
+    http: { status: 200, upstream: 'v1', hits: { v1: 1 }, inbound: { 'http 200 "" -': 1 } },
+    grpc: { code: 'OK', upstream: 'v1', hits: { v1: 1 }, inbound: { 'grpc 200 0 -': 1 } },
+  },
+  {
+    name: 'server: PeerAuthentication STRICT, mTLS, ALLOW principals names another service account: 403 / PERMISSION_DENIED',
+    yaml: noRetries,
+    server: strict('productpage'),
+    mtls: true,
+    drive: { kind: 'calls', count: 1, stepMs: 0 },
+    http: { status: 403, details: 'RBAC: access denied', upstream: null, hits: { v1: 0 } },
+    grpc: { code: 'PERMISSION_DENIED', details: 'RBAC: access denied', upstream: null, hits: { v1: 0 } },
+  },
+  {
+    // The workload's listener closes a plaintext connection under STRICT before any request, so
+    // nothing reaches its mesh's phases (no destination metric). Envoy's client sidecar answers
+    // 503 / UNAVAILABLE "upstream connect error or disconnect/reset before headers. reset reason:
+    // connection termination" with flag UC; meshlet's caller gives the status, but flags UR
+    // (HTTP, with Envoy's text) and UF "… reset reason: connection failure" (gRPC): the flags and
+    // details are left out of this row until the outbound side classifies that close as Envoy does.
+    name: 'server: PeerAuthentication STRICT, the caller sends plaintext (DestinationRule tls DISABLE): refused',
+    yaml: `${noRetries}---${plaintext}`,
+    server: strict('caller'),
+    mtls: true,
+    drive: { kind: 'calls', count: 1, stepMs: 0 },
+    http: { status: 503, flags: null, upstream: null, hits: { v1: 0 }, inbound: {} },
+    grpc: { code: 'UNAVAILABLE', flags: null, upstream: null, hits: { v1: 0 }, inbound: {} },
   },
 ];

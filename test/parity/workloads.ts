@@ -30,6 +30,8 @@ export interface WorkloadMesh {
   readonly config: readonly object[];
   readonly clock: ManualClock;
   readonly meterProvider: unknown;
+  /** A dev CA directory (`meshlet ca init`): the workloads get identities from it, service account `echo`. */
+  readonly devCa?: string;
 }
 
 /** One workload's endpoint: its ports and what its handlers saw. */
@@ -94,6 +96,7 @@ export async function startWorkloads(workloads: readonly Workload[], under?: Wor
           logger: { warn: () => undefined, error: () => undefined },
           telemetry: { metrics: { meterProvider: under.meterProvider as never } },
           config: [...under.config],
+          ...(under.devCa === undefined ? {} : { identity: { devCa: under.devCa }, serviceAccount: 'echo' }),
         });
         meshes.push(mesh);
       }
