@@ -240,7 +240,7 @@ export interface Runnable {
   readonly yaml: string;
   /** The workloads' own Istio config (server-side rows): `$JWKS` stands for the JWKS of ./tokens.ts. */
   readonly server?: string;
-  /** The caller's mesh and the workloads' have identities from one dev CA (service accounts `caller`, `echo`); the endpoints take mTLS. */
+  /** With `server`: the caller's mesh and the workloads' have identities from one dev CA (service accounts `caller`, `echo`); the endpoints take mTLS. */
   readonly mtls?: boolean;
   readonly workloads?: readonly Workload[];
   readonly call?: Call;

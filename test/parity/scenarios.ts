@@ -70,7 +70,7 @@ export interface Scenario {
   readonly yaml: string;
   /** The workloads' own Istio config (server-side rows); `$JWKS` stands for the JWKS of ./tokens.ts. */
   readonly server?: string;
-  /** The caller and the workloads have workload identities from one dev CA (service accounts `caller`, `echo`) and the endpoints are labelled for mTLS. */
+  /** With `server`: the caller and the workloads have workload identities from one dev CA (service accounts `caller`, `echo`) and the endpoints are labelled for mTLS. */
   readonly mtls?: boolean;
   readonly workloads?: readonly Workload[];
   readonly call?: Call;

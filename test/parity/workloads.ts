@@ -5,8 +5,9 @@
  * mesh of its own — service `echo`, namespace `default`, the workload's labels — as a pod with a
  * sidecar: the node:http server is `mesh.createServer(listener)`, the grpc-js server has
  * `mesh.grpc.serverInterceptors()` and is bound with `mesh.grpc.bind` (PeerAuthentication per
- * connection). Each handler counts the calls it received (a call the mesh denied never reaches
- * it) and records the request principal of the MeshContext it ran in.
+ * connection), with identities from a dev CA for the mTLS rows. Each handler counts the calls
+ * it received (a call the mesh denied never reaches it) and records the request principal of the
+ * MeshContext it ran in.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
