@@ -6,8 +6,9 @@
  *   node examples/grpc/client.ts       (MESH_CONFIG=<dir or file> to use another config)
  *
  * It prints where each call went: an anonymous user to v1, "jason" (metadata end-user: jason)
- * to v2 — whose every other call fails UNAVAILABLE, retried by the mesh —, a server stream, and
- * a call with a deadline.
+ * to v2 — whose every other call fails UNAVAILABLE, retried by the mesh —, a server stream, a
+ * call with a deadline, and a DeleteReview the reviews workload's AuthorizationPolicy denies
+ * (mesh/authorization.yaml, enforced by the server's mesh: PERMISSION_DENIED).
  */
 import { createMesh } from '../../src/index.ts';
 import { grpc, type Review, type ReviewRequest, ReviewsClient } from './proto.ts';
@@ -15,6 +16,7 @@ import { grpc, type Review, type ReviewRequest, ReviewsClient } from './proto.ts
 type Reviews = grpc.Client & {
   GetReview(req: ReviewRequest, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Review) => void): grpc.ClientUnaryCall;
   ListReviews(req: ReviewRequest, md?: grpc.Metadata): grpc.ClientReadableStream<Review>;
+  DeleteReview(req: ReviewRequest, cb: (err: grpc.ServiceError | null, res?: Review) => void): grpc.ClientUnaryCall;
 };
 
 const mesh = await createMesh({
@@ -48,6 +50,10 @@ try {
   console.log(`ListReviews: ${streamed.join(', ')}`);
   const r = await getReview(3, undefined, 1000);
   console.log(`GetReview with a 1s deadline: ${r.version}`);
+  // Denied by the server's mesh (no ALLOW rule matches POST /reviews.Reviews/DeleteReview): the
+  // handler never runs, and the caller gets the status Envoy gives a gRPC caller.
+  const denied = await new Promise<grpc.ServiceError | null>((resolve) => reviews.DeleteReview({ product_id: 1 }, (err) => resolve(err)));
+  console.log(`DeleteReview: ${denied === null ? 'OK (not denied!)' : `${grpc.status[denied.code]} ${denied.details}`}`);
 } catch (err) {
   const e = err as grpc.ServiceError;
   console.error(`call failed: ${grpc.status[e.code] ?? e.code} ${e.details} (flags ${e.metadata?.get('x-meshlet-response-flags')[0] ?? '-'})`);

@@ -1,12 +1,14 @@
 /**
- * examples/grpc as a user runs it: server.ts (two plain grpc-js servers) and client.ts (a grpc-js
- * client through the mesh) in their own processes, the example's own Istio YAML with only the
- * endpoint ports changed to the ones the servers got (port 0); the YAML validates cleanly and
- * `meshlet explain` answers for the example's gRPC method.
+ * examples/grpc as a user runs it: server.ts (two grpc-js servers, each under a mesh of its own
+ * with mesh.grpc.serverInterceptors()) and client.ts (a grpc-js client through the mesh) in
+ * their own processes, the example's own Istio YAML with only the endpoint ports changed to the
+ * ones the servers got (port 0); the servers' AuthorizationPolicy denies DeleteReview before its
+ * handler runs; the YAML validates cleanly and `meshlet explain` answers for the example's gRPC
+ * methods, on the caller's side and (--inbound) on the server's.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,7 +17,7 @@ const ROOT = new URL('../../', import.meta.url).pathname;
 const EXAMPLE = join(ROOT, 'examples/grpc');
 const dir = mkdtempSync(join(tmpdir(), 'meshlet-example-grpc-'));
 
-describe('examples/grpc (a grpc-js client through the mesh, two reviews versions)', () => {
+describe('examples/grpc (a grpc-js client through the mesh, two reviews versions under meshes of their own)', () => {
   let server: ChildProcess;
   let serverOut = '';
   let config = '';
@@ -36,8 +38,9 @@ describe('examples/grpc (a grpc-js client through the mesh, two reviews versions
     const yaml = readFileSync(join(EXAMPLE, 'mesh/reviews.yaml'), 'utf8');
     const changed = yaml.replace('grpc: 50051}', `grpc: ${ports.v1}}`).replace('grpc: 50052}', `grpc: ${ports.v2}}`);
     assert.notEqual(changed, yaml);
-    config = join(dir, 'reviews.yaml');
-    writeFileSync(config, changed);
+    config = dir;
+    writeFileSync(join(dir, 'reviews.yaml'), changed);
+    copyFileSync(join(EXAMPLE, 'mesh/authorization.yaml'), join(dir, 'authorization.yaml'));
   });
   after(async () => {
     const exited = new Promise((r) => server.once('exit', r));
@@ -46,7 +49,7 @@ describe('examples/grpc (a grpc-js client through the mesh, two reviews versions
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the client: anonymous to v1, jason to v2 (its UNAVAILABLE retried away), a server stream, a call with a deadline', async () => {
+  it('the client: anonymous to v1, jason to v2 (its UNAVAILABLE retried away), a server stream, a call with a deadline, DeleteReview denied by the server', async () => {
     const client = spawn(process.execPath, [join(EXAMPLE, 'client.ts')], { env: { ...process.env, MESH_CONFIG: config }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -64,9 +67,11 @@ describe('examples/grpc (a grpc-js client through the mesh, two reviews versions
       'GetReview as jason: v2 (4 stars)',
       'ListReviews: v1:5, v1:4',
       'GetReview with a 1s deadline: v1',
+      'DeleteReview: PERMISSION_DENIED RBAC: access denied',
     ]);
     // What the servers saw (their log lines may reach this process after the client's exit):
-    // each of jason's calls failed once on v2 and was sent again.
+    // each of jason's calls failed once on v2 and was sent again. (DeleteReview's handler answers
+    // OK: the client's PERMISSION_DENIED line above is the servers' meshes denying it.)
     for (let i = 0; i < 200 && !serverOut.includes('product 3 for anonymous'); i++) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(serverOut.trim().split('\n').filter((l) => !l.includes('listening')), [
       'v1 GetReview product 1 for anonymous: OK',
@@ -79,15 +84,23 @@ describe('examples/grpc (a grpc-js client through the mesh, two reviews versions
     ]);
   });
 
-  it('the YAML validates with no finding, and meshlet explain answers for the gRPC method', () => {
+  it('the YAML validates with no finding, and meshlet explain answers for the gRPC methods (caller and server side)', () => {
     const main = join(ROOT, 'src/cli/main.ts');
     const v = spawnSync(process.execPath, [main, 'validate', join(EXAMPLE, 'mesh')], { encoding: 'utf8' });
     assert.equal(v.status, 0, v.stdout + v.stderr);
-    assert.match(v.stdout, /0 error\(s\), 0 warning\(s\), 0 info\(s\); 3 valid resource\(s\)/);
+    assert.match(v.stdout, /0 error\(s\), 0 warning\(s\), 0 info\(s\); 4 valid resource\(s\)/);
     const e = spawnSync(process.execPath, [main, 'explain', join(EXAMPLE, 'mesh'), '--service', 'productpage', '-H', 'end-user: jason', 'grpc://reviews:9090/reviews.Reviews/GetReview'], { encoding: 'utf8' });
     assert.equal(e.status, 0, e.stderr);
     assert.match(e.stdout, /^Matched rule: {2}reviews\.jason-to-v2 /m);
     assert.match(e.stdout, /^Retries: {7}3× on UNAVAILABLE, CANCELLED, connect-failure, perTry 500ms;/m);
     assert.match(e.stdout, /subset v2 {2}100%/);
+    const inbound = (method: string) => spawnSync(process.execPath, [main, 'explain', join(EXAMPLE, 'mesh'), '--service', 'reviews', '-l', 'app=reviews,version=v1', '--inbound', `grpc://reviews:9090/reviews.Reviews/${method}`], { encoding: 'utf8' });
+    const denied = inbound('DeleteReview');
+    assert.equal(denied.status, 0, denied.stderr);
+    assert.match(denied.stdout, /^Authorization: policies: ALLOW default\/reviews-readers$/m);
+    assert.match(denied.stdout, /^gRPC caller: {3}PERMISSION_DENIED \(403 as gRPC maps it\)$/m);
+    const allowed = inbound('GetReview');
+    assert.equal(allowed.status, 0, allowed.stderr);
+    assert.doesNotMatch(allowed.stdout, /PERMISSION_DENIED/);
   });
 });

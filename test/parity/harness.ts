@@ -4,16 +4,24 @@
  * GRPC) whose endpoints are the row's workloads — each a real node:http server and a real
  * grpc-js server on 127.0.0.1 port 0, answering as the row says —, and the row's calls through
  * `mesh.fetch` (POST to `/meshlet.test.Echo/<method>`, the path a gRPC call has) or through
- * `mesh.grpc.client`. Returns what the caller saw, what each workload received and the Istio
- * request metrics the mesh reported.
+ * `mesh.grpc.client`. A row with a `server` config runs its workloads under meshes of their own
+ * (./workloads.ts), on a ManualClock of their own, so the calls go from one mesh to another as
+ * from one sidecar to another. Returns what the caller saw, what each workload received and the
+ * Istio request metrics both sides reported.
  */
 import assert from 'node:assert/strict';
-import type { ServerResponse } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { initDevCa } from '../../src/security/pki/dev-ca.ts';
 import { createMesh, ManualClock, type Mesh, seededRandom, withDeadline } from '../../src/index.ts';
-import { type Echo, EchoClient, grpc, type GrpcUpstream, startGrpcUpstream, status, unary } from '../helpers/grpc.ts';
-import { sdk } from '../helpers/metric-reader.ts';
-import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
+import { type Echo, EchoClient, grpc, unary } from '../helpers/grpc.ts';
+import { type Point, sdk } from '../helpers/metric-reader.ts';
+import { ISSUER, jwks, type TokenKind, token } from './tokens.ts';
+import { type Endpoint, startWorkloads, type Workload } from './workloads.ts';
+
+export { ISSUER };
 
 /** The service every scenario calls, and its two ports (one Service serving HTTP and gRPC, as a pod would). */
 export const HOST = 'echo.default.svc.cluster.local';
@@ -22,16 +30,7 @@ export const GRPC_PORT = 9090;
 /** The gRPC service of test/fixtures/grpc/echo.proto: its methods' paths are `/meshlet.test.Echo/<method>`. */
 export const SERVICE = 'meshlet.test.Echo';
 
-/** What a workload answers one call with: success, a failure as each protocol says it, or nothing until the test ends. */
-export type Answer = 'ok' | 'hold' | { readonly http: number; readonly grpc: grpc.status };
-
-/** A workload behind `echo`: its name (what a reply names), labels (subsets match them), and its answer to its n-th call (1-based). */
-export interface Workload {
-  readonly name: string;
-  readonly labels?: Readonly<Record<string, string>>;
-  /** @defaultValue always 'ok' */
-  readonly answer?: (hit: number) => Answer;
-}
+export type { Answer, Workload } from './workloads.ts';
 
 /** The call a scenario makes. */
 export interface Call {
@@ -41,6 +40,8 @@ export interface Call {
   readonly headers?: Readonly<Record<string, string>>;
   /** The caller's deadline, ms: a gRPC call's `deadline`; for HTTP, `withDeadline()` (the mesh's MeshContext deadline). */
   readonly deadlineMs?: number;
+  /** A JWT sent as `authorization: Bearer …` (./tokens.ts): issued by {@link ISSUER} to `alice`, expired, or signed with a key not in the JWKS. */
+  readonly token?: TokenKind;
 }
 
 /** How a scenario drives its calls. */
@@ -50,7 +51,15 @@ export type Drive =
    * a mesh timer (a retry's backoff), the mesh clock moves `stepMs` forward.
    * @defaultValue count 1, stepMs 250 (Envoy's longest default backoff: 10 × 25 ms)
    */
-  | { readonly kind: 'calls'; readonly count: number; readonly stepMs?: number }
+  | {
+      readonly kind: 'calls';
+      readonly count: number;
+      readonly stepMs?: number;
+      /** The i-th call (0-based) is `calls[i]` when given, else the scenario's `call`. */
+      readonly calls?: readonly Call[];
+      /** After call number `after` (1-based), the workloads' mesh clock moves `advanceMs` forward (a rate limit's refill). */
+      readonly tick?: { readonly after: number; readonly advanceMs: number };
+    }
   /**
    * One call; once it is parked — at a workload (`'upstream'`) or on a mesh timer (`'timer'`) —
    * the mesh clock moves `advanceMs` forward.
@@ -67,6 +76,8 @@ export interface Seen {
   readonly flags: string;
   /** The workload that answered (x-upstream / the reply's `server`), or null when none did. */
   readonly upstream: string | null;
+  /** The HTTP response body; the gRPC status details ('' for OK). */
+  readonly details: string;
 }
 
 /** One protocol's run of a scenario. */
@@ -78,6 +89,10 @@ export interface Run {
   readonly served: Readonly<Record<string, number>>;
   /** istio_requests_total{reporter="source"}: `request_protocol response_code grpc_response_status response_flags` → count. */
   readonly requests: Readonly<Record<string, number>>;
+  /** istio_requests_total{reporter="destination"} of the workloads' meshes (server-side rows; empty otherwise), keyed as `requests`. */
+  readonly inbound: Readonly<Record<string, number>>;
+  /** The request principal the handler of the last call that reached a workload ran with (null: none, or no call reached one). */
+  readonly principal: string | null;
 }
 
 export type Protocol = 'http' | 'grpc';
@@ -99,7 +114,28 @@ export function resources(name: string, yaml: string): object[] {
   return out;
 }
 
-function serviceEntry(eps: readonly { http: Upstream; grpc: GrpcUpstream; labels: Readonly<Record<string, string>> | undefined }[]): object {
+/**
+ * A dev CA for the mTLS rows, made once per process in a temporary directory
+ * ({@link removeDevCa} removes it).
+ */
+let devCaDir: Promise<string> | undefined;
+function devCa(): Promise<string> {
+  devCaDir ??= (async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'meshlet-parity-')), 'ca');
+    await initDevCa(dir);
+    return dir;
+  })();
+  return devCaDir;
+}
+/** Removes the dev CA of the mTLS rows, if one was made (call from `after()`). */
+export async function removeDevCa(): Promise<void> {
+  if (devCaDir === undefined) return;
+  rmSync(dirname(await devCaDir), { recursive: true, force: true });
+  devCaDir = undefined;
+}
+
+/** The ServiceEntry of `echo`; with `mtls`, its endpoints are sidecar'd workloads (tlsMode istio) of service account `echo`. */
+function serviceEntry(eps: readonly Endpoint[], mtls = false): object {
   return {
     apiVersion: 'networking.istio.io/v1',
     kind: 'ServiceEntry',
@@ -112,7 +148,12 @@ function serviceEntry(eps: readonly { http: Upstream; grpc: GrpcUpstream; labels
         { number: HTTP_PORT, name: 'http', protocol: 'HTTP' },
         { number: GRPC_PORT, name: 'grpc', protocol: 'GRPC' },
       ],
-      endpoints: eps.map((e) => ({ address: '127.0.0.1', ports: { http: e.http.port, grpc: e.grpc.port }, labels: e.labels })),
+      endpoints: eps.map((e) => ({
+        address: '127.0.0.1',
+        ports: { http: e.httpPort, grpc: e.grpcPort },
+        labels: mtls ? { ...e.labels, 'security.istio.io/tlsMode': 'istio' } : e.labels,
+        ...(mtls ? { serviceAccount: 'echo' } : {}),
+      })),
     },
   };
 }
@@ -142,61 +183,14 @@ async function pumped<T>(clock: ManualClock, p: Promise<T>, stepMs: number): Pro
   return out;
 }
 
-/** Starts the workloads: each an HTTP and a gRPC server answering as the row says. */
-async function startWorkloads(workloads: readonly Workload[]) {
-  const held: ServerResponse[] = [];
-  const eps: { name: string; labels: Readonly<Record<string, string>> | undefined; http: Upstream; grpc: GrpcUpstream }[] = [];
-  for (const w of workloads) {
-    const answer = w.answer ?? (() => 'ok');
-    const http = await startUpstream(w.name, (_req, res, hit) => {
-      const a = answer(hit);
-      if (a === 'hold') {
-        held.push(res);
-        return;
-      }
-      res.statusCode = a === 'ok' ? 200 : a.http;
-      res.end(w.name);
-    });
-    const g = await startGrpcUpstream(w.name, {
-      Unary: (call, cb, hit) => {
-        const a = answer(hit);
-        if (a === 'hold') return; // answered by the server's shutdown
-        if (a === 'ok') cb(null, { text: call.request.text, server: w.name, seen: [] });
-        else cb(status(a.grpc, `${w.name} says ${grpc.status[a.grpc]}`));
-      },
-      ServerStream: (call, hit) => {
-        const a = answer(hit);
-        if (a === 'hold') return;
-        if (a === 'ok') {
-          call.write({ text: call.request.text, server: w.name, seen: [] });
-          call.end();
-        } else call.destroy(status(a.grpc, `${w.name} says ${grpc.status[a.grpc]}`));
-      },
-    });
-    eps.push({ name: w.name, labels: w.labels, http, grpc: g });
-  }
-  return {
-    eps,
-    hits(protocol: Protocol): Record<string, number> {
-      const h: Record<string, number> = Object.create(null);
-      for (const e of eps) h[e.name] = protocol === 'http' ? e.http.hits : e.grpc.hits;
-      return h;
-    },
-    async close(): Promise<void> {
-      for (const r of held) r.destroy();
-      await Promise.all(eps.flatMap((e) => [e.http.close(), e.grpc.close()]));
-    },
-  };
-}
-
 type Caller = (call: Call) => Promise<Seen>;
 
 function httpCaller(mesh: Mesh): Caller {
   return async (c) => {
     const send = async (): Promise<Seen> => {
       const res = await mesh.fetch(`http://echo:${HTTP_PORT}/${SERVICE}/${c.method ?? 'Unary'}`, { method: 'POST', headers: { 'content-type': 'application/json', ...c.headers }, body: '{"text":"t"}' });
-      await res.arrayBuffer();
-      return { status: res.status, flags: res.headers.get('x-meshlet-response-flags') ?? '-', upstream: res.headers.get('x-upstream') };
+      const body = await res.text();
+      return { status: res.status, flags: res.headers.get('x-meshlet-response-flags') ?? '-', upstream: res.headers.get('x-upstream'), details: body };
     };
     return c.deadlineMs === undefined ? send() : withDeadline(c.deadlineMs, send);
   };
@@ -216,7 +210,7 @@ function grpcCaller(client: Echo): Caller {
     };
     if ((c.method ?? 'Unary') === 'Unary') {
       const r = await unary(client, { text: 't' }, { metadata, ...(deadline === undefined ? {} : { deadline }) });
-      return { status: r.error?.code ?? grpc.status.OK, flags: flagsOf(r.metadata, r.trailers, r.error?.metadata), upstream: r.reply?.server ?? null };
+      return { status: r.error?.code ?? grpc.status.OK, flags: flagsOf(r.metadata, r.trailers, r.error?.metadata), upstream: r.reply?.server ?? null, details: r.error?.details ?? '' };
     }
     const stream = client.ServerStream({ text: 't', count: 1 }, metadata, deadline === undefined ? {} : { deadline });
     let head: grpc.Metadata | undefined;
@@ -225,21 +219,49 @@ function grpcCaller(client: Echo): Caller {
     stream.on('data', (m: { server: string }) => messages.push(m));
     stream.on('error', () => undefined);
     const s = await new Promise<grpc.StatusObject>((r) => stream.on('status', (st: grpc.StatusObject) => setImmediate(() => r(st))));
-    return { status: s.code, flags: flagsOf(head, s.metadata), upstream: messages[0]?.server ?? null };
+    return { status: s.code, flags: flagsOf(head, s.metadata), upstream: messages[0]?.server ?? null, details: s.code === grpc.status.OK ? '' : s.details };
   };
 }
 
+/** The points of istio_requests_total from `reporter`, counted by {@link requestKey}. */
+function count(points: readonly Point[], reporter: 'source' | 'destination'): Record<string, number> {
+  const out: Record<string, number> = Object.create(null);
+  for (const p of points) {
+    if (p.attributes['reporter'] !== reporter) continue;
+    const key = requestKey(p.attributes as never);
+    out[key] = (out[key] ?? 0) + p.value;
+  }
+  return out;
+}
+
+/** What {@link run} needs of a scenario. */
+export interface Runnable {
+  readonly name: string;
+  readonly yaml: string;
+  /** The workloads' own Istio config (server-side rows): `$JWKS` stands for the JWKS of ./tokens.ts. */
+  readonly server?: string;
+  /** With `server`: the caller's mesh and the workloads' have identities from one dev CA (service accounts `caller`, `echo`); the endpoints take mTLS. */
+  readonly mtls?: boolean;
+  readonly workloads?: readonly Workload[];
+  readonly call?: Call;
+  readonly drive?: Drive;
+}
+
 /** Runs `scenario` over `protocol` and tears everything down. */
-export async function run(
-  scenario: { readonly name: string; readonly yaml: string; readonly workloads?: readonly Workload[]; readonly call?: Call; readonly drive?: Drive },
-  protocol: Protocol,
-): Promise<Run> {
-  const workloads = await startWorkloads(scenario.workloads ?? [{ name: 'v1', labels: { version: 'v1' } }]);
+export async function run(scenario: Runnable, protocol: Protocol): Promise<Run> {
   const metrics = sdk();
+  const serverMetrics = sdk();
   const clock = new ManualClock(1_000_000);
+  const serverClock = new ManualClock(5_000_000);
   let mesh: Mesh | undefined;
   let client: Echo | undefined;
   const pending: Promise<unknown>[] = [];
+  const ca = scenario.mtls === true ? await devCa() : undefined;
+  const server =
+    scenario.server === undefined
+      ? undefined
+      : { config: resources(`${scenario.name} (server)`, scenario.server.replaceAll('$JWKS', JSON.stringify(await jwks()))), clock: serverClock, meterProvider: serverMetrics.provider, ...(ca === undefined ? {} : { devCa: ca }) };
+  const workloads = await startWorkloads(scenario.workloads ?? [{ name: 'v1', labels: { version: 'v1' } }], server);
   try {
     mesh = await createMesh({
       service: 'caller',
@@ -247,14 +269,16 @@ export async function run(
       random: seededRandom(16),
       logger: { warn: () => undefined, error: () => undefined },
       telemetry: { metrics: { meterProvider: metrics.provider } },
-      config: [serviceEntry(workloads.eps), ...resources(scenario.name, scenario.yaml)],
+      config: [serviceEntry(workloads.eps, ca !== undefined), ...resources(scenario.name, scenario.yaml)],
+      ...(ca === undefined ? {} : { identity: { devCa: ca }, serviceAccount: 'caller' }),
     });
-    let caller: Caller;
-    if (protocol === 'http') caller = httpCaller(mesh);
+    let send: Caller;
+    if (protocol === 'http') send = httpCaller(mesh);
     else {
       client = mesh.grpc.client(EchoClient, `echo:${GRPC_PORT}`) as unknown as Echo;
-      caller = grpcCaller(client);
+      send = grpcCaller(client);
     }
+    const caller: Caller = async (c) => (c.token === undefined ? send(c) : send({ ...c, headers: { ...c.headers, authorization: `Bearer ${await token(c.token, serverClock)}` } }));
     const c = scenario.call ?? {};
     const drive = scenario.drive ?? { kind: 'calls', count: 1 };
     const served: Record<string, number> = Object.create(null);
@@ -263,8 +287,9 @@ export async function run(
     if (drive.kind === 'calls') {
       let last: Seen | undefined;
       for (let i = 0; i < drive.count; i++) {
-        last = await pumped(clock, caller(c), drive.stepMs ?? 250);
+        last = await pumped(clock, caller(drive.calls?.[i] ?? c), drive.stepMs ?? 250);
         if (last.upstream !== null) served[last.upstream] = (served[last.upstream] ?? 0) + 1;
+        if (drive.tick?.after === i + 1) serverClock.advance(drive.tick.advanceMs);
       }
       seen = last as Seen;
     } else if (drive.kind === 'clock') {
@@ -279,18 +304,16 @@ export async function run(
       await until(() => total() >= drive.arrived, `${drive.arrived} held calls to reach a workload`);
       seen = await caller(c);
     }
-    const requests: Record<string, number> = Object.create(null);
-    for (const p of await metrics.points('istio_requests_total')) {
-      if (p.attributes['reporter'] !== 'source') continue;
-      const key = requestKey(p.attributes as never);
-      requests[key] = (requests[key] ?? 0) + p.value;
-    }
-    return { seen, hits: workloads.hits(protocol), served, requests };
+    const requests = count(await metrics.points('istio_requests_total'), 'source');
+    const inbound = count(await serverMetrics.points('istio_requests_total'), 'destination');
+    const principal = workloads.eps.map((e) => e.principal[protocol]).find((p) => p !== null) ?? null;
+    return { seen, hits: workloads.hits(protocol), served, requests, inbound, principal };
   } finally {
     client?.close();
     await workloads.close();
     await mesh?.close();
     await Promise.allSettled(pending);
     await metrics.shutdown();
+    await serverMetrics.shutdown();
   }
 }

@@ -21,19 +21,30 @@
  *   response_flags, request_protocol). Both expectations must be what Envoy gives: for gRPC a
  *   mesh-made failure is HTTP 200 + grpc-status, mapped as Envoy maps it (503 UH/UO/NC →
  *   UNAVAILABLE, 504 UT → DEADLINE_EXCEEDED, 404 NR → UNIMPLEMENTED, 403 → PERMISSION_DENIED).
- * - Server-side rows (AuthorizationPolicy, RequestAuthentication/JWT, local rate limit) need the
- *   workloads to run under a server mesh: give the row a `server` YAML (the workload's own
- *   config), make harness.ts's `startWorkloads` wrap the node:http server in `mesh.createServer`
- *   and give the grpc-js server `mesh.grpc.serverInterceptors()` / `serverCredentials()`; the
- *   expectations stay the same shape (`http: { status: 403 }, grpc: { code: 'PERMISSION_DENIED' }`,
- *   `http: { status: 401 }, grpc: { code: 'UNAUTHENTICATED' }`, rate limit 429 / UNAVAILABLE).
+ * - Server-side rows (AuthorizationPolicy, RequestAuthentication/JWT, local rate limit, the
+ *   destination's telemetry): `server` is the workloads' own Istio config. Each workload then runs
+ *   under a mesh of its own (service `echo`, namespace `default`, labels app=echo + its own) —
+ *   the node:http server is `mesh.createServer`, the grpc-js server has
+ *   `mesh.grpc.serverInterceptors()` and is bound with `mesh.grpc.bind` —, on a ManualClock of
+ *   its own that `drive.tick` moves (a rate limit's refill). `$JWKS` in `server` stands for the
+ *   JWKS of ./tokens.ts, and `call.token` sends a token signed with it (valid, expired, forged).
+ *   The caller's mesh is still in front, as a client sidecar is. Expectations stay the same shape
+ *   (`http: { status: 403 }, grpc: { code: 'PERMISSION_DENIED' }`, 401 / UNAUTHENTICATED, 429 /
+ *   UNAVAILABLE); `hits` count the calls that reached the app (a denial never does), `principal`
+ *   is the request principal the handler ran with, `details` the body / status details (Envoy's
+ *   text: `RBAC: access denied`, `Jwt is expired`, `local_rate_limited`), and `inbound` the
+ *   istio_requests_total{reporter="destination"} points, keyed as `requests`.
  */
 import { grpc } from '../helpers/grpc.ts';
 import type { Answer, Call, Drive, Workload } from './harness.ts';
+import { serverScenarios } from './scenarios-server.ts';
 
 /** What one protocol's caller gets. */
 interface Expectation {
-  readonly flags?: string;
+  /** x-meshlet-response-flags of the last call; '-' (none) by default; null: not compared (a known gap, said where it is used). */
+  readonly flags?: string | null;
+  /** The HTTP response body / the gRPC status details of the last call (checked when given). */
+  readonly details?: string;
   /** The workload that answered the last call (null: none did). */
   readonly upstream?: string | null;
   /** Calls each workload received (every attempt). */
@@ -42,6 +53,10 @@ interface Expectation {
   readonly served?: Readonly<Record<string, readonly [number, number]>>;
   /** Every istio_requests_total{reporter="source"} point: `protocol response_code grpc_status flags` → count. */
   readonly requests?: Readonly<Record<string, number>>;
+  /** Every istio_requests_total{reporter="destination"} point of the workloads' meshes, keyed as `requests`. */
+  readonly inbound?: Readonly<Record<string, number>>;
+  /** The request principal (`currentContext().requestPrincipal`) the handler of the last call that reached a workload ran with; null: none. */
+  readonly principal?: string | null;
 }
 export interface HttpExpectation extends Expectation {
   readonly status: number;
@@ -53,6 +68,10 @@ export interface GrpcExpectation extends Expectation {
 export interface Scenario {
   readonly name: string;
   readonly yaml: string;
+  /** The workloads' own Istio config (server-side rows); `$JWKS` stands for the JWKS of ./tokens.ts. */
+  readonly server?: string;
+  /** With `server`: the caller and the workloads have workload identities from one dev CA (service accounts `caller`, `echo`) and the endpoints are labelled for mTLS. */
+  readonly mtls?: boolean;
   readonly workloads?: readonly Workload[];
   readonly call?: Call;
   readonly drive?: Drive;
@@ -298,4 +317,6 @@ spec:
     http: { status: 503, flags: 'FI', upstream: null, requests: { 'http 503 "" FI': 3 } },
     grpc: { code: 'UNAVAILABLE', flags: 'FI', upstream: null, requests: { 'grpc 200 14 FI': 3 } },
   },
+  // ── the server side: ./scenarios-server.ts ──────────────────────────────────────────────────
+  ...serverScenarios,
 ];
