@@ -53,6 +53,17 @@ const RESET_TEXT: Record<FailureKind, string> = {
   local: 'local',
 };
 
+const FLAG_FOR: Record<FailureKind, string> = {
+  'connect-failure': 'UF',
+  reset: 'UC',
+  'refused-stream': 'UR',
+  'per-try-timeout': 'UT',
+  overflow: 'UO',
+  protocol: 'UPE',
+  cancelled: 'UR',
+  local: 'UR',
+};
+
 const CODE_FOR: Record<FailureKind, MeshletErrorCode> = {
   'connect-failure': 'MESHLET_ERR_UPSTREAM_CONNECT',
   reset: 'MESHLET_ERR_UPSTREAM_RESET',
@@ -248,7 +259,8 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
     if (tls !== undefined) {
       return new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `${msg.replace(/: [a-z ]+$/, ': connection failure')}, transport failure reason: TLS error: ${tls}`, { ...ex.errorContext(), cause, flags: exhausted ? 'UF,URX' : 'UF' });
     }
-    const flag = failure === 'connect-failure' ? 'UF' : failure === 'per-try-timeout' ? 'UT' : failure === 'protocol' ? 'UPE' : failure === 'overflow' ? 'UO' : 'UR';
+    // Envoy's streamResetReasonToResponseFlag: a connection that closed is UC, a stream the upstream reset is UR.
+    const flag = FLAG_FOR[failure];
     return new MeshletError(CODE_FOR[failure], msg, { ...ex.errorContext(), cause, flags: exhausted ? `${flag},URX` : flag });
   }
 

@@ -160,7 +160,7 @@ describe('retries', () => {
     try {
       const r = await call(m2, 'http://svc/');
       assert.equal(r.status, 503);
-      assert.equal(r.flags, 'UR');
+      assert.equal(r.flags, 'UC');
       assert.equal(resetter.hits, 1);
     } finally {
       await m2.close();
