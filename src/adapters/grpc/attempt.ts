@@ -102,17 +102,30 @@ export class GrpcAttempt implements Controller, InterceptingListener {
     void this.#pump(call, bodyForAttempt(ex.body));
   }
 
-  /** Sends the request messages (the recorded ones, then the caller's as they come), then half-closes. */
+  /**
+   * Sends the request messages (the recorded ones, then the caller's as they come), then
+   * half-closes. The half-close goes right after the last message, without waiting for that
+   * write's callback (as grpc-js's own unary calls do): HTTP/2 then carries END_STREAM on the
+   * message's DATA frame, in the same write, instead of an empty DATA frame in a write of its
+   * own that the server must wait for. A message is pulled while the one before it is still
+   * being written, and written once that write is acknowledged: one write in flight, one
+   * message held.
+   */
   async #pump(call: Call, body: unknown): Promise<void> {
     try {
       if (body == null) {
         // no request message
       } else if (body instanceof Uint8Array || typeof body === 'string') {
-        await this.#write(call, Buffer.from(body as Uint8Array));
+        void this.#write(call, Buffer.from(body as Uint8Array));
       } else {
+        let writing: Promise<void> | undefined;
         for await (const m of body as AsyncIterable<Uint8Array>) {
           if (this.#state !== 1) return;
-          await this.#write(call, Buffer.isBuffer(m) ? m : Buffer.from(m.buffer, m.byteOffset, m.byteLength));
+          if (writing !== undefined) {
+            await writing;
+            if (this.#state !== 1) return;
+          }
+          writing = this.#write(call, Buffer.isBuffer(m) ? m : Buffer.from(m.buffer, m.byteOffset, m.byteLength));
         }
       }
       if (this.#state === 1) call.halfClose();

@@ -19,11 +19,13 @@ const RESERVED = new Set(['content-type', 'te', 'host', 'user-agent', 'grpc-time
 /** The request headers of a call: its metadata (lower-cased names; `-bin` values base64) plus gRPC's content-type and te. */
 export function headersOf(metadata: Metadata): Headers {
   const h = Object.create(null) as Headers;
+  // grpc-js keeps metadata keys lower-cased (Metadata normalizes every key it is given) and
+  // leaves pseudo-headers out of toHttp2Headers(): no per-key copy or check needed.
   const wire = metadata.toHttp2Headers();
   for (const k of Object.keys(wire)) {
     const v = wire[k];
-    if (v === undefined || k.startsWith(':')) continue;
-    h[k.toLowerCase()] = Array.isArray(v) ? v.map(String) : String(v);
+    if (v === undefined) continue;
+    h[k] = Array.isArray(v) ? v.map(String) : String(v);
   }
   h['content-type'] = 'application/grpc';
   h.te = 'trailers';
