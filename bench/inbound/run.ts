@@ -194,7 +194,7 @@ const setup = `Concurrency ${C}, ${ROUNDS} rounds of ${SLICES} slices × ${SLICE
 const body = [setup, '', ...table('mesh', 'with meshlet')].join('\n');
 console.log(`\n${body}`);
 const command = `node_modules/.bin/node bench/inbound/run.ts${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
-if (a.write === true && !TELEMETRY) writeSection('inbound', 'Inbound: meshlet in front of node:http, Express and Fastify', command, body);
+if (a.write === true) writeSection('inbound', 'Inbound: meshlet in front of node:http, Express and Fastify', command, body);
 if (TELEMETRY) {
   const otel = [
     `${setup} Telemetry on: \`startTelemetry()\` in the server process (Prometheus endpoint, OTLP/HTTP span export to a local sink), Istio metrics (\`reporter="destination"\`) on every request, server spans sampled at 1 %.`,
