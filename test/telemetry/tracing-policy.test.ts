@@ -347,3 +347,34 @@ describe('createMesh telemetry.tracing validation', () => {
     });
   }
 });
+
+describe('x-request-id generated for a request without one', () => {
+  const allowAll = { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'all', namespace: 'default' }, spec: { action: 'ALLOW', rules: [{}] } };
+  for (const [name, resources] of [
+    ['no admission phase', []],
+    ['with an admission phase (the judged header view)', [allowAll]],
+  ] as const) {
+    it(`${name}: the app sees it in req.headers and req.rawHeaders, once, and its calls carry it on`, async () => {
+      const mesh = await createMesh({ service: 'app', namespace: 'default', labels: { app: 'app' }, logger: { warn: () => {} }, config: [serviceEntry('sink', 'sink.default.svc.cluster.local', 80, [{ port: sinkPort }]), ...resources] });
+      const seen: { header: unknown; raw: string[] }[] = [];
+      const server = mesh.createServer(async (req, res) => {
+        const raw: string[] = [];
+        for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]?.toLowerCase() === 'x-request-id') raw.push(req.rawHeaders[i + 1] as string);
+        seen.push({ header: req.headers['x-request-id'], raw });
+        const r = await mesh.fetch('http://sink.default.svc.cluster.local/down');
+        res.end(await r.text());
+      });
+      const port = await listen(server);
+      try {
+        await get(port);
+        const id = seen[0]?.header;
+        assert.match(String(id), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        assert.deepEqual(seen[0]?.raw, [id], 'in rawHeaders exactly once');
+        assert.equal(sinkSeen.at(-1)?.['x-request-id'], id, 'the call made while serving it carries it');
+      } finally {
+        await new Promise<void>((r) => server.close(() => r()));
+        await mesh.close();
+      }
+    });
+  }
+});
