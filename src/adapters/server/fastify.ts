@@ -163,7 +163,7 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
       const authority = first(headers.host) ?? '';
       const mx = g.peerExchange === undefined ? undefined : exchangePeerMetadata(g.peerExchange, headers, raw, reply.raw);
       const ob = observeInbound(g.observer, raw, reply.raw, headers, request.method, authority, request.url, conn, mx);
-      const changed = abs !== undefined || (ob?.added === true && !ob.handAdded(raw));
+      const changed = abs !== undefined || ob?.added === true;
       const refuse = (d: Denial, grpc: boolean): void => {
         ob?.denied(d);
         deny(reply, d, grpc);

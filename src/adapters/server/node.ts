@@ -182,9 +182,7 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
     judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined, undefined);
     return;
   }
-  // Headers subscribers added (x-request-id) reach the app as they are; anything else makes the app's headers the judged ones.
-  const changed = abs !== undefined || (ob.added && !ob.handAdded(req));
-  ob.run(() => judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, changed, ob));
+  ob.run(() => judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined || ob.added, ob));
 }
 
 function judgeNode(

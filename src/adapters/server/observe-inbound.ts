@@ -124,8 +124,6 @@ export class InboundObservation {
   #ended = false;
   /** True when a subscriber added request headers (the adapter then hands them to the app). */
   added = false;
-  /** The headers subscribers added (`x-request-id`, …), when they added some. */
-  #addedNames: string[] | undefined;
 
   readonly #peerMetadata: PeerHeaders | undefined;
 
@@ -162,34 +160,9 @@ export class InboundObservation {
   publish(): void {
     if (!channels.inboundStart.hasSubscribers) return;
     const h = this.start.headers;
-    const before = Object.keys(h);
+    const before = Object.keys(h).length;
     channels.inboundStart.publish(this.start);
-    const after = Object.keys(h);
-    if (after.length === before.length) return;
-    this.added = true;
-    if (after.length > before.length) {
-      const had = new Set(before);
-      this.#addedNames = after.filter((k) => !had.has(k));
-    }
-  }
-
-  /**
-   * Hands the headers subscribers added to the app (`req.headers`, `req.rawHeaders`) without
-   * rebuilding the rest; false when it cannot (subscribers removed some too): the adapter then
-   * replaces the app's headers with the judged ones.
-   */
-  handAdded(req: IncomingMessage): boolean {
-    const names = this.#addedNames;
-    if (names === undefined) return false;
-    const h = this.start.headers;
-    for (const k of names) {
-      const v = h[k];
-      if (v === undefined) continue;
-      if (req.headers !== h) req.headers[k] = typeof v === 'string' || k === 'set-cookie' ? v : v.join(', ');
-      if (typeof v === 'string') req.rawHeaders.push(k, v);
-      else for (const x of v) req.rawHeaders.push(k, x);
-    }
-    return true;
+    this.added = Object.keys(h).length !== before;
   }
 
   /** Runs `fn` inside what subscribers wrapped around the request (or as is). */
