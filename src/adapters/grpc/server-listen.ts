@@ -24,12 +24,12 @@
  * @module
  */
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { ConnectionInjector, Server as GrpcServer } from '@grpc/grpc-js';
 import type { PeerIdentity } from '../../core/context.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
-import { awaitFirstBytes } from '../server/first-bytes.ts';
-import { HANDSHAKE_TIMEOUT_MS, type InboundTls } from '../server/inbound-tls.ts';
+import { PeerAuthAcceptor } from '../server/peer-acceptor.ts';
+import type { InboundTls } from '../server/inbound-tls.ts';
 import type { GrpcJs } from './grpc-js.ts';
 
 /** What a mesh listener knows of a connection it handed to grpc-js. */
@@ -76,21 +76,12 @@ export class GrpcConnections {
   }
 }
 
-/** A TLS record of type handshake (22), protocol version 3.x. */
-const TLS_HANDSHAKE = 0x16;
-const TLS_MAJOR = 0x03;
-
 /**
  * The ALPN protocols a gRPC port accepts, in its order of preference: `h2` (grpc-js, curl) and
- * Istio's in-mesh names for HTTP/2 (`istio-h2`, `istio`, as an Istio sidecar may offer them).
+ * Istio's in-mesh names for HTTP/2 (`istio-h2`, `istio`, as an Istio sidecar may offer them); a
+ * client that offers none of them is refused (`no_application_protocol`).
  */
 const GRPC_ALPN = Object.freeze(['h2', 'istio-h2', 'istio']);
-
-/** The first of {@link GRPC_ALPN} the client offers; a client that offers none of them is refused (`no_application_protocol`). */
-function selectH2({ protocols }: { protocols: string[] }): string | undefined {
-  for (const p of GRPC_ALPN) if (protocols.includes(p)) return p;
-  return undefined;
-}
 
 /** Splits `host:port` / `[v6]:port`; the port is required. */
 export function parseBindAddress(address: string): { readonly host: string; readonly port: number } {
@@ -102,20 +93,22 @@ export function parseBindAddress(address: string): { readonly host: string; read
 
 /** One port of a grpc-js server, with PeerAuthentication in front of it. */
 export class GrpcListener {
-  readonly #mtls: InboundTls;
   readonly #connections: GrpcConnections;
   readonly #injector: ConnectionInjector;
   readonly #net: NetServer;
-  #tls: TlsServer | undefined;
-  #tlsGeneration = 0;
-  /** Connections not handed to grpc-js yet (first bytes or handshake pending). */
-  readonly #pending = new Set<Socket>();
+  readonly #acceptor: PeerAuthAcceptor;
 
   constructor(g: GrpcJs, server: GrpcServer, mtls: InboundTls, connections: GrpcConnections) {
-    this.#mtls = mtls;
     this.#connections = connections;
     this.#injector = server.createConnectionInjector(g.ServerCredentials.createInsecure());
-    this.#net = createServer((s) => this.#accept(s));
+    this.#acceptor = new PeerAuthAcceptor(mtls, GRPC_ALPN, {
+      plaintext: (socket) => this.#hand(socket, { socket, tls: false, peer: undefined, sni: undefined }),
+      secured: (socket, peer) => {
+        const servername = (socket as TLSSocket & { servername?: string | false }).servername;
+        this.#hand(socket, { socket, tls: true, peer, sni: typeof servername === 'string' && servername !== '' ? servername : undefined });
+      },
+    });
+    this.#net = createServer((s) => this.#acceptor.accept(s));
   }
 
   /** The port listened on (0 before listen). */
@@ -141,101 +134,12 @@ export class GrpcListener {
     this.#injector.injectConnection(socket);
   }
 
-  #accept(socket: Socket): void {
-    const mode = this.#mtls.modeFor(socket.localPort ?? 0);
-    if (this.#mtls.context === undefined) {
-      if (mode === 'STRICT') {
-        this.#mtls.warnOnce('meshlet: PeerAuthentication STRICT applies but this workload has no usable certificate yet: every inbound connection is refused until it has one (see docs/mtls.md)');
-        this.#mtls.refuse(socket, mode, 'unknown', 'STRICT and no workload certificate yet');
-        return;
-      }
-      this.#hand(socket, { socket, tls: false, peer: undefined, sni: undefined });
-      return;
-    }
-    this.#pending.add(socket);
-    socket.once('close', () => this.#pending.delete(socket));
-    awaitFirstBytes(socket, HANDSHAKE_TIMEOUT_MS, {
-      gone: () => this.#pending.delete(socket),
-      timeout: () => {
-        this.#pending.delete(socket);
-        this.#mtls.refuse(socket, this.#mtls.modeFor(socket.localPort ?? 0), 'unknown', `nothing received for ${HANDSHAKE_TIMEOUT_MS} ms`);
-      },
-      data: (first) => this.#route(socket, first),
-    });
-  }
-
-  #route(socket: Socket, first: Buffer): void {
-    const mode = this.#mtls.modeFor(socket.localPort ?? 0);
-    const isTls = first[0] === TLS_HANDSHAKE && (first.length < 2 || first[1] === TLS_MAJOR);
-    if (!isTls) {
-      this.#pending.delete(socket);
-      if (mode === 'STRICT') {
-        this.#mtls.refuse(socket, mode, 'plaintext', 'plaintext under STRICT');
-        return;
-      }
-      this.#hand(socket, { socket, tls: false, peer: undefined, sni: undefined });
-      return;
-    }
-    if (mode === 'DISABLE') {
-      this.#pending.delete(socket);
-      this.#mtls.refuse(socket, mode, 'tls', 'a TLS handshake under DISABLE (plaintext only)');
-      return;
-    }
-    const tls = this.#tlsServer();
-    if (tls === undefined) {
-      this.#pending.delete(socket);
-      this.#mtls.refuse(socket, mode, 'tls', 'no usable workload certificate');
-      return;
-    }
-    socket.allowHalfOpen = false;
-    tls.emit('connection', socket);
-  }
-
-  /** The inner TLS server, its context brought up to the credentials in use. */
-  #tlsServer(): TlsServer | undefined {
-    const ctx = this.#mtls.context;
-    if (ctx === undefined) return undefined;
-    if (this.#tls === undefined) {
-      const tls = new TlsServer({ ...ctx.options, requestCert: true, rejectUnauthorized: false, ALPNCallback: selectH2, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
-      tls.on('secureConnection', (s: TLSSocket) => this.#secured(s));
-      tls.on('tlsClientError', (err: Error & { code?: string }, s: TLSSocket) => {
-        this.#released(s);
-        this.#mtls.refuse(s, this.#mtls.modeFor(s.localPort ?? 0), 'tls', `TLS handshake failed: ${err.code ?? err.message}`);
-      });
-      this.#tls = tls;
-      this.#tlsGeneration = ctx.generation;
-    } else if (this.#tlsGeneration !== ctx.generation) {
-      // New handshakes present the new certificate (and trust the new bundle); open connections keep theirs.
-      this.#tls.setSecureContext(ctx.options);
-      this.#tlsGeneration = ctx.generation;
-    }
-    return this.#tls;
-  }
-
-  #released(s: TLSSocket): void {
-    const raw = (s as unknown as { _parent?: Socket })._parent;
-    if (raw !== undefined) this.#pending.delete(raw);
-  }
-
-  #secured(s: TLSSocket): void {
-    this.#released(s);
-    const mode = this.#mtls.modeFor(s.localPort ?? 0);
-    const v = this.#mtls.verifyPeer(s);
-    if (!v.ok) {
-      this.#mtls.refuse(s, mode, 'tls', v.reason);
-      return;
-    }
-    const servername = (s as TLSSocket & { servername?: string | false }).servername;
-    this.#hand(s, { socket: s, tls: true, peer: v.peer, sni: typeof servername === 'string' && servername !== '' ? servername : undefined });
-  }
-
   /**
    * Stops listening; connections not handed over yet are closed at once, those grpc-js serves are
    * closed by it (GOAWAY), their calls in flight given `graceMs` to finish before they are cancelled.
    */
   close(graceMs: number): Promise<void> {
-    for (const s of this.#pending) s.destroy();
-    this.#pending.clear();
+    this.#acceptor.dropPending();
     const closed = new Promise<void>((resolve) => (this.#net.listening ? this.#net.close(() => resolve()) : resolve()));
     this.#injector.drain(graceMs);
     this.#injector.destroy();
