@@ -16,10 +16,15 @@
  * - `GET /status` is what `meshlet status` prints.
  *
  * Resources travel as plain Kubernetes-shaped objects (`apiVersion`, `kind`, `metadata`, `spec`).
+ * The certificate and CA messages are in `protocol-ca.ts`, the reports and the status document in
+ * `protocol-status.ts`; both are re-exported here.
  *
  * @module
  */
 import type { AnyResource } from '../config/resource.ts';
+
+export type * from './protocol-ca.ts';
+export type * from './protocol-status.ts';
 
 /** Path prefix of every versioned endpoint. */
 export const API_PREFIX = '/v1';
@@ -169,117 +174,6 @@ export interface TrustBundleEvent {
   readonly roots: readonly string[];
 }
 
-/**
- * Body of `POST /v1/certificates`. A workload token's identity is the certificate's: the
- * CSR's subject and SANs are ignored, only its public key (and its signature, checked) is used.
- */
-export interface CertificateRequest {
-  /** A PEM PKCS#10 certificate signing request. */
-  readonly csr: string;
-  /** Admin tokens only: the namespace of the identity to issue for. */
-  readonly namespace?: string;
-  /** Admin tokens only: the service account of the identity to issue for. @defaultValue 'default' */
-  readonly serviceAccount?: string;
-  /** Admin tokens only: a shorter lifetime than the control plane's `--cert-ttl`, in ms (at least one minute). */
-  readonly ttlMs?: number;
-}
-
-/** Answer of `POST /v1/certificates`. */
-export interface CertificateResponse {
-  /** `spiffe://<trust domain>/ns/<namespace>/sa/<service account>`. */
-  readonly spiffeId: string;
-  /** PEM: the leaf, then the intermediates up to (not including) the root. */
-  readonly certChain: string;
-  /** PEM certificates of every root to trust (the trust bundle). */
-  readonly trustBundle: readonly string[];
-  /** {@link TrustBundleEvent.version} of `trustBundle`. */
-  readonly trustBundleVersion: string;
-  /** The leaf's validity, epoch ms. */
-  readonly notBefore: number;
-  readonly notAfter: number;
-}
-
-/** One certificate as {@link CaInfo} describes it. */
-export interface CaCertificateInfo {
-  readonly subject: string;
-  readonly issuer: string;
-  readonly serial: string;
-  /** SHA-256 fingerprint, `AB:CD:…`. */
-  readonly fingerprint: string;
-  /** ISO 8601. */
-  readonly notBefore: string;
-  readonly notAfter: string;
-  readonly pem: string;
-}
-
-/** Answer of `GET /v1/ca` and of a rotation. */
-export interface CaInfo {
-  readonly trustDomain: string;
-  /** Lifetime of the certificates it issues (`--cert-ttl`), ms. */
-  readonly certTtlMs: number;
-  /** `generated` (made by the control plane) or `provided` (`--ca-cert`/`--ca-key`, or given to a rotation). */
-  readonly origin: 'generated' | 'provided';
-  /** The certificate that signs workload certificates (a root, or an intermediate). */
-  readonly signer: CaCertificateInfo;
-  /** Intermediates between the signer and its root (empty when the signer is a root). */
-  readonly chain: readonly CaCertificateInfo[];
-  /** Every root workloads trust; more than one while a rotation overlaps. */
-  readonly roots: readonly CaCertificateInfo[];
-  readonly trustBundleVersion: string;
-  /** True between a rotation and its `--finalize`: roots other than the signer's are still trusted. */
-  readonly rotating: boolean;
-  /** When the rotation finalizes itself (ISO 8601), if it was given an overlap. */
-  readonly finalizeAt?: string;
-  /** Increases with every change of the CA (rotation, finalize). */
-  readonly generation: number;
-}
-
-/** Body of `POST /v1/ca/rotate` (admin). */
-export interface RotateRequest {
-  /**
-   * Ends an overlap: drops every root but the signer's from the trust bundle (workloads whose
-   * certificate chains to a dropped root are refused by their peers from then on).
-   */
-  readonly finalize?: boolean;
-  /** A CA to sign with from now on (PEM: the signing certificate, then intermediates); generated when absent. */
-  readonly certChain?: string;
-  /** Its private key (PEM), with `certChain`. */
-  readonly key?: string;
-  /** Its root (PEM), when `certChain` is an intermediate whose root is not the chain's last certificate. */
-  readonly root?: string;
-  /**
-   * Finalize by itself after this long (ms; at least the certificate lifetime, so every workload has
-   * renewed from the new root); without it, the rotation waits for `finalize`.
-   */
-  readonly overlapMs?: number;
-}
-
-/**
- * A workload's identity, as its mesh reports it (`MeshDiagnostics.identity`).
- */
-export interface ReportedIdentity {
-  readonly spiffeId: string;
-  /** Epoch ms. */
-  readonly notAfter: number;
-  readonly source: 'files' | 'dev-ca' | 'control-plane';
-}
-
-/** Inbound requests by transport, as a mesh counts them (`MeshDiagnostics.inboundTls`). */
-export interface ReportedInboundTls {
-  readonly plaintext: number;
-  readonly mtls: number;
-  /** mTLS requests per peer SPIFFE ID (`spiffe://<td>/ns/<ns>/sa/<sa>`; the mesh keeps the 100 seen most recently). */
-  readonly peers: Readonly<Record<string, number>>;
-}
-
-/** Body of `POST /v1/report`: what the status shows about a connected workload. */
-export interface WorkloadReport {
-  /** The watch stream (`hello.connection`) the report is about. */
-  readonly connection: string;
-  readonly identity?: ReportedIdentity;
-  readonly inboundTls?: ReportedInboundTls;
-}
-
 /** Body of `POST /v1/ack`. */
 export interface AckRequest {
   readonly connection: string;
@@ -349,91 +243,6 @@ export interface ErrorBody {
     /** Printed config issues, for `INVALID`. */
     readonly issues?: readonly string[];
   };
-}
-
-/** One connected (or recently disconnected) workload in the status. */
-export interface WorkloadStatus {
-  readonly connection: string;
-  readonly service: string;
-  readonly namespace: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly peer: string;
-  readonly connectedAt: string;
-  /** Absent while connected. */
-  readonly disconnectedAt?: string;
-  readonly sent: { readonly config?: string; readonly endpoints?: string };
-  readonly acked: { readonly config?: { readonly version: string; readonly at: string }; readonly endpoints?: { readonly version: string; readonly at: string } };
-  readonly nacked?: { readonly kind: 'config' | 'endpoints'; readonly version: string; readonly at: string; readonly reasons: readonly string[] };
-  /** The workload's certificate as it last reported it (absent: no identity, or an older mesh). */
-  readonly identity?: ReportedIdentity;
-  /** Its inbound requests by transport as it last reported them. */
-  readonly inboundTls?: ReportedInboundTls;
-  /** When it last reported (ISO 8601). */
-  readonly reportedAt?: string;
-}
-
-/** A config change the source refused. */
-export interface Rejection {
-  readonly at: string;
-  /** What was refused: a file change, an `apply`, an etcd write. */
-  readonly origin: string;
-  readonly reasons: readonly string[];
-}
-
-/** `GET /status`. */
-export interface StatusDocument {
-  readonly server: string;
-  readonly startedAt: string;
-  readonly configVersion: string;
-  readonly endpointsVersion: string;
-  readonly source: {
-    readonly kind: 'file' | 'etcd';
-    readonly location: string;
-    readonly healthy: boolean;
-    readonly error?: string;
-    /** Stored values that are not served (etcd: invalid JSON or resources, skipped as istiod skips an invalid object). */
-    readonly skipped?: readonly SkippedValue[];
-  };
-  /** `N/M workloads at config version X` (like `istioctl proxy-status`). */
-  readonly summary: string;
-  readonly workloads: readonly WorkloadStatus[];
-  /** Newest first, bounded. */
-  readonly rejections: readonly Rejection[];
-  /**
-   * Analysis findings of the config being served (advisory: the config is applied; they refuse
-   * changes only with `--analysis blocking`), as `istioctl analyze` would print them.
-   */
-  readonly findings: readonly StatusFinding[];
-  readonly registered: number;
-  /** The CA (absent from servers without one). */
-  readonly ca?: {
-    readonly trustDomain: string;
-    readonly trustBundleVersion: string;
-    readonly roots: number;
-    readonly rotating: boolean;
-    /** The signer's expiry, ISO 8601. */
-    readonly signerNotAfter: string;
-  };
-}
-
-/** A stored value the control plane does not serve, and why. */
-export interface SkippedValue {
-  /** Where it is stored, e.g. the etcd key `/meshlet/config/VirtualService/default/reviews`. */
-  readonly key: string;
-  /** `Kind namespace/name` when the key names one, for `meshlet delete` / `apply` to repair it. */
-  readonly resource?: string;
-  readonly reasons: readonly string[];
-}
-
-/** One analysis finding in the status. */
-export interface StatusFinding {
-  readonly level: 'error' | 'warning' | 'info';
-  /** `IST0101`, … */
-  readonly code: string;
-  /** `Kind namespace/name`, when the finding is about one resource. */
-  readonly resource?: string;
-  /** The finding as `meshlet validate` prints it (file, resource, path, message, line). */
-  readonly text: string;
 }
 
 /** Formats labels for the wire: `a=b,c=d`, keys sorted. */

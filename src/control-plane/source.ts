@@ -10,117 +10,22 @@
  *
  * @module
  */
-import type { Clock, Random, Timer } from '../core/clock.ts';
+import type { Timer } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
 import type { ConfigError } from '../core/errors.ts';
 import type { ConfigIssue } from '../config/issues.ts';
-import type { AnalysisMode } from '../config/load-config.ts';
-import type { Snapshot, WorkloadInfo } from '../routing/compile.ts';
-import type { CredentialHolder } from '../security/identity/credentials.ts';
-import { type BackoffOptions, UrlRotation } from './backoff.ts';
+import type { Snapshot } from '../routing/compile.ts';
+import { UrlRotation } from './backoff.ts';
 import { type CachedState, SnapshotCache } from './cache.ts';
 import { ControlPlaneHttp, isAuthFailure } from './http.ts';
 import { ControlPlaneIdentity } from './identity.ts';
-import { type HelloEvent, REPORT_PATH, type ReportedIdentity, type ReportedInboundTls, type WorkloadReport } from './protocol.ts';
+import { type HelloEvent, REPORT_PATH, type WorkloadReport } from './protocol.ts';
 import { type Registration, Registrar, type RegisterOptions } from './registration.ts';
 import { checkConfig, checkWorkloads, compileState, EMPTY_STATE, type GoodState, reasons } from './state.ts';
+import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, ControlPlaneSourceOptions, DisconnectedEvent, SourceSink } from './source-types.ts';
 import { Watch } from './watch.ts';
 
-/**
- * Where the config in use came from.
- * @category Mesh
- */
-export type ConfigOrigin = 'control-plane' | 'cache' | 'none';
-
-/** Options of {@link ControlPlaneSource}. */
-export interface ControlPlaneSourceOptions {
-  /** Control-plane base URLs (`http://host:port`), tried in turn. */
-  readonly urls: readonly string[];
-  readonly token: string | undefined;
-  readonly workload: Required<WorkloadInfo>;
-  readonly locality: string;
-  /** This workload has an identity (MeshOptions `identity` is not 'none'): its registrations carry `security.istio.io/tlsMode: istio`, so clients' auto-mTLS calls it with mTLS. @defaultValue false */
-  readonly acceptsMtls?: boolean;
-  /** The workload's service account (its registrations name it). */
-  readonly serviceAccount?: string;
-  /** Istio's workload name: registrations carry it as `service.istio.io/workload-name` (how clients' metrics name the destination workload). */
-  readonly workloadName?: string;
-  readonly analysis?: AnalysisMode;
-  readonly cacheDir?: string;
-  readonly startupTimeoutMs: number;
-  readonly failOpen: boolean;
-  readonly drainMs: number;
-  readonly clock: Clock;
-  readonly random: Random;
-  readonly logger: { warn(message: string): void };
-  /** Reconnect backoff. @defaultValue 250 ms base, 15 s cap */
-  readonly backoff?: BackoffOptions;
-  /** Longest wait for the watch's headers and `hello`. @defaultValue 5000 */
-  readonly connectTimeoutMs?: number;
-  /** Get the workload certificate from the control plane's CA into this holder (`identity: 'control-plane'`). */
-  readonly identity?: {
-    readonly holder: CredentialHolder;
-    readonly trustDomain: string;
-    readonly serviceAccount: string;
-    /** Which of them the mesh's options set (an issued identity contradicting them is warned about). */
-    readonly explicit?: { readonly trustDomain?: boolean; readonly serviceAccount?: boolean };
-    /** The mesh asked for it (`identity: 'control-plane'`), rather than having it by default. */
-    readonly required?: boolean;
-  };
-  /** How often changed report contents (inbound TLS counts) are sent. @defaultValue 30000 */
-  readonly reportIntervalMs?: number;
-}
-
-/** What a workload reports to the status (`POST /v1/report`). */
-export interface ReportContents {
-  readonly identity?: ReportedIdentity;
-  readonly inboundTls?: ReportedInboundTls;
-}
-
-/**
- * Event `config`: a config (or set of registered endpoints) is in use. The same event in both modes.
- * @category Mesh
- */
-export interface ConfigAppliedEvent {
-  /** The config version: the control plane's content version, or the content hash of the files. */
-  readonly version: string;
-  /** The version of the registered endpoints in use ('' in embedded mode). */
-  readonly endpointsVersion: string;
-  /** `file` (embedded mode), `control-plane` (live) or `cache` (started from the last-known-good cache). */
-  readonly source: 'file' | 'control-plane' | 'cache';
-  /**
-   * The analysis findings of this config (IST0101, …): advisory, as `istioctl analyze` is to
-   * Istio, unless `analysis: 'blocking'`. Each is also logged once, when it first appears.
-   */
-  readonly findings: readonly ConfigIssue[];
-}
-
-/**
- * Event `connected`: a watch stream is up (after startup or an outage).
- * @category Mesh
- */
-export interface ConnectedEvent {
-  /** The control-plane URL. */
-  readonly url: string;
-  /** The replica serving the stream (from `hello`). */
-  readonly server: string;
-}
-
-/**
- * Event `disconnected`: the control plane is unreachable; the last good config keeps serving.
- * @category Mesh
- */
-export interface DisconnectedEvent {
-  readonly error: MeshletError;
-}
-
-/** What the source drives once the mesh exists. */
-export interface SourceSink {
-  install(snapshot: Snapshot): void;
-  emit(event: 'config' | 'rejected' | 'connected' | 'disconnected', payload: object): void;
-  /** What to report to the status: the certificate in use and the inbound TLS counts. */
-  report?(): ReportContents;
-}
+export type * from './source-types.ts';
 
 interface Startup {
   resolve(snapshot: Snapshot): void;
