@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { CelError, type CelNode, parseCel } from './cel-parse.ts';
+import { CelError, type CelNode, parseCel } from '../config/validate/cel-parse.ts';
 import { asBool, FUNCTIONS, fail, METHODS, regex } from './cel-functions.ts';
 import { CelDuration, CelEvalError, CelTimestamp, celCompare, celEquals, checkedInt, isMapLike, keysOf, lookup, printValue, typeName } from './cel-values.ts';
 
@@ -217,6 +217,8 @@ function compileNode(n: CelNode, roots: Set<string>): Ev {
         return fail(`no matching overload: -${typeName(v)}`);
       };
     }
+    case 'message':
+      throw new CelError(`message construction is not supported (at ${n.pos})`);
     case 'cond': {
       const [cc, t, f] = [c(n.c), c(n.t), c(n.f)];
       return (a) => (asBool(cc(a), '? :') ? t(a) : f(a));

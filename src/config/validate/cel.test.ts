@@ -15,6 +15,7 @@ describe('CEL syntax (Istio parses Telemetry access-log filters)', () => {
     'google.protobuf.Duration{seconds: 1} != null',
     '[1, 2, 3,].all(x, x > 0) // a trailing comment',
     '!!true',
+    '-9223372036854775808 < 0 && 18446744073709551615u > 0u',
   ];
   for (const e of valid) it(`parses ${JSON.stringify(e)}`, () => assert.equal(checkCel(e), undefined));
 
@@ -31,6 +32,10 @@ describe('CEL syntax (Istio parses Telemetry access-log filters)', () => {
     ['a # b', /unexpected character "#"/],
     ['1x', /invalid number/],
     ['f(a,)', /unexpected "," before "\)"/],
+    // Literals are checked as cel-go's parser checks them (invalid int literal, invalid escape).
+    ['9223372036854775808 > 0', /integer literal 9223372036854775808 out of range/],
+    ['18446744073709551616u > 0u', /out of range/],
+    [String.raw`"\q" == ""`, /invalid escape/],
   ];
   for (const [e, why] of invalid) {
     it(`refuses ${JSON.stringify(e)}`, () => {

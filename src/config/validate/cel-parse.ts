@@ -1,14 +1,15 @@
 /**
- * CEL expressions to syntax trees, for the evaluator in `cel.ts`. The tokens come from the
- * syntax checker Telemetry validation uses (`config/validate/cel.ts`), so what validation accepts
- * and what telemetry evaluates are read the same way; this parser keeps the tree.
+ * CEL expressions to syntax trees: the one parser behind both Telemetry validation
+ * ({@link checkCel} in `cel.ts`, which only asks whether it parses, as Istio's
+ * `cel.NewEnv().Parse`) and the evaluator in `src/telemetry/cel.ts`, so what validation accepts
+ * and what telemetry evaluates are read the same way.
  *
  * Grammar: github.com/google/cel-spec `doc/langdef.md` (precedence: `?:` < `||` < `&&` <
  * relations and `in` < `+ -` < `* / %` < unary `! -` < member, index and call).
  *
  * @module
  */
-import { CelError, RESERVED, type Tok, tokenize } from '../config/validate/cel.ts';
+import { CelError, RESERVED, type Tok, tokenize } from './cel-tokens.ts';
 
 /** A parsed CEL expression. `pos` is the offset in the source, for error messages. */
 export type CelNode =
@@ -22,7 +23,9 @@ export type CelNode =
   | { readonly k: 'map'; readonly pos: number; readonly entries: readonly (readonly [CelNode, CelNode])[] }
   | { readonly k: 'unary'; readonly pos: number; readonly op: '!' | '-'; readonly x: CelNode }
   | { readonly k: 'binary'; readonly pos: number; readonly op: string; readonly l: CelNode; readonly r: CelNode }
-  | { readonly k: 'cond'; readonly pos: number; readonly c: CelNode; readonly t: CelNode; readonly f: CelNode };
+  | { readonly k: 'cond'; readonly pos: number; readonly c: CelNode; readonly t: CelNode; readonly f: CelNode }
+  /** A message construction `a.b.Name{field: value, …}`: valid syntax, which the evaluator does not support. */
+  | { readonly k: 'message'; readonly pos: number; readonly type: string; readonly fields: readonly (readonly [string, CelNode])[] };
 
 export { CelError };
 
@@ -90,10 +93,14 @@ function literalNumber(raw: string, pos: number): bigint | number {
   return Number(text);
 }
 
+const INT_EDGE = 0x7fffffffffffffffn + 1n;
+
 class Parser {
   readonly #t: Tok[];
   #i = 0;
   #depth = 0;
+  /** Int literals of 2^63, in range only when a `-` folds into them (cel-go: invalid int literal). */
+  readonly #edges = new Set<CelNode>();
 
   constructor(src: string) {
     this.#t = tokenize(src);
@@ -103,6 +110,7 @@ class Parser {
     const n = this.#expr();
     const t = this.#peek();
     if (t.type !== 'eof') throw new CelError(`unexpected "${t.v}" at ${t.pos}`);
+    for (const e of this.#edges) throw new CelError(`integer literal ${String((e as { v: bigint }).v)} out of range at ${e.pos}`);
     return n;
   }
 
@@ -160,6 +168,7 @@ class Parser {
       // `-` directly before a number literal is part of it (so -9223372036854775808 fits).
       let n = this.#member();
       if (op === '-' && n.k === 'lit' && (typeof n.v === 'bigint' || typeof n.v === 'number') && count % 2 === 1) {
+        this.#edges.delete(n);
         n = { k: 'lit', pos: t.pos, v: typeof n.v === 'bigint' ? -n.v : -(n.v as number) };
         count--;
       }
@@ -215,7 +224,9 @@ class Parser {
     const t = this.#peek();
     if (t.type === 'num') {
       this.#i++;
-      return { k: 'lit', pos: t.pos, v: literalNumber(t.v, t.pos) };
+      const n: CelNode = { k: 'lit', pos: t.pos, v: literalNumber(t.v, t.pos) };
+      if (n.v === INT_EDGE && !/[uU]$/.test(t.v)) this.#edges.add(n);
+      return n;
     }
     if (t.type === 'str') {
       this.#i++;
@@ -256,9 +267,27 @@ class Parser {
       }
       return { k: 'call', pos: at.pos, fn: name, target: undefined, args };
     }
+    // A message construction: a.b.Name{field: value, …}
     let k = this.#i;
     while (this.#t[k]?.v === '.' && this.#t[k + 1]?.type === 'ident') k += 2;
-    if (this.#t[k]?.v === '{') throw new CelError(`message construction is not supported (at ${at.pos})`);
+    if (this.#t[k]?.v === '{') {
+      let type = name;
+      while (this.#i < k) {
+        this.#i++;
+        type += `.${this.#ident()}`;
+      }
+      this.#i++;
+      const fields: [string, CelNode][] = [];
+      while (!this.#is('}')) {
+        const field = this.#ident();
+        this.#take(':');
+        fields.push([field, this.#expr()]);
+        if (!this.#is(',')) break;
+        this.#i++;
+      }
+      this.#take('}');
+      return { k: 'message', pos: at.pos, type, fields };
+    }
     return { k: 'ident', pos: at.pos, name };
   }
 }
