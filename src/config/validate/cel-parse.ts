@@ -220,6 +220,21 @@ class Parser {
     return out;
   }
 
+  /** Parses `{key: value, …}` from its `{`, each key read by `key`. */
+  #entries<K>(key: () => K): [K, CelNode][] {
+    this.#i++;
+    const out: [K, CelNode][] = [];
+    while (!this.#is('}')) {
+      const k = key();
+      this.#take(':');
+      out.push([k, this.#expr()]);
+      if (!this.#is(',')) break;
+      this.#i++;
+    }
+    this.#take('}');
+    return out;
+  }
+
   #primary(): CelNode {
     const t = this.#peek();
     if (t.type === 'num') {
@@ -239,19 +254,7 @@ class Parser {
       return n;
     }
     if (this.#is('[')) return { k: 'list', pos: t.pos, items: this.#args(']') };
-    if (this.#is('{')) {
-      this.#i++;
-      const entries: [CelNode, CelNode][] = [];
-      while (!this.#is('}')) {
-        const key = this.#expr();
-        this.#take(':');
-        entries.push([key, this.#expr()]);
-        if (!this.#is(',')) break;
-        this.#i++;
-      }
-      this.#take('}');
-      return { k: 'map', pos: t.pos, entries };
-    }
+    if (this.#is('{')) return { k: 'map', pos: t.pos, entries: this.#entries(() => this.#expr()) };
     if (this.#is('.')) this.#i++;
     const at = this.#peek();
     if (at.type !== 'ident') throw new CelError(`expected an expression at ${at.pos}, got ${at.type === 'eof' ? 'the end' : `"${at.v}"`}`);
@@ -276,17 +279,7 @@ class Parser {
         this.#i++;
         type += `.${this.#ident()}`;
       }
-      this.#i++;
-      const fields: [string, CelNode][] = [];
-      while (!this.#is('}')) {
-        const field = this.#ident();
-        this.#take(':');
-        fields.push([field, this.#expr()]);
-        if (!this.#is(',')) break;
-        this.#i++;
-      }
-      this.#take('}');
-      return { k: 'message', pos: at.pos, type, fields };
+      return { k: 'message', pos: at.pos, type, fields: this.#entries(() => this.#ident()) };
     }
     return { k: 'ident', pos: at.pos, name };
   }
