@@ -2,8 +2,8 @@
  * Calls to methods a grpc-js server does not serve are judged like every other call, as an Istio
  * sidecar judges every request before the app: a server bound with `mesh.grpc.bind` (or given to
  * `mesh.grpc.judgeUnserved`) runs the mesh's admission phases for them, so an AuthorizationPolicy
- * DENY answers PERMISSION_DENIED, a bad JWT UNAUTHENTICATED, STRICT on a listener the mesh did not
- * make UNAVAILABLE; an admitted call ends UNIMPLEMENTED with grpc-js's own text; and the
+ * DENY answers PERMISSION_DENIED, a bad JWT UNAUTHENTICATED, a local rate limit UNAVAILABLE, STRICT
+ * on a listener the mesh did not make UNAVAILABLE; an admitted call ends UNIMPLEMENTED with grpc-js's own text; and the
  * destination's metrics count them (grpc_response_status 7 / 12). Without it, grpc-js answers
  * UNIMPLEMENTED before any interceptor (pinned below, so the seam's purpose stays visible).
  * Real grpc-js clients and servers on 127.0.0.1.
@@ -123,6 +123,42 @@ describe('gRPC server: calls to methods the server does not serve are judged fir
       assert.deepEqual(await destination(), { [metric]: 2 });
     });
   }
+
+  it('a local rate limit (1 token per 60 s) applies to unserved methods: the first call UNIMPLEMENTED, the next UNAVAILABLE local_rate_limited (RL)', async () => {
+    const limit = {
+      apiVersion: 'networking.istio.io/v1alpha3',
+      kind: 'EnvoyFilter',
+      metadata: meta('ratelimit'),
+      spec: {
+        configPatches: [
+          {
+            applyTo: 'HTTP_FILTER',
+            match: { context: 'SIDECAR_INBOUND', listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager' } } } },
+            patch: {
+              operation: 'INSERT_BEFORE',
+              value: {
+                name: 'envoy.filters.http.local_ratelimit',
+                typed_config: {
+                  '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct',
+                  type_url: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
+                  value: {
+                    stat_prefix: 'http_local_rate_limiter',
+                    token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: '60s' },
+                    filter_enabled: { runtime_key: 'local_rate_limit_enabled', default_value: { numerator: 100, denominator: 'HUNDRED' } },
+                    filter_enforced: { runtime_key: 'local_rate_limit_enforced', default_value: { numerator: 100, denominator: 'HUNDRED' } },
+                  },
+                },
+              },
+            },
+          },
+        ],
+      },
+    };
+    const { client, destination } = await serve([limit]);
+    assert.deepEqual(await callUnary(client, MISSING), unimplemented(MISSING));
+    assert.deepEqual(await callUnary(client, MISSING), { code: grpc.status.UNAVAILABLE, details: 'local_rate_limited' });
+    assert.deepEqual(await destination(), { '200 12 -': 1, '200 14 RL': 1 });
+  });
 
   it('a served method is still served, and one the server registers later is served by its handler', async () => {
     const { client, server } = await serve([authz('DENY', [MISSING])]);
