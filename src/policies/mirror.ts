@@ -113,12 +113,12 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
           }
           // Not counted in flight while waiting: a body the primary never finishes sending
           // (failed call, early response) leaves nothing behind but this unresolved promise.
-          void streamed.whenComplete().then((bytes) => {
-            if (bytes === undefined || stats.inFlight >= o.maxInFlight) {
-              dropped(stats, ex, m, bytes === undefined ? 'body-too-large' : 'max-in-flight');
+          void streamed.forCopy().then((body) => {
+            if (body === undefined || stats.inFlight >= o.maxInFlight) {
+              dropped(stats, ex, m, body === undefined ? 'body-too-large' : 'max-in-flight');
               return;
             }
-            copy.body = bytes;
+            copy.body = body;
             launch(copy, timeoutMs);
           });
         }

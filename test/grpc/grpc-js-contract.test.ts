@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { failureKindOf, isLocalAfterHead, isServerTrailersOnly } from '../../src/adapters/grpc/classify.ts';
 import { deadPort } from '../helpers/upstreams.ts';
@@ -62,6 +63,20 @@ describe('the grpc-js seam', () => {
     assert.equal(r.status.code, grpc.status.UNAVAILABLE);
     assert.equal(isServerTrailersOnly(r.status.metadata), false);
     assert.equal(failureKindOf(r.status.code, r.status.details), 'connect-failure');
+  });
+
+  it('a connection the server closes once TCP connected, before its HTTP/2 settings, is grpc-js’s own UNAVAILABLE, classified a reset (Envoy: connection termination)', async () => {
+    const closer = createNetServer((s) => s.once('data', () => s.destroy()));
+    await new Promise<void>((r) => closer.listen(0, '127.0.0.1', r));
+    try {
+      const r = await rawCall(`127.0.0.1:${(closer.address() as AddressInfo).port}`, '/meshlet.test.Echo/Unary');
+      assert.equal(r.status.code, grpc.status.UNAVAILABLE);
+      assert.equal(isServerTrailersOnly(r.status.metadata), false);
+      assert.match(r.status.details, /^No connection established\. Last error: Failed to connect \(/);
+      assert.equal(failureKindOf(r.status.code, r.status.details), 'reset');
+    } finally {
+      closer.close();
+    }
   });
 
   it('a stream the server resets after its response metadata is grpc-js’s own status, classified a reset', async () => {

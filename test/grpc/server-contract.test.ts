@@ -4,7 +4,8 @@
  * interceptor enters the call's context only around callbacks that run app code), that
  * `grpc-timeout` is taken out of the metadata interceptors see and given by `getDeadline()`,
  * that `createConnectionInjector` exists (`mesh.grpc.bind`), and that a method the server does
- * not serve never reaches an interceptor (so no policy or telemetry sees it; see docs/grpc.md).
+ * not serve never reaches an interceptor unless the server has a handler for it — the mesh's
+ * stand-in (`mesh.grpc.judgeUnserved`) is found through `_retrieveHandler(path)`.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -65,6 +66,12 @@ describe('the grpc-js server seam', () => {
 
   it('createConnectionInjector exists (mesh.grpc.bind)', () => {
     assert.equal(typeof server.createConnectionInjector, 'function');
+  });
+
+  it('_retrieveHandler(path) gives a registered method’s handler, null for one the server does not serve (mesh.grpc.judgeUnserved)', () => {
+    const lookup = (server as unknown as { _retrieveHandler(path: string): { type: string; path: string } | null })._retrieveHandler.bind(server);
+    assert.deepEqual({ ...lookup('/meshlet.test.Echo/Bidi'), func: undefined, serialize: undefined, deserialize: undefined }, { type: 'bidi', path: '/meshlet.test.Echo/Bidi', func: undefined, serialize: undefined, deserialize: undefined });
+    assert.equal(lookup('/meshlet.test.Echo/Missing'), null);
   });
 
   const rows: { method: string; call: () => Promise<unknown>; order: string[] }[] = [

@@ -263,15 +263,15 @@ export const serverScenarios: readonly Scenario[] = [
     // The workload's listener closes a plaintext connection under STRICT before any request, so
     // nothing reaches its mesh's phases (no destination metric). Envoy's client sidecar answers
     // 503 / UNAVAILABLE "upstream connect error or disconnect/reset before headers. reset reason:
-    // connection termination" with flag UC, as meshlet's HTTP caller does; meshlet's gRPC caller
-    // (grpc-js sees the connection close before HTTP/2 settings) says UF "… reset reason:
-    // connection failure", so the gRPC flags are left out of this row.
+    // connection termination" with flag UC (the connection was made, then closed), and so do
+    // meshlet's callers over both protocols (grpc-js sees the close before the server's HTTP/2
+    // settings, which meshlet counts as a connection that was made and closed, not one that failed).
     name: 'server: PeerAuthentication STRICT, the caller sends plaintext (DestinationRule tls DISABLE): refused',
     yaml: `${noRetries}---${plaintext}`,
     server: strict('caller'),
     mtls: true,
     drive: { kind: 'calls', count: 1, stepMs: 0 },
-    http: { status: 503, flags: 'UC', upstream: null, hits: { v1: 0 }, inbound: {} },
-    grpc: { code: 'UNAVAILABLE', flags: null, upstream: null, hits: { v1: 0 }, inbound: {} },
+    http: { status: 503, flags: 'UC', details: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination', upstream: null, hits: { v1: 0 }, inbound: {} },
+    grpc: { code: 'UNAVAILABLE', flags: 'UC', details: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination', upstream: null, hits: { v1: 0 }, inbound: {} },
   },
 ];

@@ -77,19 +77,20 @@ export class MessageSource implements AsyncIterableIterator<Buffer> {
   }
 }
 
-/** The request body of a gRPC call: replayable messages, mirrored only when the call sent one message. */
+/** The request body of a gRPC call: replayable messages. */
 export class MessageBody extends ReplayableBody {
-  readonly #source: MessageSource;
-  constructor(source: MessageSource, capBytes: number) {
-    super(source, capBytes);
-    this.#source = source;
-  }
-
   /**
-   * The whole request for a mirrored copy: only a call of one message (unary, server-streaming)
-   * is mirrored, because the copy is sent as one message.
+   * A mirrored copy's request: every message of the call, in order, then the half-close (a body
+   * of its own, complete before the copy is sent), once the primary call sent them all while
+   * they fit the replay buffer.
    */
-  override whenComplete(): Promise<Buffer | undefined> {
-    return super.whenComplete().then((b) => (this.#source.taken > 1 ? undefined : b));
+  override forCopy(): Promise<unknown> {
+    return this.whenCompleteChunks().then((chunks) => {
+      if (chunks === undefined) return undefined;
+      const source = new MessageSource();
+      for (const c of chunks) source.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+      source.end();
+      return new MessageBody(source, Number.POSITIVE_INFINITY);
+    });
   }
 }

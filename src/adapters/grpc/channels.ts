@@ -2,10 +2,13 @@
  * The gRPC transport's connections: per cluster, per endpoint, connections (a grpc-js channel
  * each, with grpc-js's retries off) made from the cluster's connection-pool settings and TLS
  * decision; the stream slots of each connection (`maxConcurrentStreams`, more connections up to
- * `maxConnections`, then the pending queue); and the attempts in flight that `close()` drains.
+ * `maxConnections`, then the pending queue); the connect timeout of each connection
+ * (`tcp.connectTimeout`, which grpc-js does not have); and the attempts in flight that `close()`
+ * drains.
  *
  * @module
  */
+import type { Socket } from 'node:net';
 import type { ChannelInterface as Channel, ChannelOptions } from '@grpc/grpc-js';
 import type { Clock, Timer } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
@@ -15,6 +18,9 @@ import type { HostState } from '../../routing/balancer/host.ts';
 import { checkServer, type TlsPlan } from '../undici/tls-connector.ts';
 import { ClusterTlsPlans, type TlsEnvironment } from '../undici/tls-plans.ts';
 import type { GrpcJs } from './grpc-js.ts';
+import { Conn, type ConnectTimeout, watchingSockets } from './conn.ts';
+
+export { Conn };
 
 /** What the connections need of an attempt. */
 export interface Admitted {
@@ -47,23 +53,14 @@ export function hostPart(address: string): string {
   return address.includes(':') && !address.startsWith('[') ? `[${address}]` : address;
 }
 
-/** One connection (a grpc-js channel of its own) and the calls on it. */
-export class Conn {
-  readonly channel: Channel;
-  active = 0;
-  constructor(channel: Channel) {
-    this.channel = channel;
-  }
-}
-
 /**
  * One endpoint's connections, and the attempts waiting for a stream on one. A connection
  * carries up to `maxConcurrentStreams` calls; more calls open another connection, up to
  * `tcp.maxConnections`, as Envoy's HTTP/2 pool does.
  */
 export class EndpointChannel {
-  /** Makes a connection, or undefined when the endpoint's TLS cannot be set up (`failure` says why). */
-  readonly #open: (() => Channel) | undefined;
+  /** Makes a connection (given a hook for its sockets), or undefined when the endpoint's TLS cannot be set up (`failure` says why). */
+  readonly #open: ((onSocket: ((socket: Socket) => void) | undefined) => Channel) | undefined;
   readonly failure: string | undefined;
   readonly conns: Conn[] = [];
   endpoint: HostState['endpoint'];
@@ -71,7 +68,7 @@ export class EndpointChannel {
   epoch: number;
   readonly key: string;
   readonly waiting: Admitted[] = [];
-  constructor(open: (() => Channel) | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string) {
+  constructor(open: ((onSocket: ((socket: Socket) => void) | undefined) => Channel) | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string) {
     this.#open = open;
     this.failure = failure;
     this.endpoint = endpoint;
@@ -83,14 +80,23 @@ export class EndpointChannel {
   take(maxStreams: number, maxConnections: number): Conn | undefined {
     for (const c of this.conns) if (c.active < maxStreams) return c;
     if (this.#open === undefined || (maxConnections !== UNLIMITED && this.conns.length >= maxConnections)) return undefined;
-    const c = new Conn(this.#open());
+    const c = new Conn(this.#open, this.connectTimeout);
     this.conns.push(c);
     return c;
   }
 
+  /** The connect timeout of new connections (undefined: none). */
+  connectTimeout: ConnectTimeout | undefined;
+
+  /** Forgets a connection that timed out connecting (the next attempt opens another). */
+  drop(c: Conn): void {
+    const i = this.conns.indexOf(c);
+    if (i !== -1) this.conns.splice(i, 1);
+  }
+
   /** Closes the connections (calls already on them finish). */
   close(): void {
-    for (const c of this.conns) c.channel.close();
+    for (const c of this.conns) c.close();
   }
 }
 
@@ -188,15 +194,24 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     }
     e?.close();
     const g = this.#g;
-    let open: (() => Channel) | undefined;
+    let open: ((onSocket: ((socket: Socket) => void) | undefined) => Channel) | undefined;
     if (failure === undefined) {
       const target = `${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
       // TLS names the service (Istio's SNI for mTLS); the channel still dials the endpoint's address.
       const options = plan?.servername === undefined ? this.options : { ...this.options, 'grpc.ssl_target_name_override': plan.servername };
       const creds = plan === undefined ? g.credentials.createInsecure() : credentialsFor(g, plan);
-      open = () => new g.Channel(target, creds, options);
+      open = (onSocket) => new g.Channel(target, onSocket === undefined ? creds : watchingSockets(g, creds, onSocket), options);
     }
     const next = new EndpointChannel(open, failure, host.endpoint, this.#env.epoch, key);
+    const cs = this.#cs;
+    // Read when a connection is made: a new DestinationRule applies to the next connection.
+    next.connectTimeout = {
+      clock: this.#clock,
+      get ms() {
+        return cs.cluster.settings.connectionPool.connectTimeoutMs;
+      },
+      onDead: (c) => next.drop(c),
+    };
     this.#hosts.set(host, next);
     return next;
   }
@@ -228,6 +243,19 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     }
     // The stream is free: the first attempt waiting for one takes it.
     const conn = a.conn as Conn;
+    if (conn.dead) {
+      // Its connection timed out connecting: a waiting attempt takes a stream on another one.
+      conn.active--;
+      const next = e.waiting[0];
+      const other = next === undefined ? undefined : e.take(this.#cs.cluster.settings.connectionPool.maxConcurrentStreams, this.#cs.limiter.limits.maxConnections);
+      if (next !== undefined && other !== undefined) {
+        e.waiting.shift();
+        other.active++;
+        next.conn = other;
+        next.go();
+      }
+      return;
+    }
     const next = e.waiting.shift();
     if (next !== undefined) {
       next.conn = conn;

@@ -38,11 +38,23 @@ export function isServerTrailersOnly(metadata: Metadata): boolean {
 }
 
 /**
+ * grpc-js's last error for a connection that was made — TCP connected, and the TLS handshake done
+ * when there is TLS — and then closed or reset by the server before its HTTP/2 settings (grpc-js
+ * 1.14's `Http2SubchannelConnector#createSession`: a close without an error is "Failed to connect",
+ * a socket already closed "Connection closed before starting HTTP/2 handshake", a socket error its
+ * message, none of them prefixed "Error:" as the TCP connect's and the TLS handshake's are).
+ * Envoy counts such a connection as made, and its close as the stream's reset reason "connection
+ * termination" (flag `UC`), e.g. a plaintext caller a STRICT server closes.
+ */
+const CLOSED_AFTER_CONNECT = /^No connection established\. Last error: (?:Failed to connect|Connection closed before starting HTTP\/2 handshake|(?:read|write) (?:ECONNRESET|EPIPE))\b/;
+
+/**
  * The kind of a status grpc-js made up, from its text (grpc-js 1.14's wording, pinned by a
- * test): a refused or failed connection, a refused stream, or a reset stream or connection.
+ * test): a refused or failed connection, a connection the server closed once it was made, a
+ * refused stream, or a reset stream or connection.
  */
 export function failureKindOf(code: number, details: string): FailureKind {
-  if (code === 14 && details.startsWith('No connection established')) return 'connect-failure';
+  if (code === 14 && details.startsWith('No connection established')) return CLOSED_AFTER_CONNECT.test(details) ? 'reset' : 'connect-failure';
   if (details === 'Stream refused by server') return 'refused-stream';
   return 'reset';
 }

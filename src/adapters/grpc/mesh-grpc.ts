@@ -20,6 +20,7 @@ import { meshServerCredentials } from './server-credentials.ts';
 import { meshServerInterceptor } from './server-interceptor.ts';
 import { GrpcConnections, GrpcListener, parseBindAddress } from './server-listen.ts';
 import { GrpcPeers } from './server-peer.ts';
+import { judgeUnserved } from './server-unserved.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Dispatch, ErrorMode } from '../../core/exchange.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';
@@ -115,6 +116,21 @@ export class MeshGrpc {
   }
 
   /**
+   * Makes the mesh judge calls to methods `server` does not serve. grpc-js answers such a call
+   * `UNIMPLEMENTED` before any interceptor runs, so without this an AuthorizationPolicy, a JWT rule
+   * or a rate limit never applies to it and telemetry never sees it, where a sidecar judges every
+   * request first. After it, such a call goes through the server's interceptors (the mesh's
+   * judgement: `PERMISSION_DENIED`, `UNAUTHENTICATED`, …) and, when admitted, ends `UNIMPLEMENTED`
+   * as before. {@link bind} does this itself; call it for a server bound with `server.bindAsync`.
+   * Returns `server`.
+   */
+  judgeUnserved<S extends Server>(server: S): S {
+    if (server === null || typeof server !== 'object') throw new InvalidArgumentError('mesh.grpc.judgeUnserved(server): server must be a grpc-js Server');
+    if (!judgeUnserved(grpcJs(), server)) this.#o.server.debug?.('meshlet: mesh.grpc.judgeUnserved: this grpc-js Server has no _retrieveHandler (grpc-js other than 1.14?): calls to methods it does not serve are answered by grpc-js before the mesh judges them');
+    return server;
+  }
+
+  /**
    * Credentials for `server.bindAsync(address, mesh.grpc.serverCredentials(), cb)`: mTLS with the
    * workload's certificate (rotated as it renews), a client certificate required and verified
    * against the mesh's trust bundle, and its SPIFFE identity checked per call. A grpc-js listener
@@ -129,7 +145,8 @@ export class MeshGrpc {
    * to each connection as a sidecar's inbound listener does: STRICT takes mTLS only, PERMISSIVE
    * mTLS and plaintext on the same port, DISABLE plaintext only (per port with
    * `portLevelMtls`; a new config applies to the next connection). Resolves to the port. The
-   * port is closed by `mesh.close()` (calls in flight get `closeTimeoutMs` to finish). Requires
+   * port is closed by `mesh.close()` (calls in flight get `closeTimeoutMs` to finish). Calls to
+   * methods the server does not serve are judged too ({@link judgeUnserved}). Requires
    * grpc-js ≥ 1.14 (`createConnectionInjector`).
    */
   async bind(server: Server, address: string): Promise<number> {
@@ -137,6 +154,7 @@ export class MeshGrpc {
     if (server === null || typeof server !== 'object' || typeof (server as { createConnectionInjector?: unknown }).createConnectionInjector !== 'function') {
       throw new InvalidArgumentError('mesh.grpc.bind(server, address): server must be a grpc-js Server (grpc-js 1.14 or later, which has createConnectionInjector)');
     }
+    this.judgeUnserved(server);
     const l = new GrpcListener(grpcJs(), server, this.#o.server.tls, this.#serverPeers.connections);
     this.#listeners.add(l);
     try {

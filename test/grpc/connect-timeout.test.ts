@@ -1,0 +1,148 @@
+/**
+ * DestinationRule `connectionPool.tcp.connectTimeout` (Istio's default 10 s) on gRPC endpoint
+ * connections, on a ManualClock: a server that accepts TCP but never completes the connection
+ * (no HTTP/2 settings; no TLS handshake) fails the call once the timeout passes on the mesh clock
+ * — UNAVAILABLE, `reset reason: connection failure`, flag UF, as the HTTP path reports a connect
+ * timeout — the half-open connection is closed and the next call opens a new one; a connection
+ * that came up is never cut by it (a bidi stream on it outlives the timeout).
+ */
+import assert from 'node:assert/strict';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { createMesh, ManualClock, type Mesh, seededRandom } from '../../src/index.ts';
+import { destinationRule, virtualService } from '../helpers/upstreams.ts';
+import { collect, type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
+
+const HOST = 'echo.default.svc.cluster.local';
+const CONNECTION_FAILURE = 'upstream connect error or disconnect/reset before headers. reset reason: connection failure';
+
+/** A TCP server that accepts and holds every connection, answering nothing. */
+async function blackhole(): Promise<{ server: Server; port: number; sockets: Socket[]; closed: Socket[]; connected(n: number): Promise<void> }> {
+  const sockets: Socket[] = [];
+  const closed: Socket[] = [];
+  let wake: (() => void) | undefined;
+  const server = createServer((s) => {
+    sockets.push(s);
+    s.on('error', () => undefined);
+    s.on('close', () => closed.push(s));
+    // Wait for the client's first bytes (the HTTP/2 preface or a TLS ClientHello), then say nothing.
+    s.once('data', () => wake?.());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const connected = (n: number) =>
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (sockets.length >= n && sockets[n - 1]?.bytesRead !== 0) resolve();
+      };
+      wake = check;
+      check();
+    });
+  return { server, port: (server.address() as AddressInfo).port, sockets, closed, connected };
+}
+
+const flagsOf = (e: grpc.ServiceError | undefined) => e?.metadata.get('x-meshlet-response-flags')[0];
+
+/** Lets grpc-js and the sockets take a few turns (no time is asserted). */
+const turns = async (n = 20) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+
+describe('gRPC: connectTimeout on the endpoint connections', () => {
+  const open: { close(): unknown }[] = [];
+  after(async () => {
+    for (const o of open.reverse()) await o.close();
+  });
+
+  async function setup(port: number, rule?: Record<string, unknown>) {
+    const clock = new ManualClock(1_000_000);
+    const config = [grpcServiceEntry('echo', HOST, 9090, [{ port }]), virtualService('echo', ['echo'], [{ route: [{ destination: { host: 'echo' } }], retries: { attempts: 0 } }])];
+    if (rule !== undefined) config.push(destinationRule('echo', 'echo', rule));
+    const mesh: Mesh = await createMesh({ service: 'client', clock, random: seededRandom(3), config, logger: { warn: () => undefined } });
+    open.push(mesh);
+    const client = mesh.grpc.client(EchoClient, 'echo:9090') as unknown as Echo;
+    open.push(client);
+    return { clock, client, mesh };
+  }
+
+  async function hole() {
+    const h = await blackhole();
+    open.push({
+      close: () => {
+        for (const s of h.sockets) s.destroy();
+        h.server.close();
+      },
+    });
+    return h;
+  }
+
+  const rows: [name: string, rule: Record<string, unknown> | undefined, timeoutMs: number][] = [
+    ['Istio’s default (10 s), plaintext: no HTTP/2 settings from the server', undefined, 10_000],
+    ['tcp.connectTimeout 250ms, plaintext', { trafficPolicy: { connectionPool: { tcp: { connectTimeout: '250ms' } } } }, 250],
+    ['tcp.connectTimeout 2s, TLS (SIMPLE): the handshake never completes', { trafficPolicy: { connectionPool: { tcp: { connectTimeout: '2s' } }, tls: { mode: 'SIMPLE', sni: 'echo.example' } } }, 2000],
+  ];
+  for (const [name, rule, timeoutMs] of rows) {
+    it(`${name}: not failed 1 ms before the timeout, UNAVAILABLE / UF at it; the connection is closed and the next call opens another`, async () => {
+      const h = await hole();
+      const { clock, client } = await setup(h.port, rule);
+      let ended = false;
+      const first = unary(client, { text: 'a' }).finally(() => (ended = true));
+      await h.connected(1);
+      clock.advance(timeoutMs - 1);
+      await turns();
+      assert.equal(ended, false, 'the call ended before the connect timeout');
+      clock.advance(1);
+      const r = await first;
+      assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+      assert.equal(r.error?.details, CONNECTION_FAILURE);
+      assert.equal(flagsOf(r.error), 'UF');
+      // The half-open connection is given up…
+      for (let i = 0; i < 200 && h.closed.length < 1; i++) await turns(1);
+      assert.equal(h.closed.length, 1);
+      // …and the next call opens a new one, cut the same way.
+      const second = unary(client, { text: 'b' });
+      await h.connected(2);
+      clock.advance(timeoutMs);
+      assert.equal(flagsOf((await second).error), 'UF');
+      assert.equal(h.sockets.length, 2);
+    });
+  }
+
+  it('a call waiting for a stream (maxConcurrentStreams 1, maxConnections 1) on a connection that times out gets a new connection, and its own timeout', async () => {
+    const h = await hole();
+    const { clock, client } = await setup(h.port, { trafficPolicy: { connectionPool: { tcp: { connectTimeout: '1s', maxConnections: 1 }, http: { maxConcurrentStreams: 1 } } } });
+    // A deadline (far beyond what the test needs) so that a call left waiting ends the test with a failure, not a hang.
+    const deadline = () => Date.now() + 30_000;
+    const first = unary(client, { text: 'a' }, { deadline: deadline() });
+    const second = unary(client, { text: 'b' }, { deadline: deadline() });
+    await h.connected(1);
+    clock.advance(1000);
+    assert.equal(flagsOf((await first).error), 'UF');
+    // The waiting call goes on a connection of its own, not the one given up.
+    await Promise.race([h.connected(2), second.then((r) => assert.fail(`the waiting call ended without a connection of its own: ${r.error?.code} ${r.error?.details}`))]);
+    clock.advance(1000);
+    const r = await second;
+    assert.equal(r.error?.details, CONNECTION_FAILURE);
+    assert.equal(flagsOf(r.error), 'UF');
+    assert.equal(h.sockets.length, 2);
+  });
+
+  it('a connection that came up is not cut: a bidi stream on it outlives the connect timeout', async () => {
+    const up: GrpcUpstream = await startGrpcUpstream('a');
+    open.push(up);
+    const { clock, client } = await setup(up.port, { trafficPolicy: { connectionPool: { tcp: { connectTimeout: '1s' } } } });
+    assert.equal((await unary(client, { text: 'warm' })).reply?.server, 'a');
+    const bidi = client.Bidi();
+    const done = collect(bidi);
+    bidi.write({ text: 'x' });
+    await turns();
+    clock.advance(60_000);
+    await turns();
+    bidi.write({ text: 'y' });
+    bidi.end();
+    const r = await done;
+    assert.equal(r.status.code, grpc.status.OK, r.status.details);
+    assert.equal(r.messages.length, 2);
+    // A call made after the clock moved on still goes on the connection.
+    assert.equal((await unary(client, { text: 'after' })).reply?.server, 'a');
+  });
+});
