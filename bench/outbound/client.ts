@@ -11,7 +11,7 @@ import { Agent, type Dispatcher, fetch, request } from 'undici';
 import { HOST, meshResources } from './mesh-config.ts';
 import { type BenchTelemetry, startBenchTelemetry } from '../lib/otel.ts';
 
-export type VariantId = 'undici-request' | 'mesh-dispatcher' | 'undici-fetch' | 'mesh-fetch' | 'mesh-dispatcher-otel' | 'mesh-fetch-otel' | 'nginx-1hop' | 'nginx-2hop';
+export type VariantId = 'undici-request' | 'mesh-dispatcher' | 'undici-fetch' | 'mesh-fetch' | 'mesh-dispatcher-otel' | 'mesh-fetch-otel' | 'mesh-dispatcher-otel-nospans' | 'nginx-1hop' | 'nginx-2hop';
 
 export interface ClientOptions {
   variant: VariantId;
@@ -60,7 +60,7 @@ interface MeshLike {
   fetch(input: string, init?: object): Promise<{ status: number; text(): Promise<string> }>;
   close(): Promise<void>;
 }
-type CreateMesh = (options: { service: string; namespace: string; labels: Record<string, string>; config: object[] }) => Promise<MeshLike>;
+type CreateMesh = (options: { service: string; namespace: string; labels: Record<string, string>; config: object[]; telemetry?: object }) => Promise<MeshLike>;
 
 /** Loads createMesh (from src/index.ts unless told otherwise); a string explains why it is not usable. */
 export async function loadCreateMesh(moduleUrl: string): Promise<CreateMesh | string> {
@@ -108,12 +108,15 @@ async function main(opts: ClientOptions): Promise<void> {
     case 'mesh-dispatcher':
     case 'mesh-fetch':
     case 'mesh-dispatcher-otel':
-    case 'mesh-fetch-otel': {
+    case 'mesh-fetch-otel':
+    case 'mesh-dispatcher-otel-nospans': {
       // Telemetry on: the SDK installed before the mesh starts (metrics on every call, spans at 1 %).
-      if (opts.variant.endsWith('-otel')) telemetry = await startBenchTelemetry();
+      // -nospans: the same with tracing sampled at 0 % (trace headers still written, no span recorded or exported): what the 1 % of sampled calls cost.
+      if (opts.variant.includes('-otel')) telemetry = await startBenchTelemetry();
       const createMesh = await loadCreateMesh(opts.meshModule);
       if (typeof createMesh === 'string') throw new Error(createMesh);
-      const m = await createMesh({ service: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, config: meshResources(opts.upstreamPort) });
+      const noSpans = opts.variant.endsWith('-nospans') ? { telemetry: { tracing: { samplingPercentage: 0 } } } : {};
+      const m = await createMesh({ service: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, config: meshResources(opts.upstreamPort), ...noSpans });
       mesh = m;
       if (opts.variant.startsWith('mesh-dispatcher')) {
         const url = `http://${HOST}:${opts.upstreamPort}/x`;

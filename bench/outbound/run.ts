@@ -12,6 +12,8 @@
  *   mesh-dispatcher-otel, mesh-fetch-otel   the same with telemetry on: startTelemetry() (OTel SDK,
  *                    Prometheus endpoint, OTLP span export to a local sink), Istio metrics and
  *                    meshlet's own on every call, spans sampled at 1 %       (vs their baselines)
+ *   mesh-dispatcher-otel-nospans   mesh-dispatcher-otel with spans sampled at 0 % (trace headers
+ *                    still written): the difference is what the 1 % of sampled calls cost
  *   nginx-1hop       undici.request → nginx → upstream                           (vs undici-request)
  *   nginx-2hop       undici.request → nginx → nginx → upstream                   (vs undici-request)
  * In a round, every variant's process is started and warmed up in turn (--warmup S, half at c=1,
@@ -106,6 +108,7 @@ const ALL: Variant[] = [
   { id: 'mesh-fetch', label: 'mesh.fetch → upstream', baseline: 'undici-fetch', meshlet: true },
   { id: 'mesh-dispatcher-otel', label: 'undici.request + mesh.dispatcher, telemetry on → upstream', baseline: 'undici-request', meshlet: true },
   { id: 'mesh-fetch-otel', label: 'mesh.fetch, telemetry on → upstream', baseline: 'undici-fetch', meshlet: true },
+  { id: 'mesh-dispatcher-otel-nospans', label: 'undici.request + mesh.dispatcher, telemetry on, spans sampled at 0 % → upstream', baseline: 'undici-request', meshlet: true },
   { id: 'nginx-1hop', label: 'undici.request → nginx → upstream', baseline: 'undici-request', nginx: 1 },
   { id: 'nginx-2hop', label: 'undici.request → nginx → nginx → upstream', baseline: 'undici-request', nginx: 2 },
 ];
@@ -471,7 +474,8 @@ async function main(): Promise<void> {
     if ((err as Error).message.startsWith('bench mesh config')) throw err;
     meshSkip = `importing ${MESH_MODULE_NAME} failed: ${(err as Error).message.split('\n')[0]}`;
   }
-  let variants = ALL.filter((v) => wanted === undefined || wanted.includes(v.id));
+  // -nospans only when asked for (it splits the telemetry-on cost; a default run measures what users get).
+  let variants = ALL.filter((v) => (wanted === undefined ? !v.id.endsWith('-nospans') : wanted.includes(v.id)));
   if (meshSkip !== undefined && variants.some((v) => v.meshlet)) {
     console.log(`meshlet variants skipped: ${meshSkip}`);
     variants = variants.filter((v) => !v.meshlet);
@@ -550,7 +554,7 @@ async function main(): Promise<void> {
   console.log(`\n${body}`);
   if (WRITE) {
     // one section per layout, so a 1core run does not replace the default (2core) one; runs with the telemetry-on variants have their own
-    const telemetry = wanted?.some((v) => v.endsWith('-otel')) === true;
+    const telemetry = wanted?.some((v) => v.includes('-otel')) === true;
     const id = `${ONE_CORE ? 'outbound-1core' : 'outbound'}${telemetry ? '-telemetry' : ''}`;
     writeSection(id, `Outbound: meshlet vs raw undici${telemetry ? ', telemetry on and off' : ' and nginx sidecar stand-ins'} (${LAYOUT} layout)`, COMMAND, body);
     console.log(`written to bench/RESULTS.md (section "${id}")`);

@@ -120,6 +120,8 @@ const ALL: readonly PropagationFormat[] = ['w3c', 'b3', 'b3-single'];
  * or valid.
  */
 export function extract(h: Headers, formats: readonly PropagationFormat[]): RemoteContext | undefined {
+  // Every format needs one of these three (the usual request has none: nothing to parse).
+  if (h.traceparent === undefined && h.b3 === undefined && h['x-b3-traceid'] === undefined) return undefined;
   for (const f of formats) {
     const c = readFormat(h, f);
     if (c !== undefined) return c;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { newIds } from './span-context.ts';
+import { newIds, newSpanId, newTraceId } from './span-context.ts';
 
 describe('ids cut from the random pool', () => {
   it('trace and span ids: 32 and 16 hex digits, every byte value used, unique', () => {
@@ -15,5 +15,16 @@ describe('ids cut from the random pool', () => {
     }
     assert.equal(traces.size, 2000);
     assert.equal(digits.size, 256);
+  });
+
+  it('never an all-zero id (invalid in W3C trace context): a zero draw becomes 1, as the SDK does', (t) => {
+    // Every draw zero from the next refill of the pool on.
+    t.mock.method(Math, 'random', () => 0);
+    const seen: string[] = [];
+    for (let i = 0; i < 400; i++) seen.push(newTraceId(), newSpanId());
+    const zeros = seen.filter((id) => /^0+$/.test(id));
+    assert.deepEqual(zeros, []);
+    assert.ok(seen.includes(`${'0'.repeat(31)}1`), 'a zero trace id drawn and made 1');
+    assert.ok(seen.includes(`${'0'.repeat(15)}1`), 'a zero span id drawn and made 1');
   });
 });

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { randomFillSync } from 'node:crypto';
 import { ProxyTracerProvider, type SpanContext, type TraceState, trace } from '@opentelemetry/api';
 import type { RemoteContext } from './propagation.ts';
 
@@ -20,22 +19,33 @@ export function sdkRegistered(): boolean {
 }
 
 /**
- * Random bytes for ids, filled 4 KiB at a time, written as hex through a table: one
- * `randomFillSync` per id cost more than the rest of a call's tracing, so ids are cut from a pool
- * (`crypto.randomUUID`, used for `x-request-id`, buffers its entropy the same way).
+ * Random bytes for ids, cut from a pool refilled 4 KiB at a time, each id one
+ * `toString('hex')` of its bytes (a flat string: built from 2-character pieces it was a rope
+ * that undici flattens again when it checks the header value). The pool is filled from
+ * `Math.random`, as the OpenTelemetry SDK's own `RandomIdGenerator` makes every span id: trace
+ * and span ids need to be unique, not secret, and `crypto.randomFillSync` made every call's ids
+ * cost more than the rest of its tracing.
  */
-const POOL = Buffer.alloc(4080);
+const POOL = Buffer.alloc(4096);
+const WORDS = new Uint32Array(POOL.buffer, POOL.byteOffset, POOL.length / 4);
 let used = POOL.length;
-const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /** `n` random bytes from the pool, as lower-case hex. */
 function randomHex(n: number): string {
   if (used + n > POOL.length) {
-    randomFillSync(POOL);
+    for (let i = 0; i < WORDS.length; i++) WORDS[i] = (Math.random() * 0x1_0000_0000) >>> 0;
     used = 0;
   }
-  let s = '';
-  for (let i = used, end = used + n; i < end; i++) s += HEX[POOL[i] as number];
+  // An all-zero id is invalid (W3C): as the SDK, make it 1.
+  let zero = true;
+  for (let i = used; i < used + n; i++) {
+    if (POOL[i] !== 0) {
+      zero = false;
+      break;
+    }
+  }
+  if (zero) POOL[used + n - 1] = 1;
+  const s = POOL.toString('hex', used, used + n);
   used += n;
   return s;
 }
@@ -43,6 +53,16 @@ function randomHex(n: number): string {
 /** A new trace id and span id (for a span context no SDK makes). */
 export function newIds(): { traceId: string; spanId: string } {
   return { traceId: randomHex(16), spanId: randomHex(8) };
+}
+
+/** A new span id alone (a span context under a known trace). */
+export function newSpanId(): string {
+  return randomHex(8);
+}
+
+/** A new trace id alone. */
+export function newTraceId(): string {
+  return randomHex(16);
 }
 
 /** The received context as the API's, flagged with the decision meshlet made (an upstream one, or its own for a deferred B3 one). */

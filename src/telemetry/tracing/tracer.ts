@@ -34,7 +34,7 @@ import type { AttemptEndMessage, AttemptStartMessage, CallEndMessage, CallStartM
 import { selectTelemetry } from '../select.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
 import { extract, inject, type PropagationFormat } from './propagation.ts';
-import { newIds, remoteSpanContext, sdkRegistered } from './span-context.ts';
+import { newIds, newSpanId, newTraceId, remoteSpanContext, sdkRegistered } from './span-context.ts';
 import { type CompiledTags, compileTags, headerTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
 
 
@@ -259,7 +259,7 @@ export class MeshTracing {
     // Outside any span: the headers the app set on the call, if any (it forwarded a context itself).
     const remote = parent === undefined || !trace.isSpanContextValid(parent) ? extract(h, this.#formats) : undefined;
     let parentCtx = remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, remote.sampled === true));
-    let parentSc = trace.getSpanContext(parentCtx);
+    let parentSc = remote === undefined ? parent : trace.getSpanContext(parentCtx);
     if (side.spec.disabled) {
       // No span: the context the call is made in travels on, as the app's own headers would through a sidecar.
       if (parentSc !== undefined && trace.isSpanContextValid(parentSc) && !side.spec.disableContextPropagation) {
@@ -269,17 +269,17 @@ export class MeshTracing {
     }
     const valid = parentSc !== undefined && trace.isSpanContextValid(parentSc);
     const sampled = this.#sampled(side.spec, remote !== undefined ? remote.sampled : valid ? ((parentSc?.traceFlags ?? 0) & 1) === 1 : undefined, h);
-    if (remote !== undefined) {
-      parentCtx = trace.setSpanContext(active, remoteSpanContext(remote, sampled));
-      parentSc = trace.getSpanContext(parentCtx);
-    }
     if (!sampled) {
       // Unsampled (the usual case): no span and nothing kept for the call's end, only a context with the decision for the next hop.
       if (side.spec.disableContextPropagation) return;
-      const fresh = newIds();
-      const traceId = valid ? (parentSc as SpanContext).traceId : fresh.traceId;
-      inject(h, { traceId, spanId: fresh.spanId, parentSpanId: valid ? parentSc?.spanId : undefined, sampled: false, traceState: valid ? parentSc?.traceState?.serialize() : undefined }, this.#formats);
+      const traceId = valid ? (parentSc as SpanContext).traceId : newTraceId();
+      inject(h, { traceId, spanId: newSpanId(), parentSpanId: valid ? parentSc?.spanId : undefined, sampled: false, traceState: valid ? parentSc?.traceState?.serialize() : undefined }, this.#formats);
       return;
+    }
+    if (remote !== undefined) {
+      // The received context, flagged with the decision made here (the SDK's parent-based sampler follows it).
+      parentCtx = trace.setSpanContext(active, remoteSpanContext(remote, sampled));
+      parentSc = trace.getSpanContext(parentCtx);
     }
     const { span, recording } = this.#start(`${m.authority}/*`, SpanKind.CLIENT, parentCtx, sampled, undefined);
     // Only a recorded span needs its call's later messages.
