@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hasSubscribers, subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import express from 'express';
 import Fastify from 'fastify';
@@ -402,6 +402,43 @@ describe('over mTLS (two meshes from one dev CA)', () => {
       await new Promise<void>((res) => server.close(() => res()));
       await b.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('request bytes', () => {
+  it('the head as received, plus a body with Content-Length; an HTTP/1 request without Content-Length or Transfer-Encoding counts no body', async () => {
+    const ends: InboundEndMessage[] = [];
+    const onEnd = (m: unknown) => ends.push(m as InboundEndMessage);
+    subscribe('meshlet:inbound:end', onEnd);
+    const mesh = await createMesh({ service: 'bytes', namespace: 'foo', config: [], logger: { warn: () => {} } });
+    const server = mesh.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    const port = await listen(server);
+    try {
+      const cases = [
+        'GET /a?b=c HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: 0123456789\r\nConnection: close\r\n\r\n',
+        'POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world',
+        'DELETE /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+      ];
+      for (const bytes of cases) {
+        ends.length = 0;
+        const socket = connect(port, '127.0.0.1');
+        socket.end(bytes);
+        let answer = '';
+        for await (const chunk of socket) answer += String(chunk);
+        assert.match(answer, /^HTTP\/1\.1 200 /);
+        for (let i = 0; i < 50 && ends.length === 0; i++) await new Promise((res) => setImmediate(res));
+        const e = ends.filter((m) => m.workload === mesh.identity);
+        assert.equal(e.length, 1);
+        assert.equal(e[0]?.requestBytes, Buffer.byteLength(bytes), bytes.split('\r\n')[0]);
+      }
+    } finally {
+      unsubscribe('meshlet:inbound:end', onEnd);
+      await new Promise<void>((r) => server.close(() => r()));
+      await mesh.close();
     }
   });
 });

@@ -66,11 +66,19 @@ export function denialOutcome(d: Denial, req: InboundRequest | undefined): { rea
 /** The policy and rule that decided, as Envoy's RBAC filter names them: `ns[foo]-policy[allow]-rule[1]`. */
 export function authzPolicyOf(a: AuthzDecision | undefined): string | undefined {
   if (a?.policy === undefined) return undefined;
-  const slash = a.policy.indexOf('/');
-  const ns = a.policy.slice(0, slash);
-  const name = a.policy.slice(slash + 1);
-  return `ns[${ns}]-policy[${name}]-rule[${a.rule ?? 0}]`;
+  // The engine hands out one decision object per policy rule: its name is made once.
+  let s = POLICY_NAMES.get(a);
+  if (s === undefined) {
+    const slash = a.policy.indexOf('/');
+    const ns = a.policy.slice(0, slash);
+    const name = a.policy.slice(slash + 1);
+    s = `ns[${ns}]-policy[${name}]-rule[${a.rule ?? 0}]`;
+    POLICY_NAMES.set(a, s);
+  }
+  return s;
 }
+
+const POLICY_NAMES = new WeakMap<AuthzDecision, string>();
 
 /**
  * The response headers sent: those set with `setHeader` (what frameworks use), and for a denial
@@ -101,9 +109,10 @@ function contentLength(req: IncomingMessage): number | undefined {
  * One observed request, from its start to its end message.
  *
  * Sizes are approximations from the socket's counters, so the streams stay untouched:
- * - request bytes: the head (request line and header lines, as received) plus the body — its
- *   `content-length` when the request was read to its end, otherwise what the socket read while
- *   the request was in flight;
+ * - request bytes: the head (request line and header lines, as received) plus the body — none
+ *   for an HTTP/1 request without `content-length` or `transfer-encoding`, its `content-length`
+ *   when the request was read to its end, otherwise what the socket read while the request was
+ *   in flight;
  * - response bytes: what the socket wrote between the start and the end of this request
  *   (status line, headers, body and chunked framing). For HTTP/1.1 keep-alive connections this
  *   is exact; with pipelined requests (rare), bytes of a neighbour may be counted; over TLS it is
@@ -117,6 +126,8 @@ export class InboundObservation {
   readonly #clock: Clock;
   readonly #startedAt: number;
   readonly #read0: number;
+  /** An HTTP/1 request that has no body (no Content-Length, no Transfer-Encoding). */
+  readonly #bodyless: boolean;
   readonly #written0: number;
   readonly #conn: ConnectionInfo;
   #judged: InboundRequest | undefined;
@@ -135,7 +146,6 @@ export class InboundObservation {
     this.#clock = o.clock;
     this.#conn = conn;
     this.#startedAt = o.clock.now();
-    this.#read0 = this.#socket.bytesRead;
     this.#written0 = this.#socket.bytesWritten;
     const protocol: Protocol = isGrpcContentType(headers['content-type']) ? 'grpc' : req.httpVersionMajor === 2 ? 'http2' : 'http1';
     this.start = {
@@ -153,7 +163,17 @@ export class InboundObservation {
       localPort: conn.localPort,
       wrap: undefined,
     };
-    res.once('close', () => this.#end());
+    this.#bodyless = req.httpVersionMajor === 1 && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined;
+    // Read only when the request may have a body: an HTTP/1 request without Content-Length or
+    // Transfer-Encoding has none (RFC 9112 §6.3), which is how Node's parser reads it too.
+    this.#read0 = this.#bodyless ? 0 : this.#socket.bytesRead;
+    (res as ObservedResponse)[OBSERVATION] = this;
+    res.on('close', onClose);
+  }
+
+  /** Called once the response closed (the shared `close` listener). */
+  closed(): void {
+    this.#end();
   }
 
   /** Publishes the start (subscribers may set `wrap` and add headers). */
@@ -206,8 +226,8 @@ export class InboundObservation {
     }
     const grpcHeader = res.getHeader('grpc-status');
     const grpcStatus = s.protocol !== 'grpc' ? -1 : grpcHeader === undefined ? -1 : Number(grpcHeader);
-    const cl = contentLength(req);
-    const bodyRead = req.complete && cl !== undefined ? cl : Math.max(0, this.#socket.bytesRead - this.#read0);
+    const cl = this.#bodyless ? 0 : contentLength(req);
+    const bodyRead = this.#bodyless ? 0 : req.complete && cl !== undefined ? cl : Math.max(0, this.#socket.bytesRead - this.#read0);
     const j = this.#judged;
     // The mTLS peer as the phases saw it, else as the connection proved it (a request refused before any phase).
     const peer = j?.peer ?? this.#conn.peer;
@@ -243,6 +263,15 @@ export class InboundObservation {
     };
     ch.publish(m);
   }
+}
+
+/** Where a response's observation is kept (one shared `close` listener instead of a closure per request). */
+const OBSERVATION = Symbol('meshlet.inboundObservation');
+
+type ObservedResponse = ServerResponse & { [OBSERVATION]?: InboundObservation };
+
+function onClose(this: ObservedResponse): void {
+  this[OBSERVATION]?.closed();
 }
 
 /**

@@ -337,3 +337,17 @@ it('prints what it compiled', () => {
   const auth = compile({ p: { jwtRules: [{ issuer: ISS1, jwksUri: `${server.url}/jwks`, outputPayloadToHeader: 'x-p', audiences: ['a'] }] } });
   assert.match(String(auth), /RequestAuthentication foo\/p jwtRules\[0\]: issuer test-issuer-1@istio\.io; audiences a; at header authorization \(prefix "Bearer "\), query parameter access_token; keys from http:\/\/127\.0\.0\.1:\d+\/jwks: .*; token removed; writes x-p/);
 });
+
+it("a success's detail names the rule, where the token was and the claims not written (made when read, the same on every read)", async () => {
+  const auth = compile({ p: { jwtRules: [{ issuer: ISS1, jwks: inlineJwks, outputClaimToHeaders: [{ header: 'x-evil', claim: 'evil' }] }] } });
+  const evil = mint(rsa, { ...claims1, evil: 'a\nb' });
+  for (const [token, want] of [
+    [T1, 'RequestAuthentication foo/p jwtRules[0]: verified (header authorization (prefix "Bearer "))'],
+    [evil, 'RequestAuthentication foo/p jwtRules[0]: verified (header authorization (prefix "Bearer ")); not written (control characters): evil → x-evil'],
+  ] as const) {
+    const { out } = await call(auth, { headers: bearer(token) });
+    assert.ok(out.ok);
+    assert.equal(out.detail, want);
+    assert.equal(out.detail, want);
+  }
+});

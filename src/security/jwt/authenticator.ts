@@ -180,6 +180,38 @@ function grant(rule: CompiledRule, jwt: ParsedJwt): Granted {
   });
 }
 
+/**
+ * A request whose token verified. Its `detail` (only `meshlet explain` and logs read it) is
+ * written when read, not on every request.
+ */
+class Passed implements JwtSuccess {
+  readonly ok = true;
+  readonly principal: string | undefined;
+  readonly claims: ClaimObject;
+  readonly audiences: readonly string[];
+  readonly presenter: string | undefined;
+  readonly rule: string;
+  readonly #refused: readonly string[];
+  readonly #verified: readonly Verified[];
+
+  constructor(g: Granted, rule: string, verified: readonly Verified[]) {
+    this.principal = g.principal;
+    this.claims = g.claims;
+    this.audiences = g.audiences;
+    this.presenter = g.presenter;
+    this.rule = rule;
+    this.#refused = g.refused;
+    this.#verified = verified;
+  }
+
+  get detail(): string {
+    const v = this.#verified;
+    let detail = `${this.rule}: verified (${v.length === 1 ? describeLocation((v[0] as Verified).location) : v.map((x) => describeLocation(x.location)).join(', ')})`;
+    if (this.#refused.length > 0) detail += `; not written (control characters): ${this.#refused.join(', ')}`;
+    return detail;
+  }
+}
+
 /** The compiled JWT rules of one workload, for one config snapshot. */
 export class JwtAuthenticator {
   readonly rules: readonly CompiledRule[];
@@ -341,9 +373,7 @@ export class JwtAuthenticator {
       req.headersChanged = true;
     }
     if (!rule.forwardOriginalToken) for (const v of verified) removeToken(req, v.location);
-    let detail = `${rule.name}: verified (${verified.length === 1 ? describeLocation(first.location) : verified.map((v) => describeLocation(v.location)).join(', ')})`;
-    if (g.refused.length > 0) detail += `; not written (control characters): ${g.refused.join(', ')}`;
-    return { ok: true, principal: g.principal, claims: g.claims, audiences: g.audiences, presenter: g.presenter, rule: rule.name, detail };
+    return new Passed(g, rule.name, verified);
   }
 
   #fail(req: JwtRequest, status: JwtStatus, reason: string): JwtFailure {

@@ -115,6 +115,9 @@ class LocalCounter {
   }
 }
 
+/** The authorization counter's key of an engine result. */
+const authzKeys = new WeakMap<object, string>();
+
 /** One mesh's own metrics; {@link MeshMetrics.close} unsubscribes (mesh.close() does). */
 export class MeshMetrics {
   readonly #source: MeshMetricsSource;
@@ -196,7 +199,13 @@ export class MeshMetrics {
     this.#on(channels.authzDecision, (m: ObservedAuthzDecision) => {
       if (!mine(m)) return;
       const r = m.result;
-      authz.add(1, `${r.policy ?? ''}|${r.action ?? ''}|${r.decision}`, () => ({ policy: r.policy ?? '', action: r.action ?? '', decision: r.decision }));
+      // The engine hands out one result object per policy rule: its key is made once.
+      let key = authzKeys.get(r);
+      if (key === undefined) {
+        key = `${r.policy ?? ''}|${r.action ?? ''}|${r.decision}`;
+        authzKeys.set(r, key);
+      }
+      authz.add(1, key, () => ({ policy: r.policy ?? '', action: r.action ?? '', decision: r.decision }));
       for (const d of r.dryRun) dryRun.add(1, `${d.policy ?? ''}|${d.action}|${d.result}`, () => ({ policy: d.policy ?? '', action: d.action, result: d.result }));
     });
     this.#on(channels.inboundRefused, (m: InboundRefusedMessage) => {

@@ -164,6 +164,54 @@ describe('Istio standard metrics', () => {
     assert.equal(a['connection_security_policy'], 'none');
   });
 
+  it('reporter=destination: each request under its own labels, whatever the request before it gave (status, flags, gRPC status, protocol, peer, mTLS)', async () => {
+    const peerA = { principal: 'spiffe://cluster.local/ns/front/sa/a', trustDomain: 'cluster.local', namespace: 'front', serviceAccount: 'a', address: '127.0.0.1' };
+    const peerB = { ...peerA, principal: 'spiffe://cluster.local/ns/front/sa/b', serviceAccount: 'b' };
+    const productpage = localPeerMetadata({ workload: 'productpage-v1', namespace: 'front', labels: { app: 'productpage', version: 'v1' }, cluster: 'Kubernetes' });
+    const sequence: Partial<InboundEndMessage>[] = [
+      { status: 200 },
+      { status: 200 },
+      { status: 404 },
+      { status: 404, flags: 'NR' },
+      { status: 200, grpcStatus: 5, protocol: 'grpc' },
+      { status: 200, grpcStatus: 14, protocol: 'grpc' },
+      { status: 200, mtls: true, peer: peerA },
+      { status: 200, mtls: true, peer: peerB },
+      { status: 200 },
+      { status: 200, mtls: true },
+      { status: 200, protocol: 'grpc' },
+      { status: 200, headers: { 'x-envoy-peer-metadata-id': 'sidecar~1.2.3.4~productpage-v1.front~front.svc.cluster.local', 'x-envoy-peer-metadata': encodePeerMetadata(productpage) } },
+      { status: 200 },
+    ];
+    for (const over of sequence) inboundEndCh.publish(inboundEnd(over));
+    const points = await reader.points('istio_requests_total');
+    const got = points.map((p) => `${p.attributes['response_code']} ${p.attributes['response_flags']} ${p.attributes['request_protocol']}/${p.attributes['grpc_response_status']} ${p.attributes['source_principal']} ${p.attributes['connection_security_policy']} ${p.attributes['source_workload']} ${p.attributes['destination_principal']} = ${p.value}`).sort();
+    assert.deepEqual(got, [
+      '200 - grpc/ unknown none unknown unknown = 1',
+      '200 - grpc/14 unknown none unknown unknown = 1',
+      '200 - grpc/5 unknown none unknown unknown = 1',
+      '200 - http/ spiffe://cluster.local/ns/front/sa/a mutual_tls unknown spiffe://cluster.local/ns/shop/sa/reviews = 1',
+      '200 - http/ spiffe://cluster.local/ns/front/sa/b mutual_tls unknown spiffe://cluster.local/ns/shop/sa/reviews = 1',
+      '200 - http/ unknown none productpage-v1 unknown = 1',
+      '200 - http/ unknown none unknown spiffe://cluster.local/ns/shop/sa/reviews = 1',
+      '200 - http/ unknown none unknown unknown = 4',
+      '404 - http/ unknown none unknown unknown = 1',
+      '404 NR http/ unknown none unknown unknown = 1',
+    ]);
+  });
+
+  it("reporter=destination: a request like the one before is not put in that one's series once it was evicted", async () => {
+    for (const x of made.splice(0)) x.close();
+    m = make({}, { maxSeries: 1, idleSeriesMs: 1000 });
+    inboundEndCh.publish(inboundEnd({ status: 200 }));
+    now = 5000;
+    // A client-side data point sweeps the idle server-side series and takes the only room.
+    callEndCh.publish(callEnd({ status: 200 }));
+    assert.equal(m.overflows['istio_requests_total'], 0);
+    inboundEndCh.publish(inboundEnd({ status: 200 }));
+    assert.equal(m.overflows['istio_requests_total'], 1);
+  });
+
   it('gRPC: request_protocol grpc and grpc_response_status', async () => {
     inboundEndCh.publish(inboundEnd({ protocol: 'grpc', status: 200, grpcStatus: 14 }));
     const [p] = await reader.points('istio_requests_total');

@@ -117,6 +117,8 @@ export class IstioMetrics {
   #clientGroups = new WeakMap<object, Map<string, SeriesGroup>>();
   /** Series groups of the server side: by the caller's peer metadata, then the request's other inputs. */
   #serverGroups = new WeakMap<object, Map<string, SeriesGroup>>();
+  /** The server side's last request inputs and their group. */
+  #lastServer: { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup } | undefined;
   /** Bumped when the Telemetry config changes (groups made before are made again). */
   #config = 0;
   readonly #peerId: string;
@@ -295,13 +297,23 @@ export class IstioMetrics {
       return;
     }
     // The labels follow from the caller's peer metadata and these inputs only.
-    const key = `${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}\u0000${m.peer?.principal ?? ''}\u0000${m.mtls ? this.#local.principal() : ''}`;
-    const groups = this.#groupsOf(this.#serverGroups, peer ?? NO_PEER);
+    const by = peer ?? NO_PEER;
+    const peerPrincipal = m.peer?.principal ?? '';
+    const localPrincipal = m.mtls ? this.#local.principal() : '';
+    // Most requests give the same inputs as the one before: its group, without making the key.
+    const last = this.#lastServer;
+    if (last !== undefined && last.by === by && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.peerPrincipal === peerPrincipal && last.localPrincipal === localPrincipal && this.#valid(last.group)) {
+      this.#add(outlet, last.group.series, m.durationMs, m.requestBytes, m.responseBytes);
+      return;
+    }
+    const key = `${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}\u0000${peerPrincipal}\u0000${localPrincipal}`;
+    const groups = this.#groupsOf(this.#serverGroups, by);
     let g = groups.get(key);
     if (g === undefined || !this.#valid(g)) {
       g = this.#group(mode, destinationReporterLabels(m, this.#local, peer));
       groups.set(key, g);
     }
+    this.#lastServer = { by, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, peerPrincipal, localPrincipal, group: g };
     this.#add(outlet, g.series, m.durationMs, m.requestBytes, m.responseBytes);
   };
 
@@ -325,6 +337,7 @@ export class IstioMetrics {
 
   #forgetGroups(): void {
     this.#config++;
+    this.#lastServer = undefined;
     this.#clientGroups = new WeakMap();
     this.#serverGroups = new WeakMap();
   }

@@ -34,6 +34,7 @@ import type { AttemptEndMessage, AttemptStartMessage, CallEndMessage, CallStartM
 import { selectTelemetry } from '../select.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
 import { extract, inject, type PropagationFormat } from './propagation.ts';
+import { contextWith, spanContextWith, UnsampledSpan } from './server-context.ts';
 import { newIds, newSpanId, newTraceId, remoteSpanContext, sdkRegistered } from './span-context.ts';
 import { type CompiledTags, compileTags, headerTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
 
@@ -185,16 +186,21 @@ export class MeshTracing {
     let ctx: Context;
     if (side.spec.disabled) {
       // No span, but the request's trace continues through the calls its handler makes.
-      ctx = (remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, remote.sampled === true))).setValue(REQUEST_ID, requestId);
+      ctx = remote === undefined ? contextWith(active, REQUEST_ID, requestId) : spanContextWith(active, trace.wrapSpanContext(remoteSpanContext(remote, remote.sampled === true)), REQUEST_ID, requestId);
     } else {
       const sampled = this.#sampled(side.spec, remote === undefined ? (own === undefined ? undefined : (own.traceFlags & 1) === 1) : remote.sampled, h);
-      // The parent carries meshlet's decision, so the SDK's parent-based sampler follows it.
-      const parentCtx = remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, sampled));
-      const name = `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
-      const { span, recording } = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
-      // Only a recorded span needs the request's end.
-      if (recording) this.#inbound.set(m.request, { span, recording, requestId });
-      ctx = trace.setSpan(parentCtx, span).setValue(REQUEST_ID, requestId);
+      if (!sampled) {
+        // The usual case: a non-recording span with the decision, its ids drawn only if something reads them.
+        ctx = spanContextWith(active, new UnsampledSpan(remote === undefined ? own : remoteSpanContext(remote, false)), REQUEST_ID, requestId);
+      } else {
+        // The parent carries meshlet's decision, so the SDK's parent-based sampler follows it.
+        const parentCtx = remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, sampled));
+        const name = `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
+        const { span, recording } = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
+        // Only a recorded span needs the request's end.
+        if (recording) this.#inbound.set(m.request, { span, recording, requestId });
+        ctx = spanContextWith(parentCtx, span, REQUEST_ID, requestId);
+      }
     }
     const outer = m.wrap;
     m.wrap = <T>(fn: () => T): T => context.with(ctx, outer === undefined ? fn : () => outer(fn));
