@@ -29,7 +29,9 @@ async function start(version: 'v1' | 'v2', port: number): Promise<{ server: grpc
   // on /reviews.Reviews/<Method> with method POST, local rate limits, the caller's deadline,
   // telemetry (istio_requests_total{reporter="destination"}).
   const mesh = await createMesh({ service: 'reviews', labels: { app: 'reviews', version }, config: CONFIG });
-  const server = new grpc.Server({ interceptors: mesh.grpc.serverInterceptors() });
+  // judgeUnserved: calls to methods this server does not serve are judged too (a sidecar judges
+  // every request), then answered UNIMPLEMENTED as grpc-js answers them.
+  const server = mesh.grpc.judgeUnserved(new grpc.Server({ interceptors: mesh.grpc.serverInterceptors() }));
   let calls = 0;
   server.addService(ReviewsClient.service, {
     GetReview: (call: grpc.ServerUnaryCall<ReviewRequest, Review>, cb: grpc.sendUnaryData<Review>) => {
