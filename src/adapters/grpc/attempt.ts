@@ -5,16 +5,17 @@
  * the status is the trailers — or, for a trailers-only answer, a head with `grpc-status` — so
  * the one classifier sees gRPC statuses as Envoy does. A status grpc-js made up itself
  * (connection refused, stream reset) is a transport failure of the kind it is (classify.ts),
- * never an answer. The call is sent with the exchange's effective deadline, so `grpc-timeout`
- * carries what remains.
+ * never an answer. The request messages come from the call's body as the caller writes them
+ * (body.ts). The call is sent with the exchange's effective deadline, so `grpc-timeout` carries
+ * what remains.
  *
  * @module
  */
 import type { experimental, InterceptingListener, Metadata, StatusObject } from '@grpc/grpc-js';
-import { bodyForAttempt } from '../../core/body.ts';
 import type { Clock } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
 import type { Controller, Exchange, Headers, ResponseHandler } from '../../core/exchange.ts';
+import { MessageBody, type MessageSink } from './body.ts';
 import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
 import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
 import type { GrpcJs } from './grpc-js.ts';
@@ -24,8 +25,10 @@ type Call = experimental.CallStream;
 
 const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
 
+function noop(): void {}
+
 /** One attempt on one endpoint: the controller the pipeline sees, and grpc-js's listener. */
-export class GrpcAttempt implements Controller, InterceptingListener {
+export class GrpcAttempt implements Controller, InterceptingListener, MessageSink {
   aborted = false;
   paused = false;
   reason: Error | null = null;
@@ -43,8 +46,14 @@ export class GrpcAttempt implements Controller, InterceptingListener {
   #reading = false;
   /** The pipeline got this controller (onRequestStart). */
   #announced = false;
-  /** Resolves the pending write, so a pump never waits on a call that ended. */
-  #wrote: (() => void) | undefined;
+  /** The call's messages, when it is a streamed body (attached while the attempt is on the wire). */
+  #body: MessageBody | undefined;
+  /** A request message write is in flight (its callback not come yet). */
+  #writing = false;
+  /** Messages waiting for the write in flight. */
+  readonly #outbox: { message: Buffer; written: () => void }[] = [];
+  /** The caller half-closed while messages waited: half-close after the last one goes out. */
+  #halfClosePending = false;
 
   constructor(g: GrpcJs, ex: Exchange, handler: ResponseHandler, clock: Clock, conn: Conn | undefined, owner: AttemptOwner, e: EndpointChannel | undefined) {
     this.#g = g;
@@ -99,65 +108,69 @@ export class GrpcAttempt implements Controller, InterceptingListener {
     call.start(metadataOf(this.#g, ex.headers), this);
     this.#reading = true;
     call.startRead();
-    void this.#pump(call, bodyForAttempt(ex.body));
-  }
-
-  /**
-   * Sends the request messages (the recorded ones, then the caller's as they come), then
-   * half-closes. The half-close goes right after the last message, without waiting for that
-   * write's callback (as grpc-js's own unary calls do): HTTP/2 then carries END_STREAM on the
-   * message's DATA frame, in the same write, instead of an empty DATA frame in a write of its
-   * own that the server must wait for. A message is pulled while the one before it is still
-   * being written, and written once that write is acknowledged: one write in flight, one
-   * message held.
-   */
-  async #pump(call: Call, body: unknown): Promise<void> {
-    try {
-      if (body == null) {
-        // no request message
-      } else if (body instanceof Uint8Array || typeof body === 'string') {
-        void this.#write(call, Buffer.from(body as Uint8Array));
-      } else {
-        let writing: Promise<void> | undefined;
-        for await (const m of body as AsyncIterable<Uint8Array>) {
-          if (this.#state !== 1) return;
-          if (writing !== undefined) {
-            await writing;
-            if (this.#state !== 1) return;
-          }
-          writing = this.#write(call, Buffer.isBuffer(m) ? m : Buffer.from(m.buffer, m.byteOffset, m.byteLength));
-        }
-      }
-      if (this.#state === 1) call.halfClose();
-    } catch (err) {
-      // The recorded messages outgrew the replay buffer, or the caller's stream failed.
-      this.abort(err as Error);
+    const body = ex.body;
+    if (body instanceof MessageBody) {
+      this.#body = body;
+      body.attach(this);
+    } else {
+      // A whole request (a mirrored copy): one message, then the half-close.
+      if (body instanceof Uint8Array || typeof body === 'string') this.message(Buffer.from(body as Uint8Array), noop);
+      this.end();
     }
   }
 
-  #write(call: Call, message: Buffer): Promise<void> {
-    if (this.#state !== 1) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      this.#wrote = resolve;
-      call.sendMessageWithContext(
-        {
-          callback: () => {
-            if (this.#wrote === resolve) this.#wrote = undefined;
-            resolve();
-          },
-        },
-        message,
-      );
-    });
+  // ── MessageSink: the request messages ──
+
+  /**
+   * Sends a request message. One write is in flight at a time (grpc-js's calls hold a single
+   * pending message); the ones after it wait here and go out as each write is acknowledged.
+   */
+  message(message: Buffer, written: () => void): void {
+    if (this.#state !== 1) return;
+    if (this.#writing) {
+      this.#outbox.push({ message, written });
+      return;
+    }
+    this.#send(message, written);
+  }
+
+  #send(message: Buffer, written: () => void): void {
+    const call = this.#call as Call;
+    this.#writing = true;
+    call.sendMessageWithContext({ callback: () => this.#sent(written) }, message);
+    // The half-close goes right after the last message, without waiting for that write's
+    // callback (as grpc-js's own unary calls do): HTTP/2 then carries END_STREAM on the
+    // message's DATA frame, in the same write, instead of an empty DATA frame of its own.
+    if (this.#halfClosePending && this.#outbox.length === 0 && this.#state === 1) {
+      this.#halfClosePending = false;
+      call.halfClose();
+    }
+  }
+
+  #sent(written: () => void): void {
+    this.#writing = false;
+    written();
+    if (this.#state !== 1 || this.#outbox.length === 0) return;
+    const next = this.#outbox.shift() as { message: Buffer; written: () => void };
+    this.#send(next.message, next.written);
+  }
+
+  end(): void {
+    if (this.#state !== 1) return;
+    if (this.#outbox.length > 0) this.#halfClosePending = true;
+    else this.#call?.halfClose();
+  }
+
+  fail(err: Error): void {
+    this.abort(err);
   }
 
   #end(): void {
     if (this.#state === 2) return;
     const wasOnWire = this.#state === 1;
     this.#state = 2;
-    const w = this.#wrote;
-    this.#wrote = undefined;
-    w?.();
+    this.#body?.detach(this);
+    this.#outbox.length = 0;
     this.#owner.done(this.#e, this, wasOnWire);
   }
 

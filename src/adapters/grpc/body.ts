@@ -1,95 +1,215 @@
 /**
- * A gRPC call's request messages as the pipeline's request body: the caller's messages as
- * they are written, recorded (each one a chunk) while they fit the replay buffer, so a retry
- * can send them again — every message of a streaming call until it outgrows the buffer.
+ * A gRPC call's request messages as the pipeline's request body: the caller's messages handed
+ * to the attempt on the wire as they are written — synchronously, with no async iterator in
+ * between — and recorded (each one a chunk) while they fit the replay buffer, so a retry can
+ * send them again: every message of a streaming call until it outgrows the buffer.
+ *
+ * It is a {@link ReplayableBody} to the layers (retries ask whether it can be replayed,
+ * mirroring waits for the whole request, telemetry counts its bytes), but an attempt does not
+ * iterate it: it attaches itself as the {@link MessageSink} ({@link MessageBody.attach}), gets
+ * the recorded messages, then the caller's as they come, then the half-close.
+ *
+ * A write is acknowledged (grpc-js's write callback, its flow control) once the attempt's own
+ * write of that message was (its endpoint call's callback): the caller writes no faster than
+ * the connection takes its messages. A message whose attempt ended before its write was
+ * acknowledged is acknowledged by the next attempt's write of it, or when the call ends.
  *
  * @module
  */
 import { ReplayableBody } from '../../core/body.ts';
 
-interface Pending {
-  readonly message: Buffer;
-  readonly written: (() => void) | undefined;
-}
-
-/**
- * The caller's messages, in order, ending at half-close. A write is acknowledged (grpc-js's
- * write callback, its flow control) once the mesh has taken the message for the wire.
- */
-export class MessageSource implements AsyncIterableIterator<Buffer> {
-  readonly #queue: Pending[] = [];
-  #ended = false;
-  #waiter: ((r: IteratorResult<Buffer>) => void) | undefined;
-  /** Messages handed to the pipeline so far. */
-  taken = 0;
-
-  /** The caller wrote a message. */
-  push(message: Buffer, written?: () => void): void {
-    if (this.#ended) {
-      written?.();
-      return;
-    }
-    const w = this.#waiter;
-    if (w !== undefined) {
-      this.#waiter = undefined;
-      this.taken++;
-      w({ value: message, done: false });
-      written?.();
-      return;
-    }
-    this.#queue.push({ message, written });
-  }
-
+/** The attempt on the wire, as the body hands it messages. */
+export interface MessageSink {
+  /** A message to send; `written` acknowledges it to the caller (call it once it is written). */
+  message(message: Buffer, written: () => void): void;
   /** The caller half-closed: no more messages. */
-  end(): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    if (this.#queue.length === 0) this.#finish();
-  }
+  end(): void;
+  /** The body cannot be sent again (it outgrew the replay buffer): the attempt fails with `err`. */
+  fail(err: Error): void;
+}
 
-  #finish(): void {
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.({ value: undefined, done: true });
-  }
-
-  next(): Promise<IteratorResult<Buffer>> {
-    const p = this.#queue.shift();
-    if (p !== undefined) {
-      this.taken++;
-      p.written?.();
-      return Promise.resolve({ value: p.message, done: false });
-    }
-    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => (this.#waiter = resolve));
-  }
-
-  /** The call is over: messages still queued are dropped (their writes acknowledged). */
-  return(): Promise<IteratorResult<Buffer>> {
-    this.#ended = true;
-    for (const p of this.#queue.splice(0)) p.written?.();
-    this.#finish();
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<Buffer> {
-    return this;
+/** One message of the caller's, and its write acknowledgement while it is due. */
+class Entry {
+  readonly message: Buffer;
+  #written: (() => void) | undefined;
+  /** Acknowledges the caller's write, once. */
+  readonly written = (): void => {
+    const w = this.#written;
+    this.#written = undefined;
+    w?.();
+  };
+  constructor(message: Buffer, written: (() => void) | undefined) {
+    this.message = message;
+    this.#written = written;
   }
 }
 
-/** The request body of a gRPC call: replayable messages, mirrored only when the call sent one message. */
+/** The iterator the base class is given: a MessageBody never reads it (attempts attach instead). */
+const NO_SOURCE: AsyncIterable<unknown> = {
+  [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ value: undefined, done: true }) }),
+};
+
+/** The request body of a gRPC call: the caller's messages, replayable while they fit; mirrored only when the call sent one message. */
 export class MessageBody extends ReplayableBody {
-  readonly #source: MessageSource;
-  constructor(source: MessageSource, capBytes: number) {
-    super(source, capBytes);
-    this.#source = source;
+  readonly #capBytes: number;
+  /** Messages taken by an attempt, kept for a retry (emptied once they outgrow the cap). */
+  #recorded: Entry[] = [];
+  /** Messages written while no attempt was attached (waiting for a stream, a retry's backoff). */
+  readonly #pending: Entry[] = [];
+  #bytes = 0;
+  #overflow = false;
+  /** Messages taken so far. */
+  #taken = 0;
+  /** The caller half-closed. */
+  #ended = false;
+  /** The call is over (answered, failed, cancelled): nothing more is taken or sent. */
+  #closed = false;
+  #sink: MessageSink | undefined;
+  /** Waiting for the whole request ({@link MessageBody.whenComplete}). */
+  #onComplete: ((bytes: Buffer | undefined) => void)[] | undefined;
+  /** Set once the whole request is known (or known to be unavailable). */
+  #complete: { bytes: Buffer | undefined } | undefined;
+
+  /** `capBytes`: the largest request kept for replay by retries. */
+  constructor(capBytes: number) {
+    super(NO_SOURCE, capBytes);
+    this.#capBytes = capBytes;
+  }
+
+  // ── the caller's side (the grpc-js call) ──
+
+  /** The caller wrote a message; `written` acknowledges it. */
+  push(message: Buffer, written?: () => void): void {
+    if (this.#closed || this.#ended) {
+      written?.();
+      return;
+    }
+    const e = new Entry(message, written);
+    const sink = this.#sink;
+    if (sink === undefined) {
+      this.#pending.push(e);
+      return;
+    }
+    this.#take(e);
+    sink.message(message, e.written);
+  }
+
+  /** The caller half-closed. */
+  end(): void {
+    if (this.#closed || this.#ended) return;
+    this.#ended = true;
+    const sink = this.#sink;
+    if (sink !== undefined && this.#pending.length === 0) {
+      this.#settle();
+      sink.end();
+    }
+  }
+
+  /** The call is over: messages not sent are dropped, every write still due is acknowledged. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sink = undefined;
+    this.#resolve(undefined);
+    for (const e of this.#pending.splice(0)) e.written();
+    for (const e of this.#recorded) e.written();
+    this.#recorded = [];
+  }
+
+  // ── the attempt's side ──
+
+  /**
+   * An attempt is on the wire: it gets the recorded messages, the ones waiting, then the
+   * caller's as they are written, and the half-close. One attempt at a time is attached.
+   */
+  attach(sink: MessageSink): void {
+    if (this.#closed) return;
+    if (this.#overflow) {
+      sink.fail(new Error('request body exceeded the retry buffer and cannot be replayed'));
+      return;
+    }
+    this.#sink = sink;
+    const recorded = this.#recorded;
+    for (let i = 0; i < recorded.length && this.#sink === sink; i++) {
+      const e = recorded[i] as Entry;
+      sink.message(e.message, e.written);
+    }
+    while (this.#pending.length > 0 && this.#sink === sink) {
+      const e = this.#pending.shift() as Entry;
+      this.#take(e);
+      sink.message(e.message, e.written);
+    }
+    if (this.#ended && this.#sink === sink) {
+      this.#settle();
+      sink.end();
+    }
+  }
+
+  /** The attempt left the wire (the messages it did not acknowledge stay due, for the next one or the call's end). */
+  detach(sink: MessageSink): void {
+    if (this.#sink === sink) this.#sink = undefined;
+  }
+
+  #take(e: Entry): void {
+    this.#taken++;
+    this.#bytes += e.message.byteLength;
+    if (this.#overflow) return;
+    if (this.#bytes > this.#capBytes) {
+      // From here the request streams straight through: it can no longer be replayed.
+      this.#overflow = true;
+      this.#recorded = [];
+      this.#resolve(undefined);
+      return;
+    }
+    this.#recorded.push(e);
+  }
+
+  /** Every message was taken and the caller half-closed: the whole request is known. */
+  #settle(): void {
+    if (this.#complete !== undefined) return;
+    const r = this.#recorded;
+    // Only a call of one message (unary, server-streaming) is mirrored: the copy is sent as one message.
+    this.#resolve(this.#overflow || this.#taken > 1 ? undefined : r.length === 0 ? Buffer.alloc(0) : (r[0] as Entry).message);
+  }
+
+  #resolve(bytes: Buffer | undefined): void {
+    if (this.#complete !== undefined) return;
+    this.#complete = { bytes };
+    const waiting = this.#onComplete;
+    this.#onComplete = undefined;
+    if (waiting !== undefined) for (const w of waiting) w(bytes);
+  }
+
+  // ── what the layers ask of a replayable body ──
+
+  override get replayable(): boolean {
+    return !this.#overflow;
+  }
+
+  override get bytes(): number {
+    return this.#bytes;
   }
 
   /**
-   * The whole request for a mirrored copy: only a call of one message (unary, server-streaming)
-   * is mirrored, because the copy is sent as one message.
+   * The whole request for a mirrored copy, once an attempt took every message and the caller
+   * half-closed; `undefined` when the call sent more than one message (the copy is sent as one),
+   * outgrew the replay buffer, or ended first. It never hurries the primary call.
    */
   override whenComplete(): Promise<Buffer | undefined> {
-    return super.whenComplete().then((b) => (this.#source.taken > 1 ? undefined : b));
+    const c = this.#complete;
+    if (c !== undefined) return Promise.resolve(c.bytes);
+    return new Promise((resolve) => {
+      this.#onComplete ??= [];
+      this.#onComplete.push(resolve);
+    });
+  }
+
+  override dispose(): void {
+    this.close();
+  }
+
+  /** Not used: an attempt attaches to the body ({@link MessageBody.attach}) instead of iterating it. */
+  override attempt(): AsyncIterable<Uint8Array> {
+    throw new Error('a gRPC call\'s messages are sent by attaching to its MessageBody, not by iterating it');
   }
 }

@@ -19,7 +19,7 @@ import type { Controller, Dispatch, ErrorMode, Headers, ResponseHandler } from '
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
 import { localReplyText } from '../../core/local-reply.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';
-import { MessageBody, MessageSource } from './body.ts';
+import { MessageBody } from './body.ts';
 import { GrpcCallError } from './classify.ts';
 import { GrpcExchange, grpcStatusOfError } from './exchange.ts';
 import type { GrpcJs } from './grpc-js.ts';
@@ -63,7 +63,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   #ex: GrpcExchange | undefined;
   #listener: InterceptingListener | undefined;
   #credentials: CallCredentials | undefined;
-  readonly #source = new MessageSource();
+  /** The request messages (written before the call is routed, they wait in it). */
+  readonly #body: MessageBody;
   /** Messages received that the caller has not asked to read yet. */
   readonly #queue: Buffer[] = [];
   /** Reads the caller asked for that no message has answered yet. */
@@ -84,6 +85,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     this.#method = method;
     this.#authority = authority;
     this.#deadline = deadline;
+    this.#body = new MessageBody(o.retryBufferBytes);
   }
 
   // ── grpc-js Call ──
@@ -130,8 +132,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     const o = this.#o;
     const now = o.clock.now();
     const headers = headersOf(metadata);
-    const body = new MessageBody(this.#source, o.retryBufferBytes);
-    const ex = new GrpcExchange(this, o.errors, now, 'POST', 'http', this.#authority, this.#method, headers, body, undefined, 'grpc', GRPC_TRANSPORT);
+    const ex = new GrpcExchange(this, o.errors, now, 'POST', 'http', this.#authority, this.#method, headers, this.#body, undefined, 'grpc', GRPC_TRANSPORT);
     ex.workload = o.workload;
     ex.clock = o.clock;
     // The caller's deadline, carried over to the mesh clock: the timeout layer takes the sooner of it and the route's.
@@ -147,11 +148,11 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
 
   sendMessageWithContext(context: MessageContext, message: Buffer): void {
     const cb = context.callback;
-    this.#source.push(message, cb === undefined ? undefined : () => cb());
+    this.#body.push(message, cb);
   }
 
   halfClose(): void {
-    this.#source.end();
+    this.#body.end();
   }
 
   startRead(): void {
@@ -289,7 +290,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       return;
     }
     this.#ended = true;
-    this.#source.return();
+    this.#body.close();
     this.#listener?.onReceiveStatus(s);
   }
 }
