@@ -6,8 +6,8 @@
  * the one classifier sees gRPC statuses as Envoy does. A status grpc-js made up itself
  * (connection refused, stream reset) is a transport failure of the kind it is (classify.ts),
  * never an answer. The request messages come from the call's body as the caller writes them
- * (body.ts). The call is sent with the exchange's effective deadline, so `grpc-timeout` carries
- * what remains.
+ * (body.ts). The exchange's effective deadline is the mesh's to keep; the call carries what
+ * remains of it as `grpc-timeout`.
  *
  * @module
  */
@@ -19,7 +19,7 @@ import { MessageBody, type MessageSink } from './body.ts';
 import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
 import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { encodeGrpcMessage, metadataOf, responseHeadersOf } from './metadata.ts';
+import { encodeGrpcMessage, grpcTimeout, metadataOf, responseHeadersOf } from './metadata.ts';
 
 type Call = experimental.CallStream;
 
@@ -85,12 +85,10 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     if (this.#state !== 0) return;
     const ex = this.#ex;
     this.#state = 1;
-    // The effective deadline (route timeout, caller deadline, MeshContext): grpc-js sends what remains as grpc-timeout.
-    const deadline = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : Date.now() + Math.max(1, ex.deadline - this.#clock.now());
     const channel = (this.conn as Conn).channel;
     let call: Call;
     try {
-      call = channel.createCall(ex.path, deadline, ex.authority, null, undefined);
+      call = channel.createCall(ex.path, Number.POSITIVE_INFINITY, ex.authority, null, undefined);
     } catch (err) {
       // The channel was closed under the call (mesh.close()): the mesh's doing, not the endpoint's.
       this.#end();
@@ -105,7 +103,12 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     }
     // The pipeline may have cancelled it on the way (a per-try timeout that already passed).
     if ((this.#state as number) === 2) return;
-    call.start(metadataOf(this.#g, ex.headers), this);
+    const metadata = metadataOf(this.#g, ex.headers);
+    // The effective deadline (route timeout, caller deadline, MeshContext) is the mesh's to keep
+    // (its deadline queue cancels the attempt when it passes); the endpoint call carries what
+    // remains of it as grpc-timeout, with no grpc-js deadline timer of its own.
+    if (ex.deadline !== Number.POSITIVE_INFINITY) metadata.set('grpc-timeout', grpcTimeout(Math.max(1, ex.deadline - this.#clock.now())));
+    call.start(metadata, this);
     this.#reading = true;
     call.startRead();
     const body = ex.body;
@@ -231,11 +234,6 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
         if (details !== '') head['grpc-message'] = encodeGrpcMessage(details);
         h.onResponseStart?.(this, 200, head, '');
         if (!this.aborted) h.onResponseEnd?.(this, EMPTY);
-        return;
-      }
-      if (code === this.#g.status.DEADLINE_EXCEEDED && details.startsWith('Deadline exceeded')) {
-        // grpc-js's copy of the mesh's own deadline went first: the call's timeout, as the mesh reports it.
-        h.onResponseError?.(this, new MeshletError('MESHLET_ERR_TIMEOUT', 'upstream request timeout', this.#ex.errorContext()));
         return;
       }
       h.onResponseError?.(this, new GrpcCallError(failureKindOf(code, details), code, details, metadata));

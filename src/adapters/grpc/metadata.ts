@@ -55,6 +55,26 @@ export function responseHeadersOf(metadata: Metadata): Headers {
   return h;
 }
 
+/** grpc-timeout's units, smallest first, and their size in ms. */
+const TIMEOUT_UNITS: readonly (readonly [string, number])[] = [
+  ['m', 1],
+  ['S', 1000],
+  ['M', 60_000],
+  ['H', 3_600_000],
+];
+
+/**
+ * `grpc-timeout` for `ms` milliseconds, in the unit gRPC's HTTP/2 mapping allows (at most 8
+ * digits), rounded up as grpc-js rounds its own.
+ */
+export function grpcTimeout(ms: number): string {
+  for (const [unit, perMs] of TIMEOUT_UNITS) {
+    const n = Math.ceil(ms / perMs);
+    if (n <= 99_999_999) return `${n}${unit}`;
+  }
+  return '99999999H';
+}
+
 /** Printable ASCII but `%`: what `grpc-message` carries as it is. */
 const PLAIN_MESSAGE = /^[\x20-\x24\x26-\x7e]*$/;
 
