@@ -19,7 +19,8 @@ import { MessageBody, type MessageSink } from './body.ts';
 import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
 import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { encodeGrpcMessage, grpcTimeout, metadataOf, responseHeadersOf } from './metadata.ts';
+import { GrpcExchange } from './exchange.ts';
+import { encodeGrpcMessage, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf } from './metadata.ts';
 
 type Call = experimental.CallStream;
 
@@ -103,7 +104,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     }
     // The pipeline may have cancelled it on the way (a per-try timeout that already passed).
     if ((this.#state as number) === 2) return;
-    const metadata = metadataOf(this.#g, ex.headers);
+    const metadata = ex instanceof GrpcExchange && ex.callerMetadata !== undefined && ex.callerHeaders !== undefined ? requestMetadataOf(this.#g, ex.headers, ex.callerMetadata, ex.callerHeaders) : metadataOf(this.#g, ex.headers);
     // The effective deadline (route timeout, caller deadline, MeshContext) is the mesh's to keep
     // (its deadline queue cancels the attempt when it passes); the endpoint call carries what
     // remains of it as grpc-timeout, with no grpc-js deadline timer of its own.

@@ -23,7 +23,7 @@ import { MessageBody } from './body.ts';
 import { GrpcCallError } from './classify.ts';
 import { GrpcExchange, grpcStatusOfError } from './exchange.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { decodeGrpcMessage, FLAGS_KEY, headersOf, metadataOf } from './metadata.ts';
+import { callHeadersOf, decodeGrpcMessage, FLAGS_KEY, metadataOf } from './metadata.ts';
 import { GRPC_TRANSPORT } from './transport.ts';
 
 /** What a mesh call needs from its mesh. */
@@ -131,10 +131,12 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   #dispatch(metadata: Metadata): void {
     const o = this.#o;
     const now = o.clock.now();
-    const headers = headersOf(metadata);
+    const { headers, before } = callHeadersOf(metadata);
     const ex = new GrpcExchange(this, o.errors, now, 'POST', 'http', this.#authority, this.#method, headers, this.#body, undefined, 'grpc', GRPC_TRANSPORT);
     ex.workload = o.workload;
     ex.clock = o.clock;
+    ex.callerMetadata = metadata;
+    ex.callerHeaders = before;
     // The caller's deadline, carried over to the mesh clock: the timeout layer takes the sooner of it and the route's.
     if (this.#deadline !== Number.POSITIVE_INFINITY) ex.callerDeadline = now + (this.#deadline - Date.now());
     this.#ex = ex;

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { Metadata } from '@grpc/grpc-js';
 import { MeshletError } from '../../core/errors.ts';
 import { Exchange, type Controller, type Headers, type LocalReplyKind } from '../../core/exchange.ts';
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
@@ -36,6 +37,10 @@ export function grpcStatusOfError(err: Error): number {
 export class GrpcExchange extends Exchange {
   /** Set when the mesh answers itself with a direct response or a redirect (not a gRPC answer). */
   localKind: LocalReplyKind | undefined = undefined;
+  /** The caller's metadata the request headers were made from (an attempt's metadata starts from it). */
+  callerMetadata: Metadata | undefined = undefined;
+  /** The request headers as they were made from it, before the pipeline changed any. */
+  callerHeaders: Headers | undefined = undefined;
 
   protected override deliverHead(_controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, _changed: boolean): void {
     // Only the mesh says what the mesh did: an upstream's own copy of the header is dropped.

@@ -14,7 +14,8 @@ import type { GrpcJs } from './grpc-js.ts';
 export const FLAGS_KEY = 'x-meshlet-response-flags';
 
 /** Headers gRPC sets itself on the wire: never taken from (or given to) metadata. */
-const RESERVED = new Set(['content-type', 'te', 'host', 'user-agent', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'grpc-message', 'grpc-status-details-bin', 'x-envoy-expected-rq-timeout-ms']);
+const RESERVED_NAMES: readonly string[] = ['content-type', 'te', 'host', 'user-agent', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'grpc-message', 'grpc-status-details-bin', 'x-envoy-expected-rq-timeout-ms'];
+const RESERVED = new Set(RESERVED_NAMES);
 
 /** The request headers of a call: its metadata (lower-cased names; `-bin` values base64) plus gRPC's content-type and te. */
 export function headersOf(metadata: Metadata): Headers {
@@ -30,6 +31,67 @@ export function headersOf(metadata: Metadata): Headers {
   h['content-type'] = 'application/grpc';
   h.te = 'trailers';
   return h;
+}
+
+/** No headers (a call whose caller gave no metadata). */
+const NO_HEADERS: Headers = Object.freeze(Object.create(null)) as Headers;
+
+/**
+ * The request headers of a call made through the mesh ({@link headersOf}), and `before`: the
+ * ones its metadata became, without gRPC's own — what an attempt's metadata compares the request
+ * headers with ({@link requestMetadataOf}). A call without metadata shares one empty `before`.
+ */
+export function callHeadersOf(metadata: Metadata): { headers: Headers; before: Headers } {
+  const h = Object.create(null) as Headers;
+  let before: Headers | undefined;
+  const wire = metadata.toHttp2Headers();
+  for (const k of Object.keys(wire)) {
+    const v = wire[k];
+    if (v === undefined) continue;
+    const value = Array.isArray(v) ? v.map(String) : String(v);
+    h[k] = value;
+    before ??= Object.create(null) as Headers;
+    before[k] = value;
+  }
+  h['content-type'] = 'application/grpc';
+  h.te = 'trailers';
+  return { headers: h, before: before ?? NO_HEADERS };
+}
+
+/**
+ * The metadata of a call's attempt: the caller's own metadata (`caller`, already checked by
+ * grpc-js when it was set) cloned, with the request headers the pipeline added, changed or
+ * removed since the call's headers were made from it (`before`: those headers as they were,
+ * {@link callHeadersOf}) —
+ * rather than all of the headers made into metadata again. The headers the pipeline adds to
+ * every call (the peer-metadata exchange's) are checked once while their value repeats.
+ */
+export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata, before: Headers): Metadata {
+  const md = caller.clone();
+  for (let i = 0; i < RESERVED_NAMES.length; i++) md.remove(RESERVED_NAMES[i] as string);
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined || v === before[k] || k.charCodeAt(0) === 58 /* : */ || RESERVED.has(k)) continue;
+    md.remove(k);
+    md.merge(checkedHeader(g, k, v));
+  }
+  for (const k in before) if (headers[k] === undefined) md.remove(k);
+  return md;
+}
+
+/** Headers the pipeline added, made into metadata (grpc-js checks names and values), by name: kept while the value repeats. */
+const checked = new Map<string, { readonly value: string | string[]; readonly metadata: Metadata }>();
+/** Names kept at most (header names come from outside: the cache stays small whatever they are). */
+const CHECKED_MAX = 64;
+
+function checkedHeader(g: GrpcJs, name: string, value: string | string[]): Metadata {
+  const c = checked.get(name);
+  if (c !== undefined && c.value === value) return c.metadata;
+  const one = Object.create(null) as Record<string, string | string[]>;
+  one[name] = value;
+  const metadata = g.Metadata.fromHttp2Headers(one);
+  if (c !== undefined || checked.size < CHECKED_MAX) checked.set(name, { value, metadata });
+  return metadata;
 }
 
 /** Metadata from headers (request headers when a call is sent; response headers and trailers when it comes back). */
