@@ -39,6 +39,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   readonly #clock: Clock;
   /** The connection the attempt goes on (given when it is admitted). */
   conn: Conn | undefined;
+  liveIndex = -1;
   readonly #owner: AttemptOwner;
   readonly #e: EndpointChannel | undefined;
   #call: Call | undefined;
