@@ -207,10 +207,18 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
 
   // ── grpc-js listener ──
 
+  /** What the endpoint answered (a head, trailers) is kept with its Metadata: the caller gets it as it is if nothing changes it on the way. */
+  #upstream(headers: Headers, metadata: Metadata): void {
+    const ex = this.#ex;
+    if (ex instanceof GrpcExchange) ex.upstreamAnswer(headers, metadata);
+  }
+
   onReceiveMetadata(metadata: Metadata): void {
     if (this.#state !== 1) return;
     this.#gotHead = true;
-    this.#handler.onResponseStart?.(this, 200, responseHeadersOf(metadata), '');
+    const head = responseHeadersOf(metadata);
+    this.#upstream(head, metadata);
+    this.#handler.onResponseStart?.(this, 200, head, '');
   }
 
   onReceiveMessage(message: Buffer): void {
@@ -234,6 +242,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
         const head = responseHeadersOf(metadata);
         head['grpc-status'] = String(code);
         if (details !== '') head['grpc-message'] = encodeGrpcMessage(details);
+        this.#upstream(head, metadata);
         h.onResponseStart?.(this, 200, head, '');
         if (!this.aborted) h.onResponseEnd?.(this, EMPTY);
         return;
@@ -249,6 +258,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     const trailers = responseHeadersOf(metadata);
     trailers['grpc-status'] = String(code);
     if (details !== '') trailers['grpc-message'] = encodeGrpcMessage(details);
+    this.#upstream(trailers, metadata);
     h.onResponseEnd?.(this, trailers);
   }
 }

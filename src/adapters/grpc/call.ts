@@ -23,7 +23,7 @@ import { MessageBody } from './body.ts';
 import { GrpcCallError } from './classify.ts';
 import { GrpcExchange, grpcStatusOfError } from './exchange.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { callHeadersOf, decodeGrpcMessage, FLAGS_KEY, metadataOf } from './metadata.ts';
+import { answerMetadataOf, callHeadersOf, decodeGrpcMessage, FLAGS_KEY, metadataOf } from './metadata.ts';
 import { GRPC_TRANSPORT } from './transport.ts';
 
 /** What a mesh call needs from its mesh. */
@@ -217,13 +217,15 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       this.#localBody = [];
       return;
     }
+    const md = ex?.answerMetadata(headers, true);
+    const metadata = md === undefined ? metadataOf(g, headers) : answerMetadataOf(md, headers, ex?.flags ?? '');
     const gs = headers['grpc-status'];
     if (gs !== undefined) {
       // Trailers-only: the head is the status.
-      this.#headStatus = { code: statusOf(gs), details: decodeGrpcMessage(headers['grpc-message']), metadata: metadataOf(g, headers) };
+      this.#headStatus = { code: statusOf(gs), details: decodeGrpcMessage(headers['grpc-message']), metadata };
       return;
     }
-    this.#listener?.onReceiveMetadata(metadataOf(g, headers));
+    this.#listener?.onReceiveMetadata(metadata);
   }
 
   onResponseData(_controller: Controller, chunk: Buffer): void {
@@ -249,9 +251,10 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       return;
     }
     const gs = trailers['grpc-status'];
-    const g = this.#o.grpc;
+    const md = this.#ex?.answerMetadata(trailers, false);
+    const metadata = md === undefined ? metadataOf(this.#o.grpc, trailers) : answerMetadataOf(md, trailers, '');
     // A stream that ends without a status is an error (UNKNOWN, as the classifier counts it).
-    this.#finish(gs === undefined ? { code: GRPC_STATUS.UNKNOWN, details: 'the stream ended without a gRPC status', metadata: metadataOf(g, trailers) } : { code: statusOf(gs), details: decodeGrpcMessage(trailers['grpc-message']), metadata: metadataOf(g, trailers) });
+    this.#finish(gs === undefined ? { code: GRPC_STATUS.UNKNOWN, details: 'the stream ended without a gRPC status', metadata } : { code: statusOf(gs), details: decodeGrpcMessage(trailers['grpc-message']), metadata });
   }
 
   onResponseError(_controller: Controller, err: Error): void {

@@ -14,8 +14,7 @@ import type { GrpcJs } from './grpc-js.ts';
 export const FLAGS_KEY = 'x-meshlet-response-flags';
 
 /** Headers gRPC sets itself on the wire: never taken from (or given to) metadata. */
-const RESERVED_NAMES: readonly string[] = ['content-type', 'te', 'host', 'user-agent', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'grpc-message', 'grpc-status-details-bin', 'x-envoy-expected-rq-timeout-ms'];
-const RESERVED = new Set(RESERVED_NAMES);
+const RESERVED = new Set(['content-type', 'te', 'host', 'user-agent', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'grpc-message', 'grpc-status-details-bin', 'x-envoy-expected-rq-timeout-ms']);
 
 /** The request headers of a call: its metadata (lower-cased names; `-bin` values base64) plus gRPC's content-type and te. */
 export function headersOf(metadata: Metadata): Headers {
@@ -68,7 +67,8 @@ export function callHeadersOf(metadata: Metadata): { headers: Headers; before: H
  */
 export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata, before: Headers): Metadata {
   const md = caller.clone();
-  for (let i = 0; i < RESERVED_NAMES.length; i++) md.remove(RESERVED_NAMES[i] as string);
+  // `before` has the caller's metadata names (see answerMetadataOf on remove()).
+  for (const k in before) if (RESERVED.has(k)) md.remove(k);
   for (const k in headers) {
     const v = headers[k];
     if (v === undefined || v === before[k] || k.charCodeAt(0) === 58 /* : */ || RESERVED.has(k)) continue;
@@ -103,6 +103,21 @@ export function metadataOf(g: GrpcJs, headers: Headers): Metadata {
     wire[k] = v;
   }
   return g.Metadata.fromHttp2Headers(wire);
+}
+
+/**
+ * The Metadata an endpoint answered with, as the caller gets it when nothing changed it on the
+ * way (instead of made again from the response headers, `headers`): the names gRPC writes
+ * itself taken out, as {@link metadataOf} leaves them out, and the mesh's response flags
+ * (`flags`) as the only copy of their header.
+ */
+export function answerMetadataOf(metadata: Metadata, headers: Headers, flags: string): Metadata {
+  // `headers` were made from the Metadata: its names are theirs (grpc-js lower-cases every name
+  // it is given, and remove() pays for that on each call, so only names present are removed).
+  for (const k in headers) if (RESERVED.has(k)) metadata.remove(k);
+  if (flags !== '') metadata.set(FLAGS_KEY, flags);
+  else metadata.remove(FLAGS_KEY);
+  return metadata;
 }
 
 /** Response headers from received metadata (as a trailers-only head or trailers carry them). */

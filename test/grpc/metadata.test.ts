@@ -1,8 +1,11 @@
 /**
- * The metadata an endpoint gets for a call through the mesh: the caller's own metadata (text and
+ * Metadata both ways through the mesh. The endpoint gets the caller's own metadata (text and
  * `-bin` values as the caller set them), with what the route's header operations set, added and
  * removed — on every attempt alike, a retry's too (nothing added twice) — the names gRPC writes
  * itself never taken from the caller's metadata, and the caller's Metadata object left as it was.
+ * The caller gets the endpoint's response metadata and trailers (text and `-bin`), without the
+ * names gRPC writes itself, with the route's response header operations applied, and the mesh's
+ * response flags as the only copy of their header.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -19,8 +22,19 @@ describe('gRPC request metadata through the mesh', () => {
     up = await startGrpcUpstream('a', {
       Unary: (call, cb, hit) => {
         got.push({ md: call.metadata.getMap(), deadline: call.getDeadline() !== Number.POSITIVE_INFINITY });
-        if (hit % 2 === 1) cb(status(grpc.status.UNAVAILABLE, 'try again'));
-        else cb(null, { text: 'ok', server: 'a', seen: [] });
+        if (hit % 2 === 1) {
+          cb(status(grpc.status.UNAVAILABLE, 'try again'));
+          return;
+        }
+        const head = new grpc.Metadata();
+        head.set('x-head', 'h');
+        head.set('x-head-bin', Buffer.from([9, 8, 7]));
+        head.set('x-meshlet-response-flags', 'FAKE');
+        call.sendMetadata(head);
+        const trailers = new grpc.Metadata();
+        trailers.set('x-trailer', 't');
+        trailers.set('x-trailer-bin', Buffer.from([1, 2]));
+        cb(null, { text: 'ok', server: 'a', seen: [] }, trailers);
       },
     });
     const host = 'echo.default.svc.cluster.local';
@@ -35,7 +49,7 @@ describe('gRPC request metadata through the mesh', () => {
             match: [{ headers: { 'x-which': { exact: 'b' } } }],
             route: [{ destination: { host } }],
             retries: { attempts: 2, retryOn: 'unavailable' },
-            headers: { request: { set: { 'x-set': 'by-route-b' } } },
+            headers: { request: { set: { 'x-set': 'by-route-b' } }, response: { set: { 'x-head': 'by-route-b' }, remove: ['x-head-bin'] } },
           },
           {
             route: [{ destination: { host } }],
@@ -99,5 +113,29 @@ describe('gRPC request metadata through the mesh', () => {
       got.map((g) => g.md['x-set']),
       ['by-route-b', 'by-route-b', 'by-route', 'by-route', 'by-route', 'by-route', 'by-route-b', 'by-route-b'],
     );
+  });
+
+  it("the caller gets the endpoint's response metadata and trailers (text, -bin), without gRPC's own names or the endpoint's copy of the flags header", async () => {
+    const r = await unary(client, { text: 'm' });
+    assert.equal(r.error, undefined);
+    const head = r.metadata?.getMap() ?? {};
+    assert.equal(head['x-head'], 'h');
+    assert.deepEqual(head['x-head-bin'], Buffer.from([9, 8, 7]));
+    for (const k of ['content-type', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'x-meshlet-response-flags']) assert.equal(head[k], undefined, k);
+    const trailers = r.trailers?.getMap() ?? {};
+    assert.equal(trailers['x-trailer'], 't');
+    assert.deepEqual(trailers['x-trailer-bin'], Buffer.from([1, 2]));
+    for (const k of ['content-type', 'grpc-status', 'grpc-message']) assert.equal(trailers[k], undefined, k);
+  });
+
+  it("the route's response header operations reach the caller's metadata", async () => {
+    const md = new grpc.Metadata();
+    md.set('x-which', 'b');
+    const r = await unary(client, { text: 'm' }, { metadata: md });
+    assert.equal(r.error, undefined);
+    const head = r.metadata?.getMap() ?? {};
+    assert.equal(head['x-head'], 'by-route-b');
+    assert.equal(head['x-head-bin'], undefined);
+    assert.equal(r.trailers?.get('x-trailer')[0], 't');
   });
 });
