@@ -15,7 +15,7 @@ import type { experimental, InterceptingListener, Metadata, StatusObject } from 
 import type { Clock } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
 import type { Controller, Exchange, Headers, ResponseHandler } from '../../core/exchange.ts';
-import { MessageBody, type MessageSink } from './body.ts';
+import { MessageBody, type MessageSink, type WriteAck } from './body.ts';
 import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
 import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
 import type { GrpcJs } from './grpc-js.ts';
@@ -26,7 +26,8 @@ type Call = experimental.CallStream;
 
 const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
 
-function noop(): void {}
+/** The acknowledgement of a message no caller waits on (a mirrored copy's). */
+const NO_ACK: WriteAck = { written: () => undefined };
 
 /** One attempt on one endpoint: the controller the pipeline sees, and grpc-js's listener. */
 export class GrpcAttempt implements Controller, InterceptingListener, MessageSink {
@@ -53,7 +54,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   /** A request message write is in flight (its callback not come yet). */
   #writing = false;
   /** Messages waiting for the write in flight. */
-  readonly #outbox: { message: Buffer; written: () => void }[] = [];
+  readonly #outbox: { message: Buffer; ack: WriteAck }[] = [];
   /** The caller half-closed while messages waited: half-close after the last one goes out. */
   #halfClosePending = false;
 
@@ -119,7 +120,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
       body.attach(this);
     } else {
       // A whole request (a mirrored copy): one message, then the half-close.
-      if (body instanceof Uint8Array || typeof body === 'string') this.message(Buffer.from(body as Uint8Array), noop);
+      if (body instanceof Uint8Array || typeof body === 'string') this.message(Buffer.from(body as Uint8Array), NO_ACK);
       this.end();
     }
   }
@@ -130,19 +131,19 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
    * Sends a request message. One write is in flight at a time (grpc-js's calls hold a single
    * pending message); the ones after it wait here and go out as each write is acknowledged.
    */
-  message(message: Buffer, written: () => void): void {
+  message(message: Buffer, ack: WriteAck): void {
     if (this.#state !== 1) return;
     if (this.#writing) {
-      this.#outbox.push({ message, written });
+      this.#outbox.push({ message, ack });
       return;
     }
-    this.#send(message, written);
+    this.#send(message, ack);
   }
 
-  #send(message: Buffer, written: () => void): void {
+  #send(message: Buffer, ack: WriteAck): void {
     const call = this.#call as Call;
     this.#writing = true;
-    call.sendMessageWithContext({ callback: () => this.#sent(written) }, message);
+    call.sendMessageWithContext({ callback: () => this.#sent(ack) }, message);
     // The half-close goes right after the last message, without waiting for that write's
     // callback (as grpc-js's own unary calls do): HTTP/2 then carries END_STREAM on the
     // message's DATA frame, in the same write, instead of an empty DATA frame of its own.
@@ -152,12 +153,12 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     }
   }
 
-  #sent(written: () => void): void {
+  #sent(ack: WriteAck): void {
     this.#writing = false;
-    written();
+    ack.written();
     if (this.#state !== 1 || this.#outbox.length === 0) return;
-    const next = this.#outbox.shift() as { message: Buffer; written: () => void };
-    this.#send(next.message, next.written);
+    const next = this.#outbox.shift() as { message: Buffer; ack: WriteAck };
+    this.#send(next.message, next.ack);
   }
 
   end(): void {

@@ -18,10 +18,16 @@
  */
 import { ReplayableBody } from '../../core/body.ts';
 
+/** A message's write acknowledgement to the caller. */
+export interface WriteAck {
+  /** The message was written (once is enough: later calls do nothing). */
+  written(): void;
+}
+
 /** The attempt on the wire, as the body hands it messages. */
 export interface MessageSink {
-  /** A message to send; `written` acknowledges it to the caller (call it once it is written). */
-  message(message: Buffer, written: () => void): void;
+  /** A message to send; `ack` acknowledges it to the caller (call it once it is written). */
+  message(message: Buffer, ack: WriteAck): void;
   /** The caller half-closed: no more messages. */
   end(): void;
   /** The body cannot be sent again (it outgrew the replay buffer): the attempt fails with `err`. */
@@ -29,15 +35,15 @@ export interface MessageSink {
 }
 
 /** One message of the caller's, and its write acknowledgement while it is due. */
-class Entry {
+class Entry implements WriteAck {
   readonly message: Buffer;
   #written: (() => void) | undefined;
   /** Acknowledges the caller's write, once. */
-  readonly written = (): void => {
+  written(): void {
     const w = this.#written;
     this.#written = undefined;
     w?.();
-  };
+  }
   constructor(message: Buffer, written: (() => void) | undefined) {
     this.message = message;
     this.#written = written;
@@ -67,8 +73,9 @@ export class MessageBody extends ReplayableBody {
   #sink: MessageSink | undefined;
   /** Waiting for the whole request ({@link MessageBody.whenComplete}). */
   #onComplete: ((bytes: Buffer | undefined) => void)[] | undefined;
-  /** Set once the whole request is known (or known to be unavailable). */
-  #complete: { bytes: Buffer | undefined } | undefined;
+  /** The whole request is known (or known to be unavailable): {@link MessageBody.#completeBytes}. */
+  #complete = false;
+  #completeBytes: Buffer | undefined;
 
   /** `capBytes`: the largest request kept for replay by retries. */
   constructor(capBytes: number) {
@@ -91,7 +98,7 @@ export class MessageBody extends ReplayableBody {
       return;
     }
     this.#take(e);
-    sink.message(message, e.written);
+    sink.message(message, e);
   }
 
   /** The caller half-closed. */
@@ -111,9 +118,12 @@ export class MessageBody extends ReplayableBody {
     this.#closed = true;
     this.#sink = undefined;
     this.#resolve(undefined);
-    for (const e of this.#pending.splice(0)) e.written();
-    for (const e of this.#recorded) e.written();
-    this.#recorded = [];
+    const pending = this.#pending;
+    for (let i = 0; i < pending.length; i++) (pending[i] as Entry).written();
+    pending.length = 0;
+    const recorded = this.#recorded;
+    for (let i = 0; i < recorded.length; i++) (recorded[i] as Entry).written();
+    recorded.length = 0;
   }
 
   // ── the attempt's side ──
@@ -132,12 +142,12 @@ export class MessageBody extends ReplayableBody {
     const recorded = this.#recorded;
     for (let i = 0; i < recorded.length && this.#sink === sink; i++) {
       const e = recorded[i] as Entry;
-      sink.message(e.message, e.written);
+      sink.message(e.message, e);
     }
     while (this.#pending.length > 0 && this.#sink === sink) {
       const e = this.#pending.shift() as Entry;
       this.#take(e);
-      sink.message(e.message, e.written);
+      sink.message(e.message, e);
     }
     if (this.#ended && this.#sink === sink) {
       this.#settle();
@@ -166,18 +176,20 @@ export class MessageBody extends ReplayableBody {
 
   /** Every message was taken and the caller half-closed: the whole request is known. */
   #settle(): void {
-    if (this.#complete !== undefined) return;
+    if (this.#complete) return;
     const r = this.#recorded;
     // Only a call of one message (unary, server-streaming) is mirrored: the copy is sent as one message.
     this.#resolve(this.#overflow || this.#taken > 1 ? undefined : r.length === 0 ? Buffer.alloc(0) : (r[0] as Entry).message);
   }
 
   #resolve(bytes: Buffer | undefined): void {
-    if (this.#complete !== undefined) return;
-    this.#complete = { bytes };
+    if (this.#complete) return;
+    this.#complete = true;
+    this.#completeBytes = bytes;
     const waiting = this.#onComplete;
+    if (waiting === undefined) return;
     this.#onComplete = undefined;
-    if (waiting !== undefined) for (const w of waiting) w(bytes);
+    for (const w of waiting) w(bytes);
   }
 
   // ── what the layers ask of a replayable body ──
@@ -196,8 +208,7 @@ export class MessageBody extends ReplayableBody {
    * outgrew the replay buffer, or ended first. It never hurries the primary call.
    */
   override whenComplete(): Promise<Buffer | undefined> {
-    const c = this.#complete;
-    if (c !== undefined) return Promise.resolve(c.bytes);
+    if (this.#complete) return Promise.resolve(this.#completeBytes);
     return new Promise((resolve) => {
       this.#onComplete ??= [];
       this.#onComplete.push(resolve);

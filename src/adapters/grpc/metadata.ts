@@ -69,10 +69,14 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
   const md = caller.clone();
   // `before` has the caller's metadata names (see answerMetadataOf on remove()).
   for (const k in before) if (RESERVED.has(k)) md.remove(k);
-  for (const k in headers) {
+  const names = Object.keys(headers);
+  for (let i = 0; i < names.length; i++) {
+    const k = names[i] as string;
     const v = headers[k];
-    if (v === undefined || v === before[k] || k.charCodeAt(0) === 58 /* : */ || RESERVED.has(k)) continue;
-    md.remove(k);
+    const was = before[k];
+    if (v === undefined || v === was || k.charCodeAt(0) === 58 /* : */ || RESERVED.has(k)) continue;
+    // A name the caller's metadata did not have is not in its clone.
+    if (was !== undefined) md.remove(k);
     md.merge(checkedHeader(g, k, v));
   }
   for (const k in before) if (headers[k] === undefined) md.remove(k);
@@ -145,6 +149,8 @@ const TIMEOUT_UNITS: readonly (readonly [string, number])[] = [
  * digits), rounded up as grpc-js rounds its own.
  */
 export function grpcTimeout(ms: number): string {
+  // Almost every deadline is under 27 hours: milliseconds.
+  if (ms <= 99_999_999) return `${Math.ceil(ms)}m`;
   for (const [unit, perMs] of TIMEOUT_UNITS) {
     const n = Math.ceil(ms / perMs);
     if (n <= 99_999_999) return `${n}${unit}`;
