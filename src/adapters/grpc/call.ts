@@ -7,7 +7,8 @@
  *
  * Flow control follows grpc-js: a message is delivered only when the caller asked to read
  * (`startRead`), the attempt in flight is paused while one waits, and the status is delivered
- * after the last message. A write is acknowledged once the mesh took the message for the wire.
+ * after the last message. A write is acknowledged once the attempt on the wire wrote the message
+ * (body.ts).
  *
  * @module
  */
