@@ -5,27 +5,32 @@
  * the status is the trailers — or, for a trailers-only answer, a head with `grpc-status` — so
  * the one classifier sees gRPC statuses as Envoy does. A status grpc-js made up itself
  * (connection refused, stream reset) is a transport failure of the kind it is (classify.ts),
- * never an answer. The call is sent with the exchange's effective deadline, so `grpc-timeout`
- * carries what remains.
+ * never an answer. The request messages come from the call's body as the caller writes them
+ * (body.ts). The exchange's effective deadline is the mesh's to keep; the call carries what
+ * remains of it as `grpc-timeout`.
  *
  * @module
  */
 import type { experimental, InterceptingListener, Metadata, StatusObject } from '@grpc/grpc-js';
-import { bodyForAttempt } from '../../core/body.ts';
 import type { Clock } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
 import type { Controller, Exchange, Headers, ResponseHandler } from '../../core/exchange.ts';
+import { MessageBody, type MessageSink, type WriteAck } from './body.ts';
 import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
 import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { encodeGrpcMessage, metadataOf, responseHeadersOf } from './metadata.ts';
+import { GrpcExchange } from './exchange.ts';
+import { encodeGrpcMessage, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf } from './metadata.ts';
 
 type Call = experimental.CallStream;
 
 const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
 
+/** The acknowledgement of a message no caller waits on (a mirrored copy's). */
+const NO_ACK: WriteAck = { written: () => undefined };
+
 /** One attempt on one endpoint: the controller the pipeline sees, and grpc-js's listener. */
-export class GrpcAttempt implements Controller, InterceptingListener {
+export class GrpcAttempt implements Controller, InterceptingListener, MessageSink {
   aborted = false;
   paused = false;
   reason: Error | null = null;
@@ -35,6 +40,7 @@ export class GrpcAttempt implements Controller, InterceptingListener {
   readonly #clock: Clock;
   /** The connection the attempt goes on (given when it is admitted). */
   conn: Conn | undefined;
+  liveIndex = -1;
   readonly #owner: AttemptOwner;
   readonly #e: EndpointChannel | undefined;
   #call: Call | undefined;
@@ -43,8 +49,14 @@ export class GrpcAttempt implements Controller, InterceptingListener {
   #reading = false;
   /** The pipeline got this controller (onRequestStart). */
   #announced = false;
-  /** Resolves the pending write, so a pump never waits on a call that ended. */
-  #wrote: (() => void) | undefined;
+  /** The call's messages, when it is a streamed body (attached while the attempt is on the wire). */
+  #body: MessageBody | undefined;
+  /** A request message write is in flight (its callback not come yet). */
+  #writing = false;
+  /** Messages waiting for the write in flight. */
+  readonly #outbox: { message: Buffer; ack: WriteAck }[] = [];
+  /** The caller half-closed while messages waited: half-close after the last one goes out. */
+  #halfClosePending = false;
 
   constructor(g: GrpcJs, ex: Exchange, handler: ResponseHandler, clock: Clock, conn: Conn | undefined, owner: AttemptOwner, e: EndpointChannel | undefined) {
     this.#g = g;
@@ -76,12 +88,10 @@ export class GrpcAttempt implements Controller, InterceptingListener {
     if (this.#state !== 0) return;
     const ex = this.#ex;
     this.#state = 1;
-    // The effective deadline (route timeout, caller deadline, MeshContext): grpc-js sends what remains as grpc-timeout.
-    const deadline = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : Date.now() + Math.max(1, ex.deadline - this.#clock.now());
     const channel = (this.conn as Conn).channel;
     let call: Call;
     try {
-      call = channel.createCall(ex.path, deadline, ex.authority, null, undefined);
+      call = channel.createCall(ex.path, Number.POSITIVE_INFINITY, ex.authority, null, undefined);
     } catch (err) {
       // The channel was closed under the call (mesh.close()): the mesh's doing, not the endpoint's.
       this.#end();
@@ -96,68 +106,77 @@ export class GrpcAttempt implements Controller, InterceptingListener {
     }
     // The pipeline may have cancelled it on the way (a per-try timeout that already passed).
     if ((this.#state as number) === 2) return;
-    call.start(metadataOf(this.#g, ex.headers), this);
+    const metadata = ex instanceof GrpcExchange && ex.callerMetadata !== undefined && ex.callerHeaders !== undefined ? requestMetadataOf(this.#g, ex.headers, ex.callerMetadata, ex.callerHeaders) : metadataOf(this.#g, ex.headers);
+    // The effective deadline (route timeout, caller deadline, MeshContext) is the mesh's to keep
+    // (its deadline queue cancels the attempt when it passes); the endpoint call carries what
+    // remains of it as grpc-timeout, with no grpc-js deadline timer of its own.
+    if (ex.deadline !== Number.POSITIVE_INFINITY) metadata.set('grpc-timeout', grpcTimeout(Math.max(1, ex.deadline - this.#clock.now())));
+    call.start(metadata, this);
     this.#reading = true;
     call.startRead();
-    void this.#pump(call, bodyForAttempt(ex.body));
-  }
-
-  /**
-   * Sends the request messages (the recorded ones, then the caller's as they come), then
-   * half-closes. The half-close goes right after the last message, without waiting for that
-   * write's callback (as grpc-js's own unary calls do): HTTP/2 then carries END_STREAM on the
-   * message's DATA frame, in the same write, instead of an empty DATA frame in a write of its
-   * own that the server must wait for. A message is pulled while the one before it is still
-   * being written, and written once that write is acknowledged: one write in flight, one
-   * message held.
-   */
-  async #pump(call: Call, body: unknown): Promise<void> {
-    try {
-      if (body == null) {
-        // no request message
-      } else if (body instanceof Uint8Array || typeof body === 'string') {
-        void this.#write(call, Buffer.from(body as Uint8Array));
-      } else {
-        let writing: Promise<void> | undefined;
-        for await (const m of body as AsyncIterable<Uint8Array>) {
-          if (this.#state !== 1) return;
-          if (writing !== undefined) {
-            await writing;
-            if (this.#state !== 1) return;
-          }
-          writing = this.#write(call, Buffer.isBuffer(m) ? m : Buffer.from(m.buffer, m.byteOffset, m.byteLength));
-        }
-      }
-      if (this.#state === 1) call.halfClose();
-    } catch (err) {
-      // The recorded messages outgrew the replay buffer, or the caller's stream failed.
-      this.abort(err as Error);
+    const body = ex.body;
+    if (body instanceof MessageBody) {
+      this.#body = body;
+      body.attach(this);
+    } else {
+      // A whole request (a mirrored copy): one message, then the half-close.
+      if (body instanceof Uint8Array || typeof body === 'string') this.message(Buffer.from(body as Uint8Array), NO_ACK);
+      this.end();
     }
   }
 
-  #write(call: Call, message: Buffer): Promise<void> {
-    if (this.#state !== 1) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      this.#wrote = resolve;
-      call.sendMessageWithContext(
-        {
-          callback: () => {
-            if (this.#wrote === resolve) this.#wrote = undefined;
-            resolve();
-          },
-        },
-        message,
-      );
-    });
+  // ── MessageSink: the request messages ──
+
+  /**
+   * Sends a request message. One write is in flight at a time (grpc-js's calls hold a single
+   * pending message); the ones after it wait here and go out as each write is acknowledged.
+   */
+  message(message: Buffer, ack: WriteAck): void {
+    if (this.#state !== 1) return;
+    if (this.#writing) {
+      this.#outbox.push({ message, ack });
+      return;
+    }
+    this.#send(message, ack);
+  }
+
+  #send(message: Buffer, ack: WriteAck): void {
+    const call = this.#call as Call;
+    this.#writing = true;
+    call.sendMessageWithContext({ callback: () => this.#sent(ack) }, message);
+    // The half-close goes right after the last message, without waiting for that write's
+    // callback (as grpc-js's own unary calls do): HTTP/2 then carries END_STREAM on the
+    // message's DATA frame, in the same write, instead of an empty DATA frame of its own.
+    if (this.#halfClosePending && this.#outbox.length === 0 && this.#state === 1) {
+      this.#halfClosePending = false;
+      call.halfClose();
+    }
+  }
+
+  #sent(ack: WriteAck): void {
+    this.#writing = false;
+    ack.written();
+    if (this.#state !== 1 || this.#outbox.length === 0) return;
+    const next = this.#outbox.shift() as { message: Buffer; ack: WriteAck };
+    this.#send(next.message, next.ack);
+  }
+
+  end(): void {
+    if (this.#state !== 1) return;
+    if (this.#outbox.length > 0) this.#halfClosePending = true;
+    else this.#call?.halfClose();
+  }
+
+  fail(err: Error): void {
+    this.abort(err);
   }
 
   #end(): void {
     if (this.#state === 2) return;
     const wasOnWire = this.#state === 1;
     this.#state = 2;
-    const w = this.#wrote;
-    this.#wrote = undefined;
-    w?.();
+    this.#body?.detach(this);
+    this.#outbox.length = 0;
     this.#owner.done(this.#e, this, wasOnWire);
   }
 
@@ -189,10 +208,18 @@ export class GrpcAttempt implements Controller, InterceptingListener {
 
   // ── grpc-js listener ──
 
+  /** What the endpoint answered (a head, trailers) is kept with its Metadata: the caller gets it as it is if nothing changes it on the way. */
+  #upstream(headers: Headers, metadata: Metadata): void {
+    const ex = this.#ex;
+    if (ex instanceof GrpcExchange) ex.upstreamAnswer(headers, metadata);
+  }
+
   onReceiveMetadata(metadata: Metadata): void {
     if (this.#state !== 1) return;
     this.#gotHead = true;
-    this.#handler.onResponseStart?.(this, 200, responseHeadersOf(metadata), '');
+    const head = responseHeadersOf(metadata);
+    this.#upstream(head, metadata);
+    this.#handler.onResponseStart?.(this, 200, head, '');
   }
 
   onReceiveMessage(message: Buffer): void {
@@ -216,13 +243,9 @@ export class GrpcAttempt implements Controller, InterceptingListener {
         const head = responseHeadersOf(metadata);
         head['grpc-status'] = String(code);
         if (details !== '') head['grpc-message'] = encodeGrpcMessage(details);
+        this.#upstream(head, metadata);
         h.onResponseStart?.(this, 200, head, '');
         if (!this.aborted) h.onResponseEnd?.(this, EMPTY);
-        return;
-      }
-      if (code === this.#g.status.DEADLINE_EXCEEDED && details.startsWith('Deadline exceeded')) {
-        // grpc-js's copy of the mesh's own deadline went first: the call's timeout, as the mesh reports it.
-        h.onResponseError?.(this, new MeshletError('MESHLET_ERR_TIMEOUT', 'upstream request timeout', this.#ex.errorContext()));
         return;
       }
       h.onResponseError?.(this, new GrpcCallError(failureKindOf(code, details), code, details, metadata));
@@ -236,6 +259,7 @@ export class GrpcAttempt implements Controller, InterceptingListener {
     const trailers = responseHeadersOf(metadata);
     trailers['grpc-status'] = String(code);
     if (details !== '') trailers['grpc-message'] = encodeGrpcMessage(details);
+    this.#upstream(trailers, metadata);
     h.onResponseEnd?.(this, trailers);
   }
 }

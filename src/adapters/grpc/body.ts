@@ -1,96 +1,241 @@
 /**
- * A gRPC call's request messages as the pipeline's request body: the caller's messages as
- * they are written, recorded (each one a chunk) while they fit the replay buffer, so a retry
- * can send them again — every message of a streaming call until it outgrows the buffer.
+ * A gRPC call's request messages as the pipeline's request body: the caller's messages handed
+ * to the attempt on the wire as they are written — synchronously, with no async iterator in
+ * between — and recorded (each one a chunk) while they fit the replay buffer, so a retry can
+ * send them again: every message of a streaming call until it outgrows the buffer.
+ *
+ * It is a {@link ReplayableBody} to the layers (retries ask whether it can be replayed,
+ * mirroring waits for the whole request, telemetry counts its bytes), but an attempt does not
+ * iterate it: it attaches itself as the {@link MessageSink} ({@link MessageBody.attach}), gets
+ * the recorded messages, then the caller's as they come, then the half-close.
+ *
+ * A write is acknowledged (grpc-js's write callback, its flow control) once the attempt's own
+ * write of that message was (its endpoint call's callback): the caller writes no faster than
+ * the connection takes its messages. A message whose attempt ended before its write was
+ * acknowledged is acknowledged by the next attempt's write of it, or when the call ends.
  *
  * @module
  */
 import { ReplayableBody } from '../../core/body.ts';
 
-interface Pending {
-  readonly message: Buffer;
-  readonly written: (() => void) | undefined;
+/** A message's write acknowledgement to the caller. */
+export interface WriteAck {
+  /** The message was written (once is enough: later calls do nothing). */
+  written(): void;
 }
 
-/**
- * The caller's messages, in order, ending at half-close. A write is acknowledged (grpc-js's
- * write callback, its flow control) once the mesh has taken the message for the wire.
- */
-export class MessageSource implements AsyncIterableIterator<Buffer> {
-  readonly #queue: Pending[] = [];
-  #ended = false;
-  #waiter: ((r: IteratorResult<Buffer>) => void) | undefined;
-  /** Messages handed to the pipeline so far. */
-  taken = 0;
-
-  /** The caller wrote a message. */
-  push(message: Buffer, written?: () => void): void {
-    if (this.#ended) {
-      written?.();
-      return;
-    }
-    const w = this.#waiter;
-    if (w !== undefined) {
-      this.#waiter = undefined;
-      this.taken++;
-      w({ value: message, done: false });
-      written?.();
-      return;
-    }
-    this.#queue.push({ message, written });
-  }
-
+/** The attempt on the wire, as the body hands it messages. */
+export interface MessageSink {
+  /** A message to send; `ack` acknowledges it to the caller (call it once it is written). */
+  message(message: Buffer, ack: WriteAck): void;
   /** The caller half-closed: no more messages. */
-  end(): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    if (this.#queue.length === 0) this.#finish();
-  }
+  end(): void;
+  /** The body cannot be sent again (it outgrew the replay buffer): the attempt fails with `err`. */
+  fail(err: Error): void;
+}
 
-  #finish(): void {
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    w?.({ value: undefined, done: true });
+/** One message of the caller's, and its write acknowledgement while it is due. */
+class Entry implements WriteAck {
+  readonly message: Buffer;
+  #written: (() => void) | undefined;
+  /** Acknowledges the caller's write, once. */
+  written(): void {
+    const w = this.#written;
+    this.#written = undefined;
+    w?.();
   }
-
-  next(): Promise<IteratorResult<Buffer>> {
-    const p = this.#queue.shift();
-    if (p !== undefined) {
-      this.taken++;
-      p.written?.();
-      return Promise.resolve({ value: p.message, done: false });
-    }
-    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => (this.#waiter = resolve));
-  }
-
-  /** The call is over: messages still queued are dropped (their writes acknowledged). */
-  return(): Promise<IteratorResult<Buffer>> {
-    this.#ended = true;
-    for (const p of this.#queue.splice(0)) p.written?.();
-    this.#finish();
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<Buffer> {
-    return this;
+  constructor(message: Buffer, written: (() => void) | undefined) {
+    this.message = message;
+    this.#written = written;
   }
 }
 
-/** The request body of a gRPC call: replayable messages. */
+/** The iterator the base class is given: a MessageBody never reads it (attempts attach instead). */
+const NO_SOURCE: AsyncIterable<unknown> = {
+  [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ value: undefined, done: true }) }),
+};
+
+/** The request body of a gRPC call: the caller's messages, replayable (and mirrored) while they fit. */
 export class MessageBody extends ReplayableBody {
+  readonly #capBytes: number;
+  /** Messages taken by an attempt, kept for a retry (emptied once they outgrow the cap). */
+  #recorded: Entry[] = [];
+  /** Messages written while no attempt was attached (waiting for a stream, a retry's backoff). */
+  readonly #pending: Entry[] = [];
+  #bytes = 0;
+  #overflow = false;
+  /** The caller half-closed. */
+  #ended = false;
+  /** The call is over (answered, failed, cancelled): nothing more is taken or sent. */
+  #closed = false;
+  #sink: MessageSink | undefined;
+  /** Waiting for the whole request ({@link MessageBody.whenComplete}, {@link MessageBody.forCopy}). */
+  #onComplete: ((messages: readonly Buffer[] | undefined) => void)[] | undefined;
+  /** The whole request is known (or known to be unavailable): {@link MessageBody.#completeMessages}. */
+  #complete = false;
+  #completeMessages: readonly Buffer[] | undefined;
+
+  /** `capBytes`: the largest request kept for replay by retries. */
+  constructor(capBytes: number) {
+    super(NO_SOURCE, capBytes);
+    this.#capBytes = capBytes;
+  }
+
+  // ── the caller's side (the grpc-js call) ──
+
+  /** The caller wrote a message; `written` acknowledges it. */
+  push(message: Buffer, written?: () => void): void {
+    if (this.#closed || this.#ended) {
+      written?.();
+      return;
+    }
+    const e = new Entry(message, written);
+    const sink = this.#sink;
+    if (sink === undefined) {
+      this.#pending.push(e);
+      return;
+    }
+    this.#take(e);
+    sink.message(message, e);
+  }
+
+  /** The caller half-closed. */
+  end(): void {
+    if (this.#closed || this.#ended) return;
+    this.#ended = true;
+    const sink = this.#sink;
+    if (sink !== undefined && this.#pending.length === 0) {
+      this.#settle();
+      sink.end();
+    }
+  }
+
+  /** The call is over: messages not sent are dropped, every write still due is acknowledged. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sink = undefined;
+    this.#resolve(undefined);
+    const pending = this.#pending;
+    for (let i = 0; i < pending.length; i++) (pending[i] as Entry).written();
+    pending.length = 0;
+    const recorded = this.#recorded;
+    for (let i = 0; i < recorded.length; i++) (recorded[i] as Entry).written();
+    recorded.length = 0;
+  }
+
+  // ── the attempt's side ──
+
+  /**
+   * An attempt is on the wire: it gets the recorded messages, the ones waiting, then the
+   * caller's as they are written, and the half-close. One attempt at a time is attached.
+   */
+  attach(sink: MessageSink): void {
+    if (this.#closed) return;
+    if (this.#overflow) {
+      sink.fail(new Error('request body exceeded the retry buffer and cannot be replayed'));
+      return;
+    }
+    this.#sink = sink;
+    const recorded = this.#recorded;
+    for (let i = 0; i < recorded.length && this.#sink === sink; i++) {
+      const e = recorded[i] as Entry;
+      sink.message(e.message, e);
+    }
+    while (this.#pending.length > 0 && this.#sink === sink) {
+      const e = this.#pending.shift() as Entry;
+      this.#take(e);
+      sink.message(e.message, e);
+    }
+    if (this.#ended && this.#sink === sink) {
+      this.#settle();
+      sink.end();
+    }
+  }
+
+  /** The attempt left the wire (the messages it did not acknowledge stay due, for the next one or the call's end). */
+  detach(sink: MessageSink): void {
+    if (this.#sink === sink) this.#sink = undefined;
+  }
+
+  #take(e: Entry): void {
+    this.#bytes += e.message.byteLength;
+    if (this.#overflow) return;
+    if (this.#bytes > this.#capBytes) {
+      // From here the request streams straight through: it can no longer be replayed.
+      this.#overflow = true;
+      this.#recorded = [];
+      this.#resolve(undefined);
+      return;
+    }
+    this.#recorded.push(e);
+  }
+
+  /** Every message was taken and the caller half-closed: the whole request is known. */
+  #settle(): void {
+    if (this.#complete) return;
+    this.#resolve(this.#overflow ? undefined : this.#recorded.map((e) => e.message));
+  }
+
+  #resolve(messages: readonly Buffer[] | undefined): void {
+    if (this.#complete) return;
+    this.#complete = true;
+    this.#completeMessages = messages;
+    const waiting = this.#onComplete;
+    if (waiting === undefined) return;
+    this.#onComplete = undefined;
+    for (const w of waiting) w(messages);
+  }
+
+  /** The call's messages once the whole request is known; `undefined`: it outgrew the replay buffer or ended first. */
+  #whenMessages(): Promise<readonly Buffer[] | undefined> {
+    if (this.#complete) return Promise.resolve(this.#completeMessages);
+    return new Promise((resolve) => {
+      this.#onComplete ??= [];
+      this.#onComplete.push(resolve);
+    });
+  }
+
+  // ── what the layers ask of a replayable body ──
+
+  override get replayable(): boolean {
+    return !this.#overflow;
+  }
+
+  override get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * The whole request's bytes (its messages one after another), once an attempt took every
+   * message and the caller half-closed; `undefined` when it outgrew the replay buffer or the call
+   * ended first. It never hurries the primary call.
+   */
+  override whenComplete(): Promise<Buffer | undefined> {
+    return this.#whenMessages().then((m) => (m === undefined ? undefined : m.length === 1 ? (m[0] as Buffer) : Buffer.concat(m)));
+  }
+
   /**
    * A mirrored copy's request: every message of the call, in order, then the half-close (a body
    * of its own, complete before the copy is sent), once the primary call sent them all while
-   * they fit the replay buffer.
+   * they fit the replay buffer; `undefined`: not mirrored.
    */
   override forCopy(): Promise<unknown> {
-    return this.whenCompleteChunks().then((chunks) => {
-      if (chunks === undefined) return undefined;
-      const source = new MessageSource();
-      for (const c of chunks) source.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
-      source.end();
-      return new MessageBody(source, Number.POSITIVE_INFINITY);
+    return this.#whenMessages().then((messages) => {
+      if (messages === undefined) return undefined;
+      const copy = new MessageBody(Number.POSITIVE_INFINITY);
+      for (const m of messages) copy.push(m);
+      copy.end();
+      return copy;
     });
+  }
+
+  override dispose(): void {
+    this.close();
+  }
+
+  /** Not used: an attempt attaches to the body ({@link MessageBody.attach}) instead of iterating it. */
+  override attempt(): AsyncIterable<Uint8Array> {
+    throw new Error('a gRPC call\'s messages are sent by attaching to its MessageBody, not by iterating it');
   }
 }

@@ -7,7 +7,8 @@
  *
  * Flow control follows grpc-js: a message is delivered only when the caller asked to read
  * (`startRead`), the attempt in flight is paused while one waits, and the status is delivered
- * after the last message. A write is acknowledged once the mesh took the message for the wire.
+ * after the last message. A write is acknowledged once the attempt on the wire wrote the message
+ * (body.ts).
  *
  * @module
  */
@@ -19,11 +20,11 @@ import type { Controller, Dispatch, ErrorMode, Headers, ResponseHandler } from '
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
 import { localReplyText } from '../../core/local-reply.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';
-import { MessageBody, MessageSource } from './body.ts';
+import { MessageBody } from './body.ts';
 import { GrpcCallError } from './classify.ts';
 import { GrpcExchange, grpcStatusOfError } from './exchange.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { decodeGrpcMessage, FLAGS_KEY, headersOf, metadataOf } from './metadata.ts';
+import { answerMetadataOf, callHeadersOf, decodeGrpcMessage, FLAGS_KEY, metadataOf } from './metadata.ts';
 import { GRPC_TRANSPORT } from './transport.ts';
 
 /** What a mesh call needs from its mesh. */
@@ -63,7 +64,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   #ex: GrpcExchange | undefined;
   #listener: InterceptingListener | undefined;
   #credentials: CallCredentials | undefined;
-  readonly #source = new MessageSource();
+  /** The request messages (written before the call is routed, they wait in it). */
+  readonly #body: MessageBody;
   /** Messages received that the caller has not asked to read yet. */
   readonly #queue: Buffer[] = [];
   /** Reads the caller asked for that no message has answered yet. */
@@ -84,6 +86,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     this.#method = method;
     this.#authority = authority;
     this.#deadline = deadline;
+    this.#body = new MessageBody(o.retryBufferBytes);
   }
 
   // ── grpc-js Call ──
@@ -129,11 +132,12 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   #dispatch(metadata: Metadata): void {
     const o = this.#o;
     const now = o.clock.now();
-    const headers = headersOf(metadata);
-    const body = new MessageBody(this.#source, o.retryBufferBytes);
-    const ex = new GrpcExchange(this, o.errors, now, 'POST', 'http', this.#authority, this.#method, headers, body, undefined, 'grpc', GRPC_TRANSPORT);
+    const { headers, before } = callHeadersOf(metadata);
+    const ex = new GrpcExchange(this, o.errors, now, 'POST', 'http', this.#authority, this.#method, headers, this.#body, undefined, 'grpc', GRPC_TRANSPORT);
     ex.workload = o.workload;
     ex.clock = o.clock;
+    ex.callerMetadata = metadata;
+    ex.callerHeaders = before;
     // The caller's deadline, carried over to the mesh clock: the timeout layer takes the sooner of it and the route's.
     if (this.#deadline !== Number.POSITIVE_INFINITY) ex.callerDeadline = now + (this.#deadline - Date.now());
     this.#ex = ex;
@@ -147,11 +151,11 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
 
   sendMessageWithContext(context: MessageContext, message: Buffer): void {
     const cb = context.callback;
-    this.#source.push(message, cb === undefined ? undefined : () => cb());
+    this.#body.push(message, cb);
   }
 
   halfClose(): void {
-    this.#source.end();
+    this.#body.end();
   }
 
   startRead(): void {
@@ -214,13 +218,15 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       this.#localBody = [];
       return;
     }
+    const md = ex?.answerMetadata(headers, true);
+    const metadata = md === undefined ? metadataOf(g, headers) : answerMetadataOf(md, headers, ex?.flags ?? '');
     const gs = headers['grpc-status'];
     if (gs !== undefined) {
       // Trailers-only: the head is the status.
-      this.#headStatus = { code: statusOf(gs), details: decodeGrpcMessage(headers['grpc-message']), metadata: metadataOf(g, headers) };
+      this.#headStatus = { code: statusOf(gs), details: decodeGrpcMessage(headers['grpc-message']), metadata };
       return;
     }
-    this.#listener?.onReceiveMetadata(metadataOf(g, headers));
+    this.#listener?.onReceiveMetadata(metadata);
   }
 
   onResponseData(_controller: Controller, chunk: Buffer): void {
@@ -246,9 +252,10 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       return;
     }
     const gs = trailers['grpc-status'];
-    const g = this.#o.grpc;
+    const md = this.#ex?.answerMetadata(trailers, false);
+    const metadata = md === undefined ? metadataOf(this.#o.grpc, trailers) : answerMetadataOf(md, trailers, '');
     // A stream that ends without a status is an error (UNKNOWN, as the classifier counts it).
-    this.#finish(gs === undefined ? { code: GRPC_STATUS.UNKNOWN, details: 'the stream ended without a gRPC status', metadata: metadataOf(g, trailers) } : { code: statusOf(gs), details: decodeGrpcMessage(trailers['grpc-message']), metadata: metadataOf(g, trailers) });
+    this.#finish(gs === undefined ? { code: GRPC_STATUS.UNKNOWN, details: 'the stream ended without a gRPC status', metadata } : { code: statusOf(gs), details: decodeGrpcMessage(trailers['grpc-message']), metadata });
   }
 
   onResponseError(_controller: Controller, err: Error): void {
@@ -289,7 +296,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       return;
     }
     this.#ended = true;
-    this.#source.return();
+    this.#body.close();
     this.#listener?.onReceiveStatus(s);
   }
 }

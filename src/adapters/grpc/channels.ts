@@ -30,6 +30,8 @@ export interface Admitted {
   go(): void;
   /** Cancels the attempt (close() after its grace period). */
   abort(reason: Error): void;
+  /** Its place among the attempts in flight (managed by them; -1 when not in flight). */
+  liveIndex: number;
 }
 
 /** The channel options of a cluster's endpoint channels, from its connection-pool settings. */
@@ -118,20 +120,33 @@ export interface AttemptOwner {
   done(e: EndpointChannel | undefined, a: Admitted, onWire: boolean): void;
 }
 
-/** Attempts in flight, that close() waits for (and cancels after its grace period). */
+/**
+ * Attempts in flight, that close() waits for (and cancels after its grace period): an array
+ * each attempt knows its place in, so adding and removing one costs no allocation or hashing.
+ */
 class Live {
-  readonly #set = new Set<Admitted>();
+  readonly #list: Admitted[] = [];
   #onIdle: (() => void) | undefined;
   add(a: Admitted): void {
-    this.#set.add(a);
+    if (a.liveIndex !== -1) return;
+    a.liveIndex = this.#list.length;
+    this.#list.push(a);
   }
   delete(a: Admitted): void {
-    this.#set.delete(a);
-    if (this.#set.size === 0) this.#onIdle?.();
+    const i = a.liveIndex;
+    const list = this.#list;
+    if (i === -1 || list[i] !== a) return;
+    a.liveIndex = -1;
+    const last = list.pop() as Admitted;
+    if (last !== a) {
+      list[i] = last;
+      last.liveIndex = i;
+    }
+    if (list.length === 0) this.#onIdle?.();
   }
   /** Waits until no attempt is left, or `graceMs`; then cancels what is left with MESHLET_ERR_CLOSED. */
   async drain(graceMs: number, clock: Clock): Promise<void> {
-    if (this.#set.size === 0) return;
+    if (this.#list.length === 0) return;
     let timer: Timer | undefined;
     const idle = new Promise<boolean>((r) => (this.#onIdle = () => r(false)));
     const timedOut = graceMs === Number.POSITIVE_INFINITY ? await idle : await Promise.race([idle, new Promise<boolean>((r) => (timer = clock.setTimer(() => r(true), graceMs, true)))]);
@@ -139,7 +154,7 @@ class Live {
     this.#onIdle = undefined;
     if (!timedOut) return;
     const err = new MeshletError('MESHLET_ERR_CLOSED', `mesh.close(): the call was still running after closeTimeoutMs (${graceMs} ms) and was cancelled`);
-    for (const a of [...this.#set]) a.abort(err);
+    for (const a of [...this.#list]) a.abort(err);
   }
 }
 

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { Metadata } from '@grpc/grpc-js';
 import { MeshletError } from '../../core/errors.ts';
 import { Exchange, type Controller, type Headers, type LocalReplyKind } from '../../core/exchange.ts';
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
@@ -36,11 +37,42 @@ export function grpcStatusOfError(err: Error): number {
 export class GrpcExchange extends Exchange {
   /** Set when the mesh answers itself with a direct response or a redirect (not a gRPC answer). */
   localKind: LocalReplyKind | undefined = undefined;
+  /** The caller's metadata the request headers were made from (an attempt's metadata starts from it). */
+  callerMetadata: Metadata | undefined = undefined;
+  /** The request headers as they were made from it, before the pipeline changed any. */
+  callerHeaders: Headers | undefined = undefined;
+  /** The last head or trailers an attempt got, and the grpc-js Metadata they were made from. */
+  #answer: Headers | undefined = undefined;
+  #answerMetadata: Metadata | undefined = undefined;
+  /** The head delivered to the caller is the attempt's, unchanged: its Metadata. */
+  #headMetadata: Metadata | undefined = undefined;
 
-  protected override deliverHead(_controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, _changed: boolean): void {
+  /** An attempt got a head or trailers (`headers`), made from `metadata`. */
+  upstreamAnswer(headers: Headers, metadata: Metadata): void {
+    this.#answer = headers;
+    this.#answerMetadata = metadata;
+  }
+
+  /**
+   * The Metadata an attempt got for `headers` (the head just delivered, or trailers), when the
+   * caller can have it as it is: the same object, and for a head, no header operation or
+   * subscriber changed it on the way (their changes are in `headers`, not in the Metadata).
+   * Undefined otherwise: the caller's Metadata is made from `headers`.
+   */
+  answerMetadata(headers: Headers, head: boolean): Metadata | undefined {
+    if (headers !== this.#answer) return undefined;
+    const md = head ? this.#headMetadata : this.#answerMetadata;
+    this.#answer = undefined;
+    this.#answerMetadata = undefined;
+    this.#headMetadata = undefined;
+    return md;
+  }
+
+  protected override deliverHead(_controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, changed: boolean): void {
     // Only the mesh says what the mesh did: an upstream's own copy of the header is dropped.
     delete headers[FLAGS_KEY];
     if (this.flags !== '') headers[FLAGS_KEY] = this.flags;
+    this.#headMetadata = !changed && headers === this.#answer ? this.#answerMetadata : undefined;
     this._handler.onResponseStart?.(this, statusCode, headers, statusMessage);
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeGrpcMessage, encodeGrpcMessage } from './metadata.ts';
+import { decodeGrpcMessage, encodeGrpcMessage, grpcTimeout } from './metadata.ts';
 
 describe('grpc-message encoding (gRPC over HTTP/2: percent-encoded outside printable ASCII)', () => {
   const rows: [details: string, wire: string][] = [
@@ -25,4 +25,22 @@ describe('grpc-message encoding (gRPC over HTTP/2: percent-encoded outside print
     assert.equal(decodeGrpcMessage(['a%20b', 'c']), 'a b');
     assert.equal(decodeGrpcMessage(undefined), '');
   });
+});
+
+describe('grpc-timeout (at most 8 digits, rounded up, in the smallest unit that fits)', () => {
+  const rows: [ms: number, wire: string][] = [
+    [1, '1m'],
+    [0.2, '1m'],
+    [4999.5, '5000m'],
+    [5000, '5000m'],
+    [99_999_999, '99999999m'],
+    [100_000_000, '100000S'],
+    [99_999_999_000, '99999999S'],
+    [99_999_999_001, '1666667M'],
+    [6e12, '1666667H'],
+    [1e20, '99999999H'],
+  ];
+  for (const [ms, wire] of rows) {
+    it(`${ms} ms → ${wire}`, () => assert.equal(grpcTimeout(ms), wire));
+  }
 });

@@ -32,6 +32,72 @@ export function headersOf(metadata: Metadata): Headers {
   return h;
 }
 
+/** No headers (a call whose caller gave no metadata). */
+const NO_HEADERS: Headers = Object.freeze(Object.create(null)) as Headers;
+
+/**
+ * The request headers of a call made through the mesh ({@link headersOf}), and `before`: the
+ * ones its metadata became, without gRPC's own — what an attempt's metadata compares the request
+ * headers with ({@link requestMetadataOf}). A call without metadata shares one empty `before`.
+ */
+export function callHeadersOf(metadata: Metadata): { headers: Headers; before: Headers } {
+  const h = Object.create(null) as Headers;
+  let before: Headers | undefined;
+  const wire = metadata.toHttp2Headers();
+  for (const k of Object.keys(wire)) {
+    const v = wire[k];
+    if (v === undefined) continue;
+    const value = Array.isArray(v) ? v.map(String) : String(v);
+    h[k] = value;
+    before ??= Object.create(null) as Headers;
+    before[k] = value;
+  }
+  h['content-type'] = 'application/grpc';
+  h.te = 'trailers';
+  return { headers: h, before: before ?? NO_HEADERS };
+}
+
+/**
+ * The metadata of a call's attempt: the caller's own metadata (`caller`, already checked by
+ * grpc-js when it was set) cloned, with the request headers the pipeline added, changed or
+ * removed since the call's headers were made from it (`before`: those headers as they were,
+ * {@link callHeadersOf}) —
+ * rather than all of the headers made into metadata again. The headers the pipeline adds to
+ * every call (the peer-metadata exchange's) are checked once while their value repeats.
+ */
+export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata, before: Headers): Metadata {
+  const md = caller.clone();
+  // `before` has the caller's metadata names (see answerMetadataOf on remove()).
+  for (const k in before) if (RESERVED.has(k)) md.remove(k);
+  const names = Object.keys(headers);
+  for (let i = 0; i < names.length; i++) {
+    const k = names[i] as string;
+    const v = headers[k];
+    const was = before[k];
+    if (v === undefined || v === was || k.charCodeAt(0) === 58 /* : */ || RESERVED.has(k)) continue;
+    // A name the caller's metadata did not have is not in its clone.
+    if (was !== undefined) md.remove(k);
+    md.merge(checkedHeader(g, k, v));
+  }
+  for (const k in before) if (headers[k] === undefined) md.remove(k);
+  return md;
+}
+
+/** Headers the pipeline added, made into metadata (grpc-js checks names and values), by name: kept while the value repeats. */
+const checked = new Map<string, { readonly value: string | string[]; readonly metadata: Metadata }>();
+/** Names kept at most (header names come from outside: the cache stays small whatever they are). */
+const CHECKED_MAX = 64;
+
+function checkedHeader(g: GrpcJs, name: string, value: string | string[]): Metadata {
+  const c = checked.get(name);
+  if (c !== undefined && c.value === value) return c.metadata;
+  const one = Object.create(null) as Record<string, string | string[]>;
+  one[name] = value;
+  const metadata = g.Metadata.fromHttp2Headers(one);
+  if (c !== undefined || checked.size < CHECKED_MAX) checked.set(name, { value, metadata });
+  return metadata;
+}
+
 /** Metadata from headers (request headers when a call is sent; response headers and trailers when it comes back). */
 export function metadataOf(g: GrpcJs, headers: Headers): Metadata {
   const wire: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
@@ -41,6 +107,21 @@ export function metadataOf(g: GrpcJs, headers: Headers): Metadata {
     wire[k] = v;
   }
   return g.Metadata.fromHttp2Headers(wire);
+}
+
+/**
+ * The Metadata an endpoint answered with, as the caller gets it when nothing changed it on the
+ * way (instead of made again from the response headers, `headers`): the names gRPC writes
+ * itself taken out, as {@link metadataOf} leaves them out, and the mesh's response flags
+ * (`flags`) as the only copy of their header.
+ */
+export function answerMetadataOf(metadata: Metadata, headers: Headers, flags: string): Metadata {
+  // `headers` were made from the Metadata: its names are theirs (grpc-js lower-cases every name
+  // it is given, and remove() pays for that on each call, so only names present are removed).
+  for (const k in headers) if (RESERVED.has(k)) metadata.remove(k);
+  if (flags !== '') metadata.set(FLAGS_KEY, flags);
+  else metadata.remove(FLAGS_KEY);
+  return metadata;
 }
 
 /** Response headers from received metadata (as a trailers-only head or trailers carry them). */
@@ -53,6 +134,28 @@ export function responseHeadersOf(metadata: Metadata): Headers {
     h[k] = Array.isArray(v) ? v.map(String) : String(v);
   }
   return h;
+}
+
+/** grpc-timeout's units, smallest first, and their size in ms. */
+const TIMEOUT_UNITS: readonly (readonly [string, number])[] = [
+  ['m', 1],
+  ['S', 1000],
+  ['M', 60_000],
+  ['H', 3_600_000],
+];
+
+/**
+ * `grpc-timeout` for `ms` milliseconds, in the unit gRPC's HTTP/2 mapping allows (at most 8
+ * digits), rounded up as grpc-js rounds its own.
+ */
+export function grpcTimeout(ms: number): string {
+  // Almost every deadline is under 27 hours: milliseconds.
+  if (ms <= 99_999_999) return `${Math.ceil(ms)}m`;
+  for (const [unit, perMs] of TIMEOUT_UNITS) {
+    const n = Math.ceil(ms / perMs);
+    if (n <= 99_999_999) return `${n}${unit}`;
+  }
+  return '99999999H';
 }
 
 /** Printable ASCII but `%`: what `grpc-message` carries as it is. */
