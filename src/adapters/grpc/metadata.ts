@@ -60,9 +60,17 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
     const v = headers[k];
     const was = before[k];
     if (v === undefined || v === was || k.charCodeAt(0) === 58 /* : */ || RESERVED.has(k)) continue;
+    const one = checkedHeader(g, k, v);
+    const store = storeOf(md);
+    const values = store === undefined ? undefined : storeOf(one)?.get(k);
+    if (store !== undefined && values !== undefined) {
+      // The checked values replace the caller's (a list of the attempt's own: grpc-js's add() pushes onto it).
+      store.set(k, values.slice());
+      continue;
+    }
     // A name the caller's metadata did not have is not in its clone.
     if (was !== undefined) md.remove(k);
-    md.merge(checkedHeader(g, k, v));
+    md.merge(one);
   }
   for (const k in before) if (headers[k] === undefined) md.remove(k);
   return md;
@@ -116,6 +124,23 @@ export function responseHeadersOf(metadata: Metadata): Headers {
   return h;
 }
 
+/**
+ * Sets `grpc-timeout` on an attempt's metadata: the value is the mesh's own (grpcTimeout, always
+ * legal), so it goes into grpc-js's store directly when there is one, without set()'s name and
+ * value checks.
+ */
+export function setGrpcTimeout(md: Metadata, value: string): void {
+  const store = storeOf(md);
+  if (store === undefined) md.set('grpc-timeout', value);
+  else store.set('grpc-timeout', [value]);
+}
+
+/** grpc-js's store of a Metadata's values, when it has one. */
+function storeOf(md: Metadata): MetadataStore | undefined {
+  const store = (md as unknown as { internalRepr?: unknown }).internalRepr;
+  return store instanceof Map ? (store as MetadataStore) : undefined;
+}
+
 /** grpc-js's own store of a Metadata's values: lower-cased name → values (strings, or Buffers for `-bin` names). */
 type MetadataStore = Map<string, (string | Buffer)[]>;
 
@@ -128,8 +153,8 @@ type MetadataStore = Map<string, (string | Buffer)[]>;
  * through toHttp2Headers. metadata.test.ts holds the two to the same result.
  */
 export function intoHeaders(metadata: Metadata, h: Headers, also?: Headers): boolean {
-  const store = (metadata as unknown as { internalRepr?: unknown }).internalRepr;
-  if (!(store instanceof Map)) {
+  const store = storeOf(metadata);
+  if (store === undefined) {
     const wire = metadata.toHttp2Headers();
     let any = false;
     for (const k of Object.keys(wire)) {
@@ -144,7 +169,7 @@ export function intoHeaders(metadata: Metadata, h: Headers, also?: Headers): boo
   }
   if (store.size === 0) return false;
   copyAlso = also;
-  (store as MetadataStore).forEach(copyEntry, h);
+  store.forEach(copyEntry, h);
   copyAlso = undefined;
   return true;
 }
