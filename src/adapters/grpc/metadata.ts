@@ -35,8 +35,9 @@ const NO_HEADERS: Headers = Object.freeze(Object.create(null)) as Headers;
  */
 export function callHeadersOf(metadata: Metadata): { headers: Headers; before: Headers } {
   const h = Object.create(null) as Headers;
-  const before = Object.create(null) as Headers;
-  const any = intoHeaders(metadata, h, before);
+  // No metadata (most calls): no second dictionary to fill.
+  const before = storeOf(metadata)?.size === 0 ? NO_HEADERS : (Object.create(null) as Headers);
+  const any = before !== NO_HEADERS && intoHeaders(metadata, h, before);
   h['content-type'] = 'application/grpc';
   h.te = 'trailers';
   return { headers: h, before: any ? before : NO_HEADERS };
