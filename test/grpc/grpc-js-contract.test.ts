@@ -99,4 +99,19 @@ describe('the grpc-js seam', () => {
     const r = await rawCall(`127.0.0.1:${up.port}`, '/meshlet.test.Echo/Unary');
     assert.equal(isLocalAfterHead(r.status.code, r.status.details, r.status.metadata), false);
   });
+  it('a Metadata keeps its values in internalRepr, a Map of lower-cased name → list (metadata.ts reads and writes it directly)', () => {
+    const md = new grpc.Metadata();
+    md.add('X-Two', 'a');
+    md.add('x-two', 'b');
+    md.set('x-one-bin', Buffer.from([1]));
+    const store = (md as unknown as { internalRepr?: unknown }).internalRepr;
+    assert.ok(store instanceof Map);
+    assert.deepEqual([...store.keys()], ['x-two', 'x-one-bin']);
+    assert.deepEqual(store.get('x-two'), ['a', 'b']);
+    assert.deepEqual(store.get('x-one-bin'), [Buffer.from([1])]);
+    // What is put into it is what the Metadata gives.
+    store.set('grpc-timeout', ['5m']);
+    assert.deepEqual(md.get('grpc-timeout'), ['5m']);
+    assert.equal(md.toHttp2Headers()['grpc-timeout'], '5m');
+  });
 });

@@ -20,7 +20,7 @@ import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
 import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
 import type { GrpcJs } from './grpc-js.ts';
 import { GrpcExchange } from './exchange.ts';
-import { encodeGrpcMessage, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf } from './metadata.ts';
+import { encodeGrpcMessage, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout } from './metadata.ts';
 
 type Call = experimental.CallStream;
 
@@ -110,7 +110,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     // The effective deadline (route timeout, caller deadline, MeshContext) is the mesh's to keep
     // (its deadline queue cancels the attempt when it passes); the endpoint call carries what
     // remains of it as grpc-timeout, with no grpc-js deadline timer of its own.
-    if (ex.deadline !== Number.POSITIVE_INFINITY) metadata.set('grpc-timeout', grpcTimeout(Math.max(1, ex.deadline - this.#clock.now())));
+    if (ex.deadline !== Number.POSITIVE_INFINITY) setGrpcTimeout(metadata, grpcTimeout(Math.max(1, ex.deadline - this.#clock.now())));
     call.start(metadata, this);
     this.#reading = true;
     call.startRead();

@@ -50,10 +50,13 @@ class Entry implements WriteAck {
   }
 }
 
-/** The iterator the base class is given: a MessageBody never reads it (attempts attach instead). */
-const NO_SOURCE: AsyncIterable<unknown> = {
-  [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ value: undefined, done: true }) }),
-};
+/** The iterator the base class is given: a MessageBody never reads it (attempts attach instead). One for every body: nothing made per call. */
+const NO_ITERATOR: AsyncIterator<unknown> = Object.freeze({ next: () => Promise.resolve({ value: undefined, done: true as const }) });
+const NO_SOURCE: AsyncIterable<unknown> = Object.freeze({ [Symbol.asyncIterator]: () => NO_ITERATOR });
+
+function messageOf(e: Entry): Buffer {
+  return e.message;
+}
 
 /** The request body of a gRPC call: the caller's messages, replayable (and mirrored) while they fit. */
 export class MessageBody extends ReplayableBody {
@@ -74,6 +77,11 @@ export class MessageBody extends ReplayableBody {
   /** The whole request is known (or known to be unavailable): {@link MessageBody.#completeMessages}. */
   #complete = false;
   #completeMessages: readonly Buffer[] | undefined;
+  /**
+   * The whole request is the recorded messages, not listed yet: no one waited for it when it
+   * became complete (almost every call), so the list is made only if someone asks.
+   */
+  #completeRecorded = false;
 
   /** `capBytes`: the largest request kept for replay by retries. */
   constructor(capBytes: number) {
@@ -121,7 +129,8 @@ export class MessageBody extends ReplayableBody {
     pending.length = 0;
     const recorded = this.#recorded;
     for (let i = 0; i < recorded.length; i++) (recorded[i] as Entry).written();
-    recorded.length = 0;
+    // Kept while they are the whole request, as it was when complete (a later forCopy lists them).
+    if (!this.#completeRecorded) recorded.length = 0;
   }
 
   // ── the attempt's side ──
@@ -174,7 +183,13 @@ export class MessageBody extends ReplayableBody {
   /** Every message was taken and the caller half-closed: the whole request is known. */
   #settle(): void {
     if (this.#complete) return;
-    this.#resolve(this.#overflow ? undefined : this.#recorded.map((e) => e.message));
+    if (this.#onComplete === undefined && !this.#overflow) {
+      // No one waits for the whole request: it is listed if someone asks (#whenMessages).
+      this.#complete = true;
+      this.#completeRecorded = true;
+      return;
+    }
+    this.#resolve(this.#overflow ? undefined : this.#recorded.map(messageOf));
   }
 
   #resolve(messages: readonly Buffer[] | undefined): void {
@@ -189,7 +204,7 @@ export class MessageBody extends ReplayableBody {
 
   /** The call's messages once the whole request is known; `undefined`: it outgrew the replay buffer or ended first. */
   #whenMessages(): Promise<readonly Buffer[] | undefined> {
-    if (this.#complete) return Promise.resolve(this.#completeMessages);
+    if (this.#complete) return Promise.resolve(this.#completeRecorded ? this.#recorded.map(messageOf) : this.#completeMessages);
     return new Promise((resolve) => {
       this.#onComplete ??= [];
       this.#onComplete.push(resolve);

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeGrpcMessage, encodeGrpcMessage, grpcTimeout } from './metadata.ts';
+import type { Metadata } from '@grpc/grpc-js';
+import type { Headers } from '../../core/handler.ts';
+import { grpcJs } from './grpc-js.ts';
+import { callHeadersOf, decodeGrpcMessage, encodeGrpcMessage, grpcTimeout, intoHeaders, responseHeadersOf } from './metadata.ts';
 
 describe('grpc-message encoding (gRPC over HTTP/2: percent-encoded outside printable ASCII)', () => {
   const rows: [details: string, wire: string][] = [
@@ -43,4 +46,72 @@ describe('grpc-timeout (at most 8 digits, rounded up, in the smallest unit that 
   for (const [ms, wire] of rows) {
     it(`${ms} ms → ${wire}`, () => assert.equal(grpcTimeout(ms), wire));
   }
+});
+
+describe('metadata into headers (grpc-js’s store read directly, as toHttp2Headers gives it)', () => {
+  const g = grpcJs();
+  /** What toHttp2Headers makes of the metadata, as the headers the mesh works with. */
+  const viaHttp2 = (md: Metadata): Record<string, string | string[]> => {
+    const out: Record<string, string | string[]> = {};
+    const wire = md.toHttp2Headers();
+    for (const k of Object.keys(wire)) {
+      const v = wire[k];
+      if (v !== undefined) out[k] = Array.isArray(v) ? v.map(String) : String(v);
+    }
+    return out;
+  };
+  const rows: [name: string, fill: (md: Metadata) => void][] = [
+    ['empty', () => undefined],
+    ['one text value', (md) => md.set('x-user', 'alice')],
+    ['upper-case name given (grpc-js lower-cases it)', (md) => md.set('X-Upper', 'v')],
+    ['two values of one name', (md) => {
+      md.add('x-multi', 'a');
+      md.add('x-multi', 'b');
+    }],
+    ['a -bin value (base64)', (md) => md.set('x-trace-bin', Buffer.from([0, 1, 2, 250, 255]))],
+    ['two -bin values', (md) => {
+      md.add('x-two-bin', Buffer.from('ab'));
+      md.add('x-two-bin', Buffer.from([0xff]));
+    }],
+    ['an empty value', (md) => md.set('x-empty', '')],
+    ['a pseudo-header (left out)', (md) => {
+      md.set(':authority', 'reviews');
+      md.set('x-after', '1');
+    }],
+    ['gRPC’s own names (kept: callers strip them)', (md) => {
+      md.set('content-type', 'application/grpc');
+      md.set('grpc-encoding', 'identity');
+    }],
+  ];
+  for (const [name, fill] of rows) {
+    it(name, () => {
+      const md = new g.Metadata();
+      fill(md);
+      const want = viaHttp2(md);
+      const h = Object.create(null) as Headers;
+      const also = Object.create(null) as Headers;
+      const any = intoHeaders(md, h, also);
+      assert.deepEqual({ ...h }, want);
+      assert.equal(any, (md as unknown as { internalRepr: Map<string, unknown> }).internalRepr.size > 0);
+      // The second copy has the very same values (an attempt compares them by identity).
+      for (const k of Object.keys(h)) assert.equal(also[k], h[k]);
+      assert.equal(Object.keys(also).length, Object.keys(h).length);
+      assert.deepEqual({ ...responseHeadersOf(md) }, want);
+      // A multi-valued header is a list of its own, not grpc-js's.
+      for (const k of Object.keys(h)) if (Array.isArray(h[k])) assert.notEqual(h[k], (md as unknown as { internalRepr: Map<string, unknown> }).internalRepr.get(k));
+      // A Metadata without grpc-js's store goes through toHttp2Headers, to the same result.
+      const opaque = { toHttp2Headers: () => md.toHttp2Headers() } as unknown as Metadata;
+      const h2 = Object.create(null) as Headers;
+      intoHeaders(opaque, h2);
+      assert.deepEqual({ ...h2 }, want);
+    });
+  }
+  it('call headers: gRPC’s content-type and te added; `before` is the metadata alone', () => {
+    const md = new g.Metadata();
+    md.set('x-user', 'alice');
+    const { headers, before } = callHeadersOf(md);
+    assert.deepEqual({ ...headers }, { 'x-user': 'alice', 'content-type': 'application/grpc', te: 'trailers' });
+    assert.deepEqual({ ...before }, { 'x-user': 'alice' });
+    assert.deepEqual({ ...callHeadersOf(new g.Metadata()).before }, {});
+  });
 });

@@ -19,14 +19,7 @@ const RESERVED = new Set(['content-type', 'te', 'host', 'user-agent', 'grpc-time
 /** The request headers of a call: its metadata (lower-cased names; `-bin` values base64) plus gRPC's content-type and te. */
 export function headersOf(metadata: Metadata): Headers {
   const h = Object.create(null) as Headers;
-  // grpc-js keeps metadata keys lower-cased (Metadata normalizes every key it is given) and
-  // leaves pseudo-headers out of toHttp2Headers(): no per-key copy or check needed.
-  const wire = metadata.toHttp2Headers();
-  for (const k of Object.keys(wire)) {
-    const v = wire[k];
-    if (v === undefined) continue;
-    h[k] = Array.isArray(v) ? v.map(String) : String(v);
-  }
+  intoHeaders(metadata, h);
   h['content-type'] = 'application/grpc';
   h.te = 'trailers';
   return h;
@@ -42,19 +35,12 @@ const NO_HEADERS: Headers = Object.freeze(Object.create(null)) as Headers;
  */
 export function callHeadersOf(metadata: Metadata): { headers: Headers; before: Headers } {
   const h = Object.create(null) as Headers;
-  let before: Headers | undefined;
-  const wire = metadata.toHttp2Headers();
-  for (const k of Object.keys(wire)) {
-    const v = wire[k];
-    if (v === undefined) continue;
-    const value = Array.isArray(v) ? v.map(String) : String(v);
-    h[k] = value;
-    before ??= Object.create(null) as Headers;
-    before[k] = value;
-  }
+  // No metadata (most calls): no second dictionary to fill.
+  const before = storeOf(metadata)?.size === 0 ? NO_HEADERS : (Object.create(null) as Headers);
+  const any = before !== NO_HEADERS && intoHeaders(metadata, h, before);
   h['content-type'] = 'application/grpc';
   h.te = 'trailers';
-  return { headers: h, before: before ?? NO_HEADERS };
+  return { headers: h, before: any ? before : NO_HEADERS };
 }
 
 /**
@@ -75,9 +61,17 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
     const v = headers[k];
     const was = before[k];
     if (v === undefined || v === was || k.charCodeAt(0) === 58 /* : */ || RESERVED.has(k)) continue;
+    const one = checkedHeader(g, k, v);
+    const store = storeOf(md);
+    const values = store === undefined ? undefined : storeOf(one)?.get(k);
+    if (store !== undefined && values !== undefined) {
+      // The checked values replace the caller's (a list of the attempt's own: grpc-js's add() pushes onto it).
+      store.set(k, values.slice());
+      continue;
+    }
     // A name the caller's metadata did not have is not in its clone.
     if (was !== undefined) md.remove(k);
-    md.merge(checkedHeader(g, k, v));
+    md.merge(one);
   }
   for (const k in before) if (headers[k] === undefined) md.remove(k);
   return md;
@@ -127,13 +121,73 @@ export function answerMetadataOf(metadata: Metadata, headers: Headers, flags: st
 /** Response headers from received metadata (as a trailers-only head or trailers carry them). */
 export function responseHeadersOf(metadata: Metadata): Headers {
   const h = Object.create(null) as Headers;
-  const wire = metadata.toHttp2Headers();
-  for (const k of Object.keys(wire)) {
-    const v = wire[k];
-    if (v === undefined) continue;
-    h[k] = Array.isArray(v) ? v.map(String) : String(v);
-  }
+  intoHeaders(metadata, h);
   return h;
+}
+
+/**
+ * Sets `grpc-timeout` on an attempt's metadata: the value is the mesh's own (grpcTimeout, always
+ * legal), so it goes into grpc-js's store directly when there is one, without set()'s name and
+ * value checks.
+ */
+export function setGrpcTimeout(md: Metadata, value: string): void {
+  const store = storeOf(md);
+  if (store === undefined) md.set('grpc-timeout', value);
+  else store.set('grpc-timeout', [value]);
+}
+
+/** grpc-js's store of a Metadata's values, when it has one. */
+function storeOf(md: Metadata): MetadataStore | undefined {
+  const store = (md as unknown as { internalRepr?: unknown }).internalRepr;
+  return store instanceof Map ? (store as MetadataStore) : undefined;
+}
+
+/** grpc-js's own store of a Metadata's values: lower-cased name → values (strings, or Buffers for `-bin` names). */
+type MetadataStore = Map<string, (string | Buffer)[]>;
+
+/**
+ * Copies `metadata` into the empty headers `h` (and `also`, the same values) as
+ * {@link Metadata.toHttp2Headers} gives it (pseudo-headers left out, `-bin` values base64,
+ * several values as a list), and says whether it had any entry. It reads grpc-js's store of the
+ * values (`internalRepr`, a Map) directly rather than through toHttp2Headers (an object and a key
+ * list more per conversion, twice per call on the way back); a Metadata without that store goes
+ * through toHttp2Headers. metadata.test.ts holds the two to the same result.
+ */
+export function intoHeaders(metadata: Metadata, h: Headers, also?: Headers): boolean {
+  const store = storeOf(metadata);
+  if (store === undefined) {
+    const wire = metadata.toHttp2Headers();
+    let any = false;
+    for (const k of Object.keys(wire)) {
+      const v = wire[k];
+      if (v === undefined) continue;
+      const value = Array.isArray(v) ? v.map(String) : String(v);
+      h[k] = value;
+      if (also !== undefined) also[k] = value;
+      any = true;
+    }
+    return any;
+  }
+  if (store.size === 0) return false;
+  copyAlso = also;
+  store.forEach(copyEntry, h);
+  copyAlso = undefined;
+  return true;
+}
+
+/** The second headers object copyEntry fills, for the one conversion running. */
+let copyAlso: Headers | undefined;
+
+/** One entry of a Metadata's store into the headers `this` (a Map.forEach callback: no closure per call). */
+function copyEntry(this: Headers, values: (string | Buffer)[], name: string): void {
+  if (name.charCodeAt(0) === 58 /* : */) return;
+  const v = values.length === 1 ? wireValue(values[0] as string | Buffer) : values.map(wireValue);
+  this[name] = v;
+  if (copyAlso !== undefined) copyAlso[name] = v;
+}
+
+function wireValue(v: string | Buffer): string {
+  return typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('base64') : String(v);
 }
 
 /** grpc-timeout's units, smallest first, and their size in ms. */
