@@ -16,6 +16,7 @@ import { createMesh, type Mesh } from '../../src/index.ts';
 import { ManualClock } from '../../src/core/clock.ts';
 import { collect, type Echo, grpc, unary } from '../helpers/grpc.ts';
 import { md, type MeshGrpcServer, plainClient, startMeshGrpcServer } from '../helpers/grpc-server.ts';
+import { localRateLimitFilter } from '../helpers/rate-limit.ts';
 
 const ISSUER = 'testing@secure.istio.io';
 const ECHO = '/meshlet.test.Echo';
@@ -265,38 +266,11 @@ describe('gRPC server: forwardOriginalToken and a token in other metadata (fromH
 
 /** Istio's local rate limit task for this workload: 2 tokens per 60 s; `asResourceExhausted` sets `rate_limited_as_resource_exhausted`, `xHeaders` `enable_x_ratelimit_headers`. */
 function rateLimit(asResourceExhausted: boolean, xHeaders = false): object {
-  return {
-    apiVersion: 'networking.istio.io/v1alpha3',
-    kind: 'EnvoyFilter',
-    metadata: meta('ratelimit'),
-    spec: {
-      configPatches: [
-        {
-          applyTo: 'HTTP_FILTER',
-          match: { context: 'SIDECAR_INBOUND', listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager' } } } },
-          patch: {
-            operation: 'INSERT_BEFORE',
-            value: {
-              name: 'envoy.filters.http.local_ratelimit',
-              typed_config: {
-                '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct',
-                type_url: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
-                value: {
-                  stat_prefix: 'http_local_rate_limiter',
-                  token_bucket: { max_tokens: 2, tokens_per_fill: 2, fill_interval: '60s' },
-                  filter_enabled: { runtime_key: 'local_rate_limit_enabled', default_value: { numerator: 100, denominator: 'HUNDRED' } },
-                  filter_enforced: { runtime_key: 'local_rate_limit_enforced', default_value: { numerator: 100, denominator: 'HUNDRED' } },
-                  response_headers_to_add: [{ append: false, header: { key: 'x-local-rate-limit', value: 'true' } }],
-                  ...(asResourceExhausted ? { rate_limited_as_resource_exhausted: true } : {}),
-                  ...(xHeaders ? { enable_x_ratelimit_headers: 'DRAFT_VERSION_03' } : {}),
-                },
-              },
-            },
-          },
-        },
-      ],
-    },
-  };
+  return localRateLimitFilter(meta('ratelimit'), 2, '60s', {
+    response_headers_to_add: [{ append: false, header: { key: 'x-local-rate-limit', value: 'true' } }],
+    ...(asResourceExhausted ? { rate_limited_as_resource_exhausted: true } : {}),
+    ...(xHeaders ? { enable_x_ratelimit_headers: 'DRAFT_VERSION_03' } : {}),
+  });
 }
 
 describe('gRPC server: the local rate limit', () => {

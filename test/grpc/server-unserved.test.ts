@@ -15,6 +15,7 @@ import { createMesh, type Mesh } from '../../src/index.ts';
 import { sdk } from '../helpers/metric-reader.ts';
 import { EchoClient, grpc } from '../helpers/grpc.ts';
 import { type BindKind, md, type MeshGrpcServer, OWN_CONNECTIONS, startMeshGrpcServer } from '../helpers/grpc-server.ts';
+import { localRateLimitFilter } from '../helpers/rate-limit.ts';
 
 const ISSUER = 'testing@secure.istio.io';
 const MISSING = '/meshlet.test.Other/Missing';
@@ -125,35 +126,7 @@ describe('gRPC server: calls to methods the server does not serve are judged fir
   }
 
   it('a local rate limit (1 token per 60 s) applies to unserved methods: the first call UNIMPLEMENTED, the next UNAVAILABLE local_rate_limited (RL)', async () => {
-    const limit = {
-      apiVersion: 'networking.istio.io/v1alpha3',
-      kind: 'EnvoyFilter',
-      metadata: meta('ratelimit'),
-      spec: {
-        configPatches: [
-          {
-            applyTo: 'HTTP_FILTER',
-            match: { context: 'SIDECAR_INBOUND', listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager' } } } },
-            patch: {
-              operation: 'INSERT_BEFORE',
-              value: {
-                name: 'envoy.filters.http.local_ratelimit',
-                typed_config: {
-                  '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct',
-                  type_url: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
-                  value: {
-                    stat_prefix: 'http_local_rate_limiter',
-                    token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: '60s' },
-                    filter_enabled: { runtime_key: 'local_rate_limit_enabled', default_value: { numerator: 100, denominator: 'HUNDRED' } },
-                    filter_enforced: { runtime_key: 'local_rate_limit_enforced', default_value: { numerator: 100, denominator: 'HUNDRED' } },
-                  },
-                },
-              },
-            },
-          },
-        ],
-      },
-    };
+    const limit = localRateLimitFilter(meta('ratelimit'), 1, '60s');
     const { client, destination } = await serve([limit]);
     assert.deepEqual(await callUnary(client, MISSING), unimplemented(MISSING));
     assert.deepEqual(await callUnary(client, MISSING), { code: grpc.status.UNAVAILABLE, details: 'local_rate_limited' });

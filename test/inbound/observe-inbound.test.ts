@@ -24,6 +24,7 @@ import type { InboundEndMessage, InboundStartMessage } from '../../src/core/obse
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { initDevCa } from '../../src/security/pki/dev-ca.ts';
 import { frameworks, listen, raw } from '../helpers/frameworks.ts';
+import { localRateLimitFilter } from '../helpers/rate-limit.ts';
 
 const ISSUER = 'testing@secure.istio.io';
 
@@ -199,36 +200,7 @@ describe('meshlet:inbound:start / :end through every server entry point', () => 
       clock,
       logger: { warn: () => {} },
       config: [
-        {
-          apiVersion: 'networking.istio.io/v1alpha3',
-          kind: 'EnvoyFilter',
-          metadata: { name: 'rl', namespace: 'foo' },
-          spec: {
-            workloadSelector: { labels: { app: 'httpbin' } },
-            configPatches: [
-              {
-                applyTo: 'HTTP_FILTER',
-                match: { context: 'SIDECAR_INBOUND', listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager' } } } },
-                patch: {
-                  operation: 'INSERT_BEFORE',
-                  value: {
-                    name: 'envoy.filters.http.local_ratelimit',
-                    typed_config: {
-                      '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct',
-                      type_url: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
-                      value: {
-                        stat_prefix: 'http_local_rate_limiter',
-                        token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: '60s' },
-                        filter_enabled: { runtime_key: 'a', default_value: { numerator: 100, denominator: 'HUNDRED' } },
-                        filter_enforced: { runtime_key: 'b', default_value: { numerator: 100, denominator: 'HUNDRED' } },
-                      },
-                    },
-                  },
-                },
-              },
-            ],
-          },
-        },
+        localRateLimitFilter({ name: 'rl', namespace: 'foo' }, 1, '60s', {}, { app: 'httpbin' }),
       ],
     });
     const server = await (frameworks[0] as (typeof frameworks)[number]).start(mesh);

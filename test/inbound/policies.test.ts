@@ -12,6 +12,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { ManualClock } from '../../src/core/clock.ts';
 import { frameworks, raw, type Seen } from '../helpers/frameworks.ts';
+import { localRateLimitFilter } from '../helpers/rate-limit.ts';
 
 const ISSUER = 'testing@secure.istio.io';
 
@@ -228,37 +229,13 @@ describe('server-side policies through every framework', () => {
 });
 
 /** Istio's local rate limit task, for this workload: 2 tokens, refilled over 60 s. */
-const rateLimit = {
-  apiVersion: 'networking.istio.io/v1alpha3',
-  kind: 'EnvoyFilter',
-  metadata: { name: 'filter-local-ratelimit-svc', namespace: 'foo' },
-  spec: {
-    workloadSelector: { labels: { app: 'httpbin' } },
-    configPatches: [
-      {
-        applyTo: 'HTTP_FILTER',
-        match: { context: 'SIDECAR_INBOUND', listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager' } } } },
-        patch: {
-          operation: 'INSERT_BEFORE',
-          value: {
-            name: 'envoy.filters.http.local_ratelimit',
-            typed_config: {
-              '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct',
-              type_url: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
-              value: {
-                stat_prefix: 'http_local_rate_limiter',
-                token_bucket: { max_tokens: 2, tokens_per_fill: 2, fill_interval: '60s' },
-                filter_enabled: { runtime_key: 'local_rate_limit_enabled', default_value: { numerator: 100, denominator: 'HUNDRED' } },
-                filter_enforced: { runtime_key: 'local_rate_limit_enforced', default_value: { numerator: 100, denominator: 'HUNDRED' } },
-                response_headers_to_add: [{ append: false, header: { key: 'x-local-rate-limit', value: 'true' } }],
-              },
-            },
-          },
-        },
-      },
-    ],
-  },
-};
+const rateLimit = localRateLimitFilter(
+  { name: 'filter-local-ratelimit-svc', namespace: 'foo' },
+  2,
+  '60s',
+  { response_headers_to_add: [{ append: false, header: { key: 'x-local-rate-limit', value: 'true' } }] },
+  { app: 'httpbin' },
+);
 
 describe('the local rate limit through every framework', () => {
   for (const fw of frameworks) {
