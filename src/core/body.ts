@@ -17,8 +17,8 @@ export class ReplayableBody {
   #ended = false;
   /** A pull from the source in progress (shared, so two attempts never pull the same chunk twice). */
   #pulling: Promise<IteratorResult<unknown>> | undefined;
-  /** Waiting for the whole body ({@link ReplayableBody.whenComplete}): given its chunks, or undefined. */
-  #onComplete: ((chunks: Uint8Array[] | undefined) => void)[] | undefined;
+  /** Waiting for the whole body ({@link ReplayableBody.whenComplete}). */
+  #onComplete: ((bytes: Buffer | undefined) => void)[] | undefined;
   /** The error the caller's source failed with, once it did (a failure of the caller's making). */
   #sourceError: unknown = undefined;
 
@@ -76,12 +76,12 @@ export class ReplayableBody {
    * pulls from the source itself (mirroring uses it, so a copy never slows the primary call).
    */
   whenComplete(): Promise<Buffer | undefined> {
-    return this.#whenDone((chunks) => Buffer.concat(chunks));
-  }
-
-  /** As {@link ReplayableBody.whenComplete}, the body as the chunks the source gave (a gRPC call's: one per message). */
-  whenCompleteChunks(): Promise<readonly Uint8Array[] | undefined> {
-    return this.#whenDone((chunks) => chunks.slice());
+    if (this.#ended) return Promise.resolve(this.#overflow ? undefined : Buffer.concat(this.#chunks));
+    if (this.#overflow) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      this.#onComplete ??= [];
+      this.#onComplete.push(resolve);
+    });
   }
 
   /**
@@ -93,21 +93,12 @@ export class ReplayableBody {
     return this.whenComplete();
   }
 
-  #whenDone<T>(f: (chunks: Uint8Array[]) => T): Promise<T | undefined> {
-    if (this.#ended) return Promise.resolve(this.#overflow ? undefined : f(this.#chunks));
-    if (this.#overflow) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      this.#onComplete ??= [];
-      this.#onComplete.push((chunks) => resolve(chunks === undefined ? undefined : f(chunks)));
-    });
-  }
-
   #complete(ok: boolean): void {
     const waiting = this.#onComplete;
     if (waiting === undefined) return;
     this.#onComplete = undefined;
-    const chunks = ok ? this.#chunks : undefined;
-    for (const w of waiting) w(chunks);
+    const bytes = ok ? Buffer.concat(this.#chunks) : undefined;
+    for (const w of waiting) w(bytes);
   }
 
   /** A fresh iterable for one attempt: the recorded bytes, then the rest of the source. */
