@@ -7,9 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { failureKindOf, isLocalAfterHead, isServerTrailersOnly } from '../../src/adapters/grpc/classify.ts';
+import { watchingSockets } from '../../src/adapters/grpc/conn.ts';
 import { deadPort } from '../helpers/upstreams.ts';
 import { grpc, type GrpcUpstream, startGrpcUpstream, status } from '../helpers/grpc.ts';
 
@@ -17,8 +18,8 @@ import { grpc, type GrpcUpstream, startGrpcUpstream, status } from '../helpers/g
 const KNOWN_MINORS = ['1.14'];
 
 /** One raw call on a plain grpc-js channel: what its listener saw. */
-function rawCall(target: string, method: string): Promise<{ metadata: boolean; status: grpc.StatusObject }> {
-  const ch = new grpc.Channel(target, grpc.credentials.createInsecure(), { 'grpc.enable_retries': 0, 'grpc.use_local_subchannel_pool': 1 });
+function rawCall(target: string, method: string, credentials = grpc.credentials.createInsecure()): Promise<{ metadata: boolean; status: grpc.StatusObject }> {
+  const ch = new grpc.Channel(target, credentials, { 'grpc.enable_retries': 0, 'grpc.use_local_subchannel_pool': 1 });
   const call = ch.createCall(method, Number.POSITIVE_INFINITY, undefined, null, undefined) as unknown as grpc.experimental.CallStream;
   return new Promise((resolve) => {
     let metadata = false;
@@ -113,5 +114,17 @@ describe('the grpc-js seam', () => {
     store.set('grpc-timeout', ['5m']);
     assert.deepEqual(md.get('grpc-timeout'), ['5m']);
     assert.equal(md.toHttp2Headers()['grpc-timeout'], '5m');
+  });
+  it('a channel connects through its credentials\' _createSecureConnector, handing it the TCP socket (conn.ts watches connects for tcp.connectTimeout through it)', async () => {
+    const sockets: Socket[] = [];
+    const creds = watchingSockets(grpc as never, grpc.credentials.createInsecure(), (so) => sockets.push(so));
+    const hits = up.hits;
+    const r = await rawCall(`127.0.0.1:${up.port}`, '/meshlet.test.Echo/Unary', creds);
+    // The call went out on that connection and the server answered it (whatever this suite's behaviour is now).
+    assert.notEqual(r.status.code, grpc.status.UNAVAILABLE, r.status.details);
+    assert.equal(up.hits, hits + 1);
+    assert.equal(sockets.length, 1);
+    assert.ok(sockets[0] instanceof Socket);
+    assert.equal(sockets[0]?.remotePort, up.port);
   });
 });
