@@ -24,9 +24,9 @@ import { ConfigError, type MeshletError } from '../core/errors.ts';
 import { IssueList } from '../config/issues.ts';
 import type { Snapshot, WorkloadInfo } from '../routing/compile.ts';
 import type { UrlRotation } from './backoff.ts';
+import { AckOutbox } from './ack-outbox.ts';
 import { type ControlPlaneHttp, controlPlaneError, statusError } from './http.ts';
 import {
-  ACK_PATH,
   type AckRequest,
   boundNackReasons,
   clampWireMs,
@@ -100,9 +100,8 @@ export class Watch {
   #sleepTimer: Timer | undefined;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
-  readonly #posts = new Set<Promise<void>>();
-  /** ACKs/NACKs not sent yet (they go out after the current I/O callbacks, see #post). */
-  #outbox: { url: string; body: AckRequest }[] = [];
+  /** ACKs/NACKs (they go out after the current I/O callbacks). */
+  readonly #acks: AckOutbox;
   // Per stream:
   #connection = '';
   #pending = new Set<Kind>();
@@ -112,6 +111,7 @@ export class Watch {
 
   constructor(o: WatchOptions) {
     this.#o = o;
+    this.#acks = new AckOutbox(o.http, o.clock);
   }
 
   /** The last good state (what the next connection says it has in `Last-Event-ID`). */
@@ -378,40 +378,15 @@ export class Watch {
     this.#post(url, { connection: this.#connection, kind, version, status: 'ACK' });
   }
 
-  /**
-   * Sends an ACK/NACK once the I/O callbacks that are running are done (setImmediate): the
-   * change is in use already, and a process whose meshes all receive the same push (tests,
-   * several meshes in one process) applies it in every mesh before any of them talks back.
-   */
   #post(url: string, body: AckRequest): void {
     if (this.#connection === '' || this.#closed) return;
-    if (this.#outbox.length === 0) setImmediate(() => this.#sendOutbox());
-    this.#outbox.push({ url, body });
-  }
-
-  #sendOutbox(): void {
-    const out = this.#outbox;
-    this.#outbox = [];
-    for (const { url, body } of out) {
-      // An ACK that does not arrive only makes the status stale; the stream itself is what matters.
-      const p = this.#o.http.call(url, { method: 'POST', path: ACK_PATH, body }).then(
-        () => undefined,
-        () => undefined,
-      );
-      this.#posts.add(p);
-      void p.finally(() => this.#posts.delete(p));
-    }
+    this.#acks.post(url, body);
   }
 
   /** Lets ACKs/NACKs in flight finish (up to 1 s; the server takes them only while the stream is open), then stops the stream and the loop. */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#sendOutbox();
-    if (this.#posts.size > 0) {
-      let timer: Timer | undefined;
-      await Promise.race([Promise.all(this.#posts), new Promise<void>((r) => (timer = this.#o.clock.setTimer(r, 1000, true)))]);
-      timer?.clear();
-    }
+    await this.#acks.drain(1000);
     this.#abort?.abort(new Error('closed'));
     this.#sleepTimer?.clear();
     this.#wake?.();
