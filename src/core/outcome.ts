@@ -10,8 +10,13 @@
 export type FailureKind =
   /** TCP connect failed or timed out (Envoy `connect-failure`, flag UF). */
   | 'connect-failure'
-  /** The upstream closed or reset the connection/stream before a response (Envoy `reset`, flags UR/UC). */
+  /** The upstream closed or reset the connection before a response (Envoy reset reason `connection termination`, flag UC). */
   | 'reset'
+  /**
+   * The upstream reset the HTTP/2 stream (RST_STREAM with a code other than REFUSED_STREAM)
+   * before a response (Envoy reset reason `remote reset`, flag UR). Retried on `reset`, as Envoy.
+   */
+  | 'remote-reset'
   /** HTTP/2 REFUSED_STREAM (Envoy `refused-stream`). */
   | 'refused-stream'
   /** The per-try timeout fired before response headers (a local reset, flag UT). */

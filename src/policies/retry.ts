@@ -45,6 +45,7 @@ export interface RetryLayerOptions {
 const RESET_TEXT: Record<FailureKind, string> = {
   'connect-failure': 'connection failure',
   reset: 'connection termination',
+  'remote-reset': 'remote reset',
   'refused-stream': 'remote refused stream reset',
   'per-try-timeout': 'per try timeout',
   overflow: 'overflow',
@@ -56,6 +57,7 @@ const RESET_TEXT: Record<FailureKind, string> = {
 const FLAG_FOR: Record<FailureKind, string> = {
   'connect-failure': 'UF',
   reset: 'UC',
+  'remote-reset': 'UR',
   'refused-stream': 'UR',
   'per-try-timeout': 'UT',
   overflow: 'UO',
@@ -67,6 +69,7 @@ const FLAG_FOR: Record<FailureKind, string> = {
 const CODE_FOR: Record<FailureKind, MeshletErrorCode> = {
   'connect-failure': 'MESHLET_ERR_UPSTREAM_CONNECT',
   reset: 'MESHLET_ERR_UPSTREAM_RESET',
+  'remote-reset': 'MESHLET_ERR_UPSTREAM_RESET',
   'refused-stream': 'MESHLET_ERR_UPSTREAM_RESET',
   'per-try-timeout': 'MESHLET_ERR_TIMEOUT',
   overflow: 'MESHLET_ERR_OVERLOADED',

@@ -80,7 +80,7 @@ describe('the grpc-js seam', () => {
     }
   });
 
-  it('a stream the server resets after its response metadata is grpc-js’s own status, classified a reset', async () => {
+  it('a stream the server resets (RST_STREAM INTERNAL_ERROR) after its response metadata is grpc-js’s own status, classified a remote reset (Envoy: remote reset, UR)', async () => {
     up.behaviour.Unary = (call) => {
       call.sendMetadata(new grpc.Metadata());
       // The server's side of the stream goes away without a status.
@@ -89,7 +89,8 @@ describe('the grpc-js seam', () => {
     const r = await rawCall(`127.0.0.1:${up.port}`, '/meshlet.test.Echo/Unary');
     assert.equal(r.metadata, true);
     assert.equal(isLocalAfterHead(r.status.code, r.status.details, r.status.metadata), true, `${r.status.code} ${r.status.details}`);
-    assert.equal(failureKindOf(r.status.code, r.status.details), 'reset');
+    assert.equal(r.status.details, 'Received RST_STREAM with code 2 (Internal server error)');
+    assert.equal(failureKindOf(r.status.code, r.status.details), 'remote-reset');
   });
 
   it('a status the server sends in trailers is not taken for a local one', async () => {

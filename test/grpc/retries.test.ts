@@ -8,6 +8,8 @@
  * buffer.
  */
 import assert from 'node:assert/strict';
+import { constants as h2, createServer as createH2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { createMesh, type Mesh, seededRandom } from '../../src/index.ts';
 import { deadPort, virtualService } from '../helpers/upstreams.ts';
@@ -170,5 +172,31 @@ describe('gRPC retries through the mesh', () => {
     assert.equal(r.status.code, grpc.status.OK);
     assert.deepEqual(r.messages.map((m) => m.text), ['one']);
     assert.deepEqual(seen, [['one'], ['one']]);
+  });
+  it('a stream the server resets (RST_STREAM INTERNAL_ERROR): a remote reset, UR and Envoy\'s text; retried on `reset`, not by the default policy', async () => {
+    let streams = 0;
+    const resetter = createH2Server();
+    resetter.on('stream', (stream) => {
+      streams++;
+      stream.on('error', () => undefined); // the server's own side of the reset
+      stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    });
+    await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', r));
+    const port = (resetter.address() as AddressInfo).port;
+    ups.push({ close: () => new Promise<void>((r) => resetter.close(() => r())) } as GrpcUpstream);
+
+    const { client: byDefault } = await setup(undefined, [{ port }]);
+    const d = await unary(byDefault, { text: 'x' });
+    assert.equal(streams, 1, "Istio's default retryOn has no `reset`");
+    assert.equal(d.error?.code, grpc.status.UNAVAILABLE);
+    assert.equal(d.error?.details, 'upstream connect error or disconnect/reset before headers. reset reason: remote reset');
+    assert.equal(d.error?.metadata.get('x-meshlet-response-flags')[0], 'UR');
+
+    const { client: onReset } = await setup([{ route: [{ destination: { host: 'echo' } }], retries: { attempts: 2, retryOn: 'reset' } }], [{ port }]);
+    const r = await unary(onReset, { text: 'y' });
+    assert.equal(streams, 4);
+    assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+    assert.equal(r.error?.details, 'upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote reset');
+    assert.equal(r.error?.metadata.get('x-meshlet-response-flags')[0], 'UR,URX');
   });
 });

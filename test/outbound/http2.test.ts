@@ -3,7 +3,7 @@
  * over HTTP/2 by `mesh.fetch` and `undici.request`, and routing and retries work over it.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { constants as h2, createServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
@@ -191,5 +191,19 @@ describe('HTTP/2 (h2c) upstreams', () => {
     assert.equal(r2.flags, 'URX');
     assert.equal(flaky.hits - b2, 3);
     assert.ok(flaky.versions.every((v) => v === '2.0'));
+  });
+  test('a stream the h2 upstream resets (RST_STREAM) before answering is a remote reset: 503 UR, "remote reset", as Envoy; a refused stream stays "remote refused stream reset"', async () => {
+    flaky.behaviour = (req) => req.stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    const before = flaky.hits;
+    const r = await call(mesh, 'http://ratings:9080/retry');
+    assert.equal(r.status, 503);
+    assert.equal(r.flags, 'UR');
+    assert.equal(r.body, 'upstream connect error or disconnect/reset before headers. reset reason: remote reset');
+    assert.equal(flaky.hits - before, 1, 'retryOn 503 does not retry a reset');
+
+    const u = await request('http://ratings:9080/retry', { dispatcher: mesh.dispatcher });
+    assert.equal(u.statusCode, 503);
+    assert.equal(u.headers['x-meshlet-response-flags'], 'UR');
+    assert.match(await u.body.text(), /reset reason: remote reset$/);
   });
 });

@@ -253,7 +253,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     }
     this.#end();
     if (isLocalAfterHead(code, details, metadata)) {
-      h.onResponseError?.(this, new GrpcCallError('reset', code, details, metadata));
+      h.onResponseError?.(this, new GrpcCallError(failureKindOf(code, details), code, details, metadata));
       return;
     }
     const trailers = responseHeadersOf(metadata);

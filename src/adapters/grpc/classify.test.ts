@@ -25,6 +25,17 @@ describe('failureKindOf: what a status grpc-js made up was (grpc-js 1.14 texts)'
     [13, 'Failed to connect', 'reset'],
     [13, 'Stream refused by server', 'refused-stream'],
     [13, 'Received RST_STREAM with code 2 triggered by internal client error: Protocol error', 'reset'],
+    // The server reset the stream (RST_STREAM): Envoy's remote reset.
+    [13, 'Received RST_STREAM with code 2 (Internal server error)', 'remote-reset'],
+    [13, 'Received RST_STREAM with code 11', 'remote-reset'],
+    [1, 'Call cancelled', 'remote-reset'],
+    [8, 'Bandwidth exhausted or memory limit exceeded', 'remote-reset'],
+    [7, 'Protocol not secure enough', 'remote-reset'],
+    // A stream the server ended without a status is not a reset.
+    [13, 'Received RST_STREAM with code 0 (Call ended without gRPC status)', 'reset'],
+    // The connection broke under the stream: connection termination.
+    [14, 'Connection dropped', 'reset'],
+    [14, 'read ECONNRESET', 'reset'],
   ];
   for (const [code, details, kind] of rows) {
     it(`${code} ${JSON.stringify(details.slice(0, 90))} → ${kind}`, () => {

@@ -49,13 +49,24 @@ export function isServerTrailersOnly(metadata: Metadata): boolean {
 const CLOSED_AFTER_CONNECT = /^No connection established\. Last error: (?:Failed to connect|Connection closed before starting HTTP\/2 handshake|(?:read|write) (?:ECONNRESET|EPIPE))\b/;
 
 /**
+ * grpc-js 1.14's texts for a stream the server reset with RST_STREAM CANCEL (when the connection
+ * did not drop), ENHANCE_YOUR_CALM and INADEQUATE_SECURITY; its other codes read "Received
+ * RST_STREAM with code N" (below; "… triggered by internal client error" is a reset of grpc-js's own).
+ */
+const REMOTE_RESET_TEXTS = new Set(['Call cancelled', 'Bandwidth exhausted or memory limit exceeded', 'Protocol not secure enough']);
+/** grpc-js's text for the server's RST_STREAM with another non-zero code (code 0 is a stream that ended without a status: not a reset). */
+const REMOTE_RST = /^Received RST_STREAM with code [1-9]\d*(?: \(Internal server error\))?$/;
+
+/**
  * The kind of a status grpc-js made up, from its text (grpc-js 1.14's wording, pinned by a
  * test): a refused or failed connection, a connection the server closed once it was made, a
- * refused stream, or a reset stream or connection.
+ * refused stream, a stream the server reset (RST_STREAM: Envoy's `remote reset`), or a
+ * connection that broke (`connection termination`).
  */
 export function failureKindOf(code: number, details: string): FailureKind {
   if (code === 14 && details.startsWith('No connection established')) return CLOSED_AFTER_CONNECT.test(details) ? 'reset' : 'connect-failure';
   if (details === 'Stream refused by server') return 'refused-stream';
+  if (REMOTE_RESET_TEXTS.has(details) || REMOTE_RST.test(details)) return 'remote-reset';
   return 'reset';
 }
 

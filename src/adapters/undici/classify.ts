@@ -35,5 +35,7 @@ export function classifyUndiciError(err: Error): FailureKind {
   if (code.startsWith('HPE_') || PROTOCOL_CODES.has(code) || err.name === 'HTTPParserError') return 'protocol';
   if (/REFUSED_STREAM/.test(err.message) || code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED/.test(err.message)) return 'refused-stream';
   if (code === 'ERR_HTTP2_GOAWAY_SESSION') return 'refused-stream';
+  // Node's error for a stream the peer closed with RST_STREAM (a local reset is an abort, above).
+  if (code === 'ERR_HTTP2_STREAM_ERROR') return 'remote-reset';
   return 'reset';
 }
