@@ -1,17 +1,19 @@
 /**
  * One client of the gRPC benchmark, in its own process (started by bench/grpc/run.ts, one per
  * variant per round, the variants of a round alive together): `grpc-raw` is a grpc-js client
- * straight to the server; `grpc-mesh` is `mesh.grpc.client` through the mesh (bench/grpc/proto.ts
- * config). It warms up, reports `ready`, then runs measured slices of unary calls when the parent
+ * straight to the server; `grpc-raw-istio` is the same client sending on every call what the mesh
+ * sends on the wire (Istio's metadata-exchange headers and the route timeout as `grpc-timeout`);
+ * `grpc-mesh` is `mesh.grpc.client` through the mesh (bench/grpc/proto.ts config). It warms up, reports `ready`, then runs measured slices of unary calls when the parent
  * asks — the same messages as bench/outbound/client.ts (`slice` → SliceResult, `cpu`, `stop` →
  * ClientResult).
  */
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { encodePeerMetadata, localPeerMetadata, nodeId, PEER_ID_HEADER, PEER_METADATA_HEADER } from '../../src/telemetry/metrics/peer-metadata.ts';
 import type { ClientResult, SliceRequest, SliceResult } from '../outbound/client.ts';
 import { EchoClient, grpc, MESH_PORT, meshResources, TEXT } from './proto.ts';
 
-export type GrpcVariantId = 'grpc-raw' | 'grpc-mesh';
+export type GrpcVariantId = 'grpc-raw' | 'grpc-raw-istio' | 'grpc-mesh';
 
 export interface GrpcClientOptions {
   variant: GrpcVariantId;
@@ -23,7 +25,24 @@ export interface GrpcClientOptions {
   meshModule: string;
 }
 
-type Unary = (req: { text: string }, cb: (err: grpc.ServiceError | null, res?: { text: string }) => void) => void;
+type Unary = {
+  (req: { text: string }, cb: (err: grpc.ServiceError | null, res?: { text: string }) => void): void;
+  (req: { text: string }, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: { text: string }) => void): void;
+};
+
+/**
+ * What `mesh.grpc.client` adds on the wire to every call of this benchmark, as Istio's sidecar
+ * does: the metadata-exchange headers of the bench's workload (bench-client.default, on
+ * 127.0.0.1), and the route's 5 s timeout as `grpc-timeout` (the mesh sends what remains of it).
+ */
+function istioWire(): grpc.Metadata {
+  const me = localPeerMetadata({ workload: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, cluster: 'Kubernetes' });
+  const md = new grpc.Metadata();
+  md.set(PEER_ID_HEADER, nodeId('127.0.0.1', me));
+  md.set(PEER_METADATA_HEADER, encodePeerMetadata(me));
+  md.set('grpc-timeout', '5000m');
+  return md;
+}
 
 interface MeshLike {
   grpc: { client<C>(ctor: new (...a: never[]) => C, target: string): C };
@@ -33,19 +52,23 @@ interface MeshLike {
 async function main(opts: GrpcClientOptions): Promise<void> {
   let mesh: MeshLike | undefined;
   let client: grpc.Client & { Unary: Unary };
-  if (opts.variant === 'grpc-raw') {
+  if (opts.variant !== 'grpc-mesh') {
     client = new EchoClient(`127.0.0.1:${opts.serverPort}`, grpc.credentials.createInsecure()) as never;
   } else {
     const mod = (await import(opts.meshModule)) as { createMesh(o: object): Promise<MeshLike> };
     mesh = await mod.createMesh({ service: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, config: meshResources(opts.serverPort) });
     client = mesh.grpc.client(EchoClient as never, `echo:${MESH_PORT}`) as never;
   }
+  const wire = opts.variant === 'grpc-raw-istio' ? istioWire() : undefined;
   const call = (): Promise<string | undefined> =>
     new Promise((resolve) => {
-      client.Unary({ text: TEXT }, (err, res) => {
+      const done = (err: grpc.ServiceError | null, res?: { text: string }) => {
         if (err !== null) resolve(`${grpc.status[err.code]}: ${err.details}`);
         else resolve(res?.text === TEXT ? undefined : 'wrong reply');
-      });
+      };
+      // A Metadata per call, as a caller makes one (grpc-js takes it over).
+      if (wire === undefined) client.Unary({ text: TEXT }, done);
+      else client.Unary({ text: TEXT }, wire.clone(), done);
     });
 
   let total = 0;

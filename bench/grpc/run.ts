@@ -3,11 +3,14 @@
  * `mesh.grpc.client`, against one raw grpc-js server process, side by side in one run.
  *
  *   node_modules/.bin/node bench/grpc/run.ts [--rounds N] [--duration S] [--warmup S] [--slice MS]
- *       [--quick] [--patience S] [--mesh-module FILE] [--no-write | --write]
+ *       [--quick] [--patience S] [--mesh-module FILE] [--istio-wire] [--no-write | --write]
  *
  * Variants, each in its own client process (fresh every round, both alive together):
  *   grpc-raw    new EchoClient('127.0.0.1:PORT', insecure) → server                (baseline)
  *   grpc-mesh   mesh.grpc.client(EchoClient, 'echo:9090') → server (bench/grpc/proto.ts config)
+ * and with --istio-wire a third, to tell what meshlet adds from what Istio puts on the wire:
+ *   grpc-raw-istio  the raw client sending on every call what the mesh sends (Istio's
+ *                   x-envoy-peer-metadata and -id headers, grpc-timeout of the route's 5 s)
  * The method is bench/outbound's: in a round each client warms up in turn (--warmup S, half at
  * c=1, half at c=64), then c=1 (p50 latency, client CPU µs/call) and c=64 (calls/s, client CPU
  * µs/call) are measured for --duration S each in slices of --slice MS (250) that the variants take
@@ -42,6 +45,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     patience: { type: 'string' },
     'mesh-module': { type: 'string' },
+    'istio-wire': { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
     write: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -73,6 +77,7 @@ const VARIANTS: { id: GrpcVariantId; label: string }[] = [
   { id: 'grpc-raw', label: 'grpc-js client → server' },
   { id: 'grpc-mesh', label: 'mesh.grpc.client → server' },
 ];
+if (args['istio-wire'] === true) VARIANTS.splice(1, 0, { id: 'grpc-raw-istio', label: "grpc-js client sending Istio's headers and grpc-timeout → server" });
 
 // ---------------------------------------------------------------- processes
 
@@ -210,7 +215,7 @@ async function runRound(round: number): Promise<RunOf[]> {
 
 const grpcVersion = (JSON.parse(readFileSync(new URL('../../node_modules/@grpc/grpc-js/package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const pinning = canPin ? 'clients pinned to CPU 0, the server to CPU 1 (taskset), the orchestrator unpinned' : 'not pinned (taskset unavailable or fewer than 2 CPUs)';
-console.log(`gRPC bench: 2 variants × ${ROUNDS} rounds, warm-up ${WARMUP} s per client, then c=1 ${DURATION} s + c=${HIGH} ${DURATION} s each in ${SLICE_MS} ms slices taken in turns; ${pinning}`);
+console.log(`gRPC bench: ${VARIANTS.length} variants × ${ROUNDS} rounds, warm-up ${WARMUP} s per client, then c=1 ${DURATION} s + c=${HIGH} ${DURATION} s each in ${SLICE_MS} ms slices taken in turns; ${pinning}`);
 const runs: RunOf[] = [];
 let patienceMs = PATIENCE * 1000;
 let reruns = 0;
@@ -225,11 +230,11 @@ for (let round = 1; round <= ROUNDS; round++) {
     const got = await runRound(round);
     for (const r of got) {
       console.log(
-        `round ${round}/${ROUNDS} ${r.variant.padEnd(9)} c=1 p50 ${f0(r.c1.p50Us).padStart(5)} µs (p99 ${f0(r.c1.p99Us)}), ${f1(r.c1.cpuUsPerCall).padStart(6)} µs CPU/call | c=${HIGH} ${f0(r.cHigh.rps).padStart(7)} calls/s, ${f1(r.cHigh.cpuUsPerCall).padStart(6)} µs CPU/call | server saw ${f2(r.serverCallsPerCall)}× | other load ${f2(r.foreign)} vCPU` +
+        `round ${round}/${ROUNDS} ${r.variant.padEnd(14)} c=1 p50 ${f0(r.c1.p50Us).padStart(5)} µs (p99 ${f0(r.c1.p99Us)}), ${f1(r.c1.cpuUsPerCall).padStart(6)} µs CPU/call | c=${HIGH} ${f0(r.cHigh.rps).padStart(7)} calls/s, ${f1(r.cHigh.cpuUsPerCall).padStart(6)} µs CPU/call | server saw ${f2(r.serverCallsPerCall)}× | other load ${f2(r.foreign)} vCPU` +
           (r.failures > 0 ? ` | ${r.failures} failures, first: ${r.firstFailure}` : ''),
       );
     }
-    const perRound = 2 * (WARMUP + 2 * DURATION) * 1000;
+    const perRound = VARIANTS.length * (WARMUP + 2 * DURATION) * 1000;
     if (got.some((r) => r.disturbed) && attempt < 2 && patienceMs > perRound) {
       patienceMs -= performance.now() - started;
       reruns++;
@@ -244,22 +249,30 @@ for (let round = 1; round <= ROUNDS; round++) {
 // ---------------------------------------------------------------- report
 
 const enough = (clean: number, total: number) => clean >= Math.max(2, Math.ceil(total / 2));
-const pairs: [RunOf, RunOf][] = [];
-for (let round = 1; round <= ROUNDS; round++) {
-  const m = runs.find((r) => r.round === round && r.variant === 'grpc-mesh');
-  const b = runs.find((r) => r.round === round && r.variant === 'grpc-raw');
-  if (m !== undefined && b !== undefined) pairs.push([m, b]);
+/** Each round's pair of `variant` and `baseline` (clean rounds when there are enough), and the medians of their paired ratio and differences. */
+function compare(variant: GrpcVariantId, baseline: GrpcVariantId) {
+  const pairs: [RunOf, RunOf][] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const m = runs.find((r) => r.round === round && r.variant === variant);
+    const b = runs.find((r) => r.round === round && r.variant === baseline);
+    if (m !== undefined && b !== undefined) pairs.push([m, b]);
+  }
+  const cleanPairs = pairs.filter(([m, b]) => !m.disturbed && !b.disturbed);
+  const use = enough(cleanPairs.length, pairs.length) ? cleanPairs : pairs;
+  return {
+    pairs,
+    use,
+    ratio: med(use.map(([m, b]) => m.cHigh.rps / b.cHigh.rps)),
+    addP50: med(use.map(([m, b]) => m.c1.p50Us - b.c1.p50Us)),
+    addCpu1: med(use.map(([m, b]) => m.c1.cpuUsPerCall - b.c1.cpuUsPerCall)),
+    addCpuH: med(use.map(([m, b]) => m.cHigh.cpuUsPerCall - b.cHigh.cpuUsPerCall)),
+  };
 }
-const cleanPairs = pairs.filter(([m, b]) => !m.disturbed && !b.disturbed);
-const use = enough(cleanPairs.length, pairs.length) ? cleanPairs : pairs;
-const ratio = med(use.map(([m, b]) => m.cHigh.rps / b.cHigh.rps));
-const addP50 = med(use.map(([m, b]) => m.c1.p50Us - b.c1.p50Us));
-const addCpu1 = med(use.map(([m, b]) => m.c1.cpuUsPerCall - b.c1.cpuUsPerCall));
-const addCpuH = med(use.map(([m, b]) => m.cHigh.cpuUsPerCall - b.cHigh.cpuUsPerCall));
+const { pairs, use, ratio, addP50, addCpu1, addCpuH } = compare('grpc-mesh', 'grpc-raw');
 const lines: string[] = [
   `Machine: ${cpus().length}× ${cpus()[0]?.model ?? '?'}, Linux ${release()}; Node ${process.version}, @grpc/grpc-js ${grpcVersion}.  `,
   `Layout: ${pinning}.  `,
-  `Method: ${ROUNDS} rounds; in each, a fresh client process per variant, both alive together, each warmed up in turn (${WARMUP / 2} s at c=1 + ${WARMUP / 2} s at c=${HIGH}); then c=1 and c=${HIGH} are measured for ${DURATION} s per variant in slices of ${SLICE_MS} ms taken in turns (A B, B A, …). ` +
+  `Method: ${ROUNDS} rounds; in each, a fresh client process per variant, ${VARIANTS.length === 2 ? 'both' : 'all'} alive together, each warmed up in turn (${WARMUP / 2} s at c=1 + ${WARMUP / 2} s at c=${HIGH}); then c=1 and c=${HIGH} are measured for ${DURATION} s per variant in slices of ${SLICE_MS} ms taken in turns (A B, B A, …). ` +
     'Server: one raw grpc-js process (`new grpc.Server()`, Echo/Unary answering the 100-byte request text, plaintext HTTP/2). ' +
     `Client CPU = process.cpuUsage() of the client process from the start of a slice to the start of its next one / calls; other processes' CPU from /proc around every slice (${1000 / CLK_TCK} ms ticks). ` +
     `Absolute figures: median over rounds (c=${HIGH} calls/s with min–max). Ratio and "added": median over rounds of the paired ratio/difference with the same round's raw client. ` +
@@ -290,6 +303,23 @@ lines.push(
   `| added client CPU per call, c=1 (reported) | ${signed(addCpu1)} µs | |`,
   `| added client CPU per call, c=${HIGH} (reported) | ${signed(addCpuH)} µs | |`,
   '',
+);
+if (VARIANTS.some((v) => v.id === 'grpc-raw-istio')) {
+  // What Istio's wire content costs a raw client and the server, and what meshlet adds beyond it.
+  const rows: [string, ReturnType<typeof compare>][] = [
+    ["grpc-raw-istio vs grpc-raw (Istio's wire content alone)", compare('grpc-raw-istio', 'grpc-raw')],
+    ['grpc-mesh vs grpc-raw-istio (meshlet beyond the wire content)', compare('grpc-mesh', 'grpc-raw-istio')],
+  ];
+  lines.push(
+    "With --istio-wire (reported, not a target): how much of the above is the wire content Istio's sidecar also sends (the metadata-exchange headers, grpc-timeout — the server then runs a deadline per call), and what meshlet adds beyond it; medians of paired rounds:",
+    '',
+    `| pair | rounds | c=${HIGH} calls/s ratio | added p50 at c=1 µs | added client CPU µs/call, c=1 | added client CPU µs/call, c=${HIGH} |`,
+    '|---|---|---|---|---|---|',
+  );
+  for (const [label, c] of rows) lines.push(`| ${label} | ${c.use.length} | ×${f2(c.ratio)} | ${signed(c.addP50, f0)} | ${signed(c.addCpu1)} | ${signed(c.addCpuH)} |`);
+  lines.push('');
+}
+lines.push(
   `Per round (c=1 p50 µs / c=${HIGH} calls/s; other processes' CPU in vCPUs, ⚠ = disturbed):`,
   '',
   `| variant | ${Array.from({ length: ROUNDS }, (_, i) => `r${i + 1}`).join(' | ')} |`,

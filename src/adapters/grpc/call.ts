@@ -161,7 +161,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   startRead(): void {
     const m = this.#queue.shift();
     if (m === undefined) {
-      this.#reads++;
+      // The attempt was paused when the caller's last read was answered: it reads on now.
+      if (this.#reads++ === 0) this.#ex?.resume();
       return;
     }
     this.#listener?.onReceiveMessage(m);
@@ -235,7 +236,11 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       return;
     }
     if (this.#reads > 0 && this.#queue.length === 0) {
-      this.#reads--;
+      // The caller asked for no more: the attempt reads no further until it does, as grpc-js's
+      // own calls read the stream only when asked (a unary caller asks once, and the status
+      // still comes: grpc-js ends a paused stream when the server closes it). Not asking
+      // grpc-js for the next message saves a stream resume (a tick and a read start) per call.
+      if (--this.#reads === 0) this.#ex?.pause();
       this.#listener?.onReceiveMessage(chunk);
       return;
     }
