@@ -64,6 +64,23 @@ function fetchCases(name: string, doFetch: () => (input: string, init: Record<st
       await nr.arrayBuffer();
     });
 
+    it("the response's resource timing has its response start, as through undici's own Agent", async () => {
+      // fetch marks when the response's first byte came (its handler's onResponseStarted); a
+      // dispatcher that never says so leaves responseStart at 0 in performance's resource entries.
+      const url = `http://svc/timing-${name.replace(/[^a-z0-9]+/gi, '-')}`;
+      performance.clearResourceTimings();
+      const res = await doFetch()(url, { dispatcher: mesh.dispatcher });
+      await res.text();
+      let entry: { requestStart: number; responseStart: number; responseEnd: number } | undefined;
+      for (let i = 0; i < 100 && entry === undefined; i++) {
+        entry = performance.getEntriesByName(url, 'resource')[0] as typeof entry;
+        if (entry === undefined) await new Promise((r) => setImmediate(r));
+      }
+      assert.ok(entry, `a resource timing entry for ${url}`);
+      assert.ok(entry.responseStart > 0, `responseStart is set (got ${entry.responseStart})`);
+      assert.ok(entry.requestStart <= entry.responseStart && entry.responseStart <= entry.responseEnd, `requestStart ${entry.requestStart} ≤ responseStart ${entry.responseStart} ≤ responseEnd ${entry.responseEnd}`);
+    });
+
     it('a large body streams through with backpressure', async () => {
       const res = await doFetch()('http://svc/big', { dispatcher: mesh.dispatcher });
       let n = 0;

@@ -18,6 +18,11 @@ interface RawController extends Controller {
   rawTrailers?: unknown;
 }
 
+/** undici's handlers may hear when the response began (its clients call it before the head). */
+interface StartedHandler {
+  onResponseStarted?(): void;
+}
+
 /** An Exchange whose caller is an undici handler. */
 export class UndiciExchange extends Exchange {
   /** Raw response headers as the caller's handler should read them (the same headers as the object). */
@@ -39,6 +44,9 @@ export class UndiciExchange extends Exchange {
     } else if (rebuild) raw = rawFrom(headers);
     // Clients that read raw headers (undici's fetch) must see the same headers as the object.
     this.rawHeaders = raw;
+    // undici's clients tell a handler the response began before its head (fetch takes resource
+    // timing's responseStart from it); only the attempt that answers the caller says so here.
+    (this._handler as StartedHandler).onResponseStarted?.();
     this._handler.onResponseStart?.(this, statusCode, headers, statusMessage);
   }
 
