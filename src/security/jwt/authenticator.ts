@@ -218,9 +218,14 @@ export class JwtAuthenticator {
   readonly #deps: AuthenticatorDeps;
   readonly #outputHeaders: readonly string[];
 
+  /** A header's rest after its prefix that the token cache holds as a whole JWT run is the token as it is. */
+  readonly #knownRun: (s: string) => boolean;
+
   constructor(rules: readonly CompiledRule[], deps: AuthenticatorDeps) {
     this.rules = Object.freeze([...rules]);
     this.#deps = deps;
+    const cache = deps.cache;
+    this.#knownRun = (s) => cache.knownRun(s);
     this.#outputHeaders = [...new Set(rules.flatMap((r) => r.outputHeaders))];
   }
 
@@ -244,7 +249,7 @@ export class JwtAuthenticator {
     if (req.method === 'OPTIONS' && headerValue(req.headers, 'origin') !== '' && headerValue(req.headers, 'access-control-request-method') !== '') {
       return { ...ANONYMOUS, detail: 'CORS preflight: not checked' };
     }
-    const found = new RequestTokens(req);
+    const found = new RequestTokens(req, this.#knownRun);
     const perRule: Located[][] = [];
     for (const rule of this.rules) {
       const list: Located[] = [];

@@ -43,6 +43,20 @@ describe('extraction (Envoy extractor)', () => {
   for (const r of rows) {
     it(r.name, () => assert.deepEqual([...new RequestTokens(req(r.headers, r.path)).at(r.loc)], r.want));
   }
+  // With the verified-token cache's knowledge (T and U known as whole runs, as the cache holds them): the same tokens.
+  const knownRun = (s: string) => s === T || s === U;
+  for (const r of rows) {
+    it(`${r.name} (T and U known as whole runs)`, () => assert.deepEqual([...new RequestTokens(req(r.headers, r.path), knownRun).at(r.loc)], r.want));
+  }
+  it('a known run is the token as it is; what is not known is scanned (the run stops at a comma)', () => {
+    const seen: string[] = [];
+    const tokens = new RequestTokens(req({ authorization: [`Bearer ${T}`, `Bearer ${U},next`] }), (s) => {
+      seen.push(s);
+      return s === T || s === U;
+    });
+    assert.deepEqual([...tokens.at(hdr('authorization', 'Bearer '))], [T, U]);
+    assert.deepEqual(seen, [T, `${U},next`]);
+  });
 
   it('extractJwtRun returns the value when no token character follows', () => {
     assert.equal(extractJwtRun('Bearer  !!', 7), 'Bearer  !!');

@@ -82,12 +82,18 @@ export function describeLocation(loc: TokenLocation): string {
 
 /** A run of base64url characters and `.` (RFC 4648 §5), what a compact JWT is made of. */
 const JWT_RUN = /[A-Za-z0-9_.-]+/g;
+const WHOLE_JWT_RUN = /^[A-Za-z0-9_.-]+$/;
 
 /** Envoy's `extractJWT`: the first run of JWT characters from `after`; the whole value when there is none. */
 export function extractJwtRun(value: string, after: number): string {
   JWT_RUN.lastIndex = after;
   const m = JWT_RUN.exec(value);
   return m === null ? value : m[0];
+}
+
+/** True when `s` is one whole run of JWT characters: then `extractJwtRun(x + s, x.length)` is `s`. */
+export function isJwtRun(s: string): boolean {
+  return WHOLE_JWT_RUN.test(s);
 }
 
 function percentDecode(s: string): string {
@@ -143,11 +149,19 @@ export interface Found {
 /** The tokens of one request, with the query and cookies parsed once for every rule. */
 export class RequestTokens {
   readonly #req: TokenCarrier;
+  readonly #knownRun: ((s: string) => boolean) | undefined;
   #params: Map<string, string[]> | undefined;
   #cookies: Map<string, string> | undefined;
 
-  constructor(req: TokenCarrier) {
+  /**
+   * `knownRun`, when given, says of a header's rest after its prefix whether it is already known
+   * to be one whole run of JWT characters (a token the verified-token cache holds, checked with
+   * {@link isJwtRun} when it was added): that rest is then the token as it is, without scanning it
+   * again (a ~700-character RS256 token took ~0.5 µs of the regular expression per request).
+   */
+  constructor(req: TokenCarrier, knownRun?: (s: string) => boolean) {
     this.#req = req;
+    this.#knownRun = knownRun;
   }
 
   /** The distinct tokens at `loc` (none, one, or several). */
@@ -161,7 +175,12 @@ export class RequestTokens {
           else {
             const at = value.indexOf(loc.prefix);
             if (at === -1) continue;
-            token = extractJwtRun(value, at + loc.prefix.length);
+            const start = at + loc.prefix.length;
+            const known = this.#knownRun;
+            if (known !== undefined && start < value.length) {
+              const rest = value.slice(start);
+              token = known(rest) ? rest : extractJwtRun(value, start);
+            } else token = extractJwtRun(value, start);
           }
           if (!out.includes(token)) out.push(token);
         }

@@ -17,6 +17,7 @@
  * @module
  */
 import type { JwksSource } from './jwks-source.ts';
+import { isJwtRun } from './locations.ts';
 import type { VerificationKey } from './jwks.ts';
 import type { JwtStatus } from './status.ts';
 import type { ParsedJwt } from './token.ts';
@@ -48,6 +49,8 @@ export interface CachedToken {
   used: boolean;
   /** What each compiled rule concluded about this token that does not change with time (its issuer and audience checks, its outputs). */
   readonly views: WeakMap<object, unknown>;
+  /** The token is one whole run of JWT characters ({@link isJwtRun}): found after a header's prefix, it is the token as it is. */
+  readonly run: boolean;
 }
 
 /**
@@ -76,9 +79,27 @@ export class TokenCache {
     return this.#max;
   }
 
+  /**
+   * The entry {@link knownRun} found last, kept for the `get` of the same token that follows it
+   * (one map lookup per request instead of two); cleared whenever an entry leaves the map.
+   */
+  #found: CachedToken | undefined;
+
+  /**
+   * True when `s` is a cached token that is one whole run of JWT characters. Not a use of the entry
+   * (no hit counted, no reference bit): the `get` that follows is.
+   */
+  knownRun(s: string): boolean {
+    const e = this.#map.get(keyOf(s));
+    if (e === undefined || !e.run || e.token !== s) return false;
+    this.#found = e;
+    return true;
+  }
+
   /** The entry for `token`, marked as used. */
   get(token: string): CachedToken | undefined {
-    const e = this.#map.get(keyOf(token));
+    const f = this.#found;
+    const e = f !== undefined && f.token === token ? f : this.#map.get(keyOf(token));
     if (e === undefined || e.token !== token) {
       this.misses++;
       return undefined;
@@ -90,9 +111,10 @@ export class TokenCache {
 
   /** Adds a parsed token (if it is small enough and the cache is on); returns the entry to record verdicts on. */
   add(token: string, jwt: ParsedJwt): CachedToken {
-    const entry: CachedToken = { token, jwt, verdicts: new Map(), used: false, views: new WeakMap() };
+    const entry: CachedToken = { token, jwt, verdicts: new Map(), used: false, views: new WeakMap(), run: isJwtRun(token) };
     if (this.#max === 0 || token.length > MAX_CACHED_TOKEN_CHARS) return entry;
     const key = keyOf(token);
+    this.#found = undefined;
     this.#map.delete(key);
     while (this.#map.size >= this.#max) this.#evictOne();
     this.#map.set(key, entry);
@@ -110,11 +132,13 @@ export class TokenCache {
   }
 
   delete(token: string): void {
+    this.#found = undefined;
     const key = keyOf(token);
     if (this.#map.get(key)?.token === token) this.#map.delete(key);
   }
 
   clear(): void {
+    this.#found = undefined;
     this.#map.clear();
   }
 }

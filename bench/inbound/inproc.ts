@@ -1,0 +1,293 @@
+/**
+ * Inbound, in one process and without the kernel: meshlet's own CPU per request in front of
+ * node:http, Express and Fastify.
+ *
+ *   node_modules/.bin/node bench/inbound/inproc.ts [--telemetry] [--rounds N] [--requests N] [--repeat N] [--framework F]… [--compare DIR]
+ *
+ * bench/inbound/run.ts measures whole server processes over loopback TCP, so its CPU per request
+ * includes the kernel's side of every response (the `writev(2)` that also runs the loopback
+ * receive path and wakes the load client); that part grows when a server gets slower and the
+ * client waits more often, and it moves by several µs between runs on a shared machine. Here a
+ * raw server and a meshlet server of the same framework are real `http.Server`s in one process,
+ * fed HTTP/1.1 bytes through in-memory sockets (Node's own parser, `ServerResponse`, the
+ * framework, meshlet; no syscalls), in interleaved slices (raw, mesh, mesh, raw, …); CPU is
+ * `process.cpuUsage()` around each slice. "added" is the median over rounds of each round's
+ * meshlet − raw µs/request: the JavaScript meshlet adds, without the kernel's share.
+ *
+ * Same policy set as run.ts: one RequestAuthentication (inline JWKS, RS256), one
+ * AuthorizationPolicy with three rules, a valid token on every request (the verified-token
+ * cache). `--telemetry` runs a second process per framework with `startTelemetry()` (Istio
+ * metrics on every request, spans at 1 % exported over OTLP to a local sink). Each (framework,
+ * mode) runs in its own child process, `--repeat` times; the figure is the median of the
+ * children's. `--compare DIR` also runs the children against another checkout's `src/` (a
+ * `git worktree` of the base commit with its own node_modules link), interleaved with this one's
+ * (A B A B …), and prints B − A.
+ */
+import { fork } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Duplex } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const { values: a } = parseArgs({
+  options: {
+    child: { type: 'string' },
+    telemetry: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    requests: { type: 'string' },
+    repeat: { type: 'string' },
+    framework: { type: 'string', multiple: true },
+    compare: { type: 'string' },
+  },
+});
+
+const FRAMEWORKS = ['http', 'express', 'fastify'] as const;
+type Framework = (typeof FRAMEWORKS)[number];
+type Mode = 'mesh' | 'mesh-otel';
+const BODY = JSON.stringify({ id: 1, name: 'item', tags: ['a', 'b'] });
+/** In-memory connections per server, each one request at a time (keep-alive). */
+const CONNECTIONS = 16;
+const HERE = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+// ---------------------------------------------------------------- parent
+
+async function parent(): Promise<void> {
+  const rounds = Number(a.rounds ?? 7);
+  const requests = Number(a.requests ?? 300);
+  const repeat = Number(a.repeat ?? 3);
+  const frameworks = (a.framework ?? [...FRAMEWORKS]) as Framework[];
+  for (const f of frameworks) if (!(FRAMEWORKS as readonly string[]).includes(f)) throw new Error(`--framework ${f}: one of ${FRAMEWORKS.join(', ')}`);
+  const modes: Mode[] = a.telemetry === true ? ['mesh', 'mesh-otel'] : ['mesh'];
+  const trees = a.compare === undefined ? [HERE] : [resolve(a.compare), HERE];
+  const dir = await writeConfig();
+  try {
+    console.log(`Inbound in one process, no kernel: ${rounds} rounds × 4 slices × ${requests} requests × ${CONNECTIONS} connections per server, ${repeat} processes per variant${trees.length > 1 ? `; A = ${trees[0]}, B = ${trees[1]}` : ''}`);
+    console.log('CPU µs/request (process.cpuUsage); added = meshlet − raw, median of rounds, then median of processes\n');
+    console.log(`| server | mode |${trees.length > 1 ? ' tree |' : ''} raw | with meshlet | added | added per process |`);
+    console.log(`|---|---|${trees.length > 1 ? '---|' : ''}---:|---:|---:|---|`);
+    for (const framework of frameworks) {
+      for (const mode of modes) {
+        const got: Result[][] = trees.map(() => []);
+        for (let i = 0; i < repeat; i++) for (const [t, tree] of trees.entries()) (got[t] as Result[]).push(await runChild({ tree, framework, mode, dir, rounds, requests }));
+        for (const [t, rs] of got.entries()) {
+          const label = trees.length > 1 ? ` ${t === 0 ? 'A' : 'B'} |` : '';
+          console.log(`| ${framework} | ${mode} |${label} ${median(rs.map((r) => r.raw)).toFixed(2)} | ${median(rs.map((r) => r.mesh)).toFixed(2)} | +${median(rs.map((r) => r.added)).toFixed(2)} | ${rs.map((r) => r.added.toFixed(2)).join(', ')} |`);
+        }
+        if (trees.length > 1) {
+          const d = (got[1] as Result[]).map((r, i) => r.added - ((got[0] as Result[])[i] as Result).added);
+          console.log(`| ${framework} | ${mode} | B − A | | | ${median(d) >= 0 ? '+' : ''}${median(d).toFixed(2)} | ${d.map((x) => x.toFixed(2)).join(', ')} |`);
+        }
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface Result {
+  readonly raw: number;
+  readonly mesh: number;
+  readonly added: number;
+}
+
+function runChild(args: ChildArgs): Promise<Result> {
+  return new Promise((ok, fail) => {
+    const p = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let result: Result | undefined;
+    p.on('message', (m) => {
+      result = m as Result;
+    });
+    p.on('error', fail);
+    p.on('exit', (code) => (result === undefined ? fail(new Error(`inproc child (${args.framework} ${args.mode}) exited with ${code}`)) : ok(result)));
+  });
+}
+
+/** The policies of run.ts: RequestAuthentication (inline JWKS) and a three-rule ALLOW policy; the token beside them. */
+async function writeConfig(): Promise<string> {
+  const { exportJWK, SignJWT } = await import('jose');
+  const ISSUER = 'https://issuer.bench.local';
+  const dir = mkdtempSync(join(tmpdir(), 'meshlet-bench-inproc-'));
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'RS256', use: 'sig' };
+  const token = await new SignJWT({ scope: 'read', groups: ['dev'] })
+    .setProtectedHeader({ alg: 'RS256', kid: 'bench' })
+    .setIssuer(ISSUER)
+    .setSubject('alice')
+    .setAudience('httpbin.foo.svc.cluster.local')
+    .setIssuedAt()
+    .setExpirationTime('2h')
+    .sign(privateKey);
+  const meta = (name: string) => ({ name, namespace: 'foo' });
+  const selector = { matchLabels: { app: 'httpbin' } };
+  const rules = [
+    { from: [{ source: { requestPrincipals: [`${ISSUER}/alice`] } }], to: [{ operation: { methods: ['GET'], paths: ['/api/items/*'] } }] },
+    { to: [{ operation: { methods: ['GET'], paths: ['/healthz'] } }] },
+    { from: [{ source: { requestPrincipals: ['*'] } }], to: [{ operation: { methods: ['POST'], paths: ['/api/admin/*'] } }], when: [{ key: 'request.auth.claims[groups]', values: ['admin'] }] },
+  ];
+  const docs = [
+    { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: meta('jwt'), spec: { selector, jwtRules: [{ issuer: ISSUER, jwks: JSON.stringify({ keys: [jwk] }) }] } },
+    { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta('httpbin'), spec: { selector, action: 'ALLOW', rules } },
+  ];
+  writeFileSync(join(dir, 'policies.yaml'), docs.map((d) => JSON.stringify(d)).join('\n---\n'));
+  writeFileSync(join(dir, 'token'), token);
+  return dir;
+}
+
+// ---------------------------------------------------------------- child: one framework, one mode, one tree
+
+interface ChildArgs {
+  readonly tree: string;
+  readonly framework: Framework;
+  readonly mode: Mode;
+  readonly dir: string;
+  readonly rounds: number;
+  readonly requests: number;
+}
+
+/** A connection's server side in memory: what the server writes is checked and dropped; a request's answer ends with BODY. */
+class MemorySocket extends Duplex {
+  readonly remoteAddress = '127.0.0.1';
+  readonly remotePort = 40_000;
+  readonly localAddress = '127.0.0.1';
+  readonly localPort = 8000;
+  readonly remoteFamily = 'IPv4';
+  bytesWritten = 0;
+  bytesRead = 0;
+  #answered: (() => void) | undefined;
+  #failed: ((err: Error) => void) | undefined;
+
+  override _read(): void {}
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.#got(chunk);
+    cb();
+  }
+  override _writev(chunks: { chunk: Buffer }[], cb: () => void): void {
+    for (const c of chunks) this.#got(c.chunk);
+    cb();
+  }
+  #got(chunk: Buffer | string): void {
+    this.bytesWritten += chunk.length;
+    const s = typeof chunk === 'string' ? chunk : chunk.toString('latin1');
+    if (s.startsWith('HTTP/1.1 ') && !s.startsWith('HTTP/1.1 200')) this.#failed?.(new Error(`not a 200: ${s.slice(0, 60)}`));
+    else if (s.endsWith(BODY)) {
+      const done = this.#answered;
+      this.#answered = undefined;
+      done?.();
+    }
+  }
+  /** Sends one request and resolves when its answer was written. */
+  request(bytes: Buffer): Promise<void> {
+    return new Promise((ok, fail) => {
+      this.#answered = ok;
+      this.#failed = fail;
+      this.bytesRead += bytes.length;
+      this.push(bytes);
+    });
+  }
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+  setTimeout(): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+  address(): { address: string; port: number; family: string } {
+    return { address: '127.0.0.1', port: 8000, family: 'IPv4' };
+  }
+}
+
+async function child(c: ChildArgs): Promise<void> {
+  const token = readFileSync(join(c.dir, 'token'), 'utf8');
+  const src = (p: string) => pathToFileURL(join(c.tree, p)).href;
+  if (c.mode === 'mesh-otel') await ((await import(src('bench/lib/otel.ts'))) as typeof import('../lib/otel.ts')).startBenchTelemetry(src('src/telemetry/sdk/index.ts'));
+  const { createMesh } = (await import(src('src/index.ts'))) as typeof import('../../src/index.ts');
+  const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: c.dir, watch: false });
+  const express = (await import('express')).default;
+  const Fastify = (await import('fastify')).default;
+  const plain = (_req: IncomingMessage, res: ServerResponse) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(BODY)) });
+    res.end(BODY);
+  };
+  const make = async (withMesh: boolean): Promise<Server> => {
+    if (c.framework === 'http') return withMesh ? mesh.createServer(plain) : createServer(plain);
+    if (c.framework === 'express') {
+      const app = express();
+      if (withMesh) app.use(mesh.express());
+      app.get('/api/items/:id', (_req, res) => {
+        res.type('application/json').send(BODY);
+      });
+      return createServer(app);
+    }
+    const app = Fastify(withMesh ? { ...mesh.fastifyOptions() } : {});
+    if (withMesh) await app.register(mesh.fastify() as never);
+    app.get('/api/items/:id', async (_req, reply) => reply.type('application/json').send(BODY));
+    await app.ready();
+    return app.server;
+  };
+  const connect = (server: Server) =>
+    Array.from({ length: CONNECTIONS }, () => {
+      const s = new MemorySocket();
+      server.emit('connection', s);
+      return s;
+    });
+  let n = 0;
+  const drive = async (sockets: MemorySocket[], perSocket: number) => {
+    await Promise.all(
+      sockets.map(async (s) => {
+        for (let i = 0; i < perSocket; i++) await s.request(Buffer.from(`GET /api/items/${n++ % 1000} HTTP/1.1\r\nhost: httpbin.foo\r\nauthorization: Bearer ${token}\r\nuser-agent: bench\r\n\r\n`, 'latin1'));
+      }),
+    );
+  };
+  const raw = connect(await make(false));
+  const meshed = connect(await make(true));
+  for (let i = 0; i < 4; i++) {
+    await drive(raw, 500);
+    await drive(meshed, 500);
+  }
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  const perRaw: number[] = [];
+  const perMesh: number[] = [];
+  for (let r = 0; r < c.rounds; r++) {
+    let tRaw = 0;
+    let tMesh = 0;
+    for (let s = 0; s < 4; s++) {
+      for (const which of s % 2 === 0 ? [raw, meshed] : [meshed, raw]) {
+        const t0 = cpu();
+        await drive(which, c.requests);
+        if (which === raw) tRaw += cpu() - t0;
+        else tMesh += cpu() - t0;
+      }
+    }
+    const count = 4 * c.requests * CONNECTIONS;
+    perRaw.push(tRaw / count);
+    perMesh.push(tMesh / count);
+  }
+  const result: Result = { raw: median(perRaw), mesh: median(perMesh), added: median(perMesh.map((m, i) => m - (perRaw[i] as number))) };
+  process.send?.(result);
+  await mesh.close();
+  process.exit(0);
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? (s[h] as number) : ((s[h - 1] as number) + (s[h] as number)) / 2;
+}
+
+if (a.child !== undefined) await child(JSON.parse(a.child) as ChildArgs);
+else await parent();
