@@ -118,22 +118,7 @@ export class IstioMetrics {
   /** Series groups of the server side: by the caller's peer metadata, then the request's other inputs. */
   #serverGroups = new WeakMap<object, Map<string, SeriesGroup>>();
   /** The client side's last call inputs and their group. */
-  #lastClient:
-    | {
-        readonly by: object;
-        readonly status: number;
-        readonly flags: string;
-        readonly grpcStatus: number;
-        readonly protocol: string;
-        readonly service: string | undefined;
-        readonly authority: string;
-        readonly cluster: string;
-        readonly destNamespace: string;
-        readonly tlsLocal: string;
-        readonly tlsPeer: string;
-        readonly group: SeriesGroup;
-      }
-    | undefined;
+  #lastClient: { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup } | undefined;
   /** The server side's last request inputs and their group. */
   #lastServer: { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup } | undefined;
   /** Bumped when the Telemetry config changes (groups made before are made again). */
@@ -299,21 +284,7 @@ export class IstioMetrics {
     const tlsPeer = tls?.peer ?? '';
     // Most calls give the same inputs as the call before: its group, without making the key.
     const last = this.#lastClient;
-    if (
-      last !== undefined &&
-      last.by === by &&
-      last.status === m.status &&
-      last.flags === m.flags &&
-      last.grpcStatus === m.grpcStatus &&
-      last.protocol === m.protocol &&
-      last.service === service &&
-      last.authority === authority &&
-      last.cluster === cluster &&
-      last.destNamespace === destNamespace &&
-      last.tlsLocal === tlsLocal &&
-      last.tlsPeer === tlsPeer &&
-      this.#valid(last.group)
-    ) {
+    if (last !== undefined && last.by === by && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.service === service && last.authority === authority && last.cluster === cluster && last.destNamespace === destNamespace && last.tlsLocal === tlsLocal && last.tlsPeer === tlsPeer && this.#valid(last.group)) {
       this.#add(outlet, last.group.series, m.durationMs, m.requestBytes, m.responseBytes);
       return;
     }
