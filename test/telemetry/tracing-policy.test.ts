@@ -193,6 +193,56 @@ describe('sampling', () => {
   }
 });
 
+describe('an unsampled call made outside any request (a new trace)', () => {
+  // Trace headers the app set that none of the formats can read a context from: the call carries its own context instead.
+  const stale = { tracestate: 'vendor=stale', 'x-b3-spanid': S, 'x-b3-sampled': '1', 'x-b3-parentspanid': S };
+  const rows: { name: string; propagation?: ('w3c' | 'b3' | 'b3-single')[]; want: string[] }[] = [
+    { name: 'w3c (the default): one new traceparent, flags 00', want: ['traceparent'] },
+    { name: 'b3: the x-b3 headers, sampled 0, no traceparent', propagation: ['b3'], want: ['x-b3-sampled', 'x-b3-spanid', 'x-b3-traceid'] },
+    { name: 'w3c and b3-single: both, with the same ids', propagation: ['w3c', 'b3-single'], want: ['b3', 'traceparent'] },
+  ];
+  for (const row of rows) {
+    it(row.name, async () => {
+      const s = await setup({ random: always(0.99), telemetry: { tracing: { samplingPercentage: 0, ...(row.propagation === undefined ? {} : { propagation: row.propagation }) } } });
+      try {
+        sinkSeen.length = 0;
+        const ids = new Set<string>();
+        for (let i = 0; i < 3; i++) {
+          const r = await s.mesh.fetch('http://sink.default.svc.cluster.local/top', { headers: stale });
+          await r.text();
+          const got = s.sink.at(-1) ?? {};
+          const names = Object.keys(got)
+            .filter((k) => k === 'traceparent' || k === 'tracestate' || k === 'b3' || k.startsWith('x-b3-'))
+            .sort();
+          assert.deepEqual(names, row.want);
+          assert.match(String(got['x-request-id']), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+          const traceId = got.traceparent === undefined ? String(got['x-b3-traceid'] ?? String(got.b3).slice(0, 32)) : String(got.traceparent).slice(3, 35);
+          if (got.traceparent !== undefined) assert.match(String(got.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+          if (got['x-b3-traceid'] !== undefined) {
+            assert.match(String(got['x-b3-traceid']), /^[0-9a-f]{32}$/);
+            assert.notEqual(got['x-b3-spanid'], S);
+            assert.equal(got['x-b3-sampled'], '0');
+          }
+          if (got.b3 !== undefined) assert.equal(got.b3, `${String(got.traceparent).slice(3, 52)}-0`);
+          ids.add(traceId);
+          ids.add(String(got['x-request-id']));
+        }
+        assert.equal(ids.size, 6, 'a new trace id and x-request-id for each call');
+        // (Spans of the tests before may still arrive: only these calls' traces count.)
+        assert.deepEqual(
+          exporter
+            .getFinishedSpans()
+            .filter((x) => ids.has(x.spanContext().traceId))
+            .map((x) => x.name),
+          [],
+        );
+      } finally {
+        await s.close();
+      }
+    });
+  }
+});
+
 describe('Telemetry customTags and disableSpanReporting', () => {
   const telemetry = (name: string, namespace: string, tracing: object[], selector?: object) => ({
     apiVersion: 'telemetry.istio.io/v1',

@@ -200,6 +200,86 @@ describe('Istio standard metrics', () => {
     ]);
   });
 
+  it('reporter=source: each call under its own labels, whatever the call before it gave (status, flags, gRPC status, protocol, destination, Host fallback, mTLS)', async () => {
+    const reviews = 'spiffe://cluster.local/ns/shop/sa/reviews';
+    const ratings = 'spiffe://cluster.local/ns/shop/sa/ratings';
+    let tls: { local: string; peer: string } | undefined;
+    for (const x of made.splice(0)) x.close();
+    m = make({ upstreamPrincipals: () => tls });
+    // One endpoint's labels object, as the kernel hands it to every call to that endpoint.
+    const v1 = { app: 'ratings', version: 'v1', 'service.istio.io/workload-name': 'ratings-v1' };
+    const v2 = { app: 'ratings', version: 'v2', 'service.istio.io/workload-name': 'ratings-v2' };
+    const to = (labels: Record<string, string>, namespace = 'shop') => ({ serviceAccount: 'ratings', namespace, labels });
+    const noService = { route: undefined, cluster: undefined, destinationService: undefined, endpoint: undefined, destination: undefined };
+    const sequence: (Partial<CallEndMessage> & { tls?: { local: string; peer: string } })[] = [
+      // Each call differs from the one before it in one input.
+      { destination: to(v1) },
+      { destination: to(v1) },
+      { destination: to(v2) },
+      { destination: to(v1) },
+      { destination: to(v1, 'other') },
+      { destination: to(v1) },
+      { destination: to(v1), destinationService: 'details.shop.svc.cluster.local' },
+      { destination: to(v1), destinationService: 'details.shop.svc.cluster.local', status: 503 },
+      { destination: to(v1), destinationService: 'details.shop.svc.cluster.local', status: 503, flags: 'UF' },
+      { destination: to(v1), protocol: 'grpc', grpcStatus: 5 },
+      { destination: to(v1), protocol: 'grpc', grpcStatus: 14 },
+      { destination: to(v1), protocol: 'http2', grpcStatus: 14 },
+      { destination: to(v1), protocol: 'http2' },
+      { destination: to(v1), protocol: 'grpc' },
+      { ...noService, authority: 'a:80' },
+      { ...noService, authority: 'b:80' },
+      { ...noService, authority: 'b:80', cluster: 'PassthroughCluster' },
+      { destination: to(v1) },
+      { destination: to(v1), tls: { local: reviews, peer: ratings } },
+      { destination: to(v1), tls: { local: reviews, peer: `${ratings}-2` } },
+      { destination: to(v1), tls: { local: `${reviews}-2`, peer: `${ratings}-2` } },
+      { destination: to(v1) },
+    ];
+    for (const { tls: principals, ...over } of sequence) {
+      tls = principals;
+      callEndCh.publish(callEnd(over));
+    }
+    const points = await reader.points('istio_requests_total');
+    const got = points
+      .map((p) => {
+        const a = p.attributes;
+        return `${a['response_code']} ${a['response_flags']} ${a['request_protocol']}/${a['grpc_response_status']} ${a['destination_workload']} ${a['destination_workload_namespace']} ${a['destination_service']} ${a['destination_service_name']} ${a['source_principal']} ${a['destination_principal']} = ${p.value}`;
+      })
+      .sort();
+    assert.deepEqual(got, [
+      '200 - grpc/ ratings-v1 shop ratings.shop.svc.cluster.local ratings unknown unknown = 1',
+      '200 - grpc/14 ratings-v1 shop ratings.shop.svc.cluster.local ratings unknown unknown = 1',
+      '200 - grpc/5 ratings-v1 shop ratings.shop.svc.cluster.local ratings unknown unknown = 1',
+      '200 - http/ ratings-v1 other ratings.shop.svc.cluster.local ratings unknown unknown = 1',
+      '200 - http/ ratings-v1 shop details.shop.svc.cluster.local details unknown unknown = 1',
+      '200 - http/ ratings-v1 shop ratings.shop.svc.cluster.local ratings spiffe://cluster.local/ns/shop/sa/reviews spiffe://cluster.local/ns/shop/sa/ratings = 1',
+      '200 - http/ ratings-v1 shop ratings.shop.svc.cluster.local ratings spiffe://cluster.local/ns/shop/sa/reviews spiffe://cluster.local/ns/shop/sa/ratings-2 = 1',
+      '200 - http/ ratings-v1 shop ratings.shop.svc.cluster.local ratings spiffe://cluster.local/ns/shop/sa/reviews-2 spiffe://cluster.local/ns/shop/sa/ratings-2 = 1',
+      // http1 and http2 share request_protocol="http", and an HTTP call has no grpc_response_status: one series.
+      '200 - http/ ratings-v1 shop ratings.shop.svc.cluster.local ratings unknown unknown = 8',
+      '200 - http/ ratings-v2 shop ratings.shop.svc.cluster.local ratings unknown unknown = 1',
+      '200 - http/ unknown unknown a:80 a:80 unknown unknown = 1',
+      '200 - http/ unknown unknown b:80 PassthroughCluster unknown unknown = 1',
+      '200 - http/ unknown unknown b:80 b:80 unknown unknown = 1',
+      '503 - http/ ratings-v1 shop details.shop.svc.cluster.local details unknown unknown = 1',
+      '503 UF http/ ratings-v1 shop details.shop.svc.cluster.local details unknown unknown = 1',
+    ]);
+  });
+
+  it("reporter=source: a call like the one before is not put in that one's series once it was evicted", async () => {
+    for (const x of made.splice(0)) x.close();
+    m = make({}, { maxSeries: 1, idleSeriesMs: 1000 });
+    const destination = { serviceAccount: 'ratings', namespace: 'shop', labels: { app: 'ratings' } };
+    callEndCh.publish(callEnd({ destination }));
+    now = 5000;
+    // A server-side data point sweeps the idle client-side series and takes the only room.
+    inboundEndCh.publish(inboundEnd({ status: 200 }));
+    assert.equal(m.overflows['istio_requests_total'], 0);
+    callEndCh.publish(callEnd({ destination }));
+    assert.equal(m.overflows['istio_requests_total'], 1);
+  });
+
   it("reporter=destination: a request like the one before is not put in that one's series once it was evicted", async () => {
     for (const x of made.splice(0)) x.close();
     m = make({}, { maxSeries: 1, idleSeriesMs: 1000 });

@@ -117,6 +117,8 @@ export class IstioMetrics {
   #clientGroups = new WeakMap<object, Map<string, SeriesGroup>>();
   /** Series groups of the server side: by the caller's peer metadata, then the request's other inputs. */
   #serverGroups = new WeakMap<object, Map<string, SeriesGroup>>();
+  /** The client side's last call inputs and their group. */
+  #lastClient: { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup } | undefined;
   /** The server side's last request inputs and their group. */
   #lastServer: { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup } | undefined;
   /** Bumped when the Telemetry config changes (groups made before are made again). */
@@ -271,14 +273,29 @@ export class IstioMetrics {
       this.#recordEach(outlet, mode, sourceReporterLabels(m, this.#local, peer, tls), m, () => new AttributeView(clientRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
       return;
     }
-    // The labels follow from the destination's registry entry and these inputs only.
-    const key = `${m.destination?.namespace ?? ''}\u0000${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}\u0000${m.destinationService ?? `\u0001${m.authority}\u0001${m.cluster ?? ''}`}\u0000${tls?.local ?? ''}\u0000${tls?.peer ?? ''}`;
-    const groups = this.#groupsOf(this.#clientGroups, exchanged ?? m.destination?.labels ?? NO_DESTINATION);
+    // The labels follow from the destination's registry entry (or what it said of itself) and these inputs only.
+    const by = exchanged ?? m.destination?.labels ?? NO_DESTINATION;
+    const destNamespace = m.destination?.namespace ?? '';
+    const service = m.destinationService;
+    // Without a destination service the Host header and the cluster name the destination.
+    const authority = service === undefined ? m.authority : '';
+    const cluster = service === undefined ? (m.cluster ?? '') : '';
+    const tlsLocal = tls?.local ?? '';
+    const tlsPeer = tls?.peer ?? '';
+    // Most calls give the same inputs as the call before: its group, without making the key.
+    const last = this.#lastClient;
+    if (last !== undefined && last.by === by && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.service === service && last.authority === authority && last.cluster === cluster && last.destNamespace === destNamespace && last.tlsLocal === tlsLocal && last.tlsPeer === tlsPeer && this.#valid(last.group)) {
+      this.#add(outlet, last.group.series, m.durationMs, m.requestBytes, m.responseBytes);
+      return;
+    }
+    const key = `${destNamespace}\u0000${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}\u0000${service ?? `\u0001${authority}\u0001${cluster}`}\u0000${tlsLocal}\u0000${tlsPeer}`;
+    const groups = this.#groupsOf(this.#clientGroups, by);
     let g = groups.get(key);
     if (g === undefined || !this.#valid(g)) {
       g = this.#group(mode, sourceReporterLabels(m, this.#local, exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination)), tls));
       groups.set(key, g);
     }
+    this.#lastClient = { by, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, service, authority, cluster, destNamespace, tlsLocal, tlsPeer, group: g };
     this.#add(outlet, g.series, m.durationMs, m.requestBytes, m.responseBytes);
   };
 
@@ -338,6 +355,7 @@ export class IstioMetrics {
   #forgetGroups(): void {
     this.#config++;
     this.#lastServer = undefined;
+    this.#lastClient = undefined;
     this.#clientGroups = new WeakMap();
     this.#serverGroups = new WeakMap();
   }

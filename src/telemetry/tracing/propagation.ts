@@ -134,6 +134,11 @@ export function extract(h: Headers, formats: readonly PropagationFormat[]): Remo
   return undefined;
 }
 
+/** Removes every trace header of every format (before a call's own context is written). */
+export function clearTraceHeaders(h: Headers): void {
+  for (const k of TRACE_HEADERS) if (h[k] !== undefined) delete h[k];
+}
+
 /** What a call carries downstream. */
 export interface OutgoingContext {
   readonly traceId: string;
@@ -149,7 +154,7 @@ export interface OutgoingContext {
  * the call carries one context).
  */
 export function inject(h: Headers, c: OutgoingContext, formats: readonly PropagationFormat[]): void {
-  for (const k of TRACE_HEADERS) if (h[k] !== undefined) delete h[k];
+  clearTraceHeaders(h);
   for (const f of formats) {
     switch (f) {
       case 'w3c':

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { newIds, newSpanId, newTraceId } from './span-context.ts';
+import { newIds, newSpanId, newTraceId, newUnsampledTraceparent } from './span-context.ts';
 
 describe('ids cut from the random pool', () => {
   it('trace and span ids: 32 and 16 hex digits, every byte value used, unique', () => {
@@ -26,5 +26,33 @@ describe('ids cut from the random pool', () => {
     assert.deepEqual(zeros, []);
     assert.ok(seen.includes(`${'0'.repeat(31)}1`), 'a zero trace id drawn and made 1');
     assert.ok(seen.includes(`${'0'.repeat(15)}1`), 'a zero span id drawn and made 1');
+  });
+
+  it('an unsampled traceparent: version 00, new trace and span ids from the pool, flags 00; each one new', () => {
+    // Past what is left of a pool filled while Math.random was mocked (the test before).
+    for (let i = 0; i < 512; i++) newSpanId();
+    const seen = new Set<string>();
+    const digits = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const tp = newUnsampledTraceparent();
+      const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-00$/.exec(tp);
+      assert.ok(m, tp);
+      seen.add(tp);
+      for (let j = 0; j < 32; j += 2) digits.add((m[1] as string).slice(j, j + 2));
+      for (let j = 0; j < 16; j += 2) digits.add((m[2] as string).slice(j, j + 2));
+    }
+    assert.equal(seen.size, 2000);
+    assert.equal(digits.size, 256);
+  });
+
+  it('an unsampled traceparent never carries an all-zero id', (t) => {
+    t.mock.method(Math, 'random', () => 0);
+    const seen: string[] = [];
+    for (let i = 0; i < 400; i++) seen.push(newUnsampledTraceparent());
+    assert.ok(seen.includes(`00-${'0'.repeat(31)}1-${'0'.repeat(15)}1-00`), 'zero ids drawn and made 1');
+    assert.deepEqual(
+      seen.filter((tp) => /^00-0{32}-|-0{16}-00$/.test(tp)),
+      [],
+    );
   });
 });

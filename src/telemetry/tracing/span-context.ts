@@ -30,13 +30,15 @@ const POOL = Buffer.alloc(4096);
 const WORDS = new Uint32Array(POOL.buffer, POOL.byteOffset, POOL.length / 4);
 let used = POOL.length;
 
-/** `n` random bytes from the pool, as lower-case hex. */
-function randomHex(n: number): string {
+/**
+ * The offset of `n` random bytes in the pool, taken (refilled first when fewer are left). An
+ * all-zero id is invalid (W3C): as the SDK, its last byte is made 1.
+ */
+function take(n: number): number {
   if (used + n > POOL.length) {
     for (let i = 0; i < WORDS.length; i++) WORDS[i] = (Math.random() * 0x1_0000_0000) >>> 0;
     used = 0;
   }
-  // An all-zero id is invalid (W3C): as the SDK, make it 1.
   let zero = true;
   for (let i = used; i < used + n; i++) {
     if (POOL[i] !== 0) {
@@ -45,9 +47,41 @@ function randomHex(n: number): string {
     }
   }
   if (zero) POOL[used + n - 1] = 1;
-  const s = POOL.toString('hex', used, used + n);
+  const at = used;
   used += n;
-  return s;
+  return at;
+}
+
+/** `n` random bytes from the pool, as lower-case hex. */
+function randomHex(n: number): string {
+  const at = take(n);
+  return POOL.toString('hex', at, at + n);
+}
+
+/** Lower-case hex digits, as character codes. */
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+/** The unsampled `traceparent` being written (its ids at 3 and 36). */
+const TRACEPARENT = Buffer.from(`00-${'0'.repeat(32)}-${'0'.repeat(16)}-00`, 'latin1');
+
+/** Writes `n` random bytes from the pool as hex into `out` at `o`. */
+function hexInto(out: Buffer, o: number, n: number): void {
+  const at = take(n);
+  for (let i = at; i < at + n; i++) {
+    const v = POOL[i] as number;
+    out[o++] = HEX[v >> 4] as number;
+    out[o++] = HEX[v & 15] as number;
+  }
+}
+
+/**
+ * The W3C `traceparent` of a new unsampled trace (`00-<new trace id>-<new span id>-00`), as one
+ * flat string written in one go, instead of two ids and a template (a rope that undici flattens
+ * again when it checks the header value). The same ids as {@link newTraceId} then {@link newSpanId}.
+ */
+export function newUnsampledTraceparent(): string {
+  hexInto(TRACEPARENT, 3, 16);
+  hexInto(TRACEPARENT, 36, 8);
+  return TRACEPARENT.toString('latin1');
 }
 
 /** A new trace id and span id (for a span context no SDK makes). */

@@ -33,9 +33,10 @@ import type { Headers } from '../../core/handler.ts';
 import type { AttemptEndMessage, AttemptStartMessage, CallEndMessage, CallStartMessage, InboundEndMessage, InboundStartMessage, WorkloadIdentity } from '../../core/observe.ts';
 import { selectTelemetry } from '../select.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
-import { extract, inject, type PropagationFormat } from './propagation.ts';
+import { clearTraceHeaders, extract, inject, type PropagationFormat } from './propagation.ts';
+import { newRequestId } from './request-id.ts';
 import { contextWith, spanContextWith, UnsampledSpan } from './server-context.ts';
-import { newIds, newSpanId, newTraceId, remoteSpanContext, sdkRegistered } from './span-context.ts';
+import { newIds, newSpanId, newTraceId, newUnsampledTraceparent, remoteSpanContext, sdkRegistered } from './span-context.ts';
 import { type CompiledTags, compileTags, headerTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
 
 
@@ -81,6 +82,8 @@ interface InboundState {
 export class MeshTracing {
   readonly #o: MeshTracingOptions;
   readonly #formats: readonly PropagationFormat[];
+  /** Calls carry W3C trace context only (the default). */
+  readonly #w3cOnly: boolean;
   readonly #tracer: Tracer;
   readonly #common: Attributes;
   #client!: SideState;
@@ -96,6 +99,7 @@ export class MeshTracing {
     validateTracingOptions(o.options);
     this.#o = o;
     this.#formats = o.options?.propagation ?? ['w3c'];
+    this.#w3cOnly = this.#formats.length === 1 && this.#formats[0] === 'w3c';
     this.#tracer = trace.getTracer('meshlet');
     const zone = o.locality.split('/')[1] ?? '';
     this.#common = { component: 'proxy', node_id: nodeId(o.workload, o.sourceIp), zone };
@@ -258,7 +262,7 @@ export class MeshTracing {
     // Envoy generates x-request-id on the outbound HCM too; inside a handler, the request's own one travels on.
     let requestId = typeof h['x-request-id'] === 'string' ? h['x-request-id'] : undefined;
     if (requestId === undefined) {
-      requestId = (active.getValue(REQUEST_ID) as string | undefined) ?? randomUUID();
+      requestId = (active.getValue(REQUEST_ID) as string | undefined) ?? newRequestId();
       h['x-request-id'] = requestId;
     }
     const parent = trace.getSpanContext(active);
@@ -278,6 +282,12 @@ export class MeshTracing {
     if (!sampled) {
       // Unsampled (the usual case): no span and nothing kept for the call's end, only a context with the decision for the next hop.
       if (side.spec.disableContextPropagation) return;
+      if (!valid && this.#w3cOnly) {
+        // A new trace (no tracestate, no parent): what inject() would write, as one string.
+        clearTraceHeaders(h);
+        h.traceparent = newUnsampledTraceparent();
+        return;
+      }
       const traceId = valid ? (parentSc as SpanContext).traceId : newTraceId();
       inject(h, { traceId, spanId: newSpanId(), parentSpanId: valid ? parentSc?.spanId : undefined, sampled: false, traceState: valid ? parentSc?.traceState?.serialize() : undefined }, this.#formats);
       return;
