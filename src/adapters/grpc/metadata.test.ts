@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Metadata } from '@grpc/grpc-js';
 import type { Headers } from '../../core/handler.ts';
 import { grpcJs } from './grpc-js.ts';
-import { callHeadersOf, decodeGrpcMessage, encodeGrpcMessage, grpcTimeout, intoHeaders, responseHeadersOf } from './metadata.ts';
+import { callHeadersOf, decodeGrpcMessage, encodeGrpcMessage, grpcTimeout, intoHeaders, requestMetadataOf, responseHeadersOf } from './metadata.ts';
 
 describe('grpc-message encoding (gRPC over HTTP/2: percent-encoded outside printable ASCII)', () => {
   const rows: [details: string, wire: string][] = [
@@ -113,5 +113,33 @@ describe('metadata into headers (grpc-js’s store read directly, as toHttp2Head
     assert.deepEqual({ ...headers }, { 'x-user': 'alice', 'content-type': 'application/grpc', te: 'trailers' });
     assert.deepEqual({ ...before }, { 'x-user': 'alice' });
     assert.deepEqual({ ...callHeadersOf(new g.Metadata()).before }, {});
+  });
+  it('attempt metadata: the caller’s, with what the pipeline added or changed; a repeated added value is one frozen list', () => {
+    const caller = new g.Metadata();
+    caller.set('x-user', 'alice');
+    caller.set('x-peer', 'caller-value');
+    const wire = (md: Metadata): Record<string, unknown> => ({ ...md.toHttp2Headers() });
+    const attempt = (): Metadata => {
+      const { headers, before } = callHeadersOf(caller);
+      headers['x-peer'] = 'mesh-value';
+      headers['x-added'] = 'a1';
+      return requestMetadataOf(g, headers, caller, before);
+    };
+    const one = attempt();
+    const two = attempt();
+    const want = { 'x-user': 'alice', 'x-peer': 'mesh-value', 'x-added': 'a1' };
+    assert.deepEqual(wire(one), want);
+    assert.deepEqual(wire(two), want);
+    const store = (md: Metadata) => (md as unknown as { internalRepr: Map<string, unknown[]> }).internalRepr;
+    // The second attempt holds the first one's checked list (no copy per call), frozen: an add()
+    // to one attempt's metadata fails instead of reaching the other's.
+    assert.equal(store(two).get('x-added'), store(one).get('x-added'));
+    assert.throws(() => one.add('x-added', 'a2'), TypeError);
+    assert.deepEqual(wire(two), want);
+    // set() replaces a name's list: the next attempt is untouched.
+    one.set('x-peer', 'other');
+    assert.deepEqual(wire(attempt()), want);
+    // The caller's own metadata is never changed.
+    assert.deepEqual(wire(caller), { 'x-user': 'alice', 'x-peer': 'caller-value' });
   });
 });

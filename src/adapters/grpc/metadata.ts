@@ -49,15 +49,16 @@ export function callHeadersOf(metadata: Metadata): { headers: Headers; before: H
  * removed since the call's headers were made from it (`before`: those headers as they were,
  * {@link callHeadersOf}) —
  * rather than all of the headers made into metadata again. The headers the pipeline adds to
- * every call (the peer-metadata exchange's) are checked once while their value repeats.
+ * every call (the peer-metadata exchange's) are checked once while their value repeats, and
+ * every attempt's metadata holds that one checked list of values (frozen: nothing below the
+ * mesh `add()`s to these names, and if something did it would throw, never change the next
+ * call's).
  */
 export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata, before: Headers): Metadata {
   const md = caller.clone();
   // `before` has the caller's metadata names (see answerMetadataOf on remove()).
   for (const k in before) if (RESERVED.has(k)) md.remove(k);
-  const names = Object.keys(headers);
-  for (let i = 0; i < names.length; i++) {
-    const k = names[i] as string;
+  for (const k in headers) {
     const v = headers[k];
     const was = before[k];
     if (v === undefined || v === was || k.charCodeAt(0) === 58 /* : */ || RESERVED.has(k)) continue;
@@ -65,8 +66,8 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
     const store = storeOf(md);
     const values = store === undefined ? undefined : storeOf(one)?.get(k);
     if (store !== undefined && values !== undefined) {
-      // The checked values replace the caller's (a list of the attempt's own: grpc-js's add() pushes onto it).
-      store.set(k, values.slice());
+      // The checked values replace the caller's: their list is shared (frozen), not copied per call.
+      store.set(k, values);
       continue;
     }
     // A name the caller's metadata did not have is not in its clone.
@@ -88,8 +89,15 @@ function checkedHeader(g: GrpcJs, name: string, value: string | string[]): Metad
   const one = Object.create(null) as Record<string, string | string[]>;
   one[name] = value;
   const metadata = g.Metadata.fromHttp2Headers(one);
+  // Every attempt's metadata holds these lists (requestMetadataOf): grpc-js's add() pushes onto
+  // a name's list, so they are frozen — an add() would throw rather than reach the next call.
+  storeOf(metadata)?.forEach(freezeValues);
   if (c !== undefined || checked.size < CHECKED_MAX) checked.set(name, { value, metadata });
   return metadata;
+}
+
+function freezeValues(values: (string | Buffer)[]): void {
+  Object.freeze(values);
 }
 
 /** Metadata from headers (request headers when a call is sent; response headers and trailers when it comes back). */
