@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Metadata } from '@grpc/grpc-js';
 import type { Headers } from '../../core/handler.ts';
 import { grpcJs } from './grpc-js.ts';
-import { callHeadersOf, decodeGrpcMessage, encodeGrpcMessage, grpcTimeout, intoHeaders, requestMetadataOf, responseHeadersOf } from './metadata.ts';
+import { callHeadersOf, decodeGrpcMessage, encodeGrpcMessage, grpcTimeout, intoHeaders, requestMetadataOf, responseHeadersOf, setGrpcTimeout } from './metadata.ts';
 
 describe('grpc-message encoding (gRPC over HTTP/2: percent-encoded outside printable ASCII)', () => {
   const rows: [details: string, wire: string][] = [
@@ -46,6 +46,25 @@ describe('grpc-timeout (at most 8 digits, rounded up, in the smallest unit that 
   for (const [ms, wire] of rows) {
     it(`${ms} ms → ${wire}`, () => assert.equal(grpcTimeout(ms), wire));
   }
+  it('the rows again in reverse (a kept text is never another value’s)', () => {
+    for (const [ms, wire] of [...rows].reverse()) assert.equal(grpcTimeout(ms), wire);
+  });
+  it('set on an attempt’s metadata: one frozen list per repeated value, never another value’s', () => {
+    const g = grpcJs();
+    const list = (md: Metadata) => (md as unknown as { internalRepr: Map<string, unknown[]> }).internalRepr.get('grpc-timeout');
+    const a = new g.Metadata();
+    const b = new g.Metadata();
+    const c = new g.Metadata();
+    setGrpcTimeout(a, grpcTimeout(4999.2));
+    setGrpcTimeout(b, grpcTimeout(4999.9));
+    setGrpcTimeout(c, grpcTimeout(4998.5));
+    assert.deepEqual(a.get('grpc-timeout'), ['5000m']);
+    assert.equal(list(b), list(a));
+    assert.ok(Object.isFrozen(list(a)));
+    assert.throws(() => a.add('grpc-timeout', '1m'), TypeError);
+    assert.deepEqual(c.get('grpc-timeout'), ['4999m']);
+    assert.deepEqual(b.get('grpc-timeout'), ['5000m']);
+  });
 });
 
 describe('metadata into headers (grpc-js’s store read directly, as toHttp2Headers gives it)', () => {

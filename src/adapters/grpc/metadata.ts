@@ -140,9 +140,21 @@ export function responseHeadersOf(metadata: Metadata): Headers {
  */
 export function setGrpcTimeout(md: Metadata, value: string): void {
   const store = storeOf(md);
-  if (store === undefined) md.set('grpc-timeout', value);
-  else store.set('grpc-timeout', [value]);
+  if (store === undefined) {
+    md.set('grpc-timeout', value);
+    return;
+  }
+  // Calls under one route timeout mostly carry the same value: they share its (frozen) list.
+  if (value !== timeoutValue) {
+    timeoutValue = value;
+    timeoutList = Object.freeze([value]) as string[];
+  }
+  store.set('grpc-timeout', timeoutList);
 }
+
+/** The last grpc-timeout value set, and the list every attempt's metadata with that value holds. */
+let timeoutValue = '';
+let timeoutList: string[] = [];
 
 /** grpc-js's store of a Metadata's values, when it has one. */
 function storeOf(md: Metadata): MetadataStore | undefined {
@@ -211,14 +223,26 @@ const TIMEOUT_UNITS: readonly (readonly [string, number])[] = [
  * digits), rounded up as grpc-js rounds its own.
  */
 export function grpcTimeout(ms: number): string {
-  // Almost every deadline is under 27 hours: milliseconds.
-  if (ms <= 99_999_999) return `${Math.ceil(ms)}m`;
+  // Almost every deadline is under 27 hours: milliseconds. Calls under one route timeout mostly
+  // have the same number of them left when sent: the last text is kept rather than made again.
+  if (ms <= 99_999_999) {
+    const n = Math.ceil(ms);
+    if (n !== lastTimeoutMs) {
+      lastTimeoutMs = n;
+      lastTimeoutText = `${n}m`;
+    }
+    return lastTimeoutText;
+  }
   for (const [unit, perMs] of TIMEOUT_UNITS) {
     const n = Math.ceil(ms / perMs);
     if (n <= 99_999_999) return `${n}${unit}`;
   }
   return '99999999H';
 }
+
+/** The last grpc-timeout made in milliseconds (grpcTimeout), and its text. */
+let lastTimeoutMs = -1;
+let lastTimeoutText = '';
 
 /** Printable ASCII but `%`: what `grpc-message` carries as it is. */
 const PLAIN_MESSAGE = /^[\x20-\x24\x26-\x7e]*$/;
