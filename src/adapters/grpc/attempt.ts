@@ -20,7 +20,7 @@ import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
 import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
 import type { GrpcJs } from './grpc-js.ts';
 import { GrpcExchange } from './exchange.ts';
-import { encodeGrpcMessage, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout } from './metadata.ts';
+import { encodeGrpcMessage, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
 
 type Call = experimental.CallStream;
 
@@ -259,9 +259,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
       h.onResponseError?.(this, new GrpcCallError(failureKindOf(code, details), code, details, metadata));
       return;
     }
-    const trailers = responseHeadersOf(metadata);
-    trailers['grpc-status'] = String(code);
-    if (details !== '') trailers['grpc-message'] = encodeGrpcMessage(details);
+    const trailers = statusTrailersOf(metadata, code, details);
     this.#upstream(trailers, metadata);
     h.onResponseEnd?.(this, trailers);
   }

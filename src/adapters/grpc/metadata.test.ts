@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Metadata } from '@grpc/grpc-js';
 import type { Headers } from '../../core/handler.ts';
 import { grpcJs } from './grpc-js.ts';
-import { callHeadersOf, decodeGrpcMessage, encodeGrpcMessage, grpcTimeout, intoHeaders, requestMetadataOf, responseHeadersOf, setGrpcTimeout } from './metadata.ts';
+import { callHeadersOf, decodeGrpcMessage, encodeGrpcMessage, grpcTimeout, intoHeaders, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
 
 describe('grpc-message encoding (gRPC over HTTP/2: percent-encoded outside printable ASCII)', () => {
   const rows: [details: string, wire: string][] = [
@@ -132,6 +132,30 @@ describe('metadata into headers (grpc-js’s store read directly, as toHttp2Head
     assert.deepEqual({ ...headers }, { 'x-user': 'alice', 'content-type': 'application/grpc', te: 'trailers' });
     assert.deepEqual({ ...before }, { 'x-user': 'alice' });
     assert.deepEqual({ ...callHeadersOf(new g.Metadata()).before }, {});
+  });
+  it('status trailers: metadata, grpc-status, grpc-message (encoded); an OK status without metadata shares one frozen object per text', () => {
+    const md = (entries: [string, string][]): Metadata => {
+      const m = new g.Metadata();
+      for (const [k, v] of entries) m.set(k, v);
+      return m;
+    };
+    const rows: [name: string, metadata: Metadata, code: number, details: string, want: Record<string, string>][] = [
+      ['OK', md([]), 0, 'OK', { 'grpc-status': '0', 'grpc-message': 'OK' }],
+      ['OK without details', md([]), 0, '', { 'grpc-status': '0' }],
+      ['OK with other details', md([]), 0, 'fine ✓', { 'grpc-status': '0', 'grpc-message': 'fine %E2%9C%93' }],
+      ['OK with trailing metadata', md([['x-t', '1']]), 0, 'OK', { 'x-t': '1', 'grpc-status': '0', 'grpc-message': 'OK' }],
+      ['an error', md([]), 14, 'down', { 'grpc-status': '14', 'grpc-message': 'down' }],
+      ['an error with metadata', md([['x-why', 'w']]), 5, '', { 'x-why': 'w', 'grpc-status': '5' }],
+    ];
+    for (const [name, metadata, code, details, want] of rows) {
+      const t = statusTrailersOf(metadata, code, details);
+      assert.deepEqual({ ...t }, want, name);
+      const again = statusTrailersOf(metadata, code, details);
+      assert.deepEqual({ ...again }, want, name);
+      const shared = code === 0 && Object.keys(metadata.getMap()).length === 0;
+      assert.equal(again === t, shared, `${name}: shared`);
+      assert.equal(Object.isFrozen(t), shared, `${name}: frozen`);
+    }
   });
   it('attempt metadata: the caller’s, with what the pipeline added or changed; a repeated added value is one frozen list', () => {
     const caller = new g.Metadata();

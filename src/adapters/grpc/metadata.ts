@@ -134,6 +134,34 @@ export function responseHeadersOf(metadata: Metadata): Headers {
 }
 
 /**
+ * The trailers of a status (`code`, `details`) that came with `metadata`: its metadata as
+ * headers, with `grpc-status` and `grpc-message`. An OK status with no trailing metadata (almost
+ * every answer) gets one shared object per details text, frozen: the pipeline only reads
+ * trailers, and a per-call null-prototype dictionary is the largest object a call's answer made.
+ */
+export function statusTrailersOf(metadata: Metadata, code: number, details: string): Headers {
+  if (code === 0 && storeOf(metadata)?.size === 0) {
+    let t = okTrailers;
+    if (t === undefined || details !== okDetails) {
+      t = Object.create(null) as Headers;
+      t['grpc-status'] = '0';
+      if (details !== '') t['grpc-message'] = encodeGrpcMessage(details);
+      okTrailers = Object.freeze(t);
+      okDetails = details;
+    }
+    return t;
+  }
+  const h = responseHeadersOf(metadata);
+  h['grpc-status'] = String(code);
+  if (details !== '') h['grpc-message'] = encodeGrpcMessage(details);
+  return h;
+}
+
+/** The trailers of the last OK status without metadata ({@link statusTrailersOf}), and its details. */
+let okTrailers: Headers | undefined;
+let okDetails = '';
+
+/**
  * Sets `grpc-timeout` on an attempt's metadata: the value is the mesh's own (grpcTimeout, always
  * legal), so it goes into grpc-js's store directly when there is one, without set()'s name and
  * value checks.
