@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Metadata } from '@grpc/grpc-js';
 import type { Headers } from '../../core/handler.ts';
 import { grpcJs } from './grpc-js.ts';
-import { callHeadersOf, decodeGrpcMessage, encodeGrpcMessage, grpcTimeout, intoHeaders, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
+import { answerMetadataOf, callHeadersOf, decodeGrpcMessage, encodeGrpcMessage, grpcTimeout, intoHeaders, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
 
 describe('grpc-message encoding (gRPC over HTTP/2: percent-encoded outside printable ASCII)', () => {
   const rows: [details: string, wire: string][] = [
@@ -155,6 +155,27 @@ describe('metadata into headers (grpc-js’s store read directly, as toHttp2Head
       const shared = code === 0 && Object.keys(metadata.getMap()).length === 0;
       assert.equal(again === t, shared, `${name}: shared`);
       assert.equal(Object.isFrozen(t), shared, `${name}: frozen`);
+    }
+  });
+  it('answer metadata: gRPC’s own names and an upstream’s flags header taken out, the mesh’s flags set', () => {
+    const rows: [name: string, entries: [string, string][], flags: string, want: Record<string, string>][] = [
+      ['nothing', [], '', {}],
+      ['app metadata kept', [['x-a', '1'], ['x-b', '2']], '', { 'x-a': '1', 'x-b': '2' }],
+      ['gRPC’s names out', [['content-type', 'application/grpc'], ['grpc-encoding', 'identity'], ['x-a', '1'], ['grpc-accept-encoding', 'gzip']], '', { 'x-a': '1' }],
+      ['an upstream’s flags dropped', [['x-meshlet-response-flags', 'UF'], ['x-a', '1']], '', { 'x-a': '1' }],
+      ['the mesh’s flags replace an upstream’s', [['x-meshlet-response-flags', 'UF']], 'DI', { 'x-meshlet-response-flags': 'DI' }],
+    ];
+    for (const [name, entries, flags, want] of rows) {
+      const md = new g.Metadata();
+      for (const [k, v] of entries) md.set(k, v);
+      const headers = responseHeadersOf(md);
+      assert.deepEqual({ ...answerMetadataOf(md, headers, flags).toHttp2Headers() }, want, name);
+      // A Metadata without grpc-js's store: the same result through its methods.
+      const md2 = new g.Metadata();
+      for (const [k, v] of entries) md2.set(k, v);
+      const opaque = { remove: (k: string) => md2.remove(k), set: (k: string, v: string) => md2.set(k, v) } as unknown as Metadata;
+      answerMetadataOf(opaque, headers, flags);
+      assert.deepEqual({ ...md2.toHttp2Headers() }, want, `${name} (opaque)`);
     }
   });
   it('attempt metadata: the caller’s, with what the pipeline added or changed; a repeated added value is one frozen list', () => {

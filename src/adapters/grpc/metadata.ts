@@ -118,12 +118,25 @@ export function metadataOf(g: GrpcJs, headers: Headers): Metadata {
  * (`flags`) as the only copy of their header.
  */
 export function answerMetadataOf(metadata: Metadata, headers: Headers, flags: string): Metadata {
-  // `headers` were made from the Metadata: its names are theirs (grpc-js lower-cases every name
-  // it is given, and remove() pays for that on each call, so only names present are removed).
-  for (const k in headers) if (RESERVED.has(k)) metadata.remove(k);
+  const store = storeOf(metadata);
+  if (store !== undefined) {
+    // The names are read from grpc-js's store itself (no key list of the headers made per call;
+    // its names are lower-cased already, so remove()'s checks are not paid either).
+    if (store.size !== 0) store.forEach(dropReserved, store);
+  } else {
+    // `headers` were made from the Metadata: its names are theirs (grpc-js lower-cases every name
+    // it is given, and remove() pays for that on each call, so only names present are removed).
+    for (const k in headers) if (RESERVED.has(k)) metadata.remove(k);
+  }
   if (flags !== '') metadata.set(FLAGS_KEY, flags);
+  else if (store !== undefined) store.delete(FLAGS_KEY);
   else metadata.remove(FLAGS_KEY);
   return metadata;
+}
+
+/** Takes a name gRPC writes itself out of a Metadata's store `this` (a Map.forEach callback: no closure per call). */
+function dropReserved(this: MetadataStore, _values: (string | Buffer)[], name: string): void {
+  if (RESERVED.has(name)) this.delete(name);
 }
 
 /** Response headers from received metadata (as a trailers-only head or trailers carry them). */
