@@ -20,7 +20,7 @@ import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
 import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
 import type { GrpcJs } from './grpc-js.ts';
 import { GrpcExchange } from './exchange.ts';
-import { encodeGrpcMessage, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout } from './metadata.ts';
+import { encodeGrpcMessage, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
 
 type Call = experimental.CallStream;
 
@@ -53,8 +53,8 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   #body: MessageBody | undefined;
   /** A request message write is in flight (its callback not come yet). */
   #writing = false;
-  /** Messages waiting for the write in flight. */
-  readonly #outbox: { message: Buffer; ack: WriteAck }[] = [];
+  /** Messages waiting for the write in flight (made when one has to wait: a unary call's never does). */
+  #outbox: { message: Buffer; ack: WriteAck }[] | undefined = undefined;
   /** The caller half-closed while messages waited: half-close after the last one goes out. */
   #halfClosePending = false;
 
@@ -134,7 +134,9 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   message(message: Buffer, ack: WriteAck): void {
     if (this.#state !== 1) return;
     if (this.#writing) {
-      this.#outbox.push({ message, ack });
+      const entry = { message, ack };
+      if (this.#outbox === undefined) this.#outbox = [entry];
+      else this.#outbox.push(entry);
       return;
     }
     this.#send(message, ack);
@@ -147,7 +149,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     // The half-close goes right after the last message, without waiting for that write's
     // callback (as grpc-js's own unary calls do): HTTP/2 then carries END_STREAM on the
     // message's DATA frame, in the same write, instead of an empty DATA frame of its own.
-    if (this.#halfClosePending && this.#outbox.length === 0 && this.#state === 1) {
+    if (this.#halfClosePending && (this.#outbox === undefined || this.#outbox.length === 0) && this.#state === 1) {
       this.#halfClosePending = false;
       call.halfClose();
     }
@@ -156,14 +158,15 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   #sent(ack: WriteAck): void {
     this.#writing = false;
     ack.written();
-    if (this.#state !== 1 || this.#outbox.length === 0) return;
-    const next = this.#outbox.shift() as { message: Buffer; ack: WriteAck };
+    const outbox = this.#outbox;
+    if (this.#state !== 1 || outbox === undefined || outbox.length === 0) return;
+    const next = outbox.shift() as { message: Buffer; ack: WriteAck };
     this.#send(next.message, next.ack);
   }
 
   end(): void {
     if (this.#state !== 1) return;
-    if (this.#outbox.length > 0) this.#halfClosePending = true;
+    if (this.#outbox !== undefined && this.#outbox.length > 0) this.#halfClosePending = true;
     else this.#call?.halfClose();
   }
 
@@ -176,7 +179,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     const wasOnWire = this.#state === 1;
     this.#state = 2;
     this.#body?.detach(this);
-    this.#outbox.length = 0;
+    this.#outbox = undefined;
     this.#owner.done(this.#e, this, wasOnWire);
   }
 
@@ -256,9 +259,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
       h.onResponseError?.(this, new GrpcCallError(failureKindOf(code, details), code, details, metadata));
       return;
     }
-    const trailers = responseHeadersOf(metadata);
-    trailers['grpc-status'] = String(code);
-    if (details !== '') trailers['grpc-message'] = encodeGrpcMessage(details);
+    const trailers = statusTrailersOf(metadata, code, details);
     this.#upstream(trailers, metadata);
     h.onResponseEnd?.(this, trailers);
   }

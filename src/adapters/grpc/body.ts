@@ -54,6 +54,9 @@ class Entry implements WriteAck {
 const NO_ITERATOR: AsyncIterator<unknown> = Object.freeze({ next: () => Promise.resolve({ value: undefined, done: true as const }) });
 const NO_SOURCE: AsyncIterable<unknown> = Object.freeze({ [Symbol.asyncIterator]: () => NO_ITERATOR });
 
+/** An empty list of messages: never added to (a body makes its own list with its first message). */
+const NONE: Entry[] = Object.freeze([]) as unknown as Entry[];
+
 function messageOf(e: Entry): Buffer {
   return e.message;
 }
@@ -61,10 +64,14 @@ function messageOf(e: Entry): Buffer {
 /** The request body of a gRPC call: the caller's messages, replayable (and mirrored) while they fit. */
 export class MessageBody extends ReplayableBody {
   readonly #capBytes: number;
-  /** Messages taken by an attempt, kept for a retry (emptied once they outgrow the cap). */
-  #recorded: Entry[] = [];
+  /**
+   * Messages taken by an attempt, kept for a retry (emptied once they outgrow the cap). Both
+   * lists are made with their first message (as a list of one: a unary call has one message,
+   * and most calls never wait for an attempt), not with the body.
+   */
+  #recorded: Entry[] = NONE;
   /** Messages written while no attempt was attached (waiting for a stream, a retry's backoff). */
-  readonly #pending: Entry[] = [];
+  #pending: Entry[] = NONE;
   #bytes = 0;
   #overflow = false;
   /** The caller half-closed. */
@@ -100,7 +107,8 @@ export class MessageBody extends ReplayableBody {
     const e = new Entry(message, written);
     const sink = this.#sink;
     if (sink === undefined) {
-      this.#pending.push(e);
+      if (this.#pending === NONE) this.#pending = [e];
+      else this.#pending.push(e);
       return;
     }
     this.#take(e);
@@ -126,11 +134,11 @@ export class MessageBody extends ReplayableBody {
     this.#resolve(undefined);
     const pending = this.#pending;
     for (let i = 0; i < pending.length; i++) (pending[i] as Entry).written();
-    pending.length = 0;
+    this.#pending = NONE;
     const recorded = this.#recorded;
     for (let i = 0; i < recorded.length; i++) (recorded[i] as Entry).written();
     // Kept while they are the whole request, as it was when complete (a later forCopy lists them).
-    if (!this.#completeRecorded) recorded.length = 0;
+    if (!this.#completeRecorded) this.#recorded = NONE;
   }
 
   // ── the attempt's side ──
@@ -173,11 +181,12 @@ export class MessageBody extends ReplayableBody {
     if (this.#bytes > this.#capBytes) {
       // From here the request streams straight through: it can no longer be replayed.
       this.#overflow = true;
-      this.#recorded = [];
+      this.#recorded = NONE;
       this.#resolve(undefined);
       return;
     }
-    this.#recorded.push(e);
+    if (this.#recorded === NONE) this.#recorded = [e];
+    else this.#recorded.push(e);
   }
 
   /** Every message was taken and the caller half-closed: the whole request is known. */

@@ -66,8 +66,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   #credentials: CallCredentials | undefined;
   /** The request messages (written before the call is routed, they wait in it). */
   readonly #body: MessageBody;
-  /** Messages received that the caller has not asked to read yet. */
-  readonly #queue: Buffer[] = [];
+  /** Messages received that the caller has not asked to read yet (made when one has to wait: most calls have none). */
+  #queue: Buffer[] | undefined = undefined;
   /** Reads the caller asked for that no message has answered yet. */
   #reads = 0;
   /** The status of an answer that came as a head alone (trailers-only, a mesh-made answer). */
@@ -159,14 +159,14 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   }
 
   startRead(): void {
-    const m = this.#queue.shift();
+    const m = this.#queue?.shift();
     if (m === undefined) {
       // The attempt was paused when the caller's last read was answered: it reads on now.
       if (this.#reads++ === 0) this.#ex?.resume();
       return;
     }
     this.#listener?.onReceiveMessage(m);
-    if (this.#queue.length === 0) {
+    if (this.#queue === undefined || this.#queue.length === 0) {
       this.#ex?.resume();
       this.#flush();
     }
@@ -182,7 +182,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       return;
     }
     // Messages not read yet are dropped: a cancelled call ends now.
-    this.#queue.length = 0;
+    this.#queue = undefined;
     if (this.#status !== undefined) {
       // The answer came but waited behind unread messages: the caller's cancel is what it gets.
       this.#status = { code: status, details, metadata: new this.#o.grpc.Metadata() };
@@ -235,7 +235,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       this.#localBody?.push(chunk);
       return;
     }
-    if (this.#reads > 0 && this.#queue.length === 0) {
+    const queue = this.#queue;
+    if (this.#reads > 0 && (queue === undefined || queue.length === 0)) {
       // The caller asked for no more: the attempt reads no further until it does, as grpc-js's
       // own calls read the stream only when asked (a unary caller asks once, and the status
       // still comes: grpc-js ends a paused stream when the server closes it). Not asking
@@ -244,7 +245,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       this.#listener?.onReceiveMessage(chunk);
       return;
     }
-    this.#queue.push(chunk);
+    if (queue === undefined) this.#queue = [chunk];
+    else queue.push(chunk);
     this.#ex?.pause();
   }
 
@@ -295,7 +297,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   /** Delivers the status once every message before it was read. */
   #flush(): void {
     const s = this.#status;
-    if (s === undefined || this.#ended || this.#queue.length > 0) return;
+    if (s === undefined || this.#ended || (this.#queue !== undefined && this.#queue.length > 0)) return;
     if (this.#starting) {
       queueMicrotask(() => this.#flush());
       return;

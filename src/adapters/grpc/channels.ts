@@ -80,7 +80,11 @@ export class EndpointChannel {
 
   /** A connection with a free stream, a new one when `maxConnections` allows, or undefined. */
   take(maxStreams: number, maxConnections: number): Conn | undefined {
-    for (const c of this.conns) if (c.active < maxStreams) return c;
+    const conns = this.conns;
+    for (let i = 0; i < conns.length; i++) {
+      const c = conns[i] as Conn;
+      if (c.active < maxStreams) return c;
+    }
     if (this.#open === undefined || (maxConnections !== UNLIMITED && this.conns.length >= maxConnections)) return undefined;
     const c = new Conn(this.#open, this.connectTimeout);
     this.conns.push(c);

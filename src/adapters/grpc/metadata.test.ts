@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Metadata } from '@grpc/grpc-js';
 import type { Headers } from '../../core/handler.ts';
 import { grpcJs } from './grpc-js.ts';
-import { callHeadersOf, decodeGrpcMessage, encodeGrpcMessage, grpcTimeout, intoHeaders, responseHeadersOf } from './metadata.ts';
+import { answerMetadataOf, callHeadersOf, decodeGrpcMessage, encodeGrpcMessage, grpcTimeout, intoHeaders, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
 
 describe('grpc-message encoding (gRPC over HTTP/2: percent-encoded outside printable ASCII)', () => {
   const rows: [details: string, wire: string][] = [
@@ -46,6 +46,25 @@ describe('grpc-timeout (at most 8 digits, rounded up, in the smallest unit that 
   for (const [ms, wire] of rows) {
     it(`${ms} ms → ${wire}`, () => assert.equal(grpcTimeout(ms), wire));
   }
+  it('the rows again in reverse (a kept text is never another value’s)', () => {
+    for (const [ms, wire] of [...rows].reverse()) assert.equal(grpcTimeout(ms), wire);
+  });
+  it('set on an attempt’s metadata: one frozen list per repeated value, never another value’s', () => {
+    const g = grpcJs();
+    const list = (md: Metadata) => (md as unknown as { internalRepr: Map<string, unknown[]> }).internalRepr.get('grpc-timeout');
+    const a = new g.Metadata();
+    const b = new g.Metadata();
+    const c = new g.Metadata();
+    setGrpcTimeout(a, grpcTimeout(4999.2));
+    setGrpcTimeout(b, grpcTimeout(4999.9));
+    setGrpcTimeout(c, grpcTimeout(4998.5));
+    assert.deepEqual(a.get('grpc-timeout'), ['5000m']);
+    assert.equal(list(b), list(a));
+    assert.ok(Object.isFrozen(list(a)));
+    assert.throws(() => a.add('grpc-timeout', '1m'), TypeError);
+    assert.deepEqual(c.get('grpc-timeout'), ['4999m']);
+    assert.deepEqual(b.get('grpc-timeout'), ['5000m']);
+  });
 });
 
 describe('metadata into headers (grpc-js’s store read directly, as toHttp2Headers gives it)', () => {
@@ -113,5 +132,78 @@ describe('metadata into headers (grpc-js’s store read directly, as toHttp2Head
     assert.deepEqual({ ...headers }, { 'x-user': 'alice', 'content-type': 'application/grpc', te: 'trailers' });
     assert.deepEqual({ ...before }, { 'x-user': 'alice' });
     assert.deepEqual({ ...callHeadersOf(new g.Metadata()).before }, {});
+  });
+  it('status trailers: metadata, grpc-status, grpc-message (encoded); an OK status without metadata shares one frozen object per text', () => {
+    const md = (entries: [string, string][]): Metadata => {
+      const m = new g.Metadata();
+      for (const [k, v] of entries) m.set(k, v);
+      return m;
+    };
+    const rows: [name: string, metadata: Metadata, code: number, details: string, want: Record<string, string>][] = [
+      ['OK', md([]), 0, 'OK', { 'grpc-status': '0', 'grpc-message': 'OK' }],
+      ['OK without details', md([]), 0, '', { 'grpc-status': '0' }],
+      ['OK with other details', md([]), 0, 'fine ✓', { 'grpc-status': '0', 'grpc-message': 'fine %E2%9C%93' }],
+      ['OK with trailing metadata', md([['x-t', '1']]), 0, 'OK', { 'x-t': '1', 'grpc-status': '0', 'grpc-message': 'OK' }],
+      ['an error', md([]), 14, 'down', { 'grpc-status': '14', 'grpc-message': 'down' }],
+      ['an error with metadata', md([['x-why', 'w']]), 5, '', { 'x-why': 'w', 'grpc-status': '5' }],
+    ];
+    for (const [name, metadata, code, details, want] of rows) {
+      const t = statusTrailersOf(metadata, code, details);
+      assert.deepEqual({ ...t }, want, name);
+      const again = statusTrailersOf(metadata, code, details);
+      assert.deepEqual({ ...again }, want, name);
+      const shared = code === 0 && Object.keys(metadata.getMap()).length === 0;
+      assert.equal(again === t, shared, `${name}: shared`);
+      assert.equal(Object.isFrozen(t), shared, `${name}: frozen`);
+    }
+  });
+  it('answer metadata: gRPC’s own names and an upstream’s flags header taken out, the mesh’s flags set', () => {
+    const rows: [name: string, entries: [string, string][], flags: string, want: Record<string, string>][] = [
+      ['nothing', [], '', {}],
+      ['app metadata kept', [['x-a', '1'], ['x-b', '2']], '', { 'x-a': '1', 'x-b': '2' }],
+      ['gRPC’s names out', [['content-type', 'application/grpc'], ['grpc-encoding', 'identity'], ['x-a', '1'], ['grpc-accept-encoding', 'gzip']], '', { 'x-a': '1' }],
+      ['an upstream’s flags dropped', [['x-meshlet-response-flags', 'UF'], ['x-a', '1']], '', { 'x-a': '1' }],
+      ['the mesh’s flags replace an upstream’s', [['x-meshlet-response-flags', 'UF']], 'DI', { 'x-meshlet-response-flags': 'DI' }],
+    ];
+    for (const [name, entries, flags, want] of rows) {
+      const md = new g.Metadata();
+      for (const [k, v] of entries) md.set(k, v);
+      const headers = responseHeadersOf(md);
+      assert.deepEqual({ ...answerMetadataOf(md, headers, flags).toHttp2Headers() }, want, name);
+      // A Metadata without grpc-js's store: the same result through its methods.
+      const md2 = new g.Metadata();
+      for (const [k, v] of entries) md2.set(k, v);
+      const opaque = { remove: (k: string) => md2.remove(k), set: (k: string, v: string) => md2.set(k, v) } as unknown as Metadata;
+      answerMetadataOf(opaque, headers, flags);
+      assert.deepEqual({ ...md2.toHttp2Headers() }, want, `${name} (opaque)`);
+    }
+  });
+  it('attempt metadata: the caller’s, with what the pipeline added or changed; a repeated added value is one frozen list', () => {
+    const caller = new g.Metadata();
+    caller.set('x-user', 'alice');
+    caller.set('x-peer', 'caller-value');
+    const wire = (md: Metadata): Record<string, unknown> => ({ ...md.toHttp2Headers() });
+    const attempt = (): Metadata => {
+      const { headers, before } = callHeadersOf(caller);
+      headers['x-peer'] = 'mesh-value';
+      headers['x-added'] = 'a1';
+      return requestMetadataOf(g, headers, caller, before);
+    };
+    const one = attempt();
+    const two = attempt();
+    const want = { 'x-user': 'alice', 'x-peer': 'mesh-value', 'x-added': 'a1' };
+    assert.deepEqual(wire(one), want);
+    assert.deepEqual(wire(two), want);
+    const store = (md: Metadata) => (md as unknown as { internalRepr: Map<string, unknown[]> }).internalRepr;
+    // The second attempt holds the first one's checked list (no copy per call), frozen: an add()
+    // to one attempt's metadata fails instead of reaching the other's.
+    assert.equal(store(two).get('x-added'), store(one).get('x-added'));
+    assert.throws(() => one.add('x-added', 'a2'), TypeError);
+    assert.deepEqual(wire(two), want);
+    // set() replaces a name's list: the next attempt is untouched.
+    one.set('x-peer', 'other');
+    assert.deepEqual(wire(attempt()), want);
+    // The caller's own metadata is never changed.
+    assert.deepEqual(wire(caller), { 'x-user': 'alice', 'x-peer': 'caller-value' });
   });
 });

@@ -49,15 +49,16 @@ export function callHeadersOf(metadata: Metadata): { headers: Headers; before: H
  * removed since the call's headers were made from it (`before`: those headers as they were,
  * {@link callHeadersOf}) —
  * rather than all of the headers made into metadata again. The headers the pipeline adds to
- * every call (the peer-metadata exchange's) are checked once while their value repeats.
+ * every call (the peer-metadata exchange's) are checked once while their value repeats, and
+ * every attempt's metadata holds that one checked list of values (frozen: nothing below the
+ * mesh `add()`s to these names, and if something did it would throw, never change the next
+ * call's).
  */
 export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata, before: Headers): Metadata {
   const md = caller.clone();
   // `before` has the caller's metadata names (see answerMetadataOf on remove()).
   for (const k in before) if (RESERVED.has(k)) md.remove(k);
-  const names = Object.keys(headers);
-  for (let i = 0; i < names.length; i++) {
-    const k = names[i] as string;
+  for (const k in headers) {
     const v = headers[k];
     const was = before[k];
     if (v === undefined || v === was || k.charCodeAt(0) === 58 /* : */ || RESERVED.has(k)) continue;
@@ -65,8 +66,8 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
     const store = storeOf(md);
     const values = store === undefined ? undefined : storeOf(one)?.get(k);
     if (store !== undefined && values !== undefined) {
-      // The checked values replace the caller's (a list of the attempt's own: grpc-js's add() pushes onto it).
-      store.set(k, values.slice());
+      // The checked values replace the caller's: their list is shared (frozen), not copied per call.
+      store.set(k, values);
       continue;
     }
     // A name the caller's metadata did not have is not in its clone.
@@ -88,8 +89,15 @@ function checkedHeader(g: GrpcJs, name: string, value: string | string[]): Metad
   const one = Object.create(null) as Record<string, string | string[]>;
   one[name] = value;
   const metadata = g.Metadata.fromHttp2Headers(one);
+  // Every attempt's metadata holds these lists (requestMetadataOf): grpc-js's add() pushes onto
+  // a name's list, so they are frozen — an add() would throw rather than reach the next call.
+  storeOf(metadata)?.forEach(freezeValues);
   if (c !== undefined || checked.size < CHECKED_MAX) checked.set(name, { value, metadata });
   return metadata;
+}
+
+function freezeValues(values: (string | Buffer)[]): void {
+  Object.freeze(values);
 }
 
 /** Metadata from headers (request headers when a call is sent; response headers and trailers when it comes back). */
@@ -110,12 +118,25 @@ export function metadataOf(g: GrpcJs, headers: Headers): Metadata {
  * (`flags`) as the only copy of their header.
  */
 export function answerMetadataOf(metadata: Metadata, headers: Headers, flags: string): Metadata {
-  // `headers` were made from the Metadata: its names are theirs (grpc-js lower-cases every name
-  // it is given, and remove() pays for that on each call, so only names present are removed).
-  for (const k in headers) if (RESERVED.has(k)) metadata.remove(k);
+  const store = storeOf(metadata);
+  if (store !== undefined) {
+    // The names are read from grpc-js's store itself (no key list of the headers made per call;
+    // its names are lower-cased already, so remove()'s checks are not paid either).
+    if (store.size !== 0) store.forEach(dropReserved, store);
+  } else {
+    // `headers` were made from the Metadata: its names are theirs (grpc-js lower-cases every name
+    // it is given, and remove() pays for that on each call, so only names present are removed).
+    for (const k in headers) if (RESERVED.has(k)) metadata.remove(k);
+  }
   if (flags !== '') metadata.set(FLAGS_KEY, flags);
+  else if (store !== undefined) store.delete(FLAGS_KEY);
   else metadata.remove(FLAGS_KEY);
   return metadata;
+}
+
+/** Takes a name gRPC writes itself out of a Metadata's store `this` (a Map.forEach callback: no closure per call). */
+function dropReserved(this: MetadataStore, _values: (string | Buffer)[], name: string): void {
+  if (RESERVED.has(name)) this.delete(name);
 }
 
 /** Response headers from received metadata (as a trailers-only head or trailers carry them). */
@@ -126,15 +147,55 @@ export function responseHeadersOf(metadata: Metadata): Headers {
 }
 
 /**
+ * The trailers of a status (`code`, `details`) that came with `metadata`: its metadata as
+ * headers, with `grpc-status` and `grpc-message`. An OK status with no trailing metadata (almost
+ * every answer) gets one shared object per details text, frozen: the pipeline only reads
+ * trailers, and a per-call null-prototype dictionary is the largest object a call's answer made.
+ */
+export function statusTrailersOf(metadata: Metadata, code: number, details: string): Headers {
+  if (code === 0 && storeOf(metadata)?.size === 0) {
+    let t = okTrailers;
+    if (t === undefined || details !== okDetails) {
+      t = Object.create(null) as Headers;
+      t['grpc-status'] = '0';
+      if (details !== '') t['grpc-message'] = encodeGrpcMessage(details);
+      okTrailers = Object.freeze(t);
+      okDetails = details;
+    }
+    return t;
+  }
+  const h = responseHeadersOf(metadata);
+  h['grpc-status'] = String(code);
+  if (details !== '') h['grpc-message'] = encodeGrpcMessage(details);
+  return h;
+}
+
+/** The trailers of the last OK status without metadata ({@link statusTrailersOf}), and its details. */
+let okTrailers: Headers | undefined;
+let okDetails = '';
+
+/**
  * Sets `grpc-timeout` on an attempt's metadata: the value is the mesh's own (grpcTimeout, always
  * legal), so it goes into grpc-js's store directly when there is one, without set()'s name and
  * value checks.
  */
 export function setGrpcTimeout(md: Metadata, value: string): void {
   const store = storeOf(md);
-  if (store === undefined) md.set('grpc-timeout', value);
-  else store.set('grpc-timeout', [value]);
+  if (store === undefined) {
+    md.set('grpc-timeout', value);
+    return;
+  }
+  // Calls under one route timeout mostly carry the same value: they share its (frozen) list.
+  if (value !== timeoutValue) {
+    timeoutValue = value;
+    timeoutList = Object.freeze([value]) as string[];
+  }
+  store.set('grpc-timeout', timeoutList);
 }
+
+/** The last grpc-timeout value set, and the list every attempt's metadata with that value holds. */
+let timeoutValue = '';
+let timeoutList: string[] = [];
 
 /** grpc-js's store of a Metadata's values, when it has one. */
 function storeOf(md: Metadata): MetadataStore | undefined {
@@ -203,14 +264,26 @@ const TIMEOUT_UNITS: readonly (readonly [string, number])[] = [
  * digits), rounded up as grpc-js rounds its own.
  */
 export function grpcTimeout(ms: number): string {
-  // Almost every deadline is under 27 hours: milliseconds.
-  if (ms <= 99_999_999) return `${Math.ceil(ms)}m`;
+  // Almost every deadline is under 27 hours: milliseconds. Calls under one route timeout mostly
+  // have the same number of them left when sent: the last text is kept rather than made again.
+  if (ms <= 99_999_999) {
+    const n = Math.ceil(ms);
+    if (n !== lastTimeoutMs) {
+      lastTimeoutMs = n;
+      lastTimeoutText = `${n}m`;
+    }
+    return lastTimeoutText;
+  }
   for (const [unit, perMs] of TIMEOUT_UNITS) {
     const n = Math.ceil(ms / perMs);
     if (n <= 99_999_999) return `${n}${unit}`;
   }
   return '99999999H';
 }
+
+/** The last grpc-timeout made in milliseconds (grpcTimeout), and its text. */
+let lastTimeoutMs = -1;
+let lastTimeoutText = '';
 
 /** Printable ASCII but `%`: what `grpc-message` carries as it is. */
 const PLAIN_MESSAGE = /^[\x20-\x24\x26-\x7e]*$/;
