@@ -24,7 +24,6 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type Attributes, type Context, context, createContextKey, type Span, type SpanContext, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import type { AnyResource } from '../../config/resource.ts';
@@ -34,6 +33,7 @@ import type { AttemptEndMessage, AttemptStartMessage, CallEndMessage, CallStartM
 import { selectTelemetry } from '../select.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
 import { extract, inject, type PropagationFormat } from './propagation.ts';
+import { newRequestId } from './request-id.ts';
 import { contextWith, spanContextWith, UnsampledSpan } from './server-context.ts';
 import { newIds, newSpanId, newTraceId, remoteSpanContext, sdkRegistered } from './span-context.ts';
 import { type CompiledTags, compileTags, headerTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
@@ -175,7 +175,7 @@ export class MeshTracing {
     let requestId = typeof h['x-request-id'] === 'string' && h['x-request-id'] !== '' ? h['x-request-id'] : undefined;
     if (requestId === undefined) {
       // Envoy's HCM generates it when missing (generate_request_id), and the app sees it.
-      requestId = randomUUID();
+      requestId = newRequestId();
       h['x-request-id'] = requestId;
     }
     // The parent: a span the app's own instrumentation made for this request already, else the request's headers.
@@ -258,7 +258,7 @@ export class MeshTracing {
     // Envoy generates x-request-id on the outbound HCM too; inside a handler, the request's own one travels on.
     let requestId = typeof h['x-request-id'] === 'string' ? h['x-request-id'] : undefined;
     if (requestId === undefined) {
-      requestId = (active.getValue(REQUEST_ID) as string | undefined) ?? randomUUID();
+      requestId = (active.getValue(REQUEST_ID) as string | undefined) ?? newRequestId();
       h['x-request-id'] = requestId;
     }
     const parent = trace.getSpanContext(active);
