@@ -215,13 +215,14 @@ export class InboundObservation {
   #judged: InboundRequest | undefined;
   #denial: Denial | undefined;
   #ended = false;
-  /** True when a subscriber added request headers (the adapter then hands them to the app). */
-  added = false;
+  /** How many header names the request had before `inbound:start` was published (-1: not published). */
+  #names: number;
 
   readonly #peerMetadata: PeerHeaders | undefined;
 
-  constructor(o: InboundObserver, req: IncomingMessage, res: ServerResponse, headers: Headers, method: string, authority: string, path: string, conn: ConnectionInfo, peerMetadata: PeerHeaders | undefined) {
+  constructor(o: InboundObserver, req: IncomingMessage, res: ServerResponse, headers: Headers, method: string, authority: string, path: string, conn: ConnectionInfo, peerMetadata: PeerHeaders | undefined, names: number | undefined) {
     this.#peerMetadata = peerMetadata;
+    this.#names = names ?? -1;
     this.#req = req;
     this.#res = res;
     this.#socket = req.socket;
@@ -260,11 +261,21 @@ export class InboundObservation {
 
   /** Publishes the start (subscribers may set `wrap` and add headers). */
   publish(): void {
-    if (!channels.inboundStart.hasSubscribers) return;
-    const h = this.start.headers;
-    const before = Object.keys(h).length;
+    if (!channels.inboundStart.hasSubscribers) {
+      this.#names = -1;
+      return;
+    }
+    if (this.#names === -1) this.#names = Object.keys(this.start.headers).length;
     channels.inboundStart.publish(this.start);
-    this.added = Object.keys(h).length !== before;
+  }
+
+  /**
+   * True when a subscriber added request headers (the adapter then hands them to the app).
+   * Counted when read: read it before the admission phases change the headers, or only when
+   * they did not (`headersChanged` false) — then the view is as the subscribers left it.
+   */
+  get added(): boolean {
+    return this.#names !== -1 && Object.keys(this.start.headers).length !== this.#names;
   }
 
   /** Runs `fn` inside what subscribers wrapped around the request (or as is). */
@@ -334,7 +345,9 @@ function onClose(this: ObservedResponse): void {
 /**
  * Starts observing a request when someone listens (`undefined` otherwise, and nothing else is
  * done): publishes `meshlet:inbound:start` and arranges `meshlet:inbound:end`. Whether a
- * subscriber added headers is in `added`, so the adapter hands them to the app.
+ * subscriber added headers is in `added`, so the adapter hands them to the app. `names`: how
+ * many names `headers` has, when the adapter knows it without listing them (else they are
+ * listed before publishing).
  */
 export function observeInbound(
   observer: InboundObserver | undefined,
@@ -346,9 +359,10 @@ export function observeInbound(
   path: string,
   conn: ConnectionInfo,
   peerMetadata?: PeerHeaders,
+  names?: number,
 ): InboundObservation | undefined {
   if (observer === undefined || !(channels.inboundStart.hasSubscribers || channels.inboundEnd.hasSubscribers)) return undefined;
-  const o = new InboundObservation(observer, req, res, headers, method, authority, path, conn, peerMetadata);
+  const o = new InboundObservation(observer, req, res, headers, method, authority, path, conn, peerMetadata, names);
   o.publish();
   return o;
 }
