@@ -16,7 +16,7 @@ import type { Headers } from '../../core/handler.ts';
 import type { InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
-import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
+import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders } from './headers.ts';
 import { connectionOf, enterContext, first, internalError, notNormalized } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { observeInbound } from './observe-inbound.ts';
@@ -156,14 +156,15 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
         return;
       }
       const headers = g.active ? headersFromRaw(raw.rawHeaders) : (raw.headers as Headers);
+      const names = g.active ? namesOfLastView() : undefined;
       // An absolute-form target (rewriteUrl made it origin-form): the URL's authority is the Host, as Envoy forwards it.
       const abs = absoluteForm((raw as { originalUrl?: string }).originalUrl ?? '');
       if (abs !== undefined) headers.host = abs.authority;
       const conn = connectionOf(raw, g);
       const authority = first(headers.host) ?? '';
       const mx = g.peerExchange === undefined ? undefined : exchangePeerMetadata(g.peerExchange, headers, raw, reply.raw);
-      const ob = observeInbound(g.observer, raw, reply.raw, headers, request.method, authority, request.url, conn, mx);
-      const changed = abs !== undefined || ob?.added === true;
+      // An absolute-form Host, or the exchange taking the caller's metadata headers off the view: its names are listed then.
+      const ob = observeInbound(g.observer, raw, reply.raw, headers, request.method, authority, request.url, conn, mx, abs === undefined && mx === undefined ? names : undefined);
       const refuse = (d: Denial, grpc: boolean): void => {
         ob?.denied(d);
         deny(reply, d, grpc);
@@ -189,7 +190,8 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
           }
           request.meshlet = x.info;
           (raw as { meshlet?: unknown }).meshlet = x.info;
-          if (x.request.headersChanged || changed) replaceHeaders(raw, x.request.headers);
+          // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
+          if (x.request.headersChanged || abs !== undefined || ob?.added === true) replaceHeaders(raw, x.request.headers);
           if (x.request.path !== x.normalizedPath) {
             // A phase took a parameter out of the query (a consumed access_token): the app sees it gone,
             // from the URL, the query Fastify parsed, and the target as received (request.originalUrl).

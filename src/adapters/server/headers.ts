@@ -15,15 +15,30 @@ import type { Headers } from '../../core/handler.ts';
 /** The phases' view of a request's headers: lower-cased names, repeated headers as lists. */
 export function headersFromRaw(raw: readonly string[]): Headers {
   const h: Headers = Object.create(null);
+  let names = 0;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const k = (raw[i] as string).toLowerCase();
     const v = raw[i + 1] as string;
     const prev = h[k];
-    if (prev === undefined) h[k] = v;
-    else if (typeof prev === 'string') h[k] = [prev, v];
+    if (prev === undefined) {
+      h[k] = v;
+      names++;
+    } else if (typeof prev === 'string') h[k] = [prev, v];
     else prev.push(v);
   }
+  lastNames = names;
   return h;
+}
+
+let lastNames = 0;
+
+/**
+ * How many names the last {@link headersFromRaw} call put in its view (`Object.keys(view).length`
+ * without asking the object: a view has a null prototype, so V8 keeps it as a dictionary, and
+ * listing its keys costs about as much as making it). Read it right after the call.
+ */
+export function namesOfLastView(): number {
+  return lastNames;
 }
 
 /** Headers Node keeps only the first of (`IncomingMessage` `matchKnownFields`). */

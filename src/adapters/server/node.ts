@@ -15,7 +15,7 @@ import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement, RequestMeshInfo } from '../../inbound/guard.ts';
 import { runAdmitted, type Denial } from '../../inbound/pipeline.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
-import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, replaceHeaders } from './headers.ts';
+import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
 import { acceptedByMesh, peerOfSocket, plainAddress } from './peer.ts';
@@ -132,7 +132,8 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
     return;
   }
   req.meshlet = j.info;
-  if (j.request.headersChanged || hostChanged) replaceHeaders(req, j.request.headers);
+  // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
+  if (j.request.headersChanged || hostChanged || ob?.added === true) replaceHeaders(req, j.request.headers);
   if (j.responseHeaders !== undefined) for (const [k, v] of Object.entries(j.responseHeaders)) res.setHeader(k, v);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };
@@ -167,22 +168,28 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
     next();
     return;
   }
-  const headers = guard.active ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
+  const viewed = guard.active;
+  const headers = viewed ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
+  let names = viewed ? namesOfLastView() : undefined;
   // An absolute-form target: judged (and handed to the app) as Envoy forwards it, path and Host from the URL.
   const target = mounted ?? req.url ?? '/';
   const abs = absoluteForm(target);
-  if (abs !== undefined) headers.host = abs.authority;
+  if (abs !== undefined) {
+    headers.host = abs.authority;
+    names = undefined;
+  }
   const conn = connectionOf(req, guard);
   const method = req.method ?? 'GET';
   const authority = first(headers.host) ?? first(headers[':authority']) ?? '';
   const path = abs?.path ?? target;
   const mx = guard.peerExchange === undefined ? undefined : exchangePeerMetadata(guard.peerExchange, headers, req, res);
-  const ob = observeInbound(guard.observer, req, res, headers, method, authority, path, conn, mx);
+  // The exchange takes the caller's metadata headers off the view: its names are listed then.
+  const ob = observeInbound(guard.observer, req, res, headers, method, authority, path, conn, mx, mx === undefined ? names : undefined);
   if (ob === undefined) {
     judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined, undefined);
     return;
   }
-  ob.run(() => judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined || ob.added, ob));
+  ob.run(() => judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined, ob));
 }
 
 function judgeNode(

@@ -90,6 +90,88 @@ function responseHeadersOf(res: ServerResponse, d: Denial | undefined): InboundE
   return { ...h, ...d.headers, 'content-type': h['content-type'] ?? 'text/plain' };
 }
 
+/**
+ * An `inbound:end` message whose `responseHeaders` are copied out of the response when a
+ * subscriber first reads them (`getHeaders()` copies every header set; most subscribers — the
+ * standard metrics, an unsampled request's tracing — never read them). The response's headers
+ * cannot change once it was sent, so a later read sees what was sent.
+ */
+class InboundEnd implements InboundEndMessage {
+  readonly workload: InboundEndMessage['workload'];
+  readonly request: object;
+  readonly protocol: Protocol;
+  readonly method: string;
+  readonly scheme: 'http' | 'https';
+  readonly authority: string;
+  readonly path: string;
+  readonly headers: Headers;
+  readonly peerMetadata: PeerHeaders | undefined;
+  readonly status: number;
+  readonly grpcStatus: number;
+  readonly flags: string;
+  readonly details: string;
+  readonly deniedBy: string | undefined;
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+  readonly durationMs: number;
+  readonly mtls: boolean;
+  readonly peer: InboundEndMessage['peer'];
+  readonly requestPrincipal: string | undefined;
+  readonly authzPolicy: string | undefined;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string | undefined;
+  readonly localPort: number;
+  readonly sni: string | undefined;
+  readonly error: Error | undefined = undefined;
+  /** The response, while its headers were not read yet (sent: undefined when none were). */
+  #res: ServerResponse | undefined;
+  readonly #denial: Denial | undefined;
+  #responseHeaders: InboundEndMessage['responseHeaders'];
+
+  constructor(s: InboundStartMessage, req: IncomingMessage, res: ServerResponse, sent: boolean, j: InboundRequest | undefined, conn: ConnectionInfo, peerMetadata: PeerHeaders | undefined, d: Denial | undefined, flags: string, details: string, grpcStatus: number, requestBytes: number, responseBytes: number, durationMs: number) {
+    // The mTLS peer as the phases saw it, else as the connection proved it (a request refused before any phase).
+    const peer = j?.peer ?? conn.peer;
+    this.workload = s.workload;
+    this.request = req;
+    this.protocol = s.protocol;
+    this.method = s.method;
+    this.scheme = s.scheme;
+    this.authority = s.authority;
+    this.path = j?.path ?? s.path;
+    this.headers = j?.headers ?? s.headers;
+    this.peerMetadata = peerMetadata;
+    this.status = sent && !(d?.closeConnection === true) ? res.statusCode : 0;
+    this.grpcStatus = grpcStatus;
+    this.flags = flags;
+    this.details = details;
+    this.deniedBy = d?.phase;
+    this.requestBytes = requestBytes;
+    this.responseBytes = responseBytes;
+    this.durationMs = durationMs;
+    this.mtls = peer !== undefined;
+    this.peer = peer;
+    this.requestPrincipal = j?.requestPrincipal;
+    this.authzPolicy = authzPolicyOf(j?.authz);
+    this.remoteAddress = s.remoteAddress;
+    this.remotePort = s.remotePort;
+    this.localAddress = s.localAddress;
+    this.localPort = s.localPort;
+    this.sni = j?.sni ?? conn.sni;
+    this.#res = sent ? res : undefined;
+    this.#denial = d;
+  }
+
+  get responseHeaders(): InboundEndMessage['responseHeaders'] {
+    const res = this.#res;
+    if (res !== undefined) {
+      this.#res = undefined;
+      this.#responseHeaders = responseHeadersOf(res, this.#denial);
+    }
+    return this.#responseHeaders;
+  }
+}
+
 /** An approximation of the bytes of the request head: request line and header lines. */
 function headBytes(req: IncomingMessage): number {
   let n = (req.method?.length ?? 3) + (req.url?.length ?? 1) + 12; // "M U HTTP/1.1\r\n"
@@ -133,13 +215,14 @@ export class InboundObservation {
   #judged: InboundRequest | undefined;
   #denial: Denial | undefined;
   #ended = false;
-  /** True when a subscriber added request headers (the adapter then hands them to the app). */
-  added = false;
+  /** How many header names the request had before `inbound:start` was published (-1: not published). */
+  #names: number;
 
   readonly #peerMetadata: PeerHeaders | undefined;
 
-  constructor(o: InboundObserver, req: IncomingMessage, res: ServerResponse, headers: Headers, method: string, authority: string, path: string, conn: ConnectionInfo, peerMetadata: PeerHeaders | undefined) {
+  constructor(o: InboundObserver, req: IncomingMessage, res: ServerResponse, headers: Headers, method: string, authority: string, path: string, conn: ConnectionInfo, peerMetadata: PeerHeaders | undefined, names: number | undefined) {
     this.#peerMetadata = peerMetadata;
+    this.#names = names ?? -1;
     this.#req = req;
     this.#res = res;
     this.#socket = req.socket;
@@ -178,11 +261,21 @@ export class InboundObservation {
 
   /** Publishes the start (subscribers may set `wrap` and add headers). */
   publish(): void {
-    if (!channels.inboundStart.hasSubscribers) return;
-    const h = this.start.headers;
-    const before = Object.keys(h).length;
+    if (!channels.inboundStart.hasSubscribers) {
+      this.#names = -1;
+      return;
+    }
+    if (this.#names === -1) this.#names = Object.keys(this.start.headers).length;
     channels.inboundStart.publish(this.start);
-    this.added = Object.keys(h).length !== before;
+  }
+
+  /**
+   * True when a subscriber added request headers (the adapter then hands them to the app).
+   * Counted when read: read it before the admission phases change the headers, or only when
+   * they did not (`headersChanged` false) — then the view is as the subscribers left it.
+   */
+  get added(): boolean {
+    return this.#names !== -1 && Object.keys(this.start.headers).length !== this.#names;
   }
 
   /** Runs `fn` inside what subscribers wrapped around the request (or as is). */
@@ -224,45 +317,20 @@ export class InboundObservation {
       flags = 'DC';
       details = DOWNSTREAM_DISCONNECT;
     }
-    const grpcHeader = res.getHeader('grpc-status');
-    const grpcStatus = s.protocol !== 'grpc' ? -1 : grpcHeader === undefined ? -1 : Number(grpcHeader);
+    // grpc-status is only read for gRPC (a header lookup otherwise for nothing).
+    const grpcStatus = s.protocol === 'grpc' ? grpcStatusOf(res.getHeader('grpc-status')) : -1;
     const cl = this.#bodyless ? 0 : contentLength(req);
     const bodyRead = this.#bodyless ? 0 : req.complete && cl !== undefined ? cl : Math.max(0, this.#socket.bytesRead - this.#read0);
-    const j = this.#judged;
-    // The mTLS peer as the phases saw it, else as the connection proved it (a request refused before any phase).
-    const peer = j?.peer ?? this.#conn.peer;
-    const m: InboundEndMessage = {
-      workload: s.workload,
-      request: req,
-      protocol: s.protocol,
-      method: s.method,
-      scheme: s.scheme,
-      authority: s.authority,
-      path: j?.path ?? s.path,
-      headers: j?.headers ?? s.headers,
-      peerMetadata: this.#peerMetadata,
-      status: sent && !(d?.closeConnection === true) ? res.statusCode : 0,
-      grpcStatus: Number.isNaN(grpcStatus) ? -1 : grpcStatus,
-      flags,
-      details,
-      deniedBy: d?.phase,
-      requestBytes: headBytes(req) + bodyRead,
-      responseBytes: Math.max(0, this.#socket.bytesWritten - this.#written0),
-      durationMs: this.#clock.now() - this.#startedAt,
-      mtls: peer !== undefined,
-      peer,
-      requestPrincipal: j?.requestPrincipal,
-      authzPolicy: authzPolicyOf(j?.authz),
-      remoteAddress: s.remoteAddress,
-      remotePort: s.remotePort,
-      localAddress: s.localAddress,
-      localPort: s.localPort,
-      sni: j?.sni ?? this.#conn.sni,
-      responseHeaders: sent ? responseHeadersOf(res, d) : undefined,
-      error: undefined,
-    };
+    const m = new InboundEnd(s, req, res, sent, this.#judged, this.#conn, this.#peerMetadata, d, flags, details, grpcStatus, headBytes(req) + bodyRead, Math.max(0, this.#socket.bytesWritten - this.#written0), this.#clock.now() - this.#startedAt);
     ch.publish(m);
   }
+}
+
+/** A `grpc-status` header's value as a number, -1 when there is none (or it is not a number). */
+function grpcStatusOf(v: number | string | string[] | undefined): number {
+  if (v === undefined) return -1;
+  const n = Number(v);
+  return Number.isNaN(n) ? -1 : n;
 }
 
 /** Where a response's observation is kept (one shared `close` listener instead of a closure per request). */
@@ -277,7 +345,9 @@ function onClose(this: ObservedResponse): void {
 /**
  * Starts observing a request when someone listens (`undefined` otherwise, and nothing else is
  * done): publishes `meshlet:inbound:start` and arranges `meshlet:inbound:end`. Whether a
- * subscriber added headers is in `added`, so the adapter hands them to the app.
+ * subscriber added headers is in `added`, so the adapter hands them to the app. `names`: how
+ * many names `headers` has, when the adapter knows it without listing them (else they are
+ * listed before publishing).
  */
 export function observeInbound(
   observer: InboundObserver | undefined,
@@ -289,9 +359,10 @@ export function observeInbound(
   path: string,
   conn: ConnectionInfo,
   peerMetadata?: PeerHeaders,
+  names?: number,
 ): InboundObservation | undefined {
   if (observer === undefined || !(channels.inboundStart.hasSubscribers || channels.inboundEnd.hasSubscribers)) return undefined;
-  const o = new InboundObservation(observer, req, res, headers, method, authority, path, conn, peerMetadata);
+  const o = new InboundObservation(observer, req, res, headers, method, authority, path, conn, peerMetadata, names);
   o.publish();
   return o;
 }

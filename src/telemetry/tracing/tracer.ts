@@ -24,7 +24,6 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type Attributes, type Context, context, createContextKey, type Span, type SpanContext, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import type { AnyResource } from '../../config/resource.ts';
@@ -179,7 +178,7 @@ export class MeshTracing {
     let requestId = typeof h['x-request-id'] === 'string' && h['x-request-id'] !== '' ? h['x-request-id'] : undefined;
     if (requestId === undefined) {
       // Envoy's HCM generates it when missing (generate_request_id), and the app sees it.
-      requestId = randomUUID();
+      requestId = newRequestId();
       h['x-request-id'] = requestId;
     }
     // The parent: a span the app's own instrumentation made for this request already, else the request's headers.
