@@ -24,14 +24,13 @@
  * (A B A B …), and prints B − A.
  */
 import { fork } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Duplex } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { writeBenchPolicies } from './policies.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -106,33 +105,9 @@ function runChild(args: ChildArgs): Promise<Result> {
   });
 }
 
-/** The policies of run.ts: RequestAuthentication (inline JWKS) and a three-rule ALLOW policy; the token beside them. */
+/** The policies of run.ts (./policies.ts), the token beside them in the directory for the children. */
 async function writeConfig(): Promise<string> {
-  const { exportJWK, SignJWT } = await import('jose');
-  const ISSUER = 'https://issuer.bench.local';
-  const dir = mkdtempSync(join(tmpdir(), 'meshlet-bench-inproc-'));
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'RS256', use: 'sig' };
-  const token = await new SignJWT({ scope: 'read', groups: ['dev'] })
-    .setProtectedHeader({ alg: 'RS256', kid: 'bench' })
-    .setIssuer(ISSUER)
-    .setSubject('alice')
-    .setAudience('httpbin.foo.svc.cluster.local')
-    .setIssuedAt()
-    .setExpirationTime('2h')
-    .sign(privateKey);
-  const meta = (name: string) => ({ name, namespace: 'foo' });
-  const selector = { matchLabels: { app: 'httpbin' } };
-  const rules = [
-    { from: [{ source: { requestPrincipals: [`${ISSUER}/alice`] } }], to: [{ operation: { methods: ['GET'], paths: ['/api/items/*'] } }] },
-    { to: [{ operation: { methods: ['GET'], paths: ['/healthz'] } }] },
-    { from: [{ source: { requestPrincipals: ['*'] } }], to: [{ operation: { methods: ['POST'], paths: ['/api/admin/*'] } }], when: [{ key: 'request.auth.claims[groups]', values: ['admin'] }] },
-  ];
-  const docs = [
-    { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: meta('jwt'), spec: { selector, jwtRules: [{ issuer: ISSUER, jwks: JSON.stringify({ keys: [jwk] }) }] } },
-    { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta('httpbin'), spec: { selector, action: 'ALLOW', rules } },
-  ];
-  writeFileSync(join(dir, 'policies.yaml'), docs.map((d) => JSON.stringify(d)).join('\n---\n'));
+  const { dir, token } = await writeBenchPolicies('meshlet-bench-inproc-');
   writeFileSync(join(dir, 'token'), token);
   return dir;
 }

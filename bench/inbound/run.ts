@@ -16,14 +16,11 @@
  * section of bench/RESULTS.md.
  */
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { exportJWK, SignJWT } from 'jose';
 import { Pool } from 'undici';
 import { median, writeSection } from '../lib/results.ts';
+import { writeBenchPolicies } from './policies.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -55,44 +52,7 @@ const VARIANTS: Variant[] = FRAMEWORKS.flatMap((f) =>
 
 // ---------------------------------------------------------------- config and token
 
-const ISSUER = 'https://issuer.bench.local';
-const dir = mkdtempSync(join(tmpdir(), 'meshlet-bench-inbound-'));
-const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'RS256', use: 'sig' };
-const token = await new SignJWT({ scope: 'read', groups: ['dev'] })
-  .setProtectedHeader({ alg: 'RS256', kid: 'bench' })
-  .setIssuer(ISSUER)
-  .setSubject('alice')
-  .setAudience('httpbin.foo.svc.cluster.local')
-  .setIssuedAt()
-  .setExpirationTime('2h')
-  .sign(privateKey);
-const meta = (name: string) => ({ name, namespace: 'foo' });
-const selector = { matchLabels: { app: 'httpbin' } };
-const policies = [
-  {
-    apiVersion: 'security.istio.io/v1',
-    kind: 'RequestAuthentication',
-    metadata: meta('jwt'),
-    spec: { selector, jwtRules: [{ issuer: ISSUER, jwks: JSON.stringify({ keys: [jwk] }) }] },
-  },
-  {
-    apiVersion: 'security.istio.io/v1',
-    kind: 'AuthorizationPolicy',
-    metadata: meta('httpbin'),
-    spec: {
-      selector,
-      action: 'ALLOW',
-      rules: [
-        { from: [{ source: { requestPrincipals: [`${ISSUER}/alice`] } }], to: [{ operation: { methods: ['GET'], paths: ['/api/items/*'] } }] },
-        { to: [{ operation: { methods: ['GET'], paths: ['/healthz'] } }] },
-        { from: [{ source: { requestPrincipals: ['*'] } }], to: [{ operation: { methods: ['POST'], paths: ['/api/admin/*'] } }], when: [{ key: 'request.auth.claims[groups]', values: ['admin'] }] },
-      ],
-    },
-  },
-];
-// JSON is YAML: one document per resource.
-writeFileSync(join(dir, 'policies.yaml'), policies.map((p) => JSON.stringify(p)).join('\n---\n'));
+const { dir, token } = await writeBenchPolicies('meshlet-bench-inbound-');
 
 // ---------------------------------------------------------------- servers
 
