@@ -9,11 +9,10 @@
  * @module
  */
 import { randomFillSync } from 'node:crypto';
+import { writeHex } from './hex.ts';
 
 const POOL = Buffer.alloc(4096);
 let used = POOL.length;
-/** Lower-case hex digits, as character codes. */
-const HEX = Buffer.from('0123456789abcdef', 'latin1');
 /** The id being written: its dashes stay, its 32 hex digits are written over. */
 const TEXT = Buffer.from('00000000-0000-4000-8000-000000000000', 'latin1');
 
@@ -25,15 +24,13 @@ export function newRequestId(): string {
   }
   const at = used;
   used += 16;
-  let o = 0;
-  for (let i = 0; i < 16; i++) {
-    if (o === 8 || o === 13 || o === 18 || o === 23) o++;
-    let v = POOL[at + i] as number;
-    // The version (4) and the variant (10xx) bits.
-    if (i === 6) v = (v & 0x0f) | 0x40;
-    else if (i === 8) v = (v & 0x3f) | 0x80;
-    TEXT[o++] = HEX[v >> 4] as number;
-    TEXT[o++] = HEX[v & 15] as number;
-  }
+  // The version (4) and the variant (10xx) bits.
+  POOL[at + 6] = ((POOL[at + 6] as number) & 0x0f) | 0x40;
+  POOL[at + 8] = ((POOL[at + 8] as number) & 0x3f) | 0x80;
+  writeHex(TEXT, 0, POOL, at, 4);
+  writeHex(TEXT, 9, POOL, at + 4, 2);
+  writeHex(TEXT, 14, POOL, at + 6, 2);
+  writeHex(TEXT, 19, POOL, at + 8, 2);
+  writeHex(TEXT, 24, POOL, at + 10, 6);
   return TEXT.toString('latin1');
 }

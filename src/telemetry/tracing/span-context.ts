@@ -6,6 +6,7 @@
  * @module
  */
 import { ProxyTracerProvider, type SpanContext, type TraceState, trace } from '@opentelemetry/api';
+import { writeHex } from './hex.ts';
 import type { RemoteContext } from './propagation.ts';
 
 /** The API's no-op provider (what a proxy provider delegates to until an SDK is registered). */
@@ -58,20 +59,8 @@ function randomHex(n: number): string {
   return POOL.toString('hex', at, at + n);
 }
 
-/** Lower-case hex digits, as character codes. */
-const HEX = Buffer.from('0123456789abcdef', 'latin1');
 /** The unsampled `traceparent` being written (its ids at 3 and 36). */
 const TRACEPARENT = Buffer.from(`00-${'0'.repeat(32)}-${'0'.repeat(16)}-00`, 'latin1');
-
-/** Writes `n` random bytes from the pool as hex into `out` at `o`. */
-function hexInto(out: Buffer, o: number, n: number): void {
-  const at = take(n);
-  for (let i = at; i < at + n; i++) {
-    const v = POOL[i] as number;
-    out[o++] = HEX[v >> 4] as number;
-    out[o++] = HEX[v & 15] as number;
-  }
-}
 
 /**
  * The W3C `traceparent` of a new unsampled trace (`00-<new trace id>-<new span id>-00`), as one
@@ -79,8 +68,8 @@ function hexInto(out: Buffer, o: number, n: number): void {
  * again when it checks the header value). The same ids as {@link newTraceId} then {@link newSpanId}.
  */
 export function newUnsampledTraceparent(): string {
-  hexInto(TRACEPARENT, 3, 16);
-  hexInto(TRACEPARENT, 36, 8);
+  writeHex(TRACEPARENT, 3, POOL, take(16), 16);
+  writeHex(TRACEPARENT, 36, POOL, take(8), 8);
   return TRACEPARENT.toString('latin1');
 }
 
