@@ -116,12 +116,16 @@ export function checkCaMaterial(
 
 /** Reads and checks the provided CA's files (see {@link checkCaMaterial}). */
 export async function loadProvidedCa(files: ProvidedCaFiles, now: number): Promise<CaMaterial> {
-  const [cert, key, chain, root] = await Promise.all([
+  // Read in parallel, but report the first unreadable file in flag order: Promise.all would
+  // reject with whichever read fails first, so the message would depend on I/O timing.
+  const settled = await Promise.allSettled([
     read(files.certFile, '--ca-cert'),
     read(files.keyFile, '--ca-key'),
     files.chainFile === undefined ? undefined : read(files.chainFile, '--ca-chain'),
     files.rootFile === undefined ? undefined : read(files.rootFile, '--ca-root'),
   ]);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  const [cert, key, chain, root] = settled.map((r) => (r as PromiseFulfilledResult<string | undefined>).value) as [string, string, string | undefined, string | undefined];
   return checkCaMaterial(
     { cert, key, chain, root },
     { cert: `--ca-cert ${files.certFile}`, key: `--ca-key ${files.keyFile}`, chain: `--ca-chain ${files.chainFile ?? files.certFile}`, root: `--ca-root ${files.rootFile ?? '(not given)'}` },
