@@ -5,40 +5,33 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import type { MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent, WatchStateEvent } from './mesh-options.ts';
+import type { MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent } from './mesh-options.ts';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
-import { stat } from 'node:fs/promises';
 import { fetch as undiciFetch } from 'undici';
-import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
-import { classifyUndiciError } from './adapters/undici/classify.ts';
-import { UndiciTransport } from './adapters/undici/transport.ts';
-import { GrpcTransport } from './adapters/grpc/transport.ts';
+import type { MeshDispatcher } from './adapters/undici/dispatcher.ts';
+import type { UndiciTransport } from './adapters/undici/transport.ts';
+import type { GrpcTransport } from './adapters/grpc/transport.ts';
 import { MeshGrpc } from './adapters/grpc/mesh-grpc.ts';
 import type { FastifyPlugin, FastifyServerOptions } from './adapters/server/fastify.ts';
-import { MeshServers } from './adapters/server/servers.ts';
+import type { MeshServers } from './adapters/server/servers.ts';
 import { currentContext, type MeshContext } from './core/context.ts';
 import { reportFindings } from './config/findings.ts';
-import { loadConfig, type ConfigSource } from './config/load-config.ts';
-import { type ConfigWatcher, watchConfigPaths } from './config/watch.ts';
-import { ParseCache } from './config/load.ts';
-import { ValidationCache } from './config/validate/index.ts';
-import { type ReloadAttempt, Reloader } from './config/reloader.ts';
 import type { ConfigIssue } from './config/issues.ts';
-import { systemClock, systemRandom } from './core/clock.ts';
 import type { Registration, RegisterOptions } from './control-plane/registration.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ControlPlaneSource } from './control-plane/source.ts';
-import { ConfigError, InvalidArgumentError, MeshletError } from './core/errors.ts';
+import { InvalidArgumentError, MeshletError } from './core/errors.ts';
 import { type ConfigAppliedMessage, type ConfigRejectedMessage, channels, type WorkloadIdentity } from './core/observe.ts';
 import type { ErrorMode } from './core/exchange.ts';
 import { explain, type Explanation, type ExplainRequest } from './outbound/explain.ts';
 import { explainInbound, type InboundExplainRequest, type InboundExplanation } from './inbound/explain.ts';
-import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
+import type { Outbound } from './outbound/pipeline.ts';
 import { describeDecision } from './outbound/tls-decision.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import type { IdentitySource } from './security/identity/source.ts';
-import { CompileCache } from './routing/compile-cache.ts';
-import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
-import { MeshTelemetry } from './mesh-telemetry.ts';
+import type { Snapshot } from './routing/compile.ts';
+import type { MeshTelemetry } from './mesh-telemetry.ts';
+import { buildMeshParts } from './mesh-parts.ts';
+import { FileConfig } from './mesh-file-config.ts';
 
 
 /**
@@ -73,21 +66,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #o: MeshOptions;
   readonly #errors: ErrorMode;
   readonly #source: ControlPlaneSource | undefined;
-  #watcher: ConfigWatcher | undefined;
-  readonly #parseCache = new ParseCache();
-  readonly #validationCache = new ValidationCache();
-  /** Unchanged services, clusters and virtual hosts are reused by the next compile. */
-  readonly #compileCache = new CompileCache();
-  /** Reloads once a burst of file events has settled, and files written in place are quiet. */
-  readonly #reloader = new Reloader({
-    debounceMs: 100,
-    maxDebounceMs: 1000,
-    reload: (attempt) => this.#serial(() => this.#load(attempt)).then(() => undefined),
-    onUnsettled: (files, ms) => this.#logger.warn(`meshlet: ${files.join(', ')} ha${files.length === 1 ? 's' : 've'} been written for ${Math.round(ms / 1000)} s without a pause; the change is applied once ${files.length === 1 ? 'it is' : 'they are'} quiet for a second`),
-    onError: (e) => this.#logger.warn(`meshlet: reloading config failed: ${String(e)}`),
-  });
-  /** Reloads run one at a time. */
-  #queue: Promise<unknown> = Promise.resolve();
+  /** Embedded mode's config files: loaded, watched and reloaded. */
+  readonly #files: FileConfig;
   #closed: Promise<void> | undefined;
   #identity: WorkloadIdentity | undefined;
   readonly #servers: MeshServers;
@@ -106,80 +86,28 @@ export class Mesh extends EventEmitter<MeshEvents> {
     super();
     this.#credentials = credentials ?? new CredentialHolder();
     this.#o = o;
+    this.#files = new FileConfig({
+      options: o,
+      logger: () => this.#logger,
+      snapshot: () => this.snapshot,
+      install: (next) => this.install(next),
+      applied: (version, findings) => this.#configApplied({ version, endpointsVersion: '', source: 'file', findings }),
+      rejected: (issues, error) => this.configRejected({ issues, error }),
+      watchState: (e) => this.emit('watch', e),
+    });
     this.#source = source;
     this.#errors = o.errors ?? 'respond';
-    const clock = o.clock ?? systemClock;
-    const random = o.random ?? systemRandom;
-    this.#transport = new UndiciTransport(clock, this.#credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
-    this.#transport.install(snapshot.resources);
-    this.#grpcTransport = new GrpcTransport(clock, this.#credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
-    this.#grpcTransport.install(snapshot.resources);
-    this.#outbound = new Outbound(snapshot, {
-      clock,
-      random,
-      locality: o.locality ?? '',
-      labels: o.labels ?? {},
-      sourceIp: o.sourceIp ?? '127.0.0.1',
-      outboundTrafficPolicy: o.outboundTrafficPolicy ?? 'ALLOW_ANY',
-      maxRetryAfterMs: o.maxRetryAfterMs ?? 10_000,
-      maxMirrorsInFlight: o.maxMirrorsInFlight ?? 64,
-      workload: this.identity,
-      transports: {
-        http: { dispatch: this.#transport.dispatch, passthrough: this.#transport.passthrough, classify: classifyUndiciError, refresh: (cs) => this.#transport.refresh(cs) },
-        grpc: { dispatch: this.#grpcTransport.dispatch, passthrough: this.#grpcTransport.passthrough, classify: (e) => this.#grpcTransport.classify(e), refresh: (cs) => this.#grpcTransport.refresh(cs) },
-      },
-      onEvent: (e: OutboundEvent) => this.emit(e.type, e),
+    const parts = buildMeshParts(o, snapshot, this.#credentials, this.identity, this.#logger, {
+      event: (e) => this.emit(e.type, e),
+      close: () => this.close(),
+      config: () => ({ version: this.configVersion, source: this.configSource }),
     });
-    const pipeline = this.#outbound.dispatch;
-    this.dispatcher = new MeshDispatcher({
-      clock,
-      workload: this.identity,
-      errors: this.#errors,
-      retryBufferBytes: o.retryBufferBytes ?? 1024 * 1024,
-      pipeline: () => pipeline,
-      onClose: () => this.close(),
-    });
-    const log = this.#logger;
-    this.#servers = new MeshServers(
-      {
-        normalization: o.pathNormalization ?? 'BASE',
-        clock,
-        closeTimeoutMs: o.closeTimeoutMs ?? 5000,
-        credentials: this.#credentials,
-        policies: {
-          workload: this.identity,
-          rootNamespace: o.rootNamespace ?? 'istio-system',
-          trustDomain: o.trustDomain ?? 'cluster.local',
-          trustDomainAliases: o.trustDomainAliases,
-          numTrustedProxies: o.numTrustedProxies,
-          extensionProviders: o.extensionProviders,
-          jwt: o.jwt,
-          dispatcher: this.dispatcher,
-          clock,
-          random,
-          warn: (m) => log.warn(m),
-          debug: log.debug === undefined ? undefined : (m) => log.debug?.(m),
-          info: log.info === undefined ? undefined : (m) => log.info?.(m),
-        },
-      },
-      snapshot.resources,
-    );
-    this.#telemetry = new MeshTelemetry(
-      {
-        options: o,
-        identity: this.identity,
-        clock,
-        random,
-        logger: log,
-        credentials: this.#credentials,
-        transport: this.#transport,
-        config: () => ({ version: this.configVersion, source: this.configSource }),
-        inboundTls: () => this.#servers.tlsCounts,
-        outlierClusters: () => [...this.#outbound.clusters.values()].filter((cs) => cs.detector !== undefined).map((cs) => ({ name: cs.name, ejected: cs.hostSet.hosts.filter((h) => h.ejected).map((h) => h.endpoint.key) })),
-      },
-      snapshot.resources,
-    );
-    this.#servers.guard.peerExchange = this.#telemetry.peerHeaders;
+    this.#transport = parts.transport;
+    this.#grpcTransport = parts.grpcTransport;
+    this.#outbound = parts.outbound;
+    this.dispatcher = parts.dispatcher;
+    this.#servers = parts.servers;
+    this.#telemetry = parts.telemetry;
   }
 
   /**
@@ -414,31 +342,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Applies a new set of resources now (what the file watcher does on a change). */
   reload(): Promise<boolean> {
     if (this.#o.config === undefined) return Promise.reject(new InvalidArgumentError('mesh.reload: only in embedded mode (`config`); the control plane pushes changes'));
-    return this.#serial(() => this.#load(undefined));
-  }
-
-  #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn, fn);
-    this.#queue = run.catch(() => undefined);
-    return run;
-  }
-
-  /** Loads and applies the config; a watcher's `attempt` that went out of date while reading is dropped (another follows). */
-  async #load(attempt: ReloadAttempt | undefined): Promise<boolean> {
-    if (attempt !== undefined && (this.#watcher?.lost.length ?? 0) > 0) return false; // reported as lost; the last good config serves
-    const loaded = await loadConfig(this.#o.config as ConfigSource, { defaultNamespace: this.#o.namespace ?? 'default', analysis: this.#o.analysis, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#compileCache.registry });
-    if (attempt !== undefined && !(await attempt.current())) return false;
-    if (!loaded.ok) {
-      const error = new ConfigError(loaded.issues.all);
-      this.#logger.warn(`meshlet: new config rejected, the last good config keeps serving.\n${error.message}`);
-      this.configRejected({ issues: loaded.issues.all, error });
-      return false;
-    }
-    const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(this.#o), { cache: this.#compileCache });
-    if (snapshot.version === this.snapshot.version) return true;
-    this.install(snapshot);
-    this.#configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings });
-    return true;
+    return this.#files.reload();
   }
 
   get #logger(): MeshLogger {
@@ -471,25 +375,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.emit('rejected', e);
   }
 
-  /** @internal */
-  async startWatching(): Promise<void> {
-    const src = this.#o.config;
-    if (this.#o.watch === false || src === undefined) return;
-    const paths = typeof src === 'string' ? [src] : Array.isArray(src) && src.every((s) => typeof s === 'string') ? (src as string[]) : [];
-    for (const p of paths) await stat(p); // a missing path fails createMesh here, not silently later
-    if (paths.length === 0) return;
-    this.#watcher = watchConfigPaths(paths, {
-      onEvent: (e) => this.#reloader.event(e),
-      onError: (e) => this.#logger.warn(`meshlet: ${e.message}`),
-      onLost: (path, message) => {
-        this.#logger.warn(`meshlet: lost the watch on config ${path}: ${message}; config ${this.snapshot.version} keeps serving`);
-        this.emit('watch', { path, watching: false, message } satisfies WatchStateEvent);
-      },
-      onRestored: (path, message) => {
-        this.#logger.info?.(`meshlet: config ${path} is watched again: ${message}`);
-        this.emit('watch', { path, watching: true, message } satisfies WatchStateEvent);
-      },
-    });
+  /** @internal watches embedded mode's config paths (a missing path rejects). */
+  startWatching(): Promise<void> {
+    return this.#files.start();
   }
 
   /**
@@ -500,8 +388,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#closed ??= (async () => {
       await this.#source?.close();
       await this.#identitySource?.close();
-      this.#watcher?.close();
-      await this.#reloader.close();
+      await this.#files.close();
       const grace = this.#o.closeTimeoutMs ?? 5000;
       try {
         await Promise.all([this.#grpc?.close(), this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)]);
@@ -512,9 +399,4 @@ export class Mesh extends EventEmitter<MeshEvents> {
     })();
     return this.#closed;
   }
-}
-
-/** @internal the workload a mesh compiles its snapshots for. */
-export function workloadOf(o: MeshOptions): { service: string; namespace: string; labels: Readonly<Record<string, string>> } {
-  return { service: o.service, namespace: o.namespace ?? 'default', labels: o.labels ?? {} };
 }

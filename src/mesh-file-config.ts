@@ -1,0 +1,118 @@
+/**
+ * Embedded mode's config files for a {@link Mesh}: loading them (with the caches that let a
+ * one-resource change cost one resource's work), watching the paths, and reloading one at a time
+ * once a burst of file events has settled.
+ *
+ * @module
+ */
+import { stat } from 'node:fs/promises';
+import type { MeshLogger, MeshOptions, WatchStateEvent } from './mesh-options.ts';
+import { loadConfig, type ConfigSource } from './config/load-config.ts';
+import { type ConfigWatcher, watchConfigPaths } from './config/watch.ts';
+import { ParseCache } from './config/load.ts';
+import { ValidationCache } from './config/validate/index.ts';
+import { type ReloadAttempt, Reloader } from './config/reloader.ts';
+import type { ConfigIssue } from './config/issues.ts';
+import { ConfigError } from './core/errors.ts';
+import { CompileCache } from './routing/compile-cache.ts';
+import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
+
+/** What the file config needs from its mesh. */
+export interface FileConfigHost {
+  readonly options: MeshOptions;
+  readonly logger: () => MeshLogger;
+  /** The snapshot in use (a reload that compiles to the same version changes nothing). */
+  readonly snapshot: () => Snapshot;
+  readonly install: (snapshot: Snapshot) => void;
+  readonly applied: (version: string, findings: readonly ConfigIssue[]) => void;
+  readonly rejected: (issues: readonly ConfigIssue[], error: ConfigError) => void;
+  readonly watchState: (e: WatchStateEvent) => void;
+}
+
+/** @internal the workload a mesh compiles its snapshots for. */
+export function workloadOf(o: MeshOptions): { service: string; namespace: string; labels: Readonly<Record<string, string>> } {
+  return { service: o.service, namespace: o.namespace ?? 'default', labels: o.labels ?? {} };
+}
+
+/** @internal Loads, watches and reloads an embedded mesh's config paths. */
+export class FileConfig {
+  readonly #host: FileConfigHost;
+  #watcher: ConfigWatcher | undefined;
+  readonly #parseCache = new ParseCache();
+  readonly #validationCache = new ValidationCache();
+  /** Unchanged services, clusters and virtual hosts are reused by the next compile. */
+  readonly #compileCache = new CompileCache();
+  /** Reloads once a burst of file events has settled, and files written in place are quiet. */
+  readonly #reloader: Reloader;
+  /** Reloads run one at a time. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(host: FileConfigHost) {
+    this.#host = host;
+    this.#reloader = new Reloader({
+      debounceMs: 100,
+      maxDebounceMs: 1000,
+      reload: (attempt) => this.#serial(() => this.#load(attempt)).then(() => undefined),
+      onUnsettled: (files, ms) => host.logger().warn(`meshlet: ${files.join(', ')} ha${files.length === 1 ? 's' : 've'} been written for ${Math.round(ms / 1000)} s without a pause; the change is applied once ${files.length === 1 ? 'it is' : 'they are'} quiet for a second`),
+      onError: (e) => host.logger().warn(`meshlet: reloading config failed: ${String(e)}`),
+    });
+  }
+
+  /** Applies the files' resources now (serialised with the watcher's reloads). */
+  reload(): Promise<boolean> {
+    return this.#serial(() => this.#load(undefined));
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Loads and applies the config; a watcher's `attempt` that went out of date while reading is dropped (another follows). */
+  async #load(attempt: ReloadAttempt | undefined): Promise<boolean> {
+    if (attempt !== undefined && (this.#watcher?.lost.length ?? 0) > 0) return false; // reported as lost; the last good config serves
+    const o = this.#host.options;
+    const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#compileCache.registry });
+    if (attempt !== undefined && !(await attempt.current())) return false;
+    if (!loaded.ok) {
+      const error = new ConfigError(loaded.issues.all);
+      this.#host.logger().warn(`meshlet: new config rejected, the last good config keeps serving.\n${error.message}`);
+      this.#host.rejected(loaded.issues.all, error);
+      return false;
+    }
+    const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(o), { cache: this.#compileCache });
+    if (snapshot.version === this.#host.snapshot().version) return true;
+    this.#host.install(snapshot);
+    this.#host.applied(snapshot.version, loaded.findings);
+    return true;
+  }
+
+  /** Watches the config paths (unless `watch: false`); a missing path rejects. */
+  async start(): Promise<void> {
+    const src = this.#host.options.config;
+    if (this.#host.options.watch === false || src === undefined) return;
+    const paths = typeof src === 'string' ? [src] : Array.isArray(src) && src.every((s) => typeof s === 'string') ? (src as string[]) : [];
+    for (const p of paths) await stat(p); // a missing path fails createMesh here, not silently later
+    if (paths.length === 0) return;
+    const log = this.#host.logger;
+    this.#watcher = watchConfigPaths(paths, {
+      onEvent: (e) => this.#reloader.event(e),
+      onError: (e) => log().warn(`meshlet: ${e.message}`),
+      onLost: (path, message) => {
+        log().warn(`meshlet: lost the watch on config ${path}: ${message}; config ${this.#host.snapshot().version} keeps serving`);
+        this.#host.watchState({ path, watching: false, message });
+      },
+      onRestored: (path, message) => {
+        log().info?.(`meshlet: config ${path} is watched again: ${message}`);
+        this.#host.watchState({ path, watching: true, message });
+      },
+    });
+  }
+
+  /** Stops watching; a reload in progress finishes first. */
+  async close(): Promise<void> {
+    this.#watcher?.close();
+    await this.#reloader.close();
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The parts of a {@link Mesh}'s data plane and how they are wired to each other: the undici and
+ * gRPC transports, the outbound pipeline over both, the undici dispatcher, the servers' side and
+ * telemetry.
+ *
+ * @module
+ */
+import type { MeshLogger, MeshOptions } from './mesh-options.ts';
+import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
+import { classifyUndiciError } from './adapters/undici/classify.ts';
+import { UndiciTransport } from './adapters/undici/transport.ts';
+import { GrpcTransport } from './adapters/grpc/transport.ts';
+import { MeshServers } from './adapters/server/servers.ts';
+import { systemClock, systemRandom } from './core/clock.ts';
+import type { WorkloadIdentity } from './core/observe.ts';
+import type { ConfigOrigin } from './control-plane/source.ts';
+import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
+import type { CredentialHolder } from './security/identity/credentials.ts';
+import type { Snapshot } from './routing/compile.ts';
+import { MeshTelemetry } from './mesh-telemetry.ts';
+
+/** @internal A mesh's data plane. */
+export interface MeshParts {
+  readonly transport: UndiciTransport;
+  readonly grpcTransport: GrpcTransport;
+  readonly outbound: Outbound;
+  readonly dispatcher: MeshDispatcher;
+  readonly servers: MeshServers;
+  readonly telemetry: MeshTelemetry;
+}
+
+/** @internal What the parts call back into their mesh for. */
+export interface MeshPartsHooks {
+  /** An outbound event (ejection, retry budget, …) for the mesh's listeners. */
+  readonly event: (e: OutboundEvent) => void;
+  /** `dispatcher.close()` closes the mesh. */
+  readonly close: () => Promise<void>;
+  /** The config in use, as telemetry reports it. */
+  readonly config: () => { readonly version: string; readonly source: ConfigOrigin | 'file' };
+}
+
+/** @internal Builds and wires a mesh's data plane for its first snapshot. */
+export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: CredentialHolder, identity: WorkloadIdentity, logger: MeshLogger, hooks: MeshPartsHooks): MeshParts {
+  const clock = o.clock ?? systemClock;
+  const random = o.random ?? systemRandom;
+  const transport = new UndiciTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
+  transport.install(snapshot.resources);
+  const grpcTransport = new GrpcTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
+  grpcTransport.install(snapshot.resources);
+  const outbound = new Outbound(snapshot, {
+    clock,
+    random,
+    locality: o.locality ?? '',
+    labels: o.labels ?? {},
+    sourceIp: o.sourceIp ?? '127.0.0.1',
+    outboundTrafficPolicy: o.outboundTrafficPolicy ?? 'ALLOW_ANY',
+    maxRetryAfterMs: o.maxRetryAfterMs ?? 10_000,
+    maxMirrorsInFlight: o.maxMirrorsInFlight ?? 64,
+    workload: identity,
+    transports: {
+      http: { dispatch: transport.dispatch, passthrough: transport.passthrough, classify: classifyUndiciError, refresh: (cs) => transport.refresh(cs) },
+      grpc: { dispatch: grpcTransport.dispatch, passthrough: grpcTransport.passthrough, classify: (e) => grpcTransport.classify(e), refresh: (cs) => grpcTransport.refresh(cs) },
+    },
+    onEvent: hooks.event,
+  });
+  const pipeline = outbound.dispatch;
+  const dispatcher = new MeshDispatcher({
+    clock,
+    workload: identity,
+    errors: o.errors ?? 'respond',
+    retryBufferBytes: o.retryBufferBytes ?? 1024 * 1024,
+    pipeline: () => pipeline,
+    onClose: hooks.close,
+  });
+  const log = logger;
+  const servers = new MeshServers(
+    {
+      normalization: o.pathNormalization ?? 'BASE',
+      clock,
+      closeTimeoutMs: o.closeTimeoutMs ?? 5000,
+      credentials: credentials,
+      policies: {
+        workload: identity,
+        rootNamespace: o.rootNamespace ?? 'istio-system',
+        trustDomain: o.trustDomain ?? 'cluster.local',
+        trustDomainAliases: o.trustDomainAliases,
+        numTrustedProxies: o.numTrustedProxies,
+        extensionProviders: o.extensionProviders,
+        jwt: o.jwt,
+        dispatcher: dispatcher,
+        clock,
+        random,
+        warn: (m) => log.warn(m),
+        debug: log.debug === undefined ? undefined : (m) => log.debug?.(m),
+        info: log.info === undefined ? undefined : (m) => log.info?.(m),
+      },
+    },
+    snapshot.resources,
+  );
+  const telemetry = new MeshTelemetry(
+    {
+      options: o,
+      identity: identity,
+      clock,
+      random,
+      logger: log,
+      credentials: credentials,
+      transport: transport,
+      config: hooks.config,
+      inboundTls: () => servers.tlsCounts,
+      outlierClusters: () => [...outbound.clusters.values()].filter((cs) => cs.detector !== undefined).map((cs) => ({ name: cs.name, ejected: cs.hostSet.hosts.filter((h) => h.ejected).map((h) => h.endpoint.key) })),
+    },
+    snapshot.resources,
+  );
+  servers.guard.peerExchange = telemetry.peerHeaders;
+  return { transport, grpcTransport, outbound, dispatcher, servers, telemetry };
+}
