@@ -1,0 +1,41 @@
+/**
+ * Helpers for outbound tests that drive a mesh on a ManualClock: hang guards (real time bounds
+ * that only catch a hang, never time a behaviour) and a mesh over one ServiceEntry and VirtualService.
+ */
+import assert from 'node:assert/strict';
+import { createMesh, type Mesh, seededRandom } from '../../src/index.ts';
+import { serviceEntry, virtualService } from './upstreams.ts';
+
+const SVC = 'svc.default.svc.cluster.local';
+
+/** Polls `cond` every 2 ms, up to 2 s of real time (a guard against a hang, not a timing assertion). */
+export async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = performance.now() + 2000;
+  while (!cond()) {
+    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** `p`, or a failure naming `what` if it has not settled within 2 s of real time (a hang guard). */
+export async function settle<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 2000);
+  });
+  try {
+    return await Promise.race([p, hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function meshFor(endpoints: { port: number; labels?: Record<string, string> }[], http: unknown[], extra: object[] = [], opts: object = {}): Promise<Mesh> {
+  return createMesh({
+    service: 'client',
+    random: seededRandom(7),
+    config: [serviceEntry('svc', SVC, 80, endpoints), virtualService('svc', ['svc'], http), ...extra],
+    ...opts,
+  });
+}
+
