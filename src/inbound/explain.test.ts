@@ -2,19 +2,17 @@
  * The inbound explainer agrees with what the server side really does: one table of requests
  * over one config (RequestAuthentication with inline keys, DENY, ALLOW, dry-run, AUDIT, a local
  * rate limit), each explained and then judged by the real admission phases
- * (InboundPolicies → InboundGuard) and by the AuthorizationPolicy engine itself; CUSTOM policies
- * against the engine with an authorizer that allows and one that denies. Keys are made at test
- * time and tokens signed with jose.
+ * (InboundPolicies → InboundGuard) and by the AuthorizationPolicy engine itself (CUSTOM policies and malformed
+ * requests: explain-custom.test.ts). Keys are made at test time and tokens signed with jose.
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { verdictOf } from '../../test/helpers/authz.ts';
 import { validateYaml } from '../../test/helpers/config.ts';
 import type { AnyResource } from '../config/resource.ts';
 import { ManualClock } from '../core/clock.ts';
-import { InvalidArgumentError } from '../core/errors.ts';
 import { compileAuthz } from '../security/authz/engine.ts';
-import type { AuthzResult, ExtAuthzCheck } from '../security/authz/types.ts';
 import { explainInbound, type InboundExplainRequest, type InboundExplanation } from './explain.ts';
 import { InboundGuard } from './guard.ts';
 import { InboundPipeline } from './pipeline.ts';
@@ -316,7 +314,7 @@ describe('explainInbound agrees with the real server side', () => {
           requestPrincipal: e.requestPrincipal,
           claims: e.claims,
         });
-        assert.deepEqual(pick(e.authz.result), pick(direct));
+        assert.deepEqual(verdictOf(e.authz.result), verdictOf(direct));
       }
 
       // The real phases, unless the outcome rests on keys an explanation does not fetch (they would be fetched).
@@ -341,82 +339,6 @@ describe('explainInbound agrees with the real server side', () => {
       } finally {
         await policies.close();
       }
-    });
-  }
-});
-
-function pick(r: AuthzResult) {
-  return { decision: r.decision, policy: r.policy, rule: r.rule, action: r.action, details: r.details, dryRun: r.dryRun, audit: r.audit };
-}
-
-describe('CUSTOM policies: explain names the provider and rule, and agrees with the engine either way', () => {
-  const yaml = `
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: ext, namespace: foo}
-spec:
-  action: CUSTOM
-  provider: {name: my-authz}
-  rules: [{to: [{operation: {paths: [/ext/*]}}]}]
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-bad, namespace: foo}
-spec:
-  action: DENY
-  rules: [{to: [{operation: {paths: [/ext/bad]}}]}]
-`;
-  const allow: ExtAuthzCheck = () => Promise.resolve({ allowed: true });
-  const deny: ExtAuthzCheck = () => Promise.resolve({ allowed: false, status: 403, headers: {}, body: 'no' });
-  const table: { path: string; providers: readonly string[] | undefined; asked: boolean; ifAllowed: string; status: number }[] = [
-    { path: '/ext/a', providers: undefined, asked: true, ifAllowed: 'allow', status: 200 },
-    { path: '/ext/bad', providers: ['my-authz'], asked: true, ifAllowed: 'deny', status: 403 },
-    { path: '/other', providers: ['my-authz'], asked: false, ifAllowed: 'allow', status: 200 },
-    // A provider the mesh does not have: the CUSTOM rules deny, as Istio does.
-    { path: '/ext/a', providers: [], asked: false, ifAllowed: 'deny', status: 403 },
-  ];
-  for (const row of table) {
-    it(`${row.path} with providers ${JSON.stringify(row.providers)}`, async () => {
-      const res = load(yaml);
-      const e = await explainInbound(res, { url: row.path }, { workload: WORKLOAD, extensionProviders: row.providers });
-      assert.equal(e.status, row.status, String(e));
-      assert.equal(e.authz?.custom !== undefined, row.asked);
-      if (row.asked) {
-        assert.deepEqual(e.authz?.custom, { provider: 'my-authz', policy: 'foo/ext', rule: 0, assumedConfigured: row.providers === undefined });
-        assert.ok(e.assumes.some((a) => a.includes('"my-authz" allows')));
-      }
-      const req = { method: 'GET', scheme: 'http', authority: 'httpbin', path: row.path, headers: {}, remoteAddress: '127.0.0.1', localPort: 80, peer: undefined, requestPrincipal: undefined, claims: undefined };
-      const names = row.providers ?? ['my-authz'];
-      const withAllow = await compileAuthz(res, WORKLOAD, { providers: Object.fromEntries(names.map((n) => [n, allow])) }).evaluate(req);
-      const withDeny = await compileAuthz(res, WORKLOAD, { providers: Object.fromEntries(names.map((n) => [n, deny])) }).evaluate(req);
-      assert.equal(withAllow.decision, row.ifAllowed);
-      assert.deepEqual(pick(e.authz?.result as AuthzResult), pick(withAllow));
-      if (row.asked) assert.deepEqual([withDeny.decision, withDeny.policy, withDeny.rule, withDeny.action], ['deny', 'foo/ext', 0, 'CUSTOM']);
-    });
-  }
-});
-
-describe('explainInbound refuses a malformed request description, naming the field', () => {
-  const table: { req: InboundExplainRequest; error: RegExp }[] = [
-    { req: { url: 'admin' }, error: /url: expected a path/ },
-    { req: { url: '/a b' }, error: /no spaces/ },
-    { req: { url: '/', method: 'GE T' }, error: /method: not an HTTP method/ },
-    { req: { url: '/', headers: { 'x-a': 'b\r\nx-admin: yes' } }, error: /the value of x-a has a CR, LF or NUL/ },
-    { req: { url: '/', headers: { 'bad name': 'b' } }, error: /not a header name/ },
-    { req: { url: '/', port: 70000 }, error: /port: expected 1-65535/ },
-    { req: { url: '/', source: { ip: '10.0.0' } }, error: /source\.ip: not an IP address/ },
-    { req: { url: '/', source: { principal: 'cluster.local/ns/a/sa/b', namespace: 'c' } }, error: /does not name namespace c/ },
-    { req: { url: '/', source: { serviceAccount: 'x' } }, error: /serviceAccount needs source\.namespace/ },
-    { req: { url: '/', token: 'a b' }, error: /token: expected a compact JWT/ },
-    { req: { url: '/', token: 'x.y.z', headers: { authorization: 'Bearer q' } }, error: /already has an Authorization header/ },
-    { req: { url: '/', token: 'x.y.z', requestPrincipal: 'a/b' }, error: /either a token or the request principal/ },
-  ];
-  for (const row of table) {
-    it(row.error.source, async () => {
-      await assert.rejects(
-        explainInbound([], row.req, { workload: WORKLOAD }),
-        (err: unknown) => err instanceof InvalidArgumentError && row.error.test(err.message),
-      );
     });
   }
 });

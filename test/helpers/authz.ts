@@ -72,3 +72,8 @@ export function judge(engine: AuthzEngine, init: RequestInit = {}): AuthzResult 
 export function decide(engine: AuthzEngine, init: RequestInit = {}): 'allow' | 'deny' {
   return judge(engine, init).decision;
 }
+
+/** The fields of an authorization verdict that say what decided it and how (for comparing two verdicts). */
+export function verdictOf(r: AuthzResult) {
+  return { decision: r.decision, policy: r.policy, rule: r.rule, action: r.action, details: r.details, dryRun: r.dryRun, audit: r.audit };
+}
