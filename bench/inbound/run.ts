@@ -1,7 +1,7 @@
 /**
  * Inbound benchmark: what meshlet's server side costs a node:http, Express or Fastify server.
  *
- *   node_modules/.bin/node bench/inbound/run.ts [--rounds N] [--slice MS] [--slices N] [--warmup S] [--concurrency C] [--telemetry] [--quick] [--write]
+ *   node_modules/.bin/node bench/inbound/run.ts [--rounds N] [--slice MS] [--slices N] [--warmup S] [--concurrency C] [--telemetry] [--spin US]… [--framework F]… [--quick] [--write]
  *
  * Six servers, each its own process pinned to CPU 0 (the load client runs on CPU 1): http, express,
  * fastify, each raw and with meshlet in front under a realistic policy set — one
@@ -14,6 +14,15 @@
  * `--telemetry` adds a third server per framework: meshlet with telemetry on (`startTelemetry()`:
  * Istio metrics on every request, spans sampled at 1 % and exported over OTLP), written to its own
  * section of bench/RESULTS.md.
+ *
+ * Over loopback a server's CPU per request is not its JavaScript plus a constant: each response's
+ * `writev(2)` also runs the loopback receive path and, when the load client sleeps waiting for an
+ * answer, wakes it (on this VM an inter-processor wake-up, charged to the server as system time).
+ * A server faster than the client rarely finds it asleep; a slower one wakes it on most responses,
+ * so a few µs of extra JavaScript show up as more than that. `--spin US` (repeatable) adds a
+ * control per framework: the raw server plus US µs of calibrated pure-JavaScript work per request,
+ * no meshlet — what that much work alone costs over loopback. A second table gives every server's
+ * user and system CPU per request and how often the client slept per request.
  */
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -32,7 +41,14 @@ const { values: a } = parseArgs({
     quick: { type: 'boolean', default: false },
     write: { type: 'boolean', default: false },
     telemetry: { type: 'boolean', default: false },
+    spin: { type: 'string', multiple: true },
+    framework: { type: 'string', multiple: true },
   },
+});
+const SPINS = (a.spin ?? []).map((x) => {
+  const n = Number(x);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--spin ${x}: a positive number of µs`);
+  return n;
 });
 const TELEMETRY = a.telemetry === true;
 const quick = a.quick === true;
@@ -42,12 +58,15 @@ const SLICES = Number(a.slices ?? (quick ? 4 : 8));
 const WARMUP_S = Number(a.warmup ?? (quick ? 2 : 4));
 const C = Number(a.concurrency ?? 64);
 
-const FRAMEWORKS = ['http', 'express', 'fastify'] as const;
-type Framework = (typeof FRAMEWORKS)[number];
-type Mode = 'raw' | 'mesh' | 'mesh-otel';
+const ALL_FRAMEWORKS = ['http', 'express', 'fastify'] as const;
+type Framework = (typeof ALL_FRAMEWORKS)[number];
+for (const f of a.framework ?? []) if (!(ALL_FRAMEWORKS as readonly string[]).includes(f)) throw new Error(`--framework ${f}: one of ${ALL_FRAMEWORKS.join(', ')}`);
+const FRAMEWORKS = ALL_FRAMEWORKS.filter((f) => a.framework === undefined || a.framework.includes(f));
+/** `spin<US>`: the raw server plus US µs of pure-JavaScript work per request (a control, no meshlet). */
+type Mode = 'raw' | 'mesh' | 'mesh-otel' | `spin${number}`;
 type Variant = { framework: Framework; mode: Mode; mesh: boolean; id: string };
 const VARIANTS: Variant[] = FRAMEWORKS.flatMap((f) =>
-  (['raw', 'mesh', ...(TELEMETRY ? (['mesh-otel'] as const) : [])] as const).map((mode) => ({ framework: f, mode, mesh: mode !== 'raw', id: `${f}-${mode}` })),
+  (['raw', 'mesh', ...(TELEMETRY ? (['mesh-otel'] as const) : []), ...SPINS.map((us) => `spin${us}` as const)] as Mode[]).map((mode) => ({ framework: f, mode, mesh: mode === 'mesh' || mode === 'mesh-otel', id: `${f}-${mode}` })),
 );
 
 // ---------------------------------------------------------------- config and token
@@ -89,6 +108,19 @@ function cpuUs(pid: number): number {
   return (ticks / 100) * 1e6;
 }
 
+/** A process's user and system CPU in clock ticks (10 ms) from `/proc/<pid>/stat`. */
+function userSysTicks(pid: number): { user: number; sys: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]), sys: Number(fields[12]) };
+}
+
+/** How often this (the load client's) main thread went to sleep: `voluntary_ctxt_switches`. */
+function clientSleeps(): number {
+  const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync('/proc/thread-self/status', 'utf8'));
+  return m === null ? 0 : Number(m[1]);
+}
+
 function taskset(pid: number, cpu: number): void {
   spawnSync('taskset', ['-pc', String(cpu), String(pid)], { stdio: 'ignore' });
 }
@@ -103,8 +135,10 @@ async function start(v: Variant): Promise<Server> {
   return { v, proc, pool: new Pool(`http://127.0.0.1:${ready.port}`, { connections: C }), phases: ready.phases };
 }
 
-async function load(s: Server, ms: number): Promise<{ requests: number; failures: number; cpuUs: number }> {
+async function load(s: Server, ms: number): Promise<{ requests: number; failures: number; cpuUs: number; userTicks: number; sysTicks: number; clientSleeps: number }> {
   const cpu0 = cpuUs(s.proc.pid as number);
+  const t0 = userSysTicks(s.proc.pid as number);
+  const sleeps0 = clientSleeps();
   const end = performance.now() + ms;
   let requests = 0;
   let failures = 0;
@@ -119,9 +153,12 @@ async function load(s: Server, ms: number): Promise<{ requests: number; failures
       }
     }),
   );
-  return { requests, failures, cpuUs: cpuUs(s.proc.pid as number) - cpu0 };
+  const sleeps = clientSleeps() - sleeps0;
+  const t1 = userSysTicks(s.proc.pid as number);
+  return { requests, failures, cpuUs: cpuUs(s.proc.pid as number) - cpu0, userTicks: t1.user - t0.user, sysTicks: t1.sys - t0.sys, clientSleeps: sleeps };
 }
 
+if (a.write === true && a.framework !== undefined) throw new Error('--write measures every framework: leave out --framework');
 taskset(process.pid, 1);
 const servers: Server[] = [];
 for (const v of VARIANTS) servers.push(await start(v));
@@ -134,10 +171,13 @@ interface Tally {
   failures: number;
   cpuUs: number;
   ms: number;
+  userTicks: number;
+  sysTicks: number;
+  clientSleeps: number;
 }
 const rounds: Map<string, Tally>[] = [];
 for (let r = 0; r < ROUNDS; r++) {
-  const t = new Map<string, Tally>(VARIANTS.map((v) => [v.id, { requests: 0, failures: 0, cpuUs: 0, ms: 0 }]));
+  const t = new Map<string, Tally>(VARIANTS.map((v) => [v.id, { requests: 0, failures: 0, cpuUs: 0, ms: 0, userTicks: 0, sysTicks: 0, clientSleeps: 0 }]));
   for (let i = 0; i < SLICES; i++) {
     const order = i % 2 === 0 ? servers : [...servers].reverse();
     for (const s of order) {
@@ -147,6 +187,9 @@ for (let r = 0; r < ROUNDS; r++) {
       y.failures += x.failures;
       y.cpuUs += x.cpuUs;
       y.ms += SLICE_MS;
+      y.userTicks += x.userTicks;
+      y.sysTicks += x.sysTicks;
+      y.clientSleeps += x.clientSleeps;
     }
   }
   rounds.push(t);
@@ -170,7 +213,30 @@ function table(mode: Mode, label: string): string[] {
   return out;
 }
 const setup = `Concurrency ${C}, ${ROUNDS} rounds of ${SLICES} slices × ${SLICE_MS} ms per server, taken in turns; servers on CPU 0, load client on CPU 1. Policy: one RequestAuthentication (inline JWKS, RS256, a valid token on every request), one AuthorizationPolicy with three rules.`;
-const body = [setup, '', ...table('mesh', 'with meshlet')].join('\n');
+/** Per server, over all rounds: user and system CPU per request (10 ms ticks) and the load client's sleeps per request. */
+function kernelTable(): string[] {
+  const out = ['| server | user CPU/request | system CPU/request | client sleeps/request |', '|---|---:|---:|---:|'];
+  for (const v of VARIANTS) {
+    const xs = rounds.map((t) => t.get(v.id) as Tally);
+    const n = Math.max(1, xs.reduce((k, x) => k + x.requests, 0));
+    const tick = 1e6 / 100;
+    out.push(`| ${v.id} | ${((xs.reduce((k, x) => k + x.userTicks, 0) * tick) / n).toFixed(1)} µs | ${((xs.reduce((k, x) => k + x.sysTicks, 0) * tick) / n).toFixed(1)} µs | ${(xs.reduce((k, x) => k + x.clientSleeps, 0) / n).toFixed(2)} |`);
+  }
+  return out;
+}
+const control =
+  SPINS.length === 0
+    ? []
+    : [
+        '',
+        'Control: the raw server plus calibrated pure-JavaScript work per request (no meshlet), what that much work alone costs over loopback.',
+        ...SPINS.flatMap((us) => ['', ...table(`spin${us}`, `raw + ${us} µs JS`)]),
+        '',
+        'Kernel side: user and system CPU per request, and how often the load client slept per request (a server slower than the client wakes it on most responses).',
+        '',
+        ...kernelTable(),
+      ];
+const body = [setup, '', ...table('mesh', 'with meshlet'), ...control].join('\n');
 console.log(`\n${body}`);
 const command = `node_modules/.bin/node bench/inbound/run.ts${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
 if (a.write === true) writeSection('inbound', 'Inbound: meshlet in front of node:http, Express and Fastify', command, body);

@@ -1,6 +1,7 @@
 /**
  * One server of the inbound benchmark, in its own process: node:http, Express 5 or Fastify 5,
- * with or without meshlet in front, and with meshlet plus telemetry (`mesh-otel`) (started by
+ * with or without meshlet in front, with meshlet plus telemetry (`mesh-otel`), or raw plus a fixed
+ * amount of pure-JavaScript work per request (`spin<US>`, a control) (started by
  * bench/inbound/run.ts over IPC). It answers
  * `GET /api/items/<n>` with a small JSON body and reports its port.
  */
@@ -9,7 +10,10 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
 
-const [framework, withMesh, configDir] = process.argv.slice(2) as ['http' | 'express' | 'fastify', 'raw' | 'mesh' | 'mesh-otel', string];
+const [framework, modeArg, configDir] = process.argv.slice(2) as ['http' | 'express' | 'fastify', string, string];
+// `spin<US>`: a control — the raw server plus US µs of pure-JavaScript work per request.
+const SPIN_US = modeArg.startsWith('spin') ? Number(modeArg.slice(4)) : 0;
+const withMesh = (SPIN_US > 0 ? 'raw' : modeArg) as 'raw' | 'mesh' | 'mesh-otel';
 const BODY = JSON.stringify({ id: 1, name: 'item', tags: ['a', 'b'] });
 
 // Telemetry on: startTelemetry() (Prometheus endpoint, OTLP span export to a sink), as bench/outbound's -otel variants.
@@ -17,7 +21,29 @@ if (withMesh === 'mesh-otel') await (await import('../lib/otel.ts')).startBenchT
 const { createMesh } = withMesh !== 'raw' ? await import('../../src/index.ts') : { createMesh: undefined };
 const mesh = createMesh === undefined ? undefined : await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: configDir, watch: false });
 
+let sink = 1;
+/** `k` rounds of integer arithmetic (no allocation, no I/O). */
+function work(k: number): void {
+  let x = sink;
+  for (let i = 0; i < k; i++) x = (x * 48271) % 2147483647;
+  sink = x;
+}
+/** Rounds of {@link work} per µs of this process's CPU, measured once at start (after a warm-up). */
+let perUs = 0;
+if (SPIN_US > 0) {
+  work(2e6);
+  const c0 = process.cpuUsage();
+  work(5e7);
+  const c = process.cpuUsage(c0);
+  perUs = 5e7 / (c.user + c.system);
+}
+const spinRounds = Math.round(perUs * SPIN_US);
+function spin(): void {
+  if (spinRounds > 0) work(spinRounds);
+}
+
 function plain(_req: IncomingMessage, res: ServerResponse): void {
+  spin();
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(BODY)) });
   res.end(BODY);
 }
@@ -32,6 +58,7 @@ if (framework === 'http') {
   const app = express();
   if (mesh !== undefined) app.use(mesh.express());
   app.get('/api/items/:id', (_req, res) => {
+    spin();
     res.type('application/json').send(BODY);
   });
   const server = app.listen(0, '127.0.0.1');
@@ -41,7 +68,10 @@ if (framework === 'http') {
 } else {
   const app = Fastify(mesh === undefined ? {} : { ...mesh.fastifyOptions() });
   if (mesh !== undefined) await app.register(mesh.fastify() as never);
-  app.get('/api/items/:id', async (_req, reply) => reply.type('application/json').send(BODY));
+  app.get('/api/items/:id', async (_req, reply) => {
+    spin();
+    return reply.type('application/json').send(BODY);
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   app.server.keepAliveTimeout = 60_000;
   port = (app.server.address() as AddressInfo).port;
