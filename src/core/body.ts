@@ -7,11 +7,15 @@
  * @module
  */
 
+/** No chunks recorded (shared, never added to: a body makes its own list with its first chunk). */
+const NO_CHUNKS: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
+
 /** A streamed body recorded as it is sent, so a retry can send it again. */
 export class ReplayableBody {
   readonly #source: AsyncIterator<unknown>;
   readonly #cap: number;
-  readonly #chunks: Uint8Array[] = [];
+  /** The recorded chunks: made with the first one (a gRPC MessageBody, which records its own messages, never makes it). */
+  #chunks: Uint8Array[] = NO_CHUNKS;
   #bytes = 0;
   #overflow = false;
   #ended = false;
@@ -144,7 +148,7 @@ export class ReplayableBody {
         this.#bytes += c.byteLength;
         if (this.#bytes > this.#cap) {
           this.#overflow = true;
-          this.#chunks.length = 0;
+          this.#chunks = NO_CHUNKS;
           this.#complete(false);
           i = 0;
           yield c;
@@ -164,7 +168,8 @@ export class ReplayableBody {
             yield toBytes(n.value);
           }
         }
-        this.#chunks.push(c);
+        if (this.#chunks === NO_CHUNKS) this.#chunks = [c];
+        else this.#chunks.push(c);
       }
     }
   }

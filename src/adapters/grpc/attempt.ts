@@ -57,6 +57,15 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   #outbox: { message: Buffer; ack: WriteAck }[] | undefined = undefined;
   /** The caller half-closed while messages waited: half-close after the last one goes out. */
   #halfClosePending = false;
+  /** The acknowledgement of the write in flight (one at a time), given when its callback comes. */
+  #ack: WriteAck | undefined = undefined;
+  /**
+   * grpc-js's write callback: the attempt is its own write context (`sendMessageWithContext(this,
+   * …)`), so a write makes no context object and closure of its own; with one write in flight at
+   * a time, the callback acknowledges {@link GrpcAttempt.#ack}. An own function, not a method:
+   * grpc-js may call it detached (a message over its retry buffer).
+   */
+  readonly callback = (): void => this.#sent();
 
   constructor(g: GrpcJs, ex: Exchange, handler: ResponseHandler, clock: Clock, conn: Conn | undefined, owner: AttemptOwner, e: EndpointChannel | undefined) {
     this.#g = g;
@@ -145,7 +154,8 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   #send(message: Buffer, ack: WriteAck): void {
     const call = this.#call as Call;
     this.#writing = true;
-    call.sendMessageWithContext({ callback: () => this.#sent(ack) }, message);
+    this.#ack = ack;
+    call.sendMessageWithContext(this, message);
     // The half-close goes right after the last message, without waiting for that write's
     // callback (as grpc-js's own unary calls do): HTTP/2 then carries END_STREAM on the
     // message's DATA frame, in the same write, instead of an empty DATA frame of its own.
@@ -155,7 +165,10 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     }
   }
 
-  #sent(ack: WriteAck): void {
+  #sent(): void {
+    const ack = this.#ack;
+    if (ack === undefined) return;
+    this.#ack = undefined;
     this.#writing = false;
     ack.written();
     const outbox = this.#outbox;
