@@ -11,7 +11,7 @@ import { Agent, type Dispatcher, fetch, request } from 'undici';
 import { HOST, meshResources } from './mesh-config.ts';
 import { type BenchTelemetry, startBenchTelemetry } from '../lib/otel.ts';
 
-export type VariantId = 'undici-request' | 'mesh-dispatcher' | 'undici-fetch' | 'mesh-fetch' | 'mesh-dispatcher-otel' | 'mesh-fetch-otel' | 'mesh-dispatcher-otel-nospans' | 'nginx-1hop' | 'nginx-2hop';
+export type VariantId = 'undici-request' | 'mesh-dispatcher' | 'undici-fetch' | 'mesh-fetch' | 'mesh-dispatcher-otel' | 'mesh-fetch-otel' | 'mesh-dispatcher-otel-nospans' | 'mesh-dispatcher-otel-notrace' | 'mesh-dispatcher-otel-nometrics' | 'mesh-dispatcher-otel-sdkonly' | 'nginx-1hop' | 'nginx-2hop';
 
 export interface ClientOptions {
   variant: VariantId;
@@ -109,14 +109,28 @@ async function main(opts: ClientOptions): Promise<void> {
     case 'mesh-fetch':
     case 'mesh-dispatcher-otel':
     case 'mesh-fetch-otel':
-    case 'mesh-dispatcher-otel-nospans': {
+    case 'mesh-dispatcher-otel-nospans':
+    case 'mesh-dispatcher-otel-notrace':
+    case 'mesh-dispatcher-otel-nometrics':
+    case 'mesh-dispatcher-otel-sdkonly': {
       // Telemetry on: the SDK installed before the mesh starts (metrics on every call, spans at 1 %).
-      // -nospans: the same with tracing sampled at 0 % (trace headers still written, no span recorded or exported): what the 1 % of sampled calls cost.
+      // The others split that cost, one switch each (the SDK installed in all of them):
+      // -nospans: tracing sampled at 0 % (trace headers still written, no span recorded or exported): what the 1 % of sampled calls cost;
+      // -notrace: tracing off (telemetry.tracing.enabled false: no trace headers; x-request-id is still generated, as Envoy does);
+      // -nometrics: Istio's metrics off (telemetry.metrics.enabled false), tracing at 1 %;
+      // -sdkonly: both off and meshlet's own metrics off — what installing the SDK costs by itself.
       if (opts.variant.includes('-otel')) telemetry = await startBenchTelemetry();
       const createMesh = await loadCreateMesh(opts.meshModule);
       if (typeof createMesh === 'string') throw new Error(createMesh);
-      const noSpans = opts.variant.endsWith('-nospans') ? { telemetry: { tracing: { samplingPercentage: 0 } } } : {};
-      const m = await createMesh({ service: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, config: meshResources(opts.upstreamPort), ...noSpans });
+      const v = opts.variant;
+      const tracing = v.endsWith('-nospans') ? { samplingPercentage: 0 } : v.endsWith('-notrace') || v.endsWith('-sdkonly') ? { enabled: false } : undefined;
+      const metricsOff = v.endsWith('-nometrics') || v.endsWith('-sdkonly');
+      const split = {
+        ...(tracing === undefined ? {} : { tracing }),
+        ...(metricsOff ? { metrics: { enabled: false } } : {}),
+        ...(v.endsWith('-sdkonly') ? { ownMetrics: false } : {}),
+      };
+      const m = await createMesh({ service: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, config: meshResources(opts.upstreamPort), ...(Object.keys(split).length > 0 ? { telemetry: split } : {}) });
       mesh = m;
       if (opts.variant.startsWith('mesh-dispatcher')) {
         const url = `http://${HOST}:${opts.upstreamPort}/x`;

@@ -14,6 +14,8 @@ export interface Variant {
   baseline?: VariantId;
   meshlet?: boolean;
   nginx?: 1 | 2;
+  /** One of the telemetry-on variants that split its cost, run only when named in --variants. */
+  split?: boolean;
 }
 
 export interface PhaseResult {

@@ -14,6 +14,10 @@
  *                    meshlet's own on every call, spans sampled at 1 %       (vs their baselines)
  *   mesh-dispatcher-otel-nospans   mesh-dispatcher-otel with spans sampled at 0 % (trace headers
  *                    still written): the difference is what the 1 % of sampled calls cost
+ *   mesh-dispatcher-otel-notrace, -nometrics, -sdkonly   mesh-dispatcher-otel with tracing off, with
+ *                    Istio's metrics off, with meshlet's telemetry all off (the SDK still installed)
+ *                    (these four split the telemetry-on cost one switch at a time; only when named
+ *                    in --variants)
  *   nginx-1hop       undici.request → nginx → upstream                           (vs undici-request)
  *   nginx-2hop       undici.request → nginx → nginx → upstream                   (vs undici-request)
  * In a round, every variant's process is started and warmed up in turn (--warmup S, half at c=1,
@@ -108,7 +112,10 @@ const ALL: Variant[] = [
   { id: 'mesh-fetch', label: 'mesh.fetch → upstream', baseline: 'undici-fetch', meshlet: true },
   { id: 'mesh-dispatcher-otel', label: 'undici.request + mesh.dispatcher, telemetry on → upstream', baseline: 'undici-request', meshlet: true },
   { id: 'mesh-fetch-otel', label: 'mesh.fetch, telemetry on → upstream', baseline: 'undici-fetch', meshlet: true },
-  { id: 'mesh-dispatcher-otel-nospans', label: 'undici.request + mesh.dispatcher, telemetry on, spans sampled at 0 % → upstream', baseline: 'undici-request', meshlet: true },
+  { id: 'mesh-dispatcher-otel-nospans', label: 'undici.request + mesh.dispatcher, telemetry on, spans sampled at 0 % → upstream', baseline: 'undici-request', meshlet: true, split: true },
+  { id: 'mesh-dispatcher-otel-notrace', label: 'undici.request + mesh.dispatcher, telemetry on, tracing off → upstream', baseline: 'undici-request', meshlet: true, split: true },
+  { id: 'mesh-dispatcher-otel-nometrics', label: "undici.request + mesh.dispatcher, telemetry on, Istio's metrics off → upstream", baseline: 'undici-request', meshlet: true, split: true },
+  { id: 'mesh-dispatcher-otel-sdkonly', label: "undici.request + mesh.dispatcher, SDK installed, meshlet's telemetry off → upstream", baseline: 'undici-request', meshlet: true, split: true },
   { id: 'nginx-1hop', label: 'undici.request → nginx → upstream', baseline: 'undici-request', nginx: 1 },
   { id: 'nginx-2hop', label: 'undici.request → nginx → nginx → upstream', baseline: 'undici-request', nginx: 2 },
 ];
@@ -474,8 +481,8 @@ async function main(): Promise<void> {
     if ((err as Error).message.startsWith('bench mesh config')) throw err;
     meshSkip = `importing ${MESH_MODULE_NAME} failed: ${(err as Error).message.split('\n')[0]}`;
   }
-  // -nospans only when asked for (it splits the telemetry-on cost; a default run measures what users get).
-  let variants = ALL.filter((v) => (wanted === undefined ? !v.id.endsWith('-nospans') : wanted.includes(v.id)));
+  // The split variants only when asked for (they split the telemetry-on cost; a default run measures what users get).
+  let variants = ALL.filter((v) => (wanted === undefined ? v.split !== true : wanted.includes(v.id)));
   if (meshSkip !== undefined && variants.some((v) => v.meshlet)) {
     console.log(`meshlet variants skipped: ${meshSkip}`);
     variants = variants.filter((v) => !v.meshlet);
