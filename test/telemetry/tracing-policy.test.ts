@@ -2,8 +2,8 @@
  * Tracing policy and interop, with the app's own SDK (sdk-trace's in-memory exporter): B3 (multi
  * and single) and W3C read and written as independent propagators (`@opentelemetry/propagator-b3`,
  * `@opentelemetry/core`'s W3C propagator) read and write them; sampling drawn from the mesh's
- * Random, an upstream decision kept, an unsampled request still propagating `sampled=0`;
- * Telemetry `customTags` (literal, header, environment), `disableSpanReporting` by mode.
+ * Random, an upstream decision kept, an unsampled request still propagating `sampled=0`
+ * (Telemetry fields, the app's own spans and x-request-id: tracing-telemetry.test.ts).
  *
  * Each case: a caller → the mesh's server (`mesh.createServer`) whose handler calls a plain sink
  * server through `mesh.fetch`; the sink records the headers it got.
