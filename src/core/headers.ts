@@ -6,6 +6,15 @@
  */
 import type { Headers } from './handler.ts';
 
+/**
+ * The request's header object: nothing inherited (its prototype is an empty object with no
+ * prototype), but made by a constructor, so V8 keeps it in fast mode — `Object.create(null)`
+ * objects are dictionaries, slower to fill and to list (undici lists the headers of every
+ * request it sends).
+ */
+function HeaderBag(): void {}
+HeaderBag.prototype = Object.create(null);
+
 function lower(k: string): string {
   for (let i = 0; i < k.length; i++) {
     const c = k.charCodeAt(i);
@@ -26,11 +35,11 @@ function put(out: Headers, k: string, v: unknown): void {
 
 /**
  * Copies undici's header forms (object, flat array, pairs, iterable) into a lower-cased object.
- * The object has no prototype: a header named `constructor`, `__proto__` or `toString` is a
- * header like any other.
+ * The object inherits nothing (see HeaderBag): a header named `constructor`, `__proto__`
+ * or `toString` is a header like any other.
  */
 export function normalizeHeaders(h: unknown): Headers {
-  const out: Headers = Object.create(null) as Headers;
+  const out = new (HeaderBag as unknown as new () => Headers)();
   if (h == null) return out;
   if (Array.isArray(h)) {
     if (h.length > 0 && Array.isArray(h[0])) for (const [k, v] of h as [string, unknown][]) put(out, k, v);

@@ -9,7 +9,14 @@ import { serviceEntry, startUpstream } from '../helpers/upstreams.ts';
 const plain = (h: object) => ({ ...h });
 
 test('normalizeHeaders accepts every header form undici does and lower-cases names', () => {
-  assert.equal(Object.getPrototypeOf(normalizeHeaders({})), null, 'no prototype: a header named constructor is just a header');
+  // Nothing inherited: a header named constructor, toString or __proto__ is just a header.
+  const empty = normalizeHeaders({});
+  for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf']) assert.equal((empty as Record<string, unknown>)[name], undefined, `${name} is not inherited`);
+  assert.equal(Object.getPrototypeOf(Object.getPrototypeOf(empty)), null, 'the only prototype has none');
+  assert.deepEqual(Object.keys(Object.getPrototypeOf(empty)), [], 'and no names of its own');
+  const odd = normalizeHeaders({ Constructor: 'a', toString: 'b', ['__proto__']: 'c' } as Record<string, string>);
+  assert.deepEqual(Object.entries(odd), [['constructor', 'a'], ['tostring', 'b'], ['__proto__', 'c']]);
+  assert.equal(Object.getPrototypeOf(odd), Object.getPrototypeOf(empty), 'a __proto__ header sets no prototype');
   assert.deepEqual(plain(normalizeHeaders({ 'X-A': '1', b: ['2', '3'], c: undefined, n: 4 })), { 'x-a': '1', b: ['2', '3'], n: '4' });
   assert.deepEqual(plain(normalizeHeaders(['X-A', '1', 'x-a', '2'])), { 'x-a': ['1', '2'] });
   assert.deepEqual(plain(normalizeHeaders([['Accept', 'a'], ['accept', 'b']])), { accept: ['a', 'b'] });
