@@ -84,10 +84,13 @@ function first(v: string | string[] | undefined): string | undefined {
   return typeof v === 'string' ? v : v?.[0];
 }
 
-/** A caller's deadline from `x-envoy-expected-rq-timeout-ms` or `grpc-timeout`, in performance.now() ms. */
-export function deadlineOf(headers: Headers, now: number): number {
+/**
+ * A caller's deadline from `x-envoy-expected-rq-timeout-ms` or `grpc-timeout`, in performance.now()
+ * ms (the clock read only when there is one: most requests carry neither).
+ */
+export function deadlineOf(headers: Headers, clock: () => number = performanceNow): number {
   const envoy = first(headers[EXPECTED_TIMEOUT_HEADER]);
-  if (envoy !== undefined && /^\d{1,9}$/.test(envoy)) return now + Number(envoy);
+  if (envoy !== undefined && /^\d{1,9}$/.test(envoy)) return clock() + Number(envoy);
   const grpc = first(headers['grpc-timeout']);
   if (grpc !== undefined) {
     // gRPC: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -95,10 +98,14 @@ export function deadlineOf(headers: Headers, now: number): number {
     if (m !== null) {
       const n = Number(m[1]);
       const ms = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 }[m[2] as 'H' | 'M' | 'S' | 'm' | 'u' | 'n'] * n;
-      return now + ms;
+      return clock() + ms;
     }
   }
   return Number.POSITIVE_INFINITY;
+}
+
+function performanceNow(): number {
+  return performance.now();
 }
 
 /** The mesh's server side. */
@@ -173,7 +180,7 @@ export class InboundGuard {
       requestPrincipal: undefined,
       claims: undefined,
       authz: undefined,
-      deadline: deadlineOf(headers, performance.now()),
+      deadline: deadlineOf(headers),
       trace: undefined,
       headersChanged: false,
     };

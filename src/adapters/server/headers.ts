@@ -63,31 +63,41 @@ const FIRST_ONLY = new Set([
   'user-agent',
 ]);
 
+/** A header's value in Node's `req.headers` shape (`set-cookie` always a list, first-only headers their first, others joined). */
+function nodeValue(k: string, v: string | string[]): string | string[] | undefined {
+  if (typeof v === 'string') return k === 'set-cookie' ? [v] : v;
+  if (k === 'set-cookie') return [...v];
+  if (FIRST_ONLY.has(k)) return v[0];
+  return v.join(k === 'cookie' ? '; ' : ', ');
+}
+
 /** A phase's header view in Node's `req.headers` shape. */
 export function toNodeHeaders(h: Headers): IncomingHttpHeaders {
   const out: IncomingHttpHeaders = {};
   for (const k of Object.keys(h)) {
     const v = h[k];
-    if (v === undefined) continue;
-    if (typeof v === 'string') out[k] = k === 'set-cookie' ? [v] : v;
-    else if (k === 'set-cookie') out[k] = [...v];
-    else if (FIRST_ONLY.has(k)) out[k] = v[0];
-    else out[k] = v.join(k === 'cookie' ? '; ' : ', ');
+    if (v !== undefined) out[k] = nodeValue(k, v);
   }
   return out;
 }
 
-/** Rebuilds what the app reads (`req.headers`, `req.rawHeaders`) from the phases' view. */
+/**
+ * Rebuilds what the app reads (`req.headers`, `req.rawHeaders`) from the phases' view, in one pass
+ * over its names (the view is a null-prototype dictionary: listing its keys costs about what
+ * making it did, so it is listed once for both).
+ */
 export function replaceHeaders(req: IncomingMessage, h: Headers): void {
   const raw: string[] = [];
+  const out: IncomingHttpHeaders = {};
   for (const k of Object.keys(h)) {
     const v = h[k];
     if (v === undefined) continue;
     if (typeof v === 'string') raw.push(k, v);
     else for (const x of v) raw.push(k, x);
+    out[k] = nodeValue(k, v);
   }
   (req as { rawHeaders: string[] }).rawHeaders = raw;
-  (req as { headers: IncomingHttpHeaders }).headers = toNodeHeaders(h);
+  (req as { headers: IncomingHttpHeaders }).headers = out;
 }
 
 /**

@@ -351,3 +351,24 @@ it("a success's detail names the rule, where the token was and the claims not wr
     assert.equal(out.detail, want);
   }
 });
+
+it('a token that waits for its signature check is looked up once, then comes from the cache without waiting (two rules, two tokens each)', async () => {
+  const rt = new JwtRuntime({ clock, epochMs: NOW * 1000 });
+  try {
+    const at = (h: string) => ({ fromHeaders: [{ name: h }], forwardOriginalToken: true });
+    const policies = validated([
+      ra('one', 'foo', { jwtRules: [{ issuer: ISS2, jwks: jwksOf(iss2Key), ...at('x-two') }] }),
+      ra('two', 'foo', { jwtRules: [{ issuer: ISS1, jwks: jwksOf(rsa, ec), fromHeaders: [{ name: 'x-a' }, { name: 'x-b' }], forwardOriginalToken: true }] }),
+    ]);
+    const auth = rt.compile(policies, { namespace: 'foo', labels: { app: 'httpbin' } });
+    const req = { headers: { 'x-a': T1, 'x-b': T1ec } };
+    const first = await call(auth, req);
+    check(first, { principal: null, sync: false });
+    assert.deepEqual([rt.cache.hits, rt.cache.misses], [0, 2], 'each token looked up once on the first request');
+    const again = await call(auth, req);
+    check(again, { principal: null, sync: true });
+    assert.deepEqual([rt.cache.hits, rt.cache.misses], [2, 2]);
+  } finally {
+    await rt.close();
+  }
+});

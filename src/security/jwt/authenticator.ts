@@ -26,7 +26,9 @@
  *
  * For a token in the verified-token cache the work per request is: find the token, look up what
  * this rule concluded about it before (issuer, audiences, principal, claims, output headers),
- * check the time, check that the key that verified it is still in the set.
+ * check the time, check that the key that verified it is still in the set — in plain function
+ * calls; only from the first token that must wait for keys or a signature does the rest run as a
+ * generator ({@link drive}), from where it stopped.
  *
  * `presence: REQUIRED` (in Istio's API, not yet acted on by istiod) makes a request without any
  * token fail with `Jwt is missing`, as a provider requirement without `allow_missing` does.
@@ -37,11 +39,11 @@ import type { Clock } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
 import type { CompiledRule } from './compile.ts';
 import { drive, type Waiting, wait } from './drive.ts';
-import { describeLocation, RequestTokens, removeToken, type TokenCarrier, type TokenLocation } from './locations.ts';
-import { normalizeClaims, type OutputReport, writeOutputs } from './outputs.ts';
+import { describeLocation, RequestTokens, removeToken, type TokenCarrier } from './locations.ts';
+import { type Failed, type Granted, grant, type Located, Paused, type RuleResult, type RuleView, ruleView, type TokenResult, tokenFailed, Unsettled, type Verified } from './rule-view.ts';
 import { httpStatusOf, JwtStatus, statusText } from './status.ts';
 import type { TokenCache } from './token-cache.ts';
-import { audiencesAllowed, type ClaimObject, checkTime, type ParsedJwt, parseJwt } from './token.ts';
+import { type ClaimObject, checkTime, parseJwt } from './token.ts';
 
 /** Envoy's `MaximumUriLength`: the realm's path is cut to this many characters. */
 const MAX_REALM_PATH = 256;
@@ -102,45 +104,6 @@ export interface AuthenticatorDeps {
 
 const ANONYMOUS: JwtSuccess = Object.freeze({ ok: true, principal: undefined, claims: undefined, audiences: undefined, presenter: undefined, rule: undefined, detail: 'no token' });
 
-/** A token found for a rule. */
-interface Located {
-  readonly token: string;
-  readonly location: TokenLocation;
-}
-
-/** A token that verified. */
-interface Verified extends Located {
-  readonly jwt: ParsedJwt;
-  readonly view: RuleView;
-}
-
-type Failed = { readonly ok: false; readonly status: JwtStatus; readonly why: string };
-
-/** What a success gives, computed once per token and rule. */
-interface Granted {
-  readonly principal: string | undefined;
-  readonly claims: ClaimObject;
-  readonly audiences: readonly string[];
-  readonly presenter: string | undefined;
-  /** Output headers to write, values made header-safe. */
-  readonly headers: readonly (readonly [string, string])[];
-  /** Claims not written (a control character in the value). */
-  readonly refused: readonly string[];
-}
-
-/** What a rule concluded about a token that does not change with time, kept on the cache entry. */
-interface RuleView {
-  /** The issuer check failed. */
-  readonly issuer: Failed | undefined;
-  /** The audience check failed (checked after the time, as Envoy orders them). */
-  readonly audience: Failed | undefined;
-  granted?: Granted;
-}
-
-type RuleResult = { readonly ok: true; readonly verified: readonly Verified[] } | Failed;
-
-type TokenResult = { readonly ok: true; readonly jwt: ParsedJwt; readonly view: RuleView } | Failed;
-
 function headerValue(headers: Headers, name: string): string {
   const v = Object.hasOwn(headers, name) ? headers[name] : undefined;
   return typeof v === 'string' ? v : Array.isArray(v) ? (v[0] ?? '') : '';
@@ -150,34 +113,6 @@ function headerValue(headers: Headers, name: string): string {
 function quoted(s: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
   return `"${s.replace(/[\u0000-\u001f\u007f]/g, '').replace(/["\\]/g, '\\$&')}"`;
-}
-
-/** The checks against a rule that do not change with time: issuer and audiences. */
-function ruleView(rule: CompiledRule, jwt: ParsedJwt): RuleView {
-  return {
-    issuer:
-      rule.issuer !== '' && jwt.iss !== rule.issuer
-        ? { ok: false, status: JwtStatus.JwtUnknownIssuer, why: `iss ${JSON.stringify(jwt.iss)}, the rule's issuer is ${JSON.stringify(rule.issuer)}` }
-        : undefined,
-    audience: audiencesAllowed(rule.audienceSet, jwt.audiences)
-      ? undefined
-      : { ok: false, status: JwtStatus.JwtAudienceNotAllowed, why: `aud ${JSON.stringify(jwt.audiences)}, allowed ${JSON.stringify(rule.audiences)}` },
-  };
-}
-
-/** What a verified token gives under a rule: principal, claims for authorization, output headers. */
-function grant(rule: CompiledRule, jwt: ParsedJwt): Granted {
-  const out: Headers = Object.create(null);
-  const report: OutputReport = writeOutputs(out, rule.payloadHeader, jwt.payloadB64, rule.claimHeaders, jwt.payload);
-  const azp = Object.hasOwn(jwt.payload, 'azp') ? jwt.payload.azp : undefined;
-  return Object.freeze({
-    principal: jwt.iss !== '' && jwt.sub !== '' ? `${jwt.iss}/${jwt.sub}` : undefined,
-    claims: normalizeClaims(jwt.payload, rule.spaceDelimitedClaims),
-    audiences: jwt.audiences,
-    presenter: typeof azp === 'string' ? azp : undefined,
-    headers: Object.freeze(report.written.map((h) => [h, out[h] as string] as const)),
-    refused: Object.freeze(report.refused),
-  });
 }
 
 /**
@@ -237,10 +172,6 @@ export class JwtAuthenticator {
    */
   authenticate(req: JwtRequest): JwtOutcome | Promise<JwtOutcome> {
     if (this.rules.length === 0) return ANONYMOUS;
-    return drive(this.#run(req));
-  }
-
-  *#run(req: JwtRequest): Waiting<JwtOutcome> {
     for (const h of this.#outputHeaders) {
       if (!Object.hasOwn(req.headers, h)) continue;
       delete req.headers[h];
@@ -262,15 +193,34 @@ export class JwtAuthenticator {
       }
       perRule.push(list);
     }
-
+    // Synchronous (no generator, no promise) while every token settles from the cache; from the
+    // first that must wait for keys or a signature, the rest runs in #resume.
     const results: Failed[] = [];
     for (let i = 0; i < this.rules.length; i++) {
       const rule = this.rules[i] as CompiledRule;
-      const r = yield* this.#checkRule(rule, perRule[i] as Located[]);
+      const r = this.#checkRuleNow(rule, perRule[i] as Located[]);
+      if (r instanceof Paused) return drive(this.#resume(req, perRule, i, r, results));
       if (r.ok) return this.#succeed(req, rule, r.verified);
       results.push(r);
     }
+    return this.#conclude(req, results);
+  }
 
+  /** The rules from `i` on, rule `i` continued where it paused. */
+  *#resume(req: JwtRequest, perRule: readonly Located[][], i: number, paused: Paused, results: Failed[]): Waiting<JwtOutcome> {
+    for (let k = i; k < this.rules.length; k++) {
+      const rule = this.rules[k] as CompiledRule;
+      const tokens = perRule[k] as Located[];
+      const now = k === i ? paused : this.#checkRuleNow(rule, tokens);
+      const r = now instanceof Paused ? yield* this.#finishRule(rule, tokens, now) : now;
+      if (r.ok) return this.#succeed(req, rule, r.verified);
+      results.push(r);
+    }
+    return this.#conclude(req, results);
+  }
+
+  /** No rule passed: the failure Envoy aggregates, or anonymous when no rule found a token. */
+  #conclude(req: JwtRequest, results: readonly Failed[]): JwtOutcome {
     const missing = results.map((r) => r.status === JwtStatus.JwtMissed);
     if (missing.every(Boolean)) {
       const required = this.rules.find((r) => r.required);
@@ -292,19 +242,35 @@ export class JwtAuthenticator {
     return this.#fail(req, final.status, final.why);
   }
 
-  *#checkRule(rule: CompiledRule, tokens: readonly Located[]): Waiting<RuleResult> {
+  /** A rule's tokens, last first, as far as the cache settles them; {@link Paused} at the first that must wait. */
+  #checkRuleNow(rule: CompiledRule, tokens: readonly Located[]): RuleResult | Paused {
     if (tokens.length === 0) return { ok: false, status: JwtStatus.JwtMissed, why: `${rule.name}: no token` };
     const verified: Verified[] = [];
     for (let i = tokens.length - 1; i >= 0; i--) {
       const t = tokens[i] as Located;
-      const r = yield* this.#checkToken(rule, t.token);
-      if (!r.ok) return { ok: false, status: r.status, why: `${rule.name}: ${statusText(r.status)} (token in ${describeLocation(t.location)}${r.why === '' ? '' : `; ${r.why}`})` };
+      const r = this.#settle(rule, t.token);
+      if (r instanceof Unsettled) return new Paused(i, verified, r);
+      if (!r.ok) return tokenFailed(rule, t, r);
       verified.push({ token: t.token, location: t.location, jwt: r.jwt, view: r.view });
     }
     return { ok: true, verified };
   }
 
-  *#checkToken(rule: CompiledRule, token: string): Waiting<TokenResult> {
+  /** A paused rule's check to its end: the waiting token, then the tokens before it. */
+  *#finishRule(rule: CompiledRule, tokens: readonly Located[], paused: Paused): Waiting<RuleResult> {
+    const verified = paused.verified;
+    for (let i = paused.at; i >= 0; i--) {
+      const t = tokens[i] as Located;
+      const now = i === paused.at ? paused.token : this.#settle(rule, t.token);
+      const r = now instanceof Unsettled ? yield* this.#verify(rule, now) : now;
+      if (!r.ok) return tokenFailed(rule, t, r);
+      verified.push({ token: t.token, location: t.location, jwt: r.jwt, view: r.view });
+    }
+    return { ok: true, verified };
+  }
+
+  /** A token's checks that need no waiting (size, parse, issuer, time, audiences, the cached verdict under the current keys); {@link Unsettled} when the keys must decide. */
+  #settle(rule: CompiledRule, token: string): TokenResult | Unsettled {
     const { cache, clock, epochMs, maxTokenChars } = this.#deps;
     if (token.length > maxTokenChars) return { ok: false, status: JwtStatus.TokenTooLarge, why: `${token.length} characters; the limit is ${maxTokenChars}` };
     let entry = cache.get(token);
@@ -337,7 +303,15 @@ export class JwtAuthenticator {
       if ('key' in verdict && !verdict.key.retired) return { ok: true, jwt, view };
       if ('failed' in verdict && verdict.version === source.version) return { ok: false, status: verdict.failed, why: 'verified before against the same keys' };
     }
-    let keys = yield* wait(current);
+    return new Unsettled(entry, view, current);
+  }
+
+  /** An unsettled token's keys (waited for, refreshed for an unknown kid) and signature. */
+  *#verify(rule: CompiledRule, u: Unsettled): Waiting<TokenResult> {
+    const { entry, view } = u;
+    const jwt = entry.jwt;
+    const source = rule.source;
+    let keys = yield* wait(u.current);
     if (typeof keys === 'string') return { ok: false, status: keys, why: source.lastError };
     if (jwt.kid !== '' && !keys.hasKid(jwt.kid)) {
       const refreshed = source.refreshForKid();
