@@ -19,7 +19,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type MeterProvider, type MetricAttributes, metrics } from '@opentelemetry/api';
 import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, ResponseTap, TappedCall, WorkloadIdentity } from '../../core/observe.ts';
-import { DEFAULT_METRICS_CONFIG, type HttpMetric, METRIC_NAMES, type MetricsConfig, type ModeMetricsConfig } from './config.ts';
+import { DEFAULT_METRICS_CONFIG, METRIC_NAMES, type MetricsConfig, type ModeMetricsConfig } from './config.ts';
 import { destinationReporterLabels, endpointPeer, type LocalWorkload, type MetricLabels, sourceReporterLabels } from './labels.ts';
 import { encodePeerMetadata, localPeerMetadata, nodeId, PEER_ID_HEADER, PEER_METADATA_HEADER, type PeerMetadata, PeerMetadataCache } from './peer-metadata.ts';
 import { AttributeView, clientRecord, type PeerMetadata as CelPeer, serverRecord } from '../attributes.ts';
@@ -28,6 +28,7 @@ import { type CompiledMode, compileMode } from './compiled-mode.ts';
 import { DESCRIPTIONS, ENVOY_DEFAULT_BUCKETS, type Instruments, instrumentsOf } from './instruments.ts';
 import { addSeriesSource, aggregatingLocally, removeSeriesSource, type SeriesSource } from './outlet.ts';
 import { type MetricSeries, MetricSeriesStore, recordHistogram, type SeriesLimits, seriesKey } from './series.ts';
+import { HTTP_METRICS, type SeriesGroup, SeriesGroups } from './series-groups.ts';
 
 export { ENVOY_DEFAULT_BUCKETS, METER_NAME } from './instruments.ts';
 
@@ -88,18 +89,6 @@ export interface IstioMetricsContext {
 }
 
 
-/**
- * The series one request's data points go to, per metric in {@link HTTP_METRICS} order
- * (undefined where the metric is disabled), remembered for requests that give the same labels.
- */
-interface SeriesGroup {
-  /** The config it was made under. */
-  readonly config: number;
-  readonly series: readonly (MetricSeries | undefined)[];
-}
-
-/** The four metrics, in the order of {@link SeriesGroup.series}. */
-const HTTP_METRICS: readonly HttpMetric[] = ['REQUEST_COUNT', 'REQUEST_DURATION', 'REQUEST_SIZE', 'RESPONSE_SIZE'];
 /** Key objects for the group caches when a call has no destination entry / a request no peer metadata. */
 const NO_DESTINATION = {};
 const NO_PEER = {};
@@ -112,17 +101,12 @@ export class IstioMetrics {
   readonly #peers = new PeerMetadataCache();
   readonly #stores: readonly MetricSeriesStore[];
   readonly #source: SeriesSource;
-  readonly #maxGroups: number;
-  /** Series groups of the client side: by the destination's registry labels, then the call's other inputs. */
-  #clientGroups = new WeakMap<object, Map<string, SeriesGroup>>();
-  /** Series groups of the server side: by the caller's peer metadata, then the request's other inputs. */
-  #serverGroups = new WeakMap<object, Map<string, SeriesGroup>>();
+  /** The series groups of each side, remembered for requests that give the same labels. */
+  readonly #groups: SeriesGroups;
   /** The client side's last call inputs and their group. */
   #lastClient: { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup } | undefined;
   /** The server side's last request inputs and their group. */
   #lastServer: { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup } | undefined;
-  /** Bumped when the Telemetry config changes (groups made before are made again). */
-  #config = 0;
   readonly #peerId: string;
   readonly #peerValue: string;
   #instruments: Instruments | undefined;
@@ -150,13 +134,13 @@ export class IstioMetrics {
     this.#peerId = nodeId(ctx.ip, me);
     this.#peerValue = encodePeerMetadata(me);
     const limits: SeriesLimits = { maxSeries: o.maxSeries ?? 1000, idleMs: o.idleSeriesMs ?? 600_000 };
-    this.#maxGroups = 2 * limits.maxSeries;
     this.#stores = HTTP_METRICS.map(
       (metric) =>
         new MetricSeriesStore(limits, ctx.now, metric === 'REQUEST_COUNT' ? undefined : ENVOY_DEFAULT_BUCKETS, () =>
           ctx.warn(`meshlet: ${METRIC_NAMES[metric]} reached ${limits.maxSeries} label sets (telemetry.metrics.maxSeries); data points with new label sets are recorded under otel.metric.overflow="true" until some are idle for ${limits.idleMs} ms`),
         ),
     );
+    this.#groups = new SeriesGroups(this.#stores, 2 * limits.maxSeries);
     this.#source = { metrics: new Map(HTTP_METRICS.map((metric, i) => [METRIC_NAMES[metric], { store: this.#stores[i] as MetricSeriesStore, ...DESCRIPTIONS[metric] }])) };
     this.#client = compileMode(DEFAULT_METRICS_CONFIG.client, HTTP_METRICS, ctx.warn);
     this.#server = compileMode(DEFAULT_METRICS_CONFIG.server, HTTP_METRICS, ctx.warn);
@@ -181,7 +165,9 @@ export class IstioMetrics {
     const off: ModeMetricsConfig = { disabled: true, overrides: new Map() };
     this.#client = compileMode(config.enabled ? config.client : off, HTTP_METRICS, this.#ctx.warn);
     this.#server = compileMode(config.enabled ? config.server : off, HTTP_METRICS, this.#ctx.warn);
-    this.#forgetGroups();
+    this.#groups.forget();
+    this.#lastServer = undefined;
+    this.#lastClient = undefined;
     this.#checkRecording();
   }
 
@@ -284,15 +270,15 @@ export class IstioMetrics {
     const tlsPeer = tls?.peer ?? '';
     // Most calls give the same inputs as the call before: its group, without making the key.
     const last = this.#lastClient;
-    if (last !== undefined && last.by === by && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.service === service && last.authority === authority && last.cluster === cluster && last.destNamespace === destNamespace && last.tlsLocal === tlsLocal && last.tlsPeer === tlsPeer && this.#valid(last.group)) {
+    if (last !== undefined && last.by === by && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.service === service && last.authority === authority && last.cluster === cluster && last.destNamespace === destNamespace && last.tlsLocal === tlsLocal && last.tlsPeer === tlsPeer && this.#groups.valid(last.group)) {
       this.#add(outlet, last.group.series, m.durationMs, m.requestBytes, m.responseBytes);
       return;
     }
     const key = `${destNamespace}\u0000${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}\u0000${service ?? `\u0001${authority}\u0001${cluster}`}\u0000${tlsLocal}\u0000${tlsPeer}`;
-    const groups = this.#groupsOf(this.#clientGroups, by);
+    const groups = this.#groups.of('client', by);
     let g = groups.get(key);
-    if (g === undefined || !this.#valid(g)) {
-      g = this.#group(mode, sourceReporterLabels(m, this.#local, exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination)), tls));
+    if (g === undefined || !this.#groups.valid(g)) {
+      g = this.#groups.make(mode, sourceReporterLabels(m, this.#local, exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination)), tls));
       groups.set(key, g);
     }
     this.#lastClient = { by, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, service, authority, cluster, destNamespace, tlsLocal, tlsPeer, group: g };
@@ -319,56 +305,20 @@ export class IstioMetrics {
     const localPrincipal = m.mtls ? this.#local.principal() : '';
     // Most requests give the same inputs as the one before: its group, without making the key.
     const last = this.#lastServer;
-    if (last !== undefined && last.by === by && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.peerPrincipal === peerPrincipal && last.localPrincipal === localPrincipal && this.#valid(last.group)) {
+    if (last !== undefined && last.by === by && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.peerPrincipal === peerPrincipal && last.localPrincipal === localPrincipal && this.#groups.valid(last.group)) {
       this.#add(outlet, last.group.series, m.durationMs, m.requestBytes, m.responseBytes);
       return;
     }
     const key = `${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}\u0000${peerPrincipal}\u0000${localPrincipal}`;
-    const groups = this.#groupsOf(this.#serverGroups, by);
+    const groups = this.#groups.of('server', by);
     let g = groups.get(key);
-    if (g === undefined || !this.#valid(g)) {
-      g = this.#group(mode, destinationReporterLabels(m, this.#local, peer));
+    if (g === undefined || !this.#groups.valid(g)) {
+      g = this.#groups.make(mode, destinationReporterLabels(m, this.#local, peer));
       groups.set(key, g);
     }
     this.#lastServer = { by, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, peerPrincipal, localPrincipal, group: g };
     this.#add(outlet, g.series, m.durationMs, m.requestBytes, m.responseBytes);
   };
-
-  #groupsOf(cache: WeakMap<object, Map<string, SeriesGroup>>, by: object): Map<string, SeriesGroup> {
-    let groups = cache.get(by);
-    if (groups === undefined) {
-      groups = new Map();
-      cache.set(by, groups);
-    } else if (groups.size >= this.#maxGroups) {
-      // Inputs that keep changing (say, passthrough hosts): start over rather than grow.
-      groups.clear();
-    }
-    return groups;
-  }
-
-  #valid(g: SeriesGroup): boolean {
-    if (g.config !== this.#config) return false;
-    for (const s of g.series) if (s?.evicted === true) return false;
-    return true;
-  }
-
-  #forgetGroups(): void {
-    this.#config++;
-    this.#lastServer = undefined;
-    this.#lastClient = undefined;
-    this.#clientGroups = new WeakMap();
-    this.#serverGroups = new WeakMap();
-  }
-
-  /** The series of a request whose four metrics share `labels` (no tag overrides). */
-  #group(mode: CompiledMode, labels: MetricLabels): SeriesGroup {
-    Object.freeze(labels);
-    const key = seriesKey(labels);
-    return {
-      config: this.#config,
-      series: HTTP_METRICS.map((metric, i) => (mode.metrics[metric].disabled ? undefined : (this.#stores[i] as MetricSeriesStore).series(key, labels as MetricAttributes))),
-    };
-  }
 
   /** Records a request whose metrics have tag overrides: each metric's labels are worked out on their own. */
   #recordEach(outlet: Instruments | 'local', mode: CompiledMode, base: MetricLabels, m: { readonly durationMs: number; readonly requestBytes: number; readonly responseBytes: number }, view: () => CelActivation): void {
