@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { childReady } from '../../helpers/child-ready.ts';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,7 +49,7 @@ before(async () => {
   server.stderr!.setEncoding('utf8').on('data', (d: string) => {
     serverErr += d;
   });
-  url = await until(() => /listening on (http:\/\/\S+)/.exec(serverOut)?.[1], 10_000, `server start: ${serverErr}`);
+  url = await childReady(server, () => /listening on (http:\/\/\S+)/.exec(serverOut)?.[1], () => `server start: ${serverErr}`);
 });
 after(async () => {
   if (server !== undefined && server.exitCode === null) {
