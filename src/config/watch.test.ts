@@ -9,41 +9,81 @@ import { type ConfigWatcher, isConfigEventPath, type WatchEvent, watchConfigPath
 const root = mkdtempSync(join(tmpdir(), 'meshlet-watch-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-/** Resolves once `done()` holds (polled every 5 ms), or rejects after 3 s saying what was seen. */
-function until(done: () => boolean, what: () => string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const start = Date.now();
-    const poll = setInterval(() => {
-      if (done()) {
-        clearInterval(poll);
-        resolve();
-      } else if (Date.now() - start > 3000) {
-        clearInterval(poll);
-        reject(new Error(what()));
-      }
-    }, 5);
-  });
-}
+/**
+ * Liveness bound of a wait, not a speed check: inotify events arrive at once, but on a loaded
+ * machine the turn that delivers them can come late. A wait that times out says what was seen.
+ */
+const LIVENESS_MS = 20_000;
 
 interface Recorder {
   readonly events: WatchEvent[];
   readonly lost: string[];
   readonly restored: string[];
+  /** Resolves once `done()` holds, re-checked on every event, loss and restoration (no polling). */
+  until(done: () => boolean, what: () => string): Promise<void>;
   seen(relative: string): Promise<void>;
+  /**
+   * Resolves once directory `dir` (`rel` below the root) is watched: a probe file replaced in it
+   * is reported. A new directory's watch is set up by a re-sync after the event that announced
+   * it (readdir and stat on the thread pool), so a fixed pause before writing into it can be
+   * too short on a loaded machine. The probe is written again on every event until one is seen.
+   */
+  watching(dir: string, rel: string): Promise<void>;
   watch(paths: string[], checkIntervalMs?: number): ConfigWatcher;
 }
 
 function recorder(): Recorder {
+  const waiters = new Set<() => void>();
+  const changed = () => {
+    for (const w of [...waiters]) w();
+  };
   const r: Recorder = {
     events: [],
     lost: [],
     restored: [],
-    seen: (rel) => until(() => r.events.some((e) => e.relative === rel), () => `no event for ${rel}; got ${JSON.stringify(r.events.map((e) => e.relative))}`),
+    until: (done, what) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          if (!done()) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(what()));
+        }, LIVENESS_MS);
+        waiters.add(check);
+        check();
+      }),
+    seen: (rel) => r.until(() => r.events.some((e) => e.relative === rel), () => `no event for ${rel}; got ${JSON.stringify(r.events.map((e) => e.relative))}`),
+    watching: async (dir, rel) => {
+      const probe = join(rel, 'probe.yaml');
+      let n = 0;
+      // Each event (from the parent, or the re-sync's own report of the directory) writes the probe again.
+      const write = () => replace(join(dir, 'probe.yaml'), String(++n));
+      waiters.add(write);
+      try {
+        write();
+        await r.seen(probe);
+      } finally {
+        waiters.delete(write);
+      }
+    },
     watch: (paths, checkIntervalMs) =>
       watchConfigPaths(paths, {
-        onEvent: (e) => r.events.push(e),
-        onLost: (_root, reason) => r.lost.push(reason),
-        onRestored: (_root, how) => r.restored.push(how),
+        onEvent: (e) => {
+          r.events.push(e);
+          changed();
+        },
+        onLost: (_root, reason) => {
+          r.lost.push(reason);
+          changed();
+        },
+        onRestored: (_root, how) => {
+          r.restored.push(how);
+          changed();
+        },
         checkIntervalMs,
       }),
   };
@@ -91,7 +131,7 @@ test('subdirectories, including ones created after the watch started', async () 
     await r.seen(join('old', 'x.yaml'));
     mkdirSync(join(dir, 'new'));
     await r.seen('new');
-    await quiet(); // the new directory's watch is set up on the next turn
+    await r.watching(join(dir, 'new'), 'new');
     r.events.length = 0;
     replace(join(dir, 'new', 'y.yaml'), '1');
     await r.seen(join('new', 'y.yaml'));
@@ -114,7 +154,7 @@ test('a subdirectory replaced by another of the same name (mv): the new one is w
     mkdirSync(join(root, 'd2b-sub-new'));
     renameSync(join(root, 'd2b-sub-new'), join(dir, 'sub'));
     await r.seen('sub');
-    await quiet();
+    await r.watching(join(dir, 'sub'), 'sub');
     r.events.length = 0;
     writeFileSync(join(root, 'd2b-sub-old', 'old.yaml'), 'x');
     replace(join(dir, 'sub', 'z.yaml'), '1');
@@ -192,14 +232,14 @@ test('the watched directory deleted: reported lost once; re-created: watched aga
   const w = r.watch([dir], 20);
   try {
     rmSync(dir, { recursive: true });
-    await until(() => r.lost.length > 0, () => 'no loss reported');
+    await r.until(() => r.lost.length > 0, () => 'no loss reported');
     assert.match(r.lost[0] as string, /no longer exists/);
     assert.deepEqual(w.lost.length, 1);
     await quiet(60); // several interval checks: still one report
     assert.equal(r.lost.length, 1);
     r.events.length = 0;
     mkdirSync(dir);
-    await until(() => r.restored.length > 0, () => 'not watched again');
+    await r.until(() => r.restored.length > 0, () => 'not watched again');
     assert.match(r.restored[0] as string, /exists again/);
     assert.deepEqual(w.lost, []);
     assert.ok(r.events.some((e) => e.relative === '' && e.type === 'change'), 'the re-created directory counts as written (it may still be filling)');
@@ -221,7 +261,7 @@ test('the watched directory swapped with mv: the new one is watched, the old one
   try {
     renameSync(dir, join(root, 'swap-old'));
     renameSync(join(root, 'swap-next'), dir);
-    await until(() => r.restored.length > 0, () => 'the swapped-in directory is not watched');
+    await r.until(() => r.restored.length > 0, () => 'the swapped-in directory is not watched');
     await quiet();
     r.events.length = 0;
     writeFileSync(join(root, 'swap-old', 'stale.yaml'), 'x');

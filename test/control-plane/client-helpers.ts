@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ControlPlane, startControlPlane } from '../../src/control-plane-server/server.ts';
+import { type Random, seededRandom } from '../../src/index.ts';
 import { virtualService } from '../helpers/upstreams.ts';
 
 export interface TestControlPlane {
@@ -21,6 +22,18 @@ export interface TestControlPlane {
 }
 
 export const quietLogger = { warn: () => undefined, info: () => undefined };
+
+/**
+ * A mesh's `random` for tests that restart the control plane and wait for `connected` on a
+ * real-time bound: seeded draws scaled to 1/20, so a reconnect's full-jitter delay (uniform up
+ * to min(15 s, 250 ms · 2^attempt)) is at most 750 ms however many attempts a long outage on a
+ * loaded machine took. With the default draws a mesh could be up to 15 s from its next attempt
+ * when the control plane came back.
+ */
+export function shortJitter(seed: number): Random {
+  const r = seededRandom(seed);
+  return { next: () => r.next() / 20 };
+}
 
 export async function startTestControlPlane(
   files: Record<string, object[]>,

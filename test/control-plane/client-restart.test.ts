@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { call, deadPort, serviceEntry, startUpstream, type Upstream } from '../helpers/upstreams.ts';
-import { quietLogger, routeAll, startTestControlPlane, until, waitFor } from './client-helpers.ts';
+import { quietLogger, routeAll, shortJitter, startTestControlPlane, until, waitFor } from './client-helpers.ts';
 
 let a: Upstream;
 let b: Upstream;
@@ -32,7 +32,7 @@ test('control plane restart on the same port: no request fails, meshes reconnect
     for (let i = 0; i < 5; i++) {
       const token = await t.cp.mintToken({ service: `c${i}`, namespace: 'default' });
       // Plain HTTP upstreams are registered: no identity (not registered as accepting mTLS).
-      meshes.push(await createMesh({ service: `c${i}`, controlPlane: t.cp.url, token, drainMs: 0, identity: 'none', logger: quietLogger }));
+      meshes.push(await createMesh({ service: `c${i}`, controlPlane: t.cp.url, token, drainMs: 0, identity: 'none', logger: quietLogger, random: shortJitter(i + 1) }));
     }
     const reg = await meshes[0]!.register({ ports: { http: a.port }, address: '127.0.0.1', leaseMs: 1000 });
     assert.equal(t.cp.status().registered, 1);

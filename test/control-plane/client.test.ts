@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { type ConfigAppliedEvent, createMesh, isMeshletError, type Mesh } from '../../src/index.ts';
 import { call, deadPort, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
-import { quietLogger, routeAll, startTestControlPlane, type TestControlPlane, until, waitFor } from './client-helpers.ts';
+import { quietLogger, routeAll, shortJitter, startTestControlPlane, type TestControlPlane, until, waitFor } from './client-helpers.ts';
 
 let a: Upstream;
 let b: Upstream;
@@ -184,7 +184,7 @@ test('control plane down at startup with a cache: starts from the cache, then sw
     await first.close(); // flushes the cache
     await t.cp.close();
 
-    const mesh = await createMesh({ service: 'client', controlPlane: t.cp.url, token, cacheDir, startupTimeoutMs: 5000, logger: quietLogger });
+    const mesh = await createMesh({ service: 'client', controlPlane: t.cp.url, token, cacheDir, startupTimeoutMs: 5000, logger: quietLogger, random: shortJitter(1) });
     try {
       const fromCache = waitFor<ConfigAppliedEvent>(mesh, 'config');
       const disconnected = waitFor<{ error: Error }>(mesh, 'disconnected');

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
-import { type EtcdServer, freePort, startEtcd } from '../helpers/etcd.ts';
+import { type EtcdServer, startEtcd } from '../helpers/etcd.ts';
 import { skipWithout } from '../helpers/tools.ts';
 import { until } from './client-helpers.ts';
 import { destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
@@ -20,30 +20,45 @@ const NODE = process.execPath;
 const CLI = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
 interface Replica {
-  readonly url: string;
+  url: string;
   readonly proc: ChildProcess;
   stderr: string;
 }
 
+/**
+ * Starts `meshlet control-plane` on port 0 and resolves when it says where it listens (its
+ * "listening on <url>" line). No port is picked here and handed over, which a socket of another
+ * test could take before the replica binds it, and no fixed number of health polls: loading the
+ * CLI's TypeScript sources takes as long as the machine's load makes it. A replica that exits
+ * first fails the start at once, with its stderr.
+ */
 async function startReplica(etcd: EtcdServer, dataDir: string, configDir?: string): Promise<Replica> {
-  const port = await freePort();
-  const argv = [CLI, 'control-plane', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--etcd', etcd.endpoints.join(',')];
+  const argv = [CLI, 'control-plane', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--etcd', etcd.endpoints.join(',')];
   if (configDir !== undefined) argv.push('--config', configDir);
-  const proc = spawn(NODE, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const r: Replica = { url: `http://127.0.0.1:${port}`, proc, stderr: '' };
+  const proc = spawn(NODE, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const r: Replica = { url: '', proc, stderr: '' };
   proc.stderr?.on('data', (d: Buffer) => {
     r.stderr += d.toString();
   });
-  for (let i = 0; i < 300; i++) {
-    if (proc.exitCode !== null) throw new Error(`replica exited with ${proc.exitCode}: ${r.stderr}`);
-    try {
-      if ((await fetch(`${r.url}/healthz`)).ok) return r;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  throw new Error(`replica did not become healthy: ${r.stderr}`);
+  r.url = await new Promise<string>((resolve, reject) => {
+    let stdout = '';
+    const onData = (d: Buffer) => {
+      stdout += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(stdout);
+      if (m === null) return;
+      proc.off('exit', onExit);
+      resolve(m[1] as string);
+    };
+    const onExit = (code: number | null, signal: string | null) => {
+      proc.stdout?.off('data', onData);
+      reject(new Error(`replica exited (code ${code}, signal ${signal}) before listening: ${r.stderr}`));
+    };
+    proc.stdout?.on('data', onData);
+    proc.once('exit', onExit);
+  });
+  const healthz = await fetch(`${r.url}/healthz`);
+  assert.equal(healthz.status, 200, `${r.url}/healthz: ${await healthz.text()}`);
+  return r;
 }
 
 function token(dataDir: string, ...who: string[]): string {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { createMesh, type Mesh, type MeshOptions, seededRandom } from '../../src/index.ts';
+import { createMesh, ManualClock, type Mesh, type MeshOptions, seededRandom } from '../../src/index.ts';
 import { call, deadPort, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
 const PRIMARY = 'reviews.default.svc.cluster.local';
@@ -195,13 +195,21 @@ describe('traffic mirroring', () => {
   test('a hanging copy times out with the route timeout, frees its slot, and never blocks close()', async () => {
     const hanging = await startUpstream('hanging-timeout', hang);
     try {
+      // On a manual clock: the primary must not hit the 80 ms route timeout on a loaded machine
+      // (it answered 504 when a real 80 ms passed before its upstream did), and the copy times
+      // out when the test says so.
+      const clock = new ManualClock(Date.now());
       const mesh = await createMesh({
         service: 'productpage',
+        clock,
         config: config([{ route: [{ destination: { host: 'reviews' } }], timeout: '80ms', mirror: { host: 'shadow' } }], hanging.port),
       });
       try {
         assert.equal((await call(mesh, 'http://reviews:9080/t')).status, 200);
         await until(() => hanging.hits === 1, 'the copy to reach the hanging mirror');
+        clock.advance(79);
+        assert.equal(mesh.diagnostics().mirrors.inFlight, 1, 'the copy waits out its route timeout');
+        clock.advance(1);
         await until(() => mesh.diagnostics().mirrors.inFlight === 0, 'the copy to time out');
         assert.equal(mesh.diagnostics().mirrors.failed, 1);
         assert.equal((await call(mesh, 'http://reviews:9080/t2')).status, 200);

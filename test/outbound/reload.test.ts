@@ -76,6 +76,24 @@ async function until(fn: () => Promise<boolean> | boolean, what: string, ms = 50
   }
 }
 
+/**
+ * The next `config` event applying a version other than the one in use now. A plain
+ * `once(mesh, 'config')` taken right after `createMesh` resolves is the start event (emitted on
+ * the next turn), not the change's: the wait after it then also covered the reload itself, on a
+ * real-time bound.
+ */
+function nextConfig(mesh: Mesh): Promise<ConfigAppliedEvent> {
+  const current = mesh.snapshot.version;
+  return new Promise((resolve) => {
+    const on = (e: ConfigAppliedEvent) => {
+      if (e.version === current) return;
+      mesh.off('config', on);
+      resolve(e);
+    };
+    mesh.on('config', on);
+  });
+}
+
 describe('config reload from a directory of YAML files', () => {
   let v1: Upstream;
   let v2: Upstream;
@@ -248,7 +266,7 @@ describe('config reload from a directory of YAML files', () => {
       try {
         for (let flip = 0; flip < 6; flip++) {
           const target = flip % 2 === 0 ? 'v2' : 'v1';
-          const applied = once(mesh, 'config');
+          const applied = nextConfig(mesh);
           await put(dir, 'vs.yaml', routeTo(target));
           await applied;
           const before = seen[target];

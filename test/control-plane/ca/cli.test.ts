@@ -4,6 +4,7 @@
  * --control-plane`, and `meshlet status` showing each workload's certificate.
  */
 import assert from 'node:assert/strict';
+import { childReady } from '../../helpers/child-ready.ts';
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
@@ -41,8 +42,7 @@ before(async () => {
   server.stderr!.setEncoding('utf8').on('data', (d: string) => {
     serverErr += d;
   });
-  await until(() => /listening on (http:\/\/\S+)/.test(serverOut), `server start: ${serverErr}`, 15_000);
-  url = /listening on (http:\/\/\S+)/.exec(serverOut)![1]!;
+  url = await childReady(server, () => /listening on (http:\/\/\S+)/.exec(serverOut)?.[1], () => `server start: ${serverErr}`);
   admin = meshlet(['token', '--admin', '--data-dir', dataDir]).stdout.trim();
 });
 after(async () => {

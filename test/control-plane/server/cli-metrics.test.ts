@@ -3,13 +3,14 @@
  * them there and on the API port; a bad port is a usage error (exit 2).
  */
 import assert from 'node:assert/strict';
+import { childReady } from '../../helpers/child-ready.ts';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { request } from 'undici';
 import { parseExposition, sampleValue } from '../../helpers/prometheus-text.ts';
-import { SERVICES_YAML, tempDir, until } from './helpers.ts';
+import { SERVICES_YAML, tempDir } from './helpers.ts';
 
 const MAIN = new URL('../../../src/cli/main.ts', import.meta.url).pathname;
 const t = tempDir('meshlet-cp-cli-metrics-');
@@ -37,7 +38,7 @@ test('--monitoring-port: printed on its own line, serves /metrics (as the API po
   server.stderr!.setEncoding('utf8').on('data', (d: string) => {
     err += d;
   });
-  const monitoring = await until(() => /metrics on (http:\/\/127\.0\.0\.1:\d+)\/metrics\n/.exec(out)?.[1], 10_000, `server start: ${err}`);
+  const monitoring = await childReady(server, () => /metrics on (http:\/\/127\.0\.0\.1:\d+)\/metrics\n/.exec(out)?.[1], () => `server start: ${err}`);
   const api = /listening on (http:\/\/\S+)/.exec(out)?.[1];
   assert.ok(api !== undefined && api !== monitoring, out);
   for (const base of [monitoring, api]) {

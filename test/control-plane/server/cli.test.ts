@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { childReady } from '../../helpers/child-ready.ts';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { closedPipe } from '../../cli/helpers.ts';
-import { api, reviewsVs, SERVICES_YAML, tempDir, until, watch } from './helpers.ts';
+import { api, reviewsVs, SERVICES_YAML, tempDir, watch } from './helpers.ts';
 
 const MAIN = new URL('../../../src/cli/main.ts', import.meta.url).pathname;
 const t = tempDir('meshlet-cp-cli-');
@@ -48,7 +49,7 @@ before(async () => {
   server.stderr!.setEncoding('utf8').on('data', (d: string) => {
     serverErr += d;
   });
-  url = await until(() => /listening on (http:\/\/\S+)/.exec(serverOut)?.[1], 10_000, `server start: ${serverErr}`);
+  url = await childReady(server, () => /listening on (http:\/\/\S+)/.exec(serverOut)?.[1], () => `server start: ${serverErr}`);
 });
 after(async () => {
   if (server !== undefined && server.exitCode === null) {
@@ -335,7 +336,7 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
       out += d;
     });
     try {
-      const other = await until(() => /listening on (http:\/\/\S+)/.exec(out)?.[1], 10_000, 'the second server');
+      const other = await childReady(proc, () => /listening on (http:\/\/\S+)/.exec(out)?.[1], () => 'the second server');
       const wt = meshlet(['token', '--service', 'details', '--data-dir', dataDir]).stdout.trim();
       const reg = (address: string, port: number) => api(other, 'POST', '/v1/workloads', { token: wt, body: { address, ports: { http: port } } });
       assert.equal((await reg('192.168.1.1', 80)).status, 403, '--registration-cidrs');

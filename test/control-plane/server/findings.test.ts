@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { api, SERVICES_YAML, startTestServer, until, watch } from './helpers.ts';
@@ -41,7 +41,10 @@ describe('analysis findings on the control plane', () => {
       w.close();
       assert.equal(s.logs.filter((l) => l.includes('IST0101')).length, 1, s.logs.join('\n'));
       // An unrelated change keeps the finding: it is not logged again.
-      writeFileSync(join(s.configDir, 'other.yaml'), SERVICES_YAML.replace('name: services', 'name: more').replace(/hosts: \[.*\]/, 'hosts: [details.default.svc.cluster.local]'));
+      // Written in one step (a dotfile renamed into place): a file written in place is read only
+      // after 1 s of quiet, which took most of the wait below on a loaded machine.
+      writeFileSync(join(s.configDir, '.other.yaml.tmp'), SERVICES_YAML.replace('name: services', 'name: more').replace(/hosts: \[.*\]/, 'hosts: [details.default.svc.cluster.local]'));
+      renameSync(join(s.configDir, '.other.yaml.tmp'), join(s.configDir, 'other.yaml'));
       await until(() => s.cp.status().configVersion !== status.configVersion, 3000, 'the change is applied');
       assert.equal(s.cp.status().findings.length, 1);
       assert.equal(s.logs.filter((l) => l.includes('IST0101')).length, 1, 'logged once');
