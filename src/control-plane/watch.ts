@@ -177,7 +177,15 @@ export class Watch {
       timer = clock.setTimer(() => {
         const idle = clock.now() - last;
         if (idle < limit) return arm(limit - idle);
-        ac.abort(new Error(connected ? `no data for ${limit} ms (${HEARTBEAT_MISSES} heartbeats missed)` : `no hello within ${limit} ms`));
+        // After this process itself stalled (a long GC or synchronous task), timers run before
+        // the data already waiting in the socket is read: look once more after the event loop
+        // has polled, so a stall of ours is not taken for a dead stream.
+        setImmediate(() => {
+          if (ac.signal.aborted || this.#closed) return;
+          const again = clock.now() - last;
+          if (again < limit) return arm(limit - again);
+          ac.abort(new Error(connected ? `no data for ${limit} ms (${HEARTBEAT_MISSES} heartbeats missed)` : `no hello within ${limit} ms`));
+        });
       }, ms);
     };
     arm(limit);

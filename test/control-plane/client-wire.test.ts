@@ -134,6 +134,27 @@ describe('durations from the wire are clamped', { timeout: 60_000 }, () => {
     });
   }
 
+  it("a stall of the mesh's own process is not a dead stream: data already in the socket when the watchdog runs keeps the stream", async () => {
+    const fake = await new FakeControlPlane().start();
+    opened.push(fake);
+    fake.onWatch = (w) => greet(w, 1000);
+    const clock = new ManualClock(1_000_000);
+    await meshOn(fake, clock);
+    await new Promise((r) => setTimeout(r, 20));
+    // A heartbeat arrives, but the watchdog's time comes before the mesh read it — what a GC
+    // pause or a long synchronous task in the mesh's process looks like once it ends.
+    fake.watches[0]!.res.write(': heartbeat\n\n');
+    clock.advance(3000);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(fake.watches.length, 1, 'the stream was kept');
+    // A stream that really stays silent is still dropped, 3 heartbeats after the last data.
+    clock.advance(2999);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(fake.watches.length, 1, 'not dead yet');
+    clock.advance(1);
+    await until(() => fake.watches.length === 2, 'a reconnect once 3 heartbeats were missed');
+  });
+
   it('hello.heartbeatMs that is no number: the hello is refused as malformed and the mesh reconnects', async () => {
     const fake = await new FakeControlPlane().start();
     opened.push(fake);
