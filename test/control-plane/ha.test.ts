@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { type EtcdServer, startEtcd } from '../helpers/etcd.ts';
+import { nextConfig } from '../helpers/mesh-events.ts';
 import { skipWithout } from '../helpers/tools.ts';
 import { until } from './client-helpers.ts';
 import { destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
@@ -146,7 +147,8 @@ test('a replica dies during traffic: no request fails, leases survive, config st
   assert.match(JSON.stringify(workloads), /127\.0\.0\.9/, 'the registration outlived its lease through the surviving replica');
 
   const before = v2.hits;
-  const updated = meshes.map((m) => new Promise<void>((r) => m.once('config', () => r())));
+  // The config change's own event (an endpoints-only update would also be a `config` event).
+  const updated = meshes.map((m) => nextConfig(m));
   const res = await fetch(`${b.url}/v1/resources`, {
     method: 'POST',
     headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },

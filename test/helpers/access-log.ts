@@ -5,19 +5,12 @@
 import assert from 'node:assert/strict';
 import type { InboundEndMessage } from '../../src/core/observe.ts';
 import type { Mesh } from '../../src/index.ts';
+export { until } from './until.ts';
 
 export const HOST = 'ratings.default.svc.cluster.local';
 export const T0 = Date.UTC(2026, 11, 3, 4, 5, 6);
 
 /** Polls `cond` every 2 ms (up to 2 s of real time: a bound on a hang, not a timing assertion). */
-export async function until(cond: () => boolean, what: string): Promise<void> {
-  const end = performance.now() + 2000;
-  while (!cond()) {
-    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 /** A logger that keeps access-log entries (the mesh's own info messages start with "meshlet:") and warnings. */
 export function capture() {
   const entries: unknown[] = [];

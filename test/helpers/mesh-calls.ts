@@ -5,18 +5,11 @@
 import assert from 'node:assert/strict';
 import { createMesh, type Mesh, seededRandom } from '../../src/index.ts';
 import { serviceEntry, virtualService } from './upstreams.ts';
+export { until } from './until.ts';
 
 const SVC = 'svc.default.svc.cluster.local';
 
 /** Polls `cond` every 2 ms, up to 2 s of real time (a guard against a hang, not a timing assertion). */
-export async function until(cond: () => boolean, what: string): Promise<void> {
-  const end = performance.now() + 2000;
-  while (!cond()) {
-    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 /** `p`, or a failure naming `what` if it has not settled within 2 s of real time (a hang guard). */
 export async function settle<T>(p: Promise<T>, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;

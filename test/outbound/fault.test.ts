@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { createMesh, isMeshletError, ManualClock, type Mesh, MeshletError, seededRandom } from '../../src/index.ts';
 import { call, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
+import { until } from '../helpers/until.ts';
 
 const HOST = 'ratings.default.svc.cluster.local';
 
@@ -17,14 +18,6 @@ function tolerance(n: number, p: number, k = 4.5): number {
 }
 
 /** Polls `cond` every 2 ms (up to 2 s of real time). */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const end = performance.now() + 2000;
-  while (!cond()) {
-    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 function rule(name: string, prefix: string, extra: Record<string, unknown>): object {
   return { name, match: [{ uri: { prefix } }], route: [{ destination: { host: 'ratings' } }], ...extra };
 }

@@ -8,19 +8,12 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { createMesh, ManualClock, type Mesh, type MeshOptions, seededRandom } from '../../src/index.ts';
 import { call, deadPort, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
+import { until } from '../helpers/until.ts';
 
 const PRIMARY = 'reviews.default.svc.cluster.local';
 const SHADOW = 'shadow.default.svc.cluster.local';
 
 /** Waits (polling every 5 ms, up to `ms`) until `cond` holds. */
-async function until(cond: () => boolean, what: string, ms = 2000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** A behaviour that never answers (the socket is closed when the upstream closes). */
 const hang = () => undefined;
 

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type ConfigAppliedEvent, createMesh, type Mesh, type MeshOptions, type RejectedEvent } from '../../src/index.ts';
+import { nextConfig } from '../helpers/mesh-events.ts';
 import { call, startUpstream, type Upstream } from '../helpers/upstreams.ts';
 
 function services(v1: number, v2: number): string {
@@ -74,24 +75,6 @@ async function until(fn: () => Promise<boolean> | boolean, what: string, ms = 50
     if (performance.now() - t0 > ms) assert.fail(`not within ${ms} ms: ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
-}
-
-/**
- * The next `config` event applying a version other than the one in use now. A plain
- * `once(mesh, 'config')` taken right after `createMesh` resolves is the start event (emitted on
- * the next turn), not the change's: the wait after it then also covered the reload itself, on a
- * real-time bound.
- */
-function nextConfig(mesh: Mesh): Promise<ConfigAppliedEvent> {
-  const current = mesh.snapshot.version;
-  return new Promise((resolve) => {
-    const on = (e: ConfigAppliedEvent) => {
-      if (e.version === current) return;
-      mesh.off('config', on);
-      resolve(e);
-    };
-    mesh.on('config', on);
-  });
 }
 
 describe('config reload from a directory of YAML files', () => {

@@ -5,6 +5,7 @@ import { createMesh, type LoadBalancerSettings, ManualClock, type Mesh, type Out
 import { createPicker, HostSet, HostState } from '../../src/internals.ts';
 import { hash32 } from '../../src/routing/balancer/hash.ts';
 import { call, destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
+import { until } from '../helpers/until.ts';
 
 const SVC = 'svc.default.svc.cluster.local';
 
@@ -18,14 +19,6 @@ async function meshFor(endpoints: { port: number; labels?: Record<string, string
 }
 
 /** Polls `cond` every 2 ms (up to 2 s of real time: a bound on a hang, not a timing assertion). */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const end = performance.now() + 2000;
-  while (!cond()) {
-    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 /**
  * Upstreams on the given loopback addresses (any 127.x on Linux); where the system has only
  * 127.0.0.1 (macOS without aliases), all of them on 127.0.0.1.

@@ -20,6 +20,7 @@ import { type Echo, EchoClient, grpc, unary } from '../helpers/grpc.ts';
 import { type Point, sdk } from '../helpers/metric-reader.ts';
 import { ISSUER, jwks, type TokenKind, token } from './tokens.ts';
 import { type Endpoint, startWorkloads, type Workload } from './workloads.ts';
+import { until } from '../helpers/until.ts';
 
 export { ISSUER };
 
@@ -159,14 +160,6 @@ function serviceEntry(eps: readonly Endpoint[], mtls = false): object {
 }
 
 /** Polls `cond` on event-loop turns and short sleeps, up to 2 s of real time (a bound, not a measurement). */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const end = performance.now() + 2000;
-  while (!cond()) {
-    if (performance.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
 /**
  * Waits for `p`; meanwhile, whenever a mesh timer is pending (a retry backoff), moves the mesh
  * clock `stepMs` forward, so a call that waits on the mesh clock goes on.
