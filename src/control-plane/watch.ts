@@ -173,20 +173,17 @@ export class Watch {
     const queue = (fn: () => Promise<void>): void => {
       work = work.then(() => (this.#closed ? undefined : fn())).catch((err: unknown) => ac.abort(err));
     };
+    // After a stall of this process (GC, a long synchronous task) timers run before the data
+    // already waiting in the socket is read: silence is only a verdict once the loop has polled.
+    const check = (polled: boolean): void => {
+      if (ac.signal.aborted || this.#closed) return;
+      const idle = clock.now() - last;
+      if (idle < limit) arm(limit - idle);
+      else if (!polled) setImmediate(check, true);
+      else ac.abort(new Error(connected ? `no data for ${limit} ms (${HEARTBEAT_MISSES} heartbeats missed)` : `no hello within ${limit} ms`));
+    };
     const arm = (ms: number) => {
-      timer = clock.setTimer(() => {
-        const idle = clock.now() - last;
-        if (idle < limit) return arm(limit - idle);
-        // After this process itself stalled (a long GC or synchronous task), timers run before
-        // the data already waiting in the socket is read: look once more after the event loop
-        // has polled, so a stall of ours is not taken for a dead stream.
-        setImmediate(() => {
-          if (ac.signal.aborted || this.#closed) return;
-          const again = clock.now() - last;
-          if (again < limit) return arm(limit - again);
-          ac.abort(new Error(connected ? `no data for ${limit} ms (${HEARTBEAT_MISSES} heartbeats missed)` : `no hello within ${limit} ms`));
-        });
-      }, ms);
+      timer = clock.setTimer(() => check(false), ms);
     };
     arm(limit);
     try {
