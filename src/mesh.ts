@@ -33,7 +33,6 @@ import type { MeshTelemetry } from './mesh-telemetry.ts';
 import { buildMeshParts } from './mesh-parts.ts';
 import { FileConfig } from './mesh-file-config.ts';
 
-
 /**
  * The logger when none is given: warnings and errors to the console (stderr); a library says
  * nothing on stdout unless asked to.
@@ -49,7 +48,6 @@ function meshCause(e: unknown): unknown {
 function rejectWithMeshCause(e: unknown): never {
   throw meshCause(e);
 }
-
 
 /**
  * A mesh: the application's outbound HTTP through Istio traffic management. Its events are
@@ -71,7 +69,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #closed: Promise<void> | undefined;
   #identity: WorkloadIdentity | undefined;
   readonly #servers: MeshServers;
-  /** Spans for this mesh's requests and calls (subscribed once an OpenTelemetry SDK is registered). */
   /** This workload's certificate, key and trust bundle, as its identity source last delivered them. */
   readonly #credentials: CredentialHolder;
   /** The source filling {@link Mesh.credentials} (files, a dev CA), stopped by `close()`. */
