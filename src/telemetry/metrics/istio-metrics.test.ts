@@ -1,73 +1,18 @@
 import assert from 'node:assert/strict';
-import { channel } from 'node:diagnostics_channel';
-import { after, beforeEach, describe, it } from 'node:test';
-import { metrics } from '@opentelemetry/api';
-import { AggregationTemporality, type DataPoint, type Histogram, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
-import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, WorkloadIdentity } from '../../core/observe.ts';
-import { callEndMessage, inboundEndMessage } from '../../../test/helpers/observe-messages.ts';
-import { mergeMetrics } from './config.ts';
-import { ENVOY_DEFAULT_BUCKETS, IstioMetrics, type IstioMetricsContext } from './istio-metrics.ts';
+import { describe, it } from 'node:test';
+import type { DataPoint, Histogram } from '@opentelemetry/sdk-metrics';
+import type { AttemptStartMessage, CallEndMessage, InboundEndMessage } from '../../core/observe.ts';
+import { ENVOY_DEFAULT_BUCKETS } from './istio-metrics.ts';
 import { encodePeerMetadata, localPeerMetadata } from './peer-metadata.ts';
 
-class TestReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected async onShutdown(): Promise<void> {}
-  protected async onForceFlush(): Promise<void> {}
-  async points(name: string): Promise<DataPoint<unknown>[]> {
-    const { resourceMetrics } = await this.collect();
-    const out: DataPoint<unknown>[] = [];
-    for (const sm of resourceMetrics.scopeMetrics) for (const m of sm.metrics) if (m.descriptor.name === name) out.push(...(m.dataPoints as DataPoint<unknown>[]));
-    return out;
-  }
-}
-
-const identity: WorkloadIdentity = Object.freeze({ service: 'reviews', namespace: 'shop', labels: Object.freeze({ app: 'reviews', version: 'v2' }), serviceAccount: 'reviews', workloadName: 'reviews-v2' });
-const other: WorkloadIdentity = Object.freeze({ service: 'other', namespace: 'shop', labels: Object.freeze({}), serviceAccount: 'default' });
-
-function callEnd(over: Partial<CallEndMessage> = {}): CallEndMessage {
-  return callEndMessage(identity, over);
-}
-
-function inboundEnd(over: Partial<InboundEndMessage> = {}): InboundEndMessage {
-  return inboundEndMessage(identity, over);
-}
-
-const callEndCh = channel('meshlet:call:end');
-const inboundEndCh = channel('meshlet:inbound:end');
-const attemptStartCh = channel('meshlet:attempt:start');
+import { attemptStartCh, callEnd, callEndCh, identity, inboundEnd, inboundEndCh, metricsFixture, other } from '../../../test/helpers/istio-metrics.ts';
 
 describe('Istio standard metrics', () => {
-  let reader: TestReader;
-  let m: IstioMetrics;
-  let now = 0;
-  const warnings: string[] = [];
-  const made: IstioMetrics[] = [];
-  const make = (ctx: Partial<IstioMetricsContext> = {}, o: { maxSeries?: number; idleSeriesMs?: number } = {}): IstioMetrics => {
-    reader = new TestReader();
-    const provider = new MeterProvider({ readers: [reader] });
-    const x = new IstioMetrics(
-      { identity, workloadName: 'reviews-v2', now: () => now, warn: (w) => warnings.push(w), principal: () => 'spiffe://cluster.local/ns/shop/sa/reviews', inMesh: () => true, ip: '10.1.1.1', ...ctx },
-      { meterProvider: provider, ...o },
-    );
-    x.start();
-    made.push(x);
-    return x;
-  };
-  beforeEach(() => {
-    for (const x of made.splice(0)) x.close();
-    warnings.length = 0;
-    now = 0;
-    m = make();
-  });
-  after(() => {
-    for (const x of made.splice(0)) x.close();
-  });
+  const f = metricsFixture();
 
   it('reporter=source: every label, from the call and the endpoint registry entry', async () => {
     callEndCh.publish(callEnd());
-    const [p, ...rest] = await reader.points('istio_requests_total');
+    const [p, ...rest] = await f.reader.points('istio_requests_total');
     assert.equal(rest.length, 0);
     assert.equal(p?.value, 1);
     assert.deepEqual({ ...p?.attributes }, {
@@ -102,7 +47,7 @@ describe('Istio standard metrics', () => {
 
   it('reporter=source without an endpoint (no route): Host header fallback, unknowns, flags', async () => {
     callEndCh.publish(callEnd({ route: undefined, cluster: undefined, destinationService: undefined, endpoint: undefined, destination: undefined, status: 404, flags: 'NR', authority: 'nowhere:80' }));
-    const [p] = await reader.points('istio_requests_total');
+    const [p] = await f.reader.points('istio_requests_total');
     const a = p?.attributes ?? {};
     assert.equal(a['destination_service'], 'nowhere:80');
     assert.equal(a['destination_service_name'], 'nowhere:80');
@@ -125,7 +70,7 @@ describe('Istio standard metrics', () => {
         flags: 'UH',
       }),
     );
-    const [p] = await reader.points('istio_requests_total');
+    const [p] = await f.reader.points('istio_requests_total');
     assert.deepEqual({ ...p?.attributes }, {
       reporter: 'destination',
       source_workload: 'productpage-v1',
@@ -157,7 +102,7 @@ describe('Istio standard metrics', () => {
 
   it('reporter=destination, plaintext and no peer metadata: unknown source, connection_security_policy none', async () => {
     inboundEndCh.publish(inboundEnd({ headers: { 'x-envoy-peer-metadata': '!!not base64 struct' } }));
-    const [p] = await reader.points('istio_requests_total');
+    const [p] = await f.reader.points('istio_requests_total');
     const a = p?.attributes ?? {};
     for (const k of ['source_workload', 'source_workload_namespace', 'source_principal', 'source_app', 'source_version', 'source_canonical_service', 'source_cluster', 'destination_principal']) assert.equal(a[k], 'unknown', k);
     assert.equal(a['source_canonical_revision'], 'latest');
@@ -184,7 +129,7 @@ describe('Istio standard metrics', () => {
       { status: 200 },
     ];
     for (const over of sequence) inboundEndCh.publish(inboundEnd(over));
-    const points = await reader.points('istio_requests_total');
+    const points = await f.reader.points('istio_requests_total');
     const got = points.map((p) => `${p.attributes['response_code']} ${p.attributes['response_flags']} ${p.attributes['request_protocol']}/${p.attributes['grpc_response_status']} ${p.attributes['source_principal']} ${p.attributes['connection_security_policy']} ${p.attributes['source_workload']} ${p.attributes['destination_principal']} = ${p.value}`).sort();
     assert.deepEqual(got, [
       '200 - grpc/ unknown none unknown unknown = 1',
@@ -204,8 +149,8 @@ describe('Istio standard metrics', () => {
     const reviews = 'spiffe://cluster.local/ns/shop/sa/reviews';
     const ratings = 'spiffe://cluster.local/ns/shop/sa/ratings';
     let tls: { local: string; peer: string } | undefined;
-    for (const x of made.splice(0)) x.close();
-    m = make({ upstreamPrincipals: () => tls });
+    for (const x of f.made.splice(0)) x.close();
+    f.m = f.make({ upstreamPrincipals: () => tls });
     // One endpoint's labels object, as the kernel hands it to every call to that endpoint.
     const v1 = { app: 'ratings', version: 'v1', 'service.istio.io/workload-name': 'ratings-v1' };
     const v2 = { app: 'ratings', version: 'v2', 'service.istio.io/workload-name': 'ratings-v2' };
@@ -240,7 +185,7 @@ describe('Istio standard metrics', () => {
       tls = principals;
       callEndCh.publish(callEnd(over));
     }
-    const points = await reader.points('istio_requests_total');
+    const points = await f.reader.points('istio_requests_total');
     const got = points
       .map((p) => {
         const a = p.attributes;
@@ -268,33 +213,33 @@ describe('Istio standard metrics', () => {
   });
 
   it("reporter=source: a call like the one before is not put in that one's series once it was evicted", async () => {
-    for (const x of made.splice(0)) x.close();
-    m = make({}, { maxSeries: 1, idleSeriesMs: 1000 });
+    for (const x of f.made.splice(0)) x.close();
+    f.m = f.make({}, { maxSeries: 1, idleSeriesMs: 1000 });
     const destination = { serviceAccount: 'ratings', namespace: 'shop', labels: { app: 'ratings' } };
     callEndCh.publish(callEnd({ destination }));
-    now = 5000;
+    f.now = 5000;
     // A server-side data point sweeps the idle client-side series and takes the only room.
     inboundEndCh.publish(inboundEnd({ status: 200 }));
-    assert.equal(m.overflows['istio_requests_total'], 0);
+    assert.equal(f.m.overflows['istio_requests_total'], 0);
     callEndCh.publish(callEnd({ destination }));
-    assert.equal(m.overflows['istio_requests_total'], 1);
+    assert.equal(f.m.overflows['istio_requests_total'], 1);
   });
 
   it("reporter=destination: a request like the one before is not put in that one's series once it was evicted", async () => {
-    for (const x of made.splice(0)) x.close();
-    m = make({}, { maxSeries: 1, idleSeriesMs: 1000 });
+    for (const x of f.made.splice(0)) x.close();
+    f.m = f.make({}, { maxSeries: 1, idleSeriesMs: 1000 });
     inboundEndCh.publish(inboundEnd({ status: 200 }));
-    now = 5000;
+    f.now = 5000;
     // A client-side data point sweeps the idle server-side series and takes the only room.
     callEndCh.publish(callEnd({ status: 200 }));
-    assert.equal(m.overflows['istio_requests_total'], 0);
+    assert.equal(f.m.overflows['istio_requests_total'], 0);
     inboundEndCh.publish(inboundEnd({ status: 200 }));
-    assert.equal(m.overflows['istio_requests_total'], 1);
+    assert.equal(f.m.overflows['istio_requests_total'], 1);
   });
 
   it('gRPC: request_protocol grpc and grpc_response_status', async () => {
     inboundEndCh.publish(inboundEnd({ protocol: 'grpc', status: 200, grpcStatus: 14 }));
-    const [p] = await reader.points('istio_requests_total');
+    const [p] = await f.reader.points('istio_requests_total');
     assert.equal(p?.attributes['request_protocol'], 'grpc');
     assert.equal(p?.attributes['grpc_response_status'], '14');
     assert.equal(p?.attributes['response_code'], '200');
@@ -303,15 +248,15 @@ describe('Istio standard metrics', () => {
   it('histograms: Envoy default buckets, duration in ms, bytes', async () => {
     callEndCh.publish(callEnd({ durationMs: 7, requestBytes: 10, responseBytes: 200 }));
     callEndCh.publish(callEnd({ durationMs: 3000, requestBytes: 10, responseBytes: 200 }));
-    const [d] = await reader.points('istio_request_duration_milliseconds');
+    const [d] = await f.reader.points('istio_request_duration_milliseconds');
     const h = d?.value as Histogram;
     assert.deepEqual(h.buckets.boundaries, [...ENVOY_DEFAULT_BUCKETS]);
     assert.equal(h.count, 2);
     assert.equal(h.sum, 3007);
     assert.equal(h.buckets.counts[ENVOY_DEFAULT_BUCKETS.indexOf(10)], 1); // 7 ms in (5, 10]
     assert.equal(h.buckets.counts[ENVOY_DEFAULT_BUCKETS.indexOf(5000)], 1); // 3000 ms in (2500, 5000]
-    const [rq] = await reader.points('istio_request_bytes');
-    const [rs] = await reader.points('istio_response_bytes');
+    const [rq] = await f.reader.points('istio_request_bytes');
+    const [rs] = await f.reader.points('istio_response_bytes');
     assert.equal((rq as DataPoint<Histogram>).value.sum, 20);
     assert.equal((rs as DataPoint<Histogram>).value.sum, 400);
   });
@@ -319,13 +264,13 @@ describe('Istio standard metrics', () => {
   it("another mesh's messages are not this mesh's", async () => {
     callEndCh.publish(callEnd({ workload: other }));
     inboundEndCh.publish(inboundEnd({ workload: other }));
-    assert.equal((await reader.points('istio_requests_total')).length, 0);
+    assert.equal((await f.reader.points('istio_requests_total')).length, 0);
   });
 
   it('peer metadata headers go on attempts to in-mesh destinations only', () => {
-    for (const x of made.splice(0)) x.close();
+    for (const x of f.made.splice(0)) x.close();
     const inMeshCalls = new WeakSet<object>();
-    m = make({ inMesh: (c) => inMeshCalls.has(c) });
+    f.m = f.make({ inMesh: (c) => inMeshCalls.has(c) });
     const internal = { headers: {} as Record<string, string> };
     const external = { headers: {} as Record<string, string> };
     inMeshCalls.add(internal);
@@ -333,126 +278,11 @@ describe('Istio standard metrics', () => {
     start(internal);
     start(external);
     assert.equal(internal.headers['x-envoy-peer-metadata-id'], 'sidecar~10.1.1.1~reviews-v2.shop~shop.svc.cluster.local');
-    assert.equal(internal.headers['x-envoy-peer-metadata'], m.peerHeaders.value);
+    assert.equal(internal.headers['x-envoy-peer-metadata'], f.m.peerHeaders.value);
     assert.deepEqual(external.headers, {});
     const foreign = { headers: {} as Record<string, string> };
     inMeshCalls.add(foreign);
     start(foreign, other);
     assert.deepEqual(foreign.headers, {});
-  });
-
-  it('Telemetry overrides: a disabled metric, a disabled mode, a removed tag', async () => {
-    m.configure(
-      mergeMetrics(
-        [
-          {
-            overrides: [
-              { match: { metric: 'REQUEST_COUNT', mode: 'CLIENT' }, disabled: true },
-              { match: { metric: 'ALL_METRICS', mode: 'SERVER' }, tagOverrides: { response_flags: { operation: 'REMOVE' } } },
-              { match: { metric: 'REQUEST_SIZE', mode: 'SERVER' }, disabled: true },
-            ],
-          },
-        ],
-        ['prometheus'],
-        (p) => p === 'prometheus',
-      ),
-    );
-    callEndCh.publish(callEnd());
-    inboundEndCh.publish(inboundEnd());
-    const counts = await reader.points('istio_requests_total');
-    assert.deepEqual(counts.map((p) => p.attributes['reporter']), ['destination']);
-    assert.equal('response_flags' in (counts[0]?.attributes ?? {}), false);
-    assert.equal(counts[0]?.attributes['response_code'], '200');
-    const sizes = await reader.points('istio_request_bytes');
-    assert.deepEqual(sizes.map((p) => p.attributes['reporter']), ['source']);
-    // The client side keeps response_flags.
-    const durations = await reader.points('istio_request_duration_milliseconds');
-    assert.equal(durations.find((p) => p.attributes['reporter'] === 'source')?.attributes['response_flags'], '-');
-    m.configure(mergeMetrics([{ overrides: [{ disabled: true }] }], ['prometheus'], () => true));
-    callEndCh.publish(callEnd({ status: 500 }));
-    inboundEndCh.publish(inboundEnd({ status: 500 }));
-    assert.equal((await reader.points('istio_requests_total')).filter((p) => p.attributes['response_code'] === '500').length, 0);
-  });
-
-  it('tagOverrides UPSERT with CEL values (standard and new tags; an error is unknown; one that does not compile is warned and left out)', async () => {
-    m.configure(
-      mergeMetrics(
-        [
-          {
-            overrides: [
-              {
-                match: { metric: 'REQUEST_COUNT' },
-                tagOverrides: {
-                  destination_port: { value: 'string(destination.port)' },
-                  request_host: { value: 'request.host' },
-                  user: { value: "request.headers['x-user']" },
-                  literal: { value: '"fixed"' },
-                  response_code: { value: 'response.code >= 500 ? "5xx" : "ok"' },
-                  request_protocol: { value: '(((' },
-                },
-              },
-            ],
-          },
-        ],
-        ['prometheus'],
-        () => true,
-      ),
-    );
-    assert.equal(warnings.filter((w) => w.includes('tagOverrides request_protocol') && w.includes('does not compile')).length, 2, 'once per mode');
-    inboundEndCh.publish(inboundEnd({ status: 503, authority: 'reviews.shop:9080', headers: { 'x-user': 'jason' }, localPort: 9080 }));
-    inboundEndCh.publish(inboundEnd({ status: 200, authority: 'reviews.shop:9080', headers: {}, localPort: 9080 }));
-    const points = await reader.points('istio_requests_total');
-    const bad = points.find((p) => p.attributes['response_code'] === '5xx');
-    assert.equal(bad?.attributes['user'], 'jason');
-    assert.equal(bad?.attributes['request_host'], 'reviews.shop:9080');
-    assert.equal(bad?.attributes['literal'], 'fixed');
-    assert.equal(bad?.attributes['destination_port'], '9080');
-    assert.equal('request_protocol' in (bad?.attributes ?? {}), false);
-    const good = points.find((p) => p.attributes['response_code'] === 'ok');
-    assert.equal(good?.attributes['user'], 'unknown', 'a missing header is an error: unknown');
-    // Other metrics keep the standard tags.
-    const [d] = await reader.points('istio_request_duration_milliseconds');
-    assert.equal(d?.attributes['request_protocol'], 'http');
-    assert.equal('user' in (d?.attributes ?? {}), false);
-  });
-
-  it('without a recording MeterProvider only attempt:start is subscribed; a global SDK registered later is picked up', async () => {
-    const x = new IstioMetrics({ identity, workloadName: 'reviews-v2', now: () => now, warn: (w) => warnings.push(w), principal: () => '', inMesh: () => true, ip: '10.1.1.1' });
-    x.start();
-    made.push(x);
-    assert.equal(x.recording, false);
-    const r = new TestReader();
-    const provider = new MeterProvider({ readers: [r] });
-    metrics.setGlobalMeterProvider(provider);
-    try {
-      attemptStartCh.publish({ workload: identity, call: { headers: {} }, attempt: 1, cluster: 'c', endpoint: undefined } satisfies AttemptStartMessage);
-      assert.equal(x.recording, true);
-      callEndCh.publish(callEnd({ status: 418 }));
-      assert.equal((await r.points('istio_requests_total')).filter((p) => p.attributes['response_code'] === '418').length, 1);
-    } finally {
-      metrics.disable();
-    }
-  });
-
-  it('cardinality: label sets past maxSeries go to otel.metric.overflow, warned once; idle ones free their room', async () => {
-    for (const x of made.splice(0)) x.close();
-    m = make({}, { maxSeries: 3, idleSeriesMs: 1000 });
-    for (let i = 0; i < 5; i++) callEndCh.publish(callEnd({ path: `/p${i}`, status: 200 + i }));
-    let points = await reader.points('istio_requests_total');
-    assert.equal(points.length, 4);
-    assert.equal(points.find((p) => p.attributes['otel.metric.overflow'] === true)?.value, 2);
-    assert.equal(warnings.filter((w) => w.includes('istio_requests_total reached 3 label sets')).length, 1);
-    assert.equal(m.overflows['istio_requests_total'], 2);
-    assert.equal(warnings.length, 4); // once for each of the four metrics
-    // A known label set still counts as itself.
-    callEndCh.publish(callEnd({ status: 200 }));
-    points = await reader.points('istio_requests_total');
-    assert.equal(points.find((p) => p.attributes['response_code'] === '200')?.value, 2);
-    now = 5000;
-    callEndCh.publish(callEnd({ status: 299 }));
-    points = await reader.points('istio_requests_total');
-    assert.equal(points.find((p) => p.attributes['response_code'] === '299')?.value, 1);
-    assert.equal(m.overflows['istio_requests_total'], 2);
-    assert.equal(warnings.length, 4);
   });
 });
