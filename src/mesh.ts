@@ -15,6 +15,7 @@ import { MeshGrpc } from './adapters/grpc/mesh-grpc.ts';
 import type { FastifyPlugin, FastifyServerOptions } from './adapters/server/fastify.ts';
 import type { MeshServers } from './adapters/server/servers.ts';
 import { currentContext, type MeshContext } from './core/context.ts';
+import { closeInOrder } from './core/close-in-order.ts';
 import { reportFindings } from './config/findings.ts';
 import type { ConfigIssue } from './config/issues.ts';
 import type { Registration, RegisterOptions } from './control-plane/registration.ts';
@@ -382,18 +383,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * control plane, closes every connection pool; calls in flight finish first, for at most `closeTimeoutMs` (then they are cancelled).
    */
   close(): Promise<void> {
-    this.#closed ??= (async () => {
-      await this.#source?.close();
-      await this.#identitySource?.close();
-      await this.#files.close();
-      const grace = this.#o.closeTimeoutMs ?? 5000;
-      try {
-        await Promise.all([this.#grpc?.close(), this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)]);
-      } finally {
-        // After the calls in flight ended: they are counted and logged.
-        await this.#telemetry.close();
-      }
-    })();
+    this.#closed ??= closeInOrder([
+      () => this.#source?.close(),
+      () => this.#identitySource?.close(),
+      () => this.#files.close(),
+      () => {
+        const grace = this.#o.closeTimeoutMs ?? 5000;
+        return [this.#grpc?.close(), this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)];
+      },
+      // After the calls in flight ended: they are counted and logged.
+      () => this.#telemetry.close(),
+    ]);
     return this.#closed;
   }
 }
