@@ -11,6 +11,7 @@
  * @module
  */
 import type { Timer } from '../core/clock.ts';
+import { closeInOrder } from '../core/close-in-order.ts';
 import { MeshletError } from '../core/errors.ts';
 import type { ConfigError } from '../core/errors.ts';
 import type { ConfigIssue } from '../config/issues.ts';
@@ -350,16 +351,19 @@ export class ControlPlaneSource {
    * routing here), then stops the watch and closes the agent.
    */
   close(): Promise<void> {
-    this.#closed ??= (async () => {
-      this.#startup?.timer.clear();
-      this.#reportTimer?.clear();
-      await this.#identity?.close();
-      const had = await this.#registrar.closeAll();
-      if (had > 0 && this.#o.drainMs > 0) await this.#registrar.sleep(this.#o.drainMs);
-      await this.#watch.close();
-      await this.#cache?.flush();
-      await this.#http.close();
-    })();
+    this.#startup?.timer.clear();
+    this.#reportTimer?.clear();
+    // Every step runs even when one fails (a cache that cannot be flushed still closes the agent).
+    this.#closed ??= closeInOrder([
+      () => this.#identity?.close(),
+      async () => {
+        const had = await this.#registrar.closeAll();
+        if (had > 0 && this.#o.drainMs > 0) await this.#registrar.sleep(this.#o.drainMs);
+      },
+      () => this.#watch.close(),
+      () => this.#cache?.flush(),
+      () => this.#http.close(),
+    ]);
     return this.#closed;
   }
 }
