@@ -188,8 +188,11 @@ describe('the installed meshlet command', () => {
       env: { ...process.env, PATH: PATH24 },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let output = '';
+    // Its end, whenever it comes: a child that exits early fails the test with its output (never
+    // a wait for a 'close' that already happened).
+    const ended = new Promise<string>((resolve) => child.once('close', (code, signal) => resolve(`exited (code ${code}, signal ${signal})`)));
     try {
-      let output = '';
       await new Promise<void>((resolve, reject) => {
         const onData = (c: Buffer) => {
           output += String(c);
@@ -197,15 +200,17 @@ describe('the installed meshlet command', () => {
         };
         child.stdout.on('data', onData);
         child.stderr.on('data', onData);
-        child.on('exit', (code) => reject(new Error(`control-plane exited with ${code}:\n${output}`)));
+        void ended.then((how) => reject(new Error(`control-plane ${how} before listening:\n${output}`)));
       });
       assert.match(output, new RegExp(`listening on http://127\\.0\\.0\\.1:${port}`));
-      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch(async (e: Error) => {
+        throw new Error(`GET /healthz failed (${e.message}; ${e.cause ?? ''}); the control plane ${await Promise.race([ended, Promise.resolve('was still running')])}:\n${output}`);
+      });
       assert.equal(res.status, 200);
       await res.arrayBuffer();
     } finally {
       child.kill('SIGTERM');
-      await new Promise((r) => child.once('close', r));
+      await ended;
     }
   });
 
