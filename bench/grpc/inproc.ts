@@ -11,7 +11,8 @@
  * `--calls` calls at `--concurrency` per slice, one slice per variant per round, the order
  * reversed every other round. CPU is this thread's (`process.threadCpuUsage()`: GC helper
  * threads and the server left out); bytes are the heap's growth over the slice plus what each
- * GC freed (`v8.GCProfiler`). Printed: each variant's median, and the median over rounds of the
+ * GC freed (`v8.GCProfiler`); p50 is the median call's duration in the slice (a latency figure
+ * only at `--concurrency 1`). Printed: each variant's median over rounds, and the median of the
  * paired differences (B − A, same round) with their range.
  *
  * `--fake`: no server and no HTTP/2. The grpc-js channels (the raw client's, and the mesh's
@@ -143,58 +144,69 @@ for (const name of names) {
     });
 }
 
-async function slice(call: () => Promise<void>, n: number): Promise<void> {
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** Runs `n` calls, `C` at a time; `lat` gets each call's duration (µs). */
+async function slice(call: () => Promise<void>, n: number, lat?: number[]): Promise<void> {
   let left = n;
   const loop = async (): Promise<void> => {
-    while (left-- > 0) await call();
+    while (left-- > 0) {
+      const t = performance.now();
+      await call();
+      lat?.push((performance.now() - t) * 1000);
+    }
   };
   await Promise.all(Array.from({ length: C }, loop));
 }
 
-async function measure(call: () => Promise<void>): Promise<{ cpu: number; bytes: number }> {
+async function measure(call: () => Promise<void>): Promise<{ cpu: number; bytes: number; p50: number }> {
+  const lat: number[] = [];
   const gc = new v8.GCProfiler();
   const h0 = v8.getHeapStatistics().used_heap_size;
   gc.start();
   const t0 = process.threadCpuUsage();
-  await slice(call, N);
+  await slice(call, N, lat);
   const t = process.threadCpuUsage(t0);
   const h1 = v8.getHeapStatistics().used_heap_size;
   let freed = 0;
   for (const s of gc.stop()?.statistics ?? []) freed += s.beforeGC.heapStatistics.usedHeapSize - s.afterGC.heapStatistics.usedHeapSize;
-  return { cpu: (t.user + t.system) / N, bytes: (h1 - h0 + freed) / N };
+  return { cpu: (t.user + t.system) / N, bytes: (h1 - h0 + freed) / N, p50: median(lat) };
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 const range = (xs: number[], d: number): string => `[${Math.min(...xs).toFixed(d)}..${Math.max(...xs).toFixed(d)}]`;
 
 for (let i = 0; i < 3; i++) for (const name of names) await slice(calls[name] as () => Promise<void>, N);
 const cpu: Record<string, number[]> = {};
 const bytes: Record<string, number[]> = {};
+const p50: Record<string, number[]> = {};
 for (const name of names) {
   cpu[name] = [];
   bytes[name] = [];
+  p50[name] = [];
 }
 for (let r = 0; r < ROUNDS; r++) {
   for (const name of r % 2 === 0 ? names : [...names].reverse()) {
     const m = await measure(calls[name] as () => Promise<void>);
     cpu[name]?.push(m.cpu);
     bytes[name]?.push(m.bytes);
+    p50[name]?.push(m.p50);
   }
 }
 console.log(`${a.fake ? 'fake endpoints' : 'bench/grpc/server.ts'}: ${ROUNDS} rounds × ${N} unary calls at concurrency ${C}`);
 for (const name of names) {
   const c = cpu[name] as number[];
-  console.log(`${name.padEnd(6)} ${median(c).toFixed(2)} µs/call ${range(c, 2)}  ${median(bytes[name] as number[]).toFixed(0)} B/call`);
+  console.log(`${name.padEnd(6)} ${median(c).toFixed(2)} µs/call ${range(c, 2)}  ${median(bytes[name] as number[]).toFixed(0)} B/call  p50 ${median(p50[name] as number[]).toFixed(1)} µs`);
 }
 for (let i = 1; i < names.length; i++) {
   const [x, y] = [names[0] as string, names[i] as string];
   const dc = (cpu[y] as number[]).map((v, j) => v - ((cpu[x] as number[])[j] as number));
   const db = (bytes[y] as number[]).map((v, j) => v - ((bytes[x] as number[])[j] as number));
-  console.log(`${y} − ${x}: ${median(dc).toFixed(2)} µs/call ${range(dc, 2)}  ${median(db).toFixed(0)} B/call ${range(db, 0)}`);
+  const dl = (p50[y] as number[]).map((v, j) => v - ((p50[x] as number[])[j] as number));
+  console.log(`${y} − ${x}: ${median(dc).toFixed(2)} µs/call ${range(dc, 2)}  ${median(db).toFixed(0)} B/call ${range(db, 0)}  p50 ${median(dl).toFixed(1)} µs ${range(dl, 1)}`);
 }
 server?.kill();
 process.exit(0);
