@@ -31,8 +31,13 @@
  *
  * Variants (fetch / request):
  *   f1  / r1   undici with its own Agent, URL with the upstream's IP
+ *   f1n        f1 with mf5's URL (`http://upstream:…`, an Agent that resolves the name to the IP): undici's
+ *              fetch treats a name that is not localhost or a loopback IP differently (not a potentially
+ *              trustworthy origin), so mf5 - f1n is the mesh's cost for the same URL
  *   fw  / rw   + a plain Dispatcher subclass that forwards to that Agent (fetch with a dispatcher that is not an Agent)
  *   fwh / rwh  + that dispatcher adds the mesh's request headers (as the mesh does: below fetch, at dispatch)
+ *         rwc  rw's dispatcher copying the caller's headers and options as rwh's does, adding none
+ *         rws  rwc adding three one-byte headers (x-a, x-b, x-c): rwh - rws is the mesh headers' size
  *   f2  / r2   the Agent, the mesh's headers given by the caller (fetch: `init.headers`, through fetch's Headers)
  *   mf3 / mr3  mesh.dispatcher, the service's full name
  *   mf4 / mr4  mesh.dispatcher, the short name (`upstream`)
@@ -49,8 +54,8 @@ import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { Agent, Dispatcher, fetch, request } from 'undici';
 import { HOST, meshResources } from './mesh-config.ts';
 
-const ALL = ['bmf4', 'bmf5', 'bmr4', 'f1', 'fw', 'fwh', 'f2', 'mf3', 'mf4', 'mf5', 'r1', 'rw', 'rwh', 'r2', 'mr3', 'mr4', 'mr4f'];
-const STEPS = ['fw-f1', 'fwh-fw', 'f2-f1', 'mf3-fwh', 'mf4-mf3', 'mf5-mf4', 'mf5-f1', 'rw-r1', 'rwh-rw', 'r2-r1', 'mr3-rwh', 'mr4-mr3', 'mr4f-mr4', 'mr4-r1', 'mf4-bmf4', 'mf5-bmf5', 'mr4-bmr4'];
+const ALL = ['bmf4', 'bmf5', 'bmr4', 'f1', 'f1n', 'fw', 'fwh', 'f2', 'mf3', 'mf4', 'mf5', 'r1', 'rw', 'rwc', 'rws', 'rwh', 'r2', 'mr3', 'mr4', 'mr4f'];
+const STEPS = ['fw-f1', 'fwh-fw', 'f2-f1', 'mf3-fwh', 'mf4-mf3', 'mf5-mf4', 'mf5-f1', 'f1n-f1', 'mf5-f1n', 'rw-r1', 'rwh-rw', 'rwc-rw', 'rws-rwc', 'rwh-rws', 'r2-r1', 'mr3-rwh', 'mr4-mr3', 'mr4f-mr4', 'mr4-r1', 'mf4-bmf4', 'mf5-bmf5', 'mr4-bmr4'];
 const names = (process.argv[2] ?? ALL.join(',')).split(',');
 for (const n of names) if (!ALL.includes(n)) throw new Error(`unknown variant ${n} (known: ${ALL.join(', ')})`);
 const ROUNDS = Number(process.env.ROUNDS ?? 50);
@@ -120,6 +125,8 @@ const BASE = process.env.BASE;
 if (BASE === undefined && names.some((n) => n.startsWith('b'))) throw new Error('the variants bmf4, bmf5 and bmr4 need BASE=<other tree>/src/index.ts');
 const baseMesh = BASE === undefined ? undefined : await ((await import(BASE)) as { createMesh(o: object): Promise<MeshLike> }).createMesh(meshOptions(port));
 const agent = new Agent();
+/** Resolves every name to the upstream's IP (f1n). */
+const named = new Agent({ connect: { lookup: (_h: string, _o: object, cb: (e: null, a: { address: string; family: number }[]) => void) => cb(null, [{ address: '127.0.0.1', family: 4 }]) } as never });
 const direct = `http://127.0.0.1:${port}/x`;
 const full = `http://${HOST}:${port}/x`;
 const short = `http://upstream:${port}/x`;
@@ -127,6 +134,7 @@ const short = `http://upstream:${port}/x`;
 /** A Dispatcher that is not undici's: forwards to the Agent, adding headers below the caller as the mesh does. */
 class Forward extends Dispatcher {
   readonly #add: Record<string, string> | undefined;
+  /** `add` undefined: forwards `opts` as they are; an object (even empty): copies them, adding its headers. */
   constructor(add?: Record<string, string>) {
     super();
     this.#add = add;
@@ -142,6 +150,8 @@ class Forward extends Dispatcher {
 }
 const fw = new Forward();
 const fwh = new Forward(MESH_HEADERS);
+const fwc = new Forward({});
+const fws = new Forward({ 'x-a': '1', 'x-b': '2', 'x-c': '3' });
 const d = mesh.dispatcher;
 const viaFetch = async (url: string, init: object) => void (await (await fetch(url, init as never)).text());
 const viaRequest = async (url: string, init: object) => void (await (await request(url, init as never)).body.text());
@@ -151,6 +161,7 @@ const variants: Record<string, () => Promise<void>> = {
   bmf5: async () => void (await (await b.fetch(short)).text()),
   bmr4: () => viaRequest(short, { dispatcher: b.dispatcher }),
   f1: () => viaFetch(direct, { dispatcher: agent }),
+  f1n: () => viaFetch(short, { dispatcher: named }),
   fw: () => viaFetch(direct, { dispatcher: fw }),
   fwh: () => viaFetch(direct, { dispatcher: fwh }),
   f2: () => viaFetch(direct, { dispatcher: agent, headers: MESH_HEADERS }),
@@ -160,6 +171,8 @@ const variants: Record<string, () => Promise<void>> = {
   r1: () => viaRequest(direct, { dispatcher: agent }),
   rw: () => viaRequest(direct, { dispatcher: fw }),
   rwh: () => viaRequest(direct, { dispatcher: fwh }),
+  rwc: () => viaRequest(direct, { dispatcher: fwc }),
+  rws: () => viaRequest(direct, { dispatcher: fws }),
   r2: () => viaRequest(direct, { dispatcher: agent, headers: MESH_HEADERS }),
   mr3: () => viaRequest(full, { dispatcher: d }),
   mr4: () => viaRequest(short, { dispatcher: d }),
@@ -202,6 +215,7 @@ for (let r = 0; r < ROUNDS; r++) {
 await mesh.close();
 await baseMesh?.close();
 await agent.close();
+await named.close();
 up.kill();
 
 const median = (x: readonly number[]) => {
