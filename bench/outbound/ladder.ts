@@ -1,10 +1,9 @@
 /**
  * Where `mesh.fetch`'s cost over `undici.fetch` comes from, by construction: a ladder of
- * variants, each adding one thing to the one before, measured interleaved in one process
- * (client CPU per request, `process.cpuUsage`), with the same ladder for `undici.request` so
- * the two APIs' steps can be compared.
+ * variants, each adding one thing to the one before, measured interleaved in one process,
+ * with the same ladder for `undici.request` so the two APIs' steps can be compared.
  *
- *   node bench/outbound/ladder.ts [variants] (env ROUNDS=50 N=1000 C=64)
+ *   node bench/outbound/ladder.ts [variants] (env ROUNDS=50 N=1000 C=64 LAYOUT=1core)
  *
  * One process runs every variant (same heap, same JIT, same machine state); slices of N
  * requests at concurrency C rotate through the variants, in reverse order every other round,
@@ -12,10 +11,34 @@
  * interval). The upstream is bench/outbound/upstream.ts in its own process; its CPU is not
  * counted. The headers the mesh adds are captured from a request the mesh sends, not typed in.
  *
+ * Three figures per slice, per request: `cpu` (the process's user + system CPU, what
+ * bench:outbound reports), `main` (the main thread's alone: no GC helper or compiler thread,
+ * less noisy) and `alloc` (bytes allocated on the JS heap, from the GCs' before/after sizes:
+ * nearly deterministic, so a step of a few hundred bytes is real even when the CPU figures'
+ * intervals are wide).
+ *
+ * LAYOUT (taskset, as `bench:outbound --layout`): `1core` (default, issue #12's layout): this
+ * process and the upstream both on CPU 0 — the client's sends never wake the upstream on another
+ * vCPU, whose cost (an IPI, a VM exit) otherwise lands in the client's socket writes and grows
+ * when the client is slower (CPU profiles on this 2-vCPU VM, `writeLatin1String` per request:
+ * unpinned 46 µs for f1, 88 for mf5; pinned 1core 28 and 29); `2core`: client CPU 0, upstream
+ * CPU 1; `none`: not pinned.
+ * Fewer variants (e.g. `rw,rwh`) pair closer in time and give narrower intervals.
+ *
+ * A/B of a change: BASE=/path/to/other/tree/src/index.ts makes a second mesh from that tree's
+ * code (e.g. a `git worktree` of main, its node_modules linked: both trees then share one
+ * undici) in the same process, and the variants bmf4, bmf5 and bmr4 send through it; the steps
+ * mf4 - bmf4, mf5 - bmf5 and mr4 - bmr4 are this tree's change, interleaved with the base.
+ *
  * Variants (fetch / request):
  *   f1  / r1   undici with its own Agent, URL with the upstream's IP
+ *   f1n        f1 with mf5's URL (`http://upstream:…`, an Agent that resolves the name to the IP): undici's
+ *              fetch treats a name that is not localhost or a loopback IP differently (not a potentially
+ *              trustworthy origin), so mf5 - f1n is the mesh's cost for the same URL
  *   fw  / rw   + a plain Dispatcher subclass that forwards to that Agent (fetch with a dispatcher that is not an Agent)
  *   fwh / rwh  + that dispatcher adds the mesh's request headers (as the mesh does: below fetch, at dispatch)
+ *         rwc  rw's dispatcher copying the caller's headers and options as rwh's does, adding none
+ *         rws  rwc adding three one-byte headers (x-a, x-b, x-c): rwh - rws is the mesh headers' size
  *   f2  / r2   the Agent, the mesh's headers given by the caller (fetch: `init.headers`, through fetch's Headers)
  *   mf3 / mr3  mesh.dispatcher, the service's full name
  *   mf4 / mr4  mesh.dispatcher, the short name (`upstream`)
@@ -24,18 +47,33 @@
  *
  * @module
  */
-import { fork } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { Agent, Dispatcher, fetch, request } from 'undici';
 import { HOST, meshResources } from './mesh-config.ts';
 
-const ALL = ['f1', 'fw', 'fwh', 'f2', 'mf3', 'mf4', 'mf5', 'r1', 'rw', 'rwh', 'r2', 'mr3', 'mr4', 'mr4f'];
-const STEPS = ['fw-f1', 'fwh-fw', 'f2-f1', 'mf3-fwh', 'mf4-mf3', 'mf5-mf4', 'mf5-f1', 'rw-r1', 'rwh-rw', 'r2-r1', 'mr3-rwh', 'mr4-mr3', 'mr4f-mr4', 'mr4-r1'];
+const ALL = ['bmf4', 'bmf5', 'bmr4', 'f1', 'f1n', 'fw', 'fwh', 'f2', 'mf3', 'mf4', 'mf5', 'r1', 'rw', 'rwc', 'rws', 'rwh', 'r2', 'mr3', 'mr4', 'mr4f'];
+const STEPS = ['fw-f1', 'fwh-fw', 'f2-f1', 'mf3-fwh', 'mf4-mf3', 'mf5-mf4', 'mf5-f1', 'f1n-f1', 'mf5-f1n', 'rw-r1', 'rwh-rw', 'rwc-rw', 'rws-rwc', 'rwh-rws', 'r2-r1', 'mr3-rwh', 'mr4-mr3', 'mr4f-mr4', 'mr4-r1', 'mf4-bmf4', 'mf5-bmf5', 'mr4-bmr4'];
 const names = (process.argv[2] ?? ALL.join(',')).split(',');
 for (const n of names) if (!ALL.includes(n)) throw new Error(`unknown variant ${n} (known: ${ALL.join(', ')})`);
 const ROUNDS = Number(process.env.ROUNDS ?? 50);
 const N = Number(process.env.N ?? 1000);
 const C = Number(process.env.C ?? 64);
+const LAYOUT = process.env.LAYOUT ?? '1core';
+if (LAYOUT !== '1core' && LAYOUT !== '2core' && LAYOUT !== 'none') throw new Error(`LAYOUT must be 1core, 2core or none, got ${LAYOUT}`);
+
+const TASKSET = '/usr/bin/taskset';
+const canPin = LAYOUT !== 'none' && cpus().length >= 2 && existsSync(TASKSET);
+const UPSTREAM_CPU = LAYOUT === '1core' ? '0' : '1';
+// Pinned from the start (every thread of this process: GC helpers, compiler, libuv): run again under taskset.
+if (canPin && process.env.LADDER_PINNED === undefined) {
+  const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  const r = spawnSync(TASKSET, ['-c', '0', ...argv], { stdio: 'inherit', env: { ...process.env, LADDER_PINNED: '1' } });
+  process.exit(r.status ?? 1);
+}
 
 interface MeshLike {
   dispatcher: Dispatcher;
@@ -79,10 +117,17 @@ async function meshHeaders(): Promise<Record<string, string>> {
 const MESH_HEADERS = await meshHeaders();
 const FETCH_HEADERS = { accept: '*/*', 'accept-language': '*', 'user-agent': 'undici', 'accept-encoding': 'gzip, deflate' };
 
-const up = fork(new URL('./upstream.ts', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const upstreamScript = [process.execPath, new URL('./upstream.ts', import.meta.url).pathname];
+const [upCmd, ...upArgs] = canPin ? [TASKSET, '-c', UPSTREAM_CPU, ...upstreamScript] : upstreamScript;
+const up = spawn(upCmd!, upArgs, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 const port = await new Promise<number>((r) => up.on('message', (m: { type?: string; port?: number }) => m.type === 'ready' && r(m.port as number)));
 const mesh = await createMesh(meshOptions(port));
+const BASE = process.env.BASE;
+if (BASE === undefined && names.some((n) => n.startsWith('b'))) throw new Error('the variants bmf4, bmf5 and bmr4 need BASE=<other tree>/src/index.ts');
+const baseMesh = BASE === undefined ? undefined : await ((await import(BASE)) as { createMesh(o: object): Promise<MeshLike> }).createMesh(meshOptions(port));
 const agent = new Agent();
+/** Resolves every name to the upstream's IP (f1n). */
+const named = new Agent({ connect: { lookup: (_h: string, _o: object, cb: (e: null, a: { address: string; family: number }[]) => void) => cb(null, [{ address: '127.0.0.1', family: 4 }]) } as never });
 const direct = `http://127.0.0.1:${port}/x`;
 const full = `http://${HOST}:${port}/x`;
 const short = `http://upstream:${port}/x`;
@@ -90,6 +135,7 @@ const short = `http://upstream:${port}/x`;
 /** A Dispatcher that is not undici's: forwards to the Agent, adding headers below the caller as the mesh does. */
 class Forward extends Dispatcher {
   readonly #add: Record<string, string> | undefined;
+  /** `add` undefined: forwards `opts` as they are; an object (even empty): copies them, adding its headers. */
   constructor(add?: Record<string, string>) {
     super();
     this.#add = add;
@@ -105,11 +151,18 @@ class Forward extends Dispatcher {
 }
 const fw = new Forward();
 const fwh = new Forward(MESH_HEADERS);
+const fwc = new Forward({});
+const fws = new Forward({ 'x-a': '1', 'x-b': '2', 'x-c': '3' });
 const d = mesh.dispatcher;
 const viaFetch = async (url: string, init: object) => void (await (await fetch(url, init as never)).text());
 const viaRequest = async (url: string, init: object) => void (await (await request(url, init as never)).body.text());
+const b = baseMesh as MeshLike;
 const variants: Record<string, () => Promise<void>> = {
+  bmf4: () => viaFetch(short, { dispatcher: b.dispatcher }),
+  bmf5: async () => void (await (await b.fetch(short)).text()),
+  bmr4: () => viaRequest(short, { dispatcher: b.dispatcher }),
   f1: () => viaFetch(direct, { dispatcher: agent }),
+  f1n: () => viaFetch(short, { dispatcher: named }),
   fw: () => viaFetch(direct, { dispatcher: fw }),
   fwh: () => viaFetch(direct, { dispatcher: fwh }),
   f2: () => viaFetch(direct, { dispatcher: agent, headers: MESH_HEADERS }),
@@ -119,6 +172,8 @@ const variants: Record<string, () => Promise<void>> = {
   r1: () => viaRequest(direct, { dispatcher: agent }),
   rw: () => viaRequest(direct, { dispatcher: fw }),
   rwh: () => viaRequest(direct, { dispatcher: fwh }),
+  rwc: () => viaRequest(direct, { dispatcher: fwc }),
+  rws: () => viaRequest(direct, { dispatcher: fws }),
   r2: () => viaRequest(direct, { dispatcher: agent, headers: MESH_HEADERS }),
   mr3: () => viaRequest(full, { dispatcher: d }),
   mr4: () => viaRequest(short, { dispatcher: d }),
@@ -132,17 +187,36 @@ async function run(call: () => Promise<void>, n: number): Promise<void> {
 
 for (const n of names) await run(variants[n]!, 15_000);
 for (const n of names) await run(variants[n]!, 5_000);
-const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+const METRICS = ['cpu', 'main', 'alloc'] as const;
+type Metric = (typeof METRICS)[number];
+const per: Record<Metric, Record<string, number[]>> = { cpu: {}, main: {}, alloc: {} };
+for (const m of METRICS) for (const n of names) per[m][n] = [];
+/** Bytes allocated on the JS heap between start() and the end of a slice: the growth plus what each GC in between freed. */
+function allocated(gcs: GCProfiler, used0: number): number {
+  const { statistics } = gcs.stop() ?? { statistics: [] };
+  let freed = 0;
+  for (const s of statistics) freed += s.beforeGC.heapStatistics.usedHeapSize - s.afterGC.heapStatistics.usedHeapSize;
+  return getHeapStatistics().used_heap_size - used0 + freed;
+}
 for (let r = 0; r < ROUNDS; r++) {
   for (const n of r % 2 === 0 ? names : [...names].reverse()) {
+    const gcs = new GCProfiler();
+    const used0 = getHeapStatistics().used_heap_size;
+    gcs.start();
     const c0 = process.cpuUsage();
+    const t0 = process.threadCpuUsage();
     await run(variants[n]!, N);
+    const t = process.threadCpuUsage(t0);
     const c = process.cpuUsage(c0);
-    cpu[n]!.push((c.user + c.system) / N);
+    per.alloc[n]!.push(allocated(gcs, used0) / N);
+    per.cpu[n]!.push((c.user + c.system) / N);
+    per.main[n]!.push((t.user + t.system) / N);
   }
 }
 await mesh.close();
+await baseMesh?.close();
 await agent.close();
+await named.close();
 up.kill();
 
 const median = (x: readonly number[]) => {
@@ -156,15 +230,21 @@ const interval = (x: readonly number[]) => {
   m.sort((p, q) => p - q);
   return [m[50]!, m[949]!] as const;
 };
-const signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(1)}`;
-console.log(`client CPU µs/request, median of ${ROUNDS} rounds of ${N} requests at c=${C}; mesh headers: ${Object.keys(MESH_HEADERS).join(', ')}`);
-for (const n of names) console.log(`${n.padEnd(5)} ${median(cpu[n]!).toFixed(1).padStart(7)}`);
-console.log('step (paired per round)      median   90 % interval');
+const signed = (v: number, digits = 1) => `${v >= 0 ? '+' : ''}${v.toFixed(digits)}`;
+const layout = !canPin ? 'not pinned' : LAYOUT === '1core' ? 'client and upstream on CPU 0' : 'client on CPU 0, upstream on CPU 1';
+console.log(`per request, median of ${ROUNDS} rounds of ${N} requests at c=${C}, ${layout}; mesh headers: ${Object.keys(MESH_HEADERS).join(', ')}`);
+console.log('        cpu µs  main µs  alloc B');
+for (const n of names) console.log(`${n.padEnd(5)} ${median(per.cpu[n]!).toFixed(1).padStart(8)} ${median(per.main[n]!).toFixed(1).padStart(8)} ${median(per.alloc[n]!).toFixed(0).padStart(8)}`);
+console.log('step (paired per round)   cpu µs (90 % interval)     main µs (90 % interval)    alloc B (90 % interval)');
 for (const step of STEPS) {
   const [a, b] = step.split('-') as [string, string];
   if (!names.includes(a) || !names.includes(b)) continue;
-  const diff = cpu[a]!.map((v, i) => v - cpu[b]![i]!);
-  const [lo, hi] = interval(diff);
-  console.log(`${`${a} - ${b}`.padEnd(28)} ${signed(median(diff)).padStart(6)}   ${signed(lo)} .. ${signed(hi)}`);
+  const cols = METRICS.map((m) => {
+    const diff = per[m][a]!.map((v, i) => v - per[m][b]![i]!);
+    const [lo, hi] = interval(diff);
+    const f = m === 'alloc' ? 0 : 1;
+    return `${signed(median(diff), f).padStart(7)} (${signed(lo, f)} .. ${signed(hi, f)})`.padEnd(27);
+  });
+  console.log(`${`${a} - ${b}`.padEnd(24)}  ${cols.join(' ')}`);
 }
 process.exit(0);
