@@ -1,8 +1,4 @@
-/**
- * Helpers of the access-log tests: a capturing logger, Telemetry resources, the routes the
- * client-side tests use, and server-side messages as the server adapters publish them.
- */
-import assert from 'node:assert/strict';
+
 import type { InboundEndMessage } from '../../src/core/observe.ts';
 import type { Mesh } from '../../src/index.ts';
 export { until } from './until.ts';

@@ -1,8 +1,4 @@
-/**
- * Helpers for outbound tests that drive a mesh on a ManualClock: hang guards (real time bounds
- * that only catch a hang, never time a behaviour) and a mesh over one ServiceEntry and VirtualService.
- */
-import assert from 'node:assert/strict';
+
 import { createMesh, type Mesh, seededRandom } from '../../src/index.ts';
 import { serviceEntry, virtualService } from './upstreams.ts';
 export { until } from './until.ts';

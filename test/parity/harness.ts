@@ -1,15 +1,4 @@
-/**
- * Runs one parity scenario (./scenarios.ts) over one protocol: a fresh mesh on a ManualClock and
- * a seeded Random, the row's Istio YAML plus a ServiceEntry for `echo` (port 8080 HTTP, port 9090
- * GRPC) whose endpoints are the row's workloads — each a real node:http server and a real
- * grpc-js server on 127.0.0.1 port 0, answering as the row says —, and the row's calls through
- * `mesh.fetch` (POST to `/meshlet.test.Echo/<method>`, the path a gRPC call has) or through
- * `mesh.grpc.client`. A row with a `server` config runs its workloads under meshes of their own
- * (./workloads.ts), on a ManualClock of their own, so the calls go from one mesh to another as
- * from one sidecar to another. Returns what the caller saw, what each workload received and the
- * Istio request metrics both sides reported.
- */
-import assert from 'node:assert/strict';
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
