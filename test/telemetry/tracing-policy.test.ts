@@ -9,6 +9,7 @@
  * server through `mesh.fetch`; the sink records the headers it got.
  */
 import assert from 'node:assert/strict';
+import { channel } from 'node:diagnostics_channel';
 import { describe, it } from 'node:test';
 import { defaultTextMapGetter, defaultTextMapSetter, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -158,4 +159,31 @@ describe('an unsampled call made outside any request (a new trace)', () => {
       }
     });
   }
+});
+
+describe('attempts are observed for recorded calls only', () => {
+  const attemptEnd = channel('meshlet:attempt:end');
+  it('an unsampled call publishes no attempt:end; a sampled one gets its attempt span, and the channel is let go after it', async () => {
+    const s = await setup({ random: always(0.99), telemetry: { tracing: { samplingPercentage: 0 } } });
+    try {
+      await (await s.mesh.fetch('http://sink.default.svc.cluster.local/x')).text();
+      assert.equal(attemptEnd.hasSubscribers, false);
+    } finally {
+      await s.close();
+    }
+    const t = await setup({ telemetry: { tracing: { samplingPercentage: 100 } } });
+    try {
+      exporter.reset();
+      await (await t.mesh.fetch('http://sink.default.svc.cluster.local/x')).text();
+      const spans = await finished(2);
+      const attempt = spans.find((x) => x.name.startsWith('router '));
+      // What only attempt:end carries: the attempt's status and endpoint.
+      assert.equal(attempt?.attributes['http.status_code'], '200');
+      assert.match(String(attempt?.attributes.upstream_address), /^127\.0\.0\.1:\d+$/);
+      assert.equal(attempt?.parentSpanContext?.spanId, client(spans)?.spanContext().spanId);
+      assert.equal(attemptEnd.hasSubscribers, false, 'no recorded call in flight');
+    } finally {
+      await t.close();
+    }
+  });
 });

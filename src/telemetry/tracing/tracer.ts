@@ -20,7 +20,8 @@
  * Cost: the mesh subscribes only once a real tracer provider is registered with the API (checked
  * when the mesh starts, at each config, and once a second until then); each message first checks
  * that it still is. Without an SDK, the channels have no subscriber of this mesh, and nothing is
- * published.
+ * published. The attempt channels are subscribed only while a recorded (sampled) call is in
+ * flight: an unsampled call's attempts are not observed at all.
  *
  * @module
  */
@@ -38,10 +39,8 @@ import { contextWith, spanContextWith, UnsampledSpan } from './server-context.ts
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent, remoteSpanContext, sdkRegistered } from './span-context.ts';
 import { type CompiledTags, compileTags, headerTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
 
-
 /** The `x-request-id` of the request being served, carried to the calls made while serving it. */
 const REQUEST_ID = createContextKey('meshlet x-request-id');
-
 
 /** What {@link MeshTracing} needs of its mesh. */
 export interface MeshTracingOptions {
@@ -76,7 +75,6 @@ interface InboundState {
   readonly requestId: string;
 }
 
-
 /** One mesh's tracer: subscribes to the channels while an SDK is registered, handles only its own mesh's messages. */
 export class MeshTracing {
   readonly #o: MeshTracingOptions;
@@ -90,9 +88,12 @@ export class MeshTracing {
   readonly #calls = new WeakMap<object, CallState>();
   readonly #inbound = new WeakMap<object, InboundState>();
   #subscribed = false;
+  /** Recorded calls in flight: `attempt:*` are subscribed while there is one (an unsampled call's attempts publish nothing). */
+  #recorded = 0;
   #poll: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   readonly #handlers: readonly [string, (m: unknown) => void][];
+  readonly #attemptHandlers: readonly [string, (m: unknown) => void][];
 
   constructor(o: MeshTracingOptions, resources: readonly AnyResource[]) {
     validateTracingOptions(o.options);
@@ -106,9 +107,11 @@ export class MeshTracing {
       ['meshlet:inbound:start', (m) => this.#onInboundStart(m as InboundStartMessage)],
       ['meshlet:inbound:end', (m) => this.#onInboundEnd(m as InboundEndMessage)],
       ['meshlet:call:start', (m) => this.#onCallStart(m as CallStartMessage)],
+      ['meshlet:call:end', (m) => this.#onCallEnd(m as CallEndMessage)],
+    ];
+    this.#attemptHandlers = [
       ['meshlet:attempt:start', (m) => this.#onAttemptStart(m as AttemptStartMessage)],
       ['meshlet:attempt:end', (m) => this.#onAttemptEnd(m as AttemptEndMessage)],
-      ['meshlet:call:end', (m) => this.#onCallEnd(m as CallEndMessage)],
     ];
     this.install(resources);
     if (!this.#subscribed) {
@@ -143,7 +146,9 @@ export class MeshTracing {
     this.#closed = true;
     if (this.#poll !== undefined) clearInterval(this.#poll);
     if (this.#subscribed) for (const [name, fn] of this.#handlers) unsubscribe(name, fn);
+    if (this.#recorded > 0) for (const [name, fn] of this.#attemptHandlers) unsubscribe(name, fn);
     this.#subscribed = false;
+    this.#recorded = 0;
   }
 
   #sampled(spec: TracingSpec, parent: boolean | undefined, h: Headers | undefined): boolean {
@@ -298,7 +303,10 @@ export class MeshTracing {
     }
     const { span, recording } = this.#start(`${m.authority}/*`, SpanKind.CLIENT, parentCtx, sampled, undefined);
     // Only a recorded span needs its call's later messages.
-    if (recording) this.#calls.set(m.call, { span, recording, headers: h, requestId, attempts: new Map() });
+    if (recording) {
+      if (!this.#calls.has(m.call) && this.#recorded++ === 0) for (const [name, fn] of this.#attemptHandlers) subscribe(name, fn);
+      this.#calls.set(m.call, { span, recording, headers: h, requestId, attempts: new Map() });
+    }
     if (side.spec.disableContextPropagation) return;
     const sc = span.spanContext();
     inject(h, { traceId: sc.traceId, spanId: sc.spanId, parentSpanId: parentSc?.spanId, sampled: (sc.traceFlags & 1) === 1, traceState: sc.traceState?.serialize() }, this.#formats);
@@ -345,6 +353,7 @@ export class MeshTracing {
     const st = this.#calls.get(m.call);
     if (st === undefined) return;
     this.#calls.delete(m.call);
+    if (--this.#recorded === 0) for (const [name, fn] of this.#attemptHandlers) unsubscribe(name, fn);
     for (const s of st.attempts.values()) s.end();
     if (!st.recording) return;
     const { span } = st;
