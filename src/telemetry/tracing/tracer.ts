@@ -20,8 +20,8 @@
  * Cost: the mesh subscribes only once a real tracer provider is registered with the API (checked
  * when the mesh starts, at each config, and once a second until then); each message first checks
  * that it still is. Without an SDK, the channels have no subscriber of this mesh, and nothing is
- * published. The attempt channels are subscribed only while a recorded (sampled) call is in
- * flight: an unsampled call's attempts are not observed at all.
+ * published. The attempt channels are subscribed only around recorded (sampled) calls
+ * (attempt-subscription.ts).
  *
  * @module
  */
@@ -30,6 +30,7 @@ import { type Attributes, type Context, context, createContextKey, type Span, ty
 import type { AnyResource } from '../../config/resource.ts';
 import type { Random } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
+import { AttemptSubscription } from './attempt-subscription.ts';
 import type { AttemptEndMessage, AttemptStartMessage, CallEndMessage, CallStartMessage, InboundEndMessage, InboundStartMessage, WorkloadIdentity } from '../../core/observe.ts';
 import { selectTelemetry } from '../select.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
@@ -88,12 +89,10 @@ export class MeshTracing {
   readonly #calls = new WeakMap<object, CallState>();
   readonly #inbound = new WeakMap<object, InboundState>();
   #subscribed = false;
-  /** Recorded calls in flight: `attempt:*` are subscribed while there is one (an unsampled call's attempts publish nothing). */
-  #recorded = 0;
   #poll: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   readonly #handlers: readonly [string, (m: unknown) => void][];
-  readonly #attemptHandlers: readonly [string, (m: unknown) => void][];
+  readonly #attempts: AttemptSubscription;
 
   constructor(o: MeshTracingOptions, resources: readonly AnyResource[]) {
     validateTracingOptions(o.options);
@@ -109,10 +108,10 @@ export class MeshTracing {
       ['meshlet:call:start', (m) => this.#onCallStart(m as CallStartMessage)],
       ['meshlet:call:end', (m) => this.#onCallEnd(m as CallEndMessage)],
     ];
-    this.#attemptHandlers = [
+    this.#attempts = new AttemptSubscription([
       ['meshlet:attempt:start', (m) => this.#onAttemptStart(m as AttemptStartMessage)],
       ['meshlet:attempt:end', (m) => this.#onAttemptEnd(m as AttemptEndMessage)],
-    ];
+    ]);
     this.install(resources);
     if (!this.#subscribed) {
       this.#poll = setInterval(() => this.#check(), 1000);
@@ -146,9 +145,8 @@ export class MeshTracing {
     this.#closed = true;
     if (this.#poll !== undefined) clearInterval(this.#poll);
     if (this.#subscribed) for (const [name, fn] of this.#handlers) unsubscribe(name, fn);
-    if (this.#recorded > 0) for (const [name, fn] of this.#attemptHandlers) unsubscribe(name, fn);
+    this.#attempts.close();
     this.#subscribed = false;
-    this.#recorded = 0;
   }
 
   #sampled(spec: TracingSpec, parent: boolean | undefined, h: Headers | undefined): boolean {
@@ -304,7 +302,7 @@ export class MeshTracing {
     const { span, recording } = this.#start(`${m.authority}/*`, SpanKind.CLIENT, parentCtx, sampled, undefined);
     // Only a recorded span needs its call's later messages.
     if (recording) {
-      if (!this.#calls.has(m.call) && this.#recorded++ === 0) for (const [name, fn] of this.#attemptHandlers) subscribe(name, fn);
+      if (!this.#calls.has(m.call)) this.#attempts.recordedStart();
       this.#calls.set(m.call, { span, recording, headers: h, requestId, attempts: new Map() });
     }
     if (side.spec.disableContextPropagation) return;
@@ -351,9 +349,9 @@ export class MeshTracing {
   #onCallEnd(m: CallEndMessage): void {
     if (m.workload !== this.#o.workload) return;
     const st = this.#calls.get(m.call);
+    this.#attempts.ended(st !== undefined);
     if (st === undefined) return;
     this.#calls.delete(m.call);
-    if (--this.#recorded === 0) for (const [name, fn] of this.#attemptHandlers) unsubscribe(name, fn);
     for (const s of st.attempts.values()) s.end();
     if (!st.recording) return;
     const { span } = st;
