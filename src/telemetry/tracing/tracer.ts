@@ -284,10 +284,10 @@ export class MeshTracing {
     if (!sampled) {
       // Unsampled (the usual case): no span and nothing kept for the call's end, only a context with the decision for the next hop.
       if (side.spec.disableContextPropagation) return;
-      if (!valid && this.#w3cOnly) {
-        // A new trace (no tracestate, no parent): what inject() would write, as one string.
+      if (this.#w3cOnly && (!valid || parentSc?.traceState === undefined)) {
+        // No tracestate to carry (a new trace, or the parent has none): what inject() would write, as one string.
         clearTraceHeaders(h);
-        h.traceparent = newUnsampledTraceparent();
+        h.traceparent = newUnsampledTraceparent(valid ? parentSc?.traceId : undefined);
         return;
       }
       const traceId = valid ? (parentSc as SpanContext).traceId : newTraceId();
