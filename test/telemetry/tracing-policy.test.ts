@@ -9,10 +9,12 @@
  * server through `mesh.fetch`; the sink records the headers it got.
  */
 import assert from 'node:assert/strict';
+import { channel } from 'node:diagnostics_channel';
 import { describe, it } from 'node:test';
 import { defaultTextMapGetter, defaultTextMapSetter, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
+import { IDLE_CALLS } from '../../src/telemetry/tracing/attempt-subscription.ts';
 import { always, client, exporter, finished, get, S, server, setup, sinkSeen, T, useTracingSdk } from '../helpers/tracing-policy.ts';
 
 useTracingSdk();
@@ -158,4 +160,31 @@ describe('an unsampled call made outside any request (a new trace)', () => {
       }
     });
   }
+});
+
+describe('attempts are observed for recorded calls only', () => {
+  const attemptEnd = channel('meshlet:attempt:end');
+  it('an unsampled call publishes no attempt:end; a sampled one gets its attempt span, and the channel is let go after unsampled calls', async () => {
+    let draw = 0.99;
+    const s = await setup({ random: { next: () => draw }, telemetry: { tracing: { samplingPercentage: 50 } } });
+    const call = async () => void (await (await s.mesh.fetch('http://sink.default.svc.cluster.local/x')).text());
+    try {
+      await call();
+      assert.equal(attemptEnd.hasSubscribers, false);
+      exporter.reset();
+      draw = 0;
+      await call();
+      const spans = await finished(2);
+      const attempt = spans.find((x) => x.name.startsWith('router '));
+      // What only attempt:end carries: the attempt's status and endpoint.
+      assert.equal(attempt?.attributes['http.status_code'], '200');
+      assert.match(String(attempt?.attributes.upstream_address), /^127\.0\.0\.1:\d+$/);
+      assert.equal(attempt?.parentSpanContext?.spanId, client(spans)?.spanContext().spanId);
+      draw = 0.99;
+      for (let i = 0; i < IDLE_CALLS; i++) await call();
+      assert.equal(attemptEnd.hasSubscribers, false);
+    } finally {
+      await s.close();
+    }
+  });
 });

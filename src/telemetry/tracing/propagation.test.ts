@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Headers } from '../../core/handler.ts';
-import { extract, inject, parseB3Multi, parseB3Single, parseTraceparent, type PropagationFormat } from './propagation.ts';
+import { normalizeHeaders } from '../../core/headers.ts';
+import { clearTraceHeaders, extract, inject, parseB3Multi, parseB3Single, parseTraceparent, type PropagationFormat, TRACE_HEADERS } from './propagation.ts';
 
 const T = '4bf92f3577b34da6a3ce929d0e0e4736';
 const S = '00f067aa0ba902b7';
@@ -82,6 +83,20 @@ describe('extract: the configured formats first, then the others', () => {
     assert.equal(extract({ traceparent: 'bad', b3: `${T}-${S}-1` }, ['w3c'])?.format, 'b3-single');
   });
   it('nothing: undefined', () => assert.equal(extract({}, ['w3c']), undefined));
+});
+
+describe('clearTraceHeaders', () => {
+  it('removes every header of every format, and nothing else', () => {
+    const h: Headers = { 'x-request-id': 'r', accept: '*/*' };
+    for (const k of TRACE_HEADERS) h[k] = 'stale';
+    clearTraceHeaders(h);
+    assert.deepEqual(h, { 'x-request-id': 'r', accept: '*/*' });
+  });
+  it('on a header object made as the mesh makes it (inherits nothing)', () => {
+    const h = normalizeHeaders(Object.fromEntries(TRACE_HEADERS.map((k) => [k, 'stale'])));
+    clearTraceHeaders(h);
+    assert.deepEqual(Object.keys(h), []);
+  });
 });
 
 describe('inject', () => {

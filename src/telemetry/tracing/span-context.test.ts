@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { Headers } from '../../core/handler.ts';
+import { inject } from './propagation.ts';
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent } from './span-context.ts';
 
 describe('ids cut from the random pool', () => {
@@ -43,6 +45,23 @@ describe('ids cut from the random pool', () => {
     }
     assert.equal(seen.size, 2000);
     assert.equal(digits.size, 256);
+  });
+
+  it("an unsampled traceparent under a trace: that trace id as given, a new span id each time, what inject() writes", () => {
+    const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const seen = new Set<string>();
+    for (let i = 0; i < 100; i++) {
+      const tp = newUnsampledTraceparent(trace);
+      const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-00$/.exec(tp);
+      assert.equal(m?.[1], trace, tp);
+      const h: Headers = {};
+      inject(h, { traceId: trace, spanId: m?.[2] as string, parentSpanId: undefined, sampled: false, traceState: undefined }, ['w3c']);
+      assert.deepEqual(h, { traceparent: tp });
+      seen.add(tp);
+    }
+    assert.equal(seen.size, 100);
+    // The buffer is reused: a new trace after one under a given trace id does not keep it.
+    assert.notEqual(newUnsampledTraceparent().slice(3, 35), trace);
   });
 
   it('an unsampled traceparent never carries an all-zero id', (t) => {

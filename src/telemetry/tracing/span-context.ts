@@ -63,12 +63,14 @@ function randomHex(n: number): string {
 const TRACEPARENT = Buffer.from(`00-${'0'.repeat(32)}-${'0'.repeat(16)}-00`, 'latin1');
 
 /**
- * The W3C `traceparent` of a new unsampled trace (`00-<new trace id>-<new span id>-00`), as one
- * flat string written in one go, instead of two ids and a template (a rope that undici flattens
- * again when it checks the header value). The same ids as {@link newTraceId} then {@link newSpanId}.
+ * The W3C `traceparent` of an unsampled call (`00-<trace id>-<new span id>-00`): under `traceId`
+ * (32 hex digits, written as given), else a new trace. One flat string written in one go, instead
+ * of ids and a template (a rope that undici flattens again when it checks the header value). The
+ * same ids as {@link newTraceId} (when drawn) then {@link newSpanId}.
  */
-export function newUnsampledTraceparent(): string {
-  writeHex(TRACEPARENT, 3, POOL, take(16), 16);
+export function newUnsampledTraceparent(traceId?: string): string {
+  if (traceId === undefined) writeHex(TRACEPARENT, 3, POOL, take(16), 16);
+  else for (let i = 0; i < 32; i++) TRACEPARENT[3 + i] = traceId.charCodeAt(i);
   writeHex(TRACEPARENT, 36, POOL, take(8), 8);
   return TRACEPARENT.toString('latin1');
 }

@@ -20,7 +20,8 @@
  * Cost: the mesh subscribes only once a real tracer provider is registered with the API (checked
  * when the mesh starts, at each config, and once a second until then); each message first checks
  * that it still is. Without an SDK, the channels have no subscriber of this mesh, and nothing is
- * published.
+ * published. The attempt channels are subscribed only around recorded (sampled) calls
+ * (attempt-subscription.ts).
  *
  * @module
  */
@@ -31,6 +32,7 @@ import type { Random } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
 import type { AttemptEndMessage, AttemptStartMessage, CallEndMessage, CallStartMessage, InboundEndMessage, InboundStartMessage, WorkloadIdentity } from '../../core/observe.ts';
 import { selectTelemetry } from '../select.ts';
+import { AttemptSubscription } from './attempt-subscription.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
 import { clearTraceHeaders, extract, inject, type PropagationFormat } from './propagation.ts';
 import { newRequestId } from './request-id.ts';
@@ -38,10 +40,8 @@ import { contextWith, spanContextWith, UnsampledSpan } from './server-context.ts
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent, remoteSpanContext, sdkRegistered } from './span-context.ts';
 import { type CompiledTags, compileTags, headerTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
 
-
 /** The `x-request-id` of the request being served, carried to the calls made while serving it. */
 const REQUEST_ID = createContextKey('meshlet x-request-id');
-
 
 /** What {@link MeshTracing} needs of its mesh. */
 export interface MeshTracingOptions {
@@ -76,7 +76,6 @@ interface InboundState {
   readonly requestId: string;
 }
 
-
 /** One mesh's tracer: subscribes to the channels while an SDK is registered, handles only its own mesh's messages. */
 export class MeshTracing {
   readonly #o: MeshTracingOptions;
@@ -93,6 +92,7 @@ export class MeshTracing {
   #poll: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   readonly #handlers: readonly [string, (m: unknown) => void][];
+  readonly #attempts: AttemptSubscription;
 
   constructor(o: MeshTracingOptions, resources: readonly AnyResource[]) {
     validateTracingOptions(o.options);
@@ -106,10 +106,12 @@ export class MeshTracing {
       ['meshlet:inbound:start', (m) => this.#onInboundStart(m as InboundStartMessage)],
       ['meshlet:inbound:end', (m) => this.#onInboundEnd(m as InboundEndMessage)],
       ['meshlet:call:start', (m) => this.#onCallStart(m as CallStartMessage)],
-      ['meshlet:attempt:start', (m) => this.#onAttemptStart(m as AttemptStartMessage)],
-      ['meshlet:attempt:end', (m) => this.#onAttemptEnd(m as AttemptEndMessage)],
       ['meshlet:call:end', (m) => this.#onCallEnd(m as CallEndMessage)],
     ];
+    this.#attempts = new AttemptSubscription([
+      ['meshlet:attempt:start', (m) => this.#onAttemptStart(m as AttemptStartMessage)],
+      ['meshlet:attempt:end', (m) => this.#onAttemptEnd(m as AttemptEndMessage)],
+    ]);
     this.install(resources);
     if (!this.#subscribed) {
       this.#poll = setInterval(() => this.#check(), 1000);
@@ -143,6 +145,7 @@ export class MeshTracing {
     this.#closed = true;
     if (this.#poll !== undefined) clearInterval(this.#poll);
     if (this.#subscribed) for (const [name, fn] of this.#handlers) unsubscribe(name, fn);
+    this.#attempts.close();
     this.#subscribed = false;
   }
 
@@ -281,10 +284,10 @@ export class MeshTracing {
     if (!sampled) {
       // Unsampled (the usual case): no span and nothing kept for the call's end, only a context with the decision for the next hop.
       if (side.spec.disableContextPropagation) return;
-      if (!valid && this.#w3cOnly) {
-        // A new trace (no tracestate, no parent): what inject() would write, as one string.
+      if (this.#w3cOnly && (!valid || parentSc?.traceState === undefined)) {
+        // No tracestate to carry (a new trace, or the parent has none): what inject() would write, as one string.
         clearTraceHeaders(h);
-        h.traceparent = newUnsampledTraceparent();
+        h.traceparent = newUnsampledTraceparent(valid ? parentSc?.traceId : undefined);
         return;
       }
       const traceId = valid ? (parentSc as SpanContext).traceId : newTraceId();
@@ -298,7 +301,10 @@ export class MeshTracing {
     }
     const { span, recording } = this.#start(`${m.authority}/*`, SpanKind.CLIENT, parentCtx, sampled, undefined);
     // Only a recorded span needs its call's later messages.
-    if (recording) this.#calls.set(m.call, { span, recording, headers: h, requestId, attempts: new Map() });
+    if (recording) {
+      if (!this.#calls.has(m.call)) this.#attempts.recordedStart();
+      this.#calls.set(m.call, { span, recording, headers: h, requestId, attempts: new Map() });
+    }
     if (side.spec.disableContextPropagation) return;
     const sc = span.spanContext();
     inject(h, { traceId: sc.traceId, spanId: sc.spanId, parentSpanId: parentSc?.spanId, sampled: (sc.traceFlags & 1) === 1, traceState: sc.traceState?.serialize() }, this.#formats);
@@ -343,6 +349,7 @@ export class MeshTracing {
   #onCallEnd(m: CallEndMessage): void {
     if (m.workload !== this.#o.workload) return;
     const st = this.#calls.get(m.call);
+    this.#attempts.ended(st !== undefined);
     if (st === undefined) return;
     this.#calls.delete(m.call);
     for (const s of st.attempts.values()) s.end();
