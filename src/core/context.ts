@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
 
 /**
  * The identity of the peer that called, as its mTLS certificate proves it.
@@ -52,6 +52,36 @@ const NONE: MeshContext = Object.freeze({ deadline: Number.POSITIVE_INFINITY, tr
 const storage = new AsyncLocalStorage<MeshContext>();
 
 /**
+ * True when this Node keeps async context in frames (`AsyncContextFrame`, Node 24's default):
+ * then `storage.run` copies the whole frame (a `Map` of every store's value) twice — on the way
+ * in, and again on the way out to put the previous value back — while an `AsyncResource` holds
+ * the frame it was made in and puts it back on exit without copying. Checked once: with frames,
+ * a store entered inside a resource's scope is gone when the scope is entered again; with the
+ * older async_hooks stores it stays on the resource.
+ */
+const FRAMES = ((): boolean => {
+  const probe = new AsyncLocalStorage<number>();
+  const r = new AsyncResource('meshlet.probe');
+  r.runInAsyncScope(() => probe.enterWith(1));
+  return r.runInAsyncScope(() => probe.getStore()) === undefined;
+})();
+
+function enterThen<A extends unknown[], T>(context: MeshContext, fn: (...args: A) => T, args: A): T {
+  storage.enterWith(context);
+  return fn(...args);
+}
+
+/**
+ * `storage.run(context, fn, ...args)` with one frame copy instead of two where context lives in
+ * frames (~70–100 ns less per call in Node 24: every served request enters one). The scope
+ * restores the whole context as it was on return or throw.
+ */
+function runWith<A extends unknown[], T>(context: MeshContext, fn: (...args: A) => T, args: A): T {
+  if (!FRAMES || storage.getStore() === context) return storage.run(context, fn, ...args);
+  return new AsyncResource('meshlet.context').runInAsyncScope(enterThen<A, T>, undefined, context, fn, args);
+}
+
+/**
  * The mesh context of the code running now (an empty one — no deadline, no peer — outside any).
  * @category Context and time
  */
@@ -65,7 +95,7 @@ export function currentContext(): MeshContext {
  * @category Context and time
  */
 export function runInContext<T>(context: Partial<MeshContext>, fn: () => T): T {
-  return storage.run(joinContext(context), fn);
+  return runWith(joinContext(context), fn, []);
 }
 
 /**
@@ -117,5 +147,5 @@ export function currentDeadline(): number {
  * @internal
  */
 export function reenterContext<A extends unknown[], T>(context: MeshContext, fn: (...args: A) => T, ...args: A): T {
-  return storage.run(context, fn, ...args);
+  return runWith(context, fn, args);
 }

@@ -9,8 +9,8 @@
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { hasSubscribers, subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, IncomingMessage, request, type Server, ServerResponse } from 'node:http';
+import { type AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import express from 'express';
 import Fastify from 'fastify';
@@ -103,6 +103,28 @@ describe('without subscribers', () => {
       assert.throws(() => observeInbound({ workload: { service: 's', namespace: 'n', labels: {}, serviceAccount: 'default' }, clock: new ManualClock() }, trap, trap, {}, 'GET', 'a', '/', conn), /touched/);
     } finally {
       unsubscribe('meshlet:inbound:end', noop);
+    }
+  });
+
+  it("adds no property to the response: its shape stays the raw server's (only a 'close' listener, which publishes the end once)", () => {
+    // A response of another shape than the app's unobserved ones makes node:http's and the
+    // framework's code polymorphic on it (measured: Express with telemetry).
+    const req = new IncomingMessage(new Socket());
+    const res = new ServerResponse(req);
+    const keys = Reflect.ownKeys(res);
+    const ends: unknown[] = [];
+    const onEnd = (m: unknown) => ends.push(m);
+    subscribe('meshlet:inbound:end', onEnd);
+    try {
+      const conn = { remoteAddress: '127.0.0.1', remotePort: 1, localPort: 2, scheme: 'http' as const };
+      assert.notEqual(observeInbound({ workload: { service: 's', namespace: 'n', labels: {}, serviceAccount: 'default' }, clock: new ManualClock() }, req, res, {}, 'GET', 'a', '/', conn), undefined);
+      assert.deepEqual(Reflect.ownKeys(res), keys);
+      assert.equal(res.listenerCount('close'), 1);
+      res.emit('close');
+      res.emit('close');
+      assert.equal(ends.length, 1);
+    } finally {
+      unsubscribe('meshlet:inbound:end', onEnd);
     }
   });
 });

@@ -250,13 +250,10 @@ export class InboundObservation {
     // Read only when the request may have a body: an HTTP/1 request without Content-Length or
     // Transfer-Encoding has none (RFC 9112 §6.3), which is how Node's parser reads it too.
     this.#read0 = this.#bodyless ? 0 : this.#socket.bytesRead;
-    (res as ObservedResponse)[OBSERVATION] = this;
-    res.on('close', onClose);
-  }
-
-  /** Called once the response closed (the shared `close` listener). */
-  closed(): void {
-    this.#end();
+    // A closure, not the observation kept on the response under a symbol: a property would give
+    // observed responses another shape than the app's others (a raw server's in the same process),
+    // and node:http's and the framework's code would run polymorphic on them.
+    res.on('close', () => this.#end());
   }
 
   /** Publishes the start (subscribers may set `wrap` and add headers). */
@@ -331,15 +328,6 @@ function grpcStatusOf(v: number | string | string[] | undefined): number {
   if (v === undefined) return -1;
   const n = Number(v);
   return Number.isNaN(n) ? -1 : n;
-}
-
-/** Where a response's observation is kept (one shared `close` listener instead of a closure per request). */
-const OBSERVATION = Symbol('meshlet.inboundObservation');
-
-type ObservedResponse = ServerResponse & { [OBSERVATION]?: InboundObservation };
-
-function onClose(this: ObservedResponse): void {
-  this[OBSERVATION]?.closed();
 }
 
 /**

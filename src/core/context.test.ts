@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { describe, it } from 'node:test';
+import { currentContext, currentDeadline, reenterContext, runInContext } from './context.ts';
+
+describe('the mesh context', () => {
+  it('is the merged context inside runInContext, in code that runs later too, and the previous one after', async () => {
+    let later: Promise<number> | undefined;
+    runInContext({ deadline: 50 }, () => {
+      assert.equal(currentDeadline(), 50);
+      runInContext({ deadline: 80, requestPrincipal: 'iss/alice' }, () => {
+        // The sooner deadline wins; what is set is set.
+        assert.equal(currentDeadline(), 50);
+        assert.equal(currentContext().requestPrincipal, 'iss/alice');
+        later = new Promise((ok) => setImmediate(() => ok(currentDeadline())));
+      });
+      assert.equal(currentContext().requestPrincipal, undefined);
+    });
+    assert.equal(currentDeadline(), Number.POSITIVE_INFINITY);
+    assert.equal(await later, 50);
+  });
+
+  it('is put back when the function throws', () => {
+    assert.throws(() => runInContext({ deadline: 10 }, () => { throw new Error('boom'); }), /boom/);
+    assert.equal(currentDeadline(), Number.POSITIVE_INFINITY);
+  });
+
+  it('reenterContext runs with exactly the given context and hands over the arguments', () => {
+    const ctx = { deadline: 7, trace: undefined, peer: undefined, requestPrincipal: 'p', claims: undefined };
+    assert.equal(reenterContext(ctx, (a: number, b: number) => (currentContext() === ctx ? a + b : -1), 2, 3), 5);
+    // Entering the context it already runs in.
+    assert.equal(reenterContext(ctx, () => reenterContext(ctx, () => currentContext())), ctx);
+    assert.equal(currentContext().deadline, Number.POSITIVE_INFINITY);
+  });
+
+  it('leaves the whole async context as it was: another store entered inside does not outlive the call', () => {
+    // Entered with one copy of the async context frame instead of AsyncLocalStorage.run's two:
+    // the scope puts the caller's frame back as it was (run would put back a copy of the inner one).
+    const other = new AsyncLocalStorage<string>();
+    other.run('outer', () => {
+      runInContext({ deadline: 5 }, () => {
+        assert.equal(other.getStore(), 'outer');
+        other.enterWith('inner');
+      });
+      assert.equal(other.getStore(), 'outer');
+      assert.equal(currentDeadline(), Number.POSITIVE_INFINITY);
+    });
+  });
+});
