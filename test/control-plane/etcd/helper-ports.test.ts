@@ -51,7 +51,7 @@ describe('startEtcd when a picked port is taken before etcd binds it', { skip: s
     started.push(etcd);
     assert.equal(picks.length, 4, 'two ports, twice');
     assert.notEqual(etcd.clientPort, taken);
-    assert.equal((await (await fetch(`${etcd.endpoints[0]}/health`)).json()).health, 'true');
+    assert.equal(((await (await fetch(`${etcd.endpoints[0]}/health`)).json()) as { health: string }).health, 'true');
   });
 
   it('by another etcd: its healthy answer is not taken for ours (ours is the member with our peer URL)', async () => {
@@ -61,7 +61,7 @@ describe('startEtcd when a picked port is taken before etcd binds it', { skip: s
     const etcd = await startEtcd({ pickPort: pick });
     started.push(etcd);
     assert.equal(picks.length, 4);
-    const members = await (await fetch(`${etcd.endpoints[0]}/v3/cluster/member/list`, { method: 'POST', body: '{}' })).json();
+    const members = (await (await fetch(`${etcd.endpoints[0]}/v3/cluster/member/list`, { method: 'POST', body: '{}' })).json()) as { members: { peerURLs: string[] }[] };
     assert.deepEqual(members.members[0].peerURLs, [`http://127.0.0.1:${etcd.peerPort}`]);
   });
 
