@@ -62,7 +62,7 @@ describe('startEtcd when a picked port is taken before etcd binds it', { skip: s
     started.push(etcd);
     assert.equal(picks.length, 4);
     const members = (await (await fetch(`${etcd.endpoints[0]}/v3/cluster/member/list`, { method: 'POST', body: '{}' })).json()) as { members: { peerURLs: string[] }[] };
-    assert.deepEqual(members.members[0].peerURLs, [`http://127.0.0.1:${etcd.peerPort}`]);
+    assert.deepEqual(members.members[0]?.peerURLs, [`http://127.0.0.1:${etcd.peerPort}`]);
   });
 
   it('given ports are not changed: a taken one fails the start, with etcd\'s message', async () => {
