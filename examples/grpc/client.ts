@@ -3,7 +3,8 @@
  * retried and timed out by Istio's own resources (examples/grpc/mesh/reviews.yaml).
  *
  *   node examples/grpc/server.ts &     (the two reviews versions)
- *   node examples/grpc/client.ts       (MESH_CONFIG=<dir or file> to use another config)
+ *   node examples/grpc/client.ts       (MESH_CONFIG=<dir or file> to use another config,
+ *                                       DEADLINE_MS=<ms> for another deadline than 1 s)
  *
  * It prints where each call went: an anonymous user to v1, "jason" (metadata end-user: jason)
  * to v2 — whose every other call fails UNAVAILABLE, retried by the mesh —, a server stream, a
@@ -18,6 +19,8 @@ type Reviews = grpc.Client & {
   ListReviews(req: ReviewRequest, md?: grpc.Metadata): grpc.ClientReadableStream<Review>;
   DeleteReview(req: ReviewRequest, cb: (err: grpc.ServiceError | null, res?: Review) => void): grpc.ClientUnaryCall;
 };
+
+const DEADLINE_MS = Number(process.env.DEADLINE_MS ?? 1000);
 
 const mesh = await createMesh({
   service: 'productpage',
@@ -48,8 +51,8 @@ try {
     s.on('end', resolve);
   });
   console.log(`ListReviews: ${streamed.join(', ')}`);
-  const r = await getReview(3, undefined, 1000);
-  console.log(`GetReview with a 1s deadline: ${r.version}`);
+  const r = await getReview(3, undefined, DEADLINE_MS);
+  console.log(`GetReview with a ${DEADLINE_MS / 1000}s deadline: ${r.version}`);
   // Denied by the server's mesh (no ALLOW rule matches POST /reviews.Reviews/DeleteReview): the
   // handler never runs, and the caller gets the status Envoy gives a gRPC caller.
   const denied = await new Promise<grpc.ServiceError | null>((resolve) => reviews.DeleteReview({ product_id: 1 }, (err) => resolve(err)));

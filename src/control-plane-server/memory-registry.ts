@@ -6,13 +6,14 @@
  */
 import { createHash } from 'node:crypto';
 import type { WireResource, WorkloadRef } from '../control-plane/protocol.ts';
+import { type Clock, systemClock, type Timer } from '../core/clock.ts';
 import { ControlPlaneError } from './errors.ts';
 import type { RegistryChange, RegistryStore, WorkloadRecord } from './store.ts';
 
 /** Options of {@link MemoryRegistry}. */
 export interface MemoryRegistryOptions {
-  /** Current time in epoch ms. @defaultValue Date.now */
-  readonly now?: () => number;
+  /** The time line leases run on (`expiresAt` is on it) and the expiry timer. @defaultValue systemClock */
+  readonly clock?: Clock;
 }
 
 const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
@@ -31,14 +32,14 @@ export class MemoryRegistry implements RegistryStore {
   /** Live records per owner (`namespace/service`). */
   readonly #owned = new Map<string, number>();
   readonly #listeners: ((change: RegistryChange) => void)[] = [];
-  readonly #now: () => number;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #clock: Clock;
+  #timer: Timer | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #version: string | undefined;
   #closed = false;
 
   constructor(options: MemoryRegistryOptions = {}) {
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
   }
 
   async start(): Promise<void> {}
@@ -50,7 +51,7 @@ export class MemoryRegistry implements RegistryStore {
     if (old !== undefined && old.service !== service) throw notOwner(ns, entry.metadata.name, old.service, service, 'register');
     const expired = this.#records.get(key);
     if (old === undefined && expired !== undefined) this.#remove(key, expired);
-    const rec: WorkloadRecord = { entry, service, leaseMs, expiresAt: this.#now() + leaseMs };
+    const rec: WorkloadRecord = { entry, service, leaseMs, expiresAt: this.#clock.now() + leaseMs };
     this.#records.set(key, rec);
     this.#owned.set(`${ns}/${service}`, (this.#owned.get(`${ns}/${service}`) ?? 0) + (old === undefined ? 1 : 0));
     this.#schedule();
@@ -63,7 +64,7 @@ export class MemoryRegistry implements RegistryStore {
     const old = this.#live(key);
     if (old === undefined) return undefined;
     if (owner !== undefined && old.service !== owner) throw notOwner(namespace, name, old.service, owner, 'renew');
-    const rec: WorkloadRecord = { ...old, expiresAt: this.#now() + old.leaseMs };
+    const rec: WorkloadRecord = { ...old, expiresAt: this.#clock.now() + old.leaseMs };
     this.#records.set(key, rec);
     // A renewal only pushes the expiry later; the timer fires at the old time and reschedules.
     return rec;
@@ -90,7 +91,7 @@ export class MemoryRegistry implements RegistryStore {
   /** The record under `key` unless its lease ended (the expiry timer may not have run yet). */
   #live(key: string): WorkloadRecord | undefined {
     const rec = this.#records.get(key);
-    return rec === undefined || rec.expiresAt <= this.#now() ? undefined : rec;
+    return rec === undefined || rec.expiresAt <= this.#clock.now() ? undefined : rec;
   }
 
   #remove(key: string, rec: WorkloadRecord): void {
@@ -120,7 +121,7 @@ export class MemoryRegistry implements RegistryStore {
 
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.clear();
     this.#timer = undefined;
   }
 
@@ -135,16 +136,16 @@ export class MemoryRegistry implements RegistryStore {
     let earliest = Number.POSITIVE_INFINITY;
     for (const r of this.#records.values()) if (r.expiresAt < earliest) earliest = r.expiresAt;
     if (earliest === Number.POSITIVE_INFINITY || earliest >= this.#timerAt) return;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.clear();
     this.#timerAt = earliest;
-    this.#timer = setTimeout(() => this.#expire(), Math.max(0, earliest - this.#now()));
-    this.#timer.unref();
+    // Background housekeeping: the clock's timer does not keep the process alive.
+    this.#timer = this.#clock.setTimer(() => this.#expire(), Math.max(0, earliest - this.#clock.now()));
   }
 
   #expire(): void {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
-    const now = this.#now();
+    const now = this.#clock.now();
     const removed: WorkloadRef[] = [];
     for (const [key, r] of this.#records) {
       if (r.expiresAt <= now) {

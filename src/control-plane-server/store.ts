@@ -69,7 +69,7 @@ export interface WorkloadRecord {
   /** The owner: the service of the token that registered it (with the entry's namespace). */
   readonly service: string;
   readonly leaseMs: number;
-  /** When the lease ends unless renewed (epoch ms). */
+  /** When the lease ends unless renewed: epoch ms in etcd's registry, the clock's ms in the in-memory one. */
   readonly expiresAt: number;
 }
 

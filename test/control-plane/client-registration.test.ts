@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
+import { MemoryRegistry } from '../../src/control-plane-server/memory-registry.ts';
+import { ManualClock } from '../../src/core/clock.ts';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
 import { quietLogger, startTestControlPlane, type TestControlPlane, until, waitFor } from './client-helpers.ts';
@@ -25,12 +27,16 @@ const reviewsEntry = {
 
 let t: TestControlPlane;
 const ups: Upstream[] = [];
+// The server's leases run on this clock (only the lease test moves it); the meshes renew on real time.
+const clock = new ManualClock();
+const registry = new MemoryRegistry({ clock });
 before(async () => {
-  t = await startTestControlPlane({ reviews: [reviewsEntry] });
+  t = await startTestControlPlane({ reviews: [reviewsEntry] }, { registry });
   for (const n of ['r1', 'r2', 'r3']) ups.push(await startUpstream(n));
 });
 after(async () => {
   await t.close();
+  await registry.close();
   for (const u of ups) await u.close();
 });
 
@@ -107,11 +113,26 @@ test('an instance whose lease is not renewed expires; a renewed one with the sam
     await res.body.dump();
     const both = [`127.0.0.1:${r2.port}`, `127.0.0.1:${r3.port}`].sort();
     await until(() => endpoints(productpage).join() === both.join(), 'productpage sees both');
-    await waitFor(productpage, 'config', () => endpoints(productpage).length === 1, 4000);
+    // Both leases end at +1000 on the server's clock. Time moves only here, so a loaded machine
+    // delaying the renewals (every third of the lease, real time) cannot end the renewed one.
+    const ends = () => registry.list().map((rec) => `${(rec.entry.spec as { ports: { http: number } }).ports.http}@${rec.expiresAt - start}`).sort();
+    const start = clock.now();
+    assert.deepEqual(ends(), [`${r2.port}@1000`, `${r3.port}@1000`].sort());
+    clock.advance(600);
+    await until(() => ends().includes(`${r2.port}@1600`), 'the mesh renews its registration', 10_000);
+    const one = waitFor(productpage, 'config', () => endpoints(productpage).length === 1, 10_000);
+    clock.advance(400);
+    await one;
     assert.deepEqual(endpoints(productpage), [`127.0.0.1:${r2.port}`]);
+    assert.deepEqual(ends(), [`${r2.port}@1600`]);
     assert.ok(t.cp.status().registered === 1);
     // And the renewed one outlives several leases.
-    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 1; i <= 3; i++) {
+      const end = clock.now() + 1000;
+      await until(() => registry.list()[0]?.expiresAt === end, `renewal ${i}`, 10_000);
+      clock.advance(900);
+    }
+    assert.deepEqual(ends(), [`${r2.port}@3800`]);
     assert.deepEqual(await hits(productpage, 5), { r2: 5 });
   } finally {
     await renewing.close();

@@ -2,7 +2,10 @@
  * examples/grpc as a user runs it: server.ts (two grpc-js servers, each under a mesh of its own
  * with mesh.grpc.serverInterceptors()) and client.ts (a grpc-js client through the mesh) in
  * their own processes, the example's own Istio YAML with only the endpoint ports changed to the
- * ones the servers got (port 0); the servers' AuthorizationPolicy denies DeleteReview before its
+ * ones the servers got (port 0) and its timeouts lengthened, as the client's deadline: none of
+ * them fires in this run, and a loaded machine must not make one fire (a per-try timeout on
+ * jason's first call, which also connects to v2, would add a call the servers' log is checked
+ * for); the servers' AuthorizationPolicy denies DeleteReview before its
  * handler runs; the YAML validates cleanly and `meshlet explain` answers for the example's gRPC
  * methods, on the caller's side and (--inbound) on the server's.
  */
@@ -36,8 +39,13 @@ describe('examples/grpc (a grpc-js client through the mesh, two reviews versions
       server.once('exit', (code) => reject(new Error(`the server exited (${code}): ${serverOut}`)));
     });
     const yaml = readFileSync(join(EXAMPLE, 'mesh/reviews.yaml'), 'utf8');
-    const changed = yaml.replace('grpc: 50051}', `grpc: ${ports.v1}}`).replace('grpc: 50052}', `grpc: ${ports.v2}}`);
-    assert.notEqual(changed, yaml);
+    const changed = yaml
+      .replace('grpc: 50051}', `grpc: ${ports.v1}}`)
+      .replace('grpc: 50052}', `grpc: ${ports.v2}}`)
+      .replaceAll('timeout: 2s', 'timeout: 120s')
+      .replace('perTryTimeout: 500ms', 'perTryTimeout: 60s');
+    assert.equal(changed.match(/grpc: \d+}|timeout: 120s|perTryTimeout: 60s/g)?.length, 5, 'both ports, both routes\' timeouts and the per-try timeout replaced');
+    assert.doesNotMatch(changed, /grpc: 5005[12]}|timeout: 2s|500ms/);
     config = dir;
     writeFileSync(join(dir, 'reviews.yaml'), changed);
     copyFileSync(join(EXAMPLE, 'mesh/authorization.yaml'), join(dir, 'authorization.yaml'));
@@ -50,7 +58,7 @@ describe('examples/grpc (a grpc-js client through the mesh, two reviews versions
   });
 
   it('the client: anonymous to v1, jason to v2 (its UNAVAILABLE retried away), a server stream, a call with a deadline, DeleteReview denied by the server', async () => {
-    const client = spawn(process.execPath, [join(EXAMPLE, 'client.ts')], { env: { ...process.env, MESH_CONFIG: config }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const client = spawn(process.execPath, [join(EXAMPLE, 'client.ts')], { env: { ...process.env, MESH_CONFIG: config, DEADLINE_MS: '100000' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     client.stdout?.on('data', (d: Buffer) => {
@@ -66,7 +74,7 @@ describe('examples/grpc (a grpc-js client through the mesh, two reviews versions
       'GetReview as jason: v2 (4 stars)',
       'GetReview as jason: v2 (4 stars)',
       'ListReviews: v1:5, v1:4',
-      'GetReview with a 1s deadline: v1',
+      'GetReview with a 100s deadline: v1',
       'DeleteReview: PERMISSION_DENIED RBAC: access denied',
     ]);
     // What the servers saw (their log lines may reach this process after the client's exit):

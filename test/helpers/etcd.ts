@@ -3,9 +3,17 @@
  * temporary data dir, for tests. Election/heartbeat timings are shortened so the member
  * becomes leader fast and etcd's minimum lease TTL drops to 1 s (with the defaults etcd
  * silently raises a 1 s TTL to 2 s).
+ *
+ * etcd cannot listen on port 0, so its ports are picked first and bound by etcd a moment
+ * later. Two things keep another process from taking them in between: the ports come from
+ * below the kernel's ephemeral range (no port-0 listener or outgoing connection is ever given
+ * one), and a start that fails with etcd's `bind: address already in use` is tried again on
+ * fresh ports (another test picking the same port the same way).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TOOLS } from './tools.ts';
@@ -16,6 +24,8 @@ export interface EtcdOptions {
   dataDir?: string;
   clientPort?: number;
   peerPort?: number;
+  /** Where unset ports come from. Default {@link freePort}. */
+  pickPort?: () => Promise<number>;
   /** Milliseconds to wait for `/health`. Default 15000. */
   startTimeoutMs?: number;
 }
@@ -39,18 +49,66 @@ function findEtcd(): string {
   return bin;
 }
 
-/** A free TCP port on 127.0.0.1 (bound then released): the upstream helpers' `deadPort`. */
-export const freePort = deadPort;
+/** The first port of the kernel's ephemeral range (what port 0 and outgoing connections get), or 0 when unknown or too low to leave room below it. */
+function ephemeralStart(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return low > FIXED_FROM + 1000 ? low : 0;
+  } catch {
+    return 0;
+  }
+}
 
-async function waitHealthy(endpoint: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
+/** Where picked ports start: above the fixed ports tests and products use (15020, 19081…). */
+const FIXED_FROM = 20_000;
+const EPHEMERAL_START = ephemeralStart();
+
+function canListen(port: number): Promise<boolean> {
+  const s = createServer();
+  return new Promise((resolve) => {
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A TCP port on 127.0.0.1, free now and below the kernel's ephemeral range, so that nothing but
+ * a listener asking for that very port can take it before it is used (or, for a dead endpoint,
+ * while it is meant to refuse). Falls back to a port-0 one where the range is unknown.
+ */
+export async function freePort(): Promise<number> {
+  if (EPHEMERAL_START === 0) return deadPort();
+  for (let i = 0; i < 100; i++) {
+    const port = FIXED_FROM + Math.floor(Math.random() * (EPHEMERAL_START - FIXED_FROM));
+    if (await canListen(port)) return port;
+  }
+  return deadPort();
+}
+
+/** etcd exited because a port it was given is taken, or another etcd answers on it. */
+class PortTakenError extends Error {}
+
+const BIND_FAILED = /bind: address already in use/;
+
+async function waitHealthy(endpoint: string, peer: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}:\n${log()}`);
+    if (child.exitCode !== null) {
+      const Failure = BIND_FAILED.test(log()) ? PortTakenError : Error;
+      throw new Failure(`etcd exited with ${child.exitCode}:\n${log()}`);
+    }
     try {
       const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(500) });
       const body = (await res.json()) as { health?: string };
-      if (body.health === 'true') return;
-    } catch {
+      if (body.health === 'true') {
+        // Ours, not an etcd that held the client port while ours failed to bind it (and has not exited yet).
+        const list = await fetch(`${endpoint}/v3/cluster/member/list`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(500) });
+        const members = ((await list.json()) as { members?: { peerURLs?: string[] }[] }).members ?? [];
+        if (members.some((m) => m.peerURLs?.includes(peer) === true)) return;
+        throw new PortTakenError(`another etcd answers on ${endpoint} (members ${JSON.stringify(members)})`);
+      }
+    } catch (err) {
+      if (err instanceof PortTakenError) throw err;
       // not up yet
     }
     await new Promise((r) => setTimeout(r, 50));
@@ -58,18 +116,30 @@ async function waitHealthy(endpoint: string, child: ChildProcess, log: () => str
   throw new Error(`etcd at ${endpoint} not healthy after ${timeoutMs} ms:\n${log()}`);
 }
 
+/** Starts made on fresh ports when etcd's ports turn out taken. */
+const PORT_ATTEMPTS = 5;
+
 export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> {
   const bin = findEtcd();
   const ownDir = options.dataDir === undefined;
   const base = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'meshlet-etcd-')));
-  const clientPort = options.clientPort ?? (await freePort());
-  const peerPort = options.peerPort ?? (await freePort());
-  const client = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
+  let clientPort = 0;
+  let peerPort = 0;
+  let client = '';
+  let peer = '';
+  const pickPorts = async (): Promise<void> => {
+    const pick = options.pickPort ?? freePort;
+    clientPort = options.clientPort ?? (await pick());
+    do peerPort = options.peerPort ?? (await pick());
+    while (peerPort === clientPort);
+    client = `http://127.0.0.1:${clientPort}`;
+    peer = `http://127.0.0.1:${peerPort}`;
+  };
   let child: ChildProcess | undefined;
   let output = '';
 
-  const start = async (): Promise<void> => {
+  /** One start of etcd on the current ports; PortTakenError when they turned out taken (etcd stopped again). */
+  const startOnce = async (): Promise<void> => {
     output = '';
     const proc = spawn(
       bin,
@@ -94,7 +164,12 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> 
     };
     proc.stdout!.on('data', keep);
     proc.stderr!.on('data', keep);
-    await waitHealthy(client, proc, () => output, options.startTimeoutMs ?? 15_000);
+    try {
+      await waitHealthy(client, peer, proc, () => output, options.startTimeoutMs ?? 15_000);
+    } catch (err) {
+      await kill(true);
+      throw err;
+    }
   };
 
   const kill = async (hard = false): Promise<void> => {
@@ -106,7 +181,30 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> 
     await exited;
   };
 
-  await start();
+  /** A restart keeps its ports (clients know them): a taken one is waited for a little. */
+  const start = async (): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await startOnce();
+      } catch (err) {
+        if (!(err instanceof PortTakenError) || attempt === PORT_ATTEMPTS) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  };
+
+  const fixedPorts = options.clientPort !== undefined || options.peerPort !== undefined;
+  for (let attempt = 1; ; attempt++) {
+    await pickPorts();
+    try {
+      await startOnce();
+      break;
+    } catch (err) {
+      if (err instanceof PortTakenError && !fixedPorts && attempt < PORT_ATTEMPTS) continue;
+      if (ownDir) await rm(base, { recursive: true, force: true });
+      throw err;
+    }
+  }
   return {
     endpoints: [client],
     dataDir: base,

@@ -86,13 +86,14 @@ describe('EtcdRegistryStore and EtcdSharedValues: replicas sharing one etcd', { 
   });
 
   it('leases expire in etcd unless renewed, from any replica', async () => {
-    await a.registry.register(entry('short'), 'reviews', 1000);
+    await a.registry.register(entry('short'), 'reviews', 2000);
     await until('B to list it', () => names(b).includes('short'));
     // renewed through the other replica for longer than the TTL. Real time, on purpose: the lease
     // lives in etcd and expires on etcd's clock, which no test clock reaches; each 300 ms sleep is
-    // a renewal interval well inside the 1 s TTL.
-    const until1500 = Date.now() + 1500;
-    while (Date.now() < until1500) {
+    // a renewal interval well inside the 2 s TTL (a loaded machine would have to stall one
+    // renewal by 1.7 s to end it; with a 1 s TTL, 0.7 s did).
+    const renewUntil = Date.now() + 3000;
+    while (Date.now() < renewUntil) {
       const renewed = await b.registry.renew('default', 'short');
       assert.ok(renewed, 'renew finds the record and its lease');
       assert.ok(renewed.expiresAt > Date.now());
@@ -100,7 +101,7 @@ describe('EtcdRegistryStore and EtcdSharedValues: replicas sharing one etcd', { 
     }
     assert.ok(names(a).includes('short') && names(b).includes('short'));
     const changes = changesOnB;
-    await until('etcd to expire it', () => !names(a).includes('short') && !names(b).includes('short'), 4000);
+    await until('etcd to expire it', () => !names(a).includes('short') && !names(b).includes('short'), 10_000);
     assert.ok(changesOnB > changes);
     assert.equal(await raw.get('/rs/registry/default/short'), undefined);
     assert.equal(await a.registry.renew('default', 'short'), undefined);

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { workloadName } from '../../../src/control-plane-server/api-workloads.ts';
 import { MemoryRegistry } from '../../../src/control-plane-server/memory-registry.ts';
+import { ManualClock } from '../../../src/core/clock.ts';
 import type { WireResource } from '../../../src/control-plane/protocol.ts';
-import { api, startTestServer, type TestServer, until } from './helpers.ts';
+import { api, startTestServer, type TestServer } from './helpers.ts';
 
 const entry = (name: string, address: string, namespace = 'default'): WireResource => ({
   apiVersion: 'networking.istio.io/v1',
@@ -47,21 +48,49 @@ describe('MemoryRegistry', () => {
     await r.close();
   });
 
-  it('removes records whose lease ended (one timer), and renew keeps a record alive', async () => {
-    const r = new MemoryRegistry();
+  it('removes records whose lease ended (one timer, on its clock), and renew keeps a record alive', async () => {
+    const clock = new ManualClock(1_000);
+    const r = new MemoryRegistry({ clock });
     const changes: number[] = [];
     r.onChange(() => changes.push(r.list().length));
     await r.register(entry('short', '10.0.0.1'), 'reviews', 40);
     await r.register(entry('long', '10.0.0.2'), 'reviews', 60_000);
-    // A wide margin between the renewal (after 30 ms) and the lease (400 ms): a busy machine must not expire it first.
     await r.register(entry('renewed', '10.0.0.3'), 'reviews', 400);
-    await new Promise((res) => setTimeout(res, 30));
+    assert.equal(clock.pending, 1, 'one timer, for the earliest expiry');
+    clock.advance(30);
     assert.ok(await r.renew('default', 'renewed'));
-    await until(() => r.list().length === 2, 1000, 'short lease expiry');
+    assert.equal(r.list()[2]!.expiresAt, 1_430, 'a renewal runs from now');
+    clock.advance(9);
+    assert.equal(r.list().length, 3, 'not before the lease ends');
+    clock.advance(1);
     assert.deepEqual(r.list().map((x) => x.entry.metadata.name).sort(), ['long', 'renewed']);
-    await until(() => r.list().length === 1, 2000, 'renewed lease expiry');
+    clock.advance(389);
+    assert.equal(r.list().length, 2, 'the renewal moved the end past the first one (1 400) to 1 430');
+    assert.ok(await r.renew('default', 'renewed'), 'renewable until its end');
+    clock.advance(399);
+    assert.equal(r.list().length, 2);
+    clock.advance(1);
+    assert.deepEqual(r.list().map((x) => x.entry.metadata.name), ['long']);
     assert.equal(await r.renew('default', 'renewed'), undefined, 'renewing an expired record says it is gone');
     assert.deepEqual(changes, [1, 2, 3, 2, 1]);
+    await r.close();
+    assert.equal(clock.pending, 0, 'close clears the timer');
+  });
+
+  it('a lease that ended is gone for renew and deregister before the timer runs, and its name is free', async () => {
+    // A clock whose timers never run: only the reads of the time decide.
+    let now = 0;
+    const r = new MemoryRegistry({ clock: { now: () => now, setTimer: () => ({ clear() {} }) } });
+    const changes: string[] = [];
+    r.onChange((c) => changes.push(c.kind === 'delta' ? `+${c.upserted.length}-${c.removed.length}` : c.kind));
+    await r.register(entry('x', '10.0.0.1'), 'reviews', 100);
+    now = 100;
+    assert.equal(await r.renew('default', 'x'), undefined);
+    assert.equal(await r.deregister('default', 'x'), false);
+    await r.register(entry('x', '10.0.0.9'), 'ratings', 100);
+    assert.equal(r.owned('default', 'reviews'), 0, 'the ended record no longer counts for its owner');
+    assert.equal(r.owned('default', 'ratings'), 1);
+    assert.deepEqual(changes, ['+1-0', '+1-0']);
     await r.close();
   });
 });
@@ -69,11 +98,17 @@ describe('MemoryRegistry', () => {
 describe('/v1/workloads', () => {
   let s: TestServer;
   let token: string;
+  // Leases run on this clock: only the lease test moves it.
+  const clock = new ManualClock();
+  const registry = new MemoryRegistry({ clock });
   before(async () => {
-    s = await startTestServer();
+    s = await startTestServer(undefined, { registry });
     token = await s.cp.mintToken({ service: 'reviews', namespace: 'default' });
   });
-  after(() => s.close());
+  after(async () => {
+    await s.close();
+    await registry.close();
+  });
 
   it('registers with service/namespace from the token, app label added, name from group, address, first port and a hash', async () => {
     const r = await api(s.url, 'POST', '/v1/workloads', {
@@ -128,16 +163,17 @@ describe('/v1/workloads', () => {
   it('renews a lease; 404 once the lease ended, so the client re-registers', async () => {
     const r = await api(s.url, 'POST', '/v1/workloads', { token, body: { address: '10.0.0.8', ports: { http: 9080 }, leaseMs: 1000 } });
     const path = `/v1/workloads/default/${r.body.name}/lease`;
-    // Real sleeps: the server's registry runs leases on real time (it takes no clock), so
-    // renewing past the first end of a 1 s lease means waiting for it.
-    await new Promise((res) => setTimeout(res, 600));
+    clock.advance(600);
     const renewed = await api(s.url, 'PUT', path, { token });
     assert.equal(renewed.status, 200);
     assert.equal(renewed.body.name, r.body.name);
     const listed = async () => (await api(s.url, 'GET', '/v1/workloads', { token })).body.workloads.some((w: { name: string }) => w.name === r.body.name);
-    await new Promise((res) => setTimeout(res, 600));
+    clock.advance(600);
     assert.equal(await listed(), true, 'the renewal extended the lease past its first end');
-    await until(async () => !(await listed()), 3000, 'lease expiry');
+    clock.advance(399);
+    assert.equal(await listed(), true);
+    clock.advance(1);
+    assert.equal(await listed(), false, 'the lease ended 1 s after the renewal');
     const gone = await api(s.url, 'PUT', path, { token });
     assert.equal(gone.body.error.code, 'NOT_FOUND');
   });
