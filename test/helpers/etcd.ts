@@ -11,13 +11,13 @@
  * fresh ports (another test picking the same port the same way).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TOOLS } from './tools.ts';
-import { deadPort } from './upstreams.ts';
+import { freePort } from './upstreams.ts';
+
+export { freePort };
 
 export interface EtcdOptions {
   /** Reuse a data dir (and keep it on stop). */
@@ -47,42 +47,6 @@ function findEtcd(): string {
   const bin = TOOLS.etcd.find();
   if (bin === undefined) throw new Error(`etcd is not installed: these tests need a real etcd. Install ${TOOLS.etcd.install}.`);
   return bin;
-}
-
-/** The first port of the kernel's ephemeral range (what port 0 and outgoing connections get), or 0 when unknown or too low to leave room below it. */
-function ephemeralStart(): number {
-  try {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-    return low > FIXED_FROM + 1000 ? low : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** Where picked ports start: above the fixed ports tests and products use (15020, 19081…). */
-const FIXED_FROM = 20_000;
-const EPHEMERAL_START = ephemeralStart();
-
-function canListen(port: number): Promise<boolean> {
-  const s = createServer();
-  return new Promise((resolve) => {
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/**
- * A TCP port on 127.0.0.1, free now and below the kernel's ephemeral range, so that nothing but
- * a listener asking for that very port can take it before it is used (or, for a dead endpoint,
- * while it is meant to refuse). Falls back to a port-0 one where the range is unknown.
- */
-export async function freePort(): Promise<number> {
-  if (EPHEMERAL_START === 0) return deadPort();
-  for (let i = 0; i < 100; i++) {
-    const port = FIXED_FROM + Math.floor(Math.random() * (EPHEMERAL_START - FIXED_FROM));
-    if (await canListen(port)) return port;
-  }
-  return deadPort();
 }
 
 /** etcd exited because a port it was given is taken, or another etcd answers on it. */

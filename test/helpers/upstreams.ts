@@ -4,6 +4,7 @@
  * the upstream so tests can tell who served a request.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 
 /** What an upstream does with one request. */
@@ -71,13 +72,57 @@ export async function startUpstream(name: string, behaviour?: Behaviour, host = 
   return u;
 }
 
-/** A port with nothing listening (connection refused). */
-export async function deadPort(): Promise<number> {
+/** A port the kernel handed a port-0 listener and took back (it may hand it out again at any time). */
+async function portZeroPort(): Promise<number> {
   const s = createNetServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/** The first port of the kernel's ephemeral range (what port 0 and outgoing connections get), or 0 when unknown or too low to leave room below it. */
+function ephemeralStart(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return low > FIXED_FROM + 1000 ? low : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Where picked ports start: above the fixed ports tests and products use (15020, 19081…). */
+const FIXED_FROM = 20_000;
+const EPHEMERAL_START = ephemeralStart();
+
+function canListen(port: number): Promise<boolean> {
+  const s = createNetServer();
+  return new Promise((resolve) => {
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A TCP port on 127.0.0.1, free now and below the kernel's ephemeral range, so that nothing but
+ * a listener asking for that very port can take it before it is used (or, for a dead endpoint,
+ * while it is meant to refuse). Falls back to a port-0 one where the range is unknown.
+ */
+export async function freePort(): Promise<number> {
+  if (EPHEMERAL_START === 0) return portZeroPort();
+  for (let i = 0; i < 100; i++) {
+    const port = FIXED_FROM + Math.floor(Math.random() * (EPHEMERAL_START - FIXED_FROM));
+    if (await canListen(port)) return port;
+  }
+  return portZeroPort();
+}
+
+/**
+ * A port with nothing listening (connection refused) — and nothing that will: it comes from
+ * {@link freePort}, so another test's port-0 server cannot be given it while it is meant to refuse.
+ */
+export function deadPort(): Promise<number> {
+  return freePort();
 }
 
 /** A ServiceEntry for `host` with one endpoint per upstream (labels per endpoint). */
