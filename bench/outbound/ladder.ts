@@ -35,6 +35,8 @@
  *   f1n        f1 with mf5's URL (`http://upstream:…`, an Agent that resolves the name to the IP): undici's
  *              fetch treats a name that is not localhost or a loopback IP differently (not a potentially
  *              trustworthy origin), so mf5 - f1n is the mesh's cost for the same URL
+ *         r1n  r1 with mr4's URL, as f1n (undici's Client and Request handle a name and an IP differently): mr4 - r1n
+ *              is the mesh's cost for the same URL, to set against mf5 - f1n
  *   fw  / rw   + a plain Dispatcher subclass that forwards to that Agent (fetch with a dispatcher that is not an Agent)
  *   fwh / rwh  + that dispatcher adds the mesh's request headers (as the mesh does: below fetch, at dispatch)
  *         rwc  rw's dispatcher copying the caller's headers and options as rwh's does, adding none
@@ -55,8 +57,8 @@ import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { Agent, Dispatcher, fetch, request } from 'undici';
 import { HOST, meshResources } from './mesh-config.ts';
 
-const ALL = ['bmf4', 'bmf5', 'bmr4', 'f1', 'f1n', 'fw', 'fwh', 'f2', 'mf3', 'mf4', 'mf5', 'r1', 'rw', 'rwc', 'rws', 'rwh', 'r2', 'mr3', 'mr4', 'mr4f'];
-const STEPS = ['fw-f1', 'fwh-fw', 'f2-f1', 'mf3-fwh', 'mf4-mf3', 'mf5-mf4', 'mf5-f1', 'f1n-f1', 'mf5-f1n', 'rw-r1', 'rwh-rw', 'rwc-rw', 'rws-rwc', 'rwh-rws', 'r2-r1', 'mr3-rwh', 'mr4-mr3', 'mr4f-mr4', 'mr4-r1', 'mf4-bmf4', 'mf5-bmf5', 'mr4-bmr4'];
+const ALL = ['bmf4', 'bmf5', 'bmr4', 'f1', 'f1n', 'fw', 'fwh', 'f2', 'mf3', 'mf4', 'mf5', 'r1', 'r1n', 'rw', 'rwc', 'rws', 'rwh', 'r2', 'mr3', 'mr4', 'mr4f'];
+const STEPS = ['fw-f1', 'fwh-fw', 'f2-f1', 'mf3-fwh', 'mf4-mf3', 'mf5-mf4', 'mf5-f1', 'f1n-f1', 'mf5-f1n', 'r1n-r1', 'mr4-r1n', 'rw-r1', 'rwh-rw', 'rwc-rw', 'rws-rwc', 'rwh-rws', 'r2-r1', 'mr3-rwh', 'mr4-mr3', 'mr4f-mr4', 'mr4-r1', 'mf4-bmf4', 'mf5-bmf5', 'mr4-bmr4'];
 const names = (process.argv[2] ?? ALL.join(',')).split(',');
 for (const n of names) if (!ALL.includes(n)) throw new Error(`unknown variant ${n} (known: ${ALL.join(', ')})`);
 const ROUNDS = Number(process.env.ROUNDS ?? 50);
@@ -170,6 +172,7 @@ const variants: Record<string, () => Promise<void>> = {
   mf4: () => viaFetch(short, { dispatcher: d }),
   mf5: async () => void (await (await mesh.fetch(short)).text()),
   r1: () => viaRequest(direct, { dispatcher: agent }),
+  r1n: () => viaRequest(short, { dispatcher: named }),
   rw: () => viaRequest(direct, { dispatcher: fw }),
   rwh: () => viaRequest(direct, { dispatcher: fwh }),
   rwc: () => viaRequest(direct, { dispatcher: fwc }),
