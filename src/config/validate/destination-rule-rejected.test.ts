@@ -138,7 +138,7 @@ describe('DestinationRule: accepted with warnings', () => {
     { name: 'proxyProtocol', spec: 'host: reviews\ntrafficPolicy: {proxyProtocol: {version: V2}}', warning: /not supported by meshlet: spec\.trafficPolicy\.proxyProtocol;/ },
     { name: 'zoneAwareLbSetting', spec: 'host: reviews\ntrafficPolicy: {loadBalancer: {zoneAwareLbSetting: {enabled: true, minClusterSize: 6}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.loadBalancer\.zoneAwareLbSetting; .*use localityLbSetting/ },
     { name: 'tcpKeepalive', spec: 'host: reviews\ntrafficPolicy: {connectionPool: {tcp: {tcpKeepalive: {time: 7200s, interval: 75s, probes: 9}}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.connectionPool\.tcp\.tcpKeepalive;/ },
-    { name: 'h2UpgradePolicy', spec: 'host: reviews\ntrafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.connectionPool\.http\.h2UpgradePolicy;/ },
+    { name: 'maxConnectionDuration', spec: 'host: reviews\ntrafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 1h}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.connectionPool\.tcp\.maxConnectionDuration; connections are not closed after a maximum lifetime/ },
     { name: 'useClientProtocol', spec: 'host: reviews\ntrafficPolicy: {connectionPool: {http: {useClientProtocol: true}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.connectionPool\.http\.useClientProtocol;/ },
     { name: 'http2KeepAlive', spec: 'host: reviews\ntrafficPolicy: {connectionPool: {http: {http2KeepAlive: {interval: 30s, timeout: 5s}}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.connectionPool\.http\.http2KeepAlive;/ },
     { name: 'credentialName', spec: 'host: reviews\ntrafficPolicy: {portLevelSettings: [{port: {number: 443}, tls: {mode: MUTUAL, credentialName: client-credential}}]}', warning: /not supported by meshlet: spec\.trafficPolicy\.portLevelSettings\[0\]\.tls\.credentialName; there are no Kubernetes secrets, so calls that use this setting fail \(never in plaintext\); use clientCertificate\/privateKey\/caCertificates files/ },
@@ -163,6 +163,13 @@ describe('DestinationRule: accepted with warnings', () => {
       assert.ok(warnings.some((w) => c.warning.test(w)), `expected ${c.warning} in:\n${warnings.join('\n')}`);
     });
   }
+
+  it('h2UpgradePolicy is applied, so it is not warned about', () => {
+    for (const policy of ['UPGRADE', 'DO_NOT_UPGRADE', 'DEFAULT']) {
+      const { errors, warnings } = validateYaml(dr(`host: reviews\ntrafficPolicy: {connectionPool: {http: {h2UpgradePolicy: ${policy}}}}`));
+      assert.deepEqual([errors, warnings], [[], []], policy);
+    }
+  });
 
   it('tags unsupported-field warnings MESHLET0002', () => {
     const { issues } = validateYaml(dr('host: reviews\ntrafficPolicy: {proxyProtocol: {version: V1}}'));

@@ -191,7 +191,7 @@ describe('DestinationRule: valid rules', () => {
             warmup: {duration: 30s, minimumPercent: 10, aggression: 1.5}
           retryBudget: {percent: 25.5, minRetryConcurrency: 3}
           connectionPool:
-            tcp: {connectTimeout: 250ms, idleTimeout: 0s, maxConnectionDuration: 10m}
+            tcp: {connectTimeout: 250ms, idleTimeout: 0s}
             http: {idleTimeout: 30s, maxRetries: 3, http2MaxRequests: 1000, maxConcurrentStreams: 100}
         subsets:
         - name: testversion

@@ -53,7 +53,7 @@ const tcpSettings = obj<TCPSettings>({
     obj<{ probes?: number; time?: string; interval?: string }>({ probes: ucount, time: msDuration(), interval: msDuration() }),
     'TCP keepalive probes follow the operating system defaults',
   ),
-  maxConnectionDuration: msDuration(),
+  maxConnectionDuration: unsupported(msDuration(), 'connections are not closed after a maximum lifetime; they close when idle (idleTimeout)'),
   // 0s disables the idle timeout (istio/istio#55409).
   idleTimeout: msDuration({ allowZero: true }),
 });
@@ -65,11 +65,9 @@ const httpSettings = obj<HTTPSettings>(
     maxRequestsPerConnection: count,
     maxRetries: count,
     idleTimeout: msDuration(),
-    h2UpgradePolicy: unsupported(
-      oneOf(['DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE']),
-      'meshlet never upgrades connections; calls use the protocol the client chose (HTTP/1.1 for fetch, HTTP/2 for gRPC)',
-    ),
-    useClientProtocol: unsupported(bool, 'meshlet always keeps the protocol the client chose'),
+    // Applied: UPGRADE sends calls to an HTTP port over HTTP/2 (h2c), as Envoy does (routing/cluster-settings.ts).
+    h2UpgradePolicy: oneOf(['DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE']),
+    useClientProtocol: unsupported(bool, 'the upstream protocol comes from the port (HTTP2, GRPC: HTTP/2) and h2UpgradePolicy, whatever protocol the client spoke'),
     maxConcurrentStreams: count,
     http2KeepAlive: unsupported(
       // Istio requires both (validateConnectionPool: "http2 keepalive interval/timeout is required").
