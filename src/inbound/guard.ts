@@ -32,6 +32,16 @@ export interface RequestMeshInfo {
   readonly authz: AuthzDecision | undefined;
 }
 
+// Every node:http request (and so Express's, and Fastify's `request.raw`) may carry what the mesh
+// decided, typed for apps without a cast; declared beside RequestMeshInfo so that every entry
+// exporting it brings this too. Fastify's own `request.meshlet`: see docs/server.md.
+declare module 'http' {
+  interface IncomingMessage {
+    /** What the mesh decided about this request (the request principal, claims, peer, authorization); set on requests a mesh server, middleware or plugin let through. */
+    meshlet?: RequestMeshInfo;
+  }
+}
+
 /** The header Envoy sends upstream with the time the caller still waits (ms). */
 export const EXPECTED_TIMEOUT_HEADER = 'x-envoy-expected-rq-timeout-ms';
 
