@@ -107,18 +107,26 @@ const HEAD: AttemptOutcome = { status: 0, grpcStatus: -1, failure: undefined, re
 
 /** Builds the retry layer. */
 export function retryLayer(o: RetryLayerOptions): Layer {
-  return (next: Dispatch): Dispatch =>
-    (ex, handler) => {
-      new Attempt(o, next, ex, handler, o.policy(ex), false).send();
+  return (next: Dispatch): Dispatch => {
+    const run: RetryRun = { o, next };
+    return (ex, handler) => {
+      new Attempt(run, ex, handler, o.policy(ex), false).send();
     };
+  };
+}
+
+/** What every attempt through one retry layer shares (one field per attempt, not two). */
+interface RetryRun {
+  readonly o: RetryLayerOptions;
+  /** The rest of the pipeline. */
+  readonly next: Dispatch;
 }
 
 /** One attempt of a call; also the per-try deadline node. */
 class Attempt implements ResponseHandler, DeadlineNode, Waiter {
   due = 0;
   heapIndex = -1;
-  private readonly _o: RetryLayerOptions;
-  private readonly _next: Dispatch;
+  private readonly _run: RetryRun;
   private readonly _ex: Exchange;
   private readonly _handler: ResponseHandler;
   private readonly _policy: RetryPolicy;
@@ -132,9 +140,8 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
   private _outcome: AttemptOutcome | undefined;
   private _timer: { clear(): void } | undefined;
 
-  constructor(o: RetryLayerOptions, next: Dispatch, ex: Exchange, handler: ResponseHandler, policy: RetryPolicy, isRetry: boolean) {
-    this._o = o;
-    this._next = next;
+  constructor(run: RetryRun, ex: Exchange, handler: ResponseHandler, policy: RetryPolicy, isRetry: boolean) {
+    this._run = run;
     this._ex = ex;
     this._handler = handler;
     this._policy = policy;
@@ -146,13 +153,13 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
     ex.attempts++;
     const per = this._policy.perTryTimeoutMs;
     if (per !== undefined) {
-      const due = this._o.clock.now() + per;
+      const due = this._run.o.clock.now() + per;
       if (due < ex.deadline) {
         this.due = due;
-        this._o.deadlines.add(this);
+        this._run.o.deadlines.add(this);
       }
     }
-    this._next(ex, this);
+    this._run.next(ex, this);
   }
 
   /** Per-try timeout: cut the attempt short unless response headers already arrived. */
@@ -169,14 +176,14 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
   }
 
   private _clearPerTry(): void {
-    if (this.heapIndex !== -1) this._o.deadlines.remove(this);
+    if (this.heapIndex !== -1) this._run.o.deadlines.remove(this);
   }
 
   private _end(): void {
     if ((this._bits & FINISHED) !== 0) return;
     this._bits |= FINISHED;
     this._clearPerTry();
-    if ((this._bits & IS_RETRY) !== 0) this._o.budget(this._ex).endRetry();
+    if ((this._bits & IS_RETRY) !== 0) this._run.o.budget(this._ex).endRetry();
   }
 
   // ── handler ──
@@ -241,7 +248,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
       // The swallowed response broke off while draining: retry all the same (it was going to be).
       if (!ex.aborted && !(ex.reason instanceof MeshletError)) this._retry();
       else {
-        this._o.budget(ex).endRetry();
+        this._run.o.budget(ex).endRetry();
         this._handler.onResponseError?.(controller, ex.reason ?? error);
       }
       return;
@@ -256,7 +263,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
       this._handler.onResponseError?.(controller, error);
       return;
     }
-    const failure: FailureKind = (this._bits & PER_TRY_EXPIRED) !== 0 ? 'per-try-timeout' : bodySourceFailed(ex.body) ? 'local' : this._o.classify(ex, error);
+    const failure: FailureKind = (this._bits & PER_TRY_EXPIRED) !== 0 ? 'per-try-timeout' : bodySourceFailed(ex.body) ? 'local' : this._run.o.classify(ex, error);
     if (failure === 'local') {
       // The caller's own failure (invalid argument, its body source): its error, as plain undici reports it.
       this._handler.onResponseError?.(controller, error);
@@ -297,18 +304,18 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
     if (ex.attempts > p.attempts || ex.aborted || ex.reason !== null) return false;
     if (!isRetriable(p, outcome, ex.headers)) return false;
     if (!canReplay(ex.body)) return false;
-    const now = this._o.clock.now();
-    let delay = backoffDelayMs(ex.attempts, p.backoffBaseMs, this._o.random);
+    const now = this._run.o.clock.now();
+    let delay = backoffDelayMs(ex.attempts, p.backoffBaseMs, this._run.o.random);
     if (outcome.headers !== undefined && outcome.headers['retry-after'] !== undefined) {
       const ra = retryAfterMs(outcome.headers, Date.now(), Number.POSITIVE_INFINITY);
       if (ra !== undefined) {
-        if (ra > this._o.maxRetryAfterMs) return false;
+        if (ra > this._run.o.maxRetryAfterMs) return false;
         if (ra > delay) delay = ra;
       }
     }
     if (now + delay >= ex.deadline) return false;
-    const budget = this._o.budget(ex);
-    if (!budget.tryStartRetry(this._o.activeRequests(ex))) {
+    const budget = this._run.o.budget(ex);
+    if (!budget.tryStartRetry(this._run.o.activeRequests(ex))) {
       ex.flag('UO');
       const ch = channels.retryBudgetExhausted;
       if (ch.hasSubscribers) {
@@ -326,7 +333,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
       ex.tried ??= [];
       ex.tried.push(ex.host);
     }
-    const next = new Attempt(this._o, this._next, ex, this._handler, this._policy, true);
+    const next = new Attempt(this._run, ex, this._handler, this._policy, true);
     const fire = (): void => {
       this._timer = undefined;
       if (ex.waiting === this) ex.waiting = undefined;
@@ -334,14 +341,14 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
     };
     ex.waiting = this;
     // The caller awaits this call: the backoff keeps the process alive (nothing else may).
-    this._timer = this._o.clock.setTimer(fire, this._delayMs, true);
+    this._timer = this._run.o.clock.setTimer(fire, this._delayMs, true);
   }
 
   /** Abort or deadline during the backoff wait. */
   cancel(reason: Error): void {
     this._timer?.clear();
     this._timer = undefined;
-    this._o.budget(this._ex).endRetry();
+    this._run.o.budget(this._ex).endRetry();
     this._handler.onResponseError?.(NO_CONTROLLER, reason);
   }
 
