@@ -116,8 +116,6 @@ export class Exchange implements Controller, ResponseHandler {
    * `grpc-timeout` or `x-envoy-expected-rq-timeout-ms`), set by the adapter; Infinity = none.
    */
   callerDeadline = Number.POSITIVE_INFINITY;
-  /** Position in the deadline queue (managed by it). */
-  heapIndex = -1;
   /** Attempts made so far. */
   attempts = 0;
   /** Envoy response flags gathered on the way (`DI`, `URX`, …), comma-separated. */

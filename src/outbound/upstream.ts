@@ -29,28 +29,38 @@ export interface UpstreamLayerOptions {
   readonly clock: Clock;
 }
 
+/** The attempt's end was reported. */
+const RECORDED = 1;
+/** The head left the answer to the trailers (a gRPC stream): record at its end. */
+const DEFERRED_ANSWER = 2;
+
+/** What every call through one upstream layer shares. */
+interface UpstreamRun {
+  readonly o: UpstreamLayerOptions;
+  /** The adapter's transport. */
+  readonly transport: Dispatch;
+}
+
 class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
   private readonly _ex: Exchange;
   private readonly _handler: ResponseHandler;
   private readonly _cs: ClusterState;
   private readonly _host: HostState | undefined;
-  private readonly _transport: Dispatch;
-  private readonly _o: UpstreamLayerOptions;
+  /** The layer's options and the transport (shared by its calls: one field, not two). */
+  private readonly _run: UpstreamRun;
   private _state: 0 | 1 | 2 | 3 = 0; // 0 queued/new, 1 sent, 2 started, 3 finished
   private _abandoned: Error | undefined;
-  private _recorded = false;
-  /** The head left the answer to the trailers (a gRPC stream): record at its end. */
-  private _deferred = false;
+  /** RECORDED, DEFERRED (one field, not two booleans). */
+  private _marks = 0;
   /** When the attempt went to the transport, on the mesh clock (only when observed). */
   private _sentAt = -1;
 
-  constructor(o: UpstreamLayerOptions, ex: Exchange, handler: ResponseHandler, cs: ClusterState, transport: Dispatch) {
-    this._o = o;
+  constructor(run: UpstreamRun, ex: Exchange, handler: ResponseHandler, cs: ClusterState) {
     this._ex = ex;
     this._handler = handler;
     this._cs = cs;
     this._host = ex.host as HostState | undefined;
-    this._transport = transport;
+    this._run = run;
   }
 
   start(): void {
@@ -80,10 +90,10 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     const ex = this._ex;
     ex.waiting = this;
     if (channels.attemptStart.hasSubscribers || channels.attemptEnd.hasSubscribers) {
-      this._sentAt = this._o.clock.now();
+      this._sentAt = this._run.o.clock.now();
       if (channels.attemptStart.hasSubscribers) channels.attemptStart.publish({ workload: ex.workload, call: ex, attempt: ex.attempts, cluster: this._cs.name, endpoint: h?.key });
     }
-    this._transport(ex, this);
+    this._run.transport(ex, this);
   }
 
   private _release(): void {
@@ -115,8 +125,8 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
    * gRPC statuses mapped as Envoy maps them), and to subscribers (`status`: what came back).
    */
   private _record(charged: number, failure: FailureKind | undefined, status = charged): void {
-    if (this._recorded) return;
-    this._recorded = true;
+    if ((this._marks & RECORDED) !== 0) return;
+    this._marks |= RECORDED;
     const d = this._cs.detector;
     const h = this._host;
     if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') d.record(h, charged, failure);
@@ -131,7 +141,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
         status: failure === undefined ? status : 0,
         grpcStatus: failure === undefined ? ex.grpcStatus : -1,
         failure,
-        durationMs: this._o.clock.now() - this._sentAt,
+        durationMs: this._run.o.clock.now() - this._sentAt,
       });
     }
   }
@@ -158,7 +168,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
       const ex = this._ex;
       ex.grpcStatus = headGrpcStatus(ex.protocol, statusCode, headers);
       const charged = headStatus(ex.protocol, statusCode, headers);
-      if (charged === DEFERRED) this._deferred = true;
+      if (charged === DEFERRED) this._marks |= DEFERRED_ANSWER;
       else this._record(charged, undefined, statusCode);
     }
     this._handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
@@ -172,7 +182,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
   onResponseEnd(controller: Controller, trailers: Headers): void {
     if (this._abandoned !== undefined) return;
     this._release();
-    if (this._deferred) {
+    if ((this._marks & DEFERRED_ANSWER) !== 0) {
       // A gRPC stream's answer is in its trailers (a stream that ends without one is an error).
       this._ex.grpcStatus = trailerGrpcStatus(trailers);
       this._record(trailerStatus(trailers), undefined, 200);
@@ -191,7 +201,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
         ? 'per-try-timeout'
         : bodySourceFailed(ex.body)
           ? 'local'
-          : this._o.classify(ex, error);
+          : this._run.o.classify(ex, error);
     this._record(0, failure);
     this._handler.onResponseError?.(controller, error);
   }
@@ -199,8 +209,10 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
 
 /** Builds the upstream layer around the adapter's transport. */
 export function upstreamLayer(o: UpstreamLayerOptions): Layer {
-  return (transport: Dispatch): Dispatch =>
-    (ex, handler) => {
-      new UpstreamCall(o, ex, handler, ex.cluster as ClusterState, transport).start();
+  return (transport: Dispatch): Dispatch => {
+    const run: UpstreamRun = { o, transport };
+    return (ex, handler) => {
+      new UpstreamCall(run, ex, handler, ex.cluster as ClusterState).start();
     };
+  };
 }

@@ -236,13 +236,18 @@ function dispatchOptions(ex: Exchange, origin: string | undefined, httpServernam
   // stop in time (meshlet's server side turns this into the request's MeshContext deadline).
   if (ex.deadline !== Number.POSITIVE_INFINITY && ex.clock !== undefined) ex.headers[EXPECTED_TIMEOUT_HEADER] = String(Math.max(1, Math.ceil(ex.deadline - ex.clock.now())));
   const src = ex.options as Record<string, unknown> | undefined;
-  const o: Record<string, unknown> = { path: ex.path, method: ex.method, headers: ex.headers, body: bodyForAttempt(ex.body) };
-  if (origin !== undefined) o.origin = origin;
   // Plain HTTP has no SNI; undici still derives a name from the Host header for every request
   // (a hostname parse and two IP regexes) and only uses it to label new connections. Give it
   // the service's host, what it would derive from an unrewritten Host header. TLS keeps
-  // undici's derivation.
-  else if (httpServername !== undefined && ex.scheme === 'http') o.servername = httpServername;
+  // undici's derivation. Each shape is one literal: a property added afterwards would cost
+  // the object an out-of-object property array (40 B per attempt).
+  const body = bodyForAttempt(ex.body);
+  const o: Record<string, unknown> =
+    origin !== undefined
+      ? { path: ex.path, method: ex.method, headers: ex.headers, body, origin }
+      : httpServername !== undefined && ex.scheme === 'http'
+        ? { path: ex.path, method: ex.method, headers: ex.headers, body, servername: httpServername }
+        : { path: ex.path, method: ex.method, headers: ex.headers, body };
   if (src !== undefined) {
     if (src.headersTimeout !== undefined) o.headersTimeout = src.headersTimeout;
     if (src.bodyTimeout !== undefined) o.bodyTimeout = src.bodyTimeout;
