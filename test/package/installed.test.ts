@@ -2,11 +2,13 @@
  * meshlet as users get it: `npm pack`, the tarball installed into fresh apps, the installed
  * `meshlet` command run through node_modules/.bin (a symlink), `npx` and an npm script, and
  * the library imported by an app on Node 24 and on Node 22.19 (the oldest meshlet supports),
- * with the app's own undici 7 or 8. Nothing here imports src/: it all goes through the tarball.
+ * with the app's own undici 7 or 8; and the server side as an app runs it (Express 5, Fastify 5,
+ * node:http and grpc-js through the mesh, `meshlet/telemetry`'s Prometheus endpoint), from an app
+ * that installs them (fixtures/server-app.mjs). Nothing here imports src/: it all goes through the tarball.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,6 +26,8 @@ let tarball = '';
 let app7 = '';
 /** An app whose own undici is 8 (one copy, shared with meshlet). */
 let app8 = '';
+/** An app serving Express 5, Fastify 5, node:http and grpc-js through the mesh, with the OTel peers for meshlet/telemetry. */
+let appServer = '';
 let upstream: Upstream;
 
 function sh(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
@@ -31,15 +35,15 @@ function sh(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, out: r.stdout + r.stderr };
 }
 
-function makeApp(name: string, undici: string): string {
+async function makeApp(name: string, undici: string, more: string[] = []): Promise<string> {
   const app = join(dir, name);
   mkdirSync(app);
   writeFileSync(
     join(app, 'package.json'),
     JSON.stringify({ name, version: '1.0.0', private: true, type: 'module', scripts: { 'check-mesh': 'meshlet validate mesh', 'check-bad': 'meshlet validate bad' } }),
   );
-  const r = sh(NPM, ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball, `undici@${undici}`], app);
-  assert.equal(r.code, 0, `npm install in ${name} failed:\n${r.out}`);
+  const r = await runAsync(NPM, ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball, `undici@${undici}`, ...more], app);
+  assert.equal(r.code, 0, `npm install in ${name} failed:\n${r.stdout}${r.stderr}`);
   mkdirSync(join(app, 'mesh'));
   mkdirSync(join(app, 'bad'));
   writeFileSync(
@@ -78,7 +82,7 @@ spec:
 
 function runAsync(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, PATH: PATH24 }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => (stdout += String(c)));
@@ -86,6 +90,19 @@ function runAsync(cmd: string, args: string[], cwd: string): Promise<{ code: num
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** What the server app installs next to meshlet: the frameworks, grpc-js, and meshlet/telemetry's OTel peers. */
+const SERVER_PACKAGES = [
+  'express',
+  'fastify',
+  '@grpc/grpc-js',
+  '@opentelemetry/sdk-node',
+  '@opentelemetry/sdk-metrics',
+  '@opentelemetry/resources',
+  '@opentelemetry/exporter-prometheus',
+  '@opentelemetry/exporter-metrics-otlp-http',
+  '@opentelemetry/exporter-trace-otlp-http',
+];
 
 /** The app script: every way an app can send a request through the mesh; prints one JSON line. */
 const APP_SCRIPT = `import { readFileSync } from 'node:fs';
@@ -112,8 +129,19 @@ before(async () => {
   // npm pack runs `prepack` (the build) and prints the tarball's name last.
   const packed = execFileSync(NPM, ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, PATH: PATH24 } }).trim().split('\n');
   tarball = join(dir, packed.at(-1) as string);
-  app7 = makeApp('app7', '^7.30.2');
-  app8 = makeApp('app8', '^8.12.4');
+  // The server app's frameworks and peers at the versions meshlet is developed against (in the
+  // npm cache). The three installs run side by side: most of an install is waiting on the disk.
+  const dev = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies;
+  [app7, app8, appServer] = await Promise.all([
+    makeApp('app7', '^7.30.2'),
+    makeApp('app8', '^8.12.4'),
+    makeApp(
+      'app-server',
+      '^8.12.4',
+      SERVER_PACKAGES.map((p) => `${p}@${dev[p]}`),
+    ),
+  ]);
+  copyFileSync(new URL('fixtures/server-app.mjs', import.meta.url), join(appServer, 'server-app.mjs'));
   upstream = await startUpstream('reviews', (req, res) => {
     res.end(`reviews ${req.url}`);
   });
@@ -261,3 +289,46 @@ for (const [label, node] of [
     }
   });
 }
+
+describe('the server side from the installed package', () => {
+  for (const [label, node] of [
+    ['Node 24', () => process.execPath],
+    [`Node ${OLD_NODE_VERSION}`, oldNodePath],
+  ] as const) {
+    it(`on ${label}: Express 5, Fastify 5 and node:http judge JWT and AuthorizationPolicy, grpc-js serves and calls through the mesh, startTelemetry() is scraped`, { skip: label === 'Node 24' ? false : skipWithout('node22') }, async () => {
+      const r = await runAsync(node(), ['server-app.mjs'], appServer);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const out = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as Record<string, unknown>;
+      assert.equal(String(out['node']).split('.')[0], (label === 'Node 24' ? process.versions.node : OLD_NODE_VERSION).split('.')[0]);
+      for (const server of ['express', 'fastify', 'http']) {
+        const s = out[server] as Record<string, unknown>;
+        assert.equal(s['public'], '200 hello', server);
+        assert.equal(s['noToken'], '403 RBAC: access denied', server);
+        assert.equal(s['badToken'], '401 Jwt is expired', server);
+        assert.equal(s['badTokenWwwAuthenticate'], `Bearer realm="http://127.0.0.1:${s['port']}/admin", error="invalid_token"`, server);
+        assert.equal(s['forgedToken'], '401 Jwt verification fails', server);
+        assert.equal(s['goodToken'], '200 {"principal":"issuer.test/alice"}', `${server}: the app sees req.meshlet's requestPrincipal`);
+        assert.equal(s['dotsToAdmin'], 403, `${server}: /public/../admin is judged as /admin`);
+        assert.equal(s['dotsReachedAdmin'], false, `${server}: /public/../admin never reaches the admin handler`);
+        assert.equal(s['adminHits'], 1, `${server}: only the valid token reached /admin`);
+      }
+      assert.equal(out['grpcOk'], 'OK hi');
+      assert.equal(out['grpcDenied'], 'PERMISSION_DENIED RBAC: access denied');
+      // Per server: public + good token are 200, no token + /public/../admin are 403, expired + forged are 401.
+      assert.deepEqual(out['metrics'], { http200: 6, http401: 6, http403: 6, grpcOk: 1, grpcDenied: 1 }, 'istio_requests_total{reporter="destination"} on the scrape endpoint');
+    });
+  }
+
+  it('without the optional peers installed: mesh.grpc and meshlet/telemetry say which package is missing', () => {
+    // app7 has only meshlet and undici.
+    const grpcMissing = sh(
+      process.execPath,
+      ['--input-type=module', '-e', "import { createMesh } from 'meshlet'; const m = await createMesh({ service: 'a', config: [] }); try { m.grpc.serverInterceptors(); } catch (e) { console.log(e.code, e.message); } await m.close();"],
+      app7,
+    );
+    assert.equal(grpcMissing.code, 0, grpcMissing.out);
+    assert.equal(grpcMissing.stdout.trim(), 'MESHLET_ERR_INVALID_ARG mesh.grpc: @grpc/grpc-js is not installed; install it next to meshlet (npm install @grpc/grpc-js)');
+    const telemetryMissing = sh(process.execPath, ['-e', "import('meshlet/telemetry').then(() => console.log('loaded'), (e) => console.log(e.message))"], app7);
+    assert.match(telemetryMissing.stdout, /Cannot find package '@opentelemetry\/[a-z-]+'/);
+  });
+});
