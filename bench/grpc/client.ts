@@ -9,9 +9,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { encodePeerMetadata, localPeerMetadata, nodeId, PEER_ID_HEADER, PEER_METADATA_HEADER } from '../../src/telemetry/metrics/peer-metadata.ts';
 import type { ClientResult, SliceRequest, SliceResult } from '../outbound/client.ts';
-import { EchoClient, grpc, MESH_PORT, meshResources, TEXT } from './proto.ts';
+import { EchoClient, grpc, istioWire, MESH_PORT, meshResources, TEXT } from './proto.ts';
 
 export type GrpcVariantId = 'grpc-raw' | 'grpc-raw-istio' | 'grpc-mesh';
 
@@ -29,20 +28,6 @@ type Unary = {
   (req: { text: string }, cb: (err: grpc.ServiceError | null, res?: { text: string }) => void): void;
   (req: { text: string }, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: { text: string }) => void): void;
 };
-
-/**
- * What `mesh.grpc.client` adds on the wire to every call of this benchmark, as Istio's sidecar
- * does: the metadata-exchange headers of the bench's workload (bench-client.default, on
- * 127.0.0.1), and the route's 5 s timeout as `grpc-timeout` (the mesh sends what remains of it).
- */
-function istioWire(): grpc.Metadata {
-  const me = localPeerMetadata({ workload: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, cluster: 'Kubernetes' });
-  const md = new grpc.Metadata();
-  md.set(PEER_ID_HEADER, nodeId('127.0.0.1', me));
-  md.set(PEER_METADATA_HEADER, encodePeerMetadata(me));
-  md.set('grpc-timeout', '5000m');
-  return md;
-}
 
 interface MeshLike {
   grpc: { client<C>(ctor: new (...a: never[]) => C, target: string): C };

@@ -29,8 +29,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import type { InterceptingListener } from '@grpc/grpc-js';
-import { encodePeerMetadata, localPeerMetadata, nodeId, PEER_ID_HEADER, PEER_METADATA_HEADER } from '../../src/telemetry/metrics/peer-metadata.ts';
-import { EchoClient, grpc, MESH_PORT, meshResources, TEXT } from './proto.ts';
+import { EchoClient, grpc, istioWire, MESH_PORT, meshResources, TEXT } from './proto.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -105,16 +104,6 @@ function fakeEndpoints(): void {
   impl.createCall = () => new FakeCall();
   impl.getConnectivityState = () => grpc.connectivityState.READY;
   impl.watchConnectivityState = () => undefined;
-}
-
-/** What the mesh sends on every call of this benchmark, as bench/grpc/client.ts's istioWire. */
-function istioWire(): grpc.Metadata {
-  const me = localPeerMetadata({ workload: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, cluster: 'Kubernetes' });
-  const md = new grpc.Metadata();
-  md.set(PEER_ID_HEADER, nodeId('127.0.0.1', me));
-  md.set(PEER_METADATA_HEADER, encodePeerMetadata(me));
-  md.set('grpc-timeout', '5000m');
-  return md;
 }
 
 async function meshClient(root: string, port: number): Promise<Unary> {
