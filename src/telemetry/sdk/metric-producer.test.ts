@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { channel } from 'node:diagnostics_channel';
 import { after, afterEach, describe, it } from 'node:test';
 import { AggregationTemporality, type DataPoint, MeterProvider, type MetricData, type MetricProducer, MetricReader } from '@opentelemetry/sdk-metrics';
+import { InvalidArgumentError } from '../../core/errors.ts';
 import type { CallEndMessage, InboundEndMessage, WorkloadIdentity } from '../../core/observe.ts';
 import { callEndMessage, inboundEndMessage } from '../../../test/helpers/observe-messages.ts';
 import { mergeMetrics } from '../metrics/config.ts';
@@ -76,6 +77,14 @@ describe('meshletMetricProducer: Istio metrics aggregated by meshlet', () => {
     now = 0;
   });
   after(() => assert.equal(aggregatingLocally(), false, 'every producer released'));
+
+  it('refuses an unknown temporality with the InvalidArgumentError every meshlet API throws', () => {
+    assert.throws(
+      () => meshletMetricProducer({ temporality: 'sideways' as 'delta' }),
+      (e: unknown) => e instanceof InvalidArgumentError && e.code === 'MESHLET_ERR_INVALID_ARG' && /temporality must be 'cumulative' or 'delta', got "sideways"/.test(e.message),
+    );
+    assert.equal(aggregatingLocally(), false, 'a refused producer holds nothing');
+  });
 
   it('gives the same metrics (descriptors, attributes, buckets, sums, min/max) as the SDK aggregating what the API is given', async () => {
     const viaApi = new TestReader(AggregationTemporality.CUMULATIVE);

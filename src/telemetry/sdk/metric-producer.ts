@@ -32,6 +32,7 @@ import {
 import { METER_NAME } from '../metrics/istio-metrics.ts';
 import { addSeriesConsumer, seriesSources } from '../metrics/outlet.ts';
 import { type HistogramState, type MetricSeries, seriesKey } from '../metrics/series.ts';
+import { InvalidArgumentError } from '../../core/errors.ts';
 
 /** Options of {@link meshletMetricProducer}. */
 export interface MeshletMetricProducerOptions {
@@ -71,7 +72,7 @@ interface Reported {
  */
 export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}): MeshletMetricProducer {
   const temporality = options.temporality ?? 'cumulative';
-  if (temporality !== 'cumulative' && temporality !== 'delta') throw new TypeError(`meshletMetricProducer: temporality must be 'cumulative' or 'delta', got ${JSON.stringify(temporality)}`);
+  if (temporality !== 'cumulative' && temporality !== 'delta') throw new InvalidArgumentError(`meshletMetricProducer: temporality must be 'cumulative' or 'delta', got ${JSON.stringify(temporality)}`);
   const releaseConsumer = addSeriesConsumer();
   let released = false;
   const release = (): void => {

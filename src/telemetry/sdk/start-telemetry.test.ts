@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { metrics } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { InvalidArgumentError } from '../../core/errors.ts';
 import { startTelemetry } from './start-telemetry.ts';
 
 describe('startTelemetry()', () => {
@@ -15,7 +16,8 @@ describe('startTelemetry()', () => {
   ];
   for (const [name, options, message] of bad) {
     it(`refuses ${name}, naming the option`, async () => {
-      await assert.rejects(startTelemetry(options), message);
+      // The error every meshlet API throws for a bad argument: a MeshletError with its code.
+      await assert.rejects(startTelemetry(options), (e: unknown) => e instanceof InvalidArgumentError && e.code === 'MESHLET_ERR_INVALID_ARG' && message.test(e.message));
     });
   }
 

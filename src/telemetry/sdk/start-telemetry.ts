@@ -15,6 +15,7 @@ import { type IMetricReader, PeriodicExportingMetricReader } from '@opentelemetr
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { EvictingPrometheusReader } from './evicting-prometheus.ts';
 import { type MeshletMetricProducer, meshletMetricProducer } from './metric-producer.ts';
+import { InvalidArgumentError } from '../../core/errors.ts';
 
 /** OTLP/HTTP export settings of {@link startTelemetry}. */
 export interface OtlpOptions {
@@ -96,8 +97,8 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
   const promOn = options.prometheus !== false;
   const prom: PrometheusOptions = typeof options.prometheus === 'object' ? options.prometheus : {};
   checkPort(prom.port, 'prometheus.port');
-  if (otlp.exportIntervalMs !== undefined && !(Number.isFinite(otlp.exportIntervalMs) && otlp.exportIntervalMs > 0)) throw new TypeError(`startTelemetry: otlp.exportIntervalMs must be a positive number of milliseconds, got ${String(otlp.exportIntervalMs)}`);
-  if (otlp.temporality !== undefined && otlp.temporality !== 'cumulative' && otlp.temporality !== 'delta') throw new TypeError(`startTelemetry: otlp.temporality must be 'cumulative' or 'delta', got ${JSON.stringify(otlp.temporality)}`);
+  if (otlp.exportIntervalMs !== undefined && !(Number.isFinite(otlp.exportIntervalMs) && otlp.exportIntervalMs > 0)) throw new InvalidArgumentError(`startTelemetry: otlp.exportIntervalMs must be a positive number of milliseconds, got ${String(otlp.exportIntervalMs)}`);
+  if (otlp.temporality !== undefined && otlp.temporality !== 'cumulative' && otlp.temporality !== 'delta') throw new InvalidArgumentError(`startTelemetry: otlp.temporality must be 'cumulative' or 'delta', got ${JSON.stringify(otlp.temporality)}`);
 
   const base = otlp.endpoint?.replace(/\/+$/, '');
   const readers: IMetricReader[] = [];
@@ -170,5 +171,5 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
 
 function checkPort(port: unknown, field: string): void {
   if (port === undefined) return;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError(`startTelemetry: ${field} must be a port number (0–65535; 0 picks a free one), got ${String(port)}`);
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`startTelemetry: ${field} must be a port number (0–65535; 0 picks a free one), got ${String(port)}`);
 }
