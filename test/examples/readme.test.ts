@@ -2,13 +2,13 @@
  * The README's quick start, run as written: its YAML validates with no error or warning, and its
  * code runs against real servers (the WorkloadEntry addresses point at local upstreams instead of
  * 10.0.0.x; nothing else is changed), reaching both subsets through mesh.fetch, Node's fetch and
- * setGlobalDispatcher.
+ * setGlobalDispatcher; and it typechecks as a TypeScript user's app (under @types/node) would.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, test } from 'node:test';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
 
@@ -65,4 +65,19 @@ test('the quick-start code runs: every way of calling reaches the reviews instan
   assert.match(r.out, /config \w{12} 0 findings/);
   assert.equal(v1.hits + v2.hits, 2, 'mesh.fetch and Node fetch each made one call');
   assert.match(r.out, /reviews/);
+});
+
+test('the quick-start code typechecks as an app under @types/node would (Node\'s own fetch with mesh.dispatcher included)', () => {
+  const { ts } = quickStart();
+  // Inside node_modules/.cache so that 'undici' and @types/node resolve as they do for an app.
+  mkdirSync(join(ROOT, 'node_modules/.cache'), { recursive: true });
+  const at = mkdtempSync(join(ROOT, 'node_modules/.cache/meshlet-readme-types-'));
+  try {
+    writeFileSync(join(at, 'app.mts'), ts.replace("from 'meshlet'", `from ${JSON.stringify(relative(at, join(ROOT, 'src/index.ts')))}`));
+    writeFileSync(join(at, 'tsconfig.json'), JSON.stringify({ extends: join(ROOT, 'tsconfig.json'), compilerOptions: { typeRoots: [join(ROOT, 'node_modules/@types')] }, include: [], files: ['app.mts'] }));
+    const r = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(at, 'tsconfig.json')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `tsc on the README's quick start:\n${r.stdout}${r.stderr}`);
+  } finally {
+    rmSync(at, { recursive: true, force: true });
+  }
 });
