@@ -96,6 +96,8 @@ describe('gRPC client through the mesh: event-loop and wire parity with a raw gr
     assert.ok((raw.HTTP2STREAM as number) > 0, `raw: ${JSON.stringify(raw)}`);
     // A quarter of a resource per call is slack for what is not the call's (a background timer firing); an extra turn per call is 1.
     if (process.env.SHOW_COUNTS !== undefined) console.log({ raw, viaMesh });
-    for (const k of [...KINDS, 'reads', 'writes']) assert.ok((viaMesh[k] as number) <= (raw[k] as number) + 0.25, `${k} per call: mesh ${viaMesh[k]} > raw ${raw[k]} (mesh ${JSON.stringify(viaMesh)}, raw ${JSON.stringify(raw)})`);
+    // Socket reads depend on how the kernel happens to coalesce the server's two writes per call
+    // (timing), so they get half a call of slack; a deferred start is a whole write and read more.
+    for (const k of [...KINDS, 'reads', 'writes']) assert.ok((viaMesh[k] as number) <= (raw[k] as number) + (k === 'reads' || k === 'writes' ? 0.5 : 0.25), `${k} per call: mesh ${viaMesh[k]} > raw ${raw[k]} (mesh ${JSON.stringify(viaMesh)}, raw ${JSON.stringify(raw)})`);
   });
 });
