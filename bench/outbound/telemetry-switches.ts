@@ -89,12 +89,12 @@ const snapshots = Object.fromEntries(ALL.map((m) => [m, compileSnapshot(resource
 
 /** The call channels' subscribers, taken off for `off` and put back after it. */
 interface Subscribed {
-  _subscribers?: ((m: unknown, name: string) => void)[];
+  _subscribers?: ((m: unknown, name: string | symbol) => void)[];
 }
 const CALL_CHANNELS = ['meshlet:call:start', 'meshlet:call:end', 'meshlet:attempt:start', 'meshlet:attempt:end'].map((n) => channel(n));
 /** What listens to `attempt:start` before any call (the metadata exchange): kept in `off`. */
 const keep = new Set((channel('meshlet:attempt:start') as unknown as Subscribed)._subscribers ?? []);
-let detached: [ReturnType<typeof channel>, (m: unknown, name: string) => void][] = [];
+let detached: [ReturnType<typeof channel>, (m: unknown, name: string | symbol) => void][] = [];
 function attach(on: boolean): void {
   if (on) {
     for (const [ch, fn] of detached) ch.subscribe(fn);
