@@ -28,7 +28,7 @@ import type { Clock } from './clock.ts';
 import type { DeadlineNode, DeadlineQueue } from './deadlines.ts';
 import { type ErrorContext, MeshletError } from './errors.ts';
 import { applyHeaderOps, type Controller, type ErrorMode, type Headers, type ResponseHandler, type ResponseHeaderOps, type Waiter } from './handler.ts';
-import { type CallEndMessage, channels, type ResponseTap, type WorkloadIdentity } from './observe.ts';
+import { type AttemptObserver, type CallEndMessage, channels, type ResponseTap, type WorkloadIdentity } from './observe.ts';
 
 export type { Controller, ErrorMode, Headers, ResponseHandler, ResponseHeaderOps, Waiter } from './handler.ts';
 export { applyHeaderOps, NO_CONTROLLER } from './handler.ts';
@@ -148,6 +148,8 @@ export class Exchange implements Controller, ResponseHandler {
   responseTap: ResponseTap | undefined = undefined;
   /** What the tap kept of the response head. */
   tapState: unknown = undefined;
+  /** A subscriber's hook on this call's attempts (see {@link AttemptObserver}). */
+  attemptObserver: AttemptObserver | undefined = undefined;
   /** The route timeout's entry in the deadline queue, removed when the call ends. */
   deadlineNode: DeadlineNode | undefined = undefined;
   deadlineQueue: DeadlineQueue | undefined = undefined;

@@ -120,6 +120,17 @@ export interface ResponseTap {
   onResponseHead(call: TappedCall, headers: Record<string, string | string[] | undefined>): boolean;
 }
 
+/**
+ * One call's attempts, for a subscriber that needs them for some calls only: set on the call (the
+ * Exchange in `call:start`) as `attemptObserver`, it gets that call's attempt messages whether or
+ * not the attempt channels have subscribers — how the tracer sees the attempts of the calls it
+ * records (their attempt spans) without every other call building and publishing them.
+ */
+export interface AttemptObserver {
+  attemptStart(m: AttemptStartMessage): void;
+  attemptEnd(m: AttemptEndMessage): void;
+}
+
 /** The slots of a call (an Exchange) for a {@link ResponseTap}. */
 export interface TappedCall {
   responseTap: ResponseTap | undefined;

@@ -17,7 +17,7 @@ import { type Controller, type Dispatch, type Exchange, type Headers, type Layer
 import type { FailureKind } from '../core/outcome.ts';
 import { DEFERRED, headGrpcStatus, headStatus, trailerGrpcStatus, trailerStatus } from '../core/classify.ts';
 import type { Clock } from '../core/clock.ts';
-import { channels, type PoolOverflowMessage } from '../core/observe.ts';
+import { type AttemptEndMessage, type AttemptStartMessage, channels, type PoolOverflowMessage } from '../core/observe.ts';
 import type { HostState } from '../routing/balancer/host.ts';
 import type { ClusterState } from './cluster-state.ts';
 import type { SlotWaiter } from '../policies/limits.ts';
@@ -89,9 +89,16 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     if (h !== undefined) h.active++;
     const ex = this._ex;
     ex.waiting = this;
-    if (channels.attemptStart.hasSubscribers || channels.attemptEnd.hasSubscribers) {
+    // Published when someone listens, and told to the call's own observer (a traced call's attempt spans).
+    const obs = ex.attemptObserver;
+    if (obs !== undefined || channels.attemptStart.hasSubscribers || channels.attemptEnd.hasSubscribers) {
       this._sentAt = this._run.o.clock.now();
-      if (channels.attemptStart.hasSubscribers) channels.attemptStart.publish({ workload: ex.workload, call: ex, attempt: ex.attempts, cluster: this._cs.name, endpoint: h?.key });
+      const published = channels.attemptStart.hasSubscribers;
+      if (published || obs !== undefined) {
+        const m: AttemptStartMessage = { workload: ex.workload, call: ex, attempt: ex.attempts, cluster: this._cs.name, endpoint: h?.key };
+        if (published) channels.attemptStart.publish(m);
+        obs?.attemptStart(m);
+      }
     }
     this._run.transport(ex, this);
   }
@@ -130,9 +137,11 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     const d = this._cs.detector;
     const h = this._host;
     if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') d.record(h, charged, failure);
-    if (this._sentAt !== -1 && channels.attemptEnd.hasSubscribers) {
-      const ex = this._ex;
-      channels.attemptEnd.publish({
+    const ex = this._ex;
+    const obs = ex.attemptObserver;
+    const published = channels.attemptEnd.hasSubscribers;
+    if (this._sentAt !== -1 && (published || obs !== undefined)) {
+      const m: AttemptEndMessage = {
         workload: ex.workload,
         call: ex,
         attempt: ex.attempts,
@@ -142,7 +151,9 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
         grpcStatus: failure === undefined ? ex.grpcStatus : -1,
         failure,
         durationMs: this._run.o.clock.now() - this._sentAt,
-      });
+      };
+      if (published) channels.attemptEnd.publish(m);
+      obs?.attemptEnd(m);
     }
   }
 

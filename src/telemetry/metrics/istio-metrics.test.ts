@@ -212,6 +212,32 @@ describe('Istio standard metrics', () => {
     ]);
   });
 
+  it('reporter=source: calls spread over endpoints each keep their own series (the inputs remembered per destination entry)', async () => {
+    // Three endpoints of one service, each with its own labels object, taken in turn; status and flags change under them.
+    const eps = ['v1', 'v2', 'v3'].map((v) => ({ serviceAccount: 'ratings', namespace: 'shop', labels: { app: 'ratings', version: v, 'service.istio.io/workload-name': `ratings-${v}` } }));
+    const calls: Partial<CallEndMessage>[] = [];
+    for (let i = 0; i < 12; i++) calls.push({ destination: eps[i % 3], ...(i === 4 || i === 8 ? { status: 503, flags: 'URX' } : {}) });
+    for (const c of calls) callEndCh.publish(callEnd(c));
+    const got = (await f.reader.points('istio_requests_total')).map((p) => `${p.attributes['destination_workload']} ${p.attributes['response_code']} ${p.attributes['response_flags']} = ${p.value}`).sort();
+    assert.deepEqual(got, ['ratings-v1 200 - = 4', 'ratings-v2 200 - = 3', 'ratings-v2 503 URX = 1', 'ratings-v3 200 - = 3', 'ratings-v3 503 URX = 1']);
+  });
+
+  it("reporter=source: an endpoint's remembered inputs are not used once their series was evicted", async () => {
+    for (const x of f.made.splice(0)) x.close();
+    f.m = f.make({}, { maxSeries: 2, idleSeriesMs: 1000 });
+    const a = { serviceAccount: 'ratings', namespace: 'shop', labels: { app: 'ratings', version: 'v1' } };
+    const b = { serviceAccount: 'ratings', namespace: 'shop', labels: { app: 'ratings', version: 'v2' } };
+    callEndCh.publish(callEnd({ destination: a }));
+    f.now = 5000;
+    // b's series is new; the sweep on the way drops a's idle one (a is no longer the last call's destination).
+    callEndCh.publish(callEnd({ destination: b }));
+    callEndCh.publish(callEnd({ destination: b, status: 503 }));
+    assert.equal(f.m.overflows['istio_requests_total'], 0);
+    // The store is full (b 200, b 503): a's call must look for its series again, and overflows.
+    callEndCh.publish(callEnd({ destination: a }));
+    assert.equal(f.m.overflows['istio_requests_total'], 1);
+  });
+
   it("reporter=source: a call like the one before is not put in that one's series once it was evicted", async () => {
     for (const x of f.made.splice(0)) x.close();
     f.m = f.make({}, { maxSeries: 1, idleSeriesMs: 1000 });

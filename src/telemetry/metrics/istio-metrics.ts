@@ -89,6 +89,9 @@ export interface IstioMetricsContext {
 }
 
 
+/** A client-side call's label inputs (besides its destination entry `by`) and the series group they gave. */
+interface LastClient { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup }
+
 /** Key objects for the group caches when a call has no destination entry / a request no peer metadata. */
 const NO_DESTINATION = {};
 const NO_PEER = {};
@@ -104,7 +107,9 @@ export class IstioMetrics {
   /** The series groups of each side, remembered for requests that give the same labels. */
   readonly #groups: SeriesGroups;
   /** The client side's last call inputs and their group. */
-  #lastClient: { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup } | undefined;
+  #lastClient: LastClient | undefined;
+  /** The same, per destination entry (calls spread over a service's endpoints alternate between them). */
+  #lastClientOf = new WeakMap<object, LastClient>();
   /** The server side's last request inputs and their group. */
   #lastServer: { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup } | undefined;
   readonly #peerId: string;
@@ -168,6 +173,7 @@ export class IstioMetrics {
     this.#groups.forget();
     this.#lastServer = undefined;
     this.#lastClient = undefined;
+    this.#lastClientOf = new WeakMap();
     this.#checkRecording();
   }
 
@@ -269,8 +275,9 @@ export class IstioMetrics {
     const tlsLocal = tls?.local ?? '';
     const tlsPeer = tls?.peer ?? '';
     // Most calls give the same inputs as the call before: its group, without making the key.
-    const last = this.#lastClient;
-    if (last !== undefined && last.by === by && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.service === service && last.authority === authority && last.cluster === cluster && last.destNamespace === destNamespace && last.tlsLocal === tlsLocal && last.tlsPeer === tlsPeer && this.#groups.valid(last.group)) {
+    let last = this.#lastClient;
+    if (last === undefined || last.by !== by) last = this.#lastClientOf.get(by);
+    if (last !== undefined && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.service === service && last.authority === authority && last.cluster === cluster && last.destNamespace === destNamespace && last.tlsLocal === tlsLocal && last.tlsPeer === tlsPeer && this.#groups.valid(last.group)) {
       this.#add(outlet, last.group.series, m.durationMs, m.requestBytes, m.responseBytes);
       return;
     }
@@ -282,6 +289,7 @@ export class IstioMetrics {
       groups.set(key, g);
     }
     this.#lastClient = { by, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, service, authority, cluster, destNamespace, tlsLocal, tlsPeer, group: g };
+    this.#lastClientOf.set(by, this.#lastClient);
     this.#add(outlet, g.series, m.durationMs, m.requestBytes, m.responseBytes);
   };
 

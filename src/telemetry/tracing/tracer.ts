@@ -20,8 +20,9 @@
  * Cost: the mesh subscribes only once a real tracer provider is registered with the API (checked
  * when the mesh starts, at each config, and once a second until then); each message first checks
  * that it still is. Without an SDK, the channels have no subscriber of this mesh, and nothing is
- * published. The attempt channels are subscribed only around recorded (sampled) calls
- * (attempt-subscription.ts).
+ * published. The tracer does not subscribe to the attempt channels: a recorded (sampled) call
+ * carries the tracer as its `attemptObserver`, so only its attempts are told to it (an unsampled
+ * call's attempts build no message for the tracer).
  *
  * @module
  */
@@ -30,9 +31,8 @@ import { type Attributes, type Context, context, createContextKey, type Span, ty
 import type { AnyResource } from '../../config/resource.ts';
 import type { Random } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
-import type { AttemptEndMessage, AttemptStartMessage, CallEndMessage, CallStartMessage, InboundEndMessage, InboundStartMessage, WorkloadIdentity } from '../../core/observe.ts';
+import type { AttemptEndMessage, AttemptObserver, AttemptStartMessage, CallEndMessage, CallStartMessage, InboundEndMessage, InboundStartMessage, WorkloadIdentity } from '../../core/observe.ts';
 import { selectTelemetry } from '../select.ts';
-import { AttemptSubscription } from './attempt-subscription.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
 import { clearTraceHeaders, extract, inject, type PropagationFormat } from './propagation.ts';
 import { newRequestId } from './request-id.ts';
@@ -92,7 +92,8 @@ export class MeshTracing {
   #poll: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   readonly #handlers: readonly [string, (m: unknown) => void][];
-  readonly #attempts: AttemptSubscription;
+  /** Set on each recorded call: its attempts' spans. */
+  readonly #attempts: AttemptObserver;
 
   constructor(o: MeshTracingOptions, resources: readonly AnyResource[]) {
     validateTracingOptions(o.options);
@@ -108,10 +109,7 @@ export class MeshTracing {
       ['meshlet:call:start', (m) => this.#onCallStart(m as CallStartMessage)],
       ['meshlet:call:end', (m) => this.#onCallEnd(m as CallEndMessage)],
     ];
-    this.#attempts = new AttemptSubscription([
-      ['meshlet:attempt:start', (m) => this.#onAttemptStart(m as AttemptStartMessage)],
-      ['meshlet:attempt:end', (m) => this.#onAttemptEnd(m as AttemptEndMessage)],
-    ]);
+    this.#attempts = { attemptStart: (m) => this.#onAttemptStart(m), attemptEnd: (m) => this.#onAttemptEnd(m) };
     this.install(resources);
     if (!this.#subscribed) {
       this.#poll = setInterval(() => this.#check(), 1000);
@@ -145,7 +143,6 @@ export class MeshTracing {
     this.#closed = true;
     if (this.#poll !== undefined) clearInterval(this.#poll);
     if (this.#subscribed) for (const [name, fn] of this.#handlers) unsubscribe(name, fn);
-    this.#attempts.close();
     this.#subscribed = false;
   }
 
@@ -302,7 +299,7 @@ export class MeshTracing {
     const { span, recording } = this.#start(`${m.authority}/*`, SpanKind.CLIENT, parentCtx, sampled, undefined);
     // Only a recorded span needs its call's later messages.
     if (recording) {
-      if (!this.#calls.has(m.call)) this.#attempts.recordedStart();
+      (m.call as { attemptObserver?: AttemptObserver }).attemptObserver = this.#attempts;
       this.#calls.set(m.call, { span, recording, headers: h, requestId, attempts: new Map() });
     }
     if (side.spec.disableContextPropagation) return;
@@ -349,7 +346,6 @@ export class MeshTracing {
   #onCallEnd(m: CallEndMessage): void {
     if (m.workload !== this.#o.workload) return;
     const st = this.#calls.get(m.call);
-    this.#attempts.ended(st !== undefined);
     if (st === undefined) return;
     this.#calls.delete(m.call);
     for (const s of st.attempts.values()) s.end();
