@@ -300,7 +300,11 @@ export class JwtAuthenticator {
     const current = source.keys();
     const verdict = entry.verdicts.get(source);
     if (verdict !== undefined) {
-      if ('key' in verdict && !verdict.key.retired) return { ok: true, jwt, view };
+      if ('key' in verdict && !verdict.key.retired) {
+        // The same success every time (per token and rule): made once, on the view.
+        view.passed ??= { ok: true, jwt, view };
+        return view.passed;
+      }
       if ('failed' in verdict && verdict.version === source.version) return { ok: false, status: verdict.failed, why: 'verified before against the same keys' };
     }
     return new Unsettled(entry, view, current);
@@ -338,7 +342,8 @@ export class JwtAuthenticator {
 
   #succeed(req: JwtRequest, rule: CompiledRule, verified: readonly Verified[]): JwtSuccess {
     const first = verified[0] as Verified;
-    const single = verified.every((v) => v.token === first.token);
+    let single = true;
+    for (let i = 1; i < verified.length; i++) if ((verified[i] as Verified).token !== first.token) single = false;
     if (!single) {
       if (!rule.forwardOriginalToken) for (const v of verified) removeToken(req, v.location);
       const n = new Set(verified.map((v) => v.token)).size;
