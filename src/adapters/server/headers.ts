@@ -122,6 +122,8 @@ export function dropRemovedQueryKeys(query: unknown, before: string, after: stri
  * its path the request path. Undefined for any other form (origin-form `/path`, `*`).
  */
 export function absoluteForm(target: string): { readonly authority: string; readonly path: string } | undefined {
+  // Origin-form (`/path`), what nearly every request carries: a scheme starts with a letter.
+  if (target.charCodeAt(0) === 47 /* / */) return undefined;
   const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)(.*)$/s.exec(target);
   if (m === null) return undefined;
   const authority = m[1] as string;
