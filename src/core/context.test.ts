@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, it } from 'node:test';
-import { currentContext, currentDeadline, reenterContext, runInContext } from './context.ts';
+import { currentContext, currentDeadline, reenterContext, runInContext, runInWholeContext } from './context.ts';
 
 describe('the mesh context', () => {
   it('is the merged context inside runInContext, in code that runs later too, and the previous one after', async () => {
@@ -18,6 +18,20 @@ describe('the mesh context', () => {
     });
     assert.equal(currentDeadline(), Number.POSITIVE_INFINITY);
     assert.equal(await later, 50);
+  });
+
+  it('runInWholeContext enters a whole context as it is outside any, merges it inside one, hands over two arguments, and puts the previous one back', () => {
+    const ctx = { deadline: 90, trace: undefined, peer: undefined, requestPrincipal: 'iss/alice', claims: { sub: 'alice' } };
+    // Outside any context the merge would be a copy of `ctx`: it is entered as it is.
+    assert.equal(runInWholeContext(ctx, (a: number, b: string) => (currentContext() === ctx ? `${a}${b}` : 'copied'), 1, 'x'), '1x');
+    assert.equal(currentContext().deadline, Number.POSITIVE_INFINITY);
+    // Inside one: merged as runInContext merges (the sooner deadline, what ctx leaves unset inherited).
+    const seen = runInContext({ deadline: 40, trace: { traceparent: 't' } }, () =>
+      runInWholeContext(ctx, (a: number, b: number) => ({ ...currentContext(), sum: a + b }), 2, 3),
+    );
+    assert.deepEqual(seen, { deadline: 40, trace: { traceparent: 't' }, peer: undefined, requestPrincipal: 'iss/alice', claims: { sub: 'alice' }, sum: 5 });
+    assert.throws(() => runInWholeContext(ctx, () => { throw new Error('boom'); }, 0, 0), /boom/);
+    assert.equal(currentContext().requestPrincipal, undefined);
   });
 
   it('is put back when the function throws', () => {

@@ -81,6 +81,25 @@ function runWith<A extends unknown[], T>(context: MeshContext, fn: (...args: A) 
   return new AsyncResource('meshlet.context').runInAsyncScope(enterThen<A, T>, undefined, context, fn, args);
 }
 
+function enterThen2<A, B, T>(context: MeshContext, fn: (a: A, b: B) => T, a: A, b: B): T {
+  storage.enterWith(context);
+  return fn(a, b);
+}
+
+/**
+ * Runs `fn(a, b)` inside `context`, a whole context (every field set, as admission makes one),
+ * merged with the enclosing one as {@link runInContext} merges it. Outside any context the merge
+ * is `context` itself, so it is entered as it is (no copy), and the two arguments are handed on
+ * without a closure or an argument list: the server adapters enter one per admitted request.
+ * @internal
+ */
+export function runInWholeContext<A, B, T>(context: MeshContext, fn: (a: A, b: B) => T, a: A, b: B): T {
+  const outer = storage.getStore();
+  const ctx = outer === undefined ? context : joinContext(context);
+  if (!FRAMES || outer === ctx) return storage.run(ctx, fn, a, b);
+  return new AsyncResource('meshlet.context').runInAsyncScope(enterThen2<A, B, T>, undefined, ctx, fn, a, b);
+}
+
 /**
  * The mesh context of the code running now (an empty one — no deadline, no peer — outside any).
  * @category Context and time

@@ -189,6 +189,9 @@ export class InboundGuard {
       peer: conn.peer,
       requestPrincipal: undefined,
       claims: undefined,
+      // Set by the jwt phase: in the literal, so that setting them changes no shape per request.
+      audiences: undefined,
+      presenter: undefined,
       authz: undefined,
       deadline: deadlineOf(headers),
       trace: undefined,

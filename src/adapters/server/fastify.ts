@@ -13,13 +13,13 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Headers } from '../../core/handler.ts';
-import type { InboundGuard, Judgement } from '../../inbound/guard.ts';
+import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders } from './headers.ts';
 import { connectionOf, enterContext, first, internalError, notNormalized } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
-import { observeInbound } from './observe-inbound.ts';
+import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
 
 /** The slice of Fastify's request and reply this adapter uses (no compile-time dependency on fastify). */
@@ -66,7 +66,20 @@ interface RouterLeniency {
   readonly useSemicolonDelimiter?: boolean;
 }
 
+/** Per Fastify instance: its initial config is fixed when it is made, and rewriteUrl runs for every request. */
+const leniencies = new WeakMap<object, RouterLeniency>();
+
 function leniencyOf(instance: unknown): RouterLeniency {
+  if (typeof instance !== 'object' || instance === null) return readLeniency(instance);
+  let l = leniencies.get(instance);
+  if (l === undefined) {
+    l = readLeniency(instance);
+    leniencies.set(instance, l);
+  }
+  return l;
+}
+
+function readLeniency(instance: unknown): RouterLeniency {
   const ic = (instance as { initialConfig?: RouterLeniency & { routerOptions?: RouterLeniency } } | undefined)?.initialConfig;
   const ro = ic?.routerOptions;
   return {
@@ -141,6 +154,57 @@ function deny(reply: FastifyReplyLike, d: Denial, grpc: boolean, raw?: IncomingM
   reply.header('content-type', 'text/plain').send(d.body);
 }
 
+/** A denial the adapter answers outside a judgement (admission failed, a path routed already). */
+function refuse(reply: FastifyReplyLike, ob: InboundObservation | undefined, d: Denial, grpc: boolean): void {
+  ob?.denied(d);
+  deny(reply, d, grpc);
+}
+
+/** Judges the request (functions with arguments, not closures per request: the hook runs for every request). */
+function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: FastifyReplyLike, next: (err?: Error) => void, headers: Headers, authority: string, conn: ConnectionInfo, absolute: boolean, ob: InboundObservation | undefined): void {
+  let j: Judgement | Promise<Judgement>;
+  try {
+    j = g.judge(request.method, authority, request.url, headers, conn);
+  } catch (err) {
+    refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type']));
+    return;
+  }
+  if (j instanceof Promise) {
+    j.then(
+      (x) => proceedFastify(request, reply, next, x, absolute, ob),
+      (err: unknown) => refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type'])),
+    );
+  } else proceedFastify(request, reply, next, j, absolute, ob);
+}
+
+/** Answers a denial, or hands the app the request (its `meshlet`, headers and URL as the phases left them) inside its context. */
+function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, next: (err?: Error) => void, x: Judgement, absolute: boolean, ob: InboundObservation | undefined): void {
+  const raw = request.raw;
+  ob?.judged(x);
+  if (!x.serve) {
+    deny(reply, x.denial, x.grpc, raw);
+    return;
+  }
+  if (x.normalizedPath !== request.url) {
+    // Routed already on a path other than the one judged: refuse rather than serve it.
+    refuse(reply, ob, notNormalized(`path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`), x.request.protocol === 'grpc');
+    return;
+  }
+  request.meshlet = x.info;
+  (raw as { meshlet?: unknown }).meshlet = x.info;
+  // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
+  if (x.request.headersChanged || absolute || ob?.added === true) replaceHeaders(raw, x.request.headers);
+  if (x.request.path !== x.normalizedPath) {
+    // A phase took a parameter out of the query (a consumed access_token): the app sees it gone,
+    // from the URL, the query Fastify parsed, and the target as received (request.originalUrl).
+    raw.url = x.request.path;
+    if ((raw as { originalUrl?: string }).originalUrl !== undefined) (raw as { originalUrl?: string }).originalUrl = x.request.path;
+    dropRemovedQueryKeys(request.query, x.normalizedPath, x.request.path);
+  }
+  if (x.responseHeaders !== undefined) for (const [k, v] of Object.entries(x.responseHeaders)) reply.header(k, v);
+  enterContext(raw, x, next);
+}
+
 /** The plugin: `await fastify.register(mesh.fastify())`. */
 export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
   const plugin = ((fastify: FastifyLike, _opts: unknown, done: (err?: Error) => void) => {
@@ -165,49 +229,8 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
       const mx = g.peerExchange === undefined ? undefined : exchangePeerMetadata(g.peerExchange, headers, raw, reply.raw);
       // An absolute-form Host, or the exchange taking the caller's metadata headers off the view: its names are listed then.
       const ob = observeInbound(g.observer, raw, reply.raw, headers, request.method, authority, request.url, conn, mx, abs === undefined && mx === undefined ? names : undefined);
-      const refuse = (d: Denial, grpc: boolean): void => {
-        ob?.denied(d);
-        deny(reply, d, grpc);
-      };
-      const judge = (): void => {
-        let j: Judgement | Promise<Judgement>;
-        try {
-          j = g.judge(request.method, authority, request.url, headers, conn);
-        } catch (err) {
-          refuse(internalError(err), isGrpcContentType(headers['content-type']));
-          return;
-        }
-        const go = (x: Judgement): void => {
-          ob?.judged(x);
-          if (!x.serve) {
-            deny(reply, x.denial, x.grpc, raw);
-            return;
-          }
-          if (x.normalizedPath !== request.url) {
-            // Routed already on a path other than the one judged: refuse rather than serve it.
-            refuse(notNormalized(`path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`), x.request.protocol === 'grpc');
-            return;
-          }
-          request.meshlet = x.info;
-          (raw as { meshlet?: unknown }).meshlet = x.info;
-          // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
-          if (x.request.headersChanged || abs !== undefined || ob?.added === true) replaceHeaders(raw, x.request.headers);
-          if (x.request.path !== x.normalizedPath) {
-            // A phase took a parameter out of the query (a consumed access_token): the app sees it gone,
-            // from the URL, the query Fastify parsed, and the target as received (request.originalUrl).
-            raw.url = x.request.path;
-            if ((raw as { originalUrl?: string }).originalUrl !== undefined) (raw as { originalUrl?: string }).originalUrl = x.request.path;
-            dropRemovedQueryKeys(request.query, x.normalizedPath, x.request.path);
-          }
-          if (x.responseHeaders !== undefined) for (const [k, v] of Object.entries(x.responseHeaders)) reply.header(k, v);
-          enterContext(raw, x, next);
-        };
-        if (j instanceof Promise) {
-          j.then(go, (err: unknown) => refuse(internalError(err), isGrpcContentType(headers['content-type'])));
-        } else go(j);
-      };
-      if (ob === undefined) judge();
-      else ob.run(judge);
+      if (ob === undefined) judgeFastify(g, request, reply, next, headers, authority, conn, abs !== undefined, undefined);
+      else ob.run(() => judgeFastify(g, request, reply, next, headers, authority, conn, abs !== undefined, ob));
     });
     done();
   }) as FastifyPlugin;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { headersFromRaw, replaceHeaders, toNodeHeaders } from './headers.ts';
+import { absoluteForm, headersFromRaw, replaceHeaders, toNodeHeaders } from './headers.ts';
 
 /** What Node itself makes of `raw` (its own parser's header lines, `req.headers`). */
 function nodeParsed(raw: readonly string[]): IncomingMessage {
@@ -47,4 +47,17 @@ describe('replaceHeaders: the rebuilt req.headers is what Node makes of the same
     assert.deepEqual({ ...req.headers }, { 'x-a': '1, 2', 'x-jwt-sub': 'alice' });
     assert.deepEqual(req.rawHeaders, ['x-a', '1', 'x-a', '2', 'x-jwt-sub', 'alice']);
   });
+});
+
+describe('absoluteForm: the request target split as Envoy splits an absolute-form one', () => {
+  const rows: { target: string; want: { authority: string; path: string } | undefined }[] = [
+    // Origin-form (answered without the regular expression), even when a URL follows the slash.
+    { target: '/api/items/1?x=1', want: undefined },
+    { target: '/http://evil.example/admin', want: undefined },
+    { target: '*', want: undefined },
+    { target: 'http://httpbin.foo:8000/api/items?x=1', want: { authority: 'httpbin.foo:8000', path: '/api/items?x=1' } },
+    { target: 'HTTPS://user@h.example', want: { authority: 'h.example', path: '/' } },
+    { target: 'http://h.example?q', want: { authority: 'h.example', path: '/?q' } },
+  ];
+  for (const r of rows) it(JSON.stringify(r.target), () => assert.deepEqual(absoluteForm(r.target), r.want));
 });

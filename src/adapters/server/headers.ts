@@ -82,19 +82,34 @@ export function toNodeHeaders(h: Headers): IncomingHttpHeaders {
 }
 
 /**
- * Rebuilds what the app reads (`req.headers`, `req.rawHeaders`) from the phases' view, in one pass
- * over its names (the view is a null-prototype dictionary: listing its keys costs about what
+ * Rebuilds what the app reads (`req.headers`, `req.rawHeaders`) from the phases' view, from one
+ * list of its names (the view is a null-prototype dictionary: listing its keys costs about what
  * making it did, so it is listed once for both).
  */
 export function replaceHeaders(req: IncomingMessage, h: Headers): void {
-  const raw: string[] = [];
   const out: IncomingHttpHeaders = {};
-  for (const k of Object.keys(h)) {
+  const names = Object.keys(h);
+  let lines = 0;
+  for (const k of names) {
     const v = h[k];
     if (v === undefined) continue;
-    if (typeof v === 'string') raw.push(k, v);
-    else for (const x of v) raw.push(k, x);
     out[k] = nodeValue(k, v);
+    lines += typeof v === 'string' ? 1 : v.length;
+  }
+  // rawHeaders made at its size (push() onto [] gives a first array room for 17 elements).
+  const raw: string[] = new Array(2 * lines);
+  let i = 0;
+  for (const k of names) {
+    const v = h[k];
+    if (v === undefined) continue;
+    if (typeof v === 'string') {
+      raw[i++] = k;
+      raw[i++] = v;
+    } else
+      for (const x of v) {
+        raw[i++] = k;
+        raw[i++] = x;
+      }
   }
   (req as { rawHeaders: string[] }).rawHeaders = raw;
   (req as { headers: IncomingHttpHeaders }).headers = out;
@@ -122,6 +137,8 @@ export function dropRemovedQueryKeys(query: unknown, before: string, after: stri
  * its path the request path. Undefined for any other form (origin-form `/path`, `*`).
  */
 export function absoluteForm(target: string): { readonly authority: string; readonly path: string } | undefined {
+  // Origin-form (`/path`), what nearly every request carries: a scheme starts with a letter.
+  if (target.charCodeAt(0) === 47 /* / */) return undefined;
   const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)(.*)$/s.exec(target);
   if (m === null) return undefined;
   const authority = m[1] as string;

@@ -13,7 +13,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement, RequestMeshInfo } from '../../inbound/guard.ts';
-import { runAdmitted, type Denial } from '../../inbound/pipeline.ts';
+import type { Denial } from '../../inbound/pipeline.ts';
+import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
@@ -108,12 +109,14 @@ export function listenInContext(req: IncomingMessage): void {
   req.addListener = onInContext;
 }
 
-/** Runs the rest of the request — the app's handler and the listeners it adds — inside the admitted context. */
+function admitted(req: IncomingMessage, next: () => void): void {
+  listenInContext(req);
+  next();
+}
+
+/** Runs the rest of the request — the app's handler and the listeners it adds — inside the admitted context (what `runAdmitted` does, without a closure per request). */
 export function enterContext(req: IncomingMessage, j: Extract<Judgement, { serve: true }>, next: () => void): void {
-  runAdmitted(j.admission, () => {
-    listenInContext(req);
-    next();
-  });
+  runInWholeContext(j.admission.context, admitted, req, next);
 }
 
 function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean, hostChanged: boolean, mounted: string | undefined, ob: InboundObservation | undefined): void {
@@ -242,7 +245,8 @@ export function expressMiddleware(guard: () => InboundGuard): (req: IncomingMess
     // middleware the rest of the path; the mesh judges the whole path, as a sidecar sees it.
     const base = (req as { baseUrl?: string }).baseUrl;
     const mounted = typeof base === 'string' && base !== '' && (req as MeshRequest).meshlet === undefined ? base + (req.url ?? '/') : undefined;
-    serveNode(guard(), req, res, () => next(), true, mounted);
+    // `next` itself: serveNode calls it with no argument.
+    serveNode(guard(), req, res, next as () => void, true, mounted);
   };
 }
 

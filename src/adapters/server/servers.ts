@@ -25,6 +25,9 @@ import { MeshHttpServer } from './mesh-server.ts';
 import { expressMiddleware, wrapListener } from './node.ts';
 import { peerChecked, peerOfSocket, rememberPeer } from './peer.ts';
 
+/** A connection let in without a verified peer (plaintext under PERMISSIVE): one answer for all. */
+const NO_PEER = Object.freeze({ peer: undefined });
+
 /** Options of {@link MeshServers}. */
 export interface MeshServersOptions {
   readonly normalization: PathNormalization;
@@ -87,7 +90,7 @@ export class MeshServers {
       );
       return { refused: tls ? `STRICT: the TLS connection to port ${port} proves no mesh identity` : `STRICT: a plaintext request on port ${port}, on a server the mesh did not make` };
     }
-    return { peer };
+    return peer === undefined ? NO_PEER : { peer };
   }
 
   #pipeline(resources: readonly AnyResource[]): InboundPipeline {

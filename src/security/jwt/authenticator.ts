@@ -102,6 +102,9 @@ export interface AuthenticatorDeps {
   readonly maxTokenChars: number;
 }
 
+/** A rule that found no token. */
+const NO_TOKENS: readonly Located[] = Object.freeze([]);
+
 const ANONYMOUS: JwtSuccess = Object.freeze({ ok: true, principal: undefined, claims: undefined, audiences: undefined, presenter: undefined, rule: undefined, detail: 'no token' });
 
 function headerValue(headers: Headers, name: string): string {
@@ -181,24 +184,29 @@ export class JwtAuthenticator {
       return { ...ANONYMOUS, detail: 'CORS preflight: not checked' };
     }
     const found = new RequestTokens(req, this.#knownRun);
-    const perRule: Located[][] = [];
-    for (const rule of this.rules) {
-      const list: Located[] = [];
+    // Lists made at their size (a first push() gives an array room for 17): a rule usually finds one token or none.
+    const perRule: (readonly Located[])[] = new Array(this.rules.length);
+    for (let r = 0; r < this.rules.length; r++) {
+      const rule = this.rules[r] as CompiledRule;
+      let list: readonly Located[] = NO_TOKENS;
       for (const location of rule.locations) {
         const tokens = found.at(location);
         if (tokens.length > 1) {
           return this.#fail(req, JwtStatus.MultipleTokens, `${rule.name}: ${describeLocation(location)} carries ${tokens.length} different tokens`);
         }
-        if (tokens.length === 1) list.push({ token: tokens[0] as string, location });
+        if (tokens.length === 1) {
+          const l: Located = { token: tokens[0] as string, location };
+          list = list.length === 0 ? [l] : [...list, l];
+        }
       }
-      perRule.push(list);
+      perRule[r] = list;
     }
     // Synchronous (no generator, no promise) while every token settles from the cache; from the
     // first that must wait for keys or a signature, the rest runs in #resume.
     const results: Failed[] = [];
     for (let i = 0; i < this.rules.length; i++) {
       const rule = this.rules[i] as CompiledRule;
-      const r = this.#checkRuleNow(rule, perRule[i] as Located[]);
+      const r = this.#checkRuleNow(rule, perRule[i] as readonly Located[]);
       if (r instanceof Paused) return drive(this.#resume(req, perRule, i, r, results));
       if (r.ok) return this.#succeed(req, rule, r.verified);
       results.push(r);
@@ -207,10 +215,10 @@ export class JwtAuthenticator {
   }
 
   /** The rules from `i` on, rule `i` continued where it paused. */
-  *#resume(req: JwtRequest, perRule: readonly Located[][], i: number, paused: Paused, results: Failed[]): Waiting<JwtOutcome> {
+  *#resume(req: JwtRequest, perRule: readonly (readonly Located[])[], i: number, paused: Paused, results: Failed[]): Waiting<JwtOutcome> {
     for (let k = i; k < this.rules.length; k++) {
       const rule = this.rules[k] as CompiledRule;
-      const tokens = perRule[k] as Located[];
+      const tokens = perRule[k] as readonly Located[];
       const now = k === i ? paused : this.#checkRuleNow(rule, tokens);
       const r = now instanceof Paused ? yield* this.#finishRule(rule, tokens, now) : now;
       if (r.ok) return this.#succeed(req, rule, r.verified);
@@ -245,6 +253,14 @@ export class JwtAuthenticator {
   /** A rule's tokens, last first, as far as the cache settles them; {@link Paused} at the first that must wait. */
   #checkRuleNow(rule: CompiledRule, tokens: readonly Located[]): RuleResult | Paused {
     if (tokens.length === 0) return { ok: false, status: JwtStatus.JwtMissed, why: `${rule.name}: no token` };
+    if (tokens.length === 1) {
+      // One token, the common case: its list made at its size.
+      const t = tokens[0] as Located;
+      const r = this.#settle(rule, t.token);
+      if (r instanceof Unsettled) return new Paused(0, [], r);
+      if (!r.ok) return tokenFailed(rule, t, r);
+      return { ok: true, verified: [{ token: t.token, location: t.location, jwt: r.jwt, view: r.view }] };
+    }
     const verified: Verified[] = [];
     for (let i = tokens.length - 1; i >= 0; i--) {
       const t = tokens[i] as Located;
@@ -300,7 +316,11 @@ export class JwtAuthenticator {
     const current = source.keys();
     const verdict = entry.verdicts.get(source);
     if (verdict !== undefined) {
-      if ('key' in verdict && !verdict.key.retired) return { ok: true, jwt, view };
+      if ('key' in verdict && !verdict.key.retired) {
+        // The same success every time (per token and rule): made once, on the view.
+        view.passed ??= { ok: true, jwt, view };
+        return view.passed;
+      }
       if ('failed' in verdict && verdict.version === source.version) return { ok: false, status: verdict.failed, why: 'verified before against the same keys' };
     }
     return new Unsettled(entry, view, current);
@@ -338,7 +358,8 @@ export class JwtAuthenticator {
 
   #succeed(req: JwtRequest, rule: CompiledRule, verified: readonly Verified[]): JwtSuccess {
     const first = verified[0] as Verified;
-    const single = verified.every((v) => v.token === first.token);
+    let single = true;
+    for (let i = 1; i < verified.length; i++) if ((verified[i] as Verified).token !== first.token) single = false;
     if (!single) {
       if (!rule.forwardOriginalToken) for (const v of verified) removeToken(req, v.location);
       const n = new Set(verified.map((v) => v.token)).size;

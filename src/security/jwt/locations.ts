@@ -139,6 +139,9 @@ function cookiePairs(header: string): [string, string][] {
   return out;
 }
 
+/** No token: shared by every location that has none. */
+const NONE: readonly string[] = Object.freeze([]);
+
 /** The tokens one location holds. */
 export interface Found {
   readonly location: TokenLocation;
@@ -164,33 +167,44 @@ export class RequestTokens {
     this.#knownRun = knownRun;
   }
 
-  /** The distinct tokens at `loc` (none, one, or several). */
+  /** The token in one value of header location `loc`, or undefined when the value lacks the prefix. */
+  #inHeader(loc: { readonly prefix: string }, value: string): string | undefined {
+    if (loc.prefix === '') return value;
+    const at = value.indexOf(loc.prefix);
+    if (at === -1) return undefined;
+    const start = at + loc.prefix.length;
+    const known = this.#knownRun;
+    if (known !== undefined && start < value.length) {
+      const rest = value.slice(start);
+      return known(rest) ? rest : extractJwtRun(value, start);
+    }
+    return extractJwtRun(value, start);
+  }
+
+  /** The distinct tokens at `loc` (none, one, or several); read-only (an empty result may be shared). */
   at(loc: TokenLocation): readonly string[] {
     switch (loc.kind) {
       case 'header': {
+        const headers = this.#req.headers;
+        const v = Object.hasOwn(headers, loc.name) ? headers[loc.name] : undefined;
+        if (v === undefined) return NONE;
+        if (typeof v === 'string') {
+          // One header line, the common case: no list of values to walk.
+          const token = this.#inHeader(loc, v);
+          return token === undefined ? NONE : [token];
+        }
         const out: string[] = [];
-        for (const value of valuesOf(this.#req.headers, loc.name)) {
-          let token: string;
-          if (loc.prefix === '') token = value;
-          else {
-            const at = value.indexOf(loc.prefix);
-            if (at === -1) continue;
-            const start = at + loc.prefix.length;
-            const known = this.#knownRun;
-            if (known !== undefined && start < value.length) {
-              const rest = value.slice(start);
-              token = known(rest) ? rest : extractJwtRun(value, start);
-            } else token = extractJwtRun(value, start);
-          }
-          if (!out.includes(token)) out.push(token);
+        for (const value of v) {
+          const token = this.#inHeader(loc, value);
+          if (token !== undefined && !out.includes(token)) out.push(token);
         }
         return out;
       }
       case 'param': {
         // Most queries do not mention the parameter at all: skip the parse (an encoded name has a '%').
         const q = this.#req.path.indexOf('?');
-        if (q === -1) return [];
-        if (this.#params === undefined && !this.#req.path.includes(loc.name, q) && !this.#req.path.includes('%', q)) return [];
+        if (q === -1) return NONE;
+        if (this.#params === undefined && !this.#req.path.includes(loc.name, q) && !this.#req.path.includes('%', q)) return NONE;
         if (this.#params === undefined) {
           this.#params = new Map();
           for (const [k, v] of queryParts(this.#req.path)) {

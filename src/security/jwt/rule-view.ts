@@ -49,6 +49,8 @@ export interface RuleView {
   /** The audience check failed (checked after the time, as Envoy orders them). */
   readonly audience: Failed | undefined;
   granted?: Granted;
+  /** The token's success under this rule, once a key verified it (the same object for every request). */
+  passed?: TokenResult;
 }
 
 export type RuleResult = { readonly ok: true; readonly verified: readonly Verified[] } | Failed;

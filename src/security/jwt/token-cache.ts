@@ -84,6 +84,8 @@ export class TokenCache {
    * (one map lookup per request instead of two); cleared whenever an entry leaves the map.
    */
   #found: CachedToken | undefined;
+  /** The string {@link knownRun} was asked about when it found {@link #found}: the same string object again needs no comparison of its ~700 characters. */
+  #foundFor: string | undefined;
 
   /**
    * True when `s` is a cached token that is one whole run of JWT characters. Not a use of the entry
@@ -93,13 +95,14 @@ export class TokenCache {
     const e = this.#map.get(keyOf(s));
     if (e === undefined || !e.run || e.token !== s) return false;
     this.#found = e;
+    this.#foundFor = s;
     return true;
   }
 
   /** The entry for `token`, marked as used. */
   get(token: string): CachedToken | undefined {
     const f = this.#found;
-    const e = f !== undefined && f.token === token ? f : this.#map.get(keyOf(token));
+    const e = f !== undefined && (this.#foundFor === token || f.token === token) ? f : this.#map.get(keyOf(token));
     if (e === undefined || e.token !== token) {
       this.misses++;
       return undefined;
@@ -115,6 +118,7 @@ export class TokenCache {
     if (this.#max === 0 || token.length > MAX_CACHED_TOKEN_CHARS) return entry;
     const key = keyOf(token);
     this.#found = undefined;
+    this.#foundFor = undefined;
     this.#map.delete(key);
     while (this.#map.size >= this.#max) this.#evictOne();
     this.#map.set(key, entry);
@@ -133,12 +137,14 @@ export class TokenCache {
 
   delete(token: string): void {
     this.#found = undefined;
+    this.#foundFor = undefined;
     const key = keyOf(token);
     if (this.#map.get(key)?.token === token) this.#map.delete(key);
   }
 
   clear(): void {
     this.#found = undefined;
+    this.#foundFor = undefined;
     this.#map.clear();
   }
 }
