@@ -29,6 +29,17 @@ const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
 /** The acknowledgement of a message no caller waits on (a mirrored copy's). */
 const NO_ACK: WriteAck = { written: () => undefined };
 
+/** The attempt got the response metadata (a head). */
+const GOT_HEAD = 1;
+/** A read is asked of the grpc-js call (startRead) and no message answered it yet. */
+const READING = 2;
+/** The pipeline got this controller (onRequestStart). */
+const ANNOUNCED = 4;
+/** A request message write is in flight (its callback not come yet). */
+const WRITING = 8;
+/** The caller half-closed while messages waited: half-close after the last one goes out. */
+const HALF_CLOSE_PENDING = 16;
+
 /** One attempt on one endpoint: the controller the pipeline sees, and grpc-js's listener. */
 export class GrpcAttempt implements Controller, InterceptingListener, MessageSink {
   aborted = false;
@@ -45,18 +56,15 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   readonly #e: EndpointChannel | undefined;
   #call: Call | undefined;
   #state: 0 | 1 | 2 = 0; // 0 waiting for a stream, 1 on the wire, 2 over
-  #gotHead = false;
-  #reading = false;
-  /** The pipeline got this controller (onRequestStart). */
-  #announced = false;
+  /**
+   * GOT_HEAD, READING, ANNOUNCED, WRITING, HALF_CLOSE_PENDING: one field rather than five
+   * booleans (an attempt is made per call: fewer bytes to allocate and to touch).
+   */
+  #bits = 0;
   /** The call's messages, when it is a streamed body (attached while the attempt is on the wire). */
   #body: MessageBody | undefined;
-  /** A request message write is in flight (its callback not come yet). */
-  #writing = false;
   /** Messages waiting for the write in flight (made when one has to wait: a unary call's never does). */
   #outbox: { message: Buffer; ack: WriteAck }[] | undefined = undefined;
-  /** The caller half-closed while messages waited: half-close after the last one goes out. */
-  #halfClosePending = false;
   /** The acknowledgement of the write in flight (one at a time), given when its callback comes. */
   #ack: WriteAck | undefined = undefined;
   /**
@@ -87,7 +95,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
       queueMicrotask(() => this.#handler.onResponseError?.(this, err));
     } else {
       // Waiting for a stream: the pipeline may cancel it through this controller.
-      this.#announced = true;
+      this.#bits |= ANNOUNCED;
       this.#handler.onRequestStart?.(this, null);
     }
   }
@@ -109,8 +117,8 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
       return;
     }
     this.#call = call;
-    if (!this.#announced) {
-      this.#announced = true;
+    if ((this.#bits & ANNOUNCED) === 0) {
+      this.#bits |= ANNOUNCED;
       this.#handler.onRequestStart?.(this, null);
     }
     // The pipeline may have cancelled it on the way (a per-try timeout that already passed).
@@ -121,7 +129,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     // remains of it as grpc-timeout, with no grpc-js deadline timer of its own.
     if (ex.deadline !== Number.POSITIVE_INFINITY) setGrpcTimeout(metadata, grpcTimeout(Math.max(1, ex.deadline - this.#clock.now())));
     call.start(metadata, this);
-    this.#reading = true;
+    this.#bits |= READING;
     call.startRead();
     const body = ex.body;
     if (body instanceof MessageBody) {
@@ -142,7 +150,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
    */
   message(message: Buffer, ack: WriteAck): void {
     if (this.#state !== 1) return;
-    if (this.#writing) {
+    if ((this.#bits & WRITING) !== 0) {
       const entry = { message, ack };
       if (this.#outbox === undefined) this.#outbox = [entry];
       else this.#outbox.push(entry);
@@ -153,14 +161,14 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
 
   #send(message: Buffer, ack: WriteAck): void {
     const call = this.#call as Call;
-    this.#writing = true;
+    this.#bits |= WRITING;
     this.#ack = ack;
     call.sendMessageWithContext(this, message);
     // The half-close goes right after the last message, without waiting for that write's
     // callback (as grpc-js's own unary calls do): HTTP/2 then carries END_STREAM on the
     // message's DATA frame, in the same write, instead of an empty DATA frame of its own.
-    if (this.#halfClosePending && (this.#outbox === undefined || this.#outbox.length === 0) && this.#state === 1) {
-      this.#halfClosePending = false;
+    if ((this.#bits & HALF_CLOSE_PENDING) !== 0 && (this.#outbox === undefined || this.#outbox.length === 0) && this.#state === 1) {
+      this.#bits &= ~HALF_CLOSE_PENDING;
       call.halfClose();
     }
   }
@@ -169,7 +177,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     const ack = this.#ack;
     if (ack === undefined) return;
     this.#ack = undefined;
-    this.#writing = false;
+    this.#bits &= ~WRITING;
     ack.written();
     const outbox = this.#outbox;
     if (this.#state !== 1 || outbox === undefined || outbox.length === 0) return;
@@ -179,7 +187,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
 
   end(): void {
     if (this.#state !== 1) return;
-    if (this.#outbox !== undefined && this.#outbox.length > 0) this.#halfClosePending = true;
+    if (this.#outbox !== undefined && this.#outbox.length > 0) this.#bits |= HALF_CLOSE_PENDING;
     else this.#call?.halfClose();
   }
 
@@ -216,8 +224,8 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    if (!this.#reading && this.#state === 1) {
-      this.#reading = true;
+    if ((this.#bits & READING) === 0 && this.#state === 1) {
+      this.#bits |= READING;
       this.#call?.startRead();
     }
   }
@@ -232,7 +240,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
 
   onReceiveMetadata(metadata: Metadata): void {
     if (this.#state !== 1) return;
-    this.#gotHead = true;
+    this.#bits |= GOT_HEAD;
     const head = responseHeadersOf(metadata);
     this.#upstream(head, metadata);
     this.#handler.onResponseStart?.(this, 200, head, '');
@@ -240,10 +248,10 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
 
   onReceiveMessage(message: Buffer): void {
     if (this.#state !== 1) return;
-    this.#reading = false;
+    this.#bits &= ~READING;
     this.#handler.onResponseData?.(this, message);
-    if (this.#state === 1 && !this.paused && !this.#reading) {
-      this.#reading = true;
+    if (this.#state === 1 && !this.paused && (this.#bits & READING) === 0) {
+      this.#bits |= READING;
       this.#call?.startRead();
     }
   }
@@ -252,7 +260,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     if (this.#state !== 1) return;
     const { code, details, metadata } = status;
     const h = this.#handler;
-    if (!this.#gotHead) {
+    if ((this.#bits & GOT_HEAD) === 0) {
       this.#end();
       if (code === 0 || isServerTrailersOnly(metadata)) {
         // The server answered trailers-only: a head that carries the status.
