@@ -69,6 +69,11 @@ export class ReplayableBody {
     return this.#sourceError !== undefined;
   }
 
+  /** The largest body kept for replay (bytes). */
+  get capBytes(): number {
+    return this.#cap;
+  }
+
   /** Bytes recorded so far. */
   get bytes(): number {
     return this.#bytes;
