@@ -12,13 +12,11 @@
  * @module
  */
 import type { experimental, InterceptingListener, Metadata, StatusObject } from '@grpc/grpc-js';
-import type { Clock } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
 import type { Controller, Exchange, Headers, ResponseHandler } from '../../core/exchange.ts';
 import { MessageBody, type MessageSink, type WriteAck } from './body.ts';
 import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
 import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
-import type { GrpcJs } from './grpc-js.ts';
 import { GrpcExchange } from './exchange.ts';
 import { encodeGrpcMessage, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
 
@@ -45,10 +43,8 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   aborted = false;
   paused = false;
   reason: Error | null = null;
-  readonly #g: GrpcJs;
   readonly #ex: Exchange;
   readonly #handler: ResponseHandler;
-  readonly #clock: Clock;
   /** The connection the attempt goes on (given when it is admitted). */
   conn: Conn | undefined;
   liveIndex = -1;
@@ -75,11 +71,9 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
    */
   readonly callback = (): void => this.#sent();
 
-  constructor(g: GrpcJs, ex: Exchange, handler: ResponseHandler, clock: Clock, conn: Conn | undefined, owner: AttemptOwner, e: EndpointChannel | undefined) {
-    this.#g = g;
+  constructor(ex: Exchange, handler: ResponseHandler, conn: Conn | undefined, owner: AttemptOwner, e: EndpointChannel | undefined) {
     this.#ex = ex;
     this.#handler = handler;
-    this.#clock = clock;
     this.conn = conn;
     this.#owner = owner;
     this.#e = e;
@@ -123,11 +117,11 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     }
     // The pipeline may have cancelled it on the way (a per-try timeout that already passed).
     if ((this.#state as number) === 2) return;
-    const metadata = ex instanceof GrpcExchange && ex.callerMetadata !== undefined && ex.callerHeaders !== undefined ? requestMetadataOf(this.#g, ex.headers, ex.callerMetadata, ex.callerHeaders) : metadataOf(this.#g, ex.headers);
+    const metadata = ex instanceof GrpcExchange && ex.callerMetadata !== undefined && ex.callerHeaders !== undefined ? requestMetadataOf(this.#owner.grpc, ex.headers, ex.callerMetadata, ex.callerHeaders) : metadataOf(this.#owner.grpc, ex.headers);
     // The effective deadline (route timeout, caller deadline, MeshContext) is the mesh's to keep
     // (its deadline queue cancels the attempt when it passes); the endpoint call carries what
     // remains of it as grpc-timeout, with no grpc-js deadline timer of its own.
-    if (ex.deadline !== Number.POSITIVE_INFINITY) setGrpcTimeout(metadata, grpcTimeout(Math.max(1, ex.deadline - this.#clock.now())));
+    if (ex.deadline !== Number.POSITIVE_INFINITY) setGrpcTimeout(metadata, grpcTimeout(Math.max(1, ex.deadline - this.#owner.clock.now())));
     call.start(metadata, this);
     this.#bits |= READING;
     call.startRead();
@@ -213,7 +207,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     this.reason = r;
     const call = this.#call;
     this.#end();
-    call?.cancelWithStatus(this.#g.status.CANCELLED, r.message);
+    call?.cancelWithStatus(this.#owner.grpc.status.CANCELLED, r.message);
     this.#handler.onResponseError?.(this, r);
   }
 
