@@ -12,13 +12,11 @@
  * @module
  */
 import type { experimental, InterceptingListener, Metadata, StatusObject } from '@grpc/grpc-js';
-import type { Clock } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
 import type { Controller, Exchange, Headers, ResponseHandler } from '../../core/exchange.ts';
 import { MessageBody, type MessageSink, type WriteAck } from './body.ts';
 import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
 import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
-import type { GrpcJs } from './grpc-js.ts';
 import { GrpcExchange } from './exchange.ts';
 import { encodeGrpcMessage, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
 
@@ -29,15 +27,24 @@ const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
 /** The acknowledgement of a message no caller waits on (a mirrored copy's). */
 const NO_ACK: WriteAck = { written: () => undefined };
 
+/** The attempt got the response metadata (a head). */
+const GOT_HEAD = 1;
+/** A read is asked of the grpc-js call (startRead) and no message answered it yet. */
+const READING = 2;
+/** The pipeline got this controller (onRequestStart). */
+const ANNOUNCED = 4;
+/** A request message write is in flight (its callback not come yet). */
+const WRITING = 8;
+/** The caller half-closed while messages waited: half-close after the last one goes out. */
+const HALF_CLOSE_PENDING = 16;
+
 /** One attempt on one endpoint: the controller the pipeline sees, and grpc-js's listener. */
 export class GrpcAttempt implements Controller, InterceptingListener, MessageSink {
   aborted = false;
   paused = false;
   reason: Error | null = null;
-  readonly #g: GrpcJs;
   readonly #ex: Exchange;
   readonly #handler: ResponseHandler;
-  readonly #clock: Clock;
   /** The connection the attempt goes on (given when it is admitted). */
   conn: Conn | undefined;
   liveIndex = -1;
@@ -45,18 +52,15 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   readonly #e: EndpointChannel | undefined;
   #call: Call | undefined;
   #state: 0 | 1 | 2 = 0; // 0 waiting for a stream, 1 on the wire, 2 over
-  #gotHead = false;
-  #reading = false;
-  /** The pipeline got this controller (onRequestStart). */
-  #announced = false;
+  /**
+   * GOT_HEAD, READING, ANNOUNCED, WRITING, HALF_CLOSE_PENDING: one field rather than five
+   * booleans (an attempt is made per call: fewer bytes to allocate and to touch).
+   */
+  #bits = 0;
   /** The call's messages, when it is a streamed body (attached while the attempt is on the wire). */
   #body: MessageBody | undefined;
-  /** A request message write is in flight (its callback not come yet). */
-  #writing = false;
   /** Messages waiting for the write in flight (made when one has to wait: a unary call's never does). */
   #outbox: { message: Buffer; ack: WriteAck }[] | undefined = undefined;
-  /** The caller half-closed while messages waited: half-close after the last one goes out. */
-  #halfClosePending = false;
   /** The acknowledgement of the write in flight (one at a time), given when its callback comes. */
   #ack: WriteAck | undefined = undefined;
   /**
@@ -67,11 +71,9 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
    */
   readonly callback = (): void => this.#sent();
 
-  constructor(g: GrpcJs, ex: Exchange, handler: ResponseHandler, clock: Clock, conn: Conn | undefined, owner: AttemptOwner, e: EndpointChannel | undefined) {
-    this.#g = g;
+  constructor(ex: Exchange, handler: ResponseHandler, conn: Conn | undefined, owner: AttemptOwner, e: EndpointChannel | undefined) {
     this.#ex = ex;
     this.#handler = handler;
-    this.#clock = clock;
     this.conn = conn;
     this.#owner = owner;
     this.#e = e;
@@ -87,7 +89,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
       queueMicrotask(() => this.#handler.onResponseError?.(this, err));
     } else {
       // Waiting for a stream: the pipeline may cancel it through this controller.
-      this.#announced = true;
+      this.#bits |= ANNOUNCED;
       this.#handler.onRequestStart?.(this, null);
     }
   }
@@ -109,19 +111,19 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
       return;
     }
     this.#call = call;
-    if (!this.#announced) {
-      this.#announced = true;
+    if ((this.#bits & ANNOUNCED) === 0) {
+      this.#bits |= ANNOUNCED;
       this.#handler.onRequestStart?.(this, null);
     }
     // The pipeline may have cancelled it on the way (a per-try timeout that already passed).
     if ((this.#state as number) === 2) return;
-    const metadata = ex instanceof GrpcExchange && ex.callerMetadata !== undefined && ex.callerHeaders !== undefined ? requestMetadataOf(this.#g, ex.headers, ex.callerMetadata, ex.callerHeaders) : metadataOf(this.#g, ex.headers);
+    const metadata = ex instanceof GrpcExchange && ex.callerMetadata !== undefined && ex.callerHeaders !== undefined ? requestMetadataOf(this.#owner.grpc, ex.headers, ex.callerMetadata, ex.callerHeaders) : metadataOf(this.#owner.grpc, ex.headers);
     // The effective deadline (route timeout, caller deadline, MeshContext) is the mesh's to keep
     // (its deadline queue cancels the attempt when it passes); the endpoint call carries what
     // remains of it as grpc-timeout, with no grpc-js deadline timer of its own.
-    if (ex.deadline !== Number.POSITIVE_INFINITY) setGrpcTimeout(metadata, grpcTimeout(Math.max(1, ex.deadline - this.#clock.now())));
+    if (ex.deadline !== Number.POSITIVE_INFINITY) setGrpcTimeout(metadata, grpcTimeout(Math.max(1, ex.deadline - this.#owner.clock.now())));
     call.start(metadata, this);
-    this.#reading = true;
+    this.#bits |= READING;
     call.startRead();
     const body = ex.body;
     if (body instanceof MessageBody) {
@@ -142,7 +144,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
    */
   message(message: Buffer, ack: WriteAck): void {
     if (this.#state !== 1) return;
-    if (this.#writing) {
+    if ((this.#bits & WRITING) !== 0) {
       const entry = { message, ack };
       if (this.#outbox === undefined) this.#outbox = [entry];
       else this.#outbox.push(entry);
@@ -153,14 +155,14 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
 
   #send(message: Buffer, ack: WriteAck): void {
     const call = this.#call as Call;
-    this.#writing = true;
+    this.#bits |= WRITING;
     this.#ack = ack;
     call.sendMessageWithContext(this, message);
     // The half-close goes right after the last message, without waiting for that write's
     // callback (as grpc-js's own unary calls do): HTTP/2 then carries END_STREAM on the
     // message's DATA frame, in the same write, instead of an empty DATA frame of its own.
-    if (this.#halfClosePending && (this.#outbox === undefined || this.#outbox.length === 0) && this.#state === 1) {
-      this.#halfClosePending = false;
+    if ((this.#bits & HALF_CLOSE_PENDING) !== 0 && (this.#outbox === undefined || this.#outbox.length === 0) && this.#state === 1) {
+      this.#bits &= ~HALF_CLOSE_PENDING;
       call.halfClose();
     }
   }
@@ -169,7 +171,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     const ack = this.#ack;
     if (ack === undefined) return;
     this.#ack = undefined;
-    this.#writing = false;
+    this.#bits &= ~WRITING;
     ack.written();
     const outbox = this.#outbox;
     if (this.#state !== 1 || outbox === undefined || outbox.length === 0) return;
@@ -179,7 +181,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
 
   end(): void {
     if (this.#state !== 1) return;
-    if (this.#outbox !== undefined && this.#outbox.length > 0) this.#halfClosePending = true;
+    if (this.#outbox !== undefined && this.#outbox.length > 0) this.#bits |= HALF_CLOSE_PENDING;
     else this.#call?.halfClose();
   }
 
@@ -205,7 +207,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     this.reason = r;
     const call = this.#call;
     this.#end();
-    call?.cancelWithStatus(this.#g.status.CANCELLED, r.message);
+    call?.cancelWithStatus(this.#owner.grpc.status.CANCELLED, r.message);
     this.#handler.onResponseError?.(this, r);
   }
 
@@ -216,8 +218,8 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    if (!this.#reading && this.#state === 1) {
-      this.#reading = true;
+    if ((this.#bits & READING) === 0 && this.#state === 1) {
+      this.#bits |= READING;
       this.#call?.startRead();
     }
   }
@@ -232,7 +234,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
 
   onReceiveMetadata(metadata: Metadata): void {
     if (this.#state !== 1) return;
-    this.#gotHead = true;
+    this.#bits |= GOT_HEAD;
     const head = responseHeadersOf(metadata);
     this.#upstream(head, metadata);
     this.#handler.onResponseStart?.(this, 200, head, '');
@@ -240,10 +242,10 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
 
   onReceiveMessage(message: Buffer): void {
     if (this.#state !== 1) return;
-    this.#reading = false;
+    this.#bits &= ~READING;
     this.#handler.onResponseData?.(this, message);
-    if (this.#state === 1 && !this.paused && !this.#reading) {
-      this.#reading = true;
+    if (this.#state === 1 && !this.paused && (this.#bits & READING) === 0) {
+      this.#bits |= READING;
       this.#call?.startRead();
     }
   }
@@ -252,7 +254,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     if (this.#state !== 1) return;
     const { code, details, metadata } = status;
     const h = this.#handler;
-    if (!this.#gotHead) {
+    if ((this.#bits & GOT_HEAD) === 0) {
       this.#end();
       if (code === 0 || isServerTrailersOnly(metadata)) {
         // The server answered trailers-only: a head that carries the status.

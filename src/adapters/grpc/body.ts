@@ -61,9 +61,22 @@ function messageOf(e: Entry): Buffer {
   return e.message;
 }
 
+/** The request outgrew the cap: it is no longer kept for replay. */
+const OVERFLOW = 1;
+/** The caller half-closed. */
+const ENDED = 2;
+/** The call is over (answered, failed, cancelled): nothing more is taken or sent. */
+const CLOSED = 4;
+/** The whole request is known (or known to be unavailable): {@link MessageBody.#completeMessages}. */
+const COMPLETE = 8;
+/**
+ * The whole request is the recorded messages, not listed yet: no one waited for it when it
+ * became complete (almost every call), so the list is made only if someone asks.
+ */
+const COMPLETE_RECORDED = 16;
+
 /** The request body of a gRPC call: the caller's messages, replayable (and mirrored) while they fit. */
 export class MessageBody extends ReplayableBody {
-  readonly #capBytes: number;
   /**
    * Messages taken by an attempt, kept for a retry (emptied once they outgrow the cap). Both
    * lists are made with their first message (as a list of one: a unary call has one message,
@@ -73,34 +86,26 @@ export class MessageBody extends ReplayableBody {
   /** Messages written while no attempt was attached (waiting for a stream, a retry's backoff). */
   #pending: Entry[] = NONE;
   #bytes = 0;
-  #overflow = false;
-  /** The caller half-closed. */
-  #ended = false;
-  /** The call is over (answered, failed, cancelled): nothing more is taken or sent. */
-  #closed = false;
   #sink: MessageSink | undefined;
   /** Waiting for the whole request ({@link MessageBody.whenComplete}, {@link MessageBody.forCopy}). */
   #onComplete: ((messages: readonly Buffer[] | undefined) => void)[] | undefined;
-  /** The whole request is known (or known to be unavailable): {@link MessageBody.#completeMessages}. */
-  #complete = false;
   #completeMessages: readonly Buffer[] | undefined;
   /**
-   * The whole request is the recorded messages, not listed yet: no one waited for it when it
-   * became complete (almost every call), so the list is made only if someone asks.
+   * OVERFLOW, ENDED, CLOSED, COMPLETE, COMPLETE_RECORDED: one field rather than five booleans
+   * (a body is made per call: fewer bytes to allocate and to touch).
    */
-  #completeRecorded = false;
+  #bits = 0;
 
   /** `capBytes`: the largest request kept for replay by retries. */
   constructor(capBytes: number) {
     super(NO_SOURCE, capBytes);
-    this.#capBytes = capBytes;
   }
 
   // ── the caller's side (the grpc-js call) ──
 
   /** The caller wrote a message; `written` acknowledges it. */
   push(message: Buffer, written?: () => void): void {
-    if (this.#closed || this.#ended) {
+    if ((this.#bits & (CLOSED | ENDED)) !== 0) {
       written?.();
       return;
     }
@@ -117,8 +122,8 @@ export class MessageBody extends ReplayableBody {
 
   /** The caller half-closed. */
   end(): void {
-    if (this.#closed || this.#ended) return;
-    this.#ended = true;
+    if ((this.#bits & (CLOSED | ENDED)) !== 0) return;
+    this.#bits |= ENDED;
     const sink = this.#sink;
     if (sink !== undefined && this.#pending.length === 0) {
       this.#settle();
@@ -128,8 +133,8 @@ export class MessageBody extends ReplayableBody {
 
   /** The call is over: messages not sent are dropped, every write still due is acknowledged. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if ((this.#bits & CLOSED) !== 0) return;
+    this.#bits |= CLOSED;
     this.#sink = undefined;
     this.#resolve(undefined);
     const pending = this.#pending;
@@ -138,7 +143,7 @@ export class MessageBody extends ReplayableBody {
     const recorded = this.#recorded;
     for (let i = 0; i < recorded.length; i++) (recorded[i] as Entry).written();
     // Kept while they are the whole request, as it was when complete (a later forCopy lists them).
-    if (!this.#completeRecorded) this.#recorded = NONE;
+    if ((this.#bits & COMPLETE_RECORDED) === 0) this.#recorded = NONE;
   }
 
   // ── the attempt's side ──
@@ -148,8 +153,8 @@ export class MessageBody extends ReplayableBody {
    * caller's as they are written, and the half-close. One attempt at a time is attached.
    */
   attach(sink: MessageSink): void {
-    if (this.#closed) return;
-    if (this.#overflow) {
+    if ((this.#bits & CLOSED) !== 0) return;
+    if ((this.#bits & OVERFLOW) !== 0) {
       sink.fail(new Error('request body exceeded the retry buffer and cannot be replayed'));
       return;
     }
@@ -164,7 +169,7 @@ export class MessageBody extends ReplayableBody {
       this.#take(e);
       sink.message(e.message, e);
     }
-    if (this.#ended && this.#sink === sink) {
+    if ((this.#bits & ENDED) !== 0 && this.#sink === sink) {
       this.#settle();
       sink.end();
     }
@@ -177,10 +182,10 @@ export class MessageBody extends ReplayableBody {
 
   #take(e: Entry): void {
     this.#bytes += e.message.byteLength;
-    if (this.#overflow) return;
-    if (this.#bytes > this.#capBytes) {
+    if ((this.#bits & OVERFLOW) !== 0) return;
+    if (this.#bytes > this.capBytes) {
       // From here the request streams straight through: it can no longer be replayed.
-      this.#overflow = true;
+      this.#bits |= OVERFLOW;
       this.#recorded = NONE;
       this.#resolve(undefined);
       return;
@@ -191,19 +196,18 @@ export class MessageBody extends ReplayableBody {
 
   /** Every message was taken and the caller half-closed: the whole request is known. */
   #settle(): void {
-    if (this.#complete) return;
-    if (this.#onComplete === undefined && !this.#overflow) {
+    if ((this.#bits & COMPLETE) !== 0) return;
+    if (this.#onComplete === undefined && (this.#bits & OVERFLOW) === 0) {
       // No one waits for the whole request: it is listed if someone asks (#whenMessages).
-      this.#complete = true;
-      this.#completeRecorded = true;
+      this.#bits |= COMPLETE | COMPLETE_RECORDED;
       return;
     }
-    this.#resolve(this.#overflow ? undefined : this.#recorded.map(messageOf));
+    this.#resolve((this.#bits & OVERFLOW) !== 0 ? undefined : this.#recorded.map(messageOf));
   }
 
   #resolve(messages: readonly Buffer[] | undefined): void {
-    if (this.#complete) return;
-    this.#complete = true;
+    if ((this.#bits & COMPLETE) !== 0) return;
+    this.#bits |= COMPLETE;
     this.#completeMessages = messages;
     const waiting = this.#onComplete;
     if (waiting === undefined) return;
@@ -213,7 +217,7 @@ export class MessageBody extends ReplayableBody {
 
   /** The call's messages once the whole request is known; `undefined`: it outgrew the replay buffer or ended first. */
   #whenMessages(): Promise<readonly Buffer[] | undefined> {
-    if (this.#complete) return Promise.resolve(this.#completeRecorded ? this.#recorded.map(messageOf) : this.#completeMessages);
+    if ((this.#bits & COMPLETE) !== 0) return Promise.resolve((this.#bits & COMPLETE_RECORDED) !== 0 ? this.#recorded.map(messageOf) : this.#completeMessages);
     return new Promise((resolve) => {
       this.#onComplete ??= [];
       this.#onComplete.push(resolve);
@@ -223,7 +227,7 @@ export class MessageBody extends ReplayableBody {
   // ── what the layers ask of a replayable body ──
 
   override get replayable(): boolean {
-    return !this.#overflow;
+    return (this.#bits & OVERFLOW) === 0;
   }
 
   override get bytes(): number {

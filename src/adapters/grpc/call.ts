@@ -53,6 +53,11 @@ class CallCancelled extends Error {
   }
 }
 
+/** MeshCall's bits: the status was delivered. */
+const ENDED = 1;
+/** Inside start(): a status that comes now is delivered after it returns. */
+const STARTING = 2;
+
 /** A grpc-js call carried by the mesh. */
 export class MeshCall implements experimental.CallStream, ResponseHandler {
   readonly #o: MeshCallContext;
@@ -76,9 +81,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   #localBody: Buffer[] | undefined;
   /** The final status, delivered once the caller has read every message before it. */
   #status: StatusObject | undefined;
-  #ended = false;
-  /** Inside start(): a status that comes now is delivered after it returns. */
-  #starting = false;
+  /** ENDED, STARTING: one field rather than two booleans (a call object is made per call). */
+  #bits = 0;
   #cancelled: { code: number; details: string } | undefined;
 
   constructor(o: MeshCallContext, method: string, authority: string, deadline: number) {
@@ -106,11 +110,11 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     }
     const creds = this.#credentials;
     if (creds === undefined) {
-      this.#starting = true;
+      this.#bits |= STARTING;
       try {
         this.#dispatch(metadata);
       } finally {
-        this.#starting = false;
+        this.#bits &= ~STARTING;
       }
       return;
     }
@@ -118,7 +122,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     const service = this.#method.slice(0, this.#method.lastIndexOf('/'));
     creds.generateMetadata({ service_url: `https://${this.#authority}${service}`, method_name: this.#method.slice(this.#method.lastIndexOf('/') + 1) }).then(
       (md) => {
-        if (this.#ended || this.#cancelled !== undefined) return;
+        if ((this.#bits & ENDED) !== 0 || this.#cancelled !== undefined) return;
         metadata.merge(md);
         this.#dispatch(metadata);
       },
@@ -173,7 +177,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   }
 
   cancelWithStatus(status: number, details: string): void {
-    if (this.#ended || this.#cancelled !== undefined) return;
+    if ((this.#bits & ENDED) !== 0 || this.#cancelled !== undefined) return;
     this.#cancelled = { code: status, details };
     const ex = this.#ex;
     if (ex === undefined) {
@@ -297,12 +301,12 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   /** Delivers the status once every message before it was read. */
   #flush(): void {
     const s = this.#status;
-    if (s === undefined || this.#ended || (this.#queue !== undefined && this.#queue.length > 0)) return;
-    if (this.#starting) {
+    if (s === undefined || (this.#bits & ENDED) !== 0 || (this.#queue !== undefined && this.#queue.length > 0)) return;
+    if ((this.#bits & STARTING) !== 0) {
       queueMicrotask(() => this.#flush());
       return;
     }
-    this.#ended = true;
+    this.#bits |= ENDED;
     this.#body.close();
     this.#listener?.onReceiveStatus(s);
   }

@@ -17,7 +17,7 @@ import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
 import { checkServer, type TlsPlan } from '../undici/tls-connector.ts';
 import { ClusterTlsPlans, type TlsEnvironment } from '../undici/tls-plans.ts';
-import type { GrpcJs } from './grpc-js.ts';
+import { type GrpcJs, grpcJs } from './grpc-js.ts';
 import { Conn, type ConnectTimeout, watchingSockets } from './conn.ts';
 
 export { Conn };
@@ -118,6 +118,9 @@ function credentialsFor(g: GrpcJs, plan: TlsPlan) {
 
 /** Where an attempt runs: it admits the attempt to a stream and keeps it until it ends (close() drains them). */
 export interface AttemptOwner {
+  /** grpc-js, and the mesh clock: an attempt reads them here rather than keeping its own copies. */
+  readonly grpc: GrpcJs;
+  readonly clock: Clock;
   /** Sends the attempt now, queues it for a stream, or refuses it (overflow). */
   admit(e: EndpointChannel | undefined, a: Admitted): 'go' | 'queued' | 'overflow';
   /** The attempt left the wire (`onWire`: the stream on `a.conn` is free) or the queue. */
@@ -195,6 +198,14 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
       this.#plans = p;
     }
     return p;
+  }
+
+  get grpc(): GrpcJs {
+    return this.#g;
+  }
+
+  get clock(): Clock {
+    return this.#clock;
   }
 
   /**
@@ -302,6 +313,13 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
 /** Calls to addresses outside the mesh: a channel per address, no stream limits, drained on close. */
 export class PassthroughOwner implements AttemptOwner {
   readonly live = new Live();
+  readonly clock: Clock;
+  constructor(clock: Clock) {
+    this.clock = clock;
+  }
+  get grpc(): GrpcJs {
+    return grpcJs();
+  }
   admit(_e: EndpointChannel | undefined, a: Admitted): 'go' {
     this.live.add(a);
     return 'go';

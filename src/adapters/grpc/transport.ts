@@ -54,7 +54,7 @@ export class GrpcTransport {
   readonly #env: TlsEnvironment;
   /** Passthrough channels by authority (hosts outside the mesh). */
   readonly #passthrough = new Map<string, Conn>();
-  readonly #passthroughOwner = new PassthroughOwner();
+  readonly #passthroughOwner: PassthroughOwner;
 
   /**
    * `clock`: the mesh clock; `credentials`: the workload's certificate for mTLS (new channels use
@@ -62,6 +62,7 @@ export class GrpcTransport {
    */
   constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}) {
     this.#clock = clock;
+    this.#passthroughOwner = new PassthroughOwner(clock);
     this.#env = new TlsEnvironment(credentials, tls);
   }
 
@@ -99,7 +100,7 @@ export class GrpcTransport {
       queueMicrotask(() => handler.onResponseError?.(NO_CONTROLLER, err));
       return;
     }
-    new GrpcAttempt(g, ex, handler, this.#clock, undefined, channels, e).start();
+    new GrpcAttempt(ex, handler, undefined, channels, e).start();
   };
 
   /** Sends a call for a host outside the mesh to the address the caller named. */
@@ -110,7 +111,7 @@ export class GrpcTransport {
       ch = new Conn(new g.Channel(ex.urlAuthority, g.credentials.createInsecure(), { 'grpc.enable_retries': 0, 'grpc.service_config_disable_resolution': 1, 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 }));
       this.#passthrough.set(ex.urlAuthority, ch);
     }
-    new GrpcAttempt(g, ex, handler, this.#clock, ch, this.#passthroughOwner, undefined).start();
+    new GrpcAttempt(ex, handler, ch, this.#passthroughOwner, undefined).start();
   };
 
   /** Classifies this transport's failures. */
