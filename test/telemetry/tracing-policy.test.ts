@@ -188,3 +188,26 @@ describe('attempts are observed for recorded calls only', () => {
     }
   });
 });
+
+describe('request ends are observed for recorded server spans only', () => {
+  const inboundEnd = channel('meshlet:inbound:end');
+  it("an unsampled request's end is not handed to the tracer; a sampled one's server span gets what only its end carries, and the channel is let go after unsampled requests", async () => {
+    let draw = 0.99;
+    const s = await setup({ random: { next: () => draw }, telemetry: { tracing: { samplingPercentage: 50 }, metrics: { enabled: false } } });
+    try {
+      await get(s.port);
+      assert.equal(inboundEnd.hasSubscribers, false);
+      draw = 0;
+      await get(s.port);
+      const spans = await finished(3);
+      const span = server(spans);
+      assert.equal(span?.attributes['http.status_code'], '200');
+      assert.ok(Number(span?.attributes.response_size) > 0);
+      draw = 0.99;
+      for (let i = 0; i < IDLE_CALLS; i++) await get(s.port);
+      assert.equal(inboundEnd.hasSubscribers, false);
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -93,6 +93,8 @@ export class MeshTracing {
   #closed = false;
   readonly #handlers: readonly [string, (m: unknown) => void][];
   readonly #attempts: AttemptSubscription;
+  /** `inbound:end`, subscribed while recorded server spans are in flight (and a few requests after). */
+  readonly #inboundEnds: AttemptSubscription;
 
   constructor(o: MeshTracingOptions, resources: readonly AnyResource[]) {
     validateTracingOptions(o.options);
@@ -104,10 +106,11 @@ export class MeshTracing {
     this.#common = { component: 'proxy', node_id: nodeId(o.workload, o.sourceIp), zone };
     this.#handlers = [
       ['meshlet:inbound:start', (m) => this.#onInboundStart(m as InboundStartMessage)],
-      ['meshlet:inbound:end', (m) => this.#onInboundEnd(m as InboundEndMessage)],
       ['meshlet:call:start', (m) => this.#onCallStart(m as CallStartMessage)],
       ['meshlet:call:end', (m) => this.#onCallEnd(m as CallEndMessage)],
     ];
+    // Only a recorded (sampled) server span needs its request's end: an unsampled request's end is not handed to the tracer.
+    this.#inboundEnds = new AttemptSubscription([['meshlet:inbound:end', (m) => this.#onInboundEnd(m as InboundEndMessage)]]);
     this.#attempts = new AttemptSubscription([
       ['meshlet:attempt:start', (m) => this.#onAttemptStart(m as AttemptStartMessage)],
       ['meshlet:attempt:end', (m) => this.#onAttemptEnd(m as AttemptEndMessage)],
@@ -146,6 +149,7 @@ export class MeshTracing {
     if (this.#poll !== undefined) clearInterval(this.#poll);
     if (this.#subscribed) for (const [name, fn] of this.#handlers) unsubscribe(name, fn);
     this.#attempts.close();
+    this.#inboundEnds.close();
     this.#subscribed = false;
   }
 
@@ -190,6 +194,7 @@ export class MeshTracing {
     const remote = own !== undefined && trace.isSpanContextValid(own) ? undefined : extract(h, this.#formats);
     const side = this.#server;
     let ctx: Context;
+    let recorded = false;
     if (side.spec.disabled) {
       // No span, but the request's trace continues through the calls its handler makes.
       ctx = remote === undefined ? contextWith(active, REQUEST_ID, requestId) : spanContextWith(active, trace.wrapSpanContext(remoteSpanContext(remote, remote.sampled === true)), REQUEST_ID, requestId);
@@ -204,10 +209,15 @@ export class MeshTracing {
         const name = `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
         const { span, recording } = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
         // Only a recorded span needs the request's end.
-        if (recording) this.#inbound.set(m.request, { span, recording, requestId });
+        if (recording) {
+          recorded = true;
+          if (!this.#inbound.has(m.request)) this.#inboundEnds.recordedStart();
+          this.#inbound.set(m.request, { span, recording, requestId });
+        }
         ctx = spanContextWith(parentCtx, span, REQUEST_ID, requestId);
       }
     }
+    if (!recorded) this.#inboundEnds.ended(false);
     const outer = m.wrap;
     m.wrap = <T>(fn: () => T): T => withActive(ctx, outer === undefined ? fn : () => outer(fn));
   }
@@ -217,6 +227,7 @@ export class MeshTracing {
     const st = this.#inbound.get(m.request);
     if (st === undefined) return;
     this.#inbound.delete(m.request);
+    this.#inboundEnds.ended(true);
     const { span } = st;
     if (!st.recording) return;
     const side = this.#server;
