@@ -66,6 +66,14 @@ const FRAMES = ((): boolean => {
   return r.runInAsyncScope(() => probe.getStore()) === undefined;
 })();
 
+/**
+ * True when async context lives in frames (Node 24's default): an `AsyncResource` scope then
+ * restores every store on exit, so a store entered inside it needs no `run` of its own.
+ */
+export function asyncContextFrames(): boolean {
+  return FRAMES;
+}
+
 function enterThen<A extends unknown[], T>(context: MeshContext, fn: (...args: A) => T, args: A): T {
   storage.enterWith(context);
   return fn(...args);

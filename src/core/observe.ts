@@ -252,6 +252,11 @@ export interface InboundEndMessage {
   /** Bytes sent to the caller (headers and body, as far as the adapter can count). */
   readonly responseBytes: number;
   readonly durationMs: number;
+  /**
+   * When it ended, on the mesh's clock (`clock.now()`, the one `durationMs` is measured on), when
+   * the adapter read it: subscribers that need the time use it instead of reading the clock again.
+   */
+  readonly endedAt?: number;
   /** True when the request came over a verified mTLS connection. */
   readonly mtls: boolean;
   /** The mTLS peer, or undefined (plaintext). */

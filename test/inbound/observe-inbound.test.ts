@@ -209,8 +209,8 @@ describe('meshlet:inbound:start / :end through every server entry point', () => 
     });
   }
 
-  it('the local rate limit: 429 with RL and local_rate_limited', async () => {
-    const clock = new ManualClock();
+  it('the local rate limit: 429 with RL and local_rate_limited (and the end on the mesh clock: endedAt)', async () => {
+    const clock = new ManualClock(5000);
     const mesh = await createMesh({
       service: 'httpbin',
       namespace: 'foo',
@@ -233,6 +233,14 @@ describe('meshlet:inbound:start / :end through every server entry point', () => 
         [
           [200, '', 'via_upstream', undefined],
           [429, 'RL', 'local_rate_limited', 'rate-limit'],
+        ],
+      );
+      // The clock reading the duration was measured with, for subscribers that need the time (Istio metrics' idle series).
+      assert.deepEqual(
+        e.map((m) => [m.endedAt, m.durationMs]),
+        [
+          [5000, 0],
+          [5000, 0],
         ],
       );
     } finally {

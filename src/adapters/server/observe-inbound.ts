@@ -114,6 +114,7 @@ class InboundEnd implements InboundEndMessage {
   readonly requestBytes: number;
   readonly responseBytes: number;
   readonly durationMs: number;
+  readonly endedAt: number;
   readonly mtls: boolean;
   readonly peer: InboundEndMessage['peer'];
   readonly requestPrincipal: string | undefined;
@@ -129,7 +130,7 @@ class InboundEnd implements InboundEndMessage {
   readonly #denial: Denial | undefined;
   #responseHeaders: InboundEndMessage['responseHeaders'];
 
-  constructor(s: InboundStartMessage, req: IncomingMessage, res: ServerResponse, sent: boolean, j: InboundRequest | undefined, conn: ConnectionInfo, peerMetadata: PeerHeaders | undefined, d: Denial | undefined, flags: string, details: string, grpcStatus: number, requestBytes: number, responseBytes: number, durationMs: number) {
+  constructor(s: InboundStartMessage, req: IncomingMessage, res: ServerResponse, sent: boolean, j: InboundRequest | undefined, conn: ConnectionInfo, peerMetadata: PeerHeaders | undefined, d: Denial | undefined, flags: string, details: string, grpcStatus: number, requestBytes: number, responseBytes: number, startedAt: number, endedAt: number) {
     // The mTLS peer as the phases saw it, else as the connection proved it (a request refused before any phase).
     const peer = j?.peer ?? conn.peer;
     this.workload = s.workload;
@@ -148,7 +149,8 @@ class InboundEnd implements InboundEndMessage {
     this.deniedBy = d?.phase;
     this.requestBytes = requestBytes;
     this.responseBytes = responseBytes;
-    this.durationMs = durationMs;
+    this.durationMs = endedAt - startedAt;
+    this.endedAt = endedAt;
     this.mtls = peer !== undefined;
     this.peer = peer;
     this.requestPrincipal = j?.requestPrincipal;
@@ -318,7 +320,7 @@ export class InboundObservation {
     const grpcStatus = s.protocol === 'grpc' ? grpcStatusOf(res.getHeader('grpc-status')) : -1;
     const cl = this.#bodyless ? 0 : contentLength(req);
     const bodyRead = this.#bodyless ? 0 : req.complete && cl !== undefined ? cl : Math.max(0, this.#socket.bytesRead - this.#read0);
-    const m = new InboundEnd(s, req, res, sent, this.#judged, this.#conn, this.#peerMetadata, d, flags, details, grpcStatus, headBytes(req) + bodyRead, Math.max(0, this.#socket.bytesWritten - this.#written0), this.#clock.now() - this.#startedAt);
+    const m = new InboundEnd(s, req, res, sent, this.#judged, this.#conn, this.#peerMetadata, d, flags, details, grpcStatus, headBytes(req) + bodyRead, Math.max(0, this.#socket.bytesWritten - this.#written0), this.#startedAt, this.#clock.now());
     ch.publish(m);
   }
 }

@@ -100,12 +100,13 @@ class LocalCounter {
     this.instrument = instrument;
     this.#base = base;
   }
-  add(n: number, key: string, attributes: () => Attributes): void {
+  /** `attributes(arg)` makes the set's attributes when `key` is new (a function and its argument: no closure per call on hot paths). */
+  add<A>(n: number, key: string, attributes: (arg: A) => Attributes, arg?: A): void {
     let s = this.#sets.get(key);
     if (s === undefined) {
       // Label values are bounded by the config; this bounds history (the counts then start again from zero, a counter reset).
       if (this.#sets.size >= MAX_CACHED) this.#sets.clear();
-      s = { attributes: Object.freeze({ ...this.#base, ...attributes() }), value: 0 };
+      s = { attributes: Object.freeze({ ...this.#base, ...attributes(arg as A) }), value: 0 };
       this.#sets.set(key, s);
     }
     s.value += n;
@@ -113,6 +114,11 @@ class LocalCounter {
   observe(r: BatchObservableResult): void {
     for (const s of this.#sets.values()) r.observe(this.instrument, s.value, s.attributes);
   }
+}
+
+/** The authorization counter's attributes of an engine result (once per key). */
+function authzAttributes(r: ObservedAuthzDecision['result']): Attributes {
+  return { policy: r.policy ?? '', action: r.action ?? '', decision: r.decision };
 }
 
 /** The authorization counter's key of an engine result. */
@@ -205,7 +211,7 @@ export class MeshMetrics {
         key = `${r.policy ?? ''}|${r.action ?? ''}|${r.decision}`;
         authzKeys.set(r, key);
       }
-      authz.add(1, key, () => ({ policy: r.policy ?? '', action: r.action ?? '', decision: r.decision }));
+      authz.add(1, key, authzAttributes, r);
       for (const d of r.dryRun) dryRun.add(1, `${d.policy ?? ''}|${d.action}|${d.result}`, () => ({ policy: d.policy ?? '', action: d.action, result: d.result }));
     });
     this.#on(channels.inboundRefused, (m: InboundRefusedMessage) => {

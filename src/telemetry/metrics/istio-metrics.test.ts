@@ -263,6 +263,25 @@ describe('Istio standard metrics', () => {
     assert.equal(f.m.overflows['istio_requests_total'], 1);
   });
 
+  it("reporter=destination: a series is last seen at the end message's clock reading (endedAt), the clock not read again", async () => {
+    for (const x of f.made.splice(0)) x.close();
+    let reads = 0;
+    const now = (): number => {
+      reads++;
+      return f.now;
+    };
+    f.m = f.make({ now }, { maxSeries: 1, idleSeriesMs: 1000 });
+    inboundEndCh.publish(inboundEnd({ status: 200 }));
+    reads = 0;
+    f.now = 200;
+    inboundEndCh.publish(inboundEnd({ status: 200, endedAt: 5000 }));
+    assert.equal(reads, 0);
+    f.now = 5500;
+    // Seen at 5000 (not 200): not idle at 5500, so a new label set finds no room.
+    callEndCh.publish(callEnd({ status: 200 }));
+    assert.equal(f.m.overflows['istio_requests_total'], 1);
+  });
+
   it('gRPC: request_protocol grpc and grpc_response_status', async () => {
     inboundEndCh.publish(inboundEnd({ protocol: 'grpc', status: 200, grpcStatus: 14 }));
     const [p] = await f.reader.points('istio_requests_total');

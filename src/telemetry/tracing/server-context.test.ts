@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createContextKey, ROOT_CONTEXT, trace } from '@opentelemetry/api';
-import { contextWith, spanContextWith, UnsampledSpan } from './server-context.ts';
+import { type Context, type ContextManager, context, createContextKey, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { contextWith, spanContextWith, UnsampledSpan, withActive } from './server-context.ts';
 
 const K = createContextKey('test key');
 const OTHER = createContextKey('other key');
@@ -51,5 +52,64 @@ describe('UnsampledSpan', () => {
     assert.match(a.traceId, /^[0-9a-f]{32}$/);
     assert.equal(trace.isSpanContextValid(a), true);
     assert.notEqual(a.traceId, b.traceId);
+  });
+});
+
+describe('withActive (the served request\'s context made active)', () => {
+  /** Runs `fn` with `manager` as the API's global context manager. */
+  async function under(manager: ContextManager, fn: () => Promise<void>): Promise<void> {
+    context.setGlobalContextManager(manager.enable());
+    try {
+      await fn();
+    } finally {
+      context.disable();
+    }
+  }
+
+  test('as context.with: active inside and in what it starts, the caller\'s context back afterwards (the Node SDK\'s manager, entered in place)', async () => {
+    const manager = new AsyncLocalStorageContextManager();
+    let attached = 0;
+    const attach = manager.attach.bind(manager);
+    manager.attach = (c: Context) => {
+      attached++;
+      return attach(c);
+    };
+    await under(manager, async () => {
+      const outer = ROOT_CONTEXT.setValue(OTHER, 'outer');
+      const mine = contextWith(ROOT_CONTEXT, K, 'request');
+      await context.with(outer, async () => {
+        let later: Promise<unknown> | undefined;
+        const got = withActive(mine, () => {
+          later = new Promise((resolve) => setImmediate(() => resolve(context.active())));
+          return context.active();
+        });
+        assert.equal(got, mine);
+        assert.equal(context.active(), outer);
+        assert.equal(await later, mine);
+        assert.equal(context.active(), outer);
+        assert.throws(() => withActive(mine, () => {
+          throw new Error('boom');
+        }), /boom/);
+        assert.equal(context.active(), outer);
+      });
+      assert.equal(attached, 2);
+    });
+  });
+
+  test('a context manager that cannot attach: context.with', async () => {
+    const manager = new AsyncLocalStorageContextManager() as ContextManager & { attach?: unknown };
+    manager.attach = undefined;
+    let withs = 0;
+    const w = manager.with.bind(manager);
+    manager.with = ((c: Context, fn: () => unknown) => {
+      withs++;
+      return w(c, fn);
+    }) as ContextManager['with'];
+    await under(manager, async () => {
+      const mine = contextWith(ROOT_CONTEXT, K, 'request');
+      assert.equal(withActive(mine, () => context.active()), mine);
+      assert.equal(context.active(), ROOT_CONTEXT);
+      assert.equal(withs, 1);
+    });
   });
 });

@@ -36,7 +36,7 @@ import { selectTelemetry } from '../select.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
 import { clearTraceHeaders, extract, inject, type PropagationFormat } from './propagation.ts';
 import { newRequestId } from './request-id.ts';
-import { contextWith, spanContextWith, UnsampledSpan } from './server-context.ts';
+import { contextWith, spanContextWith, UnsampledSpan, withActive } from './server-context.ts';
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent, remoteSpanContext, sdkRegistered } from './span-context.ts';
 import { type CompiledTags, compileTags, headerTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
 
@@ -206,7 +206,7 @@ export class MeshTracing {
       }
     }
     const outer = m.wrap;
-    m.wrap = <T>(fn: () => T): T => context.with(ctx, outer === undefined ? fn : () => outer(fn));
+    m.wrap = <T>(fn: () => T): T => withActive(ctx, outer === undefined ? fn : () => outer(fn));
   }
 
   #onInboundEnd(m: InboundEndMessage): void {
