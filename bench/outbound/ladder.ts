@@ -49,12 +49,11 @@
  *
  * @module
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { cpus } from 'node:os';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { Agent, Dispatcher, fetch, request } from 'undici';
+import { pinFromStart } from '../lib/pin.ts';
 import { HOST, meshResources } from './mesh-config.ts';
 
 const ALL = ['bmf4', 'bmf5', 'bmr4', 'f1', 'f1n', 'fw', 'fwh', 'f2', 'mf3', 'mf4', 'mf5', 'r1', 'r1n', 'rw', 'rwc', 'rws', 'rwh', 'r2', 'mr3', 'mr4', 'mr4f'];
@@ -64,18 +63,8 @@ for (const n of names) if (!ALL.includes(n)) throw new Error(`unknown variant ${
 const ROUNDS = Number(process.env.ROUNDS ?? 50);
 const N = Number(process.env.N ?? 1000);
 const C = Number(process.env.C ?? 64);
-const LAYOUT = process.env.LAYOUT ?? '1core';
-if (LAYOUT !== '1core' && LAYOUT !== '2core' && LAYOUT !== 'none') throw new Error(`LAYOUT must be 1core, 2core or none, got ${LAYOUT}`);
-
-const TASKSET = '/usr/bin/taskset';
-const canPin = LAYOUT !== 'none' && cpus().length >= 2 && existsSync(TASKSET);
-const UPSTREAM_CPU = LAYOUT === '1core' ? '0' : '1';
-// Pinned from the start (every thread of this process: GC helpers, compiler, libuv): run again under taskset.
-if (canPin && process.env.LADDER_PINNED === undefined) {
-  const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
-  const r = spawnSync(TASKSET, ['-c', '0', ...argv], { stdio: 'inherit', env: { ...process.env, LADDER_PINNED: '1' } });
-  process.exit(r.status ?? 1);
-}
+// Pinned from the start (every thread of this process: GC helpers, compiler, libuv).
+const pin = pinFromStart('LADDER_PINNED');
 
 interface MeshLike {
   dispatcher: Dispatcher;
@@ -120,7 +109,7 @@ const MESH_HEADERS = await meshHeaders();
 const FETCH_HEADERS = { accept: '*/*', 'accept-language': '*', 'user-agent': 'undici', 'accept-encoding': 'gzip, deflate' };
 
 const upstreamScript = [process.execPath, new URL('./upstream.ts', import.meta.url).pathname];
-const [upCmd, ...upArgs] = canPin ? [TASKSET, '-c', UPSTREAM_CPU, ...upstreamScript] : upstreamScript;
+const [upCmd, ...upArgs] = pin.upstream(upstreamScript);
 const up = spawn(upCmd!, upArgs, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 const port = await new Promise<number>((r) => up.on('message', (m: { type?: string; port?: number }) => m.type === 'ready' && r(m.port as number)));
 const mesh = await createMesh(meshOptions(port));
@@ -234,7 +223,7 @@ const interval = (x: readonly number[]) => {
   return [m[50]!, m[949]!] as const;
 };
 const signed = (v: number, digits = 1) => `${v >= 0 ? '+' : ''}${v.toFixed(digits)}`;
-const layout = !canPin ? 'not pinned' : LAYOUT === '1core' ? 'client and upstream on CPU 0' : 'client on CPU 0, upstream on CPU 1';
+const layout = !pin.pinned ? 'not pinned' : pin.layout === '1core' ? 'client and upstream on CPU 0' : 'client on CPU 0, upstream on CPU 1';
 console.log(`per request, median of ${ROUNDS} rounds of ${N} requests at c=${C}, ${layout}; mesh headers: ${Object.keys(MESH_HEADERS).join(', ')}`);
 console.log('        cpu µs  main µs  alloc B');
 for (const n of names) console.log(`${n.padEnd(5)} ${median(per.cpu[n]!).toFixed(1).padStart(8)} ${median(per.main[n]!).toFixed(1).padStart(8)} ${median(per.alloc[n]!).toFixed(0).padStart(8)}`);

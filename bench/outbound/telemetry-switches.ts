@@ -29,14 +29,13 @@
  *
  * @module
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { channel } from 'node:diagnostics_channel';
-import { existsSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { request } from 'undici';
 import { startBenchTelemetry } from '../lib/otel.ts';
 import { compileSnapshot, createMesh } from '../../src/index.ts';
+import { pinFromStart } from '../lib/pin.ts';
 import { HOST, meshResources } from './mesh-config.ts';
 
 const ALL = ['off', 'plumb', 'metrics', 'trace0', 'trace1', 'all'];
@@ -47,20 +46,11 @@ for (const n of names) if (!ALL.includes(n)) throw new Error(`unknown mode ${n} 
 const ROUNDS = Number(process.env.ROUNDS ?? 30);
 const N = Number(process.env.N ?? 2000);
 const C = Number(process.env.C ?? 64);
-const LAYOUT = process.env.LAYOUT ?? '1core';
-if (LAYOUT !== '1core' && LAYOUT !== '2core' && LAYOUT !== 'none') throw new Error(`LAYOUT must be 1core, 2core or none, got ${LAYOUT}`);
-
-const TASKSET = '/usr/bin/taskset';
-const canPin = LAYOUT !== 'none' && cpus().length >= 2 && existsSync(TASKSET);
-if (canPin && process.env.SWITCHES_PINNED === undefined) {
-  const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
-  const r = spawnSync(TASKSET, ['-c', '0', ...argv], { stdio: 'inherit', env: { ...process.env, SWITCHES_PINNED: '1' } });
-  process.exit(r.status ?? 1);
-}
+const pin = pinFromStart('SWITCHES_PINNED');
 
 const telemetry = await startBenchTelemetry();
 const upstreamScript = [process.execPath, new URL('./upstream.ts', import.meta.url).pathname];
-const [upCmd, ...upArgs] = canPin ? [TASKSET, '-c', LAYOUT === '1core' ? '0' : '1', ...upstreamScript] : upstreamScript;
+const [upCmd, ...upArgs] = pin.upstream(upstreamScript);
 const up = spawn(upCmd as string, upArgs, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 const port = await new Promise<number>((r) => up.on('message', (m: { type?: string; port?: number }) => m.type === 'ready' && r(m.port as number)));
 
@@ -178,7 +168,7 @@ const interval = (x: readonly number[]) => {
   return [m[50] as number, m[949] as number] as const;
 };
 const signed = (v: number, digits = 1) => `${v >= 0 ? '+' : ''}${v.toFixed(digits)}`;
-console.log(`per request, median of ${ROUNDS} rounds of ${N} requests at c=${C}, layout ${canPin ? LAYOUT : 'not pinned'}, one mesh, the SDK installed, telemetry switched per slice`);
+console.log(`per request, median of ${ROUNDS} rounds of ${N} requests at c=${C}, layout ${pin.pinned ? pin.layout : 'not pinned'}, one mesh, the SDK installed, telemetry switched per slice`);
 console.log('          cpu µs  main µs  alloc B');
 for (const n of names) console.log(`${n.padEnd(8)} ${median(per.cpu[n] as number[]).toFixed(1).padStart(7)} ${median(per.main[n] as number[]).toFixed(1).padStart(8)} ${median(per.alloc[n] as number[]).toFixed(0).padStart(8)}`);
 console.log('pair (paired per round)   cpu µs (90 % interval)     main µs (90 % interval)    alloc B (90 % interval)');
