@@ -51,9 +51,9 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { Agent, Dispatcher, fetch, request } from 'undici';
 import { pinFromStart } from '../lib/pin.ts';
+import { METRICS, measureSlice, perVariant } from '../lib/slice-meter.ts';
 import { HOST, meshResources } from './mesh-config.ts';
 
 const ALL = ['bmf4', 'bmf5', 'bmr4', 'f1', 'f1n', 'fw', 'fwh', 'f2', 'mf3', 'mf4', 'mf5', 'r1', 'r1n', 'rw', 'rwc', 'rws', 'rwh', 'r2', 'mr3', 'mr4', 'mr4f'];
@@ -179,30 +179,10 @@ async function run(call: () => Promise<void>, n: number): Promise<void> {
 
 for (const n of names) await run(variants[n]!, 15_000);
 for (const n of names) await run(variants[n]!, 5_000);
-const METRICS = ['cpu', 'main', 'alloc'] as const;
-type Metric = (typeof METRICS)[number];
-const per: Record<Metric, Record<string, number[]>> = { cpu: {}, main: {}, alloc: {} };
-for (const m of METRICS) for (const n of names) per[m][n] = [];
-/** Bytes allocated on the JS heap between start() and the end of a slice: the growth plus what each GC in between freed. */
-function allocated(gcs: GCProfiler, used0: number): number {
-  const { statistics } = gcs.stop() ?? { statistics: [] };
-  let freed = 0;
-  for (const s of statistics) freed += s.beforeGC.heapStatistics.usedHeapSize - s.afterGC.heapStatistics.usedHeapSize;
-  return getHeapStatistics().used_heap_size - used0 + freed;
-}
+const per = perVariant(names);
 for (let r = 0; r < ROUNDS; r++) {
   for (const n of r % 2 === 0 ? names : [...names].reverse()) {
-    const gcs = new GCProfiler();
-    const used0 = getHeapStatistics().used_heap_size;
-    gcs.start();
-    const c0 = process.cpuUsage();
-    const t0 = process.threadCpuUsage();
-    await run(variants[n]!, N);
-    const t = process.threadCpuUsage(t0);
-    const c = process.cpuUsage(c0);
-    per.alloc[n]!.push(allocated(gcs, used0) / N);
-    per.cpu[n]!.push((c.user + c.system) / N);
-    per.main[n]!.push((t.user + t.system) / N);
+    await measureSlice(per, n, N, () => run(variants[n]!, N));
   }
 }
 await mesh.close();

@@ -31,11 +31,11 @@
  */
 import { spawn } from 'node:child_process';
 import { channel } from 'node:diagnostics_channel';
-import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { request } from 'undici';
 import { startBenchTelemetry } from '../lib/otel.ts';
 import { compileSnapshot, createMesh } from '../../src/index.ts';
 import { pinFromStart } from '../lib/pin.ts';
+import { METRICS, measureSlice, perVariant } from '../lib/slice-meter.ts';
 import { HOST, meshResources } from './mesh-config.ts';
 
 const ALL = ['off', 'plumb', 'metrics', 'trace0', 'trace1', 'all'];
@@ -124,31 +124,12 @@ if (ONLY !== undefined) {
   process.exit(0);
 }
 
-const METRICS = ['cpu', 'main', 'alloc'] as const;
-const per: Record<(typeof METRICS)[number], Record<string, number[]>> = { cpu: {}, main: {}, alloc: {} };
-for (const k of METRICS) for (const n of names) per[k][n] = [];
-/** Bytes allocated on the JS heap since `used0`: the growth plus what each GC in between freed. */
-function allocated(gcs: GCProfiler, used0: number): number {
-  const { statistics } = gcs.stop() ?? { statistics: [] };
-  let freed = 0;
-  for (const s of statistics) freed += s.beforeGC.heapStatistics.usedHeapSize - s.afterGC.heapStatistics.usedHeapSize;
-  return getHeapStatistics().used_heap_size - used0 + freed;
-}
+const per = perVariant(names);
 for (let r = 0; r < ROUNDS; r++) {
   for (const m of r % 2 === 1 ? [...names].reverse() : names) {
     use(m);
     await run(200);
-    const gcs = new GCProfiler();
-    const used0 = getHeapStatistics().used_heap_size;
-    gcs.start();
-    const c0 = process.cpuUsage();
-    const t0 = process.threadCpuUsage();
-    await run(N);
-    const t = process.threadCpuUsage(t0);
-    const c = process.cpuUsage(c0);
-    per.alloc[m]?.push(allocated(gcs, used0) / N);
-    per.cpu[m]?.push((c.user + c.system) / N);
-    per.main[m]?.push((t.user + t.system) / N);
+    await measureSlice(per, m, N, () => run(N));
   }
 }
 attach(true);
