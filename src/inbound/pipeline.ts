@@ -16,12 +16,12 @@
  *
  * An adapter builds the request view, calls {@link InboundPipeline.admit}, renders a denial its
  * own way (an HTTP response, a gRPC status) or runs the app inside the admitted context
- * ({@link runInContext}); nothing here knows which server it is.
+ * ({@link runAdmitted}); nothing here knows which server it is.
  *
  * @module
  */
 import type { Protocol } from '../core/classify.ts';
-import { type MeshContext, type PeerIdentity, runInContext, type TraceHeaders } from '../core/context.ts';
+import { type MeshContext, type PeerIdentity, runInWholeContext, type TraceHeaders } from '../core/context.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
 import type { Headers } from '../core/handler.ts';
 
@@ -199,7 +199,14 @@ export class InboundPipeline {
   }
 }
 
-/** Runs the app's handler for an admitted request inside its mesh context. */
+function callHandler<T>(handler: () => T): T {
+  return handler();
+}
+
+/**
+ * Runs the app's handler for an admitted request inside its mesh context — entered as the server
+ * adapters enter it ({@link runInWholeContext}: as it is outside any context, merged inside one).
+ */
 export function runAdmitted<T>(admission: { readonly context: MeshContext }, handler: () => T): T {
-  return runInContext(admission.context, handler);
+  return runInWholeContext(admission.context, callHandler<T>, handler, undefined);
 }

@@ -152,4 +152,3 @@ export function withActive<T>(ctx: Context, fn: () => T): T {
   if (m?.attach === undefined || !FRAMES) return context.with(ctx, fn);
   return new AsyncResource('meshlet.otel').runInAsyncScope(attachThen<T>, undefined, m, ctx, fn);
 }
-
