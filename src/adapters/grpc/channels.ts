@@ -46,6 +46,7 @@ export function channelOptions(cs: ClusterState): ChannelOptions {
     // The caller's client decides message sizes; the mesh carries what it is given.
     'grpc.max_receive_message_length': -1,
     'grpc.max_send_message_length': -1,
+    'grpc.enable_channelz': 0,
   };
   if (pool.idleTimeoutMs !== undefined && pool.idleTimeoutMs > 0) o['grpc.client_idle_timeout_ms'] = pool.idleTimeoutMs;
   return o;
