@@ -222,6 +222,32 @@ describe('Istio standard metrics', () => {
     assert.deepEqual(got, ['ratings-v1 200 - = 4', 'ratings-v2 200 - = 3', 'ratings-v2 503 URX = 1', 'ratings-v3 200 - = 3', 'ratings-v3 503 URX = 1']);
   });
 
+  it('reporter=destination: requests from several callers taken in turn each keep their own series (the inputs remembered per caller)', async () => {
+    // Three calling pods (their peer metadata), in turn; status and flags change under them.
+    const callers = ['v1', 'v2', 'v3'].map((v) => {
+      const md = localPeerMetadata({ workload: `productpage-${v}`, namespace: 'front', labels: { app: 'productpage', version: v }, cluster: 'Kubernetes' });
+      return { 'x-envoy-peer-metadata-id': `sidecar~10.0.0.${v.slice(1)}~productpage-${v}.front~front.svc.cluster.local`, 'x-envoy-peer-metadata': encodePeerMetadata(md) };
+    });
+    for (let i = 0; i < 12; i++) inboundEndCh.publish(inboundEnd({ headers: callers[i % 3], ...(i === 4 || i === 8 ? { status: 503, flags: 'UO' } : {}) }));
+    const got = (await f.reader.points('istio_requests_total')).map((p) => `${p.attributes['source_workload']} ${p.attributes['source_version']} ${p.attributes['response_code']} ${p.attributes['response_flags']} = ${p.value}`).sort();
+    assert.deepEqual(got, ['productpage-v1 v1 200 - = 4', 'productpage-v2 v2 200 - = 3', 'productpage-v2 v2 503 UO = 1', 'productpage-v3 v3 200 - = 3', 'productpage-v3 v3 503 UO = 1']);
+  });
+
+  it("reporter=destination: a caller's remembered inputs are not used once their series was evicted", async () => {
+    for (const x of f.made.splice(0)) x.close();
+    f.m = f.make({}, { maxSeries: 2, idleSeriesMs: 1000 });
+    const [a, b] = ['v1', 'v2'].map((v) => ({ 'x-envoy-peer-metadata-id': `sidecar~10.0.0.1~productpage-${v}.front~front.svc.cluster.local`, 'x-envoy-peer-metadata': encodePeerMetadata(localPeerMetadata({ workload: `productpage-${v}`, namespace: 'front', labels: { app: 'productpage', version: v }, cluster: 'Kubernetes' })) }));
+    inboundEndCh.publish(inboundEnd({ headers: a }));
+    f.now = 5000;
+    // b's series is new; the sweep on the way drops a's idle one (a is no longer the last request's caller).
+    inboundEndCh.publish(inboundEnd({ headers: b }));
+    inboundEndCh.publish(inboundEnd({ headers: b, status: 503 }));
+    assert.equal(f.m.overflows['istio_requests_total'], 0);
+    // The store is full (b 200, b 503): a's request must look for its series again, and overflows.
+    inboundEndCh.publish(inboundEnd({ headers: a }));
+    assert.equal(f.m.overflows['istio_requests_total'], 1);
+  });
+
   it("reporter=source: an endpoint's remembered inputs are not used once their series was evicted", async () => {
     for (const x of f.made.splice(0)) x.close();
     f.m = f.make({}, { maxSeries: 2, idleSeriesMs: 1000 });

@@ -90,6 +90,7 @@ export interface IstioMetricsContext {
 
 
 /** A client-side call's label inputs (besides its destination entry `by`) and the series group they gave. */
+interface LastServer { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup }
 interface LastClient { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup }
 
 /** Key objects for the group caches when a call has no destination entry / a request no peer metadata. */
@@ -111,7 +112,9 @@ export class IstioMetrics {
   /** The same, per destination entry (calls spread over a service's endpoints alternate between them). */
   #lastClientOf = new WeakMap<object, LastClient>();
   /** The server side's last request inputs and their group. */
-  #lastServer: { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup } | undefined;
+  #lastServer: LastServer | undefined;
+  /** The same, per caller (a server called by several workloads or pods alternates between them). */
+  #lastServerOf = new WeakMap<object, LastServer>();
   readonly #peerId: string;
   readonly #peerValue: string;
   #instruments: Instruments | undefined;
@@ -172,6 +175,7 @@ export class IstioMetrics {
     this.#server = compileMode(config.enabled ? config.server : off, HTTP_METRICS, this.#ctx.warn);
     this.#groups.forget();
     this.#lastServer = undefined;
+    this.#lastServerOf = new WeakMap();
     this.#lastClient = undefined;
     this.#lastClientOf = new WeakMap();
     this.#checkRecording();
@@ -312,8 +316,9 @@ export class IstioMetrics {
     const peerPrincipal = m.peer?.principal ?? '';
     const localPrincipal = m.mtls ? this.#local.principal() : '';
     // Most requests give the same inputs as the one before: its group, without making the key.
-    const last = this.#lastServer;
-    if (last !== undefined && last.by === by && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.peerPrincipal === peerPrincipal && last.localPrincipal === localPrincipal && this.#groups.valid(last.group)) {
+    let last = this.#lastServer;
+    if (last === undefined || last.by !== by) last = this.#lastServerOf.get(by);
+    if (last !== undefined && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.peerPrincipal === peerPrincipal && last.localPrincipal === localPrincipal && this.#groups.valid(last.group)) {
       this.#add(outlet, last.group.series, m.durationMs, m.requestBytes, m.responseBytes, m.endedAt);
       return;
     }
@@ -325,6 +330,7 @@ export class IstioMetrics {
       groups.set(key, g);
     }
     this.#lastServer = { by, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, peerPrincipal, localPrincipal, group: g };
+    this.#lastServerOf.set(by, this.#lastServer);
     this.#add(outlet, g.series, m.durationMs, m.requestBytes, m.responseBytes, m.endedAt);
   };
 
