@@ -1,8 +1,9 @@
 /**
  * The "telemetry on" set-up of the benchmarks, as an app without its own SDK would run meshlet:
  * `startTelemetry()` from `meshlet/telemetry` — the OpenTelemetry Node SDK with the Prometheus
- * scrape endpoint (metrics recorded on every request) and OTLP/HTTP span export to a local sink
- * that accepts and drops what it gets (so exporting costs what it costs, without a collector).
+ * scrape endpoint (metrics recorded on every request) and OTLP span export (its default protocol,
+ * http/protobuf) to a local sink that accepts and drops what it gets (so exporting costs what it
+ * costs, without a collector).
  * Tracing is sampled at Istio's default, 1 % (meshlet's default: the benchmarks' requests carry
  * no trace context, so the mesh draws).
  *
@@ -46,8 +47,10 @@ export async function startBenchTelemetry(moduleUrl = new URL('../../src/telemet
     exports++;
     req.resume();
     req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
+      // An empty success in the request's encoding (http/protobuf by default: the empty message is no bytes).
+      const json = req.headers['content-type'] === 'application/json';
+      res.writeHead(200, { 'content-type': json ? 'application/json' : 'application/x-protobuf' });
+      res.end(json ? '{}' : '');
     });
   });
   await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));

@@ -4,10 +4,12 @@
  * ({@link EvictingPrometheusReader}) and the producer of the Istio metrics meshlet aggregates
  * itself ({@link meshletMetricProducer}) for those that build their own. Needs the SDK packages
  * (`@opentelemetry/sdk-node`, `sdk-metrics`, `resources`, `exporter-prometheus`,
- * `exporter-metrics-otlp-http`, `exporter-trace-otlp-http`), optional peer dependencies of meshlet.
+ * and the OTLP exporter pair of the protocol chosen: `exporter-{trace,metrics}-otlp-proto`, `-http` or
+ * `-grpc`), optional peer dependencies of meshlet.
  *
  * @module
  */
 export { EvictingPrometheusReader, type EvictingPrometheusOptions } from './evicting-prometheus.ts';
 export { type MeshletMetricProducer, type MeshletMetricProducerOptions, meshletMetricProducer } from './metric-producer.ts';
+export type { OtlpProtocol } from './otlp-exporters.ts';
 export { type OtlpOptions, type PrometheusOptions, startTelemetry, type StartTelemetryOptions, type Telemetry } from './start-telemetry.ts';

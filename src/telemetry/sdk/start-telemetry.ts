@@ -1,30 +1,37 @@
 /**
  * `startTelemetry()`: the OpenTelemetry Node SDK set up in one call for an application that has
  * none, so what meshlet records through the OTel API (Istio's standard metrics, meshlet's own,
- * spans) goes somewhere: OTLP over HTTP (traces and metrics) and/or a Prometheus scrape
- * endpoint. Imported from `meshlet/telemetry`; the SDK packages are optional peer dependencies
- * of meshlet, installed by the application that calls this.
+ * spans) goes somewhere: OTLP (traces and metrics; HTTP/protobuf, HTTP/JSON or gRPC) and/or a
+ * Prometheus scrape endpoint. Imported from `meshlet/telemetry`; the SDK packages are optional
+ * peer dependencies of meshlet, installed by the application that calls this.
  *
  * @module
  */
 import { type Attributes, metrics as metricsApi } from '@opentelemetry/api';
-import { AggregationTemporalityPreference, OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { type IMetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { EvictingPrometheusReader } from './evicting-prometheus.ts';
 import { type MeshletMetricProducer, meshletMetricProducer } from './metric-producer.ts';
+import { checkOtlpProtocol, loadMetricExporter, loadTraceExporter, type OtlpProtocol, otlpProtocol } from './otlp-exporters.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 
-/** OTLP/HTTP export settings of {@link startTelemetry}. */
+/** OTLP export settings of {@link startTelemetry}. */
 export interface OtlpOptions {
   /**
-   * The collector's base URL; `/v1/traces` and `/v1/metrics` are appended.
-   * @defaultValue `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318`
+   * The transport, for traces and metrics. Only the exporter packages of the chosen one need
+   * installing: `@opentelemetry/exporter-{trace,metrics}-otlp-proto` (`http/protobuf`),
+   * `-otlp-http` (`http/json`) or `-otlp-grpc` (`grpc`).
+   * @defaultValue `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`,
+   * else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `'http/protobuf'` (the OpenTelemetry spec's default)
+   */
+  readonly protocol?: OtlpProtocol;
+  /**
+   * The collector's base URL. Over HTTP, `/v1/traces` and `/v1/metrics` are appended; gRPC uses it as it is.
+   * @defaultValue `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318` (HTTP) or `http://localhost:4317` (gRPC)
    */
   readonly endpoint?: string;
-  /** Extra HTTP headers (authentication). @defaultValue none (or `OTEL_EXPORTER_OTLP_HEADERS`) */
+  /** Extra headers (authentication); gRPC metadata over gRPC. @defaultValue none (or `OTEL_EXPORTER_OTLP_HEADERS`) */
   readonly headers?: Readonly<Record<string, string>>;
   /** Export spans. @defaultValue true */
   readonly traces?: boolean;
@@ -62,7 +69,7 @@ export interface StartTelemetryOptions {
   /** More resource attributes. @defaultValue none */
   readonly resourceAttributes?: Attributes;
   /**
-   * OTLP/HTTP export; `false` for none.
+   * OTLP export; `false` for none.
    * @defaultValue on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else off
    */
   readonly otlp?: OtlpOptions | boolean;
@@ -99,8 +106,13 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
   checkPort(prom.port, 'prometheus.port');
   if (otlp.exportIntervalMs !== undefined && !(Number.isFinite(otlp.exportIntervalMs) && otlp.exportIntervalMs > 0)) throw new InvalidArgumentError(`startTelemetry: otlp.exportIntervalMs must be a positive number of milliseconds, got ${String(otlp.exportIntervalMs)}`);
   if (otlp.temporality !== undefined && otlp.temporality !== 'cumulative' && otlp.temporality !== 'delta') throw new InvalidArgumentError(`startTelemetry: otlp.temporality must be 'cumulative' or 'delta', got ${JSON.stringify(otlp.temporality)}`);
+  if (otlp.protocol !== undefined) checkOtlpProtocol(otlp.protocol, 'otlp.protocol');
 
   const base = otlp.endpoint?.replace(/\/+$/, '');
+  const target = (signal: 'TRACES' | 'METRICS') => ({ protocol: otlpProtocol(otlp.protocol, signal), base, headers: otlp.headers });
+  // Loaded before anything starts, so a missing exporter package leaves nothing behind.
+  const makeMetricExporter = otlpOn && otlp.metrics !== false ? await loadMetricExporter(target('METRICS'), otlp.temporality ?? 'cumulative') : undefined;
+  const makeTraceExporter = otlpOn && otlp.traces !== false ? await loadTraceExporter(target('TRACES')) : undefined;
   const readers: IMetricReader[] = [];
   // Each reader gets meshlet's Istio-metric series from its own producer (meshes aggregate them themselves while one exists).
   const producers: MeshletMetricProducer[] = [];
@@ -131,20 +143,16 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
     prometheusUrl = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
     readers.push(prometheus);
   }
-  if (otlpOn && otlp.metrics !== false) {
+  if (makeMetricExporter !== undefined) {
     readers.push(
       new PeriodicExportingMetricReader({
-        exporter: new OTLPMetricExporter({
-          ...(base === undefined ? {} : { url: `${base}/v1/metrics` }),
-          ...(otlp.headers === undefined ? {} : { headers: { ...otlp.headers } }),
-          temporalityPreference: otlp.temporality === 'delta' ? AggregationTemporalityPreference.DELTA : AggregationTemporalityPreference.CUMULATIVE,
-        }),
+        exporter: makeMetricExporter(),
         exportIntervalMillis: otlp.exportIntervalMs ?? 60_000,
         metricProducers: [producer(otlp.temporality === 'delta' ? 'delta' : 'cumulative')],
       }),
     );
   }
-  const traceExporter = otlpOn && otlp.traces !== false ? new OTLPTraceExporter({ ...(base === undefined ? {} : { url: `${base}/v1/traces` }), ...(otlp.headers === undefined ? {} : { headers: { ...otlp.headers } }) }) : undefined;
+  const traceExporter = makeTraceExporter?.();
   const attributes: Attributes = { ...(options.resourceAttributes ?? {}) };
   if (options.serviceName !== undefined) attributes['service.name'] = options.serviceName;
   const sdk = new NodeSDK({
