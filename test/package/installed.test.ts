@@ -91,7 +91,11 @@ function runAsync(cmd: string, args: string[], cwd: string): Promise<{ code: num
   });
 }
 
-/** What the server app installs next to meshlet: the frameworks, grpc-js, and meshlet/telemetry's OTel peers. */
+/**
+ * What the server app installs next to meshlet: the frameworks, grpc-js, and the OTel peers
+ * meshlet/telemetry needs for a Prometheus endpoint — no OTLP exporter package (the app turns OTLP
+ * off), so startTelemetry() is shown to load those only for the protocol in use.
+ */
 const SERVER_PACKAGES = [
   'express',
   'fastify',
@@ -100,8 +104,6 @@ const SERVER_PACKAGES = [
   '@opentelemetry/sdk-metrics',
   '@opentelemetry/resources',
   '@opentelemetry/exporter-prometheus',
-  '@opentelemetry/exporter-metrics-otlp-http',
-  '@opentelemetry/exporter-trace-otlp-http',
 ];
 
 /** The app script: every way an app can send a request through the mesh; prints one JSON line. */
