@@ -81,12 +81,14 @@ export class MeshGrpc {
    * A grpc-js client for the mesh service `target` (`'reviews:9090'`): `new ClientCtor(target, …)`
    * with the mesh as its channel. Other client options (interceptors, …) apply as usual; channel
    * options that configure grpc-js's own connections do not (the mesh's connections follow the
-   * DestinationRule).
+   * DestinationRule). The client has the constructor's instance type: a generated client's own
+   * type, grpc-js's `ServiceClient` for a `ServiceClientConstructor`, and `any` for a constructor
+   * typed `any` (a package definition loaded without types), as `new ClientCtor(…)` would give.
    */
-  client<C>(ClientCtor: GrpcClientConstructor<C>, target: string, options?: ClientOptions): C {
+  client<T extends GrpcClientConstructor<unknown>>(ClientCtor: T, target: string, options?: ClientOptions): InstanceType<T> {
     targetAuthority(target);
     const g = grpcJs();
-    return new ClientCtor(target, g.credentials.createInsecure(), { ...options, channelOverride: this.channel(target) });
+    return new ClientCtor(target, g.credentials.createInsecure(), { ...options, channelOverride: this.channel(target) }) as InstanceType<T>;
   }
 
   /**
