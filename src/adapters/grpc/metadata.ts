@@ -9,6 +9,7 @@
 import type { Metadata } from '@grpc/grpc-js';
 import type { Headers } from '../../core/handler.ts';
 import type { GrpcJs } from './grpc-js.ts';
+import { type MetadataStore, storeOf, type WireHeaders, type WireMetadata, wireMetadataOf } from './wire-metadata.ts';
 
 /** The header a gRPC call's mesh-made flags travel in (initial metadata, or trailing metadata of a mesh-made status). */
 export const FLAGS_KEY = 'x-meshlet-response-flags';
@@ -45,37 +46,84 @@ export function callHeadersOf(metadata: Metadata): { headers: Headers; before: H
 
 /**
  * The metadata of a call's attempt: the caller's own metadata (`caller`, already checked by
- * grpc-js when it was set) cloned, with the request headers the pipeline added, changed or
+ * grpc-js when it was set) copied, with the request headers the pipeline added, changed or
  * removed since the call's headers were made from it (`before`: those headers as they were,
- * {@link callHeadersOf}) —
- * rather than all of the headers made into metadata again. The headers the pipeline adds to
- * every call (the peer-metadata exchange's) are checked once while their value repeats, and
- * every attempt's metadata holds that one checked list of values (frozen: nothing below the
- * mesh `add()`s to these names, and if something did it would throw, never change the next
- * call's).
+ * {@link callHeadersOf}) — rather than all of the headers made into metadata again. The headers
+ * the pipeline added or changed (the peer-metadata exchange's on every call to the mesh) are
+ * checked once while their value repeats, and ride beside grpc-js's store ({@link WireMetadata}),
+ * written on the wire after the caller's; `-bin` ones go into the store.
  */
 export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata, before: Headers): Metadata {
-  const md = caller.clone();
+  const md: Metadata = wireMetadataOf(g, caller) ?? caller.clone();
+  const beside = 'wire' in md ? (md as WireMetadata) : undefined;
   // `before` has the caller's metadata names (see answerMetadataOf on remove()).
   for (const k in before) if (RESERVED.has(k)) md.remove(k);
+  // Most attempts add what the one before added (the peer-metadata exchange's, the same values):
+  // while they do, they share its checked headers.
+  const last = beside === undefined ? undefined : lastWire;
+  let shared = last !== undefined;
+  let matched = 0;
+  let wire: WireHeaders | undefined;
   for (const k in headers) {
     const v = headers[k];
     const was = before[k];
     if (v === undefined || v === was || k.charCodeAt(0) === 58 /* : */ || RESERVED.has(k)) continue;
+    // A name the caller's metadata had: the pipeline's value replaces it.
+    if (was !== undefined) md.remove(k);
+    const bin = k.endsWith('-bin');
+    if (shared && !bin) {
+      if ((last as WireHeaders)[k] === v) {
+        matched++;
+        continue;
+      }
+      shared = false;
+      wire = addedOf(last as WireHeaders, headers, before);
+    }
     const one = checkedHeader(g, k, v);
+    const values = storeOf(one)?.get(k);
+    if (beside !== undefined && values !== undefined && !bin) {
+      // Checked (a value grpc-js refuses is dropped, as it drops it from fromHttp2Headers): its
+      // one value, or its shared (frozen) list of several.
+      wire ??= Object.create(null) as WireHeaders;
+      wire[k] = values.length === 1 ? (values[0] as string) : (values as string[]);
+      continue;
+    }
     const store = storeOf(md);
-    const values = store === undefined ? undefined : storeOf(one)?.get(k);
     if (store !== undefined && values !== undefined) {
       // The checked values replace the caller's: their list is shared (frozen), not copied per call.
       store.set(k, values);
       continue;
     }
-    // A name the caller's metadata did not have is not in its clone.
-    if (was !== undefined) md.remove(k);
     md.merge(one);
   }
   for (const k in before) if (headers[k] === undefined) md.remove(k);
+  if (beside !== undefined) {
+    if (shared) {
+      if (matched === lastWireSize) wire = last;
+      else if (matched > 0) wire = addedOf(last as WireHeaders, headers, before);
+    } else if (wire !== undefined) {
+      lastWire = Object.freeze(wire);
+      lastWireSize = Object.keys(wire).length;
+    }
+    beside.wire = wire;
+  }
   return md;
+}
+
+/** The wire headers the last attempt that made its own added (frozen: attempts share them; WireMetadata copies before a change), and their number. */
+let lastWire: WireHeaders | undefined;
+let lastWireSize = 0;
+
+/** The entries of `last` that `headers` add over `before` with the same value. */
+function addedOf(last: WireHeaders, headers: Headers, before: Headers): WireHeaders | undefined {
+  let w: WireHeaders | undefined;
+  for (const k in last) {
+    const v = headers[k];
+    if (v === undefined || v === before[k] || v !== last[k]) continue;
+    w ??= Object.create(null) as WireHeaders;
+    w[k] = v;
+  }
+  return w;
 }
 
 /** Headers the pipeline added, made into metadata (grpc-js checks names and values), by name: kept while the value repeats. */
@@ -176,10 +224,14 @@ let okDetails = '';
 
 /**
  * Sets `grpc-timeout` on an attempt's metadata: the value is the mesh's own (grpcTimeout, always
- * legal), so it goes into grpc-js's store directly when there is one, without set()'s name and
- * value checks.
+ * legal), so it is written beside the store ({@link WireMetadata}) or into grpc-js's store
+ * directly when there is one, without set()'s name and value checks.
  */
 export function setGrpcTimeout(md: Metadata, value: string): void {
+  if ('timeout' in md && 'wire' in md) {
+    (md as WireMetadata).timeout = value;
+    return;
+  }
   const store = storeOf(md);
   if (store === undefined) {
     md.set('grpc-timeout', value);
@@ -197,14 +249,6 @@ export function setGrpcTimeout(md: Metadata, value: string): void {
 let timeoutValue = '';
 let timeoutList: string[] = [];
 
-/** grpc-js's store of a Metadata's values, when it has one. */
-function storeOf(md: Metadata): MetadataStore | undefined {
-  const store = (md as unknown as { internalRepr?: unknown }).internalRepr;
-  return store instanceof Map ? (store as MetadataStore) : undefined;
-}
-
-/** grpc-js's own store of a Metadata's values: lower-cased name → values (strings, or Buffers for `-bin` names). */
-type MetadataStore = Map<string, (string | Buffer)[]>;
 
 /**
  * Copies `metadata` into the empty headers `h` (and `also`, the same values) as

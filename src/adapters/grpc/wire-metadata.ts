@@ -1,0 +1,125 @@
+/**
+ * The metadata of a mesh call's attempt, with the headers the mesh itself adds kept beside
+ * grpc-js's store rather than in it: the headers the pipeline added (Istio's metadata-exchange
+ * headers on every call to the mesh, a route's header operations) and `grpc-timeout`. They are
+ * checked once ({@link requestMetadataOf}) and written on the wire after the store's entries when
+ * grpc-js turns the metadata into HTTP/2 headers (`toHttp2Headers`), instead of being copied
+ * entry by entry at each of the two copies grpc-js makes of an attempt's metadata on its way
+ * down (the channel's call, the load-balanced call): ~1.7 KB less per call at c=64 with Istio's
+ * three (bench/grpc/inproc.ts, against a real server).
+ *
+ * @module
+ */
+import type { Metadata, MetadataOptions } from '@grpc/grpc-js';
+import type { GrpcJs } from './grpc-js.ts';
+
+/** Checked headers for the wire: name → value, or several values. */
+export type WireHeaders = Record<string, string | string[]>;
+
+/** An attempt's metadata ({@link wireMetadataOf}). */
+export interface WireMetadata extends Metadata {
+  /** Headers written after the store's entries (checked already), if any. */
+  wire: WireHeaders | undefined;
+  /** `grpc-timeout`'s value, or `''` for none. */
+  timeout: string;
+}
+
+type WireMetadataClass = new (options?: MetadataOptions) => WireMetadata;
+
+/** grpc-js's own store of a Metadata's values: lower-cased name → values (strings, or Buffers for `-bin` names). */
+export type MetadataStore = Map<string, (string | Buffer)[]>;
+
+/** grpc-js's store of a Metadata's values (`internalRepr`), when it has one. */
+export function storeOf(md: Metadata): MetadataStore | undefined {
+  const store = (md as unknown as { internalRepr?: unknown }).internalRepr;
+  return store instanceof Map ? (store as MetadataStore) : undefined;
+}
+
+/** The class, per grpc-js module (an app may load more than one copy). */
+const classes = new WeakMap<GrpcJs, WireMetadataClass>();
+
+/**
+ * A copy of `caller` (its values; a Buffer copied, as `clone()` does) as an attempt's metadata,
+ * or undefined when this grpc-js keeps its values somewhere {@link storeOf} does not find (the
+ * caller then puts every header in the store, as grpc-js would).
+ */
+export function wireMetadataOf(g: GrpcJs, caller: Metadata): WireMetadata | undefined {
+  const from = storeOf(caller);
+  if (from === undefined) return undefined;
+  let C = classes.get(g);
+  if (C === undefined) {
+    C = wireMetadataClass(g);
+    classes.set(g, C);
+  }
+  const md = new C(caller.getOptions());
+  const to = storeOf(md);
+  if (to === undefined) return undefined;
+  copyStore(from, to);
+  return md;
+}
+
+function copyStore(from: MetadataStore, to: MetadataStore): void {
+  for (const [k, values] of from) to.set(k, values.map(copyValue));
+}
+
+function copyValue(v: string | Buffer): string | Buffer {
+  return typeof v === 'string' ? v : Buffer.from(v);
+}
+
+function wireMetadataClass(g: GrpcJs): WireMetadataClass {
+  return class AttemptMetadata extends g.Metadata implements WireMetadata {
+    wire: WireHeaders | undefined = undefined;
+    timeout = '';
+
+    override clone(): AttemptMetadata {
+      const md = new AttemptMetadata(this.getOptions());
+      const from = storeOf(this);
+      const to = storeOf(md);
+      if (from !== undefined && to !== undefined) copyStore(from, to);
+      md.wire = this.wire;
+      md.timeout = this.timeout;
+      return md;
+    }
+
+    override toHttp2Headers(): ReturnType<Metadata['toHttp2Headers']> {
+      const h = super.toHttp2Headers();
+      const w = this.wire;
+      if (w !== undefined) {
+        for (const k in w) {
+          const v = w[k] as string | string[];
+          const added = h[k];
+          // Values add()ed to a name after the mesh set it (nothing in grpc-js does) come after.
+          h[k] = added === undefined ? v : [...(typeof v === 'string' ? [v] : v), ...(Array.isArray(added) ? added : [String(added)])];
+        }
+      }
+      if (this.timeout !== '') h['grpc-timeout'] = this.timeout;
+      return h;
+    }
+
+    override get(key: string): (string | Buffer)[] {
+      const values = super.get(key);
+      const v = this.wire?.[key.toLowerCase()];
+      return v === undefined ? values : [...(typeof v === 'string' ? [v] : v), ...values];
+    }
+
+    override set(key: string, value: string | Buffer): void {
+      this.#drop(key);
+      super.set(key, value);
+    }
+
+    override remove(key: string): void {
+      this.#drop(key);
+      super.remove(key);
+    }
+
+    /** Takes a name off the wire headers (a copy: clones share them). */
+    #drop(key: string): void {
+      const w = this.wire;
+      const k = key.toLowerCase();
+      if (w === undefined || !(k in w)) return;
+      const rest = Object.create(null) as WireHeaders;
+      for (const n in w) if (n !== k) rest[n] = w[n] as string | string[];
+      this.wire = rest;
+    }
+  };
+}
