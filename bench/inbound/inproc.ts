@@ -19,9 +19,13 @@
  * cache). `--telemetry` runs a second process per framework with `startTelemetry()` (Istio
  * metrics on every request, spans at 1 % exported over OTLP to a local sink). Each (framework,
  * mode) runs in its own child process, `--repeat` times; the figure is the median of the
- * children's. `--compare DIR` also runs the children against another checkout's `src/` (a
- * `git worktree` of the base commit with its own node_modules link), interleaved with this one's
- * (A B A B …), and prints B − A.
+ * children's. Every other child makes and warms the meshlet server first: in one process, the
+ * second of two Express apps (each has its own `req`/`res` prototypes) to run costs ~0.6–1 µs a
+ * request more than the first, even when the two are the same app, so a fixed order would count
+ * that against whichever comes second; an even `--repeat` balances the two orders. `--compare
+ * DIR` also runs the children against another checkout's `src/` (a `git worktree` of the base
+ * commit with its own node_modules link), interleaved with this one's (A B A B …, each pair in
+ * the same order), and prints B − A.
  */
 import { fork } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -57,7 +61,7 @@ const HERE = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 async function parent(): Promise<void> {
   const rounds = Number(a.rounds ?? 7);
   const requests = Number(a.requests ?? 300);
-  const repeat = Number(a.repeat ?? 3);
+  const repeat = Number(a.repeat ?? 4);
   const frameworks = (a.framework ?? [...FRAMEWORKS]) as Framework[];
   for (const f of frameworks) if (!(FRAMEWORKS as readonly string[]).includes(f)) throw new Error(`--framework ${f}: one of ${FRAMEWORKS.join(', ')}`);
   const modes: Mode[] = a.telemetry === true ? ['mesh', 'mesh-otel'] : ['mesh'];
@@ -71,7 +75,7 @@ async function parent(): Promise<void> {
     for (const framework of frameworks) {
       for (const mode of modes) {
         const got: Result[][] = trees.map(() => []);
-        for (let i = 0; i < repeat; i++) for (const [t, tree] of trees.entries()) (got[t] as Result[]).push(await runChild({ tree, framework, mode, dir, rounds, requests }));
+        for (let i = 0; i < repeat; i++) for (const [t, tree] of trees.entries()) (got[t] as Result[]).push(await runChild({ tree, framework, mode, dir, rounds, requests, meshFirst: i % 2 === 1 }));
         for (const [t, rs] of got.entries()) {
           const label = trees.length > 1 ? ` ${t === 0 ? 'A' : 'B'} |` : '';
           console.log(`| ${framework} | ${mode} |${label} ${median(rs.map((r) => r.raw)).toFixed(2)} | ${median(rs.map((r) => r.mesh)).toFixed(2)} | +${median(rs.map((r) => r.added)).toFixed(2)} | ${rs.map((r) => r.added.toFixed(2)).join(', ')} |`);
@@ -121,6 +125,8 @@ interface ChildArgs {
   readonly dir: string;
   readonly rounds: number;
   readonly requests: number;
+  /** Make and warm the meshlet server before the raw one. */
+  readonly meshFirst: boolean;
 }
 
 /** A connection's server side in memory: what the server writes is checked and dropped; a request's answer ends with BODY. */
@@ -225,12 +231,10 @@ async function child(c: ChildArgs): Promise<void> {
       }),
     );
   };
-  const raw = connect(await make(false));
-  const meshed = connect(await make(true));
-  for (let i = 0; i < 4; i++) {
-    await drive(raw, 500);
-    await drive(meshed, 500);
-  }
+  const first = connect(await make(c.meshFirst));
+  const second = connect(await make(!c.meshFirst));
+  const [raw, meshed] = c.meshFirst ? [second, first] : [first, second];
+  for (let i = 0; i < 4; i++) for (const which of c.meshFirst ? [meshed, raw] : [raw, meshed]) await drive(which, 500);
   const cpu = () => {
     const u = process.cpuUsage();
     return u.user + u.system;
