@@ -4,8 +4,10 @@
  * the upstream so tests can tell who served a request.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** What an upstream does with one request. */
 export type Behaviour = (req: IncomingMessage, res: ServerResponse, hit: number) => void | Promise<void>;
@@ -106,15 +108,50 @@ function canListen(port: number): Promise<boolean> {
 /**
  * A TCP port on 127.0.0.1, free now and below the kernel's ephemeral range, so that nothing but
  * a listener asking for that very port can take it before it is used (or, for a dead endpoint,
- * while it is meant to refuse). Falls back to a port-0 one where the range is unknown.
+ * while it is meant to refuse) — and reserved for this process, so that another test file's
+ * freePort() (the suite runs files in parallel processes) cannot pick it too while it waits
+ * unbound (a dead endpoint, a control plane started later on it). Falls back to a port-0 one where
+ * the range is unknown.
  */
 export async function freePort(): Promise<number> {
   if (EPHEMERAL_START === 0) return portZeroPort();
   for (let i = 0; i < 100; i++) {
     const port = FIXED_FROM + Math.floor(Math.random() * (EPHEMERAL_START - FIXED_FROM));
-    if (await canListen(port)) return port;
+    if (reserve(port) && (await canListen(port))) return port;
   }
   return portZeroPort();
+}
+
+/** Where test processes reserve the ports freePort() gave them: a file per port, made exclusively, removed when the process exits. */
+const RESERVED_DIR = join(tmpdir(), 'meshlet-test-ports');
+const reserved: string[] = [];
+let releasing = false;
+
+function reserve(port: number): boolean {
+  const file = join(RESERVED_DIR, String(port));
+  try {
+    if (!releasing) {
+      mkdirSync(RESERVED_DIR, { recursive: true });
+      process.once('exit', release);
+      releasing = true;
+    }
+    closeSync(openSync(file, 'wx'));
+  } catch {
+    // Another process holds it (or one that ended without cleaning up: the range is large).
+    return false;
+  }
+  reserved.push(file);
+  return true;
+}
+
+function release(): void {
+  for (const file of reserved) {
+    try {
+      unlinkSync(file);
+    } catch {
+      // Gone already.
+    }
+  }
 }
 
 /**
