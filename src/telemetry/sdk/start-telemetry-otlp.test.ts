@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { context, metrics, propagation, trace } from '@opentelemetry/api';
 import protobuf from 'protobufjs';
 import { InvalidArgumentError } from '../../core/errors.ts';
-import { loadPeer } from './otlp-exporters.ts';
+import { loadPeer, type OtlpProtocol } from './otlp-exporters.ts';
 import { startTelemetry, type StartTelemetryOptions } from './start-telemetry.ts';
 
 // The parts of OTLP's messages the tests read (opentelemetry-proto's field numbers).
@@ -189,40 +189,24 @@ describe('startTelemetry() OTLP protocols', () => {
     }
   });
 
-  it('OTEL_EXPORTER_OTLP_PROTOCOL chooses the protocol when the option is not given', async () => {
-    const sink = await httpReceiver();
-    try {
-      process.env['OTEL_EXPORTER_OTLP_PROTOCOL'] = 'http/json';
-      await exportOnce(sink.endpoint);
-      checkExported(sink.received, { traces: 'application/json', metrics: 'application/json' });
-    } finally {
-      await sink.close();
-    }
-  });
-
-  it("a signal's own variable wins over OTEL_EXPORTER_OTLP_PROTOCOL", async () => {
-    const sink = await httpReceiver();
-    try {
-      process.env['OTEL_EXPORTER_OTLP_PROTOCOL'] = 'http/json';
-      process.env['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'] = 'http/protobuf';
-      await exportOnce(sink.endpoint);
-      checkExported(sink.received, { traces: 'application/x-protobuf', metrics: 'application/json' });
-    } finally {
-      await sink.close();
-    }
-  });
-
-  it('the option wins over the variables', async () => {
-    const sink = await httpReceiver();
-    try {
-      process.env['OTEL_EXPORTER_OTLP_PROTOCOL'] = 'grpc';
-      process.env['OTEL_EXPORTER_OTLP_METRICS_PROTOCOL'] = 'grpc';
-      await exportOnce(sink.endpoint, { protocol: 'http/json' });
-      checkExported(sink.received, { traces: 'application/json', metrics: 'application/json' });
-    } finally {
-      await sink.close();
-    }
-  });
+  // Which protocol each signal speaks: the option, else the signal's variable, else the general one.
+  const precedence: [title: string, env: Record<string, string>, protocol: OtlpProtocol | undefined, want: { traces: string; metrics: string }][] = [
+    ['OTEL_EXPORTER_OTLP_PROTOCOL chooses the protocol when the option is not given', { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }, undefined, { traces: 'application/json', metrics: 'application/json' }],
+    ["a signal's own variable wins over OTEL_EXPORTER_OTLP_PROTOCOL", { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }, undefined, { traces: 'application/x-protobuf', metrics: 'application/json' }],
+    ['the option wins over the variables', { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'grpc' }, 'http/json', { traces: 'application/json', metrics: 'application/json' }],
+  ];
+  for (const [title, env, protocol, want] of precedence) {
+    it(title, async () => {
+      const sink = await httpReceiver();
+      try {
+        Object.assign(process.env, env);
+        await exportOnce(sink.endpoint, protocol === undefined ? {} : { protocol });
+        checkExported(sink.received, want);
+      } finally {
+        await sink.close();
+      }
+    });
+  }
 
   const bad: [string, Record<string, string>, StartTelemetryOptions['otlp'], RegExp][] = [
     ['the option', {}, { protocol: 'thrift' as 'grpc' }, /otlp\.protocol must be 'http\/protobuf', 'http\/json' or 'grpc', got "thrift"/],
