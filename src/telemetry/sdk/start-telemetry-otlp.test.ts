@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { context, metrics, propagation, trace } from '@opentelemetry/api';
+import { metrics, trace } from '@opentelemetry/api';
 import protobuf from 'protobufjs';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { loadPeer, type OtlpProtocol } from './otlp-exporters.ts';
@@ -144,11 +144,9 @@ describe('startTelemetry() OTLP protocols', () => {
     for (const name of ENV) delete process.env[name];
   });
   afterEach(() => {
+    // Nothing else: each test starts telemetry again, which works only because Telemetry.shutdown()
+    // unregisters the tracer provider, context manager and propagator it registered.
     for (const name of ENV) delete process.env[name];
-    // Telemetry.shutdown() leaves the SDK's tracer provider, context manager and propagator registered (only metrics are unset), and the API refuses a second registration.
-    trace.disable();
-    context.disable();
-    propagation.disable();
   });
   after(() => {
     for (const [name, value] of saved) if (value !== undefined) process.env[name] = value;

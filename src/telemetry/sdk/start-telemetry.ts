@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type Attributes, metrics as metricsApi } from '@opentelemetry/api';
+import { type Attributes, context, metrics as metricsApi, propagation, trace } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { type IMetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
@@ -15,6 +15,7 @@ import { EvictingPrometheusReader } from './evicting-prometheus.ts';
 import { type MeshletMetricProducer, meshletMetricProducer } from './metric-producer.ts';
 import { checkOtlpProtocol, loadMetricExporter, loadTraceExporter, type OtlpProtocol, otlpProtocol } from './otlp-exporters.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
+import { sdkRegistered } from '../tracing/span-context.ts';
 
 /** OTLP export settings of {@link startTelemetry}. */
 export interface OtlpOptions {
@@ -84,7 +85,7 @@ export interface StartTelemetryOptions {
 export interface Telemetry {
   /** The Prometheus endpoint's URL base (`http://host:port`), when one was started. */
   readonly prometheusUrl: string | undefined;
-  /** Flushes and stops exporting; closes the Prometheus endpoint. */
+  /** Flushes and stops exporting; closes the Prometheus endpoint; unregisters the global providers it registered (telemetry can be started again). */
   shutdown(): Promise<void>;
 }
 
@@ -163,7 +164,12 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
     logRecordProcessors: [],
     instrumentations: [],
   });
+  // The SDK registers the global tracer provider, context manager and propagator only where none is
+  // registered yet (the API refuses a second registration): they are this call's to take back if
+  // the tracer provider was free.
+  const ownsTracing = !sdkRegistered();
   sdk.start();
+  const registered = ownsTracing && sdkRegistered() ? trace.getTracerProvider() : undefined;
   let stopped: Promise<void> | undefined;
   return {
     prometheusUrl,
@@ -171,6 +177,13 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
       stopped ??= sdk.shutdown().finally(() => {
         for (const p of producers) p.release();
         metricsApi.disable();
+        // Unregistered, so a later startTelemetry() (or the app's own SDK) can register again;
+        // meshes notice and trace through whatever is registered next.
+        if (registered !== undefined && trace.getTracerProvider() === registered) {
+          trace.disable();
+          context.disable();
+          propagation.disable();
+        }
       });
       return stopped;
     },
