@@ -61,4 +61,35 @@ describe('tracing without an SDK', () => {
     assert.match(String(seen.at(-1)?.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     assert.equal(exporter.getFinishedSpans().length, 2, 'the call and its attempt');
   });
+
+  it("follows the app's SDK when it is replaced (startTelemetry()'s shutdown, then another): spans go to the one registered now", async () => {
+    trace.disable();
+    const next = new InMemorySpanExporter();
+    trace.setGlobalTracerProvider(new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: next })] }));
+    const r = await eventually(async () => {
+      const res = await mesh.fetch('http://sink.default.svc.cluster.local/z');
+      await res.text();
+      return next.getFinishedSpans().length > 0;
+    });
+    assert.ok(r, 'spans reached the newly registered provider');
+    assert.equal(next.getFinishedSpans().length, 2, 'the call and its attempt');
+  });
+
+  it('lets go of the channels once no SDK is registered', async () => {
+    trace.disable();
+    await eventually(async () => !hasSubscribers('meshlet:call:start'));
+    for (const name of CHANNELS) assert.equal(hasSubscribers(name), name === 'meshlet:attempt:start', name);
+    const r = await mesh.fetch('http://sink.default.svc.cluster.local/w');
+    assert.equal(await r.text(), 'ok');
+    assert.equal(seen.at(-1)?.traceparent, undefined);
+  });
 });
+
+/** Polls `check` (up to ~3 s: the mesh looks at the global SDK once a second) until it says true; what it last said. */
+async function eventually(check: () => Promise<boolean>): Promise<boolean> {
+  for (let i = 0; i < 60; i++) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}

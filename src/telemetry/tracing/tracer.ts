@@ -27,7 +27,7 @@
  * @module
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { type Attributes, type Context, context, createContextKey, type Span, type SpanContext, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import { type Attributes, type Context, context, createContextKey, type Span, type SpanContext, SpanKind, SpanStatusCode, type Tracer, type TracerProvider, trace } from '@opentelemetry/api';
 import type { AnyResource } from '../../config/resource.ts';
 import type { Random } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
@@ -82,7 +82,9 @@ export class MeshTracing {
   readonly #formats: readonly PropagationFormat[];
   /** Calls carry W3C trace context only (the default). */
   readonly #w3cOnly: boolean;
-  readonly #tracer: Tracer;
+  #tracer: Tracer;
+  /** The global TracerProvider `#tracer` came from (a new one after the app's SDK was unregistered and another registered). */
+  #provider: TracerProvider;
   readonly #common: Attributes;
   #client!: SideState;
   #server!: SideState;
@@ -100,6 +102,7 @@ export class MeshTracing {
     this.#o = o;
     this.#formats = o.options?.propagation ?? ['w3c'];
     this.#w3cOnly = this.#formats.length === 1 && this.#formats[0] === 'w3c';
+    this.#provider = trace.getTracerProvider();
     this.#tracer = trace.getTracer('meshlet');
     const zone = o.locality.split('/')[1] ?? '';
     this.#common = { component: 'proxy', node_id: nodeId(o.workload, o.sourceIp), zone };
@@ -111,10 +114,10 @@ export class MeshTracing {
     ];
     this.#attempts = { attemptStart: (m) => this.#onAttemptStart(m), attemptEnd: (m) => this.#onAttemptEnd(m) };
     this.install(resources);
-    if (!this.#subscribed) {
-      this.#poll = setInterval(() => this.#check(), 1000);
-      this.#poll.unref();
-    }
+    // Checked every second: an SDK registered later, unregistered (startTelemetry()'s shutdown),
+    // or replaced by another.
+    this.#poll = setInterval(() => this.#check(), 1000);
+    this.#poll.unref();
   }
 
   /** The merged tracing config in use. */
@@ -130,13 +133,22 @@ export class MeshTracing {
     this.#check();
   }
 
-  /** Subscribes once an SDK is registered. */
+  /** Follows the global SDK: subscribed while one is registered, tracing through the one registered now. */
   #check(): void {
-    if (this.#closed || this.#subscribed || !sdkRegistered()) return;
-    for (const [name, fn] of this.#handlers) subscribe(name, fn);
-    this.#subscribed = true;
-    if (this.#poll !== undefined) clearInterval(this.#poll);
-    this.#poll = undefined;
+    if (this.#closed) return;
+    const provider = trace.getTracerProvider();
+    if (provider !== this.#provider) {
+      this.#provider = provider;
+      this.#tracer = trace.getTracer('meshlet');
+    }
+    const on = sdkRegistered();
+    if (on === this.#subscribed) return;
+    // Without an SDK, nothing is observed (and observation costs nothing again).
+    for (const [name, fn] of this.#handlers) {
+      if (on) subscribe(name, fn);
+      else unsubscribe(name, fn);
+    }
+    this.#subscribed = on;
   }
 
   close(): void {
