@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
-import { metrics } from '@opentelemetry/api';
+import { metrics, trace } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { TracerProvider } from '@opentelemetry/sdk-trace';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { startTelemetry } from './start-telemetry.ts';
 
@@ -50,5 +51,23 @@ describe('startTelemetry()', () => {
     assert.match(text, /^istio_request_duration_milliseconds_bucket\{[^}]*le="1"\} 1$/m);
     assert.match(text, /^istio_request_duration_milliseconds_count\{[^}]*\} 1$/m);
     assert.doesNotMatch(text, /_total_total|milliseconds_milliseconds/);
+  });
+
+  it("shutdown() takes back only what it registered: providers the app registered before it stay", async () => {
+    const meters = new MeterProvider();
+    const tracers = new TracerProvider();
+    metrics.setGlobalMeterProvider(meters);
+    trace.setGlobalTracerProvider(tracers);
+    try {
+      const t = await startTelemetry({ prometheus: false, otlp: false });
+      await t.shutdown();
+      assert.equal(metrics.getMeterProvider(), meters);
+      assert.equal((trace.getTracerProvider() as unknown as { getDelegate(): unknown }).getDelegate(), tracers);
+    } finally {
+      metrics.disable();
+      trace.disable();
+      await meters.shutdown();
+      await tracers.shutdown();
+    }
   });
 });

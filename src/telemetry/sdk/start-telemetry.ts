@@ -168,15 +168,18 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
   // registered yet (the API refuses a second registration): they are this call's to take back if
   // the tracer provider was free.
   const ownsTracing = !sdkRegistered();
+  const meterProvider = metricsApi.getMeterProvider();
   sdk.start();
   const registered = ownsTracing && sdkRegistered() ? trace.getTracerProvider() : undefined;
+  // Likewise the meter provider: this call's only if the SDK's registration took.
+  const registeredMeter = metricsApi.getMeterProvider() !== meterProvider ? metricsApi.getMeterProvider() : undefined;
   let stopped: Promise<void> | undefined;
   return {
     prometheusUrl,
     shutdown: () => {
       stopped ??= sdk.shutdown().finally(() => {
         for (const p of producers) p.release();
-        metricsApi.disable();
+        if (registeredMeter !== undefined && metricsApi.getMeterProvider() === registeredMeter) metricsApi.disable();
         // Unregistered, so a later startTelemetry() (or the app's own SDK) can register again;
         // meshes notice and trace through whatever is registered next.
         if (registered !== undefined && trace.getTracerProvider() === registered) {
