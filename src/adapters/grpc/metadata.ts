@@ -9,7 +9,7 @@
 import type { Metadata } from '@grpc/grpc-js';
 import type { Headers } from '../../core/handler.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { type MetadataStore, storeOf, type WireHeaders, type WireMetadata, wireMetadataOf } from './wire-metadata.ts';
+import { isWireMetadata, type MetadataStore, storeOf, type WireHeaders, wireMetadataOf } from './wire-metadata.ts';
 
 /** The header a gRPC call's mesh-made flags travel in (initial metadata, or trailing metadata of a mesh-made status). */
 export const FLAGS_KEY = 'x-meshlet-response-flags';
@@ -54,8 +54,8 @@ export function callHeadersOf(metadata: Metadata): { headers: Headers; before: H
  * written on the wire after the caller's; `-bin` ones go into the store.
  */
 export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata, before: Headers): Metadata {
-  const md: Metadata = wireMetadataOf(g, caller) ?? caller.clone();
-  const beside = 'wire' in md ? (md as WireMetadata) : undefined;
+  const beside = wireMetadataOf(g, caller);
+  const md: Metadata = beside ?? caller.clone();
   // `before` has the caller's metadata names (see answerMetadataOf on remove()).
   for (const k in before) if (RESERVED.has(k)) md.remove(k);
   // Most attempts add what the one before added (the peer-metadata exchange's, the same values):
@@ -228,8 +228,8 @@ let okDetails = '';
  * directly when there is one, without set()'s name and value checks.
  */
 export function setGrpcTimeout(md: Metadata, value: string): void {
-  if ('timeout' in md && 'wire' in md) {
-    (md as WireMetadata).timeout = value;
+  if (isWireMetadata(md)) {
+    md.timeout = value;
     return;
   }
   const store = storeOf(md);
@@ -248,7 +248,6 @@ export function setGrpcTimeout(md: Metadata, value: string): void {
 /** The last grpc-timeout value set, and the list every attempt's metadata with that value holds. */
 let timeoutValue = '';
 let timeoutList: string[] = [];
-
 
 /**
  * Copies `metadata` into the empty headers `h` (and `also`, the same values) as

@@ -24,6 +24,11 @@ export interface WireMetadata extends Metadata {
   timeout: string;
 }
 
+/** Whether `md` is an attempt's metadata made by {@link wireMetadataOf}. */
+export function isWireMetadata(md: Metadata): md is WireMetadata {
+  return 'wire' in md && 'timeout' in md;
+}
+
 type WireMetadataClass = new (options?: MetadataOptions) => WireMetadata;
 
 /** grpc-js's own store of a Metadata's values: lower-cased name → values (strings, or Buffers for `-bin` names). */

@@ -88,9 +88,9 @@ export interface IstioMetricsContext {
   readonly upstreamPrincipals?: (call: object) => { readonly local: string; readonly peer: string } | undefined;
 }
 
-
-/** A client-side call's label inputs (besides its destination entry `by`) and the series group they gave. */
+/** A server-side request's label inputs (besides its caller's peer metadata `by`) and the series group they gave. */
 interface LastServer { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup }
+/** A client-side call's label inputs (besides its destination entry `by`) and the series group they gave. */
 interface LastClient { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup }
 
 /** Key objects for the group caches when a call has no destination entry / a request no peer metadata. */
