@@ -153,7 +153,8 @@ export interface MeshOptions {
   readonly identity?: IdentityOption;
   /**
    * MeshConfig `extensionProviders`: external authorizers for AuthorizationPolicy `CUSTOM`, in
-   * Istio's shape (`{ name, envoyExtAuthzHttp: { service, port, … } }`). A CUSTOM policy naming a
+   * Istio's shape (`{ name, envoyExtAuthzHttp: { service, port, … } }` or `envoyExtAuthzGrpc`; a gRPC
+   * authorizer is called through `mesh.grpc`, so `@grpc/grpc-js` must be installed). A CUSTOM policy naming a
    * provider not given here denies what it matches, as in Istio.
    */
   readonly extensionProviders?: readonly ExtensionProvider[];

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ChannelInterface } from '@grpc/grpc-js';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
 import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
 import { classifyUndiciError } from './adapters/undici/classify.ts';
@@ -18,6 +19,8 @@ import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
 import type { CredentialHolder } from './security/identity/credentials.ts';
 import type { Snapshot } from './routing/compile.ts';
 import { MeshTelemetry } from './mesh-telemetry.ts';
+import { grpcJs } from './adapters/grpc/grpc-js.ts';
+import type { UnaryCaller } from './security/authz/ext-authz-grpc.ts';
 
 /** @internal A mesh's data plane. */
 export interface MeshParts {
@@ -37,6 +40,20 @@ export interface MeshPartsHooks {
   readonly close: () => Promise<void>;
   /** The config in use, as telemetry reports it. */
   readonly config: () => { readonly version: string; readonly source: ConfigOrigin | 'file' };
+  /** A channel through the mesh to `target` (gRPC external authorizers call through it; made when first used). */
+  readonly grpcChannel?: (target: string) => ChannelInterface;
+}
+
+/**
+ * The client gRPC external authorizers (`envoyExtAuthzGrpc`) are called through: a grpc-js client
+ * on the mesh's channel. grpc-js is loaded now when a provider needs it, so a missing install
+ * fails `createMesh`, not the first request.
+ */
+function grpcAuthorizerClient(o: MeshOptions, channel: MeshPartsHooks['grpcChannel']): ((target: string) => UnaryCaller) | undefined {
+  const list = Array.isArray(o.extensionProviders) ? o.extensionProviders : [];
+  if (channel === undefined || !list.some((p) => p !== null && typeof p === 'object' && p.envoyExtAuthzGrpc !== undefined)) return undefined;
+  const g = grpcJs();
+  return (target) => new g.Client(target, g.credentials.createInsecure(), { channelOverride: channel(target) });
 }
 
 /** @internal Builds and wires a mesh's data plane for its first snapshot. */
@@ -88,6 +105,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
         extensionProviders: o.extensionProviders,
         jwt: o.jwt,
         dispatcher: dispatcher,
+        grpcClient: grpcAuthorizerClient(o, hooks.grpcChannel),
         clock,
         random,
         warn: (m) => log.warn(m),

@@ -99,6 +99,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       event: (e) => this.emit(e.type, e),
       close: () => this.close(),
       config: () => ({ version: this.configVersion, source: this.configSource }),
+      grpcChannel: (target) => this.grpc.channel(target),
     });
     this.#transport = parts.transport;
     this.#grpcTransport = parts.grpcTransport;

@@ -17,6 +17,7 @@ import { InvalidArgumentError } from '../core/errors.ts';
 import type { WorkloadIdentity } from '../core/observe.ts';
 import { compileAuthz } from '../security/authz/engine.ts';
 import { checkEnvoyExtAuthzHttp, type EnvoyExtAuthzHttpConfig, envoyExtAuthzHttp } from '../security/authz/ext-authz-http.ts';
+import { checkEnvoyExtAuthzGrpc, type EnvoyExtAuthzGrpcConfig, envoyExtAuthzGrpc, type UnaryCaller } from '../security/authz/ext-authz-grpc.ts';
 import type { AuthzResult, ExtAuthzCheck } from '../security/authz/types.ts';
 import { JwtRuntime } from '../security/jwt/runtime.ts';
 import { authorizationPhase } from './authz-phase.ts';
@@ -26,13 +27,14 @@ import { compileRateLimit, type RateLimitPhase } from './rate-limit-phase.ts';
 
 /**
  * A MeshConfig `extensionProviders` entry, as written in Istio's mesh config: a name and one
- * provider. meshlet runs `envoyExtAuthzHttp` providers (AuthorizationPolicy `CUSTOM`) and
+ * provider. meshlet runs `envoyExtAuthzHttp` and `envoyExtAuthzGrpc` providers (AuthorizationPolicy `CUSTOM`) and
  * `envoyFileAccessLog` providers (Telemetry `accessLogging`; `envoy` is built in).
  * @category Server
  */
 export interface ExtensionProvider {
   readonly name: string;
   readonly envoyExtAuthzHttp?: EnvoyExtAuthzHttpConfig;
+  readonly envoyExtAuthzGrpc?: EnvoyExtAuthzGrpcConfig;
   readonly envoyFileAccessLog?: EnvoyFileAccessLogProvider;
 }
 
@@ -64,6 +66,8 @@ export interface InboundPolicyOptions {
   readonly jwt?: JwtOptions;
   /** The dispatcher external authorizers are called through (the mesh's, so they are routed like any call). */
   readonly dispatcher?: Dispatcher;
+  /** Makes the client gRPC external authorizers are called through (on the mesh's channel); called at a provider's first check. */
+  readonly grpcClient?: (target: string) => UnaryCaller;
   readonly clock: Clock;
   readonly random: Random;
   /** Where findings about the compiled policies go (each is said once). */
@@ -107,15 +111,26 @@ function logged(phase: Phase, debug: ((m: string) => void) | undefined, info: ((
 }
 
 /** Turns MeshConfig-shaped providers into the checks the authorization engine calls; throws naming what is wrong. */
-export function buildProviders(list: readonly ExtensionProvider[] | undefined, o: Pick<InboundPolicyOptions, 'dispatcher' | 'clock' | 'warn'>): Record<string, ExtAuthzCheck> {
+export function buildProviders(list: readonly ExtensionProvider[] | undefined, o: Pick<InboundPolicyOptions, 'dispatcher' | 'grpcClient' | 'clock' | 'warn'> & Partial<Pick<InboundPolicyOptions, 'workload' | 'trustDomain'>>): Record<string, ExtAuthzCheck> {
   const out: Record<string, ExtAuthzCheck> = Object.create(null);
   if (list === undefined) return out;
-  if (!Array.isArray(list)) throw new InvalidArgumentError('createMesh: `extensionProviders` must be a list of { name, envoyExtAuthzHttp | envoyFileAccessLog } (MeshConfig extensionProviders)');
+  if (!Array.isArray(list)) throw new InvalidArgumentError('createMesh: `extensionProviders` must be a list of { name, envoyExtAuthzHttp | envoyExtAuthzGrpc | envoyFileAccessLog } (MeshConfig extensionProviders)');
   list.forEach((p, i) => {
     const where = `createMesh: extensionProviders[${i}]`;
     if (p === null || typeof p !== 'object' || typeof p.name !== 'string' || p.name === '') throw new InvalidArgumentError(`${where}: \`name\` must be a non-empty string`);
     if (p.name in out) throw new InvalidArgumentError(`${where}: provider name ${JSON.stringify(p.name)} is used twice`);
     const kinds = Object.keys(p).filter((k) => k !== 'name');
+    const warn = (m: string) => o.warn(`meshlet: extension provider ${p.name}: ${m}`);
+    if (p.envoyExtAuthzGrpc !== undefined && p.envoyExtAuthzHttp === undefined) {
+      const problems = checkEnvoyExtAuthzGrpc(p.envoyExtAuthzGrpc);
+      if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzGrpc: ${problems.join('; ')}`);
+      const w = o.workload;
+      const localPrincipal = w === undefined ? undefined : `spiffe://${o.trustDomain ?? 'cluster.local'}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+      const client = o.grpcClient;
+      if (client === undefined) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzGrpc: no gRPC client to call it with`);
+      out[p.name] = envoyExtAuthzGrpc(p.envoyExtAuthzGrpc, { name: p.name, client, localPrincipal, clock: o.clock, warn });
+      return;
+    }
     if (p.envoyExtAuthzHttp === undefined) {
       if (p.envoyFileAccessLog !== undefined) {
         // An access-log provider (the access logger reads it); not an authorizer.
@@ -123,11 +138,11 @@ export function buildProviders(list: readonly ExtensionProvider[] | undefined, o
         if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyFileAccessLog: ${problems.join('; ')}`);
         return;
       }
-      throw new InvalidArgumentError(`${where} (${p.name}): meshlet runs envoyExtAuthzHttp and envoyFileAccessLog providers only${kinds.length > 0 ? `; got ${kinds.join(', ')}` : ''}`);
+      throw new InvalidArgumentError(`${where} (${p.name}): meshlet runs envoyExtAuthzHttp, envoyExtAuthzGrpc and envoyFileAccessLog providers only${kinds.length > 0 ? `; got ${kinds.join(', ')}` : ''}`);
     }
     const problems = checkEnvoyExtAuthzHttp(p.envoyExtAuthzHttp);
     if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzHttp: ${problems.join('; ')}`);
-    out[p.name] = envoyExtAuthzHttp(p.envoyExtAuthzHttp, { name: p.name, dispatcher: o.dispatcher, clock: o.clock, warn: (m) => o.warn(`meshlet: extension provider ${p.name}: ${m}`) });
+    out[p.name] = envoyExtAuthzHttp(p.envoyExtAuthzHttp, { name: p.name, dispatcher: o.dispatcher, clock: o.clock, warn });
   });
   return out;
 }

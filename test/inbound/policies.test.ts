@@ -301,7 +301,8 @@ describe('createMesh extensionProviders', () => {
   const bad: [string, unknown, RegExp][] = [
     ['no name', [{ envoyExtAuthzHttp: { service: 'a', port: 80 } }], /extensionProviders\[0\]: `name` must be a non-empty string/],
     ['a name twice', [{ name: 'x', envoyExtAuthzHttp: { service: 'a', port: 80 } }, { name: 'x', envoyExtAuthzHttp: { service: 'b', port: 80 } }], /extensionProviders\[1\]: provider name "x" is used twice/],
-    ['a kind meshlet does not run', [{ name: 'x', envoyExtAuthzGrpc: { service: 'a', port: 80 } }], /extensionProviders\[0\] \(x\): meshlet runs envoyExtAuthzHttp and envoyFileAccessLog providers only; got envoyExtAuthzGrpc/],
+    ['a kind meshlet does not run', [{ name: 'x', zipkin: { service: 'a', port: 80 } }], /extensionProviders\[0\] \(x\): meshlet runs envoyExtAuthzHttp, envoyExtAuthzGrpc and envoyFileAccessLog providers only; got zipkin/],
+    ['a gRPC authorizer config Istio refuses', [{ name: 'x', envoyExtAuthzGrpc: { service: 'a', port: 0 } }], /extensionProviders\[0\] \(x\)\.envoyExtAuthzGrpc: .*port/],
     ['a config Istio refuses', [{ name: 'x', envoyExtAuthzHttp: { service: 'a', port: 0 } }], /extensionProviders\[0\] \(x\)\.envoyExtAuthzHttp: .*port/],
     ['not a list', { name: 'x' }, /`extensionProviders` must be a list/],
     ['an access-log provider with a bad field', [{ name: 'x', envoyFileAccessLog: { logFormat: { text: 1 } } }], /extensionProviders\[0\] \(x\)\.envoyFileAccessLog: logFormat\.text must be a string/],

@@ -8,6 +8,7 @@
 export type { AppliedPolicy, AuthzFinding, AuthzOptions, AuthzWorkload } from './compile.ts';
 export { AuthzEngine, compileAuthz, RBAC_DENIAL } from './engine.ts';
 export { checkEnvoyExtAuthzHttp, type EnvoyExtAuthzHttpConfig, type EnvoyExtAuthzHttpOptions, envoyExtAuthzHttp } from './ext-authz-http.ts';
+export { checkEnvoyExtAuthzGrpc, type EnvoyExtAuthzGrpcConfig, type EnvoyExtAuthzGrpcOptions, envoyExtAuthzGrpc, type UnaryCaller } from './ext-authz-grpc.ts';
 export type {
   AuthzAction,
   AuthzDenialResponse,

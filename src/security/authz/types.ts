@@ -31,6 +31,10 @@ export interface AuthzRequest {
   readonly headers: AuthzHeaders;
   /** The TCP peer's address (`source.ip`, `ipBlocks`; the fallback for `remote.ip`). */
   readonly remoteAddress: string;
+  /** The TCP peer's port (sent to external authorizers). */
+  readonly remotePort?: number;
+  /** The request's protocol (sent to external authorizers). */
+  readonly protocol?: 'http1' | 'http2' | 'grpc';
   /** The local port the request arrived on (`ports`, `destination.port`). */
   readonly localPort: number;
   /** The local address the request arrived on (`destination.ip`); unset: `destination.ip` never matches. */

@@ -1,0 +1,213 @@
+/**
+ * Istio's `envoyExtAuthzGrpc` extension provider (MeshConfig `extensionProviders[]`), as Istio
+ * configures Envoy's `ext_authz` filter with a gRPC service (`generateGRPCConfig` in
+ * `pilot/pkg/security/authz/builder/extauthz.go`) and Envoy calls it (`ext_authz_grpc_impl.cc`,
+ * `check_request_utils.cc`) — the API OPA's Envoy plugin and Istio's sample ext-authz server speak:
+ *
+ * - the check is `envoy.service.auth.v3.Authorization/Check` with the request's attributes: source
+ *   and destination addresses (and, on mTLS connections, the peer's and the workload's SPIFFE
+ *   IDs), `x-envoy-downstream-service-cluster` as the source service, the time, method, path
+ *   (with query), host, scheme, protocol and every request header (with the pseudo-headers
+ *   `:authority`, `:method`, `:path`, `:scheme`; repeated headers joined with `,`);
+ * - status `OK` allows: `ok_response.headers` are set on the request the app sees (appended
+ *   with `,` when `append` is true), `headers_to_remove` are removed, `response_headers_to_add`
+ *   go on the app's response;
+ * - any other status denies, with `denied_response`'s HTTP status (403 when unset), headers and
+ *   body;
+ * - a failed call (unreachable, an RPC error, the `timeout`, default 600s) is an error: denied
+ *   with `statusOnError` (default 403) and no body, or allowed with `failOpen`.
+ *
+ * The call goes through the mesh (the mesh gives a client on its channel: routing, mTLS), as
+ * Envoy calls the authorizer through its cluster. Not supported: `includeRequestBodyInCheck` (admission runs
+ * before the app reads the body; a warning says so). `clearRouteCache` has nothing to act on.
+ *
+ * @module
+ */
+import type { Client } from '@grpc/grpc-js';
+import { type Clock, systemClock } from '../../core/clock.ts';
+import { parseDuration } from '../../config/duration.ts';
+import { InvalidArgumentError } from '../../core/errors.ts';
+import { headerText } from './attrs.ts';
+import { type CheckResponse, decodeCheckResponse, encodeCheckRequest, type HeaderOption } from './ext-authz-grpc-wire.ts';
+import { checkEnvoyExtAuthzHttp } from './ext-authz-http.ts';
+import type { AuthzRequest, ExtAuthzCheck, ExtAuthzResponse } from './types.ts';
+
+/**
+ * MeshConfig `ExtensionProvider.EnvoyExternalAuthorizationGrpcProvider`, as written in Istio YAML.
+ * @category Server
+ */
+export interface EnvoyExtAuthzGrpcConfig {
+  /** The authorizer's host: `ext-authz.foo.svc.cluster.local`, `foo/ext-authz.foo.svc.cluster.local`, or an IP. */
+  readonly service: string;
+  readonly port: number;
+  /** Istio duration. @defaultValue `"600s"` */
+  readonly timeout?: string;
+  /** Allow the request when the authorizer cannot be reached or fails. @defaultValue false */
+  readonly failOpen?: boolean;
+  /** The status of a denial caused by an error, as text. @defaultValue `"403"` */
+  readonly statusOnError?: string;
+  /** Accepted; there is no route cache to clear on a server. */
+  readonly clearRouteCache?: boolean;
+  /** Not supported by meshlet (see the module notes). */
+  readonly includeRequestBodyInCheck?: { readonly maxRequestBytes?: number; readonly allowPartialMessage?: boolean; readonly packAsBytes?: boolean };
+}
+
+/** How the provider reaches the authorizer and describes the workload. */
+export interface EnvoyExtAuthzGrpcOptions {
+  /** The provider's name, for messages. @defaultValue the service */
+  readonly name?: string;
+  /**
+   * Makes the grpc-js client the checks go through, for `service:port` — the mesh's:
+   * `(target) => new grpc.Client(target, grpc.credentials.createInsecure(), { channelOverride: mesh.grpc.channel(target) })`;
+   * made at the first check.
+   */
+  readonly client: (target: string) => UnaryCaller;
+  /** This workload's SPIFFE ID: the check's destination principal on mTLS connections. */
+  readonly localPrincipal?: string;
+  /** Times the check out. @defaultValue the system clock */
+  readonly clock?: Clock;
+  /** Called once per problem the provider cannot honour (unsupported fields). */
+  readonly warn?: (message: string) => void;
+}
+
+/** What the provider needs of a grpc-js client. */
+export type UnaryCaller = Pick<Client, 'makeUnaryRequest'>;
+
+const CHECK_METHOD = '/envoy.service.auth.v3.Authorization/Check';
+
+/** Checks a provider config as Istio does (`ValidateExtensionProviderEnvoyExtAuthzGRPC`, `buildExtAuthzGRPC`); returns the problems. */
+export function checkEnvoyExtAuthzGrpc(c: EnvoyExtAuthzGrpcConfig): string[] {
+  if (c === null || typeof c !== 'object') return ['must be an object with service and port'];
+  return checkEnvoyExtAuthzHttp({ service: c.service, port: c.port, timeout: c.timeout, statusOnError: c.statusOnError });
+}
+
+function targetOf(service: string, port: number): string {
+  const slash = service.indexOf('/');
+  const host = slash === -1 ? service : service.slice(slash + 1);
+  return `${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`;
+}
+
+/** Envoy's stream ids are random 64-bit numbers; these are unique in a process and unpredictable across them. */
+let nextId = Math.floor(Math.random() * 2 ** 40) * 1000;
+
+/** The request's headers as Envoy's header map hands them to the check (pseudo-headers first). */
+function checkHeaders(req: AuthzRequest): Record<string, string> {
+  const h: Record<string, string> = Object.create(null);
+  h[':authority'] = req.authority;
+  h[':method'] = req.method;
+  h[':path'] = req.path;
+  h[':scheme'] = req.scheme ?? 'http';
+  for (const k of Object.keys(req.headers)) {
+    const v = headerText(req.headers[k]);
+    if (v !== undefined && !k.startsWith(':')) h[k] = v;
+  }
+  return h;
+}
+
+/** Envoy's header handling: only valid names and values; pseudo-headers and Host are never touched. */
+function usable(o: HeaderOption): boolean {
+  const k = o.key.toLowerCase();
+  return /^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(k) && k !== 'host' && !/[\0\r\n]/.test(o.value);
+}
+
+/** An OK answer as the app's request and response should see it. */
+function allowed(ok: CheckResponse['ok'], req: AuthzRequest): ExtAuthzResponse {
+  if (ok === undefined) return { allowed: true };
+  const up: Record<string, string> = {};
+  for (const o of ok.headers) {
+    if (!usable(o)) continue;
+    const k = o.key.toLowerCase();
+    const before = up[k] ?? headerText(req.headers[k]);
+    // `append` true: joined with the value there (Envoy's headers_to_append); otherwise set.
+    up[k] = o.append === true && before !== undefined && before !== '' ? `${before},${o.value}` : o.value;
+  }
+  const remove = ok.headersToRemove.map((s) => s.toLowerCase()).filter((s) => s !== '' && !s.startsWith(':') && s !== 'host');
+  const down: Record<string, string> = {};
+  for (const o of ok.responseHeadersToAdd) {
+    if (!usable(o)) continue;
+    const k = o.key.toLowerCase();
+    down[k] = o.append === true && down[k] !== undefined ? `${down[k]},${o.value}` : o.value;
+  }
+  return {
+    allowed: true,
+    ...(Object.keys(up).length > 0 ? { headersToUpstream: up } : {}),
+    ...(remove.length > 0 ? { headersToRemove: remove } : {}),
+    ...(Object.keys(down).length > 0 ? { headersToDownstream: down } : {}),
+  };
+}
+
+/** A denial as Envoy sends it: denied_response's status (403 when unset), headers and body. */
+function denied(d: CheckResponse['denied']): ExtAuthzResponse {
+  const headers: Record<string, string> = {};
+  if (d === undefined) return { allowed: false, status: 403, headers, body: '' };
+  for (const o of d.headers) {
+    if (!usable(o)) continue;
+    const k = o.key.toLowerCase();
+    headers[k] = o.append === true && headers[k] !== undefined ? `${headers[k]},${o.value}` : o.value;
+  }
+  const status = d.status >= 100 && d.status <= 599 ? d.status : 403;
+  return { allowed: false, status, headers, body: d.body };
+}
+
+/** Builds the provider. Throws `InvalidArgumentError` naming every problem of `config`. */
+export function envoyExtAuthzGrpc(config: EnvoyExtAuthzGrpcConfig, options: EnvoyExtAuthzGrpcOptions): ExtAuthzCheck {
+  const name = options.name ?? config.service;
+  const errs = checkEnvoyExtAuthzGrpc(config);
+  if (errs.length > 0) throw new InvalidArgumentError(`extension provider "${name}" (envoyExtAuthzGrpc): ${errs.join('; ')}`);
+  if (config.includeRequestBodyInCheck !== undefined) {
+    options.warn?.(`extension provider "${name}": includeRequestBodyInCheck is not supported by meshlet; checks are sent without the request body`);
+  }
+  const clock = options.clock ?? systemClock;
+  const timeoutMs = config.timeout === undefined ? 600_000 : (parseDuration(config.timeout) as number);
+  const statusOnError = config.statusOnError === undefined || config.statusOnError === '' ? 403 : Number(config.statusOnError);
+  const failure: ExtAuthzResponse = config.failOpen === true ? { allowed: true } : Object.freeze({ allowed: false, status: statusOnError, headers: Object.freeze({}), body: '', error: true });
+  const target = targetOf(config.service, config.port);
+  let client: UnaryCaller | undefined;
+  const identity = (b: Buffer): Buffer => b;
+
+  return function check(req: AuthzRequest): Promise<ExtAuthzResponse> {
+    const tls = req.peer !== undefined;
+    const request = encodeCheckRequest({
+      source: { address: req.remoteAddress, port: req.remotePort ?? 0, service: headerText(req.headers['x-envoy-downstream-service-cluster']), principal: tls ? req.peer?.principal : undefined },
+      destination: { address: req.localAddress ?? '', port: req.localPort, principal: tls ? options.localPrincipal : undefined },
+      timeMs: Date.now(),
+      id: String(++nextId),
+      method: req.method,
+      headers: checkHeaders(req),
+      path: req.path,
+      host: req.authority,
+      scheme: req.scheme ?? 'http',
+      size: 0,
+      protocol: req.protocol === 'http1' ? 'HTTP/1.1' : req.protocol === undefined ? '' : 'HTTP/2',
+    });
+    return new Promise<ExtAuthzResponse>((resolve) => {
+      let settled = false;
+      const settle = (r: ExtAuthzResponse): void => {
+        if (settled) return;
+        settled = true;
+        timer.clear();
+        resolve(r);
+      };
+      let call: { cancel(): void } | undefined;
+      const timer = clock.setTimer(() => {
+        call?.cancel();
+        settle(failure);
+      }, timeoutMs, true);
+      try {
+        client ??= options.client(target);
+        call = client.makeUnaryRequest(CHECK_METHOD, identity, identity, request, { deadline: Date.now() + timeoutMs }, (err, value) => {
+          if (err !== null || value === undefined) return settle(failure);
+          let res: CheckResponse;
+          try {
+            res = decodeCheckResponse(value);
+          } catch {
+            return settle(failure);
+          }
+          settle(res.code === 0 ? allowed(res.ok, req) : denied(res.denied));
+        });
+      } catch {
+        settle(failure);
+      }
+    });
+  };
+}
