@@ -18,6 +18,8 @@ import { ManualClock } from '../../src/core/clock.ts';
 import { envoyExtAuthzGrpc } from '../../src/security/authz/ext-authz-grpc.ts';
 import type { AuthzRequest } from '../../src/security/authz/types.ts';
 import { raw } from '../helpers/frameworks.ts';
+import { type Echo, EchoClient, unary } from '../helpers/grpc.ts';
+import { type MeshGrpcServer, startMeshGrpcServer } from '../helpers/grpc-server.ts';
 
 const PROTO = new URL('../fixtures/grpc/ext-authz.proto', import.meta.url).pathname;
 const DENY_BODY = 'denied by ext_authz for not found header `x-ext-authz: allow` in the request';
@@ -254,5 +256,55 @@ describe('envoyExtAuthzGrpc on its own', () => {
   it('refuses a config Istio refuses, naming the provider', () => {
     assert.throws(() => envoyExtAuthzGrpc({ service: '', port: 70000 }, { name: 'p', client }), /extension provider "p" \(envoyExtAuthzGrpc\): service must not be empty; port must be in the range/);
     assert.throws(() => envoyExtAuthzGrpc({ service: 'a', port: 9000, statusOnError: '999' }, { client }), /unsupported statusOnError "999"/);
+  });
+});
+
+describe('a gRPC server under the mesh with an envoyExtAuthzGrpc CUSTOM policy', () => {
+  const seen: Check[] = [];
+  let authorizer: { server: grpc.Server; port: number };
+  let mesh: Mesh;
+  let server: MeshGrpcServer;
+  let client: Echo;
+  before(async () => {
+    authorizer = await startAuthorizer(seen);
+    mesh = await createMesh({
+      service: 'echo',
+      namespace: 'foo',
+      labels: { app: 'echo' },
+      config: [
+        {
+          apiVersion: 'security.istio.io/v1',
+          kind: 'AuthorizationPolicy',
+          metadata: meta('ext-authz'),
+          spec: { action: 'CUSTOM', provider: { name: 'grpc-authz' }, rules: [{ to: [{ operation: { paths: ['/meshlet.test.Echo/*'] } }] }] },
+        },
+      ],
+      extensionProviders: [{ name: 'grpc-authz', envoyExtAuthzGrpc: { service: '127.0.0.1', port: authorizer.port } }],
+      logger: { warn: () => {} },
+    });
+    server = await startMeshGrpcServer(mesh, 'insecure');
+    client = new EchoClient(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure()) as unknown as Echo;
+  });
+  after(async () => {
+    client.close();
+    await server.close();
+    await mesh.close();
+    authorizer.server.forceShutdown();
+  });
+
+  it('the check describes the gRPC call; an allow reaches the handler with the added metadata, a deny is PERMISSION_DENIED', async () => {
+    const md = new grpc.Metadata();
+    md.set('x-ext-authz', 'allow');
+    const ok = await unary(client, { text: 'hi' }, { metadata: md });
+    assert.equal(ok.error, undefined, ok.error?.details);
+    assert.deepEqual((server.seen.at(-1) as { metadata: Record<string, unknown> }).metadata['x-ext-authz-check-result'], 'allowed');
+    const http = (seen.at(-1) as Check).attributes.request.http;
+    assert.deepEqual([http.method, http.path, http.protocol, http.headers['content-type']], ['POST', '/meshlet.test.Echo/Unary', 'HTTP/2', 'application/grpc']);
+    const n = server.seen.length;
+    const deny = new grpc.Metadata();
+    deny.set('x-ext-authz', 'deny');
+    const denied = await unary(client, { text: 'hi' }, { metadata: deny });
+    assert.equal(denied.error?.code, grpc.status.PERMISSION_DENIED);
+    assert.equal(server.seen.length, n, 'the handler never ran');
   });
 });
