@@ -9,14 +9,16 @@
  * someone subscribes, so logs and metrics can say which rule denied, and what dry-run
  * policies would have done, without the app doing anything.
  *
- * Istio runs CUSTOM (ext_authz) before JWT authentication and the other actions after it; this
- * phase runs all of them after the `jwt` phase (see docs/authorization.md).
+ * As in Istio, where the ext_authz filter comes before JWT authentication and the RBAC filters
+ * after it, CUSTOM is a phase of its own (`ext-authz`, before `jwt`: its rules never see the
+ * request's JWT, and an authorizer's headers are on the request JWT authentication reads); AUDIT,
+ * DENY and ALLOW are the `authorization` phase, after `jwt`.
  *
  * @module
  */
 import { httpToGrpc } from '../core/grpc-status.ts';
 import { channels, type ObservedAuthzDecision, type WorkloadIdentity } from '../core/observe.ts';
-import type { AuthzEngine } from '../security/authz/engine.ts';
+import type { AuthzEngine, CustomOutcome } from '../security/authz/engine.ts';
 import type { AuthzResult } from '../security/authz/types.ts';
 import type { Denial, InboundRequest, Phase, PhaseResult } from './pipeline.ts';
 
@@ -46,10 +48,12 @@ function denialOf(r: AuthzResult): Denial {
   };
 }
 
-function apply(req: InboundRequest, r: AuthzResult, workload: WorkloadIdentity | undefined): PhaseResult {
+/** Records verdict `r` on the request and publishes it; refuses a denied request; applies the header changes an authorizer asked for, unless they were applied already (`headersApplied`). */
+function apply(req: InboundRequest, r: AuthzResult, workload: WorkloadIdentity | undefined, headersApplied = false): PhaseResult {
   req.authz = r.headersToDownstream === undefined ? r : { ...r, responseHeaders: r.headersToDownstream };
   if (authzDecisionChannel.hasSubscribers) authzDecisionChannel.publish({ workload, request: req, result: r } satisfies AuthzDecisionMessage);
   if (r.decision === 'deny') return denialOf(r);
+  if (headersApplied) return undefined;
   if (r.headersToRemove !== undefined) {
     for (const k of r.headersToRemove) delete req.headers[k];
     req.headersChanged = true;
@@ -61,18 +65,52 @@ function apply(req: InboundRequest, r: AuthzResult, workload: WorkloadIdentity |
   return undefined;
 }
 
+/** What the ext-authz phase does with the CUSTOM stage's answer. */
+function afterCustom(req: InboundRequest, c: AuthzResult | CustomOutcome | undefined, workload: WorkloadIdentity | undefined): PhaseResult {
+  if (c === undefined) return undefined;
+  if ('decision' in c) return apply(req, c, workload);
+  // Allowed: the authorizers' header changes are on the request from here on (JWT authentication reads it next).
+  if (c.remove.length > 0 || Object.keys(c.set).length > 0) {
+    for (const k of c.remove) delete req.headers[k];
+    for (const k of Object.keys(c.set)) req.headers[k] = c.set[k] as string;
+    req.headersChanged = true;
+  }
+  req.customAuthz = c;
+  return undefined;
+}
+
 /**
- * The `authorization` phase. With no engine (no config yet) every request passes, as a
- * sidecar with no AuthorizationPolicy allows everything. `workload` (the mesh's identity) is
- * named in the published decisions, so a mesh's subscriber counts only its own.
+ * The `ext-authz` phase (AuthorizationPolicy CUSTOM): asks the external authorizers whose
+ * CUSTOM rules match, before JWT authentication, as Istio's sidecar does. Only added for
+ * workloads a CUSTOM policy applies to.
  */
-export function authorizationPhase(source: EngineSource, workload?: WorkloadIdentity): Phase {
+export function extAuthzPhase(source: EngineSource, workload?: WorkloadIdentity): Phase {
+  const current = typeof source === 'function' ? source : () => source;
+  return {
+    name: 'ext-authz',
+    run(req: InboundRequest): PhaseResult | Promise<PhaseResult> {
+      const engine = current();
+      if (engine === undefined) return undefined;
+      const c = engine.custom(req);
+      return c instanceof Promise ? c.then((v) => afterCustom(req, v, workload)) : afterCustom(req, c, workload);
+    },
+  };
+}
+
+/**
+ * The `authorization` phase: AUDIT, DENY and ALLOW — and CUSTOM too when no `ext-authz` phase
+ * ran before it (a pipeline built with this phase alone). With no engine (no config yet) every
+ * request passes, as a sidecar with no AuthorizationPolicy allows everything. `workload` (the
+ * mesh's identity) is named in the published decisions, so a mesh's subscriber counts only its own.
+ */
+export function authorizationPhase(source: EngineSource, workload?: WorkloadIdentity, customRunsBefore = false): Phase {
   const current = typeof source === 'function' ? source : () => source;
   return {
     name: 'authorization',
     run(req: InboundRequest): PhaseResult | Promise<PhaseResult> {
       const engine = current();
       if (engine === undefined) return undefined;
+      if (customRunsBefore) return apply(req, engine.local(req, req.customAuthz as CustomOutcome | undefined), workload, true);
       const r = engine.evaluate(req);
       return r instanceof Promise ? r.then((v) => apply(req, v, workload)) : apply(req, r, workload);
     },

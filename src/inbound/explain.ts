@@ -197,7 +197,30 @@ export async function explainInbound(resources: readonly AnyResource[], request:
   const assumes: string[] = [];
   const who = { namespace: workload.namespace, labels: workload.labels };
 
-  // 1. RequestAuthentication (or the identity given directly).
+  // AuthorizationPolicy's engine, with stand-ins for the external authorizers it would ask.
+  const configured = options.extensionProviders;
+  let mode: 'allow' | 'deny' = 'deny';
+  const providers: Record<string, ExtAuthzCheck> = Object.create(null);
+  for (const name of configured ?? customProviders(resources)) {
+    providers[name] = (): Promise<ExtAuthzResponse> => Promise.resolve(mode === 'allow' ? { allowed: true } : { allowed: false, status: 403, headers: {}, body: '' });
+  }
+  const engine = compileAuthz(resources, who, { rootNamespace, trustDomain, trustDomainAliases: options.trustDomainAliases, numTrustedProxies: options.numTrustedProxies, providers });
+  // 1. CUSTOM, before JWT authentication (Istio's filter order): asked with an authorizer that
+  // denies, the engine names the CUSTOM rule that sends the request to it.
+  let custom: AuthzExplanation['custom'];
+  if (engine.hasCustom) {
+    const denied = await engine.custom(req);
+    if (denied !== undefined && 'decision' in denied && denied.action === 'CUSTOM' && denied.provider !== undefined && denied.policy !== undefined && denied.rule !== undefined) {
+      custom = { provider: denied.provider, policy: denied.policy, rule: denied.rule, assumedConfigured: configured === undefined };
+      assumes.push(
+        `the external authorizer "${custom.provider}" allows the request (CUSTOM policy ${custom.policy} rule ${custom.rule} sends it there, before the token is checked; explain cannot call it; if it denies, the caller gets its status, headers and body)`,
+      );
+      if (custom.assumedConfigured) assumes.push(`"${custom.provider}" is one of the mesh's extensionProviders (taken as configured)`);
+    }
+    mode = 'allow';
+  }
+
+  // 2. RequestAuthentication (or the identity given directly).
   let jwt: JwtExplanation | 'given' | undefined;
   if (direct) {
     const claims = request.claims === undefined ? undefined : ({ ...request.claims } as Record<string, unknown>);
@@ -220,37 +243,15 @@ export async function explainInbound(resources: readonly AnyResource[], request:
   }
   const identity = { jwt, requestPrincipal: req.requestPrincipal, claims: req.claims };
 
-  // 2. AuthorizationPolicy: the engine, with stand-ins for the external authorizers it would ask.
-  const configured = options.extensionProviders;
-  let mode: 'allow' | 'deny' = 'deny';
-  const providers: Record<string, ExtAuthzCheck> = Object.create(null);
-  for (const name of configured ?? customProviders(resources)) {
-    providers[name] = (): Promise<ExtAuthzResponse> => Promise.resolve(mode === 'allow' ? { allowed: true } : { allowed: false, status: 403, headers: {}, body: '' });
-  }
-  const engine = compileAuthz(resources, who, { rootNamespace, trustDomain, trustDomainAliases: options.trustDomainAliases, numTrustedProxies: options.numTrustedProxies, providers });
-  let custom: AuthzExplanation['custom'];
-  if (engine.hasCustom) {
-    // Asked with an authorizer that denies, the engine names the CUSTOM rule that sent the request to it.
-    const denied = await engine.evaluate(req);
-    if (denied.action === 'CUSTOM' && denied.provider !== undefined && denied.policy !== undefined && denied.rule !== undefined) {
-      custom = { provider: denied.provider, policy: denied.policy, rule: denied.rule, assumedConfigured: configured === undefined };
-    }
-    mode = 'allow';
-  }
+  // 3. AUDIT, DENY and ALLOW (CUSTOM allowed, as assumed above).
   const result = await engine.evaluate(req);
   const authz: AuthzExplanation = { policies: engine.policies, findings: engine.findings, result, custom };
-  if (custom !== undefined) {
-    assumes.push(
-      `the external authorizer "${custom.provider}" allows the request (CUSTOM policy ${custom.policy} rule ${custom.rule} sends it there; explain cannot call it; if it denies, the caller gets its status, headers and body)`,
-    );
-    if (custom.assumedConfigured) assumes.push(`"${custom.provider}" is one of the mesh's extensionProviders (taken as configured)`);
-  }
   if (result.decision === 'deny') {
     return done({ ...identity, authz, rateLimits: undefined, status: result.denial?.status ?? 403, refusedBy: 'authorization', reason: result.reason, assumes });
   }
   if (result.headersToUpstream !== undefined) for (const [k, v] of Object.entries(result.headersToUpstream)) headers[k] = v;
 
-  // 3. Local rate limit: which filters look, which buckets the request would draw from.
+  // 4. Local rate limit: which filters look, which buckets the request would draw from.
   const rateLimits = explainRateLimits(resources, { ...workload, servicePorts }, rootNamespace, req, assumes);
   return done({ ...identity, authz, rateLimits, status: 200, refusedBy: undefined, reason: result.reason, assumes });
 }

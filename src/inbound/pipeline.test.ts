@@ -148,7 +148,8 @@ describe('the inbound admission pipeline, through a fake adapter', () => {
     for (const [phases, msg] of [
       [[phase('rate-limit', ok), phase('jwt', ok)], /phase "jwt" must run before "rate-limit"/],
       [[phase('jwt', ok), phase('jwt', ok)], /phase "jwt" is given twice/],
-      [[{ name: 'cors', run: ok } as unknown as Phase], /unknown phase "cors"; phases are peer-identity, jwt, authorization, rate-limit/],
+      [[phase('jwt', ok), phase('ext-authz', ok)], /phase "ext-authz" must run before "jwt"/],
+      [[{ name: 'cors', run: ok } as unknown as Phase], /unknown phase "cors"; phases are peer-identity, ext-authz, jwt, authorization, rate-limit/],
     ] as const) {
       assert.throws(() => new InboundPipeline(phases as unknown as Phase[]), (e: unknown) => isMeshletError(e, 'MESHLET_ERR_INVALID_ARG') && msg.test((e as Error).message));
     }

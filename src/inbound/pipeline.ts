@@ -5,8 +5,11 @@
  * the app (fastify's hooks-as-data model):
  *
  * ```
- * peer-identity ─► jwt ─► authorization ─► rate-limit ─► app (inside one MeshContext)
+ * peer-identity ─► ext-authz ─► jwt ─► authorization ─► rate-limit ─► app (inside one MeshContext)
  * ```
+ *
+ * (`ext-authz` is AuthorizationPolicy CUSTOM, which Istio's sidecar runs before JWT
+ * authentication; `authorization` is AUDIT, DENY and ALLOW.)
  *
  * Each phase reads and annotates the {@link InboundRequest} (the peer, the request principal,
  * the authorization decision) and either lets it through or answers it with a {@link Denial}.
@@ -26,7 +29,7 @@ import { InvalidArgumentError } from '../core/errors.ts';
 import type { Headers } from '../core/handler.ts';
 
 /** The phases, in the order they run. */
-export const PHASES = Object.freeze(['peer-identity', 'jwt', 'authorization', 'rate-limit'] as const);
+export const PHASES = Object.freeze(['peer-identity', 'ext-authz', 'jwt', 'authorization', 'rate-limit'] as const);
 
 /** A phase name. */
 export type PhaseName = (typeof PHASES)[number];
@@ -61,8 +64,10 @@ export interface InboundRequest {
   audiences?: readonly string[] | undefined;
   /** Set by the jwt phase: the token's `azp` (`request.auth.presenter`). */
   presenter?: string | undefined;
-  /** Set by the authorization phase: what decided the request. */
+  /** Set by the authorization phase (or by ext-authz when an external authorizer denied): what decided the request. */
   authz: AuthzDecision | undefined;
+  /** Set by the ext-authz phase when external authorizers allowed the request: what they answered, for the authorization phase's verdict. */
+  customAuthz?: object;
   /** The caller's deadline in `performance.now()` ms (from `x-envoy-expected-rq-timeout-ms` / `grpc-timeout`), Infinity when none. */
   deadline: number;
   /** Trace context the request carried. */

@@ -2,7 +2,7 @@
  * The inbound policies of one mesh: builds the admission phases (RequestAuthentication,
  * AuthorizationPolicy, local rate limit) from each config the mesh applies, for this workload,
  * as istiod would build its sidecar's filters — the same selection (namespace, root namespace,
- * selector labels), the same order (jwt → authorization → rate limit).
+ * selector labels), the same order (CUSTOM → jwt → AUDIT/DENY/ALLOW → rate limit).
  *
  * State that outlives one config lives here: the JWT runtime (fetched key sets, verified-token
  * cache) and the rate-limit buckets (kept where a new config leaves their settings alone).
@@ -20,7 +20,7 @@ import { checkEnvoyExtAuthzHttp, type EnvoyExtAuthzHttpConfig, envoyExtAuthzHttp
 import { checkEnvoyExtAuthzGrpc, type EnvoyExtAuthzGrpcConfig, envoyExtAuthzGrpc, type UnaryCaller } from '../security/authz/ext-authz-grpc.ts';
 import type { AuthzResult, ExtAuthzCheck } from '../security/authz/types.ts';
 import { JwtRuntime } from '../security/jwt/runtime.ts';
-import { authorizationPhase } from './authz-phase.ts';
+import { authorizationPhase, extAuthzPhase } from './authz-phase.ts';
 import { jwtPhase } from './jwt-phase.ts';
 import type { InboundRequest, Phase } from './pipeline.ts';
 import { compileRateLimit, type RateLimitPhase } from './rate-limit-phase.ts';
@@ -176,7 +176,6 @@ export class InboundPolicies {
     const who = { namespace: workload.namespace, labels: workload.labels };
     const phases: Phase[] = [];
     const jwt = this.#jwt.compile(ofKind(resources, 'RequestAuthentication'), who, { rootNamespace });
-    if (jwt.rules.length > 0) phases.push(jwtPhase(() => jwt));
     const authz = compileAuthz(resources, who, {
       rootNamespace,
       trustDomain: this.#o.trustDomain,
@@ -185,7 +184,10 @@ export class InboundPolicies {
       providers: this.#providers,
     });
     for (const f of authz.findings) if (f.level !== 'info') this.#warnOnce(`meshlet: AuthorizationPolicy ${f.policy}: ${f.message}`);
-    if (authz.policies.length > 0) phases.push(logged(authorizationPhase(authz, workload), this.#o.debug, this.#o.info));
+    // CUSTOM before JWT authentication, AUDIT/DENY/ALLOW after it, as Istio orders Envoy's filters.
+    if (authz.hasCustom) phases.push(logged(extAuthzPhase(authz, workload), this.#o.debug, this.#o.info));
+    if (jwt.rules.length > 0) phases.push(jwtPhase(() => jwt));
+    if (authz.policies.length > 0) phases.push(logged(authorizationPhase(authz, workload, authz.hasCustom), this.#o.debug, this.#o.info));
     this.#rateLimit = compileRateLimit(resources, { service: workload.service, namespace: workload.namespace, labels: workload.labels }, rootNamespace, this.#o.clock, {
       random: this.#o.random,
       previous: this.#rateLimit,

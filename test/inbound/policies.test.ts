@@ -159,6 +159,9 @@ const rows: Row[] = [
     seen: { headers: { 'x-ext-authz-added': 'from-authorizer', 'x-jwt-sub': 'sub-1' } },
   },
   { name: "CUSTOM: the external authorizer denies with its own status and body", path: '/ext/a', bearer: ['valid'], status: 403, text: /^denied by ext_authz/ },
+  // Istio puts ext_authz before jwt_authn: an authorizer that denies answers before the token is judged, one that allows leaves it to JWT authentication.
+  { name: 'CUSTOM runs before JWT authentication: an expired token on a path the authorizer denies gets its denial', path: '/ext/a', bearer: ['expired'], status: 403, text: /^denied by ext_authz/ },
+  { name: 'CUSTOM runs before JWT authentication: an expired token the authorizer lets through is then refused (401)', path: '/ext/a', bearer: ['expired'], headers: { 'x-ext-authz': 'allow' }, status: 401, text: 'Jwt is expired' },
 ];
 
 describe('server-side policies through every framework', () => {
@@ -190,8 +193,8 @@ describe('server-side policies through every framework', () => {
         await server.close();
         await mesh.close();
       });
-      it('runs the jwt and authorization phases', () => {
-        assert.deepEqual(mesh.diagnostics().inboundPhases, ['jwt', 'authorization']);
+      it('runs CUSTOM before JWT authentication, and the other actions after it (as Istio orders ext_authz, jwt_authn and rbac)', () => {
+        assert.deepEqual(mesh.diagnostics().inboundPhases, ['ext-authz', 'jwt', 'authorization']);
       });
       for (const row of rows) {
         it(row.name, async () => {

@@ -49,7 +49,7 @@ function firstMatch(rules: readonly CompiledRule[], a: Attrs): CompiledRule | un
 }
 
 /** What the CUSTOM stage leaves for the next stages: nothing, or the headers the authorizers set. */
-interface CustomOutcome {
+export interface CustomOutcome {
   readonly provider: string;
   readonly set: Record<string, string>;
   readonly remove: string[];
@@ -116,17 +116,25 @@ export class AuthzEngine {
 
   /**
    * Judges a request: CUSTOM, then AUDIT, DENY and ALLOW. Synchronous unless an external
-   * authorizer must be asked.
+   * authorizer must be asked. (Istio's validation refuses `request.auth.*` conditions and
+   * `requestPrincipals` in CUSTOM rules, since its ext_authz filter runs before JWT
+   * authentication: judging CUSTOM on a request that has been authenticated changes nothing.)
    */
   evaluate(req: AuthzRequest): AuthzResult | Promise<AuthzResult> {
     if (this.#c.custom.length === 0) return this.#local(req, undefined);
-    const c = this.#custom(req);
+    const c = this.custom(req);
     if (c instanceof Promise) return c.then((o) => (o !== undefined && 'decision' in o ? o : this.#local(withHeaders(req, o), o)));
     if (c !== undefined && 'decision' in c) return c;
     return this.#local(withHeaders(req, c), c);
   }
 
-  #custom(req: AuthzRequest): AuthzResult | CustomOutcome | undefined | Promise<AuthzResult | CustomOutcome | undefined> {
+  /**
+   * The CUSTOM stage alone (Envoy's ext_authz filter, which Istio puts before JWT authentication:
+   * the inbound pipeline runs it as its own phase): a denial, the headers the authorizers set or
+   * removed, or undefined when no CUSTOM rule matched. Synchronous unless an authorizer is asked.
+   */
+  custom(req: AuthzRequest): AuthzResult | CustomOutcome | undefined | Promise<AuthzResult | CustomOutcome | undefined> {
+    if (this.#c.custom.length === 0) return undefined;
     const stages = this.#c.custom;
     for (let i = 0; i < stages.length; i++) {
       const stage = stages[i] as CustomStage;
@@ -207,7 +215,14 @@ export class AuthzEngine {
     return out;
   }
 
-  /** AUDIT, DENY and ALLOW (the RBAC filters), after CUSTOM `c` allowed or did not apply. */
+  /**
+   * AUDIT, DENY and ALLOW (the RBAC filters) on `req` as it is after CUSTOM and JWT
+   * authentication; `c` is what CUSTOM allowed with (reported in the verdict), if it ran.
+   */
+  local(req: AuthzRequest, c: CustomOutcome | undefined): AuthzResult {
+    return this.#local(req, c);
+  }
+
   #local(req: AuthzRequest, c: CustomOutcome | undefined): AuthzResult {
     const a = this.#attrs.reset(req);
     const { audit, deny, allow } = this.#c;
