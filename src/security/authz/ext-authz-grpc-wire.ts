@@ -186,7 +186,7 @@ class Reader {
     for (let i = 0; i < 10; i++) {
       if (this.pos >= this.end) throw new RangeError('CheckResponse: truncated varint');
       const byte = this.#b[this.pos++] as number;
-      // Past 2^53 the value is not exact; the fields read here never get there (a negative int32 does: read as signed below).
+      // Past 2^53 the value is not exact: only for lengths, tags and enums, never that large (int32 fields use int32()).
       result += (byte & 0x7f) * mul;
       mul *= 128;
       if ((byte & 0x80) === 0) return result;
@@ -194,10 +194,20 @@ class Reader {
     throw new RangeError('CheckResponse: varint too long');
   }
 
-  /** An int32 field's value (negative ones are written as ten-byte varints). */
+  /**
+   * An int32 field's value: the varint's low 32 bits, signed (a negative int32 is written as a
+   * ten-byte varint; reading it as a number would round it, and -1 could come out as 0 = OK).
+   */
   int32(): number {
-    const v = this.varint();
-    return v >= 2 ** 63 ? v - 2 ** 64 : v > 0x7fffffff && v < 2 ** 32 ? v - 2 ** 32 : v;
+    let low = 0;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new RangeError('CheckResponse: truncated varint');
+      const byte = this.#b[this.pos++] as number;
+      // Bits 0..31 come from the first five bytes (the fifth gives bits 28..34; those past 31 fall off).
+      if (i < 5) low |= (byte & 0x7f) << (7 * i);
+      if ((byte & 0x80) === 0) return low | 0;
+    }
+    throw new RangeError('CheckResponse: varint too long');
   }
 
   sub(): Reader {
@@ -236,7 +246,6 @@ class Reader {
 function headerOption(r: Reader): HeaderOption {
   let key = '';
   let value = '';
-  let raw: string | undefined;
   let append: boolean | undefined;
   let appendAction = 0;
   r.fields((f, w) => {
@@ -246,7 +255,6 @@ function headerOption(r: Reader): HeaderOption {
         if (hw !== 2) return false;
         if (hf === 1) key = h.string();
         else if (hf === 2) value = h.string();
-        else if (hf === 3) raw = h.string();
         else return false;
         return true;
       });
@@ -263,13 +271,13 @@ function headerOption(r: Reader): HeaderOption {
       return true;
     }
     if (f === 3 && w === 0) {
-      appendAction = r.varint();
+      appendAction = r.int32();
       return true;
     }
     return false;
   });
-  // Envoy reads raw_value when it is set (value otherwise).
-  return { key, value: raw ?? value, append, appendAction };
+  // Envoy's ext_authz takes `value` (raw_value is not read).
+  return { key, value, append, appendAction };
 }
 
 /** Reads an `envoy.service.auth.v3.CheckResponse`; throws a RangeError on malformed bytes. */
@@ -298,7 +306,7 @@ export function decodeCheckResponse(b: Buffer): CheckResponse {
           const s = d.sub();
           s.fields((sf, sw) => {
             if (sf !== 1 || sw !== 0) return false;
-            status = s.varint();
+            status = s.int32();
             return true;
           });
         } else if (df === 2) headers.push(headerOption(d.sub()));

@@ -9,17 +9,19 @@
  *   IDs), `x-envoy-downstream-service-cluster` as the source service, the time, method, path
  *   (with query), host, scheme, protocol and every request header (with the pseudo-headers
  *   `:authority`, `:method`, `:path`, `:scheme`; repeated headers joined with `,`);
- * - status `OK` allows: `ok_response.headers` are set on the request the app sees (appended
- *   with `,` when `append` is true), `headers_to_remove` are removed, `response_headers_to_add`
- *   go on the app's response;
- * - any other status denies, with `denied_response`'s HTTP status (403 when unset), headers and
- *   body;
+ * - status `OK` allows: `ok_response.headers` change the request the app sees (by `append` or
+ *   `append_action`, as Envoy reads them), then `headers_to_remove` are removed;
+ *   `response_headers_to_add` go on the app's response;
+ * - any other status denies, with `denied_response`'s HTTP status (403 when unset or not a final
+ *   status), headers and body;
  * - a failed call (unreachable, an RPC error, the `timeout`, default 600s) is an error: denied
  *   with `statusOnError` (default 403) and no body, or allowed with `failOpen`.
  *
  * The call goes through the mesh (the mesh gives a client on its channel: routing, mTLS), as
  * Envoy calls the authorizer through its cluster. Not supported: `includeRequestBodyInCheck` (admission runs
  * before the app reads the body; a warning says so). `clearRouteCache` has nothing to act on.
+ * Ignored in answers: `query_parameters_to_set`/`_remove`, `dynamic_metadata`, and
+ * `error_response` (such an answer has a non-OK status: it denies, 403).
  *
  * @module
  */
@@ -99,7 +101,8 @@ function checkHeaders(req: AuthzRequest): Record<string, string> {
   h[':scheme'] = req.scheme ?? 'http';
   for (const k of Object.keys(req.headers)) {
     const v = headerText(req.headers[k]);
-    if (v !== undefined && !k.startsWith(':')) h[k] = v;
+    // HTTP/1's Host is Envoy's :authority; a client's x-envoy-auth-partial-body is Envoy's to set.
+    if (v !== undefined && !k.startsWith(':') && k !== 'host' && k !== 'x-envoy-auth-partial-body') h[k] = v;
   }
   return h;
 }
@@ -110,24 +113,43 @@ function usable(o: HeaderOption): boolean {
   return /^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(k) && k !== 'host' && !/[\0\r\n]/.test(o.value);
 }
 
+/**
+ * Applies one header of an answer as Envoy's ext_authz does (`toHeaderMutationAction`): the
+ * deprecated `append` when present (request headers: true appends to the value with `,`; response
+ * headers: true adds a line), else `append_action` — APPEND_IF_EXISTS_OR_ADD (the default) adds a
+ * line (what the app then reads joined with `, `), ADD_IF_ABSENT, OVERWRITE_IF_EXISTS_OR_ADD (an
+ * unknown action too), OVERWRITE_IF_EXISTS.
+ */
+function mutate(into: Record<string, string>, o: HeaderOption, existing: string | undefined, response: boolean): void {
+  if (!usable(o)) return;
+  const k = o.key.toLowerCase();
+  const v = o.value;
+  const had = existing !== undefined;
+  let action: 'add' | 'append' | 'set' | 'add-if-absent' | 'overwrite-if-exists';
+  if (o.append !== undefined) action = o.append ? (response ? 'add' : 'append') : 'set';
+  else action = o.appendAction === 0 ? 'add' : o.appendAction === 1 ? 'add-if-absent' : o.appendAction === 3 ? 'overwrite-if-exists' : 'set';
+  if (action === 'add') into[k] = had ? `${existing}, ${v}` : v;
+  else if (action === 'append') into[k] = had ? `${existing},${v}` : v;
+  else if (action === 'add-if-absent') {
+    if (!had) into[k] = v;
+  } else if (action === 'overwrite-if-exists') {
+    if (had) into[k] = v;
+  } else into[k] = v;
+}
+
 /** An OK answer as the app's request and response should see it. */
 function allowed(ok: CheckResponse['ok'], req: AuthzRequest): ExtAuthzResponse {
   if (ok === undefined) return { allowed: true };
-  const up: Record<string, string> = {};
+  const up: Record<string, string> = Object.create(null);
   for (const o of ok.headers) {
-    if (!usable(o)) continue;
     const k = o.key.toLowerCase();
-    const before = up[k] ?? headerText(req.headers[k]);
-    // `append` true: joined with the value there (Envoy's headers_to_append); otherwise set.
-    up[k] = o.append === true && before !== undefined && before !== '' ? `${before},${o.value}` : o.value;
+    mutate(up, o, k in up ? up[k] : headerText(req.headers[k]), false);
   }
+  // Removals come last (Envoy applies them after the other mutations): a header both set and removed is gone.
   const remove = ok.headersToRemove.map((s) => s.toLowerCase()).filter((s) => s !== '' && !s.startsWith(':') && s !== 'host');
-  const down: Record<string, string> = {};
-  for (const o of ok.responseHeadersToAdd) {
-    if (!usable(o)) continue;
-    const k = o.key.toLowerCase();
-    down[k] = o.append === true && down[k] !== undefined ? `${down[k]},${o.value}` : o.value;
-  }
+  for (const k of remove) delete up[k];
+  const down: Record<string, string> = Object.create(null);
+  for (const o of ok.responseHeadersToAdd) mutate(down, o, down[o.key.toLowerCase()], true);
   return {
     allowed: true,
     ...(Object.keys(up).length > 0 ? { headersToUpstream: up } : {}),
@@ -136,16 +158,12 @@ function allowed(ok: CheckResponse['ok'], req: AuthzRequest): ExtAuthzResponse {
   };
 }
 
-/** A denial as Envoy sends it: denied_response's status (403 when unset), headers and body. */
+/** A denial as Envoy sends it: denied_response's status (403 when unset, or not a final status), headers and body. */
 function denied(d: CheckResponse['denied']): ExtAuthzResponse {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = Object.create(null);
   if (d === undefined) return { allowed: false, status: 403, headers, body: '' };
-  for (const o of d.headers) {
-    if (!usable(o)) continue;
-    const k = o.key.toLowerCase();
-    headers[k] = o.append === true && headers[k] !== undefined ? `${headers[k]},${o.value}` : o.value;
-  }
-  const status = d.status >= 100 && d.status <= 599 ? d.status : 403;
+  for (const o of d.headers) mutate(headers, o, headers[o.key.toLowerCase()], true);
+  const status = d.status >= 200 && d.status <= 599 ? d.status : 403;
   return { allowed: false, status, headers, body: d.body };
 }
 
