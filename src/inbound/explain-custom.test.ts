@@ -92,3 +92,34 @@ describe('explainInbound refuses a malformed request description, naming the fie
     });
   }
 });
+
+describe('CUSTOM is judged before the token, as Istio orders ext_authz before jwt_authn', () => {
+  const yaml = `
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: foo}
+spec:
+  jwtRules: [{issuer: https://issuer.example, jwksUri: https://issuer.example/jwks}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext, namespace: foo}
+spec:
+  action: CUSTOM
+  provider: {name: my-authz}
+  rules: [{to: [{operation: {paths: [/ext/*]}}]}]
+`;
+  for (const [path, asked] of [
+    ['/ext/a', true],
+    ['/other', false],
+  ] as const) {
+    it(`a malformed token on ${path}: refused by JWT authentication${asked ? ', once the authorizer (asked first) has allowed it' : ''}`, async () => {
+      const e = await explainInbound(load(yaml), { url: path, headers: { authorization: 'Bearer not-a-jwt' } }, { workload: WORKLOAD, extensionProviders: ['my-authz'] });
+      assert.deepEqual([e.status, e.refusedBy], [401, 'jwt'], String(e));
+      assert.equal(
+        e.assumes.some((a) => a.includes('"my-authz" allows the request') && a.includes('before the token is checked')),
+        asked,
+      );
+    });
+  }
+});
