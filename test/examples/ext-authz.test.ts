@@ -3,42 +3,18 @@
  * mesh and the gRPC authorizer it asks), curl as the client.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { curl, type ExampleProcess, startExample } from '../helpers/example-process.ts';
 import { skipWithout } from '../helpers/tools.ts';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-
-function curl(port: number, path: string, ...args: string[]): { status: number; body: string } {
-  const r = spawnSync('curl', ['-s', '-o', '-', '-w', '\n%{http_code}', ...args, `http://127.0.0.1:${port}${path}`], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  const i = r.stdout.lastIndexOf('\n');
-  return { status: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
-}
-
 describe('examples/ext-authz (CUSTOM with a gRPC authorizer, curl as the client)', { skip: skipWithout('curl') }, () => {
-  let child: ChildProcess;
+  let example: ExampleProcess;
   let port = 0;
   before(async () => {
-    child = spawn(process.execPath, [`${ROOT}examples/ext-authz/server.ts`], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      child.stdout?.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.stderr?.on('data', (d: Buffer) => {
-        out += d.toString();
-      });
-      child.once('exit', (code) => reject(new Error(`the example exited (${code}): ${out}`)));
-    });
+    example = await startExample('examples/ext-authz/server.ts');
+    port = example.port;
   });
-  after(async () => {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
-  });
+  after(() => example.stop());
 
   it('a path no CUSTOM rule matches: 200, the authorizer not asked', () => {
     assert.equal(curl(port, '/ip').status, 200);

@@ -3,42 +3,24 @@
  * own demo tokens (test/fixtures/istio/jwt, from Istio's security/tools/jwt/samples).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { curl, type ExampleProcess, startExample } from '../helpers/example-process.ts';
 import { skipWithout } from '../helpers/tools.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const DEMO = readFileSync(`${ROOT}test/fixtures/istio/jwt/demo.jwt`, 'utf8').trim();
 const GROUPS = readFileSync(`${ROOT}test/fixtures/istio/jwt/groups-scope.jwt`, 'utf8').trim();
 
-function curl(port: number, path: string, ...args: string[]): { status: number; body: string } {
-  const r = spawnSync('curl', ['-s', '--path-as-is', '-o', '-', '-w', '\n%{http_code}', ...args, `http://127.0.0.1:${port}${path}`], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  const i = r.stdout.lastIndexOf('\n');
-  return { status: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
-}
-
 describe('examples/server (Express behind the mesh, curl as the client)', { skip: skipWithout('curl') }, () => {
-  let child: ChildProcess;
+  let example: ExampleProcess;
   let port = 0;
   before(async () => {
-    child = spawn(process.execPath, [`${ROOT}examples/server/server.ts`], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      child.stdout?.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`the example exited (${code}): ${out}`)));
-    });
+    example = await startExample('examples/server/server.ts');
+    port = example.port;
   });
-  after(async () => {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await exited;
-  });
+  after(() => example.stop());
 
   it('an open path: 200 without a token', () => {
     assert.equal(curl(port, '/ip').status, 200);

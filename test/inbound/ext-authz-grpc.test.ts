@@ -2,7 +2,7 @@
  * AuthorizationPolicy CUSTOM with an `envoyExtAuthzGrpc` provider, end to end: a real grpc-js
  * authorizer speaking Envoy's `envoy.service.auth.v3.Authorization/Check` — a port of Istio's
  * sample ext-authz server (samples/extauthz/cmd/extauthz/main.go, its v3 gRPC half), with a few
- * extra answers — defined by test/fixtures/grpc/ext-authz.proto and decoded by
+ * extra answers — defined by examples/ext-authz/ext-authz.proto and decoded by
  * @grpc/proto-loader, so meshlet's hand-written codec is checked against an independent one. The
  * mesh calls it through its own gRPC channel; requests go to `mesh.createServer` over real sockets.
  */
@@ -21,7 +21,8 @@ import { raw } from '../helpers/frameworks.ts';
 import { type Echo, EchoClient, unary } from '../helpers/grpc.ts';
 import { type MeshGrpcServer, startMeshGrpcServer } from '../helpers/grpc-server.ts';
 
-const PROTO = new URL('../fixtures/grpc/ext-authz.proto', import.meta.url).pathname;
+// The example's .proto (Envoy's message names and field numbers), so the tests decode and encode independently of meshlet's codec.
+const PROTO = new URL('../../examples/ext-authz/ext-authz.proto', import.meta.url).pathname;
 const DENY_BODY = 'denied by ext_authz for not found header `x-ext-authz: allow` in the request';
 
 /** A CheckRequest as proto-loader decodes it. */
