@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { InvalidArgumentError } from '../core/errors.ts';
 import { httpToGrpc } from '../core/grpc-status.ts';
 import { channels, type ObservedAuthzDecision, type WorkloadIdentity } from '../core/observe.ts';
 import type { AuthzEngine, CustomOutcome } from '../security/authz/engine.ts';
@@ -104,6 +105,9 @@ export function extAuthzPhase(source: EngineSource, workload?: WorkloadIdentity)
  * mesh's identity) is named in the published decisions, so a mesh's subscriber counts only its own.
  */
 export function authorizationPhase(source: EngineSource, workload?: WorkloadIdentity, customRunsBefore = false): Phase {
+  // With CUSTOM judged by an ext-authz phase before it, both phases must judge with the same engine:
+  // one read per request by each could see two configs, and the second skip a CUSTOM rule the first never had.
+  if (customRunsBefore && typeof source === 'function') throw new InvalidArgumentError('authorization phase: with customRunsBefore, give the engine itself (the ext-authz phase before it has the same one)');
   const current = typeof source === 'function' ? source : () => source;
   return {
     name: 'authorization',

@@ -122,4 +122,10 @@ spec:
       );
     });
   }
+
+  it('a CUSTOM rule whose provider the mesh does not have denies (403) before the token is judged, as enforced', async () => {
+    const e = await explainInbound(load(yaml), { url: '/ext/a', headers: { authorization: 'Bearer not-a-jwt' } }, { workload: WORKLOAD, extensionProviders: [] });
+    assert.deepEqual([e.status, e.refusedBy], [403, 'authorization'], String(e));
+    assert.match(e.reason, /CUSTOM policy foo\/ext rule 0 matched, and extension provider "my-authz" is not configured/);
+  });
 });

@@ -19,7 +19,7 @@ import { isGrpcContentType } from '../core/classify.ts';
 import type { PeerIdentity } from '../core/context.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
 import { normalizeHeaderObject } from '../core/headers.ts';
-import { compileAuthz } from '../security/authz/engine.ts';
+import { compileAuthz, type CustomOutcome } from '../security/authz/engine.ts';
 import { composePeerAuthentication, mtlsModeForPort } from '../security/peer-authentication.ts';
 import type { ExtAuthzCheck, ExtAuthzResponse } from '../security/authz/types.ts';
 import { explainJwt, type JwtExplanation } from './explain-jwt.ts';
@@ -208,9 +208,15 @@ export async function explainInbound(resources: readonly AnyResource[], request:
   // 1. CUSTOM, before JWT authentication (Istio's filter order): asked with an authorizer that
   // denies, the engine names the CUSTOM rule that sends the request to it.
   let custom: AuthzExplanation['custom'];
+  let allowedBy: CustomOutcome | undefined;
   if (engine.hasCustom) {
     const denied = await engine.custom(req);
-    if (denied !== undefined && 'decision' in denied && denied.action === 'CUSTOM' && denied.provider !== undefined && denied.policy !== undefined && denied.rule !== undefined) {
+    if (denied !== undefined && 'decision' in denied && denied.action === 'CUSTOM' && denied.policy !== undefined && denied.rule !== undefined) {
+      if (denied.provider === undefined) {
+        // No authorizer to ask (not configured, or more than one for this workload): the CUSTOM rule denies, before the token is looked at.
+        const authz: AuthzExplanation = { policies: engine.policies, findings: engine.findings, result: denied, custom: undefined };
+        return done({ ...none, authz, status: denied.denial?.status ?? 403, refusedBy: 'authorization', reason: denied.reason, assumes });
+      }
       custom = { provider: denied.provider, policy: denied.policy, rule: denied.rule, assumedConfigured: configured === undefined };
       assumes.push(
         `the external authorizer "${custom.provider}" allows the request (CUSTOM policy ${custom.policy} rule ${custom.rule} sends it there, before the token is checked; explain cannot call it; if it denies, the caller gets its status, headers and body)`,
@@ -218,6 +224,8 @@ export async function explainInbound(resources: readonly AnyResource[], request:
       if (custom.assumedConfigured) assumes.push(`"${custom.provider}" is one of the mesh's extensionProviders (taken as configured)`);
     }
     mode = 'allow';
+    const c = await engine.custom(req);
+    allowedBy = c === undefined || 'decision' in c ? undefined : c;
   }
 
   // 2. RequestAuthentication (or the identity given directly).
@@ -243,8 +251,8 @@ export async function explainInbound(resources: readonly AnyResource[], request:
   }
   const identity = { jwt, requestPrincipal: req.requestPrincipal, claims: req.claims };
 
-  // 3. AUDIT, DENY and ALLOW (CUSTOM allowed, as assumed above).
-  const result = await engine.evaluate(req);
+  // 3. AUDIT, DENY and ALLOW, on the request as JWT authentication left it (CUSTOM allowed, as assumed above).
+  const result = engine.hasCustom ? engine.local(req, allowedBy) : await engine.evaluate(req);
   const authz: AuthzExplanation = { policies: engine.policies, findings: engine.findings, result, custom };
   if (result.decision === 'deny') {
     return done({ ...identity, authz, rateLimits: undefined, status: result.denial?.status ?? 403, refusedBy: 'authorization', reason: result.reason, assumes });

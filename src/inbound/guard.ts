@@ -193,6 +193,7 @@ export class InboundGuard {
       audiences: undefined,
       presenter: undefined,
       authz: undefined,
+      customAuthz: undefined,
       deadline: deadlineOf(headers),
       trace: undefined,
       headersChanged: false,

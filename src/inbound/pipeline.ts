@@ -67,7 +67,7 @@ export interface InboundRequest {
   /** Set by the authorization phase (or by ext-authz when an external authorizer denied): what decided the request. */
   authz: AuthzDecision | undefined;
   /** Set by the ext-authz phase when external authorizers allowed the request: what they answered, for the authorization phase's verdict. */
-  customAuthz?: object;
+  customAuthz: object | undefined;
   /** The caller's deadline in `performance.now()` ms (from `x-envoy-expected-rq-timeout-ms` / `grpc-timeout`), Infinity when none. */
   deadline: number;
   /** Trace context the request carried. */
@@ -144,6 +144,7 @@ export function newInboundRequest(init: InboundRequestInit): InboundRequest {
     requestPrincipal: undefined,
     claims: undefined,
     authz: undefined,
+    customAuthz: undefined,
     deadline: Number.POSITIVE_INFINITY,
     trace: undefined,
     headersChanged: false,

@@ -189,11 +189,17 @@ export class AuthzEngine {
           });
         }
         const o: CustomOutcome = outcome ?? { provider: stage.provider, set: Object.create(null), remove: [], downstream: Object.create(null) };
+        // Envoy applies an answer's removals after its other mutations: a header both set and removed is gone.
+        // (`set` and `remove` stay disjoint, so the order they are applied in later does not matter.)
+        for (const [k, v] of Object.entries(res.headersToUpstream ?? {})) {
+          o.set[k] = v;
+          const at = o.remove.indexOf(k);
+          if (at !== -1) o.remove.splice(at, 1);
+        }
         for (const k of res.headersToRemove ?? []) {
-          o.remove.push(k);
+          if (!o.remove.includes(k)) o.remove.push(k);
           delete o.set[k];
         }
-        for (const [k, v] of Object.entries(res.headersToUpstream ?? {})) o.set[k] = v;
         for (const [k, v] of Object.entries(res.headersToDownstream ?? {})) o.downstream[k] = v;
         outcome = { ...o, provider: outcome === undefined ? stage.provider : `${outcome.provider},${stage.provider}` };
       }
