@@ -195,7 +195,6 @@ export function envoyExtAuthzGrpc(config: EnvoyExtAuthzGrpcConfig, options: Envo
       path: req.path,
       host: req.authority,
       scheme: req.scheme ?? 'http',
-      size: 0,
       protocol: req.protocol === 'http1' ? 'HTTP/1.1' : req.protocol === undefined ? '' : 'HTTP/2',
     });
     return new Promise<ExtAuthzResponse>((resolve) => {

@@ -11,11 +11,13 @@
  * `service.istio.io/canonical-revision`, `app`, `version`). A receiver reads exactly those keys
  * and ignores the rest (so the full node metadata older proxies sent decodes too).
  *
- * The protobuf wire format is written and read here by hand (Struct, Value and ListValue are
- * three small messages); serialization is deterministic (map keys sorted), as the proxy's.
+ * The protobuf wire format is written and read with core/protobuf.ts (Struct, Value and
+ * ListValue are three small messages); serialization is deterministic (map keys sorted), as the proxy's.
  *
  * @module
  */
+
+import { ProtoReader, ProtoWriter } from '../../core/protobuf.ts';
 
 /** The node-ID header. */
 export const PEER_ID_HEADER = 'x-envoy-peer-metadata-id';
@@ -83,150 +85,73 @@ export function nodeId(ip: string, p: PeerMetadata): string {
   return `sidecar~${ip}~${p.instance}.${p.namespace}~${p.namespace}.svc.cluster.local`;
 }
 
-// ── protobuf wire format ──
+// ── protobuf wire format (core/protobuf.ts): Struct {1: map<string, Value>}, Value {oneof 1..6}, ListValue {1: repeated Value} ──
 
 type StructValue = string | number | boolean | null | StructObject | StructValue[];
 interface StructObject {
   [key: string]: StructValue;
 }
 
-function varint(out: number[], n: number): void {
-  let v = n;
-  while (v > 0x7f) {
-    out.push((v & 0x7f) | 0x80);
-    v = Math.floor(v / 128);
-  }
-  out.push(v);
-}
-
-function lengthDelimited(out: number[], field: number, bytes: ArrayLike<number>): void {
-  varint(out, (field << 3) | 2);
-  varint(out, bytes.length);
-  for (let i = 0; i < bytes.length; i++) out.push(bytes[i] as number);
-}
-
-function encodeValue(v: StructValue): number[] {
-  const out: number[] = [];
-  if (typeof v === 'string') lengthDelimited(out, 3, Buffer.from(v, 'utf8'));
-  else if (v !== null && typeof v === 'object' && !Array.isArray(v)) lengthDelimited(out, 5, encodeStruct(v));
+function encodeValue(v: StructValue): ProtoWriter {
+  const w = new ProtoWriter();
+  // string_value (3) is a oneof member: written even when empty.
+  if (typeof v === 'string') w.bytes(3, Buffer.from(v, 'utf8'));
+  else if (v !== null && typeof v === 'object' && !Array.isArray(v)) w.message(5, encodeStruct(v));
   else throw new TypeError(`peer metadata: only strings and structs are written, got ${typeof v}`);
-  return out;
+  return w;
 }
 
-function encodeStruct(s: StructObject): number[] {
-  const out: number[] = [];
+function encodeStruct(s: StructObject): ProtoWriter {
+  const w = new ProtoWriter();
   for (const key of Object.keys(s).sort()) {
-    const entry: number[] = [];
-    lengthDelimited(entry, 1, Buffer.from(key, 'utf8'));
-    lengthDelimited(entry, 2, encodeValue(s[key] as StructValue));
-    lengthDelimited(out, 1, entry);
+    const entry = new ProtoWriter();
+    entry.bytes(1, Buffer.from(key, 'utf8'));
+    entry.message(2, encodeValue(s[key] as StructValue));
+    w.message(1, entry);
   }
-  return out;
+  return w;
 }
 
-class Reader {
-  pos = 0;
-  readonly #b: Uint8Array;
-  readonly #end: number;
-  constructor(b: Uint8Array, start = 0, end = b.length) {
-    this.#b = b;
-    this.pos = start;
-    this.#end = end;
-  }
-  get done(): boolean {
-    return this.pos >= this.#end;
-  }
-  varint(): number {
-    let result = 0;
-    let mul = 1;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.#end) throw new RangeError('truncated varint');
-      const byte = this.#b[this.pos++] as number;
-      result += (byte & 0x7f) * mul;
-      if (byte < 0x80) return result;
-      mul *= 128;
-    }
-    throw new RangeError('varint too long');
-  }
-  /** The [start, end) of a length-delimited field's bytes. */
-  slice(): [number, number] {
-    const len = this.varint();
-    const start = this.pos;
-    if (start + len > this.#end) throw new RangeError('truncated field');
-    this.pos += len;
-    return [start, start + len];
-  }
-  skip(wire: number): void {
-    if (wire === 0) this.varint();
-    else if (wire === 1) this.pos += 8;
-    else if (wire === 2) this.slice();
-    else if (wire === 5) this.pos += 4;
-    else throw new RangeError(`unsupported wire type ${wire}`);
-    if (this.pos > this.#end) throw new RangeError('truncated field');
-  }
-}
-
-function decodeValue(b: Uint8Array, start: number, end: number, depth: number): StructValue {
-  const r = new Reader(b, start, end);
+function decodeValue(r: ProtoReader, depth: number): StructValue {
   let value: StructValue = null;
-  while (!r.done) {
-    const tag = r.varint();
-    const field = Math.floor(tag / 8);
-    const wire = tag & 7;
-    if (field === 3 && wire === 2) {
-      const [s, e] = r.slice();
-      value = Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('utf8');
-    } else if (field === 5 && wire === 2) {
-      const [s, e] = r.slice();
-      value = decodeStruct(b, s, e, depth + 1);
-    } else if (field === 2 && wire === 1) {
-      value = Buffer.from(b.buffer, b.byteOffset + r.pos, 8).readDoubleLE(0);
-      r.skip(1);
-    } else if (field === 4 && wire === 0) value = r.varint() !== 0;
-    else if (field === 6 && wire === 2) {
-      const [s, e] = r.slice();
+  r.fields((f, wire) => {
+    if (f === 3 && wire === 2) value = r.string();
+    else if (f === 5 && wire === 2) value = decodeStruct(r.sub(), depth + 1);
+    else if (f === 2 && wire === 1) value = r.double();
+    else if (f === 4 && wire === 0) value = r.varint() !== 0;
+    else if (f === 6 && wire === 2) {
       const list: StructValue[] = [];
-      const lr = new Reader(b, s, e);
-      while (!lr.done) {
-        const t = lr.varint();
-        if (Math.floor(t / 8) === 1 && (t & 7) === 2) {
-          const [vs, ve] = lr.slice();
-          list.push(decodeValue(b, vs, ve, depth + 1));
-        } else lr.skip(t & 7);
-      }
+      const lr = r.sub();
+      lr.fields((lf, lw) => {
+        if (lf !== 1 || lw !== 2) return false;
+        list.push(decodeValue(lr.sub(), depth + 1));
+        return true;
+      });
       value = list;
-    } else r.skip(wire);
-  }
+    } else return false;
+    return true;
+  });
   return value;
 }
 
-function decodeStruct(b: Uint8Array, start: number, end: number, depth: number): StructObject {
+function decodeStruct(r: ProtoReader, depth: number): StructObject {
   if (depth > 8) throw new RangeError('nested too deep');
   const out: StructObject = Object.create(null);
-  const r = new Reader(b, start, end);
-  while (!r.done) {
-    const tag = r.varint();
-    if (Math.floor(tag / 8) !== 1 || (tag & 7) !== 2) {
-      r.skip(tag & 7);
-      continue;
-    }
-    const [s, e] = r.slice();
-    const er = new Reader(b, s, e);
+  r.fields((f, wire) => {
+    if (f !== 1 || wire !== 2) return false;
+    const er = r.sub();
     let key: string | undefined;
     let value: StructValue = null;
-    while (!er.done) {
-      const t = er.varint();
-      const f = Math.floor(t / 8);
-      if (f === 1 && (t & 7) === 2) {
-        const [ks, ke] = er.slice();
-        key = Buffer.from(b.buffer, b.byteOffset + ks, ke - ks).toString('utf8');
-      } else if (f === 2 && (t & 7) === 2) {
-        const [vs, ve] = er.slice();
-        value = decodeValue(b, vs, ve, depth);
-      } else er.skip(t & 7);
-    }
+    er.fields((ef, ew) => {
+      if (ew !== 2) return false;
+      if (ef === 1) key = er.string();
+      else if (ef === 2) value = decodeValue(er.sub(), depth);
+      else return false;
+      return true;
+    });
     if (key !== undefined) out[key] = value;
-  }
+    return true;
+  });
   return out;
 }
 
@@ -248,7 +173,7 @@ function toStruct(p: PeerMetadata): StructObject {
 
 /** The value of {@link PEER_METADATA_HEADER} for `p`: base64 of the serialized Struct. */
 export function encodePeerMetadata(p: PeerMetadata): string {
-  return Buffer.from(encodeStruct(toStruct(p))).toString('base64');
+  return encodeStruct(toStruct(p)).finish().toString('base64');
 }
 
 const str = (v: StructValue | undefined): string => (typeof v === 'string' ? v : '');
@@ -261,8 +186,7 @@ export function decodePeerMetadata(value: string): PeerMetadata | undefined {
   if (value === '') return undefined;
   let s: StructObject;
   try {
-    const bytes = Buffer.from(value, 'base64');
-    s = decodeStruct(bytes, 0, bytes.length, 0);
+    s = decodeStruct(new ProtoReader(Buffer.from(value, 'base64')), 0);
   } catch {
     return undefined;
   }
