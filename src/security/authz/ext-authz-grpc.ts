@@ -28,10 +28,11 @@
 import type { Client } from '@grpc/grpc-js';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { parseDuration } from '../../config/duration.ts';
+import { TOKEN } from '../../config/validate/http-match.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { headerText } from './attrs.ts';
 import { type CheckResponse, decodeCheckResponse, encodeCheckRequest, type HeaderOption } from './ext-authz-grpc-wire.ts';
-import { checkEnvoyExtAuthzHttp } from './ext-authz-http.ts';
+import { checkEnvoyExtAuthzHttp, hostOf } from './ext-authz-http.ts';
 import type { AuthzRequest, ExtAuthzCheck, ExtAuthzResponse } from './types.ts';
 
 /**
@@ -83,12 +84,6 @@ export function checkEnvoyExtAuthzGrpc(c: EnvoyExtAuthzGrpcConfig): string[] {
   return checkEnvoyExtAuthzHttp({ service: c.service, port: c.port, timeout: c.timeout, statusOnError: c.statusOnError });
 }
 
-function targetOf(service: string, port: number): string {
-  const slash = service.indexOf('/');
-  const host = slash === -1 ? service : service.slice(slash + 1);
-  return `${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`;
-}
-
 /** Envoy's stream ids are random 64-bit numbers; these are unique in a process and unpredictable across them. */
 let nextId = Math.floor(Math.random() * 2 ** 40) * 1000;
 
@@ -110,7 +105,7 @@ function checkHeaders(req: AuthzRequest): Record<string, string> {
 /** Envoy's header handling: only valid names and values; pseudo-headers and Host are never touched. */
 function usable(o: HeaderOption): boolean {
   const k = o.key.toLowerCase();
-  return /^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(k) && k !== 'host' && !/[\0\r\n]/.test(o.value);
+  return TOKEN.test(k) && k !== 'host' && !/[\0\r\n]/.test(o.value);
 }
 
 /**
@@ -179,7 +174,7 @@ export function envoyExtAuthzGrpc(config: EnvoyExtAuthzGrpcConfig, options: Envo
   const timeoutMs = config.timeout === undefined ? 600_000 : (parseDuration(config.timeout) as number);
   const statusOnError = config.statusOnError === undefined || config.statusOnError === '' ? 403 : Number(config.statusOnError);
   const failure: ExtAuthzResponse = config.failOpen === true ? { allowed: true } : Object.freeze({ allowed: false, status: statusOnError, headers: Object.freeze({}), body: '', error: true });
-  const target = targetOf(config.service, config.port);
+  const target = `${hostOf(config.service)}:${config.port}`;
   let client: UnaryCaller | undefined;
   const identity = (b: Buffer): Buffer => b;
 

@@ -108,7 +108,8 @@ export function checkEnvoyExtAuthzHttp(c: EnvoyExtAuthzHttpConfig): string[] {
   return errs;
 }
 
-function hostOf(service: string): string {
+/** The authorizer's host from a provider's `service` (`ns/host` or `host`; an IPv6 address bracketed). */
+export function hostOf(service: string): string {
   const slash = service.indexOf('/');
   const host = slash === -1 ? service : service.slice(slash + 1);
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
