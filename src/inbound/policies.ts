@@ -19,6 +19,7 @@ import { compileAuthz } from '../security/authz/engine.ts';
 import { checkEnvoyExtAuthzHttp, type EnvoyExtAuthzHttpConfig, envoyExtAuthzHttp } from '../security/authz/ext-authz-http.ts';
 import { checkEnvoyExtAuthzGrpc, type EnvoyExtAuthzGrpcConfig, envoyExtAuthzGrpc, type UnaryCaller } from '../security/authz/ext-authz-grpc.ts';
 import type { AuthzResult, ExtAuthzCheck } from '../security/authz/types.ts';
+import { spiffeUri } from '../security/identity/spiffe.ts';
 import { JwtRuntime } from '../security/jwt/runtime.ts';
 import { authorizationPhase, extAuthzPhase } from './authz-phase.ts';
 import { jwtPhase } from './jwt-phase.ts';
@@ -125,7 +126,7 @@ export function buildProviders(list: readonly ExtensionProvider[] | undefined, o
       const problems = checkEnvoyExtAuthzGrpc(p.envoyExtAuthzGrpc);
       if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzGrpc: ${problems.join('; ')}`);
       const w = o.workload;
-      const localPrincipal = w === undefined ? undefined : `spiffe://${o.trustDomain ?? 'cluster.local'}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+      const localPrincipal = w === undefined ? undefined : spiffeUri({ trustDomain: o.trustDomain ?? 'cluster.local', namespace: w.namespace, serviceAccount: w.serviceAccount });
       const client = o.grpcClient;
       if (client === undefined) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzGrpc: no gRPC client to call it with`);
       out[p.name] = envoyExtAuthzGrpc(p.envoyExtAuthzGrpc, { name: p.name, client, localPrincipal, clock: o.clock, warn });
