@@ -18,6 +18,8 @@ import { ManualClock } from '../../src/core/clock.ts';
 import { envoyExtAuthzGrpc } from '../../src/security/authz/ext-authz-grpc.ts';
 import type { AuthzRequest } from '../../src/security/authz/types.ts';
 import { raw } from '../helpers/frameworks.ts';
+import { cleanupPki, makeCa, workloadCredentials } from '../helpers/pki.ts';
+import { skipWithout } from '../helpers/tools.ts';
 import { type Echo, EchoClient, unary } from '../helpers/grpc.ts';
 import { type MeshGrpcServer, startMeshGrpcServer } from '../helpers/grpc-server.ts';
 
@@ -307,5 +309,52 @@ describe('a gRPC server under the mesh with an envoyExtAuthzGrpc CUSTOM policy',
     const denied = await unary(client, { text: 'hi' }, { metadata: deny });
     assert.equal(denied.error?.code, grpc.status.PERMISSION_DENIED);
     assert.equal(server.seen.length, n, 'the handler never ran');
+  });
+});
+
+describe('envoyExtAuthzGrpc on an mTLS connection, mesh to mesh', { skip: skipWithout('openssl') }, () => {
+  const HOST = 'httpbin.default.svc.cluster.local';
+  const seen: Check[] = [];
+  const meshes: Mesh[] = [];
+  let authorizer: { server: grpc.Server; port: number };
+  const strict = { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: 'default' }, spec: { mtls: { mode: 'STRICT' } } };
+  after(async () => {
+    await Promise.all(meshes.map((m) => m.close()));
+    authorizer.server.forceShutdown();
+    cleanupPki();
+  });
+
+  it("the check names the caller's and this workload's SPIFFE IDs; Istio's sample allows service account a on them", async () => {
+    const ca = makeCa({ name: 'cluster.local' });
+    authorizer = await startAuthorizer(seen);
+    const server = await createMesh({
+      service: 'httpbin',
+      serviceAccount: 'httpbin',
+      config: [strict, { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'ext', namespace: 'default' }, spec: { action: 'CUSTOM', provider: { name: 'authz' }, rules: [{}] } }],
+      extensionProviders: [{ name: 'authz', envoyExtAuthzGrpc: { service: '127.0.0.1', port: authorizer.port } }],
+      logger: { warn: () => {} },
+    });
+    meshes.push(server);
+    server.credentials.set(workloadCredentials(ca, { namespace: 'default', serviceAccount: 'httpbin' }));
+    const s = server.createServer((_req, res) => res.end('in'));
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const port = (s.address() as AddressInfo).port;
+    const entry = {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'ServiceEntry',
+      metadata: { name: 'httpbin', namespace: 'default' },
+      spec: { hosts: [HOST], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: 8000, name: 'http', protocol: 'HTTP' }], endpoints: [{ address: '127.0.0.1', ports: { http: port }, serviceAccount: 'httpbin', labels: { 'security.istio.io/tlsMode': 'istio' } }] },
+    };
+    for (const sa of ['a', 'b']) {
+      const client = await createMesh({ service: sa, serviceAccount: sa, config: [entry], logger: { warn: () => {} } });
+      meshes.push(client);
+      client.credentials.set(workloadCredentials(ca, { namespace: 'default', serviceAccount: sa }));
+      const r = await client.fetch(`http://${HOST}:8000/`);
+      assert.equal(r.status, sa === 'a' ? 200 : 403, await r.text());
+      const a = (seen.at(-1) as Check).attributes;
+      assert.equal(a.source.principal, `spiffe://cluster.local/ns/default/sa/${sa}`);
+      assert.equal(a.destination.principal, 'spiffe://cluster.local/ns/default/sa/httpbin');
+      assert.equal(a.request.http.scheme, 'https');
+    }
   });
 });
