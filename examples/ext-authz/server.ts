@@ -25,7 +25,7 @@ const mesh = await createMesh({
   labels: { app: 'httpbin', version: 'v1' },
   config: new URL('./mesh', import.meta.url).pathname,
   // As Istio's mesh config `extensionProviders`; `service` would be ext-authz.foo.svc.cluster.local in a cluster.
-  extensionProviders: [{ name: 'sample-ext-authz-grpc', envoyExtAuthzGrpc: { service: '127.0.0.1', port: authorizer.port, timeout: '0.5s' } }],
+  extensionProviders: [{ name: 'sample-ext-authz-grpc', envoyExtAuthzGrpc: { service: '127.0.0.1', port: authorizer.port, timeout: '5s' } }],
 });
 
 const app = express();

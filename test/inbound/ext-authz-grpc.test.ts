@@ -98,7 +98,7 @@ describe('AuthorizationPolicy CUSTOM with an envoyExtAuthzGrpc provider', () => 
           spec: { action: 'CUSTOM', provider: { name: 'sample-ext-authz-grpc' }, rules: [{ to: [{ operation: { paths: ['/headers', '/headers/*'] } }] }] },
         },
       ],
-      extensionProviders: [{ name: 'sample-ext-authz-grpc', envoyExtAuthzGrpc: { service: '127.0.0.1', port: authorizer.port, timeout: '2s', statusOnError: '503' } }],
+      extensionProviders: [{ name: 'sample-ext-authz-grpc', envoyExtAuthzGrpc: { service: '127.0.0.1', port: authorizer.port, timeout: '60s', statusOnError: '503' } }],
       logger: { warn: () => {} },
     });
     app = mesh.createServer((req, res) => {
