@@ -56,8 +56,8 @@ import { pinFromStart } from '../lib/pin.ts';
 import { METRICS, measureSlice, perVariant } from '../lib/slice-meter.ts';
 import { HOST, meshResources } from './mesh-config.ts';
 
-const ALL = ['bmf4', 'bmf5', 'bmr4', 'f1', 'f1n', 'fw', 'fwh', 'f2', 'mf3', 'mf4', 'mf5', 'r1', 'r1n', 'rw', 'rwc', 'rws', 'rwh', 'r2', 'mr3', 'mr4', 'mr4f'];
-const STEPS = ['fw-f1', 'fwh-fw', 'f2-f1', 'mf3-fwh', 'mf4-mf3', 'mf5-mf4', 'mf5-f1', 'f1n-f1', 'mf5-f1n', 'r1n-r1', 'mr4-r1n', 'rw-r1', 'rwh-rw', 'rwc-rw', 'rws-rwc', 'rwh-rws', 'r2-r1', 'mr3-rwh', 'mr4-mr3', 'mr4f-mr4', 'mr4-r1', 'mf4-bmf4', 'mf5-bmf5', 'mr4-bmr4'];
+const ALL = ['bmf4', 'bmf5', 'bmr4', 'f1', 'f1n', 'fw', 'fwc', 'fws', 'fwh', 'f2', 'mf3', 'mf4', 'mf5', 'r1', 'r1n', 'rw', 'rwc', 'rws', 'rwh', 'r2', 'mr3', 'mr4', 'mr4f'];
+const STEPS = ['fw-f1', 'fwc-fw', 'fws-fwc', 'fwh-fws', 'fwh-fw', 'f2-f1', 'mf3-fwh', 'mf4-mf3', 'mf5-mf4', 'mf5-f1', 'f1n-f1', 'mf5-f1n', 'r1n-r1', 'mr4-r1n', 'rw-r1', 'rwh-rw', 'rwc-rw', 'rws-rwc', 'rwh-rws', 'r2-r1', 'mr3-rwh', 'mr4-mr3', 'mr4f-mr4', 'mr4-r1', 'mf4-bmf4', 'mf5-bmf5', 'mr4-bmr4'];
 const names = (process.argv[2] ?? ALL.join(',')).split(',');
 for (const n of names) if (!ALL.includes(n)) throw new Error(`unknown variant ${n} (known: ${ALL.join(', ')})`);
 const ROUNDS = Number(process.env.ROUNDS ?? 50);
@@ -156,6 +156,8 @@ const variants: Record<string, () => Promise<void>> = {
   f1n: () => viaFetch(short, { dispatcher: named }),
   fw: () => viaFetch(direct, { dispatcher: fw }),
   fwh: () => viaFetch(direct, { dispatcher: fwh }),
+  fwc: () => viaFetch(direct, { dispatcher: fwc }),
+  fws: () => viaFetch(direct, { dispatcher: fws }),
   f2: () => viaFetch(direct, { dispatcher: agent, headers: MESH_HEADERS }),
   mf3: () => viaFetch(full, { dispatcher: d }),
   mf4: () => viaFetch(short, { dispatcher: d }),

@@ -101,6 +101,8 @@ export interface RequestRecord {
 export interface ClientRecordOptions {
   /** The `call:start` message of the same call (its headers). */
   readonly start?: CallStartMessage;
+  /** The call's request headers, when the `call:start` message is not kept (`start`'s headers win). */
+  readonly requestHeaders?: HeaderMap;
   /** When the call started, ms since the epoch. @defaultValue `Date.now() - end.durationMs` */
   readonly startTimeMs?: number;
   /** The destination workload's metadata (metadata exchange). */
@@ -169,7 +171,7 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
     scheme: 'http',
     authority: end.authority,
     path: end.path,
-    requestHeaders: o.start?.headers as HeaderMap | undefined,
+    requestHeaders: (o.start?.headers as HeaderMap | undefined) ?? o.requestHeaders,
     responseHeaders: undefined,
     status,
     grpcStatus: end.grpcStatus >= 0 ? end.grpcStatus : end.protocol === 'grpc' && meshErr?.grpcStatus !== undefined ? meshErr.grpcStatus : -1,

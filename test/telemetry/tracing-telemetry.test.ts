@@ -47,6 +47,41 @@ describe('Telemetry customTags and disableSpanReporting', () => {
     }
   });
 
+  it('formatter tags (Envoy substitution formats, empty values omitted) on client and server spans; one that does not compile is warned about and left out', async () => {
+    const warnings: string[] = [];
+    const formatter = (value: string) => ({ formatter: { value } });
+    const s = await setup({
+      telemetry: { tracing: { samplingPercentage: 100 } },
+      logger: { warn: (m: string) => warnings.push(m) },
+      telemetryResources: [
+        telemetry('app', 'default', [
+          {
+            customTags: {
+              line: formatter('%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %REQ(x-team)%'),
+              cluster: formatter('%UPSTREAM_CLUSTER_RAW%'),
+              missing: formatter('%REQ(x-missing)%'),
+              partly: formatter('v=%REQ(x-missing)%'),
+              bad: formatter('%NO_SUCH_OPERATOR%'),
+            },
+          },
+        ]),
+      ],
+    });
+    try {
+      await get(s.port, { 'x-team': 'from-request' });
+      const spans = await finished(3);
+      const tags = (x: ReadableSpan | undefined) => [x?.attributes.line, x?.attributes.cluster, x?.attributes.missing, x?.attributes.partly, x?.attributes.bad];
+      assert.deepEqual(tags(server(spans)), ['GET /up 200 from-request', `inbound|${s.port}||`, undefined, 'v=', undefined]);
+      assert.deepEqual(tags(client(spans)), ['GET /down 200 from-call', 'outbound|80||sink.default.svc.cluster.local', undefined, 'v=', undefined]);
+      assert.ok(
+        warnings.some((w) => /tracing custom tag "bad": formatter "%NO_SUCH_OPERATOR%" .*NO_SUCH_OPERATOR.*; the tag is left out/.test(w)),
+        warnings.join('\n'),
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
   it('disableSpanReporting for SERVER: no server span, the calls still continue the caller’s trace', async () => {
     const s = await setup({
       telemetry: { tracing: { samplingPercentage: 100 } },

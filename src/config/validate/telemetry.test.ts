@@ -151,21 +151,27 @@ metrics:
       warning: /spec\.tracing\[0\]\.providers: only one provider per tracing entry is supported \(Istio: "multiple providers is not currently supported"\); "zipkin" is used, "otel" ignored/,
     },
     { name: 'more than one tracing entry', yaml: tel('tracing:\n- providers:\n  - name: a\n- providers:\n  - name: b'), warning: /spec\.tracing: Istio warns: "multiple tracing is not currently supported"/ },
-    {
-      name: 'a formatter custom tag',
-      yaml: tracing('customTags:\n  t:\n    formatter:\n      value: "%REQ(:PATH)%"'),
-      warning: /spec\.tracing\[0\]\.customTags\.t\.formatter: not supported by meshlet: spec\.tracing\[0\]\.customTags\.t\.formatter; the tag is not added to spans/,
-    },
     { name: 'useRequestIdForTraceSampling', yaml: tracing('useRequestIdForTraceSampling: true'), warning: /not supported by meshlet: spec\.tracing\[0\]\.useRequestIdForTraceSampling/ },
     {
-      name: 'a CEL tag override value',
-      yaml: override('match:\n  metric: REQUEST_COUNT\ntagOverrides:\n  request_host:\n    value: "request.host"'),
-      warning: /tagOverrides\.request_host\.value: not supported by meshlet: .*; CEL expressions are not evaluated by meshlet; the override is ignored/,
+      name: 'a tag override value that does not parse as CEL',
+      yaml: override('match:\n  metric: REQUEST_COUNT\ntagOverrides:\n  request_host:\n    value: "request.host +"'),
+      warning: /tagOverrides\.request_host\.value: must be a valid CEL expression: .*; the proxy skips this override \(a standard label it names is then left out\), and so does meshlet/,
     },
     { name: 'an empty tag override name', yaml: override('tagOverrides:\n  "":\n    operation: REMOVE'), warning: /overrides\[0\]\.tagOverrides: tag name should not be empty/ },
     { name: 'targetRef', yaml: tel('targetRef:\n  group: gateway.networking.k8s.io\n  kind: Gateway\n  name: gw'), warning: /not supported by meshlet: spec\.targetRef; meshlet runs inside workloads; use selector/ },
     { name: 'a selector without labels', yaml: tel('selector: {}'), warning: /spec\.selector: selector has no matchLabels/ },
   ];
+  it('accepts CEL tag override values and formatter custom tags without a warning (meshlet applies them)', () => {
+    for (const yaml of [
+      override('match:\n  metric: REQUEST_COUNT\ntagOverrides:\n  request_host:\n    value: "request.host"\n  destination_port:\n    value: "string(destination.port)"'),
+      tracing('customTags:\n  t:\n    formatter:\n      value: "%REQ(:PATH)%"'),
+    ]) {
+      const { errors, warnings, resources } = validateYaml(yaml);
+      assert.deepEqual(errors, []);
+      assert.equal(resources.length, 1);
+      assert.deepEqual(warnings, []);
+    }
+  });
   it('accepts an access-log filter (CEL) without a warning (meshlet evaluates it)', () => {
     const { errors, warnings, resources } = validateYaml(logging('providers:\n- name: envoy\nfilter:\n  expression: response.code >= 400'));
     assert.deepEqual(errors, []);

@@ -37,9 +37,6 @@ const METRICS: readonly IstioMetric[] = [
   'GRPC_RESPONSE_MESSAGES',
 ];
 
-/** Why CEL-valued fields are accepted but not applied. */
-const CEL_WHY = 'CEL expressions are not evaluated by meshlet';
-
 const workloadMatch = obj<{ mode?: WorkloadMode }>({ mode: oneOf(MODES) });
 
 const providers: Validator<ProviderRef[]> = list(obj<ProviderRef>({ name: req(nonEmpty) }));
@@ -49,7 +46,7 @@ const customTag = obj<TracingCustomTag>(
     literal: obj<{ value: string }>({ value: req(nonEmpty) }),
     environment: obj<{ name: string; defaultValue?: string }>({ name: req(nonEmpty), defaultValue: str }),
     header: obj<{ name: string; defaultValue?: string }>({ name: req(nonEmpty), defaultValue: str }),
-    formatter: unsupported(obj<{ value: string }>({ value: req(nonEmpty) }), 'the tag is not added to spans'),
+    formatter: obj<{ value: string }>({ value: req(nonEmpty) }),
   },
   { exactlyOne: [['literal', 'environment', 'header', 'formatter']] },
 );
@@ -84,7 +81,7 @@ type TagOverride = NonNullable<MetricsOverride['tagOverrides']>[string];
 const tagOverride = obj<TagOverride>(
   {
     operation: oneOf(['UPSERT', 'REMOVE']),
-    value: unsupported(str, `${CEL_WHY}; the override is ignored`),
+    value: str,
   },
   {
     check: (o, path, ctx, raw) => {
@@ -92,6 +89,11 @@ const tagOverride = obj<TagOverride>(
       const hasValue = typeof raw.value === 'string' && raw.value !== '';
       if ((o.operation ?? 'UPSERT') === 'UPSERT') {
         if (!hasValue) fail(ctx, [...path, 'value'], 'value must be set when operation is UPSERT (the default)');
+        else {
+          // Istio does not parse the expression; the proxy logs one that does not parse and skips it.
+          const problem = checkCel(raw.value as string);
+          if (problem !== undefined) warn(ctx, [...path, 'value'], `${problem}; the proxy skips this override (a standard label it names is then left out), and so does meshlet`);
+        }
       } else if (isSet(raw.value)) {
         fail(ctx, [...path, 'value'], 'value may only be set when operation is UPSERT');
       }

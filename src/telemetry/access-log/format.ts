@@ -122,8 +122,16 @@ const str = (v: OperatorValue, empty: string): string => (v === undefined || v =
  * the line this gives keeps it.
  */
 export function compileTextFormat(format: string, omitEmptyValues = false): TextFormatter {
-  const f = format === '' ? ISTIO_TEXT_FORMAT : format.endsWith('\n') ? format : `${format}\n`;
-  const parts = parse(f);
+  return compileSubstitution(format === '' ? ISTIO_TEXT_FORMAT : format.endsWith('\n') ? format : `${format}\n`, omitEmptyValues);
+}
+
+/**
+ * Compiles a substitution format string as it is (no newline added, no default for an empty
+ * one): Envoy's `SubstitutionFormatString` where it is not an access-log line, such as a span's
+ * formatter custom tag. Throws {@link FormatError} naming the position of what does not parse.
+ */
+export function compileSubstitution(format: string, omitEmptyValues: boolean): TextFormatter {
+  const parts = parse(format);
   const empty = omitEmptyValues ? '' : '-';
   return (r) => {
     const view = lazyView(r);

@@ -6,8 +6,10 @@
  * `upstream_cluster`, `upstream_cluster.name`, `upstream_address`, `peer.address`, `error`), the
  * Istio tags istiod adds (`buildServiceTags` in `pilot/pkg/networking/core/tracing.go`:
  * `istio.canonical_revision`, `istio.canonical_service`, `istio.mesh_id`, `istio.namespace`,
- * `istio.cluster_id`) and the Telemetry's custom tags (literal, environment, request header).
- * Values are strings, as Envoy's tracers set them.
+ * `istio.cluster_id`) and the Telemetry's custom tags (literal, environment, request header, and
+ * `formatter`: a substitution format string such as `%REQ(:PATH)%`, which istiod sends as Envoy's
+ * `CustomTag.value`). Values are strings, as Envoy's tracers set them; a custom tag whose value is
+ * empty is not set.
  *
  * @module
  */
@@ -15,6 +17,8 @@ import type { Attributes } from '@opentelemetry/api';
 import type { TracingCustomTag } from '../../config/types/telemetry.ts';
 import type { Headers } from '../../core/handler.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';
+import { compileSubstitution, FormatError, type TextFormatter } from '../access-log/format.ts';
+import type { RequestRecord } from '../record.ts';
 
 /** Envoy's default `max_path_tag_length`: `http.url` is cut to this many characters of path. */
 export const MAX_PATH_TAG_LENGTH = 256;
@@ -58,12 +62,20 @@ export interface CompiledTags {
   readonly fixed: Attributes;
   /** Request-header tags: `[tag, header name, default]`. */
   readonly headers: readonly (readonly [string, string, string | undefined])[];
+  /** Formatter tags: `[tag, format]`, evaluated over the finished request. */
+  readonly formatted: readonly (readonly [string, TextFormatter])[];
 }
 
-/** Compiles custom tags (an environment tag reads the variable now, as Envoy reads it when it loads the config). */
-export function compileTags(tags: Readonly<Record<string, TracingCustomTag>>, env: NodeJS.ProcessEnv = process.env): CompiledTags {
+/**
+ * Compiles custom tags (an environment tag reads the variable now, as Envoy reads it when it
+ * loads the config). A formatter is compiled as Envoy's `FormatterCustomTag` does, empty values
+ * omitted (`%REQ(x-missing)%` gives no tag, not `-`); one that does not parse, or uses an operator
+ * meshlet does not have, is warned about and left out (Envoy refuses the whole listener then).
+ */
+export function compileTags(tags: Readonly<Record<string, TracingCustomTag>>, env: NodeJS.ProcessEnv = process.env, warn: (message: string) => void = () => {}): CompiledTags {
   const fixed: Attributes = {};
   const headers: [string, string, string | undefined][] = [];
+  const formatted: [string, TextFormatter][] = [];
   for (const name of Object.keys(tags).sort()) {
     const t = tags[name] as TracingCustomTag;
     // Envoy sets a custom tag only when its value is not empty.
@@ -74,9 +86,26 @@ export function compileTags(tags: Readonly<Record<string, TracingCustomTag>>, en
       const v = env[t.environment.name] ?? t.environment.defaultValue;
       if (v !== undefined && v !== '') fixed[name] = v;
     } else if (t.header !== undefined) headers.push([name, t.header.name.toLowerCase(), t.header.defaultValue]);
-    // formatter (Istio 1.29 %…% command operators): not supported, the tag is left out.
+    else if (t.formatter !== undefined) {
+      try {
+        formatted.push([name, compileSubstitution(t.formatter.value, true)]);
+      } catch (e) {
+        if (!(e instanceof FormatError)) throw e;
+        warn(`meshlet: tracing custom tag ${JSON.stringify(name)}: formatter ${JSON.stringify(t.formatter.value)} ${e.message}; the tag is left out`);
+      }
+    }
   }
-  return { fixed, headers };
+  return { fixed, headers, formatted };
+}
+
+/** The formatter tags of one finished request or call (`record` is made only when there are some). */
+export function formattedTags(c: CompiledTags, record: () => RequestRecord, into: Attributes): void {
+  if (c.formatted.length === 0) return;
+  const r = record();
+  for (const [tag, format] of c.formatted) {
+    const v = format(r);
+    if (v !== '') into[tag] = v;
+  }
 }
 
 /** The request-header tags of one request. */

@@ -32,13 +32,14 @@ import type { AnyResource } from '../../config/resource.ts';
 import type { Random } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
 import type { AttemptEndMessage, AttemptObserver, AttemptStartMessage, CallEndMessage, CallStartMessage, InboundEndMessage, InboundStartMessage, WorkloadIdentity } from '../../core/observe.ts';
+import { clientRecord, serverRecord } from '../record.ts';
 import { selectTelemetry } from '../select.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
 import { clearTraceHeaders, extract, inject, type PropagationFormat } from './propagation.ts';
 import { newRequestId } from './request-id.ts';
 import { contextWith, spanContextWith, UnsampledSpan, withActive } from './server-context.ts';
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent, remoteSpanContext, sdkRegistered } from './span-context.ts';
-import { type CompiledTags, compileTags, headerTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
+import { type CompiledTags, compileTags, formattedTags, headerTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
 
 /** The `x-request-id` of the request being served, carried to the calls made while serving it. */
 const REQUEST_ID = createContextKey('meshlet x-request-id');
@@ -128,8 +129,8 @@ export class MeshTracing {
     const w = this.#o.workload;
     const applied = selectTelemetry(resources, { namespace: w.namespace, labels: w.labels }, this.#o.rootNamespace).applied;
     this.config = mergeTracing(applied, this.#o.options ?? {}, this.#o.warn);
-    this.#client = { spec: this.config.client, tags: compileTags(this.config.client.customTags) };
-    this.#server = { spec: this.config.server, tags: compileTags(this.config.server.customTags) };
+    this.#client = { spec: this.config.client, tags: compileTags(this.config.client.customTags, process.env, this.#o.warn) };
+    this.#server = { spec: this.config.server, tags: compileTags(this.config.server.customTags, process.env, this.#o.warn) };
     this.#check();
   }
 
@@ -254,6 +255,7 @@ export class MeshTracing {
     if (side.spec.enableIstioTags) Object.assign(a, istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes'));
     Object.assign(a, side.tags.fixed);
     headerTags(side.tags, m.headers, a);
+    formattedTags(side.tags, () => serverRecord(m), a);
     if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
     if (isError(m.status, m.grpcStatus)) {
       a.error = 'true';
@@ -389,6 +391,7 @@ export class MeshTracing {
     if (side.spec.enableIstioTags) Object.assign(a, istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes'));
     Object.assign(a, side.tags.fixed);
     headerTags(side.tags, h, a);
+    formattedTags(side.tags, () => clientRecord(m, { requestHeaders: h }), a);
     if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
     if (isError(m.status, m.grpcStatus) || m.error !== undefined) {
       a.error = 'true';
