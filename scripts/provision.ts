@@ -5,7 +5,8 @@
  *   `etcd-client`, installed with apt-get when this runs as root on Debian;
  * - Prometheus (the Istio-metrics test scrapes meshes and runs Flagger's and Kiali's queries):
  *   Debian's `prometheus`, the same way;
- * - curl and openssl (independent clients in the example and TLS tests): Debian's packages, the same way;
+ * - curl and openssl (independent clients in the example and TLS tests) and ss (iproute2: the
+ *   kernel's view of a connection's keepalive timer): Debian's packages, the same way;
  * - Node.js 22.19 (the packed-package test runs the installed package on the oldest Node
  *   meshlet supports, next to the project's Node 24): the `node-<platform>-<arch>` package
  *   from the npm registry, unpacked into node_modules/.cache/meshlet-test.
@@ -39,7 +40,7 @@ function isRoot(): boolean {
 }
 
 /** Debian's packages for each tool installed with apt-get. */
-const DEBIAN_PACKAGES = { etcd: ['etcd-server', 'etcd-client'], prometheus: ['prometheus'], curl: ['curl'], openssl: ['openssl'] } as const;
+const DEBIAN_PACKAGES = { etcd: ['etcd-server', 'etcd-client'], prometheus: ['prometheus'], curl: ['curl'], openssl: ['openssl'], ss: ['iproute2'] } as const;
 
 let aptUpdated = false;
 
@@ -103,6 +104,7 @@ provisionDebian('etcd');
 provisionDebian('prometheus');
 provisionDebian('curl');
 provisionDebian('openssl');
+provisionDebian('ss');
 provisionOldNode();
 if (missing.length > 0 && IN_CI) {
   process.stderr.write(`provision: CI=true and ${missing.join('; ')}: CI must run every suite.\n`);

@@ -126,6 +126,8 @@ export function clusterSettingsView(s: ClusterSettings) {
       idleTimeoutMs: pool.idleTimeoutMs ?? null,
       maxRequestsPerConnection: pool.maxRequestsPerConnection ?? null,
       maxConcurrentStreams: pool.maxConcurrentStreams,
+      tcpKeepalive: pool.tcpKeepalive === undefined ? null : { timeMs: pool.tcpKeepalive.timeMs ?? null, intervalMs: pool.tcpKeepalive.intervalMs ?? null, probes: pool.tcpKeepalive.probes ?? null },
+      http2KeepAlive: pool.http2KeepAlive === undefined ? null : { ...pool.http2KeepAlive },
     },
     outlierDetection:
       od === undefined

@@ -11,6 +11,16 @@ const svc = (resolution: Service['resolution'] = 'STATIC') => ({ hostname: 'r.de
 const compile = (policy: TrafficPolicy, protocol = 'HTTP', resolution?: Service['resolution']): ClusterSettings => compileClusterSettings(policy, svc(resolution), protocol);
 
 describe('compileClusterSettings', () => {
+  it('keepalives: tcpKeepalive time and interval in whole seconds (unset or under 1 s: the platform\'s), http2KeepAlive when its interval is positive', () => {
+    const pool = (tcp: object, http: object) => compile({ connectionPool: { tcp, http } } as TrafficPolicy).connectionPool;
+    assert.deepEqual(pool({ tcpKeepalive: { time: '30.5s', interval: '5s', probes: 3 } }, {}).tcpKeepalive, { timeMs: 30_000, intervalMs: 5_000, probes: 3 });
+    assert.deepEqual(pool({ tcpKeepalive: { time: '30.5s' } }, { http2KeepAlive: { interval: '10s', timeout: '2500ms' } }).http2KeepAlive, { intervalMs: 10_000, timeoutMs: 2500 });
+    assert.deepEqual(pool({ tcpKeepalive: {} }, {}).tcpKeepalive, { timeMs: undefined, intervalMs: undefined, probes: undefined });
+    assert.deepEqual(pool({ tcpKeepalive: { time: '500ms', interval: '0s', probes: 0 } }, {}).tcpKeepalive, { timeMs: undefined, intervalMs: undefined, probes: undefined });
+    assert.equal(pool({}, { http2KeepAlive: { interval: '0s', timeout: '1s' } }).http2KeepAlive, undefined);
+    assert.equal(pool({}, {}).tcpKeepalive, undefined);
+  });
+
   it('Istio defaults with no DestinationRule policy', () => {
     const s = compile({});
     assert.equal(s.loadBalancer.kind, 'LEAST_REQUEST');
@@ -21,6 +31,8 @@ describe('compileClusterSettings', () => {
       idleTimeoutMs: undefined,
       maxRequestsPerConnection: undefined,
       maxConcurrentStreams: 100,
+      tcpKeepalive: undefined,
+      http2KeepAlive: undefined,
     });
     assert.equal(s.outlierDetection, undefined);
     assert.deepEqual(s.retryBudget, { percent: undefined, minRetryConcurrency: 3, maxRetries: DEFAULT_MAX_RETRIES });

@@ -55,6 +55,16 @@ export function poolLimits(pool: ConnectionPoolSettings | undefined, h2: boolean
   });
 }
 
+/** TCP keepalive settings (Envoy's `tcp_keepalive`, whole seconds): an unset field leaves the platform's value. */
+export interface TcpKeepalive {
+  /** Idle time before the first probe. */
+  readonly timeMs: number | undefined;
+  /** Time between probes. */
+  readonly intervalMs: number | undefined;
+  /** Unanswered probes before the connection is dropped. */
+  readonly probes: number | undefined;
+}
+
 /** `connectionPool` resolved: the limits the pool enforces and how connections are made and kept. */
 export interface ResolvedConnectionPool {
   readonly limits: PoolLimits;
@@ -66,6 +76,10 @@ export interface ResolvedConnectionPool {
   readonly maxRequestsPerConnection: number | undefined;
   /** `http.maxConcurrentStreams` (default 100), used when the upstream speaks HTTP/2. */
   readonly maxConcurrentStreams: number;
+  /** `tcp.tcpKeepalive`: TCP keepalive on the cluster's connections; undefined when not set (each transport keeps its own default). */
+  readonly tcpKeepalive: TcpKeepalive | undefined;
+  /** `http.http2KeepAlive`: HTTP/2 PINGs every `intervalMs`, the connection dropped when one is not answered within `timeoutMs`. */
+  readonly http2KeepAlive: { readonly intervalMs: number; readonly timeoutMs: number } | undefined;
 }
 
 /** `retryBudget` (and the `maxRetries` threshold it replaces) resolved. */
@@ -162,7 +176,27 @@ function connectionPool(pool: ConnectionPoolSettings | undefined, h2: boolean): 
     idleTimeoutMs: idle !== undefined && idle > 0 ? idle : undefined,
     maxRequestsPerConnection: perConn !== undefined && perConn > 0 ? perConn : undefined,
     maxConcurrentStreams: pool?.http?.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+    tcpKeepalive: tcpKeepalive(pool?.tcp?.tcpKeepalive),
+    http2KeepAlive: http2KeepAlive(pool?.http?.http2KeepAlive),
   });
+}
+
+/** Istio sends whole seconds (`keepalive_time`, `keepalive_interval`); 0 or unset leaves the platform's value. */
+function tcpKeepalive(k: { time?: string; interval?: string; probes?: number } | undefined): TcpKeepalive | undefined {
+  if (k === undefined) return undefined;
+  const seconds = (d: string | undefined): number | undefined => {
+    const ms = durationMs(d);
+    return ms !== undefined && ms >= 1000 ? Math.floor(ms / 1000) * 1000 : undefined;
+  };
+  return Object.freeze({ timeMs: seconds(k.time), intervalMs: seconds(k.interval), probes: k.probes !== undefined && k.probes > 0 ? k.probes : undefined });
+}
+
+/** Istio requires both; a zero interval sends no PINGs (Envoy). */
+function http2KeepAlive(k: { interval?: string; timeout?: string } | undefined): ResolvedConnectionPool['http2KeepAlive'] {
+  const intervalMs = durationMs(k?.interval);
+  const timeoutMs = durationMs(k?.timeout);
+  if (intervalMs === undefined || timeoutMs === undefined || intervalMs <= 0) return undefined;
+  return Object.freeze({ intervalMs, timeoutMs });
 }
 
 /**

@@ -45,6 +45,10 @@ export const TOOLS = {
     find: (): string | undefined => onPath('openssl'),
     install: "Debian's openssl (`sudo apt-get install -y openssl`); `npm test` installs it itself when run as root on Debian",
   },
+  ss: {
+    find: (): string | undefined => (existsSync('/usr/bin/ss') ? '/usr/bin/ss' : onPath('ss')),
+    install: "Debian's iproute2 (`sudo apt-get install -y iproute2`); `npm test` installs it itself when run as root on Debian",
+  },
   node22: {
     find: (): string | undefined => (existsSync(oldNodePath()) ? oldNodePath() : undefined),
     install: `Node.js ${OLD_NODE_VERSION} from the npm registry (package node-${process.platform}-${process.arch}); \`npm test\` fetches it into ${TOOLS_DIR}`,

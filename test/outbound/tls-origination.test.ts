@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
@@ -74,6 +75,26 @@ describe('DestinationRule TLS origination', { skip: skipWithout('openssl') }, ()
     assert.equal(s?.url, '/simple');
     assert.equal(s?.servername, HOST);
     assert.equal(s?.alpn, 'http/1.1');
+  });
+
+  it('SIMPLE with tcpKeepalive: the TLS connection has the rule\'s keepalive idle time (undici\'s 60 s without it)', async () => {
+    const withRule = (tcp?: object) => ({ apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'api-tls', namespace: 'default' }, spec: { host: HOST, trafficPolicy: { tls: { mode: 'SIMPLE', caCertificates: ca.certFile }, ...(tcp === undefined ? {} : { connectionPool: { tcp } }) } } });
+    for (const [tcp, want] of [[{ tcpKeepalive: { time: '20s' } }, 20_000], [undefined, 60_000]] as const) {
+      const m = await mesh([externalService(server.port), withRule(tcp)]);
+      const delays: unknown[] = [];
+      const original = Socket.prototype.setKeepAlive;
+      Socket.prototype.setKeepAlive = function (this: Socket, ...args: unknown[]) {
+        delays.push(args[1]);
+        return (original as (...a: unknown[]) => Socket).apply(this, args);
+      } as typeof original;
+      try {
+        const r = await m.fetch(`http://${HOST}/kept`);
+        assert.equal(await r.text(), 'simple');
+      } finally {
+        Socket.prototype.setKeepAlive = original;
+      }
+      assert.deepEqual(delays, [want]);
+    }
   });
 
   it('SIMPLE refuses a server whose CA is not caCertificates, naming why; nothing reaches the server', async () => {

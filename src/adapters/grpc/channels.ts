@@ -15,6 +15,7 @@ import { MeshletError } from '../../core/errors.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
 import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
+import { applyKeepalive } from '../keepalive.ts';
 import { checkServer, type TlsPlan } from '../undici/tls-connector.ts';
 import { ClusterTlsPlans, type TlsEnvironment } from '../undici/tls-plans.ts';
 import { type GrpcJs, grpcJs } from './grpc-js.ts';
@@ -49,6 +50,13 @@ export function channelOptions(cs: ClusterState): ChannelOptions {
     'grpc.enable_channelz': 0,
   };
   if (pool.idleTimeoutMs !== undefined && pool.idleTimeoutMs > 0) o['grpc.client_idle_timeout_ms'] = pool.idleTimeoutMs;
+  const ka = pool.http2KeepAlive;
+  if (ka !== undefined) {
+    // Envoy's connection_keepalive: a PING every interval, busy or idle; no answer within the timeout closes the connection.
+    o['grpc.keepalive_time_ms'] = ka.intervalMs;
+    o['grpc.keepalive_timeout_ms'] = ka.timeoutMs;
+    o['grpc.keepalive_permit_without_calls'] = 1;
+  }
   return o;
 }
 
@@ -231,7 +239,18 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
       // TLS names the service (Istio's SNI for mTLS); the channel still dials the endpoint's address.
       const options = plan?.servername === undefined ? this.options : { ...this.options, 'grpc.ssl_target_name_override': plan.servername };
       const creds = plan === undefined ? g.credentials.createInsecure() : credentialsFor(g, plan);
-      open = (onSocket) => new g.Channel(target, onSocket === undefined ? creds : watchingSockets(g, creds, onSocket), options);
+      // tcpKeepalive: set on each TCP socket the channel connects (grpc-js sets none itself).
+      const ka = this.#cs.cluster.settings.connectionPool.tcpKeepalive;
+      open = (onSocket) => {
+        const hook =
+          ka === undefined
+            ? onSocket
+            : (socket: Socket) => {
+                applyKeepalive(socket, ka);
+                onSocket?.(socket);
+              };
+        return new g.Channel(target, hook === undefined ? creds : watchingSockets(g, creds, hook), options);
+      };
     }
     const next = new EndpointChannel(open, failure, host.endpoint, this.#env.epoch, key);
     const cs = this.#cs;

@@ -91,7 +91,7 @@ export class GrpcTransport {
     if (channels === undefined || channels.closed) {
       const options = channelOptions(cs);
       channels = new ClusterChannels(g, options, cs, this.#clock, this.#env);
-      cs.transports.set(GRPC_TRANSPORT, { pools: channels, key: JSON.stringify(options) });
+      cs.transports.set(GRPC_TRANSPORT, { pools: channels, key: settingsKey(options, cs) });
     }
     const e = channels.get(host);
     if (e.failure !== undefined) {
@@ -123,7 +123,7 @@ export class GrpcTransport {
   refresh(cs: ClusterState): void {
     const t = cs.transports.get(GRPC_TRANSPORT);
     if (t === undefined) return;
-    const key = JSON.stringify(channelOptions(cs));
+    const key = settingsKey(channelOptions(cs), cs);
     if (key === t.key) return;
     cs.transports.delete(GRPC_TRANSPORT);
     void t.pools.close();
@@ -136,4 +136,9 @@ export class GrpcTransport {
     this.#passthrough.clear();
     await this.#passthroughOwner.live.drain(graceMs, this.#clock);
   }
+}
+
+/** What a cluster's channels are made with: their options, and the TCP keepalive set on their sockets. */
+function settingsKey(options: object, cs: ClusterState): string {
+  return JSON.stringify([options, cs.cluster.settings.connectionPool.tcpKeepalive ?? null]);
 }

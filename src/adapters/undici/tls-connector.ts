@@ -14,7 +14,9 @@ import { checkServerIdentity, connect, type ConnectionOptions, type PeerCertific
 import { errors } from 'undici';
 import type { Controller, Headers, ResponseHandler } from '../../core/exchange.ts';
 import { TlsHandshakeError, tlsFailureReason } from '../../core/tls-failure.ts';
+import type { TcpKeepalive } from '../../routing/cluster-settings.ts';
 import { parseSpiffeUri, SPIFFE_PREFIX, uriSans } from '../../security/identity/spiffe.ts';
+import { applyKeepalive } from '../keepalive.ts';
 
 /** What to check of the server's certificate once its chain verified. */
 export type TlsVerify =
@@ -163,9 +165,10 @@ const MAX_SESSIONS = 100;
  * An undici `connect` function for one plan: TLS with the plan's SNI, ALPN, roots and
  * certificate; a verification failure, a refused handshake or a connect timeout fails the
  * attempt with the reason. Sessions are resumed per host name (a plan's certificate and checks
- * are fixed, so a resumed session is one this plan verified).
+ * are fixed, so a resumed session is one this plan verified). `keepalive`: the cluster's
+ * `tcpKeepalive` (without it, undici's: probes after 60 s idle).
  */
-export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number): (opts: ConnectOptions, callback: Callback) => TLSSocket {
+export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?: TcpKeepalive): (opts: ConnectOptions, callback: Callback) => TLSSocket {
   const sessions = new Map<string, Buffer>();
   return (opts, callback) => {
     const hostname = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
@@ -186,7 +189,9 @@ export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number): (opts: Co
       ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
     } as ConnectionOptions);
     socket.setNoDelay(true);
-    socket.setKeepAlive(true, 60_000);
+    // TCP keepalive: the DestinationRule's, else as undici sets it on its own connections.
+    if (keepalive === undefined) socket.setKeepAlive(true, 60_000);
+    else applyKeepalive(socket, keepalive);
     const finish = (err: Error | null): void => {
       if (done) return;
       done = true;

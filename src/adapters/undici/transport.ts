@@ -20,6 +20,7 @@ import type { AnyResource } from '../../config/resource.ts';
 import type { ClientTlsDecision } from '../../outbound/tls-decision.ts';
 import { CredentialHolder } from '../../security/identity/credentials.ts';
 import type { TlsFiles } from '../../security/tls-files.ts';
+import { keepaliveConnector } from '../keepalive.ts';
 import { CertificateRefusalHandler, tlsConnector } from './tls-connector.ts';
 import { type ClientTlsOptions, ClusterTlsPlans, TlsEnvironment } from './tls-plans.ts';
 
@@ -41,14 +42,19 @@ export function poolOptions(cs: ClusterState): Pool.Options {
     o.keepAliveMaxTimeout = pool.idleTimeoutMs;
   }
   if (pool.maxRequestsPerConnection !== undefined) o.maxRequestsPerClient = pool.maxRequestsPerConnection;
+  // TCP keepalive: undici's default (probes after 60 s idle) unless the DestinationRule sets it.
+  if (pool.tcpKeepalive !== undefined) o.connect = keepaliveConnector(pool.connectTimeoutMs, cs.h2, pool.tcpKeepalive) as never;
   if (cs.h2) {
     o.allowH2 = true;
     (o as { useH2c?: boolean }).useH2c = true;
     o.maxConcurrentStreams = pool.maxConcurrentStreams;
     o.pipelining = o.maxConcurrentStreams;
+    // http2KeepAlive: PINGs at the interval (undici has no PING timeout: a dead peer is found by TCP).
+    if (pool.http2KeepAlive !== undefined) o.h2Options = { pingInterval: pool.http2KeepAlive.intervalMs };
   } else o.allowH2 = false;
   return o;
 }
+
 
 function hostPart(address: string): string {
   return address.includes(':') && !address.startsWith('[') ? `[${address}]` : address;
@@ -128,7 +134,7 @@ class ClusterPools implements ClusterTransport {
       return e;
     }
     const origin = `${plan === undefined ? 'http' : 'https'}://${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
-    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000) as never };
+    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#cs.cluster.settings.connectionPool.tcpKeepalive) as never };
     const next: HostPools = {
       endpoint: host.endpoint,
       epoch: this.#env.epoch,
@@ -148,7 +154,10 @@ class ClusterPools implements ClusterTransport {
   /** The app's own TLS (`https://`) to the endpoint, naming (SNI) and verifying the service's host. */
   https(host: HostState, e: HostPools, servername: string): Pool {
     if (e.https === undefined) {
-      const opts = !servername.startsWith('*') ? { ...this.options, connect: { servername } } : this.options;
+      const k = this.#cs.cluster.settings.connectionPool.tcpKeepalive;
+      const sn = servername.startsWith('*') ? undefined : servername;
+      const opts =
+        k !== undefined ? { ...this.options, connect: keepaliveConnector(this.options.connectTimeout ?? 10_000, this.#cs.h2, k, sn) as never } : sn !== undefined ? { ...this.options, connect: { servername: sn } } : this.options;
       e.https = new Pool(`https://${hostPart(host.endpoint.address)}:${host.endpoint.port}`, opts);
     }
     return e.https;
@@ -161,7 +170,7 @@ class ClusterPools implements ClusterTransport {
     if (plan === undefined) return undefined;
     const p = this.#passthrough;
     if (p !== undefined && p.key === plan.key) return p.agent;
-    const agent = new Agent({ ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000) as never });
+    const agent = new Agent({ ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#cs.cluster.settings.connectionPool.tcpKeepalive) as never });
     this.#passthrough = { key: plan.key, agent };
     if (p !== undefined) this.#drainOne(p.agent);
     return agent;
@@ -304,7 +313,7 @@ export class UndiciTransport {
     let pools = cs.transports.get(SLOT)?.pools as ClusterPools | undefined;
     if (pools === undefined) {
       pools = new ClusterPools(poolOptions(cs), cs, this.#clock, this.#env);
-      cs.transports.set(SLOT, { pools, key: JSON.stringify(pools.options) });
+      cs.transports.set(SLOT, { pools, key: poolKey(pools.options, cs) });
     }
     if (host === undefined) {
       // Resolution NONE / PASSTHROUGH: the original destination (with the cluster's TLS, when it has one).
@@ -347,7 +356,7 @@ export class UndiciTransport {
     const t = cs.transports.get(SLOT);
     if (t === undefined) return;
     const next = poolOptions(cs);
-    const key = JSON.stringify(next);
+    const key = poolKey(next, cs);
     if (key === t.key) return;
     cs.transports.set(SLOT, { pools: new ClusterPools(next, cs, this.#clock, this.#env), key });
     void t.pools.close();
@@ -358,4 +367,9 @@ export class UndiciTransport {
     this.#env.close();
     await closeWithin([this.#agent], graceMs, this.#clock);
   }
+}
+
+/** What a cluster's pools are made with (a connect function is not in JSON: its keepalive settings stand for it). */
+function poolKey(o: Pool.Options, cs: ClusterState): string {
+  return JSON.stringify([o, cs.cluster.settings.connectionPool.tcpKeepalive ?? null]);
 }

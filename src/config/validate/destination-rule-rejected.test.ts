@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { dedent, doc, validateYaml } from '../../../test/helpers/config.ts';
 
@@ -132,15 +133,26 @@ describe('DestinationRule: rejected rules', () => {
   });
 });
 
+describe('DestinationRule: keepalives are applied (no warning)', () => {
+  it('accepts tcpKeepalive and http2KeepAlive without a warning (probes and interval: on a Node that sets them)', () => {
+    const { errors, warnings, resources } = validateYaml(dr('host: reviews\ntrafficPolicy: {connectionPool: {tcp: {tcpKeepalive: {time: 30s, interval: 5s, probes: 4}}, http: {http2KeepAlive: {interval: 30s, timeout: 5s}}}}'));
+    assert.deepEqual(errors, []);
+    if (Socket.prototype.setKeepAlive.length >= 4) assert.deepEqual(warnings, []);
+    else {
+      assert.equal(warnings.length, 2);
+      assert.ok(warnings.every((w) => /tcpKeepalive\.(probes|interval): not supported by meshlet: .*cannot set a socket's keepalive probe (count|interval) \(Node 24\.19 and later can\)/.test(w)), warnings.join('\n'));
+    }
+    assert.equal(resources.length, 1);
+  });
+});
+
 describe('DestinationRule: accepted with warnings', () => {
   const cases: { name: string; spec: string; warning: RegExp }[] = [
     { name: 'tunnel', spec: 'host: reviews\ntrafficPolicy: {tunnel: {protocol: CONNECT, targetHost: proxy.example.com, targetPort: 3128}}', warning: /not supported by meshlet: spec\.trafficPolicy\.tunnel; meshlet routes HTTP and gRPC only/ },
     { name: 'proxyProtocol', spec: 'host: reviews\ntrafficPolicy: {proxyProtocol: {version: V2}}', warning: /not supported by meshlet: spec\.trafficPolicy\.proxyProtocol;/ },
     { name: 'zoneAwareLbSetting', spec: 'host: reviews\ntrafficPolicy: {loadBalancer: {zoneAwareLbSetting: {enabled: true, minClusterSize: 6}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.loadBalancer\.zoneAwareLbSetting; .*use localityLbSetting/ },
-    { name: 'tcpKeepalive', spec: 'host: reviews\ntrafficPolicy: {connectionPool: {tcp: {tcpKeepalive: {time: 7200s, interval: 75s, probes: 9}}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.connectionPool\.tcp\.tcpKeepalive;/ },
     { name: 'maxConnectionDuration', spec: 'host: reviews\ntrafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 1h}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.connectionPool\.tcp\.maxConnectionDuration; connections are not closed after a maximum lifetime/ },
     { name: 'useClientProtocol', spec: 'host: reviews\ntrafficPolicy: {connectionPool: {http: {useClientProtocol: true}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.connectionPool\.http\.useClientProtocol;/ },
-    { name: 'http2KeepAlive', spec: 'host: reviews\ntrafficPolicy: {connectionPool: {http: {http2KeepAlive: {interval: 30s, timeout: 5s}}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.connectionPool\.http\.http2KeepAlive;/ },
     { name: 'credentialName', spec: 'host: reviews\ntrafficPolicy: {portLevelSettings: [{port: {number: 443}, tls: {mode: MUTUAL, credentialName: client-credential}}]}', warning: /not supported by meshlet: spec\.trafficPolicy\.portLevelSettings\[0\]\.tls\.credentialName; there are no Kubernetes secrets, so calls that use this setting fail \(never in plaintext\); use clientCertificate\/privateKey\/caCertificates files/ },
     { name: 'deprecated warmupDurationSecs', spec: 'host: reviews\ntrafficPolicy: {loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 100s}}', warning: /loadBalancer\.warmupDurationSecs: deprecated; use warmup\.duration/ },
     { name: 'deprecated consecutiveErrors', spec: 'host: reviews\ntrafficPolicy: {outlierDetection: {consecutiveErrors: 7, interval: 5m, baseEjectionTime: 15m}}', warning: /outlierDetection\.consecutiveErrors: deprecated; use consecutive5xxErrors/ },

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Socket } from 'node:net';
 import type {
   ClientTLSSettings,
   ConnectionPoolSettings,
@@ -46,13 +47,18 @@ const count = int({ min: 0, max: INT32_MAX });
 /** A protobuf `uint32` count. */
 const ucount = int({ min: 0, max: UINT32_MAX });
 
+/** Node sets a socket's keepalive probe interval and count from v24.19 (`setKeepAlive(enable, delay, interval, count)`). */
+const KEEPALIVE_PROBES_SETTABLE = Socket.prototype.setKeepAlive.length >= 4;
+
 const tcpSettings = obj<TCPSettings>({
   maxConnections: count,
   connectTimeout: msDuration(),
-  tcpKeepalive: unsupported(
-    obj<{ probes?: number; time?: string; interval?: string }>({ probes: ucount, time: msDuration(), interval: msDuration() }),
-    'TCP keepalive probes follow the operating system defaults',
-  ),
+  // Applied (adapters/keepalive.ts); a Node older than 24.19 sets only the idle time.
+  tcpKeepalive: obj<{ probes?: number; time?: string; interval?: string }>({
+    probes: KEEPALIVE_PROBES_SETTABLE ? ucount : unsupported(ucount, `Node ${process.version} cannot set a socket's keepalive probe count (Node 24.19 and later can); Node's default (10) applies`),
+    time: msDuration(),
+    interval: KEEPALIVE_PROBES_SETTABLE ? msDuration() : unsupported(msDuration(), `Node ${process.version} cannot set a socket's keepalive probe interval (Node 24.19 and later can); Node's default (1s) applies`),
+  }),
   maxConnectionDuration: unsupported(msDuration(), 'connections are not closed after a maximum lifetime; they close when idle (idleTimeout)'),
   // 0s disables the idle timeout (istio/istio#55409).
   idleTimeout: msDuration({ allowZero: true }),
@@ -69,11 +75,9 @@ const httpSettings = obj<HTTPSettings>(
     h2UpgradePolicy: oneOf(['DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE']),
     useClientProtocol: unsupported(bool, 'the upstream protocol comes from the port (HTTP2, GRPC: HTTP/2) and h2UpgradePolicy, whatever protocol the client spoke'),
     maxConcurrentStreams: count,
-    http2KeepAlive: unsupported(
-      // Istio requires both (validateConnectionPool: "http2 keepalive interval/timeout is required").
-      obj<{ interval?: string; timeout?: string }>({ interval: req(msDuration()), timeout: req(msDuration()) }),
-      'HTTP/2 PING keepalives are not sent',
-    ),
+    // Applied: PINGs at the interval; the timeout closes an unanswered gRPC connection (undici's HTTP/2 has no PING timeout).
+    // Istio requires both (validateConnectionPool: "http2 keepalive interval/timeout is required").
+    http2KeepAlive: obj<{ interval?: string; timeout?: string }>({ interval: req(msDuration()), timeout: req(msDuration()) }),
   },
   {
     check: (h, path, ctx) => {

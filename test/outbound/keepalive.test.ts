@@ -1,0 +1,146 @@
+/**
+ * DestinationRule keepalives on real connections: `tcp.tcpKeepalive.time` is the idle time
+ * before TCP keepalive probes on the sockets the mesh opens (undici's own, the TLS connector's,
+ * grpc-js's), and `http.http2KeepAlive` makes HTTP/2 connections send PINGs at its interval —
+ * through undici to an h2c port, and through grpc-js to a GRPC port — seen by a `node:http2`
+ * server counting the PING frames it receives.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createServer as createH2Server, constants as h2, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { createMesh, type Mesh } from '../../src/index.ts';
+import { KEEPALIVE_PROBES_SETTABLE } from '../../src/adapters/keepalive.ts';
+import { EchoClient, type Echo, unary } from '../helpers/grpc.ts';
+import { skipWithout } from '../helpers/tools.ts';
+import { destinationRule, serviceEntry } from '../helpers/upstreams.ts';
+import { until } from '../helpers/until.ts';
+
+/** Every `setKeepAlive(enable, delay, interval, count)` call on a socket of this process while `fn` runs. */
+async function keepAliveCalls(fn: () => Promise<void>): Promise<unknown[][]> {
+  const calls: unknown[][] = [];
+  const original = Socket.prototype.setKeepAlive;
+  Socket.prototype.setKeepAlive = function (this: Socket, ...args: unknown[]) {
+    calls.push(args);
+    return (original as (...a: unknown[]) => Socket).apply(this, args);
+  } as typeof original;
+  try {
+    await fn();
+  } finally {
+    Socket.prototype.setKeepAlive = original;
+  }
+  return calls;
+}
+
+/** The kernel's keepalive timer (seconds left) on this host's established connections to `port`, from `ss`. */
+function keepaliveTimers(port: number): number[] {
+  const out = execFileSync('ss', ['-tnoH', 'state', 'established', 'dst', `127.0.0.1:${port}`], { encoding: 'utf8' });
+  return [...out.matchAll(/timer:\(keepalive,(?:(\d+)min)?(?:(\d+)sec)?/g)].map((m) => Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0));
+}
+
+interface PingServer {
+  readonly port: number;
+  /** PING frames received (from any session). */
+  pings: number;
+  close(): Promise<void>;
+}
+
+/** An h2c server that answers every request: `grpc` → a trailers-only UNIMPLEMENTED, else 200 "ok"; it counts the PINGs it gets. */
+async function startPingServer(grpc: boolean): Promise<PingServer> {
+  const sessions = new Set<ServerHttp2Session>();
+  const server: Http2Server = createH2Server();
+  const s: PingServer = { port: 0, pings: 0, close: async () => undefined };
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.on('ping', () => s.pings++);
+    session.on('close', () => sessions.delete(session));
+  });
+  server.on('stream', (stream) => {
+    stream.on('data', () => {});
+    if (grpc) stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': 'no such method' }, { endStream: true });
+    else {
+      stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200 });
+      stream.end('ok');
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  (s as { port: number }).port = (server.address() as AddressInfo).port;
+  s.close = () =>
+    new Promise<void>((r) => {
+      for (const x of sessions) x.destroy();
+      server.close(() => r());
+    });
+  return s;
+}
+
+describe('DestinationRule keepalives', () => {
+  let http1: Server;
+  let http1Port: number;
+  let h2c: PingServer;
+  let grpcUp: PingServer;
+  let mesh: Mesh | undefined;
+
+  before(async () => {
+    http1 = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => http1.listen(0, '127.0.0.1', r));
+    http1Port = (http1.address() as AddressInfo).port;
+    [h2c, grpcUp] = await Promise.all([startPingServer(false), startPingServer(true)]);
+    const port = (protocol: string) => ({ ports: [{ number: 9080, name: 'http', protocol }] });
+    const keepalive = { connectionPool: { tcp: { tcpKeepalive: { time: '45s' } }, http: { http2KeepAlive: { interval: '100ms', timeout: '10s' } } } };
+    mesh = await createMesh({
+      service: 'client',
+      config: [
+        serviceEntry('kept', 'kept.default.svc.cluster.local', 9080, [{ port: http1Port }], port('HTTP')),
+        serviceEntry('plain', 'plain.default.svc.cluster.local', 9080, [{ port: http1Port }], port('HTTP')),
+        serviceEntry('pinged', 'pinged.default.svc.cluster.local', 9080, [{ port: h2c.port }], port('HTTP2')),
+        serviceEntry('rpc', 'rpc.default.svc.cluster.local', 9080, [{ port: grpcUp.port }], port('GRPC')),
+        destinationRule('kept', 'kept', { trafficPolicy: { connectionPool: { tcp: { tcpKeepalive: { time: '45s', interval: '5s', probes: 4 } } } } }),
+        destinationRule('pinged', 'pinged', { trafficPolicy: keepalive }),
+        destinationRule('rpc', 'rpc', { trafficPolicy: keepalive }),
+      ],
+    });
+  });
+
+  after(async () => {
+    await mesh?.close();
+    await Promise.all([new Promise<void>((r) => http1.close(() => r())), h2c.close(), grpcUp.close()]);
+  });
+
+  it('tcpKeepalive sets the keepalive of the connections to that destination (the kernel’s timer shows its time); others keep undici’s 60 s', { skip: skipWithout('ss') }, async () => {
+    const kept = await keepAliveCalls(async () => assert.equal(await (await (mesh as Mesh).fetch('http://kept:9080/')).text(), 'ok'));
+    // Node ≥ 24.19 sets the probe interval and count too.
+    assert.deepEqual(kept.at(-1), KEEPALIVE_PROBES_SETTABLE ? [true, 45_000, 5_000, 4] : [true, 45_000, 5_000, 4].slice(0, kept.at(-1)?.length));
+    const timers = keepaliveTimers(http1Port);
+    assert.equal(timers.length, 1, `one connection to the upstream: ${timers}`);
+    assert.ok((timers[0] as number) <= 45 && (timers[0] as number) > 30, `the kernel's keepalive timer: ${timers[0]} s`);
+    const plain = await keepAliveCalls(async () => assert.equal(await (await (mesh as Mesh).fetch('http://plain:9080/')).text(), 'ok'));
+    assert.deepEqual(plain, [[true, 60_000]]);
+    const both = keepaliveTimers(http1Port).sort((a, b) => a - b);
+    assert.equal(both.length, 2);
+    assert.ok((both[1] as number) > 45, `undici's own keepalive timer: ${both[1]} s`);
+  });
+
+  it('http2KeepAlive: an HTTP/2 connection through undici sends PINGs at the interval', async () => {
+    const r = await (mesh as Mesh).fetch('http://pinged:9080/');
+    assert.equal(await r.text(), 'ok');
+    // undici's own default is one PING a minute: several within seconds are the DestinationRule's.
+    await until(() => h2c.pings >= 3, 'three PINGs on the h2c connection', 20_000, 20);
+  });
+
+  it('http2KeepAlive and tcpKeepalive on a gRPC destination: grpc-js PINGs at the interval, its socket has the keepalive idle time', async () => {
+    const client = (mesh as Mesh).grpc.client(EchoClient, 'rpc:9080') as unknown as Echo;
+    try {
+      const calls = await keepAliveCalls(async () => {
+        const { error } = await unary(client, { text: 'hi' });
+        assert.equal(error?.code, 12);
+      });
+      assert.ok(calls.some(([on, delay]) => on === true && delay === 45_000), JSON.stringify(calls));
+      // No call is active now: the PINGs go on (Envoy pings busy or idle connections).
+      await until(() => grpcUp.pings >= 3, 'three PINGs on the gRPC connection', 20_000, 20);
+    } finally {
+      client.close();
+    }
+  });
+});
