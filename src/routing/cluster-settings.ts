@@ -264,6 +264,12 @@ export function describeConnectionPool(p: ResolvedConnectionPool, h2: boolean): 
   if (p.idleTimeoutMs !== undefined) parts.push(`idle timeout ${formatDuration(p.idleTimeoutMs)}`);
   if (p.maxRequestsPerConnection !== undefined) parts.push(`${p.maxRequestsPerConnection} requests per connection`);
   parts.push(h2 ? `HTTP/2, ${p.maxConcurrentStreams} streams per connection` : 'HTTP/1.1');
+  const k = p.tcpKeepalive;
+  if (k !== undefined) {
+    const set = [k.timeMs === undefined ? '' : `idle ${formatDuration(k.timeMs)}`, k.intervalMs === undefined ? '' : `interval ${formatDuration(k.intervalMs)}`, k.probes === undefined ? '' : `${k.probes} probes`].filter((x) => x !== '');
+    parts.push(`TCP keepalive (${set.length === 0 ? 'platform defaults' : set.join(', ')})`);
+  }
+  if (h2 && p.http2KeepAlive !== undefined) parts.push(`PING every ${formatDuration(p.http2KeepAlive.intervalMs)}, timeout ${formatDuration(p.http2KeepAlive.timeoutMs)}`);
   return parts.join(', ');
 }
 

@@ -53,6 +53,9 @@ spec:
     portLevelSettings:
     - port: {number: 9090}
       loadBalancer: {simple: ROUND_ROBIN}
+      connectionPool:
+        tcp: {tcpKeepalive: {time: 30s, probes: 3}}
+        http: {http2KeepAlive: {interval: 20s, timeout: 5s}}
   subsets:
   - name: v1
     labels: {version: v1}
@@ -83,7 +86,7 @@ describe('meshlet routes: clusters with their compiled settings', () => {
     // Port 9090: the port-level block replaces loadBalancer, connectionPool, outlierDetection and tls whole.
     const grpc = block('outbound|9090||api.internal');
     assert.match(grpc, /\n {6}lb: ROUND_ROBIN\n/);
-    assert.match(grpc, /\n {6}pool: active ∞, pending ∞, connections ∞, connect timeout 10s, HTTP\/2, 100 streams per connection; retries: maxRetries ∞/);
+    assert.match(grpc, /\n {6}pool: active ∞, pending ∞, connections ∞, connect timeout 10s, HTTP\/2, 100 streams per connection, TCP keepalive \(idle 30s, 3 probes\), PING every 20s, timeout 5s; retries: maxRetries ∞/);
     assert.doesNotMatch(grpc, /outlier detection/);
     assert.match(grpc, /\n {6}tls: auto-mTLS: mTLS to endpoints labelled security\.istio\.io\/tlsMode=istio whose PeerAuthentication is not DISABLE/);
   });
@@ -120,6 +123,8 @@ describe('meshlet routes: clusters with their compiled settings', () => {
     assert.equal(grpc.settings.outlierDetection, null);
     assert.equal(grpc.outlierDetection, null);
     assert.equal(grpc.settings.connectionPool.maxActive, 4294967295);
+    assert.deepEqual(grpc.settings.connectionPool.tcpKeepalive, { timeMs: 30000, intervalMs: null, probes: 3 });
+    assert.deepEqual(grpc.settings.connectionPool.http2KeepAlive, { intervalMs: 20000, timeoutMs: 5000 });
     const local = JSON.parse(meshlet(['routes', file, '--service', 'client', '--locality', 'us-east/a/1', '-o', 'json']).stdout);
     assert.equal(local.clusters.find((c: { name: string }) => c.name === 'outbound|9090||api.internal').localityPlan, null, 'the port block has no locality setting');
     assert.match(local.clusters.find((c: { name: string }) => c.name === 'outbound|8080|v1|api.internal').localityPlan, /^locality failover from us-east\/a\/1 \(us-east→us-west\): P0 1$/);
