@@ -73,7 +73,8 @@ export type { AnyResource, Kind, Resource, SpecByKind } from './config/resource.
 export { parseDuration, formatDuration } from './config/duration.ts';
 export { compileSnapshot, contentVersion } from './routing/compile.ts';
 export type { CompileOptions, InboundSection, Snapshot, WorkloadInfo } from './routing/compile.ts';
-export type { ClusterSettings, DeclaredTls, PoolLimits, ResolvedConnectionPool, ResolvedRetryBudget } from './routing/cluster-settings.ts';
+export type { ClusterSettings, DeclaredTls, PoolLimits, ResolvedConnectionPool, ResolvedRetryBudget, TcpKeepalive } from './routing/cluster-settings.ts';
+export type { TrafficDistribution } from './config/traffic-distribution.ts';
 export type { CookieGeneration, HashKeyPolicy, PickerKind, ResolvedLoadBalancer } from './routing/balancer/lb-settings.ts';
 export type { SlowStart } from './routing/balancer/warmup.ts';
 export type { ResolvedOutlierSettings } from './routing/outlier-settings.ts';

@@ -8,7 +8,7 @@
  */
 import type { InboundExplanation } from '../inbound/explain-types.ts';
 import { HostState } from '../routing/balancer/host.ts';
-import { planLocality } from '../routing/balancer/locality.ts';
+import { clusterLocalityPlan } from '../routing/balancer/picker.ts';
 import {
   type ClusterSettings,
   describeConnectionPool,
@@ -104,7 +104,7 @@ export interface ClusterClient {
  */
 export function localityPlan(c: Cluster, client: ClusterClient): string {
   const hosts = c.endpoints.map((e) => new HostState(e));
-  return planLocality(hosts, c.settings.loadBalancer.locality, { locality: client.locality, labels: client.labels, outlierDetection: c.settings.outlierDetection !== undefined }).description;
+  return clusterLocalityPlan(hosts, c.settings.loadBalancer, { locality: client.locality, labels: client.labels, outlierDetection: c.settings.outlierDetection !== undefined }).description;
 }
 
 /** A cluster's compiled settings as plain data (every field present, null when it does not apply). */

@@ -14,6 +14,7 @@ import type { Service } from '../config/registry.ts';
 import type { ClientTLSSettings, ConnectionPoolSettings, RetryBudget as RetryBudgetSettings } from '../config/types/destination-rule.ts';
 import type { TrafficPolicy } from '../config/types/networking.ts';
 import { type HashKeyPolicy, type ResolvedLoadBalancer, resolveLoadBalancer } from './balancer/lb-settings.ts';
+import { trafficDistributionOf } from '../config/traffic-distribution.ts';
 import { describeSlowStart } from './balancer/warmup.ts';
 import { type ResolvedOutlierSettings, resolveOutlierSettings } from './outlier-settings.ts';
 
@@ -210,7 +211,7 @@ export function compileClusterSettings(policy: TrafficPolicy, service: Service, 
   const pool = connectionPool(policy.connectionPool, h2);
   const od = policy.outlierDetection;
   return Object.freeze({
-    loadBalancer: resolveLoadBalancer(lb),
+    loadBalancer: resolveLoadBalancer(lb, trafficDistributionOf(service.resource)),
     connectionPool: pool,
     outlierDetection: od === undefined ? undefined : resolveOutlierSettings(od),
     retryBudget: resolveRetryBudget(policy.retryBudget, pool.limits.maxRetries),
@@ -252,7 +253,7 @@ export function describeLoadBalancer(lb: ResolvedLoadBalancer): string {
   else if (l !== undefined) {
     if ((l.distribute ?? []).length > 0) parts.push(`locality distribute (${l.distribute?.length} rule${l.distribute?.length === 1 ? '' : 's'})`);
     if ((l.failover ?? []).length > 0) parts.push(`locality failover ${l.failover?.map((f) => `${f.from ?? '*'}→${f.to ?? '*'}`).join(', ')}`);
-    if ((l.failoverPriority ?? []).length > 0) parts.push(`failoverPriority ${l.failoverPriority?.join(', ')}`);
+    if ((l.failoverPriority ?? []).length > 0) parts.push(`${lb.trafficDistribution === undefined ? '' : `trafficDistribution ${lb.trafficDistribution}: `}failoverPriority ${l.failoverPriority?.join(', ')}`);
   }
   return parts.length === 0 ? lb.kind : `${lb.kind} (${parts.join(', ')})`;
 }

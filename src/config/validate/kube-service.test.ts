@@ -170,10 +170,25 @@ describe('Service: warnings and notices', () => {
     assert.ok(warnings.some((w) => /spec\.ports\[0\]\.targetport: unknown field "targetport" of a Service port \(did you mean "targetPort"\?\)/.test(w)), warnings.join('\n'));
   });
 
-  it('warns about traffic settings meshlet does not apply', () => {
+  it('warns about internalTrafficPolicy Local (not applied); trafficDistribution is applied, an unknown value warned about', () => {
     const { warnings } = validateYaml(svc('ports: [{port: 80}]\ninternalTrafficPolicy: Local\ntrafficDistribution: PreferClose'));
-    assert.equal(warnings.length, 2, warnings.join('\n'));
+    assert.equal(warnings.length, 1, warnings.join('\n'));
     assert.match(warnings[0] ?? '', /internalTrafficPolicy: not supported by meshlet/);
-    assert.match(warnings[1] ?? '', /trafficDistribution: not supported by meshlet/);
+    for (const v of ['PreferSameZone', 'PreferSameNode']) assert.deepEqual(validateYaml(svc(`ports: [{port: 80}]\ntrafficDistribution: ${v}`)).warnings, []);
+    const unknown = validateYaml(svc('ports: [{port: 80}]\ntrafficDistribution: preferclose'));
+    assert.equal(unknown.resources.length, 1);
+    assert.match(unknown.warnings.join('\n'), /spec\.trafficDistribution: unknown value "preferclose" \(Kubernetes accepts PreferClose, PreferSameZone, PreferSameNode\); it has no effect/);
+  });
+
+  it('the networking.istio.io/traffic-distribution annotation, on a Service or a ServiceEntry: any case; an unknown value is warned about', () => {
+    const annotated = (kind: string, value: string, spec: string) => `apiVersion: ${kind === 'Service' ? 'v1' : 'networking.istio.io/v1'}\nkind: ${kind}\nmetadata:\n  name: reviews\n  annotations: {networking.istio.io/traffic-distribution: ${value}}\nspec:\n${spec}`;
+    const svcSpec = '  ports: [{name: http, port: 80}]\n';
+    const seSpec = '  hosts: [reviews.example.com]\n  ports: [{name: http, number: 80, protocol: HTTP}]\n  resolution: DNS\n';
+    for (const [kind, spec] of [['Service', svcSpec], ['ServiceEntry', seSpec]] as const) {
+      assert.deepEqual(validateYaml(annotated(kind, 'preferSameNode', spec)).warnings, [], kind);
+      const bad = validateYaml(annotated(kind, 'nearby', spec));
+      assert.equal(bad.resources.length, 1);
+      assert.match(bad.warnings.join('\n'), /metadata\.annotations\["networking\.istio\.io\/traffic-distribution"\]: unknown value "nearby" \(Istio reads PreferClose, PreferSameZone, PreferSameNode, in any case\); it has no effect/, kind);
+    }
   });
 });

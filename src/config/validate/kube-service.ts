@@ -15,6 +15,7 @@ import type { ObjectMeta } from '../types/common.ts';
 import type { KubeServicePort, KubeServiceSpec } from '../types/kubernetes.ts';
 import { checkDnsLabel, checkDnsSubdomain, isIpAddress, labels } from './common.ts';
 import { bool, fail, int, list, oneOf, str, strWith, suggest, warn, type Ctx, type Validator } from './schema.ts';
+import { KUBERNETES_TRAFFIC_DISTRIBUTIONS, parseTrafficDistribution, TRAFFIC_DISTRIBUTION_ANNOTATION } from '../traffic-distribution.ts';
 
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -179,9 +180,17 @@ function checkService(spec: KubeServiceSpec, path: FieldPath, ctx: Ctx, raw: Rec
   if (spec.internalTrafficPolicy === 'Local') {
     ctx.issues.at(ctx.subject, [...path, 'internalTrafficPolicy'], 'warning', 'not supported by meshlet: internalTrafficPolicy Local (node-local endpoints); every endpoint is used', 'MESHLET0002');
   }
-  if (spec.trafficDistribution !== undefined) {
-    ctx.issues.at(ctx.subject, [...path, 'trafficDistribution'], 'warning', 'not supported by meshlet: trafficDistribution; use a DestinationRule localityLbSetting for locality-aware routing', 'MESHLET0002');
+  // Applied (config/traffic-distribution.ts); a value Kubernetes does not know prefers nothing.
+  if (typeof spec.trafficDistribution === 'string' && parseTrafficDistribution(spec.trafficDistribution, false) === undefined) {
+    warn(ctx, [...path, 'trafficDistribution'], `unknown value "${spec.trafficDistribution}" (Kubernetes accepts ${KUBERNETES_TRAFFIC_DISTRIBUTIONS.join(', ')}); it has no effect`);
   }
+}
+
+/** The `networking.istio.io/traffic-distribution` annotation of a Service or ServiceEntry: a value Istio does not know is warned about (it prefers nothing). */
+export function checkTrafficDistributionAnnotation(metadata: ObjectMeta | undefined, ctx: Ctx): void {
+  const v = metadata?.annotations?.[TRAFFIC_DISTRIBUTION_ANNOTATION];
+  if (v === undefined || v === '' || parseTrafficDistribution(v, true) !== undefined) return;
+  warn(ctx, ['metadata', 'annotations', TRAFFIC_DISTRIBUTION_ANNOTATION], `unknown value "${v}" (Istio reads ${KUBERNETES_TRAFFIC_DISTRIBUTIONS.join(', ')}, in any case); it has no effect`);
 }
 
 /**
@@ -189,6 +198,7 @@ function checkService(spec: KubeServiceSpec, path: FieldPath, ctx: Ctx, raw: Rec
  * `networking.istio.io/exportTo` annotation (`.`, `*`, `~` or namespace names, comma-separated).
  */
 export function checkServiceMetadata(metadata: ObjectMeta, ctx: Ctx): void {
+  checkTrafficDistributionAnnotation(metadata, ctx);
   // An invalid DNS-1123 name was reported already; only the stricter DNS-1035 rule is added here.
   const problem = typeof metadata.name === 'string' ? checkServiceName(metadata.name) : undefined;
   if (problem !== undefined) fail(ctx, ['metadata', 'name'], problem);

@@ -12,6 +12,8 @@ import { checkDnsLabel, checkHost, checkIpOrCidr, isIpAddress, workloadSelector 
 import { exportToList } from './shared-networking.ts';
 import { fail, list, metadataValue, nonEmpty, obj, oneOf, port, req, strWith, unsupported, warn, type Ctx, type Validator } from './schema.ts';
 import { endpointSpec, isUnixAddress } from './workload-entry.ts';
+import type { ObjectMeta } from '../types/common.ts';
+import { checkTrafficDistributionAnnotation } from './kube-service.ts';
 
 /** Port protocols a ServiceEntry may declare (Istio compares them ignoring case). */
 const PROTOCOLS = ['HTTP', 'HTTPS', 'GRPC', 'HTTP2', 'MONGO', 'TCP', 'TLS'] as const;
@@ -109,6 +111,9 @@ function checkServiceEntry(se: ServiceEntrySpec, path: FieldPath, ctx: Ctx, raw:
       }
     });
   }
+
+  // Applied like a Service's (config/traffic-distribution.ts); a value Istio does not know prefers nothing.
+  checkTrafficDistributionAnnotation(ctx.metadata as ObjectMeta | undefined, ctx);
 
   // Without addresses, a TCP port can be told apart only by an auto-allocated IP (Istio: not for NONE, nor when opted out).
   const autoAllocation = resolution !== 'NONE' && metadataValue(ctx, 'labels', AUTOALLOCATE_LABEL)?.toLowerCase() !== 'false';

@@ -12,6 +12,7 @@ import type { LoadBalancerSettings, LocalityLoadBalancerSetting } from '../../co
 import { DEFAULT_MAGLEV_TABLE_SIZE } from './maglev.ts';
 import { DEFAULT_MIN_RING_SIZE } from './ring-hash.ts';
 import { describeSlowStart, type SlowStart, slowStartFrom } from './warmup.ts';
+import { localityFor, type TrafficDistribution } from '../../config/traffic-distribution.ts';
 
 /** The algorithms Istio configures Envoy with. */
 export type PickerKind = 'LEAST_REQUEST' | 'ROUND_ROBIN' | 'RANDOM' | 'PASSTHROUGH' | 'RING_HASH' | 'MAGLEV';
@@ -48,6 +49,8 @@ export interface ResolvedLoadBalancer {
   readonly slowStart: SlowStart | undefined;
   /** The locality setting the picker plans with (`{ enabled: false }` for PASSTHROUGH, which has no locality structure). */
   readonly locality: LocalityLoadBalancerSetting | undefined;
+  /** The locality setting comes from the service's traffic distribution: its failover applies without outlier detection (Istio). */
+  readonly trafficDistribution: TrafficDistribution | undefined;
   /** What a picker adds to its kind when printed: the hash key or the slow start ('' for none). */
   readonly description: string;
 }
@@ -94,10 +97,14 @@ function hashKeyDescription(ch: NonNullable<LoadBalancerSettings['consistentHash
 
 const PASSTHROUGH_LOCALITY: LocalityLoadBalancerSetting = Object.freeze({ enabled: false });
 
-/** Resolves the effective `loadBalancer` block (undefined = Istio's defaults). */
-export function resolveLoadBalancer(settings: LoadBalancerSettings | undefined): ResolvedLoadBalancer {
+/**
+ * Resolves the effective `loadBalancer` block (undefined = Istio's defaults); a service's
+ * `trafficDistribution` stands in for a `localityLbSetting` the block does not have.
+ */
+export function resolveLoadBalancer(settings: LoadBalancerSettings | undefined, distribution?: TrafficDistribution): ResolvedLoadBalancer {
   const kind = pickerKind(settings);
   const ch = settings?.consistentHash;
+  const td = kind !== 'PASSTHROUGH' && settings?.localityLbSetting === undefined ? distribution : undefined;
   const slowStart = kind === 'ROUND_ROBIN' || kind === 'LEAST_REQUEST' ? slowStartFrom(settings) : undefined;
   // 0 means unset (protobuf), so Envoy's default applies.
   const tableSize = kind === 'MAGLEV' ? (ch?.maglev?.tableSize ?? DEFAULT_MAGLEV_TABLE_SIZE) : kind === 'RING_HASH' ? ch?.ringHash?.minimumRingSize || ch?.minimumRingSize || DEFAULT_MIN_RING_SIZE : undefined;
@@ -106,7 +113,8 @@ export function resolveLoadBalancer(settings: LoadBalancerSettings | undefined):
     tableSize,
     hashKey: ch === undefined ? undefined : hashKeyPolicy(ch),
     slowStart,
-    locality: kind === 'PASSTHROUGH' ? PASSTHROUGH_LOCALITY : settings?.localityLbSetting,
+    locality: kind === 'PASSTHROUGH' ? PASSTHROUGH_LOCALITY : (settings?.localityLbSetting ?? (td === undefined ? undefined : localityFor(td))),
+    trafficDistribution: td,
     description: ch !== undefined ? hashKeyDescription(ch) : slowStart === undefined ? '' : describeSlowStart(slowStart),
   });
 }

@@ -21,9 +21,9 @@ import type { Clock, Random } from '../../core/clock.ts';
 import type { LoadBalancerSettings } from '../../config/types/destination-rule.ts';
 import type { Algorithm } from './algorithm.ts';
 import { ClusterPicker, type Picker } from './cluster-picker.ts';
-import type { HostSet } from './host.ts';
+import type { HostSet, HostState } from './host.ts';
 import { LeastRequest } from './least-request.ts';
-import { planLocality } from './locality.ts';
+import { type LocalityClient, type LocalityPlan, planLocality } from './locality.ts';
 import { type ResolvedLoadBalancer, resolveLoadBalancer } from './lb-settings.ts';
 import { Maglev } from './maglev.ts';
 import { RandomChoice } from './random.ts';
@@ -85,6 +85,16 @@ export function pickerFor(set: HostSet, lb: ResolvedLoadBalancer, ctx: PickerCon
     default:
       newAlgorithm = () => new LeastRequest(ctx.random, ctx.clock, slowStart);
   }
-  const plan = planLocality(set.hosts, lb.locality, ctx);
+  const plan = clusterLocalityPlan(set.hosts, lb, ctx);
   return new ClusterPicker({ kind, set, plan, hashed: lb.hashKey !== undefined, newAlgorithm, random: ctx.random, extra: lb.description });
+}
+
+/**
+ * The locality plan of a cluster's hosts: its setting, or the service's traffic distribution
+ * (whose failover needs no outlier detection, and whose description says where it comes from).
+ */
+export function clusterLocalityPlan(hosts: readonly HostState[], lb: ResolvedLoadBalancer, client: LocalityClient): LocalityPlan {
+  const td = lb.trafficDistribution;
+  const plan = planLocality(hosts, lb.locality, td === undefined ? client : { ...client, outlierDetection: true });
+  return td === undefined || plan.description === '' ? plan : { ...plan, description: `trafficDistribution ${td}: ${plan.description}` };
 }
