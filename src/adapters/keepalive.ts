@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { buildConnector } from 'undici';
 import type { TcpKeepalive } from '../routing/cluster-settings.ts';
@@ -14,9 +15,26 @@ import type { TcpKeepalive } from '../routing/cluster-settings.ts';
 /** True when this Node sets a socket's keepalive interval and probe count (v24.19 and later). */
 export const KEEPALIVE_PROBES_SETTABLE = Socket.prototype.setKeepAlive.length >= 4;
 
-/** Turns keepalive on with the rule's values; an unset time leaves the operating system's idle time, an unset interval or count Node's (1 s, 10). */
+/** A kernel keepalive default (Linux's sysctl), else the value Linux ships with. */
+function sysctl(name: string, fallback: number): number {
+  try {
+    const n = Number(readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * The operating system's keepalive settings, in ms and probes: what Envoy leaves in place for a
+ * field the rule does not set. (Node cannot leave them in place: given an idle time it also sets
+ * the interval and count, to 1 s and 10 unless told; given none it sets neither.)
+ */
+export const OS_KEEPALIVE = Object.freeze({ timeMs: sysctl('tcp_keepalive_time', 7200) * 1000, intervalMs: sysctl('tcp_keepalive_intvl', 75) * 1000, probes: sysctl('tcp_keepalive_probes', 9) });
+
+/** Turns keepalive on with the rule's values, the operating system's for those it does not set (as Envoy sets only the fields given). */
 export function applyKeepalive(socket: Socket, k: TcpKeepalive): void {
-  socket.setKeepAlive(true, k.timeMs ?? 0, k.intervalMs, k.probes);
+  socket.setKeepAlive(true, k.timeMs ?? OS_KEEPALIVE.timeMs, k.intervalMs ?? OS_KEEPALIVE.intervalMs, k.probes ?? OS_KEEPALIVE.probes);
 }
 
 /**
@@ -25,7 +43,7 @@ export function applyKeepalive(socket: Socket, k: TcpKeepalive): void {
  * sets only the idle time, so the interval and count are set on the socket it made.
  */
 export function keepaliveConnector(connectTimeoutMs: number, h2: boolean, k: TcpKeepalive, servername?: string): buildConnector.connector {
-  const base = buildConnector({ allowH2: h2, useH2c: h2, timeout: connectTimeoutMs, keepAlive: true, keepAliveInitialDelay: k.timeMs ?? 0, ...(servername === undefined ? {} : { servername }) } as buildConnector.BuildOptions);
+  const base = buildConnector({ allowH2: h2, useH2c: h2, timeout: connectTimeoutMs, keepAlive: true, keepAliveInitialDelay: k.timeMs ?? OS_KEEPALIVE.timeMs, ...(servername === undefined ? {} : { servername }) } as buildConnector.BuildOptions);
   return (opts, callback) =>
     base(opts, (...args) => {
       const socket = args[1];

@@ -7,7 +7,7 @@ import { compileClusterSettings, DEFAULT_MAX_RETRIES, UNLIMITED, type ClusterSet
 import { compileSnapshot } from './compile.ts';
 import type { Cluster } from './route-table.ts';
 
-const svc = (resolution: Service['resolution'] = 'STATIC') => ({ hostname: 'r.default.svc.cluster.local', resolution }) as Service;
+const svc = (resolution: Service['resolution'] = 'STATIC') => ({ hostname: 'r.default.svc.cluster.local', resolution, resource: { kind: 'ServiceEntry', metadata: { name: 'r', namespace: 'default' }, spec: {} } }) as unknown as Service;
 const compile = (policy: TrafficPolicy, protocol = 'HTTP', resolution?: Service['resolution']): ClusterSettings => compileClusterSettings(policy, svc(resolution), protocol);
 
 describe('compileClusterSettings', () => {

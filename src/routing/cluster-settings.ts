@@ -142,7 +142,11 @@ export interface ClusterSettings {
   readonly retryBudget: ResolvedRetryBudget;
   /** Undefined: no `tls` block applies. */
   readonly tls: DeclaredTls | undefined;
-  /** The upstream speaks HTTP/2: port protocol HTTP2, GRPC or GRPC-WEB, or `h2UpgradePolicy: UPGRADE`. */
+  /**
+   * The mesh's HTTP calls (fetch, undici) reach the upstream over HTTP/2: port protocol HTTP2, GRPC
+   * or GRPC-WEB, or `h2UpgradePolicy: UPGRADE` — unless `useClientProtocol` keeps the protocol
+   * those clients speak, HTTP/1.1 (gRPC calls are HTTP/2 either way).
+   */
   readonly h2: boolean;
   /** Calls go to the request's original address instead of a picked endpoint (`PASSTHROUGH`, resolution NONE or DYNAMIC_DNS). */
   readonly passthrough: boolean;
@@ -207,11 +211,14 @@ function http2KeepAlive(k: { interval?: string; timeout?: string } | undefined):
  */
 export function compileClusterSettings(policy: TrafficPolicy, service: Service, protocol: string): ClusterSettings {
   const lb = policy.loadBalancer;
-  const h2 = H2_PROTOCOLS.has(protocol) || policy.connectionPool?.http?.h2UpgradePolicy === 'UPGRADE';
-  const pool = connectionPool(policy.connectionPool, h2);
+  // The pool's limits follow the upstream protocol the port declares (gRPC calls are HTTP/2 whatever the rule says).
+  const h2Port = H2_PROTOCOLS.has(protocol) || policy.connectionPool?.http?.h2UpgradePolicy === 'UPGRADE';
+  const pool = connectionPool(policy.connectionPool, h2Port);
+  // useClientProtocol (Envoy's use_downstream_protocol_config): the mesh's HTTP clients speak HTTP/1.1, so their calls stay HTTP/1.1.
+  const h2 = h2Port && policy.connectionPool?.http?.useClientProtocol !== true;
   const od = policy.outlierDetection;
   return Object.freeze({
-    loadBalancer: resolveLoadBalancer(lb, trafficDistributionOf(service.resource)),
+    loadBalancer: resolveLoadBalancer(lb, endpointsTiered(service) ? trafficDistributionOf(service.resource) : undefined),
     connectionPool: pool,
     outlierDetection: od === undefined ? undefined : resolveOutlierSettings(od),
     retryBudget: resolveRetryBudget(policy.retryBudget, pool.limits.maxRetries),
@@ -219,6 +226,16 @@ export function compileClusterSettings(policy: TrafficPolicy, service: Service, 
     h2,
     passthrough: lb?.simple === 'PASSTHROUGH' || service.resolution === 'NONE' || service.resolution === 'DYNAMIC_DNS',
   });
+}
+
+/**
+ * Whether istiod tiers the cluster's endpoints by labels: an EDS cluster. A DNS cluster
+ * (resolution DNS, DNS_ROUND_ROBIN) gets no failoverPriority tiers ("TODO: enable
+ * failoverPriority for STRICT_DNS cluster type"), and a passthrough one (NONE, DYNAMIC_DNS) no
+ * endpoints at all, so a service's traffic distribution does nothing there.
+ */
+function endpointsTiered(service: Service): boolean {
+  return service.resolution === 'STATIC';
 }
 
 const count = (n: number): string => (n === UNLIMITED ? '∞' : String(n));

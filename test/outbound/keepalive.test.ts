@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:http';
 import { type AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
-import { KEEPALIVE_PROBES_SETTABLE } from '../../src/adapters/keepalive.ts';
+import { KEEPALIVE_PROBES_SETTABLE, OS_KEEPALIVE } from '../../src/adapters/keepalive.ts';
 import { EchoClient, type Echo, unary } from '../helpers/grpc.ts';
 import { skipWithout } from '../helpers/tools.ts';
 import { destinationRule, serviceEntry } from '../helpers/upstreams.ts';
@@ -84,6 +84,8 @@ describe('DestinationRule keepalives', () => {
 
   before(async () => {
     http1 = createServer((_req, res) => res.end('ok'));
+    // Idle connections stay (undici keeps one for the server's keep-alive hint minus 2 s): the test reads them with ss.
+    http1.keepAliveTimeout = 60_000;
     await new Promise<void>((r) => http1.listen(0, '127.0.0.1', r));
     http1Port = (http1.address() as AddressInfo).port;
     [h2c, grpcUp] = await Promise.all([startPingServer(false), startPingServer(true)]);
@@ -94,6 +96,8 @@ describe('DestinationRule keepalives', () => {
       config: [
         serviceEntry('kept', 'kept.default.svc.cluster.local', 9080, [{ port: http1Port }], port('HTTP')),
         serviceEntry('plain', 'plain.default.svc.cluster.local', 9080, [{ port: http1Port }], port('HTTP')),
+        serviceEntry('probed', 'probed.default.svc.cluster.local', 9080, [{ port: http1Port }], port('HTTP')),
+        destinationRule('probed', 'probed', { trafficPolicy: { connectionPool: { tcp: { tcpKeepalive: { probes: 3 } } } } }),
         serviceEntry('pinged', 'pinged.default.svc.cluster.local', 9080, [{ port: h2c.port }], port('HTTP2')),
         serviceEntry('rpc', 'rpc.default.svc.cluster.local', 9080, [{ port: grpcUp.port }], port('GRPC')),
         destinationRule('kept', 'kept', { trafficPolicy: { connectionPool: { tcp: { tcpKeepalive: { time: '45s', interval: '5s', probes: 4 } } } } }),
@@ -120,6 +124,14 @@ describe('DestinationRule keepalives', () => {
     const both = keepaliveTimers(http1Port).sort((a, b) => a - b);
     assert.equal(both.length, 2);
     assert.ok((both[1] as number) > 45, `undici's own keepalive timer: ${both[1]} s`);
+  });
+
+  it('a field the rule leaves out keeps the operating system’s value (Envoy sets only the fields given)', { skip: skipWithout('ss') }, async () => {
+    const calls = await keepAliveCalls(async () => assert.equal(await (await (mesh as Mesh).fetch('http://probed:9080/')).text(), 'ok'));
+    const want = [true, OS_KEEPALIVE.timeMs, OS_KEEPALIVE.intervalMs, 3];
+    assert.deepEqual(calls.at(-1), KEEPALIVE_PROBES_SETTABLE ? want : want.slice(0, calls.at(-1)?.length));
+    // The kernel's timer runs from the OS idle time (2 h on a default Linux), not undici's 60 s.
+    if (OS_KEEPALIVE.timeMs > 600_000) assert.ok(keepaliveTimers(http1Port).some((t) => t > 600), `timers: ${keepaliveTimers(http1Port)}`);
   });
 
   it('http2KeepAlive: an HTTP/2 connection through undici sends PINGs at the interval', async () => {

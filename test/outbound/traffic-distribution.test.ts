@@ -29,7 +29,7 @@ describe('trafficDistribution, through real calls', () => {
   let mesh: Mesh;
 
   before(async () => {
-    for (const n of ['a-near', 'a-far', 'b-near', 'b-far', 'c-near', 'c-far', 'd-far', 'e-near', 'e-far', 'f-node', 'f-zone']) ups[n] = await startUpstream(n);
+    for (const n of ['a-near', 'a-far', 'b-near', 'b-far', 'c-near', 'c-far', 'c2-near', 'c2-far', 'd-region', 'd-far', 'e-near', 'e-far', 'f-node', 'f-zone']) ups[n] = await startUpstream(n);
     const up = (n: string) => (ups[n] as Upstream).port;
     mesh = await createMesh({
       service: 'client',
@@ -50,8 +50,13 @@ describe('trafficDistribution, through real calls', () => {
         workloadEntry('c-near', 'c', up('c-near'), 'us-east/us-east-1a/rack-1'),
         workloadEntry('c-far', 'c', up('c-far'), 'us-west/us-west-1a/rack-1'),
         destinationRule('c', 'c', { trafficPolicy: { loadBalancer: { localityLbSetting: { enabled: false } } } }),
-        // d: nothing in the caller's zone: the next tier is used.
+        // c2: the same annotation without a DestinationRule: applied.
+        service('c2', {}, { 'networking.istio.io/traffic-distribution': 'preferclose' }),
+        workloadEntry('c2-near', 'c2', up('c2-near'), 'us-east/us-east-1a/rack-1'),
+        workloadEntry('c2-far', 'c2', up('c2-far'), 'us-west/us-west-1a/rack-1'),
+        // d: nothing in the caller's zone: the next tier (same region, another zone) before another region.
         service('d', { trafficDistribution: 'PreferSameZone' }),
+        workloadEntry('d-region', 'd', up('d-region'), 'us-east/us-east-1c/rack-1'),
         workloadEntry('d-far', 'd', up('d-far'), 'us-west/us-west-1a/rack-1'),
         // e: a ServiceEntry with the annotation.
         {
@@ -89,7 +94,8 @@ describe('trafficDistribution, through real calls', () => {
     { name: 'spec PreferClose: the caller’s zone only (another rack of it too), no outlier detection needed', url: 'http://a:9080/', served: ['a-near'] },
     { name: 'no trafficDistribution: every endpoint', url: 'http://b:9080/', served: ['b-far', 'b-near'] },
     { name: 'a DestinationRule localityLbSetting wins over the annotation', url: 'http://c:9080/', served: ['c-far', 'c-near'] },
-    { name: 'PreferSameZone with nothing in the zone: the next tier', url: 'http://d:9080/', served: ['d-far'] },
+    { name: 'the annotation (any case) without a DestinationRule', url: 'http://c2:9080/', served: ['c2-near'] },
+    { name: 'PreferSameZone with nothing in the zone: the same region before another', url: 'http://d:9080/', served: ['d-region'] },
     { name: 'a ServiceEntry’s annotation', url: 'http://e.example.internal:9080/', served: ['e-near'] },
     { name: 'PreferSameNode: the caller’s node first', url: 'http://f:9080/', served: ['f-node'] },
   ];
@@ -98,6 +104,27 @@ describe('trafficDistribution, through real calls', () => {
       assert.deepEqual(await served(r.url), r.served);
     });
   }
+
+  it('a DNS ServiceEntry gets no tiers (istiod builds no failoverPriority for DNS clusters), nor does a passthrough one', async () => {
+    const m = await createMesh({
+      service: 'client',
+      locality: 'us-east/us-east-1a',
+      config: ['DNS', 'NONE'].map((resolution) => ({
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'ServiceEntry',
+        metadata: { name: resolution.toLowerCase(), namespace: 'default', annotations: { 'networking.istio.io/traffic-distribution': 'PreferClose' } },
+        spec: { hosts: [`${resolution.toLowerCase()}.example.internal`], location: 'MESH_INTERNAL', resolution, ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], ...(resolution === 'DNS' ? { endpoints: [{ address: 'near.example.internal', locality: 'us-east/us-east-1a' }, { address: 'far.example.internal', locality: 'us-west/us-west-1a' }] } : {}) },
+      })),
+    });
+    try {
+      for (const host of ['dns.example.internal', 'none.example.internal']) {
+        const x = m.explain({ url: `http://${host}/` });
+        assert.doesNotMatch(JSON.stringify(x), /trafficDistribution|failoverPriority/, host);
+      }
+    } finally {
+      await m.close();
+    }
+  });
 
   it('explain names it', () => {
     const x = mesh.explain({ url: 'http://a:9080/' });

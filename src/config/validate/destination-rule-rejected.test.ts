@@ -133,9 +133,9 @@ describe('DestinationRule: rejected rules', () => {
   });
 });
 
-describe('DestinationRule: keepalives are applied (no warning)', () => {
-  it('accepts tcpKeepalive and http2KeepAlive without a warning (probes and interval: on a Node that sets them)', () => {
-    const { errors, warnings, resources } = validateYaml(dr('host: reviews\ntrafficPolicy: {connectionPool: {tcp: {tcpKeepalive: {time: 30s, interval: 5s, probes: 4}}, http: {http2KeepAlive: {interval: 30s, timeout: 5s}}}}'));
+describe('DestinationRule: keepalives and useClientProtocol are applied (no warning)', () => {
+  it('accepts tcpKeepalive, http2KeepAlive and useClientProtocol without a warning (probes and interval: on a Node that sets them)', () => {
+    const { errors, warnings, resources } = validateYaml(dr('host: reviews\ntrafficPolicy: {connectionPool: {tcp: {tcpKeepalive: {time: 30s, interval: 5s, probes: 4}}, http: {http2KeepAlive: {interval: 30s, timeout: 5s}, useClientProtocol: true}}}'));
     assert.deepEqual(errors, []);
     if (Socket.prototype.setKeepAlive.length >= 4) assert.deepEqual(warnings, []);
     else {
@@ -152,7 +152,6 @@ describe('DestinationRule: accepted with warnings', () => {
     { name: 'proxyProtocol', spec: 'host: reviews\ntrafficPolicy: {proxyProtocol: {version: V2}}', warning: /not supported by meshlet: spec\.trafficPolicy\.proxyProtocol;/ },
     { name: 'zoneAwareLbSetting', spec: 'host: reviews\ntrafficPolicy: {loadBalancer: {zoneAwareLbSetting: {enabled: true, minClusterSize: 6}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.loadBalancer\.zoneAwareLbSetting; .*use localityLbSetting/ },
     { name: 'maxConnectionDuration', spec: 'host: reviews\ntrafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 1h}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.connectionPool\.tcp\.maxConnectionDuration; connections are not closed after a maximum lifetime/ },
-    { name: 'useClientProtocol', spec: 'host: reviews\ntrafficPolicy: {connectionPool: {http: {useClientProtocol: true}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.connectionPool\.http\.useClientProtocol;/ },
     { name: 'credentialName', spec: 'host: reviews\ntrafficPolicy: {portLevelSettings: [{port: {number: 443}, tls: {mode: MUTUAL, credentialName: client-credential}}]}', warning: /not supported by meshlet: spec\.trafficPolicy\.portLevelSettings\[0\]\.tls\.credentialName; there are no Kubernetes secrets, so calls that use this setting fail \(never in plaintext\); use clientCertificate\/privateKey\/caCertificates files/ },
     { name: 'deprecated warmupDurationSecs', spec: 'host: reviews\ntrafficPolicy: {loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 100s}}', warning: /loadBalancer\.warmupDurationSecs: deprecated; use warmup\.duration/ },
     { name: 'deprecated consecutiveErrors', spec: 'host: reviews\ntrafficPolicy: {outlierDetection: {consecutiveErrors: 7, interval: 5m, baseEjectionTime: 15m}}', warning: /outlierDetection\.consecutiveErrors: deprecated; use consecutive5xxErrors/ },

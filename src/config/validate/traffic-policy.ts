@@ -73,7 +73,8 @@ const httpSettings = obj<HTTPSettings>(
     idleTimeout: msDuration(),
     // Applied: UPGRADE sends calls to an HTTP port over HTTP/2 (h2c), as Envoy does (routing/cluster-settings.ts).
     h2UpgradePolicy: oneOf(['DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE']),
-    useClientProtocol: unsupported(bool, 'the upstream protocol comes from the port (HTTP2, GRPC: HTTP/2) and h2UpgradePolicy, whatever protocol the client spoke'),
+    // Applied: calls keep the protocol the client speaks — HTTP/1.1 for fetch and undici, HTTP/2 for gRPC (routing/cluster-settings.ts).
+    useClientProtocol: bool,
     maxConcurrentStreams: count,
     // Applied: PINGs at the interval; the timeout closes an unanswered gRPC connection (undici's HTTP/2 has no PING timeout).
     // Istio requires both (validateConnectionPool: "http2 keepalive interval/timeout is required").
