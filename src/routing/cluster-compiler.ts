@@ -13,6 +13,7 @@ import { DestinationRuleIndex, effectivePolicy, type ClientWorkload, type Merged
 import { endpointsFor, labelsMatch, type Service } from '../config/registry.ts';
 import type { AnyResource } from '../config/resource.ts';
 import type { ServicePort } from '../config/types/networking.ts';
+import { HOSTNAME_LABEL } from '../config/traffic-distribution.ts';
 import type { CompileCache } from './compile-cache.ts';
 import { compileClusterSettings } from './cluster-settings.ts';
 import type { Cluster } from './route-table.ts';
@@ -41,14 +42,27 @@ export class ClusterCompiler {
     const existing = this.#clusters.get(name);
     if (existing !== undefined) return existing;
     const dr = this.#rules.find(service.hostname, service.namespace, this.#client.namespace);
-    const c = this.#cache === undefined ? make(name, service, port, subset, dr) : this.#cache.cluster(name, service, port, dr, () => make(name, service, port, subset, dr));
+    const node = this.#client.labels[HOSTNAME_LABEL] ?? '';
+    const c = this.#cache === undefined ? make(name, service, port, subset, dr, node) : this.#cache.cluster(name, service, port, dr, () => make(name, service, port, subset, dr, node));
     if (typeof c !== 'string') this.#clusters.set(name, c);
     return c;
   }
 }
 
-function make(name: string, service: Service, port: ServicePort, subset: string | undefined, dr: MergedDestinationRule | undefined): Cluster | string {
+/**
+ * A Kubernetes Service with `internalTrafficPolicy: Local` keeps the endpoints on the caller's
+ * node only (istiod's EDS filter: `ep.NodeName != proxy.GetNodeName()`). The node is the
+ * `kubernetes.io/hostname` label — of the mesh (`createMesh({ labels })`) and of the endpoint
+ * (WorkloadEntry labels); '' for either without it, so a mesh and endpoints that name no node
+ * keep every endpoint, and a named node keeps only the endpoints on it.
+ */
+function nodeLocal(service: Service): boolean {
+  return service.resource.kind === 'Service' && service.resource.spec.internalTrafficPolicy === 'Local';
+}
+
+function make(name: string, service: Service, port: ServicePort, subset: string | undefined, dr: MergedDestinationRule | undefined, node: string): Cluster | string {
   let endpoints = endpointsFor(service, port);
+  if (nodeLocal(service)) endpoints = endpoints.filter((e) => (e.labels[HOSTNAME_LABEL] ?? '') === node);
   if (subset !== undefined) {
     const def = dr?.subsets.get(subset);
     if (def === undefined) {

@@ -170,10 +170,9 @@ describe('Service: warnings and notices', () => {
     assert.ok(warnings.some((w) => /spec\.ports\[0\]\.targetport: unknown field "targetport" of a Service port \(did you mean "targetPort"\?\)/.test(w)), warnings.join('\n'));
   });
 
-  it('warns about internalTrafficPolicy Local (not applied); trafficDistribution is applied, an unknown value warned about', () => {
+  it('internalTrafficPolicy Local and trafficDistribution are applied (no warning); an unknown trafficDistribution is warned about', () => {
     const { warnings } = validateYaml(svc('ports: [{port: 80}]\ninternalTrafficPolicy: Local\ntrafficDistribution: PreferClose'));
-    assert.equal(warnings.length, 1, warnings.join('\n'));
-    assert.match(warnings[0] ?? '', /internalTrafficPolicy: not supported by meshlet/);
+    assert.deepEqual(warnings, []);
     for (const v of ['PreferSameZone', 'PreferSameNode']) assert.deepEqual(validateYaml(svc(`ports: [{port: 80}]\ntrafficDistribution: ${v}`)).warnings, []);
     const unknown = validateYaml(svc('ports: [{port: 80}]\ntrafficDistribution: preferclose'));
     assert.equal(unknown.resources.length, 1);

@@ -177,9 +177,7 @@ function checkService(spec: KubeServiceSpec, path: FieldPath, ctx: Ctx, raw: Rec
       // A port whose protocol must be detected is analysis's IST0118 (analyze/port-names.ts).
     }
   }
-  if (spec.internalTrafficPolicy === 'Local') {
-    ctx.issues.at(ctx.subject, [...path, 'internalTrafficPolicy'], 'warning', 'not supported by meshlet: internalTrafficPolicy Local (node-local endpoints); every endpoint is used', 'MESHLET0002');
-  }
+  // internalTrafficPolicy Local is applied: endpoints on the caller's node only (routing/cluster-compiler.ts).
   // Applied (config/traffic-distribution.ts); a value Kubernetes does not know prefers nothing.
   if (typeof spec.trafficDistribution === 'string' && parseTrafficDistribution(spec.trafficDistribution, false) === undefined) {
     warn(ctx, [...path, 'trafficDistribution'], `unknown value "${spec.trafficDistribution}" (Kubernetes accepts ${KUBERNETES_TRAFFIC_DISTRIBUTIONS.join(', ')}); it has no effect`);
