@@ -21,6 +21,13 @@ describe('compileClusterSettings', () => {
     assert.equal(pool({}, {}).tcpKeepalive, undefined);
   });
 
+  it('a DNS cluster tiers no endpoints by failoverPriority labels (istiod); STATIC and passthrough ones keep the setting', () => {
+    const policy = { loadBalancer: { localityLbSetting: { failoverPriority: ['topology.kubernetes.io/zone'] } } } as TrafficPolicy;
+    assert.equal(compile(policy, 'HTTP', 'DNS').loadBalancer.labelTiers, false);
+    assert.equal(compile(policy, 'HTTP', 'DNS_ROUND_ROBIN').loadBalancer.labelTiers, false);
+    assert.equal(compile(policy, 'HTTP', 'STATIC').loadBalancer.labelTiers, true);
+  });
+
   it('Istio defaults with no DestinationRule policy', () => {
     const s = compile({});
     assert.equal(s.loadBalancer.kind, 'LEAST_REQUEST');

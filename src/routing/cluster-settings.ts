@@ -218,7 +218,7 @@ export function compileClusterSettings(policy: TrafficPolicy, service: Service, 
   const h2 = h2Port && policy.connectionPool?.http?.useClientProtocol !== true;
   const od = policy.outlierDetection;
   return Object.freeze({
-    loadBalancer: resolveLoadBalancer(lb, endpointsTiered(service) ? trafficDistributionOf(service.resource) : undefined),
+    loadBalancer: resolveLoadBalancer(lb, endpointsTiered(service) ? trafficDistributionOf(service.resource) : undefined, service.resolution === 'DNS' || service.resolution === 'DNS_ROUND_ROBIN'),
     connectionPool: pool,
     outlierDetection: od === undefined ? undefined : resolveOutlierSettings(od),
     retryBudget: resolveRetryBudget(policy.retryBudget, pool.limits.maxRetries),

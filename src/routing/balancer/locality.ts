@@ -57,6 +57,12 @@ export interface LocalityClient {
   readonly labels: Readonly<Record<string, string>>;
   /** Whether the destination has outlier detection (failover needs it). */
   readonly outlierDetection: boolean;
+  /**
+   * False for a DNS cluster: istiod tiers its endpoints by locality but never by labels (it passes
+   * no endpoints to `applyFailoverPriorities`: "TODO: enable failoverPriority for STRICT_DNS"), so
+   * a `failoverPriority` makes no tiers there, and only an explicit `failover` does. @defaultValue true
+   */
+  readonly labelTiers?: boolean;
 }
 
 /** Topology labels Istio derives from a locality (`AugmentLabels`), usable in `failoverPriority`. */
@@ -180,8 +186,8 @@ export function planLocality(hosts: readonly HostState[], setting: LocalityLoadB
   }
   const useRegions = client.locality !== '' && (fpEntries.length === 0 || failover.length > 0);
   const clientLabels = withTopologyLabels(client.labels, client.locality);
-  const useLabels = fpEntries.length > 0 && Object.keys(clientLabels).length > 0;
-  if (!useRegions && !useLabels) return flat(hosts);
+  const useLabels = fpEntries.length > 0 && client.labelTiers !== false && Object.keys(clientLabels).length > 0;
+  if (!useRegions && !useLabels) return flat(hosts, fpEntries.length > 0 && client.labelTiers === false ? 'failoverPriority makes no tiers for a DNS cluster (as istiod)' : '');
   const wanted = useLabels ? priorityLabels(fpEntries, clientLabels) : [];
   const byTier = new Map<number, HostState[]>();
   for (const h of hosts) {

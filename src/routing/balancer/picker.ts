@@ -95,6 +95,6 @@ export function pickerFor(set: HostSet, lb: ResolvedLoadBalancer, ctx: PickerCon
  */
 export function clusterLocalityPlan(hosts: readonly HostState[], lb: ResolvedLoadBalancer, client: LocalityClient): LocalityPlan {
   const td = lb.trafficDistribution;
-  const plan = planLocality(hosts, lb.locality, td === undefined ? client : { ...client, outlierDetection: true });
+  const plan = planLocality(hosts, lb.locality, { ...client, outlierDetection: client.outlierDetection || td !== undefined, labelTiers: lb.labelTiers });
   return td === undefined || plan.description === '' ? plan : { ...plan, description: `trafficDistribution ${td}: ${plan.description}` };
 }
