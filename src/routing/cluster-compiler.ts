@@ -57,7 +57,8 @@ export class ClusterCompiler {
  * keep every endpoint, and a named node keeps only the endpoints on it.
  */
 function nodeLocal(service: Service): boolean {
-  return service.resource.kind === 'Service' && service.resource.spec.internalTrafficPolicy === 'Local';
+  // Not an ExternalName Service (a DNS alias in meshlet, no endpoints in istiod): only one with endpoints.
+  return service.resource.kind === 'Service' && service.resource.spec.internalTrafficPolicy === 'Local' && service.resolution === 'STATIC';
 }
 
 function make(name: string, service: Service, port: ServicePort, subset: string | undefined, dr: MergedDestinationRule | undefined, node: string): Cluster | string {

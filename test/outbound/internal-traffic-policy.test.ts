@@ -29,7 +29,7 @@ describe('internalTrafficPolicy: Local, through real calls', () => {
   let config: object[];
 
   before(async () => {
-    for (const n of ['agent-1', 'agent-2', 'open-1', 'open-2', 'anon-a', 'anon-b']) ups[n] = await startUpstream(n);
+    for (const n of ['agent-1', 'agent-2', 'open-1', 'open-2', 'anon-a', 'anon-b', 'external']) ups[n] = await startUpstream(n);
     const up = (n: string) => (ups[n] as Upstream).port;
     config = [
       service('agent', true),
@@ -39,6 +39,8 @@ describe('internalTrafficPolicy: Local, through real calls', () => {
       workloadEntry('open-1', 'open', up('open-1'), 'node-1'),
       workloadEntry('open-2', 'open', up('open-2'), 'node-2'),
       service('anon', true),
+      // An ExternalName Service is a DNS alias: the policy does not apply (istiod builds no endpoints for it).
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'ext', namespace: 'default' }, spec: { type: 'ExternalName', externalName: 'localhost', ports: [{ name: 'http', port: up('external') }], internalTrafficPolicy: 'Local' } },
       workloadEntry('anon-a', 'anon', up('anon-a')),
       workloadEntry('anon-b', 'anon', up('anon-b')),
     ];
@@ -68,6 +70,10 @@ describe('internalTrafficPolicy: Local, through real calls', () => {
     const m = await mesh('node-1');
     assert.deepEqual(await served(m, 'http://agent:9080/'), ['agent-1']);
     assert.deepEqual(await served(m, 'http://open:9080/'), ['open-1', 'open-2']);
+  });
+
+  it('an ExternalName Service with the policy still reaches what it names', async () => {
+    assert.deepEqual(await served(await mesh('node-2'), `http://ext:${(ups.external as Upstream).port}/`), ['external']);
   });
 
   it('a caller on a node with no endpoint gets 503 UH; one on node-2 reaches node-2', async () => {

@@ -157,6 +157,8 @@ describe('planLocality', () => {
     const none = planLocality(HOSTS, { failoverPriority: fp }, { ...CLIENT, labelTiers: false });
     single(none);
     assert.equal(none.description, 'failoverPriority makes no tiers for a DNS cluster (as istiod)');
+    // Envoy still picks a locality first (istiod sets LocalityWeightedLbConfig for failover or failoverPriority).
+    assert.equal(none.localityWeighted, true);
     const withFailover = planLocality(HOSTS, { failoverPriority: fp, failover: [{ from: 'us-east', to: 'eu-west' }] }, { ...CLIENT, labelTiers: false });
     assert.deepEqual(shape(withFailover), shape(planLocality(HOSTS, { failover: [{ from: 'us-east', to: 'eu-west' }] }, CLIENT)));
     // The same setting on an endpoint cluster does tier by the label.

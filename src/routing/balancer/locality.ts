@@ -187,7 +187,11 @@ export function planLocality(hosts: readonly HostState[], setting: LocalityLoadB
   const useRegions = client.locality !== '' && (fpEntries.length === 0 || failover.length > 0);
   const clientLabels = withTopologyLabels(client.labels, client.locality);
   const useLabels = fpEntries.length > 0 && client.labelTiers !== false && Object.keys(clientLabels).length > 0;
-  if (!useRegions && !useLabels) return flat(hosts, fpEntries.length > 0 && client.labelTiers === false ? 'failoverPriority makes no tiers for a DNS cluster (as istiod)' : '');
+  if (!useRegions && !useLabels) {
+    // No tiers, but Envoy still picks a locality first when failover or failoverPriority is set (istiod's LocalityWeightedLbConfig).
+    const plan = flat(hosts, fpEntries.length > 0 && client.labelTiers === false ? 'failoverPriority makes no tiers for a DNS cluster (as istiod)' : '');
+    return failover.length > 0 || fpEntries.length > 0 ? { ...plan, localityWeighted: true } : plan;
+  }
   const wanted = useLabels ? priorityLabels(fpEntries, clientLabels) : [];
   const byTier = new Map<number, HostState[]>();
   for (const h of hosts) {
