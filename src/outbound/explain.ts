@@ -58,6 +58,8 @@ export interface ExplainedTarget {
   readonly connectionPool: string | undefined;
   readonly outlierDetection: string | undefined;
   readonly endpoints: readonly ExplainedEndpoint[];
+  /** Why endpoints of the service were left out (`internalTrafficPolicy: Local`), when some may have been. */
+  readonly endpointFilter?: string;
   /** A passthrough cluster (no endpoints): the TLS calls to the original destination use. */
   readonly tls?: string;
 }
@@ -107,6 +109,7 @@ function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: Tl
     connectionPool: cs?.limiter.toString(),
     outlierDetection: cs?.detector?.toString(),
     endpoints: endpointsOf(cs, now, tls, scheme),
+    ...(t.cluster?.endpointFilter === undefined ? {} : { endpointFilter: t.cluster.endpointFilter }),
     ...(tls !== undefined && cs !== undefined && cs.hostSet.hosts.length === 0 && cs.passthrough ? { tls: tls(cs, undefined, scheme) } : {}),
   };
 }
@@ -121,6 +124,7 @@ function print(e: Omit<Explanation, 'toString'>): string {
     if (t.connectionPool) lines.push(`      pool: ${t.connectionPool}`);
     if (t.outlierDetection) lines.push(`      ${t.outlierDetection}`);
     if (t.tls) lines.push(`      tls: ${t.tls}`);
+    if (t.endpointFilter) lines.push(`      endpoints: ${t.endpointFilter}${t.endpoints.length === 0 ? ' — none there (503 UH)' : ''}`);
     for (const ep of t.endpoints) {
       lines.push(`      ${ep.endpoint} ${JSON.stringify(ep.labels)}${ep.locality ? ` ${ep.locality}` : ''} in-flight ${ep.inFlight}${ep.ejected ? ` EJECTED: ${ep.ejection}` : ''}`);
       if (ep.tls) lines.push(`        tls: ${ep.tls}`);

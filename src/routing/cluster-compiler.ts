@@ -63,7 +63,8 @@ function nodeLocal(service: Service): boolean {
 
 function make(name: string, service: Service, port: ServicePort, subset: string | undefined, dr: MergedDestinationRule | undefined, node: string): Cluster | string {
   let endpoints = endpointsFor(service, port);
-  if (nodeLocal(service)) endpoints = endpoints.filter((e) => (e.labels[HOSTNAME_LABEL] ?? '') === node);
+  const local = nodeLocal(service);
+  if (local) endpoints = endpoints.filter((e) => (e.labels[HOSTNAME_LABEL] ?? '') === node);
   if (subset !== undefined) {
     const def = dr?.subsets.get(subset);
     if (def === undefined) {
@@ -86,6 +87,7 @@ function make(name: string, service: Service, port: ServicePort, subset: string 
     settings: compileClusterSettings(policy, service, protocol),
     destinationRule: dr,
     protocol,
+    ...(local ? { endpointFilter: `internalTrafficPolicy Local: only endpoints on ${node === '' ? 'no named node (no kubernetes.io/hostname label)' : `node ${node}`}` } : {}),
     toString: () => `${name} (${endpoints.length} endpoints${dr ? `, ${dr.rules.map((r) => r.ref).join(', ')}` : ''})`,
   });
 }

@@ -43,6 +43,8 @@ export interface Cluster {
   readonly destinationRule: MergedDestinationRule | undefined;
   /** Protocol of the service port (upper-case, e.g. `HTTP`, `GRPC`), or '' when not declared. */
   readonly protocol: string;
+  /** Why endpoints of the service were left out (`internalTrafficPolicy: Local`), when some may have been. */
+  readonly endpointFilter?: string;
   toString(): string;
 }
 

@@ -76,8 +76,10 @@ describe('internalTrafficPolicy: Local, through real calls', () => {
     assert.deepEqual(await served(await mesh('node-2'), `http://ext:${(ups.external as Upstream).port}/`), ['external']);
   });
 
-  it('a caller on a node with no endpoint gets 503 UH; one on node-2 reaches node-2', async () => {
-    assert.deepEqual(await served(await mesh('node-3'), 'http://agent:9080/'), ['503 UH']);
+  it('a caller on a node with no endpoint gets 503 UH (explain says why); one on node-2 reaches node-2', async () => {
+    const m3 = await mesh('node-3');
+    assert.deepEqual(await served(m3, 'http://agent:9080/'), ['503 UH']);
+    assert.match(String(m3.explain({ url: 'http://agent:9080/' })), /endpoints: internalTrafficPolicy Local: only endpoints on node node-3 — none there \(503 UH\)/);
     assert.deepEqual(await served(await mesh('node-2'), 'http://agent:9080/'), ['agent-2']);
   });
 
