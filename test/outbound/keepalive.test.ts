@@ -6,7 +6,9 @@
  * server counting the PING frames it receives.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { createServer as createH2Server, constants as h2, type Http2Server, type ServerHttp2Session } from 'node:http2';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, Socket } from 'node:net';
@@ -14,6 +16,8 @@ import { after, before, describe, it } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { KEEPALIVE_PROBES_SETTABLE, OS_KEEPALIVE } from '../../src/adapters/keepalive.ts';
 import { EchoClient, type Echo, unary } from '../helpers/grpc.ts';
+import { cleanupPki, issueLeaf, makeCa } from '../helpers/pki.ts';
+import { startTlsUpstream } from '../helpers/tls-upstreams.ts';
 import { skipWithout } from '../helpers/tools.ts';
 import { destinationRule, serviceEntry } from '../helpers/upstreams.ts';
 import { until } from '../helpers/until.ts';
@@ -153,6 +157,24 @@ describe('DestinationRule keepalives', () => {
       await until(() => grpcUp.pings >= 3, 'three PINGs on the gRPC connection', 20_000, 20);
     } finally {
       client.close();
+    }
+  });
+
+  it('the app’s own https:// to a mesh endpoint (TLS verified by Node’s roots + NODE_EXTRA_CA_CERTS, in a child process) gets the rule’s keepalive', { skip: skipWithout('openssl') }, async () => {
+    const ca = makeCa({ name: 'keepalive-ca' });
+    const leaf = issueLeaf(ca, { dns: ['api.example.test'] });
+    const up = await startTlsUpstream({ cert: leaf.chainPem, key: leaf.keyPem, name: 'own-tls' });
+    try {
+      const child = fileURLToPath(new URL('./fixtures/https-keepalive-child.ts', import.meta.url));
+      const { stdout } = await promisify(execFile)(process.execPath, [child, 'api.example.test', String(up.port)], { env: { ...process.env, NODE_EXTRA_CA_CERTS: ca.certFile }, encoding: 'utf8', timeout: 60_000 });
+      const out = JSON.parse(stdout) as { status: number; body: string; calls: unknown[][] };
+      assert.deepEqual([out.status, out.body], [200, 'own-tls']);
+      assert.equal(up.seen.at(-1)?.servername, 'api.example.test');
+      const want = [true, 33_000, 4_000, 2];
+      assert.deepEqual(out.calls.at(-1), KEEPALIVE_PROBES_SETTABLE ? want : want.slice(0, out.calls.at(-1)?.length));
+    } finally {
+      await up.close();
+      cleanupPki();
     }
   });
 });
