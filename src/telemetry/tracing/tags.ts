@@ -98,8 +98,10 @@ export function compileTags(tags: Readonly<Record<string, TracingCustomTag>>, en
   return { fixed, headers, formatted };
 }
 
-/** The formatter tags of one finished request or call (`record` is made only when there are some). */
-export function formattedTags(c: CompiledTags, record: () => RequestRecord, into: Attributes): void {
+/** Every custom tag of one finished request or call: literal and environment, request header, formatter (`record` is made only when a formatter needs it). */
+export function customTags(c: CompiledTags, h: Headers, record: () => RequestRecord, into: Attributes): void {
+  Object.assign(into, c.fixed);
+  headerTags(c, h, into);
   if (c.formatted.length === 0) return;
   const r = record();
   for (const [tag, format] of c.formatted) {

@@ -39,7 +39,7 @@ import { clearTraceHeaders, extract, inject, type PropagationFormat } from './pr
 import { newRequestId } from './request-id.ts';
 import { contextWith, spanContextWith, UnsampledSpan, withActive } from './server-context.ts';
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent, remoteSpanContext, sdkRegistered } from './span-context.ts';
-import { type CompiledTags, compileTags, formattedTags, headerTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
+import { type CompiledTags, compileTags, customTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
 
 /** The `x-request-id` of the request being served, carried to the calls made while serving it. */
 const REQUEST_ID = createContextKey('meshlet x-request-id');
@@ -253,9 +253,7 @@ export class MeshTracing {
       a.upstream_address = `${m.localAddress ?? '127.0.0.1'}:${m.localPort}`;
     }
     if (side.spec.enableIstioTags) Object.assign(a, istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes'));
-    Object.assign(a, side.tags.fixed);
-    headerTags(side.tags, m.headers, a);
-    formattedTags(side.tags, () => serverRecord(m), a);
+    customTags(side.tags, m.headers, () => serverRecord(m), a);
     if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
     if (isError(m.status, m.grpcStatus)) {
       a.error = 'true';
@@ -389,9 +387,7 @@ export class MeshTracing {
     }
     if (m.endpoint !== undefined) a.upstream_address = m.endpoint;
     if (side.spec.enableIstioTags) Object.assign(a, istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes'));
-    Object.assign(a, side.tags.fixed);
-    headerTags(side.tags, h, a);
-    formattedTags(side.tags, () => clientRecord(m, { requestHeaders: h }), a);
+    customTags(side.tags, h, () => clientRecord(m, { requestHeaders: h }), a);
     if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
     if (isError(m.status, m.grpcStatus) || m.error !== undefined) {
       a.error = 'true';
