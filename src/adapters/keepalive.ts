@@ -7,30 +7,10 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { buildConnector } from 'undici';
+import { OS_KEEPALIVE } from '../core/tcp-keepalive.ts';
 import type { TcpKeepalive } from '../routing/cluster-settings.ts';
-
-/** True when this Node sets a socket's keepalive interval and probe count (v24.19 and later). */
-export const KEEPALIVE_PROBES_SETTABLE = Socket.prototype.setKeepAlive.length >= 4;
-
-/** A kernel keepalive default (Linux's sysctl), else the value Linux ships with. */
-function sysctl(name: string, fallback: number): number {
-  try {
-    const n = Number(readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim());
-    return Number.isInteger(n) && n > 0 ? n : fallback;
-  } catch {
-    return fallback;
-  }
-}
-
-/**
- * The operating system's keepalive settings, in ms and probes: what Envoy leaves in place for a
- * field the rule does not set. (Node cannot leave them in place: given an idle time it also sets
- * the interval and count, to 1 s and 10 unless told; given none it sets neither.)
- */
-export const OS_KEEPALIVE = Object.freeze({ timeMs: sysctl('tcp_keepalive_time', 7200) * 1000, intervalMs: sysctl('tcp_keepalive_intvl', 75) * 1000, probes: sysctl('tcp_keepalive_probes', 9) });
 
 /** Turns keepalive on with the rule's values, the operating system's for those it does not set (as Envoy sets only the fields given). */
 export function applyKeepalive(socket: Socket, k: TcpKeepalive): void {

@@ -25,10 +25,6 @@ export const KUBERNETES_TRAFFIC_DISTRIBUTIONS: readonly string[] = ['PreferClose
 
 /** A `spec.trafficDistribution` value (exact) or annotation value (any case) → what it prefers; undefined when unknown. */
 export function parseTrafficDistribution(v: string, caseless: boolean): TrafficDistribution | undefined {
-  return parse(v, caseless);
-}
-
-function parse(v: string, caseless: boolean): TrafficDistribution | undefined {
   const s = caseless ? v.toLowerCase() : v;
   const is = (name: string) => s === (caseless ? name.toLowerCase() : name);
   if (is('PreferClose') || is('PreferSameZone')) return 'PreferSameZone';
@@ -40,11 +36,11 @@ function parse(v: string, caseless: boolean): TrafficDistribution | undefined {
 export function trafficDistributionOf(resource: { readonly kind: string; readonly metadata?: { readonly annotations?: Readonly<Record<string, string>> }; readonly spec: unknown }): TrafficDistribution | undefined {
   if (resource.kind === 'Service') {
     const v = (resource.spec as { trafficDistribution?: unknown }).trafficDistribution;
-    const fromSpec = typeof v === 'string' ? parse(v, false) : undefined;
+    const fromSpec = typeof v === 'string' ? parseTrafficDistribution(v, false) : undefined;
     if (fromSpec !== undefined) return fromSpec;
   }
   const a = resource.metadata?.annotations?.[TRAFFIC_DISTRIBUTION_ANNOTATION];
-  return typeof a === 'string' ? parse(a, true) : undefined;
+  return typeof a === 'string' ? parseTrafficDistribution(a, true) : undefined;
 }
 
 const SAME_ZONE: LocalityLoadBalancerSetting = Object.freeze({ enabled: true, failoverPriority: Object.freeze([NETWORK_LABEL, REGION_LABEL, ZONE_LABEL]) as string[] });

@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { createMesh, isMeshletError, type Mesh } from '../../src/index.ts';
+import { keepAliveCalls } from '../helpers/keepalive.ts';
 import { cleanupPki, issueLeaf, makeCa, type TestCa, type TestLeaf } from '../helpers/pki.ts';
 import { startTlsUpstream, type TlsUpstream, failure } from '../helpers/tls-upstreams.ts';
 import { skipWithout } from '../helpers/tools.ts';
@@ -81,18 +81,11 @@ describe('DestinationRule TLS origination', { skip: skipWithout('openssl') }, ()
     const withRule = (tcp?: object) => ({ apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'api-tls', namespace: 'default' }, spec: { host: HOST, trafficPolicy: { tls: { mode: 'SIMPLE', caCertificates: ca.certFile }, ...(tcp === undefined ? {} : { connectionPool: { tcp } }) } } });
     for (const [tcp, want] of [[{ tcpKeepalive: { time: '20s' } }, 20_000], [undefined, 60_000]] as const) {
       const m = await mesh([externalService(server.port), withRule(tcp)]);
-      const delays: unknown[] = [];
-      const original = Socket.prototype.setKeepAlive;
-      Socket.prototype.setKeepAlive = function (this: Socket, ...args: unknown[]) {
-        delays.push(args[1]);
-        return (original as (...a: unknown[]) => Socket).apply(this, args);
-      } as typeof original;
-      try {
+      const calls = await keepAliveCalls(async () => {
         const r = await m.fetch(`http://${HOST}/kept`);
         assert.equal(await r.text(), 'simple');
-      } finally {
-        Socket.prototype.setKeepAlive = original;
-      }
+      });
+      const delays = calls.map((c) => c[1]);
       assert.deepEqual(delays, [want]);
     }
   });

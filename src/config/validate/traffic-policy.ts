@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Socket } from 'node:net';
+import { KEEPALIVE_PROBES_SETTABLE } from '../../core/tcp-keepalive.ts';
 import type {
   ClientTLSSettings,
   ConnectionPoolSettings,
@@ -46,9 +46,6 @@ import type { FieldPath } from '../issues.ts';
 const count = int({ min: 0, max: INT32_MAX });
 /** A protobuf `uint32` count. */
 const ucount = int({ min: 0, max: UINT32_MAX });
-
-/** Node sets a socket's keepalive probe interval and count from v24.19 (`setKeepAlive(enable, delay, interval, count)`). */
-const KEEPALIVE_PROBES_SETTABLE = Socket.prototype.setKeepAlive.length >= 4;
 
 const tcpSettings = obj<TCPSettings>({
   maxConnections: count,
