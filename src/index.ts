@@ -92,3 +92,4 @@ export type * from './config/types/security.ts';
 export type * from './config/types/telemetry.ts';
 export type * from './config/types/kubernetes.ts';
 export type * from './config/types/envoy-filter.ts';
+export type * from './config/types/sidecar.ts';

@@ -8,6 +8,7 @@ import type { ObjectMeta } from './types/common.ts';
 import type { SourceRef } from './issues.ts';
 import type { KubeServiceSpec } from './types/kubernetes.ts';
 import type { EnvoyFilterSpec } from './types/envoy-filter.ts';
+import type { SidecarSpec } from './types/sidecar.ts';
 import type { DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec, WorkloadEntrySpec, WorkloadGroupSpec } from './types/networking.ts';
 import type { AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec } from './types/security.ts';
 import type { TelemetrySpec } from './types/telemetry.ts';
@@ -30,6 +31,8 @@ export interface SpecByKind {
   Telemetry: TelemetrySpec;
   /** Only the local rate limit EnvoyFilters of Istio's rate-limit task; other EnvoyFilters are skipped when loaded. */
   EnvoyFilter: EnvoyFilterSpec;
+  /** Egress scoping and the outbound traffic policy of the workloads it selects. */
+  Sidecar: SidecarSpec;
 }
 
 /**
@@ -54,6 +57,7 @@ export const KIND_VERSIONS: Readonly<Record<Kind, { group: string; versions: rea
   AuthorizationPolicy: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   Telemetry: { group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'] },
   EnvoyFilter: { group: 'networking.istio.io', versions: ['v1alpha3'] },
+  Sidecar: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
 };
 
 /** `group/version`, or just `version` for the core group. */

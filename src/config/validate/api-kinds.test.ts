@@ -23,7 +23,7 @@ describe('classifyKind: apply, skip with a notice, or refuse', () => {
     { apiVersion: 'v1', kind: 'Pod', want: 'info' },
     { apiVersion: 'v1', kind: 'Endpoints', want: 'info' },
     { apiVersion: 'networking.istio.io/v1', kind: 'Gateway', want: 'warning' },
-    { apiVersion: 'networking.istio.io/v1beta1', kind: 'Sidecar', want: 'warning' },
+    { apiVersion: 'networking.istio.io/v1beta1', kind: 'Gateway', want: 'warning' },
     { apiVersion: 'networking.istio.io/v1beta1', kind: 'ProxyConfig', want: 'warning' },
     // Other APIs: skipped.
     { apiVersion: 'apps/v1', kind: 'Deployment', want: 'info' },
@@ -117,6 +117,6 @@ describe('skipped kinds: one notice per kind per load', () => {
   it('a typo in a kind meshlet applies is still an error, and refuses the set', () => {
     const { errors } = validateYaml('apiVersion: networking.istio.io/v1\nkind: VirtualServce\nmetadata: {name: a}\nspec: {}\n');
     assert.equal(errors.length, 1);
-    assert.match(errors[0] ?? '', /^test\.yaml: VirtualServce a: unknown kind "VirtualServce" in networking.istio.io \(did you mean "VirtualService"\?\); meshlet reads VirtualService, DestinationRule, ServiceEntry, WorkloadEntry, WorkloadGroup, EnvoyFilter from networking.istio.io \(line 1\)$/);
+    assert.match(errors[0] ?? '', /^test\.yaml: VirtualServce a: unknown kind "VirtualServce" in networking.istio.io \(did you mean "VirtualService"\?\); meshlet reads VirtualService, DestinationRule, ServiceEntry, WorkloadEntry, WorkloadGroup, EnvoyFilter, Sidecar from networking.istio.io \(line 1\)$/);
   });
 });

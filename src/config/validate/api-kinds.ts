@@ -77,7 +77,6 @@ const SKIPPED_IN_READ_GROUPS: ReadonlyMap<string, ReadonlyMap<string, KindNote>>
     'networking.istio.io',
     new Map<string, KindNote>([
       ['Gateway', { level: 'warning', reason: 'meshlet runs inside workloads; it is not an ingress or egress gateway (VirtualServices bound only to gateways are ignored too)' }],
-      ['Sidecar', { level: 'warning', reason: 'egress scoping is not implemented; every visible service is reachable' }],
       ['ProxyConfig', { level: 'warning', reason: 'proxy settings have meshlet equivalents in createMesh() options' }],
     ]),
   ],

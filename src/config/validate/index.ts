@@ -20,6 +20,7 @@ import { peerAuthenticationSpec } from './peer-authentication.ts';
 import { requestAuthenticationSpec } from './request-authentication.ts';
 import { int, map, obj, req, str, strWith, suggest, type Ctx, type Validator } from './schema.ts';
 import { serviceEntrySpec } from './service-entry.ts';
+import { sidecarSpec } from './sidecar.ts';
 import { telemetrySpec } from './telemetry.ts';
 import { virtualServiceSpec } from './virtual-service.ts';
 import { workloadEntrySpec } from './workload-entry.ts';
@@ -38,6 +39,7 @@ const SPEC_VALIDATORS: { readonly [K in Kind]: Validator<SpecByKind[K]> } = {
   AuthorizationPolicy: authorizationPolicySpec,
   Telemetry: telemetrySpec,
   EnvoyFilter: envoyFilterSpec,
+  Sidecar: sidecarSpec,
 };
 
 const metadataValidator = obj<ObjectMeta>({

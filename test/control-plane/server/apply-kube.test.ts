@@ -40,7 +40,7 @@ describe('/v1/resources: Kubernetes manifests', () => {
     const r = await post('apiVersion: networking.istio.io/v1\nkind: VirtualServce\nmetadata: {name: web}\nspec: {}\n');
     assert.equal(r.status, 400);
     assert.deepEqual(r.body.error.issues, [
-      'request line 1: VirtualServce web: unknown kind "VirtualServce" in networking.istio.io (did you mean "VirtualService"?); meshlet reads VirtualService, DestinationRule, ServiceEntry, WorkloadEntry, WorkloadGroup, EnvoyFilter from networking.istio.io',
+      'request line 1: VirtualServce web: unknown kind "VirtualServce" in networking.istio.io (did you mean "VirtualService"?); meshlet reads VirtualService, DestinationRule, ServiceEntry, WorkloadEntry, WorkloadGroup, EnvoyFilter, Sidecar from networking.istio.io',
     ]);
   });
 });
