@@ -125,6 +125,7 @@ export function clusterSettingsView(s: ClusterSettings) {
       connectTimeoutMs: pool.connectTimeoutMs,
       idleTimeoutMs: pool.idleTimeoutMs ?? null,
       maxRequestsPerConnection: pool.maxRequestsPerConnection ?? null,
+      maxConnectionDurationMs: pool.maxConnectionDurationMs ?? null,
       maxConcurrentStreams: pool.maxConcurrentStreams,
       tcpKeepalive: pool.tcpKeepalive === undefined ? null : { timeMs: pool.tcpKeepalive.timeMs ?? null, intervalMs: pool.tcpKeepalive.intervalMs ?? null, probes: pool.tcpKeepalive.probes ?? null },
       http2KeepAlive: pool.http2KeepAlive === undefined ? null : { ...pool.http2KeepAlive },

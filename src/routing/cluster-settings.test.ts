@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { doc, validateYaml } from '../../test/helpers/config.ts';
 import type { Service } from '../config/registry.ts';
 import type { TrafficPolicy } from '../config/types/networking.ts';
-import { compileClusterSettings, DEFAULT_MAX_RETRIES, UNLIMITED, type ClusterSettings } from './cluster-settings.ts';
+import { compileClusterSettings, DEFAULT_MAX_RETRIES, describeConnectionPool, UNLIMITED, type ClusterSettings } from './cluster-settings.ts';
 import { compileSnapshot } from './compile.ts';
 import type { Cluster } from './route-table.ts';
 
@@ -37,6 +37,7 @@ describe('compileClusterSettings', () => {
       connectTimeoutMs: 10_000,
       idleTimeoutMs: undefined,
       maxRequestsPerConnection: undefined,
+      maxConnectionDurationMs: undefined,
       maxConcurrentStreams: 100,
       tcpKeepalive: undefined,
       http2KeepAlive: undefined,
@@ -95,6 +96,10 @@ describe('compileClusterSettings', () => {
     assert.equal(s.connectionPool.idleTimeoutMs, 7000, 'tcp.idleTimeout when http has none');
     assert.equal(s.connectionPool.maxRequestsPerConnection, 5);
     assert.equal(s.connectionPool.maxConcurrentStreams, 8);
+    const aged = compile({ connectionPool: { tcp: { maxConnectionDuration: '90s' } } }).connectionPool;
+    assert.equal(aged.maxConnectionDurationMs, 90_000);
+    assert.match(describeConnectionPool(aged, false), /connections retired after 90s/);
+    assert.equal(compile({ connectionPool: { tcp: { maxConnectionDuration: '0s' } } }).connectionPool.maxConnectionDurationMs, undefined, '0 is unset');
     assert.equal(compile({ connectionPool: { tcp: { idleTimeout: '7s' }, http: { idleTimeout: '0s' } } }).connectionPool.idleTimeoutMs, undefined, 'http.idleTimeout 0 wins, and 0 is off');
     assert.equal(compile({ connectionPool: { http: { idleTimeout: '3s' }, tcp: { idleTimeout: '7s' } } }).connectionPool.idleTimeoutMs, 3000);
   });

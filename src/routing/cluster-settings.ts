@@ -75,6 +75,8 @@ export interface ResolvedConnectionPool {
   readonly idleTimeoutMs: number | undefined;
   /** `http.maxRequestsPerConnection` when positive; undefined: unlimited. */
   readonly maxRequestsPerConnection: number | undefined;
+  /** `tcp.maxConnectionDuration` when positive: a connection this old takes no new requests and closes once its requests end; undefined: no limit. */
+  readonly maxConnectionDurationMs: number | undefined;
   /** `http.maxConcurrentStreams` (default 100), used when the upstream speaks HTTP/2. */
   readonly maxConcurrentStreams: number;
   /** `tcp.tcpKeepalive`: TCP keepalive on the cluster's connections; undefined when not set (each transport keeps its own default). */
@@ -175,11 +177,13 @@ function declaredTls(t: ClientTLSSettings): DeclaredTls {
 function connectionPool(pool: ConnectionPoolSettings | undefined, h2: boolean): ResolvedConnectionPool {
   const idle = durationMs(pool?.http?.idleTimeout) ?? durationMs(pool?.tcp?.idleTimeout);
   const perConn = pool?.http?.maxRequestsPerConnection;
+  const maxAge = durationMs(pool?.tcp?.maxConnectionDuration);
   return Object.freeze({
     limits: poolLimits(pool, h2),
     connectTimeoutMs: durationMs(pool?.tcp?.connectTimeout) ?? DEFAULT_CONNECT_TIMEOUT_MS,
     idleTimeoutMs: idle !== undefined && idle > 0 ? idle : undefined,
     maxRequestsPerConnection: perConn !== undefined && perConn > 0 ? perConn : undefined,
+    maxConnectionDurationMs: maxAge !== undefined && maxAge > 0 ? maxAge : undefined,
     maxConcurrentStreams: pool?.http?.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
     tcpKeepalive: tcpKeepalive(pool?.tcp?.tcpKeepalive),
     http2KeepAlive: http2KeepAlive(pool?.http?.http2KeepAlive),
@@ -281,6 +285,7 @@ export function describeConnectionPool(p: ResolvedConnectionPool, h2: boolean): 
   const parts = [`active ${count(l.maxActive)}`, `pending ${count(l.maxPending)}`, `connections ${count(l.maxConnections)}`, `connect timeout ${formatDuration(p.connectTimeoutMs)}`];
   if (p.idleTimeoutMs !== undefined) parts.push(`idle timeout ${formatDuration(p.idleTimeoutMs)}`);
   if (p.maxRequestsPerConnection !== undefined) parts.push(`${p.maxRequestsPerConnection} requests per connection`);
+  if (p.maxConnectionDurationMs !== undefined) parts.push(`connections retired after ${formatDuration(p.maxConnectionDurationMs)}`);
   parts.push(h2 ? `HTTP/2, ${p.maxConcurrentStreams} streams per connection` : 'HTTP/1.1');
   const k = p.tcpKeepalive;
   if (k !== undefined) {

@@ -15,6 +15,7 @@ import { MeshletError } from '../../core/errors.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
 import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
+import type { ResolvedConnectionPool } from '../../routing/cluster-settings.ts';
 import { applyKeepalive } from '../keepalive.ts';
 import { checkServer, type TlsPlan } from '../undici/tls-connector.ts';
 import { ClusterTlsPlans, type TlsEnvironment } from '../undici/tls-plans.ts';
@@ -87,15 +88,34 @@ export class EndpointChannel {
     this.key = key;
   }
 
-  /** A connection with a free stream, a new one when `maxConnections` allows, or undefined. */
-  take(maxStreams: number, maxConnections: number): Conn | undefined {
+  /**
+   * A connection with a free stream, a new one when `maxConnections` allows, or undefined. A
+   * connection that has carried `maxRequestsPerConnection` calls or is `maxConnectionDuration`
+   * old is retired on the way: it takes no new call and closes once its calls end (Envoy drains
+   * such a connection).
+   */
+  take(pool: ResolvedConnectionPool, maxConnections: number, clock: Clock): Conn | undefined {
     const conns = this.conns;
+    const maxStreams = pool.maxConcurrentStreams;
+    const perConn = pool.maxRequestsPerConnection;
+    const maxAge = pool.maxConnectionDurationMs;
+    const now = maxAge === undefined ? 0 : clock.now();
     for (let i = 0; i < conns.length; i++) {
       const c = conns[i] as Conn;
-      if (c.active < maxStreams) return c;
+      if ((perConn !== undefined && c.calls >= perConn) || (maxAge !== undefined && now - c.openedAt >= maxAge)) {
+        conns.splice(i--, 1);
+        c.retire();
+        continue;
+      }
+      if (c.active < maxStreams) {
+        c.calls++;
+        return c;
+      }
     }
     if (this.#open === undefined || (maxConnections !== UNLIMITED && this.conns.length >= maxConnections)) return undefined;
     const c = new Conn(this.#open, this.connectTimeout);
+    c.openedAt = maxAge === undefined ? clock.now() : now;
+    c.calls = 1;
     this.conns.push(c);
     return c;
   }
@@ -269,7 +289,7 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
   /** Sends the attempt now, or queues it for a stream of its endpoint's connection, or refuses it (the queue is full). */
   admit(e: EndpointChannel | undefined, a: Admitted): 'go' | 'queued' | 'overflow' {
     if (e === undefined) return 'go';
-    const conn = e.take(this.#cs.cluster.settings.connectionPool.maxConcurrentStreams, this.#cs.limiter.limits.maxConnections);
+    const conn = e.take(this.#cs.cluster.settings.connectionPool, this.#cs.limiter.limits.maxConnections, this.#clock);
     if (conn !== undefined) {
       conn.active++;
       a.conn = conn;
@@ -293,24 +313,32 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     }
     // The stream is free: the first attempt waiting for one takes it.
     const conn = a.conn as Conn;
-    if (conn.dead) {
-      // Its connection timed out connecting: a waiting attempt takes a stream on another one.
-      conn.active--;
-      const next = e.waiting[0];
-      const other = next === undefined ? undefined : e.take(this.#cs.cluster.settings.connectionPool.maxConcurrentStreams, this.#cs.limiter.limits.maxConnections);
-      if (next !== undefined && other !== undefined) {
+    const next = e.waiting[0];
+    if (!conn.dead && !conn.retired && next !== undefined) {
+      // On this connection, unless it has reached its request count or age (take() retires it).
+      const pool = this.#cs.cluster.settings.connectionPool;
+      const perConn = pool.maxRequestsPerConnection;
+      const maxAge = pool.maxConnectionDurationMs;
+      if ((perConn === undefined || conn.calls < perConn) && (maxAge === undefined || this.#clock.now() - conn.openedAt < maxAge)) {
         e.waiting.shift();
-        other.active++;
-        next.conn = other;
+        conn.calls++;
+        next.conn = conn;
         next.go();
+        return;
       }
-      return;
     }
-    const next = e.waiting.shift();
-    if (next !== undefined) {
-      next.conn = conn;
+    conn.active--;
+    // A retired connection closes with its last call.
+    if (conn.retired && conn.active === 0) conn.close();
+    if (next === undefined) return;
+    // Its connection timed out connecting or is retired: the waiting attempt takes a stream on another one.
+    const other = e.take(this.#cs.cluster.settings.connectionPool, this.#cs.limiter.limits.maxConnections, this.#clock);
+    if (other !== undefined) {
+      e.waiting.shift();
+      other.active++;
+      next.conn = other;
       next.go();
-    } else conn.active--;
+    }
   }
 
   removeHost(host: HostState): void {

@@ -105,6 +105,12 @@ export interface ConnectTimeout {
 export class Conn {
   readonly #channel: Channel;
   active = 0;
+  /** Calls given this connection so far (`maxRequestsPerConnection`). */
+  calls = 0;
+  /** When it was opened, on the mesh clock (`maxConnectionDuration`); set by its owner. */
+  openedAt = 0;
+  /** Takes no new calls (`maxRequestsPerConnection` or `maxConnectionDuration` reached); closes when its last call ends. */
+  retired = false;
   /** The connect timed out: the channel is closed, and the connection is not used again. */
   dead = false;
   readonly #timeout: ConnectTimeout | undefined;
@@ -184,6 +190,12 @@ export class Conn {
     // grpc-js does not end a TCP connect or TLS handshake in progress when its channel closes.
     for (const so of sockets) so.destroy();
     t.onDead(this);
+  }
+
+  /** Takes no new calls; the channel closes once the calls on it have ended (now, when there are none). */
+  retire(): void {
+    this.retired = true;
+    if (this.active === 0) this.close();
   }
 
   /** Closes the channel (calls already on it finish). */

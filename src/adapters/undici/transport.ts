@@ -42,6 +42,8 @@ export function poolOptions(cs: ClusterState): Pool.Options {
     o.keepAliveMaxTimeout = pool.idleTimeoutMs;
   }
   if (pool.maxRequestsPerConnection !== undefined) o.maxRequestsPerClient = pool.maxRequestsPerConnection;
+  // maxConnectionDuration: a connection older than this is given no new request and closes once its requests end (Envoy drains it).
+  if (pool.maxConnectionDurationMs !== undefined) o.clientTtl = pool.maxConnectionDurationMs;
   // TCP keepalive: undici's default (probes after 60 s idle) unless the DestinationRule sets it.
   if (pool.tcpKeepalive !== undefined) o.connect = keepaliveConnector(pool.connectTimeoutMs, cs.h2, pool.tcpKeepalive) as never;
   if (cs.h2) {

@@ -151,7 +151,6 @@ describe('DestinationRule: accepted with warnings', () => {
     { name: 'tunnel', spec: 'host: reviews\ntrafficPolicy: {tunnel: {protocol: CONNECT, targetHost: proxy.example.com, targetPort: 3128}}', warning: /not supported by meshlet: spec\.trafficPolicy\.tunnel; meshlet routes HTTP and gRPC only/ },
     { name: 'proxyProtocol', spec: 'host: reviews\ntrafficPolicy: {proxyProtocol: {version: V2}}', warning: /not supported by meshlet: spec\.trafficPolicy\.proxyProtocol;/ },
     { name: 'zoneAwareLbSetting', spec: 'host: reviews\ntrafficPolicy: {loadBalancer: {zoneAwareLbSetting: {enabled: true, minClusterSize: 6}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.loadBalancer\.zoneAwareLbSetting; .*use localityLbSetting/ },
-    { name: 'maxConnectionDuration', spec: 'host: reviews\ntrafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 1h}}}', warning: /not supported by meshlet: spec\.trafficPolicy\.connectionPool\.tcp\.maxConnectionDuration; connections are not closed after a maximum lifetime/ },
     { name: 'credentialName', spec: 'host: reviews\ntrafficPolicy: {portLevelSettings: [{port: {number: 443}, tls: {mode: MUTUAL, credentialName: client-credential}}]}', warning: /not supported by meshlet: spec\.trafficPolicy\.portLevelSettings\[0\]\.tls\.credentialName; there are no Kubernetes secrets, so calls that use this setting fail \(never in plaintext\); use clientCertificate\/privateKey\/caCertificates files/ },
     { name: 'deprecated warmupDurationSecs', spec: 'host: reviews\ntrafficPolicy: {loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 100s}}', warning: /loadBalancer\.warmupDurationSecs: deprecated; use warmup\.duration/ },
     { name: 'deprecated consecutiveErrors', spec: 'host: reviews\ntrafficPolicy: {outlierDetection: {consecutiveErrors: 7, interval: 5m, baseEjectionTime: 15m}}', warning: /outlierDetection\.consecutiveErrors: deprecated; use consecutive5xxErrors/ },
@@ -174,6 +173,11 @@ describe('DestinationRule: accepted with warnings', () => {
       assert.ok(warnings.some((w) => c.warning.test(w)), `expected ${c.warning} in:\n${warnings.join('\n')}`);
     });
   }
+
+  it('maxConnectionDuration is applied, so it is not warned about', () => {
+    const { errors, warnings } = validateYaml(dr('host: reviews\ntrafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 1h}}}'));
+    assert.deepEqual([errors, warnings], [[], []]);
+  });
 
   it('h2UpgradePolicy is applied, so it is not warned about', () => {
     for (const policy of ['UPGRADE', 'DO_NOT_UPGRADE', 'DEFAULT']) {
