@@ -127,6 +127,17 @@ await mesh.close();
 console.log(JSON.stringify(out));
 `;
 
+/** A CommonJS app (`require`, no top-level await): Node 22.12+ loads meshlet's ES modules with require(). */
+const CJS_APP_SCRIPT = `const { createMesh, MeshletError } = require('meshlet');
+(async () => {
+  const mesh = await createMesh({ service: 'productpage', config: './mesh', watch: false });
+  const res = await mesh.fetch('http://reviews:9080/cjs');
+  const out = { meshFetch: res.status + ' ' + res.headers.get('x-via-mesh') + ' ' + (await res.text()), errorClass: typeof MeshletError, express: typeof mesh.express };
+  await mesh.close();
+  console.log(JSON.stringify(out));
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+
 before(async () => {
   // npm pack runs `prepack` (the build) and prints the tarball's name last.
   const packed = execFileSync(NPM, ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, PATH: PATH24 } }).trim().split('\n');
@@ -150,6 +161,7 @@ before(async () => {
   for (const app of [app7, app8]) {
     meshConfig(app, upstream.port);
     writeFileSync(join(app, 'app.mjs'), APP_SCRIPT);
+    writeFileSync(join(app, 'app.cjs'), CJS_APP_SCRIPT);
   }
 });
 
@@ -289,6 +301,15 @@ for (const [label, node] of [
         assert.equal(out['internals'], 'function', 'meshlet/internals resolves from the installed package');
       });
     }
+    it('a CommonJS app require()s meshlet and meshlet/telemetry, and its calls go through the mesh', async () => {
+      const r = await runAsync(node(), ['app.cjs'], app8);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const out = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as Record<string, unknown>;
+      assert.deepEqual(out, { meshFetch: '200 yes reviews /cjs', errorClass: 'function', express: 'function' });
+      // meshlet/telemetry from CommonJS, in the app that has its OpenTelemetry peers.
+      const t = await runAsync(node(), ['-e', "console.log(typeof require('meshlet/telemetry').startTelemetry)"], appServer);
+      assert.equal(t.stdout.trim(), 'function', t.stdout + t.stderr);
+    });
   });
 }
 
