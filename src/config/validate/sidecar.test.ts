@@ -105,7 +105,7 @@ describe('Sidecar validation: accepted', () => {
       const warnings = warningsOf(c.yaml);
       const want = c.warnings ?? [];
       assert.equal(warnings.length, want.length, warnings.join('\n'));
-      want.forEach((re, i) => assert.match(warnings[i] ?? '', re));
+      for (const [i, re] of want.entries()) assert.match(warnings[i] ?? '', re);
     });
   }
 
