@@ -86,6 +86,22 @@ export const ANALYZER_SCOPE: Readonly<Record<string, AnalyzerScope>> = {
     },
     counterpart: 'IST0149, src/config/analyze/jwt-claims.ts',
   },
+  'sidecar.SelectorAnalyzer': {
+    compared: true,
+    kinds: ['Sidecar'],
+    codes: ['IST0110', 'IST0111'],
+    picks: codeIs('IST0110', 'IST0111'),
+    notCompared: {
+      IST0101:
+        "a selector that matches no Pod: meshlet reads no Pods, and the workloads a Sidecar selects are mostly meshlet processes, which config does not list (src/config/analyze/sidecar-selectors.ts), so meshlet does not report it",
+      IST0167: 'a Sidecar for an ambient namespace or Pod: meshlet runs in the process and has no ambient mode (it reads neither Namespaces nor Pods)',
+    },
+    rowsNotCompared: {
+      sidecarSelector:
+        "Istio's verdicts come from the Pods in the row's file (which Pods each selector matches, and which Pod two selectors share); meshlet reads no Pods: it checks selectors against WorkloadEntries (IST0110)",
+    },
+    counterpart: 'IST0110 and IST0111, src/config/analyze/sidecar-selectors.ts',
+  },
   'destinationrule.PodNotSelectedAnalyzer': {
     compared: true,
     kinds: ['DestinationRule'],
@@ -138,7 +154,6 @@ export const ANALYZER_SCOPE: Readonly<Record<string, AnalyzerScope>> = {
   'injection.Analyzer': { compared: false, reason: 'sidecar injection (Namespaces, Pods): meshlet runs in the process, no sidecar is injected' },
   'injection.ImageAnalyzer': { compared: false, reason: 'sidecar injection (proxy images in Pods and ConfigMaps)' },
   'injection.ImageAutoAnalyzer': { compared: false, reason: 'sidecar injection (proxy images in Pods and Deployments)' },
-  'sidecar.SelectorAnalyzer': { compared: false, reason: 'the Sidecar kind, which meshlet does not apply' },
   'deployment.ServiceAssociationAnalyzer': { compared: false, reason: 'Deployments, which meshlet does not read' },
   'deployment.ApplicationUIDAnalyzer': { compared: false, reason: 'Pods and Deployments (the proxy UID), which meshlet does not read' },
   'multicluster.MeshNetworksAnalyzer': { compared: false, reason: 'MeshNetworks, which is mesh-wide config, not a resource meshlet reads' },

@@ -27,6 +27,9 @@ import { GRID_SOURCE, grid } from './cases/analysis-grid.ts';
 import type { CaseResult, CategoryRun, UncomparedCase } from './suite.ts';
 import type { AnalysisGridRow } from './types.ts';
 
+/** Why Istio refuses a Sidecar with nothing in its spec (the ambient rows' Sidecars). */
+const EMPTY_SIDECAR = 'no egress, ingress, outboundTrafficPolicy or inboundConnectionPool: "sidecar: empty configuration provided" (ValidateSidecar)';
+
 /**
  * Resources of the compared rows' testdata that meshlet refuses, each because Kubernetes or
  * Istio's own validation refuses it too (a cluster would never hold it; Istio's analyzer test
@@ -52,6 +55,10 @@ export const REFUSED_INPUTS: Readonly<Record<string, { readonly by: 'Kubernetes'
     by: 'Kubernetes',
     why: 'spec.ports[0].protocol: Unsupported value: "HTTP": supported values: "SCTP", "TCP", "UDP"',
   },
+  'testdata/sidecar-default-selector.yaml: Sidecar ns-ambient/namespace-scoped': { by: 'Istio', why: EMPTY_SIDECAR },
+  'testdata/sidecar-default-selector.yaml: Sidecar ns-ambient/pod-scoped': { by: 'Istio', why: EMPTY_SIDECAR },
+  'testdata/sidecar-default-selector.yaml: Sidecar ns-not-ambient/namespace-not-ambient': { by: 'Istio', why: EMPTY_SIDECAR },
+  'testdata/sidecar-default-selector.yaml: Sidecar ns-not-ambient-rev/namespace-not-ambient': { by: 'Istio', why: EMPTY_SIDECAR },
   'testdata/service-no-port-name.yaml: Service my-namespace1/my-service1': {
     by: 'Kubernetes',
     why: 'spec.ports[0].name: Required value (a Service with more than one port must name each)',

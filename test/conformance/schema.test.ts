@@ -5,7 +5,7 @@ import { crdFields, unknownFields } from './schema.ts';
 describe('conformance: every field of Istio\'s CRD schema is known to meshlet', () => {
   it('reads the field list of the nine kinds meshlet validates', () => {
     const kinds = new Set(crdFields().map((f) => f.kind));
-    assert.deepEqual([...kinds].sort(), ['AuthorizationPolicy', 'DestinationRule', 'EnvoyFilter', 'PeerAuthentication', 'RequestAuthentication', 'ServiceEntry', 'Telemetry', 'VirtualService', 'WorkloadEntry']);
+    assert.deepEqual([...kinds].sort(), ['AuthorizationPolicy', 'DestinationRule', 'EnvoyFilter', 'PeerAuthentication', 'RequestAuthentication', 'ServiceEntry', 'Sidecar', 'Telemetry', 'VirtualService', 'WorkloadEntry']);
   });
 
   it('finds no field meshlet calls unknown (newer API fields such as presence, budgetInterval, backendUtilization, sourceSubnet; the mirror_percent and jwks_uri spellings)', () => {

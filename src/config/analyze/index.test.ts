@@ -15,6 +15,8 @@ function example(file: string): string {
 const LEVELS: Readonly<Record<string, string>> = {
   IST0101: 'error',
   IST0109: 'error',
+  IST0110: 'error',
+  IST0111: 'error',
   IST0112: 'error',
   IST0118: 'info',
   IST0128: 'warning',
@@ -126,6 +128,31 @@ spec:
     - headers: {"@request.auth.claims.groups": {exact: group1}}
     route:
     - destination: {host: reviews, subset: v1}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default-1}
+spec: {egress: [{hosts: ["./*"]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default-2}
+spec: {egress: [{hosts: ["./*"]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-vm}
+spec: {address: 10.0.0.9, labels: {app: ratings, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: ratings}
+spec: {workloadSelector: {labels: {app: ratings}}, egress: [{hosts: ["./*"]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: ratings-v1}
+spec: {workloadSelector: {labels: {version: v1}}, egress: [{hosts: ["./*"]}]}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

@@ -1,8 +1,8 @@
 /**
  * Config analysis, like `istioctl analyze`: checks across resources that validation (one
  * resource at a time) cannot make, reported with Istio's analyzer codes where Istio has one
- * (`IST0101`, `IST0109`, `IST0112`, `IST0118`, `IST0128`, `IST0129`, `IST0130`, `IST0131`,
- * `IST0149`, `IST0150`, `IST0173`, `IST0174`, `IST0177`) and `MESHLET…` codes for meshlet's own
+ * (`IST0101`, `IST0109`, `IST0110`, `IST0111`, `IST0112`, `IST0118`, `IST0128`, `IST0129`,
+ * `IST0130`, `IST0131`, `IST0149`, `IST0150`, `IST0173`, `IST0174`, `IST0177`) and `MESHLET…` codes for meshlet's own
  * (`MESHLET0102`: a delegate that cannot be merged, which Istio only logs).
  *
  * @example
@@ -27,6 +27,7 @@ import { jwtClaimAnalyzer } from './jwt-claims.ts';
 import { matchOrderAnalyzer } from './match-order.ts';
 import { portNameAnalyzer } from './port-names.ts';
 import { serviceEntryProtocolAnalyzer } from './service-entry-protocols.ts';
+import { sidecarSelectorAnalyzer } from './sidecar-selectors.ts';
 
 export type { AnalysisContext, Analyzer } from './context.ts';
 export { isCatchAllMatch, isCatchAllRule } from './match-order.ts';
@@ -42,6 +43,7 @@ export const ANALYZERS: readonly Analyzer[] = Object.freeze([
   delegateAnalyzer,
   portNameAnalyzer,
   serviceEntryProtocolAnalyzer,
+  sidecarSelectorAnalyzer,
 ]);
 
 /**

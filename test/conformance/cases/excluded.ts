@@ -11,7 +11,6 @@ export const excluded: readonly ExcludedTable[] = [
   { source: "pkg/config/validation/validation_test.go", test: "TestValidateServer", line: 248, rows: 20, reason: 'not-applied', why: "Gateway servers" },
   { source: "pkg/config/validation/validation_test.go", test: "TestValidateServerPort", line: 419, rows: 7, reason: 'not-applied', why: "Gateway server ports" },
   { source: "pkg/config/validation/validation_test.go", test: "TestValidateTlsOptions", line: 494, rows: 51, reason: 'not-applied', why: "Gateway server TLS" },
-  { source: "pkg/config/validation/validation_test.go", test: "TestValidateSidecar", line: 5996, rows: 74, reason: 'not-applied', why: "Sidecar: meshlet skips the kind with a notice" },
   { source: "pkg/config/validation/validation_test.go", test: "TestValidateProxyConfig", line: 8059, rows: 2, reason: 'not-applied', why: "ProxyConfig" },
   { source: "pkg/config/validation/validation_test.go", test: "TestValidateWasmPlugin", line: 8132, rows: 19, reason: 'not-applied', why: "WasmPlugin" },
   { source: "pkg/config/validation/validation_test.go", test: "TestValidateTrafficExtension", line: 8341, rows: 25, reason: 'not-applied', why: "TrafficExtension (extensions.istio.io)" },

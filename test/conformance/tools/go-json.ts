@@ -39,6 +39,15 @@ const TIME: Record<string, number> = {
   'time.Hour': 3600e9,
 };
 
+/**
+ * Enum conversions of a number (`networking.OutboundTrafficPolicy_Mode(3)`) to the name a YAML
+ * would write. Sidecar's mode 3 has no name in its own enum: ValidateSidecar casts it to
+ * MeshConfig's, where 3 is ALLOW_ANY_DYNAMIC_DNS, the name a user would write.
+ */
+const ENUM_CASTS: Record<string, Record<number, string>> = {
+  'networking.OutboundTrafficPolicy_Mode': { 0: 'REGISTRY_ONLY', 1: 'ALLOW_ANY', 3: 'ALLOW_ANY_DYNAMIC_DNS' },
+};
+
 /** Go field names whose JSON name is not the name with a lower-case first letter. */
 const JSON_NAME_EXCEPTIONS: Record<string, string> = {
   Consecutive_5XxErrors: 'consecutive5xxErrors',
@@ -207,6 +216,11 @@ export class GoToJson {
           return m === '%q' ? JSON.stringify(v) : String(v);
         });
       }
+    }
+    const names = ENUM_CASTS[e.fn];
+    if (names !== undefined) {
+      const name = names[this.scalar(arg0) as number];
+      if (name !== undefined) return name;
     }
     this.unresolved.add(`${e.fn}()`);
     return new Code(`undefined /* unresolved call ${e.fn} */`, undefined);

@@ -26,6 +26,7 @@ const ap = (spec: unknown, meta?: Obj) => resource('security.istio.io/v1', 'Auth
 const ra = (spec: unknown, meta?: Obj) => resource('security.istio.io/v1', 'RequestAuthentication', spec, meta);
 const pa = (spec: unknown, meta?: Obj) => resource('security.istio.io/v1', 'PeerAuthentication', spec, meta);
 const tel = (spec: unknown, meta?: Obj) => resource('telemetry.istio.io/v1', 'Telemetry', spec, meta);
+const sc = (spec: unknown, meta?: Obj) => resource('networking.istio.io/v1', 'Sidecar', spec, meta);
 
 /** Istio's test namespace and name (`someName`/`someNamespace`). */
 const FOO_BAR = { name: 'foo', namespace: 'bar' };
@@ -194,6 +195,11 @@ export const TABLES: TableSpec[] = [
     build: (r) => [drPolicy({ outlierDetection: r.in })],
   },
   {
+    file: V, test: 'TestValidateSidecar',
+    wraps: 'each spec as a Sidecar bar/foo',
+    build: (r) => [sc(r.in, FOO_BAR)],
+  },
+  {
     file: V, test: 'TestValidateServiceEntries',
     wraps: 'each spec as a ServiceEntry bar/foo (with the row\'s labels)',
     build: (r) => [se(r.in, { ...FOO_BAR, labels: r.labels })],
@@ -332,7 +338,6 @@ export const EXCLUDED: { file: string; test: string; reason: 'not-applied' | 'me
   { file: V, test: 'TestValidateServer', reason: 'not-applied', why: 'Gateway servers' },
   { file: V, test: 'TestValidateServerPort', reason: 'not-applied', why: 'Gateway server ports' },
   { file: V, test: 'TestValidateTlsOptions', reason: 'not-applied', why: 'Gateway server TLS' },
-  { file: V, test: 'TestValidateSidecar', reason: 'not-applied', why: 'Sidecar: meshlet skips the kind with a notice' },
   { file: V, test: 'TestValidateProxyConfig', reason: 'not-applied', why: 'ProxyConfig' },
   { file: V, test: 'TestValidateWasmPlugin', reason: 'not-applied', why: 'WasmPlugin' },
   { file: V, test: 'TestValidateTrafficExtension', reason: 'not-applied', why: 'TrafficExtension (extensions.istio.io)' },

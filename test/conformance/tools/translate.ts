@@ -151,7 +151,7 @@ function copyCrds(): string[] {
 
 const CRD_FILE = 'manifests/charts/base/files/crd-all.gen.yaml';
 /** Kinds whose CRD schema fields meshlet must all know. */
-const SCHEMA_KINDS = ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'RequestAuthentication', 'AuthorizationPolicy', 'Telemetry', 'EnvoyFilter'];
+const SCHEMA_KINDS = ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'PeerAuthentication', 'RequestAuthentication', 'AuthorizationPolicy', 'Telemetry', 'EnvoyFilter', 'Sidecar'];
 
 interface Schema {
   type?: string;
