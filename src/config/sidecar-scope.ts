@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost } from './hosts.ts';
+import { DEFAULT_DOMAIN, hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost } from './hosts.ts';
 import type { Service, ServiceAlias, ServiceRegistry } from './registry.ts';
 import { type AnyResource, byAge, type Resource } from './resource.ts';
 import type { Destination, VirtualServiceSpec } from './types/networking.ts';
@@ -319,4 +319,37 @@ export function destinationsOf(spec: VirtualServiceSpec, vsNamespace: string, na
   for (const t of spec.tcp ?? []) for (const r of t.route ?? []) add(r.destination);
   for (const t of spec.tls ?? []) for (const r of t.route ?? []) add(r.destination);
   return out;
+}
+
+/** The full names a name written in a URL can stand for in `namespace` (Kubernetes DNS search paths). */
+function candidateNames(host: string, namespace: string, domain = DEFAULT_DOMAIN): string[] {
+  const h = host.toLowerCase();
+  const parts = h.split('.');
+  if (parts.length === 1) return [h, `${h}.${namespace}.svc.${domain}`];
+  if (parts.length === 2) return [h, `${h}.svc.${domain}`];
+  if (h.endsWith('.svc')) return [h, `${h}.${domain}`];
+  return [h];
+}
+
+/**
+ * Why a call to `host:port` from a workload of the scope's namespace finds no route under the
+ * scope: its egress hosts leave the service out, or its listener for that port does, or the host
+ * is in no registry at all. Undefined when the scope imports it (the reason lies elsewhere).
+ */
+export function whyOutOfScope(scope: SidecarScope, registry: ServiceRegistry, host: string, port: number | undefined): string | undefined {
+  const listener = listenerFor(scope, port);
+  const hosts = (l: ScopeListener | undefined) => (l === undefined ? 'none' : l.hosts.join(', '));
+  for (const name of candidateNames(host, scope.namespace)) {
+    const svc = registry.lookup(name, scope.namespace);
+    if (svc === undefined) continue;
+    if (listener === undefined) return `${scope.sidecar.ref} has no egress listener for port ${port ?? '(none)'} (its listeners: ${scope.listeners.map((l) => l.port ?? 'any port').join(', ')})`;
+    const imported = listener.services.get(name);
+    if (imported !== undefined && importsPort(imported, port)) return undefined;
+    const where = `${name} (namespace ${svc.namespace}) is not in the egress hosts of ${scope.sidecar.ref}${listener.port === undefined ? '' : `'s listener for port ${listener.port}`} (${hosts(listener)})`;
+    const other = scope.listeners.find((l) => l !== listener && l.services.has(name));
+    if (other !== undefined) return `${where}; its listener for ${other.port === undefined ? 'other ports' : `port ${other.port}`} imports it`;
+    if (scope.services.has(name)) return `${where}; only the VirtualServices that route to it reach it`;
+    return where;
+  }
+  return `${host} is not in the registry (no visible ServiceEntry or Service)`;
 }
