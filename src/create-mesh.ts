@@ -90,6 +90,7 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     urls,
     token: token === '' ? undefined : token,
     workload: workloadOf(o),
+    rootNamespace: o.rootNamespace,
     locality: o.locality ?? '',
     // The identity defaults to the control plane's CA in control-plane mode.
     acceptsMtls: o.identity !== 'none',

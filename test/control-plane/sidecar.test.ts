@@ -46,3 +46,24 @@ test('the Sidecar for this workload arrives and applies; a change to it applies 
   await changed;
   assert.equal((await call(mesh, 'http://ratings.other:9080/')).upstream, 'ratings');
 });
+
+test('the root namespace’s Sidecar is the default of a namespace without one, through the control plane', async () => {
+  const ratings = await startUpstream('ratings-root');
+  ups.push(ratings);
+  const other = serviceEntry('ratings', 'ratings.other.svc.cluster.local', 9080, [{ port: ratings.port }]) as { metadata: object };
+  const cp = await startTestControlPlane({
+    se: [{ ...other, metadata: { ...other.metadata, namespace: 'other' } }],
+    sc: [{ ...sidecar('default', { egress: [{ hosts: ['./*'] }], outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } }), metadata: { name: 'default', namespace: 'istio-system' } }],
+  });
+  try {
+    const token = await cp.cp.mintToken({ service: 'web', namespace: 'shop' });
+    const mesh = await createMesh({ service: 'web', namespace: 'shop', controlPlane: cp.cp.url, token, logger: quietLogger });
+    meshes.push(mesh);
+    assert.equal(mesh.snapshot.sidecar?.ref, 'Sidecar istio-system/default');
+    assert.equal((await call(mesh, 'http://ratings.other:9080/')).status, 502);
+    assert.equal(ratings.hits, 0);
+    await mesh.close();
+  } finally {
+    await cp.close();
+  }
+});
