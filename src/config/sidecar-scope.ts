@@ -45,7 +45,10 @@ export function selectSidecar(resources: readonly AnyResource[], namespace: stri
   return sidecars.find((s) => s.metadata.namespace === rootNamespace && s.spec.workloadSelector === undefined);
 }
 
-/** The hosts an egress listener names in one namespace (istiod's `hostClassification`). */
+/**
+ * The hosts an egress listener names in one namespace (istiod's `hostClassification`).
+ * @category Snapshot
+ */
 export interface EgressHostSet {
   /** Exact dnsNames (a map lookup). */
   readonly exact: ReadonlySet<string>;
@@ -111,7 +114,10 @@ export function egressExcludes(set: EgressHostSet | undefined, host: string): bo
   return set?.excluded.some((e) => hostMatches(e, host)) === true;
 }
 
-/** A service as a scope has it: the ports and aliases (ExternalName names) it imports. */
+/**
+ * A service as a scope has it: the ports and aliases (ExternalName names) it imports.
+ * @category Snapshot
+ */
 export interface ScopedService {
   readonly service: Service;
   /** The ports imported; undefined: every port. */
@@ -120,13 +126,19 @@ export interface ScopedService {
   readonly aliases: readonly ServiceAlias[];
 }
 
-/** A VirtualService with its hosts resolved (as the compiler lists them). */
+/**
+ * A VirtualService with its hosts resolved (as the compiler lists them).
+ * @category Snapshot
+ */
 export interface ScopeVirtualService {
   readonly vs: Resource<'VirtualService'>;
   readonly hosts: readonly string[];
 }
 
-/** One egress listener of the applied Sidecar, with what it imports (`IstioEgressListenerWrapper`). */
+/**
+ * One egress listener of the applied Sidecar, with what it imports (`IstioEgressListenerWrapper`).
+ * @category Snapshot
+ */
 export interface ScopeListener {
   /** The listener's port; undefined: the catch-all listener (every port). */
   readonly port: number | undefined;
@@ -141,7 +153,10 @@ export interface ScopeListener {
   readonly virtualServices: readonly ScopeVirtualService[];
 }
 
-/** What a Sidecar lets one workload reach (`SidecarScope`). */
+/**
+ * What a Sidecar lets one workload reach (`SidecarScope`).
+ * @category Snapshot
+ */
 export interface SidecarScope {
   readonly sidecar: Resource<'Sidecar'>;
   /** The namespace it was converted for (the workload's: `.` in the hosts means it). */
