@@ -116,6 +116,26 @@ describe('Sidecar egress scoping through real upstreams', () => {
     });
   });
 
+  // sidecar_test.go TestSidecarOutboundTrafficPolicy: MeshConfig's mode (createMesh's option) × the Sidecar's policy.
+  const policyRows: { name: string; mesh: 'ALLOW_ANY' | 'REGISTRY_ONLY' | undefined; sidecar: object | undefined; want: 'ALLOW_ANY' | 'REGISTRY_ONLY' }[] = [
+    { name: 'default MeshConfig, no Sidecar', mesh: undefined, sidecar: undefined, want: 'ALLOW_ANY' },
+    { name: 'default MeshConfig, sidecar without OutboundTrafficPolicy', mesh: undefined, sidecar: {}, want: 'ALLOW_ANY' },
+    { name: 'default MeshConfig, Sidecar with registry only', mesh: undefined, sidecar: { outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } }, want: 'REGISTRY_ONLY' },
+    { name: 'default MeshConfig, Sidecar with allow any', mesh: undefined, sidecar: { outboundTrafficPolicy: { mode: 'ALLOW_ANY' } }, want: 'ALLOW_ANY' },
+    { name: 'MeshConfig registry only, no Sidecar', mesh: 'REGISTRY_ONLY', sidecar: undefined, want: 'REGISTRY_ONLY' },
+    { name: 'MeshConfig registry only, sidecar without OutboundTrafficPolicy', mesh: 'REGISTRY_ONLY', sidecar: {}, want: 'REGISTRY_ONLY' },
+    { name: 'MeshConfig registry only, Sidecar with registry only', mesh: 'REGISTRY_ONLY', sidecar: { outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } }, want: 'REGISTRY_ONLY' },
+    { name: 'MeshConfig registry only, Sidecar with allow any', mesh: 'REGISTRY_ONLY', sidecar: { outboundTrafficPolicy: { mode: 'ALLOW_ANY' } }, want: 'ALLOW_ANY' },
+    { name: '(proto default) a policy without mode is REGISTRY_ONLY', mesh: undefined, sidecar: { outboundTrafficPolicy: {} }, want: 'REGISTRY_ONLY' },
+  ];
+  for (const r of policyRows) {
+    it(`TestSidecarOutboundTrafficPolicy ${r.name}: a host outside the registry ${r.want === 'ALLOW_ANY' ? 'passes through' : 'gets 502'}`, async () => {
+      const m = await mesh([...services(), ...(r.sidecar === undefined ? [] : [sidecar('s', r.sidecar)])], r.mesh === undefined ? {} : { outboundTrafficPolicy: r.mesh });
+      const res = await call(m, `http://127.0.0.1:${direct.port}/unknown`);
+      assert.deepEqual({ status: res.status, upstream: res.upstream }, r.want === 'ALLOW_ANY' ? { status: 200, upstream: 'direct' } : { status: 502, upstream: null });
+    });
+  }
+
   it('an egress listener with a port exposes only that port of the services it imports', async () => {
     const m = await mesh([...services(), sidecar('port', { egress: [{ port: { number: 9080, protocol: 'HTTP', name: 'http' }, hosts: ['*/*'] }] })], { outboundTrafficPolicy: 'REGISTRY_ONLY' });
     assert.equal((await call(m, 'http://reviews:9080/')).upstream, 'reviews');
