@@ -9,7 +9,7 @@ import { doc, validateYaml } from '../../test/helpers/config.ts';
 import { resolveHost } from './hosts.ts';
 import { ServiceRegistry } from './registry.ts';
 import type { AnyResource, Resource } from './resource.ts';
-import { buildSidecarScope, destinationsOf, egressExcludes, egressMatches, egressMatchesVirtualService, importsPort, listenerFor, parseEgressHosts, selectSidecar, type SidecarScope } from './sidecar-scope.ts';
+import { buildSidecarScope, destinationsOf, whyOutOfScope, egressExcludes, egressMatches, egressMatchesVirtualService, importsPort, listenerFor, parseEgressHosts, selectSidecar, type SidecarScope } from './sidecar-scope.ts';
 
 const NET = 'networking.istio.io/v1';
 
@@ -202,5 +202,30 @@ describe('destinationsOf (push_context.go virtualServiceDestinationsFilteredBySo
       [...d].map(([h, p]) => `${h}:${[...p].join(',')}`),
       ['a.foo.svc.cluster.local:80', 'm.foo.svc.cluster.local:0', 't.example.com:5432'],
     );
+  });
+});
+
+describe('whyOutOfScope (what explain says)', () => {
+  const docs = [
+    sidecar('s', 'shop', 'egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  hosts: ["other/*"]\n- hosts: ["./*"]'),
+    se('a', 'shop', 'a.shop.svc.cluster.local', [9080, 80]),
+    se('r', 'other', 'r.other.svc.cluster.local', [9080, 80]),
+    doc(NET, 'VirtualService', 'via', 'hosts: [via]\nhttp:\n- route: [{destination: {host: t.far.svc.cluster.local}}]', 'shop'),
+    se('t', 'far', 't.far.svc.cluster.local', [80]),
+  ];
+  const scope = scopeOf(docs, 'shop');
+  const registry = new ServiceRegistry(load(docs));
+  const rows: [string, number, string | undefined][] = [
+    ['a', 80, undefined],
+    ['r.other', 9080, undefined],
+    ['r.other', 80, 'r.other.svc.cluster.local (namespace other) is not in the egress hosts of Sidecar shop/s (./*); its listener for port 9080 imports it'],
+    ['a.shop', 9080, "a.shop.svc.cluster.local (namespace shop) is not in the egress hosts of Sidecar shop/s's listener for port 9080 (other/*); its listener for other ports imports it"],
+    ['t.far', 80, 't.far.svc.cluster.local (namespace far) is not in the egress hosts of Sidecar shop/s (./*); only the VirtualServices that route to it reach it'],
+    ['nowhere.example', 80, 'nowhere.example is not in the registry (no visible ServiceEntry or Service)'],
+  ];
+  for (const [host, port, want] of rows) it(`${host}:${port}`, () => assert.equal(whyOutOfScope(scope, registry, host, port), want));
+  it('a port no listener serves', () => {
+    const portOnly = scopeOf([sidecar('p', 'shop', 'egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  hosts: ["./*"]'), se('a', 'shop', 'a.shop.svc.cluster.local', [9080, 80])], 'shop');
+    assert.equal(whyOutOfScope(portOnly, registry, 'a', 80), 'Sidecar shop/p has no egress listener for port 80 (its listeners: 9080)');
   });
 });

@@ -2,6 +2,11 @@
  * Compiles validated resources into the immutable {@link Snapshot} of one workload, composing
  * one compiler per concern:
  * - the registry (`ServiceRegistry.build`);
+ * - the applied Sidecar's egress scope (`src/config/sidecar-scope.ts`): without a Sidecar every
+ *   visible service and VirtualService; with one, the services, ports and VirtualServices its
+ *   egress listeners import (each service port routed with its listener's VirtualServices), and
+ *   its outboundTrafficPolicy for the hosts it leaves out. Scoping is all here: the request path
+ *   only finds fewer virtual hosts;
  * - routes ({@link Compiler}): virtual hosts, rules with precompiled matchers and cumulative
  *   weights, into the route table;
  * - clusters ({@link ClusterCompiler}): every cluster a route reaches, with its endpoints and its
