@@ -92,6 +92,13 @@ describe('compile under a Sidecar', () => {
     assert.equal(d?.target?.cluster?.name, `outbound|9080||${RATINGS}`);
   });
 
+  it('a VirtualService for an imported service without HTTP ports makes no virtual host (the call passes through, as without a Sidecar)', () => {
+    const db = doc(NET, 'ServiceEntry', 'db', 'hosts: [db.default.svc.cluster.local]\nlocation: MESH_INTERNAL\nresolution: STATIC\nports:\n- {number: 5432, name: tcp, protocol: TCP}\nendpoints:\n- {address: 10.0.0.9}');
+    const vs = doc(NET, 'VirtualService', 'db', 'hosts: [db]\ntcp:\n- route: [{destination: {host: db}}]');
+    assert.equal(compile([db, vs]).routes.virtualHost('db:5432'), undefined);
+    assert.equal(compile([db, vs, sidecar('egress:\n- hosts: ["./*"]')]).routes.virtualHost('db:5432'), undefined);
+  });
+
   it('outboundTrafficPolicy: the mode (REGISTRY_ONLY when unset, as the proto) and the egressProxy route (ALLOW_ANY only)', () => {
     const gw = se('egressgateway', 'istio-system', 'istio-egressgateway.istio-system.svc.cluster.local', [80, 443]);
     const proxy = 'egressProxy: {host: istio-egressgateway.istio-system.svc.cluster.local, port: {number: 80}}';

@@ -289,14 +289,15 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   // from the VirtualService; the services it routes to are in scope); a listener with a port
   // routes them on that port only.
   const named = new Set<string>();
-  const vsOnly: { entries: readonly VsEntry[]; index: VirtualServiceIndex; port: number | undefined }[] = scope === undefined
-    ? [{ entries: vss, index: vsIndex, port: undefined }]
-    : scope.listeners.map((l) => ({ entries: l.virtualServices, index: listenerIndexes.get(l) as VirtualServiceIndex, port: l.port }));
-  for (const { entries, index, port: listenerPort } of vsOnly) {
+  const vsOnly: { entries: readonly VsEntry[]; index: VirtualServiceIndex; port: number | undefined; services: ReadonlyMap<string, unknown> }[] = scope === undefined
+    ? [{ entries: vss, index: vsIndex, port: undefined, services: registry.byHost }]
+    : scope.listeners.map((l) => ({ entries: l.virtualServices, index: listenerIndexes.get(l) as VirtualServiceIndex, port: l.port, services: l.services }));
+  for (const { entries, index, port: listenerPort, services } of vsOnly) {
     for (const { vs, hosts } of entries) {
       yield;
       for (const h of hosts) {
-        if (covered.has(h) || (scope === undefined && registry.byHost.has(h))) continue;
+        // A host with a service (imported by the listener, under a Sidecar) has that service's virtual hosts, or none (not HTTP).
+        if (covered.has(h) || services.has(h)) continue;
         if (index.find(h) !== vs) continue;
         const names = isWildcard(h) ? [h] : aliasesFor(h, wl.namespace);
         if (listenerPort !== undefined) {
