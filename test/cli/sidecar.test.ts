@@ -59,6 +59,13 @@ describe('meshlet explain / routes under a Sidecar', () => {
     assert.doesNotMatch(inScope.stdout, /Out of scope/);
   });
 
+  it('explain grpc://: the same, as the gRPC status the caller gets', () => {
+    const r = meshlet(['explain', file, '--service', 'productpage', 'grpc://ratings.other:9080/ratings.Ratings/Get']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Outcome: +the host is not in the mesh \(or the Sidecar leaves it out\) and outboundTrafficPolicy is REGISTRY_ONLY: the caller gets UNAVAILABLE \(502\)$/m);
+    assert.match(r.stdout, /^Out of scope: +ratings\.other\.svc\.cluster\.local \(namespace other\) is not in the egress hosts/m);
+  });
+
   it('explain -o json carries the Sidecar, the reason and the policy', () => {
     const r = meshlet(['explain', file, '--service', 'productpage', '-o', 'json', 'http://ratings.other:9080/']);
     assert.equal(r.code, 0, r.stderr);
