@@ -27,7 +27,8 @@ Explains how one request from a workload would be handled under a config, as mes
 does in code and 'istioctl x describe' does for a pod: the virtual host, the rules tried
 before the one that matched, the matched rule, the destinations with their weights, subsets
 and endpoints, and every policy that applies (timeout, retries, fault, mirrors, load
-balancing, connection pool, outlier detection). Nothing is sent. '-' reads the config from
+balancing, connection pool, outlier detection); under a Sidecar, which one applies and why a
+host is outside its egress hosts. Nothing is sent. '-' reads the config from
 standard input. Exits 0 whatever the outcome (a 404 NR is an answer), 1 when the config has
 errors, 2 on a usage mistake.
 

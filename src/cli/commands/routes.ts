@@ -19,7 +19,8 @@ Prints the route table meshlet compiles for one workload: every virtual host (se
 it can call, the names it can use for it, each rule in order (match → destinations with
 weights, clusters and endpoint counts) and the policies that apply, then every cluster with its
 endpoints and compiled settings (load balancer, connection pool, retries, outlier detection,
-TLS as declared). '-' reads standard input.
+TLS as declared). When a Sidecar applies to the workload, its egress listeners and
+outboundTrafficPolicy come first, and only what it imports is listed. '-' reads standard input.
 Exits 1 when the config has errors, 2 on a usage mistake.
 
 Options:
