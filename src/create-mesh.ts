@@ -56,7 +56,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o.controlPlane !== undefined) return startEmbeddedIdentity(await createControlPlaneMesh(o), o, o.logger ?? DEFAULT_LOGGER);
   const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis });
   if (!loaded.ok) throw new ConfigError(loaded.issues.all);
-  const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(o));
+  const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(o), { rootNamespace: o.rootNamespace });
   const mesh = await startEmbeddedIdentity(new Mesh(o, snapshot), o, o.logger ?? DEFAULT_LOGGER);
   await mesh.startWatching().catch(async (e: unknown) => {
     await mesh.close();
@@ -90,6 +90,7 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     urls,
     token: token === '' ? undefined : token,
     workload: workloadOf(o),
+    rootNamespace: o.rootNamespace,
     locality: o.locality ?? '',
     // The identity defaults to the control plane's CA in control-plane mode.
     acceptsMtls: o.identity !== 'none',

@@ -81,7 +81,7 @@ export class FileConfig {
       this.#host.rejected(loaded.issues.all, error);
       return false;
     }
-    const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(o), { cache: this.#compileCache });
+    const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(o), { cache: this.#compileCache, rootNamespace: o.rootNamespace });
     if (snapshot.version === this.#host.snapshot().version) return true;
     this.#host.install(snapshot);
     this.#host.applied(snapshot.version, loaded.findings);

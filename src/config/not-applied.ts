@@ -1,5 +1,6 @@
 /**
- * Kinds meshlet validates but does not apply yet — Sidecar (being built). Telemetry is applied (tracing,
+ * Kinds meshlet validates but does not apply yet — none today: Sidecar is applied (egress
+ * scoping and its outboundTrafficPolicy, `src/config/sidecar-scope.ts`), Telemetry is applied (tracing,
  * metrics, access logging), and PeerAuthentication, RequestAuthentication, AuthorizationPolicy
  * and the local rate limit EnvoyFilter are enforced by the server side. Such kinds are checked as Istio checks them, so a config can be
  * shared with an Istio cluster; one info notice per kind present says they have no effect in
@@ -14,9 +15,7 @@ import type { AnyResource, Kind } from './resource.ts';
 export const NOT_APPLIED_CODE = 'MESHLET0003';
 
 /** What a kind would do, and that meshlet does not do it yet. */
-export const NOT_APPLIED_YET: Readonly<Partial<Record<Kind, string>>> = {
-  Sidecar: 'egress scoping and its outboundTrafficPolicy are not applied yet; every visible service is reachable',
-};
+export const NOT_APPLIED_YET: Readonly<Partial<Record<Kind, string>>> = {};
 
 /** Adds one info notice per not-yet-applied kind among `resources`, at its first resource. */
 export function reportNotApplied(resources: readonly AnyResource[], issues: IssueList): void {

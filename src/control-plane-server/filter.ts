@@ -3,7 +3,8 @@
  * namespace (`exportTo`, or a Service's `networking.istio.io/exportTo` annotation), the
  * WorkloadEntries a visible service selects (selection.ts), and security/telemetry policies of
  * its namespace or the root namespace whose selector matches its labels (the labels its token
- * proves). PeerAuthentications of every namespace go to every workload: a client's auto-mTLS
+ * proves), and the Sidecars that apply to it (its namespace's, selected by `workloadSelector`, and the root
+ * namespace's selector-less default). PeerAuthentications of every namespace go to every workload: a client's auto-mTLS
  * reads its destination's policy (is mTLS DISABLEd for that workload and port?), as istiod
  * gives every sidecar the mesh's PeerAuthentications for the same reason. Payloads are serialized once per (version, namespace, labels) and shared by every
  * stream with that key.
@@ -12,6 +13,8 @@
  */
 import { EXPORT_TO_ANNOTATION, isVisible, parseExportTo } from '../config/hosts.ts';
 import type { AnyResource } from '../config/resource.ts';
+import type { SidecarSpec } from '../config/types/sidecar.ts';
+import { labelsMatch } from '../config/workloads.ts';
 import { formatLabels, toWire, type ConfigEvent } from '../control-plane/protocol.ts';
 import { VisibleSelection } from './selection.ts';
 import type { ConfigState } from './store.ts';
@@ -55,6 +58,13 @@ export function isRelevant(r: AnyResource, w: WorkloadKey, rootNamespace = DEFAU
   if (NETWORKING.has(r.kind)) {
     const exportTo = (r.spec as { exportTo?: string[] }).exportTo;
     return isVisible(exportTo, ns, w.namespace);
+  }
+  // A Sidecar selects by `workloadSelector.labels`; one with a selector applies in its own namespace
+  // only, so the root namespace's reaches other namespaces when it has none (istiod's getSidecarScope).
+  if (r.kind === 'Sidecar') {
+    const selector = (r.spec as SidecarSpec).workloadSelector;
+    if (ns === w.namespace) return selector === undefined || labelsMatch(selector.labels ?? {}, w.labels);
+    return ns === rootNamespace && selector === undefined;
   }
   if (ns !== w.namespace && ns !== rootNamespace) return false;
   return selectorMatches(r.spec, w.labels);

@@ -25,6 +25,8 @@ export interface ControlPlaneSourceOptions {
   readonly urls: readonly string[];
   readonly token: string | undefined;
   readonly workload: Required<WorkloadInfo>;
+  /** The mesh's root namespace: its selector-less Sidecar is the default of namespaces without one. @defaultValue 'istio-system' */
+  readonly rootNamespace?: string;
   readonly locality: string;
   /** This workload has an identity (MeshOptions `identity` is not 'none'): its registrations carry `security.istio.io/tlsMode: istio`, so clients' auto-mTLS calls it with mTLS. @defaultValue false */
   readonly acceptsMtls?: boolean;

@@ -67,6 +67,7 @@ export class ControlPlaneSource {
       http: this.#http,
       rotation,
       workload: o.workload,
+      rootNamespace: o.rootNamespace,
       check: { defaultNamespace: o.workload.namespace, analysis: o.analysis },
       clock: o.clock,
       connectTimeoutMs: o.connectTimeoutMs ?? 5000,
@@ -314,7 +315,7 @@ export class ControlPlaneSource {
     } else if (this.#o.failOpen) {
       this.#o.logger.warn(`meshlet: starting without config (failOpen): ${why?.message ?? 'no config from the control plane yet'}`);
       if (!this.#connected && why !== undefined) this.#emit('disconnected', { error: why } satisfies DisconnectedEvent);
-      this.#settle(compileState(EMPTY_STATE, this.#o.workload));
+      this.#settle(compileState(EMPTY_STATE, this.#o.workload, this.#o.rootNamespace));
     } else if (final) {
       const timeout = error === undefined;
       const message = timeout
@@ -343,7 +344,7 @@ export class ControlPlaneSource {
       wireWorkloads: c.workloads,
       findings: config.findings,
     };
-    return { state, snapshot: compileState(state, this.#o.workload) };
+    return { state, snapshot: compileState(state, this.#o.workload, this.#o.rootNamespace) };
   }
 
   /**

@@ -171,16 +171,18 @@ export function reasons(issues: IssueList): string[] {
 }
 
 /** Compiles a good state for this workload; the snapshot version is `<config>/<endpoints>`. */
-export function compileState(state: GoodState, workload: WorkloadInfo): Snapshot {
+export function compileState(state: GoodState, workload: WorkloadInfo, rootNamespace?: string): Snapshot {
   return compileSnapshot(state.resources, workload, {
+    rootNamespace,
     version: eventId(state.configVersion, state.endpointsVersion),
     extraWorkloads: state.workloads,
   });
 }
 
 /** {@link compileState} in slices that give the event loop a turn every few milliseconds. */
-export function compileStateAsync(state: GoodState, workload: WorkloadInfo): Promise<Snapshot> {
+export function compileStateAsync(state: GoodState, workload: WorkloadInfo, rootNamespace?: string): Promise<Snapshot> {
   return compileSnapshotAsync(state.resources, workload, {
+    rootNamespace,
     version: eventId(state.configVersion, state.endpointsVersion),
     extraWorkloads: state.workloads,
   });

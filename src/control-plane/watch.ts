@@ -67,6 +67,8 @@ export interface WatchOptions {
   readonly http: ControlPlaneHttp;
   readonly rotation: UrlRotation;
   readonly workload: Required<WorkloadInfo>;
+  /** The mesh's root namespace (its Sidecar is the mesh-wide default). @defaultValue 'istio-system' */
+  readonly rootNamespace?: string;
   readonly check: CheckOptions;
   readonly clock: Clock;
   /** Longest wait for the response headers and `hello`. */
@@ -354,7 +356,7 @@ export class Watch {
     };
     let snapshot: Snapshot;
     try {
-      snapshot = await compileStateAsync(next, this.#o.workload);
+      snapshot = await compileStateAsync(next, this.#o.workload, this.#o.rootNamespace);
     } catch (e) {
       const why = [`compiling failed: ${e instanceof Error ? e.message : String(e)}`];
       if (config !== undefined) this.#nack(url, 'config', config.version, undefined, why);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { whyOutOfScope } from '../config/sidecar-scope.ts';
 import { normalizeHeaderObject } from '../core/headers.ts';
 import type { Headers } from '../core/exchange.ts';
 import type { RequestHead } from '../routing/request-head.ts';
@@ -69,8 +70,18 @@ export interface ExplainedTarget {
  * @category Mesh
  */
 export interface Explanation {
-  /** `routed`, `no-route` (404 NR), `passthrough` (host outside the mesh), `redirect`, `direct-response`. */
-  readonly outcome: 'routed' | 'no-route' | 'passthrough' | 'redirect' | 'direct-response';
+  /**
+   * `routed`, `no-route` (404 NR), `passthrough` (host outside the mesh, or outside the Sidecar's
+   * egress, with ALLOW_ANY), `registry-only` (the same with REGISTRY_ONLY: 502), `redirect`,
+   * `direct-response`. A Sidecar's `egressProxy` makes such calls `routed` (virtual host `allow_any`).
+   */
+  readonly outcome: 'routed' | 'no-route' | 'passthrough' | 'registry-only' | 'redirect' | 'direct-response';
+  /** The Sidecar that applies to this workload (`Sidecar namespace/name`), if one does. */
+  readonly sidecar?: string;
+  /** For a host the applied Sidecar leaves out: which of its egress hosts do (or that the host is in no registry). */
+  readonly scope?: string;
+  /** For `passthrough` and `registry-only`, and the egress proxy route: where the outboundTrafficPolicy comes from (`Sidecar ns/name`, or `mesh`). */
+  readonly outboundTrafficPolicy?: string;
   readonly virtualHost: string | undefined;
   /** The rule that matched, with its match blocks and policies. */
   readonly route: string | undefined;
@@ -116,6 +127,9 @@ function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: Tl
 
 function print(e: Omit<Explanation, 'toString'>): string {
   const lines = [`${e.outcome}${e.virtualHost ? ` via virtual host ${e.virtualHost}` : ''}`];
+  if (e.sidecar !== undefined) lines.push(`  sidecar: ${e.sidecar}`);
+  if (e.scope !== undefined) lines.push(`  out of scope: ${e.scope}`);
+  if (e.outboundTrafficPolicy !== undefined) lines.push(`  outboundTrafficPolicy: ${e.outboundTrafficPolicy}`);
   for (const s of e.skipped) lines.push(`  skipped: ${s.split('\n')[0]}`);
   if (e.route) lines.push(`  matched: ${e.route.replace(/\n/g, '\n  ')}`);
   for (const t of e.targets) {
@@ -145,29 +159,50 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
     headers,
   };
   const now = o.clock.now();
-  const routes = o.snapshot.routes;
+  const snapshot = o.snapshot;
+  const routes = snapshot.routes;
   const vhost = routes.virtualHost(head.authority, head.scheme);
-  const base = { retry: undefined, timeout: undefined, fault: undefined, mirrors: [], targets: [], skipped: [] as string[], route: undefined };
+  const applied = snapshot.sidecar;
+  const sidecar = applied === undefined ? {} : { sidecar: applied.ref };
+  const base = { ...sidecar, retry: undefined, timeout: undefined, fault: undefined, mirrors: [], targets: [], skipped: [] as string[], route: undefined };
   let e: Omit<Explanation, 'toString'>;
-  if (vhost === undefined) e = { ...base, outcome: 'passthrough', virtualHost: undefined };
-  else {
+  const policy = o.unknownHosts;
+  const egressProxy = vhost === undefined ? policy.egressProxy?.route : undefined;
+  if (vhost === undefined && egressProxy === undefined) {
+    const colon = head.authority.lastIndexOf(':');
+    const hasPort = colon > -1 && !head.authority.endsWith(']');
+    const host = hasPort ? head.authority.slice(0, colon) : head.authority;
+    const port = hasPort ? Number(head.authority.slice(colon + 1)) : head.scheme === 'https' ? 443 : 80;
+    const scope = applied === undefined ? undefined : whyOutOfScope(applied.scope, snapshot.registry, host, port);
+    e = {
+      ...base,
+      ...(scope === undefined ? {} : { scope }),
+      outboundTrafficPolicy: `${policy.mode} (${policy.source === '' ? 'the mesh’s' : policy.source})`,
+      outcome: policy.mode === 'REGISTRY_ONLY' ? 'registry-only' : 'passthrough',
+      virtualHost: undefined,
+    };
+  } else {
     const scratch = { queryStart: head.path.indexOf('?'), query: undefined };
     const skipped: string[] = [];
-    let matched: CompiledRoute | undefined;
-    for (const r of vhost.routes) {
+    let matched: CompiledRoute | undefined = egressProxy;
+    for (const r of vhost?.routes ?? []) {
       if (r.matchers.length === 0 || r.matchers.some((m) => m.matches(head, scratch))) {
         matched = r;
         break;
       }
       skipped.push(describeRoute(r));
     }
-    if (matched === undefined) e = { ...base, skipped, outcome: 'no-route', virtualHost: vhost.name };
+    const vhostName = vhost?.name ?? 'allow_any';
+    const via = egressProxy === undefined ? {} : { outboundTrafficPolicy: `${policy.mode} with egressProxy (${policy.source})` };
+    if (matched === undefined) e = { ...base, skipped, outcome: 'no-route', virtualHost: vhostName };
     else {
       const total = matched.cumulativeWeights[matched.cumulativeWeights.length - 1] ?? 0;
       const f = matched.fault;
       e = {
+        ...sidecar,
+        ...via,
         outcome: matched.action === 'forward' ? 'routed' : matched.action,
-        virtualHost: vhost.name,
+        virtualHost: vhostName,
         route: describeRoute(matched),
         skipped,
         retry: matched.action === 'forward' ? retryToString(matched.retry) : undefined,

@@ -22,7 +22,7 @@ import { type LiveMirrors, type MirrorStats, mirrorLayer } from '../policies/mir
 import type { OutlierEvent } from '../policies/outlier.ts';
 import { retryLayer } from '../policies/retry.ts';
 import { timeoutLayer } from '../policies/timeout.ts';
-import type { Snapshot } from '../routing/compile.ts';
+import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
 import type { CompiledRoute } from '../routing/route-table.ts';
 import { balanceLayer } from './balance.ts';
 import { type ClusterContext, ClusterState } from './cluster-state.ts';
@@ -69,6 +69,9 @@ export interface OutboundOptions {
 /** The outbound data plane of one mesh. */
 export class Outbound {
   #snapshot: Snapshot;
+  /** What calls to hosts outside the mesh get under the current snapshot: its Sidecar's policy, else the mesh's. */
+  #unknownHosts: UnknownHostPolicy;
+  readonly #meshPolicy: UnknownHostPolicy;
   readonly #clusters = new Map<string, ClusterState>();
   readonly #clusterContext: ClusterContext;
   readonly #o: OutboundOptions;
@@ -85,6 +88,8 @@ export class Outbound {
   constructor(snapshot: Snapshot, o: OutboundOptions) {
     this.#o = o;
     this.#snapshot = snapshot;
+    this.#meshPolicy = Object.freeze({ mode: o.outboundTrafficPolicy, egressProxy: undefined, source: '' });
+    this.#unknownHosts = snapshot.sidecar?.outboundTrafficPolicy ?? this.#meshPolicy;
     this.deadlines = new DeadlineQueue(o.clock);
     this.#clusterContext = {
       clock: o.clock,
@@ -106,7 +111,7 @@ export class Outbound {
     const upstream = upstreamLayer({ classify, clock: o.clock });
     const upstreamPath = stack([balance, upstream], send);
     const layers: [string, Layer][] = [
-      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), outboundTrafficPolicy: o.outboundTrafficPolicy, passthrough })],
+      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), unknownHosts: () => this.#unknownHosts, passthrough })],
       ['fault', faultLayer({ clock: o.clock, random: o.random, fault: (ex) => route(ex).fault })],
       [
         'mirror',
@@ -205,6 +210,12 @@ export class Outbound {
       this.#o.clock.setTimer(() => void cs.close(), 30_000);
     }
     this.#snapshot = snapshot;
+    this.#unknownHosts = snapshot.sidecar?.outboundTrafficPolicy ?? this.#meshPolicy;
+  }
+
+  /** What calls to hosts outside the mesh get now: the applied Sidecar's `outboundTrafficPolicy`, else the mesh's. */
+  get unknownHosts(): UnknownHostPolicy {
+    return this.#unknownHosts;
   }
 
   /** The state of a cluster of the current snapshot, made on first use. */

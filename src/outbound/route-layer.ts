@@ -9,6 +9,7 @@
 import type { Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
 import { applyHeaderOps, type Dispatch, type Exchange, type Headers, type Layer } from '../core/exchange.ts';
+import type { UnknownHostPolicy } from '../routing/compile.ts';
 import type { RouteTable } from '../routing/route-table.ts';
 import { type CompiledRoute, NO_ROUTE, type RouteTarget, toDraw } from '../routing/route-table.ts';
 import type { RequestMatcher } from '../routing/request-matcher.ts';
@@ -21,8 +22,12 @@ export interface RouteLayerOptions {
   routes(): RouteTable;
   /** The state of a cluster of the current snapshot. */
   clusterState(name: string): ClusterState | undefined;
-  /** `ALLOW_ANY` (default) passes hosts outside the mesh through; `REGISTRY_ONLY` answers 502. */
-  readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /**
+   * What calls to hosts outside the mesh get (read only for such calls): `ALLOW_ANY` passes them
+   * through (or routes them to the egress proxy); `REGISTRY_ONLY` answers 502. The applied
+   * Sidecar's policy, else the mesh's.
+   */
+  unknownHosts(): UnknownHostPolicy;
   /** Sends a request for a host outside the mesh unchanged (Istio's PassthroughCluster). */
   readonly passthrough: Dispatch;
 }
@@ -119,10 +124,16 @@ export function routeLayer(o: RouteLayerOptions): Layer {
         if (d === undefined) ex.authority = host;
       }
       if (d === undefined) {
-        if (o.outboundTrafficPolicy === 'REGISTRY_ONLY') {
-          ex.fail(new MeshletError('MESHLET_ERR_REGISTRY_ONLY', `${ex.authority} is not in the mesh registry and outboundTrafficPolicy is REGISTRY_ONLY`));
-        } else o.passthrough(ex, handler);
-        return;
+        const policy = o.unknownHosts();
+        if (policy.mode === 'REGISTRY_ONLY') {
+          ex.fail(new MeshletError('MESHLET_ERR_REGISTRY_ONLY', `${ex.authority} is not in the mesh registry${policy.source === '' ? '' : ` or the egress hosts of ${policy.source}`} and outboundTrafficPolicy is REGISTRY_ONLY`));
+          return;
+        }
+        if (policy.egressProxy === undefined) {
+          o.passthrough(ex, handler);
+          return;
+        }
+        d = policy.egressProxy; // Istio's allow_any virtual host to the Sidecar's egressProxy
       }
       if (d === NO_ROUTE) {
         ex.fail(new MeshletError('MESHLET_ERR_NO_ROUTE', `no route matched ${ex.method} ${ex.authority}${ex.path}`));

@@ -29,6 +29,8 @@ function dump(s: Snapshot): string {
   }
   for (const name of [...s.clusters.keys()].sort()) lines.push(`cluster ${String(s.clusters.get(name))} ${settingsText(s.clusters.get(name))}`);
   lines.push(`inbound ${s.inbound.compiled} ${s.inbound.resources.map((r) => r.ref).join(' ')}`);
+  const otp = s.sidecar?.outboundTrafficPolicy;
+  lines.push(`sidecar ${s.sidecar?.ref} ${otp?.mode} ${otp?.egressProxy === undefined ? '' : target(otp.egressProxy.target as RouteTarget)}`);
   return lines.join('\n');
 }
 
@@ -57,7 +59,7 @@ const vs = (name: string, host: string, to: string, w = 90, extra: object = {}) 
   },
 });
 
-test('a compile with a CompileCache gives exactly what a fresh compile gives, through 300 random changes, and reuses what did not change', () => {
+test('a compile with a CompileCache gives exactly what a fresh compile gives, through 400 random changes, and reuses what did not change', () => {
   const random = seededRandom(7);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random.next() * xs.length)] as T;
   const hosts = Array.from({ length: 12 }, (_, i) => `s${i}`);
@@ -115,6 +117,16 @@ test('a compile with a CompileCache gives exactly what a fresh compile gives, th
       put(`we/${n}`, { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: { name: `we-${n}`, namespace: 'default' }, spec: { address: `10.1.0.${Math.ceil(random.next() * 3)}`, labels: { app: pick(['kube', 'other']), v: pick(['1', '2']) } } });
     }],
     ['a WorkloadEntry goes', () => docs.delete(`we/${Math.floor(random.next() * 3)}`)],
+    ['a Sidecar comes, changes or goes (egress scoping)', () => {
+      if (docs.has('sc/x') && random.next() < 0.7) {
+        docs.delete('sc/x');
+        return;
+      }
+      const egressHosts = [pick(['./*', `./${pick(hosts)}.default.svc.cluster.local`, '*/*.example', 'other/*']), pick(['*/mirror.example', `~./${pick(hosts)}.default.svc.cluster.local`, './kube.default.svc.cluster.local'])];
+      const egress = pick([[{ hosts: egressHosts }], [{ port: { number: 80, protocol: 'HTTP', name: 'http' }, hosts: egressHosts }, { hosts: ['./*'] }], [{ port: { number: 8080, protocol: 'HTTP', name: 'http' }, hosts: egressHosts }, { hosts: egressHosts }]]);
+      const outboundTrafficPolicy = pick([undefined, { mode: 'REGISTRY_ONLY' }, { mode: 'ALLOW_ANY', egressProxy: { host: pick(['mirror.example', `${pick(hosts)}.default.svc.cluster.local`]), port: { number: 80 } } }]);
+      put('sc/x', { apiVersion: 'networking.istio.io/v1', kind: 'Sidecar', metadata: { name: 'x', namespace: 'default' }, spec: { egress, ...(outboundTrafficPolicy === undefined ? {} : { outboundTrafficPolicy }) } });
+    }],
     ['a VirtualService to the selected services', () => put('vs/to-kube', vs('to-kube', pick(hosts), pick(['kube', 'selecting.example'])))],
     ['insert a resource first (every position moves)', () => {
       const entries = [...docs];
@@ -132,7 +144,7 @@ test('a compile with a CompileCache gives exactly what a fresh compile gives, th
   let vhostsSeen = 0;
   // The settings the random DestinationRules declare do reach clusters (the comparison is not vacuous).
   const seen = new Set<string>();
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 400; i++) {
     const [what, change] = pick(changes);
     change();
     const resources = validated();
@@ -149,13 +161,14 @@ test('a compile with a CompileCache gives exactly what a fresh compile gives, th
       if (st.loadBalancer.locality !== undefined) seen.add('locality');
     }
     if (incremental.inbound.resources.length > 0) seen.add('inbound');
+    if (incremental.sidecar !== undefined) seen.add('sidecar');
     const before = new Set(prior.routes.virtualHosts);
     reused += incremental.routes.virtualHosts.filter((v) => before.has(v)).length;
     vhostsSeen += incremental.routes.virtualHosts.length;
     prior = incremental;
   }
   assert.ok(reused / vhostsSeen > 0.5, `virtual hosts reused: ${reused} of ${vhostsSeen}`);
-  assert.deepEqual([...seen].sort(), ['LEAST_REQUEST', 'MAGLEV', 'RANDOM', 'RING_HASH', 'ROUND_ROBIN', 'budget', 'h2', 'inbound', 'locality', 'outlier', 'tls']);
+  assert.deepEqual([...seen].sort(), ['LEAST_REQUEST', 'MAGLEV', 'RANDOM', 'RING_HASH', 'ROUND_ROBIN', 'budget', 'h2', 'inbound', 'locality', 'outlier', 'sidecar', 'tls']);
 });
 
 test('a CompileCache is for one workload: compiling for another one makes everything anew, and right', () => {

@@ -2,6 +2,11 @@
  * Compiles validated resources into the immutable {@link Snapshot} of one workload, composing
  * one compiler per concern:
  * - the registry (`ServiceRegistry.build`);
+ * - the applied Sidecar's egress scope (`src/config/sidecar-scope.ts`): without a Sidecar every
+ *   visible service and VirtualService; with one, the services, ports and VirtualServices its
+ *   egress listeners import (each service port routed with its listener's VirtualServices), and
+ *   its outboundTrafficPolicy for the hosts it leaves out. Scoping is all here: the request path
+ *   only finds fewer virtual hosts;
  * - routes ({@link Compiler}): virtual hosts, rules with precompiled matchers and cumulative
  *   weights, into the route table;
  * - clusters ({@link ClusterCompiler}): every cluster a route reaches, with its endpoints and its
@@ -15,14 +20,15 @@
 import { contentVersion, contentVersionSteps } from '../config/version.ts';
 import { mergeDelegates } from '../config/delegation.ts';
 import { aliasesFor, hostMatches, isVisible, isWildcard, resolveHost, specificity } from '../config/hosts.ts';
-import { ServiceRegistry, type Service } from '../config/registry.ts';
+import { ServiceRegistry, type Service, type ServiceAlias } from '../config/registry.ts';
+import { buildSidecarScope, DEFAULT_ROOT_NAMESPACE, importsPort, listenerFor, type ScopeListener, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
 import { byAge, type AnyResource, type Kind, type Resource } from '../config/resource.ts';
 import { runNow, runSliced, type Steps } from '../config/steps.ts';
 import type { ServicePort } from '../config/types/networking.ts';
 import { ClusterCompiler } from './cluster-compiler.ts';
 import type { CompileCache } from './compile-cache.ts';
 import { Compiler } from './compiler.ts';
-import { RouteTable, type Cluster, type VirtualHost } from './route-table.ts';
+import { RouteTable, type Cluster, type RouteDecision, type VirtualHost } from './route-table.ts';
 
 /**
  * The workload a snapshot is compiled for.
@@ -45,6 +51,11 @@ export interface CompileOptions {
   readonly version?: string;
   /** Extra WorkloadEntries (registered workloads) to add to the registry. */
   readonly extraWorkloads?: readonly Resource<'WorkloadEntry'>[];
+  /**
+   * The mesh's root namespace: its selector-less Sidecar applies to workloads whose namespace has none.
+   * @defaultValue 'istio-system'
+   */
+  readonly rootNamespace?: string;
   /** @internal What the previous compile for this workload made, reused where unchanged (see {@link CompileCache}). */
   readonly cache?: CompileCache;
 }
@@ -64,6 +75,35 @@ export interface Snapshot {
   readonly clusters: ReadonlyMap<string, Cluster>;
   /** The server side's part of the config (not compiled into the snapshot yet: see {@link InboundSection}). */
   readonly inbound: InboundSection;
+  /** The Sidecar that applies to this workload and the egress scope it makes; undefined: none (every visible service). */
+  readonly sidecar: AppliedSidecar | undefined;
+}
+
+/**
+ * What a snapshot does with calls to hosts outside the registry (or outside the Sidecar's egress).
+ * @category Snapshot
+ */
+export interface UnknownHostPolicy {
+  /** `ALLOW_ANY`: pass through (or to the egress proxy); `REGISTRY_ONLY`: 502 (Istio's BlackHoleCluster). */
+  readonly mode: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** With ALLOW_ANY and an `egressProxy`: the route such calls take to it (Istio's `allow_any` virtual host). */
+  readonly egressProxy: RouteDecision | undefined;
+  /** Where the policy comes from (`Sidecar ns/name`). */
+  readonly source: string;
+}
+
+/**
+ * The Sidecar applied to a workload: its egress scope (what the workload can reach) and its
+ * outbound traffic policy.
+ * @category Snapshot
+ */
+export interface AppliedSidecar {
+  /** `Sidecar namespace/name`. */
+  readonly ref: string;
+  /** The services, ports and VirtualServices its egress listeners import. */
+  readonly scope: SidecarScope;
+  /** Its `outboundTrafficPolicy`; undefined: it sets none, the mesh's applies. */
+  readonly outboundTrafficPolicy: UnknownHostPolicy | undefined;
 }
 
 /** The kinds the server side (inbound) reads. */
@@ -90,10 +130,10 @@ export interface InboundSection {
 const HTTP_PROTOCOLS = new Set(['', 'HTTP', 'HTTP2', 'HTTP_PROXY', 'GRPC', 'GRPC-WEB', 'HTTPS']);
 
 /** The names a workload in `clientNamespace` reaches `svc` by: its host's, and those of the ExternalName Services aliasing it. */
-function serviceNames(svc: Service, clientNamespace: string): string[] {
+function serviceNames(svc: Service, clientNamespace: string, aliases: readonly ServiceAlias[]): string[] {
   if (isWildcard(svc.hostname)) return [svc.hostname];
   const names = aliasesFor(svc.hostname, clientNamespace);
-  for (const a of svc.aliases) names.push(...aliasesFor(a.hostname, clientNamespace));
+  for (const a of aliases) names.push(...aliasesFor(a.hostname, clientNamespace));
   return names;
 }
 
@@ -156,22 +196,31 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   const cache = options.cache;
   cache?.begin(JSON.stringify([wl.service, wl.namespace, wl.labels]));
   const registry = yield* ServiceRegistry.build(resources, options.extraWorkloads, cache?.registry);
-  const clusters = new ClusterCompiler(resources, wl, cache);
-  const compiler = new Compiler(registry, wl, clusters);
   // Delegate VirtualServices (no hosts) are merged into the rules of the roots that name them.
   const vss = [...mergeDelegates(resources).virtualServices]
     .filter((vs) => isVisible(vs.spec.exportTo, vs.metadata.namespace, wl.namespace))
     .filter((vs) => vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh') || (vs.spec.http ?? []).some((r) => (r.match ?? []).some((m) => m.gateways?.includes('mesh'))))
     .sort(byAge)
     .map((vs) => ({ vs, hosts: (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace)) }));
+  // The Sidecar that applies, and what its egress listeners import (istiod's SidecarScope).
+  const sidecar = selectSidecar(resources, wl.namespace, wl.labels, options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE);
+  const scope = sidecar === undefined ? undefined : buildSidecarScope(sidecar, wl.namespace, registry, vss);
+  const clusters = new ClusterCompiler(resources, wl, cache);
+  const compiler = new Compiler(registry, wl, clusters, scope);
   const vsIndex = new VirtualServiceIndex(vss);
+  // Each egress listener routes with the VirtualServices it selects.
+  const listenerIndexes = new Map<ScopeListener, VirtualServiceIndex>(scope?.listeners.map((l) => [l, new VirtualServiceIndex(l.virtualServices)]));
   // Names a VirtualService claims for a host no service declares (e.g. `test.default`, taken
   // literally): Istio leaves them out of the services' generated names, so they reach the
   // VirtualService rather than the service whose short form they also are.
   const claimed = new Set<string>();
-  for (const { vs, hosts } of vss) {
-    for (const h of hosts) if (!isWildcard(h) && !registry.byHost.has(h) && vsIndex.find(h) === vs) for (const n of aliasesFor(h, wl.namespace)) claimed.add(n);
-  }
+  const claim = (entries: readonly VsEntry[], index: VirtualServiceIndex) => {
+    for (const { vs, hosts } of entries) {
+      for (const h of hosts) if (!isWildcard(h) && !registry.byHost.has(h) && index.find(h) === vs) for (const n of aliasesFor(h, wl.namespace)) claimed.add(n);
+    }
+  };
+  if (scope === undefined) claim(vss, vsIndex);
+  else for (const [l, index] of listenerIndexes) claim(l.virtualServices, index);
   /** The virtual host `name`: last compile's when made from the same things and its lookups find the same now, else made. */
   const vhost = (name: string, service: Service | undefined, vs: Resource<'VirtualService'> | undefined, domains: readonly string[], make: () => VirtualHost): VirtualHost => {
     const prior = cache?.priorVhost(name, service, vs);
@@ -186,17 +235,12 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   };
   const vhosts: VirtualHost[] = [];
   const covered = new Set<string>();
-  const visibleServices = registry.services.filter((s) => registry.lookup(s.hostname, wl.namespace) === s);
-  for (const svc of visibleServices) {
-    yield;
-    // A Kubernetes Service without ports (headless) gets no listener in Istio: calls pass through.
-    if (svc.ports.length === 0 && svc.resource.kind === 'Service') continue;
-    const vs = vsIndex.find(svc.hostname);
-    const ports: (ServicePort | undefined)[] = svc.ports.length > 0 ? svc.ports.filter((p) => HTTP_PROTOCOLS.has((p.protocol ?? '').toUpperCase())) : [undefined];
+  /** The virtual hosts of one service's ports (`aliases`: the ExternalName Services whose names reach it). */
+  const serviceVhosts = (svc: Service, ports: readonly (ServicePort | undefined)[], vs: Resource<'VirtualService'> | undefined, aliases: readonly ServiceAlias[]) => {
     for (const p of ports) {
       const port = p?.number;
       const name = port === undefined ? svc.hostname : `${svc.hostname}:${port}`;
-      const names = serviceNames(svc, wl.namespace).filter((n) => n === svc.hostname || !claimed.has(n));
+      const names = serviceNames(svc, wl.namespace, aliases).filter((n) => n === svc.hostname || !claimed.has(n));
       const domains: string[] = [];
       for (const n of names) {
         if (port === undefined) domains.push(n, `${n}:*`);
@@ -215,26 +259,72 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
       );
     }
     covered.add(svc.hostname);
+  };
+  if (scope === undefined) {
+    const visibleServices = registry.services.filter((s) => registry.lookup(s.hostname, wl.namespace) === s);
+    for (const svc of visibleServices) {
+      yield;
+      // A Kubernetes Service without ports (headless) gets no listener in Istio: calls pass through.
+      if (svc.ports.length === 0 && svc.resource.kind === 'Service') continue;
+      const ports: (ServicePort | undefined)[] = svc.ports.length > 0 ? svc.ports.filter((p) => HTTP_PROTOCOLS.has((p.protocol ?? '').toUpperCase())) : [undefined];
+      serviceVhosts(svc, ports, vsIndex.find(svc.hostname), svc.aliases);
+    }
+  } else {
+    // A service port gets a virtual host when the egress listener of that port (the one with the
+    // port, else the catch-all) imports it, routed by that listener's VirtualServices.
+    for (const l of scope.listeners) {
+      for (const scoped of l.services.values()) {
+        yield;
+        const svc = scoped.service;
+        if (svc.ports.length === 0 && svc.resource.kind === 'Service') continue;
+        const ports: (ServicePort | undefined)[] = svc.ports.length > 0
+          ? svc.ports.filter((p) => HTTP_PROTOCOLS.has((p.protocol ?? '').toUpperCase()) && importsPort(scoped, p.number) && listenerFor(scope, p.number) === l)
+          : listenerFor(scope, undefined) === l ? [undefined] : [];
+        if (ports.length > 0) serviceVhosts(svc, ports, listenerIndexes.get(l)?.find(svc.hostname), scoped.aliases);
+      }
+    }
   }
   // VirtualService hosts with no service behind them still get routes (any port), as sidecars do.
-  for (const { vs, hosts } of vss) {
-    yield;
-    for (const h of hosts) {
-      if (covered.has(h) || registry.byHost.has(h)) continue;
-      if (vsIndex.find(h) !== vs) continue;
-      covered.add(h);
-      const names = isWildcard(h) ? [h] : aliasesFor(h, wl.namespace);
+  // Under a Sidecar, so do hosts of services it does not import (istiod makes their virtual hosts
+  // from the VirtualService; the services it routes to are in scope); a listener with a port
+  // routes them on that port only.
+  const named = new Set<string>();
+  const vsOnly: { entries: readonly VsEntry[]; index: VirtualServiceIndex; port: number | undefined; services: ReadonlyMap<string, unknown> }[] = scope === undefined
+    ? [{ entries: vss, index: vsIndex, port: undefined, services: registry.byHost }]
+    : scope.listeners.map((l) => ({ entries: l.virtualServices, index: listenerIndexes.get(l) as VirtualServiceIndex, port: l.port, services: l.services }));
+  for (const { entries, index, port: listenerPort, services } of vsOnly) {
+    for (const { vs, hosts } of entries) {
+      yield;
+      for (const h of hosts) {
+        // A host with a service (imported by the listener, under a Sidecar) has that service's virtual hosts, or none (not HTTP).
+        if (covered.has(h) || services.has(h)) continue;
+        if (index.find(h) !== vs) continue;
+        const names = isWildcard(h) ? [h] : aliasesFor(h, wl.namespace);
+        if (listenerPort !== undefined) {
+          const name = `${h}:${listenerPort}`;
+          if (named.has(name)) continue;
+          named.add(name);
+          const domains = names.map((n) => `${n}:${listenerPort}`);
+          vhosts.push(vhost(name, undefined, vs, domains, () => Object.freeze({ name, host: h, port: listenerPort, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, listenerPort)), domains: Object.freeze(domains) })));
+          continue;
+        }
+        if (named.has(h)) continue;
+        named.add(h);
       const matchPorts = new Set<number>();
       for (const rule of vs.spec.http ?? []) for (const m of rule.match ?? []) if (m.port !== undefined) matchPorts.add(m.port);
       for (const p of matchPorts) {
         const name = `${h}:${p}`;
+        if (named.has(name)) continue;
+        named.add(name);
         const domains = names.map((n) => `${n}:${p}`);
         vhosts.push(vhost(name, undefined, vs, domains, () => Object.freeze({ name, host: h, port: p, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, p)), domains: Object.freeze(domains) })));
       }
       const domains = names.flatMap((n) => [n, `${n}:*`]);
       vhosts.push(vhost(h, undefined, vs, domains, () => Object.freeze({ name: h, host: h, port: undefined, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, undefined)), domains: Object.freeze(domains) })));
+      }
     }
   }
+  const applied = sidecar === undefined || scope === undefined ? undefined : appliedSidecar(sidecar, scope, compiler);
   const version = options.version ?? (yield* contentVersionSteps(resources, cache));
   const routes = yield* RouteTable.build(vhosts);
   cache?.end();
@@ -246,7 +336,20 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
     routes,
     clusters: clusters.clusters,
     inbound: inboundSection(resources),
+    sidecar: applied,
   });
+}
+
+/** The applied Sidecar: its scope and its `outboundTrafficPolicy` (the proto's default mode is REGISTRY_ONLY; an egressProxy applies with ALLOW_ANY). */
+function appliedSidecar(sidecar: Resource<'Sidecar'>, scope: SidecarScope, compiler: Compiler): AppliedSidecar {
+  const otp = sidecar.spec.outboundTrafficPolicy;
+  let policy: UnknownHostPolicy | undefined;
+  if (otp !== undefined) {
+    const mode = otp.mode ?? 'REGISTRY_ONLY';
+    const proxy = mode === 'ALLOW_ANY' && otp.egressProxy !== undefined ? compiler.egressRoute(otp.egressProxy, scope.namespace).decisions[0] : undefined;
+    policy = Object.freeze({ mode, egressProxy: proxy, source: sidecar.ref });
+  }
+  return Object.freeze({ ref: sidecar.ref, scope, outboundTrafficPolicy: policy });
 }
 
 export { contentVersion };

@@ -8,6 +8,7 @@
 import type { ClientWorkload } from '../config/destination-policy.ts';
 import { resolveHost } from '../config/hosts.ts';
 import { labelsMatch, type ServiceRegistry, type Service } from '../config/registry.ts';
+import type { SidecarScope } from '../config/sidecar-scope.ts';
 import type { Resource } from '../config/resource.ts';
 import type { Destination, HTTPMatchRequest, HTTPRoute, ServicePort } from '../config/types/networking.ts';
 import type { ClusterCompiler } from './cluster-compiler.ts';
@@ -34,13 +35,16 @@ export class Compiler {
   readonly #registry: ServiceRegistry;
   readonly #client: ClientWorkload;
   readonly #clusters: ClusterCompiler;
+  /** The applied Sidecar's scope: destinations resolve among its services and ports only. */
+  readonly #scope: SidecarScope | undefined;
   /** The lookups made while compiling one virtual host (see {@link Compiler.recording}). */
   #lookups: Lookup[] | undefined;
 
-  constructor(registry: ServiceRegistry, client: ClientWorkload, clusters: ClusterCompiler) {
+  constructor(registry: ServiceRegistry, client: ClientWorkload, clusters: ClusterCompiler, scope?: SidecarScope) {
     this.#registry = registry;
     this.#client = client;
     this.#clusters = clusters;
+    this.#scope = scope;
   }
 
   /** Runs `fn` and says which lookups it made (what a virtual host's routes depend on). */
@@ -89,20 +93,29 @@ export class Compiler {
   /** Where a destination leads: its service, port and cluster (or why it is missing). */
   #resolve(dest: Destination, vsNamespace: string, vhostPort: number | undefined): Resolved {
     const host = resolveHost(dest.host, vsNamespace);
-    const service = this.#registry.lookup(host, this.#client.namespace);
+    const scope = this.#scope;
+    const scoped = scope?.services.get(host);
+    const service = scope === undefined ? this.#registry.lookup(host, this.#client.namespace) : scoped?.service;
     let port = dest.port?.number;
     let cluster: Cluster | undefined;
     let missing: string | undefined;
     if (service === undefined) {
-      missing = `host ${host} is not in the registry (no visible ServiceEntry or Service)`;
+      missing = scope !== undefined && this.#registry.lookup(host, this.#client.namespace) !== undefined
+        ? `host ${host} is outside the egress hosts of ${scope.sidecar.ref}`
+        : `host ${host} is not in the registry (no visible ServiceEntry or Service)`;
       port ??= vhostPort ?? 80;
     } else {
+      // A Sidecar's listener with a port imports only that port of a service (istiod trims the service's ports).
+      const ports = scoped?.ports === undefined ? service.ports : service.ports.filter((p) => scoped.ports?.has(p.number));
       const sp = port !== undefined
-        ? service.ports.find((p) => p.number === port)
-        : service.ports.length === 1
-          ? service.ports[0]
-          : service.ports.find((p) => p.number === vhostPort);
-      if (sp === undefined) {
+        ? ports.find((p) => p.number === port)
+        : ports.length === 1
+          ? ports[0]
+          : ports.find((p) => p.number === vhostPort);
+      if (sp === undefined && ports !== service.ports && service.ports.some((p) => p.number === (port ?? vhostPort))) {
+        port ??= vhostPort as number;
+        missing = `port ${port} of ${host} is outside the egress of ${scope?.sidecar.ref} (its listener imports ${[...(scoped?.ports ?? [])].join(', ')})`;
+      } else if (sp === undefined) {
         port ??= vhostPort ?? 80;
         missing = service.ports.length === 0 ? undefined : `port ${port} is not a port of ${host}`;
         const implicit: ServicePort = { number: port };
@@ -201,6 +214,39 @@ export class Compiler {
       if (r.catchAll) break;
     }
     return out;
+  }
+
+  /**
+   * The route calls to hosts outside the registry take when a Sidecar's `outboundTrafficPolicy`
+   * names an `egressProxy` (ALLOW_ANY): Istio's `allow_any` virtual host with the egress proxy's
+   * cluster in place of PassthroughCluster — no retries, no timeout, the Host header kept.
+   */
+  egressRoute(dest: Destination, namespace: string): CompiledRoute {
+    const target = this.target(dest, 100, namespace, undefined, undefined);
+    const decisions: RouteDecision[] = [];
+    const route: CompiledRoute = {
+      name: 'allow_any',
+      virtualService: undefined,
+      index: 0,
+      matchers: NO_MATCHERS,
+      action: 'forward',
+      targets: Object.freeze([target]),
+      cumulativeWeights: ONE_HUNDRED,
+      timeoutMs: undefined,
+      retry: compileRetry({ attempts: 0 }),
+      fault: undefined,
+      mirrors: NO_MIRRORS,
+      requestHeaders: undefined,
+      responseHeaders: undefined,
+      rewrite: undefined,
+      redirect: undefined,
+      directResponse: undefined,
+      decisions,
+      toString: () => describeRoute(route),
+    };
+    decisions.push(Object.freeze({ route, target }));
+    Object.freeze(decisions);
+    return Object.freeze(route);
   }
 
   /**

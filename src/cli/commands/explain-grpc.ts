@@ -150,7 +150,8 @@ export function grpcRouteView(route: CompiledRoute | undefined, target: GrpcTarg
 export const GRPC_OUTCOMES = {
   routed: 'routed',
   'no-route': 'no rule matches: the caller gets UNIMPLEMENTED (404, NR)',
-  passthrough: 'the host is not in the mesh: the call passes through to its own address (outboundTrafficPolicy ALLOW_ANY)',
+  passthrough: 'the host is not in the mesh (or the Sidecar leaves it out): the call passes through to its own address (outboundTrafficPolicy ALLOW_ANY)',
+  'registry-only': 'the host is not in the mesh (or the Sidecar leaves it out) and outboundTrafficPolicy is REGISTRY_ONLY: the caller gets UNAVAILABLE (502)',
   redirect: 'redirected (not a gRPC answer)',
   'direct-response': 'answered by the mesh (direct response, not a gRPC answer)',
 } as const;

@@ -27,7 +27,8 @@ Explains how one request from a workload would be handled under a config, as mes
 does in code and 'istioctl x describe' does for a pod: the virtual host, the rules tried
 before the one that matched, the matched rule, the destinations with their weights, subsets
 and endpoints, and every policy that applies (timeout, retries, fault, mirrors, load
-balancing, connection pool, outlier detection). Nothing is sent. '-' reads the config from
+balancing, connection pool, outlier detection); under a Sidecar, which one applies and why a
+host is outside its egress hosts. Nothing is sent. '-' reads the config from
 standard input. Exits 0 whatever the outcome (a 404 NR is an answer), 1 when the config has
 errors, 2 on a usage mistake.
 
@@ -85,6 +86,11 @@ function parseUrl(text: string): URL {
 
 /** What the explanation's matched rule and virtual host are in the snapshot (the same objects explain matched). */
 function compiledParts(snap: Snapshot, e: Explanation): { vhost: VirtualHost | undefined; route: CompiledRoute | undefined } {
+  const egressProxy = snap.sidecar?.outboundTrafficPolicy?.egressProxy?.route;
+  if (e.virtualHost === 'allow_any' && egressProxy !== undefined && !snap.routes.virtualHosts.some((v) => v.name === 'allow_any')) {
+    // The Sidecar's egressProxy route: Istio's allow_any virtual host (any host outside the mesh).
+    return { vhost: Object.freeze({ name: 'allow_any', host: '*', port: undefined, service: undefined, virtualService: undefined, routes: [egressProxy], domains: ['*'] }), route: egressProxy };
+  }
   const vhost = e.virtualHost === undefined ? undefined : snap.routes.virtualHosts.find((v) => v.name === e.virtualHost);
   // explain() tries the rules in order and lists every one before the match as skipped.
   const route = e.route === undefined ? undefined : vhost?.routes[e.skipped.length];
@@ -124,10 +130,23 @@ function destinations(route: CompiledRoute | undefined, e: Explanation, resource
 const OUTCOMES: Record<Explanation['outcome'], string> = {
   routed: 'routed',
   'no-route': 'no rule matches: the caller gets 404 (NR)',
-  passthrough: 'the host is not in the mesh: the request passes through to its own address (outboundTrafficPolicy ALLOW_ANY)',
+  passthrough: 'the host is not in the mesh (or the Sidecar leaves it out): the request passes through to its own address (outboundTrafficPolicy ALLOW_ANY)',
+  'registry-only': 'the host is not in the mesh (or the Sidecar leaves it out) and outboundTrafficPolicy is REGISTRY_ONLY: the caller gets 502 (BlackHole)',
   redirect: 'redirected',
   'direct-response': 'answered by the mesh (direct response)',
 };
+
+/** The applied Sidecar and the outboundTrafficPolicy, in the JSON/YAML document. */
+function scopeView(e: Explanation): { sidecar: string | null; outOfScope: string | null; outboundTrafficPolicy: string | null } {
+  return { sidecar: e.sidecar ?? null, outOfScope: e.scope ?? null, outboundTrafficPolicy: e.outboundTrafficPolicy ?? null };
+}
+
+/** The applied Sidecar, why a host is outside its egress, and whose outboundTrafficPolicy decided, in the text output. */
+function scopeLines(e: Explanation): void {
+  if (e.sidecar !== undefined) out(`Sidecar:       ${e.sidecar}`);
+  if (e.scope !== undefined) out(`Out of scope:  ${e.scope}`);
+  if (e.outboundTrafficPolicy !== undefined) out(`Unknown hosts: outboundTrafficPolicy ${e.outboundTrafficPolicy}`);
+}
 
 /** Runs the command; returns the exit code. */
 export async function explainCommand(argv: string[]): Promise<number> {
@@ -209,6 +228,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
       workload: { service: values.service, namespace, labels, locality },
       configVersion: snap.version,
       outcome: e.outcome,
+      ...scopeView(e),
       virtualHost: vhost === undefined ? null : { name: vhost.name, host: vhost.host, port: vhost.port ?? null, virtualService: vhost.virtualService ?? null, domains: [...vhost.domains] },
       skipped,
       route: route === undefined ? null : routeView(route),
@@ -222,6 +242,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) out(`               ${k}: ${one}`);
   out(`From:          ${values.service}.${namespace}${labelText ? ` {${labelText}}` : ''}${locality ? ` in ${locality}` : ''} (config version ${snap.version})`);
   out(`Outcome:       ${OUTCOMES[e.outcome]}`);
+  scopeLines(e);
   if (vhost === undefined) return 0;
   out(`Virtual host:  ${vhost.name} (${vhost.virtualService ?? 'no VirtualService: default route'})`);
   for (const s of skipped) out(`Not matched:   ${s.name}: ${s.match.join(' OR ')} (the request meets no match block of this rule)`);
@@ -286,6 +307,7 @@ function printGrpc(x: GrpcExplained): number {
       workload: values,
       configVersion: snap.version,
       outcome: e.outcome,
+      ...scopeView(e),
       virtualHost: vhost === undefined ? null : { name: vhost.name, host: vhost.host, port: vhost.port ?? null, virtualService: vhost.virtualService ?? null, domains: [...vhost.domains] },
       skipped,
       route: route === undefined ? null : routeView(route),
@@ -299,6 +321,7 @@ function printGrpc(x: GrpcExplained): number {
   for (const [k, v] of Object.entries(metadata)) for (const one of Array.isArray(v) ? v : [v]) out(`               ${k}: ${one}`);
   out(`From:          ${values.service}.${values.namespace}${labelText ? ` {${labelText}}` : ''}${values.locality ? ` in ${values.locality}` : ''} (config version ${snap.version})`);
   out(`Outcome:       ${GRPC_OUTCOMES[e.outcome]}`);
+  scopeLines(e);
   if (vhost === undefined) return 0;
   out(`Virtual host:  ${vhost.name} (${vhost.virtualService ?? 'no VirtualService: default route'})`);
   for (const s of skipped) out(`Not matched:   ${s.name}: ${s.match.join(' OR ')} (the call meets no match block of this rule)`);

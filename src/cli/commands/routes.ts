@@ -7,7 +7,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { compileSnapshot } from '../../routing/compile.ts';
+import { type AppliedSidecar, compileSnapshot } from '../../routing/compile.ts';
 import { out, parseLabels, UsageError } from '../args.ts';
 import { loadInputs, refuseInvalidConfig } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
@@ -19,7 +19,8 @@ Prints the route table meshlet compiles for one workload: every virtual host (se
 it can call, the names it can use for it, each rule in order (match → destinations with
 weights, clusters and endpoint counts) and the policies that apply, then every cluster with its
 endpoints and compiled settings (load balancer, connection pool, retries, outlier detection,
-TLS as declared). '-' reads standard input.
+TLS as declared). When a Sidecar applies to the workload, its egress listeners and
+outboundTrafficPolicy come first, and only what it imports is listed. '-' reads standard input.
 Exits 1 when the config has errors, 2 on a usage mistake.
 
 Options:
@@ -30,6 +31,18 @@ Options:
       --locality <r/z/s>           the workload's locality (locality load balancing)
 ${OUTPUT_HELP}
 `;
+
+/** The applied Sidecar: its egress listeners and outbound traffic policy (null: none applies). */
+function sidecarView(s: AppliedSidecar | undefined) {
+  if (s === undefined) return null;
+  const proxy = s.outboundTrafficPolicy?.egressProxy?.target;
+  return {
+    name: s.ref.replace(/^Sidecar /, ''),
+    egress: s.scope.listeners.map((l) => ({ port: l.port ?? null, hosts: [...l.hosts] })),
+    outboundTrafficPolicy: s.outboundTrafficPolicy?.mode ?? null,
+    egressProxy: proxy === undefined ? null : `${proxy.host}:${proxy.port}${proxy.subset === undefined ? '' : ` subset ${proxy.subset}`}${proxy.cluster === undefined ? ` (missing: ${proxy.missing})` : ''}`,
+  };
+}
 
 /** Runs the command; returns the exit code. */
 export async function routesCommand(argv: string[]): Promise<number> {
@@ -68,6 +81,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
     printDocument(format, {
       workload: { service: values.service, namespace, labels, locality },
       configVersion: snap.version,
+      sidecar: sidecarView(snap.sidecar),
       virtualHosts: vhosts.map(virtualHostView),
       clusters: clusters.map((c) => clusterView(c, { labels, locality })),
     });
@@ -75,6 +89,12 @@ export async function routesCommand(argv: string[]): Promise<number> {
   }
   const labelText = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
   out(`Routes for ${values.service}.${namespace}${labelText ? ` {${labelText}}` : ''} (config version ${snap.version})`);
+  const sidecar = sidecarView(snap.sidecar);
+  if (sidecar !== null) {
+    out(`Sidecar ${sidecar.name} scopes what it reaches:`);
+    for (const l of sidecar.egress) out(`  egress ${l.port === null ? 'any port' : `port ${l.port}`}: ${l.hosts.join(', ')}`);
+    out(`  outboundTrafficPolicy: ${sidecar.outboundTrafficPolicy ?? "none (the mesh's applies)"}${sidecar.egressProxy === null ? '' : ` → egressProxy ${sidecar.egressProxy}`}`);
+  }
   for (const vh of vhosts) {
     out();
     out(`${vh.name}${vh.virtualService ? `  (${vh.virtualService})` : '  (no VirtualService: default route)'}`);

@@ -200,3 +200,46 @@ spec: {address: 10.0.0.4, labels: {app: secret}}
     assert.equal(isRelevant(resources.find((r) => r.metadata.name === 'api-1')!, { namespace: 'shop', labels: {} }), false);
   });
 });
+
+describe('Sidecars reach the workloads they select (workloadSelector.labels, not selector.matchLabels)', () => {
+  const SIDECARS = `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: ns-default, namespace: shop}
+spec: {egress: [{hosts: ["./*"]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: for-v2, namespace: shop}
+spec: {workloadSelector: {labels: {version: v2}}, egress: [{hosts: ["*/*"]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: root-default, namespace: istio-system}
+spec: {egress: [{hosts: ["./*"]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: root-selecting, namespace: istio-system}
+spec: {workloadSelector: {labels: {app: gw}}, egress: [{hosts: ["*/*"]}]}
+`;
+  const issues = new IssueList();
+  const resources = checkDocuments(parseText(SIDECARS, 's.yaml', issues), { analysis: 'off' }, issues).resources;
+  const names = (ns: string, labels: Record<string, string>) =>
+    relevantResources(resources, { namespace: ns, labels })
+      .map((r) => r.metadata.name)
+      .sort();
+  const rows: [string, string, Record<string, string>, string[]][] = [
+    ['shop, v1: the namespace default (and the root default); not the v2 one', 'shop', { version: 'v1' }, ['ns-default', 'root-default']],
+    ['shop, v2: the selecting one too (the mesh picks it over the default)', 'shop', { version: 'v2' }, ['for-v2', 'ns-default', 'root-default']],
+    ['dev: the root default only; a root Sidecar with a selector applies in the root namespace only', 'dev', { app: 'gw' }, ['root-default']],
+    ['istio-system, app=gw: its own selecting one and the default', 'istio-system', { app: 'gw' }, ['root-default', 'root-selecting']],
+  ];
+  it('the fixture is valid', () => assert.deepEqual(issues.ofLevel('error').map(String), []));
+  for (const [title, ns, labels, want] of rows) it(title, () => assert.deepEqual(names(ns, labels), want));
+  it('a custom root namespace', () => {
+    assert.deepEqual(
+      relevantResources(resources, { namespace: 'dev', labels: {} }, 'mesh-root').map((r) => r.metadata.name),
+      [],
+    );
+  });
+});

@@ -1,0 +1,134 @@
+/**
+ * The snapshot of a workload a Sidecar applies to: the virtual hosts its egress listeners
+ * import (per port), the VirtualServices they select, destinations outside the scope, and the
+ * outboundTrafficPolicy (with egressProxy) it carries.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { doc, validateYaml } from '../../test/helpers/config.ts';
+import { compileSnapshot, type Snapshot, type WorkloadInfo } from './compile.ts';
+import { NO_ROUTE, type RouteDecision } from './route-table.ts';
+
+const NET = 'networking.istio.io/v1';
+const REVIEWS = 'reviews.default.svc.cluster.local';
+const RATINGS = 'ratings.other.svc.cluster.local';
+
+function compile(docs: readonly string[], wl: WorkloadInfo = { service: 'productpage' }): Snapshot {
+  const { resources, errors } = validateYaml(docs.join('---\n'));
+  assert.deepEqual(errors, []);
+  return compileSnapshot(resources, wl);
+}
+
+function decide(s: Snapshot, authority: string): RouteDecision | undefined {
+  const d = s.routes.route({ method: 'GET', scheme: 'http', authority, path: '/', headers: {} }, 0);
+  assert.notEqual(d, NO_ROUTE);
+  return d === NO_ROUTE ? undefined : d;
+}
+
+const se = (name: string, ns: string, host: string, ports: readonly number[]) =>
+  doc(NET, 'ServiceEntry', name, `hosts: [${host}]\nlocation: MESH_INTERNAL\nresolution: STATIC\nports:\n${ports.map((p) => `- {number: ${p}, name: http-${p}, protocol: HTTP}`).join('\n')}\nendpoints:\n- {address: 10.0.0.1}`, ns);
+const sidecar = (spec: string, ns = 'default', name = 'scope') => doc(NET, 'Sidecar', name, spec, ns);
+const SERVICES = [se('reviews', 'default', REVIEWS, [9080, 9090]), se('ratings', 'other', RATINGS, [9080])];
+const vhostNames = (s: Snapshot) => s.routes.virtualHosts.map((v) => v.name).sort();
+
+describe('compile under a Sidecar', () => {
+  it('without a Sidecar: every visible service, no applied Sidecar', () => {
+    const s = compile(SERVICES);
+    assert.deepEqual(vhostNames(s), [`${RATINGS}:9080`, `${REVIEWS}:9080`, `${REVIEWS}:9090`]);
+    assert.equal(s.sidecar, undefined);
+  });
+
+  it('`./*` imports the namespace’s own services only', () => {
+    const s = compile([...SERVICES, sidecar('egress:\n- hosts: ["./*"]')]);
+    assert.deepEqual(vhostNames(s), [`${REVIEWS}:9080`, `${REVIEWS}:9090`]);
+    assert.equal(s.sidecar?.ref, 'Sidecar default/scope');
+    assert.equal(s.sidecar?.outboundTrafficPolicy, undefined, 'no outboundTrafficPolicy: the mesh’s applies');
+    assert.equal(decide(s, 'ratings.other:9080'), undefined, 'out of scope: no route (passthrough or 502)');
+  });
+
+  it('an egress listener with a port exposes that port only; another listener can import more on its own port', () => {
+    const s = compile([...SERVICES, sidecar('egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  hosts: ["*/*"]')]);
+    assert.deepEqual(vhostNames(s), [`${RATINGS}:9080`, `${REVIEWS}:9080`]);
+    assert.equal(decide(s, 'reviews:9090'), undefined);
+    const two = compile([...SERVICES, sidecar('egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  hosts: ["other/*"]\n- hosts: ["./*"]')]);
+    // 9080 is served by the first listener (other/*); the catch-all serves the other ports.
+    assert.deepEqual(vhostNames(two), [`${RATINGS}:9080`, `${REVIEWS}:9090`]);
+  });
+
+  it('each listener routes with the VirtualServices its hosts select', () => {
+    const vs = doc(NET, 'VirtualService', 'reviews', 'hosts: [reviews]\nhttp:\n- name: pinned\n  route: [{destination: {host: reviews, port: {number: 9090}}}]');
+    const s = compile([...SERVICES, vs, sidecar('egress:\n- hosts: ["./*", "other/*"]')]);
+    assert.equal(decide(s, 'reviews:9080')?.route.name, 'reviews.pinned');
+    // A VirtualService of another namespace is not selected by `./*`.
+    const vsOther = doc(NET, 'VirtualService', 'ratings', `hosts: [${RATINGS}]\nhttp:\n- name: other\n  route: [{destination: {host: ${RATINGS}}}]`, 'other');
+    const s2 = compile([...SERVICES, vsOther, sidecar('egress:\n- hosts: ["./*", "*/ratings.other.svc.cluster.local"]')]);
+    assert.equal(decide(s2, 'ratings.other:9080')?.route.name, 'ratings.other');
+    const s3 = compile([...SERVICES, vsOther, sidecar('egress:\n- hosts: ["./*", "default/ratings.other.svc.cluster.local"]')]);
+    assert.equal(s3.routes.virtualHost('ratings.other:9080'), undefined, 'the service is imported from nowhere, the VirtualService neither');
+  });
+
+  it('a route to a service outside the scope has a missing cluster (503 NC), saying why', () => {
+    const vs = doc(NET, 'VirtualService', 'reviews', `hosts: [reviews]\nhttp:\n- route: [{destination: {host: ${RATINGS}}}]`);
+    // The VirtualService is in `default`, selected by `./*`: istiod adds the services it routes to (collectImportedServices).
+    const s = compile([...SERVICES, vs, sidecar('egress:\n- hosts: ["./*"]')]);
+    assert.equal(decide(s, 'reviews:9080')?.target?.cluster?.name, `outbound|9080||${RATINGS}`);
+    // Through a port listener, a VirtualService destination keeps only the listener's port.
+    const s2 = compile([...SERVICES, doc(NET, 'VirtualService', 'reviews', `hosts: [reviews]\nhttp:\n- route: [{destination: {host: ${RATINGS}, port: {number: 9080}}}]`), sidecar('egress:\n- port: {number: 9090, protocol: HTTP, name: http}\n  hosts: ["./*"]')]);
+    assert.match(decide(s2, 'reviews:9090')?.target?.missing ?? '', /outside the egress hosts of Sidecar default\/scope/);
+    assert.equal(s2.routes.virtualHost('reviews:9080'), undefined);
+  });
+
+  it('a port of a service outside the listener’s port is missing, saying so', () => {
+    const vs = doc(NET, 'VirtualService', 'reviews', 'hosts: [reviews]\nhttp:\n- route: [{destination: {host: reviews, port: {number: 9090}}}]');
+    const s = compile([...SERVICES, vs, sidecar('egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  hosts: ["./*"]')]);
+    assert.match(decide(s, 'reviews:9080')?.target?.missing ?? '', /port 9090 of reviews\.default\.svc\.cluster\.local is outside the egress of Sidecar default\/scope/);
+  });
+
+  it('a VirtualService for a service the Sidecar does not import still routes its host (istiod builds the virtual host from the VirtualService)', () => {
+    const vs = doc(NET, 'VirtualService', 'ratings-from-here', `hosts: [${RATINGS}]\nhttp:\n- name: here\n  route: [{destination: {host: ${RATINGS}}}]`);
+    const s = compile([...SERVICES, vs, sidecar('egress:\n- hosts: ["./*"]')]);
+    const d = decide(s, 'ratings.other:9080');
+    assert.equal(d?.route.name, 'ratings-from-here.here');
+    assert.equal(d?.target?.cluster?.name, `outbound|9080||${RATINGS}`);
+  });
+
+  it('a VirtualService for an imported service without HTTP ports makes no virtual host (the call passes through, as without a Sidecar)', () => {
+    const db = doc(NET, 'ServiceEntry', 'db', 'hosts: [db.default.svc.cluster.local]\nlocation: MESH_INTERNAL\nresolution: STATIC\nports:\n- {number: 5432, name: tcp, protocol: TCP}\nendpoints:\n- {address: 10.0.0.9}');
+    const vs = doc(NET, 'VirtualService', 'db', 'hosts: [db]\ntcp:\n- route: [{destination: {host: db}}]');
+    assert.equal(compile([db, vs]).routes.virtualHost('db:5432'), undefined);
+    assert.equal(compile([db, vs, sidecar('egress:\n- hosts: ["./*"]')]).routes.virtualHost('db:5432'), undefined);
+  });
+
+  it('outboundTrafficPolicy: the mode (REGISTRY_ONLY when unset, as the proto) and the egressProxy route (ALLOW_ANY only)', () => {
+    const gw = se('egressgateway', 'istio-system', 'istio-egressgateway.istio-system.svc.cluster.local', [80, 443]);
+    const proxy = 'egressProxy: {host: istio-egressgateway.istio-system.svc.cluster.local, port: {number: 80}}';
+    const allow = compile([...SERVICES, gw, sidecar(`egress:\n- hosts: ["./*", "istio-system/*"]\noutboundTrafficPolicy:\n  mode: ALLOW_ANY\n  ${proxy}`)]);
+    const p = allow.sidecar?.outboundTrafficPolicy;
+    assert.equal(p?.mode, 'ALLOW_ANY');
+    assert.equal(p?.source, 'Sidecar default/scope');
+    assert.equal(p?.egressProxy?.route.name, 'allow_any');
+    assert.equal(p?.egressProxy?.route.retry.attempts, 0, 'no retries, as Istio’s allow_any route');
+    assert.equal(p?.egressProxy?.target?.cluster?.name, 'outbound|80||istio-egressgateway.istio-system.svc.cluster.local');
+    assert.ok(allow.clusters.has('outbound|80||istio-egressgateway.istio-system.svc.cluster.local'));
+    const unset = compile([...SERVICES, gw, sidecar(`outboundTrafficPolicy:\n  ${proxy}`)]);
+    assert.equal(unset.sidecar?.outboundTrafficPolicy?.mode, 'REGISTRY_ONLY');
+    assert.equal(unset.sidecar?.outboundTrafficPolicy?.egressProxy, undefined, 'egressProxy applies with ALLOW_ANY only');
+    // An egress proxy outside the scope: its cluster is missing (Envoy: 503 NC).
+    const outside = compile([...SERVICES, gw, sidecar(`egress:\n- hosts: ["./*"]\noutboundTrafficPolicy:\n  mode: ALLOW_ANY\n  ${proxy}`)]);
+    assert.match(outside.sidecar?.outboundTrafficPolicy?.egressProxy?.target?.missing ?? '', /outside the egress hosts/);
+  });
+
+  it('a workloadSelector Sidecar applies to the workloads it selects only', () => {
+    const docs = [...SERVICES, sidecar('egress:\n- hosts: ["./*"]', 'default', 'ns-wide'), sidecar('workloadSelector: {labels: {app: wide}}\negress:\n- hosts: ["*/*"]', 'default', 'wide')];
+    assert.equal(compile(docs, { service: 'a', labels: { app: 'wide' } }).sidecar?.ref, 'Sidecar default/wide');
+    assert.equal(compile(docs, { service: 'a', labels: { app: 'wide' } }).routes.virtualHost('ratings.other:9080')?.name, `${RATINGS}:9080`);
+    assert.equal(compile(docs, { service: 'b', labels: { app: 'narrow' } }).sidecar?.ref, 'Sidecar default/ns-wide');
+    assert.equal(compile(docs, { service: 'b', labels: { app: 'narrow' } }).routes.virtualHost('ratings.other:9080'), undefined);
+  });
+
+  it('rootNamespace option: a mesh-wide default Sidecar', () => {
+    const { resources } = validateYaml([...SERVICES, sidecar('egress:\n- hosts: ["./*"]', 'mesh-root', 'default')].join('---\n'));
+    assert.equal(compileSnapshot(resources, { service: 'a' }).sidecar, undefined);
+    assert.equal(compileSnapshot(resources, { service: 'a' }, { rootNamespace: 'mesh-root' }).sidecar?.ref, 'Sidecar mesh-root/default');
+  });
+});
