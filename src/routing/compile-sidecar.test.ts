@@ -110,9 +110,10 @@ describe('compile under a Sidecar', () => {
     assert.equal(p?.egressProxy?.route.retry.attempts, 0, 'no retries, as Istio’s allow_any route');
     assert.equal(p?.egressProxy?.target?.cluster?.name, 'outbound|80||istio-egressgateway.istio-system.svc.cluster.local');
     assert.ok(allow.clusters.has('outbound|80||istio-egressgateway.istio-system.svc.cluster.local'));
-    const unset = compile([...SERVICES, gw, sidecar(`outboundTrafficPolicy:\n  ${proxy}`)]);
+    // egressProxy without ALLOW_ANY is refused by validation (Istio's ValidateSidecar); a policy without mode is REGISTRY_ONLY.
+    const unset = compile([...SERVICES, gw, sidecar('outboundTrafficPolicy: {}')]);
     assert.equal(unset.sidecar?.outboundTrafficPolicy?.mode, 'REGISTRY_ONLY');
-    assert.equal(unset.sidecar?.outboundTrafficPolicy?.egressProxy, undefined, 'egressProxy applies with ALLOW_ANY only');
+    assert.equal(unset.sidecar?.outboundTrafficPolicy?.egressProxy, undefined);
     // An egress proxy outside the scope: its cluster is missing (Envoy: 503 NC).
     const outside = compile([...SERVICES, gw, sidecar(`egress:\n- hosts: ["./*"]\noutboundTrafficPolicy:\n  mode: ALLOW_ANY\n  ${proxy}`)]);
     assert.match(outside.sidecar?.outboundTrafficPolicy?.egressProxy?.target?.missing ?? '', /outside the egress hosts/);
