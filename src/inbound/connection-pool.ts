@@ -1,0 +1,372 @@
+/**
+ * The `connection-pool` admission phase: the circuit breakers Istio sets on a sidecar's inbound
+ * cluster (`inbound|<port>||`), so that the app behind it is given no more requests at once than
+ * the configured `connectionPool` allows (`buildInboundCluster` in Istio's cluster_builder.go):
+ *
+ * 1. the DestinationRule of the workload's own service — the one without a `workloadSelector`
+ *    (for inbound traffic Istio honours no selector), as the workload's namespace sees it — with
+ *    its port-level settings for the service port that reaches the local port;
+ * 2. overridden by the Sidecar that applies to the workload: the `ingress` listener whose
+ *    `port.number` is the local port, when it sets a `connectionPool`, else `inboundConnectionPool`
+ *    (`SidecarScope.InboundConnectionPoolForPort`).
+ *
+ * The limits are Envoy's circuit breakers as the outbound side enforces them
+ * ({@link RequestLimiter}, {@link poolLimits}): with HTTP/1.1 to the app each request holds a
+ * connection, so at most min(`maxConnections`, `http2MaxRequests`) requests are in flight (gRPC:
+ * `http2MaxRequests`); up to `http1MaxPendingRequests` more wait for a slot, oldest first; beyond
+ * that a request overflows — 503, `x-envoy-overloaded: true`, Envoy's body
+ * `upstream connect error or disconnect/reset before headers. reset reason: overflow`, response
+ * flag `UO`; UNAVAILABLE for gRPC callers. Istio's defaults (2^32−1) limit nothing: with no
+ * setting the phase is not built and costs nothing.
+ *
+ * The phase is the last one, as Envoy's router (where the breaker is) comes after its jwt, RBAC
+ * and rate-limit filters: a refused request never takes a slot. An admitted request holds its
+ * slot ({@link InboundRequest.slot}) until the adapter releases it — the response ended or the
+ * caller went away; a waiting request whose caller goes away leaves the queue.
+ *
+ * Limiters belong to the mesh (one per inbound port and protocol, shared by every server it
+ * guards) and are kept across config reloads: new limits apply to the same counters, so
+ * requests in flight are still counted.
+ *
+ * @module
+ */
+import { DestinationRuleIndex, effectivePolicy, ROOT_NAMESPACE } from '../config/destination-policy.ts';
+import { resolveHost } from '../config/hosts.ts';
+import { convertProtocol } from '../config/protocol.ts';
+import { kubeServiceHost } from '../config/registry-kube.ts';
+import { type AnyResource, byAge, type Resource } from '../config/resource.ts';
+import type { ConnectionPoolSettings } from '../config/types/networking.ts';
+import { labelsMatch } from '../config/workloads.ts';
+import { type PoolLimits, poolLimits, RequestLimiter, type SlotWaiter, UNLIMITED } from '../policies/limits.ts';
+import type { Denial, InboundRequest, Phase, PhaseResult, PoolSlot } from './pipeline.ts';
+
+/** Envoy's response flag for a circuit-breaker overflow. */
+export const OVERFLOW_FLAG = 'UO';
+
+/** Envoy's body (and gRPC message) for an overflow. */
+export const OVERFLOW_BODY = 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
+
+/** Envoy's header on an overflow answer. */
+export const OVERLOADED_HEADER = 'x-envoy-overloaded';
+
+/** Envoy's `%RESPONSE_CODE_DETAILS%` for an overflow. */
+export const OVERFLOW_DETAILS = 'upstream_reset_before_response_started{overflow}';
+
+/**
+ * The workload whose inbound requests are limited.
+ * @category Inbound
+ */
+export interface InboundPoolWorkload {
+  readonly service: string;
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Its named ports, for Services whose `targetPort` is a name. @defaultValue {} */
+  readonly ports?: Readonly<Record<string, number>>;
+}
+
+/**
+ * The connection pool that applies to one inbound port, and where it comes from.
+ * @category Inbound
+ */
+export interface InboundPortPool {
+  /** The local port. */
+  readonly port: number;
+  /** `inbound|<port>||`. */
+  readonly cluster: string;
+  /** The service whose DestinationRule was looked up (host), and its port reaching `port`. */
+  readonly service: { readonly host: string; readonly port: number };
+  /** True when the service port speaks HTTP/2 or gRPC to the app (the limit is then `http2MaxRequests` alone). */
+  readonly h2: boolean;
+  /** The settings in force, undefined when none (unlimited). */
+  readonly settings: ConnectionPoolSettings | undefined;
+  /** Where they come from: `Sidecar ns/name ingress[i]`, `Sidecar ns/name inboundConnectionPool`, `DestinationRule ns/name portLevelSettings (port 80)`, `DestinationRule ns/name`; undefined when none. */
+  readonly source: string | undefined;
+}
+
+/**
+ * The Sidecar that applies to the workload, for its inbound side: one in the workload's
+ * namespace whose `workloadSelector` labels are a subset of the workload's; else the namespace's
+ * Sidecar without a selector; else the root namespace's without a selector; the oldest when
+ * several qualify.
+ *
+ * A local selection for the inbound pool only, to be replaced by the mesh-wide Sidecar
+ * selection (egress scoping) when there is one.
+ */
+export function selectInboundSidecar(resources: readonly AnyResource[], workload: Pick<InboundPoolWorkload, 'namespace' | 'labels'>, rootNamespace: string = ROOT_NAMESPACE): Resource<'Sidecar'> | undefined {
+  const sidecars = resources.filter((r): r is Resource<'Sidecar'> & AnyResource => r.kind === 'Sidecar').sort(byAge);
+  const selected = sidecars.find((s) => s.metadata.namespace === workload.namespace && s.spec.workloadSelector !== undefined && labelsMatch(s.spec.workloadSelector.labels ?? {}, workload.labels));
+  if (selected !== undefined) return selected;
+  const ns = sidecars.find((s) => s.metadata.namespace === workload.namespace && s.spec.workloadSelector === undefined);
+  if (ns !== undefined) return ns;
+  return sidecars.find((s) => s.metadata.namespace === rootNamespace && s.spec.workloadSelector === undefined);
+}
+
+/** A service port reaching a local port. */
+interface InboundService {
+  readonly host: string;
+  readonly namespace: string;
+  readonly servicePort: number;
+  readonly h2: boolean;
+}
+
+const H2 = new Set(['HTTP2', 'GRPC']);
+
+/** The services (Services, ServiceEntries with a `workloadSelector`) that select the workload, by the local port they reach, oldest first. */
+function inboundServices(resources: readonly AnyResource[], workload: InboundPoolWorkload): Map<number, InboundService[]> {
+  const out = new Map<number, InboundService[]>();
+  const add = (local: number | undefined, s: InboundService) => {
+    if (local === undefined) return;
+    const list = out.get(local) ?? [];
+    list.push(s);
+    out.set(local, list);
+  };
+  const selecting = resources.filter((r) => r.metadata.namespace === workload.namespace && (r.kind === 'Service' || r.kind === 'ServiceEntry')).sort(byAge);
+  for (const r of selecting) {
+    if (r.kind === 'Service') {
+      const sel = r.spec.selector;
+      if (sel === undefined || Object.keys(sel).length === 0 || !labelsMatch(sel, workload.labels)) continue;
+      const host = kubeServiceHost(r.metadata.name, r.metadata.namespace);
+      for (const p of r.spec.ports ?? []) {
+        const t = p.targetPort;
+        const h2 = H2.has(convertProtocol(p.port, p.name, p.protocol, p.appProtocol));
+        add(t === undefined ? p.port : typeof t === 'number' ? t : /^\d+$/.test(t) ? Number(t) : workload.ports?.[t], { host, namespace: r.metadata.namespace, servicePort: p.port, h2 });
+      }
+    } else if (r.kind === 'ServiceEntry') {
+      const sel = r.spec.workloadSelector?.labels;
+      if (sel === undefined || !labelsMatch(sel, workload.labels)) continue;
+      const host = resolveHost(r.spec.hosts[0] ?? '', r.metadata.namespace);
+      for (const p of r.spec.ports ?? []) {
+        const h2 = H2.has(convertProtocol(p.number, p.name, undefined, p.protocol?.toLowerCase()));
+        add(p.targetPort ?? p.number, { host, namespace: r.metadata.namespace, servicePort: p.number, h2 });
+      }
+    }
+  }
+  return out;
+}
+
+function limited(pool: ConnectionPoolSettings | undefined): boolean {
+  if (pool === undefined) return false;
+  const l = poolLimits(pool, false);
+  return l.maxActive !== UNLIMITED || l.maxPending !== UNLIMITED;
+}
+
+/**
+ * The connection pools of one workload's inbound ports, compiled from one config; limiters are
+ * made per port and protocol when first needed, and taken over from the config before.
+ */
+export class CompiledInboundPools {
+  readonly #workload: InboundPoolWorkload;
+  readonly #services: Map<number, InboundService[]>;
+  readonly #rules: DestinationRuleIndex;
+  readonly #sidecar: Resource<'Sidecar'> | undefined;
+  readonly #ports = new Map<number, InboundPortPool>();
+  /** Limiters by `<port>|h2` / `<port>|h1`; only for limited ports. */
+  readonly #limiters = new Map<string, RequestLimiter | undefined>();
+  /** Every limiter this object or the ones before made (kept so that requests in flight stay counted). */
+  readonly #all: Map<string, RequestLimiter>;
+  /** Whether some setting that can apply limits anything (else no phase is built). */
+  readonly canLimit: boolean;
+
+  constructor(resources: readonly AnyResource[], workload: InboundPoolWorkload, rootNamespace: string = ROOT_NAMESPACE, previous?: CompiledInboundPools) {
+    this.#workload = workload;
+    this.#services = inboundServices(resources, workload);
+    // For inbound traffic Istio uses the DestinationRule without a workloadSelector.
+    const rules = resources.filter((r) => !(r.kind === 'DestinationRule' && r.spec.workloadSelector !== undefined));
+    this.#rules = new DestinationRuleIndex(rules, { namespace: workload.namespace, labels: workload.labels });
+    this.#sidecar = selectInboundSidecar(resources, workload, rootNamespace);
+    this.#all = previous === undefined ? new Map() : previous.#all;
+    const sc = this.#sidecar?.spec;
+    let can = limited(sc?.inboundConnectionPool) || (sc?.ingress ?? []).some((l) => limited(l.connectionPool));
+    if (!can) {
+      // A port no service reaches is the workload's own service's.
+      const hosts = [...[...this.#services.values()].flat(), this.#ownService(0)];
+      for (const s of hosts) {
+        const tp = this.#rules.find(s.host, s.namespace, workload.namespace)?.trafficPolicy;
+        if (limited(tp?.connectionPool) || (tp?.portLevelSettings ?? []).some((p) => limited(p.connectionPool))) can = true;
+      }
+    }
+    this.canLimit = can;
+    // Limiters of the config before: the new limits (unlimited when none applies any more) take effect now, waiters they make room for go on.
+    for (const [key, l] of this.#all) {
+      const [port, proto] = key.split('|');
+      l.setLimits(this.#limitsOf(this.forPort(Number(port)), proto === 'h2'));
+    }
+  }
+
+  /** The workload's own service (its Kubernetes name), for a port no Service or ServiceEntry reaches. */
+  #ownService(port: number): InboundService {
+    const w = this.#workload;
+    return { host: kubeServiceHost(w.service, w.namespace), namespace: w.namespace, servicePort: port, h2: false };
+  }
+
+  /** The pool that applies to local `port` (and why). */
+  forPort(port: number): InboundPortPool {
+    let p = this.#ports.get(port);
+    if (p === undefined) {
+      p = this.#resolve(port);
+      this.#ports.set(port, p);
+    }
+    return p;
+  }
+
+  #resolve(port: number): InboundPortPool {
+    // Istio: the first service reaching the port ("the choice of inbound cluster is arbitrary" with several).
+    const svc = this.#services.get(port)?.[0] ?? this.#ownService(port);
+    const cluster = `inbound|${port}||`;
+    const service = { host: svc.host, port: svc.servicePort };
+    const sc = this.#sidecar;
+    if (sc !== undefined) {
+      const ingress = sc.spec.ingress ?? [];
+      const i = ingress.findIndex((l) => l.port?.number === port && l.connectionPool !== undefined);
+      if (i !== -1) return { port, cluster, service, h2: svc.h2, settings: ingress[i]?.connectionPool, source: `Sidecar ${sc.metadata.namespace}/${sc.metadata.name} ingress[${i}] (port ${port})` };
+      const all = sc.spec.inboundConnectionPool;
+      if (all !== undefined) return { port, cluster, service, h2: svc.h2, settings: all, source: `Sidecar ${sc.metadata.namespace}/${sc.metadata.name} inboundConnectionPool` };
+    }
+    const rule = this.#rules.find(svc.host, svc.namespace, this.#workload.namespace);
+    const pool = effectivePolicy(rule, undefined, svc.servicePort).connectionPool;
+    if (pool === undefined || rule === undefined) return { port, cluster, service, h2: svc.h2, settings: undefined, source: undefined };
+    const first = rule.rules[0] as Resource<'DestinationRule'>;
+    const portLevel = rule.trafficPolicy?.portLevelSettings?.some((p) => p.port?.number === svc.servicePort) === true;
+    return { port, cluster, service, h2: svc.h2, settings: pool, source: `DestinationRule ${first.metadata.namespace}/${first.metadata.name}${portLevel ? ` portLevelSettings (port ${svc.servicePort})` : ''}` };
+  }
+
+  #limitsOf(p: InboundPortPool, h2: boolean): PoolLimits {
+    return poolLimits(p.settings, h2 || p.h2);
+  }
+
+  /** The limits for requests on `port` (`h2`: a gRPC request). */
+  limitsFor(port: number, h2: boolean): PoolLimits {
+    return this.#limitsOf(this.forPort(port), h2);
+  }
+
+  /** The limiter of `port` for gRPC (`h2`) or HTTP/1.1 requests; undefined when nothing limits them. */
+  limiter(port: number, h2: boolean): RequestLimiter | undefined {
+    const key = h2 ? `${port}|h2` : `${port}|h1`;
+    if (this.#limiters.has(key)) return this.#limiters.get(key);
+    const limits = this.limitsFor(port, h2);
+    let l: RequestLimiter | undefined;
+    if (limits.maxActive !== UNLIMITED || limits.maxPending !== UNLIMITED) {
+      l = this.#all.get(key);
+      if (l === undefined) {
+        l = new RequestLimiter(limits);
+        this.#all.set(key, l);
+      } else l.setLimits(limits);
+    }
+    this.#limiters.set(key, l);
+    return l;
+  }
+}
+
+/** A request's hold on a slot, or its place in the queue. */
+class Slot implements SlotWaiter, PoolSlot {
+  readonly #limiter: RequestLimiter;
+  /** 0 waiting, 1 holding, 2 done. */
+  #state: 0 | 1 | 2 = 0;
+  #resolve: ((r: PhaseResult) => void) | undefined;
+
+  constructor(limiter: RequestLimiter) {
+    this.#limiter = limiter;
+  }
+
+  /** Taken at once. */
+  hold(): void {
+    this.#state = 1;
+  }
+
+  /** Queued: settles when a slot is granted (or the caller went away). */
+  wait(): Promise<PhaseResult> {
+    return new Promise((resolve) => {
+      this.#resolve = resolve;
+    });
+  }
+
+  grant(): void {
+    if (this.#state !== 0) return;
+    this.#state = 1;
+    this.#resolve?.(undefined);
+  }
+
+  release(): void {
+    const s = this.#state;
+    this.#state = 2;
+    if (s === 1) this.#limiter.release();
+    else if (s === 0) {
+      this.#limiter.cancel(this);
+      this.#resolve?.(GONE_DENIAL);
+    }
+  }
+}
+
+/** What a request that waited for a slot and whose caller went away gets (nobody reads it). */
+const GONE_DENIAL: Denial = Object.freeze({ status: 503, grpcStatus: 1, body: 'downstream disconnected', reason: 'the caller went away while waiting for a slot', phase: 'connection-pool' });
+
+/** Marks a request whose caller went away before the connection-pool phase ran. */
+const GONE: PoolSlot = Object.freeze({ release(): void {} });
+
+/**
+ * Releases the slot of `req` (or takes it out of the queue); on a request the phase has not seen
+ * yet, makes the phase let it go without a slot. Idempotent.
+ */
+export function releaseSlot(req: InboundRequest): void {
+  const s = req.slot;
+  if (s === undefined) req.slot = GONE;
+  else s.release();
+}
+
+/**
+ * A refusal by the connection-pool phase: a {@link Denial} that also names Envoy's response flag.
+ * @category Inbound
+ */
+export interface PoolOverflowDenial extends Denial {
+  readonly phase: 'connection-pool';
+  /** `UO`. */
+  readonly flag: typeof OVERFLOW_FLAG;
+}
+
+const OVERFLOW_HEADERS = Object.freeze({ [OVERLOADED_HEADER]: 'true' });
+
+/** The phase over one config's pools. */
+export class InboundPoolPhase implements Phase {
+  readonly name = 'connection-pool' as const;
+  readonly pools: CompiledInboundPools;
+
+  constructor(pools: CompiledInboundPools) {
+    this.pools = pools;
+  }
+
+  run(req: InboundRequest): PhaseResult | Promise<PhaseResult> {
+    if (req.slot === GONE) return GONE_DENIAL;
+    const l = this.pools.limiter(req.localPort, req.protocol === 'grpc');
+    if (l === undefined) return undefined;
+    const slot = new Slot(l);
+    const r = l.acquire(slot);
+    if (r === 'go') {
+      slot.hold();
+      req.slot = slot;
+      return undefined;
+    }
+    if (r === 'queued') {
+      req.slot = slot;
+      return slot.wait();
+    }
+    const d: PoolOverflowDenial = {
+      status: 503,
+      grpcStatus: 14,
+      body: OVERFLOW_BODY,
+      headers: OVERFLOW_HEADERS,
+      reason: `inbound|${req.localPort}|| overflow: ${l}`,
+      phase: 'connection-pool',
+      flag: OVERFLOW_FLAG,
+    };
+    return d;
+  }
+}
+
+/**
+ * The connection-pool phase of `resources` for `workload`, or undefined when nothing limits its
+ * inbound requests; `previous` (the phase or pools of the config before) hands over its limiters.
+ */
+export function compileInboundPool(resources: readonly AnyResource[], workload: InboundPoolWorkload, rootNamespace: string, previous?: CompiledInboundPools): { readonly pools: CompiledInboundPools; readonly phase: InboundPoolPhase | undefined } {
+  const pools = new CompiledInboundPools(resources, workload, rootNamespace, previous);
+  return { pools, phase: pools.canLimit ? new InboundPoolPhase(pools) : undefined };
+}
