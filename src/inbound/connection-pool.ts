@@ -151,6 +151,23 @@ function limited(pool: ConnectionPoolSettings | undefined): boolean {
 }
 
 /**
+ * The counters of one inbound pool: its requests in flight and waiting, its overflows so far,
+ * and its limits (2^32−1: unlimited).
+ * @category Server
+ */
+export interface InboundPoolCounters {
+  /** `inbound|<port>||`. */
+  readonly cluster: string;
+  /** `grpc`: gRPC requests (limited by `http2MaxRequests`); `http1`: the others. */
+  readonly protocol: 'http1' | 'grpc';
+  readonly active: number;
+  readonly pending: number;
+  readonly overflows: number;
+  readonly maxActive: number;
+  readonly maxPending: number;
+}
+
+/**
  * The connection pools of one workload's inbound ports, compiled from one config; limiters are
  * made per port and protocol when first needed, and taken over from the config before.
  */
@@ -191,6 +208,16 @@ export class CompiledInboundPools {
       const [port, proto] = key.split('|');
       l.setLimits(this.#limitsOf(this.forPort(Number(port)), proto === 'h2'));
     }
+  }
+
+  /** The counters of every pool requests have used (kept across reloads), by port. */
+  counters(): InboundPoolCounters[] {
+    return [...this.#all]
+      .map(([key, l]) => {
+        const [port, proto] = key.split('|');
+        return { cluster: `inbound|${port}||`, protocol: proto === 'h2' ? ('grpc' as const) : ('http1' as const), active: l.active, pending: l.pending, overflows: l.overflows, maxActive: l.limits.maxActive, maxPending: l.limits.maxPending };
+      })
+      .sort((a, b) => (a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : a.protocol < b.protocol ? -1 : 1));
   }
 
   /** The workload's own service (its Kubernetes name), for a port no Service or ServiceEntry reaches. */
@@ -369,4 +396,39 @@ export class InboundPoolPhase implements Phase {
 export function compileInboundPool(resources: readonly AnyResource[], workload: InboundPoolWorkload, rootNamespace: string, previous?: CompiledInboundPools): { readonly pools: CompiledInboundPools; readonly phase: InboundPoolPhase | undefined } {
   const pools = new CompiledInboundPools(resources, workload, rootNamespace, previous);
   return { pools, phase: pools.canLimit ? new InboundPoolPhase(pools) : undefined };
+}
+
+/**
+ * The inbound connection pool that applies to a request's port, as `mesh.explainInbound()`
+ * shows it.
+ * @category Server
+ */
+export interface InboundPoolExplanation {
+  /** `inbound|<port>||`. */
+  readonly cluster: string;
+  /** Where the settings come from (`Sidecar ns/name ingress[0] (port 8080)`, `DestinationRule ns/name portLevelSettings (port 80)`, …); undefined when none applies. */
+  readonly source: string | undefined;
+  /** The service whose DestinationRule was looked up, and the service port that reaches the local port. */
+  readonly service: { readonly host: string; readonly port: number };
+  /** Requests in flight at most (min(maxConnections, http2MaxRequests) for HTTP/1.1, http2MaxRequests for gRPC and HTTP/2 ports); undefined: unlimited. */
+  readonly maxActive: { readonly http1: number | undefined; readonly grpc: number | undefined };
+  /** Requests waiting at most (http1MaxPendingRequests); undefined: unlimited. */
+  readonly maxPending: number | undefined;
+}
+
+/** The pool of `port` for an explanation; `assumes` gets the line a limited pool adds to the verdict. */
+export function explainInboundPool(resources: readonly AnyResource[], workload: InboundPoolWorkload, rootNamespace: string, port: number, grpc: boolean, assumes: string[]): InboundPoolExplanation {
+  const pools = new CompiledInboundPools(resources, workload, rootNamespace);
+  const p = pools.forPort(port);
+  const n = (v: number) => (v === UNLIMITED ? undefined : v);
+  const h1 = pools.limitsFor(port, false);
+  const h2 = pools.limitsFor(port, true);
+  const x: InboundPoolExplanation = { cluster: p.cluster, source: p.source, service: p.service, maxActive: { http1: n(h1.maxActive), grpc: n(h2.maxActive) }, maxPending: n(h1.maxPending) };
+  const active = grpc ? x.maxActive.grpc : x.maxActive.http1;
+  if (active !== undefined || x.maxPending !== undefined) {
+    assumes.push(
+      `a slot is free in ${p.cluster} (${active === undefined ? 'no limit on requests in flight' : `${active} in flight at most`}, ${x.maxPending === undefined ? 'any number waiting' : `${x.maxPending} waiting at most`}; ${p.source}); else the request waits for one, or is answered 503 UO`,
+    );
+  }
+  return x;
 }

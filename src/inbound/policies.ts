@@ -27,7 +27,7 @@ import { authorizationPhase, extAuthzPhase } from './authz-phase.ts';
 import { jwtPhase } from './jwt-phase.ts';
 import type { InboundRequest, Phase } from './pipeline.ts';
 import { compileRateLimit, type RateLimitPhase } from './rate-limit-phase.ts';
-import { type CompiledInboundPools, compileInboundPool } from './connection-pool.ts';
+import { type CompiledInboundPools, compileInboundPool, type InboundPoolCounters } from './connection-pool.ts';
 
 /**
  * A MeshConfig `extensionProviders` entry, as written in Istio's mesh config: a name and one
@@ -203,6 +203,11 @@ export class InboundPolicies {
     this.#pools = pool.pools;
     if (pool.phase !== undefined) phases.push(pool.phase);
     return phases;
+  }
+
+  /** The inbound connection pools' counters (those requests have used). */
+  poolCounters(): InboundPoolCounters[] {
+    return this.#pools?.counters() ?? [];
   }
 
   /** Stops key fetches and closes their connections. */
