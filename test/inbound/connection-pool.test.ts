@@ -40,7 +40,6 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 
 /** Requests the app holds until the test lets them go, by id (`/hold/<id>`). */
 class Gates {
-  readonly #entered = new Map<string, ReturnType<typeof deferred>>();
   readonly #released = new Map<string, ReturnType<typeof deferred>>();
   /** Ids that reached the app, in order. */
   readonly seen: string[] = [];
@@ -57,17 +56,26 @@ class Gates {
   /** The app's side: says the request arrived, waits to be let go. */
   hold(id: string): Promise<void> {
     this.seen.push(id);
-    this.#of(this.#entered, id).resolve();
+    if (this.#open) return Promise.resolve();
     return this.#of(this.#released, id).promise;
   }
 
+  /** Resolves when `id` is in the app (bounded, as {@link until} is: a request that never gets there fails the test). */
   entered(id: string): Promise<void> {
-    return this.#of(this.#entered, id).promise;
+    return until(() => this.seen.includes(id), `${id} in the app`);
   }
 
   release(id: string): void {
     this.#of(this.#released, id).resolve();
   }
+
+  /** Lets every request go (a failed test must not leave the servers draining held requests). */
+  releaseAll(): void {
+    this.#open = true;
+    for (const id of this.#released.keys()) this.release(id);
+  }
+
+  #open = false;
 }
 
 /** The app: `/hold/<id>` waits for the gate, anything else answers at once. */
@@ -123,13 +131,21 @@ const frameworks: Framework[] = [
       });
       const server = app.listen(0, '127.0.0.1');
       await new Promise((r) => server.once('listening', r));
-      return { port: (server.address() as AddressInfo).port, close: () => new Promise<void>((r) => server.close(() => r())) };
+      return {
+        port: (server.address() as AddressInfo).port,
+        close: () =>
+          new Promise<void>((r) => {
+            server.close(() => r());
+            server.closeAllConnections();
+          }),
+      };
     },
   })),
   {
     name: 'Fastify 5',
     async start(mesh, gates) {
-      const app = Fastify({ ...mesh.fastifyOptions() });
+      // A failed assertion may leave requests waiting: closing does not wait for them.
+      const app = Fastify({ ...mesh.fastifyOptions(), forceCloseConnections: true });
       await app.register(mesh.fastify() as never);
       app.all('/*', (req) => answer(gates, req.url));
       await app.listen({ port: 0, host: '127.0.0.1' });
@@ -196,6 +212,7 @@ describe('inbound circuit breaking through every framework', () => {
         assert.equal((await raw(server.port, '/now')).text, 'done /now');
         assert.deepEqual(gates.seen, ['a', 'b']);
       } finally {
+        gates.releaseAll();
         await server.close();
         await m.close();
       }
@@ -227,6 +244,7 @@ describe('inbound circuit breaking through every framework', () => {
         assert.equal(poolOf(m, server.port)?.overflows, 0);
         assert.deepEqual(gates.seen, ['a', 'c']);
       } finally {
+        gates.releaseAll();
         await server.close();
         await m.close();
       }
@@ -291,6 +309,7 @@ describe('which connectionPool applies, per port', () => {
       for (const id of ['a1', 'a2', 'b1', 'b2', 'b3']) s.gates.release(id);
       await until(() => poolOf(s.m, s.a.port)?.active === 0 && poolOf(s.m, s.b.port)?.active === 0, 'every slot released');
     } finally {
+      s.gates.releaseAll();
       await s.close();
     }
   });
@@ -319,6 +338,7 @@ describe('which connectionPool applies, per port', () => {
       for (const id of ['a1', 'a2', 'a3', 'b1', 'b2', 'b3']) s.gates.release(id);
       await until(() => poolOf(s.m, s.a.port)?.active === 0 && poolOf(s.m, s.b.port)?.active === 0, 'every slot released');
     } finally {
+      s.gates.releaseAll();
       await s.close();
     }
   });
@@ -364,6 +384,7 @@ describe('a config reload', () => {
       assert.equal((await c).statusCode, 200);
       await until(() => poolOf(m, port)?.active === 0, 'c released');
     } finally {
+      gates.releaseAll();
       await server.close();
       await m.close();
     }
@@ -399,6 +420,7 @@ describe('inbound telemetry', () => {
         ['UO', '', ''],
       );
     } finally {
+      gates.releaseAll();
       unsubscribe('meshlet:inbound:end', onEnd);
       await server.close();
       await m.close();
@@ -448,6 +470,7 @@ describe('a grpc-js server', () => {
       assert.deepEqual(gates.seen, ['a', 'b', 'd', 'now']);
       assert.equal(pool()?.overflows, 1);
     } finally {
+      gates.releaseAll();
       client.close();
       await s.close();
       await m.close();
