@@ -48,6 +48,7 @@ export type {
   InboundExplainRequest,
   InboundExplainSource,
   InboundExplanation,
+  InboundPoolExplanation,
   JwtExplanation,
   RateLimitExplanation,
 } from './inbound/explain.ts';
