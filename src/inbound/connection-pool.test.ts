@@ -89,6 +89,22 @@ spec:
     assert.equal(pools.limitsFor(8080, false).maxActive, 7);
     assert.equal(pools.forPort(8081).source, 'Sidecar foo/sc inboundConnectionPool');
     assert.equal(pools.limitsFor(8081, false).maxActive, 4);
+    assert.equal(pools.forPort(8080).h2, false);
+  });
+
+  it("an ingress listener's GRPC or HTTP2 protocol makes the port's limit http2MaxRequests alone", () => {
+    const sidecar = `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: sc, namespace: foo}
+spec:
+  ingress: [{port: {number: 9090, protocol: GRPC, name: grpc}}]
+  inboundConnectionPool: {tcp: {maxConnections: 1}, http: {http2MaxRequests: 4}}
+`;
+    const pools = new CompiledInboundPools(load(sidecar), WORKLOAD);
+    assert.equal(pools.forPort(9090).h2, true);
+    assert.equal(pools.limitsFor(9090, false).maxActive, 4);
+    assert.equal(pools.limitsFor(8080, false).maxActive, 1);
   });
 
   it('which Sidecar: selected in the namespace, else the namespace default, else the root default; the oldest', () => {

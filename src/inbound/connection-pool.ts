@@ -242,19 +242,22 @@ export class CompiledInboundPools {
     const cluster = `inbound|${port}||`;
     const service = { host: svc.host, port: svc.servicePort };
     const sc = this.#sidecar;
+    const ingress = sc?.spec.ingress ?? [];
+    // An ingress listener for the port says its protocol too.
+    const listener = ingress.find((l) => l.port?.number === port);
+    const h2 = svc.h2 || H2.has((listener?.port?.protocol ?? '').toUpperCase());
     if (sc !== undefined) {
-      const ingress = sc.spec.ingress ?? [];
       const i = ingress.findIndex((l) => l.port?.number === port && l.connectionPool !== undefined);
-      if (i !== -1) return { port, cluster, service, h2: svc.h2, settings: ingress[i]?.connectionPool, source: `Sidecar ${sc.metadata.namespace}/${sc.metadata.name} ingress[${i}] (port ${port})` };
+      if (i !== -1) return { port, cluster, service, h2, settings: ingress[i]?.connectionPool, source: `Sidecar ${sc.metadata.namespace}/${sc.metadata.name} ingress[${i}] (port ${port})` };
       const all = sc.spec.inboundConnectionPool;
-      if (all !== undefined) return { port, cluster, service, h2: svc.h2, settings: all, source: `Sidecar ${sc.metadata.namespace}/${sc.metadata.name} inboundConnectionPool` };
+      if (all !== undefined) return { port, cluster, service, h2, settings: all, source: `Sidecar ${sc.metadata.namespace}/${sc.metadata.name} inboundConnectionPool` };
     }
     const rule = this.#rules.find(svc.host, svc.namespace, this.#workload.namespace);
     const pool = effectivePolicy(rule, undefined, svc.servicePort).connectionPool;
-    if (pool === undefined || rule === undefined) return { port, cluster, service, h2: svc.h2, settings: undefined, source: undefined };
+    if (pool === undefined || rule === undefined) return { port, cluster, service, h2, settings: undefined, source: undefined };
     const first = rule.rules[0] as Resource<'DestinationRule'>;
     const portLevel = rule.trafficPolicy?.portLevelSettings?.some((p) => p.port?.number === svc.servicePort) === true;
-    return { port, cluster, service, h2: svc.h2, settings: pool, source: `DestinationRule ${first.metadata.namespace}/${first.metadata.name}${portLevel ? ` portLevelSettings (port ${svc.servicePort})` : ''}` };
+    return { port, cluster, service, h2, settings: pool, source: `DestinationRule ${first.metadata.namespace}/${first.metadata.name}${portLevel ? ` portLevelSettings (port ${svc.servicePort})` : ''}` };
   }
 
   #limitsOf(p: InboundPortPool, h2: boolean): PoolLimits {
