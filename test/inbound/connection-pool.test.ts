@@ -163,8 +163,8 @@ const destinationRule = (pool: object, portLevel?: object[]) => ({
 
 const ONE_AND_ONE = { http: { http2MaxRequests: 1, http1MaxPendingRequests: 1 } };
 
-function mesh(config: object[] | string): Promise<Mesh> {
-  return createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config, watch: false, logger: { warn: () => {} } });
+function mesh(config: object[] | string, options: Partial<Parameters<typeof createMesh>[0]> = {}): Promise<Mesh> {
+  return createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config, watch: false, logger: { warn: () => {} }, ...options });
 }
 
 function poolOf(m: Mesh, port: number, protocol: 'http1' | 'grpc' = 'http1'): InboundPoolCounters | undefined {
@@ -392,8 +392,12 @@ describe('a config reload', () => {
 });
 
 describe('inbound telemetry', () => {
-  it('the overflow is UO in meshlet:inbound:end (response_flags), with its details', async () => {
-    const m = await mesh([destinationRule(ONE_AND_ONE)]);
+  it('the overflow is UO in meshlet:inbound:end and in the access log, with its details', async () => {
+    const lines: string[] = [];
+    const m = await mesh([destinationRule(ONE_AND_ONE)], {
+      telemetry: { accessLog: { file: '/dev/stdout' } },
+      logger: { warn: () => {}, info: (l: unknown) => (typeof l === 'string' && !l.startsWith('meshlet:') ? lines.push(l) : undefined) },
+    });
     const gates = new Gates();
     const server = await nodeHttp.start(m, gates);
     const ends: InboundEndMessage[] = [];
@@ -419,6 +423,9 @@ describe('inbound telemetry', () => {
         ends.map((x) => x.flags),
         ['UO', '', ''],
       );
+      await until(() => lines.length === 3, 'three access log lines');
+      assert.match(lines[0] as string, /"GET \/hold\/c HTTP\/1\.1" 503 UO upstream_reset_before_response_started\{overflow\} /);
+      assert.match(lines[1] as string, /"GET \/hold\/a HTTP\/1\.1" 200 - via_upstream /);
     } finally {
       gates.releaseAll();
       unsubscribe('meshlet:inbound:end', onEnd);
