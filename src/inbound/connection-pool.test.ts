@@ -147,6 +147,7 @@ describe('inbound connection pool: the phase', () => {
     assert.equal(settled, undefined);
     const limiter = phase.pools.limiter(8080, false);
     assert.equal(limiter?.active, 1);
+    assert.equal(String(phase), 'connection-pool: inbound|8080|| http1: active 1/1, pending 0/1, overflows 1');
     releaseSlot(second);
     assert.equal(limiter?.active, 0);
   });

@@ -10,7 +10,7 @@ import type { AuthzResult } from '../security/authz/types.ts';
 import type { MtlsMode } from '../security/peer-authentication.ts';
 import type { JwtExplanation } from './explain-jwt.ts';
 import type { RateLimitExplanation } from './explain-rate-limit.ts';
-import type { InboundPoolExplanation } from './connection-pool.ts';
+import type { InboundPoolExplanation } from './explain-connection-pool.ts';
 import type { PathNormalization } from './path.ts';
 
 /**

@@ -27,13 +27,13 @@ import { describeInbound } from './explain-text.ts';
 import { normalizePath, PATH_NORMALIZATIONS } from './path.ts';
 import { type InboundRequest, newInboundRequest } from './pipeline.ts';
 import { explainRateLimits } from './explain-rate-limit.ts';
-import { explainInboundPool } from './connection-pool.ts';
+import { explainInboundPool } from './explain-connection-pool.ts';
 import type { AuthzExplanation, InboundExplainOptions, InboundExplainRequest, InboundExplainSource, InboundExplanation } from './explain-types.ts';
 import { inboundServicePorts } from './rate-limit-compile.ts';
 
 export type { DecodedToken, ExplainedJwtRule, JwtExplanation } from './explain-jwt.ts';
 export type { RateLimitExplanation } from './explain-rate-limit.ts';
-export type { InboundPoolExplanation } from './connection-pool.ts';
+export type { InboundPoolExplanation } from './explain-connection-pool.ts';
 export type { AuthzExplanation, InboundExplainOptions, InboundExplainRequest, InboundExplainSource, InboundExplanation } from './explain-types.ts';
 
 const TOKEN = /^[!#$%&'*+.^`|~\w-]+$/;
