@@ -48,6 +48,7 @@ export type {
   InboundExplainRequest,
   InboundExplainSource,
   InboundExplanation,
+  InboundPoolExplanation,
   JwtExplanation,
   RateLimitExplanation,
 } from './inbound/explain.ts';
@@ -55,6 +56,7 @@ export type { AppliedPolicy, AuthzFinding } from './security/authz/compile.ts';
 export type { AuthzAction, AuthzDenialResponse, AuthzResult, DryRunOutcome, RuleRef } from './security/authz/types.ts';
 export type { FastifyLike, FastifyPlugin, FastifyReplyLike, FastifyRequestLike, FastifyServerOptions } from './adapters/server/fastify.ts';
 export type { InboundTlsCounts } from './inbound/tls-stats.ts';
+export type { InboundPoolCounters } from './inbound/connection-pool.ts';
 export type { MtlsMode } from './security/peer-authentication.ts';
 export { ManualClock, seededRandom, systemClock, systemRandom } from './core/clock.ts';
 export type { Clock, Random, Timer } from './core/clock.ts';

@@ -11,6 +11,7 @@ import type { ErrorMode } from './core/exchange.ts';
 import type { PathNormalization } from './inbound/path.ts';
 import type { ExtensionProvider, JwtOptions } from './inbound/policies.ts';
 import type { InboundTlsCounts } from './inbound/tls-stats.ts';
+import type { InboundPoolCounters } from './inbound/connection-pool.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 import type { OutboundEvent } from './outbound/pipeline.ts';
 import type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts';
@@ -223,6 +224,8 @@ export interface MeshDiagnostics {
    * ones by peer identity (the 100 seen most recently). See docs/mtls.md.
    */
   readonly inboundTls: InboundTlsCounts;
+  /** The server side's connection pools (inbound circuit breaking, docs/server.md): requests in flight and waiting, overflows and limits per inbound port, for the ports and protocols requests have used while a limit applied. */
+  readonly inboundPools: readonly InboundPoolCounters[];
   /** The clusters calls (or mirrors, or explain) have used, with their endpoints. */
   readonly clusters: readonly {
     readonly name: string;

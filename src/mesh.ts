@@ -279,6 +279,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       mirrors: { ...o.mirrorStats },
       inboundPhases: this.#servers.guard.phases,
       inboundTls: this.#servers.tlsCounts,
+      inboundPools: this.#servers.poolCounters,
       clusters,
       ...(identity === undefined ? {} : { identity }),
     };

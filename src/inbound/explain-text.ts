@@ -94,6 +94,19 @@ export function describeInbound(e: Omit<InboundExplanation, 'toString'>): string
     });
   }
 
+  const pool = e.connectionPool;
+  // Shown when some connectionPool applies to the port (most workloads have none).
+  if (pool?.source !== undefined) {
+    const n = (v: number | undefined) => (v === undefined ? 'no limit' : String(v));
+    if ((pool.maxActive.http1 === undefined && pool.maxActive.grpc === undefined && pool.maxPending === undefined)) {
+      lines.push(`${label('Inbound pool')}${pool.cluster}: no limit (${pool.source})`);
+    } else {
+      lines.push(
+        `${label('Inbound pool')}${pool.cluster}: ${n(pool.maxActive.http1)} in flight at most (HTTP/1.1; gRPC ${n(pool.maxActive.grpc)}), ${n(pool.maxPending)} waiting; beyond, 503 UO — ${pool.source} (requests in flight not shown)`,
+      );
+    }
+  }
+
   lines.push(`${label('Verdict')}${e.status === 200 ? 'reaches the app' : e.status === 0 ? `connection refused by the ${e.refusedBy} step` : `${e.status}, refused by the ${e.refusedBy} step`} — ${e.reason}`);
   if (e.assumes.length > 0) {
     lines.push(`${label('Assuming')}${e.assumes[0]}`);

@@ -10,6 +10,7 @@ import type { AuthzResult } from '../security/authz/types.ts';
 import type { MtlsMode } from '../security/peer-authentication.ts';
 import type { JwtExplanation } from './explain-jwt.ts';
 import type { RateLimitExplanation } from './explain-rate-limit.ts';
+import type { InboundPoolExplanation } from './explain-connection-pool.ts';
 import type { PathNormalization } from './path.ts';
 
 /**
@@ -148,6 +149,8 @@ export interface InboundExplanation {
   readonly authz: AuthzExplanation | undefined;
   /** The local rate limit filters that look at the request; undefined when it is refused before. */
   readonly rateLimits: readonly RateLimitExplanation[] | undefined;
+  /** The inbound cluster's connection pool (circuit breaking) on the request's port; undefined when the request is refused before. */
+  readonly connectionPool: InboundPoolExplanation | undefined;
   /** The explanation on a few lines (what `meshlet explain --inbound` prints). */
   toString(): string;
 }

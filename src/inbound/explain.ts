@@ -27,11 +27,13 @@ import { describeInbound } from './explain-text.ts';
 import { normalizePath, PATH_NORMALIZATIONS } from './path.ts';
 import { type InboundRequest, newInboundRequest } from './pipeline.ts';
 import { explainRateLimits } from './explain-rate-limit.ts';
+import { explainInboundPool } from './explain-connection-pool.ts';
 import type { AuthzExplanation, InboundExplainOptions, InboundExplainRequest, InboundExplainSource, InboundExplanation } from './explain-types.ts';
 import { inboundServicePorts } from './rate-limit-compile.ts';
 
 export type { DecodedToken, ExplainedJwtRule, JwtExplanation } from './explain-jwt.ts';
 export type { RateLimitExplanation } from './explain-rate-limit.ts';
+export type { InboundPoolExplanation } from './explain-connection-pool.ts';
 export type { AuthzExplanation, InboundExplainOptions, InboundExplainRequest, InboundExplainSource, InboundExplanation } from './explain-types.ts';
 
 const TOKEN = /^[!#$%&'*+.^`|~\w-]+$/;
@@ -174,7 +176,7 @@ export async function explainInbound(resources: readonly AnyResource[], request:
     const full = { ...base, ...e };
     return Object.freeze({ ...full, toString: () => describeInbound(full) });
   };
-  const none = { jwt: undefined, requestPrincipal: undefined, claims: undefined, authz: undefined, rateLimits: undefined };
+  const none = { jwt: undefined, requestPrincipal: undefined, claims: undefined, authz: undefined, rateLimits: undefined, connectionPool: undefined };
   if (paRefusal !== undefined) {
     return done({ ...none, status: 0, refusedBy: 'peer-authentication', reason: `PeerAuthentication ${mtlsMode} on port ${localPort}: ${paRefusal}; the connection is closed before any HTTP is read`, assumes: [] });
   }
@@ -255,11 +257,13 @@ export async function explainInbound(resources: readonly AnyResource[], request:
   const result = engine.hasCustom ? engine.local(req, allowedBy) : await engine.evaluate(req);
   const authz: AuthzExplanation = { policies: engine.policies, findings: engine.findings, result, custom };
   if (result.decision === 'deny') {
-    return done({ ...identity, authz, rateLimits: undefined, status: result.denial?.status ?? 403, refusedBy: 'authorization', reason: result.reason, assumes });
+    return done({ ...identity, authz, rateLimits: undefined, connectionPool: undefined, status: result.denial?.status ?? 403, refusedBy: 'authorization', reason: result.reason, assumes });
   }
   if (result.headersToUpstream !== undefined) for (const [k, v] of Object.entries(result.headersToUpstream)) headers[k] = v;
 
   // 4. Local rate limit: which filters look, which buckets the request would draw from.
   const rateLimits = explainRateLimits(resources, { ...workload, servicePorts }, rootNamespace, req, assumes);
-  return done({ ...identity, authz, rateLimits, status: 200, refusedBy: undefined, reason: result.reason, assumes });
+  // 5. The inbound cluster's circuit breaker (its counters are the running mesh's: not known here).
+  const connectionPool = explainInboundPool(resources, workload, rootNamespace, localPort, req.protocol === 'grpc', assumes);
+  return done({ ...identity, authz, rateLimits, connectionPool, status: 200, refusedBy: undefined, reason: result.reason, assumes });
 }

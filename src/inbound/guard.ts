@@ -15,6 +15,7 @@ import type { WorkloadIdentity } from '../core/observe.ts';
 import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
 import { normalizePath, type PathNormalization } from './path.ts';
 import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
+export { releaseSlot } from './connection-pool.ts';
 import type { InboundTlsStats } from './tls-stats.ts';
 
 /**
@@ -127,6 +128,7 @@ export class InboundGuard {
   /** `stats`, when given, counts every request judged (plaintext or mTLS, and from whom). */
   constructor(pipeline: InboundPipeline, normalization: PathNormalization, stats?: InboundTlsStats) {
     this.#pipeline = pipeline;
+    this.#pooled = pipeline.names.includes('connection-pool');
     this.#normalization = normalization;
     this.#stats = stats;
   }
@@ -134,6 +136,18 @@ export class InboundGuard {
   /** Swaps in the phases of a new config (requests already admitted keep their judgement). */
   install(pipeline: InboundPipeline): void {
     this.#pipeline = pipeline;
+    this.#pooled = pipeline.names.includes('connection-pool');
+  }
+
+  #pooled = false;
+
+  /**
+   * True when the connection-pool phase is in use: the adapters then release the slot of each
+   * request when its response ends or its caller goes away ({@link releaseSlot}), and watch a
+   * request whose judgement is a promise from the start (it may be waiting for a slot).
+   */
+  get pooled(): boolean {
+    return this.#pooled;
   }
 
   /** True when some phase is in use (the adapters then give the phases every repeated header). */
@@ -197,10 +211,26 @@ export class InboundGuard {
       deadline: deadlineOf(headers),
       trace: undefined,
       headersChanged: false,
+      slot: undefined,
     };
     const a = this.#pipeline.admit(req);
-    return a instanceof Promise ? a.then((x) => verdict(req, x, grpc, path)) : verdict(req, a, grpc, path);
+    if (!(a instanceof Promise)) return verdict(req, a, grpc, path);
+    const p = a.then((x) => verdict(req, x, grpc, path));
+    if (this.#pooled) PENDING.set(p, req);
+    return p;
   }
+}
+
+/** The request views of judgements still to come, while the connection-pool phase is in use. */
+const PENDING = new WeakMap<Promise<Judgement>, InboundRequest>();
+
+/**
+ * The request view a pending judgement is about (when the connection-pool phase is in use), so
+ * that an adapter can release its slot, or take it out of the queue, if its caller goes away
+ * first.
+ */
+export function pendingRequest(j: Promise<Judgement>): InboundRequest | undefined {
+  return PENDING.get(j);
 }
 
 function verdict(req: InboundRequest, a: Admission, grpc: boolean, normalizedPath: string): Judgement {

@@ -5,11 +5,12 @@
  * the app (fastify's hooks-as-data model):
  *
  * ```
- * peer-identity ─► ext-authz ─► jwt ─► authorization ─► rate-limit ─► app (inside one MeshContext)
+ * peer-identity ─► ext-authz ─► jwt ─► authorization ─► rate-limit ─► connection-pool ─► app (inside one MeshContext)
  * ```
  *
  * (`ext-authz` is AuthorizationPolicy CUSTOM, which Istio's sidecar runs before JWT
- * authentication; `authorization` is AUDIT, DENY and ALLOW.)
+ * authentication; `authorization` is AUDIT, DENY and ALLOW; `connection-pool` is the inbound
+ * cluster's circuit breaker, whose slot the adapter releases when the response ends.)
  *
  * Each phase reads and annotates the {@link InboundRequest} (the peer, the request principal,
  * the authorization decision) and either lets it through or answers it with a {@link Denial}.
@@ -29,7 +30,7 @@ import { InvalidArgumentError } from '../core/errors.ts';
 import type { Headers } from '../core/handler.ts';
 
 /** The phases, in the order they run. */
-export const PHASES = Object.freeze(['peer-identity', 'ext-authz', 'jwt', 'authorization', 'rate-limit'] as const);
+export const PHASES = Object.freeze(['peer-identity', 'ext-authz', 'jwt', 'authorization', 'rate-limit', 'connection-pool'] as const);
 
 /** A phase name. */
 export type PhaseName = (typeof PHASES)[number];
@@ -74,6 +75,17 @@ export interface InboundRequest {
   trace: TraceHeaders | undefined;
   /** Set by a phase that changed `headers` (a consumed token removed, claims copied in): the adapter updates what the app sees. */
   headersChanged: boolean;
+  /** Set by the connection-pool phase: the request's slot (or its place in the queue), which the adapter releases when the response ends or the caller goes away. */
+  slot?: PoolSlot | undefined;
+}
+
+/**
+ * A request's hold on a connection-pool slot (or its place in the queue): released by the
+ * adapter when the response ends or the caller goes away; releasing twice is harmless.
+ * @category Server
+ */
+export interface PoolSlot {
+  release(): void;
 }
 
 /**

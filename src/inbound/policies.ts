@@ -2,10 +2,12 @@
  * The inbound policies of one mesh: builds the admission phases (RequestAuthentication,
  * AuthorizationPolicy, local rate limit) from each config the mesh applies, for this workload,
  * as istiod would build its sidecar's filters — the same selection (namespace, root namespace,
- * selector labels), the same order (CUSTOM → jwt → AUDIT/DENY/ALLOW → rate limit).
+ * selector labels), the same order (CUSTOM → jwt → AUDIT/DENY/ALLOW → rate limit → the inbound
+ * cluster's circuit breaker).
  *
  * State that outlives one config lives here: the JWT runtime (fetched key sets, verified-token
- * cache) and the rate-limit buckets (kept where a new config leaves their settings alone).
+ * cache), the rate-limit buckets (kept where a new config leaves their settings alone) and the
+ * inbound connection pools' counters (kept, with the new config's limits).
  *
  * @module
  */
@@ -25,6 +27,7 @@ import { authorizationPhase, extAuthzPhase } from './authz-phase.ts';
 import { jwtPhase } from './jwt-phase.ts';
 import type { InboundRequest, Phase } from './pipeline.ts';
 import { compileRateLimit, type RateLimitPhase } from './rate-limit-phase.ts';
+import { type CompiledInboundPools, compileInboundPool, type InboundPoolCounters } from './connection-pool.ts';
 
 /**
  * A MeshConfig `extensionProviders` entry, as written in Istio's mesh config: a name and one
@@ -154,6 +157,7 @@ export class InboundPolicies {
   readonly #jwt: JwtRuntime;
   readonly #providers: Record<string, ExtAuthzCheck>;
   #rateLimit: RateLimitPhase | undefined;
+  #pools: CompiledInboundPools | undefined;
   readonly #said = new Set<string>();
 
   constructor(o: InboundPolicyOptions) {
@@ -194,7 +198,16 @@ export class InboundPolicies {
       previous: this.#rateLimit,
     });
     if (this.#rateLimit !== undefined) phases.push(this.#rateLimit);
+    // Last, as Envoy's circuit breaker is at the router: a refused request never takes a slot.
+    const pool = compileInboundPool(resources, { service: workload.service, namespace: workload.namespace, labels: workload.labels }, rootNamespace, this.#pools);
+    this.#pools = pool.pools;
+    if (pool.phase !== undefined) phases.push(pool.phase);
     return phases;
+  }
+
+  /** The inbound connection pools' counters (those requests have used). */
+  poolCounters(): InboundPoolCounters[] {
+    return this.#pools?.counters() ?? [];
   }
 
   /** Stops key fetches and closes their connections. */

@@ -58,6 +58,19 @@ export class RequestLimiter {
   /** Gives a slot back; the oldest waiter, if any, gets it. */
   release(): void {
     this.active--;
+    this.#grantWaiting();
+  }
+
+  /**
+   * New limits (a config reload): requests in flight keep their slots (fewer slots than requests
+   * in flight take effect as they end); waiters that more room lets in get a slot now.
+   */
+  setLimits(limits: PoolLimits): void {
+    this.limits = limits;
+    this.#grantWaiting();
+  }
+
+  #grantWaiting(): void {
     while (this.pending > 0 && this.active < this.limits.maxActive) {
       const w = this.#queue[this.#head] as SlotWaiter;
       this.#queue[this.#head++] = undefined as unknown as SlotWaiter;

@@ -24,7 +24,8 @@ import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface
 import type { Metadata, ServerInterceptingCall, ServerInterceptingCallInterface, ServerInterceptor, ServerListener, ServerMethodDefinition } from '@grpc/grpc-js';
 import { joinContext, type MeshContext, reenterContext } from '../../core/context.ts';
 import type { Headers } from '../../core/handler.ts';
-import type { InboundGuard, Judgement } from '../../inbound/guard.ts';
+import { type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
+import type { InboundRequest } from '../../inbound/pipeline.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { internalError } from '../server/node.ts';
 import type { GrpcJs } from './grpc-js.ts';
@@ -122,6 +123,8 @@ class MeshServerCall {
   /** This workload's metadata-exchange headers, for a caller that sent its own. */
   #peerAnswer: Record<string, string> | undefined;
   #headSent = false;
+  /** The request view holding (or waiting for) a connection-pool slot, released when the status is sent or the call cancelled. */
+  #pooled: InboundRequest | undefined;
 
   constructor(o: GrpcServerSideOptions, path: string, next: ServerInterceptingCallInterface) {
     this.#o = o;
@@ -157,8 +160,19 @@ class MeshServerCall {
             next(m);
           },
       onReceiveHalfClose: (next) => this.enter(next),
-      onCancel: () => this.#ob?.cancelled(),
+      onCancel: () => {
+        this.#release();
+        this.#ob?.cancelled();
+      },
     };
+  }
+
+  /** Releases the call's slot (or takes it out of the queue), once. */
+  #release(): void {
+    const v = this.#pooled;
+    if (v === undefined) return;
+    this.#pooled = undefined;
+    releaseSlot(v);
   }
 
   sendMetadata(md: Metadata, next: (md: Metadata) => void): void {
@@ -194,6 +208,7 @@ class MeshServerCall {
     }
     this.#ob?.status(s);
     next(s);
+    this.#release();
   }
 
   #admit(md: Metadata, next: (md: Metadata) => void, handlerNow: boolean): void {
@@ -221,6 +236,7 @@ class MeshServerCall {
         return;
       }
       if (j instanceof Promise) {
+        if (guard.pooled) this.#pooled = pendingRequest(j);
         j.then(
           (x) => this.#proceed(x, md, next, handlerNow),
           (err: unknown) => this.#deny(internalError(err)),
@@ -250,6 +266,7 @@ class MeshServerCall {
       this.sendStatus(denialStatus(this.#o.grpc, j.denial), (s) => this.#next.sendStatus(s));
       return;
     }
+    if (j.request.slot !== undefined) this.#pooled = j.request;
     this.#extra = j.responseHeaders;
     const changed = j.request.headersChanged || ob?.added === true;
     const forHandler = changed ? metadataFor(this.#o.grpc, md, j.request.headers) : md;

@@ -17,7 +17,7 @@ import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guar
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders } from './headers.ts';
-import { connectionOf, enterContext, first, internalError, notNormalized } from './node.ts';
+import { connectionOf, enterContext, first, internalError, notNormalized, releaseOnClose } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
@@ -170,11 +170,16 @@ function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: Fasti
     return;
   }
   if (j instanceof Promise) {
+    if (g.pooled) releaseOnClose(reply.raw, j);
     j.then(
       (x) => proceedFastify(request, reply, next, x, absolute, ob),
       (err: unknown) => refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type'])),
     );
-  } else proceedFastify(request, reply, next, j, absolute, ob);
+    return;
+  }
+  const slot = j.serve ? j.request.slot : undefined;
+  if (slot !== undefined) reply.raw.once('close', () => slot.release());
+  proceedFastify(request, reply, next, j, absolute, ob);
 }
 
 /** Answers a denial, or hands the app the request (its `meshlet`, headers and URL as the phases left them) inside its context. */

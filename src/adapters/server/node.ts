@@ -12,7 +12,7 @@ import { AsyncResource } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
-import type { ConnectionInfo, InboundGuard, Judgement, RequestMeshInfo } from '../../inbound/guard.ts';
+import { type ConnectionInfo, type InboundGuard, type Judgement, pendingRequest, type RequestMeshInfo, releaseSlot } from '../../inbound/guard.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
@@ -221,6 +221,7 @@ function judgeNode(
     return;
   }
   if (j instanceof Promise) {
+    if (guard.pooled) releaseOnClose(res, j);
     j.then(
       (x) => proceed(req, res, x, next, rewrite, headersChanged, mounted, ob),
       (err: unknown) => {
@@ -231,7 +232,20 @@ function judgeNode(
     );
     return;
   }
+  const slot = j.serve ? j.request.slot : undefined;
+  if (slot !== undefined) res.once('close', () => slot.release());
   proceed(req, res, j, next, rewrite, headersChanged, mounted, ob);
+}
+
+/**
+ * A request whose judgement is pending, while the connection-pool phase is in use: when the
+ * response ends or the caller goes away, its slot is released — or it leaves the queue, or the
+ * phase lets it go without taking one. (The response's 'close' comes after its end, and when the
+ * connection closes first.)
+ */
+export function releaseOnClose(res: ServerResponse, j: Promise<Judgement>): void {
+  const view = pendingRequest(j);
+  if (view !== undefined) res.once('close', () => releaseSlot(view));
 }
 
 export function first(v: string | string[] | undefined): string | undefined {

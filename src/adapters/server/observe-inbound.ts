@@ -22,6 +22,7 @@ import type { Headers } from '../../core/handler.ts';
 import { channels, type InboundEndMessage, type InboundStartMessage, type WorkloadIdentity } from '../../core/observe.ts';
 import type { ConnectionInfo, Judgement } from '../../inbound/guard.ts';
 import type { AuthzDecision, Denial, InboundRequest } from '../../inbound/pipeline.ts';
+import { OVERFLOW_DETAILS } from '../../inbound/connection-pool.ts';
 
 /** What a guard publishes its requests as (set by the mesh's servers; unset: nothing is published). */
 export interface InboundObserver {
@@ -53,6 +54,9 @@ export function denialOutcome(d: Denial, req: InboundRequest | undefined): { rea
     }
     case 'rate-limit':
       return { flags: (d as { flag?: string }).flag ?? 'RL', details: 'local_rate_limited' };
+    case 'connection-pool':
+      // The inbound cluster's circuit breaker (Envoy's router: a pool overflow is an upstream reset).
+      return { flags: 'UO', details: OVERFLOW_DETAILS };
     case 'peer-identity':
       // A connection no filter chain accepts (STRICT and no mesh identity): Envoy's NR, filter_chain_not_found.
       return { flags: 'NR', details: 'filter_chain_not_found' };

@@ -16,6 +16,7 @@ import { InboundGuard } from '../../inbound/guard.ts';
 import type { PathNormalization } from '../../inbound/path.ts';
 import { InboundPipeline } from '../../inbound/pipeline.ts';
 import { InboundPolicies, type InboundPolicyOptions } from '../../inbound/policies.ts';
+import type { InboundPoolCounters } from '../../inbound/connection-pool.ts';
 import { type InboundTlsCounts, InboundTlsStats } from '../../inbound/tls-stats.ts';
 import type { CredentialHolder } from '../../security/identity/credentials.ts';
 import type { EffectivePeerAuthentication } from '../../security/peer-authentication.ts';
@@ -148,6 +149,11 @@ export class MeshServers {
   }
 
   /** Inbound requests so far, plaintext and mTLS, and from which identities ("ready for STRICT?"). */
+  /** The inbound connection pools' counters. */
+  get poolCounters(): InboundPoolCounters[] {
+    return this.#policies.poolCounters();
+  }
+
   get tlsCounts(): InboundTlsCounts {
     return this.#stats.counts();
   }

@@ -87,14 +87,14 @@ describe('Sidecar validation: accepted', () => {
       warnings: [/^spec\.ingress: not supported/, /^spec\.ingress\[0\]\.tls: not supported/, /^spec\.ingress\[0\]\.tls: PASSTHROUGH mode does not use certificates/],
     },
     {
-      name: 'connection pools: not supported (inbound limits are the server\'s)',
+      name: 'connection pools: applied (the server side\'s circuit breaker), no notice of their own',
       yaml: sc(`${ingress('connectionPool: {http: {http1MaxPendingRequests: 1024}}')}\ninboundConnectionPool: {tcp: {maxConnections: 10}}`),
-      warnings: [/^spec\.ingress: not supported/, /^spec\.ingress\[0\]\.connectionPool: not supported by meshlet: .*server\.maxConnections/, /^spec\.inboundConnectionPool: not supported by meshlet/],
+      warnings: [/^spec\.ingress: not supported by meshlet: .*an ingress listener's connectionPool is applied/],
     },
     {
       name: 'HTTP pool settings on a TCP port: Istio\'s warning',
       yaml: sc(ingress('connectionPool: {http: {maxRetries: 3}}', '{number: 90, protocol: tcp, name: foo}')),
-      warnings: [/^spec\.ingress: not supported/, /^spec\.ingress\[0\]\.connectionPool: not supported/, /^spec\.ingress\[0\]\.connectionPool\.http: HTTP connection pool settings on port 90 \("foo"\), whose protocol is not HTTP \(tcp\)/],
+      warnings: [/^spec\.ingress: not supported/, /^spec\.ingress\[0\]\.connectionPool\.http: HTTP connection pool settings on port 90 \("foo"\), whose protocol is not HTTP \(tcp\)/],
     },
   ];
   for (const c of cases) {

@@ -15,10 +15,11 @@
  * - outboundTrafficPolicy: `egressProxy` only with ALLOW_ANY, an FQDN host and a port.
  *
  * What a proxyless mesh cannot do is accepted with a "not supported by meshlet" notice
- * (`MESHLET0002`): ingress listeners (the app's own server is the inbound side), their TLS,
- * connection pool and default endpoint, `inboundConnectionPool`, and egress `bind` and
- * `captureMode: NONE` (no outbound listener exists; `IPTABLES` is an info: in-process, every call
- * through the mesh's client is already "captured").
+ * (`MESHLET0002`): ingress listeners (the app's own server is the inbound side), their TLS
+ * and default endpoint, and egress `bind` and `captureMode: NONE` (no outbound listener exists;
+ * `IPTABLES` is an info: in-process, every call through the mesh's client is already
+ * "captured"). `inboundConnectionPool` and an ingress listener's `connectionPool` are applied:
+ * the server side's circuit breaker (src/inbound/connection-pool.ts).
  *
  * @module
  */
@@ -223,9 +224,6 @@ export function checkDefaultEndpoint(endpoint: string): string | undefined {
   return checkPortNumber(Number(parts.port));
 }
 
-const INBOUND_LIMITS =
-  "meshlet does not limit the connections or requests the app's server accepts; set limits on the server itself (server.maxConnections, maxRequestsPerSocket, headersTimeout, keepAliveTimeout)";
-
 const ingressListener: Validator<IstioIngressListener> = obj<IstioIngressListener>(
   {
     port: req(sidecarPort),
@@ -236,7 +234,7 @@ const ingressListener: Validator<IstioIngressListener> = obj<IstioIngressListene
       serverTlsSettings,
       "meshlet does not terminate TLS in front of the app: mesh.createServer speaks mTLS as PeerAuthentication says; to accept TLS from outside the mesh, serve HTTPS from the app (https.createServer)",
     ),
-    connectionPool: unsupported(connectionPoolSettings, INBOUND_LIMITS),
+    connectionPool: connectionPoolSettings,
   },
   { check: checkIngressListener },
 );
@@ -323,10 +321,10 @@ export const sidecarSpec: Validator<SidecarSpec> = obj<SidecarSpec>(
     },
     ingress: unsupported(
       list(ingressListener),
-      "meshlet has no inbound listeners: the app's own server receives its calls on the port it listens on, and mesh.createServer or the Express, Fastify and gRPC adapters apply the mesh's inbound policies there",
+      "meshlet has no inbound listeners: the app's own server receives its calls on the port it listens on, and mesh.createServer or the Express, Fastify and gRPC adapters apply the mesh's inbound policies there; an ingress listener's connectionPool is applied (to requests arriving on its port.number)",
     ),
     egress: list(egressListener),
-    inboundConnectionPool: unsupported(connectionPoolSettings, INBOUND_LIMITS),
+    inboundConnectionPool: connectionPoolSettings,
     outboundTrafficPolicy,
   },
   {
