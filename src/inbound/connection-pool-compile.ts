@@ -15,6 +15,7 @@ import { kubeServiceHost } from '../config/registry-kube.ts';
 import { type AnyResource, byAge, type Resource } from '../config/resource.ts';
 import type { ConnectionPoolSettings } from '../config/types/networking.ts';
 import { labelsMatch } from '../config/workloads.ts';
+import { selectSidecar } from '../config/sidecar-scope.ts';
 import { type PoolLimits, poolLimits, RequestLimiter, UNLIMITED } from '../policies/limits.ts';
 
 /**
@@ -46,24 +47,6 @@ export interface InboundPortPool {
   readonly settings: ConnectionPoolSettings | undefined;
   /** Where they come from: `Sidecar ns/name ingress[i]`, `Sidecar ns/name inboundConnectionPool`, `DestinationRule ns/name portLevelSettings (port 80)`, `DestinationRule ns/name`; undefined when none. */
   readonly source: string | undefined;
-}
-
-/**
- * The Sidecar that applies to the workload, for its inbound side: one in the workload's
- * namespace whose `workloadSelector` labels are a subset of the workload's; else the namespace's
- * Sidecar without a selector; else the root namespace's without a selector; the oldest when
- * several qualify.
- *
- * A local selection for the inbound pool only, to be replaced by the mesh-wide Sidecar
- * selection (egress scoping) when there is one.
- */
-export function selectInboundSidecar(resources: readonly AnyResource[], workload: Pick<InboundPoolWorkload, 'namespace' | 'labels'>, rootNamespace: string = ROOT_NAMESPACE): Resource<'Sidecar'> | undefined {
-  const sidecars = resources.filter((r): r is Resource<'Sidecar'> & AnyResource => r.kind === 'Sidecar').sort(byAge);
-  const selected = sidecars.find((s) => s.metadata.namespace === workload.namespace && s.spec.workloadSelector !== undefined && labelsMatch(s.spec.workloadSelector.labels ?? {}, workload.labels));
-  if (selected !== undefined) return selected;
-  const ns = sidecars.find((s) => s.metadata.namespace === workload.namespace && s.spec.workloadSelector === undefined);
-  if (ns !== undefined) return ns;
-  return sidecars.find((s) => s.metadata.namespace === rootNamespace && s.spec.workloadSelector === undefined);
 }
 
 /** A service port reaching a local port. */
@@ -155,7 +138,7 @@ export class CompiledInboundPools {
     // For inbound traffic Istio uses the DestinationRule without a workloadSelector.
     const rules = resources.filter((r) => !(r.kind === 'DestinationRule' && r.spec.workloadSelector !== undefined));
     this.#rules = new DestinationRuleIndex(rules, { namespace: workload.namespace, labels: workload.labels });
-    this.#sidecar = selectInboundSidecar(resources, workload, rootNamespace);
+    this.#sidecar = selectSidecar(resources, workload.namespace, workload.labels, rootNamespace);
     this.#all = previous === undefined ? new Map() : previous.#all;
     const sc = this.#sidecar?.spec;
     let can = limited(sc?.inboundConnectionPool) || (sc?.ingress ?? []).some((l) => limited(l.connectionPool));

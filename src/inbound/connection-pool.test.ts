@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { validateYaml } from '../../test/helpers/config.ts';
 import type { AnyResource } from '../config/resource.ts';
 import { UNLIMITED } from '../policies/limits.ts';
-import { CompiledInboundPools, compileInboundPool, type InboundPoolPhase, OVERFLOW_BODY, type PoolOverflowDenial, releaseSlot, selectInboundSidecar } from './connection-pool.ts';
+import { CompiledInboundPools, compileInboundPool, type InboundPoolPhase, OVERFLOW_BODY, type PoolOverflowDenial, releaseSlot } from './connection-pool.ts';
+import { selectSidecar } from '../config/sidecar-scope.ts';
 import { type InboundRequest, newInboundRequest, type PhaseResult } from './pipeline.ts';
 
 const WORKLOAD = { service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' } };
@@ -111,10 +112,10 @@ spec:
     const sc = (name: string, ns: string, selector?: string, ts = '2024-01-01T00:00:00Z') =>
       `apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: ${name}, namespace: ${ns}, creationTimestamp: "${ts}"}\nspec:\n${selector === undefined ? '' : `  workloadSelector: {labels: {${selector}}}\n`}  inboundConnectionPool: {http: {http2MaxRequests: 1}}\n`;
     const all = load([sc('root', 'istio-system'), sc('ns-default', 'foo'), sc('other', 'foo', 'app: other'), sc('newer', 'foo', 'app: httpbin', '2025-01-01T00:00:00Z'), sc('older', 'foo', 'version: v1')].join('---\n'));
-    assert.equal(selectInboundSidecar(all, WORKLOAD)?.metadata.name, 'older');
-    assert.equal(selectInboundSidecar(all.filter((r) => !['older', 'newer'].includes(r.metadata.name)), WORKLOAD)?.metadata.name, 'ns-default');
-    assert.equal(selectInboundSidecar(all.filter((r) => r.metadata.namespace === 'istio-system' || r.metadata.name === 'other'), WORKLOAD)?.metadata.name, 'root');
-    assert.equal(selectInboundSidecar(all.filter((r) => r.metadata.name === 'other'), WORKLOAD), undefined);
+    assert.equal(selectSidecar(all, WORKLOAD.namespace, WORKLOAD.labels)?.metadata.name, 'older');
+    assert.equal(selectSidecar(all.filter((r) => !['older', 'newer'].includes(r.metadata.name)), WORKLOAD.namespace, WORKLOAD.labels)?.metadata.name, 'ns-default');
+    assert.equal(selectSidecar(all.filter((r) => r.metadata.namespace === 'istio-system' || r.metadata.name === 'other'), WORKLOAD.namespace, WORKLOAD.labels)?.metadata.name, 'root');
+    assert.equal(selectSidecar(all.filter((r) => r.metadata.name === 'other'), WORKLOAD.namespace, WORKLOAD.labels), undefined);
   });
 });
 

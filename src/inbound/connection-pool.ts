@@ -35,7 +35,7 @@ import type { RequestLimiter, SlotWaiter } from '../policies/limits.ts';
 import { CompiledInboundPools, type InboundPoolWorkload } from './connection-pool-compile.ts';
 import type { Denial, InboundRequest, Phase, PhaseResult, PoolSlot } from './pipeline.ts';
 
-export { CompiledInboundPools, type InboundPoolCounters, type InboundPoolWorkload, type InboundPortPool, selectInboundSidecar } from './connection-pool-compile.ts';
+export { CompiledInboundPools, type InboundPoolCounters, type InboundPoolWorkload, type InboundPortPool } from './connection-pool-compile.ts';
 
 /** Envoy's response flag for a circuit-breaker overflow. */
 export const OVERFLOW_FLAG = 'UO';
