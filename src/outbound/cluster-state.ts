@@ -124,7 +124,10 @@ export class ClusterState {
     this.hash = lb.hashKey;
     this.passthrough = settings.passthrough;
     this.h2 = settings.h2;
-    this.limiter.limits = settings.connectionPool.limits;
+    const limiter = this.limiter;
+    limiter.limits = settings.connectionPool.limits;
+    // Raised limits let the calls waiting for a slot go now (after the update, not in the middle of it), not at the next release.
+    if (limiter.pending > 0) queueMicrotask(() => limiter.setLimits(limiter.limits));
     this.budget = RetryBudget.of(settings.retryBudget);
   }
 

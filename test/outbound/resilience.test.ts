@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
 import { createMesh, type LoadBalancerSettings, ManualClock, type Mesh, type OutboundEvent, seededRandom } from '../../src/index.ts';
@@ -167,6 +170,44 @@ describe('connection-pool circuit breaking', () => {
     } finally {
       await mesh.close();
       await up.close();
+    }
+  });
+
+  test('a reload that raises the limits lets a queued request go at once (not at the next release)', async () => {
+    const release: (() => void)[] = [];
+    const up = await startUpstream('slow', (_q, res) => {
+      release.push(() => res.end('done'));
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'meshlet-limits-'));
+    const write = (maxConnections: number) =>
+      writeFileSync(
+        join(dir, 'svc.json'),
+        [
+          serviceEntry('svc', SVC, 80, [{ port: up.port }]),
+          virtualService('svc', ['svc'], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } }]),
+          destinationRule('svc', 'svc', { trafficPolicy: { connectionPool: { tcp: { maxConnections }, http: { http1MaxPendingRequests: 1 } } } }),
+        ]
+          .map((d) => JSON.stringify(d))
+          .join('\n---\n'),
+      );
+    write(1);
+    const mesh = await createMesh({ service: 'client', config: dir, watch: false });
+    try {
+      const first = call(mesh, 'http://svc/');
+      await until(() => release.length === 1, 'the first request at the upstream');
+      const second = call(mesh, 'http://svc/');
+      await until(() => mesh.explain({ url: 'http://svc/' }).targets[0]?.connectionPool?.includes('pending 1/1') === true, 'the second request queued');
+      write(2);
+      assert.equal(await mesh.reload(), true);
+      await until(() => release.length === 2, 'the queued request at the upstream');
+      assert.equal(up.hits, 2, 'the queued request reached the upstream while the first is still held');
+      for (const r of release.splice(0)) r();
+      assert.deepEqual([(await first).status, (await second).status], [200, 200]);
+    } finally {
+      for (const r of release.splice(0)) r();
+      await mesh.close();
+      await up.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
