@@ -114,6 +114,16 @@ describe('the scope of a Sidecar (sidecar_test.go TestCreateSidecarScope, TestIs
     assert.equal(listenerFor(scope, 8000)?.port, 8000);
     assert.equal(listenerFor(scope, 7000), undefined, 'no listener serves 7000');
   });
+  it('a Unix socket listener (port 0) is matched by its bind only, not as the catch-all; its services join the scope on every port', () => {
+    const scope = scopeOf([sidecar('s', 'shop', 'egress:\n- port: {number: 0, protocol: HTTP, name: uds}\n  bind: unix:///var/run/app/egress.sock\n  hosts: ["*/*"]\n- hosts: ["./*"]'), se('a', 'shop', 'a.shop.svc.cluster.local', [9080]), se('r', 'other', 'r.other.svc.cluster.local', [9080, 80])], 'shop');
+    assert.equal(scope.listeners[0]?.socket, true);
+    assert.equal(scope.listeners[0]?.matchPort, false, 'needsPortMatch: a port-0 listener imports every port');
+    assert.equal(listenerFor(scope, 9080), scope.listeners[1], 'the catch-all serves the IP ports');
+    assert.equal(listenerFor(scope, undefined), scope.listeners[1]);
+    assert.deepEqual(services(scope), ['other/r.other.svc.cluster.local:*', 'shop/a.shop.svc.cluster.local:*']);
+    const only = scopeOf([sidecar('s', 'shop', 'egress:\n- port: {number: 0, protocol: HTTP, name: uds}\n  bind: unix:///var/run/app/egress.sock\n  hosts: ["*/*"]'), se('a', 'shop', 'a.shop.svc.cluster.local', [9080])], 'shop');
+    assert.equal(listenerFor(only, 9080), undefined, 'no listener serves an IP port');
+  });
   it('sidecar-with-egress-port-trims-and-merges-service-ports: two listeners merge the ports of one service', () => {
     const scope = scopeOf(
       [

@@ -55,6 +55,14 @@ describe('compile under a Sidecar', () => {
     assert.deepEqual(vhostNames(two), [`${RATINGS}:9080`, `${REVIEWS}:9090`]);
   });
 
+  it('a Unix socket listener (port 0) serves no IP port: the catch-all after it does', () => {
+    // A VirtualService only the socket listener selects routes nothing on an IP port either.
+    const api = doc(NET, 'VirtualService', 'api', `hosts: [api.example.com]\nhttp:\n- route: [{destination: {host: ${RATINGS}}}]`, 'other');
+    const s = compile([...SERVICES, api, sidecar('egress:\n- port: {number: 0, protocol: HTTP, name: uds}\n  bind: unix:///var/run/app/egress.sock\n  hosts: ["*/*"]\n- hosts: ["./*"]')]);
+    assert.deepEqual(vhostNames(s), [`${REVIEWS}:9080`, `${REVIEWS}:9090`]);
+    assert.equal(decide(s, 'ratings.other:9080'), undefined);
+  });
+
   it('each listener routes with the VirtualServices its hosts select', () => {
     const vs = doc(NET, 'VirtualService', 'reviews', 'hosts: [reviews]\nhttp:\n- name: pinned\n  route: [{destination: {host: reviews, port: {number: 9090}}}]');
     const s = compile([...SERVICES, vs, sidecar('egress:\n- hosts: ["./*", "other/*"]')]);

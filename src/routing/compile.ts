@@ -291,7 +291,7 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   const named = new Set<string>();
   const vsOnly: { entries: readonly VsEntry[]; index: VirtualServiceIndex; port: number | undefined; services: ReadonlyMap<string, unknown> }[] = scope === undefined
     ? [{ entries: vss, index: vsIndex, port: undefined, services: registry.byHost }]
-    : scope.listeners.map((l) => ({ entries: l.virtualServices, index: listenerIndexes.get(l) as VirtualServiceIndex, port: l.port, services: l.services }));
+    : scope.listeners.filter((l) => !l.socket).map((l) => ({ entries: l.virtualServices, index: listenerIndexes.get(l) as VirtualServiceIndex, port: l.port, services: l.services }));
   for (const { entries, index, port: listenerPort, services } of vsOnly) {
     for (const { vs, hosts } of entries) {
       yield;

@@ -92,7 +92,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
   const sidecar = sidecarView(snap.sidecar);
   if (sidecar !== null) {
     out(`Sidecar ${sidecar.name} scopes what it reaches:`);
-    for (const l of sidecar.egress) out(`  egress ${l.port === null ? 'any port' : `port ${l.port}`}: ${l.hosts.join(', ')}`);
+    for (const l of sidecar.egress) out(`  egress ${l.port === null ? 'any port' : l.port === 0 ? 'Unix socket (no IP port)' : `port ${l.port}`}: ${l.hosts.join(', ')}`);
     out(`  outboundTrafficPolicy: ${sidecar.outboundTrafficPolicy ?? "none (the mesh's applies)"}${sidecar.egressProxy === null ? '' : ` → egressProxy ${sidecar.egressProxy}`}`);
   }
   for (const vh of vhosts) {
