@@ -92,12 +92,55 @@ describe('compile under a Sidecar', () => {
     assert.match(decide(s, 'reviews:9080')?.target?.missing ?? '', /port 9090 of reviews\.default\.svc\.cluster\.local is outside the egress of Sidecar default\/scope/);
   });
 
-  it('a VirtualService for a service the Sidecar does not import still routes its host (istiod builds the virtual host from the VirtualService)', () => {
+  it('a VirtualService for a service the Sidecar does not import routes it on port 80 only (selectVirtualServices drops it on other ports)', () => {
     const vs = doc(NET, 'VirtualService', 'ratings-from-here', `hosts: [${RATINGS}]\nhttp:\n- name: here\n  route: [{destination: {host: ${RATINGS}}}]`);
     const s = compile([...SERVICES, vs, sidecar('egress:\n- hosts: ["./*"]')]);
-    const d = decide(s, 'ratings.other:9080');
-    assert.equal(d?.route.name, 'ratings-from-here.here');
-    assert.equal(d?.target?.cluster?.name, `outbound|9080||${RATINGS}`);
+    assert.equal(decide(s, 'ratings.other:9080'), undefined, 'no service of the listener on 9080 matches its hosts: istiod’s catch-all (502 or passthrough)');
+    assert.equal(decide(s, 'ratings.other'), undefined, 'no listener on port 80 either: no service of the scope has port 80');
+    // With a port-80 service in the listener, port 80 has a route table: the VirtualService host gets its port-80 virtual host.
+    const web = se('web', 'default', 'web.default.svc.cluster.local', [80]);
+    const s80 = compile([...SERVICES, web, vs, sidecar('egress:\n- hosts: ["./*"]')]);
+    assert.equal(decide(s80, 'ratings.other')?.route.name, 'ratings-from-here.here');
+    assert.equal(decide(s80, 'ratings.other:80')?.route.name, 'ratings-from-here.here');
+    assert.equal(decide(s80, 'ratings.other:9080'), undefined);
+    // A VirtualService that also names a service the listener imports on a port is kept there, with all its hosts.
+    const both = doc(NET, 'VirtualService', 'both', `hosts: [${RATINGS}, reviews]\nhttp:\n- name: here\n  route: [{destination: {host: ${REVIEWS}}}]`);
+    const s2 = compile([...SERVICES, both, sidecar('egress:\n- hosts: ["./*"]')]);
+    assert.equal(decide(s2, 'ratings.other:9080')?.route.name, 'both.here');
+    assert.equal(decide(s2, 'ratings.other:9090')?.route.name, 'both.here');
+    assert.equal(decide(s2, 'ratings.other:8080'), undefined, 'no listener serves 8080');
+  });
+
+  it('a VirtualService-only host of the port-less listener is not routed on a port a listener with a port serves', () => {
+    const vs = doc(NET, 'VirtualService', 'api', `hosts: [api.example.com]\nhttp:\n- name: r\n  match: [{port: 9080}]\n  route: [{destination: {host: ${REVIEWS}, port: {number: 9080}}}]\n- name: any\n  route: [{destination: {host: ${REVIEWS}, port: {number: 9080}}}]`);
+    const web = se('web', 'default', 'web.default.svc.cluster.local', [80]);
+    const s = compile([...SERVICES, web, vs, sidecar('egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  hosts: ["other/*"]\n- hosts: ["./*"]')]);
+    assert.equal(decide(s, 'api.example.com:9080'), undefined, 'port 9080 uses the first listener’s VirtualServices only: istiod’s catch-all');
+    assert.equal(decide(s, 'api.example.com:9090'), undefined, 'not port 80 and no service of the VirtualService');
+    assert.equal(decide(s, 'api.example.com')?.route.name, 'api.any', 'port 80, served by the port-less listener');
+    assert.deepEqual(
+      vhostNames(s).filter((n) => n.startsWith('api.')),
+      ['api.example.com:80'],
+    );
+  });
+
+  it('a listener with a port routes a VirtualService-only host only on port 80 or beside a service of its hosts', () => {
+    const api = doc(NET, 'VirtualService', 'api', `hosts: [api.example.com]\nhttp:\n- name: r\n  route: [{destination: {host: ${REVIEWS}, port: {number: 9080}}}]`);
+    assert.equal(decide(compile([...SERVICES, api, sidecar('egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  hosts: ["./*"]')]), 'api.example.com:9080'), undefined);
+    const on80 = compile([...SERVICES, api, sidecar('egress:\n- port: {number: 80, protocol: HTTP, name: http}\n  hosts: ["./*"]')]);
+    assert.equal(decide(on80, 'api.example.com')?.route.name, 'api.r');
+    assert.equal(decide(on80, 'api.example.com:80')?.route.name, 'api.r');
+    const withService = doc(NET, 'VirtualService', 'api', `hosts: [api.example.com, reviews]\nhttp:\n- name: r\n  route: [{destination: {host: ${REVIEWS}, port: {number: 9080}}}]`);
+    assert.equal(decide(compile([...SERVICES, withService, sidecar('egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  hosts: ["./*"]')]), 'api.example.com:9080')?.route.name, 'api.r');
+  });
+
+  it('a name a VirtualService takes from a service (`test.default`, literally) is taken only on the ports the VirtualService is routed on', () => {
+    const svc = se('test', 'default', 'test.default.svc.cluster.local', [80, 9080]);
+    const vs = doc(NET, 'VirtualService', 'acme', 'hosts: [test.default]\nhttp:\n- name: r\n  route: [{destination: {host: test.default.svc.cluster.local, port: {number: 80}}}]');
+    const s = compile([svc, vs, sidecar('egress:\n- hosts: ["./*"]')]);
+    assert.equal(decide(s, 'test.default')?.route.name, 'acme.r');
+    assert.equal(decide(s, 'test.default:80')?.route.name, 'acme.r');
+    assert.equal(decide(s, 'test.default:9080')?.route.name, 'default', 'on 9080 the VirtualService is dropped: the service keeps the name');
   });
 
   it('a VirtualService for an imported service without HTTP ports makes no virtual host (the call passes through, as without a Sidecar)', () => {
