@@ -155,7 +155,7 @@ export interface ScopeListener {
   readonly byNamespace: ReadonlyMap<string, EgressHostSet>;
   /** The services its hosts import, by host name. */
   readonly services: ReadonlyMap<string, ScopedService>;
-  /** The VirtualServices its hosts select, oldest first. */
+  /** The VirtualServices its hosts select, in istiod's order (exported to their own namespace only, to the namespace, public; the oldest first within each). */
   readonly virtualServices: readonly ScopeVirtualService[];
 }
 
@@ -190,7 +190,7 @@ const isKube = (s: Service): boolean => s.resource.kind === 'Service';
 
 /**
  * Converts the Sidecar applying to a workload of `namespace` into its scope, over the registry
- * and the VirtualServices visible to the workload (`vss`, oldest first).
+ * and the VirtualServices visible to the workload (`vss`, in istiod's order).
  */
 export function buildSidecarScope(sidecar: Resource<'Sidecar'>, namespace: string, registry: ServiceRegistry, vss: readonly ScopeVirtualService[]): SidecarScope {
   const egress: IstioEgressListener[] = sidecar.spec.egress !== undefined && sidecar.spec.egress.length > 0 ? sidecar.spec.egress : [{ hosts: ['*/*'] }];

@@ -49,6 +49,22 @@ describe('exportTo (§1.1, §1.3)', () => {
     });
   }
 
+  it('two VirtualServices for one host: one exported to its own namespace only beats a public one, whatever their age (istiod lists private, then exported to the namespace, then public)', () => {
+    const created = (y: string, t: string) => y.replace('metadata:\n', `metadata:\n  creationTimestamp: "${t}"\n`);
+    const vs = (name: string, ns: string, exportTo: string, t: string) => created(doc(NET, 'VirtualService', name, `hosts: [${FQDN}]\n${exportTo}http:\n- name: r\n  route: [{destination: {host: ${FQDN}}}]`, ns), t);
+    const pub = vs('pub', 'other', '', '2020-01-01T00:00:00Z');
+    const toShop = vs('to-shop', 'other', 'exportTo: [shop]\n', '2021-01-01T00:00:00Z');
+    const priv = vs('priv', 'default', 'exportTo: ["."]\n', '2022-01-01T00:00:00Z');
+    assert.equal(decide(compile([REVIEWS, pub, priv]), 'reviews').route.name, 'priv.r');
+    assert.equal(decide(compile([REVIEWS, pub, toShop], shop), 'reviews.default').route.name, 'to-shop.r', 'exported to the namespace by name beats public');
+    assert.equal(decide(compile([REVIEWS, pub, priv, toShop], shop), 'reviews.default').route.name, 'to-shop.r', 'private to another namespace: not seen');
+    // Wildcard hosts follow the same order among equally specific ones.
+    const wild = (name: string, ns: string, exportTo: string, t: string) => created(doc(NET, 'VirtualService', name, `hosts: ["*.example.com"]\n${exportTo}http:\n- name: r\n  route: [{destination: {host: ${FQDN}}}]`, ns), t);
+    assert.equal(decide(compile([REVIEWS, wild('pub', 'other', '', '2020-01-01T00:00:00Z'), wild('priv', 'default', 'exportTo: ["."]\n', '2022-01-01T00:00:00Z')]), 'api.example.com').route.name, 'priv.r');
+    // Within a class the oldest wins.
+    assert.equal(decide(compile([REVIEWS, vs('young', 'other', '', '2021-01-01T00:00:00Z'), pub]), 'reviews').route.name, 'pub.r');
+  });
+
   it('ServiceEntry exportTo "." hides the service from other namespaces', () => {
     const hiddenShop = se('reviews', 'shop', `hosts: [${SHOP_FQDN}]\nexportTo: ["."]\nports:\n- {number: 9080, name: http, protocol: HTTP}\nendpoints:\n- {address: 10.1.0.1}`);
     const fromDefault = compile([REVIEWS, hiddenShop]);

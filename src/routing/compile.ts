@@ -144,21 +144,34 @@ interface VsEntry {
   readonly hosts: readonly string[];
 }
 
-/** VirtualServices indexed by host; for a host, an exact host beats a wildcard, then the oldest wins (Istio's conflict rule). */
+/**
+ * Where a VirtualService comes in the order istiod lists them for a workload of `namespace`
+ * (`VirtualServicesForGateway`, `SelectVirtualServices`): 0 exported to its own namespace only
+ * (private), 1 exported to the workload's namespace by name, 2 public; the oldest first within each.
+ */
+function exportClass(vs: Resource<'VirtualService'>, namespace: string): number {
+  const exportTo = vs.spec.exportTo;
+  if (exportTo === undefined || exportTo.length === 0 || exportTo.includes('*')) return 2;
+  const own = vs.metadata.namespace;
+  return own === namespace && (exportTo.includes('.') || exportTo.includes(own)) ? 0 : 1;
+}
+
+/** VirtualServices indexed by host; for a host, an exact host beats a wildcard, then the first listed wins (Istio's conflict rule: see {@link exportClass}). */
 class VirtualServiceIndex {
   readonly #exact = new Map<string, Resource<'VirtualService'>>();
   readonly #wildcard: { host: string; vs: Resource<'VirtualService'> }[] = [];
   readonly entries: readonly VsEntry[];
 
   constructor(entries: readonly VsEntry[]) {
-    this.entries = entries; // already sorted oldest first
+    this.entries = entries; // already in istiod's order
     for (const e of entries) {
       for (const h of e.hosts) {
         if (isWildcard(h)) this.#wildcard.push({ host: h, vs: e.vs });
         else if (!this.#exact.has(h)) this.#exact.set(h, e.vs);
       }
     }
-    this.#wildcard.sort((a, b) => specificity(b.host) - specificity(a.host) || byAge(a.vs, b.vs));
+    // A stable sort: among equally specific hosts, the first listed wins.
+    this.#wildcard.sort((a, b) => specificity(b.host) - specificity(a.host));
   }
 
   find(host: string): Resource<'VirtualService'> | undefined {
@@ -235,7 +248,7 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   const vss = [...mergeDelegates(resources).virtualServices]
     .filter((vs) => isVisible(vs.spec.exportTo, vs.metadata.namespace, wl.namespace))
     .filter((vs) => vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh') || (vs.spec.http ?? []).some((r) => (r.match ?? []).some((m) => m.gateways?.includes('mesh'))))
-    .sort(byAge)
+    .sort((a, b) => exportClass(a, wl.namespace) - exportClass(b, wl.namespace) || byAge(a, b))
     .map((vs) => ({ vs, hosts: (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace)) }));
   // The Sidecar that applies, and what its egress listeners import (istiod's SidecarScope).
   const sidecar = selectSidecar(resources, wl.namespace, wl.labels, options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE);
