@@ -251,6 +251,23 @@ function convertListener(e: IstioEgressListener, namespace: string, registry: Se
   return Object.freeze({ port, socket, matchPort: portMatch, hosts: Object.freeze([...(e.hosts ?? [])]), byNamespace, services, virtualServices: Object.freeze(virtualServices) });
 }
 
+/**
+ * The declaration of `hostname` a workload of `namespace` uses without a Sidecar: istiod's
+ * default scope is a Sidecar importing every host of every namespace (`convertToSidecarScope(nil)`), so the same rule as a
+ * listener's — the workload's namespace's, else a Kubernetes Service over a ServiceEntry, else
+ * the oldest — among the declarations visible to the namespace.
+ */
+export function preferredService(registry: ServiceRegistry, hostname: string, namespace: string): Service | undefined {
+  const decls = registry.byHost.get(hostname);
+  if (decls === undefined) return undefined;
+  let best: Service | undefined;
+  for (const d of decls) {
+    if (!isVisible(d.exportTo, d.namespace, namespace)) continue;
+    if (best === undefined || (best.namespace !== namespace && better(d, best, namespace, registry))) best = d;
+  }
+  return best;
+}
+
 /** Whether `a` should replace `b` (another declaration of the same host) in a listener. */
 function better(a: Service, b: Service, namespace: string, registry: ServiceRegistry): boolean {
   if (a.namespace === namespace) return true;

@@ -21,7 +21,7 @@ import { contentVersion, contentVersionSteps } from '../config/version.ts';
 import { mergeDelegates } from '../config/delegation.ts';
 import { aliasesFor, hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost, specificity } from '../config/hosts.ts';
 import { ServiceRegistry, type Service, type ServiceAlias } from '../config/registry.ts';
-import { buildSidecarScope, DEFAULT_ROOT_NAMESPACE, importsPort, listenerFor, type ScopedService, type ScopeListener, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
+import { buildSidecarScope, DEFAULT_ROOT_NAMESPACE, importsPort, listenerFor, preferredService, type ScopedService, type ScopeListener, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
 import { byAge, type AnyResource, type Kind, type Resource } from '../config/resource.ts';
 import { runNow, runSliced, type Steps } from '../config/steps.ts';
 import type { ServicePort } from '../config/types/networking.ts';
@@ -328,7 +328,7 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
     covered.add(svc.hostname);
   };
   if (scope === undefined) {
-    const visibleServices = registry.services.filter((s) => registry.lookup(s.hostname, wl.namespace) === s);
+    const visibleServices = registry.services.filter((s) => preferredService(registry, s.hostname, wl.namespace) === s);
     for (const svc of visibleServices) {
       yield;
       // A Kubernetes Service without ports (headless) gets no listener in Istio: calls pass through.

@@ -8,7 +8,7 @@
 import type { ClientWorkload } from '../config/destination-policy.ts';
 import { resolveHost } from '../config/hosts.ts';
 import { labelsMatch, type ServiceRegistry, type Service } from '../config/registry.ts';
-import type { SidecarScope } from '../config/sidecar-scope.ts';
+import { preferredService, type SidecarScope } from '../config/sidecar-scope.ts';
 import type { Resource } from '../config/resource.ts';
 import type { Destination, HTTPMatchRequest, HTTPRoute, ServicePort } from '../config/types/networking.ts';
 import type { ClusterCompiler } from './cluster-compiler.ts';
@@ -95,7 +95,7 @@ export class Compiler {
     const host = resolveHost(dest.host, vsNamespace);
     const scope = this.#scope;
     const scoped = scope?.services.get(host);
-    const service = scope === undefined ? this.#registry.lookup(host, this.#client.namespace) : scoped?.service;
+    const service = scope === undefined ? preferredService(this.#registry, host, this.#client.namespace) : scoped?.service;
     let port = dest.port?.number;
     let cluster: Cluster | undefined;
     let missing: string | undefined;
