@@ -148,6 +148,8 @@ export interface ScopeListener {
    * services still join the scope (destinations of the routes resolve among them).
    */
   readonly socket: boolean;
+  /** The protocol its port declares, upper-cased (`HTTP`, `TCP`, …; '' without a port): istiod builds the listener of that port with it. */
+  readonly protocol: string;
   /** Whether it imports only its port of the services (a port, and not HTTP_PROXY: `needsPortMatch`). */
   readonly matchPort: boolean;
   /** The hosts as written. */
@@ -248,7 +250,7 @@ function convertListener(e: IstioEgressListener, namespace: string, registry: Se
     const selects = (set: EgressHostSet) => entry.hosts.some((h) => egressMatchesVirtualService(set, h) && !egressExcludes(nsHosts, h) && !egressExcludes(wild, h));
     if ((nsHosts !== undefined && selects(nsHosts)) || (wild !== undefined && selects(wild))) virtualServices.push(entry);
   }
-  return Object.freeze({ port, socket, matchPort: portMatch, hosts: Object.freeze([...(e.hosts ?? [])]), byNamespace, services, virtualServices: Object.freeze(virtualServices) });
+  return Object.freeze({ port, socket, protocol: (e.port?.protocol ?? '').toUpperCase(), matchPort: portMatch, hosts: Object.freeze([...(e.hosts ?? [])]), byNamespace, services, virtualServices: Object.freeze(virtualServices) });
 }
 
 /**

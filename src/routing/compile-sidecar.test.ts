@@ -63,6 +63,19 @@ describe('compile under a Sidecar', () => {
     assert.equal(decide(s, 'ratings.other:9080'), undefined);
   });
 
+  it('a listener whose port declares a non-HTTP protocol routes nothing on that port (istiod builds a TCP proxy there), whatever the services’ ports say', () => {
+    const vs = doc(NET, 'VirtualService', 'reviews', 'hosts: [reviews, api.example.com]\nhttp:\n- name: r\n  route: [{destination: {host: reviews, port: {number: 9080}}}]');
+    const tcp = compile([...SERVICES, vs, sidecar('egress:\n- port: {number: 9080, protocol: TCP, name: tcp}\n  hosts: ["*/*"]\n- hosts: ["./*"]')]);
+    assert.deepEqual(vhostNames(tcp), ['api.example.com:9090', `${REVIEWS}:9090`], 'port 9080 is the TCP listener’s; the catch-all serves 9090');
+    assert.equal(decide(tcp, 'reviews:9080'), undefined, 'no route: passes through (or 502 under REGISTRY_ONLY), as a TCP service port');
+    assert.equal(decide(tcp, 'api.example.com:9080'), undefined);
+    assert.equal(decide(tcp, 'reviews:9090')?.route.name, 'reviews.r');
+    const tls = compile([...SERVICES, sidecar('egress:\n- port: {number: 9080, protocol: TLS, name: tls}\n  hosts: ["*/*"]')]);
+    assert.deepEqual(vhostNames(tls), []);
+    const grpc = compile([...SERVICES, sidecar('egress:\n- port: {number: 9080, protocol: GRPC, name: grpc}\n  hosts: ["*/*"]')]);
+    assert.deepEqual(vhostNames(grpc), [`${RATINGS}:9080`, `${REVIEWS}:9080`], 'gRPC is HTTP/2: routed');
+  });
+
   it('each listener routes with the VirtualServices its hosts select', () => {
     const vs = doc(NET, 'VirtualService', 'reviews', 'hosts: [reviews]\nhttp:\n- name: pinned\n  route: [{destination: {host: reviews, port: {number: 9090}}}]');
     const s = compile([...SERVICES, vs, sidecar('egress:\n- hosts: ["./*", "other/*"]')]);

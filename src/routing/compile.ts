@@ -131,6 +131,14 @@ const HTTP_PROTOCOLS = new Set(['', 'HTTP', 'HTTP2', 'HTTP_PROXY', 'GRPC', 'GRPC
 
 const isHttpPort = (p: ServicePort): boolean => HTTP_PROTOCOLS.has((p.protocol ?? '').toUpperCase());
 
+/**
+ * Whether an egress listener routes HTTP on the ports it serves: istiod builds a listener with a
+ * port with that port's declared protocol, so one declaring TCP, TLS, MONGO… is a plain TCP
+ * proxy whatever the services' ports say (`buildSidecarOutboundListeners`); meshlet then routes
+ * nothing there, as for a service's TCP port. The port-less listener takes each service port's protocol.
+ */
+const routesHttp = (l: ScopeListener): boolean => HTTP_PROTOCOLS.has(l.protocol);
+
 /** The names a workload in `clientNamespace` reaches `svc` by: its host's, and those of the ExternalName Services aliasing it. */
 function serviceNames(svc: Service, clientNamespace: string, aliases: readonly ServiceAlias[]): string[] {
   if (isWildcard(svc.hostname)) return [svc.hostname];
@@ -194,7 +202,9 @@ class VirtualServiceIndex {
 function vsOnlyPorts(scope: SidecarScope, l: ScopeListener): (entry: VsEntry) => readonly number[] {
   const proxy = l.port !== undefined && !l.matchPort;
   const ports = new Set<number>();
-  if (l.port !== undefined) ports.add(l.port);
+  if (l.port !== undefined) {
+    if (routesHttp(l)) ports.add(l.port);
+  }
   else for (const s of l.services.values()) for (const p of s.service.ports) if (isHttpPort(p) && importsPort(s, p.number) && listenerFor(scope, p.number) === l) ports.add(p.number);
   const services = [...l.services.values()];
   const wildcards = services.filter((s) => isWildcard(s.service.hostname));
@@ -345,7 +355,7 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
         const svc = scoped.service;
         if (svc.ports.length === 0 && svc.resource.kind === 'Service') continue;
         const ports: (ServicePort | undefined)[] = svc.ports.length > 0
-          ? svc.ports.filter((p) => isHttpPort(p) && importsPort(scoped, p.number) && listenerFor(scope, p.number) === l)
+          ? svc.ports.filter((p) => isHttpPort(p) && importsPort(scoped, p.number) && listenerFor(scope, p.number) === l && routesHttp(l))
           : listenerFor(scope, undefined) === l ? [undefined] : [];
         if (ports.length > 0) serviceVhosts(svc, ports, listenerIndexes.get(l)?.find(svc.hostname), scoped.aliases);
       }
