@@ -183,6 +183,16 @@ describe('compile under a Sidecar', () => {
     assert.match(outside.sidecar?.outboundTrafficPolicy?.egressProxy?.target?.missing ?? '', /outside the egress hosts/);
   });
 
+  it('egressProxy: the host is used as written, as istiod does — a short name names no service (503 NC)', () => {
+    const gw = se('egw', 'default', 'egw.default.svc.cluster.local', [80]);
+    const short = compile([...SERVICES, gw, sidecar('egress:\n- hosts: ["./*"]\noutboundTrafficPolicy:\n  mode: ALLOW_ANY\n  egressProxy: {host: egw, port: {number: 80}}')]);
+    const t = short.sidecar?.outboundTrafficPolicy?.egressProxy?.target;
+    assert.equal(t?.cluster, undefined);
+    assert.equal(t?.missing, 'egressProxy host egw is used as written, as istiod does (cluster outbound|80||egw), and no service has that host: write its full name (egw.default.svc.cluster.local)');
+    const full = compile([...SERVICES, gw, sidecar('egress:\n- hosts: ["./*"]\noutboundTrafficPolicy:\n  mode: ALLOW_ANY\n  egressProxy: {host: egw.default.svc.cluster.local, port: {number: 80}}')]);
+    assert.equal(full.sidecar?.outboundTrafficPolicy?.egressProxy?.target?.cluster?.name, 'outbound|80||egw.default.svc.cluster.local');
+  });
+
   it('a workloadSelector Sidecar applies to the workloads it selects only', () => {
     const docs = [...SERVICES, sidecar('egress:\n- hosts: ["./*"]', 'default', 'ns-wide'), sidecar('workloadSelector: {labels: {app: wide}}\negress:\n- hosts: ["*/*"]', 'default', 'wide')];
     assert.equal(compile(docs, { service: 'a', labels: { app: 'wide' } }).sidecar?.ref, 'Sidecar default/wide');
