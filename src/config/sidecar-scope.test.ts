@@ -54,6 +54,13 @@ describe('selectSidecar (push_context.go getSidecarScope)', () => {
     { name: 'the namespace default applies to a workload no selector matches', docs: [nsDefault, forV2], ns: 'shop', labels: { version: 'v1' }, want: 'ns-default' },
     { name: 'a matching workloadSelector beats the namespace default (even when younger)', docs: [nsDefault, forV2], ns: 'shop', labels: { version: 'v2' }, want: 'for-v2' },
     { name: 'two matching selectors: the oldest wins', docs: [forV2, forApp, forV2Older], ns: 'shop', labels: { app: 'web', version: 'v2' }, want: 'for-v2-older' },
+    {
+      name: 'created the same second: by name, not file order (configCompareByCreationTime)',
+      docs: [sidecar('b', 'shop', 'workloadSelector: {labels: {app: web}}\negress:\n- hosts: ["*/*"]', '2024-01-01T00:00:00Z'), sidecar('a', 'shop', 'workloadSelector: {labels: {app: web}}\negress:\n- hosts: ["./*"]', '2024-01-01T00:00:00Z')],
+      ns: 'shop',
+      labels: { app: 'web' },
+      want: 'a',
+    },
     { name: 'only selecting Sidecars that do not match: the root namespace default', docs: [forV2, root], ns: 'shop', labels: {}, want: 'mesh-default' },
     { name: "the root namespace's default when the namespace has none", docs: [root, sidecar('other', 'other', 'egress:\n- hosts: ["./*"]')], ns: 'shop', labels: {}, want: 'mesh-default' },
     { name: "the namespace's default beats the root namespace's", docs: [root, nsDefault], ns: 'shop', labels: {}, want: 'ns-default' },

@@ -61,6 +61,9 @@ describe('exportTo (§1.1, §1.3)', () => {
     // Wildcard hosts follow the same order among equally specific ones.
     const wild = (name: string, ns: string, exportTo: string, t: string) => created(doc(NET, 'VirtualService', name, `hosts: ["*.example.com"]\n${exportTo}http:\n- name: r\n  route: [{destination: {host: ${FQDN}}}]`, ns), t);
     assert.equal(decide(compile([REVIEWS, wild('pub', 'other', '', '2020-01-01T00:00:00Z'), wild('priv', 'default', 'exportTo: ["."]\n', '2022-01-01T00:00:00Z')]), 'api.example.com').route.name, 'priv.r');
+    // Created the same second: by name, then namespace (istiod's configCompareByCreationTime), not file order.
+    assert.equal(decide(compile([REVIEWS, vs('b', 'other', '', '2020-01-01T00:00:00Z'), vs('a', 'other', '', '2020-01-01T00:00:00Z')]), 'reviews').route.name, 'a.r');
+    assert.equal(decide(compile([REVIEWS, vs('a', 'zz', '', '2020-01-01T00:00:00Z'), vs('a', 'other', '', '2020-01-01T00:00:00Z')]), 'reviews').route.virtualService, 'VirtualService other/a');
     // Within a class the oldest wins.
     assert.equal(decide(compile([REVIEWS, vs('young', 'other', '', '2021-01-01T00:00:00Z'), pub]), 'reviews').route.name, 'pub.r');
   });
