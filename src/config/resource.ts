@@ -94,11 +94,21 @@ export function ofKind<K extends Kind>(resources: readonly AnyResource[], kind: 
   return resources.filter((r): r is Resource<K> & AnyResource => r.kind === kind) as Resource<K>[];
 }
 
-/** Istio's conflict order: oldest `creationTimestamp` first, then load order. */
+/**
+ * Istio's conflict order: oldest `creationTimestamp` first; at the same time, by name, then
+ * namespace (istiod's `configCompareByCreationTime`: Kubernetes keeps seconds, so ties are
+ * common); resources without a timestamp after those with one, in load order.
+ */
 export function byAge(a: AnyResource | Resource, b: AnyResource | Resource): number {
   const ta = a.metadata.creationTimestamp;
   const tb = b.metadata.creationTimestamp;
-  if (ta !== undefined && tb !== undefined && ta !== tb) return Date.parse(ta) - Date.parse(tb);
+  if (ta !== undefined && tb !== undefined) {
+    const d = Date.parse(ta) - Date.parse(tb);
+    if (d !== 0 && !Number.isNaN(d)) return d;
+    if (a.metadata.name !== b.metadata.name) return a.metadata.name < b.metadata.name ? -1 : 1;
+    if (a.metadata.namespace !== b.metadata.namespace) return a.metadata.namespace < b.metadata.namespace ? -1 : 1;
+    return a.order - b.order;
+  }
   if (ta !== undefined && tb === undefined) return -1;
   if (ta === undefined && tb !== undefined) return 1;
   return a.order - b.order;

@@ -54,6 +54,13 @@ describe('selectSidecar (push_context.go getSidecarScope)', () => {
     { name: 'the namespace default applies to a workload no selector matches', docs: [nsDefault, forV2], ns: 'shop', labels: { version: 'v1' }, want: 'ns-default' },
     { name: 'a matching workloadSelector beats the namespace default (even when younger)', docs: [nsDefault, forV2], ns: 'shop', labels: { version: 'v2' }, want: 'for-v2' },
     { name: 'two matching selectors: the oldest wins', docs: [forV2, forApp, forV2Older], ns: 'shop', labels: { app: 'web', version: 'v2' }, want: 'for-v2-older' },
+    {
+      name: 'created the same second: by name, not file order (configCompareByCreationTime)',
+      docs: [sidecar('b', 'shop', 'workloadSelector: {labels: {app: web}}\negress:\n- hosts: ["*/*"]', '2024-01-01T00:00:00Z'), sidecar('a', 'shop', 'workloadSelector: {labels: {app: web}}\negress:\n- hosts: ["./*"]', '2024-01-01T00:00:00Z')],
+      ns: 'shop',
+      labels: { app: 'web' },
+      want: 'a',
+    },
     { name: 'only selecting Sidecars that do not match: the root namespace default', docs: [forV2, root], ns: 'shop', labels: {}, want: 'mesh-default' },
     { name: "the root namespace's default when the namespace has none", docs: [root, sidecar('other', 'other', 'egress:\n- hosts: ["./*"]')], ns: 'shop', labels: {}, want: 'mesh-default' },
     { name: "the namespace's default beats the root namespace's", docs: [root, nsDefault], ns: 'shop', labels: {}, want: 'ns-default' },
@@ -113,6 +120,16 @@ describe('the scope of a Sidecar (sidecar_test.go TestCreateSidecarScope, TestIs
     assert.deepEqual(services(scope), [`foo/${BAR}:8000`]);
     assert.equal(listenerFor(scope, 8000)?.port, 8000);
     assert.equal(listenerFor(scope, 7000), undefined, 'no listener serves 7000');
+  });
+  it('a Unix socket listener (port 0) is matched by its bind only, not as the catch-all; its services join the scope on every port', () => {
+    const scope = scopeOf([sidecar('s', 'shop', 'egress:\n- port: {number: 0, protocol: HTTP, name: uds}\n  bind: unix:///var/run/app/egress.sock\n  hosts: ["*/*"]\n- hosts: ["./*"]'), se('a', 'shop', 'a.shop.svc.cluster.local', [9080]), se('r', 'other', 'r.other.svc.cluster.local', [9080, 80])], 'shop');
+    assert.equal(scope.listeners[0]?.socket, true);
+    assert.equal(scope.listeners[0]?.matchPort, false, 'needsPortMatch: a port-0 listener imports every port');
+    assert.equal(listenerFor(scope, 9080), scope.listeners[1], 'the catch-all serves the IP ports');
+    assert.equal(listenerFor(scope, undefined), scope.listeners[1]);
+    assert.deepEqual(services(scope), ['other/r.other.svc.cluster.local:*', 'shop/a.shop.svc.cluster.local:*']);
+    const only = scopeOf([sidecar('s', 'shop', 'egress:\n- port: {number: 0, protocol: HTTP, name: uds}\n  bind: unix:///var/run/app/egress.sock\n  hosts: ["*/*"]'), se('a', 'shop', 'a.shop.svc.cluster.local', [9080])], 'shop');
+    assert.equal(listenerFor(only, 9080), undefined, 'no listener serves an IP port');
   });
   it('sidecar-with-egress-port-trims-and-merges-service-ports: two listeners merge the ports of one service', () => {
     const scope = scopeOf(

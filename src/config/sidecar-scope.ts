@@ -140,8 +140,16 @@ export interface ScopeVirtualService {
  * @category Snapshot
  */
 export interface ScopeListener {
-  /** The listener's port; undefined: the catch-all listener (every port). */
+  /** The listener's port; undefined: the catch-all listener (every port); 0: a Unix domain socket listener (see {@link ScopeListener.socket}). */
   readonly port: number | undefined;
+  /**
+   * A Unix domain socket listener (`port.number: 0`, `bind: unix://…`): istiod matches it by its
+   * bind only, never by a port, so it serves no IP port here (meshlet opens no listener); its
+   * services still join the scope (destinations of the routes resolve among them).
+   */
+  readonly socket: boolean;
+  /** The protocol its port declares, upper-cased (`HTTP`, `TCP`, …; '' without a port): istiod builds the listener of that port with it. */
+  readonly protocol: string;
   /** Whether it imports only its port of the services (a port, and not HTTP_PROXY: `needsPortMatch`). */
   readonly matchPort: boolean;
   /** The hosts as written. */
@@ -149,7 +157,7 @@ export interface ScopeListener {
   readonly byNamespace: ReadonlyMap<string, EgressHostSet>;
   /** The services its hosts import, by host name. */
   readonly services: ReadonlyMap<string, ScopedService>;
-  /** The VirtualServices its hosts select, oldest first. */
+  /** The VirtualServices its hosts select, in istiod's order (exported to their own namespace only, to the namespace, public; the oldest first within each). */
   readonly virtualServices: readonly ScopeVirtualService[];
 }
 
@@ -169,9 +177,9 @@ export interface SidecarScope {
   readonly services: ReadonlyMap<string, ScopedService>;
 }
 
-/** The listener whose routes serve `port` (`GetEgressListenerForRDS`): the first with that port, or the first without one. */
+/** The listener whose routes serve `port` (`GetEgressListenerForRDS`): the first with that port, or the first without one (never a Unix socket listener). */
 export function listenerFor(scope: SidecarScope, port: number | undefined): ScopeListener | undefined {
-  for (const l of scope.listeners) if (l.port === undefined || l.port === port) return l;
+  for (const l of scope.listeners) if (l.port === undefined || (l.port === port && !l.socket)) return l;
   return undefined;
 }
 
@@ -184,7 +192,7 @@ const isKube = (s: Service): boolean => s.resource.kind === 'Service';
 
 /**
  * Converts the Sidecar applying to a workload of `namespace` into its scope, over the registry
- * and the VirtualServices visible to the workload (`vss`, oldest first).
+ * and the VirtualServices visible to the workload (`vss`, in istiod's order).
  */
 export function buildSidecarScope(sidecar: Resource<'Sidecar'>, namespace: string, registry: ServiceRegistry, vss: readonly ScopeVirtualService[]): SidecarScope {
   const egress: IstioEgressListener[] = sidecar.spec.egress !== undefined && sidecar.spec.egress.length > 0 ? sidecar.spec.egress : [{ hosts: ['*/*'] }];
@@ -214,8 +222,10 @@ function matchPort(protocol: string | undefined): boolean {
 }
 
 function convertListener(e: IstioEgressListener, namespace: string, registry: ServiceRegistry, candidates: readonly Service[], vss: readonly ScopeVirtualService[]): ScopeListener {
-  const port = e.port?.number === undefined || e.port.number === 0 ? undefined : e.port.number;
-  const portMatch = port !== undefined && matchPort(e.port?.protocol);
+  // Only a listener without a port is the catch-all; one with port 0 is a Unix socket (`GetEgressListenerForRDS`).
+  const socket = e.port !== undefined && (e.port.number ?? 0) === 0;
+  const port = e.port === undefined ? undefined : (e.port.number ?? 0);
+  const portMatch = port !== undefined && port !== 0 && matchPort(e.port?.protocol);
   const byNamespace = parseEgressHosts(e.hosts ?? [], namespace);
   const wild = byNamespace.get('*');
   const imported: ScopedService[] = [];
@@ -240,7 +250,24 @@ function convertListener(e: IstioEgressListener, namespace: string, registry: Se
     const selects = (set: EgressHostSet) => entry.hosts.some((h) => egressMatchesVirtualService(set, h) && !egressExcludes(nsHosts, h) && !egressExcludes(wild, h));
     if ((nsHosts !== undefined && selects(nsHosts)) || (wild !== undefined && selects(wild))) virtualServices.push(entry);
   }
-  return Object.freeze({ port, matchPort: portMatch, hosts: Object.freeze([...(e.hosts ?? [])]), byNamespace, services, virtualServices: Object.freeze(virtualServices) });
+  return Object.freeze({ port, socket, protocol: (e.port?.protocol ?? '').toUpperCase(), matchPort: portMatch, hosts: Object.freeze([...(e.hosts ?? [])]), byNamespace, services, virtualServices: Object.freeze(virtualServices) });
+}
+
+/**
+ * The declaration of `hostname` a workload of `namespace` uses without a Sidecar: istiod's
+ * default scope is a Sidecar importing every host of every namespace (`convertToSidecarScope(nil)`), so the same rule as a
+ * listener's — the workload's namespace's, else a Kubernetes Service over a ServiceEntry, else
+ * the oldest — among the declarations visible to the namespace.
+ */
+export function preferredService(registry: ServiceRegistry, hostname: string, namespace: string): Service | undefined {
+  const decls = registry.byHost.get(hostname);
+  if (decls === undefined) return undefined;
+  let best: Service | undefined;
+  for (const d of decls) {
+    if (!isVisible(d.exportTo, d.namespace, namespace)) continue;
+    if (best === undefined || (best.namespace !== namespace && better(d, best, namespace, registry))) best = d;
+  }
+  return best;
 }
 
 /** Whether `a` should replace `b` (another declaration of the same host) in a listener. */
@@ -357,12 +384,12 @@ export function whyOutOfScope(scope: SidecarScope, registry: ServiceRegistry, ho
   for (const name of candidateNames(host, scope.namespace)) {
     const svc = registry.lookup(name, scope.namespace);
     if (svc === undefined) continue;
-    if (listener === undefined) return `${scope.sidecar.ref} has no egress listener for port ${port ?? '(none)'} (its listeners: ${scope.listeners.map((l) => l.port ?? 'any port').join(', ')})`;
+    if (listener === undefined) return `${scope.sidecar.ref} has no egress listener for port ${port ?? '(none)'} (its listeners: ${scope.listeners.map((l) => (l.socket ? 'a Unix socket' : (l.port ?? 'any port'))).join(', ')})`;
     const imported = listener.services.get(name);
     if (imported !== undefined && importsPort(imported, port)) return undefined;
     const where = `${name} (namespace ${svc.namespace}) is not in the egress hosts of ${scope.sidecar.ref}${listener.port === undefined ? '' : `'s listener for port ${listener.port}`} (${hosts(listener)})`;
     const other = scope.listeners.find((l) => l !== listener && l.services.has(name));
-    if (other !== undefined) return `${where}; its listener for ${other.port === undefined ? 'other ports' : `port ${other.port}`} imports it`;
+    if (other !== undefined) return `${where}; its ${other.socket ? 'Unix socket listener' : `listener for ${other.port === undefined ? 'other ports' : `port ${other.port}`}`} imports it`;
     if (scope.services.has(name)) return `${where}; only the VirtualServices that route to it reach it`;
     return where;
   }

@@ -49,6 +49,44 @@ describe('exportTo (§1.1, §1.3)', () => {
     });
   }
 
+  it('two VirtualServices for one host: one exported to its own namespace only beats a public one, whatever their age (istiod lists private, then exported to the namespace, then public)', () => {
+    const created = (y: string, t: string) => y.replace('metadata:\n', `metadata:\n  creationTimestamp: "${t}"\n`);
+    const vs = (name: string, ns: string, exportTo: string, t: string) => created(doc(NET, 'VirtualService', name, `hosts: [${FQDN}]\n${exportTo}http:\n- name: r\n  route: [{destination: {host: ${FQDN}}}]`, ns), t);
+    const pub = vs('pub', 'other', '', '2020-01-01T00:00:00Z');
+    const toShop = vs('to-shop', 'other', 'exportTo: [shop]\n', '2021-01-01T00:00:00Z');
+    const priv = vs('priv', 'default', 'exportTo: ["."]\n', '2022-01-01T00:00:00Z');
+    assert.equal(decide(compile([REVIEWS, pub, priv]), 'reviews').route.name, 'priv.r');
+    assert.equal(decide(compile([REVIEWS, pub, toShop], shop), 'reviews.default').route.name, 'to-shop.r', 'exported to the namespace by name beats public');
+    assert.equal(decide(compile([REVIEWS, pub, priv, toShop], shop), 'reviews.default').route.name, 'to-shop.r', 'private to another namespace: not seen');
+    // Wildcard hosts follow the same order among equally specific ones.
+    const wild = (name: string, ns: string, exportTo: string, t: string) => created(doc(NET, 'VirtualService', name, `hosts: ["*.example.com"]\n${exportTo}http:\n- name: r\n  route: [{destination: {host: ${FQDN}}}]`, ns), t);
+    assert.equal(decide(compile([REVIEWS, wild('pub', 'other', '', '2020-01-01T00:00:00Z'), wild('priv', 'default', 'exportTo: ["."]\n', '2022-01-01T00:00:00Z')]), 'api.example.com').route.name, 'priv.r');
+    // Created the same second: by name, then namespace (istiod's configCompareByCreationTime), not file order.
+    assert.equal(decide(compile([REVIEWS, vs('b', 'other', '', '2020-01-01T00:00:00Z'), vs('a', 'other', '', '2020-01-01T00:00:00Z')]), 'reviews').route.name, 'a.r');
+    assert.equal(decide(compile([REVIEWS, vs('a', 'zz', '', '2020-01-01T00:00:00Z'), vs('a', 'other', '', '2020-01-01T00:00:00Z')]), 'reviews').route.virtualService, 'VirtualService other/a');
+    // Within a class the oldest wins.
+    assert.equal(decide(compile([REVIEWS, vs('young', 'other', '', '2021-01-01T00:00:00Z'), pub]), 'reviews').route.name, 'pub.r');
+  });
+
+  it('one host declared in several namespaces: the workload’s namespace’s, else a Kubernetes Service, else the oldest — the same with no Sidecar as with one importing everything (istiod’s default scope is `*/*`)', () => {
+    const at = (y: string, t: string) => y.replace('metadata:\n', `metadata:\n  creationTimestamp: "${t}"\n`);
+    const api = (name: string, ns: string, addr: string, t: string) => at(se(name, ns, `hosts: [api.example.com]\nports:\n- {number: 80, name: http, protocol: HTTP}\nendpoints:\n- {address: ${addr}}`), t);
+    const old = api('old', 'other', '10.0.0.1', '2020-01-01T00:00:00Z');
+    const mine = api('mine', 'default', '10.0.0.2', '2021-01-01T00:00:00Z');
+    const everything = doc(NET, 'Sidecar', 's', 'egress:\n- hosts: ["*/*"]');
+    assert.deepEqual(endpoints(compile([old, mine]), 'api.example.com'), ['10.0.0.2:80']);
+    assert.deepEqual(endpoints(compile([old, mine, everything]), 'api.example.com'), ['10.0.0.2:80']);
+    // A route's destination resolves the same way.
+    const vs = doc(NET, 'VirtualService', 'via', 'hosts: [via.example.com]\nhttp:\n- route: [{destination: {host: api.example.com}}]');
+    assert.deepEqual(endpoints(compile([old, mine, vs]), 'via.example.com'), ['10.0.0.2:80']);
+    // From a third namespace: the oldest.
+    assert.deepEqual(endpoints(compile([old, mine], shop), 'api.example.com'), ['10.0.0.1:80']);
+    // A Kubernetes Service beats an older ServiceEntry of another namespace.
+    const kube = at('apiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\n  namespace: shop\nspec:\n  ports: [{name: http, port: 9080}]\n  selector: {app: reviews}\n', '2022-01-01T00:00:00Z');
+    const squat = at(se('squat', 'other', `hosts: [${SHOP_FQDN}]\nports:\n- {number: 9080, name: http, protocol: HTTP}\nendpoints:\n- {address: 10.6.6.6}`), '2020-01-01T00:00:00Z');
+    assert.equal(decide(compile([squat, kube]), 'reviews.shop:9080').target?.cluster?.service.resource.kind, 'Service');
+  });
+
   it('ServiceEntry exportTo "." hides the service from other namespaces', () => {
     const hiddenShop = se('reviews', 'shop', `hosts: [${SHOP_FQDN}]\nexportTo: ["."]\nports:\n- {number: 9080, name: http, protocol: HTTP}\nendpoints:\n- {address: 10.1.0.1}`);
     const fromDefault = compile([REVIEWS, hiddenShop]);

@@ -55,6 +55,27 @@ describe('compile under a Sidecar', () => {
     assert.deepEqual(vhostNames(two), [`${RATINGS}:9080`, `${REVIEWS}:9090`]);
   });
 
+  it('a Unix socket listener (port 0) serves no IP port: the catch-all after it does', () => {
+    // A VirtualService only the socket listener selects routes nothing on an IP port either.
+    const api = doc(NET, 'VirtualService', 'api', `hosts: [api.example.com]\nhttp:\n- route: [{destination: {host: ${RATINGS}}}]`, 'other');
+    const s = compile([...SERVICES, api, sidecar('egress:\n- port: {number: 0, protocol: HTTP, name: uds}\n  bind: unix:///var/run/app/egress.sock\n  hosts: ["*/*"]\n- hosts: ["./*"]')]);
+    assert.deepEqual(vhostNames(s), [`${REVIEWS}:9080`, `${REVIEWS}:9090`]);
+    assert.equal(decide(s, 'ratings.other:9080'), undefined);
+  });
+
+  it('a listener whose port declares a non-HTTP protocol routes nothing on that port (istiod builds a TCP proxy there), whatever the services’ ports say', () => {
+    const vs = doc(NET, 'VirtualService', 'reviews', 'hosts: [reviews, api.example.com]\nhttp:\n- name: r\n  route: [{destination: {host: reviews, port: {number: 9080}}}]');
+    const tcp = compile([...SERVICES, vs, sidecar('egress:\n- port: {number: 9080, protocol: TCP, name: tcp}\n  hosts: ["*/*"]\n- hosts: ["./*"]')]);
+    assert.deepEqual(vhostNames(tcp), ['api.example.com:9090', `${REVIEWS}:9090`], 'port 9080 is the TCP listener’s; the catch-all serves 9090');
+    assert.equal(decide(tcp, 'reviews:9080'), undefined, 'no route: passes through (or 502 under REGISTRY_ONLY), as a TCP service port');
+    assert.equal(decide(tcp, 'api.example.com:9080'), undefined);
+    assert.equal(decide(tcp, 'reviews:9090')?.route.name, 'reviews.r');
+    const tls = compile([...SERVICES, sidecar('egress:\n- port: {number: 9080, protocol: TLS, name: tls}\n  hosts: ["*/*"]')]);
+    assert.deepEqual(vhostNames(tls), []);
+    const grpc = compile([...SERVICES, sidecar('egress:\n- port: {number: 9080, protocol: GRPC, name: grpc}\n  hosts: ["*/*"]')]);
+    assert.deepEqual(vhostNames(grpc), [`${RATINGS}:9080`, `${REVIEWS}:9080`], 'gRPC is HTTP/2: routed');
+  });
+
   it('each listener routes with the VirtualServices its hosts select', () => {
     const vs = doc(NET, 'VirtualService', 'reviews', 'hosts: [reviews]\nhttp:\n- name: pinned\n  route: [{destination: {host: reviews, port: {number: 9090}}}]');
     const s = compile([...SERVICES, vs, sidecar('egress:\n- hosts: ["./*", "other/*"]')]);
@@ -84,12 +105,55 @@ describe('compile under a Sidecar', () => {
     assert.match(decide(s, 'reviews:9080')?.target?.missing ?? '', /port 9090 of reviews\.default\.svc\.cluster\.local is outside the egress of Sidecar default\/scope/);
   });
 
-  it('a VirtualService for a service the Sidecar does not import still routes its host (istiod builds the virtual host from the VirtualService)', () => {
+  it('a VirtualService for a service the Sidecar does not import routes it on port 80 only (selectVirtualServices drops it on other ports)', () => {
     const vs = doc(NET, 'VirtualService', 'ratings-from-here', `hosts: [${RATINGS}]\nhttp:\n- name: here\n  route: [{destination: {host: ${RATINGS}}}]`);
     const s = compile([...SERVICES, vs, sidecar('egress:\n- hosts: ["./*"]')]);
-    const d = decide(s, 'ratings.other:9080');
-    assert.equal(d?.route.name, 'ratings-from-here.here');
-    assert.equal(d?.target?.cluster?.name, `outbound|9080||${RATINGS}`);
+    assert.equal(decide(s, 'ratings.other:9080'), undefined, 'no service of the listener on 9080 matches its hosts: istiod’s catch-all (502 or passthrough)');
+    assert.equal(decide(s, 'ratings.other'), undefined, 'no listener on port 80 either: no service of the scope has port 80');
+    // With a port-80 service in the listener, port 80 has a route table: the VirtualService host gets its port-80 virtual host.
+    const web = se('web', 'default', 'web.default.svc.cluster.local', [80]);
+    const s80 = compile([...SERVICES, web, vs, sidecar('egress:\n- hosts: ["./*"]')]);
+    assert.equal(decide(s80, 'ratings.other')?.route.name, 'ratings-from-here.here');
+    assert.equal(decide(s80, 'ratings.other:80')?.route.name, 'ratings-from-here.here');
+    assert.equal(decide(s80, 'ratings.other:9080'), undefined);
+    // A VirtualService that also names a service the listener imports on a port is kept there, with all its hosts.
+    const both = doc(NET, 'VirtualService', 'both', `hosts: [${RATINGS}, reviews]\nhttp:\n- name: here\n  route: [{destination: {host: ${REVIEWS}}}]`);
+    const s2 = compile([...SERVICES, both, sidecar('egress:\n- hosts: ["./*"]')]);
+    assert.equal(decide(s2, 'ratings.other:9080')?.route.name, 'both.here');
+    assert.equal(decide(s2, 'ratings.other:9090')?.route.name, 'both.here');
+    assert.equal(decide(s2, 'ratings.other:8080'), undefined, 'no listener serves 8080');
+  });
+
+  it('a VirtualService-only host of the port-less listener is not routed on a port a listener with a port serves', () => {
+    const vs = doc(NET, 'VirtualService', 'api', `hosts: [api.example.com]\nhttp:\n- name: r\n  match: [{port: 9080}]\n  route: [{destination: {host: ${REVIEWS}, port: {number: 9080}}}]\n- name: any\n  route: [{destination: {host: ${REVIEWS}, port: {number: 9080}}}]`);
+    const web = se('web', 'default', 'web.default.svc.cluster.local', [80]);
+    const s = compile([...SERVICES, web, vs, sidecar('egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  hosts: ["other/*"]\n- hosts: ["./*"]')]);
+    assert.equal(decide(s, 'api.example.com:9080'), undefined, 'port 9080 uses the first listener’s VirtualServices only: istiod’s catch-all');
+    assert.equal(decide(s, 'api.example.com:9090'), undefined, 'not port 80 and no service of the VirtualService');
+    assert.equal(decide(s, 'api.example.com')?.route.name, 'api.any', 'port 80, served by the port-less listener');
+    assert.deepEqual(
+      vhostNames(s).filter((n) => n.startsWith('api.')),
+      ['api.example.com:80'],
+    );
+  });
+
+  it('a listener with a port routes a VirtualService-only host only on port 80 or beside a service of its hosts', () => {
+    const api = doc(NET, 'VirtualService', 'api', `hosts: [api.example.com]\nhttp:\n- name: r\n  route: [{destination: {host: ${REVIEWS}, port: {number: 9080}}}]`);
+    assert.equal(decide(compile([...SERVICES, api, sidecar('egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  hosts: ["./*"]')]), 'api.example.com:9080'), undefined);
+    const on80 = compile([...SERVICES, api, sidecar('egress:\n- port: {number: 80, protocol: HTTP, name: http}\n  hosts: ["./*"]')]);
+    assert.equal(decide(on80, 'api.example.com')?.route.name, 'api.r');
+    assert.equal(decide(on80, 'api.example.com:80')?.route.name, 'api.r');
+    const withService = doc(NET, 'VirtualService', 'api', `hosts: [api.example.com, reviews]\nhttp:\n- name: r\n  route: [{destination: {host: ${REVIEWS}, port: {number: 9080}}}]`);
+    assert.equal(decide(compile([...SERVICES, withService, sidecar('egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  hosts: ["./*"]')]), 'api.example.com:9080')?.route.name, 'api.r');
+  });
+
+  it('a name a VirtualService takes from a service (`test.default`, literally) is taken only on the ports the VirtualService is routed on', () => {
+    const svc = se('test', 'default', 'test.default.svc.cluster.local', [80, 9080]);
+    const vs = doc(NET, 'VirtualService', 'acme', 'hosts: [test.default]\nhttp:\n- name: r\n  route: [{destination: {host: test.default.svc.cluster.local, port: {number: 80}}}]');
+    const s = compile([svc, vs, sidecar('egress:\n- hosts: ["./*"]')]);
+    assert.equal(decide(s, 'test.default')?.route.name, 'acme.r');
+    assert.equal(decide(s, 'test.default:80')?.route.name, 'acme.r');
+    assert.equal(decide(s, 'test.default:9080')?.route.name, 'default', 'on 9080 the VirtualService is dropped: the service keeps the name');
   });
 
   it('a VirtualService for an imported service without HTTP ports makes no virtual host (the call passes through, as without a Sidecar)', () => {
@@ -117,6 +181,16 @@ describe('compile under a Sidecar', () => {
     // An egress proxy outside the scope: its cluster is missing (Envoy: 503 NC).
     const outside = compile([...SERVICES, gw, sidecar(`egress:\n- hosts: ["./*"]\noutboundTrafficPolicy:\n  mode: ALLOW_ANY\n  ${proxy}`)]);
     assert.match(outside.sidecar?.outboundTrafficPolicy?.egressProxy?.target?.missing ?? '', /outside the egress hosts/);
+  });
+
+  it('egressProxy: the host is used as written, as istiod does — a short name names no service (503 NC)', () => {
+    const gw = se('egw', 'default', 'egw.default.svc.cluster.local', [80]);
+    const short = compile([...SERVICES, gw, sidecar('egress:\n- hosts: ["./*"]\noutboundTrafficPolicy:\n  mode: ALLOW_ANY\n  egressProxy: {host: egw, port: {number: 80}}')]);
+    const t = short.sidecar?.outboundTrafficPolicy?.egressProxy?.target;
+    assert.equal(t?.cluster, undefined);
+    assert.equal(t?.missing, 'egressProxy host egw is used as written, as istiod does (cluster outbound|80||egw), and no service has that host: write its full name (egw.default.svc.cluster.local)');
+    const full = compile([...SERVICES, gw, sidecar('egress:\n- hosts: ["./*"]\noutboundTrafficPolicy:\n  mode: ALLOW_ANY\n  egressProxy: {host: egw.default.svc.cluster.local, port: {number: 80}}')]);
+    assert.equal(full.sidecar?.outboundTrafficPolicy?.egressProxy?.target?.cluster?.name, 'outbound|80||egw.default.svc.cluster.local');
   });
 
   it('a workloadSelector Sidecar applies to the workloads it selects only', () => {

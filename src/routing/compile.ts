@@ -19,9 +19,9 @@
  */
 import { contentVersion, contentVersionSteps } from '../config/version.ts';
 import { mergeDelegates } from '../config/delegation.ts';
-import { aliasesFor, hostMatches, isVisible, isWildcard, resolveHost, specificity } from '../config/hosts.ts';
+import { aliasesFor, hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost, specificity } from '../config/hosts.ts';
 import { ServiceRegistry, type Service, type ServiceAlias } from '../config/registry.ts';
-import { buildSidecarScope, DEFAULT_ROOT_NAMESPACE, importsPort, listenerFor, type ScopeListener, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
+import { buildSidecarScope, DEFAULT_ROOT_NAMESPACE, importsPort, listenerFor, preferredService, type ScopedService, type ScopeListener, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
 import { byAge, type AnyResource, type Kind, type Resource } from '../config/resource.ts';
 import { runNow, runSliced, type Steps } from '../config/steps.ts';
 import type { ServicePort } from '../config/types/networking.ts';
@@ -129,6 +129,16 @@ export interface InboundSection {
 /** Port protocols that get HTTP routes: Istio's HTTP protocols, HTTPS (meshlet originates TLS), and unset (auto-detected: Istio routes it as HTTP too). */
 const HTTP_PROTOCOLS = new Set(['', 'HTTP', 'HTTP2', 'HTTP_PROXY', 'GRPC', 'GRPC-WEB', 'HTTPS']);
 
+const isHttpPort = (p: ServicePort): boolean => HTTP_PROTOCOLS.has((p.protocol ?? '').toUpperCase());
+
+/**
+ * Whether an egress listener routes HTTP on the ports it serves: istiod builds a listener with a
+ * port with that port's declared protocol, so one declaring TCP, TLS, MONGO… is a plain TCP
+ * proxy whatever the services' ports say (`buildSidecarOutboundListeners`); meshlet then routes
+ * nothing there, as for a service's TCP port. The port-less listener takes each service port's protocol.
+ */
+const routesHttp = (l: ScopeListener): boolean => HTTP_PROTOCOLS.has(l.protocol);
+
 /** The names a workload in `clientNamespace` reaches `svc` by: its host's, and those of the ExternalName Services aliasing it. */
 function serviceNames(svc: Service, clientNamespace: string, aliases: readonly ServiceAlias[]): string[] {
   if (isWildcard(svc.hostname)) return [svc.hostname];
@@ -142,21 +152,34 @@ interface VsEntry {
   readonly hosts: readonly string[];
 }
 
-/** VirtualServices indexed by host; for a host, an exact host beats a wildcard, then the oldest wins (Istio's conflict rule). */
+/**
+ * Where a VirtualService comes in the order istiod lists them for a workload of `namespace`
+ * (`VirtualServicesForGateway`, `SelectVirtualServices`): 0 exported to its own namespace only
+ * (private), 1 exported to the workload's namespace by name, 2 public; the oldest first within each.
+ */
+function exportClass(vs: Resource<'VirtualService'>, namespace: string): number {
+  const exportTo = vs.spec.exportTo;
+  if (exportTo === undefined || exportTo.length === 0 || exportTo.includes('*')) return 2;
+  const own = vs.metadata.namespace;
+  return own === namespace && (exportTo.includes('.') || exportTo.includes(own)) ? 0 : 1;
+}
+
+/** VirtualServices indexed by host; for a host, an exact host beats a wildcard, then the first listed wins (Istio's conflict rule: see {@link exportClass}). */
 class VirtualServiceIndex {
   readonly #exact = new Map<string, Resource<'VirtualService'>>();
   readonly #wildcard: { host: string; vs: Resource<'VirtualService'> }[] = [];
   readonly entries: readonly VsEntry[];
 
   constructor(entries: readonly VsEntry[]) {
-    this.entries = entries; // already sorted oldest first
+    this.entries = entries; // already in istiod's order
     for (const e of entries) {
       for (const h of e.hosts) {
         if (isWildcard(h)) this.#wildcard.push({ host: h, vs: e.vs });
         else if (!this.#exact.has(h)) this.#exact.set(h, e.vs);
       }
     }
-    this.#wildcard.sort((a, b) => specificity(b.host) - specificity(a.host) || byAge(a.vs, b.vs));
+    // A stable sort: among equally specific hosts, the first listed wins.
+    this.#wildcard.sort((a, b) => specificity(b.host) - specificity(a.host));
   }
 
   find(host: string): Resource<'VirtualService'> | undefined {
@@ -165,6 +188,41 @@ class VirtualServiceIndex {
     for (const w of this.#wildcard) if (hostMatches(w.host, host)) return w.vs;
     return undefined;
   }
+}
+
+/**
+ * Under a Sidecar, the ports on which listener `l` routes a VirtualService's hosts that have no
+ * service in the listener (istiod's `BuildSidecarOutboundVirtualHosts`, once per route port):
+ * the listener's HTTP ports — its own port, or (port-less) the HTTP ports of its services that no
+ * listener with a port takes — and of those only port 80 (`separateVSHostsAndServices`' port-80
+ * virtual host) and the ports where another host of the VirtualService names a service the
+ * listener imports on that port (`selectVirtualServices` drops the VirtualService elsewhere). An
+ * `HTTP_PROXY` listener (istiod's route port 0) keeps a VirtualService naming any of its services.
+ */
+function vsOnlyPorts(scope: SidecarScope, l: ScopeListener): (entry: VsEntry) => readonly number[] {
+  const proxy = l.port !== undefined && !l.matchPort;
+  const ports = new Set<number>();
+  if (l.port !== undefined) {
+    if (routesHttp(l)) ports.add(l.port);
+  }
+  else for (const s of l.services.values()) for (const p of s.service.ports) if (isHttpPort(p) && importsPort(s, p.number) && listenerFor(scope, p.number) === l) ports.add(p.number);
+  const services = [...l.services.values()];
+  const wildcards = services.filter((s) => isWildcard(s.service.hostname));
+  const on = (s: ScopedService, port: number) => proxy || (importsPort(s, port) && s.service.ports.some((p) => p.number === port && isHttpPort(p)));
+  const namesService = (h: string, port: number): boolean => {
+    if (isWildcard(h)) return services.some((s) => on(s, port) && hostsOverlap(h, s.service.hostname));
+    const exact = l.services.get(h);
+    return (exact !== undefined && on(exact, port)) || wildcards.some((s) => on(s, port) && hostMatches(s.service.hostname, h));
+  };
+  const memo = new Map<VsEntry, readonly number[]>();
+  return (entry) => {
+    let out = memo.get(entry);
+    if (out === undefined) {
+      out = [...ports].filter((p) => (p === 80 && !proxy) || entry.hosts.some((h) => namesService(h, p)));
+      memo.set(entry, out);
+    }
+    return out;
+  };
 }
 
 /**
@@ -200,7 +258,7 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   const vss = [...mergeDelegates(resources).virtualServices]
     .filter((vs) => isVisible(vs.spec.exportTo, vs.metadata.namespace, wl.namespace))
     .filter((vs) => vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh') || (vs.spec.http ?? []).some((r) => (r.match ?? []).some((m) => m.gateways?.includes('mesh'))))
-    .sort(byAge)
+    .sort((a, b) => exportClass(a, wl.namespace) - exportClass(b, wl.namespace) || byAge(a, b))
     .map((vs) => ({ vs, hosts: (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace)) }));
   // The Sidecar that applies, and what its egress listeners import (istiod's SidecarScope).
   const sidecar = selectSidecar(resources, wl.namespace, wl.labels, options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE);
@@ -210,17 +268,36 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   const vsIndex = new VirtualServiceIndex(vss);
   // Each egress listener routes with the VirtualServices it selects.
   const listenerIndexes = new Map<ScopeListener, VirtualServiceIndex>(scope?.listeners.map((l) => [l, new VirtualServiceIndex(l.virtualServices)]));
+  // Under a Sidecar, the ports on which each listener routes the hosts of its VirtualServices that have no service in it.
+  const vsOnlyPortsOf = new Map<ScopeListener, (entry: VsEntry) => readonly number[]>(scope?.listeners.filter((l) => !l.socket).map((l) => [l, vsOnlyPorts(scope, l)]));
   // Names a VirtualService claims for a host no service declares (e.g. `test.default`, taken
   // literally): Istio leaves them out of the services' generated names, so they reach the
-  // VirtualService rather than the service whose short form they also are.
-  const claimed = new Set<string>();
-  const claim = (entries: readonly VsEntry[], index: VirtualServiceIndex) => {
-    for (const { vs, hosts } of entries) {
-      for (const h of hosts) if (!isWildcard(h) && !registry.byHost.has(h) && index.find(h) === vs) for (const n of aliasesFor(h, wl.namespace)) claimed.add(n);
+  // VirtualService rather than the service whose short form they also are — on the ports the
+  // VirtualService routes that host on (undefined: every port).
+  const claimed = new Map<string, Set<number> | undefined>();
+  const claim = (entries: readonly VsEntry[], index: VirtualServiceIndex, portsOf: ((entry: VsEntry) => readonly number[]) | undefined) => {
+    for (const entry of entries) {
+      for (const h of entry.hosts) {
+        if (isWildcard(h) || registry.byHost.has(h) || index.find(h) !== entry.vs) continue;
+        const ports = portsOf?.(entry);
+        for (const n of aliasesFor(h, wl.namespace)) {
+          if (ports === undefined) claimed.set(n, undefined);
+          else if (ports.length > 0 && (!claimed.has(n) || claimed.get(n) !== undefined)) {
+            const set = claimed.get(n) ?? new Set<number>();
+            for (const p of ports) set.add(p);
+            claimed.set(n, set);
+          }
+        }
+      }
     }
   };
-  if (scope === undefined) claim(vss, vsIndex);
-  else for (const [l, index] of listenerIndexes) claim(l.virtualServices, index);
+  const claimedOn = (name: string, port: number | undefined): boolean => {
+    if (!claimed.has(name)) return false;
+    const ports = claimed.get(name);
+    return ports === undefined || port === undefined || ports.has(port);
+  };
+  if (scope === undefined) claim(vss, vsIndex, undefined);
+  else for (const [l, portsOf] of vsOnlyPortsOf) claim(l.virtualServices, listenerIndexes.get(l) as VirtualServiceIndex, portsOf);
   /** The virtual host `name`: last compile's when made from the same things and its lookups find the same now, else made. */
   const vhost = (name: string, service: Service | undefined, vs: Resource<'VirtualService'> | undefined, domains: readonly string[], make: () => VirtualHost): VirtualHost => {
     const prior = cache?.priorVhost(name, service, vs);
@@ -240,7 +317,7 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
     for (const p of ports) {
       const port = p?.number;
       const name = port === undefined ? svc.hostname : `${svc.hostname}:${port}`;
-      const names = serviceNames(svc, wl.namespace, aliases).filter((n) => n === svc.hostname || !claimed.has(n));
+      const names = serviceNames(svc, wl.namespace, aliases).filter((n) => n === svc.hostname || !claimedOn(n, port));
       const domains: string[] = [];
       for (const n of names) {
         if (port === undefined) domains.push(n, `${n}:*`);
@@ -261,12 +338,12 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
     covered.add(svc.hostname);
   };
   if (scope === undefined) {
-    const visibleServices = registry.services.filter((s) => registry.lookup(s.hostname, wl.namespace) === s);
+    const visibleServices = registry.services.filter((s) => preferredService(registry, s.hostname, wl.namespace) === s);
     for (const svc of visibleServices) {
       yield;
       // A Kubernetes Service without ports (headless) gets no listener in Istio: calls pass through.
       if (svc.ports.length === 0 && svc.resource.kind === 'Service') continue;
-      const ports: (ServicePort | undefined)[] = svc.ports.length > 0 ? svc.ports.filter((p) => HTTP_PROTOCOLS.has((p.protocol ?? '').toUpperCase())) : [undefined];
+      const ports: (ServicePort | undefined)[] = svc.ports.length > 0 ? svc.ports.filter(isHttpPort) : [undefined];
       serviceVhosts(svc, ports, vsIndex.find(svc.hostname), svc.aliases);
     }
   } else {
@@ -278,49 +355,57 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
         const svc = scoped.service;
         if (svc.ports.length === 0 && svc.resource.kind === 'Service') continue;
         const ports: (ServicePort | undefined)[] = svc.ports.length > 0
-          ? svc.ports.filter((p) => HTTP_PROTOCOLS.has((p.protocol ?? '').toUpperCase()) && importsPort(scoped, p.number) && listenerFor(scope, p.number) === l)
+          ? svc.ports.filter((p) => isHttpPort(p) && importsPort(scoped, p.number) && listenerFor(scope, p.number) === l && routesHttp(l))
           : listenerFor(scope, undefined) === l ? [undefined] : [];
         if (ports.length > 0) serviceVhosts(svc, ports, listenerIndexes.get(l)?.find(svc.hostname), scoped.aliases);
       }
     }
   }
-  // VirtualService hosts with no service behind them still get routes (any port), as sidecars do.
-  // Under a Sidecar, so do hosts of services it does not import (istiod makes their virtual hosts
-  // from the VirtualService; the services it routes to are in scope); a listener with a port
-  // routes them on that port only.
+  // VirtualService hosts with no service behind them still get routes. Without a Sidecar, on any
+  // port (and their rules' match ports on their own virtual hosts).
   const named = new Set<string>();
-  const vsOnly: { entries: readonly VsEntry[]; index: VirtualServiceIndex; port: number | undefined; services: ReadonlyMap<string, unknown> }[] = scope === undefined
-    ? [{ entries: vss, index: vsIndex, port: undefined, services: registry.byHost }]
-    : scope.listeners.map((l) => ({ entries: l.virtualServices, index: listenerIndexes.get(l) as VirtualServiceIndex, port: l.port, services: l.services }));
-  for (const { entries, index, port: listenerPort, services } of vsOnly) {
-    for (const { vs, hosts } of entries) {
+  /** The virtual host of VirtualService host `h` on `port` (undefined: any port). */
+  const vsOnlyVhost = (h: string, vs: Resource<'VirtualService'>, port: number | undefined, domains: readonly string[]) => {
+    const name = port === undefined ? h : `${h}:${port}`;
+    vhosts.push(vhost(name, undefined, vs, domains, () => Object.freeze({ name, host: h, port, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, port)), domains: Object.freeze([...domains]) })));
+  };
+  if (scope === undefined) {
+    for (const { vs, hosts } of vss) {
       yield;
       for (const h of hosts) {
-        // A host with a service (imported by the listener, under a Sidecar) has that service's virtual hosts, or none (not HTTP).
-        if (covered.has(h) || services.has(h)) continue;
-        if (index.find(h) !== vs) continue;
-        const names = isWildcard(h) ? [h] : aliasesFor(h, wl.namespace);
-        if (listenerPort !== undefined) {
-          const name = `${h}:${listenerPort}`;
-          if (named.has(name)) continue;
-          named.add(name);
-          const domains = names.map((n) => `${n}:${listenerPort}`);
-          vhosts.push(vhost(name, undefined, vs, domains, () => Object.freeze({ name, host: h, port: listenerPort, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, listenerPort)), domains: Object.freeze(domains) })));
-          continue;
-        }
-        if (named.has(h)) continue;
+        if (covered.has(h) || registry.byHost.has(h) || vsIndex.find(h) !== vs || named.has(h)) continue;
         named.add(h);
-      const matchPorts = new Set<number>();
-      for (const rule of vs.spec.http ?? []) for (const m of rule.match ?? []) if (m.port !== undefined) matchPorts.add(m.port);
-      for (const p of matchPorts) {
-        const name = `${h}:${p}`;
-        if (named.has(name)) continue;
-        named.add(name);
-        const domains = names.map((n) => `${n}:${p}`);
-        vhosts.push(vhost(name, undefined, vs, domains, () => Object.freeze({ name, host: h, port: p, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, p)), domains: Object.freeze(domains) })));
+        const names = isWildcard(h) ? [h] : aliasesFor(h, wl.namespace);
+        const matchPorts = new Set<number>();
+        for (const rule of vs.spec.http ?? []) for (const m of rule.match ?? []) if (m.port !== undefined) matchPorts.add(m.port);
+        for (const p of matchPorts) {
+          if (named.has(`${h}:${p}`)) continue;
+          named.add(`${h}:${p}`);
+          vsOnlyVhost(h, vs, p, names.map((n) => `${n}:${p}`));
+        }
+        vsOnlyVhost(h, vs, undefined, names.flatMap((n) => [n, `${n}:*`]));
       }
-      const domains = names.flatMap((n) => [n, `${n}:*`]);
-      vhosts.push(vhost(h, undefined, vs, domains, () => Object.freeze({ name: h, host: h, port: undefined, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, undefined)), domains: Object.freeze(domains) })));
+    }
+  } else {
+    // Under a Sidecar, so do hosts of services the listener does not import (istiod makes their
+    // virtual hosts from the VirtualService; the services it routes to are in scope) — but only
+    // on the ports `vsOnlyPorts` gives, as istiod builds each port's routes.
+    for (const [l, portsOf] of vsOnlyPortsOf) {
+      const index = listenerIndexes.get(l) as VirtualServiceIndex;
+      for (const entry of l.virtualServices) {
+        yield;
+        const ports = portsOf(entry);
+        if (ports.length === 0) continue;
+        for (const h of entry.hosts) {
+          // A host with a service the listener imports has that service's virtual hosts, or none (not HTTP).
+          if (covered.has(h) || l.services.has(h) || index.find(h) !== entry.vs) continue;
+          const names = isWildcard(h) ? [h] : aliasesFor(h, wl.namespace);
+          for (const p of ports) {
+            if (named.has(`${h}:${p}`)) continue;
+            named.add(`${h}:${p}`);
+            vsOnlyVhost(h, entry.vs, p, p === 80 ? names.flatMap((n) => [n, `${n}:80`]) : names.map((n) => `${n}:${p}`));
+          }
+        }
       }
     }
   }

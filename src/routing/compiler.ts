@@ -8,7 +8,7 @@
 import type { ClientWorkload } from '../config/destination-policy.ts';
 import { resolveHost } from '../config/hosts.ts';
 import { labelsMatch, type ServiceRegistry, type Service } from '../config/registry.ts';
-import type { SidecarScope } from '../config/sidecar-scope.ts';
+import { preferredService, type SidecarScope } from '../config/sidecar-scope.ts';
 import type { Resource } from '../config/resource.ts';
 import type { Destination, HTTPMatchRequest, HTTPRoute, ServicePort } from '../config/types/networking.ts';
 import type { ClusterCompiler } from './cluster-compiler.ts';
@@ -29,6 +29,22 @@ import { describeRoute, type Cluster, type CompiledRoute, type MirrorTarget, typ
 const NO_MATCHERS: readonly RequestMatcher[] = Object.freeze([]);
 const NO_MIRRORS: readonly MirrorTarget[] = Object.freeze([]);
 const ONE_HUNDRED: readonly number[] = Object.freeze([100]);
+
+/** The target of an egressProxy whose host is a short name, which istiod does not resolve: a cluster no service has. */
+function asWritten(dest: Destination, namespace: string): RouteTarget {
+  const port = dest.port?.number ?? 0;
+  return Object.freeze({
+    host: dest.host,
+    subset: dest.subset,
+    port,
+    weight: 100,
+    cluster: undefined,
+    missing: `egressProxy host ${dest.host} is used as written, as istiod does (cluster outbound|${port}|${dest.subset ?? ''}|${dest.host}), and no service has that host: write its full name (${resolveHost(dest.host, namespace)})`,
+    requestHeaders: undefined,
+    responseHeaders: undefined,
+    authority: undefined,
+  });
+}
 
 /** Compiles routes for one workload from one registry; their clusters come from a {@link ClusterCompiler}. */
 export class Compiler {
@@ -95,7 +111,7 @@ export class Compiler {
     const host = resolveHost(dest.host, vsNamespace);
     const scope = this.#scope;
     const scoped = scope?.services.get(host);
-    const service = scope === undefined ? this.#registry.lookup(host, this.#client.namespace) : scoped?.service;
+    const service = scope === undefined ? preferredService(this.#registry, host, this.#client.namespace) : scoped?.service;
     let port = dest.port?.number;
     let cluster: Cluster | undefined;
     let missing: string | undefined;
@@ -220,9 +236,11 @@ export class Compiler {
    * The route calls to hosts outside the registry take when a Sidecar's `outboundTrafficPolicy`
    * names an `egressProxy` (ALLOW_ANY): Istio's `allow_any` virtual host with the egress proxy's
    * cluster in place of PassthroughCluster — no retries, no timeout, the Host header kept.
+   * istiod names that cluster from the host as written (`GetDestinationCluster` without a
+   * service), so a short name (`egw`) is no service's host: its cluster is missing (503 NC).
    */
   egressRoute(dest: Destination, namespace: string): CompiledRoute {
-    const target = this.target(dest, 100, namespace, undefined, undefined);
+    const target = dest.host.includes('.') ? this.target(dest, 100, namespace, undefined, undefined) : asWritten(dest, namespace);
     const decisions: RouteDecision[] = [];
     const route: CompiledRoute = {
       name: 'allow_any',

@@ -3,7 +3,7 @@
  * listeners and outboundTrafficPolicy, and for a host it leaves out, why (the real CLI, a child process).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -91,5 +91,25 @@ describe('meshlet explain / routes under a Sidecar', () => {
     const json = JSON.parse(meshlet(['routes', file, '--service', 'productpage', '-o', 'json']).stdout);
     assert.deepEqual(json.sidecar, { name: 'default/local', egress: [{ port: null, hosts: ['./*'] }], outboundTrafficPolicy: 'REGISTRY_ONLY', egressProxy: null });
     assert.equal(JSON.parse(meshlet(['routes', file, '--service', 'web', '-n', 'shop', '-o', 'json']).stdout).sidecar, null);
+  });
+
+  it('--root-namespace: the root namespace whose selector-less Sidecar applies to namespaces without one', () => {
+    const rooted = join(dir, 'rooted.yaml');
+    writeFileSync(rooted, `${readFileSync(file, 'utf8')}---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: mesh-default, namespace: mesh-root}
+spec:
+  egress:
+  - hosts: ["./*"]
+`);
+    assert.equal(JSON.parse(meshlet(['routes', rooted, '--service', 'web', '-n', 'shop', '-o', 'json']).stdout).sidecar, null);
+    const routes = JSON.parse(meshlet(['routes', rooted, '--service', 'web', '-n', 'shop', '--root-namespace', 'mesh-root', '-o', 'json']).stdout);
+    assert.equal(routes.sidecar?.name, 'mesh-root/mesh-default');
+    assert.deepEqual(routes.virtualHosts, []);
+    const r = meshlet(['explain', rooted, '--service', 'web', '-n', 'shop', '--root-namespace', 'mesh-root', 'http://ratings.other:9080/']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Sidecar: +Sidecar mesh-root\/mesh-default$/m);
+    assert.match(r.stdout, /^Out of scope: +ratings\.other\.svc\.cluster\.local \(namespace other\) is not in the egress hosts of Sidecar mesh-root\/mesh-default/m);
   });
 });

@@ -46,6 +46,8 @@ Options:
       --locality <r/z/s>           its locality (locality load balancing)
   -X, --request <method>           the request method (default: GET; gRPC: always POST)
   -H, --header <'name: value'>     a request header, or gRPC metadata (repeatable)
+      --root-namespace <ns>        the mesh's root namespace: its selector-less Sidecar applies to
+                                   namespaces without one, its policies mesh-wide (default: istio-system)
 ${OUTPUT_HELP}
 
 ${INBOUND_HELP}
@@ -100,11 +102,11 @@ function compiledParts(snap: Snapshot, e: Explanation): { vhost: VirtualHost | u
   return { vhost, route };
 }
 
-function destinations(route: CompiledRoute | undefined, e: Explanation, resources: Snapshot['resources'], scheme: string) {
+function destinations(route: CompiledRoute | undefined, e: Explanation, resources: Snapshot['resources'], scheme: string, rootNamespace: string) {
   if (route === undefined) return [];
   const total = route.cumulativeWeights[route.cumulativeWeights.length - 1] ?? 0;
   // The TLS each endpoint would get, for a workload that has a certificate (the CLI has none).
-  const tlsContext = { resources, rootNamespace: 'istio-system', trustDomain: 'cluster.local', trustDomainAliases: [], enableAutoMtls: true, hasIdentity: true };
+  const tlsContext = { resources, rootNamespace, trustDomain: 'cluster.local', trustDomainAliases: [], enableAutoMtls: true, hasIdentity: true };
   return route.targets.map((t, i) => {
     const x = e.targets[i] as ExplainedTarget;
     const planner = t.cluster === undefined ? undefined : new ClusterTlsPlanner(t.cluster, tlsContext);
@@ -190,7 +192,8 @@ export async function explainCommand(argv: string[]): Promise<number> {
       grpc: grpcTarget !== undefined,
     });
   }
-  const stray = strayInboundOptions(values);
+  // --root-namespace is listed with the inbound options, and applies to calls too (the Sidecar, mesh-wide policies).
+  const stray = strayInboundOptions(values).filter((k) => k !== 'root-namespace');
   if (stray.length > 0) throw new UsageError(`meshlet explain: --${stray.join(', --')} ${stray.length === 1 ? 'is' : 'are'} for --inbound`);
   const url = grpcTarget?.url ?? parseUrl(last);
   const method = grpcTarget === undefined ? (values.request ?? 'GET') : grpcMethod(values.request);
@@ -199,6 +202,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   const namespace = values.namespace ?? 'default';
   const labels = parseLabels(values.labels);
   const locality = values.locality ?? '';
+  const rootNamespace = values['root-namespace'] ?? 'istio-system';
   const { ok, issues, resources, findings } = await loadInputs(positionals.slice(0, -1), { defaultNamespace: namespace });
   if (!ok) return refuseInvalidConfig(issues.ofLevel('error'));
   // Findings are advisory (a mesh applies this config, as Istio does): report them, then explain.
@@ -208,7 +212,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   // detection), so the explanation comes from a real mesh over the same snapshot: not watching
   // files, never sending, closed before printing. (The config was validated and analysed above.)
   // Once clusters can describe their policies without live state, a snapshot will do.
-  const mesh = await createMesh({ service: values.service, namespace, labels, locality, config: resources, analysis: 'off', watch: false, logger: { warn: () => undefined } });
+  const mesh = await createMesh({ service: values.service, namespace, labels, locality, rootNamespace, config: resources, analysis: 'off', watch: false, logger: { warn: () => undefined } });
   let e: Explanation;
   let snap: Snapshot;
   try {
@@ -219,7 +223,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   }
   const { vhost, route } = compiledParts(snap, e);
   const skipped = (vhost?.routes.slice(0, e.skipped.length) ?? []).map((r) => ({ name: r.name, index: r.virtualService === undefined ? null : r.index, match: r.matchers.map(String), text: describeRoute(r) }));
-  const dests = destinations(route, e, snap.resources, url.protocol.slice(0, -1));
+  const dests = destinations(route, e, snap.resources, url.protocol.slice(0, -1), rootNamespace);
   if (grpcTarget !== undefined) return printGrpc({ grpcTarget, format, headers, values: { service: values.service, namespace, labels, locality }, snap, e, vhost, route, skipped, dests });
 
   if (format !== undefined) {

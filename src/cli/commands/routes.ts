@@ -29,6 +29,8 @@ Options:
   -l, --labels <k=v,...>           the workload's labels (repeatable)
       --host <host>                show only virtual hosts and clusters whose name contains this text
       --locality <r/z/s>           the workload's locality (locality load balancing)
+      --root-namespace <ns>        the mesh's root namespace: its selector-less Sidecar applies to
+                                   namespaces without one (default: istio-system)
 ${OUTPUT_HELP}
 `;
 
@@ -55,6 +57,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
       labels: { type: 'string', short: 'l', multiple: true },
       host: { type: 'string' },
       locality: { type: 'string' },
+      'root-namespace': { type: 'string' },
       ...OUTPUT_OPTION,
       help: { type: 'boolean', short: 'h' },
     },
@@ -73,7 +76,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
   if (!ok) return refuseInvalidConfig(issues.ofLevel('error'));
   // Findings are advisory (a mesh applies this config, as Istio does): report them, then show the routes.
   for (const f of findings) process.stderr.write(`${f.level.padEnd(7)} ${f.code} ${String(f)}\n`);
-  const snap = compileSnapshot(resources, { service: values.service, namespace, labels });
+  const snap = compileSnapshot(resources, { service: values.service, namespace, labels }, { rootNamespace: values['root-namespace'] ?? 'istio-system' });
   const shown = (name: string) => values.host === undefined || name.includes(values.host);
   const vhosts = snap.routes.virtualHosts.filter((vh) => shown(vh.name));
   const clusters = [...snap.clusters.values()].filter((c) => shown(c.name));
@@ -92,7 +95,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
   const sidecar = sidecarView(snap.sidecar);
   if (sidecar !== null) {
     out(`Sidecar ${sidecar.name} scopes what it reaches:`);
-    for (const l of sidecar.egress) out(`  egress ${l.port === null ? 'any port' : `port ${l.port}`}: ${l.hosts.join(', ')}`);
+    for (const l of sidecar.egress) out(`  egress ${l.port === null ? 'any port' : l.port === 0 ? 'Unix socket (no IP port)' : `port ${l.port}`}: ${l.hosts.join(', ')}`);
     out(`  outboundTrafficPolicy: ${sidecar.outboundTrafficPolicy ?? "none (the mesh's applies)"}${sidecar.egressProxy === null ? '' : ` → egressProxy ${sidecar.egressProxy}`}`);
   }
   for (const vh of vhosts) {

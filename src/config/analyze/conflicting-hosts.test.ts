@@ -90,8 +90,19 @@ describe('IST0109 conflicting mesh VirtualService hosts', () => {
         vs('reviews-frontend', { namespace: 'frontend', hosts: '[reviews.default.svc.cluster.local]', extra: '\n  exportTo: ["."]' }),
       ),
       expect: [
-        `error VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService frontend/reviews-frontend (newer: it is ignored for that host in namespace frontend)${ADVICE}`,
-        `error VirtualService frontend/reviews-frontend spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (older: this one is ignored for that host in namespace frontend)${ADVICE}`,
+        `error VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService frontend/reviews-frontend (exported more narrowly: this one is ignored for that host in namespace frontend)${ADVICE}`,
+        `error VirtualService frontend/reviews-frontend spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (exported more widely: it is ignored for that host in namespace frontend)${ADVICE}`,
+      ],
+    },
+    {
+      name: 'the newer one exported to its own namespace only wins over an older public one where it is exported (istiod lists private, exported by name, then public)',
+      yaml: config(
+        vs('reviews'),
+        vs('reviews-frontend', { namespace: 'frontend', hosts: '[reviews.default.svc.cluster.local]', extra: '\n  exportTo: [".", shop]' }),
+      ),
+      expect: [
+        `error VirtualService default/reviews spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService frontend/reviews-frontend (exported more narrowly: this one is ignored for that host in namespaces frontend, shop)${ADVICE}`,
+        `error VirtualService frontend/reviews-frontend spec.hosts[0]: host reviews.default.svc.cluster.local is also claimed by VirtualService default/reviews (exported more widely: it is ignored for that host in namespaces frontend, shop)${ADVICE}`,
       ],
     },
     {

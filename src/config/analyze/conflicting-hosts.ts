@@ -2,8 +2,10 @@
  * Mesh VirtualServices that claim the same host (`IST0109`
  * ConflictingMeshGatewayVirtualServiceHosts, as Istio's `ConflictingMeshGatewayHostsAnalyzer`
  * reports it). Istio calls the behaviour undefined; meshlet's route compiler is deterministic —
- * for one host the oldest VirtualService wins and the later one is ignored for it, and between a
- * wildcard and a narrower host the more specific one is used — and says so in the finding.
+ * for one host the first VirtualService in istiod's order wins and the later one is ignored for
+ * it (in a namespace: one exported to its own namespace only, then one exported to it by name,
+ * then a public one; the oldest within each), and between a wildcard and a narrower host the
+ * more specific one is used — and says so in the finding.
  *
  * @module
  */
@@ -52,12 +54,31 @@ function conflicts(a: Claim, b: Claim): ExportScope | undefined {
   return undefined;
 }
 
-/** What meshlet does with two conflicting claims, told from `self`'s side. */
-function describe(self: Claim, other: Claim, overlap: ExportScope, selfWins: boolean): string {
+/** Where istiod lists a claim's VirtualService for a workload of `namespace` (where it is visible): 0 exported to its own namespace only, 1 to that namespace by name, 2 public. */
+function rank(c: Claim, namespace: string): number {
+  if (c.scope === 'all') return 2;
+  return c.vs.metadata.namespace === namespace ? 0 : 1;
+}
+
+/** The namespaces of `overlap` where the older claim `a` wins over `b`, and where `b` wins (its narrower exportTo lists it first). */
+function winners(a: Claim, b: Claim, overlap: ExportScope): { older: ExportScope; newer: ExportScope } {
+  if (overlap === 'all') return { older: 'all', newer: new Set() };
+  const older = new Set<string>();
+  const newer = new Set<string>();
+  for (const ns of overlap) (rank(b, ns) < rank(a, ns) ? newer : older).add(ns);
+  return { older, newer };
+}
+
+/** What meshlet does with two conflicting claims, told from `self`'s side (`selfOlder`: self is the older one). */
+function describe(self: Claim, other: Claim, overlap: ExportScope, selfOlder: boolean): string {
   const them = `VirtualService ${name(other.vs)}`;
   if (self.host === other.host) {
-    const outcome = selfWins ? `newer: it is ignored for that host${where(overlap)}` : `older: this one is ignored for that host${where(overlap)}`;
-    return `host ${self.host} is also claimed by ${them} (${outcome})`;
+    const { older, newer } = winners(selfOlder ? self : other, selfOlder ? other : self, overlap);
+    const outcomes: string[] = [];
+    // Where the older one wins, age decided; where the newer one does, its narrower exportTo.
+    if (!scopeIsEmpty(older)) outcomes.push(selfOlder ? `newer: it is ignored for that host${where(older)}` : `older: this one is ignored for that host${where(older)}`);
+    if (!scopeIsEmpty(newer)) outcomes.push(selfOlder ? `exported more narrowly: this one is ignored for that host${where(newer)}` : `exported more widely: it is ignored for that host${where(newer)}`);
+    return `host ${self.host} is also claimed by ${them} (${outcomes.join('; ')})`;
   }
   return `host ${self.host} overlaps host ${other.host} of ${them}: for hosts both match, the more specific one is used${where(overlap)}`;
 }
@@ -71,7 +92,7 @@ function describe(self: Claim, other: Claim, overlap: ExportScope, selfWins: boo
 export const conflictingHostsAnalyzer: Analyzer = {
   name: 'virtualservice.conflicting-hosts',
   codes: ['IST0109'],
-  description: 'mesh VirtualServices that claim the same host (meshlet: the oldest wins)',
+  description: 'mesh VirtualServices that claim the same host (meshlet: the most narrowly exported, then the oldest, wins)',
   *analyze(ctx, issues) {
     const claims: Claim[] = [];
     for (const vs of [...ctx.virtualServices].filter(appliesToMesh).sort(byAge)) {
