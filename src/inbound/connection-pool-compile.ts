@@ -127,8 +127,11 @@ export class CompiledInboundPools {
   readonly #ports = new Map<number, InboundPortPool>();
   /** Limiters by `<port>|h2` / `<port>|h1`; only for limited ports. */
   readonly #limiters = new Map<string, RequestLimiter | undefined>();
-  /** Every limiter this object or the ones before made (kept so that requests in flight stay counted). */
-  readonly #all: Map<string, RequestLimiter>;
+  /**
+   * Shared by this object and the ones before: every limiter they made (kept so that requests in
+   * in flight stay counted), and the newest of them, whose limits alone the limiters take.
+   */
+  readonly #shared: { latest: CompiledInboundPools; readonly all: Map<string, RequestLimiter> };
   /** Whether some setting that can apply limits anything (else no phase is built). */
   readonly canLimit: boolean;
 
@@ -139,7 +142,8 @@ export class CompiledInboundPools {
     const rules = resources.filter((r) => !(r.kind === 'DestinationRule' && r.spec.workloadSelector !== undefined));
     this.#rules = new DestinationRuleIndex(rules, { namespace: workload.namespace, labels: workload.labels });
     this.#sidecar = selectSidecar(resources, workload.namespace, workload.labels, rootNamespace);
-    this.#all = previous === undefined ? new Map() : previous.#all;
+    this.#shared = previous === undefined ? { latest: this, all: new Map() } : previous.#shared;
+    this.#shared.latest = this;
     const sc = this.#sidecar?.spec;
     let can = limited(sc?.inboundConnectionPool) || (sc?.ingress ?? []).some((l) => limited(l.connectionPool));
     if (!can) {
@@ -152,7 +156,7 @@ export class CompiledInboundPools {
     }
     this.canLimit = can;
     // Limiters of the config before: the new limits (unlimited when none applies any more) take effect now, waiters they make room for go on.
-    for (const [key, l] of this.#all) {
+    for (const [key, l] of this.#shared.all) {
       const [port, proto] = key.split('|');
       l.setLimits(this.#limitsOf(this.forPort(Number(port)), proto === 'h2'));
     }
@@ -160,7 +164,7 @@ export class CompiledInboundPools {
 
   /** The counters of every pool requests have used (kept across reloads), by port. */
   counters(): InboundPoolCounters[] {
-    return [...this.#all]
+    return [...this.#shared.all]
       .map(([key, l]) => {
         const [port, proto] = key.split('|');
         return { cluster: `inbound|${port}||`, protocol: proto === 'h2' ? ('grpc' as const) : ('http1' as const), active: l.active, pending: l.pending, overflows: l.overflows, maxActive: l.limits.maxActive, maxPending: l.limits.maxPending };
@@ -231,11 +235,15 @@ export class CompiledInboundPools {
     const limits = this.limitsFor(port, h2);
     let l: RequestLimiter | undefined;
     if (limits.maxActive !== UNLIMITED || limits.maxPending !== UNLIMITED) {
-      l = this.#all.get(key);
+      // A request judged under an older config (it waited on an earlier phase across a reload)
+      // counts on the same limiter, under the newest config's limits: an older config never sets them.
+      const { latest, all } = this.#shared;
+      const now = latest === this ? limits : latest.limitsFor(port, h2);
+      l = all.get(key);
       if (l === undefined) {
-        l = new RequestLimiter(limits);
-        this.#all.set(key, l);
-      } else l.setLimits(limits);
+        l = new RequestLimiter(now);
+        all.set(key, l);
+      } else if (latest === this) l.setLimits(limits);
     }
     this.#limiters.set(key, l);
     return l;

@@ -213,4 +213,31 @@ describe('inbound connection pool: the phase', () => {
     for (const r of [held, q1, q2]) releaseSlot(r);
     assert.equal(limiter?.active, 0);
   });
+
+  it('a request judged under the config before a reload counts on the same limiter, under the new limits, and never sets them back', () => {
+    const a = compileInboundPool(load(dr('{tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 5}}')), WORKLOAD, 'istio-system');
+    const b = compileInboundPool(load(dr('{tcp: {maxConnections: 3}, http: {http1MaxPendingRequests: 5}}')), WORKLOAD, 'istio-system', a.pools);
+    assert.equal(b.phase?.run(request()), undefined);
+    const limiter = b.pools.limiter(8080, false);
+    assert.equal(limiter?.limits.maxActive, 3);
+    // A request judged under the first config (it waited on ext-authz, a JWKS fetch) reaches its pool phase now.
+    assert.equal(a.phase?.run(request()), undefined);
+    assert.equal(a.pools.limiter(8080, false), limiter);
+    assert.equal(limiter?.limits.maxActive, 3);
+    assert.equal(b.phase?.run(request()), undefined);
+    assert.equal(limiter?.active, 3);
+  });
+
+  it('a request judged under the config before a reload that lifted every limit makes a limiter with no limit', () => {
+    const a = compileInboundPool(load(dr('{tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 5}}')), WORKLOAD, 'istio-system');
+    const b = compileInboundPool([], WORKLOAD, 'istio-system', a.pools);
+    assert.equal(b.phase, undefined);
+    assert.equal(a.phase?.run(request()), undefined);
+    // The second is not held back by the limit the reload lifted.
+    assert.equal(a.phase?.run(request()), undefined);
+    assert.deepEqual(
+      b.pools.counters().map((c) => [c.active, c.pending, c.maxActive]),
+      [[2, 0, UNLIMITED]],
+    );
+  });
 });

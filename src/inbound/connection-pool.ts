@@ -26,7 +26,8 @@
  *
  * Limiters belong to the mesh (one per inbound port and protocol, shared by every server it
  * guards) and are kept across config reloads: new limits apply to the same counters, so
- * requests in flight are still counted.
+ * requests in flight are still counted; a request judged under the config before a reload (it
+ * waited on an earlier phase) counts on them too, under the newest limits.
  *
  * @module
  */
