@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -480,6 +480,84 @@ describe('a grpc-js server', () => {
       gates.releaseAll();
       client.close();
       await s.close();
+      await m.close();
+    }
+  });
+});
+
+/** Limits an HTTP/1.1 request can wait under: one in flight, up to five waiting. */
+const ONE_AND_FIVE_H1 = { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 5 } };
+
+/** A raw HTTP/1.1 request on a connection of its own, which the test destroys (the caller going away). */
+async function rawRequest(port: number, path: string): Promise<Socket> {
+  const s = connect(port, '127.0.0.1');
+  await new Promise((r) => s.once('connect', r));
+  s.on('error', () => {});
+  s.write(`GET ${path} HTTP/1.1\r\nHost: httpbin\r\n\r\n`);
+  return s;
+}
+
+const counts = (m: Mesh) => m.diagnostics().inboundPools.map((p) => `${p.cluster} ${p.protocol} active ${p.active} pending ${p.pending}`);
+
+describe('a caller that went away before the mesh ran', () => {
+  it('Express, behind an earlier middleware that waits: neither judged nor served, no slot taken', async () => {
+    const m = await mesh([destinationRule(ONE_AND_FIVE_H1)]);
+    const app = express();
+    const ran = deferred();
+    const served: string[] = [];
+    // Goes on only once the caller is gone (an async middleware the caller did not wait for).
+    app.use((_req: express.Request, res: express.Response, next: express.NextFunction) => {
+      res.once('close', () => {
+        next();
+        ran.resolve();
+      });
+    });
+    app.use(m.express());
+    app.use((req: express.Request, res: express.Response) => {
+      served.push(req.path);
+      res.send('ok');
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      (await rawRequest(port, '/gone')).destroy();
+      await ran.promise;
+      // No slot held, under the real port or under port 0 (a destroyed socket's localPort).
+      assert.deepEqual(counts(m), []);
+      assert.deepEqual(served, []);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+      await m.close();
+    }
+  });
+
+  it('Fastify, behind an earlier onRequest hook that waits: neither judged nor answered, no slot taken', async () => {
+    const m = await mesh([destinationRule(ONE_AND_FIVE_H1)]);
+    const app = Fastify({ ...m.fastifyOptions(), forceCloseConnections: true });
+    const ran = deferred();
+    const statuses: number[] = [];
+    app.addHook('onRequest', (_req, reply, done) => {
+      reply.raw.once('close', () => {
+        done();
+        ran.resolve();
+      });
+    });
+    app.addHook('onResponse', (_req, reply, done) => {
+      statuses.push(reply.statusCode);
+      done();
+    });
+    await app.register(m.fastify() as never);
+    app.get('/*', () => 'ok');
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      (await rawRequest((app.server.address() as AddressInfo).port, '/gone')).destroy();
+      await ran.promise;
+      assert.deepEqual(counts(m), []);
+      assert.deepEqual(statuses, []);
+    } finally {
+      await app.close();
       await m.close();
     }
   });

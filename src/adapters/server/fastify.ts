@@ -17,7 +17,7 @@ import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guar
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders } from './headers.ts';
-import { connectionOf, enterContext, first, internalError, notNormalized, releaseOnClose } from './node.ts';
+import { connectionOf, enterContext, first, internalError, isGone, notNormalized, releaseOnClose } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
@@ -43,6 +43,7 @@ export interface FastifyReplyLike {
   code(status: number): FastifyReplyLike;
   header(name: string, value: string): FastifyReplyLike;
   send(body?: unknown): FastifyReplyLike;
+  hijack(): FastifyReplyLike;
 }
 /**
  * The slice of a Fastify instance the plugin uses.
@@ -221,6 +222,13 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
       if (judged !== undefined) {
         // Already judged (a server from mesh.createServer): once is enough.
         request.meshlet = judged;
+        next();
+        return;
+      }
+      if (g.pooled && isGone(raw, reply.raw)) {
+        // The caller went away during an earlier hook: its 'close' has fired already, so a slot it
+        // took would never be released. Nobody to judge, serve or answer.
+        reply.hijack();
         next();
         return;
       }

@@ -171,6 +171,9 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
     next();
     return;
   }
+  // The caller went away before the mesh ran (during an earlier async middleware): its 'close'
+  // has fired already, so a slot it took would never be released. Nobody to judge or serve.
+  if (guard.pooled && isGone(req, res)) return;
   const viewed = guard.active;
   const headers = viewed ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
   let names = viewed ? namesOfLastView() : undefined;
@@ -246,6 +249,11 @@ function judgeNode(
 export function releaseOnClose(res: ServerResponse, j: Promise<Judgement>): void {
   const view = pendingRequest(j);
   if (view !== undefined) res.once('close', () => releaseSlot(view));
+}
+
+/** Whether the caller of `req` is gone: the response closed, or the connection (its 'close' may not have come yet). */
+export function isGone(req: IncomingMessage, res: ServerResponse): boolean {
+  return res.closed || res.destroyed || req.socket?.destroyed === true;
 }
 
 export function first(v: string | string[] | undefined): string | undefined {
