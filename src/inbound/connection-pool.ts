@@ -53,12 +53,14 @@ export const OVERFLOW_DETAILS = 'upstream_reset_before_response_started{overflow
 /** A request's hold on a slot, or its place in the queue. */
 class Slot implements SlotWaiter, PoolSlot {
   readonly #limiter: RequestLimiter;
+  readonly #req: InboundRequest;
   /** 0 waiting, 1 holding, 2 done. */
   #state: 0 | 1 | 2 = 0;
   #resolve: ((r: PhaseResult) => void) | undefined;
 
-  constructor(limiter: RequestLimiter) {
+  constructor(limiter: RequestLimiter, req: InboundRequest) {
     this.#limiter = limiter;
+    this.#req = req;
   }
 
   /** Taken at once. */
@@ -75,6 +77,14 @@ class Slot implements SlotWaiter, PoolSlot {
 
   grant(): void {
     if (this.#state !== 0) return;
+    if (this.#req.alive?.() === false) {
+      // The caller is gone (its connection closed with another's, its close not seen yet): the
+      // slot goes on to the next waiter, the request to nobody.
+      this.#state = 2;
+      this.#limiter.release();
+      this.#resolve?.(GONE_DENIAL);
+      return;
+    }
     this.#state = 1;
     this.#resolve?.(undefined);
   }
@@ -92,6 +102,11 @@ class Slot implements SlotWaiter, PoolSlot {
 
 /** What a request that waited for a slot and whose caller went away gets (nobody reads it). */
 const GONE_DENIAL: Denial = Object.freeze({ status: 503, grpcStatus: 1, body: 'downstream disconnected', reason: 'the caller went away while waiting for a slot', phase: 'connection-pool' });
+
+/** Whether `d` is what a request whose caller went away while it waited gets: the adapter answers nobody. */
+export function callerGone(d: Denial): boolean {
+  return d === GONE_DENIAL;
+}
 
 /** Marks a request whose caller went away before the connection-pool phase ran. */
 const GONE: PoolSlot = Object.freeze({ release(): void {} });
@@ -131,7 +146,7 @@ export class InboundPoolPhase implements Phase {
     if (req.slot === GONE) return GONE_DENIAL;
     const l = this.pools.limiter(req.localPort, req.protocol === 'grpc');
     if (l === undefined) return undefined;
-    const slot = new Slot(l);
+    const slot = new Slot(l, req);
     const r = l.acquire(slot);
     if (r === 'go') {
       slot.hold();

@@ -15,7 +15,7 @@ import type { WorkloadIdentity } from '../core/observe.ts';
 import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
 import { normalizePath, type PathNormalization } from './path.ts';
 import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
-export { releaseSlot } from './connection-pool.ts';
+export { callerGone, releaseSlot } from './connection-pool.ts';
 import type { InboundTlsStats } from './tls-stats.ts';
 
 /**
@@ -212,6 +212,7 @@ export class InboundGuard {
       trace: undefined,
       headersChanged: false,
       slot: undefined,
+      alive: undefined,
     };
     const a = this.#pipeline.admit(req);
     if (!(a instanceof Promise)) return verdict(req, a, grpc, path);

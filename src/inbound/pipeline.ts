@@ -77,6 +77,12 @@ export interface InboundRequest {
   headersChanged: boolean;
   /** Set by the connection-pool phase: the request's slot (or its place in the queue), which the adapter releases when the response ends or the caller goes away. */
   slot?: PoolSlot | undefined;
+  /**
+   * Set by the adapter while the connection-pool phase is in use: whether the caller is still
+   * there. A slot that falls to a waiting request whose caller is gone (its connection closed, the
+   * close not yet seen) goes on to the next waiter, and the request to nobody.
+   */
+  alive?: (() => boolean) | undefined;
 }
 
 /**

@@ -562,3 +562,75 @@ describe('a caller that went away before the mesh ran', () => {
     }
   });
 });
+
+describe('connections closed together', () => {
+  it('node:http: a waiting request whose connection closed with the one in flight is not handed to the app; the slot goes on', async () => {
+    const m = await mesh([destinationRule(ONE_AND_FIVE_H1)]);
+    const gates = new Gates();
+    const server = m.createServer((req: IncomingMessage, res: ServerResponse) => {
+      void answer(gates, req.url ?? '/').then((t) => res.end(t));
+    });
+    const port = await listen(server);
+    try {
+      await rawRequest(port, '/hold/a');
+      await gates.entered('a');
+      await rawRequest(port, '/hold/b');
+      await rawRequest(port, '/hold/c');
+      await until(() => poolOf(m, port)?.pending === 2, 'b and c waiting');
+      // Destroyed at once, as mesh.close() past closeTimeoutMs does: every 'close' comes after the last destroy.
+      server.closeAllConnections();
+      await until(() => poolOf(m, port)?.active === 0 && poolOf(m, port)?.pending === 0, 'every slot back');
+      assert.deepEqual(gates.seen, ['a']);
+      // The pool still works.
+      await rawRequest(port, '/hold/d');
+      await gates.entered('d');
+    } finally {
+      gates.releaseAll();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await m.close();
+    }
+  });
+
+  it('Fastify: a waiting caller that left, and one whose connection closed with the request in flight, are answered nothing and not handed to the app', async () => {
+    const m = await mesh([destinationRule(ONE_AND_FIVE_H1)]);
+    const gates = new Gates();
+    const app = Fastify({ ...m.fastifyOptions(), forceCloseConnections: true });
+    const ends: InboundEndMessage[] = [];
+    const onEnd = (msg: unknown) => ends.push(msg as InboundEndMessage);
+    subscribe('meshlet:inbound:end', onEnd);
+    const statuses: number[] = [];
+    app.addHook('onResponse', (_req, reply, done) => {
+      statuses.push(reply.statusCode);
+      done();
+    });
+    await app.register(m.fastify() as never);
+    app.all('/*', (req) => answer(gates, req.url));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (app.server.address() as AddressInfo).port;
+    try {
+      await rawRequest(port, '/hold/a');
+      await gates.entered('a');
+      const left = await rawRequest(port, '/hold/left');
+      await rawRequest(port, '/hold/b');
+      await until(() => poolOf(m, port)?.pending === 2, 'left and b waiting');
+      left.destroy();
+      await until(() => poolOf(m, port)?.pending === 1, 'left out of the queue');
+      app.server.closeAllConnections();
+      await until(() => poolOf(m, port)?.active === 0 && poolOf(m, port)?.pending === 0, 'every slot back');
+      assert.deepEqual(gates.seen, ['a']);
+      await until(() => ends.length === 3, 'three ends');
+      // Nobody answered: Envoy's downstream disconnect, no made-up 503 in the telemetry or in onResponse.
+      assert.deepEqual(
+        ends.map((e) => `${e.path} ${e.status} ${e.flags}`).sort(),
+        ['/hold/a 0 DC', '/hold/b 0 DC', '/hold/left 0 DC'],
+      );
+      assert.deepEqual(statuses, []);
+    } finally {
+      unsubscribe('meshlet:inbound:end', onEnd);
+      gates.releaseAll();
+      await app.close();
+      await m.close();
+    }
+  });
+});

@@ -24,7 +24,7 @@ import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface
 import type { Metadata, ServerInterceptingCall, ServerInterceptingCallInterface, ServerInterceptor, ServerListener, ServerMethodDefinition } from '@grpc/grpc-js';
 import { joinContext, type MeshContext, reenterContext } from '../../core/context.ts';
 import type { Headers } from '../../core/handler.ts';
-import { type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
+import { callerGone, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
 import type { InboundRequest } from '../../inbound/pipeline.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { internalError } from '../server/node.ts';
@@ -125,6 +125,7 @@ class MeshServerCall {
   #headSent = false;
   /** The request view holding (or waiting for) a connection-pool slot, released when the status is sent or the call cancelled. */
   #pooled: InboundRequest | undefined;
+  #cancelled = false;
 
   constructor(o: GrpcServerSideOptions, path: string, next: ServerInterceptingCallInterface) {
     this.#o = o;
@@ -161,6 +162,7 @@ class MeshServerCall {
           },
       onReceiveHalfClose: (next) => this.enter(next),
       onCancel: () => {
+        this.#cancelled = true;
         this.#release();
         this.#ob?.cancelled();
       },
@@ -236,7 +238,11 @@ class MeshServerCall {
         return;
       }
       if (j instanceof Promise) {
-        if (guard.pooled) this.#pooled = pendingRequest(j);
+        if (guard.pooled) {
+          const v = pendingRequest(j);
+          if (v !== undefined) v.alive = () => !this.#cancelled;
+          this.#pooled = v;
+        }
         j.then(
           (x) => this.#proceed(x, md, next, handlerNow),
           (err: unknown) => this.#deny(internalError(err)),
@@ -261,6 +267,11 @@ class MeshServerCall {
 
   #proceed(j: Judgement, md: Metadata, next: (md: Metadata) => void, handlerNow: boolean): void {
     const ob = this.#ob;
+    if (j.serve ? j.request.slot !== undefined && this.#cancelled : callerGone(j.denial)) {
+      // Cancelled while it waited or took its slot: the slot goes back, nobody is answered.
+      this.#release();
+      return;
+    }
     ob?.judged(j);
     if (!j.serve) {
       this.sendStatus(denialStatus(this.#o.grpc, j.denial), (s) => this.#next.sendStatus(s));

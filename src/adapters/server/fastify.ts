@@ -17,7 +17,7 @@ import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guar
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders } from './headers.ts';
-import { connectionOf, enterContext, first, internalError, isGone, notNormalized, releaseOnClose } from './node.ts';
+import { connectionOf, enterContext, first, handedToNobody, internalError, isGone, notNormalized, releaseOnClose } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
@@ -171,9 +171,16 @@ function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: Fasti
     return;
   }
   if (j instanceof Promise) {
-    if (g.pooled) releaseOnClose(reply.raw, j);
+    if (g.pooled) releaseOnClose(request.raw, reply.raw, j);
     j.then(
-      (x) => proceedFastify(request, reply, next, x, absolute, ob),
+      (x) => {
+        if (handedToNobody(request.raw, reply.raw, x)) {
+          // Nobody to answer: no made-up 503 goes through the reply (its onSend hooks, its log).
+          reply.hijack();
+          return;
+        }
+        proceedFastify(request, reply, next, x, absolute, ob);
+      },
       (err: unknown) => refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type'])),
     );
     return;

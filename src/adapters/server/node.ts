@@ -12,7 +12,7 @@ import { AsyncResource } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
-import { type ConnectionInfo, type InboundGuard, type Judgement, pendingRequest, type RequestMeshInfo, releaseSlot } from '../../inbound/guard.ts';
+import { type ConnectionInfo, callerGone, type InboundGuard, type Judgement, pendingRequest, type RequestMeshInfo, releaseSlot } from '../../inbound/guard.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
@@ -224,9 +224,12 @@ function judgeNode(
     return;
   }
   if (j instanceof Promise) {
-    if (guard.pooled) releaseOnClose(res, j);
+    if (guard.pooled) releaseOnClose(req, res, j);
     j.then(
-      (x) => proceed(req, res, x, next, rewrite, headersChanged, mounted, ob),
+      (x) => {
+        if (handedToNobody(req, res, x)) return;
+        proceed(req, res, x, next, rewrite, headersChanged, mounted, ob);
+      },
       (err: unknown) => {
         const d = internalError(err);
         ob?.denied(d);
@@ -246,14 +249,29 @@ function judgeNode(
  * phase lets it go without taking one. (The response's 'close' comes after its end, and when the
  * connection closes first.)
  */
-export function releaseOnClose(res: ServerResponse, j: Promise<Judgement>): void {
+export function releaseOnClose(req: IncomingMessage, res: ServerResponse, j: Promise<Judgement>): void {
   const view = pendingRequest(j);
-  if (view !== undefined) res.once('close', () => releaseSlot(view));
+  if (view === undefined) return;
+  view.alive = () => !isGone(req, res);
+  res.once('close', () => releaseSlot(view));
 }
 
 /** Whether the caller of `req` is gone: the response closed, or the connection (its 'close' may not have come yet). */
 export function isGone(req: IncomingMessage, res: ServerResponse): boolean {
   return res.closed || res.destroyed || req.socket?.destroyed === true;
+}
+
+/**
+ * True when a judgement that came late is for nobody: a request that took a slot (or waited for
+ * one) whose caller is gone by now, or a waiting request whose caller left. Its slot goes back at
+ * once, and the request is neither answered nor handed to the app.
+ */
+export function handedToNobody(req: IncomingMessage, res: ServerResponse, x: Judgement): boolean {
+  if (!x.serve) return callerGone(x.denial);
+  const slot = x.request.slot;
+  if (slot === undefined || !isGone(req, res)) return false;
+  slot.release();
+  return true;
 }
 
 export function first(v: string | string[] | undefined): string | undefined {
