@@ -172,6 +172,30 @@ describe('inbound connection pool: the phase', () => {
     assert.equal(limiter?.pending, 1);
   });
 
+  it('a slot that falls to a waiting request whose caller is gone goes on to the next waiter', async () => {
+    const phase = phaseOf(load(dr('{tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 5}}')));
+    const first = request();
+    phase.run(first);
+    const dead = request();
+    const deadWaits = phase.run(dead) as Promise<PhaseResult>;
+    const live = request();
+    const liveWaits = phase.run(live) as Promise<PhaseResult>;
+    // The adapter's check: the connection is destroyed, its 'close' not seen yet.
+    dead.alive = () => false;
+    live.alive = () => true;
+    releaseSlot(first);
+    assert.equal((await deadWaits)?.phase, 'connection-pool');
+    assert.equal(await liveWaits, undefined);
+    const limiter = phase.pools.limiter(8080, false);
+    assert.equal(limiter?.active, 1);
+    assert.equal(limiter?.pending, 0);
+    // Its 'close', later, gives back nothing more.
+    releaseSlot(dead);
+    assert.equal(limiter?.active, 1);
+    releaseSlot(live);
+    assert.equal(limiter?.active, 0);
+  });
+
   it('ports and protocols have their own counters; unlimited ports take none', () => {
     const phase = phaseOf(load(dr('{tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}', 'httpbin', '    portLevelSettings: [{port: {number: 9000}, connectionPool: {tcp: {connectTimeout: 1s}}}]')));
     assert.equal(phase.run(request(8080)), undefined);
