@@ -121,7 +121,7 @@ spec:
 
 describe('inbound connection pool: the phase', () => {
   it('takes a slot, queues up to http1MaxPendingRequests, overflows beyond: 503 UO x-envoy-overloaded', async () => {
-    const phase = phaseOf(load(dr('{http: {http2MaxRequests: 1, http1MaxPendingRequests: 1}}')));
+    const phase = phaseOf(load(dr('{tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}')));
     const first = request();
     assert.equal(phase.run(first), undefined);
     assert.ok(first.slot !== undefined);
@@ -154,7 +154,7 @@ describe('inbound connection pool: the phase', () => {
   });
 
   it('a waiting request whose caller goes away leaves the queue; one gone before the phase takes no slot', async () => {
-    const phase = phaseOf(load(dr('{http: {http2MaxRequests: 1, http1MaxPendingRequests: 1}}')));
+    const phase = phaseOf(load(dr('{tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}')));
     const first = request();
     phase.run(first);
     const second = request();
@@ -210,7 +210,7 @@ describe('inbound connection pool: the phase', () => {
   });
 
   it('a reload keeps the counters: unchanged limits, and new limits applied to requests in flight', () => {
-    const one = load(dr('{http: {http2MaxRequests: 1, http1MaxPendingRequests: 5}}'));
+    const one = load(dr('{tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 5}}'));
     const a = compileInboundPool(one, WORKLOAD, 'istio-system');
     const held = request();
     assert.equal(a.phase?.run(held), undefined);
@@ -225,7 +225,7 @@ describe('inbound connection pool: the phase', () => {
     assert.equal(limiter?.active, 1);
     assert.equal(limiter?.pending, 2);
     // Two slots: the oldest waiter goes on at once; the request in flight still holds its slot.
-    const c = compileInboundPool(load(dr('{http: {http2MaxRequests: 2, http1MaxPendingRequests: 5}}')), WORKLOAD, 'istio-system', b.pools);
+    const c = compileInboundPool(load(dr('{tcp: {maxConnections: 2}, http: {http1MaxPendingRequests: 5}}')), WORKLOAD, 'istio-system', b.pools);
     assert.equal(limiter?.active, 2);
     assert.equal(limiter?.pending, 1);
     assert.equal(c.pools.limiter(8080, false), limiter);

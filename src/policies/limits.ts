@@ -1,10 +1,13 @@
 /**
  * Connection-pool circuit breaking for one cluster, as Envoy applies Istio's
  * `connectionPool` settings: at most `maxActive` requests in flight (http2MaxRequests, and
- * for HTTP/1.1 also maxConnections, since each request holds a connection), at most
- * `maxPending` waiting for one (http1MaxPendingRequests); anything beyond overflows (503, UO,
- * `x-envoy-overloaded: true`). Counters only: nothing is queued or allocated while the
- * limits are not reached, which with Istio's defaults (2^32−1) is always.
+ * for HTTP/1.1 also maxConnections, since each request holds a connection). Only a request
+ * waiting for a *connection* queues — HTTP/1.1 with every one of `maxConnections` busy — up to
+ * `maxPending` (http1MaxPendingRequests); a request beyond `http2MaxRequests` overflows at once,
+ * as Envoy's pool does (`max_requests` is checked when a stream is attached to a connection:
+ * `upstream_rq_pending_overflow`, never queued). Overflow: 503, UO, `x-envoy-overloaded: true`.
+ * Counters only: nothing is queued or allocated while the limits are not reached, which with
+ * Istio's defaults (2^32−1) is always.
  *
  * @module
  */
@@ -43,11 +46,13 @@ export class RequestLimiter {
    * `'overflow'` (rejected).
    */
   acquire(w: SlotWaiter): 'go' | 'queued' | 'overflow' {
-    if (this.active < this.limits.maxActive) {
+    const l = this.limits;
+    if (this.active < l.maxActive) {
       this.active++;
       return 'go';
     }
-    if (this.pending < this.limits.maxPending) {
+    // At max_requests: no waiting for it (only for a connection, below).
+    if (this.active < l.maxRequests && this.pending < l.maxPending) {
       this.#queue.push(w);
       return 'queued';
     }

@@ -33,7 +33,7 @@ describe('compileClusterSettings', () => {
     assert.equal(s.loadBalancer.kind, 'LEAST_REQUEST');
     assert.equal(s.loadBalancer.hashKey, undefined);
     assert.deepEqual(s.connectionPool, {
-      limits: { maxActive: UNLIMITED, maxPending: UNLIMITED, maxConnections: UNLIMITED, maxRetries: UNLIMITED },
+      limits: { maxActive: UNLIMITED, maxRequests: UNLIMITED, maxPending: UNLIMITED, maxConnections: UNLIMITED, maxRetries: UNLIMITED },
       connectTimeoutMs: 10_000,
       idleTimeoutMs: undefined,
       maxRequestsPerConnection: undefined,
@@ -81,7 +81,7 @@ describe('compileClusterSettings', () => {
   it('connection pool, table: HTTP/1.1 caps active by connections; HTTP/2 by http2MaxRequests; 0 is unset', () => {
     const pool = { tcp: { maxConnections: 4, connectTimeout: '250ms', idleTimeout: '7s' }, http: { http2MaxRequests: 10, http1MaxPendingRequests: 2, maxRetries: 0, maxRequestsPerConnection: 5, maxConcurrentStreams: 8 } };
     const rows: [string, TrafficPolicy, string, Record<string, unknown>][] = [
-      ['h1', { connectionPool: pool }, 'HTTP', { maxActive: 4, maxPending: 2, maxConnections: 4, maxRetries: UNLIMITED, h2: false }],
+      ['h1', { connectionPool: pool }, 'HTTP', { maxActive: 4, maxRequests: 10, maxPending: 2, maxConnections: 4, maxRetries: UNLIMITED, h2: false }],
       ['h2 by port protocol', { connectionPool: pool }, 'GRPC', { maxActive: 10, h2: true }],
       ['h2 by UPGRADE', { connectionPool: { ...pool, http: { ...pool.http, h2UpgradePolicy: 'UPGRADE' } } }, 'HTTP', { maxActive: 10, h2: true }],
       ['zeros are unset', { connectionPool: { tcp: { maxConnections: 0 }, http: { http1MaxPendingRequests: 0 } } }, 'HTTP', { maxActive: UNLIMITED, maxPending: UNLIMITED }],

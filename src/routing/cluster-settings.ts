@@ -33,7 +33,10 @@ export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
 
 /** The thresholds a cluster's pool enforces. */
 export interface PoolLimits {
+  /** Requests in flight: `maxRequests`, and for HTTP/1.1 also `maxConnections` (each request holds a connection). */
   readonly maxActive: number;
+  /** `http2MaxRequests` (Envoy's `max_requests`): a hard cap — a request beyond it overflows, it never waits. */
+  readonly maxRequests: number;
   readonly maxPending: number;
   readonly maxConnections: number;
   readonly maxRetries: number;
@@ -50,6 +53,7 @@ export function poolLimits(pool: ConnectionPoolSettings | undefined, h2: boolean
   const maxRequests = limit(pool?.http?.http2MaxRequests);
   return Object.freeze({
     maxActive: h2 ? maxRequests : Math.min(maxRequests, maxConnections),
+    maxRequests,
     maxPending: limit(pool?.http?.http1MaxPendingRequests),
     maxConnections,
     maxRetries: limit(pool?.http?.maxRetries),

@@ -105,7 +105,7 @@ describe('meshlet routes: clusters with their compiled settings', () => {
         slowStart: null,
         locality: { failover: [{ from: 'us-east', to: 'us-west' }] },
       },
-      connectionPool: { maxActive: 4, maxPending: 2, maxConnections: 4, maxRetries: 3, connectTimeoutMs: 250, idleTimeoutMs: 30000, maxRequestsPerConnection: null, maxConnectionDurationMs: null, maxConcurrentStreams: 100, tcpKeepalive: null, http2KeepAlive: null },
+      connectionPool: { maxActive: 4, maxRequests: 4294967295, maxPending: 2, maxConnections: 4, maxRetries: 3, connectTimeoutMs: 250, idleTimeoutMs: 30000, maxRequestsPerConnection: null, maxConnectionDurationMs: null, maxConcurrentStreams: 100, tcpKeepalive: null, http2KeepAlive: null },
       outlierDetection: { consecutive5xx: 3, consecutiveGateway: 0, consecutiveLocalOrigin: 5, splitLocalOrigin: false, intervalMs: 5000, baseEjectionMs: 15000, maxEjectionMs: 300000, maxEjectionPercent: 10, errorCodes: null },
       retryBudget: { percent: 25, minRetryConcurrency: 3, maxRetries: 3 },
       tls: { mode: 'SIMPLE', sni: 'api.example.com', subjectAltNames: ['api.example.com'], credentialName: null, caCertificates: null, clientCertificate: null, privateKey: null, caCrl: null, insecureSkipVerify: null, applied: true },

@@ -3,8 +3,10 @@
  * (`mesh.createServer`), Express 5 and 4 (`app.use(mesh.express())`), Fastify 5 — and a grpc-js
  * server under `mesh.grpc.serverInterceptors()`: the inbound cluster's `connectionPool` (from the
  * service's DestinationRule, a Sidecar's ingress listener or `inboundConnectionPool`) lets
- * `http2MaxRequests` requests reach the app, queues `http1MaxPendingRequests` more, and answers
- * the rest 503 UO with `x-envoy-overloaded: true` (gRPC: UNAVAILABLE). Requests are held in the
+ * min(`maxConnections`, `http2MaxRequests`) HTTP/1.1 requests reach the app, queues up to
+ * `http1MaxPendingRequests` more while every "connection" is busy (never beyond
+ * `http2MaxRequests`, which gRPC calls are limited by alone), and answers the rest 503 UO with
+ * `x-envoy-overloaded: true` (gRPC: UNAVAILABLE). Requests are held in the
  * app with promises the test releases; a queued request is seen queued in `mesh.diagnostics()`.
  */
 import assert from 'node:assert/strict';
@@ -161,7 +163,7 @@ const destinationRule = (pool: object, portLevel?: object[]) => ({
   spec: { host: 'httpbin', trafficPolicy: { connectionPool: pool, ...(portLevel === undefined ? {} : { portLevelSettings: portLevel }) } },
 });
 
-const ONE_AND_ONE = { http: { http2MaxRequests: 1, http1MaxPendingRequests: 1 } };
+const ONE_AND_ONE = { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1 } };
 
 function mesh(config: object[] | string, options: Partial<Parameters<typeof createMesh>[0]> = {}): Promise<Mesh> {
   return createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config, watch: false, logger: { warn: () => {} }, ...options });
@@ -323,8 +325,8 @@ describe('which connectionPool applies, per port', () => {
         metadata: { name: 'httpbin', namespace: 'foo' },
         spec: {
           workloadSelector: { labels: { app: 'httpbin' } },
-          ingress: [{ port: { number: b, protocol: 'HTTP', name: 'http' }, defaultEndpoint: `127.0.0.1:${b}`, connectionPool: { http: { http2MaxRequests: 2, http1MaxPendingRequests: 1 } } }],
-          inboundConnectionPool: { http: { http2MaxRequests: 1, http1MaxPendingRequests: 2 } },
+          ingress: [{ port: { number: b, protocol: 'HTTP', name: 'http' }, defaultEndpoint: `127.0.0.1:${b}`, connectionPool: { tcp: { maxConnections: 2 }, http: { http1MaxPendingRequests: 1 } } }],
+          inboundConnectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 2 } },
         },
       },
     ]);
@@ -334,7 +336,7 @@ describe('which connectionPool applies, per port', () => {
       assert.deepEqual(await fill(s, s.a.port, ['a1', 'a2', 'a3', 'a4']), ['in', 0, 0, 503]);
       const x = await s.m.explainInbound({ url: '/', port: s.b.port });
       assert.equal(x.connectionPool?.source, `Sidecar foo/httpbin ingress[0] (port ${s.b.port})`);
-      assert.match(x.toString(), new RegExp(`Inbound pool:\\s+inbound\\|${s.b.port}\\|\\|: 2 in flight at most \\(HTTP/1.1; gRPC 2\\), 1 waiting`));
+      assert.match(x.toString(), new RegExp(`Inbound pool:\\s+inbound\\|${s.b.port}\\|\\|: 2 in flight at most \\(HTTP/1.1; gRPC no limit\\), 1 waiting`));
       for (const id of ['a1', 'a2', 'a3', 'b1', 'b2', 'b3']) s.gates.release(id);
       await until(() => poolOf(s.m, s.a.port)?.active === 0 && poolOf(s.m, s.b.port)?.active === 0, 'every slot released');
     } finally {
@@ -358,7 +360,7 @@ describe('a config reload', () => {
       const b = raw(port, '/hold/b');
       await until(() => poolOf(m, port)?.pending === 1, 'b queued');
       // Two slots: b goes in at once, a still holds its slot.
-      writeFileSync(file, JSON.stringify(destinationRule({ http: { http2MaxRequests: 2, http1MaxPendingRequests: 1 } })));
+      writeFileSync(file, JSON.stringify(destinationRule({ tcp: { maxConnections: 2 }, http: { http1MaxPendingRequests: 1 } })));
       assert.equal(await m.reload(), true);
       await gates.entered('b');
       assert.deepEqual(poolOf(m, port), { cluster: `inbound|${port}||`, protocol: 'http1', active: 2, pending: 0, overflows: 0, maxActive: 2, maxPending: 1 });
@@ -436,8 +438,8 @@ describe('inbound telemetry', () => {
 });
 
 describe('a grpc-js server', () => {
-  it('one call in the handler, one waiting, the third UNAVAILABLE with x-envoy-overloaded; a cancelled waiting call leaves the queue', async () => {
-    const m = await mesh([destinationRule(ONE_AND_ONE)]);
+  it('http2MaxRequests 1: one call in the handler, the next UNAVAILABLE at once with x-envoy-overloaded (HTTP/2: nothing waits for max_requests); a cancelled call frees its slot', async () => {
+    const m = await mesh([destinationRule({ http: { http2MaxRequests: 1, http1MaxPendingRequests: 5 } })]);
     const gates = new Gates();
     const s = await startMeshGrpcServer(m, 'insecure', {
       Unary: (call, cb) => {
@@ -449,32 +451,24 @@ describe('a grpc-js server', () => {
     try {
       const first = unary(client, { text: 'a' });
       await gates.entered('a');
-      const second = unary(client, { text: 'b' });
-      await until(() => pool()?.pending === 1, 'b queued');
-      const third = await unary(client, { text: 'c' });
-      assert.equal(third.error?.code, grpc.status.UNAVAILABLE);
-      assert.equal(third.error?.details, OVERFLOW);
-      assert.deepEqual(third.trailers?.get('x-envoy-overloaded'), ['true']);
+      const second = await unary(client, { text: 'b' });
+      assert.equal(second.error?.code, grpc.status.UNAVAILABLE);
+      assert.equal(second.error?.details, OVERFLOW);
+      assert.deepEqual(second.trailers?.get('x-envoy-overloaded'), ['true']);
+      assert.equal(pool()?.pending, 0);
       gates.release('a');
       assert.equal((await first).reply?.text, 'a');
-      await gates.entered('b');
-      gates.release('b');
-      assert.equal((await second).reply?.text, 'b');
-      await until(() => pool()?.active === 0, 'slots released');
-      // A waiting call cancelled by its caller leaves the queue; a cancelled call in the handler frees its slot.
+      await until(() => pool()?.active === 0, 'slot released');
+      // A cancelled call in the handler frees its slot.
       const held = client.Unary({ text: 'd' }, md({}), {}, () => {});
       await gates.entered('d');
-      const waiting = client.Unary({ text: 'e' }, md({}), {}, () => {});
-      await until(() => pool()?.pending === 1, 'e queued');
-      waiting.cancel();
-      await until(() => pool()?.pending === 0, 'e out of the queue');
       held.cancel();
       await until(() => pool()?.active === 0, "d's slot released");
       const now = unary(client, { text: 'now' });
       await gates.entered('now');
       gates.release('now');
       assert.equal((await now).reply?.text, 'now');
-      assert.deepEqual(gates.seen, ['a', 'b', 'd', 'now']);
+      assert.deepEqual(gates.seen, ['a', 'd', 'now']);
       assert.equal(pool()?.overflows, 1);
     } finally {
       gates.releaseAll();

@@ -66,7 +66,7 @@ function call(outbound: Outbound, transport: string, protocol: 'http1' | 'grpc',
 async function outboundWith(http: CallTransport, grpc: CallTransport, clock: ManualClock) {
   const { resources, ok, issues } = await loadConfig([
     serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: 1 }]),
-    destinationRule('svc', 'svc', { trafficPolicy: { connectionPool: { http: { http2MaxRequests: 1, http1MaxPendingRequests: 10 } }, outlierDetection: { consecutive5xxErrors: 2, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 100 } } }),
+    destinationRule('svc', 'svc', { trafficPolicy: { connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 10 } }, outlierDetection: { consecutive5xxErrors: 2, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 100 } } }),
   ] as object[]);
   assert.ok(ok, issues.all.map(String).join('\n'));
   return new Outbound(compileSnapshot(resources, { service: 'client' }), {
@@ -86,7 +86,7 @@ async function outboundWith(http: CallTransport, grpc: CallTransport, clock: Man
 const flush = () => new Promise((r) => setImmediate(r));
 
 describe('one cluster, two transports', () => {
-  it('each call goes to the transport it names; both share the cluster\'s limiter (maxRequests 1)', async () => {
+  it('each call goes to the transport it names; both share the cluster\'s limiter (an HTTP/1.1 port, maxConnections 1: one in flight, the other waits)', async () => {
     const clock = new ManualClock();
     const http = fakeTransport('http', () => 'reset');
     const grpc = fakeTransport('grpc', () => 'reset');

@@ -282,7 +282,7 @@ spec:
     grpc: { code: 'OK', upstream: 'good', hits: { bad: 2, good: 8 }, served: { good: [8, 8] } },
   },
   {
-    name: 'pool overflow (http2MaxRequests 1, 1 pending): 503 UO / UNAVAILABLE UO, not sent',
+    name: 'pool overflow (http2MaxRequests 1; nothing waits for it, whatever http1MaxPendingRequests): 503 UO / UNAVAILABLE UO, not sent',
     yaml: `${vs('  - route: [{destination: {host: echo}}]\n    retries: {attempts: 0}')}
 ---
 apiVersion: networking.istio.io/v1
