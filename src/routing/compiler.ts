@@ -241,30 +241,7 @@ export class Compiler {
    */
   egressRoute(dest: Destination, namespace: string): CompiledRoute {
     const target = dest.host.includes('.') ? this.target(dest, 100, namespace, undefined, undefined) : asWritten(dest, namespace);
-    const decisions: RouteDecision[] = [];
-    const route: CompiledRoute = {
-      name: 'allow_any',
-      virtualService: undefined,
-      index: 0,
-      matchers: NO_MATCHERS,
-      action: 'forward',
-      targets: Object.freeze([target]),
-      cumulativeWeights: ONE_HUNDRED,
-      timeoutMs: undefined,
-      retry: compileRetry({ attempts: 0 }),
-      fault: undefined,
-      mirrors: NO_MIRRORS,
-      requestHeaders: undefined,
-      responseHeaders: undefined,
-      rewrite: undefined,
-      redirect: undefined,
-      directResponse: undefined,
-      decisions,
-      toString: () => describeRoute(route),
-    };
-    decisions.push(Object.freeze({ route, target }));
-    Object.freeze(decisions);
-    return Object.freeze(route);
+    return singleTargetRoute('allow_any', target, compileRetry({ attempts: 0 }));
   }
 
   /**
@@ -287,30 +264,34 @@ export class Compiler {
       responseHeaders: undefined,
       authority: undefined,
     });
-    const decisions: RouteDecision[] = [];
-    const route: CompiledRoute = {
-      name: 'default',
-      virtualService: undefined,
-      index: 0,
-      matchers: NO_MATCHERS,
-      action: 'forward',
-      targets: Object.freeze([target]),
-      cumulativeWeights: ONE_HUNDRED,
-      timeoutMs: undefined,
-      retry: compileRetry(undefined),
-      fault: undefined,
-      mirrors: NO_MIRRORS,
-      requestHeaders: undefined,
-      responseHeaders: undefined,
-      rewrite: undefined,
-      redirect: undefined,
-      directResponse: undefined,
-      decisions,
-      toString: () => describeRoute(route),
-    };
-    decisions.push(Object.freeze({ route, target }));
-    Object.freeze(decisions);
-    return Object.freeze(route);
+    return singleTargetRoute('default', target, compileRetry(undefined));
   }
 }
 
+/** A route that forwards everything to one target (no matchers, rewrites, faults or mirrors). */
+function singleTargetRoute(name: string, target: RouteTarget, retry: CompiledRoute['retry']): CompiledRoute {
+  const decisions: RouteDecision[] = [];
+  const route: CompiledRoute = {
+    name,
+    virtualService: undefined,
+    index: 0,
+    matchers: NO_MATCHERS,
+    action: 'forward',
+    targets: Object.freeze([target]),
+    cumulativeWeights: ONE_HUNDRED,
+    timeoutMs: undefined,
+    retry,
+    fault: undefined,
+    mirrors: NO_MIRRORS,
+    requestHeaders: undefined,
+    responseHeaders: undefined,
+    rewrite: undefined,
+    redirect: undefined,
+    directResponse: undefined,
+    decisions,
+    toString: () => describeRoute(route),
+  };
+  decisions.push(Object.freeze({ route, target }));
+  Object.freeze(decisions);
+  return Object.freeze(route);
+}
