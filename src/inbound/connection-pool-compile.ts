@@ -9,12 +9,10 @@
  * @module
  */
 import { DestinationRuleIndex, effectivePolicy, ROOT_NAMESPACE } from '../config/destination-policy.ts';
-import { resolveHost } from '../config/hosts.ts';
-import { convertProtocol } from '../config/protocol.ts';
 import { kubeServiceHost } from '../config/registry-kube.ts';
-import { type AnyResource, byAge, type Resource } from '../config/resource.ts';
+import type { AnyResource, Resource } from '../config/resource.ts';
+import { H2_PROTOCOLS, type InboundService, inboundServices } from './inbound-services.ts';
 import type { ConnectionPoolSettings } from '../config/types/networking.ts';
-import { labelsMatch } from '../config/workloads.ts';
 import { selectSidecar } from '../config/sidecar-scope.ts';
 import { type PoolLimits, poolLimits, RequestLimiter, UNLIMITED } from '../policies/limits.ts';
 
@@ -47,49 +45,6 @@ export interface InboundPortPool {
   readonly settings: ConnectionPoolSettings | undefined;
   /** Where they come from: `Sidecar ns/name ingress[i]`, `Sidecar ns/name inboundConnectionPool`, `DestinationRule ns/name portLevelSettings (port 80)`, `DestinationRule ns/name`; undefined when none. */
   readonly source: string | undefined;
-}
-
-/** A service port reaching a local port. */
-interface InboundService {
-  readonly host: string;
-  readonly namespace: string;
-  readonly servicePort: number;
-  readonly h2: boolean;
-}
-
-const H2 = new Set(['HTTP2', 'GRPC']);
-
-/** The services (Services, ServiceEntries with a `workloadSelector`) that select the workload, by the local port they reach, oldest first. */
-function inboundServices(resources: readonly AnyResource[], workload: InboundPoolWorkload): Map<number, InboundService[]> {
-  const out = new Map<number, InboundService[]>();
-  const add = (local: number | undefined, s: InboundService) => {
-    if (local === undefined) return;
-    const list = out.get(local) ?? [];
-    list.push(s);
-    out.set(local, list);
-  };
-  const selecting = resources.filter((r) => r.metadata.namespace === workload.namespace && (r.kind === 'Service' || r.kind === 'ServiceEntry')).sort(byAge);
-  for (const r of selecting) {
-    if (r.kind === 'Service') {
-      const sel = r.spec.selector;
-      if (sel === undefined || Object.keys(sel).length === 0 || !labelsMatch(sel, workload.labels)) continue;
-      const host = kubeServiceHost(r.metadata.name, r.metadata.namespace);
-      for (const p of r.spec.ports ?? []) {
-        const t = p.targetPort;
-        const h2 = H2.has(convertProtocol(p.port, p.name, p.protocol, p.appProtocol));
-        add(t === undefined ? p.port : typeof t === 'number' ? t : /^\d+$/.test(t) ? Number(t) : workload.ports?.[t], { host, namespace: r.metadata.namespace, servicePort: p.port, h2 });
-      }
-    } else if (r.kind === 'ServiceEntry') {
-      const sel = r.spec.workloadSelector?.labels;
-      if (sel === undefined || !labelsMatch(sel, workload.labels)) continue;
-      const host = resolveHost(r.spec.hosts[0] ?? '', r.metadata.namespace);
-      for (const p of r.spec.ports ?? []) {
-        const h2 = H2.has(convertProtocol(p.number, p.name, undefined, p.protocol?.toLowerCase()));
-        add(p.targetPort ?? p.number, { host, namespace: r.metadata.namespace, servicePort: p.number, h2 });
-      }
-    }
-  }
-  return out;
 }
 
 function limited(pool: ConnectionPoolSettings | undefined): boolean {
@@ -204,7 +159,7 @@ export class CompiledInboundPools {
     const ingress = sc?.spec.ingress ?? [];
     // An ingress listener for the port says its protocol too.
     const listener = ingress.find((l) => l.port?.number === port);
-    const h2 = svc.h2 || H2.has((listener?.port?.protocol ?? '').toUpperCase());
+    const h2 = svc.h2 || H2_PROTOCOLS.has((listener?.port?.protocol ?? '').toUpperCase());
     if (sc !== undefined) {
       const i = ingress.findIndex((l) => l.port?.number === port && l.connectionPool !== undefined);
       if (i !== -1) return { port, cluster, service, h2, settings: ingress[i]?.connectionPool, source: `Sidecar ${sc.metadata.namespace}/${sc.metadata.name} ingress[${i}] (port ${port})` };

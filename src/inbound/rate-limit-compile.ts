@@ -27,6 +27,7 @@ import type { Clock } from '../core/clock.ts';
 import type { AnyResource, Resource } from '../config/resource.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../config/types/envoy-filter.ts';
 import type { LocalRateLimitSettings, RateLimitFilterPatch, RateLimitPolicySettings, RateLimitRoutePatch } from '../config/types/local-rate-limit.ts';
+import { inboundServices } from './inbound-services.ts';
 import { rateLimitPatches } from '../config/validate/envoy-filter.ts';
 import { labelsMatch } from '../config/workloads.ts';
 import { DescriptorBuilder } from '../policies/rate-limit/descriptors.ts';
@@ -109,27 +110,7 @@ export function selectEnvoyFilters(resources: readonly AnyResource[], workload: 
 /** Service port(s) reaching each local port, from the Services and ServiceEntries that select the workload. */
 export function inboundServicePorts(resources: readonly AnyResource[], workload: RateLimitWorkload): Map<number, number[]> {
   const out = new Map<number, number[]>();
-  const add = (local: number | undefined, servicePort: number) => {
-    if (local === undefined) return;
-    const list = out.get(local) ?? [];
-    if (!list.includes(servicePort)) list.push(servicePort);
-    out.set(local, list);
-  };
-  for (const r of resources) {
-    if (r.metadata.namespace !== workload.namespace) continue;
-    if (r.kind === 'Service') {
-      const sel = r.spec.selector;
-      if (sel === undefined || Object.keys(sel).length === 0 || !labelsMatch(sel, workload.labels)) continue;
-      for (const p of r.spec.ports ?? []) {
-        const t = p.targetPort;
-        add(t === undefined ? p.port : typeof t === 'number' ? t : /^\d+$/.test(t) ? Number(t) : workload.ports?.[t], p.port);
-      }
-    } else if (r.kind === 'ServiceEntry') {
-      const sel = r.spec.workloadSelector?.labels;
-      if (sel === undefined || !labelsMatch(sel, workload.labels)) continue;
-      for (const p of r.spec.ports ?? []) add(p.targetPort ?? p.number, p.number);
-    }
-  }
+  for (const [local, services] of inboundServices(resources, workload)) out.set(local, [...new Set(services.map((s) => s.servicePort))]);
   return out;
 }
 
