@@ -50,7 +50,8 @@ export interface InboundPortPool {
 function limited(pool: ConnectionPoolSettings | undefined): boolean {
   if (pool === undefined) return false;
   const l = poolLimits(pool, false);
-  return l.maxActive !== UNLIMITED || l.maxPending !== UNLIMITED;
+  // Only a limit on requests in flight can refuse or hold one: a pending limit alone never applies.
+  return l.maxActive !== UNLIMITED;
 }
 
 /**
@@ -189,7 +190,7 @@ export class CompiledInboundPools {
     if (this.#limiters.has(key)) return this.#limiters.get(key);
     const limits = this.limitsFor(port, h2);
     let l: RequestLimiter | undefined;
-    if (limits.maxActive !== UNLIMITED || limits.maxPending !== UNLIMITED) {
+    if (limits.maxActive !== UNLIMITED) {
       // A request judged under an older config (it waited on an earlier phase across a reload)
       // counts on the same limiter, under the newest config's limits: an older config never sets them.
       const { latest, all } = this.#shared;

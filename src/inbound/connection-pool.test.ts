@@ -38,6 +38,7 @@ describe('inbound connection pool: which settings apply', () => {
   it('no setting, or settings that limit nothing: no phase', () => {
     assert.equal(compileInboundPool([], WORKLOAD, 'istio-system').phase, undefined);
     assert.equal(compileInboundPool(load(dr('{tcp: {connectTimeout: 1s}}')), WORKLOAD, 'istio-system').phase, undefined);
+    assert.equal(compileInboundPool(load(dr('{http: {http1MaxPendingRequests: 3}}')), WORKLOAD, 'istio-system').phase, undefined, 'a pending limit alone holds nothing');
   });
 
   it("the DestinationRule of the workload's own service; port-level settings by service port", () => {
@@ -205,8 +206,11 @@ describe('inbound connection pool: the phase', () => {
     const free = request(9000);
     assert.equal(phase.run(free), undefined);
     assert.equal(free.slot, undefined);
-    // gRPC: http2MaxRequests alone (unlimited here).
-    assert.equal(phase.run(request(8080, 'grpc')), undefined);
+    // gRPC: http2MaxRequests alone (unlimited here), so no counter and no slot, whatever the pending limit.
+    const grpcCall = request(8080, 'grpc');
+    assert.equal(phase.run(grpcCall), undefined);
+    assert.equal(grpcCall.slot, undefined);
+    assert.equal(phase.pools.limiter(8080, true), undefined);
   });
 
   it('a reload keeps the counters: unchanged limits, and new limits applied to requests in flight', () => {
