@@ -7,11 +7,8 @@
  */
 import { hostMatches, isVisible, resolveHost, specificity } from './hosts.ts';
 import { labelsMatch } from './registry.ts';
-import { byAge, ofKind, type AnyResource, type Resource } from './resource.ts';
+import { byAge, DEFAULT_ROOT_NAMESPACE, ofKind, type AnyResource, type Resource } from './resource.ts';
 import type { Subset, TrafficPolicy } from './types/networking.ts';
-
-/** Istio's root namespace: rules there apply mesh-wide. */
-export const ROOT_NAMESPACE = 'istio-system';
 
 /**
  * The DestinationRules for one host, merged: first rule's policy wins, subsets concatenated.
@@ -86,8 +83,12 @@ export class DestinationRuleIndex {
   readonly #wildcard: { host: string; rule: Resource<'DestinationRule'> }[] = [];
   /** Answers of {@link find} (a compile asks once per cluster: per subset and port of a service). */
   readonly #found = new Map<string, { svcNs: string; clientNs: string; rule: MergedDestinationRule | undefined }[]>();
+  /** MeshConfig `rootNamespace`: its rules are the mesh-wide fallback. */
+  readonly #root: string;
 
-  constructor(resources: readonly AnyResource[] | readonly Resource<'DestinationRule'>[], client: ClientWorkload) {
+  /** @param rootNamespace MeshConfig `rootNamespace`, whose rules apply when neither the client's nor the service's namespace has one. */
+  constructor(resources: readonly AnyResource[] | readonly Resource<'DestinationRule'>[], client: ClientWorkload, rootNamespace: string = DEFAULT_ROOT_NAMESPACE) {
+    this.#root = rootNamespace;
     for (const r of ofKind(resources as readonly AnyResource[], 'DestinationRule')) {
       const ns = r.metadata.namespace;
       if (!isVisible(r.spec.exportTo, ns, client.namespace)) continue;
@@ -129,13 +130,13 @@ export class DestinationRuleIndex {
     if (exact !== undefined && exact.length === 1 && this.#wildcard.length === 0) {
       const r = exact[0] as Resource<'DestinationRule'>;
       const ns = r.metadata.namespace;
-      return ns === clientNamespace || ns === serviceNamespace || ns === ROOT_NAMESPACE ? mergeRules(serviceHost, exact) : undefined;
+      return ns === clientNamespace || ns === serviceNamespace || ns === this.#root ? mergeRules(serviceHost, exact) : undefined;
     }
     const candidates = exact === undefined ? [] : [...exact];
     for (const w of this.#wildcard) if (hostMatches(w.host, serviceHost)) candidates.push(w.rule);
     if (candidates.length === 0) return undefined;
     // Istio looks only in these three namespaces, in this order.
-    for (const ns of [clientNamespace, serviceNamespace, ROOT_NAMESPACE]) {
+    for (const ns of [clientNamespace, serviceNamespace, this.#root]) {
       const tier = candidates.filter((r) => r.metadata.namespace === ns);
       if (tier.length === 0) continue;
       const selected = tier.some((r) => r.spec.workloadSelector !== undefined) ? tier.filter((r) => r.spec.workloadSelector !== undefined) : tier;
@@ -155,6 +156,7 @@ export function findDestinationRule(
   client: ClientWorkload,
   serviceHost: string,
   serviceNamespace: string,
+  rootNamespace: string = DEFAULT_ROOT_NAMESPACE,
 ): MergedDestinationRule | undefined {
-  return new DestinationRuleIndex(resources, client).find(serviceHost, serviceNamespace, client.namespace);
+  return new DestinationRuleIndex(resources, client, rootNamespace).find(serviceHost, serviceNamespace, client.namespace);
 }

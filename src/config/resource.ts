@@ -45,6 +45,9 @@ export type Kind = keyof SpecByKind;
  * API group (`''` is Kubernetes' core group, written `apiVersion: v1`) and the versions accepted, per kind.
  * @category Config
  */
+/** Istio's default root namespace (MeshConfig `rootNamespace`): its policies and defaults apply mesh-wide. */
+export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
+
 export const KIND_VERSIONS: Readonly<Record<Kind, { group: string; versions: readonly string[] }>> = {
   VirtualService: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
   DestinationRule: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },

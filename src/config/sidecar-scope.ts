@@ -18,13 +18,10 @@
  */
 import { DEFAULT_DOMAIN, hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost } from './hosts.ts';
 import type { Service, ServiceAlias, ServiceRegistry } from './registry.ts';
-import { type AnyResource, byAge, type Resource } from './resource.ts';
+import { type AnyResource, byAge, DEFAULT_ROOT_NAMESPACE, type Resource } from './resource.ts';
 import type { Destination, VirtualServiceSpec } from './types/networking.ts';
 import type { IstioEgressListener } from './types/sidecar.ts';
 import { labelsMatch } from './workloads.ts';
-
-/** The root namespace istiod reads mesh-wide defaults from, unless MeshConfig says otherwise. */
-export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
 
 /**
  * The Sidecar that applies to a workload (istiod's `getSidecarScope`), or undefined (no Sidecar:

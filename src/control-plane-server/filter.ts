@@ -12,15 +12,12 @@
  * @module
  */
 import { EXPORT_TO_ANNOTATION, isVisible, parseExportTo } from '../config/hosts.ts';
-import type { AnyResource } from '../config/resource.ts';
+import { type AnyResource, DEFAULT_ROOT_NAMESPACE } from '../config/resource.ts';
 import type { SidecarSpec } from '../config/types/sidecar.ts';
 import { labelsMatch } from '../config/workloads.ts';
 import { formatLabels, toWire, type ConfigEvent } from '../control-plane/protocol.ts';
 import { VisibleSelection } from './selection.ts';
 import type { ConfigState } from './store.ts';
-
-/** Istio's default root namespace: its policies apply mesh-wide. */
-export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
 
 /** The workload a config is filtered for. */
 export interface WorkloadKey {

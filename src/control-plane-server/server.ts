@@ -17,7 +17,7 @@ import { type MintOptions, TokenAuthority, type TokenSubject } from './auth.ts';
 import { ControlPlaneCa } from './ca/authority.ts';
 import type { ProvidedCaFiles } from './ca/provided.ts';
 import { FileConfigStore } from './file-store.ts';
-import { DEFAULT_ROOT_NAMESPACE } from './filter.ts';
+import { DEFAULT_ROOT_NAMESPACE } from '../config/resource.ts';
 import { DEFAULT_MAX_BODY_BYTES, type RequestContext } from './http.ts';
 import { PushHub } from './hub.ts';
 import { type ControlPlaneLimits, resolveLimits } from './limits.ts';

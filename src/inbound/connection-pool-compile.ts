@@ -8,9 +8,9 @@
  *
  * @module
  */
-import { DestinationRuleIndex, effectivePolicy, ROOT_NAMESPACE } from '../config/destination-policy.ts';
+import { DestinationRuleIndex, effectivePolicy } from '../config/destination-policy.ts';
 import { kubeServiceHost } from '../config/registry-kube.ts';
-import type { AnyResource, Resource } from '../config/resource.ts';
+import { type AnyResource, DEFAULT_ROOT_NAMESPACE, type Resource } from '../config/resource.ts';
 import { H2_PROTOCOLS, type InboundService, inboundServices } from './inbound-services.ts';
 import type { ConnectionPoolSettings } from '../config/types/networking.ts';
 import { selectSidecar } from '../config/sidecar-scope.ts';
@@ -91,12 +91,12 @@ export class CompiledInboundPools {
   /** Whether some setting that can apply limits anything (else no phase is built). */
   readonly canLimit: boolean;
 
-  constructor(resources: readonly AnyResource[], workload: InboundPoolWorkload, rootNamespace: string = ROOT_NAMESPACE, previous?: CompiledInboundPools) {
+  constructor(resources: readonly AnyResource[], workload: InboundPoolWorkload, rootNamespace: string = DEFAULT_ROOT_NAMESPACE, previous?: CompiledInboundPools) {
     this.#workload = workload;
     this.#services = inboundServices(resources, workload);
     // For inbound traffic Istio uses the DestinationRule without a workloadSelector.
     const rules = resources.filter((r) => !(r.kind === 'DestinationRule' && r.spec.workloadSelector !== undefined));
-    this.#rules = new DestinationRuleIndex(rules, { namespace: workload.namespace, labels: workload.labels });
+    this.#rules = new DestinationRuleIndex(rules, { namespace: workload.namespace, labels: workload.labels }, rootNamespace);
     this.#sidecar = selectSidecar(resources, workload.namespace, workload.labels, rootNamespace);
     this.#shared = previous === undefined ? { latest: this, all: new Map() } : previous.#shared;
     this.#shared.latest = this;

@@ -25,8 +25,8 @@ export class ClusterCompiler {
   readonly #rules: DestinationRuleIndex;
   readonly #cache: CompileCache | undefined;
 
-  constructor(resources: readonly AnyResource[], client: ClientWorkload, cache?: CompileCache) {
-    this.#rules = new DestinationRuleIndex(resources, client);
+  constructor(resources: readonly AnyResource[], client: ClientWorkload, rootNamespace: string, cache?: CompileCache) {
+    this.#rules = new DestinationRuleIndex(resources, client, rootNamespace);
     this.#client = client;
     this.#cache = cache;
   }

@@ -206,6 +206,18 @@ describe('DestinationRule lookup: namespace precedence, selector, exportTo (§1.
     });
   }
 
+  it('the root namespace is MeshConfig rootNamespace: with another one set, its rules apply mesh-wide and istio-system is an ordinary namespace', () => {
+    const inMeshRoot = dr('in-mesh-root', `host: ${FQDN}\nsubsets:\n- {name: from-shop, labels: {version: v2}}`, 'mesh-root');
+    const { resources, errors } = validateYaml([REVIEWS, vsAll, inRoot, inMeshRoot].join('---\n'));
+    assert.deepEqual(errors, []);
+    const present = (rootNamespace: string | undefined) => {
+      const s = compileSnapshot(resources, shopPp, rootNamespace === undefined ? {} : { rootNamespace });
+      return ALL.filter((n) => target(s, 'reviews.default:9080', `/${n}`).cluster !== undefined);
+    };
+    assert.deepEqual(present(undefined), ['from-root']);
+    assert.deepEqual(present('mesh-root'), ['from-shop']);
+  });
+
   it('within a namespace the most specific host wins: exact beats wildcard, in any order', () => {
     const wild = dr('wild', 'host: "*.default.svc.cluster.local"\nsubsets:\n- {name: from-default, labels: {version: v2}}');
     for (const docs of [[wild], [wild, inDefault], [inDefault, wild]]) {

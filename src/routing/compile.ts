@@ -21,8 +21,8 @@ import { contentVersion, contentVersionSteps } from '../config/version.ts';
 import { mergeDelegates } from '../config/delegation.ts';
 import { aliasesFor, hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost, specificity } from '../config/hosts.ts';
 import { ServiceRegistry, type Service, type ServiceAlias } from '../config/registry.ts';
-import { buildSidecarScope, DEFAULT_ROOT_NAMESPACE, importsPort, listenerFor, preferredService, type ScopedService, type ScopeListener, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
-import { byAge, type AnyResource, type Kind, type Resource } from '../config/resource.ts';
+import { buildSidecarScope, importsPort, listenerFor, preferredService, type ScopedService, type ScopeListener, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
+import { byAge, DEFAULT_ROOT_NAMESPACE, type AnyResource, type Kind, type Resource } from '../config/resource.ts';
 import { runNow, runSliced, type Steps } from '../config/steps.ts';
 import type { ServicePort } from '../config/types/networking.ts';
 import { ClusterCompiler } from './cluster-compiler.ts';
@@ -261,9 +261,10 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
     .sort((a, b) => exportClass(a, wl.namespace) - exportClass(b, wl.namespace) || byAge(a, b))
     .map((vs) => ({ vs, hosts: (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace)) }));
   // The Sidecar that applies, and what its egress listeners import (istiod's SidecarScope).
-  const sidecar = selectSidecar(resources, wl.namespace, wl.labels, options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE);
+  const rootNamespace = options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  const sidecar = selectSidecar(resources, wl.namespace, wl.labels, rootNamespace);
   const scope = sidecar === undefined ? undefined : buildSidecarScope(sidecar, wl.namespace, registry, vss);
-  const clusters = new ClusterCompiler(resources, wl, cache);
+  const clusters = new ClusterCompiler(resources, wl, rootNamespace, cache);
   const compiler = new Compiler(registry, wl, clusters, scope);
   const vsIndex = new VirtualServiceIndex(vss);
   // Each egress listener routes with the VirtualServices it selects.

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { ROOT_NAMESPACE } from '../destination-policy.ts';
+import { DEFAULT_ROOT_NAMESPACE as ROOT_NAMESPACE } from '../resource.ts';
 import { ofKind } from '../resource.ts';
 import { appliesToMesh, type Analyzer } from './context.ts';
 

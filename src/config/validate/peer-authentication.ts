@@ -7,11 +7,9 @@
  */
 import type { MutualTLSMode, PeerAuthenticationSpec } from '../types/security.ts';
 import { checkScope, selectorHasLabels } from './policy-scope.ts';
+import { DEFAULT_ROOT_NAMESPACE } from '../resource.ts';
 import { labelSelector } from './common.ts';
 import { fail, map, obj, oneOf, warn, type Validator } from './schema.ts';
-
-/** Istio's root namespace (MeshConfig `rootNamespace` default); mesh-wide policies live here. */
-export const ROOT_NAMESPACE = 'istio-system';
 
 const MODES: readonly MutualTLSMode[] = ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'];
 
@@ -42,11 +40,11 @@ export const peerAuthenticationSpec: Validator<PeerAuthenticationSpec> = obj<Pee
           fail(ctx, p, 'portLevelMtls is only allowed with a selector (Istio: "mesh/namespace peer authentication cannot have port level mTLS")');
         }
       }
-      if (withLabels && ctx.namespace === ROOT_NAMESPACE) {
+      if (withLabels && ctx.namespace === DEFAULT_ROOT_NAMESPACE) {
         warn(
           ctx,
           [...path, 'selector'],
-          `a PeerAuthentication with a selector in the root namespace (${ROOT_NAMESPACE}) is ignored by Istio; put it in the workload's namespace, or drop the selector to make it mesh-wide`,
+          `a PeerAuthentication with a selector in the root namespace (${DEFAULT_ROOT_NAMESPACE}) is ignored by Istio; put it in the workload's namespace, or drop the selector to make it mesh-wide`,
         );
       }
     },

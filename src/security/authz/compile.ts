@@ -21,9 +21,7 @@
  *
  * @module
  */
-import type { Resource } from '../../config/resource.ts';
-import { byAge } from '../../config/resource.ts';
-import { ROOT_NAMESPACE } from '../../config/validate/peer-authentication.ts';
+import { byAge, DEFAULT_ROOT_NAMESPACE, type Resource } from '../../config/resource.ts';
 import { NEVER, type Pred } from './generators.ts';
 import { compileRule, type RbacAction } from './rules.ts';
 import { type TrustDomainBundle, trustDomainBundle } from './trust-domain.ts';
@@ -203,7 +201,7 @@ function freeze(s: SetBuilder): RuleSets {
 export function compilePolicies(resources: readonly Resource[], workload: AuthzWorkload, options: AuthzOptions = {}): CompiledAuthz {
   const findings: AuthzFinding[] = [];
   const bundle = trustDomainBundle(options.trustDomain, options.trustDomainAliases);
-  const selected = selectPolicies(resources, workload, options.rootNamespace ?? ROOT_NAMESPACE, findings);
+  const selected = selectPolicies(resources, workload, options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE, findings);
   const sets: Record<'AUDIT' | 'DENY' | 'ALLOW', SetBuilder> = {
     AUDIT: { enforced: undefined, shadow: undefined, policies: [] },
     DENY: { enforced: undefined, shadow: undefined, policies: [] },

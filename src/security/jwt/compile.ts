@@ -18,16 +18,13 @@
  * @module
  */
 import { parseDuration } from '../../config/duration.ts';
-import { byAge, type Resource } from '../../config/resource.ts';
+import { byAge, DEFAULT_ROOT_NAMESPACE, type Resource } from '../../config/resource.ts';
 import type { JWTRule } from '../../config/types/security.ts';
 import { labelsMatch } from '../../config/workloads.ts';
 import type { JwksSource } from './jwks-source.ts';
 import { ruleLocations, type TokenLocation } from './locations.ts';
 import { type ClaimHeader, claimHeaders, DEFAULT_SPACE_DELIMITED } from './outputs.ts';
 import { audienceSet } from './token.ts';
-
-/** Istio's default root namespace (MeshConfig `rootNamespace`). */
-export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
 
 /** The default JWKS fetch timeout (JWTRule `timeout`). */
 export const DEFAULT_JWKS_TIMEOUT_MS = 5000;

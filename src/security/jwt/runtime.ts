@@ -8,10 +8,10 @@
  */
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
-import type { Resource } from '../../config/resource.ts';
+import { DEFAULT_ROOT_NAMESPACE, type Resource } from '../../config/resource.ts';
 import type { Dispatcher } from 'undici';
 import { JwtAuthenticator } from './authenticator.ts';
-import { type CompiledRule, compileRule, DEFAULT_ROOT_NAMESPACE, type JwtWorkload, placedRules, selectRequestAuthentications, timeoutOf } from './compile.ts';
+import { type CompiledRule, compileRule, type JwtWorkload, placedRules, selectRequestAuthentications, timeoutOf } from './compile.ts';
 import { createJwksAgent } from './fetch.ts';
 import { InlineJwksSource, type JwksSource, type JwksTiming, RemoteJwksSource, type SourceContext } from './jwks-source.ts';
 import { TokenCache } from './token-cache.ts';
