@@ -32,6 +32,7 @@
  * @module
  */
 import type { AnyResource } from '../config/resource.ts';
+import { channels, type PoolOverflowMessage, type WorkloadIdentity } from '../core/observe.ts';
 import type { RequestLimiter, SlotWaiter } from '../policies/limits.ts';
 import { CompiledInboundPools, type InboundPoolWorkload } from './connection-pool-compile.ts';
 import type { Denial, InboundRequest, Phase, PhaseResult, PoolSlot } from './pipeline.ts';
@@ -137,9 +138,12 @@ const OVERFLOW_HEADERS = Object.freeze({ [OVERLOADED_HEADER]: 'true' });
 export class InboundPoolPhase implements Phase {
   readonly name = 'connection-pool' as const;
   readonly pools: CompiledInboundPools;
+  /** The mesh's workload, named in the overflows it publishes. */
+  readonly #workload: WorkloadIdentity | undefined;
 
-  constructor(pools: CompiledInboundPools) {
+  constructor(pools: CompiledInboundPools, workload?: WorkloadIdentity) {
     this.pools = pools;
+    this.#workload = workload;
   }
 
   run(req: InboundRequest): PhaseResult | Promise<PhaseResult> {
@@ -157,12 +161,15 @@ export class InboundPoolPhase implements Phase {
       req.slot = slot;
       return slot.wait();
     }
+    const cluster = `inbound|${req.localPort}||`;
+    const ch = channels.poolOverflow;
+    if (ch.hasSubscribers) ch.publish({ workload: this.#workload, call: req, cluster, active: l.active, pending: l.pending } satisfies PoolOverflowMessage);
     const d: PoolOverflowDenial = {
       status: 503,
       grpcStatus: 14,
       body: OVERFLOW_BODY,
       headers: OVERFLOW_HEADERS,
-      reason: `inbound|${req.localPort}|| overflow: ${l}`,
+      reason: `${cluster} overflow: ${l}`,
       phase: 'connection-pool',
       flag: OVERFLOW_FLAG,
     };
@@ -176,10 +183,17 @@ export class InboundPoolPhase implements Phase {
 
 /**
  * The connection-pool phase of `resources` for `workload`, or undefined when nothing limits its
- * inbound requests; `previous` (the phase or pools of the config before) hands over its limiters.
+ * inbound requests; `previous` (the phase or pools of the config before) hands over its limiters;
+ * `identity` (the mesh's) is named in the overflows published on `meshlet:pool:overflow`.
  */
-export function compileInboundPool(resources: readonly AnyResource[], workload: InboundPoolWorkload, rootNamespace: string, previous?: CompiledInboundPools): { readonly pools: CompiledInboundPools; readonly phase: InboundPoolPhase | undefined } {
+export function compileInboundPool(
+  resources: readonly AnyResource[],
+  workload: InboundPoolWorkload,
+  rootNamespace: string,
+  previous?: CompiledInboundPools,
+  identity?: WorkloadIdentity,
+): { readonly pools: CompiledInboundPools; readonly phase: InboundPoolPhase | undefined } {
   const pools = new CompiledInboundPools(resources, workload, rootNamespace, previous);
-  return { pools, phase: pools.canLimit ? new InboundPoolPhase(pools) : undefined };
+  return { pools, phase: pools.canLimit ? new InboundPoolPhase(pools, identity) : undefined };
 }
 

@@ -199,7 +199,7 @@ export class InboundPolicies {
     });
     if (this.#rateLimit !== undefined) phases.push(this.#rateLimit);
     // Last, as Envoy's circuit breaker is at the router: a refused request never takes a slot.
-    const pool = compileInboundPool(resources, { service: workload.service, namespace: workload.namespace, labels: workload.labels }, rootNamespace, this.#pools);
+    const pool = compileInboundPool(resources, { service: workload.service, namespace: workload.namespace, labels: workload.labels }, rootNamespace, this.#pools, workload);
     this.#pools = pool.pools;
     if (pool.phase !== undefined) phases.push(pool.phase);
     return phases;

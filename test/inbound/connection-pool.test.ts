@@ -26,6 +26,7 @@ import type { InboundEndMessage } from '../../src/core/observe.ts';
 import { type Echo, grpc, unary } from '../helpers/grpc.ts';
 import { md, plainClient, startMeshGrpcServer } from '../helpers/grpc-server.ts';
 import { listen, raw } from '../helpers/frameworks.ts';
+import { sdk } from '../helpers/metric-reader.ts';
 import { until } from '../helpers/until.ts';
 
 const OVERFLOW = 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
@@ -394,10 +395,11 @@ describe('a config reload', () => {
 });
 
 describe('inbound telemetry', () => {
-  it('the overflow is UO in meshlet:inbound:end and in the access log, with its details', async () => {
+  it('the overflow is UO in meshlet:inbound:end and in the access log, with its details, and counted in meshlet_pool_overflows_total', async () => {
     const lines: string[] = [];
+    const metrics = sdk();
     const m = await mesh([destinationRule(ONE_AND_ONE)], {
-      telemetry: { accessLog: { file: '/dev/stdout' } },
+      telemetry: { accessLog: { file: '/dev/stdout' }, ownMetrics: { meterProvider: metrics.provider } },
       logger: { warn: () => {}, info: (l: unknown) => (typeof l === 'string' && !l.startsWith('meshlet:') ? lines.push(l) : undefined) },
     });
     const gates = new Gates();
@@ -416,6 +418,8 @@ describe('inbound telemetry', () => {
       assert.equal(e.flags, 'UO');
       assert.equal(e.details, 'upstream_reset_before_response_started{overflow}');
       assert.equal(e.status, 503);
+      const cluster = `inbound|${server.port}||`;
+      assert.equal(await metrics.value('meshlet_pool_overflows_total', { cluster }), 1);
       gates.release('a');
       await a;
       gates.release('b');
@@ -428,11 +432,18 @@ describe('inbound telemetry', () => {
       await until(() => lines.length === 3, 'three access log lines');
       assert.match(lines[0] as string, /"GET \/hold\/c HTTP\/1\.1" 503 UO upstream_reset_before_response_started\{overflow\} /);
       assert.match(lines[1] as string, /"GET \/hold\/a HTTP\/1\.1" 200 - via_upstream /);
+      const points = await metrics.points('meshlet_pool_overflows_total');
+      assert.deepEqual(
+        points.map((p) => [p.attributes['cluster'], p.value]),
+        [[cluster, 1]],
+        'the requests served are no overflow',
+      );
     } finally {
       gates.releaseAll();
       unsubscribe('meshlet:inbound:end', onEnd);
       await server.close();
       await m.close();
+      await metrics.provider.shutdown();
     }
   });
 });

@@ -84,7 +84,7 @@ export const MESH_METRICS = {
   meshlet_pool_overflows_total: {
     kind: 'counter',
     unit: '{request}',
-    help: 'Attempts refused by the destination connection-pool limits (503, response flag UO), by cluster.',
+    help: 'Requests refused by connection-pool limits (503, response flag UO), by cluster: outbound attempts (outbound|port|subset|host) and inbound requests (inbound|port||).',
     labels: ['cluster'],
     envoy: 'cluster.<name>.upstream_rq_pending_overflow',
   },
