@@ -14,7 +14,7 @@ import './core/require-node.ts';
 export { Mesh } from './mesh.ts';
 export { createMesh } from './create-mesh.ts';
 export type { IdentityOption, MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent, TelemetryOptions, WatchStateEvent } from './mesh-options.ts';
-export type { MetricsOptions } from './telemetry/metrics/istio-metrics.ts';
+export type { MetricsOptions } from './telemetry/metrics/options.ts';
 export type { AccessLogOptions, EnvoyFileAccessLogProvider } from './telemetry/access-log/config.ts';
 export type { TracingOptions } from './telemetry/tracing/config.ts';
 export type { PropagationFormat } from './telemetry/tracing/propagation.ts';

@@ -16,7 +16,7 @@ import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEven
 import type { OutboundEvent } from './outbound/pipeline.ts';
 import type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
-import type { MetricsOptions } from './telemetry/metrics/istio-metrics.ts';
+import type { MetricsOptions } from './telemetry/metrics/options.ts';
 import type { AccessLogOptions } from './telemetry/access-log/config.ts';
 import type { TracingOptions } from './telemetry/tracing/config.ts';
 

@@ -1,7 +1,7 @@
 /**
  * The parts of a {@link Mesh}'s data plane and how they are wired to each other: the undici and
  * gRPC transports, the outbound pipeline over both, the undici dispatcher, the servers' side and
- * telemetry.
+ * telemetry; and, made when first used, its gRPC part (`mesh.grpc`).
  *
  * @module
  */
@@ -11,6 +11,7 @@ import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
 import { classifyUndiciError } from './adapters/undici/classify.ts';
 import { UndiciTransport } from './adapters/undici/transport.ts';
 import { GrpcTransport } from './adapters/grpc/transport.ts';
+import { MeshGrpc } from './adapters/grpc/mesh-grpc.ts';
 import { MeshServers } from './adapters/server/servers.ts';
 import { systemClock, systemRandom } from './core/clock.ts';
 import type { WorkloadIdentity } from './core/observe.ts';
@@ -132,4 +133,18 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
   );
   servers.guard.peerExchange = telemetry.peerHeaders;
   return { transport, grpcTransport, outbound, dispatcher, servers, telemetry };
+}
+
+/** @internal The gRPC part of a mesh (`mesh.grpc`: clients, server interceptors) over its outbound pipeline and servers. */
+export function buildMeshGrpc(o: MeshOptions, outbound: Outbound, servers: MeshServers, identity: WorkloadIdentity, logger: MeshLogger, closed: () => boolean): MeshGrpc {
+  const pipeline = outbound.dispatch;
+  return new MeshGrpc({
+    clock: outbound.clock,
+    errors: o.errors ?? 'respond',
+    retryBufferBytes: o.retryBufferBytes ?? 1024 * 1024,
+    workload: identity,
+    pipeline: () => pipeline,
+    closed,
+    server: { guard: () => servers.guard, tls: servers.tls, closeTimeoutMs: o.closeTimeoutMs ?? 5000, debug: logger.debug === undefined ? undefined : (m) => logger.debug?.(m) },
+  });
 }

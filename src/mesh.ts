@@ -1,6 +1,7 @@
 /**
  * `createMesh`: wires a config source, the compiled snapshot, the outbound pipeline and the
- * adapters into one object the application holds.
+ * adapters into one object the application holds. Its diagnostics are assembled in
+ * `mesh-diagnostics.ts`, its explanations in `mesh-explain.ts`.
  *
  * @module
  */
@@ -11,7 +12,7 @@ import { fetch as undiciFetch } from 'undici';
 import type { MeshDispatcher } from './adapters/undici/dispatcher.ts';
 import type { UndiciTransport } from './adapters/undici/transport.ts';
 import type { GrpcTransport } from './adapters/grpc/transport.ts';
-import { MeshGrpc } from './adapters/grpc/mesh-grpc.ts';
+import type { MeshGrpc } from './adapters/grpc/mesh-grpc.ts';
 import type { FastifyPlugin, FastifyServerOptions } from './adapters/server/fastify.ts';
 import type { MeshServers } from './adapters/server/servers.ts';
 import { currentContext, type MeshContext } from './core/context.ts';
@@ -22,17 +23,17 @@ import type { Registration, RegisterOptions } from './control-plane/registration
 import type { ConfigAppliedEvent, ConfigOrigin, ControlPlaneSource } from './control-plane/source.ts';
 import { InvalidArgumentError, MeshletError } from './core/errors.ts';
 import { type ConfigAppliedMessage, type ConfigRejectedMessage, channels, type WorkloadIdentity } from './core/observe.ts';
-import type { ErrorMode } from './core/exchange.ts';
-import { explain, type Explanation, type ExplainRequest } from './outbound/explain.ts';
-import { explainInbound, type InboundExplainRequest, type InboundExplanation } from './inbound/explain.ts';
+import type { Explanation, ExplainRequest } from './outbound/explain.ts';
+import type { InboundExplainRequest, InboundExplanation } from './inbound/explain.ts';
 import type { Outbound } from './outbound/pipeline.ts';
-import { describeDecision } from './outbound/tls-decision.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import type { IdentitySource } from './security/identity/source.ts';
 import type { Snapshot } from './routing/compile.ts';
 import type { MeshTelemetry } from './mesh-telemetry.ts';
-import { buildMeshParts } from './mesh-parts.ts';
+import { buildMeshGrpc, buildMeshParts } from './mesh-parts.ts';
 import { FileConfig } from './mesh-file-config.ts';
+import { meshDiagnostics } from './mesh-diagnostics.ts';
+import { explainInboundRequest, explainOutbound } from './mesh-explain.ts';
 
 /**
  * The logger when none is given: warnings and errors to the console (stderr); a library says
@@ -63,7 +64,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #grpcTransport: GrpcTransport;
   #grpc: MeshGrpc | undefined;
   readonly #o: MeshOptions;
-  readonly #errors: ErrorMode;
   readonly #source: ControlPlaneSource | undefined;
   /** Embedded mode's config files: loaded, watched and reloaded. */
   readonly #files: FileConfig;
@@ -94,7 +94,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
       watchState: (e) => this.emit('watch', e),
     });
     this.#source = source;
-    this.#errors = o.errors ?? 'respond';
     const parts = buildMeshParts(o, snapshot, this.#credentials, this.identity, this.#logger, {
       event: (e) => this.emit(e.type, e),
       close: () => this.close(),
@@ -115,18 +114,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * client you construct yourself. See docs/grpc.md.
    */
   get grpc(): MeshGrpc {
-    if (this.#grpc === undefined) {
-      const pipeline = this.#outbound.dispatch;
-      this.#grpc = new MeshGrpc({
-        clock: this.#outbound.clock,
-        errors: this.#errors,
-        retryBufferBytes: this.#o.retryBufferBytes ?? 1024 * 1024,
-        workload: this.identity,
-        pipeline: () => pipeline,
-        closed: () => this.#closed !== undefined,
-        server: { guard: () => this.#servers.guard, tls: this.#servers.tls, closeTimeoutMs: this.#o.closeTimeoutMs ?? 5000, debug: this.#logger.debug === undefined ? undefined : (m) => this.#logger.debug?.(m) },
-      });
-    }
+    this.#grpc ??= buildMeshGrpc(this.#o, this.#outbound, this.#servers, this.identity, this.#logger, () => this.#closed !== undefined);
     return this.#grpc;
   }
 
@@ -259,30 +247,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * ejected and until when). A copy: reading it changes nothing.
    */
   diagnostics(): MeshDiagnostics {
-    const o = this.#outbound;
-    const now = o.clock.now();
-    const clusters = [...o.clusters.values()].map((cs) => ({
-      name: cs.name,
-      endpoints: cs.hostSet.hosts.map((h) => ({
-        endpoint: h.endpoint.key,
-        active: h.active,
-        ejected: h.ejected,
-        ejectedForMs: h.ejected ? Math.max(0, h.ejectedUntil - now) : 0,
-      })),
-    }));
-    const cert = this.#credentials.current;
     const source = this.#identitySource?.kind ?? (this.#source === undefined ? undefined : 'control-plane');
-    const identity = cert === undefined || source === undefined ? undefined : { spiffeId: cert.spiffeId, notAfter: cert.notAfter, source };
-    return {
-      configVersion: this.configVersion,
-      configSource: this.configSource,
-      mirrors: { ...o.mirrorStats },
-      inboundPhases: this.#servers.guard.phases,
-      inboundTls: this.#servers.tlsCounts,
-      inboundPools: this.#servers.poolCounters,
-      clusters,
-      ...(identity === undefined ? {} : { identity }),
-    };
+    return meshDiagnostics(this.#outbound, this.#servers, this.#credentials, source, { version: this.configVersion, source: this.configSource });
   }
 
   /**
@@ -308,12 +274,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * ejected and why), and every policy that applies. Nothing is sent.
    */
   explain(request: ExplainRequest): Explanation {
-    return explain(this.#outbound, request, (cs, ep, scheme) => {
-      const d = this.#transport.tlsDecision(cs, ep);
-      // An https:// URL is the app's own TLS unless the DestinationRule originates TLS (SIMPLE/MUTUAL).
-      if (scheme === 'https' && d.mode !== 'SIMPLE' && d.mode !== 'MUTUAL') return "the app's own TLS (https:// URL: verified against Node's root CAs for the service's host; the mesh adds no mTLS)";
-      return describeDecision(d);
-    });
+    return explainOutbound(this.#outbound, this.#transport, request);
   }
 
   /**
@@ -326,17 +287,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * `assumes`.
    */
   explainInbound(request: InboundExplainRequest): Promise<InboundExplanation> {
-    const o = this.#o;
-    return explainInbound(this.snapshot.resources, request, {
-      workload: this.identity,
-      rootNamespace: o.rootNamespace,
-      trustDomain: o.trustDomain,
-      trustDomainAliases: o.trustDomainAliases,
-      numTrustedProxies: o.numTrustedProxies,
-      pathNormalization: o.pathNormalization,
-      extensionProviders: (o.extensionProviders ?? []).map((p) => p.name),
-      maxTokenChars: o.jwt?.maxTokenChars,
-    });
+    return explainInboundRequest(this.snapshot.resources, this.identity, this.#o, request);
   }
 
   /** Applies a new set of resources now (what the file watcher does on a change). */

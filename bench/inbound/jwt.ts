@@ -10,7 +10,8 @@
 import { cpus, loadavg } from 'node:os';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { Headers } from '../../src/core/handler.ts';
-import type { JwtAuthenticator, JwtRequest } from '../../src/security/jwt/authenticator.ts';
+import type { JwtAuthenticator } from '../../src/security/jwt/authenticator.ts';
+import type { JwtRequest } from '../../src/security/jwt/outcome.ts';
 import { jwksOf, makeKey, mint, ra, validated } from '../../src/security/jwt/fixtures.test.ts';
 import { JwtRuntime } from '../../src/security/jwt/runtime.ts';
 import { median, writeSection } from '../lib/results.ts';

@@ -17,6 +17,9 @@
  * {@link MIN_HEARTBEAT_MS}..{@link MAX_HEARTBEAT_MS}. The SSE `retry` field is ignored: the
  * reconnect delay is the client's own backoff.
  *
+ * The stream itself — the request, reading it, telling a dead one by missed heartbeats — is in
+ * `watch-stream.ts`.
+ *
  * @module
  */
 import type { Clock, Timer } from '../core/clock.ts';
@@ -25,28 +28,25 @@ import { IssueList } from '../config/issues.ts';
 import type { Snapshot, WorkloadInfo } from '../routing/compile.ts';
 import type { UrlRotation } from './backoff.ts';
 import { AckOutbox } from './ack-outbox.ts';
-import { type ControlPlaneHttp, controlPlaneError, statusError } from './http.ts';
+import { type ControlPlaneHttp, controlPlaneError } from './http.ts';
 import {
   type AckRequest,
   boundNackReasons,
   clampWireMs,
   type ConfigEvent,
-  ENDPOINTS_DELTA_FEATURE,
   type EndpointsDeltaEvent,
   type EndpointsEvent,
   eventId,
-  formatLabels,
-  HEARTBEAT_MISSES,
   type HelloEvent,
   MAX_HEARTBEAT_MS,
   type TrustBundleEvent,
   MIN_HEARTBEAT_MS,
   parseEventId,
   type WireResource,
-  WATCH_PATH,
 } from './protocol.ts';
-import { SseParser, type SseEvent } from './sse.ts';
+import type { SseEvent } from './sse.ts';
 import { type CheckOptions, checkConfigAsync, checkWorkloads, compileStateAsync, EMPTY_STATE, type GoodState, parseEventAsync, reasons } from './state.ts';
+import { readWatchStream } from './watch-stream.ts';
 
 /** What a watch reports. */
 export interface WatchListener {
@@ -159,74 +159,26 @@ export class Watch {
 
   /** One stream on `url`; resolves with why it ended. */
   async #stream(url: string): Promise<{ error: unknown; wasConnected: boolean }> {
-    const { clock, http, workload } = this.#o;
     const ac = new AbortController();
     this.#abort = ac;
     this.#connection = '';
     this.#pending = new Set();
     this.#staged = {};
-    let connected = false;
-    let last = clock.now();
-    let limit = this.#o.connectTimeoutMs;
-    let timer: Timer | undefined;
     // Events are handled one after the other, each checked and compiled in slices that let the
     // event loop run (a large config takes hundreds of ms); the stream is read meanwhile.
     let work: Promise<void> = Promise.resolve();
     const queue = (fn: () => Promise<void>): void => {
       work = work.then(() => (this.#closed ? undefined : fn())).catch((err: unknown) => ac.abort(err));
     };
-    // After a stall of this process (GC, a long synchronous task) timers run before the data
-    // already waiting in the socket is read: silence is only a verdict once the loop has polled.
-    const check = (polled: boolean): void => {
-      if (ac.signal.aborted || this.#closed) return;
-      const idle = clock.now() - last;
-      if (idle < limit) arm(limit - idle);
-      else if (!polled) setImmediate(check, true);
-      else ac.abort(new Error(connected ? `no data for ${limit} ms (${HEARTBEAT_MISSES} heartbeats missed)` : `no hello within ${limit} ms`));
-    };
-    const arm = (ms: number) => {
-      timer = clock.setTimer(() => check(false), ms);
-    };
-    arm(limit);
+    const s = this.#state;
+    const lastEventId = s.configVersion !== '' || s.endpointsVersion !== '' ? eventId(s.configVersion, s.endpointsVersion) : '';
     try {
-      const query = new URLSearchParams({ service: workload.service, namespace: workload.namespace, labels: formatLabels(workload.labels), features: ENDPOINTS_DELTA_FEATURE });
-      const extra: Record<string, string> = { accept: 'text/event-stream', 'cache-control': 'no-cache' };
-      if (this.#state.configVersion !== '' || this.#state.endpointsVersion !== '') extra['last-event-id'] = eventId(this.#state.configVersion, this.#state.endpointsVersion);
-      const res = await http.agent.request({
-        origin: url,
-        path: `${WATCH_PATH}?${query}`,
-        method: 'GET',
-        headers: http.headers(extra),
-        signal: ac.signal,
-        headersTimeout: 0,
-        bodyTimeout: 0,
+      return await readWatchStream(this.#o, url, lastEventId, ac, () => this.#closed, {
+        hello: (e) => this.#hello(e, url).heartbeatMs,
+        event: (e) => queue(() => this.#event(e, url)),
+        comment: () => queue(() => this.#flush(url)),
       });
-      if (res.statusCode !== 200) throw statusError(res.statusCode, await res.body.text());
-      const parser = new SseParser({
-        onEvent: (e) => {
-          // After a resync was decided, the rest of the chunk is stale.
-          if (this.#closed || ac.signal.aborted) return;
-          if (e.event === 'hello') {
-            const hello = this.#hello(e, url);
-            connected = true;
-            limit = HEARTBEAT_MISSES * hello.heartbeatMs;
-            timer?.clear();
-            arm(limit);
-          } else queue(() => this.#event(e, url));
-        },
-        onComment: () => queue(() => this.#flush(url)),
-      });
-      for await (const chunk of res.body) {
-        last = clock.now();
-        parser.push(chunk as Uint8Array);
-      }
-      throw new Error('the server ended the stream');
-    } catch (e) {
-      const reason: unknown = ac.signal.aborted ? ac.signal.reason : e;
-      return { error: reason, wasConnected: connected };
     } finally {
-      timer?.clear();
-      if (!ac.signal.aborted) ac.abort();
       // Events received before the stream ended are still applied, in order, before a reconnect.
       await work;
     }

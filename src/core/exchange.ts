@@ -1,7 +1,8 @@
 /**
- * The Exchange — one logical call, protocol-neutral — and the layer types that take it
- * (`Dispatch`, `Layer`, `stack`). The handler and controller types it works with are in
- * `handler.ts` (re-exported here).
+ * The Exchange — one logical call, protocol-neutral. What it holds (the request, the slots layers
+ * fill, its control state and outcome) is declared in `exchange-state.ts`; the layer types that
+ * take it (`Dispatch`, `Layer`, `stack`) are in `layer.ts`; the handler and controller types it
+ * works with are in `handler.ts` (re-exported here).
  *
  * The response side uses the handler shape of undici 8's dispatcher API (`onRequestStart`,
  * `onResponseStart`, `onResponseData`, `onResponseEnd`, `onResponseError`, each given the
@@ -23,33 +24,17 @@
  * @module
  */
 import { ReplayableBody } from './body.ts';
-import type { Protocol } from './classify.ts';
-import type { Clock } from './clock.ts';
-import type { DeadlineNode, DeadlineQueue } from './deadlines.ts';
-import { type ErrorContext, MeshletError } from './errors.ts';
-import { applyHeaderOps, type Controller, type ErrorMode, type Headers, type ResponseHandler, type ResponseHeaderOps, type Waiter } from './handler.ts';
-import { type AttemptObserver, type CallEndMessage, channels, type ResponseTap, type WorkloadIdentity } from './observe.ts';
+import { callEndMessage } from './call-end.ts';
+import { MeshletError } from './errors.ts';
+import { ExchangeState } from './exchange-state.ts';
+import { applyHeaderOps, type Controller, type Headers, type ResponseHandler, type ResponseHeaderOps } from './handler.ts';
+import { channels } from './observe.ts';
 
 export type { Controller, ErrorMode, Headers, ResponseHandler, ResponseHeaderOps, Waiter } from './handler.ts';
 export { applyHeaderOps, NO_CONTROLLER } from './handler.ts';
 export type { Protocol } from './classify.ts';
 
-/** One step of the pipeline: handles the exchange, usually by calling the next step. */
-export type Dispatch = (ex: Exchange, handler: ResponseHandler) => void;
-
-/** A layer wraps the rest of the pipeline: `(next) => dispatch`. */
-export type Layer = (next: Dispatch) => Dispatch;
-
-/** Composes layers, outermost first, around a terminal dispatch. */
-export function stack(layers: readonly Layer[], terminal: Dispatch): Dispatch {
-  let d = terminal;
-  for (let i = layers.length - 1; i >= 0; i--) d = (layers[i] as Layer)(d);
-  return d;
-}
-
 const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
-/** An endpoint without labels (one object: telemetry caches by the labels' identity). */
-const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 /** What a finished exchange holds instead of the caller's handler. */
 const RELEASED: ResponseHandler = Object.freeze({});
 
@@ -62,143 +47,12 @@ function abortError(): Error {
 /** What a local reply is, for the adapter that renders it. */
 export type LocalReplyKind = 'direct' | 'redirect' | 'failure';
 
-/** The slots layers fill in, as the Exchange itself reads them (for error context and telemetry). */
-interface Named {
-  readonly name?: string;
-}
-interface ClusterRef {
-  readonly name?: string;
-  readonly cluster?: { readonly host?: string };
-}
-interface HostRef {
-  readonly key?: string;
-  readonly endpoint?: { readonly serviceAccount?: string; readonly labels?: Readonly<Record<string, string>>; readonly namespace?: string };
-}
-
 /**
  * One logical call. Adapters create it (a subclass that renders for their protocol); layers
  * read and rewrite it; it is the controller the caller sees and the outermost handler of the
- * pipeline.
+ * pipeline. It has no fields or constructor of its own (see {@link ExchangeState}).
  */
-export class Exchange implements Controller, ResponseHandler {
-  // ── the request ──
-  method: string;
-  /** `http` or `https`. */
-  scheme: string;
-  /** Host header / :authority, with the port when given: what routing matches (rewrites change it). */
-  authority: string;
-  /**
-   * The authority of the URL the caller named (`reviews:9080`): where a call that leaves the mesh
-   * (passthrough, resolution NONE) connects. The Host header only ever chooses among mesh
-   * services; it never sends a call to an address the URL did not name.
-   */
-  urlAuthority: string;
-  /** Path with query. */
-  path: string;
-  /** Request headers; the exchange owns this object, layers may change it. */
-  headers: Headers;
-  /** Request body as the adapter gave it (a replayable body for streams). */
-  body: unknown;
-  /** What the call speaks (HTTP/1.1, HTTP/2, gRPC): the classifier and telemetry read it. */
-  protocol: Protocol;
-  /** Which of the mesh's transports carries the call (`http`: undici; `grpc`: grpc-js). */
-  transport: string;
-  /** The mesh the call belongs to (for observation). */
-  workload: WorkloadIdentity | undefined = undefined;
-  /** The mesh clock (for the call's duration in observation). */
-  clock: Clock | undefined = undefined;
-  /** When the call began, on the mesh clock. */
-  readonly startedAt: number;
-  /** Absolute deadline on the mesh clock (Infinity = none): the sooner of the route's and the caller's. */
-  deadline = Number.POSITIVE_INFINITY;
-  /**
-   * The caller's own deadline on the mesh clock (a gRPC call's deadline, an inbound
-   * `grpc-timeout` or `x-envoy-expected-rq-timeout-ms`), set by the adapter; Infinity = none.
-   */
-  callerDeadline = Number.POSITIVE_INFINITY;
-  /** Attempts made so far. */
-  attempts = 0;
-  /** Envoy response flags gathered on the way (`DI`, `URX`, …), comma-separated. */
-  flags = '';
-  /** Slots for layers (route decision, cluster, endpoint, …); outbound/slots.ts reads them typed. */
-  route: unknown = undefined;
-  target: unknown = undefined;
-  cluster: unknown = undefined;
-  host: unknown = undefined;
-  /** Hosts tried by earlier attempts (allocated on first retry). */
-  tried: unknown[] | undefined = undefined;
-  /** The adapter's own options for the call (passed through to the transport). */
-  options: unknown;
-
-  // ── control ──
-  /** Controller of the attempt in flight. */
-  current: Controller | undefined = undefined;
-  /** What the call is waiting on, when no attempt is in flight. */
-  waiting: Waiter | undefined = undefined;
-  aborted = false;
-  paused = false;
-  reason: Error | null = null;
-  /** True once the caller's handler got its final callback. */
-  done = false;
-  /** True once the caller's handler got response headers. */
-  responded = false;
-  /** Response header operations to apply (route level, then destination level). */
-  responseOps: ResponseHeaderOps[] | undefined = undefined;
-  /** A subscriber's look at the response head before the caller's (see {@link ResponseTap}). */
-  responseTap: ResponseTap | undefined = undefined;
-  /** What the tap kept of the response head. */
-  tapState: unknown = undefined;
-  /** A subscriber's hook on this call's attempts (see {@link AttemptObserver}). */
-  attemptObserver: AttemptObserver | undefined = undefined;
-  /** The route timeout's entry in the deadline queue, removed when the call ends. */
-  deadlineNode: DeadlineNode | undefined = undefined;
-  deadlineQueue: DeadlineQueue | undefined = undefined;
-
-  // ── outcome (what telemetry reads) ──
-  /** Response status the caller got, 0 when none. */
-  status = 0;
-  /** gRPC status of the answer (head or trailers), -1 when none. */
-  grpcStatus = -1;
-  /** Response body bytes delivered to the caller. */
-  responseBytes = 0;
-
-  protected _handler: ResponseHandler;
-  private readonly _errors: ErrorMode;
-
-  /** How mesh-made failures reach the caller. */
-  get errorMode(): ErrorMode {
-    return this._errors;
-  }
-
-  constructor(
-    handler: ResponseHandler,
-    errors: ErrorMode,
-    startedAt: number,
-    method: string,
-    scheme: string,
-    authority: string,
-    path: string,
-    headers: Headers,
-    body: unknown,
-    options: unknown,
-    protocol: Protocol = 'http1',
-    transport = 'http',
-  ) {
-    this._handler = handler;
-    this._errors = errors;
-    this.startedAt = startedAt;
-    this.method = method;
-    this.scheme = scheme;
-    this.authority = authority;
-    this.urlAuthority = authority;
-    this.path = path;
-    this.headers = headers;
-    this.body = body;
-    this.options = options;
-    this.protocol = protocol;
-    this.transport = transport;
-  }
-
+export class Exchange extends ExchangeState implements Controller, ResponseHandler {
   /**
    * A copy of this call's request for `handler` (a mirror): the same request, its own control,
    * errors delivered as errors (nothing rendered). Layers never construct Exchanges themselves.
@@ -209,12 +63,6 @@ export class Exchange implements Controller, ResponseHandler {
     c.workload = this.workload;
     c.clock = this.clock;
     return c;
-  }
-
-  /** Adds an Envoy response flag. */
-  flag(f: string): void {
-    if (this.flags === '') this.flags = f;
-    else if (!this.flags.split(',').includes(f)) this.flags += `,${f}`;
   }
 
   /** Tells the caller's handler the call started (adapters call it once, before dispatching). */
@@ -250,15 +98,6 @@ export class Exchange implements Controller, ResponseHandler {
     } else if (this.current !== undefined && !this.current.aborted) this.current.abort(reason);
   }
 
-  /** Where the call is, for error messages: route, cluster, endpoint, attempt. */
-  errorContext(): ErrorContext {
-    return {
-      route: (this.route as Named | undefined)?.name,
-      cluster: (this.cluster as Named | undefined)?.name,
-      endpoint: (this.host as HostRef | undefined)?.key,
-      attempt: this.attempts === 0 ? undefined : this.attempts,
-    };
-  }
 
   pause(): void {
     this.paused = true;
@@ -435,7 +274,7 @@ export class Exchange implements Controller, ResponseHandler {
       this.deadlineQueue?.remove(node);
     }
     const ch = channels.callEnd;
-    if (ch.hasSubscribers) ch.publish(this._endMessage(error));
+    if (ch.hasSubscribers) ch.publish(callEndMessage(this, error));
     // The caller may hold this controller as long as it holds the response: undici's fetch keeps
     // it in the body stream of a Response that only a full GC frees (the Response is registered
     // in a FinalizationRegistry), so whatever the exchange still references is copied by every
@@ -447,34 +286,6 @@ export class Exchange implements Controller, ResponseHandler {
     this.host = undefined;
     this.tried = undefined;
     this.responseOps = undefined;
-  }
-
-  private _endMessage(error: Error | undefined): CallEndMessage {
-    const cluster = this.cluster as ClusterRef | undefined;
-    const host = this.host as HostRef | undefined;
-    const ep = host?.endpoint;
-    const body = this.body;
-    return {
-      workload: this.workload,
-      call: this,
-      protocol: this.protocol,
-      method: this.method,
-      authority: this.authority,
-      path: this.path,
-      route: (this.route as Named | undefined)?.name,
-      cluster: cluster?.name,
-      destinationService: cluster?.cluster?.host,
-      endpoint: host?.key,
-      destination: ep === undefined ? undefined : { serviceAccount: ep.serviceAccount ?? 'default', labels: ep.labels ?? NO_LABELS, namespace: ep.namespace ?? '' },
-      status: this.status,
-      grpcStatus: this.grpcStatus,
-      flags: this.flags,
-      attempts: this.attempts,
-      requestBytes: body instanceof ReplayableBody ? body.bytes : typeof body === 'string' ? Buffer.byteLength(body) : body instanceof Uint8Array ? body.byteLength : 0,
-      responseBytes: this.responseBytes,
-      durationMs: this.clock === undefined ? 0 : this.clock.now() - this.startedAt,
-      error,
-    };
   }
 
   /**

@@ -14,7 +14,8 @@
  * @module
  */
 import { httpToGrpc } from '../core/grpc-status.ts';
-import type { JwtAuthenticator, JwtOutcome } from '../security/jwt/authenticator.ts';
+import type { JwtAuthenticator } from '../security/jwt/authenticator.ts';
+import type { JwtOutcome } from '../security/jwt/outcome.ts';
 import type { Denial, InboundRequest, Phase, PhaseResult } from './pipeline.ts';
 
 function apply(req: InboundRequest, out: JwtOutcome): PhaseResult {

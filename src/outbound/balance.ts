@@ -10,7 +10,8 @@
  */
 import type { Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
-import { type Dispatch, type Exchange, type Layer, NO_CONTROLLER } from '../core/exchange.ts';
+import { type Exchange, NO_CONTROLLER } from '../core/exchange.ts';
+import type { Dispatch, Layer } from '../core/layer.ts';
 import { headerValue, parseQuery } from '../routing/request-head.ts';
 import { hash32 } from '../routing/balancer/hash.ts';
 import type { HashKeyPolicy } from '../routing/balancer/lb-settings.ts';

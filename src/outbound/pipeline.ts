@@ -13,7 +13,8 @@
  */
 import type { Clock, Random } from '../core/clock.ts';
 import { DeadlineQueue } from '../core/deadlines.ts';
-import { type Dispatch, type Exchange, type Layer, stack } from '../core/exchange.ts';
+import type { Exchange } from '../core/exchange.ts';
+import { type Dispatch, type Layer, stack } from '../core/layer.ts';
 import type { FailureKind } from '../core/outcome.ts';
 import { channels, type OutlierEjectedMessage, type OutlierReturnedMessage, type WorkloadIdentity } from '../core/observe.ts';
 import { type Transports, transportOf } from './transport.ts';

@@ -8,7 +8,8 @@
  */
 import type { Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
-import { applyHeaderOps, type Dispatch, type Exchange, type Headers, type Layer } from '../core/exchange.ts';
+import { applyHeaderOps, type Exchange, type Headers } from '../core/exchange.ts';
+import type { Dispatch, Layer } from '../core/layer.ts';
 import type { UnknownHostPolicy } from '../routing/compile.ts';
 import type { RouteTable } from '../routing/route-table.ts';
 import { type CompiledRoute, NO_ROUTE, type RouteTarget, toDraw } from '../routing/route-table.ts';

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Dispatch } from '../core/exchange.ts';
+import type { Dispatch } from '../core/layer.ts';
 import type { FailureKind } from '../core/outcome.ts';
 import type { ClusterState } from './cluster-state.ts';
 

@@ -13,7 +13,8 @@
  */
 import { bodySourceFailed } from '../core/body.ts';
 import { MeshletError } from '../core/errors.ts';
-import { type Controller, type Dispatch, type Exchange, type Headers, type Layer, NO_CONTROLLER, type ResponseHandler, type Waiter } from '../core/exchange.ts';
+import { type Controller, type Exchange, type Headers, NO_CONTROLLER, type ResponseHandler, type Waiter } from '../core/exchange.ts';
+import type { Dispatch, Layer } from '../core/layer.ts';
 import type { FailureKind } from '../core/outcome.ts';
 import { DEFERRED, headGrpcStatus, headStatus, trailerGrpcStatus, trailerStatus } from '../core/classify.ts';
 import type { Clock } from '../core/clock.ts';

@@ -10,7 +10,8 @@
 import type { Clock, Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
 import { grpcStatusCode } from '../core/grpc-status.ts';
-import { type Dispatch, type Exchange, type Layer, NO_CONTROLLER, type ResponseHandler } from '../core/exchange.ts';
+import { type Exchange, NO_CONTROLLER, type ResponseHandler } from '../core/exchange.ts';
+import type { Dispatch, Layer } from '../core/layer.ts';
 import type { FaultPolicy } from '../routing/route-policy.ts';
 
 

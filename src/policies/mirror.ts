@@ -14,7 +14,8 @@ import type { Random } from '../core/clock.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError } from '../core/errors.ts';
 import { isStaticBody, ReplayableBody } from '../core/body.ts';
-import type { Dispatch, Exchange, Layer, ResponseHandler } from '../core/exchange.ts';
+import type { Exchange, ResponseHandler } from '../core/exchange.ts';
+import type { Dispatch, Layer } from '../core/layer.ts';
 import { channels, type MirrorDroppedMessage } from '../core/observe.ts';
 import type { MirrorTarget } from '../routing/route-table.ts';
 

@@ -12,7 +12,8 @@ import type { Clock } from '../core/clock.ts';
 import { currentDeadline } from '../core/context.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError } from '../core/errors.ts';
-import { type Dispatch, type Exchange, type Layer, NO_CONTROLLER } from '../core/exchange.ts';
+import { type Exchange, NO_CONTROLLER } from '../core/exchange.ts';
+import type { Dispatch, Layer } from '../core/layer.ts';
 
 /** What the timeout layer needs. */
 export interface TimeoutLayerOptions {

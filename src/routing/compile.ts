@@ -2,6 +2,8 @@
  * Compiles validated resources into the immutable {@link Snapshot} of one workload, composing
  * one compiler per concern:
  * - the registry (`ServiceRegistry.build`);
+ * - the VirtualServices, selected, ordered and indexed by host as istiod does
+ *   (`virtual-services.ts`);
  * - the applied Sidecar's egress scope (`src/config/sidecar-scope.ts`): without a Sidecar every
  *   visible service and VirtualService; with one, the services, ports and VirtualServices its
  *   egress listeners import (each service port routed with its listener's VirtualServices), and
@@ -18,17 +20,18 @@
  * @module
  */
 import { contentVersion, contentVersionSteps } from '../config/version.ts';
-import { mergeDelegates } from '../config/delegation.ts';
-import { aliasesFor, hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost, specificity } from '../config/hosts.ts';
+import { aliasesFor, isWildcard } from '../config/hosts.ts';
 import { ServiceRegistry, type Service, type ServiceAlias } from '../config/registry.ts';
-import { buildSidecarScope, importsPort, listenerFor, preferredService, type ScopedService, type ScopeListener, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
-import { byAge, DEFAULT_ROOT_NAMESPACE, type AnyResource, type Kind, type Resource } from '../config/resource.ts';
+import { buildSidecarScope, importsPort, listenerFor, preferredService, type ScopeListener, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
+import { DEFAULT_ROOT_NAMESPACE, type AnyResource, type Kind, type Resource } from '../config/resource.ts';
 import { runNow, runSliced, type Steps } from '../config/steps.ts';
 import type { ServicePort } from '../config/types/networking.ts';
 import { ClusterCompiler } from './cluster-compiler.ts';
 import type { CompileCache } from './compile-cache.ts';
 import { Compiler } from './compiler.ts';
+import { isHttpPort, routesHttp } from './http-ports.ts';
 import { RouteTable, type Cluster, type RouteDecision, type VirtualHost } from './route-table.ts';
+import { meshVirtualServices, VirtualServiceIndex, type VsEntry, vsOnlyPorts } from './virtual-services.ts';
 
 /**
  * The workload a snapshot is compiled for.
@@ -126,103 +129,12 @@ export interface InboundSection {
 }
 
 
-/** Port protocols that get HTTP routes: Istio's HTTP protocols, HTTPS (meshlet originates TLS), and unset (auto-detected: Istio routes it as HTTP too). */
-const HTTP_PROTOCOLS = new Set(['', 'HTTP', 'HTTP2', 'HTTP_PROXY', 'GRPC', 'GRPC-WEB', 'HTTPS']);
-
-const isHttpPort = (p: ServicePort): boolean => HTTP_PROTOCOLS.has((p.protocol ?? '').toUpperCase());
-
-/**
- * Whether an egress listener routes HTTP on the ports it serves: istiod builds a listener with a
- * port with that port's declared protocol, so one declaring TCP, TLS, MONGO… is a plain TCP
- * proxy whatever the services' ports say (`buildSidecarOutboundListeners`); meshlet then routes
- * nothing there, as for a service's TCP port. The port-less listener takes each service port's protocol.
- */
-const routesHttp = (l: ScopeListener): boolean => HTTP_PROTOCOLS.has(l.protocol);
-
 /** The names a workload in `clientNamespace` reaches `svc` by: its host's, and those of the ExternalName Services aliasing it. */
 function serviceNames(svc: Service, clientNamespace: string, aliases: readonly ServiceAlias[]): string[] {
   if (isWildcard(svc.hostname)) return [svc.hostname];
   const names = aliasesFor(svc.hostname, clientNamespace);
   for (const a of aliases) names.push(...aliasesFor(a.hostname, clientNamespace));
   return names;
-}
-
-interface VsEntry {
-  readonly vs: Resource<'VirtualService'>;
-  readonly hosts: readonly string[];
-}
-
-/**
- * Where a VirtualService comes in the order istiod lists them for a workload of `namespace`
- * (`VirtualServicesForGateway`, `SelectVirtualServices`): 0 exported to its own namespace only
- * (private), 1 exported to the workload's namespace by name, 2 public; the oldest first within each.
- */
-function exportClass(vs: Resource<'VirtualService'>, namespace: string): number {
-  const exportTo = vs.spec.exportTo;
-  if (exportTo === undefined || exportTo.length === 0 || exportTo.includes('*')) return 2;
-  const own = vs.metadata.namespace;
-  return own === namespace && (exportTo.includes('.') || exportTo.includes(own)) ? 0 : 1;
-}
-
-/** VirtualServices indexed by host; for a host, an exact host beats a wildcard, then the first listed wins (Istio's conflict rule: see {@link exportClass}). */
-class VirtualServiceIndex {
-  readonly #exact = new Map<string, Resource<'VirtualService'>>();
-  readonly #wildcard: { host: string; vs: Resource<'VirtualService'> }[] = [];
-  readonly entries: readonly VsEntry[];
-
-  constructor(entries: readonly VsEntry[]) {
-    this.entries = entries; // already in istiod's order
-    for (const e of entries) {
-      for (const h of e.hosts) {
-        if (isWildcard(h)) this.#wildcard.push({ host: h, vs: e.vs });
-        else if (!this.#exact.has(h)) this.#exact.set(h, e.vs);
-      }
-    }
-    // A stable sort: among equally specific hosts, the first listed wins.
-    this.#wildcard.sort((a, b) => specificity(b.host) - specificity(a.host));
-  }
-
-  find(host: string): Resource<'VirtualService'> | undefined {
-    const exact = this.#exact.get(host);
-    if (exact !== undefined) return exact;
-    for (const w of this.#wildcard) if (hostMatches(w.host, host)) return w.vs;
-    return undefined;
-  }
-}
-
-/**
- * Under a Sidecar, the ports on which listener `l` routes a VirtualService's hosts that have no
- * service in the listener (istiod's `BuildSidecarOutboundVirtualHosts`, once per route port):
- * the listener's HTTP ports — its own port, or (port-less) the HTTP ports of its services that no
- * listener with a port takes — and of those only port 80 (`separateVSHostsAndServices`' port-80
- * virtual host) and the ports where another host of the VirtualService names a service the
- * listener imports on that port (`selectVirtualServices` drops the VirtualService elsewhere). An
- * `HTTP_PROXY` listener (istiod's route port 0) keeps a VirtualService naming any of its services.
- */
-function vsOnlyPorts(scope: SidecarScope, l: ScopeListener): (entry: VsEntry) => readonly number[] {
-  const proxy = l.port !== undefined && !l.matchPort;
-  const ports = new Set<number>();
-  if (l.port !== undefined) {
-    if (routesHttp(l)) ports.add(l.port);
-  }
-  else for (const s of l.services.values()) for (const p of s.service.ports) if (isHttpPort(p) && importsPort(s, p.number) && listenerFor(scope, p.number) === l) ports.add(p.number);
-  const services = [...l.services.values()];
-  const wildcards = services.filter((s) => isWildcard(s.service.hostname));
-  const on = (s: ScopedService, port: number) => proxy || (importsPort(s, port) && s.service.ports.some((p) => p.number === port && isHttpPort(p)));
-  const namesService = (h: string, port: number): boolean => {
-    if (isWildcard(h)) return services.some((s) => on(s, port) && hostsOverlap(h, s.service.hostname));
-    const exact = l.services.get(h);
-    return (exact !== undefined && on(exact, port)) || wildcards.some((s) => on(s, port) && hostMatches(s.service.hostname, h));
-  };
-  const memo = new Map<VsEntry, readonly number[]>();
-  return (entry) => {
-    let out = memo.get(entry);
-    if (out === undefined) {
-      out = [...ports].filter((p) => (p === 80 && !proxy) || entry.hosts.some((h) => namesService(h, p)));
-      memo.set(entry, out);
-    }
-    return out;
-  };
 }
 
 /**
@@ -254,12 +166,8 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   const cache = options.cache;
   cache?.begin(JSON.stringify([wl.service, wl.namespace, wl.labels]));
   const registry = yield* ServiceRegistry.build(resources, options.extraWorkloads, cache?.registry);
-  // Delegate VirtualServices (no hosts) are merged into the rules of the roots that name them.
-  const vss = [...mergeDelegates(resources).virtualServices]
-    .filter((vs) => isVisible(vs.spec.exportTo, vs.metadata.namespace, wl.namespace))
-    .filter((vs) => vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh') || (vs.spec.http ?? []).some((r) => (r.match ?? []).some((m) => m.gateways?.includes('mesh'))))
-    .sort((a, b) => exportClass(a, wl.namespace) - exportClass(b, wl.namespace) || byAge(a, b))
-    .map((vs) => ({ vs, hosts: (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace)) }));
+  // VirtualServices in istiod's order (delegates merged into their roots).
+  const vss = meshVirtualServices(resources, wl.namespace);
   // The Sidecar that applies, and what its egress listeners import (istiod's SidecarScope).
   const rootNamespace = options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
   const sidecar = selectSidecar(resources, wl.namespace, wl.labels, rootNamespace);

@@ -7,7 +7,8 @@ import { channel } from 'node:diagnostics_channel';
 import { after, beforeEach } from 'node:test';
 import { AggregationTemporality, type DataPoint, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import type { CallEndMessage, InboundEndMessage, WorkloadIdentity } from '../../src/core/observe.ts';
-import { IstioMetrics, type IstioMetricsContext } from '../../src/telemetry/metrics/istio-metrics.ts';
+import { IstioMetrics } from '../../src/telemetry/metrics/istio-metrics.ts';
+import type { IstioMetricsContext } from '../../src/telemetry/metrics/options.ts';
 import { callEndMessage, inboundEndMessage } from './observe-messages.ts';
 
 export class TestReader extends MetricReader {

@@ -16,7 +16,8 @@ import type { CallCredentials, experimental, InterceptingListener, Metadata, Sta
 import type { MessageContext } from '@grpc/grpc-js/build/src/call-interface.js';
 import type { Clock } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
-import type { Controller, Dispatch, ErrorMode, Headers, ResponseHandler } from '../../core/exchange.ts';
+import type { Controller, ErrorMode, Headers, ResponseHandler } from '../../core/exchange.ts';
+import type { Dispatch } from '../../core/layer.ts';
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
 import { localReplyText } from '../../core/local-reply.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';

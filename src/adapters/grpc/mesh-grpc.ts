@@ -22,7 +22,8 @@ import { GrpcConnections, GrpcListener, parseBindAddress } from './server-listen
 import { GrpcPeers } from './server-peer.ts';
 import { judgeUnserved } from './server-unserved.ts';
 import type { Clock } from '../../core/clock.ts';
-import type { Dispatch, ErrorMode } from '../../core/exchange.ts';
+import type { ErrorMode } from '../../core/exchange.ts';
+import type { Dispatch } from '../../core/layer.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';
 import type { MeshCallContext } from './call.ts';
 import { MeshChannel, targetAuthority } from './channel.ts';

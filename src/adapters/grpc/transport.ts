@@ -30,7 +30,8 @@
  */
 import type { Clock } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
-import { type Dispatch, NO_CONTROLLER } from '../../core/exchange.ts';
+import { NO_CONTROLLER } from '../../core/exchange.ts';
+import type { Dispatch } from '../../core/layer.ts';
 import type { FailureKind } from '../../core/outcome.ts';
 import type { AnyResource } from '../../config/resource.ts';
 import type { ClusterState } from '../../outbound/cluster-state.ts';

@@ -26,7 +26,8 @@ import { type ClientTlsOptions, ClusterTlsPlans, TlsEnvironment } from './tls-pl
 
 /** Envoy's header with the time the caller still waits, in ms. */
 const EXPECTED_TIMEOUT_HEADER = 'x-envoy-expected-rq-timeout-ms';
-import type { Dispatch, Exchange } from '../../core/exchange.ts';
+import type { Exchange } from '../../core/exchange.ts';
+import type { Dispatch } from '../../core/layer.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
 import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';

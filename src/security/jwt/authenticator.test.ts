@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { ManualClock } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
 import type { RequestAuthenticationSpec } from '../../config/types/security.ts';
-import type { JwtAuthenticator, JwtOutcome, JwtRequest } from './authenticator.ts';
+import type { JwtAuthenticator } from './authenticator.ts';
+import type { JwtOutcome, JwtRequest } from './outcome.ts';
 import { b64url, type JwksServer, jwksOf, makeKey, mint, ra, signInput, startJwksServer, validated } from './fixtures.test.ts';
 import { JwtRuntime } from './runtime.ts';
 

@@ -33,64 +33,21 @@
  * `presence: REQUIRED` (in Istio's API, not yet acted on by istiod) makes a request without any
  * token fail with `Jwt is missing`, as a provider requirement without `allow_missing` does.
  *
+ * The request it reads, and the success and failure it answers with (Envoy's body text and
+ * `WWW-Authenticate`), are in `outcome.ts`.
+ *
  * @module
  */
 import type { Clock } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
 import type { CompiledRule } from './compile.ts';
 import { drive, type Waiting, wait } from './drive.ts';
-import { describeLocation, RequestTokens, removeToken, type TokenCarrier } from './locations.ts';
-import { type Failed, type Granted, grant, type Located, Paused, type RuleResult, type RuleView, ruleView, type TokenResult, tokenFailed, Unsettled, type Verified } from './rule-view.ts';
-import { httpStatusOf, JwtStatus, statusText } from './status.ts';
+import { describeLocation, RequestTokens, removeToken } from './locations.ts';
+import { ANONYMOUS, failure, type JwtOutcome, type JwtRequest, type JwtSuccess, Passed } from './outcome.ts';
+import { type Failed, grant, type Located, Paused, type RuleResult, type RuleView, ruleView, type TokenResult, tokenFailed, Unsettled, type Verified } from './rule-view.ts';
+import { JwtStatus } from './status.ts';
 import type { TokenCache } from './token-cache.ts';
-import { type ClaimObject, checkTime, parseJwt } from './token.ts';
-
-/** Envoy's `MaximumUriLength`: the realm's path is cut to this many characters. */
-const MAX_REALM_PATH = 256;
-
-/** The request as the authenticator sees it: the view it reads, the headers and path it may change. */
-export interface JwtRequest extends TokenCarrier {
-  readonly method: string;
-  readonly scheme: string;
-  /** Host / :authority. */
-  readonly authority: string;
-  path: string;
-  readonly headers: Headers;
-}
-
-/** A request that passed. */
-export interface JwtSuccess {
-  readonly ok: true;
-  /** `iss/sub` of the verified token; undefined without one (or when it lacks `iss` or `sub`). */
-  readonly principal: string | undefined;
-  /** The token's payload as authorization matches it (space-delimited claims split into lists). */
-  readonly claims: ClaimObject | undefined;
-  /** `aud`, as a list. */
-  readonly audiences: readonly string[] | undefined;
-  /** `azp`. */
-  readonly presenter: string | undefined;
-  /** The rule that verified the token. */
-  readonly rule: string | undefined;
-  /** What happened, for logs: which token, which outputs, what was left out. */
-  readonly detail: string;
-}
-
-/** A request that failed. */
-export interface JwtFailure {
-  readonly ok: false;
-  readonly status: JwtStatus;
-  /** 401, or 403 for an audience that is not allowed. */
-  readonly httpStatus: number;
-  /** Envoy's body text (`Jwt is expired`, …). */
-  readonly body: string;
-  /** The `WWW-Authenticate` header value. */
-  readonly wwwAuthenticate: string;
-  /** Which rule and location, and why in detail, for logs. */
-  readonly reason: string;
-}
-
-/** The outcome of {@link JwtAuthenticator.authenticate}. */
-export type JwtOutcome = JwtSuccess | JwtFailure;
+import { checkTime, parseJwt } from './token.ts';
 
 /** What an authenticator shares with its runtime. */
 export interface AuthenticatorDeps {
@@ -105,49 +62,9 @@ export interface AuthenticatorDeps {
 /** A rule that found no token. */
 const NO_TOKENS: readonly Located[] = Object.freeze([]);
 
-const ANONYMOUS: JwtSuccess = Object.freeze({ ok: true, principal: undefined, claims: undefined, audiences: undefined, presenter: undefined, rule: undefined, detail: 'no token' });
-
 function headerValue(headers: Headers, name: string): string {
   const v = Object.hasOwn(headers, name) ? headers[name] : undefined;
   return typeof v === 'string' ? v : Array.isArray(v) ? (v[0] ?? '') : '';
-}
-
-/** A quoted-string (RFC 9110 §5.6.4) with no control characters. */
-function quoted(s: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
-  return `"${s.replace(/[\u0000-\u001f\u007f]/g, '').replace(/["\\]/g, '\\$&')}"`;
-}
-
-/**
- * A request whose token verified. Its `detail` (only `meshlet explain` and logs read it) is
- * written when read, not on every request.
- */
-class Passed implements JwtSuccess {
-  readonly ok = true;
-  readonly principal: string | undefined;
-  readonly claims: ClaimObject;
-  readonly audiences: readonly string[];
-  readonly presenter: string | undefined;
-  readonly rule: string;
-  readonly #refused: readonly string[];
-  readonly #verified: readonly Verified[];
-
-  constructor(g: Granted, rule: string, verified: readonly Verified[]) {
-    this.principal = g.principal;
-    this.claims = g.claims;
-    this.audiences = g.audiences;
-    this.presenter = g.presenter;
-    this.rule = rule;
-    this.#refused = g.refused;
-    this.#verified = verified;
-  }
-
-  get detail(): string {
-    const v = this.#verified;
-    let detail = `${this.rule}: verified (${v.length === 1 ? describeLocation((v[0] as Verified).location) : v.map((x) => describeLocation(x.location)).join(', ')})`;
-    if (this.#refused.length > 0) detail += `; not written (control characters): ${this.#refused.join(', ')}`;
-    return detail;
-  }
 }
 
 /** The compiled JWT rules of one workload, for one config snapshot. */
@@ -192,7 +109,7 @@ export class JwtAuthenticator {
       for (const location of rule.locations) {
         const tokens = found.at(location);
         if (tokens.length > 1) {
-          return this.#fail(req, JwtStatus.MultipleTokens, `${rule.name}: ${describeLocation(location)} carries ${tokens.length} different tokens`);
+          return failure(req, JwtStatus.MultipleTokens, `${rule.name}: ${describeLocation(location)} carries ${tokens.length} different tokens`);
         }
         if (tokens.length === 1) {
           const l: Located = { token: tokens[0] as string, location };
@@ -233,7 +150,7 @@ export class JwtAuthenticator {
     if (missing.every(Boolean)) {
       const required = this.rules.find((r) => r.required);
       if (required === undefined) return ANONYMOUS;
-      return this.#fail(req, JwtStatus.JwtMissed, `${required.name}: presence is REQUIRED and the request has no token at ${required.locations.map(describeLocation).join(', ')}`);
+      return failure(req, JwtStatus.JwtMissed, `${required.name}: presence is REQUIRED and the request has no token at ${required.locations.map(describeLocation).join(', ')}`);
     }
     // Envoy's AnyVerifierImpl over [P0 … Pn-1, requires_all]: the requires_all child fails with
     // the first rule that found something (or that requires a token); a real error beats
@@ -247,7 +164,7 @@ export class JwtAuthenticator {
     for (const c of children) {
       if ((c.status !== JwtStatus.JwtMissed && c.status !== JwtStatus.JwtUnknownIssuer) || final.status === JwtStatus.JwtMissed) final = c;
     }
-    return this.#fail(req, final.status, final.why);
+    return failure(req, final.status, final.why);
   }
 
   /** A rule's tokens, last first, as far as the cache settles them; {@link Paused} at the first that must wait. */
@@ -374,20 +291,6 @@ export class JwtAuthenticator {
     }
     if (!rule.forwardOriginalToken) for (const v of verified) removeToken(req, v.location);
     return new Passed(g, rule.name, verified);
-  }
-
-  #fail(req: JwtRequest, status: JwtStatus, reason: string): JwtFailure {
-    const q = req.path.indexOf('?');
-    const path = (q === -1 ? req.path : req.path.slice(0, q)).slice(0, MAX_REALM_PATH);
-    const realm = `Bearer realm=${quoted(`${req.scheme}://${req.authority}${path}`)}`;
-    return {
-      ok: false,
-      status,
-      httpStatus: httpStatusOf(status),
-      body: statusText(status),
-      wwwAuthenticate: status === JwtStatus.JwtMissed ? realm : `${realm}, error="invalid_token"`,
-      reason: reason === '' ? statusText(status) : reason,
-    };
   }
 
   toString(): string {

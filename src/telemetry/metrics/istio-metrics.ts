@@ -12,13 +12,14 @@
  * `reporter="source"` data points come from `meshlet:call:end` (this mesh's outbound calls),
  * `reporter="destination"` ones from `meshlet:inbound:end` (requests its servers answered).
  * Outbound calls to in-mesh destinations carry Istio's metadata-exchange headers, and inbound
- * requests that carry them name their source workload (see `peer-metadata.ts`).
+ * requests that carry them name their source workload (see `peer-metadata.ts`). Its options and
+ * what the mesh gives it are in `options.ts`.
  *
  * @module
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type MeterProvider, type MetricAttributes, metrics } from '@opentelemetry/api';
-import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, ResponseTap, TappedCall, WorkloadIdentity } from '../../core/observe.ts';
+import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, ResponseTap, TappedCall } from '../../core/observe.ts';
 import { DEFAULT_METRICS_CONFIG, METRIC_NAMES, type MetricsConfig, type ModeMetricsConfig } from './config.ts';
 import { destinationReporterLabels, endpointPeer, type LocalWorkload, type MetricLabels, sourceReporterLabels } from './labels.ts';
 import { encodePeerMetadata, localPeerMetadata, nodeId, PEER_ID_HEADER, PEER_METADATA_HEADER, type PeerMetadata, PeerMetadataCache } from './peer-metadata.ts';
@@ -29,64 +30,9 @@ import { DESCRIPTIONS, ENVOY_DEFAULT_BUCKETS, type Instruments, instrumentsOf } 
 import { addSeriesSource, aggregatingLocally, removeSeriesSource, type SeriesSource } from './outlet.ts';
 import { type MetricSeries, MetricSeriesStore, recordHistogram, type SeriesLimits, seriesKey } from './series.ts';
 import { HTTP_METRICS, type SeriesGroup, SeriesGroups } from './series-groups.ts';
+import type { IstioMetricsContext, MetricsOptions } from './options.ts';
 
 export { ENVOY_DEFAULT_BUCKETS, METER_NAME } from './instruments.ts';
-
-/**
- * The `telemetry.metrics` options of `createMesh`.
- * @category Telemetry
- */
-export interface MetricsOptions {
-  /**
-   * Record Istio's standard metrics (and exchange peer metadata) at all.
-   * @defaultValue true
-   */
-  readonly enabled?: boolean;
-  /**
-   * The MeterProvider to record through.
-   * @defaultValue the global one (`metrics.getMeterProvider()`, looked up again when it changes)
-   */
-  readonly meterProvider?: MeterProvider;
-  /**
-   * At most this many label sets per metric; data points beyond it are recorded under
-   * `otel.metric.overflow="true"`, and a warning is logged once per metric. (Below the SDK's
-   * default cardinality limit of 2000, so the SDK never folds meshlet's series itself.)
-   * @defaultValue 1000
-   */
-  readonly maxSeries?: number;
-  /**
-   * A label set unseen this long no longer counts against `maxSeries`; `startTelemetry()`'s
-   * Prometheus endpoint drops such series from its output after the same time.
-   * @defaultValue 600000 (10 minutes)
-   */
-  readonly idleSeriesMs?: number;
-  /**
-   * The cluster name in `source_cluster` / `destination_cluster` (Istio's `CLUSTER_ID`).
-   * @defaultValue 'Kubernetes'
-   */
-  readonly clusterId?: string;
-}
-
-/** What a mesh gives its metrics. */
-export interface IstioMetricsContext {
-  readonly identity: WorkloadIdentity;
-  /** Istio's workload name (`WORKLOAD_NAME`). */
-  readonly workloadName: string;
-  readonly now: () => number;
-  readonly warn: (message: string) => void;
-  /** This workload's SPIFFE ID while it has a certificate, else ''. */
-  readonly principal: () => string;
-  /** True when an outbound call (an Exchange, at its attempt's start) goes to an in-mesh destination: it then carries the peer-metadata headers. */
-  readonly inMesh: (call: object) => boolean;
-  /** The IP named in the node ID. */
-  readonly ip: string;
-  /**
-   * When an outbound call (an Exchange, at its end) went to its endpoint over Istio mTLS: this
-   * workload's SPIFFE ID and the endpoint's (`source_principal` / `destination_principal` on
-   * the client side); undefined otherwise.
-   */
-  readonly upstreamPrincipals?: (call: object) => { readonly local: string; readonly peer: string } | undefined;
-}
 
 /** A server-side request's label inputs (besides its caller's peer metadata `by`) and the series group they gave. */
 interface LastServer { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup }

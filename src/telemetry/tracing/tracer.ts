@@ -24,22 +24,24 @@
  * carries the tracer as its `attemptObserver`, so only its attempts are told to it (an unsampled
  * call's attempts build no message for the tracer).
  *
+ * The tags of finished spans are written in `span-end.ts`.
+ *
  * @module
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { type Attributes, type Context, context, createContextKey, type Span, type SpanContext, SpanKind, SpanStatusCode, type Tracer, type TracerProvider, trace } from '@opentelemetry/api';
+import { type Attributes, type Context, context, createContextKey, type Span, type SpanContext, SpanKind, type Tracer, type TracerProvider, trace } from '@opentelemetry/api';
 import type { AnyResource } from '../../config/resource.ts';
 import type { Random } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
 import type { AttemptEndMessage, AttemptObserver, AttemptStartMessage, CallEndMessage, CallStartMessage, InboundEndMessage, InboundStartMessage, WorkloadIdentity } from '../../core/observe.ts';
-import { clientRecord, serverRecord } from '../record.ts';
 import { selectTelemetry } from '../select.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
 import { clearTraceHeaders, extract, inject, type PropagationFormat } from './propagation.ts';
 import { newRequestId } from './request-id.ts';
 import { contextWith, spanContextWith, UnsampledSpan, withActive } from './server-context.ts';
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent, remoteSpanContext, sdkRegistered } from './span-context.ts';
-import { type CompiledTags, compileTags, customTags, hostPortOfCluster, httpProtocol, httpUrl, isError, istioTags, nodeId } from './tags.ts';
+import { endAttemptSpan, endClientSpan, endServerSpan } from './span-end.ts';
+import { type CompiledTags, compileTags, istioTags, nodeId } from './tags.ts';
 
 /** The `x-request-id` of the request being served, carried to the calls made while serving it. */
 const REQUEST_ID = createContextKey('meshlet x-request-id');
@@ -227,40 +229,9 @@ export class MeshTracing {
     const st = this.#inbound.get(m.request);
     if (st === undefined) return;
     this.#inbound.delete(m.request);
-    const { span } = st;
     if (!st.recording) return;
     const side = this.#server;
-    const a: Attributes = {
-      ...this.#common,
-      'guid:x-request-id': st.requestId,
-      'http.url': httpUrl(m.scheme, m.authority, m.path),
-      'http.method': m.method,
-      'http.protocol': httpProtocol(m.protocol),
-      downstream_cluster: one(m.headers, 'x-envoy-downstream-service-cluster') ?? '-',
-      user_agent: one(m.headers, 'user-agent') ?? '-',
-      request_size: String(m.requestBytes),
-      response_size: String(m.responseBytes),
-      'http.status_code': String(m.status),
-      response_flags: m.flags === '' ? '-' : m.flags,
-      'peer.address': m.remoteAddress,
-    };
-    const xc = one(m.headers, 'x-client-trace-id');
-    if (xc !== undefined) a['guid:x-client-trace-id'] = xc;
-    if (m.deniedBy === undefined && m.status !== 0) {
-      const cluster = `inbound|${m.localPort}||`;
-      a.upstream_cluster = cluster;
-      a['upstream_cluster.name'] = cluster;
-      a.upstream_address = `${m.localAddress ?? '127.0.0.1'}:${m.localPort}`;
-    }
-    if (side.spec.enableIstioTags) Object.assign(a, istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes'));
-    customTags(side.tags, m.headers, () => serverRecord(m), a);
-    if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
-    if (isError(m.status, m.grpcStatus)) {
-      a.error = 'true';
-      span.setStatus({ code: SpanStatusCode.ERROR });
-    }
-    span.setAttributes(a);
-    span.end();
+    endServerSpan(st.span, m, st.requestId, this.#common, side.spec.enableIstioTags ? istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes') : undefined, side.tags);
   }
 
   // ── client side ──
@@ -333,26 +304,7 @@ export class MeshTracing {
     const span = st?.attempts.get(m.attempt);
     if (st === undefined || span === undefined) return;
     st.attempts.delete(m.attempt);
-    const a: Attributes = {
-      component: 'proxy',
-      'meshlet.attempt': m.attempt,
-      upstream_cluster: m.cluster,
-      'upstream_cluster.name': m.cluster,
-      'http.status_code': String(m.status),
-      response_flags: '-',
-    };
-    if (m.endpoint !== undefined) {
-      a.upstream_address = m.endpoint;
-      a['peer.address'] = m.endpoint;
-    }
-    if (m.failure !== undefined) a['error.reason'] = m.failure;
-    if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
-    if (m.failure !== undefined || isError(m.status, m.grpcStatus)) {
-      a.error = 'true';
-      span.setStatus({ code: SpanStatusCode.ERROR });
-    }
-    span.setAttributes(a);
-    span.end();
+    endAttemptSpan(span, m);
   }
 
   #onCallEnd(m: CallEndMessage): void {
@@ -362,44 +314,7 @@ export class MeshTracing {
     this.#calls.delete(m.call);
     for (const s of st.attempts.values()) s.end();
     if (!st.recording) return;
-    const { span } = st;
     const side = this.#client;
-    // Istio's route decorator: host:port/* of the destination (route.GetRouteOperation), else the authority.
-    span.updateName(`${hostPortOfCluster(m.cluster) ?? m.authority}/*`);
-    const h = st.headers;
-    const a: Attributes = {
-      ...this.#common,
-      'guid:x-request-id': st.requestId ?? '-',
-      'http.url': httpUrl('http', m.authority, m.path),
-      'http.method': m.method,
-      'http.protocol': httpProtocol(m.protocol),
-      downstream_cluster: '-',
-      user_agent: one(h, 'user-agent') ?? '-',
-      request_size: String(m.requestBytes),
-      response_size: String(m.responseBytes),
-      'http.status_code': String(m.status),
-      response_flags: m.flags === '' ? '-' : m.flags,
-      'peer.address': this.#o.sourceIp,
-    };
-    if (m.cluster !== undefined) {
-      a.upstream_cluster = m.cluster;
-      a['upstream_cluster.name'] = m.cluster;
-    }
-    if (m.endpoint !== undefined) a.upstream_address = m.endpoint;
-    if (side.spec.enableIstioTags) Object.assign(a, istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes'));
-    customTags(side.tags, h, () => clientRecord(m, { requestHeaders: h }), a);
-    if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
-    if (isError(m.status, m.grpcStatus) || m.error !== undefined) {
-      a.error = 'true';
-      span.setStatus({ code: SpanStatusCode.ERROR, message: m.error?.message });
-    }
-    span.setAttributes(a);
-    span.end();
+    endClientSpan(st.span, m, st.headers, st.requestId, this.#o.sourceIp, this.#common, side.spec.enableIstioTags ? istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes') : undefined, side.tags);
   }
 }
-
-function one(h: Headers, name: string): string | undefined {
-  const v = h[name];
-  return typeof v === 'string' ? v : v?.[0];
-}
-

@@ -1,0 +1,42 @@
+/**
+ * The `meshlet:call:end` message of a finished {@link Exchange} (see observe.ts): what the call
+ * asked for, where the layers sent it (route, cluster, endpoint, the destination's identity as
+ * registered), how it ended and how long it took. Built only when the channel has subscribers.
+ *
+ * @module
+ */
+import { ReplayableBody } from './body.ts';
+import type { ClusterRef, ExchangeState, HostRef, Named } from './exchange-state.ts';
+import type { CallEndMessage } from './observe.ts';
+
+/** An endpoint without labels (one object: telemetry caches by the labels' identity). */
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** The end message of `ex`, which ended with `error` (undefined: an answer). */
+export function callEndMessage(ex: ExchangeState, error: Error | undefined): CallEndMessage {
+  const cluster = ex.cluster as ClusterRef | undefined;
+  const host = ex.host as HostRef | undefined;
+  const ep = host?.endpoint;
+  const body = ex.body;
+  return {
+    workload: ex.workload,
+    call: ex,
+    protocol: ex.protocol,
+    method: ex.method,
+    authority: ex.authority,
+    path: ex.path,
+    route: (ex.route as Named | undefined)?.name,
+    cluster: cluster?.name,
+    destinationService: cluster?.cluster?.host,
+    endpoint: host?.key,
+    destination: ep === undefined ? undefined : { serviceAccount: ep.serviceAccount ?? 'default', labels: ep.labels ?? NO_LABELS, namespace: ep.namespace ?? '' },
+    status: ex.status,
+    grpcStatus: ex.grpcStatus,
+    flags: ex.flags,
+    attempts: ex.attempts,
+    requestBytes: body instanceof ReplayableBody ? body.bytes : typeof body === 'string' ? Buffer.byteLength(body) : body instanceof Uint8Array ? body.byteLength : 0,
+    responseBytes: ex.responseBytes,
+    durationMs: ex.clock === undefined ? 0 : ex.clock.now() - ex.startedAt,
+    error,
+  };
+}
