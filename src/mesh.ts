@@ -10,6 +10,7 @@ import type { MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEven
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { fetch as undiciFetch } from 'undici';
 import type { MeshDispatcher } from './adapters/undici/dispatcher.ts';
+import { asOwnRequest, isForeignRequest } from './adapters/undici/foreign-request.ts';
 import type { UndiciTransport } from './adapters/undici/transport.ts';
 import type { GrpcTransport } from './adapters/grpc/transport.ts';
 import type { MeshGrpc } from './adapters/grpc/mesh-grpc.ts';
@@ -68,6 +69,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Embedded mode's config files: loaded, watched and reloaded. */
   readonly #files: FileConfig;
   #closed: Promise<void> | undefined;
+  /** Set once close() has drained the servers: new outbound calls are refused from then on. */
+  #refusing = false;
   #identity: WorkloadIdentity | undefined;
   readonly #servers: MeshServers;
   /** This workload's certificate, key and trust bundle, as its identity source last delivered them. */
@@ -114,7 +117,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * client you construct yourself. See docs/grpc.md.
    */
   get grpc(): MeshGrpc {
-    this.#grpc ??= buildMeshGrpc(this.#o, this.#outbound, this.#servers, this.identity, this.#logger, () => this.#closed !== undefined);
+    this.#grpc ??= buildMeshGrpc(this.#o, this.#outbound, this.#servers, this.identity, this.#logger, () => this.#refusing);
     return this.#grpc;
   }
 
@@ -252,7 +255,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /**
-   * WHATWG `fetch` through the mesh (undici's implementation with {@link Mesh.dispatcher}).
+   * WHATWG `fetch` through the mesh (undici's implementation with {@link Mesh.dispatcher}). It
+   * takes a URL, a string or a `Request` — Node's global one too; the `Response` is undici's
+   * (for Node's global classes, call Node's `fetch` with `{ dispatcher: mesh.dispatcher }`).
    * In `errors: 'throw'` mode a mesh-made failure rejects with the {@link MeshletError}
    * itself rather than fetch's `TypeError('fetch failed')`.
    */
@@ -261,6 +266,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // frame and await: at c=64 every allocation and microtask of a fetch is paid per request.
     let p: Promise<unknown>;
     try {
+      // A Request of Node's global fetch (or another undici copy) is rebuilt as one of ours.
+      if (typeof input !== 'string' && isForeignRequest(input)) input = asOwnRequest(input) as unknown as Request;
       p = undiciFetch(input as never, (init === undefined ? { dispatcher: this.dispatcher } : { ...(init as object), dispatcher: this.dispatcher }) as never);
     } catch (e) {
       return Promise.reject(meshCause(e));
@@ -333,16 +340,23 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   /**
    * Deregisters (then waits `drainMs` if there were registrations), stops watching files or the
-   * control plane, closes every connection pool; calls in flight finish first, for at most `closeTimeoutMs` (then they are cancelled).
+   * control plane, drains the servers the mesh made (requests in flight finish, for at most
+   * `closeTimeoutMs`; their outbound calls still go out, as a sidecar keeps its outbound side up
+   * while the app drains), then refuses new outbound calls (HTTP: `MESHLET_ERR_INVALID_ARG`, gRPC:
+   * UNAVAILABLE) and closes every connection pool; outbound calls in flight finish first, for at
+   * most `closeTimeoutMs` (then they are cancelled).
    */
   close(): Promise<void> {
+    const grace = this.#o.closeTimeoutMs ?? 5000;
     this.#closed ??= closeInOrder([
       () => this.#source?.close(),
       () => this.#identitySource?.close(),
       () => this.#files.close(),
+      () => [this.#grpc?.close(), this.#servers.close()],
       () => {
-        const grace = this.#o.closeTimeoutMs ?? 5000;
-        return [this.#grpc?.close(), this.#servers.close(), this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)];
+        this.#refusing = true;
+        this.dispatcher.refuseNewCalls();
+        return [this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)];
       },
       // After the calls in flight ended: they are counted and logged.
       () => this.#telemetry.close(),

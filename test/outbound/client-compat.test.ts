@@ -107,6 +107,28 @@ fetchCases("Node's built-in fetch", () => globalThis.fetch as never);
 fetchCases("undici 7's fetch", () => undici7.fetch as never);
 fetchCases("undici 8's fetch", () => undici8.fetch as never);
 
+describe("mesh.fetch takes any copy's Request", () => {
+  const kinds: [string, typeof globalThis.Request][] = [
+    ["Node's global Request", globalThis.Request],
+    ["undici 7's Request", undici7.Request as unknown as typeof globalThis.Request],
+    ["undici 8's Request", undici8.Request as unknown as typeof globalThis.Request],
+  ];
+  for (const [name, RequestClass] of kinds) {
+    it(`${name}: method, headers, a string and a streamed body, and its signal`, async () => {
+      const post = await mesh.fetch(new RequestClass('http://svc/p', { method: 'POST', body: 'hello', headers: { 'x-who': name } }));
+      assert.equal(await post.text(), 'up POST /p hello');
+      assert.equal(post.headers.get('x-routed'), 'yes', 'routed by the mesh');
+      assert.equal(up.seen.at(-1)?.headers['x-who'], name);
+      const streamed = await mesh.fetch(new RequestClass('http://svc/s', { method: 'PUT', body: Readable.toWeb(Readable.from(['a', 'b', 'c'])) as ReadableStream, duplex: 'half' } as RequestInit));
+      assert.equal(await streamed.text(), 'up PUT /s abc');
+      const ac = new AbortController();
+      const held = mesh.fetch(new RequestClass('http://svc/slow', { signal: ac.signal }));
+      ac.abort();
+      await assert.rejects(held, { name: 'AbortError' });
+    });
+  }
+});
+
 describe('undici 7 request, stream and pipeline', () => {
   it('request: status, headers, body; mesh-made 404', async () => {
     const r = await undici7.request('http://svc/r', { dispatcher: mesh.dispatcher as never, method: 'POST', body: 'x' });

@@ -248,3 +248,55 @@ describe('mesh.close() is bounded', () => {
     }
   });
 });
+
+describe('mesh.close(): the servers drain with the outbound side up, then new calls are refused', () => {
+  it('a request in flight on a server the mesh made calls out through the mesh while close() drains it; after close() every HTTP entry point refuses, nothing is sent', async () => {
+    const up = await startUpstream('up');
+    const mesh = await createMesh({ service: 'client', config: [serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: up.port }])] });
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    let entered: () => void = () => {};
+    const inHandler = new Promise<void>((r) => (entered = r));
+    const server = mesh.createServer(async (_req, res) => {
+      entered();
+      await gate;
+      const r = await mesh.fetch('http://svc/during-drain');
+      res.end(`upstream said ${r.status} ${await r.text()}`);
+    });
+    try {
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const port = (server.address() as { port: number }).port;
+      const answer = request(`http://127.0.0.1:${port}/`).then(async (r) => `${r.statusCode} ${await r.body.text()}`);
+      await inHandler;
+      let state = 'closing';
+      const closed = mesh.close().then(() => (state = 'closed'));
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(state, 'closing', 'close() waits for the request in flight');
+      release();
+      assert.match(await answer, /^200 upstream said 200 /);
+      await closed;
+      assert.deepEqual(
+        up.seen.map((s) => s.url),
+        ['/during-drain'],
+      );
+      const refused = (p: Promise<unknown>) =>
+        p.then(
+          () => 'sent',
+          (e: unknown) => {
+            const err = isMeshletError(e) ? e : (e as { cause?: unknown }).cause;
+            return isMeshletError(err) ? `${(err as { code: string }).code}: ${(err as Error).message}` : `other: ${String(e)}`;
+          },
+        );
+      const closedText = 'MESHLET_ERR_INVALID_ARG: mesh.dispatcher: the mesh is closed';
+      assert.equal(await refused(mesh.fetch('http://svc/after')), closedText);
+      assert.equal(await refused(request('http://svc/after', { dispatcher: mesh.dispatcher })), closedText);
+      assert.equal(await refused(fetch('http://svc/after', { dispatcher: mesh.dispatcher } as RequestInit)), closedText, "Node's built-in fetch");
+      assert.equal(up.seen.length, 1, 'nothing sent after close()');
+    } finally {
+      release();
+      await mesh.close();
+      await up.close();
+    }
+  });
+});

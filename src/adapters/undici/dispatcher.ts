@@ -111,6 +111,11 @@ export class MeshDispatcher extends Dispatcher {
     return true;
   }
 
+  /** @internal From now on, calls are refused (`mesh.close()`, once its servers have drained). */
+  refuseNewCalls(): void {
+    this.#closed = true;
+  }
+
   override close(): Promise<void>;
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | undefined {
