@@ -32,6 +32,7 @@ export function meshDiagnostics(o: Outbound, servers: MeshServers, credentials: 
   return {
     configVersion: config.version,
     configSource: config.source,
+    ...(o.snapshot.sidecar === undefined ? {} : { sidecar: o.snapshot.sidecar.ref }),
     mirrors: { ...o.mirrorStats },
     inboundPhases: servers.guard.phases,
     inboundTls: servers.tlsCounts,

@@ -215,6 +215,8 @@ export interface TelemetryOptions {
 export interface MeshDiagnostics {
   readonly configVersion: string;
   readonly configSource: ConfigOrigin | 'file';
+  /** The Sidecar resource that scopes this workload's egress and inbound pools (`Sidecar namespace/name`); absent when none applies. */
+  readonly sidecar?: string;
   /** Mirrored requests: sent, dropped (over `maxMirrorsInFlight` or too large to replay), failed, in flight. */
   readonly mirrors: { readonly sent: number; readonly dropped: number; readonly failed: number; readonly inFlight: number };
   /** The admission phases the server side runs (`jwt`, `authorization`, `rate-limit`, …), in order. */

@@ -154,6 +154,8 @@ describe('Sidecar egress scoping through real upstreams', () => {
     assert.equal((await ratingsCall(narrow)).status, 502);
     assert.equal(wide.snapshot.sidecar?.ref, 'Sidecar default/wide');
     assert.equal(narrow.snapshot.sidecar?.ref, 'Sidecar default/ns-default');
+    assert.equal(wide.diagnostics().sidecar, 'Sidecar default/wide', 'diagnostics() names the Sidecar that applies');
+    assert.equal(narrow.diagnostics().sidecar, 'Sidecar default/ns-default');
   });
 
   it('a root-namespace Sidecar is the mesh-wide default (the rootNamespace option names it)', async () => {
@@ -211,9 +213,11 @@ describe('Sidecar egress scoping through real upstreams', () => {
       await writeFile(join(dir, 'services.yaml'), yaml(services()));
       const m = await mesh(dir, { watch: false });
       assert.equal((await ratingsCall(m)).upstream, 'ratings');
+      assert.equal('sidecar' in m.diagnostics(), false, 'no Sidecar applies');
       await writeFile(join(dir, 'sidecar.yaml'), yaml([sidecar('local', { egress: [{ hosts: ['./*'] }], outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } })]));
       assert.equal(await m.reload(), true);
       assert.equal((await ratingsCall(m)).status, 502);
+      assert.equal(m.diagnostics().sidecar, 'Sidecar default/local');
       await writeFile(join(dir, 'sidecar.yaml'), yaml([sidecar('local', { egress: [{ hosts: ['./*'] }], outboundTrafficPolicy: { mode: 'ALLOW_ANY' } })]));
       assert.equal(await m.reload(), true);
       assert.equal((await ratingsCall(m)).upstream, 'direct');
