@@ -45,6 +45,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
   if (o.enableAutoMtls !== undefined && typeof o.enableAutoMtls !== 'boolean') throw new InvalidArgumentError(`createMesh: \`enableAutoMtls\` must be true or false, got ${JSON.stringify(o.enableAutoMtls)}`);
   nonNegative(o, 'closeTimeoutMs', 5000);
+  checkNamedPorts(o.ports);
   if (o.telemetry !== undefined && (o.telemetry === null || typeof o.telemetry !== 'object')) throw new InvalidArgumentError('createMesh: `telemetry` must be an object');
   checkOwnMetricsOption(o.telemetry?.ownMetrics);
   const accessLogProblems = checkAccessLogOptions(o.telemetry?.accessLog);
@@ -143,4 +144,13 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     },
   });
   return mesh;
+}
+
+/** `ports`: port names to integers 1..65535. */
+function checkNamedPorts(ports: unknown): void {
+  if (ports === undefined) return;
+  if (ports === null || typeof ports !== 'object' || Array.isArray(ports)) throw new InvalidArgumentError('createMesh: `ports` must map port names to numbers, as the Pod names its containerPorts, e.g. { http: 8080 }');
+  for (const [name, port] of Object.entries(ports)) {
+    if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) throw new InvalidArgumentError(`createMesh: \`ports\`: port "${name}" must be an integer 1..65535, got ${JSON.stringify(port)}`);
+  }
 }

@@ -28,7 +28,7 @@ export function explainOutbound(outbound: Outbound, transport: UndiciTransport, 
 /** How the server side of `workload`, configured by `o`, would judge `request` under `resources`. */
 export function explainInboundRequest(resources: readonly AnyResource[], workload: WorkloadIdentity, o: MeshOptions, request: InboundExplainRequest): Promise<InboundExplanation> {
   return explainInbound(resources, request, {
-    workload,
+    workload: o.ports === undefined ? workload : { service: workload.service, namespace: workload.namespace, labels: workload.labels, ports: o.ports },
     rootNamespace: o.rootNamespace,
     trustDomain: o.trustDomain,
     trustDomainAliases: o.trustDomainAliases,

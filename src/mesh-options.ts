@@ -98,6 +98,15 @@ export interface MeshOptions {
    * @defaultValue 5000
    */
   readonly closeTimeoutMs?: number;
+  /**
+   * This workload's named ports, as its Pod's `containerPorts` name them (e.g. `{ http: 8080 }`):
+   * a Kubernetes Service that selects the workload with a named `targetPort` (`targetPort: http`)
+   * reaches the port of that name. The server side keys on it: the DestinationRule port-level
+   * `connectionPool` of the inbound pool and the local rate limit's `inbound|http|<service port>`
+   * virtual host. Without it, such a Service port is not known to reach any local port.
+   * @defaultValue {}
+   */
+  readonly ports?: Readonly<Record<string, number>>;
   /** This workload's locality, `region/zone/subzone` (locality load balancing). @defaultValue '' */
   readonly locality?: string;
   /** This workload's IP (the key of `consistentHash.useSourceIp`). @defaultValue '127.0.0.1' */

@@ -100,6 +100,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
       policies: {
         workload: identity,
         rootNamespace: o.rootNamespace ?? 'istio-system',
+        ports: o.ports,
         trustDomain: o.trustDomain ?? 'cluster.local',
         trustDomainAliases: o.trustDomainAliases,
         numTrustedProxies: o.numTrustedProxies,

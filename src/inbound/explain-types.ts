@@ -66,7 +66,7 @@ export interface InboundExplainSource {
  * @category Server
  */
 export interface InboundExplainOptions {
-  readonly workload: Pick<WorkloadIdentity, 'service' | 'namespace' | 'labels'>;
+  readonly workload: Pick<WorkloadIdentity, 'service' | 'namespace' | 'labels'> & { readonly ports?: Readonly<Record<string, number>> | undefined };
   /** @defaultValue 'istio-system' */
   readonly rootNamespace?: string;
   /** @defaultValue 'cluster.local' */

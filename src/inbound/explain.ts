@@ -138,7 +138,7 @@ export async function explainInbound(resources: readonly AnyResource[], request:
   const atMs = request.atMs ?? Date.now();
   if (!Number.isFinite(atMs)) fail(`atMs: expected Unix milliseconds, got ${String(atMs)}`);
 
-  const servicePorts = inboundServicePorts(resources, { service: workload.service, namespace: workload.namespace, labels: workload.labels });
+  const servicePorts = inboundServicePorts(resources, { service: workload.service, namespace: workload.namespace, labels: workload.labels, ...(workload.ports === undefined ? {} : { ports: workload.ports }) });
   let localPort: number;
   let portFrom: string;
   if (request.port !== undefined) {

@@ -63,6 +63,8 @@ export interface JwtOptions {
 export interface InboundPolicyOptions {
   readonly workload: WorkloadIdentity;
   readonly rootNamespace: string;
+  /** The workload's named ports (a Service's named `targetPort` resolves through them). */
+  readonly ports?: Readonly<Record<string, number>> | undefined;
   readonly trustDomain: string;
   readonly trustDomainAliases?: readonly string[];
   readonly numTrustedProxies?: number;
@@ -193,13 +195,14 @@ export class InboundPolicies {
     if (authz.hasCustom) phases.push(logged(extAuthzPhase(authz, workload), this.#o.debug, this.#o.info));
     if (jwt.rules.length > 0) phases.push(jwtPhase(() => jwt));
     if (authz.policies.length > 0) phases.push(logged(authorizationPhase(authz, workload, authz.hasCustom), this.#o.debug, this.#o.info));
-    this.#rateLimit = compileRateLimit(resources, { service: workload.service, namespace: workload.namespace, labels: workload.labels }, rootNamespace, this.#o.clock, {
+    const own = { service: workload.service, namespace: workload.namespace, labels: workload.labels, ...(this.#o.ports === undefined ? {} : { ports: this.#o.ports }) };
+    this.#rateLimit = compileRateLimit(resources, own, rootNamespace, this.#o.clock, {
       random: this.#o.random,
       previous: this.#rateLimit,
     });
     if (this.#rateLimit !== undefined) phases.push(this.#rateLimit);
     // Last, as Envoy's circuit breaker is at the router: a refused request never takes a slot.
-    const pool = compileInboundPool(resources, { service: workload.service, namespace: workload.namespace, labels: workload.labels }, rootNamespace, this.#pools, workload);
+    const pool = compileInboundPool(resources, own, rootNamespace, this.#pools, workload);
     this.#pools = pool.pools;
     if (pool.phase !== undefined) phases.push(pool.phase);
     return phases;

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -315,6 +315,52 @@ describe('which connectionPool applies, per port', () => {
       s.gates.releaseAll();
       await s.close();
     }
+  });
+
+  it("createMesh's `ports` resolves a Service's named targetPort: the port-level setting of the service port applies to the local port of that name", async () => {
+    // A port the server then listens on (checked free; taken again if someone took it meanwhile).
+    const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'httpbin', namespace: 'foo' }, spec: { selector: { app: 'httpbin' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] } };
+    const config = [service, destinationRule({ http: { http2MaxRequests: 3 } }, [{ port: { number: 80 }, connectionPool: ONE_AND_ONE }])];
+    for (let attempt = 0; ; attempt++) {
+      const free = await new Promise<number>((r) => {
+        const srv = createNetServer().listen(0, '127.0.0.1', () => {
+          const p = (srv.address() as AddressInfo).port;
+          srv.close(() => r(p));
+        });
+      });
+      const named = await mesh(config, { ports: { http: free } });
+      const unnamed = await mesh(config);
+      const gates = new Gates();
+      const server = named.createServer((req: IncomingMessage, res: ServerResponse) => void answer(gates, req.url ?? '/').then((t) => res.end(t)));
+      try {
+        const listening = await new Promise<boolean>((r) => {
+          server.once('error', () => r(false));
+          server.listen(free, '127.0.0.1', () => r(true));
+        });
+        if (!listening) {
+          if (attempt < 3) continue;
+          assert.fail(`port ${free} was taken between the check and the listen, ${attempt + 1} times`);
+        }
+        const s = { m: named, gates };
+        assert.deepEqual(await fill(s, free, ['n1', 'n2', 'n3']), ['in', 0, 503], 'ONE_AND_ONE, the port-level setting of service port 80');
+        assert.equal((await named.explainInbound({ url: '/', port: free })).connectionPool?.source, 'DestinationRule foo/httpbin portLevelSettings (port 80)');
+        assert.equal((await unnamed.explainInbound({ url: '/', port: free })).connectionPool?.source, 'DestinationRule foo/httpbin', 'without `ports` the named targetPort reaches no known port');
+        return;
+      } finally {
+        gates.releaseAll();
+        await new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeAllConnections();
+        });
+        await named.close();
+        await unnamed.close();
+      }
+    }
+  });
+
+  it('createMesh refuses `ports` that are not names to port numbers', async () => {
+    await assert.rejects(mesh([], { ports: { http: 0 } }), { code: 'MESHLET_ERR_INVALID_ARG', message: /`ports`: port "http" must be an integer 1\.\.65535, got 0/ });
+    await assert.rejects(mesh([], { ports: [8080] as never }), { code: 'MESHLET_ERR_INVALID_ARG', message: /`ports` must map port names to numbers/ });
   });
 
   it("a Sidecar's ingress listener for the port beats the DestinationRule; inboundConnectionPool the others", async () => {
