@@ -226,8 +226,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   register(options: RegisterOptions): Promise<Registration> {
     if (this.#source === undefined) return Promise.reject(new InvalidArgumentError('mesh.register: needs control-plane mode (`controlPlane`)'));
     // Registered with an identity, the workload accepts mTLS: its ports must be the mesh servers'.
-    if (this.#o.identity !== 'none' && options !== null && typeof options === 'object' && !Object.hasOwn(options.labels ?? {}, 'security.istio.io/tlsMode')) this.#servers.warnUnserved(options.ports ?? {}, this.#grpc?.boundPorts() ?? []);
-    return this.#source.register(options);
+    // createMesh's named ports are the default.
+    const o = options !== null && typeof options === 'object' && options.ports === undefined && this.#o.ports !== undefined ? { ...options, ports: this.#o.ports } : options;
+    if (this.#o.identity !== 'none' && o !== null && typeof o === 'object' && !Object.hasOwn(o.labels ?? {}, 'security.istio.io/tlsMode')) this.#servers.warnUnserved(o.ports ?? {}, this.#grpc?.boundPorts() ?? []);
+    return this.#source.register(o);
   }
 
   /** @internal installs a snapshot from the config source. */

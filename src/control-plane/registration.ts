@@ -23,6 +23,7 @@ export interface RegisterOptions {
   /**
    * Port name → port this instance listens on, e.g. `{ http: 19081 }`; added to (and overriding)
    * the ports of the WorkloadGroup template. Required unless `group` names a group whose template has ports.
+   * @defaultValue createMesh's `ports`
    */
   readonly ports?: Readonly<Record<string, number>>;
   /**

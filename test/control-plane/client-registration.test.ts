@@ -61,12 +61,13 @@ test('two meshes register as reviews; a third load-balances across both; close()
   const productpage = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, logger: quietLogger });
   // The instances are plain HTTP upstreams, not servers the meshes made: no identity, so they are not registered as accepting mTLS.
   const m1 = await createMesh({ service: 'reviews', labels: { version: 'v1' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 300, identity: 'none', logger: quietLogger });
-  const m2 = await createMesh({ service: 'reviews', labels: { version: 'v2' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 50, identity: 'none', logger: quietLogger });
+  // m2 gives its named ports to createMesh: register() takes them.
+  const m2 = await createMesh({ service: 'reviews', labels: { version: 'v2' }, controlPlane: t.cp.url, token: reviewsToken, drainMs: 50, identity: 'none', logger: quietLogger, ports: { http: r2.port } });
   try {
     assert.deepEqual(endpoints(productpage), []);
     assert.equal((await productpage.fetch('http://reviews.example:9080/')).status, 503);
     const reg1 = await m1.register({ ports: { http: r1.port }, address: '127.0.0.1' });
-    const reg2 = await m2.register({ ports: { http: r2.port }, address: '127.0.0.1' });
+    const reg2 = await m2.register({ address: '127.0.0.1' });
     assert.equal(reg1.namespace, 'default');
     assert.notEqual(reg1.name, reg2.name);
     const both = [`127.0.0.1:${r1.port}`, `127.0.0.1:${r2.port}`].sort();
