@@ -171,9 +171,9 @@ after(async () => {
 });
 
 describe('the packed tarball', () => {
-  it('holds the built library, the bin, LICENSE, and no source map that points at a missing file', () => {
+  it('holds the built library, the bin, LICENSE, the docs the README and the CLI link to, and no source map that points at a missing file', () => {
     const files = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).split('\n').filter((f) => f !== '');
-    for (const f of ['package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/cli/bin.js', 'package/LICENSE', 'package/README.md', 'package/package.json']) {
+    for (const f of ['package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/cli/bin.js', 'package/LICENSE', 'package/README.md', 'package/package.json', 'package/docs/cli.md', 'package/docs/outbound.md']) {
       assert.ok(files.includes(f), `${f} missing from the tarball`);
     }
     assert.equal(files.filter((f) => /\.test\.(ts|js)$/.test(f)).length, 0, 'test files are not shipped');
