@@ -6,10 +6,12 @@
  * UNAVAILABLE, or RESOURCE_EXHAUSTED); the bucket refills on the mesh's ManualClock.
  */
 import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import type { CallEndMessage } from '../../src/core/observe.ts';
 import { createMesh, isMeshletError, ManualClock, type Mesh } from '../../src/index.ts';
 import { type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 import { call, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
@@ -83,8 +85,16 @@ describe('outbound local rate limit: HTTP', () => {
     const statuses: number[] = [];
     statuses.push((await call(mesh, 'http://ratings:9080/a')).status);
     statuses.push((await fetch('http://ratings:9080/b', { dispatcher: mesh.dispatcher } as RequestInit)).status);
-    const refused = await call(mesh, 'http://ratings:9080/c');
+    const ends: CallEndMessage[] = [];
+    const onEnd = (m: unknown) => ends.push(m as CallEndMessage);
+    subscribe('meshlet:call:end', onEnd);
+    const refused = await call(mesh, 'http://ratings:9080/c').finally(() => unsubscribe('meshlet:call:end', onEnd));
     statuses.push(refused.status);
+    // What telemetry (metrics, access logs) records of it: 429, flag RL, the route and cluster, no endpoint, one attempt-less call.
+    assert.deepEqual(
+      ends.map((e) => ({ status: e.status, flags: e.flags, route: e.route, cluster: e.cluster, endpoint: e.endpoint, attempts: e.attempts })),
+      [{ status: 429, flags: 'RL', route: 'default', cluster: `outbound|9080||${RATINGS}`, endpoint: undefined, attempts: 0 }],
+    );
     assert.deepEqual(statuses, [200, 200, 429]);
     assert.equal(refused.body, 'local_rate_limited');
     assert.equal(refused.flags, 'RL');
