@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { validateYaml } from '../../test/helpers/config.ts';
 import { ManualClock, type Random } from '../core/clock.ts';
@@ -241,9 +243,9 @@ describe('outbound rate limits: buckets on the mesh clock', () => {
     ];
     const snap = snapshotOf(SERVICES + ef(patches));
     const limits = limitsOf(snap, new ManualClock());
-    // r2.a: its own bucket of 1. Every other route of the virtual host: a bucket of 3 each (Envoy makes one per route from the virtual host's config).
+    // r2.a: its own bucket of 1. The other routes of the virtual host share the virtual host's config, and its one bucket of 3 (Envoy: one config object per virtual host).
     assert.equal(outcomes(limits, snap, ['http://reviews:9080/a', 'http://reviews:9080/a']), 'ar');
-    assert.equal(outcomes(limits, snap, ['http://reviews:9080/b', 'http://reviews:9080/b', 'http://reviews:9080/b', 'http://reviews:9080/b']), 'aaar');
+    assert.equal(outcomes(limits, snap, ['http://reviews:9080/b', 'http://reviews:9080/c', 'http://reviews:9080/unnamed', 'http://reviews:9080/b', 'http://reviews:9080/old']), 'aaarr');
     assert.equal(outcomes(limits, snap, ['http://ratings:9081/', 'http://ratings:9081/', 'http://reviews:9080/none']), 'aaa', 'other virtual hosts, and calls with no route, take no per-route config');
   });
 
@@ -307,5 +309,24 @@ describe('outbound rate limits: buckets on the mesh clock', () => {
     const snap = snapshotOf(SERVICES + ef([filter(config)]));
     const limits = limitsOf(snap, new ManualClock());
     assert.equal(outcomes(limits, snap, ['http://reviews:9080/b', 'http://reviews:9080/b', 'http://reviews:9080/unnamed', 'http://reviews:9080/old', 'http://reviews:9080/old']), 'araaa');
+  });
+});
+
+describe('outbound rate limits: the example of docs/rate-limiting.md', () => {
+  it('limits calls to the external API to 100 a minute (https://, its virtual host api.payments.example:443), and nothing else on port 443', () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/rate-limiting.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('## Outbound calls'));
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(yaml !== undefined, 'the example');
+    const snap = compileSnapshot(load(yaml), { service: 'checkout', namespace: 'shop', labels: { app: 'checkout' } });
+    const clock = new ManualClock();
+    const limits = limitsOf(snap, clock);
+    const api = Array.from({ length: 101 }, () => 'https://api.payments.example/v1/charges');
+    assert.equal(outcomes(limits, snap, api), `${'a'.repeat(100)}r`);
+    assert.equal(outcomes(limits, snap, ['https://other.example/', 'https://other.example/']), 'aa', 'allow_any on port 443: the filter’s own config, enabled for no call');
+    clock.advance(600);
+    assert.equal(outcomes(limits, snap, ['https://api.payments.example/', 'https://api.payments.example/']), 'ar', '100 per minute: a token every 600 ms');
+    const other = compileSnapshot(load(yaml), { service: 'orders', namespace: 'shop', labels: { app: 'orders' } });
+    assert.equal(compileOutboundRateLimits(other, { clock, random: { next: () => 0 }, sourceIp: '', rootNamespace: 'istio-system' }), undefined, 'the workloadSelector: not for other workloads');
   });
 });
