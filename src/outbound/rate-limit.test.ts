@@ -330,3 +330,32 @@ describe('outbound rate limits: the example of docs/rate-limiting.md', () => {
     assert.equal(compileOutboundRateLimits(other, { clock, random: { next: () => 0 }, sourceIp: '', rootNamespace: 'istio-system' }), undefined, 'the workloadSelector: not for other workloads');
   });
 });
+
+describe('outbound rate limits: Istio’s own per-route test (enable_envoy_local_ratelimit_per_route.yaml)', () => {
+  it('the HTTP_ROUTE merge for SIDECAR_OUTBOUND virtual host srv.echo.svc.cluster.local:80 limits clt’s calls to srv to 1 per 600 s, with x-local-rate-limit; other services on port 80 are not limited (the filter itself is enabled for 0 %)', () => {
+    const fixture = readFileSync(join(import.meta.dirname, '../../test/fixtures/istio/ratelimit/enable_envoy_local_ratelimit_per_route.yaml'), 'utf8').replaceAll('{{ .EchoNamespace }}', 'echo');
+    const services = ['srv', 'other']
+      .map((name, i) => `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ${name}, namespace: echo}
+spec:
+  hosts: [${name}.echo.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.1.${i + 1}}]
+`)
+      .join('---\n');
+    const snap = compileSnapshot(load(`${services}---\n${fixture}`), { service: 'clt', namespace: 'echo', labels: { app: 'clt' } });
+    const clock = new ManualClock();
+    const limits = limitsOf(snap, clock);
+    assert.equal(outcomes(limits, snap, ['http://srv/', 'http://srv.echo/x', 'http://other/', 'http://other/']), 'araa');
+    const ex = exchange('http://srv.echo.svc.cluster.local/');
+    const refusal = limits.check(ex, snap.routes, snap.routes.route(ex, 0), () => ALLOW_ANY);
+    assert.deepEqual({ status: refusal?.status, headers: { ...refusal?.headers } }, { status: 429, headers: { 'x-local-rate-limit': 'true' } });
+    clock.advance(599_999);
+    assert.equal(outcomes(limits, snap, ['http://srv/']), 'r');
+    clock.advance(1);
+    assert.equal(outcomes(limits, snap, ['http://srv/', 'http://srv/']), 'ar');
+  });
+});
