@@ -106,7 +106,7 @@ export interface CompiledRoute {
    * The name istiod gives the Envoy route (what an EnvoyFilter's `vhost.route.name` matches): the
    * rule's `name` ('' when it has none), `default` for the implicit route, `allow_any` for the
    * egress proxy route. A match block's `name` is appended per block (`rule.block`): see
-   * {@link envoyRouteName}. Undefined on routes built elsewhere (read as {@link CompiledRoute.name}).
+   * `envoyRouteName`. Undefined on routes built elsewhere (read as {@link CompiledRoute.name}).
    */
   readonly envoyName?: string;
   /** Index of the rule in `spec.http`. */
@@ -134,7 +134,6 @@ export interface CompiledRoute {
 /**
  * The Envoy route name of the request's match of `route` (istiod: `<rule name>.<match name>` for
  * a named match block, else the rule's name); `block` is the index of the block that matched.
- * @category Snapshot
  */
 export function envoyRouteName(route: CompiledRoute, block: number): string {
   const base = route.envoyName ?? route.name;
