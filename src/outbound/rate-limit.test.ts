@@ -249,6 +249,15 @@ describe('outbound rate limits: buckets on the mesh clock', () => {
     assert.equal(outcomes(limits, snap, ['http://ratings:9081/', 'http://ratings:9081/', 'http://reviews:9080/none']), 'aaa', 'other virtual hosts, and calls with no route, take no per-route config');
   });
 
+  it('a route patch without a route name: every route of the virtual host its own bucket, unnamed rules too (Envoy has a route per rule)', () => {
+    const perFilter = { 'envoy.filters.http.local_ratelimit': { '@type': LRL, stat_prefix: 'p', ...on(1) } };
+    const vs = `---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings, namespace: default}\nspec: {hosts: [ratings], http: [{match: [{uri: {prefix: /x}}], route: [{destination: {host: ratings}}]}, {match: [{uri: {prefix: /y}}], route: [{destination: {host: ratings}}]}]}\n`;
+    const patch = { applyTo: 'HTTP_ROUTE', match: { context: 'SIDECAR_OUTBOUND', routeConfiguration: { vhost: { name: 'ratings.default.svc.cluster.local:9081', route: { action: 'ROUTE' } } } }, patch: { operation: 'MERGE', value: { typed_per_filter_config: perFilter } } };
+    const snap = snapshotOf(SERVICES + vs + ef([filter({ stat_prefix: 'p' }), patch]));
+    const limits = limitsOf(snap, new ManualClock());
+    assert.equal(outcomes(limits, snap, ['http://ratings:9081/x', 'http://ratings:9081/x', 'http://ratings:9081/y', 'http://ratings:9081/y', 'http://ratings:9081/z']), 'arara', '/z matches no rule: no route, no per-route config');
+  });
+
   it('across config reloads: kept when the settings are unchanged, new and full when they change', () => {
     const clock = new ManualClock();
     const one = SERVICES + ef([filter(on(1, '600s'))]);
