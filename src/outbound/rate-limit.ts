@@ -73,6 +73,12 @@ export interface OutboundRouteSite {
   readonly domains: readonly string[];
   /** The Envoy route name; undefined when no route matched (no per-route config then). */
   readonly route: string | undefined;
+  /**
+   * Which route it is, when names do not tell (unnamed rules share the name ''; Envoy has a route
+   * per rule and match block, each with its own per-route config): `<VirtualService>#<rule>#<block>`.
+   * @defaultValue the route name
+   */
+  readonly routeId?: string;
   readonly action: 'ROUTE' | 'REDIRECT' | 'DIRECT_RESPONSE';
   /** The route's cluster (`destination_cluster`), when it forwards. */
   readonly cluster: string | undefined;
@@ -207,7 +213,7 @@ export class OutboundRateLimits {
   /** The active filters of a call's listener and route. */
   filtersFor(s: OutboundRouteSite): readonly ActiveFilter[] {
     const byPort = !this.#filters.hasRoutePatches;
-    const key = `${s.port}\u0000${s.vhost}\u0000${s.route ?? '\u0001'}\u0000${s.action}`;
+    const key = `${s.port}\u0000${s.vhost}\u0000${s.route ?? '\u0001'}\u0000${s.action}\u0000${s.routeId ?? ''}`;
     let f = byPort ? this.#byPort.get(s.port) : this.#byRoute.get(key);
     if (f === undefined) {
       f = this.#filters.active(this.#site(s));
@@ -225,7 +231,7 @@ export class OutboundRateLimits {
       routeFits: (m, applyTo) => outboundRouteFits(m, s, applyTo),
       listenerKey: `out|${s.port}`,
       vhostKey,
-      routeKey: `${vhostKey}|${s.route ?? ''}|${s.action}`,
+      routeKey: `${vhostKey}|${s.route ?? ''}|${s.action}|${s.routeId ?? ''}`,
       routeLabel: `route ${s.route === '' ? '(unnamed)' : s.route} of virtual host ${s.vhost} in route configuration ${s.port}`,
       vhostLabel: `virtual host ${s.vhost} in route configuration ${s.port}`,
     };
@@ -249,7 +255,16 @@ export class OutboundRateLimits {
     const domains = vhost === undefined ? CATCH_ALL_DOMAINS : vhost.domains;
     if (d === NO_ROUTE) return { port, vhost: vhostName, domains, route: undefined, action: 'ROUTE', cluster: undefined };
     const route = d.route;
-    return { port, vhost: vhostName, domains, route: envoyRouteName(route, blockOf(route, ex)), action: HTTP_ACTION[route.action], cluster: route.action === 'forward' ? clusterOf(d) : undefined };
+    const block = blockOf(route, ex);
+    return {
+      port,
+      vhost: vhostName,
+      domains,
+      route: envoyRouteName(route, block),
+      routeId: `${route.virtualService ?? ''}#${route.index}#${block}`,
+      action: HTTP_ACTION[route.action],
+      cluster: route.action === 'forward' ? clusterOf(d) : undefined,
+    };
   }
 
   /**
