@@ -75,6 +75,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     maxRetryAfterMs: o.maxRetryAfterMs ?? 10_000,
     maxMirrorsInFlight: o.maxMirrorsInFlight ?? 64,
     workload: identity,
+    rootNamespace: o.rootNamespace,
     transports: {
       http: { dispatch: transport.dispatch, passthrough: transport.passthrough, classify: classifyUndiciError, refresh: (cs) => transport.refresh(cs) },
       grpc: { dispatch: grpcTransport.dispatch, passthrough: grpcTransport.passthrough, classify: (e) => grpcTransport.classify(e), refresh: (cs) => grpcTransport.refresh(cs) },

@@ -75,7 +75,8 @@ export const ERROR_STATUS: Readonly<Record<MeshletErrorCode, ErrorStatus>> = Obj
   MESHLET_ERR_FAULT_ABORT: s(undefined, undefined, 'FI'),
   MESHLET_ERR_UNAUTHENTICATED: s(401, GRPC.UNAUTHENTICATED, undefined),
   MESHLET_ERR_PERMISSION_DENIED: s(403, GRPC.PERMISSION_DENIED, undefined),
-  MESHLET_ERR_RATE_LIMITED: s(429, GRPC.RESOURCE_EXHAUSTED, 'RL'),
+  /** A local rate limit's refusal: Envoy's local reply 429, which a gRPC caller gets as UNAVAILABLE (RESOURCE_EXHAUSTED when the filter says `rate_limited_as_resource_exhausted`). */
+  MESHLET_ERR_RATE_LIMITED: s(429, GRPC.UNAVAILABLE, 'RL'),
   MESHLET_ERR_CONTROL_PLANE: s(undefined, undefined, undefined),
   MESHLET_ERR_CLOSED: s(undefined, GRPC.UNAVAILABLE, undefined),
 });

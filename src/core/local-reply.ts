@@ -18,6 +18,8 @@ export function localReplyText(e: MeshletError): string {
       return 'fault filter abort';
     case 'MESHLET_ERR_NO_ROUTE':
       return '';
+    case 'MESHLET_ERR_RATE_LIMITED':
+      return 'local_rate_limited';
     case 'MESHLET_ERR_OVERLOADED':
       return 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
     case 'MESHLET_ERR_UPSTREAM_CONNECT':

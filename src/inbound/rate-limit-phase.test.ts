@@ -91,7 +91,7 @@ describe('rate-limit phase: Istio\'s rate-limit testdata', () => {
     assert.equal(compileRateLimit(fixture('enable_envoy_local_ratelimit.yaml'), srvWorkload, 'istio-system', new ManualClock(0)), undefined);
   });
 
-  it('enable_envoy_local_ratelimit_per_route.yaml: the route bucket is for outbound calls, which meshlet does not limit; the inbound filter has no filter_enabled (0%), so nothing can limit', () => {
+  it('enable_envoy_local_ratelimit_per_route.yaml: the route bucket is for outbound calls (src/outbound/rate-limit.test.ts); the inbound filter has no filter_enabled (0%), so nothing limits inbound requests', () => {
     assert.equal(compileRateLimit(fixture('enable_envoy_local_ratelimit_per_route.yaml'), { service: 'clt', namespace: 'echo', labels: { app: 'clt' } }, 'istio-system', new ManualClock(0)), undefined);
   });
 

@@ -1,23 +1,11 @@
 /**
  * The `rate-limit` admission phase: Envoy's local rate limit filter
  * (`envoy.filters.http.local_ratelimit`) as the EnvoyFilters of Istio's rate-limit task put it
- * on a sidecar's inbound side. For each rate limit filter active on the port a request arrived
- * on, in order:
- *
- * 1. `filter_enabled` (default 0%: off) decides, per request, whether the filter looks at all;
- * 2. the request's descriptors are built (when the config has descriptors) and the buckets
- *    consulted ({@link LocalRateLimiter});
- * 3. a request with a token goes on; one without is refused when `filter_enforced` (default 0%)
- *    says so — 429 (or the configured `status`), body `local_rate_limited`, the
- *    `response_headers_to_add`, response flag `RL`, and for gRPC callers UNAVAILABLE (Envoy maps
- *    429 so) or RESOURCE_EXHAUSTED with `rate_limited_as_resource_exhausted` — and otherwise let
- *    through with `request_headers_to_add_when_not_enforced` added (shadow mode: counted, not
- *    refused).
- *
- * Envoy's filter does not set `x-envoy-ratelimited` (its global rate limit filter does), and adds
- * `response_headers_to_add` only to the refusals; with `enable_x_ratelimit_headers:
- * DRAFT_VERSION_03` it adds `x-ratelimit-limit`, `-remaining` and `-reset` to every response,
- * which adapters take from {@link rateLimitResponseHeaders} for admitted requests.
+ * on a sidecar's inbound side. The filters active on the port a request arrived on
+ * (`rate-limit-compile.ts`) decide it as Envoy does (`policies/rate-limit/run-filters.ts`, shared
+ * with the outbound side); a refusal is a {@link RateLimitDenial} (429 or the configured status,
+ * body `local_rate_limited`, flag `RL`). Adapters take the `x-ratelimit-*` headers of admitted
+ * requests from {@link rateLimitResponseHeaders}.
  *
  * Buckets belong to the mesh (one set per workload, shared by every server it guards, per
  * inbound port as Envoy has one filter chain per port) and are kept across config reloads when
@@ -27,22 +15,16 @@
  */
 import type { Clock, Random } from '../core/clock.ts';
 import { systemRandom } from '../core/clock.ts';
-import { GRPC_STATUS, httpToGrpc } from '../core/grpc-status.ts';
 import type { AnyResource } from '../config/resource.ts';
-import type { FractionSettings, HeaderToAdd } from '../config/types/local-rate-limit.ts';
 import type { RateLimitSite } from '../policies/rate-limit/descriptors.ts';
-import type { Descriptor, LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
-import type { TokenBucket } from '../policies/rate-limit/token-bucket.ts';
+import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
+import { RATE_LIMITED_BODY, RATE_LIMITED_FLAG, RateLimitRunner, type RateLimitStats, type RunNotes } from '../policies/rate-limit/run-filters.ts';
 import type { Denial, InboundRequest, Phase, PhaseResult } from './pipeline.ts';
 import { type ActiveFilter, CompiledRateLimits, type RateLimitWorkload } from './rate-limit-compile.ts';
 
 export type { RateLimitWorkload } from './rate-limit-compile.ts';
-
-/** Envoy's response flag for a local rate limit refusal. */
-export const RATE_LIMITED_FLAG = 'RL';
-
-/** Envoy's body (and gRPC message) for a local rate limit refusal. */
-export const RATE_LIMITED_BODY = 'local_rate_limited';
+export { RATE_LIMITED_BODY, RATE_LIMITED_FLAG } from '../policies/rate-limit/run-filters.ts';
+export type { RateLimitStats } from '../policies/rate-limit/run-filters.ts';
 
 /**
  * A refusal by the rate-limit phase: a {@link Denial} that also names Envoy's response flag.
@@ -52,21 +34,6 @@ export interface RateLimitDenial extends Denial {
   readonly phase: 'rate-limit';
   /** `RL`. */
   readonly flag: typeof RATE_LIMITED_FLAG;
-}
-
-/**
- * Counters of one `stat_prefix`, as Envoy's `<stat_prefix>.http_local_rate_limit.*`.
- * @category Inbound
- */
-export interface RateLimitStats {
-  /** Requests the filter was enabled for. */
-  enabled: number;
-  /** Of those, allowed by the buckets. */
-  ok: number;
-  /** Of those, out of tokens (refused, or let through in shadow mode). */
-  rate_limited: number;
-  /** Of the rate limited, refused. */
-  enforced: number;
 }
 
 /**
@@ -82,8 +49,6 @@ export interface RateLimitOptions {
 
 const responseHeaders = new WeakMap<InboundRequest, Record<string, string>>();
 
-const NO_DESCRIPTORS: Descriptor[] = [];
-
 /**
  * The `x-ratelimit-*` headers to add to the response of an admitted request (filters with
  * `enable_x_ratelimit_headers: DRAFT_VERSION_03`), or undefined.
@@ -93,45 +58,6 @@ export function rateLimitResponseHeaders(req: InboundRequest): Readonly<Record<s
   return responseHeaders.get(req);
 }
 
-function draw(f: FractionSettings, random: Random): boolean {
-  if (f.numerator >= f.denominator) return true;
-  if (f.numerator === 0) return false;
-  return Math.floor(random.next() * f.denominator) < f.numerator;
-}
-
-type HeaderBag = Record<string, string | string[] | undefined>;
-
-/** Applies Envoy's `HeaderValueOption`s to a header map. */
-function addHeaders(into: HeaderBag, add: readonly HeaderToAdd[]): void {
-  for (const h of add) {
-    if (h.value === '' && !h.keepEmptyValue) continue;
-    const had = Object.hasOwn(into, h.key) && into[h.key] !== undefined;
-    switch (h.action) {
-      case 'APPEND_IF_EXISTS_OR_ADD': {
-        const old = into[h.key];
-        into[h.key] = !had ? h.value : Array.isArray(old) ? [...old, h.value] : `${old}, ${h.value}`;
-        break;
-      }
-      case 'ADD_IF_ABSENT':
-        if (!had) into[h.key] = h.value;
-        break;
-      case 'OVERWRITE_IF_EXISTS_OR_ADD':
-        into[h.key] = h.value;
-        break;
-      case 'OVERWRITE_IF_EXISTS':
-        if (had) into[h.key] = h.value;
-        break;
-    }
-  }
-}
-
-function xRateLimit(into: Record<string, string>, bucket: TokenBucket): void {
-  const s = bucket.state();
-  into['x-ratelimit-limit'] = String(s.maxTokens);
-  into['x-ratelimit-remaining'] = String(s.remainingTokens);
-  into['x-ratelimit-reset'] = String(s.resetSeconds);
-}
-
 /**
  * The rate-limit phase of one workload.
  * @category Inbound
@@ -139,16 +65,16 @@ function xRateLimit(into: Record<string, string>, bucket: TokenBucket): void {
 export class RateLimitPhase implements Phase {
   readonly name = 'rate-limit' as const;
   readonly #compiled: CompiledRateLimits;
-  readonly #random: Random;
+  readonly #runner: RateLimitRunner;
   /** Active filters by local port, plaintext and mTLS, built on the first request to a port (ports the services name are built up front). */
   readonly #raw = new Map<number, readonly ActiveFilter[]>();
   readonly #tls = new Map<number, readonly ActiveFilter[]>();
-  readonly #stats = new Map<string, RateLimitStats>();
+  readonly #notes: RunNotes = { xHeaders: undefined, headersChanged: false };
 
   /** Use {@link compileRateLimit}. */
   constructor(compiled: CompiledRateLimits, random: Random, warmPorts: Iterable<string>) {
     this.#compiled = compiled;
-    this.#random = random;
+    this.#runner = new RateLimitRunner(random);
     for (const key of warmPorts) {
       const [port, tls] = key.split('/');
       this.#plan(Number(port), tls === 'tls');
@@ -165,67 +91,24 @@ export class RateLimitPhase implements Phase {
     return p;
   }
 
-  #statsOf(prefix: string): RateLimitStats {
-    let s = this.#stats.get(prefix);
-    if (s === undefined) {
-      s = { enabled: 0, ok: 0, rate_limited: 0, enforced: 0 };
-      this.#stats.set(prefix, s);
-    }
-    return s;
-  }
-
   run(req: InboundRequest): PhaseResult {
     const filters = this.#plan(req.localPort, req.scheme === 'https');
     if (filters.length === 0) return undefined;
-    let site: RateLimitSite | undefined;
-    let xHeaders: Record<string, string> | undefined;
-    for (const f of filters) {
-      const c = f.config;
-      if (!draw(c.filterEnabled as FractionSettings, this.#random)) continue;
-      const stats = this.#statsOf(c.statPrefix);
-      stats.enabled++;
-      let descriptors: Descriptor[] = NO_DESCRIPTORS;
-      if (f.descriptors !== undefined) {
-        site ??= { sourceCluster: this.#compiled.sourceCluster, destinationCluster: `inbound|${req.localPort}||` };
-        descriptors = f.descriptors.build(req, site);
-      }
-      const result = f.limiter.requestAllowed(descriptors);
-      if (c.enableXRateLimitHeaders && result.bucket !== undefined) {
-        xHeaders ??= Object.create(null) as Record<string, string>;
-        xRateLimit(xHeaders, result.bucket);
-      }
-      if (result.allowed) {
-        stats.ok++;
-        continue;
-      }
-      stats.rate_limited++;
-      if (c.filterEnforced === undefined || !draw(c.filterEnforced, this.#random)) {
-        addHeaders(req.headers, c.requestHeadersToAddWhenNotEnforced);
-        req.headersChanged = true;
-        continue;
-      }
-      stats.enforced++;
-      const headers: Record<string, string> = Object.create(null);
-      addHeaders(headers, c.responseHeadersToAdd);
-      if (xHeaders !== undefined) Object.assign(headers, xHeaders);
-      const denial: RateLimitDenial = {
-        status: c.status,
-        grpcStatus: c.rateLimitedAsResourceExhausted ? GRPC_STATUS.RESOURCE_EXHAUSTED : httpToGrpc(c.status),
-        body: RATE_LIMITED_BODY,
-        headers,
-        reason: `local rate limit: ${f.name} from ${f.source}${result.bucket === undefined ? '' : ` (${result.bucket})`}`,
-        phase: 'rate-limit',
-        flag: RATE_LIMITED_FLAG,
-      };
+    const notes = this.#notes;
+    const site = (): RateLimitSite => ({ sourceCluster: this.#compiled.sourceCluster, destinationCluster: `inbound|${req.localPort}||` });
+    const refusal = this.#runner.run(filters, req, site, notes);
+    if (notes.headersChanged) req.headersChanged = true;
+    if (refusal !== undefined) {
+      const denial: RateLimitDenial = { ...refusal, body: RATE_LIMITED_BODY, phase: 'rate-limit', flag: RATE_LIMITED_FLAG };
       return denial;
     }
-    if (xHeaders !== undefined) responseHeaders.set(req, xHeaders);
+    if (notes.xHeaders !== undefined) responseHeaders.set(req, notes.xHeaders);
     return undefined;
   }
 
   /** Envoy-style counters per `stat_prefix`. */
   get stats(): ReadonlyMap<string, Readonly<RateLimitStats>> {
-    return this.#stats;
+    return this.#runner.stats;
   }
 
   /** The active filters of a port, for `meshlet routes`-style explanations. */

@@ -8,7 +8,7 @@ import { whyOutOfScope } from '../config/sidecar-scope.ts';
 import { normalizeHeaderObject } from '../core/headers.ts';
 import type { Headers } from '../core/exchange.ts';
 import type { RequestHead } from '../routing/request-head.ts';
-import { describeRoute, type CompiledRoute, type RouteTarget } from '../routing/route-table.ts';
+import { describeRoute, type CompiledRoute, NO_ROUTE, type RouteDecision, type RouteTarget } from '../routing/route-table.ts';
 import { retryToString } from '../routing/route-policy.ts';
 import type { ClusterState } from './cluster-state.ts';
 import type { Outbound } from './pipeline.ts';
@@ -92,6 +92,11 @@ export interface Explanation {
   readonly fault: string | undefined;
   readonly mirrors: readonly string[];
   readonly targets: readonly ExplainedTarget[];
+  /**
+   * The outbound local rate limit filters (EnvoyFilters for SIDECAR_OUTBOUND) that look at the
+   * call, each with the buckets it would take a token from; absent when none applies.
+   */
+  readonly rateLimits?: readonly string[];
   /** Prints the explanation on a few lines. */
   toString(): string;
 }
@@ -132,6 +137,7 @@ function print(e: Omit<Explanation, 'toString'>): string {
   if (e.outboundTrafficPolicy !== undefined) lines.push(`  outboundTrafficPolicy: ${e.outboundTrafficPolicy}`);
   for (const s of e.skipped) lines.push(`  skipped: ${s.split('\n')[0]}`);
   if (e.route) lines.push(`  matched: ${e.route.replace(/\n/g, '\n  ')}`);
+  for (const r of e.rateLimits ?? []) lines.push(`  rate limit: ${r}`);
   for (const t of e.targets) {
     lines.push(`  → ${t.destination} ${t.sharePercent}%${t.cluster ? ` [${t.cluster}]` : ` [missing: ${t.missing}]`}`);
     if (t.loadBalancer) lines.push(`      lb: ${t.loadBalancer}`);
@@ -166,6 +172,7 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
   const sidecar = applied === undefined ? {} : { sidecar: applied.ref };
   const base = { ...sidecar, retry: undefined, timeout: undefined, fault: undefined, mirrors: [], targets: [], skipped: [] as string[], route: undefined };
   let e: Omit<Explanation, 'toString'>;
+  let matchedDecision: RouteDecision | undefined;
   const policy = o.unknownHosts;
   const egressProxy = vhost === undefined ? policy.egressProxy?.route : undefined;
   if (vhost === undefined && egressProxy === undefined) {
@@ -185,6 +192,7 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
     const scratch = { queryStart: head.path.indexOf('?'), query: undefined };
     const skipped: string[] = [];
     let matched: CompiledRoute | undefined = egressProxy;
+    if (egressProxy !== undefined) matchedDecision = policy.egressProxy;
     for (const r of vhost?.routes ?? []) {
       if (r.matchers.length === 0 || r.matchers.some((m) => m.matches(head, scratch))) {
         matched = r;
@@ -192,6 +200,7 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
       }
       skipped.push(describeRoute(r));
     }
+    if (matched !== undefined && matched !== egressProxy) matchedDecision = matched.decisions[0];
     const vhostName = vhost?.name ?? 'allow_any';
     const via = egressProxy === undefined ? {} : { outboundTrafficPolicy: `${policy.mode} with egressProxy (${policy.source})` };
     if (matched === undefined) e = { ...base, skipped, outcome: 'no-route', virtualHost: vhostName };
@@ -216,5 +225,12 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
       };
     }
   }
-  return { ...e, toString: () => print(e) };
+  const limits = o.rateLimits;
+  if (limits !== undefined) {
+    const matched = e.outcome === 'no-route' ? NO_ROUTE : vhost === undefined && egressProxy === undefined ? undefined : matchedDecision;
+    const lines = limits.explain({ ...head, urlAuthority: u.host, protocol: 'http1', headers }, routes, matched, () => policy);
+    if (lines.length > 0) e = { ...e, rateLimits: lines };
+  }
+  const done = e;
+  return { ...done, toString: () => print(done) };
 }

@@ -6,6 +6,9 @@
  * route ─► fault ─► mirror ─► timeout ─► retry ─► balance ─► upstream ─► transport (adapter)
  * ```
  *
+ * Outbound local rate limits (EnvoyFilters for SIDECAR_OUTBOUND) are no layer: the route layer
+ * checks them once per call when the snapshot has some ({@link Outbound.rateLimits}).
+ *
  * A new snapshot is swapped in with {@link Outbound.install}; calls already running finish on
  * the routes they started with, and cluster state whose name survives is kept.
  *
@@ -23,11 +26,13 @@ import { type LiveMirrors, type MirrorStats, mirrorLayer } from '../policies/mir
 import type { OutlierEvent } from '../policies/outlier.ts';
 import { retryLayer } from '../policies/retry.ts';
 import { timeoutLayer } from '../policies/timeout.ts';
+import { DEFAULT_ROOT_NAMESPACE } from '../config/resource.ts';
 import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
 import type { CompiledRoute } from '../routing/route-table.ts';
 import { balanceLayer } from './balance.ts';
 import { type ClusterContext, ClusterState } from './cluster-state.ts';
 import { routeLayer } from './route-layer.ts';
+import { compileOutboundRateLimits, type OutboundRateLimits } from './rate-limit.ts';
 import { upstreamLayer } from './upstream.ts';
 
 /** How long a mirrored copy may take when its route has no timeout. */
@@ -64,6 +69,8 @@ export interface OutboundOptions {
   readonly transports: Transports;
   /** The mesh's identity, named in what is published on the observation channels. */
   readonly workload?: WorkloadIdentity;
+  /** The mesh's root namespace (its EnvoyFilters apply mesh-wide). @defaultValue 'istio-system' */
+  readonly rootNamespace?: string;
   onEvent(e: OutboundEvent): void;
 }
 
@@ -73,6 +80,8 @@ export class Outbound {
   /** What calls to hosts outside the mesh get under the current snapshot: its Sidecar's policy, else the mesh's. */
   #unknownHosts: UnknownHostPolicy;
   readonly #meshPolicy: UnknownHostPolicy;
+  /** The snapshot's outbound local rate limits; undefined when none can limit anything. */
+  #rateLimits: OutboundRateLimits | undefined;
   readonly #clusters = new Map<string, ClusterState>();
   readonly #clusterContext: ClusterContext;
   readonly #o: OutboundOptions;
@@ -91,6 +100,7 @@ export class Outbound {
     this.#snapshot = snapshot;
     this.#meshPolicy = Object.freeze({ mode: o.outboundTrafficPolicy, egressProxy: undefined, source: '' });
     this.#unknownHosts = snapshot.sidecar?.outboundTrafficPolicy ?? this.#meshPolicy;
+    this.#rateLimits = this.#compileRateLimits(snapshot);
     this.deadlines = new DeadlineQueue(o.clock);
     this.#clusterContext = {
       clock: o.clock,
@@ -112,7 +122,7 @@ export class Outbound {
     const upstream = upstreamLayer({ classify, clock: o.clock });
     const upstreamPath = stack([balance, upstream], send);
     const layers: [string, Layer][] = [
-      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), unknownHosts: () => this.#unknownHosts, passthrough })],
+      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), unknownHosts: () => this.#unknownHosts, passthrough, rateLimits: () => this.#rateLimits })],
       ['fault', faultLayer({ clock: o.clock, random: o.random, fault: (ex) => route(ex).fault })],
       [
         'mirror',
@@ -212,6 +222,17 @@ export class Outbound {
     }
     this.#snapshot = snapshot;
     this.#unknownHosts = snapshot.sidecar?.outboundTrafficPolicy ?? this.#meshPolicy;
+    this.#rateLimits = this.#compileRateLimits(snapshot);
+  }
+
+  #compileRateLimits(snapshot: Snapshot): OutboundRateLimits | undefined {
+    const o = this.#o;
+    return compileOutboundRateLimits(snapshot, { clock: o.clock, random: o.random, sourceIp: o.sourceIp, rootNamespace: o.rootNamespace ?? DEFAULT_ROOT_NAMESPACE, previous: this.#rateLimits });
+  }
+
+  /** The outbound local rate limits of the current snapshot (undefined: none can limit anything), with their counters. */
+  get rateLimits(): OutboundRateLimits | undefined {
+    return this.#rateLimits;
   }
 
   /** What calls to hosts outside the mesh get now: the applied Sidecar's `outboundTrafficPolicy`, else the mesh's. */

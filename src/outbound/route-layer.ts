@@ -12,9 +12,10 @@ import { applyHeaderOps, type Exchange, type Headers } from '../core/exchange.ts
 import type { Dispatch, Layer } from '../core/layer.ts';
 import type { UnknownHostPolicy } from '../routing/compile.ts';
 import type { RouteTable } from '../routing/route-table.ts';
-import { type CompiledRoute, NO_ROUTE, type RouteTarget, toDraw } from '../routing/route-table.ts';
+import { type CompiledRoute, NO_ROUTE, type RouteDecision, type RouteTarget, toDraw } from '../routing/route-table.ts';
 import type { RequestMatcher } from '../routing/request-matcher.ts';
 import type { ClusterState } from './cluster-state.ts';
+import { addResponseOps, type OutboundRateLimits, refuseCall } from './rate-limit.ts';
 
 /** What the route layer needs from the mesh. */
 export interface RouteLayerOptions {
@@ -31,6 +32,12 @@ export interface RouteLayerOptions {
   unknownHosts(): UnknownHostPolicy;
   /** Sends a request for a host outside the mesh unchanged (Istio's PassthroughCluster). */
   readonly passthrough: Dispatch;
+  /**
+   * The current snapshot's outbound local rate limits, undefined when none can limit anything
+   * (then a call pays one read for them). Checked once per call right after the route is chosen,
+   * before anything is answered or sent: Envoy's HTTP filters run before its router.
+   */
+  rateLimits(): OutboundRateLimits | undefined;
 }
 
 const scratch = { queryStart: -1, query: undefined };
@@ -110,19 +117,39 @@ function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget)
   }
 }
 
+/** A call refused before it is routed on still names its route and cluster (for its error, access log and metrics). */
+function placeRefused(ex: Exchange, d: RouteDecision, o: RouteLayerOptions): void {
+  ex.route = d.route;
+  const t = d.target;
+  if (t === undefined) return;
+  ex.target = t;
+  const state = t.cluster === undefined ? undefined : o.clusterState(t.cluster.name);
+  if (state !== undefined) ex.cluster = state;
+}
+
 /** Builds the route layer. */
 export function routeLayer(o: RouteLayerOptions): Layer {
   return (next: Dispatch): Dispatch =>
     (ex, handler) => {
       const draw = toDraw(o.random.next());
-      let d = o.routes().route(ex, draw);
+      const table = o.routes();
+      let d = table.route(ex, draw);
       if (d === undefined && ex.urlAuthority !== ex.authority) {
         // The Host header names no mesh service: the URL may. Route by it (and send it as Host),
         // so a forged Host can neither hide a mesh call from its policies nor redirect it.
         const host = ex.authority;
         ex.authority = ex.urlAuthority;
-        d = o.routes().route(ex, draw);
+        d = table.route(ex, draw);
         if (d === undefined) ex.authority = host;
+      }
+      const limits = o.rateLimits();
+      if (limits !== undefined) {
+        const refusal = limits.check(ex, table, d, o.unknownHosts);
+        if (refusal !== undefined) {
+          if (d !== undefined && d !== NO_ROUTE) placeRefused(ex, d, o);
+          refuseCall(ex, refusal);
+          return;
+        }
       }
       if (d === undefined) {
         const policy = o.unknownHosts();
@@ -143,12 +170,12 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       const route = d.route;
       ex.route = route;
       if (route.action === 'redirect') {
-        if (route.responseHeaders !== undefined) ex.responseOps = [route.responseHeaders];
+        if (route.responseHeaders !== undefined) addResponseOps(ex, route.responseHeaders);
         redirect(ex, route);
         return;
       }
       if (route.action === 'direct-response') {
-        if (route.responseHeaders !== undefined) ex.responseOps = [route.responseHeaders];
+        if (route.responseHeaders !== undefined) addResponseOps(ex, route.responseHeaders);
         const dr = route.directResponse;
         ex.reply('direct', dr?.status ?? 200, Object.create(null) as Headers, dr?.body);
         return;

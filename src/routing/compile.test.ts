@@ -360,7 +360,7 @@ http:
 
 describe('compileSnapshot: the default route of a service without a VirtualService', () => {
   /** A route's data, without what names it or ties it to its snapshot (functions, decisions). */
-  const shape = (r: object) => JSON.parse(JSON.stringify({ ...r, name: undefined, virtualService: undefined, decisions: undefined }));
+  const shape = (r: object) => JSON.parse(JSON.stringify({ ...r, name: undefined, envoyName: undefined, virtualService: undefined, decisions: undefined }));
   it('is what an explicit catch-all route to the service port compiles to (every field)', () => {
     const plain = compile([DETAILS, SUBSETS('details.default.svc.cluster.local')]);
     const explicit = compile([
@@ -373,6 +373,7 @@ describe('compileSnapshot: the default route of a service without a VirtualServi
     assert.ok(a !== undefined && b !== undefined);
     assert.equal(a.name, 'default');
     assert.equal(b.name, 'details.0');
+    assert.deepEqual([a.envoyName, b.envoyName], ['default', ''], 'Envoy route names as istiod gives them: `default`, and an unnamed rule’s empty name');
     assert.deepEqual(shape(a), shape(b));
     assert.equal(a.retry, b.retry, 'the same (default) retry policy');
     assert.equal(a.targets[0]?.cluster?.name, 'outbound|9090||details.default.svc.cluster.local');

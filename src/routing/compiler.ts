@@ -173,6 +173,9 @@ export class Compiler {
     // A catch-all block (no conditions, prefix "/", regex ".*") matches every request.
     const matchers = catchAll ? [] : effective.map((m) => new RequestMatcher(m));
     const name = vs === undefined ? 'default' : `${vs.metadata.name}.${rule.name ?? index}`;
+    // istiod names an Envoy route after the rule, plus the block's name; collapsed to one catch-all, the first catch-all block's.
+    const catchAllBlock = catchAll ? effective.find((m) => isCatchAllMatch(m)) : undefined;
+    const envoyName = vs === undefined ? 'default' : catchAllBlock?.name === undefined || catchAllBlock.name === '' ? (rule.name ?? '') : `${rule.name ?? ''}.${catchAllBlock.name}`;
     const dests = (rule.route ?? []).filter((d, _i, all) => all.length === 1 || (d.weight ?? 0) > 0);
     const targets = dests.map((d) => this.target(d.destination, dests.length === 1 ? 100 : (d.weight ?? 0), ns, port, d.headers));
     const cumulative: number[] = [];
@@ -194,6 +197,7 @@ export class Compiler {
     const route: CompiledRoute = {
       name,
       virtualService: vs?.ref,
+      envoyName,
       index,
       matchers: Object.freeze(matchers),
       action,
@@ -274,6 +278,7 @@ function singleTargetRoute(name: string, target: RouteTarget, retry: CompiledRou
   const route: CompiledRoute = {
     name,
     virtualService: undefined,
+    envoyName: name,
     index: 0,
     matchers: NO_MATCHERS,
     action: 'forward',

@@ -102,6 +102,13 @@ export interface CompiledRoute {
   readonly name: string;
   /** `VirtualService ns/name`, or undefined for the implicit route. */
   readonly virtualService: string | undefined;
+  /**
+   * The name istiod gives the Envoy route (what an EnvoyFilter's `vhost.route.name` matches): the
+   * rule's `name` ('' when it has none), `default` for the implicit route, `allow_any` for the
+   * egress proxy route. A match block's `name` is appended per block (`rule.block`): see
+   * `envoyRouteName`. Undefined on routes built elsewhere (read as {@link CompiledRoute.name}).
+   */
+  readonly envoyName?: string;
   /** Index of the rule in `spec.http`. */
   readonly index: number;
   /** @internal Match blocks, ORed; empty = every request (each prints itself with `String()`). */
@@ -122,6 +129,16 @@ export interface CompiledRoute {
   /** One preallocated decision per target (one with no target for redirect/direct response). */
   readonly decisions: readonly RouteDecision[];
   toString(): string;
+}
+
+/**
+ * The Envoy route name of the request's match of `route` (istiod: `<rule name>.<match name>` for
+ * a named match block, else the rule's name); `block` is the index of the block that matched.
+ */
+export function envoyRouteName(route: CompiledRoute, block: number): string {
+  const base = route.envoyName ?? route.name;
+  const m = route.matchers[block];
+  return m?.name === undefined || m.name === '' ? base : `${base}.${m.name}`;
 }
 
 /**

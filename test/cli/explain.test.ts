@@ -264,3 +264,40 @@ describe('meshlet explain', () => {
     }
   });
 });
+
+describe('meshlet explain: outbound local rate limits', () => {
+  it('names the filter that looks at the call and the bucket it takes from (text and JSON)', () => {
+    const file = join(dir, 'outbound-rl.yaml');
+    writeFileSync(
+      file,
+      `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: calls-to-reviews, namespace: istio-system}
+spec:
+  workloadSelector: {labels: {app: productpage}}
+  configPatches:
+  - applyTo: HTTP_FILTER
+    match: {context: SIDECAR_OUTBOUND, listener: {portNumber: 9080, filterChain: {filter: {name: envoy.filters.network.http_connection_manager}}}}
+    patch:
+      operation: INSERT_BEFORE
+      value:
+        name: envoy.filters.http.local_ratelimit
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+          stat_prefix: calls
+          token_bucket: {max_tokens: 10, tokens_per_fill: 10, fill_interval: 60s}
+          filter_enabled: {runtime_key: e, default_value: {numerator: 100, denominator: HUNDRED}}
+          filter_enforced: {runtime_key: f, default_value: {numerator: 100, denominator: HUNDRED}}
+`,
+    );
+    const args = ['explain', BOOKINFO, file, '--service', 'productpage', '-l', 'app=productpage,version=v1'];
+    const r = meshlet([...args, 'http://reviews:9080/reviews/1']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Rate limit: +envoy\.filters\.http\.local_ratelimit from EnvoyFilter istio-system\/calls-to-reviews configPatches\[0\]: 100% of calls looked at; takes a token from default: 10 per 60000ms, max 10, else 429 local_rate_limited$/m);
+    const json = meshlet([...args, '-o', 'json', 'http://reviews:9080/reviews/1']);
+    assert.equal((JSON.parse(json.stdout) as { rateLimits: string[] }).rateLimits.length, 1);
+    const outside = meshlet([...args, 'http://example.com:8080/']);
+    assert.equal(outside.code, 0, outside.stderr);
+    assert.doesNotMatch(outside.stdout, /Rate limit/, 'another port: another outbound listener, which the patch does not match');
+  });
+});

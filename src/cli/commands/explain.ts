@@ -237,6 +237,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
       skipped,
       route: route === undefined ? null : routeView(route),
       destinations: dests,
+      ...(e.rateLimits === undefined ? {} : { rateLimits: e.rateLimits }),
     });
     return 0;
   }
@@ -247,6 +248,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   out(`From:          ${values.service}.${namespace}${labelText ? ` {${labelText}}` : ''}${locality ? ` in ${locality}` : ''} (config version ${snap.version})`);
   out(`Outcome:       ${OUTCOMES[e.outcome]}`);
   scopeLines(e);
+  for (const r of e.rateLimits ?? []) out(`Rate limit:    ${r}`);
   if (vhost === undefined) return 0;
   out(`Virtual host:  ${vhost.name} (${vhost.virtualService ?? 'no VirtualService: default route'})`);
   for (const s of skipped) out(`Not matched:   ${s.name}: ${s.match.join(' OR ')} (the request meets no match block of this rule)`);
@@ -326,6 +328,7 @@ function printGrpc(x: GrpcExplained): number {
   out(`From:          ${values.service}.${values.namespace}${labelText ? ` {${labelText}}` : ''}${values.locality ? ` in ${values.locality}` : ''} (config version ${snap.version})`);
   out(`Outcome:       ${GRPC_OUTCOMES[e.outcome]}`);
   scopeLines(e);
+  for (const r of e.rateLimits ?? []) out(`Rate limit:    ${r}`);
   if (vhost === undefined) return 0;
   out(`Virtual host:  ${vhost.name} (${vhost.virtualService ?? 'no VirtualService: default route'})`);
   for (const s of skipped) out(`Not matched:   ${s.name}: ${s.match.join(' OR ')} (the call meets no match block of this rule)`);

@@ -214,20 +214,50 @@ describe('EnvoyFilter: the local rate limit shapes are read', () => {
 
   const notes: { name: string; spec: object; warnings: RegExp[]; infos?: RegExp[] }[] = [
     {
-      name: 'a patch with no context: applied to inbound requests only',
+      name: 'a patch with no context: applied to inbound requests and outbound calls, as Istio applies it',
       spec: { configPatches: [filterPatch(direct(), {})] },
       warnings: [],
-      infos: [/spec\.configPatches\[0\]\.match\.context: no context: Istio applies this patch to inbound and outbound traffic; meshlet applies it to inbound requests only/],
+      infos: [/spec\.configPatches\[0\]\.match\.context: no context: Istio applies this patch to inbound and outbound traffic, and so does meshlet: to the requests its servers admit and to the calls the app makes through the mesh/],
     },
     {
-      name: 'an outbound patch: not supported (and Istio\'s task writes an inbound virtual host name there, which Istio never matches either)',
+      name: 'outbound patches (SIDECAR_OUTBOUND): applied, without a note',
+      spec: {
+        configPatches: [
+          filterPatch(direct(), { context: 'SIDECAR_OUTBOUND', listener: { portNumber: 9080, name: '0.0.0.0_9080', filterChain: { transportProtocol: 'raw_buffer', filter: { name: 'envoy.filters.network.http_connection_manager' } } } }),
+          routePatch({ typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': direct() } }, { context: 'SIDECAR_OUTBOUND', routeConfiguration: { name: '9080', vhost: { name: 'reviews.default.svc.cluster.local:9080', route: { name: 'default', action: 'ROUTE' } } } }),
+        ],
+      },
+      warnings: [],
+    },
+    {
+      name: 'an outbound patch for an inbound virtual host (as Istio\'s task page writes one): never applies, in Istio or meshlet',
       spec: {
         configPatches: [
           filterPatch({ '@type': TYPED_STRUCT, type_url: LRL, value: { stat_prefix: 'p' } }),
           routePatch({ typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': direct() } }, { context: 'SIDECAR_OUTBOUND', routeConfiguration: { vhost: { name: 'inbound|http|9080', route: { action: 'ANY' } } } }),
         ],
       },
-      warnings: [/spec\.configPatches\[1\]\.match\.context: not supported by meshlet: local rate limits on outbound calls \(SIDECAR_OUTBOUND\); this patch limits nothing in meshlet; besides, a virtual host named "inbound\|http\|9080" exists only in SIDECAR_INBOUND route configurations, so Istio never applies this patch either/],
+      warnings: [/spec\.configPatches\[1\]\.match\.routeConfiguration\.vhost\.name: a virtual host named "inbound\|http\|9080" exists only in SIDECAR_INBOUND route configurations \(outbound ones are named <host>:<port>, allow_any or block_all\), so this patch never applies, in Istio or in meshlet/],
+    },
+    {
+      name: 'an outbound patch for an inbound route configuration: never applies',
+      spec: { configPatches: [routePatch({ typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': direct() } }, { context: 'SIDECAR_OUTBOUND', routeConfiguration: { name: 'inbound|9080||' } })] },
+      warnings: [/routeConfiguration\.name: a route configuration named "inbound\|9080\|\|" is an inbound one .*never applies/],
+    },
+    {
+      name: 'outbound listener matches that match no outbound HTTP filter chain: a destination port, transport protocol tls, a listener name other than 0.0.0.0_<port>',
+      spec: {
+        configPatches: [
+          filterPatch(direct(), { context: 'SIDECAR_OUTBOUND', listener: { filterChain: { destinationPort: 9080, filter: { name: 'envoy.filters.network.http_connection_manager' } } } }),
+          filterPatch(direct(), { context: 'SIDECAR_OUTBOUND', listener: { filterChain: { transportProtocol: 'tls' } } }),
+          filterPatch(direct(), { context: 'SIDECAR_OUTBOUND', listener: { name: 'virtualOutbound' } }),
+        ],
+      },
+      warnings: [
+        /configPatches\[0\]\.match\.listener\.filterChain\.destinationPort: outbound HTTP filter chains match no destination port .*listener\.portNumber.*never applies/,
+        /configPatches\[1\]\.match\.listener\.filterChain\.transportProtocol: outbound HTTP filter chains have transport protocol "raw_buffer".*never applies/,
+        /configPatches\[2\]\.match\.listener\.name: outbound HTTP listeners are named 0\.0\.0\.0_<port>; "virtualOutbound" names none/,
+      ],
     },
     {
       name: 'a gateway patch never applies',

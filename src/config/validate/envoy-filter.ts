@@ -149,18 +149,22 @@ const envelope = obj<EnvoyFilterSpec>(
 function contextNote(ctx: Ctx, path: FieldPath, context: PatchContext, match: EnvoyConfigObjectMatch | undefined): void {
   const p = [...path, 'match', 'context'];
   if (context === 'SIDECAR_OUTBOUND') {
-    const vhost = match?.routeConfiguration?.vhost?.name;
-    const neverInIstio = vhost?.startsWith('inbound|') === true ? `; besides, a virtual host named "${vhost}" exists only in SIDECAR_INBOUND route configurations, so Istio never applies this patch either` : '';
-    ctx.issues.at(ctx.subject, p, 'warning', `not supported by meshlet: local rate limits on outbound calls (SIDECAR_OUTBOUND); this patch limits nothing in meshlet${neverInIstio}`, 'MESHLET0002');
+    const rc = match?.routeConfiguration;
+    const vhost = rc?.vhost?.name;
+    if (vhost?.startsWith('inbound|') === true) {
+      warn(ctx, [...path, 'match', 'routeConfiguration', 'vhost', 'name'], `a virtual host named "${vhost}" exists only in SIDECAR_INBOUND route configurations (outbound ones are named <host>:<port>, allow_any or block_all), so this patch never applies, in Istio or in meshlet`);
+    } else if (rc?.name?.startsWith('inbound|') === true) {
+      warn(ctx, [...path, 'match', 'routeConfiguration', 'name'], `a route configuration named "${rc.name}" is an inbound one (outbound route configurations are named after the port, "9080"), so this patch never applies, in Istio or in meshlet`);
+    }
   } else if (context === 'GATEWAY' || context === 'WAYPOINT') {
     ctx.issues.at(ctx.subject, p, 'info', `context ${context}: meshlet runs inside workloads, never as a ${context === 'GATEWAY' ? 'gateway' : 'waypoint'}, so this patch never applies`, 'MESHLET0002');
   } else if (context === 'ANY') {
-    ctx.issues.at(ctx.subject, match === undefined ? [...path] : p, 'info', 'no context: Istio applies this patch to inbound and outbound traffic; meshlet applies it to inbound requests only (outbound local rate limits are not implemented)', 'MESHLET0002');
+    ctx.issues.at(ctx.subject, match === undefined ? [...path] : p, 'info', 'no context: Istio applies this patch to inbound and outbound traffic, and so does meshlet: to the requests its servers admit and to the calls the app makes through the mesh', 'MESHLET0002');
   }
 }
 
 /** Istio's `ValidateEnvoyFilter` rules for a listener-class patch, and what meshlet can match on. */
-function checkListenerMatch(ctx: Ctx, path: FieldPath, m: ListenerMatch): void {
+function checkListenerMatch(ctx: Ctx, path: FieldPath, m: ListenerMatch, context: PatchContext): void {
   const fc = m.filterChain;
   const f = fc?.filter;
   if (f !== undefined) {
@@ -183,6 +187,14 @@ function checkListenerMatch(ctx: Ctx, path: FieldPath, m: ListenerMatch): void {
   }
   if (fc?.transportProtocol !== undefined && fc.transportProtocol !== 'tls' && fc.transportProtocol !== 'raw_buffer') {
     warn(ctx, [...path, 'filterChain', 'transportProtocol'], `inbound filter chains have transport protocol "tls" or "raw_buffer"; "${fc.transportProtocol}" matches none, so this patch never applies`);
+  } else if (context === 'SIDECAR_OUTBOUND' && fc?.transportProtocol === 'tls') {
+    warn(ctx, [...path, 'filterChain', 'transportProtocol'], 'outbound HTTP filter chains have transport protocol "raw_buffer" (a call the app makes over TLS is carried as TCP); "tls" matches none, so this patch never applies');
+  }
+  if (context === 'SIDECAR_OUTBOUND' && fc?.destinationPort !== undefined && fc.destinationPort !== 0) {
+    warn(ctx, [...path, 'filterChain', 'destinationPort'], 'outbound HTTP filter chains match no destination port (istiod builds an outbound listener per port: match it with listener.portNumber), so this patch never applies');
+  }
+  if (context === 'SIDECAR_OUTBOUND' && m.name !== undefined && m.name !== '' && !/^0\.0\.0\.0_\d+$/.test(m.name)) {
+    warn(ctx, [...path, 'name'], `outbound HTTP listeners are named 0.0.0.0_<port>; "${m.name}" names none, so this patch never applies`);
   }
 }
 
@@ -201,7 +213,7 @@ function readFilterPatch(cp: EnvoyConfigObjectPatch, value: Record<string, unkno
     return undefined;
   }
   const listener = cp.match?.listener;
-  if (listener !== undefined) checkListenerMatch(ctx, [...path, 'match', 'listener'], listener);
+  if (listener !== undefined) checkListenerMatch(ctx, [...path, 'match', 'listener'], listener, context);
   if (op === 'INSERT_AFTER' && listener?.filterChain?.filter?.subFilter?.name === ROUTER) {
     warn(ctx, [...path, 'patch', 'operation'], `INSERT_AFTER ${ROUTER} puts the filter after the router, where Envoy never runs it; this patch limits nothing`);
   }

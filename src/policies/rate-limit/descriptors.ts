@@ -34,8 +34,12 @@ export interface RateLimitRequest {
 export interface RateLimitSite {
   /** Envoy's `--service-cluster` of this workload (`source_cluster`): `<service>.<namespace>`. */
   readonly sourceCluster: string;
-  /** The route's cluster (`destination_cluster`): `inbound|<port>||` on the server side. */
-  readonly destinationCluster: string;
+  /**
+   * The route's cluster (`destination_cluster`): `inbound|<port>||` on the server side,
+   * `outbound|<port>|<subset>|<host>` (or `PassthroughCluster`) on the client side; undefined when
+   * the route has no cluster (a redirect, a direct response, no route), which drops the descriptor.
+   */
+  readonly destinationCluster: string | undefined;
 }
 
 type Entry = { key: string; value: string };
@@ -274,6 +278,7 @@ function compileAction(a: RateLimitAction): Producer {
       };
     case 'destination_cluster':
       return (_req, site, out) => {
+        if (site.destinationCluster === undefined) return false;
         out.push({ key: 'destination_cluster', value: site.destinationCluster });
         return true;
       };

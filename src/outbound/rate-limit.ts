@@ -1,0 +1,378 @@
+/**
+ * Local rate limits on outbound calls: Envoy's local rate limit filter as EnvoyFilters with
+ * context `SIDECAR_OUTBOUND` (or none) put it in a sidecar's outbound HTTP connection managers —
+ * the shared engine (`policies/rate-limit/envoy-filters.ts`, `run-filters.ts`) read as istiod
+ * builds outbound listeners and routes:
+ *
+ * - **Filters** (`HTTP_FILTER`): every outbound HTTP listener has them; a listener match fits the
+ *   listener of the port the call goes to (`0.0.0.0_<port>`: `portNumber` is the destination
+ *   port), its HTTP filter chain (`transportProtocol` `raw_buffer`, no `destinationPort`) and the
+ *   HTTP connection manager.
+ * - **Routes** (`HTTP_ROUTE` / `VIRTUAL_HOST` MERGE): the route configuration is named after the
+ *   port (`"9080"`), virtual hosts `<host>:<port>` (with the service's domains), or `allow_any`
+ *   (calls to hosts outside the mesh with ALLOW_ANY, passthrough or to the egress proxy) and
+ *   `block_all` (REGISTRY_ONLY; a direct response); routes are named after the VirtualService
+ *   rule (`<rule name>` or `<rule name>.<match name>`), `default` without a VirtualService,
+ *   `allow_any` / `block_all`. A call that matches no route (404 NR) has no per-route config.
+ *
+ * The filter runs before the router, so once per call and before retries: the route layer asks
+ * {@link OutboundRateLimits.check} right after the route is chosen, before it answers anything
+ * itself (no route, redirect, direct response, missing cluster, REGISTRY_ONLY). Buckets are per
+ * outbound listener (port) for a filter's own config, per route or virtual host for theirs,
+ * and kept across config reloads when their settings do not change.
+ *
+ * Descriptors on this side: `remote_address` is the workload's own address (the app is the
+ * downstream; the last `x-forwarded-for` address when the app sends one), `source_cluster`
+ * `<service>.<namespace>`, `destination_cluster` the route's cluster (`outbound|9080|v1|reviews…`,
+ * `PassthroughCluster`; none for redirects and direct responses). The app's source port is not
+ * known (`source.port` is 0) and the connection from the app is plaintext (`connection.mtls`
+ * false, no peer certificate).
+ *
+ * @module
+ */
+import type { Clock, Random } from '../core/clock.ts';
+import { MeshletError } from '../core/errors.ts';
+import type { Exchange, Headers, ResponseHeaderOps } from '../core/exchange.ts';
+import type { ListenerMatch, RouteConfigurationMatch } from '../config/types/envoy-filter.ts';
+import type { RateLimitRequest, RateLimitSite } from '../policies/rate-limit/descriptors.ts';
+import { type ActiveFilter, type FilterSite, HCM, RateLimitFilters } from '../policies/rate-limit/envoy-filters.ts';
+import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
+import { type RateLimitRefusal, RateLimitRunner, type RateLimitStats, type RunNotes } from '../policies/rate-limit/run-filters.ts';
+import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
+import type { RequestHead } from '../routing/request-head.ts';
+import type { MatchScratch } from '../routing/request-matcher.ts';
+import { type CompiledRoute, envoyRouteName, NO_ROUTE, type RouteDecision, type RouteTable, type VirtualHost } from '../routing/route-table.ts';
+
+/** Options of {@link compileOutboundRateLimits}. */
+export interface OutboundRateLimitOptions {
+  readonly clock: Clock;
+  readonly random: Random;
+  /** This workload's address (the `remote_address` of its calls). */
+  readonly sourceIp: string;
+  /** The mesh's root namespace (mesh-wide EnvoyFilters). */
+  readonly rootNamespace: string;
+  /** The limits of the config before; their buckets are kept where their settings did not change. */
+  readonly previous?: OutboundRateLimits;
+}
+
+/** What the rate limits read of a call (an {@link Exchange}, or a request `mesh.explain` describes). */
+export interface OutboundCall extends RequestHead {
+  /** The authority of the URL: the port the call connects to. */
+  readonly urlAuthority: string;
+  readonly protocol: string;
+  readonly headers: Headers;
+}
+
+/** Where a call goes, as Envoy's outbound route configuration names it. */
+export interface OutboundRouteSite {
+  /** The outbound listener's port: the port the call connects to. */
+  readonly port: number;
+  /** `<host>:<port>`, `allow_any` or `block_all`. */
+  readonly vhost: string;
+  /** The virtual host's domains (`*` for `allow_any` and `block_all`). */
+  readonly domains: readonly string[];
+  /** The Envoy route name; undefined when no route matched (no per-route config then). */
+  readonly route: string | undefined;
+  /**
+   * Which route it is, when names do not tell (unnamed rules share the name ''; Envoy has a route
+   * per rule and match block, each with its own per-route config): `<VirtualService>#<rule>#<block>`.
+   * @defaultValue the route name
+   */
+  readonly routeId?: string;
+  readonly action: 'ROUTE' | 'REDIRECT' | 'DIRECT_RESPONSE';
+  /** The route's cluster (`destination_cluster`), when it forwards. */
+  readonly cluster: string | undefined;
+}
+
+const CATCH_ALL_DOMAINS: readonly string[] = Object.freeze(['*']);
+const HTTP_ACTION = { forward: 'ROUTE', redirect: 'REDIRECT', 'direct-response': 'DIRECT_RESPONSE' } as const;
+
+/** Whether an HTTP_FILTER patch's listener match fits the outbound HTTP listener of `port`. */
+export function outboundListenerFits(m: ListenerMatch | undefined, port: number): boolean {
+  if (m === undefined) return true;
+  if (m.name !== undefined && m.name !== '' && m.name !== `0.0.0.0_${port}`) return false;
+  if (m.portNumber !== undefined && m.portNumber !== 0 && m.portNumber !== port) return false;
+  const fc = m.filterChain;
+  if (fc === undefined) return true;
+  // istiod's outbound HTTP filter chains match raw_buffer and the plaintext HTTP ALPNs, never a destination port.
+  if (fc.destinationPort !== undefined && fc.destinationPort !== 0) return false;
+  if (fc.transportProtocol !== undefined && fc.transportProtocol !== '' && fc.transportProtocol !== 'raw_buffer') return false;
+  const f = fc.filter;
+  if (f?.name !== undefined && f.name !== '' && f.name !== HCM) return false;
+  return true;
+}
+
+/** Whether a route patch's routeConfiguration match fits the outbound route a call takes (istiod's routeConfigurationMatch, virtualHostMatch, routeMatch). */
+export function outboundRouteFits(m: RouteConfigurationMatch | undefined, s: OutboundRouteSite, applyTo: 'HTTP_ROUTE' | 'VIRTUAL_HOST'): boolean {
+  // Without a route, Envoy finds no per-route (or per-virtual-host) config.
+  if (s.route === undefined) return false;
+  if (m === undefined) return true;
+  if (m.name !== undefined && m.name !== '' && m.name !== String(s.port)) return false;
+  if (m.portNumber !== undefined && m.portNumber !== 0 && m.portNumber !== s.port) return false;
+  const vh = m.vhost;
+  if (vh === undefined) return true;
+  if (vh.name !== undefined && vh.name !== '' && vh.name !== s.vhost) return false;
+  if (vh.domainName !== undefined && vh.domainName !== '' && !s.domains.includes(vh.domainName)) return false;
+  if (applyTo === 'VIRTUAL_HOST' || vh.route === undefined) return true;
+  const r = vh.route;
+  if (r.name !== undefined && r.name !== '' && r.name !== s.route) return false;
+  return r.action === undefined || r.action === 'ANY' || r.action === s.action;
+}
+
+/** The port a call connects to: the URL's, else the scheme's default. */
+function portOf(authority: string, scheme: string): number {
+  const colon = authority.lastIndexOf(':');
+  if (colon !== -1 && !authority.endsWith(']')) {
+    const p = Number(authority.slice(colon + 1));
+    if (Number.isInteger(p) && p > 0) return p;
+  }
+  return scheme === 'https' ? 443 : 80;
+}
+
+const scratch: MatchScratch = { queryStart: -1, query: undefined };
+
+/** The match block of `route` that accepted the call (0 when the route has one block or none). */
+function blockOf(route: CompiledRoute, ex: OutboundCall): number {
+  const ms = route.matchers;
+  if (ms.length < 2) return 0;
+  scratch.queryStart = ex.path.indexOf('?');
+  scratch.query = undefined;
+  for (let i = 0; i < ms.length; i++) if (ms[i]?.matches(ex, scratch)) return i;
+  return 0;
+}
+
+function clusterOf(d: RouteDecision): string | undefined {
+  const t = d.target;
+  if (t === undefined) return undefined;
+  return t.cluster?.name ?? `outbound|${t.port}|${t.subset ?? ''}|${t.host}`;
+}
+
+/** What the descriptor actions read of an outbound call. */
+class CallView implements RateLimitRequest {
+  readonly #ex: OutboundCall;
+  readonly remoteAddress: string;
+  readonly localPort: number;
+  readonly remotePort = 0;
+  readonly peer = undefined;
+
+  constructor(ex: OutboundCall, remoteAddress: string, localPort: number) {
+    this.#ex = ex;
+    this.remoteAddress = remoteAddress;
+    this.localPort = localPort;
+  }
+  get protocol(): string {
+    return this.#ex.protocol;
+  }
+  get method(): string {
+    return this.#ex.method;
+  }
+  get scheme(): string {
+    return this.#ex.scheme;
+  }
+  get authority(): string {
+    return this.#ex.authority;
+  }
+  get path(): string {
+    return this.#ex.path;
+  }
+  get headers(): Headers {
+    return this.#ex.headers;
+  }
+}
+
+/**
+ * The outbound local rate limits of one snapshot.
+ * @category Mesh
+ */
+export class OutboundRateLimits {
+  readonly #filters: RateLimitFilters;
+  readonly #runner: RateLimitRunner;
+  readonly #sourceCluster: string;
+  readonly #sourceIp: string;
+  /** Active filters by port (when no route patch applies, the filters depend on the listener only). */
+  readonly #byPort = new Map<number, readonly ActiveFilter[]>();
+  /** Active filters by port, virtual host and route. */
+  readonly #byRoute = new Map<string, readonly ActiveFilter[]>();
+  /** The sites calls have reached, for the next config's limits to build their limiters up front. */
+  readonly #sites = new Map<string, OutboundRouteSite>();
+  readonly #notes: RunNotes = { xHeaders: undefined, headersChanged: false };
+
+  /** Use {@link compileOutboundRateLimits}. */
+  constructor(filters: RateLimitFilters, sourceCluster: string, o: OutboundRateLimitOptions) {
+    this.#filters = filters;
+    this.#sourceCluster = sourceCluster;
+    this.#sourceIp = o.sourceIp;
+    this.#runner = new RateLimitRunner(o.random);
+    // Keep the buckets calls used under the config before (a limiter is taken over when it is made).
+    for (const [key, s] of o.previous === undefined ? [] : o.previous.#sites) {
+      this.#filters.active(this.#site(s));
+      this.#sites.set(key, s);
+    }
+  }
+
+  /** The active filters of a call's listener and route. */
+  filtersFor(s: OutboundRouteSite): readonly ActiveFilter[] {
+    const byPort = !this.#filters.hasRoutePatches;
+    const key = `${s.port}\u0000${s.vhost}\u0000${s.route ?? '\u0001'}\u0000${s.action}\u0000${s.routeId ?? ''}`;
+    let f = byPort ? this.#byPort.get(s.port) : this.#byRoute.get(key);
+    if (f === undefined) {
+      f = this.#filters.active(this.#site(s));
+      if (byPort) this.#byPort.set(s.port, f);
+      else this.#byRoute.set(key, f);
+      this.#sites.set(key, s);
+    }
+    return f;
+  }
+
+  #site(s: OutboundRouteSite): FilterSite {
+    const vhostKey = `out|${s.port}|${s.vhost}`;
+    return {
+      listenerFits: (m) => outboundListenerFits(m, s.port),
+      routeFits: (m, applyTo) => outboundRouteFits(m, s, applyTo),
+      listenerKey: `out|${s.port}`,
+      vhostKey,
+      routeKey: `${vhostKey}|${s.route ?? ''}|${s.action}|${s.routeId ?? ''}`,
+      routeLabel: `route ${s.route === '' ? '(unnamed)' : s.route} of virtual host ${s.vhost} in route configuration ${s.port}`,
+      vhostLabel: `virtual host ${s.vhost} in route configuration ${s.port}`,
+    };
+  }
+
+  /**
+   * Where a call goes, as the outbound route configuration names it: `d` is the routing decision
+   * (undefined for a host outside the mesh, which `unknownHosts` decides), made on `table` for the
+   * call's authority.
+   */
+  routeSite(ex: OutboundCall, table: RouteTable, d: RouteDecision | typeof NO_ROUTE | undefined, unknownHosts: () => UnknownHostPolicy): OutboundRouteSite {
+    const port = portOf(ex.urlAuthority, ex.scheme);
+    if (d === undefined) {
+      const policy = unknownHosts();
+      if (policy.mode === 'REGISTRY_ONLY') return { port, vhost: 'block_all', domains: CATCH_ALL_DOMAINS, route: 'block_all', action: 'DIRECT_RESPONSE', cluster: undefined };
+      const egress = policy.egressProxy;
+      return { port, vhost: 'allow_any', domains: CATCH_ALL_DOMAINS, route: 'allow_any', action: 'ROUTE', cluster: egress === undefined ? 'PassthroughCluster' : clusterOf(egress) };
+    }
+    const vhost: VirtualHost | undefined = table.virtualHost(ex.authority, ex.scheme);
+    const vhostName = vhost === undefined ? 'allow_any' : `${vhost.host}:${vhost.port ?? port}`;
+    const domains = vhost === undefined ? CATCH_ALL_DOMAINS : vhost.domains;
+    if (d === NO_ROUTE) return { port, vhost: vhostName, domains, route: undefined, action: 'ROUTE', cluster: undefined };
+    const route = d.route;
+    const block = blockOf(route, ex);
+    return {
+      port,
+      vhost: vhostName,
+      domains,
+      route: envoyRouteName(route, block),
+      routeId: `${route.virtualService ?? ''}#${route.index}#${block}`,
+      action: HTTP_ACTION[route.action],
+      cluster: route.action === 'forward' ? clusterOf(d) : undefined,
+    };
+  }
+
+  /**
+   * Decides a call before it is routed on: the refusal, or undefined to let it go on (with
+   * shadow-mode request headers and `x-ratelimit-*` response headers added to the call).
+   */
+  check(ex: Exchange, table: RouteTable, d: RouteDecision | typeof NO_ROUTE | undefined, unknownHosts: () => UnknownHostPolicy): RateLimitRefusal | undefined {
+    let s: OutboundRouteSite | undefined;
+    // Without route patches, the filters depend on the port only: the route is looked at only when a descriptor needs its cluster.
+    let filters = this.#filters.hasRoutePatches ? undefined : this.#byPort.get(portOf(ex.urlAuthority, ex.scheme));
+    if (filters === undefined) {
+      s = this.routeSite(ex, table, d, unknownHosts);
+      filters = this.filtersFor(s);
+    }
+    if (filters.length === 0) return undefined;
+    const notes = this.#notes;
+    const site = (): RateLimitSite => {
+      s ??= this.routeSite(ex, table, d, unknownHosts);
+      return { sourceCluster: this.#sourceCluster, destinationCluster: s.cluster };
+    };
+    const refusal = this.#runner.run(filters, new CallView(ex, this.#sourceIp, portOf(ex.urlAuthority, ex.scheme)), site, notes);
+    if (refusal === undefined && notes.xHeaders !== undefined) addResponseOps(ex, setAll(notes.xHeaders));
+    return refusal;
+  }
+
+  /**
+   * What the filters would do with a call, drawing nothing and touching no bucket (for
+   * `mesh.explain`): one line per active filter, with the buckets the call would take from.
+   */
+  explain(call: OutboundCall, table: RouteTable, d: RouteDecision | typeof NO_ROUTE | undefined, unknownHosts: () => UnknownHostPolicy): string[] {
+    const s = this.routeSite(call, table, d, unknownHosts);
+    const view = new CallView(call, this.#sourceIp, s.port);
+    const site: RateLimitSite = { sourceCluster: this.#sourceCluster, destinationCluster: s.cluster };
+    return this.filtersFor(s).map((f) => {
+      const m = f.limiter.match(f.descriptors?.build(view, site) ?? []);
+      const buckets = [
+        ...m.descriptors.map((x) => `descriptor ${x.entries.map((e) => `${e.key}=${e.value}`).join(',')}${x.wildcard ? ' (a bucket per value)' : ''}: ${bucketText(x.bucket)}`),
+        ...(m.defaultBucket === undefined ? [] : [`default: ${bucketText(m.defaultBucket)}`]),
+      ];
+      const c = f.config;
+      const enforced = percent(c.filterEnforced);
+      const then = enforced === 0 ? 'not enforced (shadow mode)' : `else ${c.status} local_rate_limited${enforced < 100 ? ` for ${enforced}% of them` : ''}`;
+      return `${f.name} from ${f.source}: ${percent(c.filterEnabled)}% of calls looked at; ${buckets.length === 0 ? 'no bucket for this call' : `takes a token from ${buckets.join('; ')}`}, ${then}`;
+    });
+  }
+
+  /** Envoy-style counters per `stat_prefix` (`enabled`, `ok`, `rate_limited`, `enforced`). */
+  get stats(): ReadonlyMap<string, Readonly<RateLimitStats>> {
+    return this.#runner.stats;
+  }
+
+  /** `<service>.<namespace>` (`source_cluster`). */
+  get sourceCluster(): string {
+    return this.#sourceCluster;
+  }
+
+  /** @internal The limiters, for the next config's limits to keep. */
+  get limiters(): ReadonlyMap<string, LocalRateLimiter> {
+    return this.#filters.limiters;
+  }
+
+  toString(): string {
+    const lines = [`outbound local rate limits (${this.#sourceCluster})`];
+    for (const [port, filters] of this.#byPort) for (const f of filters) lines.push(`  port ${port}: ${f.name} from ${f.source}: ${f.limiter}`);
+    for (const [key, filters] of this.#byRoute) {
+      const [port, vhost, route] = key.split('\u0000');
+      for (const f of filters) lines.push(`  port ${port} ${vhost} route ${route === '\u0001' ? '(none)' : route}: ${f.name} from ${f.source}: ${f.limiter}`);
+    }
+    return lines.join('\n');
+  }
+}
+
+function percent(f: { readonly numerator: number; readonly denominator: number } | undefined): number {
+  return f === undefined ? 0 : Math.min(100, (f.numerator / f.denominator) * 100);
+}
+
+function bucketText(b: { readonly maxTokens: number; readonly tokensPerFill: number; readonly fillIntervalMs: number }): string {
+  return `${b.tokensPerFill} per ${b.fillIntervalMs}ms, max ${b.maxTokens}`;
+}
+
+/** Adds response header operations to a call (after those it has). */
+export function addResponseOps(ex: Exchange, ops: ResponseHeaderOps): void {
+  if (ex.responseOps === undefined) ex.responseOps = [ops];
+  else ex.responseOps.push(ops);
+}
+
+/** Header operations that set every header of `headers`. */
+function setAll(headers: Readonly<Record<string, string>>): ResponseHeaderOps {
+  return { set: Object.entries(headers), add: [], remove: [] };
+}
+
+/**
+ * Fails a call its rate limit refused, as Envoy's local reply: the refusal's status (429) and
+ * gRPC status, body `local_rate_limited`, flag `RL`, `response_headers_to_add`.
+ */
+export function refuseCall(ex: Exchange, refusal: RateLimitRefusal): void {
+  addResponseOps(ex, setAll(refusal.headers));
+  ex.fail(new MeshletError('MESHLET_ERR_RATE_LIMITED', refusal.reason, { ...ex.errorContext(), httpStatus: refusal.status, grpcStatus: refusal.grpcStatus }));
+}
+
+/**
+ * Compiles the outbound local rate limits of a snapshot (its EnvoyFilters for SIDECAR_OUTBOUND or
+ * any context that select its workload); undefined when none can limit anything, so calls pay
+ * nothing for them.
+ */
+export function compileOutboundRateLimits(snapshot: Snapshot, o: OutboundRateLimitOptions): OutboundRateLimits | undefined {
+  const w = snapshot.workload;
+  const filters = new RateLimitFilters(snapshot.resources, w, o.rootNamespace, 'outbound', o.clock, o.previous?.limiters);
+  if (!filters.canLimit) return undefined;
+  return new OutboundRateLimits(filters, `${w.service}.${w.namespace}`, o);
+}

@@ -1,0 +1,261 @@
+/**
+ * The local rate limit filters one workload runs on one side (inbound or outbound), worked out as
+ * istiod builds a sidecar's listeners and routes from EnvoyFilters. One engine for both sides:
+ * each side only says how a patch's `listener` and `routeConfiguration` matches read for the
+ * request at hand (a {@link FilterSite}).
+ *
+ * - **Selection** (`PushContext.EnvoyFilters`): EnvoyFilters of the root namespace (mesh-wide)
+ *   and of the workload's namespace whose `workloadSelector` labels are a subset of the
+ *   workload's (no selector: every workload there); an EnvoyFilter with `targetRefs` addresses
+ *   gateways and waypoints and never a sidecar. Ordered by `priority`, then root namespace
+ *   first, then creation time, then `name.namespace`; patches apply in that order.
+ * - **Context**: `SIDECAR_INBOUND` or `SIDECAR_OUTBOUND` for its side, or any context (`ANY`, or
+ *   no match) for both (Istio's `patchContextMatch`).
+ * - **Filters** (`HTTP_FILTER` INSERT_*): those whose listener match fits the site's listener,
+ *   ordered by Istio's insertion rules among the rate limit filters.
+ * - **Routes** (`HTTP_ROUTE` / `VIRTUAL_HOST` MERGE): those whose route configuration match fits
+ *   the site's route; merges add per-filter configs (a later one for the same filter name
+ *   replaces an earlier) and append rate limits.
+ *
+ * A filter's config is Envoy's most specific: the route's `typed_per_filter_config` for its name,
+ * else the virtual host's, else the filter's own. Limiters (the buckets) are made once per
+ * identity (filter instance of a listener, route, virtual host) and kept across config reloads
+ * when their settings do not change (`previous`).
+ *
+ * @module
+ */
+import type { Clock } from '../../core/clock.ts';
+import type { AnyResource, Resource } from '../../config/resource.ts';
+import type { ListenerMatch, RouteConfigurationMatch } from '../../config/types/envoy-filter.ts';
+import type { LocalRateLimitSettings, RateLimitFilterPatch, RateLimitPolicySettings, RateLimitRoutePatch } from '../../config/types/local-rate-limit.ts';
+import { rateLimitPatches } from '../../config/validate/envoy-filter.ts';
+import { labelsMatch } from '../../config/workloads.ts';
+import { DescriptorBuilder } from './descriptors.ts';
+import { LocalRateLimiter } from './local-rate-limiter.ts';
+
+/** Which side of the workload the filters run on. */
+export type RateLimitDirection = 'inbound' | 'outbound';
+
+/** What selects EnvoyFilters for a workload. */
+export interface EnvoyFilterWorkload {
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** The router's name: a filter inserted after it never runs. */
+export const ROUTER = 'envoy.filters.http.router';
+
+/** The HTTP connection manager's name (a listener match's network filter). */
+export const HCM = 'envoy.filters.network.http_connection_manager';
+
+/** An HTTP_FILTER patch in application order. */
+export interface FilterPatchRef {
+  readonly patch: RateLimitFilterPatch;
+  /** `EnvoyFilter ns/name configPatches[i]`. */
+  readonly source: string;
+}
+
+/** An HTTP_ROUTE or VIRTUAL_HOST patch in application order. */
+export interface RoutePatchRef {
+  readonly patch: RateLimitRoutePatch;
+  readonly source: string;
+}
+
+/** One rate limit filter as it runs for requests of one site. */
+export interface ActiveFilter {
+  /** HTTP filter name. */
+  readonly name: string;
+  /** Where its config comes from: `EnvoyFilter ns/name configPatches[i]` (and the level). */
+  readonly source: string;
+  readonly config: LocalRateLimitSettings;
+  readonly limiter: LocalRateLimiter;
+  /** Undefined when the config has no descriptors (no need to compute the request's). */
+  readonly descriptors: DescriptorBuilder | undefined;
+}
+
+/**
+ * Where a request meets the filters, as the EnvoyFilter matches see it: the listener's filter
+ * chain, and the route configuration, virtual host and route it takes (none: no per-route config).
+ */
+export interface FilterSite {
+  /** Whether an HTTP_FILTER patch's `listener` match fits the filter chain. */
+  listenerFits(m: ListenerMatch | undefined): boolean;
+  /** Whether a route patch's `routeConfiguration` match fits the request's virtual host (and, for `HTTP_ROUTE`, its route). */
+  routeFits(m: RouteConfigurationMatch | undefined, applyTo: 'HTTP_ROUTE' | 'VIRTUAL_HOST'): boolean;
+  /** Identity of the filter chain (a filter's buckets are per chain, as Envoy has one filter instance per listener). */
+  readonly listenerKey: string;
+  /** Identity of the virtual host (its per-filter config has its own buckets). */
+  readonly vhostKey: string;
+  /** Identity of the route. */
+  readonly routeKey: string;
+  /** How the route and the virtual host are named in `source` texts (`route inbound|80||`, `virtual host`). */
+  readonly routeLabel: string;
+  readonly vhostLabel: string;
+}
+
+/** The EnvoyFilters that apply to the workload, in istiod's order. */
+export function selectEnvoyFilters(resources: readonly AnyResource[], workload: EnvoyFilterWorkload, rootNamespace: string): Resource<'EnvoyFilter'>[] {
+  const picked = resources.filter((r): r is Resource<'EnvoyFilter'> & AnyResource => {
+    if (r.kind !== 'EnvoyFilter') return false;
+    const ns = r.metadata.namespace;
+    if (ns !== rootNamespace && ns !== workload.namespace) return false;
+    if ((r.spec.targetRefs?.length ?? 0) > 0) return false;
+    const sel = r.spec.workloadSelector;
+    return sel === undefined || labelsMatch(sel.labels ?? {}, workload.labels);
+  });
+  return picked.sort((a, b) => {
+    const pa = a.spec.priority ?? 0;
+    const pb = b.spec.priority ?? 0;
+    if (pa !== pb) return pa - pb;
+    const na = a.metadata.namespace;
+    const nb = b.metadata.namespace;
+    if (na !== nb && (na === rootNamespace || nb === rootNamespace)) return na === rootNamespace ? -1 : 1;
+    // Go's zero time (no creationTimestamp) is the earliest.
+    const ta = a.metadata.creationTimestamp === undefined ? 0 : Date.parse(a.metadata.creationTimestamp);
+    const tb = b.metadata.creationTimestamp === undefined ? 0 : Date.parse(b.metadata.creationTimestamp);
+    if (ta !== tb) return ta - tb;
+    const ka = `${a.metadata.name}.${na}`;
+    const kb = `${b.metadata.name}.${nb}`;
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  });
+}
+
+/** Whether a patch of `context` applies on `direction` (Istio: the context itself, or ANY). */
+export function contextApplies(context: string, direction: RateLimitDirection): boolean {
+  return context === 'ANY' || context === (direction === 'inbound' ? 'SIDECAR_INBOUND' : 'SIDECAR_OUTBOUND');
+}
+
+/** A route or virtual host after the merges. */
+interface Merged {
+  readonly perFilter: Map<string, { config: LocalRateLimitSettings; source: string }>;
+  readonly rateLimits: RateLimitPolicySettings[];
+  includeVh: boolean | undefined;
+}
+
+function merge(into: Merged, ref: RoutePatchRef): void {
+  for (const [name, config] of ref.patch.perFilterConfig) into.perFilter.set(name, { config, source: ref.source });
+  into.rateLimits.push(...ref.patch.rateLimits);
+  if (ref.patch.includeVhRateLimits !== undefined) into.includeVh = ref.patch.includeVhRateLimits;
+}
+
+/** The rate limits feeding a filter's descriptors: its own, else the route's and the virtual host's as `vh_rate_limits` says. */
+function policiesFor(config: LocalRateLimitSettings, route: Merged, vhost: Merged): readonly RateLimitPolicySettings[] {
+  if (config.rateLimits.length > 0) return config.rateLimits;
+  const mode = route.includeVh === true ? 'INCLUDE' : config.vhRateLimits;
+  if (mode === 'IGNORE') return route.rateLimits;
+  if (mode === 'INCLUDE') return [...route.rateLimits, ...vhost.rateLimits];
+  return route.rateLimits.length > 0 ? route.rateLimits : vhost.rateLimits;
+}
+
+const enabled = (c: LocalRateLimitSettings) => c.filterEnabled !== undefined && c.filterEnabled.numerator > 0;
+
+/**
+ * The local rate limit patches that apply to one side of a workload, compiled:
+ * {@link RateLimitFilters.active} gives the active filters of a site.
+ */
+export class RateLimitFilters {
+  readonly #filters: readonly FilterPatchRef[];
+  readonly #routes: readonly RoutePatchRef[];
+  readonly #vhosts: readonly RoutePatchRef[];
+  readonly #clock: Clock;
+  /** Limiters by identity: filter instance of a listener, route or virtual host, and filter name. */
+  readonly #limiters = new Map<string, LocalRateLimiter>();
+  readonly #previous: ReadonlyMap<string, LocalRateLimiter>;
+
+  constructor(resources: readonly AnyResource[], workload: EnvoyFilterWorkload, rootNamespace: string, direction: RateLimitDirection, clock: Clock, previous: ReadonlyMap<string, LocalRateLimiter> = new Map()) {
+    const filters: FilterPatchRef[] = [];
+    const routes: RoutePatchRef[] = [];
+    const vhosts: RoutePatchRef[] = [];
+    for (const ef of selectEnvoyFilters(resources, workload, rootNamespace)) {
+      rateLimitPatches(ef.spec).forEach((patch, i) => {
+        if (!contextApplies(patch.context, direction)) return;
+        const source = `${ef.ref} configPatches[${i}]`;
+        if (patch.applyTo === 'HTTP_FILTER') filters.push({ patch, source });
+        else if (patch.applyTo === 'HTTP_ROUTE') routes.push({ patch, source });
+        else vhosts.push({ patch, source });
+      });
+    }
+    this.#filters = filters;
+    this.#routes = routes;
+    this.#vhosts = vhosts;
+    this.#clock = clock;
+    this.#previous = previous;
+  }
+
+  /**
+   * Whether a rate limit filter applies that can limit anything: one enabled for some requests,
+   * by its own config or by a route's or virtual host's config for its name (a filter with no
+   * `filter_enabled` is enabled for 0% of requests).
+   */
+  get canLimit(): boolean {
+    if (this.#filters.some((f) => enabled(f.patch.config))) return true;
+    const names = new Set(this.#filters.map((f) => f.patch.filterName));
+    return [...this.#routes, ...this.#vhosts].some((r) => [...r.patch.perFilterConfig].some(([name, c]) => names.has(name) && enabled(c)));
+  }
+
+  /** Whether route or virtual host patches apply (else a site's filters depend on its listener only). */
+  get hasRoutePatches(): boolean {
+    return this.#routes.length > 0 || this.#vhosts.length > 0;
+  }
+
+  /** The limiters built so far, by identity (kept across config reloads when their buckets are unchanged). */
+  get limiters(): ReadonlyMap<string, LocalRateLimiter> {
+    return this.#limiters;
+  }
+
+  #limiter(key: string, config: LocalRateLimitSettings): LocalRateLimiter {
+    let l = this.#limiters.get(key);
+    if (l === undefined) {
+      l = new LocalRateLimiter(config, this.#clock, this.#previous.get(key));
+      this.#limiters.set(key, l);
+    }
+    return l;
+  }
+
+  /** The filter chain's rate limit filters, in order (Istio's insertion rules, among the rate limit filters). */
+  #chain(site: FilterSite): FilterPatchRef[] {
+    const chain: FilterPatchRef[] = [];
+    for (const ref of this.#filters) {
+      const p = ref.patch;
+      if (!site.listenerFits(p.listener)) continue;
+      const sub = p.listener?.filterChain?.filter?.subFilter?.name;
+      if (p.operation === 'INSERT_FIRST' || (p.operation === 'INSERT_BEFORE' && (sub === undefined || sub === ''))) {
+        chain.unshift(ref);
+        continue;
+      }
+      if (sub === undefined || sub === '') {
+        chain.push(ref); // INSERT_AFTER without a filter match: appended
+        continue;
+      }
+      const at = chain.findIndex((c) => c.patch.filterName === sub);
+      if (at !== -1) chain.splice(p.operation === 'INSERT_BEFORE' ? at : at + 1, 0, ref);
+      else if (!(p.operation === 'INSERT_AFTER' && sub === ROUTER)) chain.push(ref); // after the router, Envoy never runs it
+    }
+    return chain;
+  }
+
+  /** The active rate limit filters of a site, in order (those enabled for 0% of requests left out). */
+  active(site: FilterSite): ActiveFilter[] {
+    const chain = this.#chain(site);
+    if (chain.length === 0) return [];
+    const route: Merged = { perFilter: new Map(), rateLimits: [], includeVh: undefined };
+    const vhost: Merged = { perFilter: new Map(), rateLimits: [], includeVh: undefined };
+    for (const ref of this.#vhosts) if (site.routeFits(ref.patch.routeConfiguration, 'VIRTUAL_HOST')) merge(vhost, ref);
+    for (const ref of this.#routes) if (site.routeFits(ref.patch.routeConfiguration, 'HTTP_ROUTE')) merge(route, ref);
+    const out: ActiveFilter[] = [];
+    for (const ref of chain) {
+      const name = ref.patch.filterName;
+      const r = route.perFilter.get(name);
+      const v = r === undefined ? vhost.perFilter.get(name) : undefined;
+      const config = r?.config ?? v?.config ?? ref.patch.config;
+      if (!enabled(config)) continue; // Envoy: enabled for 0% of requests
+      const key = r !== undefined ? `route|${site.routeKey}|${name}` : v !== undefined ? `vhost|${site.vhostKey}|${name}` : `filter|${ref.source}|${site.listenerKey}`;
+      const source = r !== undefined ? `${r.source} (${site.routeLabel})` : v !== undefined ? `${v.source} (${site.vhostLabel})` : ref.source;
+      const limiter = this.#limiter(key, config);
+      const policies = limiter.hasDescriptors ? policiesFor(config, route, vhost) : [];
+      const builder = policies.length > 0 ? new DescriptorBuilder(policies, config.stage) : undefined;
+      out.push({ name, source, config, limiter, descriptors: builder === undefined || builder.empty ? undefined : builder });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * Envoy's local rate limit filter (`envoy.filters.http.local_ratelimit`) deciding one request,
+ * the same on a workload's inbound and outbound side. For each active filter, in order:
+ *
+ * 1. `filter_enabled` (default 0%: off) decides, per request, whether the filter looks at all;
+ * 2. the request's descriptors are built (when the config has descriptors) and the buckets
+ *    consulted ({@link LocalRateLimiter});
+ * 3. a request with a token goes on; one without is refused when `filter_enforced` (default 0%)
+ *    says so — 429 (or the configured `status`), body `local_rate_limited`, the
+ *    `response_headers_to_add`, response flag `RL`, and for gRPC callers UNAVAILABLE (Envoy maps
+ *    429 so) or RESOURCE_EXHAUSTED with `rate_limited_as_resource_exhausted` — and otherwise let
+ *    through with `request_headers_to_add_when_not_enforced` added (shadow mode: counted, not
+ *    refused).
+ *
+ * Envoy's filter does not set `x-envoy-ratelimited` (its global rate limit filter does), and adds
+ * `response_headers_to_add` only to the refusals; with `enable_x_ratelimit_headers:
+ * DRAFT_VERSION_03` it adds `x-ratelimit-limit`, `-remaining` and `-reset` to every response.
+ *
+ * @module
+ */
+import type { Random } from '../../core/clock.ts';
+import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
+import type { FractionSettings, HeaderToAdd } from '../../config/types/local-rate-limit.ts';
+import type { RateLimitRequest, RateLimitSite } from './descriptors.ts';
+import type { ActiveFilter } from './envoy-filters.ts';
+import type { Descriptor } from './local-rate-limiter.ts';
+import type { TokenBucket } from './token-bucket.ts';
+
+/** Envoy's response flag for a local rate limit refusal. */
+export const RATE_LIMITED_FLAG = 'RL';
+
+/** Envoy's body (and gRPC message) for a local rate limit refusal. */
+export const RATE_LIMITED_BODY = 'local_rate_limited';
+
+/**
+ * Counters of one `stat_prefix`, as Envoy's `<stat_prefix>.http_local_rate_limit.*`.
+ * @category Policies
+ */
+export interface RateLimitStats {
+  /** Requests the filter was enabled for. */
+  enabled: number;
+  /** Of those, allowed by the buckets. */
+  ok: number;
+  /** Of those, out of tokens (refused, or let through in shadow mode). */
+  rate_limited: number;
+  /** Of the rate limited, refused. */
+  enforced: number;
+}
+
+/** A refusal: Envoy's local reply. */
+export interface RateLimitRefusal {
+  /** 429, or the configured `status`. */
+  readonly status: number;
+  /** UNAVAILABLE (429 mapped as Envoy maps it), or RESOURCE_EXHAUSTED (`rate_limited_as_resource_exhausted`). */
+  readonly grpcStatus: number;
+  /** `response_headers_to_add`, and the `x-ratelimit-*` headers when asked for. */
+  readonly headers: Record<string, string>;
+  /** `local rate limit: <filter> from <source> (<bucket>)`. */
+  readonly reason: string;
+}
+
+/** What a run noted besides its verdict (one object, reused by its caller). */
+export interface RunNotes {
+  /** `x-ratelimit-*` headers for the response of a request let through, when a filter asks for them. */
+  xHeaders: Record<string, string> | undefined;
+  /** Whether shadow mode added request headers. */
+  headersChanged: boolean;
+}
+
+type HeaderBag = Record<string, string | string[] | undefined>;
+
+const NO_DESCRIPTORS: Descriptor[] = [];
+
+/** A `filter_enabled` / `filter_enforced` draw: `floor(random × denominator) < numerator`. */
+export function draw(f: FractionSettings, random: Random): boolean {
+  if (f.numerator >= f.denominator) return true;
+  if (f.numerator === 0) return false;
+  return Math.floor(random.next() * f.denominator) < f.numerator;
+}
+
+/** Applies Envoy's `HeaderValueOption`s to a header map. */
+export function addHeaders(into: HeaderBag, add: readonly HeaderToAdd[]): void {
+  for (const h of add) {
+    if (h.value === '' && !h.keepEmptyValue) continue;
+    const had = Object.hasOwn(into, h.key) && into[h.key] !== undefined;
+    switch (h.action) {
+      case 'APPEND_IF_EXISTS_OR_ADD': {
+        const old = into[h.key];
+        into[h.key] = !had ? h.value : Array.isArray(old) ? [...old, h.value] : `${old}, ${h.value}`;
+        break;
+      }
+      case 'ADD_IF_ABSENT':
+        if (!had) into[h.key] = h.value;
+        break;
+      case 'OVERWRITE_IF_EXISTS_OR_ADD':
+        into[h.key] = h.value;
+        break;
+      case 'OVERWRITE_IF_EXISTS':
+        if (had) into[h.key] = h.value;
+        break;
+    }
+  }
+}
+
+function xRateLimit(into: Record<string, string>, bucket: TokenBucket): void {
+  const s = bucket.state();
+  into['x-ratelimit-limit'] = String(s.maxTokens);
+  into['x-ratelimit-remaining'] = String(s.remainingTokens);
+  into['x-ratelimit-reset'] = String(s.resetSeconds);
+}
+
+/**
+ * Runs active filters over requests, with the draws of one `random` and counters per
+ * `stat_prefix`.
+ * @category Policies
+ */
+export class RateLimitRunner {
+  readonly #random: Random;
+  readonly #stats = new Map<string, RateLimitStats>();
+
+  constructor(random: Random) {
+    this.#random = random;
+  }
+
+  /** Envoy-style counters per `stat_prefix`. */
+  get stats(): ReadonlyMap<string, Readonly<RateLimitStats>> {
+    return this.#stats;
+  }
+
+  #statsOf(prefix: string): RateLimitStats {
+    let s = this.#stats.get(prefix);
+    if (s === undefined) {
+      s = { enabled: 0, ok: 0, rate_limited: 0, enforced: 0 };
+      this.#stats.set(prefix, s);
+    }
+    return s;
+  }
+
+  /**
+   * Decides one request: the refusal, or undefined to let it through. Shadow mode adds its
+   * headers to `req.headers` (the request sent on); `notes` gets what else the run found
+   * (cleared first). `site` is asked for only when a filter builds descriptors.
+   */
+  run(filters: readonly ActiveFilter[], req: RateLimitRequest, site: () => RateLimitSite, notes: RunNotes): RateLimitRefusal | undefined {
+    notes.xHeaders = undefined;
+    notes.headersChanged = false;
+    let where: RateLimitSite | undefined;
+    for (const f of filters) {
+      const c = f.config;
+      if (!draw(c.filterEnabled as FractionSettings, this.#random)) continue;
+      const stats = this.#statsOf(c.statPrefix);
+      stats.enabled++;
+      let descriptors: Descriptor[] = NO_DESCRIPTORS;
+      if (f.descriptors !== undefined) {
+        where ??= site();
+        descriptors = f.descriptors.build(req, where);
+      }
+      const result = f.limiter.requestAllowed(descriptors);
+      if (c.enableXRateLimitHeaders && result.bucket !== undefined) {
+        notes.xHeaders ??= Object.create(null) as Record<string, string>;
+        xRateLimit(notes.xHeaders, result.bucket);
+      }
+      if (result.allowed) {
+        stats.ok++;
+        continue;
+      }
+      stats.rate_limited++;
+      if (c.filterEnforced === undefined || !draw(c.filterEnforced, this.#random)) {
+        addHeaders(req.headers as HeaderBag, c.requestHeadersToAddWhenNotEnforced);
+        notes.headersChanged = true;
+        continue;
+      }
+      stats.enforced++;
+      const headers: Record<string, string> = Object.create(null);
+      addHeaders(headers, c.responseHeadersToAdd);
+      if (notes.xHeaders !== undefined) Object.assign(headers, notes.xHeaders);
+      return {
+        status: c.status,
+        grpcStatus: c.rateLimitedAsResourceExhausted ? GRPC_STATUS.RESOURCE_EXHAUSTED : httpToGrpc(c.status),
+        headers,
+        reason: `local rate limit: ${f.name} from ${f.source}${result.bucket === undefined ? '' : ` (${result.bucket})`}`,
+      };
+    }
+    return undefined;
+  }
+}
