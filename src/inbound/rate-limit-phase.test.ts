@@ -286,6 +286,37 @@ describe('rate-limit phase: Envoy\'s filter semantics', () => {
     assert.equal((phase.run(request()) as RateLimitDenial).headers?.['x-by'], 'first');
   });
 
+  it("inserts next to a sub-filter as istiod does: among Istio's own filters; nothing after the router, for INSERT_AFTER without a sub-filter, or next to a filter not in the chain", () => {
+    const clock = new ManualClock(0);
+    const hcm = 'envoy.filters.network.http_connection_manager';
+    const at = (name: string, operation: string, subFilter?: string) =>
+      filter(oneBucket(1), { context: 'SIDECAR_INBOUND', ...(subFilter === undefined ? {} : { listener: { filterChain: { filter: { name: hcm, subFilter: { name: subFilter } } } } }) }, operation, name);
+    const { resources, warnings } = validateYaml(
+      ef({
+        configPatches: [
+          at('before-router', 'INSERT_BEFORE', 'envoy.filters.http.router'),
+          at('after-rbac', 'INSERT_AFTER', 'envoy.filters.http.rbac'),
+          at('after-before-router', 'INSERT_AFTER', 'before-router'),
+          at('before-mx', 'INSERT_BEFORE', 'istio.metadata_exchange'),
+          at('after-nothing', 'INSERT_AFTER'),
+          at('after-router', 'INSERT_AFTER', 'envoy.filters.http.router'),
+          at('before-typo', 'INSERT_BEFORE', 'envoy.filters.http.routr'),
+        ],
+      }),
+    );
+    const phase = compile(resources as AnyResource[], srvWorkload, clock);
+    // Istio's chain: metadata exchange, …, RBAC, …, fault, CORS, stats, router.
+    assert.deepEqual(
+      phase.filtersFor(8888).map((f) => f.name),
+      ['before-mx', 'after-rbac', 'before-router', 'after-before-router'],
+    );
+    const said = warnings.map(String).join('\n');
+    assert.match(said, /INSERT_AFTER without a subFilter appends the filter after the router \(istiod\), where Envoy never runs it/);
+    assert.match(said, /INSERT_AFTER envoy\.filters\.http\.router puts the filter after the router/);
+    assert.match(said, /"envoy\.filters\.http\.routr" is not a filter Istio puts in a sidecar's HTTP chain, so Istio inserts nothing before it/);
+    assert.doesNotMatch(said, /"before-router" is not a filter/, 'a filter another patch inserted is one to insert next to');
+  });
+
   it('orders EnvoyFilters by priority, root namespace first, creation time, then name', () => {
     const clock = new ManualClock(0);
     const f = (name: string) => filter(oneBucket(1), { context: 'SIDECAR_INBOUND' }, 'INSERT_FIRST', name);

@@ -31,6 +31,33 @@ const HCM = 'envoy.filters.network.http_connection_manager';
 const DEPRECATED_HCM = 'envoy.http_connection_manager';
 const ROUTER = 'envoy.filters.http.router';
 
+/**
+ * The HTTP filters istiod puts in a sidecar's HTTP connection managers, in their order
+ * (`buildHTTPConnectionManager`: metadata exchange, ext_authz for CUSTOM, jwt_authn and
+ * istio_authn, RBAC, gRPC-Web, gRPC stats, ALPN on outbound, fault, CORS, Istio's stats, stateful
+ * session on outbound, the router last) — some only when a policy needs them. An
+ * INSERT_BEFORE/INSERT_AFTER naming another sub-filter finds nothing to insert next to, and Istio
+ * inserts nothing.
+ */
+export const ISTIO_HTTP_FILTER_ORDER: readonly string[] = Object.freeze([
+  'istio.metadata_exchange',
+  'envoy.filters.http.ext_authz',
+  'envoy.filters.http.jwt_authn',
+  'istio_authn',
+  'envoy.filters.http.rbac',
+  'envoy.filters.http.grpc_web',
+  'envoy.filters.http.grpc_stats',
+  'istio.alpn',
+  'envoy.filters.http.fault',
+  'envoy.filters.http.cors',
+  'istio.stats',
+  'envoy.filters.http.stateful_session',
+  ROUTER,
+]);
+
+/** {@link ISTIO_HTTP_FILTER_ORDER} as a set. */
+export const ISTIO_HTTP_FILTERS: ReadonlySet<string> = new Set(ISTIO_HTTP_FILTER_ORDER);
+
 const CONTEXTS: readonly PatchContext[] = ['ANY', 'SIDECAR_INBOUND', 'SIDECAR_OUTBOUND', 'GATEWAY', 'WAYPOINT'];
 const APPLY_TO = ['INVALID', 'LISTENER', 'FILTER_CHAIN', 'NETWORK_FILTER', 'HTTP_FILTER', 'ROUTE_CONFIGURATION', 'VIRTUAL_HOST', 'HTTP_ROUTE', 'CLUSTER', 'EXTENSION_CONFIG', 'BOOTSTRAP', 'LISTENER_FILTER'] as const;
 const OPERATIONS = ['INVALID', 'MERGE', 'ADD', 'REMOVE', 'INSERT_BEFORE', 'INSERT_AFTER', 'INSERT_FIRST', 'REPLACE', 'MERGE_AND_REPLACE_LIST'] as const;
@@ -204,7 +231,7 @@ function perFilterConfig(v: unknown, path: FieldPath, ctx: Ctx): Map<string, Loc
   return new Map(Object.entries(m));
 }
 
-function readFilterPatch(cp: EnvoyConfigObjectPatch, value: Record<string, unknown>, path: FieldPath, ctx: Ctx, context: PatchContext): RateLimitPatch | undefined {
+function readFilterPatch(cp: EnvoyConfigObjectPatch, value: Record<string, unknown>, path: FieldPath, ctx: Ctx, context: PatchContext, inserted: ReadonlySet<string>): RateLimitPatch | undefined {
   const op = cp.patch?.operation;
   const vp = [...path, 'patch', 'value'];
   if (op !== 'INSERT_BEFORE' && op !== 'INSERT_AFTER' && op !== 'INSERT_FIRST') {
@@ -214,8 +241,17 @@ function readFilterPatch(cp: EnvoyConfigObjectPatch, value: Record<string, unkno
   }
   const listener = cp.match?.listener;
   if (listener !== undefined) checkListenerMatch(ctx, [...path, 'match', 'listener'], listener, context);
-  if (op === 'INSERT_AFTER' && listener?.filterChain?.filter?.subFilter?.name === ROUTER) {
+  const subFilter = listener?.filterChain?.filter?.subFilter?.name;
+  if (op === 'INSERT_AFTER' && subFilter === ROUTER) {
     warn(ctx, [...path, 'patch', 'operation'], `INSERT_AFTER ${ROUTER} puts the filter after the router, where Envoy never runs it; this patch limits nothing`);
+  } else if (op === 'INSERT_AFTER' && (subFilter === undefined || subFilter === '')) {
+    warn(ctx, [...path, 'patch', 'operation'], `INSERT_AFTER without a subFilter appends the filter after the router (istiod), where Envoy never runs it; this patch limits nothing. Use INSERT_BEFORE ${ROUTER}`);
+  } else if ((op === 'INSERT_BEFORE' || op === 'INSERT_AFTER') && subFilter !== undefined && subFilter !== '' && subFilter !== 'envoy.router' && !ISTIO_HTTP_FILTERS.has(subFilter) && !inserted.has(subFilter)) {
+    warn(
+      ctx,
+      [...path, 'match', 'listener', 'filterChain', 'filter', 'subFilter', 'name'],
+      `"${subFilter}" is not a filter Istio puts in a sidecar's HTTP chain, so Istio inserts nothing ${op === 'INSERT_BEFORE' ? 'before' : 'after'} it — unless another EnvoyFilter's patch inserts a filter of that name first; otherwise this patch limits nothing`,
+    );
   }
   const f = message<{ name: string; typed_config: LocalRateLimitSettings; is_optional?: boolean; disabled?: boolean }>({
     name: { validate: nonEmptyText, required: true },
@@ -265,8 +301,11 @@ function readRoutePatch(cp: EnvoyConfigObjectPatch, value: Record<string, unknow
   return { applyTo, context, routeConfiguration: rc, perFilterConfig: configs ?? new Map(), rateLimits, includeVhRateLimits: include };
 }
 
-/** Istio's `ValidateEnvoyFilter` rules for one patch, then the patch read as a rate-limit patch. */
-function readPatch(cp: EnvoyConfigObjectPatch, path: FieldPath, ctx: Ctx): RateLimitPatch | undefined {
+/**
+ * Istio's `ValidateEnvoyFilter` rules for one patch, then the patch read as a rate-limit patch;
+ * `inserted`: the names of the filters the EnvoyFilter's earlier patches insert.
+ */
+function readPatch(cp: EnvoyConfigObjectPatch, path: FieldPath, ctx: Ctx, inserted: ReadonlySet<string>): RateLimitPatch | undefined {
   if (cp.applyTo === undefined || cp.applyTo === 'INVALID') return fail(ctx, [...path, 'applyTo'], 'Envoy filter: missing applyTo (Istio)');
   if (cp.patch === undefined) return fail(ctx, [...path, 'patch'], 'Envoy filter: missing patch (Istio)');
   if (cp.patch.operation === undefined || cp.patch.operation === 'INVALID') return fail(ctx, [...path, 'patch', 'operation'], 'Envoy filter: missing patch operation (Istio)');
@@ -283,7 +322,7 @@ function readPatch(cp: EnvoyConfigObjectPatch, path: FieldPath, ctx: Ctx): RateL
       return fail(ctx, [...path, 'match'], 'Envoy filter: applyTo for listener class objects cannot have non listener match (Istio)');
     }
     contextNote(ctx, path, context, match);
-    return readFilterPatch(cp, value, path, ctx, context);
+    return readFilterPatch(cp, value, path, ctx, context, inserted);
   }
   if (match?.listener !== undefined || match?.cluster !== undefined) {
     return fail(ctx, [...path, 'match'], 'Envoy filter: applyTo for http route class objects cannot have non route configuration match (Istio)');
@@ -295,9 +334,12 @@ function readPatch(cp: EnvoyConfigObjectPatch, path: FieldPath, ctx: Ctx): RateL
 /** Reads every patch of a local rate limit EnvoyFilter (all of them are rate-limit shapes). */
 function readPatches(spec: EnvoyFilterSpec, path: FieldPath, ctx: Ctx): RateLimitPatch[] {
   const out: RateLimitPatch[] = [];
+  const inserted = new Set<string>();
   (spec.configPatches ?? []).forEach((cp, i) => {
-    const p = readPatch(cp, [...path, 'configPatches', i], ctx);
-    if (p !== undefined) out.push(p);
+    const p = readPatch(cp, [...path, 'configPatches', i], ctx, inserted);
+    if (p === undefined) return;
+    out.push(p);
+    if ('filterName' in p) inserted.add(p.filterName);
   });
   return out;
 }

@@ -28,7 +28,7 @@ import type { Clock } from '../../core/clock.ts';
 import type { AnyResource, Resource } from '../../config/resource.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../../config/types/envoy-filter.ts';
 import type { LocalRateLimitSettings, RateLimitFilterPatch, RateLimitPolicySettings, RateLimitRoutePatch } from '../../config/types/local-rate-limit.ts';
-import { rateLimitPatches } from '../../config/validate/envoy-filter.ts';
+import { ISTIO_HTTP_FILTER_ORDER, rateLimitPatches } from '../../config/validate/envoy-filter.ts';
 import { labelsMatch } from '../../config/workloads.ts';
 import { DescriptorBuilder } from './descriptors.ts';
 import { LocalRateLimiter } from './local-rate-limiter.ts';
@@ -212,9 +212,14 @@ export class RateLimitFilters {
     return l;
   }
 
-  /** The filter chain's rate limit filters, in order (Istio's insertion rules, among the rate limit filters). */
+  /**
+   * The filter chain's rate limit filters, in order: each inserted into Istio's own chain as
+   * istiod's `patchHTTPFilter` does, so their order among themselves is Envoy's (meshlet runs
+   * them all at one place among its phases).
+   */
   #chain(site: FilterSite): FilterPatchRef[] {
-    const chain: FilterPatchRef[] = [];
+    const chain: (FilterPatchRef | string)[] = [...ISTIO_HTTP_FILTER_ORDER];
+    const nameOf = (c: FilterPatchRef | string) => (typeof c === 'string' ? c : c.patch.filterName);
     for (const ref of this.#filters) {
       const p = ref.patch;
       if (!site.listenerFits(p.listener)) continue;
@@ -223,15 +228,16 @@ export class RateLimitFilters {
         chain.unshift(ref);
         continue;
       }
-      if (sub === undefined || sub === '') {
-        chain.push(ref); // INSERT_AFTER without a filter match: appended
-        continue;
-      }
-      const at = chain.findIndex((c) => c.patch.filterName === sub);
-      if (at !== -1) chain.splice(p.operation === 'INSERT_BEFORE' ? at : at + 1, 0, ref);
-      else if (!(p.operation === 'INSERT_AFTER' && sub === ROUTER)) chain.push(ref); // after the router, Envoy never runs it
+      // INSERT_AFTER without a filter match: istiod appends it after the router, where Envoy never runs it.
+      if (sub === undefined || sub === '') continue;
+      // The first filter of that name; none: istiod inserts nothing.
+      const at = chain.findIndex((c) => nameOf(c) === sub);
+      if (at === -1) continue;
+      if (p.operation === 'INSERT_BEFORE') chain.splice(at, 0, ref);
+      // After the router Envoy never runs it.
+      else if (nameOf(chain[at] as FilterPatchRef | string) !== ROUTER) chain.splice(at + 1, 0, ref);
     }
-    return chain;
+    return chain.filter((c): c is FilterPatchRef => typeof c !== 'string');
   }
 
   /** The active rate limit filters of a site, in order (those enabled for 0% of requests left out). */
