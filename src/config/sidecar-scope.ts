@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { candidateNames, whyNotInMesh } from './host-lookup.ts';
 import { DEFAULT_DOMAIN, hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost } from './hosts.ts';
 import type { Service, ServiceAlias, ServiceRegistry } from './registry.ts';
 import { type AnyResource, byAge, DEFAULT_ROOT_NAMESPACE, type Resource } from './resource.ts';
@@ -361,15 +362,6 @@ export function destinationsOf(spec: VirtualServiceSpec, vsNamespace: string, na
 }
 
 /** The full names a name written in a URL can stand for in `namespace` (Kubernetes DNS search paths). */
-function candidateNames(host: string, namespace: string, domain = DEFAULT_DOMAIN): string[] {
-  const h = host.toLowerCase();
-  const parts = h.split('.');
-  if (parts.length === 1) return [h, `${h}.${namespace}.svc.${domain}`];
-  if (parts.length === 2) return [h, `${h}.svc.${domain}`];
-  if (h.endsWith('.svc')) return [h, `${h}.${domain}`];
-  return [h];
-}
-
 /**
  * Why a call to `host:port` from a workload of the scope's namespace finds no route under the
  * scope: its egress hosts leave the service out, or its listener for that port does, or the host
@@ -390,5 +382,5 @@ export function whyOutOfScope(scope: SidecarScope, registry: ServiceRegistry, ho
     if (scope.services.has(name)) return `${where}; only the VirtualServices that route to it reach it`;
     return where;
   }
-  return `${host} is not in the registry (no visible ServiceEntry or Service)`;
+  return whyNotInMesh(registry, scope.namespace, host, port);
 }

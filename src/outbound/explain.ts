@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { whyNotInMesh } from '../config/host-lookup.ts';
 import { whyOutOfScope } from '../config/sidecar-scope.ts';
 import { normalizeHeaderObject } from '../core/headers.ts';
 import type { Headers } from '../core/exchange.ts';
@@ -80,6 +81,12 @@ export interface Explanation {
   readonly sidecar?: string;
   /** For a host the applied Sidecar leaves out: which of its egress hosts do (or that the host is in no registry). */
   readonly scope?: string;
+  /**
+   * For `passthrough` and `registry-only` without a Sidecar: why the host matched no service — the
+   * service it names is on other ports (`reviews.default.svc.cluster.local is in the mesh on port
+   * 9080 (HTTP), not 8080`), or no service has that name (with the nearest names, for a typo).
+   */
+  readonly notInMesh?: string;
   /** For `passthrough` and `registry-only`, and the egress proxy route: where the outboundTrafficPolicy comes from (`Sidecar ns/name`, or `mesh`). */
   readonly outboundTrafficPolicy?: string;
   readonly virtualHost: string | undefined;
@@ -134,6 +141,7 @@ function print(e: Omit<Explanation, 'toString'>): string {
   const lines = [`${e.outcome}${e.virtualHost ? ` via virtual host ${e.virtualHost}` : ''}`];
   if (e.sidecar !== undefined) lines.push(`  sidecar: ${e.sidecar}`);
   if (e.scope !== undefined) lines.push(`  out of scope: ${e.scope}`);
+  if (e.notInMesh !== undefined) lines.push(`  not in the mesh: ${e.notInMesh}`);
   if (e.outboundTrafficPolicy !== undefined) lines.push(`  outboundTrafficPolicy: ${e.outboundTrafficPolicy}`);
   for (const s of e.skipped) lines.push(`  skipped: ${s.split('\n')[0]}`);
   if (e.route) lines.push(`  matched: ${e.route.replace(/\n/g, '\n  ')}`);
@@ -181,9 +189,11 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
     const host = hasPort ? head.authority.slice(0, colon) : head.authority;
     const port = hasPort ? Number(head.authority.slice(colon + 1)) : head.scheme === 'https' ? 443 : 80;
     const scope = applied === undefined ? undefined : whyOutOfScope(applied.scope, snapshot.registry, host, port);
+    const notInMesh = applied === undefined ? whyNotInMesh(snapshot.registry, snapshot.workload.namespace, host, port) : undefined;
     e = {
       ...base,
       ...(scope === undefined ? {} : { scope }),
+      ...(notInMesh === undefined ? {} : { notInMesh }),
       outboundTrafficPolicy: `${policy.mode} (${policy.source === '' ? 'the mesh’s' : policy.source})`,
       outcome: policy.mode === 'REGISTRY_ONLY' ? 'registry-only' : 'passthrough',
       virtualHost: undefined,

@@ -163,6 +163,12 @@ describe('meshlet explain grpc://', () => {
     ['-X GET', ['-X', 'GET', 'grpc://reviews:9090/a.B/C'], /--request GET: a gRPC call is always POST/],
     ['-H content-type', ['-H', 'content-type: application/json', 'grpc://reviews:9090/a.B/C'], /--header content-type: gRPC sets it itself/],
   ];
+  it('port 80 written out is a port (the URL parser drops it as http:// default)', () => {
+    const r = explain('grpc://reviews:80/reviews.Reviews/Get');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^gRPC call: +reviews\.Reviews\/Get on reviews /m);
+  });
+
   for (const [name, args, stderr] of mistakes) {
     it(`usage mistake (${name}): exit 2 and what is wrong`, () => {
       const r = explain(...args);

@@ -237,6 +237,20 @@ describe('meshlet explain', () => {
     assert.equal(out.outcome, 'passthrough');
     assert.equal(out.virtualHost, null);
     assert.equal(out.route, null);
+    assert.equal(out.notInMesh, 'example.org is not in the registry (no visible ServiceEntry or Service)');
+  });
+
+  it('a host in the mesh on another port, and a misspelt one, say so (passthrough is what they get)', () => {
+    const config = join(dir, 'api.yaml');
+    writeFileSync(config, apiConfig(1, 2));
+    const port = meshlet(['explain', config, '--service', 'web', 'http://api.internal:9090/items']);
+    assert.equal(port.code, 0, port.stderr);
+    assert.match(port.stdout, /^Outcome: +the host is not in the mesh/m);
+    assert.match(port.stdout, /^Not in mesh: +api\.internal is in the mesh on port 8080 \(HTTP\), not 9090$/m);
+    const typo = JSON.parse(meshlet(['explain', config, '--service', 'web', '-o', 'json', 'http://api.intrnal:8080/items']).stdout);
+    assert.equal(typo.notInMesh, 'api.intrnal is not in the registry (no visible ServiceEntry or Service); did you mean api.internal?');
+    const routed = JSON.parse(meshlet(['explain', config, '--service', 'web', '-o', 'json', 'http://api.internal:8080/items']).stdout);
+    assert.equal(routed.notInMesh, null);
   });
 
   it('"-" reads the config from standard input', () => {

@@ -36,7 +36,8 @@ export function parseGrpcTarget(text: string): GrpcTarget {
   } catch {
     throw usage('not a valid address');
   }
-  if (u.port === '') throw usage('the port is missing (routes match on it; gRPC has no default port)');
+  // Parsed as http://, port 80 reads as none: look at what was written.
+  if (u.port === '' && !/^grpc:\/\/(\[[^\]]*\]|[^/:]*):0*80(\/|$)/i.test(text)) throw usage('the port is missing (routes match on it; gRPC has no default port)');
   if (u.search !== '' || u.hash !== '') throw usage('a gRPC method has no query or fragment');
   const m = /^\/([^/]+)\/([^/]+)$/.exec(u.pathname);
   if (m === null) throw usage('the path must be /package.Service/Method');

@@ -139,14 +139,15 @@ const OUTCOMES: Record<Explanation['outcome'], string> = {
 };
 
 /** The applied Sidecar and the outboundTrafficPolicy, in the JSON/YAML document. */
-function scopeView(e: Explanation): { sidecar: string | null; outOfScope: string | null; outboundTrafficPolicy: string | null } {
-  return { sidecar: e.sidecar ?? null, outOfScope: e.scope ?? null, outboundTrafficPolicy: e.outboundTrafficPolicy ?? null };
+function scopeView(e: Explanation): { sidecar: string | null; outOfScope: string | null; notInMesh: string | null; outboundTrafficPolicy: string | null } {
+  return { sidecar: e.sidecar ?? null, outOfScope: e.scope ?? null, notInMesh: e.notInMesh ?? null, outboundTrafficPolicy: e.outboundTrafficPolicy ?? null };
 }
 
 /** The applied Sidecar, why a host is outside its egress, and whose outboundTrafficPolicy decided, in the text output. */
 function scopeLines(e: Explanation): void {
   if (e.sidecar !== undefined) out(`Sidecar:       ${e.sidecar}`);
   if (e.scope !== undefined) out(`Out of scope:  ${e.scope}`);
+  if (e.notInMesh !== undefined) out(`Not in mesh:   ${e.notInMesh}`);
   if (e.outboundTrafficPolicy !== undefined) out(`Unknown hosts: outboundTrafficPolicy ${e.outboundTrafficPolicy}`);
 }
 
