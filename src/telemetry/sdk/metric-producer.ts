@@ -12,26 +12,17 @@
  * new MeterProvider({ readers: [new PrometheusExporter({ metricProducers: [producer] })] });
  * ```
  * A producer that no reader collects keeps the meshes' series to itself: call `release()` on
- * one you no longer use.
+ * one you no longer use. It loads no OpenTelemetry SDK package itself (the SDK's enum values it
+ * fills in are in `sdk-values.ts`): the reader it is given to comes from your SDK.
  *
  * @module
  */
 import { type HrTime, ValueType } from '@opentelemetry/api';
-import { emptyResource } from '@opentelemetry/resources';
-import {
-  AggregationTemporality,
-  type CollectionResult,
-  type DataPoint,
-  DataPointType,
-  type Histogram,
-  InstrumentType,
-  type MetricData,
-  type MetricDescriptor,
-  type MetricProducer,
-} from '@opentelemetry/sdk-metrics';
+import type { CollectionResult, DataPoint, Histogram, MetricData, MetricDescriptor, MetricProducer } from '@opentelemetry/sdk-metrics';
 import { METER_NAME } from '../metrics/istio-metrics.ts';
 import { addSeriesConsumer, seriesSources } from '../metrics/outlet.ts';
 import { type HistogramState, type MetricSeries, seriesKey } from '../metrics/series.ts';
+import { COUNTER_INSTRUMENT, CUMULATIVE, DELTA, EMPTY_RESOURCE, HISTOGRAM_INSTRUMENT, HISTOGRAM_POINTS, SUM_POINTS } from './sdk-values.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 
 /** Options of {@link meshletMetricProducer}. */
@@ -95,21 +86,21 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
         let metric = byMetric.get(name);
         if (metric === undefined) {
           // As the SDK describes its instruments (`type` and `advice` are beyond the public type).
-          const counter: MetricDescriptor = { name, type: InstrumentType.COUNTER, description, unit, valueType: ValueType.DOUBLE, advice: {} } as MetricDescriptor;
-          const histogram: MetricDescriptor = { name, type: InstrumentType.HISTOGRAM, description, unit, valueType: ValueType.DOUBLE, advice: { explicitBucketBoundaries: [...(bounds ?? [])] } } as MetricDescriptor;
+          const counter: MetricDescriptor = { name, type: COUNTER_INSTRUMENT, description, unit, valueType: ValueType.DOUBLE, advice: {} } as MetricDescriptor;
+          const histogram: MetricDescriptor = { name, type: HISTOGRAM_INSTRUMENT, description, unit, valueType: ValueType.DOUBLE, advice: { explicitBucketBoundaries: [...(bounds ?? [])] } } as MetricDescriptor;
           const data: MetricData =
             bounds === undefined
               ? {
                   descriptor: counter,
-                  aggregationTemporality: delta ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE,
-                  dataPointType: DataPointType.SUM,
+                  aggregationTemporality: delta ? DELTA : CUMULATIVE,
+                  dataPointType: SUM_POINTS,
                   dataPoints: [],
                   isMonotonic: true,
                 }
               : {
                   descriptor: histogram,
-                  aggregationTemporality: delta ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE,
-                  dataPointType: DataPointType.HISTOGRAM,
+                  aggregationTemporality: delta ? DELTA : CUMULATIVE,
+                  dataPointType: HISTOGRAM_POINTS,
                   dataPoints: [],
                 };
           metric = { data, points: new Map() };
@@ -142,7 +133,7 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
     lastCollect = now;
     const metrics: MetricData[] = [];
     for (const { data, points } of byMetric.values()) if (points.size > 0) metrics.push({ ...data, dataPoints: [...points.values()] } as MetricData);
-    return { resourceMetrics: { resource: emptyResource(), scopeMetrics: metrics.length === 0 ? [] : [{ scope: { name: METER_NAME }, metrics }] }, errors: [] };
+    return { resourceMetrics: { resource: EMPTY_RESOURCE, scopeMetrics: metrics.length === 0 ? [] : [{ scope: { name: METER_NAME }, metrics }] }, errors: [] };
   };
   return { collect, release };
 }

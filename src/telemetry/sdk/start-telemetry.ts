@@ -3,17 +3,17 @@
  * none, so what meshlet records through the OTel API (Istio's standard metrics, meshlet's own,
  * spans) goes somewhere: OTLP (traces and metrics; HTTP/protobuf, HTTP/JSON or gRPC) and/or a
  * Prometheus scrape endpoint. Imported from `meshlet/telemetry`; the SDK packages are optional
- * peer dependencies of meshlet, installed by the application that calls this.
+ * peer dependencies of meshlet, installed by the application that calls this, and imported
+ * here only when it is called (a missing one is refused, with every other missing one).
  *
  * @module
  */
 import { type Attributes, context, metrics as metricsApi, propagation, trace } from '@opentelemetry/api';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { type IMetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import { NodeSDK } from '@opentelemetry/sdk-node';
+import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import { EvictingPrometheusReader } from './evicting-prometheus.ts';
 import { type MeshletMetricProducer, meshletMetricProducer } from './metric-producer.ts';
-import { checkOtlpProtocol, loadMetricExporter, loadTraceExporter, type OtlpProtocol, otlpProtocol } from './otlp-exporters.ts';
+import { checkOtlpProtocol, loadMetricExporter, loadTraceExporter, OTHER_PROTOCOL_HINT, type OtlpProtocol, otlpPackage, otlpProtocol } from './otlp-exporters.ts';
+import { loadPeers, type PeerLoader } from './peers.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { sdkRegistered } from '../tracing/span-context.ts';
 
@@ -111,9 +111,32 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
 
   const base = otlp.endpoint?.replace(/\/+$/, '');
   const target = (signal: 'TRACES' | 'METRICS') => ({ protocol: otlpProtocol(otlp.protocol, signal), base, headers: otlp.headers });
-  // Loaded before anything starts, so a missing exporter package leaves nothing behind.
-  const makeMetricExporter = otlpOn && otlp.metrics !== false ? await loadMetricExporter(target('METRICS'), otlp.temporality ?? 'cumulative') : undefined;
-  const makeTraceExporter = otlpOn && otlp.traces !== false ? await loadTraceExporter(target('TRACES')) : undefined;
+  const metricTarget = otlpOn && otlp.metrics !== false ? target('METRICS') : undefined;
+  const traceTarget = otlpOn && otlp.traces !== false ? target('TRACES') : undefined;
+  // Every package this call needs, imported before anything starts: the missing ones are named
+  // together, and nothing is left behind.
+  const exporters = [
+    ...(metricTarget === undefined ? [] : [otlpPackage(metricTarget.protocol, 'metrics')]),
+    ...(traceTarget === undefined ? [] : [otlpPackage(traceTarget.protocol, 'trace')]),
+  ];
+  const grpcMetadata = [metricTarget, traceTarget].some((t) => t?.protocol === 'grpc' && Object.keys(t.headers ?? {}).length > 0);
+  const optional: PeerLoader[] = [
+    ...(promOn ? [['@opentelemetry/exporter-prometheus', () => import('@opentelemetry/exporter-prometheus')] as const] : []),
+    ...exporters.map((name) => [name, () => import(name)] as const),
+    ...(grpcMetadata ? [['@grpc/grpc-js', () => import('@grpc/grpc-js')] as const] : []),
+  ];
+  const [{ NodeSDK }, { PeriodicExportingMetricReader }, { resourceFromAttributes }] = await loadPeers(
+    'startTelemetry',
+    [
+      ['@opentelemetry/sdk-node', () => import('@opentelemetry/sdk-node')],
+      ['@opentelemetry/sdk-metrics', () => import('@opentelemetry/sdk-metrics')],
+      ['@opentelemetry/resources', () => import('@opentelemetry/resources')],
+      ...optional,
+    ],
+    exporters.length > 0 ? OTHER_PROTOCOL_HINT.replace('or choose', 'or, for OTLP, choose') : undefined,
+  );
+  const makeMetricExporter = metricTarget === undefined ? undefined : await loadMetricExporter(metricTarget, otlp.temporality ?? 'cumulative');
+  const makeTraceExporter = traceTarget === undefined ? undefined : await loadTraceExporter(traceTarget);
   const readers: IMetricReader[] = [];
   // Each reader gets meshlet's Istio-metric series from its own producer (meshes aggregate them themselves while one exists).
   const producers: MeshletMetricProducer[] = [];
