@@ -19,11 +19,8 @@ import type { ConfigError, MeshletError } from './core/errors.ts';
 import type { MetricsOptions } from './telemetry/metrics/options.ts';
 import type { AccessLogOptions } from './telemetry/access-log/config.ts';
 import type { TracingOptions } from './telemetry/tracing/config.ts';
+import { optionNames } from './core/option-names.ts';
 
-/**
- * Options of {@link createMesh}.
- * @category Mesh
- */
 /**
  * Where a mesh's workload certificate comes from; see {@link MeshOptions.identity}.
  * @category Identity
@@ -34,6 +31,10 @@ export type IdentityOption =
   | 'control-plane'
   | 'none';
 
+/**
+ * Options of {@link createMesh}.
+ * @category Mesh
+ */
 export interface MeshOptions {
   /** This workload's service (short name, e.g. `productpage`). */
   readonly service: string;
@@ -181,6 +182,45 @@ export interface MeshOptions {
   readonly telemetry?: TelemetryOptions;
 }
 
+/** The names of {@link MeshOptions} (createMesh refuses others), checked against the type. @internal */
+export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
+  'service',
+  'namespace',
+  'labels',
+  'serviceAccount',
+  'workloadName',
+  'config',
+  'controlPlane',
+  'token',
+  'cacheDir',
+  'startupTimeoutMs',
+  'failOpen',
+  'drainMs',
+  'errors',
+  'closeTimeoutMs',
+  'locality',
+  'sourceIp',
+  'outboundTrafficPolicy',
+  'retryBufferBytes',
+  'maxRetryAfterMs',
+  'maxMirrorsInFlight',
+  'analysis',
+  'watch',
+  'pathNormalization',
+  'rootNamespace',
+  'trustDomain',
+  'trustDomainAliases',
+  'enableAutoMtls',
+  'identity',
+  'extensionProviders',
+  'numTrustedProxies',
+  'jwt',
+  'logger',
+  'clock',
+  'random',
+  'telemetry',
+]);
+
 /**
  * The `telemetry` block of {@link MeshOptions}.
  * @category Telemetry
@@ -207,6 +247,14 @@ export interface TelemetryOptions {
   /** Istio's standard metrics (`istio_requests_total`, …) and peer metadata exchange. @defaultValue on, through the global MeterProvider */
   readonly metrics?: MetricsOptions;
 }
+
+/** The names of {@link TelemetryOptions}, checked against the type. @internal */
+export const TELEMETRY_OPTION_NAMES = optionNames<TelemetryOptions>()([
+  'accessLog',
+  'ownMetrics',
+  'tracing',
+  'metrics',
+]);
 
 /**
  * What `mesh.diagnostics()` returns.

@@ -8,6 +8,7 @@
  */
 import type { Clock, Timer } from '../core/clock.ts';
 import { InvalidArgumentError, MeshletError } from '../core/errors.ts';
+import { checkOptionNames, optionNames } from '../core/option-names.ts';
 import { type ControlPlaneHttp, controlPlaneError, HttpStatusError, type CallRequest } from './http.ts';
 import { clampWireMs, DEFAULT_LEASE_MS, MAX_LEASE_MS, MIN_LEASE_MS, type RegisterRequest, type RegisterResponse, WORKLOADS_PATH } from './protocol.ts';
 import { TLS_MODE_ISTIO, TLS_MODE_LABEL } from '../outbound/tls-decision.ts';
@@ -44,6 +45,9 @@ export interface RegisterOptions {
   /** Network name, for multi-network set-ups. */
   readonly network?: string;
 }
+
+/** The names of {@link RegisterOptions} (mesh.register refuses others), checked against the type. @internal */
+export const REGISTER_OPTION_NAMES = optionNames<RegisterOptions>()(['ports', 'group', 'address', 'weight', 'leaseMs', 'labels', 'locality', 'network']);
 
 /**
  * One registered instance.
@@ -140,6 +144,7 @@ export class Registrar {
 
   #body(o: RegisterOptions): RegisterRequest {
     if (o === null || typeof o !== 'object') throw new InvalidArgumentError('mesh.register: options are required, e.g. { ports: { http: 8080 } }');
+    checkOptionNames('mesh.register', o, REGISTER_OPTION_NAMES);
     if (o.group !== undefined && (typeof o.group !== 'string' || o.group === '')) throw new InvalidArgumentError(`mesh.register: \`group\` must be a WorkloadGroup name, got ${JSON.stringify(o.group)}`);
     if (o.ports !== undefined && (o.ports === null || typeof o.ports !== 'object' || Array.isArray(o.ports))) {
       throw new InvalidArgumentError('mesh.register: `ports` must map port names to numbers, e.g. { http: 8080 }');

@@ -28,6 +28,7 @@ import { jwtPhase } from './jwt-phase.ts';
 import type { InboundRequest, Phase } from './pipeline.ts';
 import { compileRateLimit, type RateLimitPhase } from './rate-limit-phase.ts';
 import { type CompiledInboundPools, compileInboundPool, type InboundPoolCounters } from './connection-pool.ts';
+import { optionNames } from '../core/option-names.ts';
 
 /**
  * A MeshConfig `extensionProviders` entry, as written in Istio's mesh config: a name and one
@@ -58,6 +59,9 @@ export interface JwtOptions {
   /** The dispatcher key sets are fetched through (a proxy, extra CAs). @defaultValue a dedicated agent that refuses link-local and cloud-metadata addresses */
   readonly dispatcher?: Dispatcher;
 }
+
+/** The names of {@link JwtOptions} (createMesh refuses others), checked against the type. @internal */
+export const JWT_OPTION_NAMES = optionNames<JwtOptions>()(['tokenCacheSize', 'maxTokenChars', 'jwksCacheDurationMs', 'jwksKidRefreshCooldownMs', 'dispatcher']);
 
 /** What the phases need to know about the mesh. */
 export interface InboundPolicyOptions {

@@ -126,6 +126,28 @@ describe('createMesh argument and config errors', () => {
     }
   });
 
+  test('a misspelt option name is refused with the closest known name, at the top level and in nested option objects', async () => {
+    const cases: [object, string][] = [
+      [{ lables: { app: 'httpbin' } }, 'createMesh: unknown option "lables" (did you mean "labels"?)'],
+      [{ namespce: 'prod' }, 'createMesh: unknown option "namespce" (did you mean "namespace"?)'],
+      [{ idenity: 'none' }, 'createMesh: unknown option "idenity" (did you mean "identity"?)'],
+      [{ frobnicate: true }, 'createMesh: unknown option "frobnicate"'],
+      [{ telemetry: { tracng: {} } }, 'createMesh: unknown option "telemetry.tracng" (did you mean "telemetry.tracing"?)'],
+      [{ telemetry: { tracing: { samplingPercent: 5 } } }, 'createMesh: unknown option "telemetry.tracing.samplingPercent"'],
+      [{ telemetry: { metrics: { enabeld: false } } }, 'createMesh: unknown option "telemetry.metrics.enabeld" (did you mean "telemetry.metrics.enabled"?)'],
+      [{ telemetry: { ownMetrics: { endpointLabel: true } } }, 'createMesh: unknown option "telemetry.ownMetrics.endpointLabel" (did you mean "telemetry.ownMetrics.endpointLabels"?)'],
+      [{ jwt: { tokenCacheSiz: 10 } }, 'createMesh: unknown option "jwt.tokenCacheSiz" (did you mean "jwt.tokenCacheSize"?)'],
+    ];
+    for (const [extra, message] of cases) {
+      const e = await rejection(createMesh({ service: 'client', config: good(), ...extra } as MeshOptions));
+      assert.ok(e instanceof InvalidArgumentError, `${message}: got ${String(e)}`);
+      assert.equal(e.message, message);
+    }
+    // Every documented option is accepted (explicitly undefined too).
+    const mesh = await createMesh({ service: 'client', config: good(), labels: { app: 'x' }, namespace: undefined, telemetry: { tracing: { enabled: true }, metrics: undefined } });
+    await mesh.close();
+  });
+
   test('invalid config throws ConfigError listing every error', async () => {
     const config = [
       ...good(),

@@ -20,6 +20,7 @@
 import type { TelemetryAccessLogging, WorkloadMode } from '../../config/types/telemetry.ts';
 import type { AppliedTelemetry } from '../select.ts';
 import { compileJsonFormat, compileTextFormat, FormatError } from './format.ts';
+import { optionNames } from '../../core/option-names.ts';
 
 /**
  * MeshConfig `ExtensionProvider.EnvoyFileAccessLogProvider`, as written in Istio YAML.
@@ -69,6 +70,9 @@ export interface AccessLogOptions {
    */
   readonly defaultProviders?: readonly string[];
 }
+
+/** The names of {@link AccessLogOptions} (createMesh refuses others), checked against the type. @internal */
+export const ACCESS_LOG_OPTION_NAMES = optionNames<AccessLogOptions>()(['file', 'encoding', 'format', 'defaultProviders']);
 
 /** The built-in provider (Istio's mesh defaults). */
 export const BUILTIN_ENVOY: AccessLogProviderConfig = Object.freeze({ name: 'envoy', envoyFileAccessLog: Object.freeze({ path: '/dev/stdout' }) });
@@ -266,7 +270,7 @@ export function checkAccessLogOptions(o: unknown): string[] {
   if (o === null || typeof o !== 'object' || Array.isArray(o)) return [`${at} must be an object { file?, encoding?, format?, defaultProviders? }`];
   const v = o as Record<string, unknown>;
   const problems: string[] = [];
-  for (const k of Object.keys(v)) if (!['file', 'encoding', 'format', 'defaultProviders'].includes(k)) problems.push(`${at}: unknown field "${k}"`);
+  for (const k of Object.keys(v)) if (!ACCESS_LOG_OPTION_NAMES.includes(k)) problems.push(`${at}: unknown field "${k}"`);
   if (v['file'] !== undefined && typeof v['file'] !== 'string') problems.push(`${at}.file must be a path ('' is off, '/dev/stdout' the logger), got ${JSON.stringify(v['file'])}`);
   if (v['encoding'] !== undefined && v['encoding'] !== 'TEXT' && v['encoding'] !== 'JSON') problems.push(`${at}.encoding must be 'TEXT' or 'JSON', got ${JSON.stringify(v['encoding'])}`);
   if (v['format'] !== undefined && typeof v['format'] !== 'string') problems.push(`${at}.format must be a string (an Envoy format, or JSON labels as a string), got ${JSON.stringify(v['format'])}`);

@@ -38,6 +38,7 @@ import {
   type WorkloadIdentity,
 } from '../../core/observe.ts';
 import { MESH_METRICS } from './names.ts';
+import { optionNames } from '../../core/option-names.ts';
 
 /**
  * `createMesh({ telemetry: { ownMetrics } })`.
@@ -53,6 +54,9 @@ export interface OwnMetricsOptions {
    */
   readonly endpointLabels?: boolean;
 }
+
+/** The names of {@link OwnMetricsOptions} (createMesh refuses others), checked against the type. @internal */
+export const OWN_METRICS_OPTION_NAMES = optionNames<OwnMetricsOptions>()(['meterProvider', 'endpointLabels']);
 
 /** What the metrics read from the mesh when the SDK collects. */
 export interface MeshMetricsSource {

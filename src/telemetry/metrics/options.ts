@@ -7,6 +7,7 @@
  */
 import type { MeterProvider } from '@opentelemetry/api';
 import type { WorkloadIdentity } from '../../core/observe.ts';
+import { optionNames } from '../../core/option-names.ts';
 
 /**
  * The `telemetry.metrics` options of `createMesh`.
@@ -42,6 +43,9 @@ export interface MetricsOptions {
    */
   readonly clusterId?: string;
 }
+
+/** The names of {@link MetricsOptions} (createMesh refuses others), checked against the type. @internal */
+export const METRICS_OPTION_NAMES = optionNames<MetricsOptions>()(['enabled', 'meterProvider', 'maxSeries', 'idleSeriesMs', 'clusterId']);
 
 /** What a mesh gives its metrics. */
 export interface IstioMetricsContext {

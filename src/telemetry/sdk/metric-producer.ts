@@ -24,6 +24,7 @@ import { addSeriesConsumer, seriesSources } from '../metrics/outlet.ts';
 import { type HistogramState, type MetricSeries, seriesKey } from '../metrics/series.ts';
 import { COUNTER_INSTRUMENT, CUMULATIVE, DELTA, EMPTY_RESOURCE, HISTOGRAM_INSTRUMENT, HISTOGRAM_POINTS, SUM_POINTS } from './sdk-values.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
+import { checkOptionNames } from '../../core/option-names.ts';
 
 /** Options of {@link meshletMetricProducer}. */
 export interface MeshletMetricProducerOptions {
@@ -62,6 +63,7 @@ interface Reported {
  * @category Telemetry
  */
 export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}): MeshletMetricProducer {
+  checkOptionNames('meshletMetricProducer', options, ['temporality'] satisfies (keyof MeshletMetricProducerOptions)[]);
   const temporality = options.temporality ?? 'cumulative';
   if (temporality !== 'cumulative' && temporality !== 'delta') throw new InvalidArgumentError(`meshletMetricProducer: temporality must be 'cumulative' or 'delta', got ${JSON.stringify(temporality)}`);
   const releaseConsumer = addSeriesConsumer();

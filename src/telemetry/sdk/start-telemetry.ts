@@ -15,6 +15,7 @@ import { type MeshletMetricProducer, meshletMetricProducer } from './metric-prod
 import { checkOtlpProtocol, loadMetricExporter, loadTraceExporter, OTHER_PROTOCOL_HINT, type OtlpProtocol, otlpPackage, otlpProtocol } from './otlp-exporters.ts';
 import { loadPeers, type PeerLoader } from './peers.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
+import { checkOptionNames, optionNames } from '../../core/option-names.ts';
 import { sdkRegistered } from '../tracing/span-context.ts';
 
 /** OTLP export settings of {@link startTelemetry}. */
@@ -81,6 +82,10 @@ export interface StartTelemetryOptions {
   readonly prometheus?: PrometheusOptions | boolean;
 }
 
+const START_TELEMETRY_OPTION_NAMES = optionNames<StartTelemetryOptions>()(['serviceName', 'resourceAttributes', 'otlp', 'prometheus']);
+const OTLP_OPTION_NAMES = optionNames<OtlpOptions>()(['protocol', 'endpoint', 'headers', 'traces', 'metrics', 'exportIntervalMs', 'temporality']);
+const PROMETHEUS_OPTION_NAMES = optionNames<PrometheusOptions>()(['port', 'host', 'paths', 'idleSeriesMs', 'withoutTargetInfo']);
+
 /** What {@link startTelemetry} started. */
 export interface Telemetry {
   /** The Prometheus endpoint's URL base (`http://host:port`), when one was started. */
@@ -100,6 +105,9 @@ export interface Telemetry {
  * await telemetry.shutdown();
  */
 export async function startTelemetry(options: StartTelemetryOptions = {}): Promise<Telemetry> {
+  checkOptionNames('startTelemetry', options, START_TELEMETRY_OPTION_NAMES);
+  if (typeof options.otlp === 'object') checkOptionNames('startTelemetry', options.otlp, OTLP_OPTION_NAMES, 'otlp.');
+  if (typeof options.prometheus === 'object') checkOptionNames('startTelemetry', options.prometheus, PROMETHEUS_OPTION_NAMES, 'prometheus.');
   const otlpOn = options.otlp === undefined ? process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] !== undefined : options.otlp !== false;
   const otlp: OtlpOptions = typeof options.otlp === 'object' ? options.otlp : {};
   const promOn = options.prometheus !== false;

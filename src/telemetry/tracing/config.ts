@@ -16,6 +16,7 @@ import type { TelemetryTracing, TracingCustomTag } from '../../config/types/tele
 import type { AppliedTelemetry } from '../select.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import type { PropagationFormat } from './propagation.ts';
+import { optionNames } from '../../core/option-names.ts';
 
 /**
  * `createMesh({ telemetry: { tracing } })`: the mesh-wide tracing settings (Istio's MeshConfig
@@ -54,6 +55,9 @@ export interface TracingOptions {
   /** `istio.cluster_id` on spans. @defaultValue 'Kubernetes' (Istio's default cluster name) */
   readonly clusterId?: string;
 }
+
+/** The names of {@link TracingOptions} (createMesh refuses others), checked against the type. @internal */
+export const TRACING_OPTION_NAMES = optionNames<TracingOptions>()(['enabled', 'samplingPercentage', 'propagation', 'providers', 'customTags', 'meshId', 'clusterId']);
 
 /** The tracing settings of one side (client: outbound calls; server: inbound requests). */
 export interface TracingSpec {
