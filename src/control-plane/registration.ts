@@ -25,25 +25,25 @@ export interface RegisterOptions {
    * Port name → port this instance listens on, e.g. `{ http: 19081 }`; added to (and overriding)
    * the ports of the WorkloadGroup template. Required unless `group` names a group whose template has ports.
    */
-  readonly ports?: Readonly<Record<string, number>>;
+  readonly ports?: Readonly<Record<string, number>> | undefined;
   /**
    * The WorkloadGroup (in this workload's namespace) whose template the registered WorkloadEntry
    * is made from, as istiod's auto-registration does; the control plane refuses (404) a group that
    * does not exist. @defaultValue the group named like the service, if there is one; else no template
    */
-  readonly group?: string;
+  readonly group?: string | undefined;
   /** The address other meshes connect to. @defaultValue the address the control plane sees the request come from */
-  readonly address?: string;
+  readonly address?: string | undefined;
   /** Load-balancing weight. @defaultValue the server's (1) */
-  readonly weight?: number;
+  readonly weight?: number | undefined;
   /** Lease asked for, bounded to 1 s..300 s; renewed every third of it. @defaultValue 30000 (the server's default) */
-  readonly leaseMs?: number;
+  readonly leaseMs?: number | undefined;
   /** Labels of the instance. @defaultValue the mesh's `labels` */
-  readonly labels?: Readonly<Record<string, string>>;
+  readonly labels?: Readonly<Record<string, string>> | undefined;
   /** `region/zone/subzone`. @defaultValue the mesh's `locality` */
-  readonly locality?: string;
+  readonly locality?: string | undefined;
   /** Network name, for multi-network set-ups. */
-  readonly network?: string;
+  readonly network?: string | undefined;
 }
 
 /** The names of {@link RegisterOptions} (mesh.register refuses others), checked against the type. @internal */

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { ConfigError, createMesh, InvalidArgumentError, type Mesh, type MeshOptions, MeshletError } from '../../src/index.ts';
+import { MESH_OPTION_NAMES } from '../../src/mesh-options.ts';
 import { call, deadPort, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
 const SVC = 'svc.default.svc.cluster.local';
@@ -143,9 +144,34 @@ describe('createMesh argument and config errors', () => {
       assert.ok(e instanceof InvalidArgumentError, `${message}: got ${String(e)}`);
       assert.equal(e.message, message);
     }
-    // Every documented option is accepted (explicitly undefined too).
-    const mesh = await createMesh({ service: 'client', config: good(), labels: { app: 'x' }, namespace: undefined, telemetry: { tracing: { enabled: true }, metrics: undefined } });
-    await mesh.close();
+  });
+
+  test('an option given as undefined is as if absent (exactOptionalPropertyTypes apps pass them), nested ones too', async () => {
+    const absent = Object.fromEntries(MESH_OPTION_NAMES.map((k) => [k, undefined]));
+    const up = await startUpstream('svc', (_req, res) => res.end('ok'));
+    const config = [serviceEntry('svc', SVC, 80, [{ port: up.port }])];
+    const mesh = await createMesh({
+      ...absent,
+      service: 'client',
+      config,
+      jwt: { tokenCacheSize: undefined, maxTokenChars: undefined, jwksCacheDurationMs: undefined, jwksKidRefreshCooldownMs: undefined, dispatcher: undefined },
+      telemetry: {
+        accessLog: { file: undefined, encoding: undefined, format: undefined, defaultProviders: undefined },
+        ownMetrics: { meterProvider: undefined, endpointLabels: undefined },
+        tracing: { enabled: undefined, samplingPercentage: undefined, propagation: undefined, providers: undefined, customTags: undefined, meshId: undefined, clusterId: undefined },
+        metrics: { enabled: undefined, meterProvider: undefined, maxSeries: undefined, idleSeriesMs: undefined, clusterId: undefined },
+      },
+    } as MeshOptions);
+    try {
+      const res = await mesh.fetch(`http://${SVC}/`);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), 'ok');
+      assert.equal(mesh.configSource, 'file');
+      assert.equal(mesh.diagnostics().identity, undefined, 'identity: undefined is none, as when absent');
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
   });
 
   test('invalid config throws ConfigError listing every error', async () => {

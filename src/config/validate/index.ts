@@ -63,7 +63,7 @@ const IGNORED_METADATA = ['managedFields', 'ownerReferences', 'finalizers', 'sel
  */
 export interface ValidateOptions {
   /** Namespace for resources without `metadata.namespace`. @defaultValue 'default' */
-  defaultNamespace?: string;
+  defaultNamespace?: string | undefined;
 }
 
 /**

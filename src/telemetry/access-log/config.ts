@@ -28,11 +28,11 @@ import { optionNames } from '../../core/option-names.ts';
  */
 export interface EnvoyFileAccessLogProvider {
   /** Where lines go: `/dev/stdout` (the mesh's logger), `/dev/stderr`, or a file (appended). @defaultValue `/dev/stdout` */
-  readonly path?: string;
+  readonly path?: string | undefined;
   /** `text` (Envoy format string) or `labels` (JSON: key → format string). @defaultValue Istio's default text format */
-  readonly logFormat?: { readonly text?: string; readonly labels?: Readonly<Record<string, unknown>> };
+  readonly logFormat?: { readonly text?: string; readonly labels?: Readonly<Record<string, unknown>> } | undefined;
   /** Leave out empty values (text: print nothing instead of `-`; JSON: leave the key out). @defaultValue false */
-  readonly omitEmptyValues?: boolean;
+  readonly omitEmptyValues?: boolean | undefined;
 }
 
 /** An extension provider as access logging reads it (the mesh's `extensionProviders`). */
@@ -54,21 +54,21 @@ export interface AccessLogOptions {
    * other path is a file, appended to.
    * @defaultValue '' (off, as in Istio's default profile)
    */
-  readonly file?: string;
+  readonly file?: string | undefined;
   /** MeshConfig `accessLogEncoding`. @defaultValue 'TEXT' */
-  readonly encoding?: 'TEXT' | 'JSON';
+  readonly encoding?: 'TEXT' | 'JSON' | undefined;
   /**
    * MeshConfig `accessLogFormat`: an Envoy format string (TEXT) or a JSON object of labels as a
    * string (JSON).
    * @defaultValue '' (Istio's default text or JSON format)
    */
-  readonly format?: string;
+  readonly format?: string | undefined;
   /**
    * MeshConfig `defaultProviders.accessLogging`: the providers used when a Telemetry resource
    * enables access logging without naming any (`envoy` is built in).
    * @defaultValue []
    */
-  readonly defaultProviders?: readonly string[];
+  readonly defaultProviders?: readonly string[] | undefined;
 }
 
 /** The names of {@link AccessLogOptions} (createMesh refuses others), checked against the type. @internal */

@@ -46,13 +46,13 @@ import { optionNames } from '../../core/option-names.ts';
  */
 export interface OwnMetricsOptions {
   /** Where the instruments come from. @defaultValue the global MeterProvider (`metrics.getMeterProvider()`) */
-  readonly meterProvider?: MeterProvider;
+  readonly meterProvider?: MeterProvider | undefined;
   /**
    * Label `meshlet_outlier_ejections_total` with the `endpoint` (`address:port`) too. Off by
    * default: endpoints come and go with every deployment, and each one stays a series for the
    * life of the process. @defaultValue false
    */
-  readonly endpointLabels?: boolean;
+  readonly endpointLabels?: boolean | undefined;
 }
 
 /** The names of {@link OwnMetricsOptions} (createMesh refuses others), checked against the type. @internal */

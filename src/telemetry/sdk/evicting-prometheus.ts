@@ -29,25 +29,25 @@ import { CUMULATIVE, DEFAULT_AGGREGATION, DELTA, GAUGE_POINTS } from './sdk-valu
 /** Options of {@link EvictingPrometheusReader}. */
 export interface EvictingPrometheusOptions {
   /** @defaultValue 15020 (the port Istio's merged metrics are scraped on) */
-  readonly port?: number;
+  readonly port?: number | undefined;
   /** @defaultValue '0.0.0.0' */
-  readonly host?: string;
+  readonly host?: string | undefined;
   /** Paths served. @defaultValue ['/stats/prometheus', '/metrics'] (Istio's path, and the usual one) */
-  readonly paths?: readonly string[];
+  readonly paths?: readonly string[] | undefined;
   /** A series unchanged for this long leaves the output. @defaultValue 600000 (10 minutes) */
-  readonly idleSeriesMs?: number;
+  readonly idleSeriesMs?: number | undefined;
   /** Leave out the `target_info` series (the resource's attributes). @defaultValue false */
-  readonly withoutTargetInfo?: boolean;
+  readonly withoutTargetInfo?: boolean | undefined;
   /** Series per metric the SDK keeps between two scrapes. @defaultValue 10000 */
-  readonly cardinalityLimit?: number;
+  readonly cardinalityLimit?: number | undefined;
   /** Time source. @defaultValue Date.now */
-  readonly now?: () => number;
+  readonly now?: (() => number) | undefined;
   /**
    * More sources of metrics (such as {@link meshletMetricProducer}). Cumulative metrics they give
    * are served as given (they forget their idle series themselves); delta ones are added up.
    * @defaultValue none
    */
-  readonly metricProducers?: readonly MetricProducer[];
+  readonly metricProducers?: readonly MetricProducer[] | undefined;
 }
 
 interface Series {

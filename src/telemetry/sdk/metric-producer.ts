@@ -34,7 +34,7 @@ export interface MeshletMetricProducerOptions {
    * min/max).
    * @defaultValue 'cumulative'
    */
-  readonly temporality?: 'cumulative' | 'delta';
+  readonly temporality?: 'cumulative' | 'delta' | undefined;
 }
 
 /** A {@link MetricProducer} of meshlet's standard-metric series; `release()` when no reader uses it. */

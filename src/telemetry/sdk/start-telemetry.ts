@@ -27,59 +27,59 @@ export interface OtlpOptions {
    * @defaultValue `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`,
    * else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `'http/protobuf'` (the OpenTelemetry spec's default)
    */
-  readonly protocol?: OtlpProtocol;
+  readonly protocol?: OtlpProtocol | undefined;
   /**
    * The collector's base URL. Over HTTP, `/v1/traces` and `/v1/metrics` are appended; gRPC uses it as it is.
    * @defaultValue `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318` (HTTP) or `http://localhost:4317` (gRPC)
    */
-  readonly endpoint?: string;
+  readonly endpoint?: string | undefined;
   /** Extra headers (authentication); gRPC metadata over gRPC. @defaultValue none (or `OTEL_EXPORTER_OTLP_HEADERS`) */
-  readonly headers?: Readonly<Record<string, string>>;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
   /** Export spans. @defaultValue true */
-  readonly traces?: boolean;
+  readonly traces?: boolean | undefined;
   /** Export metrics. @defaultValue true */
-  readonly metrics?: boolean;
+  readonly metrics?: boolean | undefined;
   /** How often metrics are pushed. @defaultValue 60000 */
-  readonly exportIntervalMs?: number;
+  readonly exportIntervalMs?: number | undefined;
   /**
    * Metric temporality: `cumulative` (what Prometheus-compatible backends want) or `delta`
    * (series idle since the last export are not sent again: with a collector's
    * `deltatocumulative` processor, its `max_stale` then evicts them).
    * @defaultValue 'cumulative'
    */
-  readonly temporality?: 'cumulative' | 'delta';
+  readonly temporality?: 'cumulative' | 'delta' | undefined;
 }
 
 /** Prometheus endpoint settings of {@link startTelemetry}. */
 export interface PrometheusOptions {
   /** @defaultValue 15020 (Istio's merged-metrics port, so pod annotations `prometheus.io/port: "15020"` keep working) */
-  readonly port?: number;
+  readonly port?: number | undefined;
   /** @defaultValue '0.0.0.0' */
-  readonly host?: string;
+  readonly host?: string | undefined;
   /** @defaultValue ['/stats/prometheus', '/metrics'] */
-  readonly paths?: readonly string[];
+  readonly paths?: readonly string[] | undefined;
   /** A series unchanged this long leaves the output (Istio's proxy rotates its stats the same way). @defaultValue 600000 (10 minutes) */
-  readonly idleSeriesMs?: number;
+  readonly idleSeriesMs?: number | undefined;
   /** Leave out `target_info`. @defaultValue false */
-  readonly withoutTargetInfo?: boolean;
+  readonly withoutTargetInfo?: boolean | undefined;
 }
 
 /** Options of {@link startTelemetry}. */
 export interface StartTelemetryOptions {
   /** `service.name` of the resource. @defaultValue `OTEL_SERVICE_NAME`, else the SDK's default */
-  readonly serviceName?: string;
+  readonly serviceName?: string | undefined;
   /** More resource attributes. @defaultValue none */
-  readonly resourceAttributes?: Attributes;
+  readonly resourceAttributes?: Attributes | undefined;
   /**
    * OTLP export; `false` for none.
    * @defaultValue on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else off
    */
-  readonly otlp?: OtlpOptions | boolean;
+  readonly otlp?: OtlpOptions | boolean | undefined;
   /**
    * The Prometheus scrape endpoint; `false` for none.
    * @defaultValue on, port 15020
    */
-  readonly prometheus?: PrometheusOptions | boolean;
+  readonly prometheus?: PrometheusOptions | boolean | undefined;
 }
 
 const START_TELEMETRY_OPTION_NAMES = optionNames<StartTelemetryOptions>()(['serviceName', 'resourceAttributes', 'otlp', 'prometheus']);
