@@ -148,7 +148,9 @@ describe('createMesh argument and config errors', () => {
 
   test('an option given as undefined is as if absent (exactOptionalPropertyTypes apps pass them), nested ones too', async () => {
     const absent = Object.fromEntries(MESH_OPTION_NAMES.map((k) => [k, undefined]));
-    const up = await startUpstream('svc', (_req, res) => res.end('ok'));
+    const up = await startUpstream('svc', (_req, res) => {
+      res.end('ok');
+    });
     const config = [serviceEntry('svc', SVC, 80, [{ port: up.port }])];
     const mesh = await createMesh({
       ...absent,
