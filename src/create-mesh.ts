@@ -12,7 +12,13 @@ import { type ConfigAppliedEvent, ControlPlaneSource, controlPlaneUrls } from '.
 import { DEFAULT_LOGGER, Mesh } from './mesh.ts';
 import { workloadOf } from './mesh-file-config.ts';
 import { embeddedIdentity, startEmbeddedIdentity } from './mesh-identity.ts';
-import type { MeshOptions, RejectedEvent } from './mesh-options.ts';
+import { MESH_OPTION_NAMES, type MeshOptions, type RejectedEvent, TELEMETRY_OPTION_NAMES } from './mesh-options.ts';
+import { checkOptionNames } from './core/option-names.ts';
+import { JWT_OPTION_NAMES } from './inbound/policies.ts';
+import { ACCESS_LOG_OPTION_NAMES } from './telemetry/access-log/config.ts';
+import { OWN_METRICS_OPTION_NAMES } from './telemetry/mesh-metrics/mesh-metrics.ts';
+import { METRICS_OPTION_NAMES } from './telemetry/metrics/options.ts';
+import { TRACING_OPTION_NAMES } from './telemetry/tracing/config.ts';
 import { compileSnapshotAsync } from './routing/compile.ts';
 import { checkOwnMetricsOption } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
@@ -42,6 +48,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   }
   if (o.analysis !== undefined && !ANALYSIS_MODES.includes(o.analysis)) throw new InvalidArgumentError(`createMesh: \`analysis\` must be one of ${ANALYSIS_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(o.analysis)}`);
   if ((o as { analyze?: unknown }).analyze !== undefined) throw new InvalidArgumentError("createMesh: `analyze` was replaced by `analysis` ('advisory' | 'blocking' | 'off'); analysis findings no longer refuse config unless `analysis: 'blocking'`");
+  checkMeshOptionNames(o);
   if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
   if (o.enableAutoMtls !== undefined && typeof o.enableAutoMtls !== 'boolean') throw new InvalidArgumentError(`createMesh: \`enableAutoMtls\` must be true or false, got ${JSON.stringify(o.enableAutoMtls)}`);
   nonNegative(o, 'closeTimeoutMs', 5000);
@@ -66,6 +73,18 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   // On the next turn, so a listener added right after `await createMesh(...)` sees it (as in control-plane mode).
   setImmediate(() => mesh.configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings }));
   return mesh;
+}
+
+/** Refuses a misspelt option name (`lables`) at the top level and in the nested option objects, with the closest known name. */
+function checkMeshOptionNames(o: MeshOptions): void {
+  checkOptionNames('createMesh', o, MESH_OPTION_NAMES);
+  checkOptionNames('createMesh', o.jwt, JWT_OPTION_NAMES, 'jwt.');
+  const t = o.telemetry;
+  checkOptionNames('createMesh', t, TELEMETRY_OPTION_NAMES, 'telemetry.');
+  checkOptionNames('createMesh', t?.accessLog, ACCESS_LOG_OPTION_NAMES, 'telemetry.accessLog.');
+  checkOptionNames('createMesh', t?.ownMetrics, OWN_METRICS_OPTION_NAMES, 'telemetry.ownMetrics.');
+  checkOptionNames('createMesh', t?.tracing, TRACING_OPTION_NAMES, 'telemetry.tracing.');
+  checkOptionNames('createMesh', t?.metrics, METRICS_OPTION_NAMES, 'telemetry.metrics.');
 }
 
 function nonNegative(o: MeshOptions, key: 'startupTimeoutMs' | 'drainMs' | 'closeTimeoutMs', fallback: number): number {

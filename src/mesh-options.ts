@@ -19,11 +19,8 @@ import type { ConfigError, MeshletError } from './core/errors.ts';
 import type { MetricsOptions } from './telemetry/metrics/options.ts';
 import type { AccessLogOptions } from './telemetry/access-log/config.ts';
 import type { TracingOptions } from './telemetry/tracing/config.ts';
+import { optionNames } from './core/option-names.ts';
 
-/**
- * Options of {@link createMesh}.
- * @category Mesh
- */
 /**
  * Where a mesh's workload certificate comes from; see {@link MeshOptions.identity}.
  * @category Identity
@@ -34,18 +31,22 @@ export type IdentityOption =
   | 'control-plane'
   | 'none';
 
+/**
+ * Options of {@link createMesh}.
+ * @category Mesh
+ */
 export interface MeshOptions {
   /** This workload's service (short name, e.g. `productpage`). */
   readonly service: string;
   /** @defaultValue 'default' */
-  readonly namespace?: string;
+  readonly namespace?: string | undefined;
   /** This workload's labels (matched by subsets, selectors, `sourceLabels`). @defaultValue {} */
-  readonly labels?: Readonly<Record<string, string>>;
+  readonly labels?: Readonly<Record<string, string>> | undefined;
   /**
    * This workload's service account: its identity (`spiffe://<trust domain>/ns/<namespace>/sa/<account>`),
    * as Kubernetes gives every pod one. @defaultValue 'default'
    */
-  readonly serviceAccount?: string;
+  readonly serviceAccount?: string | undefined;
   /**
    * This workload's name as Istio's telemetry names it (`source_workload` /
    * `destination_workload`, `WORKLOAD_NAME` in peer metadata) — in Kubernetes, the Deployment's
@@ -53,51 +54,51 @@ export interface MeshOptions {
    * `app.kubernetes.io/name` or `app` label names one.
    * @defaultValue the `service`
    */
-  readonly workloadName?: string;
+  readonly workloadName?: string | undefined;
   /**
    * Embedded mode: a YAML/JSON file, a directory of them, a list of paths, or resource
    * objects. Files and directories are watched: a valid change applies to new requests; an
    * invalid one is rejected as a whole (event `rejected`) and the last good config keeps serving.
    * Exactly one of `config` and `controlPlane` is required.
    */
-  readonly config?: ConfigSource;
+  readonly config?: ConfigSource | undefined;
   /**
    * Control-plane mode: the URL of `meshlet control-plane` (`http://host:15010`), or several
    * (replicas, tried in turn). See docs/control-plane-client.md.
    */
-  readonly controlPlane?: string | readonly string[];
+  readonly controlPlane?: string | readonly string[] | undefined;
   /** Bearer token for the control plane (`meshlet token`). @defaultValue process.env.MESHLET_TOKEN */
-  readonly token?: string;
+  readonly token?: string | undefined;
   /** Directory of the last-known-good cache (`<namespace>.<service>.json`); none when absent. */
-  readonly cacheDir?: string;
+  readonly cacheDir?: string | undefined;
   /** How long `createMesh` waits for the first config from the control plane. @defaultValue 10000 */
-  readonly startupTimeoutMs?: number;
+  readonly startupTimeoutMs?: number | undefined;
   /**
    * With no control plane and no cache at startup, start with an empty config (every host
    * passes through) and keep trying, instead of rejecting.
    * @defaultValue false
    */
-  readonly failOpen?: boolean;
+  readonly failOpen?: boolean | undefined;
   /**
    * After `close()` deregistered this mesh's registrations, how long it waits before closing its
    * pools, so other meshes have received the change and stopped routing here.
    * @defaultValue 1000
    */
-  readonly drainMs?: number;
+  readonly drainMs?: number | undefined;
   /**
    * How mesh-made failures (no route, no healthy upstream, overflow, timeout, fault abort, …)
    * reach callers: `respond` answers as a sidecar would (404/503/504 with the Envoy flag in
    * `x-meshlet-response-flags`); `throw` fails the call with a typed {@link MeshletError}.
    * @defaultValue 'respond'
    */
-  readonly errors?: ErrorMode;
+  readonly errors?: ErrorMode | undefined;
   /**
    * How long `close()` lets calls in flight finish before it cancels them (they fail with
    * `MESHLET_ERR_CLOSED`); like Istio's `terminationDrainDuration`. A call to a hung upstream on a
    * route without a timeout (Istio's default) would otherwise hold `close()` forever.
    * @defaultValue 5000
    */
-  readonly closeTimeoutMs?: number;
+  readonly closeTimeoutMs?: number | undefined;
   /**
    * This workload's named ports, as its Pod's `containerPorts` name them (e.g. `{ http: 8080 }`):
    * a Kubernetes Service that selects the workload with a named `targetPort` (`targetPort: http`)
@@ -106,19 +107,19 @@ export interface MeshOptions {
    * virtual host. Without it, such a Service port is not known to reach any local port.
    * @defaultValue {}
    */
-  readonly ports?: Readonly<Record<string, number>>;
+  readonly ports?: Readonly<Record<string, number>> | undefined;
   /** This workload's locality, `region/zone/subzone` (locality load balancing). @defaultValue '' */
-  readonly locality?: string;
+  readonly locality?: string | undefined;
   /** This workload's IP (the key of `consistentHash.useSourceIp`). @defaultValue '127.0.0.1' */
-  readonly sourceIp?: string;
+  readonly sourceIp?: string | undefined;
   /** What happens to hosts outside the registry (Istio's `outboundTrafficPolicy.mode`). @defaultValue 'ALLOW_ANY' */
-  readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY' | undefined;
   /** Largest streamed request body kept so a retry can replay it. @defaultValue 1048576 (1 MiB, Envoy's buffer limit) */
-  readonly retryBufferBytes?: number;
+  readonly retryBufferBytes?: number | undefined;
   /** Longest upstream `Retry-After` a retry waits for; a longer one ends retrying. @defaultValue 10000 */
-  readonly maxRetryAfterMs?: number;
+  readonly maxRetryAfterMs?: number | undefined;
   /** Mirrored requests in flight at most; more are dropped. @defaultValue 64 */
-  readonly maxMirrorsInFlight?: number;
+  readonly maxMirrorsInFlight?: number | undefined;
   /**
    * What `istioctl analyze`-style findings (IST0101 missing subset or host, …) do to config.
    * `advisory`: reported (logged once, in the `config` event) and applied — a route to a missing
@@ -127,29 +128,29 @@ export interface MeshOptions {
    * always refused as a whole.
    * @defaultValue 'advisory'
    */
-  readonly analysis?: AnalysisMode;
+  readonly analysis?: AnalysisMode | undefined;
   /** Watch config files for changes. @defaultValue true */
-  readonly watch?: boolean;
+  readonly watch?: boolean | undefined;
   /**
    * How request paths are normalized before the server side judges them (MeshConfig
    * `pathNormalization`): `BASE` (RFC 3986 dot segments), `MERGE_SLASHES`, `DECODE_AND_MERGE_SLASHES`,
    * or `NONE`. The app is handed the normalized path, so it routes on the path that was judged.
    * @defaultValue 'BASE'
    */
-  readonly pathNormalization?: PathNormalization;
+  readonly pathNormalization?: PathNormalization | undefined;
   /** The namespace whose policies apply to every workload (Istio's root namespace). @defaultValue 'istio-system' */
-  readonly rootNamespace?: string;
+  readonly rootNamespace?: string | undefined;
   /** MeshConfig `trustDomain`: the trust domain of this mesh's SPIFFE identities (AuthorizationPolicy `principals`, `trustDomains`). @defaultValue 'cluster.local' */
-  readonly trustDomain?: string;
+  readonly trustDomain?: string | undefined;
   /** MeshConfig `trustDomainAliases`: other trust domains treated as this one. @defaultValue [] */
-  readonly trustDomainAliases?: readonly string[];
+  readonly trustDomainAliases?: readonly string[] | undefined;
   /**
    * MeshConfig `enableAutoMtls`: without a DestinationRule `tls` block, calls to an endpoint that
    * accepts mTLS (labelled `security.istio.io/tlsMode: istio`, its PeerAuthentication not
    * DISABLE) use mTLS with this workload's certificate; other calls stay plaintext.
    * @defaultValue true
    */
-  readonly enableAutoMtls?: boolean;
+  readonly enableAutoMtls?: boolean | undefined;
   /**
    * Where this workload's certificate — its SPIFFE identity for mTLS — comes from:
    * - `{ certFile, keyFile, caFile }`: files written by cert-manager, SPIRE's helper or any
@@ -160,35 +161,75 @@ export interface MeshOptions {
    * - `'none'`: no identity: the workload neither offers nor accepts mTLS.
    * @defaultValue 'control-plane' with `controlPlane`, otherwise 'none'
    */
-  readonly identity?: IdentityOption;
+  readonly identity?: IdentityOption | undefined;
   /**
    * MeshConfig `extensionProviders`: external authorizers for AuthorizationPolicy `CUSTOM`, in
    * Istio's shape (`{ name, envoyExtAuthzHttp: { service, port, … } }` or `envoyExtAuthzGrpc`; a gRPC
    * authorizer is called through `mesh.grpc`, so `@grpc/grpc-js` must be installed). A CUSTOM policy naming a
    * provider not given here denies what it matches, as in Istio.
    */
-  readonly extensionProviders?: readonly ExtensionProvider[];
+  readonly extensionProviders?: readonly ExtensionProvider[] | undefined;
   /**
    * How `remote.ip` / `remoteIpBlocks` read X-Forwarded-For. Unset: as an Istio sidecar (the last
    * entry, else the TCP peer). A number N: as a gateway with `numTrustedProxies: N`.
    */
-  readonly numTrustedProxies?: number;
+  readonly numTrustedProxies?: number | undefined;
   /** RequestAuthentication settings: verified-token cache size, token size limit, key caching, the dispatcher key sets are fetched through. */
-  readonly jwt?: JwtOptions;
+  readonly jwt?: JwtOptions | undefined;
   /**
    * Where the mesh logs: rejected config and analysis findings (`warn`), config applied
    * (`info`), control-plane connection changes. Any object with these methods — `console`, a
    * pino or winston logger — works; `debug`, `info` and `error` are optional.
    * @defaultValue warnings and errors to the console (console.warn, console.error)
    */
-  readonly logger?: MeshLogger;
+  readonly logger?: MeshLogger | undefined;
   /** Time source (tests inject a manual clock). @defaultValue the system clock */
-  readonly clock?: Clock;
+  readonly clock?: Clock | undefined;
   /** Randomness (tests inject a seeded one). @defaultValue Math.random */
-  readonly random?: Random;
+  readonly random?: Random | undefined;
   /** Telemetry: what the mesh reports about itself and the traffic through it (docs/telemetry.md). */
-  readonly telemetry?: TelemetryOptions;
+  readonly telemetry?: TelemetryOptions | undefined;
 }
+
+/** The names of {@link MeshOptions} (createMesh refuses others), checked against the type. @internal */
+export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
+  'service',
+  'namespace',
+  'labels',
+  'serviceAccount',
+  'workloadName',
+  'config',
+  'controlPlane',
+  'token',
+  'cacheDir',
+  'startupTimeoutMs',
+  'failOpen',
+  'drainMs',
+  'errors',
+  'closeTimeoutMs',
+  'ports',
+  'locality',
+  'sourceIp',
+  'outboundTrafficPolicy',
+  'retryBufferBytes',
+  'maxRetryAfterMs',
+  'maxMirrorsInFlight',
+  'analysis',
+  'watch',
+  'pathNormalization',
+  'rootNamespace',
+  'trustDomain',
+  'trustDomainAliases',
+  'enableAutoMtls',
+  'identity',
+  'extensionProviders',
+  'numTrustedProxies',
+  'jwt',
+  'logger',
+  'clock',
+  'random',
+  'telemetry',
+]);
 
 /**
  * The `telemetry` block of {@link MeshOptions}.
@@ -202,7 +243,7 @@ export interface TelemetryOptions {
    * @defaultValue no access log unless a Telemetry resource enables one
    * @example { accessLog: { file: '/dev/stdout' } } // every request, Istio's text format, through `logger.info`
    */
-  readonly accessLog?: AccessLogOptions;
+  readonly accessLog?: AccessLogOptions | undefined;
   /**
    * meshlet's own metrics (config in use, retries, retry-budget exhaustion, outlier ejections,
    * pool overflows, mirror drops, authorization decisions, inbound TLS) through the
@@ -210,12 +251,20 @@ export interface TelemetryOptions {
    * endpoint labels. Without an SDK (OTel's no-op provider) nothing is counted.
    * @defaultValue true (the global MeterProvider, when the app registered one)
    */
-  readonly ownMetrics?: boolean | OwnMetricsOptions;
+  readonly ownMetrics?: boolean | OwnMetricsOptions | undefined;
   /** Tracing through the app's OpenTelemetry SDK: sampling, propagation formats, mesh-wide custom tags. @defaultValue on, 1 % sampled, W3C trace context */
-  readonly tracing?: TracingOptions;
+  readonly tracing?: TracingOptions | undefined;
   /** Istio's standard metrics (`istio_requests_total`, …) and peer metadata exchange. @defaultValue on, through the global MeterProvider */
-  readonly metrics?: MetricsOptions;
+  readonly metrics?: MetricsOptions | undefined;
 }
+
+/** The names of {@link TelemetryOptions}, checked against the type. @internal */
+export const TELEMETRY_OPTION_NAMES = optionNames<TelemetryOptions>()([
+  'accessLog',
+  'ownMetrics',
+  'tracing',
+  'metrics',
+]);
 
 /**
  * What `mesh.diagnostics()` returns.

@@ -8,7 +8,7 @@
  */
 import { DEFAULT_DOMAIN, isVisible } from './hosts.ts';
 import type { ServiceRegistry } from './registry.ts';
-import { editDistance } from './validate/schema.ts';
+import { editDistance } from '../core/did-you-mean.ts';
 
 /** The hostnames a call from `namespace` to `host` can mean, as Kubernetes' search domains resolve it. */
 export function candidateNames(host: string, namespace: string, domain = DEFAULT_DOMAIN): string[] {

@@ -42,15 +42,15 @@ export const ANALYSIS_MODES: readonly AnalysisMode[] = Object.freeze(['advisory'
  */
 export interface LoadConfigOptions extends LoadLimits {
   /** Namespace for resources without one. @defaultValue 'default' */
-  defaultNamespace?: string;
+  defaultNamespace?: string | undefined;
   /** What analysis does (see {@link AnalysisMode}). @defaultValue 'advisory' */
-  analysis?: AnalysisMode;
+  analysis?: AnalysisMode | undefined;
   /** @internal Reuse documents of files whose text is unchanged since the last load with this cache (watchers). */
-  parseCache?: ParseCache;
+  parseCache?: ParseCache | undefined;
   /** @internal Reuse the validation of documents seen before (the same objects, e.g. from `parseCache`). */
-  validationCache?: ValidationCache;
+  validationCache?: ValidationCache | undefined;
   /** @internal Reuse the registry's services of unchanged resources in analysis (e.g. a compile cache's). */
-  registryCache?: RegistryCache;
+  registryCache?: RegistryCache | undefined;
 }
 
 /**

@@ -20,9 +20,9 @@ export type { RawDocument };
  */
 export interface LoadLimits {
   /** Largest file read, in bytes. @defaultValue 16 MiB */
-  maxFileBytes?: number;
+  maxFileBytes?: number | undefined;
   /** Most documents in one file. @defaultValue 10000 */
-  maxDocuments?: number;
+  maxDocuments?: number | undefined;
 }
 
 const DEFAULT_MAX_FILE = 16 * 1024 * 1024;

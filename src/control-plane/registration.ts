@@ -8,6 +8,7 @@
  */
 import type { Clock, Timer } from '../core/clock.ts';
 import { InvalidArgumentError, MeshletError } from '../core/errors.ts';
+import { checkOptionNames, optionNames } from '../core/option-names.ts';
 import { type ControlPlaneHttp, controlPlaneError, HttpStatusError, type CallRequest } from './http.ts';
 import { clampWireMs, DEFAULT_LEASE_MS, MAX_LEASE_MS, MIN_LEASE_MS, type RegisterRequest, type RegisterResponse, WORKLOADS_PATH } from './protocol.ts';
 import { TLS_MODE_ISTIO, TLS_MODE_LABEL } from '../outbound/tls-decision.ts';
@@ -25,26 +26,29 @@ export interface RegisterOptions {
    * the ports of the WorkloadGroup template. Required unless `group` names a group whose template has ports.
    * @defaultValue createMesh's `ports`
    */
-  readonly ports?: Readonly<Record<string, number>>;
+  readonly ports?: Readonly<Record<string, number>> | undefined;
   /**
    * The WorkloadGroup (in this workload's namespace) whose template the registered WorkloadEntry
    * is made from, as istiod's auto-registration does; the control plane refuses (404) a group that
    * does not exist. @defaultValue the group named like the service, if there is one; else no template
    */
-  readonly group?: string;
+  readonly group?: string | undefined;
   /** The address other meshes connect to. @defaultValue the address the control plane sees the request come from */
-  readonly address?: string;
+  readonly address?: string | undefined;
   /** Load-balancing weight. @defaultValue the server's (1) */
-  readonly weight?: number;
+  readonly weight?: number | undefined;
   /** Lease asked for, bounded to 1 s..300 s; renewed every third of it. @defaultValue 30000 (the server's default) */
-  readonly leaseMs?: number;
+  readonly leaseMs?: number | undefined;
   /** Labels of the instance. @defaultValue the mesh's `labels` */
-  readonly labels?: Readonly<Record<string, string>>;
+  readonly labels?: Readonly<Record<string, string>> | undefined;
   /** `region/zone/subzone`. @defaultValue the mesh's `locality` */
-  readonly locality?: string;
+  readonly locality?: string | undefined;
   /** Network name, for multi-network set-ups. */
-  readonly network?: string;
+  readonly network?: string | undefined;
 }
+
+/** The names of {@link RegisterOptions} (mesh.register refuses others), checked against the type. @internal */
+export const REGISTER_OPTION_NAMES = optionNames<RegisterOptions>()(['ports', 'group', 'address', 'weight', 'leaseMs', 'labels', 'locality', 'network']);
 
 /**
  * One registered instance.
@@ -141,6 +145,7 @@ export class Registrar {
 
   #body(o: RegisterOptions): RegisterRequest {
     if (o === null || typeof o !== 'object') throw new InvalidArgumentError('mesh.register: options are required, e.g. { ports: { http: 8080 } }');
+    checkOptionNames('mesh.register', o, REGISTER_OPTION_NAMES);
     if (o.group !== undefined && (typeof o.group !== 'string' || o.group === '')) throw new InvalidArgumentError(`mesh.register: \`group\` must be a WorkloadGroup name, got ${JSON.stringify(o.group)}`);
     if (o.ports !== undefined && (o.ports === null || typeof o.ports !== 'object' || Array.isArray(o.ports))) {
       throw new InvalidArgumentError('mesh.register: `ports` must map port names to numbers, e.g. { http: 8080 }');

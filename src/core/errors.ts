@@ -87,13 +87,13 @@ export const ERROR_STATUS: Readonly<Record<MeshletErrorCode, ErrorStatus>> = Obj
  */
 export interface ErrorContext {
   /** Route name (`vs-name.rule-name`), when a route was selected. */
-  readonly route?: string;
+  readonly route?: string | undefined;
   /** Cluster (`outbound|port|subset|host`). */
-  readonly cluster?: string;
+  readonly cluster?: string | undefined;
   /** Endpoint (`address:port`). */
-  readonly endpoint?: string;
+  readonly endpoint?: string | undefined;
   /** Attempt number, 1-based. */
-  readonly attempt?: number;
+  readonly attempt?: number | undefined;
 }
 
 /**
@@ -104,11 +104,11 @@ export interface MeshletErrorOptions extends ErrorContext {
   /** The underlying error. */
   readonly cause?: unknown;
   /** Every Envoy response flag that applies (`UF,URX`); defaults to the code's flag. */
-  readonly flags?: string;
+  readonly flags?: string | undefined;
   /** The HTTP status to answer with, when it is not the code's (a fault's configured status). */
-  readonly httpStatus?: number;
+  readonly httpStatus?: number | undefined;
   /** The gRPC status to answer with, when it is not the code's. */
-  readonly grpcStatus?: number;
+  readonly grpcStatus?: number | undefined;
 }
 
 function prefix(ctx: ErrorContext): string {

@@ -19,7 +19,7 @@ import type { PathNormalization } from './path.ts';
  */
 export interface InboundExplainRequest {
   /** @defaultValue 'GET' */
-  readonly method?: string;
+  readonly method?: string | undefined;
   /**
    * The request target as the server receives it (`/admin?x=1`), or a URL
    * (`http://httpbin.foo:8000/admin`): its authority is then the Host and its port the service
@@ -27,23 +27,23 @@ export interface InboundExplainRequest {
    */
   readonly url: string;
   /** Request headers; `Host` overrides the URL's authority. */
-  readonly headers?: Readonly<Record<string, string | readonly string[]>>;
+  readonly headers?: Readonly<Record<string, string | readonly string[]>> | undefined;
   /**
    * The local port the request arrives on (`ports`, `destination.port`). @defaultValue the target
    * port of the URL's service port (from the Services that select the workload), else the URL's
    * port, else the only port the workload's services reach, else 80 (443 for https)
    */
-  readonly port?: number;
+  readonly port?: number | undefined;
   /** The caller: its mTLS identity and address. @defaultValue a plaintext peer at 127.0.0.1 */
-  readonly source?: InboundExplainSource;
+  readonly source?: InboundExplainSource | undefined;
   /** A JWT the request carries as `Authorization: Bearer <token>` (decoded without verification for the explanation). */
-  readonly token?: string;
+  readonly token?: string | undefined;
   /** The request principal (`iss/sub`) given directly, as if a verified token carried it: RequestAuthentication is then not evaluated. */
-  readonly requestPrincipal?: string;
+  readonly requestPrincipal?: string | undefined;
   /** The verified token's claims given directly (with {@link requestPrincipal}, or alone: `iss` and `sub` give the principal). */
-  readonly claims?: Readonly<Record<string, unknown>>;
+  readonly claims?: Readonly<Record<string, unknown>> | undefined;
   /** Unix time in ms at which tokens are judged (`exp`, `nbf`). @defaultValue now */
-  readonly atMs?: number;
+  readonly atMs?: number | undefined;
 }
 
 /**
@@ -52,13 +52,13 @@ export interface InboundExplainRequest {
  */
 export interface InboundExplainSource {
   /** The mTLS peer's principal, `cluster.local/ns/foo/sa/sleep` (with or without `spiffe://`). */
-  readonly principal?: string;
+  readonly principal?: string | undefined;
   /** The peer's namespace: the principal becomes `<trustDomain>/ns/<namespace>/sa/<serviceAccount>`. */
-  readonly namespace?: string;
+  readonly namespace?: string | undefined;
   /** With {@link namespace}. @defaultValue 'default' */
-  readonly serviceAccount?: string;
+  readonly serviceAccount?: string | undefined;
   /** The TCP peer's address (`source.ip`, `ipBlocks`). @defaultValue '127.0.0.1' */
-  readonly ip?: string;
+  readonly ip?: string | undefined;
 }
 
 /**

@@ -28,6 +28,7 @@ import { jwtPhase } from './jwt-phase.ts';
 import type { InboundRequest, Phase } from './pipeline.ts';
 import { compileRateLimit, type RateLimitPhase } from './rate-limit-phase.ts';
 import { type CompiledInboundPools, compileInboundPool, type InboundPoolCounters } from './connection-pool.ts';
+import { optionNames } from '../core/option-names.ts';
 
 /**
  * A MeshConfig `extensionProviders` entry, as written in Istio's mesh config: a name and one
@@ -37,9 +38,9 @@ import { type CompiledInboundPools, compileInboundPool, type InboundPoolCounters
  */
 export interface ExtensionProvider {
   readonly name: string;
-  readonly envoyExtAuthzHttp?: EnvoyExtAuthzHttpConfig;
-  readonly envoyExtAuthzGrpc?: EnvoyExtAuthzGrpcConfig;
-  readonly envoyFileAccessLog?: EnvoyFileAccessLogProvider;
+  readonly envoyExtAuthzHttp?: EnvoyExtAuthzHttpConfig | undefined;
+  readonly envoyExtAuthzGrpc?: EnvoyExtAuthzGrpcConfig | undefined;
+  readonly envoyFileAccessLog?: EnvoyFileAccessLogProvider | undefined;
 }
 
 /**
@@ -48,16 +49,19 @@ export interface ExtensionProvider {
  */
 export interface JwtOptions {
   /** Verified tokens remembered (a repeated token skips the signature check); 0 turns it off. @defaultValue 1000 */
-  readonly tokenCacheSize?: number;
+  readonly tokenCacheSize?: number | undefined;
   /** Tokens longer than this many characters are refused (`Jwt is too large`) before they are parsed. @defaultValue 16384 */
-  readonly maxTokenChars?: number;
+  readonly maxTokenChars?: number | undefined;
   /** How long fetched keys are fresh. @defaultValue 300000 */
-  readonly jwksCacheDurationMs?: number;
+  readonly jwksCacheDurationMs?: number | undefined;
   /** The least time between two key fetches started by an unknown `kid`. @defaultValue 30000 */
-  readonly jwksKidRefreshCooldownMs?: number;
+  readonly jwksKidRefreshCooldownMs?: number | undefined;
   /** The dispatcher key sets are fetched through (a proxy, extra CAs). @defaultValue a dedicated agent that refuses link-local and cloud-metadata addresses */
-  readonly dispatcher?: Dispatcher;
+  readonly dispatcher?: Dispatcher | undefined;
 }
+
+/** The names of {@link JwtOptions} (createMesh refuses others), checked against the type. @internal */
+export const JWT_OPTION_NAMES = optionNames<JwtOptions>()(['tokenCacheSize', 'maxTokenChars', 'jwksCacheDurationMs', 'jwksKidRefreshCooldownMs', 'dispatcher']);
 
 /** What the phases need to know about the mesh. */
 export interface InboundPolicyOptions {

@@ -41,8 +41,8 @@ export interface WorkloadInfo {
   /** Service name (short). */
   readonly service: string;
   /** @defaultValue 'default' */
-  readonly namespace?: string;
-  readonly labels?: Readonly<Record<string, string>>;
+  readonly namespace?: string | undefined;
+  readonly labels?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -51,16 +51,16 @@ export interface WorkloadInfo {
  */
 export interface CompileOptions {
   /** Version label; defaults to a hash of the resources' content. */
-  readonly version?: string;
+  readonly version?: string | undefined;
   /** Extra WorkloadEntries (registered workloads) to add to the registry. */
-  readonly extraWorkloads?: readonly Resource<'WorkloadEntry'>[];
+  readonly extraWorkloads?: readonly Resource<'WorkloadEntry'>[] | undefined;
   /**
    * The mesh's root namespace: its selector-less Sidecar applies to workloads whose namespace has none.
    * @defaultValue 'istio-system'
    */
-  readonly rootNamespace?: string;
+  readonly rootNamespace?: string | undefined;
   /** @internal What the previous compile for this workload made, reused where unchanged (see {@link CompileCache}). */
-  readonly cache?: CompileCache;
+  readonly cache?: CompileCache | undefined;
 }
 
 /**

@@ -114,6 +114,7 @@ test('mesh.register refuses bad options before asking the control plane', async 
       ['a port out of range', { ports: { http: 70000 } }, /port "http" must be an integer 1..65535, got 70000/],
       ['an empty group', { group: '', ports: { http: 1 } }, /`group` must be a WorkloadGroup name, got ""/],
       ['a group that is not a string', { group: 7 }, /`group` must be a WorkloadGroup name, got 7/],
+      ['a misspelt option', { ports: { http: 1 }, lables: { version: 'v2' } }, /^mesh\.register: unknown option "lables" \(did you mean "labels"\?\)$/],
     ];
     for (const [name, options, error] of rows) {
       await assert.rejects(() => mesh.register(options as never), (e: unknown) => e instanceof MeshletError && e.code === 'MESHLET_ERR_INVALID_ARG' && error.test(e.message), name);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { ConfigError, createMesh, InvalidArgumentError, type Mesh, type MeshOptions, MeshletError } from '../../src/index.ts';
+import { MESH_OPTION_NAMES } from '../../src/mesh-options.ts';
 import { call, deadPort, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
 const SVC = 'svc.default.svc.cluster.local';
@@ -123,6 +124,55 @@ describe('createMesh argument and config errors', () => {
       assert.ok(e instanceof MeshletError, name);
       assert.equal(e.code, 'MESHLET_ERR_INVALID_ARG', name);
       assert.match(e.message, message, name);
+    }
+  });
+
+  test('a misspelt option name is refused with the closest known name, at the top level and in nested option objects', async () => {
+    const cases: [object, string][] = [
+      [{ lables: { app: 'httpbin' } }, 'createMesh: unknown option "lables" (did you mean "labels"?)'],
+      [{ namespce: 'prod' }, 'createMesh: unknown option "namespce" (did you mean "namespace"?)'],
+      [{ idenity: 'none' }, 'createMesh: unknown option "idenity" (did you mean "identity"?)'],
+      [{ frobnicate: true }, 'createMesh: unknown option "frobnicate"'],
+      [{ telemetry: { tracng: {} } }, 'createMesh: unknown option "telemetry.tracng" (did you mean "telemetry.tracing"?)'],
+      [{ telemetry: { tracing: { samplingPercent: 5 } } }, 'createMesh: unknown option "telemetry.tracing.samplingPercent"'],
+      [{ telemetry: { metrics: { enabeld: false } } }, 'createMesh: unknown option "telemetry.metrics.enabeld" (did you mean "telemetry.metrics.enabled"?)'],
+      [{ telemetry: { ownMetrics: { endpointLabel: true } } }, 'createMesh: unknown option "telemetry.ownMetrics.endpointLabel" (did you mean "telemetry.ownMetrics.endpointLabels"?)'],
+      [{ jwt: { tokenCacheSiz: 10 } }, 'createMesh: unknown option "jwt.tokenCacheSiz" (did you mean "jwt.tokenCacheSize"?)'],
+    ];
+    for (const [extra, message] of cases) {
+      const e = await rejection(createMesh({ service: 'client', config: good(), ...extra } as MeshOptions));
+      assert.ok(e instanceof InvalidArgumentError, `${message}: got ${String(e)}`);
+      assert.equal(e.message, message);
+    }
+  });
+
+  test('an option given as undefined is as if absent (exactOptionalPropertyTypes apps pass them), nested ones too', async () => {
+    const absent = Object.fromEntries(MESH_OPTION_NAMES.map((k) => [k, undefined]));
+    const up = await startUpstream('svc', (_req, res) => {
+      res.end('ok');
+    });
+    const config = [serviceEntry('svc', SVC, 80, [{ port: up.port }])];
+    const mesh = await createMesh({
+      ...absent,
+      service: 'client',
+      config,
+      jwt: { tokenCacheSize: undefined, maxTokenChars: undefined, jwksCacheDurationMs: undefined, jwksKidRefreshCooldownMs: undefined, dispatcher: undefined },
+      telemetry: {
+        accessLog: { file: undefined, encoding: undefined, format: undefined, defaultProviders: undefined },
+        ownMetrics: { meterProvider: undefined, endpointLabels: undefined },
+        tracing: { enabled: undefined, samplingPercentage: undefined, propagation: undefined, providers: undefined, customTags: undefined, meshId: undefined, clusterId: undefined },
+        metrics: { enabled: undefined, meterProvider: undefined, maxSeries: undefined, idleSeriesMs: undefined, clusterId: undefined },
+      },
+    } as MeshOptions);
+    try {
+      const res = await mesh.fetch(`http://${SVC}/`);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), 'ok');
+      assert.equal(mesh.configSource, 'file');
+      assert.equal(mesh.diagnostics().identity, undefined, 'identity: undefined is none, as when absent');
+    } finally {
+      await mesh.close();
+      await up.close();
     }
   });
 

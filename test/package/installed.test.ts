@@ -26,6 +26,8 @@ let tarball = '';
 let app7 = '';
 /** An app whose own undici is 8 (one copy, shared with meshlet). */
 let app8 = '';
+/** An app with meshlet and only `@opentelemetry/sdk-metrics`, its own SDK: meshletMetricProducer() on its own reader. */
+let appMetrics = '';
 /** An app serving Express 5, Fastify 5, node:http and grpc-js through the mesh, with the OTel peers for meshlet/telemetry. */
 let appServer = '';
 let upstream: Upstream;
@@ -145,7 +147,7 @@ before(async () => {
   // The server app's frameworks and peers at the versions meshlet is developed against (in the
   // npm cache). The three installs run side by side: most of an install is waiting on the disk.
   const dev = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies;
-  [app7, app8, appServer] = await Promise.all([
+  [app7, app8, appServer, appMetrics] = await Promise.all([
     makeApp('app7', '^7.30.2'),
     makeApp('app8', '^8.12.4'),
     makeApp(
@@ -153,11 +155,13 @@ before(async () => {
       '^8.12.4',
       SERVER_PACKAGES.map((p) => `${p}@${dev[p]}`),
     ),
+    makeApp('app-metrics', '^8.12.4', [`@opentelemetry/sdk-metrics@${dev['@opentelemetry/sdk-metrics']}`]),
   ]);
   copyFileSync(new URL('fixtures/server-app.mjs', import.meta.url), join(appServer, 'server-app.mjs'));
   upstream = await startUpstream('reviews', (req, res) => {
     res.end(`reviews ${req.url}`);
   });
+  meshConfig(appMetrics, upstream.port);
   for (const app of [app7, app8]) {
     meshConfig(app, upstream.port);
     writeFileSync(join(app, 'app.mjs'), APP_SCRIPT);
@@ -342,7 +346,7 @@ describe('the server side from the installed package', () => {
     });
   }
 
-  it('without the optional peers installed: mesh.grpc and meshlet/telemetry say which package is missing', () => {
+  it('without @grpc/grpc-js installed: mesh.grpc says it is missing', () => {
     // app7 has only meshlet and undici.
     const grpcMissing = sh(
       process.execPath,
@@ -351,7 +355,52 @@ describe('the server side from the installed package', () => {
     );
     assert.equal(grpcMissing.code, 0, grpcMissing.out);
     assert.equal(grpcMissing.stdout.trim(), 'MESHLET_ERR_INVALID_ARG mesh.grpc: @grpc/grpc-js is not installed; install it next to meshlet (npm install @grpc/grpc-js)');
-    const telemetryMissing = sh(process.execPath, ['-e', "import('meshlet/telemetry').then(() => console.log('loaded'), (e) => console.log(e.message))"], app7);
-    assert.match(telemetryMissing.stdout, /Cannot find package '@opentelemetry\/[a-z-]+'/);
+  });
+
+  it('without the OpenTelemetry SDK installed: meshlet/telemetry imports, meshletMetricProducer works, startTelemetry() rejects naming every missing package', () => {
+    // app7 has only meshlet and undici: importing the subpath loads no SDK package (ESM and CommonJS).
+    const script = `import { startTelemetry, meshletMetricProducer, EvictingPrometheusReader } from 'meshlet/telemetry';
+const out = { producer: typeof meshletMetricProducer().release };
+try { await startTelemetry({ prometheus: { port: 0 } }); out.started = true; } catch (e) { out.code = e.code; out.name = e.name; out.message = e.message; }
+try { await new EvictingPrometheusReader({ port: 0 }).listen(); out.listened = true; } catch (e) { out.reader = e.message; }
+try { await startTelemetry({ prometheus: false, otlp: { protocol: 'grpc' } }); } catch (e) { out.otlp = e.message; }
+console.log(JSON.stringify(out));`;
+    const r = sh(process.execPath, ['--input-type=module', '-e', script], app7);
+    assert.equal(r.code, 0, r.out);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as Record<string, string>;
+    assert.equal(out['producer'], 'function');
+    assert.equal(out['code'], 'MESHLET_ERR_INVALID_ARG');
+    assert.equal(out['name'], 'InvalidArgumentError');
+    assert.equal(
+      out['message'],
+      'startTelemetry needs @opentelemetry/sdk-node, @opentelemetry/sdk-metrics, @opentelemetry/resources and @opentelemetry/exporter-prometheus, which are not installed (optional peer dependencies of meshlet); install them next to meshlet: npm install @opentelemetry/sdk-node @opentelemetry/sdk-metrics @opentelemetry/resources @opentelemetry/exporter-prometheus',
+    );
+    assert.match(String(out['reader']), /^EvictingPrometheusReader needs @opentelemetry\/exporter-prometheus, which is not installed .*npm install @opentelemetry\/exporter-prometheus$/);
+    assert.match(String(out['otlp']), /npm install @opentelemetry\/sdk-node @opentelemetry\/sdk-metrics @opentelemetry\/resources @opentelemetry\/exporter-metrics-otlp-grpc @opentelemetry\/exporter-trace-otlp-grpc; or, for OTLP, choose another protocol/);
+    const cjs = sh(process.execPath, ['-e', "console.log(typeof require('meshlet/telemetry').meshletMetricProducer)"], app7);
+    assert.equal(cjs.stdout.trim(), 'function', cjs.out);
+  });
+
+  it('with only @opentelemetry/sdk-metrics (the app\'s own SDK): meshletMetricProducer() on its reader gets the mesh\'s istio_requests_total', () => {
+    const script = `import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { createMesh } from 'meshlet';
+import { meshletMetricProducer } from 'meshlet/telemetry';
+class Reader extends MetricReader { async onForceFlush() {} async onShutdown() {} }
+const reader = new Reader({ metricProducers: [meshletMetricProducer()] });
+const provider = new MeterProvider({ readers: [reader] });
+const mesh = await createMesh({ service: 'productpage', config: './mesh', watch: false });
+const res = await mesh.fetch('http://reviews:9080/metrics-app');
+await res.text();
+const { resourceMetrics } = await reader.collect();
+const names = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics.map((m) => m.descriptor.name));
+await mesh.close();
+await provider.shutdown();
+console.log(JSON.stringify({ status: res.status, requests: names.includes('istio_requests_total') }));`;
+    assert.ok(!existsSync(join(appMetrics, 'node_modules', '@opentelemetry', 'exporter-prometheus')), 'the app has no Prometheus exporter');
+    assert.ok(!existsSync(join(appMetrics, 'node_modules', '@opentelemetry', 'sdk-node')), 'the app has no Node SDK');
+    return runAsync(process.execPath, ['--input-type=module', '-e', script], appMetrics).then((r) => {
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').at(-1) as string), { status: 200, requests: true });
+    });
   });
 });

@@ -57,7 +57,7 @@ describe("meshlet's own metrics", () => {
       [{ ownMetrics: 'yes' }, /`telemetry\.ownMetrics` must be true, false or/],
       [{ ownMetrics: { meterProvider: {} } }, /`telemetry\.ownMetrics\.meterProvider` must be an OpenTelemetry MeterProvider/],
       [{ ownMetrics: { endpointLabels: 1 } }, /`telemetry\.ownMetrics\.endpointLabels` must be true or false/],
-      [{ ownMetrics: { endpoints: true } }, /`telemetry\.ownMetrics\.endpoints` is not an option/],
+      [{ ownMetrics: { endpoints: true } }, /createMesh: unknown option "telemetry\.ownMetrics\.endpoints"/],
       ['on', /`telemetry` must be an object/],
     ];
     for (const [telemetry, err] of rows) {

@@ -20,7 +20,7 @@
  * @module
  */
 import { apiVersionOf, KIND_VERSIONS, type Kind } from '../resource.ts';
-import { editDistance } from './schema.ts';
+import { editDistance } from '../../core/did-you-mean.ts';
 
 /** What to do with a document of some `apiVersion` and `kind`. */
 export type KindDecision =

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { suggest } from './schema.ts';
+import { suggest } from '../../core/did-you-mean.ts';
 import { checkIpOrCidr } from './common.ts';
 
 const FORMS = 'exact "abc", prefix "abc*", suffix "*abc" or "*" (any non-empty value)';

@@ -18,7 +18,8 @@ import { envoyFilterSpec } from './envoy-filter.ts';
 import { checkServiceMetadata, kubeServiceSpec } from './kube-service.ts';
 import { peerAuthenticationSpec } from './peer-authentication.ts';
 import { requestAuthenticationSpec } from './request-authentication.ts';
-import { int, map, obj, req, str, strWith, suggest, type Ctx, type Validator } from './schema.ts';
+import { suggest } from '../../core/did-you-mean.ts';
+import { int, map, obj, req, str, strWith, type Ctx, type Validator } from './schema.ts';
 import { serviceEntrySpec } from './service-entry.ts';
 import { sidecarSpec } from './sidecar.ts';
 import { telemetrySpec } from './telemetry.ts';
@@ -62,7 +63,7 @@ const IGNORED_METADATA = ['managedFields', 'ownerReferences', 'finalizers', 'sel
  */
 export interface ValidateOptions {
   /** Namespace for resources without `metadata.namespace`. @defaultValue 'default' */
-  defaultNamespace?: string;
+  defaultNamespace?: string | undefined;
 }
 
 /**

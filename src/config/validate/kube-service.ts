@@ -14,7 +14,8 @@ import type { FieldPath } from '../issues.ts';
 import type { ObjectMeta } from '../types/common.ts';
 import type { KubeServicePort, KubeServiceSpec } from '../types/kubernetes.ts';
 import { checkDnsLabel, checkDnsSubdomain, isIpAddress, labels } from './common.ts';
-import { bool, fail, int, list, oneOf, str, strWith, suggest, warn, type Ctx, type Validator } from './schema.ts';
+import { suggest } from '../../core/did-you-mean.ts';
+import { bool, fail, int, list, oneOf, str, strWith, warn, type Ctx, type Validator } from './schema.ts';
 import { KUBERNETES_TRAFFIC_DISTRIBUTIONS, parseTrafficDistribution, TRAFFIC_DISTRIBUTION_ANNOTATION } from '../traffic-distribution.ts';
 
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { suggest } from '../../core/did-you-mean.ts';
 import { parseDuration } from '../duration.ts';
 import { formatPath, type FieldPath, type IssueList, type IssueSubject } from '../issues.ts';
 import { compileRe2 } from '../regex.ts';
@@ -260,35 +261,6 @@ export interface ObjectOptions<T> {
   readonly exactlyOne?: readonly (readonly (keyof T & string)[])[];
   /** Cross-field checks, run on the typed value after the fields. */
   readonly check?: (value: T, path: FieldPath, ctx: Ctx, raw: Record<string, unknown>) => void;
-}
-
-/** Levenshtein distance between two strings (for did-you-mean suggestions). */
-export function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0] as number;
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j] as number;
-      dp[j] = Math.min((dp[j] as number) + 1, (dp[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length] as number;
-}
-
-/** Suggests the closest known name for a misspelt one. */
-export function suggest(name: string, known: readonly string[]): string {
-  let best: string | undefined;
-  let bestD = 3;
-  for (const k of known) {
-    const d = editDistance(name.toLowerCase(), k.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = k;
-    }
-  }
-  return best === undefined ? '' : ` (did you mean "${best}"?)`;
 }
 
 /** An object with exactly these fields; unknown fields are errors. */

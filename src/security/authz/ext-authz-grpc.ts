@@ -44,15 +44,15 @@ export interface EnvoyExtAuthzGrpcConfig {
   readonly service: string;
   readonly port: number;
   /** Istio duration. @defaultValue `"600s"` */
-  readonly timeout?: string;
+  readonly timeout?: string | undefined;
   /** Allow the request when the authorizer cannot be reached or fails. @defaultValue false */
-  readonly failOpen?: boolean;
+  readonly failOpen?: boolean | undefined;
   /** The status of a denial caused by an error, as text. @defaultValue `"403"` */
-  readonly statusOnError?: string;
+  readonly statusOnError?: string | undefined;
   /** Accepted; there is no route cache to clear on a server. */
-  readonly clearRouteCache?: boolean;
+  readonly clearRouteCache?: boolean | undefined;
   /** Not supported by meshlet (see the module notes). */
-  readonly includeRequestBodyInCheck?: { readonly maxRequestBytes?: number; readonly allowPartialMessage?: boolean; readonly packAsBytes?: boolean };
+  readonly includeRequestBodyInCheck?: { readonly maxRequestBytes?: number; readonly allowPartialMessage?: boolean; readonly packAsBytes?: boolean } | undefined;
 }
 
 /** How the provider reaches the authorizer and describes the workload. */

@@ -39,22 +39,22 @@ export interface EnvoyExtAuthzHttpConfig {
   readonly service: string;
   readonly port: number;
   /** Istio duration. @defaultValue `"600s"` */
-  readonly timeout?: string;
+  readonly timeout?: string | undefined;
   /** Prepended to the request path in the check. */
-  readonly pathPrefix?: string;
+  readonly pathPrefix?: string | undefined;
   /** Allow the request when the authorizer cannot be reached or fails. @defaultValue false */
-  readonly failOpen?: boolean;
+  readonly failOpen?: boolean | undefined;
   /** The status of a denial caused by an error, as text. @defaultValue `"403"` */
-  readonly statusOnError?: string;
-  readonly includeRequestHeadersInCheck?: readonly string[];
+  readonly statusOnError?: string | undefined;
+  readonly includeRequestHeadersInCheck?: readonly string[] | undefined;
   /** Deprecated by Istio: used only when `includeRequestHeadersInCheck` is unset. */
-  readonly includeHeadersInCheck?: readonly string[];
-  readonly includeAdditionalHeadersInCheck?: Readonly<Record<string, string>>;
+  readonly includeHeadersInCheck?: readonly string[] | undefined;
+  readonly includeAdditionalHeadersInCheck?: Readonly<Record<string, string>> | undefined;
   /** Not supported by meshlet (see the module notes). */
-  readonly includeRequestBodyInCheck?: { readonly maxRequestBytes?: number; readonly allowPartialMessage?: boolean; readonly packAsBytes?: boolean };
-  readonly headersToUpstreamOnAllow?: readonly string[];
-  readonly headersToDownstreamOnAllow?: readonly string[];
-  readonly headersToDownstreamOnDeny?: readonly string[];
+  readonly includeRequestBodyInCheck?: { readonly maxRequestBytes?: number; readonly allowPartialMessage?: boolean; readonly packAsBytes?: boolean } | undefined;
+  readonly headersToUpstreamOnAllow?: readonly string[] | undefined;
+  readonly headersToDownstreamOnAllow?: readonly string[] | undefined;
+  readonly headersToDownstreamOnDeny?: readonly string[] | undefined;
 }
 
 /** How the provider reaches the authorizer. */

@@ -20,6 +20,7 @@
 import type { TelemetryAccessLogging, WorkloadMode } from '../../config/types/telemetry.ts';
 import type { AppliedTelemetry } from '../select.ts';
 import { compileJsonFormat, compileTextFormat, FormatError } from './format.ts';
+import { optionNames } from '../../core/option-names.ts';
 
 /**
  * MeshConfig `ExtensionProvider.EnvoyFileAccessLogProvider`, as written in Istio YAML.
@@ -27,11 +28,11 @@ import { compileJsonFormat, compileTextFormat, FormatError } from './format.ts';
  */
 export interface EnvoyFileAccessLogProvider {
   /** Where lines go: `/dev/stdout` (the mesh's logger), `/dev/stderr`, or a file (appended). @defaultValue `/dev/stdout` */
-  readonly path?: string;
+  readonly path?: string | undefined;
   /** `text` (Envoy format string) or `labels` (JSON: key → format string). @defaultValue Istio's default text format */
-  readonly logFormat?: { readonly text?: string; readonly labels?: Readonly<Record<string, unknown>> };
+  readonly logFormat?: { readonly text?: string; readonly labels?: Readonly<Record<string, unknown>> } | undefined;
   /** Leave out empty values (text: print nothing instead of `-`; JSON: leave the key out). @defaultValue false */
-  readonly omitEmptyValues?: boolean;
+  readonly omitEmptyValues?: boolean | undefined;
 }
 
 /** An extension provider as access logging reads it (the mesh's `extensionProviders`). */
@@ -53,22 +54,25 @@ export interface AccessLogOptions {
    * other path is a file, appended to.
    * @defaultValue '' (off, as in Istio's default profile)
    */
-  readonly file?: string;
+  readonly file?: string | undefined;
   /** MeshConfig `accessLogEncoding`. @defaultValue 'TEXT' */
-  readonly encoding?: 'TEXT' | 'JSON';
+  readonly encoding?: 'TEXT' | 'JSON' | undefined;
   /**
    * MeshConfig `accessLogFormat`: an Envoy format string (TEXT) or a JSON object of labels as a
    * string (JSON).
    * @defaultValue '' (Istio's default text or JSON format)
    */
-  readonly format?: string;
+  readonly format?: string | undefined;
   /**
    * MeshConfig `defaultProviders.accessLogging`: the providers used when a Telemetry resource
    * enables access logging without naming any (`envoy` is built in).
    * @defaultValue []
    */
-  readonly defaultProviders?: readonly string[];
+  readonly defaultProviders?: readonly string[] | undefined;
 }
+
+/** The names of {@link AccessLogOptions} (createMesh refuses others), checked against the type. @internal */
+export const ACCESS_LOG_OPTION_NAMES = optionNames<AccessLogOptions>()(['file', 'encoding', 'format', 'defaultProviders']);
 
 /** The built-in provider (Istio's mesh defaults). */
 export const BUILTIN_ENVOY: AccessLogProviderConfig = Object.freeze({ name: 'envoy', envoyFileAccessLog: Object.freeze({ path: '/dev/stdout' }) });
@@ -266,7 +270,7 @@ export function checkAccessLogOptions(o: unknown): string[] {
   if (o === null || typeof o !== 'object' || Array.isArray(o)) return [`${at} must be an object { file?, encoding?, format?, defaultProviders? }`];
   const v = o as Record<string, unknown>;
   const problems: string[] = [];
-  for (const k of Object.keys(v)) if (!['file', 'encoding', 'format', 'defaultProviders'].includes(k)) problems.push(`${at}: unknown field "${k}"`);
+  for (const k of Object.keys(v)) if (!ACCESS_LOG_OPTION_NAMES.includes(k)) problems.push(`${at}: unknown field "${k}"`);
   if (v['file'] !== undefined && typeof v['file'] !== 'string') problems.push(`${at}.file must be a path ('' is off, '/dev/stdout' the logger), got ${JSON.stringify(v['file'])}`);
   if (v['encoding'] !== undefined && v['encoding'] !== 'TEXT' && v['encoding'] !== 'JSON') problems.push(`${at}.encoding must be 'TEXT' or 'JSON', got ${JSON.stringify(v['encoding'])}`);
   if (v['format'] !== undefined && typeof v['format'] !== 'string') problems.push(`${at}.format must be a string (an Envoy format, or JSON labels as a string), got ${JSON.stringify(v['format'])}`);

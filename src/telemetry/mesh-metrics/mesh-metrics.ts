@@ -38,6 +38,7 @@ import {
   type WorkloadIdentity,
 } from '../../core/observe.ts';
 import { MESH_METRICS } from './names.ts';
+import { optionNames } from '../../core/option-names.ts';
 
 /**
  * `createMesh({ telemetry: { ownMetrics } })`.
@@ -45,14 +46,17 @@ import { MESH_METRICS } from './names.ts';
  */
 export interface OwnMetricsOptions {
   /** Where the instruments come from. @defaultValue the global MeterProvider (`metrics.getMeterProvider()`) */
-  readonly meterProvider?: MeterProvider;
+  readonly meterProvider?: MeterProvider | undefined;
   /**
    * Label `meshlet_outlier_ejections_total` with the `endpoint` (`address:port`) too. Off by
    * default: endpoints come and go with every deployment, and each one stays a series for the
    * life of the process. @defaultValue false
    */
-  readonly endpointLabels?: boolean;
+  readonly endpointLabels?: boolean | undefined;
 }
+
+/** The names of {@link OwnMetricsOptions} (createMesh refuses others), checked against the type. @internal */
+export const OWN_METRICS_OPTION_NAMES = optionNames<OwnMetricsOptions>()(['meterProvider', 'endpointLabels']);
 
 /** What the metrics read from the mesh when the SDK collects. */
 export interface MeshMetricsSource {

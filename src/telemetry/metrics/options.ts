@@ -7,6 +7,7 @@
  */
 import type { MeterProvider } from '@opentelemetry/api';
 import type { WorkloadIdentity } from '../../core/observe.ts';
+import { optionNames } from '../../core/option-names.ts';
 
 /**
  * The `telemetry.metrics` options of `createMesh`.
@@ -17,31 +18,34 @@ export interface MetricsOptions {
    * Record Istio's standard metrics (and exchange peer metadata) at all.
    * @defaultValue true
    */
-  readonly enabled?: boolean;
+  readonly enabled?: boolean | undefined;
   /**
    * The MeterProvider to record through.
    * @defaultValue the global one (`metrics.getMeterProvider()`, looked up again when it changes)
    */
-  readonly meterProvider?: MeterProvider;
+  readonly meterProvider?: MeterProvider | undefined;
   /**
    * At most this many label sets per metric; data points beyond it are recorded under
    * `otel.metric.overflow="true"`, and a warning is logged once per metric. (Below the SDK's
    * default cardinality limit of 2000, so the SDK never folds meshlet's series itself.)
    * @defaultValue 1000
    */
-  readonly maxSeries?: number;
+  readonly maxSeries?: number | undefined;
   /**
    * A label set unseen this long no longer counts against `maxSeries`; `startTelemetry()`'s
    * Prometheus endpoint drops such series from its output after the same time.
    * @defaultValue 600000 (10 minutes)
    */
-  readonly idleSeriesMs?: number;
+  readonly idleSeriesMs?: number | undefined;
   /**
    * The cluster name in `source_cluster` / `destination_cluster` (Istio's `CLUSTER_ID`).
    * @defaultValue 'Kubernetes'
    */
-  readonly clusterId?: string;
+  readonly clusterId?: string | undefined;
 }
+
+/** The names of {@link MetricsOptions} (createMesh refuses others), checked against the type. @internal */
+export const METRICS_OPTION_NAMES = optionNames<MetricsOptions>()(['enabled', 'meterProvider', 'maxSeries', 'idleSeriesMs', 'clusterId']);
 
 /** What a mesh gives its metrics. */
 export interface IstioMetricsContext {

@@ -13,44 +13,41 @@
  * names, `_total` and `_bucket`/`_sum`/`_count` come out as the OTel Prometheus exporter writes
  * them.
  *
+ * It implements the SDK's `IMetricReader` itself rather than extending its `MetricReader` class,
+ * so importing `meshlet/telemetry` loads no SDK package; the exporter package's serializer is
+ * loaded by {@link EvictingPrometheusReader.listen} (or the first {@link EvictingPrometheusReader.text}).
+ *
  * @module
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import {
-  AggregationTemporality,
-  type DataPoint,
-  DataPointType,
-  type Histogram,
-  type MetricData,
-  type MetricProducer,
-  MetricReader,
-  type ResourceMetrics,
-} from '@opentelemetry/sdk-metrics';
+import type { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import type { AggregationOption, AggregationTemporality, CollectionResult, DataPoint, Histogram, IMetricReader, MetricCollectOptions, MetricData, MetricProducer, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { loadPeers } from './peers.ts';
+import { CUMULATIVE, DEFAULT_AGGREGATION, DELTA, GAUGE_POINTS } from './sdk-values.ts';
 
 /** Options of {@link EvictingPrometheusReader}. */
 export interface EvictingPrometheusOptions {
   /** @defaultValue 15020 (the port Istio's merged metrics are scraped on) */
-  readonly port?: number;
+  readonly port?: number | undefined;
   /** @defaultValue '0.0.0.0' */
-  readonly host?: string;
+  readonly host?: string | undefined;
   /** Paths served. @defaultValue ['/stats/prometheus', '/metrics'] (Istio's path, and the usual one) */
-  readonly paths?: readonly string[];
+  readonly paths?: readonly string[] | undefined;
   /** A series unchanged for this long leaves the output. @defaultValue 600000 (10 minutes) */
-  readonly idleSeriesMs?: number;
+  readonly idleSeriesMs?: number | undefined;
   /** Leave out the `target_info` series (the resource's attributes). @defaultValue false */
-  readonly withoutTargetInfo?: boolean;
+  readonly withoutTargetInfo?: boolean | undefined;
   /** Series per metric the SDK keeps between two scrapes. @defaultValue 10000 */
-  readonly cardinalityLimit?: number;
+  readonly cardinalityLimit?: number | undefined;
   /** Time source. @defaultValue Date.now */
-  readonly now?: () => number;
+  readonly now?: (() => number) | undefined;
   /**
    * More sources of metrics (such as {@link meshletMetricProducer}). Cumulative metrics they give
    * are served as given (they forget their idle series themselves); delta ones are added up.
    * @defaultValue none
    */
-  readonly metricProducers?: readonly MetricProducer[];
+  readonly metricProducers?: readonly MetricProducer[] | undefined;
 }
 
 interface Series {
@@ -83,25 +80,84 @@ function addHistogram(into: Histogram, d: Histogram): Histogram {
 }
 
 /** A MetricReader serving Prometheus text over HTTP, forgetting idle series. */
-export class EvictingPrometheusReader extends MetricReader {
+export class EvictingPrometheusReader implements IMetricReader {
   readonly #o: EvictingPrometheusOptions;
   readonly #now: () => number;
   readonly #families = new Map<string, Family>();
-  readonly #serializer: PrometheusSerializer;
+  readonly #producers: readonly MetricProducer[];
+  #serializer: PrometheusSerializer | undefined;
+  #sdkProducer: MetricProducer | undefined;
+  #shutdown = false;
   #server: Server | undefined;
   #resource: ResourceMetrics['resource'] | undefined;
   /** Collections run one at a time (two scrapes must not both take the same deltas). */
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(o: EvictingPrometheusOptions = {}) {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.DELTA, cardinalitySelector: () => o.cardinalityLimit ?? 10_000, metricProducers: [...(o.metricProducers ?? [])] });
     this.#o = o;
     this.#now = o.now ?? Date.now;
-    this.#serializer = new PrometheusSerializer(undefined, false, undefined, o.withoutTargetInfo ?? false, true);
+    this.#producers = [...(o.metricProducers ?? [])];
   }
 
-  /** Starts the HTTP server; resolves with its address. */
-  listen(): Promise<AddressInfo> {
+  /** Called once by the MeterProvider the reader is given to. */
+  setMetricProducer(metricProducer: MetricProducer): void {
+    if (this.#sdkProducer !== undefined) throw new Error('MetricReader can not be bound to a MeterProvider again.');
+    this.#sdkProducer = metricProducer;
+  }
+
+  selectAggregation(): AggregationOption {
+    return DEFAULT_AGGREGATION;
+  }
+
+  /** DELTA for every instrument: the SDK keeps nothing between scrapes; this reader adds up. */
+  selectAggregationTemporality(): AggregationTemporality {
+    return DELTA;
+  }
+
+  selectCardinalityLimit(): number {
+    return this.#o.cardinalityLimit ?? 10_000;
+  }
+
+  /** The SDK's metrics and the extra producers', as the SDK's `MetricReader.collect()` merges them. */
+  async collect(options?: MetricCollectOptions): Promise<CollectionResult> {
+    if (this.#sdkProducer === undefined) throw new Error('MetricReader is not bound to a MetricProducer');
+    if (this.#shutdown) throw new Error('MetricReader is shutdown');
+    const o = options?.timeoutMillis === undefined ? {} : { timeoutMillis: options.timeoutMillis };
+    const [sdk, ...more] = await Promise.all([this.#sdkProducer.collect(o), ...this.#producers.map((p) => p.collect(o))]);
+    const first = sdk as CollectionResult;
+    return {
+      resourceMetrics: { resource: first.resourceMetrics.resource, scopeMetrics: first.resourceMetrics.scopeMetrics.concat(more.flatMap((r) => r.resourceMetrics.scopeMetrics)) },
+      errors: first.errors.concat(more.flatMap((r) => r.errors)),
+    };
+  }
+
+  async forceFlush(): Promise<void> {}
+
+  /** Closes the HTTP server. */
+  async shutdown(): Promise<void> {
+    if (this.#shutdown) return;
+    this.#shutdown = true;
+    const s = this.#server;
+    this.#server = undefined;
+    if (s === undefined) return;
+    await new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      s.closeAllConnections();
+    });
+  }
+
+  /** The exporter package's serializer; an error naming the package when it is not installed. */
+  async #loadSerializer(): Promise<PrometheusSerializer> {
+    if (this.#serializer === undefined) {
+      const [{ PrometheusSerializer }] = await loadPeers('EvictingPrometheusReader', [['@opentelemetry/exporter-prometheus', () => import('@opentelemetry/exporter-prometheus')]]);
+      this.#serializer ??= new PrometheusSerializer(undefined, false, undefined, this.#o.withoutTargetInfo ?? false, true);
+    }
+    return this.#serializer;
+  }
+
+  /** Starts the HTTP server; resolves with its address. Needs `@opentelemetry/exporter-prometheus` (rejects naming it when it is missing). */
+  async listen(): Promise<AddressInfo> {
+    await this.#loadSerializer();
     const paths = new Set(this.#o.paths ?? ['/stats/prometheus', '/metrics']);
     const server = createServer((req, res) => this.#handle(req, res, paths));
     this.#server = server;
@@ -148,6 +204,7 @@ export class EvictingPrometheusReader extends MetricReader {
   }
 
   async #collectText(): Promise<string> {
+    const serializer = await this.#loadSerializer();
     const { resourceMetrics } = await this.collect();
     this.#resource = resourceMetrics.resource;
     const now = this.#now();
@@ -159,7 +216,7 @@ export class EvictingPrometheusReader extends MetricReader {
       for (const [sk, s] of f.series) if (now - s.changedAt > idle) f.series.delete(sk);
       if (f.series.size === 0) this.#families.delete(k);
     }
-    return this.#serializer.serialize(this.#snapshot(resourceMetrics.resource));
+    return serializer.serialize(this.#snapshot(resourceMetrics.resource));
   }
 
   #merge(key: string, m: MetricData, now: number): void {
@@ -169,7 +226,7 @@ export class EvictingPrometheusReader extends MetricReader {
       this.#families.set(key, f);
     }
     f.data = m;
-    if (m.aggregationTemporality === AggregationTemporality.CUMULATIVE) {
+    if (m.aggregationTemporality === CUMULATIVE) {
       // A producer's cumulative series: served as given (it forgets idle ones itself).
       f.series.clear();
       for (const p of m.dataPoints as DataPoint<unknown>[]) f.series.set(attributesKey(p.attributes), { attributes: p.attributes, startTime: p.startTime, endTime: p.endTime, value: p.value as number | Histogram, changedAt: now });
@@ -184,7 +241,7 @@ export class EvictingPrometheusReader extends MetricReader {
         continue;
       }
       s.endTime = p.endTime;
-      if (m.dataPointType === DataPointType.GAUGE) {
+      if (m.dataPointType === GAUGE_POINTS) {
         if (s.value !== v) s.changedAt = now;
         s.value = v;
       } else if (typeof v === 'number') {
@@ -208,21 +265,9 @@ export class EvictingPrometheusReader extends MetricReader {
         byScope.set(scopeKey, sm);
       }
       const dataPoints = [...f.series.values()].map((s) => ({ attributes: s.attributes, startTime: s.startTime, endTime: s.endTime, value: s.value }));
-      (sm.metrics as MetricData[]).push({ ...f.data, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPoints } as MetricData);
+      (sm.metrics as MetricData[]).push({ ...f.data, aggregationTemporality: CUMULATIVE, dataPoints } as MetricData);
     }
     return { resource, scopeMetrics: [...byScope.values()] };
-  }
-
-  protected override async onForceFlush(): Promise<void> {}
-
-  protected override async onShutdown(): Promise<void> {
-    const s = this.#server;
-    this.#server = undefined;
-    if (s === undefined) return;
-    await new Promise<void>((resolve) => {
-      s.close(() => resolve());
-      s.closeAllConnections();
-    });
   }
 
   /** The resource of the last collection (for tests). */

@@ -84,6 +84,8 @@ describe('meshletMetricProducer: Istio metrics aggregated by meshlet', () => {
       (e: unknown) => e instanceof InvalidArgumentError && e.code === 'MESHLET_ERR_INVALID_ARG' && /temporality must be 'cumulative' or 'delta', got "sideways"/.test(e.message),
     );
     assert.equal(aggregatingLocally(), false, 'a refused producer holds nothing');
+    assert.throws(() => meshletMetricProducer({ temporalty: 'delta' } as never), /^InvalidArgumentError: meshletMetricProducer: unknown option "temporalty" \(did you mean "temporality"\?\)$/);
+    assert.equal(aggregatingLocally(), false);
   });
 
   it('gives the same metrics (descriptors, attributes, buckets, sums, min/max) as the SDK aggregating what the API is given', async () => {

@@ -12,27 +12,19 @@
  * new MeterProvider({ readers: [new PrometheusExporter({ metricProducers: [producer] })] });
  * ```
  * A producer that no reader collects keeps the meshes' series to itself: call `release()` on
- * one you no longer use.
+ * one you no longer use. It loads no OpenTelemetry SDK package itself (the SDK's enum values it
+ * fills in are in `sdk-values.ts`): the reader it is given to comes from your SDK.
  *
  * @module
  */
 import { type HrTime, ValueType } from '@opentelemetry/api';
-import { emptyResource } from '@opentelemetry/resources';
-import {
-  AggregationTemporality,
-  type CollectionResult,
-  type DataPoint,
-  DataPointType,
-  type Histogram,
-  InstrumentType,
-  type MetricData,
-  type MetricDescriptor,
-  type MetricProducer,
-} from '@opentelemetry/sdk-metrics';
+import type { CollectionResult, DataPoint, Histogram, MetricData, MetricDescriptor, MetricProducer } from '@opentelemetry/sdk-metrics';
 import { METER_NAME } from '../metrics/istio-metrics.ts';
 import { addSeriesConsumer, seriesSources } from '../metrics/outlet.ts';
 import { type HistogramState, type MetricSeries, seriesKey } from '../metrics/series.ts';
+import { COUNTER_INSTRUMENT, CUMULATIVE, DELTA, EMPTY_RESOURCE, HISTOGRAM_INSTRUMENT, HISTOGRAM_POINTS, SUM_POINTS } from './sdk-values.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
+import { checkOptionNames } from '../../core/option-names.ts';
 
 /** Options of {@link meshletMetricProducer}. */
 export interface MeshletMetricProducerOptions {
@@ -42,7 +34,7 @@ export interface MeshletMetricProducerOptions {
    * min/max).
    * @defaultValue 'cumulative'
    */
-  readonly temporality?: 'cumulative' | 'delta';
+  readonly temporality?: 'cumulative' | 'delta' | undefined;
 }
 
 /** A {@link MetricProducer} of meshlet's standard-metric series; `release()` when no reader uses it. */
@@ -71,6 +63,7 @@ interface Reported {
  * @category Telemetry
  */
 export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}): MeshletMetricProducer {
+  checkOptionNames('meshletMetricProducer', options, ['temporality'] satisfies (keyof MeshletMetricProducerOptions)[]);
   const temporality = options.temporality ?? 'cumulative';
   if (temporality !== 'cumulative' && temporality !== 'delta') throw new InvalidArgumentError(`meshletMetricProducer: temporality must be 'cumulative' or 'delta', got ${JSON.stringify(temporality)}`);
   const releaseConsumer = addSeriesConsumer();
@@ -95,21 +88,21 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
         let metric = byMetric.get(name);
         if (metric === undefined) {
           // As the SDK describes its instruments (`type` and `advice` are beyond the public type).
-          const counter: MetricDescriptor = { name, type: InstrumentType.COUNTER, description, unit, valueType: ValueType.DOUBLE, advice: {} } as MetricDescriptor;
-          const histogram: MetricDescriptor = { name, type: InstrumentType.HISTOGRAM, description, unit, valueType: ValueType.DOUBLE, advice: { explicitBucketBoundaries: [...(bounds ?? [])] } } as MetricDescriptor;
+          const counter: MetricDescriptor = { name, type: COUNTER_INSTRUMENT, description, unit, valueType: ValueType.DOUBLE, advice: {} } as MetricDescriptor;
+          const histogram: MetricDescriptor = { name, type: HISTOGRAM_INSTRUMENT, description, unit, valueType: ValueType.DOUBLE, advice: { explicitBucketBoundaries: [...(bounds ?? [])] } } as MetricDescriptor;
           const data: MetricData =
             bounds === undefined
               ? {
                   descriptor: counter,
-                  aggregationTemporality: delta ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE,
-                  dataPointType: DataPointType.SUM,
+                  aggregationTemporality: delta ? DELTA : CUMULATIVE,
+                  dataPointType: SUM_POINTS,
                   dataPoints: [],
                   isMonotonic: true,
                 }
               : {
                   descriptor: histogram,
-                  aggregationTemporality: delta ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE,
-                  dataPointType: DataPointType.HISTOGRAM,
+                  aggregationTemporality: delta ? DELTA : CUMULATIVE,
+                  dataPointType: HISTOGRAM_POINTS,
                   dataPoints: [],
                 };
           metric = { data, points: new Map() };
@@ -142,7 +135,7 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
     lastCollect = now;
     const metrics: MetricData[] = [];
     for (const { data, points } of byMetric.values()) if (points.size > 0) metrics.push({ ...data, dataPoints: [...points.values()] } as MetricData);
-    return { resourceMetrics: { resource: emptyResource(), scopeMetrics: metrics.length === 0 ? [] : [{ scope: { name: METER_NAME }, metrics }] }, errors: [] };
+    return { resourceMetrics: { resource: EMPTY_RESOURCE, scopeMetrics: metrics.length === 0 ? [] : [{ scope: { name: METER_NAME }, metrics }] }, errors: [] };
   };
   return { collect, release };
 }

@@ -7,8 +7,9 @@
  * @module
  */
 import type { Metadata } from '@grpc/grpc-js';
-import { AggregationTemporality, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import type { NodeSDKConfiguration } from '@opentelemetry/sdk-node';
+import { CUMULATIVE, DELTA } from './sdk-values.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 
 /** An OTLP transport, as `OTEL_EXPORTER_OTLP_PROTOCOL` names it. */
@@ -48,6 +49,14 @@ export function checkOtlpProtocol(value: unknown, source: string): OtlpProtocol 
   throw new InvalidArgumentError(`startTelemetry: ${source} must be ${ALLOWED}, got ${JSON.stringify(value)}`);
 }
 
+/** The exporter package of one signal over `protocol` (an optional peer dependency of meshlet). */
+export function otlpPackage(protocol: OtlpProtocol, signal: 'trace' | 'metrics'): string {
+  return `@opentelemetry/exporter-${signal}-otlp-${protocol === 'grpc' ? 'grpc' : protocol === 'http/json' ? 'http' : 'proto'}`;
+}
+
+/** How to avoid an exporter package, appended to the error naming the missing ones. */
+export const OTHER_PROTOCOL_HINT = `or choose another protocol (${ALLOWED}) with otlp.protocol or OTEL_EXPORTER_OTLP_PROTOCOL`;
+
 /** HTTP appends the signal's path to the base; gRPC takes the endpoint as it is (the spec's rules). */
 function url(target: OtlpTarget, path: string): { url?: string } {
   if (target.base === undefined) return {};
@@ -70,7 +79,7 @@ export async function loadTraceExporter(target: OtlpTarget): Promise<() => SpanE
 /** The metric counterpart of {@link loadTraceExporter}. */
 export async function loadMetricExporter(target: OtlpTarget, temporality: 'cumulative' | 'delta'): Promise<() => PushMetricExporter> {
   // sdk-metrics' AggregationTemporality has the values of the exporters' AggregationTemporalityPreference (DELTA 0, CUMULATIVE 1), and every exporter takes either.
-  const temporalityPreference = temporality === 'delta' ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE;
+  const temporalityPreference = temporality === 'delta' ? DELTA : CUMULATIVE;
   if (target.protocol === 'grpc') {
     const [{ OTLPMetricExporter }, metadata] = await Promise.all([loadPeer('@opentelemetry/exporter-metrics-otlp-grpc', 'grpc', () => import('@opentelemetry/exporter-metrics-otlp-grpc')), loadMetadata(target)]);
     return () => new OTLPMetricExporter({ ...url(target, ''), ...(metadata === undefined ? {} : { metadata: metadata() }), temporalityPreference });
@@ -104,6 +113,6 @@ export async function loadPeer<T>(name: string, protocol: string, load: () => Pr
     return await load();
   } catch (e) {
     if ((e as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND' || !String((e as Error).message).includes(`'${name}'`)) throw e;
-    throw new InvalidArgumentError(`startTelemetry: OTLP over ${protocol} needs ${name}, which is not installed; install it next to meshlet (npm install ${name}), or choose another protocol (${ALLOWED}) with otlp.protocol or OTEL_EXPORTER_OTLP_PROTOCOL`, { cause: e });
+    throw new InvalidArgumentError(`startTelemetry: OTLP over ${protocol} needs ${name}, which is not installed; install it next to meshlet (npm install ${name}), ${OTHER_PROTOCOL_HINT}`, { cause: e });
   }
 }

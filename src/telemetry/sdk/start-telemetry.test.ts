@@ -14,6 +14,9 @@ describe('startTelemetry()', () => {
     ['a fractional port', { prometheus: { port: 1.5 } }, /prometheus\.port/],
     ['a bad export interval', { otlp: { exportIntervalMs: 0 } }, /otlp\.exportIntervalMs must be a positive number/],
     ['a bad temporality', { otlp: { temporality: 'sideways' as 'delta' } }, /otlp\.temporality must be 'cumulative' or 'delta', got "sideways"/],
+    ['a misspelt option', { serviceNam: 'x' } as never, /^startTelemetry: unknown option "serviceNam" \(did you mean "serviceName"\?\)$/],
+    ['a misspelt otlp option', { otlp: { endpont: 'http://c:4318' } } as never, /^startTelemetry: unknown option "otlp\.endpont" \(did you mean "otlp\.endpoint"\?\)$/],
+    ['a misspelt prometheus option', { prometheus: { prot: 1 } } as never, /^startTelemetry: unknown option "prometheus\.prot" \(did you mean "prometheus\.port"\?\)$/],
   ];
   for (const [name, options, message] of bad) {
     it(`refuses ${name}, naming the option`, async () => {

@@ -3,18 +3,19 @@
  * none, so what meshlet records through the OTel API (Istio's standard metrics, meshlet's own,
  * spans) goes somewhere: OTLP (traces and metrics; HTTP/protobuf, HTTP/JSON or gRPC) and/or a
  * Prometheus scrape endpoint. Imported from `meshlet/telemetry`; the SDK packages are optional
- * peer dependencies of meshlet, installed by the application that calls this.
+ * peer dependencies of meshlet, installed by the application that calls this, and imported
+ * here only when it is called (a missing one is refused, with every other missing one).
  *
  * @module
  */
 import { type Attributes, context, metrics as metricsApi, propagation, trace } from '@opentelemetry/api';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { type IMetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import { NodeSDK } from '@opentelemetry/sdk-node';
+import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import { EvictingPrometheusReader } from './evicting-prometheus.ts';
 import { type MeshletMetricProducer, meshletMetricProducer } from './metric-producer.ts';
-import { checkOtlpProtocol, loadMetricExporter, loadTraceExporter, type OtlpProtocol, otlpProtocol } from './otlp-exporters.ts';
+import { checkOtlpProtocol, loadMetricExporter, loadTraceExporter, OTHER_PROTOCOL_HINT, type OtlpProtocol, otlpPackage, otlpProtocol } from './otlp-exporters.ts';
+import { loadPeers, type PeerLoader } from './peers.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
+import { checkOptionNames, optionNames } from '../../core/option-names.ts';
 import { sdkRegistered } from '../tracing/span-context.ts';
 
 /** OTLP export settings of {@link startTelemetry}. */
@@ -26,60 +27,64 @@ export interface OtlpOptions {
    * @defaultValue `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`,
    * else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `'http/protobuf'` (the OpenTelemetry spec's default)
    */
-  readonly protocol?: OtlpProtocol;
+  readonly protocol?: OtlpProtocol | undefined;
   /**
    * The collector's base URL. Over HTTP, `/v1/traces` and `/v1/metrics` are appended; gRPC uses it as it is.
    * @defaultValue `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318` (HTTP) or `http://localhost:4317` (gRPC)
    */
-  readonly endpoint?: string;
+  readonly endpoint?: string | undefined;
   /** Extra headers (authentication); gRPC metadata over gRPC. @defaultValue none (or `OTEL_EXPORTER_OTLP_HEADERS`) */
-  readonly headers?: Readonly<Record<string, string>>;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
   /** Export spans. @defaultValue true */
-  readonly traces?: boolean;
+  readonly traces?: boolean | undefined;
   /** Export metrics. @defaultValue true */
-  readonly metrics?: boolean;
+  readonly metrics?: boolean | undefined;
   /** How often metrics are pushed. @defaultValue 60000 */
-  readonly exportIntervalMs?: number;
+  readonly exportIntervalMs?: number | undefined;
   /**
    * Metric temporality: `cumulative` (what Prometheus-compatible backends want) or `delta`
    * (series idle since the last export are not sent again: with a collector's
    * `deltatocumulative` processor, its `max_stale` then evicts them).
    * @defaultValue 'cumulative'
    */
-  readonly temporality?: 'cumulative' | 'delta';
+  readonly temporality?: 'cumulative' | 'delta' | undefined;
 }
 
 /** Prometheus endpoint settings of {@link startTelemetry}. */
 export interface PrometheusOptions {
   /** @defaultValue 15020 (Istio's merged-metrics port, so pod annotations `prometheus.io/port: "15020"` keep working) */
-  readonly port?: number;
+  readonly port?: number | undefined;
   /** @defaultValue '0.0.0.0' */
-  readonly host?: string;
+  readonly host?: string | undefined;
   /** @defaultValue ['/stats/prometheus', '/metrics'] */
-  readonly paths?: readonly string[];
+  readonly paths?: readonly string[] | undefined;
   /** A series unchanged this long leaves the output (Istio's proxy rotates its stats the same way). @defaultValue 600000 (10 minutes) */
-  readonly idleSeriesMs?: number;
+  readonly idleSeriesMs?: number | undefined;
   /** Leave out `target_info`. @defaultValue false */
-  readonly withoutTargetInfo?: boolean;
+  readonly withoutTargetInfo?: boolean | undefined;
 }
 
 /** Options of {@link startTelemetry}. */
 export interface StartTelemetryOptions {
   /** `service.name` of the resource. @defaultValue `OTEL_SERVICE_NAME`, else the SDK's default */
-  readonly serviceName?: string;
+  readonly serviceName?: string | undefined;
   /** More resource attributes. @defaultValue none */
-  readonly resourceAttributes?: Attributes;
+  readonly resourceAttributes?: Attributes | undefined;
   /**
    * OTLP export; `false` for none.
    * @defaultValue on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else off
    */
-  readonly otlp?: OtlpOptions | boolean;
+  readonly otlp?: OtlpOptions | boolean | undefined;
   /**
    * The Prometheus scrape endpoint; `false` for none.
    * @defaultValue on, port 15020
    */
-  readonly prometheus?: PrometheusOptions | boolean;
+  readonly prometheus?: PrometheusOptions | boolean | undefined;
 }
+
+const START_TELEMETRY_OPTION_NAMES = optionNames<StartTelemetryOptions>()(['serviceName', 'resourceAttributes', 'otlp', 'prometheus']);
+const OTLP_OPTION_NAMES = optionNames<OtlpOptions>()(['protocol', 'endpoint', 'headers', 'traces', 'metrics', 'exportIntervalMs', 'temporality']);
+const PROMETHEUS_OPTION_NAMES = optionNames<PrometheusOptions>()(['port', 'host', 'paths', 'idleSeriesMs', 'withoutTargetInfo']);
 
 /** What {@link startTelemetry} started. */
 export interface Telemetry {
@@ -100,6 +105,9 @@ export interface Telemetry {
  * await telemetry.shutdown();
  */
 export async function startTelemetry(options: StartTelemetryOptions = {}): Promise<Telemetry> {
+  checkOptionNames('startTelemetry', options, START_TELEMETRY_OPTION_NAMES);
+  if (typeof options.otlp === 'object') checkOptionNames('startTelemetry', options.otlp, OTLP_OPTION_NAMES, 'otlp.');
+  if (typeof options.prometheus === 'object') checkOptionNames('startTelemetry', options.prometheus, PROMETHEUS_OPTION_NAMES, 'prometheus.');
   const otlpOn = options.otlp === undefined ? process.env['OTEL_EXPORTER_OTLP_ENDPOINT'] !== undefined : options.otlp !== false;
   const otlp: OtlpOptions = typeof options.otlp === 'object' ? options.otlp : {};
   const promOn = options.prometheus !== false;
@@ -111,9 +119,32 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
 
   const base = otlp.endpoint?.replace(/\/+$/, '');
   const target = (signal: 'TRACES' | 'METRICS') => ({ protocol: otlpProtocol(otlp.protocol, signal), base, headers: otlp.headers });
-  // Loaded before anything starts, so a missing exporter package leaves nothing behind.
-  const makeMetricExporter = otlpOn && otlp.metrics !== false ? await loadMetricExporter(target('METRICS'), otlp.temporality ?? 'cumulative') : undefined;
-  const makeTraceExporter = otlpOn && otlp.traces !== false ? await loadTraceExporter(target('TRACES')) : undefined;
+  const metricTarget = otlpOn && otlp.metrics !== false ? target('METRICS') : undefined;
+  const traceTarget = otlpOn && otlp.traces !== false ? target('TRACES') : undefined;
+  // Every package this call needs, imported before anything starts: the missing ones are named
+  // together, and nothing is left behind.
+  const exporters = [
+    ...(metricTarget === undefined ? [] : [otlpPackage(metricTarget.protocol, 'metrics')]),
+    ...(traceTarget === undefined ? [] : [otlpPackage(traceTarget.protocol, 'trace')]),
+  ];
+  const grpcMetadata = [metricTarget, traceTarget].some((t) => t?.protocol === 'grpc' && Object.keys(t.headers ?? {}).length > 0);
+  const optional: PeerLoader[] = [
+    ...(promOn ? [['@opentelemetry/exporter-prometheus', () => import('@opentelemetry/exporter-prometheus')] as const] : []),
+    ...exporters.map((name) => [name, () => import(name)] as const),
+    ...(grpcMetadata ? [['@grpc/grpc-js', () => import('@grpc/grpc-js')] as const] : []),
+  ];
+  const [{ NodeSDK }, { PeriodicExportingMetricReader }, { resourceFromAttributes }] = await loadPeers(
+    'startTelemetry',
+    [
+      ['@opentelemetry/sdk-node', () => import('@opentelemetry/sdk-node')],
+      ['@opentelemetry/sdk-metrics', () => import('@opentelemetry/sdk-metrics')],
+      ['@opentelemetry/resources', () => import('@opentelemetry/resources')],
+      ...optional,
+    ],
+    exporters.length > 0 ? OTHER_PROTOCOL_HINT.replace('or choose', 'or, for OTLP, choose') : undefined,
+  );
+  const makeMetricExporter = metricTarget === undefined ? undefined : await loadMetricExporter(metricTarget, otlp.temporality ?? 'cumulative');
+  const makeTraceExporter = traceTarget === undefined ? undefined : await loadTraceExporter(traceTarget);
   const readers: IMetricReader[] = [];
   // Each reader gets meshlet's Istio-metric series from its own producer (meshes aggregate them themselves while one exists).
   const producers: MeshletMetricProducer[] = [];

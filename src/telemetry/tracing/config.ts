@@ -16,6 +16,7 @@ import type { TelemetryTracing, TracingCustomTag } from '../../config/types/tele
 import type { AppliedTelemetry } from '../select.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import type { PropagationFormat } from './propagation.ts';
+import { optionNames } from '../../core/option-names.ts';
 
 /**
  * `createMesh({ telemetry: { tracing } })`: the mesh-wide tracing settings (Istio's MeshConfig
@@ -25,13 +26,13 @@ import type { PropagationFormat } from './propagation.ts';
  */
 export interface TracingOptions {
   /** MeshConfig `enableTracing`: tracing when no Telemetry resource configures it. @defaultValue true */
-  readonly enabled?: boolean;
+  readonly enabled?: boolean | undefined;
   /**
    * ProxyConfig `tracing.sampling`: the percentage of requests that start a sampled trace when
    * no Telemetry sets `randomSamplingPercentage` (0–100). Istio's default is 1.
    * @defaultValue 1
    */
-  readonly samplingPercentage?: number;
+  readonly samplingPercentage?: number | undefined;
   /**
    * The trace-context headers written on calls, and read first on requests (the others are read
    * too, after these): `w3c` as Istio's `opentelemetry` provider (Envoy's OpenTelemetry tracer),
@@ -39,21 +40,24 @@ export interface TracingOptions {
    * the one `b3` header; `['b3', 'w3c']` as zipkin's `USE_B3_WITH_W3C_PROPAGATION`.
    * @defaultValue ['w3c']
    */
-  readonly propagation?: readonly PropagationFormat[];
+  readonly propagation?: readonly PropagationFormat[] | undefined;
   /**
    * The MeshConfig extension-provider names that mean this SDK, for Telemetry `providers`. A
    * Telemetry naming another provider disables tracing for its mode, as Istio does for a provider
    * it cannot find. Unset: any provider name means the app's SDK.
    * @defaultValue undefined (every name)
    */
-  readonly providers?: readonly string[];
+  readonly providers?: readonly string[] | undefined;
   /** ProxyConfig `tracing.custom_tags`: tags used when no Telemetry sets `customTags`. @defaultValue {} */
-  readonly customTags?: Readonly<Record<string, TracingCustomTag>>;
+  readonly customTags?: Readonly<Record<string, TracingCustomTag>> | undefined;
   /** `istio.mesh_id` on spans. @defaultValue the trust domain */
-  readonly meshId?: string;
+  readonly meshId?: string | undefined;
   /** `istio.cluster_id` on spans. @defaultValue 'Kubernetes' (Istio's default cluster name) */
-  readonly clusterId?: string;
+  readonly clusterId?: string | undefined;
 }
+
+/** The names of {@link TracingOptions} (createMesh refuses others), checked against the type. @internal */
+export const TRACING_OPTION_NAMES = optionNames<TracingOptions>()(['enabled', 'samplingPercentage', 'propagation', 'providers', 'customTags', 'meshId', 'clusterId']);
 
 /** The tracing settings of one side (client: outbound calls; server: inbound requests). */
 export interface TracingSpec {
