@@ -355,6 +355,40 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     }
   });
 
+  it('control-plane prints the address it binds: every interface by default, loopback with --insecure (and warns)', async () => {
+    const start = async (extra: string[]) => {
+      const proc = spawn(process.execPath, [MAIN, 'control-plane', '--config', configDir, '--port', '0', '--data-dir', dataDir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d;
+      });
+      proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+      });
+      try {
+        const parsed = await childReady(proc, () => /listening on (http:\/\/\S+)/.exec(stdout)?.[1], () => `server start: ${stderr}`);
+        // What scripts parse from the line still answers.
+        assert.equal((await fetch(`${parsed}/healthz`)).status, 200);
+        return { stdout, stderr };
+      } finally {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGKILL');
+        await exited;
+      }
+    };
+    const all = await start([]);
+    assert.match(all.stdout, /^meshlet control-plane listening on http:\/\/0\.0\.0\.0:(\d+) \(all interfaces; this host: http:\/\/127\.0\.0\.1:\1\) \(config version [0-9a-f]{12}, source file:/);
+    const insecure = await start(['--insecure']);
+    assert.match(insecure.stdout, /^meshlet control-plane listening on http:\/\/127\.0\.0\.1:\d+ \(config version /);
+    assert.match(insecure.stderr, /INSECURE MODE/);
+    assert.doesNotMatch(insecure.stderr, /every interface/);
+    const exposed = await start(['--insecure', '--host', '0.0.0.0']);
+    assert.match(exposed.stdout, /listening on http:\/\/0\.0\.0\.0:\d+ \(all interfaces;/);
+    assert.match(exposed.stderr, /INSECURE MODE.*It listens on every interface \(0\.0\.0\.0\): other machines can reach it/);
+    assert.match(meshlet(['control-plane', '--help']).stdout, /with --insecure 127\.0\.0\.1/);
+  });
+
   it('SIGTERM closes gracefully (exit 0, watch streams ended)', async () => {
     const wt = meshlet(['token', '--service', 'reviews', '--data-dir', dataDir]).stdout.trim();
     const stream = await watch(url, 'service=reviews&namespace=default', { token: wt });

@@ -33,7 +33,7 @@ test('status: a workload resumed by Last-Event-ID after a control-plane restart 
     const synced = async () => {
       const end = Date.now() + 2000;
       while (Date.now() < end) {
-        const w = (t.cp.status().workloads as Row[]).find((r) => r.service === 'web' && !('disconnectedAt' in r));
+        const w = t.cp.status().workloads.find((r) => r.service === 'web' && !('disconnectedAt' in r));
         if (w?.acked.config !== undefined && w.acked.endpoints !== undefined) break;
         await new Promise((r) => setTimeout(r, 20));
       }
