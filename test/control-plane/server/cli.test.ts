@@ -81,9 +81,15 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     stream.close();
     assert.equal(meshlet(['token', '--data-dir', dataDir]).code, 2);
     assert.equal(meshlet(['token', '--admin', '--ttl', 'soon', '--data-dir', dataDir]).code, 2);
+    // A new key is made where none is, and said so: the running control plane will not accept its tokens.
+    assert.equal(a.stderr, '', 'the key was there: nothing on stderr');
     const fresh = join(t.dir, 'fresh');
-    assert.equal(meshlet(['token', '--admin', '--data-dir', fresh]).code, 0);
+    const created = meshlet(['token', '--admin', '--data-dir', fresh]);
+    assert.equal(created.code, 0);
     assert.equal(statSync(join(fresh, 'signing-key.jwk')).mode & 0o777, 0o600);
+    assert.match(created.stderr, new RegExp(`^meshlet token: no signing key in ${fresh}: created a new one, ${join(fresh, 'signing-key.jwk')}\\. A control plane started with another --data-dir will refuse this token`));
+    assert.equal((await api(url, 'GET', '/v1/resources', { token: created.stdout.trim() })).status, 401);
+    assert.equal(meshlet(['token', '--admin', '--data-dir', fresh]).stderr, '', 'the second time the key is there');
   });
 
   it('apply prints kubectl-like lines; a second apply says unchanged', () => {
