@@ -139,18 +139,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     loopback: options.registrationAddresses?.loopback ?? loopbackByDefault(host, options.insecure === true),
   });
 
-  const auth = await TokenAuthority.open(options.dataDir, options.shared);
-  const ca = await ControlPlaneCa.open({ dataDir: options.dataDir, shared: options.shared, trustDomain: options.trustDomain, certTtlMs: options.certTtlMs, provided: options.ca, logger });
+  // The config first: a missing or invalid directory fails before the data dir (signing key, CA) is written.
   const ownStore = options.store === undefined;
   const store = options.store ?? new FileConfigStore({ dir: options.configDir!, analysis: options.analysis, logger });
-  const ownRegistry = options.registry === undefined;
-  const registry = options.registry ?? new MemoryRegistry();
+  await store.start();
+  let auth: TokenAuthority;
+  let ca: ControlPlaneCa;
   try {
-    await store.start();
+    auth = await TokenAuthority.open(options.dataDir, options.shared);
+    ca = await ControlPlaneCa.open({ dataDir: options.dataDir, shared: options.shared, trustDomain: options.trustDomain, certTtlMs: options.certTtlMs, provided: options.ca, logger });
   } catch (err) {
-    await ca.close();
+    if (ownStore) await store.close();
     throw err;
   }
+  const ownRegistry = options.registry === undefined;
+  const registry = options.registry ?? new MemoryRegistry();
   try {
     await registry.start();
   } catch (err) {

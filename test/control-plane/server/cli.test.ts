@@ -329,6 +329,15 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.match(r.stderr, /invalid duration "x1"/);
     assert.match(r.stderr, /invalid duration "x2"/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
+    // Nothing is written (no signing key, no CA) before the config directory checks out.
+    const untouched = join(t.dir, 'untouched-data');
+    const missing = meshlet(['control-plane', '--config', join(t.dir, 'nosuch'), '--port', '0', '--host', '127.0.0.1', '--data-dir', untouched]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /nosuch: no such file or directory/);
+    assert.doesNotMatch(missing.stderr, /CA: generated/);
+    assert.equal(existsSync(untouched), false, 'the data dir was not made');
+    assert.equal(meshlet(['control-plane', '--config', bad, '--port', '0', '--host', '127.0.0.1', '--data-dir', untouched]).code, 1);
+    assert.equal(existsSync(untouched), false, 'not for an invalid config either');
   });
 
   it('control-plane: the registration and limit flags take effect', async () => {
