@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { childReady } from '../../helpers/child-ready.ts';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { closedPipe } from '../../cli/helpers.ts';
+import { closedPipe, meshletAsync } from '../../cli/helpers.ts';
 import { api, reviewsVs, SERVICES_YAML, tempDir, watch } from './helpers.ts';
 
 const MAIN = new URL('../../../src/cli/main.ts', import.meta.url).pathname;
@@ -261,6 +263,29 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     const down = meshlet(['status', '--control-plane', 'http://127.0.0.1:1'], env());
     assert.equal(down.code, 1);
     assert.match(down.stderr, /cannot reach the control plane/);
+  });
+
+  it('status, get and apply against a server that accepts the connection but never answers: said so, after --timeout', async (tc) => {
+    const sockets: Socket[] = [];
+    const silent = createNetServer((s) => sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    tc.after(() => {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    });
+    const at = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const file = join(t.dir, 'timeout.yaml');
+    writeFileSync(file, shadowVs('timeout'));
+    for (const args of [['status'], ['get', 'vs'], ['apply', '-f', file]]) {
+      const r = await meshletAsync([...args, '--control-plane', at, '--token', 'x', '--timeout', '300ms'], { env: { MESHLET_CONTROL_PLANE: '', MESHLET_TOKEN: '' } });
+      assert.equal(r.code, 1, args[0]);
+      assert.match(r.stderr, new RegExp(`the control plane at ${at} accepted the connection but did not answer within 0\\.3 s \\(--timeout\\)`), `${args[0]}: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /Headers Timeout Error|cannot reach/);
+    }
+    const bad = meshlet(['status', '--timeout', 'soon'], env());
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--timeout: /);
+    assert.match(meshlet(['status', '--help']).stdout, /--timeout <duration> .*\(default 15s\)/);
   });
 
   it('status, get and apply print what came from workloads or the server with control characters escaped', async () => {
