@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { request } from 'undici';
+import { errors, request } from 'undici';
+import { parseDuration } from '../config/duration.ts';
 import { statusError } from '../control-plane/http.ts';
 import { DEFAULT_PORT, TOKEN_ENV } from '../control-plane/protocol.ts';
 import { MeshletError } from '../core/errors.ts';
@@ -19,20 +20,27 @@ export const CONTROL_PLANE_ENV = 'MESHLET_CONTROL_PLANE';
 export const CLIENT_OPTIONS = {
   'control-plane': { type: 'string' },
   token: { type: 'string' },
+  timeout: { type: 'string' },
 } as const;
+
+/** How long a control plane has to answer (its response headers, then each part of the body), by default. */
+export const DEFAULT_TIMEOUT_MS = 15_000;
 
 /** Help lines for {@link CLIENT_OPTIONS}. */
 export const CLIENT_HELP = `      --control-plane <url[,url]>  control plane(s) (default: $${CONTROL_PLANE_ENV} or http://127.0.0.1:${DEFAULT_PORT})
-      --token <token>              bearer token (default: $${TOKEN_ENV})`;
+      --token <token>              bearer token (default: $${TOKEN_ENV})
+      --timeout <duration>         how long a control plane has to answer, e.g. 5s (default 15s)`;
 
 /** Where and as whom a command talks to the control plane. */
 export interface ClientTarget {
   readonly urls: readonly string[];
   readonly token: string | undefined;
+  /** How long each control plane has to answer. */
+  readonly timeoutMs: number;
 }
 
 /** Reads `--control-plane` and `--token`, falling back to the environment. */
-export function clientTarget(values: { 'control-plane'?: string; token?: string }): ClientTarget {
+export function clientTarget(values: { 'control-plane'?: string; token?: string; timeout?: string }): ClientTarget {
   const text = values['control-plane'] ?? process.env[CONTROL_PLANE_ENV] ?? `http://127.0.0.1:${DEFAULT_PORT}`;
   const urls = text
     .split(',')
@@ -43,7 +51,14 @@ export function clientTarget(values: { 'control-plane'?: string; token?: string 
     if (!/^https?:\/\/[^/]+$/.test(u)) throw new UsageError(`--control-plane: expected http://host:port, got "${u}"`);
   }
   const token = values.token ?? process.env[TOKEN_ENV];
-  return { urls, token: token === '' ? undefined : token };
+  let timeoutMs = DEFAULT_TIMEOUT_MS;
+  if (values.timeout !== undefined) {
+    const ms = parseDuration(values.timeout);
+    if (typeof ms !== 'number') throw new UsageError(`--timeout: ${ms.error}`);
+    if (ms <= 0) throw new UsageError(`--timeout: must be more than 0, got "${values.timeout}"`);
+    timeoutMs = ms;
+  }
+  return { urls, token: token === '' ? undefined : token, timeoutMs };
 }
 
 const unreachable = new WeakSet<object>();
@@ -51,6 +66,21 @@ const unreachable = new WeakSet<object>();
 /** Whether an error from {@link callOne} means the control plane could not be reached (not that it refused). */
 export function isUnreachable(err: unknown): boolean {
   return typeof err === 'object' && err !== null && unreachable.has(err);
+}
+
+/**
+ * A control plane that did not answer: not reached at all, or reached (the connection was
+ * accepted) but silent past the timeout — a hung or overloaded server, or something else
+ * listening on that port.
+ */
+function unreachableError(url: string, err: unknown, timeoutMs: number): MeshletError {
+  const silent = err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError;
+  const message = silent
+    ? `the control plane at ${url} accepted the connection but did not answer within ${timeoutMs / 1000} s (--timeout): is a meshlet control plane listening there, and is it overloaded?`
+    : `cannot reach the control plane at ${url}: ${(err as Error).message}`;
+  const e = new MeshletError('MESHLET_ERR_CONTROL_PLANE', message, { cause: err });
+  unreachable.add(e);
+  return e;
 }
 
 /** The server's refusal as the CLI prints it (what the server says is escaped: it may quote workload input). */
@@ -64,19 +94,22 @@ function refusal(url: string, status: number, body: string): MeshletError {
 }
 
 /** Sends one request to one control plane; resolves the parsed JSON answer, or throws its refusal. */
-export async function callOne(url: string, token: string | undefined, method: string, path: string, body?: string, contentType = 'application/json'): Promise<unknown> {
+export async function callOne(url: string, token: string | undefined, method: string, path: string, body?: string, contentType = 'application/json', timeoutMs = DEFAULT_TIMEOUT_MS): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = contentType;
   let res: Awaited<ReturnType<typeof request>>;
   try {
-    res = await request(`${url}${path}`, { method: method as 'GET', headers, body, headersTimeout: 15_000, bodyTimeout: 30_000 });
+    res = await request(`${url}${path}`, { method: method as 'GET', headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   } catch (err) {
-    const e = new MeshletError('MESHLET_ERR_CONTROL_PLANE', `cannot reach the control plane at ${url}: ${(err as Error).message}`, { cause: err });
-    unreachable.add(e);
-    throw e;
+    throw unreachableError(url, err, timeoutMs);
   }
-  const text = await res.body.text();
+  let text: string;
+  try {
+    text = await res.body.text();
+  } catch (err) {
+    throw unreachableError(url, err, timeoutMs);
+  }
   if (res.statusCode >= 400) throw refusal(url, res.statusCode, text);
   return text === '' ? undefined : JSON.parse(text);
 }
@@ -89,7 +122,7 @@ export async function call(target: ClientTarget, method: string, path: string, b
   let last: unknown;
   for (const url of target.urls) {
     try {
-      return await callOne(url, target.token, method, path, body, contentType);
+      return await callOne(url, target.token, method, path, body, contentType, target.timeoutMs);
     } catch (err) {
       last = err;
       if (!isUnreachable(err)) throw err;

@@ -96,6 +96,33 @@ function isSystemError(err: unknown): err is NodeJS.ErrnoException {
   return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && typeof (err as NodeJS.ErrnoException).syscall === 'string';
 }
 
+function isParseArgsError(err: unknown): err is Error {
+  return err instanceof Error && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
+}
+
+/**
+ * What node:util's parseArgs refused (an unknown option, a missing value), as a usage error in
+ * meshlet's words, for every command alike: an unknown option with the command's closest one
+ * (from its help), and the command's usage line.
+ */
+async function parseArgsMistake(cmd: string, help: string, err: Error): Promise<UsageError> {
+  let message = err.message;
+  const unknown = /^Unknown option '(-[^']*)'/.exec(err.message)?.[1];
+  if (unknown !== undefined) {
+    const { editDistance } = await import('../config/validate/schema.ts');
+    const known = new Set(help.match(/(?<![\w-])--[a-z][a-z0-9-]*/g) ?? []);
+    let best: string | undefined;
+    let bestDistance = 3;
+    for (const k of known) {
+      const d = editDistance(unknown, k);
+      if (d < bestDistance) [best, bestDistance] = [k, d];
+    }
+    message = `unknown option ${unknown}${best === undefined ? '' : ` (did you mean ${best}?)`}`;
+  }
+  const usage = /^Usage: .*$/m.exec(help)?.[0] ?? `Usage: meshlet ${cmd} [options]`;
+  return new UsageError(`${message}\n${usage}\nRun 'meshlet ${cmd} --help' for its options.`, { cause: err });
+}
+
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   exitQuietlyOnBrokenPipe();
@@ -124,6 +151,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (err) {
+    if (isParseArgsError(err)) throw await parseArgsMistake(cmd, command.help, err);
     // A file or socket the system refused (--data-dir is a file, a port in use, …) is a failure
     // of what was asked (exit 1, its message naming the path), not a bug in meshlet.
     if (isSystemError(err)) throw new InvalidArgumentError(`${cmd}: ${err.message}`, { cause: err });

@@ -125,6 +125,8 @@ export class TokenAuthority {
   readonly #privateKey: KeyLike;
   readonly #publicKey: KeyLike;
   readonly #kid: string;
+  /** The key file this {@link TokenAuthority.open} created (no key was there or shared); undefined when it loaded one. */
+  readonly createdKeyFile: string | undefined;
   /**
    * Tokens that verified, with their expiry (ms): every watch, ACK and lease renewal carries
    * the workload's token, and an Ed25519 verification costs ~0.2 ms — a push to 100 workloads
@@ -133,7 +135,8 @@ export class TokenAuthority {
    */
   readonly #verified = new Map<string, { identity: Identity; expiresAt: number; notBefore: number }>();
 
-  private constructor(privateKey: KeyLike, publicKey: KeyLike, kid: string) {
+  private constructor(privateKey: KeyLike, publicKey: KeyLike, kid: string, createdKeyFile: string | undefined) {
+    this.createdKeyFile = createdKeyFile;
     this.#privateKey = privateKey;
     this.#publicKey = publicKey;
     this.#kid = kid;
@@ -148,13 +151,14 @@ export class TokenAuthority {
     await mkdir(dataDir, { recursive: true });
     const file = join(dataDir, SIGNING_KEY_FILE);
     const local = await readKeyFile(file);
-    let text = local ?? JSON.stringify(newPrivateJwk());
+    const generated = local === undefined ? JSON.stringify(newPrivateJwk()) : undefined;
+    let text = local ?? generated!;
     if (shared !== undefined) text = await shared.putIfAbsent(SHARED_KEY_NAME, text);
     const jwk = parseJwk(text, local !== undefined && text === local ? file : 'shared signing key');
     if (text !== local) await writeFileAtomic(file, `${JSON.stringify(jwk)}\n`, { mode: 0o600 });
     const { d: _d, ...pub } = jwk;
     const kid = await calculateJwkThumbprint(pub);
-    return new TokenAuthority(await importJWK(jwk, 'EdDSA'), await importJWK(pub, 'EdDSA'), kid);
+    return new TokenAuthority(await importJWK(jwk, 'EdDSA'), await importJWK(pub, 'EdDSA'), kid, text === generated ? file : undefined);
   }
 
   /** The key id (`kid`): the JWK thumbprint of the public key. */

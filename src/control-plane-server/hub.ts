@@ -149,6 +149,9 @@ export class PushHub {
     this.#perIdentity.set(identity, open + 1);
     const view = this.#view(query.namespace);
     this.#o.board.connect({ connection: id, service: query.service, namespace: query.namespace, labels: query.labels, peer });
+    // What the client resumed with and is current is not written again: it was sent (and applied) before.
+    if (s.config !== '' && s.config === this.#o.store.current().version) this.#o.board.resumed(id, 'config', s.config);
+    if (s.endpoints !== '' && s.endpoints === view.version) this.#o.board.resumed(id, 'endpoints', s.endpoints);
     res.on('close', () => {
       this.#o.metrics?.closed(id);
       if (!this.#streams.delete(id)) return;

@@ -46,7 +46,11 @@ export interface ControlPlaneOptions {
   readonly certTtlMs?: number;
   /** Sign with this CA (a root or an intermediate) instead of a root generated at first start. */
   readonly ca?: ProvidedCaFiles;
-  /** Address to listen on. @defaultValue '0.0.0.0' */
+  /**
+   * Address to listen on. An `insecure` control plane (no token needed) listens on loopback only
+   * unless a host is given: anyone who reaches it could read and change config.
+   * @defaultValue '0.0.0.0' (every interface); '127.0.0.1' when `insecure`
+   */
   readonly host?: string;
   /** Port to listen on; 0 picks a free one. @defaultValue 15010 */
   readonly port?: number;
@@ -80,6 +84,8 @@ export interface ControlPlaneOptions {
 export interface ControlPlane {
   /** `http://host:port` (a wildcard host is given as 127.0.0.1). */
   readonly url: string;
+  /** The address it listens on, as given: '0.0.0.0' or '::' is every interface. */
+  readonly host: string;
   readonly port: number;
   /** `http://host:port` of the monitoring port, when {@link ControlPlaneOptions.monitoringPort} is set. */
   readonly monitoringUrl: string | undefined;
@@ -95,8 +101,13 @@ export interface ControlPlane {
   close(): Promise<void>;
 }
 
+/** Whether listening on `host` means every interface. */
+export function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '';
+}
+
 function urlHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  if (isWildcard(host)) return '127.0.0.1';
   return host.includes(':') ? `[${host}]` : host;
 }
 
@@ -120,7 +131,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   if (!(heartbeatMs >= MIN_HEARTBEAT_MS && heartbeatMs <= MAX_HEARTBEAT_MS)) {
     throw new InvalidArgumentError(`startControlPlane: heartbeatMs must be ${MIN_HEARTBEAT_MS}..${MAX_HEARTBEAT_MS} (clients clamp it into that range), got ${heartbeatMs}`);
   }
-  const host = options.host ?? '0.0.0.0';
+  const host = options.host ?? (options.insecure === true ? '127.0.0.1' : '0.0.0.0');
   const serverId = options.serverId ?? `${hostname()}-${randomBytes(2).toString('hex')}`;
   const limits = resolveLimits(options.limits);
   const addressPolicy = new AddressPolicy({
@@ -128,18 +139,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     loopback: options.registrationAddresses?.loopback ?? loopbackByDefault(host, options.insecure === true),
   });
 
-  const auth = await TokenAuthority.open(options.dataDir, options.shared);
-  const ca = await ControlPlaneCa.open({ dataDir: options.dataDir, shared: options.shared, trustDomain: options.trustDomain, certTtlMs: options.certTtlMs, provided: options.ca, logger });
+  // The config first: a missing or invalid directory fails before the data dir (signing key, CA) is written.
   const ownStore = options.store === undefined;
   const store = options.store ?? new FileConfigStore({ dir: options.configDir!, analysis: options.analysis, logger });
-  const ownRegistry = options.registry === undefined;
-  const registry = options.registry ?? new MemoryRegistry();
+  await store.start();
+  let auth: TokenAuthority;
+  let ca: ControlPlaneCa;
   try {
-    await store.start();
+    auth = await TokenAuthority.open(options.dataDir, options.shared);
+    ca = await ControlPlaneCa.open({ dataDir: options.dataDir, shared: options.shared, trustDomain: options.trustDomain, certTtlMs: options.certTtlMs, provided: options.ca, logger });
   } catch (err) {
-    await ca.close();
+    if (ownStore) await store.close();
     throw err;
   }
+  const ownRegistry = options.registry === undefined;
+  const registry = options.registry ?? new MemoryRegistry();
   try {
     await registry.start();
   } catch (err) {
@@ -215,12 +229,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const bound = (server.address() as AddressInfo).port;
   if (ctx.insecure) {
     logger.warn(
-      '*** INSECURE MODE: requests without a token are accepted; anyone who can reach this port can read config, register workloads and change config. Never use --insecure outside a test machine. ***',
+      `*** INSECURE MODE: requests without a token are accepted; anyone who can reach this port can read config, register workloads and change config.${isWildcard(host) ? ` It listens on every interface (${host}): other machines can reach it.` : ''} Never use --insecure outside a test machine. ***`,
     );
   }
   let closing: Promise<void> | undefined;
   return {
     url: `http://${urlHost(host)}:${bound}`,
+    host,
     port: bound,
     monitoringUrl: monitoring === undefined ? undefined : `http://${urlHost(host)}:${(monitoring.address() as AddressInfo).port}`,
     metrics: () => metrics.expose(),

@@ -58,6 +58,19 @@ export class StatusBoard {
     if (e !== undefined) e.sent[kind] = version;
   }
 
+  /**
+   * Records versions a stream resumed with: its `Last-Event-ID` named them, they are the ones
+   * served, so none is written again. The client sends there only the versions it has applied
+   * (its last good state), so they count as sent and ACKed — without this a workload that
+   * reconnected (a control-plane restart, a failover between replicas) stayed STALE.
+   */
+  resumed(connection: string, kind: 'config' | 'endpoints', version: string): void {
+    const e = this.#connected.get(connection);
+    if (e === undefined) return;
+    e.sent[kind] = version;
+    e.acked[kind] = { version, at: this.#iso() };
+  }
+
   /** Whether a stream is connected. */
   has(connection: string): boolean {
     return this.#connected.has(connection);

@@ -127,7 +127,9 @@ export interface HelloEvent {
 /**
  * `event: config`: every resource relevant to the workload (visible to its namespace;
  * security policies of its namespace or the root namespace), as a whole.
- * The SSE `id` is `<configVersion>/<endpointsVersion>`; a reconnect sends it back as `Last-Event-ID`.
+ * The SSE `id` is `<configVersion>/<endpointsVersion>`; a reconnect sends back, as `Last-Event-ID`,
+ * the versions the client has applied (its last good state): the server does not send them again,
+ * and its status counts them as sent and ACKed.
  */
 export interface ConfigEvent {
   readonly version: string;

@@ -40,7 +40,7 @@ function setup(yaml: string, o: { hasIdentity?: boolean; identityPending?: boole
 
 describe('TLS decision (istiod: buildUpstreamTLSSettings + mtlsChecker)', () => {
   const rows: { name: string; yaml: string; o?: Parameters<typeof setup>[1]; labelled: string; unlabelled: string; why?: RegExp }[] = [
-    { name: 'auto-mTLS: the label decides', yaml: se(), labelled: 'ISTIO_MUTUAL', unlabelled: 'DISABLE', why: /auto-mTLS: endpoint 10\.0\.0\.1:8080 is labelled .* and no PeerAuthentication \(PERMISSIVE\) sets PERMISSIVE for port 8080/ },
+    { name: 'auto-mTLS: the label decides', yaml: se(), labelled: 'ISTIO_MUTUAL', unlabelled: 'DISABLE', why: /auto-mTLS: endpoint 10\.0\.0\.1:8080 is labelled .* and no PeerAuthentication applies to port 8080 \(the default: PERMISSIVE\)$/ },
     { name: 'enableAutoMtls off', yaml: se(), o: { enableAutoMtls: false }, labelled: 'DISABLE', unlabelled: 'DISABLE', why: /enableAutoMtls is off/ },
     { name: 'no credentials: plaintext', yaml: se(), o: { hasIdentity: false }, labelled: 'DISABLE', unlabelled: 'DISABLE', why: /this mesh has no workload certificate, so it calls in plaintext/ },
     { name: 'MESH_EXTERNAL', yaml: se('MESH_EXTERNAL'), labelled: 'DISABLE', unlabelled: 'DISABLE', why: /is MESH_EXTERNAL/ },
@@ -51,7 +51,7 @@ describe('TLS decision (istiod: buildUpstreamTLSSettings + mtlsChecker)', () => 
     { name: 'workload DISABLE for another port', yaml: se() + pa('r', 'shop', '{selector: {matchLabels: {version: v1}}, mtls: {mode: STRICT}, portLevelMtls: {9999: {mode: DISABLE}}}'), labelled: 'ISTIO_MUTUAL', unlabelled: 'DISABLE' },
     { name: 'workload DISABLE selecting another workload', yaml: se() + pa('r', 'shop', '{selector: {matchLabels: {version: v9}}, mtls: {mode: DISABLE}}'), labelled: 'ISTIO_MUTUAL', unlabelled: 'DISABLE' },
     { name: 'a PeerAuthentication in another namespace does not apply', yaml: se() + pa('default', 'other', '{mtls: {mode: DISABLE}}'), labelled: 'ISTIO_MUTUAL', unlabelled: 'DISABLE' },
-    { name: 'DestinationRule DISABLE beats auto-mTLS', yaml: se() + dr('  trafficPolicy: {tls: {mode: DISABLE}}'), labelled: 'DISABLE', unlabelled: 'DISABLE', why: /DestinationRule shop\/reviews sets tls mode DISABLE/ },
+    { name: 'DestinationRule DISABLE beats auto-mTLS', yaml: se() + dr('  trafficPolicy: {tls: {mode: DISABLE}}'), labelled: 'DISABLE', unlabelled: 'DISABLE', why: /^DestinationRule shop\/reviews sets tls mode DISABLE$/ },
     { name: 'a tls block without mode is DISABLE', yaml: se() + dr('  trafficPolicy: {tls: {sni: x.example}}'), labelled: 'DISABLE', unlabelled: 'DISABLE' },
     { name: 'DestinationRule ISTIO_MUTUAL to every endpoint, PeerAuthentication DISABLE or not', yaml: se() + pa('default', 'shop', '{mtls: {mode: DISABLE}}') + dr('  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}'), labelled: 'ISTIO_MUTUAL', unlabelled: 'ISTIO_MUTUAL' },
     { name: 'port-level SIMPLE overrides top-level DISABLE', yaml: se() + dr('  trafficPolicy:\n    tls: {mode: DISABLE}\n    portLevelSettings: [{port: {number: 9080}, tls: {mode: SIMPLE}}]'), labelled: 'SIMPLE', unlabelled: 'SIMPLE' },

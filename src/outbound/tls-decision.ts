@@ -98,11 +98,17 @@ export function serviceIdentities(cluster: Pick<Cluster, 'service'>, trustDomain
   return [...out].sort();
 }
 
-const describeDr = (c: Cluster): string => (c.destinationRule === undefined ? 'DestinationRule' : `DestinationRule ${c.destinationRule.rules.map((r) => r.ref).join(', ')}`);
+/** The DestinationRules merged into the cluster (each `ref` already reads `DestinationRule ns/name`). */
+const describeDr = (c: Cluster): string => (c.destinationRule === undefined ? 'DestinationRule' : c.destinationRule.rules.map((r) => r.ref).join(', '));
 
-function paName(pa: EffectivePeerAuthentication): string {
+/**
+ * What the PeerAuthentication in effect says for `scope` (`port 9080`, `namespace foo`):
+ * `PeerAuthentication foo/default sets STRICT for port 9080`, or — none applies —
+ * `no PeerAuthentication applies to port 9080 (the default: PERMISSIVE)`.
+ */
+function paSays(pa: EffectivePeerAuthentication, mode: string, scope: string): string {
   const p = pa.policies.workload ?? pa.policies.namespace ?? pa.policies.mesh;
-  return p === undefined ? 'no PeerAuthentication (PERMISSIVE)' : `PeerAuthentication ${p}`;
+  return p === undefined ? `no PeerAuthentication applies to ${scope} (the default: ${mode})` : `PeerAuthentication ${p} sets ${mode} for ${scope}`;
 }
 
 /**
@@ -164,7 +170,7 @@ export class ClusterTlsPlanner {
     if (c.service.location === 'MESH_EXTERNAL') return this.#decision('DISABLE', 'auto-mtls', `no DestinationRule tls; ${c.service.origin} is MESH_EXTERNAL (auto-mTLS is for in-mesh services)`);
     if (c.settings.passthrough) return this.#decision('DISABLE', 'auto-mtls', 'no DestinationRule tls; a passthrough cluster has no known endpoints to tell whether they accept mTLS');
     const nsPa = composePeerAuthentication(this.#ctx.resources, { namespace: c.service.namespace, labels: {} }, this.#ctx.rootNamespace);
-    if (nsPa.mode === 'DISABLE') return this.#decision('DISABLE', 'auto-mtls', `no DestinationRule tls; ${paName(nsPa)} sets mTLS DISABLE for namespace ${c.service.namespace}`);
+    if (nsPa.mode === 'DISABLE') return this.#decision('DISABLE', 'auto-mtls', `no DestinationRule tls; ${paSays(nsPa, 'mTLS DISABLE', `namespace ${c.service.namespace}`)}`);
     return undefined;
   }
 
@@ -178,14 +184,14 @@ export class ClusterTlsPlanner {
     }
     const pa = composePeerAuthentication(this.#ctx.resources, { namespace: endpoint.namespace, labels: endpoint.labels }, this.#ctx.rootNamespace);
     const mode = mtlsModeForPort(pa, endpoint.port);
-    if (mode === 'DISABLE') return this.#decision('DISABLE', 'auto-mtls', `no DestinationRule tls; endpoint ${endpoint.key} is labelled ${TLS_MODE_LABEL}: istio but ${paName(pa)} sets mTLS DISABLE for port ${endpoint.port}`);
+    if (mode === 'DISABLE') return this.#decision('DISABLE', 'auto-mtls', `no DestinationRule tls; endpoint ${endpoint.key} is labelled ${TLS_MODE_LABEL}: istio but ${paSays(pa, 'mTLS DISABLE', `port ${endpoint.port}`)}`);
     if (!this.#ctx.hasIdentity && this.#ctx.identityPending === true) {
       // Not a workload without a sidecar: its certificate is on the way. Never plaintext instead.
-      const why = `auto-mTLS: endpoint ${endpoint.key} is labelled ${TLS_MODE_LABEL}: istio and ${paName(pa)} sets ${mode} for port ${endpoint.port}`;
+      const why = `auto-mTLS: endpoint ${endpoint.key} is labelled ${TLS_MODE_LABEL}: istio and ${paSays(pa, mode, `port ${endpoint.port}`)}`;
       return this.#decision('ISTIO_MUTUAL', 'auto-mtls', why, `${why}, but this workload's certificate has not been issued yet (the control plane has not answered its CSR); the call fails rather than go out in plaintext`);
     }
-    if (!this.#ctx.hasIdentity) return this.#decision('DISABLE', 'auto-mtls', `no DestinationRule tls; endpoint ${endpoint.key} accepts mTLS (${paName(pa)}: ${mode}) but this mesh has no workload certificate, so it calls in plaintext`);
-    return this.#decision('ISTIO_MUTUAL', 'auto-mtls', `auto-mTLS: endpoint ${endpoint.key} is labelled ${TLS_MODE_LABEL}: istio and ${paName(pa)} sets ${mode} for port ${endpoint.port}`);
+    if (!this.#ctx.hasIdentity) return this.#decision('DISABLE', 'auto-mtls', `no DestinationRule tls; endpoint ${endpoint.key} accepts mTLS (${paSays(pa, mode, `port ${endpoint.port}`)}) but this mesh has no workload certificate, so it calls in plaintext`);
+    return this.#decision('ISTIO_MUTUAL', 'auto-mtls', `auto-mTLS: endpoint ${endpoint.key} is labelled ${TLS_MODE_LABEL}: istio and ${paSays(pa, mode, `port ${endpoint.port}`)}`);
   }
 }
 

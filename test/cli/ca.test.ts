@@ -4,7 +4,7 @@
  * finalized; usage mistakes exit 2, a directory that is not a CA exits 1 naming the file.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { after, describe, it } from 'node:test';
 import * as tls from 'node:tls';
 import { parse } from 'yaml';
 import { skipWithout } from '../helpers/tools.ts';
+import { createMesh } from '../../src/index.ts';
 import { meshlet } from './helpers.ts';
 
 const dirs: string[] = [];
@@ -28,6 +29,14 @@ after(() => {
 });
 
 const run = (...args: string[]) => meshlet(args);
+
+/** Runs a tool without blocking this process (a server in it answers); `input` goes to its stdin. */
+function execFileAsync(cmd: string, args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { timeout: 10_000 }, (err, stdout, stderr) => resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr }));
+    child.stdin?.end(input);
+  });
+}
 
 function verifies(caFile: string, certFile: string): boolean {
   try {
@@ -108,6 +117,40 @@ describe('meshlet ca', () => {
     assert.match(output, /Verification: OK/);
     assert.match(output, /hello/);
     assert.equal(peer, 'URI:spiffe://cluster.local/ns/foo/sa/client');
+  });
+
+  it('issue prints a curl and an openssl s_client command that work against a STRICT mesh server', { skip: skipWithout('openssl', 'curl') }, async (t) => {
+    const d = tmp();
+    const dir = join(d, 'ca');
+    assert.equal(run('ca', 'init', dir).code, 0);
+    const issued = run('ca', 'issue', dir, '-n', 'bar', '--service-account', 'sleep', '--out', join(d, 'sleep'));
+    assert.equal(issued.code, 0, issued.stderr);
+    const mesh = await createMesh({
+      service: 'httpbin',
+      namespace: 'foo',
+      identity: { devCa: dir },
+      config: [{ apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: 'foo' }, spec: { mtls: { mode: 'STRICT' } } }] as never,
+      logger: { warn: () => undefined },
+    });
+    t.after(() => mesh.close());
+    const server = mesh.createServer((req, res) => res.end(`peer=${(req as { meshlet?: { peer?: { principal: string } } }).meshlet?.peer?.principal}`));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(() => server.close());
+    const target = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const command = (tool: string) => {
+      // (The old hint read "e.g. curl --cert … --key … --cacert … https://…".)
+      const line = issued.stdout.split('\n').find((l) => l.trimStart().startsWith(`${tool} `) || l.startsWith(`e.g. ${tool} `));
+      assert.ok(line !== undefined, issued.stdout);
+      return line.replace(/^e\.g\. /, '').trim().replaceAll('<host>:<port>', target).replace('https://…', `https://${target}/`).split(/\s+/);
+    };
+    const [curl, ...curlArgs] = command('curl');
+    const c = await execFileAsync(curl!, ['-sS', ...curlArgs]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(c.stdout, 'peer=spiffe://cluster.local/ns/bar/sa/sleep');
+    const [openssl, ...opensslArgs] = command('openssl');
+    const o = await execFileAsync(openssl!, [...opensslArgs, '-quiet', '-ign_eof'], 'GET / HTTP/1.1\r\nHost: httpbin\r\nConnection: close\r\n\r\n');
+    assert.match(o.stdout, /^HTTP\/1\.1 200 OK/m, o.stdout + o.stderr);
+    assert.match(o.stdout, /peer=spiffe:\/\/cluster\.local\/ns\/bar\/sa\/sleep/);
   });
 
   it('rotate: a new root signs, the bundle trusts old and new; --finalize drops the old', { skip: skipWithout('openssl') }, () => {

@@ -158,6 +158,23 @@ metadata: {name: x}
     assert.equal(meshlet('help', 'frobnicate').code, 2);
   });
 
+  it('an unknown option: did you mean, the command\'s usage line, exit 2 (every command alike)', () => {
+    const cases = [
+      { args: ['get', '--namepsace', 'default', 'vs'], error: 'unknown option --namepsace (did you mean --namespace?)', usage: 'Usage: meshlet get <kind> [name] [options]' },
+      { args: ['status', '--contol-plane', 'http://x:1'], error: 'unknown option --contol-plane (did you mean --control-plane?)', usage: 'Usage: meshlet status [options]' },
+      { args: ['routes', BOOKINFO, '--servise', 'productpage'], error: 'unknown option --servise (did you mean --service?)', usage: 'Usage: meshlet routes ' },
+      { args: ['validate', BOOKINFO, '--frobnicate'], error: 'unknown option --frobnicate\n', usage: 'Usage: meshlet validate ' },
+    ];
+    for (const c of cases) {
+      const r = meshlet(...c.args);
+      assert.equal(r.code, 2, c.args.join(' '));
+      assert.ok(r.stderr.startsWith(`meshlet: ${c.error}`), r.stderr);
+      assert.ok(r.stderr.includes(`\n${c.usage}`), r.stderr);
+      assert.match(r.stderr, new RegExp(`Run 'meshlet ${c.args[0]} --help' for its options\\.\\n$`));
+      assert.doesNotMatch(r.stderr, /as in '--|Unknown option/);
+    }
+  });
+
   it('token -o json: the token with its decoded header and claims; -o yaml; usage errors exit 2, an unusable --data-dir 1', () => {
     const dataDir = join(dir, 'data');
     const r = meshlet('token', '--service', 'reviews', '-n', 'shop', '--ttl', '2h', '--data-dir', dataDir, '-o', 'json');

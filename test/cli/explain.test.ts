@@ -105,6 +105,37 @@ describe('meshlet explain', () => {
     assert.match(r.stdout, /^ {8}tls: plaintext — no DestinationRule tls; endpoint 127\.0\.0\.1:19082 has no security\.istio\.io\/tlsMode label/m);
   });
 
+  it('the tls line reads naturally: a DestinationRule named once; auto-mTLS with no PeerAuthentication says the default applies', () => {
+    const file = join(dir, 'tls-wording.yaml');
+    writeFileSync(
+      file,
+      `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.internal, mtls.internal]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints:
+  - {address: 127.0.0.1, ports: {http: 19090}, labels: {security.istio.io/tlsMode: istio}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: default}
+spec:
+  host: api.internal
+  trafficPolicy: {tls: {mode: SIMPLE}}
+`,
+    );
+    const simple = meshlet(['explain', file, '--service', 'web', 'http://api.internal:8080/']);
+    assert.equal(simple.code, 0, simple.stderr);
+    assert.match(simple.stdout, /^ {8}tls: SIMPLE — DestinationRule default\/api sets tls mode SIMPLE$/m);
+    const auto = meshlet(['explain', file, '--service', 'web', 'http://mtls.internal:8080/']);
+    assert.equal(auto.code, 0, auto.stderr);
+    assert.match(auto.stdout, /^ {8}tls: .* — auto-mTLS: endpoint 127\.0\.0\.1:19090 is labelled security\.istio\.io\/tlsMode: istio and no PeerAuthentication applies to port 19090 \(the default: PERMISSIVE\)/m);
+  });
+
   it('anyone else: the header rule is named as not matched, the catch-all splits 80/20', () => {
     const r = meshlet(bookinfo('-H', 'end-user: bob', 'http://reviews:9080/reviews/1'));
     assert.equal(r.code, 0, r.stderr);

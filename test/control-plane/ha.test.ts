@@ -145,6 +145,19 @@ test('a replica dies during traffic: no request fails, leases survive, config st
   await new Promise((r) => setTimeout(r, 2600));
   const workloads = (await (await fetch(`${b.url}/v1/workloads`, { headers: { authorization: `Bearer ${adminToken}` } })).json()) as unknown;
   assert.match(JSON.stringify(workloads), /127\.0\.0\.9/, 'the registration outlived its lease through the surviving replica');
+  // The meshes resumed on the survivor with Last-Event-ID: what they hold counts as sent and ACKed (SYNCED, not STALE).
+  type Row = { connection: string; sent: { config?: string; endpoints?: string }; acked: { config?: { version: string }; endpoints?: { version: string } }; disconnectedAt?: string };
+  const synced = async () => {
+    const doc = (await (await fetch(`${b.url}/status`, { headers: { authorization: `Bearer ${adminToken}` } })).json()) as { configVersion: string; workloads: Row[] };
+    const rows = doc.workloads.filter((w) => w.disconnectedAt === undefined);
+    return { rows, ok: rows.length === 3 && rows.every((w) => w.sent.config === doc.configVersion && w.acked.config?.version === doc.configVersion && w.sent.endpoints !== undefined && w.acked.endpoints?.version === w.sent.endpoints) };
+  };
+  let resumed = await synced();
+  for (let i = 0; i < 50 && !resumed.ok; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    resumed = await synced();
+  }
+  assert.ok(resumed.ok, JSON.stringify(resumed.rows));
 
   const before = v2.hits;
   // The config change's own event (an endpoints-only update would also be a `config` event).

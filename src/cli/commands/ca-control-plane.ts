@@ -14,6 +14,7 @@ import { spiffeUri } from '../../security/identity/spiffe.ts';
 import { createCsr } from '../../security/pki/csr.ts';
 import { generateKeyPair, type KeyAlgorithm } from '../../security/pki/keys.ts';
 import { out, UsageError } from '../args.ts';
+import { printClientUse } from './ca-client-use.ts';
 import { call, type ClientTarget } from '../client.ts';
 import { printable } from '../escape.ts';
 import { type OutputFormat, printDocument } from '../output.ts';
@@ -106,7 +107,7 @@ export async function caOnControlPlane(sub: 'show' | 'issue' | 'rotate', target:
       out(`  certificate  ${files.certFile}`);
       out(`  key          ${files.keyFile}`);
       out(`  trust bundle ${files.caFile} (${issued.trustBundle.length} root${issued.trustBundle.length === 1 ? '' : 's'})`);
-      out(`e.g. curl --cert ${files.certFile} --key ${files.keyFile} --cacert ${files.caFile} https://…`);
+      printClientUse(files);
       return 0;
     }
     case 'rotate': {

@@ -21,6 +21,7 @@ import { createCsr } from '../../security/pki/csr.ts';
 import { DEV_CA_FILES, type DevCa, finalizeDevCaRotation, initDevCa, loadDevCa, rotateDevCa } from '../../security/pki/dev-ca.ts';
 import { generateKeyPair, type KeyAlgorithm } from '../../security/pki/keys.ts';
 import { parsePemBundle } from '../../security/pki/pem.ts';
+import { printClientUse } from './ca-client-use.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_OPTIONS, clientTarget } from '../client.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, type OutputFormat, outputFormat, printDocument } from '../output.ts';
@@ -225,7 +226,7 @@ async function onDirectory(sub: Subcommand, dir: string, values: Values, format:
       out(`  certificate  ${result.files.certFile}`);
       out(`  key          ${result.files.keyFile}`);
       out(`  trust bundle ${result.files.caFile}`);
-      out(`e.g. curl --cert ${result.files.certFile} --key ${result.files.keyFile} --cacert ${result.files.caFile} https://…`);
+      printClientUse(result.files);
       return 0;
     }
     case 'rotate': {

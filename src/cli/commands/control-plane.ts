@@ -11,7 +11,7 @@ import { DEFAULT_PORT, toWire } from '../../control-plane/protocol.ts';
 import { AddressPolicy } from '../../control-plane-server/address-policy.ts';
 import { MIN_CERT_TTL_MS } from '../../control-plane-server/ca/authority.ts';
 import { stderrLogger } from '../../control-plane-server/logger.ts';
-import { startControlPlane } from '../../control-plane-server/server.ts';
+import { isWildcard, startControlPlane } from '../../control-plane-server/server.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from '../../control-plane-server/store.ts';
 import { ConfigError } from '../../core/errors.ts';
 import { out, UsageError } from '../args.ts';
@@ -26,7 +26,8 @@ Options:
                                 With --etcd, its resources are applied into etcd at start.
       --etcd <url[,url]>        keep config, registry and signing key in etcd (several replicas)
       --port <port>             port to listen on (default ${DEFAULT_PORT})
-      --host <addr>             address to listen on (default 0.0.0.0)
+      --host <addr>             address to listen on (default 0.0.0.0, every interface;
+                                with --insecure 127.0.0.1: give --host to expose it)
       --monitoring-port <port>  also serve /metrics and /healthz on this port (istiod's is 15014);
                                 /metrics (Prometheus, no token) is on --port either way
       --data-dir <dir>          keeps signing-key.jwk and the CA, ca.json (default ./.meshlet)
@@ -35,7 +36,8 @@ Options:
                                 (default: reported in logs and /status, config applied, as in
                                 Istio), blocking (error-level findings refuse the change), off
       --no-analyze              the same as --analysis off
-      --insecure                accept requests without a token (test machines only!)
+      --insecure                accept requests without a token (test machines only!); listens
+                                on 127.0.0.1 unless --host is given
 
 Workload certificates (docs/control-plane.md; a root is generated at first start unless given):
       --trust-domain <td>       SPIFFE trust domain of the identities (default cluster.local)
@@ -214,7 +216,9 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
     throw err;
   }
   const status = cp.status();
-  out(`meshlet control-plane listening on ${cp.url} (config version ${status.configVersion}, source ${status.source.kind}:${status.source.location})`);
+  // What is bound: a wildcard host is every interface, and cp.url (127.0.0.1) reaches it from this host.
+  const bound = isWildcard(cp.host) ? `http://${cp.host.includes(':') ? `[${cp.host}]` : cp.host}:${cp.port} (all interfaces; this host: ${cp.url})` : cp.url;
+  out(`meshlet control-plane listening on ${bound} (config version ${status.configVersion}, source ${status.source.kind}:${status.source.location})`);
   if (cp.monitoringUrl !== undefined) out(`meshlet control-plane metrics on ${cp.monitoringUrl}/metrics`);
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SERVICE_ACCOUNT, TokenAuthority } from '../../control-plane-server/auth.ts';
 import { parseDuration } from '../../config/duration.ts';
@@ -13,7 +14,8 @@ import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../outp
 
 export const tokenHelp = `Usage: meshlet token (--service <name> [--namespace <ns>] | --admin) [options]
 
-Prints a token signed with the control plane's key (<data-dir>/signing-key.jwk; created when absent).
+Prints a token signed with the control plane's key (<data-dir>/signing-key.jwk; created when absent,
+saying so on stderr: a control plane with another data dir refuses tokens of a new key).
 Workloads send it as MESHLET_TOKEN; admin tokens are for 'meshlet apply | get | delete'.
 With -o json|yaml: the token with its decoded header and claims. Exits 2 on a usage mistake.
 
@@ -75,7 +77,14 @@ export async function tokenCommand(argv: string[]): Promise<number> {
     labels[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   const ttlSeconds = values.ttl === undefined ? undefined : parseTtl(values.ttl);
-  const auth = await TokenAuthority.open(values['data-dir'] ?? '.meshlet');
+  const dataDir = values['data-dir'] ?? '.meshlet';
+  const auth = await TokenAuthority.open(dataDir);
+  if (auth.createdKeyFile !== undefined) {
+    // A token signed with a key no control plane has is refused by all of them ("signed by another key?").
+    process.stderr.write(
+      `meshlet token: no signing key in ${resolve(dataDir)}: created a new one, ${resolve(auth.createdKeyFile)}. A control plane started with another --data-dir will refuse this token; give the control plane's --data-dir (default ./.meshlet where it runs).\n`,
+    );
+  }
   const subject = admin ? ({ admin: true } as const) : { service: values.service!, namespace: values.namespace ?? 'default', labels, serviceAccount: values['service-account'] ?? DEFAULT_SERVICE_ACCOUNT };
   let token: string;
   try {

@@ -84,6 +84,9 @@ describe('meshlet ca --control-plane and meshlet status', () => {
     const r = meshlet(['ca', 'issue', '--control-plane', url, '--token', admin, '-n', 'prod', '--service-account', 'payments', '--ttl', '5m', '--out', 'certs/payments']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Issued spiffe:\/\/corp\.example\/ns\/prod\/sa\/payments/);
+    // The commands a mesh server answers (test/cli/ca.test.ts runs them against one): curl -k, openssl with the bundle.
+    assert.match(r.stdout, /^ {2}curl -k --cert \S+payments\.crt --key \S+payments\.key https:\/\/<host>:<port>\/$/m);
+    assert.match(r.stdout, /^ {2}openssl s_client -connect <host>:<port> -cert \S+payments\.crt -key \S+payments\.key -CAfile \S+payments\.ca\.crt -verify_return_error$/m);
     const crt = join(t.dir, 'certs/payments.crt');
     assert.equal(statSync(join(t.dir, 'certs/payments.key')).mode & 0o777, 0o600);
     assert.equal(new X509Certificate(readFileSync(crt)).subjectAltName, 'URI:spiffe://corp.example/ns/prod/sa/payments');

@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { childReady } from '../../helpers/child-ready.ts';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { closedPipe } from '../../cli/helpers.ts';
+import { closedPipe, meshletAsync } from '../../cli/helpers.ts';
 import { api, reviewsVs, SERVICES_YAML, tempDir, watch } from './helpers.ts';
 
 const MAIN = new URL('../../../src/cli/main.ts', import.meta.url).pathname;
@@ -81,9 +83,15 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     stream.close();
     assert.equal(meshlet(['token', '--data-dir', dataDir]).code, 2);
     assert.equal(meshlet(['token', '--admin', '--ttl', 'soon', '--data-dir', dataDir]).code, 2);
+    // A new key is made where none is, and said so: the running control plane will not accept its tokens.
+    assert.equal(a.stderr, '', 'the key was there: nothing on stderr');
     const fresh = join(t.dir, 'fresh');
-    assert.equal(meshlet(['token', '--admin', '--data-dir', fresh]).code, 0);
+    const created = meshlet(['token', '--admin', '--data-dir', fresh]);
+    assert.equal(created.code, 0);
     assert.equal(statSync(join(fresh, 'signing-key.jwk')).mode & 0o777, 0o600);
+    assert.match(created.stderr, new RegExp(`^meshlet token: no signing key in ${fresh}: created a new one, ${join(fresh, 'signing-key.jwk')}\\. A control plane started with another --data-dir will refuse this token`));
+    assert.equal((await api(url, 'GET', '/v1/resources', { token: created.stdout.trim() })).status, 401);
+    assert.equal(meshlet(['token', '--admin', '--data-dir', fresh]).stderr, '', 'the second time the key is there');
   });
 
   it('apply prints kubectl-like lines; a second apply says unchanged', () => {
@@ -257,6 +265,29 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.match(down.stderr, /cannot reach the control plane/);
   });
 
+  it('status, get and apply against a server that accepts the connection but never answers: said so, after --timeout', async (tc) => {
+    const sockets: Socket[] = [];
+    const silent = createNetServer((s) => sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    tc.after(() => {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    });
+    const at = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const file = join(t.dir, 'timeout.yaml');
+    writeFileSync(file, shadowVs('timeout'));
+    for (const args of [['status'], ['get', 'vs'], ['apply', '-f', file]]) {
+      const r = await meshletAsync([...args, '--control-plane', at, '--token', 'x', '--timeout', '300ms'], { env: { MESHLET_CONTROL_PLANE: '', MESHLET_TOKEN: '' } });
+      assert.equal(r.code, 1, args[0]);
+      assert.match(r.stderr, new RegExp(`the control plane at ${at} accepted the connection but did not answer within 0\\.3 s \\(--timeout\\)`), `${args[0]}: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /Headers Timeout Error|cannot reach/);
+    }
+    const bad = meshlet(['status', '--timeout', 'soon'], env());
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--timeout: /);
+    assert.match(meshlet(['status', '--help']).stdout, /--timeout <duration> .*\(default 15s\)/);
+  });
+
   it('status, get and apply print what came from workloads or the server with control characters escaped', async () => {
     // A workload NACKs with terminal escapes (clear screen, red, bell, a window title) and a bidi override.
     const evil = ['\u001b[2J\u001b[31mPWNED\u0007', 'title \u001b]0;owned\u0007 bidi \u202eevil\u202c done', 'c1 \u009b31m and\nnewline'];
@@ -323,6 +354,15 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.match(r.stderr, /invalid duration "x1"/);
     assert.match(r.stderr, /invalid duration "x2"/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
+    // Nothing is written (no signing key, no CA) before the config directory checks out.
+    const untouched = join(t.dir, 'untouched-data');
+    const missing = meshlet(['control-plane', '--config', join(t.dir, 'nosuch'), '--port', '0', '--host', '127.0.0.1', '--data-dir', untouched]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /nosuch: no such file or directory/);
+    assert.doesNotMatch(missing.stderr, /CA: generated/);
+    assert.equal(existsSync(untouched), false, 'the data dir was not made');
+    assert.equal(meshlet(['control-plane', '--config', bad, '--port', '0', '--host', '127.0.0.1', '--data-dir', untouched]).code, 1);
+    assert.equal(existsSync(untouched), false, 'not for an invalid config either');
   });
 
   it('control-plane: the registration and limit flags take effect', async () => {
@@ -353,6 +393,40 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
       proc.kill('SIGKILL');
       await exited;
     }
+  });
+
+  it('control-plane prints the address it binds: every interface by default, loopback with --insecure (and warns)', async () => {
+    const start = async (extra: string[]) => {
+      const proc = spawn(process.execPath, [MAIN, 'control-plane', '--config', configDir, '--port', '0', '--data-dir', dataDir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d;
+      });
+      proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+      });
+      try {
+        const parsed = await childReady(proc, () => /listening on (http:\/\/\S+)/.exec(stdout)?.[1], () => `server start: ${stderr}`);
+        // What scripts parse from the line still answers.
+        assert.equal((await fetch(`${parsed}/healthz`)).status, 200);
+        return { stdout, stderr };
+      } finally {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGKILL');
+        await exited;
+      }
+    };
+    const all = await start([]);
+    assert.match(all.stdout, /^meshlet control-plane listening on http:\/\/0\.0\.0\.0:(\d+) \(all interfaces; this host: http:\/\/127\.0\.0\.1:\1\) \(config version [0-9a-f]{12}, source file:/);
+    const insecure = await start(['--insecure']);
+    assert.match(insecure.stdout, /^meshlet control-plane listening on http:\/\/127\.0\.0\.1:\d+ \(config version /);
+    assert.match(insecure.stderr, /INSECURE MODE/);
+    assert.doesNotMatch(insecure.stderr, /every interface/);
+    const exposed = await start(['--insecure', '--host', '0.0.0.0']);
+    assert.match(exposed.stdout, /listening on http:\/\/0\.0\.0\.0:\d+ \(all interfaces;/);
+    assert.match(exposed.stderr, /INSECURE MODE.*It listens on every interface \(0\.0\.0\.0\): other machines can reach it/);
+    assert.match(meshlet(['control-plane', '--help']).stdout, /with --insecure 127\.0\.0\.1/);
   });
 
   it('SIGTERM closes gracefully (exit 0, watch streams ended)', async () => {
