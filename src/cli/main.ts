@@ -109,7 +109,7 @@ async function parseArgsMistake(cmd: string, help: string, err: Error): Promise<
   let message = err.message;
   const unknown = /^Unknown option '(-[^']*)'/.exec(err.message)?.[1];
   if (unknown !== undefined) {
-    const { editDistance } = await import('../config/validate/schema.ts');
+    const { editDistance } = await import('../core/did-you-mean.ts');
     const known = new Set(help.match(/(?<![\w-])--[a-z][a-z0-9-]*/g) ?? []);
     let best: string | undefined;
     let bestDistance = 3;
