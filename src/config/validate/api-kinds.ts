@@ -20,7 +20,7 @@
  * @module
  */
 import { apiVersionOf, KIND_VERSIONS, type Kind } from '../resource.ts';
-import { editDistance } from '../../core/did-you-mean.ts';
+import { closest } from '../../core/did-you-mean.ts';
 
 /** What to do with a document of some `apiVersion` and `kind`. */
 export type KindDecision =
@@ -108,19 +108,6 @@ function groupLabel(group: string): string {
   return group === '' ? 'the Kubernetes core group (apiVersion: v1)' : group;
 }
 
-function closest(name: string, known: readonly string[], maxDistance: number): string | undefined {
-  let best: string | undefined;
-  let bestD = maxDistance + 1;
-  for (const k of known) {
-    const d = editDistance(name.toLowerCase(), k.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = k;
-    }
-  }
-  return best;
-}
-
 const APPLIED = Object.keys(KIND_VERSIONS) as Kind[];
 
 /** `networking.istio.io/v1, v1beta1, v1alpha3` for a kind meshlet applies. */
@@ -164,13 +151,13 @@ export function classifyKind(apiVersion: string, kind: string): KindDecision {
     if ((APPLIED as string[]).includes(kind)) {
       return { action: 'error', message: `unknown apiVersion "${apiVersion}"; ${kind} is served as ${servedAs(kind as Kind)}` };
     }
-    const guess = closest(kind, [...applied, ...skipped.keys()], 2);
+    const guess = closest(kind, [...applied, ...skipped.keys()]);
     return {
       action: 'error',
       message: `unknown kind "${kind}" in ${groupLabel(group)}${guess === undefined ? '' : ` (did you mean "${guess}"?)`}; meshlet reads ${applied.join(', ')} from ${group === '' ? 'that group' : group}`,
     };
   }
-  const nearGroup = closest(group, READ_GROUPS.filter((g) => g !== ''), 2);
+  const nearGroup = closest(group, READ_GROUPS.filter((g) => g !== ''));
   if (nearGroup !== undefined) {
     return { action: 'error', message: `unknown API group "${group}" (did you mean "${nearGroup}"?)` };
   }
