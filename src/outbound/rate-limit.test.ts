@@ -321,6 +321,51 @@ describe('outbound rate limits: buckets on the mesh clock', () => {
   });
 });
 
+describe('outbound rate limits: Istio’s outbound HTTP filter chain', () => {
+  const at = (subFilter: string, name: string, operation = 'INSERT_BEFORE') => ({
+    ...filter(on(1), { context: 'SIDECAR_OUTBOUND', listener: { filterChain: { filter: { name: HCM, subFilter: { name: subFilter } } } } }),
+    patch: { operation, value: { name, typed_config: { '@type': LRL, stat_prefix: 'p', ...on(1) } } },
+  });
+  it('has no RBAC, JWT or ext_authz filter (even when policies apply to the workload), nor stateful_session; it has istio.alpn', () => {
+    const policy = '---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: allow, namespace: default}\nspec: {rules: [{}]}\n';
+    const yaml = SERVICES + policy + ef([at('envoy.filters.http.rbac', 'a'), at('envoy.filters.http.jwt_authn', 'b'), at('envoy.filters.http.ext_authz', 'c'), at('envoy.filters.http.stateful_session', 'd'), at('istio_authn', 'e'), at('istio.alpn', 'f')]);
+    const { warnings } = validateYaml(yaml);
+    const said = warnings.map(String).join('\n');
+    assert.match(said, /configPatches\[0\].*the outbound chain has no RBAC filter/);
+    assert.match(said, /configPatches\[1\].*the outbound chain has no JWT filter/);
+    assert.match(said, /configPatches\[2\].*the outbound chain has no ext_authz filter/);
+    assert.match(said, /configPatches\[3\].*"envoy\.filters\.http\.stateful_session" is not a filter Istio puts in a sidecar's HTTP chain/);
+    assert.match(said, /configPatches\[4\].*istio_authn is a network filter/);
+    assert.doesNotMatch(said, /configPatches\[5\]/);
+    const snap = snapshotOf(yaml);
+    const limits = limitsOf(snap, new ManualClock());
+    assert.deepEqual(limits.filtersFor(siteOf(limits, snap, 'http://reviews:9080/c')).map((f) => f.name), ['f']);
+  });
+});
+
+describe('outbound rate limits: descriptors of redirects and direct responses (Envoy: no route entry)', () => {
+  const perFilter = {
+    'envoy.filters.http.local_ratelimit': { '@type': LRL, stat_prefix: 'v', ...on(100), descriptors: [{ entries: [{ key: 'generic_key', value: 'foo' }], ...bucket(1, '60s') }] },
+  };
+  it('route and virtual host rate_limits build nothing for a redirect; they do for a forwarding route', () => {
+    const vh = { applyTo: 'VIRTUAL_HOST', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'MERGE', value: { rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'foo' } }] }], typed_per_filter_config: perFilter } } };
+    const snap = snapshotOf(SERVICES + ef([filter({}), vh]));
+    const limits = limitsOf(snap, new ManualClock());
+    assert.equal(outcomes(limits, snap, ['http://reviews:9080/old', 'http://reviews:9080/old', 'http://reviews:9080/c', 'http://reviews:9080/c']), 'aaar');
+    const rt = { applyTo: 'HTTP_ROUTE', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'MERGE', value: { route: { rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'foo' } }] }] }, typed_per_filter_config: perFilter } } };
+    const snap2 = snapshotOf(SERVICES + ef([filter({}), rt]));
+    const limits2 = limitsOf(snap2, new ManualClock());
+    assert.equal(outcomes(limits2, snap2, ['http://reviews:9080/old', 'http://reviews:9080/old', 'http://reviews:9080/c', 'http://reviews:9080/c']), 'aaar');
+  });
+  it('the filter’s own rate_limits still do (block_all, a direct response)', () => {
+    const config = on(100, '60s', { descriptors: [{ entries: [{ key: 'generic_key', value: 'foo' }], ...bucket(1, '60s') }], rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'foo' } }] }] });
+    const snap = snapshotOf(SERVICES + ef([filter(config)]));
+    const limits = limitsOf(snap, new ManualClock());
+    assert.equal(outcomes(limits, snap, ['http://example.com/', 'http://example.com/'], REGISTRY_ONLY), 'ar');
+    assert.equal(outcomes(limitsOf(snap, new ManualClock()), snap, ['http://reviews:9080/old', 'http://reviews:9080/old']), 'ar');
+  });
+});
+
 describe('outbound rate limits: the example of docs/rate-limiting.md', () => {
   it('limits calls to the external API to 100 a minute (https://, its virtual host api.payments.example:443), and nothing else on port 443', () => {
     const doc = readFileSync(join(import.meta.dirname, '../../docs/rate-limiting.md'), 'utf8');

@@ -234,6 +234,7 @@ export class OutboundRateLimits {
       routeKey: `${vhostKey}|${s.route ?? ''}|${s.action}|${s.routeId ?? ''}`,
       routeLabel: `route ${s.route === '' ? '(unnamed)' : s.route} of virtual host ${s.vhost} in route configuration ${s.port}`,
       vhostLabel: `virtual host ${s.vhost} in route configuration ${s.port}`,
+      routeEntry: s.route !== undefined && s.action === 'ROUTE',
     };
   }
 
