@@ -36,7 +36,7 @@ describe('outbound rate limits: which HTTP_FILTER patches an outbound listener t
 });
 
 describe('outbound rate limits: which route patches a call’s route takes (istiod routeConfigurationMatch, virtualHostMatch, routeMatch on outbound route configurations)', () => {
-  const reviews: OutboundRouteSite = { port: 9080, vhost: `${REVIEWS}:9080`, domains: [REVIEWS, `${REVIEWS}:9080`, 'reviews', 'reviews:9080'], route: 'r1', action: 'ROUTE', cluster: `outbound|9080||${REVIEWS}` };
+  const reviews: OutboundRouteSite = { port: 9080, vhost: `${REVIEWS}:9080`, domains: [REVIEWS, `${REVIEWS}.`, 'reviews', 'reviews.default.svc', 'reviews.default'], route: 'r1', action: 'ROUTE', cluster: `outbound|9080||${REVIEWS}` };
   const named = { ...reviews, route: 'r2.m2' };
   const redirect = { ...reviews, route: 'moved', action: 'REDIRECT' as const, cluster: undefined };
   const allowAny: OutboundRouteSite = { port: 9080, vhost: 'allow_any', domains: ['*'], route: 'allow_any', action: 'ROUTE', cluster: 'PassthroughCluster' };
@@ -52,7 +52,7 @@ describe('outbound rate limits: which route patches a call’s route takes (isti
     ['virtual host <host>:<port>', { vhost: { name: `${REVIEWS}:9080` } }, reviews, 'VIRTUAL_HOST', true],
     ['virtual host without the port', { vhost: { name: REVIEWS } }, reviews, 'VIRTUAL_HOST', false],
     ['virtual host inbound|http|9080 (Istio’s task page)', { vhost: { name: 'inbound|http|9080' } }, reviews, 'VIRTUAL_HOST', false],
-    ['domainName: one of the virtual host’s domains', { vhost: { domainName: 'reviews:9080' } }, reviews, 'VIRTUAL_HOST', true],
+    ['domainName: one of the virtual host’s domains', { vhost: { domainName: 'reviews' } }, reviews, 'VIRTUAL_HOST', true],
     ['domainName: not one of them', { vhost: { domainName: 'ratings' } }, reviews, 'VIRTUAL_HOST', false],
     ['virtual host allow_any', { vhost: { name: 'allow_any' } }, allowAny, 'VIRTUAL_HOST', true],
     ['domainName * (allow_any’s)', { vhost: { domainName: '*' } }, allowAny, 'VIRTUAL_HOST', true],
@@ -199,9 +199,47 @@ describe('outbound rate limits: the names a call’s route has, as istiod names 
       for (const [k, v] of Object.entries(want)) assert.deepEqual(s[k as keyof OutboundRouteSite], v, k);
     });
   }
-  it('the virtual host’s domains are the service’s names (what a domainName match reads)', () => {
-    const s = siteOf(limits, snap, 'http://reviews:9080/c');
-    for (const d of [REVIEWS, `${REVIEWS}:9080`, 'reviews', 'reviews:9080']) assert.ok(s.domains.includes(d), d);
+  it('the virtual host’s domains are the sidecar’s (what a domainName match reads): FQDN, FQDN with a trailing dot, short names, VIPs — never host:port', () => {
+    assert.deepEqual(siteOf(limits, snap, 'http://reviews:9080/c').domains, [REVIEWS, `${REVIEWS}.`, 'reviews', 'reviews.default.svc', 'reviews.default']);
+    const other = `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: details, namespace: shop}
+spec:
+  hosts: [details.shop.svc.cluster.local]
+  addresses: [240.0.0.7]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}, {number: 9090, name: http2, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.3}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: https, protocol: HTTP}]
+`;
+    const snap2 = snapshotOf(SERVICES + other + ef([filter(on(10))]));
+    const limits2 = limitsOf(snap2, new ManualClock());
+    // Another namespace: name.ns and name.ns.svc, not the bare name; the VIP; on both ports the same.
+    const details = ['details.shop.svc.cluster.local', 'details.shop.svc.cluster.local.', 'details.shop', 'details.shop.svc', '240.0.0.7'];
+    assert.deepEqual(siteOf(limits2, snap2, 'http://details.shop:9080/').domains, details);
+    assert.deepEqual(siteOf(limits2, snap2, 'http://details.shop:9090/').domains, details);
+    assert.deepEqual(siteOf(limits2, snap2, 'https://api.example.com/').domains, ['api.example.com', 'api.example.com.']);
+  });
+  it('a domainName match: the short name, the FQDN and the FQDN with a trailing dot fit; host:port never does', () => {
+    const vh = (domainName: string) => ({
+      applyTo: 'VIRTUAL_HOST',
+      match: { context: 'SIDECAR_OUTBOUND', routeConfiguration: { vhost: { domainName } } },
+      patch: { operation: 'MERGE', value: { typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': { '@type': LRL, stat_prefix: 'v', ...on(1) } } } },
+    });
+    for (const [d, want] of [['reviews', 'ar'], [REVIEWS, 'ar'], [`${REVIEWS}.`, 'ar'], ['reviews:9080', 'aa'], [`${REVIEWS}:9080`, 'aa']] as const) {
+      const snap2 = snapshotOf(SERVICES + ef([filter({}), vh(d)]));
+      assert.equal(outcomes(limitsOf(snap2, new ManualClock()), snap2, ['http://reviews:9080/c', 'http://reviews:9080/c']), want, d);
+    }
   });
 });
 

@@ -30,9 +30,11 @@
  *
  * @module
  */
+import { isIP } from 'node:net';
 import type { Clock, Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
 import type { Exchange, Headers, ResponseHeaderOps } from '../core/exchange.ts';
+import { DEFAULT_DOMAIN } from '../config/hosts.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../config/types/envoy-filter.ts';
 import type { RateLimitRequest, RateLimitSite } from '../policies/rate-limit/descriptors.ts';
 import { type ActiveFilter, type FilterSite, HCM, RateLimitFilters } from '../policies/rate-limit/envoy-filters.ts';
@@ -51,6 +53,8 @@ export interface OutboundRateLimitOptions {
   readonly sourceIp: string;
   /** The mesh's root namespace (mesh-wide EnvoyFilters). */
   readonly rootNamespace: string;
+  /** The workload's namespace. @defaultValue the snapshot workload's */
+  readonly namespace?: string;
   /** The limits of the config before; their buckets are kept where their settings did not change. */
   readonly previous?: OutboundRateLimits;
 }
@@ -69,7 +73,7 @@ export interface OutboundRouteSite {
   readonly port: number;
   /** `<host>:<port>`, `allow_any` or `block_all`. */
   readonly vhost: string;
-  /** The virtual host's domains (`*` for `allow_any` and `block_all`). */
+  /** The virtual host's domains as istiod builds them for a sidecar ({@link sidecarDomains}; `*` for `allow_any` and `block_all`). */
   readonly domains: readonly string[];
   /** The Envoy route name; undefined when no route matched (no per-route config then). */
   readonly route: string | undefined;
@@ -117,6 +121,63 @@ export function outboundRouteFits(m: RouteConfigurationMatch | undefined, s: Out
   const r = vh.route;
   if (r.name !== undefined && r.name !== '' && r.name !== s.route) return false;
   return r.action === undefined || r.action === 'ANY' || r.action === s.action;
+}
+
+const SVC_SUFFIX = `.svc.${DEFAULT_DOMAIN}`;
+
+/**
+ * The short names istiod adds for a Kubernetes service name (`generateAltVirtualHostsForKubernetesService`,
+ * ports left out): in the client's namespace `name`, `name.ns.svc`, `name.ns`; else `name.ns`, `name.ns.svc`.
+ */
+function kubeAltHosts(h: string, clientNamespace: string): string[] {
+  const ih = h.indexOf('.svc.');
+  const ns = h.indexOf('.');
+  if (ih <= 0 || ns + 1 >= h.length || ns + 1 > ih) return [];
+  const nameNs = h.slice(0, ih);
+  return h.slice(ns + 1, ih) === clientNamespace ? [h.slice(0, ns), `${nameNs}.svc`, nameNs] : [nameNs, `${nameNs}.svc`];
+}
+
+/** A service's VIPs: a ServiceEntry's `addresses`, a Kubernetes Service's cluster IPs. */
+function vipsOf(vhost: VirtualHost): string[] {
+  const r = vhost.service?.resource;
+  if (r === undefined) return [];
+  const ips = r.kind === 'ServiceEntry' ? (r.spec.addresses ?? []) : (r.spec.clusterIPs ?? (r.spec.clusterIP === undefined ? [] : [r.spec.clusterIP]));
+  return ips.filter((ip) => ip !== '' && ip !== 'None' && ip !== '0.0.0.0');
+}
+
+const sidecarDomainCache = new WeakMap<VirtualHost, Map<string, readonly string[]>>();
+
+/**
+ * A virtual host's domains as istiod builds them for a sidecar (`generateVirtualHostDomains`;
+ * `SidecarIgnorePort`: never `host:port`, Envoy ignores the port): the service's host names (and
+ * its ExternalName aliases'), each also as an absolute FQDN with a trailing dot, the short names
+ * of a Kubernetes service name, `*.`-prefixed for a headless Service, and the service's VIPs; a
+ * VirtualService host with no service behind it is its only domain.
+ */
+export function sidecarDomains(vhost: VirtualHost, clientNamespace: string): readonly string[] {
+  let byNs = sidecarDomainCache.get(vhost);
+  const cached = byNs?.get(clientNamespace);
+  if (cached !== undefined) return cached;
+  const svc = vhost.service;
+  let domains: string[];
+  if (svc === undefined) domains = [vhost.host];
+  else {
+    domains = [];
+    for (const h of [svc.hostname, ...svc.aliases.map((a) => a.hostname)]) {
+      domains.push(h);
+      if (isIP(h) === 0) domains.push(`${h}.`);
+      if (h.endsWith(SVC_SUFFIX)) domains.push(...kubeAltHosts(h, clientNamespace));
+    }
+    if (svc.headless === true) domains.push(...domains.map((d) => `*.${d}`));
+    domains.push(...vipsOf(vhost));
+  }
+  const out = Object.freeze([...new Set(domains)]);
+  if (byNs === undefined) {
+    byNs = new Map();
+    sidecarDomainCache.set(vhost, byNs);
+  }
+  byNs.set(clientNamespace, out);
+  return out;
 }
 
 /** The port a call connects to: the URL's, else the scheme's default. */
@@ -189,6 +250,8 @@ export class OutboundRateLimits {
   readonly #runner: RateLimitRunner;
   readonly #sourceCluster: string;
   readonly #sourceIp: string;
+  /** The workload's namespace (short names of services in it are domains of their virtual hosts). */
+  readonly #namespace: string;
   /** Active filters by port (when no route patch applies, the filters depend on the listener only). */
   readonly #byPort = new Map<number, readonly ActiveFilter[]>();
   /** Active filters by port, virtual host and route. */
@@ -202,6 +265,7 @@ export class OutboundRateLimits {
     this.#filters = filters;
     this.#sourceCluster = sourceCluster;
     this.#sourceIp = o.sourceIp;
+    this.#namespace = o.namespace ?? 'default';
     this.#runner = new RateLimitRunner(o.random);
     // Keep the buckets calls used under the config before (a limiter is taken over when it is made).
     for (const [key, s] of o.previous === undefined ? [] : o.previous.#sites) {
@@ -253,7 +317,7 @@ export class OutboundRateLimits {
     }
     const vhost: VirtualHost | undefined = table.virtualHost(ex.authority, ex.scheme);
     const vhostName = vhost === undefined ? 'allow_any' : `${vhost.host}:${vhost.port ?? port}`;
-    const domains = vhost === undefined ? CATCH_ALL_DOMAINS : vhost.domains;
+    const domains = vhost === undefined ? CATCH_ALL_DOMAINS : sidecarDomains(vhost, this.#namespace);
     if (d === NO_ROUTE) return { port, vhost: vhostName, domains, route: undefined, action: 'ROUTE', cluster: undefined };
     const route = d.route;
     const block = blockOf(route, ex);
@@ -375,5 +439,5 @@ export function compileOutboundRateLimits(snapshot: Snapshot, o: OutboundRateLim
   const w = snapshot.workload;
   const filters = new RateLimitFilters(snapshot.resources, w, o.rootNamespace, 'outbound', o.clock, o.previous?.limiters);
   if (!filters.canLimit) return undefined;
-  return new OutboundRateLimits(filters, `${w.service}.${w.namespace}`, o);
+  return new OutboundRateLimits(filters, `${w.service}.${w.namespace}`, { ...o, namespace: o.namespace ?? w.namespace });
 }
