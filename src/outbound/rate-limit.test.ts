@@ -8,7 +8,7 @@ import { Exchange, type Headers } from '../core/exchange.ts';
 import type { AnyResource } from '../config/resource.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../config/types/envoy-filter.ts';
 import { compileSnapshot, type Snapshot, type UnknownHostPolicy } from '../routing/compile.ts';
-import { compileOutboundRateLimits, type OutboundRateLimits, type OutboundRouteSite, outboundListenerFits, outboundRouteFits } from './rate-limit.ts';
+import { compileOutboundRateLimits, MAX_SITES, type OutboundRateLimits, type OutboundRouteSite, outboundListenerFits, outboundRouteFits } from './rate-limit.ts';
 
 const LRL = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
 const HCM = 'envoy.filters.network.http_connection_manager';
@@ -308,6 +308,23 @@ describe('outbound rate limits: buckets on the mesh clock', () => {
     const snap3 = snapshotOf(SERVICES + ef([filter(on(2, '600s'))]));
     const l3 = limitsOf(snap3, clock, l2);
     assert.equal(outcomes(l3, snap3, ['http://reviews:9080/c', 'http://reviews:9080/c', 'http://reviews:9080/c']), 'aar', 'a changed bucket starts full');
+  });
+
+  it('across config reloads: only the routes the new config still has keep their buckets; what is carried over stays bounded', () => {
+    const clock = new ManualClock();
+    const route = { applyTo: 'HTTP_ROUTE', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'MERGE', value: { typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': { '@type': LRL, stat_prefix: 'v', ...on(1, '600s') } } } } };
+    const yaml = SERVICES + ef([filter({}), route]);
+    let limits = limitsOf(snapshotOf(yaml), clock);
+    for (let gen = 0; gen < 30; gen++) {
+      const snap = snapshotOf(yaml);
+      limits = limitsOf(snap, clock, limits);
+      // A route of this generation only (a rule renamed or moved).
+      limits.filtersFor({ port: 9080, vhost: `${REVIEWS}:9080`, domains: [], route: `gone-${gen}`, routeId: `VirtualService default/reviews#9${gen}#0`, action: 'ROUTE', cluster: 'c' });
+      assert.equal(outcomes(limits, snap, ['http://reviews:9080/c']), gen === 0 ? 'a' : 'r', 'a route the config still has keeps its bucket');
+    }
+    // This generation's two routes; the 29 gone routes of the generations before are not carried.
+    assert.equal(limits.limiters.size, 2);
+    assert.ok(MAX_SITES >= 1000);
   });
 
   it('shadow mode adds its request headers to the call; x-ratelimit-* headers go on the response', () => {

@@ -55,6 +55,8 @@ export interface OutboundRateLimitOptions {
   readonly rootNamespace: string;
   /** The workload's namespace. @defaultValue the snapshot workload's */
   readonly namespace?: string;
+  /** The new config's route table: sites of the config before that it no longer has are not carried over. */
+  readonly routes?: RouteTable;
   /** The limits of the config before; their buckets are kept where their settings did not change. */
   readonly previous?: OutboundRateLimits;
 }
@@ -86,6 +88,32 @@ export interface OutboundRouteSite {
   readonly action: 'ROUTE' | 'REDIRECT' | 'DIRECT_RESPONSE';
   /** The route's cluster (`destination_cluster`), when it forwards. */
   readonly cluster: string | undefined;
+}
+
+/** How many sites (port, virtual host, route) a config's limits remember and carry over at most. */
+export const MAX_SITES = 4096;
+
+/** `<host>\0<port or *>` of every virtual host of a route table, with the keys of its routes. */
+function siteKeys(table: RouteTable): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const v of table.virtualHosts) {
+    const routes = new Set<string>();
+    for (const r of v.routes) {
+      for (let b = 0; b < Math.max(1, r.matchers.length); b++) routes.add(`${envoyRouteName(r, b)}\u0000${HTTP_ACTION[r.action]}\u0000${r.virtualService ?? ''}#${r.index}#${b}`);
+    }
+    out.set(`${v.host}\u0000${v.port ?? '*'}`, routes);
+  }
+  return out;
+}
+
+/** Whether a site of the config before is one of the new config's (`allow_any` and `block_all` always are). */
+function siteExists(keys: ReadonlyMap<string, ReadonlySet<string>>, s: OutboundRouteSite): boolean {
+  if (s.vhost === 'allow_any' || s.vhost === 'block_all') return true;
+  const colon = s.vhost.lastIndexOf(':');
+  const host = s.vhost.slice(0, colon);
+  const routes = keys.get(`${host}\u0000${s.port}`) ?? keys.get(`${host}\u0000*`);
+  if (routes === undefined) return false;
+  return s.route === undefined || routes.has(`${s.route}\u0000${s.action}\u0000${s.routeId ?? ''}`);
 }
 
 const CATCH_ALL_DOMAINS: readonly string[] = Object.freeze(['*']);
@@ -267,11 +295,25 @@ export class OutboundRateLimits {
     this.#sourceIp = o.sourceIp;
     this.#namespace = o.namespace ?? 'default';
     this.#runner = new RateLimitRunner(o.random);
-    // Keep the buckets calls used under the config before (a limiter is taken over when it is made).
-    for (const [key, s] of o.previous === undefined ? [] : o.previous.#sites) {
-      this.#filters.active(this.#site(s));
-      this.#sites.set(key, s);
+    // Keep the buckets calls used under the config before (a limiter is taken over when it is
+    // made) — for the sites the new config still has: a route or virtual host it dropped takes
+    // its buckets with it.
+    const previous = o.previous === undefined ? undefined : o.previous.#sites;
+    if (previous !== undefined && previous.size > 0) {
+      const still = o.routes === undefined ? undefined : siteKeys(o.routes);
+      for (const [key, s] of previous) {
+        if (still !== undefined && !siteExists(still, s)) continue;
+        this.#filters.active(this.#site(s));
+        this.#remember(key, s);
+      }
     }
+  }
+
+  /** Records a site calls reached, the oldest forgotten beyond {@link MAX_SITES}. */
+  #remember(key: string, s: OutboundRouteSite): void {
+    this.#sites.delete(key);
+    this.#sites.set(key, s);
+    if (this.#sites.size > MAX_SITES) this.#sites.delete(this.#sites.keys().next().value as string);
   }
 
   /** The active filters of a call's listener and route. */
@@ -281,9 +323,12 @@ export class OutboundRateLimits {
     let f = byPort ? this.#byPort.get(s.port) : this.#byRoute.get(key);
     if (f === undefined) {
       f = this.#filters.active(this.#site(s));
+      const cache = byPort ? this.#byPort : this.#byRoute;
+      // Calls to ever new ports (hosts outside the mesh) would grow it without end.
+      if (cache.size >= MAX_SITES) cache.clear();
       if (byPort) this.#byPort.set(s.port, f);
       else this.#byRoute.set(key, f);
-      this.#sites.set(key, s);
+      this.#remember(key, s);
     }
     return f;
   }
@@ -439,5 +484,5 @@ export function compileOutboundRateLimits(snapshot: Snapshot, o: OutboundRateLim
   const w = snapshot.workload;
   const filters = new RateLimitFilters(snapshot.resources, w, o.rootNamespace, 'outbound', o.clock, o.previous?.limiters);
   if (!filters.canLimit) return undefined;
-  return new OutboundRateLimits(filters, `${w.service}.${w.namespace}`, { ...o, namespace: o.namespace ?? w.namespace });
+  return new OutboundRateLimits(filters, `${w.service}.${w.namespace}`, { ...o, namespace: o.namespace ?? w.namespace, routes: o.routes ?? snapshot.routes });
 }
