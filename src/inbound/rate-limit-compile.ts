@@ -16,7 +16,7 @@
 import type { Clock } from '../core/clock.ts';
 import type { AnyResource } from '../config/resource.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../config/types/envoy-filter.ts';
-import { type ActiveFilter, type FilterSite, HCM, RateLimitFilters } from '../policies/rate-limit/envoy-filters.ts';
+import { type ActiveFilter, type FilterSite, HCM, RateLimitFilters, serviceCluster } from '../policies/rate-limit/envoy-filters.ts';
 import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
 import type { HttpChainOptions } from '../config/validate/envoy-filter-chain.ts';
 import type { Resource } from '../config/resource.ts';
@@ -31,8 +31,10 @@ export type { ActiveFilter } from '../policies/rate-limit/envoy-filters.ts';
  * @category Inbound
  */
 export interface RateLimitWorkload {
-  /** Its service (short name); `source_cluster` is `<service>.<namespace>`. */
+  /** Its service (short name). */
   readonly service: string;
+  /** Its workload name: `source_cluster` is `<app label>.<namespace>`, else `<workload name>.<namespace>`. @defaultValue `service` */
+  readonly workloadName?: string;
   readonly namespace: string;
   readonly labels: Readonly<Record<string, string>>;
   /** Its named ports, for Services whose `targetPort` is a name. @defaultValue {} */
@@ -131,9 +133,10 @@ export class CompiledRateLimits {
     return this.#filters.limiters;
   }
 
-  /** `<service>.<namespace>`. */
+  /** The sidecar's service cluster: `<app label>.<namespace>`, else `<workload name>.<namespace>`. */
   get sourceCluster(): string {
-    return `${this.#workload.service}.${this.#workload.namespace}`;
+    const w = this.#workload;
+    return serviceCluster(w.labels, w.namespace, w.workloadName ?? w.service);
   }
 
   /** The active rate limit filters for requests arriving on local `port` (over mTLS when `tls`). */

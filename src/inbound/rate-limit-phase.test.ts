@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { validateYaml } from '../../test/helpers/config.ts';
 import { ManualClock, type Random } from '../core/clock.ts';
 import type { AnyResource } from '../config/resource.ts';
+import { CompiledRateLimits } from './rate-limit-compile.ts';
 import { type InboundRequest, newInboundRequest, InboundPipeline } from './pipeline.ts';
 import { compileRateLimit, RATE_LIMITED_BODY, type RateLimitDenial, type RateLimitPhase, rateLimitResponseHeaders, type RateLimitWorkload } from './rate-limit-phase.ts';
 
@@ -324,6 +325,15 @@ describe('rate-limit phase: Envoy\'s filter semantics', () => {
     assert.deepEqual(compile(validateYaml(efs + allow).resources as AnyResource[], srvWorkload, clock).filtersFor(8888).map((f) => f.name), ['before-mx', 'after-rbac', 'before-router', 'after-before-router']);
     // A policy for another workload adds nothing.
     assert.deepEqual(compile(validateYaml(efs + allow.replace('app: srv', 'app: other')).resources as AnyResource[], srvWorkload, clock).filtersFor(8888).map((f) => f.name), ['before-mx', 'before-router', 'after-before-router']);
+  });
+
+  it('source_cluster is the sidecar’s service cluster: the app label (not the service) dot namespace, else the workload name', () => {
+    const resources = load(ef({ configPatches: [filter(oneBucket(1))] }));
+    const cluster = (w: RateLimitWorkload) => new CompiledRateLimits(resources, w, 'istio-system', new ManualClock()).sourceCluster;
+    assert.equal(cluster({ service: 'srv', namespace: 'echo', labels: { app: 'srv-app' } }), 'srv-app.echo');
+    assert.equal(cluster({ service: 'srv', namespace: 'echo', labels: { 'service.istio.io/canonical-name': 'canon' } }), 'canon.echo');
+    assert.equal(cluster({ service: 'srv', namespace: 'echo', labels: {}, workloadName: 'srv-v1' }), 'srv-v1.echo');
+    assert.equal(cluster({ service: 'srv', namespace: 'echo', labels: {} }), 'srv.echo');
   });
 
   it('orders EnvoyFilters by priority, root namespace first, creation time, then name', () => {

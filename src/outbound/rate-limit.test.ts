@@ -327,6 +327,22 @@ describe('outbound rate limits: buckets on the mesh clock', () => {
     assert.ok(MAX_SITES >= 1000);
   });
 
+  it('with route patches, a call on a port no filter fits is let through without working out its route site (cached per port)', () => {
+    const vh = { applyTo: 'VIRTUAL_HOST', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'MERGE', value: { typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': { '@type': LRL, stat_prefix: 'v', ...on(1) } } } } };
+    const snap = snapshotOf(SERVICES + ef([filter({}, { context: 'SIDECAR_OUTBOUND', listener: { portNumber: 9081 } }), vh]));
+    const limits = limitsOf(snap, new ManualClock());
+    let sites = 0;
+    const routeSite = limits.routeSite.bind(limits);
+    limits.routeSite = (...a) => {
+      sites++;
+      return routeSite(...a);
+    };
+    assert.equal(outcomes(limits, snap, ['http://reviews:9080/c', 'http://reviews:9080/c', 'http://reviews:9080/c']), 'aaa');
+    assert.equal(sites, 0);
+    assert.equal(outcomes(limits, snap, ['http://ratings:9081/', 'http://ratings:9081/']), 'ar');
+    assert.ok(sites > 0);
+  });
+
   it('shadow mode adds its request headers to the call; x-ratelimit-* headers go on the response', () => {
     const config = on(1, '60s', { filter_enforced: pct(0), enable_x_ratelimit_headers: 'DRAFT_VERSION_03', request_headers_to_add_when_not_enforced: [{ header: { key: 'x-shadow', value: 'limited' } }] });
     const snap = snapshotOf(SERVICES + ef([filter(config)]));
@@ -419,6 +435,23 @@ describe('outbound rate limits: descriptors of redirects and direct responses (E
     assert.equal(outcomes(limits, snap, ['http://example.com/', 'http://example.com/'], REGISTRY_ONLY), 'ar');
     assert.equal(outcomes(limitsOf(snap, new ManualClock()), snap, ['http://reviews:9080/old', 'http://reviews:9080/old']), 'ar');
   });
+});
+
+describe('outbound rate limits: source_cluster is the sidecar’s service cluster (istio-agent serviceClusterOrDefault)', () => {
+  const yaml = SERVICES + ef([filter(on(10), {})]);
+  const rows: [string, Record<string, string>, string | undefined, string][] = [
+    ['the app label, not the service', { app: 'pp-app' }, undefined, 'pp-app.default'],
+    ['app.kubernetes.io/name without app', { 'app.kubernetes.io/name': 'k8s-name' }, undefined, 'k8s-name.default'],
+    ['no app label: the workload name', {}, 'productpage-v1', 'productpage-v1.default'],
+    ['no app label, no workload name: the service (meshlet’s default workload name)', {}, undefined, 'productpage.default'],
+  ];
+  for (const [name, labels, workloadName, want] of rows) {
+    it(name, () => {
+      const snap = compileSnapshot(load(yaml), { service: 'productpage', namespace: 'default', labels });
+      const out = compileOutboundRateLimits(snap, { clock: new ManualClock(), random: { next: () => 0 }, sourceIp: '', rootNamespace: 'istio-system', ...(workloadName === undefined ? {} : { workloadName }) });
+      assert.equal(out?.sourceCluster, want);
+    });
+  }
 });
 
 describe('outbound rate limits: the example of docs/rate-limiting.md', () => {

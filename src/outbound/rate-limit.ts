@@ -23,7 +23,7 @@
  *
  * Descriptors on this side: `remote_address` is the workload's own address (the app is the
  * downstream; the last `x-forwarded-for` address when the app sends one), `source_cluster`
- * `<service>.<namespace>`, `destination_cluster` the route's cluster (`outbound|9080|v1|reviews…`,
+ * `<app label>.<namespace>` (else the workload name's), `destination_cluster` the route's cluster (`outbound|9080|v1|reviews…`,
  * `PassthroughCluster`; none for redirects and direct responses). The app's source port is not
  * known (`source.port` is 0) and the connection from the app is plaintext (`connection.mtls`
  * false, no peer certificate).
@@ -37,7 +37,7 @@ import type { Exchange, Headers, ResponseHeaderOps } from '../core/exchange.ts';
 import { DEFAULT_DOMAIN } from '../config/hosts.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../config/types/envoy-filter.ts';
 import type { RateLimitRequest, RateLimitSite } from '../policies/rate-limit/descriptors.ts';
-import { type ActiveFilter, type FilterSite, HCM, RateLimitFilters } from '../policies/rate-limit/envoy-filters.ts';
+import { type ActiveFilter, type FilterSite, HCM, RateLimitFilters, serviceCluster } from '../policies/rate-limit/envoy-filters.ts';
 import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
 import { type RateLimitRefusal, RateLimitRunner, type RateLimitStats, type RunNotes } from '../policies/rate-limit/run-filters.ts';
 import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
@@ -53,6 +53,8 @@ export interface OutboundRateLimitOptions {
   readonly sourceIp: string;
   /** The mesh's root namespace (mesh-wide EnvoyFilters). */
   readonly rootNamespace: string;
+  /** The workload's name (`source_cluster` without an app label). @defaultValue the snapshot workload's service */
+  readonly workloadName?: string;
   /** The workload's namespace. @defaultValue the snapshot workload's */
   readonly namespace?: string;
   /** The new config's route table: sites of the config before that it no longer has are not carried over. */
@@ -287,6 +289,8 @@ export class OutboundRateLimits {
   /** The sites calls have reached, for the next config's limits to build their limiters up front. */
   readonly #sites = new Map<string, OutboundRouteSite>();
   readonly #notes: RunNotes = { xHeaders: undefined, headersChanged: false };
+  /** Whether the outbound listener of a port has a rate limit filter (none: its calls skip the route site). */
+  readonly #portHasFilters = new Map<number, boolean>();
 
   /** Use {@link compileOutboundRateLimits}. */
   constructor(filters: RateLimitFilters, sourceCluster: string, o: OutboundRateLimitOptions) {
@@ -331,6 +335,16 @@ export class OutboundRateLimits {
       this.#remember(key, s);
     }
     return f;
+  }
+
+  #hasFilters(port: number): boolean {
+    let has = this.#portHasFilters.get(port);
+    if (has === undefined) {
+      has = this.#filters.hasFilters({ listenerFits: (m) => outboundListenerFits(m, port) });
+      if (this.#portHasFilters.size >= MAX_SITES) this.#portHasFilters.clear();
+      this.#portHasFilters.set(port, has);
+    }
+    return has;
   }
 
   #site(s: OutboundRouteSite): FilterSite {
@@ -383,6 +397,7 @@ export class OutboundRateLimits {
    */
   check(ex: Exchange, table: RouteTable, d: RouteDecision | typeof NO_ROUTE | undefined, unknownHosts: () => UnknownHostPolicy): RateLimitRefusal | undefined {
     let s: OutboundRouteSite | undefined;
+    if (this.#filters.hasRoutePatches && !this.#hasFilters(portOf(ex.urlAuthority, ex.scheme))) return undefined;
     // Without route patches, the filters depend on the port only: the route is looked at only when a descriptor needs its cluster.
     let filters = this.#filters.hasRoutePatches ? undefined : this.#byPort.get(portOf(ex.urlAuthority, ex.scheme));
     if (filters === undefined) {
@@ -426,7 +441,7 @@ export class OutboundRateLimits {
     return this.#runner.stats;
   }
 
-  /** `<service>.<namespace>` (`source_cluster`). */
+  /** `<app label>.<namespace>`, else `<workload name>.<namespace>` (`source_cluster`). */
   get sourceCluster(): string {
     return this.#sourceCluster;
   }
@@ -484,5 +499,5 @@ export function compileOutboundRateLimits(snapshot: Snapshot, o: OutboundRateLim
   const w = snapshot.workload;
   const filters = new RateLimitFilters(snapshot.resources, w, o.rootNamespace, 'outbound', o.clock, o.previous?.limiters);
   if (!filters.canLimit) return undefined;
-  return new OutboundRateLimits(filters, `${w.service}.${w.namespace}`, { ...o, namespace: o.namespace ?? w.namespace, routes: o.routes ?? snapshot.routes });
+  return new OutboundRateLimits(filters, serviceCluster(w.labels, w.namespace, o.workloadName ?? w.service), { ...o, namespace: o.namespace ?? w.namespace, routes: o.routes ?? snapshot.routes });
 }

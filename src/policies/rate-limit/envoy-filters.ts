@@ -128,6 +128,18 @@ export function selectEnvoyFilters(resources: readonly AnyResource[], workload: 
   });
 }
 
+/**
+ * The sidecar's service cluster (Envoy's `local_info.clusterName()`, the `source_cluster` of
+ * descriptors), as istio-agent's bootstrap names it (`serviceClusterOrDefault`): the app label
+ * (`app`, else `app.kubernetes.io/name`, else `service.istio.io/canonical-name`) dot namespace,
+ * else the workload name dot namespace.
+ */
+export function serviceCluster(labels: Readonly<Record<string, string>>, namespace: string, workloadName: string): string {
+  const app = labels.app ?? labels['app.kubernetes.io/name'] ?? labels['service.istio.io/canonical-name'];
+  if (app !== undefined) return `${app}.${namespace}`;
+  return `${workloadName === '' ? 'istio-proxy' : workloadName}.${namespace}`;
+}
+
 /** Whether a patch of `context` applies on `direction` (Istio: the context itself, or ANY). */
 export function contextApplies(context: string, direction: RateLimitDirection): boolean {
   return context === 'ANY' || context === (direction === 'inbound' ? 'SIDECAR_INBOUND' : 'SIDECAR_OUTBOUND');
@@ -242,7 +254,7 @@ export class RateLimitFilters {
    * istiod's `patchHTTPFilter` does, so their order among themselves is Envoy's (meshlet runs
    * them all at one place among its phases).
    */
-  #chain(site: FilterSite): FilterPatchRef[] {
+  #chain(site: Pick<FilterSite, 'listenerFits' | 'grpcWeb'>): FilterPatchRef[] {
     const chain: (FilterPatchRef | string)[] = [...this.#istioChain[site.grpcWeb === true ? 1 : 0]];
     const nameOf = (c: FilterPatchRef | string) => (typeof c === 'string' ? c : c.patch.filterName);
     for (const ref of this.#filters) {
@@ -264,6 +276,11 @@ export class RateLimitFilters {
       else if (nameOf(chain[at] as FilterPatchRef | string) !== ROUTER) chain.splice(at + 1, 0, ref);
     }
     return chain.filter((c): c is FilterPatchRef => typeof c !== 'string');
+  }
+
+  /** Whether any rate limit filter sits in the chain of a listener (else no route of it has any). */
+  hasFilters(listener: Pick<FilterSite, 'listenerFits' | 'grpcWeb'>): boolean {
+    return this.#chain(listener).length > 0;
   }
 
   /** The active rate limit filters of a site, in order (those enabled for 0% of requests left out). */
