@@ -229,7 +229,7 @@ function readFilterPatch(cp: EnvoyConfigObjectPatch, value: Record<string, unkno
       warn(
         ctx,
         [...path, 'match', 'listener', 'filterChain', 'filter', 'subFilter', 'name'],
-        `${absent}, so Istio inserts nothing ${op === 'INSERT_BEFORE' ? 'before' : 'after'} it — unless another EnvoyFilter's patch inserts a filter of that name first; otherwise this patch limits nothing`,
+        `${absent}, so Istio inserts nothing ${op === 'INSERT_BEFORE' ? 'before' : 'after'} it — unless another EnvoyFilter's patch inserts a filter of that name first (in meshlet, only a local rate limit filter: it skips other EnvoyFilters); otherwise this patch limits nothing`,
       );
     }
   }
