@@ -199,7 +199,7 @@ export class InboundPolicies {
     if (authz.hasCustom) phases.push(logged(extAuthzPhase(authz, workload), this.#o.debug, this.#o.info));
     if (jwt.rules.length > 0) phases.push(jwtPhase(() => jwt));
     if (authz.policies.length > 0) phases.push(logged(authorizationPhase(authz, workload, authz.hasCustom), this.#o.debug, this.#o.info));
-    const own = { service: workload.service, namespace: workload.namespace, labels: workload.labels, ...(this.#o.ports === undefined ? {} : { ports: this.#o.ports }) };
+    const own = { service: workload.service, workloadName: workload.workloadName, namespace: workload.namespace, labels: workload.labels, ...(this.#o.ports === undefined ? {} : { ports: this.#o.ports }) };
     this.#rateLimit = compileRateLimit(resources, own, rootNamespace, this.#o.clock, {
       random: this.#o.random,
       previous: this.#rateLimit,

@@ -16,8 +16,12 @@
 import type { Clock } from '../core/clock.ts';
 import type { AnyResource } from '../config/resource.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../config/types/envoy-filter.ts';
-import { type ActiveFilter, type FilterSite, HCM, RateLimitFilters } from '../policies/rate-limit/envoy-filters.ts';
+import { type ActiveFilter, type FilterSite, HCM, RateLimitFilters, serviceCluster } from '../policies/rate-limit/envoy-filters.ts';
 import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
+import type { HttpChainOptions } from '../config/validate/envoy-filter-chain.ts';
+import type { Resource } from '../config/resource.ts';
+import { selectPolicies } from '../security/authz/compile.ts';
+import { selectRequestAuthentications } from '../security/jwt/compile.ts';
 import { inboundServices } from './inbound-services.ts';
 
 export type { ActiveFilter } from '../policies/rate-limit/envoy-filters.ts';
@@ -27,8 +31,10 @@ export type { ActiveFilter } from '../policies/rate-limit/envoy-filters.ts';
  * @category Inbound
  */
 export interface RateLimitWorkload {
-  /** Its service (short name); `source_cluster` is `<service>.<namespace>`. */
+  /** Its service (short name). */
   readonly service: string;
+  /** Its workload name: `source_cluster` is `<app label>.<namespace>`, else `<workload name>.<namespace>`. @defaultValue `service` */
+  readonly workloadName?: string;
   readonly namespace: string;
   readonly labels: Readonly<Record<string, string>>;
   /** Its named ports, for Services whose `targetPort` is a name. @defaultValue {} */
@@ -47,6 +53,25 @@ export function inboundServicePorts(resources: readonly AnyResource[], workload:
   const out = new Map<number, number[]>();
   for (const [local, services] of inboundServices(resources, workload)) out.set(local, [...new Set(services.map((s) => s.servicePort))]);
   return out;
+}
+
+/**
+ * Which of istiod's conditional inbound HTTP filters the workload's inbound chain has: the authz
+ * CUSTOM pair, the JWT filter (a RequestAuthentication with JWT rules), the RBAC filter (ALLOW,
+ * DENY or AUDIT AuthorizationPolicies).
+ */
+export function inboundChainOptions(resources: readonly AnyResource[], workload: RateLimitWorkload, rootNamespace: string): HttpChainOptions {
+  const policies = selectPolicies(resources as Resource[], workload, rootNamespace, []);
+  const ras = selectRequestAuthentications(
+    resources.filter((r): r is Resource<'RequestAuthentication'> & AnyResource => r.kind === 'RequestAuthentication'),
+    workload,
+    rootNamespace,
+  );
+  return {
+    custom: policies.some((p) => p.spec.action === 'CUSTOM'),
+    jwt: ras.some((r) => (r.spec.jwtRules?.length ?? 0) > 0),
+    rbac: policies.some((p) => p.spec.action !== 'CUSTOM'),
+  };
 }
 
 /** Whether an HTTP_FILTER patch's listener match fits the inbound filter chain of `port` (`tls`: an mTLS connection). */
@@ -88,7 +113,7 @@ export class CompiledRateLimits {
   readonly #servicePorts: ReadonlyMap<number, readonly number[]>;
 
   constructor(resources: readonly AnyResource[], workload: RateLimitWorkload, rootNamespace: string, clock: Clock, previous: ReadonlyMap<string, LocalRateLimiter> = new Map()) {
-    this.#filters = new RateLimitFilters(resources, workload, rootNamespace, 'inbound', clock, previous);
+    this.#filters = new RateLimitFilters(resources, workload, rootNamespace, 'inbound', clock, previous, inboundChainOptions(resources, workload, rootNamespace));
     this.#workload = workload;
     this.#servicePorts = workload.servicePorts ?? inboundServicePorts(resources, workload);
   }
@@ -108,9 +133,10 @@ export class CompiledRateLimits {
     return this.#filters.limiters;
   }
 
-  /** `<service>.<namespace>`. */
+  /** The sidecar's service cluster: `<app label>.<namespace>`, else `<workload name>.<namespace>`. */
   get sourceCluster(): string {
-    return `${this.#workload.service}.${this.#workload.namespace}`;
+    const w = this.#workload;
+    return serviceCluster(w.labels, w.namespace, w.workloadName ?? w.service);
   }
 
   /** The active rate limit filters for requests arriving on local `port` (over mTLS when `tls`). */
@@ -124,6 +150,7 @@ export class CompiledRateLimits {
       routeKey: String(port),
       routeLabel: `route inbound|${port}||`,
       vhostLabel: 'virtual host',
+      routeEntry: true,
     };
     return this.#filters.active(site);
   }

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { validateYaml } from '../../test/helpers/config.ts';
 import { ManualClock, type Random } from '../core/clock.ts';
 import type { AnyResource } from '../config/resource.ts';
+import { CompiledRateLimits } from './rate-limit-compile.ts';
 import { type InboundRequest, newInboundRequest, InboundPipeline } from './pipeline.ts';
 import { compileRateLimit, RATE_LIMITED_BODY, type RateLimitDenial, type RateLimitPhase, rateLimitResponseHeaders, type RateLimitWorkload } from './rate-limit-phase.ts';
 
@@ -286,35 +287,53 @@ describe('rate-limit phase: Envoy\'s filter semantics', () => {
     assert.equal((phase.run(request()) as RateLimitDenial).headers?.['x-by'], 'first');
   });
 
-  it("inserts next to a sub-filter as istiod does: among Istio's own filters; nothing after the router, for INSERT_AFTER without a sub-filter, or next to a filter not in the chain", () => {
+  it("inserts next to a sub-filter as istiod does: among Istio's own inbound filters (those of the policies that apply), nothing next to a filter not in the chain", () => {
     const clock = new ManualClock(0);
     const hcm = 'envoy.filters.network.http_connection_manager';
     const at = (name: string, operation: string, subFilter?: string) =>
       filter(oneBucket(1), { context: 'SIDECAR_INBOUND', ...(subFilter === undefined ? {} : { listener: { filterChain: { filter: { name: hcm, subFilter: { name: subFilter } } } } }) }, operation, name);
-    const { resources, warnings } = validateYaml(
-      ef({
-        configPatches: [
-          at('before-router', 'INSERT_BEFORE', 'envoy.filters.http.router'),
-          at('after-rbac', 'INSERT_AFTER', 'envoy.filters.http.rbac'),
-          at('after-before-router', 'INSERT_AFTER', 'before-router'),
-          at('before-mx', 'INSERT_BEFORE', 'istio.metadata_exchange'),
-          at('after-nothing', 'INSERT_AFTER'),
-          at('after-router', 'INSERT_AFTER', 'envoy.filters.http.router'),
-          at('before-typo', 'INSERT_BEFORE', 'envoy.filters.http.routr'),
-        ],
-      }),
-    );
-    const phase = compile(resources as AnyResource[], srvWorkload, clock);
-    // Istio's chain: metadata exchange, …, RBAC, …, fault, CORS, stats, router.
-    assert.deepEqual(
-      phase.filtersFor(8888).map((f) => f.name),
-      ['before-mx', 'after-rbac', 'before-router', 'after-before-router'],
-    );
+    const efs = ef({
+      configPatches: [
+        at('before-router', 'INSERT_BEFORE', 'envoy.filters.http.router'),
+        at('after-rbac', 'INSERT_AFTER', 'envoy.filters.http.rbac'),
+        at('before-jwt', 'INSERT_BEFORE', 'envoy.filters.http.jwt_authn'),
+        at('after-ext-authz', 'INSERT_AFTER', 'envoy.filters.http.ext_authz'),
+        at('after-before-router', 'INSERT_AFTER', 'before-router'),
+        at('before-mx', 'INSERT_BEFORE', 'istio.metadata_exchange'),
+        at('before-alpn', 'INSERT_BEFORE', 'istio.alpn'),
+        at('before-authn', 'INSERT_BEFORE', 'istio_authn'),
+        at('before-typo', 'INSERT_BEFORE', 'envoy.filters.http.routr'),
+      ],
+    });
+    const { resources, warnings } = validateYaml(efs);
+    // No policy applies: the chain is metadata exchange, gRPC stats, fault, CORS, stats, router.
+    assert.deepEqual(compile(resources as AnyResource[], srvWorkload, clock).filtersFor(8888).map((f) => f.name), ['before-mx', 'before-router', 'after-before-router']);
     const said = warnings.map(String).join('\n');
-    assert.match(said, /INSERT_AFTER without a subFilter appends the filter after the router \(istiod\), where Envoy never runs it/);
-    assert.match(said, /INSERT_AFTER envoy\.filters\.http\.router puts the filter after the router/);
     assert.match(said, /"envoy\.filters\.http\.routr" is not a filter Istio puts in a sidecar's HTTP chain, so Istio inserts nothing before it/);
-    assert.doesNotMatch(said, /"before-router" is not a filter/, 'a filter another patch inserted is one to insert next to');
+    assert.match(said, /"istio_authn" is not a filter Istio puts in a sidecar's HTTP chain \(istio_authn is a network filter, not an HTTP filter\)/);
+    assert.match(said, /configPatches\[6\].*the inbound chain has no istio\.alpn filter/);
+    assert.doesNotMatch(said, /"before-router" is not a filter/, 'a filter another patch inserts is one to insert next to');
+    assert.doesNotMatch(said, /rbac|jwt_authn|ext_authz/, 'inbound chains can have them');
+    // A CUSTOM policy (rbac, ext_authz), a RequestAuthentication with JWT rules (jwt_authn), an ALLOW policy (rbac).
+    const policies =
+      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: ext, namespace: echo}\nspec: {selector: {matchLabels: {app: srv}}, action: CUSTOM, provider: {name: ext}, rules: [{}]}\n---\n' +
+      'apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt, namespace: echo}\nspec: {selector: {matchLabels: {app: srv}}, jwtRules: [{issuer: "https://issuer.example", jwksUri: "https://issuer.example/jwks"}]}\n---\n';
+    const withCustomJwt = validateYaml(efs + policies).resources as AnyResource[];
+    // The first rbac is CUSTOM's, before ext_authz.
+    assert.deepEqual(compile(withCustomJwt, srvWorkload, clock).filtersFor(8888).map((f) => f.name), ['before-mx', 'after-rbac', 'after-ext-authz', 'before-jwt', 'before-router', 'after-before-router']);
+    const allow = 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: allow, namespace: echo}\nspec: {selector: {matchLabels: {app: srv}}, rules: [{}]}\n---\n';
+    assert.deepEqual(compile(validateYaml(efs + allow).resources as AnyResource[], srvWorkload, clock).filtersFor(8888).map((f) => f.name), ['before-mx', 'after-rbac', 'before-router', 'after-before-router']);
+    // A policy for another workload adds nothing.
+    assert.deepEqual(compile(validateYaml(efs + allow.replace('app: srv', 'app: other')).resources as AnyResource[], srvWorkload, clock).filtersFor(8888).map((f) => f.name), ['before-mx', 'before-router', 'after-before-router']);
+  });
+
+  it('source_cluster is the sidecar’s service cluster: the app label (not the service) dot namespace, else the workload name', () => {
+    const resources = load(ef({ configPatches: [filter(oneBucket(1))] }));
+    const cluster = (w: RateLimitWorkload) => new CompiledRateLimits(resources, w, 'istio-system', new ManualClock()).sourceCluster;
+    assert.equal(cluster({ service: 'srv', namespace: 'echo', labels: { app: 'srv-app' } }), 'srv-app.echo');
+    assert.equal(cluster({ service: 'srv', namespace: 'echo', labels: { 'service.istio.io/canonical-name': 'canon' } }), 'canon.echo');
+    assert.equal(cluster({ service: 'srv', namespace: 'echo', labels: {}, workloadName: 'srv-v1' }), 'srv-v1.echo');
+    assert.equal(cluster({ service: 'srv', namespace: 'echo', labels: {} }), 'srv.echo');
   });
 
   it('orders EnvoyFilters by priority, root namespace first, creation time, then name', () => {

@@ -58,6 +58,9 @@ export function rateLimitResponseHeaders(req: InboundRequest): Readonly<Record<s
   return responseHeaders.get(req);
 }
 
+/** How many `port/tls` keys of the config before a new phase builds up front at most. */
+const MAX_CARRIED_PORTS = 1024;
+
 /**
  * The rate-limit phase of one workload.
  * @category Inbound
@@ -153,6 +156,8 @@ export function compileRateLimit(
   if (!compiled.canLimit) return undefined;
   const warm = new Set<string>();
   for (const p of compiled.knownPorts) for (const t of ['raw', 'tls']) warm.add(`${p}/${t}`);
-  if (options.previous !== undefined) for (const k of options.previous.portKeys) warm.add(k);
+  // Ports requests reached before (bounded: inbound requests arrive on the workload's listeners only;
+  // limiters of ports not carried over are dropped with the config before).
+  if (options.previous !== undefined) for (const k of options.previous.portKeys.slice(0, MAX_CARRIED_PORTS)) warm.add(k);
   return new RateLimitPhase(compiled, options.random ?? systemRandom, warm);
 }

@@ -227,7 +227,7 @@ export class Outbound {
 
   #compileRateLimits(snapshot: Snapshot): OutboundRateLimits | undefined {
     const o = this.#o;
-    return compileOutboundRateLimits(snapshot, { clock: o.clock, random: o.random, sourceIp: o.sourceIp, rootNamespace: o.rootNamespace ?? DEFAULT_ROOT_NAMESPACE, previous: this.#rateLimits });
+    return compileOutboundRateLimits(snapshot, { clock: o.clock, random: o.random, sourceIp: o.sourceIp, rootNamespace: o.rootNamespace ?? DEFAULT_ROOT_NAMESPACE, previous: this.#rateLimits, workloadName: o.workload?.workloadName });
   }
 
   /** The outbound local rate limits of the current snapshot (undefined: none can limit anything), with their counters. */

@@ -8,7 +8,7 @@ import { Exchange, type Headers } from '../core/exchange.ts';
 import type { AnyResource } from '../config/resource.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../config/types/envoy-filter.ts';
 import { compileSnapshot, type Snapshot, type UnknownHostPolicy } from '../routing/compile.ts';
-import { compileOutboundRateLimits, type OutboundRateLimits, type OutboundRouteSite, outboundListenerFits, outboundRouteFits } from './rate-limit.ts';
+import { compileOutboundRateLimits, MAX_SITES, type OutboundRateLimits, type OutboundRouteSite, outboundListenerFits, outboundRouteFits } from './rate-limit.ts';
 
 const LRL = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
 const HCM = 'envoy.filters.network.http_connection_manager';
@@ -36,7 +36,7 @@ describe('outbound rate limits: which HTTP_FILTER patches an outbound listener t
 });
 
 describe('outbound rate limits: which route patches a call’s route takes (istiod routeConfigurationMatch, virtualHostMatch, routeMatch on outbound route configurations)', () => {
-  const reviews: OutboundRouteSite = { port: 9080, vhost: `${REVIEWS}:9080`, domains: [REVIEWS, `${REVIEWS}:9080`, 'reviews', 'reviews:9080'], route: 'r1', action: 'ROUTE', cluster: `outbound|9080||${REVIEWS}` };
+  const reviews: OutboundRouteSite = { port: 9080, vhost: `${REVIEWS}:9080`, domains: [REVIEWS, `${REVIEWS}.`, 'reviews', 'reviews.default.svc', 'reviews.default'], route: 'r1', action: 'ROUTE', cluster: `outbound|9080||${REVIEWS}` };
   const named = { ...reviews, route: 'r2.m2' };
   const redirect = { ...reviews, route: 'moved', action: 'REDIRECT' as const, cluster: undefined };
   const allowAny: OutboundRouteSite = { port: 9080, vhost: 'allow_any', domains: ['*'], route: 'allow_any', action: 'ROUTE', cluster: 'PassthroughCluster' };
@@ -52,7 +52,7 @@ describe('outbound rate limits: which route patches a call’s route takes (isti
     ['virtual host <host>:<port>', { vhost: { name: `${REVIEWS}:9080` } }, reviews, 'VIRTUAL_HOST', true],
     ['virtual host without the port', { vhost: { name: REVIEWS } }, reviews, 'VIRTUAL_HOST', false],
     ['virtual host inbound|http|9080 (Istio’s task page)', { vhost: { name: 'inbound|http|9080' } }, reviews, 'VIRTUAL_HOST', false],
-    ['domainName: one of the virtual host’s domains', { vhost: { domainName: 'reviews:9080' } }, reviews, 'VIRTUAL_HOST', true],
+    ['domainName: one of the virtual host’s domains', { vhost: { domainName: 'reviews' } }, reviews, 'VIRTUAL_HOST', true],
     ['domainName: not one of them', { vhost: { domainName: 'ratings' } }, reviews, 'VIRTUAL_HOST', false],
     ['virtual host allow_any', { vhost: { name: 'allow_any' } }, allowAny, 'VIRTUAL_HOST', true],
     ['domainName * (allow_any’s)', { vhost: { domainName: '*' } }, allowAny, 'VIRTUAL_HOST', true],
@@ -199,9 +199,47 @@ describe('outbound rate limits: the names a call’s route has, as istiod names 
       for (const [k, v] of Object.entries(want)) assert.deepEqual(s[k as keyof OutboundRouteSite], v, k);
     });
   }
-  it('the virtual host’s domains are the service’s names (what a domainName match reads)', () => {
-    const s = siteOf(limits, snap, 'http://reviews:9080/c');
-    for (const d of [REVIEWS, `${REVIEWS}:9080`, 'reviews', 'reviews:9080']) assert.ok(s.domains.includes(d), d);
+  it('the virtual host’s domains are the sidecar’s (what a domainName match reads): FQDN, FQDN with a trailing dot, short names, VIPs — never host:port', () => {
+    assert.deepEqual(siteOf(limits, snap, 'http://reviews:9080/c').domains, [REVIEWS, `${REVIEWS}.`, 'reviews', 'reviews.default.svc', 'reviews.default']);
+    const other = `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: details, namespace: shop}
+spec:
+  hosts: [details.shop.svc.cluster.local]
+  addresses: [240.0.0.7]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}, {number: 9090, name: http2, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.3}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: https, protocol: HTTP}]
+`;
+    const snap2 = snapshotOf(SERVICES + other + ef([filter(on(10))]));
+    const limits2 = limitsOf(snap2, new ManualClock());
+    // Another namespace: name.ns and name.ns.svc, not the bare name; the VIP; on both ports the same.
+    const details = ['details.shop.svc.cluster.local', 'details.shop.svc.cluster.local.', 'details.shop', 'details.shop.svc', '240.0.0.7'];
+    assert.deepEqual(siteOf(limits2, snap2, 'http://details.shop:9080/').domains, details);
+    assert.deepEqual(siteOf(limits2, snap2, 'http://details.shop:9090/').domains, details);
+    assert.deepEqual(siteOf(limits2, snap2, 'https://api.example.com/').domains, ['api.example.com', 'api.example.com.']);
+  });
+  it('a domainName match: the short name, the FQDN and the FQDN with a trailing dot fit; host:port never does', () => {
+    const vh = (domainName: string) => ({
+      applyTo: 'VIRTUAL_HOST',
+      match: { context: 'SIDECAR_OUTBOUND', routeConfiguration: { vhost: { domainName } } },
+      patch: { operation: 'MERGE', value: { typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': { '@type': LRL, stat_prefix: 'v', ...on(1) } } } },
+    });
+    for (const [d, want] of [['reviews', 'ar'], [REVIEWS, 'ar'], [`${REVIEWS}.`, 'ar'], ['reviews:9080', 'aa'], [`${REVIEWS}:9080`, 'aa']] as const) {
+      const snap2 = snapshotOf(SERVICES + ef([filter({}), vh(d)]));
+      assert.equal(outcomes(limitsOf(snap2, new ManualClock()), snap2, ['http://reviews:9080/c', 'http://reviews:9080/c']), want, d);
+    }
   });
 });
 
@@ -272,6 +310,39 @@ describe('outbound rate limits: buckets on the mesh clock', () => {
     assert.equal(outcomes(l3, snap3, ['http://reviews:9080/c', 'http://reviews:9080/c', 'http://reviews:9080/c']), 'aar', 'a changed bucket starts full');
   });
 
+  it('across config reloads: only the routes the new config still has keep their buckets; what is carried over stays bounded', () => {
+    const clock = new ManualClock();
+    const route = { applyTo: 'HTTP_ROUTE', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'MERGE', value: { typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': { '@type': LRL, stat_prefix: 'v', ...on(1, '600s') } } } } };
+    const yaml = SERVICES + ef([filter({}), route]);
+    let limits = limitsOf(snapshotOf(yaml), clock);
+    for (let gen = 0; gen < 30; gen++) {
+      const snap = snapshotOf(yaml);
+      limits = limitsOf(snap, clock, limits);
+      // A route of this generation only (a rule renamed or moved).
+      limits.filtersFor({ port: 9080, vhost: `${REVIEWS}:9080`, domains: [], route: `gone-${gen}`, routeId: `VirtualService default/reviews#9${gen}#0`, action: 'ROUTE', cluster: 'c' });
+      assert.equal(outcomes(limits, snap, ['http://reviews:9080/c']), gen === 0 ? 'a' : 'r', 'a route the config still has keeps its bucket');
+    }
+    // This generation's two routes; the 29 gone routes of the generations before are not carried.
+    assert.equal(limits.limiters.size, 2);
+    assert.ok(MAX_SITES >= 1000);
+  });
+
+  it('with route patches, a call on a port no filter fits is let through without working out its route site (cached per port)', () => {
+    const vh = { applyTo: 'VIRTUAL_HOST', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'MERGE', value: { typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': { '@type': LRL, stat_prefix: 'v', ...on(1) } } } } };
+    const snap = snapshotOf(SERVICES + ef([filter({}, { context: 'SIDECAR_OUTBOUND', listener: { portNumber: 9081 } }), vh]));
+    const limits = limitsOf(snap, new ManualClock());
+    let sites = 0;
+    const routeSite = limits.routeSite.bind(limits);
+    limits.routeSite = (...a) => {
+      sites++;
+      return routeSite(...a);
+    };
+    assert.equal(outcomes(limits, snap, ['http://reviews:9080/c', 'http://reviews:9080/c', 'http://reviews:9080/c']), 'aaa');
+    assert.equal(sites, 0);
+    assert.equal(outcomes(limits, snap, ['http://ratings:9081/', 'http://ratings:9081/']), 'ar');
+    assert.ok(sites > 0);
+  });
+
   it('shadow mode adds its request headers to the call; x-ratelimit-* headers go on the response', () => {
     const config = on(1, '60s', { filter_enforced: pct(0), enable_x_ratelimit_headers: 'DRAFT_VERSION_03', request_headers_to_add_when_not_enforced: [{ header: { key: 'x-shadow', value: 'limited' } }] });
     const snap = snapshotOf(SERVICES + ef([filter(config)]));
@@ -319,6 +390,68 @@ describe('outbound rate limits: buckets on the mesh clock', () => {
     const limits = limitsOf(snap, new ManualClock());
     assert.equal(outcomes(limits, snap, ['http://reviews:9080/b', 'http://reviews:9080/b', 'http://reviews:9080/unnamed', 'http://reviews:9080/old', 'http://reviews:9080/old']), 'araaa');
   });
+});
+
+describe('outbound rate limits: Istio’s outbound HTTP filter chain', () => {
+  const at = (subFilter: string, name: string, operation = 'INSERT_BEFORE') => ({
+    ...filter(on(1), { context: 'SIDECAR_OUTBOUND', listener: { filterChain: { filter: { name: HCM, subFilter: { name: subFilter } } } } }),
+    patch: { operation, value: { name, typed_config: { '@type': LRL, stat_prefix: 'p', ...on(1) } } },
+  });
+  it('has no RBAC, JWT or ext_authz filter (even when policies apply to the workload), nor stateful_session; it has istio.alpn', () => {
+    const policy = '---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: allow, namespace: default}\nspec: {rules: [{}]}\n';
+    const yaml = SERVICES + policy + ef([at('envoy.filters.http.rbac', 'a'), at('envoy.filters.http.jwt_authn', 'b'), at('envoy.filters.http.ext_authz', 'c'), at('envoy.filters.http.stateful_session', 'd'), at('istio_authn', 'e'), at('istio.alpn', 'f')]);
+    const { warnings } = validateYaml(yaml);
+    const said = warnings.map(String).join('\n');
+    assert.match(said, /configPatches\[0\].*the outbound chain has no RBAC filter/);
+    assert.match(said, /configPatches\[1\].*the outbound chain has no JWT filter/);
+    assert.match(said, /configPatches\[2\].*the outbound chain has no ext_authz filter/);
+    assert.match(said, /configPatches\[3\].*"envoy\.filters\.http\.stateful_session" is not a filter Istio puts in a sidecar's HTTP chain/);
+    assert.match(said, /configPatches\[4\].*istio_authn is a network filter/);
+    assert.doesNotMatch(said, /configPatches\[5\]/);
+    const snap = snapshotOf(yaml);
+    const limits = limitsOf(snap, new ManualClock());
+    assert.deepEqual(limits.filtersFor(siteOf(limits, snap, 'http://reviews:9080/c')).map((f) => f.name), ['f']);
+  });
+});
+
+describe('outbound rate limits: descriptors of redirects and direct responses (Envoy: no route entry)', () => {
+  const perFilter = {
+    'envoy.filters.http.local_ratelimit': { '@type': LRL, stat_prefix: 'v', ...on(100), descriptors: [{ entries: [{ key: 'generic_key', value: 'foo' }], ...bucket(1, '60s') }] },
+  };
+  it('route and virtual host rate_limits build nothing for a redirect; they do for a forwarding route', () => {
+    const vh = { applyTo: 'VIRTUAL_HOST', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'MERGE', value: { rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'foo' } }] }], typed_per_filter_config: perFilter } } };
+    const snap = snapshotOf(SERVICES + ef([filter({}), vh]));
+    const limits = limitsOf(snap, new ManualClock());
+    assert.equal(outcomes(limits, snap, ['http://reviews:9080/old', 'http://reviews:9080/old', 'http://reviews:9080/c', 'http://reviews:9080/c']), 'aaar');
+    const rt = { applyTo: 'HTTP_ROUTE', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'MERGE', value: { route: { rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'foo' } }] }] }, typed_per_filter_config: perFilter } } };
+    const snap2 = snapshotOf(SERVICES + ef([filter({}), rt]));
+    const limits2 = limitsOf(snap2, new ManualClock());
+    assert.equal(outcomes(limits2, snap2, ['http://reviews:9080/old', 'http://reviews:9080/old', 'http://reviews:9080/c', 'http://reviews:9080/c']), 'aaar');
+  });
+  it('the filter’s own rate_limits still do (block_all, a direct response)', () => {
+    const config = on(100, '60s', { descriptors: [{ entries: [{ key: 'generic_key', value: 'foo' }], ...bucket(1, '60s') }], rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'foo' } }] }] });
+    const snap = snapshotOf(SERVICES + ef([filter(config)]));
+    const limits = limitsOf(snap, new ManualClock());
+    assert.equal(outcomes(limits, snap, ['http://example.com/', 'http://example.com/'], REGISTRY_ONLY), 'ar');
+    assert.equal(outcomes(limitsOf(snap, new ManualClock()), snap, ['http://reviews:9080/old', 'http://reviews:9080/old']), 'ar');
+  });
+});
+
+describe('outbound rate limits: source_cluster is the sidecar’s service cluster (istio-agent serviceClusterOrDefault)', () => {
+  const yaml = SERVICES + ef([filter(on(10), {})]);
+  const rows: [string, Record<string, string>, string | undefined, string][] = [
+    ['the app label, not the service', { app: 'pp-app' }, undefined, 'pp-app.default'],
+    ['app.kubernetes.io/name without app', { 'app.kubernetes.io/name': 'k8s-name' }, undefined, 'k8s-name.default'],
+    ['no app label: the workload name', {}, 'productpage-v1', 'productpage-v1.default'],
+    ['no app label, no workload name: the service (meshlet’s default workload name)', {}, undefined, 'productpage.default'],
+  ];
+  for (const [name, labels, workloadName, want] of rows) {
+    it(name, () => {
+      const snap = compileSnapshot(load(yaml), { service: 'productpage', namespace: 'default', labels });
+      const out = compileOutboundRateLimits(snap, { clock: new ManualClock(), random: { next: () => 0 }, sourceIp: '', rootNamespace: 'istio-system', ...(workloadName === undefined ? {} : { workloadName }) });
+      assert.equal(out?.sourceCluster, want);
+    });
+  }
 });
 
 describe('outbound rate limits: the example of docs/rate-limiting.md', () => {

@@ -23,19 +23,21 @@
  *
  * Descriptors on this side: `remote_address` is the workload's own address (the app is the
  * downstream; the last `x-forwarded-for` address when the app sends one), `source_cluster`
- * `<service>.<namespace>`, `destination_cluster` the route's cluster (`outbound|9080|v1|reviews…`,
+ * `<app label>.<namespace>` (else the workload name's), `destination_cluster` the route's cluster (`outbound|9080|v1|reviews…`,
  * `PassthroughCluster`; none for redirects and direct responses). The app's source port is not
  * known (`source.port` is 0) and the connection from the app is plaintext (`connection.mtls`
  * false, no peer certificate).
  *
  * @module
  */
+import { isIP } from 'node:net';
 import type { Clock, Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
 import type { Exchange, Headers, ResponseHeaderOps } from '../core/exchange.ts';
+import { DEFAULT_DOMAIN } from '../config/hosts.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../config/types/envoy-filter.ts';
 import type { RateLimitRequest, RateLimitSite } from '../policies/rate-limit/descriptors.ts';
-import { type ActiveFilter, type FilterSite, HCM, RateLimitFilters } from '../policies/rate-limit/envoy-filters.ts';
+import { type ActiveFilter, type FilterSite, HCM, RateLimitFilters, serviceCluster } from '../policies/rate-limit/envoy-filters.ts';
 import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
 import { type RateLimitRefusal, RateLimitRunner, type RateLimitStats, type RunNotes } from '../policies/rate-limit/run-filters.ts';
 import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
@@ -51,6 +53,12 @@ export interface OutboundRateLimitOptions {
   readonly sourceIp: string;
   /** The mesh's root namespace (mesh-wide EnvoyFilters). */
   readonly rootNamespace: string;
+  /** The workload's name (`source_cluster` without an app label). @defaultValue the snapshot workload's service */
+  readonly workloadName?: string;
+  /** The workload's namespace. @defaultValue the snapshot workload's */
+  readonly namespace?: string;
+  /** The new config's route table: sites of the config before that it no longer has are not carried over. */
+  readonly routes?: RouteTable;
   /** The limits of the config before; their buckets are kept where their settings did not change. */
   readonly previous?: OutboundRateLimits;
 }
@@ -69,7 +77,7 @@ export interface OutboundRouteSite {
   readonly port: number;
   /** `<host>:<port>`, `allow_any` or `block_all`. */
   readonly vhost: string;
-  /** The virtual host's domains (`*` for `allow_any` and `block_all`). */
+  /** The virtual host's domains as istiod builds them for a sidecar ({@link sidecarDomains}; `*` for `allow_any` and `block_all`). */
   readonly domains: readonly string[];
   /** The Envoy route name; undefined when no route matched (no per-route config then). */
   readonly route: string | undefined;
@@ -82,6 +90,32 @@ export interface OutboundRouteSite {
   readonly action: 'ROUTE' | 'REDIRECT' | 'DIRECT_RESPONSE';
   /** The route's cluster (`destination_cluster`), when it forwards. */
   readonly cluster: string | undefined;
+}
+
+/** How many sites (port, virtual host, route) a config's limits remember and carry over at most. */
+export const MAX_SITES = 4096;
+
+/** `<host>\0<port or *>` of every virtual host of a route table, with the keys of its routes. */
+function siteKeys(table: RouteTable): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const v of table.virtualHosts) {
+    const routes = new Set<string>();
+    for (const r of v.routes) {
+      for (let b = 0; b < Math.max(1, r.matchers.length); b++) routes.add(`${envoyRouteName(r, b)}\u0000${HTTP_ACTION[r.action]}\u0000${r.virtualService ?? ''}#${r.index}#${b}`);
+    }
+    out.set(`${v.host}\u0000${v.port ?? '*'}`, routes);
+  }
+  return out;
+}
+
+/** Whether a site of the config before is one of the new config's (`allow_any` and `block_all` always are). */
+function siteExists(keys: ReadonlyMap<string, ReadonlySet<string>>, s: OutboundRouteSite): boolean {
+  if (s.vhost === 'allow_any' || s.vhost === 'block_all') return true;
+  const colon = s.vhost.lastIndexOf(':');
+  const host = s.vhost.slice(0, colon);
+  const routes = keys.get(`${host}\u0000${s.port}`) ?? keys.get(`${host}\u0000*`);
+  if (routes === undefined) return false;
+  return s.route === undefined || routes.has(`${s.route}\u0000${s.action}\u0000${s.routeId ?? ''}`);
 }
 
 const CATCH_ALL_DOMAINS: readonly string[] = Object.freeze(['*']);
@@ -117,6 +151,63 @@ export function outboundRouteFits(m: RouteConfigurationMatch | undefined, s: Out
   const r = vh.route;
   if (r.name !== undefined && r.name !== '' && r.name !== s.route) return false;
   return r.action === undefined || r.action === 'ANY' || r.action === s.action;
+}
+
+const SVC_SUFFIX = `.svc.${DEFAULT_DOMAIN}`;
+
+/**
+ * The short names istiod adds for a Kubernetes service name (`generateAltVirtualHostsForKubernetesService`,
+ * ports left out): in the client's namespace `name`, `name.ns.svc`, `name.ns`; else `name.ns`, `name.ns.svc`.
+ */
+function kubeAltHosts(h: string, clientNamespace: string): string[] {
+  const ih = h.indexOf('.svc.');
+  const ns = h.indexOf('.');
+  if (ih <= 0 || ns + 1 >= h.length || ns + 1 > ih) return [];
+  const nameNs = h.slice(0, ih);
+  return h.slice(ns + 1, ih) === clientNamespace ? [h.slice(0, ns), `${nameNs}.svc`, nameNs] : [nameNs, `${nameNs}.svc`];
+}
+
+/** A service's VIPs: a ServiceEntry's `addresses`, a Kubernetes Service's cluster IPs. */
+function vipsOf(vhost: VirtualHost): string[] {
+  const r = vhost.service?.resource;
+  if (r === undefined) return [];
+  const ips = r.kind === 'ServiceEntry' ? (r.spec.addresses ?? []) : (r.spec.clusterIPs ?? (r.spec.clusterIP === undefined ? [] : [r.spec.clusterIP]));
+  return ips.filter((ip) => ip !== '' && ip !== 'None' && ip !== '0.0.0.0');
+}
+
+const sidecarDomainCache = new WeakMap<VirtualHost, Map<string, readonly string[]>>();
+
+/**
+ * A virtual host's domains as istiod builds them for a sidecar (`generateVirtualHostDomains`;
+ * `SidecarIgnorePort`: never `host:port`, Envoy ignores the port): the service's host names (and
+ * its ExternalName aliases'), each also as an absolute FQDN with a trailing dot, the short names
+ * of a Kubernetes service name, `*.`-prefixed for a headless Service, and the service's VIPs; a
+ * VirtualService host with no service behind it is its only domain.
+ */
+export function sidecarDomains(vhost: VirtualHost, clientNamespace: string): readonly string[] {
+  let byNs = sidecarDomainCache.get(vhost);
+  const cached = byNs?.get(clientNamespace);
+  if (cached !== undefined) return cached;
+  const svc = vhost.service;
+  let domains: string[];
+  if (svc === undefined) domains = [vhost.host];
+  else {
+    domains = [];
+    for (const h of [svc.hostname, ...svc.aliases.map((a) => a.hostname)]) {
+      domains.push(h);
+      if (isIP(h) === 0) domains.push(`${h}.`);
+      if (h.endsWith(SVC_SUFFIX)) domains.push(...kubeAltHosts(h, clientNamespace));
+    }
+    if (svc.headless === true) domains.push(...domains.map((d) => `*.${d}`));
+    domains.push(...vipsOf(vhost));
+  }
+  const out = Object.freeze([...new Set(domains)]);
+  if (byNs === undefined) {
+    byNs = new Map();
+    sidecarDomainCache.set(vhost, byNs);
+  }
+  byNs.set(clientNamespace, out);
+  return out;
 }
 
 /** The port a call connects to: the URL's, else the scheme's default. */
@@ -189,6 +280,8 @@ export class OutboundRateLimits {
   readonly #runner: RateLimitRunner;
   readonly #sourceCluster: string;
   readonly #sourceIp: string;
+  /** The workload's namespace (short names of services in it are domains of their virtual hosts). */
+  readonly #namespace: string;
   /** Active filters by port (when no route patch applies, the filters depend on the listener only). */
   readonly #byPort = new Map<number, readonly ActiveFilter[]>();
   /** Active filters by port, virtual host and route. */
@@ -196,18 +289,35 @@ export class OutboundRateLimits {
   /** The sites calls have reached, for the next config's limits to build their limiters up front. */
   readonly #sites = new Map<string, OutboundRouteSite>();
   readonly #notes: RunNotes = { xHeaders: undefined, headersChanged: false };
+  /** Whether the outbound listener of a port has a rate limit filter (none: its calls skip the route site). */
+  readonly #portHasFilters = new Map<number, boolean>();
 
   /** Use {@link compileOutboundRateLimits}. */
   constructor(filters: RateLimitFilters, sourceCluster: string, o: OutboundRateLimitOptions) {
     this.#filters = filters;
     this.#sourceCluster = sourceCluster;
     this.#sourceIp = o.sourceIp;
+    this.#namespace = o.namespace ?? 'default';
     this.#runner = new RateLimitRunner(o.random);
-    // Keep the buckets calls used under the config before (a limiter is taken over when it is made).
-    for (const [key, s] of o.previous === undefined ? [] : o.previous.#sites) {
-      this.#filters.active(this.#site(s));
-      this.#sites.set(key, s);
+    // Keep the buckets calls used under the config before (a limiter is taken over when it is
+    // made) — for the sites the new config still has: a route or virtual host it dropped takes
+    // its buckets with it.
+    const previous = o.previous === undefined ? undefined : o.previous.#sites;
+    if (previous !== undefined && previous.size > 0) {
+      const still = o.routes === undefined ? undefined : siteKeys(o.routes);
+      for (const [key, s] of previous) {
+        if (still !== undefined && !siteExists(still, s)) continue;
+        this.#filters.active(this.#site(s));
+        this.#remember(key, s);
+      }
     }
+  }
+
+  /** Records a site calls reached, the oldest forgotten beyond {@link MAX_SITES}. */
+  #remember(key: string, s: OutboundRouteSite): void {
+    this.#sites.delete(key);
+    this.#sites.set(key, s);
+    if (this.#sites.size > MAX_SITES) this.#sites.delete(this.#sites.keys().next().value as string);
   }
 
   /** The active filters of a call's listener and route. */
@@ -217,11 +327,24 @@ export class OutboundRateLimits {
     let f = byPort ? this.#byPort.get(s.port) : this.#byRoute.get(key);
     if (f === undefined) {
       f = this.#filters.active(this.#site(s));
+      const cache = byPort ? this.#byPort : this.#byRoute;
+      // Calls to ever new ports (hosts outside the mesh) would grow it without end.
+      if (cache.size >= MAX_SITES) cache.clear();
       if (byPort) this.#byPort.set(s.port, f);
       else this.#byRoute.set(key, f);
-      this.#sites.set(key, s);
+      this.#remember(key, s);
     }
     return f;
+  }
+
+  #hasFilters(port: number): boolean {
+    let has = this.#portHasFilters.get(port);
+    if (has === undefined) {
+      has = this.#filters.hasFilters({ listenerFits: (m) => outboundListenerFits(m, port) });
+      if (this.#portHasFilters.size >= MAX_SITES) this.#portHasFilters.clear();
+      this.#portHasFilters.set(port, has);
+    }
+    return has;
   }
 
   #site(s: OutboundRouteSite): FilterSite {
@@ -234,6 +357,7 @@ export class OutboundRateLimits {
       routeKey: `${vhostKey}|${s.route ?? ''}|${s.action}|${s.routeId ?? ''}`,
       routeLabel: `route ${s.route === '' ? '(unnamed)' : s.route} of virtual host ${s.vhost} in route configuration ${s.port}`,
       vhostLabel: `virtual host ${s.vhost} in route configuration ${s.port}`,
+      routeEntry: s.route !== undefined && s.action === 'ROUTE',
     };
   }
 
@@ -252,7 +376,7 @@ export class OutboundRateLimits {
     }
     const vhost: VirtualHost | undefined = table.virtualHost(ex.authority, ex.scheme);
     const vhostName = vhost === undefined ? 'allow_any' : `${vhost.host}:${vhost.port ?? port}`;
-    const domains = vhost === undefined ? CATCH_ALL_DOMAINS : vhost.domains;
+    const domains = vhost === undefined ? CATCH_ALL_DOMAINS : sidecarDomains(vhost, this.#namespace);
     if (d === NO_ROUTE) return { port, vhost: vhostName, domains, route: undefined, action: 'ROUTE', cluster: undefined };
     const route = d.route;
     const block = blockOf(route, ex);
@@ -273,6 +397,7 @@ export class OutboundRateLimits {
    */
   check(ex: Exchange, table: RouteTable, d: RouteDecision | typeof NO_ROUTE | undefined, unknownHosts: () => UnknownHostPolicy): RateLimitRefusal | undefined {
     let s: OutboundRouteSite | undefined;
+    if (this.#filters.hasRoutePatches && !this.#hasFilters(portOf(ex.urlAuthority, ex.scheme))) return undefined;
     // Without route patches, the filters depend on the port only: the route is looked at only when a descriptor needs its cluster.
     let filters = this.#filters.hasRoutePatches ? undefined : this.#byPort.get(portOf(ex.urlAuthority, ex.scheme));
     if (filters === undefined) {
@@ -316,7 +441,7 @@ export class OutboundRateLimits {
     return this.#runner.stats;
   }
 
-  /** `<service>.<namespace>` (`source_cluster`). */
+  /** `<app label>.<namespace>`, else `<workload name>.<namespace>` (`source_cluster`). */
   get sourceCluster(): string {
     return this.#sourceCluster;
   }
@@ -374,5 +499,5 @@ export function compileOutboundRateLimits(snapshot: Snapshot, o: OutboundRateLim
   const w = snapshot.workload;
   const filters = new RateLimitFilters(snapshot.resources, w, o.rootNamespace, 'outbound', o.clock, o.previous?.limiters);
   if (!filters.canLimit) return undefined;
-  return new OutboundRateLimits(filters, `${w.service}.${w.namespace}`, o);
+  return new OutboundRateLimits(filters, serviceCluster(w.labels, w.namespace, o.workloadName ?? w.service), { ...o, namespace: o.namespace ?? w.namespace, routes: o.routes ?? snapshot.routes });
 }

@@ -81,7 +81,6 @@ describe('EnvoyFilter: any other EnvoyFilter is skipped whole, with one warning 
     { name: 'match.proxy', spec: { configPatches: [filterPatch(direct(), { context: 'SIDECAR_INBOUND', proxy: { proxyVersion: '^1\\.2.*' } })] }, want: /match\.proxy uses match\.proxy \(meshlet is not an Istio proxy/ },
     { name: 'a filter chain SNI match', spec: { configPatches: [filterPatch(direct(), { listener: { filterChain: { sni: 'a.example' } } })] }, want: /filterChain\.sni uses filter chain sni matches/ },
     { name: 'REPLACE on an HTTP filter', spec: { configPatches: [filterPatch(direct(), { listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'x' } } } } }, 'REPLACE')] }, want: /uses operation REPLACE on an HTTP filter/ },
-    { name: 'ADD on an HTTP filter (after the router)', spec: { configPatches: [filterPatch(direct(), {}, 'ADD')] }, want: /uses operation ADD on an HTTP filter \(ADD appends the filter after the router, where Envoy never runs it\)/ },
     { name: 'ADD of a route', spec: { configPatches: [filterPatch(direct()), routePatch({ typed_per_filter_config: { x: direct() } }, {}, 'ADD')] }, want: /uses operation ADD on a route \(meshlet applies MERGE\)/ },
   ];
   for (const r of rows) {
@@ -154,6 +153,14 @@ describe('EnvoyFilter: a malformed local rate limit is refused, naming the field
         ],
       },
       error: /actions\[0\]\.extension\.typed_config\.text: CEL: /,
+    },
+    // A filter istiod puts after the router: Envoy rejects the listener (Utility::validateTerminalFilters).
+    { name: 'ADD on an HTTP filter (after the router)', spec: { configPatches: [filterPatch(direct(), {}, 'ADD')] }, error: /spec\.configPatches\[0\]\.patch\.operation: ADD appends the HTTP filter after the router \(istiod\), and Envoy rejects the listener: "terminal filter named envoy\.filters\.http\.router .* must be the last filter in a http filter chain"/ },
+    { name: 'INSERT_AFTER without a sub-filter', spec: { configPatches: [filterPatch(direct(), {}, 'INSERT_AFTER')] }, error: /spec\.configPatches\[0\]\.patch\.operation: INSERT_AFTER without a subFilter appends the filter after the router \(istiod\), and Envoy rejects the listener: "terminal filter named envoy\.filters\.http\.router/ },
+    {
+      name: 'INSERT_AFTER the router',
+      spec: { configPatches: [filterPatch(direct(), { listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } } } } }, 'INSERT_AFTER')] },
+      error: /spec\.configPatches\[0\]\.patch\.operation: INSERT_AFTER envoy\.filters\.http\.router puts the filter after the router, and Envoy rejects the listener: "terminal filter named envoy\.filters\.http\.router .* must be the last filter/,
     },
     // Istio's own rules (CRD schema, ValidateEnvoyFilter).
     { name: 'no patch operation', spec: { configPatches: [{ applyTo: 'HTTP_FILTER', patch: { value: { name: 'x', typed_config: direct() } } }] }, error: /spec\.configPatches\[0\]\.patch\.operation: Envoy filter: missing patch operation/ },

@@ -20,6 +20,7 @@ import { type FieldPath, formatPath, IssueList } from '../issues.ts';
 import type { EnvoyConfigObjectMatch, EnvoyConfigObjectPatch, EnvoyFilterSpec, ListenerMatch, PatchContext, RouteConfigurationMatch } from '../types/envoy-filter.ts';
 import type { LocalRateLimitSettings, RateLimitPatch, RateLimitPolicySettings } from '../types/local-rate-limit.ts';
 import { workloadSelector } from './common.ts';
+import { ROUTER, subFilterAbsence } from './envoy-filter-chain.ts';
 import { describePatch, isRateLimitPatch } from './envoy-filter-shape.ts';
 import { readLocalRateLimitAny } from './local-rate-limit.ts';
 import { boolean, message, nonEmptyText } from './proto-json.ts';
@@ -29,34 +30,6 @@ import { SKIPPED_KIND_CODE } from './skipped-kinds.ts';
 
 const HCM = 'envoy.filters.network.http_connection_manager';
 const DEPRECATED_HCM = 'envoy.http_connection_manager';
-const ROUTER = 'envoy.filters.http.router';
-
-/**
- * The HTTP filters istiod puts in a sidecar's HTTP connection managers, in their order
- * (`buildHTTPConnectionManager`: metadata exchange, ext_authz for CUSTOM, jwt_authn and
- * istio_authn, RBAC, gRPC-Web, gRPC stats, ALPN on outbound, fault, CORS, Istio's stats, stateful
- * session on outbound, the router last) — some only when a policy needs them. An
- * INSERT_BEFORE/INSERT_AFTER naming another sub-filter finds nothing to insert next to, and Istio
- * inserts nothing.
- */
-export const ISTIO_HTTP_FILTER_ORDER: readonly string[] = Object.freeze([
-  'istio.metadata_exchange',
-  'envoy.filters.http.ext_authz',
-  'envoy.filters.http.jwt_authn',
-  'istio_authn',
-  'envoy.filters.http.rbac',
-  'envoy.filters.http.grpc_web',
-  'envoy.filters.http.grpc_stats',
-  'istio.alpn',
-  'envoy.filters.http.fault',
-  'envoy.filters.http.cors',
-  'istio.stats',
-  'envoy.filters.http.stateful_session',
-  ROUTER,
-]);
-
-/** {@link ISTIO_HTTP_FILTER_ORDER} as a set. */
-export const ISTIO_HTTP_FILTERS: ReadonlySet<string> = new Set(ISTIO_HTTP_FILTER_ORDER);
 
 const CONTEXTS: readonly PatchContext[] = ['ANY', 'SIDECAR_INBOUND', 'SIDECAR_OUTBOUND', 'GATEWAY', 'WAYPOINT'];
 const APPLY_TO = ['INVALID', 'LISTENER', 'FILTER_CHAIN', 'NETWORK_FILTER', 'HTTP_FILTER', 'ROUTE_CONFIGURATION', 'VIRTUAL_HOST', 'HTTP_ROUTE', 'CLUSTER', 'EXTENSION_CONFIG', 'BOOTSTRAP', 'LISTENER_FILTER'] as const;
@@ -234,24 +207,31 @@ function perFilterConfig(v: unknown, path: FieldPath, ctx: Ctx): Map<string, Loc
 function readFilterPatch(cp: EnvoyConfigObjectPatch, value: Record<string, unknown>, path: FieldPath, ctx: Ctx, context: PatchContext, inserted: ReadonlySet<string>): RateLimitPatch | undefined {
   const op = cp.patch?.operation;
   const vp = [...path, 'patch', 'value'];
+  const listener = cp.match?.listener;
+  const subFilter = listener?.filterChain?.filter?.subFilter?.name;
+  // istiod appends these after the router (listener_patch.go); Envoy then refuses the whole listener.
+  const afterRouter =
+    op === 'ADD' ? 'ADD appends the HTTP filter after the router (istiod)'
+    : op === 'INSERT_AFTER' && subFilter === ROUTER ? `INSERT_AFTER ${ROUTER} puts the filter after the router`
+    : op === 'INSERT_AFTER' && (subFilter === undefined || subFilter === '') ? 'INSERT_AFTER without a subFilter appends the filter after the router (istiod)'
+    : undefined;
+  if (afterRouter !== undefined) {
+    return fail(ctx, [...path, 'patch', 'operation'], `${afterRouter}, and Envoy rejects the listener: "terminal filter named ${ROUTER} of type envoy.extensions.filters.http.router.v3.Router must be the last filter in a http filter chain" (the sidecar NACKs the listener update). Use INSERT_BEFORE ${ROUTER}`);
+  }
   if (op !== 'INSERT_BEFORE' && op !== 'INSERT_AFTER' && op !== 'INSERT_FIRST') {
-    const why = op === 'ADD' ? ' (ADD appends the filter after the router, where Envoy never runs it)' : '';
-    notImplemented(ctx, [...path, 'patch', 'operation'], `operation ${op} on an HTTP filter${why}; use INSERT_BEFORE, INSERT_AFTER or INSERT_FIRST`);
+    notImplemented(ctx, [...path, 'patch', 'operation'], `operation ${op} on an HTTP filter; use INSERT_BEFORE, INSERT_AFTER or INSERT_FIRST`);
     return undefined;
   }
-  const listener = cp.match?.listener;
   if (listener !== undefined) checkListenerMatch(ctx, [...path, 'match', 'listener'], listener, context);
-  const subFilter = listener?.filterChain?.filter?.subFilter?.name;
-  if (op === 'INSERT_AFTER' && subFilter === ROUTER) {
-    warn(ctx, [...path, 'patch', 'operation'], `INSERT_AFTER ${ROUTER} puts the filter after the router, where Envoy never runs it; this patch limits nothing`);
-  } else if (op === 'INSERT_AFTER' && (subFilter === undefined || subFilter === '')) {
-    warn(ctx, [...path, 'patch', 'operation'], `INSERT_AFTER without a subFilter appends the filter after the router (istiod), where Envoy never runs it; this patch limits nothing. Use INSERT_BEFORE ${ROUTER}`);
-  } else if ((op === 'INSERT_BEFORE' || op === 'INSERT_AFTER') && subFilter !== undefined && subFilter !== '' && subFilter !== 'envoy.router' && !ISTIO_HTTP_FILTERS.has(subFilter) && !inserted.has(subFilter)) {
-    warn(
-      ctx,
-      [...path, 'match', 'listener', 'filterChain', 'filter', 'subFilter', 'name'],
-      `"${subFilter}" is not a filter Istio puts in a sidecar's HTTP chain, so Istio inserts nothing ${op === 'INSERT_BEFORE' ? 'before' : 'after'} it — unless another EnvoyFilter's patch inserts a filter of that name first; otherwise this patch limits nothing`,
-    );
+  if ((op === 'INSERT_BEFORE' || op === 'INSERT_AFTER') && subFilter !== undefined && subFilter !== '' && subFilter !== 'envoy.router' && !inserted.has(subFilter)) {
+    const absent = subFilterAbsence(subFilter, context);
+    if (absent !== undefined) {
+      warn(
+        ctx,
+        [...path, 'match', 'listener', 'filterChain', 'filter', 'subFilter', 'name'],
+        `${absent}, so Istio inserts nothing ${op === 'INSERT_BEFORE' ? 'before' : 'after'} it — unless another EnvoyFilter's patch inserts a filter of that name first (in meshlet, only a local rate limit filter: it skips other EnvoyFilters); otherwise this patch limits nothing`,
+      );
+    }
   }
   const f = message<{ name: string; typed_config: LocalRateLimitSettings; is_optional?: boolean; disabled?: boolean }>({
     name: { validate: nonEmptyText, required: true },

@@ -28,7 +28,8 @@ import type { Clock } from '../../core/clock.ts';
 import type { AnyResource, Resource } from '../../config/resource.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../../config/types/envoy-filter.ts';
 import type { LocalRateLimitSettings, RateLimitFilterPatch, RateLimitPolicySettings, RateLimitRoutePatch } from '../../config/types/local-rate-limit.ts';
-import { ISTIO_HTTP_FILTER_ORDER, rateLimitPatches } from '../../config/validate/envoy-filter.ts';
+import { type HttpChainOptions, istioHttpFilterChain, ROUTER } from '../../config/validate/envoy-filter-chain.ts';
+import { rateLimitPatches } from '../../config/validate/envoy-filter.ts';
 import { labelsMatch } from '../../config/workloads.ts';
 import { DescriptorBuilder } from './descriptors.ts';
 import { LocalRateLimiter } from './local-rate-limiter.ts';
@@ -42,8 +43,7 @@ export interface EnvoyFilterWorkload {
   readonly labels: Readonly<Record<string, string>>;
 }
 
-/** The router's name: a filter inserted after it never runs. */
-export const ROUTER = 'envoy.filters.http.router';
+export { ROUTER };
 
 /** The HTTP connection manager's name (a listener match's network filter). */
 export const HCM = 'envoy.filters.network.http_connection_manager';
@@ -91,6 +91,14 @@ export interface FilterSite {
   /** How the route and the virtual host are named in `source` texts (`route inbound|80||`, `virtual host`). */
   readonly routeLabel: string;
   readonly vhostLabel: string;
+  /**
+   * Whether the request takes a route that forwards (Envoy's `routeEntry()`): only then do the
+   * route's and virtual host's `rate_limits` build descriptors (not for a redirect, a direct
+   * response, or no route; the filter's own `rate_limits` always do).
+   */
+  readonly routeEntry: boolean;
+  /** Whether the listener's port is a GRPC-Web one (istiod adds the gRPC-Web filter). @defaultValue false */
+  readonly grpcWeb?: boolean;
 }
 
 /** The EnvoyFilters that apply to the workload, in istiod's order. */
@@ -120,6 +128,18 @@ export function selectEnvoyFilters(resources: readonly AnyResource[], workload: 
   });
 }
 
+/**
+ * The sidecar's service cluster (Envoy's `local_info.clusterName()`, the `source_cluster` of
+ * descriptors), as istio-agent's bootstrap names it (`serviceClusterOrDefault`): the app label
+ * (`app`, else `app.kubernetes.io/name`, else `service.istio.io/canonical-name`) dot namespace,
+ * else the workload name dot namespace.
+ */
+export function serviceCluster(labels: Readonly<Record<string, string>>, namespace: string, workloadName: string): string {
+  const app = labels.app ?? labels['app.kubernetes.io/name'] ?? labels['service.istio.io/canonical-name'];
+  if (app !== undefined) return `${app}.${namespace}`;
+  return `${workloadName === '' ? 'istio-proxy' : workloadName}.${namespace}`;
+}
+
 /** Whether a patch of `context` applies on `direction` (Istio: the context itself, or ANY). */
 export function contextApplies(context: string, direction: RateLimitDirection): boolean {
   return context === 'ANY' || context === (direction === 'inbound' ? 'SIDECAR_INBOUND' : 'SIDECAR_OUTBOUND');
@@ -139,8 +159,10 @@ function merge(into: Merged, ref: RoutePatchRef): void {
 }
 
 /** The rate limits feeding a filter's descriptors: its own, else the route's and the virtual host's as `vh_rate_limits` says. */
-function policiesFor(config: LocalRateLimitSettings, route: Merged, vhost: Merged): readonly RateLimitPolicySettings[] {
+function policiesFor(config: LocalRateLimitSettings, route: Merged, vhost: Merged, routeEntry: boolean): readonly RateLimitPolicySettings[] {
   if (config.rateLimits.length > 0) return config.rateLimits;
+  // Envoy's populateDescriptors: nothing without a route entry (redirects, direct responses).
+  if (!routeEntry) return [];
   const mode = route.includeVh === true ? 'INCLUDE' : config.vhRateLimits;
   if (mode === 'IGNORE') return route.rateLimits;
   if (mode === 'INCLUDE') return [...route.rateLimits, ...vhost.rateLimits];
@@ -161,8 +183,22 @@ export class RateLimitFilters {
   /** Limiters by identity: filter instance of a listener, route or virtual host, and filter name. */
   readonly #limiters = new Map<string, LocalRateLimiter>();
   readonly #previous: ReadonlyMap<string, LocalRateLimiter>;
+  /** Istio's own HTTP filters of the side's connection managers (without, with the gRPC-Web filter). */
+  readonly #istioChain: readonly [readonly string[], readonly string[]];
 
-  constructor(resources: readonly AnyResource[], workload: EnvoyFilterWorkload, rootNamespace: string, direction: RateLimitDirection, clock: Clock, previous: ReadonlyMap<string, LocalRateLimiter> = new Map()) {
+  /**
+   * `chain`: which of istiod's conditional HTTP filters the side's chain has (on the inbound side,
+   * those of the policies that apply to the workload).
+   */
+  constructor(
+    resources: readonly AnyResource[],
+    workload: EnvoyFilterWorkload,
+    rootNamespace: string,
+    direction: RateLimitDirection,
+    clock: Clock,
+    previous: ReadonlyMap<string, LocalRateLimiter> = new Map(),
+    chain: HttpChainOptions = {},
+  ) {
     const filters: FilterPatchRef[] = [];
     const routes: RoutePatchRef[] = [];
     const vhosts: RoutePatchRef[] = [];
@@ -180,6 +216,7 @@ export class RateLimitFilters {
     this.#vhosts = vhosts;
     this.#clock = clock;
     this.#previous = previous;
+    this.#istioChain = [istioHttpFilterChain(direction, { ...chain, grpcWeb: false }), istioHttpFilterChain(direction, { ...chain, grpcWeb: true })];
   }
 
   /**
@@ -217,8 +254,8 @@ export class RateLimitFilters {
    * istiod's `patchHTTPFilter` does, so their order among themselves is Envoy's (meshlet runs
    * them all at one place among its phases).
    */
-  #chain(site: FilterSite): FilterPatchRef[] {
-    const chain: (FilterPatchRef | string)[] = [...ISTIO_HTTP_FILTER_ORDER];
+  #chain(site: Pick<FilterSite, 'listenerFits' | 'grpcWeb'>): FilterPatchRef[] {
+    const chain: (FilterPatchRef | string)[] = [...this.#istioChain[site.grpcWeb === true ? 1 : 0]];
     const nameOf = (c: FilterPatchRef | string) => (typeof c === 'string' ? c : c.patch.filterName);
     for (const ref of this.#filters) {
       const p = ref.patch;
@@ -228,16 +265,22 @@ export class RateLimitFilters {
         chain.unshift(ref);
         continue;
       }
-      // INSERT_AFTER without a filter match: istiod appends it after the router, where Envoy never runs it.
+      // INSERT_AFTER without a filter match: istiod appends it after the router, and Envoy rejects
+      // the listener (validation refuses it; skipped here defensively).
       if (sub === undefined || sub === '') continue;
       // The first filter of that name; none: istiod inserts nothing.
       const at = chain.findIndex((c) => nameOf(c) === sub);
       if (at === -1) continue;
       if (p.operation === 'INSERT_BEFORE') chain.splice(at, 0, ref);
-      // After the router Envoy never runs it.
+      // After the router: Envoy rejects the listener (refused by validation).
       else if (nameOf(chain[at] as FilterPatchRef | string) !== ROUTER) chain.splice(at + 1, 0, ref);
     }
     return chain.filter((c): c is FilterPatchRef => typeof c !== 'string');
+  }
+
+  /** Whether any rate limit filter sits in the chain of a listener (else no route of it has any). */
+  hasFilters(listener: Pick<FilterSite, 'listenerFits' | 'grpcWeb'>): boolean {
+    return this.#chain(listener).length > 0;
   }
 
   /** The active rate limit filters of a site, in order (those enabled for 0% of requests left out). */
@@ -258,7 +301,7 @@ export class RateLimitFilters {
       const key = r !== undefined ? `route|${site.routeKey}|${name}` : v !== undefined ? `vhost|${site.vhostKey}|${name}` : `filter|${ref.source}|${site.listenerKey}`;
       const source = r !== undefined ? `${r.source} (${site.routeLabel})` : v !== undefined ? `${v.source} (${site.vhostLabel})` : ref.source;
       const limiter = this.#limiter(key, config);
-      const policies = limiter.hasDescriptors ? policiesFor(config, route, vhost) : [];
+      const policies = limiter.hasDescriptors ? policiesFor(config, route, vhost, site.routeEntry) : [];
       const builder = policies.length > 0 ? new DescriptorBuilder(policies, config.stage) : undefined;
       out.push({ name, source, config, limiter, descriptors: builder === undefined || builder.empty ? undefined : builder });
     }
