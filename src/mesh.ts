@@ -269,8 +269,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     let p: Promise<unknown>;
     try {
       // A Request of Node's global fetch (or another undici copy) is rebuilt as one of ours.
-      if (typeof input !== 'string' && isForeignRequest(input)) input = asOwnRequest(input) as unknown as Request;
-      p = undiciFetch(input as never, (init === undefined ? { dispatcher: this.dispatcher } : { ...(init as object), dispatcher: this.dispatcher }) as never);
+      p = undiciFetch((typeof input === 'string' || !isForeignRequest(input) ? input : asOwnRequest(input)) as never, (init === undefined ? { dispatcher: this.dispatcher } : { ...(init as object), dispatcher: this.dispatcher }) as never);
     } catch (e) {
       return Promise.reject(meshCause(e));
     }
