@@ -8,7 +8,8 @@ import { Exchange, type Headers } from '../core/exchange.ts';
 import type { AnyResource } from '../config/resource.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../config/types/envoy-filter.ts';
 import { compileSnapshot, type Snapshot, type UnknownHostPolicy } from '../routing/compile.ts';
-import { compileOutboundRateLimits, MAX_SITES, type OutboundRateLimits, type OutboundRouteSite, outboundListenerFits, outboundRouteFits } from './rate-limit.ts';
+import { compileOutboundRateLimits, MAX_SITES, type OutboundRateLimits } from './rate-limit.ts';
+import { type OutboundRouteSite, outboundListenerFits, outboundRouteFits } from './rate-limit-sites.ts';
 
 const LRL = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
 const HCM = 'envoy.filters.network.http_connection_manager';
