@@ -6,22 +6,15 @@
  * failure), cluster settings changes (the endpoint channels are made again) and `mesh.close()`.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import { createMesh, ManualClock, type Mesh, type MeshOptions, seededRandom } from '../../src/index.ts';
+import { describe, it } from 'node:test';
+import { createMesh, ManualClock, type MeshOptions, seededRandom } from '../../src/index.ts';
 import { destinationRule, virtualService } from '../helpers/upstreams.ts';
-import { type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, status, unary } from '../helpers/grpc.ts';
+import { closedAfter, type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, status, unary } from '../helpers/grpc.ts';
 
 const HOST = 'echo.default.svc.cluster.local';
 
 describe('gRPC call lifecycle through the mesh', () => {
-  const ups: GrpcUpstream[] = [];
-  const meshes: Mesh[] = [];
-  const clients: Echo[] = [];
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(meshes.map((m) => m.close()));
-    await Promise.all(ups.map((u) => u.close()));
-  });
+  const { ups, meshes, clients } = closedAfter();
 
   async function setup(config: (ports: number[]) => object[], o: Partial<MeshOptions> = {}, target = 'echo:9090', names = ['a']) {
     const list: GrpcUpstream[] = [];

@@ -8,22 +8,15 @@
  * cluster share its limiter.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import { createMesh, type Mesh, type OutboundEvent, seededRandom } from '../../src/index.ts';
+import { describe, it } from 'node:test';
+import { createMesh, type OutboundEvent, seededRandom } from '../../src/index.ts';
 import { destinationRule, virtualService } from '../helpers/upstreams.ts';
-import { type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, status, unary } from '../helpers/grpc.ts';
+import { closedAfter, type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, status, unary } from '../helpers/grpc.ts';
 
 const HOST = 'echo.default.svc.cluster.local';
 
 describe('gRPC outlier detection and pool limits through the mesh', () => {
-  const ups: GrpcUpstream[] = [];
-  const meshes: Mesh[] = [];
-  const clients: Echo[] = [];
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(meshes.map((m) => m.close()));
-    await Promise.all(ups.map((u) => u.close()));
-  });
+  const { ups, meshes, clients } = closedAfter();
 
   async function setup(trafficPolicy: Record<string, unknown>, names = ['a']) {
     const list: GrpcUpstream[] = [];

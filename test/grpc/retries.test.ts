@@ -10,22 +10,15 @@
 import assert from 'node:assert/strict';
 import { constants as h2, createServer as createH2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { after, describe, it } from 'node:test';
-import { createMesh, type Mesh, seededRandom } from '../../src/index.ts';
+import { describe, it } from 'node:test';
+import { createMesh, seededRandom } from '../../src/index.ts';
 import { deadPort, virtualService } from '../helpers/upstreams.ts';
-import { collect, type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, status, unary } from '../helpers/grpc.ts';
+import { closedAfter, collect, type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, status, unary } from '../helpers/grpc.ts';
 
 const HOST = 'echo.default.svc.cluster.local';
 
 describe('gRPC retries through the mesh', () => {
-  const ups: GrpcUpstream[] = [];
-  const meshes: Mesh[] = [];
-  const clients: Echo[] = [];
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(meshes.map((m) => m.close()));
-    await Promise.all(ups.map((u) => u.close()));
-  });
+  const { ups, meshes, clients } = closedAfter();
 
   async function setup(http: unknown[] | undefined, endpoints?: { port: number }[], o: { retryBufferBytes?: number } = {}) {
     const up = await startGrpcUpstream('a');

@@ -5,10 +5,10 @@
  * each call; a call no route matches gets UNIMPLEMENTED (Envoy's 404 → gRPC), flag NR.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import { createMesh, type Mesh, seededRandom } from '../../src/index.ts';
+import { describe, it } from 'node:test';
+import { createMesh, seededRandom } from '../../src/index.ts';
 import { destinationRule, virtualService } from '../helpers/upstreams.ts';
-import { collect, type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
+import { closedAfter, collect, type Echo, EchoClient, grpc, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 
 const HOST = 'echo.default.svc.cluster.local';
 const subsets = [
@@ -17,14 +17,7 @@ const subsets = [
 ];
 
 describe('gRPC routing through the mesh', () => {
-  const ups: GrpcUpstream[] = [];
-  const meshes: Mesh[] = [];
-  const clients: Echo[] = [];
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(meshes.map((m) => m.close()));
-    await Promise.all(ups.map((u) => u.close()));
-  });
+  const { ups, meshes, clients } = closedAfter();
 
   async function setup(config: object[], target = 'echo:9090') {
     const a = await startGrpcUpstream('v1');

@@ -7,10 +7,10 @@
  * the call on the mesh clock, flag DI.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import { createMesh, ManualClock, type Mesh, seededRandom, withDeadline } from '../../src/index.ts';
+import { describe, it } from 'node:test';
+import { createMesh, ManualClock, seededRandom, withDeadline } from '../../src/index.ts';
 import { virtualService } from '../helpers/upstreams.ts';
-import { collect, type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
+import { closedAfter, collect, type Echo, EchoClient, grpc, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 
 const HOST = 'echo.default.svc.cluster.local';
 
@@ -37,14 +37,7 @@ function holder() {
 }
 
 describe('gRPC deadlines and faults through the mesh', () => {
-  const ups: GrpcUpstream[] = [];
-  const meshes: Mesh[] = [];
-  const clients: Echo[] = [];
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(meshes.map((m) => m.close()));
-    await Promise.all(ups.map((u) => u.close()));
-  });
+  const { ups, meshes, clients } = closedAfter();
 
   async function setup(route: Record<string, unknown>) {
     const up = await startGrpcUpstream('a');

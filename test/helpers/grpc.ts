@@ -6,6 +6,8 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { after } from 'node:test';
+import type { Mesh } from '../../src/index.ts';
 
 const PROTO = fileURLToPath(new URL('../fixtures/grpc/echo.proto', import.meta.url));
 
@@ -150,3 +152,17 @@ export function grpcServiceEntry(name: string, host: string, port: number, endpo
 }
 
 export { grpc };
+
+/**
+ * The upstreams, meshes and clients a test suite starts, closed when it ends (clients, then
+ * meshes, then upstreams): call at the top of a `describe`, push what the tests make.
+ */
+export function closedAfter(): { ups: GrpcUpstream[]; meshes: Mesh[]; clients: Echo[] } {
+  const made = { ups: [] as GrpcUpstream[], meshes: [] as Mesh[], clients: [] as Echo[] };
+  after(async () => {
+    for (const c of made.clients) c.close();
+    await Promise.all(made.meshes.map((m) => m.close()));
+    await Promise.all(made.ups.map((u) => u.close()));
+  });
+  return made;
+}

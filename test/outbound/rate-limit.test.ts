@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { CallEndMessage } from '../../src/core/observe.ts';
 import { createMesh, isMeshletError, ManualClock, type Mesh } from '../../src/index.ts';
-import { type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
+import { closedAfter, type Echo, EchoClient, grpc, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 import { call, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 import { until } from '../helpers/until.ts';
 
@@ -252,14 +252,7 @@ describe('outbound local rate limit: config reloads', () => {
 });
 
 describe('outbound local rate limit: gRPC clients (mesh.grpc)', () => {
-  const ups: GrpcUpstream[] = [];
-  const meshes: Mesh[] = [];
-  const clients: Echo[] = [];
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(meshes.map((m) => m.close()));
-    await Promise.all(ups.map((u) => u.close()));
-  });
+  const { ups, meshes, clients } = closedAfter();
 
   for (const [asRe, code] of [
     [false, grpc.status.UNAVAILABLE],
