@@ -8,8 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -17,6 +18,8 @@ const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 /** Inside the repository's node_modules, so the declarations resolve meshlet's dependencies (and the app its peers) from there. */
 const DIR = join(ROOT, 'node_modules', '.cache', 'meshlet-test', 'types');
 const APP = join(DIR, 'app');
+/** The declarations as tsc emits them, before scripts/optional-peer-types.ts marks them. */
+const UNMARKED = join(DIR, 'unmarked-dist');
 
 /** The TypeScript blocks of a Markdown file that are complete programs: they start with an import. */
 export function programBlocks(markdown: string): { line: number; code: string }[] {
@@ -41,6 +44,10 @@ before(() => {
   // The declarations of the package's build, where package.json's exports point.
   const build = tsc(['-p', join(ROOT, 'tsconfig.build.json'), '--emitDeclarationOnly', '--declarationMap', 'false', '--outDir', join(pkg, 'dist')], ROOT);
   assert.equal(build.code, 0, build.out);
+  cpSync(join(pkg, 'dist'), UNMARKED, { recursive: true });
+  // As `npm run build` does after tsc.
+  const mark = spawnSync(process.execPath, [join(ROOT, 'scripts', 'optional-peer-types.ts'), join(pkg, 'dist')], { encoding: 'utf8' });
+  assert.equal(mark.status, 0, mark.stdout + mark.stderr);
   copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
   writeFileSync(join(APP, 'package.json'), JSON.stringify({ name: 'types-app', private: true, type: 'module' }));
 });
@@ -80,5 +87,65 @@ describe('the published types in an app with strict and exactOptionalPropertyTyp
     // Each error pointed back at its Markdown file and line.
     const out = r.out.replace(/^(\w+\.ts)\((\d+),(\d+)\)/gm, (all, f: string, l: string) => (where.has(f) ? `${where.get(f)} + ${Number(l) - 1} (${all})` : all));
     assert.equal(r.code, 0, out);
+  });
+});
+
+describe('the published types in an app without the optional peers, skipLibCheck false', () => {
+  /**
+   * An app outside the repository (so nothing resolves the repository's @grpc/grpc-js or
+   * OpenTelemetry SDK), meshlet's dependencies linked in, TypeScript's default `skipLibCheck:
+   * false`: every declaration file meshlet ships is checked.
+   */
+  function appWith(dist: string): { dir: string; compile(): { code: number | null; out: string } } {
+    const dir = mkdtempSync(join(tmpdir(), 'meshlet-types-'));
+    const pkg = join(dir, 'node_modules', 'meshlet');
+    cpSync(dist, join(pkg, 'dist'), { recursive: true });
+    copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
+    const deps = Object.keys((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
+    for (const d of deps) {
+      mkdirSync(dirname(join(dir, 'node_modules', d)), { recursive: true });
+      symlinkSync(join(ROOT, 'node_modules', d), join(dir, 'node_modules', d), 'dir');
+    }
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'no-peers-app', private: true, type: 'module' }));
+    writeFileSync(
+      join(dir, 'main.ts'),
+      [
+        "import { createMesh, MeshletError } from 'meshlet';",
+        "import { startTelemetry } from 'meshlet/telemetry';",
+        "const mesh = await createMesh({ service: 'reviews', namespace: 'default', config: './mesh' });",
+        "const res = await mesh.fetch('http://ratings:9080/ratings/1');",
+        'const status: number = res.status;',
+        "const e: unknown = new Error('x');",
+        "if (e instanceof MeshletError) console.log(e.code satisfies string);",
+        'console.log(status, typeof startTelemetry, typeof mesh.grpc);',
+        'await mesh.close();',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { target: 'es2023', module: 'nodenext', strict: true, noEmit: true, skipLibCheck: false, types: ['node'], typeRoots: [join(ROOT, 'node_modules', '@types')] },
+        files: ['main.ts'],
+      }),
+    );
+    return { dir, compile: () => tsc(['-p', '.'], dir) };
+  }
+
+  it('compile: the optional peers\' imports are marked, so their absence is no error (unmarked, the same app fails with TS2307)', () => {
+    const marked = appWith(join(DIR, 'node_modules', 'meshlet', 'dist'));
+    const unmarked = appWith(UNMARKED);
+    try {
+      const bad = unmarked.compile();
+      // The control: this app really cannot see the peers.
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.out, /TS2307: Cannot find module '@grpc\/grpc-js'/);
+      assert.match(bad.out, /TS2307: Cannot find module '@opentelemetry\/sdk-metrics'/);
+      const good = marked.compile();
+      assert.equal(good.code, 0, good.out);
+    } finally {
+      rmSync(marked.dir, { recursive: true, force: true });
+      rmSync(unmarked.dir, { recursive: true, force: true });
+    }
   });
 });
