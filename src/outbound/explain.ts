@@ -22,8 +22,8 @@ export interface ExplainRequest {
   /** Full URL, e.g. `http://reviews:9080/reviews/1`. */
   readonly url: string;
   /** @defaultValue 'GET' */
-  readonly method?: string;
-  readonly headers?: Readonly<Record<string, string | readonly string[]>>;
+  readonly method?: string | undefined;
+  readonly headers?: Readonly<Record<string, string | readonly string[]>> | undefined;
 }
 
 /**
