@@ -8,11 +8,14 @@
  * @module
  */
 import { IssueList } from '../../config/issues.ts';
-import { type AnalysisMode, checkDocuments } from '../../config/load-config.ts';
+import { type AnalysisMode, checkDocumentsAsync } from '../../config/load-config.ts';
 import type { RawDocument } from '../../config/load.ts';
+import { RegistryCache } from '../../config/registry.ts';
 import { type AnyResource, KIND_VERSIONS } from '../../config/resource.ts';
+import { ValidationCache } from '../../config/validate/index.ts';
 import type { SkippedValue } from '../../control-plane/protocol.ts';
-import { contentVersion } from '../../config/version.ts';
+import { eachStep, runSliced } from '../../config/steps.ts';
+import { contentVersionSteps } from '../../config/version.ts';
 import type { ConfigState } from '../store.ts';
 
 /** The outcome of {@link checkStoredSet}. */
@@ -35,6 +38,44 @@ export interface CheckOptions {
   readonly defaultNamespace: string;
 }
 
+/**
+ * What one sequence of checks reuses from the last (the stored values change a few at a time):
+ * each value's parsed document while its text is the same — the same object, so the validation
+ * and registry caches recognise it and only changed values are validated again. One sequence at a
+ * time: the validation and registry caches follow one set to the next.
+ */
+export class StoredSetCache {
+  /** key → the value's text and what it parsed to (a document, or why it is skipped). */
+  readonly #docs = new Map<string, { text: string; doc: RawDocument | string }>();
+  readonly validation = new ValidationCache();
+  readonly registry = new RegistryCache();
+
+  /** The document of `key`'s value `text` (a skip reason when it is not one), parsed once per text. */
+  doc(key: string, text: string, o: CheckOptions): RawDocument | string {
+    const known = this.#docs.get(key);
+    if (known !== undefined && known.text === text) return known.doc;
+    const doc = documentOf(key, text, o);
+    this.#docs.set(key, { text, doc });
+    return doc;
+  }
+
+  /** Forgets the values of keys `set` no longer has. */
+  prune(set: ReadonlyMap<string, string>): void {
+    for (const key of this.#docs.keys()) if (!set.has(key)) this.#docs.delete(key);
+  }
+}
+
+/** `key`'s value as a document to validate, or why it is skipped. */
+function documentOf(key: string, text: string, o: CheckOptions): RawDocument | string {
+  const value = parse(text);
+  if (value === undefined || typeof value !== 'object' || value === null || Array.isArray(value)) return value === undefined ? 'the value is not JSON' : 'the value is not a resource object';
+  const expected = key.slice(o.root.length);
+  const meta = (value as { metadata?: { namespace?: unknown; name?: unknown } }).metadata;
+  const actual = `${String((value as { kind?: unknown }).kind)}/${String(meta?.namespace ?? o.defaultNamespace)}/${String(meta?.name)}`;
+  if (actual !== expected) return `the key names ${expected} but the value is ${actual}`;
+  return { value, source: { file: `etcd:${key}` } };
+}
+
 /** `JSON.parse`, or undefined for text that is not JSON. */
 export function parse(text: string): unknown {
   try {
@@ -53,33 +94,28 @@ function resourceOf(key: string, root: string): string | undefined {
 
 /**
  * Validates a key → value set (documents in key order): values that are invalid on their own are
- * set aside (skipped, with why), the others are checked as a set.
+ * set aside (skipped, with why), the others are checked as a set. In slices that give the event
+ * loop a turn every few milliseconds (a replica keeps serving while a large set is checked), with
+ * what `cache` kept from the check before.
  */
-export function checkStoredSet(set: ReadonlyMap<string, string>, o: CheckOptions): CheckedSet {
+export async function checkStoredSet(set: ReadonlyMap<string, string>, o: CheckOptions, cache = new StoredSetCache()): Promise<CheckedSet> {
   const skipped = new Map<string, SkippedValue>();
   const skip = (key: string, reasons: string[]) => {
     const resource = resourceOf(key, o.root);
     skipped.set(key, resource === undefined ? { key, reasons } : { key, resource, reasons });
   };
   const docs: RawDocument[] = [];
-  for (const key of [...set.keys()].sort()) {
-    const value = parse(set.get(key)!);
-    if (value === undefined || typeof value !== 'object' || value === null || Array.isArray(value)) {
-      skip(key, [value === undefined ? 'the value is not JSON' : 'the value is not a resource object']);
-      continue;
-    }
-    const expected = key.slice(o.root.length);
-    const meta = (value as { metadata?: { namespace?: unknown; name?: unknown } }).metadata;
-    const actual = `${String((value as { kind?: unknown }).kind)}/${String(meta?.namespace ?? o.defaultNamespace)}/${String(meta?.name)}`;
-    if (actual !== expected) {
-      skip(key, [`the key names ${expected} but the value is ${actual}`]);
-      continue;
-    }
-    docs.push({ value, source: { file: `etcd:${key}` } });
-  }
-  const options = { analysis: o.analysis, defaultNamespace: o.defaultNamespace };
+  // Parsed in steps too: a replica's first check parses every stored value.
+  await runSliced(
+    eachStep([...set.keys()].sort(), (key) => {
+      const doc = cache.doc(key, set.get(key)!, o);
+      if (typeof doc === 'string') skip(key, [doc]);
+      else docs.push(doc);
+    }),
+  );
+  const options = { analysis: o.analysis, defaultNamespace: o.defaultNamespace, validationCache: cache.validation, registryCache: cache.registry };
   let issues = new IssueList();
-  let loaded = checkDocuments(docs, options, issues);
+  let loaded = await checkDocumentsAsync(docs, options, issues);
   if (!loaded.ok) {
     // Documents that produced no resource and have errors of their own are invalid alone: skipped.
     const produced = new Set(loaded.resources.map((r: AnyResource) => r.source.file));
@@ -93,12 +129,13 @@ export function checkStoredSet(set: ReadonlyMap<string, string>, o: CheckOptions
     if (bad.size > 0) {
       for (const [file, reasons] of bad) skip(file.slice('etcd:'.length), reasons);
       issues = new IssueList();
-      loaded = checkDocuments(
+      loaded = await checkDocumentsAsync(
         docs.filter((d) => !bad.has(d.source.file)),
         options,
         issues,
       );
     }
   }
-  return { ok: loaded.ok, issues, skipped, state: { version: contentVersion(loaded.resources), resources: loaded.resources, findings: loaded.findings } };
+  const version = await runSliced(contentVersionSteps(loaded.resources));
+  return { ok: loaded.ok, issues, skipped, state: { version, resources: loaded.resources, findings: loaded.findings } };
 }

@@ -29,7 +29,7 @@ import type { ApplyResponse, Rejection, SkippedValue, WireResource } from '../..
 import { contentVersion } from '../../config/version.ts';
 import type { ConfigState, ConfigStore, SourceHealth } from '../store.ts';
 import type { Compare, EtcdClient, KeyValue, TxnOp } from './client.ts';
-import { type CheckedSet, checkStoredSet, parse } from './config-check.ts';
+import { type CheckedSet, checkStoredSet, parse, StoredSetCache } from './config-check.ts';
 import { PrefixWatch, type WatchEvent } from './watch.ts';
 
 /** Logger used by the etcd stores. */
@@ -85,6 +85,16 @@ export class EtcdConfigStore implements ConfigStore {
   #watchDown = false;
   /** Stored values skipped because they are invalid (the last validation's). */
   #skipped: ReadonlyMap<string, SkippedValue> = new Map();
+  /** What the checks of the watched set reuse from one to the next. */
+  readonly #watchCache = new StoredSetCache();
+  /** What the checks of writes reuse (writes run one at a time, see {@link #writes}). */
+  readonly #writeCache = new StoredSetCache();
+  /** The changes waiting for a check of the watched set: they are checked together, after the running one. */
+  #queued: { origins: string[]; first: boolean; done: Promise<void>; resolve: () => void } | undefined;
+  /** The running checks of the watched set (one at a time), until none is queued. */
+  #checking: Promise<void> | undefined;
+  /** This replica's writes, one after the other (their checks share {@link #writeCache}). */
+  #writes: Promise<unknown> = Promise.resolve();
 
   /** A store over `client` (shared with the registry); call {@link start} before use. */
   constructor(client: EtcdClient, options: EtcdConfigStoreOptions = {}) {
@@ -204,7 +214,13 @@ export class EtcdConfigStore implements ConfigStore {
    * Reads the prefix, lets `change` edit the key → value map, validates the result and commits
    * the ops guarded by every read key's mod_revision and "no key newer than the read".
    */
-  async #write(
+  #write(origin: string, change: (set: Map<string, string>) => { ops: TxnOp[]; touched: string[]; applied: ApplyResponse['applied'][number][] }): Promise<ApplyResponse> {
+    const run = this.#writes.then(() => this.#writeNow(origin, change));
+    this.#writes = run.catch(() => undefined);
+    return run;
+  }
+
+  async #writeNow(
     origin: string,
     change: (set: Map<string, string>) => { ops: TxnOp[]; touched: string[]; applied: ApplyResponse['applied'][number][] },
   ): Promise<ApplyResponse> {
@@ -215,7 +231,7 @@ export class EtcdConfigStore implements ConfigStore {
       const marker = read.responses[1]?.kvs?.[0]?.modRevision ?? 0;
       const set = new Map(kvs.map((kv) => [kv.key, kv.value]));
       const { ops, touched, applied } = change(set);
-      const checked = this.#check(set);
+      const checked = await this.#check(set, this.#writeCache);
       // What the change writes must be valid; bad values it does not touch are skipped, not in the way.
       const badWrites = touched.filter((k) => checked.skipped.has(k) && set.has(k));
       if (badWrites.length > 0 || !checked.ok) {
@@ -256,29 +272,69 @@ export class EtcdConfigStore implements ConfigStore {
   }
 
   /** Validates a key → value set the same way on every replica (see {@link checkStoredSet}). */
-  #check(set: ReadonlyMap<string, string>): CheckedSet {
-    return checkStoredSet(set, { root: this.#root, analysis: this.#analysis, defaultNamespace: this.#defaultNamespace });
+  #check(set: ReadonlyMap<string, string>, cache: StoredSetCache): Promise<CheckedSet> {
+    return checkStoredSet(set, { root: this.#root, analysis: this.#analysis, defaultNamespace: this.#defaultNamespace }, cache);
   }
 
-  #onSnapshot(kvs: readonly KeyValue[], revision: number): void {
+  // The watch's handlers return when their change has been checked: the watch counts a revision
+  // as delivered (what apply and delete wait for) only then.
+  #onSnapshot(kvs: readonly KeyValue[], revision: number): Promise<void> {
     this.#kvs.clear();
     for (const kv of kvs) this.#kvs.set(kv.key, kv.value);
     const first = !this.#loaded;
     this.#loaded = true;
-    this.#revalidate(`etcd list at revision ${revision}`, first);
+    return this.#revalidate(`etcd list at revision ${revision}`, first);
   }
 
-  #onEvents(events: readonly WatchEvent[], revision: number): void {
+  #onEvents(events: readonly WatchEvent[], revision: number): Promise<void> {
     for (const e of events) {
       if (e.type === 'DELETE') this.#kvs.delete(e.kv.key);
       else this.#kvs.set(e.kv.key, e.kv.value);
     }
     const keys = [...new Set(events.map((e) => `${e.type === 'DELETE' ? '-' : ''}${e.kv.key.slice(this.#root.length)}`))];
-    this.#revalidate(`etcd write at revision ${revision} (${keys.join(', ')})`, false);
+    return this.#revalidate(`etcd write at revision ${revision} (${keys.join(', ')})`, false);
   }
 
-  #revalidate(origin: string, first: boolean): void {
-    const checked = this.#check(this.#kvs);
+  /**
+   * Checks the watched set again, after the check that is running (changes that arrive meanwhile
+   * are checked together: one check per burst, not per event); resolves once a check that saw
+   * this change is done.
+   */
+  #revalidate(origin: string, first: boolean): Promise<void> {
+    if (this.#queued === undefined) {
+      let resolve!: () => void;
+      const done = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.#queued = { origins: [], first: false, done, resolve };
+    }
+    const q = this.#queued;
+    q.origins.push(origin);
+    q.first ||= first;
+    this.#checking ??= this.#drain();
+    return q.done;
+  }
+
+  async #drain(): Promise<void> {
+    for (let q = this.#queued; q !== undefined; q = this.#queued) {
+      this.#queued = undefined;
+      // The check reads a copy: the watch goes on changing the mirror meanwhile.
+      const set = new Map(this.#kvs);
+      const origin = q.origins.length <= 3 ? q.origins.join('; ') : `${q.origins.slice(0, 3).join('; ')} and ${q.origins.length - 3} more`;
+      try {
+        const checked = await this.#check(set, this.#watchCache);
+        this.#watchCache.prune(set);
+        this.#checked(origin, q.first, checked);
+      } catch (err) {
+        this.#logger?.warn(`etcd config: checking ${origin} failed: ${err instanceof Error ? err.message : String(err)}; still serving version ${this.#state.version}`);
+      }
+      q.resolve();
+    }
+    this.#checking = undefined;
+  }
+
+  /** Takes in the outcome of a check of the watched set. */
+  #checked(origin: string, first: boolean, checked: CheckedSet): void {
     const fresh = [...checked.skipped.values()].filter((v) => !this.#skipped.has(v.key) || this.#skipped.get(v.key)!.reasons.join('\n') !== v.reasons.join('\n'));
     this.#skipped = checked.skipped;
     if (fresh.length > 0) {

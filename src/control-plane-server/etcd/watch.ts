@@ -21,9 +21,17 @@ export interface WatchEvent {
 
 /** What a {@link PrefixWatch} reports. */
 export interface WatchHandlers {
-  /** The whole prefix at `revision`: first from `start()`, again after a compaction. */
+  /**
+   * The whole prefix at `revision`: first from `start()`, again after a compaction. A promise
+   * returned holds the revision back from {@link PrefixWatch.waitFor} (and `start()`) until it
+   * settles: the handler's own work on it (a check) is part of delivering it.
+   */
   onSnapshot(kvs: readonly KeyValue[], revision: number): void;
-  /** Events of one watch response (all events of a txn arrive together), in revision order. */
+  /**
+   * Events of one watch response (all events of a txn arrive together), in revision order. A
+   * promise returned holds the revision back from {@link PrefixWatch.waitFor} until it settles
+   * (the stream is read on meanwhile).
+   */
   onEvents(events: readonly WatchEvent[], revision: number): void;
   /** The stream broke (it is being re-established). */
   onError?(error: Error): void;
@@ -125,7 +133,9 @@ export class PrefixWatch {
   async #relist(): Promise<void> {
     const { kvs, revision } = await this.#client.list(this.#prefix);
     this.#next = revision + 1;
-    this.#handlers.onSnapshot(kvs, revision);
+    // A handler's promise (typed void: any handler may return one) is waited for.
+    const handled: unknown = this.#handlers.onSnapshot(kvs, revision);
+    if (handled instanceof Promise) await handled;
     this.#delivered(revision);
   }
 
@@ -209,7 +219,12 @@ export class PrefixWatch {
     const events = raw.map((e): WatchEvent => ({ type: e['type'] === 'DELETE' ? 'DELETE' : 'PUT', kv: decodeKv((e['kv'] as Json | undefined) ?? {}) }));
     const last = events.reduce((m, e) => Math.max(m, e.kv.modRevision), 0);
     if (last + 1 > this.#next) this.#next = last + 1;
-    this.#handlers.onEvents(events, last);
-    this.#delivered(last);
+    const handled: unknown = this.#handlers.onEvents(events, last);
+    if (!(handled instanceof Promise)) this.#delivered(last);
+    else
+      handled.then(
+        () => this.#delivered(last),
+        () => this.#delivered(last),
+      );
   }
 }
