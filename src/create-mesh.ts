@@ -53,6 +53,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o.enableAutoMtls !== undefined && typeof o.enableAutoMtls !== 'boolean') throw new InvalidArgumentError(`createMesh: \`enableAutoMtls\` must be true or false, got ${JSON.stringify(o.enableAutoMtls)}`);
   nonNegative(o, 'closeTimeoutMs', 5000);
   checkNamedPorts(o.ports);
+  checkProbePaths(o.probePaths);
   if (o.telemetry !== undefined && (o.telemetry === null || typeof o.telemetry !== 'object')) throw new InvalidArgumentError('createMesh: `telemetry` must be an object');
   checkOwnMetricsOption(o.telemetry?.ownMetrics);
   const accessLogProblems = checkAccessLogOptions(o.telemetry?.accessLog);
@@ -163,6 +164,18 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     },
   });
   return mesh;
+}
+
+/** `probePaths`: absolute paths without a query or fragment, at most 32. */
+function checkProbePaths(paths: unknown): void {
+  if (paths === undefined) return;
+  if (!Array.isArray(paths)) throw new InvalidArgumentError("createMesh: `probePaths` must be an array of paths, as the Pod's probes name them, e.g. ['/healthz', '/ready']");
+  if (paths.length > 32) throw new InvalidArgumentError(`createMesh: \`probePaths\` has ${paths.length} paths, at most 32`);
+  for (const [i, p] of paths.entries()) {
+    if (typeof p !== 'string' || !p.startsWith('/') || /[?#\s]/.test(p) || p.length > 1024) {
+      throw new InvalidArgumentError(`createMesh: \`probePaths[${i}]\` must be a path starting with / without a query, fragment or space (a probe's httpGet.path), got ${JSON.stringify(p)}`);
+    }
+  }
 }
 
 /** `ports`: port names to integers 1..65535. */

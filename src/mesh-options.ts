@@ -108,6 +108,18 @@ export interface MeshOptions {
    * @defaultValue {}
    */
   readonly ports?: Readonly<Record<string, number>> | undefined;
+  /**
+   * The paths of this workload's HTTP health probes (a Pod's `livenessProbe`/`readinessProbe`/
+   * `startupProbe` `httpGet.path`, e.g. `['/healthz', '/ready']`). A plaintext `GET` or `HEAD`
+   * whose path (before `?`) is exactly one of them is served without the inbound policies —
+   * PeerAuthentication (also under STRICT), RequestAuthentication, AuthorizationPolicy, local rate
+   * limits — and without Istio's metrics or a span, as kubelet's probes reach an Istio app through
+   * istio-agent (its probe rewrite, on by default) and never through the sidecar. Any other
+   * plaintext request on such a connection under STRICT is refused as before. Over mTLS the path
+   * is judged as usual.
+   * @defaultValue [] (no path: probes are judged like any request)
+   */
+  readonly probePaths?: readonly string[] | undefined;
   /** This workload's locality, `region/zone/subzone` (locality load balancing). @defaultValue '' */
   readonly locality?: string | undefined;
   /** This workload's IP (the key of `consistentHash.useSourceIp`). @defaultValue '127.0.0.1' */
@@ -208,6 +220,7 @@ export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
   'errors',
   'closeTimeoutMs',
   'ports',
+  'probePaths',
   'locality',
   'sourceIp',
   'outboundTrafficPolicy',

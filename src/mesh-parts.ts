@@ -95,6 +95,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
   const servers = new MeshServers(
     {
       normalization: o.pathNormalization ?? 'BASE',
+      probePaths: o.probePaths,
       clock,
       closeTimeoutMs: o.closeTimeoutMs ?? 5000,
       credentials: credentials,

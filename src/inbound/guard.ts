@@ -163,6 +163,21 @@ export class InboundGuard {
   /** Set by the mesh's servers: PeerAuthentication for connections they did not accept. */
   sockets: SocketPolicy | undefined;
 
+  /** The workload's health-probe paths (`probePaths`), or undefined for none. */
+  probes: ReadonlySet<string> | undefined;
+
+  /**
+   * True for a health probe (`probePaths`): a `GET` or `HEAD` on a plaintext connection whose
+   * target's path, before `?`, is exactly one of the paths. It is served without the phases,
+   * PeerAuthentication or observation, as istio-agent serves kubelet's probes outside the sidecar.
+   */
+  isProbe(method: string | undefined, target: string | undefined, plaintext: boolean): boolean {
+    const probes = this.probes;
+    if (probes === undefined || !plaintext || (method !== 'GET' && method !== 'HEAD') || target === undefined) return false;
+    const q = target.indexOf('?');
+    return probes.has(q === -1 ? target : target.slice(0, q));
+  }
+
   /** Set by the mesh's servers: who the requests are published as (`meshlet:inbound:*`); unset, nothing is published. */
   observer: { readonly workload: WorkloadIdentity; readonly clock: Clock } | undefined;
 

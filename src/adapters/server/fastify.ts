@@ -11,6 +11,7 @@
  *
  * @module
  */
+import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guard.ts';
@@ -229,6 +230,11 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
       if (judged !== undefined) {
         // Already judged (a server from mesh.createServer): once is enough.
         request.meshlet = judged;
+        next();
+        return;
+      }
+      // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
+      if (g.probes !== undefined && g.isProbe(raw.method, raw.url, (raw.socket as TLSSocket).encrypted !== true)) {
         next();
         return;
       }

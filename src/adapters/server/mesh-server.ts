@@ -14,7 +14,8 @@
  *     0x16 0x03 (a TLS handshake record) ─► DISABLE refuses; otherwise TLS (client certificate
  *        required, verified against the trust bundle, one SPIFFE ID of the mesh's trust domain)
  *        ─► the HTTP server, with the peer remembered for the request's admission
- *     anything else ─► STRICT refuses; otherwise the HTTP server
+ *     anything else ─► STRICT refuses (with `probePaths`: the HTTP server, for the probes only);
+ *        otherwise the HTTP server
  * ```
  *
  * The HTTP server's own connection listener is taken off and called for the sockets that pass
@@ -34,6 +35,7 @@
 import { type IncomingMessage, Server, type RequestListener, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { InboundGuard } from '../../inbound/guard.ts';
 import { PeerAuthAcceptor } from './peer-acceptor.ts';
 import { type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
 import { markAccepted, rememberPeer } from './peer.ts';
@@ -44,9 +46,16 @@ export class MeshHttpServer extends Server {
   /** node:http's own connection listener: what a connection that passed is handed to. */
   readonly #http: (socket: Socket) => void;
   readonly #acceptor: PeerAuthAcceptor;
+  /** Plaintext connections taken under STRICT for the health probes only (`probePaths`). */
+  readonly #probesOnly = new WeakSet<Socket>();
 
-  constructor(listener: RequestListener, mtls: InboundTls) {
+  constructor(listener: RequestListener, mtls: InboundTls, guard: InboundGuard) {
     super((req: IncomingMessage, res: ServerResponse) => {
+      // Under STRICT a plaintext connection serves the probes and nothing else.
+      if (this.#probesOnly.has(req.socket) && this.#mtls.modeFor(req.socket.localPort ?? 0) === 'STRICT' && !guard.isProbe(req.method, req.url, true)) {
+        this.#mtls.refuse(req.socket, 'STRICT', 'plaintext', 'plaintext under STRICT (only the health probes, probePaths, are served in plaintext)');
+        return;
+      }
       this.#drainIfRefused(req, res);
       listener(req, res);
     });
@@ -65,6 +74,14 @@ export class MeshHttpServer extends Server {
         markAccepted(socket);
         this.#http.call(this, socket);
       },
+      probesOnly:
+        guard.probes === undefined
+          ? undefined
+          : (socket) => {
+              this.#probesOnly.add(socket);
+              markAccepted(socket);
+              this.#http.call(this, socket);
+            },
     });
     this.on('connection', (socket: Socket) => this.#acceptor.accept(socket));
   }

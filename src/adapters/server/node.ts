@@ -171,6 +171,11 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
     next();
     return;
   }
+  // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
+  if (guard.probes !== undefined && guard.isProbe(req.method, mounted ?? req.url, (req.socket as TLSSocket).encrypted !== true)) {
+    next();
+    return;
+  }
   // The caller went away before the mesh ran (during an earlier async middleware): its 'close'
   // has fired already, so a slot it took would never be released. Nobody to judge or serve.
   if (guard.pooled && isGone(req, res)) return;

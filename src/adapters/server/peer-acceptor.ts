@@ -24,6 +24,11 @@ export interface AcceptedHandlers {
   plaintext(socket: Socket): void;
   /** A TLS connection whose client proved `peer`. */
   secured(socket: TLSSocket, peer: PeerIdentity): void;
+  /**
+   * A plaintext connection under STRICT, taken to serve the health probes only (`probePaths`; the
+   * owner refuses any other request on it). Absent: such a connection is refused here.
+   */
+  readonly probesOnly?: ((socket: Socket) => void) | undefined;
 }
 
 /** Accepts a port's connections as its PeerAuthentication says. */
@@ -48,12 +53,17 @@ export class PeerAuthAcceptor {
     if (this.#mtls.context === undefined) {
       if (mode === 'STRICT') {
         this.#mtls.warnOnce('meshlet: PeerAuthentication STRICT applies but this workload has no usable certificate yet: every inbound connection is refused until it has one (see docs/mtls.md)');
-        this.#mtls.refuse(socket, mode, 'unknown', 'STRICT and no workload certificate yet');
+        // With probePaths the first bytes decide (plaintext: the probes still answer while the
+        // certificate is on its way; a handshake: refused for want of a certificate).
+        if (this.#on.probesOnly === undefined) {
+          this.#mtls.refuse(socket, mode, 'unknown', 'STRICT and no workload certificate yet');
+          return;
+        }
+      } else {
+        // No identity: the workload neither offers nor accepts mTLS; plaintext, nothing read first.
+        this.#on.plaintext(socket);
         return;
       }
-      // No identity: the workload neither offers nor accepts mTLS; plaintext, nothing read first.
-      this.#on.plaintext(socket);
-      return;
     }
     this.#pending.add(socket);
     // Also when it closes during the TLS handshake (the TLS socket then never reaches #secured or a client error).
@@ -75,7 +85,8 @@ export class PeerAuthAcceptor {
     if (!isTls) {
       this.#pending.delete(socket);
       if (mode === 'STRICT') {
-        this.#mtls.refuse(socket, mode, 'plaintext', 'plaintext under STRICT');
+        if (this.#on.probesOnly === undefined) this.#mtls.refuse(socket, mode, 'plaintext', 'plaintext under STRICT');
+        else this.#on.probesOnly(socket);
         return;
       }
       this.#on.plaintext(socket);

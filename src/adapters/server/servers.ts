@@ -39,6 +39,8 @@ export interface MeshServersOptions {
   readonly closeTimeoutMs: number;
   /** The workload's certificate, key and trust bundle (mTLS on the servers the mesh creates). */
   readonly credentials: CredentialHolder;
+  /** The workload's health-probe paths (served outside the inbound policies, see MeshOptions.probePaths). */
+  readonly probePaths?: readonly string[] | undefined;
 }
 
 /** The mesh's server side. */
@@ -64,6 +66,7 @@ export class MeshServers {
       resources,
     );
     this.#guard.sockets = { admit: (socket) => this.#admit(socket) };
+    if (o.probePaths !== undefined && o.probePaths.length > 0) this.#guard.probes = new Set(o.probePaths);
     this.#guard.observer = { workload: p.workload, clock: o.clock };
   }
 
@@ -170,7 +173,7 @@ export class MeshServers {
     return fastifyOptions(
       () => this.#guard.normalization,
       // The mesh's server without its own judgement: the plugin judges (through Fastify's reply and hooks).
-      (handler) => this.#track(new MeshHttpServer(handler, this.#mtls)),
+      (handler) => this.#track(new MeshHttpServer(handler, this.#mtls, this.#guard)),
     );
   }
 
@@ -184,7 +187,7 @@ export class MeshServers {
    */
   createServer(listener: RequestListener): Server {
     if (typeof listener !== 'function') throw new InvalidArgumentError('mesh.createServer(listener): a request listener is required (an Express app, a (req, res) function, …)');
-    return this.#track(new MeshHttpServer(this.handler(listener), this.#mtls));
+    return this.#track(new MeshHttpServer(this.handler(listener), this.#mtls, this.#guard));
   }
 
   #track(server: Server): Server {

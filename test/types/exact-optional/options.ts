@@ -36,6 +36,7 @@ const everything: MeshOptions = {
   drainMs: undefined,
   errors: undefined,
   closeTimeoutMs: undefined,
+  probePaths: undefined,
   locality: undefined,
   sourceIp: undefined,
   outboundTrafficPolicy: undefined,
