@@ -36,5 +36,6 @@ export function explainInboundRequest(resources: readonly AnyResource[], workloa
     pathNormalization: o.pathNormalization,
     extensionProviders: (o.extensionProviders ?? []).map((p) => p.name),
     maxTokenChars: o.jwt?.maxTokenChars,
+    probePaths: o.probePaths,
   });
 }

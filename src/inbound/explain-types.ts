@@ -82,6 +82,8 @@ export interface InboundExplainOptions {
   readonly extensionProviders?: readonly string[];
   /** @defaultValue 16384 */
   readonly maxTokenChars?: number;
+  /** The workload's health-probe paths (MeshOptions `probePaths`): such a request is served outside the policies. */
+  readonly probePaths?: readonly string[] | undefined;
 }
 
 /**

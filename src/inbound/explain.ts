@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { isProbe } from './guard.ts';
 import { isIP } from 'node:net';
 import type { AnyResource, Resource } from '../config/resource.ts';
 import { isGrpcContentType } from '../core/classify.ts';
@@ -177,6 +178,10 @@ export async function explainInbound(resources: readonly AnyResource[], request:
     return Object.freeze({ ...full, toString: () => describeInbound(full) });
   };
   const none = { jwt: undefined, requestPrincipal: undefined, claims: undefined, authz: undefined, rateLimits: undefined, connectionPool: undefined };
+  if (isProbe(options.probePaths === undefined ? undefined : new Set(options.probePaths), method, target, peer === undefined && scheme === 'http')) {
+    const full = { ...base, peerAuthentication: { ...base.peerAuthentication, accepted: true }, ...none, status: 200, refusedBy: undefined, reason: `a health probe (probePaths): served outside PeerAuthentication, RequestAuthentication, AuthorizationPolicy and rate limits, as istio-agent serves kubelet's probes`, assumes: [] };
+    return Object.freeze({ ...full, toString: () => describeInbound(full) });
+  }
   if (paRefusal !== undefined) {
     return done({ ...none, status: 0, refusedBy: 'peer-authentication', reason: `PeerAuthentication ${mtlsMode} on port ${localPort}: ${paRefusal}; the connection is closed before any HTTP is read`, assumes: [] });
   }

@@ -119,6 +119,13 @@ function performanceNow(): number {
   return performance.now();
 }
 
+/** A health probe of `probes` (`probePaths`): a plaintext `GET`/`HEAD` whose target's path, before `?`, is exactly one of them. */
+export function isProbe(probes: ReadonlySet<string> | undefined, method: string | undefined, target: string | undefined, plaintext: boolean): boolean {
+  if (probes === undefined || !plaintext || (method !== 'GET' && method !== 'HEAD') || target === undefined) return false;
+  const q = target.indexOf('?');
+  return probes.has(q === -1 ? target : target.slice(0, q));
+}
+
 /** The mesh's server side. */
 export class InboundGuard {
   #pipeline: InboundPipeline;
@@ -172,10 +179,7 @@ export class InboundGuard {
    * PeerAuthentication or observation, as istio-agent serves kubelet's probes outside the sidecar.
    */
   isProbe(method: string | undefined, target: string | undefined, plaintext: boolean): boolean {
-    const probes = this.probes;
-    if (probes === undefined || !plaintext || (method !== 'GET' && method !== 'HEAD') || target === undefined) return false;
-    const q = target.indexOf('?');
-    return probes.has(q === -1 ? target : target.slice(0, q));
+    return isProbe(this.probes, method, target, plaintext);
   }
 
   /** Set by the mesh's servers: who the requests are published as (`meshlet:inbound:*`); unset, nothing is published. */

@@ -178,6 +178,20 @@ describe('health probes (probePaths): served outside the inbound policies, as is
     }
   });
 
+  it('mesh.explainInbound says a probe is served outside the policies, and judges the rest as enforced', async () => {
+    const mesh = await meshWith();
+    const probe = await mesh.explainInbound({ url: 'http://httpbin.foo:8000/healthz?x=1' });
+    assert.deepEqual([probe.status, probe.refusedBy, probe.peerAuthentication.accepted], [200, undefined, true]);
+    assert.match(probe.reason, /health probe \(probePaths\)/);
+    assert.match(String(probe), /health probe/);
+    const other = await mesh.explainInbound({ url: 'http://httpbin.foo:8000/admin' });
+    assert.equal(other.refusedBy, 'peer-authentication');
+    const post = await mesh.explainInbound({ url: 'http://httpbin.foo:8000/healthz', method: 'POST' });
+    assert.equal(post.refusedBy, 'peer-authentication');
+    const overMtls = await mesh.explainInbound({ url: 'http://httpbin.foo:8000/healthz', source: { namespace: 'bar', serviceAccount: 'sleep' } });
+    assert.deepEqual([overMtls.status, overMtls.refusedBy], [403, 'authorization']);
+  });
+
   it('createMesh refuses probePaths that are not paths, naming the entry', async () => {
     for (const [probePaths, want] of [
       ['/healthz', /`probePaths` must be an array/],
