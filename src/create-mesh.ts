@@ -4,13 +4,13 @@
  *
  * @module
  */
-import { ANALYSIS_MODES, type ConfigSource, loadConfig } from './config/load-config.ts';
+import { ANALYSIS_MODES } from './config/load-config.ts';
 import { systemClock, systemRandom } from './core/clock.ts';
 import { ConfigError, InvalidArgumentError } from './core/errors.ts';
 import { TOKEN_ENV } from './control-plane/protocol.ts';
 import { type ConfigAppliedEvent, ControlPlaneSource, controlPlaneUrls } from './control-plane/source.ts';
 import { DEFAULT_LOGGER, Mesh } from './mesh.ts';
-import { workloadOf } from './mesh-file-config.ts';
+import { FileConfigCaches, loadFileConfig, workloadOf } from './mesh-file-config.ts';
 import { embeddedIdentity, startEmbeddedIdentity } from './mesh-identity.ts';
 import { MESH_OPTION_NAMES, type MeshOptions, type RejectedEvent, TELEMETRY_OPTION_NAMES } from './mesh-options.ts';
 import { checkOptionNames } from './core/option-names.ts';
@@ -19,7 +19,6 @@ import { ACCESS_LOG_OPTION_NAMES } from './telemetry/access-log/config.ts';
 import { OWN_METRICS_OPTION_NAMES } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import { METRICS_OPTION_NAMES } from './telemetry/metrics/options.ts';
 import { TRACING_OPTION_NAMES } from './telemetry/tracing/config.ts';
-import { compileSnapshotAsync } from './routing/compile.ts';
 import { checkOwnMetricsOption } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
@@ -63,10 +62,12 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   }
   embeddedIdentity(o); // a malformed identity option fails before anything starts
   if (o.controlPlane !== undefined) return startEmbeddedIdentity(await createControlPlaneMesh(o), o, o.logger ?? DEFAULT_LOGGER);
-  const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis });
+  // Through the caches the mesh's reloads go on with: the first change after start-up costs only what changed.
+  const caches = new FileConfigCaches();
+  const { loaded, compile } = await loadFileConfig(o, caches);
   if (!loaded.ok) throw new ConfigError(loaded.issues.all);
-  const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(o), { rootNamespace: o.rootNamespace });
-  const mesh = await startEmbeddedIdentity(new Mesh(o, snapshot), o, o.logger ?? DEFAULT_LOGGER);
+  const snapshot = await compile();
+  const mesh = await startEmbeddedIdentity(new Mesh(o, snapshot, undefined, undefined, caches), o, o.logger ?? DEFAULT_LOGGER);
   await mesh.startWatching().catch(async (e: unknown) => {
     await mesh.close();
     throw e;

@@ -7,7 +7,7 @@
  */
 import { stat } from 'node:fs/promises';
 import type { MeshLogger, MeshOptions, WatchStateEvent } from './mesh-options.ts';
-import { loadConfig, type ConfigSource } from './config/load-config.ts';
+import { type ConfigSource, type LoadedConfig, loadConfig } from './config/load-config.ts';
 import { type ConfigWatcher, watchConfigPaths } from './config/watch.ts';
 import { ParseCache } from './config/load.ts';
 import { ValidationCache } from './config/validate/index.ts';
@@ -34,21 +34,41 @@ export function workloadOf(o: MeshOptions): { service: string; namespace: string
   return { service: o.service, namespace: o.namespace ?? 'default', labels: o.labels ?? {} };
 }
 
+/**
+ * @internal What one load of an embedded mesh's config reuses from the one before: files parsed
+ * while their text is the same, documents validated while they are, and the services, clusters
+ * and virtual hosts whose inputs are all unchanged.
+ */
+export class FileConfigCaches {
+  readonly parse = new ParseCache();
+  readonly validation = new ValidationCache();
+  readonly compile = new CompileCache();
+}
+
+/**
+ * @internal Loads and checks the config of `o` and, when it is valid, compiles the snapshot —
+ * `createMesh`'s first load and every reload, through the same caches (so the first change after
+ * start-up already costs only what changed).
+ */
+export async function loadFileConfig(o: MeshOptions, caches: FileConfigCaches): Promise<{ loaded: LoadedConfig; compile(): Promise<Snapshot> }> {
+  const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis, parseCache: caches.parse, validationCache: caches.validation, registryCache: caches.compile.registry });
+  return { loaded, compile: () => compileSnapshotAsync(loaded.resources, workloadOf(o), { cache: caches.compile, rootNamespace: o.rootNamespace }) };
+}
+
 /** @internal Loads, watches and reloads an embedded mesh's config paths. */
 export class FileConfig {
   readonly #host: FileConfigHost;
   #watcher: ConfigWatcher | undefined;
-  readonly #parseCache = new ParseCache();
-  readonly #validationCache = new ValidationCache();
-  /** Unchanged services, clusters and virtual hosts are reused by the next compile. */
-  readonly #compileCache = new CompileCache();
+  readonly #caches: FileConfigCaches;
   /** Reloads once a burst of file events has settled, and files written in place are quiet. */
   readonly #reloader: Reloader;
   /** Reloads run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(host: FileConfigHost) {
+  /** `caches`: those of the first load (createMesh's), so the first reload reuses its work. */
+  constructor(host: FileConfigHost, caches = new FileConfigCaches()) {
     this.#host = host;
+    this.#caches = caches;
     this.#reloader = new Reloader({
       debounceMs: 100,
       maxDebounceMs: 1000,
@@ -73,7 +93,7 @@ export class FileConfig {
   async #load(attempt: ReloadAttempt | undefined): Promise<boolean> {
     if (attempt !== undefined && (this.#watcher?.lost.length ?? 0) > 0) return false; // reported as lost; the last good config serves
     const o = this.#host.options;
-    const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#compileCache.registry });
+    const { loaded, compile } = await loadFileConfig(o, this.#caches);
     if (attempt !== undefined && !(await attempt.current())) return false;
     if (!loaded.ok) {
       const error = new ConfigError(loaded.issues.all);
@@ -81,7 +101,7 @@ export class FileConfig {
       this.#host.rejected(loaded.issues.all, error);
       return false;
     }
-    const snapshot = await compileSnapshotAsync(loaded.resources, workloadOf(o), { cache: this.#compileCache, rootNamespace: o.rootNamespace });
+    const snapshot = await compile();
     if (snapshot.version === this.#host.snapshot().version) return true;
     this.#host.install(snapshot);
     this.#host.applied(snapshot.version, loaded.findings);

@@ -32,7 +32,7 @@ import type { IdentitySource } from './security/identity/source.ts';
 import type { Snapshot } from './routing/compile.ts';
 import type { MeshTelemetry } from './mesh-telemetry.ts';
 import { buildMeshGrpc, buildMeshParts } from './mesh-parts.ts';
-import { FileConfig } from './mesh-file-config.ts';
+import { FileConfig, type FileConfigCaches } from './mesh-file-config.ts';
 import { meshDiagnostics } from './mesh-diagnostics.ts';
 import { explainInboundRequest, explainOutbound } from './mesh-explain.ts';
 
@@ -83,11 +83,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
   readonly #telemetry: MeshTelemetry;
 
   /** @internal use {@link createMesh}. */
-  constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder) {
+  constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder, fileCaches?: FileConfigCaches) {
     super();
     this.#credentials = credentials ?? new CredentialHolder();
     this.#o = o;
-    this.#files = new FileConfig({
+    this.#files = new FileConfig(
+      {
       options: o,
       logger: () => this.#logger,
       snapshot: () => this.snapshot,
@@ -95,7 +96,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       applied: (version, findings) => this.#configApplied({ version, endpointsVersion: '', source: 'file', findings }),
       rejected: (issues, error) => this.configRejected({ issues, error }),
       watchState: (e) => this.emit('watch', e),
-    });
+      },
+      fileCaches,
+    );
     this.#source = source;
     const parts = buildMeshParts(o, snapshot, this.#credentials, this.identity, this.#logger, {
       event: (e) => this.emit(e.type, e),
