@@ -17,7 +17,7 @@
  * @module
  */
 import { candidateNames, whyNotInMesh } from './host-lookup.ts';
-import { DEFAULT_DOMAIN, hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost } from './hosts.ts';
+import { hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost } from './hosts.ts';
 import type { Service, ServiceAlias, ServiceRegistry } from './registry.ts';
 import { type AnyResource, byAge, DEFAULT_ROOT_NAMESPACE, type Resource } from './resource.ts';
 import type { Destination, VirtualServiceSpec } from './types/networking.ts';

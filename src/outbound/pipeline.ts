@@ -32,6 +32,7 @@ import type { CompiledRoute } from '../routing/route-table.ts';
 import { balanceLayer } from './balance.ts';
 import { type ClusterContext, ClusterState } from './cluster-state.ts';
 import { routeLayer } from './route-layer.ts';
+import { passthroughLayer } from './passthrough.ts';
 import { compileOutboundRateLimits, type OutboundRateLimits } from './rate-limit.ts';
 import { upstreamLayer } from './upstream.ts';
 
@@ -118,7 +119,12 @@ export class Outbound {
     const classify = (ex: Exchange, err: Error): FailureKind => transportOf(transports, ex.transport).classify(err);
     // The terminal step: the transport the exchange names.
     const send: Dispatch = (ex, handler) => transportOf(transports, ex.transport).dispatch(ex, handler);
-    const passthrough: Dispatch = (ex, handler) => transportOf(transports, ex.transport).passthrough(ex, handler);
+    // A host outside the mesh (ALLOW_ANY): Istio's allow_any route — no route timeout, no retries —
+    // but the caller's deadline still holds, and a failure is answered as Envoy answers it (503 UF, …).
+    const passthrough = stack(
+      [timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: () => undefined }), passthroughLayer({ classify })],
+      (ex, handler) => transportOf(transports, ex.transport).passthrough(ex, handler),
+    );
     const upstream = upstreamLayer({ classify, clock: o.clock });
     const upstreamPath = stack([balance, upstream], send);
     const layers: [string, Layer][] = [

@@ -282,21 +282,10 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
   private _finalError(failure: FailureKind, cause: Error): MeshletError {
     const ex = this._ex;
     const retried = ex.attempts > 1;
-    const reason = RESET_TEXT[failure];
     const exhausted = retried && isRetriable(this._policy, { status: 0, grpcStatus: -1, failure, requestSent: true, headers: undefined }, ex.headers);
-    const msg =
-      failure === 'per-try-timeout'
-        ? 'upstream request timeout'
-        : `upstream connect error or disconnect/reset before headers. ${retried ? 'retried and the latest reset reason' : 'reset reason'}: ${reason}`;
-    // A TLS failure is a connect failure with a transport failure reason, as Envoy words it.
-    const tls = failure === 'connect-failure' || failure === 'reset' ? tlsFailureReason(cause) : undefined;
-    if (tls !== undefined) {
-      return new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `${msg.replace(/: [a-z ]+$/, ': connection failure')}, transport failure reason: TLS error: ${tls}`, { ...ex.errorContext(), cause, flags: exhausted ? 'UF,URX' : 'UF' });
-    }
-    // Envoy's streamResetReasonToResponseFlag: a connection that closed is UC, a stream the upstream reset is UR.
-    const flag = FLAG_FOR[failure];
-    return new MeshletError(CODE_FOR[failure], msg, { ...ex.errorContext(), cause, flags: exhausted ? `${flag},URX` : flag });
+    return upstreamFailure(ex, failure, cause, retried, exhausted);
   }
+
 
   /** Decides whether this outcome is retried; reserves the retry (budget) if so. */
   private _mayRetry(outcome: AttemptOutcome): boolean {
@@ -357,4 +346,25 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
   get outcome(): AttemptOutcome | undefined {
     return this._outcome;
   }
+}
+
+/**
+ * The mesh's error for an attempt that failed the way `failure` says, worded as Envoy's local
+ * reply (`upstream connect error or disconnect/reset before headers. reset reason: …`, a TLS
+ * failure with its transport failure reason), with Envoy's flag (`URX` when retries ran out).
+ */
+export function upstreamFailure(ex: Exchange, failure: FailureKind, cause: Error, retried: boolean, exhausted: boolean): MeshletError {
+  const reason = RESET_TEXT[failure];
+  const msg =
+    failure === 'per-try-timeout'
+      ? 'upstream request timeout'
+      : `upstream connect error or disconnect/reset before headers. ${retried ? 'retried and the latest reset reason' : 'reset reason'}: ${reason}`;
+  // A TLS failure is a connect failure with a transport failure reason, as Envoy words it.
+  const tls = failure === 'connect-failure' || failure === 'reset' ? tlsFailureReason(cause) : undefined;
+  if (tls !== undefined) {
+    return new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `${msg.replace(/: [a-z ]+$/, ': connection failure')}, transport failure reason: TLS error: ${tls}`, { ...ex.errorContext(), cause, flags: exhausted ? 'UF,URX' : 'UF' });
+  }
+  // Envoy's streamResetReasonToResponseFlag: a connection that closed is UC, a stream the upstream reset is UR.
+  const flag = FLAG_FOR[failure];
+  return new MeshletError(CODE_FOR[failure], msg, { ...ex.errorContext(), cause, flags: exhausted ? `${flag},URX` : flag });
 }

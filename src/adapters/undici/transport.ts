@@ -11,9 +11,9 @@
  *
  * @module
  */
-import { Agent, Pool } from 'undici';
+import { type Agent, Pool } from 'undici';
 import { bodyForAttempt } from '../../core/body.ts';
-import type { Clock, Timer } from '../../core/clock.ts';
+import type { Clock, } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
 import { NO_CONTROLLER } from '../../core/exchange.ts';
 import type { AnyResource } from '../../config/resource.ts';
@@ -21,6 +21,7 @@ import type { ClientTlsDecision } from '../../outbound/tls-decision.ts';
 import { CredentialHolder } from '../../security/identity/credentials.ts';
 import type { TlsFiles } from '../../security/tls-files.ts';
 import { keepaliveConnector } from '../keepalive.ts';
+import { closeWithin, trackedAgent } from './close-within.ts';
 import { CertificateRefusalHandler, tlsConnector } from './tls-connector.ts';
 import { type ClientTlsOptions, ClusterTlsPlans, TlsEnvironment } from './tls-plans.ts';
 
@@ -173,7 +174,7 @@ class ClusterPools implements ClusterTransport {
     if (plan === undefined) return undefined;
     const p = this.#passthrough;
     if (p !== undefined && p.key === plan.key) return p.agent;
-    const agent = new Agent({ ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#cs.cluster.settings.connectionPool.tcpKeepalive) as never });
+    const agent = trackedAgent({ ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#cs.cluster.settings.connectionPool.tcpKeepalive) as never });
     this.#passthrough = { key: plan.key, agent };
     if (p !== undefined) this.#drainOne(p.agent);
     return agent;
@@ -214,26 +215,6 @@ class ClusterPools implements ClusterTransport {
   }
 }
 
-/**
- * Closes dispatchers gracefully (calls in flight finish), but for at most `graceMs`: then what is
- * left is destroyed, and its callers get MESHLET_ERR_CLOSED (a call to a hung upstream on a route
- * without a timeout must not hold `mesh.close()` forever).
- */
-async function closeWithin(dispatchers: readonly (Pool | Agent)[], graceMs: number, clock: Clock): Promise<void> {
-  if (dispatchers.length === 0) return;
-  const closing = Promise.all(dispatchers.map((d) => d.close().catch(() => undefined)));
-  if (graceMs === Number.POSITIVE_INFINITY) {
-    await closing;
-    return;
-  }
-  let timer: Timer | undefined;
-  // On the mesh clock, and keeping the process alive: the caller awaits close().
-  const timedOut = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => (timer = clock.setTimer(() => r(true), graceMs, true)))]);
-  timer?.clear();
-  if (!timedOut) return;
-  const err = new MeshletError('MESHLET_ERR_CLOSED', `mesh.close(): the call was still running after closeTimeoutMs (${graceMs} ms) and was cancelled`);
-  await Promise.all(dispatchers.map((d) => d.destroy(err).catch(() => undefined)));
-}
 
 /** Fails an attempt without sending it: the cluster's TLS cannot be set up (never sent in plaintext instead). */
 function fail(ex: Exchange, handler: Parameters<Dispatch>[1], why: string): void {
@@ -277,7 +258,7 @@ const SLOT = 'http';
 
 /** The undici side of a mesh: endpoint pools per cluster and a passthrough agent. */
 export class UndiciTransport {
-  readonly #agent = new Agent();
+  readonly #agent = trackedAgent({});
   readonly #clock: Clock;
   readonly #env: TlsEnvironment;
 

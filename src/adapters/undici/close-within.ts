@@ -1,0 +1,57 @@
+/**
+ * Closing the undici dispatchers of a mesh within `closeTimeoutMs`: calls in flight may finish,
+ * then what is left is cancelled with `MESHLET_ERR_CLOSED` — including the calls of an Agent's
+ * per-origin pools, which undici's own `Agent.destroy()` no longer reaches once `close()` began.
+ *
+ * @module
+ */
+import { Agent, Client, type Dispatcher, Pool } from 'undici';
+import type { Clock, Timer } from '../../core/clock.ts';
+import { MeshletError } from '../../core/errors.ts';
+
+/**
+ * Closes dispatchers gracefully (calls in flight finish), but for at most `graceMs`: then what is
+ * left is destroyed, and its callers get MESHLET_ERR_CLOSED (a call to a hung upstream on a route
+ * without a timeout must not hold `mesh.close()` forever).
+ */
+export async function closeWithin(dispatchers: readonly (Pool | Agent)[], graceMs: number, clock: Clock): Promise<void> {
+  if (dispatchers.length === 0) return;
+  const closing = Promise.all(dispatchers.map((d) => d.close().catch(() => undefined)));
+  if (graceMs === Number.POSITIVE_INFINITY) {
+    await closing;
+    return;
+  }
+  let timer: Timer | undefined;
+  // On the mesh clock, and keeping the process alive: the caller awaits close().
+  const timedOut = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => (timer = clock.setTimer(() => r(true), graceMs, true)))]);
+  timer?.clear();
+  if (!timedOut) return;
+  const err = new MeshletError('MESHLET_ERR_CLOSED', `mesh.close(): the call was still running after closeTimeoutMs (${graceMs} ms) and was cancelled`);
+  // An Agent's own pools: it forgot them when close() began, so destroying the Agent alone fails nothing.
+  const all = dispatchers.flatMap((d) => [d, ...(AGENT_POOLS.get(d) ?? [])]);
+  await Promise.all(all.map((d) => d.destroy(err).catch(() => undefined)));
+}
+
+/** The per-origin dispatchers each {@link trackedAgent} made and has not seen closed. */
+const AGENT_POOLS = new WeakMap<Dispatcher, Set<Pool | Client>>();
+
+/**
+ * An undici Agent whose per-origin pools {@link closeWithin} can still cancel: undici's Agent
+ * drops its pools from view as soon as `close()` starts, so its `destroy()` afterwards cancels
+ * none of the calls still waiting (a call to a hung host outside the mesh held on past
+ * `closeTimeoutMs`). Pools are made as undici's default factory makes them.
+ */
+export function trackedAgent(options: Agent.Options): Agent {
+  const pools = new Set<Pool | Client>();
+  const agent = new Agent({
+    ...options,
+    factory: (origin: string | URL, opts: object) => {
+      for (const p of pools) if (p.closed || p.destroyed) pools.delete(p);
+      const d = (opts as { connections?: number | null }).connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
+      pools.add(d);
+      return d;
+    },
+  });
+  AGENT_POOLS.set(agent, pools);
+  return agent;
+}
