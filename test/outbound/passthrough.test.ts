@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { createMesh, isMeshletError, ManualClock, withDeadline } from '../../src/index.ts';
+import { type Echo, EchoClient, unary } from '../helpers/grpc.ts';
 import { settle, until } from '../helpers/mesh-calls.ts';
 
 /** A TCP server that accepts and never answers, counting its connections. */
@@ -92,6 +93,23 @@ describe('calls to hosts outside the registry (ALLOW_ANY passthrough)', () => {
       ac.abort();
       assert.equal(await settle(open, 'the abort'), 'failed');
     } finally {
+      await mesh.close();
+    }
+  });
+
+  it("a gRPC call to a hung host outside the registry ends at the caller's deadline: DEADLINE_EXCEEDED", async () => {
+    const clock = new ManualClock();
+    const mesh = await createMesh({ service: 'client', config: [], clock });
+    const client = mesh.grpc.client(EchoClient as never, `127.0.0.1:${hungPort}`) as Echo;
+    try {
+      const before = accepted;
+      const p = withDeadline(5000, () => unary(client, { text: 'x' }));
+      await until(() => accepted === before + 1, 'the call to reach the hung host');
+      clock.advance(5000);
+      const r = await settle(p, 'the deadline to end the call');
+      assert.deepEqual([r.error?.code, r.error?.details], [4, 'upstream request timeout']);
+    } finally {
+      client.close();
       await mesh.close();
     }
   });
