@@ -259,6 +259,8 @@ export class FileConfigStore implements ConfigStore {
     const now = new Date().toISOString();
     const incoming: { key: string; ref: string; doc: Record<string, unknown>; existing: AnyResource | undefined; ns: string }[] = [];
     const seen = new Set<string>();
+    /** Resources of the user's own files applied again as they are (a backup of `meshlet get` restored): nothing to do. */
+    const asInFiles = new Set<string>();
     for (const [i, w] of input.entries()) {
       const kind = typeof w?.kind === 'string' ? w.kind : '';
       if (!Object.hasOwn(KIND_VERSIONS, kind)) throw new ControlPlaneError('INVALID', `${APPLY_LABEL}[${i}]: kind "${kind}" is not one meshlet serves (${Object.keys(KIND_VERSIONS).join(', ')})`);
@@ -271,13 +273,18 @@ export class FileConfigStore implements ConfigStore {
       seen.add(key);
       const existing = index.get(key);
       if (existing !== undefined && !this.#isApplied(existing)) {
+        if (sameContent(contentOf(existing), contentOf(w))) {
+          asInFiles.add(ref);
+          continue;
+        }
         throw new ControlPlaneError('CONFLICT', `${ref} is defined in ${this.#userFile(existing)}; change it there, not through the API`);
       }
       const creationTimestamp = w.metadata.creationTimestamp ?? existing?.metadata.creationTimestamp ?? now;
       const metadata = { ...w.metadata, namespace: ns, creationTimestamp };
       incoming.push({ key, ref, existing, ns, doc: { apiVersion: w.apiVersion, kind, metadata, spec: w.spec } });
     }
-    const kept = this.#state.resources.filter((r) => !seen.has(keyOf(r.kind, r.metadata.namespace, r.metadata.name)));
+    const replaced = new Set(incoming.map((x) => x.key));
+    const kept = this.#state.resources.filter((r) => !replaced.has(keyOf(r.kind, r.metadata.namespace, r.metadata.name)));
     const docs = [...this.#docsOf(kept), ...incoming.map((x, i) => ({ value: x.doc, source: { file: `${APPLY_LABEL}[${i}]` } }))];
     const checked = await this.#check(docs);
     if ('failed' in checked) {
@@ -290,11 +297,17 @@ export class FileConfigStore implements ConfigStore {
     const warnings = checked.issues
       .filter((i) => (i.level !== 'error' || findings.has(i)) && ((i.resource !== undefined && refs.has(i.resource)) || i.file?.startsWith(APPLY_LABEL)))
       .map((i) => (i.level === 'error' ? `error ${i.code}: ${String(i)}` : String(i)));
-    const applied = incoming.map((x) => ({
+    const actions = incoming.map((x) => ({
       ref: x.ref,
       action: x.existing === undefined ? ('created' as const) : sameContent(contentOf(x.existing), contentOf(x.doc as never)) ? ('unchanged' as const) : ('configured' as const),
     }));
-    const changes = incoming.filter((_, i) => applied[i]!.action !== 'unchanged');
+    const changes = incoming.filter((_, i) => actions[i]!.action !== 'unchanged');
+    // In the order they were given.
+    const byRef = new Map(actions.map((a) => [a.ref, a]));
+    const applied = input.map((w) => {
+      const ref = `${w.kind} ${w.metadata?.namespace ?? this.#defaultNamespace}/${w.metadata?.name}`;
+      return byRef.get(ref) ?? { ref, action: 'unchanged' as const };
+    });
     if (changes.length === 0) return { version: this.#state.version, applied, warnings };
     await mkdir(this.#appliedDir, { recursive: true });
     const fileOf = new Map<string, string>();

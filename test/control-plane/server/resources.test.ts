@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { FileConfigStore } from '../../../src/control-plane-server/file-store.ts';
 import { api, reviewsVs, SERVICES_YAML, startTestServer, type TestServer, tempDir, until, watch } from './helpers.ts';
 
@@ -123,6 +123,25 @@ describe('/v1/resources', () => {
     const d = await api(s.url, 'DELETE', '/v1/resources/VirtualService/default/reviews', { token: s.admin });
     assert.equal(d.status, 409);
     assert.match(d.body.error.message, /reviews\.yaml/);
+  });
+
+  it('a backup restored (everything `get` lists applied again): the user files\' resources as they are are unchanged, the applied ones come back; one changed from its file is still 409', async () => {
+    const created = await post(RATINGS_DR.replace('name: ratings', 'name: ratings-backup'));
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    const listed = (await api(s.url, 'GET', '/v1/resources', { token: s.admin })).body.resources as { kind: string; metadata: { name: string; namespace: string } }[];
+    const backup = listed.map((r) => stringify(r)).join('---\n');
+    assert.equal((await api(s.url, 'DELETE', '/v1/resources/DestinationRule/default/ratings-backup', { token: s.admin })).status, 200);
+    const restored = await post(backup);
+    assert.equal(restored.status, 200, JSON.stringify(restored.body));
+    const actions = new Map((restored.body.applied as { ref: string; action: string }[]).map((a) => [a.ref, a.action]));
+    assert.equal(actions.get('DestinationRule default/ratings-backup'), 'created');
+    assert.equal(actions.get('VirtualService default/reviews'), 'unchanged', 'defined in reviews.yaml, applied as it is');
+    assert.equal(actions.size, listed.length);
+    assert.equal((await api(s.url, 'GET', '/v1/resources/DestinationRule/default/ratings-backup', { token: s.admin })).status, 200);
+    const changed = await post(backup.replace(/timeout: 1s/, 'timeout: 7s'));
+    assert.equal(changed.status, 409);
+    assert.match(changed.body.error.message, /VirtualService default\/reviews is defined in .*reviews\.yaml/);
+    assert.equal((await api(s.url, 'DELETE', '/v1/resources/DestinationRule/default/ratings-backup', { token: s.admin })).status, 200);
   });
 
   it('gets lists (by kind and namespace, case-insensitive kinds) and single resources', async () => {
