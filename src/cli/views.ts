@@ -246,5 +246,12 @@ export function inboundExplanationView(e: InboundExplanation) {
             custom: a.custom === undefined ? null : { ...a.custom },
           },
     rateLimits: e.rateLimits === undefined ? null : e.rateLimits.map((r) => ({ ...r, descriptors: r.descriptors.map((d) => [...d]), buckets: [...r.buckets] })),
+    connectionPool: poolView(e.connectionPool),
   };
+}
+
+/** The inbound pool of an explanation as JSON: unlimited values as null (JSON has no undefined). */
+function poolView(p: InboundExplanation['connectionPool']) {
+  if (p === undefined) return null;
+  return { cluster: p.cluster, source: p.source ?? null, service: { ...p.service }, maxActive: { http1: p.maxActive.http1 ?? null, grpc: p.maxActive.grpc ?? null }, maxPending: p.maxPending ?? null };
 }

@@ -102,6 +102,8 @@ describe('meshlet explain --inbound', () => {
     assert.equal(j.jwt.given, false);
     assert.deepEqual(j.jwt.tokens, []);
     assert.equal(j.rateLimits.length, 0);
+    // The inbound pool the text prints as 'Inbound pool:' (unlimited here: nulls).
+    assert.deepEqual(j.connectionPool, { cluster: 'inbound|8080||', source: null, service: j.connectionPool.service, maxActive: { http1: null, grpc: null }, maxPending: null });
   });
 
   it('--extension-provider lists the configured ones: a CUSTOM policy naming another denies, as Istio', () => {
