@@ -186,7 +186,7 @@ async function onDirectory(sub: Subcommand, dir: string, values: Values, format:
         return 0;
       }
       out(`Made a development CA in ${resolve(dir)}.`);
-      printCa(ca, now);
+      printCa(ca, Date.now()); // after the CA was made: its notBefore is not later than this
       out('');
       out(`Use it: createMesh({ …, identity: { devCa: ${JSON.stringify(dir)} } }), or 'meshlet ca issue ${dir} -n <ns> --service-account <sa>'.`);
       return 0;
@@ -244,7 +244,7 @@ async function onDirectory(sub: Subcommand, dir: string, values: Values, format:
         return 0;
       }
       out('Rotated: a new root signs from now on; the bundle holds it and the old root(s), so workloads trust both while they renew.');
-      printCa(after, now);
+      printCa(after, Date.now());
       out('');
       out(`When every workload has a certificate from the new root: meshlet ca rotate ${dir} --finalize`);
       return 0;
