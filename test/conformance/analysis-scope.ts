@@ -160,13 +160,13 @@ export const ANALYZER_SCOPE: Readonly<Record<string, AnalyzerScope>> = {
   'authn.BlockedCIDRsAnalyzer': { compared: false, reason: "the istiod Deployment's environment" },
   'authz.AuthorizationPoliciesAnalyzer': {
     compared: false,
-    reason: 'matches AuthorizationPolicy selectors against Pods and Namespaces, which meshlet does not read (AuthorizationPolicy is validated but not applied yet)',
+    reason: 'matches AuthorizationPolicy selectors against Pods and Namespaces, which meshlet does not read',
   },
   'envoyfilter.EnvoyPatchAnalyzer': { compared: false, reason: 'the EnvoyFilter kind, which meshlet does not apply (there is no Envoy)' },
-  'telemetry.ProviderAnalyzer': { compared: false, reason: 'Telemetry providers come from MeshConfig; Telemetry is validated but not applied yet' },
-  'telemetry.SelectorAnalyzer': { compared: false, reason: 'matches Telemetry selectors against Pods; Telemetry is validated but not applied yet' },
-  'telemetry.DefaultSelectorAnalyzer': { compared: false, reason: 'Telemetry is validated but not applied yet' },
-  'telemetry.LightstepAnalyzer': { compared: false, reason: 'MeshConfig providers; Telemetry is validated but not applied yet' },
+  'telemetry.ProviderAnalyzer': { compared: false, reason: 'checks Telemetry providers against MeshConfig, which meshlet does not read (its providers are options of createMesh)' },
+  'telemetry.SelectorAnalyzer': { compared: false, reason: 'matches Telemetry selectors against Pods, which meshlet does not read' },
+  'telemetry.DefaultSelectorAnalyzer': { compared: false, reason: 'meshlet has no analyzer for IST0160 (several Telemetry resources without a selector in one namespace); the mesh warns about them when it applies Telemetry (only the oldest applies)' },
+  'telemetry.LightstepAnalyzer': { compared: false, reason: 'the deprecated Lightstep provider is declared in MeshConfig, which meshlet does not read' },
   'k8sgateway.SelectorAnalyzer': { compared: false, reason: 'Kubernetes Gateway API gateways and their Pods' },
   'k8sgateway.CRDVersionAnalyzer': { compared: false, reason: 'Gateway API CRD versions of an installation' },
   'serviceentry.ProtocolAddressesAnalyzer': {
