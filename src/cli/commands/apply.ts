@@ -6,7 +6,9 @@
  */
 import { parseArgs } from 'node:util';
 import { IssueList } from '../../config/issues.ts';
+import { classifyKind } from '../../config/validate/api-kinds.ts';
 import { validateDocuments } from '../../config/validate/index.ts';
+import { SkippedKinds } from '../../config/validate/skipped-kinds.ts';
 import { type ApplyResponse, RESOURCES_PATH } from '../../control-plane/protocol.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
@@ -65,7 +67,22 @@ export async function applyCommand(argv: string[]): Promise<number> {
     return 1;
   }
   if (docs.length === 0) throw new UsageError(`meshlet apply: no resources in ${files.map((f) => (f === '-' ? '<stdin>' : f)).join(', ')}`);
-  const items = docs.map((d) => {
+  // Kinds meshlet does not apply (a manifest's Deployments, Gateways, …) are said here, naming the
+  // file and line, and not sent (the control plane could only name the request).
+  const skipped = new SkippedKinds();
+  const sent = docs.filter((d) => {
+    const v = d.value as { apiVersion?: unknown; kind?: unknown } | null;
+    if (v === null || typeof v !== 'object' || typeof v.apiVersion !== 'string' || typeof v.kind !== 'string') return true;
+    const decision = classifyKind(v.apiVersion, v.kind);
+    if (decision.action !== 'skip') return true;
+    skipped.add(v as Record<string, unknown>, v.apiVersion, v.kind, decision, d.source, values.namespace ?? 'default');
+    return false;
+  });
+  const notices = new IssueList();
+  skipped.report(notices);
+  for (const i of notices.all) process.stderr.write(`Warning: ${printable(String(i))}\n`);
+  if (sent.length === 0) throw new UsageError(`meshlet apply: nothing to apply: every resource in ${files.map((f) => (f === '-' ? '<stdin>' : f)).join(', ')} is of a kind meshlet does not apply`);
+  const items = sent.map((d) => {
     const v = d.value as { metadata?: { namespace?: string } };
     if (values.namespace !== undefined && typeof v.metadata === 'object' && v.metadata !== null && v.metadata.namespace === undefined) {
       return { ...v, metadata: { ...v.metadata, namespace: values.namespace } };

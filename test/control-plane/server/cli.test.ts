@@ -104,6 +104,25 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.ok(existsSync(join(configDir, 'applied', 'DestinationRule.default.ratings.yaml')));
   });
 
+  it('apply of a manifest with kinds meshlet does not apply: one warning per kind naming the file and line, those not sent; only such kinds: nothing to apply', () => {
+    const file = join(t.dir, 'with-deployment.yaml');
+    writeFileSync(
+      file,
+      'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: web-dr}\nspec: {host: web}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {}\n',
+    );
+    const r = meshlet(['apply', '-f', file], env());
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.equal(r.stdout, 'DestinationRule default/web-dr created\n');
+    // Said here with the file and line (the server, sent none of it, says nothing of it).
+    assert.match(r.stderr, new RegExp(`^Warning: ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: skipped 1 Deployment \\(apps/v1\\): default/web; .*\\(line 6\\)$`, 'm'));
+    assert.equal(r.stderr.match(/skipped 1 Deployment/g)?.length, 1);
+    const only = join(t.dir, 'only-deployment.yaml');
+    writeFileSync(only, 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {}\n');
+    const none = meshlet(['apply', '-f', only], env());
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /nothing to apply: every resource in .*only-deployment\.yaml is of a kind meshlet does not apply/);
+  });
+
   it('apply -f - reads standard input; -o json|yaml prints what was created, changed or unchanged, field by field', () => {
     const dr = 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: details}\nspec: {host: ratings, subsets: [{name: v1, labels: {version: v1}}]}\n';
     const r = meshlet(['apply', '-f', '-', '-n', 'default', '-o', 'json'], env(), dr);
