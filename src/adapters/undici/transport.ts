@@ -226,8 +226,9 @@ function fail(ex: Exchange, handler: Parameters<Dispatch>[1], why: string): void
 function dispatchOptions(ex: Exchange, origin: string | undefined, httpServername?: string): Record<string, unknown> {
   ex.headers.host = ex.authority;
   // As Envoy's router: tell the upstream how long the caller still waits, so its own calls can
-  // stop in time (meshlet's server side turns this into the request's MeshContext deadline).
-  if (ex.deadline !== Number.POSITIVE_INFINITY && ex.clock !== undefined) ex.headers[EXPECTED_TIMEOUT_HEADER] = String(Math.max(1, Math.ceil(ex.deadline - ex.clock.now())));
+  // stop in time (meshlet's server side turns this into the request's MeshContext deadline). Not
+  // to a host outside the mesh (no route: Istio's allow_any route has no timeout to tell).
+  if (ex.deadline !== Number.POSITIVE_INFINITY && ex.clock !== undefined && ex.route !== undefined) ex.headers[EXPECTED_TIMEOUT_HEADER] = String(Math.max(1, Math.ceil(ex.deadline - ex.clock.now())));
   const src = ex.options as Record<string, unknown> | undefined;
   // Plain HTTP has no SNI; undici still derives a name from the Host header for every request
   // (a hostname parse and two IP regexes) and only uses it to label new connections. Give it
