@@ -1,8 +1,8 @@
 /**
  * What a control-plane replica on etcd does after every change to the stored config: check the
  * whole key → value set again (src/control-plane-server/etcd/config-check.ts). At 1k / 10k / 20k
- * resources (bench/config's services: a ServiceEntry, a DestinationRule and a VirtualService
- * each), for the first check of a replica and then for one-value changes, two ways in the same
+ * resources (test/helpers/config-dir.ts's largeConfig: a ServiceEntry, a DestinationRule and a
+ * VirtualService per service), for the first check of a replica and then for one-value changes, two ways in the same
  * run, taken in turns:
  *
  *   cached  the store's way: one StoredSetCache across the checks (unchanged values reuse their
@@ -19,6 +19,7 @@
  */
 import { parseArgs } from 'node:util';
 import { checkStoredSet, StoredSetCache } from '../../src/control-plane-server/etcd/config-check.ts';
+import { largeConfig } from '../../test/helpers/config-dir.ts';
 import { median, writeSection } from '../lib/results.ts';
 
 const { values: args } = parseArgs({
@@ -31,46 +32,21 @@ const { values: args } = parseArgs({
 const ROOT = '/meshlet/config/';
 const OPTIONS = { root: ROOT, analysis: 'advisory' as const, defaultNamespace: 'default' };
 
-function putService(set: Map<string, string>, i: number, split = 90): void {
-  const name = `svc-${i}`;
-  const metadata = { name, namespace: 'bench' };
-  const ip = `10.${(i >> 8) & 255}.${i & 255}`;
-  const se = {
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'ServiceEntry',
-    metadata,
-    spec: {
-      hosts: [`${name}.bench.svc.cluster.local`],
-      location: 'MESH_INTERNAL',
-      resolution: 'STATIC',
-      ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-      endpoints: [
-        { address: `${ip}.1`, labels: { v: '1' } },
-        { address: `${ip}.2`, labels: { v: '2' } },
-      ],
-    },
-  };
-  const dr = { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata, spec: { host: name, subsets: [{ name: 'v1', labels: { v: '1' } }, { name: 'v2', labels: { v: '2' } }] } };
-  const vs = {
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'VirtualService',
-    metadata,
-    spec: {
-      hosts: [name],
-      http: [
-        { match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [{ destination: { host: name, subset: 'v2' } }] },
-        {
-          route: [
-            { destination: { host: name, subset: 'v1' }, weight: split },
-            { destination: { host: name, subset: 'v2' }, weight: 100 - split },
-          ],
-        },
-      ],
-    },
-  };
-  set.set(`${ROOT}ServiceEntry/bench/${name}`, JSON.stringify(se));
-  set.set(`${ROOT}DestinationRule/bench/${name}`, JSON.stringify(dr));
-  set.set(`${ROOT}VirtualService/bench/${name}`, JSON.stringify(vs));
+type Stored = { kind: string; metadata: { name: string; namespace: string }; spec: { http?: { route: { weight?: number }[] }[] } };
+
+/** Stores resources under their keys, as the store does. */
+function put(set: Map<string, string>, resources: readonly object[]): void {
+  for (const r of resources as Stored[]) set.set(`${ROOT}${r.kind}/${r.metadata.namespace}/${r.metadata.name}`, JSON.stringify(r));
+}
+
+/** Service `i`'s VirtualService with its split changed to `split`/`100 - split`: a one-value change. */
+function changeSplit(set: Map<string, string>, i: number, split: number): void {
+  const key = `${ROOT}VirtualService/bench/svc-${i}`;
+  const vs = JSON.parse(set.get(key) as string) as Stored;
+  const route = vs.spec.http?.[1]?.route ?? [];
+  if (route[0] !== undefined) route[0].weight = split;
+  if (route[1] !== undefined) route[1].weight = 100 - split;
+  set.set(key, JSON.stringify(vs));
 }
 
 /** One check: CPU ms and the event loop's longest gap while it ran. */
@@ -99,14 +75,14 @@ const rows: string[] = [];
 for (const size of args.sizes.split(',').map(Number)) {
   const services = Math.ceil(size / 3);
   const set = new Map<string, string>();
-  for (let i = 0; i < services; i++) putService(set, i);
+  put(set, largeConfig(services, 'bench'));
   const cache = new StoredSetCache();
   const first = await measure(set, cache);
   const cached: { cpu: number; block: number }[] = [];
   const fresh: { cpu: number; block: number }[] = [];
   const n = Number(args.changes);
   for (let k = 1; k <= n; k++) {
-    putService(set, (k * 97) % services, 50 + k);
+    changeSplit(set, (k * 97) % services, 50 + k);
     // Taken in turns (cached first on odd changes), both on the same set.
     const order = k % 2 === 1 ? ['cached', 'fresh'] : ['fresh', 'cached'];
     for (const way of order) {
