@@ -7,7 +7,7 @@
  * hung host outlived close() (undici's Agent forgets its pools once close() starts).
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { createMesh, isMeshletError, ManualClock, withDeadline } from '../../src/index.ts';
@@ -20,6 +20,8 @@ let hungPort = 0;
 let accepted = 0;
 /** What the hung host received, per connection. */
 const received: string[] = [];
+/** Its connections, ended at the end (server.close() waits for every one). */
+const sockets = new Set<Socket>();
 /** A port nothing listens on. */
 let closedPort = 0;
 
@@ -27,6 +29,8 @@ before(async () => {
   hung = createServer((socket) => {
     const i = accepted++;
     received[i] = '';
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
     socket.on('data', (c) => {
       received[i] += c.toString('latin1');
     });
@@ -39,7 +43,11 @@ before(async () => {
   closedPort = (probe.address() as { port: number }).port;
   await new Promise((r) => probe.close(r));
 });
-after(() => new Promise((r) => hung.close(r)));
+after(async () => {
+  const closed = new Promise((r) => hung.close(r));
+  for (const s of sockets) s.destroy();
+  await closed;
+});
 
 const outcome = (e: unknown): string => (isMeshletError(e) ? `${e.code} ${e.flags ?? ''} ${e.message}` : `not a MeshletError: ${String(e)} (cause ${String((e as { cause?: unknown }).cause)})`);
 
