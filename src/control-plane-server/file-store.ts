@@ -259,8 +259,6 @@ export class FileConfigStore implements ConfigStore {
     const now = new Date().toISOString();
     const incoming: { key: string; ref: string; doc: Record<string, unknown>; existing: AnyResource | undefined; ns: string }[] = [];
     const seen = new Set<string>();
-    /** Resources of the user's own files applied again as they are (a backup of `meshlet get` restored): nothing to do. */
-    const asInFiles = new Set<string>();
     for (const [i, w] of input.entries()) {
       const kind = typeof w?.kind === 'string' ? w.kind : '';
       if (!Object.hasOwn(KIND_VERSIONS, kind)) throw new ControlPlaneError('INVALID', `${APPLY_LABEL}[${i}]: kind "${kind}" is not one meshlet serves (${Object.keys(KIND_VERSIONS).join(', ')})`);
@@ -273,10 +271,8 @@ export class FileConfigStore implements ConfigStore {
       seen.add(key);
       const existing = index.get(key);
       if (existing !== undefined && !this.#isApplied(existing)) {
-        if (sameContent(contentOf(existing), contentOf(w))) {
-          asInFiles.add(ref);
-          continue;
-        }
+        // Applied again as its file has it (a backup of `meshlet get` restored): nothing to do, 'unchanged'.
+        if (sameContent(contentOf(existing), contentOf(w))) continue;
         throw new ControlPlaneError('CONFLICT', `${ref} is defined in ${this.#userFile(existing)}; change it there, not through the API`);
       }
       const creationTimestamp = w.metadata.creationTimestamp ?? existing?.metadata.creationTimestamp ?? now;
