@@ -12,7 +12,8 @@
  */
 import { bodySourceFailed } from '../core/body.ts';
 import { MeshletError } from '../core/errors.ts';
-import type { Controller, Exchange, Headers, ResponseHandler } from '../core/exchange.ts';
+import { ErrorRewritingHandler } from '../core/error-rewriting-handler.ts';
+import type { Exchange, ResponseHandler } from '../core/exchange.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
 import type { FailureKind } from '../core/outcome.ts';
 import { upstreamFailure } from '../policies/retry.ts';
@@ -23,39 +24,20 @@ export interface PassthroughLayerOptions {
   classify(ex: Exchange, err: Error): FailureKind;
 }
 
-class PassthroughCall implements ResponseHandler {
+class PassthroughCall extends ErrorRewritingHandler {
   readonly #ex: Exchange;
-  readonly #handler: ResponseHandler;
   readonly #o: PassthroughLayerOptions;
   constructor(ex: Exchange, handler: ResponseHandler, o: PassthroughLayerOptions) {
+    super(handler);
     this.#ex = ex;
-    this.#handler = handler;
     this.#o = o;
   }
-  onRequestStart(controller: Controller, context: unknown): void {
-    this.#handler.onRequestStart?.(controller, context);
-  }
-  onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
-    this.#handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
-  }
-  onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
-    this.#handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
-  }
-  onResponseData(controller: Controller, chunk: Buffer): void {
-    this.#handler.onResponseData?.(controller, chunk);
-  }
-  onResponseEnd(controller: Controller, trailers: Headers): void {
-    this.#handler.onResponseEnd?.(controller, trailers);
-  }
-  onResponseError(controller: Controller, error: Error): void {
+  protected rewrite(error: Error): Error {
     const ex = this.#ex;
     // The mesh's own (a deadline, close()) or the caller's (an abort): as they are.
-    if (error instanceof MeshletError || ex.aborted) {
-      this.#handler.onResponseError?.(controller, error);
-      return;
-    }
+    if (error instanceof MeshletError || ex.aborted) return error;
     const failure: FailureKind = bodySourceFailed(ex.body) ? 'local' : this.#o.classify(ex, error);
-    this.#handler.onResponseError?.(controller, upstreamFailure(ex, failure, error, false, false));
+    return upstreamFailure(ex, failure, error, false, false);
   }
 }
 

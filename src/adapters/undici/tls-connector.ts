@@ -12,7 +12,7 @@
 import { isIP } from 'node:net';
 import { checkServerIdentity, connect, type ConnectionOptions, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import { errors } from 'undici';
-import type { Controller, Headers, ResponseHandler } from '../../core/exchange.ts';
+import { ErrorRewritingHandler } from '../../core/error-rewriting-handler.ts';
 import { TlsHandshakeError, tlsFailureReason } from '../../core/tls-failure.ts';
 import type { TcpKeepalive } from '../../routing/cluster-settings.ts';
 import { parseSpiffeUri, SPIFFE_PREFIX, uriSans } from '../../security/identity/spiffe.ts';
@@ -227,29 +227,10 @@ export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?
  * that failure is reported as the TLS refusal it almost certainly is (a connect failure, not a
  * reset of a request the server saw).
  */
-export class CertificateRefusalHandler implements ResponseHandler {
-  readonly #inner: ResponseHandler;
-  constructor(inner: ResponseHandler) {
-    this.#inner = inner;
-  }
-  onRequestStart(controller: Controller, context: unknown): void {
-    this.#inner.onRequestStart?.(controller, context);
-  }
-  onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
-    this.#inner.onRequestUpgrade?.(controller, statusCode, headers, socket);
-  }
-  onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
-    this.#inner.onResponseStart?.(controller, statusCode, headers, statusMessage);
-  }
-  onResponseData(controller: Controller, chunk: Buffer): void {
-    this.#inner.onResponseData?.(controller, chunk);
-  }
-  onResponseEnd(controller: Controller, trailers: Headers): void {
-    this.#inner.onResponseEnd?.(controller, trailers);
-  }
-  onResponseError(controller: Controller, error: Error): void {
+export class CertificateRefusalHandler extends ErrorRewritingHandler {
+  protected rewrite(error: Error): Error {
     const e = error as { code?: string; socket?: { bytesRead?: number } };
     const refused = e.code === 'UND_ERR_SOCKET' && e.socket?.bytesRead === 0;
-    this.#inner.onResponseError?.(controller, refused ? new TlsHandshakeError("the server closed the connection right after the TLS handshake without answering: it refused this workload's certificate (check that it trusts this workload's CA and identity)", error) : error);
+    return refused ? new TlsHandshakeError("the server closed the connection right after the TLS handshake without answering: it refused this workload's certificate (check that it trusts this workload's CA and identity)", error) : error;
   }
 }

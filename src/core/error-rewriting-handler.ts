@@ -1,0 +1,36 @@
+/**
+ * A response handler that hands everything to the one it wraps, except that it may put another
+ * error in place of a failure: what an adapter or layer needs when it only has to say what a
+ * transport error means (a TLS refusal, Envoy's local reply for a passthrough call).
+ *
+ * @module
+ */
+import type { Controller, Headers, ResponseHandler } from './exchange.ts';
+
+/** Forwards every event to `inner`; a failure goes through {@link rewrite} first. */
+export abstract class ErrorRewritingHandler implements ResponseHandler {
+  protected readonly inner: ResponseHandler;
+  constructor(inner: ResponseHandler) {
+    this.inner = inner;
+  }
+  /** The error `inner` gets for `error` (`error` itself to pass it on). */
+  protected abstract rewrite(error: Error): Error;
+  onRequestStart(controller: Controller, context: unknown): void {
+    this.inner.onRequestStart?.(controller, context);
+  }
+  onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
+    this.inner.onRequestUpgrade?.(controller, statusCode, headers, socket);
+  }
+  onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
+    this.inner.onResponseStart?.(controller, statusCode, headers, statusMessage);
+  }
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    this.inner.onResponseData?.(controller, chunk);
+  }
+  onResponseEnd(controller: Controller, trailers: Headers): void {
+    this.inner.onResponseEnd?.(controller, trailers);
+  }
+  onResponseError(controller: Controller, error: Error): void {
+    this.inner.onResponseError?.(controller, this.rewrite(error));
+  }
+}
