@@ -52,7 +52,7 @@ export class MeshHttpServer extends Server {
   constructor(listener: RequestListener, mtls: InboundTls, guard: InboundGuard) {
     super((req: IncomingMessage, res: ServerResponse) => {
       // Under STRICT a plaintext connection serves the probes and nothing else.
-      if (this.#probesOnly.has(req.socket) && this.#mtls.modeFor(req.socket.localPort ?? 0) === 'STRICT' && !guard.isProbe(req.method, req.url, true)) {
+      if (guard.probes !== undefined && this.#probesOnly.has(req.socket) && this.#mtls.modeFor(req.socket.localPort ?? 0) === 'STRICT' && !guard.isProbe(req.method, req.url, true)) {
         this.#mtls.refuse(req.socket, 'STRICT', 'plaintext', 'plaintext under STRICT (only the health probes, probePaths, are served in plaintext)');
         return;
       }
