@@ -259,6 +259,8 @@ export class FileConfigStore implements ConfigStore {
     const now = new Date().toISOString();
     const incoming: { key: string; ref: string; doc: Record<string, unknown>; existing: AnyResource | undefined; ns: string }[] = [];
     const seen = new Set<string>();
+    /** Every resource's ref, in the order given (what the answer lists). */
+    const given: string[] = [];
     for (const [i, w] of input.entries()) {
       const kind = typeof w?.kind === 'string' ? w.kind : '';
       if (!Object.hasOwn(KIND_VERSIONS, kind)) throw new ControlPlaneError('INVALID', `${APPLY_LABEL}[${i}]: kind "${kind}" is not one meshlet serves (${Object.keys(KIND_VERSIONS).join(', ')})`);
@@ -269,6 +271,7 @@ export class FileConfigStore implements ConfigStore {
       const ref = `${kind} ${ns}/${name}`;
       if (seen.has(key)) throw new ControlPlaneError('INVALID', `${ref} appears twice in one apply`);
       seen.add(key);
+      given.push(ref);
       const existing = index.get(key);
       if (existing !== undefined && !this.#isApplied(existing)) {
         // Applied again as its file has it (a backup of `meshlet get` restored): nothing to do, 'unchanged'.
@@ -298,12 +301,9 @@ export class FileConfigStore implements ConfigStore {
       action: x.existing === undefined ? ('created' as const) : sameContent(contentOf(x.existing), contentOf(x.doc as never)) ? ('unchanged' as const) : ('configured' as const),
     }));
     const changes = incoming.filter((_, i) => actions[i]!.action !== 'unchanged');
-    // In the order they were given.
+    // In the order they were given; the user files' own resources, applied as they are, unchanged.
     const byRef = new Map(actions.map((a) => [a.ref, a]));
-    const applied = input.map((w) => {
-      const ref = `${w.kind} ${w.metadata?.namespace ?? this.#defaultNamespace}/${w.metadata?.name}`;
-      return byRef.get(ref) ?? { ref, action: 'unchanged' as const };
-    });
+    const applied = given.map((ref) => byRef.get(ref) ?? { ref, action: 'unchanged' as const });
     if (changes.length === 0) return { version: this.#state.version, applied, warnings };
     await mkdir(this.#appliedDir, { recursive: true });
     const fileOf = new Map<string, string>();
