@@ -174,7 +174,7 @@ function checkProbePaths(paths: unknown): void {
   if (paths.length > 32) throw new InvalidArgumentError(`createMesh: \`probePaths\` has ${paths.length} paths, at most 32`);
   for (const [i, p] of paths.entries()) {
     if (typeof p !== 'string' || !p.startsWith('/') || /[?#\s]/.test(p) || p.length > 1024) {
-      throw new InvalidArgumentError(`createMesh: \`probePaths[${i}]\` must be a path starting with / without a query, fragment or space (a probe's httpGet.path), got ${JSON.stringify(p)}`);
+      throw new InvalidArgumentError(`createMesh: \`probePaths[${i}]\` must be a path starting with / without a query, fragment or space (a probe's httpGet.path, or /grpc.health.v1.Health/Check for a gRPC probe), got ${JSON.stringify(p)}`);
     }
   }
 }

@@ -109,9 +109,11 @@ export interface MeshOptions {
    */
   readonly ports?: Readonly<Record<string, number>> | undefined;
   /**
-   * The paths of this workload's HTTP health probes (a Pod's `livenessProbe`/`readinessProbe`/
-   * `startupProbe` `httpGet.path`, e.g. `['/healthz', '/ready']`). A plaintext `GET` or `HEAD`
-   * whose path (before `?`) is exactly one of them is served without the inbound policies —
+   * The paths of this workload's health probes (a Pod's `livenessProbe`/`readinessProbe`/
+   * `startupProbe` `httpGet.path`, e.g. `['/healthz', '/ready']`; for a `grpc:` probe, the gRPC
+   * health method `'/grpc.health.v1.Health/Check'`). A plaintext `GET` or `HEAD` whose path
+   * (before `?`) is exactly one of them, or a plaintext gRPC call of such a method on a port of
+   * `mesh.grpc.bind` or a server with `mesh.grpc.serverInterceptors()`, is served without the inbound policies —
    * PeerAuthentication (also under STRICT), RequestAuthentication, AuthorizationPolicy, local rate
    * limits — and without Istio's metrics or a span, as kubelet's probes reach an Istio app through
    * istio-agent (its probe rewrite, on by default) and never through the sidecar. Any other

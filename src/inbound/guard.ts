@@ -119,9 +119,14 @@ function performanceNow(): number {
   return performance.now();
 }
 
-/** A health probe of `probes` (`probePaths`): a plaintext `GET`/`HEAD` whose target's path, before `?`, is exactly one of them. */
-export function isProbe(probes: ReadonlySet<string> | undefined, method: string | undefined, target: string | undefined, plaintext: boolean): boolean {
-  if (probes === undefined || !plaintext || (method !== 'GET' && method !== 'HEAD') || target === undefined) return false;
+/**
+ * A health probe of `probes` (`probePaths`): a plaintext `GET`/`HEAD` whose target's path, before
+ * `?`, is exactly one of them — or, for a gRPC call (`grpc`), a plaintext call of a method whose
+ * path is one of them (kubelet's gRPC probe: `/grpc.health.v1.Health/Check`).
+ */
+export function isProbe(probes: ReadonlySet<string> | undefined, method: string | undefined, target: string | undefined, plaintext: boolean, grpc = false): boolean {
+  if (probes === undefined || !plaintext || target === undefined) return false;
+  if (grpc ? method !== 'POST' : method !== 'GET' && method !== 'HEAD') return false;
   const q = target.indexOf('?');
   return probes.has(q === -1 ? target : target.slice(0, q));
 }
@@ -175,11 +180,12 @@ export class InboundGuard {
 
   /**
    * True for a health probe (`probePaths`): a `GET` or `HEAD` on a plaintext connection whose
-   * target's path, before `?`, is exactly one of the paths. It is served without the phases,
+   * target's path, before `?`, is exactly one of the paths, or a plaintext gRPC call (`grpc`) of
+   * a method whose path is one of them. It is served without the phases,
    * PeerAuthentication or observation, as istio-agent serves kubelet's probes outside the sidecar.
    */
-  isProbe(method: string | undefined, target: string | undefined, plaintext: boolean): boolean {
-    return isProbe(this.probes, method, target, plaintext);
+  isProbe(method: string | undefined, target: string | undefined, plaintext: boolean, grpc = false): boolean {
+    return isProbe(this.probes, method, target, plaintext, grpc);
   }
 
   /** Set by the mesh's servers: who the requests are published as (`meshlet:inbound:*`); unset, nothing is published. */

@@ -158,7 +158,7 @@ export class MeshGrpc {
       throw new InvalidArgumentError('mesh.grpc.bind(server, address): server must be a grpc-js Server (grpc-js 1.14 or later, which has createConnectionInjector)');
     }
     this.judgeUnserved(server);
-    const l = new GrpcListener(grpcJs(), server, this.#o.server.tls, this.#serverPeers.connections);
+    const l = new GrpcListener(grpcJs(), server, this.#o.server.tls, this.#serverPeers.connections, this.#o.server.guard().probes !== undefined);
     this.#listeners.add(l);
     try {
       return await l.listen(host, port);

@@ -16,7 +16,8 @@
  * copied to headers) are what the handler finds in its metadata.
  *
  * The phases in use when the metadata arrives judge the call, so a new config applies to the
- * next call.
+ * next call. A health probe (a plaintext call of a method in `probePaths`, such as kubelet's
+ * `/grpc.health.v1.Health/Check`) is handed to the server unjudged and unobserved.
  *
  * @module
  */
@@ -217,6 +218,11 @@ class MeshServerCall {
     const o = this.#o;
     const call = this.#next;
     const guard = o.guard();
+    if (guard.probes !== undefined && guard.isProbe('POST', this.#path, o.peers.isPlaintext(call), true)) {
+      // A health probe (probePaths, kubelet's gRPC probe): served outside the policies and unobserved, as istio-agent serves it.
+      next(md);
+      return;
+    }
     const headers = headersOf(md);
     const deadline = deadlineMs(call.getDeadline());
     const timeout = grpcTimeoutOf(deadline, Date.now());

@@ -14,7 +14,8 @@
  *     0x16 0x03 (TLS) ─► DISABLE refuses; otherwise TLS with the workload certificate (client
  *        certificate required, chain checked against the trust bundle, one SPIFFE ID of the mesh's
  *        trust domain, ALPN h2 or Istio's istio-h2) ─► grpc-js, the verified peer remembered for the calls' admission
- *     anything else ─► STRICT refuses; otherwise grpc-js (HTTP/2 without TLS)
+ *     anything else ─► STRICT refuses (with `probePaths`: grpc-js, for the probes' calls only);
+ *        otherwise grpc-js (HTTP/2 without TLS)
  * ```
  *
  * The TLS is terminated here by a `tls.Server` (never listening) whose secure context is swapped
@@ -40,6 +41,8 @@ export interface AcceptedConnection {
   /** The verified mTLS peer (undefined for plaintext). */
   readonly peer: PeerIdentity | undefined;
   readonly sni: string | undefined;
+  /** A plaintext connection taken under STRICT for the health probes only (`probePaths`): its other calls are refused. */
+  readonly probesOnly?: boolean;
 }
 
 /** The addresses of a connection as grpc-js reports them (`call.getConnectionInfo()`). */
@@ -98,7 +101,8 @@ export class GrpcListener {
   readonly #net: NetServer;
   readonly #acceptor: PeerAuthAcceptor;
 
-  constructor(g: GrpcJs, server: GrpcServer, mtls: InboundTls, connections: GrpcConnections) {
+  /** `probes`: the mesh has health-probe paths (`probePaths`), so STRICT takes plaintext connections for them. */
+  constructor(g: GrpcJs, server: GrpcServer, mtls: InboundTls, connections: GrpcConnections, probes = false) {
     this.#connections = connections;
     this.#injector = server.createConnectionInjector(g.ServerCredentials.createInsecure());
     this.#acceptor = new PeerAuthAcceptor(mtls, GRPC_ALPN, {
@@ -107,6 +111,7 @@ export class GrpcListener {
         const servername = (socket as TLSSocket & { servername?: string | false }).servername;
         this.#hand(socket, { socket, tls: true, peer, sni: typeof servername === 'string' && servername !== '' ? servername : undefined });
       },
+      probesOnly: probes ? (socket) => this.#hand(socket, { socket, tls: false, peer: undefined, sni: undefined, probesOnly: true }) : undefined,
     });
     this.#net = createServer((s) => this.#acceptor.accept(s));
   }

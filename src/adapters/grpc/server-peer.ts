@@ -53,6 +53,12 @@ export class GrpcPeers {
     return { tls: auth?.transportSecurityType === 'ssl', cert: cert !== undefined && Object.keys(cert).length > 0 ? cert : undefined };
   }
 
+  /** The call's connection is plaintext (a health probe may be served on it). */
+  isPlaintext(call: ServerInterceptingCallInterface): boolean {
+    const accepted = this.connections.get(call.getConnectionInfo());
+    return accepted !== undefined ? !accepted.tls : !this.certificateOf(call).tls;
+  }
+
   /** The connection a call came on, as the admission phases see it. */
   connectionOf(call: ServerInterceptingCallInterface): ConnectionInfo {
     const ci = call.getConnectionInfo();
@@ -64,6 +70,11 @@ export class GrpcPeers {
     if (accepted !== undefined) {
       const scheme = accepted.tls ? 'https' : 'http';
       const mode = this.tls.modeFor(localPort);
+      if (accepted.probesOnly === true && mode === 'STRICT') {
+        // Taken under STRICT for the health probes only (the interceptor served those before asking): refused, and the connection closed.
+        setImmediate(() => accepted.socket.destroySoon());
+        return { remoteAddress, remotePort, localPort, localAddress, scheme, refused: 'STRICT: plaintext (only the health probes, probePaths, are served in plaintext)' };
+      }
       if ((mode === 'STRICT' && !accepted.tls) || (mode === 'DISABLE' && accepted.tls)) {
         // Let in under a mode a new config no longer allows: refused, and the connection closed
         // once the refusal is written (the client connects again, under the new mode), as Envoy
