@@ -37,6 +37,7 @@ export type { RequestMeshInfo } from './inbound/guard.ts';
 export type { ExtensionProvider, JwtOptions } from './inbound/policies.ts';
 export type { EnvoyExtAuthzHttpConfig } from './security/authz/ext-authz-http.ts';
 export type { EnvoyExtAuthzGrpcConfig } from './security/authz/ext-authz-grpc.ts';
+export type { CheckBodySettings } from './security/authz/check-body.ts';
 export type { WorkloadIdentity } from './core/observe.ts';
 export type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts';
 export type { AuthzDecision } from './inbound/pipeline.ts';

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { BodyStream } from '../core/request-body.ts';
 import { isGrpcContentType } from '../core/classify.ts';
 import type { Socket } from 'node:net';
 import type { PeerIdentity } from '../core/context.ts';
@@ -200,10 +201,11 @@ export class InboundGuard {
 
   /**
    * Judges one request: `target` is the request target as received (path and query), `headers`
-   * the request's own header object (phases may change it: a consumed token is removed).
-   * Synchronous unless a phase must wait.
+   * the request's own header object (phases may change it: a consumed token is removed), `body`
+   * its body stream where the server has one (read only by an external authorizer that sends the
+   * body in its check, and put back). Synchronous unless a phase must wait.
    */
-  judge(method: string, authority: string, target: string, headers: Headers, conn: ConnectionInfo): Judgement | Promise<Judgement> {
+  judge(method: string, authority: string, target: string, headers: Headers, conn: ConnectionInfo, body?: BodyStream): Judgement | Promise<Judgement> {
     this.#stats?.record(conn.peer, method, conn.localPort, conn.remoteAddress);
     const grpc = isGrpcContentType(headers['content-type']);
     if (conn.refused !== undefined) {
@@ -238,6 +240,7 @@ export class InboundGuard {
       headersChanged: false,
       slot: undefined,
       alive: undefined,
+      body,
     };
     const a = this.#pipeline.admit(req);
     if (!(a instanceof Promise)) return verdict(req, a, grpc, path);

@@ -28,6 +28,7 @@ import type { Protocol } from '../core/classify.ts';
 import { type MeshContext, type PeerIdentity, runInWholeContext, type TraceHeaders } from '../core/context.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
 import type { Headers } from '../core/handler.ts';
+import type { BodyStream } from '../core/request-body.ts';
 
 /** The phases, in the order they run. */
 export const PHASES = Object.freeze(['peer-identity', 'ext-authz', 'jwt', 'authorization', 'rate-limit', 'connection-pool'] as const);
@@ -83,6 +84,8 @@ export interface InboundRequest {
    * close not yet seen) goes on to the next waiter, and the request to nobody.
    */
   alive?: (() => boolean) | undefined;
+  /** The request's body stream, where the server has one: read (and put back) only by an external authorizer that sends the body in its check. */
+  readonly body?: BodyStream | undefined;
 }
 
 /**

@@ -358,3 +358,75 @@ describe('envoyExtAuthzGrpc on an mTLS connection, mesh to mesh', { skip: skipWi
     }
   });
 });
+
+describe('envoyExtAuthzGrpc with includeRequestBodyInCheck: the body in the CheckRequest, decoded by proto-loader', () => {
+  const seen: (Check & { attributes: { request: { http: { body: string; raw_body: Buffer } } } })[] = [];
+  let authorizer: { server: grpc.Server; port: number };
+  const meshes: Mesh[] = [];
+  const servers: Server[] = [];
+  before(async () => {
+    authorizer = await startAuthorizer(seen as Check[]);
+  });
+  after(async () => {
+    for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
+    await Promise.all(meshes.map((m) => m.close()));
+    authorizer.server.forceShutdown();
+  });
+
+  async function appWith(body: { maxRequestBytes: number; allowPartialMessage?: boolean; packAsBytes?: boolean }): Promise<{ port: number; got: string[] }> {
+    const mesh = await createMesh({
+      service: 'httpbin',
+      namespace: 'foo',
+      labels: { app: 'httpbin' },
+      config: [{ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta('ext'), spec: { action: 'CUSTOM', provider: { name: 'g' }, rules: [{}] } }],
+      extensionProviders: [{ name: 'g', envoyExtAuthzGrpc: { service: '127.0.0.1', port: authorizer.port, includeRequestBodyInCheck: body } }],
+      logger: { warn: () => {} },
+    });
+    meshes.push(mesh);
+    const got: string[] = [];
+    const s = mesh.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        got.push(Buffer.concat(chunks).toString('latin1'));
+        res.end('ok');
+      });
+    });
+    servers.push(s);
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    return { port: (s.address() as AddressInfo).port, got };
+  }
+
+  it('body as text (a byte that is not UTF-8 becomes "!"), size, x-envoy-auth-partial-body: false; the app reads the bytes as sent', async () => {
+    const { port, got } = await appWith({ maxRequestBytes: 100 });
+    const sent = Buffer.concat([Buffer.from('héllo '), Buffer.from([0xff, 0x41])]);
+    const r = await raw(port, '/p', { method: 'POST', headers: { 'x-ext-authz': 'allow', 'content-length': String(sent.length) }, body: sent as unknown as string });
+    assert.equal(r.statusCode, 200, r.text);
+    const http = (seen.at(-1) as (typeof seen)[number]).attributes.request.http;
+    assert.equal(http.body, 'héllo !A');
+    assert.equal(http.raw_body.length, 0);
+    assert.equal(http.size, sent.length);
+    assert.equal(http.headers['x-envoy-auth-partial-body'], 'false');
+    assert.equal(got.at(-1), sent.toString('latin1'));
+  });
+
+  it('packAsBytes with allowPartialMessage: raw_body has the first maxRequestBytes as sent, partial true; size counts what came', async () => {
+    const { port, got } = await appWith({ maxRequestBytes: 4, allowPartialMessage: true, packAsBytes: true });
+    const sent = Buffer.from([0xff, 0xfe, 0x00, 0x01, 0x02, 0x03, 0x04]);
+    const r = await raw(port, '/p', { method: 'POST', headers: { 'x-ext-authz': 'allow', 'content-length': String(sent.length) }, body: sent as unknown as string });
+    assert.equal(r.statusCode, 200, r.text);
+    const http = (seen.at(-1) as (typeof seen)[number]).attributes.request.http;
+    assert.deepEqual([...http.raw_body], [0xff, 0xfe, 0x00, 0x01]);
+    assert.equal(http.body, '');
+    assert.equal(http.headers['x-envoy-auth-partial-body'], 'true');
+    assert.equal(http.size, sent.length);
+    assert.equal(got.at(-1), sent.toString('latin1'));
+  });
+
+  it('a client’s own x-envoy-auth-partial-body never reaches the authorizer as sent', async () => {
+    const { port } = await appWith({ maxRequestBytes: 100 });
+    const r = await raw(port, '/p', { method: 'POST', headers: { 'x-ext-authz': 'allow', 'x-envoy-auth-partial-body': 'forged' }, body: 'abc' });
+    assert.equal(r.statusCode, 200, r.text);
+    assert.equal((seen.at(-1) as (typeof seen)[number]).attributes.request.http.headers['x-envoy-auth-partial-body'], 'false');
+  });
+});

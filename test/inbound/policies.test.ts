@@ -307,6 +307,7 @@ describe('createMesh extensionProviders', () => {
     ['a kind meshlet does not run', [{ name: 'x', zipkin: { service: 'a', port: 80 } }], /extensionProviders\[0\] \(x\): meshlet runs envoyExtAuthzHttp, envoyExtAuthzGrpc and envoyFileAccessLog providers only; got zipkin/],
     ['a gRPC authorizer config Istio refuses', [{ name: 'x', envoyExtAuthzGrpc: { service: 'a', port: 0 } }], /extensionProviders\[0\] \(x\)\.envoyExtAuthzGrpc: .*port/],
     ['a config Istio refuses', [{ name: 'x', envoyExtAuthzHttp: { service: 'a', port: 0 } }], /extensionProviders\[0\] \(x\)\.envoyExtAuthzHttp: .*port/],
+    ['a body setting Envoy refuses (maxRequestBytes 0)', [{ name: 'x', envoyExtAuthzHttp: { service: 'a', port: 80, includeRequestBodyInCheck: { allowPartialMessage: true } } }], /\(x\)\.envoyExtAuthzHttp: includeRequestBodyInCheck\.maxRequestBytes must be an integer above 0/],
     ['not a list', { name: 'x' }, /`extensionProviders` must be a list/],
     ['an access-log provider with a bad field', [{ name: 'x', envoyFileAccessLog: { logFormat: { text: 1 } } }], /extensionProviders\[0\] \(x\)\.envoyFileAccessLog: logFormat\.text must be a string/],
     ['an access-log format Envoy refuses', [{ name: 'x', envoyFileAccessLog: { logFormat: { text: '%NOPE%' } } }], /extensionProviders\[0\] \(x\)\.envoyFileAccessLog: logFormat\.text: unknown command operator %NOPE% \(at position 0\)/],

@@ -166,7 +166,7 @@ function refuse(reply: FastifyReplyLike, ob: InboundObservation | undefined, d: 
 function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: FastifyReplyLike, next: (err?: Error) => void, headers: Headers, authority: string, conn: ConnectionInfo, absolute: boolean, ob: InboundObservation | undefined): void {
   let j: Judgement | Promise<Judgement>;
   try {
-    j = g.judge(request.method, authority, request.url, headers, conn);
+    j = g.judge(request.method, authority, request.url, headers, conn, request.raw);
   } catch (err) {
     refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type']));
     return;

@@ -220,7 +220,7 @@ function judgeNode(
 ): void {
   let j: Judgement | Promise<Judgement>;
   try {
-    j = guard.judge(method, authority, path, headers, conn);
+    j = guard.judge(method, authority, path, headers, conn, req);
   } catch (err) {
     // Fail closed.
     const d = internalError(err);

@@ -181,8 +181,11 @@ export class AuthzEngine {
               policy: rule.policy,
               rule: rule.rule,
               action: 'CUSTOM',
-              reason: `denied by the external authorizer "${stage.provider}" (CUSTOM policy ${rule.policy} rule ${rule.rule}), status ${res.status}${res.error === true ? ' (authorizer unreachable or failing)' : ''}`,
-              details: res.error === true ? 'ext_authz_error' : 'ext_authz_denied',
+              reason:
+                res.local !== undefined
+                  ? `denied before the external authorizer "${stage.provider}" was asked (CUSTOM policy ${rule.policy} rule ${rule.rule}): ${res.local.reason}`
+                  : `denied by the external authorizer "${stage.provider}" (CUSTOM policy ${rule.policy} rule ${rule.rule}), status ${res.status}${res.error === true ? ' (authorizer unreachable or failing)' : ''}`,
+              details: res.local?.details ?? (res.error === true ? 'ext_authz_error' : 'ext_authz_denied'),
               denial: { status: res.status, headers: res.headers, body: res.body },
             }),
             provider: stage.provider,

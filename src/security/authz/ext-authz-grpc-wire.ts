@@ -34,6 +34,11 @@ export interface CheckRequestInit {
   readonly scheme: string;
   /** `HTTP/1.1`, `HTTP/2`. */
   readonly protocol: string;
+  /** The bytes of the body read for the check (`size`), when it was. */
+  readonly size?: number;
+  /** The body as text (`body`) or as it came (`raw_body`, packAsBytes). */
+  readonly body?: string;
+  readonly rawBody?: Uint8Array;
 }
 
 /** `config.core.v3.HeaderValueOption`, as read. */
@@ -83,8 +88,11 @@ export function encodeCheckRequest(r: CheckRequestInit): Buffer {
   http.string(4, r.path);
   http.string(5, r.host);
   http.string(6, r.scheme);
-  // size (9) is left out: 0, as Envoy sends it when the check is made on the headers alone.
+  // size (9): what was received when the check was made (left out, 0, when it was made on the headers alone).
+  if (r.size !== undefined && r.size > 0) http.uint(9, r.size);
   http.string(10, r.protocol);
+  if (r.body !== undefined && r.body !== '') http.string(11, r.body);
+  if (r.rawBody !== undefined && r.rawBody.length > 0) http.bytes(12, r.rawBody);
   const time = new ProtoWriter();
   const seconds = Math.floor(r.timeMs / 1000);
   time.uint(1, seconds);

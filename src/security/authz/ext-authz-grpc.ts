@@ -18,8 +18,12 @@
  *   with `statusOnError` (default 403) and no body, or allowed with `failOpen`.
  *
  * The call goes through the mesh (the mesh gives a client on its channel: routing, mTLS), as
- * Envoy calls the authorizer through its cluster. Not supported: `includeRequestBodyInCheck` (admission runs
- * before the app reads the body; a warning says so). `clearRouteCache` has nothing to act on.
+ * Envoy calls the authorizer through its cluster. `includeRequestBodyInCheck`: the check waits for
+ * the request's body (or, with `allowPartialMessage`, its first `maxRequestBytes`) and carries it
+ * in `body` (text, each byte that is not UTF-8 replaced by `!`) or `raw_body` (`packAsBytes`),
+ * with `size` and `x-envoy-auth-partial-body: true|false` among the headers; a body over
+ * `maxRequestBytes` without `allowPartialMessage` is refused with 413 before the authorizer is
+ * asked (check-body.ts). `clearRouteCache` has nothing to act on.
  * Ignored in answers: `query_parameters_to_set`/`_remove`, `dynamic_metadata`, and
  * `error_response` (such an answer has a non-OK status: it denies, 403).
  *
@@ -27,6 +31,8 @@
  */
 import type { Client } from '@grpc/grpc-js';
 import { type Clock, systemClock } from '../../core/clock.ts';
+import { sanitizeUtf8 } from '../../core/request-body.ts';
+import { type CheckBodySettings, readCheckBody } from './check-body.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { TOKEN } from '../../config/validate/http-match.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
@@ -52,7 +58,7 @@ export interface EnvoyExtAuthzGrpcConfig {
   /** Accepted; there is no route cache to clear on a server. */
   readonly clearRouteCache?: boolean | undefined;
   /** Not supported by meshlet (see the module notes). */
-  readonly includeRequestBodyInCheck?: { readonly maxRequestBytes?: number; readonly allowPartialMessage?: boolean; readonly packAsBytes?: boolean } | undefined;
+  readonly includeRequestBodyInCheck?: CheckBodySettings | undefined;
 }
 
 /** How the provider reaches the authorizer and describes the workload. */
@@ -81,7 +87,7 @@ const CHECK_METHOD = '/envoy.service.auth.v3.Authorization/Check';
 /** Checks a provider config as Istio does (`ValidateExtensionProviderEnvoyExtAuthzGRPC`, `buildExtAuthzGRPC`); returns the problems. */
 export function checkEnvoyExtAuthzGrpc(c: EnvoyExtAuthzGrpcConfig): string[] {
   if (c === null || typeof c !== 'object') return ['must be an object with service and port'];
-  return checkEnvoyExtAuthzHttp({ service: c.service, port: c.port, timeout: c.timeout, statusOnError: c.statusOnError });
+  return checkEnvoyExtAuthzHttp({ service: c.service, port: c.port, timeout: c.timeout, statusOnError: c.statusOnError, includeRequestBodyInCheck: c.includeRequestBodyInCheck });
 }
 
 /** Envoy's stream ids are random 64-bit numbers; these are unique in a process and unpredictable across them. */
@@ -167,9 +173,6 @@ export function envoyExtAuthzGrpc(config: EnvoyExtAuthzGrpcConfig, options: Envo
   const name = options.name ?? config.service;
   const errs = checkEnvoyExtAuthzGrpc(config);
   if (errs.length > 0) throw new InvalidArgumentError(`extension provider "${name}" (envoyExtAuthzGrpc): ${errs.join('; ')}`);
-  if (config.includeRequestBodyInCheck !== undefined) {
-    options.warn?.(`extension provider "${name}": includeRequestBodyInCheck is not supported by meshlet; checks are sent without the request body`);
-  }
   const clock = options.clock ?? systemClock;
   const timeoutMs = config.timeout === undefined ? 600_000 : (parseDuration(config.timeout) as number);
   const statusOnError = config.statusOnError === undefined || config.statusOnError === '' ? 403 : Number(config.statusOnError);
@@ -178,7 +181,14 @@ export function envoyExtAuthzGrpc(config: EnvoyExtAuthzGrpcConfig, options: Envo
   let client: UnaryCaller | undefined;
   const identity = (b: Buffer): Buffer => b;
 
-  return function check(req: AuthzRequest): Promise<ExtAuthzResponse> {
+  const withBody = config.includeRequestBodyInCheck;
+
+  return async function check(req: AuthzRequest): Promise<ExtAuthzResponse> {
+    const read = await readCheckBody(req, withBody);
+    if ('answer' in read) return read.answer;
+    const buffered = read.body;
+    const headers = checkHeaders(req);
+    if (buffered !== undefined) headers['x-envoy-auth-partial-body'] = buffered.partial ? 'true' : 'false';
     const tls = req.peer !== undefined;
     const request = encodeCheckRequest({
       source: { address: req.remoteAddress, port: req.remotePort ?? 0, service: headerText(req.headers['x-envoy-downstream-service-cluster']), principal: tls ? req.peer?.principal : undefined },
@@ -186,11 +196,12 @@ export function envoyExtAuthzGrpc(config: EnvoyExtAuthzGrpcConfig, options: Envo
       timeMs: Date.now(),
       id: String(++nextId),
       method: req.method,
-      headers: checkHeaders(req),
+      headers,
       path: req.path,
       host: req.authority,
       scheme: req.scheme ?? 'http',
       protocol: req.protocol === 'http1' ? 'HTTP/1.1' : req.protocol === undefined ? '' : 'HTTP/2',
+      ...(buffered === undefined ? {} : withBody?.packAsBytes === true ? { size: buffered.received, rawBody: buffered.bytes } : { size: buffered.received, body: sanitizeUtf8(buffered.bytes) }),
     });
     return new Promise<ExtAuthzResponse>((resolve) => {
       let settled = false;

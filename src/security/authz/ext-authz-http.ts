@@ -17,9 +17,17 @@
  *   `headersToDownstreamOnDeny` (plus `www-authenticate` and `location`), or all of them but
  *   Host when that list is empty.
  *
- * Not supported: `includeRequestBodyInCheck` (admission runs before the app reads the body, so
- * the check carries none; a warning says so), and Envoy `%…%` substitutions in
- * `includeAdditionalHeadersInCheck` values (sent as written; a warning says so).
+ * - `includeRequestBodyInCheck`: the check waits for the request's body (or, with
+ *   `allowPartialMessage`, its first `maxRequestBytes`) and carries it — as text with each byte
+ *   that is not UTF-8 replaced by `!`, or as the raw bytes with `packAsBytes` — with
+ *   `content-length` set to its size and `x-envoy-auth-partial-body: true|false` among the
+ *   request's headers (sent when `includeRequestHeadersInCheck` names it); a body over
+ *   `maxRequestBytes` without `allowPartialMessage` is refused with 413 `Payload Too Large`
+ *   before the authorizer is asked. The app still reads the whole body. A request with no body,
+ *   or a server that cannot give it (gRPC), is checked without one.
+ *
+ * Not supported: Envoy `%…%` substitutions in `includeAdditionalHeadersInCheck` values (sent as
+ * written; a warning says so).
  *
  * @module
  */
@@ -27,6 +35,8 @@ import { type Dispatcher, request as undiciRequest } from 'undici';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
+import { type BufferedBody, sanitizeUtf8 } from '../../core/request-body.ts';
+import { type CheckBodySettings, checkBodySettings, readCheckBody } from './check-body.ts';
 import { headerText } from './attrs.ts';
 import type { AuthzRequest, ExtAuthzCheck, ExtAuthzResponse } from './types.ts';
 
@@ -50,8 +60,8 @@ export interface EnvoyExtAuthzHttpConfig {
   /** Deprecated by Istio: used only when `includeRequestHeadersInCheck` is unset. */
   readonly includeHeadersInCheck?: readonly string[] | undefined;
   readonly includeAdditionalHeadersInCheck?: Readonly<Record<string, string>> | undefined;
-  /** Not supported by meshlet (see the module notes). */
-  readonly includeRequestBodyInCheck?: { readonly maxRequestBytes?: number; readonly allowPartialMessage?: boolean; readonly packAsBytes?: boolean } | undefined;
+  /** Send the request's body in the check (see the module notes); `maxRequestBytes` must be above 0. */
+  readonly includeRequestBodyInCheck?: CheckBodySettings | undefined;
   readonly headersToUpstreamOnAllow?: readonly string[] | undefined;
   readonly headersToDownstreamOnAllow?: readonly string[] | undefined;
   readonly headersToDownstreamOnDeny?: readonly string[] | undefined;
@@ -80,6 +90,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
+
 /** Envoy's `ListStringMatcher` from Istio's header list: exact, `prefix*`, `*suffix`, ignoring case. */
 function headerNames(list: readonly string[] | undefined): (name: string) => boolean {
   const ms = (list ?? []).map((h) => {
@@ -105,6 +116,7 @@ export function checkEnvoyExtAuthzHttp(c: EnvoyExtAuthzHttpConfig): string[] {
   for (const field of ['includeRequestHeadersInCheck', 'includeHeadersInCheck', 'headersToDownstreamOnDeny', 'headersToDownstreamOnAllow', 'headersToUpstreamOnAllow'] as const) {
     if ((c[field] ?? []).includes('*')) errs.push(`a single wildcard ("*") is not supported, change it to either prefix or suffix match: ${field}`);
   }
+  errs.push(...checkBodySettings(c.includeRequestBodyInCheck));
   return errs;
 }
 
@@ -129,9 +141,6 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
   const name = options.name ?? config.service;
   const errs = checkEnvoyExtAuthzHttp(config);
   if (errs.length > 0) throw new InvalidArgumentError(`extension provider "${name}" (envoyExtAuthzHttp): ${errs.join('; ')}`);
-  if (config.includeRequestBodyInCheck !== undefined) {
-    options.warn?.(`extension provider "${name}": includeRequestBodyInCheck is not supported by meshlet; checks are sent without the request body`);
-  }
   for (const [k, v] of Object.entries(config.includeAdditionalHeadersInCheck ?? {})) {
     if (v.includes('%')) options.warn?.(`extension provider "${name}": includeAdditionalHeadersInCheck ${k}: Envoy substitutions (%…%) are not supported; the value is sent as written`);
   }
@@ -148,27 +157,36 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
   const denyList = config.headersToDownstreamOnDeny ?? [];
   const toDownstreamOnDeny = denyList.length === 0 ? (n: string) => n !== 'host' : headerNames([...denyList, 'www-authenticate', 'location']);
   const failure: ExtAuthzResponse = config.failOpen === true ? { allowed: true } : Object.freeze({ allowed: false, status: statusOnError, headers: Object.freeze({}), body: '', error: true });
+  const withBody = config.includeRequestBodyInCheck;
 
-  function checkHeaders(req: AuthzRequest): Record<string, string> {
+  function checkHeaders(req: AuthzRequest, body: Exclude<BufferedBody, 'too-large'> | undefined, bytes: Buffer | undefined): Record<string, string> {
     const h: Record<string, string> = Object.create(null);
-    h['content-length'] = '0';
+    h['content-length'] = String(bytes?.length ?? 0);
     if (req.authority !== '') h.host = req.authority;
     for (const k of Object.keys(req.headers)) {
       const v = headerText(req.headers[k]);
-      if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
+      // A client's x-envoy-auth-partial-body is Envoy's to set.
+      if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k) || k === 'x-envoy-auth-partial-body') continue;
       if (k === 'authorization' || include(k)) h[k] = v;
     }
+    if (body !== undefined && include('x-envoy-auth-partial-body')) h['x-envoy-auth-partial-body'] = body.partial ? 'true' : 'false';
     for (const [k, v] of additional) h[k] = v;
     return h;
   }
 
   return async function check(req: AuthzRequest): Promise<ExtAuthzResponse> {
+    const read = await readCheckBody(req, withBody);
+    if ('answer' in read) return read.answer;
+    const buffered = read.body;
+    // Envoy's check carries the body as text (invalid UTF-8 bytes as `!`) or, with packAsBytes, as it came.
+    const bytes = buffered === undefined || buffered.bytes.length === 0 ? undefined : withBody?.packAsBytes === true ? buffered.bytes : Buffer.from(sanitizeUtf8(buffered.bytes), 'utf8');
     const ac = new AbortController();
     const timer = clock.setTimer(() => ac.abort(new Error(`ext_authz timeout after ${timeoutMs}ms`)), timeoutMs, true);
     try {
       const res = await undiciRequest(`${origin}${prefix}${req.path}`, {
         method: req.method as Dispatcher.HttpMethod,
-        headers: checkHeaders(req),
+        headers: checkHeaders(req, buffered, bytes),
+        ...(bytes === undefined ? {} : { body: bytes }),
         signal: ac.signal,
         ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
       });

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { BodyStream } from '../../core/request-body.ts';
+
 /** Header values by lower-cased name (a repeated header is an array; Envoy joins them with `,`). */
 export type AuthzHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
 
@@ -47,6 +49,8 @@ export interface AuthzRequest {
   readonly requestPrincipal: string | undefined;
   /** The verified JWT's payload (space-delimited claims already split into lists, as Envoy's jwt_authn does). */
   readonly claims: Readonly<Record<string, unknown>> | undefined;
+  /** The request's body stream, for a provider that sends the body in its check (`includeRequestBodyInCheck`); unset where the server cannot give it (gRPC). */
+  readonly body?: BodyStream | undefined;
 }
 
 /**
@@ -133,7 +137,15 @@ export type ExtAuthzResponse =
       /** Added to the app's response. */
       readonly headersToDownstream?: Readonly<Record<string, string>>;
     }
-  | { readonly allowed: false; readonly status: number; readonly headers: Readonly<Record<string, string>>; readonly body: string; readonly error?: boolean };
+  | {
+      readonly allowed: false;
+      readonly status: number;
+      readonly headers: Readonly<Record<string, string>>;
+      readonly body: string;
+      readonly error?: boolean;
+      /** Refused before the authorizer was asked (a body over `maxRequestBytes`): why, and Envoy's response code details. */
+      readonly local?: { readonly reason: string; readonly details: string };
+    };
 
 /**
  * An extension provider for action CUSTOM (MeshConfig `extensionProviders[]`): asks an
