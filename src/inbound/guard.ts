@@ -122,12 +122,13 @@ function performanceNow(): number {
 
 /**
  * A health probe of `probes` (`probePaths`): a plaintext `GET`/`HEAD` whose target's path, before
- * `?`, is exactly one of them — or, for a gRPC call (`grpc`), a plaintext call of a method whose
- * path is one of them (kubelet's gRPC probe: `/grpc.health.v1.Health/Check`).
+ * `?`, is exactly one of them — or, for a gRPC call (`grpc`), a plaintext call whose path is
+ * exactly one of them, query and all (kubelet's gRPC probe: `/grpc.health.v1.Health/Check`).
  */
 export function isProbe(probes: ReadonlySet<string> | undefined, method: string | undefined, target: string | undefined, plaintext: boolean, grpc = false): boolean {
   if (probes === undefined || !plaintext || target === undefined) return false;
-  if (grpc ? method !== 'POST' : method !== 'GET' && method !== 'HEAD') return false;
+  if (grpc) return method === 'POST' && probes.has(target);
+  if (method !== 'GET' && method !== 'HEAD') return false;
   const q = target.indexOf('?');
   return probes.has(q === -1 ? target : target.slice(0, q));
 }

@@ -96,9 +96,9 @@ describe('gRPC health probes (probePaths): kubelet’s grpc probe is served outs
     return mesh;
   }
 
-  /** A grpc-js server with Health (SERVING) and Echo under the mesh's interceptors, bound through the mesh or plaintext by the app. */
-  async function serve(mesh: Mesh, bind: 'mesh' | 'insecure'): Promise<{ port: number; checks: () => number }> {
-    const server = new grpc.Server({ interceptors: mesh.grpc.serverInterceptors() });
+  /** A grpc-js server with Health (SERVING) and Echo under the mesh's interceptors (unless `interceptors` is false), bound through the mesh or plaintext by the app. */
+  async function serve(mesh: Mesh, bind: 'mesh' | 'insecure', interceptors = true): Promise<{ port: number; checks: () => number }> {
+    const server = new grpc.Server(interceptors ? { interceptors: mesh.grpc.serverInterceptors() } : {});
     let checks = 0;
     server.addService(HealthClient.service, {
       Check: (_c: unknown, cb: grpc.sendUnaryData<object>) => {
@@ -148,6 +148,55 @@ describe('gRPC health probes (probePaths): kubelet’s grpc probe is served outs
     const judged = await call(mtls(HealthClient, s.port), 'Check', { service: '' });
     assert.deepEqual(judged, { code: grpc.status.PERMISSION_DENIED, details: 'RBAC: access denied' });
     assert.equal(s.checks(), 1);
+  });
+
+  it('a path that only starts with the probe method (a query after it) is not a probe: refused like any other plaintext call', async () => {
+    const mesh = await meshFor('STRICT');
+    const s = await serve(mesh, 'mesh');
+    const c = plaintext(HealthClient, s.port);
+    const id = (b: Buffer) => b;
+    const r = await new Promise<grpc.ServiceError | null>((resolve) => c.makeUnaryRequest(`${CHECK}?x=1`, id, id, Buffer.alloc(0), (err) => resolve(err)));
+    assert.equal(r?.code, grpc.status.UNAVAILABLE, r?.details);
+    assert.match(r?.details ?? '', /connection refused by PeerAuthentication/);
+    assert.equal(s.checks(), 0);
+  });
+
+  it('a server bound without the mesh’s interceptors: STRICT refuses its plaintext connections, the probe’s too (nothing could keep them to the probe method), and a warning says why', async () => {
+    const warnings: string[] = [];
+    const mesh = await createMesh({
+      service: 'echo',
+      namespace: 'foo',
+      labels: { app: 'echo' },
+      serviceAccount: 'echo',
+      config: [peerAuthentication('default', 'istio-system', { mtls: { mode: 'STRICT' } })] as never,
+      probePaths: [CHECK],
+      logger: { warn: (m) => warnings.push(m), error: () => undefined },
+    });
+    closers.push(() => mesh.close());
+    mesh.credentials.set(workloadCredentials(ca, { namespace: 'foo', serviceAccount: 'echo' }));
+    const s = await serve(mesh, 'mesh', false);
+    const probe = await call(plaintext(HealthClient, s.port), 'Check', { service: '' });
+    assert.equal('code' in probe && probe.code, grpc.status.UNAVAILABLE, JSON.stringify(probe));
+    const other = await call(plaintext(EchoClient, s.port), 'Unary', { text: 'x' });
+    assert.equal('code' in other && other.code, grpc.status.UNAVAILABLE, JSON.stringify(other));
+    assert.equal(s.checks(), 0);
+    assert.ok(warnings.some((w) => /has no mesh\.grpc\.serverInterceptors\(\)/.test(w)), warnings.join('\n'));
+  });
+
+  it('without the interceptors, a plaintext connection let in under PERMISSIVE is closed when STRICT comes into force (nothing else would refuse its calls)', async () => {
+    const file = join(dir, 'mode.json');
+    const list = (mode: string) => JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [peerAuthentication('default', 'istio-system', { mtls: { mode } })] });
+    writeFileSync(file, list('PERMISSIVE'));
+    const mesh = await createMesh({ service: 'echo', namespace: 'foo', labels: { app: 'echo' }, serviceAccount: 'echo', config: file, watch: false, logger: quiet });
+    closers.push(() => mesh.close());
+    mesh.credentials.set(workloadCredentials(ca, { namespace: 'foo', serviceAccount: 'echo' }));
+    const s = await serve(mesh, 'mesh', false);
+    const c = plaintext(EchoClient, s.port);
+    assert.deepEqual(await call(c, 'Unary', { text: 'before' }), { ok: 'before' });
+    writeFileSync(file, list('STRICT'));
+    assert.equal(await mesh.reload(), true);
+    const after = await call(c, 'Unary', { text: 'after' });
+    assert.equal('code' in after && after.code, grpc.status.UNAVAILABLE, JSON.stringify(after));
   });
 
   it('curl --http2-prior-knowledge (an independent plaintext client) gets the probe answer; another method on the same port is refused', async () => {

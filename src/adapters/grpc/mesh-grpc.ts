@@ -115,7 +115,18 @@ export class MeshGrpc {
    */
   serverInterceptors(): ServerInterceptor[] {
     const o = this.#o;
-    return [meshServerInterceptor({ grpc: grpcJs(), guard: o.server.guard, peers: this.#serverPeers })];
+    const i = meshServerInterceptor({ grpc: grpcJs(), guard: o.server.guard, peers: this.#serverPeers });
+    this.#interceptors.add(i);
+    return [i];
+  }
+
+  /** The interceptors {@link serverInterceptors} gave out, to tell a server that judges its calls from one that does not. */
+  readonly #interceptors = new WeakSet<ServerInterceptor>();
+
+  /** `server` runs this mesh's interceptors (grpc-js keeps a server's `interceptors` option as its `interceptors` field). */
+  #judges(server: Server): boolean {
+    const list = (server as unknown as { interceptors?: unknown }).interceptors;
+    return Array.isArray(list) && list.some((i) => typeof i === 'function' && this.#interceptors.has(i as ServerInterceptor));
   }
 
   /**
@@ -158,7 +169,14 @@ export class MeshGrpc {
       throw new InvalidArgumentError('mesh.grpc.bind(server, address): server must be a grpc-js Server (grpc-js 1.14 or later, which has createConnectionInjector)');
     }
     this.judgeUnserved(server);
-    const l = new GrpcListener(grpcJs(), server, this.#o.server.tls, this.#serverPeers.connections, this.#o.server.guard().probes !== undefined);
+    const judged = this.#judges(server);
+    const probes = this.#o.server.guard().probes !== undefined;
+    if (probes && !judged) {
+      this.#o.server.tls.warnOnce(
+        `meshlet: mesh.grpc.bind(${address}): probePaths are set, but this grpc-js Server has no mesh.grpc.serverInterceptors() of this mesh, which alone can keep a plaintext connection to the probe methods; under STRICT its plaintext connections are refused, the probes' too. Give the server the interceptors: new grpc.Server({ interceptors: mesh.grpc.serverInterceptors() })`,
+      );
+    }
+    const l = new GrpcListener(grpcJs(), server, this.#o.server.tls, this.#serverPeers.connections, probes, judged);
     this.#listeners.add(l);
     try {
       return await l.listen(host, port);

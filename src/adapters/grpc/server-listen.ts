@@ -100,10 +100,21 @@ export class GrpcListener {
   readonly #injector: ConnectionInjector;
   readonly #net: NetServer;
   readonly #acceptor: PeerAuthAcceptor;
+  readonly #mtls: InboundTls;
+  /** The connections this port handed to grpc-js (without the mesh's interceptors: closed when a new mode no longer allows them). */
+  readonly #handed = new Set<AcceptedConnection>();
+  readonly #unsubscribe: (() => void) | undefined;
 
-  /** `probes`: the mesh has health-probe paths (`probePaths`), so STRICT takes plaintext connections for them. */
-  constructor(g: GrpcJs, server: GrpcServer, mtls: InboundTls, connections: GrpcConnections, probes = false) {
+  /**
+   * `probes`: the mesh has health-probe paths (`probePaths`), so STRICT takes plaintext connections
+   * for them (only when `judged`: the server has the mesh's interceptors, which refuse every other
+   * call on such a connection). Without them (`judged` false) nothing checks a call, so a
+   * connection a new PeerAuthentication no longer allows is closed when it comes into force.
+   */
+  constructor(g: GrpcJs, server: GrpcServer, mtls: InboundTls, connections: GrpcConnections, probes = false, judged = true) {
     this.#connections = connections;
+    this.#mtls = mtls;
+    this.#unsubscribe = judged ? undefined : mtls.onInstall(() => this.#closeDisallowed());
     this.#injector = server.createConnectionInjector(g.ServerCredentials.createInsecure());
     this.#acceptor = new PeerAuthAcceptor(mtls, GRPC_ALPN, {
       plaintext: (socket) => this.#hand(socket, { socket, tls: false, peer: undefined, sni: undefined }),
@@ -111,7 +122,7 @@ export class GrpcListener {
         const servername = (socket as TLSSocket & { servername?: string | false }).servername;
         this.#hand(socket, { socket, tls: true, peer, sni: typeof servername === 'string' && servername !== '' ? servername : undefined });
       },
-      probesOnly: probes ? (socket) => this.#hand(socket, { socket, tls: false, peer: undefined, sni: undefined, probesOnly: true }) : undefined,
+      probesOnly: probes && judged ? (socket) => this.#hand(socket, { socket, tls: false, peer: undefined, sni: undefined, probesOnly: true }) : undefined,
     });
     this.#net = createServer((s) => this.#acceptor.accept(s));
   }
@@ -136,7 +147,22 @@ export class GrpcListener {
 
   #hand(socket: Socket, c: AcceptedConnection): void {
     this.#connections.add(socket, c);
+    if (this.#unsubscribe !== undefined) {
+      this.#handed.add(c);
+      socket.once('close', () => this.#handed.delete(c));
+    }
     this.#injector.injectConnection(socket);
+  }
+
+  /** Closes the connections the port's new mode refuses (plaintext under STRICT, TLS under DISABLE), as Envoy drains a changed filter chain's. */
+  #closeDisallowed(): void {
+    for (const c of this.#handed) {
+      const mode = this.#mtls.modeFor(c.socket.localPort ?? 0);
+      if ((mode === 'STRICT' && !c.tls) || (mode === 'DISABLE' && c.tls)) {
+        this.#handed.delete(c);
+        c.socket.destroy();
+      }
+    }
   }
 
   /**
@@ -144,6 +170,7 @@ export class GrpcListener {
    * closed by it (GOAWAY), their calls in flight given `graceMs` to finish before they are cancelled.
    */
   close(graceMs: number): Promise<void> {
+    this.#unsubscribe?.();
     this.#acceptor.dropPending();
     const closed = new Promise<void>((resolve) => (this.#net.listening ? this.#net.close(() => resolve()) : resolve()));
     this.#injector.drain(graceMs);

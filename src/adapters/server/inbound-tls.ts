@@ -95,6 +95,15 @@ export class InboundTls {
   /** Recomputes the PeerAuthentication from a new config; new connections get the new mode. */
   install(resources: readonly AnyResource[]): void {
     this.#pa = this.#compose(resources);
+    for (const l of this.#installed) l();
+  }
+
+  readonly #installed = new Set<() => void>();
+
+  /** Calls `listener` after a new config's PeerAuthentication is in force; returns the unsubscribe function. */
+  onInstall(listener: () => void): () => void {
+    this.#installed.add(listener);
+    return () => this.#installed.delete(listener);
   }
 
   /** The PeerAuthentication in force. */
