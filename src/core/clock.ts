@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { AsyncResource } from 'node:async_hooks';
 
 /**
  * A cancellable timer.
@@ -113,7 +114,8 @@ export class ManualClock implements Clock {
   }
 
   setTimer(fn: () => void, ms: number): Timer {
-    const e: ManualEntry = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fn, cleared: false };
+    // Fired in the async context it was set in, as Node's own timers are (a MeshContext deadline, the caller's trace).
+    const e: ManualEntry = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fn: AsyncResource.bind(fn), cleared: false };
     this.#timers.push(e);
     return {
       clear: () => {

@@ -1,13 +1,17 @@
 /**
  * Fault injection, as Envoy's fault filter runs it on the client side: the delay is decided
  * and applied first, then the abort is decided by its own draw (P(both) = p_delay·p_abort).
- * A delay happens before the router, so it does not count against the route timeout; an
- * abort never reaches the router, so nothing is sent upstream and it is never retried.
+ * A delay happens before the router, so it does not count against the route timeout; the
+ * caller's own deadline (a gRPC call's, `withDeadline`'s) keeps running, as the caller's clock
+ * does behind a sidecar: when it comes first, the delay ends there and the timeout layer ends the
+ * call (504 `UT`, `DEADLINE_EXCEEDED`). An abort never reaches the router, so nothing is sent
+ * upstream and it is never retried.
  * Draws come from the mesh's Random, so tests are deterministic. Flags: DI, FI.
  *
  * @module
  */
 import type { Clock, Random } from '../core/clock.ts';
+import { currentDeadline } from '../core/context.ts';
 import { MeshletError } from '../core/errors.ts';
 import { grpcStatusCode } from '../core/grpc-status.ts';
 import { type Exchange, NO_CONTROLLER, type ResponseHandler } from '../core/exchange.ts';
@@ -46,10 +50,18 @@ export function faultLayer(o: FaultLayerOptions): Layer {
         return;
       }
       ex.flag('DI');
-      const timer = o.clock.setTimer(() => {
-        if (ex.waiting === waiter) ex.waiting = undefined;
-        afterDelay(o, f, next, ex, handler);
-      }, f.delayMs as number, true); // the caller awaits the call: keep the process alive
+      const delayMs = f.delayMs as number;
+      const callerLeft = callerRemaining(o.clock, ex);
+      const timer = o.clock.setTimer(
+        () => {
+          if (ex.waiting === waiter) ex.waiting = undefined;
+          // The caller's deadline came during the delay: the timeout layer ends the call (no abort draw).
+          if (callerLeft < delayMs) next(ex, handler);
+          else afterDelay(o, f, next, ex, handler);
+        },
+        Math.max(0, Math.min(delayMs, callerLeft)),
+        true, // the caller awaits the call: keep the process alive
+      );
       const waiter = {
         cancel(reason: Error): void {
           timer.clear();
@@ -58,6 +70,15 @@ export function faultLayer(o: FaultLayerOptions): Layer {
       };
       ex.waiting = waiter;
     };
+}
+
+/** What remains of the caller's own deadline (its gRPC deadline, the async context's), in ms; Infinity when it has none. */
+function callerRemaining(clock: Clock, ex: Exchange): number {
+  const caller = ex.callerDeadline;
+  const ctx = currentDeadline();
+  let left = caller === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : caller - clock.now();
+  if (ctx !== Number.POSITIVE_INFINITY) left = Math.min(left, ctx - performance.now());
+  return left;
 }
 
 function afterDelay(o: FaultLayerOptions, f: FaultPolicy, next: Dispatch, ex: Exchange, handler: ResponseHandler): void {

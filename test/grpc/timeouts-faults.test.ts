@@ -144,4 +144,33 @@ describe('gRPC deadlines and faults through the mesh', () => {
     assert.equal(up.hits, 1);
     assert.equal(r.metadata?.get('x-meshlet-response-flags')[0], 'DI');
   });
+
+  it("fault delay longer than the caller's deadline: the call ends at the deadline (DEADLINE_EXCEEDED, DI and UT), nothing sent", async () => {
+    const { up, client, clock } = await setup({ fault: { delay: { fixedDelay: '5s', percentage: { value: 100 } } } });
+    let settled = false;
+    const pending = unary(client, { text: 'late' }, { deadline: Date.now() + 1000 }).finally(() => {
+      settled = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    clock.advance(999);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled, false, 'waits until the deadline');
+    clock.advance(1);
+    const r = await pending;
+    assert.equal(r.error?.code, grpc.status.DEADLINE_EXCEEDED);
+    assert.match(r.error?.details ?? '', /^upstream request timeout/);
+    assert.deepEqual(r.error?.metadata.get('x-meshlet-response-flags')[0]?.toString().split(',').sort(), ['DI', 'UT']);
+    assert.equal(up.hits, 0);
+  });
+
+  it('fault delay inside a MeshContext deadline (withDeadline) that ends first: DEADLINE_EXCEEDED at the deadline', async () => {
+    const { up, client, clock } = await setup({ fault: { delay: { fixedDelay: '5s', percentage: { value: 100 } } } });
+    const pending = withDeadline(50, () => unary(client, { text: 'late' }));
+    await new Promise((r) => setTimeout(r, 80));
+    // The delay waits on the mesh clock for what remained of the context deadline (50 ms), which has passed by then in real time too.
+    clock.advance(50);
+    const r = await pending;
+    assert.equal(r.error?.code, grpc.status.DEADLINE_EXCEEDED, r.error?.details);
+    assert.equal(up.hits, 0);
+  });
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { createMesh, isMeshletError, ManualClock, type Mesh, MeshletError, seededRandom } from '../../src/index.ts';
+import { createMesh, isMeshletError, ManualClock, type Mesh, MeshletError, seededRandom, withDeadline } from '../../src/index.ts';
 import { call, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 import { until } from '../helpers/until.ts';
 
@@ -247,6 +247,32 @@ describe('fault injection on the mesh clock, errors: throw, caller aborts', () =
       assert.deepEqual(t.flags?.split(',').sort(), ['DI', 'UT'], `flags ${t.flags}`);
     } finally {
       up.behaviour = prev;
+      await mesh.close();
+    }
+  });
+
+  test("a fault delay longer than the caller's deadline (withDeadline): mesh.fetch ends at the deadline with 504 UT, DI; nothing sent", async () => {
+    const clock = new ManualClock();
+    const mesh = await createMesh({ service: 'reviews', clock, config: config() });
+    try {
+      const before = up.hits;
+      let settled = false;
+      const p = withDeadline(30, () => mesh.fetch('http://ratings:9080/slow')).finally(() => {
+        settled = true;
+      });
+      await until(() => clock.pending === 1, 'the fault delay to wait on the mesh clock');
+      // Real time passes the 30 ms deadline (it is kept on performance.now()); the delay waits on the mesh clock for what remained of it.
+      await new Promise((r) => setTimeout(r, 40));
+      clock.advance(29);
+      await new Promise((r) => setTimeout(r, 5));
+      assert.equal(settled, false, 'the delay waits for the deadline, on the mesh clock');
+      clock.advance(1);
+      const r = await p;
+      assert.equal(r.status, 504);
+      assert.equal(await r.text(), 'upstream request timeout');
+      assert.deepEqual(r.headers.get('x-meshlet-response-flags')?.split(',').sort(), ['DI', 'UT']);
+      assert.equal(up.hits, before);
+    } finally {
       await mesh.close();
     }
   });
