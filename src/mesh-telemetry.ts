@@ -6,6 +6,8 @@
  * @module
  */
 import type { UndiciTransport } from './adapters/undici/transport.ts';
+import type { ClusterChannels } from './adapters/grpc/channels.ts';
+import { GRPC_TRANSPORT } from './adapters/grpc/transport.ts';
 import type { AnyResource } from './config/resource.ts';
 import type { Clock, Random } from './core/clock.ts';
 import type { WorkloadIdentity } from './core/observe.ts';
@@ -87,11 +89,14 @@ export class MeshTelemetry {
         ip: o.sourceIp ?? '127.0.0.1',
         upstreamPrincipals: (call) => {
           // At call:end the Exchange still holds the last attempt's cluster and endpoint.
-          const ex = call as { cluster?: unknown; host?: unknown };
+          const ex = call as { cluster?: unknown; host?: unknown; protocol?: unknown };
           const cs = ex.cluster as ClusterState | undefined;
           const host = ex.host as HostState | undefined;
           const local = c.credentials.current?.spiffeId;
-          if (cs === undefined || host === undefined || local === undefined || !c.transport.usesIstioMtls(cs, host)) return undefined;
+          if (cs === undefined || host === undefined || local === undefined) return undefined;
+          // A gRPC call went on the gRPC transport's channel, an HTTP one on undici's pool: each knows its TLS.
+          const mtls = ex.protocol === 'grpc' ? (cs.transports.get(GRPC_TRANSPORT)?.pools as ClusterChannels | undefined)?.usesIstioMtls(host) === true : c.transport.usesIstioMtls(cs, host);
+          if (!mtls) return undefined;
           const ep = host.endpoint;
           return { local, peer: `spiffe://${o.trustDomain ?? 'cluster.local'}/ns/${ep.namespace}/sa/${ep.serviceAccount}` };
         },

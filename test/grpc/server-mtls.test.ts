@@ -99,9 +99,10 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
   }
 
   /** A grpc-js client through a productpage mesh (auto-mTLS with its workload certificate). */
-  async function meshClient(port: number): Promise<Echo> {
+  async function meshClient(port: number, meterProvider?: unknown): Promise<Echo> {
     const mesh = await createMesh({
       service: 'productpage',
+      ...(meterProvider === undefined ? {} : { telemetry: { metrics: { meterProvider: meterProvider as never } } }),
       config: [
         {
           apiVersion: 'networking.istio.io/v1',
@@ -348,6 +349,25 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
   });
 
   describe('Istio metrics of an mTLS call (mesh.grpc.bind)', () => {
+    it('the source side (mesh.grpc.client over auto-mTLS) names both identities, as for HTTP calls', async () => {
+      const metrics = sdk();
+      writeFileSync(file, serverConfig('STRICT'));
+      const mesh = await createMesh({ service: 'echo', namespace: 'foo', labels: { app: 'echo' }, config: file, watch: false, logger: quiet });
+      meshes.push(mesh);
+      mesh.credentials.set(workloadCredentials(ca, { namespace: 'foo', serviceAccount: 'echo' }));
+      const server = await startMeshGrpcServer(mesh, 'mesh');
+      servers.push(server);
+      try {
+        assert.equal((await unary(await meshClient(server.port, metrics.provider), { text: 'm' })).error, undefined);
+        const src = (await metrics.points('istio_requests_total')).find((p) => p.attributes['reporter'] === 'source');
+        assert.equal(src?.attributes['source_principal'], PRODUCTPAGE);
+        assert.equal(src?.attributes['destination_principal'], spiffe('foo', 'echo'));
+        assert.equal(src?.attributes['request_protocol'], 'grpc');
+      } finally {
+        await metrics.shutdown();
+      }
+    });
+
     it('the destination side names the caller’s identity and says mutual_tls', async () => {
       const metrics = sdk();
       writeFileSync(file, serverConfig('STRICT'));

@@ -80,12 +80,15 @@ export class EndpointChannel {
   epoch: number;
   readonly key: string;
   readonly waiting: Admitted[] = [];
-  constructor(open: ((onSocket: ((socket: Socket) => void) | undefined) => Channel) | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string) {
+  /** The connections are Istio mTLS (ISTIO_MUTUAL with the workload's certificate): telemetry's client-side principals. */
+  readonly istioMtls: boolean;
+  constructor(open: ((onSocket: ((socket: Socket) => void) | undefined) => Channel) | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string, istioMtls = false) {
     this.#open = open;
     this.failure = failure;
     this.endpoint = endpoint;
     this.epoch = epoch;
     this.key = key;
+    this.istioMtls = istioMtls;
   }
 
   /**
@@ -272,7 +275,7 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
         return new g.Channel(target, hook === undefined ? creds : watchingSockets(g, creds, hook), options);
       };
     }
-    const next = new EndpointChannel(open, failure, host.endpoint, this.#env.epoch, key);
+    const next = new EndpointChannel(open, failure, host.endpoint, this.#env.epoch, key, failure === undefined && plan?.mode === 'ISTIO_MUTUAL');
     const cs = this.#cs;
     // Read when a connection is made: a new DestinationRule applies to the next connection.
     next.connectTimeout = {
@@ -284,6 +287,11 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     };
     this.#hosts.set(host, next);
     return next;
+  }
+
+  /** Whether calls to `host` go over Istio mTLS, as its channel was last set up (telemetry's client-side principals). Decides nothing. */
+  usesIstioMtls(host: HostState): boolean {
+    return this.#hosts.get(host)?.istioMtls === true;
   }
 
   /** Sends the attempt now, or queues it for a stream of its endpoint's connection, or refuses it (the queue is full). */
