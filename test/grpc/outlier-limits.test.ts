@@ -100,6 +100,7 @@ describe('gRPC outlier detection and pool limits through the mesh', () => {
     const second = await unary(client, { text: '2' });
     assert.equal(second.error?.code, grpc.status.UNAVAILABLE);
     assert.equal(second.error?.metadata.get('x-meshlet-response-flags')[0], 'UO');
+    assert.equal(second.error?.metadata.get('x-envoy-overloaded')[0], 'true', 'Envoy\'s overflow reply says so');
     assert.match(second.error?.details ?? '', /overflow/);
     assert.equal(up.hits, 1);
     h.release();

@@ -348,6 +348,20 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
     });
   });
 
+  it('a server whose identity is not the destination’s: the caller’s error says why (the TLS failure reason, as mesh.fetch words it)', async () => {
+    writeFileSync(file, serverConfig('STRICT'));
+    const mesh = await createMesh({ service: 'echo', namespace: 'foo', labels: { app: 'echo' }, config: file, watch: false, logger: quiet });
+    meshes.push(mesh);
+    // The ServiceEntry says service account echo; this server proves sa/other.
+    mesh.credentials.set(workloadCredentials(ca, { namespace: 'foo', serviceAccount: 'other' }));
+    const server = await startMeshGrpcServer(mesh, 'mesh');
+    servers.push(server);
+    const r = await unary(await meshClient(server.port), { text: 'x' });
+    assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+    assert.match(r.error?.details ?? '', /connection failure, transport failure reason: TLS error: server identity spiffe:\/\/cluster\.local\/ns\/foo\/sa\/other is not one of the destination's identities/);
+    assert.equal(r.error?.metadata.get('x-meshlet-response-flags')[0], 'UF');
+  });
+
   describe('Istio metrics of an mTLS call (mesh.grpc.bind)', () => {
     it('the source side (mesh.grpc.client over auto-mTLS) names both identities, as for HTTP calls', async () => {
       const metrics = sdk();

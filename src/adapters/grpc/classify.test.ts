@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FailureKind } from '../../core/outcome.ts';
-import { failureKindOf } from './classify.ts';
+import { tlsFailureReason } from '../../core/tls-failure.ts';
+import { failureKindOf, GrpcCallError } from './classify.ts';
 
 describe('failureKindOf: what a status grpc-js made up was (grpc-js 1.14 texts)', () => {
   const at = '(2026-12-03T10:07:23.262Z)';
@@ -36,10 +37,26 @@ describe('failureKindOf: what a status grpc-js made up was (grpc-js 1.14 texts)'
     // The connection broke under the stream: connection termination.
     [14, 'Connection dropped', 'reset'],
     [14, 'read ECONNRESET', 'reset'],
+    // A name that does not resolve (passthrough to an unknown host): no connection was made.
+    [14, 'Name resolution failed for target dns:nosuch.example:9090', 'connect-failure'],
   ];
   for (const [code, details, kind] of rows) {
     it(`${code} ${JSON.stringify(details.slice(0, 90))} → ${kind}`, () => {
       assert.equal(failureKindOf(code, details), kind);
     });
   }
+});
+
+describe("a TLS failure in grpc-js's text becomes the error's cause (the caller's error names why)", () => {
+  it('the mesh’s own server check (TlsHandshakeError), up to the resolution note', () => {
+    const e = new GrpcCallError('connect-failure', 14, "No connection established. Last error: TlsHandshakeError: TLS handshake failed: server identity spiffe://cluster.local/ns/foo/sa/other is not one of the destination's identities [spiffe://cluster.local/ns/foo/sa/echo]. Resolution note: ");
+    assert.equal(tlsFailureReason(e), "server identity spiffe://cluster.local/ns/foo/sa/other is not one of the destination's identities [spiffe://cluster.local/ns/foo/sa/echo]");
+  });
+  it('an alert the server sent', () => {
+    const e = new GrpcCallError('reset', 14, 'No connection established. Last error: Error: C0C7:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:../deps/openssl/ssl/record/rec_layer_s3.c:907:SSL alert number 116');
+    assert.match(tlsFailureReason(e) ?? '', /^the server requires a client certificate/);
+  });
+  it('not a TLS failure: no cause', () => {
+    assert.equal(tlsFailureReason(new GrpcCallError('connect-failure', 14, 'No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1')), undefined);
+  });
 });

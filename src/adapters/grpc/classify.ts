@@ -13,6 +13,7 @@
  */
 import type { Metadata } from '@grpc/grpc-js';
 import type { FailureKind } from '../../core/outcome.ts';
+import { TlsHandshakeError } from '../../core/tls-failure.ts';
 
 /** A call that failed in grpc-js (no answer from the server): the status grpc-js gave, and what kind of failure it was. */
 export class GrpcCallError extends Error {
@@ -23,13 +24,33 @@ export class GrpcCallError extends Error {
   /** How the pipeline counts it (retries, outlier detection). */
   readonly kind: FailureKind;
   constructor(kind: FailureKind, grpcCode: number, details: string, metadata?: Metadata) {
-    super(details);
+    const tls = kind === 'connect-failure' || kind === 'reset' ? tlsCauseOf(details) : undefined;
+    super(details, tls === undefined ? undefined : { cause: tls });
     this.name = 'GrpcCallError';
     this.kind = kind;
     this.grpcCode = grpcCode;
     this.details = details;
     this.metadata = metadata;
   }
+}
+
+/**
+ * The TLS failure behind a connection grpc-js could not make, from its text (grpc-js keeps only
+ * the last error's message: "No connection established. Last error: <name>: <message>. Resolution
+ * note: …"): the mesh's own server check (a {@link TlsHandshakeError}: "server identity … is not
+ * one of the destination's identities"), or an alert the server sent ("tlsv13 alert certificate
+ * required"), so the caller's error names why, as an HTTP call's does.
+ */
+export function tlsCauseOf(details: string): Error | undefined {
+  const own = /TlsHandshakeError: TLS handshake failed: (.*?)(?:\. Resolution note:.*)?$/s.exec(details);
+  if (own !== null) return new TlsHandshakeError(own[1] as string);
+  const alert = /\b(?:ssl|tlsv1[0-3]?) alert ([a-z ]+?)(?::|$)/i.exec(details);
+  if (alert !== null) {
+    const e = new Error(details) as Error & { code?: string };
+    e.code = `ERR_SSL_${alert[0].replace(/:$/, '').trim().toUpperCase().replace(/ /g, '_')}`;
+    return e;
+  }
+  return undefined;
 }
 
 /** True when a status that ended a call with no response head was sent by the server (trailers-only). */
@@ -65,6 +86,8 @@ const REMOTE_RST = /^Received RST_STREAM with code [1-9]\d*(?: \(Internal server
  */
 export function failureKindOf(code: number, details: string): FailureKind {
   if (code === 14 && details.startsWith('No connection established')) return CLOSED_AFTER_CONNECT.test(details) ? 'reset' : 'connect-failure';
+  // The name did not resolve (a passthrough call to a host DNS does not know): no connection was made.
+  if (code === 14 && details.startsWith('Name resolution failed')) return 'connect-failure';
   if (details === 'Stream refused by server') return 'refused-stream';
   if (REMOTE_RESET_TEXTS.has(details) || REMOTE_RST.test(details)) return 'remote-reset';
   return 'reset';

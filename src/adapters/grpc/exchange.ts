@@ -106,6 +106,10 @@ export class GrpcExchange extends Exchange {
   protected override localHead(kind: LocalReplyKind, _status: number, headers: Headers, _body: Buffer | undefined): void {
     if (kind !== 'failure') this.localKind = kind;
     delete headers[FLAGS_KEY];
-    if (this.flags !== '') headers[FLAGS_KEY] = this.flags;
+    if (this.flags !== '') {
+      headers[FLAGS_KEY] = this.flags;
+      // Envoy's overflow local reply says so in a header (for gRPC, the trailers-only answer's).
+      if (kind === 'failure' && this.flags.split(',').includes('UO')) headers['x-envoy-overloaded'] = 'true';
+    }
   }
 }
