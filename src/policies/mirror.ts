@@ -11,6 +11,7 @@
  * @module
  */
 import type { Random } from '../core/clock.ts';
+import { currentDeadline } from '../core/context.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError } from '../core/errors.ts';
 import { isStaticBody, ReplayableBody } from '../core/body.ts';
@@ -31,8 +32,23 @@ export interface MirrorLayerOptions {
   /** @defaultValue 64 */
   readonly maxInFlight: number;
   readonly deadlines: DeadlineQueue;
-  /** How long a copy may take: the route timeout, or this default (Envoy gives shadows the route timeout). */
-  timeoutMs(ex: Exchange): number;
+  /** The route's timeout (Envoy gives shadows the route timeout), or undefined. */
+  timeoutMs(ex: Exchange): number | undefined;
+  /** How long a copy may take when nothing bounds it (no route timeout, no caller deadline). */
+  readonly defaultTimeoutMs: number;
+}
+
+/**
+ * The deadline a copy carries upstream (`grpc-timeout`, `x-envoy-expected-rq-timeout-ms`): the
+ * route timeout from now or the caller's own deadline, the sooner — what the primary's request
+ * carries, which Envoy's shadow copies with the request's headers. Infinity when neither is set.
+ */
+function sentDeadline(now: number, routeMs: number | undefined, ex: Exchange): number {
+  let due = routeMs === undefined ? Number.POSITIVE_INFINITY : now + routeMs;
+  if (ex.callerDeadline < due) due = ex.callerDeadline;
+  const ctx = currentDeadline();
+  if (ctx !== Number.POSITIVE_INFINITY) due = Math.min(due, now + (ctx - performance.now()));
+  return due;
 }
 
 /** Mirror copies whose timeout has not passed, so closing the mesh can cancel them. */
@@ -68,13 +84,13 @@ function dropped(stats: MirrorStats, ex: Exchange, m: MirrorTarget, reason: Mirr
 
 /** Builds the mirror layer; `stats` is updated in place and `live` holds the copies in flight. */
 export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: LiveMirrors): Layer {
-  const launch = (copy: Exchange, timeoutMs: number): void => {
+  const launch = (copy: Exchange, due: number): void => {
     stats.inFlight++;
     stats.sent++;
     live.add(copy);
     // A copy that hangs must not hold its slot (or the mesh's close) forever; the copy takes the
     // entry out of the queue when it ends.
-    const node = new MirrorDeadline(copy, o.now() + timeoutMs);
+    const node = new MirrorDeadline(copy, due);
     o.deadlines.add(node);
     copy.deadlineNode = node;
     copy.deadlineQueue = o.deadlines;
@@ -106,10 +122,13 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
           const copy = ex.copy(done, o.now());
           copy.route = ex.route;
           if (!o.prepare(copy, m)) continue;
-          const timeoutMs = o.timeoutMs(ex);
+          const now = o.now();
+          const sent = sentDeadline(now, o.timeoutMs(ex), ex);
+          copy.deadline = sent;
+          const due = sent !== Number.POSITIVE_INFINITY ? sent : now + o.defaultTimeoutMs;
           if (streamed === undefined) {
             // Later, so the primary call goes out first.
-            setImmediate(() => launch(copy, timeoutMs));
+            setImmediate(() => launch(copy, due));
             continue;
           }
           // Not counted in flight while waiting: a body the primary never finishes sending
@@ -120,7 +139,7 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
               return;
             }
             copy.body = body;
-            launch(copy, timeoutMs);
+            launch(copy, due);
           });
         }
       }

@@ -144,6 +144,24 @@ describe('gRPC mirroring: the whole request stream is copied', () => {
     assert.deepEqual(m, { method: 'ServerStream', texts: ['s'], ended: true });
   });
 
+  it("the copy carries the call's deadline (grpc-timeout), as Envoy's shadow copies the request's headers", async () => {
+    const { client, primary, mirror } = await setup();
+    const deadlines: Record<string, number> = {};
+    const capture = (who: string) => (call: grpc.ServerWritableStream<EchoRequest, unknown>) => {
+      const d = call.getDeadline();
+      deadlines[who] = (d instanceof Date ? d.getTime() : Number(d)) - Date.now();
+      call.write({ text: who, server: who, seen: [] });
+      call.end();
+    };
+    primary.behaviour.ServerStream = capture('primary') as never;
+    mirror.behaviour.ServerStream = capture('mirror') as never;
+    const got = await collect(client.ServerStream({ text: 'x' }, new grpc.Metadata(), { deadline: Date.now() + 30_000 }));
+    assert.equal(got.error, undefined);
+    for (let i = 0; i < 50 && deadlines.mirror === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(deadlines.primary !== undefined && deadlines.primary > 20_000 && deadlines.primary <= 30_000, `primary ${deadlines.primary}`);
+    assert.ok(deadlines.mirror !== undefined && deadlines.mirror > 20_000 && deadlines.mirror <= 30_000, `mirror ${deadlines.mirror}`);
+  });
+
   it('a mirror that fails never reaches the caller', async () => {
     const { client, mirror, mesh } = await setup();
     let failed!: () => void;
