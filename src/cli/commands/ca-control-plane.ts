@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -50,6 +51,21 @@ function duration(ms: number): string {
   return `${ms / 1000}s`;
 }
 
+/**
+ * The fingerprint of the root the signer chains to: the root that issued the top of the chain
+ * (checked by signature: every generated root has the same subject, O=<trust domain>), or the
+ * signer itself when it is a root.
+ */
+export function signerRoot(info: CaInfo): string | undefined {
+  const top = new X509Certificate((info.chain.at(-1) ?? info.signer).pem);
+  for (const r of info.roots) {
+    if (r.fingerprint === top.fingerprint256) return r.fingerprint;
+    const root = new X509Certificate(r.pem);
+    if (top.checkIssued(root) && top.verify(root.publicKey)) return r.fingerprint;
+  }
+  return undefined;
+}
+
 function printInfo(url: string, info: CaInfo, now: number): void {
   const line = (c: CaCertificateInfo) => `${p(c.subject)}  SHA256 ${c.fingerprint}  until ${c.notAfter} (${left(c.notAfter, now)})`;
   out(`Control plane: ${p(url)}`);
@@ -60,8 +76,8 @@ function printInfo(url: string, info: CaInfo, now: number): void {
   out(`Certificates:  ${duration(info.certTtlMs)} (--cert-ttl), renewed by workloads at half their lifetime`);
   const finish = info.finalizeAt === undefined ? "finish it with 'meshlet ca rotate --finalize --control-plane …'" : `it finalizes itself at ${info.finalizeAt}`;
   out(`Bundle:        ${info.roots.length} root${info.roots.length === 1 ? '' : 's'}, version ${info.trustBundleVersion}${info.rotating ? ` — a rotation is in progress; ${finish}` : ''}`);
-  const signerRoot = info.chain.at(-1)?.issuer ?? info.signer.issuer;
-  for (const r of info.roots) out(`  ${r.subject === signerRoot ? '*' : '-'} ${line(r)}`);
+  const signs = signerRoot(info);
+  for (const r of info.roots) out(`  ${r.fingerprint === signs ? '*' : '-'} ${line(r)}`);
 }
 
 async function readPem(flag: string, file: string | undefined): Promise<string | undefined> {

@@ -122,6 +122,10 @@ describe('meshlet ca --control-plane and meshlet status', () => {
     const r = meshlet(['ca', 'rotate', '--control-plane', url, '--token', admin]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Bundle: +2 roots, .*a rotation is in progress/);
+    // One root is marked as signing, the new one: every generated root is O=<trust domain>, so only the fingerprint tells them apart.
+    const starred = r.stdout.split('\n').filter((l) => /^ {2}\* /.test(l));
+    assert.equal(starred.length, 1, r.stdout);
+    assert.ok(starred[0]!.includes(/Signs with: .*SHA256 (\S+)/.exec(r.stdout)![1]!), r.stdout);
     await until(() => (mesh!.credentials.current!.trustBundle.match(/BEGIN CERTIFICATE/g) ?? []).length === 2, 'the mesh to get both roots', 10_000);
     assert.match(meshlet(['status', '--control-plane', url, '--token', admin]).stdout, /2 roots trusted .*ROTATING/);
     const f = meshlet(['ca', 'rotate', '--finalize', '--control-plane', url, '--token', admin]);
