@@ -127,5 +127,13 @@ describe('gRPC client through the mesh: call types', () => {
   it('a target without a port is refused, naming the target', () => {
     assert.throws(() => mesh.grpc.client(EchoClient, 'echo'), /target "echo" must name a host and a port/);
     assert.throws(() => mesh.grpc.channel('unix:///tmp/x.sock'), /only plain "host:port" and dns: targets/);
+    assert.throws(() => mesh.grpc.client(EchoClient, 'echo:99999'), /target "echo:99999": port 99999 is out of range \(1-65535\)/);
+  });
+
+  it('arguments that are not what they should be are refused, naming the argument', () => {
+    assert.throws(() => mesh.grpc.client({} as never, 'echo:9090'), /mesh\.grpc\.client\(ClientCtor, target\): ClientCtor must be a grpc-js client class .*got object/);
+    assert.throws(() => mesh.grpc.client(undefined as never, 'echo:9090'), /ClientCtor must be a grpc-js client class .*got undefined/);
+    assert.throws(() => mesh.grpc.client(EchoClient, 'echo:9090', 'x' as never), /options must be grpc-js client options \(an object\), got string/);
+    assert.throws(() => mesh.grpc.judgeUnserved({} as never), /mesh\.grpc\.judgeUnserved\(server\): server must be a grpc-js Server/);
   });
 });

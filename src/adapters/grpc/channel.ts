@@ -39,7 +39,8 @@ export function targetAuthority(target: string): string {
     t = (scheme[2] ?? '').replace(/^\/\/[^/]*\//, '').replace(/^\/+/, '');
   }
   const m = /^(\[[^\]]+\]|[^:/[\]]+):(\d{1,5})$/.exec(t);
-  if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+  if (m !== null && (Number(m[2]) < 1 || Number(m[2]) > 65535)) throw new InvalidArgumentError(`mesh.grpc: target "${target}": port ${m[2]} is out of range (1-65535)`);
+  if (m === null) {
     throw new InvalidArgumentError(`mesh.grpc: target "${target}" must name a host and a port (e.g. "reviews:9090"): the mesh routes on the port`);
   }
   return `${(m[1] as string).toLowerCase()}:${Number(m[2])}`;

@@ -87,6 +87,10 @@ export class MeshGrpc {
    * typed `any` (a package definition loaded without types), as `new ClientCtor(…)` would give.
    */
   client<T extends GrpcClientConstructor<unknown>>(ClientCtor: T, target: string, options?: ClientOptions): InstanceType<T> {
+    if (typeof ClientCtor !== 'function') {
+      throw new InvalidArgumentError(`mesh.grpc.client(ClientCtor, target): ClientCtor must be a grpc-js client class (generated, or from grpc.loadPackageDefinition(…).pkg.Service), got ${ClientCtor === null ? 'null' : typeof ClientCtor}`);
+    }
+    if (options !== undefined && (options === null || typeof options !== 'object')) throw new InvalidArgumentError(`mesh.grpc.client(ClientCtor, target, options): options must be grpc-js client options (an object), got ${options === null ? 'null' : typeof options}`);
     targetAuthority(target);
     const g = grpcJs();
     return new ClientCtor(target, g.credentials.createInsecure(), { ...options, channelOverride: this.channel(target) }) as InstanceType<T>;
@@ -139,7 +143,7 @@ export class MeshGrpc {
    * Returns `server`.
    */
   judgeUnserved<S extends Server>(server: S): S {
-    if (server === null || typeof server !== 'object') throw new InvalidArgumentError('mesh.grpc.judgeUnserved(server): server must be a grpc-js Server');
+    if (server === null || typeof server !== 'object' || typeof (server as { addService?: unknown }).addService !== 'function') throw new InvalidArgumentError('mesh.grpc.judgeUnserved(server): server must be a grpc-js Server');
     if (!judgeUnserved(grpcJs(), server)) this.#o.server.debug?.('meshlet: mesh.grpc.judgeUnserved: this grpc-js Server has no _retrieveHandler (grpc-js other than 1.14?): calls to methods it does not serve are answered by grpc-js before the mesh judges them');
     return server;
   }

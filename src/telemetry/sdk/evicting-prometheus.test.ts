@@ -62,6 +62,8 @@ describe('EvictingPrometheusReader', () => {
       assert.equal(res.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
       assert.match(await res.text(), /istio_requests_total/);
     }
-    assert.equal((await fetch(`${base}/other`)).status, 404);
+    const other = await fetch(`${base}/other`);
+    assert.equal(other.status, 404);
+    assert.match(await other.text(), /the metrics are at \/stats\/prometheus/);
   });
 });

@@ -174,7 +174,9 @@ export class EvictingPrometheusReader implements IMetricReader {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method !== 'GET' || !paths.has(path)) {
       res.statusCode = 404;
-      res.end();
+      // Say where the metrics are (a scrape config or a browser pointed at the port's root).
+      res.setHeader('content-type', 'text/plain; charset=utf-8');
+      res.end(`not found: the metrics are at ${[...paths].join(', ')}\n`);
       return;
     }
     this.text().then(
