@@ -156,6 +156,15 @@ describe('meshlet explain grpc://', () => {
     assert.equal(doc.grpcVerdict, 'PERMISSION_DENIED (403 as gRPC maps it)');
   });
 
+  it('--inbound --probe-path: a plaintext call of the gRPC probe method is a probe (served outside the policies), another method is judged', () => {
+    const args = ['explain', file, '--service', 'reviews', '-l', 'app=reviews', '--inbound', '--probe-path', '/reviews.Reviews/DeleteReview'];
+    const probe = meshlet([...args, 'grpc://reviews:9090/reviews.Reviews/DeleteReview']);
+    assert.equal(probe.code, 0, probe.stderr);
+    assert.match(line(probe.stdout, 'Verdict'), /^reaches the app — a health probe \(probePaths\)/);
+    const other = meshlet([...args, 'grpc://reviews:9090/reviews.Reviews/ListReviews']);
+    assert.doesNotMatch(line(other.stdout, 'Verdict'), /health probe/);
+  });
+
   const mistakes: [name: string, args: string[], stderr: RegExp][] = [
     ['no port', ['grpc://reviews/reviews.Reviews/Get'], /the port is missing .* in "grpc:\/\/reviews\/reviews\.Reviews\/Get"/],
     ['no method in the path', ['grpc://reviews:9090/reviews.Reviews'], /the path must be \/package\.Service\/Method/],

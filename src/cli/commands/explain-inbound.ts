@@ -34,6 +34,7 @@ export const INBOUND_OPTIONS = {
   'trust-domain': { type: 'string' },
   'path-normalization': { type: 'string' },
   'extension-provider': { type: 'string', multiple: true },
+  'probe-path': { type: 'string', multiple: true },
 } as const;
 
 export const INBOUND_HELP = `Inbound (--inbound): how the workload --service judges a request on its way in
@@ -59,6 +60,8 @@ export const INBOUND_HELP = `Inbound (--inbound): how the workload --service jud
       --path-normalization <mode>  BASE (default), MERGE_SLASHES, DECODE_AND_MERGE_SLASHES, NONE
       --extension-provider <name>  a provider configured for CUSTOM policies (repeatable; default:
                                    every provider a CUSTOM policy names is taken as configured)
+      --probe-path <path>          a health-probe path of the workload (its createMesh probePaths,
+                                   repeatable; /grpc.health.v1.Health/Check for a gRPC probe)
 `;
 
 type InboundValues = { [K in keyof typeof INBOUND_OPTIONS]?: (typeof INBOUND_OPTIONS)[K] extends { multiple: true } ? string[] : (typeof INBOUND_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -146,6 +149,7 @@ export async function explainInboundCommand(a: InboundArgs): Promise<number> {
       trustDomain: v['trust-domain'],
       pathNormalization: normalization as PathNormalization | undefined,
       extensionProviders: v['extension-provider'],
+      probePaths: v['probe-path'],
     });
   } catch (err) {
     // Everything explainInbound refuses is about the request described on the command line.
