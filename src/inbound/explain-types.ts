@@ -23,7 +23,9 @@ export interface InboundExplainRequest {
   /**
    * The request target as the server receives it (`/admin?x=1`), or a URL
    * (`http://httpbin.foo:8000/admin`): its authority is then the Host and its port the service
-   * port the caller used. Not normalized: the explanation shows what normalization makes of it.
+   * port the caller used; or a gRPC call's URL (`grpc://reviews:9090/pkg.Service/Method`: POST
+   * with `content-type: application/grpc`). Not normalized: the explanation shows what
+   * normalization makes of it.
    */
   readonly url: string;
   /** Request headers; `Host` overrides the URL's authority. */

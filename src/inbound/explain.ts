@@ -73,7 +73,7 @@ function targetOf(url: string): { scheme: string; authority: string | undefined;
     return { scheme: 'http', authority: undefined, port: undefined, target: url };
   }
   const m = /^(https?):\/\/([^/?#\s]+)([^#\s]*)$/i.exec(url);
-  if (m === null) fail(`url: expected a path (/admin) or an http(s) URL, got ${JSON.stringify(url)}`);
+  if (m === null) fail(`url: expected a path (/admin), an http(s) URL or a grpc:// URL, got ${JSON.stringify(url)}`);
   const scheme = (m[1] as string).toLowerCase();
   let parsed: URL;
   try {
@@ -110,15 +110,19 @@ export async function explainInbound(resources: readonly AnyResource[], request:
   const trustDomain = options.trustDomain ?? 'cluster.local';
   const normalization = options.pathNormalization ?? 'BASE';
   if (!PATH_NORMALIZATIONS.includes(normalization)) fail(`pathNormalization: expected one of ${PATH_NORMALIZATIONS.join(', ')}, got ${JSON.stringify(normalization)}`);
-  const method = request.method ?? 'GET';
+  // A grpc:// URL (as `meshlet explain` takes one): the call as the server receives it, POST with content-type application/grpc.
+  const grpcUrl = typeof request.url === 'string' && /^grpc:\/\//i.test(request.url);
+  if (grpcUrl && request.method !== undefined && request.method !== 'POST') fail(`method: a gRPC call (grpc:// URL) is always POST, got ${JSON.stringify(request.method)}`);
+  const method = request.method ?? (grpcUrl ? 'POST' : 'GET');
   if (typeof method !== 'string' || !TOKEN.test(method)) fail(`method: not an HTTP method: ${JSON.stringify(method)}`);
-  const { scheme, authority: urlAuthority, port: urlPort, target } = targetOf(request.url);
+  const { scheme, authority: urlAuthority, port: urlPort, target } = targetOf(grpcUrl ? request.url.replace(/^grpc:/i, 'http:') : request.url);
   let headers: Record<string, string | string[] | undefined>;
   try {
     headers = normalizeHeaderObject(request.headers ?? {});
   } catch (err) {
     fail(`headers: ${err instanceof Error ? err.message : String(err)}`);
   }
+  if (grpcUrl && headers['content-type'] === undefined) headers['content-type'] = 'application/grpc';
   for (const k of Object.keys(headers)) {
     if (!TOKEN.test(k)) fail(`headers: not a header name: ${JSON.stringify(k)}`);
     const v = headers[k];

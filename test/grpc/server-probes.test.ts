@@ -258,6 +258,11 @@ describe('gRPC health probes (probePaths): kubelet’s grpc probe is served outs
     assert.equal(asHttp.refusedBy, 'peer-authentication', 'a plain HTTP POST is not a probe');
     const other = await mesh.explainInbound({ url: 'http://echo.foo:9090/meshlet.test.Echo/Unary', method: 'POST', headers: grpcHeaders });
     assert.equal(other.refusedBy, 'peer-authentication');
+    // A grpc:// URL, as meshlet explain takes one: POST with content-type application/grpc.
+    const viaGrpcUrl = await mesh.explainInbound({ url: `grpc://echo.foo:9090${CHECK}` });
+    assert.equal(viaGrpcUrl.status, 200);
+    assert.match(viaGrpcUrl.reason, /health probe/);
+    await assert.rejects(mesh.explainInbound({ url: `grpc://echo.foo:9090${CHECK}`, method: 'GET' }), /a gRPC call \(grpc:\/\/ URL\) is always POST/);
     const overMtls = await mesh.explainInbound({ url: `http://echo.foo:9090${CHECK}`, method: 'POST', headers: grpcHeaders, source: { namespace: 'default', serviceAccount: 'productpage' } });
     assert.equal(overMtls.refusedBy, 'authorization');
   });
