@@ -93,11 +93,17 @@ before(async () => {
       { port: v2.port, labels: { version: 'v2' } },
     ]),
     destinationRule('reviews', 'reviews', { subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] }),
-    route('v1'),
   ];
   writeFileSync(join(configDir, 'reviews.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: resources }));
   a = await startReplica(etcd, join(dir, 'a'), configDir);
   b = await startReplica(etcd, join(dir, 'b'));
+  // The route is the API's (the files' resources cannot be changed through it): the test changes it below.
+  const res = await fetch(`${a.url}/v1/resources`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token(join(dir, 'a'), '--admin')}`, 'content-type': 'application/json' },
+    body: JSON.stringify(route('v1')),
+  });
+  assert.equal(res.status, 200, await res.text());
 });
 
 after(async () => {

@@ -6,14 +6,13 @@
  */
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../../config/duration.ts';
-import { ANALYSIS_MODES, type AnalysisMode, loadConfig } from '../../config/load-config.ts';
-import { DEFAULT_PORT, toWire } from '../../control-plane/protocol.ts';
+import { ANALYSIS_MODES, type AnalysisMode } from '../../config/load-config.ts';
+import { DEFAULT_PORT } from '../../control-plane/protocol.ts';
 import { AddressPolicy } from '../../control-plane-server/address-policy.ts';
 import { MIN_CERT_TTL_MS } from '../../control-plane-server/ca/authority.ts';
 import { stderrLogger } from '../../control-plane-server/logger.ts';
 import { isWildcard, startControlPlane } from '../../control-plane-server/server.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from '../../control-plane-server/store.ts';
-import { ConfigError } from '../../core/errors.ts';
 import { out, UsageError } from '../args.ts';
 
 export const controlPlaneHelp = `Usage: meshlet control-plane --config <dir> [options]
@@ -23,7 +22,8 @@ of workloads, and answers 'meshlet apply | get | delete | status'.
 
 Options:
       --config <dir>            directory of Istio YAML (watched; 'apply' writes into <dir>/applied/).
-                                With --etcd, its resources are applied into etcd at start.
+                                With --etcd, it is applied into etcd at start and on every change;
+                                its resources cannot be changed through the API (409).
       --etcd <url[,url]>        keep config, registry and signing key in etcd (several replicas)
       --port <port>             port to listen on (default ${DEFAULT_PORT})
       --host <addr>             address to listen on (default 0.0.0.0, every interface;
@@ -172,22 +172,12 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
     const endpoints = values.etcd.split(',').map((s) => s.trim()).filter((s) => s !== '');
     if (endpoints.length === 0) throw new UsageError('--etcd: give at least one URL');
     const { openEtcd } = await import('../../control-plane-server/etcd/index.ts');
-    const etcd = await openEtcd(endpoints, { analysis, logger: stderrLogger });
+    // With --config, the directory is watched and applied into etcd (its resources are then the files').
+    const etcd = await openEtcd(endpoints, { analysis, logger: stderrLogger, configDir: values.config });
     ({ store, registry, shared } = etcd);
     closeEtcd = () => etcd.close();
-    if (values.config !== undefined) {
-      try {
-        const loaded = await loadConfig(values.config, { analysis });
-        if (!loaded.ok) throw new ConfigError(loaded.issues.all);
-        if (loaded.resources.length > 0) {
-          const answer = await store.apply(loaded.resources.map(toWire), `meshlet control-plane --config ${values.config}`);
-          const changed = answer.applied.filter((a) => a.action !== 'unchanged').length;
-          out(`applied ${loaded.resources.length} resource(s) from ${values.config} into etcd (${changed} changed)`);
-        }
-      } catch (err) {
-        await closeEtcd();
-        throw err;
-      }
+    if (etcd.files !== undefined && (etcd.files.resources > 0 || etcd.files.changed > 0)) {
+      out(`applied ${etcd.files.resources} resource(s) from ${values.config} into etcd (${etcd.files.changed} changed)`);
     }
   }
 

@@ -6,7 +6,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { STATUS_PATH, type StatusDocument, type WorkloadStatus } from '../../control-plane/protocol.ts';
+import { type Rejection, STATUS_PATH, type StatusDocument, type WorkloadStatus } from '../../control-plane/protocol.ts';
 import { summaryLine } from '../../control-plane-server/status.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, callOne, clientTarget } from '../client.ts';
@@ -71,6 +71,33 @@ export function strictReady(w: WorkloadStatus): string {
   return t.mtls === 0 ? 'yes (no requests yet)' : 'yes';
 }
 const p = printable;
+
+/**
+ * The refusals of several replicas, each once, newest first, with the servers that refused it:
+ * replicas sharing etcd each refuse the same etcd write (same origin and reasons, moments apart).
+ * The n-th such refusal of one replica is the n-th of another (a change refused again later is
+ * listed again).
+ */
+export function mergeRejections(docs: readonly Pick<StatusDocument, 'server' | 'rejections'>[]): (Rejection & { servers: string[] })[] {
+  const merged = new Map<string, Omit<Rejection, 'at'> & { at: string; servers: string[] }>();
+  for (const doc of docs) {
+    const seen = new Map<string, number>();
+    // Oldest first, so that the n-th occurrence is counted the same way on every replica.
+    for (const r of [...doc.rejections].reverse()) {
+      const what = JSON.stringify([r.origin, r.reasons]);
+      const n = (seen.get(what) ?? 0) + 1;
+      seen.set(what, n);
+      const key = `${what}#${n}`;
+      const known = merged.get(key);
+      if (known === undefined) merged.set(key, { ...r, servers: [doc.server] });
+      else {
+        if (!known.servers.includes(doc.server)) known.servers.push(doc.server);
+        if (r.at < known.at) known.at = r.at;
+      }
+    }
+  }
+  return [...merged.values()].sort((a, b) => b.at.localeCompare(a.at));
+}
 
 /** Runs the command; returns the exit code. */
 export async function statusCommand(argv: string[]): Promise<number> {
@@ -168,11 +195,11 @@ export async function statusCommand(argv: string[]): Promise<number> {
     out(`\nAnalysis findings of the config being served (advisory: applied anyway, as in Istio):`);
     for (const f of findings) out(`  ${p(f.level.padEnd(7))} ${p(f.code)} ${p(f.text)}`);
   }
-  const rejections = docs.flatMap((d) => d.doc.rejections).sort((a, b) => b.at.localeCompare(a.at));
+  const rejections = mergeRejections(docs.map((d) => d.doc));
   if (rejections.length > 0) {
     out('\nRefused changes (newest first):');
     for (const r of rejections) {
-      out(`  ${p(r.at)}  ${p(r.origin)}`);
+      out(`  ${p(r.at)}  ${p(r.origin)}${docs.length > 1 ? ` (${r.servers.length === docs.length ? 'every replica' : p(r.servers.join(', '))})` : ''}`);
       for (const reason of r.reasons) out(`    ${p(reason)}`);
     }
   }

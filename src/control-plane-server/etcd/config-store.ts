@@ -17,6 +17,10 @@
  * stamps `<prefix>/meta/config-write` (`{ origin, at }`), so that deletions by another replica
  * are noticed too. etcd's `--max-txn-ops` (default 128) bounds the resources of one apply.
  *
+ * Resources a replica's `--config` directory defines are marked as the files' under
+ * `<prefix>/owners/` ({@link syncFiles}, see `config-writes.ts`): every replica then refuses to
+ * replace or delete them through the API (409 naming the file), as the file store does.
+ *
  * @module
  */
 import { IssueList } from '../../config/issues.ts';
@@ -29,7 +33,8 @@ import type { ApplyResponse, Rejection, SkippedValue, WireResource } from '../..
 import { contentVersion } from '../../config/version.ts';
 import type { ConfigState, ConfigStore, SourceHealth } from '../store.ts';
 import type { Compare, EtcdClient, KeyValue, TxnOp } from './client.ts';
-import { type CheckedSet, checkStoredSet, parse, StoredSetCache } from './config-check.ts';
+import { type FileOwner, type FileSyncNotes, planDelete, planFileSync, planPuts, readOwners, type WriteContext, type WritePlan } from './config-writes.ts';
+import { type CheckedSet, checkStoredSet, StoredSetCache } from './config-check.ts';
 import { PrefixWatch, type WatchEvent } from './watch.ts';
 
 /** Logger used by the etcd stores. */
@@ -60,6 +65,7 @@ export interface EtcdConfigStoreOptions {
 
 const MAX_REJECTIONS = 20;
 
+type Change = (set: Map<string, string>, owners: ReadonlyMap<string, FileOwner>, ctx: WriteContext) => WritePlan;
 
 /** A {@link ConfigStore} backed by etcd, shared by every replica on the same prefix. */
 export class EtcdConfigStore implements ConfigStore {
@@ -67,6 +73,8 @@ export class EtcdConfigStore implements ConfigStore {
   readonly #root: string;
   /** Written by every store write, so a concurrent delete by another replica fails the compare. */
   readonly #marker: string;
+  /** `<prefix>/owners/`: which resources files define. */
+  readonly #owners: string;
   readonly #analysis: AnalysisMode;
   readonly #defaultNamespace: string;
   readonly #logger: EtcdLogger | undefined;
@@ -102,6 +110,7 @@ export class EtcdConfigStore implements ConfigStore {
     const prefix = (options.prefix ?? '/meshlet').replace(/\/+$/, '');
     this.#root = `${prefix}/config/`;
     this.#marker = `${prefix}/meta/config-write`;
+    this.#owners = `${prefix}/owners/`;
     this.#analysis = options.analysis ?? 'advisory';
     this.#defaultNamespace = options.defaultNamespace ?? 'default';
     this.#logger = options.logger;
@@ -162,43 +171,30 @@ export class EtcdConfigStore implements ConfigStore {
     return this.#rejections;
   }
 
-  /** Creates or replaces resources, committing all of them in one txn. */
-  async apply(resources: readonly WireResource[], origin: string): Promise<ApplyResponse> {
-    const now = new Date().toISOString();
-    return this.#write(origin, (set) => {
-      const applied: ApplyResponse['applied'][number][] = [];
-      const ops: TxnOp[] = [];
-      const touched: string[] = [];
-      for (const r of resources) {
-        const namespace = r.metadata?.namespace ?? this.#defaultNamespace;
-        const key = this.#key(r.kind, namespace, r.metadata?.name);
-        const ref = `${r.kind} ${namespace}/${r.metadata?.name}`;
-        const before = set.get(key);
-        const prior = before === undefined ? undefined : (parse(before) as WireResource | undefined);
-        const creationTimestamp = r.metadata?.creationTimestamp ?? prior?.metadata?.creationTimestamp ?? now;
-        const wire: WireResource = { apiVersion: r.apiVersion, kind: r.kind, metadata: { ...r.metadata, namespace, creationTimestamp }, spec: r.spec };
-        const value = JSON.stringify(wire);
-        touched.push(key);
-        if (before !== undefined && sameContent(prior, wire)) {
-          applied.push({ ref, action: 'unchanged' });
-          continue;
-        }
-        applied.push({ ref, action: before === undefined ? 'created' : 'configured' });
-        set.set(key, value);
-        ops.push({ put: { key, value } });
-      }
-      return { ops, touched, applied };
-    });
+  /** Creates or replaces resources, committing all of them in one txn (409 for a resource files define). */
+  apply(resources: readonly WireResource[], origin: string): Promise<ApplyResponse> {
+    return this.#write(origin, (set, owners, ctx) => planPuts(set, owners, resources, ctx));
   }
 
-  /** Deletes one resource in a txn guarded like {@link apply}. */
+  /** Deletes one resource in a txn guarded like {@link apply} (409 for a resource files define). */
   async delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string }> {
-    const key = this.#key(kind, namespace, name);
-    const res = await this.#write(origin, (set) => {
-      if (!set.delete(key)) return { ops: [], touched: [], applied: [] };
-      return { ops: [{ delete: { key } }], touched: [key], applied: [{ ref: `${kind} ${namespace}/${name}`, action: 'configured' as const }] };
-    });
+    const res = await this.#write(origin, (set, owners, ctx) => planDelete(set, owners, kind, namespace, name, ctx));
     return { deleted: res.applied.length > 0, version: res.version };
+  }
+
+  /**
+   * Makes etcd hold what the `--config` directory `dir` (absolute) defines, in one txn: its
+   * resources are put and marked as their files' (the API then refuses to change them), and the
+   * ones marked as `dir`'s that it no longer defines are deleted. Throws `ConfigError` when the
+   * resulting set is invalid.
+   */
+  async syncFiles(dir: string, host: string, resources: readonly { wire: WireResource; file: string }[], origin: string): Promise<ApplyResponse & FileSyncNotes> {
+    let notes: FileSyncNotes = { deleted: [], tookOver: [] };
+    const res = await this.#write(origin, (set, owners, ctx) => {
+      notes = { deleted: [], tookOver: [] };
+      return planFileSync(set, owners, resources, ctx, { dir, host }, notes);
+    });
+    return { ...res, ...notes };
   }
 
   /** Stops watching (the client is closed by its owner). */
@@ -206,31 +202,25 @@ export class EtcdConfigStore implements ConfigStore {
     await this.#watch.close();
   }
 
-  #key(kind: string, namespace: string, name: string | undefined): string {
-    return `${this.#root}${kind}/${namespace}/${name ?? ''}`;
-  }
-
   /**
    * Reads the prefix, lets `change` edit the key → value map, validates the result and commits
    * the ops guarded by every read key's mod_revision and "no key newer than the read".
    */
-  #write(origin: string, change: (set: Map<string, string>) => { ops: TxnOp[]; touched: string[]; applied: ApplyResponse['applied'][number][] }): Promise<ApplyResponse> {
+  #write(origin: string, change: Change): Promise<ApplyResponse> {
     const run = this.#writes.then(() => this.#writeNow(origin, change));
     this.#writes = run.catch(() => undefined);
     return run;
   }
 
-  async #writeNow(
-    origin: string,
-    change: (set: Map<string, string>) => { ops: TxnOp[]; touched: string[]; applied: ApplyResponse['applied'][number][] },
-  ): Promise<ApplyResponse> {
+  async #writeNow(origin: string, change: Change): Promise<ApplyResponse> {
     for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
-      // one consistent read of the config and of the write marker
-      const read = await this.#client.txn([], [{ range: { key: this.#root, prefix: true } }, { range: { key: this.#marker } }]);
+      // one consistent read of the config, of the write marker and of the file owners (every change of them stamps the marker)
+      const read = await this.#client.txn([], [{ range: { key: this.#root, prefix: true } }, { range: { key: this.#marker } }, { range: { key: this.#owners, prefix: true } }]);
       const kvs = read.responses[0]?.kvs ?? [];
       const marker = read.responses[1]?.kvs?.[0]?.modRevision ?? 0;
       const set = new Map(kvs.map((kv) => [kv.key, kv.value]));
-      const { ops, touched, applied } = change(set);
+      const ctx: WriteContext = { root: this.#root, owners: this.#owners, defaultNamespace: this.#defaultNamespace, now: new Date().toISOString() };
+      const { ops, touched, applied } = change(set, readOwners(read.responses[2]?.kvs ?? [], ctx), ctx);
       const checked = await this.#check(set, this.#writeCache);
       // What the change writes must be valid; bad values it does not touch are skipped, not in the way.
       const badWrites = touched.filter((k) => checked.skipped.has(k) && set.has(k));
@@ -245,7 +235,7 @@ export class EtcdConfigStore implements ConfigStore {
         .filter((i) => i.level !== 'error' && ((i.file !== undefined && files.has(i.file)) || (i.resource !== undefined && refs.has(i.resource))))
         .map(String);
       for (const v of checked.skipped.values()) {
-        warnings.push(`${v.key}: skipped, not served: ${v.reasons.join('; ')}${v.resource === undefined ? ' (remove it with etcdctl del)' : ` (repair it: meshlet apply ${v.resource}, or meshlet delete)`}`);
+        warnings.push(`${v.key}: skipped, not served: ${v.reasons.join('; ')} (${repairHint(v)})`);
       }
       if (ops.length === 0) return { version: checked.state.version, applied, warnings };
       await this.#beforeCommit?.(attempt);
@@ -366,22 +356,10 @@ export class EtcdConfigStore implements ConfigStore {
   }
 }
 
-/** Same resource content, ignoring the creation timestamp. */
-function sameContent(a: WireResource | undefined, b: WireResource): boolean {
-  if (a === undefined) return false;
-  const strip = (r: WireResource): unknown => [r.apiVersion, r.kind, { ...r.metadata, creationTimestamp: undefined }, r.spec];
-  return canonical(strip(a)) === canonical(strip(b));
-}
-
-/** JSON with object keys sorted (undefined members dropped), so key order does not matter. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonical(v))).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const obj = value as Record<string, unknown>;
-    const keys = Object.keys(obj)
-      .filter((k) => obj[k] !== undefined)
-      .sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(obj[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
+/** The commands that repair a stored value skipped as invalid (`meshlet delete <kind> <name> -n <ns>`, as docs/cli.md has it). */
+export function repairHint(v: SkippedValue): string {
+  const m = v.resource === undefined ? null : /^(\S+) ([^/]+)\/(.+)$/.exec(v.resource);
+  if (m === null) return `remove it with etcdctl del ${v.key}`;
+  const [, kind, namespace, name] = m;
+  return `repair it: meshlet delete ${kind} ${name} -n ${namespace}, or meshlet apply -f <a file with a valid ${kind} ${namespace}/${name}>`;
 }

@@ -3,6 +3,8 @@
  * values of every replica on the same endpoints and prefix are one. Layout under the prefix:
  *
  * - `<prefix>/config/<Kind>/<namespace>/<name>`: JSON WireResources ({@link EtcdConfigStore})
+ * - `<prefix>/owners/<Kind>/<namespace>/<name>`: `{ dir, file, host }` of a resource a `--config`
+ *   directory defines ({@link EtcdWithFiles}); the API refuses to change it
  * - `<prefix>/registry/<namespace>/<name>`: leased workload records ({@link EtcdRegistryStore})
  * - `<prefix>/shared/<key>`: first-writer-wins values ({@link EtcdSharedValues})
  *
@@ -12,11 +14,13 @@ import type { AnalysisMode } from '../../config/load-config.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from '../store.ts';
 import { EtcdClient } from './client.ts';
 import { EtcdConfigStore, type EtcdLogger } from './config-store.ts';
+import { EtcdWithFiles } from './file-sync.ts';
 import { EtcdRegistryStore } from './registry-store.ts';
 import { EtcdSharedValues } from './shared.ts';
 
 export { EtcdClient, EtcdError } from './client.ts';
 export { EtcdConfigStore, type EtcdLogger } from './config-store.ts';
+export { EtcdWithFiles } from './file-sync.ts';
 export { EtcdRegistryStore } from './registry-store.ts';
 export { EtcdSharedValues } from './shared.ts';
 
@@ -32,6 +36,8 @@ export interface OpenEtcdOptions {
   logger?: EtcdLogger;
   /** Timeout of each etcd call, in ms. @defaultValue 5000 */
   timeoutMs?: number;
+  /** A `--config` directory: watched, and applied into etcd at start and on every change (see {@link EtcdWithFiles}). */
+  configDir?: string;
 }
 
 /** What {@link openEtcd} opens: the three storage interfaces over one etcd client. */
@@ -39,6 +45,8 @@ export interface EtcdStores {
   readonly store: ConfigStore;
   readonly registry: RegistryStore;
   readonly shared: SharedValues;
+  /** With `configDir`: how many resources the files define, and how many of them the first apply changed (created, configured, deleted). */
+  readonly files?: { readonly resources: number; readonly changed: number };
   /** Stops the watches and closes the connections (registered records keep their leases). */
   close(): Promise<void>;
 }
@@ -55,7 +63,9 @@ export async function openEtcd(endpoints: string[], options: OpenEtcdOptions = {
   const client = new EtcdClient(endpoints, { timeoutMs: options.timeoutMs });
   const prefix = options.prefix ?? '/meshlet';
   const { logger } = options;
-  const store = new EtcdConfigStore(client, { prefix, analysis: options.analysis, defaultNamespace: options.defaultNamespace, logger });
+  const etcdStore = new EtcdConfigStore(client, { prefix, analysis: options.analysis, defaultNamespace: options.defaultNamespace, logger });
+  const withFiles = options.configDir === undefined ? undefined : new EtcdWithFiles(etcdStore, { dir: options.configDir, analysis: options.analysis, defaultNamespace: options.defaultNamespace, logger });
+  const store: ConfigStore = withFiles ?? etcdStore;
   const registry = new EtcdRegistryStore(client, { prefix, defaultNamespace: options.defaultNamespace, logger });
   const shared = new EtcdSharedValues(client, prefix);
   client.onHealthChange((h) => {
@@ -73,5 +83,5 @@ export async function openEtcd(endpoints: string[], options: OpenEtcdOptions = {
     await close();
     throw err;
   }
-  return { store, registry, shared, close };
+  return { store, registry, shared, close, ...(withFiles?.first === undefined ? {} : { files: withFiles.first }) };
 }

@@ -98,10 +98,15 @@ describe('bad values in etcd, through the control plane', { skip: skipWithout('e
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body.applied, [{ ref: 'ServiceEntry default/other', action: 'created' }]);
     assert.ok(r.body.warnings.some((x: string) => x.startsWith('/meshlet/config/ServiceEntry/default/junk: skipped, not served')));
+    // The repair hint is a command that works (docs/cli.md: meshlet delete <kind> <name> [-n <ns>]; apply takes -f).
+    const junk = r.body.warnings.find((x: string) => x.startsWith('/meshlet/config/ServiceEntry/default/junk:')) as string;
+    assert.match(junk, /\(repair it: meshlet delete ServiceEntry junk -n default, or meshlet apply -f <a file with a valid ServiceEntry default\/junk>\)$/);
   });
 
   it('an admin repairs through the API: delete removes a bad key, apply replaces one, and a bad registry record is deregistered', async () => {
-    assert.equal((await api(cp.url, 'DELETE', '/v1/resources/ServiceEntry/default/junk', { token: admin })).status, 200);
+    // The command the warnings give, run as given.
+    const deleted = await promisify(execFile)(process.execPath, [MAIN, 'delete', 'ServiceEntry', 'junk', '-n', 'default'], { encoding: 'utf8', env: { ...process.env, MESHLET_CONTROL_PLANE: cp.url, MESHLET_TOKEN: admin } });
+    assert.equal(deleted.stdout.trim(), 'ServiceEntry default/junk deleted');
     const fixed = { apiVersion: NET, kind: 'VirtualService', metadata: { name: 'broken', namespace: 'default' }, spec: { hosts: ['good.example.com'], http: [{ timeout: '2s', route: [{ destination: { host: 'good.example.com' } }] }] } };
     const applied = await api(cp.url, 'POST', '/v1/resources', { token: admin, body: fixed });
     assert.equal(applied.status, 200, JSON.stringify(applied.body));
