@@ -8,13 +8,28 @@ import { createHash } from 'node:crypto';
 import type { WireResource, WorkloadRef } from '../control-plane/protocol.ts';
 import { type Clock, systemClock, type Timer } from '../core/clock.ts';
 import { ControlPlaneError } from './errors.ts';
+import type { ServerLogger } from './logger.ts';
+import { RegistrationsWriter, readRegistrations, type StoredRegistration } from './registry-file.ts';
 import type { RegistryChange, RegistryStore, WorkloadRecord } from './store.ts';
 
 /** Options of {@link MemoryRegistry}. */
 export interface MemoryRegistryOptions {
   /** The time line leases run on (`expiresAt` is on it) and the expiry timer. @defaultValue systemClock */
   readonly clock?: Clock;
+  /**
+   * Keep the registrations in this file (`<dataDir>/registrations.json`): `start()` restores the
+   * records whose lease is still running, with what is left of it, so a restart (or a crash) is
+   * not noticed by the workloads nor by their callers. @defaultValue none (memory only)
+   */
+  readonly file?: string;
+  /** Wall-clock epoch ms, to carry leases across processes in {@link file}. @defaultValue Date.now */
+  readonly wallClock?: () => number;
+  /** Where restoring and storing trouble is reported. */
+  readonly logger?: ServerLogger;
 }
+
+/** How long after a renewal the file is written at the latest (renewals only move expiries later). */
+const RENEWAL_WRITE_DELAY_MS = 1000;
 
 const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
 
@@ -37,12 +52,58 @@ export class MemoryRegistry implements RegistryStore {
   #timerAt = Number.POSITIVE_INFINITY;
   #version: string | undefined;
   #closed = false;
+  readonly #file: string | undefined;
+  readonly #wall: () => number;
+  readonly #logger: ServerLogger | undefined;
+  readonly #writer: RegistrationsWriter | undefined;
+  #renewalWrite: Timer | undefined;
 
   constructor(options: MemoryRegistryOptions = {}) {
     this.#clock = options.clock ?? systemClock;
+    this.#file = options.file;
+    this.#wall = options.wallClock ?? Date.now;
+    this.#logger = options.logger;
+    this.#writer = this.#file === undefined ? undefined : new RegistrationsWriter(this.#file, () => this.#stored(), this.#logger);
   }
 
-  async start(): Promise<void> {}
+  /** Restores the stored registrations whose lease is still running (with {@link MemoryRegistryOptions.file}). */
+  async start(): Promise<void> {
+    if (this.#file === undefined) return;
+    const wall = this.#wall();
+    const now = this.#clock.now();
+    let restored = 0;
+    let ended = 0;
+    for (const r of await readRegistrations(this.#file, this.#logger)) {
+      const left = r.expiresAtEpochMs - wall;
+      if (left <= 0) {
+        ended++;
+        continue;
+      }
+      const ns = r.entry.metadata.namespace ?? 'default';
+      const key = keyOf(ns, r.entry.metadata.name);
+      if (!this.#records.has(key)) this.#owned.set(`${ns}/${r.service}`, (this.#owned.get(`${ns}/${r.service}`) ?? 0) + 1);
+      // A lease never runs longer than granted, whatever the stored time says (a clock set back).
+      this.#records.set(key, { entry: r.entry, service: r.service, leaseMs: r.leaseMs, expiresAt: now + Math.min(left, r.leaseMs) });
+      restored++;
+    }
+    if (restored + ended > 0) {
+      this.#logger?.info?.(`restored ${restored} registration(s) from ${this.#file}${ended > 0 ? ` (${ended} whose lease ended while it was down dropped)` : ''}`);
+    }
+    this.#version = undefined;
+    this.#schedule();
+    if (ended > 0) void this.#writer?.save();
+  }
+
+  /** The live records as stored in the file. */
+  #stored(): StoredRegistration[] {
+    const now = this.#clock.now();
+    const wall = this.#wall();
+    const out: StoredRegistration[] = [];
+    for (const r of this.#records.values()) {
+      if (r.expiresAt > now) out.push({ entry: r.entry, service: r.service, leaseMs: r.leaseMs, expiresAtEpochMs: wall + (r.expiresAt - now) });
+    }
+    return out;
+  }
 
   async register(entry: WireResource, service: string, leaseMs: number): Promise<WorkloadRecord> {
     const ns = entry.metadata.namespace ?? 'default';
@@ -56,6 +117,8 @@ export class MemoryRegistry implements RegistryStore {
     this.#owned.set(`${ns}/${service}`, (this.#owned.get(`${ns}/${service}`) ?? 0) + (old === undefined ? 1 : 0));
     this.#schedule();
     this.#changed({ kind: 'delta', upserted: [rec], removed: [] });
+    // Answered once stored: an accepted registration survives a crash right after.
+    await this.#writer?.save();
     return rec;
   }
 
@@ -67,6 +130,13 @@ export class MemoryRegistry implements RegistryStore {
     const rec: WorkloadRecord = { ...old, expiresAt: this.#clock.now() + old.leaseMs };
     this.#records.set(key, rec);
     // A renewal only pushes the expiry later; the timer fires at the old time and reschedules.
+    // It is stored within a second (renewals come every third of the lease: no write each).
+    if (this.#writer !== undefined && this.#renewalWrite === undefined && !this.#closed) {
+      this.#renewalWrite = this.#clock.setTimer(() => {
+        this.#renewalWrite = undefined;
+        void this.#writer?.save();
+      }, RENEWAL_WRITE_DELAY_MS);
+    }
     return rec;
   }
 
@@ -77,6 +147,7 @@ export class MemoryRegistry implements RegistryStore {
     if (owner !== undefined && old.service !== owner) throw notOwner(namespace, name, old.service, owner, 'deregister');
     this.#remove(key, old);
     this.#changed({ kind: 'delta', upserted: [], removed: [{ namespace, name }] });
+    await this.#writer?.save();
     return true;
   }
 
@@ -119,10 +190,15 @@ export class MemoryRegistry implements RegistryStore {
     this.#listeners.push(listener);
   }
 
+  /** Stops the expiry timer; with a file, writes the registrations a last time (their leases keep running). */
   async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     this.#timer?.clear();
     this.#timer = undefined;
+    this.#renewalWrite?.clear();
+    this.#renewalWrite = undefined;
+    await this.#writer?.save();
   }
 
   #changed(change: RegistryChange): void {
@@ -154,6 +230,9 @@ export class MemoryRegistry implements RegistryStore {
       }
     }
     this.#schedule();
-    if (removed.length > 0) this.#changed({ kind: 'delta', upserted: [], removed });
+    if (removed.length > 0) {
+      this.#changed({ kind: 'delta', upserted: [], removed });
+      void this.#writer?.save();
+    }
   }
 }

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { AnalysisMode } from '../config/load-config.ts';
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_PORT, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, type StatusDocument } from '../control-plane/protocol.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
@@ -23,6 +24,7 @@ import { PushHub } from './hub.ts';
 import { type ControlPlaneLimits, resolveLimits } from './limits.ts';
 import { type ServerLogger, stderrLogger } from './logger.ts';
 import { MemoryRegistry } from './memory-registry.ts';
+import { REGISTRATIONS_FILE } from './registry-file.ts';
 import { ControlPlaneMetrics } from './metrics/control-plane-metrics.ts';
 import { createRequestHandler, serveMetrics, statusDocument } from './routes.ts';
 import { StatusBoard } from './status.ts';
@@ -38,7 +40,7 @@ export interface ControlPlaneOptions {
   readonly registry?: RegistryStore;
   /** Where replicas agree on the token signing key and the CA (etcd). */
   readonly shared?: SharedValues;
-  /** Keeps the signing key (`signing-key.jwk`) and the CA (`ca.json`). */
+  /** Keeps the signing key (`signing-key.jwk`), the CA (`ca.json`) and, without `registry`, the registrations (`registrations.json`). */
   readonly dataDir: string;
   /** MeshConfig `trustDomain`: workload certificates name `spiffe://<trustDomain>/ns/<ns>/sa/<sa>`. @defaultValue 'cluster.local' */
   readonly trustDomain?: string;
@@ -153,7 +155,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     throw err;
   }
   const ownRegistry = options.registry === undefined;
-  const registry = options.registry ?? new MemoryRegistry();
+  const registry = options.registry ?? new MemoryRegistry({ file: join(options.dataDir, REGISTRATIONS_FILE), logger });
   try {
     await registry.start();
   } catch (err) {

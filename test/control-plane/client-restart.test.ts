@@ -55,7 +55,7 @@ test('control plane restart on the same port: no request fails, meshes reconnect
     const connected = meshes.map((m) => waitFor(m, 'connected', undefined, 8000));
     await t.restart();
     await Promise.all(connected);
-    // The in-memory registry was lost: the renewal gets 404 and registers again.
+    // The registration was kept in the data dir (registry-restart.test.ts): it is served again.
     await until(() => t.cp.status().registered === 1, 'the registration comes back', 5000);
     assert.equal(reg.name.startsWith('c0-127-0-0-1-'), true);
     const before = t.cp.status().configVersion;
