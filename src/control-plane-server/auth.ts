@@ -1,18 +1,22 @@
 /**
  * Workload and admin tokens: EdDSA (Ed25519) JWTs signed with one key kept in
  * `<dataDir>/signing-key.jwk` (private JWK, mode 0600). Replicas that share a
- * {@link SharedValues} agree on one key through `putIfAbsent('signing-key', …)`.
+ * {@link SharedValues} agree on one key through `putIfAbsent('signing-key', …)` and watch it:
+ * a new key there (the shared key deleted, a fresh one stored by the first replica to see it)
+ * is used by every replica at once, and tokens of the old key are refused.
  *
  * @module
  */
 import { writeFileAtomic } from '../core/write-file-atomic.ts';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, errors, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
 import { checkLabelKey, checkLabelValue } from '../config/validate/common.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
-import type { SharedValues } from './store.ts';
+import { keepReplaced, readLocalFile } from './data-dir.ts';
+import type { ServerLogger } from './logger.ts';
+import type { SharedValues, SharedWatch } from './store.ts';
 
 /** `iss` of every token. */
 export const TOKEN_ISSUER = 'meshlet-control-plane';
@@ -108,13 +112,35 @@ function parseJwk(text: string, where: string): JWK {
   return jwk;
 }
 
-async function readKeyFile(file: string): Promise<string | undefined> {
+/** A loaded signing key. */
+interface SigningKey {
+  readonly privateKey: KeyLike;
+  readonly publicKey: KeyLike;
+  /** JWK thumbprint of the public key. */
+  readonly kid: string;
+}
+
+async function loadKey(jwk: JWK): Promise<SigningKey> {
+  const { d: _d, ...pub } = jwk;
+  return { privateKey: await importJWK(jwk, 'EdDSA'), publicKey: await importJWK(pub, 'EdDSA'), kid: await calculateJwkThumbprint(pub) };
+}
+
+/** The kid of a key file's text; undefined when it is not a private Ed25519 JWK. */
+async function kidOf(text: string): Promise<string | undefined> {
   try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    const { d: _d, ...pub } = parseJwk(text, '');
+    return await calculateJwkThumbprint(pub);
+  } catch {
+    return undefined;
   }
+}
+
+/** Options of {@link TokenAuthority.open}. */
+export interface TokenAuthorityOptions {
+  /** Where a replaced local key and a key change are told. */
+  readonly logger?: ServerLogger;
+  /** How long to wait before storing a new shared key again after a failure. @defaultValue 1000 */
+  readonly retryMs?: number;
 }
 
 /** Most verified tokens remembered (oldest forgotten first). */
@@ -122,48 +148,125 @@ const VERIFIED_MAX = 10_000;
 
 /** Signs and verifies the control plane's tokens. Create with {@link TokenAuthority.open}. */
 export class TokenAuthority {
-  readonly #privateKey: KeyLike;
-  readonly #publicKey: KeyLike;
-  readonly #kid: string;
+  #key: SigningKey;
   /** The key file this {@link TokenAuthority.open} created (no key was there or shared); undefined when it loaded one. */
   readonly createdKeyFile: string | undefined;
   /**
    * Tokens that verified, with their expiry (ms): every watch, ACK and lease renewal carries
    * the workload's token, and an Ed25519 verification costs ~0.2 ms — a push to 100 workloads
    * brings 100 ACKs at once. A token is a signed, immutable string, so a verified one stays
-   * valid until its `exp`, which is checked on every use.
+   * valid until its `exp`, which is checked on every use — or until the key changes.
    */
   readonly #verified = new Map<string, { identity: Identity; expiresAt: number; notBefore: number }>();
+  readonly #file: string;
+  readonly #o: TokenAuthorityOptions;
+  readonly #listeners = new Set<(kid: string) => void>();
+  #watch: SharedWatch | undefined;
+  /** Key changes are made one at a time. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #retry: NodeJS.Timeout | undefined;
+  #closed = false;
 
-  private constructor(privateKey: KeyLike, publicKey: KeyLike, kid: string, createdKeyFile: string | undefined) {
+  private constructor(key: SigningKey, file: string, createdKeyFile: string | undefined, o: TokenAuthorityOptions) {
     this.createdKeyFile = createdKeyFile;
-    this.#privateKey = privateKey;
-    this.#publicKey = publicKey;
-    this.#kid = kid;
+    this.#key = key;
+    this.#file = file;
+    this.#o = o;
   }
 
   /**
    * Loads the signing key from `<dataDir>/signing-key.jwk`, creating it (mode 0600) when absent.
    * With `shared`, the key stored there wins (the local key is offered when none is) and is
-   * written to the data directory, so every replica signs and verifies with the same key.
+   * written to the data directory, so every replica signs and verifies with the same key; a
+   * local key that differs is kept as `signing-key.jwk.replaced-<UTC time>`, with a warning. The
+   * shared key is watched (when the store can): a new one replaces this one at once, and when it
+   * is deleted a new key is generated and stored (the first replica's wins). {@link close} stops that.
    */
-  static async open(dataDir: string, shared?: SharedValues): Promise<TokenAuthority> {
+  static async open(dataDir: string, shared?: SharedValues, options: TokenAuthorityOptions = {}): Promise<TokenAuthority> {
     await mkdir(dataDir, { recursive: true });
     const file = join(dataDir, SIGNING_KEY_FILE);
-    const local = await readKeyFile(file);
-    const generated = local === undefined ? JSON.stringify(newPrivateJwk()) : undefined;
-    let text = local ?? generated!;
+    const local = await readLocalFile(file);
+    const localKid = local === undefined ? undefined : await kidOf(local);
+    // A damaged local key stops a single control plane (naming the file); replicas take the shared one.
+    if (local !== undefined && localKid === undefined && shared === undefined) parseJwk(local, file);
+    const generated = localKid === undefined ? JSON.stringify(newPrivateJwk()) : undefined;
+    let text = generated ?? local!;
     if (shared !== undefined) text = await shared.putIfAbsent(SHARED_KEY_NAME, text);
-    const jwk = parseJwk(text, local !== undefined && text === local ? file : 'shared signing key');
-    if (text !== local) await writeFileAtomic(file, `${JSON.stringify(jwk)}\n`, { mode: 0o600 });
-    const { d: _d, ...pub } = jwk;
-    const kid = await calculateJwkThumbprint(pub);
-    return new TokenAuthority(await importJWK(jwk, 'EdDSA'), await importJWK(pub, 'EdDSA'), kid, text === generated ? file : undefined);
+    const jwk = parseJwk(text, text === local ? file : 'shared signing key');
+    const key = await loadKey(jwk);
+    if (text !== local) {
+      if (local !== undefined && localKid !== key.kid) {
+        const backup = await keepReplaced(file);
+        options.logger?.warn(
+          `token signing key: ${file} holds ${localKid === undefined ? 'a damaged key' : `key ${localKid}`}, not the key ${key.kid} the replicas share in etcd. This replica signs and verifies with the shared key (tokens of the local one are refused); the local key was kept as ${backup}.`,
+        );
+      }
+      await writeFileAtomic(file, `${JSON.stringify(jwk)}\n`, { mode: 0o600 });
+    }
+    const auth = new TokenAuthority(key, file, text === generated ? file : undefined, options);
+    if (shared !== undefined) {
+      auth.#watch = shared.watch?.(
+        SHARED_KEY_NAME,
+        (value) => auth.#enqueue(() => auth.#adopt(value)),
+        () => auth.#enqueue(() => auth.#replaceDeleted(shared)),
+      );
+    }
+    return auth;
   }
 
   /** The key id (`kid`): the JWK thumbprint of the public key. */
   get keyId(): string {
-    return this.#kid;
+    return this.#key.kid;
+  }
+
+  /** Calls `listener` with the new kid after the key changed (the shared key was replaced). */
+  onKeyChange(listener: (kid: string) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Stops watching the shared key. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    await this.#watch?.close();
+    await this.#queue.catch(() => undefined);
+  }
+
+  #enqueue(change: () => Promise<void>): void {
+    this.#queue = this.#queue.then(change).catch((err: unknown) => this.#o.logger?.warn(`token signing key: ignoring a shared key change: ${(err as Error).message}`));
+  }
+
+  /** The shared key now (another replica's, or this one's seen again). */
+  async #adopt(text: string): Promise<void> {
+    if (this.#closed) return;
+    const jwk = parseJwk(text, 'shared signing key');
+    const key = await loadKey(jwk);
+    const before = this.#key.kid;
+    if (key.kid === before) return;
+    this.#key = key;
+    this.#verified.clear();
+    await writeFileAtomic(this.#file, `${JSON.stringify(jwk)}\n`, { mode: 0o600 });
+    this.#o.logger?.warn(`token signing key: the replicas' key changed (kid ${before} → ${key.kid}): tokens signed with the old key are refused from now on; mint new ones with 'meshlet token --data-dir <this data dir>'`);
+    for (const l of [...this.#listeners]) l(key.kid);
+  }
+
+  /** The shared key was deleted (a rotation): stores a new one unless another replica did first, and uses what is stored. */
+  async #replaceDeleted(shared: SharedValues): Promise<void> {
+    if (this.#closed) return;
+    const fresh = JSON.stringify(newPrivateJwk());
+    let text: string;
+    try {
+      text = await shared.putIfAbsent(SHARED_KEY_NAME, fresh);
+    } catch (err) {
+      const retryMs = this.#o.retryMs ?? 1000;
+      this.#o.logger?.warn(`token signing key: the shared key was deleted, and storing a new one failed (${(err as Error).message}); trying again in ${retryMs} ms`);
+      this.#retry = setTimeout(() => this.#enqueue(() => this.#replaceDeleted(shared)), retryMs);
+      this.#retry.unref();
+      return;
+    }
+    if (text === fresh) this.#o.logger?.info?.('token signing key: the shared key was deleted (a rotation): generated and stored a new one');
+    await this.#adopt(text);
   }
 
   /** Mints a token for a workload's service or for an administrator. */
@@ -196,14 +299,15 @@ export class TokenAuthority {
       sub = `${subject.namespace}/${subject.service}`;
     }
     const now = Math.floor(Date.now() / 1000);
+    const key = this.#key;
     return new SignJWT(claims)
-      .setProtectedHeader({ alg: 'EdDSA', kid: this.#kid, typ: 'JWT' })
+      .setProtectedHeader({ alg: 'EdDSA', kid: key.kid, typ: 'JWT' })
       .setIssuer(TOKEN_ISSUER)
       .setAudience(TOKEN_AUDIENCE)
       .setSubject(sub)
       .setIssuedAt(now)
       .setExpirationTime(now + Math.ceil(ttl))
-      .sign(this.#privateKey);
+      .sign(key.privateKey);
   }
 
   /** Verifies a token: its identity, or why it is refused. */
@@ -226,9 +330,10 @@ export class TokenAuthority {
   }
 
   async #verify(token: string): Promise<VerifyResult> {
+    const key = this.#key;
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, this.#publicKey, { issuer: TOKEN_ISSUER, audience: TOKEN_AUDIENCE, algorithms: ['EdDSA'] }));
+      ({ payload } = await jwtVerify(token, key.publicKey, { issuer: TOKEN_ISSUER, audience: TOKEN_AUDIENCE, algorithms: ['EdDSA'] }));
     } catch (err) {
       if (err instanceof errors.JWTExpired) return { ok: false, reason: 'expired', message: 'token expired' };
       if (err instanceof errors.JWSSignatureVerificationFailed) return { ok: false, reason: 'bad-signature', message: 'token signature does not verify (signed by another key?)' };
@@ -245,7 +350,8 @@ export class TokenAuthority {
       if (typeof sa !== 'string' || !NAME.test(sa)) return { ok: false, reason: 'wrong-claims', message: 'token sa claim (service account) is not a DNS-1123 name' };
       identity = { role: 'workload', service: payload.svc, namespace: payload.ns, serviceAccount: sa, subject: sub, labels: labelCopy(labels as Record<string, string>) };
     } else return { ok: false, reason: 'wrong-claims', message: 'token has no valid role (workload with svc and ns, or admin)' };
-    this.#remember(token, identity, payload);
+    // Verified with a key replaced meanwhile: answered, not remembered.
+    if (this.#key === key) this.#remember(token, identity, payload);
     return { ok: true, identity };
   }
 }

@@ -195,6 +195,11 @@ export class PushHub {
     }
   }
 
+  /** Ends every stream and keeps serving: the token signing key changed, and each client must authenticate again. */
+  endStreams(): void {
+    for (const s of [...this.#streams.values()]) s.res.end();
+  }
+
   /** Ends every stream (clients reconnect, possibly to another replica) and stops the heartbeat. */
   close(): void {
     this.#closed = true;

@@ -148,8 +148,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let auth: TokenAuthority;
   let ca: ControlPlaneCa;
   try {
-    auth = await TokenAuthority.open(options.dataDir, options.shared);
-    ca = await ControlPlaneCa.open({ dataDir: options.dataDir, shared: options.shared, trustDomain: options.trustDomain, certTtlMs: options.certTtlMs, provided: options.ca, logger });
+    auth = await TokenAuthority.open(options.dataDir, options.shared, { logger });
+    const opened = auth;
+    ca = await ControlPlaneCa.open({ dataDir: options.dataDir, shared: options.shared, trustDomain: options.trustDomain, certTtlMs: options.certTtlMs, provided: options.ca, logger }).catch(async (err: unknown) => {
+      await opened.close();
+      throw err;
+    });
   } catch (err) {
     if (ownStore) await store.close();
     throw err;
@@ -161,6 +165,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   } catch (err) {
     if (ownStore) await store.close();
     await ca.close();
+    await auth.close();
     throw err;
   }
   const board = new StatusBoard();
@@ -180,6 +185,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   watchers = () => hub.size;
   ca.onChange(() => hub.trustBundleChanged());
+  // A new signing key (a rotation): tokens of the old one are refused, also on the streams they opened.
+  auth.onKeyChange(() => hub.endStreams());
   const ctx: RequestContext = {
     store,
     registry,
@@ -209,6 +216,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const closeOwned = async () => {
     hub.close();
     await ca.close();
+    await auth.close();
     if (ownRegistry) await registry.close();
     if (ownStore) await store.close();
   };

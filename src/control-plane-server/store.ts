@@ -122,8 +122,11 @@ export interface SharedValues {
    * the value that is there now (the new one, or another replica's). Without it, shared values never change.
    */
   compareAndSwap?(key: string, expected: string, value: string): Promise<{ readonly swapped: boolean; readonly value: string }>;
-  /** Calls `listener` with each new value of `key` (another replica's change), until closed. */
-  watch?(key: string, listener: (value: string) => void): SharedWatch;
+  /**
+   * Calls `listener` with each new value of `key` (another replica's change), and `onDelete` when
+   * the key is not there (deleted, or gone when the watch starts), until closed.
+   */
+  watch?(key: string, listener: (value: string) => void, onDelete?: () => void): SharedWatch;
 }
 
 /** A running {@link SharedValues.watch}. */

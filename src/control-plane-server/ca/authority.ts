@@ -12,7 +12,7 @@
  * @module
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CaInfo, CertificateResponse, RotateRequest, TrustBundleEvent } from '../../control-plane/protocol.ts';
 import { type Clock, systemClock, type Timer } from '../../core/clock.ts';
@@ -23,6 +23,7 @@ import { CertificateAuthority } from '../../security/pki/index.ts';
 import { ControlPlaneError } from '../errors.ts';
 import type { ServerLogger } from '../logger.ts';
 import type { SharedValues, SharedWatch } from '../store.ts';
+import { readLocalCa, writeLocalCa } from './local-copy.ts';
 import { type CaMaterial, checkCaMaterial, loadProvidedCa, type ProvidedCaFiles } from './provided.ts';
 import { bundleVersion, CA_FILE, type CaState, describeCertificate, parseCaState, pemCertificates, SHARED_CA_KEY, sameCertificate, serializeCaState, unionRoots } from './state.ts';
 
@@ -114,7 +115,7 @@ export class ControlPlaneCa {
     const trustDomain = checkTrustDomain(o.trustDomain ?? DEFAULT_TRUST_DOMAIN);
     await mkdir(o.dataDir, { recursive: true });
     const file = join(o.dataDir, CA_FILE);
-    const localText = await readLocal(file);
+    const localText = await readLocalCa(file);
     const local = localText === undefined ? undefined : parseCaState(localText, file);
     const provided = o.provided === undefined ? undefined : await loadProvidedCa(o.provided, now());
     let text: string;
@@ -143,10 +144,10 @@ export class ControlPlaneCa {
     }
     const signer = loadSigner(state, 'the CA');
     const certTtlMs = checkCertTtl(o.certTtlMs ?? DEFAULT_CERT_TTL_MS, state, now());
-    if (text !== localText) await writeFileAtomic(file, text, { mode: 0o600 });
+    await writeLocalCa(file, local === undefined ? undefined : { text: localText!, state: local }, { text, state }, { shared: shared !== undefined, logger: o.logger, now: now() });
     const ca = new ControlPlaneCa(o, state, text, signer, trustDomain, certTtlMs);
     if (local === undefined) o.logger?.info?.(`CA: ${state.origin === 'generated' && shared === undefined ? 'generated a root' : 'using the CA'} ${describeCertificate(state.root).subject} for trust domain ${trustDomain} (${file})`);
-    if (ca.rotating) o.logger?.warn(`CA: ${state.roots.length} roots are trusted (a rotation is in progress); drop the old ones with 'meshlet ca rotate --finalize' once every workload has a new certificate`);
+    if (ca.rotating) o.logger?.warn(`CA: ${state.roots.length} roots are trusted (a rotation is in progress); ${ca.#whenFinalized()}`);
     ca.#armFinalize();
     ca.#watch = shared?.watch?.(SHARED_CA_KEY, (value) => {
       ca.#queue = ca.#queue.then(() => ca.#adopt(value)).catch((err: unknown) => o.logger?.warn(`CA: ignoring a shared CA change: ${(err as Error).message}`));
@@ -288,7 +289,7 @@ export class ControlPlaneCa {
     this.#o.logger?.info?.(
       req.finalize === true
         ? `CA: rotation finalized; the trust bundle holds only ${describeCertificate(next.root).subject}`
-        : `CA: rotating to ${describeCertificate(next.root).subject}; ${next.roots.length} roots trusted until 'meshlet ca rotate --finalize'`,
+        : `CA: rotating to ${describeCertificate(next.root).subject}; ${next.roots.length} roots trusted: ${this.#whenFinalized()}`,
     );
     return this.info();
   }
@@ -350,21 +351,19 @@ export class ControlPlaneCa {
     );
   }
 
+  /** How the rotation in progress ends: by itself at `finalizeAt` (`rotate --overlap`), or with `rotate --finalize`. */
+  #whenFinalized(): string {
+    const at = this.#state.finalizeAt;
+    if (at === undefined) return "drop the old ones with 'meshlet ca rotate --finalize' once every workload has a new certificate";
+    return `the old ones are dropped by themselves at ${new Date(at).toISOString()} (rotate --overlap), or earlier with 'meshlet ca rotate --finalize'`;
+  }
+
   /** Stops watching the shared CA. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#finalizeTimer?.clear();
     await this.#watch?.close();
     await this.#queue.catch(() => undefined);
-  }
-}
-
-async function readLocal(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new InvalidArgumentError(`${file}: cannot read the CA (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
   }
 }
 

@@ -41,8 +41,8 @@ export class EtcdSharedValues implements SharedValues {
     return { swapped: false, value: existing.value };
   }
 
-  /** Watches the key (list, then changes; resumes after failures and compactions). */
-  watch(key: string, listener: (value: string) => void): SharedWatch {
+  /** Watches the key (list, then changes; resumes after failures and compactions); `onDelete` when it is not there. */
+  watch(key: string, listener: (value: string) => void, onDelete?: () => void): SharedWatch {
     const k = this.#root + key;
     let last: string | undefined;
     const deliver = (value: string): void => {
@@ -50,13 +50,22 @@ export class EtcdSharedValues implements SharedValues {
       last = value;
       listener(value);
     };
+    const deleted = (): void => {
+      last = undefined;
+      onDelete?.();
+    };
     const w = new PrefixWatch(this.#client, k, {
       onSnapshot: (kvs) => {
         const kv = kvs.find((v) => v.key === k);
         if (kv !== undefined) deliver(kv.value);
+        else deleted();
       },
       onEvents: (events) => {
-        for (const e of events) if (e.kv.key === k && e.type === 'PUT') deliver(e.kv.value);
+        for (const e of events) {
+          if (e.kv.key !== k) continue;
+          if (e.type === 'PUT') deliver(e.kv.value);
+          else deleted();
+        }
       },
     });
     let closed = false;

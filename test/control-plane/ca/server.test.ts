@@ -16,7 +16,7 @@ import { until } from '../client-helpers.ts';
 import { createCsr, generateKeyPair } from '../../../src/security/pki/index.ts';
 import { cleanupPki, makeCa } from '../../helpers/pki.ts';
 import { skipWithout } from '../../helpers/tools.ts';
-import { api, startTestServer, type TestServer, tempDir, watch } from '../server/helpers.ts';
+import { api, memoryLogger, startTestServer, type TestServer, tempDir, watch } from '../server/helpers.ts';
 
 /** Long enough for the default 24 h certificates (the helper's default is a day). */
 const MONTH = { notAfter: new Date(Date.now() + 30 * 86_400_000) };
@@ -177,10 +177,14 @@ describe('the control plane CA', () => {
     assert.deepEqual(bundles, [2, 1]);
     assert.equal(ca.info().finalizeAt, undefined);
     // A rotation with an overlap survives a restart: the reopened CA finalizes when it ends.
-    await ca.rotate({ overlapMs: 120_000 });
+    const overlapping = await ca.rotate({ overlapMs: 120_000 });
     await ca.close();
-    const again = await ControlPlaneCa.open({ dataDir: dir, certTtlMs: 120_000, clock, now });
+    const logger = memoryLogger();
+    const again = await ControlPlaneCa.open({ dataDir: dir, certTtlMs: 120_000, clock, now, logger });
     assert.equal(again.info().roots.length, 2);
+    // The start's warning says when the rotation finalizes itself, not to finalize it by hand.
+    const warning = logger.lines.find((l) => l.startsWith('warn CA: 2 roots are trusted'));
+    assert.ok(warning?.includes(`the old ones are dropped by themselves at ${overlapping.finalizeAt}`), logger.lines.join('\n'));
     clock.advance(120_000);
     await until(() => again.info().roots.length === 1, 'the finalize after a restart');
     await again.close();
