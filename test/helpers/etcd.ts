@@ -39,6 +39,10 @@ export interface EtcdServer {
   kill(hard?: boolean): Promise<void>;
   /** Starts etcd again after `kill()`. */
   start(): Promise<void>;
+  /** SIGSTOP: etcd keeps its ports (connections are accepted) and answers nothing, as in a partition. */
+  freeze(): void;
+  /** SIGCONT after {@link freeze}. */
+  thaw(): void;
   /** Kills etcd and removes the data dir. */
   stop(): Promise<void>;
 }
@@ -176,6 +180,8 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> 
     peerPort,
     kill,
     start,
+    freeze: () => void child?.kill('SIGSTOP'),
+    thaw: () => void child?.kill('SIGCONT'),
     async stop() {
       await kill(true);
       if (ownDir) await rm(base, { recursive: true, force: true });

@@ -108,7 +108,7 @@ export class EtcdClient {
     return this.#endpoints;
   }
 
-  /** Reachability as last observed by a call or a watch stream. */
+  /** Reachability as last observed by a call, a watch stream or the health probe ({@link EtcdHealthProbe}). */
   get health(): EtcdHealth {
     return this.#health;
   }
@@ -215,7 +215,8 @@ export class EtcdClient {
    * Connection failures, timeouts and UNAVAILABLE answers move on to the next endpoint; other
    * etcd errors are thrown at once.
    */
-  async call(operation: string, path: string, body: Json): Promise<Json> {
+  async call(operation: string, path: string, body: Json, options: { readonly timeoutMs?: number } = {}): Promise<Json> {
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     if (this.#closed) throw new EtcdError(operation, `etcd ${operation}: client is closed`);
     const failures: string[] = [];
     let lastCause: unknown;
@@ -231,9 +232,9 @@ export class EtcdClient {
           method: 'POST',
           body: JSON.stringify(body),
           headers: { 'content-type': 'application/json' },
-          signal: AbortSignal.timeout(this.#timeoutMs),
-          headersTimeout: this.#timeoutMs,
-          bodyTimeout: this.#timeoutMs,
+          signal: AbortSignal.timeout(timeoutMs),
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
         });
         status = res.statusCode;
         text = await res.body.text();

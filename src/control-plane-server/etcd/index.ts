@@ -15,6 +15,7 @@ import type { ConfigStore, RegistryStore, SharedValues } from '../store.ts';
 import { EtcdClient } from './client.ts';
 import { EtcdConfigStore, type EtcdLogger } from './config-store.ts';
 import { EtcdWithFiles } from './file-sync.ts';
+import { EtcdHealthProbe, type EtcdHealthProbeOptions } from './health-probe.ts';
 import { EtcdRegistryStore } from './registry-store.ts';
 import { EtcdSharedValues } from './shared.ts';
 
@@ -36,6 +37,8 @@ export interface OpenEtcdOptions {
   logger?: EtcdLogger;
   /** Timeout of each etcd call, in ms. @defaultValue 5000 */
   timeoutMs?: number;
+  /** How etcd's health is probed, so the status follows it within seconds (see {@link EtcdHealthProbe}). @defaultValue every 5 s, every 1 s while unhealthy, 2 s timeout */
+  healthProbe?: EtcdHealthProbeOptions;
   /** A `--config` directory: watched, and applied into etcd at start and on every change (see {@link EtcdWithFiles}). */
   configDir?: string;
 }
@@ -72,7 +75,9 @@ export async function openEtcd(endpoints: string[], options: OpenEtcdOptions = {
     if (h.healthy) logger?.info?.(`etcd ${client.endpoints.join(',')}: reachable again`);
     else logger?.warn(`etcd ${client.endpoints.join(',')}: ${h.error ?? 'unreachable'}`);
   });
+  const probe = new EtcdHealthProbe(client, options.healthProbe);
   const close = async (): Promise<void> => {
+    probe.stop();
     await Promise.allSettled([store.close(), registry.close()]);
     await client.close();
   };
@@ -83,5 +88,6 @@ export async function openEtcd(endpoints: string[], options: OpenEtcdOptions = {
     await close();
     throw err;
   }
+  probe.start();
   return { store, registry, shared, close, ...(withFiles?.first === undefined ? {} : { files: withFiles.first }) };
 }
