@@ -202,6 +202,9 @@ export class TokenAuthority {
         );
       }
       await writeFileAtomic(file, `${JSON.stringify(jwk)}\n`, { mode: 0o600 });
+      if (local === undefined && text !== generated) {
+        options.logger?.info?.(`token signing key: using key ${key.kid}, the one the replicas share in etcd (to rotate it, delete it there: docs/control-plane.md#rotating-the-signing-key)`);
+      }
     }
     const auth = new TokenAuthority(key, file, text === generated ? file : undefined, options);
     if (shared !== undefined) {

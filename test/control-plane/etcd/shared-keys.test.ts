@@ -93,6 +93,8 @@ describe('key material shared in etcd and the data dir', { skip: skipWithout('et
     await stream.next('hello');
     after(() => stream.close());
     const kid = (await TokenAuthority.open(a.dataDir)).keyId;
+    // Deleting a replica's key file and restarting it does not rotate with etcd: its start says where the key comes from.
+    assert.match(b.logs.join('\n'), new RegExp(`info token signing key: using key ${kid}, the one the replicas share in etcd \\(to rotate it, delete it there`));
 
     const client = new EtcdClient(etcd.endpoints);
     try {
