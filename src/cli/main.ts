@@ -159,6 +159,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** `meshlet: <message>`, unless the message already names meshlet (`meshlet get: unknown kind …`). */
+export function prefixed(message: string): string {
+  return /^meshlet[ :]/.test(message) ? message : `meshlet: ${message}`;
+}
+
 /**
  * Runs the CLI for this process (`argv` without node and script) and sets `process.exitCode`:
  * 0 ok, 1 failed or errors found, 2 usage, 70 internal error.
@@ -170,10 +175,10 @@ export function run(argv: string[]): Promise<void> {
     },
     (err: unknown) => {
       if (err instanceof UsageError || (err instanceof Error && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
-        process.stderr.write(`meshlet: ${err.message}\n`);
+        process.stderr.write(`${prefixed(err.message)}\n`);
         process.exitCode = 2;
       } else if (isMeshletError(err)) {
-        process.stderr.write(`meshlet: ${err.message}\n`);
+        process.stderr.write(`${prefixed(err.message)}\n`);
         process.exitCode = 1;
       } else {
         process.stderr.write(`meshlet: internal error (please report): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

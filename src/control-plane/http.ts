@@ -65,6 +65,11 @@ function reason(e: unknown): string {
   if (code === 'ECONNREFUSED') return 'connection refused (ECONNREFUSED)';
   if (code === 'EOPENBREAKER') return 'not called: circuit breaker open after repeated failures';
   if (code === 'ENOTFOUND') return `host not found (ENOTFOUND)`;
+  // undici's words for a peer that went away mid-response ("Response does not match the HTTP/1.1
+  // protocol (Invalid EOF state)"): a control plane that was killed or restarted.
+  if (code === 'HPE_INVALID_EOF_STATE' || code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') {
+    return `the control plane closed the connection before its answer was complete (it stopped or restarted?) (${code})`;
+  }
   const msg = err instanceof Error ? err.message : String(err);
   return typeof code === 'string' && !msg.includes(code) ? `${msg} (${code})` : msg;
 }

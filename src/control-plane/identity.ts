@@ -191,12 +191,14 @@ export class ControlPlaneIdentity {
     const pushed = this.#pushed as TrustBundleEvent | undefined;
     const trustBundle = pushed !== undefined && pushed.version !== res.trustBundleVersion ? pushed.roots.join('') : res.trustBundle.join('');
     this.#pushed = undefined;
+    const renewal = o.holder.current !== undefined;
     const c = o.holder.set({ certChain: res.certChain, privateKey: keys.privateKeyPem, trustBundle, spiffeId: res.spiffeId, notBefore, notAfter });
     if (res.spiffeId !== asked && res.spiffeId !== this.#warnedIdentity && this.#differsExplicitly(res.spiffeId)) {
       this.#warnedIdentity = res.spiffeId;
       o.logger.warn(`meshlet: the control plane issued ${res.spiffeId} (the token's identity), not ${asked} (the mesh's namespace, serviceAccount and trustDomain options); peers and policies see ${res.spiffeId}`);
     }
-    if (this.#failing) o.logger.warn(`meshlet: workload certificate renewed again (${res.spiffeId}, valid until ${new Date(notAfter).toISOString()})`);
+    // A mesh that started without one (from the cache, failOpen) is issued its first here.
+    if (this.#failing) o.logger.warn(`meshlet: workload certificate ${renewal ? 'renewed again' : 'issued'} (${res.spiffeId}, valid until ${new Date(notAfter).toISOString()})`);
     this.#failing = false;
     this.#attempt = 0;
     o.onInstalled?.(c);

@@ -11,6 +11,7 @@
  * @module
  */
 import type { Timer } from '../core/clock.ts';
+import { RepeatedWarning } from './repeated-warning.ts';
 import { closeInOrder } from '../core/close-in-order.ts';
 import { MeshletError } from '../core/errors.ts';
 import type { ConfigError } from '../core/errors.ts';
@@ -57,9 +58,12 @@ export class ControlPlaneSource {
   #stream: { url: string; connection: string } | undefined;
   #lastReport = '';
   #reportTimer: Timer | undefined;
+  /** A refused token: logged once, then summarized while it persists (each URL, each attempt). */
+  readonly #authWarning: RepeatedWarning;
 
   constructor(o: ControlPlaneSourceOptions) {
     this.#o = o;
+    this.#authWarning = new RepeatedWarning(o.clock, (m) => o.logger.warn(m));
     this.#http = new ControlPlaneHttp({ token: o.token });
     const rotation = new UrlRotation(o.urls, o.random, o.backoff);
     this.#cache = o.cacheDir === undefined ? undefined : new SnapshotCache(o.cacheDir, o.workload.namespace, o.workload.service, (m) => o.logger.warn(m));
@@ -229,6 +233,7 @@ export class ControlPlaneSource {
   }
 
   #onConnected(url: string, hello: HelloEvent): void {
+    this.#authWarning.reset();
     const ignored = hello.ignoredLabels ?? [];
     const key = ignored.join(',');
     if (ignored.length > 0 && key !== this.#ignoredWarned) {
@@ -292,7 +297,7 @@ export class ControlPlaneSource {
       this.#o.logger.warn(`meshlet: lost the control plane, the last good config keeps serving; reconnecting: ${error.message}`);
       this.#emit('disconnected', { error } satisfies DisconnectedEvent);
     } else if (isAuthFailure(info.cause)) {
-      this.#o.logger.warn(`meshlet: ${error.message}`);
+      this.#authWarning.warn(`meshlet: ${error.message}`);
     }
   }
 
