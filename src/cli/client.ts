@@ -75,9 +75,14 @@ export function isUnreachable(err: unknown): boolean {
  */
 function unreachableError(url: string, err: unknown, timeoutMs: number): MeshletError {
   const silent = err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError;
+  const code = (err as { code?: unknown }).code;
+  // undici's words for a peer gone mid-answer: "Response does not match the HTTP/1.1 protocol (Invalid EOF state)".
+  const closed = code === 'HPE_INVALID_EOF_STATE' || code === 'UND_ERR_SOCKET' || code === 'ECONNRESET';
   const message = silent
     ? `the control plane at ${url} accepted the connection but did not answer within ${timeoutMs / 1000} s (--timeout): is a meshlet control plane listening there, and is it overloaded?`
-    : `cannot reach the control plane at ${url}: ${(err as Error).message}`;
+    : closed
+      ? `the control plane at ${url} closed the connection before it answered (it stopped, restarted or was killed?) (${String(code)})`
+      : `cannot reach the control plane at ${url}: ${(err as Error).message}`;
   const e = new MeshletError('MESHLET_ERR_CONTROL_PLANE', message, { cause: err });
   unreachable.add(e);
   return e;

@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { describe, it } from 'node:test';
+import { callOne } from '../../src/cli/client.ts';
 import { describeFailure } from '../../src/control-plane/http.ts';
 import { RepeatedWarning } from '../../src/control-plane/repeated-warning.ts';
 import { ManualClock } from '../../src/core/clock.ts';
@@ -97,6 +99,23 @@ describe('messages', () => {
   it('a control plane that closed the connection mid-answer is said to have closed it', () => {
     const err = Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Invalid EOF state)'), { code: 'HPE_INVALID_EOF_STATE' });
     assert.equal(describeFailure('http://cp', err), 'control plane http://cp: the control plane closed the connection before its answer was complete (it stopped or restarted?) (HPE_INVALID_EOF_STATE)');
+  });
+
+  it('the CLI says a control plane that closed the connection mid-answer closed it', async () => {
+    // What a replica killed with SIGKILL looks like: part of an answer, then the connection ends.
+    const server = createNetServer((socket) => {
+      socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\ncontent-ty'));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await assert.rejects(callOne(url, 'x', 'GET', '/status'), (e: Error) => {
+        assert.equal(e.message.replace(/\((HPE_INVALID_EOF_STATE|UND_ERR_SOCKET)\)$/, '(…)'), `the control plane at ${url} closed the connection before it answered (it stopped, restarted or was killed?) (…)`);
+        return true;
+      });
+    } finally {
+      server.close();
+    }
   });
 
   it('CLI errors are prefixed once', () => {
