@@ -16,6 +16,7 @@ import { notOwner } from '../memory-registry.ts';
 import type { RegistryChange, RegistryStore, WorkloadRecord } from '../store.ts';
 import type { EtcdClient, KeyValue } from './client.ts';
 import type { EtcdLogger } from './config-store.ts';
+import { StallGrace } from './stall-grace.ts';
 import { PrefixWatch, type WatchEvent } from './watch.ts';
 
 /** Options of {@link EtcdRegistryStore}. */
@@ -76,6 +77,12 @@ export class EtcdRegistryStore implements RegistryStore {
   readonly #listeners: ((change: RegistryChange) => void)[] = [];
   #started: Promise<void> | undefined;
   #watchDown = false;
+  /** Records etcd expired during (or right after) its own outage, still served for a lease. */
+  readonly #grace: StallGrace;
+  /** Keys this replica is deregistering: their deletion is not an expiry. */
+  readonly #deregistering = new Set<string>();
+  /** Records held by the event batch or snapshot being applied (logged once per batch). */
+  #heldNow = 0;
 
   /** A registry over `client` (shared with the config store); call {@link start} before use. */
   constructor(client: EtcdClient, options: EtcdRegistryStoreOptions = {}) {
@@ -95,6 +102,9 @@ export class EtcdRegistryStore implements RegistryStore {
         if (this.#watchDown) this.#logger?.info?.('etcd registry watch: resumed');
         this.#watchDown = false;
       },
+    });
+    this.#grace = new StallGrace(client, (key) => {
+      if (!this.#cache.has(key)) this.#changed({ kind: 'delta', upserted: [], removed: [this.#ref(key)] }, true);
     });
     this.#version = this.#computeVersion();
   }
@@ -155,9 +165,18 @@ export class EtcdRegistryStore implements RegistryStore {
   /** Deletes the record (guarded: only as read, so only the owner's) and revokes its lease; false when there was none. */
   async deregister(namespace: string, name: string, owner?: string): Promise<boolean> {
     const key = this.#key(namespace, name);
+    this.#deregistering.add(key);
+    try {
+      return await this.#deregister(key, namespace, name, owner);
+    } finally {
+      this.#deregistering.delete(key);
+    }
+  }
+
+  async #deregister(key: string, namespace: string, name: string, owner: string | undefined): Promise<boolean> {
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       const kv = await this.#client.get(key);
-      if (kv === undefined) return false;
+      if (kv === undefined) return this.#releaseHeld(key, owner);
       const old = decode(kv);
       if (owner !== undefined && old !== undefined && old.service !== owner) throw notOwner(namespace, name, old.service, owner, 'deregister');
       const res = await this.#client.txn([{ key, target: 'MOD', result: 'EQUAL', revision: kv.modRevision }], [{ delete: { key } }]);
@@ -169,15 +188,35 @@ export class EtcdRegistryStore implements RegistryStore {
     throw new ControlPlaneError('CONFLICT', `deregister: workload ${namespace}/${name} kept changing during ${MAX_ATTEMPTS} attempts; try again`);
   }
 
-  /** Every live record, sorted by namespace/name (from the watch-maintained cache). */
+  /** A held record's workload deregistered (etcd had already expired it): it stops being served here. */
+  #releaseHeld(key: string, owner: string | undefined): boolean {
+    const held = this.#grace.has(key) ? this.#merged().get(key) : undefined;
+    if (held === undefined) return false;
+    const [namespace = '', name = ''] = key.slice(this.#root.length).split('/');
+    if (owner !== undefined && held.service !== owner) throw notOwner(namespace, name, held.service, owner, 'deregister');
+    this.#grace.release(key);
+    this.#changed({ kind: 'delta', upserted: [], removed: [this.#ref(key)] }, true);
+    return true;
+  }
+
+  /** The cached records and the held ones (a cached record replaces a hold), by key. */
+  #merged(): Map<string, WorkloadRecord> {
+    const all = new Map<string, WorkloadRecord>();
+    for (const [k, r] of this.#grace.entries()) all.set(k, r);
+    for (const [k, c] of this.#cache) all.set(k, c.record);
+    return all;
+  }
+
+  /** Every live record, sorted by namespace/name (from the watch-maintained cache, with the records held after an etcd outage). */
   list(): readonly WorkloadRecord[] {
-    return [...this.#cache.keys()].sort().map((k) => this.#cache.get(k)!.record);
+    const all = this.#merged();
+    return [...all.keys()].sort().map((k) => all.get(k)!);
   }
 
   /** How many records of the cache `namespace/service` owns (other replicas' latest writes may be in flight). */
   owned(namespace: string, service: string): number {
     let n = 0;
-    for (const { record } of this.#cache.values()) if (record.service === service && (record.entry.metadata.namespace ?? this.#defaultNamespace) === namespace) n++;
+    for (const record of this.#merged().values()) if (record.service === service && (record.entry.metadata.namespace ?? this.#defaultNamespace) === namespace) n++;
     return n;
   }
 
@@ -198,6 +237,7 @@ export class EtcdRegistryStore implements RegistryStore {
 
   /** Stops watching. Records stay (their leases keep running): another replica serves them. */
   async close(): Promise<void> {
+    this.#grace.close();
     await this.#watch.close();
   }
 
@@ -240,6 +280,7 @@ export class EtcdRegistryStore implements RegistryStore {
       return undefined;
     }
     this.#skipped.delete(kv.key);
+    this.#grace.release(kv.key);
     const prev = this.#cache.get(kv.key);
     const expiresAt = prev?.lease === stored.lease ? prev.record.expiresAt : Date.now() + stored.leaseMs;
     const record: WorkloadRecord = { entry: stored.entry, service: stored.service, leaseMs: stored.leaseMs, expiresAt };
@@ -247,15 +288,34 @@ export class EtcdRegistryStore implements RegistryStore {
     return record;
   }
 
+  /** A record etcd removed: held when that may be etcd's own outage (see {@link StallGrace}); true when held. */
+  #expired(key: string, record: WorkloadRecord): boolean {
+    if (this.#deregistering.has(key) || !this.#grace.shouldHold(record)) return false;
+    this.#grace.hold(key, record);
+    this.#heldNow++;
+    return true;
+  }
+
   #ref(key: string): WorkloadRef {
     const [namespace = '', name = ''] = key.slice(this.#root.length).split('/');
     return { namespace, name };
   }
 
+  #logHeld(): void {
+    if (this.#heldNow === 0) return;
+    this.#logger?.warn(
+      `etcd registry: etcd removed ${this.#heldNow} record(s) while or right after it was unavailable (their workloads could not renew); still serving them for one lease, so that their workloads register again on their next renewal`,
+    );
+    this.#heldNow = 0;
+  }
+
   #onSnapshot(kvs: readonly KeyValue[]): void {
+    const before = new Map(this.#cache);
     this.#cache.clear();
     this.#skipped.clear();
     for (const kv of kvs) this.#put(kv);
+    for (const [key, { record }] of before) if (!this.#cache.has(key) && !this.#skipped.has(key)) this.#expired(key, record);
+    this.#logHeld();
     this.#changed({ kind: 'reset' }, false);
   }
 
@@ -263,11 +323,13 @@ export class EtcdRegistryStore implements RegistryStore {
     const upserted = new Map<string, WorkloadRecord>();
     const removed = new Map<string, WorkloadRef>();
     for (const e of events) {
-      const had = this.#cache.has(e.kv.key);
+      const prev = this.#cache.get(e.kv.key);
+      let had = prev !== undefined;
       const rec = e.type === 'DELETE' ? undefined : this.#put(e.kv);
       if (e.type === 'DELETE') {
         this.#cache.delete(e.kv.key);
         this.#skipped.delete(e.kv.key);
+        if (prev !== undefined && this.#expired(e.kv.key, prev.record)) had = false;
       }
       if (rec !== undefined) {
         upserted.set(e.kv.key, rec);
@@ -277,6 +339,7 @@ export class EtcdRegistryStore implements RegistryStore {
         if (had) removed.set(e.kv.key, this.#ref(e.kv.key));
       }
     }
+    this.#logHeld();
     this.#changed({ kind: 'delta', upserted: [...upserted.values()], removed: [...removed.values()] }, true);
   }
 
@@ -297,8 +360,9 @@ export class EtcdRegistryStore implements RegistryStore {
   /** A hash of the sorted entries (key, service, entry): the same on every replica for the same content. */
   #computeVersion(): string {
     const h = createHash('sha256');
-    for (const key of [...this.#cache.keys()].sort()) {
-      const { record } = this.#cache.get(key)!;
+    const all = this.#merged();
+    for (const key of [...all.keys()].sort()) {
+      const record = all.get(key)!;
       h.update(JSON.stringify([key.slice(this.#root.length), record.service, record.entry]));
       h.update('\n');
     }
