@@ -7,7 +7,7 @@
  */
 import { errors, request } from 'undici';
 import { parseDuration } from '../config/duration.ts';
-import { statusError } from '../control-plane/http.ts';
+import { closedMidAnswer, statusError } from '../control-plane/http.ts';
 import { DEFAULT_PORT, TOKEN_ENV } from '../control-plane/protocol.ts';
 import { MeshletError } from '../core/errors.ts';
 import { UsageError } from './args.ts';
@@ -77,11 +77,10 @@ function unreachableError(url: string, err: unknown, timeoutMs: number): Meshlet
   const silent = err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError;
   const code = (err as { code?: unknown }).code;
   // undici's words for a peer gone mid-answer: "Response does not match the HTTP/1.1 protocol (Invalid EOF state)".
-  const closed = code === 'HPE_INVALID_EOF_STATE' || code === 'UND_ERR_SOCKET' || code === 'ECONNRESET';
   const message = silent
     ? `the control plane at ${url} accepted the connection but did not answer within ${timeoutMs / 1000} s (--timeout): is a meshlet control plane listening there, and is it overloaded?`
-    : closed
-      ? `the control plane at ${url} closed the connection before it answered (it stopped, restarted or was killed?) (${String(code)})`
+    : closedMidAnswer(err)
+      ? `the control plane at ${url} closed the connection before it answered (it stopped, restarted or was killed?)${typeof code === 'string' ? ` (${code})` : ''}`
       : `cannot reach the control plane at ${url}: ${(err as Error).message}`;
   const e = new MeshletError('MESHLET_ERR_CONTROL_PLANE', message, { cause: err });
   unreachable.add(e);

@@ -67,11 +67,20 @@ function reason(e: unknown): string {
   if (code === 'ENOTFOUND') return `host not found (ENOTFOUND)`;
   // undici's words for a peer that went away mid-response ("Response does not match the HTTP/1.1
   // protocol (Invalid EOF state)"): a control plane that was killed or restarted.
-  if (code === 'HPE_INVALID_EOF_STATE' || code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') {
-    return `the control plane closed the connection before its answer was complete (it stopped or restarted?) (${code})`;
-  }
+  if (closedMidAnswer(err)) return `the control plane closed the connection before its answer was complete (it stopped or restarted?)${typeof code === 'string' ? ` (${code})` : ''}`;
   const msg = err instanceof Error ? err.message : String(err);
   return typeof code === 'string' && !msg.includes(code) ? `${msg} (${code})` : msg;
+}
+
+/**
+ * Whether `err` is undici's word for a peer that closed the connection mid-answer: a socket
+ * closed or reset, or the parser's "Response does not match the HTTP/1.1 protocol (Invalid EOF
+ * state)" (an HTTPParserError without a code, e.g. a killed server's chunked stream).
+ */
+export function closedMidAnswer(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (code === 'HPE_INVALID_EOF_STATE' || code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') return true;
+  return err instanceof Error && err.name === 'HTTPParserError' && err.message.includes('Invalid EOF state');
 }
 
 /** A {@link MeshletError} `MESHLET_ERR_CONTROL_PLANE` for a failed call or stream. */

@@ -99,6 +99,9 @@ describe('messages', () => {
   it('a control plane that closed the connection mid-answer is said to have closed it', () => {
     const err = Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Invalid EOF state)'), { code: 'HPE_INVALID_EOF_STATE' });
     assert.equal(describeFailure('http://cp', err), 'control plane http://cp: the control plane closed the connection before its answer was complete (it stopped or restarted?) (HPE_INVALID_EOF_STATE)');
+    // What undici throws when a control plane is killed in the middle of a watch stream: no code.
+    const parser = Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Invalid EOF state)'), { name: 'HTTPParserError' });
+    assert.equal(describeFailure('http://cp', parser), 'control plane http://cp: the control plane closed the connection before its answer was complete (it stopped or restarted?)');
   });
 
   it('the CLI says a control plane that closed the connection mid-answer closed it', async () => {
