@@ -304,7 +304,7 @@ spec:
     for (const args of usage) {
       const r = meshlet(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
-      assert.match(r.stderr, /^meshlet: /);
+      assert.match(r.stderr, /^meshlet[: ]/);
       assert.doesNotMatch(r.stderr, /\n\s+at /);
     }
   });

@@ -57,7 +57,8 @@ describe('meshlet validate: standard input, -o json|yaml, exit codes', () => {
     for (const args of [['validate', '-', '-'], ['validate'], ['validate', BOOKINFO, '-o', 'xml'], ['validate', BOOKINFO, '--json', '-o', 'yaml'], ['validate', BOOKINFO, '--nope']]) {
       const r = meshlet(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-      assert.match(r.stderr, /^meshlet: /);
+      assert.match(r.stderr, /^meshlet[: ]/);
+      assert.doesNotMatch(r.stderr, /^meshlet: meshlet /, 'one prefix');
       assert.equal(r.stdout, '');
     }
   });
