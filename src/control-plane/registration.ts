@@ -274,6 +274,7 @@ class LiveRegistration implements Registration {
   async #renew(): Promise<void> {
     try {
       let res: RegisterResponse;
+      let registered = false;
       try {
         res = await this.#r.call<RegisterResponse>({ method: 'PUT', path: `${WORKLOADS_PATH}/${encodeURIComponent(this.#namespace)}/${encodeURIComponent(this.#name)}/lease` });
       } catch (e) {
@@ -281,11 +282,12 @@ class LiveRegistration implements Registration {
         if (!(cause instanceof HttpStatusError && cause.status === 404) || this.#closed !== undefined) throw e;
         // Forgotten (lease ended during an outage, or the control plane restarted): register again.
         res = await this.#r.call<RegisterResponse>({ method: 'POST', path: WORKLOADS_PATH, body: this.#body });
+        registered = true;
       }
       this.#name = res.name;
       this.#namespace = res.namespace;
       this.#leaseMs = grantedLease(res, this.#body.leaseMs);
-      if (this.#failing) this.#r.logger.warn(`meshlet: registration ${this.#namespace}/${this.#name} renewed again`);
+      if (this.#failing) this.#r.logger.warn(`meshlet: registration ${this.#namespace}/${this.#name} ${registered ? 'registered again (the control plane had forgotten it)' : 'renewed again'}`);
       this.#failing = false;
     } catch (e) {
       if (!this.#failing) this.#r.logger.warn(`meshlet: renewing registration ${this.#namespace}/${this.#name} failed, retrying: ${(e as Error).message}`);
