@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import express from 'express';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { frameworks, raw, type Seen } from '../helpers/frameworks.ts';
 
@@ -67,6 +68,29 @@ describe('includeRequestBodyInCheck: the external authorizer gets the body, the 
       logger: { warn: () => undefined },
     });
   }
+
+  it('Express with a body parser mounted before mesh.express(): the body is gone by the time the mesh judges, so the check has none (and nothing waits for it)', async () => {
+    const mesh = await meshWith({ maxRequestBytes: 64 });
+    const app = express();
+    app.use(express.json());
+    app.use(mesh.express());
+    app.all('/{*rest}', (req, res) => res.json({ body: req.body }));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    try {
+      const before = ext.checks.length;
+      const r = await raw((server.address() as AddressInfo).port, '/ext/a', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
+      assert.equal(r.statusCode, 200, r.text);
+      assert.deepEqual(JSON.parse(r.text), { body: { a: 1 } });
+      const c = ext.checks.slice(before);
+      assert.equal(c.length, 1);
+      assert.equal(c[0]?.body.length, 0);
+      assert.equal(c[0]?.headers['x-envoy-auth-partial-body'], undefined);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+      await mesh.close();
+    }
+  });
 
   for (const fw of frameworks) {
     describe(fw.name, () => {
