@@ -11,12 +11,12 @@
  * @module
  */
 import type { Clock, Random } from '../core/clock.ts';
-import { currentDeadline } from '../core/context.ts';
 import { MeshletError } from '../core/errors.ts';
 import { grpcStatusCode } from '../core/grpc-status.ts';
 import { type Exchange, NO_CONTROLLER, type ResponseHandler } from '../core/exchange.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
 import type { FaultPolicy } from '../routing/route-policy.ts';
+import { callerDue } from './timeout.ts';
 
 
 /** What the fault layer needs. */
@@ -51,7 +51,7 @@ export function faultLayer(o: FaultLayerOptions): Layer {
       }
       ex.flag('DI');
       const delayMs = f.delayMs as number;
-      const callerLeft = callerRemaining(o.clock, ex);
+      const callerLeft = callerDue(ex, o.clock) - o.clock.now();
       const timer = o.clock.setTimer(
         () => {
           if (ex.waiting === waiter) ex.waiting = undefined;
@@ -70,15 +70,6 @@ export function faultLayer(o: FaultLayerOptions): Layer {
       };
       ex.waiting = waiter;
     };
-}
-
-/** What remains of the caller's own deadline (its gRPC deadline, the async context's), in ms; Infinity when it has none. */
-function callerRemaining(clock: Clock, ex: Exchange): number {
-  const caller = ex.callerDeadline;
-  const ctx = currentDeadline();
-  let left = caller === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : caller - clock.now();
-  if (ctx !== Number.POSITIVE_INFINITY) left = Math.min(left, ctx - performance.now());
-  return left;
 }
 
 function afterDelay(o: FaultLayerOptions, f: FaultPolicy, next: Dispatch, ex: Exchange, handler: ResponseHandler): void {

@@ -11,7 +11,6 @@
  * @module
  */
 import type { Random } from '../core/clock.ts';
-import { currentDeadline } from '../core/context.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError } from '../core/errors.ts';
 import { isStaticBody, ReplayableBody } from '../core/body.ts';
@@ -19,6 +18,7 @@ import type { Exchange, ResponseHandler } from '../core/exchange.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
 import { channels, type MirrorDroppedMessage } from '../core/observe.ts';
 import type { MirrorTarget } from '../routing/route-table.ts';
+import { callerDue } from './timeout.ts';
 
 /** What the mirror layer needs. */
 export interface MirrorLayerOptions {
@@ -43,12 +43,9 @@ export interface MirrorLayerOptions {
  * route timeout from now or the caller's own deadline, the sooner — what the primary's request
  * carries, which Envoy's shadow copies with the request's headers. Infinity when neither is set.
  */
-function sentDeadline(now: number, routeMs: number | undefined, ex: Exchange): number {
-  let due = routeMs === undefined ? Number.POSITIVE_INFINITY : now + routeMs;
-  if (ex.callerDeadline < due) due = ex.callerDeadline;
-  const ctx = currentDeadline();
-  if (ctx !== Number.POSITIVE_INFINITY) due = Math.min(due, now + (ctx - performance.now()));
-  return due;
+function sentDeadline(o: MirrorLayerOptions, now: number, ex: Exchange): number {
+  const routeMs = o.timeoutMs(ex);
+  return Math.min(routeMs === undefined ? Number.POSITIVE_INFINITY : now + routeMs, callerDue(ex, o));
 }
 
 /** Mirror copies whose timeout has not passed, so closing the mesh can cancel them. */
@@ -123,7 +120,7 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
           copy.route = ex.route;
           if (!o.prepare(copy, m)) continue;
           const now = o.now();
-          const sent = sentDeadline(now, o.timeoutMs(ex), ex);
+          const sent = sentDeadline(o, now, ex);
           copy.deadline = sent;
           const due = sent !== Number.POSITIVE_INFINITY ? sent : now + o.defaultTimeoutMs;
           if (streamed === undefined) {

@@ -42,33 +42,33 @@ class RouteDeadline implements DeadlineNode {
   }
 }
 
+/**
+ * The caller's own deadline on the mesh clock: the sooner of its gRPC deadline
+ * (`Exchange.callerDeadline`) and the async context's ({@link withDeadline}, an inbound request's,
+ * kept on performance.now(): what remains of it is carried over); Infinity when it has none. The
+ * timeout layer, a fault delay and a mirror copy all read it here.
+ */
+export function callerDue(ex: Exchange, clock: { now(): number }): number {
+  const ctx = currentDeadline();
+  if (ctx === Number.POSITIVE_INFINITY) return ex.callerDeadline;
+  return Math.min(ex.callerDeadline, clock.now() + (ctx - performance.now()));
+}
+
 /** Builds the timeout layer. */
 export function timeoutLayer(o: TimeoutLayerOptions): Layer {
   return (next: Dispatch): Dispatch =>
     (ex, handler) => {
       const t = o.timeoutMs(ex);
-      const ctx = currentDeadline();
-      const caller = ex.callerDeadline;
-      if (t === undefined && ctx === Number.POSITIVE_INFINITY && caller === Number.POSITIVE_INFINITY) {
+      const caller = callerDue(ex, o.clock);
+      if (t === undefined && caller === Number.POSITIVE_INFINITY) {
         next(ex, handler);
         return;
       }
       const now = o.clock.now();
       let due = t === undefined ? Number.POSITIVE_INFINITY : now + t;
-      let fromContext = false;
-      if (caller < due) {
-        // The caller's own deadline (a gRPC deadline, an inbound one): the sooner wins.
-        due = caller;
-        fromContext = true;
-      }
-      if (ctx !== Number.POSITIVE_INFINITY) {
-        // The context deadline is on performance.now(); carry the time remaining over to the mesh clock.
-        const viaCtx = now + (ctx - performance.now());
-        if (viaCtx < due) {
-          due = viaCtx;
-          fromContext = true;
-        }
-      }
+      // The caller's own deadline (a gRPC deadline, an inbound one, withDeadline's): the sooner wins.
+      const fromContext = caller < due;
+      if (fromContext) due = caller;
       ex.deadline = due;
       const node = new RouteDeadline(ex, due, fromContext);
       if (due <= now) {

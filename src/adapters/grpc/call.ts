@@ -289,11 +289,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     } else {
       status = { code, details: err.message, metadata: new g.Metadata() };
     }
-    if (flags !== '') {
-      status.metadata.set(FLAGS_KEY, flags);
-      // Envoy's overflow local reply says so in a header (trailers-only: the status metadata).
-      if (flags.split(',').includes('UO')) status.metadata.set('x-envoy-overloaded', 'true');
-    }
+    if (flags !== '') status.metadata.set(FLAGS_KEY, flags);
     return status;
   }
 

@@ -12,6 +12,7 @@ import { MeshletError } from '../../core/errors.ts';
 import { Exchange, type Controller, type Headers, type LocalReplyKind } from '../../core/exchange.ts';
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
 import { localReplyText } from '../../core/local-reply.ts';
+import { OVERLOADED_HEADER } from '../undici/render.ts';
 import { encodeGrpcMessage, FLAGS_KEY } from './metadata.ts';
 
 /** The gRPC status a sidecar answers a mesh-made failure with. */
@@ -109,7 +110,7 @@ export class GrpcExchange extends Exchange {
     if (this.flags !== '') {
       headers[FLAGS_KEY] = this.flags;
       // Envoy's overflow local reply says so in a header (for gRPC, the trailers-only answer's).
-      if (kind === 'failure' && this.flags.split(',').includes('UO')) headers['x-envoy-overloaded'] = 'true';
+      if (kind === 'failure' && this.flags.split(',').includes('UO')) headers[OVERLOADED_HEADER] = 'true';
     }
   }
 }

@@ -70,17 +70,14 @@ export class GrpcPeers {
     if (accepted !== undefined) {
       const scheme = accepted.tls ? 'https' : 'http';
       const mode = this.tls.modeFor(localPort);
-      if (accepted.probesOnly === true && mode === 'STRICT') {
-        // Taken under STRICT for the health probes only (the interceptor served those before asking): refused, and the connection closed.
-        setImmediate(() => accepted.socket.destroySoon());
-        return { remoteAddress, remotePort, localPort, localAddress, scheme, refused: 'STRICT: plaintext (only the health probes, probePaths, are served in plaintext)' };
-      }
       if ((mode === 'STRICT' && !accepted.tls) || (mode === 'DISABLE' && accepted.tls)) {
-        // Let in under a mode a new config no longer allows: refused, and the connection closed
+        // Taken under STRICT for the health probes only (the interceptor served those before asking),
+        // or let in under a mode a new config no longer allows: refused, and the connection closed
         // once the refusal is written (the client connects again, under the new mode), as Envoy
         // drains the connections of a changed filter chain.
         setImmediate(() => accepted.socket.destroySoon());
-        return { remoteAddress, remotePort, localPort, localAddress, scheme, refused: `${mode}: a ${accepted.tls ? 'TLS' : 'plaintext'} connection to port ${localPort} accepted under an earlier mode` };
+        const why = accepted.probesOnly === true ? 'plaintext (only the health probes, probePaths, are served in plaintext)' : `a ${accepted.tls ? 'TLS' : 'plaintext'} connection to port ${localPort} accepted under an earlier mode`;
+        return { remoteAddress, remotePort, localPort, localAddress, scheme, refused: `${mode}: ${why}` };
       }
       return { remoteAddress, remotePort, localPort, localAddress, scheme, peer: accepted.peer, sni: accepted.sni };
     }
