@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import * as streams from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { hasBody, sanitizeUtf8 } from './request-body.ts';
+import { bufferBody, hasBody, sanitizeUtf8 } from './request-body.ts';
 
 describe('sanitizeUtf8 (Envoy MessageUtil::sanitizeUtf8String: each byte outside a well-formed sequence becomes "!")', () => {
   const rows: [string, number[], string][] = [
@@ -30,5 +32,40 @@ describe('hasBody (an HTTP/1.1 request has a body to wait for)', () => {
     assert.equal(hasBody({ 'content-length': '0' }), false);
     assert.equal(hasBody({}), false);
     assert.equal(hasBody({ 'content-length': 'x' }), false);
+  });
+});
+
+describe('bufferBody: the body is put back as if unread', () => {
+  // stream.isDisturbed (Node ≥ 16.8) is not in @types/node.
+  const isDisturbed = (streams as unknown as { isDisturbed(s: unknown): boolean }).isDisturbed;
+  /** A request-like stream: `complete` once its last chunk is written. */
+  function body(chunks: string[]): PassThrough & { complete: boolean } {
+    const s = Object.assign(new PassThrough(), { complete: false });
+    for (const c of chunks) s.write(c);
+    s.complete = true;
+    s.end();
+    return s;
+  }
+
+  it('the app reads every byte, and the stream reads as not yet read (readableDidRead, isDisturbed)', async () => {
+    const s = body(['{"a":', '1}']);
+    const got = await bufferBody(s, 100, false);
+    assert.notEqual(got, 'too-large');
+    assert.equal((got as { bytes: Buffer }).bytes.toString(), '{"a":1}');
+    // Readers such as Hono's node adapter refuse a stream someone already read.
+    assert.equal(s.readableDidRead, false);
+    assert.equal(isDisturbed(s), false);
+    const chunks: Buffer[] = [];
+    for await (const c of s) chunks.push(c as Buffer);
+    assert.equal(Buffer.concat(chunks).toString(), '{"a":1}');
+  });
+
+  it('a stream the app had already read stays read', async () => {
+    const s = body(['ab', 'cd']);
+    s.pause();
+    assert.equal(s.read(2)?.toString(), 'ab');
+    const got = await bufferBody(s, 100, false);
+    assert.equal((got as { bytes: Buffer }).bytes.toString(), 'cd');
+    assert.equal(s.readableDidRead, true);
   });
 });

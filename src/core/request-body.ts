@@ -10,7 +10,10 @@
  *
  * The bytes are read from the stream as they come and, in the same turn as the last read,
  * unshifted back in one piece: before the stream can emit `'end'`, so the app's `'data'`
- * listeners, `pipe()` or body parser see every byte, then the end.
+ * listeners, `pipe()` or body parser see every byte, then the end. The stream then reads as
+ * unread again (`readableDidRead`, `stream.isDisturbed()` false, as before the mesh read it):
+ * readers that refuse a body someone already read — Hono's node adapter answers 500 "Body is
+ * unusable" — take it as the app's own.
  *
  * @module
  */
@@ -35,6 +38,7 @@ export function hasBody(headers: Readonly<Record<string, string | readonly strin
  * (the caller went away).
  */
 export function bufferBody(stream: BodyStream, max: number, allowPartial: boolean): Promise<BufferedBody> {
+  const unread = !stream.readableDidRead;
   return new Promise<BufferedBody>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;
@@ -71,6 +75,7 @@ export function bufferBody(stream: BodyStream, max: number, allowPartial: boolea
       const all = Buffer.concat(chunks, n);
       // Back into the stream for the app, in this same turn (before the stream's 'end').
       if (n > 0) stream.unshift(all);
+      if (unread) markUnread(stream);
       if (!allowPartial && n > max) resolve('too-large');
       else resolve({ bytes: n > max ? all.subarray(0, max) : all, partial: n > max, received: n });
     }
@@ -79,6 +84,15 @@ export function bufferBody(stream: BodyStream, max: number, allowPartial: boolea
     stream.on('close', onClose);
     stream.on('end', onEnd);
   });
+}
+
+/**
+ * `readableDidRead` is the stream state's `dataEmitted` flag, which `read()` sets and nothing
+ * public clears (Node ≥ 20 keeps it behind a settable accessor of `_readableState`).
+ */
+function markUnread(stream: Readable): void {
+  const state = (stream as { _readableState?: { dataEmitted?: boolean } })._readableState;
+  if (state !== undefined && state.dataEmitted === true) state.dataEmitted = false;
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
  * The server frameworks as users run them — node:http (`mesh.createServer`), Express 5 and
  * Express 4 (`app.use(mesh.express())`), Fastify 5 (`fastify.register(mesh.fastify())` with
- * `mesh.fastifyOptions()`) — each serving one app that echoes what it saw: the path it routed
+ * `mesh.fastifyOptions()`), Koa 3 (`mesh.createServer(app.callback())`) and Hono 4 on its node
+ * adapter (`mesh.createServer(getRequestListener(app.fetch))`), as docs/server.md promises any
+ * (req, res) listener works — each serving one app that echoes what it saw: the path it routed
  * on, the query the framework parsed, the headers that matter to the mesh, `req.meshlet`, the
  * MeshContext deadline, and the body. Shared by the server-side tables, so every row runs
  * through every framework.
@@ -11,6 +13,9 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import express4 from 'express4';
 import Fastify from 'fastify';
+import { getRequestListener } from '@hono/node-server';
+import { Hono } from 'hono';
+import Koa from 'koa';
 import { Client } from 'undici';
 import type { Mesh } from '../../src/index.ts';
 
@@ -37,6 +42,13 @@ export interface Seen {
   meshlet: { requestPrincipal?: string; claims?: Record<string, unknown>; authz?: { decision: string; policy?: string; rule?: number } } | null;
   deadlineIn: number | null;
   body?: unknown;
+}
+
+/** A request's body as JSON (undefined when empty), read from the node stream. */
+async function jsonBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString()) : undefined;
 }
 
 /** Headers the apps echo back. */
@@ -114,6 +126,36 @@ export const frameworks: Framework[] = [
       app.all('/*', async (req) => seen(mesh, req.url.split('?')[0] as string, req.query, req.headers, (req as unknown as { meshlet?: unknown }).meshlet, req.body));
       await app.listen({ port: 0, host: '127.0.0.1' });
       return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+    },
+  },
+  {
+    name: 'Koa 3 (mesh.createServer(app.callback()))',
+    async start(mesh) {
+      const app = new Koa();
+      // Koa reads the path, query and headers from the request the mesh handed on.
+      app.use(async (ctx) => {
+        const body = await jsonBody(ctx.req);
+        ctx.body = seen(mesh, ctx.path, ctx.query, ctx.headers, (ctx.req as { meshlet?: unknown }).meshlet, body);
+      });
+      const server = mesh.createServer(app.callback());
+      const port = await listen(server);
+      return { port, close: () => new Promise((r) => server.close(() => r())) };
+    },
+  },
+  {
+    name: "Hono 4 (mesh.createServer(getRequestListener(app.fetch)))",
+    async start(mesh) {
+      const app = new Hono<{ Bindings: { incoming: IncomingMessage } }>();
+      // Hono's node adapter builds a WHATWG Request from the node request (its rawHeaders and url).
+      app.all('*', async (c) => {
+        const text = await c.req.text();
+        const headers: IncomingMessage['headers'] = {};
+        for (const [k, v] of c.req.raw.headers) headers[k] = v;
+        return c.json(seen(mesh, c.req.path, c.req.query(), headers, (c.env.incoming as { meshlet?: unknown }).meshlet, text === '' ? undefined : JSON.parse(text)));
+      });
+      const server = mesh.createServer(getRequestListener(app.fetch));
+      const port = await listen(server);
+      return { port, close: () => new Promise((r) => server.close(() => r())) };
     },
   },
 ];
