@@ -141,6 +141,8 @@ export class MeshMetrics {
   readonly #ejectedClusters = new Set<string>();
   /** When a config was last applied (epoch seconds), undefined before the first. */
   #appliedAt: number | undefined;
+  /** Closed: reported once more, at the next collection. */
+  #closed = false;
 
   /**
    * Starts counting for `source`'s mesh; undefined when disabled (`false`) or when the meter
@@ -234,6 +236,8 @@ export class MeshMetrics {
     const sources = CONFIG_SOURCES.map((s) => [s, { ...base, source: s }] as const);
     let hashed = { version: '', value: 0 };
     this.#collect = (r: BatchObservableResult) => {
+      // Closed: this collection reports its final values; the callback goes after it (not during: the SDK is iterating its callbacks).
+      if (this.#closed) queueMicrotask(() => this.#drop());
       const c = this.#source.config();
       if (hashed.version !== c.version) hashed = { version: c.version, value: versionNumber(c.version) };
       r.observe(version, hashed.value, base);
@@ -267,10 +271,30 @@ export class MeshMetrics {
     this.#subscriptions.push([ch, f]);
   }
 
-  /** Stops counting: unsubscribes, and its counters and gauges are no longer reported. */
+  /**
+   * Stops counting: unsubscribes. Its counters and gauges are reported at the next collection
+   * still (so what it counted since the last export is exported when the SDK shuts down after
+   * the mesh closed), then no longer.
+   */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     for (const [ch, f] of this.#subscriptions) ch.unsubscribe(f);
     this.#subscriptions.length = 0;
+    closedUncollected.add(this);
+    // A reader that never collects keeps only the last few closed meshes.
+    const oldest = closedUncollected.values().next().value as MeshMetrics;
+    if (closedUncollected.size > MAX_CLOSED_UNCOLLECTED) oldest.#drop();
+  }
+
+  /** No longer reported. */
+  #drop(): void {
+    if (!closedUncollected.delete(this)) return;
     this.#meter.removeBatchObservableCallback(this.#collect, this.#observables);
   }
 }
+
+/** Closed meshes whose final values no collection has read yet (their callbacks are still registered). */
+const closedUncollected = new Set<MeshMetrics>();
+/** Most closed meshes kept for a collection. */
+const MAX_CLOSED_UNCOLLECTED = 64;

@@ -23,35 +23,70 @@ export interface SeriesSource {
 }
 
 const sources = new Set<SeriesSource>();
-let consumers = 0;
+/** The readers of the series (metric producers), each a token of its own. */
+const consumers = new Set<object>();
+/**
+ * Sources of closed meshes, each with the consumers that have not collected since it closed: a
+ * mesh closed before the last export (`await mesh.close(); await telemetry.shutdown()`) still
+ * has its final values read once by each reader, then it is dropped.
+ */
+const retired = new Map<SeriesSource, Set<object>>();
+/** Most closed meshes kept for readers that do not collect (a Prometheus endpoint nobody scrapes): the oldest go first. */
+const MAX_RETIRED = 64;
 
 /** True while some producer reads meshlet's series: meshes then aggregate themselves. */
 export function aggregatingLocally(): boolean {
-  return consumers > 0;
+  return consumers.size > 0;
 }
 
-/** Registers a reader of the series (a metric producer); returns its release. */
-export function addSeriesConsumer(): () => void {
-  consumers++;
+/** A reader of the series (a metric producer), from {@link addSeriesConsumer}. */
+export interface SeriesConsumer {
+  /** The series to collect now: the running meshes', and closed ones' this consumer has not collected yet. */
+  sources(): Iterable<SeriesSource>;
+  /** After a collection: closed meshes it has now collected are no longer its to read. */
+  collected(): void;
+  /** Stops reading (meshes go back to the OTel API once no consumer is left). */
+  release(): void;
+}
+
+/** Registers a reader of the series (a metric producer). */
+export function addSeriesConsumer(): SeriesConsumer {
+  const token = {};
+  consumers.add(token);
   let released = false;
-  return () => {
-    if (released) return;
-    released = true;
-    consumers--;
+  const forget = (): void => {
+    for (const [s, pending] of retired) {
+      if (pending.delete(token) && pending.size === 0) retired.delete(s);
+    }
+  };
+  return {
+    *sources() {
+      if (released) return;
+      yield* sources;
+      for (const [s, pending] of retired) if (pending.has(token)) yield s;
+    },
+    collected: forget,
+    release() {
+      if (released) return;
+      released = true;
+      consumers.delete(token);
+      forget();
+    },
   };
 }
 
 /** Adds a mesh's series (while its metrics run). */
 export function addSeriesSource(s: SeriesSource): void {
+  retired.delete(s);
   sources.add(s);
 }
 
-/** Removes a mesh's series. */
+/**
+ * Removes a closed mesh's series: each consumer still reads them at its next collection (what
+ * the mesh recorded since the last export is exported), then they are gone.
+ */
 export function removeSeriesSource(s: SeriesSource): void {
-  sources.delete(s);
-}
-
-/** The meshes' series. */
-export function seriesSources(): ReadonlySet<SeriesSource> {
-  return sources;
+  if (!sources.delete(s) || consumers.size === 0) return;
+  retired.set(s, new Set(consumers));
+  if (retired.size > MAX_RETIRED) retired.delete(retired.keys().next().value as SeriesSource);
 }

@@ -202,6 +202,35 @@ describe('meshletMetricProducer: Istio metrics aggregated by meshlet', () => {
     assert.equal(points[0]?.value, 2);
   });
 
+  it("a closed mesh's series are read once more by each producer's next collection (the SDK's final export after mesh.close()), then gone", async () => {
+    const a = meshletMetricProducer();
+    const b = meshletMetricProducer({ temporality: 'delta' });
+    closers.push(() => a.release(), () => b.release());
+    const ra = new TestReader(AggregationTemporality.CUMULATIVE, [a]);
+    const rb = new TestReader(AggregationTemporality.DELTA, [b]);
+    const provider = new MeterProvider({ readers: [ra, rb] });
+    const count = async (r: TestReader): Promise<unknown> => (await r.istio()).find((d) => d.descriptor.name === 'istio_requests_total')?.dataPoints[0]?.value;
+    const m = mesh(provider);
+    callEndCh.publish(callEnd({}));
+    assert.equal(await count(rb), 1);
+    callEndCh.publish(callEnd({}));
+    m.close();
+    callEndCh.publish(callEnd({}));
+    assert.equal(await count(ra), 2, 'what the mesh counted until it closed');
+    assert.equal(await count(rb), 1, 'delta: what it counted since the last collection');
+    assert.equal(await count(ra), undefined, 'collected: gone');
+    assert.equal(await count(rb), undefined);
+    // A producer that never collects holds the last 64 closed meshes' series, no more.
+    const many = Array.from({ length: 70 }, () => mesh(provider));
+    callEndCh.publish(callEnd({}));
+    for (const x of many) x.close();
+    const d = meshletMetricProducer();
+    closers.push(() => d.release());
+    // (d came after the meshes closed: it never sees them.)
+    assert.deepEqual((await d.collect()).resourceMetrics.scopeMetrics, []);
+    assert.equal(await count(ra), 64, 'the 64 meshes closed last, each counted 1');
+  });
+
   it("the Prometheus endpoint's text is the same through the producer as through the API", async () => {
     const scrape = async (withProducer: boolean): Promise<string> => {
       const producer = withProducer ? meshletMetricProducer() : undefined;

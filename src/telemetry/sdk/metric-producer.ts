@@ -20,7 +20,7 @@
 import { type HrTime, ValueType } from '@opentelemetry/api';
 import type { CollectionResult, DataPoint, Histogram, MetricData, MetricDescriptor, MetricProducer } from '@opentelemetry/sdk-metrics';
 import { METER_NAME } from '../metrics/istio-metrics.ts';
-import { addSeriesConsumer, seriesSources } from '../metrics/outlet.ts';
+import { addSeriesConsumer } from '../metrics/outlet.ts';
 import { type HistogramState, type MetricSeries, seriesKey } from '../metrics/series.ts';
 import { COUNTER_INSTRUMENT, CUMULATIVE, DELTA, EMPTY_RESOURCE, HISTOGRAM_INSTRUMENT, HISTOGRAM_POINTS, SUM_POINTS } from './sdk-values.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
@@ -66,12 +66,7 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
   checkOptionNames('meshletMetricProducer', options, ['temporality'] satisfies (keyof MeshletMetricProducerOptions)[]);
   const temporality = options.temporality ?? 'cumulative';
   if (temporality !== 'cumulative' && temporality !== 'delta') throw new InvalidArgumentError(`meshletMetricProducer: temporality must be 'cumulative' or 'delta', got ${JSON.stringify(temporality)}`);
-  const releaseConsumer = addSeriesConsumer();
-  let released = false;
-  const release = (): void => {
-    released = true;
-    releaseConsumer();
-  };
+  const consumer = addSeriesConsumer();
   const delta = temporality === 'delta';
   let reported = new WeakMap<MetricSeries, Reported>();
   let lastCollect: number | undefined;
@@ -82,7 +77,7 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
     const next = new WeakMap<MetricSeries, Reported>();
     // Metric name → label-set key → data point (meshes with the same labels add up).
     const byMetric = new Map<string, { data: MetricData; points: Map<string, DataPoint<number | Histogram>> }>();
-    for (const source of released ? [] : seriesSources()) {
+    for (const source of consumer.sources()) {
       for (const [name, { store, description, unit }] of source.metrics) {
         const bounds = store.buckets;
         let metric = byMetric.get(name);
@@ -131,13 +126,14 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
         }
       }
     }
+    consumer.collected();
     reported = next;
     lastCollect = now;
     const metrics: MetricData[] = [];
     for (const { data, points } of byMetric.values()) if (points.size > 0) metrics.push({ ...data, dataPoints: [...points.values()] } as MetricData);
     return { resourceMetrics: { resource: EMPTY_RESOURCE, scopeMetrics: metrics.length === 0 ? [] : [{ scope: { name: METER_NAME }, metrics }] }, errors: [] };
   };
-  return { collect, release };
+  return { collect, release: consumer.release };
 }
 
 function histogramValue(h: HistogramState, bounds: readonly number[]): Histogram {
