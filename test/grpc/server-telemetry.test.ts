@@ -119,7 +119,8 @@ describe('gRPC server telemetry and context', () => {
     assert.equal(cli.parentSpanContext?.spanId, srv.spanContext().spanId);
     const seen = upstream.at(-1);
     assert.equal(attempt?.parentSpanContext?.spanId, cli.spanContext().spanId);
-    assert.match(String(seen?.traceparent), new RegExp(`^00-${TRACE_ID}-${cli.spanContext().spanId}-01$`));
+    // The attempt's own context is what the upstream received (Envoy's upstream span injects it).
+    assert.match(String(seen?.traceparent), new RegExp(`^00-${TRACE_ID}-${attempt?.spanContext().spanId}-01$`));
     // grpc-timeout is relative: each hop's receiver counts it from when the call arrived, so the
     // upstream's deadline is the caller's plus the transit times (not Infinity: it was passed on).
     assert.ok(seen !== undefined && Number.isFinite(seen.deadline) && Math.abs(seen.deadline - deadline) < 1000, `upstream deadline ${seen?.deadline} vs the caller's ${deadline}`);

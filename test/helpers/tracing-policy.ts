@@ -80,6 +80,8 @@ export async function finished(n: number): Promise<ReadableSpan[]> {
 
 export const server = (spans: ReadableSpan[]) => spans.find((s) => s.kind === SpanKind.SERVER);
 export const client = (spans: ReadableSpan[]) => spans.find((s) => s.kind === SpanKind.CLIENT && !s.name.startsWith('router '));
+/** The call's (first) attempt span, `router <cluster> egress`: its context is what the request carries (as Envoy's upstream span's). */
+export const attempt = (spans: ReadableSpan[]) => spans.find((s) => s.kind === SpanKind.CLIENT && s.name.startsWith('router '));
 
 /** Installs the SDK and starts the sink for the test file (and takes both down after it). */
 export function useTracingSdk(): void {

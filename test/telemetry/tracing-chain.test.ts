@@ -147,12 +147,16 @@ describe('a three-hop chain: productpage (Express) → reviews (Fastify) → rat
     assert.equal(parent(aServer), CLIENT_SPAN);
     assert.equal(parent(aClient), id(aServer), 'the call made inside the handler is a child of the server span');
     assert.equal(parent(aAttempts[0]), id(aClient));
-    assert.equal(parent(bServer), id(aClient), 'the next hop continues from the client span it was called with');
+    // As Envoy's upstream request injects its own span: the next hop continues from the attempt that reached it.
+    assert.equal(parent(bServer), id(aAttempts[0]), 'the next hop continues from the attempt span it was called with');
     assert.equal(parent(bClient), id(bServer));
     for (const s of bAttempts) assert.equal(parent(s), id(bClient));
-    for (const s of cServers) assert.equal(parent(s), id(bClient));
     // The retry: a 503 attempt (error) then a 200 one, each with the endpoint.
     const bySeq = [...bAttempts].sort((x, y) => Number(attr(x, 'meshlet.attempt')) - Number(attr(y, 'meshlet.attempt')));
+    // Each of ratings' server spans is the child of the attempt that reached it (not two siblings under the call span).
+    const cByStatus = (code: string) => cServers.find((s) => attr(s, 'http.status_code') === code);
+    assert.equal(parent(cByStatus('503')), id(bySeq[0]), 'the failed attempt reached the 503');
+    assert.equal(parent(cByStatus('200')), id(bySeq[1]), 'the retry reached the 200');
     assert.deepEqual(
       bySeq.map((s) => [attr(s, 'meshlet.attempt'), attr(s, 'http.status_code'), attr(s, 'error'), attr(s, 'upstream_address'), attr(s, 'peer.address')]),
       [
@@ -211,8 +215,9 @@ describe('a three-hop chain: productpage (Express) → reviews (Fastify) → rat
     assert.match(String(rid), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     for (const s of [aClient, bServer, bClient, ...cServers]) assert.equal(attr(s, 'guid:x-request-id'), rid, s?.name);
     assert.equal(seenAtRatings.at(-1)?.['x-request-id'], rid, 'the app at the last hop sees it too');
-    // What the last hop received: W3C, the client span of B as parent, sampled.
-    assert.equal(seenAtRatings.at(-1)?.traceparent, `00-${TRACE_ID}-${id(bClient)}-01`);
+    // What the last hop received: W3C, B's second attempt span as parent, sampled; the first hit had the first attempt's.
+    assert.equal(seenAtRatings.at(-1)?.traceparent, `00-${TRACE_ID}-${id(bySeq[1])}-01`);
+    assert.equal(seenAtRatings.at(-2)?.traceparent, `00-${TRACE_ID}-${id(bySeq[0])}-01`);
   });
 
   it('undici through mesh.dispatcher: a call outside any request is a root CLIENT span, its context sent', async () => {
@@ -225,9 +230,11 @@ describe('a three-hop chain: productpage (Express) → reviews (Fastify) → rat
     assert.ok(client !== undefined, all.map((s) => s.name).join(', '));
     assert.equal(client.parentSpanContext, undefined, 'a root span');
     const server = all.find((s) => s.kind === SpanKind.SERVER);
-    assert.equal(server?.parentSpanContext?.spanId, client.spanContext().spanId);
+    const attempt = all.find((s) => s.kind === SpanKind.CLIENT && s.name.startsWith('router '));
+    assert.equal(attempt?.parentSpanContext?.spanId, client.spanContext().spanId);
+    assert.equal(server?.parentSpanContext?.spanId, attempt?.spanContext().spanId, 'the server span is the child of the attempt');
     assert.equal(server?.spanContext().traceId, client.spanContext().traceId);
-    assert.equal(seenAtRatings.at(-1)?.traceparent, `00-${client.spanContext().traceId}-${client.spanContext().spanId}-01`);
+    assert.equal(seenAtRatings.at(-1)?.traceparent, `00-${client.spanContext().traceId}-${attempt?.spanContext().spanId}-01`);
   });
 
   it("a body that arrives after the headers: the handler's body listeners still run in the server span, and their calls are its children", async () => {

@@ -14,7 +14,7 @@ import { describe, it } from 'node:test';
 import { defaultTextMapGetter, defaultTextMapSetter, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
-import { always, client, exporter, finished, get, S, server, setup, sinkSeen, T, useTracingSdk } from '../helpers/tracing-policy.ts';
+import { always, attempt, client, exporter, finished, get, S, server, setup, sinkSeen, T, useTracingSdk } from '../helpers/tracing-policy.ts';
 
 useTracingSdk();
 
@@ -36,8 +36,9 @@ describe('interop with independent propagators', () => {
         const got = s.sink.at(-1) ?? {};
         assert.equal(got.traceparent, undefined, 'only the configured format is written');
         const sc = trace.getSpanContext(new B3Propagator().extract(ROOT_CONTEXT, got, defaultTextMapGetter));
-        assert.deepEqual([sc?.traceId, sc?.spanId, sc?.traceFlags], [T, client(spans)?.spanContext().spanId, 1]);
-        if (format === 'b3') assert.equal(got['x-b3-parentspanid'], server(spans)?.spanContext().spanId);
+        assert.deepEqual([sc?.traceId, sc?.spanId, sc?.traceFlags], [T, attempt(spans)?.spanContext().spanId, 1]);
+        // The attempt span's parent: the call's span.
+        if (format === 'b3') assert.equal(got['x-b3-parentspanid'], client(spans)?.spanContext().spanId);
       } finally {
         await s.close();
       }
@@ -57,7 +58,7 @@ describe('interop with independent propagators', () => {
       const spans = await finished(3);
       const got = s.sink.at(-1) ?? {};
       const sc = trace.getSpanContext(w3c.extract(ROOT_CONTEXT, got, defaultTextMapGetter));
-      assert.deepEqual([sc?.traceId, sc?.spanId, sc?.traceFlags, sc?.traceState?.get('vendor')], [T, client(spans)?.spanContext().spanId, 1, 'opaque']);
+      assert.deepEqual([sc?.traceId, sc?.spanId, sc?.traceFlags, sc?.traceState?.get('vendor')], [T, attempt(spans)?.spanContext().spanId, 1, 'opaque']);
       assert.equal(got['x-b3-traceid'], undefined);
     } finally {
       await s.close();
@@ -102,7 +103,7 @@ describe('sampling', () => {
         if (row.traceId !== undefined) assert.equal(tp.slice(3, 35), row.traceId);
         if (row.sampled) {
           assert.equal(spans.length, 3, spans.map((x) => x.name).join(', '));
-          assert.equal(tp.slice(36, 52), client(spans)?.spanContext().spanId);
+          assert.equal(tp.slice(36, 52), attempt(spans)?.spanContext().spanId);
         } else assert.equal(spans.length, 0, 'nothing recorded');
       } finally {
         await s.close();

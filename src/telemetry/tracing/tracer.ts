@@ -10,7 +10,8 @@
  *   active where the call was made; each attempt (`meshlet:attempt:*`) is a child span with its
  *   endpoint and outcome (Envoy's upstream spans, `router <cluster> egress`); the call carries
  *   the client span's context in the configured formats (written into the header object the call
- *   sends), and `x-request-id`.
+ *   sends), each attempt of a recorded call its own span's instead (as Envoy's upstream request
+ *   injects its span), and `x-request-id`.
  *
  * Sampling is Istio's: an upstream decision is kept; otherwise `x-envoy-force-trace` or
  * `x-client-trace-id` force it; otherwise a draw from the mesh's Random against the merged
@@ -29,7 +30,7 @@
  * @module
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { type Attributes, type Context, context, createContextKey, type Span, type SpanContext, SpanKind, type Tracer, type TracerProvider, trace } from '@opentelemetry/api';
+import { type Attributes, type Context, context, createContextKey, ROOT_CONTEXT, type Span, type SpanContext, SpanKind, type Tracer, type TracerProvider, trace } from '@opentelemetry/api';
 import type { AnyResource } from '../../config/resource.ts';
 import type { Random } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
@@ -71,6 +72,8 @@ interface CallState {
   readonly headers: Headers;
   readonly requestId: string | undefined;
   readonly attempts: Map<number, Span>;
+  /** The call's context is written into its requests (not `disableContextPropagation`): each attempt then writes its own. */
+  readonly propagates: boolean;
 }
 
 interface InboundState {
@@ -283,7 +286,7 @@ export class MeshTracing {
     // Only a recorded span needs its call's later messages.
     if (recording) {
       (m.call as { attemptObserver?: AttemptObserver }).attemptObserver = this.#attempts;
-      this.#calls.set(m.call, { span, recording, headers: h, requestId, attempts: new Map() });
+      this.#calls.set(m.call, { span, recording, headers: h, requestId, attempts: new Map(), propagates: !side.spec.disableContextPropagation });
     }
     if (side.spec.disableContextPropagation) return;
     const sc = span.spanContext();
@@ -294,8 +297,16 @@ export class MeshTracing {
     if (m.workload !== this.#o.workload) return;
     const st = this.#calls.get(m.call);
     if (st === undefined || !st.recording) return;
-    const span = this.#tracer.startSpan(`router ${m.cluster} egress`, { kind: SpanKind.CLIENT }, trace.setSpan(context.active(), st.span));
+    // Under the call's span only: an attempt may start from a connection's callback (a retry), whose context is another request's.
+    const span = this.#tracer.startSpan(`router ${m.cluster} egress`, { kind: SpanKind.CLIENT }, trace.setSpan(ROOT_CONTEXT, st.span));
     st.attempts.set(m.attempt, span);
+    if (!st.propagates) return;
+    // As Envoy's upstream request (`span_->injectContext(...)`): what this attempt sends carries its own span, so the next
+    // hop's server span is the child of the attempt that reached it (a retry's answer is not a sibling of the failed one).
+    const sc = span.spanContext();
+    const call = st.span.spanContext();
+    if (!trace.isSpanContextValid(sc) || sc.spanId === call.spanId) return;
+    inject((m.call as { headers: Headers }).headers, { traceId: sc.traceId, spanId: sc.spanId, parentSpanId: call.spanId, sampled: (sc.traceFlags & 1) === 1, traceState: sc.traceState?.serialize() }, this.#formats);
   }
 
   #onAttemptEnd(m: AttemptEndMessage): void {
