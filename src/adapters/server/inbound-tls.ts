@@ -23,13 +23,15 @@ import { plainAddress } from './peer.ts';
 
 /**
  * The ALPN protocols a mesh server accepts, in its order of preference: HTTP/1.1 as curl and
- * Node clients offer it, and Istio's in-mesh names (`istio-http/1.1`, … as an Istio sidecar or
- * meshlet's client offers them). The servers speak HTTP/1.x: a client that negotiates
- * `istio-h2` and then speaks HTTP/2 is answered 400 by the HTTP/1 parser. A client that offers
- * none of these is refused with TLS's `no_application_protocol` alert (Node's servers cannot go
- * on without ALPN as Envoy does); a client that offers no ALPN at all is accepted.
+ * Node clients offer it, Istio's in-mesh names (`istio-http/1.1`, … as an Istio sidecar or
+ * meshlet's client offers them), and `h2` last (a client that offers HTTP/1.1 too keeps speaking
+ * it, as before). Whatever ALPN settled on, a connection that opens with the HTTP/2 preface is
+ * served as HTTP/2 (an Istio sidecar or meshlet client with an HTTP/2 cluster speaks HTTP/2 over
+ * `istio`), as Envoy's codec AUTO does. A client that offers none of these is refused with TLS's
+ * `no_application_protocol` alert (Node's servers cannot go on without ALPN as Envoy does); a
+ * client that offers no ALPN at all is accepted.
  */
-export const SERVER_ALPN = Object.freeze(['http/1.1', 'istio-http/1.1', 'istio-http/1.0', 'http/1.0', 'istio', 'istio-h2']);
+export const SERVER_ALPN = Object.freeze(['http/1.1', 'istio-http/1.1', 'istio-http/1.0', 'http/1.0', 'istio', 'istio-h2', 'h2']);
 
 /** How long a new connection may take to send its first bytes and to finish its TLS handshake (Envoy's listener filter timeout). */
 export const HANDSHAKE_TIMEOUT_MS = 15_000;

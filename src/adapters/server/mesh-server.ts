@@ -30,15 +30,22 @@
  * for `HANDSHAKE_TIMEOUT_MS` (15 s) is closed. The taking in is `PeerAuthAcceptor`
  * (peer-acceptor.ts), which `mesh.grpc.bind` shares.
  *
+ * Once let in, a connection whose first bytes (after the handshake, for TLS) are the HTTP/2
+ * preface is served by the HTTP/2 bridge (h2-bridge.ts: each stream an HTTP/1.1 request to this
+ * server, as Envoy's inbound listener takes both protocols on one port); any other goes to
+ * node:http.
+ *
  * @module
  */
 import { type IncomingMessage, Server, type RequestListener, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { InboundGuard } from '../../inbound/guard.ts';
+import { awaitFirstBytes } from './first-bytes.ts';
+import { Http2Bridge, isHttp2Preface } from './h2-bridge.ts';
 import { PeerAuthAcceptor } from './peer-acceptor.ts';
-import { type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
-import { markAccepted, rememberPeer } from './peer.ts';
+import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
+import { markAccepted, peerOfSocket, rememberPeer } from './peer.ts';
 
 /** A node:http server with PeerAuthentication and mTLS in front of it. */
 export class MeshHttpServer extends Server {
@@ -48,6 +55,10 @@ export class MeshHttpServer extends Server {
   readonly #acceptor: PeerAuthAcceptor;
   /** Plaintext connections taken under STRICT for the health probes only (`probePaths`). */
   readonly #probesOnly = new WeakSet<Socket>();
+  /** HTTP/2 callers: their streams come in as HTTP/1.1 requests to this server. */
+  readonly #h2: Http2Bridge;
+  /** Connections let in whose first bytes (HTTP/1 or HTTP/2?) have not come yet. */
+  readonly #sniffing = new Set<Socket>();
 
   constructor(listener: RequestListener, mtls: InboundTls, guard: InboundGuard) {
     super((req: IncomingMessage, res: ServerResponse) => {
@@ -64,26 +75,54 @@ export class MeshHttpServer extends Server {
     if (own.length !== 1) throw new Error(`meshlet: node:http's Server has ${own.length} connection listeners, expected 1; this Node.js version is not supported by mesh.createServer`);
     this.#http = own[0] as (socket: Socket) => void;
     this.removeListener('connection', this.#http);
+    // A bridged stream's in-memory connection is the real one's to the mesh: accepted, same peer, same probe-only rule.
+    this.#h2 = new Http2Bridge((socket, real) => {
+      if (this.#probesOnly.has(real)) this.#probesOnly.add(socket);
+      rememberPeer(socket, peerOfSocket(real));
+      markAccepted(socket);
+      this.#http.call(this, socket);
+    });
     this.#acceptor = new PeerAuthAcceptor(mtls, SERVER_ALPN, {
-      plaintext: (socket) => {
+      plaintext: (socket, first) => {
         markAccepted(socket);
-        this.#http.call(this, socket);
+        this.#serve(socket, first);
       },
       secured: (socket, peer) => {
         rememberPeer(socket, peer);
         markAccepted(socket);
-        this.#http.call(this, socket);
+        this.#serve(socket, undefined);
       },
       probesOnly:
         guard.probes === undefined
           ? undefined
-          : (socket) => {
+          : (socket, first) => {
               this.#probesOnly.add(socket);
               markAccepted(socket);
-              this.#http.call(this, socket);
+              this.#serve(socket, first);
             },
     });
     this.on('connection', (socket: Socket) => this.#acceptor.accept(socket));
+  }
+
+  /** HTTP/2 (its preface first) to the bridge, anything else to node:http; `first`: the first bytes when already read. */
+  #serve(socket: Socket, first: Buffer | undefined): void {
+    if (first !== undefined) {
+      if (isHttp2Preface(first)) this.#h2.accept(socket);
+      else this.#http.call(this, socket);
+      return;
+    }
+    this.#sniffing.add(socket);
+    awaitFirstBytes(socket, this.headersTimeout > 0 ? this.headersTimeout : HANDSHAKE_TIMEOUT_MS, {
+      data: (f) => {
+        this.#sniffing.delete(socket);
+        this.#serve(socket, f);
+      },
+      gone: () => this.#sniffing.delete(socket),
+      timeout: () => {
+        this.#sniffing.delete(socket);
+        socket.destroy();
+      },
+    });
   }
 
   /**
@@ -100,12 +139,26 @@ export class MeshHttpServer extends Server {
 
   /** Stops accepting; connections that have not sent a request yet (first bytes, handshake) are closed at once. */
   override close(callback?: (err?: Error) => void): this {
-    this.#acceptor.dropPending();
+    this.#dropPending();
+    // HTTP/2 callers get a GOAWAY: streams in flight finish, no new ones.
+    this.#h2.close();
     return super.close(callback);
   }
 
   override closeAllConnections(): void {
-    this.#acceptor.dropPending();
+    this.#dropPending();
+    this.#h2.destroy();
     super.closeAllConnections();
+  }
+
+  override closeIdleConnections(): void {
+    this.#h2.closeIdle();
+    super.closeIdleConnections();
+  }
+
+  #dropPending(): void {
+    this.#acceptor.dropPending();
+    for (const s of this.#sniffing) s.destroy();
+    this.#sniffing.clear();
   }
 }

@@ -14,6 +14,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { cameOverHttp2 } from './h2-bridge.ts';
 import type { PeerHeaders } from './peer-exchange.ts';
 import type { Socket } from 'node:net';
 import { isGrpcContentType, type Protocol } from '../../core/classify.ts';
@@ -236,7 +237,7 @@ export class InboundObservation {
     this.#conn = conn;
     this.#startedAt = o.clock.now();
     this.#written0 = this.#socket.bytesWritten;
-    const protocol: Protocol = isGrpcContentType(headers['content-type']) ? 'grpc' : req.httpVersionMajor === 2 ? 'http2' : 'http1';
+    const protocol: Protocol = isGrpcContentType(headers['content-type']) ? 'grpc' : req.httpVersionMajor === 2 || cameOverHttp2(req.socket) ? 'http2' : 'http1';
     this.start = {
       workload: o.workload,
       request: req,

@@ -20,15 +20,16 @@ const TLS_MAJOR = 0x03;
 
 /** Where the connections that pass go. */
 export interface AcceptedHandlers {
-  /** A plaintext connection the port's mode allows (its first bytes, if read, are back on it). */
-  plaintext(socket: Socket): void;
+  /** A plaintext connection the port's mode allows; `first`: its first bytes when they were read (they are back on it). */
+  plaintext(socket: Socket, first?: Buffer): void;
   /** A TLS connection whose client proved `peer`. */
   secured(socket: TLSSocket, peer: PeerIdentity): void;
   /**
    * A plaintext connection under STRICT, taken to serve the health probes only (`probePaths`; the
-   * owner refuses any other request on it). Absent: such a connection is refused here.
+   * owner refuses any other request on it; `first`: its first bytes, back on it). Absent: such a
+   * connection is refused here.
    */
-  readonly probesOnly?: ((socket: Socket) => void) | undefined;
+  readonly probesOnly?: ((socket: Socket, first: Buffer) => void) | undefined;
 }
 
 /** Accepts a port's connections as its PeerAuthentication says. */
@@ -86,10 +87,10 @@ export class PeerAuthAcceptor {
       this.#pending.delete(socket);
       if (mode === 'STRICT') {
         if (this.#on.probesOnly === undefined) this.#mtls.refuse(socket, mode, 'plaintext', 'plaintext under STRICT');
-        else this.#on.probesOnly(socket);
+        else this.#on.probesOnly(socket, first);
         return;
       }
-      this.#on.plaintext(socket);
+      this.#on.plaintext(socket, first);
       return;
     }
     if (mode === 'DISABLE') {

@@ -1,0 +1,225 @@
+/**
+ * HTTP/2 callers of a mesh server whose app speaks HTTP/1.1, bridged as Envoy's inbound listener
+ * does it: Istio's inbound HTTP connection manager takes HTTP/1.1 and HTTP/2 on one port (codec
+ * AUTO: it reads the HTTP/2 preface), and its inbound cluster talks to the app in the protocol the
+ * app speaks. So a caller whose cluster speaks HTTP/2 — a service port declared `HTTP2`/`GRPC`,
+ * `h2UpgradePolicy: UPGRADE`, meshlet's client and an Istio sidecar alike (over mTLS they speak
+ * HTTP/2 whatever ALPN settled on) — reaches an app served by `mesh.createServer`.
+ *
+ * Each HTTP/2 connection gets a session of an inner `http2` server (never listening); each of its
+ * streams is sent as an HTTP/1.1 request to the app's node:http server over an in-memory
+ * connection (`duplexPair`) that carries the real connection's addresses, TLS state and verified
+ * peer, through an undici Pool per session (its connections are the app's, as Envoy's inbound
+ * pool's are: the inbound connection pool limits them). The app's answer goes back on the stream.
+ * The app sees a node:http request, with `req.httpVersion` `1.1`, behind the same admission as
+ * any other (JWT, authorization, rate limits run in the HTTP/1.1 server's listener).
+ *
+ * @module
+ */
+import { constants, createServer as createH2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import { type Duplex, duplexPair, pipeline, type Readable } from 'node:stream';
+import { Pool } from 'undici';
+
+/** The client connection preface of HTTP/2 (RFC 9113 §3.4). */
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/** True when a connection's first bytes are (the start of) the HTTP/2 preface: no HTTP/1 method is `PRI`. */
+export function isHttp2Preface(first: Buffer): boolean {
+  const n = Math.min(first.length, PREFACE.length);
+  return n >= 3 && first.subarray(0, n).equals(PREFACE.subarray(0, n));
+}
+
+/** Headers that belong to one hop (RFC 9110 §7.6.1) and HTTP/2's pseudo-headers: never copied across the bridge. */
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'http2-settings', 'host']);
+/** Not sent on to the app: `expect` (HTTP/2 has its own 100-continue; undici refuses the header). */
+const NOT_FORWARDED = new Set([...HOP, 'expect']);
+
+/** The socket properties a server, the app and the mesh read, copied from the real connection. */
+const SOCKET_FIELDS = ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort', 'encrypted', 'authorized', 'authorizationError', 'alpnProtocol', 'servername'] as const;
+
+/** What the bridge hands an in-memory connection to: the app's HTTP/1.1 server, as if `real` had connected. */
+export type HandOver = (socket: Socket, real: Socket) => void;
+
+/** The HTTP/2 side of one mesh server. */
+export class Http2Bridge {
+  readonly #h2: Http2Server;
+  readonly #handOver: HandOver;
+  readonly #sessions = new Set<ServerHttp2Session>();
+  /** The connection being handed to the inner server (its session is made in that call). */
+  #connecting: Socket | undefined;
+
+  constructor(handOver: HandOver) {
+    this.#handOver = handOver;
+    this.#h2 = createH2Server();
+    this.#h2.on('session', (session: BridgedSession) => {
+      // The socket itself: `session.socket` is a proxy, which the mesh's per-socket records (the verified peer) do not know.
+      session.meshletSocket = this.#connecting;
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+    });
+    this.#h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#stream(stream, headers));
+  }
+
+  /** Serves an HTTP/2 connection (its first bytes are still on it); `real` stays the socket the app's requests report. */
+  accept(socket: Socket): void {
+    // A TLS connection whose ALPN named no HTTP/2 protocol ('istio', none) still speaks it, as Envoy's codec AUTO reads it.
+    const tls = socket as unknown as { alpnProtocol?: string | false | null };
+    if (tls.alpnProtocol !== undefined) tls.alpnProtocol = 'h2';
+    this.#connecting = socket;
+    try {
+      this.#h2.emit('connection', socket);
+    } finally {
+      this.#connecting = undefined;
+    }
+  }
+
+  /** Stops taking new streams: each session ends once its streams are done (GOAWAY). */
+  close(): void {
+    for (const s of this.#sessions) s.close();
+  }
+
+  /** Ends the sessions with no stream open (GOAWAY), as node:http closes its idle keep-alive connections. */
+  closeIdle(): void {
+    for (const s of this.#sessions) if (openStreams(s) === 0) s.close();
+  }
+
+  /** Ends every session now. */
+  destroy(): void {
+    for (const s of this.#sessions) s.destroy();
+    this.#sessions.clear();
+  }
+
+  /** The session's pool of in-memory HTTP/1.1 connections to the app (made with the session, closed with it). */
+  #pool(session: ServerHttp2Session): Pool {
+    const own = session as BridgedSession;
+    if (own.meshletPool !== undefined) return own.meshletPool;
+    const real = own.meshletSocket ?? (session.socket as Socket);
+    const pool = new Pool('http://localhost', {
+      connect: (_opts, callback) => {
+        const [client, server] = duplexPair();
+        this.#handOver(asSocket(server, real), real);
+        // Called back later, never in the call: undici starts the next request from this callback, which it cannot do inside its own dispatch.
+        queueMicrotask(() => callback(null, client as unknown as Socket));
+      },
+      // The app may take as long as the caller waits: no timeouts of the bridge's own.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    own.meshletPool = pool;
+    session.once('close', () => void pool.destroy().catch(() => undefined));
+    return pool;
+  }
+
+  #stream(stream: ServerHttp2Stream, h2: IncomingHttpHeaders): void {
+    const session = stream.session as BridgedSession;
+    // A stream the caller resets fails with an 'error' event: the answer is dropped, nothing else.
+    stream.on('error', () => undefined);
+    session.meshletStreams = (session.meshletStreams ?? 0) + 1;
+    stream.once('close', () => {
+      session.meshletStreams = (session.meshletStreams ?? 1) - 1;
+    });
+    const method = String(h2[':method'] ?? 'GET');
+    const headers: Record<string, string | string[]> = { host: String(h2[':authority'] ?? h2.host ?? 'localhost') };
+    for (const k in h2) {
+      if (k.startsWith(':') || NOT_FORWARDED.has(k)) continue;
+      const v = h2[k];
+      if (v === undefined) continue;
+      // Cookies may come as separate fields in HTTP/2; HTTP/1.1 has one (RFC 9113 §8.2.3).
+      headers[k] = k === 'cookie' && Array.isArray(v) ? v.join('; ') : (v as string | string[]);
+    }
+    const ac = new AbortController();
+    const abort = (): void => ac.abort();
+    stream.once('aborted', abort);
+    stream.once('close', () => {
+      if (!stream.writableFinished) abort();
+    });
+    const ended = stream.readableEnded || (stream as { endAfterHeaders?: boolean }).endAfterHeaders === true;
+    this.#pool(session)
+      // The body as an iterable of the stream's chunks (undici takes async iterables; its types do not say so): given
+      // the stream itself, undici destroys it once the body is sent, and the answer with it.
+      .request({ method: method as 'GET', path: String(h2[':path'] ?? '/'), headers, body: ended ? null : (chunksOf(stream) as unknown as Readable), signal: ac.signal })
+      .then(
+        (res) => {
+          if (stream.destroyed) {
+            res.body.destroy();
+            return;
+          }
+          const out: Record<string, string | string[] | number> = { ':status': res.statusCode };
+          for (const k in res.headers) {
+            const v = res.headers[k];
+            if (v !== undefined && !HOP.has(k)) out[k] = v;
+          }
+          stream.respond(out, { endStream: method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 });
+          if (stream.writableEnded) {
+            res.body.resume();
+            return;
+          }
+          pipeline(res.body, stream, () => undefined);
+        },
+        () => {
+          // The app's connection failed or the caller went away: the stream is reset, as Envoy resets it.
+          if (!stream.destroyed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+        },
+      );
+  }
+}
+
+/** The request body's chunks, read from the stream as undici asks for them. */
+async function* chunksOf(stream: ServerHttp2Stream): AsyncGenerator<Buffer> {
+  for await (const c of stream) yield c as Buffer;
+}
+
+/** A session with what the bridge keeps on it: its pool to the app and how many of its streams are open. */
+type BridgedSession = ServerHttp2Session & { meshletPool?: Pool; meshletStreams?: number; meshletSocket?: Socket | undefined };
+
+/** How many of the session's streams are open (node:http2 has no public count). */
+function openStreams(s: ServerHttp2Session): number {
+  return (s as BridgedSession).meshletStreams ?? 0;
+}
+
+/** The in-memory connections of bridged streams. */
+const bridged = new WeakSet<object>();
+
+/** True when `socket` carries a stream an HTTP/2 caller sent (telemetry reports the caller's protocol, HTTP/2, as Envoy's downstream). */
+export function cameOverHttp2(socket: object): boolean {
+  return bridged.has(socket);
+}
+
+/**
+ * An in-memory connection made to look like `real` to node:http, the app and the mesh (addresses,
+ * TLS, byte counts as a net.Socket keeps them, no timers of its own).
+ */
+function asSocket(d: Duplex, real: Socket): Socket {
+  const s = d as Duplex & Record<string, unknown>;
+  bridged.add(s);
+  let written = 0;
+  let read = 0;
+  const write = d.write;
+  s.write = function (this: Duplex, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+    written += typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8') : (chunk as Uint8Array).byteLength;
+    return (write as (...a: unknown[]) => boolean).call(this, chunk, encoding, cb);
+  };
+  d.on('data', (c: Buffer) => {
+    read += c.length;
+  });
+  Object.defineProperty(s, 'bytesWritten', { get: () => written });
+  Object.defineProperty(s, 'bytesRead', { get: () => read });
+  for (const f of SOCKET_FIELDS) {
+    const v = (real as unknown as Record<string, unknown>)[f];
+    if (v !== undefined) Object.defineProperty(s, f, { value: v, enumerable: true });
+  }
+  const tls = real as unknown as { getPeerCertificate?: (detailed?: boolean) => unknown; getCertificate?: () => unknown; getProtocol?: () => unknown; getCipher?: () => unknown };
+  if (tls.getPeerCertificate !== undefined) {
+    s.getPeerCertificate = (detailed?: boolean) => tls.getPeerCertificate?.call(real, detailed);
+    s.getCertificate = () => tls.getCertificate?.call(real);
+    s.getProtocol = () => tls.getProtocol?.call(real);
+    s.getCipher = () => tls.getCipher?.call(real);
+  }
+  s.setNoDelay = () => s;
+  s.setKeepAlive = () => s;
+  s.ref = () => s;
+  s.unref = () => s;
+  s.address = () => real.address();
+  return s as unknown as Socket;
+}
