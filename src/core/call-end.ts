@@ -38,5 +38,6 @@ export function callEndMessage(ex: ExchangeState, error: Error | undefined): Cal
     responseBytes: ex.responseBytes,
     durationMs: ex.clock === undefined ? 0 : ex.clock.now() - ex.startedAt,
     error,
+    rendered: ex.rendered,
   };
 }

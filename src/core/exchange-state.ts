@@ -111,6 +111,8 @@ export class ExchangeState {
   grpcStatus = -1;
   /** Response body bytes delivered to the caller. */
   responseBytes = 0;
+  /** The mesh-made failure the caller got as an answer rendered from it (`errors: 'respond'`), if any. */
+  rendered: Error | undefined = undefined;
 
   protected _handler: ResponseHandler;
   protected readonly _errors: ErrorMode;

@@ -195,7 +195,10 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
   /** In `respond` mode, renders `error` as an answer; false when it does not apply. */
   private _render(error: MeshletError): boolean {
     if (this._errors !== 'respond' || this.aborted) return false;
-    return this.renderFailure(error);
+    this.rendered = error;
+    if (this.renderFailure(error)) return true;
+    this.rendered = undefined;
+    return false;
   }
 
   /**
@@ -286,6 +289,7 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
     this.host = undefined;
     this.tried = undefined;
     this.responseOps = undefined;
+    this.rendered = undefined;
   }
 
   /**

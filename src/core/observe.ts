@@ -98,6 +98,12 @@ export interface CallEndMessage {
   readonly durationMs: number;
   /** The error the caller got, when the call failed. */
   readonly error: Error | undefined;
+  /**
+   * The mesh-made failure (a `MeshletError`: route timeout, connect failure, reset, …) the
+   * caller got as the answer a sidecar makes of it (`errors: 'respond'`: `status` is that
+   * answer's), undefined when the answer came from the upstream or a route.
+   */
+  readonly rendered?: Error | undefined;
 }
 
 /** `meshlet:attempt:start`. */

@@ -173,6 +173,18 @@ describe('client-side response details and flags', () => {
     ['timeout', { flags: 'UT', status: 0, error: new MeshletError('MESHLET_ERR_TIMEOUT', 'timeout') }, 'response_timeout', 'UT', 504],
     ['direct response', { flags: '', status: 200, endpoint: undefined, cluster: undefined }, 'direct_response', '', 200],
     ['no route', { flags: '', status: 0, route: undefined, error: new MeshletError('MESHLET_ERR_NO_ROUTE', 'no route') }, 'route_not_found', 'NR', 404],
+    // errors: 'respond' — the caller got the sidecar's answer rendered from the failure: the failure's details, not via_upstream.
+    ['route timeout, rendered', { flags: 'UT', status: 504, rendered: new MeshletError('MESHLET_ERR_TIMEOUT', 'upstream request timeout') }, 'response_timeout', 'UT', 504],
+    ['connection closed, rendered', { flags: 'UC', status: 503, rendered: new MeshletError('MESHLET_ERR_UPSTREAM_RESET', 'upstream connect error or disconnect/reset before headers. reset reason: connection termination', { flags: 'UC' }) }, 'upstream_reset_before_response_started{connection_termination}', 'UC', 503],
+    [
+      'TLS failure, retried: the reset reason and the transport failure reason, blanks as _',
+      { flags: 'UF,URX', status: 503, rendered: new MeshletError('MESHLET_ERR_UPSTREAM_TLS', "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: connection failure, transport failure reason: TLS error: the server's certificate has expired", { flags: 'UF,URX' }) },
+      "upstream_reset_before_response_started{connection_failure,TLS_error:_the_server's_certificate_has_expired}",
+      'UF,URX',
+      503,
+    ],
+    ['pool overflow, rendered', { flags: 'UO', status: 503, rendered: new MeshletError('MESHLET_ERR_OVERLOADED', 'upstream overflow: connection pool limits reached') }, 'upstream_reset_before_response_started{overflow}', 'UO', 503],
+    ['the upstream answered 503 after the retry budget ran out', { flags: 'UO', status: 503 }, 'via_upstream', 'UO', 503],
   ];
   for (const [name, patch, details, flags, status] of rows) {
     it(name, () => {

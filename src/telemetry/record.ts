@@ -129,17 +129,21 @@ export { hostPort as parseHostPort };
 
 /**
  * `%RESPONSE_CODE_DETAILS%` of a client-side call, as Envoy's router and filters set it: from
- * the flags of how it ended (`no_healthy_upstream`, `fault_filter_abort`, `upstream_reset_before_response_started{…}`, …),
+ * the flags of how it ended (`no_healthy_upstream`, `fault_filter_abort`, …), and for a
+ * failure the mesh made (the caller got the sidecar's answer or the error) from that failure
+ * (`response_timeout`, `upstream_reset_before_response_started{connection_failure}`, …);
  * `via_upstream` when the upstream answered, `direct_response` for a route's own answer.
  */
-function clientDetails(flags: readonly string[], status: number, end: CallEndMessage): string | undefined {
+function clientDetails(flags: readonly string[], status: number, end: CallEndMessage, failure: MeshletError | undefined): string | undefined {
   const has = (f: string): boolean => flags.includes(f);
   if (has('FI')) return 'fault_filter_abort';
   if (has('NR')) return 'route_not_found';
   if (has('NC')) return 'cluster_not_found';
   if (has('UH')) return 'no_healthy_upstream';
   if (has('RL')) return 'local_rate_limited';
-  if (end.error === undefined && status > 0) return end.endpoint === undefined && end.route !== undefined ? 'direct_response' : 'via_upstream';
+  if (end.error === undefined && failure === undefined && status > 0) return end.endpoint === undefined && end.route !== undefined ? 'direct_response' : 'via_upstream';
+  const reset = failure === undefined ? undefined : resetDetails(failure);
+  if (reset !== undefined) return reset;
   if (has('UT')) return 'response_timeout';
   if (has('UO')) return 'upstream_reset_before_response_started{overflow}';
   if (has('UF')) return 'upstream_reset_before_response_started{connection_failure}';
@@ -151,10 +155,26 @@ function clientDetails(flags: readonly string[], status: number, end: CallEndMes
   return undefined;
 }
 
+/**
+ * The details Envoy's router gives a mesh-made failure that says more than its flag: a per-try
+ * timeout (`upstream_per_try_timeout`), an upstream reset with its reset reason and transport
+ * failure reason, blanks as `_` (`upstream_reset_before_response_started{connection_failure,TLS_error:_…}`).
+ */
+function resetDetails(e: MeshletError): string | undefined {
+  if (e.code === 'MESHLET_ERR_TIMEOUT') return (e.cause as Error | undefined)?.name === 'PerTryTimeout' ? 'upstream_per_try_timeout' : undefined;
+  const at = e.message.indexOf('reset reason: ');
+  if (at < 0) return undefined;
+  const text = e.message.slice(at + 'reset reason: '.length);
+  const tfr = text.indexOf(', transport failure reason: ');
+  const reason = tfr < 0 ? text : `${text.slice(0, tfr)},${text.slice(tfr + ', transport failure reason: '.length)}`;
+  return `upstream_reset_before_response_started{${reason.replace(/\s/g, '_')}}`;
+}
+
 /** The record of a client-side call (`meshlet:call:end`). */
 export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): RequestRecord {
   const err = end.error;
-  const meshErr = err instanceof MeshletError ? err : undefined;
+  // The mesh-made failure: the caller's error, or the one its answer was rendered from.
+  const meshErr = err instanceof MeshletError ? err : end.rendered instanceof MeshletError ? end.rendered : undefined;
   let flags = end.flags;
   for (const f of meshErr?.flags.split(',') ?? []) if (f !== '' && !flags.split(',').includes(f)) flags = flags === '' ? f : `${flags},${f}`;
   const status = end.status > 0 ? end.status : (meshErr?.httpStatus ?? 0);
@@ -176,7 +196,7 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
     status,
     grpcStatus: end.grpcStatus >= 0 ? end.grpcStatus : end.protocol === 'grpc' && meshErr?.grpcStatus !== undefined ? meshErr.grpcStatus : -1,
     flags,
-    details: clientDetails(list, status, end),
+    details: clientDetails(list, status, end, meshErr),
     requestBytes: end.requestBytes,
     responseBytes: end.responseBytes,
     durationMs: end.durationMs,
