@@ -49,6 +49,19 @@ describe('failures of the caller\'s own making are not the upstream\'s', () => {
     assert.equal((await call(mesh, 'http://svc/')).status, 200);
   });
 
+  it('a body that does not match its own content-length fails as undici reports it (RequestContentLengthMismatchError), never retried, never ejects', async () => {
+    for (let i = 0; i < 4; i++) {
+      for (const body of ['abcdef', 'ab', () => Readable.from([Buffer.from('ab')])]) {
+        await assert.rejects(
+          request('http://svc/cl', { dispatcher: mesh.dispatcher, method: 'POST', headers: { 'content-length': '4' }, body: typeof body === 'function' ? body() : body }),
+          (e: Error) => (e as { code?: string }).code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+        );
+      }
+    }
+    assert.equal(ejected(), 0);
+    assert.equal((await call(mesh, 'http://svc/')).status, 200);
+  });
+
   it("the caller's request body failing mid-upload reaches the caller as its own error; never retried, never ejects", async () => {
     for (let i = 0; i < 4; i++) {
       async function* body() {

@@ -25,8 +25,8 @@ const PROTOCOL_CODES = new Set(['HPE_INVALID_CONSTANT', 'HPE_INVALID_VERSION', '
 export function classifyUndiciError(err: Error): FailureKind {
   if (err.name === 'AbortError' || (err as { code?: string }).code === 'UND_ERR_ABORTED') return 'cancelled';
   const code = (err as { code?: string }).code ?? '';
-  // undici refused the request as given (a header value with CR/LF, a bad method, …).
-  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') return 'local';
+  // undici refused the request as given (a header value with CR/LF, a bad method, a body that does not match its own content-length, …).
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return 'local';
   if (CONNECT_CODES.has(code)) return 'connect-failure';
   // A failed TLS handshake is a connect failure (Envoy), also when the server's alert arrives after it looked done.
   if (err instanceof TlsHandshakeError || code.startsWith('ERR_SSL_') || ((err as { cause?: { code?: unknown } }).cause?.code ?? '').toString().startsWith('ERR_SSL_')) return 'connect-failure';
