@@ -79,6 +79,9 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
   abort(reason?: Error): void {
     if (this.aborted || this.done) return;
     this.aborted = true;
+    // The caller went away before the call ended: Envoy's DC (downstream connection termination),
+    // in every report of the call (access log, metrics, span), whatever status it had got.
+    this.flag('DC');
     this._interrupt(reason ?? abortError());
   }
 
