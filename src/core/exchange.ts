@@ -153,8 +153,15 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
     if (this.done) return;
     this.deliverEnd(controller);
     this._finish(undefined);
-    this._handler.onResponseEnd?.(this, trailers ?? EMPTY);
-    this._release();
+    try {
+      this._handler.onResponseEnd?.(this, trailers ?? EMPTY);
+    } catch (err) {
+      // As undici's dispatchers do: a handler that throws at the end hears of it in onResponseError
+      // (undici's RetryHandler throws there to have a status retried).
+      this._handler.onResponseError?.(this, err as Error);
+    } finally {
+      this._release();
+    }
   }
 
   onResponseError(_controller: Controller, error: Error): void {

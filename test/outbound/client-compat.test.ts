@@ -5,6 +5,9 @@
  * test (test/package), which runs a real Node 22.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import * as undici8 from 'undici';
@@ -14,10 +17,18 @@ import { serviceEntry, startUpstream, type Upstream, virtualService } from '../h
 
 let up: Upstream;
 let mesh: Mesh;
+let flaky = 0;
 
 before(async () => {
   up = await startUpstream('up', async (req, res) => {
     if (req.url === '/slow') return; // never answers; closing the upstream ends it
+    if (req.url === '/flaky') {
+      // Every other call fails: a retry by the caller's own interceptor gets the 200.
+      flaky++;
+      res.statusCode = flaky % 2 === 1 ? 500 : 200;
+      res.end(`flaky ${flaky}`);
+      return;
+    }
     if (req.url === '/big') {
       res.end(Buffer.alloc(4 * 1024 * 1024, 'a'));
       return;
@@ -207,5 +218,71 @@ describe('handlers the dispatcher cannot serve', () => {
       (e: unknown) => isMeshletError(e, 'MESHLET_ERR_INVALID_ARG') && /onResponseStart/.test((e as Error).message) && /onHeaders/.test((e as Error).message),
     );
     assert.throws(() => mesh.dispatcher.dispatch({ origin: 'http://svc', path: '/', method: 'GET' }, null as never), /needs a handler object/);
+  });
+});
+
+describe("undici's own dispatchers and interceptors over mesh.dispatcher", () => {
+  it('interceptors.retry and RetryAgent retry a 500 (their handler throws at the response end to retry) as over an Agent', async () => {
+    flaky = 0;
+    const composed = mesh.dispatcher.compose(undici8.interceptors.retry({ maxRetries: 2, minTimeout: 1, statusCodes: [500], methods: ['GET'] }));
+    const r = await undici8.request('http://svc/flaky', { dispatcher: composed });
+    assert.deepEqual([r.statusCode, await r.body.text()], [200, 'flaky 2']);
+    flaky = 0;
+    const agent = new undici8.RetryAgent(mesh.dispatcher as never, { maxRetries: 2, minTimeout: 1, statusCodes: [500] });
+    const r2 = await undici8.request('http://svc/flaky', { dispatcher: agent });
+    assert.deepEqual([r2.statusCode, await r2.body.text()], [200, 'flaky 2']);
+  });
+
+  it('a handler that throws in onResponseEnd hears of it in onResponseError, as from an Agent', async () => {
+    const boom = new Error('thrown at the end');
+    const heard = await new Promise<Error>((resolve) => {
+      mesh.dispatcher.dispatch(
+        { origin: 'http://svc', path: '/end', method: 'GET' },
+        {
+          onResponseStart() {},
+          onResponseData() {},
+          onResponseEnd() {
+            throw boom;
+          },
+          onResponseError(_c: unknown, err: Error) {
+            resolve(err);
+          },
+        } as never,
+      );
+    });
+    assert.equal(heard, boom);
+  });
+});
+
+describe("undici's WebSocket through mesh.dispatcher", () => {
+  it('opens (the 101 reaches it with its headers), receives a message and closes', async () => {
+    // A minimal WebSocket server: the RFC 6455 handshake, then one text frame.
+    const server = createServer();
+    server.on('upgrade', (req, socket: Socket) => {
+      const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      socket.write(Buffer.concat([Buffer.from([0x81, 5]), Buffer.from('hello')]));
+      socket.on('data', () => socket.destroy());
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const m = await createMesh({ service: 'client', config: [serviceEntry('ws', 'ws.default.svc.cluster.local', 80, [{ port }])] });
+    try {
+      const ws = new undici8.WebSocket('ws://ws.default.svc.cluster.local/chat', { dispatcher: m.dispatcher } as never);
+      const message = await new Promise<string>((resolve, reject) => {
+        ws.onmessage = (e) => resolve(String(e.data));
+        ws.onerror = (e) => reject(new Error(`websocket error: ${(e as { message?: string }).message ?? 'unknown'}`));
+        ws.onclose = (e) => reject(new Error(`closed ${e.code} ${e.reason}`));
+      });
+      assert.equal(message, 'hello');
+      ws.onclose = null;
+      ws.onerror = null;
+      ws.close();
+    } finally {
+      await m.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
