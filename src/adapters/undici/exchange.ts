@@ -29,6 +29,13 @@ export class UndiciExchange extends Exchange {
   rawHeaders: unknown = null;
   rawTrailers: unknown = null;
 
+  /** An upgrade's answer (101) goes on with its raw headers: undici's WebSocket reads them from `controller.rawHeaders`. */
+  override onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
+    const raw = (controller as RawController).rawHeaders;
+    this.rawHeaders = Array.isArray(raw) ? raw : rawFrom(headers);
+    super.onRequestUpgrade(controller, statusCode, headers, socket);
+  }
+
   protected override deliverHead(controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, changed: boolean): void {
     let raw = (controller as RawController).rawHeaders ?? null;
     // Only the mesh says what the mesh did: an upstream's own copies of its signals are dropped.
