@@ -5,9 +5,11 @@
  * that fails in a way the route's `retryOn` covers is retried — after Envoy's jittered
  * exponential backoff, or the upstream's `Retry-After` when it is longer — while attempts,
  * the route deadline, the body's replay buffer and the destination's retry budget allow.
- * A retriable response is swallowed (its body drained) only once the retry is certain; a
- * response the caller has started to receive is never retried. The per-try timeout is one
- * entry in the shared deadline queue, not a timer.
+ * A retriable response is swallowed only once the retry is certain; then, as Envoy's router
+ * does on retriable response headers, its stream is reset at once (its body is never waited
+ * for; over HTTP/1.1 its connection closes) and the retry is scheduled. A response the caller
+ * has started to receive is never retried. The per-try timeout is one entry in the shared
+ * deadline queue, not a timer.
  *
  * @module
  */
@@ -87,12 +89,29 @@ class PerTryTimeout extends Error {
   }
 }
 
+/** The reason a retried response's stream is reset with (it reaches no one: the attempt ignores what follows). */
+class RetriedResponse extends Error {
+  constructor() {
+    super('response retried: upstream stream reset');
+    this.name = 'RetriedResponse';
+  }
+}
+
+/**
+ * Whether a response with this head has nothing after it (Envoy's `end_stream` on headers): a
+ * HEAD request's, or one with `content-length: 0`. Its stream is let end (its connection is
+ * kept); any other retried response is reset.
+ */
+function endsWithHead(method: string, headers: Headers): boolean {
+  return method === 'HEAD' || headers['content-length'] === '0';
+}
+
 
 /** This attempt holds a slot of the retry budget. */
 const IS_RETRY = 1;
 /** The per-try timeout fired. */
 const PER_TRY_EXPIRED = 2;
-/** A retriable response is being drained (the retry is decided). */
+/** A retriable response is being discarded (the retry is scheduled; what is left of it is ignored). */
 const DISCARDING = 4;
 /** The response went on to the caller. */
 const FORWARDED = 8;
@@ -221,6 +240,13 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
     if (retry) {
       this._outcome = { status: statusCode, grpcStatus: outcome.grpcStatus, failure: undefined, requestSent: true, headers };
       this._bits |= DISCARDING;
+      // As Envoy's router on retriable headers (onUpstreamHeaders: resetStream, doRetry): the
+      // retry is scheduled now and the response's stream reset, not read to its end — an
+      // endless or slow body must not hold the retry (over HTTP/1.1 the connection closes).
+      // Outlier detection counted the status at the head (upstream layer), once.
+      this._end();
+      this._retry();
+      if (!endsWithHead(this._ex.method, headers)) controller.abort(new RetriedResponse());
       return;
     }
     if (exhausted) this._ex.flag('URX');
@@ -234,26 +260,18 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
   }
 
   onResponseEnd(controller: Controller, trailers: Headers): void {
+    // A discarded response's end (one that ended with its head): the retry is already scheduled.
+    if ((this._bits & DISCARDING) !== 0) return;
     this._end();
-    if ((this._bits & DISCARDING) !== 0) {
-      this._retry();
-      return;
-    }
     this._handler.onResponseEnd?.(controller, trailers);
   }
 
   onResponseError(controller: Controller, error: Error): void {
+    // The reset of a discarded response (or its failure): the retry is already scheduled, and
+    // an abort or deadline from now on cancels it (the exchange waits on it).
+    if ((this._bits & DISCARDING) !== 0) return;
     const ex = this._ex;
     this._end();
-    if ((this._bits & DISCARDING) !== 0) {
-      // The swallowed response broke off while draining: retry all the same (it was going to be).
-      if (!ex.aborted && !(ex.reason instanceof MeshletError)) this._retry();
-      else {
-        this._run.o.budget(ex).endRetry();
-        this._handler.onResponseError?.(controller, ex.reason ?? error);
-      }
-      return;
-    }
     if (ex.aborted || ex.reason instanceof MeshletError) {
       // Caller abort or route deadline: never retried; report the call's reason.
       this._handler.onResponseError?.(controller, ex.reason ?? error);
