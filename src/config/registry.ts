@@ -10,7 +10,7 @@ import { kubeServiceParts, resolveAliases, selectedWorkloads, type WorkloadCandi
 import { byAge, ofKind, type AnyResource, type Resource } from './resource.ts';
 import { runNow, type Steps } from './steps.ts';
 import type { ServicePort } from './types/networking.ts';
-import { labelsMatch, toWorkload, type Workload, workloadPort } from './workloads.ts';
+import { labelsMatch, toWorkload, type Workload, workloadEntryName, workloadPort } from './workloads.ts';
 
 export { labelsMatch, type Workload };
 
@@ -30,6 +30,8 @@ export interface Endpoint {
   readonly serviceAccount: string;
   /** The namespace the workload runs in (its service's). */
   readonly namespace: string;
+  /** Istio's workload name of the instance (see {@link Workload.name}). */
+  readonly workloadName: string;
   /** `address:port`. */
   readonly key: string;
 }
@@ -80,14 +82,14 @@ export function endpointsFor(service: Service, port: ServicePort): Endpoint[] {
   if (service.resolution === 'NONE' || service.resolution === 'DYNAMIC_DNS') return [];
   // Istio: the host is the endpoint only for a DNS ServiceEntry with neither endpoints nor a workloadSelector.
   const workloads = service.workloads.length === 0 && (service.resolution === 'DNS' || service.resolution === 'DNS_ROUND_ROBIN') && !service.hostname.startsWith('*') && (service.resource.kind !== 'ServiceEntry' || service.resource.spec.workloadSelector === undefined)
-    ? [toWorkload({ address: service.hostname }, `${service.origin} (host)`)]
+    ? [toWorkload({ address: service.hostname }, `${service.origin} (host)`, service.resource.metadata.name)]
     : service.workloads;
   const named = service.targetPortNames?.get(port.number);
   const out: Endpoint[] = [];
   for (const w of workloads) {
     const p = named !== undefined ? workloadPort(w, named) : (workloadPort(w, port.name) ?? port.targetPort ?? port.number);
     if (p === undefined) continue;
-    out.push({ address: w.address, port: p, labels: w.labels, locality: w.locality, weight: w.weight, origin: w.origin, serviceAccount: w.serviceAccount, namespace: service.namespace, key: `${w.address}:${p}` });
+    out.push({ address: w.address, port: p, labels: w.labels, locality: w.locality, weight: w.weight, origin: w.origin, serviceAccount: w.serviceAccount, namespace: service.namespace, workloadName: w.name, key: `${w.address}:${p}` });
   }
   return out;
 }
@@ -150,7 +152,7 @@ export class RegistryCache {
 
   /** The registry workload of a WorkloadEntry (the same object while the entry is). */
   workload(entry: Resource<'WorkloadEntry'>): Workload {
-    const w = this.#nextWorkloads.get(entry) ?? this.#workloads.get(entry) ?? toWorkload(entry.spec, entry.ref);
+    const w = this.#nextWorkloads.get(entry) ?? this.#workloads.get(entry) ?? toWorkload(entry.spec, entry.ref, workloadEntryName(entry.metadata.name, entry.spec.labels, entry.metadata.annotations));
     this.#nextWorkloads.set(entry, w);
     return w;
   }
@@ -254,7 +256,7 @@ function* buildRegistry(resources: readonly AnyResource[], extraWorkloads: reado
     }
     let fromEndpoints: Workload[] | undefined;
     const endpointWorkloads = (): Workload[] => {
-      fromEndpoints ??= (spec.endpoints ?? []).map((ep, i) => toWorkload(ep, `${se.ref} endpoints[${i}]`));
+      fromEndpoints ??= (spec.endpoints ?? []).map((ep, i) => toWorkload(ep, `${se.ref} endpoints[${i}]`, workloadEntryName(`${se.metadata.name}-${i}`, ep.labels)));
       return fromEndpoints;
     };
     spec.hosts.forEach((h, i) => {
@@ -284,7 +286,7 @@ function* buildRegistry(resources: readonly AnyResource[], extraWorkloads: reado
         ports: p.ports.map(({ targetPort: _t, ...port }) => port),
         location: 'MESH_EXTERNAL',
         resolution: 'DNS',
-        workloads: [toWorkload({ address: target }, `${svc.ref} (externalName ${target})`)],
+        workloads: [toWorkload({ address: target }, `${svc.ref} (externalName ${target})`, '')],
         exportTo: p.exportTo,
         origin: svc.ref,
         resource: svc,

@@ -71,3 +71,29 @@ describe('endpoints carry the topology labels', () => {
     assert.deepEqual({ ...r?.labels }, { app: 'reviews', 'topology.istio.io/locality': 'eu-west.b.rack-2', [R]: 'eu-west', [Z]: 'b', [S]: 'rack-2', [C]: 'Kubernetes' });
   });
 });
+
+describe("endpoints carry istiod's workload name (destination_workload when the answer has no peer metadata)", () => {
+  it("a WorkloadEntry's name, its service.istio.io/workload-name label, its WorkloadGroup; a ServiceEntry's <name>-<index>; a DNS host's ServiceEntry", () => {
+    const we = (name: string, address: string, extra = '') => doc('networking.istio.io/v1', 'WorkloadEntry', name, `address: ${address}\nlabels: {app: reviews${extra}}`);
+    const { resources, errors } = validateYaml(
+      [
+        doc('v1', 'Service', 'reviews', 'ports: [{name: http, port: 9080}]\nselector: {app: reviews}'),
+        we('reviews-v1', '10.0.0.1'),
+        we('reviews-v2-abc', '10.0.0.2', ', service.istio.io/workload-name: reviews-v2'),
+        'apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata:\n  name: reviews-vm-10.0.0.3\n  namespace: default\n  annotations: {istio.io/autoRegistrationGroup: reviews-vms}\nspec:\n  address: 10.0.0.3\n  labels: {app: reviews, service.istio.io/workload-name: ignored}\n',
+        doc('networking.istio.io/v1', 'ServiceEntry', 'api', 'hosts: [api.example.com]\nresolution: STATIC\nports: [{number: 80, name: http, protocol: HTTP}]\nendpoints:\n- {address: 10.0.1.1}\n- {address: 10.0.1.2, labels: {service.istio.io/workload-name: api-b}}'),
+        doc('networking.istio.io/v1', 'ServiceEntry', 'ext', 'hosts: [ext.example.com]\nresolution: DNS\nports: [{number: 443, name: https, protocol: TLS}]'),
+      ].join('---\n'),
+    );
+    assert.deepEqual(errors, []);
+    const reg = new ServiceRegistry(resources);
+    const names = (host: string) => {
+      const s = reg.lookup(host);
+      assert.ok(s, host);
+      return Object.fromEntries(endpointsFor(s, s.ports[0]!).map((e) => [e.address, e.workloadName]));
+    };
+    assert.deepEqual(names('reviews.default.svc.cluster.local'), { '10.0.0.1': 'reviews-v1', '10.0.0.2': 'reviews-v2', '10.0.0.3': 'reviews-vms' });
+    assert.deepEqual(names('api.example.com'), { '10.0.1.1': 'api-0', '10.0.1.2': 'api-b' });
+    assert.deepEqual(names('ext.example.com'), { 'ext.example.com': 'ext' });
+  });
+});

@@ -24,8 +24,31 @@ export interface Workload {
   /** Load-balancing weight. @defaultValue 1 */
   readonly weight: number;
   readonly serviceAccount: string;
+  /**
+   * Istio's workload name of the instance (`destination_workload` of the calls that reach it
+   * when the answer carries no peer metadata): see {@link workloadEntryName}; '' for a host
+   * name standing for itself (an ExternalName target).
+   */
+  readonly name: string;
   /** `WorkloadEntry ns/name`, or `ServiceEntry ns/name endpoints[i]`. */
   readonly origin: string;
+}
+
+/** `service.istio.io/workload-name`: a WorkloadEntry's workload name, when set. */
+const WORKLOAD_NAME_LABEL = 'service.istio.io/workload-name';
+/** `istio.io/autoRegistrationGroup`: the WorkloadGroup a WorkloadEntry was registered through. */
+const AUTO_REGISTRATION_GROUP = 'istio.io/autoRegistrationGroup';
+
+/**
+ * The workload name of a WorkloadEntry, as istiod names its endpoint (`labels.WorkloadNameFromWorkloadEntry`,
+ * "which will appear in metric label"): the WorkloadGroup of an auto-registered entry (annotation
+ * `istio.io/autoRegistrationGroup`), else the `service.istio.io/workload-name` label, else the
+ * entry's name — for a ServiceEntry's inline endpoint `<serviceentry>-<index>`.
+ */
+export function workloadEntryName(name: string, labels: Readonly<Record<string, string>> | undefined, annotations?: Readonly<Record<string, string>>): string {
+  if (annotations !== undefined && Object.hasOwn(annotations, AUTO_REGISTRATION_GROUP)) return annotations[AUTO_REGISTRATION_GROUP] as string;
+  if (labels !== undefined && Object.hasOwn(labels, WORKLOAD_NAME_LABEL)) return labels[WORKLOAD_NAME_LABEL] as string;
+  return name;
 }
 
 /** Whether every key of `selector` has the same value in `labels` (an absent selector selects everything). */
@@ -35,8 +58,8 @@ export function labelsMatch(selector: Readonly<Record<string, string>> | undefin
   return true;
 }
 
-/** The workload of a WorkloadEntry spec: defaults filled in, locality and topology labels derived as Istio does. */
-export function toWorkload(spec: WorkloadEntrySpec, origin: string, fallbackSa = 'default'): Workload {
+/** The workload of a WorkloadEntry spec named `name` (its workload name): defaults filled in, locality and topology labels derived as Istio does. */
+export function toWorkload(spec: WorkloadEntrySpec, origin: string, name: string, fallbackSa = 'default'): Workload {
   const own = spec.labels ?? {};
   const locality = workloadLocality(spec.locality, own);
   const network = spec.network ?? '';
@@ -48,6 +71,7 @@ export function toWorkload(spec: WorkloadEntrySpec, origin: string, fallbackSa =
     network,
     weight: spec.weight === undefined || spec.weight === 0 ? 1 : spec.weight,
     serviceAccount: spec.serviceAccount ?? fallbackSa,
+    name,
     origin,
   };
 }

@@ -70,7 +70,7 @@ export class VisibleSelection {
     if (list === undefined) return false;
     const spec = (entry.spec ?? {}) as WorkloadEntrySpec;
     const own = spec.labels ?? {};
-    const labels = toWorkload(spec, '').labels;
+    const labels = toWorkload(spec, '', '').labels;
     for (const s of list) {
       if (s.kind === 'Service' && (isIP(spec.address ?? '') === 0 || Object.keys(own).length === 0)) continue;
       if (labelsMatch(s.labels, labels)) return true;

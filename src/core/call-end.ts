@@ -29,7 +29,7 @@ export function callEndMessage(ex: ExchangeState, error: Error | undefined): Cal
     cluster: cluster?.name,
     destinationService: cluster?.cluster?.host,
     endpoint: host?.key,
-    destination: ep === undefined ? undefined : { serviceAccount: ep.serviceAccount ?? 'default', labels: ep.labels ?? NO_LABELS, namespace: ep.namespace ?? '' },
+    destination: ep === undefined ? undefined : { serviceAccount: ep.serviceAccount ?? 'default', labels: ep.labels ?? NO_LABELS, namespace: ep.namespace ?? '', workload: ep.workloadName ?? '' },
     status: ex.status,
     grpcStatus: ex.grpcStatus,
     flags: ex.flags,

@@ -26,7 +26,7 @@ export interface ClusterRef {
 }
 export interface HostRef {
   readonly key?: string;
-  readonly endpoint?: { readonly serviceAccount?: string; readonly labels?: Readonly<Record<string, string>>; readonly namespace?: string };
+  readonly endpoint?: { readonly serviceAccount?: string; readonly labels?: Readonly<Record<string, string>>; readonly namespace?: string; readonly workloadName?: string };
 }
 
 /** The state of one logical call; {@link Exchange} is the call itself. */

@@ -82,8 +82,11 @@ export interface CallEndMessage {
   readonly destinationService: string | undefined;
   /** The endpoint of the last attempt (`address:port`), or undefined. */
   readonly endpoint: string | undefined;
-  /** The destination workload's identity as registered (service account, labels), when known. */
-  readonly destination: { readonly serviceAccount: string; readonly labels: Readonly<Record<string, string>>; readonly namespace: string } | undefined;
+  /**
+   * The destination workload's identity as registered (service account, labels, namespace, and
+   * Istio's workload name: a WorkloadEntry's, see docs/telemetry.md), when known.
+   */
+  readonly destination: { readonly serviceAccount: string; readonly labels: Readonly<Record<string, string>>; readonly namespace: string; readonly workload?: string } | undefined;
   /** Response status (HTTP; 200 for gRPC), or 0 when the call got no response. */
   readonly status: number;
   /** gRPC status (from the head or the trailers), or -1. */

@@ -42,7 +42,7 @@ async function startOnAddresses(names: readonly string[], addresses: readonly st
 function ringOwners(ups: readonly Upstream[], settings: LoadBalancerSettings): (key: string) => string {
   const byKey = new Map(ups.map((u) => [`${u.host}:${u.port}`, u.name]));
   const set = new HostSet(
-    ups.map((u) => new HostState({ address: u.host, port: u.port, labels: {}, locality: '', weight: 1, origin: 'test', serviceAccount: 'default', namespace: 'default', key: `${u.host}:${u.port}` })),
+    ups.map((u) => new HostState({ address: u.host, port: u.port, labels: {}, locality: '', weight: 1, origin: 'test', serviceAccount: 'default', namespace: 'default', workloadName: '', key: `${u.host}:${u.port}` })),
   );
   const picker = createPicker(set, settings, { random: seededRandom(1), clock: new ManualClock(), locality: '', labels: {}, outlierDetection: false });
   assert.match(picker.kind, /RING_HASH/);

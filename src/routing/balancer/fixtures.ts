@@ -32,6 +32,7 @@ export function ep(address: string, o: EpOptions = {}): Endpoint {
     origin: 'test',
     serviceAccount: 'default',
     namespace: 'default',
+    workloadName: '',
     key: `${address}:${port}`,
   };
 }

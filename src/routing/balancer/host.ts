@@ -50,10 +50,10 @@ export class HostState {
   }
 }
 
-/** Whether two endpoints describe the same host for load balancing (same weight, locality and labels). */
+/** Whether two endpoints describe the same host for load balancing (same weight, locality and labels) and for telemetry (same workload name). */
 function sameBalancing(a: Endpoint, b: Endpoint): boolean {
   if (a === b) return true;
-  if (a.weight !== b.weight || a.locality !== b.locality) return false;
+  if (a.weight !== b.weight || a.locality !== b.locality || a.workloadName !== b.workloadName) return false;
   const ka = Object.keys(a.labels);
   if (ka.length !== Object.keys(b.labels).length) return false;
   for (const k of ka) if (a.labels[k] !== b.labels[k]) return false;

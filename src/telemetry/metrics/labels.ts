@@ -100,7 +100,8 @@ function serviceNameOf(host: string): string {
  */
 export function endpointPeer(d: NonNullable<CallEndMessage['destination']>): PeerMetadata {
   const labels = d.labels;
-  const workload = Object.hasOwn(labels, WORKLOAD_NAME_LABEL) ? (labels[WORKLOAD_NAME_LABEL] as string) : '';
+  // The registry's workload name (istiod's: a WorkloadEntry's group, label or name), else the label.
+  const workload = d.workload || (Object.hasOwn(labels, WORKLOAD_NAME_LABEL) ? (labels[WORKLOAD_NAME_LABEL] as string) : '');
   return {
     instance: '',
     namespace: d.namespace,
