@@ -25,6 +25,7 @@ import { destinationReporterLabels, endpointPeer, type LocalWorkload, type Metri
 import { encodePeerMetadata, localPeerMetadata, nodeId, PEER_ID_HEADER, PEER_METADATA_HEADER, type PeerMetadata, PeerMetadataCache } from './peer-metadata.ts';
 import { AttributeView, clientRecord, type PeerMetadata as CelPeer, serverRecord } from '../attributes.ts';
 import type { CelActivation, CompiledCel } from '../cel.ts';
+import type { HeaderMap } from '../record.ts';
 import { type CompiledMode, compileMode } from './compiled-mode.ts';
 import { DESCRIPTIONS, ENVOY_DEFAULT_BUCKETS, type Instruments, instrumentsOf } from './instruments.ts';
 import { addSeriesSource, aggregatingLocally, removeSeriesSource, type SeriesSource } from './outlet.ts';
@@ -212,7 +213,9 @@ export class IstioMetrics {
     const exchanged = (m.call as Partial<TappedCall>).tapState as PeerMetadata | undefined;
     if (!mode.plain) {
       const peer = exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination));
-      this.#recordEach(outlet, mode, sourceReporterLabels(m, this.#local, peer, tls), m, () => new AttributeView(clientRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
+      // The call's request headers (as the access log reads them: the exchange's own), for `request.headers` / `request.useragent` / … — the view is made only when a tag is evaluated.
+      const requestHeaders = (m.call as { headers?: HeaderMap }).headers;
+      this.#recordEach(outlet, mode, sourceReporterLabels(m, this.#local, peer, tls), m, () => new AttributeView(clientRecord(m, { ...(peer === undefined ? {} : { peer: celPeer(peer) }), ...(requestHeaders === undefined ? {} : { requestHeaders }) })));
       return;
     }
     // The labels follow from the destination's registry entry (or what it said of itself) and these inputs only.
