@@ -17,6 +17,14 @@ const ENDED = 2;
 /** The caller's source was closed ({@link ReplayableBody.dispose}). */
 const DISPOSED = 4;
 
+/**
+ * Told once a streamed body has been read to its end by the attempt sending it (Envoy's
+ * end-of-stream of the request): the route timeout and the per-try timeout start then.
+ */
+export interface BodySentListener {
+  bodySent(): void;
+}
+
 /** A streamed body recorded as it is sent, so a retry can send it again. */
 export class ReplayableBody {
   readonly #source: AsyncIterator<unknown>;
@@ -35,6 +43,13 @@ export class ReplayableBody {
   #onComplete: ((bytes: Buffer | undefined) => void)[] | undefined;
   /** The error the caller's source failed with, once it did (a failure of the caller's making). */
   #sourceError: unknown = undefined;
+  /**
+   * Told when the source ends ({@link ReplayableBody.deferUntilSent}): two slots, as a route and
+   * a per-try timeout may both wait (no list made per call), then a list for more (attempts retried
+   * while the body still streams).
+   */
+  #sent: BodySentListener | undefined = undefined;
+  #sentMore: BodySentListener | BodySentListener[] | undefined = undefined;
 
   /** What the caller passed (a stream, a generator, …), closed by {@link ReplayableBody.dispose}. */
   readonly #origin: AsyncIterable<unknown>;
@@ -54,6 +69,8 @@ export class ReplayableBody {
   dispose(): void {
     if ((this.#bits & (ENDED | DISPOSED)) !== 0) return;
     this.#bits |= DISPOSED;
+    this.#sent = undefined;
+    this.#sentMore = undefined;
     this.#complete(false);
     const o = this.#origin as { on?: (e: string, f: () => void) => unknown; destroy?: () => unknown };
     if (typeof o.on === 'function') o.on('error', noop);
@@ -66,6 +83,35 @@ export class ReplayableBody {
     } catch {
       // an iterator whose return() throws: nothing more to close
     }
+  }
+
+  /**
+   * Whether `listener` waits for the body's end: true when the caller's source is still being
+   * read (the listener is told once an attempt has read it to its end, never if the call ends
+   * first), false when it has ended already (the request is sent as soon as it is dispatched)
+   * or the body cannot tell (a subclass that streams otherwise).
+   */
+  deferUntilSent(listener: BodySentListener): boolean {
+    if ((this.#bits & (ENDED | DISPOSED)) !== 0 || this.#sourceError !== undefined) return false;
+    const more = this.#sentMore;
+    if (this.#sent === undefined) this.#sent = listener;
+    else if (more === undefined) this.#sentMore = listener;
+    else if (Array.isArray(more)) more.push(listener);
+    else this.#sentMore = [more, listener];
+    return true;
+  }
+
+  /** The source ended: tell who waits for it. */
+  #tellSent(): void {
+    const first = this.#sent;
+    if (first === undefined) return;
+    const more = this.#sentMore;
+    this.#sent = undefined;
+    this.#sentMore = undefined;
+    first.bodySent();
+    if (more === undefined) return;
+    if (Array.isArray(more)) for (let i = 0; i < more.length; i++) (more[i] as BodySentListener).bodySent();
+    else more.bodySent();
   }
 
   /** True while every byte read so far is held (a retry may replay it). */
@@ -156,6 +202,7 @@ export class ReplayableBody {
         if (r.done) {
           this.#bits |= ENDED;
           this.#complete(true);
+          this.#tellSent();
           return;
         }
         const c = toBytes(r.value);
@@ -177,6 +224,7 @@ export class ReplayableBody {
             }
             if (n.done) {
               this.#bits |= ENDED;
+              this.#tellSent();
               return;
             }
             yield toBytes(n.value);

@@ -9,12 +9,12 @@
  * does on retriable response headers, its stream is reset at once (its body is never waited
  * for; over HTTP/1.1 its connection closes) and the retry is scheduled. A response the caller
  * has started to receive is never retried. The per-try timeout is one entry in the shared
- * deadline queue, not a timer.
+ * deadline queue, not a timer; as Envoy's, it starts once the attempt has sent the whole request.
  *
  * @module
  */
 import { headGrpcStatus } from '../core/classify.ts';
-import { bodySourceFailed, canReplay } from '../core/body.ts';
+import { type BodySentListener, bodySourceFailed, canReplay, ReplayableBody } from '../core/body.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError, type MeshletErrorCode } from '../core/errors.ts';
@@ -143,7 +143,7 @@ interface RetryRun {
 }
 
 /** One attempt of a call; also the per-try deadline node. */
-class Attempt implements ResponseHandler, DeadlineNode, Waiter {
+class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener {
   due = 0;
   heapIndex = -1;
   private readonly _run: RetryRun;
@@ -172,14 +172,24 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter {
     const ex = this._ex;
     ex.attempts++;
     const per = this._policy.perTryTimeoutMs;
-    if (per !== undefined) {
-      const due = this._run.o.clock.now() + per;
-      if (due < ex.deadline) {
-        this.due = due;
-        this._run.o.deadlines.add(this);
-      }
-    }
+    // As Envoy's upstream request: the per-try timeout starts once the request is complete — at
+    // once for a body already read (or none, or string/bytes), at the end of a streamed one.
+    if (per !== undefined && !(ex.body instanceof ReplayableBody && ex.body.deferUntilSent(this))) this._startPerTry(per);
     this._run.next(ex, this);
+  }
+
+  private _startPerTry(per: number): void {
+    const due = this._run.o.clock.now() + per;
+    if (due < this._ex.deadline) {
+      this.due = due;
+      this._run.o.deadlines.add(this);
+    }
+  }
+
+  /** The streamed body was sent to its end: the per-try timeout starts, if the attempt still waits for its response. */
+  bodySent(): void {
+    if ((this._bits & (FORWARDED | DISCARDING | FINISHED | PER_TRY_EXPIRED)) !== 0) return;
+    this._startPerTry(this._policy.perTryTimeoutMs as number);
   }
 
   /** Per-try timeout: cut the attempt short unless response headers already arrived. */

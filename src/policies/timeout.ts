@@ -6,9 +6,15 @@
  * when it passes, the attempt in flight (or whatever the call waits on) is cancelled and the
  * caller gets 504 `upstream request timeout`, flag UT. It is never retried.
  *
+ * As Envoy's router, the route's `timeout` starts once the whole request has been sent (its end
+ * of stream): at once for a request without a body or with a string/bytes one, when the caller's
+ * stream has been read to its end for a streamed one — a long upload is not cut short by it.
+ * The caller's own deadline runs from the call's start whatever the body.
+ *
  * @module
  */
 import type { Clock } from '../core/clock.ts';
+import { type BodySentListener, ReplayableBody } from '../core/body.ts';
 import { currentDeadline } from '../core/context.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError } from '../core/errors.ts';
@@ -23,16 +29,43 @@ export interface TimeoutLayerOptions {
   timeoutMs(ex: Exchange): number | undefined;
 }
 
-class RouteDeadline implements DeadlineNode {
+class RouteDeadline implements DeadlineNode, BodySentListener {
   due: number;
   heapIndex = -1;
   readonly #ex: Exchange;
-  readonly #fromContext: boolean;
+  #fromContext: boolean;
+  /** Set while the route timeout waits for the request's end ({@link RouteDeadline.bodySent}). */
+  #routeMs = 0;
+  #o: TimeoutLayerOptions | undefined;
   constructor(ex: Exchange, due: number, fromContext: boolean) {
     this.#ex = ex;
     this.due = due;
     this.#fromContext = fromContext;
   }
+
+  /** The route timeout (`ms`) starts when the request body has been sent; until then only the caller's deadline (`due`) runs. */
+  defer(ms: number, o: TimeoutLayerOptions): void {
+    this.#routeMs = ms;
+    this.#o = o;
+    this.#fromContext = true;
+  }
+
+  /** The whole request is sent: the route timeout starts now (the caller's deadline still wins when sooner). */
+  bodySent(): void {
+    const ex = this.#ex;
+    const o = this.#o;
+    if (ex.done || ex.reason !== null || o === undefined) return;
+    const route = o.clock.now() + this.#routeMs;
+    if (route >= this.due) {
+      ex.deadline = this.due;
+      return;
+    }
+    this.due = route;
+    this.#fromContext = false;
+    ex.deadline = route;
+    o.deadlines.add(this);
+  }
+
   expire(): void {
     const ex = this.#ex;
     ex.flag('UT');
@@ -69,11 +102,25 @@ export function timeoutLayer(o: TimeoutLayerOptions): Layer {
       // The caller's own deadline (a gRPC deadline, an inbound one, withDeadline's): the sooner wins.
       const fromContext = caller < due;
       if (fromContext) due = caller;
+      // What the call may wait at most, as sent upstream (x-envoy-expected-rq-timeout-ms) and as
+      // retries read it; a route timeout waiting for the end of a streamed body moves it later.
       ex.deadline = due;
       const node = new RouteDeadline(ex, due, fromContext);
       if (due <= now) {
         node.expire();
         handler.onResponseError?.(NO_CONTROLLER, ex.reason ?? new MeshletError('MESHLET_ERR_TIMEOUT', 'upstream request timeout'));
+        return;
+      }
+      const body = ex.body;
+      if (!fromContext && body instanceof ReplayableBody && body.deferUntilSent(node)) {
+        // A streamed body still being read: the route timeout starts at its end (Envoy's
+        // onRequestComplete); meanwhile only the caller's deadline, if any, is queued.
+        node.due = caller;
+        node.defer(t as number, o);
+        if (caller !== Number.POSITIVE_INFINITY) o.deadlines.add(node);
+        ex.deadlineNode = node;
+        ex.deadlineQueue = o.deadlines;
+        next(ex, handler);
         return;
       }
       o.deadlines.add(node);

@@ -258,6 +258,15 @@ export class MessageBody extends ReplayableBody {
     });
   }
 
+  /**
+   * The route and per-try timeouts of a gRPC call start when it is dispatched, not at the
+   * caller's half-close (Envoy's end of stream): a stream that never half-closes keeps its
+   * bound (its grpc-js deadline runs from the call's start either way).
+   */
+  override deferUntilSent(): boolean {
+    return false;
+  }
+
   override dispose(): void {
     this.close();
   }
