@@ -44,9 +44,11 @@ export class MeshTelemetry {
   readonly #accessLog: AccessLogger;
   readonly #tracing: MeshTracing;
   /** meshlet's own metrics, when an OpenTelemetry SDK is there to take them. */
-  readonly #ownMetrics: MeshMetrics | undefined;
+  #ownMetrics: MeshMetrics | undefined;
   /** Istio's standard metrics (undefined when `telemetry.metrics.enabled` is false). */
   readonly #metrics: IstioMetrics | undefined;
+  /** Looks once a second for a MeterProvider registered later, while the metrics have none. */
+  #poll: ReturnType<typeof setInterval> | undefined;
 
   constructor(c: MeshTelemetryContext, resources: readonly AnyResource[]) {
     this.#c = c;
@@ -54,7 +56,7 @@ export class MeshTelemetry {
     const log = c.logger;
     this.#accessLog = new AccessLogger({ workload: c.identity, rootNamespace: o.rootNamespace ?? 'istio-system', clock: c.clock, logger: log, providers: o.extensionProviders ?? [], options: o.telemetry?.accessLog ?? {} });
     this.#accessLog.install(resources);
-    this.#ownMetrics = MeshMetrics.start({ identity: c.identity, config: c.config, inboundTls: c.inboundTls, outlierClusters: c.outlierClusters }, o.telemetry?.ownMetrics);
+    this.#ownMetrics = this.#startOwnMetrics();
     this.#tracing = new MeshTracing(
       {
         workload: c.identity,
@@ -69,6 +71,34 @@ export class MeshTelemetry {
       resources,
     );
     this.#metrics = o.telemetry?.metrics?.enabled === false ? undefined : this.#startMetrics(resources);
+    if (this.#waitingForProvider()) {
+      // A workload that only serves makes no outbound call (where Istio's metrics look again),
+      // and its config may never change: an SDK started after the mesh (startTelemetry(), the
+      // app's own MeterProvider) is found here within a second, as tracing finds its SDK.
+      this.#poll = setInterval(() => this.#lookForProvider(), 1000);
+      this.#poll.unref();
+    }
+  }
+
+  #startOwnMetrics(): MeshMetrics | undefined {
+    const c = this.#c;
+    return MeshMetrics.start({ identity: c.identity, config: c.config, inboundTls: c.inboundTls, outlierClusters: c.outlierClusters }, c.options.telemetry?.ownMetrics);
+  }
+
+  /** True while some metrics wait for a MeterProvider that records (an SDK). */
+  #waitingForProvider(): boolean {
+    return (this.#metrics !== undefined && !this.#metrics.recording) || (this.#ownMetrics === undefined && this.#c.options.telemetry?.ownMetrics !== false);
+  }
+
+  #lookForProvider(): void {
+    this.#metrics?.checkProvider();
+    if (this.#ownMetrics === undefined && this.#c.options.telemetry?.ownMetrics !== false) this.#ownMetrics = this.#startOwnMetrics();
+    if (!this.#waitingForProvider()) this.#stopPoll();
+  }
+
+  #stopPoll(): void {
+    if (this.#poll !== undefined) clearInterval(this.#poll);
+    this.#poll = undefined;
   }
 
   #startMetrics(resources: readonly AnyResource[]): IstioMetrics {
@@ -127,6 +157,7 @@ export class MeshTelemetry {
 
   /** Stops every subscriber (after the calls in flight ended, so they are counted and logged). */
   async close(): Promise<void> {
+    this.#stopPoll();
     this.#metrics?.close();
     this.#ownMetrics?.close();
     this.#tracing.close();

@@ -132,8 +132,8 @@ export class IstioMetrics {
    * Subscribes to `attempt:start` (metadata exchange: the destination's metrics need it whether
    * or not this process records any), and to `call:end` / `inbound:end` once there is a
    * MeterProvider that records (an SDK): without one the kernel builds no end messages for
-   * metrics. A global provider registered later is noticed at the next outbound attempt or
-   * config change.
+   * metrics. A global provider registered later is noticed at the next outbound attempt, config
+   * change or {@link IstioMetrics.checkProvider} (the mesh calls it once a second until then).
    */
   start(): void {
     if (this.#started || this.#o.enabled === false) return;
@@ -159,6 +159,11 @@ export class IstioMetrics {
   /** True once `call:end` / `inbound:end` are subscribed (a recording MeterProvider was found). */
   get recording(): boolean {
     return this.#recording;
+  }
+
+  /** Looks again for a MeterProvider that records (the mesh does, once a second, until one is found). */
+  checkProvider(): void {
+    this.#checkRecording();
   }
 
   #checkRecording(): void {

@@ -96,8 +96,8 @@ export interface Telemetry {
 
 /**
  * Starts the OpenTelemetry SDK (global tracer and meter providers) with OTLP export and/or a
- * Prometheus scrape endpoint. Call it before `createMesh` (or anytime: meshes pick up a new
- * global MeterProvider on their next data point).
+ * Prometheus scrape endpoint. Call it before `createMesh` (or anytime: meshes find a new global
+ * MeterProvider within a second, and count from then on).
  * @example
  * import { startTelemetry } from 'meshlet/telemetry';
  * const telemetry = await startTelemetry({ serviceName: 'reviews', prometheus: { port: 15020 } });
