@@ -99,7 +99,8 @@ describe('attributes of a client-side call (reporter=source)', () => {
     ['has(destination.address)', false],
     ['has(source.address)', false],
     ['connection.mtls', false],
-    ['upstream.address', '10.0.0.7'],
+    // Envoy's CEL addresses are `ip:port` (expr/context.cc: `address()->asStringView()`).
+    ['upstream.address', '10.0.0.7:9080'],
     ['upstream.port', 9080n],
     ['upstream.request_attempt_count', 3n],
     ['xds.cluster_name', 'outbound|9080|v2|reviews.bookinfo.svc.cluster.local'],
@@ -114,6 +115,13 @@ describe('attributes of a client-side call (reporter=source)', () => {
   for (const [expr, want] of cases) it(expr, () => assert.deepEqual(compileCel(expr).evaluate(client), want));
 });
 
+describe('IPv6 addresses in CEL are [ip]:port, as Envoy writes them', () => {
+  const v6 = new AttributeView(serverRecord({ ...inbound, status: 200, deniedBy: undefined, remoteAddress: '::1', remotePort: 40000, localAddress: 'fd00::7', localPort: 9080 }, { startTimeMs: 0 }));
+  it('source.address, destination.address, upstream.address', () => {
+    assert.deepEqual(['source.address', 'destination.address', 'upstream.address', 'source.port'].map((e) => compileCel(e).evaluate(v6)), ['[::1]:40000', '[fd00::7]:9080', '[fd00::7]:9080', 40000n]);
+  });
+});
+
 describe('attributes of a request the server side saw (reporter=destination)', () => {
   const cases: [string, unknown][] = [
     ['request.host', 'reviews.bookinfo:9080'],
@@ -125,10 +133,10 @@ describe('attributes of a request the server side saw (reporter=destination)', (
     ['response.code', 403n],
     ['response.code_details', 'rbac_access_denied_matched_policy[ns[bookinfo]-policy[deny-all]-rule[0]]'],
     ["response.headers['content-type']", 'text/plain'],
-    ['source.address', '10.0.0.5'],
+    ['source.address', '10.0.0.5:51234'],
     ['source.port', 51234n],
     ['source.principal', 'spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage'],
-    ['destination.address', '10.0.0.7'],
+    ['destination.address', '10.0.0.7:9080'],
     ['destination.port', 9080n],
     ['connection.mtls', true],
     ['connection.requested_server_name', 'outbound_.9080_._.reviews.bookinfo.svc.cluster.local'],

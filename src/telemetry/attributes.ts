@@ -11,10 +11,10 @@
  * |---|---|---|
  * | `request.headers`, `host`, `method`, `path`, `url_path`, `query`, `scheme`, `protocol`, `id`, `useragent`, `referer`, `time`, `duration`, `size`, `total_size` | the call (headers from its `call:start`) | the request |
  * | `response.code`, `code_details`, `flags` (Envoy's bit set), `grpc_status`, `headers`, `size`, `total_size` | what the caller got | what was sent |
- * | `source.address`, `source.port`, `source.principal` | absent (the app itself) | the caller (principal: its SPIFFE ID over mTLS) |
- * | `destination.address`, `destination.port` | port of the cluster | the server's address and port |
+ * | `source.address`, `source.port`, `source.principal` | absent (the app itself) | the caller (`ip:port`, as Envoy's; principal: its SPIFFE ID over mTLS) |
+ * | `destination.address`, `destination.port` | port of the cluster | the server's address (`ip:port`) and port |
  * | `connection.mtls`, `requested_server_name`, `uri_san_peer_certificate` | `mtls` false (the app talks to the mesh in process) | the downstream connection |
- * | `upstream.address`, `upstream.port`, `upstream.request_attempt_count` | the endpoint of the last attempt; attempts | the server itself (when the app answered) |
+ * | `upstream.address`, `upstream.port`, `upstream.request_attempt_count` | the endpoint of the last attempt (`ip:port`); attempts | the server itself (when the app answered) |
  * | `xds.cluster_name`, `route_name`, `listener_direction`, `node` | `outbound\|port\|subset\|host`, `vs.rule`, 2 | `inbound\|port\|\|`, `default`, 1 |
  * | `filter_state.upstream_peer` / `downstream_peer` | the destination's metadata, when passed in | the source's metadata, when passed in |
  *
@@ -167,8 +167,14 @@ const RESPONSE = table({
   total_size: (r) => int(r.responseBytes),
 });
 
+/** `ip:port` (`[ip6]:port`), as Envoy's `Address::asStringView()` gives an address in CEL. */
+function joined(hp: { readonly address: string; readonly port: number } | undefined): string | undefined {
+  if (hp === undefined) return undefined;
+  return hp.address.includes(':') ? `[${hp.address}]:${hp.port}` : `${hp.address}:${hp.port}`;
+}
+
 const SOURCE = table({
-  address: (r) => r.downstreamRemote?.address,
+  address: (r) => joined(r.downstreamRemote),
   port: (r) => int(r.downstreamRemote?.port),
   principal: (r) => r.peerPrincipal,
 });
@@ -180,7 +186,7 @@ function clusterPort(cluster: string | undefined): number | undefined {
 }
 
 const DESTINATION = table({
-  address: (r) => r.downstreamLocal?.address,
+  address: (r) => joined(r.downstreamLocal),
   port: (r) => int(r.downstreamLocal?.port ?? clusterPort(r.upstreamCluster)),
 });
 
@@ -191,7 +197,7 @@ const CONNECTION = table({
 });
 
 const UPSTREAM = table({
-  address: (r) => parseHostPort(r.upstreamHost)?.address,
+  address: (r) => joined(parseHostPort(r.upstreamHost)),
   port: (r) => int(parseHostPort(r.upstreamHost)?.port),
   request_attempt_count: (r) => int(r.attempts),
 });
