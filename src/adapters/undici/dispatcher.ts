@@ -10,7 +10,7 @@
  * @module
  */
 import { Dispatcher } from 'undici';
-import { ReplayableBody, isStaticBody } from '../../core/body.ts';
+import { callBody } from '../../core/body.ts';
 import type { Clock } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
@@ -88,10 +88,8 @@ export class MeshDispatcher extends Dispatcher {
       const headers = normalizeHeaders(opts.headers);
       const hostHeader = headers.host;
       const auth = typeof hostHeader === 'string' && hostHeader !== '' ? hostHeader : authority;
-      let body: unknown = opts.body;
-      if (!isStaticBody(body) && body !== null && typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
-        body = new ReplayableBody(body as AsyncIterable<unknown>, this.#o.retryBufferBytes);
-      }
+      // Strings and bytes as they are; streams, iterables and Blobs recorded for retries and mirrors.
+      const body = callBody(opts.body, headers, this.#o.retryBufferBytes);
       const path = opts.query === undefined ? opts.path : withQuery(opts.path, opts.query);
       const protocol = isGrpcContentType(headers['content-type']) ? 'grpc' : 'http1';
       ex = new UndiciExchange(h, this.#o.errors, this.#o.clock.now(), opts.method ?? 'GET', scheme, auth, path, headers, body, opts, protocol, 'http');
