@@ -37,7 +37,7 @@ export type TraceHeaders = Readonly<Record<string, string>>;
 export interface MeshContext {
   /** Absolute deadline in `performance.now()` milliseconds; Infinity when none. */
   readonly deadline: number;
-  /** Trace context of the request, when it had one. */
+  /** Trace headers of the request served: its `x-request-id` (as received, or generated when it had none), which the calls made while serving it carry. */
   readonly trace: TraceHeaders | undefined;
   /** The calling peer's mTLS identity, when it presented one. */
   readonly peer: PeerIdentity | undefined;

@@ -11,6 +11,7 @@ import { isGrpcContentType } from '../core/classify.ts';
 import type { Socket } from 'node:net';
 import type { PeerIdentity } from '../core/context.ts';
 import type { Headers } from '../core/handler.ts';
+import { inboundRequestId } from '../telemetry/request-id.ts';
 import type { Clock } from '../core/clock.ts';
 import type { WorkloadIdentity } from '../core/observe.ts';
 import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
@@ -208,6 +209,8 @@ export class InboundGuard {
    */
   judge(method: string, authority: string, target: string, headers: Headers, conn: ConnectionInfo, body?: BodyStream): Judgement | Promise<Judgement> {
     this.#stats?.record(conn.peer, method, conn.localPort, conn.remoteAddress);
+    // Envoy's connection manager: every request has an x-request-id before any filter sees it, tracing or not.
+    const rid = inboundRequestId(headers);
     const grpc = isGrpcContentType(headers['content-type']);
     if (conn.refused !== undefined) {
       return { serve: false, grpc, denial: { status: 503, grpcStatus: 14, body: 'connection refused by PeerAuthentication', reason: conn.refused, phase: 'peer-identity', closeConnection: true } };
@@ -237,8 +240,9 @@ export class InboundGuard {
       authz: undefined,
       customAuthz: undefined,
       deadline: deadlineOf(headers),
-      trace: undefined,
+      trace: rid.trace,
       headersChanged: false,
+      generatedRequestId: rid.added ? rid.trace['x-request-id'] : undefined,
       slot: undefined,
       alive: undefined,
       body,

@@ -76,6 +76,11 @@ export interface InboundRequest {
   trace: TraceHeaders | undefined;
   /** Set by a phase that changed `headers` (a consumed token removed, claims copied in): the adapter updates what the app sees. */
   headersChanged: boolean;
+  /**
+   * The `x-request-id` generated for a request that came without one (Envoy's `generate_request_id`),
+   * added to `headers`: the adapter adds it to what the app sees too (the head as received is otherwise unchanged).
+   */
+  generatedRequestId?: string | undefined;
   /** Set by the connection-pool phase: the request's slot (or its place in the queue), which the adapter releases when the response ends or the caller goes away. */
   slot?: PoolSlot | undefined;
   /**

@@ -20,6 +20,7 @@ import type { Controller, ErrorMode, Headers, ResponseHandler } from '../../core
 import type { Dispatch } from '../../core/layer.ts';
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
 import { localReplyText } from '../../core/local-reply.ts';
+import { outboundRequestId } from '../../telemetry/request-id.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';
 import { MessageBody } from './body.ts';
 import { GrpcCallError } from './classify.ts';
@@ -138,6 +139,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     const o = this.#o;
     const now = o.clock.now();
     const { headers, before } = callHeadersOf(metadata);
+    outboundRequestId(headers);
     const ex = new GrpcExchange(this, o.errors, now, 'POST', 'http', this.#authority, this.#method, headers, this.#body, undefined, 'grpc', GRPC_TRANSPORT);
     ex.workload = o.workload;
     ex.clock = o.clock;

@@ -208,6 +208,7 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
   (raw as { meshlet?: unknown }).meshlet = x.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   if (x.request.headersChanged || absolute || ob?.added === true) replaceHeaders(raw, x.request.headers);
+  else if (x.request.generatedRequestId !== undefined) raw.headers['x-request-id'] = x.request.generatedRequestId;
   if (x.request.path !== x.normalizedPath) {
     // A phase took a parameter out of the query (a consumed access_token): the app sees it gone,
     // from the URL, the query Fastify parsed, and the target as received (request.originalUrl).

@@ -137,6 +137,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   req.meshlet = j.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   if (j.request.headersChanged || hostChanged || ob?.added === true) replaceHeaders(req, j.request.headers);
+  else if (j.request.generatedRequestId !== undefined) req.headers['x-request-id'] = j.request.generatedRequestId;
   if (j.responseHeaders !== undefined) for (const [k, v] of Object.entries(j.responseHeaders)) res.setHeader(k, v);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };

@@ -20,6 +20,7 @@ import { NO_CONTROLLER } from '../../core/exchange.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';
 import { UndiciExchange } from './exchange.ts';
 import { normalizeHeaders } from '../../core/headers.ts';
+import { outboundRequestId } from '../../telemetry/request-id.ts';
 import { toResponseHandler } from './legacy-handler.ts';
 
 interface ParsedOrigin {
@@ -86,6 +87,7 @@ export class MeshDispatcher extends Dispatcher {
       if (this.#closed) throw new InvalidArgumentError('mesh.dispatcher: the mesh is closed');
       const { scheme, authority } = parseOrigin(opts.origin);
       const headers = normalizeHeaders(opts.headers);
+      outboundRequestId(headers);
       const hostHeader = headers.host;
       const auth = typeof hostHeader === 'string' && hostHeader !== '' ? hostHeader : authority;
       // Strings and bytes as they are; streams, iterables and Blobs recorded for retries and mirrors.
