@@ -10,7 +10,7 @@ import type { MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEven
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { fetch as undiciFetch } from 'undici';
 import type { MeshDispatcher } from './adapters/undici/dispatcher.ts';
-import { asOwnRequest, isForeignRequest } from './adapters/undici/foreign-request.ts';
+import { asOwnFormData, asOwnRequest, isForeignFormData, isForeignRequest } from './adapters/undici/foreign-request.ts';
 import type { UndiciTransport } from './adapters/undici/transport.ts';
 import type { GrpcTransport } from './adapters/grpc/transport.ts';
 import type { MeshGrpc } from './adapters/grpc/mesh-grpc.ts';
@@ -271,8 +271,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // frame and await: at c=64 every allocation and microtask of a fetch is paid per request.
     let p: Promise<unknown>;
     try {
-      // A Request of Node's global fetch (or another undici copy) is rebuilt as one of ours.
-      p = undiciFetch((typeof input === 'string' || !isForeignRequest(input) ? input : asOwnRequest(input)) as never, (init === undefined ? { dispatcher: this.dispatcher } : { ...(init as object), dispatcher: this.dispatcher }) as never);
+      // A Request of Node's global fetch (or another undici copy) is rebuilt as one of ours, and
+      // so is a body that is Node's global FormData (only an object body is looked at).
+      const body = init?.body;
+      const options =
+        init === undefined
+          ? { dispatcher: this.dispatcher }
+          : typeof body === 'object' && isForeignFormData(body)
+            ? { ...(init as object), body: asOwnFormData(body), dispatcher: this.dispatcher }
+            : { ...(init as object), dispatcher: this.dispatcher };
+      p = undiciFetch((typeof input === 'string' || !isForeignRequest(input) ? input : asOwnRequest(input)) as never, options as never);
     } catch (e) {
       return Promise.reject(meshCause(e));
     }

@@ -3,11 +3,12 @@
  * undici — is not an instance of the `Request` class of the undici meshlet's `mesh.fetch` runs
  * on, and that fetch would read it as a string (`"[object Request]"`). {@link asOwnRequest}
  * rebuilds it as one of ours, with every field fetch reads (its body stream is taken over, not
- * copied).
+ * copied). A `FormData` of another copy (Node's global one) in `init.body` would be sent as the
+ * text `"[object FormData]"` the same way: {@link asOwnFormData} rebuilds it as ours.
  *
  * @module
  */
-import { Request as UndiciRequest } from 'undici';
+import { FormData as UndiciFormData, Request as UndiciRequest } from 'undici';
 
 /** The fields of a WHATWG Request that fetch reads. */
 interface RequestLike {
@@ -48,4 +49,23 @@ export function asOwnRequest(r: RequestLike): UndiciRequest {
     keepalive: r.keepalive,
     ...(r.body === null ? {} : { duplex: 'half' as const }),
   } as ConstructorParameters<typeof UndiciRequest>[1]);
+}
+
+/**
+ * Whether a fetch body is a FormData of another undici copy (Node's global `FormData`), which
+ * the undici `mesh.fetch` runs on would send as `"[object FormData]"`. Callers check
+ * `typeof body === 'object'` first.
+ */
+export function isForeignFormData(body: object | null): body is FormData {
+  return body !== null && (body as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'FormData' && !(body instanceof UndiciFormData);
+}
+
+/** `fd` as a FormData of the undici `mesh.fetch` runs on: the same entries, files with their names and types. */
+export function asOwnFormData(fd: FormData): UndiciFormData {
+  const out = new UndiciFormData();
+  for (const [name, value] of fd.entries()) {
+    if (typeof value === 'string') out.append(name, value);
+    else out.append(name, value, (value as File).name);
+  }
+  return out;
 }
