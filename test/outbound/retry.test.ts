@@ -187,6 +187,31 @@ describe('retries', () => {
     }
   });
 
+  test('maxRetryAfterMs: 0 does not ignore Retry-After (as a sidecar does): any above 0 ends retrying, Retry-After: 0 is retried (docs: differences)', async () => {
+    const first = new Set<string>();
+    const up = await startUpstream('ra0', (req, res) => {
+      const url = req.url ?? '';
+      // Each path's first request: 503 with its Retry-After; then 200.
+      res.statusCode = first.has(url) ? 200 : 503;
+      if (!first.has(url)) res.setHeader('retry-after', url === '/zero' ? '0' : '1');
+      first.add(url);
+      res.end();
+    });
+    ups.push(up);
+    const mesh = await meshFor([{ port: up.port }], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 2, retryOn: '503', retryIgnorePreviousHosts: false } }], [], { maxRetryAfterMs: 0 });
+    try {
+      const r = await call(mesh, 'http://svc/one');
+      assert.equal(r.status, 503, 'Retry-After: 1 over maxRetryAfterMs 0: passed through');
+      assert.equal(r.flags, null, 'not flagged URX: no retry ran');
+      assert.equal(up.hits, 1);
+      const z = await call(mesh, 'http://svc/zero');
+      assert.equal(z.status, 200, 'Retry-After: 0 is retried after the backoff');
+      assert.equal(up.hits, 3);
+    } finally {
+      await mesh.close();
+    }
+  });
+
   test('request bodies are replayed: strings, and streams under the cap; a stream over the cap is not retried', async () => {
     const up = await startUpstream('body', (_req, res, hit) => {
       res.statusCode = hit % 2 === 1 ? 503 : 200;
