@@ -16,6 +16,13 @@ const OVERFLOW = 1;
 const ENDED = 2;
 /** The caller's source was closed ({@link ReplayableBody.dispose}). */
 const DISPOSED = 4;
+/** The source is read ahead of the attempts ({@link ReplayableBody.readAhead}). */
+const READING_AHEAD = 8;
+/**
+ * The body outgrew the cap while read ahead: the recorded chunks are kept for the attempt that
+ * sends them, which then streams the rest straight through.
+ */
+const PREFIX_KEPT = 16;
 
 /**
  * Told once a streamed body has been read to its end by the attempt sending it (Envoy's
@@ -101,6 +108,58 @@ export class ReplayableBody {
     return true;
   }
 
+  /**
+   * Reads the caller's source ahead of the attempts, up to the cap, as a sidecar reads the app's
+   * request whatever its upstream is doing: the end of a body that fits is known (and the route
+   * timeout starts) while the attempt still waits for a connection. A body over the cap is read
+   * ahead up to it; the attempt sending it streams the rest.
+   */
+  readAhead(): void {
+    if ((this.#bits & (ENDED | OVERFLOW | DISPOSED | READING_AHEAD)) !== 0) return;
+    this.#bits |= READING_AHEAD;
+    void this.#readAhead();
+  }
+
+  async #readAhead(): Promise<void> {
+    while ((this.#bits & (ENDED | OVERFLOW | DISPOSED)) === 0) {
+      if (this.#pulling === undefined) {
+        this.#pulling = this.#source.next();
+        this.#pulling.catch(noop);
+      }
+      const p = this.#pulling;
+      let r: IteratorResult<unknown>;
+      try {
+        r = await p;
+      } catch (err) {
+        // An attempt reading the same pull reports it; a disposed body's source fails as it closes.
+        if ((this.#bits & DISPOSED) === 0) {
+          this.#sourceError ??= err;
+          this.#complete(false);
+        }
+        break;
+      }
+      // An attempt awaiting the same pull took it first: it is recorded (or streamed) there.
+      if (this.#pulling !== p || (this.#bits & DISPOSED) !== 0) continue;
+      this.#pulling = undefined;
+      if (r.done) {
+        this.#bits |= ENDED;
+        this.#complete(true);
+        this.#tellSent();
+        break;
+      }
+      const c = toBytes(r.value);
+      this.#bytes += c.byteLength;
+      if (this.#chunks === NO_CHUNKS) this.#chunks = [c];
+      else this.#chunks.push(c);
+      if (this.#bytes > this.#cap) {
+        // Over the cap: no longer replayable; what was read is kept for the attempt to send.
+        this.#bits |= OVERFLOW | PREFIX_KEPT;
+        this.#complete(false);
+      }
+    }
+    this.#bits &= ~READING_AHEAD;
+  }
+
   /** The source ended: tell who waits for it. */
   #tellSent(): void {
     const first = this.#sent;
@@ -182,6 +241,13 @@ export class ReplayableBody {
         continue;
       }
       if ((this.#bits & ENDED) !== 0) return;
+      if ((this.#bits & PREFIX_KEPT) !== 0) {
+        // Read ahead past the cap: this attempt sent what was read, the rest streams straight through.
+        this.#bits &= ~PREFIX_KEPT;
+        this.#chunks = NO_CHUNKS;
+        yield* this.#rest();
+        return;
+      }
       if ((this.#bits & OVERFLOW) !== 0) throw new Error('request body exceeded the retry buffer and cannot be replayed');
       if (this.#pulling === undefined) {
         this.#pulling = this.#source.next();
@@ -213,26 +279,31 @@ export class ReplayableBody {
           this.#complete(false);
           i = 0;
           yield c;
-          // From here the body streams straight through: it can no longer be replayed.
-          for (;;) {
-            let n: IteratorResult<unknown>;
-            try {
-              n = await this.#source.next();
-            } catch (err) {
-              this.#sourceError ??= err;
-              throw err;
-            }
-            if (n.done) {
-              this.#bits |= ENDED;
-              this.#tellSent();
-              return;
-            }
-            yield toBytes(n.value);
-          }
+          yield* this.#rest();
+          return;
         }
         if (this.#chunks === NO_CHUNKS) this.#chunks = [c];
         else this.#chunks.push(c);
       }
+    }
+  }
+
+  /** From here the body streams straight through (it can no longer be replayed). */
+  async *#rest(): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      let n: IteratorResult<unknown>;
+      try {
+        n = await this.#source.next();
+      } catch (err) {
+        this.#sourceError ??= err;
+        throw err;
+      }
+      if (n.done) {
+        this.#bits |= ENDED;
+        this.#tellSent();
+        return;
+      }
+      yield toBytes(n.value);
     }
   }
 }

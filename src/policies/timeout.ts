@@ -114,7 +114,10 @@ export function timeoutLayer(o: TimeoutLayerOptions): Layer {
       const body = ex.body;
       if (!fromContext && body instanceof ReplayableBody && body.deferUntilSent(node)) {
         // A streamed body still being read: the route timeout starts at its end (Envoy's
-        // onRequestComplete); meanwhile only the caller's deadline, if any, is queued.
+        // onRequestComplete); meanwhile only the caller's deadline, if any, is queued. The body
+        // is read ahead (up to the retry buffer) as a sidecar reads the app's request, so a body
+        // the caller has finished starts the timeout even while the attempt waits for a connection.
+        body.readAhead();
         node.due = caller;
         node.defer(t as number, o);
         if (caller !== Number.POSITIVE_INFINITY) o.deadlines.add(node);

@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { ManualClock, type Mesh, withDeadline } from '../../src/index.ts';
 import { meshFor, settle, until } from '../helpers/mesh-calls.ts';
+import { destinationRule } from '../helpers/upstreams.ts';
 
 describe('route and per-try timeouts start at the end of the request', () => {
   // '/answer' is answered as soon as its body has arrived; '/hold' never (until the mesh gives up).
@@ -130,6 +131,32 @@ describe('route and per-try timeouts start at the end of the request', () => {
       assert.equal(t.status, 504);
       assert.equal(t.flags, 'UT');
     });
+  });
+
+  test('a call whose body the mesh has whole while it waits for a connection (queued behind maxConnections) times out from then: mesh.fetch streams even a string body', async () => {
+    const http = [
+      { match: [{ uri: { exact: '/hold' } }], route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } },
+      { route: [{ destination: { host: 'svc' } }], timeout: '500ms', retries: { attempts: 0 } },
+    ];
+    const clock = new ManualClock();
+    const pool = destinationRule('svc', 'svc.default.svc.cluster.local', { trafficPolicy: { connectionPool: { tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 5 } } } });
+    const mesh = await meshFor([{ port }], http, [pool], { clock });
+    try {
+      const heldBefore = held.length;
+      const holding = request('http://svc/hold', { method: 'POST', body: 'h', dispatcher: mesh.dispatcher });
+      await until(() => held.length === heldBefore + 1, 'the only connection to be taken');
+      const queued = mesh.fetch('http://svc/answer', { method: 'POST', body: 'queued' });
+      await new Promise((r) => setImmediate(r));
+      clock.advance(500);
+      const r = await settle(queued, 'the route timeout of the queued call');
+      assert.equal(r.status, 504);
+      assert.equal(r.headers.get('x-meshlet-response-flags'), 'UT');
+      server.closeAllConnections();
+      await holding.catch(() => undefined);
+    } finally {
+      server.closeAllConnections();
+      await mesh.close();
+    }
   });
 
   test('the caller\'s own deadline (withDeadline) still runs from the call\'s start, upload or not', async () => {
