@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { Agent, Client, type Dispatcher, Pool } from 'undici';
+import { upstreamClient } from './untraced.ts';
+import { Agent, type Client, type Dispatcher, Pool } from 'undici';
 import type { Clock, Timer } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
 
@@ -47,7 +48,8 @@ export function trackedAgent(options: Agent.Options): Agent {
     ...options,
     factory: (origin: string | URL, opts: object) => {
       for (const p of pools) if (p.closed || p.destroyed) pools.delete(p);
-      const d = (opts as { connections?: number | null }).connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
+      // Connections opened outside the suppressed context the mesh's requests are handed over in (untraced.ts).
+      const d = (opts as { connections?: number | null }).connections === 1 ? upstreamClient(origin, opts) : new Pool(origin, { ...opts, factory: upstreamClient });
       pools.add(d);
       return d;
     },

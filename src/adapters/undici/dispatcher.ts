@@ -22,6 +22,7 @@ import { UndiciExchange } from './exchange.ts';
 import { normalizeHeaders } from '../../core/headers.ts';
 import { outboundRequestId } from '../../telemetry/request-id.ts';
 import { toResponseHandler } from './legacy-handler.ts';
+import { appRequestsObserved, PublishingHandler, publishAppRequest } from './app-request.ts';
 
 interface ParsedOrigin {
   readonly scheme: string;
@@ -81,18 +82,20 @@ export class MeshDispatcher extends Dispatcher {
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     // Node's built-in fetch and undici 7 pass handlers of undici's older API; an invalid
     // handler throws here, as undici's own dispatchers do.
-    const h = toResponseHandler(handler);
+    let h = toResponseHandler(handler);
     let ex: Exchange;
     try {
       if (this.#closed) throw new InvalidArgumentError('mesh.dispatcher: the mesh is closed');
       const { scheme, authority } = parseOrigin(opts.origin);
       const headers = normalizeHeaders(opts.headers);
+      const path = opts.query === undefined ? opts.path : withQuery(opts.path, opts.query);
+      // The app's request as undici would publish it (an instrumentation's span for it, its context in the headers).
+      if (appRequestsObserved()) h = new PublishingHandler(h, publishAppRequest(`${scheme}://${authority}`, opts.method ?? 'GET', path, headers));
       outboundRequestId(headers);
       const hostHeader = headers.host;
       const auth = typeof hostHeader === 'string' && hostHeader !== '' ? hostHeader : authority;
       // Strings and bytes as they are; streams, iterables and Blobs recorded for retries and mirrors.
       const body = callBody(opts.body, headers, this.#o.retryBufferBytes);
-      const path = opts.query === undefined ? opts.path : withQuery(opts.path, opts.query);
       const protocol = isGrpcContentType(headers['content-type']) ? 'grpc' : 'http1';
       ex = new UndiciExchange(h, this.#o.errors, this.#o.clock.now(), opts.method ?? 'GET', scheme, auth, path, headers, body, opts, protocol, 'http');
       ex.urlAuthority = authority;

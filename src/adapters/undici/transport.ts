@@ -23,6 +23,7 @@ import type { TlsFiles } from '../../security/tls-files.ts';
 import { keepaliveConnector } from '../keepalive.ts';
 import { closeWithin, trackedAgent } from './close-within.ts';
 import { CertificateRefusalHandler, tlsConnector } from './tls-connector.ts';
+import { dispatchUntraced, upstreamClient } from './untraced.ts';
 import { type ClientTlsOptions, ClusterTlsPlans, TlsEnvironment } from './tls-plans.ts';
 
 /** Envoy's header with the time the caller still waits, in ms. */
@@ -36,7 +37,8 @@ import type { HostState } from '../../routing/balancer/host.ts';
 /** The undici Pool options for a cluster, from its compiled connection-pool settings. */
 export function poolOptions(cs: ClusterState): Pool.Options {
   const pool = cs.cluster.settings.connectionPool;
-  const o: Pool.Options = { connectTimeout: pool.connectTimeoutMs };
+  // The connectors run outside the suppressed context the mesh's requests are handed over in (untraced.ts).
+  const o: Pool.Options = { connectTimeout: pool.connectTimeoutMs, factory: upstreamClient };
   const maxConn = cs.limiter.limits.maxConnections;
   if (maxConn !== UNLIMITED) o.connections = maxConn;
   if (pool.idleTimeoutMs !== undefined) {
@@ -317,23 +319,23 @@ export class UndiciTransport {
       fail(ex, handler, e.failure as string);
       return;
     } else if (e.presentsCert) {
-      pool.dispatch(dispatchOptions(ex, undefined, pools.httpServername) as never, new CertificateRefusalHandler(handler) as never);
+      dispatchUntraced(pool, dispatchOptions(ex, undefined, pools.httpServername) as never, new CertificateRefusalHandler(handler) as never);
       return;
     }
-    pool.dispatch(dispatchOptions(ex, undefined, pools.httpServername) as never, handler as never);
+    dispatchUntraced(pool, dispatchOptions(ex, undefined, pools.httpServername) as never, handler as never);
   };
 
   #passthroughTls(pools: ClusterPools, ex: Exchange, handler: Parameters<Dispatch>[1]): void {
     const agent = pools.passthrough();
     if (typeof agent === 'string') fail(ex, handler, agent);
     else if (agent === undefined || ex.scheme === 'https') this.passthrough(ex, handler);
-    else agent.dispatch(dispatchOptions(ex, `https://${ex.urlAuthority}`) as never, handler as never);
+    else dispatchUntraced(agent, dispatchOptions(ex, `https://${ex.urlAuthority}`) as never, handler as never);
   }
 
   /** Sends a request for a host outside the mesh, unchanged. */
   readonly passthrough: Dispatch = (ex, handler) => {
     // The original destination is the URL's, never the Host header's (which only chose the route).
-    this.#agent.dispatch(dispatchOptions(ex, `${ex.scheme}://${ex.urlAuthority}`) as never, handler as never);
+    dispatchUntraced(this.#agent, dispatchOptions(ex, `${ex.scheme}://${ex.urlAuthority}`) as never, handler as never);
   };
 
   /** Rebuilds a cluster's pools when its connection settings changed (old pools drain). */

@@ -36,6 +36,7 @@ import type { Random } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
 import type { AttemptEndMessage, AttemptObserver, AttemptStartMessage, CallEndMessage, CallStartMessage, InboundEndMessage, InboundStartMessage, WorkloadIdentity } from '../../core/observe.ts';
 import { selectTelemetry } from '../select.ts';
+import { hasAppContext } from './app-context.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
 import { clearTraceHeaders, extract, inject, type PropagationFormat } from './propagation.ts';
 import { newRequestId } from './request-id.ts';
@@ -251,8 +252,9 @@ export class MeshTracing {
       h['x-request-id'] = requestId;
     }
     const parent = trace.getSpanContext(active);
-    // Outside any span: the headers the app set on the call, if any (it forwarded a context itself).
-    const remote = parent === undefined || !trace.isSpanContextValid(parent) ? extract(h, this.#formats) : undefined;
+    // Outside any span: the headers the app set on the call, if any (it forwarded a context itself). The app's HTTP
+    // client instrumentation's span for this call (written into its headers): the parent, as of a sidecar's span.
+    const remote = parent === undefined || !trace.isSpanContextValid(parent) || hasAppContext(h) ? extract(h, this.#formats) : undefined;
     let parentCtx = remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, remote.sampled === true));
     let parentSc = remote === undefined ? parent : trace.getSpanContext(parentCtx);
     if (side.spec.disabled) {
