@@ -173,8 +173,13 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
     ex.attempts++;
     const per = this._policy.perTryTimeoutMs;
     // As Envoy's upstream request: the per-try timeout starts once the request is complete — at
-    // once for a body already read (or none, or string/bytes), at the end of a streamed one.
-    if (per !== undefined && !(ex.body instanceof ReplayableBody && ex.body.deferUntilSent(this))) this._startPerTry(per);
+    // once for a body already read (or none, or string/bytes), at the end of a streamed one
+    // (read ahead, as the route timeout reads it, so a finished body waiting for a connection counts).
+    if (per !== undefined) {
+      const body = ex.body;
+      if (body instanceof ReplayableBody && body.deferUntilSent(this)) body.readAhead();
+      else this._startPerTry(per);
+    }
     this._run.next(ex, this);
   }
 

@@ -133,9 +133,10 @@ describe('route and per-try timeouts start at the end of the request', () => {
     });
   });
 
-  test('a call whose body the mesh has whole while it waits for a connection (queued behind maxConnections) times out from then: mesh.fetch streams even a string body', async () => {
+  test('a call whose body the mesh has whole while it waits for a connection (queued behind maxConnections) times out from then (route and per-try): mesh.fetch streams even a string body', async () => {
     const http = [
       { match: [{ uri: { exact: '/hold' } }], route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } },
+      { match: [{ uri: { exact: '/pertry' } }], route: [{ destination: { host: 'svc' } }], retries: { attempts: 1, perTryTimeout: '500ms', retryOn: '503' } },
       { route: [{ destination: { host: 'svc' } }], timeout: '500ms', retries: { attempts: 0 } },
     ];
     const clock = new ManualClock();
@@ -146,11 +147,15 @@ describe('route and per-try timeouts start at the end of the request', () => {
       const holding = request('http://svc/hold', { method: 'POST', body: 'h', dispatcher: mesh.dispatcher });
       await until(() => held.length === heldBefore + 1, 'the only connection to be taken');
       const queued = mesh.fetch('http://svc/answer', { method: 'POST', body: 'queued' });
+      const perTry = mesh.fetch('http://svc/pertry', { method: 'POST', body: 'queued' });
       await new Promise((r) => setImmediate(r));
       clock.advance(500);
       const r = await settle(queued, 'the route timeout of the queued call');
       assert.equal(r.status, 504);
       assert.equal(r.headers.get('x-meshlet-response-flags'), 'UT');
+      const p = await settle(perTry, 'the per-try timeout of the queued call');
+      assert.equal(p.status, 504, 'a per-try timeout (not retried under 503 only)');
+      assert.equal(p.headers.get('x-meshlet-response-flags'), 'UT');
       server.closeAllConnections();
       await holding.catch(() => undefined);
     } finally {
