@@ -92,6 +92,11 @@ export class ReplayableBody {
     }
   }
 
+  /** True while the caller's source is still to be read to its end (a timer may wait for it: {@link ReplayableBody.deferUntilSent}). */
+  get streaming(): boolean {
+    return (this.#bits & (ENDED | DISPOSED)) === 0 && this.#sourceError === undefined;
+  }
+
   /**
    * Whether `listener` waits for the body's end: true when the caller's source is still being
    * read (the listener is told once an attempt has read it to its end, never if the call ends
@@ -99,7 +104,7 @@ export class ReplayableBody {
    * or the body cannot tell (a subclass that streams otherwise).
    */
   deferUntilSent(listener: BodySentListener): boolean {
-    if ((this.#bits & (ENDED | DISPOSED)) !== 0 || this.#sourceError !== undefined) return false;
+    if (!this.streaming) return false;
     const more = this.#sentMore;
     if (this.#sent === undefined) this.#sent = listener;
     else if (more === undefined) this.#sentMore = listener;

@@ -29,49 +29,51 @@ export interface TimeoutLayerOptions {
   timeoutMs(ex: Exchange): number | undefined;
 }
 
-class RouteDeadline implements DeadlineNode, BodySentListener {
+class RouteDeadline implements DeadlineNode {
   due: number;
   heapIndex = -1;
-  readonly #ex: Exchange;
-  #fromContext: boolean;
-  /** Set while the route timeout waits for the request's end ({@link RouteDeadline.bodySent}). */
-  #routeMs = 0;
-  #o: TimeoutLayerOptions | undefined;
+  protected readonly ex: Exchange;
+  protected fromContext: boolean;
   constructor(ex: Exchange, due: number, fromContext: boolean) {
-    this.#ex = ex;
+    this.ex = ex;
     this.due = due;
-    this.#fromContext = fromContext;
+    this.fromContext = fromContext;
   }
+  expire(): void {
+    const ex = this.ex;
+    ex.flag('UT');
+    ex.expire(
+      new MeshletError('MESHLET_ERR_TIMEOUT', this.fromContext ? 'upstream request timeout (caller deadline)' : 'upstream request timeout', ex.errorContext()),
+    );
+  }
+}
 
-  /** The route timeout (`ms`) starts when the request body has been sent; until then only the caller's deadline (`due`) runs. */
-  defer(ms: number, o: TimeoutLayerOptions): void {
-    this.#routeMs = ms;
+/**
+ * A route deadline whose timeout waits for the end of a streamed request body: until then only
+ * the caller's deadline (`due`, Infinity when none) runs. Only such calls carry its fields.
+ */
+class DeferredRouteDeadline extends RouteDeadline implements BodySentListener {
+  readonly #routeMs: number;
+  readonly #o: TimeoutLayerOptions;
+  constructor(ex: Exchange, callerDue: number, routeMs: number, o: TimeoutLayerOptions) {
+    super(ex, callerDue, true);
+    this.#routeMs = routeMs;
     this.#o = o;
-    this.#fromContext = true;
   }
 
   /** The whole request is sent: the route timeout starts now (the caller's deadline still wins when sooner). */
   bodySent(): void {
-    const ex = this.#ex;
-    const o = this.#o;
-    if (ex.done || ex.reason !== null || o === undefined) return;
-    const route = o.clock.now() + this.#routeMs;
+    const ex = this.ex;
+    if (ex.done || ex.reason !== null) return;
+    const route = this.#o.clock.now() + this.#routeMs;
     if (route >= this.due) {
       ex.deadline = this.due;
       return;
     }
     this.due = route;
-    this.#fromContext = false;
+    this.fromContext = false;
     ex.deadline = route;
-    o.deadlines.add(this);
-  }
-
-  expire(): void {
-    const ex = this.#ex;
-    ex.flag('UT');
-    ex.expire(
-      new MeshletError('MESHLET_ERR_TIMEOUT', this.#fromContext ? 'upstream request timeout (caller deadline)' : 'upstream request timeout', ex.errorContext()),
-    );
+    this.#o.deadlines.add(this);
   }
 }
 
@@ -105,25 +107,26 @@ export function timeoutLayer(o: TimeoutLayerOptions): Layer {
       // What the call may wait at most, as sent upstream (x-envoy-expected-rq-timeout-ms) and as
       // retries read it; a route timeout waiting for the end of a streamed body moves it later.
       ex.deadline = due;
+      const body = ex.body;
+      if (!fromContext && body instanceof ReplayableBody && body.streaming && due > now) {
+        const deferred = new DeferredRouteDeadline(ex, caller, t as number, o);
+        if (body.deferUntilSent(deferred)) {
+          // A streamed body still being read: the route timeout starts at its end (Envoy's
+          // onRequestComplete); meanwhile only the caller's deadline, if any, is queued. The body
+          // is read ahead (up to the retry buffer) as a sidecar reads the app's request, so a body
+          // the caller has finished starts the timeout even while the attempt waits for a connection.
+          body.readAhead();
+          if (caller !== Number.POSITIVE_INFINITY) o.deadlines.add(deferred);
+          ex.deadlineNode = deferred;
+          ex.deadlineQueue = o.deadlines;
+          next(ex, handler);
+          return;
+        }
+      }
       const node = new RouteDeadline(ex, due, fromContext);
       if (due <= now) {
         node.expire();
         handler.onResponseError?.(NO_CONTROLLER, ex.reason ?? new MeshletError('MESHLET_ERR_TIMEOUT', 'upstream request timeout'));
-        return;
-      }
-      const body = ex.body;
-      if (!fromContext && body instanceof ReplayableBody && body.deferUntilSent(node)) {
-        // A streamed body still being read: the route timeout starts at its end (Envoy's
-        // onRequestComplete); meanwhile only the caller's deadline, if any, is queued. The body
-        // is read ahead (up to the retry buffer) as a sidecar reads the app's request, so a body
-        // the caller has finished starts the timeout even while the attempt waits for a connection.
-        body.readAhead();
-        node.due = caller;
-        node.defer(t as number, o);
-        if (caller !== Number.POSITIVE_INFINITY) o.deadlines.add(node);
-        ex.deadlineNode = node;
-        ex.deadlineQueue = o.deadlines;
-        next(ex, handler);
         return;
       }
       o.deadlines.add(node);

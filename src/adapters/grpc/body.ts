@@ -263,6 +263,10 @@ export class MessageBody extends ReplayableBody {
    * caller's half-close (Envoy's end of stream): a stream that never half-closes keeps its
    * bound (its grpc-js deadline runs from the call's start either way).
    */
+  override get streaming(): boolean {
+    return false;
+  }
+
   override deferUntilSent(): boolean {
     return false;
   }
