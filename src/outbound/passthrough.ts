@@ -16,7 +16,7 @@ import { ErrorRewritingHandler } from '../core/error-rewriting-handler.ts';
 import type { Exchange, ResponseHandler } from '../core/exchange.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
 import type { FailureKind } from '../core/outcome.ts';
-import { upstreamFailure } from '../policies/retry.ts';
+import { upstreamFailure } from '../policies/upstream-failure.ts';
 
 /** What the passthrough layer needs. */
 export interface PassthroughLayerOptions {

@@ -17,16 +17,16 @@ import { headGrpcStatus } from '../core/classify.ts';
 import { type BodySentListener, bodySourceFailed, canReplay, ReplayableBody } from '../core/body.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
-import { MeshletError, type MeshletErrorCode } from '../core/errors.ts';
+import { MeshletError } from '../core/errors.ts';
 import { channels, type RetryBudgetExhaustedMessage } from '../core/observe.ts';
 import { type Controller, type Exchange, type Headers, NO_CONTROLLER, type ResponseHandler, type Waiter } from '../core/exchange.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
 import type { AttemptOutcome, FailureKind } from '../core/outcome.ts';
-import { tlsFailureReason } from '../core/tls-failure.ts';
 import type { RetryPolicy } from '../routing/route-policy.ts';
 import { backoffDelayMs, retryAfterMs } from './backoff.ts';
 import type { RetryBudget } from './retry-budget.ts';
 import { isRetriable } from './retry-rules.ts';
+import { upstreamFailure } from './upstream-failure.ts';
 
 /** What the retry layer needs from the mesh. */
 export interface RetryLayerOptions {
@@ -44,42 +44,6 @@ export interface RetryLayerOptions {
   /** Longest `Retry-After` honoured; a longer one ends retrying. */
   readonly maxRetryAfterMs: number;
 }
-
-const RESET_TEXT: Record<FailureKind, string> = {
-  'connect-failure': 'connection failure',
-  reset: 'connection termination',
-  'remote-reset': 'remote reset',
-  'refused-stream': 'remote refused stream reset',
-  'per-try-timeout': 'per try timeout',
-  overflow: 'overflow',
-  protocol: 'protocol error',
-  cancelled: 'cancelled',
-  local: 'local',
-};
-
-const FLAG_FOR: Record<FailureKind, string> = {
-  'connect-failure': 'UF',
-  reset: 'UC',
-  'remote-reset': 'UR',
-  'refused-stream': 'UR',
-  'per-try-timeout': 'UT',
-  overflow: 'UO',
-  protocol: 'UPE',
-  cancelled: 'UR',
-  local: 'UR',
-};
-
-const CODE_FOR: Record<FailureKind, MeshletErrorCode> = {
-  'connect-failure': 'MESHLET_ERR_UPSTREAM_CONNECT',
-  reset: 'MESHLET_ERR_UPSTREAM_RESET',
-  'remote-reset': 'MESHLET_ERR_UPSTREAM_RESET',
-  'refused-stream': 'MESHLET_ERR_UPSTREAM_RESET',
-  'per-try-timeout': 'MESHLET_ERR_TIMEOUT',
-  overflow: 'MESHLET_ERR_OVERLOADED',
-  protocol: 'MESHLET_ERR_UPSTREAM_PROTOCOL',
-  cancelled: 'MESHLET_ERR_UPSTREAM_RESET',
-  local: 'MESHLET_ERR_INVALID_ARG',
-};
 
 /** The marker error a per-try timeout aborts its attempt with. */
 class PerTryTimeout extends Error {
@@ -379,25 +343,4 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
   get outcome(): AttemptOutcome | undefined {
     return this._outcome;
   }
-}
-
-/**
- * The mesh's error for an attempt that failed the way `failure` says, worded as Envoy's local
- * reply (`upstream connect error or disconnect/reset before headers. reset reason: …`, a TLS
- * failure with its transport failure reason), with Envoy's flag (`URX` when retries ran out).
- */
-export function upstreamFailure(ex: Exchange, failure: FailureKind, cause: Error, retried: boolean, exhausted: boolean): MeshletError {
-  const reason = RESET_TEXT[failure];
-  const msg =
-    failure === 'per-try-timeout'
-      ? 'upstream request timeout'
-      : `upstream connect error or disconnect/reset before headers. ${retried ? 'retried and the latest reset reason' : 'reset reason'}: ${reason}`;
-  // A TLS failure is a connect failure with a transport failure reason, as Envoy words it.
-  const tls = failure === 'connect-failure' || failure === 'reset' ? tlsFailureReason(cause) : undefined;
-  if (tls !== undefined) {
-    return new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `${msg.replace(/: [a-z ]+$/, ': connection failure')}, transport failure reason: TLS error: ${tls}`, { ...ex.errorContext(), cause, flags: exhausted ? 'UF,URX' : 'UF' });
-  }
-  // Envoy's streamResetReasonToResponseFlag: a connection that closed is UC, a stream the upstream reset is UR.
-  const flag = FLAG_FOR[failure];
-  return new MeshletError(CODE_FOR[failure], msg, { ...ex.errorContext(), cause, flags: exhausted ? `${flag},URX` : flag });
 }
