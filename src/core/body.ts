@@ -152,7 +152,13 @@ export class ReplayableBody {
         this.#tellSent();
         break;
       }
-      const c = toBytes(r.value);
+      let c: Uint8Array;
+      try {
+        c = this.#bytesOf(r.value);
+      } catch {
+        // The attempt reading next reports it (#iterate rethrows the source's error).
+        break;
+      }
       this.#bytes += c.byteLength;
       if (this.#chunks === NO_CHUNKS) this.#chunks = [c];
       else this.#chunks.push(c);
@@ -254,6 +260,8 @@ export class ReplayableBody {
         return;
       }
       if ((this.#bits & OVERFLOW) !== 0) throw new Error('request body exceeded the retry buffer and cannot be replayed');
+      // The source failed while read ahead: the attempt fails with the source's error, as plain undici's would.
+      if (this.#sourceError !== undefined) throw this.#sourceError;
       if (this.#pulling === undefined) {
         this.#pulling = this.#source.next();
         // Awaited below; if the attempt is abandoned first, its rejection must not go unhandled.
@@ -276,7 +284,7 @@ export class ReplayableBody {
           this.#tellSent();
           return;
         }
-        const c = toBytes(r.value);
+        const c = this.#bytesOf(r.value);
         this.#bytes += c.byteLength;
         if (this.#bytes > this.#cap) {
           this.#bits |= OVERFLOW;
@@ -308,7 +316,18 @@ export class ReplayableBody {
         this.#tellSent();
         return;
       }
-      yield toBytes(n.value);
+      yield this.#bytesOf(n.value);
+    }
+  }
+
+  /** A chunk of the caller's source as bytes; one that is neither is the source's failure (the caller's, as from plain undici). */
+  #bytesOf(v: unknown): Uint8Array {
+    try {
+      return toBytes(v);
+    } catch (err) {
+      this.#sourceError ??= err;
+      this.#complete(false);
+      throw err;
     }
   }
 }

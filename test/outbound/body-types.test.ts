@@ -89,3 +89,21 @@ describe('ArrayBuffer, Blob and sync iterable bodies are retried and mirrored', 
     }
   });
 });
+
+describe('a body whose chunks are neither strings nor bytes is the caller’s failure', () => {
+  test('URLSearchParams (an iterable of pairs) and an iterable of objects: a TypeError as from plain undici, never sent as a reset, never retried', async () => {
+    const up = await startUpstream('up');
+    const mesh = await meshFor([{ port: up.port }], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 2, retryOn: 'reset,5xx' } }]);
+    try {
+      for (const body of [() => new URLSearchParams({ a: '1' }), () => [Buffer.from('ok'), { not: 'bytes' }], () => (async function* () { yield 'ok'; yield 42; })()]) {
+        await assert.rejects(request('http://svc/', { method: 'POST', body: body() as never, dispatcher: mesh.dispatcher }), TypeError);
+      }
+      const r = await request('http://svc/after', { dispatcher: mesh.dispatcher });
+      await r.body.dump();
+      assert.equal(r.statusCode, 200);
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
+});
