@@ -26,8 +26,10 @@ export interface Workload {
   readonly serviceAccount: string;
   /**
    * Istio's workload name of the instance (`destination_workload` of the calls that reach it
-   * when the answer carries no peer metadata): see {@link workloadEntryName}; '' for a host
-   * name standing for itself (an ExternalName target).
+   * when the answer carries no peer metadata), as istiod's `labels.WorkloadNameFromWorkloadEntry`
+   * names it: the WorkloadGroup of an auto-registered entry, else the
+   * `service.istio.io/workload-name` label, else the entry's name; '' for a host name standing for
+   * itself (an ExternalName target).
    */
   readonly name: string;
   /** `WorkloadEntry ns/name`, or `ServiceEntry ns/name endpoints[i]`. */
