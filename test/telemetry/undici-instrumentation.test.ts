@@ -11,6 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connect as h2connect } from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -135,6 +136,36 @@ describe("the app's @opentelemetry/instrumentation-undici with calls through the
     assert.equal(attempts.length, 2);
     const traceId = app[0]?.spanContext().traceId;
     assert.deepEqual(wire.slice(-2), [`00-${traceId}-${id(attempts[0])}-01`, `00-${traceId}-${id(attempts[1])}-01`]);
+  });
+
+  it("an HTTP/2 caller of the mesh's server: the hop to the app is not the app's call (no instrumentation span), the server span is the caller's child and the app's code traces", async () => {
+    exporter.reset();
+    const callerTrace = '0af7651916cd43dd8448eb211c80319c';
+    const callerSpan = 'b7ad6b7169203331';
+    const session = h2connect(`http://127.0.0.1:${ratingsPort}`);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':method': 'GET', ':path': '/h2', traceparent: `00-${callerTrace}-${callerSpan}-01` });
+        let st = 0;
+        req.on('response', (h) => (st = Number(h[':status'])));
+        req.on('data', () => undefined);
+        req.on('end', () => resolve(st));
+        req.on('error', reject);
+      });
+      assert.equal(status, 200);
+      const all = await spans(1);
+      const served = all.find((s) => s.kind === SpanKind.SERVER);
+      assert.deepEqual(
+        all.filter((s) => s.instrumentationScope.name === SCOPE).map((s) => s.name),
+        [],
+        'the bridge to the app made no span of the instrumentation',
+      );
+      assert.deepEqual([served?.spanContext().traceId, parent(served)], [callerTrace, callerSpan]);
+      // The app's handler saw one traceparent: the one its server span continues.
+      assert.equal(wire.at(-1), `00-${callerTrace}-${callerSpan}-01`);
+    } finally {
+      session.close();
+    }
   });
 
   it("the mesh's connections are not opened with tracing suppressed: the app's code in their callbacks (a response body's listeners) still traces", async () => {

@@ -19,7 +19,9 @@
 import { constants, createServer as createH2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { type Duplex, duplexPair, pipeline, type Readable } from 'node:stream';
+import { type Context, context } from '@opentelemetry/api';
 import { Pool } from 'undici';
+import { suppressedContext, undiciRequestsObserved } from '../undici/untraced.ts';
 
 /** The client connection preface of HTTP/2 (RFC 9113 §3.4). */
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -95,10 +97,14 @@ export class Http2Bridge {
     const own = session as BridgedSession;
     if (own.meshletPool !== undefined) return own.meshletPool;
     const real = own.meshletSocket ?? (session.socket as Socket);
+    // The app's side of each in-memory connection runs in the context the session came in (as a
+    // socket's callbacks do), never in the one the bridge sends its request in (see #stream).
+    const outer = context.active();
     const pool = new Pool('http://localhost', {
       connect: (_opts, callback) => {
         const [client, server] = duplexPair();
-        this.#handOver(asSocket(server, real), real);
+        // node:http's parser keeps the context it was made in for its callbacks (the request, the app's handler).
+        context.with(outer, this.#handOver, undefined, inContext(asSocket(server, real), outer), real);
         // Called back later, never in the call: undici starts the next request from this callback, which it cannot do inside its own dispatch.
         queueMicrotask(() => callback(null, client as unknown as Socket));
       },
@@ -135,10 +141,13 @@ export class Http2Bridge {
       if (!stream.writableFinished) abort();
     });
     const ended = stream.readableEnded || (stream as { endAfterHeaders?: boolean }).endAfterHeaders === true;
-    this.#pool(session)
-      // The body as an iterable of the stream's chunks (undici takes async iterables; its types do not say so): given
-      // the stream itself, undici destroys it once the body is sent, and the answer with it.
-      .request({ method: method as 'GET', path: String(h2[':path'] ?? '/'), headers, body: ended ? null : (chunksOf(stream) as unknown as Readable), signal: ac.signal })
+    const pool = this.#pool(session);
+    // The body as an iterable of the stream's chunks (undici takes async iterables; its types do not say so): given
+    // the stream itself, undici destroys it once the body is sent, and the answer with it.
+    const send = () => pool.request({ method: method as 'GET', path: String(h2[':path'] ?? '/'), headers, body: ended ? null : (chunksOf(stream) as unknown as Readable), signal: ac.signal });
+    // An HTTP client instrumentation of the app (undici's) would take this hop for a call the app made (a span, and its
+    // traceparent over the caller's): sent with tracing suppressed, as the mesh's own upstream requests are.
+    (undiciRequestsObserved() ? context.with(suppressedContext(context.active()), send) : send())
       .then(
         (res) => {
           if (stream.destroyed) {
@@ -176,6 +185,15 @@ type BridgedSession = ServerHttp2Session & { meshletPool?: Pool; meshletStreams?
 /** How many of the session's streams are open (node:http2 has no public count). */
 function openStreams(s: ServerHttp2Session): number {
   return (s as BridgedSession).meshletStreams ?? 0;
+}
+
+/** Every event of `s` is emitted in `ctx`: the app's request handling, driven by the bridge's writes, runs in the connection's context. */
+function inContext(s: Socket, ctx: Context): Socket {
+  const emit = s.emit;
+  s.emit = function (this: Socket, ...args: Parameters<Socket['emit']>): boolean {
+    return context.with(ctx, emit, this, ...args);
+  } as Socket['emit'];
+  return s;
 }
 
 /** The in-memory connections of bridged streams. */

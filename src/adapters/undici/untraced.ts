@@ -29,6 +29,16 @@ function dispatchIn(d: Dispatcher, opts: Dispatcher.DispatchOptions, handler: Di
   d.dispatch(opts, handler);
 }
 
+/** True while someone listens for undici's requests (an HTTP client instrumentation): only then is suppression needed. */
+export function undiciRequestsObserved(): boolean {
+  return create.hasSubscribers;
+}
+
+/** `before` with OpenTelemetry's suppress-tracing flag set (and `before` kept for {@link outsideSuppression}). */
+export function suppressedContext(before: Context): Context {
+  return before.setValue(SUPPRESS, true).setValue(BEFORE, before);
+}
+
 /** `d.dispatch(opts, handler)`, with tracing suppressed while undici makes its request. */
 export function dispatchUntraced(d: Dispatcher, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
   if (!create.hasSubscribers) {
