@@ -127,11 +127,7 @@ export class ReplayableBody {
 
   async #readAhead(): Promise<void> {
     while ((this.#bits & (ENDED | OVERFLOW | DISPOSED)) === 0) {
-      if (this.#pulling === undefined) {
-        this.#pulling = this.#source.next();
-        this.#pulling.catch(noop);
-      }
-      const p = this.#pulling;
+      const p = this.#pull();
       let r: IteratorResult<unknown>;
       try {
         r = await p;
@@ -262,12 +258,7 @@ export class ReplayableBody {
       if ((this.#bits & OVERFLOW) !== 0) throw new Error('request body exceeded the retry buffer and cannot be replayed');
       // The source failed while read ahead: the attempt fails with the source's error, as plain undici's would.
       if (this.#sourceError !== undefined) throw this.#sourceError;
-      if (this.#pulling === undefined) {
-        this.#pulling = this.#source.next();
-        // Awaited below; if the attempt is abandoned first, its rejection must not go unhandled.
-        this.#pulling.catch(noop);
-      }
-      const p = this.#pulling;
+      const p = this.#pull();
       let r: IteratorResult<unknown>;
       try {
         r = await p;
@@ -318,6 +309,18 @@ export class ReplayableBody {
       }
       yield this.#bytesOf(n.value);
     }
+  }
+
+  /** The source's next chunk, shared by whoever reads it first (read-ahead, an attempt): one pull at a time. */
+  #pull(): Promise<IteratorResult<unknown>> {
+    let p = this.#pulling;
+    if (p === undefined) {
+      p = this.#source.next();
+      // Awaited by the reader; if it is abandoned first, the rejection must not go unhandled.
+      p.catch(noop);
+      this.#pulling = p;
+    }
+    return p;
   }
 
   /** A chunk of the caller's source as bytes; one that is neither is the source's failure (the caller's, as from plain undici). */
