@@ -143,9 +143,7 @@ export class ReplayableBody {
       if (this.#pulling !== p || (this.#bits & DISPOSED) !== 0) continue;
       this.#pulling = undefined;
       if (r.done) {
-        this.#bits |= ENDED;
-        this.#complete(true);
-        this.#tellSent();
+        this.#end();
         break;
       }
       let c: Uint8Array;
@@ -165,6 +163,13 @@ export class ReplayableBody {
       }
     }
     this.#bits &= ~READING_AHEAD;
+  }
+
+  /** The source was read to its end with every byte recorded: the body is whole, and who waits for its end is told. */
+  #end(): void {
+    this.#bits |= ENDED;
+    this.#complete(true);
+    this.#tellSent();
   }
 
   /** The source ended: tell who waits for it. */
@@ -270,9 +275,7 @@ export class ReplayableBody {
       if (this.#pulling === p) {
         this.#pulling = undefined;
         if (r.done) {
-          this.#bits |= ENDED;
-          this.#complete(true);
-          this.#tellSent();
+          this.#end();
           return;
         }
         const c = this.#bytesOf(r.value);
@@ -353,54 +356,6 @@ export function bodySourceFailed(body: unknown): boolean {
 /** True for bodies that can be sent again as they are (none, strings, bytes). */
 export function isStaticBody(body: unknown): boolean {
   return body == null || typeof body === 'string' || body instanceof Uint8Array || ArrayBuffer.isView(body) || body instanceof ArrayBuffer;
-}
-
-/** A Blob or File (of any copy of the classes, as undici's isBlobLike tells). */
-function isBlobLike(body: object): body is Blob {
-  const tag = (body as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag];
-  return (tag === 'Blob' || tag === 'File') && typeof (body as Blob).stream === 'function';
-}
-
-/** A FormData (of any copy of the class): undici encodes it itself; it is iterable, but not a body's chunks. */
-export function isFormDataLike(body: object): boolean {
-  return (body as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'FormData' && typeof (body as FormData).entries === 'function';
-}
-
-/** A sync iterable's chunks as an async iterable (what {@link ReplayableBody} reads). */
-function fromSync(body: Iterable<unknown>): AsyncIterable<unknown> {
-  return {
-    [Symbol.asyncIterator](): AsyncIterator<unknown> {
-      const it = body[Symbol.iterator]();
-      return {
-        next: () => Promise.resolve(it.next()),
-        return: () => Promise.resolve(it.return?.() ?? { done: true, value: undefined }),
-      };
-    },
-  };
-}
-
-/**
- * The body a call keeps, from what an undici caller passed (undici accepts strings, bytes,
- * ArrayBuffers, streams, sync and async iterables, Blobs and FormData): what a retry can replay
- * and a mirror can copy. Strings, bytes and none are kept as they are (an ArrayBuffer as a
- * Buffer over the same memory); a stream, an async or sync iterable, or a Blob (read through
- * its stream, with the `content-length` and `content-type` undici would send for it) is
- * recorded as it is sent ({@link ReplayableBody}); anything else (FormData) goes to undici as
- * it is. `headers` are the call's, lower-cased.
- */
-export function callBody(body: unknown, headers: Record<string, unknown>, capBytes: number): unknown {
-  if (body == null || typeof body !== 'object') return body;
-  if (body instanceof Uint8Array || ArrayBuffer.isView(body)) return body;
-  if (body instanceof ArrayBuffer) return Buffer.from(body);
-  if (typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') return new ReplayableBody(body as AsyncIterable<unknown>, capBytes);
-  if (isBlobLike(body)) {
-    // What undici sends for a Blob: its size as content-length, its type unless the caller set one.
-    if (headers['content-length'] === undefined) headers['content-length'] = String(body.size);
-    if (headers['content-type'] === undefined && body.type !== '') headers['content-type'] = body.type;
-    return new ReplayableBody(body.stream() as unknown as AsyncIterable<unknown>, capBytes);
-  }
-  if (typeof (body as Iterable<unknown>)[Symbol.iterator] === 'function' && !isFormDataLike(body)) return new ReplayableBody(fromSync(body as Iterable<unknown>), capBytes);
-  return body;
 }
 
 /** True when `body` is something a retry can replay (static, or a recorded stream still under its cap). */

@@ -10,7 +10,7 @@
  * @module
  */
 import { Dispatcher } from 'undici';
-import { callBody } from '../../core/body.ts';
+import { callBody } from '../../core/call-body.ts';
 import type { Clock } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { isGrpcContentType } from '../../core/classify.ts';

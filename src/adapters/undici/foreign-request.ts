@@ -9,6 +9,7 @@
  * @module
  */
 import { FormData as UndiciFormData, Request as UndiciRequest } from 'undici';
+import { isFormDataLike } from '../../core/call-body.ts';
 
 /** The fields of a WHATWG Request that fetch reads. */
 interface RequestLike {
@@ -57,7 +58,7 @@ export function asOwnRequest(r: RequestLike): UndiciRequest {
  * `typeof body === 'object'` first.
  */
 export function isForeignFormData(body: object | null): body is FormData {
-  return body !== null && (body as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'FormData' && !(body instanceof UndiciFormData);
+  return body !== null && isFormDataLike(body) && !(body instanceof UndiciFormData);
 }
 
 /** `fd` as a FormData of the undici `mesh.fetch` runs on: the same entries, files with their names and types. */
