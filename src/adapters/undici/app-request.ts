@@ -26,6 +26,7 @@ import { channel } from 'node:diagnostics_channel';
 import type { Controller, Headers, ResponseHandler } from '../../core/handler.ts';
 import { markAppContext } from '../../telemetry/tracing/app-context.ts';
 import { TRACE_HEADERS } from '../../telemetry/tracing/propagation.ts';
+import { rawFrom } from './render.ts';
 
 const create = channel('undici:request:create');
 const responseHeaders = channel('undici:request:headers');
@@ -92,16 +93,6 @@ export function publishAppRequest(origin: string, method: string, path: string, 
   return request;
 }
 
-function rawHeaders(h: Headers): Buffer[] {
-  const out: Buffer[] = [];
-  for (const k of Object.keys(h)) {
-    const v = h[k];
-    if (typeof v === 'string') out.push(Buffer.from(k), Buffer.from(v));
-    else if (v !== undefined) for (const x of v) out.push(Buffer.from(k), Buffer.from(x));
-  }
-  return out;
-}
-
 /** The app's handler, with the answer published on undici's channels for `request` as undici's `Client` publishes it. */
 export class PublishingHandler implements ResponseHandler {
   readonly #inner: ResponseHandler;
@@ -121,7 +112,7 @@ export class PublishingHandler implements ResponseHandler {
   }
 
   onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
-    if (statusCode >= 200 && responseHeaders.hasSubscribers) responseHeaders.publish({ request: this.#request, response: { statusCode, statusText: statusMessage ?? '', headers: rawHeaders(headers) } });
+    if (statusCode >= 200 && responseHeaders.hasSubscribers) responseHeaders.publish({ request: this.#request, response: { statusCode, statusText: statusMessage ?? '', headers: rawFrom(headers) } });
     this.#inner.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
 
@@ -130,7 +121,7 @@ export class PublishingHandler implements ResponseHandler {
   }
 
   onResponseEnd(controller: Controller, trailers: Headers): void {
-    if (responseTrailers.hasSubscribers) responseTrailers.publish({ request: this.#request, trailers: rawHeaders(trailers ?? {}) });
+    if (responseTrailers.hasSubscribers) responseTrailers.publish({ request: this.#request, trailers: rawFrom(trailers ?? {}) });
     this.#inner.onResponseEnd?.(controller, trailers);
   }
 

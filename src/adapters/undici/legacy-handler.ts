@@ -14,6 +14,7 @@
  */
 import { InvalidArgumentError } from '../../core/errors.ts';
 import type { Controller, Headers, ResponseHandler } from '../../core/exchange.ts';
+import { rawFrom } from './render.ts';
 
 /** The older handler shape (undici ≤ 7's `Dispatcher.DispatchHandlers`). */
 export interface LegacyHandler {
@@ -38,15 +39,7 @@ function isFn(v: unknown): boolean {
 
 /** Headers as the older handlers' raw list: name, value, name, value, … (Buffers). */
 function toRaw(headers: Headers | undefined): Buffer[] {
-  const raw: Buffer[] = [];
-  if (headers === undefined) return raw;
-  for (const k in headers) {
-    const v = headers[k];
-    if (v === undefined) continue;
-    if (typeof v === 'string') raw.push(Buffer.from(k), Buffer.from(v, 'latin1'));
-    else for (const x of v) raw.push(Buffer.from(k), Buffer.from(x, 'latin1'));
-  }
-  return raw;
+  return headers === undefined ? [] : rawFrom(headers);
 }
 
 function rawOf(list: unknown, headers: Headers | undefined): Buffer[] {
