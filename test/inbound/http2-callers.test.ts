@@ -20,6 +20,7 @@ import type { AddressInfo } from 'node:net';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { initDevCa } from '../../src/security/pki/dev-ca.ts';
 import { listen, raw } from '../helpers/frameworks.ts';
+import { until } from '../helpers/until.ts';
 
 /** What the app answers: what it saw, as JSON. */
 function echo(req: IncomingMessage, res: ServerResponse): void {
@@ -88,7 +89,7 @@ describe('HTTP/2 (h2c) callers of a plaintext mesh server', () => {
     try {
       const r = await h2get(session, { ':method': 'POST', ':path': '/observed' }, 'abc');
       assert.equal(r.status, 200);
-      for (let i = 0; i < 50 && !ends.some((m) => m.workload === mesh.identity); i++) await new Promise((res) => setImmediate(res));
+      await until(() => ends.some((m) => m.workload === mesh.identity), 'inbound:end of the HTTP/2 request');
       const e = ends.find((m) => m.workload === mesh.identity);
       assert.equal(e?.protocol, 'http2');
       assert.equal(e?.status, 200);

@@ -27,9 +27,9 @@ const exporter = new InMemorySpanExporter();
 const HOST = 'ratings.default.svc.cluster.local';
 const SCOPE = '@opentelemetry/instrumentation-undici';
 
-/** Spans are exported when they end; the server span ends when the response closed, just after the client read it. */
+/** Spans are exported when they end; the server span ends when the response closed, just after the client read it (waits up to ~10 s: only a hang fails on a loaded machine). */
 async function spans(n: number): Promise<ReadableSpan[]> {
-  for (let i = 0; i < 200 && exporter.getFinishedSpans().length < n; i++) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 2000 && exporter.getFinishedSpans().length < n; i++) await new Promise((r) => setTimeout(r, 5));
   return exporter.getFinishedSpans();
 }
 
