@@ -89,8 +89,22 @@ export function checkIssued(res: CertificateResponse, privateKeyPem: string): { 
     if (!at.verify(c.publicKey)) throw new Error(`${(at.subject ?? '').replaceAll('\n', ', ') || 'the leaf'} is not signed by the next certificate of the chain`);
     at = c;
   }
-  if (!roots.some((r) => at.checkIssued(r) && at.verify(r.publicKey))) throw new Error('the certificate does not chain to a root of the trust bundle');
+  if (!issuedByOne(at, roots)) throw new Error('the certificate does not chain to a root of the trust bundle');
   return { leaf };
+}
+
+const issuedByOne = (top: X509Certificate, roots: readonly X509Certificate[]): boolean => roots.some((r) => top.checkIssued(r) && top.verify(r.publicKey));
+
+/** Whether the last certificate of `certChain` (PEM) is signed by one of `rootsPem` (PEM); false when either does not parse. */
+function chainsTo(certChain: string, rootsPem: readonly string[]): boolean {
+  try {
+    const chain = pemList(certChain);
+    const top = chain[chain.length - 1];
+    if (top === undefined) return false;
+    return issuedByOne(new X509Certificate(top), rootsPem.flatMap((r) => pemList(String(r))).map((p) => new X509Certificate(p)));
+  } catch {
+    return false;
+  }
 }
 
 /** The mesh's certificate from the control plane. */
@@ -277,6 +291,13 @@ export class ControlPlaneIdentity {
     const next = this.#o.holder.set({ ...rest, trustBundle: roots });
     this.#o.logger.info?.(`meshlet: trust bundle ${event.version} installed (${event.roots.length} root(s))`);
     this.#o.onInstalled?.(next);
+    // The bundle no longer holds the root of this workload's certificate (a rotation was finalized):
+    // peers refuse it from now on, so a certificate from the current root is asked for at once
+    // rather than at the next renewal, hours away.
+    if (!this.#requesting && !chainsTo(c.certChain, event.roots)) {
+      this.#o.logger.warn(`meshlet: the trust bundle ${event.version} no longer holds the root of this workload's certificate (${c.spiffeId}); renewing it now`);
+      this.#schedule(0, false);
+    }
   }
 
   /** Stops renewing; a request in flight is not waited for (its answer is dropped, and closing the agent ends it). */

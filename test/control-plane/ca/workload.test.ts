@@ -243,6 +243,21 @@ describe('a mesh with identity from the control plane', () => {
     await assert.rejects(t.cp.ca.rotate({ finalize: true }), /no rotation in progress/);
   });
 
+  it('a finalize before the workload renewed: the bundle without its root makes the mesh renew at once, not at half its lifetime', async () => {
+    const t = await controlPlane();
+    const log = logger();
+    const m = await mesh(t, { logger: log });
+    const first = m.credentials.current!;
+    await t.cp.ca.rotate({});
+    await until(() => roots(m.credentials.current!).length === 2, 'the mesh to install the overlapping bundle');
+    assert.equal(m.credentials.current!.certChain, first.certChain, 'a 24-hour certificate is not renewed by the rotation');
+    const finalized = await t.cp.ca.rotate({ finalize: true });
+    const newRoot = finalized.roots[0]!.pem;
+    await until(() => signedBy(m.credentials.current!, newRoot), 'a certificate from the new root');
+    assert.equal(m.credentials.current!.trustBundle, newRoot);
+    assert.ok(log.lines.some((l) => l.startsWith('warn') && l.includes("no longer holds the root of this workload's certificate") && l.includes('renewing it now')));
+  });
+
   it('startup: a certificate that cannot be had rejects createMesh after startupTimeoutMs saying why; failOpen starts without one', async () => {
     const t = await controlPlane();
     // An admin token reads config, but the CA needs a namespace it does not name.
