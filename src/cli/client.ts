@@ -37,6 +37,8 @@ export interface ClientTarget {
   readonly token: string | undefined;
   /** How long each control plane has to answer. */
   readonly timeoutMs: number;
+  /** Where the token came from (`--token`, `$MESHLET_TOKEN`), for a refusal to say; undefined without one. */
+  readonly tokenFrom?: string | undefined;
 }
 
 /** Reads `--control-plane` and `--token`, falling back to the environment. */
@@ -58,7 +60,8 @@ export function clientTarget(values: { 'control-plane'?: string; token?: string;
     if (ms <= 0) throw new UsageError(`--timeout: must be more than 0, got "${values.timeout}"`);
     timeoutMs = ms;
   }
-  return { urls, token: token === '' ? undefined : token, timeoutMs };
+  const tokenFrom = token === undefined || token === '' ? undefined : values.token !== undefined ? '--token' : `$${TOKEN_ENV}`;
+  return { urls, token: token === '' ? undefined : token, timeoutMs, tokenFrom };
 }
 
 const unreachable = new WeakSet<object>();
@@ -88,17 +91,31 @@ function unreachableError(url: string, err: unknown, timeoutMs: number): Meshlet
 }
 
 /** The server's refusal as the CLI prints it (what the server says is escaped: it may quote workload input). */
-function refusal(url: string, status: number, body: string): MeshletError {
+function refusal(url: string, status: number, body: string, tokenFrom: string | undefined): MeshletError {
   const e = statusError(status, body);
   const said = printable(e.serverMessage);
   let message: string;
   if (e.serverCode === '') message = `${url} answered ${status}${said === '' ? '' : `: ${said}`}`;
   else message = e.issues.length > 0 ? `${said}:\n  ${e.issues.map(printable).join('\n  ')}` : said;
+  // A refused token: which control plane, which token, and how to get one it accepts.
+  if (status === 401) {
+    const which = tokenFrom === undefined ? `${url} needs a token: give it with --token or $${TOKEN_ENV}` : `${url} refused the token from ${tokenFrom}`;
+    message += ` (${which}; mint an admin token with 'meshlet token --admin --data-dir <the control plane's --data-dir>')`;
+  }
   return new MeshletError('MESHLET_ERR_CONTROL_PLANE', message);
 }
 
 /** Sends one request to one control plane; resolves the parsed JSON answer, or throws its refusal. */
-export async function callOne(url: string, token: string | undefined, method: string, path: string, body?: string, contentType = 'application/json', timeoutMs = DEFAULT_TIMEOUT_MS): Promise<unknown> {
+export async function callOne(
+  url: string,
+  token: string | undefined,
+  method: string,
+  path: string,
+  body?: string,
+  contentType = 'application/json',
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+  tokenFrom: string | undefined = token === undefined ? undefined : 'the command',
+): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = contentType;
@@ -114,7 +131,7 @@ export async function callOne(url: string, token: string | undefined, method: st
   } catch (err) {
     throw unreachableError(url, err, timeoutMs);
   }
-  if (res.statusCode >= 400) throw refusal(url, res.statusCode, text);
+  if (res.statusCode >= 400) throw refusal(url, res.statusCode, text, tokenFrom);
   return text === '' ? undefined : JSON.parse(text);
 }
 
@@ -126,7 +143,7 @@ export async function call(target: ClientTarget, method: string, path: string, b
   let last: unknown;
   for (const url of target.urls) {
     try {
-      return await callOne(url, target.token, method, path, body, contentType, target.timeoutMs);
+      return await callOne(url, target.token, method, path, body, contentType, target.timeoutMs, target.tokenFrom);
     } catch (err) {
       last = err;
       if (!isUnreachable(err)) throw err;

@@ -110,7 +110,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   if (values.json === true && format !== undefined) throw new UsageError('meshlet status: give -o json or the deprecated --json, not both');
   if (positionals.length > 0) throw new UsageError(`meshlet status: unexpected argument "${positionals[0]}"`);
   const target = clientTarget(values);
-  const results = await Promise.allSettled(target.urls.map((u) => callOne(u, target.token, 'GET', STATUS_PATH, undefined, undefined, target.timeoutMs) as Promise<StatusDocument>));
+  const results = await Promise.allSettled(target.urls.map((u) => callOne(u, target.token, 'GET', STATUS_PATH, undefined, undefined, target.timeoutMs, target.tokenFrom) as Promise<StatusDocument>));
   const docs: { url: string; doc: StatusDocument }[] = [];
   const unreachable: { url: string; error: string }[] = [];
   let failure: unknown;

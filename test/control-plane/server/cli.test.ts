@@ -284,6 +284,30 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.match(down.stderr, /cannot reach the control plane/);
   });
 
+  it('a refused token: get, apply, delete, status and ca say which control plane refused which token, and how to mint one it accepts', () => {
+    const mint = /mint an admin token with 'meshlet token --admin --data-dir <the control plane's --data-dir>'/;
+    const fromEnv = meshlet(['get', 'vs'], { MESHLET_CONTROL_PLANE: url, MESHLET_TOKEN: 'garbage' });
+    assert.equal(fromEnv.code, 1);
+    assert.match(fromEnv.stderr, /malformed token/);
+    assert.ok(fromEnv.stderr.includes(`(${url} refused the token from $MESHLET_TOKEN; `), fromEnv.stderr);
+    assert.match(fromEnv.stderr, mint);
+    const fromFlag = meshlet(['delete', 'vs', 'nothing', '--token', 'garbage'], { MESHLET_CONTROL_PLANE: url });
+    assert.equal(fromFlag.code, 1);
+    assert.ok(fromFlag.stderr.includes(`(${url} refused the token from --token; `), fromFlag.stderr);
+    const none = meshlet(['apply', '-f', '-'], { MESHLET_CONTROL_PLANE: url }, shadowVs('refused'));
+    assert.equal(none.code, 1);
+    assert.ok(none.stderr.includes(`(${url} needs a token: give it with --token or $MESHLET_TOKEN; `), none.stderr);
+    assert.match(none.stderr, mint);
+    const status = meshlet(['status'], { MESHLET_CONTROL_PLANE: url, MESHLET_TOKEN: 'garbage' });
+    assert.equal(status.code, 1);
+    assert.ok(status.stderr.includes(`refused the token from $MESHLET_TOKEN`), status.stderr);
+    const ca = meshlet(['ca', 'show', '--control-plane', url], { MESHLET_TOKEN: 'garbage' });
+    assert.equal(ca.code, 1);
+    assert.ok(ca.stderr.includes(`(${url} refused the token from $MESHLET_TOKEN; `), ca.stderr);
+    // A workload token is refused with 403: that message already names the token's workload.
+    assert.doesNotMatch(meshlet(['get', 'vs'], { MESHLET_CONTROL_PLANE: url, MESHLET_TOKEN: meshlet(['token', '--service', 'reviews', '--data-dir', dataDir]).stdout.trim() }).stderr, mint);
+  });
+
   it('status, get and apply against a server that accepts the connection but never answers: said so, after --timeout', async (tc) => {
     const sockets: Socket[] = [];
     const silent = createNetServer((s) => sockets.push(s));
