@@ -209,6 +209,14 @@ describe('meshlet ca', () => {
       assert.equal(r.code, 2, `${u.args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, u.error, u.args.join(' '));
     }
+    // Without a directory: how to act on the control plane's CA instead, also when only $MESHLET_CONTROL_PLANE is set.
+    const bare = meshlet(['ca', 'rotate'], { env: { MESHLET_CONTROL_PLANE: '' } });
+    assert.equal(bare.code, 2);
+    assert.match(bare.stderr, /give the CA's directory \(meshlet ca rotate <dir>\), or --control-plane <url> for the control plane's CA\n/);
+    const fromEnv = meshlet(['ca', 'show'], { env: { MESHLET_CONTROL_PLANE: 'http://127.0.0.1:1' } });
+    assert.equal(fromEnv.code, 2);
+    assert.match(fromEnv.stderr, /or --control-plane <url> for the control plane's CA \(\$MESHLET_CONTROL_PLANE is not used here: give --control-plane "\$MESHLET_CONTROL_PLANE"\)/);
+    assert.doesNotMatch(meshlet(['ca', 'init']).stderr, /--control-plane/);
     const none = run('ca', 'show', d);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /meshlet: ca show: .*ca-cert\.pem is missing: .* is not a development CA \(make one with `meshlet ca init/);

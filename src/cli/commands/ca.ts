@@ -23,7 +23,7 @@ import { generateKeyPair, type KeyAlgorithm } from '../../security/pki/keys.ts';
 import { parsePemBundle } from '../../security/pki/pem.ts';
 import { printClientUse } from './ca-client-use.ts';
 import { out, UsageError } from '../args.ts';
-import { CLIENT_OPTIONS, clientTarget } from '../client.ts';
+import { CLIENT_OPTIONS, CONTROL_PLANE_ENV, clientTarget } from '../client.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, type OutputFormat, outputFormat, printDocument } from '../output.ts';
 
 export const caHelp = `Usage: meshlet ca <init|show|issue|rotate> <dir> [options]
@@ -287,7 +287,12 @@ export async function caCommand(argv: string[]): Promise<number> {
   for (const [flag, v] of [['--token', token], ['--ca-cert', caCert], ['--ca-key', caKey], ['--ca-root', caRoot], ['--overlap', overlap]] as const) {
     if (v !== undefined) throw new UsageError(`meshlet ca ${sub}: ${flag} goes with --control-plane`);
   }
-  if (dir === undefined) throw new UsageError(`meshlet ca ${sub}: give the CA's directory (meshlet ca ${sub} <dir>)`);
+  if (dir === undefined) {
+    // $MESHLET_CONTROL_PLANE alone does not pick the control plane's CA (a directory is the default meaning): say how.
+    const env = process.env[CONTROL_PLANE_ENV];
+    const cpHint = sub === 'init' ? '' : `, or --control-plane <url> for the control plane's CA${env === undefined || env === '' ? '' : ` ($${CONTROL_PLANE_ENV} is not used here: give --control-plane "$${CONTROL_PLANE_ENV}")`}`;
+    throw new UsageError(`meshlet ca ${sub}: give the CA's directory (meshlet ca ${sub} <dir>)${cpHint}`);
+  }
   if (extra.length > 0) throw new UsageError(`meshlet ca ${sub}: unexpected argument "${extra[0]}"`);
   const { output: _o, help: _h, ...rest } = dirValues;
   return onDirectory(sub as Subcommand, dir, rest, format);
