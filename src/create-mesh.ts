@@ -22,6 +22,7 @@ import { TRACING_OPTION_NAMES } from './telemetry/tracing/config.ts';
 import { checkOwnMetricsOption } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
+import { resolveProxyHeaders } from './core/proxy-headers.ts';
 
 /**
  * Creates a mesh. Embedded mode (`config`): loads and validates the config (rejecting it with
@@ -51,6 +52,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
   if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
   if (o.enableAutoMtls !== undefined && typeof o.enableAutoMtls !== 'boolean') throw new InvalidArgumentError(`createMesh: \`enableAutoMtls\` must be true or false, got ${JSON.stringify(o.enableAutoMtls)}`);
   nonNegative(o, 'closeTimeoutMs', 5000);
+  resolveProxyHeaders(o.proxyHeaders);
   checkNamedPorts(o.ports);
   checkProbePaths(o.probePaths);
   if (o.telemetry !== undefined && (o.telemetry === null || typeof o.telemetry !== 'object')) throw new InvalidArgumentError('createMesh: `telemetry` must be an object');

@@ -27,6 +27,7 @@ export { MeshGrpc, type GrpcClientConstructor } from './adapters/grpc/mesh-grpc.
 export { MeshChannel } from './adapters/grpc/channel.ts';
 export { FLAGS_HEADER } from './adapters/undici/render.ts';
 export type { ErrorMode } from './core/exchange.ts';
+export type { ClientCertDetailsOptions, ForwardClientCertDetails, ProxyHeadersOptions } from './core/proxy-headers.ts';
 
 export { ConfigError, InvalidArgumentError, isMeshletError, MeshletError, statusFor, ERROR_STATUS } from './core/errors.ts';
 export type { ConfigIssueLike, ErrorContext, ErrorStatus, MeshletErrorCode, MeshletErrorOptions } from './core/errors.ts';

@@ -20,6 +20,7 @@ import type { MetricsOptions } from './telemetry/metrics/options.ts';
 import type { AccessLogOptions } from './telemetry/access-log/config.ts';
 import type { TracingOptions } from './telemetry/tracing/config.ts';
 import { optionNames } from './core/option-names.ts';
+import type { ProxyHeadersOptions } from './core/proxy-headers.ts';
 
 /**
  * Where a mesh's workload certificate comes from; see {@link MeshOptions.identity}.
@@ -188,6 +189,15 @@ export interface MeshOptions {
    * entry, else the TCP peer). A number N: as a gateway with `numTrustedProxies: N`.
    */
   readonly numTrustedProxies?: number | undefined;
+  /**
+   * Istio's ProxyConfig `proxyHeaders` (MeshConfig `defaultConfig.proxyHeaders`, or the
+   * `proxy.istio.io/config` annotation): what happens to `x-forwarded-client-cert` on served
+   * requests (by default, as Istio's sidecar: over mTLS the caller's certificate details are
+   * appended; otherwise the header is removed), and whether `x-request-id`,
+   * `x-envoy-attempt-count` and `x-envoy-expected-rq-timeout-ms` are added.
+   * @defaultValue Istio's defaults (`forwardedClientCert: 'APPEND_FORWARD'`, subject, URI and DNS details, every header on)
+   */
+  readonly proxyHeaders?: ProxyHeadersOptions | undefined;
   /** RequestAuthentication settings: verified-token cache size, token size limit, key caching, the dispatcher key sets are fetched through. */
   readonly jwt?: JwtOptions | undefined;
   /**
@@ -239,6 +249,7 @@ export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
   'identity',
   'extensionProviders',
   'numTrustedProxies',
+  'proxyHeaders',
   'jwt',
   'logger',
   'clock',

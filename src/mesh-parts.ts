@@ -21,6 +21,7 @@ import type { CredentialHolder } from './security/identity/credentials.ts';
 import type { Snapshot } from './routing/compile.ts';
 import { MeshTelemetry } from './mesh-telemetry.ts';
 import { grpcJs } from './adapters/grpc/grpc-js.ts';
+import { resolveProxyHeaders } from './core/proxy-headers.ts';
 import type { UnaryCaller } from './security/authz/ext-authz-grpc.ts';
 
 /** @internal A mesh's data plane. */
@@ -61,7 +62,8 @@ function grpcAuthorizerClient(o: MeshOptions, channel: MeshPartsHooks['grpcChann
 export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: CredentialHolder, identity: WorkloadIdentity, logger: MeshLogger, hooks: MeshPartsHooks): MeshParts {
   const clock = o.clock ?? systemClock;
   const random = o.random ?? systemRandom;
-  const transport = new UndiciTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
+  const ph = resolveProxyHeaders(o.proxyHeaders);
+  const transport = new UndiciTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders);
   transport.install(snapshot.resources);
   const grpcTransport = new GrpcTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
   grpcTransport.install(snapshot.resources);
@@ -76,6 +78,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     maxMirrorsInFlight: o.maxMirrorsInFlight ?? 64,
     workload: identity,
     rootNamespace: o.rootNamespace,
+    attemptCount: ph.attemptCount,
     transports: {
       http: { dispatch: transport.dispatch, passthrough: transport.passthrough, classify: classifyUndiciError, refresh: (cs) => transport.refresh(cs) },
       grpc: { dispatch: grpcTransport.dispatch, passthrough: grpcTransport.passthrough, classify: (e) => grpcTransport.classify(e), refresh: (cs) => grpcTransport.refresh(cs) },
@@ -88,6 +91,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     workload: identity,
     errors: o.errors ?? 'respond',
     retryBufferBytes: o.retryBufferBytes ?? 1024 * 1024,
+    requestId: ph.requestId,
     pipeline: () => pipeline,
     onClose: hooks.close,
   });
@@ -135,6 +139,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     snapshot.resources,
   );
   servers.guard.peerExchange = telemetry.peerHeaders;
+  servers.guard.proxyHeaders = ph;
   return { transport, grpcTransport, outbound, dispatcher, servers, telemetry };
 }
 
@@ -146,6 +151,7 @@ export function buildMeshGrpc(o: MeshOptions, outbound: Outbound, servers: MeshS
     errors: o.errors ?? 'respond',
     retryBufferBytes: o.retryBufferBytes ?? 1024 * 1024,
     workload: identity,
+    requestId: resolveProxyHeaders(o.proxyHeaders).requestId,
     pipeline: () => pipeline,
     closed,
     server: { guard: () => servers.guard, tls: servers.tls, closeTimeoutMs: o.closeTimeoutMs ?? 5000, debug: logger.debug === undefined ? undefined : (m) => logger.debug?.(m) },

@@ -11,7 +11,8 @@ import { isGrpcContentType } from '../core/classify.ts';
 import type { Socket } from 'node:net';
 import type { PeerIdentity } from '../core/context.ts';
 import type { Headers } from '../core/handler.ts';
-import { inboundRequestId } from '../telemetry/request-id.ts';
+import { inboundRequestId, receivedRequestId } from '../telemetry/request-id.ts';
+import { DEFAULT_PROXY_HEADERS, type ProxyHeaders } from '../core/proxy-headers.ts';
 import type { Clock } from '../core/clock.ts';
 import type { WorkloadIdentity } from '../core/observe.ts';
 import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
@@ -60,6 +61,11 @@ export interface ConnectionInfo {
   readonly sni?: string;
   /** The local address the connection arrived on. */
   readonly localAddress?: string;
+  /**
+   * The caller's certificate details for `x-forwarded-client-cert` (By, Hash, Subject, …), when
+   * `peer` is set and the guard's `forwardedClientCert` writes them (see {@link InboundGuard.certDetails}).
+   */
+  readonly clientCert?: string;
   /** Why PeerAuthentication refuses this connection (a server the mesh did not make, under STRICT): the request is not served and the connection is closed. */
   readonly refused?: string;
 }
@@ -194,6 +200,18 @@ export class InboundGuard {
   /** Set by the mesh's servers: who the requests are published as (`meshlet:inbound:*`); unset, nothing is published. */
   observer: { readonly workload: WorkloadIdentity; readonly clock: Clock } | undefined;
 
+  /** Set by the mesh: Istio's ProxyConfig `proxyHeaders` (`x-forwarded-client-cert`, `x-request-id`). */
+  proxyHeaders: ProxyHeaders = DEFAULT_PROXY_HEADERS;
+
+  /**
+   * The certificate details adapters give in {@link ConnectionInfo.clientCert} for a verified
+   * peer, or undefined when `forwardedClientCert` writes none (no work per connection then).
+   */
+  get certDetails(): ProxyHeaders['details'] | undefined {
+    const m = this.proxyHeaders.forwardedClientCert;
+    return m === 'APPEND_FORWARD' || m === 'SANITIZE_SET' ? this.proxyHeaders.details : undefined;
+  }
+
   /** Set by the mesh while Istio's metrics run: this workload's metadata-exchange headers (`x-envoy-peer-metadata-id`, `x-envoy-peer-metadata`), answered to callers that send theirs. */
   peerExchange: { readonly id: string; readonly value: string } | undefined;
 
@@ -209,8 +227,12 @@ export class InboundGuard {
    */
   judge(method: string, authority: string, target: string, headers: Headers, conn: ConnectionInfo, body?: BodyStream): Judgement | Promise<Judgement> {
     this.#stats?.record(conn.peer, method, conn.localPort, conn.remoteAddress);
-    // Envoy's connection manager: every request has an x-request-id before any filter sees it, tracing or not.
-    const rid = inboundRequestId(headers);
+    // Envoy's connection manager: every request has an x-request-id before any filter sees it,
+    // tracing or not (unless proxyHeaders.requestId is disabled), and x-forwarded-client-cert says
+    // who called over mTLS — or is removed, so that a plaintext caller cannot claim a certificate.
+    const ph = this.proxyHeaders;
+    const rid = ph.requestId ? inboundRequestId(headers) : receivedRequestId(headers);
+    const xfccChanged = forwardClientCert(headers, ph.forwardedClientCert, conn);
     const grpc = isGrpcContentType(headers['content-type']);
     if (conn.refused !== undefined) {
       return { serve: false, grpc, denial: { status: 503, grpcStatus: 14, body: 'connection refused by PeerAuthentication', reason: conn.refused, phase: 'peer-identity', closeConnection: true } };
@@ -241,8 +263,8 @@ export class InboundGuard {
       customAuthz: undefined,
       deadline: deadlineOf(headers),
       trace: rid.trace,
-      headersChanged: false,
-      generatedRequestId: rid.added ? rid.trace['x-request-id'] : undefined,
+      headersChanged: xfccChanged,
+      generatedRequestId: rid.added ? rid.trace?.['x-request-id'] : undefined,
       slot: undefined,
       alive: undefined,
       body,
@@ -253,6 +275,28 @@ export class InboundGuard {
     if (this.#pooled) PENDING.set(p, req);
     return p;
   }
+}
+
+const XFCC = 'x-forwarded-client-cert';
+
+/**
+ * `x-forwarded-client-cert` as Envoy's connection manager leaves it (`mutateXfccRequestHeader`)
+ * for `mode`: over mTLS (a verified peer) kept, appended to or replaced by the caller's details;
+ * on any other connection removed, unless `ALWAYS_FORWARD_ONLY`. True when the headers changed.
+ */
+export function forwardClientCert(headers: Headers, mode: ProxyHeaders['forwardedClientCert'], conn: ConnectionInfo): boolean {
+  if (mode === 'ALWAYS_FORWARD_ONLY') return false;
+  const had = headers[XFCC];
+  if (mode === 'SANITIZE' || conn.peer === undefined) {
+    if (had === undefined) return false;
+    delete headers[XFCC];
+    return true;
+  }
+  if (mode === 'FORWARD_ONLY') return false;
+  const mine = conn.clientCert ?? '';
+  const before = typeof had === 'string' ? had : had?.join(',');
+  headers[XFCC] = mode === 'APPEND_FORWARD' && before !== undefined && before !== '' ? `${before},${mine}` : mine;
+  return true;
 }
 
 /** The request views of judgements still to come, while the connection-pool phase is in use. */

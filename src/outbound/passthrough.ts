@@ -17,11 +17,14 @@ import type { Exchange, ResponseHandler } from '../core/exchange.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
 import type { FailureKind } from '../core/outcome.ts';
 import { upstreamFailure } from '../policies/upstream-failure.ts';
+import { ATTEMPT_COUNT_HEADER } from './upstream.ts';
 
 /** What the passthrough layer needs. */
 export interface PassthroughLayerOptions {
   /** Classifies a transport error (the exchange's transport decides). */
   classify(ex: Exchange, err: Error): FailureKind;
+  /** The call carries `x-envoy-attempt-count: 1` (Istio's allow_any virtual host has include_request_attempt_count too). */
+  readonly attemptCount?: boolean;
 }
 
 class PassthroughCall extends ErrorRewritingHandler {
@@ -45,6 +48,7 @@ class PassthroughCall extends ErrorRewritingHandler {
 export function passthroughLayer(o: PassthroughLayerOptions): Layer {
   return (next: Dispatch): Dispatch =>
     (ex, handler) => {
+      if (o.attemptCount === true) ex.headers[ATTEMPT_COUNT_HEADER] = '1';
       next(ex, new PassthroughCall(ex, handler, o));
     };
 }

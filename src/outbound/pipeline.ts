@@ -72,6 +72,8 @@ export interface OutboundOptions {
   readonly workload?: WorkloadIdentity;
   /** The mesh's root namespace (its EnvoyFilters apply mesh-wide). @defaultValue 'istio-system' */
   readonly rootNamespace?: string;
+  /** Attempts carry `x-envoy-attempt-count` (Istio's `proxyHeaders.attemptCount`). @defaultValue true */
+  readonly attemptCount?: boolean;
   onEvent(e: OutboundEvent): void;
 }
 
@@ -122,10 +124,10 @@ export class Outbound {
     // A host outside the mesh (ALLOW_ANY): Istio's allow_any route — no route timeout, no retries —
     // but the caller's deadline still holds, and a failure is answered as Envoy answers it (503 UF, …).
     const passthrough = stack(
-      [timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: () => undefined }), passthroughLayer({ classify })],
+      [timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: () => undefined }), passthroughLayer({ classify, attemptCount: o.attemptCount ?? true })],
       (ex, handler) => transportOf(transports, ex.transport).passthrough(ex, handler),
     );
-    const upstream = upstreamLayer({ classify, clock: o.clock });
+    const upstream = upstreamLayer({ classify, clock: o.clock, attemptCount: o.attemptCount ?? true });
     const upstreamPath = stack([balance, upstream], send);
     const layers: [string, Layer][] = [
       ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), unknownHosts: () => this.#unknownHosts, passthrough, rateLimits: () => this.#rateLimits })],

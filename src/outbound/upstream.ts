@@ -28,6 +28,18 @@ export interface UpstreamLayerOptions {
   /** Classifies a transport error for outlier detection (the exchange's transport decides). */
   classify(ex: Exchange, err: Error): FailureKind;
   readonly clock: Clock;
+  /** Each attempt carries `x-envoy-attempt-count` (Istio's default; `proxyHeaders.attemptCount.disabled` turns it off). */
+  readonly attemptCount?: boolean;
+}
+
+/** The header Envoy's router writes the attempt's number in (`include_request_attempt_count`). */
+export const ATTEMPT_COUNT_HEADER = 'x-envoy-attempt-count';
+
+const ATTEMPT_TEXT = ['1', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10'];
+
+/** `x-envoy-attempt-count`'s value for attempt `n` (1 before any retry layer counted one). */
+export function attemptText(n: number): string {
+  return ATTEMPT_TEXT[n] ?? String(n);
 }
 
 /** The attempt's end was reported. */
@@ -90,6 +102,9 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     if (h !== undefined) h.active++;
     const ex = this._ex;
     ex.waiting = this;
+    // As Envoy's router with Istio's include_request_attempt_count: the attempt's number, so the
+    // server can tell a retry (and not retry again in its own calls).
+    if (this._run.o.attemptCount === true) ex.headers[ATTEMPT_COUNT_HEADER] = attemptText(ex.attempts);
     // Published when someone listens, and told to the call's own observer (a traced call's attempt spans).
     const obs = ex.attemptObserver;
     if (obs !== undefined || channels.attemptStart.hasSubscribers || channels.attemptEnd.hasSubscribers) {

@@ -26,8 +26,22 @@ export function inboundRequestId(headers: Headers): { readonly trace: TraceHeade
   return { trace: { 'x-request-id': id }, added: true };
 }
 
-/** A call's `x-request-id` when it has none: the id of the request being served, else a new one. */
-export function outboundRequestId(headers: Headers): void {
+/**
+ * The served request's id as received, when Istio's `proxyHeaders.requestId` is disabled: none is
+ * generated, and a request without one has none in its mesh context.
+ */
+export function receivedRequestId(headers: Headers): { readonly trace: TraceHeaders | undefined; readonly added: false } {
+  const v = headers[NAME];
+  return { trace: v === undefined || v === '' ? undefined : { 'x-request-id': typeof v === 'string' ? v : (v[0] as string) }, added: false };
+}
+
+/**
+ * A call's `x-request-id` when it has none: the id of the request being served, else a new one
+ * (`generate` false, Istio's `proxyHeaders.requestId.disabled`: none).
+ */
+export function outboundRequestId(headers: Headers, generate = true): void {
   if (headers[NAME] !== undefined) return;
-  headers[NAME] = currentContext().trace?.[NAME] ?? newRequestId();
+  const served = currentContext().trace?.[NAME];
+  if (served !== undefined) headers[NAME] = served;
+  else if (generate) headers[NAME] = newRequestId();
 }

@@ -67,6 +67,11 @@ describe('gRPC retries through the mesh', () => {
     const r = await unary(client, { text: 'd' });
     assert.equal(r.reply?.text, 'd');
     assert.equal(up.hits, 2);
+    // Each attempt says which it is (x-envoy-attempt-count, as Istio's outbound routes send it).
+    assert.deepEqual(
+      up.seen.map((s) => s.metadata['x-envoy-attempt-count']),
+      ['1', '2'],
+    );
   });
 
   it('retries exhausted: the last status, flagged URX in the initial metadata of a trailers-only answer', async () => {

@@ -26,12 +26,14 @@ import { cleanupPki, issueLeaf, makeCa, spiffe, type TestCa, type TestLeaf, work
 import { skipWithout } from '../helpers/tools.ts';
 import { sdk } from '../helpers/metric-reader.ts';
 import { collect, type Echo, EchoClient, grpc, unary } from '../helpers/grpc.ts';
-import { type BindKind, type MeshGrpcServer, OWN_CONNECTIONS, plainClient, startMeshGrpcServer } from '../helpers/grpc-server.ts';
+import { type BindKind, type MeshGrpcServer, md, OWN_CONNECTIONS, plainClient, startMeshGrpcServer } from '../helpers/grpc-server.ts';
 import { authorizationPolicy, peerAuthentication } from '../inbound/mtls-helpers.ts';
 
 const HOST = 'echo.foo.svc.cluster.local';
 const PRODUCTPAGE = spiffe('default', 'productpage');
 const quiet = { warn: () => undefined, error: () => undefined };
+/** What the server's handler sees of a productpage mesh client's certificate (a new one per client: any hash). */
+const XFCC_FROM_PRODUCTPAGE = /^By=spiffe:\/\/cluster\.local\/ns\/foo\/sa\/echo;Hash=[0-9a-f]{64};Subject="O=meshlet-test";URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage$/;
 
 function run(cmd: string, args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -161,6 +163,16 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
       const r = await unary(await meshClient(server.port), { text: 'm' });
       assert.equal(r.error, undefined, r.error?.details);
       assert.equal(server.seen.at(-1)?.context.peer?.principal, PRODUCTPAGE);
+      // As an Istio sidecar's inbound listener (APPEND_FORWARD): who called, in the handler's metadata.
+      assert.match(String(server.seen.at(-1)?.metadata['x-forwarded-client-cert']), XFCC_FROM_PRODUCTPAGE);
+    });
+
+    it('x-forwarded-client-cert sent by an mTLS caller is kept, the caller’s details appended', async () => {
+      const r = await unary(await meshClient(server.port), { text: 'm' }, { metadata: md({ 'x-forwarded-client-cert': 'By=spiffe://cluster.local/ns/x/sa/gateway;Hash=00' }) });
+      assert.equal(r.error, undefined, r.error?.details);
+      const xfcc = String(server.seen.at(-1)?.metadata['x-forwarded-client-cert']);
+      assert.ok(xfcc.startsWith('By=spiffe://cluster.local/ns/x/sa/gateway;Hash=00,'), xfcc);
+      assert.match(xfcc.slice(xfcc.indexOf(',') + 1), XFCC_FROM_PRODUCTPAGE);
     });
 
     const refused: { name: string; client: () => Echo; reason: RegExp }[] = [
@@ -239,9 +251,11 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
       const denied = await unary(c, { text: 'p' });
       assert.equal(denied.error?.code, grpc.status.PERMISSION_DENIED);
       assert.equal(denied.error?.details, 'RBAC: access denied');
-      const open = await collect(c.ServerStream({ text: 'p', count: 1 }));
+      // A plaintext caller cannot claim a certificate: the header it sends is removed.
+      const open = await collect(c.ServerStream({ text: 'p', count: 1 }, md({ 'x-forwarded-client-cert': `By=x;Hash=00;URI=${PRODUCTPAGE}` })));
       assert.equal(open.status.code, grpc.status.OK);
       assert.equal(server.seen.at(-1)?.context.peer, undefined);
+      assert.equal(server.seen.at(-1)?.metadata['x-forwarded-client-cert'], undefined);
       const r = await unary(await meshClient(server.port), { text: 'm' });
       assert.equal(r.error, undefined, r.error?.details);
       assert.equal(server.seen.at(-1)?.context.peer?.principal, PRODUCTPAGE);
@@ -290,10 +304,11 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
     let server: MeshGrpcServer;
     before(async () => ({ mesh, server } = await serverMesh('STRICT', 'credentials')));
 
-    it('a mesh client (mTLS): served with its peer', async () => {
+    it('a mesh client (mTLS): served with its peer, and its certificate in x-forwarded-client-cert', async () => {
       const r = await unary(await meshClient(server.port), { text: 'c' });
       assert.equal(r.error, undefined, r.error?.details);
       assert.equal(server.seen.at(-1)?.context.peer?.principal, PRODUCTPAGE);
+      assert.match(String(server.seen.at(-1)?.metadata['x-forwarded-client-cert']), XFCC_FROM_PRODUCTPAGE);
     });
 
     for (const [name, client] of [

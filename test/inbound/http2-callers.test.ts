@@ -31,7 +31,7 @@ function echo(req: IncomingMessage, res: ServerResponse): void {
     const m = (req as { meshlet?: { peer?: { principal?: string }; authz?: { decision?: string } } }).meshlet;
     res.setHeader('content-type', 'application/json');
     res.setHeader('x-app', 'yes');
-    res.end(JSON.stringify({ version: req.httpVersion, method: req.method, url: req.url, host: req.headers.host, cookie: req.headers.cookie ?? null, body, remote: req.socket.remoteAddress, peer: m?.peer?.principal ?? null, meshlet: m !== undefined }));
+    res.end(JSON.stringify({ version: req.httpVersion, method: req.method, url: req.url, host: req.headers.host, cookie: req.headers.cookie ?? null, body, remote: req.socket.remoteAddress, peer: m?.peer?.principal ?? null, meshlet: m !== undefined, xfcc: req.headers['x-forwarded-client-cert'] ?? null }));
   });
 }
 
@@ -71,7 +71,7 @@ describe('HTTP/2 (h2c) callers of a plaintext mesh server', () => {
       const get = await h2get(session, { ':method': 'GET', ':path': '/a/b?x=1', cookie: ['a=1', 'b=2'] });
       assert.equal(get.status, 200, get.text);
       assert.equal(get.headers['x-app'], 'yes');
-      assert.deepEqual(JSON.parse(get.text), { version: '1.1', method: 'GET', url: '/a/b?x=1', host: `127.0.0.1:${port}`, cookie: 'a=1; b=2', body: '', remote: '127.0.0.1', peer: null, meshlet: true });
+      assert.deepEqual(JSON.parse(get.text), { version: '1.1', method: 'GET', url: '/a/b?x=1', host: `127.0.0.1:${port}`, cookie: 'a=1; b=2', body: '', remote: '127.0.0.1', peer: null, meshlet: true, xfcc: null });
       // Two streams of one connection at once, one with a body.
       const [post, again] = await Promise.all([h2get(session, { ':method': 'POST', ':path': '/p', 'content-type': 'text/plain' }, 'x'.repeat(100_000)), h2get(session, { ':method': 'GET', ':path': '/c' })]);
       assert.equal(JSON.parse(post.text).body.length, 100_000);
@@ -232,6 +232,9 @@ describe('meshlet client → meshlet server over HTTP/2 (HTTP2 port, h2UpgradePo
         assert.equal(r.status, 200, text);
         const seen = JSON.parse(text);
         assert.deepEqual([seen.version, seen.url, seen.body, seen.peer], ['1.1', '/hello', 'payload', c.mtls ? 'spiffe://cluster.local/ns/foo/sa/web' : null]);
+        // Over mTLS the app is told who called (x-forwarded-client-cert), through the HTTP/2 bridge too.
+        if (c.mtls) assert.match(String(seen.xfcc), /^By=spiffe:\/\/cluster\.local\/ns\/foo\/sa\/api;Hash=[0-9a-f]{64};Subject="";URI=spiffe:\/\/cluster\.local\/ns\/foo\/sa\/web$/);
+        else assert.equal(seen.xfcc, null);
       } finally {
         await client.close();
         await server.close();

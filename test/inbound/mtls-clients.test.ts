@@ -25,11 +25,15 @@ function peerOf(req: IncomingMessage): string | null {
   return (req as { meshlet?: { peer?: { principal: string } } }).meshlet?.peer?.principal ?? null;
 }
 
+function xfccOf(req: IncomingMessage): string | null {
+  return (req.headers['x-forwarded-client-cert'] as string | undefined) ?? null;
+}
+
 const frameworks: { name: string; start(mesh: Mesh): Promise<{ port: number; close(): Promise<void> }> }[] = [
   {
     name: 'node:http (mesh.createServer)',
     async start(mesh) {
-      const server = mesh.createServer((req: IncomingMessage, res: ServerResponse) => res.end(JSON.stringify({ peer: peerOf(req) })));
+      const server = mesh.createServer((req: IncomingMessage, res: ServerResponse) => res.end(JSON.stringify({ peer: peerOf(req), xfcc: xfccOf(req) })));
       return { port: await listen(server), close: () => new Promise((r) => server.close(() => r())) };
     },
   },
@@ -43,7 +47,7 @@ const frameworks: { name: string; start(mesh: Mesh): Promise<{ port: number; clo
     async start(mesh: Mesh) {
       const app = (make as typeof express)();
       app.get('/', (req, res) => {
-        res.json({ peer: peerOf(req) });
+        res.json({ peer: peerOf(req), xfcc: xfccOf(req) });
       });
       const server = mesh.createServer(app);
       return { port: await listen(server), close: () => new Promise<void>((r) => server.close(() => r())) };
@@ -54,7 +58,7 @@ const frameworks: { name: string; start(mesh: Mesh): Promise<{ port: number; clo
     async start(mesh) {
       const app = Fastify({ ...mesh.fastifyOptions() });
       await app.register(mesh.fastify() as never);
-      app.get('/', async (req) => ({ peer: (req as unknown as { meshlet?: { peer?: { principal: string } } }).meshlet?.peer?.principal ?? null }));
+      app.get('/', async (req) => ({ peer: (req as unknown as { meshlet?: { peer?: { principal: string } } }).meshlet?.peer?.principal ?? null, xfcc: xfccOf(req.raw) }));
       await app.listen({ port: 0, host: '127.0.0.1' });
       return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
     },
@@ -81,7 +85,10 @@ describe('frameworks under STRICT', { skip: skipWithout('openssl') }, () => {
       try {
         const ok = await tlsGet(server.port, sleep);
         assert.equal(status(ok), 200, JSON.stringify(ok));
-        assert.deepEqual(JSON.parse((ok as { body: string }).body), { peer: spiffe('bar', 'sleep') });
+        const seen = JSON.parse((ok as { body: string }).body) as { peer: string; xfcc: string };
+        assert.equal(seen.peer, spiffe('bar', 'sleep'));
+        // Who called, as an Istio sidecar tells the app (x-forwarded-client-cert, APPEND_FORWARD).
+        assert.match(seen.xfcc, /^By=spiffe:\/\/cluster\.local\/ns\/foo\/sa\/httpbin;Hash=[0-9a-f]{64};Subject="O=meshlet-test";URI=spiffe:\/\/cluster\.local\/ns\/bar\/sa\/sleep$/);
         assert.equal(status(await plainGet(server.port)), 'refused');
         assert.deepEqual(mesh.diagnostics().inboundTls.mtls, 1);
       } finally {

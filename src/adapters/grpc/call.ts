@@ -37,6 +37,8 @@ export interface MeshCallContext {
   /** Largest request (the recorded messages) kept for replay by retries. */
   readonly retryBufferBytes: number;
   readonly workload: WorkloadIdentity | undefined;
+  /** A call without `x-request-id` gets a new one (Istio's `proxyHeaders.requestId` not disabled). @defaultValue true */
+  readonly requestId?: boolean;
   /** The outbound pipeline. */
   pipeline(): Dispatch;
   /** True once the mesh is closed. */
@@ -139,7 +141,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     const o = this.#o;
     const now = o.clock.now();
     const { headers, before } = callHeadersOf(metadata);
-    outboundRequestId(headers);
+    outboundRequestId(headers, o.requestId !== false);
     const ex = new GrpcExchange(this, o.errors, now, 'POST', 'http', this.#authority, this.#method, headers, this.#body, undefined, 'grpc', GRPC_TRANSPORT);
     ex.workload = o.workload;
     ex.clock = o.clock;

@@ -36,6 +36,8 @@ export interface MeshGrpcOptions {
   readonly errors: ErrorMode;
   readonly retryBufferBytes: number;
   readonly workload: WorkloadIdentity | undefined;
+  /** Calls without `x-request-id` get one (Istio's `proxyHeaders.requestId`). @defaultValue true */
+  readonly requestId?: boolean;
   pipeline(): Dispatch;
   closed(): boolean;
   /** The mesh's server side: its guard (the current admission phases) and PeerAuthentication with the workload's credentials. */
@@ -66,7 +68,7 @@ export class MeshGrpc {
 
   get #context(): MeshCallContext {
     const o = this.#o;
-    this.#ctx ??= { grpc: grpcJs(), clock: o.clock, errors: o.errors, retryBufferBytes: o.retryBufferBytes, workload: o.workload, pipeline: o.pipeline, closed: o.closed };
+    this.#ctx ??= { grpc: grpcJs(), clock: o.clock, errors: o.errors, retryBufferBytes: o.retryBufferBytes, workload: o.workload, requestId: o.requestId !== false, pipeline: o.pipeline, closed: o.closed };
     return this.#ctx;
   }
 

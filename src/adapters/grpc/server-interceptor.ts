@@ -227,7 +227,7 @@ class MeshServerCall {
     const deadline = deadlineMs(call.getDeadline());
     const timeout = grpcTimeoutOf(deadline, Date.now());
     if (timeout !== undefined) headers['grpc-timeout'] = timeout;
-    const conn = o.peers.connectionOf(call);
+    const conn = o.peers.connectionOf(call, guard.certDetails);
     const host = call.getHost();
     const authority = typeof host === 'string' ? host : '';
     const own = guard.peerExchange;

@@ -17,6 +17,10 @@ import type { PeerCertificate } from 'node:tls';
 import type { ConnectionInfo } from '../../inbound/guard.ts';
 import type { InboundTls, PeerVerdict } from '../server/inbound-tls.ts';
 import { plainAddress } from '../server/peer.ts';
+import { type CertificateSource, clientCertDetails, clientCertDetailsOf } from '../server/xfcc.ts';
+import type { ProxyHeaders } from '../../core/proxy-headers.ts';
+
+type CertDetails = ProxyHeaders['details'];
 import type { GrpcConnections } from './server-listen.ts';
 
 /** Verdicts per certificate (by fingerprint), so a connection's calls do not parse its certificate again. */
@@ -59,8 +63,30 @@ export class GrpcPeers {
     return accepted !== undefined ? !accepted.tls : !this.certificateOf(call).tls;
   }
 
-  /** The connection a call came on, as the admission phases see it. */
-  connectionOf(call: ServerInterceptingCallInterface): ConnectionInfo {
+  /** Certificate details of callers on listeners the mesh did not make, by certificate (fingerprint). */
+  readonly #details = new Map<string, { readonly details: CertDetails; readonly text: string }>();
+
+  /**
+   * The caller's certificate details for `x-forwarded-client-cert` on a listener the mesh did not
+   * make: grpc-js reports the client certificate, not the server's; the server presents the
+   * mesh's own certificate (`mesh.grpc.serverCredentials()`), whose SPIFFE ID is `By`.
+   */
+  #detailsOf(cert: PeerCertificate, details: CertDetails): string {
+    const key = cert.fingerprint256;
+    const hit = this.#details.get(key);
+    if (hit !== undefined && hit.details === details) return hit.text;
+    const own = this.tls.context?.spiffeId;
+    const text = clientCertDetails(cert, own === undefined ? [] : [own], details);
+    if (this.#details.size >= CACHE_SIZE) this.#details.clear();
+    this.#details.set(key, { details, text });
+    return text;
+  }
+
+  /**
+   * The connection a call came on, as the admission phases see it; `details`: the certificate
+   * details the guard writes into `x-forwarded-client-cert` (undefined: none).
+   */
+  connectionOf(call: ServerInterceptingCallInterface, details?: CertDetails): ConnectionInfo {
     const ci = call.getConnectionInfo();
     const remoteAddress = plainAddress(ci.remoteAddress);
     const remotePort = ci.remotePort ?? 0;
@@ -79,7 +105,8 @@ export class GrpcPeers {
         const why = accepted.probesOnly === true ? 'plaintext (only the health probes, probePaths, are served in plaintext)' : `a ${accepted.tls ? 'TLS' : 'plaintext'} connection to port ${localPort} accepted under an earlier mode`;
         return { remoteAddress, remotePort, localPort, localAddress, scheme, refused: `${mode}: ${why}` };
       }
-      return { remoteAddress, remotePort, localPort, localAddress, scheme, peer: accepted.peer, sni: accepted.sni };
+      const clientCert = accepted.peer === undefined || details === undefined ? undefined : clientCertDetailsOf(accepted.socket as unknown as CertificateSource, details);
+      return { remoteAddress, remotePort, localPort, localAddress, scheme, peer: accepted.peer, sni: accepted.sni, clientCert };
     }
     const { tls, cert } = this.certificateOf(call);
     let peer: ConnectionInfo['peer'];
@@ -94,6 +121,7 @@ export class GrpcPeers {
       );
       return { remoteAddress, remotePort, localPort, localAddress, scheme, refused: `STRICT: a call on port ${localPort} proves no mesh identity` };
     }
-    return { remoteAddress, remotePort, localPort, localAddress, scheme, peer };
+    const clientCert = peer === undefined || details === undefined || cert === undefined ? undefined : this.#detailsOf(cert, details);
+    return { remoteAddress, remotePort, localPort, localAddress, scheme, peer, clientCert };
   }
 }

@@ -76,7 +76,7 @@ export class InboundTls {
   #pa: EffectivePeerAuthentication;
   readonly #trustDomains: ReadonlySet<string>;
   /** The secure context options of the credentials in use, and their generation (0: none usable). */
-  #context: { readonly options: SecureContextOptions; readonly generation: number } | undefined;
+  #context: { readonly options: SecureContextOptions; readonly generation: number; readonly spiffeId: string } | undefined;
   readonly #unsubscribe: () => void;
   readonly #said = new Set<string>();
 
@@ -119,7 +119,7 @@ export class InboundTls {
   }
 
   /** The secure context options of the credentials in use, or undefined when there are none (or they are unusable). */
-  get context(): { readonly options: SecureContextOptions; readonly generation: number } | undefined {
+  get context(): { readonly options: SecureContextOptions; readonly generation: number; readonly spiffeId: string } | undefined {
     return this.#context;
   }
 
@@ -132,7 +132,7 @@ export class InboundTls {
       this.#o.warn(`meshlet: the workload certificate ${c.spiffeId} (generation ${c.generation}) cannot be used by the servers (${err instanceof Error ? err.message : String(err)}); ${this.#context === undefined ? 'no mTLS connection is accepted until usable credentials arrive' : 'the previous certificate keeps serving'}`);
       return;
     }
-    this.#context = { options, generation: c.generation };
+    this.#context = { options, generation: c.generation, spiffeId: c.spiffeId };
     for (const l of this.#listeners) l();
   }
 

@@ -20,6 +20,7 @@ import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, re
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
 import { acceptedByMesh, peerOfSocket, plainAddress } from './peer.ts';
+import { clientCertDetailsOf } from './xfcc.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
 export interface MeshRequest extends IncomingMessage {
@@ -40,14 +41,17 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
     return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, localAddress: plainAddress(s.localAddress), scheme: 'http' };
   }
   const servername = (s as TLSSocket & { servername?: string | false }).servername;
+  const peer = admitted === undefined ? peerOfSocket(s) : admitted.peer;
+  const details = peer === undefined ? undefined : guard?.certDetails;
   return {
     remoteAddress: plainAddress(s.remoteAddress),
     remotePort: s.remotePort ?? 0,
     localPort: s.localPort ?? 0,
     localAddress: plainAddress(s.localAddress),
     scheme: 'https',
-    peer: admitted === undefined ? peerOfSocket(s) : admitted.peer,
+    peer,
     sni: typeof servername === 'string' && servername !== '' ? servername : undefined,
+    clientCert: details === undefined ? undefined : clientCertDetailsOf(s as TLSSocket, details),
   };
 }
 

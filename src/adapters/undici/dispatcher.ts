@@ -59,6 +59,8 @@ export interface MeshDispatcherOptions {
   readonly retryBufferBytes: number;
   /** The mesh's workload (named in observation messages). */
   readonly workload?: WorkloadIdentity;
+  /** A call without `x-request-id` gets a new one (Istio's `proxyHeaders.requestId` not disabled). @defaultValue true */
+  readonly requestId?: boolean;
   /** The pipeline. */
   pipeline(): Dispatch;
   /** Called by close()/destroy(): the mesh decides what closing means. */
@@ -91,7 +93,7 @@ export class MeshDispatcher extends Dispatcher {
       const path = opts.query === undefined ? opts.path : withQuery(opts.path, opts.query);
       // The app's request as undici would publish it (an instrumentation's span for it, its context in the headers).
       if (appRequestsObserved()) h = new PublishingHandler(h, publishAppRequest(`${scheme}://${authority}`, opts.method ?? 'GET', path, headers));
-      outboundRequestId(headers);
+      outboundRequestId(headers, this.#o.requestId !== false);
       const hostHeader = headers.host;
       const auth = typeof hostHeader === 'string' && hostHeader !== '' ? hostHeader : authority;
       // Strings and bytes as they are; streams, iterables and Blobs recorded for retries and mirrors.

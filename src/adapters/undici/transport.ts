@@ -225,12 +225,13 @@ function fail(ex: Exchange, handler: Parameters<Dispatch>[1], why: string): void
 }
 
 /** The dispatch options undici needs for one attempt. */
-function dispatchOptions(ex: Exchange, origin: string | undefined, httpServername?: string): Record<string, unknown> {
+function dispatchOptions(ex: Exchange, expected: boolean, origin: string | undefined, httpServername?: string): Record<string, unknown> {
   ex.headers.host = ex.authority;
   // As Envoy's router: tell the upstream how long the caller still waits, so its own calls can
   // stop in time (meshlet's server side turns this into the request's MeshContext deadline). Not
   // to a host outside the mesh (no route: Istio's allow_any route has no timeout to tell).
-  if (ex.deadline !== Number.POSITIVE_INFINITY && ex.clock !== undefined && ex.route !== undefined) ex.headers[EXPECTED_TIMEOUT_HEADER] = String(Math.max(1, Math.ceil(ex.deadline - ex.clock.now())));
+  // Not with Istio's proxyHeaders.envoyDebugHeaders disabled (`expected` false: Envoy's suppress_envoy_headers).
+  if (expected && ex.deadline !== Number.POSITIVE_INFINITY && ex.clock !== undefined && ex.route !== undefined) ex.headers[EXPECTED_TIMEOUT_HEADER] = String(Math.max(1, Math.ceil(ex.deadline - ex.clock.now())));
   const src = ex.options as Record<string, unknown> | undefined;
   // Plain HTTP has no SNI; undici still derives a name from the Host header for every request
   // (a hostname parse and two IP regexes) and only uses it to label new connections. Give it
@@ -264,14 +265,18 @@ export class UndiciTransport {
   readonly #agent = trackedAgent({});
   readonly #clock: Clock;
   readonly #env: TlsEnvironment;
+  /** Calls carry `x-envoy-expected-rq-timeout-ms` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). */
+  readonly #expected: boolean;
 
   /**
    * `clock`: the mesh clock (close()'s grace period runs on it); `credentials`: the workload's
-   * certificate for mTLS (new connections use a new issue at once); `tls`: MeshConfig's settings.
+   * certificate for mTLS (new connections use a new issue at once); `tls`: MeshConfig's settings;
+   * `envoyHeaders`: false when Istio's `proxyHeaders.envoyDebugHeaders` is disabled.
    */
-  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}) {
+  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true) {
     this.#clock = clock;
     this.#env = new TlsEnvironment(credentials, tls);
+    this.#expected = envoyHeaders;
   }
 
   /** A config is in use: its PeerAuthentications decide auto-mTLS, its DestinationRules' TLS files are read now (returned, with findings). */
@@ -319,23 +324,23 @@ export class UndiciTransport {
       fail(ex, handler, e.failure as string);
       return;
     } else if (e.presentsCert) {
-      dispatchUntraced(pool, dispatchOptions(ex, undefined, pools.httpServername) as never, new CertificateRefusalHandler(handler) as never);
+      dispatchUntraced(pool, dispatchOptions(ex, this.#expected, undefined, pools.httpServername) as never, new CertificateRefusalHandler(handler) as never);
       return;
     }
-    dispatchUntraced(pool, dispatchOptions(ex, undefined, pools.httpServername) as never, handler as never);
+    dispatchUntraced(pool, dispatchOptions(ex, this.#expected, undefined, pools.httpServername) as never, handler as never);
   };
 
   #passthroughTls(pools: ClusterPools, ex: Exchange, handler: Parameters<Dispatch>[1]): void {
     const agent = pools.passthrough();
     if (typeof agent === 'string') fail(ex, handler, agent);
     else if (agent === undefined || ex.scheme === 'https') this.passthrough(ex, handler);
-    else dispatchUntraced(agent, dispatchOptions(ex, `https://${ex.urlAuthority}`) as never, handler as never);
+    else dispatchUntraced(agent, dispatchOptions(ex, this.#expected, `https://${ex.urlAuthority}`) as never, handler as never);
   }
 
   /** Sends a request for a host outside the mesh, unchanged. */
   readonly passthrough: Dispatch = (ex, handler) => {
     // The original destination is the URL's, never the Host header's (which only chose the route).
-    dispatchUntraced(this.#agent, dispatchOptions(ex, `${ex.scheme}://${ex.urlAuthority}`) as never, handler as never);
+    dispatchUntraced(this.#agent, dispatchOptions(ex, this.#expected, `${ex.scheme}://${ex.urlAuthority}`) as never, handler as never);
   };
 
   /** Rebuilds a cluster's pools when its connection settings changed (old pools drain). */

@@ -41,12 +41,17 @@ export function parseSpiffeUri(uri: string): SpiffeId | undefined {
  * Node escapes a SAN that contains `,` or `"` as a JSON string; those are decoded.
  */
 export function uriSans(subjectAltName: string | undefined): string[] {
+  return sansOf(subjectAltName, 'URI');
+}
+
+/** The SANs of one type (`URI`, `DNS`, `IP Address`, …) of a certificate, from Node's `subjectAltName` text, in the certificate's order. */
+export function sansOf(subjectAltName: string | undefined, type: string): string[] {
   if (subjectAltName === undefined || subjectAltName === '') return [];
   const out: string[] = [];
   // Entries are `TYPE:value` separated by ", "; a value with a comma is quoted (JSON).
   const re = /(?:^|, )([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)/g;
   for (let m = re.exec(subjectAltName); m !== null; m = re.exec(subjectAltName)) {
-    if (m[1] !== 'URI') continue;
+    if (m[1] !== type) continue;
     const v = m[2] as string;
     out.push(v.startsWith('"') ? (JSON.parse(v) as string) : v);
   }

@@ -53,6 +53,7 @@ const everything: MeshOptions = {
   identity: undefined,
   extensionProviders: [{ name: 'authz', envoyExtAuthzHttp: { service: 'authz.foo.svc.cluster.local', port: 8000, timeout: undefined, pathPrefix: undefined } }],
   numTrustedProxies: num('TRUSTED_PROXIES'),
+  proxyHeaders: { forwardedClientCert: undefined, setCurrentClientCertDetails: { subject: undefined, uri: undefined, dns: undefined, cert: undefined, chain: undefined }, requestId: { disabled: undefined }, attemptCount: undefined, envoyDebugHeaders: undefined },
   jwt: { tokenCacheSize: undefined, maxTokenChars: undefined, jwksCacheDurationMs: undefined, dispatcher: undefined },
   logger: undefined,
   clock: undefined,
