@@ -220,17 +220,24 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (ownRegistry) await registry.close();
     if (ownStore) await store.close();
   };
-  const listen = (srv: typeof server, p: number) =>
+  // A port that cannot be had names which one it is (the API's or the monitoring one) and its option.
+  const listen = (srv: typeof server, p: number, what: string) =>
     new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
+      const failed = (err: NodeJS.ErrnoException) => {
+        const why = err.code === 'EADDRINUSE' ? 'the address is already in use' : err.code === 'EACCES' ? 'permission denied' : err.message;
+        // The system error's fields stay (code, syscall, …): callers may tell EADDRINUSE apart.
+        const { code, errno, syscall } = err;
+        reject(Object.assign(new Error(`cannot listen on ${urlHost(host)}:${p} for the ${what}: ${why}${code === undefined ? '' : ` (${code})`}`, { cause: err }), { code, errno, syscall }));
+      };
+      srv.once('error', failed);
       srv.listen(p, host, () => {
-        srv.off('error', reject);
+        srv.off('error', failed);
         resolve();
       });
     });
   try {
-    await listen(server, port);
-    if (monitoring !== undefined) await listen(monitoring, monitoringPort as number);
+    await listen(server, port, 'API (--port)');
+    if (monitoring !== undefined) await listen(monitoring, monitoringPort as number, 'monitoring port (--monitoring-port)');
   } catch (err) {
     if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
     await closeOwned();

@@ -408,6 +408,23 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.equal(existsSync(untouched), false, 'not for an invalid config either');
   });
 
+  it('control-plane: a port already in use is named with its flag (--port or --monitoring-port), exit 1', async () => {
+    const taken = createNetServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    try {
+      const port = String((taken.address() as AddressInfo).port);
+      const api = meshlet(['control-plane', '--config', configDir, '--host', '127.0.0.1', '--port', port, '--data-dir', dataDir]);
+      assert.equal(api.code, 1);
+      assert.match(api.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} for the API \\(--port\\): the address is already in use \\(EADDRINUSE\\)`));
+      const monitoring = meshlet(['control-plane', '--config', configDir, '--host', '127.0.0.1', '--port', '0', '--monitoring-port', port, '--data-dir', dataDir]);
+      assert.equal(monitoring.code, 1);
+      assert.match(monitoring.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} for the monitoring port \\(--monitoring-port\\): the address is already in use`));
+      assert.doesNotMatch(monitoring.stderr, /\n\s+at /);
+    } finally {
+      await new Promise<void>((r) => taken.close(() => r()));
+    }
+  });
+
   it('control-plane: the registration and limit flags take effect', async () => {
     const proc = spawn(
       process.execPath,
