@@ -24,6 +24,7 @@ interface Replica {
   url: string;
   readonly proc: ChildProcess;
   stderr: string;
+  stdout: string;
 }
 
 /**
@@ -37,9 +38,12 @@ async function startReplica(etcd: EtcdServer, dataDir: string, configDir?: strin
   const argv = [CLI, 'control-plane', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--etcd', etcd.endpoints.join(',')];
   if (configDir !== undefined) argv.push('--config', configDir);
   const proc = spawn(NODE, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const r: Replica = { url: '', proc, stderr: '' };
+  const r: Replica = { url: '', proc, stderr: '', stdout: '' };
   proc.stderr?.on('data', (d: Buffer) => {
     r.stderr += d.toString();
+  });
+  proc.stdout?.on('data', (d: Buffer) => {
+    r.stdout += d.toString();
   });
   r.url = await new Promise<string>((resolve, reject) => {
     let stdout = '';
@@ -112,6 +116,12 @@ after(async () => {
   await Promise.all([v1?.close(), v2?.close()]);
   await etcd?.stop();
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+test('a replica with --config prints one line on stdout, the listening line (what the files changed in etcd is logged on stderr)', () => {
+  assert.match(a.stdout, /^meshlet control-plane listening on http:\/\/127\.0\.0\.1:\d+ \(config version [0-9a-f]{12}, source etcd:/);
+  assert.equal(a.stdout.trim().split('\n').length, 1, a.stdout);
+  assert.match(a.stderr, /applied 2 resource\(s\) from \S+ into etcd \(2 changed\)/);
 });
 
 test('a replica dies during traffic: no request fails, leases survive, config still updates through the survivor', async () => {

@@ -177,7 +177,8 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
     ({ store, registry, shared } = etcd);
     closeEtcd = () => etcd.close();
     if (etcd.files !== undefined && (etcd.files.resources > 0 || etcd.files.changed > 0)) {
-      out(`applied ${etcd.files.resources} resource(s) from ${values.config} into etcd (${etcd.files.changed} changed)`);
+      // On stderr with the rest of the log: stdout holds only the "listening on" line (a supervisor may wait for it).
+      stderrLogger.info?.(`applied ${etcd.files.resources} resource(s) from ${values.config} into etcd (${etcd.files.changed} changed)`);
     }
   }
 
