@@ -232,7 +232,7 @@ export class InboundGuard {
     // who called over mTLS — or is removed, so that a plaintext caller cannot claim a certificate.
     const ph = this.proxyHeaders;
     const rid = ph.requestId ? inboundRequestId(headers) : receivedRequestId(headers);
-    const xfccChanged = forwardClientCert(headers, ph.forwardedClientCert, conn);
+    const xfcc = forwardClientCert(headers, ph.forwardedClientCert, conn);
     const grpc = isGrpcContentType(headers['content-type']);
     if (conn.refused !== undefined) {
       return { serve: false, grpc, denial: { status: 503, grpcStatus: 14, body: 'connection refused by PeerAuthentication', reason: conn.refused, phase: 'peer-identity', closeConnection: true } };
@@ -263,8 +263,9 @@ export class InboundGuard {
       customAuthz: undefined,
       deadline: deadlineOf(headers),
       trace: rid.trace,
-      headersChanged: xfccChanged,
+      headersChanged: false,
       generatedRequestId: rid.added ? rid.trace?.['x-request-id'] : undefined,
+      forwardedClientCert: xfcc,
       slot: undefined,
       alive: undefined,
       body,
@@ -282,21 +283,23 @@ const XFCC = 'x-forwarded-client-cert';
 /**
  * `x-forwarded-client-cert` as Envoy's connection manager leaves it (`mutateXfccRequestHeader`)
  * for `mode`: over mTLS (a verified peer) kept, appended to or replaced by the caller's details;
- * on any other connection removed, unless `ALWAYS_FORWARD_ONLY`. True when the headers changed.
+ * on any other connection removed, unless `ALWAYS_FORWARD_ONLY`. Returns what changed in
+ * `headers`: the new value, null when removed, undefined when unchanged.
  */
-export function forwardClientCert(headers: Headers, mode: ProxyHeaders['forwardedClientCert'], conn: ConnectionInfo): boolean {
-  if (mode === 'ALWAYS_FORWARD_ONLY') return false;
+export function forwardClientCert(headers: Headers, mode: ProxyHeaders['forwardedClientCert'], conn: ConnectionInfo): string | null | undefined {
+  if (mode === 'ALWAYS_FORWARD_ONLY') return undefined;
   const had = headers[XFCC];
   if (mode === 'SANITIZE' || conn.peer === undefined) {
-    if (had === undefined) return false;
+    if (had === undefined) return undefined;
     delete headers[XFCC];
-    return true;
+    return null;
   }
-  if (mode === 'FORWARD_ONLY') return false;
+  if (mode === 'FORWARD_ONLY') return undefined;
   const mine = conn.clientCert ?? '';
   const before = typeof had === 'string' ? had : had?.join(',');
-  headers[XFCC] = mode === 'APPEND_FORWARD' && before !== undefined && before !== '' ? `${before},${mine}` : mine;
-  return true;
+  const value = mode === 'APPEND_FORWARD' && before !== undefined && before !== '' ? `${before},${mine}` : mine;
+  headers[XFCC] = value;
+  return value;
 }
 
 /** The request views of judgements still to come, while the connection-pool phase is in use. */

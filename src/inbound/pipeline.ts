@@ -81,6 +81,12 @@ export interface InboundRequest {
    * added to `headers`: the adapter adds it to what the app sees too (the head as received is otherwise unchanged).
    */
   generatedRequestId?: string | undefined;
+  /**
+   * `x-forwarded-client-cert` as the guard left it in `headers` when it changed it (Envoy's
+   * `forward_client_cert_details`): its new value, or null when it was removed. The adapter makes
+   * what the app sees agree, without rebuilding the other headers.
+   */
+  forwardedClientCert?: string | null | undefined;
   /** Set by the connection-pool phase: the request's slot (or its place in the queue), which the adapter releases when the response ends or the caller goes away. */
   slot?: PoolSlot | undefined;
   /**

@@ -113,6 +113,11 @@ describe('x-forwarded-client-cert: meshlet client → meshlet server', { skip: s
   it('an mTLS caller’s own x-forwarded-client-cert is kept and the details appended (APPEND_FORWARD)', async () => {
     const seen = await headersSeen(await client(true), { [XFCC]: 'By=spiffe://cluster.local/ns/istio-system/sa/gateway;Hash=ab' });
     assert.match(String(seen.headers[XFCC]), /^By=spiffe:\/\/cluster\.local\/ns\/istio-system\/sa\/gateway;Hash=ab,By=spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews;Hash=[0-9a-f]{64};/);
+    // rawHeaders agree: one line, the new value (frameworks that read rawHeaders, as Hono does, see the same).
+    assert.deepEqual(
+      seen.raw.filter((_, i) => i % 2 === 1 && seen.raw[i - 1]?.toLowerCase() === XFCC),
+      [seen.headers[XFCC]],
+    );
   });
 
   it('a plaintext caller cannot claim a certificate: its x-forwarded-client-cert is removed', async () => {

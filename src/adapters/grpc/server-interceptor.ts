@@ -285,7 +285,7 @@ class MeshServerCall {
     }
     if (j.request.slot !== undefined) this.#pooled = j.request;
     this.#extra = j.responseHeaders;
-    const changed = j.request.headersChanged || ob?.added === true || j.request.generatedRequestId !== undefined;
+    const changed = j.request.headersChanged || ob?.added === true || j.request.generatedRequestId !== undefined || j.request.forwardedClientCert !== undefined;
     const forHandler = changed ? metadataFor(this.#o.grpc, md, j.request.headers) : md;
     this.#ctx = joinContext(j.admission.context);
     if (handlerNow) this.enter(() => next(forHandler));

@@ -82,6 +82,32 @@ export function toNodeHeaders(h: Headers): IncomingHttpHeaders {
 }
 
 /**
+ * Sets one header of what the app reads (`req.headers` and `req.rawHeaders`) to `value`, or
+ * removes it (null), leaving the others as they are: the name is lower-case; its lines in
+ * `rawHeaders` go, whatever their case, and the new one is added last.
+ */
+export function setHeaderInPlace(req: IncomingMessage, name: string, value: string | null): void {
+  const raw = req.rawHeaders;
+  let present = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).length === name.length && (raw[i] as string).toLowerCase() === name) {
+      present = true;
+      break;
+    }
+  }
+  if (present) {
+    const kept: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() !== name) kept.push(raw[i] as string, raw[i + 1] as string);
+    (req as { rawHeaders: string[] }).rawHeaders = kept;
+  }
+  if (value === null) delete req.headers[name];
+  else {
+    req.headers[name] = value;
+    req.rawHeaders.push(name, value);
+  }
+}
+
+/**
  * Rebuilds what the app reads (`req.headers`, `req.rawHeaders`) from the phases' view, from one
  * list of its names (the view is a null-prototype dictionary: listing its keys costs about what
  * making it did, so it is listed once for both).

@@ -16,7 +16,7 @@ import { type ConnectionInfo, callerGone, type InboundGuard, type Judgement, pen
 import type { Denial } from '../../inbound/pipeline.ts';
 import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
-import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders } from './headers.ts';
+import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders, setHeaderInPlace } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
 import { acceptedByMesh, peerOfSocket, plainAddress } from './peer.ts';
@@ -141,7 +141,10 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   req.meshlet = j.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   if (j.request.headersChanged || hostChanged || ob?.added === true) replaceHeaders(req, j.request.headers);
-  else if (j.request.generatedRequestId !== undefined) req.headers['x-request-id'] = j.request.generatedRequestId;
+  else {
+    if (j.request.generatedRequestId !== undefined) req.headers['x-request-id'] = j.request.generatedRequestId;
+    if (j.request.forwardedClientCert !== undefined) setHeaderInPlace(req, 'x-forwarded-client-cert', j.request.forwardedClientCert);
+  }
   if (j.responseHeaders !== undefined) for (const [k, v] of Object.entries(j.responseHeaders)) res.setHeader(k, v);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };
