@@ -120,6 +120,10 @@ export class ControlPlaneIdentity {
   /** A bundle pushed while a request was in flight (it may be newer than the answer's). */
   #pushed: TrustBundleEvent | undefined;
   #requesting = false;
+  /** A trust bundle came on the watch stream: the control plane has a CA, so a 404 from its CA is not "no CA". */
+  #bundleSeen = false;
+  /** Stopped asking because the CA answered 404 (taken for a control plane without a CA). */
+  #noCa = false;
 
   constructor(o: ControlPlaneIdentityOptions) {
     this.#o = o;
@@ -242,10 +246,12 @@ export class ControlPlaneIdentity {
     if (this.#closed) return;
     const cause = (err as { cause?: unknown }).cause ?? err;
     const s = this.#startup;
-    if (cause instanceof HttpStatusError && cause.status === 404 && !this.#o.required) {
+    // A control plane that pushed a trust bundle has a CA: its 404 (a proxy in front of it that does
+    // not route the CA's path, say) is a failure, retried, never a reason to drop mTLS.
+    if (cause instanceof HttpStatusError && cause.status === 404 && !this.#o.required && !this.#bundleSeen) {
       // A control plane without a CA (older than this mesh): no identity by default, and nothing to retry.
       this.#o.logger.warn(`meshlet: the control plane has no CA (${err.message}); running without a workload certificate (no mTLS). Upgrade it, or set identity: 'none' to silence this`);
-      this.#closed = true;
+      this.#noCa = true;
       this.#o.holder.expect(false);
       if (s !== undefined) {
         this.#startup = undefined;
@@ -257,7 +263,7 @@ export class ControlPlaneIdentity {
     if (s !== undefined) {
       s.last = err;
       // Retrying with the same token cannot help.
-      if (isAuthFailure(cause) || (cause instanceof HttpStatusError && cause.status === 404)) {
+      if (isAuthFailure(cause) || (cause instanceof HttpStatusError && cause.status === 404 && !this.#bundleSeen)) {
         this.#startup = undefined;
         s.timer.clear();
         s.reject(new MeshletError('MESHLET_ERR_CONTROL_PLANE', `control plane CA: ${err.message}`, { cause: err }));
@@ -281,6 +287,15 @@ export class ControlPlaneIdentity {
    */
   trustBundle(event: TrustBundleEvent): void {
     if (this.#closed) return;
+    this.#bundleSeen = true;
+    if (this.#noCa) {
+      // It was taken for a control plane without a CA; its bundle says otherwise: calls that need mTLS wait for the certificate.
+      this.#noCa = false;
+      this.#o.logger.warn('meshlet: the control plane pushed a trust bundle, so it has a CA: asking it for a workload certificate again (calls that need mTLS wait for it)');
+      this.#o.holder.expect(true);
+      this.#schedule(0, false);
+      return;
+    }
     const c = this.#o.holder.current;
     const roots = event.roots.join('');
     if (this.#requesting) this.#pushed = event;

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -256,6 +257,44 @@ describe('a mesh with identity from the control plane', () => {
     await until(() => signedBy(m.credentials.current!, newRoot), 'a certificate from the new root');
     assert.equal(m.credentials.current!.trustBundle, newRoot);
     assert.ok(log.lines.some((l) => l.startsWith('warn') && l.includes("no longer holds the root of this workload's certificate") && l.includes('renewing it now')));
+  });
+
+  it('a CA answering 404 is taken for "no CA" only until the control plane pushes a trust bundle: then the mesh asks again, and calls that need mTLS wait for the certificate', async () => {
+    const t = await controlPlane();
+    // A proxy in front of the control plane that does not route the CA's path at first, and holds
+    // the watch until that 404 was answered (so the order is certain).
+    let caRouted = false;
+    let refused!: () => void;
+    const caRefused = new Promise<void>((r) => (refused = r));
+    const upstream = new URL(t.cp.url);
+    const proxy = createHttpServer((req, res) => {
+      if (req.url?.startsWith('/v1/certificates') && !caRouted) {
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no route' } }));
+        refused();
+        return;
+      }
+      void (req.url?.startsWith('/v1/watch') ? caRefused : Promise.resolve()).then(() => {
+        const out = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        });
+        out.on('error', () => res.destroy());
+        req.pipe(out);
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    opened.push({ close: () => new Promise<void>((r) => { proxy.closeAllConnections(); proxy.close(() => r()); }) });
+    const log = logger();
+    const token = await t.cp.mintToken({ service: 'reviews', namespace: 'default' });
+    const starting = createMesh({ service: 'reviews', controlPlane: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, token, drainMs: 0, startupTimeoutMs: 5000, logger: log });
+    await caRefused;
+    caRouted = true;
+    const m = await starting;
+    opened.push(m);
+    assert.ok(log.lines.some((l) => l.includes('the control plane has no CA')));
+    await until(() => m.credentials.current !== undefined, 'a certificate once the trust bundle showed the control plane has a CA');
+    assert.equal(m.credentials.current!.spiffeId, 'spiffe://cluster.local/ns/default/sa/default');
+    assert.ok(log.lines.some((l) => l.includes('the control plane pushed a trust bundle, so it has a CA: asking it for a workload certificate again')));
   });
 
   it('startup: a certificate that cannot be had rejects createMesh after startupTimeoutMs saying why; failOpen starts without one', async () => {
