@@ -88,7 +88,7 @@ describe('envoyExtAuthzHttp against a real HTTP authorizer', () => {
     const res = await provider()(request({ path: '/custom?q=1', headers: extHeaders('allow') }));
     assert.equal(res.allowed, true);
     const s = seen[0] as Seen;
-    assert.deepEqual([s.method, s.url, s.headers.host], ['GET', '/custom?q=1', 'httpbin:8000']);
+    assert.deepEqual([s.method, s.url, s.headers.host, s.headers['x-forwarded-host']], ['GET', '/custom?q=1', `127.0.0.1:${port}`, 'httpbin:8000'], 'Host is the authorizer’s (a Host-routing dispatcher must not send the check elsewhere); the request’s is x-forwarded-host');
     assert.equal(s.headers['content-length'], undefined, 'undici sends no content-length on a GET without body (Envoy sends 0)');
     assert.equal(s.headers.authorization, 'Bearer t', 'authorization is always sent');
     assert.equal(s.headers['x-ext-authz'], 'allow', 'includeRequestHeadersInCheck');

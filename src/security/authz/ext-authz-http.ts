@@ -4,7 +4,9 @@
  * and Envoy sends the check (`ext_authz_http_impl.cc`):
  *
  * - the check request has the original method, `pathPrefix` + the original path (with query),
- *   the original Host, `content-length: 0`, the `authorization` header, the headers named by
+ *   the original Host as `x-forwarded-host` (the check's own Host is the authorizer's, so that a
+ *   dispatcher routing by Host sends it to the authorizer whatever the client's Host says),
+ *   `content-length: 0`, the `authorization` header, the headers named by
  *   `includeRequestHeadersInCheck` (exact, `prefix*` or `*suffix`, ignoring case; the deprecated
  *   `includeHeadersInCheck` when that is unset), then `includeAdditionalHeadersInCheck`
  *   (overwriting);
@@ -162,13 +164,18 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
   function checkHeaders(req: AuthzRequest, body: Exclude<BufferedBody, 'too-large'> | undefined, bytes: Buffer | undefined): Record<string, string> {
     const h: Record<string, string> = Object.create(null);
     h['content-length'] = String(bytes?.length ?? 0);
-    if (req.authority !== '') h.host = req.authority;
     for (const k of Object.keys(req.headers)) {
       const v = headerText(req.headers[k]);
       // A client's x-envoy-auth-partial-body is Envoy's to set.
       if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k) || k === 'x-envoy-auth-partial-body') continue;
       if (k === 'authorization' || include(k)) h[k] = v;
     }
+    // The check's Host is the authorizer's (undici sets it from the URL): a dispatcher that routes
+    // by Host (mesh.dispatcher, as a sidecar's outbound listener) would otherwise send the check
+    // wherever the client's Host names — to the app itself, or to any service that answers 200.
+    // Envoy sends the check straight to the provider's cluster with the request's :authority; here
+    // the request's Host goes as x-forwarded-host.
+    if (req.authority !== '') h['x-forwarded-host'] = req.authority;
     if (body !== undefined && include('x-envoy-auth-partial-body')) h['x-envoy-auth-partial-body'] = body.partial ? 'true' : 'false';
     for (const [k, v] of additional) h[k] = v;
     return h;
