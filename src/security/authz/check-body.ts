@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { suggest } from '../../core/did-you-mean.ts';
 import { type BufferedBody, bufferBody, hasBody } from '../../core/request-body.ts';
 import type { AuthzRequest, ExtAuthzResponse } from './types.ts';
 
@@ -22,9 +23,24 @@ export interface CheckBodySettings {
   readonly packAsBytes?: boolean;
 }
 
+/**
+ * The fields of `o` that are not in `known`, as problems: `unknown field "timout" (did you mean
+ * "timeout"?)`. A misspelt provider field would otherwise be ignored and its default used.
+ */
+export function unknownFields(o: object, known: readonly string[], prefix = ''): string[] {
+  return Object.keys(o)
+    .filter((k) => !known.includes(k))
+    .map((k) => `unknown field "${prefix}${k}"${suggest(k, known)}`);
+}
+
+const BODY_FIELDS = ['maxRequestBytes', 'allowPartialMessage', 'packAsBytes'] as const;
+
 /** What a provider's config gets wrong about the body settings (Envoy refuses `max_request_bytes: 0`). */
 export function checkBodySettings(b: CheckBodySettings | undefined): string[] {
   if (b === undefined) return [];
+  if (b === null || typeof b !== 'object') return ['includeRequestBodyInCheck must be an object with maxRequestBytes'];
+  const unknown = unknownFields(b, BODY_FIELDS, 'includeRequestBodyInCheck.');
+  if (unknown.length > 0) return unknown;
   const n = b.maxRequestBytes;
   if (typeof n !== 'number' || !Number.isInteger(n) || n <= 0 || n > 0xffffffff) {
     return [`includeRequestBodyInCheck.maxRequestBytes must be an integer above 0 (Envoy refuses 0), found: ${JSON.stringify(n)}`];

@@ -32,7 +32,7 @@
 import type { Client } from '@grpc/grpc-js';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { sanitizeUtf8 } from '../../core/request-body.ts';
-import { type CheckBodySettings, readCheckBody } from './check-body.ts';
+import { type CheckBodySettings, readCheckBody, unknownFields } from './check-body.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { TOKEN } from '../../config/validate/http-match.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
@@ -57,7 +57,7 @@ export interface EnvoyExtAuthzGrpcConfig {
   readonly statusOnError?: string | undefined;
   /** Accepted; there is no route cache to clear on a server. */
   readonly clearRouteCache?: boolean | undefined;
-  /** Not supported by meshlet (see the module notes). */
+  /** Send the request's body in the check (`body`, or `raw_body` with `packAsBytes`); `maxRequestBytes` must be above 0. */
   readonly includeRequestBodyInCheck?: CheckBodySettings | undefined;
 }
 
@@ -84,10 +84,13 @@ export type UnaryCaller = Pick<Client, 'makeUnaryRequest'>;
 
 const CHECK_METHOD = '/envoy.service.auth.v3.Authorization/Check';
 
+/** The fields of MeshConfig's `envoyExtAuthzGrpc` (camelCase, as in Istio's YAML). */
+const GRPC_FIELDS: readonly (keyof EnvoyExtAuthzGrpcConfig)[] = ['service', 'port', 'timeout', 'failOpen', 'statusOnError', 'clearRouteCache', 'includeRequestBodyInCheck'];
+
 /** Checks a provider config as Istio does (`ValidateExtensionProviderEnvoyExtAuthzGRPC`, `buildExtAuthzGRPC`); returns the problems. */
 export function checkEnvoyExtAuthzGrpc(c: EnvoyExtAuthzGrpcConfig): string[] {
   if (c === null || typeof c !== 'object') return ['must be an object with service and port'];
-  return checkEnvoyExtAuthzHttp({ service: c.service, port: c.port, timeout: c.timeout, statusOnError: c.statusOnError, includeRequestBodyInCheck: c.includeRequestBodyInCheck });
+  return [...unknownFields(c, GRPC_FIELDS), ...checkEnvoyExtAuthzHttp({ service: c.service, port: c.port, timeout: c.timeout, statusOnError: c.statusOnError, includeRequestBodyInCheck: c.includeRequestBodyInCheck })];
 }
 
 /** Envoy's stream ids are random 64-bit numbers; these are unique in a process and unpredictable across them. */

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { ManualClock } from '../../core/clock.ts';
 import { isMeshletError } from '../../core/errors.ts';
 import { compileAuthz } from './engine.ts';
+import { checkEnvoyExtAuthzGrpc } from './ext-authz-grpc.ts';
 import { checkEnvoyExtAuthzHttp, type EnvoyExtAuthzHttpConfig, envoyExtAuthzHttp } from './ext-authz-http.ts';
 import { HTTPBIN, policy, request, resourcesOf } from '../../../test/helpers/authz.ts';
 import type { AuthzResult, ExtAuthzResponse } from './types.ts';
@@ -213,6 +214,10 @@ describe('envoyExtAuthzHttp configuration, checked as Istio checks it', () => {
     ['unknown statusOnError', { service: 'a', port: 1, statusOnError: '299' }, /unsupported statusOnError "299"/],
     ['pathPrefix without /', { service: 'a', port: 1, pathPrefix: 'check' }, /pathPrefix must begin with "\/"/],
     ['a lone wildcard', { service: 'a', port: 1, headersToUpstreamOnAllow: ['*'] }, /a single wildcard \("\*"\) is not supported.*headersToUpstreamOnAllow/],
+    // A misspelt field was ignored and its default used (a 600s timeout, no headers in the check).
+    ['a misspelt field', { service: 'a', port: 1, timout: '1s' } as never, /unknown field "timout" \(did you mean "timeout"\?\)/],
+    ['a snake_case field', { service: 'a', port: 1, include_request_headers_in_check: ['x-ext-authz'] } as never, /unknown field "include_request_headers_in_check"/],
+    ['a misspelt body field', { service: 'a', port: 1, includeRequestBodyInCheck: { maxRequestByte: 10 } } as never, /unknown field "includeRequestBodyInCheck.maxRequestByte" \(did you mean "maxRequestBytes"\?\)/],
   ];
   for (const [name, config, error] of rows) {
     it(name, () => {
@@ -227,6 +232,10 @@ describe('envoyExtAuthzHttp configuration, checked as Istio checks it', () => {
       }
     });
   }
+  it('envoyExtAuthzGrpc: a misspelt field is an error too', () => {
+    assert.match(checkEnvoyExtAuthzGrpc({ service: 'a', port: 1, failopen: true } as never).join('; '), /unknown field "failopen" \(did you mean "failOpen"\?\)/);
+    assert.deepEqual(checkEnvoyExtAuthzGrpc({ service: 'a', port: 1, timeout: '0.5s', failOpen: true, statusOnError: '503', clearRouteCache: true, includeRequestBodyInCheck: { maxRequestBytes: 10, allowPartialMessage: true, packAsBytes: true } }), []);
+  });
   it('unsupported fields are said once, not silently dropped', () => {
     const said: string[] = [];
     envoyExtAuthzHttp({ service: 'a', port: 1, includeRequestBodyInCheck: { maxRequestBytes: 10 }, includeAdditionalHeadersInCheck: { 'x-ip': '%DOWNSTREAM_REMOTE_ADDRESS%' } }, { warn: (m) => said.push(m) });

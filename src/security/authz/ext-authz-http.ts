@@ -38,7 +38,7 @@ import { type Clock, systemClock } from '../../core/clock.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { type BufferedBody, sanitizeUtf8 } from '../../core/request-body.ts';
-import { type CheckBodySettings, checkBodySettings, readCheckBody } from './check-body.ts';
+import { type CheckBodySettings, checkBodySettings, readCheckBody, unknownFields } from './check-body.ts';
 import { headerText } from './attrs.ts';
 import type { AuthzRequest, ExtAuthzCheck, ExtAuthzResponse } from './types.ts';
 
@@ -104,9 +104,27 @@ function headerNames(list: readonly string[] | undefined): (name: string) => boo
   return (name) => ms.some((m) => m(name));
 }
 
+/** The fields of MeshConfig's `envoyExtAuthzHttp` (camelCase, as in Istio's YAML). */
+const HTTP_FIELDS: readonly (keyof EnvoyExtAuthzHttpConfig)[] = [
+  'service',
+  'port',
+  'timeout',
+  'pathPrefix',
+  'failOpen',
+  'statusOnError',
+  'includeRequestHeadersInCheck',
+  'includeHeadersInCheck',
+  'includeAdditionalHeadersInCheck',
+  'includeRequestBodyInCheck',
+  'headersToUpstreamOnAllow',
+  'headersToDownstreamOnAllow',
+  'headersToDownstreamOnDeny',
+];
+
 /** Checks a provider config as Istio does (`ValidateExtensionProviderEnvoyExtAuthzHTTP`, `buildExtAuthzHTTP`); returns the problems. */
 export function checkEnvoyExtAuthzHttp(c: EnvoyExtAuthzHttpConfig): string[] {
-  const errs: string[] = [];
+  if (c === null || typeof c !== 'object') return ['must be an object with service and port'];
+  const errs: string[] = unknownFields(c, HTTP_FIELDS);
   if (typeof c.service !== 'string' || c.service === '') errs.push('service must not be empty');
   if (!Number.isInteger(c.port) || c.port < 1 || c.port > 65535) errs.push(`port must be in the range [1, 65535], found: ${String(c.port)}`);
   if (c.timeout !== undefined && typeof parseDuration(c.timeout) !== 'number') errs.push(`invalid timeout "${c.timeout}"`);
