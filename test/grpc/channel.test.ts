@@ -2,13 +2,15 @@
  * The mesh channel as grpc-js sees it: READY while the mesh is open (`waitForReady` returns at
  * once), SHUTDOWN once it or the mesh is closed; per-call credentials add their metadata before
  * the call is routed (a route can match on it); a server call given as `parent` passes its
- * deadline on; a VirtualService direct response reaches a gRPC caller as gRPC's mapping of its
+ * deadline and its cancellation on; a VirtualService direct response reaches a gRPC caller as gRPC's mapping of its
  * HTTP status, its body as the details.
  */
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { after, describe, it } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { destinationRule, virtualService } from '../helpers/upstreams.ts';
+import { until } from '../helpers/until.ts';
 import { type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 
 const HOST = 'echo.default.svc.cluster.local';
@@ -102,6 +104,54 @@ describe('the mesh channel', () => {
       client.Unary({ text: 'p' }, new grpc.Metadata(), { parent, deadline: Date.now() + 60_000 }, (e, res) => (e ? reject(e) : resolve(Number((res as { text: string }).text)))),
     );
     assert.ok(left > 0 && left <= 3000, `server deadline ${left} ms from now, want at most 3000`);
+  });
+
+  it('a server call given as parent passes its cancellation on: the call it made ends CANCELLED and the upstream sees it cancelled', async () => {
+    const { client, a, b } = await setup();
+    const upstreamCancelled: string[] = [];
+    const hold: GrpcUpstream['behaviour']['Unary'] = (call) => call.on('cancelled', () => upstreamCancelled.push(call.request.text));
+    a.behaviour.Unary = hold;
+    b.behaviour.Unary = hold;
+    // A front server (plain grpc-js) whose handler calls the upstream through the mesh with { parent: call }.
+    const children: grpc.ServiceError[] = [];
+    const front = new grpc.Server();
+    front.addService(EchoClient.service, {
+      Unary: (call: grpc.ServerUnaryCall<{ text: string }, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+        client.Unary({ text: 'child' }, new grpc.Metadata(), { parent: call } as grpc.CallOptions, (e, r) => {
+          if (e !== null) children.push(e);
+          cb(e, r);
+        }),
+    });
+    const port = await new Promise<number>((resolve, reject) => front.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const caller = new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as Echo;
+    clients.push(caller);
+    try {
+      const outer = caller.Unary({ text: 'outer' }, new grpc.Metadata(), {}, () => undefined);
+      await until(() => a.hits + b.hits === 1, 'the child call at the upstream');
+      outer.cancel();
+      await until(() => children.length === 1, 'the child call to end');
+      assert.equal(children[0]?.code, grpc.status.CANCELLED);
+      assert.equal(children[0]?.details, 'Cancelled by parent call');
+      await until(() => upstreamCancelled.length === 1, 'the upstream to see the child call cancelled');
+      assert.deepEqual(upstreamCancelled, ['child']);
+    } finally {
+      front.forceShutdown();
+    }
+  });
+
+  it('a parent already cancelled: the call ends CANCELLED and is not sent; without Propagate.CANCELLATION it goes on', async () => {
+    const { client, a, b } = await setup();
+    const parent = Object.assign(new EventEmitter(), { cancelled: true, getDeadline: () => Number.POSITIVE_INFINITY });
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => client.Unary({ text: 'p' }, new grpc.Metadata(), { parent } as unknown as grpc.CallOptions, (e) => resolve(e)));
+    assert.equal(err?.code, grpc.status.CANCELLED);
+    assert.equal(err?.details, 'Cancelled by parent call');
+    assert.equal(a.hits + b.hits, 0);
+    const ok = await new Promise<grpc.ServiceError | null>((resolve) => client.Unary({ text: 'p' }, new grpc.Metadata(), { parent, propagate_flags: grpc.propagate.DEADLINE } as unknown as grpc.CallOptions, (e) => resolve(e)));
+    assert.equal(ok, null);
+    // A call that ended leaves no listener on its parent.
+    const live = Object.assign(new EventEmitter(), { cancelled: false, getDeadline: () => Number.POSITIVE_INFINITY });
+    await new Promise((resolve) => client.Unary({ text: 'p' }, new grpc.Metadata(), { parent: live } as unknown as grpc.CallOptions, resolve));
+    assert.equal(live.listenerCount('cancelled'), 0);
   });
 
   const directRows: [number, string, grpc.status][] = [

@@ -47,6 +47,16 @@ export interface MeshCallContext {
 
 let callNumber = 0;
 
+/** grpc-js's `Status.CANCELLED`. */
+const CANCELLED = 1;
+
+/** What a server call given as `parent` offers (grpc-js's `ServerSurfaceCall` is an EventEmitter with `cancelled`). */
+export interface ParentCall {
+  readonly cancelled?: boolean;
+  on(event: 'cancelled', listener: () => void): unknown;
+  removeListener(event: 'cancelled', listener: () => void): unknown;
+}
+
 /** The caller cancelled the call (`cancelWithStatus`): the status it gets is the one it gave. */
 class CallCancelled extends Error {
   readonly grpcCode: number;
@@ -88,6 +98,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   /** ENDED, STARTING: one field rather than two booleans (a call object is made per call). */
   #bits = 0;
   #cancelled: { code: number; details: string } | undefined;
+  /** The server call whose cancellation cancels this one (`parent`, Propagate.CANCELLATION), and the listener it holds. */
+  #parent: { call: ParentCall; onCancelled: () => void } | undefined;
 
   constructor(o: MeshCallContext, method: string, authority: string, deadline: number) {
     this.#o = o;
@@ -95,6 +107,21 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     this.#authority = authority;
     this.#deadline = deadline;
     this.#body = new MessageBody(o.retryBufferBytes);
+  }
+
+  /**
+   * Cancels this call when `parent` (a server call given as the `parent` call option) is
+   * cancelled, as grpc-js's own channels do (`Cancelled by parent call`); the listener leaves the
+   * parent when this call ends, so a long-lived parent making many calls holds none of them.
+   */
+  cancelWithParent(parent: ParentCall): void {
+    if (parent.cancelled === true) {
+      this.cancelWithStatus(CANCELLED, 'Cancelled by parent call');
+      return;
+    }
+    const onCancelled = (): void => this.cancelWithStatus(CANCELLED, 'Cancelled by parent call');
+    this.#parent = { call: parent, onCancelled };
+    parent.on('cancelled', onCancelled);
   }
 
   // ── grpc-js Call ──
@@ -313,6 +340,11 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     }
     this.#bits |= ENDED;
     this.#body.close();
+    const parent = this.#parent;
+    if (parent !== undefined) {
+      this.#parent = undefined;
+      parent.call.removeListener('cancelled', parent.onCancelled);
+    }
     this.#listener?.onReceiveStatus(s);
   }
 }

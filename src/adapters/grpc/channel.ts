@@ -15,13 +15,14 @@ import type { ChannelInterface, connectivityState as ConnectivityState, Deadline
 import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call.js';
 import type { ChannelRef } from '@grpc/grpc-js/build/src/channelz.js';
 import { InvalidArgumentError } from '../../core/errors.ts';
-import { MeshCall, type MeshCallContext } from './call.ts';
+import { MeshCall, type MeshCallContext, type ParentCall } from './call.ts';
 
 /** grpc-js's connectivity states (its enum's values). */
 const READY = 2 as ConnectivityState;
 const SHUTDOWN = 4 as ConnectivityState;
-/** grpc-js's `Propagate.DEADLINE` and `Propagate.DEFAULTS`. */
+/** grpc-js's `Propagate.DEADLINE`, `Propagate.CANCELLATION` and `Propagate.DEFAULTS`. */
 const PROPAGATE_DEADLINE = 1;
+const PROPAGATE_CANCELLATION = 8;
 const PROPAGATE_DEFAULTS = 0xffff;
 
 let channelIds = 0;
@@ -109,12 +110,16 @@ export class MeshChannel implements ChannelInterface {
   createCall(method: string, deadline: Deadline, host: string | null | undefined, parentCall: ServerSurfaceCall | null, propagateFlags: number | null | undefined): experimental.CallStream {
     if (this.#closed) throw new Error('Channel has been shut down');
     let d = deadline instanceof Date ? deadline.getTime() : deadline;
+    const flags = propagateFlags ?? PROPAGATE_DEFAULTS;
     // A server call's deadline carries over to the calls it makes (grpc-js's propagation).
-    if (parentCall !== null && ((propagateFlags ?? PROPAGATE_DEFAULTS) & PROPAGATE_DEADLINE) !== 0) {
+    if (parentCall !== null && (flags & PROPAGATE_DEADLINE) !== 0) {
       const pd = parentCall.getDeadline();
       const p = pd instanceof Date ? pd.getTime() : pd;
       if (p < d) d = p;
     }
-    return new MeshCall(this.#o, method, host !== null && host !== undefined && host !== '' ? host : this.#authority, d);
+    const call = new MeshCall(this.#o, method, host !== null && host !== undefined && host !== '' ? host : this.#authority, d);
+    // ...and so does its cancellation (the caller went away, or its deadline passed): the calls it made are cancelled.
+    if (parentCall !== null && (flags & PROPAGATE_CANCELLATION) !== 0 && typeof (parentCall as Partial<ParentCall>).on === 'function') call.cancelWithParent(parentCall);
+    return call;
   }
 }
