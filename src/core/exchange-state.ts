@@ -16,6 +16,9 @@ import type { ErrorContext } from './errors.ts';
 import type { Controller, ErrorMode, Headers, ResponseHandler, ResponseHeaderOps, Waiter } from './handler.ts';
 import type { AttemptObserver, ResponseTap, WorkloadIdentity } from './observe.ts';
 
+/** What made a reply the mesh answered itself: a route's direct response or redirect, a CORS preflight's answer, a rendered failure. */
+export type LocalReplyKind = 'direct' | 'redirect' | 'cors' | 'failure';
+
 /** The slots layers fill in, as the Exchange itself reads them (for error context and telemetry). */
 export interface Named {
   readonly name?: string;
@@ -107,6 +110,8 @@ export class ExchangeState {
   // ── outcome (what telemetry reads) ──
   /** Response status the caller got, 0 when none. */
   status = 0;
+  /** The kind of answer the mesh made itself (a direct response, a redirect, a CORS preflight's, a failure), undefined when the upstream answered. */
+  localReply: LocalReplyKind | undefined = undefined;
   /** gRPC status of the answer (head or trailers), -1 when none. */
   grpcStatus = -1;
   /** Response body bytes delivered to the caller. */

@@ -45,7 +45,8 @@ function abortError(): Error {
 }
 
 /** What a local reply is, for the adapter that renders it. */
-export type LocalReplyKind = 'direct' | 'redirect' | 'failure';
+export type { LocalReplyKind } from './exchange-state.ts';
+import type { LocalReplyKind } from './exchange-state.ts';
 
 /**
  * One logical call. Adapters create it (a subclass that renders for their protocol); layers
@@ -229,6 +230,7 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
     if (this.done) return;
     this.responded = true;
     this.status = status;
+    this.localReply = kind;
     const ops = this.responseOps;
     if (ops !== undefined) for (const o of ops) applyHeaderOps(headers, o);
     this.localHead(kind, status, headers, body);

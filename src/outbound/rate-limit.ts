@@ -347,8 +347,10 @@ function setAll(headers: Readonly<Record<string, string>>): ResponseHeaderOps {
  * Fails a call its rate limit refused, as Envoy's local reply: the refusal's status (429) and
  * gRPC status, body `local_rate_limited`, flag `RL`, `response_headers_to_add`.
  */
-export function refuseCall(ex: Exchange, refusal: RateLimitRefusal): void {
+export function refuseCall(ex: Exchange, refusal: RateLimitRefusal, after?: ResponseHeaderOps): void {
   addResponseOps(ex, setAll(refusal.headers));
+  // The CORS filter's headers, on the refusal too (it runs after in the encoding path).
+  if (after !== undefined) addResponseOps(ex, after);
   ex.fail(new MeshletError('MESHLET_ERR_RATE_LIMITED', refusal.reason, { ...ex.errorContext(), httpStatus: refusal.status, grpcStatus: refusal.grpcStatus }));
 }
 

@@ -8,7 +8,8 @@
  */
 import type { Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
-import { applyHeaderOps, type Exchange, type Headers } from '../core/exchange.ts';
+import { applyHeaderOps, type Exchange, type Headers, type ResponseHeaderOps } from '../core/exchange.ts';
+import { corsOutcome } from '../routing/cors.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
 import type { UnknownHostPolicy } from '../routing/compile.ts';
 import type { RouteTable } from '../routing/route-table.ts';
@@ -142,12 +143,26 @@ export function routeLayer(o: RouteLayerOptions): Layer {
         d = table.route(ex, draw);
         if (d === undefined) ex.authority = host;
       }
+      // The route's CORS policy (Envoy's CORS filter runs before the rate limit and the router):
+      // a preflight is answered here; the answer to a request from an allowed origin gets its
+      // headers last, over the route's own header operations.
+      let cors: ResponseHeaderOps | undefined;
+      const corsRule = d === undefined || d === NO_ROUTE ? undefined : d.route.cors;
+      if (corsRule !== undefined) {
+        const c = corsOutcome(corsRule, ex.method, ex.headers);
+        if (c.kind === 'preflight') {
+          placeRefused(ex, d as RouteDecision, o);
+          ex.reply('cors', 200, c.headers as Headers, undefined);
+          return;
+        }
+        if (c.kind === 'answer') cors = { set: c.set as [string, string][], add: [], remove: [] };
+      }
       const limits = o.rateLimits();
       if (limits !== undefined) {
         const refusal = limits.check(ex, table, d, o.unknownHosts);
         if (refusal !== undefined) {
           if (d !== undefined && d !== NO_ROUTE) placeRefused(ex, d, o);
-          refuseCall(ex, refusal);
+          refuseCall(ex, refusal, cors);
           return;
         }
       }
@@ -171,11 +186,13 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       ex.route = route;
       if (route.action === 'redirect') {
         if (route.responseHeaders !== undefined) addResponseOps(ex, route.responseHeaders);
+        if (cors !== undefined) addResponseOps(ex, cors);
         redirect(ex, route);
         return;
       }
       if (route.action === 'direct-response') {
         if (route.responseHeaders !== undefined) addResponseOps(ex, route.responseHeaders);
+        if (cors !== undefined) addResponseOps(ex, cors);
         const dr = route.directResponse;
         ex.reply('direct', dr?.status ?? 200, Object.create(null) as Headers, dr?.body);
         return;
@@ -185,6 +202,7 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       const cluster = target.cluster;
       const state = cluster === undefined ? undefined : o.clusterState(cluster.name);
       if (state === undefined) {
+        if (cors !== undefined) addResponseOps(ex, cors);
         ex.fail(new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, ex.errorContext()));
         return;
       }
@@ -192,6 +210,7 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       if (route.requestHeaders !== undefined || target.requestHeaders !== undefined || route.rewrite !== undefined || target.authority !== undefined || route.responseHeaders !== undefined || target.responseHeaders !== undefined) {
         rewriteRequest(ex, route, target);
       }
+      if (cors !== undefined) addResponseOps(ex, cors);
       next(ex, handler);
     };
 }

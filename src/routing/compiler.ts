@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { compileCors } from './cors.ts';
 import type { ClientWorkload } from '../config/destination-policy.ts';
 import { resolveHost } from '../config/hosts.ts';
 import { labelsMatch, type ServiceRegistry, type Service } from '../config/registry.ts';
@@ -212,6 +213,7 @@ export class Compiler {
       rewrite: compileRewrite(rule.rewrite, authorityFromHeaderOps(rule.headers?.request)),
       redirect: compileRedirect(rule.redirect),
       directResponse: compileDirectResponse(rule.directResponse),
+      cors: compileCors(rule.corsPolicy),
       decisions,
       toString: () => describeRoute(route),
     };
@@ -293,6 +295,7 @@ function singleTargetRoute(name: string, target: RouteTarget, retry: CompiledRou
     rewrite: undefined,
     redirect: undefined,
     directResponse: undefined,
+    cors: undefined,
     decisions,
     toString: () => describeRoute(route),
   };

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { CorsRule } from './cors.ts';
 import type { MergedDestinationRule } from '../config/destination-policy.ts';
 import type { ClusterSettings } from './cluster-settings.ts';
 import type { Endpoint, Service } from '../config/registry.ts';
@@ -126,6 +127,8 @@ export interface CompiledRoute {
   readonly rewrite: RewritePolicy | undefined;
   readonly redirect: RedirectPolicy | undefined;
   readonly directResponse: DirectResponsePolicy | undefined;
+  /** The route's `corsPolicy`, undefined when it has none. */
+  readonly cors: CorsRule | undefined;
   /** One preallocated decision per target (one with no target for redirect/direct response). */
   readonly decisions: readonly RouteDecision[];
   toString(): string;

@@ -132,7 +132,8 @@ export { hostPort as parseHostPort };
  * the flags of how it ended (`no_healthy_upstream`, `fault_filter_abort`, …), and for a
  * failure the mesh made (the caller got the sidecar's answer or the error) from that failure
  * (`response_timeout`, `upstream_reset_before_response_started{connection_failure}`, …);
- * `via_upstream` when the upstream answered, `direct_response` for a route's own answer.
+ * `via_upstream` when the upstream answered, `direct_response` for a route's own answer,
+ * `cors_response` for a preflight its CORS policy answered.
  */
 function clientDetails(flags: readonly string[], status: number, end: CallEndMessage, failure: MeshletError | undefined): string | undefined {
   const has = (f: string): boolean => flags.includes(f);
@@ -141,7 +142,11 @@ function clientDetails(flags: readonly string[], status: number, end: CallEndMes
   if (has('NC')) return 'cluster_not_found';
   if (has('UH')) return 'no_healthy_upstream';
   if (has('RL')) return 'local_rate_limited';
-  if (end.error === undefined && failure === undefined && status > 0) return end.endpoint === undefined && end.route !== undefined ? 'direct_response' : 'via_upstream';
+  if (end.error === undefined && failure === undefined && status > 0) {
+    if (end.endpoint !== undefined || end.route === undefined) return 'via_upstream';
+    // A CORS preflight the route's corsPolicy answered (Envoy's CORS filter), or the route's own answer.
+    return (end.call as { readonly localReply?: string }).localReply === 'cors' ? 'cors_response' : 'direct_response';
+  }
   const reset = failure === undefined ? undefined : resetDetails(failure);
   if (reset !== undefined) return reset;
   if (has('UT')) return 'response_timeout';

@@ -47,7 +47,6 @@ import {
   req,
   str,
   strWith,
-  unsupported,
   warn,
   type Validator,
 } from './schema.ts';
@@ -307,7 +306,7 @@ export const httpRoute: Validator<HTTPRoute> = obj<HTTPRoute>(
     mirrors: list(mirrorPolicy),
     mirrorPercentage: percentRange,
     mirrorPercent: aliased(deprecated(int({ min: 0, max: 100 }), 'mirrorPercentage'), 'mirror_percent'),
-    corsPolicy: unsupported(cors, 'CORS is not handled; the application answers preflights'),
+    corsPolicy: cors,
     headers,
   },
   {

@@ -173,7 +173,6 @@ http:
   }
 
   const warned: [string, string, RegExp][] = [
-    ['corsPolicy', `hosts: [reviews]\nhttp:\n- corsPolicy: {allowOrigins: [{exact: "https://a.example"}]}\n  ${ROUTE}`, /not supported by meshlet: spec\.http\[0\]\.corsPolicy/],
     ['tcp routes', 'hosts: [reviews]\ntcp:\n- route: [{destination: {host: reviews}}]', /not supported by meshlet: spec\.tcp/],
     ['gateway-only VirtualService', `hosts: [reviews]\ngateways: [bookinfo-gateway]\nhttp:\n- ${ROUTE}`, /bound only to gateways/],
     ['fault with no percentage', `hosts: [reviews]\nhttp:\n- fault: {abort: {httpStatus: 500}}\n  ${ROUTE}`, /no request is aborted/],
@@ -184,6 +183,10 @@ http:
     ['an Envoy header formatter', `hosts: [reviews]\nhttp:\n- headers: {request: {set: {x-host: "%HOSTNAME%"}}}\n  ${ROUTE}`, /not supported by meshlet: Envoy header formatters such as %HOSTNAME% are sent as written/],
     ['a legacy gateway name', `hosts: [reviews]\ngateways: [mesh, gateway.istio-system]\nhttp:\n- ${ROUTE}`, /legacy <name>.<namespace> form; write "istio-system\/gateway"/],
   ];
+  it('applies a corsPolicy: no warning (the calling mesh answers preflights and sets the CORS headers)', () => {
+    const { errors, warnings } = validateYaml(vs(`hosts: [reviews]\nhttp:\n- corsPolicy: {allowOrigins: [{exact: "https://a.example"}], unmatchedPreflights: IGNORE}\n  ${ROUTE}`));
+    assert.deepEqual([errors, warnings], [[], []]);
+  });
   for (const [name, spec, expected] of warned) {
     it(`warns about ${name}`, () => {
       const { errors, warnings, resources } = validateYaml(vs(spec));
