@@ -288,7 +288,33 @@ rules:
       warning: /when\[0\]\.key: not supported by meshlet: .*the policy fails closed/,
     },
     { name: 'a selector without labels', yaml: ap('selector: {}\nrules:\n- {}'), warning: /spec\.selector: selector has no matchLabels/ },
+    // Principals that never match what they seem to name: in a DENY rule they silently deny nothing.
+    {
+      name: 'a principal written with spiffe://',
+      yaml: ap('action: DENY\nrules:\n- from:\n  - source:\n      principals: ["spiffe://cluster.local/ns/foo/sa/sleep"]'),
+      warning: /source\.principals\[0\]: principals are written without "spiffe:\/\/" \(Istio prepends it\), so "spiffe:\/\/cluster\.local\/ns\/foo\/sa\/sleep" never matches \(write "cluster\.local\/ns\/foo\/sa\/sleep"\)/,
+    },
+    { name: 'a notPrincipals value written with spiffe://', yaml: ap('rules:\n- from:\n  - source:\n      notPrincipals: ["spiffe://cluster.local/ns/foo/sa/sleep"]'), warning: /source\.notPrincipals\[0\]: principals are written without "spiffe:\/\/"/ },
+    { name: 'a source.principal condition written with spiffe://', yaml: when('key: source.principal\nnotValues: ["spiffe://cluster.local/ns/foo/sa/sleep"]'), warning: /when\[0\]\.notValues\[0\]: principals are written without "spiffe:\/\/"/ },
+    {
+      name: 'a request principal that is an issuer alone',
+      yaml: ap('action: DENY\nrules:\n- from:\n  - source:\n      requestPrincipals: ["testing@secure.istio.io"]'),
+      warning: /source\.requestPrincipals\[0\]: "testing@secure\.istio\.io" has no "\/": it means issuer "testing@secure\.istio\.io" with an empty subject, so it matches no token with a subject \(write "testing@secure\.istio\.io\/\*" for any subject of that issuer\)/,
+    },
+    { name: 'a request.auth.principal condition that is an issuer alone', yaml: when('key: request.auth.principal\nvalues: ["issuer-1"]'), warning: /when\[0\]\.values\[0\]: "issuer-1" has no "\/"/ },
+    {
+      name: 'a request principal that is a URL issuer alone',
+      yaml: ap('rules:\n- from:\n  - source:\n      requestPrincipals: ["https://accounts.example.com"]'),
+      warning:
+        /requestPrincipals\[0\]: "https:\/\/accounts\.example\.com" is split at its last "\/" into issuer "https:\/" and subject "accounts\.example\.com", so it never matches a token of issuer "https:\/\/accounts\.example\.com" \(write "https:\/\/accounts\.example\.com\/\*" for any subject of that issuer\)/,
+    },
   ];
+  it('says nothing about ordinary principals', () => {
+    const { errors, warnings } = validateYaml(
+      ap('rules:\n- from:\n  - source:\n      principals: ["cluster.local/ns/foo/sa/sleep", "*"]\n      requestPrincipals: ["testing@secure.istio.io/testing@secure.istio.io", "https://accounts.example.com/*", "https://accounts.example.com/alice", "*", "iss-prefix*", "*sub-suffix"]'),
+    );
+    assert.deepEqual([errors, warnings], [[], []]);
+  });
   for (const c of warned) {
     it(`warns about ${c.name}`, () => {
       const { errors, warnings, resources } = validateYaml(c.yaml);

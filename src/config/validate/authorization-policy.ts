@@ -94,12 +94,45 @@ const pathValue: Validator<string> = (v, path, ctx) => {
   return s;
 };
 
+/**
+ * A principal that never matches what it looks like it names (Istio accepts it, and a DENY rule
+ * with it silently denies nothing): a peer principal written with `spiffe://` (Istio prepends
+ * it), a request principal with no `/` and no `*` (issuer alone: the subject must be empty) or
+ * that is a URL issuer alone (split at the scheme's `/`).
+ */
+function principalTrap(kind: 'principal' | 'requestPrincipal', s: string): string | undefined {
+  if (kind === 'principal' && s.toLowerCase().startsWith('spiffe://')) {
+    return `principals are written without "spiffe://" (Istio prepends it), so "${s}" never matches (write "${s.slice('spiffe://'.length)}")`;
+  }
+  if (kind !== 'requestPrincipal' || s.includes('*')) return undefined;
+  if (!s.includes('/')) {
+    return `"${s}" has no "/": it means issuer "${s}" with an empty subject, so it matches no token with a subject (write "${s}/*" for any subject of that issuer)`;
+  }
+  // A URL issuer alone (https://accounts.example.com): its last "/" is the scheme's.
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/]+$/i.test(s)) {
+    const i = s.lastIndexOf('/');
+    return `"${s}" is split at its last "/" into issuer "${s.slice(0, i)}" and subject "${s.slice(i + 1)}", so it never matches a token of issuer "${s}" (write "${s}/*" for any subject of that issuer)`;
+  }
+  return undefined;
+}
+
+const principalValues =
+  (kind: 'principal' | 'requestPrincipal'): Validator<string[]> =>
+  (v, path, ctx) => {
+    const out = values(checkMatchValue)(v, path, ctx);
+    out?.forEach((s, i) => {
+      const trap = principalTrap(kind, s);
+      if (trap !== undefined) warn(ctx, [...path, i], trap);
+    });
+    return out;
+  };
+
 const source = obj<AuthorizationSource>(
   {
-    principals: values(checkMatchValue),
-    notPrincipals: values(checkMatchValue),
-    requestPrincipals: values(checkMatchValue),
-    notRequestPrincipals: values(checkMatchValue),
+    principals: principalValues('principal'),
+    notPrincipals: principalValues('principal'),
+    requestPrincipals: principalValues('requestPrincipal'),
+    notRequestPrincipals: principalValues('requestPrincipal'),
     namespaces: values(checkMatchValue),
     notNamespaces: values(checkMatchValue),
     serviceAccounts: list(strWith(checkServiceAccount), { max: 16 }),
@@ -167,11 +200,14 @@ const condition = obj<AuthorizationCondition>(
         );
       }
       const check = conditionValueCheck(kind.kind);
+      const trapKind = raw.key === 'source.principal' ? 'principal' : raw.key === 'request.auth.principal' ? 'requestPrincipal' : undefined;
       for (const field of ['values', 'notValues'] as const) {
         items(raw[field]).forEach((v, i) => {
           if (typeof v !== 'string') return; // already reported
           const problem = check(v);
           if (problem !== undefined) fail(ctx, [...path, field, i], `invalid value for key ${raw.key}: ${problem}`);
+          const trap = trapKind === undefined ? undefined : principalTrap(trapKind, v);
+          if (trap !== undefined) warn(ctx, [...path, field, i], trap);
         });
       }
     },
