@@ -47,8 +47,21 @@ export interface MeshCallContext {
 
 let callNumber = 0;
 
-/** grpc-js's `Status.CANCELLED`. */
+/** grpc-js's `Status.CANCELLED` and `Status.RESOURCE_EXHAUSTED`. */
 const CANCELLED = 1;
+const RESOURCE_EXHAUSTED = 8;
+
+/**
+ * The caller's message-size limits (its client's `grpc.max_receive_message_length` and
+ * `grpc.max_send_message_length`; -1: none), checked as grpc-js's own calls check them.
+ */
+export interface MessageLimits {
+  readonly receive: number;
+  readonly send: number;
+}
+
+/** grpc-js's defaults: 4 MiB received, any size sent. */
+export const DEFAULT_LIMITS: MessageLimits = Object.freeze({ receive: 4 * 1024 * 1024, send: -1 });
 
 /** What a server call given as `parent` offers (grpc-js's `ServerSurfaceCall` is an EventEmitter with `cancelled`). */
 export interface ParentCall {
@@ -69,7 +82,7 @@ class CallCancelled extends Error {
 
 /** MeshCall's bits: the status was delivered. */
 const ENDED = 1;
-/** Inside start(): a status that comes now is delivered after it returns. */
+/** Inside start() (or a write refused for its size): a status that comes now is delivered after it returns. */
 const STARTING = 2;
 
 /** A grpc-js call carried by the mesh. */
@@ -101,8 +114,11 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   /** The server call whose cancellation cancels this one (`parent`, Propagate.CANCELLATION), and the listener it holds. */
   #parent: { call: ParentCall; onCancelled: () => void } | undefined;
 
-  constructor(o: MeshCallContext, method: string, authority: string, deadline: number) {
+  readonly #limits: MessageLimits;
+
+  constructor(o: MeshCallContext, method: string, authority: string, deadline: number, limits: MessageLimits = DEFAULT_LIMITS) {
     this.#o = o;
+    this.#limits = limits;
     this.#method = method;
     this.#authority = authority;
     this.#deadline = deadline;
@@ -186,6 +202,18 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   }
 
   sendMessageWithContext(context: MessageContext, message: Buffer): void {
+    const send = this.#limits.send;
+    if (send >= 0 && message.length > send) {
+      // As grpc-js: the call fails, nothing of the message is sent. The write may come inside
+      // the client's own call (a unary call's request): its status comes after that returns.
+      this.#bits |= STARTING;
+      try {
+        this.cancelWithStatus(RESOURCE_EXHAUSTED, `Attempted to send message with a size larger than ${send}`);
+      } finally {
+        this.#bits &= ~STARTING;
+      }
+      return;
+    }
     const cb = context.callback;
     this.#body.push(message, cb);
   }
@@ -269,6 +297,12 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   onResponseData(_controller: Controller, chunk: Buffer): void {
     if (this.#headStatus !== undefined) {
       this.#localBody?.push(chunk);
+      return;
+    }
+    const receive = this.#limits.receive;
+    if (receive >= 0 && chunk.length > receive) {
+      // As grpc-js's own calls: the call fails and is cancelled on the wire.
+      this.cancelWithStatus(RESOURCE_EXHAUSTED, `Received message larger than max (${chunk.length} vs ${receive})`);
       return;
     }
     const queue = this.#queue;

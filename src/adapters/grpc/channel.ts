@@ -11,11 +11,11 @@
  *
  * @module
  */
-import type { ChannelInterface, connectivityState as ConnectivityState, Deadline, experimental } from '@grpc/grpc-js';
+import type { ChannelInterface, ChannelOptions, connectivityState as ConnectivityState, Deadline, experimental } from '@grpc/grpc-js';
 import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call.js';
 import type { ChannelRef } from '@grpc/grpc-js/build/src/channelz.js';
 import { InvalidArgumentError } from '../../core/errors.ts';
-import { MeshCall, type MeshCallContext, type ParentCall } from './call.ts';
+import { DEFAULT_LIMITS, MeshCall, type MeshCallContext, type MessageLimits, type ParentCall } from './call.ts';
 
 /** grpc-js's connectivity states (its enum's values). */
 const READY = 2 as ConnectivityState;
@@ -47,6 +47,17 @@ export function targetAuthority(target: string): string {
   return `${(m[1] as string).toLowerCase()}:${Number(m[2])}`;
 }
 
+/** The message-size limits of a client's options (grpc-js's defaults where they set none). */
+function messageLimits(options: ChannelOptions | undefined): MessageLimits {
+  const limit = (key: string, dflt: number): number => {
+    const v = options?.[key];
+    return typeof v === 'number' && Number.isInteger(v) && v >= -1 ? v : dflt;
+  };
+  const receive = limit('grpc.max_receive_message_length', DEFAULT_LIMITS.receive);
+  const send = limit('grpc.max_send_message_length', DEFAULT_LIMITS.send);
+  return receive === DEFAULT_LIMITS.receive && send === DEFAULT_LIMITS.send ? DEFAULT_LIMITS : { receive, send };
+}
+
 /**
  * A grpc-js `Channel` whose calls run through the mesh.
  * @category gRPC
@@ -58,12 +69,14 @@ export class MeshChannel implements ChannelInterface {
   readonly #ref: ChannelRef;
   #closed = false;
   readonly #watchers = new Set<() => void>();
+  readonly #limits: MessageLimits;
 
-  /** @internal made by `mesh.grpc.channel(target)`. */
-  constructor(o: MeshCallContext, target: string) {
+  /** @internal made by `mesh.grpc.channel(target, options)`. */
+  constructor(o: MeshCallContext, target: string, options?: ChannelOptions) {
     this.#o = o;
     this.#target = target;
     this.#authority = targetAuthority(target);
+    this.#limits = messageLimits(options);
     this.#ref = { kind: 'channel', id: --channelIds, name: `meshlet:${target}` } as ChannelRef;
   }
 
@@ -117,7 +130,7 @@ export class MeshChannel implements ChannelInterface {
       const p = pd instanceof Date ? pd.getTime() : pd;
       if (p < d) d = p;
     }
-    const call = new MeshCall(this.#o, method, host !== null && host !== undefined && host !== '' ? host : this.#authority, d);
+    const call = new MeshCall(this.#o, method, host !== null && host !== undefined && host !== '' ? host : this.#authority, d, this.#limits);
     // ...and so does its cancellation (the caller went away, or its deadline passed): the calls it made are cancelled.
     if (parentCall !== null && (flags & PROPAGATE_CANCELLATION) !== 0 && typeof (parentCall as Partial<ParentCall>).on === 'function') call.cancelWithParent(parentCall);
     return call;

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { ChannelCredentials, ClientOptions, Server, ServerCredentials, ServerInterceptor } from '@grpc/grpc-js';
+import type { ChannelCredentials, ChannelOptions, ClientOptions, Server, ServerCredentials, ServerInterceptor } from '@grpc/grpc-js';
 import type { InboundGuard } from '../../inbound/guard.ts';
 import type { InboundTls } from '../server/inbound-tls.ts';
 import { meshServerCredentials } from './server-credentials.ts';
@@ -74,10 +74,12 @@ export class MeshGrpc {
 
   /**
    * A channel to the mesh service `target` (`'reviews:9090'`), for a client's `channelOverride`.
-   * The port is required: routes match on it.
+   * The port is required: routes match on it. Of `options`, the message-size limits
+   * (`grpc.max_receive_message_length`, 4 MiB by default, and `grpc.max_send_message_length`)
+   * apply to its calls, as a grpc-js channel applies them.
    */
-  channel(target: string): MeshChannel {
-    return new MeshChannel(this.#context, target);
+  channel(target: string, options?: ChannelOptions): MeshChannel {
+    return new MeshChannel(this.#context, target, options);
   }
 
   /**
@@ -95,7 +97,7 @@ export class MeshGrpc {
     if (options !== undefined && (options === null || typeof options !== 'object')) throw new InvalidArgumentError(`mesh.grpc.client(ClientCtor, target, options): options must be grpc-js client options (an object), got ${options === null ? 'null' : typeof options}`);
     targetAuthority(target);
     const g = grpcJs();
-    return new ClientCtor(target, g.credentials.createInsecure(), { ...options, channelOverride: this.channel(target) }) as InstanceType<T>;
+    return new ClientCtor(target, g.credentials.createInsecure(), { ...options, channelOverride: this.channel(target, options) }) as InstanceType<T>;
   }
 
   /**
@@ -104,7 +106,7 @@ export class MeshGrpc {
    * The credentials given to the constructor are not used: the mesh decides TLS per DestinationRule.
    */
   channelOptions(): ClientOptions {
-    return { channelFactoryOverride: (address: string) => this.channel(address) };
+    return { channelFactoryOverride: (address: string, _credentials: ChannelCredentials, options: ChannelOptions) => this.channel(address, options) };
   }
 
   get #serverPeers(): GrpcPeers {
