@@ -8,6 +8,10 @@ const rule = (extra: string) => ra(`selector:\n  matchLabels:\n    app: httpbin\
 
 const JWKS = '{"keys":[{"e":"AQAB","kid":"DHFbpoIUqrY8t2zpA2qXfCmr5VO5ZEr4RzHU_-envvQ","kty":"RSA","n":"xAE7eB6qugXyCAG3yhh7pkDkT65pHymX-P7KfIupjf59vsdo91bSP9C8H07pSAGQO1MV_xFj9VswgsCg4R6otmg5PV2He95lZdHtOcU5DXIg_pbhLdKXbi66GlVeK6ABZOUW3WYtnNHD-91gVuoeJT_DwtGGcp4ignkgXfkiEm4sw-4sfb4qdt5oLbyVpmW6x9cfa7vs2WTfURiCrBoUqgBo_-4WTiULmmHSGZHOjzwa8WtrtOQGsAFjIbno85jp6MnGGGZPYZbDAa_b3y5u-YpW7ypZrvD8BgtKVjgtQgZhLAGezMt0ua3DRrWnKqTZ0BJ_EyxOGuHJrLsn00fnMQ"}]}';
 
+/** Public moduli of a 1024-bit and a 2048-bit RSA key (base64url). */
+const RSA_1024_N = 'qPNXiAB31X49n-1eGD161Z_RhLOcU0XnEJ2nWDLDgQ9huLe7BV4WPW0JC3G64fh1iBHuTkVnjsTnN6qu_s9xDMXUFq0wI28rXJQHAck2nF2Ugx_kamCU979CnanhjjK5Clhdi7DoAM-oag6jB_6iLiilMLyR5kfgO5muoUXpHb8';
+const RSA_2048_N = 'uQ_FDk3YrsL2lyhtniVhjVWLoMhDsNq4oTGwVWoZRnE7DcEWML2kU8Wyay4oVGhqFxkMy6efKEdsaOEp3BRaIGSsQTdoNk2H93AcQTu2IM-PwEEvPoKLFoVZGoTMSc0ZjBTJHjfJvvMdWcAuNYEMLb_xRJLmMdG6HQUZ_anu0YxpA5WciJNLzgRTZ4sIYsPOPz3oFaYVl8qbCfY1R6LofF7ua5POdHipi8KGjAH3EtK9JSGZ_vVnSVkCA2S19jBBPR9gmrMKC4mwAWVW4EeuqUnEPvmWH2FUuBV-3NKpxZ7rrnXQKXigvkrJ-OapiIM6FFswGIrZYCOxS8mcTlTUHQ';
+
 describe('RequestAuthentication validation', () => {
   const valid: { name: string; yaml: string }[] = [
     { name: 'empty spec', yaml: ra('{}') },
@@ -153,7 +157,17 @@ describe('RequestAuthentication validation', () => {
     { name: 'a selector without labels', yaml: ra('selector: {}'), warning: /spec\.selector: selector has no matchLabels/ },
     { name: 'a shared secret in an inline JWKS (Istio warns)', yaml: rule(`jwks: '{"keys":[{"kty":"oct","k":"GawgguFyGrWKav7AX4VKUg"}]}'`), warning: /jwtRules\[0\]\.jwks: jwks key at index 0 contains private key material/ },
     { name: 'a private RSA key in an inline JWKS (Istio warns)', yaml: rule(`jwks: '{"keys":[{"kty":"EC","crv":"P-256","x":"f83","y":"x_F"},{"kty":"RSA","n":"xAE","e":"AQAB","d":"secret"}]}'`), warning: /jwks key at index 1 contains private key material/ },
+    // A key Envoy verifies with and meshlet does not: every token signed with it answered 401 "Jwt verification fails", with nothing saying why.
+    {
+      name: 'an RSA key shorter than 2048 bits in an inline JWKS',
+      yaml: rule(`jwks: '{"keys":[{"kty":"RSA","n":"${RSA_2048_N}","e":"AQAB"},{"kty":"RSA","kid":"small","n":"${RSA_1024_N}","e":"AQAB"}]}'`),
+      warning: /jwtRules\[0\]\.jwks: jwks key at index 1 is a 1024-bit RSA key: meshlet does not verify with RSA keys shorter than 2048 bits \(Envoy does\), so tokens signed with it fail with "Jwt verification fails"/,
+    },
   ];
+  it('says nothing about a 2048-bit RSA key', () => {
+    const { errors, warnings } = validateYaml(rule(`jwks: '{"keys":[{"kty":"RSA","n":"${RSA_2048_N}","e":"AQAB"}]}'`));
+    assert.deepEqual([errors, warnings], [[], []]);
+  });
   for (const c of warned) {
     it(`warns about ${c.name}`, () => {
       const { errors, warnings, resources } = validateYaml(c.yaml);

@@ -75,6 +75,32 @@ function privateKeyIndexes(jwks: string): number[] {
   });
 }
 
+/** The bit length of a base64url big-endian unsigned integer (an RSA modulus `n`). */
+function bitLength(b64url: string): number {
+  const bytes = Buffer.from(b64url, 'base64url');
+  let i = 0;
+  while (i < bytes.length && bytes[i] === 0) i++;
+  if (i === bytes.length) return 0;
+  return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i] as number));
+}
+
+/** RSA keys shorter than 2048 bits, by index: meshlet (jose) does not verify with them; Envoy does. */
+function smallRsaKeys(jwks: string): { index: number; bits: number }[] {
+  let keys: unknown;
+  try {
+    keys = (JSON.parse(jwks) as { keys?: unknown }).keys;
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(keys)) return [];
+  return keys.flatMap((k: unknown, index) => {
+    const key = typeof k === 'object' && k !== null ? (k as Record<string, unknown>) : undefined;
+    if (key?.kty !== 'RSA' || typeof key.n !== 'string') return [];
+    const bits = bitLength(key.n);
+    return bits < 2048 ? [{ index, bits }] : [];
+  });
+}
+
 const jwtRule = obj<JWTRule>(
   {
     issuer: nonEmpty,
@@ -98,6 +124,9 @@ const jwtRule = obj<JWTRule>(
       if (!isSet(raw.issuer) && !isSet(raw.jwksUri)) fail(ctx, [...path, 'issuer'], 'is required unless jwksUri is set');
       for (const i of rule.jwks === undefined ? [] : privateKeyIndexes(rule.jwks)) {
         warn(ctx, [...path, 'jwks'], `jwks key at index ${i} contains private key material; only public keys are used for verification (Istio warns too)`);
+      }
+      for (const { index, bits } of rule.jwks === undefined ? [] : smallRsaKeys(rule.jwks)) {
+        warn(ctx, [...path, 'jwks'], `jwks key at index ${index} is a ${bits}-bit RSA key: meshlet does not verify with RSA keys shorter than 2048 bits (Envoy does), so tokens signed with it fail with "Jwt verification fails"`);
       }
       if (rule.issuer === undefined || isSet(raw.jwksUri) || isSet(raw.jwks)) return;
       if (checkJwksUri(rule.issuer) !== undefined) {
