@@ -47,6 +47,31 @@ describe('gRPC call lifecycle through the mesh', () => {
     assert.equal(up.hits, 1);
   });
 
+  it('cancel(): the callback and the status come after cancel() returns, never inside it (as grpc-js delivers them)', async () => {
+    const { up, client } = await setup((p) => [entry(p)]);
+    let arrived!: () => void;
+    const there = new Promise<void>((r) => (arrived = r));
+    up.behaviour.Unary = () => arrived();
+    const order: string[] = [];
+    const ended = (name: string, call: grpc.ClientUnaryCall) => new Promise<void>((resolve) => call.on('status', (s) => {
+      order.push(`${name} status ${grpc.status[s.code]}`);
+      resolve();
+    }));
+    // Cancelled at once (routed, not answered), and once the server has it.
+    const early = client.Unary({ text: 'e' }, new grpc.Metadata(), {}, (e) => order.push(`early callback ${e?.code}`));
+    const earlyEnded = ended('early', early);
+    early.cancel();
+    order.push('early cancel() returned');
+    await earlyEnded;
+    const late = client.Unary({ text: 'l' }, new grpc.Metadata(), {}, (e) => order.push(`late callback ${e?.code}`));
+    const lateEnded = ended('late', late);
+    await there;
+    late.cancel();
+    order.push('late cancel() returned');
+    await lateEnded;
+    assert.deepEqual(order, ['early cancel() returned', 'early callback 1', 'early status CANCELLED', 'late cancel() returned', 'late callback 1', 'late status CANCELLED']);
+  });
+
   it('per-try timeout (on the mesh clock): the attempt is cut and retried; the second answers', async () => {
     const clock = new ManualClock(5_000);
     const { up, client } = await setup((p) => [entry(p), virtualService('echo', ['echo'], [{ route: [{ destination: { host: 'echo' } }], retries: { attempts: 2, perTryTimeout: '1s', retryOn: 'reset' } }])], { clock });

@@ -82,7 +82,7 @@ class CallCancelled extends Error {
 
 /** MeshCall's bits: the status was delivered. */
 const ENDED = 1;
-/** Inside start() (or a write refused for its size): a status that comes now is delivered after it returns. */
+/** Inside start() or cancelWithStatus(): a status that comes now is delivered after it returns. */
 const STARTING = 2;
 
 /** A grpc-js call carried by the mesh. */
@@ -204,14 +204,9 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   sendMessageWithContext(context: MessageContext, message: Buffer): void {
     const send = this.#limits.send;
     if (send >= 0 && message.length > send) {
-      // As grpc-js: the call fails, nothing of the message is sent. The write may come inside
-      // the client's own call (a unary call's request): its status comes after that returns.
-      this.#bits |= STARTING;
-      try {
-        this.cancelWithStatus(RESOURCE_EXHAUSTED, `Attempted to send message with a size larger than ${send}`);
-      } finally {
-        this.#bits &= ~STARTING;
-      }
+      // As grpc-js: the call fails, nothing of the message is sent (the status comes after this
+      // returns: the write may be inside the client's own call, a unary call's request).
+      this.cancelWithStatus(RESOURCE_EXHAUSTED, `Attempted to send message with a size larger than ${send}`);
       return;
     }
     const cb = context.callback;
@@ -237,11 +232,23 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   }
 
   cancelWithStatus(status: number, details: string): void {
+    // As with grpc-js's own calls, the status reaches the caller after cancel() returns, never
+    // inside it (a callback run within call.cancel() would re-enter the caller's code).
+    const outer = this.#bits & STARTING;
+    this.#bits |= STARTING;
+    try {
+      this.#cancel(status, details);
+    } finally {
+      if (outer === 0) this.#bits &= ~STARTING;
+    }
+  }
+
+  #cancel(status: number, details: string): void {
     if ((this.#bits & ENDED) !== 0 || this.#cancelled !== undefined) return;
     this.#cancelled = { code: status, details };
     const ex = this.#ex;
     if (ex === undefined) {
-      // Not routed yet (call credentials pending) or not started: the status goes out at once.
+      // Not routed yet (call credentials pending) or not started: the status goes out now.
       if (this.#listener !== undefined) this.#finish({ code: status, details, metadata: new this.#o.grpc.Metadata() });
       return;
     }
