@@ -1,6 +1,8 @@
 /**
  * `mesh.grpc.bind` and the mesh's lifecycle: `mesh.close()` closes the port the mesh bound,
- * letting a call in flight run for `closeTimeoutMs` before it is cancelled; a bad address is
+ * letting a call in flight run for `closeTimeoutMs` before it is cancelled; grpc-js's
+ * `server.tryShutdown()` / `forceShutdown()` close it too, as they close grpc-js's own ports
+ * (tryShutdown calls back once the calls in flight are done); a bad address is
  * refused, naming it; how bind addresses are read and how a deadline is written as `grpc-timeout`.
  */
 import assert from 'node:assert/strict';
@@ -52,6 +54,64 @@ describe('gRPC server: mesh.grpc.bind and mesh.close()', () => {
     } finally {
       client.close();
       await server.close();
+    }
+  });
+
+  /** What a new connection to `port` gets: 'connected' or the error code. */
+  const dial = (port: number) =>
+    new Promise<string>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.on('connect', () => {
+        // Accepted, then closed by the server without a byte, or kept: either way, say which.
+        s.once('close', () => resolve('closed'));
+        s.setTimeout(1000, () => {
+          s.destroy();
+          resolve('connected');
+        });
+      });
+      s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    });
+
+  it('server.tryShutdown(): the port takes no new connection, and the callback comes once the call in flight has ended', async () => {
+    const mesh = await createMesh({ service: 'echo', namespace: 'foo', config: [] });
+    // A bidi handler that echoes and ends when its caller does.
+    const server = await startMeshGrpcServer(mesh, 'mesh');
+    const client = plainClient(server.port) as Echo;
+    try {
+      const order: string[] = [];
+      const call = client.Bidi();
+      const done = collect(call).then((r) => order.push(`call ended ${grpc.status[r.status.code]}`));
+      call.write({ text: 'open' });
+      while (server.seen.length === 0) await new Promise((r) => setTimeout(r, 2));
+      const shut = new Promise<void>((resolve) =>
+        server.server.tryShutdown(() => {
+          order.push('tryShutdown callback');
+          resolve();
+        }),
+      );
+      assert.equal(await dial(server.port), 'ECONNREFUSED');
+      order.push('caller ends');
+      call.end();
+      await Promise.all([done, shut]);
+      assert.deepEqual(order, ['caller ends', 'call ended OK', 'tryShutdown callback']);
+    } finally {
+      client.close();
+      await server.close();
+      await mesh.close();
+    }
+  });
+
+  it('server.forceShutdown(): the port takes no new connection', async () => {
+    const mesh = await createMesh({ service: 'echo', namespace: 'foo', config: [] });
+    const server = await startMeshGrpcServer(mesh, 'mesh');
+    const client = plainClient(server.port) as Echo;
+    try {
+      assert.equal((await unary(client, { text: 'a' })).error, undefined);
+      server.server.forceShutdown();
+      assert.equal(await dial(server.port), 'ECONNREFUSED');
+    } finally {
+      client.close();
+      await mesh.close();
     }
   });
 

@@ -103,6 +103,10 @@ export class GrpcListener {
   readonly #mtls: InboundTls;
   /** The connections this port handed to grpc-js (without the mesh's interceptors: closed when a new mode no longer allows them). */
   readonly #handed = new Set<AcceptedConnection>();
+  /** The sockets this port handed to grpc-js that are still open (server.tryShutdown() waits for them). */
+  readonly #open = new Set<Socket>();
+  /** The grpc-js server was shut down (tryShutdown / forceShutdown): the port takes no more connections. */
+  #stopped = false;
   readonly #unsubscribe: (() => void) | undefined;
 
   /**
@@ -125,6 +129,7 @@ export class GrpcListener {
       probesOnly: probes && judged ? (socket) => this.#hand(socket, { socket, tls: false, peer: undefined, sni: undefined, probesOnly: true }) : undefined,
     });
     this.#net = createServer((s) => this.#acceptor.accept(s));
+    hookShutdown(server, this);
   }
 
   /** The port listened on (0 before listen). */
@@ -146,6 +151,13 @@ export class GrpcListener {
   }
 
   #hand(socket: Socket, c: AcceptedConnection): void {
+    if (this.#stopped) {
+      // Accepted as the server was shut down: refused, as grpc-js's own closed port would.
+      socket.destroy();
+      return;
+    }
+    this.#open.add(socket);
+    socket.once('close', () => this.#open.delete(socket));
     this.#connections.add(socket, c);
     if (this.#unsubscribe !== undefined) {
       this.#handed.add(c);
@@ -166,6 +178,19 @@ export class GrpcListener {
   }
 
   /**
+   * The grpc-js server is shutting down (`server.tryShutdown()` / `forceShutdown()`): the port
+   * stops listening, as grpc-js closes its own ports; the connections it serves are grpc-js's to
+   * close. Resolves once every connection handed to it has closed.
+   */
+  stop(): Promise<void> {
+    this.#stopped = true;
+    this.#acceptor.dropPending();
+    if (this.#net.listening) this.#net.close();
+    const open = [...this.#open];
+    return Promise.all(open.map((s) => (s.closed ? undefined : new Promise((r) => s.once('close', r))))).then(() => undefined);
+  }
+
+  /**
    * Stops listening; connections not handed over yet are closed at once, those grpc-js serves are
    * closed by it (GOAWAY), their calls in flight given `graceMs` to finish before they are cancelled.
    */
@@ -177,4 +202,37 @@ export class GrpcListener {
     this.#injector.destroy();
     return closed;
   }
+}
+
+const LISTENERS = Symbol.for('meshlet.grpc.listeners');
+
+type Hooked = GrpcServer & { [LISTENERS]?: Set<GrpcListener> };
+
+/**
+ * Makes `server.tryShutdown()` and `forceShutdown()` close the ports `mesh.grpc.bind` opened for
+ * the server, as they close grpc-js's own: no new connection is taken, and tryShutdown calls back
+ * once the connections the ports handed over have closed (grpc-js alone would call back at once:
+ * it sees the injected connections closing as closed, and would serve new ones after it).
+ */
+function hookShutdown(server: GrpcServer, l: GrpcListener): void {
+  const h = server as Hooked;
+  let set = h[LISTENERS];
+  if (set === undefined) {
+    const listeners = new Set<GrpcListener>();
+    set = listeners;
+    Object.defineProperty(h, LISTENERS, { value: listeners });
+    const tryShutdown = server.tryShutdown;
+    const forceShutdown = server.forceShutdown;
+    server.tryShutdown = function (this: GrpcServer, callback: (error?: Error) => void): void {
+      const stopped = Promise.all([...listeners].map((x) => x.stop()));
+      tryShutdown.call(this, (error?: Error) => {
+        void stopped.then(() => callback(error));
+      });
+    };
+    server.forceShutdown = function (this: GrpcServer): void {
+      for (const x of listeners) void x.stop();
+      forceShutdown.call(this);
+    };
+  }
+  set.add(l);
 }
