@@ -7,7 +7,8 @@
 import { ANALYSIS_MODES } from './config/load-config.ts';
 import { systemClock, systemRandom } from './core/clock.ts';
 import { ConfigError, InvalidArgumentError } from './core/errors.ts';
-import { TOKEN_ENV } from './control-plane/protocol.ts';
+import { TOKEN_ENV, TOKEN_FILE_ENV } from './control-plane/protocol.ts';
+import { readTokenFile, tokenFileSource } from './control-plane/token-file.ts';
 import { type ConfigAppliedEvent, ControlPlaneSource, controlPlaneUrls } from './control-plane/source.ts';
 import { DEFAULT_LOGGER, Mesh } from './mesh.ts';
 import { FileConfigCaches, loadFileConfig, workloadOf } from './mesh-file-config.ts';
@@ -91,6 +92,27 @@ function checkMeshOptionNames(o: MeshOptions): void {
   checkOptionNames('createMesh', t?.metrics, METRICS_OPTION_NAMES, 'telemetry.metrics.');
 }
 
+/**
+ * The control-plane token: `token`, else `tokenFile` (read for every request), else
+ * MESHLET_TOKEN, else MESHLET_TOKEN_FILE; undefined for none.
+ */
+function controlPlaneToken(o: MeshOptions): string | (() => string) | undefined {
+  if (o.tokenFile !== undefined && (typeof o.tokenFile !== 'string' || o.tokenFile === '')) throw new InvalidArgumentError('createMesh: `tokenFile` must be a non-empty path');
+  if (o.token !== undefined && o.tokenFile !== undefined) throw new InvalidArgumentError('createMesh: `token` and `tokenFile` are mutually exclusive (a token, or the file it is read from for each request)');
+  if (o.token !== undefined) return o.token === '' ? undefined : o.token;
+  const env = process.env[TOKEN_ENV];
+  const file = o.tokenFile ?? (env === undefined || env === '' ? process.env[TOKEN_FILE_ENV] : undefined);
+  if (file === undefined || file === '') return env === '' ? undefined : env;
+  let first: string;
+  try {
+    first = readTokenFile(file);
+  } catch (e) {
+    throw new InvalidArgumentError(`createMesh: ${(e as Error).message}${o.tokenFile === undefined ? ` (from $${TOKEN_FILE_ENV})` : ''}`);
+  }
+  const logger = o.logger ?? DEFAULT_LOGGER;
+  return tokenFileSource(file, first, (m) => logger.warn(m));
+}
+
 function nonNegative(o: MeshOptions, key: 'startupTimeoutMs' | 'drainMs' | 'closeTimeoutMs', fallback: number): number {
   const v = o[key];
   if (v === undefined) return fallback;
@@ -105,14 +127,14 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
   } catch (e) {
     throw new InvalidArgumentError(`createMesh: ${(e as Error).message}`);
   }
-  const token = o.token ?? process.env[TOKEN_ENV];
   if (o.token !== undefined && typeof o.token !== 'string') throw new InvalidArgumentError('createMesh: `token` must be a string');
+  const token = controlPlaneToken(o);
   // The control plane's CA is the default identity of a mesh with a control plane (MeshOptions.identity).
   const credentials = new CredentialHolder();
   const fromCa = (o.identity ?? 'control-plane') === 'control-plane';
   const source = new ControlPlaneSource({
     urls,
-    token: token === '' ? undefined : token,
+    token,
     workload: workloadOf(o),
     rootNamespace: o.rootNamespace,
     locality: o.locality ?? '',

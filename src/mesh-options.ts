@@ -70,6 +70,14 @@ export interface MeshOptions {
   readonly controlPlane?: string | readonly string[] | undefined;
   /** Bearer token for the control plane (`meshlet token`). @defaultValue process.env.MESHLET_TOKEN */
   readonly token?: string | undefined;
+  /**
+   * A file holding the control-plane token, read again for every request to the control plane
+   * (as istio-agent re-reads its projected service-account token): a token replaced on disk — a
+   * Kubernetes projected volume or secret, a rotated signing key's new token — is used without a
+   * restart. Not with `token`. Unreadable or empty at start: `createMesh` rejects, naming the file.
+   * @defaultValue process.env.MESHLET_TOKEN_FILE (when `token` and MESHLET_TOKEN are not set)
+   */
+  readonly tokenFile?: string | undefined;
   /** Directory of the last-known-good cache (`<namespace>.<service>.json`); none when absent. */
   readonly cacheDir?: string | undefined;
   /** How long `createMesh` waits for the first config from the control plane. @defaultValue 10000 */
@@ -225,6 +233,7 @@ export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
   'config',
   'controlPlane',
   'token',
+  'tokenFile',
   'cacheDir',
   'startupTimeoutMs',
   'failOpen',

@@ -97,8 +97,8 @@ export interface CallRequest {
 
 /** Options of {@link ControlPlaneHttp}. */
 export interface ControlPlaneHttpOptions {
-  /** Bearer token; none sends no `Authorization`. */
-  readonly token: string | undefined;
+  /** Bearer token, or where to read it for each request (a token file); none sends no `Authorization`. */
+  readonly token: string | (() => string) | undefined;
   /** Connect + headers + body timeout of one short call. @defaultValue 5000 */
   readonly callTimeoutMs?: number;
   /** How long an open breaker waits before letting one trial call through (half-open). @defaultValue 2000 */
@@ -114,7 +114,7 @@ let opossum: Promise<{ default: typeof CircuitBreaker }> | undefined;
 export class ControlPlaneHttp {
   /** The dedicated agent (also used by the watch stream). */
   readonly agent: Agent;
-  readonly #token: string | undefined;
+  readonly #token: string | (() => string) | undefined;
   readonly #timeoutMs: number;
   readonly #resetMs: number;
   readonly #breakers = new Map<string, CircuitBreaker<Parameters<Action>, unknown>>();
@@ -129,7 +129,8 @@ export class ControlPlaneHttp {
   /** Request headers: auth and accept. */
   headers(extra: Record<string, string> = {}): Record<string, string> {
     const h: Record<string, string> = { accept: 'application/json', ...extra };
-    if (this.#token !== undefined && this.#token !== '') h.authorization = `Bearer ${this.#token}`;
+    const t = typeof this.#token === 'function' ? this.#token() : this.#token;
+    if (t !== undefined && t !== '') h.authorization = `Bearer ${t}`;
     return h;
   }
 

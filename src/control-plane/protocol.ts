@@ -77,6 +77,8 @@ export const DEFAULT_MAX_NACK_BYTES = 64 * 1024;
 export const ENDPOINTS_DELTA_FEATURE = 'endpoints-delta';
 /** The environment variable `createMesh` and the CLI read a token from. */
 export const TOKEN_ENV = 'MESHLET_TOKEN';
+/** Where a mesh reads its token file from when no token is given (`tokenFile`). */
+export const TOKEN_FILE_ENV = 'MESHLET_TOKEN_FILE';
 
 /** A resource as it travels: the Kubernetes shape. */
 export interface WireResource {

@@ -23,7 +23,8 @@ export type ConfigOrigin = 'control-plane' | 'cache' | 'none';
 export interface ControlPlaneSourceOptions {
   /** Control-plane base URLs (`http://host:port`), tried in turn. */
   readonly urls: readonly string[];
-  readonly token: string | undefined;
+  /** The bearer token, or a function that reads it for each request (`tokenFile`). */
+  readonly token: string | (() => string) | undefined;
   readonly workload: Required<WorkloadInfo>;
   /** The mesh's root namespace: its selector-less Sidecar is the default of namespaces without one. @defaultValue 'istio-system' */
   readonly rootNamespace?: string;

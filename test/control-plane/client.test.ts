@@ -241,3 +241,58 @@ test('fail-closed: a first config the mesh rejects fails createMesh with the rea
     await t.close();
   }
 });
+
+test('tokenFile: the token is read again for every request — after the signing key is rotated, a mesh refused (401) comes back once the file holds the new key’s token, without a restart', async () => {
+  const t = await startTestControlPlane({ se: entries(), vs: [routeAll('svc', 'svc.example', 'b.example')] });
+  const dir = await tempDir();
+  const file = join(dir, 'token');
+  await writeFile(file, `${await t.cp.mintToken({ service: 'client', namespace: 'default' })}\n`);
+  const warnings: string[] = [];
+  const mesh = await createMesh({ service: 'client', controlPlane: t.cp.url, tokenFile: file, random: shortJitter(3), logger: { warn: (m) => warnings.push(m), info: () => undefined } });
+  try {
+    assert.equal((await call(mesh, 'http://svc.example/')).upstream, 'b');
+    // A new signing key (the old one's tokens are refused), and a config change the mesh should get.
+    await t.cp.close();
+    await rm(join(t.dataDir, 'signing-key.jwk'));
+    await t.restart();
+    await t.write('vs', [routeAll('svc', 'svc.example', 'a.example')]);
+    await until(() => warnings.some((w) => /401/.test(w)), 'the old token refused');
+    // The token is replaced on disk (a projected volume, a new `meshlet token`): the next reconnect presents it.
+    const live = waitFor<{ source: string }>(mesh, 'config', (e) => e.source === 'control-plane', 8000);
+    await writeFile(file, `${await t.cp.mintToken({ service: 'client', namespace: 'default' })}\n`);
+    await live;
+    assert.equal((await call(mesh, 'http://svc.example/')).upstream, 'a');
+  } finally {
+    await mesh.close();
+    await t.close();
+  }
+});
+
+test('tokenFile: a missing, empty or several-word file, or both token and tokenFile, reject createMesh naming the file; MESHLET_TOKEN_FILE is its default', async () => {
+  const t = await startTestControlPlane({ se: entries() });
+  const dir = await tempDir();
+  const file = join(dir, 'token');
+  try {
+    await assert.rejects(createMesh({ service: 'client', controlPlane: t.cp.url, tokenFile: join(dir, 'absent'), logger: quietLogger }), new RegExp(`cannot read the token file ${join(dir, 'absent')}: ENOENT`));
+    await writeFile(file, '  \n');
+    await assert.rejects(createMesh({ service: 'client', controlPlane: t.cp.url, tokenFile: file, logger: quietLogger }), new RegExp(`the token file ${file} is empty`));
+    await writeFile(file, 'a b\n');
+    await assert.rejects(createMesh({ service: 'client', controlPlane: t.cp.url, tokenFile: file, logger: quietLogger }), /holds more than one word/);
+    await assert.rejects(createMesh({ service: 'client', controlPlane: t.cp.url, token: 'x', tokenFile: file, logger: quietLogger }), /`token` and `tokenFile` are mutually exclusive/);
+    await writeFile(file, await t.cp.mintToken({ service: 'client', namespace: 'default' }));
+    const saved = { token: process.env.MESHLET_TOKEN, file: process.env.MESHLET_TOKEN_FILE };
+    delete process.env.MESHLET_TOKEN;
+    process.env.MESHLET_TOKEN_FILE = file;
+    try {
+      const m = await createMesh({ service: 'client', controlPlane: t.cp.url, logger: quietLogger });
+      assert.equal(m.configSource, 'control-plane');
+      await m.close();
+    } finally {
+      if (saved.token !== undefined) process.env.MESHLET_TOKEN = saved.token;
+      if (saved.file === undefined) delete process.env.MESHLET_TOKEN_FILE;
+      else process.env.MESHLET_TOKEN_FILE = saved.file;
+    }
+  } finally {
+    await t.close();
+  }
+});

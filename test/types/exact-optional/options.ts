@@ -30,6 +30,7 @@ const everything: MeshOptions = {
   config: env('MESH_CONFIG'),
   controlPlane: undefined,
   token: undefined,
+  tokenFile: undefined,
   cacheDir: undefined,
   startupTimeoutMs: num('STARTUP_TIMEOUT_MS'),
   failOpen: undefined,
