@@ -59,8 +59,8 @@ export function checkJwks(s: string): string | undefined {
 
 const headerName = strWith(checkHeaderName);
 
-/** Members that make a JWK a private (or secret) key: `d` for RSA, EC and OKP; any `oct` key is a shared secret. */
-function privateKeyIndexes(jwks: string): number[] {
+/** The `keys` of a JWKS text, each an object or undefined (by index); none when it does not parse. */
+function jwksKeys(jwks: string): (Record<string, unknown> | undefined)[] {
   let keys: unknown;
   try {
     keys = (JSON.parse(jwks) as { keys?: unknown }).keys;
@@ -68,11 +68,12 @@ function privateKeyIndexes(jwks: string): number[] {
     return [];
   }
   if (!Array.isArray(keys)) return [];
-  return keys.flatMap((k: unknown, i) => {
-    if (typeof k !== 'object' || k === null) return [];
-    const key = k as Record<string, unknown>;
-    return key.kty === 'oct' || typeof key.d === 'string' ? [i] : [];
-  });
+  return keys.map((k: unknown) => (typeof k === 'object' && k !== null ? (k as Record<string, unknown>) : undefined));
+}
+
+/** Members that make a JWK a private (or secret) key: `d` for RSA, EC and OKP; any `oct` key is a shared secret. */
+function privateKeyIndexes(jwks: string): number[] {
+  return jwksKeys(jwks).flatMap((key, i) => (key !== undefined && (key.kty === 'oct' || typeof key.d === 'string') ? [i] : []));
 }
 
 /** The bit length of a base64url big-endian unsigned integer (an RSA modulus `n`). */
@@ -86,15 +87,7 @@ function bitLength(b64url: string): number {
 
 /** RSA keys shorter than 2048 bits, by index: meshlet (jose) does not verify with them; Envoy does. */
 function smallRsaKeys(jwks: string): { index: number; bits: number }[] {
-  let keys: unknown;
-  try {
-    keys = (JSON.parse(jwks) as { keys?: unknown }).keys;
-  } catch {
-    return [];
-  }
-  if (!Array.isArray(keys)) return [];
-  return keys.flatMap((k: unknown, index) => {
-    const key = typeof k === 'object' && k !== null ? (k as Record<string, unknown>) : undefined;
+  return jwksKeys(jwks).flatMap((key, index) => {
     if (key?.kty !== 'RSA' || typeof key.n !== 'string') return [];
     const bits = bitLength(key.n);
     return bits < 2048 ? [{ index, bits }] : [];
