@@ -6,7 +6,7 @@
  * a handler cut at the caller's deadline, `istio_requests_total{reporter="destination",
  * request_protocol="grpc", grpc_response_status}` for answered, denied and expired calls, access
  * log lines — and on the client side, `grpc_response_status` of a call that failed after its
- * response metadata.
+ * response metadata, and request / response sizes as on the wire (5-byte prefixes counted).
  */
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
@@ -220,6 +220,25 @@ describe('gRPC client: grpc_response_status of a call that failed after its resp
     client.close();
     await mesh.close();
     await up.close();
+  });
+
+  it('request and response sizes count each message as on the wire: the message and its 5-byte gRPC prefix', async () => {
+    const svc = EchoClient.service as unknown as Record<'Unary' | 'ClientStream', { requestSerialize(m: object): Buffer; responseSerialize(m: unknown): Buffer }>;
+    const req = { text: 'abcdefgh' };
+    const r = await unary(client, req);
+    assert.equal(r.reply?.server, 'slow');
+    const end = ends.findLast((e) => e.workload === mesh.identity && e.path === '/meshlet.test.Echo/Unary');
+    assert.equal(end?.requestBytes, svc.Unary.requestSerialize(req).length + 5);
+    assert.equal(end?.responseBytes, svc.Unary.responseSerialize(r.reply).length + 5);
+    // A client stream of three messages, one of them empty: three prefixes.
+    const msgs = [{ text: 'a' }, {}, { text: 'ccc' }];
+    await new Promise<void>((resolve, reject) => {
+      const w = client.ClientStream(new grpc.Metadata(), {}, (e) => (e === null ? resolve() : reject(e)));
+      for (const m of msgs) w.write(m);
+      w.end();
+    });
+    const cs = ends.findLast((e) => e.workload === mesh.identity && e.path === '/meshlet.test.Echo/ClientStream');
+    assert.equal(cs?.requestBytes, msgs.reduce((n, m) => n + svc.ClientStream.requestSerialize(m).length + 5, 0));
   });
 
   it('a route timeout after the first message: the caller gets DEADLINE_EXCEEDED and call:end says 4 (not -1)', async () => {

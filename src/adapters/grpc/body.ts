@@ -75,6 +75,9 @@ const COMPLETE = 8;
  */
 const COMPLETE_RECORDED = 16;
 
+/** The length prefix of a gRPC message on the wire (a compressed flag and a 4-byte length). */
+export const PREFIX_BYTES = 5;
+
 /** The request body of a gRPC call: the caller's messages, replayable (and mirrored) while they fit. */
 export class MessageBody extends ReplayableBody {
   /**
@@ -86,6 +89,8 @@ export class MessageBody extends ReplayableBody {
   /** Messages written while no attempt was attached (waiting for a stream, a retry's backoff). */
   #pending: Entry[] = NONE;
   #bytes = 0;
+  /** Messages taken by an attempt (the request's, each counted once). */
+  #sent = 0;
   #sink: MessageSink | undefined;
   /** Waiting for the whole request ({@link MessageBody.whenComplete}, {@link MessageBody.forCopy}). */
   #onComplete: ((messages: readonly Buffer[] | undefined) => void)[] | undefined;
@@ -182,6 +187,7 @@ export class MessageBody extends ReplayableBody {
 
   #take(e: Entry): void {
     this.#bytes += e.message.byteLength;
+    this.#sent++;
     if ((this.#bits & OVERFLOW) !== 0) return;
     if (this.#bytes > this.capBytes) {
       // From here the request streams straight through: it can no longer be replayed.
@@ -230,8 +236,9 @@ export class MessageBody extends ReplayableBody {
     return (this.#bits & OVERFLOW) === 0;
   }
 
+  /** The request's bytes as they go on the wire: each message sent and its 5-byte gRPC prefix (telemetry's request size). */
   override get bytes(): number {
-    return this.#bytes;
+    return this.#bytes + PREFIX_BYTES * this.#sent;
   }
 
   /**

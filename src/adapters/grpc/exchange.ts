@@ -13,6 +13,7 @@ import { Exchange, type Controller, type Headers, type LocalReplyKind } from '..
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
 import { localReplyText } from '../../core/local-reply.ts';
 import { OVERLOADED_HEADER } from '../undici/render.ts';
+import { PREFIX_BYTES } from './body.ts';
 import { encodeGrpcMessage, FLAGS_KEY } from './metadata.ts';
 
 /** The gRPC status a sidecar answers a mesh-made failure with. */
@@ -69,7 +70,13 @@ export class GrpcExchange extends Exchange {
     return md;
   }
 
-  protected override deliverHead(_controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, changed: boolean): void {
+  /** A response message: the response size counts it as it came on the wire, with its 5-byte gRPC prefix (a direct response's body is not messages). */
+  override onResponseData(controller: Controller, chunk: Buffer): void {
+    if (!this.done && this.localKind === undefined) this.responseBytes += PREFIX_BYTES;
+    super.onResponseData(controller, chunk);
+  }
+
+    protected override deliverHead(_controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, changed: boolean): void {
     // Only the mesh says what the mesh did: an upstream's own copy of the header is dropped.
     delete headers[FLAGS_KEY];
     if (this.flags !== '') headers[FLAGS_KEY] = this.flags;
