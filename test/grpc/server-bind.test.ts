@@ -115,6 +115,27 @@ describe('gRPC server: mesh.grpc.bind and mesh.close()', () => {
     }
   });
 
+  it('a bind after mesh.close() or of a server already shut down is refused, saying why; a port in use names the bind and keeps its code', async () => {
+    const mesh = await createMesh({ service: 'echo', namespace: 'foo', config: [] });
+    const server = await startMeshGrpcServer(mesh, 'mesh');
+    try {
+      await assert.rejects(mesh.grpc.bind(new grpc.Server(), `127.0.0.1:${server.port}`), (e: NodeJS.ErrnoException) => {
+        assert.equal(e.code, 'EADDRINUSE');
+        assert.match(e.message, new RegExp(`^mesh\\.grpc\\.bind\\(server, "127\\.0\\.0\\.1:${server.port}"\\): cannot listen: .*EADDRINUSE`));
+        return true;
+      });
+      const shut = new grpc.Server();
+      shut.forceShutdown();
+      await assert.rejects(mesh.grpc.bind(shut, '127.0.0.1:0'), /mesh\.grpc\.bind\(server, "127\.0\.0\.1:0"\): the server is shut down/);
+    } finally {
+      await server.close();
+      await mesh.close();
+    }
+    // Nothing would ever close a port bound now: refused.
+    await assert.rejects(mesh.grpc.bind(new grpc.Server(), '127.0.0.1:0'), /mesh\.grpc\.bind\(server, "127\.0\.0\.1:0"\): the mesh is closed/);
+    assert.deepEqual(mesh.grpc.boundPorts(), []);
+  });
+
   it('an address without a port is refused, naming it', async () => {
     const mesh = await createMesh({ service: 'echo', namespace: 'foo', config: [] });
     try {

@@ -176,6 +176,9 @@ export class MeshGrpc {
     if (server === null || typeof server !== 'object' || typeof (server as { createConnectionInjector?: unknown }).createConnectionInjector !== 'function') {
       throw new InvalidArgumentError('mesh.grpc.bind(server, address): server must be a grpc-js Server (grpc-js 1.14 or later, which has createConnectionInjector)');
     }
+    if (this.#o.closed()) throw new InvalidArgumentError(`mesh.grpc.bind(server, ${JSON.stringify(address)}): the mesh is closed`);
+    // grpc-js keeps a shut-down server's state in its `shutdown` field (1.14); its bindAsync refuses such a server too.
+    if ((server as unknown as { shutdown?: unknown }).shutdown === true) throw new InvalidArgumentError(`mesh.grpc.bind(server, ${JSON.stringify(address)}): the server is shut down (tryShutdown / forceShutdown); make a new grpc.Server`);
     this.judgeUnserved(server);
     const judged = this.#judges(server);
     const probes = this.#o.server.guard().probes !== undefined;
@@ -186,13 +189,23 @@ export class MeshGrpc {
     }
     const l = new GrpcListener(grpcJs(), server, this.#o.server.tls, this.#serverPeers.connections, probes, judged);
     this.#listeners.add(l);
+    let bound: number;
     try {
-      return await l.listen(host, port);
+      bound = await l.listen(host, port);
     } catch (err) {
       this.#listeners.delete(l);
       await l.close(0);
+      // The listen error (EADDRINUSE, EACCES, …) as it is, saying which call and address it was.
+      if (err instanceof Error) err.message = `mesh.grpc.bind(server, ${JSON.stringify(address)}): cannot listen: ${err.message}`;
       throw err;
     }
+    if (this.#o.closed()) {
+      // mesh.close() ran while the port was being bound: it is closed, not left open.
+      this.#listeners.delete(l);
+      await l.close(0);
+      throw new InvalidArgumentError(`mesh.grpc.bind(server, ${JSON.stringify(address)}): the mesh was closed while the port was being bound`);
+    }
+    return bound;
   }
 
   /** @internal The ports {@link bind} listens on. */
