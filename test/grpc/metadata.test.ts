@@ -139,3 +139,38 @@ describe('gRPC request metadata through the mesh', () => {
     assert.equal(r.trailers?.get('x-trailer')[0], 't');
   });
 });
+
+describe("gRPC rich error details through the mesh (grpc-status-details-bin)", () => {
+  let up: GrpcUpstream;
+  let mesh: Mesh;
+  let client: Echo;
+  /** A google.rpc.Status as its bytes (code 5, message "nf"): the server's app sets it, the caller reads it. */
+  const DETAILS = Buffer.from([8, 5, 18, 2, 110, 102]);
+  before(async () => {
+    up = await startGrpcUpstream('a', {
+      Unary: (call, cb) => {
+        // After its response metadata, or trailers-only.
+        if (call.request.text === 'after-head') call.sendMetadata(new grpc.Metadata());
+        const md = new grpc.Metadata();
+        md.set('grpc-status-details-bin', DETAILS);
+        cb(Object.assign(new Error('nf'), { code: grpc.status.NOT_FOUND, details: 'nf', metadata: md }));
+      },
+    });
+    const host = 'echo.default.svc.cluster.local';
+    mesh = await createMesh({ service: 'client', config: [grpcServiceEntry('echo', host, 9090, [{ port: up.port }])] });
+    client = mesh.grpc.client(EchoClient, 'echo:9090') as unknown as Echo;
+  });
+  after(async () => {
+    client.close();
+    await mesh.close();
+    await up.close();
+  });
+
+  for (const text of ['trailers-only', 'after-head']) {
+    it(`an error's grpc-status-details-bin reaches the caller as the server set it (${text}), as Envoy passes it`, async () => {
+      const r = await unary(client, { text });
+      assert.equal(r.error?.code, grpc.status.NOT_FOUND);
+      assert.deepEqual(r.error?.metadata.get('grpc-status-details-bin'), [DETAILS]);
+    });
+  }
+});

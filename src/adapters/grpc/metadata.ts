@@ -14,8 +14,12 @@ import { isWireMetadata, type MetadataStore, storeOf, type WireHeaders, wireMeta
 /** The header a gRPC call's mesh-made flags travel in (initial metadata, or trailing metadata of a mesh-made status). */
 export const FLAGS_KEY = 'x-meshlet-response-flags';
 
-/** Headers gRPC sets itself on the wire: never taken from (or given to) metadata. */
-const RESERVED = new Set(['content-type', 'te', 'host', 'user-agent', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'grpc-message', 'grpc-status-details-bin', 'x-envoy-expected-rq-timeout-ms']);
+/**
+ * Headers gRPC sets itself on the wire: never taken from (or given to) metadata.
+ * `grpc-status-details-bin` (the rich error model's `google.rpc.Status`) is not one of them: the
+ * server's app sets it in the trailing metadata and the caller reads it there, as Envoy passes it.
+ */
+const RESERVED = new Set(['content-type', 'te', 'host', 'user-agent', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'grpc-message', 'x-envoy-expected-rq-timeout-ms']);
 
 /** The request headers of a call: its metadata (lower-cased names; `-bin` values base64) plus gRPC's content-type and te. */
 export function headersOf(metadata: Metadata): Headers {
