@@ -1,6 +1,7 @@
 /**
  * gRPC calls are routed like HTTP ones, by the same route table: a VirtualService matches the
- * method as its uri (`/pkg.Service/Method`), metadata as headers and the port; weights split
+ * method as its uri (`/pkg.Service/Method`), metadata as headers (and `user-agent` as grpc-js
+ * sends it) and the port; weights split
  * calls between subsets; every load-balancing kind of a DestinationRule picks the endpoint of
  * each call; a call no route matches gets UNIMPLEMENTED (Envoy's 404 → gRPC), flag NR.
  */
@@ -33,6 +34,20 @@ describe('gRPC routing through the mesh', () => {
     clients.push(client);
     return { a, b, mesh, client };
   }
+
+  it("user-agent is matched as grpc-js sends it: the client's grpc.primary_user_agent, then grpc-node-js/<version>", async () => {
+    const { mesh, client } = await setup([
+      destinationRule('echo', 'echo', { subsets }),
+      virtualService('echo', ['echo'], [
+        { name: 'app', match: [{ headers: { 'user-agent': { prefix: 'myapp/1.0 grpc-node-js/' } } }], route: [{ destination: { host: 'echo', subset: 'v2' } }] },
+        { name: 'grpc-js', match: [{ headers: { 'user-agent': { regex: 'grpc-node-js/[0-9.]+' } } }], route: [{ destination: { host: 'echo', subset: 'v1' } }] },
+      ]),
+    ]);
+    const app = mesh.grpc.client(EchoClient, 'echo:9090', { 'grpc.primary_user_agent': 'myapp/1.0' }) as unknown as Echo;
+    clients.push(app);
+    assert.equal((await unary(client, { text: 'x' })).reply?.server, 'v1');
+    assert.equal((await unary(app, { text: 'x' })).reply?.server, 'v2');
+  });
 
   it('match table: uri (the method), metadata as headers, port; a route per row', async () => {
     const { client } = await setup([

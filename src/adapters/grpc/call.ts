@@ -51,17 +51,15 @@ let callNumber = 0;
 const CANCELLED = 1;
 const RESOURCE_EXHAUSTED = 8;
 
-/**
- * The caller's message-size limits (its client's `grpc.max_receive_message_length` and
- * `grpc.max_send_message_length`; -1: none), checked as grpc-js's own calls check them.
- */
-export interface MessageLimits {
+/** From the client's options: message-size limits (-1: none), checked as grpc-js checks them, and the user-agent grpc-js would send. */
+export interface CallSettings {
   readonly receive: number;
   readonly send: number;
+  readonly userAgent?: string;
 }
 
 /** grpc-js's defaults: 4 MiB received, any size sent. */
-export const DEFAULT_LIMITS: MessageLimits = Object.freeze({ receive: 4 * 1024 * 1024, send: -1 });
+export const DEFAULT_SETTINGS: CallSettings = Object.freeze({ receive: 4 * 1024 * 1024, send: -1 });
 
 /** What a server call given as `parent` offers (grpc-js's `ServerSurfaceCall` is an EventEmitter with `cancelled`). */
 export interface ParentCall {
@@ -114,9 +112,9 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   /** The server call whose cancellation cancels this one (`parent`, Propagate.CANCELLATION), and the listener it holds. */
   #parent: { call: ParentCall; onCancelled: () => void } | undefined;
 
-  readonly #limits: MessageLimits;
+  readonly #limits: CallSettings;
 
-  constructor(o: MeshCallContext, method: string, authority: string, deadline: number, limits: MessageLimits = DEFAULT_LIMITS) {
+  constructor(o: MeshCallContext, method: string, authority: string, deadline: number, limits: CallSettings = DEFAULT_SETTINGS) {
     this.#o = o;
     this.#limits = limits;
     this.#method = method;
@@ -184,6 +182,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     const o = this.#o;
     const now = o.clock.now();
     const { headers, before } = callHeadersOf(metadata);
+    if (this.#limits.userAgent !== undefined) headers['user-agent'] = this.#limits.userAgent;
     outboundRequestId(headers, o.requestId !== false);
     const ex = new GrpcExchange(this, o.errors, now, 'POST', 'http', this.#authority, this.#method, headers, this.#body, undefined, 'grpc', GRPC_TRANSPORT);
     ex.workload = o.workload;

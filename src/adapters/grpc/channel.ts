@@ -15,7 +15,8 @@ import type { ChannelInterface, ChannelOptions, connectivityState as Connectivit
 import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call.js';
 import type { ChannelRef } from '@grpc/grpc-js/build/src/channelz.js';
 import { InvalidArgumentError } from '../../core/errors.ts';
-import { DEFAULT_LIMITS, MeshCall, type MeshCallContext, type MessageLimits, type ParentCall } from './call.ts';
+import { type CallSettings, DEFAULT_SETTINGS, MeshCall, type MeshCallContext, type ParentCall } from './call.ts';
+import { grpcJsVersion } from './grpc-js.ts';
 
 /** grpc-js's connectivity states (its enum's values). */
 const READY = 2 as ConnectivityState;
@@ -47,15 +48,16 @@ export function targetAuthority(target: string): string {
   return `${(m[1] as string).toLowerCase()}:${Number(m[2])}`;
 }
 
-/** The message-size limits of a client's options (grpc-js's defaults where they set none). */
-function messageLimits(options: ChannelOptions | undefined): MessageLimits {
+/** What a client's options say of its calls: message-size limits (grpc-js's defaults where they set none) and its user agent. */
+function callSettings(options: ChannelOptions | undefined): CallSettings {
   const limit = (key: string, dflt: number): number => {
     const v = options?.[key];
     return typeof v === 'number' && Number.isInteger(v) && v >= -1 ? v : dflt;
   };
-  const receive = limit('grpc.max_receive_message_length', DEFAULT_LIMITS.receive);
-  const send = limit('grpc.max_send_message_length', DEFAULT_LIMITS.send);
-  return receive === DEFAULT_LIMITS.receive && send === DEFAULT_LIMITS.send ? DEFAULT_LIMITS : { receive, send };
+  const agent = (key: string): string | undefined => (typeof options?.[key] === 'string' && options[key] !== '' ? (options[key] as string) : undefined);
+  // As grpc-js's transport writes it: the client's primary agent, grpc-js's own, its secondary.
+  const userAgent = [agent('grpc.primary_user_agent'), `grpc-node-js/${grpcJsVersion()}`, agent('grpc.secondary_user_agent')].filter((x) => x !== undefined).join(' ');
+  return { receive: limit('grpc.max_receive_message_length', DEFAULT_SETTINGS.receive), send: limit('grpc.max_send_message_length', DEFAULT_SETTINGS.send), userAgent };
 }
 
 /**
@@ -69,14 +71,14 @@ export class MeshChannel implements ChannelInterface {
   readonly #ref: ChannelRef;
   #closed = false;
   readonly #watchers = new Set<() => void>();
-  readonly #limits: MessageLimits;
+  readonly #limits: CallSettings;
 
   /** @internal made by `mesh.grpc.channel(target, options)`. */
   constructor(o: MeshCallContext, target: string, options?: ChannelOptions) {
     this.#o = o;
     this.#target = target;
     this.#authority = targetAuthority(target);
-    this.#limits = messageLimits(options);
+    this.#limits = callSettings(options);
     this.#ref = { kind: 'channel', id: --channelIds, name: `meshlet:${target}` } as ChannelRef;
   }
 

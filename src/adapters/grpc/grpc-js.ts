@@ -25,3 +25,17 @@ export function grpcJs(): GrpcJs {
   }
   return loaded;
 }
+
+let version: string | undefined;
+
+/** grpc-js's version (its user agent says it: `grpc-node-js/<version>`), or `unknown`. */
+export function grpcJsVersion(): string {
+  if (version !== undefined) return version;
+  try {
+    const v = (createRequire(import.meta.url)('@grpc/grpc-js/package.json') as { version?: unknown }).version;
+    version = typeof v === 'string' ? v : 'unknown';
+  } catch {
+    version = 'unknown';
+  }
+  return version;
+}
