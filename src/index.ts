@@ -88,6 +88,7 @@ export type { Cluster, CompiledRoute, MirrorTarget, RouteAction, RouteDecision, 
 export type { RequestHead, HeaderValue } from './routing/request-head.ts';
 export type { Re2 } from './config/regex.ts';
 export type { RetryPolicy, FaultPolicy, HeaderOps, RewritePolicy, RedirectPolicy, DirectResponsePolicy } from './routing/route-policy.ts';
+export type { CorsRule } from './routing/cors.ts';
 export type { Endpoint, Service, ServiceAlias, Workload } from './config/registry.ts';
 export type { ServiceRegistry } from './config/registry.ts';
 export type { MergedDestinationRule } from './config/destination-policy.ts';

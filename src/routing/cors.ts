@@ -19,8 +19,12 @@ import type { CorsPolicy } from '../config/types/networking.ts';
 import { parseDuration } from '../config/duration.ts';
 import { compileStringMatch, type StringMatcher } from './string-matcher.ts';
 
-/** A route's CORS policy, compiled. */
+/**
+ * A route's CORS policy, compiled.
+ * @category Snapshot
+ */
 export interface CorsRule {
+  /** @internal The allowed origins' matchers (`allowOrigins`, or `allowOrigin` as exact ones). */
   readonly origins: readonly StringMatcher[];
   /** `allowMethods` joined with `,` ('' when none). */
   readonly methods: string;
