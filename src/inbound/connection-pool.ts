@@ -13,8 +13,10 @@
  * The limits are Envoy's circuit breakers as the outbound side enforces them
  * ({@link RequestLimiter}, {@link poolLimits}): with HTTP/1.1 to the app each request holds a
  * connection, so at most min(`maxConnections`, `http2MaxRequests`) requests are in flight (gRPC:
- * `http2MaxRequests`); up to `http1MaxPendingRequests` more wait for a slot, oldest first; beyond
- * that a request overflows — 503, `x-envoy-overloaded: true`, Envoy's body
+ * `http2MaxRequests`). Up to `http1MaxPendingRequests` more wait for a slot, oldest first — only
+ * while it is a connection that is missing: at `http2MaxRequests` nothing waits, as Envoy checks
+ * `max_requests` when it attaches a request, so a gRPC call never waits. Beyond that a request
+ * overflows — 503, `x-envoy-overloaded: true`, Envoy's body
  * `upstream connect error or disconnect/reset before headers. reset reason: overflow`, response
  * flag `UO`; UNAVAILABLE for gRPC callers. Istio's defaults (2^32−1) limit nothing: with no
  * setting the phase is not built and costs nothing.
