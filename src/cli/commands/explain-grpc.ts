@@ -96,7 +96,7 @@ function retryText(p: RetryPolicy): string {
   if (p.isDefault) parts.push("Istio's default policy");
   let text = parts.join(', ');
   if (v.httpOnly.length > 0) text += `; ${v.httpOnly.join(',')} ${v.httpOnly.length === 1 ? 'looks' : 'look'} at the HTTP status, which is 200 for every gRPC answer: never a gRPC status`;
-  if (v.retriedStatuses.length > 0) text += '; a status retries only when it comes trailers-only (in the response headers), and a streaming call only before its first response message';
+  if (v.retriedStatuses.length > 0) text += '; a status retries only when it comes trailers-only (in the response headers), and a streaming call only before its response starts (its response metadata)';
   return text;
 }
 
