@@ -151,7 +151,7 @@ export function buildMeshGrpc(o: MeshOptions, outbound: Outbound, servers: MeshS
     errors: o.errors ?? 'respond',
     retryBufferBytes: o.retryBufferBytes ?? 1024 * 1024,
     workload: identity,
-    requestId: resolveProxyHeaders(o.proxyHeaders).requestId,
+    requestId: servers.guard.proxyHeaders.requestId,
     pipeline: () => pipeline,
     closed,
     server: { guard: () => servers.guard, tls: servers.tls, closeTimeoutMs: o.closeTimeoutMs ?? 5000, debug: logger.debug === undefined ? undefined : (m) => logger.debug?.(m) },

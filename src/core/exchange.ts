@@ -26,13 +26,14 @@
 import { ReplayableBody } from './body.ts';
 import { callEndMessage } from './call-end.ts';
 import { MeshletError } from './errors.ts';
-import { ExchangeState } from './exchange-state.ts';
+import { ExchangeState, type LocalReplyKind } from './exchange-state.ts';
 import { applyHeaderOps, type Controller, type Headers, type ResponseHandler, type ResponseHeaderOps } from './handler.ts';
 import { channels } from './observe.ts';
 
 export type { Controller, ErrorMode, Headers, ResponseHandler, ResponseHeaderOps, Waiter } from './handler.ts';
 export { applyHeaderOps, NO_CONTROLLER } from './handler.ts';
 export type { Protocol } from './classify.ts';
+export type { LocalReplyKind } from './exchange-state.ts';
 
 const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
 /** What a finished exchange holds instead of the caller's handler. */
@@ -43,10 +44,6 @@ function abortError(): Error {
   e.name = 'AbortError';
   return e;
 }
-
-/** What a local reply is, for the adapter that renders it. */
-export type { LocalReplyKind } from './exchange-state.ts';
-import type { LocalReplyKind } from './exchange-state.ts';
 
 /**
  * One logical call. Adapters create it (a subclass that renders for their protocol); layers

@@ -76,8 +76,8 @@ export interface ProxyHeadersOptions {
 /** @internal The switches as the mesh uses them. */
 export interface ProxyHeaders {
   readonly forwardedClientCert: ForwardClientCertDetails;
-  /** Which details are written, in Envoy's order: Cert, Chain, Subject, URI, DNS. */
-  readonly details: { readonly cert: boolean; readonly chain: boolean; readonly subject: boolean; readonly uri: boolean; readonly dns: boolean };
+  /** Which details are written, in Envoy's order: Cert, Subject, URI, DNS (Chain is refused). */
+  readonly details: { readonly cert: boolean; readonly subject: boolean; readonly uri: boolean; readonly dns: boolean };
   readonly requestId: boolean;
   readonly attemptCount: boolean;
   readonly envoyDebugHeaders: boolean;
@@ -91,7 +91,7 @@ const MODES: readonly ForwardClientCertDetails[] = ['APPEND_FORWARD', 'SANITIZE_
 /** @internal Istio's defaults: what a sidecar does with no `proxyHeaders`. */
 export const DEFAULT_PROXY_HEADERS: ProxyHeaders = Object.freeze({
   forwardedClientCert: 'APPEND_FORWARD',
-  details: Object.freeze({ cert: false, chain: false, subject: true, uri: true, dns: true }),
+  details: Object.freeze({ cert: false, subject: true, uri: true, dns: true }),
   requestId: true,
   attemptCount: true,
   envoyDebugHeaders: true,
@@ -131,7 +131,6 @@ export function resolveProxyHeaders(o: ProxyHeadersOptions | undefined): ProxyHe
     forwardedClientCert: xfcc,
     details: Object.freeze({
       cert: flag('setCurrentClientCertDetails.cert', d?.cert, false),
-      chain: false,
       subject: flag('setCurrentClientCertDetails.subject', d?.subject, true),
       uri: flag('setCurrentClientCertDetails.uri', d?.uri, true),
       dns: flag('setCurrentClientCertDetails.dns', d?.dns, true),

@@ -286,7 +286,7 @@ const XFCC = 'x-forwarded-client-cert';
  * on any other connection removed, unless `ALWAYS_FORWARD_ONLY`. Returns what changed in
  * `headers`: the new value, null when removed, undefined when unchanged.
  */
-export function forwardClientCert(headers: Headers, mode: ProxyHeaders['forwardedClientCert'], conn: ConnectionInfo): string | null | undefined {
+function forwardClientCert(headers: Headers, mode: ProxyHeaders['forwardedClientCert'], conn: ConnectionInfo): string | null | undefined {
   if (mode === 'ALWAYS_FORWARD_ONLY') return undefined;
   const had = headers[XFCC];
   if (mode === 'SANITIZE' || conn.peer === undefined) {

@@ -155,7 +155,7 @@ export function routeLayer(o: RouteLayerOptions): Layer {
           ex.reply('cors', 200, c.headers as Headers, undefined);
           return;
         }
-        if (c.kind === 'answer') cors = { set: c.set as [string, string][], add: [], remove: [] };
+        if (c.kind === 'answer') cors = c.ops;
       }
       const limits = o.rateLimits();
       if (limits !== undefined) {

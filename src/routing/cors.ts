@@ -16,6 +16,7 @@
  * @module
  */
 import type { CorsPolicy } from '../config/types/networking.ts';
+import type { ResponseHeaderOps } from '../core/handler.ts';
 import { parseDuration } from '../config/duration.ts';
 import { compileStringMatch, type StringMatcher } from './string-matcher.ts';
 
@@ -66,9 +67,10 @@ function one(v: HeaderValue): string {
 }
 
 /** What the CORS filter does with a request: nothing, answer a preflight, or add headers to the answer. */
-export type CorsOutcome = { readonly kind: 'none' } | { readonly kind: 'preflight'; readonly headers: Record<string, string> } | { readonly kind: 'answer'; readonly set: readonly (readonly [string, string])[] };
+export type CorsOutcome = { readonly kind: 'none' } | { readonly kind: 'preflight'; readonly headers: Record<string, string> } | { readonly kind: 'answer'; readonly ops: ResponseHeaderOps };
 
 const NONE: CorsOutcome = Object.freeze({ kind: 'none' });
+const EMPTY: readonly never[] = Object.freeze([]);
 
 /** The CORS filter's decision for a request (`headers`: its lower-case request headers). */
 export function corsOutcome(rule: CorsRule, method: string, headers: Readonly<Record<string, HeaderValue>>): CorsOutcome {
@@ -94,5 +96,5 @@ export function corsOutcome(rule: CorsRule, method: string, headers: Readonly<Re
   const set: [string, string][] = [['access-control-allow-origin', origin]];
   if (rule.credentials) set.push(['access-control-allow-credentials', 'true']);
   if (rule.expose !== '') set.push(['access-control-expose-headers', rule.expose]);
-  return { kind: 'answer', set };
+  return { kind: 'answer', ops: { set, add: EMPTY, remove: EMPTY } };
 }
