@@ -237,4 +237,19 @@ describe('metadata into headers (grpc-js’s store read directly, as toHttp2Head
     // The caller's own metadata is never changed.
     assert.deepEqual(wire(caller), { 'x-user': 'alice', 'x-peer': 'caller-value' });
   });
+  it('attempt metadata: an added header grpc-js would refuse (its name, or a value outside printable ASCII) is dropped, as grpc-js drops it; a new value per attempt is carried', () => {
+    const caller = new g.Metadata();
+    caller.set('x-user', 'alice');
+    const wire = (md: Metadata): Record<string, unknown> => ({ ...md.toHttp2Headers() });
+    const attempt = (added: Record<string, string>): Metadata => {
+      const { headers, before } = callHeadersOf(caller);
+      Object.assign(headers, added);
+      return requestMetadataOf(g, headers, caller, before);
+    };
+    for (let i = 0; i < 3; i++) assert.deepEqual(wire(attempt({ 'x-request-id': `id-${i}`, 'x-peer': 'p' })), { 'x-user': 'alice', 'x-request-id': `id-${i}`, 'x-peer': 'p' });
+    assert.deepEqual(wire(attempt({ 'x-ok': 'yes', 'x-bad': 'caf\u00e9', 'x-ctl': 'a\u0001b' })), { 'x-user': 'alice', 'x-ok': 'yes' });
+    assert.deepEqual(wire(attempt({ 'x bad': 'v', 'x-ok': 'yes' })), { 'x-user': 'alice', 'x-ok': 'yes' });
+    // What grpc-js itself accepts and refuses, for comparison.
+    assert.deepEqual(wire(g.Metadata.fromHttp2Headers({ 'x-ok': 'yes', 'x-bad': 'caf\u00e9', 'x bad': 'v' })), { 'x-ok': 'yes' });
+  });
 });

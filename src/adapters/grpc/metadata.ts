@@ -83,6 +83,13 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
       shared = false;
       wire = addedOf(last as WireHeaders, headers, before);
     }
+    if (beside !== undefined && !bin && typeof v === 'string' && legalName(k) && LEGAL_VALUE.test(v)) {
+      // A value of its own per call (`x-request-id`): checked here as grpc-js's add() checks it,
+      // rather than made into a Metadata of its own (and cached) once per call.
+      wire ??= Object.create(null) as WireHeaders;
+      wire[k] = v;
+      continue;
+    }
     const one = checkedHeader(g, k, v);
     const values = storeOf(one)?.get(k);
     if (beside !== undefined && values !== undefined && !bin) {
@@ -128,6 +135,19 @@ function addedOf(last: WireHeaders, headers: Headers, before: Headers): WireHead
     w[k] = v;
   }
   return w;
+}
+
+/** grpc-js's checks of a metadata entry (metadata.js `validate`): a legal name, and a value of printable ASCII for a name not ending in `-bin`. */
+const LEGAL_NAME = /^[:0-9a-z_.-]+$/;
+const LEGAL_VALUE = /^[ -~]*$/;
+/** Names found legal (header names come from outside: the set stays small whatever they are). */
+const legalNames = new Set<string>();
+
+function legalName(name: string): boolean {
+  if (legalNames.has(name)) return true;
+  if (!LEGAL_NAME.test(name)) return false;
+  if (legalNames.size < CHECKED_MAX) legalNames.add(name);
+  return true;
 }
 
 /** Headers the pipeline added, made into metadata (grpc-js checks names and values), by name: kept while the value repeats. */
