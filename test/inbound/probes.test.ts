@@ -11,7 +11,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { connect } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { createMesh, type Mesh } from '../../src/index.ts';
@@ -123,6 +124,31 @@ describe('health probes (probePaths): served outside the inbound policies, as is
     const got = await twoOnOneConnection(app.port, '/healthz', '/admin');
     assert.equal(got.match(/HTTP\/1\.1 \d+/g)?.join(','), 'HTTP/1.1 200', got);
     assert.match(got, /\r\nconnection: close\r\n/i);
+  });
+
+  it('a plaintext WebSocket upgrade under STRICT is refused like any non-probe request (the upgrade listener never runs)', async () => {
+    const mesh = await meshWith();
+    const server = mesh.createServer((_req, res) => res.end('http'));
+    let upgraded = 0;
+    server.on('upgrade', (_req, socket: Duplex) => {
+      upgraded++;
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => server.close(r)));
+    const port = (server.address() as AddressInfo).port;
+    const got = await new Promise<string>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      let out = '';
+      s.on('data', (c) => {
+        out += c.toString('latin1');
+      });
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(out));
+      s.write('GET /admin HTTP/1.1\r\nHost: httpbin\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    });
+    assert.equal(got, '');
+    assert.equal(upgraded, 0);
   });
 
   it('curl (an independent client) gets the probe; without probePaths the same request is refused', async () => {

@@ -39,6 +39,7 @@
  */
 import { type IncomingMessage, Server, type RequestListener, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { InboundGuard } from '../../inbound/guard.ts';
 import { awaitFirstBytes } from './first-bytes.ts';
@@ -46,10 +47,12 @@ import { Http2Bridge, isHttp2Preface } from './h2-bridge.ts';
 import { PeerAuthAcceptor } from './peer-acceptor.ts';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
 import { markAccepted, peerOfSocket, rememberPeer } from './peer.ts';
+import { serveUpgrade } from './upgrade.ts';
 
 /** A node:http server with PeerAuthentication and mTLS in front of it. */
 export class MeshHttpServer extends Server {
   readonly #mtls: InboundTls;
+  readonly #guard: InboundGuard;
   /** node:http's own connection listener: what a connection that passed is handed to. */
   readonly #http: (socket: Socket) => void;
   readonly #acceptor: PeerAuthAcceptor;
@@ -71,6 +74,7 @@ export class MeshHttpServer extends Server {
       listener(req, res);
     });
     this.#mtls = mtls;
+    this.#guard = guard;
     const own = this.listeners('connection');
     if (own.length !== 1) throw new Error(`meshlet: node:http's Server has ${own.length} connection listeners, expected 1; this Node.js version is not supported by mesh.createServer`);
     this.#http = own[0] as (socket: Socket) => void;
@@ -102,6 +106,24 @@ export class MeshHttpServer extends Server {
             },
     });
     this.on('connection', (socket: Socket) => this.#acceptor.accept(socket));
+  }
+
+  /**
+   * An upgrade request (WebSocket) or a CONNECT goes to the app's `'upgrade'`/`'connect'`
+   * listeners, never to the request listener: it is judged here first (upgrade.ts), as Envoy
+   * judges an upgrade like any request. Every other event is node:http's.
+   */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event !== 'upgrade' && event !== 'connect') return super.emit(event, ...args);
+    const [req, socket, head] = args as [IncomingMessage, Duplex, Buffer];
+    const guard = this.#guard;
+    // Under STRICT a plaintext connection serves the probes and nothing else.
+    if (guard.probes !== undefined && this.#probesOnly.has(req.socket) && this.#mtls.modeFor(req.socket.localPort ?? 0) === 'STRICT' && !guard.isProbe(req.method, req.url, true)) {
+      this.#mtls.refuse(req.socket, 'STRICT', 'plaintext', 'plaintext under STRICT (only the health probes, probePaths, are served in plaintext)');
+      return true;
+    }
+    serveUpgrade(guard, req, socket, () => super.emit(event, req, socket, head));
+    return true;
   }
 
   /** HTTP/2 (its preface first) to the bridge, anything else to node:http; `first`: the first bytes when already read. */

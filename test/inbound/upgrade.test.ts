@@ -1,0 +1,125 @@
+/**
+ * WebSocket upgrades on the servers the mesh makes: node:http hands an upgrade request to the
+ * server's 'upgrade' listeners (what `ws`'s `WebSocketServer({ server })` and `@fastify/websocket`
+ * use), never to the request listener, so the mesh judges it there — as Envoy runs jwt_authn and
+ * RBAC on an upgrade like on any request. Istio's JWT task's policies (examples/server/mesh) and
+ * its demo token; a raw socket as the client.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, Server } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import Fastify from 'fastify';
+import { createMesh, type Mesh } from '../../src/index.ts';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const DEMO = readFileSync(`${ROOT}test/fixtures/istio/jwt/demo.jwt`, 'utf8').trim();
+
+/** Sends an upgrade request on a fresh connection; resolves with everything the server wrote before it closed. */
+function upgrade(port: number, path: string, headers: Record<string, string> = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let out = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => {
+      out += d;
+    });
+    s.on('error', reject);
+    s.on('close', () => resolve(out));
+    const extra = Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
+    s.write(`GET ${path} HTTP/1.1\r\nHost: httpbin\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`);
+  });
+}
+
+/** An 'upgrade' listener as a WebSocket library has one: answers 101 and says what it saw, then closes. */
+function onUpgrade(seen: string[]) {
+  return (req: IncomingMessage, socket: Duplex) => {
+    seen.push(req.url ?? '');
+    const body = JSON.stringify({ url: req.url, principal: req.meshlet?.requestPrincipal, authorization: req.headers.authorization, sub: req.headers['x-jwt-sub'] });
+    socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n${body}`);
+  };
+}
+
+function bodyOf(response: string): string {
+  return response.slice(response.indexOf('\r\n\r\n') + 4);
+}
+
+const servers: { name: string; start(mesh: Mesh, seen: string[]): Promise<{ port: number; close(): Promise<void> }> }[] = [
+  {
+    name: 'mesh.createServer',
+    async start(mesh, seen) {
+      const server: Server = mesh.createServer((_req, res) => res.end('http'));
+      server.on('upgrade', onUpgrade(seen));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(() => r())) };
+    },
+  },
+  {
+    name: "Fastify's serverFactory (mesh.fastifyOptions())",
+    async start(mesh, seen) {
+      const app = Fastify({ ...mesh.fastifyOptions() });
+      await app.register(mesh.fastify() as never);
+      app.get('/*', async () => 'http');
+      app.server.on('upgrade', onUpgrade(seen));
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+    },
+  },
+];
+
+for (const kind of servers) {
+  describe(`WebSocket upgrades on ${kind.name}`, () => {
+    let mesh: Mesh;
+    let server: { port: number; close(): Promise<void> };
+    const seen: string[] = [];
+    before(async () => {
+      mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: `${ROOT}examples/server/mesh` });
+      server = await kind.start(mesh, seen);
+    });
+    after(async () => {
+      await server.close();
+      await mesh.close();
+    });
+
+    it('no token: 403 RBAC: access denied, and the upgrade listener never runs', async () => {
+      seen.length = 0;
+      const r = await upgrade(server.port, '/headers');
+      assert.match(r, /^HTTP\/1\.1 403 Forbidden\r\n/);
+      assert.match(r, /\r\nconnection: close\r\n/i);
+      assert.equal(bodyOf(r), 'RBAC: access denied');
+      assert.deepEqual(seen, []);
+    });
+
+    it('a malformed token: 401 with WWW-Authenticate, and the upgrade listener never runs', async () => {
+      seen.length = 0;
+      const r = await upgrade(server.port, '/headers', { authorization: 'Bearer bad' });
+      assert.match(r, /^HTTP\/1\.1 401 Unauthorized\r\n/);
+      assert.match(r, /\r\nwww-authenticate: Bearer realm="http:\/\/httpbin\/headers", error="invalid_token"\r\n/i);
+      assert.deepEqual(seen, []);
+    });
+
+    it('/ip/../admin is judged as /admin: 403 even with a token', async () => {
+      seen.length = 0;
+      const r = await upgrade(server.port, '/ip/../admin', { authorization: `Bearer ${DEMO}` });
+      assert.match(r, /^HTTP\/1\.1 403 /);
+      assert.deepEqual(seen, []);
+    });
+
+    it('a token in access_token (how a browser sends one): admitted, the token taken out of the URL, req.meshlet and the claim header set', async () => {
+      seen.length = 0;
+      const r = await upgrade(server.port, `/headers?access_token=${DEMO}&room=1`);
+      assert.match(r, /^HTTP\/1\.1 101 /);
+      assert.deepEqual(JSON.parse(bodyOf(r)), { url: '/headers?room=1', principal: 'testing@secure.istio.io/testing@secure.istio.io', sub: 'testing@secure.istio.io' });
+    });
+
+    it('an open path upgrades without a token', async () => {
+      const r = await upgrade(server.port, '/ip');
+      assert.match(r, /^HTTP\/1\.1 101 /);
+      assert.equal(JSON.parse(bodyOf(r)).url, '/ip');
+    });
+  });
+}
