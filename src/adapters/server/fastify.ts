@@ -209,7 +209,7 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   if (x.request.headersChanged || absolute || ob?.added === true) replaceHeaders(raw, x.request.headers);
   else {
-    if (x.request.generatedRequestId !== undefined) raw.headers['x-request-id'] = x.request.generatedRequestId;
+    if (x.request.generatedRequestId !== undefined) setHeaderInPlace(raw, 'x-request-id', x.request.generatedRequestId);
     if (x.request.forwardedClientCert !== undefined) setHeaderInPlace(raw, 'x-forwarded-client-cert', x.request.forwardedClientCert);
   }
   if (x.request.path !== x.normalizedPath) {

@@ -142,7 +142,8 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   if (j.request.headersChanged || hostChanged || ob?.added === true) replaceHeaders(req, j.request.headers);
   else {
-    if (j.request.generatedRequestId !== undefined) req.headers['x-request-id'] = j.request.generatedRequestId;
+    // In rawHeaders too: readers of the header list (Hono's node adapter) see it.
+    if (j.request.generatedRequestId !== undefined) setHeaderInPlace(req, 'x-request-id', j.request.generatedRequestId);
     if (j.request.forwardedClientCert !== undefined) setHeaderInPlace(req, 'x-forwarded-client-cert', j.request.forwardedClientCert);
   }
   if (j.responseHeaders !== undefined) for (const [k, v] of Object.entries(j.responseHeaders)) res.setHeader(k, v);
