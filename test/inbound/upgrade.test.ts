@@ -3,11 +3,12 @@
  * server's 'upgrade' listeners (what `ws`'s `WebSocketServer({ server })` and `@fastify/websocket`
  * use), never to the request listener, so the mesh judges it there — as Envoy runs jwt_authn and
  * RBAC on an upgrade like on any request. Istio's JWT task's policies (examples/server/mesh) and
- * its demo token; a raw socket as the client.
+ * its demo token; a raw socket as the client. The same for a request node:http hands to the app's
+ * 'checkContinue' listener (`Expect: 100-continue`) instead of the request listener.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -123,3 +124,68 @@ for (const kind of servers) {
     });
   });
 }
+
+describe("Expect: 100-continue with the app's own 'checkContinue' listener (mesh.createServer)", () => {
+  let mesh: Mesh;
+  let server: Server;
+  let port = 0;
+  const handled: string[] = [];
+  before(async () => {
+    mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: `${ROOT}examples/server/mesh` });
+    const app = (req: IncomingMessage, res: ServerResponse) => {
+      handled.push(req.url ?? '');
+      res.end(`served ${req.meshlet?.requestPrincipal}`);
+    };
+    server = mesh.createServer(app);
+    // As node:http's docs have it: decide on the 100 Continue, then hand the request to the app.
+    server.on('checkContinue', (req, res) => {
+      res.writeContinue();
+      app(req, res);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(async () => {
+    await new Promise((r) => server.close(r));
+    await mesh.close();
+  });
+
+  /** A POST with Expect: 100-continue whose body is sent only after a 100 Continue; resolves with what came back. */
+  function expectContinue(path: string, headers: Record<string, string> = {}): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const s = connect(port, '127.0.0.1');
+      let out = '';
+      let sent = false;
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => {
+        out += d;
+        if (out.startsWith('HTTP/1.1 100 ') && !sent) {
+          sent = true;
+          s.write('hello');
+        }
+      });
+      s.on('error', reject);
+      s.on('close', () => resolve(out));
+      const extra = Object.entries(headers)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
+      s.write(`POST ${path} HTTP/1.1\r\nHost: httpbin\r\nConnection: close\r\nContent-Length: 5\r\nExpect: 100-continue\r\n${extra}\r\n`);
+    });
+  }
+
+  it('a refused request gets its 403 instead of a 100 Continue, and the listener never runs', async () => {
+    handled.length = 0;
+    const r = await expectContinue('/headers');
+    assert.match(r, /^HTTP\/1\.1 403 Forbidden\r\n/);
+    assert.equal(bodyOf(r), 'RBAC: access denied');
+    assert.deepEqual(handled, []);
+  });
+
+  it('an admitted request reaches the listener judged: 100 Continue, then the app with req.meshlet', async () => {
+    handled.length = 0;
+    const r = await expectContinue('/headers', { authorization: `Bearer ${DEMO}` });
+    assert.match(r, /^HTTP\/1\.1 100 Continue\r\n/);
+    assert.match(r, /served testing@secure\.istio\.io\/testing@secure\.istio\.io$/);
+    assert.deepEqual(handled, ['/headers']);
+  });
+});

@@ -48,6 +48,10 @@ import { PeerAuthAcceptor } from './peer-acceptor.ts';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
 import { markAccepted, peerOfSocket, rememberPeer } from './peer.ts';
 import { serveUpgrade } from './upgrade.ts';
+import { serveNode } from './node.ts';
+
+/** Events node:http emits instead of 'request' for some requests: judged before the app's listeners get them. */
+const JUDGED_EVENTS = new Set<string | symbol>(['upgrade', 'connect', 'checkContinue', 'checkExpectation']);
 
 /** A node:http server with PeerAuthentication and mTLS in front of it. */
 export class MeshHttpServer extends Server {
@@ -65,11 +69,7 @@ export class MeshHttpServer extends Server {
 
   constructor(listener: RequestListener, mtls: InboundTls, guard: InboundGuard) {
     super((req: IncomingMessage, res: ServerResponse) => {
-      // Under STRICT a plaintext connection serves the probes and nothing else.
-      if (guard.probes !== undefined && this.#probesOnly.has(req.socket) && this.#mtls.modeFor(req.socket.localPort ?? 0) === 'STRICT' && !guard.isProbe(req.method, req.url, true)) {
-        this.#mtls.refuse(req.socket, 'STRICT', 'plaintext', 'plaintext under STRICT (only the health probes, probePaths, are served in plaintext)');
-        return;
-      }
+      if (this.#refusedPlaintext(req)) return;
       this.#drainIfRefused(req, res);
       listener(req, res);
     });
@@ -109,20 +109,33 @@ export class MeshHttpServer extends Server {
   }
 
   /**
-   * An upgrade request (WebSocket) or a CONNECT goes to the app's `'upgrade'`/`'connect'`
-   * listeners, never to the request listener: it is judged here first (upgrade.ts), as Envoy
-   * judges an upgrade like any request. Every other event is node:http's.
+   * Requests node:http gives to other listeners than the request listener are judged here first:
+   * an upgrade (WebSocket) or a CONNECT goes to the app's `'upgrade'`/`'connect'` listeners
+   * (upgrade.ts), a request with `Expect: 100-continue` (or another expectation) to its
+   * `'checkContinue'`/`'checkExpectation'` listeners when it has some — as Envoy judges each of
+   * them like any request. Every other event is node:http's.
    */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (event !== 'upgrade' && event !== 'connect') return super.emit(event, ...args);
-    const [req, socket, head] = args as [IncomingMessage, Duplex, Buffer];
-    const guard = this.#guard;
-    // Under STRICT a plaintext connection serves the probes and nothing else.
-    if (guard.probes !== undefined && this.#probesOnly.has(req.socket) && this.#mtls.modeFor(req.socket.localPort ?? 0) === 'STRICT' && !guard.isProbe(req.method, req.url, true)) {
-      this.#mtls.refuse(req.socket, 'STRICT', 'plaintext', 'plaintext under STRICT (only the health probes, probePaths, are served in plaintext)');
+    if (event === 'request' || !JUDGED_EVENTS.has(event)) return super.emit(event, ...args);
+    const req = args[0] as IncomingMessage;
+    if (this.#refusedPlaintext(req)) return true;
+    if (event === 'checkContinue' || event === 'checkExpectation') {
+      const res = args[1] as ServerResponse;
+      // Judged before the app decides on the 100 Continue: a refused request gets its answer instead.
+      this.#drainIfRefused(req, res);
+      serveNode(this.#guard, req, res, () => super.emit(event, req, res));
       return true;
     }
-    serveUpgrade(guard, req, socket, () => super.emit(event, req, socket, head));
+    const [, socket, head] = args as [IncomingMessage, Duplex, Buffer];
+    serveUpgrade(this.#guard, req, socket, () => super.emit(event, req, socket, head));
+    return true;
+  }
+
+  /** Under STRICT a plaintext connection serves the probes and nothing else: true (and the connection refused) for any other request on one. */
+  #refusedPlaintext(req: IncomingMessage): boolean {
+    const guard = this.#guard;
+    if (guard.probes === undefined || !this.#probesOnly.has(req.socket) || this.#mtls.modeFor(req.socket.localPort ?? 0) !== 'STRICT' || guard.isProbe(req.method, req.url, true)) return false;
+    this.#mtls.refuse(req.socket, 'STRICT', 'plaintext', 'plaintext under STRICT (only the health probes, probePaths, are served in plaintext)');
     return true;
   }
 
