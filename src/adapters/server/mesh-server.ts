@@ -116,18 +116,18 @@ export class MeshHttpServer extends Server {
    * them like any request. Every other event is node:http's.
    */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'request' || !JUDGED_EVENTS.has(event)) return super.emit(event, ...args);
+    if (event === 'request' || !JUDGED_EVENTS.has(event)) return super.emit(event as string, ...args);
     const req = args[0] as IncomingMessage;
     if (this.#refusedPlaintext(req)) return true;
     if (event === 'checkContinue' || event === 'checkExpectation') {
       const res = args[1] as ServerResponse;
       // Judged before the app decides on the 100 Continue: a refused request gets its answer instead.
       this.#drainIfRefused(req, res);
-      serveNode(this.#guard, req, res, () => super.emit(event, req, res));
+      serveNode(this.#guard, req, res, () => super.emit(event as string, req, res));
       return true;
     }
     const [, socket, head] = args as [IncomingMessage, Duplex, Buffer];
-    serveUpgrade(this.#guard, req, socket, () => super.emit(event, req, socket, head));
+    serveUpgrade(this.#guard, req, socket, () => super.emit(event as string, req, socket, head));
     return true;
   }
 
