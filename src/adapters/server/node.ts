@@ -109,8 +109,24 @@ export function listenInContext(req: IncomingMessage): void {
     wrapped.listener = listener;
     return on.call(this, name, wrapped);
   } as IncomingMessage['on'];
+  // once() made here rather than by EventEmitter's (which adds its own wrapper through on()): the
+  // wrapper's `.listener` is then the original, so removeListener(original) finds it — as
+  // events.once() and pipe() rely on to clean up — and listeners() gives the original back.
+  const onceInContext = function onceInContext(this: IncomingMessage, name: string | symbol, listener: (...args: unknown[]) => unknown) {
+    if (typeof listener !== 'function') return on.call(this, name, listener);
+    let fired = false;
+    const wrapped: ContextListener = function (this: IncomingMessage, ...args: unknown[]) {
+      this.removeListener(name, wrapped);
+      if (fired) return undefined;
+      fired = true;
+      return scope.runInAsyncScope(listener, this, ...args);
+    };
+    wrapped.listener = listener;
+    return on.call(this, name, wrapped);
+  } as IncomingMessage['once'];
   req.on = onInContext;
   req.addListener = onInContext;
+  req.once = onceInContext;
 }
 
 function admitted(req: IncomingMessage, next: () => void): void {
