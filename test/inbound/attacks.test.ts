@@ -340,3 +340,34 @@ describe('tokens, claims and connections', () => {
     });
   }
 });
+
+describe('Express: an absolute-form target reaches routers mounted under a path', () => {
+  for (const [name, make] of [
+    ['Express 5', express],
+    ['Express 4', express4],
+  ] as const) {
+    it(`${name}: GET http://svc/api/echo?x=1 is routed to the router at /api, judged as /api/echo`, async () => {
+      const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: denyConfig, logger: { warn: () => {} } });
+      const app = (make as typeof express)();
+      app.use(mesh.express());
+      const router = (make as typeof express).Router();
+      router.get('/echo', (q: express.Request, s: express.Response) => void s.type('text').send(echo(q, { originalUrl: q.originalUrl, query: q.query })));
+      app.use('/api', router);
+      app.get('/admin', (_q, s) => void s.send('ADMIN'));
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        const a = await one(port, 'http://svc/api/echo?x=1');
+        assert.equal(a.status, 200, a.body);
+        const e = JSON.parse(a.body) as Echo;
+        // Inside the router, req.url keeps the scheme and authority, as Express has it without the mesh.
+        assert.deepEqual([e.url, e.originalUrl, e.query, e.host], ['http://svc/echo?x=1', '/api/echo?x=1', { x: '1' }, 'svc']);
+        assert.equal((await one(port, 'http://svc/public/../admin')).status, 403);
+      } finally {
+        await new Promise<void>((r) => server.close(() => r()));
+        await mesh.close();
+      }
+    });
+  }
+});

@@ -315,9 +315,30 @@ export function expressMiddleware(guard: () => InboundGuard): (req: IncomingMess
     // middleware the rest of the path; the mesh judges the whole path, as a sidecar sees it.
     const base = (req as { baseUrl?: string }).baseUrl;
     const mounted = typeof base === 'string' && base !== '' && (req as MeshRequest).meshlet === undefined ? base + (req.url ?? '/') : undefined;
-    // `next` itself: serveNode calls it with no argument.
-    serveNode(guard(), req, res, next as () => void, true, mounted);
+    // An absolute-form target (`GET http://host/api/x`): Express's router took its scheme and
+    // authority (its "protohost") when it started and strips mount paths after that many
+    // characters, so the path the mesh hands on keeps them in front (the router's parseurl reads
+    // the same path); served as origin-form, every router mounted under a path would answer 404.
+    const url = req.url ?? '/';
+    const protohost = mounted === undefined && url.charCodeAt(0) !== 47 /* / */ ? protohostOf(url) : undefined;
+    // `next` itself (serveNode calls it with no argument), unless the protohost goes back in front.
+    serveNode(guard(), req, res, protohost === undefined ? (next as () => void) : () => keepProtohost(req, protohost, next), true, mounted);
   };
+}
+
+/** The scheme and authority of an absolute-form target, exactly as Express's router reads them (its getProtohost), or undefined for none. */
+function protohostOf(url: string): string | undefined {
+  const q = url.indexOf('?');
+  const fqdn = url.slice(0, q === -1 ? url.length : q).indexOf('://');
+  if (fqdn === -1) return undefined;
+  const p = url.substring(0, url.indexOf('/', 3 + fqdn));
+  return p === '' ? undefined : p;
+}
+
+function keepProtohost(req: IncomingMessage, protohost: string, next: (err?: unknown) => void): void {
+  const url = req.url ?? '/';
+  if (url.charCodeAt(0) === 47 /* / */) req.url = protohost + url;
+  next();
 }
 
 /** Wraps any `(req, res)` listener (node:http, Koa's `app.callback()`, Hono's node adapter, …). */
