@@ -189,3 +189,24 @@ describe("Expect: 100-continue with the app's own 'checkContinue' listener (mesh
     assert.deepEqual(handled, ['/headers']);
   });
 });
+
+describe('mesh.close() with an upgraded (WebSocket) connection open', () => {
+  it('ends it after closeTimeoutMs, as it ends every connection left, instead of waiting for it forever', async () => {
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: `${ROOT}examples/server/mesh`, closeTimeoutMs: 50 });
+    const server = mesh.createServer((_req, res) => res.end('http'));
+    // A WebSocket server keeps the connection open until someone closes it.
+    server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    const closed = new Promise<void>((r) => client.once('close', () => r()));
+    client.on('error', () => undefined);
+    const upgraded = new Promise<void>((r) => client.once('data', () => r()));
+    client.write('GET /ip HTTP/1.1\r\nHost: httpbin\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    await upgraded;
+    await mesh.close();
+    await closed;
+    assert.equal(server.listening, false);
+  });
+});

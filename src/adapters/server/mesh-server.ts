@@ -66,6 +66,8 @@ export class MeshHttpServer extends Server {
   readonly #h2: Http2Bridge;
   /** Connections let in whose first bytes (HTTP/1 or HTTP/2?) have not come yet. */
   readonly #sniffing = new Set<Socket>();
+  /** Connections an upgrade (WebSocket) or a CONNECT took out of node:http's hands: closeAllConnections() ends them too. */
+  readonly #upgraded = new Set<Duplex>();
 
   constructor(listener: RequestListener, mtls: InboundTls, guard: InboundGuard) {
     super((req: IncomingMessage, res: ServerResponse) => {
@@ -127,6 +129,9 @@ export class MeshHttpServer extends Server {
       return true;
     }
     const [, socket, head] = args as [IncomingMessage, Duplex, Buffer];
+    // node:http no longer counts it as its connection, yet close() waits for it: ended with the rest after a drain.
+    this.#upgraded.add(socket);
+    socket.once('close', () => this.#upgraded.delete(socket));
     serveUpgrade(this.#guard, req, socket, () => super.emit(event as string, req, socket, head));
     return true;
   }
@@ -183,6 +188,8 @@ export class MeshHttpServer extends Server {
   override closeAllConnections(): void {
     this.#dropPending();
     this.#h2.destroy();
+    for (const s of this.#upgraded) s.destroy();
+    this.#upgraded.clear();
     super.closeAllConnections();
   }
 
