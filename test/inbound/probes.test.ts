@@ -15,6 +15,7 @@ import { type AddressInfo, connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import Fastify from 'fastify';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { frameworks, raw } from '../helpers/frameworks.ts';
 import { cleanupPki, makeCa, type TestCa, workloadCredentials } from '../helpers/pki.ts';
@@ -166,6 +167,20 @@ describe('health probes (probePaths): served outside the inbound policies, as is
       if (probes.length > 0) assert.equal(r, 'ok 200');
       else assert.match(r, /^curl exit (52|56)$/, 'refused: empty reply or reset');
     }
+  });
+
+  it('Fastify: the probe match is on the target as sent, not the path its rewriteUrl normalized (/public/../healthz, /healthz/ are ordinary requests)', async () => {
+    // PERMISSIVE with deny-all: an ordinary request is answered 403, a probe 200.
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: [STRICT_DENY_ALL[1]] as never, probePaths: PROBES });
+    closers.push(() => mesh.close());
+    const app = Fastify({ ...mesh.fastifyOptions(), ignoreTrailingSlash: true });
+    await app.register(mesh.fastify() as never);
+    app.get('/healthz', async () => 'ok');
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    closers.push(() => app.close());
+    const port = (app.server.address() as AddressInfo).port;
+    assert.equal(await plain(port, '/healthz'), 200);
+    for (const path of ['/public/../healthz', '/healthz/', '/%68ealthz']) assert.equal(await plain(port, path), 403, path);
   });
 
   it('before the workload has a certificate, STRICT still answers the probes (and refuses the rest, TLS too)', async () => {

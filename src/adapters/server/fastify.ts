@@ -238,7 +238,8 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
         return;
       }
       // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
-      if (g.probes !== undefined && g.isProbe(raw.method, raw.url, (raw.socket as TLSSocket).encrypted !== true)) {
+      // Matched on the target as sent (originalUrl, before rewriteUrl normalized it), as on any server: exact.
+      if (g.probes !== undefined && g.isProbe(raw.method, (raw as { originalUrl?: string }).originalUrl ?? raw.url, (raw.socket as TLSSocket).encrypted !== true)) {
         next();
         return;
       }
