@@ -341,6 +341,43 @@ describe('tokens, claims and connections', () => {
   }
 });
 
+describe('Express: mesh.express() mounted at exactly the path a policy names', () => {
+  for (const [name, make] of [
+    ['Express 5', express],
+    ['Express 4', express4],
+  ] as const) {
+    it(`${name}: app.use('/admin', mesh.express(), router) with a DENY on /admin refuses /admin itself (Express hands the middleware '/')`, async () => {
+      const mesh = await createMesh({
+        service: 'httpbin',
+        namespace: 'foo',
+        labels: { app: 'httpbin' },
+        config: [policy('deny-admin', { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin'] } }] }] })],
+        logger: { warn: () => {} },
+      });
+      const app = (make as typeof express)();
+      const router = (make as typeof express).Router();
+      router.get('/', (_q, s) => void s.send('ADMIN'));
+      router.get('/x', (q: express.Request, s: express.Response) => void s.type('text').send(echo(q, { originalUrl: q.originalUrl })));
+      app.use('/admin', mesh.express(), router);
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        for (const target of ['/admin', '/admin?x=1', 'http://svc/admin']) {
+          const a = await one(port, target);
+          assert.deepEqual([target, a.status, a.body], [target, 403, 'RBAC: access denied']);
+        }
+        const other = await one(port, '/admin/x');
+        assert.equal(other.status, 200);
+        assert.equal((JSON.parse(other.body) as Echo).originalUrl, '/admin/x');
+      } finally {
+        await new Promise<void>((r) => server.close(() => r()));
+        await mesh.close();
+      }
+    });
+  }
+});
+
 describe('Express: an absolute-form target reaches routers mounted under a path', () => {
   for (const [name, make] of [
     ['Express 5', express],

@@ -314,7 +314,7 @@ export function expressMiddleware(guard: () => InboundGuard): (req: IncomingMess
     // Mounted under a path (app.use('/api', mesh.express()), a router's use): Express hands the
     // middleware the rest of the path; the mesh judges the whole path, as a sidecar sees it.
     const base = (req as { baseUrl?: string }).baseUrl;
-    const mounted = typeof base === 'string' && base !== '' && (req as MeshRequest).meshlet === undefined ? base + (req.url ?? '/') : undefined;
+    const mounted = typeof base === 'string' && base !== '' && (req as MeshRequest).meshlet === undefined ? mountedTarget(base, req.url ?? '/', (req as { originalUrl?: string }).originalUrl) : undefined;
     // An absolute-form target (`GET http://host/api/x`): Express's router took its scheme and
     // authority (its "protohost") when it started and strips mount paths after that many
     // characters, so the path the mesh hands on keeps them in front (the router's parseurl reads
@@ -324,6 +324,21 @@ export function expressMiddleware(guard: () => InboundGuard): (req: IncomingMess
     // `next` itself (serveNode calls it with no argument), unless the protohost goes back in front.
     serveNode(guard(), req, res, protohost === undefined ? (next as () => void) : () => keepProtohost(req, protohost, next), true, mounted);
   };
+}
+
+/**
+ * The whole target of a request Express handed a middleware mounted under `base`, from the rest
+ * it left in `url`. Express adds a `/` when the mount path took the whole path (`/api` and
+ * `/api?x=1` reach the middleware as `/` and `/?x=1`), and keeps an absolute-form target's scheme
+ * and authority in front: the target is the one received (`originalUrl`), not `/api/`, which a
+ * policy on `/api` would not match.
+ */
+function mountedTarget(base: string, url: string, originalUrl: string | undefined): string {
+  // The scheme and authority Express kept in front (all that is left of `http://host/api`).
+  const protohost = url.charCodeAt(0) === 47 /* / */ ? undefined : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(url)?.[0];
+  if (protohost !== undefined) return base + url.slice(protohost.length);
+  if ((url === '/' || url.startsWith('/?')) && originalUrl === base + url.slice(1)) return originalUrl;
+  return base + url;
 }
 
 /** The scheme and authority of an absolute-form target, exactly as Express's router reads them (its getProtohost), or undefined for none. */
