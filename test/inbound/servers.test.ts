@@ -116,7 +116,7 @@ describe("mesh.handler() on an HTTP/2 server of the app's own (node:http2's comp
       mesh.handler((req, res) => {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ url: req.url, principal: req.meshlet?.requestPrincipal, sub: req.headers['x-jwt-sub'], authorization: req.headers.authorization ?? null, raw: req.rawHeaders.includes('x-jwt-sub') }));
-      }),
+      }) as never, // node:http's listener type; node:http2's compatibility request and response are its look-alikes
     );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const session = h2connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
