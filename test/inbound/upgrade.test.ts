@@ -4,7 +4,8 @@
  * use), never to the request listener, so the mesh judges it there — as Envoy runs jwt_authn and
  * RBAC on an upgrade like on any request. Istio's JWT task's policies (examples/server/mesh) and
  * its demo token; a raw socket as the client. The same for a request node:http hands to the app's
- * 'checkContinue' listener (`Expect: 100-continue`) instead of the request listener.
+ * 'checkContinue' listener (`Expect: 100-continue`) instead of the request listener, and for
+ * 'request' listeners a library puts in place of the app's (engine.io's long-polling).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -208,5 +209,36 @@ describe('mesh.close() with an upgraded (WebSocket) connection open', () => {
     await mesh.close();
     await closed;
     assert.equal(server.listening, false);
+  });
+});
+
+describe("'request' listeners a library puts in place of the app's on mesh.createServer", () => {
+  it("engine.io's way (behind socket.io: take the listeners off, serve its long-polling, call them for the rest): every request is judged first", async () => {
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: `${ROOT}examples/server/mesh` });
+    const server = mesh.createServer((req, res) => res.end(`app ${req.url}`));
+    const served: string[] = [];
+    // As engine.io's attach() does it.
+    const listeners = server.listeners('request');
+    server.removeAllListeners('request');
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url?.startsWith('/socket.io/')) {
+        served.push(req.url);
+        res.end(`polling ${req.meshlet?.requestPrincipal ?? 'anonymous'}`);
+      } else for (const l of listeners) (l as (q: IncomingMessage, s: ServerResponse) => void).call(server, req, res);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const anonymous = await fetch(`${base}/socket.io/?EIO=4&transport=polling`);
+      assert.deepEqual([anonymous.status, await anonymous.text()], [403, 'RBAC: access denied']);
+      assert.deepEqual(served, []);
+      const signed = await fetch(`${base}/socket.io/?EIO=4&transport=polling`, { headers: { authorization: `Bearer ${DEMO}` } });
+      assert.deepEqual([signed.status, await signed.text()], [200, 'polling testing@secure.istio.io/testing@secure.istio.io']);
+      const app = await fetch(`${base}/ip`);
+      assert.deepEqual([app.status, await app.text()], [200, 'app /ip']);
+    } finally {
+      await new Promise((r) => server.close(r));
+      await mesh.close();
+    }
   });
 });

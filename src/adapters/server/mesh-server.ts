@@ -69,12 +69,17 @@ export class MeshHttpServer extends Server {
   /** Connections an upgrade (WebSocket) or a CONNECT took out of node:http's hands: closeAllConnections() ends them too. */
   readonly #upgraded = new Set<Duplex>();
 
-  constructor(listener: RequestListener, mtls: InboundTls, guard: InboundGuard) {
-    super((req: IncomingMessage, res: ServerResponse) => {
-      if (this.#refusedPlaintext(req)) return;
-      this.#drainIfRefused(req, res);
-      listener(req, res);
-    });
+  /** Whether this server judges its requests itself (mesh.createServer), or leaves it to the app (Fastify's plugin, through its reply). */
+  readonly #judge: boolean;
+
+  /**
+   * `judge`: the requests are judged before any `'request'` listener gets them — `listener`, and
+   * any an app or a library adds or puts in its place (engine.io, behind socket.io, takes the
+   * listeners off and calls them from its own, which serves its HTTP long-polling itself).
+   */
+  constructor(listener: RequestListener, mtls: InboundTls, guard: InboundGuard, judge = false) {
+    super(listener);
+    this.#judge = judge;
     this.#mtls = mtls;
     this.#guard = guard;
     const own = this.listeners('connection');
@@ -111,14 +116,24 @@ export class MeshHttpServer extends Server {
   }
 
   /**
-   * Requests node:http gives to other listeners than the request listener are judged here first:
+   * Every request is judged here, before any listener gets it (`judge`; otherwise only the
+   * PeerAuthentication rules of the connection apply here). Requests node:http gives to other
+   * listeners than the request listener are judged here first too:
    * an upgrade (WebSocket) or a CONNECT goes to the app's `'upgrade'`/`'connect'` listeners
    * (upgrade.ts), a request with `Expect: 100-continue` (or another expectation) to its
    * `'checkContinue'`/`'checkExpectation'` listeners when it has some — as Envoy judges each of
    * them like any request. Every other event is node:http's.
    */
   override emit(event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'request' || !JUDGED_EVENTS.has(event)) return super.emit(event as string, ...args);
+    if (event === 'request') {
+      const [req, res] = args as [IncomingMessage, ServerResponse];
+      if (this.#refusedPlaintext(req)) return true;
+      this.#drainIfRefused(req, res);
+      if (!this.#judge) return super.emit(event, req, res);
+      serveNode(this.#guard, req, res, () => super.emit(event, req, res));
+      return true;
+    }
+    if (!JUDGED_EVENTS.has(event)) return super.emit(event as string, ...args);
     const req = args[0] as IncomingMessage;
     if (this.#refusedPlaintext(req)) return true;
     if (event === 'checkContinue' || event === 'checkExpectation') {
