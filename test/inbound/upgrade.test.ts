@@ -242,3 +242,35 @@ describe("'request' listeners a library puts in place of the app's on mesh.creat
     }
   });
 });
+
+describe("'request' listeners a library puts in place of Fastify's on its serverFactory server (mesh.fastifyOptions())", () => {
+  it('once the handler is taken off, the server judges every request itself: the library’s paths and Fastify’s routes alike', async () => {
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: `${ROOT}examples/server/mesh` });
+    const app = Fastify({ ...mesh.fastifyOptions() });
+    await app.register(mesh.fastify() as never);
+    app.get('/*', async (req) => `fastify ${(req as unknown as { meshlet?: { requestPrincipal?: string } }).meshlet?.requestPrincipal ?? 'anonymous'}`);
+    await app.ready();
+    const server = app.server;
+    const listeners = server.listeners('request');
+    server.removeAllListeners('request');
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url?.startsWith('/socket.io/')) res.end(`polling ${req.meshlet?.requestPrincipal ?? 'anonymous'}`);
+      else for (const l of listeners) (l as (q: IncomingMessage, s: ServerResponse) => void).call(server, req, res);
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      for (const path of ['/socket.io/?EIO=4&transport=polling', '/headers']) {
+        const r = await fetch(`${base}${path}`);
+        assert.deepEqual([path, r.status, await r.text()], [path, 403, 'RBAC: access denied']);
+      }
+      const signed = await fetch(`${base}/socket.io/?EIO=4`, { headers: { authorization: `Bearer ${DEMO}` } });
+      assert.equal(await signed.text(), 'polling testing@secure.istio.io/testing@secure.istio.io');
+      const route = await fetch(`${base}/headers`, { headers: { authorization: `Bearer ${DEMO}` } });
+      assert.equal(await route.text(), 'fastify testing@secure.istio.io/testing@secure.istio.io');
+    } finally {
+      await app.close();
+      await mesh.close();
+    }
+  });
+});

@@ -70,7 +70,7 @@ export class MeshHttpServer extends Server {
   readonly #upgraded = new Set<Duplex>();
 
   /** Whether this server judges its requests itself (mesh.createServer), or leaves it to the app (Fastify's plugin, through its reply). */
-  readonly #judge: boolean;
+  #judge: boolean;
 
   /**
    * `judge`: the requests are judged before any `'request'` listener gets them — `listener`, and
@@ -80,6 +80,17 @@ export class MeshHttpServer extends Server {
   constructor(listener: RequestListener, mtls: InboundTls, guard: InboundGuard, judge = false) {
     super(listener);
     this.#judge = judge;
+    if (!judge) {
+      // Fastify's plugin judges what reaches Fastify's handler. Once another 'request' listener is
+      // added, or the handler taken off (engine.io does both, and serves its long-polling
+      // itself), requests may reach code no plugin guards: from then on this server judges them
+      // all (the plugin sees them judged), on the normalized path.
+      const foreign = (event: string | symbol, l: unknown, added: boolean): void => {
+        if (event === 'request' && (added ? l !== listener : l === listener)) this.#judge = true;
+      };
+      this.on('newListener', (event: string | symbol, l: unknown) => foreign(event, l, true));
+      this.on('removeListener', (event: string | symbol, l: unknown) => foreign(event, l, false));
+    }
     this.#mtls = mtls;
     this.#guard = guard;
     const own = this.listeners('connection');
