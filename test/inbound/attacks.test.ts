@@ -13,6 +13,9 @@ import { after, before, describe, it } from 'node:test';
 import express from 'express';
 import express4 from 'express4';
 import Fastify from 'fastify';
+import { getRequestListener } from '@hono/node-server';
+import { Hono } from 'hono';
+import Koa from 'koa';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { listen } from '../helpers/frameworks.ts';
@@ -146,6 +149,29 @@ const apps: App[] = [
       return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
     },
   })),
+  {
+    name: "Koa 3 (mesh.createServer(app.callback())), routing on ctx.path",
+    async start(mesh) {
+      const app = new Koa();
+      app.use((ctx) => {
+        ctx.type = 'text/plain';
+        ctx.body = isAdmin(ctx.path) ? 'ADMIN' : echo(ctx.req, { url: ctx.url, query: ctx.query, host: ctx.get('host') });
+      });
+      const s = mesh.createServer(app.callback());
+      return { port: await listen(s), close: () => new Promise((r) => s.close(() => r())) };
+    },
+  },
+  {
+    name: "Hono 4 (mesh.createServer(getRequestListener(app.fetch))), Hono's router",
+    async start(mesh) {
+      const app = new Hono<{ Bindings: { incoming: IncomingMessage } }>();
+      app.all('/admin', (c) => c.text('ADMIN'));
+      app.all('/admin/:x', (c) => c.text('ADMIN'));
+      app.all('*', (c) => c.text(echo(c.env.incoming, { url: c.req.path + (c.req.url.includes('?') ? c.req.url.slice(c.req.url.indexOf('?')) : ''), host: c.req.header('host') })));
+      const s = mesh.createServer(getRequestListener(app.fetch));
+      return { port: await listen(s), close: () => new Promise((r) => s.close(() => r())) };
+    },
+  },
 ];
 
 const policy = (name: string, spec: object) => ({ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name, namespace: 'foo' }, spec });
