@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect as h2connect, createServer as createHttp2Server } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect as netConnect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
 import { request } from 'undici';
@@ -149,4 +149,34 @@ describe("mesh.handler() on an HTTP/2 server of the app's own (node:http2's comp
       await mesh.close();
     }
   });
+});
+
+describe('a refusal before the request body is in (HTTP/1.1)', () => {
+  for (const fw of frameworks) {
+    it(`${fw.name}: answered with Connection: close and the connection closed, as Envoy does, instead of reading the rest of the upload`, async () => {
+      const root = new URL('../../', import.meta.url).pathname;
+      const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: `${root}examples/server/mesh` });
+      const server = await fw.start(mesh);
+      try {
+        // 16 bytes of a declared megabyte: the server must not wait for the rest.
+        const got = await new Promise<string>((resolve, reject) => {
+          const s = netConnect(server.port, '127.0.0.1');
+          let out = '';
+          s.setEncoding('latin1');
+          s.on('data', (c: string) => {
+            out += c;
+          });
+          s.on('error', reject);
+          s.on('close', () => resolve(out));
+          s.write(`POST /headers HTTP/1.1\r\nHost: httpbin\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n${'x'.repeat(16)}`);
+        });
+        assert.match(got, /^HTTP\/1\.1 403 Forbidden\r\n/);
+        assert.match(got, /\r\nconnection: close\r\n/i);
+        assert.ok(got.endsWith('RBAC: access denied'), got);
+      } finally {
+        await server.close();
+        await mesh.close();
+      }
+    });
+  }
 });

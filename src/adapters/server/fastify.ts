@@ -18,7 +18,7 @@ import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guar
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders, setHeaderInPlace } from './headers.ts';
-import { connectionOf, enterContext, first, handedToNobody, internalError, isGone, notNormalized, releaseOnClose } from './node.ts';
+import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, notNormalized, releaseOnClose } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
@@ -149,6 +149,7 @@ function deny(reply: FastifyReplyLike, d: Denial, grpc: boolean, raw?: IncomingM
   }
   reply.code(grpc ? 200 : d.status);
   for (const [k, v] of Object.entries(d.headers ?? {})) reply.header(k, v);
+  if (!grpc && raw !== undefined && answeredBeforeBody(raw)) reply.header('connection', 'close');
   if (grpc) {
     reply.header('content-type', 'application/grpc').header('grpc-status', String(d.grpcStatus)).header('grpc-message', encodeURIComponent(d.body)).send();
     return;

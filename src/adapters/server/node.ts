@@ -16,6 +16,7 @@ import { type ConnectionInfo, callerGone, type InboundGuard, type Judgement, pen
 import type { Denial } from '../../inbound/pipeline.ts';
 import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
+import { hasBody } from '../../core/request-body.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders, setHeaderInPlace } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
@@ -68,8 +69,21 @@ export function writeDenial(res: ServerResponse, denial: Denial, grpc: boolean):
     return;
   }
   const body = Buffer.from(denial.body);
-  res.writeHead(denial.status, { ...extra, 'content-type': 'text/plain', 'content-length': String(body.length) });
+  const req = (res as { req?: IncomingMessage }).req;
+  const close = req !== undefined && answeredBeforeBody(req) ? CLOSE : undefined;
+  res.writeHead(denial.status, { ...extra, ...close, 'content-type': 'text/plain', 'content-length': String(body.length) });
   res.end(body);
+}
+
+const CLOSE = { connection: 'close' } as const;
+
+/**
+ * True for an HTTP/1 request refused before its body is in: Envoy's connection manager then
+ * answers with `Connection: close` and closes the connection rather than wait for (and read) the
+ * rest of the upload — node:http would read it all to keep the connection.
+ */
+export function answeredBeforeBody(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 1 && !req.complete && hasBody(req.headers);
 }
 
 /** The refusal when admission itself failed: fail closed. */
