@@ -13,6 +13,9 @@ import { after, before, describe, it } from 'node:test';
 import express from 'express';
 import express4 from 'express4';
 import Fastify from 'fastify';
+import { getRequestListener } from '@hono/node-server';
+import { Hono } from 'hono';
+import Koa from 'koa';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { listen } from '../helpers/frameworks.ts';
@@ -146,6 +149,29 @@ const apps: App[] = [
       return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
     },
   })),
+  {
+    name: "Koa 3 (mesh.createServer(app.callback())), routing on ctx.path",
+    async start(mesh) {
+      const app = new Koa();
+      app.use((ctx) => {
+        ctx.type = 'text/plain';
+        ctx.body = isAdmin(ctx.path) ? 'ADMIN' : echo(ctx.req, { url: ctx.url, query: ctx.query, host: ctx.get('host') });
+      });
+      const s = mesh.createServer(app.callback());
+      return { port: await listen(s), close: () => new Promise((r) => s.close(() => r())) };
+    },
+  },
+  {
+    name: "Hono 4 (mesh.createServer(getRequestListener(app.fetch))), Hono's router",
+    async start(mesh) {
+      const app = new Hono<{ Bindings: { incoming: IncomingMessage } }>();
+      app.all('/admin', (c) => c.text('ADMIN'));
+      app.all('/admin/:x', (c) => c.text('ADMIN'));
+      app.all('*', (c) => c.text(echo(c.env.incoming, { url: c.req.path + (c.req.url.includes('?') ? c.req.url.slice(c.req.url.indexOf('?')) : ''), host: c.req.header('host') })));
+      const s = mesh.createServer(getRequestListener(app.fetch));
+      return { port: await listen(s), close: () => new Promise((r) => s.close(() => r())) };
+    },
+  },
 ];
 
 const policy = (name: string, spec: object) => ({ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name, namespace: 'foo' }, spec });
@@ -337,6 +363,74 @@ describe('tokens, claims and connections', () => {
         );
         assert.equal((JSON.parse((got[0] as Answer).body) as Echo).principal, `${ISSUER}/alice`);
       });
+    });
+  }
+});
+
+describe('Express: mesh.express() mounted at exactly the path a policy names', () => {
+  for (const [name, make] of [
+    ['Express 5', express],
+    ['Express 4', express4],
+  ] as const) {
+    it(`${name}: app.use('/admin', mesh.express(), router) with a DENY on /admin refuses /admin itself (Express hands the middleware '/')`, async () => {
+      const mesh = await createMesh({
+        service: 'httpbin',
+        namespace: 'foo',
+        labels: { app: 'httpbin' },
+        config: [policy('deny-admin', { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin'] } }] }] })],
+        logger: { warn: () => {} },
+      });
+      const app = (make as typeof express)();
+      const router = (make as typeof express).Router();
+      router.get('/', (_q, s) => void s.send('ADMIN'));
+      router.get('/x', (q: express.Request, s: express.Response) => void s.type('text').send(echo(q, { originalUrl: q.originalUrl })));
+      app.use('/admin', mesh.express(), router);
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        for (const target of ['/admin', '/admin?x=1', 'http://svc/admin']) {
+          const a = await one(port, target);
+          assert.deepEqual([target, a.status, a.body], [target, 403, 'RBAC: access denied']);
+        }
+        const other = await one(port, '/admin/x');
+        assert.equal(other.status, 200);
+        assert.equal((JSON.parse(other.body) as Echo).originalUrl, '/admin/x');
+      } finally {
+        await new Promise<void>((r) => server.close(() => r()));
+        await mesh.close();
+      }
+    });
+  }
+});
+
+describe('Express: an absolute-form target reaches routers mounted under a path', () => {
+  for (const [name, make] of [
+    ['Express 5', express],
+    ['Express 4', express4],
+  ] as const) {
+    it(`${name}: GET http://svc/api/echo?x=1 is routed to the router at /api, judged as /api/echo`, async () => {
+      const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: denyConfig, logger: { warn: () => {} } });
+      const app = (make as typeof express)();
+      app.use(mesh.express());
+      const router = (make as typeof express).Router();
+      router.get('/echo', (q: express.Request, s: express.Response) => void s.type('text').send(echo(q, { originalUrl: q.originalUrl, query: q.query })));
+      app.use('/api', router);
+      app.get('/admin', (_q, s) => void s.send('ADMIN'));
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        const a = await one(port, 'http://svc/api/echo?x=1');
+        assert.equal(a.status, 200, a.body);
+        const e = JSON.parse(a.body) as Echo;
+        // Inside the router, req.url keeps the scheme and authority, as Express has it without the mesh.
+        assert.deepEqual([e.url, e.originalUrl, e.query, e.host], ['http://svc/echo?x=1', '/api/echo?x=1', { x: '1' }, 'svc']);
+        assert.equal((await one(port, 'http://svc/public/../admin')).status, 403);
+      } finally {
+        await new Promise<void>((r) => server.close(() => r()));
+        await mesh.close();
+      }
     });
   }
 });

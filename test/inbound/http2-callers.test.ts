@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type ClientHttp2Session, connect as h2connect, type IncomingHttpHeaders } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -56,13 +56,19 @@ describe('HTTP/2 (h2c) callers of a plaintext mesh server', () => {
   let mesh: Mesh;
   let server: ReturnType<Mesh['createServer']>;
   let port: number;
+  let dir: string;
+  let bigFile: string;
   before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshlet-h2-'));
+    bigFile = join(dir, 'upload.bin');
+    writeFileSync(bigFile, Buffer.alloc(5_000_000));
     mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, identity: 'none', config: [denyAdmin] });
     server = mesh.createServer(echo);
     port = await listen(server);
   });
   after(async () => {
     await mesh.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("node's http2 client: GET and POST reach the app as HTTP/1.1 requests (Host from :authority, cookies joined, the body whole), the answer comes back over HTTP/2", async () => {
@@ -110,6 +116,36 @@ describe('HTTP/2 (h2c) callers of a plaintext mesh server', () => {
         assert.deepEqual([path, r.status, r.text], [path, 403, 'RBAC: access denied']);
       }
       assert.equal((await h2get(session, { ':method': 'GET', ':path': '/public/../ok' })).status, 200);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('a refusal answered before the upload is whole: the 403 comes whole, the stream then ends cleanly (no CANCEL reset, which clients fail)', async () => {
+    const session = h2connect(`http://127.0.0.1:${port}`);
+    try {
+      const s = session.request({ ':method': 'POST', ':path': '/admin', 'content-length': '1000000' });
+      let status = 0;
+      let text = '';
+      s.on('response', (h) => {
+        status = Number(h[':status']);
+      });
+      s.setEncoding('utf8');
+      s.on('data', (c: string) => {
+        text += c;
+      });
+      s.on('error', () => undefined);
+      const closed = new Promise<void>((r) => s.once('close', () => r()));
+      s.end(Buffer.alloc(1_000_000));
+      await closed;
+      assert.deepEqual([status, text, s.rstCode], [403, 'RBAC: access denied', 0]);
+      // curl (which fails a stream reset with any other code) gets the 403 and exits 0.
+      const curl = await new Promise<{ code: number; out: string }>((resolve) =>
+        execFile('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--http2-prior-knowledge', '-m', '10', '--data-binary', `@${bigFile}`, `http://127.0.0.1:${port}/admin`], (err, stdout) =>
+          resolve({ code: err === null ? 0 : Number(err.code), out: stdout }),
+        ),
+      );
+      assert.deepEqual(curl, { code: 0, out: '403' });
     } finally {
       session.close();
     }

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { listenInContext } from '../../src/adapters/server/node.ts';
@@ -51,4 +52,29 @@ test("listeners see every async-context store of the request (not only the mesh'
     seen.push(other.getStore());
   });
   assert.deepEqual(seen, ['span-1', 99, true, 'z', 7, 'elsewhere'], "the emitter's own context is back after the listener");
+});
+
+test('a once listener is removed by its original function (as events.once() and pipe() clean up), and runs in context once', async () => {
+  const req = new PassThrough() as unknown as IncomingMessage;
+  const seen: number[] = [];
+  const onEnd = () => seen.push(currentContext().deadline);
+  runInContext({ deadline: 5 }, () => {
+    listenInContext(req);
+    req.once('end', onEnd);
+  });
+  assert.deepEqual(req.listeners('end'), [onEnd]);
+  req.removeListener('end', onEnd);
+  assert.equal(req.listenerCount('end'), 0);
+  // events.once() takes its listeners off when it settles: a rejected wait leaves no 'data' listener
+  // behind (one would put the stream in flowing mode and swallow the body).
+  const waiting = once(req, 'data');
+  req.emit('error', new Error('gone'));
+  await assert.rejects(waiting, /gone/);
+  assert.equal(req.listenerCount('data'), 0);
+  assert.equal(req.listenerCount('error'), 0);
+  req.once('end', onEnd);
+  req.emit('end');
+  req.emit('end');
+  assert.deepEqual(seen, [5], "once, in the request's context");
+  assert.equal(req.listenerCount('end'), 0);
 });

@@ -11,9 +11,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { connect } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import Fastify from 'fastify';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { frameworks, raw } from '../helpers/frameworks.ts';
 import { cleanupPki, makeCa, type TestCa, workloadCredentials } from '../helpers/pki.ts';
@@ -125,6 +127,31 @@ describe('health probes (probePaths): served outside the inbound policies, as is
     assert.match(got, /\r\nconnection: close\r\n/i);
   });
 
+  it('a plaintext WebSocket upgrade under STRICT is refused like any non-probe request (the upgrade listener never runs)', async () => {
+    const mesh = await meshWith();
+    const server = mesh.createServer((_req, res) => res.end('http'));
+    let upgraded = 0;
+    server.on('upgrade', (_req, socket: Duplex) => {
+      upgraded++;
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => server.close(r)));
+    const port = (server.address() as AddressInfo).port;
+    const got = await new Promise<string>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      let out = '';
+      s.on('data', (c) => {
+        out += c.toString('latin1');
+      });
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(out));
+      s.write('GET /admin HTTP/1.1\r\nHost: httpbin\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    });
+    assert.equal(got, '');
+    assert.equal(upgraded, 0);
+  });
+
   it('curl (an independent client) gets the probe; without probePaths the same request is refused', async () => {
     const curl = promisify(execFile);
     for (const probes of [PROBES, []]) {
@@ -140,6 +167,20 @@ describe('health probes (probePaths): served outside the inbound policies, as is
       if (probes.length > 0) assert.equal(r, 'ok 200');
       else assert.match(r, /^curl exit (52|56)$/, 'refused: empty reply or reset');
     }
+  });
+
+  it('Fastify: the probe match is on the target as sent, not the path its rewriteUrl normalized (/public/../healthz, /healthz/ are ordinary requests)', async () => {
+    // PERMISSIVE with deny-all: an ordinary request is answered 403, a probe 200.
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: [STRICT_DENY_ALL[1]] as never, probePaths: PROBES });
+    closers.push(() => mesh.close());
+    const app = Fastify({ ...mesh.fastifyOptions(), ignoreTrailingSlash: true });
+    await app.register(mesh.fastify() as never);
+    app.get('/healthz', async () => 'ok');
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    closers.push(() => app.close());
+    const port = (app.server.address() as AddressInfo).port;
+    assert.equal(await plain(port, '/healthz'), 200);
+    for (const path of ['/public/../healthz', '/healthz/', '/%68ealthz']) assert.equal(await plain(port, path), 403, path);
   });
 
   it('before the workload has a certificate, STRICT still answers the probes (and refuses the rest, TLS too)', async () => {

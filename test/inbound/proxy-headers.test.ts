@@ -323,6 +323,40 @@ describe('x-request-id on served requests', () => {
   });
 });
 
+describe('a generated x-request-id is in rawHeaders too', () => {
+  it('Hono on its node adapter (whose header list is built from rawHeaders) sees the id the mesh generated, with and without phases that change headers', async () => {
+    const { Hono } = await import('hono');
+    const { getRequestListener } = await import('@hono/node-server');
+    // One config without inbound phases (the app's own req.headers judged), one with a RequestAuthentication (a view from rawHeaders).
+    const configs = [[], [requestAuthentication()]];
+    for (const config of configs) {
+      const m = await createMesh({ service: 'reviews', config: config as never, logger: quiet });
+      const app = new Hono<{ Bindings: { incoming: IncomingMessage } }>();
+      // All of the request's headers (what a handler that forwards c.req.raw sends on): built from rawHeaders.
+      app.all('*', (c) => c.json({ hono: c.req.header()['x-request-id'] ?? null, node: c.env.incoming.headers['x-request-id'] ?? null }));
+      const server = m.createServer(getRequestListener(app.fetch));
+      const p = await listen(server);
+      try {
+        const got = (await (await fetch(`http://127.0.0.1:${p}/`)).json()) as { hono: string | null; node: string | null };
+        assert.match(String(got.node), /^[0-9a-f-]{36}$/);
+        assert.equal(got.hono, got.node);
+      } finally {
+        await m.close();
+      }
+    }
+  });
+});
+
+/** A RequestAuthentication (no token is sent, no key is fetched): its phase is in use, so the headers are viewed from rawHeaders. */
+function requestAuthentication() {
+  return {
+    apiVersion: 'security.istio.io/v1',
+    kind: 'RequestAuthentication',
+    metadata: { name: 'jwt', namespace: 'default' },
+    spec: { jwtRules: [{ issuer: 'https://issuer.example', jwksUri: 'https://issuer.example/jwks' }] },
+  };
+}
+
 describe('proxyHeaders: bad options are refused, naming the field', () => {
   const cases: [string, unknown, RegExp][] = [
     ['an unknown mode', { forwardedClientCert: 'APPEND_FOWARD' }, /`proxyHeaders\.forwardedClientCert` must be one of APPEND_FORWARD, .*got "APPEND_FOWARD" \(did you mean "APPEND_FORWARD"\?\)/],

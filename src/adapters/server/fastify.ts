@@ -18,7 +18,7 @@ import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guar
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders, setHeaderInPlace } from './headers.ts';
-import { connectionOf, enterContext, first, handedToNobody, internalError, isGone, notNormalized, releaseOnClose } from './node.ts';
+import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, notNormalized, releaseOnClose } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
@@ -149,6 +149,7 @@ function deny(reply: FastifyReplyLike, d: Denial, grpc: boolean, raw?: IncomingM
   }
   reply.code(grpc ? 200 : d.status);
   for (const [k, v] of Object.entries(d.headers ?? {})) reply.header(k, v);
+  if (!grpc && raw !== undefined && answeredBeforeBody(raw)) reply.header('connection', 'close');
   if (grpc) {
     reply.header('content-type', 'application/grpc').header('grpc-status', String(d.grpcStatus)).header('grpc-message', encodeURIComponent(d.body)).send();
     return;
@@ -209,7 +210,7 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   if (x.request.headersChanged || absolute || ob?.added === true) replaceHeaders(raw, x.request.headers);
   else {
-    if (x.request.generatedRequestId !== undefined) raw.headers['x-request-id'] = x.request.generatedRequestId;
+    if (x.request.generatedRequestId !== undefined) setHeaderInPlace(raw, 'x-request-id', x.request.generatedRequestId);
     if (x.request.forwardedClientCert !== undefined) setHeaderInPlace(raw, 'x-forwarded-client-cert', x.request.forwardedClientCert);
   }
   if (x.request.path !== x.normalizedPath) {
@@ -238,7 +239,8 @@ export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
         return;
       }
       // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
-      if (g.probes !== undefined && g.isProbe(raw.method, raw.url, (raw.socket as TLSSocket).encrypted !== true)) {
+      // Matched on the target as sent (originalUrl, before rewriteUrl normalized it), as on any server: exact.
+      if (g.probes !== undefined && g.isProbe(raw.method, (raw as { originalUrl?: string }).originalUrl ?? raw.url, (raw.socket as TLSSocket).encrypted !== true)) {
         next();
         return;
       }

@@ -162,9 +162,12 @@ export class Http2Bridge {
           stream.respond(out, { endStream: method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 });
           if (stream.writableEnded) {
             res.body.resume();
+            stopUpload(stream);
             return;
           }
-          pipeline(res.body, stream, () => undefined);
+          pipeline(res.body, stream, (err) => {
+            if (err == null) stopUpload(stream);
+          });
         },
         () => {
           // The app's connection failed or the caller went away: the stream is reset, as Envoy resets it.
@@ -174,9 +177,23 @@ export class Http2Bridge {
   }
 }
 
-/** The request body's chunks, read from the stream as undici asks for them. */
+/**
+ * The request body's chunks, read from the stream as undici asks for them. The stream outlives an
+ * iteration undici stops (an answer that came before the whole body, a refusal): its reset is
+ * {@link stopUpload}'s, once the answer is sent.
+ */
 async function* chunksOf(stream: ServerHttp2Stream): AsyncGenerator<Buffer> {
-  for await (const c of stream) yield c as Buffer;
+  for await (const c of stream.iterator({ destroyOnReturn: false })) yield c as Buffer;
+}
+
+/**
+ * The answer is whole and the caller may still be sending its body (a refusal before the upload
+ * ended): the rest is read and dropped, so the stream ends cleanly. (Resetting it at once, even
+ * with NO_ERROR, would go out before the answer's queued DATA frames and lose the answer; letting
+ * the iteration destroy the stream reset it with CANCEL, which clients such as curl fail.)
+ */
+function stopUpload(stream: ServerHttp2Stream): void {
+  if (!stream.destroyed && !stream.readableEnded) stream.resume();
 }
 
 /** A session with what the bridge keeps on it: its pool to the app and how many of its streams are open. */

@@ -98,7 +98,7 @@ export function setHeaderInPlace(req: IncomingMessage, name: string, value: stri
   if (present) {
     const kept: string[] = [];
     for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() !== name) kept.push(raw[i] as string, raw[i + 1] as string);
-    (req as { rawHeaders: string[] }).rawHeaders = kept;
+    setRawHeaders(req, kept);
   }
   if (value === null) delete req.headers[name];
   else {
@@ -137,8 +137,29 @@ export function replaceHeaders(req: IncomingMessage, h: Headers): void {
         raw[i++] = x;
       }
   }
-  (req as { rawHeaders: string[] }).rawHeaders = raw;
-  (req as { headers: IncomingHttpHeaders }).headers = out;
+  setRawHeaders(req, raw);
+  if (Object.hasOwn(req, 'rawHeaders')) (req as { headers: IncomingHttpHeaders }).headers = out;
+  else {
+    // HTTP/2's compatibility request (a server of the app's own from node:http2): changed in place.
+    const h = req.headers as Record<string, unknown>;
+    for (const k of Object.keys(h)) delete h[k];
+    Object.assign(h, out);
+  }
+}
+
+/**
+ * Gives the request new `rawHeaders`: node:http's IncomingMessage has them as its own property;
+ * HTTP/2's compatibility request (`http2.createServer(mesh.handler(…))`, Fastify's `http2`) only
+ * through getters, so the array it returns is changed in place.
+ */
+function setRawHeaders(req: IncomingMessage, raw: string[]): void {
+  if (Object.hasOwn(req, 'rawHeaders')) {
+    (req as { rawHeaders: string[] }).rawHeaders = raw;
+    return;
+  }
+  const own = req.rawHeaders;
+  own.length = 0;
+  for (const x of raw) own.push(x);
 }
 
 /**

@@ -39,6 +39,7 @@
  */
 import { type IncomingMessage, Server, type RequestListener, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { InboundGuard } from '../../inbound/guard.ts';
 import { awaitFirstBytes } from './first-bytes.ts';
@@ -46,10 +47,16 @@ import { Http2Bridge, isHttp2Preface } from './h2-bridge.ts';
 import { PeerAuthAcceptor } from './peer-acceptor.ts';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
 import { markAccepted, peerOfSocket, rememberPeer } from './peer.ts';
+import { serveUpgrade } from './upgrade.ts';
+import { serveNode } from './node.ts';
+
+/** Events node:http emits instead of 'request' for some requests: judged before the app's listeners get them. */
+const JUDGED_EVENTS = new Set<string | symbol>(['upgrade', 'connect', 'checkContinue', 'checkExpectation']);
 
 /** A node:http server with PeerAuthentication and mTLS in front of it. */
 export class MeshHttpServer extends Server {
   readonly #mtls: InboundTls;
+  readonly #guard: InboundGuard;
   /** node:http's own connection listener: what a connection that passed is handed to. */
   readonly #http: (socket: Socket) => void;
   readonly #acceptor: PeerAuthAcceptor;
@@ -59,18 +66,33 @@ export class MeshHttpServer extends Server {
   readonly #h2: Http2Bridge;
   /** Connections let in whose first bytes (HTTP/1 or HTTP/2?) have not come yet. */
   readonly #sniffing = new Set<Socket>();
+  /** Connections an upgrade (WebSocket) or a CONNECT took out of node:http's hands: closeAllConnections() ends them too. */
+  readonly #upgraded = new Set<Duplex>();
 
-  constructor(listener: RequestListener, mtls: InboundTls, guard: InboundGuard) {
-    super((req: IncomingMessage, res: ServerResponse) => {
-      // Under STRICT a plaintext connection serves the probes and nothing else.
-      if (guard.probes !== undefined && this.#probesOnly.has(req.socket) && this.#mtls.modeFor(req.socket.localPort ?? 0) === 'STRICT' && !guard.isProbe(req.method, req.url, true)) {
-        this.#mtls.refuse(req.socket, 'STRICT', 'plaintext', 'plaintext under STRICT (only the health probes, probePaths, are served in plaintext)');
-        return;
-      }
-      this.#drainIfRefused(req, res);
-      listener(req, res);
-    });
+  /** Whether this server judges its requests itself (mesh.createServer), or leaves it to the app (Fastify's plugin, through its reply). */
+  #judge: boolean;
+
+  /**
+   * `judge`: the requests are judged before any `'request'` listener gets them — `listener`, and
+   * any an app or a library adds or puts in its place (engine.io, behind socket.io, takes the
+   * listeners off and calls them from its own, which serves its HTTP long-polling itself).
+   */
+  constructor(listener: RequestListener, mtls: InboundTls, guard: InboundGuard, judge = false) {
+    super(listener);
+    this.#judge = judge;
+    if (!judge) {
+      // Fastify's plugin judges what reaches Fastify's handler. Once another 'request' listener is
+      // added, or the handler taken off (engine.io does both, and serves its long-polling
+      // itself), requests may reach code no plugin guards: from then on this server judges them
+      // all (the plugin sees them judged), on the normalized path.
+      const foreign = (event: string | symbol, l: unknown, added: boolean): void => {
+        if (event === 'request' && (added ? l !== listener : l === listener)) this.#judge = true;
+      };
+      this.on('newListener', (event: string | symbol, l: unknown) => foreign(event, l, true));
+      this.on('removeListener', (event: string | symbol, l: unknown) => foreign(event, l, false));
+    }
     this.#mtls = mtls;
+    this.#guard = guard;
     const own = this.listeners('connection');
     if (own.length !== 1) throw new Error(`meshlet: node:http's Server has ${own.length} connection listeners, expected 1; this Node.js version is not supported by mesh.createServer`);
     this.#http = own[0] as (socket: Socket) => void;
@@ -102,6 +124,50 @@ export class MeshHttpServer extends Server {
             },
     });
     this.on('connection', (socket: Socket) => this.#acceptor.accept(socket));
+  }
+
+  /**
+   * Every request is judged here, before any listener gets it (`judge`; otherwise only the
+   * PeerAuthentication rules of the connection apply here). Requests node:http gives to other
+   * listeners than the request listener are judged here first too:
+   * an upgrade (WebSocket) or a CONNECT goes to the app's `'upgrade'`/`'connect'` listeners
+   * (upgrade.ts), a request with `Expect: 100-continue` (or another expectation) to its
+   * `'checkContinue'`/`'checkExpectation'` listeners when it has some — as Envoy judges each of
+   * them like any request. Every other event is node:http's.
+   */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'request') {
+      const [req, res] = args as [IncomingMessage, ServerResponse];
+      if (this.#refusedPlaintext(req)) return true;
+      this.#drainIfRefused(req, res);
+      if (!this.#judge) return super.emit(event, req, res);
+      serveNode(this.#guard, req, res, () => super.emit(event, req, res));
+      return true;
+    }
+    if (!JUDGED_EVENTS.has(event)) return super.emit(event as string, ...args);
+    const req = args[0] as IncomingMessage;
+    if (this.#refusedPlaintext(req)) return true;
+    if (event === 'checkContinue' || event === 'checkExpectation') {
+      const res = args[1] as ServerResponse;
+      // Judged before the app decides on the 100 Continue: a refused request gets its answer instead.
+      this.#drainIfRefused(req, res);
+      serveNode(this.#guard, req, res, () => super.emit(event as string, req, res));
+      return true;
+    }
+    const [, socket, head] = args as [IncomingMessage, Duplex, Buffer];
+    // node:http no longer counts it as its connection, yet close() waits for it: ended with the rest after a drain.
+    this.#upgraded.add(socket);
+    socket.once('close', () => this.#upgraded.delete(socket));
+    serveUpgrade(this.#guard, req, socket, () => super.emit(event as string, req, socket, head));
+    return true;
+  }
+
+  /** Under STRICT a plaintext connection serves the probes and nothing else: true (and the connection refused) for any other request on one. */
+  #refusedPlaintext(req: IncomingMessage): boolean {
+    const guard = this.#guard;
+    if (guard.probes === undefined || !this.#probesOnly.has(req.socket) || this.#mtls.modeFor(req.socket.localPort ?? 0) !== 'STRICT' || guard.isProbe(req.method, req.url, true)) return false;
+    this.#mtls.refuse(req.socket, 'STRICT', 'plaintext', 'plaintext under STRICT (only the health probes, probePaths, are served in plaintext)');
+    return true;
   }
 
   /** HTTP/2 (its preface first) to the bridge, anything else to node:http; `first`: the first bytes when already read. */
@@ -148,6 +214,8 @@ export class MeshHttpServer extends Server {
   override closeAllConnections(): void {
     this.#dropPending();
     this.#h2.destroy();
+    for (const s of this.#upgraded) s.destroy();
+    this.#upgraded.clear();
     super.closeAllConnections();
   }
 

@@ -16,6 +16,7 @@ import { type ConnectionInfo, callerGone, type InboundGuard, type Judgement, pen
 import type { Denial } from '../../inbound/pipeline.ts';
 import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
+import { hasBody } from '../../core/request-body.ts';
 import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders, setHeaderInPlace } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
@@ -68,8 +69,21 @@ export function writeDenial(res: ServerResponse, denial: Denial, grpc: boolean):
     return;
   }
   const body = Buffer.from(denial.body);
-  res.writeHead(denial.status, { ...extra, 'content-type': 'text/plain', 'content-length': String(body.length) });
+  const req = (res as { req?: IncomingMessage }).req;
+  const close = req !== undefined && answeredBeforeBody(req) ? CLOSE : undefined;
+  res.writeHead(denial.status, { ...extra, ...close, 'content-type': 'text/plain', 'content-length': String(body.length) });
   res.end(body);
+}
+
+const CLOSE = { connection: 'close' } as const;
+
+/**
+ * True for an HTTP/1 request refused before its body is in: Envoy's connection manager then
+ * answers with `Connection: close` and closes the connection rather than wait for (and read) the
+ * rest of the upload — node:http would read it all to keep the connection.
+ */
+export function answeredBeforeBody(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 1 && !req.complete && hasBody(req.headers);
 }
 
 /** The refusal when admission itself failed: fail closed. */
@@ -109,8 +123,24 @@ export function listenInContext(req: IncomingMessage): void {
     wrapped.listener = listener;
     return on.call(this, name, wrapped);
   } as IncomingMessage['on'];
+  // once() made here rather than by EventEmitter's (which adds its own wrapper through on()): the
+  // wrapper's `.listener` is then the original, so removeListener(original) finds it — as
+  // events.once() and pipe() rely on to clean up — and listeners() gives the original back.
+  const onceInContext = function onceInContext(this: IncomingMessage, name: string | symbol, listener: (...args: unknown[]) => unknown) {
+    if (typeof listener !== 'function') return on.call(this, name, listener);
+    let fired = false;
+    const wrapped: ContextListener = function (this: IncomingMessage, ...args: unknown[]) {
+      this.removeListener(name, wrapped);
+      if (fired) return undefined;
+      fired = true;
+      return scope.runInAsyncScope(listener, this, ...args);
+    };
+    wrapped.listener = listener;
+    return on.call(this, name, wrapped);
+  } as IncomingMessage['once'];
   req.on = onInContext;
   req.addListener = onInContext;
+  req.once = onceInContext;
 }
 
 function admitted(req: IncomingMessage, next: () => void): void {
@@ -142,7 +172,8 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   if (j.request.headersChanged || hostChanged || ob?.added === true) replaceHeaders(req, j.request.headers);
   else {
-    if (j.request.generatedRequestId !== undefined) req.headers['x-request-id'] = j.request.generatedRequestId;
+    // In rawHeaders too: readers of the header list (Hono's node adapter) see it.
+    if (j.request.generatedRequestId !== undefined) setHeaderInPlace(req, 'x-request-id', j.request.generatedRequestId);
     if (j.request.forwardedClientCert !== undefined) setHeaderInPlace(req, 'x-forwarded-client-cert', j.request.forwardedClientCert);
   }
   if (j.responseHeaders !== undefined) for (const [k, v] of Object.entries(j.responseHeaders)) res.setHeader(k, v);
@@ -297,10 +328,46 @@ export function expressMiddleware(guard: () => InboundGuard): (req: IncomingMess
     // Mounted under a path (app.use('/api', mesh.express()), a router's use): Express hands the
     // middleware the rest of the path; the mesh judges the whole path, as a sidecar sees it.
     const base = (req as { baseUrl?: string }).baseUrl;
-    const mounted = typeof base === 'string' && base !== '' && (req as MeshRequest).meshlet === undefined ? base + (req.url ?? '/') : undefined;
-    // `next` itself: serveNode calls it with no argument.
-    serveNode(guard(), req, res, next as () => void, true, mounted);
+    const mounted = typeof base === 'string' && base !== '' && (req as MeshRequest).meshlet === undefined ? mountedTarget(base, req.url ?? '/', (req as { originalUrl?: string }).originalUrl) : undefined;
+    // An absolute-form target (`GET http://host/api/x`): Express's router took its scheme and
+    // authority (its "protohost") when it started and strips mount paths after that many
+    // characters, so the path the mesh hands on keeps them in front (the router's parseurl reads
+    // the same path); served as origin-form, every router mounted under a path would answer 404.
+    const url = req.url ?? '/';
+    const protohost = mounted === undefined && url.charCodeAt(0) !== 47 /* / */ ? protohostOf(url) : undefined;
+    // `next` itself (serveNode calls it with no argument), unless the protohost goes back in front.
+    serveNode(guard(), req, res, protohost === undefined ? (next as () => void) : () => keepProtohost(req, protohost, next), true, mounted);
   };
+}
+
+/**
+ * The whole target of a request Express handed a middleware mounted under `base`, from the rest
+ * it left in `url`. Express adds a `/` when the mount path took the whole path (`/api` and
+ * `/api?x=1` reach the middleware as `/` and `/?x=1`), and keeps an absolute-form target's scheme
+ * and authority in front: the target is the one received (`originalUrl`), not `/api/`, which a
+ * policy on `/api` would not match.
+ */
+function mountedTarget(base: string, url: string, originalUrl: string | undefined): string {
+  // The scheme and authority Express kept in front (all that is left of `http://host/api`).
+  const protohost = url.charCodeAt(0) === 47 /* / */ ? undefined : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(url)?.[0];
+  if (protohost !== undefined) return base + url.slice(protohost.length);
+  if ((url === '/' || url.startsWith('/?')) && originalUrl === base + url.slice(1)) return originalUrl;
+  return base + url;
+}
+
+/** The scheme and authority of an absolute-form target, exactly as Express's router reads them (its getProtohost), or undefined for none. */
+function protohostOf(url: string): string | undefined {
+  const q = url.indexOf('?');
+  const fqdn = url.slice(0, q === -1 ? url.length : q).indexOf('://');
+  if (fqdn === -1) return undefined;
+  const p = url.substring(0, url.indexOf('/', 3 + fqdn));
+  return p === '' ? undefined : p;
+}
+
+function keepProtohost(req: IncomingMessage, protohost: string, next: (err?: unknown) => void): void {
+  const url = req.url ?? '/';
+  if (url.charCodeAt(0) === 47 /* / */) req.url = protohost + url;
+  next();
 }
 
 /** Wraps any `(req, res)` listener (node:http, Koa's `app.callback()`, Hono's node adapter, …). */

@@ -218,6 +218,8 @@ export class InboundObservation {
   /** An HTTP/1 request that has no body (no Content-Length, no Transfer-Encoding). */
   readonly #bodyless: boolean;
   readonly #written0: number;
+  /** The request head's bytes as received, counted before the phases change its URL or headers (a generated x-request-id, a consumed token). */
+  readonly #headBytes: number;
   readonly #conn: ConnectionInfo;
   #judged: InboundRequest | undefined;
   #denial: Denial | undefined;
@@ -237,6 +239,7 @@ export class InboundObservation {
     this.#conn = conn;
     this.#startedAt = o.clock.now();
     this.#written0 = this.#socket.bytesWritten;
+    this.#headBytes = headBytes(req);
     const protocol: Protocol = isGrpcContentType(headers['content-type']) ? 'grpc' : req.httpVersionMajor === 2 || cameOverHttp2(req.socket) ? 'http2' : 'http1';
     this.start = {
       workload: o.workload,
@@ -325,7 +328,7 @@ export class InboundObservation {
     const grpcStatus = s.protocol === 'grpc' ? grpcStatusOf(res.getHeader('grpc-status')) : -1;
     const cl = this.#bodyless ? 0 : contentLength(req);
     const bodyRead = this.#bodyless ? 0 : req.complete && cl !== undefined ? cl : Math.max(0, this.#socket.bytesRead - this.#read0);
-    const m = new InboundEnd(s, req, res, sent, this.#judged, this.#conn, this.#peerMetadata, d, flags, details, grpcStatus, headBytes(req) + bodyRead, Math.max(0, this.#socket.bytesWritten - this.#written0), this.#startedAt, this.#clock.now());
+    const m = new InboundEnd(s, req, res, sent, this.#judged, this.#conn, this.#peerMetadata, d, flags, details, grpcStatus, this.#headBytes + bodyRead, Math.max(0, this.#socket.bytesWritten - this.#written0), this.#startedAt, this.#clock.now());
     ch.publish(m);
   }
 }

@@ -187,7 +187,8 @@ export class MeshServers {
    */
   createServer(listener: RequestListener): Server {
     if (typeof listener !== 'function') throw new InvalidArgumentError('mesh.createServer(listener): a request listener is required (an Express app, a (req, res) function, …)');
-    return this.#track(new MeshHttpServer(this.handler(listener), this.#mtls, this.#guard));
+    // Judged by the server itself, before any 'request' listener (the app's, or one a library put in its place).
+    return this.#track(new MeshHttpServer(listener, this.#mtls, this.#guard, true));
   }
 
   #track(server: Server): Server {

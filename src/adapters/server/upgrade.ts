@@ -1,0 +1,108 @@
+/**
+ * Upgrade requests (WebSocket, `Connection: Upgrade`) and `CONNECT` on the servers the mesh
+ * makes. node:http hands them to the server's `'upgrade'` / `'connect'` listeners (a `ws`
+ * `WebSocketServer({ server })`, `@fastify/websocket`) with the raw socket and never to the
+ * request listener, so without this they would reach the app unjudged. As an Envoy sidecar runs
+ * its HTTP filters (jwt_authn, RBAC, local rate limit) on a WebSocket upgrade like on any request,
+ * each one is judged first: a denial is written on the socket (Envoy's status, headers and text,
+ * `Connection: close`) and the app's listeners never run; an admitted one reaches them with the
+ * normalized path, the headers the phases left, `req.meshlet`, inside its MeshContext. A slot of
+ * the inbound connection pool is held until the upgraded connection closes, as Envoy counts an
+ * upgraded stream as a request in flight.
+ *
+ * @module
+ */
+import { type IncomingMessage, STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Headers } from '../../core/handler.ts';
+import { callerGone, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
+import type { Denial } from '../../inbound/pipeline.ts';
+import { absoluteForm, headersFromRaw, replaceHeaders, setHeaderInPlace } from './headers.ts';
+import { connectionOf, enterContext, first, internalError, type MeshRequest } from './node.ts';
+
+/** Writes a denial as a whole HTTP/1.1 response on the upgrade's socket, then closes it. */
+export function refuseUpgrade(socket: Duplex, d: Denial): void {
+  if (socket.destroyed) return;
+  if (d.closeConnection === true) {
+    socket.destroy();
+    return;
+  }
+  const body = Buffer.from(d.body);
+  let head = `HTTP/1.1 ${d.status} ${STATUS_CODES[d.status] ?? ''}\r\n`;
+  for (const [k, v] of Object.entries(d.headers ?? {})) {
+    try {
+      validateHeaderName(k);
+      validateHeaderValue(k, v);
+    } catch {
+      continue;
+    }
+    head += `${k}: ${v}\r\n`;
+  }
+  head += `content-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
+  socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+}
+
+/**
+ * Judges an upgrade request and calls `next` (the app's `'upgrade'` listeners) only when it is
+ * admitted; otherwise answers on the socket.
+ */
+export function serveUpgrade(guard: InboundGuard, req: MeshRequest, socket: Duplex, next: () => void): void {
+  if (req.meshlet !== undefined) {
+    next();
+    return;
+  }
+  // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
+  if (guard.probes !== undefined && guard.isProbe(req.method, req.url, (req.socket as TLSSocket).encrypted !== true)) {
+    next();
+    return;
+  }
+  const headers = guard.active ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
+  const target = req.url ?? '/';
+  const abs = absoluteForm(target);
+  if (abs !== undefined) headers.host = abs.authority;
+  const conn = connectionOf(req, guard);
+  let j: Judgement | Promise<Judgement>;
+  try {
+    j = guard.judge(req.method ?? 'GET', first(headers.host) ?? '', abs?.path ?? target, headers, conn);
+  } catch (err) {
+    // Fail closed.
+    refuseUpgrade(socket, internalError(err));
+    return;
+  }
+  if (!(j instanceof Promise)) {
+    const slot = j.serve ? j.request.slot : undefined;
+    if (slot !== undefined) socket.once('close', () => slot.release());
+    admit(req, socket, j, abs !== undefined, next);
+    return;
+  }
+  const view = guard.pooled ? pendingRequest(j) : undefined;
+  if (view !== undefined) {
+    // Its slot (or its place in the queue) goes back when the connection closes.
+    view.alive = () => !socket.destroyed;
+    socket.once('close', () => releaseSlot(view));
+  }
+  j.then(
+    (x) => {
+      if (x.serve && socket.destroyed) return;
+      admit(req, socket, x, abs !== undefined, next);
+    },
+    (err: unknown) => refuseUpgrade(socket, internalError(err)),
+  );
+}
+
+function admit(req: MeshRequest, socket: Duplex, j: Judgement, hostChanged: boolean, next: () => void): void {
+  if (!j.serve) {
+    if (!callerGone(j.denial)) refuseUpgrade(socket, j.denial);
+    return;
+  }
+  req.meshlet = j.info;
+  if (j.request.headersChanged || hostChanged) replaceHeaders(req, j.request.headers);
+  else {
+    if (j.request.generatedRequestId !== undefined) setHeaderInPlace(req, 'x-request-id', j.request.generatedRequestId);
+    if (j.request.forwardedClientCert !== undefined) setHeaderInPlace(req, 'x-forwarded-client-cert', j.request.forwardedClientCert);
+  }
+  // The app's upgrade handler reads the path the mesh judged (a consumed access_token removed).
+  req.url = j.request.path;
+  enterContext(req as IncomingMessage, j, next);
+}
