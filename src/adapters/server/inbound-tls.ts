@@ -64,6 +64,8 @@ function verifyErrorText(code: string | undefined): string {
     case 'SELF_SIGNED_CERT_IN_CHAIN':
     case 'DEPTH_ZERO_SELF_SIGNED_CERT':
     case 'CERT_UNTRUSTED':
+    // A root of the same name in the bundle (every Istio and dev CA root is O=<trust domain>) did not sign it.
+    case 'CERT_SIGNATURE_FAILURE':
       return `unknown CA: the certificate does not chain to the trust bundle (${code})`;
     default:
       return `certificate not verified (${code ?? 'unknown error'})`;
