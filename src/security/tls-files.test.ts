@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createPrivateKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +52,11 @@ describe('TlsFiles: the files of DestinationRule tls blocks, read once per confi
     writeFileSync(broken, CERT);
     const g = files(`  trafficPolicy: {tls: {mode: MUTUAL, clientCertificate: ${broken}, privateKey: ${mine.keyFile}}}`);
     assert.match(g.issues[0]?.message ?? '', new RegExp(`${broken.replaceAll('.', '\\.')}: its certificate cannot be parsed`));
+    // An encrypted key is named, with why.
+    const encrypted = join(dir, 'encrypted.key');
+    writeFileSync(encrypted, createPrivateKey(mine.keyPem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'secret' }) as string);
+    const h = files(`  trafficPolicy: {tls: {mode: MUTUAL, clientCertificate: ${mine.chainFile}, privateKey: ${encrypted}}}`);
+    assert.ok((h.issues[0]?.message ?? '').startsWith(`${encrypted} is encrypted (a passphrase-protected key)`), h.issues[0]?.message);
   });
 
   it('missing and wrong-kind files are findings naming the rule, the field path and the file (every level)', () => {

@@ -10,11 +10,12 @@
  *
  * @module
  */
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { type KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type ConfigIssue, formatPath, type FieldPath, makeIssue } from '../config/issues.ts';
 import { type AnyResource, ofKind, type Resource } from '../config/resource.ts';
 import type { ClientTLSSettings } from '../config/types/destination-rule.ts';
+import { privateKeyFrom } from './pki/keys.ts';
 
 /** The finding code of an unreadable or invalid DestinationRule TLS file. */
 export const TLS_FILE_CODE = 'MESHLET0103';
@@ -61,11 +62,11 @@ function checkPair(certPath: string, certPem: string, keyPath: string, keyPem: s
   } catch (e) {
     return `${certPath}: its certificate cannot be parsed (${(e as Error).message}) (clientCertificate)`;
   }
-  let key: ReturnType<typeof createPrivateKey>;
+  let key: KeyObject;
   try {
-    key = createPrivateKey(keyPem);
+    key = privateKeyFrom(keyPem, keyPath);
   } catch (e) {
-    return `${keyPath}: its private key cannot be read (${(e as Error).message}; an encrypted key is not supported) (privateKey)`;
+    return `${(e as Error).message} (privateKey)`;
   }
   if (!cert.checkPrivateKey(key)) return `the private key in ${keyPath} does not match the certificate in ${certPath} (privateKey)`;
   return undefined;

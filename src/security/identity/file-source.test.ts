@@ -77,6 +77,13 @@ describe('readCredentialFiles', { skip }, () => {
       { name: 'a missing certificate', write: {}, file: join(dir, 'nope.crt'), reason: 'missing', error: /nope\.crt: missing \(no such file\)/ },
       { name: 'a certificate file that is not PEM', write: { certFile: 'hello' }, file: good.certFile, reason: 'not-pem', error: /tls\.crt: not PEM: no "-----BEGIN CERTIFICATE-----" block/ },
       { name: 'a key that is not PEM', write: { keyFile: 'hello' }, file: good.keyFile, reason: 'not-pem', error: /tls\.key: is not PEM/ },
+      {
+        name: 'an encrypted key',
+        write: { keyFile: createPrivateKey(good.leaf.keyPem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'secret' }) as string },
+        file: good.keyFile,
+        reason: 'not-pem',
+        error: /tls\.key: is encrypted \(a passphrase-protected key\): meshlet reads unencrypted keys only/,
+      },
       { name: 'a key of another certificate', write: { keyFile: otherLeaf.keyPem }, file: good.keyFile, reason: 'key-mismatch', error: /tls\.key: the private key does not match the certificate in .*tls\.crt/ },
       { name: 'no SPIFFE URI SAN', write: { certFile: noSpiffe.certPem, keyFile: noSpiffe.keyPem }, file: good.certFile, reason: 'no-identity', error: /has no SPIFFE URI SAN .*DNS:foo\.example/ },
       { name: 'two SPIFFE URI SANs', write: { certFile: twoSpiffe.certPem, keyFile: twoSpiffe.keyPem }, file: good.certFile, reason: 'no-identity', error: /has 2 SPIFFE URI SANs/ },
