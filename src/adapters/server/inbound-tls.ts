@@ -33,6 +33,13 @@ import { plainAddress } from './peer.ts';
  */
 export const SERVER_ALPN = Object.freeze(['http/1.1', 'istio-http/1.1', 'istio-http/1.0', 'http/1.0', 'istio', 'istio-h2', 'h2']);
 
+/**
+ * The TLS 1.2 cipher suites a mesh server accepts: Istio's `SupportedCiphers` for the inbound mTLS
+ * of sidecars (`pilot/pkg/security/authn/utils`): ECDHE and RSA key exchange with AES-GCM only —
+ * no CBC, no SHA-1 MACs. TLS 1.3 suites are Node's (all AEAD). TLS 1.0 and 1.1 are refused.
+ */
+export const ISTIO_INBOUND_CIPHERS = ['ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'AES256-GCM-SHA384', 'AES128-GCM-SHA256'].join(':');
+
 /** How long a new connection may take to send its first bytes and to finish its TLS handshake (Envoy's listener filter timeout). */
 export const HANDSHAKE_TIMEOUT_MS = 15_000;
 
@@ -126,7 +133,7 @@ export class InboundTls {
   }
 
   #take(c: WorkloadCredentials): void {
-    const options: SecureContextOptions = { key: c.privateKey, cert: c.certChain, ca: c.trustBundle };
+    const options: SecureContextOptions = { key: c.privateKey, cert: c.certChain, ca: c.trustBundle, ciphers: ISTIO_INBOUND_CIPHERS, minVersion: 'TLSv1.2' };
     try {
       // Checked once here: a key that does not match its certificate is refused before any server uses it.
       createSecureContext(options);
