@@ -17,6 +17,7 @@ import type { AnyResource } from '../../config/resource.ts';
 import type { PeerIdentity } from '../../core/context.ts';
 import { channels, type InboundRefusedMessage, type WorkloadIdentity } from '../../core/observe.ts';
 import type { CredentialHolder, WorkloadCredentials } from '../../security/identity/credentials.ts';
+import { validityProblem } from '../../security/identity/peer-validity.ts';
 import { identityOfCertificate, SPIFFE_PREFIX, uriSans } from '../../security/identity/spiffe.ts';
 import { composePeerAuthentication, type EffectivePeerAuthentication, type MtlsMode, mtlsModeForPort } from '../../security/peer-authentication.ts';
 import { plainAddress } from './peer.ts';
@@ -169,6 +170,9 @@ export class InboundTls {
   identityOf(cert: PeerCertificate, address: string): PeerVerdict {
     // An X.509-SVID is never a CA certificate: its holder could sign any identity.
     if (cert.ca === true) return { ok: false, reason: 'a CA certificate (CA:TRUE) is not a workload certificate' };
+    // A resumed TLS session is not verified again: its certificate may have expired since.
+    const outOfDate = validityProblem(cert, Date.now());
+    if (outOfDate !== undefined) return { ok: false, reason: outOfDate };
     const peer = identityOfCertificate(cert, address);
     if (peer === undefined) {
       const ids = uriSans(cert.subjectaltname).filter((u) => u.startsWith(SPIFFE_PREFIX));
