@@ -60,6 +60,10 @@ describe('readCredentialFiles', { skip }, () => {
     // A root appended to the chain file is not sent.
     writeFileSync(f.certFile, f.leaf.chainPem + root.rootPem);
     assert.equal((await readCredentialFiles(f, Date.now())).certChain.split('BEGIN CERTIFICATE').length - 1, 2);
+    // The intermediate may be in caFile with the root instead (a trust store holding both).
+    writeFileSync(f.certFile, f.leaf.certPem);
+    writeFileSync(f.caFile, mid.certPem + root.rootPem);
+    assert.equal((await readCredentialFiles(f, Date.now())).spiffeId, 'spiffe://cluster.local/ns/foo/sa/bar');
   });
 
   it('refuses files it cannot use, naming the file and why', async () => {
@@ -73,6 +77,8 @@ describe('readCredentialFiles', { skip }, () => {
     const twoSpiffe = issueLeaf(ca, { uris: [spiffe('foo', 'bar'), spiffe('foo', 'baz')] });
     const stranger = issueLeaf(other, { uris: [spiffe('foo', 'bar')] });
     const caLeaf = makeCa({ name: 'issuing.example', parent: ca, uris: [spiffe('foo', 'bar')] });
+    const mid = makeCa({ name: 'mid.example', parent: ca });
+    const viaMid = issueLeaf(mid, { uris: [spiffe('foo', 'bar')] });
     const cases: { name: string; write: Record<string, string>; file: string; reason: CredentialFileError['reason']; error: RegExp }[] = [
       { name: 'a missing certificate', write: {}, file: join(dir, 'nope.crt'), reason: 'missing', error: /nope\.crt: missing \(no such file\)/ },
       { name: 'a certificate file that is not PEM', write: { certFile: 'hello' }, file: good.certFile, reason: 'not-pem', error: /tls\.crt: not PEM: no "-----BEGIN CERTIFICATE-----" block/ },
@@ -90,6 +96,7 @@ describe('readCredentialFiles', { skip }, () => {
       { name: 'a CA certificate', write: { certFile: caLeaf.certPem, keyFile: caLeaf.keyPem }, file: good.certFile, reason: 'no-identity', error: /tls\.crt: the certificate is a CA certificate \(CA:TRUE\), not a workload certificate/ },
       { name: 'an expired certificate', write: { certFile: expired.certPem, keyFile: expired.keyPem }, file: good.certFile, reason: 'expired', error: /tls\.crt: the certificate expired at 20/ },
       { name: 'a certificate from another CA', write: { certFile: stranger.certPem, keyFile: stranger.keyPem }, file: good.certFile, reason: 'untrusted', error: /tls\.crt: the chain does not lead to any of the 1 trusted root .*roots from .*ca\.crt/ },
+      { name: 'a caFile holding an intermediate CA, not the root', write: { certFile: viaMid.certPem, keyFile: viaMid.keyPem, caFile: mid.certPem }, file: good.certFile, reason: 'untrusted', error: /tls\.crt: the chain ends at "O=mid\.example" among the trusted roots, an intermediate CA, not a root: .*add the root "O=cluster\.local" to the trusted roots/ },
       { name: 'a caFile that is not PEM', write: { caFile: 'hello' }, file: good.caFile, reason: 'not-pem', error: /ca\.crt: not PEM/ },
     ];
     for (const c of cases) {
