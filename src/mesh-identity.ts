@@ -57,7 +57,7 @@ export async function startEmbeddedIdentity(mesh: Mesh, o: MeshOptions, logger: 
           log,
           ...(o.clock === undefined ? {} : { clock: o.clock }),
         })
-      : new FileIdentitySource({ files: id, holder: mesh.credentials, log });
+      : new FileIdentitySource({ files: id, holder: mesh.credentials, log, trustDomains: [o.trustDomain ?? 'cluster.local', ...(o.trustDomainAliases ?? [])] });
   try {
     await source.start();
   } catch (e) {

@@ -1,13 +1,18 @@
 import assert from 'node:assert/strict';
+import { createPrivateKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { validateYaml } from '../../test/helpers/config.ts';
+import { cleanupPki, issueLeaf, makeCa } from '../../test/helpers/pki.ts';
 import { TLS_FILE_CODE, TlsFiles } from './tls-files.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshlet-tls-files-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+  cleanupPki();
+});
 const CERT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const KEY = '-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n';
 const ca = join(dir, 'ca.pem');
@@ -23,9 +28,35 @@ function files(tls: string) {
 
 describe('TlsFiles: the files of DestinationRule tls blocks, read once per config', () => {
   it('good files: no finding, contents kept', () => {
-    const f = files(`  trafficPolicy: {tls: {mode: MUTUAL, caCertificates: ${ca}, clientCertificate: ${ca}, privateKey: ${key}}}`);
+    const root = makeCa({ name: 'tls-files' });
+    const leaf = issueLeaf(root, { dns: ['client.example.test'] });
+    const f = files(`  trafficPolicy: {tls: {mode: MUTUAL, caCertificates: ${ca}, clientCertificate: ${leaf.chainFile}, privateKey: ${leaf.keyFile}}}`);
     assert.deepEqual(f.issues, []);
     assert.deepEqual(f.get('caCertificates', ca), { ok: true, pem: CERT });
+    assert.deepEqual(f.pair(leaf.chainFile, leaf.keyFile), { ok: true, pem: leaf.chainPem });
+  });
+
+  it('MUTUAL: a client certificate and a key that do not belong together are a finding naming both files', () => {
+    const root = makeCa({ name: 'tls-files-pair' });
+    const mine = issueLeaf(root, { dns: ['client.example.test'] });
+    const theirs = issueLeaf(root, { dns: ['other.example.test'] });
+    const f = files(`  trafficPolicy: {tls: {mode: MUTUAL, clientCertificate: ${mine.chainFile}, privateKey: ${theirs.keyFile}}}`);
+    assert.deepEqual(f.issues.map((i) => `${i.code} ${i.path}`), [`${TLS_FILE_CODE} spec.trafficPolicy.tls.privateKey`]);
+    const message = f.issues[0]?.message ?? '';
+    assert.ok(message.includes(`the private key in ${theirs.keyFile} does not match the certificate in ${mine.chainFile}`), message);
+    assert.match(message, /calls to api\.example\.com that use this setting fail/);
+    const pair = f.pair(mine.chainFile, theirs.keyFile);
+    assert.equal(pair.ok, false);
+    // A certificate block that does not parse is named too (its key is fine).
+    const broken = join(dir, 'broken.crt');
+    writeFileSync(broken, CERT);
+    const g = files(`  trafficPolicy: {tls: {mode: MUTUAL, clientCertificate: ${broken}, privateKey: ${mine.keyFile}}}`);
+    assert.match(g.issues[0]?.message ?? '', new RegExp(`${broken.replaceAll('.', '\\.')}: its certificate cannot be parsed`));
+    // An encrypted key is named, with why.
+    const encrypted = join(dir, 'encrypted.key');
+    writeFileSync(encrypted, createPrivateKey(mine.keyPem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'secret' }) as string);
+    const h = files(`  trafficPolicy: {tls: {mode: MUTUAL, clientCertificate: ${mine.chainFile}, privateKey: ${encrypted}}}`);
+    assert.ok((h.issues[0]?.message ?? '').startsWith(`${encrypted} is encrypted (a passphrase-protected key)`), h.issues[0]?.message);
   });
 
   it('missing and wrong-kind files are findings naming the rule, the field path and the file (every level)', () => {

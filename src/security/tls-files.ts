@@ -10,10 +10,12 @@
  *
  * @module
  */
+import { type KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type ConfigIssue, formatPath, type FieldPath, makeIssue } from '../config/issues.ts';
 import { type AnyResource, ofKind, type Resource } from '../config/resource.ts';
 import type { ClientTLSSettings } from '../config/types/destination-rule.ts';
+import { privateKeyFrom } from './pki/keys.ts';
 
 /** The finding code of an unreadable or invalid DestinationRule TLS file. */
 export const TLS_FILE_CODE = 'MESHLET0103';
@@ -48,6 +50,28 @@ function check(field: TlsFileField, path: string): TlsFile {
   return { ok: true, pem: text };
 }
 
+/**
+ * Whether a MUTUAL block's client certificate and private key (both read, both PEM of the right
+ * kind) can be used together: the first certificate parses, the key parses (unencrypted), and the
+ * key is the certificate's. The error names the file at fault, or both.
+ */
+function checkPair(certPath: string, certPem: string, keyPath: string, keyPem: string): string | undefined {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (e) {
+    return `${certPath}: its certificate cannot be parsed (${(e as Error).message}) (clientCertificate)`;
+  }
+  let key: KeyObject;
+  try {
+    key = privateKeyFrom(keyPem, keyPath);
+  } catch (e) {
+    return `${(e as Error).message} (privateKey)`;
+  }
+  if (!cert.checkPrivateKey(key)) return `the private key in ${keyPath} does not match the certificate in ${certPath} (privateKey)`;
+  return undefined;
+}
+
 /** Every `tls` block of a DestinationRule with the field path it is at. */
 function* tlsBlocks(dr: Resource<'DestinationRule'>): Generator<[ClientTLSSettings, FieldPath]> {
   const tp = dr.spec.trafficPolicy;
@@ -75,26 +99,31 @@ export class TlsFiles {
     for (const dr of ofKind(resources, 'DestinationRule')) {
       for (const [tls, at] of tlsBlocks(dr)) {
         // SIMPLE origination ignores client files (Istio reads them only for MUTUAL).
+        const finding = (field: TlsFileField, error: string): void => {
+          const p = [...at, field];
+          issues.push(
+            makeIssue({
+              level: 'warning',
+              code: TLS_FILE_CODE,
+              file: dr.source.file,
+              line: dr.source.locate?.(p) ?? dr.source.line,
+              resource: dr.ref,
+              path: formatPath(p),
+              message: `${error}; calls to ${dr.spec.host} that use this setting fail (TLS is never replaced by plaintext)`,
+            }),
+          );
+        };
         for (const field of Object.keys(FIELDS) as TlsFileField[]) {
           const path = tls[field];
           if (path === undefined || path === '') continue;
           if ((field === 'clientCertificate' || field === 'privateKey') && tls.mode !== 'MUTUAL') continue;
           if (tls.mode === 'ISTIO_MUTUAL' || tls.mode === 'DISABLE' || tls.mode === undefined) continue;
           const f = this.#read(field, path);
-          if (!f.ok) {
-            const p = [...at, field];
-            issues.push(
-              makeIssue({
-                level: 'warning',
-                code: TLS_FILE_CODE,
-                file: dr.source.file,
-                line: dr.source.locate?.(p) ?? dr.source.line,
-                resource: dr.ref,
-                path: formatPath(p),
-                message: `${f.error}; calls to ${dr.spec.host} that use this setting fail (TLS is never replaced by plaintext)`,
-              }),
-            );
-          }
+          if (!f.ok) finding(field, f.error);
+        }
+        if (tls.mode === 'MUTUAL' && tls.clientCertificate && tls.privateKey) {
+          const pair = this.pair(tls.clientCertificate, tls.privateKey);
+          if (!pair.ok && this.get('clientCertificate', tls.clientCertificate).ok && this.get('privateKey', tls.privateKey).ok) finding('privateKey', pair.error);
         }
       }
     }
@@ -107,6 +136,29 @@ export class TlsFiles {
     if (f === undefined) {
       f = check(field, path);
       this.#files.set(key, f);
+    }
+    return f;
+  }
+
+  readonly #pairs = new Map<string, TlsFile>();
+
+  /**
+   * A MUTUAL block's client certificate and key, checked together (read as {@link get} reads
+   * them): `ok` with the certificate's PEM, or why they cannot be used, naming the file(s).
+   */
+  pair(certPath: string, keyPath: string): TlsFile {
+    const k = `${certPath}\0${keyPath}`;
+    let f = this.#pairs.get(k);
+    if (f === undefined) {
+      const cert = this.#read('clientCertificate', certPath);
+      const key = this.#read('privateKey', keyPath);
+      if (!cert.ok) f = cert;
+      else if (!key.ok) f = key;
+      else {
+        const error = checkPair(certPath, cert.pem, keyPath, key.pem);
+        f = error === undefined ? cert : { ok: false, error };
+      }
+      this.#pairs.set(k, f);
     }
     return f;
   }

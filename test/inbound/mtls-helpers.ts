@@ -18,6 +18,10 @@ export interface TlsClient {
   readonly ca: string;
   readonly servername?: string;
   readonly agent?: Agent;
+  /** The TLS 1.2 cipher suites offered (OpenSSL names), and the highest and lowest versions. */
+  readonly ciphers?: string;
+  readonly maxVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+  readonly minVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
 }
 
 /** A plaintext GET. */
@@ -49,6 +53,9 @@ export function tlsGet(port: number, c: TlsClient, path = '/'): Promise<Outcome>
         servername: c.servername,
         agent: c.agent ?? false,
         checkServerIdentity: () => undefined,
+        ...(c.ciphers === undefined ? {} : { ciphers: c.ciphers }),
+        ...(c.maxVersion === undefined ? {} : { maxVersion: c.maxVersion }),
+        ...(c.minVersion === undefined ? {} : { minVersion: c.minVersion }),
       },
       (res) => {
         const socket = res.socket as TLSSocket;

@@ -295,6 +295,32 @@ describe('certificate hot swap', { skip: SKIP }, () => {
   });
 });
 
+describe("TLS versions and cipher suites: Istio's inbound mTLS settings", { skip: SKIP }, () => {
+  let mesh: Mesh;
+  let port: number;
+  before(async () => {
+    mesh = await meshWith([peerAuthentication('default', 'istio-system', { mtls: { mode: 'STRICT' } })]);
+    port = await listen(mesh.createServer(echo(mesh)));
+  });
+  after(() => mesh.close());
+  // Istio's SupportedCiphers: AES-GCM with ECDHE or RSA key exchange; TLS 1.2 at least.
+  const rows: { name: string; client: Partial<TlsClient>; want: number | 'refused' }[] = [
+    { name: 'TLS 1.3', client: { minVersion: 'TLSv1.3' }, want: 200 },
+    { name: 'TLS 1.2 with ECDHE-ECDSA-AES128-GCM-SHA256', client: { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' }, want: 200 },
+    { name: 'TLS 1.2 with ECDHE-ECDSA-AES256-GCM-SHA384', client: { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' }, want: 200 },
+    { name: 'TLS 1.2 with a CBC suite and a SHA-1 MAC (ECDHE-ECDSA-AES128-SHA)', client: { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA' }, want: 'refused' },
+    { name: 'TLS 1.2 with a CBC suite (ECDHE-ECDSA-AES256-SHA384)', client: { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-SHA384' }, want: 'refused' },
+    { name: 'TLS 1.2 with ChaCha20 (not in Istio\'s list)', client: { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305' }, want: 'refused' },
+    { name: 'TLS 1.1', client: { minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }, want: 'refused' },
+  ];
+  for (const row of rows) {
+    it(`${row.name}: ${row.want === 'refused' ? 'refused' : 'served'}`, async () => {
+      const got = await tlsGet(port, { ...sleep, ...row.client });
+      assert.equal(status(got), row.want, JSON.stringify(got));
+    });
+  }
+});
+
 describe('the peer in AuthorizationPolicy', { skip: SKIP }, () => {
   let mesh: Mesh;
   let port: number;

@@ -185,13 +185,18 @@ describe('DestinationRule TLS origination', { skip: skipWithout('openssl') }, ()
     }
   });
 
-  it('a client certificate and a key that do not belong together: the call fails naming the rule, never in plaintext', async () => {
+  it('a client certificate and a key that do not belong together: a finding and a failed call, both naming the files, never in plaintext', async () => {
+    warnings.length = 0;
     const m = await mesh([externalService(mtlsServer.port), rule({ mode: 'MUTUAL', caCertificates: ca.certFile, clientCertificate: clientLeaf.chainFile, privateKey: strangerLeaf.keyFile }, 'mismatch')]);
     const before = mtlsServer.seen.length;
     const e = await failure(m, `http://${HOST}/mismatch`);
     assert.ok(isMeshletError(e, 'MESHLET_ERR_UPSTREAM_TLS'), String(e));
-    assert.match(e.message, /DestinationRule default\/mismatch tls: its files cannot be used \(.*key values mismatch/);
+    const why = `the private key in ${strangerLeaf.keyFile} does not match the certificate in ${clientLeaf.chainFile}`;
+    assert.ok(e.message.includes(`DestinationRule default/mismatch tls: ${why}`), e.message);
     assert.equal(mtlsServer.seen.length, before);
+    await new Promise((r) => setImmediate(r));
+    const text = warnings.join('\n');
+    assert.ok(text.includes(`DestinationRule default/mismatch: spec.trafficPolicy.tls.privateKey: ${why}`), text);
   });
 
   it('credentialName cannot be resolved: the call fails, never in plaintext', async () => {

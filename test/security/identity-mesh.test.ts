@@ -64,6 +64,24 @@ describe('createMesh identity: files', { skip: skipWithout('openssl') }, () => {
     });
     await assert.rejects(createMesh({ service: 'bar', config: [], identity: { ...files, caFile: join(d, 'missing.crt') }, logger: quiet }), /missing\.crt: missing \(no such file\)/);
   });
+
+  it("warns, naming the file, when the certificate's trust domain is not the mesh's trustDomain nor an alias", async () => {
+    const ca = makeCa();
+    const leaf = issueLeaf(ca, { uris: [spiffe('foo', 'bar', 'spire.example')] });
+    const d = tmp();
+    const files = { certFile: join(d, 'tls.crt'), keyFile: join(d, 'tls.key'), caFile: join(d, 'ca.crt') };
+    writeFileSync(files.certFile, leaf.chainPem);
+    writeFileSync(files.keyFile, leaf.keyPem);
+    writeFileSync(files.caFile, ca.rootPem);
+    const warnings: string[] = [];
+    meshes.push(await createMesh({ service: 'bar', namespace: 'foo', config: [], identity: files, logger: { warn: (m) => warnings.push(m) } }));
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.ok(warnings[0]?.includes(`the certificate in ${files.certFile} names spiffe://spire.example/ns/foo/sa/bar, of trust domain spire.example, but this mesh's trust domain is cluster.local`), warnings[0]);
+    warnings.length = 0;
+    meshes.push(await createMesh({ service: 'bar', namespace: 'foo', config: [], trustDomain: 'spire.example', identity: files, logger: { warn: (m) => warnings.push(m) } }));
+    meshes.push(await createMesh({ service: 'bar', namespace: 'foo', config: [], trustDomainAliases: ['spire.example'], identity: files, logger: { warn: (m) => warnings.push(m) } }));
+    assert.deepEqual(warnings, []);
+  });
 });
 
 describe('createMesh identity: dev CA', () => {

@@ -17,6 +17,7 @@ import type { AnyResource } from '../../config/resource.ts';
 import type { PeerIdentity } from '../../core/context.ts';
 import { channels, type InboundRefusedMessage, type WorkloadIdentity } from '../../core/observe.ts';
 import type { CredentialHolder, WorkloadCredentials } from '../../security/identity/credentials.ts';
+import { validityProblem } from '../../security/identity/peer-validity.ts';
 import { identityOfCertificate, SPIFFE_PREFIX, uriSans } from '../../security/identity/spiffe.ts';
 import { composePeerAuthentication, type EffectivePeerAuthentication, type MtlsMode, mtlsModeForPort } from '../../security/peer-authentication.ts';
 import { plainAddress } from './peer.ts';
@@ -32,6 +33,13 @@ import { plainAddress } from './peer.ts';
  * client that offers no ALPN at all is accepted.
  */
 export const SERVER_ALPN = Object.freeze(['http/1.1', 'istio-http/1.1', 'istio-http/1.0', 'http/1.0', 'istio', 'istio-h2', 'h2']);
+
+/**
+ * The TLS 1.2 cipher suites a mesh server accepts: Istio's `SupportedCiphers` for the inbound mTLS
+ * of sidecars (`pilot/pkg/security/authn/utils`): ECDHE and RSA key exchange with AES-GCM only —
+ * no CBC, no SHA-1 MACs. TLS 1.3 suites are Node's (all AEAD). TLS 1.0 and 1.1 are refused.
+ */
+export const ISTIO_INBOUND_CIPHERS = ['ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'AES256-GCM-SHA384', 'AES128-GCM-SHA256'].join(':');
 
 /** How long a new connection may take to send its first bytes and to finish its TLS handshake (Envoy's listener filter timeout). */
 export const HANDSHAKE_TIMEOUT_MS = 15_000;
@@ -64,6 +72,8 @@ function verifyErrorText(code: string | undefined): string {
     case 'SELF_SIGNED_CERT_IN_CHAIN':
     case 'DEPTH_ZERO_SELF_SIGNED_CERT':
     case 'CERT_UNTRUSTED':
+    // A root of the same name in the bundle (every Istio and dev CA root is O=<trust domain>) did not sign it.
+    case 'CERT_SIGNATURE_FAILURE':
       return `unknown CA: the certificate does not chain to the trust bundle (${code})`;
     default:
       return `certificate not verified (${code ?? 'unknown error'})`;
@@ -124,7 +134,7 @@ export class InboundTls {
   }
 
   #take(c: WorkloadCredentials): void {
-    const options: SecureContextOptions = { key: c.privateKey, cert: c.certChain, ca: c.trustBundle };
+    const options: SecureContextOptions = { key: c.privateKey, cert: c.certChain, ca: c.trustBundle, ciphers: ISTIO_INBOUND_CIPHERS, minVersion: 'TLSv1.2' };
     try {
       // Checked once here: a key that does not match its certificate is refused before any server uses it.
       createSecureContext(options);
@@ -160,6 +170,9 @@ export class InboundTls {
   identityOf(cert: PeerCertificate, address: string): PeerVerdict {
     // An X.509-SVID is never a CA certificate: its holder could sign any identity.
     if (cert.ca === true) return { ok: false, reason: 'a CA certificate (CA:TRUE) is not a workload certificate' };
+    // A resumed TLS session is not verified again: its certificate may have expired since.
+    const outOfDate = validityProblem(cert, Date.now());
+    if (outOfDate !== undefined) return { ok: false, reason: outOfDate };
     const peer = identityOfCertificate(cert, address);
     if (peer === undefined) {
       const ids = uriSans(cert.subjectaltname).filter((u) => u.startsWith(SPIFFE_PREFIX));

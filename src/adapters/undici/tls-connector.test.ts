@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createSecureContext, type PeerCertificate } from 'node:tls';
 import { describe, it } from 'node:test';
 import { TlsHandshakeError, tlsFailureReason } from '../../core/tls-failure.ts';
-import { checkServer, type TlsPlan, type TlsVerify } from './tls-connector.ts';
+import { checkServer, resumedSessionProblem, type TlsPlan, type TlsVerify } from './tls-connector.ts';
 
 const plan = (verify: TlsVerify): TlsPlan => ({ mode: 'SIMPLE', servername: undefined, context: createSecureContext({}), verify, alpn: ['http/1.1'], h2: false, trust: 'the test roots', key: 'k' });
 const cert = (subjectaltname: string): PeerCertificate => ({ subjectaltname, subject: { CN: '' } }) as unknown as PeerCertificate;
@@ -54,4 +54,21 @@ describe('tlsFailureReason', () => {
       else assert.match(r ?? '', want);
     });
   }
+});
+
+describe('resumedSessionProblem: a resumed session is checked for the certificate having expired since', () => {
+  const now = Date.parse('2026-06-01T00:00:00Z');
+  const dated = (valid_from: string, valid_to: string) => ({ ...cert('URI:spiffe://cluster.local/ns/a/sa/b'), valid_from, valid_to }) as PeerCertificate;
+  const valid = dated('May  1 00:00:00 2026 GMT', 'Jul  1 00:00:00 2026 GMT');
+  const expired = dated('Apr  1 00:00:00 2026 GMT', 'May 31 23:59:59 2026 GMT');
+  const identity: TlsVerify = { kind: 'identity', identities: ['spiffe://cluster.local/ns/a/sa/b'], trustDomains: ['cluster.local'] };
+  const socket = (reused: boolean, c: PeerCertificate) => ({ isSessionReused: () => reused, getPeerCertificate: () => c });
+  it('a full handshake is left to OpenSSL', () => assert.equal(resumedSessionProblem(plan(identity), socket(false, expired), now), undefined));
+  it('a resumed session with a certificate still valid is used', () => assert.equal(resumedSessionProblem(plan(identity), socket(true, valid), now), undefined));
+  it('a resumed session whose certificate has expired since is refused, saying so', () => {
+    const err = resumedSessionProblem(plan(identity), socket(true, expired), now);
+    assert.ok(err instanceof TlsHandshakeError, String(err));
+    assert.equal(err.reason, "the server's certificate expired (CERT_HAS_EXPIRED) at 2026-05-31T23:59:59.000Z: a TLS session resumed from before it expired");
+  });
+  it('with insecureSkipVerify nothing is checked', () => assert.equal(resumedSessionProblem(plan({ kind: 'none' }), socket(true, expired), now), undefined));
 });

@@ -15,6 +15,7 @@ import { errors } from 'undici';
 import { ErrorRewritingHandler } from '../../core/error-rewriting-handler.ts';
 import { TlsHandshakeError, tlsFailureReason } from '../../core/tls-failure.ts';
 import type { TcpKeepalive } from '../../routing/cluster-settings.ts';
+import { validityProblem } from '../../security/identity/peer-validity.ts';
 import { parseSpiffeUri, SPIFFE_PREFIX, uriSans } from '../../security/identity/spiffe.ts';
 import { applyKeepalive } from '../keepalive.ts';
 
@@ -147,6 +148,17 @@ export function checkServer(plan: TlsPlan, host: string, cert: PeerCertificate):
   }
 }
 
+/**
+ * A resumed session skips verification (Node calls neither OpenSSL's checks nor
+ * `checkServerIdentity` then): it was verified by the same plan when it was made, but the
+ * server's certificate may have expired since. Undefined when the connection may be used.
+ */
+export function resumedSessionProblem(plan: Pick<TlsPlan, 'verify'>, socket: { isSessionReused(): boolean; getPeerCertificate(): PeerCertificate }, now: number): Error | undefined {
+  if (plan.verify.kind === 'none' || !socket.isSessionReused()) return undefined;
+  const outOfDate = validityProblem(socket.getPeerCertificate(), now);
+  return outOfDate === undefined ? undefined : new TlsHandshakeError(`the server's ${outOfDate}`);
+}
+
 /** The connect options undici gives a connector. */
 interface ConnectOptions {
   readonly hostname: string;
@@ -208,6 +220,12 @@ export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?
       sessions.set(sessionKey, s);
     });
     socket.once('secureConnect', () => {
+      const stale = resumedSessionProblem(plan, socket, Date.now());
+      if (stale !== undefined) {
+        sessions.delete(sessionKey);
+        finish(stale);
+        return;
+      }
       // An HTTP/2 cluster speaks HTTP/2 over whatever in-mesh protocol was agreed (`istio-h2`, `istio`), as Envoy does.
       const alpn = socket.alpnProtocol;
       if (plan.h2 && alpn !== 'http/1.1') (socket as { alpnProtocol: string | false | null }).alpnProtocol = 'h2';

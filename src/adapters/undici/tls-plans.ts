@@ -200,6 +200,11 @@ export class ClusterTlsPlans {
     if (d.mode === 'MUTUAL' && (opts.cert === undefined || opts.key === undefined)) {
       return { plan: undefined, failure: `MUTUAL needs clientCertificate and privateKey (${d.why})` };
     }
+    if (d.mode === 'MUTUAL') {
+      // A certificate and a key that do not belong together: say which files, as the config finding does.
+      const pair = this.#env.files.pair(t?.clientCertificate as string, t?.privateKey as string);
+      if (!pair.ok) return { plan: undefined, failure: `${this.#rule} tls: ${pair.error} (${d.why})` };
+    }
     let context: SecureContext;
     try {
       context = createSecureContext(opts);

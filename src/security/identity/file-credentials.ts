@@ -72,7 +72,7 @@ function certificates(file: string, text: string, what: string): X509Certificate
 
 /**
  * Reads and checks credential files: each exists and is PEM, the key is the certificate's, the
- * certificate names exactly one SPIFFE ID, is not expired at `now` (epoch ms), and chains to a
+ * certificate names exactly one SPIFFE ID, is not a CA certificate, is not expired at `now` (epoch ms), and chains to a
  * root in `caFile`. Throws a {@link CredentialFileError} naming the file and what is wrong.
  * @category Identity
  */
@@ -90,6 +90,8 @@ export async function readCredentialFiles(files: CredentialFiles, now: number): 
   const spiffe = uriSans(leaf.subjectAltName).filter((u) => u.startsWith(SPIFFE_PREFIX));
   if (spiffe.length === 0) throw new CredentialFileError(files.certFile, 'no-identity', `the certificate has no SPIFFE URI SAN (spiffe://<trust domain>/ns/<namespace>/sa/<service account>); SANs: ${leaf.subjectAltName ?? 'none'}`);
   if (spiffe.length > 1) throw new CredentialFileError(files.certFile, 'no-identity', `the certificate has ${spiffe.length} SPIFFE URI SANs (${spiffe.join(', ')}); a workload certificate has exactly one`);
+  // An X.509-SVID is never a CA certificate: every peer refuses one (its holder could sign any identity).
+  if (leaf.ca) throw new CredentialFileError(files.certFile, 'no-identity', 'the certificate is a CA certificate (CA:TRUE), not a workload certificate: peers refuse it');
   const notAfter = leaf.validToDate.getTime();
   if (notAfter <= now) throw new CredentialFileError(files.certFile, 'expired', `the certificate expired at ${isoTime(notAfter)}`);
   const roots = certificates(files.caFile, caText, 'the trusted roots');

@@ -60,6 +60,10 @@ describe('readCredentialFiles', { skip }, () => {
     // A root appended to the chain file is not sent.
     writeFileSync(f.certFile, f.leaf.chainPem + root.rootPem);
     assert.equal((await readCredentialFiles(f, Date.now())).certChain.split('BEGIN CERTIFICATE').length - 1, 2);
+    // The intermediate may be in caFile with the root instead (a trust store holding both).
+    writeFileSync(f.certFile, f.leaf.certPem);
+    writeFileSync(f.caFile, mid.certPem + root.rootPem);
+    assert.equal((await readCredentialFiles(f, Date.now())).spiffeId, 'spiffe://cluster.local/ns/foo/sa/bar');
   });
 
   it('refuses files it cannot use, naming the file and why', async () => {
@@ -72,15 +76,27 @@ describe('readCredentialFiles', { skip }, () => {
     const noSpiffe = issueLeaf(ca, { dns: ['foo.example'] });
     const twoSpiffe = issueLeaf(ca, { uris: [spiffe('foo', 'bar'), spiffe('foo', 'baz')] });
     const stranger = issueLeaf(other, { uris: [spiffe('foo', 'bar')] });
+    const caLeaf = makeCa({ name: 'issuing.example', parent: ca, uris: [spiffe('foo', 'bar')] });
+    const mid = makeCa({ name: 'mid.example', parent: ca });
+    const viaMid = issueLeaf(mid, { uris: [spiffe('foo', 'bar')] });
     const cases: { name: string; write: Record<string, string>; file: string; reason: CredentialFileError['reason']; error: RegExp }[] = [
       { name: 'a missing certificate', write: {}, file: join(dir, 'nope.crt'), reason: 'missing', error: /nope\.crt: missing \(no such file\)/ },
       { name: 'a certificate file that is not PEM', write: { certFile: 'hello' }, file: good.certFile, reason: 'not-pem', error: /tls\.crt: not PEM: no "-----BEGIN CERTIFICATE-----" block/ },
       { name: 'a key that is not PEM', write: { keyFile: 'hello' }, file: good.keyFile, reason: 'not-pem', error: /tls\.key: is not PEM/ },
+      {
+        name: 'an encrypted key',
+        write: { keyFile: createPrivateKey(good.leaf.keyPem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'secret' }) as string },
+        file: good.keyFile,
+        reason: 'not-pem',
+        error: /tls\.key: is encrypted \(a passphrase-protected key\): meshlet reads unencrypted keys only/,
+      },
       { name: 'a key of another certificate', write: { keyFile: otherLeaf.keyPem }, file: good.keyFile, reason: 'key-mismatch', error: /tls\.key: the private key does not match the certificate in .*tls\.crt/ },
       { name: 'no SPIFFE URI SAN', write: { certFile: noSpiffe.certPem, keyFile: noSpiffe.keyPem }, file: good.certFile, reason: 'no-identity', error: /has no SPIFFE URI SAN .*DNS:foo\.example/ },
       { name: 'two SPIFFE URI SANs', write: { certFile: twoSpiffe.certPem, keyFile: twoSpiffe.keyPem }, file: good.certFile, reason: 'no-identity', error: /has 2 SPIFFE URI SANs/ },
+      { name: 'a CA certificate', write: { certFile: caLeaf.certPem, keyFile: caLeaf.keyPem }, file: good.certFile, reason: 'no-identity', error: /tls\.crt: the certificate is a CA certificate \(CA:TRUE\), not a workload certificate/ },
       { name: 'an expired certificate', write: { certFile: expired.certPem, keyFile: expired.keyPem }, file: good.certFile, reason: 'expired', error: /tls\.crt: the certificate expired at 20/ },
       { name: 'a certificate from another CA', write: { certFile: stranger.certPem, keyFile: stranger.keyPem }, file: good.certFile, reason: 'untrusted', error: /tls\.crt: the chain does not lead to any of the 1 trusted root .*roots from .*ca\.crt/ },
+      { name: 'a caFile holding an intermediate CA, not the root', write: { certFile: viaMid.certPem, keyFile: viaMid.keyPem, caFile: mid.certPem }, file: good.certFile, reason: 'untrusted', error: /tls\.crt: the chain ends at "O=mid\.example" among the trusted roots, an intermediate CA, not a root: .*add the root "O=cluster\.local" to the trusted roots/ },
       { name: 'a caFile that is not PEM', write: { caFile: 'hello' }, file: good.caFile, reason: 'not-pem', error: /ca\.crt: not PEM/ },
     ];
     for (const c of cases) {
@@ -113,6 +129,31 @@ describe('FileIdentitySource', { skip }, () => {
     const holder = new CredentialHolder();
     await assert.rejects(new FileIdentitySource({ files: f, holder, log }).start(), /tls\.key: the private key does not match/);
     assert.equal(holder.current, undefined);
+  });
+
+  it("warns when the certificate's identity is one the mesh's peers refuse: another trust domain, or not Istio's form", async (t) => {
+    const ca = makeCa();
+    const cases: { id: string; domains: string[]; warning: RegExp | undefined }[] = [
+      { id: spiffe('foo', 'bar'), domains: ['cluster.local'], warning: undefined },
+      { id: spiffe('foo', 'bar', 'old.td'), domains: ['cluster.local', 'old.td'], warning: undefined },
+      { id: spiffe('foo', 'bar', 'other.td'), domains: ['cluster.local'], warning: /names spiffe:\/\/other\.td\/ns\/foo\/sa\/bar, of trust domain other\.td, but this mesh's trust domain is cluster\.local: peers of cluster\.local refuse it/ },
+      { id: 'spiffe://cluster.local/workload/bar', domains: ['cluster.local'], warning: /names spiffe:\/\/cluster\.local\/workload\/bar, which is not in Istio's form .*meshlet servers refuse it/ },
+    ];
+    for (const c of cases) {
+      const seen: string[] = [];
+      const f = filesIn(tmp(), ca, c.id);
+      const holder = new CredentialHolder();
+      const src = new FileIdentitySource({ files: f, holder, log: { warn: (m) => seen.push(m) }, trustDomains: c.domains });
+      await src.start();
+      t.after(() => src.close());
+      assert.equal(holder.current?.spiffeId, c.id, 'used all the same');
+      if (c.warning === undefined) assert.deepEqual(seen, [], c.id);
+      else {
+        assert.equal(seen.length, 1, c.id);
+        assert.match(seen[0] as string, c.warning);
+        assert.ok((seen[0] as string).includes(f.certFile), 'names the file');
+      }
+    }
   });
 
   it('reloads files replaced by rename; a bad update keeps the last good credentials and warns naming the file', async (t) => {

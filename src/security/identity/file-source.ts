@@ -21,6 +21,7 @@ import type { WallClock } from '../pki/ca.ts';
 import type { CredentialHolder, CredentialUpdate, WorkloadCredentials } from './credentials.ts';
 import { CredentialFileError, type CredentialFiles, readCredentialFiles } from './file-credentials.ts';
 import { type IdentityLog, type IdentitySource, isoTime } from './source.ts';
+import { parseSpiffeUri } from './spiffe.ts';
 
 /** Options of {@link FileIdentitySource}. */
 export interface FileIdentitySourceOptions {
@@ -35,6 +36,11 @@ export interface FileIdentitySourceOptions {
   readonly settleMs?: number;
   /** Quiet time after the last event before reloading. @defaultValue 100 */
   readonly debounceMs?: number;
+  /**
+   * The mesh's trust domain, then its aliases: a certificate whose SPIFFE ID is of none of them,
+   * or not in Istio's form, is used but warned about (the mesh's peers refuse it).
+   */
+  readonly trustDomains?: readonly string[];
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -105,7 +111,28 @@ export class FileIdentitySource implements IdentitySource {
   #install(update: CredentialUpdate): WorkloadCredentials {
     const c = this.#o.holder.set(update);
     this.#watchExpiry(c);
+    this.#checkIdentity(c.spiffeId);
     return c;
+  }
+
+  /** Warns when the certificate's identity is one the mesh's own peers refuse (another trust domain, not Istio's form). */
+  #checkIdentity(spiffeId: string): void {
+    const domains = this.#o.trustDomains;
+    if (domains === undefined || domains.length === 0) return;
+    const id = parseSpiffeUri(spiffeId);
+    const file = this.#o.files.certFile;
+    if (id === undefined) {
+      this.#warn(
+        `meshlet: the certificate in ${file} names ${spiffeId}, which is not in Istio's form spiffe://<trust domain>/ns/<namespace>/sa/<service account>: meshlet servers refuse it as a client certificate, and meshlet clients accept it as a server only through a DestinationRule's subjectAltNames (Istio sidecars accept it)`,
+      );
+      return;
+    }
+    if (!domains.includes(id.trustDomain)) {
+      const ours = domains.join(' or ');
+      this.#warn(
+        `meshlet: the certificate in ${file} names ${spiffeId}, of trust domain ${id.trustDomain}, but this mesh's trust domain is ${ours}: peers of ${ours} refuse it (wrong trust domain). Set createMesh's trustDomain (or trustDomainAliases) to the certificate's`,
+      );
+    }
   }
 
   /** Warns when the certificate in use expires with no newer one written (peers refuse it from then on). */

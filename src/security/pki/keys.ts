@@ -45,6 +45,8 @@ export function generateKeyPair(alg: KeyAlgorithm = 'ECDSA-P256'): KeyPairPem {
 /** A private key from PEM (PKCS#8, PKCS#1 or SEC1); throws `${what} is not a private key: …`. */
 export function privateKeyFrom(pem: string, what: string): KeyObject {
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) throw new Error(`${what} is not PEM (no "-----BEGIN … PRIVATE KEY-----" block)`);
+  // PKCS#8 encrypted, or a traditional key with a `Proc-Type: 4,ENCRYPTED` header: OpenSSL asks for a passphrase there is none of.
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type:\s*4,ENCRYPTED/.test(pem)) throw new Error(`${what} is encrypted (a passphrase-protected key): meshlet reads unencrypted keys only (openssl pkey -in <key> -out <unencrypted key>)`);
   try {
     return createPrivateKey(pem);
   } catch (e) {
