@@ -115,6 +115,16 @@ describe('fetching remote keys', () => {
     assert.match(String(s.runtime.sources[0]), /timed out after 10 ms/);
   });
 
+  it('close() ends a key fetch in flight rather than waiting for the key server (its request fails closed)', { timeout: 20_000 }, async () => {
+    // The fetch's own timeout (5 s, on the manual clock) never runs out here: before the fix, close() waited for a server that never answers.
+    const s = await setup(byUri, {}, { '/jwks': { body: jwksOf(k1), hold: true } });
+    const r = s.call(s.auth, token());
+    await waitFor(() => s.server.held === 1);
+    await s.runtime.close();
+    assert.equal(ok(await r), '401 Jwks remote fetch is failed');
+    s.server.release();
+  });
+
   it('a JWKS server that fails: tokens fail closed, no new fetch before the retry interval, then recovery', async () => {
     const s = await setup(byUri, {}, { '/jwks': { status: 503, body: 'down' } });
     assert.equal(ok(await s.call(s.auth, token())), '401 Jwks remote fetch is failed');

@@ -136,12 +136,17 @@ export class JwtRuntime {
     await Promise.all([...this.#sources.values()].map((s) => s.idle()));
   }
 
-  /** Closes the key-fetch agent (if the runtime made it). Compiled authenticators keep working on the keys they have. */
+  /**
+   * Closes the key-fetch agent (if the runtime made it), ending a fetch still in flight (its
+   * requests fail closed, as with no keys) rather than waiting up to its timeout for it: a
+   * closing mesh does not wait on a key server. Compiled authenticators keep working on the keys
+   * they have.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     const d = this.#dispatcher;
     this.#dispatcher = undefined;
-    if (d !== undefined && this.#ownDispatcher) await d.close();
+    if (d !== undefined && this.#ownDispatcher) await d.destroy();
   }
 }
