@@ -10,7 +10,7 @@ import type { FieldPath, IssueList, RawDocument, SourceRef } from './issues.ts';
 import { jsonDocuments, looksLikeJsonObject } from './json-docs.ts';
 import { listConfigFiles, readConfigFile } from './read-files.ts';
 import { runNow, runSliced, type Steps } from './steps.ts';
-import { duplicateKeys } from './yaml-keys.ts';
+import { collectionKeys, duplicateKeys } from './yaml-keys.ts';
 
 export type { RawDocument };
 
@@ -116,6 +116,7 @@ export function* parseTextSteps(text: string, file: string, issues: IssueList, l
   for (const doc of docs) {
     const errors = doc.errors.map((e) => ({ offset: e.pos[0], line: e.linePos?.[0]?.line, message: e.message }));
     for (const d of duplicateKeys(doc)) errors.push({ offset: d.offset, line: undefined, message: d.message });
+    for (const d of collectionKeys(doc)) errors.push({ offset: d.offset, line: undefined, message: d.message });
     if (errors.length > 0) {
       errors.sort((a, b) => a.offset - b.offset);
       for (const e of errors) issues.file(file, e.line ?? lc.linePos(e.offset).line, 'error', `invalid YAML: ${e.message.split('\n')[0]}`);
