@@ -71,3 +71,20 @@ export function refuseInvalidConfig(errors: readonly unknown[]): number {
   process.stderr.write('config has errors; run `meshlet validate` for the full report\n');
   return 1;
 }
+
+/**
+ * What `routes` and `explain` print on stderr before their answer, for a config they accept:
+ * every warning of validation — a field or kind meshlet does not apply (`MESHLET0002`, a skipped
+ * Gateway or EnvoyFilter), a deprecation — and every analysis finding, in the order `meshlet
+ * validate` prints them. A config carried over from Istio must not lose a rule silently (a TCP
+ * route, a gateway-only VirtualService) just because the answer was asked of `routes`. Infos of
+ * validation (skipped Deployments, ServiceAccounts) are left to `validate`.
+ */
+export function reportAdvisories(loaded: Pick<LoadedConfig, 'issues' | 'findings'>, write: (line: string) => void = (l) => process.stderr.write(l)): void {
+  const findings = new Set(loaded.findings);
+  for (const i of loaded.issues.all) {
+    const finding = findings.has(i);
+    if (!finding && i.level !== 'warning') continue;
+    write(`${i.level.padEnd(7)} ${finding ? `${i.code} ` : ''}${String(i)}\n`);
+  }
+}

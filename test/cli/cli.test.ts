@@ -133,6 +133,53 @@ metadata: {name: x}
     assert.deepEqual(parse(yaml.stdout), doc);
   });
 
+  it('routes and explain print what meshlet does not apply on stderr (a gateway-only VirtualService, a TCP route, a Gateway), not only the findings', () => {
+    const extra = join(dir, 'not-applied.yaml');
+    writeFileSync(
+      extra,
+      `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bookinfo-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bookinfo}
+spec:
+  hosts: ["*"]
+  gateways: [bookinfo-gateway]
+  http: [{route: [{destination: {host: productpage, port: {number: 9080}}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: details-tcp}
+spec:
+  hosts: [details]
+  tcp: [{route: [{destination: {host: details}}]}]
+  http: [{route: [{destination: {host: details}}]}]
+`,
+    );
+    const expected = [
+      /^warning .*not-applied\.yaml: VirtualService default\/bookinfo: spec\.gateways: not supported by meshlet: this VirtualService is bound only to gateways .*\(line 13\)$/m,
+      /^warning .*not-applied\.yaml: VirtualService default\/details-tcp: spec\.tcp: not supported by meshlet: .*TCP routes are ignored \(line 21\)$/m,
+      /^warning .*not-applied\.yaml: skipped 1 Gateway \(networking\.istio\.io\/v1\): default\/bookinfo-gateway; .*\(line 1\)$/m,
+    ];
+    for (const args of [
+      ['routes', BOOKINFO, extra, '--service', 'productpage', '-o', 'json'],
+      ['explain', BOOKINFO, extra, '--service', 'productpage', 'http://details:9080/details/0'],
+      ['explain', BOOKINFO, extra, '--service', 'details', '--inbound', '/details/0'],
+    ]) {
+      const r = meshlet(...args);
+      assert.equal(r.code, 0, r.stderr);
+      for (const re of expected) assert.match(r.stderr, re, `${args[0]}: ${r.stderr}`);
+      // Validation infos (the skipped Deployments, ServiceAccounts) are left to validate; stdout is the answer alone.
+      assert.doesNotMatch(r.stderr, /^info /m);
+      assert.doesNotMatch(r.stdout, /not supported by meshlet/);
+    }
+  });
+
   it('routes: config with errors exits 1; usage errors exit 2 without a stack trace', () => {
     const bad = meshlet('routes', join(dir, 'nope.yaml'), '--service', 'productpage');
     assert.equal(bad.code, 1);
