@@ -13,9 +13,11 @@ import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../outp
 export const validateHelp = `Usage: meshlet validate <file, dir or ->... [options]
 
 Validates Istio resources (VirtualService, DestinationRule, ServiceEntry, WorkloadEntry,
-PeerAuthentication, RequestAuthentication, AuthorizationPolicy, Telemetry) and analyses them
-like 'istioctl analyze'. '-' reads standard input (issues name it <stdin>).
-Prints every problem; exits 1 if any is an error, 2 on a usage mistake.
+WorkloadGroup, Sidecar, PeerAuthentication, RequestAuthentication, AuthorizationPolicy,
+Telemetry, the local rate limit EnvoyFilter) and Kubernetes Services, and analyses them like
+'istioctl analyze'. Other kinds (Deployments, Gateways, …) are skipped with a notice naming them.
+Directories are read recursively (.yaml, .yml, .json); '-' reads standard input (issues name it
+<stdin>). Prints every problem; exits 1 if any is an error, 2 on a usage mistake.
 
 Options:
   -n, --namespace <ns>             namespace for resources without one (default: default)
