@@ -8,6 +8,7 @@
 import { IssueList } from '../config/issues.ts';
 import { checkDocuments, type LoadConfigOptions, type LoadedConfig } from '../config/load-config.ts';
 import { parseText, type RawDocument, readSources } from '../config/load.ts';
+import { decodeConfigText } from '../config/read-files.ts';
 import { UsageError } from './args.ts';
 
 /** The name issues give standard input. */
@@ -30,7 +31,7 @@ async function readStdin(issues: IssueList, maxBytes: number): Promise<string | 
     }
     chunks.push(b);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return decodeConfigText(Buffer.concat(chunks));
 }
 
 /**

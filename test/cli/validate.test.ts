@@ -46,6 +46,16 @@ describe('meshlet validate: standard input, -o json|yaml, exit codes', () => {
     assert.match(broken.stdout, /<stdin>: invalid YAML: .*\(line \d+\)/);
   });
 
+  it('"-" in UTF-16 (a byte order mark: Windows PowerShell 5 piping `kubectl get -o yaml`) is read as kubectl reads it', () => {
+    const le = Buffer.from(BAD_VS.replace(/\n/g, '\r\n'), 'utf16le');
+    for (const input of [Buffer.concat([Buffer.from([0xff, 0xfe]), le]), Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(le).swap16()])]) {
+      const r = meshlet(['validate', '-'], { input });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stdout, /^error {3}<stdin>: VirtualService default\/reviews: spec\.http\[0\]\.timeout: invalid duration "soon".*\(line 7\)$/m);
+      assert.match(r.stdout, /1 error\(s\), 0 warning\(s\), 0 info\(s\); 0 valid resource\(s\)/);
+    }
+  });
+
   it('"-" mixes with files in argument order; valid input exits 0', () => {
     const services = readFileSync(join(BOOKINFO, 'bookinfo.yaml'), 'utf8') + readFileSync(join(BOOKINFO, 'workloads.yaml'), 'utf8');
     const r = meshlet(['validate', join(BOOKINFO, 'destination-rule-all.yaml'), '-'], { input: services });
