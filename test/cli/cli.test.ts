@@ -203,6 +203,12 @@ spec:
     assert.match(meshlet('explain', '--help').stdout, /^Usage: meshlet explain/);
     assert.match(meshlet('--version').stdout, /^\d+\.\d+\.\d+\n$/);
     assert.equal(meshlet('help', 'frobnicate').code, 2);
+    // Help about help is the general help (it was 'unknown command "help"', exit 2).
+    for (const args of [['help', 'help'], ['help', '--help'], ['--help', 'help']]) {
+      const r = meshlet(...args);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stdout, h.stdout, args.join(' '));
+    }
   });
 
   it('an unknown option: did you mean, the command\'s usage line, exit 2 (every command alike)', () => {
