@@ -10,6 +10,7 @@ import { checkDocuments, type LoadConfigOptions, type LoadedConfig } from '../co
 import { parseText, type RawDocument, readSources } from '../config/load.ts';
 import { decodeConfigText } from '../config/read-files.ts';
 import { UsageError } from './args.ts';
+import { printable } from './escape.ts';
 
 /** The name issues give standard input. */
 export const STDIN_LABEL = '<stdin>';
@@ -68,7 +69,7 @@ export async function loadInputs(sources: readonly string[], options: LoadConfig
 
 /** Prints the config's errors for a command that needs valid config (routes, explain); returns its exit code, 1. */
 export function refuseInvalidConfig(errors: readonly unknown[]): number {
-  for (const i of errors) process.stderr.write(`error   ${String(i)}\n`);
+  for (const i of errors) process.stderr.write(`error   ${printable(String(i))}\n`);
   process.stderr.write('config has errors; run `meshlet validate` for the full report\n');
   return 1;
 }
@@ -86,6 +87,6 @@ export function reportAdvisories(loaded: Pick<LoadedConfig, 'issues' | 'findings
   for (const i of loaded.issues.all) {
     const finding = findings.has(i);
     if (!finding && i.level !== 'warning') continue;
-    write(`${i.level.padEnd(7)} ${finding ? `${i.code} ` : ''}${String(i)}\n`);
+    write(`${i.level.padEnd(7)} ${finding ? `${i.code} ` : ''}${printable(String(i))}\n`);
   }
 }

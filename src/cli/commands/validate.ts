@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import type { ConfigIssue } from '../../config/issues.ts';
 import { out, UsageError } from '../args.ts';
+import { printable } from '../escape.ts';
 import { loadInputs } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 
@@ -29,7 +30,7 @@ ${OUTPUT_HELP}
 function line(i: ConfigIssue): string {
   const level = i.level.padEnd(7);
   const code = i.code.startsWith('IST') ? `${i.code} ` : '';
-  return `${level} ${code}${String(i)}`;
+  return `${level} ${code}${printable(String(i))}`;
 }
 
 /** One issue in the machine output: every field present (null when unknown). */
