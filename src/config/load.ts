@@ -98,7 +98,9 @@ export function* parseTextSteps(text: string, file: string, issues: IssueList, l
   const docs: Document.Parsed[] = [];
   try {
     // Duplicate keys are found by duplicateKeys() below, in one pass: the yaml package's own check is quadratic.
-    const composer = new Composer({ prettyErrors: false, uniqueKeys: false });
+    // Merge keys (`<<: *defaults`) are read as kubectl's YAML reader (go-yaml) reads them: the
+    // anchored map's keys are merged in, and the map's own keys win. YAML 1.2 alone has no `<<`.
+    const composer = new Composer({ prettyErrors: false, uniqueKeys: false, merge: true });
     for (const doc of composer.compose(new Parser(lc.addNewLine).parse(text))) {
       docs.push(doc as Document.Parsed);
       yield;

@@ -121,3 +121,24 @@ test('a map or list as a map key (an unrendered {{ .Name }} template) is an erro
   }
   assert.deepEqual(warnings, []);
 });
+
+test('merge keys (<<: *anchor) are merged as kubectl reads them; the map\'s own keys win, before or after the merge', () => {
+  const issues = new IssueList();
+  const docs = parseText(
+    'kind: DestinationRule\nspec:\n  subsets:\n  - name: v1\n    labels: &base {app: reviews, version: v1}\n  - name: v2\n    labels:\n      <<: *base\n      version: v2\n  - name: v3\n    labels:\n      version: v3\n      <<: [*base, {tier: gold}]\n',
+    'f.yaml',
+    issues,
+  );
+  assert.deepEqual(issues.all, []);
+  const subsets = (docs[0]?.value as { spec: { subsets: { labels: Record<string, string> }[] } }).spec.subsets;
+  assert.deepEqual(
+    subsets.map((s) => s.labels),
+    [
+      { app: 'reviews', version: 'v1' },
+      { app: 'reviews', version: 'v2' },
+      { version: 'v3', app: 'reviews', tier: 'gold' },
+    ],
+  );
+  // A merge of something that is not a map is an error, as in kubectl.
+  assert.match(errorsOf('kind: A\nspec:\n  <<: 5\n').join('\n'), /invalid YAML: Merge sources must be maps/);
+});
