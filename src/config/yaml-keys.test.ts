@@ -130,7 +130,9 @@ test('merge keys (<<: *anchor) are merged as kubectl reads them; the map\'s own 
     issues,
   );
   assert.deepEqual(issues.all, []);
-  const subsets = (docs[0]?.value as { spec: { subsets: { labels: Record<string, string> }[] } }).spec.subsets;
+  const first = docs[0];
+  assert.ok(first !== undefined);
+  const subsets = (first.value as { spec: { subsets: { labels: Record<string, string> }[] } }).spec.subsets;
   assert.deepEqual(
     subsets.map((s) => s.labels),
     [
