@@ -196,6 +196,21 @@ spec:
     assert.match(u.stderr, /unknown command "frobnicate"/);
   });
 
+  it('-n must be a namespace name (a DNS-1123 label), as metadata.namespace must: else a usage mistake, exit 2', () => {
+    for (const args of [
+      ['validate', BOOKINFO, '-n', 'Prod'],
+      ['routes', BOOKINFO, '--service', 'productpage', '-n', 'Prod'],
+      ['explain', BOOKINFO, '--service', 'productpage', '-n', 'Prod', 'http://reviews:9080/'],
+      ['explain', BOOKINFO, '--service', 'reviews', '-n', 'Prod', '--inbound', '/'],
+      ['apply', '-f', BOOKINFO, '-n', 'my_ns', '--control-plane', 'http://127.0.0.1:1'],
+    ]) {
+      const r = meshlet(...args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /^meshlet: --namespace: "(Prod|my_ns)" is not a valid DNS-1123 label/, args.join(' '));
+    }
+    assert.equal(meshlet('validate', BOOKINFO, '-n', 'prod-1').code, 0);
+  });
+
   it('help and --version exit 0; help of an unknown command exits 2', () => {
     const h = meshlet('help');
     assert.equal(h.code, 0);

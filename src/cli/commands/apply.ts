@@ -12,7 +12,7 @@ import { SkippedKinds } from '../../config/validate/skipped-kinds.ts';
 import { type ApplyResponse, RESOURCES_PATH } from '../../control-plane/protocol.ts';
 import { isMeshletError, MeshletError } from '../../core/errors.ts';
 import { locateApplyText } from '../apply-sources.ts';
-import { out, UsageError } from '../args.ts';
+import { checkNamespaceOption, out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
 import { printable } from '../escape.ts';
 import { readInputs } from '../input.ts';
@@ -54,6 +54,7 @@ export async function applyCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const format = outputFormat(values.output);
+  checkNamespaceOption(values.namespace);
   const files = [...(values.filename ?? []), ...positionals];
   if (files.length === 0) throw new UsageError('meshlet apply: give -f <file, dir or ->');
   const target = clientTarget(values);

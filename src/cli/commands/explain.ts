@@ -12,7 +12,7 @@ import type { Explanation, ExplainedTarget } from '../../outbound/explain.ts';
 import type { Snapshot } from '../../routing/compile.ts';
 import { ClusterTlsPlanner, describeDecision } from '../../outbound/tls-decision.ts';
 import { type CompiledRoute, describeRoute, type VirtualHost } from '../../routing/route-table.ts';
-import { out, parseLabels, UsageError } from '../args.ts';
+import { checkNamespaceOption, out, parseLabels, UsageError } from '../args.ts';
 import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { destinationView, routeView } from '../views.ts';
@@ -175,6 +175,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   const format = outputFormat(values.output);
   if (positionals.length < 2) throw new UsageError(`meshlet explain: give the config (files, directories or -) and then the request ${values.inbound === true ? 'target (/path or URL)' : 'URL'}`);
   if (values.service === undefined) throw new UsageError('meshlet explain: --service is required');
+  checkNamespaceOption(values.namespace);
   const last = positionals[positionals.length - 1]!;
   const grpcTarget = isGrpcTarget(last) ? parseGrpcTarget(last) : undefined;
   if (values.inbound === true) {

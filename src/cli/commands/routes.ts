@@ -8,7 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import { type AppliedSidecar, compileSnapshot } from '../../routing/compile.ts';
-import { out, parseLabels, UsageError } from '../args.ts';
+import { checkNamespaceOption, out, parseLabels, UsageError } from '../args.ts';
 import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { clusterSettingsLines, clusterView, virtualHostView } from '../views.ts';
@@ -69,7 +69,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
   const format = outputFormat(values.output);
   if (positionals.length === 0) throw new UsageError('meshlet routes: name at least one config file or directory (or - for standard input)');
   if (values.service === undefined) throw new UsageError('meshlet routes: --service is required');
-  const namespace = values.namespace ?? 'default';
+  const namespace = checkNamespaceOption(values.namespace) ?? 'default';
   const labels = parseLabels(values.labels);
   const locality = values.locality ?? '';
   const loaded = await loadInputs(positionals, { defaultNamespace: namespace });

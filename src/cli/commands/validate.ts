@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { ConfigIssue } from '../../config/issues.ts';
-import { out, UsageError } from '../args.ts';
+import { checkNamespaceOption, out, UsageError } from '../args.ts';
 import { printable } from '../escape.ts';
 import { loadInputs } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
@@ -65,7 +65,7 @@ export async function validateCommand(argv: string[]): Promise<number> {
     format = 'json';
   }
   if (positionals.length === 0) throw new UsageError('meshlet validate: name at least one file or directory (or - for standard input)');
-  const { issues, resources } = await loadInputs(positionals, { defaultNamespace: values.namespace });
+  const { issues, resources } = await loadInputs(positionals, { defaultNamespace: checkNamespaceOption(values.namespace) });
   const shown = values.quiet === true ? issues.ofLevel('error') : issues.all;
   const n = (l: 'error' | 'warning' | 'info') => issues.ofLevel(l).length;
   if (format !== undefined) {
