@@ -211,6 +211,17 @@ spec:
     assert.equal(meshlet('validate', BOOKINFO, '-n', 'prod-1').code, 0);
   });
 
+  it('get / delete of a kind the control plane does not serve (a Gateway): exit 2, naming the kinds it serves', () => {
+    for (const args of [
+      ['get', 'gateway'],
+      ['delete', 'gw', 'bookinfo-gateway'],
+    ]) {
+      const r = meshlet(...args, '--control-plane', 'http://127.0.0.1:1');
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`^meshlet ${args[0]}: unknown kind "${args[1]}"; the control plane serves VirtualService \\(vs\\), DestinationRule \\(dr\\), .*Sidecar\\n$`));
+    }
+  });
+
   it('help and --version exit 0; help of an unknown command exits 2', () => {
     const h = meshlet('help');
     assert.equal(h.code, 0);
