@@ -4,6 +4,8 @@
  * @module
  */
 
+import { checkDnsLabel } from '../config/validate/common.ts';
+
 /** A mistake in how the command was called: printed without a stack trace, exit code 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -21,6 +23,18 @@ export function parseLabels(values: readonly string[] | undefined): Record<strin
     }
   }
   return out;
+}
+
+/**
+ * `-n, --namespace`: a DNS-1123 label, as `metadata.namespace` must be (and as kubectl requires
+ * of `-n`). Without the check, `-n Prod` gave unnamespaced resources a namespace that the same
+ * value in the file is refused for. Returns the value; a bad one is a usage error.
+ */
+export function checkNamespaceOption<T extends string | undefined>(value: T): T {
+  if (value === undefined) return value;
+  const problem = checkDnsLabel(value);
+  if (problem !== undefined) throw new UsageError(`--namespace: ${problem}`);
+  return value;
 }
 
 /** Writes a line to stdout. */

@@ -8,7 +8,9 @@
 import { IssueList } from '../config/issues.ts';
 import { checkDocuments, type LoadConfigOptions, type LoadedConfig } from '../config/load-config.ts';
 import { parseText, type RawDocument, readSources } from '../config/load.ts';
+import { decodeConfigText } from '../config/read-files.ts';
 import { UsageError } from './args.ts';
+import { printable } from './escape.ts';
 
 /** The name issues give standard input. */
 export const STDIN_LABEL = '<stdin>';
@@ -30,7 +32,7 @@ async function readStdin(issues: IssueList, maxBytes: number): Promise<string | 
     }
     chunks.push(b);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return decodeConfigText(Buffer.concat(chunks));
 }
 
 /**
@@ -67,7 +69,24 @@ export async function loadInputs(sources: readonly string[], options: LoadConfig
 
 /** Prints the config's errors for a command that needs valid config (routes, explain); returns its exit code, 1. */
 export function refuseInvalidConfig(errors: readonly unknown[]): number {
-  for (const i of errors) process.stderr.write(`error   ${String(i)}\n`);
+  for (const i of errors) process.stderr.write(`error   ${printable(String(i))}\n`);
   process.stderr.write('config has errors; run `meshlet validate` for the full report\n');
   return 1;
+}
+
+/**
+ * What `routes` and `explain` print on stderr before their answer, for a config they accept:
+ * every warning of validation — a field or kind meshlet does not apply (`MESHLET0002`, a skipped
+ * Gateway or EnvoyFilter), a deprecation — and every analysis finding, in the order `meshlet
+ * validate` prints them. A config carried over from Istio must not lose a rule silently (a TCP
+ * route, a gateway-only VirtualService) just because the answer was asked of `routes`. Infos of
+ * validation (skipped Deployments, ServiceAccounts) are left to `validate`.
+ */
+export function reportAdvisories(loaded: Pick<LoadedConfig, 'issues' | 'findings'>, write: (line: string) => void = (l) => process.stderr.write(l)): void {
+  const findings = new Set(loaded.findings);
+  for (const i of loaded.issues.all) {
+    const finding = findings.has(i);
+    if (!finding && i.level !== 'warning') continue;
+    write(`${i.level.padEnd(7)} ${finding ? `${i.code} ` : ''}${printable(String(i))}\n`);
+  }
 }

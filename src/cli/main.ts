@@ -136,8 +136,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
-    const load = rest[0] === undefined || !Object.hasOwn(COMMANDS, rest[0]) ? undefined : COMMANDS[rest[0]];
-    if (rest[0] !== undefined && load === undefined) throw new UsageError(`unknown command "${rest[0]}"; run 'meshlet help'`);
+    // `meshlet help help`, `meshlet help --help`: the general help, as for `meshlet help`.
+    const topic = rest[0] === 'help' || rest[0] === '--help' || rest[0] === '-h' ? undefined : rest[0];
+    const load = topic === undefined || !Object.hasOwn(COMMANDS, topic) ? undefined : COMMANDS[topic];
+    if (topic !== undefined && load === undefined) throw new UsageError(`unknown command "${topic}"; run 'meshlet help'`);
     out(load === undefined ? HELP : (await load()).help);
     return 0;
   }

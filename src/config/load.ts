@@ -10,7 +10,7 @@ import type { FieldPath, IssueList, RawDocument, SourceRef } from './issues.ts';
 import { jsonDocuments, looksLikeJsonObject } from './json-docs.ts';
 import { listConfigFiles, readConfigFile } from './read-files.ts';
 import { runNow, runSliced, type Steps } from './steps.ts';
-import { duplicateKeys } from './yaml-keys.ts';
+import { collectionKeys, duplicateKeys } from './yaml-keys.ts';
 
 export type { RawDocument };
 
@@ -98,7 +98,9 @@ export function* parseTextSteps(text: string, file: string, issues: IssueList, l
   const docs: Document.Parsed[] = [];
   try {
     // Duplicate keys are found by duplicateKeys() below, in one pass: the yaml package's own check is quadratic.
-    const composer = new Composer({ prettyErrors: false, uniqueKeys: false });
+    // Merge keys (`<<: *defaults`) are read as kubectl's YAML reader (go-yaml) reads them: the
+    // anchored map's keys are merged in, and the map's own keys win. YAML 1.2 alone has no `<<`.
+    const composer = new Composer({ prettyErrors: false, uniqueKeys: false, merge: true });
     for (const doc of composer.compose(new Parser(lc.addNewLine).parse(text))) {
       docs.push(doc as Document.Parsed);
       yield;
@@ -116,6 +118,7 @@ export function* parseTextSteps(text: string, file: string, issues: IssueList, l
   for (const doc of docs) {
     const errors = doc.errors.map((e) => ({ offset: e.pos[0], line: e.linePos?.[0]?.line, message: e.message }));
     for (const d of duplicateKeys(doc)) errors.push({ offset: d.offset, line: undefined, message: d.message });
+    for (const d of collectionKeys(doc)) errors.push({ offset: d.offset, line: undefined, message: d.message });
     if (errors.length > 0) {
       errors.sort((a, b) => a.offset - b.offset);
       for (const e of errors) issues.file(file, e.line ?? lc.linePos(e.offset).line, 'error', `invalid YAML: ${e.message.split('\n')[0]}`);

@@ -6,7 +6,7 @@ import { after, test } from 'node:test';
 import { configMapVolume, mkfifo } from '../../test/helpers/config-dir.ts';
 import { IssueList } from './issues.ts';
 import { readSources } from './load.ts';
-import { listConfigFiles, readConfigFile } from './read-files.ts';
+import { decodeConfigText, listConfigFiles, readConfigFile } from './read-files.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'meshlet-read-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -84,4 +84,37 @@ test('a ConfigMap volume reads each key once, through its link (the timestamped 
       [join(dir, 'c.yaml'), 'c'],
     ],
   );
+});
+
+test('UTF-16 files (a byte order mark, as Windows PowerShell 5 writes `kubectl get -o yaml > f.yaml`) are read as kubectl reads them', async () => {
+  const dir = join(root, 'utf16');
+  mkdirSync(dir);
+  const text = `${SE('a')}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: b}\nspec:\n  hosts: [b.example.com]\n  http:\n  - timeout: 3 seconds\n    route: [{destination: {host: b.example.com}}]\n`.replace(/\n/g, '\r\n');
+  const le = Buffer.from(text, 'utf16le');
+  const be = Buffer.from(le).swap16();
+  writeFileSync(join(dir, 'le.yaml'), Buffer.concat([Buffer.from([0xff, 0xfe]), le]));
+  writeFileSync(join(dir, 'be.yaml'), Buffer.concat([Buffer.from([0xfe, 0xff]), be]));
+  writeFileSync(join(dir, 'le.json'), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'c' }, spec: { ports: [{ port: 80 }] } }), 'utf16le')]));
+  for (const name of ['le.yaml', 'be.yaml']) {
+    const read = await readConfigFile(join(dir, name), 1 << 20);
+    assert.equal(read.text, text, name);
+    const issues = new IssueList();
+    const docs = await readSources([join(dir, name)], issues);
+    assert.deepEqual(
+      docs.map((d) => [(d.value as { kind: string }).kind, d.source.line]),
+      [
+        ['ServiceEntry', 1],
+        ['VirtualService', 6],
+      ],
+      name,
+    );
+    assert.deepEqual(issues.all, [], name);
+  }
+  const json = await readSources([join(dir, 'le.json')], new IssueList());
+  assert.deepEqual(
+    json.map((d) => (d.value as { kind: string }).kind),
+    ['Service'],
+  );
+  // Text without a mark stays UTF-8, as kubectl reads it.
+  assert.equal(decodeConfigText(Buffer.from('a: é\n', 'utf8')), 'a: é\n');
 });

@@ -104,6 +104,23 @@ export async function listConfigFiles(paths: readonly string[], issues: IssueLis
   return files;
 }
 
+/**
+ * The text of a config file's bytes, as `kubectl` decodes them (`unicode.BOMOverride`): UTF-16
+ * when the file starts with a UTF-16 byte order mark — what Windows PowerShell 5's `>` writes,
+ * e.g. `kubectl get vs -o yaml > vs.yaml` — else UTF-8 (a UTF-8 mark is left for the parsers,
+ * which skip it).
+ */
+export function decodeConfigText(bytes: Uint8Array): string {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (b.length >= 2 && b[0] === 0xff && b[1] === 0xfe) return b.toString('utf16le', 2);
+  if (b.length >= 2 && b[0] === 0xfe && b[1] === 0xff) {
+    const le = Buffer.from(b.subarray(2, b.length - (b.length % 2)));
+    le.swap16(); // big-endian to little-endian
+    return le.toString('utf16le');
+  }
+  return b.toString('utf8');
+}
+
 /** {@link readConfigFile}'s answer: the text, or why the file was not read. */
 export type ReadResult = { readonly text: string; readonly error?: undefined } | { readonly text?: undefined; readonly error: string };
 
@@ -136,7 +153,7 @@ export async function readConfigFile(file: string, maxBytes: number): Promise<Re
         if (bytesRead === 0) break;
         length += bytesRead;
       }
-      return { text: buf.toString('utf8', 0, length) };
+      return { text: decodeConfigText(buf.subarray(0, length)) };
     } finally {
       await fh.close();
     }

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { IssueList } from './issues.ts';
 import { parseText } from './load.ts';
-import { duplicateKeys } from './yaml-keys.ts';
+import { COLLECTION_KEY_MESSAGE, duplicateKeys } from './yaml-keys.ts';
 
 /** Errors parseText reports for `text`, as `line: message`. */
 function errorsOf(text: string): string[] {
@@ -96,4 +96,51 @@ test('duplicate keys: parseText of one 20,000-key map costs about what the same 
   }
   const ratio = best.one / best.many;
   assert.ok(ratio < 2, `one map of 20,000 keys took ${ratio.toFixed(2)}× the CPU time of 20 maps of 1,000 (${best.one.toFixed(0)} vs ${best.many.toFixed(0)} ms)`);
+});
+
+test('a map or list as a map key (an unrendered {{ .Name }} template) is an error with its line, not a process warning', async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => {
+    warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  try {
+    const KEY = `invalid YAML: ${COLLECTION_KEY_MESSAGE}`;
+    const cases: { name: string; yaml: string; errors: string[] }[] = [
+      { name: 'a template as a value', yaml: 'kind: VirtualService\nmetadata:\n  name: {{ .Name }}\n', errors: [`3: ${KEY}`] },
+      { name: 'a template as a key', yaml: 'kind: Service\nspec:\n  selector:\n    {{ .Label }}: x\n', errors: [`4: ${KEY}`] },
+      { name: 'an explicit list key', yaml: 'kind: A\n? [a, b]\n: 1\n', errors: [`2: ${KEY}`] },
+      { name: 'in a later document only', yaml: 'kind: A\n---\nkind: B\nspec: {{ x }}\n', errors: [`4: ${KEY}`] },
+      { name: 'scalar keys of every type are fine', yaml: 'kind: A\n1: a\ntrue: b\n~: c\n', errors: [] },
+      { name: 'a map as a value is fine', yaml: 'kind: A\nspec: {a: {b: 1}}\n', errors: [] },
+    ];
+    for (const c of cases) assert.deepEqual(errorsOf(c.yaml), c.errors, c.name);
+  } finally {
+    await new Promise((resolve) => setImmediate(resolve));
+    process.off('warning', onWarning);
+  }
+  assert.deepEqual(warnings, []);
+});
+
+test('merge keys (<<: *anchor) are merged as kubectl reads them; the map\'s own keys win, before or after the merge', () => {
+  const issues = new IssueList();
+  const docs = parseText(
+    'kind: DestinationRule\nspec:\n  subsets:\n  - name: v1\n    labels: &base {app: reviews, version: v1}\n  - name: v2\n    labels:\n      <<: *base\n      version: v2\n  - name: v3\n    labels:\n      version: v3\n      <<: [*base, {tier: gold}]\n',
+    'f.yaml',
+    issues,
+  );
+  assert.deepEqual(issues.all, []);
+  const first = docs[0];
+  assert.ok(first !== undefined);
+  const subsets = (first.value as { spec: { subsets: { labels: Record<string, string> }[] } }).spec.subsets;
+  assert.deepEqual(
+    subsets.map((s) => s.labels),
+    [
+      { app: 'reviews', version: 'v1' },
+      { app: 'reviews', version: 'v2' },
+      { version: 'v3', app: 'reviews', tier: 'gold' },
+    ],
+  );
+  // A merge of something that is not a map is an error, as in kubectl.
+  assert.match(errorsOf('kind: A\nspec:\n  <<: 5\n').join('\n'), /invalid YAML: Merge sources must be maps/);
 });

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { type Document, isPair, isScalar, visit } from 'yaml';
+import { type Document, isCollection, isPair, isScalar, visit } from 'yaml';
 
 /** A duplicate key: where it is (the offset of the later key) and the message the `yaml` package gives it. */
 export interface DuplicateKey {
@@ -44,5 +44,28 @@ export function duplicateKeys(doc: Document, onKey?: () => void): DuplicateKey[]
     },
   });
   // A map's children are visited after it; the yaml package reported nested maps' keys first.
+  return out.sort((a, b) => a.offset - b.offset);
+}
+
+/** The message for a map key that is itself a map or a list. */
+export const COLLECTION_KEY_MESSAGE =
+  'a map key is a map or a list, which Kubernetes cannot read (its YAML becomes JSON, whose keys are strings); is a template such as {{ .Name }} left unrendered?';
+
+/**
+ * Every map key in `doc` that is a map or a list (`{{ .Name }}: x`, `? [a]`), in document order.
+ * Kubernetes refuses them (`kubectl` turns YAML into JSON first); the `yaml` package would turn
+ * them into strings and print a process warning.
+ */
+export function collectionKeys(doc: Document): DuplicateKey[] {
+  const out: DuplicateKey[] = [];
+  visit(doc, {
+    Pair(_key, pair, path) {
+      const key = pair.key;
+      if (!isCollection(key)) return undefined;
+      const parent = path[path.length - 1] as { range?: [number, number, number] | null } | undefined;
+      out.push({ offset: key.range?.[0] ?? parent?.range?.[0] ?? 0, message: COLLECTION_KEY_MESSAGE });
+      return visit.SKIP; // `{{ x }}: y` is a map key whose own key is a map: one error is enough
+    },
+  });
   return out.sort((a, b) => a.offset - b.offset);
 }

@@ -10,7 +10,7 @@ import { normalizeHeaderObject } from '../core/headers.ts';
 import type { Headers } from '../core/exchange.ts';
 import type { RequestHead } from '../routing/request-head.ts';
 import { describeRoute, type CompiledRoute, NO_ROUTE, type RouteDecision, type RouteTarget } from '../routing/route-table.ts';
-import { retryToString } from '../routing/route-policy.ts';
+import { type FaultPolicy, retryToString } from '../routing/route-policy.ts';
 import type { ClusterState } from './cluster-state.ts';
 import type { Outbound } from './pipeline.ts';
 
@@ -137,6 +137,15 @@ function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: Tl
   };
 }
 
+/** `delay 100ms @50%, abort 503 @20%`: only the parts the rule sets (an abort alone is not a 0 ms delay). */
+function faultText(f: FaultPolicy): string {
+  const parts: string[] = [];
+  if (f.delayMs !== undefined) parts.push(`delay ${f.delayMs}ms @${f.delayFraction * 100}%`);
+  const status = f.abortHttpStatus ?? f.abortGrpcStatus;
+  if (status !== undefined) parts.push(`abort ${status} @${f.abortFraction * 100}%`);
+  return parts.length === 0 ? 'none (the fault sets no delay and no abort status)' : parts.join(', ');
+}
+
 function print(e: Omit<Explanation, 'toString'>): string {
   const lines = [`${e.outcome}${e.virtualHost ? ` via virtual host ${e.virtualHost}` : ''}`];
   if (e.sidecar !== undefined) lines.push(`  sidecar: ${e.sidecar}`);
@@ -226,10 +235,7 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
         skipped,
         retry: matched.action === 'forward' ? retryToString(matched.retry) : undefined,
         timeout: matched.timeoutMs === undefined ? 'none (Istio default)' : `${matched.timeoutMs}ms`,
-        fault:
-          f === undefined
-            ? undefined
-            : `delay ${f.delayMs ?? 0}ms @${f.delayFraction * 100}%, abort ${f.abortHttpStatus ?? f.abortGrpcStatus ?? '-'} @${f.abortFraction * 100}%`,
+        fault: f === undefined ? undefined : faultText(f),
         mirrors: matched.mirrors.map((m) => `${m.target.host}:${m.target.port}${m.target.subset ? ` subset ${m.target.subset}` : ''} @${m.fraction * 100}%`),
         targets: matched.targets.map((t) => target(o, t, total, now, tls, head.scheme)),
       };

@@ -133,6 +133,53 @@ metadata: {name: x}
     assert.deepEqual(parse(yaml.stdout), doc);
   });
 
+  it('routes and explain print what meshlet does not apply on stderr (a gateway-only VirtualService, a TCP route, a Gateway), not only the findings', () => {
+    const extra = join(dir, 'not-applied.yaml');
+    writeFileSync(
+      extra,
+      `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bookinfo-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bookinfo}
+spec:
+  hosts: ["*"]
+  gateways: [bookinfo-gateway]
+  http: [{route: [{destination: {host: productpage, port: {number: 9080}}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: details-tcp}
+spec:
+  hosts: [details]
+  tcp: [{route: [{destination: {host: details}}]}]
+  http: [{route: [{destination: {host: details}}]}]
+`,
+    );
+    const expected = [
+      /^warning .*not-applied\.yaml: VirtualService default\/bookinfo: spec\.gateways: not supported by meshlet: this VirtualService is bound only to gateways .*\(line 13\)$/m,
+      /^warning .*not-applied\.yaml: VirtualService default\/details-tcp: spec\.tcp: not supported by meshlet: .*TCP routes are ignored \(line 21\)$/m,
+      /^warning .*not-applied\.yaml: skipped 1 Gateway \(networking\.istio\.io\/v1\): default\/bookinfo-gateway; .*\(line 1\)$/m,
+    ];
+    for (const args of [
+      ['routes', BOOKINFO, extra, '--service', 'productpage', '-o', 'json'],
+      ['explain', BOOKINFO, extra, '--service', 'productpage', 'http://details:9080/details/0'],
+      ['explain', BOOKINFO, extra, '--service', 'details', '--inbound', '/details/0'],
+    ]) {
+      const r = meshlet(...args);
+      assert.equal(r.code, 0, r.stderr);
+      for (const re of expected) assert.match(r.stderr, re, `${args[0]}: ${r.stderr}`);
+      // Validation infos (the skipped Deployments, ServiceAccounts) are left to validate; stdout is the answer alone.
+      assert.doesNotMatch(r.stderr, /^info /m);
+      assert.doesNotMatch(r.stdout, /not supported by meshlet/);
+    }
+  });
+
   it('routes: config with errors exits 1; usage errors exit 2 without a stack trace', () => {
     const bad = meshlet('routes', join(dir, 'nope.yaml'), '--service', 'productpage');
     assert.equal(bad.code, 1);
@@ -149,6 +196,32 @@ metadata: {name: x}
     assert.match(u.stderr, /unknown command "frobnicate"/);
   });
 
+  it('-n must be a namespace name (a DNS-1123 label), as metadata.namespace must: else a usage mistake, exit 2', () => {
+    for (const args of [
+      ['validate', BOOKINFO, '-n', 'Prod'],
+      ['routes', BOOKINFO, '--service', 'productpage', '-n', 'Prod'],
+      ['explain', BOOKINFO, '--service', 'productpage', '-n', 'Prod', 'http://reviews:9080/'],
+      ['explain', BOOKINFO, '--service', 'reviews', '-n', 'Prod', '--inbound', '/'],
+      ['apply', '-f', BOOKINFO, '-n', 'my_ns', '--control-plane', 'http://127.0.0.1:1'],
+    ]) {
+      const r = meshlet(...args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /^meshlet: --namespace: "(Prod|my_ns)" is not a valid DNS-1123 label/, args.join(' '));
+    }
+    assert.equal(meshlet('validate', BOOKINFO, '-n', 'prod-1').code, 0);
+  });
+
+  it('get / delete of a kind the control plane does not serve (a Gateway): exit 2, naming the kinds it serves', () => {
+    for (const args of [
+      ['get', 'gateway'],
+      ['delete', 'gw', 'bookinfo-gateway'],
+    ]) {
+      const r = meshlet(...args, '--control-plane', 'http://127.0.0.1:1');
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`^meshlet ${args[0]}: unknown kind "${args[1]}"; the control plane serves VirtualService \\(vs\\), DestinationRule \\(dr\\), .*Sidecar\\n$`));
+    }
+  });
+
   it('help and --version exit 0; help of an unknown command exits 2', () => {
     const h = meshlet('help');
     assert.equal(h.code, 0);
@@ -156,6 +229,12 @@ metadata: {name: x}
     assert.match(meshlet('explain', '--help').stdout, /^Usage: meshlet explain/);
     assert.match(meshlet('--version').stdout, /^\d+\.\d+\.\d+\n$/);
     assert.equal(meshlet('help', 'frobnicate').code, 2);
+    // Help about help is the general help (it was 'unknown command "help"', exit 2).
+    for (const args of [['help', 'help'], ['help', '--help'], ['--help', 'help']]) {
+      const r = meshlet(...args);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stdout, h.stdout, args.join(' '));
+    }
   });
 
   it('an unknown option: did you mean, the command\'s usage line, exit 2 (every command alike)', () => {

@@ -181,6 +181,16 @@ spec:
     assert.deepEqual(parse(yaml.stdout), doc);
   });
 
+  it("Bookinfo's ratings-test-abort: the Fault line names the abort only (no delay the rule does not set)", () => {
+    const args = ['explain', BOOKINFO, '--service', 'reviews', '-l', 'version=v2', '-H', 'end-user: jason', 'http://ratings:9080/ratings/0'];
+    const text = meshlet(args);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^Matched rule: +ratings\.0 /m);
+    assert.match(text.stdout, /^Fault: +abort 500 @100%$/m);
+    const json = JSON.parse(meshlet([...args.slice(0, -1), '-o', 'json', args[args.length - 1] as string]).stdout);
+    assert.deepEqual(json.route.fault, { delay: null, abort: { httpStatus: 500, grpcStatus: null, percent: 100 } });
+  });
+
   it('the demo mesh: fault injection on ratings, retries and outlier detection on reviews v3', () => {
     const services = [join(BOOKINFO, 'bookinfo.yaml'), join(BOOKINFO, 'workloads.yaml')];
     const ratings = meshlet(['explain', DEMO_MESH, ...services, '--service', 'productpage', 'http://ratings:9080/ratings/1']);

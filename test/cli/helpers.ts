@@ -17,7 +17,7 @@ export interface Run {
 }
 
 /** Runs `meshlet ...args` to its end; `input` is written to its standard input. */
-export function meshlet(args: readonly string[], options: { input?: string; env?: Record<string, string> } = {}): Run {
+export function meshlet(args: readonly string[], options: { input?: string | Buffer; env?: Record<string, string> } = {}): Run {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', input: options.input ?? '', env: { ...process.env, ...options.env }, maxBuffer: 64 * 1024 * 1024 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

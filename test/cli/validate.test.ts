@@ -46,6 +46,34 @@ describe('meshlet validate: standard input, -o json|yaml, exit codes', () => {
     assert.match(broken.stdout, /<stdin>: invalid YAML: .*\(line \d+\)/);
   });
 
+  it('"-" in UTF-16 (a byte order mark: Windows PowerShell 5 piping `kubectl get -o yaml`) is read as kubectl reads it', () => {
+    const le = Buffer.from(BAD_VS.replace(/\n/g, '\r\n'), 'utf16le');
+    for (const input of [Buffer.concat([Buffer.from([0xff, 0xfe]), le]), Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(le).swap16()])]) {
+      const r = meshlet(['validate', '-'], { input });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stdout, /^error {3}<stdin>: VirtualService default\/reviews: spec\.http\[0\]\.timeout: invalid duration "soon".*\(line 7\)$/m);
+      assert.match(r.stdout, /1 error\(s\), 0 warning\(s\), 0 info\(s\); 0 valid resource\(s\)/);
+    }
+  });
+
+  it('text from the config (names, values) is printed inert: an escape sequence or a bidi control in a pull request cannot rewrite the CI log', () => {
+    const RAW = ['\u001b', '\u0007', '\r', '\u202e'];
+    const file = join(dir, 'escapes.yaml');
+    writeFileSync(file, 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: "a\\e[2K\\rRED\\u202e"}\nspec: {host: "x\\e]0;title\\a"}\n');
+    const r = meshlet(['validate', file]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(!RAW.some((c) => r.stdout.includes(c)), r.stdout);
+    assert.match(r.stdout, /DestinationRule default\/a\\x1b\[2K\\rRED\\u202e: metadata\.name: /);
+    assert.match(r.stdout, /invalid host "x\\x1b\]0;title\\x07"/);
+    // -o json keeps the values (as JSON escapes); routes and explain refuse the config with the same inert lines.
+    const doc = JSON.parse(meshlet(['validate', file, '-o', 'json']).stdout);
+    assert.equal(doc.issues[0].resource, 'DestinationRule default/a\u001b[2K\rRED\u202e');
+    const routes = meshlet(['routes', file, '--service', 'x']);
+    assert.equal(routes.code, 1);
+    assert.ok(!RAW.some((c) => routes.stderr.includes(c)), routes.stderr);
+    assert.match(routes.stderr, /^error {3}.*a\\x1b\[2K\\rRED\\u202e/m);
+  });
+
   it('"-" mixes with files in argument order; valid input exits 0', () => {
     const services = readFileSync(join(BOOKINFO, 'bookinfo.yaml'), 'utf8') + readFileSync(join(BOOKINFO, 'workloads.yaml'), 'utf8');
     const r = meshlet(['validate', join(BOOKINFO, 'destination-rule-all.yaml'), '-'], { input: services });

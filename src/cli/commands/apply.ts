@@ -10,7 +10,9 @@ import { classifyKind } from '../../config/validate/api-kinds.ts';
 import { validateDocuments } from '../../config/validate/index.ts';
 import { SkippedKinds } from '../../config/validate/skipped-kinds.ts';
 import { type ApplyResponse, RESOURCES_PATH } from '../../control-plane/protocol.ts';
-import { out, UsageError } from '../args.ts';
+import { isMeshletError, MeshletError } from '../../core/errors.ts';
+import { locateApplyText } from '../apply-sources.ts';
+import { checkNamespaceOption, out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
 import { printable } from '../escape.ts';
 import { readInputs } from '../input.ts';
@@ -52,6 +54,7 @@ export async function applyCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const format = outputFormat(values.output);
+  checkNamespaceOption(values.namespace);
   const files = [...(values.filename ?? []), ...positionals];
   if (files.length === 0) throw new UsageError('meshlet apply: give -f <file, dir or ->');
   const target = clientTarget(values);
@@ -90,13 +93,26 @@ export async function applyCommand(argv: string[]): Promise<number> {
     return v;
   });
   const body = JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
-  const answer = (await call(target, 'POST', RESOURCES_PATH, body)) as ApplyResponse;
-  for (const w of answer.warnings) process.stderr.write(`Warning: ${printable(w)}\n`);
+  // The control plane names what was sent `<apply>[i]`; the lines name the file and line instead.
+  const sources = sent.map((d) => d.source);
+  let answer: ApplyResponse;
+  try {
+    answer = (await call(target, 'POST', RESOURCES_PATH, body)) as ApplyResponse;
+  } catch (err) {
+    if (!isMeshletError(err)) throw err;
+    const located = err.message
+      .split('\n')
+      .map((l) => locateApplyText(l, sources.map((s) => ({ ...s, file: printable(s.file) }))))
+      .join('\n');
+    throw located === err.message ? err : new MeshletError(err.code, located, { cause: err });
+  }
+  const warnings = answer.warnings.map((w) => locateApplyText(w, sources));
+  for (const w of warnings) process.stderr.write(`Warning: ${printable(w)}\n`);
   if (format !== undefined) {
     printDocument(format, {
       version: answer.version,
       applied: answer.applied.map((a) => ({ ref: a.ref, ...refParts(a.ref), action: a.action })),
-      warnings: [...answer.warnings],
+      warnings,
     });
   } else {
     for (const a of answer.applied) out(printable(`${a.ref} ${a.action}`));

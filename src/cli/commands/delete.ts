@@ -9,6 +9,7 @@ import { RESOURCES_PATH } from '../../control-plane/protocol.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
+import { unknownKind } from './get.ts';
 
 export const deleteHelp = `Usage: meshlet delete <kind> <name> [-n <ns>] [options]
 
@@ -37,7 +38,7 @@ export async function deleteCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 2) throw new UsageError('meshlet delete: give <kind> <name>');
   const [kindText, name] = positionals as [string, string];
   const kind = resolveKind(kindText);
-  if (kind === undefined) throw new UsageError(`meshlet delete: unknown kind "${kindText}"`);
+  if (kind === undefined) throw new UsageError(unknownKind('delete', kindText));
   const ns = values.namespace ?? 'default';
   const answer = (await call(clientTarget(values), 'DELETE', `${RESOURCES_PATH}/${kind}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`)) as { version: string };
   const ref = `${kind} ${ns}/${name}`;

@@ -14,7 +14,7 @@ import { parseJwt } from '../../security/jwt/token.ts';
 import { statusText } from '../../security/jwt/status.ts';
 import { out, UsageError } from '../args.ts';
 import { printable } from '../escape.ts';
-import { loadInputs, refuseInvalidConfig } from '../input.ts';
+import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
 import { inboundGrpcVerdict } from './explain-grpc.ts';
 import { type OutputFormat, printDocument } from '../output.ts';
 import { inboundExplanationView } from '../views.ts';
@@ -138,9 +138,11 @@ export async function explainInboundCommand(a: InboundArgs): Promise<number> {
     requestPrincipal: v['request-principal'],
     claims: parseClaims(v.claim),
   };
-  const { ok, issues, resources, findings } = await loadInputs(a.configs, { defaultNamespace: v.namespace });
+  const loaded = await loadInputs(a.configs, { defaultNamespace: v.namespace });
+  const { ok, issues, resources } = loaded;
   if (!ok) return refuseInvalidConfig(issues.ofLevel('error'));
-  for (const f of findings) process.stderr.write(`${f.level.padEnd(7)} ${f.code} ${String(f)}\n`);
+  // Warnings (what meshlet does not apply) and findings are advisory (a mesh applies this config, as Istio does): report them, then answer.
+  reportAdvisories(loaded);
   let e: InboundExplanation;
   try {
     e = await explainInbound(resources, request, {

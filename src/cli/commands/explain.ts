@@ -12,8 +12,8 @@ import type { Explanation, ExplainedTarget } from '../../outbound/explain.ts';
 import type { Snapshot } from '../../routing/compile.ts';
 import { ClusterTlsPlanner, describeDecision } from '../../outbound/tls-decision.ts';
 import { type CompiledRoute, describeRoute, type VirtualHost } from '../../routing/route-table.ts';
-import { out, parseLabels, UsageError } from '../args.ts';
-import { loadInputs, refuseInvalidConfig } from '../input.ts';
+import { checkNamespaceOption, out, parseLabels, UsageError } from '../args.ts';
+import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { destinationView, routeView } from '../views.ts';
 import { explainInboundCommand, INBOUND_HELP, INBOUND_OPTIONS, strayInboundOptions } from './explain-inbound.ts';
@@ -175,6 +175,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   const format = outputFormat(values.output);
   if (positionals.length < 2) throw new UsageError(`meshlet explain: give the config (files, directories or -) and then the request ${values.inbound === true ? 'target (/path or URL)' : 'URL'}`);
   if (values.service === undefined) throw new UsageError('meshlet explain: --service is required');
+  checkNamespaceOption(values.namespace);
   const last = positionals[positionals.length - 1]!;
   const grpcTarget = isGrpcTarget(last) ? parseGrpcTarget(last) : undefined;
   if (values.inbound === true) {
@@ -204,10 +205,11 @@ export async function explainCommand(argv: string[]): Promise<number> {
   const labels = parseLabels(values.labels);
   const locality = values.locality ?? '';
   const rootNamespace = values['root-namespace'] ?? 'istio-system';
-  const { ok, issues, resources, findings } = await loadInputs(positionals.slice(0, -1), { defaultNamespace: namespace });
+  const loaded = await loadInputs(positionals.slice(0, -1), { defaultNamespace: namespace });
+  const { ok, issues, resources } = loaded;
   if (!ok) return refuseInvalidConfig(issues.ofLevel('error'));
-  // Findings are advisory (a mesh applies this config, as Istio does): report them, then explain.
-  for (const f of findings) process.stderr.write(`${f.level.padEnd(7)} ${f.code} ${String(f)}\n`);
+  // Warnings (what meshlet does not apply) and findings are advisory (a mesh applies this config, as Istio does): report them, then answer.
+  reportAdvisories(loaded);
 
   // mesh.explain() reads the data plane's per-cluster state (pickers, pool limits, outlier
   // detection), so the explanation comes from a real mesh over the same snapshot: not watching

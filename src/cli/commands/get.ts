@@ -4,7 +4,8 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { resolveKind } from '../../control-plane-server/kinds.ts';
+import { resolveKind, SHORT_KIND_NAMES } from '../../control-plane-server/kinds.ts';
+import { KIND_VERSIONS } from '../../config/resource.ts';
 import { RESOURCES_PATH, type WireResource } from '../../control-plane/protocol.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
@@ -36,6 +37,16 @@ function detail(r: WireResource): string {
   return '';
 }
 
+/** The usage error for a kind the control plane does not serve, naming those it does (a Gateway or a Deployment is never stored: apply skips them). */
+export function unknownKind(command: string, text: string): string {
+  const short = new Map<string, string>(Object.entries(SHORT_KIND_NAMES).map(([s, k]) => [k, s]));
+  const kinds = Object.keys(KIND_VERSIONS).map((k) => {
+    const s = short.get(k);
+    return s === undefined || s === k.toLowerCase() ? k : `${k} (${s})`;
+  });
+  return `meshlet ${command}: unknown kind "${text}"; the control plane serves ${kinds.join(', ')}`;
+}
+
 /** Runs the command; returns the exit code. */
 export async function getCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -50,7 +61,7 @@ export async function getCommand(argv: string[]): Promise<number> {
   if (positionals.length < 1 || positionals.length > 2) throw new UsageError('meshlet get: give <kind> [name]');
   const [kindText, name] = positionals as [string, string | undefined];
   const kind = resolveKind(kindText);
-  if (kind === undefined) throw new UsageError(`meshlet get: unknown kind "${kindText}"`);
+  if (kind === undefined) throw new UsageError(unknownKind('get', kindText));
   const format = outputFormat(values.output);
   const target = clientTarget(values);
   let resources: WireResource[];

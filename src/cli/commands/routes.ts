@@ -8,8 +8,8 @@
  */
 import { parseArgs } from 'node:util';
 import { type AppliedSidecar, compileSnapshot } from '../../routing/compile.ts';
-import { out, parseLabels, UsageError } from '../args.ts';
-import { loadInputs, refuseInvalidConfig } from '../input.ts';
+import { checkNamespaceOption, out, parseLabels, UsageError } from '../args.ts';
+import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { clusterSettingsLines, clusterView, virtualHostView } from '../views.ts';
 
@@ -69,13 +69,14 @@ export async function routesCommand(argv: string[]): Promise<number> {
   const format = outputFormat(values.output);
   if (positionals.length === 0) throw new UsageError('meshlet routes: name at least one config file or directory (or - for standard input)');
   if (values.service === undefined) throw new UsageError('meshlet routes: --service is required');
-  const namespace = values.namespace ?? 'default';
+  const namespace = checkNamespaceOption(values.namespace) ?? 'default';
   const labels = parseLabels(values.labels);
   const locality = values.locality ?? '';
-  const { ok, issues, resources, findings } = await loadInputs(positionals, { defaultNamespace: namespace });
+  const loaded = await loadInputs(positionals, { defaultNamespace: namespace });
+  const { ok, issues, resources } = loaded;
   if (!ok) return refuseInvalidConfig(issues.ofLevel('error'));
-  // Findings are advisory (a mesh applies this config, as Istio does): report them, then show the routes.
-  for (const f of findings) process.stderr.write(`${f.level.padEnd(7)} ${f.code} ${String(f)}\n`);
+  // Warnings (what meshlet does not apply) and findings are advisory (a mesh applies this config, as Istio does): report them, then answer.
+  reportAdvisories(loaded);
   const snap = compileSnapshot(resources, { service: values.service, namespace, labels }, { rootNamespace: values['root-namespace'] ?? 'istio-system' });
   const shown = (name: string) => values.host === undefined || name.includes(values.host);
   const vhosts = snap.routes.virtualHosts.filter((vh) => shown(vh.name));

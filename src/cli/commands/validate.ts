@@ -6,16 +6,19 @@
  */
 import { parseArgs } from 'node:util';
 import type { ConfigIssue } from '../../config/issues.ts';
-import { out, UsageError } from '../args.ts';
+import { checkNamespaceOption, out, UsageError } from '../args.ts';
+import { printable } from '../escape.ts';
 import { loadInputs } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 
 export const validateHelp = `Usage: meshlet validate <file, dir or ->... [options]
 
 Validates Istio resources (VirtualService, DestinationRule, ServiceEntry, WorkloadEntry,
-PeerAuthentication, RequestAuthentication, AuthorizationPolicy, Telemetry) and analyses them
-like 'istioctl analyze'. '-' reads standard input (issues name it <stdin>).
-Prints every problem; exits 1 if any is an error, 2 on a usage mistake.
+WorkloadGroup, Sidecar, PeerAuthentication, RequestAuthentication, AuthorizationPolicy,
+Telemetry, the local rate limit EnvoyFilter) and Kubernetes Services, and analyses them like
+'istioctl analyze'. Other kinds (Deployments, Gateways, …) are skipped with a notice naming them.
+Directories are read recursively (.yaml, .yml, .json); '-' reads standard input (issues name it
+<stdin>). Prints every problem; exits 1 if any is an error, 2 on a usage mistake.
 
 Options:
   -n, --namespace <ns>             namespace for resources without one (default: default)
@@ -27,7 +30,7 @@ ${OUTPUT_HELP}
 function line(i: ConfigIssue): string {
   const level = i.level.padEnd(7);
   const code = i.code.startsWith('IST') ? `${i.code} ` : '';
-  return `${level} ${code}${String(i)}`;
+  return `${level} ${code}${printable(String(i))}`;
 }
 
 /** One issue in the machine output: every field present (null when unknown). */
@@ -62,7 +65,7 @@ export async function validateCommand(argv: string[]): Promise<number> {
     format = 'json';
   }
   if (positionals.length === 0) throw new UsageError('meshlet validate: name at least one file or directory (or - for standard input)');
-  const { issues, resources } = await loadInputs(positionals, { defaultNamespace: values.namespace });
+  const { issues, resources } = await loadInputs(positionals, { defaultNamespace: checkNamespaceOption(values.namespace) });
   const shown = values.quiet === true ? issues.ofLevel('error') : issues.all;
   const n = (l: 'error' | 'warning' | 'info') => issues.ofLevel(l).length;
   if (format !== undefined) {

@@ -208,7 +208,7 @@ describe('DestinationRule: valid rules', () => {
             splitExternalLocalOriginErrors: true
             consecutiveLocalOriginFailures: 3
             consecutiveGatewayErrors: 2
-            minHealthPercent: 50
+            minHealthPercent: 0
             outlierDetectionHttpErrorCodes: [500, 503]`,
     },
     {

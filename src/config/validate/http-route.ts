@@ -27,6 +27,7 @@ import type {
   RegexRewrite,
 } from '../types/networking.ts';
 import { parseDuration } from '../duration.ts';
+import { formatPath } from '../issues.ts';
 import { checkDnsLabel, host, namespaceName, percent, percentRange, portSelector, stringMatch } from './common.ts';
 import { checkHeaderValue, hasFormatter } from './header-value.ts';
 import { matchRequest, TOKEN } from './http-match.ts';
@@ -190,6 +191,17 @@ const retries = obj<HTTPRetry>(
   },
   {
     check: (r, path, ctx, raw) => {
+      if (r.retryRemoteLocalities === true) {
+        // Istio gives the retry policy Envoy's previous_priorities retry priority: retries move to other locality tiers.
+        const p = [...path, 'retryRemoteLocalities'];
+        ctx.issues.at(
+          ctx.subject,
+          p,
+          'warning',
+          `not supported by meshlet: ${formatPath(p)}; retries pick their endpoint as first attempts do (another one when there is one), never preferring other localities`,
+          'MESHLET0002',
+        );
+      }
       // Istio: a policy with attempts 0 is "disabled"; perTryTimeout, retryOn and retryRemoteLocalities contradict it.
       const set = ['perTryTimeout', 'retryOn', 'retryRemoteLocalities'].filter((k) => raw[k] !== undefined && raw[k] !== null && raw[k] !== '');
       if ((r.attempts ?? 0) === 0 && set.length > 0) {

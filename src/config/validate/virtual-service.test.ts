@@ -181,6 +181,7 @@ http:
     ['an abort without a status', `hosts: [reviews]\nhttp:\n- fault: {abort: {percentage: {value: 5}}}\n  ${ROUTE}`, /abort has no httpStatus or grpcStatus: no request is aborted/],
     ['an IP address as an SNI host', 'hosts: [reviews]\ntls:\n- match: [{sniHosts: [1.1.1.1]}]\n  route: [{destination: {host: reviews}}]', /an IP address: using one as an SNI host goes against the SNI spec/],
     ['an Envoy header formatter', `hosts: [reviews]\nhttp:\n- headers: {request: {set: {x-host: "%HOSTNAME%"}}}\n  ${ROUTE}`, /not supported by meshlet: Envoy header formatters such as %HOSTNAME% are sent as written/],
+    ['retryRemoteLocalities (Envoy\'s previous_priorities; not applied)', `hosts: [reviews]\nhttp:\n- retries: {attempts: 2, retryRemoteLocalities: true}\n  ${ROUTE}`, /not supported by meshlet: spec\.http\[0\]\.retries\.retryRemoteLocalities; /],
     ['a legacy gateway name', `hosts: [reviews]\ngateways: [mesh, gateway.istio-system]\nhttp:\n- ${ROUTE}`, /legacy <name>.<namespace> form; write "istio-system\/gateway"/],
   ];
   it('applies a corsPolicy: no warning (the calling mesh answers preflights and sets the CORS headers)', () => {

@@ -158,6 +158,9 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.equal(second.code, 1, second.stdout);
     assert.match(second.stderr, /^meshlet: configuration rejected, 2 error\(s\):/);
     assert.match(second.stderr, /VirtualService default\/shadow-new: spec\.hosts\[0\]: host shadow\.example\.com is also claimed by VirtualService default\/shadow-old \(older: this one is ignored for that host\)/);
+    // What was sent is named by where it came from (the control plane says `<apply>[0]`), with the field's line.
+    assert.match(second.stderr, /^ {2}<stdin>: VirtualService default\/shadow-new: spec\.hosts\[0\]: host shadow\.example\.com is also claimed .* \(line 5\)$/m);
+    assert.doesNotMatch(second.stderr, /<apply>/);
     assert.match(second.stderr, /VirtualService default\/shadow-old: spec\.hosts\[0\]: host shadow\.example\.com is also claimed by VirtualService default\/shadow-new \(newer: it is ignored for that host\)/);
     assert.equal(meshlet(['get', 'vs', 'shadow-new'], env()).code, 1);
     // The older one alone is fine again.
@@ -170,6 +173,37 @@ describe('meshlet control-plane / token / apply / get / delete / status', () => 
     assert.match(d.version, /^[0-9a-f]{12}$/);
     assert.deepEqual(d.deleted, { ref: 'VirtualService default/shadow-old', kind: 'VirtualService', namespace: 'default', name: 'shadow-old' });
     assert.equal(meshlet(['delete', 'dr', 'details', '-o', 'yaml'], env()).code, 0);
+  });
+
+  it('apply: the control plane\'s warnings name the file and the line of what was sent, in text and -o json', () => {
+    const file = join(t.dir, 'with-tcp.yaml');
+    writeFileSync(
+      file,
+      `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: skipped}
+---
+# a route meshlet applies, and one it does not
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-too}
+spec:
+  hosts: [tcp.example.com]
+  http:
+  - route: [{destination: {host: ratings}}]
+  tcp:
+  - route: [{destination: {host: ratings}}]
+`,
+    );
+    const r = meshlet(['apply', '-f', file], env());
+    assert.equal(r.code, 0, r.stderr);
+    const line = (l: string) => l.replace(file, 'FILE');
+    const warning = 'FILE: VirtualService default/tcp-too: spec.tcp: not supported by meshlet: spec.tcp; meshlet routes HTTP and gRPC; TCP routes are ignored (line 14)';
+    assert.ok(r.stderr.split('\n').map(line).includes(`Warning: ${warning}`), r.stderr);
+    assert.doesNotMatch(r.stderr, /<apply>/);
+    const json = JSON.parse(meshlet(['apply', '-f', file, '-o', 'json'], env()).stdout);
+    assert.deepEqual(json.warnings.map(line), [warning]);
+    assert.equal(meshlet(['delete', 'vs', 'tcp-too'], env()).code, 0);
   });
 
   it('apply: usage mistakes exit 2, an unreachable control plane 1', () => {
