@@ -5,6 +5,7 @@
  * @module
  */
 import { ANALYSIS_MODES } from './config/load-config.ts';
+import { validationWarnings } from './config/findings.ts';
 import { systemClock, systemRandom } from './core/clock.ts';
 import { ConfigError, InvalidArgumentError } from './core/errors.ts';
 import { TOKEN_ENV, TOKEN_FILE_ENV } from './control-plane/protocol.ts';
@@ -76,7 +77,7 @@ export async function createMesh(o: MeshOptions): Promise<Mesh> {
     throw e;
   });
   // On the next turn, so a listener added right after `await createMesh(...)` sees it (as in control-plane mode).
-  setImmediate(() => mesh.configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings }));
+  setImmediate(() => mesh.configApplied({ version: snapshot.version, endpointsVersion: '', source: 'file', findings: loaded.findings }, validationWarnings(loaded.issues.all, loaded.findings)));
   return mesh;
 }
 

@@ -13,6 +13,7 @@ import { ParseCache } from './config/load.ts';
 import { ValidationCache } from './config/validate/index.ts';
 import { type ReloadAttempt, Reloader } from './config/reloader.ts';
 import type { ConfigIssue } from './config/issues.ts';
+import { validationWarnings } from './config/findings.ts';
 import { ConfigError } from './core/errors.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
@@ -24,7 +25,7 @@ export interface FileConfigHost {
   /** The snapshot in use (a reload that compiles to the same version changes nothing). */
   readonly snapshot: () => Snapshot;
   readonly install: (snapshot: Snapshot) => void;
-  readonly applied: (version: string, findings: readonly ConfigIssue[]) => void;
+  readonly applied: (version: string, findings: readonly ConfigIssue[], warnings: readonly ConfigIssue[]) => void;
   readonly rejected: (issues: readonly ConfigIssue[], error: ConfigError) => void;
   readonly watchState: (e: WatchStateEvent) => void;
 }
@@ -104,7 +105,7 @@ export class FileConfig {
     const snapshot = await compile();
     if (snapshot.version === this.#host.snapshot().version) return true;
     this.#host.install(snapshot);
-    this.#host.applied(snapshot.version, loaded.findings);
+    this.#host.applied(snapshot.version, loaded.findings, validationWarnings(loaded.issues.all, loaded.findings));
     return true;
   }
 

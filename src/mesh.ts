@@ -18,7 +18,7 @@ import type { FastifyPlugin, FastifyServerOptions } from './adapters/server/fast
 import type { MeshServers } from './adapters/server/servers.ts';
 import { currentContext, type MeshContext } from './core/context.ts';
 import { closeInOrder } from './core/close-in-order.ts';
-import { reportFindings } from './config/findings.ts';
+import { reportFindings, reportWarnings } from './config/findings.ts';
 import type { ConfigIssue } from './config/issues.ts';
 import type { Registration, RegisterOptions } from './control-plane/registration.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ControlPlaneSource } from './control-plane/source.ts';
@@ -79,6 +79,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #identitySource: IdentitySource | undefined;
   /** The findings of the config in use (each is logged once, when it first appears). */
   #findings: readonly ConfigIssue[] = [];
+  /** The validation warnings of the files in use (logged once each, as findings are). */
+  #warnings: readonly ConfigIssue[] = [];
   /** Tracing, Istio's metrics, meshlet's own metrics and access logs. */
   readonly #telemetry: MeshTelemetry;
 
@@ -93,7 +95,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       logger: () => this.#logger,
       snapshot: () => this.snapshot,
       install: (next) => this.install(next),
-      applied: (version, findings) => this.#configApplied({ version, endpointsVersion: '', source: 'file', findings }),
+      applied: (version, findings, warnings) => this.#configApplied({ version, endpointsVersion: '', source: 'file', findings }, warnings),
       rejected: (issues, error) => this.configRejected({ issues, error }),
       watchState: (e) => this.emit('watch', e),
       },
@@ -319,15 +321,17 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.#o.logger ?? DEFAULT_LOGGER;
   }
 
-  /** @internal a config is in use: log its new findings once, tell listeners. */
-  configApplied(e: ConfigAppliedEvent): void {
-    this.#configApplied(e);
+  /** @internal a config is in use: log its new findings (and, from files, validation warnings) once, tell listeners. */
+  configApplied(e: ConfigAppliedEvent, warnings: readonly ConfigIssue[] = []): void {
+    this.#configApplied(e, warnings);
   }
 
-  #configApplied(event: ConfigAppliedEvent): void {
+  #configApplied(event: ConfigAppliedEvent, warnings: readonly ConfigIssue[] = []): void {
     // The DestinationRules' TLS files were read on this workload when the config was installed.
     const tlsFiles = this.#transport.install(this.snapshot.resources).issues;
     const e = tlsFiles.length === 0 ? event : { ...event, findings: [...event.findings, ...tlsFiles] };
+    reportWarnings(this.#logger, `config ${e.version} (${e.source})`, this.#warnings, warnings);
+    this.#warnings = warnings;
     reportFindings(this.#logger, `config ${e.version} (${e.source})`, this.#findings, e.findings);
     this.#findings = e.findings;
     this.#logger.info?.(`meshlet: config ${e.version}${e.endpointsVersion === '' ? '' : ` (endpoints ${e.endpointsVersion})`} from ${e.source} in use`);

@@ -14,7 +14,7 @@ import { mkdir, unlink } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigIssue, IssueList } from '../config/issues.ts';
-import { reportFindings } from '../config/findings.ts';
+import { reportFindings, reportWarnings, validationWarnings } from '../config/findings.ts';
 import { type AnalysisMode, checkDocumentsAsync, loadConfig } from '../config/load-config.ts';
 import { fromObjects, type RawDocument } from '../config/load.ts';
 import { type AnyResource, KIND_VERSIONS } from '../config/resource.ts';
@@ -91,6 +91,8 @@ export class FileConfigStore implements ConfigStore {
   readonly #listeners: ((s: ConfigState) => void)[] = [];
   readonly #rejections: Rejection[] = [];
   #state: ConfigState = { version: '', resources: [], findings: [] };
+  /** The validation warnings of the directory as last read (logged once each). */
+  #warnings: readonly ConfigIssue[] = [];
   #health: SourceHealth;
   #queue: Promise<unknown> = Promise.resolve();
   #watcher: ConfigWatcher | undefined;
@@ -133,6 +135,8 @@ export class FileConfigStore implements ConfigStore {
       throw new ConfigError(loaded.issues.all);
     }
     this.#state = { version: await runSliced(contentVersionSteps(loaded.resources)), resources: loaded.resources, findings: loaded.findings };
+    this.#warnings = validationWarnings(loaded.issues.all, loaded.findings);
+    reportWarnings(this.#logger, `config version ${this.#state.version}`, [], this.#warnings);
     reportFindings(this.#logger, `config version ${this.#state.version}`, [], loaded.findings);
     this.#health = { kind: 'file', location: this.#dir, healthy: true };
     if (this.#watch) {
@@ -226,7 +230,10 @@ export class FileConfigStore implements ConfigStore {
     }
     this.#health = { kind: 'file', location: this.#dir, healthy: true };
     // The same content (e.g. the files `apply` just wrote) keeps its version: no push.
-    await this.#setState(loaded.resources, loaded.findings);
+    const version = await this.#setState(loaded.resources, loaded.findings);
+    const warnings = validationWarnings(loaded.issues.all, loaded.findings);
+    reportWarnings(this.#logger, `config version ${version}`, this.#warnings, warnings);
+    this.#warnings = warnings;
   }
 
   #isApplied(r: AnyResource): boolean {

@@ -3,6 +3,9 @@
  * (pino's need their `this`); `warn` is required, `info` is used when present.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { createMesh, isMeshletError } from '../../src/index.ts';
 import { serviceEntry, virtualService } from '../helpers/upstreams.ts';
@@ -40,5 +43,48 @@ test('a pino-shaped logger gets findings (warn) and config changes (info), calle
 test('a logger without warn is refused at createMesh with a message naming the option', async () => {
   for (const logger of [{}, null, { info: () => undefined }]) {
     await assert.rejects(createMesh({ service: 'c', config: [], logger: logger as never }), (e: unknown) => isMeshletError(e, 'MESHLET_ERR_INVALID_ARG') && /`logger` must have a warn\(message\) method/.test((e as Error).message));
+  }
+});
+
+test('validation warnings of files in use are logged once each: what meshlet accepts but does not do (a TCP route) is not ignored without a word', async () => {
+  const logger = new ThisBoundLogger();
+  const dir = await mkdtemp(join(tmpdir(), 'meshlet-warnings-'));
+  const write = (tcpHost: string) =>
+    writeFile(
+      join(dir, 'mesh.yaml'),
+      `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: default}
+spec: {hosts: [db.example.com], ports: [{number: 80, name: http, protocol: HTTP}], resolution: DNS}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db.example.com]
+  tcp:
+  - route: [{destination: {host: ${tcpHost}}}]
+`,
+    );
+  await write('db.example.com');
+  const mesh = await createMesh({ service: 'client', logger, config: dir, watch: false });
+  try {
+    await new Promise((r) => setImmediate(r));
+    const warned = () => logger.lines.filter((l) => /^warn meshlet: config \w+ \(file\) applied with 1 validation warning/.test(l));
+    assert.equal(warned().length, 1, logger.lines.join('\n'));
+    assert.match(warned()[0] as string, /not supported by meshlet: spec\.tcp/);
+    assert.match(warned()[0] as string, /mesh\.yaml/);
+    // The same warning in a changed config is not logged again; a new one is.
+    await write('other.example.com');
+    assert.equal(await mesh.reload(), true);
+    assert.equal(warned().length, 1, logger.lines.join('\n'));
+    await writeFile(join(dir, 'more.yaml'), 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: db, namespace: default}\nspec:\n  host: db.example.com\n  trafficPolicy: {outlierDetection: {minHealthPercent: 50}}\n');
+    assert.equal(await mesh.reload(), true);
+    assert.equal(warned().length, 2, logger.lines.join('\n'));
+    assert.match(warned()[1] as string, /minHealthPercent/);
+    assert.doesNotMatch(warned()[1] as string, /spec\.tcp/);
+  } finally {
+    await mesh.close();
+    await rm(dir, { recursive: true, force: true });
   }
 });

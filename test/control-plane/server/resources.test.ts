@@ -204,4 +204,25 @@ describe('FileConfigStore', () => {
     await store.close();
     t.cleanup();
   });
+
+  it('logs the validation warnings of the directory once each (a TCP route is not ignored without a word)', async () => {
+    const t = tempDir();
+    const tcp = (host: string) => `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: db, namespace: default}\nspec:\n  hosts: [db.example.com]\n  tcp:\n  - route: [{destination: {host: ${host}}}]\n`;
+    writeFileSync(join(t.dir, 'db.yaml'), tcp('db.example.com'));
+    const lines: string[] = [];
+    const store = new FileConfigStore({ dir: t.dir, watch: false, logger: { warn: (m: string) => lines.push(m), info: () => undefined } as never });
+    await store.start();
+    const warned = () => lines.filter((l) => /validation warning/.test(l));
+    assert.equal(warned().length, 1, lines.join('\n'));
+    assert.match(warned()[0] as string, /^meshlet: config version \w+ applied with 1 validation warning\(s\):\n.*db\.yaml.*not supported by meshlet: spec\.tcp/s);
+    writeFileSync(join(t.dir, 'db.yaml'), tcp('other.example.com'));
+    await store.reload();
+    assert.equal(warned().length, 1, 'the same warning is not logged again');
+    writeFileSync(join(t.dir, 'dr.yaml'), 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: db, namespace: default}\nspec:\n  host: db.example.com\n  trafficPolicy: {outlierDetection: {minHealthPercent: 50}}\n');
+    await store.reload();
+    assert.equal(warned().length, 2, lines.join('\n'));
+    assert.match(warned()[1] as string, /minHealthPercent/);
+    await store.close();
+    t.cleanup();
+  });
 });
