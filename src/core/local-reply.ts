@@ -17,6 +17,7 @@ export function localReplyText(e: MeshletError): string {
     case 'MESHLET_ERR_FAULT_ABORT':
       return 'fault filter abort';
     case 'MESHLET_ERR_NO_ROUTE':
+    case 'MESHLET_ERR_REGISTRY_ONLY': // istiod's BlackHole route: a direct_response 502 without a body
       return '';
     case 'MESHLET_ERR_RATE_LIMITED':
       return 'local_rate_limited';

@@ -203,6 +203,8 @@ describe('outboundTrafficPolicy REGISTRY_ONLY and no-route', () => {
     try {
       const blocked = await call(mesh, `http://127.0.0.1:${up.port}/`);
       assert.equal(blocked.status, 502);
+      // Istio's BlackHole route is a direct_response with status 502 and no body.
+      assert.equal(blocked.body, '');
       const nr = await call(mesh, 'http://svc/elsewhere');
       assert.equal(nr.status, 404);
       assert.equal(nr.flags, 'NR');
