@@ -9,7 +9,8 @@ import { nodeTooOld } from '../core/node-version.ts';
 
 const tooOld = nodeTooOld(process.versions.node);
 if (tooOld !== undefined) {
-  process.stderr.write(`meshlet: ${tooOld}\n`);
+  // The message names meshlet already ("meshlet needs Node.js >= …").
+  process.stderr.write(`${tooOld}\n`);
   process.exitCode = 1;
 } else {
   const { run } = await import('./main.ts');
