@@ -376,7 +376,7 @@ console.log(JSON.stringify(out));`;
       'startTelemetry needs @opentelemetry/sdk-node, @opentelemetry/sdk-metrics, @opentelemetry/resources and @opentelemetry/exporter-prometheus, which are not installed (optional peer dependencies of meshlet); install them next to meshlet: npm install @opentelemetry/sdk-node @opentelemetry/sdk-metrics @opentelemetry/resources @opentelemetry/exporter-prometheus',
     );
     assert.match(String(out['reader']), /^EvictingPrometheusReader needs @opentelemetry\/exporter-prometheus, which is not installed .*npm install @opentelemetry\/exporter-prometheus$/);
-    assert.match(String(out['otlp']), /npm install @opentelemetry\/sdk-node @opentelemetry\/sdk-metrics @opentelemetry\/resources @opentelemetry\/exporter-metrics-otlp-grpc @opentelemetry\/exporter-trace-otlp-grpc; or, for OTLP, choose another protocol/);
+    assert.match(String(out['otlp']), /npm install @opentelemetry\/sdk-node @opentelemetry\/sdk-metrics @opentelemetry\/resources @opentelemetry\/exporter-metrics-otlp-grpc @opentelemetry\/exporter-trace-otlp-grpc; or, for OTLP, choose another protocol \('http\/protobuf' or 'http\/json'\)/);
     const cjs = sh(process.execPath, ['-e', "console.log(typeof require('meshlet/telemetry').meshletMetricProducer)"], app7);
     assert.equal(cjs.stdout.trim(), 'function', cjs.out);
   });

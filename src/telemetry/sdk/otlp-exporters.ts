@@ -54,8 +54,12 @@ export function otlpPackage(protocol: OtlpProtocol, signal: 'trace' | 'metrics')
   return `@opentelemetry/exporter-${signal}-otlp-${protocol === 'grpc' ? 'grpc' : protocol === 'http/json' ? 'http' : 'proto'}`;
 }
 
-/** How to avoid an exporter package, appended to the error naming the missing ones. */
-export const OTHER_PROTOCOL_HINT = `or choose another protocol (${ALLOWED}) with otlp.protocol or OTEL_EXPORTER_OTLP_PROTOCOL`;
+/** How to avoid an exporter package, appended to the error naming the missing ones: the protocols other than those `chosen`. */
+export function otherProtocolHint(chosen: readonly OtlpProtocol[]): string {
+  const others = PROTOCOLS.filter((p) => !chosen.includes(p as OtlpProtocol)).map((p) => `'${p}'`);
+  const list = others.length === 1 ? (others[0] as string) : `${others.slice(0, -1).join(', ')} or ${others.at(-1) as string}`;
+  return `or choose another protocol (${list}) with otlp.protocol or OTEL_EXPORTER_OTLP_PROTOCOL`;
+}
 
 /** HTTP appends the signal's path to the base; gRPC takes the endpoint as it is (the spec's rules). */
 function url(target: OtlpTarget, path: string): { url?: string } {
@@ -113,6 +117,6 @@ export async function loadPeer<T>(name: string, protocol: string, load: () => Pr
     return await load();
   } catch (e) {
     if ((e as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND' || !String((e as Error).message).includes(`'${name}'`)) throw e;
-    throw new InvalidArgumentError(`startTelemetry: OTLP over ${protocol} needs ${name}, which is not installed; install it next to meshlet (npm install ${name}), ${OTHER_PROTOCOL_HINT}`, { cause: e });
+    throw new InvalidArgumentError(`startTelemetry: OTLP over ${protocol} needs ${name}, which is not installed; install it next to meshlet (npm install ${name}), ${otherProtocolHint([protocol as OtlpProtocol])}`, { cause: e });
   }
 }

@@ -12,7 +12,7 @@ import { type Attributes, context, metrics as metricsApi, propagation, trace } f
 import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import { EvictingPrometheusReader } from './evicting-prometheus.ts';
 import { type MeshletMetricProducer, meshletMetricProducer } from './metric-producer.ts';
-import { checkOtlpProtocol, loadMetricExporter, loadTraceExporter, OTHER_PROTOCOL_HINT, type OtlpProtocol, otlpPackage, otlpProtocol } from './otlp-exporters.ts';
+import { checkOtlpProtocol, loadMetricExporter, loadTraceExporter, type OtlpProtocol, otherProtocolHint, otlpPackage, otlpProtocol } from './otlp-exporters.ts';
 import { loadPeers, type PeerLoader } from './peers.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { checkOptionNames, optionNames } from '../../core/option-names.ts';
@@ -141,7 +141,7 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
       ['@opentelemetry/resources', () => import('@opentelemetry/resources')],
       ...optional,
     ],
-    exporters.length > 0 ? OTHER_PROTOCOL_HINT.replace('or choose', 'or, for OTLP, choose') : undefined,
+    exporters.length > 0 ? otherProtocolHint([metricTarget, traceTarget].flatMap((t) => (t === undefined ? [] : [t.protocol]))).replace('or choose', 'or, for OTLP, choose') : undefined,
   );
   const makeMetricExporter = metricTarget === undefined ? undefined : await loadMetricExporter(metricTarget, otlp.temporality ?? 'cumulative');
   const makeTraceExporter = traceTarget === undefined ? undefined : await loadTraceExporter(traceTarget);
