@@ -51,6 +51,12 @@ export interface LoadConfigOptions extends LoadLimits {
   validationCache?: ValidationCache | undefined;
   /** @internal Reuse the registry's services of unchanged resources in analysis (e.g. a compile cache's). */
   registryCache?: RegistryCache | undefined;
+  /**
+   * @internal The `creationTimestamp` of a resource read from `file` without one (the control
+   * plane's own files: their last write), so they take their place in Istio's conflict order
+   * among resources that have one; undefined leaves it unset.
+   */
+  creationTimestampOf?: ((file: string) => Promise<string | undefined>) | undefined;
 }
 
 /**
@@ -118,5 +124,23 @@ export async function loadConfig(source: ConfigSource, options: LoadConfigOption
   const docs = isPathList(source)
     ? await readSources(typeof source === 'string' ? [source] : source, issues, options, options.parseCache)
     : fromObjects(source as readonly object[]);
+  if (options.creationTimestampOf !== undefined) await stampCreation(docs, options.creationTimestampOf);
   return checkDocumentsAsync(docs, options, issues);
+}
+
+/** Sets `metadata.creationTimestamp` of each document without one to what `of` says for its file (a parsed document kept by a parse cache keeps it). */
+async function stampCreation(docs: readonly RawDocument[], of: (file: string) => Promise<string | undefined>): Promise<void> {
+  const byFile = new Map<string, Promise<string | undefined>>();
+  for (const d of docs) {
+    const metadata = (d.value as { metadata?: unknown } | null)?.metadata;
+    if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata) || (metadata as { creationTimestamp?: unknown }).creationTimestamp !== undefined) continue;
+    const file = d.source.file;
+    let ts = byFile.get(file);
+    if (ts === undefined) {
+      ts = of(file);
+      byFile.set(file, ts);
+    }
+    const t = await ts;
+    if (t !== undefined) (metadata as { creationTimestamp?: string }).creationTimestamp = t;
+  }
 }

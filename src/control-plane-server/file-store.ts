@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../core/write-file-atomic.ts';
 import { ParseCache } from '../config/load.ts';
 import { type ConfigWatcher, watchConfigPaths } from '../config/watch.ts';
 import { type ReloadAttempt, Reloader } from '../config/reloader.ts';
-import { mkdir, unlink } from 'node:fs/promises';
+import { mkdir, stat, unlink } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigIssue, IssueList } from '../config/issues.ts';
@@ -129,7 +129,7 @@ export class FileConfigStore implements ConfigStore {
   }
 
   async start(): Promise<void> {
-    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#registryCache });
+    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#registryCache, creationTimestampOf: this.#createdAt });
     if (!loaded.ok) {
       this.#health = { kind: 'file', location: this.#dir, healthy: false, error: 'the first load failed' };
       throw new ConfigError(loaded.issues.all);
@@ -220,7 +220,7 @@ export class FileConfigStore implements ConfigStore {
   async #reload(origin: string, attempt?: ReloadAttempt): Promise<void> {
     if (this.#closed) return;
     if (attempt !== undefined && (this.#watcher?.lost.length ?? 0) > 0) return; // health says the watch is lost; the last good config serves
-    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#registryCache });
+    const loaded = await loadConfig(this.#dir, { analysis: this.#analysis, defaultNamespace: this.#defaultNamespace, parseCache: this.#parseCache, validationCache: this.#validationCache, registryCache: this.#registryCache, creationTimestampOf: this.#createdAt });
     if (attempt !== undefined && !(await attempt.current())) return;
     if (!loaded.ok) {
       const reasons = errorsOf(loaded.issues);
@@ -235,6 +235,22 @@ export class FileConfigStore implements ConfigStore {
     reportWarnings(this.#logger, `config version ${version}`, this.#warnings, warnings);
     this.#warnings = warnings;
   }
+
+  /**
+   * When a resource of the user's own files without a `creationTimestamp` counts as created: its
+   * file's last write (in seconds, as Kubernetes keeps it), so Istio's conflict order (the older
+   * wins) holds between them and what `apply` added later — as with etcd, where a file's
+   * resources are stamped when first written. The applied files carry their own.
+   */
+  readonly #createdAt = async (file: string): Promise<string | undefined> => {
+    if (resolve(file).startsWith(this.#appliedDir + sep)) return undefined;
+    try {
+      const { mtimeMs } = await stat(file);
+      return new Date(Math.floor(mtimeMs / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+    } catch {
+      return undefined;
+    }
+  };
 
   #isApplied(r: AnyResource): boolean {
     return r.source.file.startsWith(this.#appliedDir + sep);
