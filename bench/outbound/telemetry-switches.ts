@@ -19,6 +19,7 @@
  *   trace0   plumb + tracing sampled at 0 % (traceparent written)
  *   trace1   plumb + tracing sampled at 1 %
  *   all      metrics on, tracing at 1 % — what `startTelemetry()` users get
+ *   trace100 plumb + every call sampled (only when named): one sampled call's cost
  *
  * Three figures per slice, per request (as ladder.ts): `cpu` (process user + system CPU), `main`
  * (the main thread's alone) and `alloc` (bytes allocated on the JS heap, from the GCs' before and
@@ -39,10 +40,12 @@ import { METRICS, measureSlice, perVariant } from '../lib/slice-meter.ts';
 import { HOST, meshResources } from './mesh-config.ts';
 
 const ALL = ['off', 'plumb', 'metrics', 'trace0', 'trace1', 'all'];
-const PAIRS = ['plumb-off', 'metrics-plumb', 'trace0-plumb', 'trace1-trace0', 'trace1-plumb', 'all-off', 'all-metrics', 'all-trace1'];
+/** Modes run only when named: every call sampled (what one sampled call costs, × 100). */
+const OPT_IN = ['trace100'];
+const PAIRS = ['trace100-trace0', 'plumb-off', 'metrics-plumb', 'trace0-plumb', 'trace1-trace0', 'trace1-plumb', 'all-off', 'all-metrics', 'all-trace1'];
 const ONLY = process.env.ONLY;
 const names = ONLY !== undefined ? [ONLY] : (process.argv[2] ?? ALL.join(',')).split(',');
-for (const n of names) if (!ALL.includes(n)) throw new Error(`unknown mode ${n} (known: ${ALL.join(', ')})`);
+for (const n of names) if (!ALL.includes(n) && !OPT_IN.includes(n)) throw new Error(`unknown mode ${n} (known: ${[...ALL, ...OPT_IN].join(', ')})`);
 const ROUNDS = Number(process.env.ROUNDS ?? 30);
 const N = Number(process.env.N ?? 2000);
 const C = Number(process.env.C ?? 64);
@@ -68,6 +71,7 @@ const settings: Record<string, [object, boolean]> = {
   metrics: [NO_SPANS, true],
   trace0: [{ randomSamplingPercentage: 0 }, false],
   trace1: [{ randomSamplingPercentage: 1 }, false],
+  trace100: [{ randomSamplingPercentage: 100 }, false],
   all: [{ randomSamplingPercentage: 1 }, true],
 };
 const resources = (m: string) => {
