@@ -4,7 +4,7 @@
  * @module
  */
 
-import { checkDnsLabel } from '../config/validate/common.ts';
+import { checkDnsLabel, checkLabelKey, checkLabelValue } from '../config/validate/common.ts';
 
 /** A mistake in how the command was called: printed without a stack trace, exit code 2. */
 export class UsageError extends Error {
@@ -19,7 +19,12 @@ export function parseLabels(values: readonly string[] | undefined): Record<strin
       if (pair.trim() === '') continue;
       const eq = pair.indexOf('=');
       if (eq <= 0) throw new UsageError(`--labels: expected key=value, got "${pair}"`);
-      out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+      const key = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      // The workload's labels as Kubernetes takes them (a pod's metadata.labels): `a=b=c` or `bad key=v` match nothing a config selects.
+      const problem = checkLabelKey(key) ?? checkLabelValue(value);
+      if (problem !== undefined) throw new UsageError(`--labels: ${problem}`);
+      out[key] = value;
     }
   }
   return out;

@@ -211,6 +211,25 @@ spec:
     assert.equal(meshlet('validate', BOOKINFO, '-n', 'prod-1').code, 0);
   });
 
+  it('-l must be labels Kubernetes takes (a pod\'s metadata.labels): a bad key or value is a usage mistake, exit 2', () => {
+    for (const [label, bad] of [
+      ['bad key=v', /invalid label key "bad key"/],
+      ['a=b=c', /invalid label value "b=c"/],
+      ['version=v 1', /invalid label value "v 1"/],
+    ] as const) {
+      for (const args of [
+        ['routes', BOOKINFO, '--service', 'productpage', '-l', label],
+        ['explain', BOOKINFO, '--service', 'productpage', '-l', label, 'http://reviews:9080/'],
+      ]) {
+        const r = meshlet(...args);
+        assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /^meshlet: --labels: /, args.join(' '));
+        assert.match(r.stderr, bad, args.join(' '));
+      }
+    }
+    assert.equal(meshlet('routes', BOOKINFO, '--service', 'productpage', '-l', 'version=v1,app.kubernetes.io/name=productpage', '--host', 'reviews').code, 0);
+  });
+
   it('get / delete of a kind the control plane does not serve (a Gateway): exit 2, naming the kinds it serves', () => {
     for (const args of [
       ['get', 'gateway'],
