@@ -17,7 +17,7 @@ import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
-import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders, setHeaderInPlace } from './headers.ts';
+import { absoluteForm, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
 import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, notNormalized, releaseOnClose } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
@@ -208,11 +208,7 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
   request.meshlet = x.info;
   (raw as { meshlet?: unknown }).meshlet = x.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
-  if (x.request.headersChanged || absolute || ob?.added === true) replaceHeaders(raw, x.request.headers);
-  else {
-    if (x.request.generatedRequestId !== undefined) setHeaderInPlace(raw, 'x-request-id', x.request.generatedRequestId);
-    if (x.request.forwardedClientCert !== undefined) setHeaderInPlace(raw, 'x-forwarded-client-cert', x.request.forwardedClientCert);
-  }
+  applyAdmittedHeaders(raw, x.request, absolute || ob?.added === true);
   if (x.request.path !== x.normalizedPath) {
     // A phase took a parameter out of the query (a consumed access_token): the app sees it gone,
     // from the URL, the query Fastify parsed, and the target as received (request.originalUrl).

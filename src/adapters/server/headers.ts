@@ -11,6 +11,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Headers } from '../../core/handler.ts';
+import type { InboundRequest } from '../../inbound/pipeline.ts';
 
 /** The phases' view of a request's headers: lower-cased names, repeated headers as lists. */
 export function headersFromRaw(raw: readonly string[]): Headers {
@@ -191,4 +192,20 @@ export function absoluteForm(target: string): { readonly authority: string; read
   const authority = m[1] as string;
   const rest = m[2] as string;
   return { authority: authority.slice(authority.lastIndexOf('@') + 1), path: rest.startsWith('/') ? rest : `/${rest}` };
+}
+
+/**
+ * Gives an admitted request the headers the phases left: all of them again when the phases
+ * changed any (or `rebuild`: the Host taken from an absolute-form target, a subscriber's
+ * additions), else only those the mesh set — a generated `x-request-id`, the
+ * `x-forwarded-client-cert` — in `headers` and `rawHeaders` alike (readers of the header list,
+ * such as Hono's node adapter, see them).
+ */
+export function applyAdmittedHeaders(req: IncomingMessage, r: InboundRequest, rebuild: boolean): void {
+  if (r.headersChanged || rebuild) {
+    replaceHeaders(req, r.headers);
+    return;
+  }
+  if (r.generatedRequestId !== undefined) setHeaderInPlace(req, 'x-request-id', r.generatedRequestId);
+  if (r.forwardedClientCert !== undefined) setHeaderInPlace(req, 'x-forwarded-client-cert', r.forwardedClientCert);
 }

@@ -17,7 +17,7 @@ import type { Denial } from '../../inbound/pipeline.ts';
 import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { hasBody } from '../../core/request-body.ts';
-import { absoluteForm, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, replaceHeaders, setHeaderInPlace } from './headers.ts';
+import { absoluteForm, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
 import { acceptedByMesh, peerOfSocket, plainAddress } from './peer.ts';
@@ -170,12 +170,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   }
   req.meshlet = j.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
-  if (j.request.headersChanged || hostChanged || ob?.added === true) replaceHeaders(req, j.request.headers);
-  else {
-    // In rawHeaders too: readers of the header list (Hono's node adapter) see it.
-    if (j.request.generatedRequestId !== undefined) setHeaderInPlace(req, 'x-request-id', j.request.generatedRequestId);
-    if (j.request.forwardedClientCert !== undefined) setHeaderInPlace(req, 'x-forwarded-client-cert', j.request.forwardedClientCert);
-  }
+  applyAdmittedHeaders(req, j.request, hostChanged || ob?.added === true);
   if (j.responseHeaders !== undefined) for (const [k, v] of Object.entries(j.responseHeaders)) res.setHeader(k, v);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };
@@ -348,7 +343,8 @@ export function expressMiddleware(guard: () => InboundGuard): (req: IncomingMess
  * policy on `/api` would not match.
  */
 function mountedTarget(base: string, url: string, originalUrl: string | undefined): string {
-  // The scheme and authority Express kept in front (all that is left of `http://host/api`).
+  // The scheme and authority Express kept in front (all that is left of `http://host/api`: no
+  // slash after the authority, which protohostOf — Express's own reading of a whole target — needs).
   const protohost = url.charCodeAt(0) === 47 /* / */ ? undefined : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(url)?.[0];
   if (protohost !== undefined) return base + url.slice(protohost.length);
   if ((url === '/' || url.startsWith('/?')) && originalUrl === base + url.slice(1)) return originalUrl;

@@ -18,7 +18,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
 import { callerGone, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
-import { absoluteForm, headersFromRaw, replaceHeaders, setHeaderInPlace } from './headers.ts';
+import { absoluteForm, applyAdmittedHeaders, headersFromRaw } from './headers.ts';
 import { connectionOf, enterContext, first, internalError, type MeshRequest } from './node.ts';
 
 /** Writes a denial as a whole HTTP/1.1 response on the upgrade's socket, then closes it. */
@@ -97,11 +97,7 @@ function admit(req: MeshRequest, socket: Duplex, j: Judgement, hostChanged: bool
     return;
   }
   req.meshlet = j.info;
-  if (j.request.headersChanged || hostChanged) replaceHeaders(req, j.request.headers);
-  else {
-    if (j.request.generatedRequestId !== undefined) setHeaderInPlace(req, 'x-request-id', j.request.generatedRequestId);
-    if (j.request.forwardedClientCert !== undefined) setHeaderInPlace(req, 'x-forwarded-client-cert', j.request.forwardedClientCert);
-  }
+  applyAdmittedHeaders(req, j.request, hostChanged);
   // The app's upgrade handler reads the path the mesh judged (a consumed access_token removed).
   req.url = j.request.path;
   enterContext(req as IncomingMessage, j, next);
