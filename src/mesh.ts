@@ -197,6 +197,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return currentContext();
   }
 
+  /**
+   * For a server you made (the one `app.listen()` returns, `http.createServer`, `fastify.server`):
+   * every request node:http hands it is judged before any of its listeners, as on
+   * `mesh.createServer` — WebSocket upgrades (`ws`, `@fastify/websocket`, socket.io), `CONNECT`,
+   * `Expect: 100-continue` uploads to a `'checkContinue'` listener, and `'request'` listeners a
+   * library put in front of yours, none of which reach `mesh.express()` or the Fastify plugin.
+   * Returns the server.
+   * @example const server = app.listen(8000); mesh.protect(server); new WebSocketServer({ server });
+   */
+  protect<S extends object>(server: S): S {
+    return this.#servers.protect(server);
+  }
+
   /** Wraps any `(req, res)` listener (Koa's `app.callback()`, Hono's node adapter, …) with the mesh's judgement. */
   handler(listener: RequestListener): RequestListener {
     return this.#servers.handler(listener);

@@ -13,6 +13,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import express from 'express';
 import Fastify from 'fastify';
 import { createMesh, type Mesh } from '../../src/index.ts';
 
@@ -66,6 +67,32 @@ const servers: { name: string; start(mesh: Mesh, seen: string[]): Promise<{ port
       const app = Fastify({ ...mesh.fastifyOptions() });
       await app.register(mesh.fastify() as never);
       app.get('/*', async () => 'http');
+      app.server.on('upgrade', onUpgrade(seen));
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+    },
+  },
+  {
+    name: 'an Express app\'s own server (app.listen()) with mesh.protect(server)',
+    async start(mesh, seen) {
+      const app = express();
+      app.use(mesh.express());
+      app.get('/{*rest}', (_req, res) => res.send('http'));
+      const server = await new Promise<Server>((r) => {
+        const s = app.listen(0, '127.0.0.1', () => r(s));
+      });
+      assert.equal(mesh.protect(server), server);
+      server.on('upgrade', onUpgrade(seen));
+      return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(() => r())) };
+    },
+  },
+  {
+    name: "Fastify's own server (no serverFactory) with mesh.protect(fastify.server)",
+    async start(mesh, seen) {
+      const app = Fastify();
+      await app.register(mesh.fastify() as never);
+      app.get('/*', async () => 'http');
+      mesh.protect(app.server);
       app.server.on('upgrade', onUpgrade(seen));
       await app.listen({ port: 0, host: '127.0.0.1' });
       return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
@@ -270,6 +297,104 @@ describe("'request' listeners a library puts in place of Fastify's on its server
       assert.equal(await route.text(), 'fastify testing@secure.istio.io/testing@secure.istio.io');
     } finally {
       await app.close();
+      await mesh.close();
+    }
+  });
+});
+
+describe('mesh.protect(server) on a server the app made', () => {
+  const ownServer = async (app: express.Express): Promise<{ server: Server; base: string }> => {
+    const server = await new Promise<Server>((r) => {
+      const s = app.listen(0, '127.0.0.1', () => r(s));
+    });
+    return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  };
+
+  it('judges what a library serves in front of the app (engine.io’s long-polling) and 100-continue uploads, each once', async () => {
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: `${ROOT}examples/server/mesh`, logger: { warn: () => {} } });
+    let judgedByMiddleware = 0;
+    const app = express();
+    app.use(mesh.express());
+    app.use((req, _res, next) => {
+      judgedByMiddleware += req.meshlet === undefined ? 0 : 1;
+      next();
+    });
+    app.all('/{*rest}', (req, res) => res.send(`app ${req.url} ${req.meshlet?.requestPrincipal ?? 'anonymous'}`));
+    const { server, base } = await ownServer(app);
+    mesh.protect(server);
+    // A second call changes nothing (each request is still judged once).
+    mesh.protect(server);
+    const listeners = server.listeners('request');
+    server.removeAllListeners('request');
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url?.startsWith('/socket.io/')) res.end(`polling ${req.meshlet?.requestPrincipal ?? 'anonymous'}`);
+      else for (const l of listeners) (l as (q: IncomingMessage, s: ServerResponse) => void).call(server, req, res);
+    });
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      res.writeContinue();
+      server.emit('request', req, res);
+    });
+    try {
+      const polling = await fetch(`${base}/socket.io/?EIO=4&transport=polling`);
+      assert.deepEqual([polling.status, await polling.text()], [403, 'RBAC: access denied']);
+      const signed = await fetch(`${base}/socket.io/?EIO=4`, { headers: { authorization: `Bearer ${DEMO}` } });
+      assert.equal(await signed.text(), 'polling testing@secure.istio.io/testing@secure.istio.io');
+      const route = await fetch(`${base}/ip/../headers`, { headers: { authorization: `Bearer ${DEMO}` } });
+      assert.deepEqual([route.status, await route.text()], [200, 'app /headers testing@secure.istio.io/testing@secure.istio.io']);
+      assert.equal(judgedByMiddleware, 1);
+      // An upload with Expect: 100-continue (on a raw socket: fetch does not send one) gets its 403 instead of a 100 Continue.
+      const raw = await new Promise<string>((resolve, reject) => {
+        const s = connect((server.address() as AddressInfo).port, '127.0.0.1');
+        let out = '';
+        s.setEncoding('latin1');
+        s.on('data', (d: string) => {
+          out += d;
+        });
+        s.on('error', reject);
+        s.on('close', () => resolve(out));
+        s.write('POST /headers HTTP/1.1\r\nHost: httpbin\r\nConnection: close\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
+      });
+      assert.match(raw, /^HTTP\/1\.1 403 Forbidden\r\n/);
+      assert.equal(bodyOf(raw), 'RBAC: access denied');
+    } finally {
+      await new Promise((r) => server.close(r));
+      await mesh.close();
+    }
+  });
+
+  it('without it, the first request through mesh.express() on a server with an upgrade listener says so once, with the fix', async () => {
+    const warnings: string[] = [];
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: `${ROOT}examples/server/mesh`, logger: { warn: (m: unknown) => warnings.push(String(m)) } });
+    const app = express();
+    app.use(mesh.express());
+    app.get('/{*rest}', (_req, res) => res.send('ok'));
+    const { server, base } = await ownServer(app);
+    server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => socket.destroy());
+    const protectedApp = express();
+    protectedApp.use(mesh.express());
+    protectedApp.get('/{*rest}', (_req, res) => res.send('ok'));
+    const other = await ownServer(protectedApp);
+    mesh.protect(other.server);
+    other.server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => socket.destroy());
+    try {
+      const before = warnings.length;
+      for (let i = 0; i < 3; i++) await (await fetch(`${base}/ip`)).text();
+      await (await fetch(`${other.base}/ip`)).text();
+      const said = warnings.slice(before).filter((w) => w.includes("'upgrade'"));
+      assert.equal(said.length, 1);
+      assert.match(said[0] ?? '', /reach your app unjudged.*mesh\.protect\(server\)/);
+    } finally {
+      await new Promise((r) => server.close(r));
+      await new Promise((r) => other.server.close(r));
+      await mesh.close();
+    }
+  });
+
+  it('refuses what is not a server, naming the call', async () => {
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', config: `${ROOT}examples/server/mesh`, logger: { warn: () => {} } });
+    try {
+      assert.throws(() => mesh.protect({}), /mesh\.protect\(server\): a node:http, https or http2 server is required/);
+    } finally {
       await mesh.close();
     }
   });

@@ -221,12 +221,13 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
 }
 
 /** The plugin: `await fastify.register(mesh.fastify())`. */
-export function fastifyPlugin(guard: () => InboundGuard): FastifyPlugin {
+export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMessage) => void): FastifyPlugin {
   const plugin = ((fastify: FastifyLike, _opts: unknown, done: (err?: Error) => void) => {
     fastify.decorateRequest('meshlet', null);
     fastify.addHook('onRequest', (request, reply, next) => {
       const g = guard();
       const raw = request.raw;
+      hint?.(raw);
       const judged = (raw as { meshlet?: unknown }).meshlet;
       if (judged !== undefined) {
         // Already judged (a server from mesh.createServer): once is enough.

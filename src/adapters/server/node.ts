@@ -318,8 +318,9 @@ export function first(v: string | string[] | undefined): string | undefined {
 }
 
 /** Express (4 and 5) middleware: `app.use(mesh.express())`, first. */
-export function expressMiddleware(guard: () => InboundGuard): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
+export function expressMiddleware(guard: () => InboundGuard, hint?: (req: IncomingMessage) => void): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
   return (req, res, next) => {
+    hint?.(req);
     // Mounted under a path (app.use('/api', mesh.express()), a router's use): Express hands the
     // middleware the rest of the path; the mesh judges the whole path, as a sidecar sees it.
     const base = (req as { baseUrl?: string }).baseUrl;
@@ -367,6 +368,9 @@ function keepProtohost(req: IncomingMessage, protohost: string, next: (err?: unk
 }
 
 /** Wraps any `(req, res)` listener (node:http, Koa's `app.callback()`, Hono's node adapter, …). */
-export function wrapListener(guard: () => InboundGuard, listener: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => serveNode(guard(), req, res, () => listener(req, res));
+export function wrapListener(guard: () => InboundGuard, listener: (req: IncomingMessage, res: ServerResponse) => void, hint?: (req: IncomingMessage) => void): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    hint?.(req);
+    serveNode(guard(), req, res, () => listener(req, res));
+  };
 }

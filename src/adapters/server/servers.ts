@@ -24,6 +24,7 @@ import { type FastifyPlugin, type FastifyServerOptions, fastifyOptions, fastifyP
 import { InboundTls } from './inbound-tls.ts';
 import { MeshHttpServer } from './mesh-server.ts';
 import { expressMiddleware, wrapListener } from './node.ts';
+import { protectServer, unguardedListenersHint } from './protect.ts';
 import { peerChecked, peerOfSocket, rememberPeer } from './peer.ts';
 
 /** A connection let in without a verified peer (plaintext under PERMISSIVE): one answer for all. */
@@ -54,10 +55,13 @@ export class MeshServers {
   readonly #stats: InboundTlsStats;
   readonly #servers = new Set<Server>();
   readonly #getGuard = (): InboundGuard => this.#guard;
+  /** Says once per app-owned server when it has listeners (WebSockets, …) the middleware cannot guard. */
+  readonly #hint: (req: IncomingMessage) => void;
 
   constructor(o: MeshServersOptions, resources: readonly AnyResource[]) {
     this.#o = o;
     const p = o.policies;
+    this.#hint = unguardedListenersHint(p.warn);
     this.#policies = new InboundPolicies(p);
     this.#stats = new InboundTlsStats(p.workload);
     this.#guard = new InboundGuard(this.#pipeline(resources), o.normalization, this.#stats);
@@ -162,11 +166,11 @@ export class MeshServers {
   }
 
   express(): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
-    return expressMiddleware(this.#getGuard);
+    return expressMiddleware(this.#getGuard, this.#hint);
   }
 
   fastify(): FastifyPlugin {
-    return fastifyPlugin(this.#getGuard);
+    return fastifyPlugin(this.#getGuard, this.#hint);
   }
 
   fastifyOptions(): FastifyServerOptions {
@@ -178,7 +182,7 @@ export class MeshServers {
   }
 
   handler(listener: RequestListener): RequestListener {
-    return wrapListener(this.#getGuard, listener) as RequestListener;
+    return wrapListener(this.#getGuard, listener, this.#hint) as RequestListener;
   }
 
   /**
@@ -189,6 +193,11 @@ export class MeshServers {
     if (typeof listener !== 'function') throw new InvalidArgumentError('mesh.createServer(listener): a request listener is required (an Express app, a (req, res) function, …)');
     // Judged by the server itself, before any 'request' listener (the app's, or one a library put in its place).
     return this.#track(new MeshHttpServer(listener, this.#mtls, this.#guard, true));
+  }
+
+  /** Judges every request an app-owned server hands any listener (upgrades, 100-continue, libraries' 'request' listeners) first. */
+  protect<S>(server: S): S {
+    return protectServer(server, this.#getGuard);
   }
 
   #track(server: Server): Server {
