@@ -247,6 +247,16 @@ describe('metadata into headers (grpc-js’s store read directly, as toHttp2Head
       return requestMetadataOf(g, headers, caller, before);
     };
     for (let i = 0; i < 3; i++) assert.deepEqual(wire(attempt({ 'x-request-id': `id-${i}`, 'x-peer': 'p' })), { 'x-user': 'alice', 'x-request-id': `id-${i}`, 'x-peer': 'p' });
+    // A value new on every attempt rides as the attempt's own: the rest stays shared (one checked set, not one per call).
+    const a = attempt({ 'x-request-id': 'id-a', 'x-peer': 'p' }) as WireMetadata;
+    const b = attempt({ 'x-request-id': 'id-b', 'x-peer': 'p' }) as WireMetadata;
+    assert.equal(a.wire, b.wire);
+    assert.deepEqual([{ ...a.wire }, { ...a.own }, { ...b.own }], [{ 'x-peer': 'p' }, { 'x-request-id': 'id-a' }, { 'x-request-id': 'id-b' }]);
+    assert.deepEqual(b.get('x-request-id'), ['id-b']);
+    const c = b.clone() as WireMetadata;
+    c.remove('x-request-id');
+    assert.deepEqual([wire(c), wire(b)], [{ 'x-user': 'alice', 'x-peer': 'p' }, { 'x-user': 'alice', 'x-request-id': 'id-b', 'x-peer': 'p' }]);
+    assert.deepEqual(wire(attempt({ 'x-request-id': 'caf\u00e9', 'x-peer': 'p' })), { 'x-user': 'alice', 'x-peer': 'p' });
     assert.deepEqual(wire(attempt({ 'x-ok': 'yes', 'x-bad': 'caf\u00e9', 'x-ctl': 'a\u0001b' })), { 'x-user': 'alice', 'x-ok': 'yes' });
     assert.deepEqual(wire(attempt({ 'x bad': 'v', 'x-ok': 'yes' })), { 'x-user': 'alice', 'x-ok': 'yes' });
     // What grpc-js itself accepts and refuses, for comparison.

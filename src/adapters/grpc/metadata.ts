@@ -55,7 +55,9 @@ export function callHeadersOf(metadata: Metadata): { headers: Headers; before: H
  * {@link callHeadersOf}) — rather than all of the headers made into metadata again. The headers
  * the pipeline added or changed (the peer-metadata exchange's on every call to the mesh) are
  * checked once while their value repeats, and ride beside grpc-js's store ({@link WireMetadata}),
- * written on the wire after the caller's; `-bin` ones go into the store.
+ * written on the wire after the caller's; `-bin` ones go into the store. A name whose value is
+ * new on every attempt (`x-request-id`) is checked per attempt and kept apart (`own`), so the
+ * rest stays shared: −2.6 µs and −544 B per call (bench/grpc/inproc.ts --fake).
  */
 export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata, before: Headers): Metadata {
   const beside = wireMetadataOf(g, caller);
@@ -68,6 +70,8 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
   let shared = last !== undefined;
   let matched = 0;
   let wire: WireHeaders | undefined;
+  let own: WireHeaders | undefined;
+  let newlyVolatile = false;
   for (const k in headers) {
     const v = headers[k];
     const was = before[k];
@@ -75,9 +79,23 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
     // A name the caller's metadata had: the pipeline's value replaces it.
     if (was !== undefined) md.remove(k);
     const bin = k.endsWith('-bin');
+    if (beside !== undefined && typeof v === 'string' && !bin && volatileNames.has(k) && LEGAL_VALUE.test(v)) {
+      own ??= Object.create(null) as WireHeaders;
+      own[k] = v;
+      continue;
+    }
     if (shared && !bin) {
-      if ((last as WireHeaders)[k] === v) {
+      const lastValue = (last as WireHeaders)[k];
+      if (lastValue === v) {
         matched++;
+        continue;
+      }
+      if (lastValue !== undefined && typeof v === 'string' && volatileNames.size < CHECKED_MAX && LEGAL_VALUE.test(v)) {
+        // Another value than the attempt before's: its own from now on (the shared ones made again without it, once).
+        volatileNames.add(k);
+        newlyVolatile = true;
+        own ??= Object.create(null) as WireHeaders;
+        own[k] = v;
         continue;
       }
       shared = false;
@@ -112,11 +130,17 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
     if (shared) {
       if (matched === lastWireSize) wire = last;
       else if (matched > 0) wire = addedOf(last as WireHeaders, headers, before);
+      if (newlyVolatile) {
+        // Shared from now on without the name whose value changes per call.
+        lastWire = wire === undefined ? undefined : Object.freeze(wire);
+        lastWireSize = wire === undefined ? 0 : Object.keys(wire).length;
+      }
     } else if (wire !== undefined) {
       lastWire = Object.freeze(wire);
       lastWireSize = Object.keys(wire).length;
     }
     beside.wire = wire;
+    beside.own = own;
   }
   return md;
 }
@@ -124,6 +148,8 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
 /** The wire headers the last attempt that made its own added (frozen: attempts share them; WireMetadata copies before a change), and their number. */
 let lastWire: WireHeaders | undefined;
 let lastWireSize = 0;
+/** Names whose value was new from one attempt to the next (`x-request-id`): each attempt's own, never shared (bounded, as names come from outside). */
+const volatileNames = new Set<string>();
 
 /** The entries of `last` that `headers` add over `before` with the same value. */
 function addedOf(last: WireHeaders, headers: Headers, before: Headers): WireHeaders | undefined {
@@ -219,10 +245,9 @@ export function responseHeadersOf(metadata: Metadata): Headers {
 }
 
 /**
- * The trailers of a status (`code`, `details`) that came with `metadata`: its metadata as
- * headers, with `grpc-status` and `grpc-message`. An OK status with no trailing metadata (almost
- * every answer) gets one shared object per details text, frozen: the pipeline only reads
- * trailers, and a per-call null-prototype dictionary is the largest object a call's answer made.
+ * The trailers of a status (`code`, `details`) that came with `metadata`: its metadata as headers,
+ * with `grpc-status` and `grpc-message`. An OK status without trailing metadata (almost every
+ * answer) gets one shared frozen object per details text (the pipeline only reads trailers).
  */
 export function statusTrailersOf(metadata: Metadata, code: number, details: string): Headers {
   if (code === 0 && storeOf(metadata)?.size === 0) {
@@ -326,10 +351,7 @@ const TIMEOUT_UNITS: readonly (readonly [string, number])[] = [
   ['H', 3_600_000],
 ];
 
-/**
- * `grpc-timeout` for `ms` milliseconds, in the unit gRPC's HTTP/2 mapping allows (at most 8
- * digits), rounded up as grpc-js rounds its own.
- */
+/** `grpc-timeout` for `ms` milliseconds, in the unit gRPC's HTTP/2 mapping allows (at most 8 digits), rounded up as grpc-js rounds its own. */
 export function grpcTimeout(ms: number): string {
   // Almost every deadline is under 27 hours: milliseconds. Calls under one route timeout mostly
   // have the same number of them left when sent: the last text is kept rather than made again.

@@ -18,8 +18,10 @@ export type WireHeaders = Record<string, string | string[]>;
 
 /** An attempt's metadata ({@link wireMetadataOf}). */
 export interface WireMetadata extends Metadata {
-  /** Headers written after the store's entries (checked already), if any. */
+  /** Headers written after the store's entries (checked already), if any: shared by the attempts that add the same. */
   wire: WireHeaders | undefined;
+  /** This attempt's own headers written after those (checked already): values new on every call, such as `x-request-id`. */
+  own: WireHeaders | undefined;
   /** `grpc-timeout`'s value, or `''` for none. */
   timeout: string;
 }
@@ -74,6 +76,7 @@ function copyValue(v: string | Buffer): string | Buffer {
 function wireMetadataClass(g: GrpcJs): WireMetadataClass {
   return class AttemptMetadata extends g.Metadata implements WireMetadata {
     wire: WireHeaders | undefined = undefined;
+    own: WireHeaders | undefined = undefined;
     timeout = '';
 
     override clone(): AttemptMetadata {
@@ -82,28 +85,23 @@ function wireMetadataClass(g: GrpcJs): WireMetadataClass {
       const to = storeOf(md);
       if (from !== undefined && to !== undefined) copyStore(from, to);
       md.wire = this.wire;
+      md.own = this.own;
       md.timeout = this.timeout;
       return md;
     }
 
     override toHttp2Headers(): ReturnType<Metadata['toHttp2Headers']> {
       const h = super.toHttp2Headers();
-      const w = this.wire;
-      if (w !== undefined) {
-        for (const k in w) {
-          const v = w[k] as string | string[];
-          const added = h[k];
-          // Values add()ed to a name after the mesh set it (nothing in grpc-js does) come after.
-          h[k] = added === undefined ? v : [...(typeof v === 'string' ? [v] : v), ...(Array.isArray(added) ? added : [String(added)])];
-        }
-      }
+      if (this.wire !== undefined) writeWire(h, this.wire);
+      if (this.own !== undefined) writeWire(h, this.own);
       if (this.timeout !== '') h['grpc-timeout'] = this.timeout;
       return h;
     }
 
     override get(key: string): (string | Buffer)[] {
       const values = super.get(key);
-      const v = this.wire?.[key.toLowerCase()];
+      const k = key.toLowerCase();
+      const v = this.own?.[k] ?? this.wire?.[k];
       return v === undefined ? values : [...(typeof v === 'string' ? [v] : v), ...values];
     }
 
@@ -117,14 +115,28 @@ function wireMetadataClass(g: GrpcJs): WireMetadataClass {
       super.remove(key);
     }
 
-    /** Takes a name off the wire headers (a copy: clones share them). */
+    /** Takes a name off the wire headers (copies: clones share them). */
     #drop(key: string): void {
-      const w = this.wire;
       const k = key.toLowerCase();
-      if (w === undefined || !(k in w)) return;
-      const rest = Object.create(null) as WireHeaders;
-      for (const n in w) if (n !== k) rest[n] = w[n] as string | string[];
-      this.wire = rest;
+      this.wire = without(this.wire, k);
+      this.own = without(this.own, k);
     }
   };
+}
+
+/** `w` without `k` (a copy when it had it). */
+function without(w: WireHeaders | undefined, k: string): WireHeaders | undefined {
+  if (w === undefined || !(k in w)) return w;
+  const rest = Object.create(null) as WireHeaders;
+  for (const n in w) if (n !== k) rest[n] = w[n] as string | string[];
+  return rest;
+}
+
+/** Writes checked headers into grpc-js's HTTP/2 headers; values add()ed to a name after the mesh set it (nothing in grpc-js does) come after. */
+function writeWire(h: ReturnType<Metadata['toHttp2Headers']>, w: WireHeaders): void {
+  for (const k in w) {
+    const v = w[k] as string | string[];
+    const added = h[k];
+    h[k] = added === undefined ? v : [...(typeof v === 'string' ? [v] : v), ...(Array.isArray(added) ? added : [String(added)])];
+  }
 }
