@@ -120,4 +120,11 @@ export const MESH_METRICS = {
     help: 'Inbound connections closed before any HTTP (PeerAuthentication STRICT plaintext, a bad peer certificate), by port mode and transport.',
     labels: ['mode', 'transport'],
   },
+  istio_build: {
+    kind: 'gauge',
+    unit: '1',
+    help: "Istio component build info: 1, with the component (proxy: the mesh stands where a sidecar's proxy would) and its version (tag: meshlet's version).",
+    labels: ['component', 'tag'],
+    envoy: "istio_build (the proxy's, component=\"proxy\")",
+  },
 } as const satisfies Record<string, MeshMetricSpec>;
