@@ -78,6 +78,8 @@ export class ExchangeState {
   target: unknown = undefined;
   cluster: unknown = undefined;
   host: unknown = undefined;
+  /** True when the call went to a host outside the mesh unchanged (Istio's `PassthroughCluster`). */
+  passthrough = false;
   /** Hosts tried by earlier attempts (allocated on first retry). */
   tried: unknown[] | undefined = undefined;
   /** The adapter's own options for the call (passed through to the transport). */

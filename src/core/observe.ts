@@ -76,7 +76,7 @@ export interface CallEndMessage {
   readonly path: string;
   /** `vs-name.rule` of the route taken, or undefined (no route, passthrough). */
   readonly route: string | undefined;
-  /** `outbound|port|subset|host`, or undefined. */
+  /** `outbound|port|subset|host`, `PassthroughCluster` (a host outside the mesh, `ALLOW_ANY`), or undefined. */
   readonly cluster: string | undefined;
   /** The destination service host, or undefined. */
   readonly destinationService: string | undefined;

@@ -173,6 +173,7 @@ export function routeLayer(o: RouteLayerOptions): Layer {
           return;
         }
         if (policy.egressProxy === undefined) {
+          ex.passthrough = true;
           o.passthrough(ex, handler);
           return;
         }
