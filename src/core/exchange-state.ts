@@ -80,6 +80,8 @@ export class ExchangeState {
   host: unknown = undefined;
   /** True when the call went to a host outside the mesh unchanged (Istio's `PassthroughCluster`). */
   passthrough = false;
+  /** True for a mirrored copy (Envoy's shadow request): no `call:end`, as no `call:start`. */
+  mirror = false;
   /** Hosts tried by earlier attempts (allocated on first retry). */
   tried: unknown[] | undefined = undefined;
   /** The adapter's own options for the call (passed through to the transport). */

@@ -7,7 +7,7 @@
  * | channel | when | message |
  * |---|---|---|
  * | `meshlet:call:start` | a call enters the mesh | {@link CallStartMessage} |
- * | `meshlet:call:end` | the caller got its last callback | {@link CallEndMessage} |
+ * | `meshlet:call:end` | the caller got its last callback (not published for a mirrored copy, which has no `call:start` either) | {@link CallEndMessage} |
  * | `meshlet:attempt:start` | an attempt is handed to the transport | {@link AttemptStartMessage} |
  * | `meshlet:attempt:end` | that attempt ended (answer, failure, cancelled) | {@link AttemptEndMessage} |
  * | `meshlet:config:applied` | a mesh put a config in use | {@link ConfigAppliedMessage} |
