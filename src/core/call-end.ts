@@ -30,7 +30,8 @@ export function callEndMessage(ex: ExchangeState, error: Error | undefined): Cal
     path: ex.path,
     route: (ex.route as Named | undefined)?.name,
     // Envoy names the cluster of a passthrough call PassthroughCluster (%UPSTREAM_CLUSTER%, the span's upstream_cluster, destination_service_name).
-    cluster: cluster?.name ?? (ex.passthrough ? PASSTHROUGH_CLUSTER : undefined),
+    cluster: cluster?.name ?? (ex.catchAll === 'allow_any' ? PASSTHROUGH_CLUSTER : undefined),
+    catchAll: ex.catchAll,
     destinationService: cluster?.cluster?.host,
     endpoint: host?.key,
     destination: ep === undefined ? undefined : { serviceAccount: ep.serviceAccount ?? 'default', labels: ep.labels ?? NO_LABELS, namespace: ep.namespace ?? '', workload: ep.workloadName ?? '' },

@@ -80,6 +80,11 @@ export interface CallEndMessage {
   readonly cluster: string | undefined;
   /** The destination service host, or undefined. */
   readonly destinationService: string | undefined;
+  /**
+   * For a host outside the registry, Istio's catch-all route the call took: `allow_any` (sent as
+   * it was, cluster `PassthroughCluster`) or `block_all` (refused under REGISTRY_ONLY).
+   */
+  readonly catchAll?: 'allow_any' | 'block_all' | undefined;
   /** The endpoint of the last attempt (`address:port`), or undefined. */
   readonly endpoint: string | undefined;
   /**
