@@ -57,7 +57,7 @@ describe('a mirrored copy is not the caller’s request: no source metrics, no a
   it('two calls: two data points and two lines, for main; the shadow still gets its copies', async () => {
     for (const p of ['/a', '/b']) assert.equal((await call(mesh, `http://main${p}`)).status, 200);
     // The copies are fire-and-forget: wait until both have been answered and have ended.
-    await until(() => shadow.hits === 2 && mesh.diagnostics().mirrors.inFlight === 0);
+    await until(() => shadow.hits === 2 && mesh.diagnostics().mirrors.inFlight === 0, 'both copies answered and ended');
     assert.equal(mesh.diagnostics().mirrors.sent, 2);
     const rows = (await reader.requests()).filter((r) => r['reporter'] === 'source');
     assert.deepEqual(
