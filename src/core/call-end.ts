@@ -9,6 +9,9 @@ import { ReplayableBody } from './body.ts';
 import type { ClusterRef, ExchangeState, HostRef, Named } from './exchange-state.ts';
 import type { CallEndMessage } from './observe.ts';
 
+/** Istio's cluster for calls to hosts outside the mesh under `ALLOW_ANY`. */
+const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
+
 /** An endpoint without labels (one object: telemetry caches by the labels' identity). */
 const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 
@@ -26,7 +29,9 @@ export function callEndMessage(ex: ExchangeState, error: Error | undefined): Cal
     authority: ex.authority,
     path: ex.path,
     route: (ex.route as Named | undefined)?.name,
-    cluster: cluster?.name,
+    // Envoy names the cluster of a passthrough call PassthroughCluster (%UPSTREAM_CLUSTER%, the span's upstream_cluster, destination_service_name).
+    cluster: cluster?.name ?? (ex.catchAll === 'allow_any' ? PASSTHROUGH_CLUSTER : undefined),
+    catchAll: ex.catchAll,
     destinationService: cluster?.cluster?.host,
     endpoint: host?.key,
     destination: ep === undefined ? undefined : { serviceAccount: ep.serviceAccount ?? 'default', labels: ep.labels ?? NO_LABELS, namespace: ep.namespace ?? '', workload: ep.workloadName ?? '' },

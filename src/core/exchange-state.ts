@@ -78,6 +78,13 @@ export class ExchangeState {
   target: unknown = undefined;
   cluster: unknown = undefined;
   host: unknown = undefined;
+  /**
+   * Istio's catch-all route a call for a host outside the registry took: `allow_any` (sent
+   * unchanged, `PassthroughCluster`) or `block_all` (REGISTRY_ONLY's 502); undefined otherwise.
+   */
+  catchAll: 'allow_any' | 'block_all' | undefined = undefined;
+  /** True for a mirrored copy (Envoy's shadow request): no `call:end`, as no `call:start`. */
+  mirror = false;
   /** Hosts tried by earlier attempts (allocated on first retry). */
   tried: unknown[] | undefined = undefined;
   /** The adapter's own options for the call (passed through to the transport). */

@@ -60,6 +60,7 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
     c.urlAuthority = this.urlAuthority;
     c.workload = this.workload;
     c.clock = this.clock;
+    c.mirror = true;
     return c;
   }
 
@@ -286,7 +287,9 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
       this.deadlineQueue?.remove(node);
     }
     const ch = channels.callEnd;
-    if (ch.hasSubscribers) ch.publish(callEndMessage(this, error));
+    // A mirrored copy is not the caller's call (it had no call:start either): like Envoy's shadow
+    // requests, sent outside the connection manager, it has no client-side metrics or access-log line.
+    if (ch.hasSubscribers && !this.mirror) ch.publish(callEndMessage(this, error));
     // The caller may hold this controller as long as it holds the response: undici's fetch keeps
     // it in the body stream of a Response that only a full GC frees (the Response is registered
     // in a FinalizationRegistry), so whatever the exchange still references is copied by every

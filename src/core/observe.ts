@@ -7,7 +7,7 @@
  * | channel | when | message |
  * |---|---|---|
  * | `meshlet:call:start` | a call enters the mesh | {@link CallStartMessage} |
- * | `meshlet:call:end` | the caller got its last callback | {@link CallEndMessage} |
+ * | `meshlet:call:end` | the caller got its last callback (not published for a mirrored copy, which has no `call:start` either) | {@link CallEndMessage} |
  * | `meshlet:attempt:start` | an attempt is handed to the transport | {@link AttemptStartMessage} |
  * | `meshlet:attempt:end` | that attempt ended (answer, failure, cancelled) | {@link AttemptEndMessage} |
  * | `meshlet:config:applied` | a mesh put a config in use | {@link ConfigAppliedMessage} |
@@ -76,10 +76,15 @@ export interface CallEndMessage {
   readonly path: string;
   /** `vs-name.rule` of the route taken, or undefined (no route, passthrough). */
   readonly route: string | undefined;
-  /** `outbound|port|subset|host`, or undefined. */
+  /** `outbound|port|subset|host`, `PassthroughCluster` (a host outside the mesh, `ALLOW_ANY`), or undefined. */
   readonly cluster: string | undefined;
   /** The destination service host, or undefined. */
   readonly destinationService: string | undefined;
+  /**
+   * For a host outside the registry, Istio's catch-all route the call took: `allow_any` (sent as
+   * it was, cluster `PassthroughCluster`) or `block_all` (refused under REGISTRY_ONLY).
+   */
+  readonly catchAll?: 'allow_any' | 'block_all' | undefined;
   /** The endpoint of the last attempt (`address:port`), or undefined. */
   readonly endpoint: string | undefined;
   /**

@@ -169,10 +169,12 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       if (d === undefined) {
         const policy = o.unknownHosts();
         if (policy.mode === 'REGISTRY_ONLY') {
+          ex.catchAll = 'block_all';
           ex.fail(new MeshletError('MESHLET_ERR_REGISTRY_ONLY', `${ex.authority} is not in the mesh registry${policy.source === '' ? '' : ` or the egress hosts of ${policy.source}`} and outboundTrafficPolicy is REGISTRY_ONLY`));
           return;
         }
         if (policy.egressProxy === undefined) {
+          ex.catchAll = 'allow_any';
           o.passthrough(ex, handler);
           return;
         }

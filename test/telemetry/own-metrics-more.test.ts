@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { request } from 'undici';
@@ -164,6 +164,10 @@ describe("meshlet's own metrics (continued)", () => {
         assert.equal(families.get(name)?.type, MESH_METRICS[name as keyof typeof MESH_METRICS].kind);
       }
       assert.equal(sampleValue(families, 'meshlet_config_source', { mesh_service: 'prom', source: 'file' }), 1);
+      // A sidecar's proxy reports its build as istio_build{component="proxy"}: Istio's mesh dashboard reads it.
+      const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+      assert.equal(families.get('istio_build')?.type, 'gauge');
+      assert.equal(sampleValue(families, 'istio_build', { mesh_service: 'prom', mesh_namespace: 'default', component: 'proxy', tag: pkg.version }), 1);
       const promtool = (process.env['PATH'] ?? '').split(delimiter).map((d) => join(d, 'promtool')).find((p) => existsSync(p));
       if (promtool !== undefined) {
         const r = spawnSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' });
@@ -194,6 +198,7 @@ describe("meshlet's own metrics (continued)", () => {
       'meshlet_authz_dry_run_decisions_total',
       'meshlet_inbound_tls_requests_total',
       'meshlet_inbound_connections_refused_total',
+      'istio_build',
     ]);
     assert.deepEqual(Object.keys(MESH_METRICS).sort(), [...asserted].sort());
     const m = sdk();

@@ -17,6 +17,7 @@
  */
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -187,6 +188,7 @@ describe('Istio metrics in a real Prometheus: Flagger and Kiali queries', { skip
   it('the metric names are exactly Istio’s', async () => {
     const names = (await prometheus.query('count by (__name__) ({__name__=~"istio_.*"})')).map((r) => r.metric['__name__']).sort();
     assert.deepEqual(names, [
+      'istio_build',
       'istio_request_bytes_bucket',
       'istio_request_bytes_count',
       'istio_request_bytes_sum',
@@ -200,6 +202,22 @@ describe('Istio metrics in a real Prometheus: Flagger and Kiali queries', { skip
     ]);
     const buckets = (await prometheus.query('count by (le) (istio_request_duration_milliseconds_bucket)')).map((r) => r.metric['le']);
     assert.deepEqual(new Set(buckets), new Set(['0.5', '1', '5', '10', '25', '50', '100', '250', '500', '1000', '2500', '5000', '10000', '30000', '60000', '300000', '600000', '1800000', '3600000', '+Inf']));
+  });
+
+  it("Istio's mesh dashboard: the Istio Component Versions panel counts each mesh as a proxy of meshlet's version", async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    // manifests/addons/dashboards/istio-mesh.libsonnet: sum by (component,tag) (istio_build)
+    const rows = await prometheus.query('sum by (component,tag) (istio_build)');
+    assert.deepEqual(
+      rows.map((r) => r.metric),
+      [{ component: 'proxy', tag: pkg.version }],
+    );
+    // One series per mesh (by mesh_service and mesh_namespace, as every own metric: the two reviews meshes of this process are one).
+    const series = await prometheus.query('istio_build');
+    assert.deepEqual(series.map((r) => [r.metric['mesh_service'], r.value]).sort(), [
+      ['productpage', 1],
+      ['reviews', 1],
+    ]);
   });
 
   it("Flagger's request-success-rate: 100 for v1, 75 for v2 (1 in 4 is a 500), 87.5 for both", async () => {

@@ -16,6 +16,7 @@
  */
 import { KIND_VERSIONS, type Kind } from '../../config/resource.ts';
 import { versionNumber } from '../../config/version.ts';
+import { MESHLET_VERSION } from '../../core/version.ts';
 import type { CaInfo } from '../../control-plane/protocol.ts';
 import type { ConfigStore, RegistryStore } from '../store.ts';
 import { type Counter, type Histogram, MetricsRegistry } from './registry.ts';
@@ -82,6 +83,8 @@ export class ControlPlaneMetrics {
     const r = this.registry;
     this.#pushes = r.counter('pilot_xds_pushes', 'Events written to watch streams, by type: config (cds+lds+rds), endpoints and endpoints-delta (eds), trust-bundle (sds roots).', ['type']);
     for (const t of ['config', 'endpoints', 'endpoints-delta', 'trust-bundle'] as const) this.#pushes.inc({ type: t }, 0);
+    // As istiod's: 1, labelled with the component and its version (Grafana's "Pilot Versions" and "Istio Component Versions").
+    r.gauge('istio_build', 'Istio component build info: 1, with the component (pilot) and its version (tag: meshlet\'s version).', ['component', 'tag']).collect(() => [[{ component: 'pilot', tag: MESHLET_VERSION }, 1]]);
     r.gauge('pilot_xds', 'Watch streams (connected workloads) open on this replica.').collect(() => [[{}, sources.watchers()]]);
     this.#convergence = r.histogram('pilot_proxy_convergence_time', 'Delay in seconds between a config or endpoints change and its push being written to a watching workload.', [], CONVERGENCE_BUCKETS);
     this.#configSize = r.histogram('pilot_xds_config_size_bytes', 'Size in bytes of the config and endpoints events written to watch streams, by type.', ['type'], CONFIG_SIZE_BUCKETS);

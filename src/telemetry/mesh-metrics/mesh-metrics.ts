@@ -24,6 +24,7 @@ import { type Attributes, type BatchObservableCallback, createNoopMeter, type Me
 import type { Channel } from 'node:diagnostics_channel';
 import { versionNumber } from '../../config/version.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
+import { MESHLET_VERSION } from '../../core/version.ts';
 import {
   type CallEndMessage,
   type ConfigAppliedMessage,
@@ -229,8 +230,11 @@ export class MeshMetrics {
     const sourceGauge = gauge('meshlet_config_source');
     const appliedAt = gauge('meshlet_config_last_applied_timestamp_seconds');
     const ejected = gauge('meshlet_outlier_ejected_endpoints');
+    // As a sidecar's proxy reports it: Istio's Grafana "Istio Component Versions" panel (sum by (component, tag) (istio_build)).
+    const build = gauge('istio_build');
+    const buildAttributes = { ...base, component: 'proxy', tag: MESHLET_VERSION };
     const tls = meter.createObservableCounter('meshlet_inbound_tls_requests_total', { description: MESH_METRICS.meshlet_inbound_tls_requests_total.help, unit: MESH_METRICS.meshlet_inbound_tls_requests_total.unit });
-    this.#observables = [version, sourceGauge, appliedAt, ejected, tls, ...counters.map((c) => c.instrument)];
+    this.#observables = [version, sourceGauge, appliedAt, ejected, build, tls, ...counters.map((c) => c.instrument)];
     const plaintext = { ...base, connection_security_policy: 'none' };
     const mutual = { ...base, connection_security_policy: 'mutual_tls' };
     const sources = CONFIG_SOURCES.map((s) => [s, { ...base, source: s }] as const);
@@ -241,6 +245,7 @@ export class MeshMetrics {
       const c = this.#source.config();
       if (hashed.version !== c.version) hashed = { version: c.version, value: versionNumber(c.version) };
       r.observe(version, hashed.value, base);
+      r.observe(build, 1, buildAttributes);
       // Every source every time: the SDK keeps reporting an attribute set it once saw, so the old one must drop to 0.
       for (const [s, a] of sources) r.observe(sourceGauge, s === c.source ? 1 : 0, a);
       if (this.#appliedAt !== undefined) r.observe(appliedAt, this.#appliedAt, base);

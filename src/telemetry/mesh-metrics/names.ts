@@ -9,7 +9,11 @@
 /** One metric of the table. */
 export interface MeshMetricSpec {
   readonly kind: 'counter' | 'gauge';
-  /** UCUM unit given to OpenTelemetry (`1`, `s`, `{request}`, …). */
+  /**
+   * UCUM unit given to OpenTelemetry (`s`, `{request}`, …), '' for none. Never `1`: pushed over
+   * OTLP, a gauge of unit `1` is stored by Prometheus as `<name>_ratio` (the OpenTelemetry→Prometheus
+   * translation), and these names must stay as documented.
+   */
   readonly unit: string;
   readonly help: string;
   readonly labels: readonly string[];
@@ -21,14 +25,14 @@ export interface MeshMetricSpec {
 export const MESH_METRICS = {
   meshlet_config_version: {
     kind: 'gauge',
-    unit: '1',
+    unit: '',
     help: 'The config version in use as a number: a meshlet content version (12 hex digits) read as hex, any other version text the first 48 bits of its SHA-256; 0 for none.',
     labels: [],
     envoy: 'cluster_manager.cds.version',
   },
   meshlet_config_source: {
     kind: 'gauge',
-    unit: '1',
+    unit: '',
     help: 'Where the config in use came from: 1 for the source in use (file, control-plane, cache, none), 0 for the others.',
     labels: ['source'],
   },
@@ -119,5 +123,12 @@ export const MESH_METRICS = {
     unit: '{connection}',
     help: 'Inbound connections closed before any HTTP (PeerAuthentication STRICT plaintext, a bad peer certificate), by port mode and transport.',
     labels: ['mode', 'transport'],
+  },
+  istio_build: {
+    kind: 'gauge',
+    unit: '',
+    help: "Istio component build info: 1, with the component (proxy: the mesh stands where a sidecar's proxy would) and its version (tag: meshlet's version).",
+    labels: ['component', 'tag'],
+    envoy: "istio_build (the proxy's, component=\"proxy\")",
   },
 } as const satisfies Record<string, MeshMetricSpec>;

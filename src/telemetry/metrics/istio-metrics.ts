@@ -229,7 +229,7 @@ export class IstioMetrics {
     const service = m.destinationService;
     // Without a destination service the Host header and the cluster name the destination.
     const authority = service === undefined ? m.authority : '';
-    const cluster = service === undefined ? (m.cluster ?? '') : '';
+    const cluster = service === undefined ? (m.cluster ?? m.catchAll ?? '') : '';
     const tlsLocal = tls?.local ?? '';
     const tlsPeer = tls?.peer ?? '';
     // Most calls give the same inputs as the call before: its group, without making the key.

@@ -129,7 +129,8 @@ export function sourceReporterLabels(m: CallEndMessage, local: LocalWorkload, pe
   let hostName: string;
   if (m.destinationService !== undefined) hostName = serviceNameOf(m.destinationService);
   else if (m.cluster === 'PassthroughCluster' || m.cluster?.startsWith('PassthroughCluster') === true) hostName = 'PassthroughCluster';
-  else if (m.cluster === 'BlackHoleCluster') hostName = 'BlackHoleCluster';
+  // As the proxy's stats filter names the route block_all (REGISTRY_ONLY) or the cluster.
+  else if (m.catchAll === 'block_all' || m.cluster === 'BlackHoleCluster') hostName = 'BlackHoleCluster';
   else hostName = m.authority;
   l['reporter'] = 'source';
   l['source_workload'] = local.workload;

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -103,6 +103,10 @@ describe("the control plane's /metrics", () => {
     assert.equal(v(f, 'meshlet_control_plane_config_resources', { kind: 'AuthorizationPolicy' }), 0, 'every kind, 0 when none');
     assert.equal(v(f, 'pilot_services'), 3);
     assert.equal(v(f, 'pilot_virt_services'), 1);
+    // istiod's build info, which Istio's Grafana "Pilot Versions" panel reads (sum by (tag) (istio_build{component="pilot"})).
+    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.equal(v(f, 'istio_build', { component: 'pilot', tag: pkg.version }), 1);
+    assert.equal(f.get('istio_build')?.type, 'gauge');
     assert.equal(v(f, 'meshlet_control_plane_config_version'), Number.parseInt(cp.status().configVersion, 16));
     assert.equal(v(f, 'meshlet_control_plane_registered_workloads'), 0);
     assert.equal(v(f, 'citadel_server_csr_count'), 0);
