@@ -23,6 +23,18 @@ export interface EtcdClientOptions {
   readonly timeoutMs?: number;
   /** TCP connect timeout, in ms. @defaultValue 2000 */
   readonly connectTimeoutMs?: number;
+  /** TLS to `https://` endpoints (PEM): etcd's CA and this client's certificate and key (etcd's `--client-cert-auth`). */
+  readonly tls?: EtcdTlsOptions;
+}
+
+/** TLS material for etcd, in PEM, as etcdctl's `--cacert`, `--cert` and `--key` take it. */
+export interface EtcdTlsOptions {
+  /** CAs that verify etcd's certificate. @defaultValue the system's */
+  readonly ca?: string;
+  /** This client's certificate (chain), for etcd's client-certificate authentication. */
+  readonly cert?: string;
+  /** Its private key. */
+  readonly key?: string;
 }
 
 /** Result of one txn operation (only the fields of its kind are set). */
@@ -100,7 +112,9 @@ export class EtcdClient {
       return url.origin;
     });
     this.#timeoutMs = options.timeoutMs ?? 5000;
-    this.#agent = new Agent({ connect: { timeout: options.connectTimeoutMs ?? 2000 }, keepAliveTimeout: 10_000 });
+    const tls = options.tls ?? {};
+    const connect = { timeout: options.connectTimeoutMs ?? 2000, ...(tls.ca === undefined ? {} : { ca: tls.ca }), ...(tls.cert === undefined ? {} : { cert: tls.cert }), ...(tls.key === undefined ? {} : { key: tls.key }) };
+    this.#agent = new Agent({ connect, keepAliveTimeout: 10_000 });
   }
 
   /** The endpoints, normalised to origins. */
