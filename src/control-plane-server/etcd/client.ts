@@ -100,6 +100,8 @@ export class EtcdClient {
   readonly #agent: Agent;
   readonly #timeoutMs: number;
   #current = 0;
+  /** The open streams (watches) by endpoint, each with the abort that drops it. */
+  readonly #streams = new Map<string, Set<AbortController>>();
   #health: EtcdHealth = { healthy: true };
   readonly #healthListeners: ((h: EtcdHealth) => void)[] = [];
   #closed = false;
@@ -296,6 +298,10 @@ export class EtcdClient {
     for (let i = 0; i < this.#endpoints.length; i++) {
       const index = (this.#current + i) % this.#endpoints.length;
       const endpoint = this.#endpoints[index]!;
+      // Its own abort: the caller's, or {@link dropStreams} when the endpoint stops answering.
+      const own = new AbortController();
+      const follow = (): void => own.abort(signal.reason);
+      signal.addEventListener('abort', follow, { once: true });
       try {
         const res = await this.#agent.request({
           origin: endpoint,
@@ -303,24 +309,78 @@ export class EtcdClient {
           method: 'POST',
           body: JSON.stringify(body),
           headers: { 'content-type': 'application/json' },
-          signal,
+          signal: own.signal,
           headersTimeout: this.#timeoutMs,
           bodyTimeout: 0,
         });
         if (res.statusCode !== 200) {
+          signal.removeEventListener('abort', follow);
           const text = await res.body.text();
           failures.push(`${endpoint}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
           continue;
         }
         this.#current = index;
-        return { endpoint, body: res.body };
+        return { endpoint, body: this.#tracked(endpoint, own, res.body, () => signal.removeEventListener('abort', follow)) };
       } catch (err) {
+        signal.removeEventListener('abort', follow);
         if (signal.aborted) throw err;
         lastCause = err;
         failures.push(`${endpoint}: ${describe(err)}`);
       }
     }
     throw new EtcdError(operation, `etcd ${operation} failed on every endpoint: ${failures.join('; ')}`, { cause: lastCause });
+  }
+
+  /** `body`, counted among the open streams of `endpoint` until it ends. */
+  async *#tracked(endpoint: string, abort: AbortController, body: AsyncIterable<Buffer>, done: () => void): AsyncIterable<Buffer> {
+    const set = this.#streams.get(endpoint) ?? new Set<AbortController>();
+    this.#streams.set(endpoint, set);
+    set.add(abort);
+    try {
+      for await (const chunk of body) {
+        if (abort.signal.aborted) break;
+        yield chunk;
+      }
+      // A dropped stream fails (its watch resumes elsewhere), whether undici noticed the abort or not.
+      if (abort.signal.aborted) throw abort.signal.reason;
+    } finally {
+      set.delete(abort);
+      if (set.size === 0 && this.#streams.get(endpoint) === set) this.#streams.delete(endpoint);
+      done();
+    }
+  }
+
+  /** The endpoints that hold open streams (watches). */
+  streamEndpoints(): string[] {
+    return [...this.#streams.keys()];
+  }
+
+  /** Ends the streams on `endpoint` (their watches resume elsewhere): a frozen member sends nothing, and its watches would wait forever. */
+  dropStreams(endpoint: string, reason: string): void {
+    this.avoid(endpoint);
+    for (const abort of this.#streams.get(endpoint) ?? []) abort.abort(new EtcdError('watch', reason));
+  }
+
+  /** Asks `endpoint` alone (no failover) for its status within `timeoutMs`: undefined when it answered with a leader, else what is wrong. */
+  async endpointProblem(endpoint: string, timeoutMs: number): Promise<string | undefined> {
+    try {
+      const res = await this.#agent.request({
+        origin: endpoint,
+        path: '/v3/maintenance/status',
+        method: 'POST',
+        body: '{}',
+        headers: { 'content-type': 'application/json' },
+        signal: AbortSignal.timeout(timeoutMs),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) return `HTTP ${res.statusCode} ${text.slice(0, 200)}`;
+      const leader = (JSON.parse(text) as Json)['leader'];
+      return leader === undefined || leader === '0' ? 'it has no leader' : undefined;
+    } catch (err) {
+      return describe(err);
+    }
   }
 
   /** Moves off `endpoint` for the next call, e.g. after its watch stream broke. */
