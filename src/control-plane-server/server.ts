@@ -15,7 +15,7 @@ import { DEFAULT_HEARTBEAT_MS, DEFAULT_PORT, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS,
 import { InvalidArgumentError } from '../core/errors.ts';
 import { AddressPolicy, type AddressPolicyOptions, loopbackByDefault } from './address-policy.ts';
 import { type MintOptions, TokenAuthority, type TokenSubject } from './auth.ts';
-import { ControlPlaneCa } from './ca/authority.ts';
+import { ControlPlaneCa, checkTrustDomain, DEFAULT_TRUST_DOMAIN } from './ca/authority.ts';
 import type { ProvidedCaFiles } from './ca/provided.ts';
 import { FileConfigStore } from './file-store.ts';
 import { DEFAULT_ROOT_NAMESPACE } from '../config/resource.ts';
@@ -25,6 +25,7 @@ import { type ControlPlaneLimits, resolveLimits } from './limits.ts';
 import { type ServerLogger, stderrLogger } from './logger.ts';
 import { MemoryRegistry } from './memory-registry.ts';
 import { REGISTRATIONS_FILE } from './registry-file.ts';
+import { agreeOnSettings } from './replica-settings.ts';
 import { ControlPlaneMetrics } from './metrics/control-plane-metrics.ts';
 import { createRequestHandler, serveMetrics, statusDocument } from './routes.ts';
 import { StatusBoard } from './status.ts';
@@ -148,6 +149,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let auth: TokenAuthority;
   let ca: ControlPlaneCa;
   try {
+    // Before anything is shared: replicas that disagree on these would split the mesh.
+    const trustDomain = checkTrustDomain(options.trustDomain ?? DEFAULT_TRUST_DOMAIN);
+    await agreeOnSettings(options.shared, { trustDomain, rootNamespace: options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE });
     auth = await TokenAuthority.open(options.dataDir, options.shared, { logger });
     const opened = auth;
     ca = await ControlPlaneCa.open({ dataDir: options.dataDir, shared: options.shared, trustDomain: options.trustDomain, certTtlMs: options.certTtlMs, provided: options.ca, logger }).catch(async (err: unknown) => {

@@ -11,9 +11,11 @@
  * fresh ports (another test picking the same port the same way).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { TOOLS } from './tools.ts';
 import { freePort } from './upstreams.ts';
 
@@ -28,6 +30,12 @@ export interface EtcdOptions {
   pickPort?: () => Promise<number>;
   /** Milliseconds to wait for `/health`. Default 15000. */
   startTimeoutMs?: number;
+  /**
+   * Serve clients over TLS (`https://` endpoints) with this server certificate, and require a
+   * client certificate signed by `caFile` (etcd's `--client-cert-auth`). `client` is the
+   * certificate the helper itself checks `/health` with.
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string; client: { cert: string; key: string } };
 }
 
 export interface EtcdServer {
@@ -58,7 +66,9 @@ class PortTakenError extends Error {}
 
 const BIND_FAILED = /bind: address already in use/;
 
-async function waitHealthy(endpoint: string, peer: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
+type Fetch = (url: string, init: { method?: string; body?: string; signal: AbortSignal }) => Promise<{ json(): Promise<unknown> }>;
+
+async function waitHealthy(endpoint: string, peer: string, child: ChildProcess, log: () => string, timeoutMs: number, fetch: Fetch): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
@@ -100,11 +110,14 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> 
     clientPort = options.clientPort ?? (await pick());
     do peerPort = options.peerPort ?? (await pick());
     while (peerPort === clientPort);
-    client = `http://127.0.0.1:${clientPort}`;
+    client = `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${clientPort}`;
     peer = `http://127.0.0.1:${peerPort}`;
   };
   let child: ChildProcess | undefined;
   let output = '';
+  const { tls } = options;
+  const agent = tls === undefined ? undefined : new Agent({ connect: { ca: readFileSync(tls.caFile, 'utf8'), cert: tls.client.cert, key: tls.client.key } });
+  const get: Fetch = agent === undefined ? fetch : (url, init) => undiciFetch(url, { ...init, dispatcher: agent });
 
   /** One start of etcd on the current ports; PortTakenError when they turned out taken (etcd stopped again). */
   const startOnce = async (): Promise<void> => {
@@ -123,6 +136,7 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> 
         '--election-timeout', '100',
         '--logger', 'zap',
         '--log-level', 'warn',
+        ...(tls === undefined ? [] : ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--client-cert-auth', '--trusted-ca-file', tls.caFile]),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -133,7 +147,7 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> 
     proc.stdout!.on('data', keep);
     proc.stderr!.on('data', keep);
     try {
-      await waitHealthy(client, peer, proc, () => output, options.startTimeoutMs ?? 15_000);
+      await waitHealthy(client, peer, proc, () => output, options.startTimeoutMs ?? 15_000, get);
     } catch (err) {
       await kill(true);
       throw err;
@@ -184,6 +198,7 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> 
     thaw: () => void child?.kill('SIGCONT'),
     async stop() {
       await kill(true);
+      await agent?.close();
       if (ownDir) await rm(base, { recursive: true, force: true });
     },
   };

@@ -4,12 +4,15 @@
  *
  * @module
  */
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../../config/duration.ts';
+import { InvalidArgumentError } from '../../core/errors.ts';
 import { ANALYSIS_MODES, type AnalysisMode } from '../../config/load-config.ts';
 import { DEFAULT_PORT } from '../../control-plane/protocol.ts';
 import { AddressPolicy } from '../../control-plane-server/address-policy.ts';
 import { MIN_CERT_TTL_MS } from '../../control-plane-server/ca/authority.ts';
+import type { EtcdTlsOptions } from '../../control-plane-server/etcd/client.ts';
 import { stderrLogger } from '../../control-plane-server/logger.ts';
 import { isWildcard, startControlPlane } from '../../control-plane-server/server.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from '../../control-plane-server/store.ts';
@@ -24,7 +27,10 @@ Options:
       --config <dir>            directory of Istio YAML (watched; 'apply' writes into <dir>/applied/).
                                 With --etcd, it is applied into etcd at start and on every change;
                                 its resources cannot be changed through the API (409).
-      --etcd <url[,url]>        keep config, registry and signing key in etcd (several replicas)
+      --etcd <url[,url]>        keep config, registry, signing key and CA in etcd (several replicas)
+      --etcd-cacert <file>      CA certificate(s) that verify etcd's (https:// URLs; default: the system's)
+      --etcd-cert <file>        client certificate for etcd's --client-cert-auth ...
+      --etcd-key <file>         ... and its private key (as etcdctl's --cacert, --cert, --key)
       --port <port>             port to listen on (default ${DEFAULT_PORT})
       --host <addr>             address to listen on (default 0.0.0.0, every interface;
                                 with --insecure 127.0.0.1: give --host to expose it)
@@ -72,6 +78,25 @@ function positive(flag: string, value: string | undefined): number | undefined {
   return n;
 }
 
+/** `--etcd-cacert`, `--etcd-cert`, `--etcd-key`: read at start, for `https://` etcd URLs only. */
+async function etcdTls(endpoints: readonly string[], files: { cacert?: string; cert?: string; key?: string }): Promise<EtcdTlsOptions | undefined> {
+  const given = (['cacert', 'cert', 'key'] as const).filter((f) => files[f] !== undefined);
+  if (given.length === 0) return undefined;
+  if ((files.cert === undefined) !== (files.key === undefined)) throw new UsageError('meshlet control-plane: give --etcd-cert and --etcd-key together');
+  const plain = endpoints.find((e) => !e.startsWith('https://'));
+  if (plain !== undefined) throw new UsageError(`--etcd-${given[0]}: TLS needs https:// etcd URLs, got "${plain}"`);
+  const read = async (flag: string, file: string | undefined): Promise<string | undefined> => {
+    if (file === undefined) return undefined;
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      throw new InvalidArgumentError(`--etcd-${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+    }
+  };
+  const [ca, cert, key] = await Promise.all([read('cacert', files.cacert), read('cert', files.cert), read('key', files.key)]);
+  return { ...(ca === undefined ? {} : { ca }), ...(cert === undefined ? {} : { cert }), ...(key === undefined ? {} : { key }) };
+}
+
 /** `--cert-ttl`: an Istio duration (`90m`, `24h`) or days (`2d`), at least a minute. */
 function certTtl(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
@@ -97,6 +122,9 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
     options: {
       config: { type: 'string' },
       etcd: { type: 'string' },
+      'etcd-cacert': { type: 'string' },
+      'etcd-cert': { type: 'string' },
+      'etcd-key': { type: 'string' },
       port: { type: 'string' },
       'monitoring-port': { type: 'string' },
       host: { type: 'string' },
@@ -128,6 +156,8 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`meshlet control-plane: unexpected argument "${positionals[0]}"`);
   if (values.config === undefined && values.etcd === undefined) throw new UsageError('meshlet control-plane: give --config <dir> (or --etcd <urls>)');
+  const etcdFlag = (['etcd-cacert', 'etcd-cert', 'etcd-key'] as const).find((f) => values[f] !== undefined);
+  if (values.etcd === undefined && etcdFlag !== undefined) throw new UsageError(`meshlet control-plane: --${etcdFlag} goes with --etcd`);
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0..65535, got "${values.port}"`);
   const monitoringPort = values['monitoring-port'] === undefined ? undefined : Number(values['monitoring-port']);
@@ -173,7 +203,8 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
     if (endpoints.length === 0) throw new UsageError('--etcd: give at least one URL');
     const { openEtcd } = await import('../../control-plane-server/etcd/index.ts');
     // With --config, the directory is watched and applied into etcd (its resources are then the files').
-    const etcd = await openEtcd(endpoints, { analysis, logger: stderrLogger, configDir: values.config });
+    const tls = await etcdTls(endpoints, { cacert: values['etcd-cacert'], cert: values['etcd-cert'], key: values['etcd-key'] });
+    const etcd = await openEtcd(endpoints, { analysis, logger: stderrLogger, configDir: values.config, ...(tls === undefined ? {} : { tls }) });
     ({ store, registry, shared } = etcd);
     closeEtcd = () => etcd.close();
     if (etcd.files !== undefined && (etcd.files.resources > 0 || etcd.files.changed > 0)) {

@@ -23,6 +23,18 @@ export interface EtcdClientOptions {
   readonly timeoutMs?: number;
   /** TCP connect timeout, in ms. @defaultValue 2000 */
   readonly connectTimeoutMs?: number;
+  /** TLS to `https://` endpoints (PEM): etcd's CA and this client's certificate and key (etcd's `--client-cert-auth`). */
+  readonly tls?: EtcdTlsOptions;
+}
+
+/** TLS material for etcd, in PEM, as etcdctl's `--cacert`, `--cert` and `--key` take it. */
+export interface EtcdTlsOptions {
+  /** CAs that verify etcd's certificate. @defaultValue the system's */
+  readonly ca?: string;
+  /** This client's certificate (chain), for etcd's client-certificate authentication. */
+  readonly cert?: string;
+  /** Its private key. */
+  readonly key?: string;
 }
 
 /** Result of one txn operation (only the fields of its kind are set). */
@@ -88,6 +100,8 @@ export class EtcdClient {
   readonly #agent: Agent;
   readonly #timeoutMs: number;
   #current = 0;
+  /** The open streams (watches) by endpoint, each with the abort that drops it. */
+  readonly #streams = new Map<string, Set<AbortController>>();
   #health: EtcdHealth = { healthy: true };
   readonly #healthListeners: ((h: EtcdHealth) => void)[] = [];
   #closed = false;
@@ -100,7 +114,9 @@ export class EtcdClient {
       return url.origin;
     });
     this.#timeoutMs = options.timeoutMs ?? 5000;
-    this.#agent = new Agent({ connect: { timeout: options.connectTimeoutMs ?? 2000 }, keepAliveTimeout: 10_000 });
+    const tls = options.tls ?? {};
+    const connect = { timeout: options.connectTimeoutMs ?? 2000, ...(tls.ca === undefined ? {} : { ca: tls.ca }), ...(tls.cert === undefined ? {} : { cert: tls.cert }), ...(tls.key === undefined ? {} : { key: tls.key }) };
+    this.#agent = new Agent({ connect, keepAliveTimeout: 10_000 });
   }
 
   /** The endpoints, normalised to origins. */
@@ -282,6 +298,10 @@ export class EtcdClient {
     for (let i = 0; i < this.#endpoints.length; i++) {
       const index = (this.#current + i) % this.#endpoints.length;
       const endpoint = this.#endpoints[index]!;
+      // Its own abort: the caller's, or {@link dropStreams} when the endpoint stops answering.
+      const own = new AbortController();
+      const follow = (): void => own.abort(signal.reason);
+      signal.addEventListener('abort', follow, { once: true });
       try {
         const res = await this.#agent.request({
           origin: endpoint,
@@ -289,24 +309,78 @@ export class EtcdClient {
           method: 'POST',
           body: JSON.stringify(body),
           headers: { 'content-type': 'application/json' },
-          signal,
+          signal: own.signal,
           headersTimeout: this.#timeoutMs,
           bodyTimeout: 0,
         });
         if (res.statusCode !== 200) {
+          signal.removeEventListener('abort', follow);
           const text = await res.body.text();
           failures.push(`${endpoint}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
           continue;
         }
         this.#current = index;
-        return { endpoint, body: res.body };
+        return { endpoint, body: this.#tracked(endpoint, own, res.body, () => signal.removeEventListener('abort', follow)) };
       } catch (err) {
+        signal.removeEventListener('abort', follow);
         if (signal.aborted) throw err;
         lastCause = err;
         failures.push(`${endpoint}: ${describe(err)}`);
       }
     }
     throw new EtcdError(operation, `etcd ${operation} failed on every endpoint: ${failures.join('; ')}`, { cause: lastCause });
+  }
+
+  /** `body`, counted among the open streams of `endpoint` until it ends. */
+  async *#tracked(endpoint: string, abort: AbortController, body: AsyncIterable<Buffer>, done: () => void): AsyncIterable<Buffer> {
+    const set = this.#streams.get(endpoint) ?? new Set<AbortController>();
+    this.#streams.set(endpoint, set);
+    set.add(abort);
+    try {
+      for await (const chunk of body) {
+        if (abort.signal.aborted) break;
+        yield chunk;
+      }
+      // A dropped stream fails (its watch resumes elsewhere), whether undici noticed the abort or not.
+      if (abort.signal.aborted) throw abort.signal.reason;
+    } finally {
+      set.delete(abort);
+      if (set.size === 0 && this.#streams.get(endpoint) === set) this.#streams.delete(endpoint);
+      done();
+    }
+  }
+
+  /** The endpoints that hold open streams (watches). */
+  streamEndpoints(): string[] {
+    return [...this.#streams.keys()];
+  }
+
+  /** Ends the streams on `endpoint` (their watches resume elsewhere): a frozen member sends nothing, and its watches would wait forever. */
+  dropStreams(endpoint: string, reason: string): void {
+    this.avoid(endpoint);
+    for (const abort of this.#streams.get(endpoint) ?? []) abort.abort(new EtcdError('watch', reason));
+  }
+
+  /** Asks `endpoint` alone (no failover) for its status within `timeoutMs`: undefined when it answered with a leader, else what is wrong. */
+  async endpointProblem(endpoint: string, timeoutMs: number): Promise<string | undefined> {
+    try {
+      const res = await this.#agent.request({
+        origin: endpoint,
+        path: '/v3/maintenance/status',
+        method: 'POST',
+        body: '{}',
+        headers: { 'content-type': 'application/json' },
+        signal: AbortSignal.timeout(timeoutMs),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) return `HTTP ${res.statusCode} ${text.slice(0, 200)}`;
+      const leader = (JSON.parse(text) as Json)['leader'];
+      return leader === undefined || leader === '0' ? 'it has no leader' : undefined;
+    } catch (err) {
+      return describe(err);
+    }
   }
 
   /** Moves off `endpoint` for the next call, e.g. after its watch stream broke. */

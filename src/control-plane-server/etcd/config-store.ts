@@ -15,7 +15,8 @@
  * on one). Writes validate the resulting set and commit it in one txn that fails when
  * anything under the prefix changed since it was read (optimistic concurrency); every write also
  * stamps `<prefix>/meta/config-write` (`{ origin, at }`), so that deletions by another replica
- * are noticed too. etcd's `--max-txn-ops` (default 128) bounds the resources of one apply.
+ * are noticed too. A write too big for one txn (etcd's `--max-txn-ops`, 128 by default) is
+ * committed as consecutive txns, each guarded the same way (`txn-batches.ts`).
  *
  * Resources a replica's `--config` directory defines are marked as the files' under
  * `<prefix>/owners/` ({@link syncFiles}, see `config-writes.ts`): every replica then refuses to
@@ -35,6 +36,7 @@ import type { ConfigState, ConfigStore, SourceHealth } from '../store.ts';
 import type { Compare, EtcdClient, KeyValue, TxnOp } from './client.ts';
 import { type FileOwner, type FileSyncNotes, planDelete, planFileSync, planPuts, readOwners, type WriteContext, type WritePlan } from './config-writes.ts';
 import { type CheckedSet, checkStoredSet, StoredSetCache } from './config-check.ts';
+import { refOf, tooBigHint, txnBatches } from './txn-batches.ts';
 import { PrefixWatch, type WatchEvent } from './watch.ts';
 
 /** Logger used by the etcd stores. */
@@ -213,6 +215,8 @@ export class EtcdConfigStore implements ConfigStore {
   }
 
   async #writeNow(origin: string, change: Change): Promise<ApplyResponse> {
+    // What earlier attempts committed: a write cut into several txns may have committed some of them.
+    const committed = new Map<string, ApplyResponse['applied'][number]['action']>();
     for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
       // one consistent read of the config, of the write marker and of the file owners (every change of them stamps the marker)
       const read = await this.#client.txn([], [{ range: { key: this.#root, prefix: true } }, { range: { key: this.#marker } }, { range: { key: this.#owners, prefix: true } }]);
@@ -220,7 +224,8 @@ export class EtcdConfigStore implements ConfigStore {
       const marker = read.responses[1]?.kvs?.[0]?.modRevision ?? 0;
       const set = new Map(kvs.map((kv) => [kv.key, kv.value]));
       const ctx: WriteContext = { root: this.#root, owners: this.#owners, defaultNamespace: this.#defaultNamespace, now: new Date().toISOString() };
-      const { ops, touched, applied } = change(set, readOwners(read.responses[2]?.kvs ?? [], ctx), ctx);
+      const { ops, touched, applied: planned } = change(set, readOwners(read.responses[2]?.kvs ?? [], ctx), ctx);
+      const applied = planned.map((a) => (a.action === 'unchanged' && committed.has(a.ref) ? { ref: a.ref, action: committed.get(a.ref)! } : a));
       const checked = await this.#check(set, this.#writeCache);
       // What the change writes must be valid; bad values it does not touch are skipped, not in the way.
       const badWrites = touched.filter((k) => checked.skipped.has(k) && set.has(k));
@@ -239,26 +244,56 @@ export class EtcdConfigStore implements ConfigStore {
       }
       if (ops.length === 0) return { version: checked.state.version, applied, warnings };
       await this.#beforeCommit?.(attempt);
-      // Nothing under the prefix created or modified since the read, no store write since the read
-      // (catches deletions), and each written key as read (0: still absent).
-      const compare: Compare[] = [
-        { key: this.#root, prefix: true, target: 'MOD', result: 'LESS', revision: read.revision + 1 },
-        { key: this.#marker, target: 'MOD', result: 'EQUAL', revision: marker },
-        ...touched.map((key): Compare => ({ key, target: 'MOD', result: 'EQUAL', revision: kvs.find((kv) => kv.key === key)?.modRevision ?? 0 })),
-      ];
-      const stamp: TxnOp = { put: { key: this.#marker, value: JSON.stringify({ origin, at: new Date().toISOString() }) } };
-      const res = await this.#client.txn(compare, [...ops, stamp]);
-      if (!res.succeeded) {
+      const revision = await this.#commit(origin, ops, { revision: read.revision, marker, modRevisions: new Map(kvs.map((kv) => [kv.key, kv.modRevision])) }, planned, committed);
+      if (revision === undefined) {
         this.#logger?.info?.(`etcd config: ${origin}: the config changed while applying (attempt ${attempt}); retrying`);
         await new Promise((r) => setTimeout(r, jitterMs(systemRandom, 10 * attempt)));
         continue;
       }
-      await this.#watch.waitFor(res.revision, this.#settleMs);
+      await this.#watch.waitFor(revision, this.#settleMs);
       return { version: checked.state.version, applied, warnings };
     }
     throw new MeshletError('MESHLET_ERR_CONTROL_PLANE', `etcd config: ${origin}: conflict: the config kept changing during ${this.#maxAttempts} attempts; try again`, {
       httpStatus: 409,
     });
+  }
+
+  /**
+   * Commits `ops` in as few txns as etcd takes ({@link txnBatches}: one unless the write is big),
+   * each guarded by: nothing under the prefix created or modified and no store write (catches
+   * deletions) since the read or the previous txn, each config key it writes as read (0: absent).
+   * Resolves to the last txn's revision; undefined when a guard failed (`committed` has the rest).
+   */
+  async #commit(
+    origin: string,
+    ops: readonly TxnOp[],
+    read: { revision: number; marker: number; modRevisions: ReadonlyMap<string, number> },
+    planned: readonly ApplyResponse['applied'][number][],
+    committed: Map<string, ApplyResponse['applied'][number]['action']>,
+  ): Promise<number | undefined> {
+    const stamp: TxnOp = { put: { key: this.#marker, value: JSON.stringify({ origin, at: new Date().toISOString() }) } };
+    const actions = new Map(planned.map((a) => [a.ref, a.action]));
+    let revision = read.revision;
+    let marker = read.marker;
+    for (const batch of txnBatches(ops, { root: this.#root, owners: this.#owners })) {
+      const keys = batch.flatMap((op) => ('put' in op ? [op.put.key] : 'delete' in op ? [op.delete.key] : [])).filter((k) => k.startsWith(this.#root));
+      const compare: Compare[] = [
+        { key: this.#root, prefix: true, target: 'MOD', result: 'LESS', revision: revision + 1 },
+        { key: this.#marker, target: 'MOD', result: 'EQUAL', revision: marker },
+        ...keys.map((key): Compare => ({ key, target: 'MOD', result: 'EQUAL', revision: read.modRevisions.get(key) ?? 0 })),
+      ];
+      const res = await this.#client.txn(compare, [...batch, stamp]).catch((err: unknown) => {
+        throw tooBigHint(err);
+      });
+      if (!res.succeeded) return undefined;
+      revision = marker = res.revision;
+      for (const key of keys) {
+        const ref = refOf(key.slice(this.#root.length));
+        const action = actions.get(ref);
+        if (action !== undefined && action !== 'unchanged') committed.set(ref, action);
+      }
+    }
+    return revision;
   }
 
   /** Validates a key → value set the same way on every replica (see {@link checkStoredSet}). */

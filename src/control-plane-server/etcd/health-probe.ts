@@ -46,8 +46,17 @@ export class EtcdHealthProbe {
     if (!this.#stopped && this.#timer === undefined) this.#schedule();
   }
 
-  /** One probe now (its outcome becomes the client's health). */
+  /**
+   * One probe now (its outcome becomes the client's health). The endpoints that hold watches are
+   * asked first, each on its own: one that does not answer in time (or has no leader) has its
+   * watches moved to another endpoint, as they would otherwise wait on it forever (with a single
+   * endpoint there is nowhere to move them: they resume when it answers again).
+   */
   async probe(): Promise<void> {
+    for (const endpoint of this.#client.endpoints.length > 1 ? this.#client.streamEndpoints() : []) {
+      const problem = await this.#client.endpointProblem(endpoint, this.#timeoutMs);
+      if (problem !== undefined) this.#client.dropStreams(endpoint, `etcd ${endpoint} failed a health check (${problem}); watching through another endpoint`);
+    }
     try {
       await this.#client.call('maintenance/status', '/v3/maintenance/status', {}, { timeoutMs: this.#timeoutMs });
     } catch {

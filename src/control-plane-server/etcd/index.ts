@@ -12,14 +12,14 @@
  */
 import type { AnalysisMode } from '../../config/load-config.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from '../store.ts';
-import { EtcdClient } from './client.ts';
+import { EtcdClient, type EtcdTlsOptions } from './client.ts';
 import { EtcdConfigStore, type EtcdLogger } from './config-store.ts';
 import { EtcdWithFiles } from './file-sync.ts';
 import { EtcdHealthProbe, type EtcdHealthProbeOptions } from './health-probe.ts';
 import { EtcdRegistryStore } from './registry-store.ts';
 import { EtcdSharedValues } from './shared.ts';
 
-export { EtcdClient, EtcdError } from './client.ts';
+export { EtcdClient, EtcdError, type EtcdTlsOptions } from './client.ts';
 export { EtcdConfigStore, type EtcdLogger } from './config-store.ts';
 export { EtcdWithFiles } from './file-sync.ts';
 export { EtcdRegistryStore } from './registry-store.ts';
@@ -37,6 +37,8 @@ export interface OpenEtcdOptions {
   logger?: EtcdLogger;
   /** Timeout of each etcd call, in ms. @defaultValue 5000 */
   timeoutMs?: number;
+  /** TLS to `https://` endpoints: etcd's CA, and a client certificate and key. */
+  tls?: EtcdTlsOptions;
   /** How etcd's health is probed, so the status follows it within seconds (see {@link EtcdHealthProbe}). @defaultValue every 5 s, every 1 s while unhealthy, 2 s timeout */
   healthProbe?: EtcdHealthProbeOptions;
   /** A `--config` directory: watched, and applied into etcd at start and on every change (see {@link EtcdWithFiles}). */
@@ -63,7 +65,7 @@ export interface EtcdStores {
  * @param endpoints etcd client URLs, e.g. `['http://127.0.0.1:2379']`; tried in turn.
  */
 export async function openEtcd(endpoints: string[], options: OpenEtcdOptions = {}): Promise<EtcdStores> {
-  const client = new EtcdClient(endpoints, { timeoutMs: options.timeoutMs });
+  const client = new EtcdClient(endpoints, { timeoutMs: options.timeoutMs, ...(options.tls === undefined ? {} : { tls: options.tls }) });
   const prefix = options.prefix ?? '/meshlet';
   const { logger } = options;
   const etcdStore = new EtcdConfigStore(client, { prefix, analysis: options.analysis, defaultNamespace: options.defaultNamespace, logger });
