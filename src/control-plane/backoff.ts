@@ -29,7 +29,7 @@ export function fullJitterMs(attempt: number, random: Random, options: BackoffOp
 }
 
 /**
- * Which URL to try next and how long to wait first. A failure moves to the next URL; as long
+ * Which URL to try next and how long to wait first. The first is a random one; a failure moves to the next URL; as long
  * as some URL in the round has not been tried since the last success the next one is tried at
  * once, and a full round of failures waits a jittered, growing delay. A success resets it.
  */
@@ -40,11 +40,17 @@ export class UrlRotation {
   #index = 0;
   #failures = 0;
 
+  /**
+   * Starts at a random one of `urls`, so that a fleet of meshes given the same list spreads over
+   * the replicas (as istiod's Service spreads sidecars' connections) instead of all using the
+   * first one — and all moving to the next at once when it goes.
+   */
   constructor(urls: readonly string[], random: Random, options: BackoffOptions = {}) {
     if (urls.length === 0) throw new RangeError('UrlRotation: no URLs');
     this.urls = urls;
     this.#random = random;
     this.#options = options;
+    if (urls.length > 1) this.#index = Math.min(urls.length - 1, Math.floor(random.next() * urls.length));
   }
 
   /** The URL to use now. */

@@ -61,11 +61,13 @@ test('backoff: full jitter grows and is capped; the rotation skips to the next U
   const max = { next: () => 0.999999 };
   assert.deepEqual([0, 1, 2, 3, 10].map((a) => fullJitterMs(a, max, { baseMs: 100, maxMs: 1000 })), [99, 199, 399, 799, 999]);
   assert.equal(fullJitterMs(5, { next: () => 0 }), 0);
+  // The first URL is a random one (here the last): a fleet given one list spreads over the replicas.
   const r = new UrlRotation(['a', 'b', 'c'], max, { baseMs: 100, maxMs: 10_000 });
-  assert.equal(r.current, 'a');
+  assert.equal(r.current, 'c');
   const delays = [r.next(), r.next(), r.next(), r.next(), r.next(), r.next()];
   assert.deepEqual(delays, [99, 0, 99, 0, 0, 199]);
-  assert.equal(r.current, 'a');
+  assert.equal(r.current, 'c');
+  assert.deepEqual([0, 0.34, 0.67, 0.999999].map((x) => new UrlRotation(['a', 'b', 'c'], { next: () => x }).current), ['a', 'b', 'c', 'c']);
   assert.equal(r.roundFailed, true);
   r.succeeded();
   assert.equal(r.roundFailed, false);
