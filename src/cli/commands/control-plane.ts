@@ -19,6 +19,7 @@ import type { ConfigStore, RegistryStore, SharedValues } from '../../control-pla
 import { out, UsageError } from '../args.ts';
 
 export const controlPlaneHelp = `Usage: meshlet control-plane --config <dir> [options]
+       meshlet control-plane --etcd <url[,url]> [--config <dir>] [options]
 
 Serves Istio resources to meshes started with createMesh({ controlPlane }), keeps the registry
 of workloads, and answers 'meshlet apply | get | delete | status'.

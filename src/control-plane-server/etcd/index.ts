@@ -73,10 +73,6 @@ export async function openEtcd(endpoints: string[], options: OpenEtcdOptions = {
   const store: ConfigStore = withFiles ?? etcdStore;
   const registry = new EtcdRegistryStore(client, { prefix, defaultNamespace: options.defaultNamespace, logger });
   const shared = new EtcdSharedValues(client, prefix);
-  client.onHealthChange((h) => {
-    if (h.healthy) logger?.info?.(`etcd ${client.endpoints.join(',')}: reachable again`);
-    else logger?.warn(`etcd ${client.endpoints.join(',')}: ${h.error ?? 'unreachable'}`);
-  });
   const probe = new EtcdHealthProbe(client, options.healthProbe);
   const close = async (): Promise<void> => {
     probe.stop();
@@ -90,6 +86,11 @@ export async function openEtcd(endpoints: string[], options: OpenEtcdOptions = {
     await close();
     throw err;
   }
+  // From here on (a failure to start is said once, by the rejection).
+  client.onHealthChange((h) => {
+    if (h.healthy) logger?.info?.(`etcd ${client.endpoints.join(',')}: reachable again`);
+    else logger?.warn(`etcd ${client.endpoints.join(',')}: ${h.error ?? 'unreachable'}`);
+  });
   probe.start();
   return { store, registry, shared, close, ...(withFiles?.first === undefined ? {} : { files: withFiles.first }) };
 }
