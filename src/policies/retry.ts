@@ -136,6 +136,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
     const ex = this._ex;
     ex.attempts++;
     const per = this._policy.perTryTimeoutMs;
+    ex.perTryTimeoutMs = per;
     // As Envoy's upstream request: the per-try timeout starts once the request is complete — at
     // once for a body already read (or none, or string/bytes), at the end of a streamed one
     // (read ahead, as the route timeout reads it, so a finished body waiting for a connection counts).
