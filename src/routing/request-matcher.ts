@@ -34,7 +34,8 @@ function compileHeaders(map: Readonly<Record<string, StringMatch>> | undefined):
     // Istio ignores these keys in `headers` (they have their own match fields).
     if (lower === 'uri' || lower === 'scheme' || lower === 'method' || lower === 'authority') continue;
     const matcher = compileStringMatch(sm);
-    const pseudo = lower.startsWith(':') ? (lower.slice(1) as Pseudo) : undefined;
+    // `host` is :authority, as Envoy's header map looks it up (a legacy alias): the Host the call is routed by.
+    const pseudo = lower === 'host' ? 'authority' : lower.startsWith(':') ? (lower.slice(1) as Pseudo) : undefined;
     out.push({ name: lower, matcher, presence: matcher === PRESENT, pseudo });
   }
   return out;
