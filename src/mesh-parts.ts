@@ -92,6 +92,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     errors: o.errors ?? 'respond',
     retryBufferBytes: o.retryBufferBytes ?? 1024 * 1024,
     requestId: ph.requestId,
+    envoyHeaders: ph.envoyDebugHeaders,
     pipeline: () => pipeline,
     onClose: hooks.close,
   });
