@@ -26,6 +26,7 @@ import type { RetryPolicy } from '../routing/route-policy.ts';
 import { backoffDelayMs, retryAfterMs } from './backoff.ts';
 import type { RetryBudget } from './retry-budget.ts';
 import { isRetriable } from './retry-rules.ts';
+import { PER_TRY_TIMEOUT_HEADER, timeoutFromHeader } from './timeout-headers.ts';
 import { upstreamFailure } from './upstream-failure.ts';
 
 /** What the retry layer needs from the mesh. */
@@ -94,7 +95,10 @@ export function retryLayer(o: RetryLayerOptions): Layer {
   return (next: Dispatch): Dispatch => {
     const run: RetryRun = { o, next };
     return (ex, handler) => {
-      new Attempt(run, ex, handler, o.policy(ex), false).send();
+      const policy = o.policy(ex);
+      // The route's per-try timeout, or the one the app asks for (x-envoy-upstream-rq-per-try-timeout-ms).
+      ex.perTryTimeoutMs = timeoutFromHeader(ex.headers, PER_TRY_TIMEOUT_HEADER, policy.perTryTimeoutMs);
+      new Attempt(run, ex, handler, policy, false).send();
     };
   };
 }
@@ -135,8 +139,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
   send(): void {
     const ex = this._ex;
     ex.attempts++;
-    const per = this._policy.perTryTimeoutMs;
-    ex.perTryTimeoutMs = per;
+    const per = ex.perTryTimeoutMs;
     // As Envoy's upstream request: the per-try timeout starts once the request is complete — at
     // once for a body already read (or none, or string/bytes), at the end of a streamed one
     // (read ahead, as the route timeout reads it, so a finished body waiting for a connection counts).
@@ -159,7 +162,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
   /** The streamed body was sent to its end: the per-try timeout starts, if the attempt still waits for its response. */
   bodySent(): void {
     if ((this._bits & (FORWARDED | DISCARDING | FINISHED | PER_TRY_EXPIRED)) !== 0) return;
-    this._startPerTry(this._policy.perTryTimeoutMs as number);
+    this._startPerTry(this._ex.perTryTimeoutMs as number);
   }
 
   /** Per-try timeout: cut the attempt short unless response headers already arrived. */
