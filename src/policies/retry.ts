@@ -25,6 +25,7 @@ import type { AttemptOutcome, FailureKind } from '../core/outcome.ts';
 import type { RetryPolicy } from '../routing/route-policy.ts';
 import { backoffDelayMs, retryAfterMs } from './backoff.ts';
 import type { RetryBudget } from './retry-budget.ts';
+import { retryPolicyForCall } from './retry-headers.ts';
 import { isRetriable } from './retry-rules.ts';
 import { PER_TRY_TIMEOUT_HEADER, timeoutFromHeader } from './timeout-headers.ts';
 import { upstreamFailure } from './upstream-failure.ts';
@@ -95,7 +96,8 @@ export function retryLayer(o: RetryLayerOptions): Layer {
   return (next: Dispatch): Dispatch => {
     const run: RetryRun = { o, next };
     return (ex, handler) => {
-      const policy = o.policy(ex);
+      // The route's policy, or as the app widens it for this call (x-envoy-retry-on, x-envoy-max-retries).
+      const policy = retryPolicyForCall(o.policy(ex), ex.headers);
       // The route's per-try timeout, or the one the app asks for (x-envoy-upstream-rq-per-try-timeout-ms).
       ex.perTryTimeoutMs = timeoutFromHeader(ex.headers, PER_TRY_TIMEOUT_HEADER, policy.perTryTimeoutMs);
       new Attempt(run, ex, handler, policy, false).send();
