@@ -10,7 +10,8 @@
  * - `x-envoy-attempt-count` on every attempt of a call (`attemptCount`), which Istio turns on for
  *   every outbound route: the server sees that a request is a retry;
  * - the router's `x-envoy-*` headers (`envoyDebugHeaders`): here `x-envoy-expected-rq-timeout-ms`
- *   on calls and `x-envoy-upstream-service-time` on their responses.
+ *   and `x-envoy-original-path` (a rewritten call's) on calls and `x-envoy-upstream-service-time`
+ *   on their responses.
  *
  * Read from Istio's `pilot/pkg/networking/util/proxy_headers.go` and
  * `listener_inbound.go` (`buildSidecarInboundHTTPOpts`).
@@ -70,7 +71,7 @@ export interface ProxyHeadersOptions {
   readonly requestId?: { readonly disabled?: boolean | undefined } | undefined;
   /** `{ disabled: true }`: calls do not carry `x-envoy-attempt-count`. */
   readonly attemptCount?: { readonly disabled?: boolean | undefined } | undefined;
-  /** `{ disabled: true }`: calls do not carry `x-envoy-expected-rq-timeout-ms`, nor their responses `x-envoy-upstream-service-time` (Envoy's `suppress_envoy_headers`). */
+  /** `{ disabled: true }`: calls do not carry `x-envoy-expected-rq-timeout-ms` or `x-envoy-original-path`, nor their responses `x-envoy-upstream-service-time` (Envoy's `suppress_envoy_headers`). */
   readonly envoyDebugHeaders?: { readonly disabled?: boolean | undefined } | undefined;
 }
 

@@ -75,6 +75,8 @@ export interface OutboundOptions {
   readonly rootNamespace?: string;
   /** Attempts carry `x-envoy-attempt-count` (Istio's `proxyHeaders.attemptCount`). @defaultValue true */
   readonly attemptCount?: boolean;
+  /** Rewritten calls carry `x-envoy-original-path` (Istio's `proxyHeaders.envoyDebugHeaders`). @defaultValue true */
+  readonly envoyHeaders?: boolean;
   onEvent(e: OutboundEvent): void;
 }
 
@@ -131,7 +133,7 @@ export class Outbound {
     const upstream = upstreamLayer({ classify, clock: o.clock, attemptCount: o.attemptCount ?? true });
     const upstreamPath = stack([balance, upstream], send);
     const layers: [string, Layer][] = [
-      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), unknownHosts: () => this.#unknownHosts, passthrough, rateLimits: () => this.#rateLimits })],
+      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), unknownHosts: () => this.#unknownHosts, passthrough, rateLimits: () => this.#rateLimits, originalPath: o.envoyHeaders ?? true })],
       ['fault', faultLayer({ clock: o.clock, random: o.random, fault: (ex) => route(ex).fault })],
       [
         'mirror',

@@ -39,6 +39,11 @@ export interface RouteLayerOptions {
    * before anything is answered or sent: Envoy's HTTP filters run before its router.
    */
   rateLimits(): OutboundRateLimits | undefined;
+  /**
+   * A rewritten call carries its original path in `x-envoy-original-path` (false: Istio's
+   * `proxyHeaders.envoyDebugHeaders` disabled, Envoy's `suppress_envoy_headers`). @defaultValue true
+   */
+  readonly originalPath?: boolean;
 }
 
 const scratch = { queryStart: -1, query: undefined };
@@ -107,7 +112,7 @@ function redirect(ex: Exchange, route: CompiledRoute): void {
 }
 
 /** Applies request header operations and rewrites (route level, then destination level). */
-function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget): void {
+function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget, originalPath: boolean): void {
   const rh = route.requestHeaders;
   const th = target.requestHeaders;
   if (rh !== undefined || th !== undefined) {
@@ -132,7 +137,7 @@ function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget)
       path = rw.uriRegex.replaceAll(pathOnly, rw.uriRegexReplacement ?? '');
     }
     if (path !== pathOnly) {
-      ex.headers['x-envoy-original-path'] = ex.path;
+      if (originalPath) ex.headers['x-envoy-original-path'] = ex.path;
       ex.path = path + query;
     }
   }
@@ -236,7 +241,7 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       }
       ex.cluster = state;
       if (route.requestHeaders !== undefined || target.requestHeaders !== undefined || route.rewrite !== undefined || target.authority !== undefined || route.responseHeaders !== undefined || target.responseHeaders !== undefined) {
-        rewriteRequest(ex, route, target);
+        rewriteRequest(ex, route, target, o.originalPath !== false);
       }
       if (cors !== undefined) addResponseOps(ex, cors);
       next(ex, handler);
