@@ -86,6 +86,18 @@ function redirectHost(host: string, scheme: string, requestScheme: string, newPo
  * has its own; `port`, or the port the call was made to with `derivePort: FROM_REQUEST_PORT`, is
  * added unless it is the scheme's default; the request's Host keeps its port otherwise.
  */
+/**
+ * How much of the path Envoy's `prefix_rewrite` (a rewrite's or a redirect's) replaces, for the
+ * match block that accepted the call: a prefix match's prefix, the whole path for an exact or a
+ * regex match (Envoy's Path and Regex route entries), `/` for a block without a uri (Istio's
+ * `prefix: /`).
+ */
+function replacedLength(m: RequestMatcher | undefined, pathOnly: string): number {
+  const rp = m?.rewritePrefix;
+  if (rp === undefined || rp.kind === 'other') return 1;
+  return rp.kind === 'prefix' ? rp.value.length : pathOnly.length;
+}
+
 function redirect(ex: Exchange, route: CompiledRoute): void {
   const r = route.redirect;
   if (r === undefined) return;
@@ -95,9 +107,7 @@ function redirect(ex: Exchange, route: CompiledRoute): void {
   let path = ex.path;
   if (r.uri !== undefined) path = r.uri.includes('?') ? r.uri : r.uri + query;
   else if (r.prefixRewrite !== undefined) {
-    const m = matchedBlock(route, ex);
-    const prefix = m?.rewritePrefix.kind === 'prefix' ? m.rewritePrefix.value : '';
-    path = r.prefixRewrite + pathOnly.slice(prefix.length) + query;
+    path = r.prefixRewrite + pathOnly.slice(replacedLength(matchedBlock(route, ex), pathOnly)) + query;
   }
   if (!path.startsWith('/')) path = `/${path}`;
   const scheme = r.scheme ?? ex.scheme;
@@ -128,11 +138,7 @@ function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget,
     const query = q === -1 ? '' : ex.path.slice(q);
     let path = pathOnly;
     if (rw.uriPrefix !== undefined) {
-      const m = matchedBlock(route, ex);
-      const rp = m?.rewritePrefix;
-      if (rp === undefined || rp.kind === 'other') path = rw.uriPrefix + pathOnly.slice(1);
-      else if (rp.kind === 'exact') path = rw.uriPrefix;
-      else path = rw.uriPrefix + pathOnly.slice(rp.value.length);
+      path = rw.uriPrefix + pathOnly.slice(replacedLength(matchedBlock(route, ex), pathOnly));
     } else if (rw.uriRegex !== undefined) {
       path = rw.uriRegex.replaceAll(pathOnly, rw.uriRegexReplacement ?? '');
     }
