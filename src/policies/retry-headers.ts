@@ -4,12 +4,14 @@
  * headers there): `x-envoy-retry-on` and `x-envoy-retry-grpc-on` add retry conditions to the
  * route's, and `x-envoy-max-retries` sets the number of retries when any condition applies (Envoy's
  * RetryStateImpl). A route without retries (`attempts: 0`) starts from Envoy's default of one retry
- * and no condition. Envoy consumes the three headers: they are not sent upstream.
+ * and no condition. `x-envoy-retriable-status-codes` and `x-envoy-retriable-header-names` (read
+ * by the retry rules) are taken off too. Envoy consumes them all: they are not sent upstream.
  *
  * @module
  */
 import type { Headers } from '../core/exchange.ts';
 import type { RetryPolicy } from '../routing/route-policy.ts';
+import { type HeaderBag, RETRIABLE_HEADER_NAMES_HEADER, RETRIABLE_STATUS_CODES_HEADER } from './retry-rules.ts';
 
 export const RETRY_ON_HEADER = 'x-envoy-retry-on';
 export const RETRY_GRPC_ON_HEADER = 'x-envoy-retry-grpc-on';
@@ -52,4 +54,18 @@ export function retryPolicyForCall(policy: RetryPolicy, headers: Headers): Retry
   if (retryOn.size > 0 && typeof max === 'string' && UNSIGNED.test(max)) attempts = Number(max.trim());
   if (retryOn.size === 0) attempts = 0;
   return Object.freeze({ ...policy, attempts, retryOn, isDefault: false });
+}
+
+/**
+ * The request headers the retry rules read for the call (`x-envoy-retriable-status-codes`,
+ * `x-envoy-retriable-header-names`), taken off the headers sent upstream; `headers` itself when it
+ * has neither (nothing allocated).
+ */
+export function takeRetriableHeaders(headers: Headers): HeaderBag {
+  const codes = headers[RETRIABLE_STATUS_CODES_HEADER];
+  const names = headers[RETRIABLE_HEADER_NAMES_HEADER];
+  if (codes === undefined && names === undefined) return headers;
+  delete headers[RETRIABLE_STATUS_CODES_HEADER];
+  delete headers[RETRIABLE_HEADER_NAMES_HEADER];
+  return { [RETRIABLE_STATUS_CODES_HEADER]: codes, [RETRIABLE_HEADER_NAMES_HEADER]: names };
 }

@@ -25,8 +25,8 @@ import type { AttemptOutcome, FailureKind } from '../core/outcome.ts';
 import type { RetryPolicy } from '../routing/route-policy.ts';
 import { backoffDelayMs, retryAfterMs } from './backoff.ts';
 import type { RetryBudget } from './retry-budget.ts';
-import { retryPolicyForCall } from './retry-headers.ts';
-import { isRetriable } from './retry-rules.ts';
+import { retryPolicyForCall, takeRetriableHeaders } from './retry-headers.ts';
+import { type HeaderBag, isRetriable } from './retry-rules.ts';
 import { PER_TRY_TIMEOUT_HEADER, timeoutFromHeader } from './timeout-headers.ts';
 import { upstreamFailure } from './upstream-failure.ts';
 
@@ -98,9 +98,10 @@ export function retryLayer(o: RetryLayerOptions): Layer {
     return (ex, handler) => {
       // The route's policy, or as the app widens it for this call (x-envoy-retry-on, x-envoy-max-retries).
       const policy = retryPolicyForCall(o.policy(ex), ex.headers);
+      const retriable = takeRetriableHeaders(ex.headers);
       // The route's per-try timeout, or the one the app asks for (x-envoy-upstream-rq-per-try-timeout-ms).
       ex.perTryTimeoutMs = timeoutFromHeader(ex.headers, PER_TRY_TIMEOUT_HEADER, policy.perTryTimeoutMs);
-      new Attempt(run, ex, handler, policy, false).send();
+      new Attempt(run, ex, handler, policy, retriable, false).send();
     };
   };
 }
@@ -120,6 +121,8 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
   private readonly _ex: Exchange;
   private readonly _handler: ResponseHandler;
   private readonly _policy: RetryPolicy;
+  /** The call's x-envoy-retriable-status-codes / x-envoy-retriable-header-names, for the retry rules. */
+  private readonly _retriable: HeaderBag;
   /**
    * What has happened to the attempt, as bits (IS_RETRY, PER_TRY_EXPIRED, …): one field rather than
    * five booleans, 32 bytes less per attempt.
@@ -130,11 +133,12 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
   private _outcome: AttemptOutcome | undefined;
   private _timer: { clear(): void } | undefined;
 
-  constructor(run: RetryRun, ex: Exchange, handler: ResponseHandler, policy: RetryPolicy, isRetry: boolean) {
+  constructor(run: RetryRun, ex: Exchange, handler: ResponseHandler, policy: RetryPolicy, retriable: HeaderBag, isRetry: boolean) {
     this._run = run;
     this._ex = ex;
     this._handler = handler;
     this._policy = policy;
+    this._retriable = retriable;
     this._bits = isRetry ? IS_RETRY : 0;
   }
 
@@ -220,7 +224,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
     outcome.headers = headers;
     const retry = this._mayRetry(outcome);
     // Retries ran out on a response the policy would have retried: Envoy flags URX.
-    const exhausted = !retry && this._ex.attempts > 1 && isRetriable(this._policy, outcome, this._ex.headers);
+    const exhausted = !retry && this._ex.attempts > 1 && isRetriable(this._policy, outcome, this._retriable);
     outcome.headers = undefined;
     if (retry) {
       this._outcome = { status: statusCode, grpcStatus: outcome.grpcStatus, failure: undefined, requestSent: true, headers };
@@ -285,7 +289,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
   private _finalError(failure: FailureKind, cause: Error): MeshletError {
     const ex = this._ex;
     const retried = ex.attempts > 1;
-    const exhausted = retried && isRetriable(this._policy, { status: 0, grpcStatus: -1, failure, requestSent: true, headers: undefined }, ex.headers);
+    const exhausted = retried && isRetriable(this._policy, { status: 0, grpcStatus: -1, failure, requestSent: true, headers: undefined }, this._retriable);
     return upstreamFailure(ex, failure, cause, retried, exhausted);
   }
 
@@ -295,7 +299,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
     const ex = this._ex;
     const p = this._policy;
     if (ex.attempts > p.attempts || ex.aborted || ex.reason !== null) return false;
-    if (!isRetriable(p, outcome, ex.headers)) return false;
+    if (!isRetriable(p, outcome, this._retriable)) return false;
     if (!canReplay(ex.body)) return false;
     const now = this._run.o.clock.now();
     let delay = backoffDelayMs(ex.attempts, p.backoffBaseMs, this._run.o.random);
@@ -326,7 +330,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
       ex.tried ??= [];
       ex.tried.push(ex.host);
     }
-    const next = new Attempt(this._run, ex, this._handler, this._policy, true);
+    const next = new Attempt(this._run, ex, this._handler, this._policy, this._retriable, true);
     const fire = (): void => {
       this._timer = undefined;
       if (ex.waiting === this) ex.waiting = undefined;

@@ -1,8 +1,8 @@
 /**
  * An app widens its route's retry policy for one call with Envoy's request headers, as behind an
  * Istio sidecar (istiod keeps the app's x-envoy-* headers on the outbound listener): x-envoy-retry-on
- * adds conditions, x-envoy-max-retries sets the number of retries, and neither reaches the upstream
- * (Envoy's RetryStateImpl consumes them).
+ * adds conditions, x-envoy-max-retries sets the number of retries, x-envoy-retriable-status-codes
+ * adds status codes; none reaches the upstream (Envoy's RetryStateImpl consumes them).
  */
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -14,7 +14,7 @@ describe('x-envoy-retry-on and x-envoy-max-retries', () => {
   let up: Upstream;
   let mesh: Mesh;
   /** Per path: how many of its first requests answer 503. */
-  const failFirst: Record<string, number> = { '/off': 1, '/widened': 3, '/bogus': 1, '/max-only': 1 };
+  const failFirst: Record<string, number> = { '/off': 1, '/widened': 3, '/bogus': 1, '/max-only': 1, '/codes': 1 };
   const hits: Record<string, number> = {};
   const seen: IncomingHttpHeaders[] = [];
   before(async () => {
@@ -34,6 +34,7 @@ describe('x-envoy-retry-on and x-envoy-max-retries', () => {
         virtualService('svc', ['svc'], [
           { match: [{ uri: { exact: '/off' } }, { uri: { exact: '/bogus' } }], route, retries: { attempts: 0 } },
           { match: [{ uri: { exact: '/widened' } }], route, retries: { attempts: 1, retryOn: 'connect-failure' } },
+          { match: [{ uri: { exact: '/codes' } }], route, retries: { attempts: 1, retryOn: 'retriable-status-codes' } },
           { route },
         ]),
       ],
@@ -60,6 +61,17 @@ describe('x-envoy-retry-on and x-envoy-max-retries', () => {
     const from = seen.length;
     assert.deepEqual(await call('/widened', { 'x-envoy-retry-on': 'gateway-error', 'x-envoy-max-retries': '3' }), { status: 200, body: '4' });
     for (const h of seen.slice(from)) assert.equal(h['x-envoy-max-retries'], undefined);
+  });
+
+  test('x-envoy-retriable-status-codes and x-envoy-retriable-header-names are read, and not sent upstream', async () => {
+    const from = seen.length;
+    const headers = { 'x-envoy-retriable-status-codes': '503', 'x-envoy-retriable-header-names': 'x-none' };
+    assert.deepEqual(await call('/codes', headers), { status: 200, body: '2' });
+    assert.equal(seen.length - from, 2);
+    for (const h of seen.slice(from)) {
+      assert.equal(h['x-envoy-retriable-status-codes'], undefined);
+      assert.equal(h['x-envoy-retriable-header-names'], undefined);
+    }
   });
 
   test('a condition Envoy does not know adds nothing; x-envoy-max-retries alone does not widen the conditions', async () => {
