@@ -202,7 +202,8 @@ export interface MeshOptions {
    * `proxy.istio.io/config` annotation): what happens to `x-forwarded-client-cert` on served
    * requests (by default, as Istio's sidecar: over mTLS the caller's certificate details are
    * appended; otherwise the header is removed), and whether `x-request-id`,
-   * `x-envoy-attempt-count` and `x-envoy-expected-rq-timeout-ms` are added.
+   * `x-envoy-attempt-count`, `x-envoy-expected-rq-timeout-ms` and `x-envoy-original-path` are added to calls and
+   * `x-envoy-upstream-service-time` to their responses.
    * @defaultValue Istio's defaults (`forwardedClientCert: 'APPEND_FORWARD'`, subject, URI and DNS details, every header on)
    */
   readonly proxyHeaders?: ProxyHeadersOptions | undefined;

@@ -79,6 +79,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     workload: identity,
     rootNamespace: o.rootNamespace,
     attemptCount: ph.attemptCount,
+    envoyHeaders: ph.envoyDebugHeaders,
     transports: {
       http: { dispatch: transport.dispatch, passthrough: transport.passthrough, classify: classifyUndiciError, refresh: (cs) => transport.refresh(cs) },
       grpc: { dispatch: grpcTransport.dispatch, passthrough: grpcTransport.passthrough, classify: (e) => grpcTransport.classify(e), refresh: (cs) => grpcTransport.refresh(cs) },
@@ -92,6 +93,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     errors: o.errors ?? 'respond',
     retryBufferBytes: o.retryBufferBytes ?? 1024 * 1024,
     requestId: ph.requestId,
+    envoyHeaders: ph.envoyDebugHeaders,
     pipeline: () => pipeline,
     onClose: hooks.close,
   });

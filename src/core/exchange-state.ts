@@ -69,6 +69,11 @@ export class ExchangeState {
    * `grpc-timeout` or `x-envoy-expected-rq-timeout-ms`), set by the adapter; Infinity = none.
    */
   callerDeadline = Number.POSITIVE_INFINITY;
+  /**
+   * The route's per-try timeout in ms (undefined = none), set by the retry layer: Envoy tells the
+   * upstream the sooner of it and what is left of the route timeout (`x-envoy-expected-rq-timeout-ms`).
+   */
+  perTryTimeoutMs: number | undefined = undefined;
   /** Attempts made so far. */
   attempts = 0;
   /** Envoy response flags gathered on the way (`DI`, `URX`, …), comma-separated. */

@@ -137,9 +137,11 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
     this.status = statusCode;
     // The tap sees the upstream's head (as Envoy's filters do), the route's header operations come after.
     const tapped = this.responseTap?.onResponseHead(this, headers) === true;
+    // What the router adds to the upstream's head (before the route's operations, as Envoy's router does).
+    const stamped = this.upstreamHead(headers);
     const ops = this.responseOps;
     if (ops !== undefined) for (let i = 0; i < ops.length; i++) applyHeaderOps(headers, ops[i] as ResponseHeaderOps);
-    this.deliverHead(controller, statusCode, headers, statusMessage, ops !== undefined || tapped);
+    this.deliverHead(controller, statusCode, headers, statusMessage, ops !== undefined || tapped || stamped);
   }
 
   onResponseData(_controller: Controller, chunk: Buffer): void {
@@ -175,6 +177,14 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
   }
 
   // ── what adapters override to render for their protocol ──
+
+  /**
+   * An upstream's response head, before the route's header operations: an adapter adds what
+   * Envoy's router adds there. Returns true when it replaced a header the upstream sent.
+   */
+  protected upstreamHead(_headers: Headers): boolean {
+    return false;
+  }
 
   /**
    * The response head goes to the caller. `changed` says whether header operations rewrote the

@@ -58,8 +58,12 @@ export interface ResponseHeaderOps {
   readonly remove: readonly string[];
 }
 
-/** Applies header operations in Envoy's order: set (overwrite), add (append), remove. */
+/**
+ * Applies header operations in Envoy's order (HeaderParser::evaluateHeaders: "remove-before-add"):
+ * remove, then set (overwrite), then add (append) — `remove: [x]` with `set: {x: v}` sends `x: v`.
+ */
 export function applyHeaderOps(headers: Headers, ops: ResponseHeaderOps): void {
+  for (const k of ops.remove) delete headers[k];
   for (const [k, v] of ops.set) headers[k] = v;
   for (const [k, v] of ops.add) {
     // Own values only: the headers may be a plain object, and `constructor` is a header name too.
@@ -68,5 +72,4 @@ export function applyHeaderOps(headers: Headers, ops: ResponseHeaderOps): void {
     else if (typeof cur === 'string') headers[k] = [cur, v];
     else cur.push(v);
   }
-  for (const k of ops.remove) delete headers[k];
 }

@@ -9,7 +9,9 @@
  * - `x-request-id` generated for a request without one (`requestId`);
  * - `x-envoy-attempt-count` on every attempt of a call (`attemptCount`), which Istio turns on for
  *   every outbound route: the server sees that a request is a retry;
- * - the router's `x-envoy-*` headers (`envoyDebugHeaders`): here `x-envoy-expected-rq-timeout-ms`.
+ * - the router's `x-envoy-*` headers (`envoyDebugHeaders`): here `x-envoy-expected-rq-timeout-ms`
+ *   and `x-envoy-original-path` (a rewritten call's) on calls and `x-envoy-upstream-service-time`
+ *   on their responses.
  *
  * Read from Istio's `pilot/pkg/networking/util/proxy_headers.go` and
  * `listener_inbound.go` (`buildSidecarInboundHTTPOpts`).
@@ -69,7 +71,7 @@ export interface ProxyHeadersOptions {
   readonly requestId?: { readonly disabled?: boolean | undefined } | undefined;
   /** `{ disabled: true }`: calls do not carry `x-envoy-attempt-count`. */
   readonly attemptCount?: { readonly disabled?: boolean | undefined } | undefined;
-  /** `{ disabled: true }`: calls do not carry `x-envoy-expected-rq-timeout-ms` (Envoy's `suppress_envoy_headers`). */
+  /** `{ disabled: true }`: calls do not carry `x-envoy-expected-rq-timeout-ms` or `x-envoy-original-path`, nor their responses `x-envoy-upstream-service-time` (Envoy's `suppress_envoy_headers`). */
   readonly envoyDebugHeaders?: { readonly disabled?: boolean | undefined } | undefined;
 }
 

@@ -8,7 +8,7 @@ import { whyNotInMesh } from '../config/host-lookup.ts';
 import { whyOutOfScope } from '../config/sidecar-scope.ts';
 import { normalizeHeaderObject } from '../core/headers.ts';
 import type { Headers } from '../core/exchange.ts';
-import type { RequestHead } from '../routing/request-head.ts';
+import { type RequestHead, routingAuthority } from '../routing/request-head.ts';
 import { describeRoute, type CompiledRoute, NO_ROUTE, type RouteDecision, type RouteTarget } from '../routing/route-table.ts';
 import { type FaultPolicy, retryToString } from '../routing/route-policy.ts';
 import type { ClusterState } from './cluster-state.ts';
@@ -180,11 +180,12 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
     authority: typeof headers.host === 'string' ? headers.host : u.host,
     path: `${u.pathname}${u.search}`,
     headers,
+    urlAuthority: u.host,
   };
   const now = o.clock.now();
   const snapshot = o.snapshot;
   const routes = snapshot.routes;
-  const vhost = routes.virtualHost(head.authority, head.scheme);
+  const vhost = routes.virtualHost(routingAuthority(head), head.scheme);
   const applied = snapshot.sidecar;
   const sidecar = applied === undefined ? {} : { sidecar: applied.ref };
   const base = { ...sidecar, retry: undefined, timeout: undefined, fault: undefined, mirrors: [], targets: [], skipped: [] as string[], route: undefined };

@@ -26,6 +26,7 @@ import { type LiveMirrors, type MirrorStats, mirrorLayer } from '../policies/mir
 import type { OutlierEvent } from '../policies/outlier.ts';
 import { retryLayer } from '../policies/retry.ts';
 import { timeoutLayer } from '../policies/timeout.ts';
+import { RQ_TIMEOUT_HEADER, timeoutFromHeader } from '../policies/timeout-headers.ts';
 import { DEFAULT_ROOT_NAMESPACE } from '../config/resource.ts';
 import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
 import type { CompiledRoute } from '../routing/route-table.ts';
@@ -74,6 +75,8 @@ export interface OutboundOptions {
   readonly rootNamespace?: string;
   /** Attempts carry `x-envoy-attempt-count` (Istio's `proxyHeaders.attemptCount`). @defaultValue true */
   readonly attemptCount?: boolean;
+  /** Rewritten calls carry `x-envoy-original-path` (Istio's `proxyHeaders.envoyDebugHeaders`). @defaultValue true */
+  readonly envoyHeaders?: boolean;
   onEvent(e: OutboundEvent): void;
 }
 
@@ -121,16 +124,16 @@ export class Outbound {
     const classify = (ex: Exchange, err: Error): FailureKind => transportOf(transports, ex.transport).classify(err);
     // The terminal step: the transport the exchange names.
     const send: Dispatch = (ex, handler) => transportOf(transports, ex.transport).dispatch(ex, handler);
-    // A host outside the mesh (ALLOW_ANY): Istio's allow_any route — no route timeout, no retries —
-    // but the caller's deadline still holds, and a failure is answered as Envoy answers it (503 UF, …).
+    // A host outside the mesh (ALLOW_ANY): Istio's allow_any route — no route timeout (unless the app
+    // asks for one: x-envoy-upstream-rq-timeout-ms), no retries — but the caller's deadline still holds, and a failure is answered as Envoy answers it (503 UF, …).
     const passthrough = stack(
-      [timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: () => undefined }), passthroughLayer({ classify, attemptCount: o.attemptCount ?? true })],
+      [timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: (ex) => timeoutFromHeader(ex.headers, RQ_TIMEOUT_HEADER, undefined) }), passthroughLayer({ classify, attemptCount: o.attemptCount ?? true })],
       (ex, handler) => transportOf(transports, ex.transport).passthrough(ex, handler),
     );
     const upstream = upstreamLayer({ classify, clock: o.clock, attemptCount: o.attemptCount ?? true });
     const upstreamPath = stack([balance, upstream], send);
     const layers: [string, Layer][] = [
-      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), unknownHosts: () => this.#unknownHosts, passthrough, rateLimits: () => this.#rateLimits })],
+      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), unknownHosts: () => this.#unknownHosts, passthrough, rateLimits: () => this.#rateLimits, originalPath: o.envoyHeaders ?? true })],
       ['fault', faultLayer({ clock: o.clock, random: o.random, fault: (ex) => route(ex).fault })],
       [
         'mirror',
@@ -157,7 +160,8 @@ export class Outbound {
           this.#liveMirrors,
         ),
       ],
-      ['timeout', timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: (ex) => route(ex).timeoutMs })],
+      // The route's timeout, or the one the app asks for (x-envoy-upstream-rq-timeout-ms).
+      ['timeout', timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: (ex) => timeoutFromHeader(ex.headers, RQ_TIMEOUT_HEADER, route(ex).timeoutMs) })],
       [
         'retry',
         retryLayer({

@@ -38,7 +38,7 @@ import { type ActiveFilter, type FilterSite, RateLimitFilters, serviceCluster } 
 import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
 import { type RateLimitRefusal, RateLimitRunner, type RateLimitStats, type RunNotes } from '../policies/rate-limit/run-filters.ts';
 import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
-import type { RequestHead } from '../routing/request-head.ts';
+import { type RequestHead, routingAuthority } from '../routing/request-head.ts';
 import type { MatchScratch } from '../routing/request-matcher.ts';
 import { type CompiledRoute, envoyRouteName, NO_ROUTE, type RouteDecision, type RouteTable, type VirtualHost } from '../routing/route-table.ts';
 import { CATCH_ALL_DOMAINS, HTTP_ACTION, type OutboundRouteSite, outboundListenerFits, outboundRouteFits, sidecarDomains, siteExists, siteKeys } from './rate-limit-sites.ts';
@@ -236,7 +236,7 @@ export class OutboundRateLimits {
       const egress = policy.egressProxy;
       return { port, vhost: 'allow_any', domains: CATCH_ALL_DOMAINS, route: 'allow_any', action: 'ROUTE', cluster: egress === undefined ? 'PassthroughCluster' : clusterOf(egress) };
     }
-    const vhost: VirtualHost | undefined = table.virtualHost(ex.authority, ex.scheme);
+    const vhost: VirtualHost | undefined = table.virtualHost(routingAuthority(ex), ex.scheme);
     const vhostName = vhost === undefined ? 'allow_any' : `${vhost.host}:${vhost.port ?? port}`;
     const domains = vhost === undefined ? CATCH_ALL_DOMAINS : sidecarDomains(vhost, this.#namespace);
     if (d === NO_ROUTE) return { port, vhost: vhostName, domains, route: undefined, action: 'ROUTE', cluster: undefined };

@@ -39,6 +39,11 @@ export interface RouteLayerOptions {
    * before anything is answered or sent: Envoy's HTTP filters run before its router.
    */
   rateLimits(): OutboundRateLimits | undefined;
+  /**
+   * A rewritten call carries its original path in `x-envoy-original-path` (false: Istio's
+   * `proxyHeaders.envoyDebugHeaders` disabled, Envoy's `suppress_envoy_headers`). @defaultValue true
+   */
+  readonly originalPath?: boolean;
 }
 
 const scratch = { queryStart: -1, query: undefined };
@@ -51,35 +56,73 @@ function matchedBlock(route: CompiledRoute, ex: Exchange): RequestMatcher | unde
   return undefined;
 }
 
+/** The port a call connects to: the URL's, else its scheme's default (the listener port istiod builds the route for). */
+function requestPort(ex: Exchange): number {
+  const a = ex.urlAuthority;
+  const colon = a.lastIndexOf(':');
+  if (colon !== -1 && !a.endsWith(']')) {
+    const p = Number(a.slice(colon + 1));
+    if (Number.isInteger(p) && p > 0) return p;
+  }
+  return ex.scheme === 'https' ? 443 : 80;
+}
+
+/**
+ * The request's Host for a redirect's Location (Envoy's processRequestHost): its port goes when
+ * the redirect sets a port, or when the scheme changes and the port is the old scheme's default
+ * (`http://svc:80` → `https://svc`); any other port stays (`https://svc:9080`).
+ */
+function redirectHost(host: string, scheme: string, requestScheme: string, newPort: boolean): string {
+  const end = host.startsWith('[') ? (host.lastIndexOf(']:') === -1 ? -1 : host.lastIndexOf(']:') + 1) : host.lastIndexOf(':');
+  if (end === -1) return host;
+  const port = host.slice(end);
+  const remove = newPort || (scheme !== requestScheme && ((requestScheme === 'https' && port === ':443') || (requestScheme === 'http' && port === ':80')));
+  return remove ? host.slice(0, end) : host;
+}
+
+/**
+ * A redirect's answer, as istiod configures Envoy's RedirectAction and Envoy builds the Location
+ * (RouteEntryImplBase::newUri): `uri` replaces the path and keeps the request's query unless it
+ * has its own; `port`, or the port the call was made to with `derivePort: FROM_REQUEST_PORT`, is
+ * added unless it is the scheme's default; the request's Host keeps its port otherwise.
+ */
+/**
+ * How much of the path Envoy's `prefix_rewrite` (a rewrite's or a redirect's) replaces, for the
+ * match block that accepted the call: a prefix match's prefix, the whole path for an exact or a
+ * regex match (Envoy's Path and Regex route entries), `/` for a block without a uri (Istio's
+ * `prefix: /`).
+ */
+function replacedLength(m: RequestMatcher | undefined, pathOnly: string): number {
+  const rp = m?.rewritePrefix;
+  if (rp === undefined || rp.kind === 'other') return 1;
+  return rp.kind === 'prefix' ? rp.value.length : pathOnly.length;
+}
+
 function redirect(ex: Exchange, route: CompiledRoute): void {
   const r = route.redirect;
   if (r === undefined) return;
   const q = ex.path.indexOf('?');
   const pathOnly = q === -1 ? ex.path : ex.path.slice(0, q);
   const query = q === -1 ? '' : ex.path.slice(q);
-  let path = pathOnly;
-  if (r.uri !== undefined) path = r.uri;
+  let path = ex.path;
+  if (r.uri !== undefined) path = r.uri.includes('?') ? r.uri : r.uri + query;
   else if (r.prefixRewrite !== undefined) {
-    const m = matchedBlock(route, ex);
-    const prefix = m?.rewritePrefix.kind === 'prefix' ? m.rewritePrefix.value : '';
-    path = r.prefixRewrite + pathOnly.slice(prefix.length);
+    path = r.prefixRewrite + pathOnly.slice(replacedLength(matchedBlock(route, ex), pathOnly)) + query;
   }
+  if (!path.startsWith('/')) path = `/${path}`;
   const scheme = r.scheme ?? ex.scheme;
-  let host = r.authority ?? ex.authority;
-  const colon = host.lastIndexOf(':');
-  const bareHost = colon > -1 && !host.endsWith(']') ? host.slice(0, colon) : host;
-  const reqPort = colon > -1 && !host.endsWith(']') ? host.slice(colon + 1) : '';
-  if (r.port !== undefined) host = `${bareHost}:${r.port}`;
-  else if (r.derivePort === 'FROM_PROTOCOL_DEFAULT') host = bareHost;
-  else if (r.derivePort === 'FROM_REQUEST_PORT' && reqPort !== '') host = `${bareHost}:${reqPort}`;
-  else if (r.authority !== undefined || r.scheme !== undefined) host = r.authority ?? bareHost;
+  let port = r.port ?? (r.derivePort === 'FROM_REQUEST_PORT' ? requestPort(ex) : undefined);
+  // istiod leaves out :80 for http and :443 for https.
+  if ((port === 80 && scheme === 'http') || (port === 443 && scheme === 'https')) port = undefined;
+  const newPort = port === undefined ? '' : `:${port}`;
+  const host = r.authority ?? redirectHost(ex.authority, scheme, ex.scheme, newPort !== '');
   const headers: Headers = Object.create(null) as Headers;
-  headers.location = `${scheme}://${host}${path}${query}`;
+  headers.location = `${scheme}://${host}${newPort}${path}`;
   ex.reply('redirect', r.redirectCode, headers, undefined);
 }
 
 /** Applies request header operations and rewrites (route level, then destination level). */
-function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget): void {
+function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget, originalPath: boolean): void {
   const rh = route.requestHeaders;
   const th = target.requestHeaders;
   if (rh !== undefined || th !== undefined) {
@@ -95,16 +138,12 @@ function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget)
     const query = q === -1 ? '' : ex.path.slice(q);
     let path = pathOnly;
     if (rw.uriPrefix !== undefined) {
-      const m = matchedBlock(route, ex);
-      const rp = m?.rewritePrefix;
-      if (rp === undefined || rp.kind === 'other') path = rw.uriPrefix + pathOnly.slice(1);
-      else if (rp.kind === 'exact') path = rw.uriPrefix;
-      else path = rw.uriPrefix + pathOnly.slice(rp.value.length);
+      path = rw.uriPrefix + pathOnly.slice(replacedLength(matchedBlock(route, ex), pathOnly));
     } else if (rw.uriRegex !== undefined) {
       path = rw.uriRegex.replaceAll(pathOnly, rw.uriRegexReplacement ?? '');
     }
     if (path !== pathOnly) {
-      ex.headers['x-envoy-original-path'] = ex.path;
+      if (originalPath) ex.headers['x-envoy-original-path'] = ex.path;
       ex.path = path + query;
     }
   }
@@ -210,7 +249,7 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       }
       ex.cluster = state;
       if (route.requestHeaders !== undefined || target.requestHeaders !== undefined || route.rewrite !== undefined || target.authority !== undefined || route.responseHeaders !== undefined || target.responseHeaders !== undefined) {
-        rewriteRequest(ex, route, target);
+        rewriteRequest(ex, route, target, o.originalPath !== false);
       }
       if (cors !== undefined) addResponseOps(ex, cors);
       next(ex, handler);

@@ -120,10 +120,12 @@ describe('isRetriable: envoy-ratelimited', () => {
   run([
     ['429 with x-envoy-ratelimited', 'envoy-ratelimited', resp(429, limited), true],
     ['429 without it', 'envoy-ratelimited', resp(429), false],
-    ['header value other than "true"', 'envoy-ratelimited', resp(429, { 'x-envoy-ratelimited': 'yes' }), false],
+    // Envoy's wouldRetryFromHeaders checks the header's presence first, whatever its value and the status.
+    ['header value other than "true": present all the same', 'envoy-ratelimited', resp(429, { 'x-envoy-ratelimited': 'yes' }), true],
     ['rate-limited 429 is not retried by 5xx alone', '5xx', resp(429, limited), false],
-    // Envoy's wouldRetryFromHeaders returns early when envoy-ratelimited is on.
-    ['with 5xx too, a plain 503 is not retried (Envoy quirk)', '5xx,envoy-ratelimited', resp(503), false],
+    ['a rate-limited 503 is not retried by 5xx without envoy-ratelimited', '5xx', resp(503, limited), false],
+    ['a rate-limited 503 is retried under envoy-ratelimited alone', 'envoy-ratelimited', resp(503, limited), true],
+    ['with envoy-ratelimited too, a plain 503 is still retried by 5xx', '5xx,envoy-ratelimited', resp(503), true],
     ['with 5xx too, a reset still is', '5xx,envoy-ratelimited', fail('reset'), true],
   ]);
 });

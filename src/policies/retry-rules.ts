@@ -53,14 +53,15 @@ export const RATE_LIMITED_HEADER = 'x-envoy-ratelimited';
  * | `retriable-4xx` | — | 409 |
  * | `retriable-status-codes` | — | status in the policy's codes or the request header's |
  * | `retriable-headers` | — | a response header named in `x-envoy-retriable-header-names` |
- * | `envoy-ratelimited` | — | `x-envoy-ratelimited: true` (see below) |
+ * | `envoy-ratelimited` | — | an `x-envoy-ratelimited` header (see below) |
  * | `cancelled`, `deadline-exceeded`, `resource-exhausted`, `internal`, `unavailable` | — | `grpc-status` 1, 4, 8, 13, 14 in the response headers |
  * | `http3-post-connect-failure` | never (no HTTP/3 here) | — |
  *
- * Envoy quirk kept on purpose: when `retryOn` contains `envoy-ratelimited`, a *response* is
- * retried if and only if it carries `x-envoy-ratelimited: true`; every other response rule is
- * skipped for that policy (`wouldRetryFromHeaders` returns early). Failures without a response
- * are unaffected.
+ * A response carrying `x-envoy-ratelimited` (any value: an upstream Envoy rate-limited it) is
+ * retried if and only if `retryOn` contains `envoy-ratelimited`, whatever its status — no other
+ * rule applies to it (Envoy's `wouldRetryFromHeaders` checks the header first). A response
+ * without it is judged by the other rules, `envoy-ratelimited` in the policy or not. Failures
+ * without a response are unaffected.
  */
 export function isRetriable(policy: RetryPolicy, outcome: AttemptOutcome, requestHeaders: HeaderBag): boolean {
   const on = policy.retryOn;
@@ -78,7 +79,7 @@ export function isRetriable(policy: RetryPolicy, outcome: AttemptOutcome, reques
   if (status === 0) return false; // neither a response nor a failure: nothing to retry
 
   const headers = outcome.headers;
-  if (on.has('envoy-ratelimited')) return first(headers?.[RATE_LIMITED_HEADER]) === 'true';
+  if (headers?.[RATE_LIMITED_HEADER] !== undefined) return on.has('envoy-ratelimited');
   if (on.has('5xx') && status >= 500 && status <= 599) return true;
   if (on.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
   if (on.has('retriable-4xx') && status === 409) return true;
@@ -107,10 +108,6 @@ function grpcRetriable(on: ReadonlySet<string>, grpc: number): boolean {
     default:
       return false;
   }
-}
-
-function first(v: string | readonly string[] | undefined): string | undefined {
-  return typeof v === 'string' ? v : v?.[0];
 }
 
 /** True if a comma list of integers (Envoy `splitToken` + `SimpleAtoi`) contains `code`. Allocation-free. */

@@ -25,7 +25,9 @@ import type { AttemptOutcome, FailureKind } from '../core/outcome.ts';
 import type { RetryPolicy } from '../routing/route-policy.ts';
 import { backoffDelayMs, retryAfterMs } from './backoff.ts';
 import type { RetryBudget } from './retry-budget.ts';
-import { isRetriable } from './retry-rules.ts';
+import { retryPolicyForCall, takeRetriableHeaders } from './retry-headers.ts';
+import { type HeaderBag, isRetriable } from './retry-rules.ts';
+import { PER_TRY_TIMEOUT_HEADER, timeoutFromHeader } from './timeout-headers.ts';
 import { upstreamFailure } from './upstream-failure.ts';
 
 /** What the retry layer needs from the mesh. */
@@ -94,7 +96,12 @@ export function retryLayer(o: RetryLayerOptions): Layer {
   return (next: Dispatch): Dispatch => {
     const run: RetryRun = { o, next };
     return (ex, handler) => {
-      new Attempt(run, ex, handler, o.policy(ex), false).send();
+      // The route's policy, or as the app widens it for this call (x-envoy-retry-on, x-envoy-max-retries).
+      const policy = retryPolicyForCall(o.policy(ex), ex.headers);
+      const retriable = takeRetriableHeaders(ex.headers);
+      // The route's per-try timeout, or the one the app asks for (x-envoy-upstream-rq-per-try-timeout-ms).
+      ex.perTryTimeoutMs = timeoutFromHeader(ex.headers, PER_TRY_TIMEOUT_HEADER, policy.perTryTimeoutMs);
+      new Attempt(run, ex, handler, policy, retriable, false).send();
     };
   };
 }
@@ -114,6 +121,8 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
   private readonly _ex: Exchange;
   private readonly _handler: ResponseHandler;
   private readonly _policy: RetryPolicy;
+  /** The call's x-envoy-retriable-status-codes / x-envoy-retriable-header-names, for the retry rules. */
+  private readonly _retriable: HeaderBag;
   /**
    * What has happened to the attempt, as bits (IS_RETRY, PER_TRY_EXPIRED, …): one field rather than
    * five booleans, 32 bytes less per attempt.
@@ -124,18 +133,19 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
   private _outcome: AttemptOutcome | undefined;
   private _timer: { clear(): void } | undefined;
 
-  constructor(run: RetryRun, ex: Exchange, handler: ResponseHandler, policy: RetryPolicy, isRetry: boolean) {
+  constructor(run: RetryRun, ex: Exchange, handler: ResponseHandler, policy: RetryPolicy, retriable: HeaderBag, isRetry: boolean) {
     this._run = run;
     this._ex = ex;
     this._handler = handler;
     this._policy = policy;
+    this._retriable = retriable;
     this._bits = isRetry ? IS_RETRY : 0;
   }
 
   send(): void {
     const ex = this._ex;
     ex.attempts++;
-    const per = this._policy.perTryTimeoutMs;
+    const per = ex.perTryTimeoutMs;
     // As Envoy's upstream request: the per-try timeout starts once the request is complete — at
     // once for a body already read (or none, or string/bytes), at the end of a streamed one
     // (read ahead, as the route timeout reads it, so a finished body waiting for a connection counts).
@@ -158,7 +168,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
   /** The streamed body was sent to its end: the per-try timeout starts, if the attempt still waits for its response. */
   bodySent(): void {
     if ((this._bits & (FORWARDED | DISCARDING | FINISHED | PER_TRY_EXPIRED)) !== 0) return;
-    this._startPerTry(this._policy.perTryTimeoutMs as number);
+    this._startPerTry(this._ex.perTryTimeoutMs as number);
   }
 
   /** Per-try timeout: cut the attempt short unless response headers already arrived. */
@@ -214,7 +224,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
     outcome.headers = headers;
     const retry = this._mayRetry(outcome);
     // Retries ran out on a response the policy would have retried: Envoy flags URX.
-    const exhausted = !retry && this._ex.attempts > 1 && isRetriable(this._policy, outcome, this._ex.headers);
+    const exhausted = !retry && this._ex.attempts > 1 && isRetriable(this._policy, outcome, this._retriable);
     outcome.headers = undefined;
     if (retry) {
       this._outcome = { status: statusCode, grpcStatus: outcome.grpcStatus, failure: undefined, requestSent: true, headers };
@@ -279,7 +289,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
   private _finalError(failure: FailureKind, cause: Error): MeshletError {
     const ex = this._ex;
     const retried = ex.attempts > 1;
-    const exhausted = retried && isRetriable(this._policy, { status: 0, grpcStatus: -1, failure, requestSent: true, headers: undefined }, ex.headers);
+    const exhausted = retried && isRetriable(this._policy, { status: 0, grpcStatus: -1, failure, requestSent: true, headers: undefined }, this._retriable);
     return upstreamFailure(ex, failure, cause, retried, exhausted);
   }
 
@@ -289,7 +299,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
     const ex = this._ex;
     const p = this._policy;
     if (ex.attempts > p.attempts || ex.aborted || ex.reason !== null) return false;
-    if (!isRetriable(p, outcome, ex.headers)) return false;
+    if (!isRetriable(p, outcome, this._retriable)) return false;
     if (!canReplay(ex.body)) return false;
     const now = this._run.o.clock.now();
     let delay = backoffDelayMs(ex.attempts, p.backoffBaseMs, this._run.o.random);
@@ -320,7 +330,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
       ex.tried ??= [];
       ex.tried.push(ex.host);
     }
-    const next = new Attempt(this._run, ex, this._handler, this._policy, true);
+    const next = new Attempt(this._run, ex, this._handler, this._policy, this._retriable, true);
     const fire = (): void => {
       this._timer = undefined;
       if (ex.waiting === this) ex.waiting = undefined;

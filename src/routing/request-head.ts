@@ -25,6 +25,30 @@ export interface RequestHead {
   readonly path: string;
   /** Request headers, names lower-cased. */
   readonly headers: Readonly<Record<string, HeaderValue>>;
+  /**
+   * The URL's authority, when it may differ from {@link RequestHead.authority} (a Host header was
+   * given): its port is the port the call connects to — the listener port a sidecar's routes are
+   * chosen by.
+   */
+  readonly urlAuthority?: string;
+}
+
+/**
+ * The authority a virtual host is looked up by: the Host header, with the port the call connects
+ * to when the Host header names none (`Host: reviews` on a call to `http://reviews:9080` is
+ * `reviews:9080`), as a sidecar chooses the route configuration by its listener's port and then
+ * the virtual host by the Host among that port's.
+ */
+export function routingAuthority(head: RequestHead): string {
+  const a = head.authority;
+  const u = head.urlAuthority;
+  if (u === undefined || u === a) return a;
+  // The Host names a port already (an IPv6 literal ends with `]` when it has none).
+  const colon = a.lastIndexOf(':');
+  if (colon !== -1 && !a.endsWith(']')) return a;
+  const uc = u.lastIndexOf(':');
+  if (uc === -1 || u.endsWith(']')) return a;
+  return `${a}${u.slice(uc)}`;
 }
 
 /** The value of a header as Envoy matches it: several values joined with `,`. */

@@ -120,6 +120,11 @@ describe('RequestMatcher: headers (§1.1, §6.10)', () => {
     { name: ':path is the path with the query', match: { headers: { ':path': { exact: '/a?b=1' } } }, req: { path: '/a?b=1' }, want: true },
     { name: ':scheme matches the scheme', match: { headers: { ':scheme': { exact: 'https' } } }, req: { scheme: 'https' }, want: true },
     { name: ':status is never present on a request', match: { headers: { ':status': {} } }, req: { headers: { ':status': '200' } }, want: false },
+    // Envoy looks a `host` header up as :authority (its header map's legacy-Host alias): the Host a call is routed by.
+    { name: 'host matches the authority (no host header on the request)', match: { headers: { host: { exact: 'reviews:9080' } } }, req: { authority: 'reviews:9080' }, want: true },
+    { name: 'Host (any case), another authority', match: { headers: { Host: { prefix: 'ratings' } } }, req: { authority: 'reviews:9080' }, want: false },
+    { name: 'host presence', match: { headers: { host: {} } }, req: { authority: 'reviews:9080' }, want: true },
+    { name: 'without host ratings on reviews', match: { withoutHeaders: { host: { prefix: 'ratings' } } }, req: { authority: 'reviews:9080' }, want: true },
     { name: 'an ordinary ":method" header does not stand in for the method', match: { headers: { ':method': { exact: 'POST' } } }, req: { method: 'GET', headers: { ':method': 'POST' } }, want: false },
   ]);
 });

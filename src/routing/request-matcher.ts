@@ -34,7 +34,8 @@ function compileHeaders(map: Readonly<Record<string, StringMatch>> | undefined):
     // Istio ignores these keys in `headers` (they have their own match fields).
     if (lower === 'uri' || lower === 'scheme' || lower === 'method' || lower === 'authority') continue;
     const matcher = compileStringMatch(sm);
-    const pseudo = lower.startsWith(':') ? (lower.slice(1) as Pseudo) : undefined;
+    // `host` is :authority, as Envoy's header map looks it up (a legacy alias): the Host the call is routed by.
+    const pseudo = lower === 'host' ? 'authority' : lower.startsWith(':') ? (lower.slice(1) as Pseudo) : undefined;
     out.push({ name: lower, matcher, presence: matcher === PRESENT, pseudo });
   }
   return out;
@@ -58,9 +59,10 @@ export class RequestMatcher {
   readonly name: string | undefined;
   /**
    * What a URI rewrite replaces when this block matched: the prefix of a `prefix` match, the
-   * whole path for `exact`, `/` otherwise (Envoy's `prefix_rewrite` on Istio's route match).
+   * whole path (without the query) for `exact` and `regex`, `/` otherwise — Istio's match without
+   * a uri is `prefix: /` (Envoy's `prefix_rewrite` on Istio's route match).
    */
-  readonly rewritePrefix: { readonly kind: 'prefix' | 'exact' | 'other'; readonly value: string; readonly ignoreCase: boolean };
+  readonly rewritePrefix: { readonly kind: 'prefix' | 'exact' | 'regex' | 'other'; readonly value: string; readonly ignoreCase: boolean };
   readonly #uri: StringMatcher | undefined;
   readonly #scheme: StringMatcher | undefined;
   readonly #method: StringMatcher | undefined;
@@ -77,7 +79,9 @@ export class RequestMatcher {
         ? { kind: 'prefix' as const, value: m.uri.prefix, ignoreCase: m.ignoreUriCase === true }
         : m.uri?.exact !== undefined
           ? { kind: 'exact' as const, value: m.uri.exact, ignoreCase: m.ignoreUriCase === true }
-          : { kind: 'other' as const, value: '/', ignoreCase: false },
+          : m.uri?.regex !== undefined
+            ? { kind: 'regex' as const, value: m.uri.regex, ignoreCase: false }
+            : { kind: 'other' as const, value: '/', ignoreCase: false },
     );
     this.#uri = m.uri === undefined ? undefined : compileStringMatch(m.uri, m.ignoreUriCase === true && m.uri.regex === undefined);
     this.#scheme = m.scheme === undefined ? undefined : compileStringMatch(m.scheme);

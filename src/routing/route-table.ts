@@ -11,7 +11,7 @@ import type { ClusterSettings } from './cluster-settings.ts';
 import type { Endpoint, Service } from '../config/registry.ts';
 import type { TrafficPolicy } from '../config/types/networking.ts';
 import { runNow, type Steps } from '../config/steps.ts';
-import type { RequestHead } from './request-head.ts';
+import { type RequestHead, routingAuthority } from './request-head.ts';
 import type { MatchScratch, RequestMatcher } from './request-matcher.ts';
 import type {
   DirectResponsePolicy,
@@ -312,7 +312,7 @@ export class RouteTable {
    * `draw`, a uniform integer in [0, 2^30) (see {@link toDraw}), picks among weighted targets.
    */
   route(head: RequestHead, draw: number): RouteDecision | typeof NO_ROUTE | undefined {
-    const vhost = this.virtualHost(head.authority, head.scheme);
+    const vhost = this.virtualHost(routingAuthority(head), head.scheme);
     if (vhost === undefined) return undefined;
     const route = matchRoute(vhost, head);
     return route === undefined ? NO_ROUTE : pickTarget(route, draw);

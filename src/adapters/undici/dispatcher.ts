@@ -10,6 +10,7 @@
  * @module
  */
 import { Dispatcher } from 'undici';
+import { ReplayableBody } from '../../core/body.ts';
 import { callBody } from '../../core/call-body.ts';
 import type { Clock } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
@@ -61,6 +62,8 @@ export interface MeshDispatcherOptions {
   readonly workload?: WorkloadIdentity;
   /** A call without `x-request-id` gets a new one (Istio's `proxyHeaders.requestId` not disabled). @defaultValue true */
   readonly requestId?: boolean;
+  /** Responses get `x-envoy-upstream-service-time` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). @defaultValue true */
+  readonly envoyHeaders?: boolean;
   /** The pipeline. */
   pipeline(): Dispatch;
   /** Called by close()/destroy(): the mesh decides what closing means. */
@@ -99,10 +102,16 @@ export class MeshDispatcher extends Dispatcher {
       // Strings and bytes as they are; streams, iterables and Blobs recorded for retries and mirrors.
       const body = callBody(opts.body, headers, this.#o.retryBufferBytes);
       const protocol = isGrpcContentType(headers['content-type']) ? 'grpc' : 'http1';
-      ex = new UndiciExchange(h, this.#o.errors, this.#o.clock.now(), opts.method ?? 'GET', scheme, auth, path, headers, body, opts, protocol, 'http');
+      const ux = new UndiciExchange(h, this.#o.errors, this.#o.clock.now(), opts.method ?? 'GET', scheme, auth, path, headers, body, opts, protocol, 'http');
+      ex = ux;
       ex.urlAuthority = authority;
       ex.workload = this.#o.workload;
       ex.clock = this.#o.clock;
+      if (this.#o.envoyHeaders !== false) {
+        // Envoy's request-complete time: now, or when a streamed body has been read to its end.
+        if (body instanceof ReplayableBody && body.deferUntilSent(ux)) ux.requestCompleteAt = -1;
+        else ux.requestCompleteAt = ux.startedAt;
+      }
     } catch (err) {
       queueMicrotask(() => h.onResponseError?.(NO_CONTROLLER, err as Error));
       return true;

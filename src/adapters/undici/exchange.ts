@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { BodySentListener } from '../../core/body.ts';
 import type { Controller, Headers, LocalReplyKind } from '../../core/exchange.ts';
 import { Exchange } from '../../core/exchange.ts';
 import type { MeshletError } from '../../core/errors.ts';
@@ -23,11 +24,43 @@ interface StartedHandler {
   onResponseStarted?(): void;
 }
 
+/** Envoy's router header on an upstream's response: ms from the end of the request to the response head. */
+const SERVICE_TIME_HEADER = 'x-envoy-upstream-service-time';
+const SERVICE_TIME_HEADER_RAW = Buffer.from(SERVICE_TIME_HEADER);
+
 /** An Exchange whose caller is an undici handler. */
-export class UndiciExchange extends Exchange {
+export class UndiciExchange extends Exchange implements BodySentListener {
   /** Raw response headers as the caller's handler should read them (the same headers as the object). */
   rawHeaders: unknown = null;
   rawTrailers: unknown = null;
+  /**
+   * When the request was complete, on the mesh clock (Envoy's downstream_request_complete_time):
+   * -1 while a streamed body is still being read; undefined when the mesh does not write
+   * `x-envoy-upstream-service-time` (Istio's `proxyHeaders.envoyDebugHeaders` disabled).
+   */
+  requestCompleteAt: number | undefined = undefined;
+  /** The `x-envoy-upstream-service-time` added to a head whose raw list lacks it (appended there). */
+  #serviceTime: string | undefined = undefined;
+
+  /** The streamed request body was read to its end. */
+  bodySent(): void {
+    if (this.requestCompleteAt === -1 && this.clock !== undefined) this.requestCompleteAt = this.clock.now();
+  }
+
+  /**
+   * As Envoy's router (unless `suppress_envoy_headers`): the upstream's response gets
+   * `x-envoy-upstream-service-time`, the ms from the end of the request (retries and backoffs
+   * included) to this head — not when the upstream answered before the request's end.
+   */
+  protected override upstreamHead(headers: Headers): boolean {
+    const at = this.requestCompleteAt;
+    if (at === undefined || at < 0 || this.clock === undefined) return false;
+    const v = String(Math.max(0, Math.floor(this.clock.now() - at)));
+    const replaced = headers[SERVICE_TIME_HEADER] !== undefined;
+    headers[SERVICE_TIME_HEADER] = v;
+    if (!replaced) this.#serviceTime = v;
+    return replaced;
+  }
 
   /** An upgrade's answer (101) goes on with its raw headers: undici's WebSocket reads them from `controller.rawHeaders`. */
   override onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
@@ -45,10 +78,15 @@ export class UndiciExchange extends Exchange {
       delete headers[OVERLOADED_HEADER];
       rebuild = true;
     }
-    if (this.flags !== '') {
-      headers[FLAGS_HEADER] = this.flags;
-      raw = !rebuild && Array.isArray(raw) ? [...raw, FLAGS_HEADER_RAW, Buffer.from(this.flags)] : rawFrom(headers);
-    } else if (rebuild) raw = rawFrom(headers);
+    if (this.flags !== '') headers[FLAGS_HEADER] = this.flags;
+    // The mesh's own headers go at the end of the upstream's raw list, unless it is rebuilt from the object.
+    const time = this.#serviceTime;
+    if (!rebuild && Array.isArray(raw) && (this.flags !== '' || time !== undefined)) {
+      const list: unknown[] = [...raw];
+      if (time !== undefined) list.push(SERVICE_TIME_HEADER_RAW, Buffer.from(time));
+      if (this.flags !== '') list.push(FLAGS_HEADER_RAW, Buffer.from(this.flags));
+      raw = list;
+    } else if (rebuild || this.flags !== '' || time !== undefined) raw = rawFrom(headers);
     // Clients that read raw headers (undici's fetch) must see the same headers as the object.
     this.rawHeaders = raw;
     // undici's clients tell a handler the response began before its head (fetch takes resource

@@ -231,7 +231,13 @@ function dispatchOptions(ex: Exchange, expected: boolean, origin: string | undef
   // stop in time (meshlet's server side turns this into the request's MeshContext deadline). Not
   // to a host outside the mesh (no route: Istio's allow_any route has no timeout to tell).
   // Not with Istio's proxyHeaders.envoyDebugHeaders disabled (`expected` false: Envoy's suppress_envoy_headers).
-  if (expected && ex.deadline !== Number.POSITIVE_INFINITY && ex.clock !== undefined && ex.route !== undefined) ex.headers[EXPECTED_TIMEOUT_HEADER] = String(Math.max(1, Math.ceil(ex.deadline - ex.clock.now())));
+  // As Envoy's setTimeoutHeaders: the per-try timeout when the route has one, else the route's,
+  // and never more than what is left of the call's deadline.
+  if (expected && ex.clock !== undefined && ex.route !== undefined) {
+    const left = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : Math.ceil(ex.deadline - ex.clock.now());
+    const ms = ex.perTryTimeoutMs === undefined ? left : Math.min(left, ex.perTryTimeoutMs);
+    if (ms !== Number.POSITIVE_INFINITY) ex.headers[EXPECTED_TIMEOUT_HEADER] = String(Math.max(1, ms));
+  }
   const src = ex.options as Record<string, unknown> | undefined;
   // Plain HTTP has no SNI; undici still derives a name from the Host header for every request
   // (a hostname parse and two IP regexes) and only uses it to label new connections. Give it
