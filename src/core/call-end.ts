@@ -41,6 +41,7 @@ export function callEndMessage(ex: ExchangeState, error: Error | undefined): Cal
     attempts: ex.attempts,
     requestBytes: body instanceof ReplayableBody ? body.bytes : typeof body === 'string' ? Buffer.byteLength(body) : body instanceof Uint8Array ? body.byteLength : 0,
     responseBytes: ex.responseBytes,
+    responseHeaders: ex.responseHeaders,
     durationMs: ex.clock === undefined ? 0 : ex.clock.now() - ex.startedAt,
     error,
     rendered: ex.rendered,

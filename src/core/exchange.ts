@@ -141,6 +141,7 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
     const stamped = this.upstreamHead(headers);
     const ops = this.responseOps;
     if (ops !== undefined) for (let i = 0; i < ops.length; i++) applyHeaderOps(headers, ops[i] as ResponseHeaderOps);
+    this.responseHeaders = headers;
     this.deliverHead(controller, statusCode, headers, statusMessage, ops !== undefined || tapped || stamped);
   }
 

@@ -103,6 +103,8 @@ export interface CallEndMessage {
   readonly requestBytes: number;
   /** Response body bytes received by the caller. */
   readonly responseBytes: number;
+  /** The response head's headers as the caller got them, when one came (read them, never change them). */
+  readonly responseHeaders?: Readonly<Record<string, string | string[] | undefined>> | undefined;
   readonly durationMs: number;
   /** The error the caller got, when the call failed. */
   readonly error: Error | undefined;

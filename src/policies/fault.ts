@@ -55,6 +55,7 @@ export function faultLayer(o: FaultLayerOptions): Layer {
       const timer = o.clock.setTimer(
         () => {
           if (ex.waiting === waiter) ex.waiting = undefined;
+          ex.routedAt = o.clock.now();
           // The caller's deadline came during the delay: the timeout layer ends the call (no abort draw).
           if (callerLeft < delayMs) next(ex, handler);
           else afterDelay(o, f, next, ex, handler);

@@ -197,7 +197,7 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
     authority: end.authority,
     path: end.path,
     requestHeaders: (o.start?.headers as HeaderMap | undefined) ?? o.requestHeaders,
-    responseHeaders: undefined,
+    responseHeaders: end.responseHeaders,
     status,
     grpcStatus: end.grpcStatus >= 0 ? end.grpcStatus : end.protocol === 'grpc' && meshErr?.grpcStatus !== undefined ? meshErr.grpcStatus : -1,
     flags,

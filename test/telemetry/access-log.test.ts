@@ -57,8 +57,8 @@ describe('client-side access log lines (MeshConfig accessLogFile, default text f
     await r.body.text();
     const ep = `127.0.0.1:${up.port}`;
     assert.deepEqual(withRid(log.lines()), [
-      `[2026-12-03T04:05:06.000Z] "POST /ok?x=1 HTTP/1.1" 200 - via_upstream - "-" 5 7 0 - "10.9.9.9" "undici" "rid-1" "ratings:9080" "${ep}" outbound|9080||${HOST} - - - - ratings.ok`,
-      `[2026-12-03T04:05:06.000Z] "GET /plain HTTP/1.1" 200 - via_upstream - "-" 0 7 0 - "-" "-" "<rid>" "ratings:9080" "${ep}" outbound|9080||${HOST} - - - - ratings.ok`,
+      `[2026-12-03T04:05:06.000Z] "POST /ok?x=1 HTTP/1.1" 200 - via_upstream - "-" 5 7 0 0 "10.9.9.9" "undici" "rid-1" "ratings:9080" "${ep}" outbound|9080||${HOST} - - - - ratings.ok`,
+      `[2026-12-03T04:05:06.000Z] "GET /plain HTTP/1.1" 200 - via_upstream - "-" 0 7 0 0 "-" "-" "<rid>" "ratings:9080" "${ep}" outbound|9080||${HOST} - - - - ratings.ok`,
     ]);
   });
 
@@ -77,7 +77,7 @@ describe('client-side access log lines (MeshConfig accessLogFile, default text f
     await until(() => clock.pending === 1, 'the request to wait on the fault delay');
     clock.advance(30);
     assert.equal((await p).status, 200);
-    assert.deepEqual(withRid(log.lines()), [`[2026-12-03T04:05:06.000Z] "GET /delay HTTP/1.1" 200 DI via_upstream - "-" 0 7 30 - "-" "undici" "<rid>" "ratings:9080" "127.0.0.1:${up.port}" outbound|9080||${HOST} - - - - ratings.delay`]);
+    assert.deepEqual(withRid(log.lines()), [`[2026-12-03T04:05:06.000Z] "GET /delay HTTP/1.1" 200 DI via_upstream - "-" 0 7 30 0 "-" "undici" "<rid>" "ratings:9080" "127.0.0.1:${up.port}" outbound|9080||${HOST} - - - - ratings.delay`]);
     // The start time is the clock when the call began (T0), not when it ended (T0 + 30 ms).
     assert.equal(clock.now() - start, 30);
   });

@@ -53,8 +53,10 @@ export class UndiciExchange extends Exchange implements BodySentListener {
    * included) to this head — not when the upstream answered before the request's end.
    */
   protected override upstreamHead(headers: Headers): boolean {
-    const at = this.requestCompleteAt;
-    if (at === undefined || at < 0 || this.clock === undefined) return false;
+    const complete = this.requestCompleteAt;
+    if (complete === undefined || complete < 0 || this.clock === undefined) return false;
+    // From the request's end, or from the end of a fault delay (the router sees the request after the fault filter).
+    const at = Math.max(complete, this.routedAt);
     const v = String(Math.max(0, Math.floor(this.clock.now() - at)));
     const replaced = headers[SERVICE_TIME_HEADER] !== undefined;
     headers[SERVICE_TIME_HEADER] = v;
