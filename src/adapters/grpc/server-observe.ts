@@ -51,6 +51,8 @@ export class GrpcInboundObservation {
   #ended = false;
   #requestBytes: number;
   #responseBytes = 0;
+  #requestMessages = 0;
+  #responseMessages = 0;
   #headSent = false;
   #responseHeaders: Record<string, string | string[] | number | undefined> | undefined;
   /** True when a subscriber added request headers (the interceptor then hands them to the handler). */
@@ -105,6 +107,7 @@ export class GrpcInboundObservation {
 
   /** A request message (its size is known when it is a Buffer). */
   received(message: unknown): void {
+    this.#requestMessages++;
     if (Buffer.isBuffer(message)) this.#requestBytes += message.length + 5;
   }
 
@@ -117,6 +120,7 @@ export class GrpcInboundObservation {
 
   /** A response message of `bytes` serialized bytes went out. */
   sent(bytes: number): void {
+    this.#responseMessages++;
     this.#responseBytes += bytes + 5;
   }
 
@@ -173,6 +177,8 @@ export class GrpcInboundObservation {
       deniedBy: d?.phase,
       requestBytes: this.#requestBytes,
       responseBytes: this.#responseBytes,
+      requestMessages: this.#requestMessages,
+      responseMessages: this.#responseMessages,
       durationMs: this.#clock.now() - this.#startedAt,
       mtls: peer !== undefined,
       peer,
