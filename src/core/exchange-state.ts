@@ -128,8 +128,6 @@ export class ExchangeState {
   grpcStatus = -1;
   /** Response body bytes delivered to the caller. */
   responseBytes = 0;
-  /** gRPC messages delivered to the caller (counted by adapters that frame them). */
-  responseMessages = 0;
   /** When a fault delay let the call go on to the router (mesh clock), 0 without one: Envoy's upstream service time starts after it. */
   routedAt = 0;
   /** The response head's headers as the caller got them (`%RESP(…)%` of the access log), undefined before one. */

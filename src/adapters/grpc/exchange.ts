@@ -39,6 +39,8 @@ export function grpcStatusOfError(err: Error): number {
 export class GrpcExchange extends Exchange {
   /** Set when the mesh answers itself with a direct response or a redirect (not a gRPC answer). */
   localKind: LocalReplyKind | undefined = undefined;
+  /** Response messages delivered to the caller (`call:end`'s `responseMessages`). */
+  responseMessages = 0;
   /** The caller's metadata the request headers were made from (an attempt's metadata starts from it). */
   callerMetadata: Metadata | undefined = undefined;
   /** The request headers as they were made from it, before the pipeline changed any. */
