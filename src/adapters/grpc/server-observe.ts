@@ -9,7 +9,8 @@
  * Nothing here runs unless a channel has subscribers. Sizes are counted from what the interceptor
  * sees: the metadata (names and values), and each response message as grpc-js serializes it
  * (plus its 5-byte frame prefix); a request message counts when the method's messages are
- * `Buffer`s — decoded request messages cannot be measured from an interceptor.
+ * `Buffer`s — decoded request messages cannot be measured from an interceptor. Every message is
+ * counted either way (Istio's `istio_request_messages_total` / `istio_response_messages_total`).
  *
  * @module
  */
