@@ -205,6 +205,11 @@ export class ReplayableBody {
     return this.#bytes;
   }
 
+  /** Messages the caller wrote, for a body that frames them (a gRPC call's); undefined for a plain byte stream. */
+  get messages(): number | undefined {
+    return undefined;
+  }
+
   /**
    * Resolves with the whole body once an attempt has read it to the end while every byte was
    * still held, or with `undefined` when it outgrew the cap or the source failed. It never

@@ -21,6 +21,10 @@ export function callEndMessage(ex: ExchangeState, error: Error | undefined): Cal
   const host = ex.host as HostRef | undefined;
   const ep = host?.endpoint;
   const body = ex.body;
+  // Counted by bodies that frame messages (a gRPC call's): undefined for other bodies. The
+  // exchange of such a call counts the messages it delivered (a field of the adapter's own
+  // Exchange, not of every HTTP call's).
+  const requestMessages = body instanceof ReplayableBody ? body.messages : undefined;
   return {
     workload: ex.workload,
     call: ex,
@@ -41,6 +45,8 @@ export function callEndMessage(ex: ExchangeState, error: Error | undefined): Cal
     attempts: ex.attempts,
     requestBytes: body instanceof ReplayableBody ? body.bytes : typeof body === 'string' ? Buffer.byteLength(body) : body instanceof Uint8Array ? body.byteLength : 0,
     responseBytes: ex.responseBytes,
+    requestMessages,
+    responseMessages: requestMessages === undefined ? undefined : (ex as { readonly responseMessages?: number }).responseMessages,
     responseHeaders: ex.responseHeaders,
     durationMs: ex.clock === undefined ? 0 : ex.clock.now() - ex.startedAt,
     error,

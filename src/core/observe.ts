@@ -103,6 +103,9 @@ export interface CallEndMessage {
   readonly requestBytes: number;
   /** Response body bytes received by the caller. */
   readonly responseBytes: number;
+  /** gRPC messages the caller sent, and received (each once, whatever the retries), when its adapter frames them (the grpc-js client). */
+  readonly requestMessages?: number | undefined;
+  readonly responseMessages?: number | undefined;
   /** The response head's headers as the caller got them, when one came (read them, never change them). */
   readonly responseHeaders?: Readonly<Record<string, string | string[] | undefined>> | undefined;
   readonly durationMs: number;
@@ -267,6 +270,9 @@ export interface InboundEndMessage {
   readonly requestBytes: number;
   /** Bytes sent to the caller (headers and body, as far as the adapter can count). */
   readonly responseBytes: number;
+  /** gRPC messages received from the caller, and sent to it, when its adapter frames them (the grpc-js server). */
+  readonly requestMessages?: number | undefined;
+  readonly responseMessages?: number | undefined;
   readonly durationMs: number;
   /**
    * When it ended, on the mesh's clock (`clock.now()`, the one `durationMs` is measured on), when

@@ -8,7 +8,10 @@
  *   `pkg/metrics/observers/istio.go`, `{{ interval }}` = 1m);
  * - Kiali's workload-graph queries for a namespace (kiali/kiali
  *   `graph/telemetry/istio/istio.go` `buildNamespaceTrafficMap`): the unknown-source query (empty:
- *   metadata exchange names every source) and the in-namespace traffic query.
+ *   metadata exchange names every source) and the in-namespace traffic query;
+ * - gRPC message rates per edge (`istio_request_messages_total`, `istio_response_messages_total`,
+ *   Kiali's gRPC "sent" / "received" rates): a grpc-js client mesh (frontend-v1) calling a grpc-js
+ *   server mesh (echo-v1) in namespace `grpc` with the four call types each round.
  *
  * Determinism: the server meshes run on a clock their handlers advance (3 ms for v1, 40 ms for
  * v2), so every duration is exact; traffic comes in rounds of the same shape, and scrapes go
@@ -27,10 +30,16 @@ import { startTelemetry, type Telemetry } from '../../src/telemetry/sdk/index.ts
 import { type PrometheusServer, startPrometheus } from '../helpers/prometheus.ts';
 import { skipWithout } from '../helpers/tools.ts';
 import { destinationRule, serviceEntry, virtualService } from '../helpers/upstreams.ts';
+import { collect, type Echo, EchoClient, grpc, grpcServiceEntry, unary } from '../helpers/grpc.ts';
+import { type MeshGrpcServer, startMeshGrpcServer } from '../helpers/grpc-server.ts';
 
 const ROUNDS = 3;
 /** Per round: 4 calls to v1 (200), 4 to v2 (3 × 200, 1 × 500). */
 const PER_ROUND = 8;
+/** Per round, gRPC: a unary call (1 → 1), a server stream (1 → 3), a client stream (2 → 1), a bidi stream (2 → 2). */
+const GRPC_PER_ROUND = 4;
+const GRPC_REQUEST_MESSAGES = 6;
+const GRPC_RESPONSE_MESSAGES = 7;
 
 /** A clock whose time moves only when the test moves it (timers are real). */
 function steppedClock(): Clock & { advance(ms: number): void } {
@@ -101,6 +110,8 @@ describe('Istio metrics in a real Prometheus: Flagger and Kiali queries', { skip
   let gate: Server;
   const meshes: Mesh[] = [];
   const servers: Server[] = [];
+  let grpcServer: MeshGrpcServer;
+  let grpcClient: Echo;
   /** Scrapes wait while a round is in flight. */
   let roundDone: Promise<void> = Promise.resolve();
   let scrapes = 0;
@@ -155,6 +166,40 @@ describe('Istio metrics in a real Prometheus: Flagger and Kiali queries', { skip
     });
     meshes.push(client);
 
+    // gRPC: frontend-v1 → echo-v1, in namespace grpc (the HTTP queries above look at default).
+    const echoMesh = await createMesh({ service: 'echo', namespace: 'grpc', workloadName: 'echo-v1', labels: { app: 'echo', version: 'v1' }, config: [], identity: 'none' });
+    meshes.push(echoMesh);
+    grpcServer = await startMeshGrpcServer(echoMesh, 'mesh');
+    const echoHost = 'echo.grpc.svc.cluster.local';
+    const frontend = await createMesh({
+      service: 'frontend',
+      namespace: 'grpc',
+      workloadName: 'frontend-v1',
+      labels: { app: 'frontend', version: 'v1' },
+      identity: 'none',
+      config: [grpcServiceEntry('echo', echoHost, 9090, [{ port: grpcServer.port, labels: { app: 'echo', version: 'v1', 'service.istio.io/workload-name': 'echo-v1' } }])],
+    });
+    meshes.push(frontend);
+    grpcClient = frontend.grpc.client(EchoClient, `${echoHost}:9090`) as unknown as Echo;
+    const grpcRound = async (): Promise<void> => {
+      assert.equal((await unary(grpcClient, { text: 'u' })).error, undefined);
+      assert.equal((await collect(grpcClient.ServerStream({ text: 's', count: 3 }))).messages.length, 3);
+      await new Promise<void>((resolve, reject) => {
+        const call = grpcClient.ClientStream(new grpc.Metadata(), {}, (err) => (err ? reject(err) : resolve()));
+        call.write({ text: 'a' });
+        call.write({ text: 'b' });
+        call.end();
+      });
+      const bidi = grpcClient.Bidi();
+      for (const t of ['1', '2']) {
+        bidi.write({ text: t });
+        await new Promise((r) => bidi.once('data', r));
+      }
+      const done = collect(bidi);
+      bidi.end();
+      assert.equal((await done).status.code, grpc.status.OK);
+    };
+
     prometheus = await startPrometheus({ targets: [`127.0.0.1:${(gate.address() as AddressInfo).port}`], scrapeIntervalMs: 1000 });
 
     for (let round = 1; round <= ROUNDS; round++) {
@@ -167,18 +212,21 @@ describe('Istio metrics in a real Prometheus: Flagger and Kiali queries', { skip
         const res = await client.fetch(`http://reviews:9080${p}`);
         await res.text();
       }
+      await grpcRound();
       // Every server-side data point of the round is recorded before a scrape may read.
-      await until(() => inboundEnds === PER_ROUND * round, `${PER_ROUND * round} inbound:end messages`);
+      await until(() => inboundEnds === (PER_ROUND + GRPC_PER_ROUND) * round, `${(PER_ROUND + GRPC_PER_ROUND) * round} inbound:end messages`);
       open();
       const before = scrapes;
       await until(() => scrapes > before, 'a scrape after the round');
     }
-    await until(async () => (await prometheus.query('sum(istio_requests_total{reporter="destination"})'))[0]?.value === PER_ROUND * ROUNDS, 'Prometheus to hold the last round');
+    await until(async () => (await prometheus.query('sum(istio_requests_total{reporter="destination"})'))[0]?.value === (PER_ROUND + GRPC_PER_ROUND) * ROUNDS, 'Prometheus to hold the last round');
   });
 
   after(async () => {
     unsubscribe('meshlet:inbound:end', countInbound);
     await prometheus?.stop();
+    grpcClient?.close();
+    await grpcServer?.close();
     for (const m of meshes) await m.close();
     for (const s of servers) await new Promise((r) => s.close(r));
     await new Promise((r) => gate?.close(r));
@@ -195,10 +243,12 @@ describe('Istio metrics in a real Prometheus: Flagger and Kiali queries', { skip
       'istio_request_duration_milliseconds_bucket',
       'istio_request_duration_milliseconds_count',
       'istio_request_duration_milliseconds_sum',
+      'istio_request_messages_total',
       'istio_requests_total',
       'istio_response_bytes_bucket',
       'istio_response_bytes_count',
       'istio_response_bytes_sum',
+      'istio_response_messages_total',
     ]);
     const buckets = (await prometheus.query('count by (le) (istio_request_duration_milliseconds_bucket)')).map((r) => r.metric['le']);
     assert.deepEqual(new Set(buckets), new Set(['0.5', '1', '5', '10', '25', '50', '100', '250', '500', '1000', '2500', '5000', '10000', '30000', '60000', '300000', '600000', '1800000', '3600000', '+Inf']));
@@ -215,6 +265,8 @@ describe('Istio metrics in a real Prometheus: Flagger and Kiali queries', { skip
     // One series per mesh (by mesh_service and mesh_namespace, as every own metric: the two reviews meshes of this process are one).
     const series = await prometheus.query('istio_build');
     assert.deepEqual(series.map((r) => [r.metric['mesh_service'], r.value]).sort(), [
+      ['echo', 1],
+      ['frontend', 1],
       ['productpage', 1],
       ['reviews', 1],
     ]);
@@ -265,7 +317,7 @@ describe('Istio metrics in a real Prometheus: Flagger and Kiali queries', { skip
   });
 
   it('the destination side names the source workload and its security policy', async () => {
-    const rows = await prometheus.query('sum by (source_workload, source_app, source_version, destination_workload, connection_security_policy) (istio_requests_total{reporter="destination"})');
+    const rows = await prometheus.query('sum by (source_workload, source_app, source_version, destination_workload, connection_security_policy) (istio_requests_total{reporter="destination", destination_workload_namespace="default"})');
     assert.deepEqual(
       rows.map((r) => [r.metric['source_workload'], r.metric['source_app'], r.metric['source_version'], r.metric['destination_workload'], r.metric['connection_security_policy'], r.value]).sort(),
       [
@@ -273,6 +325,42 @@ describe('Istio metrics in a real Prometheus: Flagger and Kiali queries', { skip
         ['productpage-v1', 'productpage', 'v1', 'reviews-v2', 'none', 4 * ROUNDS],
       ],
     );
+  });
+
+  it("gRPC messages (Kiali's gRPC sent / received rates): per edge, from both reporters, in the traffic's proportions", async () => {
+    // Kiali's edge grouping, without the labels the message counters do not have (the proxy reports them before it adds those).
+    const by = 'source_workload_namespace,source_workload,source_canonical_service,source_canonical_revision,destination_service_namespace,destination_service,destination_service_name,destination_workload_namespace,destination_workload,destination_canonical_service,destination_canonical_revision';
+    const edge = {
+      source_workload_namespace: 'grpc',
+      source_workload: 'frontend-v1',
+      source_canonical_service: 'frontend',
+      source_canonical_revision: 'v1',
+      destination_service_namespace: 'grpc',
+      destination_service: 'echo.grpc.svc.cluster.local',
+      destination_service_name: 'echo',
+      destination_workload_namespace: 'grpc',
+      destination_workload: 'echo-v1',
+      destination_canonical_service: 'echo',
+      destination_canonical_revision: 'v1',
+    };
+    const near = (got: number | undefined, want: number, what: string) => assert.ok(got !== undefined && Math.abs(got - want) < 1e-9, `${what}: ${got} ≠ ${want}`);
+    for (const reporter of ['source', 'destination']) {
+      const sel = `reporter="${reporter}",source_workload_namespace="grpc"`;
+      const sent = await prometheus.query(`sum(rate(istio_request_messages_total{${sel}} [60s])) by (${by})`);
+      const received = await prometheus.query(`sum(rate(istio_response_messages_total{${sel}} [60s])) by (${by})`);
+      assert.deepEqual([sent.map((r) => r.metric), received.map((r) => r.metric)], [[edge], [edge]], reporter);
+      assert.ok((sent[0]?.value as number) > 0 && (received[0]?.value as number) > 0, reporter);
+      // Each round: 4 calls, 6 messages sent by the client, 7 by the server (in one query: one evaluation time, so the rates extrapolate alike).
+      const perCall = async (metric: string) => (await prometheus.query(`sum(rate(${metric}{${sel}} [60s])) by (${by}) / sum(rate(istio_requests_total{${sel},request_protocol="grpc"} [60s])) by (${by})`))[0]?.value;
+      near(await perCall('istio_request_messages_total'), GRPC_REQUEST_MESSAGES / GRPC_PER_ROUND, `${reporter} sent per call`);
+      near(await perCall('istio_response_messages_total'), GRPC_RESPONSE_MESSAGES / GRPC_PER_ROUND, `${reporter} received per call`);
+    }
+    // The counters' totals.
+    const total = async (q: string) => (await prometheus.query(q))[0]?.value;
+    assert.equal(await total('sum(istio_request_messages_total{reporter="source"})'), GRPC_REQUEST_MESSAGES * ROUNDS);
+    assert.equal(await total('sum(istio_response_messages_total{reporter="destination"})'), GRPC_RESPONSE_MESSAGES * ROUNDS);
+    // Not for HTTP requests: no message series in namespace default.
+    assert.deepEqual(await prometheus.query('istio_request_messages_total{source_workload_namespace="default"}'), []);
   });
 });
 

@@ -242,6 +242,15 @@ export class MessageBody extends ReplayableBody {
   }
 
   /**
+   * The caller's messages the mesh took to send (Istio's `istio_request_messages_total`): each
+   * once, however many attempts sent it; none when the mesh answered before any attempt took one
+   * (a fault abort: Envoy's grpc_stats filter sees no message after the local reply either).
+   */
+  override get messages(): number {
+    return this.#sent;
+  }
+
+  /**
    * The whole request's bytes (its messages one after another), once an attempt took every
    * message and the caller half-closed; `undefined` when it outgrew the replay buffer or the call
    * ended first. It never hurries the primary call.

@@ -39,6 +39,8 @@ export function grpcStatusOfError(err: Error): number {
 export class GrpcExchange extends Exchange {
   /** Set when the mesh answers itself with a direct response or a redirect (not a gRPC answer). */
   localKind: LocalReplyKind | undefined = undefined;
+  /** Response messages delivered to the caller (`call:end`'s `responseMessages`). */
+  responseMessages = 0;
   /** The caller's metadata the request headers were made from (an attempt's metadata starts from it). */
   callerMetadata: Metadata | undefined = undefined;
   /** The request headers as they were made from it, before the pipeline changed any. */
@@ -70,13 +72,19 @@ export class GrpcExchange extends Exchange {
     return md;
   }
 
-  /** A response message: the response size counts it as it came on the wire, with its 5-byte gRPC prefix (a direct response's body is not messages). */
+  /**
+   * A response message: the response size counts it as it came on the wire, with its 5-byte gRPC
+   * prefix, and it is one of the call's response messages (a direct response's body is not messages).
+   */
   override onResponseData(controller: Controller, chunk: Buffer): void {
-    if (!this.done && this.localKind === undefined) this.responseBytes += PREFIX_BYTES;
+    if (!this.done && this.localKind === undefined) {
+      this.responseBytes += PREFIX_BYTES;
+      this.responseMessages++;
+    }
     super.onResponseData(controller, chunk);
   }
 
-    protected override deliverHead(_controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, changed: boolean): void {
+  protected override deliverHead(_controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, changed: boolean): void {
     // Only the mesh says what the mesh did: an upstream's own copy of the header is dropped.
     delete headers[FLAGS_KEY];
     if (this.flags !== '') headers[FLAGS_KEY] = this.flags;

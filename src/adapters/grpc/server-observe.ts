@@ -9,7 +9,8 @@
  * Nothing here runs unless a channel has subscribers. Sizes are counted from what the interceptor
  * sees: the metadata (names and values), and each response message as grpc-js serializes it
  * (plus its 5-byte frame prefix); a request message counts when the method's messages are
- * `Buffer`s — decoded request messages cannot be measured from an interceptor.
+ * `Buffer`s — decoded request messages cannot be measured from an interceptor. Every message is
+ * counted either way (Istio's `istio_request_messages_total` / `istio_response_messages_total`).
  *
  * @module
  */
@@ -51,6 +52,8 @@ export class GrpcInboundObservation {
   #ended = false;
   #requestBytes: number;
   #responseBytes = 0;
+  #requestMessages = 0;
+  #responseMessages = 0;
   #headSent = false;
   #responseHeaders: Record<string, string | string[] | number | undefined> | undefined;
   /** True when a subscriber added request headers (the interceptor then hands them to the handler). */
@@ -105,6 +108,7 @@ export class GrpcInboundObservation {
 
   /** A request message (its size is known when it is a Buffer). */
   received(message: unknown): void {
+    this.#requestMessages++;
     if (Buffer.isBuffer(message)) this.#requestBytes += message.length + 5;
   }
 
@@ -117,6 +121,7 @@ export class GrpcInboundObservation {
 
   /** A response message of `bytes` serialized bytes went out. */
   sent(bytes: number): void {
+    this.#responseMessages++;
     this.#responseBytes += bytes + 5;
   }
 
@@ -173,6 +178,8 @@ export class GrpcInboundObservation {
       deniedBy: d?.phase,
       requestBytes: this.#requestBytes,
       responseBytes: this.#responseBytes,
+      requestMessages: this.#requestMessages,
+      responseMessages: this.#responseMessages,
       durationMs: this.#clock.now() - this.#startedAt,
       mtls: peer !== undefined,
       peer,

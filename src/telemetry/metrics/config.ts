@@ -25,6 +25,10 @@ export const METRIC_NAMES = Object.freeze({
   REQUEST_DURATION: 'istio_request_duration_milliseconds',
   REQUEST_SIZE: 'istio_request_bytes',
   RESPONSE_SIZE: 'istio_response_bytes',
+  /** gRPC only: messages the client sent (counted per call, streams included). */
+  GRPC_REQUEST_MESSAGES: 'istio_request_messages_total',
+  /** gRPC only: messages the server sent. */
+  GRPC_RESPONSE_MESSAGES: 'istio_response_messages_total',
 } as const);
 
 /** An `IstioMetric` meshlet makes. */

@@ -1,5 +1,5 @@
 /**
- * Istio's four standard metrics as OpenTelemetry instruments of one MeterProvider (names, units,
+ * Istio's standard HTTP and gRPC metrics as OpenTelemetry instruments of one MeterProvider (names, units,
  * descriptions and Envoy's bucket bounds), for data points that go through the OTel API.
  *
  * @module
@@ -19,9 +19,11 @@ export const DESCRIPTIONS: Readonly<Record<HttpMetric, { readonly description: s
   REQUEST_DURATION: { description: 'Request duration (Istio standard metric)', unit: 'ms' },
   REQUEST_SIZE: { description: 'Request size (Istio standard metric)', unit: 'By' },
   RESPONSE_SIZE: { description: 'Response size (Istio standard metric)', unit: 'By' },
+  GRPC_REQUEST_MESSAGES: { description: 'gRPC messages sent by the client (Istio standard metric)', unit: '' },
+  GRPC_RESPONSE_MESSAGES: { description: 'gRPC messages sent by the server (Istio standard metric)', unit: '' },
 };
 
-/** The four instruments of one provider. */
+/** The instruments of one provider. */
 export interface Instruments {
   readonly provider: MeterProvider;
   /** The provider is the API's no-op one (no SDK installed): nothing is computed. */
@@ -30,6 +32,8 @@ export interface Instruments {
   readonly duration: Histogram;
   readonly requestBytes: Histogram;
   readonly responseBytes: Histogram;
+  readonly requestMessages: Counter;
+  readonly responseMessages: Counter;
 }
 
 const NOOP_METER_CLASS = createNoopMeter().constructor;
@@ -45,5 +49,7 @@ export function instrumentsOf(provider: MeterProvider): Instruments {
     duration: meter.createHistogram(METRIC_NAMES.REQUEST_DURATION, { ...DESCRIPTIONS.REQUEST_DURATION, ...boundaries }),
     requestBytes: meter.createHistogram(METRIC_NAMES.REQUEST_SIZE, { ...DESCRIPTIONS.REQUEST_SIZE, ...boundaries }),
     responseBytes: meter.createHistogram(METRIC_NAMES.RESPONSE_SIZE, { ...DESCRIPTIONS.RESPONSE_SIZE, ...boundaries }),
+    requestMessages: meter.createCounter(METRIC_NAMES.GRPC_REQUEST_MESSAGES, { description: DESCRIPTIONS.GRPC_REQUEST_MESSAGES.description }),
+    responseMessages: meter.createCounter(METRIC_NAMES.GRPC_RESPONSE_MESSAGES, { description: DESCRIPTIONS.GRPC_RESPONSE_MESSAGES.description }),
   };
 }

@@ -1,5 +1,5 @@
 /**
- * Istio's standard HTTP metrics for one mesh, through the OpenTelemetry metrics API (the
+ * Istio's standard HTTP and gRPC metrics for one mesh, through the OpenTelemetry metrics API (the
  * application's MeterProvider exports them; without one nothing is recorded):
  *
  * | metric | instrument | unit | value |
@@ -8,6 +8,15 @@
  * | `istio_request_duration_milliseconds` | Histogram (Envoy's default buckets) | `ms` | request duration |
  * | `istio_request_bytes` | Histogram | `By` | request bytes |
  * | `istio_response_bytes` | Histogram | `By` | response bytes |
+ * | `istio_request_messages_total` | Counter | — | gRPC messages the client sent (gRPC calls only) |
+ * | `istio_response_messages_total` | Counter | — | gRPC messages the server sent (gRPC calls only) |
+ *
+ * The gRPC message counts are a call's, as Envoy's grpc_stats filter counts them on the
+ * downstream stream (streams included; a retried call's messages count once), added when the call
+ * ends; only adapters that frame messages count them (the grpc-js client and server). As the
+ * proxy's stats filter reports them, they carry the reporter's and the peers' labels only (no
+ * request_protocol, response_code, grpc_response_status, response_flags,
+ * connection_security_policy).
  *
  * `reporter="source"` data points come from `meshlet:call:end` (this mesh's outbound calls),
  * `reporter="destination"` ones from `meshlet:inbound:end` (requests its servers answered).
@@ -21,7 +30,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type MeterProvider, type MetricAttributes, metrics } from '@opentelemetry/api';
 import type { AttemptStartMessage, CallEndMessage, InboundEndMessage, ResponseTap, TappedCall } from '../../core/observe.ts';
 import { DEFAULT_METRICS_CONFIG, METRIC_NAMES, type MetricsConfig, type ModeMetricsConfig } from './config.ts';
-import { destinationReporterLabels, endpointPeer, type LocalWorkload, type MetricLabels, sourceReporterLabels } from './labels.ts';
+import { destinationReporterLabels, endpointPeer, type LocalWorkload, type MetricLabels, messageLabels, sourceReporterLabels } from './labels.ts';
 import { encodePeerMetadata, localPeerMetadata, nodeId, PEER_ID_HEADER, PEER_METADATA_HEADER, type PeerMetadata, PeerMetadataCache } from './peer-metadata.ts';
 import { AttributeView, clientRecord, type PeerMetadata as CelPeer, serverRecord } from '../attributes.ts';
 import type { CelActivation, CompiledCel } from '../cel.ts';
@@ -30,15 +39,29 @@ import { type CompiledMode, compileMode } from './compiled-mode.ts';
 import { DESCRIPTIONS, ENVOY_DEFAULT_BUCKETS, type Instruments, instrumentsOf } from './instruments.ts';
 import { addSeriesSource, aggregatingLocally, removeSeriesSource, type SeriesSource } from './outlet.ts';
 import { type MetricSeries, MetricSeriesStore, recordHistogram, type SeriesLimits, seriesKey } from './series.ts';
-import { HTTP_METRICS, type SeriesGroup, SeriesGroups } from './series-groups.ts';
+import { GRPC_MESSAGE_METRICS_AT, HTTP_METRICS, isCounter, type SeriesGroup, SeriesGroups } from './series-groups.ts';
 import type { IstioMetricsContext, MetricsOptions } from './options.ts';
 
 export { ENVOY_DEFAULT_BUCKETS, METER_NAME } from './instruments.ts';
 
 /** A server-side request's label inputs (besides its caller's peer metadata `by`) and the series group they gave. */
-interface LastServer { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup }
+interface LastServer { readonly by: object; readonly messages: boolean; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup }
 /** A client-side call's label inputs (besides its destination entry `by`) and the series group they gave. */
-interface LastClient { readonly by: object; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup }
+interface LastClient { readonly by: object; readonly messages: boolean; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup }
+
+/** What a request's data points are made of (a `call:end` or `inbound:end` message). */
+interface DataPoints {
+  readonly durationMs: number;
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+  readonly requestMessages?: number | undefined;
+  readonly responseMessages?: number | undefined;
+}
+
+/** Whether a request gives the gRPC message counters: a gRPC call whose adapter counted its messages. */
+function countsMessages(m: { readonly protocol: string; readonly requestMessages?: number | undefined }): boolean {
+  return m.protocol === 'grpc' && m.requestMessages !== undefined;
+}
 
 /** Key objects for the group caches when a call has no destination entry / a request no peer metadata. */
 const NO_DESTINATION = {};
@@ -91,7 +114,7 @@ export class IstioMetrics {
     const limits: SeriesLimits = { maxSeries: o.maxSeries ?? 1000, idleMs: o.idleSeriesMs ?? 600_000 };
     this.#stores = HTTP_METRICS.map(
       (metric) =>
-        new MetricSeriesStore(limits, ctx.now, metric === 'REQUEST_COUNT' ? undefined : ENVOY_DEFAULT_BUCKETS, () =>
+        new MetricSeriesStore(limits, ctx.now, isCounter(metric) ? undefined : ENVOY_DEFAULT_BUCKETS, () =>
           ctx.warn(`meshlet: ${METRIC_NAMES[metric]} reached ${limits.maxSeries} label sets (telemetry.metrics.maxSeries); data points with new label sets are recorded under otel.metric.overflow="true" until some are idle for ${limits.idleMs} ms`),
         ),
     );
@@ -220,7 +243,7 @@ export class IstioMetrics {
       const peer = exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination));
       // The call's request headers (as the access log reads them: the exchange's own), for `request.headers` / `request.useragent` / … — the view is made only when a tag is evaluated.
       const requestHeaders = (m.call as { headers?: HeaderMap }).headers;
-      this.#recordEach(outlet, mode, sourceReporterLabels(m, this.#local, peer, tls), m, () => new AttributeView(clientRecord(m, { ...(peer === undefined ? {} : { peer: celPeer(peer) }), ...(requestHeaders === undefined ? {} : { requestHeaders }) })));
+      this.#recordEach(outlet, mode, sourceReporterLabels(m, this.#local, peer, tls), m, countsMessages(m), () => new AttributeView(clientRecord(m, { ...(peer === undefined ? {} : { peer: celPeer(peer) }), ...(requestHeaders === undefined ? {} : { requestHeaders }) })));
       return;
     }
     // The labels follow from the destination's registry entry (or what it said of itself) and these inputs only.
@@ -232,23 +255,24 @@ export class IstioMetrics {
     const cluster = service === undefined ? (m.cluster ?? m.catchAll ?? '') : '';
     const tlsLocal = tls?.local ?? '';
     const tlsPeer = tls?.peer ?? '';
+    const messages = countsMessages(m);
     // Most calls give the same inputs as the call before: its group, without making the key.
     let last = this.#lastClient;
     if (last === undefined || last.by !== by) last = this.#lastClientOf.get(by);
-    if (last !== undefined && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.service === service && last.authority === authority && last.cluster === cluster && last.destNamespace === destNamespace && last.tlsLocal === tlsLocal && last.tlsPeer === tlsPeer && this.#groups.valid(last.group)) {
-      this.#add(outlet, last.group.series, m.durationMs, m.requestBytes, m.responseBytes);
+    if (last !== undefined && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.messages === messages && last.service === service && last.authority === authority && last.cluster === cluster && last.destNamespace === destNamespace && last.tlsLocal === tlsLocal && last.tlsPeer === tlsPeer && this.#groups.valid(last.group)) {
+      this.#add(outlet, last.group.series, m);
       return;
     }
-    const key = `${destNamespace}\u0000${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}\u0000${service ?? `\u0001${authority}\u0001${cluster}`}\u0000${tlsLocal}\u0000${tlsPeer}`;
+    const key = `${destNamespace}\u0000${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}${messages ? '' : '-'}\u0000${service ?? `\u0001${authority}\u0001${cluster}`}\u0000${tlsLocal}\u0000${tlsPeer}`;
     const groups = this.#groups.of('client', by);
     let g = groups.get(key);
     if (g === undefined || !this.#groups.valid(g)) {
-      g = this.#groups.make(mode, sourceReporterLabels(m, this.#local, exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination)), tls));
+      g = this.#groups.make(mode, sourceReporterLabels(m, this.#local, exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination)), tls), messages);
       groups.set(key, g);
     }
-    this.#lastClient = { by, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, service, authority, cluster, destNamespace, tlsLocal, tlsPeer, group: g };
+    this.#lastClient = { by, messages, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, service, authority, cluster, destNamespace, tlsLocal, tlsPeer, group: g };
     this.#lastClientOf.set(by, this.#lastClient);
-    this.#add(outlet, g.series, m.durationMs, m.requestBytes, m.responseBytes);
+    this.#add(outlet, g.series, m);
   };
 
   readonly #onInboundEnd = (message: unknown): void => {
@@ -262,43 +286,44 @@ export class IstioMetrics {
     const value = m.peerMetadata?.value ?? m.headers[PEER_METADATA_HEADER];
     const peer = typeof value === 'string' && value !== '' ? this.#peers.get(typeof id === 'string' ? id : '', value) : undefined;
     if (!mode.plain) {
-      this.#recordEach(outlet, mode, destinationReporterLabels(m, this.#local, peer), m, () => new AttributeView(serverRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
+      this.#recordEach(outlet, mode, destinationReporterLabels(m, this.#local, peer), m, countsMessages(m), () => new AttributeView(serverRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
       return;
     }
     // The labels follow from the caller's peer metadata and these inputs only.
     const by = peer ?? NO_PEER;
     const peerPrincipal = m.peer?.principal ?? '';
     const localPrincipal = m.mtls ? this.#local.principal() : '';
+    const messages = countsMessages(m);
     // Most requests give the same inputs as the one before: its group, without making the key.
     let last = this.#lastServer;
     if (last === undefined || last.by !== by) last = this.#lastServerOf.get(by);
-    if (last !== undefined && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.peerPrincipal === peerPrincipal && last.localPrincipal === localPrincipal && this.#groups.valid(last.group)) {
-      this.#add(outlet, last.group.series, m.durationMs, m.requestBytes, m.responseBytes, m.endedAt);
+    if (last !== undefined && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.messages === messages && last.peerPrincipal === peerPrincipal && last.localPrincipal === localPrincipal && this.#groups.valid(last.group)) {
+      this.#add(outlet, last.group.series, m, m.endedAt);
       return;
     }
-    const key = `${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}\u0000${peerPrincipal}\u0000${localPrincipal}`;
+    const key = `${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}${messages ? '' : '-'}\u0000${peerPrincipal}\u0000${localPrincipal}`;
     const groups = this.#groups.of('server', by);
     let g = groups.get(key);
     if (g === undefined || !this.#groups.valid(g)) {
-      g = this.#groups.make(mode, destinationReporterLabels(m, this.#local, peer));
+      g = this.#groups.make(mode, destinationReporterLabels(m, this.#local, peer), messages);
       groups.set(key, g);
     }
-    this.#lastServer = { by, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, peerPrincipal, localPrincipal, group: g };
+    this.#lastServer = { by, messages, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, peerPrincipal, localPrincipal, group: g };
     this.#lastServerOf.set(by, this.#lastServer);
-    this.#add(outlet, g.series, m.durationMs, m.requestBytes, m.responseBytes, m.endedAt);
+    this.#add(outlet, g.series, m, m.endedAt);
   };
 
   /** Records a request whose metrics have tag overrides: each metric's labels are worked out on their own. */
-  #recordEach(outlet: Instruments | 'local', mode: CompiledMode, base: MetricLabels, m: { readonly durationMs: number; readonly requestBytes: number; readonly responseBytes: number }, view: () => CelActivation): void {
+  #recordEach(outlet: Instruments | 'local', mode: CompiledMode, base: MetricLabels, m: DataPoints, messages: boolean, view: () => CelActivation): void {
     let activation: CelActivation | undefined;
     const series: (MetricSeries | undefined)[] = [];
     HTTP_METRICS.forEach((metric, i) => {
       const cfg = mode.metrics[metric];
-      if (cfg.disabled) {
+      if (cfg.disabled || (!messages && i >= GRPC_MESSAGE_METRICS_AT)) {
         series.push(undefined);
         return;
       }
-      const labels = Object.assign(Object.create(null) as MetricLabels, base);
+      const labels = i >= GRPC_MESSAGE_METRICS_AT ? messageLabels(base) : Object.assign(Object.create(null) as MetricLabels, base);
       for (const t of cfg.tags) {
         if (t.remove) delete labels[t.name];
         else {
@@ -309,15 +334,16 @@ export class IstioMetrics {
       }
       series.push((this.#stores[i] as MetricSeriesStore).series(seriesKey(labels), Object.freeze(labels) as MetricAttributes));
     });
-    this.#add(outlet, series, m.durationMs, m.requestBytes, m.responseBytes);
+    this.#add(outlet, series, m);
   }
 
   /** One request's data points: added to meshlet's own series, or recorded through the API. */
-  #add(outlet: Instruments | 'local', series: readonly (MetricSeries | undefined)[], durationMs: number, requestBytes: number, responseBytes: number, endedAt?: number): void {
+  #add(outlet: Instruments | 'local', series: readonly (MetricSeries | undefined)[], m: DataPoints, endedAt?: number): void {
     // The end message's own clock reading when it has one (a clock read is 100–150 ns on a VM).
     const now = endedAt ?? this.#ctx.now();
-    const [count, duration, reqSize, respSize] = series;
-    for (let i = 0; i < 4; i++) {
+    const { durationMs, requestBytes, responseBytes } = m;
+    const [count, duration, reqSize, respSize, reqMessages, respMessages] = series;
+    for (let i = 0; i < series.length; i++) {
       const s = series[i];
       if (s === undefined) continue;
       s.lastSeen = now;
@@ -328,12 +354,17 @@ export class IstioMetrics {
       if (duration?.histogram !== undefined) recordHistogram(duration.histogram, ENVOY_DEFAULT_BUCKETS, durationMs);
       if (reqSize?.histogram !== undefined) recordHistogram(reqSize.histogram, ENVOY_DEFAULT_BUCKETS, requestBytes);
       if (respSize?.histogram !== undefined) recordHistogram(respSize.histogram, ENVOY_DEFAULT_BUCKETS, responseBytes);
+      // Present only for gRPC calls whose messages were counted (see countsMessages).
+      if (reqMessages !== undefined) reqMessages.value += m.requestMessages ?? 0;
+      if (respMessages !== undefined) respMessages.value += m.responseMessages ?? 0;
       return;
     }
     if (count !== undefined) outlet.requests.add(1, count.attributes);
     if (duration !== undefined) outlet.duration.record(durationMs, duration.attributes);
     if (reqSize !== undefined) outlet.requestBytes.record(requestBytes, reqSize.attributes);
     if (respSize !== undefined) outlet.responseBytes.record(responseBytes, respSize.attributes);
+    if (reqMessages !== undefined) outlet.requestMessages.add(m.requestMessages ?? 0, reqMessages.attributes);
+    if (respMessages !== undefined) outlet.responseMessages.add(m.responseMessages ?? 0, respMessages.attributes);
   }
 
   /** Where data points go now: meshlet's own series (a producer reads them), the API's instruments, or nowhere (no SDK). */

@@ -46,6 +46,21 @@ export const STANDARD_LABELS = [
 /** A standard label's name. */
 export type StandardLabel = (typeof STANDARD_LABELS)[number];
 
+/** The labels the proxy adds when the request ends (its `log`), after the peers' labels. */
+const REQUEST_END_LABELS: ReadonlySet<string> = new Set(['request_protocol', 'response_flags', 'connection_security_policy', 'response_code', 'grpc_response_status']);
+
+/**
+ * The labels of the gRPC message counters: a request's without the ones the proxy adds when it
+ * ends (the stats filter reports the counts with the reporter's and the peers' labels only,
+ * before it adds request_protocol, response_code, grpc_response_status, response_flags and
+ * connection_security_policy). Labels a tag override added are kept.
+ */
+export function messageLabels(labels: MetricLabels): MetricLabels {
+  const out = Object.create(null) as MetricLabels;
+  for (const k in labels) if (!REQUEST_END_LABELS.has(k)) out[k] = labels[k] as string;
+  return out;
+}
+
 /** One metric data point's labels (a null-prototype object: keys may come from config). */
 export type MetricLabels = Record<string, string>;
 

@@ -1,5 +1,5 @@
 /**
- * The series a request's four data points go to, remembered per side (client, server) for the
+ * The series a request's data points go to, remembered per side (client, server) for the
  * requests that give the same label inputs, so most requests find their series without building
  * labels or a key. A group is valid for the Telemetry config it was made under and while none of
  * its series was evicted.
@@ -9,11 +9,19 @@
 import type { MetricAttributes } from '@opentelemetry/api';
 import type { CompiledMode } from './compiled-mode.ts';
 import type { HttpMetric } from './config.ts';
-import type { MetricLabels } from './labels.ts';
+import { type MetricLabels, messageLabels } from './labels.ts';
 import { type MetricSeries, type MetricSeriesStore, seriesKey } from './series.ts';
 
-/** The four metrics, in the order of {@link SeriesGroup.series}. */
-export const HTTP_METRICS: readonly HttpMetric[] = ['REQUEST_COUNT', 'REQUEST_DURATION', 'REQUEST_SIZE', 'RESPONSE_SIZE'];
+/** The metrics, in the order of {@link SeriesGroup.series}: the four of every request, then the two of gRPC calls. */
+export const HTTP_METRICS: readonly HttpMetric[] = ['REQUEST_COUNT', 'REQUEST_DURATION', 'REQUEST_SIZE', 'RESPONSE_SIZE', 'GRPC_REQUEST_MESSAGES', 'GRPC_RESPONSE_MESSAGES'];
+
+/** Where the gRPC message counters start in {@link HTTP_METRICS}. */
+export const GRPC_MESSAGE_METRICS_AT = 4;
+
+/** The metrics that are counters (the others are histograms). */
+export function isCounter(metric: HttpMetric): boolean {
+  return metric === 'REQUEST_COUNT' || metric === 'GRPC_REQUEST_MESSAGES' || metric === 'GRPC_RESPONSE_MESSAGES';
+}
 
 /**
  * The series one request's data points go to, per metric in {@link HTTP_METRICS} order
@@ -70,13 +78,25 @@ export class SeriesGroups {
     this.#server = new WeakMap();
   }
 
-  /** The series of a request whose four metrics share `labels` (no tag overrides). */
-  make(mode: CompiledMode, labels: MetricLabels): SeriesGroup {
+  /**
+   * The series of a request whose metrics have `labels` (no tag overrides); the gRPC message
+   * counters only when `messages` (a gRPC call whose adapter counted its messages), under the
+   * peers' labels.
+   */
+  make(mode: CompiledMode, labels: MetricLabels, messages: boolean): SeriesGroup {
     Object.freeze(labels);
     const key = seriesKey(labels);
+    // The message counters have fewer labels (see messageLabels): their own label set.
+    const peers = messages ? Object.freeze(messageLabels(labels)) : undefined;
+    const peersKey = peers === undefined ? '' : seriesKey(peers);
     return {
       config: this.#config,
-      series: HTTP_METRICS.map((metric, i) => (mode.metrics[metric].disabled ? undefined : (this.#stores[i] as MetricSeriesStore).series(key, labels as MetricAttributes))),
+      series: HTTP_METRICS.map((metric, i) => {
+        if (mode.metrics[metric].disabled) return undefined;
+        const store = this.#stores[i] as MetricSeriesStore;
+        if (i < GRPC_MESSAGE_METRICS_AT) return store.series(key, labels as MetricAttributes);
+        return peers === undefined ? undefined : store.series(peersKey, peers as MetricAttributes);
+      }),
     };
   }
 }
