@@ -28,6 +28,32 @@ interface StartedHandler {
 const SERVICE_TIME_HEADER = 'x-envoy-upstream-service-time';
 const SERVICE_TIME_HEADER_RAW = Buffer.from(SERVICE_TIME_HEADER);
 
+/** The header's values below 1 s (most responses), made once each: text and raw bytes. */
+const SERVICE_TIMES: string[] = [];
+const SERVICE_TIMES_RAW: Buffer[] = [];
+
+function serviceTimeText(ms: number): string {
+  if (ms >= 1000) return String(ms);
+  let t = SERVICE_TIMES[ms];
+  if (t === undefined) {
+    t = String(ms);
+    SERVICE_TIMES[ms] = t;
+  }
+  return t;
+}
+
+/** The raw value of `text` (shared for values below 1 s: raw header lists are read, never written). */
+function rawServiceTime(text: string): Buffer {
+  const ms = text.length <= 3 ? Number(text) : 1000;
+  if (ms >= 1000) return Buffer.from(text);
+  let b = SERVICE_TIMES_RAW[ms];
+  if (b === undefined) {
+    b = Buffer.from(text);
+    SERVICE_TIMES_RAW[ms] = b;
+  }
+  return b;
+}
+
 /** An Exchange whose caller is an undici handler. */
 export class UndiciExchange extends Exchange implements BodySentListener {
   /** Raw response headers as the caller's handler should read them (the same headers as the object). */
@@ -57,7 +83,7 @@ export class UndiciExchange extends Exchange implements BodySentListener {
     if (complete === undefined || complete < 0 || this.clock === undefined) return false;
     // From the request's end, or from the end of a fault delay (the router sees the request after the fault filter).
     const at = Math.max(complete, this.routedAt);
-    const v = String(Math.max(0, Math.floor(this.clock.now() - at)));
+    const v = serviceTimeText(Math.max(0, Math.floor(this.clock.now() - at)));
     const replaced = headers[SERVICE_TIME_HEADER] !== undefined;
     headers[SERVICE_TIME_HEADER] = v;
     if (!replaced) this.#serviceTime = v;
@@ -84,10 +110,9 @@ export class UndiciExchange extends Exchange implements BodySentListener {
     // The mesh's own headers go at the end of the upstream's raw list, unless it is rebuilt from the object.
     const time = this.#serviceTime;
     if (!rebuild && Array.isArray(raw) && (this.flags !== '' || time !== undefined)) {
-      const list: unknown[] = [...raw];
-      if (time !== undefined) list.push(SERVICE_TIME_HEADER_RAW, Buffer.from(time));
-      if (this.flags !== '') list.push(FLAGS_HEADER_RAW, Buffer.from(this.flags));
-      raw = list;
+      // The upstream's list is this response's own (undici's parser makes one per response): appended to in place.
+      if (time !== undefined) raw.push(SERVICE_TIME_HEADER_RAW, rawServiceTime(time));
+      if (this.flags !== '') raw.push(FLAGS_HEADER_RAW, Buffer.from(this.flags));
     } else if (rebuild || this.flags !== '' || time !== undefined) raw = rawFrom(headers);
     // Clients that read raw headers (undici's fetch) must see the same headers as the object.
     this.rawHeaders = raw;
