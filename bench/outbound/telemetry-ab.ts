@@ -8,7 +8,7 @@
  * difference, with a bootstrap 90 % interval. The upstream is bench/outbound/upstream.ts in its
  * own process; neither its CPU nor this process's is counted.
  *
- *   node bench/outbound/telemetry-ab.ts [variants] (env ROUNDS=30 N=2000 C=64 WARM=20000 BASE=<tree> PROF=<variant>)
+ *   node bench/outbound/telemetry-ab.ts [variants] (env ROUNDS=30 N=2000 C=64 WARM=20000 BASE=<tree> PROF=<variant> API=fetch)
  *
  * Variants (undici.request + mesh.dispatcher to the service's full name, as bench:outbound's
  * mesh-dispatcher-otel-* split variants):
@@ -48,7 +48,7 @@ async function child(kind: string, root: string): Promise<void> {
     const { startBenchTelemetry } = (await import(at('bench/lib/otel.ts'))) as typeof import('../lib/otel.ts');
     await startBenchTelemetry(at('src/telemetry/sdk/index.ts'));
   }
-  const { createMesh } = (await import(at('src/index.ts'))) as { createMesh(o: object): Promise<{ dispatcher: object; close(): Promise<void> }> };
+  const { createMesh } = (await import(at('src/index.ts'))) as { createMesh(o: object): Promise<{ dispatcher: object; fetch(url: string): Promise<Response>; close(): Promise<void> }> };
   const { HOST, meshResources } = (await import(at('bench/outbound/mesh-config.ts'))) as typeof import('./mesh-config.ts');
   const telemetry: Record<string, object | boolean> = {};
   if (kind === 'sdkonly' || kind === 'notrace') telemetry.tracing = { enabled: false };
@@ -58,7 +58,8 @@ async function child(kind: string, root: string): Promise<void> {
   const mesh = await createMesh({ service: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, config: meshResources(port), telemetry });
   const url = `http://${HOST}:${port}/x`;
   const dispatcher = mesh.dispatcher;
-  const call = async () => void (await (await request(url, { dispatcher } as never)).body.text());
+  // API=fetch: mesh.fetch (bench:outbound's mesh-fetch-* variants) instead of undici.request + mesh.dispatcher.
+  const call = process.env.API === 'fetch' ? async () => void (await (await mesh.fetch(url)).text()) : async () => void (await (await request(url, { dispatcher } as never)).body.text());
   const run = async (n: number) => {
     let i = 0;
     await Promise.all(Array.from({ length: C }, async () => { while (i++ < n) await call(); }));
