@@ -3,7 +3,7 @@
  * wants, and ways to read one metric's points.
  */
 import assert from 'node:assert/strict';
-import { type DataPoint, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, type DataPoint, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 
 /** A reader the test collects from when it wants. */
 class TestReader extends MetricReader {
@@ -50,3 +50,20 @@ export function sdk() {
   };
 }
 
+
+/** A cumulative reader to read a mesh's `istio_requests_total` from (give it to a MeterProvider). */
+export class RequestsReader extends MetricReader {
+  constructor() {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  }
+  protected async onShutdown(): Promise<void> {}
+  protected async onForceFlush(): Promise<void> {}
+  /** Every point of istio_requests_total: its labels and `value`. */
+  async requests(): Promise<Record<string, unknown>[]> {
+    const { resourceMetrics } = await this.collect();
+    return resourceMetrics.scopeMetrics
+      .flatMap((sm) => sm.metrics)
+      .filter((m) => m.descriptor.name === 'istio_requests_total')
+      .flatMap((m) => (m.dataPoints as DataPoint<number>[]).map((p) => ({ ...p.attributes, value: p.value })));
+  }
+}

@@ -7,31 +7,17 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { AggregationTemporality, type DataPoint, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, } from '@opentelemetry/sdk-metrics';
+import { RequestsReader } from '../helpers/metric-reader.ts';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { capture, until } from '../helpers/access-log.ts';
 import { call, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
-
-class Reader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected async onShutdown(): Promise<void> {}
-  protected async onForceFlush(): Promise<void> {}
-  async requests(): Promise<Record<string, unknown>[]> {
-    const { resourceMetrics } = await this.collect();
-    return resourceMetrics.scopeMetrics
-      .flatMap((sm) => sm.metrics)
-      .filter((m) => m.descriptor.name === 'istio_requests_total')
-      .flatMap((m) => (m.dataPoints as DataPoint<number>[]).map((p) => ({ ...p.attributes, value: p.value })));
-  }
-}
 
 describe('a mirrored copy is not the caller’s request: no source metrics, no access-log line', () => {
   let main: Upstream;
   let shadow: Upstream;
   let mesh: Mesh;
-  const reader = new Reader();
+  const reader = new RequestsReader();
   const log = capture();
   before(async () => {
     main = await startUpstream('main');

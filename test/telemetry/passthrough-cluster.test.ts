@@ -10,31 +10,16 @@
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { after, before, describe, it } from 'node:test';
-import { AggregationTemporality, type DataPoint, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, } from '@opentelemetry/sdk-metrics';
+import { RequestsReader } from '../helpers/metric-reader.ts';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import type { CallEndMessage } from '../../src/core/observe.ts';
 import { call, serviceEntry, startUpstream, type Upstream } from '../helpers/upstreams.ts';
 
-/** A cumulative reader to read a mesh's Istio metrics from. */
-class Reader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected async onShutdown(): Promise<void> {}
-  protected async onForceFlush(): Promise<void> {}
-  async requests(): Promise<Record<string, unknown>[]> {
-    const { resourceMetrics } = await this.collect();
-    return resourceMetrics.scopeMetrics
-      .flatMap((sm) => sm.metrics)
-      .filter((m) => m.descriptor.name === 'istio_requests_total')
-      .flatMap((m) => (m.dataPoints as DataPoint<number>[]).map((p) => ({ ...p.attributes, value: p.value })));
-  }
-}
-
 describe('a passthrough call is PassthroughCluster, as in Istio', () => {
   let up: Upstream;
   let mesh: Mesh;
-  const reader = new Reader();
+  const reader = new RequestsReader();
   const provider = new MeterProvider({ readers: [reader] });
   const ends: CallEndMessage[] = [];
   const onEnd = (m: unknown): void => void ends.push(m as CallEndMessage);

@@ -10,8 +10,9 @@ import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { AggregationTemporality, type DataPoint, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, } from '@opentelemetry/sdk-metrics';
 import { request } from 'undici';
+import { RequestsReader } from '../helpers/metric-reader.ts';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { decodePeerMetadata } from '../../src/telemetry/metrics/peer-metadata.ts';
 import { call, serviceEntry, startUpstream, type Upstream } from '../helpers/upstreams.ts';
@@ -67,28 +68,12 @@ describe('peer metadata exchange on outbound calls', () => {
   });
 });
 
-/** A cumulative reader to read a mesh's Istio metrics from. */
-class Reader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
-  }
-  protected async onShutdown(): Promise<void> {}
-  protected async onForceFlush(): Promise<void> {}
-  async requests(): Promise<Record<string, unknown>[]> {
-    const { resourceMetrics } = await this.collect();
-    return resourceMetrics.scopeMetrics
-      .flatMap((sm) => sm.metrics)
-      .filter((m) => m.descriptor.name === 'istio_requests_total')
-      .flatMap((m) => (m.dataPoints as DataPoint<number>[]).map((p) => ({ ...p.attributes, value: p.value })));
-  }
-}
-
 describe('peer metadata exchange in both directions, between two meshes', () => {
   let server: Mesh;
   let client: Mesh;
   let listening: Server;
-  const clientReader = new Reader();
-  const serverReader = new Reader();
+  const clientReader = new RequestsReader();
+  const serverReader = new RequestsReader();
   const seen: { headers: Record<string, unknown>; raw: string[] }[] = [];
   before(async () => {
     server = await createMesh({
