@@ -20,8 +20,8 @@ import { createMesh, type Mesh } from '../../src/index.ts';
 const ROOT = new URL('../../', import.meta.url).pathname;
 const DEMO = readFileSync(`${ROOT}test/fixtures/istio/jwt/demo.jwt`, 'utf8').trim();
 
-/** Sends an upgrade request on a fresh connection; resolves with everything the server wrote before it closed. */
-function upgrade(port: number, path: string, headers: Record<string, string> = {}): Promise<string> {
+/** Writes `request` on a fresh connection; resolves with everything the server wrote before it closed. */
+function rawExchange(port: number, request: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1');
     let out = '';
@@ -31,11 +31,16 @@ function upgrade(port: number, path: string, headers: Record<string, string> = {
     });
     s.on('error', reject);
     s.on('close', () => resolve(out));
-    const extra = Object.entries(headers)
-      .map(([k, v]) => `${k}: ${v}\r\n`)
-      .join('');
-    s.write(`GET ${path} HTTP/1.1\r\nHost: httpbin\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`);
+    s.write(request);
   });
+}
+
+/** Sends an upgrade request on a fresh connection; resolves with everything the server wrote before it closed. */
+function upgrade(port: number, path: string, headers: Record<string, string> = {}): Promise<string> {
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  return rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: httpbin\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`);
 }
 
 /** An 'upgrade' listener as a WebSocket library has one: answers 101 and says what it saw, then closes. */
@@ -343,17 +348,7 @@ describe('mesh.protect(server) on a server the app made', () => {
       assert.deepEqual([route.status, await route.text()], [200, 'app /headers testing@secure.istio.io/testing@secure.istio.io']);
       assert.equal(judgedByMiddleware, 1);
       // An upload with Expect: 100-continue (on a raw socket: fetch does not send one) gets its 403 instead of a 100 Continue.
-      const raw = await new Promise<string>((resolve, reject) => {
-        const s = connect((server.address() as AddressInfo).port, '127.0.0.1');
-        let out = '';
-        s.setEncoding('latin1');
-        s.on('data', (d: string) => {
-          out += d;
-        });
-        s.on('error', reject);
-        s.on('close', () => resolve(out));
-        s.write('POST /headers HTTP/1.1\r\nHost: httpbin\r\nConnection: close\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
-      });
+      const raw = await rawExchange((server.address() as AddressInfo).port, 'POST /headers HTTP/1.1\r\nHost: httpbin\r\nConnection: close\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
       assert.match(raw, /^HTTP\/1\.1 403 Forbidden\r\n/);
       assert.equal(bodyOf(raw), 'RBAC: access denied');
     } finally {
