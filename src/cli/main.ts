@@ -3,10 +3,11 @@
  *
  * @module
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { enableCompileCache } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, isMeshletError } from '../core/errors.ts';
+import { MESHLET_VERSION } from '../core/version.ts';
 import { out, UsageError } from './args.ts';
 import { exitQuietlyOnBrokenPipe } from './pipe.ts';
 
@@ -87,10 +88,6 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 };
 COMMANDS.analyze = COMMANDS.validate!;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 function isSystemError(err: unknown): err is NodeJS.ErrnoException {
   return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && typeof (err as NodeJS.ErrnoException).syscall === 'string';
@@ -144,7 +141,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (cmd === '--version' || cmd === '-v' || cmd === 'version') {
-    out(version());
+    out(MESHLET_VERSION);
     return 0;
   }
   const load = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;

@@ -38,7 +38,7 @@ import { type ActiveFilter, type FilterSite, RateLimitFilters, serviceCluster } 
 import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
 import { type RateLimitRefusal, RateLimitRunner, type RateLimitStats, type RunNotes } from '../policies/rate-limit/run-filters.ts';
 import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
-import { type RequestHead, routingAuthority } from '../routing/request-head.ts';
+import { connectPort, type RequestHead, routingAuthority } from '../routing/request-head.ts';
 import type { MatchScratch } from '../routing/request-matcher.ts';
 import { type CompiledRoute, envoyRouteName, NO_ROUTE, type RouteDecision, type RouteTable, type VirtualHost } from '../routing/route-table.ts';
 import { CATCH_ALL_DOMAINS, HTTP_ACTION, type OutboundRouteSite, outboundListenerFits, outboundRouteFits, sidecarDomains, siteExists, siteKeys } from './rate-limit-sites.ts';
@@ -71,16 +71,6 @@ export interface OutboundCall extends RequestHead {
 
 /** How many sites (port, virtual host, route) a config's limits remember and carry over at most. */
 export const MAX_SITES = 4096;
-
-/** The port a call connects to: the URL's, else the scheme's default. */
-function portOf(authority: string, scheme: string): number {
-  const colon = authority.lastIndexOf(':');
-  if (colon !== -1 && !authority.endsWith(']')) {
-    const p = Number(authority.slice(colon + 1));
-    if (Number.isInteger(p) && p > 0) return p;
-  }
-  return scheme === 'https' ? 443 : 80;
-}
 
 const scratch: MatchScratch = { queryStart: -1, query: undefined };
 
@@ -229,7 +219,7 @@ export class OutboundRateLimits {
    * call's authority.
    */
   routeSite(ex: OutboundCall, table: RouteTable, d: RouteDecision | typeof NO_ROUTE | undefined, unknownHosts: () => UnknownHostPolicy): OutboundRouteSite {
-    const port = portOf(ex.urlAuthority, ex.scheme);
+    const port = connectPort(ex.urlAuthority, ex.scheme);
     if (d === undefined) {
       const policy = unknownHosts();
       if (policy.mode === 'REGISTRY_ONLY') return { port, vhost: 'block_all', domains: CATCH_ALL_DOMAINS, route: 'block_all', action: 'DIRECT_RESPONSE', cluster: undefined };
@@ -259,9 +249,9 @@ export class OutboundRateLimits {
    */
   check(ex: Exchange, table: RouteTable, d: RouteDecision | typeof NO_ROUTE | undefined, unknownHosts: () => UnknownHostPolicy): RateLimitRefusal | undefined {
     let s: OutboundRouteSite | undefined;
-    if (this.#filters.hasRoutePatches && !this.#hasFilters(portOf(ex.urlAuthority, ex.scheme))) return undefined;
+    if (this.#filters.hasRoutePatches && !this.#hasFilters(connectPort(ex.urlAuthority, ex.scheme))) return undefined;
     // Without route patches, the filters depend on the port only: the route is looked at only when a descriptor needs its cluster.
-    let filters = this.#filters.hasRoutePatches ? undefined : this.#byPort.get(portOf(ex.urlAuthority, ex.scheme));
+    let filters = this.#filters.hasRoutePatches ? undefined : this.#byPort.get(connectPort(ex.urlAuthority, ex.scheme));
     if (filters === undefined) {
       s = this.routeSite(ex, table, d, unknownHosts);
       filters = this.filtersFor(s);
@@ -272,7 +262,7 @@ export class OutboundRateLimits {
       s ??= this.routeSite(ex, table, d, unknownHosts);
       return { sourceCluster: this.#sourceCluster, destinationCluster: s.cluster };
     };
-    const refusal = this.#runner.run(filters, new CallView(ex, this.#sourceIp, portOf(ex.urlAuthority, ex.scheme)), site, notes);
+    const refusal = this.#runner.run(filters, new CallView(ex, this.#sourceIp, connectPort(ex.urlAuthority, ex.scheme)), site, notes);
     if (refusal === undefined && notes.xHeaders !== undefined) addResponseOps(ex, setAll(notes.xHeaders));
     return refusal;
   }

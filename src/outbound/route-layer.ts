@@ -14,6 +14,7 @@ import type { Dispatch, Layer } from '../core/layer.ts';
 import type { UnknownHostPolicy } from '../routing/compile.ts';
 import type { RouteTable } from '../routing/route-table.ts';
 import { type CompiledRoute, NO_ROUTE, type RouteDecision, type RouteTarget, toDraw } from '../routing/route-table.ts';
+import { connectPort, portColon } from '../routing/request-head.ts';
 import type { RequestMatcher } from '../routing/request-matcher.ts';
 import type { ClusterState } from './cluster-state.ts';
 import { addResponseOps, type OutboundRateLimits, refuseCall } from './rate-limit.ts';
@@ -56,36 +57,19 @@ function matchedBlock(route: CompiledRoute, ex: Exchange): RequestMatcher | unde
   return undefined;
 }
 
-/** The port a call connects to: the URL's, else its scheme's default (the listener port istiod builds the route for). */
-function requestPort(ex: Exchange): number {
-  const a = ex.urlAuthority;
-  const colon = a.lastIndexOf(':');
-  if (colon !== -1 && !a.endsWith(']')) {
-    const p = Number(a.slice(colon + 1));
-    if (Number.isInteger(p) && p > 0) return p;
-  }
-  return ex.scheme === 'https' ? 443 : 80;
-}
-
 /**
  * The request's Host for a redirect's Location (Envoy's processRequestHost): its port goes when
  * the redirect sets a port, or when the scheme changes and the port is the old scheme's default
  * (`http://svc:80` → `https://svc`); any other port stays (`https://svc:9080`).
  */
 function redirectHost(host: string, scheme: string, requestScheme: string, newPort: boolean): string {
-  const end = host.startsWith('[') ? (host.lastIndexOf(']:') === -1 ? -1 : host.lastIndexOf(']:') + 1) : host.lastIndexOf(':');
+  const end = portColon(host);
   if (end === -1) return host;
   const port = host.slice(end);
   const remove = newPort || (scheme !== requestScheme && ((requestScheme === 'https' && port === ':443') || (requestScheme === 'http' && port === ':80')));
   return remove ? host.slice(0, end) : host;
 }
 
-/**
- * A redirect's answer, as istiod configures Envoy's RedirectAction and Envoy builds the Location
- * (RouteEntryImplBase::newUri): `uri` replaces the path and keeps the request's query unless it
- * has its own; `port`, or the port the call was made to with `derivePort: FROM_REQUEST_PORT`, is
- * added unless it is the scheme's default; the request's Host keeps its port otherwise.
- */
 /**
  * How much of the path Envoy's `prefix_rewrite` (a rewrite's or a redirect's) replaces, for the
  * match block that accepted the call: a prefix match's prefix, the whole path for an exact or a
@@ -98,6 +82,12 @@ function replacedLength(m: RequestMatcher | undefined, pathOnly: string): number
   return rp.kind === 'prefix' ? rp.value.length : pathOnly.length;
 }
 
+/**
+ * A redirect's answer, as istiod configures Envoy's RedirectAction and Envoy builds the Location
+ * (RouteEntryImplBase::newUri): `uri` replaces the path and keeps the request's query unless it
+ * has its own; `port`, or the port the call was made to with `derivePort: FROM_REQUEST_PORT`, is
+ * added unless it is the scheme's default; the request's Host keeps its port otherwise.
+ */
 function redirect(ex: Exchange, route: CompiledRoute): void {
   const r = route.redirect;
   if (r === undefined) return;
@@ -111,7 +101,7 @@ function redirect(ex: Exchange, route: CompiledRoute): void {
   }
   if (!path.startsWith('/')) path = `/${path}`;
   const scheme = r.scheme ?? ex.scheme;
-  let port = r.port ?? (r.derivePort === 'FROM_REQUEST_PORT' ? requestPort(ex) : undefined);
+  let port = r.port ?? (r.derivePort === 'FROM_REQUEST_PORT' ? connectPort(ex.urlAuthority, ex.scheme) : undefined);
   // istiod leaves out :80 for http and :443 for https.
   if ((port === 80 && scheme === 'http') || (port === 443 && scheme === 'https')) port = undefined;
   const newPort = port === undefined ? '' : `:${port}`;

@@ -12,6 +12,7 @@
 import type { Headers } from '../core/exchange.ts';
 import type { RetryPolicy } from '../routing/route-policy.ts';
 import { type HeaderBag, RETRIABLE_HEADER_NAMES_HEADER, RETRIABLE_STATUS_CODES_HEADER } from './retry-rules.ts';
+import { UNSIGNED } from './timeout-headers.ts';
 
 export const RETRY_ON_HEADER = 'x-envoy-retry-on';
 export const RETRY_GRPC_ON_HEADER = 'x-envoy-retry-grpc-on';
@@ -21,9 +22,6 @@ export const MAX_RETRIES_HEADER = 'x-envoy-max-retries';
 const HTTP_ON = new Set(['5xx', 'gateway-error', 'connect-failure', 'envoy-ratelimited', 'retriable-4xx', 'refused-stream', 'retriable-status-codes', 'retriable-headers', 'reset', 'reset-before-request', 'http3-post-connect-failure']);
 /** The conditions Envoy reads from `x-envoy-retry-grpc-on` (parseRetryGrpcOn). */
 const GRPC_ON = new Set(['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable']);
-
-/** An unsigned decimal, as absl::SimpleAtoi reads one. */
-const UNSIGNED = /^\s*\+?\d+\s*$/;
 
 function addTokens(into: Set<string>, value: string | string[] | undefined, known: ReadonlySet<string>): void {
   if (typeof value !== 'string') return;

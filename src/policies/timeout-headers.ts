@@ -16,7 +16,7 @@ export const RQ_TIMEOUT_HEADER = 'x-envoy-upstream-rq-timeout-ms';
 export const PER_TRY_TIMEOUT_HEADER = 'x-envoy-upstream-rq-per-try-timeout-ms';
 
 /** An unsigned decimal, as absl::SimpleAtoi reads one (surrounding blanks and a leading `+` allowed). */
-const UNSIGNED = /^\s*\+?\d+\s*$/;
+export const UNSIGNED = /^\s*\+?\d+\s*$/;
 
 /**
  * The timeout `name` gives the call, in ms (undefined for 0: no timeout), removing the header; or

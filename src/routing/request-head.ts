@@ -42,13 +42,25 @@ export interface RequestHead {
 export function routingAuthority(head: RequestHead): string {
   const a = head.authority;
   const u = head.urlAuthority;
-  if (u === undefined || u === a) return a;
-  // The Host names a port already (an IPv6 literal ends with `]` when it has none).
-  const colon = a.lastIndexOf(':');
-  if (colon !== -1 && !a.endsWith(']')) return a;
-  const uc = u.lastIndexOf(':');
-  if (uc === -1 || u.endsWith(']')) return a;
-  return `${a}${u.slice(uc)}`;
+  if (u === undefined || u === a || portColon(a) !== -1) return a;
+  const uc = portColon(u);
+  return uc === -1 ? a : `${a}${u.slice(uc)}`;
+}
+
+/** Where an authority's port starts (its `:`), or -1 when it names none (an IPv6 literal without one ends with `]`). */
+export function portColon(authority: string): number {
+  const colon = authority.lastIndexOf(':');
+  return colon !== -1 && !authority.endsWith(']') ? colon : -1;
+}
+
+/** The port a call to `authority` connects to: its own, else the scheme's default (the listener port a sidecar's routes are built for). */
+export function connectPort(authority: string, scheme: string): number {
+  const colon = portColon(authority);
+  if (colon !== -1) {
+    const p = Number(authority.slice(colon + 1));
+    if (Number.isInteger(p) && p > 0) return p;
+  }
+  return scheme === 'https' ? 443 : 80;
 }
 
 /** The value of a header as Envoy matches it: several values joined with `,`. */
