@@ -182,7 +182,8 @@ export async function explainInbound(resources: readonly AnyResource[], request:
     return Object.freeze({ ...full, toString: () => describeInbound(full) });
   };
   const none = { jwt: undefined, requestPrincipal: undefined, claims: undefined, authz: undefined, rateLimits: undefined, connectionPool: undefined };
-  if (isProbe(options.probePaths === undefined ? undefined : new Set(options.probePaths), method, target, peer === undefined && scheme === 'http', isGrpcContentType(headers['content-type']))) {
+  // A request that asks for an upgrade (a WebSocket) is never a probe: it would reach the app's upgrade listeners.
+  if (headers.upgrade === undefined && isProbe(options.probePaths === undefined ? undefined : new Set(options.probePaths), method, target, peer === undefined && scheme === 'http', isGrpcContentType(headers['content-type']))) {
     const full = { ...base, peerAuthentication: { ...base.peerAuthentication, accepted: true }, ...none, status: 200, refusedBy: undefined, reason: `a health probe (probePaths): served outside PeerAuthentication, RequestAuthentication, AuthorizationPolicy and rate limits, as istio-agent serves kubelet's probes`, assumes: [] };
     return Object.freeze({ ...full, toString: () => describeInbound(full) });
   }

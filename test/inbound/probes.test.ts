@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createServer as createHttpServer } from 'node:http';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type AddressInfo, connect } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -150,6 +151,47 @@ describe('health probes (probePaths): served outside the inbound policies, as is
     });
     assert.equal(got, '');
     assert.equal(upgraded, 0);
+  });
+
+  it('a WebSocket upgrade to a probe path is no probe: refused under STRICT and judged by the policies under PERMISSIVE, on the mesh\'s server and a protected one', async () => {
+    // A ws WebSocketServer({ server }) answers an upgrade on any path: as a probe, /healthz would open it to anyone.
+    const upgradeTo = (port: number, path: string) =>
+      new Promise<string>((resolve) => {
+        const s = connect(port, '127.0.0.1');
+        let out = '';
+        s.on('data', (c) => {
+          out += c.toString('latin1');
+        });
+        s.on('error', () => undefined);
+        s.on('close', () => resolve(out));
+        s.write(`GET ${path} HTTP/1.1\r\nHost: httpbin\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+      });
+    const strict = await meshWith();
+    const permissive = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: [STRICT_DENY_ALL[1]] as never, probePaths: PROBES });
+    closers.push(() => permissive.close());
+    for (const [mesh, name, want] of [
+      [strict, 'STRICT', /^$/],
+      [permissive, 'PERMISSIVE', /^HTTP\/1\.1 403 [\s\S]*RBAC: access denied$/],
+    ] as const) {
+      for (const own of [false, true]) {
+        const server = own ? mesh.protect(createHttpServer((_req, res) => res.end('http'))) : mesh.createServer((_req, res) => res.end('http'));
+        let upgraded = 0;
+        server.on('upgrade', (_req, socket: Duplex) => {
+          upgraded++;
+          socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+        });
+        await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+        closers.push(() => new Promise((r) => server.close(r)));
+        const port = (server.address() as AddressInfo).port;
+        const where = `${name}, ${own ? 'mesh.protect' : 'mesh.createServer'}`;
+        assert.match(await upgradeTo(port, '/healthz'), want, where);
+        assert.equal(upgraded, 0, where);
+        // The control: the probe itself is still served.
+        assert.equal(await plain(port, '/healthz'), 200, where);
+      }
+    }
+    const e = await strict.explainInbound({ url: 'http://httpbin.foo:8000/healthz', headers: { connection: 'Upgrade', upgrade: 'websocket' } });
+    assert.equal(e.refusedBy, 'peer-authentication');
   });
 
   it('curl (an independent client) gets the probe; without probePaths the same request is refused', async () => {

@@ -11,14 +11,13 @@
  *
  * @module
  */
-import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
-import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, notNormalized, releaseOnClose } from './node.ts';
+import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, isProbeRequest, notNormalized, releaseOnClose } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
@@ -237,7 +236,7 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
       }
       // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
       // Matched on the target as sent (originalUrl, before rewriteUrl normalized it), as on any server: exact.
-      if (g.probes !== undefined && g.isProbe(raw.method, (raw as { originalUrl?: string }).originalUrl ?? raw.url, (raw.socket as TLSSocket).encrypted !== true)) {
+      if (isProbeRequest(g, raw, (raw as { originalUrl?: string }).originalUrl ?? raw.url)) {
         next();
         return;
       }

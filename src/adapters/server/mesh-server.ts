@@ -48,7 +48,7 @@ import { PeerAuthAcceptor } from './peer-acceptor.ts';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
 import { markAccepted, peerOfSocket, rememberPeer } from './peer.ts';
 import { serveUpgrade } from './upgrade.ts';
-import { serveNode } from './node.ts';
+import { isProbeRequest, serveNode } from './node.ts';
 
 /** Events node:http emits instead of 'request' for some requests: judged before the app's listeners get them. */
 const JUDGED_EVENTS = new Set<string | symbol>(['upgrade', 'connect', 'checkContinue', 'checkExpectation']);
@@ -165,7 +165,7 @@ export class MeshHttpServer extends Server {
   /** Under STRICT a plaintext connection serves the probes and nothing else: true (and the connection refused) for any other request on one. */
   #refusedPlaintext(req: IncomingMessage): boolean {
     const guard = this.#guard;
-    if (guard.probes === undefined || !this.#probesOnly.has(req.socket) || this.#mtls.modeFor(req.socket.localPort ?? 0) !== 'STRICT' || guard.isProbe(req.method, req.url, true)) return false;
+    if (guard.probes === undefined || !this.#probesOnly.has(req.socket) || this.#mtls.modeFor(req.socket.localPort ?? 0) !== 'STRICT' || isProbeRequest(guard, req, req.url)) return false;
     this.#mtls.refuse(req.socket, 'STRICT', 'plaintext', 'plaintext under STRICT (only the health probes, probePaths, are served in plaintext)');
     return true;
   }

@@ -206,7 +206,7 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
     return;
   }
   // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
-  if (guard.probes !== undefined && guard.isProbe(req.method, mounted ?? req.url, (req.socket as TLSSocket).encrypted !== true)) {
+  if (isProbeRequest(guard, req, mounted ?? req.url)) {
     next();
     return;
   }
@@ -311,6 +311,16 @@ export function handedToNobody(req: IncomingMessage, res: ServerResponse, x: Jud
   if (slot === undefined || !isGone(req, res)) return false;
   slot.release();
   return true;
+}
+
+/**
+ * True for a health probe (`probePaths`) as kubelet sends one: a plaintext GET/HEAD of exactly a
+ * probe path that asks for no protocol upgrade. A WebSocket (any `Upgrade`) to a probe path is an
+ * ordinary request: it would reach the app's `'upgrade'` listeners (a `ws` server answers any
+ * path), never the probe's handler, and istio-agent's probe rewrite carries no upgrade either.
+ */
+export function isProbeRequest(guard: InboundGuard, req: IncomingMessage, target: string | undefined): boolean {
+  return guard.probes !== undefined && req.headers.upgrade === undefined && guard.isProbe(req.method, target, (req.socket as TLSSocket).encrypted !== true);
 }
 
 export function first(v: string | string[] | undefined): string | undefined {

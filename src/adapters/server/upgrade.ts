@@ -14,7 +14,6 @@
  */
 import { type IncomingMessage, STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
 import { callerGone, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
@@ -52,11 +51,8 @@ export function serveUpgrade(guard: InboundGuard, req: MeshRequest, socket: Dupl
     next();
     return;
   }
-  // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
-  if (guard.probes !== undefined && guard.isProbe(req.method, req.url, (req.socket as TLSSocket).encrypted !== true)) {
-    next();
-    return;
-  }
+  // Never a health probe (probePaths): kubelet's probes ask for no upgrade, and an upgrade to a
+  // probe path would reach the app's 'upgrade' listeners (a WebSocket server), not the probe.
   const headers = guard.active ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
   const target = req.url ?? '/';
   const abs = absoluteForm(target);
