@@ -107,8 +107,22 @@ function asRouted(target: string, l: RouterLeniency): string {
     }
   }
   if (l.ignoreDuplicateSlashes === true && path.indexOf('//') !== -1) path = path.replace(/\/{2,}/g, '/');
-  if (l.ignoreTrailingSlash === true && path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  // find-my-way drops one trailing slash of what rewriteUrl returns, again: every one goes, so
+  // that the path handed on is read as it is (`/admin//` is `/admin`, never `/admin/` judged and
+  // `/admin` routed).
+  if (l.ignoreTrailingSlash === true) while (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
   return path + query;
+}
+
+/**
+ * True when this instance's router routes `url` on another spelling than `judged` (its
+ * `ignoreDuplicateSlashes`, `ignoreTrailingSlash`, `useSemicolonDelimiter`): without
+ * `mesh.fastifyOptions()` — or when a server judged the request before Fastify's rewriteUrl wrote
+ * it the router's way — `//admin` would be judged as `//admin` and served by the `/admin` route.
+ */
+function routedElsewhere(url: string, judged: string, l: RouterLeniency): boolean {
+  if (l.ignoreDuplicateSlashes !== true && l.ignoreTrailingSlash !== true && l.useSemicolonDelimiter !== true) return url !== judged;
+  return asRouted(url, l) !== judged;
 }
 
 /**
@@ -163,7 +177,7 @@ function refuse(reply: FastifyReplyLike, ob: InboundObservation | undefined, d: 
 }
 
 /** Judges the request (functions with arguments, not closures per request: the hook runs for every request). */
-function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: FastifyReplyLike, next: (err?: Error) => void, headers: Headers, authority: string, conn: ConnectionInfo, absolute: boolean, ob: InboundObservation | undefined): void {
+function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: FastifyReplyLike, next: (err?: Error) => void, headers: Headers, authority: string, conn: ConnectionInfo, absolute: boolean, ob: InboundObservation | undefined, l: RouterLeniency): void {
   let j: Judgement | Promise<Judgement>;
   try {
     j = g.judge(request.method, authority, request.url, headers, conn, request.raw);
@@ -180,7 +194,7 @@ function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: Fasti
           reply.hijack();
           return;
         }
-        proceedFastify(request, reply, next, x, absolute, ob);
+        proceedFastify(request, reply, next, x, absolute, ob, l);
       },
       (err: unknown) => refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type'])),
     );
@@ -188,18 +202,18 @@ function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: Fasti
   }
   const slot = j.serve ? j.request.slot : undefined;
   if (slot !== undefined) reply.raw.once('close', () => slot.release());
-  proceedFastify(request, reply, next, j, absolute, ob);
+  proceedFastify(request, reply, next, j, absolute, ob, l);
 }
 
 /** Answers a denial, or hands the app the request (its `meshlet`, headers and URL as the phases left them) inside its context. */
-function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, next: (err?: Error) => void, x: Judgement, absolute: boolean, ob: InboundObservation | undefined): void {
+function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, next: (err?: Error) => void, x: Judgement, absolute: boolean, ob: InboundObservation | undefined, l: RouterLeniency): void {
   const raw = request.raw;
   ob?.judged(x);
   if (!x.serve) {
     deny(reply, x.denial, x.grpc, raw);
     return;
   }
-  if (x.normalizedPath !== request.url) {
+  if (x.normalizedPath !== request.url || routedElsewhere(request.url, request.url, l)) {
     // Routed already on a path other than the one judged: refuse rather than serve it.
     refuse(reply, ob, notNormalized(`path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`), x.request.protocol === 'grpc');
     return;
@@ -228,8 +242,16 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
       const raw = request.raw;
       hint?.(raw);
       const judged = (raw as { meshlet?: unknown }).meshlet;
+      const l = leniencyOf(fastify);
       if (judged !== undefined) {
-        // Already judged (a server from mesh.createServer): once is enough.
+        // Already judged (mesh.protect(fastify.server), a server from mesh.createServer): once is
+        // enough — if the router routes on the path that was judged (the target as it was before
+        // rewriteUrl, when Fastify has one). Otherwise refused: it cannot be judged again.
+        const target = (raw as { originalUrl?: string }).originalUrl ?? request.url;
+        if (routedElsewhere(request.url, target, l)) {
+          refuse(reply, undefined, notNormalized(`path ${target} was judged as it is, and this Fastify instance's router reads it as another path (ignoreDuplicateSlashes, ignoreTrailingSlash, useSemicolonDelimiter)`), isGrpcContentType(raw.headers["content-type"]));
+          return;
+        }
         request.meshlet = judged;
         next();
         return;
@@ -257,8 +279,8 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
       const mx = g.peerExchange === undefined ? undefined : exchangePeerMetadata(g.peerExchange, headers, raw, reply.raw);
       // An absolute-form Host, or the exchange taking the caller's metadata headers off the view: its names are listed then.
       const ob = observeInbound(g.observer, raw, reply.raw, headers, request.method, authority, request.url, conn, mx, abs === undefined && mx === undefined ? names : undefined);
-      if (ob === undefined) judgeFastify(g, request, reply, next, headers, authority, conn, abs !== undefined, undefined);
-      else ob.run(() => judgeFastify(g, request, reply, next, headers, authority, conn, abs !== undefined, ob));
+      if (ob === undefined) judgeFastify(g, request, reply, next, headers, authority, conn, abs !== undefined, undefined, l);
+      else ob.run(() => judgeFastify(g, request, reply, next, headers, authority, conn, abs !== undefined, ob, l));
     });
     done();
   }) as FastifyPlugin;
