@@ -70,3 +70,27 @@ describe("Fastify's ignoreTrailingSlash / ignoreDuplicateSlashes never route a r
     });
   }
 });
+
+describe("Fastify's caseSensitive: false (routing looser than any policy path) is warned about when the plugin registers", () => {
+  it('warns for caseSensitive: false, top-level or in routerOptions, and routes /ADMIN to /admin as warned; says nothing for the default', async () => {
+    for (const [opts, warned] of [
+      [{}, false],
+      [{ routerOptions: { caseSensitive: false } }, true],
+    ] as const) {
+      const warnings: string[] = [];
+      const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: denyExact as never, logger: { warn: (m) => warnings.push(m) } });
+      const app = Fastify({ ...mesh.fastifyOptions(), ...opts });
+      await app.register(mesh.fastify() as never);
+      app.get('/admin', async () => 'ADMIN');
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const port = (app.server.address() as AddressInfo).port;
+      const r = await get(port, '/ADMIN');
+      await app.close();
+      await mesh.close();
+      const ours = warnings.filter((w) => w.includes('caseSensitive: false'));
+      assert.equal(ours.length, warned ? 1 : 0, JSON.stringify(warnings));
+      // What the warning is about: the looser router takes /ADMIN to the denied route (a sidecar has the same gap).
+      assert.equal(r.body === 'ADMIN', warned, `${JSON.stringify(opts)}: ${r.status} ${r.body}`);
+    }
+  });
+});

@@ -90,6 +90,12 @@ function readLeniency(instance: unknown): RouterLeniency {
   };
 }
 
+/** Whether a Fastify instance was made with `caseSensitive: false` (top-level or in `routerOptions`). */
+function caseInsensitive(instance: unknown): boolean {
+  const ic = (instance as { initialConfig?: { caseSensitive?: boolean; routerOptions?: { caseSensitive?: boolean } } } | undefined)?.initialConfig;
+  return (ic?.routerOptions?.caseSensitive ?? ic?.caseSensitive) === false;
+}
+
 /**
  * The path find-my-way routes a normalized target on, written out, so that authorization judges
  * the route's own spelling: `;` starts the query (`useSemicolonDelimiter`), repeated slashes are
@@ -234,9 +240,14 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
 }
 
 /** The plugin: `await fastify.register(mesh.fastify())`. */
-export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMessage) => void): FastifyPlugin {
+export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMessage) => void, warn?: (message: string) => void): FastifyPlugin {
   const plugin = ((fastify: FastifyLike, _opts: unknown, done: (err?: Error) => void) => {
     fastify.decorateRequest('meshlet', null);
+    if (warn !== undefined && caseInsensitive(fastify)) {
+      warn(
+        "meshlet: this Fastify instance routes case-insensitively (caseSensitive: false): /ADMIN reaches the route app.get('/admin') while AuthorizationPolicy paths match case-sensitively, as in Istio, so a DENY on /admin does not stop it. Leave caseSensitive on, or write ALLOW policies (see docs/server.md, Routing looser than the policy)",
+      );
+    }
     fastify.addHook('onRequest', (request, reply, next) => {
       const g = guard();
       const raw = request.raw;

@@ -170,7 +170,7 @@ export class MeshServers {
   }
 
   fastify(): FastifyPlugin {
-    return fastifyPlugin(this.#getGuard, this.#hint);
+    return fastifyPlugin(this.#getGuard, this.#hint, this.#o.policies.warn);
   }
 
   fastifyOptions(): FastifyServerOptions {
