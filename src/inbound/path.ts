@@ -80,11 +80,18 @@ function unescapeUnreserved(path: string): string {
   }
   if (from === 0) return path;
   out += path.slice(from);
-  for (let k = literal.length - 1; k >= 0; k--) {
-    const at = literal[k] as number;
-    if (hexValue(out.charCodeAt(at + 1)) !== -1 && hexValue(out.charCodeAt(at + 2)) !== -1) out = `${out.slice(0, at)}%25${out.slice(at + 1)}`;
+  if (literal.length === 0) return out;
+  // One pass, in order (a slice per literal `%` rewritten was quadratic: 10 ms for a 16 KiB
+  // target of `%%361`s). The characters after each literal are the unescaped ones: a `%25`
+  // written for one never makes the one before it an escape (`%` is no hex digit).
+  let fixed = '';
+  let prev = 0;
+  for (const at of literal) {
+    if (hexValue(out.charCodeAt(at + 1)) === -1 || hexValue(out.charCodeAt(at + 2)) === -1) continue;
+    fixed += `${out.slice(prev, at)}%25`;
+    prev = at + 1;
   }
-  return out;
+  return prev === 0 ? out : fixed + out.slice(prev);
 }
 
 /** Envoy's `normalize_path` (RFC 3986 dot segments, backslashes, unreserved escapes); undefined when the path is refused. */
