@@ -71,6 +71,26 @@ describe("Fastify's ignoreTrailingSlash / ignoreDuplicateSlashes never route a r
   }
 });
 
+describe('a rewriteUrl of the app\'s own under mesh.protect(fastify.server)', () => {
+  it('is the app\'s: the target as received is judged, and the rewritten path is served (no router leniency to refuse)', async () => {
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: denyExact as never, logger: { warn: () => {} } });
+    const app = Fastify({ rewriteUrl: (req) => (req.url ?? '/').replace(/^\/v2\//, '/') });
+    await app.register(mesh.fastify() as never);
+    app.get('/admin', async () => 'ADMIN');
+    app.get('/x', async () => 'x');
+    mesh.protect(app.server);
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (app.server.address() as AddressInfo).port;
+    try {
+      assert.deepEqual(await get(port, '/v2/x'), { status: 200, body: 'x' });
+      assert.equal((await get(port, '/admin')).status, 403);
+    } finally {
+      await app.close();
+      await mesh.close();
+    }
+  });
+});
+
 describe("Fastify's caseSensitive: false (routing looser than any policy path) is warned about when the plugin registers", () => {
   it('warns for caseSensitive: false, top-level or in routerOptions, and routes /ADMIN to /admin as warned; says nothing for the default', async () => {
     for (const [opts, warned] of [

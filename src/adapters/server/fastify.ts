@@ -121,14 +121,16 @@ function asRouted(target: string, l: RouterLeniency): string {
 }
 
 /**
- * True when this instance's router routes `url` on another spelling than `judged` (its
+ * True when this instance's router reads the path `judged` as another spelling (its
  * `ignoreDuplicateSlashes`, `ignoreTrailingSlash`, `useSemicolonDelimiter`): without
  * `mesh.fastifyOptions()` — or when a server judged the request before Fastify's rewriteUrl wrote
  * it the router's way — `//admin` would be judged as `//admin` and served by the `/admin` route.
+ * (A rewriteUrl of the app's own, which maps one path to another, is the app's: a sidecar never
+ * sees it either.)
  */
-function routedElsewhere(url: string, judged: string, l: RouterLeniency): boolean {
-  if (l.ignoreDuplicateSlashes !== true && l.ignoreTrailingSlash !== true && l.useSemicolonDelimiter !== true) return url !== judged;
-  return asRouted(url, l) !== judged;
+function routedElsewhere(judged: string, l: RouterLeniency): boolean {
+  if (l.ignoreDuplicateSlashes !== true && l.ignoreTrailingSlash !== true && l.useSemicolonDelimiter !== true) return false;
+  return asRouted(judged, l) !== judged;
 }
 
 /**
@@ -219,7 +221,7 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
     deny(reply, x.denial, x.grpc, raw);
     return;
   }
-  if (x.normalizedPath !== request.url || routedElsewhere(request.url, request.url, l)) {
+  if (x.normalizedPath !== request.url || routedElsewhere(request.url, l)) {
     // Routed already on a path other than the one judged: refuse rather than serve it.
     refuse(reply, ob, notNormalized(`path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`), x.request.protocol === 'grpc');
     return;
@@ -259,8 +261,8 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
         // enough — if the router routes on the path that was judged (the target as it was before
         // rewriteUrl, when Fastify has one). Otherwise refused: it cannot be judged again.
         const target = (raw as { originalUrl?: string }).originalUrl ?? request.url;
-        if (routedElsewhere(request.url, target, l)) {
-          refuse(reply, undefined, notNormalized(`path ${target} was judged as it is, and this Fastify instance's router reads it as another path (ignoreDuplicateSlashes, ignoreTrailingSlash, useSemicolonDelimiter)`), isGrpcContentType(raw.headers["content-type"]));
+        if (routedElsewhere(target, l)) {
+          refuse(reply, undefined, notNormalized(`path ${target} was judged as it is, and this Fastify instance's router reads it as another path (ignoreDuplicateSlashes, ignoreTrailingSlash, useSemicolonDelimiter)`), isGrpcContentType(raw.headers['content-type']));
           return;
         }
         request.meshlet = judged;
