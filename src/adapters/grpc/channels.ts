@@ -19,7 +19,7 @@ import type { ResolvedConnectionPool } from '../../routing/cluster-settings.ts';
 import { applyKeepalive } from '../keepalive.ts';
 import { checkServer, type TlsPlan } from '../undici/tls-connector.ts';
 import { ClusterTlsPlans, type TlsEnvironment } from '../undici/tls-plans.ts';
-import { type GrpcJs, grpcJs } from './grpc-js.ts';
+import type { GrpcJs } from './grpc-js.ts';
 import { Conn, type ConnectTimeout, watchingSockets } from './conn.ts';
 
 export { Conn };
@@ -163,7 +163,7 @@ export interface AttemptOwner {
  * Attempts in flight, that close() waits for (and cancels after its grace period): an array
  * each attempt knows its place in, so adding and removing one costs no allocation or hashing.
  */
-class Live {
+export class Live {
   readonly #list: Admitted[] = [];
   #onIdle: (() => void) | undefined;
   add(a: Admitted): void {
@@ -363,24 +363,5 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     for (const e of this.#hosts.values()) e.close();
     this.#hosts.clear();
     await this.#live.drain(graceMs, this.#clock);
-  }
-}
-
-/** Calls to addresses outside the mesh: a channel per address, no stream limits, drained on close. */
-export class PassthroughOwner implements AttemptOwner {
-  readonly live = new Live();
-  readonly clock: Clock;
-  constructor(clock: Clock) {
-    this.clock = clock;
-  }
-  get grpc(): GrpcJs {
-    return grpcJs();
-  }
-  admit(_e: EndpointChannel | undefined, a: Admitted): 'go' {
-    this.live.add(a);
-    return 'go';
-  }
-  done(_e: EndpointChannel | undefined, a: Admitted): void {
-    this.live.delete(a);
   }
 }
