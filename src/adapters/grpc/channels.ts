@@ -165,7 +165,8 @@ export interface AttemptOwner {
  */
 export class Live {
   readonly #list: Admitted[] = [];
-  #onIdle: (() => void) | undefined;
+  /** What waits for the last attempt to end (drain() may be called again with a shorter grace period). */
+  #onIdle: (() => void)[] = [];
   add(a: Admitted): void {
     if (a.liveIndex !== -1) return;
     a.liveIndex = this.#list.length;
@@ -181,16 +182,15 @@ export class Live {
       list[i] = last;
       last.liveIndex = i;
     }
-    if (list.length === 0) this.#onIdle?.();
+    if (list.length === 0) for (const f of this.#onIdle.splice(0)) f();
   }
   /** Waits until no attempt is left, or `graceMs`; then cancels what is left with MESHLET_ERR_CLOSED. */
   async drain(graceMs: number, clock: Clock): Promise<void> {
     if (this.#list.length === 0) return;
     let timer: Timer | undefined;
-    const idle = new Promise<boolean>((r) => (this.#onIdle = () => r(false)));
+    const idle = new Promise<boolean>((r) => this.#onIdle.push(() => r(false)));
     const timedOut = graceMs === Number.POSITIVE_INFINITY ? await idle : await Promise.race([idle, new Promise<boolean>((r) => (timer = clock.setTimer(() => r(true), graceMs, true)))]);
     timer?.clear();
-    this.#onIdle = undefined;
     if (!timedOut) return;
     const err = new MeshletError('MESHLET_ERR_CLOSED', `mesh.close(): the call was still running after closeTimeoutMs (${graceMs} ms) and was cancelled`);
     for (const a of [...this.#list]) a.abort(err);

@@ -123,7 +123,7 @@ export class GrpcTransport {
     const key = settingsKey(channelOptions(cs), cs);
     if (key === t.key) return;
     cs.transports.delete(GRPC_TRANSPORT);
-    void t.pools.close();
+    cs.retire(t.pools);
   }
 
   /** Closes the passthrough channels: calls in flight may finish for `graceMs`, then they are cancelled. */
