@@ -64,6 +64,8 @@ export class ClusterState {
   readonly transports = new Map<string, { pools: ClusterTransport; key: string }>();
   /** Pools replaced by new settings, draining their calls in flight (close() bounds them too). */
   readonly #retiring = new Set<ClusterTransport>();
+  /** What close() closed. */
+  readonly #closing = new Set<ClusterTransport>();
   readonly #ctx: ClusterContext;
 
   constructor(cluster: Cluster, ctx: ClusterContext) {
@@ -147,14 +149,20 @@ export class ClusterState {
     void pools.close().finally(() => this.#retiring.delete(pools));
   }
 
-  /** Stops timers and closes the adapter's pools (calls in flight may finish for `graceMs`). */
+  /**
+   * Stops timers and closes the adapter's pools (calls in flight may finish for `graceMs`). A
+   * second call while the first still waits (a removed cluster closing, then `mesh.close()`)
+   * bounds the same pools by its own `graceMs`.
+   */
   async close(graceMs?: number): Promise<void> {
     this.detector?.close();
     this.detector = undefined;
-    const ts = [...[...this.transports.values()].map((t) => t.pools), ...this.#retiring];
+    const ts = this.#closing;
+    for (const t of this.transports.values()) ts.add(t.pools);
+    for (const t of this.#retiring) ts.add(t);
     this.transports.clear();
     this.#retiring.clear();
-    await Promise.all(ts.map((t) => t.close(graceMs)));
+    await Promise.all([...ts].map((t) => t.close(graceMs)));
   }
 
   toString(): string {

@@ -233,10 +233,8 @@ export class Outbound {
       }
       this.#clusters.delete(name);
       // Let calls in flight finish before the pools go; close() still bounds them by its grace period.
-      const timer = this.#o.clock.setTimer(() => {
-        this.#retired.delete(cs);
-        void cs.close();
-      }, 30_000);
+      // Kept until its calls are done, so that close() still bounds one that outlives the 30 s.
+      const timer = this.#o.clock.setTimer(() => void cs.close().finally(() => this.#retired.delete(cs)), 30_000);
       this.#retired.set(cs, timer);
     }
     this.#snapshot = snapshot;

@@ -21,14 +21,19 @@ import { nextConfig } from '../helpers/mesh-events.ts';
 import { destinationRule, serviceEntry, startUpstream } from '../helpers/upstreams.ts';
 
 describe('mesh.close() and clusters a reload removed', () => {
-  const cases: [string, (write: (names: string[], extra?: object[]) => void) => void][] = [
+  const cases: [string, (write: (names: string[], extra?: object[]) => void) => void, ((clock: ManualClock) => void)?][] = [
     ['a call in flight to a cluster the config no longer has is waited for up to closeTimeoutMs, then cancelled', (write) => write(['kept'])],
+    [
+      'a call in flight to a removed cluster whose pools began closing 30 s later is still bounded by close()',
+      (write) => write(['kept']),
+      (clock) => clock.advance(30_000),
+    ],
     [
       'a call in flight on pools replaced by new connection-pool settings is waited for up to closeTimeoutMs, then cancelled',
       (write) => write(['gone', 'kept'], [destinationRule('gone', 'gone', { trafficPolicy: { connectionPool: { tcp: { connectTimeout: '3s' } } } })]),
     ],
   ];
-  for (const [name, change] of cases) it(name, async () => {
+  for (const [name, change, later] of cases) it(name, async () => {
     const hung = await startUpstream('hung', () => new Promise(() => {}));
     const dir = mkdtempSync(join(tmpdir(), 'meshlet-removed-'));
     const write = (names: string[], extra: object[] = []) =>
@@ -45,6 +50,7 @@ describe('mesh.close() and clusters a reload removed', () => {
       const applied = nextConfig(mesh);
       change(write);
       await applied;
+      later?.(clock);
 
       let state = 'closing';
       const closed = mesh.close().then(() => (state = 'closed'));
