@@ -33,7 +33,10 @@ export interface ClusterContext {
 export interface ClusterTransport {
   /** An endpoint left the cluster: close its connections once idle. */
   removeHost(host: HostState): void;
-  /** Closes the pools; calls in flight may finish for `graceMs` (default: as long as they take). */
+  /**
+   * Closes the pools; calls in flight may finish for `graceMs` (default: as long as they take). A
+   * second call while the first still waits bounds the wait by its own `graceMs`.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -59,6 +62,10 @@ export class ClusterState {
    * detector and budget, and each transport has its own connections.
    */
   readonly transports = new Map<string, { pools: ClusterTransport; key: string }>();
+  /** Pools replaced by new settings, draining their calls in flight (close() bounds them too). */
+  readonly #retiring = new Set<ClusterTransport>();
+  /** What close() closed. */
+  readonly #closing = new Set<ClusterTransport>();
   readonly #ctx: ClusterContext;
 
   constructor(cluster: Cluster, ctx: ClusterContext) {
@@ -136,13 +143,26 @@ export class ClusterState {
     this.#ctx.onOutlierEvent(this.name, e);
   }
 
-  /** Stops timers and closes the adapter's pools (calls in flight may finish for `graceMs`). */
+  /** Pools an adapter replaced (new connection settings): they close once their calls end, or when close() ends them. */
+  retire(pools: ClusterTransport): void {
+    this.#retiring.add(pools);
+    void pools.close().finally(() => this.#retiring.delete(pools));
+  }
+
+  /**
+   * Stops timers and closes the adapter's pools (calls in flight may finish for `graceMs`). A
+   * second call while the first still waits (a removed cluster closing, then `mesh.close()`)
+   * bounds the same pools by its own `graceMs`.
+   */
   async close(graceMs?: number): Promise<void> {
     this.detector?.close();
     this.detector = undefined;
-    const ts = [...this.transports.values()];
+    const ts = this.#closing;
+    for (const t of this.transports.values()) ts.add(t.pools);
+    for (const t of this.#retiring) ts.add(t);
     this.transports.clear();
-    await Promise.all(ts.map((t) => t.pools.close(graceMs)));
+    this.#retiring.clear();
+    await Promise.all([...ts].map((t) => t.close(graceMs)));
   }
 
   toString(): string {

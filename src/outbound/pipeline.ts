@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { Clock, Random } from '../core/clock.ts';
+import type { Clock, Random, Timer } from '../core/clock.ts';
 import { DeadlineQueue } from '../core/deadlines.ts';
 import type { Exchange } from '../core/exchange.ts';
 import { type Dispatch, type Layer, stack } from '../core/layer.ts';
@@ -89,6 +89,8 @@ export class Outbound {
   /** The snapshot's outbound local rate limits; undefined when none can limit anything. */
   #rateLimits: OutboundRateLimits | undefined;
   readonly #clusters = new Map<string, ClusterState>();
+  /** Clusters a snapshot removed, their pools closed 30 s later (calls in flight finish first) or by close(). */
+  readonly #retired = new Map<ClusterState, Timer>();
   readonly #clusterContext: ClusterContext;
   readonly #o: OutboundOptions;
   /** The shared deadline queue (route and per-try timeouts). */
@@ -230,8 +232,10 @@ export class Outbound {
         continue;
       }
       this.#clusters.delete(name);
-      // Let calls in flight finish before the pools go.
-      this.#o.clock.setTimer(() => void cs.close(), 30_000);
+      // Let calls in flight finish before the pools go; close() still bounds them by its grace period.
+      // Kept until its calls are done, so that close() still bounds one that outlives the 30 s.
+      const timer = this.#o.clock.setTimer(() => void cs.close().finally(() => this.#retired.delete(cs)), 30_000);
+      this.#retired.set(cs, timer);
     }
     this.#snapshot = snapshot;
     this.#unknownHosts = snapshot.sidecar?.outboundTrafficPolicy ?? this.#meshPolicy;
@@ -269,7 +273,10 @@ export class Outbound {
     for (const m of this.#liveMirrors) m.abort();
     this.#liveMirrors.clear();
     this.deadlines.close();
-    await Promise.all([...this.#clusters.values()].map((c) => c.close(graceMs)));
+    const retired = [...this.#retired.keys()];
+    for (const t of this.#retired.values()) t.clear();
+    this.#retired.clear();
+    await Promise.all([...this.#clusters.values(), ...retired].map((c) => c.close(graceMs)));
     this.#clusters.clear();
   }
 }

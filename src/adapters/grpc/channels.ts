@@ -19,7 +19,7 @@ import type { ResolvedConnectionPool } from '../../routing/cluster-settings.ts';
 import { applyKeepalive } from '../keepalive.ts';
 import { checkServer, type TlsPlan } from '../undici/tls-connector.ts';
 import { ClusterTlsPlans, type TlsEnvironment } from '../undici/tls-plans.ts';
-import { type GrpcJs, grpcJs } from './grpc-js.ts';
+import type { GrpcJs } from './grpc-js.ts';
 import { Conn, type ConnectTimeout, watchingSockets } from './conn.ts';
 
 export { Conn };
@@ -163,9 +163,10 @@ export interface AttemptOwner {
  * Attempts in flight, that close() waits for (and cancels after its grace period): an array
  * each attempt knows its place in, so adding and removing one costs no allocation or hashing.
  */
-class Live {
+export class Live {
   readonly #list: Admitted[] = [];
-  #onIdle: (() => void) | undefined;
+  /** What waits for the last attempt to end (drain() may be called again with a shorter grace period). */
+  #onIdle: (() => void)[] = [];
   add(a: Admitted): void {
     if (a.liveIndex !== -1) return;
     a.liveIndex = this.#list.length;
@@ -181,16 +182,15 @@ class Live {
       list[i] = last;
       last.liveIndex = i;
     }
-    if (list.length === 0) this.#onIdle?.();
+    if (list.length === 0) for (const f of this.#onIdle.splice(0)) f();
   }
   /** Waits until no attempt is left, or `graceMs`; then cancels what is left with MESHLET_ERR_CLOSED. */
   async drain(graceMs: number, clock: Clock): Promise<void> {
     if (this.#list.length === 0) return;
     let timer: Timer | undefined;
-    const idle = new Promise<boolean>((r) => (this.#onIdle = () => r(false)));
+    const idle = new Promise<boolean>((r) => this.#onIdle.push(() => r(false)));
     const timedOut = graceMs === Number.POSITIVE_INFINITY ? await idle : await Promise.race([idle, new Promise<boolean>((r) => (timer = clock.setTimer(() => r(true), graceMs, true)))]);
     timer?.clear();
-    this.#onIdle = undefined;
     if (!timedOut) return;
     const err = new MeshletError('MESHLET_ERR_CLOSED', `mesh.close(): the call was still running after closeTimeoutMs (${graceMs} ms) and was cancelled`);
     for (const a of [...this.#list]) a.abort(err);
@@ -363,24 +363,5 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     for (const e of this.#hosts.values()) e.close();
     this.#hosts.clear();
     await this.#live.drain(graceMs, this.#clock);
-  }
-}
-
-/** Calls to addresses outside the mesh: a channel per address, no stream limits, drained on close. */
-export class PassthroughOwner implements AttemptOwner {
-  readonly live = new Live();
-  readonly clock: Clock;
-  constructor(clock: Clock) {
-    this.clock = clock;
-  }
-  get grpc(): GrpcJs {
-    return grpcJs();
-  }
-  admit(_e: EndpointChannel | undefined, a: Admitted): 'go' {
-    this.live.add(a);
-    return 'go';
-  }
-  done(_e: EndpointChannel | undefined, a: Admitted): void {
-    this.live.delete(a);
   }
 }

@@ -111,6 +111,8 @@ export class Conn {
   openedAt = 0;
   /** Takes no new calls (`maxRequestsPerConnection` or `maxConnectionDuration` reached); closes when its last call ends. */
   retired = false;
+  /** A call used it since its owner last looked (passthrough connections close when unused: passthrough.ts). */
+  used = false;
   /** The connect timed out: the channel is closed, and the connection is not used again. */
   dead = false;
   readonly #timeout: ConnectTimeout | undefined;

@@ -40,9 +40,10 @@ import { CredentialHolder } from '../../security/identity/credentials.ts';
 import type { TlsFiles } from '../../security/tls-files.ts';
 import { type ClientTlsOptions, TlsEnvironment } from '../undici/tls-plans.ts';
 import { GrpcAttempt } from './attempt.ts';
-import { ClusterChannels, Conn, channelOptions, PassthroughOwner } from './channels.ts';
+import { ClusterChannels, channelOptions } from './channels.ts';
 import { classifyGrpcError } from './classify.ts';
 import { grpcJs } from './grpc-js.ts';
+import { PassthroughChannels } from './passthrough.ts';
 
 export { channelOptions } from './channels.ts';
 
@@ -53,9 +54,8 @@ export const GRPC_TRANSPORT = 'grpc';
 export class GrpcTransport {
   readonly #clock: Clock;
   readonly #env: TlsEnvironment;
-  /** Passthrough channels by authority (hosts outside the mesh). */
-  readonly #passthrough = new Map<string, Conn>();
-  readonly #passthroughOwner: PassthroughOwner;
+  /** Passthrough channels by authority (hosts outside the mesh), closed when unused. */
+  readonly #passthrough: PassthroughChannels;
 
   /**
    * `clock`: the mesh clock; `credentials`: the workload's certificate for mTLS (new channels use
@@ -63,7 +63,7 @@ export class GrpcTransport {
    */
   constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}) {
     this.#clock = clock;
-    this.#passthroughOwner = new PassthroughOwner(clock);
+    this.#passthrough = new PassthroughChannels(clock);
     this.#env = new TlsEnvironment(credentials, tls);
   }
 
@@ -107,12 +107,8 @@ export class GrpcTransport {
   /** Sends a call for a host outside the mesh to the address the caller named. */
   readonly passthrough: Dispatch = (ex, handler) => {
     const g = grpcJs();
-    let ch = this.#passthrough.get(ex.urlAuthority);
-    if (ch === undefined) {
-      ch = new Conn(new g.Channel(ex.urlAuthority, g.credentials.createInsecure(), { 'grpc.enable_retries': 0, 'grpc.service_config_disable_resolution': 1, 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 }));
-      this.#passthrough.set(ex.urlAuthority, ch);
-    }
-    new GrpcAttempt(ex, handler, ch, this.#passthroughOwner, undefined).start();
+    const ch = this.#passthrough.get(ex.urlAuthority, () => new g.Channel(ex.urlAuthority, g.credentials.createInsecure(), PASSTHROUGH_OPTIONS));
+    new GrpcAttempt(ex, handler, ch, this.#passthrough, undefined).start();
   };
 
   /** Classifies this transport's failures. */
@@ -127,17 +123,18 @@ export class GrpcTransport {
     const key = settingsKey(channelOptions(cs), cs);
     if (key === t.key) return;
     cs.transports.delete(GRPC_TRANSPORT);
-    void t.pools.close();
+    cs.retire(t.pools);
   }
 
   /** Closes the passthrough channels: calls in flight may finish for `graceMs`, then they are cancelled. */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
     this.#env.close();
-    for (const ch of this.#passthrough.values()) ch.channel.close();
-    this.#passthrough.clear();
-    await this.#passthroughOwner.live.drain(graceMs, this.#clock);
+    await this.#passthrough.close(graceMs);
   }
 }
+
+/** The options of a passthrough channel (grpc-js's retries off, connections of its own, the caller's message sizes). */
+const PASSTHROUGH_OPTIONS = { 'grpc.enable_retries': 0, 'grpc.service_config_disable_resolution': 1, 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 };
 
 /** What a cluster's channels are made with: their options, and the TCP keepalive set on their sockets. */
 function settingsKey(options: object, cs: ClusterState): string {

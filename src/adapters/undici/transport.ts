@@ -100,6 +100,8 @@ class ClusterPools implements ClusterTransport {
   #passthrough: { key: string; agent: Agent } | undefined;
   /** Pools replaced (new certificate, new TLS settings) whose calls are still finishing: close() bounds them too. */
   readonly #draining = new Set<Pool | Agent>();
+  /** What close() closed, for a later close() with a grace period to bound. */
+  readonly #closing = new Set<Pool | Agent>();
   constructor(options: Pool.Options, cs: ClusterState, clock: Clock, env: TlsEnvironment) {
     this.#clock = clock;
     this.options = options;
@@ -204,17 +206,19 @@ class ClusterPools implements ClusterTransport {
   }
   /** Closes the pools: calls in flight may finish for `graceMs`, then they are cancelled. */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
-    const pools: (Pool | Agent)[] = [];
+    // Closed before (a replaced cluster's pools draining): this call bounds the same pools.
+    const pools = this.#closing;
     for (const e of this.#hosts.values()) {
-      if (e.pool !== undefined) pools.push(e.pool);
-      if (e.https !== undefined) pools.push(e.https);
+      if (e.pool !== undefined) pools.add(e.pool);
+      if (e.https !== undefined) pools.add(e.https);
     }
-    if (this.#passthrough !== undefined) pools.push(this.#passthrough.agent);
-    pools.push(...this.#draining);
+    if (this.#passthrough !== undefined) pools.add(this.#passthrough.agent);
+    for (const d of this.#draining) pools.add(d);
     this.#passthrough = undefined;
     this.#hosts.clear();
-    await closeWithin(pools, graceMs, this.#clock);
+    await closeWithin([...pools], graceMs, this.#clock);
   }
+
 }
 
 
@@ -357,7 +361,7 @@ export class UndiciTransport {
     const key = poolKey(next, cs);
     if (key === t.key) return;
     cs.transports.set(SLOT, { pools: new ClusterPools(next, cs, this.#clock, this.#env), key });
-    void t.pools.close();
+    cs.retire(t.pools);
   }
 
   /** Closes the passthrough agent: calls in flight may finish for `graceMs`, then they are cancelled. */
