@@ -15,6 +15,11 @@ import type { Headers } from './handler.ts';
 function HeaderBag(): void {}
 HeaderBag.prototype = Object.create(null);
 
+/** An empty header object in fast mode that inherits nothing (see HeaderBag): for per-call header objects. */
+export function newHeaders<T = Headers>(): T {
+  return new (HeaderBag as unknown as new () => T)();
+}
+
 function lower(k: string): string {
   for (let i = 0; i < k.length; i++) {
     const c = k.charCodeAt(i);
@@ -39,7 +44,7 @@ function put(out: Headers, k: string, v: unknown): void {
  * or `toString` is a header like any other.
  */
 export function normalizeHeaders(h: unknown): Headers {
-  const out = new (HeaderBag as unknown as new () => Headers)();
+  const out = newHeaders();
   if (h == null) return out;
   if (Array.isArray(h)) {
     if (h.length > 0 && Array.isArray(h[0])) for (const [k, v] of h as [string, unknown][]) put(out, k, v);

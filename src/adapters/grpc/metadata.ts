@@ -8,6 +8,7 @@
  */
 import type { Metadata } from '@grpc/grpc-js';
 import type { Headers } from '../../core/handler.ts';
+import { newHeaders } from '../../core/headers.ts';
 import type { GrpcJs } from './grpc-js.ts';
 import { isWireMetadata, type MetadataStore, storeOf, type WireHeaders, wireMetadataOf } from './wire-metadata.ts';
 
@@ -23,7 +24,7 @@ const RESERVED = new Set(['content-type', 'te', 'host', 'user-agent', 'grpc-time
 
 /** The request headers of a call: its metadata (lower-cased names; `-bin` values base64) plus gRPC's content-type and te. */
 export function headersOf(metadata: Metadata): Headers {
-  const h = Object.create(null) as Headers;
+  const h = newHeaders();
   intoHeaders(metadata, h);
   h['content-type'] = 'application/grpc';
   h.te = 'trailers';
@@ -39,9 +40,9 @@ const NO_HEADERS: Headers = Object.freeze(Object.create(null)) as Headers;
  * headers with ({@link requestMetadataOf}). A call without metadata shares one empty `before`.
  */
 export function callHeadersOf(metadata: Metadata): { headers: Headers; before: Headers } {
-  const h = Object.create(null) as Headers;
+  const h = newHeaders();
   // No metadata (most calls): no second dictionary to fill.
-  const before = storeOf(metadata)?.size === 0 ? NO_HEADERS : (Object.create(null) as Headers);
+  const before = storeOf(metadata)?.size === 0 ? NO_HEADERS : newHeaders();
   const any = before !== NO_HEADERS && intoHeaders(metadata, h, before);
   h['content-type'] = 'application/grpc';
   h.te = 'trailers';
@@ -80,7 +81,7 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
     if (was !== undefined) md.remove(k);
     const bin = k.endsWith('-bin');
     if (beside !== undefined && typeof v === 'string' && !bin && volatileNames.has(k) && LEGAL_VALUE.test(v)) {
-      own ??= Object.create(null) as WireHeaders;
+      own ??= newHeaders<WireHeaders>();
       own[k] = v;
       continue;
     }
@@ -94,7 +95,7 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
         // Another value than the attempt before's: its own from now on (the shared ones made again without it, once).
         volatileNames.add(k);
         newlyVolatile = true;
-        own ??= Object.create(null) as WireHeaders;
+        own ??= newHeaders<WireHeaders>();
         own[k] = v;
         continue;
       }
@@ -104,7 +105,7 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
     if (beside !== undefined && !bin && typeof v === 'string' && legalName(k) && LEGAL_VALUE.test(v)) {
       // A value of its own per call (`x-request-id`): checked here as grpc-js's add() checks it,
       // rather than made into a Metadata of its own (and cached) once per call.
-      wire ??= Object.create(null) as WireHeaders;
+      wire ??= newHeaders<WireHeaders>();
       wire[k] = v;
       continue;
     }
@@ -113,7 +114,7 @@ export function requestMetadataOf(g: GrpcJs, headers: Headers, caller: Metadata,
     if (beside !== undefined && values !== undefined && !bin) {
       // Checked (a value grpc-js refuses is dropped, as it drops it from fromHttp2Headers): its
       // one value, or its shared (frozen) list of several.
-      wire ??= Object.create(null) as WireHeaders;
+      wire ??= newHeaders<WireHeaders>();
       wire[k] = values.length === 1 ? (values[0] as string) : (values as string[]);
       continue;
     }
@@ -157,7 +158,7 @@ function addedOf(last: WireHeaders, headers: Headers, before: Headers): WireHead
   for (const k in last) {
     const v = headers[k];
     if (v === undefined || v === before[k] || v !== last[k]) continue;
-    w ??= Object.create(null) as WireHeaders;
+    w ??= newHeaders<WireHeaders>();
     w[k] = v;
   }
   return w;
@@ -200,7 +201,7 @@ function freezeValues(values: (string | Buffer)[]): void {
 
 /** Metadata from headers (request headers when a call is sent; response headers and trailers when it comes back). */
 export function metadataOf(g: GrpcJs, headers: Headers): Metadata {
-  const wire: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+  const wire = newHeaders<Record<string, string | string[]>>();
   for (const k of Object.keys(headers)) {
     const v = headers[k];
     if (v === undefined || k.startsWith(':') || RESERVED.has(k)) continue;
@@ -239,7 +240,7 @@ function dropReserved(this: MetadataStore, _values: (string | Buffer)[], name: s
 
 /** Response headers from received metadata (as a trailers-only head or trailers carry them). */
 export function responseHeadersOf(metadata: Metadata): Headers {
-  const h = Object.create(null) as Headers;
+  const h = newHeaders();
   intoHeaders(metadata, h);
   return h;
 }

@@ -11,6 +11,7 @@
  * @module
  */
 import type { Metadata, MetadataOptions } from '@grpc/grpc-js';
+import { newHeaders } from '../../core/headers.ts';
 import type { GrpcJs } from './grpc-js.ts';
 
 /** Checked headers for the wire: name → value, or several values. */
@@ -127,7 +128,7 @@ function wireMetadataClass(g: GrpcJs): WireMetadataClass {
 /** `w` without `k` (a copy when it had it). */
 function without(w: WireHeaders | undefined, k: string): WireHeaders | undefined {
   if (w === undefined || !(k in w)) return w;
-  const rest = Object.create(null) as WireHeaders;
+  const rest = newHeaders<WireHeaders>();
   for (const n in w) if (n !== k) rest[n] = w[n] as string | string[];
   return rest;
 }
