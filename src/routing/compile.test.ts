@@ -392,6 +392,21 @@ describe('compileSnapshot: a VirtualService with no rule for this workload or po
   });
 });
 
+describe('compileSnapshot: an https:// call without a port (Istio egress: a ServiceEntry with ports 80 and 443)', () => {
+  const cnn = doc(NET, 'ServiceEntry', 'cnn', 'hosts: [edition.cnn.com]\nresolution: DNS\nports:\n- {number: 80, name: http-port, protocol: HTTP}\n- {number: 443, name: https, protocol: HTTPS}');
+  const https = (authority: string): RequestHead => ({ ...req(authority), scheme: 'https' });
+  it('connects to 443, so it takes the port-443 virtual host, not the port-80 one', () => {
+    const s = compile([cnn]);
+    assert.equal(decide(s, https('edition.cnn.com')).target?.cluster?.name, 'outbound|443||edition.cnn.com');
+    assert.equal(decide(s, https('EDITION.cnn.com')).target?.cluster?.name, 'outbound|443||edition.cnn.com');
+    assert.equal(decide(s, req('edition.cnn.com')).target?.cluster?.name, 'outbound|80||edition.cnn.com');
+    assert.equal(decide(s, https('edition.cnn.com:80')).target?.cluster?.name, 'outbound|80||edition.cnn.com');
+  });
+  it('a service without port 443 is still reached by its portless name', () => {
+    assert.equal(decide(compile([RATINGS]), https('ratings')).target?.cluster?.name, 'outbound|9080||ratings.default.svc.cluster.local');
+  });
+});
+
 describe('compileSnapshot: the default route of a service without a VirtualService', () => {
   /** A route's data, without what names it or ties it to its snapshot (functions, decisions). */
   const shape = (r: object) => JSON.parse(JSON.stringify({ ...r, name: undefined, envoyName: undefined, virtualService: undefined, decisions: undefined }));
