@@ -7,6 +7,7 @@
  */
 import type { IssueList, SourceRef } from '../issues.ts';
 import { CLUSTER_SCOPED_KINDS, type KindDecision } from './api-kinds.ts';
+import { isMeshConfigMap, meshConfigNotice } from './mesh-config-notice.ts';
 
 /** The code of a skipped-kind notice. */
 export const SKIPPED_KIND_CODE = 'MESHLET0003';
@@ -27,6 +28,8 @@ interface Group {
 /** Collects skipped documents during one validation and reports them at the end. */
 export class SkippedKinds {
   readonly #groups = new Map<string, Group>();
+  /** Notices of their own (Istio's MeshConfig ConfigMap: which settings need an option). */
+  readonly #notices: { readonly source: SourceRef; readonly level: 'info' | 'warning'; readonly message: string }[] = [];
 
   /** Records one skipped document. */
   add(raw: Record<string, unknown>, apiVersion: string, kind: string, decision: Extract<KindDecision, { action: 'skip' }>, source: SourceRef, defaultNamespace: string): void {
@@ -41,6 +44,7 @@ export class SkippedKinds {
     const ns = typeof meta?.namespace === 'string' ? meta.namespace : defaultNamespace;
     g.names.push(CLUSTER_SCOPED_KINDS.has(kind) ? name : `${ns}/${name}`);
     g.files.add(source.file);
+    if (isMeshConfigMap(raw, kind, apiVersion)) this.#notices.push({ source, ...meshConfigNotice(raw, `${kind} ${ns}/${name}`) });
   }
 
   /** Adds one notice per skipped kind, in the order the kinds were first seen. */
@@ -51,5 +55,6 @@ export class SkippedKinds {
       const files = g.files.size > 1 ? ` (in ${g.files.size} files)` : '';
       issues.file(g.first.file, g.first.line, g.level, `skipped ${n} ${g.kind} (${g.apiVersion})${files}: ${shown}; ${g.reason}`, SKIPPED_KIND_CODE);
     }
+    for (const n of this.#notices) issues.file(n.source.file, n.source.line, n.level, n.message, SKIPPED_KIND_CODE);
   }
 }
