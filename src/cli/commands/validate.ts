@@ -21,6 +21,10 @@ Directories are read recursively (.yaml, .yml, .json); '-' reads standard input 
 <stdin>). Prints every problem; exits 1 if any is an error, 2 on a usage mistake.
 
 Options:
+  -f, --filename <file, dir or ->  a file, directory or - to read, as 'istioctl validate -f' and
+                                   'kubectl apply -f' take it (repeatable; same as naming it)
+  -A, --all-namespaces             accepted as 'istioctl analyze -A' takes it: the resources of
+                                   every namespace in the files are always analysed
   -n, --namespace <ns>             namespace for resources without one (default: default)
 ${OUTPUT_HELP}
       --json                       deprecated: use -o json
@@ -52,7 +56,11 @@ export async function validateCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { namespace: { type: 'string', short: 'n' }, ...OUTPUT_OPTION, json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      filename: { type: 'string', short: 'f', multiple: true },
+      'all-namespaces': { type: 'boolean', short: 'A' },
+      namespace: { type: 'string', short: 'n' },
+      ...OUTPUT_OPTION, json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help === true) {
     out(validateHelp);
@@ -64,8 +72,9 @@ export async function validateCommand(argv: string[]): Promise<number> {
     process.stderr.write('meshlet: --json is deprecated; use -o json\n');
     format = 'json';
   }
-  if (positionals.length === 0) throw new UsageError('meshlet validate: name at least one file or directory (or - for standard input)');
-  const { issues, resources } = await loadInputs(positionals, { defaultNamespace: checkNamespaceOption(values.namespace) });
+  const inputs = [...(values.filename ?? []), ...positionals];
+  if (inputs.length === 0) throw new UsageError('meshlet validate: name at least one file or directory (or - for standard input)');
+  const { issues, resources } = await loadInputs(inputs, { defaultNamespace: checkNamespaceOption(values.namespace) });
   const shown = values.quiet === true ? issues.ofLevel('error') : issues.all;
   const n = (l: 'error' | 'warning' | 'info') => issues.ofLevel(l).length;
   if (format !== undefined) {
