@@ -57,8 +57,8 @@ export interface MeshOptions {
    */
   readonly workloadName?: string | undefined;
   /**
-   * Embedded mode: a YAML/JSON file, a directory of them, a list of paths, or resource
-   * objects. Files and directories are watched: a valid change applies to new requests; an
+   * Embedded mode: a YAML/JSON file, a directory of them, a list of paths, resource objects, or
+   * one object (a resource, or a `List` such as `JSON.parse` of `kubectl get … -o json`). Files and directories are watched: a valid change applies to new requests; an
    * invalid one is rejected as a whole (event `rejected`) and the last good config keeps serving.
    * Exactly one of `config` and `controlPlane` is required.
    */

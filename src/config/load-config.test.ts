@@ -112,3 +112,13 @@ test('the security and Telemetry kinds are applied: no not-applied notice (MESHL
   // AuthorizationPolicy and PeerAuthentication are enforced by the server side, Telemetry by the telemetry subscribers.
   assert.deepEqual(issues.all.filter((i) => i.code === 'MESHLET0003').map((i) => `${i.level} ${i.resource}: ${i.message}`), []);
 });
+
+test('one object is read too: a resource, or the List that JSON.parse of `kubectl get … -o json` gives (not a TypeError)', async () => {
+  const vs = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'svc', namespace: 'default' }, spec: { hosts: ['svc'], http: [{ route: [{ destination: { host: 'svc' } }] }] } };
+  const se = { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'svc', namespace: 'default', managedFields: [{ manager: 'kubectl' }] }, spec: { hosts: ['svc.default.svc.cluster.local'], resolution: 'STATIC', ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], endpoints: [{ address: '127.0.0.1' }] }, status: { validationMessages: [] } };
+  const list = await loadConfig({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '' }, items: [se, vs] });
+  assert.equal(list.ok, true, list.issues.all.join('\n'));
+  assert.deepEqual(list.resources.map((r) => r.ref), ['ServiceEntry default/svc', 'VirtualService default/svc']);
+  const one = await loadConfig(se);
+  assert.deepEqual(one.resources.map((r) => r.ref), ['ServiceEntry default/svc']);
+});

@@ -14,10 +14,11 @@ import { runNow, runSliced, type Steps } from './steps.ts';
 import { type ValidationCache, validateSteps } from './validate/index.ts';
 
 /**
- * What {@link loadConfig} reads: paths (files or directories) or resource objects.
+ * What {@link loadConfig} reads: paths (files or directories), resource objects, or one object —
+ * a resource or a Kubernetes `List` (`JSON.parse` of `kubectl get … -o json`).
  * @category Config
  */
-export type ConfigSource = string | readonly string[] | readonly object[];
+export type ConfigSource = string | readonly string[] | readonly object[] | Readonly<Record<string, unknown>>;
 
 /**
  * What analysis (`istioctl analyze`'s checks: IST0101 missing host or subset, …) does to config:
@@ -123,7 +124,7 @@ export async function loadConfig(source: ConfigSource, options: LoadConfigOption
   const issues = new IssueList();
   const docs = isPathList(source)
     ? await readSources(typeof source === 'string' ? [source] : source, issues, options, options.parseCache)
-    : fromObjects(source as readonly object[]);
+    : fromObjects(Array.isArray(source) ? (source as readonly object[]) : [source]);
   if (options.creationTimestampOf !== undefined) await stampCreation(docs, options.creationTimestampOf);
   return checkDocumentsAsync(docs, options, issues);
 }

@@ -116,7 +116,11 @@ export function* parseTextSteps(text: string, file: string, issues: IssueList, l
   }
   const out: RawDocument[] = [];
   for (const doc of docs) {
-    const errors = doc.errors.map((e) => ({ offset: e.pos[0], line: e.linePos?.[0]?.line, message: e.message }));
+    // One syntax mistake (an unquoted `[` in a flow list) makes the parser report every token after
+    // it: the first is the one to fix, the rest are counted (kubectl reports one error too).
+    const syntax = doc.errors.map((e) => ({ offset: e.pos[0], line: e.linePos?.[0]?.line, message: e.message.split('\n')[0] as string })).sort((a, b) => a.offset - b.offset);
+    const errors = syntax.slice(0, 1);
+    if (syntax.length > 1) (errors[0] as { message: string }).message += ` (and ${syntax.length - 1} more YAML syntax error(s) after it in this document, most likely caused by it)`;
     for (const d of duplicateKeys(doc)) errors.push({ offset: d.offset, line: undefined, message: d.message });
     for (const d of collectionKeys(doc)) errors.push({ offset: d.offset, line: undefined, message: d.message });
     if (errors.length > 0) {

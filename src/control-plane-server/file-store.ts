@@ -24,6 +24,7 @@ import { runSliced } from '../config/steps.ts';
 import { RegistryCache } from '../config/registry.ts';
 import { ValidationCache } from '../config/validate/index.ts';
 import { contentVersionSteps } from '../config/version.ts';
+import { canonicalJson } from './canonical-json.ts';
 import { ControlPlaneError } from './errors.ts';
 import type { ServerLogger } from './logger.ts';
 import type { ConfigState, ConfigStore, SourceHealth } from './store.ts';
@@ -64,7 +65,8 @@ export const APPLIED_DIR = 'applied';
 
 const APPLY_LABEL = '<apply>';
 const keyOf = (kind: string, namespace: string, name: string): string => `${kind}/${namespace}/${name}`;
-const sameContent = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+/** Same content whatever the order of the keys (a manifest's order is not the one `apply` writes). */
+const sameContent = (a: unknown, b: unknown): boolean => canonicalJson(a) === canonicalJson(b);
 
 function contentOf(r: { apiVersion?: unknown; metadata?: { labels?: unknown; annotations?: unknown }; spec?: unknown }): unknown {
   return [r.apiVersion, r.metadata?.labels ?? null, r.metadata?.annotations ?? null, r.spec ?? null];

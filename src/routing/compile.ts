@@ -239,8 +239,14 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
       if (svc.headless === true) for (const n of names) domains.push(`*.${n}`);
       vhosts.push(
         vhost(name, svc, vs, domains, () => {
-          const routes = vs !== undefined ? compiler.routes(vs, port) : p !== undefined ? [compiler.defaultRoute(svc, p)] : [];
-          return Object.freeze({ name, host: svc.hostname, port, service: svc, virtualService: vs?.ref, routes: Object.freeze(routes), domains: Object.freeze(domains) });
+          let routes = vs !== undefined ? compiler.routes(vs, port) : [];
+          // A VirtualService none of whose rules applies to this workload and port (their match
+          // blocks name other ports, other sourceLabels or sourceNamespaces) makes no routes, and
+          // istiod then gives the service its default route on that port, as if it had no
+          // VirtualService (BuildSidecarVirtualHostWrapper): not a 404.
+          const routedBy = routes.length > 0 ? vs : undefined;
+          if (routedBy === undefined && p !== undefined) routes = [compiler.defaultRoute(svc, p)];
+          return Object.freeze({ name, host: svc.hostname, port, service: svc, virtualService: routedBy?.ref, routes: Object.freeze(routes), domains: Object.freeze(domains) });
         }),
       );
     }
@@ -276,7 +282,9 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   /** The virtual host of VirtualService host `h` on `port` (undefined: any port). */
   const vsOnlyVhost = (h: string, vs: Resource<'VirtualService'>, port: number | undefined, domains: readonly string[]) => {
     const name = port === undefined ? h : `${h}:${port}`;
-    vhosts.push(vhost(name, undefined, vs, domains, () => Object.freeze({ name, host: h, port, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, port)), domains: Object.freeze([...domains]) })));
+    const made = vhost(name, undefined, vs, domains, () => Object.freeze({ name, host: h, port, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, port)), domains: Object.freeze([...domains]) }));
+    // No rule for this workload and port: istiod builds no virtual host, so the call is outside the mesh (passthrough), not a 404.
+    if (made.routes.length > 0) vhosts.push(made);
   };
   if (scope === undefined) {
     for (const { vs, hosts } of vss) {

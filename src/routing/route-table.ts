@@ -11,7 +11,7 @@ import type { ClusterSettings } from './cluster-settings.ts';
 import type { Endpoint, Service } from '../config/registry.ts';
 import type { TrafficPolicy } from '../config/types/networking.ts';
 import { runNow, type Steps } from '../config/steps.ts';
-import { type RequestHead, routingAuthority } from './request-head.ts';
+import { portColon, type RequestHead, routingAuthority } from './request-head.ts';
 import type { MatchScratch, RequestMatcher } from './request-matcher.ts';
 import type {
   DirectResponsePolicy,
@@ -278,6 +278,9 @@ export class RouteTable {
 
   /** Finds the virtual host for an authority (`reviews:9080`, `reviews`, `api.example.com`). */
   virtualHost(authority: string, scheme = 'http'): VirtualHost | undefined {
+    // A portless name is the service's port-80 (or only) virtual host; an `https://` call without
+    // a port connects to 443, so its port-443 virtual host comes first (the slow path).
+    if (scheme === 'https' && portColon(authority) === -1) return this.#slowVirtualHost(authority, scheme);
     const direct = this.#byDomain.get(authority);
     if (direct !== undefined) return direct;
     return this.#slowVirtualHost(authority, scheme);

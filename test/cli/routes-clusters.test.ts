@@ -129,4 +129,12 @@ describe('meshlet routes: clusters with their compiled settings', () => {
     assert.equal(local.clusters.find((c: { name: string }) => c.name === 'outbound|9090||api.internal').localityPlan, null, 'the port block has no locality setting');
     assert.match(local.clusters.find((c: { name: string }) => c.name === 'outbound|8080|v1|api.internal').localityPlan, /^locality failover from us-east\/a\/1 \(us-east→us-west\): P0 1$/);
   });
+
+  it('an external host (no short names) is listed as reachable by its own names, not by nothing', () => {
+    const ext = join(dir, 'ext.yaml');
+    writeFileSync(ext, 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: g}\nspec:\n  hosts: [www.googleapis.com]\n  resolution: DNS\n  ports: [{number: 80, name: http, protocol: HTTP}]\n');
+    const r = meshlet(['routes', ext, '--service', 'client']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^www\.googleapis\.com:80 {2}\(no VirtualService: default route\)\n {2}reachable as: www\.googleapis\.com:80, www\.googleapis\.com$/m);
+  });
 });

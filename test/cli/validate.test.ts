@@ -46,6 +46,31 @@ describe('meshlet validate: standard input, -o json|yaml, exit codes', () => {
     assert.match(broken.stdout, /<stdin>: invalid YAML: .*\(line \d+\)/);
   });
 
+  it("takes files as istioctl's and kubectl's scripts give them: -f/--filename (repeatable), and analyze -A", () => {
+    const bad = join(dir, 'f-bad.yaml');
+    writeFileSync(bad, BAD_VS);
+    const r = meshlet(['validate', '-f', bad]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /f-bad\.yaml: VirtualService default\/reviews: spec\.http\[0\]\.timeout: invalid duration "soon"/);
+    const both = meshlet(['analyze', '-A', '--filename', bad, '-f', '-'], { input: BAD_VS.replace('name: reviews}', 'name: reviews-2}') });
+    assert.equal(both.code, 1, both.stderr);
+    assert.match(both.stdout, /2 error\(s\), .*0 valid resource\(s\)/);
+    assert.match(both.stdout, /<stdin>: VirtualService default\/reviews-2:/);
+  });
+
+  it("--failure-threshold warning|info fails on issues of that level or worse, as istioctl analyze's does (any case); ok in -o json agrees", () => {
+    const warnOnly = 'apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec: {}\n';
+    assert.equal(meshlet(['validate', '-'], { input: warnOnly }).code, 0);
+    const strict = meshlet(['validate', '--failure-threshold', 'Warning', '-o', 'json', '-'], { input: warnOnly });
+    assert.equal(strict.code, 1, strict.stderr);
+    assert.equal(JSON.parse(strict.stdout).ok, false);
+    assert.equal(meshlet(['validate', '--failure-threshold=error', '-'], { input: warnOnly }).code, 0);
+    assert.equal(meshlet(['validate', '--failure-threshold=info', '-'], { input: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n' }).code, 1);
+    const bad = meshlet(['validate', '--failure-threshold', 'severe', '-'], { input: warnOnly });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--failure-threshold must be error, warning or info, got "severe"/);
+  });
+
   it('"-" in UTF-16 (a byte order mark: Windows PowerShell 5 piping `kubectl get -o yaml`) is read as kubectl reads it', () => {
     const le = Buffer.from(BAD_VS.replace(/\n/g, '\r\n'), 'utf16le');
     for (const input of [Buffer.concat([Buffer.from([0xff, 0xfe]), le]), Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(le).swap16()])]) {

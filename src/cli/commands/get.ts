@@ -23,6 +23,7 @@ refuses, 2 on a usage mistake.
 Options:
   -n, --namespace <ns>             only this namespace (a list defaults to every namespace;
                                    one resource defaults to 'default')
+  -A, --all-namespaces             every namespace (kubectl's flag; what a list shows without -n)
   -o, --output <json|yaml>         print the resource, or a List of them, instead of a table
 ${CLIENT_HELP}
 `;
@@ -52,7 +53,7 @@ export async function getCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { namespace: { type: 'string', short: 'n' }, ...OUTPUT_OPTION, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS },
+    options: { namespace: { type: 'string', short: 'n' }, 'all-namespaces': { type: 'boolean', short: 'A' }, ...OUTPUT_OPTION, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS },
   });
   if (values.help === true) {
     out(getHelp);
@@ -60,6 +61,7 @@ export async function getCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length < 1 || positionals.length > 2) throw new UsageError('meshlet get: give <kind> [name]');
   const [kindText, name] = positionals as [string, string | undefined];
+  if (values['all-namespaces'] === true && (values.namespace !== undefined || name !== undefined)) throw new UsageError('meshlet get: -A lists every namespace; it takes neither -n nor a resource name');
   const kind = resolveKind(kindText);
   if (kind === undefined) throw new UsageError(unknownKind('get', kindText));
   const format = outputFormat(values.output);

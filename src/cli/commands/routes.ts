@@ -103,7 +103,8 @@ export async function routesCommand(argv: string[]): Promise<number> {
     out();
     out(`${vh.name}${vh.virtualService ? `  (${vh.virtualService})` : '  (no VirtualService: default route)'}`);
     const short = vh.domains.filter((d) => !d.includes('.') || d.split('.').length <= 2);
-    out(`  reachable as: ${short.join(', ')}`);
+    // An external host (www.googleapis.com) has no short names: its own names are shown.
+    out(`  reachable as: ${(short.length > 0 ? short : vh.domains).join(', ')}`);
     if (vh.routes.length === 0) out('  (no rule applies to this workload: requests get 404 NR)');
     for (const r of vh.routes) out(`  ${String(r).replace(/\n/g, '\n  ')}`);
   }

@@ -21,7 +21,13 @@ Directories are read recursively (.yaml, .yml, .json); '-' reads standard input 
 <stdin>). Prints every problem; exits 1 if any is an error, 2 on a usage mistake.
 
 Options:
+  -f, --filename <file, dir or ->  a file, directory or - to read, as 'istioctl validate -f' and
+                                   'kubectl apply -f' take it (repeatable; same as naming it)
+  -A, --all-namespaces             accepted as 'istioctl analyze -A' takes it: the resources of
+                                   every namespace in the files are always analysed
   -n, --namespace <ns>             namespace for resources without one (default: default)
+      --failure-threshold <level>  exit 1 when an issue is at this level or worse: error (the
+                                   default), warning or info, as 'istioctl analyze' takes it
 ${OUTPUT_HELP}
       --json                       deprecated: use -o json
   -q, --quiet                      print errors only
@@ -52,7 +58,12 @@ export async function validateCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { namespace: { type: 'string', short: 'n' }, ...OUTPUT_OPTION, json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      filename: { type: 'string', short: 'f', multiple: true },
+      'all-namespaces': { type: 'boolean', short: 'A' },
+      namespace: { type: 'string', short: 'n' },
+      'failure-threshold': { type: 'string' },
+      ...OUTPUT_OPTION, json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help === true) {
     out(validateHelp);
@@ -64,13 +75,16 @@ export async function validateCommand(argv: string[]): Promise<number> {
     process.stderr.write('meshlet: --json is deprecated; use -o json\n');
     format = 'json';
   }
-  if (positionals.length === 0) throw new UsageError('meshlet validate: name at least one file or directory (or - for standard input)');
-  const { issues, resources } = await loadInputs(positionals, { defaultNamespace: checkNamespaceOption(values.namespace) });
+  const threshold = failureLevels(values['failure-threshold']);
+  const inputs = [...(values.filename ?? []), ...positionals];
+  if (inputs.length === 0) throw new UsageError('meshlet validate: name at least one file or directory (or - for standard input)');
+  const { issues, resources } = await loadInputs(inputs, { defaultNamespace: checkNamespaceOption(values.namespace) });
   const shown = values.quiet === true ? issues.ofLevel('error') : issues.all;
   const n = (l: 'error' | 'warning' | 'info') => issues.ofLevel(l).length;
+  const failed = threshold.some((l) => n(l) > 0);
   if (format !== undefined) {
     printDocument(format, {
-      ok: !issues.hasErrors,
+      ok: !failed,
       resources: resources.length,
       summary: { errors: n('error'), warnings: n('warning'), infos: n('info') },
       issues: shown.map(issueDocument),
@@ -79,5 +93,13 @@ export async function validateCommand(argv: string[]): Promise<number> {
     for (const i of shown) out(line(i));
     out(`${n('error')} error(s), ${n('warning')} warning(s), ${n('info')} info(s); ${resources.length} valid resource(s)`);
   }
-  return issues.hasErrors ? 1 : 0;
+  return failed ? 1 : 0;
+}
+
+/** The levels that fail the run for `--failure-threshold` (istioctl's Error, Warning, Info; any case). */
+function failureLevels(value: string | undefined): ('error' | 'warning' | 'info')[] {
+  const levels = ['error', 'warning', 'info'] as const;
+  const i = value === undefined ? 0 : levels.indexOf(value.toLowerCase() as (typeof levels)[number]);
+  if (i === -1) throw new UsageError(`meshlet validate: --failure-threshold must be error, warning or info, got "${value}"`);
+  return levels.slice(0, i + 1);
 }

@@ -23,6 +23,15 @@ describe('validateDocuments: envelope', () => {
     });
   }
 
+  it('one YAML syntax mistake is one error (the first the parser saw, with how many followed), not one per token after it', () => {
+    // An unquoted `[` inside a flow list, as in `when: [{key: request.auth.claims[groups], …}]`.
+    const yaml = 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\nspec:\n  rules:\n  - when: [{key: request.auth.claims[groups], values: [admin]}, {key: source.namespace, values: [x]}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\nspec: {ports: [{port: 80}}\n';
+    const { errors } = validateYaml(yaml);
+    assert.equal(errors.length, 2, errors.join('\n'));
+    assert.match(errors[0] ?? '', /^test\.yaml: invalid YAML: .* \(and \d+ more YAML syntax error\(s\) after it in this document, most likely caused by it\) \(line 6\)$/);
+    assert.match(errors[1] ?? '', /^test\.yaml: invalid YAML: .*\(line 1[01]\)$/);
+  });
+
   it('reports duplicate names with the first location', () => {
     const one = 'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: a, namespace: x}\nspec: {}\n';
     const { errors, resources } = validateYaml(`${one}---\n${one}`);

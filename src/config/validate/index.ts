@@ -232,6 +232,7 @@ export function* validateSteps(docs: readonly RawDocument[], options: ValidateOp
     yield;
   }
   skipped.report(issues);
+  skipped.reportEndpointsOf(resources, issues);
   cache?.end();
   return { resources, issues };
 }

@@ -12,6 +12,7 @@
  * @module
  */
 import type { ApplyResponse, WireResource } from '../../control-plane/protocol.ts';
+import { canonicalJson } from '../canonical-json.ts';
 import { ControlPlaneError } from '../errors.ts';
 import type { TxnOp } from './client.ts';
 import { parse } from './config-check.ts';
@@ -165,18 +166,5 @@ export function planFileSync(
 export function sameContent(a: WireResource | undefined, b: WireResource): boolean {
   if (a === undefined) return false;
   const strip = (r: WireResource): unknown => [r.apiVersion, r.kind, { ...r.metadata, creationTimestamp: undefined }, r.spec];
-  return canonical(strip(a)) === canonical(strip(b));
-}
-
-/** JSON with object keys sorted (undefined members dropped), so key order does not matter. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonical(v))).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const obj = value as Record<string, unknown>;
-    const keys = Object.keys(obj)
-      .filter((k) => obj[k] !== undefined)
-      .sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(obj[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
+  return canonicalJson(strip(a)) === canonicalJson(strip(b));
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { childReady } from '../../helpers/child-ready.ts';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
@@ -234,7 +234,12 @@ spec:
     assert.match(server.stderr, /VirtualService default\/bad: spec\.hosts\[0\]: host reviews\.default\.svc\.cluster\.local is also claimed by VirtualService default\/reviews/);
     assert.match(server.stderr, /reviews\.yaml: VirtualService default\/reviews: spec\.hosts\[0\]: host reviews\.default\.svc\.cluster\.local is also claimed by VirtualService default\/bad/);
     assert.doesNotMatch(server.stderr, /\n\s+at /);
-    const conflict = meshlet(['apply', '-f', join(configDir, 'reviews.yaml')], env());
+    // A config file's resource applied as the file has it is unchanged (whatever its keys' order); changed, a conflict.
+    const same = meshlet(['apply', '-f', join(configDir, 'reviews.yaml')], env());
+    assert.equal(same.code, 0, same.stderr);
+    assert.match(same.stdout, /VirtualService default\/reviews unchanged/);
+    writeFileSync(file, readFileSync(join(configDir, 'reviews.yaml'), 'utf8').replace('timeout: 1s', 'timeout: 2s'));
+    const conflict = meshlet(['apply', '-f', file], env());
     assert.equal(conflict.code, 1);
     assert.match(conflict.stderr, /defined in .*reviews\.yaml/);
   });
@@ -256,6 +261,9 @@ spec:
       ['VirtualService reviews'],
     );
     assert.deepEqual(JSON.parse(meshlet(['get', 'vs', '-o', 'json'], env()).stdout), vsList);
+    // kubectl's -A (a list shows every namespace anyway).
+    assert.deepEqual(parse(meshlet(['get', 'vs', '-A', '-o', 'yaml'], env()).stdout), vsList);
+    assert.equal(meshlet(['get', 'vs', 'reviews', '-A'], env()).code, 2);
     const missing = meshlet(['get', 'vs', 'nope'], env());
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /VirtualService default\/nope not found/);

@@ -1,0 +1,107 @@
+/**
+ * Istio's MeshConfig, as a cluster dump holds it: the `istio` ConfigMap (`istio-<revision>` for a
+ * revision) of istiod's namespace, whose `data.mesh` is the MeshConfig as a YAML string. meshlet
+ * does not read it from config — its settings are `createMesh()` options (and `meshlet
+ * control-plane` flags) — but skipping it as just another ConfigMap would silently drop settings
+ * that change traffic in Istio (`outboundTrafficPolicy: REGISTRY_ONLY`, a `trustDomain`, …). The
+ * notice names each setting it holds and the option that takes it, or says that meshlet has none.
+ *
+ * @module
+ */
+import { parse } from 'yaml';
+
+/** MeshConfig fields (dotted paths) and the meshlet option that takes each. */
+const OPTIONS: ReadonlyMap<string, string> = new Map([
+  ['outboundTrafficPolicy.mode', 'createMesh({ outboundTrafficPolicy })'],
+  ['trustDomain', 'createMesh({ trustDomain }), meshlet control-plane --trust-domain'],
+  ['trustDomainAliases', 'createMesh({ trustDomainAliases })'],
+  ['enableAutoMtls', 'createMesh({ enableAutoMtls })'],
+  ['rootNamespace', 'createMesh({ rootNamespace }), meshlet control-plane --root-namespace'],
+  ['extensionProviders', 'createMesh({ extensionProviders }) (envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog)'],
+  ['pathNormalization.normalization', 'createMesh({ pathNormalization })'],
+  ['accessLogFile', 'createMesh({ telemetry: { accessLog: { file } } })'],
+  ['accessLogEncoding', 'createMesh({ telemetry: { accessLog: { encoding } } })'],
+  ['accessLogFormat', 'createMesh({ telemetry: { accessLog: { format } } })'],
+  ['defaultProviders.accessLogging', 'createMesh({ telemetry: { accessLog: { defaultProviders } } })'],
+  ['enableTracing', 'createMesh({ telemetry: { tracing: { enabled } } })'],
+  ['defaultConfig.proxyHeaders', 'createMesh({ proxyHeaders })'],
+  ['defaultConfig.tracing.sampling', 'createMesh({ telemetry: { tracing: { samplingPercentage } } })'],
+]);
+
+/** Settings whose value here is meshlet's default too: nothing to give. */
+const DEFAULTS: ReadonlyMap<string, unknown> = new Map<string, unknown>([
+  ['outboundTrafficPolicy.mode', 'ALLOW_ANY'],
+  ['trustDomain', 'cluster.local'],
+  ['enableAutoMtls', true],
+  ['rootNamespace', 'istio-system'],
+  ['pathNormalization.normalization', 'BASE'],
+  ['accessLogFile', ''],
+  ['enableTracing', true],
+]);
+
+/** Objects whose fields are listed one by one (the others are named as a whole). */
+const NESTED = new Set(['outboundTrafficPolicy', 'pathNormalization', 'defaultProviders', 'defaultConfig', 'defaultConfig.tracing']);
+
+/** True for a ConfigMap that is istiod's MeshConfig: named `istio` or `istio-<revision>`, with a string `data.mesh`. */
+export function isMeshConfigMap(raw: Record<string, unknown>, kind: string, apiVersion: string): boolean {
+  if (kind !== 'ConfigMap' || apiVersion !== 'v1') return false;
+  const name = (raw.metadata as { name?: unknown } | undefined)?.name;
+  if (typeof name !== 'string' || (name !== 'istio' && !name.startsWith('istio-'))) return false;
+  const data = raw.data as { mesh?: unknown } | undefined;
+  return typeof data === 'object' && data !== null && typeof data.mesh === 'string';
+}
+
+/** The dotted paths of the settings `mesh` holds, nested objects listed field by field. */
+function settings(mesh: Record<string, unknown>, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(mesh)) {
+    const path = prefix + k;
+    if (NESTED.has(path) && typeof v === 'object' && v !== null && !Array.isArray(v)) out.push(...settings(v as Record<string, unknown>, `${path}.`));
+    else out.push(path);
+  }
+  return out;
+}
+
+function show(v: unknown): string {
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return s.length > 40 ? `${s.slice(0, 37)}...` : s;
+}
+
+function valueAt(mesh: Record<string, unknown>, path: string): unknown {
+  let v: unknown = mesh;
+  for (const k of path.split('.')) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined;
+  return v;
+}
+
+/**
+ * The notice for a MeshConfig ConfigMap ({@link isMeshConfigMap}): a warning naming the settings
+ * that have a meshlet option, and the ones meshlet has no equivalent for; an info when it sets
+ * nothing meshlet would apply.
+ */
+export function meshConfigNotice(raw: Record<string, unknown>, ref: string): { level: 'info' | 'warning'; message: string } {
+  const text = (raw.data as { mesh: string }).mesh;
+  let mesh: unknown;
+  try {
+    mesh = parse(text);
+  } catch (err) {
+    return { level: 'warning', message: `${ref} is Istio's MeshConfig (data.mesh), and data.mesh is not valid YAML (${(err as Error).message.split('\n')[0]}); istiod would not read it either` };
+  }
+  const head = `${ref} is Istio's MeshConfig (data.mesh); meshlet does not read MeshConfig from config files`;
+  if (mesh === null || mesh === undefined || typeof mesh !== 'object' || Array.isArray(mesh)) return { level: 'info', message: `${head}; it sets nothing` };
+  const m = mesh as Record<string, unknown>;
+  const mapped: string[] = [];
+  const defaults: string[] = [];
+  const unused: string[] = [];
+  for (const path of settings(m)) {
+    const option = OPTIONS.get(path);
+    const value = valueAt(m, path);
+    if (option === undefined) unused.push(path);
+    else if (DEFAULTS.has(path) && DEFAULTS.get(path) === value) defaults.push(`${path}: ${show(value)}`);
+    else mapped.push(`${path}: ${show(value)} → ${option}`);
+  }
+  const parts = [head];
+  if (mapped.length > 0) parts.push(`give these settings as options, or they do not apply: ${mapped.join('; ')}`);
+  if (defaults.length > 0) parts.push(`already meshlet's defaults: ${defaults.join(', ')}`);
+  if (unused.length > 0) parts.push(`no meshlet option (not applied): ${unused.join(', ')}`);
+  return { level: mapped.length > 0 ? 'warning' : 'info', message: parts.join('; ') };
+}
