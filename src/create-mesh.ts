@@ -25,6 +25,7 @@ import { checkOwnMetricsOption } from './telemetry/mesh-metrics/mesh-metrics.ts'
 import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import { resolveProxyHeaders } from './core/proxy-headers.ts';
+import { applyMeshConfig } from './mesh-config-option.ts';
 
 /**
  * Creates a mesh. Embedded mode (`config`): loads and validates the config (rejecting it with
@@ -37,8 +38,9 @@ import { resolveProxyHeaders } from './core/proxy-headers.ts';
  * const res = await mesh.fetch('http://reviews:9080/reviews/1', { headers: { 'end-user': 'jason' } });
  * @category Mesh
  */
-export async function createMesh(o: MeshOptions): Promise<Mesh> {
-  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh: options are required ({ service, config })');
+export async function createMesh(options: MeshOptions): Promise<Mesh> {
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('createMesh: options are required ({ service, config })');
+  const o = applyMeshConfig(options, (m) => (options.logger ?? DEFAULT_LOGGER).info?.(m));
   if (typeof o.service !== 'string' || o.service === '') throw new InvalidArgumentError('createMesh: `service` must be a non-empty string (this workload\'s service name)');
   if (o.config !== undefined && o.controlPlane !== undefined) throw new InvalidArgumentError('createMesh: `config` and `controlPlane` are mutually exclusive (embedded mode or control-plane mode)');
   if (o.config === undefined && o.controlPlane === undefined) {

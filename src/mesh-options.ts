@@ -21,6 +21,7 @@ import type { AccessLogOptions } from './telemetry/access-log/config.ts';
 import type { TracingOptions } from './telemetry/tracing/config.ts';
 import { optionNames } from './core/option-names.ts';
 import type { ProxyHeadersOptions } from './core/proxy-headers.ts';
+import type { MeshConfigInput } from './mesh-config-option.ts';
 
 /**
  * Where a mesh's workload certificate comes from; see {@link MeshOptions.identity}.
@@ -163,6 +164,17 @@ export interface MeshOptions {
   readonly pathNormalization?: PathNormalization | undefined;
   /** The namespace whose policies apply to every workload (Istio's root namespace). @defaultValue 'istio-system' */
   readonly rootNamespace?: string | undefined;
+  /**
+   * Istio's MeshConfig as the cluster has it: the `istio` ConfigMap (`kubectl get configmap istio
+   * -n istio-system -o yaml`, as that text or parsed), its `data.mesh` YAML text, or that text parsed. The settings
+   * meshlet applies become the options that take them (`outboundTrafficPolicy.mode`,
+   * `trustDomain`, `trustDomainAliases`, `rootNamespace`, `enableAutoMtls`, `extensionProviders`,
+   * `pathNormalization`, `accessLogFile` / `accessLogEncoding` / `accessLogFormat`,
+   * `defaultProviders.accessLogging`, `enableTracing`, `defaultConfig.tracing.sampling`,
+   * `defaultConfig.proxyHeaders`); an option given here explicitly wins. The others are named
+   * through `logger.info` and not applied.
+   */
+  readonly meshConfig?: MeshConfigInput | undefined;
   /** MeshConfig `trustDomain`: the trust domain of this mesh's SPIFFE identities (AuthorizationPolicy `principals`, `trustDomains`). @defaultValue 'cluster.local' */
   readonly trustDomain?: string | undefined;
   /** MeshConfig `trustDomainAliases`: other trust domains treated as this one. @defaultValue [] */
@@ -262,6 +274,7 @@ export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
   'proxyHeaders',
   'jwt',
   'logger',
+  'meshConfig',
   'clock',
   'random',
   'telemetry',

@@ -11,7 +11,7 @@
 import { parse } from 'yaml';
 
 /** MeshConfig fields (dotted paths) and the meshlet option that takes each. */
-const OPTIONS: ReadonlyMap<string, string> = new Map([
+export const MESH_CONFIG_OPTIONS: ReadonlyMap<string, string> = new Map([
   ['outboundTrafficPolicy.mode', 'createMesh({ outboundTrafficPolicy })'],
   ['trustDomain', 'createMesh({ trustDomain }), meshlet control-plane --trust-domain'],
   ['trustDomainAliases', 'createMesh({ trustDomainAliases })'],
@@ -52,11 +52,11 @@ export function isMeshConfigMap(raw: Record<string, unknown>, kind: string, apiV
 }
 
 /** The dotted paths of the settings `mesh` holds, nested objects listed field by field. */
-function settings(mesh: Record<string, unknown>, prefix = ''): string[] {
+export function meshConfigSettings(mesh: Record<string, unknown>, prefix = ''): string[] {
   const out: string[] = [];
   for (const [k, v] of Object.entries(mesh)) {
     const path = prefix + k;
-    if (NESTED.has(path) && typeof v === 'object' && v !== null && !Array.isArray(v)) out.push(...settings(v as Record<string, unknown>, `${path}.`));
+    if (NESTED.has(path) && typeof v === 'object' && v !== null && !Array.isArray(v)) out.push(...meshConfigSettings(v as Record<string, unknown>, `${path}.`));
     else out.push(path);
   }
   return out;
@@ -67,7 +67,8 @@ function show(v: unknown): string {
   return s.length > 40 ? `${s.slice(0, 37)}...` : s;
 }
 
-function valueAt(mesh: Record<string, unknown>, path: string): unknown {
+/** The value at a dotted path of a MeshConfig. */
+export function meshConfigValueAt(mesh: Record<string, unknown>, path: string): unknown {
   let v: unknown = mesh;
   for (const k of path.split('.')) v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined;
   return v;
@@ -92,15 +93,15 @@ export function meshConfigNotice(raw: Record<string, unknown>, ref: string): { l
   const mapped: string[] = [];
   const defaults: string[] = [];
   const unused: string[] = [];
-  for (const path of settings(m)) {
-    const option = OPTIONS.get(path);
-    const value = valueAt(m, path);
+  for (const path of meshConfigSettings(m)) {
+    const option = MESH_CONFIG_OPTIONS.get(path);
+    const value = meshConfigValueAt(m, path);
     if (option === undefined) unused.push(path);
     else if (DEFAULTS.has(path) && DEFAULTS.get(path) === value) defaults.push(`${path}: ${show(value)}`);
     else mapped.push(`${path}: ${show(value)} → ${option}`);
   }
   const parts = [head];
-  if (mapped.length > 0) parts.push(`give these settings as options, or they do not apply: ${mapped.join('; ')}`);
+  if (mapped.length > 0) parts.push(`give these settings as options (or this ConfigMap as createMesh({ meshConfig })), or they do not apply: ${mapped.join('; ')}`);
   if (defaults.length > 0) parts.push(`already meshlet's defaults: ${defaults.join(', ')}`);
   if (unused.length > 0) parts.push(`no meshlet option (not applied): ${unused.join(', ')}`);
   return { level: mapped.length > 0 ? 'warning' : 'info', message: parts.join('; ') };

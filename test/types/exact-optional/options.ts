@@ -56,6 +56,7 @@ const everything: MeshOptions = {
   numTrustedProxies: num('TRUSTED_PROXIES'),
   proxyHeaders: { forwardedClientCert: undefined, setCurrentClientCertDetails: { subject: undefined, uri: undefined, dns: undefined, cert: undefined, chain: undefined }, requestId: { disabled: undefined }, attemptCount: undefined, envoyDebugHeaders: undefined },
   jwt: { tokenCacheSize: undefined, maxTokenChars: undefined, jwksCacheDurationMs: undefined, dispatcher: undefined },
+  meshConfig: env('ISTIO_MESH_CONFIG'),
   logger: undefined,
   clock: undefined,
   random: undefined,

@@ -1,0 +1,153 @@
+/**
+ * `createMesh({ meshConfig })`: Istio's MeshConfig as a cluster has it — the `istio` ConfigMap
+ * (`kubectl get configmap istio -n istio-system -o yaml`, as that text or parsed), its `data.mesh`
+ * text, or that text parsed — turned into the options that take each setting meshlet applies. Options given
+ * explicitly win over the MeshConfig's, field by field; settings meshlet has no option for are
+ * named once through `logger.info`, not refused (istiod's defaults hold several that concern
+ * only the proxy, such as `defaultConfig.discoveryAddress`).
+ *
+ * @module
+ */
+import { parse } from 'yaml';
+import { InvalidArgumentError } from './core/errors.ts';
+import type { MeshOptions } from './mesh-options.ts';
+import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt, MESH_CONFIG_OPTIONS } from './config/validate/mesh-config-notice.ts';
+import { PATH_NORMALIZATIONS } from './inbound/path.ts';
+
+/**
+ * Istio's MeshConfig for {@link MeshOptions.meshConfig}: the `istio` ConfigMap as an object
+ * (with `data.mesh`) or its YAML text, the MeshConfig YAML text (`data.mesh`), or that YAML parsed.
+ * @category Mesh
+ */
+export type MeshConfigInput = string | Readonly<Record<string, unknown>>;
+
+const where = (path: string): string => `createMesh: \`meshConfig.${path}\``;
+
+/** The MeshConfig of `input` as an object; a clear error for anything else. */
+function meshConfigOf(input: MeshConfigInput): Record<string, unknown> {
+  let text: string | undefined;
+  if (typeof input === 'string') text = input;
+  else if (input !== null && typeof input === 'object' && !Array.isArray(input)) {
+    const raw = input as Record<string, unknown>;
+    if (raw.kind === 'ConfigMap') {
+      if (!isMeshConfigMap(raw, 'ConfigMap', String(raw.apiVersion))) throw new InvalidArgumentError('createMesh: `meshConfig` is a ConfigMap without a `data.mesh` text (Istio keeps MeshConfig in the `istio` ConfigMap\'s data.mesh)');
+      text = (raw.data as { mesh: string }).mesh;
+    } else return raw;
+  } else throw new InvalidArgumentError(`createMesh: \`meshConfig\` must be Istio's MeshConfig (YAML text, an object, or the \`istio\` ConfigMap), got ${input === null ? 'null' : Array.isArray(input) ? 'an array' : typeof input}`);
+  let parsed: unknown;
+  try {
+    parsed = parse(text);
+  } catch (err) {
+    throw new InvalidArgumentError(`createMesh: \`meshConfig\` is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError('createMesh: `meshConfig` must be a YAML mapping (MeshConfig fields such as outboundTrafficPolicy, trustDomain)');
+  // The ConfigMap's own YAML (`kubectl get configmap istio -o yaml`): its data.mesh.
+  if (typeof input === 'string' && (parsed as Record<string, unknown>).kind === 'ConfigMap') return meshConfigOf(parsed as Record<string, unknown>);
+  return parsed as Record<string, unknown>;
+}
+
+function str(v: unknown, path: string): string {
+  if (typeof v !== 'string') throw new InvalidArgumentError(`${where(path)} must be a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function bool(v: unknown, path: string): boolean {
+  if (typeof v !== 'boolean') throw new InvalidArgumentError(`${where(path)} must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function strings(v: unknown, path: string): string[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new InvalidArgumentError(`${where(path)} must be a list of strings, got ${JSON.stringify(v)}`);
+  return v as string[];
+}
+
+function oneOf<T extends string>(v: unknown, path: string, allowed: readonly T[]): T {
+  if (typeof v !== 'string' || !allowed.includes(v as T)) throw new InvalidArgumentError(`${where(path)} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as T;
+}
+
+/** Drops undefined fields (an explicit option left undefined does not hide the MeshConfig's). */
+function defined<T extends object>(o: T | undefined): Partial<T> {
+  const out: Partial<T> = {};
+  if (o === undefined) return out;
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+/**
+ * `o` with the settings of `o.meshConfig` filled in where `o` leaves them unset (explicit options
+ * win, field by field in `telemetry.accessLog` and `telemetry.tracing`); `o` itself when there is
+ * no `meshConfig`. `info` hears the settings meshlet does not apply.
+ */
+export function applyMeshConfig(o: MeshOptions, info: (message: string) => void): MeshOptions {
+  if (o.meshConfig === undefined) return o;
+  const m = meshConfigOf(o.meshConfig);
+  const top: Record<string, unknown> = {};
+  const accessLog: Record<string, unknown> = {};
+  const tracing: Record<string, unknown> = {};
+  const unused: string[] = [];
+  for (const path of meshConfigSettings(m)) {
+    const v = meshConfigValueAt(m, path);
+    if (v === undefined || v === null) continue;
+    switch (path) {
+      case 'outboundTrafficPolicy.mode':
+        top.outboundTrafficPolicy = oneOf(v, path, ['ALLOW_ANY', 'REGISTRY_ONLY'] as const);
+        break;
+      case 'trustDomain':
+      case 'rootNamespace':
+        top[path] = str(v, path);
+        break;
+      case 'trustDomainAliases':
+        top[path] = strings(v, path);
+        break;
+      case 'enableAutoMtls':
+        top[path] = bool(v, path);
+        break;
+      case 'extensionProviders':
+        if (!Array.isArray(v)) throw new InvalidArgumentError(`${where(path)} must be a list of providers, got ${JSON.stringify(v)}`);
+        top[path] = v;
+        break;
+      case 'pathNormalization.normalization':
+        // Istio's enum has DEFAULT too, which is BASE.
+        top.pathNormalization = v === 'DEFAULT' ? 'BASE' : oneOf(v, path, PATH_NORMALIZATIONS);
+        break;
+      case 'defaultConfig.proxyHeaders':
+        top.proxyHeaders = v;
+        break;
+      case 'accessLogFile':
+        accessLog.file = str(v, path);
+        break;
+      case 'accessLogEncoding':
+        accessLog.encoding = oneOf(v, path, ['TEXT', 'JSON'] as const);
+        break;
+      case 'accessLogFormat':
+        accessLog.format = str(v, path);
+        break;
+      case 'defaultProviders.accessLogging':
+        accessLog.defaultProviders = strings(v, path);
+        break;
+      case 'enableTracing':
+        tracing.enabled = bool(v, path);
+        break;
+      case 'defaultConfig.tracing.sampling':
+        if (typeof v !== 'number' || !(v >= 0 && v <= 100)) throw new InvalidArgumentError(`${where(path)} must be a percentage from 0 to 100, got ${JSON.stringify(v)}`);
+        tracing.samplingPercentage = v;
+        break;
+      default:
+        if (!MESH_CONFIG_OPTIONS.has(path)) unused.push(path);
+    }
+  }
+  if (unused.length > 0) info(`createMesh: meshConfig settings meshlet has no option for (not applied): ${unused.join(', ')}`);
+  const t = o.telemetry;
+  const telemetry =
+    Object.keys(accessLog).length === 0 && Object.keys(tracing).length === 0
+      ? t
+      : {
+          ...t,
+          ...(Object.keys(accessLog).length === 0 ? {} : { accessLog: { ...accessLog, ...defined(t?.accessLog) } }),
+          ...(Object.keys(tracing).length === 0 ? {} : { tracing: { ...tracing, ...defined(t?.tracing) } }),
+        };
+  const { meshConfig: _, ...rest } = o;
+  return { ...top, ...defined(rest), ...(telemetry === undefined ? {} : { telemetry }) } as MeshOptions;
+}
