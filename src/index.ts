@@ -13,8 +13,7 @@
 import './core/require-node.ts';
 export { Mesh } from './mesh.ts';
 export { createMesh } from './create-mesh.ts';
-export type { IdentityOption, MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent, TelemetryOptions, WatchStateEvent } from './mesh-options.ts';
-export type { MeshConfigInput } from './mesh-config-option.ts';
+export type { IdentityOption, MeshConfigInput, MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent, TelemetryOptions, WatchStateEvent } from './mesh-options.ts';
 export type { MetricsOptions } from './telemetry/metrics/options.ts';
 export type { AccessLogOptions, EnvoyFileAccessLogProvider } from './telemetry/access-log/config.ts';
 export type { TracingOptions } from './telemetry/tracing/config.ts';

@@ -10,16 +10,10 @@
  */
 import { parse } from 'yaml';
 import { InvalidArgumentError } from './core/errors.ts';
-import type { MeshOptions } from './mesh-options.ts';
+import type { MeshConfigInput, MeshOptions } from './mesh-options.ts';
 import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt, MESH_CONFIG_OPTIONS } from './config/validate/mesh-config-notice.ts';
 import { PATH_NORMALIZATIONS } from './inbound/path.ts';
 
-/**
- * Istio's MeshConfig for {@link MeshOptions.meshConfig}: the `istio` ConfigMap as an object
- * (with `data.mesh`) or its YAML text, the MeshConfig YAML text (`data.mesh`), or that YAML parsed.
- * @category Mesh
- */
-export type MeshConfigInput = string | Readonly<Record<string, unknown>>;
 
 const where = (path: string): string => `createMesh: \`meshConfig.${path}\``;
 

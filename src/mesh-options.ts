@@ -21,7 +21,6 @@ import type { AccessLogOptions } from './telemetry/access-log/config.ts';
 import type { TracingOptions } from './telemetry/tracing/config.ts';
 import { optionNames } from './core/option-names.ts';
 import type { ProxyHeadersOptions } from './core/proxy-headers.ts';
-import type { MeshConfigInput } from './mesh-config-option.ts';
 
 /**
  * Where a mesh's workload certificate comes from; see {@link MeshOptions.identity}.
@@ -354,6 +353,13 @@ export interface MeshLogger {
   warn(message: string): void;
   error?(message: string): void;
 }
+
+/**
+ * Istio's MeshConfig for {@link MeshOptions.meshConfig}: the `istio` ConfigMap as an object
+ * (with `data.mesh`) or its YAML text, the MeshConfig YAML text (`data.mesh`), or that YAML parsed.
+ * @category Mesh
+ */
+export type MeshConfigInput = string | Readonly<Record<string, unknown>>;
 
 /**
  * Event `rejected`: new config was refused; the last good config keeps serving. The same event in both modes.

@@ -17,6 +17,24 @@ import { stderrLogger } from '../../control-plane-server/logger.ts';
 import { isWildcard, startControlPlane } from '../../control-plane-server/server.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from '../../control-plane-server/store.ts';
 import { out, UsageError } from '../args.ts';
+import { applyMeshConfig } from '../../mesh-config-option.ts';
+
+/** `--mesh-config <file>`: the control plane's settings in Istio's MeshConfig (the istio ConfigMap or its data.mesh); none without the flag. */
+async function controlPlaneMeshConfig(file: string | undefined): Promise<{ rootNamespace?: string | undefined; trustDomain?: string | undefined }> {
+  if (file === undefined) return {};
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`meshlet control-plane: --mesh-config ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  try {
+    const o = applyMeshConfig({ service: 'control-plane', config: [], meshConfig: text }, () => {});
+    return { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain };
+  } catch (err) {
+    throw new UsageError(`meshlet control-plane: --mesh-config ${file}: ${(err as Error).message.replace(/^createMesh: /, '')}`);
+  }
+}
 
 export const controlPlaneHelp = `Usage: meshlet control-plane --config <dir> [options]
        meshlet control-plane --etcd <url[,url]> [--config <dir>] [options]
@@ -39,6 +57,9 @@ Options:
                                 /metrics (Prometheus, no token) is on --port either way
       --data-dir <dir>          keeps signing-key.jwk and the CA, ca.json (default ./.meshlet)
       --root-namespace <ns>     namespace whose policies apply mesh-wide (default istio-system)
+      --mesh-config <file>      Istio's MeshConfig: the istio ConfigMap's YAML (kubectl get
+                                configmap istio -n istio-system -o yaml) or its data.mesh; its
+                                rootNamespace and trustDomain apply unless given as flags
       --analysis <mode>         what analysis findings (IST0101, …) do to a change: advisory
                                 (default: reported in logs and /status, config applied, as in
                                 Istio), blocking (error-level findings refuse the change), off
@@ -131,6 +152,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       host: { type: 'string' },
       'data-dir': { type: 'string' },
       'root-namespace': { type: 'string' },
+      'mesh-config': { type: 'string' },
       'no-analyze': { type: 'boolean' },
       analysis: { type: 'string' },
       insecure: { type: 'boolean' },
@@ -214,6 +236,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
     }
   }
 
+  const fromMesh = await controlPlaneMeshConfig(values['mesh-config']);
   let cp: Awaited<ReturnType<typeof startControlPlane>>;
   try {
     cp = await startControlPlane({
@@ -227,10 +250,10 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       monitoringPort,
       insecure: values.insecure === true,
       analysis,
-      rootNamespace: values['root-namespace'],
+      rootNamespace: values['root-namespace'] ?? fromMesh.rootNamespace,
       registrationAddresses,
       limits,
-      trustDomain: values['trust-domain'],
+      trustDomain: values['trust-domain'] ?? fromMesh.trustDomain,
       certTtlMs,
       ca,
     });

@@ -531,6 +531,48 @@ spec:
     assert.match(meshlet(['control-plane', '--help']).stdout, /with --insecure 127\.0\.0\.1/);
   });
 
+  it('control-plane --mesh-config takes rootNamespace and trustDomain from the istio ConfigMap; flags win; a bad file is a usage error', async () => {
+    const tmp = tempDir();
+    const dir = tmp.dir;
+    const dataDirs: { dir: string; cleanup: () => void }[] = [];
+    const fresh = (): string => {
+      const t = tempDir();
+      dataDirs.push(t);
+      return t.dir;
+    };
+    const cm = join(dir, 'istio-configmap.yaml');
+    writeFileSync(cm, 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio\n  namespace: istio-system\ndata:\n  mesh: |-\n    trustDomain: example.org\n    defaultConfig:\n      discoveryAddress: istiod.istio-system.svc:15012\n');
+    const start = async (extra: string[]) => {
+      const proc = spawn(process.execPath, [MAIN, 'control-plane', '--config', configDir, '--port', '0', '--insecure', '--data-dir', fresh(), '--mesh-config', cm, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d;
+      });
+      proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+      });
+      try {
+        await childReady(proc, () => /listening on (http:\/\/\S+)/.exec(stdout)?.[1], () => `server start: ${stderr}`);
+        return stderr;
+      } finally {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGKILL');
+        await exited;
+      }
+    };
+    assert.match(await start([]), /for trust domain example\.org /);
+    assert.match(await start(['--trust-domain', 'flag.org']), /for trust domain flag\.org /);
+    writeFileSync(cm, 'trustDomain: [a, b]\n');
+    const bad = meshlet(['control-plane', '--config', configDir, '--port', '0', '--insecure', '--data-dir', fresh(), '--mesh-config', cm]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--mesh-config .*istio-configmap\.yaml: `meshConfig\.trustDomain` must be a string/);
+    const missing = meshlet(['control-plane', '--config', configDir, '--port', '0', '--insecure', '--data-dir', fresh(), '--mesh-config', join(dir, 'nope.yaml')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--mesh-config .*nope\.yaml: no such file/);
+    for (const t of [tmp, ...dataDirs]) t.cleanup();
+  });
+
   it('SIGTERM closes gracefully (exit 0, watch streams ended)', async () => {
     const wt = meshlet(['token', '--service', 'reviews', '--data-dir', dataDir]).stdout.trim();
     const stream = await watch(url, 'service=reviews&namespace=default', { token: wt });
