@@ -164,14 +164,8 @@ export interface MeshOptions {
   /** The namespace whose policies apply to every workload (Istio's root namespace). @defaultValue 'istio-system' */
   readonly rootNamespace?: string | undefined;
   /**
-   * Istio's MeshConfig as the cluster has it: the `istio` ConfigMap (`kubectl get configmap istio
-   * -n istio-system -o yaml`, as that text or parsed), its `data.mesh` YAML text, or that text parsed. The settings
-   * meshlet applies become the options that take them (`outboundTrafficPolicy.mode`,
-   * `trustDomain`, `trustDomainAliases`, `rootNamespace`, `enableAutoMtls`, `extensionProviders`,
-   * `pathNormalization`, `accessLogFile` / `accessLogEncoding` / `accessLogFormat`,
-   * `defaultProviders.accessLogging`, `enableTracing`, `defaultConfig.tracing.sampling`,
-   * `defaultConfig.proxyHeaders`); an option given here explicitly wins. The others are named
-   * through `logger.info` and not applied.
+   * Istio's MeshConfig ({@link MeshConfigInput}): the settings meshlet applies become the options that
+   * take them (docs/config.md lists them); options given explicitly win; the others go to `logger.info`.
    */
   readonly meshConfig?: MeshConfigInput | undefined;
   /** MeshConfig `trustDomain`: the trust domain of this mesh's SPIFFE identities (AuthorizationPolicy `principals`, `trustDomains`). @defaultValue 'cluster.local' */
@@ -355,8 +349,7 @@ export interface MeshLogger {
 }
 
 /**
- * Istio's MeshConfig for {@link MeshOptions.meshConfig}: the `istio` ConfigMap as an object
- * (with `data.mesh`) or its YAML text, the MeshConfig YAML text (`data.mesh`), or that YAML parsed.
+ * Istio's MeshConfig for {@link MeshOptions.meshConfig}: the `istio` ConfigMap (`kubectl get configmap istio -n istio-system -o yaml`) as text or parsed, or its `data.mesh`, as text or parsed.
  * @category Mesh
  */
 export type MeshConfigInput = string | Readonly<Record<string, unknown>>;
