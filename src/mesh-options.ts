@@ -163,10 +163,7 @@ export interface MeshOptions {
   readonly pathNormalization?: PathNormalization | undefined;
   /** The namespace whose policies apply to every workload (Istio's root namespace). @defaultValue 'istio-system' */
   readonly rootNamespace?: string | undefined;
-  /**
-   * Istio's MeshConfig ({@link MeshConfigInput}): the settings meshlet applies become the options that
-   * take them (docs/config.md lists them); options given explicitly win; the others go to `logger.info`.
-   */
+  /** Istio's MeshConfig ({@link MeshConfigInput}): its settings that meshlet applies (docs/config.md), under options given here. */
   readonly meshConfig?: MeshConfigInput | undefined;
   /** MeshConfig `trustDomain`: the trust domain of this mesh's SPIFFE identities (AuthorizationPolicy `principals`, `trustDomains`). @defaultValue 'cluster.local' */
   readonly trustDomain?: string | undefined;
