@@ -103,8 +103,8 @@ export class ClusterState {
         h = new HostState(ep, initial ? Number.NEGATIVE_INFINITY : now);
         this.hostsByKey.set(ep.key, h);
       } else if (h.endpoint !== ep) {
-        // Same address:port: keep the state (in-flight count, ejection), take the new labels/weight.
-        (h as { endpoint: typeof ep }).endpoint = ep;
+        // Same address:port: keep the state (in-flight count, ejection), take the new labels and weight.
+        h.setEndpoint(ep);
       }
       hosts.push(h);
     }
