@@ -210,8 +210,8 @@ export class ClusterPicker implements Picker {
       for (const h of tier.all) if (!h.ejected) n++;
       healthyPerTier.push(n);
     }
-    // Envoy: every tier is in panic when nothing is available anywhere.
-    const totalPanic = threshold > 0 && healthyPerTier.every((n) => n === 0);
+    // Envoy: every tier is in panic when nothing is available anywhere (normalized total availability 0).
+    const totalPanic = threshold > 0 && this.#tiers.every((t, i) => tierAvailability(healthyPerTier[i] as number, t.size) === 0);
     for (let t = 0; t < this.#tiers.length; t++) {
       const tier = this.#tiers[t] as TierState;
       const healthyCount = healthyPerTier[t] as number;

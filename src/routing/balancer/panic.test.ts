@@ -65,6 +65,17 @@ describe('panic threshold (minHealthPercent)', () => {
     assert.ok(p0 > 1800 && p0 < 2200, `P0 share ${p0}/4000`);
   });
 
+  it('no availability anywhere is total panic even with a healthy host left (Envoy rounds 1.4·healthy% down)', () => {
+    // P0: 1 healthy of 150 → ⌊140·1/150⌋ = 0% available; P1: its one host ejected. Loads by host count,
+    // in integer percent: ⌊100·150/151⌋ = 99 and ⌊100·1/151⌋ = 0, the rest to P0 (recalculateLoadInTotalPanic).
+    const eps = Array.from({ length: 150 }, (_, i) => ep(`10.0.1.${i}`, { locality: 'r1/z1/s1' }));
+    const set = hostSet([...eps, ep('10.0.2.1', { locality: 'r2/z1/s1' })]);
+    const p = createPicker(set, { ...RR, localityLbSetting: { failover: [{ from: 'r1', to: 'r2' }] } }, context(13, { locality: 'r1/z1/s1', outlierDetection: true, panicThreshold: 5 }));
+    for (const h of set.hosts.slice(1)) set.setEjected(h, true);
+    assert.deepEqual(p.priorityLoads, [100, 0]);
+    assert.equal(tally(p, 1000).get('none'), undefined);
+  });
+
   it('a locality-weighted tier in panic balances over all its hosts', () => {
     const set = hostSet([ep('10.0.0.1', { locality: 'r1/z1/a' }), ep('10.0.0.2', { locality: 'r1/z1/a' }), ep('10.0.0.3', { locality: 'r1/z1/b' })]);
     const p = createPicker(set, { ...RR, localityLbSetting: { distribute: [{ from: 'r1/z1/*', to: { 'r1/z1/a': 50, 'r1/z1/b': 50 } }] } }, context(9, { locality: 'r1/z1/a', panicThreshold: 70 }));
