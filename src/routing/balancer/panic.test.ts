@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LoadBalancerSettings } from '../../config/types/destination-rule.ts';
+import type { ClusterPicker } from './cluster-picker.ts';
 import { context, ep, hostSet, key, tally, uniformSet } from './fixtures.ts';
 import { hash32 } from './hash.ts';
 import { createPicker } from './picker.ts';
@@ -72,7 +73,7 @@ describe('panic threshold (minHealthPercent)', () => {
     const set = hostSet([...eps, ep('10.0.2.1', { locality: 'r2/z1/s1' })]);
     const p = createPicker(set, { ...RR, localityLbSetting: { failover: [{ from: 'r1', to: 'r2' }] } }, context(13, { locality: 'r1/z1/s1', outlierDetection: true, panicThreshold: 5 }));
     for (const h of set.hosts.slice(1)) set.setEjected(h, true);
-    assert.deepEqual(p.priorityLoads, [100, 0]);
+    assert.deepEqual((p as ClusterPicker).priorityLoads, [100, 0]);
     assert.equal(tally(p, 1000).get('none'), undefined);
   });
 
