@@ -10,7 +10,7 @@
  * @module
  */
 import type { Clock, Random } from '../core/clock.ts';
-import { OutlierDetector, type OutlierEvent } from '../policies/outlier.ts';
+import { OutlierDetector, type OutlierEvent, type ResolvedOutlierSettings } from '../policies/outlier.ts';
 import { RetryBudget } from '../policies/retry-budget.ts';
 import { HostSet, HostState } from '../routing/balancer/host.ts';
 import type { HashKeyPolicy } from '../routing/balancer/lb-settings.ts';
@@ -74,7 +74,7 @@ export class ClusterState {
     this.cluster = cluster;
     const s = cluster.settings;
     this.hostSet = new HostSet([]);
-    this.picker = pickerFor(this.hostSet, s.loadBalancer, this.#pickerContext(false));
+    this.picker = pickerFor(this.hostSet, s.loadBalancer, this.#pickerContext(undefined));
     this.limiter = new RequestLimiter(s.connectionPool.limits);
     this.budget = RetryBudget.of(s.retryBudget);
     this.hash = s.loadBalancer.hashKey;
@@ -83,8 +83,9 @@ export class ClusterState {
     this.update(cluster, true);
   }
 
-  #pickerContext(outlier: boolean) {
-    return { random: this.#ctx.random, clock: this.#ctx.clock, locality: this.#ctx.locality, labels: this.#ctx.labels, outlierDetection: outlier };
+  #pickerContext(outlier: ResolvedOutlierSettings | undefined) {
+    const { random, clock, locality, labels } = this.#ctx;
+    return { random, clock, locality, labels, outlierDetection: outlier !== undefined, panicThreshold: outlier?.minHealthPercent ?? 0 };
   }
 
   /** Applies a (possibly changed) cluster from a new snapshot, keeping endpoint state. */
@@ -103,8 +104,8 @@ export class ClusterState {
         h = new HostState(ep, initial ? Number.NEGATIVE_INFINITY : now);
         this.hostsByKey.set(ep.key, h);
       } else if (h.endpoint !== ep) {
-        // Same address:port: keep the state (in-flight count, ejection), take the new labels/weight.
-        (h as { endpoint: typeof ep }).endpoint = ep;
+        // Same address:port: keep the state (in-flight count, ejection), take the new labels and weight.
+        h.setEndpoint(ep);
       }
       hosts.push(h);
     }
@@ -127,7 +128,7 @@ export class ClusterState {
     this.hostSet = new HostSet(hosts);
     this.hostSet.healthVersion = version;
     const lb = settings.loadBalancer;
-    this.picker = pickerFor(this.hostSet, lb, this.#pickerContext(od !== undefined));
+    this.picker = pickerFor(this.hostSet, lb, this.#pickerContext(od));
     this.hash = lb.hashKey;
     this.passthrough = settings.passthrough;
     this.h2 = settings.h2;

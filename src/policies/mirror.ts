@@ -6,7 +6,9 @@
  * go out at once; a streamed body (undici's `fetch` streams every body, strings included) is
  * mirrored once the primary attempt has sent all of it while the retry buffer still held it —
  * the copy never reads the stream itself, so it cannot slow the primary call. A streamed body
- * larger than the retry buffer is not mirrored (counted as dropped).
+ * larger than the retry buffer is not mirrored (counted as dropped). As Istio configures Envoy's
+ * mirrors (`trace_sampled: false`), the copy's trace context says "not sampled", so the mirror
+ * destination's spans do not join the caller's trace.
  *
  * @module
  */
@@ -15,6 +17,7 @@ import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError } from '../core/errors.ts';
 import { isStaticBody, ReplayableBody } from '../core/body.ts';
 import type { Exchange, ResponseHandler } from '../core/exchange.ts';
+import type { Headers } from '../core/handler.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
 import { channels, type MirrorDroppedMessage } from '../core/observe.ts';
 import type { MirrorTarget } from '../routing/route-table.ts';
@@ -46,6 +49,31 @@ export interface MirrorLayerOptions {
 function sentDeadline(o: MirrorLayerOptions, now: number, ex: Exchange): number {
   const routeMs = o.timeoutMs(ex);
   return Math.min(routeMs === undefined ? Number.POSITIVE_INFINITY : now + routeMs, callerDue(ex, o));
+}
+
+/**
+ * Marks the trace context a copy carries as not sampled (W3C `traceparent` flags, B3's
+ * `x-b3-sampled` and single `b3`; a B3 debug flag, which forces sampling, is dropped): Istio
+ * sets `trace_sampled: false` on every mirror policy, so Envoy's shadow request is not sampled.
+ */
+export function unsampleTraceContext(h: Headers): void {
+  const tp = h.traceparent;
+  // 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>: the flags are at 53..55.
+  if (typeof tp === 'string' && tp.length >= 55 && tp[52] === '-') {
+    const flags = Number.parseInt(tp.slice(53, 55), 16);
+    if (!Number.isNaN(flags) && (flags & 1) === 1) h.traceparent = `${tp.slice(0, 53)}${(flags & 0xfe).toString(16).padStart(2, '0')}${tp.slice(55)}`;
+  }
+  if (h['x-b3-traceid'] !== undefined || h['x-b3-sampled'] !== undefined) h['x-b3-sampled'] = '0';
+  if (h['x-b3-flags'] !== undefined) delete h['x-b3-flags'];
+  const b3 = h.b3;
+  if (typeof b3 === 'string') {
+    const parts = b3.split('-');
+    if (parts.length >= 3) {
+      parts[2] = '0';
+      h.b3 = parts.join('-');
+    } else if (parts.length === 2) h.b3 = `${b3}-0`;
+    else h.b3 = '0';
+  }
 }
 
 /** Mirror copies whose timeout has not passed, so closing the mesh can cancel them. */
@@ -118,6 +146,7 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
           }
           const copy = ex.copy(done, o.now());
           copy.route = ex.route;
+          unsampleTraceContext(copy.headers);
           if (!o.prepare(copy, m)) continue;
           const now = o.now();
           const sent = sentDeadline(o, now, ex);

@@ -6,7 +6,7 @@ import type { OutlierDetection } from '../config/types/destination-rule.ts';
 import { type OutlierEvent, type OutlierHost, OutlierDetector, type OutlierOptions, resolveOutlierSettings } from './outlier.ts';
 
 function host(key: string): OutlierHost {
-  return { key, ejected: false, ejectedUntil: 0, ejectReason: '', warmingSince: -1 };
+  return { key, ejected: false, ejectedUntil: 0, ejectReason: '' };
 }
 
 function setup(settings: OutlierDetection = {}, hostCount = 10, options?: OutlierOptions) {
@@ -170,7 +170,7 @@ describe('OutlierDetector: splitExternalLocalOriginErrors', () => {
 });
 
 describe('OutlierDetector: ejection time, return and backoff decay', () => {
-  it('returns the host at the first sweep at or after its time, resetting counters and starting slow start', () => {
+  it('returns the host at the first sweep at or after its time, resetting counters', () => {
     const { h, rec, clock, events } = setup({ baseEjectionTime: '25s' }); // sweeps every 10s
     const t0 = clock.now();
     rec(h, 5, 500);
@@ -181,7 +181,6 @@ describe('OutlierDetector: ejection time, return and backoff decay', () => {
     assert.equal(h.ejected, false);
     assert.equal(h.ejectedUntil, 0);
     assert.equal(h.ejectReason, '');
-    assert.equal(h.warmingSince, t0 + 30_000);
     assert.equal(events.at(-1)?.type, 'returned');
     assert.equal(events.at(-1)?.untilMs, t0 + 25_000);
     rec(h, 4, 500); // counters were reset on return

@@ -24,7 +24,9 @@
  * - **Sweeps** every `interval`: an ejected host whose time is up returns (so a host returns at
  *   the first sweep at or after `ejectedUntil`, as in Envoy, not exactly at it); a host that
  *   has been back for at least one interval has n decreased by 1. On return every counter is
- *   reset and `warmingSince` is set, so the balancer can slow-start it.
+ *   reset. A returning host does not slow-start again: Envoy starts an endpoint's slow start
+ *   window once (`recalculateHostsInSlowStart` sets `last_hc_pass_time` only when it is unset),
+ *   and only an active health check, which Istio never configures, restarts it.
  * - **Timers.** The sweep timer runs only while a host is ejected or has n > 0; an idle
  *   cluster holds no timer. Sweeps are therefore phased from the first ejection, not from
  *   detector creation as in Envoy.
@@ -49,8 +51,6 @@ export interface OutlierHost {
   ejectedUntil: number;
   /** Set by the detector: why the host is ejected ('' when not ejected). */
   ejectReason: string;
-  /** Set by the detector on return: mesh-clock time from which slow start runs. */
-  warmingSince: number;
 }
 
 /** An ejection or a return, reported through the detector's `onChange` callback. */
@@ -104,8 +104,7 @@ class HostRecord {
 
 /**
  * Consecutive-error outlier detection for one cluster. The detector owns `ejected`,
- * `ejectedUntil` and `ejectReason` of the hosts in its set, and sets `warmingSince` when a host
- * returns; the balancer only reads them.
+ * `ejectedUntil` and `ejectReason` of the hosts in its set; the balancer only reads them.
  */
 export class OutlierDetector {
   #s: ResolvedOutlierSettings;
@@ -339,7 +338,6 @@ export class OutlierDetector {
     h.ejected = false;
     h.ejectedUntil = 0;
     h.ejectReason = '';
-    h.warmingSince = now;
     this.#onChange({ type: 'returned', host: h, reason, untilMs: until });
   }
 

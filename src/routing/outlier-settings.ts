@@ -26,6 +26,12 @@ export interface ResolvedOutlierSettings {
   readonly maxEjectionMs: number;
   /** `maxEjectionPercent` (default 10; 0 means the default, as Istio cannot tell 0 from unset). */
   readonly maxEjectionPercent: number;
+  /**
+   * `minHealthPercent` (default 0): Envoy's healthy panic threshold, which Istio sets from it. When
+   * fewer than this percentage of a priority level's endpoints are healthy, the balancer uses all
+   * of them, ejected ones included; 0 = never.
+   */
+  readonly minHealthPercent: number;
   /** Status codes counted as errors instead of any 5xx, when `outlierDetectionHttpErrorCodes` is given. */
   readonly errorCodes: ReadonlySet<number> | undefined;
 }
@@ -45,7 +51,7 @@ function positiveMs(d: string | undefined, fallback: number): number {
 /**
  * Applies the defaults the way Istio hands the fields to Envoy: `consecutive5xxErrors` unset → 5,
  * 0 → off; `consecutiveGatewayErrors` unset or 0 → off; `consecutiveLocalOriginFailures` unset
- * or 0 → 5; `maxEjectionPercent` unset or 0 → 10; durations unset or invalid → 10s / 30s.
+ * or 0 → 5; `maxEjectionPercent` unset or 0 → 10; `minHealthPercent` unset → 0 (no panic mode); durations unset or invalid → 10s / 30s.
  * The deprecated `consecutiveErrors` is ignored, as Istio ignores it.
  */
 export function resolveOutlierSettings(s: OutlierDetection): ResolvedOutlierSettings {
@@ -65,6 +71,7 @@ export function resolveOutlierSettings(s: OutlierDetection): ResolvedOutlierSett
     baseEjectionMs,
     maxEjectionMs: Math.max(DEFAULT_MAX_EJECTION_MS, baseEjectionMs),
     maxEjectionPercent: pct !== undefined && pct > 0 ? Math.min(100, pct) : DEFAULT_MAX_EJECTION_PERCENT,
+    minHealthPercent: Math.min(100, count(s.minHealthPercent) ?? 0),
     errorCodes: codes !== undefined && codes.length > 0 ? new Set(codes) : undefined,
   });
 }

@@ -40,7 +40,7 @@ import {
   type Ctx,
   type Validator,
 } from './schema.ts';
-import { formatPath, type FieldPath } from '../issues.ts';
+import type { FieldPath } from '../issues.ts';
 
 /** A protobuf `int32` count that must not be negative. */
 const count = int({ min: 0, max: INT32_MAX });
@@ -111,18 +111,6 @@ export const outlierDetection: Validator<OutlierDetection> = obj<OutlierDetectio
     check: (od, path, ctx) => {
       if ((od.consecutiveLocalOriginFailures ?? 0) > 0 && od.splitExternalLocalOriginErrors !== true) {
         fail(ctx, [...path, 'consecutiveLocalOriginFailures'], 'has no effect unless splitExternalLocalOriginErrors is true');
-      }
-      // Istio makes it Envoy's healthy_panic_threshold. meshlet has no panic mode: it always
-      // behaves as with Istio's default 0, so only a threshold above 0 is left unapplied.
-      if ((od.minHealthPercent ?? 0) > 0) {
-        const p = [...path, 'minHealthPercent'];
-        ctx.issues.at(
-          ctx.subject,
-          p,
-          'warning',
-          `not supported by meshlet: ${formatPath(p)} (${od.minHealthPercent}); there is no panic mode: ejected endpoints are never picked, however few stay healthy, as with Istio's default 0 (every endpoint ejected: 503 UH)`,
-          'MESHLET0002',
-        );
       }
     },
   },

@@ -3,7 +3,10 @@
  * locality groups, rebuilds its tables lazily when {@link HostSet.healthVersion} moves, and
  * per pick chooses a tier by Envoy's priority load (1.4 overprovisioning), then a locality
  * by effective weight when locality-weighted balancing is on, then a host with the
- * algorithm. It retries selections to avoid hosts earlier attempts used (Envoy
+ * algorithm. With a panic threshold (Istio's `outlierDetection.minHealthPercent`), a tier with
+ * fewer healthy hosts than that percentage is in panic and balances over all its hosts, ejected
+ * ones included, as Envoy does (`isHostSetInPanic`; every tier in panic: tiers loaded by host
+ * count, `recalculateLoadInTotalPanic`). It retries selections to avoid hosts earlier attempts used (Envoy
  * `previous_hosts` with Istio's `host_selection_retry_max_attempts: 5`).
  *
  * @module
@@ -27,7 +30,11 @@ export interface PickRequest {
 export interface Picker {
   /** LEAST_REQUEST | ROUND_ROBIN | RANDOM | PASSTHROUGH | RING_HASH | MAGLEV */
   readonly kind: string;
-  /** Never returns an ejected host (Istio sets the panic threshold to 0, so when every host is ejected the answer is undefined → 503 UH). */
+  /**
+   * Returns an ejected host only in panic mode (a panic threshold above 0, Istio's
+   * `minHealthPercent`); with Istio's default 0, when every host is ejected the answer is
+   * undefined → 503 UH.
+   */
   pick(req: PickRequest): HostState | undefined;
   /** Compact, e.g. `LEAST_REQUEST (P2C) over 3 hosts, locality failover from us-east/a/1: P0 1, P1 2`. */
   toString(): string;
@@ -53,6 +60,10 @@ interface TierState {
   readonly size: number;
   /** Whole-tier algorithm (flat, or hash-based). */
   readonly algorithm: Algorithm | undefined;
+  /** Whole-tier algorithm over every host in panic, when the tier is balanced per locality (made when first needed). */
+  panicAlgorithm: Algorithm | undefined;
+  /** Fewer healthy hosts than the panic threshold: balanced over all of them (Envoy's panic mode). */
+  panic: boolean;
   healthy: number;
   /** Groups with a positive effective weight, indexed by the scheduler. */
   live: GroupState[];
@@ -75,6 +86,8 @@ export interface ClusterPickerOptions {
   readonly random: Random;
   /** Extra description, e.g. the warmup settings ('' for none). */
   readonly extra: string;
+  /** Envoy's healthy panic threshold in percent (Istio's `outlierDetection.minHealthPercent`); 0 or absent = no panic mode. */
+  readonly panicThreshold?: number;
 }
 
 /** A cluster's picker: tiers → locality → algorithm, with lazy rebuilds. */
@@ -88,6 +101,10 @@ export class ClusterPicker implements Picker {
   readonly #tiers: readonly TierState[];
   readonly #availability: Int32Array;
   readonly #loads: Int32Array;
+  readonly #panicThreshold: number;
+  readonly #newAlgorithm: () => Algorithm;
+  /** Whether the last selection came from a tier in panic (an ejected host is then a valid answer). */
+  #panicked = false;
   #version = Number.NaN;
 
   /** @param o the picker's parts */
@@ -98,12 +115,16 @@ export class ClusterPicker implements Picker {
     this.#hashed = o.hashed;
     this.#random = o.random;
     this.#extra = o.extra;
+    this.#panicThreshold = Math.min(100, Math.max(0, o.panicThreshold ?? 0));
+    this.#newAlgorithm = o.newAlgorithm;
     const perGroup = o.plan.localityWeighted && !o.hashed;
     this.#tiers = o.plan.tiers.map((t) => ({
       groups: t.groups.map((g) => ({ ...g, algorithm: perGroup ? o.newAlgorithm() : undefined })),
       all: t.groups.flatMap((g) => g.hosts),
       size: t.groups.reduce((n, g) => n + g.hosts.length, 0),
       algorithm: perGroup ? undefined : o.newAlgorithm(),
+      panicAlgorithm: undefined,
+      panic: false,
       healthy: 0,
       live: [],
       scheduler: undefined,
@@ -143,6 +164,10 @@ export class ClusterPicker implements Picker {
     const ejected = n - this.#set.healthyCount;
     const parts = [`${this.kind} (${[...modes].join(' / ')}) over ${n} host${n === 1 ? '' : 's'}${ejected > 0 ? ` (${ejected} ejected)` : ''}`];
     if (this.#extra !== '') parts.push(this.#extra);
+    if (this.#panicThreshold > 0) {
+      const panicking = this.#tiers.flatMap((t, i) => (t.panic ? [this.#tiers.length === 1 ? 'all hosts' : `P${i}`] : []));
+      parts.push(`panic below ${this.#panicThreshold}% healthy${panicking.length > 0 ? ` (in panic: ${panicking.join(', ')}, ejected hosts used)` : ''}`);
+    }
     if (this.#plan.description !== '') parts.push(this.#plan.description);
     return parts.join(', ');
   }
@@ -150,7 +175,7 @@ export class ClusterPicker implements Picker {
   /** One selection; a host found ejected means the data plane did not bump the version: rebuild and choose again. */
   #once(hash: number, attempt: number): HostState | undefined {
     let h = this.#choose(hash, attempt);
-    if (h?.ejected === true) {
+    if (h?.ejected === true && !this.#panicked) {
       this.#rebuild();
       h = this.#choose(hash, attempt);
     }
@@ -167,6 +192,8 @@ export class ClusterPicker implements Picker {
       if (t < 0) return undefined;
       tier = tiers[t] as TierState;
     }
+    this.#panicked = tier.panic;
+    if (tier.panic && tier.panicAlgorithm !== undefined) return tier.panicAlgorithm.choose(h, attempt);
     if (tier.algorithm !== undefined) return tier.algorithm.choose(h, attempt);
     const s = tier.scheduler;
     if (s === undefined) return undefined;
@@ -176,27 +203,44 @@ export class ClusterPicker implements Picker {
   #rebuild(): void {
     this.#version = this.#set.healthVersion;
     const weighted = this.#plan.localityWeighted;
+    const threshold = this.#panicThreshold;
+    const healthyPerTier: number[] = [];
+    for (const tier of this.#tiers) {
+      let n = 0;
+      for (const h of tier.all) if (!h.ejected) n++;
+      healthyPerTier.push(n);
+    }
+    // Envoy: every tier is in panic when nothing is available anywhere (normalized total availability 0).
+    const totalPanic = threshold > 0 && this.#tiers.every((t, i) => tierAvailability(healthyPerTier[i] as number, t.size) === 0);
     for (let t = 0; t < this.#tiers.length; t++) {
       const tier = this.#tiers[t] as TierState;
+      const healthyCount = healthyPerTier[t] as number;
+      tier.panic = threshold > 0 && (totalPanic || tier.size === 0 || (100 * healthyCount) / tier.size < threshold);
       const healthy: HostState[] = [];
-      const perGroup: HostState[][] = [];
+      const perGroup: (readonly HostState[])[] = [];
       for (const g of tier.groups) {
-        const hs = g.hosts.filter((h) => !h.ejected);
+        const hs = tier.panic ? g.hosts : g.hosts.filter((h) => !h.ejected);
         perGroup.push(hs);
         for (const h of hs) healthy.push(h);
-        g.algorithm?.reset(hs, undefined);
+        if (!tier.panic) g.algorithm?.reset(hs, undefined);
       }
-      tier.healthy = healthy.length;
-      this.#availability[t] = tierAvailability(healthy.length, tier.size);
+      tier.healthy = healthyCount;
+      this.#availability[t] = tierAvailability(healthyCount, tier.size);
       if (tier.algorithm !== undefined) {
         if (this.#hashed && weighted) tier.algorithm.reset(healthy, normalizedWeights(tier.groups, perGroup, healthy.length));
         else tier.algorithm.reset(healthy, undefined, tier.all);
         continue;
       }
+      if (tier.panic) {
+        // Envoy balances a tier in panic over all its hosts, without choosing a locality first.
+        tier.panicAlgorithm ??= this.#newAlgorithm();
+        tier.panicAlgorithm.reset(tier.all, undefined);
+        continue;
+      }
       const live: GroupState[] = [];
       const eff: number[] = [];
       tier.groups.forEach((g, i) => {
-        const w = effectiveLocalityWeight(g.weight, (perGroup[i] as HostState[]).length, g.hosts.length);
+        const w = effectiveLocalityWeight(g.weight, (perGroup[i] as readonly HostState[]).length, g.hosts.length);
         if (w > 0) {
           live.push(g);
           eff.push(w);
@@ -206,22 +250,43 @@ export class ClusterPicker implements Picker {
       tier.scheduler = live.length === 0 ? undefined : new EdfScheduler(live.length, (i) => eff[i] as number);
       for (let k = Math.floor(this.#random.next() * live.length); k > 0; k--) tier.scheduler?.pick();
     }
-    priorityLoads(this.#availability, this.#loads);
+    if (totalPanic) panicLoads(this.#tiers, this.#loads);
+    else priorityLoads(this.#availability, this.#loads);
   }
+}
+
+/** Envoy's `recalculateLoadInTotalPanic`: each tier's load in proportion to its number of hosts, the rest to the first non-empty tier. */
+function panicLoads(tiers: readonly TierState[], loads: Int32Array): void {
+  let total = 0;
+  for (const t of tiers) total += t.size;
+  loads.fill(0);
+  if (total === 0) {
+    loads[0] = 100;
+    return;
+  }
+  let left = 100;
+  let first = -1;
+  tiers.forEach((t, i) => {
+    if (first < 0 && t.size > 0) first = i;
+    const load = Math.floor((100 * t.size) / total);
+    loads[i] = load;
+    left -= load;
+  });
+  loads[first] = (loads[first] as number) + left;
 }
 
 /**
  * Envoy's `normalizeLocalityWeights` for hash-based balancing: each healthy host gets
  * `hostWeight / (healthy weight of its locality) × localityWeight / (sum of locality weights)`.
  */
-function normalizedWeights(groups: readonly GroupState[], perGroup: readonly HostState[][], count: number): Float64Array {
+function normalizedWeights(groups: readonly GroupState[], perGroup: readonly (readonly HostState[])[], count: number): Float64Array {
   const out = new Float64Array(count);
   let localitySum = 0;
   for (const g of groups) localitySum += g.weight;
   if (localitySum <= 0) return out;
   let k = 0;
   groups.forEach((g, i) => {
-    const hs = perGroup[i] as HostState[];
+    const hs = perGroup[i] as readonly HostState[];
     let hostSum = 0;
     for (const h of hs) hostSum += h.weight;
     for (const h of hs) out[k++] = hostSum > 0 ? ((h.weight / hostSum) * g.weight) / localitySum : 0;

@@ -55,6 +55,7 @@ export function context(seed = 1, o: Partial<Omit<PickerContext, 'random' | 'clo
     locality: o.locality ?? '',
     labels: o.labels ?? {},
     outlierDetection: o.outlierDetection ?? false,
+    panicThreshold: o.panicThreshold ?? 0,
   };
 }
 

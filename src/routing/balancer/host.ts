@@ -11,10 +11,10 @@ import type { Endpoint } from '../../config/registry.ts';
 
 /** Mutable per-endpoint state owned by the data plane; survives config swaps when the endpoint key survives. */
 export class HostState {
-  /** The endpoint this state belongs to. */
-  readonly endpoint: Endpoint;
+  /** The endpoint this state belongs to (replaced by {@link HostState.setEndpoint} when config changes it). */
+  endpoint: Endpoint;
   /** The endpoint's load-balancing weight, at least 1 (Envoy rejects 0; Istio maps 0 to 1). */
-  readonly weight: number;
+  weight: number;
   /** In-flight requests (the data plane increments when a request starts and decrements when it ends). */
   active = 0;
   /** Set by outlier detection. Change it through {@link HostSet.setEjected}, or bump {@link HostSet.healthVersion} yourself. */
@@ -35,8 +35,18 @@ export class HostState {
    */
   constructor(endpoint: Endpoint, warmingSince = Number.NEGATIVE_INFINITY) {
     this.endpoint = endpoint;
-    this.weight = Number.isFinite(endpoint.weight) && endpoint.weight > 0 ? endpoint.weight : 1;
+    this.weight = weightOf(endpoint);
     this.warmingSince = warmingSince;
+  }
+
+  /**
+   * Takes a new config's endpoint of the same `address:port` (new weight, locality or labels),
+   * keeping the in-flight count, ejection and warmup. Pickers read the weight when they are
+   * built, so build the cluster's picker again afterwards.
+   */
+  setEndpoint(endpoint: Endpoint): void {
+    this.endpoint = endpoint;
+    this.weight = weightOf(endpoint);
   }
 
   /** The endpoint key, `address:port`. */
@@ -48,6 +58,10 @@ export class HostState {
   toString(): string {
     return this.ejected ? `${this.endpoint.key} (ejected)` : this.endpoint.key;
   }
+}
+
+function weightOf(endpoint: Endpoint): number {
+  return Number.isFinite(endpoint.weight) && endpoint.weight > 0 ? endpoint.weight : 1;
 }
 
 /** Whether two endpoints describe the same host for load balancing (same weight, locality and labels) and for telemetry (same workload name). */

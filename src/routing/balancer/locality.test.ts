@@ -183,6 +183,18 @@ describe('planLocality', () => {
     assert.equal(plan.description, 'locality distribute from us-east/a/*: us-east/a/* 70%, us-east/b/* 20%, eu-west/* 10%');
   });
 
+  it('distribute applies to a client without a locality when a rule is from every locality (istiod matches its empty locality)', () => {
+    const setting: LocalityLoadBalancerSetting = { distribute: [{ from: '*', to: { 'us-east/*': 80, 'eu-west/*': 20 } }] };
+    const plan = planLocality(HOSTS, setting, { ...CLIENT, locality: '', outlierDetection: false });
+    // us-east/* is three localities of endpoint weight 2, 1 and 1: ceil(80·2/4), ceil(80·1/4), ceil(80·1/4).
+    assert.deepEqual(shape(plan), [['us-east/a/1=1+6@40', 'us-east/a/2=2@20', 'us-east/b/1=3@20', 'eu-west/a/1=5@20']]);
+    assert.equal(plan.localityWeighted, true);
+    // A rule from a named region does not match it: every locality, by endpoint weight (Envoy's locality-weighted balancing stays on).
+    const none = planLocality(HOSTS, { distribute: [{ from: 'us-east/*', to: { 'us-east/*': 100 } }] }, { ...CLIENT, locality: '' });
+    assert.equal(none.tiers[0]?.groups.length, 5);
+    assert.equal(none.localityWeighted, true);
+  });
+
   it('distribute with no rule for the client keeps every locality, weighted by endpoint weight, and no failover', () => {
     const plan = planLocality(HOSTS, { distribute: [{ from: 'ap-south/*', to: { 'ap-south/*': 100 } }] }, CLIENT);
     assert.equal(plan.tiers.length, 1);

@@ -124,7 +124,7 @@ function flat(hosts: readonly HostState[], description = ''): LocalityPlan {
 function distribute(hosts: readonly HostState[], rules: NonNullable<LocalityLoadBalancerSetting['distribute']>, client: string): LocalityPlan {
   const rule = rules.find((d) => d.from !== undefined && localityMatches(client, d.from));
   const all = byLocality(hosts);
-  if (rule === undefined) return { tiers: [{ groups: all }], localityWeighted: true, description: `locality distribute: no rule for ${client}` };
+  if (rule === undefined) return { tiers: [{ groups: all }], localityWeighted: true, description: `locality distribute: no rule for ${client === '' ? 'a client without a locality' : client}` };
   const claimed = new Set<LocalityGroup>();
   const groups: LocalityGroup[] = [];
   const shares: string[] = [];
@@ -178,7 +178,8 @@ function regionTier(client: string, endpoint: string, failover: NonNullable<Loca
 export function planLocality(hosts: readonly HostState[], setting: LocalityLoadBalancerSetting | undefined, client: LocalityClient): LocalityPlan {
   if (setting?.enabled === false) return flat(hosts);
   const rules = setting?.distribute ?? [];
-  if (rules.length > 0) return client.locality === '' ? flat(hosts) : distribute(hosts, rules, client.locality);
+  // istiod applies distribute to every proxy, one without a locality too (a rule from `*` matches its empty locality).
+  if (rules.length > 0) return distribute(hosts, rules, client.locality);
   const failover = setting?.failover ?? [];
   const fpEntries = setting?.failoverPriority ?? [];
   if (!client.outlierDetection) {

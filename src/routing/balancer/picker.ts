@@ -12,7 +12,8 @@
  * | `consistentHash` | RING_HASH (default; `ringHash.minimumRingSize`, default 1024) or MAGLEV (`maglev.tableSize`, default 65537) |
  *
  * Locality settings (see {@link planLocality}) and warmup (see {@link slowStartFrom}) apply
- * on top. Ejected hosts are never returned: Istio sets the panic threshold to 0, so with
+ * on top. Ejected hosts are not returned unless `panicThreshold` (Istio's
+ * `outlierDetection.minHealthPercent`) puts a tier in panic: with Istio's default 0, with
  * every host ejected the answer is undefined (503 UH).
  *
  * @module
@@ -44,6 +45,8 @@ export interface PickerContext {
   labels: Readonly<Record<string, string>>;
   /** true when the destination has outlierDetection (Istio applies locality failover / failoverPriority only then; `distribute` applies regardless) */
   outlierDetection: boolean;
+  /** Envoy's healthy panic threshold, in percent: Istio's `outlierDetection.minHealthPercent` (0 or absent = no panic mode). */
+  panicThreshold?: number;
 }
 
 export { pickerKind, resolveLoadBalancer, type ResolvedLoadBalancer } from './lb-settings.ts';
@@ -86,7 +89,7 @@ export function pickerFor(set: HostSet, lb: ResolvedLoadBalancer, ctx: PickerCon
       newAlgorithm = () => new LeastRequest(ctx.random, ctx.clock, slowStart);
   }
   const plan = clusterLocalityPlan(set.hosts, lb, ctx);
-  return new ClusterPicker({ kind, set, plan, hashed: lb.hashKey !== undefined, newAlgorithm, random: ctx.random, extra: lb.description });
+  return new ClusterPicker({ kind, set, plan, hashed: lb.hashKey !== undefined, newAlgorithm, random: ctx.random, extra: lb.description, panicThreshold: ctx.panicThreshold });
 }
 
 /**

@@ -6,8 +6,8 @@
  * A tier with h% of its hosts healthy is `min(100, ⌊1.4·h⌋)`% available. Load goes to tiers
  * in order, each taking its availability until 100% is handed out; when the availabilities
  * add up to less than 100 they are scaled up to fill it, and rounding leftovers go to the
- * first available tier. With Istio's panic threshold of 0 there is no panic mode: with no
- * healthy host anywhere there is simply no host.
+ * first available tier. With no healthy host anywhere there is no host, unless a panic
+ * threshold is set (the cluster picker then loads tiers by host count).
  *
  * @module
  */
