@@ -130,6 +130,17 @@ describe('fault injection', () => {
     assert.equal(r.flags, 'FI');
     assert.equal(up.hits, before);
   });
+
+  test('the same grpcStatus abort to a plain HTTP request is HTTP 200 with the text, as Envoy answers a request that is not gRPC', async () => {
+    const before = up.hits;
+    const r = await call(mesh, 'http://ratings:9080/grpc-abort');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('grpc-status'), null);
+    assert.equal(r.headers.get('content-type'), 'text/plain');
+    assert.equal(r.body, 'fault filter abort');
+    assert.equal(r.flags, 'FI');
+    assert.equal(up.hits, before);
+  });
 });
 
 describe('fault injection on the mesh clock, errors: throw, caller aborts', () => {

@@ -128,20 +128,23 @@ export class UndiciExchange extends Exchange implements BodySentListener {
 
   /**
    * A sidecar's answer for a mesh-made failure: an HTTP status with Envoy's text, or — for a gRPC
-   * call, and for a gRPC fault abort — a trailers-only gRPC answer with the status Envoy gives.
+   * call — a trailers-only gRPC answer with the status Envoy gives. A fault abort with a
+   * `grpcStatus` only is HTTP 200 (Envoy's fault filter), so a plain HTTP request gets 200 with
+   * the text, as Envoy's local reply to a request that is not gRPC.
    */
   protected override renderFailure(error: MeshletError): boolean {
     const text = localReplyText(error);
     const grpcOnly = error.httpStatus === undefined && error.grpcStatus !== undefined && error.code === 'MESHLET_ERR_FAULT_ABORT';
-    if (this.protocol === 'grpc' || grpcOnly) {
+    if (this.protocol === 'grpc') {
       if (error.httpStatus === undefined && error.grpcStatus === undefined) return false;
       const grpc = error.grpcStatus ?? httpToGrpc(error.httpStatus as number);
       this.grpcStatus = grpc;
       this.reply('failure', 200, grpcAnswerHeaders(grpc, text, this.flags), undefined);
       return true;
     }
-    if (error.httpStatus === undefined) return false;
-    this.reply('failure', error.httpStatus, failureHeaders(this.flags), Buffer.from(text));
+    const status = grpcOnly ? 200 : error.httpStatus;
+    if (status === undefined) return false;
+    this.reply('failure', status, failureHeaders(this.flags), Buffer.from(text));
     return true;
   }
 
