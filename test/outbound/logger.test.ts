@@ -78,10 +78,10 @@ spec:
     await write('other.example.com');
     assert.equal(await mesh.reload(), true);
     assert.equal(warned().length, 1, logger.lines.join('\n'));
-    await writeFile(join(dir, 'more.yaml'), 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: db, namespace: default}\nspec:\n  host: db.example.com\n  trafficPolicy: {outlierDetection: {minHealthPercent: 50}}\n');
+    await writeFile(join(dir, 'more.yaml'), 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: db, namespace: default}\nspec:\n  host: db.example.com\n  trafficPolicy: {proxyProtocol: {version: V2}}\n');
     assert.equal(await mesh.reload(), true);
     assert.equal(warned().length, 2, logger.lines.join('\n'));
-    assert.match(warned()[1] as string, /minHealthPercent/);
+    assert.match(warned()[1] as string, /proxyProtocol/);
     assert.doesNotMatch(warned()[1] as string, /spec\.tcp/);
   } finally {
     await mesh.close();
