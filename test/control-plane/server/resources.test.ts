@@ -231,10 +231,10 @@ describe('FileConfigStore', () => {
     writeFileSync(join(t.dir, 'db.yaml'), tcp('other.example.com'));
     await store.reload();
     assert.equal(warned().length, 1, 'the same warning is not logged again');
-    writeFileSync(join(t.dir, 'dr.yaml'), 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: db, namespace: default}\nspec:\n  host: db.example.com\n  trafficPolicy: {outlierDetection: {minHealthPercent: 50}}\n');
+    writeFileSync(join(t.dir, 'dr.yaml'), 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: db, namespace: default}\nspec:\n  host: db.example.com\n  trafficPolicy: {proxyProtocol: {version: V2}}\n');
     await store.reload();
     assert.equal(warned().length, 2, lines.join('\n'));
-    assert.match(warned()[1] as string, /minHealthPercent/);
+    assert.match(warned()[1] as string, /proxyProtocol/);
     await store.close();
     t.cleanup();
   });
