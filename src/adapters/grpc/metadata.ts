@@ -195,9 +195,7 @@ function checkedHeader(g: GrpcJs, name: string, value: string | string[]): Metad
   return metadata;
 }
 
-function freezeValues(values: (string | Buffer)[]): void {
-  Object.freeze(values);
-}
+const freezeValues = (values: (string | Buffer)[]): void => void Object.freeze(values);
 
 /** Metadata from headers (request headers when a call is sent; response headers and trailers when it comes back). */
 export function metadataOf(g: GrpcJs, headers: Headers): Metadata {
