@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { type Clock, systemClock } from '../core/clock.ts';
 
 /** A computation of a `T` that may pause at each `yield` (it yields nothing; only the pauses matter). */
 export type Steps<T> = Generator<void, T, undefined>;
@@ -32,15 +33,23 @@ const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 /**
  * Runs `steps` in slices of about `sliceMs`, letting timers and I/O run between slices (a
  * `setImmediate` turn). A single step longer than a slice still runs whole: keep steps small.
+ *
+ * The first slice runs after a turn too, never in the caller's: a run started from an I/O
+ * callback (a file read, a response from the control plane) would otherwise run its first slice
+ * in the poll phase and its second in the check phase right after it, with no timer and no I/O
+ * between them — a block of two slices, plus whatever the callback had done already. Each slice
+ * running in the check phase has timers and I/O between it and the next.
+ *
+ * `clock`: what slices are measured with (tests pass a manual clock).
  */
-export async function runSliced<T>(steps: Steps<T>, sliceMs = DEFAULT_SLICE_MS): Promise<T> {
-  let start = performance.now();
+export async function runSliced<T>(steps: Steps<T>, sliceMs = DEFAULT_SLICE_MS, clock: Pick<Clock, 'now'> = systemClock): Promise<T> {
   for (;;) {
-    const r = steps.next();
-    if (r.done === true) return r.value;
-    if (performance.now() - start >= sliceMs) {
-      await turn();
-      start = performance.now();
+    await turn();
+    const start = clock.now();
+    for (;;) {
+      const r = steps.next();
+      if (r.done === true) return r.value;
+      if (clock.now() - start >= sliceMs) break;
     }
   }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -116,6 +116,30 @@ test('a directory: every rename-over-replace of a file is seen, not only the fir
     await r.seen('a.yaml');
     assert.ok(r.events.some((e) => e.relative === 'a.yaml' && e.type === 'change'), 'a write in place is a change');
     assert.equal(r.events[0]?.path, join(dir, 'a.yaml'));
+  } finally {
+    w.close();
+  }
+});
+
+test('writes in place to files no reload reads (a log, an atomic writer\'s temp file) make no change events: they would hold reloads back until quiet', async () => {
+  const dir = join(root, 'd-not-config');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'a.yaml'), '0');
+  writeFileSync(join(dir, 'app.log'), '');
+  writeFileSync(join(dir, 'b.yaml.1234'), '');
+  const r = recorder();
+  const w = r.watch([dir]);
+  try {
+    appendFileSync(join(dir, 'app.log'), 'a line\n');
+    appendFileSync(join(dir, 'b.yaml.1234'), 'kind: x\n');
+    writeFileSync(join(dir, 'a.yaml'), 'in place'); // after the others: its event comes after theirs
+    await r.seen('a.yaml');
+    assert.ok(r.events.some((e) => e.relative === 'a.yaml' && e.type === 'change'), 'a config file written in place is a change');
+    assert.deepEqual(r.events.filter((e) => e.relative !== 'a.yaml'), []);
+    r.events.length = 0;
+    renameSync(join(dir, 'b.yaml.1234'), join(dir, 'b.yaml'));
+    await r.seen('b.yaml');
+    assert.ok(r.events.every((e) => e.type === 'rename'), JSON.stringify(r.events));
   } finally {
     w.close();
   }

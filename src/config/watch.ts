@@ -22,7 +22,8 @@
  */
 import { type Dirent, type FSWatcher, readdirSync, type Stats, statSync, watch } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { basename, dirname, join, relative, sep } from 'node:path';
+import { basename, dirname, extname, join, relative, sep } from 'node:path';
+import { CONFIG_EXTENSIONS } from './read-files.ts';
 
 /** One change seen by {@link watchConfigPaths}. */
 export interface WatchEvent {
@@ -229,6 +230,11 @@ class Root {
 
   #onDirEvent(dir: string, event: string, name: string): void {
     if (this.#file !== undefined && name !== this.#file && !name.startsWith('..')) return;
+    // A write in place to a file no reload reads (a log, `notes.txt`, an atomic writer's
+    // `x.yaml.1234` before its rename) is no config being written: as a `change` it would hold
+    // every reload back until that file is quiet for a second (forever, for a log). Renames are
+    // still reported: a name may be a directory, or leave or take a config file's place.
+    if (this.#file === undefined && event === 'change' && name !== '' && !name.startsWith('..') && !CONFIG_EXTENSIONS.has(extname(name).toLowerCase())) return;
     const full = name === '' ? dir : join(dir, name);
     if (event === 'rename') {
       // inotify reports a watched directory's own deletion or move as a rename of its name.
