@@ -5,28 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { doc, validateYaml } from '../../test/helpers/config.ts';
-import { compileSnapshot, type Snapshot, type WorkloadInfo } from './compile.ts';
+import { doc, } from '../../test/helpers/config.ts';
+import { compile, decide, req } from '../../test/helpers/route-decisions.ts';
+import type { Snapshot, } from './compile.ts';
 import type { RequestHead } from './request-head.ts';
-import { NO_ROUTE, type RouteDecision } from './route-table.ts';
+import { NO_ROUTE, } from './route-table.ts';
 
 const NET = 'networking.istio.io/v1';
 
-function compile(docs: readonly string[], wl: WorkloadInfo = { service: 'productpage' }): Snapshot {
-  const { resources, errors } = validateYaml(docs.join('---\n'));
-  assert.deepEqual(errors, []);
-  return compileSnapshot(resources, wl);
-}
-
-function req(authority: string, path = '/', headers: Record<string, string> = {}): RequestHead {
-  return { method: 'GET', scheme: 'http', authority, path, headers };
-}
-
-function decide(s: Snapshot, h: RequestHead, draw = 0): RouteDecision {
-  const d = s.routes.route(h, draw);
-  if (d === undefined || d === NO_ROUTE) assert.fail(`no decision for ${h.authority}${h.path}: ${String(d)}`);
-  return d;
-}
 
 /** The subset the request is sent to ('' for none, 'NO_ROUTE', or 'unknown host'). */
 function subsetOf(s: Snapshot, h: RequestHead, draw = 0): string {

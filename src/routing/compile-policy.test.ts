@@ -1,29 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { doc, validateYaml } from '../../test/helpers/config.ts';
-import { compileSnapshot, contentVersion, type Snapshot, type WorkloadInfo } from './compile.ts';
-import type { RequestHead } from './request-head.ts';
-import { NO_ROUTE, toDraw, type CompiledRoute, type RouteDecision } from './route-table.ts';
+import { compile, decide, req } from '../../test/helpers/route-decisions.ts';
+import { compileSnapshot, contentVersion, type Snapshot, } from './compile.ts';
+import { toDraw, type CompiledRoute, type RouteDecision } from './route-table.ts';
 
 const NET = 'networking.istio.io/v1';
 const REVIEWS_FQDN = 'reviews.default.svc.cluster.local';
 const DEFAULT_RETRY_ON = ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'];
 
-function compile(docs: readonly string[], wl: WorkloadInfo = { service: 'productpage' }): Snapshot {
-  const { resources, errors } = validateYaml(docs.join('---\n'));
-  assert.deepEqual(errors, []);
-  return compileSnapshot(resources, wl);
-}
-
-function req(authority: string, path = '/', headers: Record<string, string> = {}): RequestHead {
-  return { method: 'GET', scheme: 'http', authority, path, headers };
-}
-
-function decide(s: Snapshot, h: RequestHead, draw = 0): RouteDecision {
-  const d = s.routes.route(h, draw);
-  if (d === undefined || d === NO_ROUTE) assert.fail(`no decision for ${h.authority}${h.path}: ${String(d)}`);
-  return d;
-}
 
 function firstRoute(s: Snapshot, authority = 'reviews'): CompiledRoute {
   const r = s.routes.virtualHost(authority)?.routes[0];

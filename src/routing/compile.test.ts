@@ -1,29 +1,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { doc, validateYaml } from '../../test/helpers/config.ts';
-import { compileSnapshot, type Snapshot, type WorkloadInfo } from './compile.ts';
+import { doc, } from '../../test/helpers/config.ts';
+import { compile, decide, req } from '../../test/helpers/route-decisions.ts';
+import type { Snapshot, WorkloadInfo } from './compile.ts';
 import type { RequestHead } from './request-head.ts';
-import { NO_ROUTE, toDraw, type RouteDecision } from './route-table.ts';
+import { NO_ROUTE, toDraw, } from './route-table.ts';
 
 const NET = 'networking.istio.io/v1';
 const REVIEWS_FQDN = 'reviews.default.svc.cluster.local';
 
-function compile(docs: readonly string[], wl: WorkloadInfo = { service: 'productpage' }): Snapshot {
-  const { resources, errors } = validateYaml(docs.join('---\n'));
-  assert.deepEqual(errors, []);
-  return compileSnapshot(resources, wl);
-}
-
-function req(authority: string, path = '/', headers: Record<string, string> = {}): RequestHead {
-  return { method: 'GET', scheme: 'http', authority, path, headers };
-}
-
-function decide(s: Snapshot, h: RequestHead, draw = 0): RouteDecision {
-  const d = s.routes.route(h, draw);
-  if (d === undefined || d === NO_ROUTE) assert.fail(`no decision for ${h.authority}${h.path}: ${String(d)}`);
-  return d;
-}
 
 /** The share of requests each subset gets, over draws spread evenly across [0, 1). */
 function shares(s: Snapshot, h: RequestHead, n = 20_000): Map<string, number> {
