@@ -19,6 +19,28 @@ let url = '';
 let serverOut = '';
 let serverErr = '';
 
+/** What `meshlet control-plane <args>` printed until it listened (`check` runs with its URL then), after which it is killed. */
+async function startedOutput(args: string[], check?: (url: string) => Promise<void>): Promise<{ stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [MAIN, 'control-plane', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  try {
+    const url = await childReady(proc, () => /listening on (http:\/\/\S+)/.exec(stdout)?.[1], () => `server start: ${stderr}`);
+    await check?.(url);
+    return { stdout, stderr };
+  } finally {
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGKILL');
+    await exited;
+  }
+}
+
 function meshlet(args: string[], env: Record<string, string> = {}, input = '') {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', input, env: { ...process.env, MESHLET_CONTROL_PLANE: '', MESHLET_TOKEN: '', ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -498,27 +520,11 @@ spec:
   });
 
   it('control-plane prints the address it binds: every interface by default, loopback with --insecure (and warns)', async () => {
-    const start = async (extra: string[]) => {
-      const proc = spawn(process.execPath, [MAIN, 'control-plane', '--config', configDir, '--port', '0', '--data-dir', dataDir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        stdout += d;
-      });
-      proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-      });
-      try {
-        const parsed = await childReady(proc, () => /listening on (http:\/\/\S+)/.exec(stdout)?.[1], () => `server start: ${stderr}`);
+    const start = (extra: string[]) =>
+      startedOutput(['--config', configDir, '--port', '0', '--data-dir', dataDir, ...extra], async (url) => {
         // What scripts parse from the line still answers.
-        assert.equal((await fetch(`${parsed}/healthz`)).status, 200);
-        return { stdout, stderr };
-      } finally {
-        const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGKILL');
-        await exited;
-      }
-    };
+        assert.equal((await fetch(`${url}/healthz`)).status, 200);
+      });
     const all = await start([]);
     assert.match(all.stdout, /^meshlet control-plane listening on http:\/\/0\.0\.0\.0:(\d+) \(all interfaces; this host: http:\/\/127\.0\.0\.1:\1\) \(config version [0-9a-f]{12}, source file:/);
     const insecure = await start(['--insecure']);
@@ -542,25 +548,7 @@ spec:
     };
     const cm = join(dir, 'istio-configmap.yaml');
     writeFileSync(cm, 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio\n  namespace: istio-system\ndata:\n  mesh: |-\n    trustDomain: example.org\n    defaultConfig:\n      discoveryAddress: istiod.istio-system.svc:15012\n');
-    const start = async (extra: string[]) => {
-      const proc = spawn(process.execPath, [MAIN, 'control-plane', '--config', configDir, '--port', '0', '--insecure', '--data-dir', fresh(), '--mesh-config', cm, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        stdout += d;
-      });
-      proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-      });
-      try {
-        await childReady(proc, () => /listening on (http:\/\/\S+)/.exec(stdout)?.[1], () => `server start: ${stderr}`);
-        return stderr;
-      } finally {
-        const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGKILL');
-        await exited;
-      }
-    };
+    const start = async (extra: string[]) => (await startedOutput(['--config', configDir, '--port', '0', '--insecure', '--data-dir', fresh(), '--mesh-config', cm, ...extra])).stderr;
     assert.match(await start([]), /for trust domain example\.org /);
     assert.match(await start(['--trust-domain', 'flag.org']), /for trust domain flag\.org /);
     writeFileSync(cm, 'trustDomain: [a, b]\n');
