@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { doc, validateYaml } from '../../test/helpers/config.ts';
 import { compile, decide, req } from '../../test/helpers/route-decisions.ts';
-import { compileSnapshot, contentVersion, type Snapshot, } from './compile.ts';
+import { compileSnapshot, contentVersion, type Snapshot } from './compile.ts';
 import { toDraw, type CompiledRoute, type RouteDecision } from './route-table.ts';
 
 const NET = 'networking.istio.io/v1';

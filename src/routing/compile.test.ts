@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { doc, } from '../../test/helpers/config.ts';
-import { compile, decide, req } from '../../test/helpers/route-decisions.ts';
+import { doc } from '../../test/helpers/config.ts';
+import { compile, DETAILS, decide, NET, RATINGS, REVIEWS, req, SUBSETS, se, subsetOf, to, vs } from '../../test/helpers/route-decisions.ts';
 import type { Snapshot, WorkloadInfo } from './compile.ts';
 import type { RequestHead } from './request-head.ts';
-import { NO_ROUTE, toDraw, } from './route-table.ts';
+import { NO_ROUTE, toDraw } from './route-table.ts';
 
-const NET = 'networking.istio.io/v1';
 const REVIEWS_FQDN = 'reviews.default.svc.cluster.local';
 
 
@@ -21,37 +20,9 @@ function shares(s: Snapshot, h: RequestHead, n = 20_000): Map<string, number> {
   return out;
 }
 
-/** The subset the request is sent to ('' for none, 'NO_ROUTE', or 'unknown host'). */
-function subsetOf(s: Snapshot, h: RequestHead, draw = 0): string {
-  const d = s.routes.route(h, draw);
-  if (d === undefined) return 'unknown host';
-  if (d === NO_ROUTE) return 'NO_ROUTE';
-  return d.target?.subset ?? '';
-}
 
-const se = (name: string, ns: string, host: string, ports: string, endpoints: string) =>
-  doc(NET, 'ServiceEntry', name, `hosts: [${host}]\nlocation: MESH_INTERNAL\nresolution: STATIC\nports:\n${ports}\nendpoints:\n${endpoints}`, ns);
 
-const REVIEWS = se(
-  'reviews',
-  'default',
-  REVIEWS_FQDN,
-  '- {number: 9080, name: http, protocol: HTTP}',
-  ['v1', 'v2', 'v3'].map((v, i) => `- {address: 10.0.0.${i + 1}, labels: {app: reviews, version: ${v}}}`).join('\n'),
-);
-const RATINGS = se('ratings', 'default', 'ratings.default.svc.cluster.local', '- {number: 9080, name: http, protocol: HTTP}', '- {address: 10.0.1.1, labels: {version: v1}}');
 const SHOP_REVIEWS = se('reviews', 'shop', 'reviews.shop.svc.cluster.local', '- {number: 9080, name: http, protocol: HTTP}', '- {address: 10.1.0.1, labels: {version: v1}}');
-const DETAILS = se(
-  'details',
-  'default',
-  'details.default.svc.cluster.local',
-  '- {number: 9080, name: http, protocol: HTTP}\n- {number: 9090, name: http-admin, protocol: HTTP}',
-  '- {address: 10.0.2.1, labels: {version: v1}}\n- {address: 10.0.2.2, labels: {version: v2}}',
-);
-const SUBSETS = (host: string, ns = 'default') =>
-  doc(NET, 'DestinationRule', host, `host: ${host}\nsubsets:\n- {name: v1, labels: {version: v1}}\n- {name: v2, labels: {version: v2}}\n- {name: v3, labels: {version: v3}}`, ns);
-const vs = (name: string, spec: string, ns = 'default') => doc(NET, 'VirtualService', name, spec, ns);
-const to = (subset: string, host = 'reviews') => `{destination: {host: ${host}, subset: ${subset}}}`;
 
 describe('compileSnapshot: addressing a service (§6.19)', () => {
   const snap = compile([REVIEWS, SHOP_REVIEWS, RATINGS]);
