@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type AddressInfo, connect } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -33,6 +33,18 @@ const STRICT_DENY_ALL = [
 
 let ca: TestCa;
 const closers: (() => Promise<unknown>)[] = [];
+
+/** Listens on a loopback port with an 'upgrade' listener that would switch protocols; `upgraded()` counts the upgrades it saw. */
+async function listenUpgrading(server: Server): Promise<{ port: number; upgraded: () => number }> {
+  let n = 0;
+  server.on('upgrade', (_req, socket: Duplex) => {
+    n++;
+    socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise((r) => server.close(r)));
+  return { port: (server.address() as AddressInfo).port, upgraded: () => n };
+}
 before(() => {
   if (SKIP === false) ca = makeCa();
 });
@@ -130,15 +142,7 @@ describe('health probes (probePaths): served outside the inbound policies, as is
 
   it('a plaintext WebSocket upgrade under STRICT is refused like any non-probe request (the upgrade listener never runs)', async () => {
     const mesh = await meshWith();
-    const server = mesh.createServer((_req, res) => res.end('http'));
-    let upgraded = 0;
-    server.on('upgrade', (_req, socket: Duplex) => {
-      upgraded++;
-      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    closers.push(() => new Promise((r) => server.close(r)));
-    const port = (server.address() as AddressInfo).port;
+    const { port, upgraded } = await listenUpgrading(mesh.createServer((_req, res) => res.end('http')));
     const got = await new Promise<string>((resolve) => {
       const s = connect(port, '127.0.0.1');
       let out = '';
@@ -150,7 +154,7 @@ describe('health probes (probePaths): served outside the inbound policies, as is
       s.write('GET /admin HTTP/1.1\r\nHost: httpbin\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
     });
     assert.equal(got, '');
-    assert.equal(upgraded, 0);
+    assert.equal(upgraded(), 0);
   });
 
   it('a WebSocket upgrade to a probe path is no probe: refused under STRICT and judged by the policies under PERMISSIVE, on the mesh\'s server and a protected one', async () => {
@@ -174,18 +178,10 @@ describe('health probes (probePaths): served outside the inbound policies, as is
       [permissive, 'PERMISSIVE', /^HTTP\/1\.1 403 [\s\S]*RBAC: access denied$/],
     ] as const) {
       for (const own of [false, true]) {
-        const server = own ? mesh.protect(createHttpServer((_req, res) => res.end('http'))) : mesh.createServer((_req, res) => res.end('http'));
-        let upgraded = 0;
-        server.on('upgrade', (_req, socket: Duplex) => {
-          upgraded++;
-          socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
-        });
-        await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-        closers.push(() => new Promise((r) => server.close(r)));
-        const port = (server.address() as AddressInfo).port;
+        const { port, upgraded } = await listenUpgrading(own ? mesh.protect(createHttpServer((_req, res) => res.end('http'))) : mesh.createServer((_req, res) => res.end('http')));
         const where = `${name}, ${own ? 'mesh.protect' : 'mesh.createServer'}`;
         assert.match(await upgradeTo(port, '/healthz'), want, where);
-        assert.equal(upgraded, 0, where);
+        assert.equal(upgraded(), 0, where);
         // The control: the probe itself is still served.
         assert.equal(await plain(port, '/healthz'), 200, where);
       }
