@@ -11,7 +11,7 @@
 import { parse } from 'yaml';
 import { InvalidArgumentError } from './core/errors.ts';
 import type { MeshConfigInput, MeshOptions } from './mesh-options.ts';
-import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt, MESH_CONFIG_OPTIONS } from './config/validate/mesh-config-notice.ts';
+import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt } from './config/validate/mesh-config-notice.ts';
 import { PATH_NORMALIZATIONS } from './inbound/path.ts';
 
 
@@ -129,7 +129,7 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void)
         tracing.samplingPercentage = v;
         break;
       default:
-        if (!MESH_CONFIG_OPTIONS.has(path)) unused.push(path);
+        unused.push(path);
     }
   }
   if (unused.length > 0) info(`createMesh: meshConfig settings meshlet has no option for (not applied): ${unused.join(', ')}`);

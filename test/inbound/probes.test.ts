@@ -34,6 +34,20 @@ const STRICT_DENY_ALL = [
 let ca: TestCa;
 const closers: (() => Promise<unknown>)[] = [];
 
+/** What a server answers a raw WebSocket upgrade request for `path` with, until it closes the connection. */
+function upgradeTo(port: number, path: string): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let out = '';
+    s.on('data', (c) => {
+      out += c.toString('latin1');
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(out));
+    s.write(`GET ${path} HTTP/1.1\r\nHost: httpbin\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+  });
+}
+
 /** Listens on a loopback port with an 'upgrade' listener that would switch protocols; `upgraded()` counts the upgrades it saw. */
 async function listenUpgrading(server: Server): Promise<{ port: number; upgraded: () => number }> {
   let n = 0;
@@ -143,33 +157,12 @@ describe('health probes (probePaths): served outside the inbound policies, as is
   it('a plaintext WebSocket upgrade under STRICT is refused like any non-probe request (the upgrade listener never runs)', async () => {
     const mesh = await meshWith();
     const { port, upgraded } = await listenUpgrading(mesh.createServer((_req, res) => res.end('http')));
-    const got = await new Promise<string>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      let out = '';
-      s.on('data', (c) => {
-        out += c.toString('latin1');
-      });
-      s.on('error', () => undefined);
-      s.on('close', () => resolve(out));
-      s.write('GET /admin HTTP/1.1\r\nHost: httpbin\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
-    });
-    assert.equal(got, '');
+    assert.equal(await upgradeTo(port, '/admin'), '');
     assert.equal(upgraded(), 0);
   });
 
   it('a WebSocket upgrade to a probe path is no probe: refused under STRICT and judged by the policies under PERMISSIVE, on the mesh\'s server and a protected one', async () => {
     // A ws WebSocketServer({ server }) answers an upgrade on any path: as a probe, /healthz would open it to anyone.
-    const upgradeTo = (port: number, path: string) =>
-      new Promise<string>((resolve) => {
-        const s = connect(port, '127.0.0.1');
-        let out = '';
-        s.on('data', (c) => {
-          out += c.toString('latin1');
-        });
-        s.on('error', () => undefined);
-        s.on('close', () => resolve(out));
-        s.write(`GET ${path} HTTP/1.1\r\nHost: httpbin\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
-      });
     const strict = await meshWith();
     const permissive = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: [STRICT_DENY_ALL[1]] as never, probePaths: PROBES });
     closers.push(() => permissive.close());

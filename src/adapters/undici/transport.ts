@@ -218,7 +218,6 @@ class ClusterPools implements ClusterTransport {
     this.#hosts.clear();
     await closeWithin([...pools], graceMs, this.#clock);
   }
-
 }
 
 

@@ -11,7 +11,7 @@
 import { parse } from 'yaml';
 
 /** MeshConfig fields (dotted paths) and the meshlet option that takes each. */
-export const MESH_CONFIG_OPTIONS: ReadonlyMap<string, string> = new Map([
+const MESH_CONFIG_OPTIONS: ReadonlyMap<string, string> = new Map([
   ['outboundTrafficPolicy.mode', 'createMesh({ outboundTrafficPolicy })'],
   ['trustDomain', 'createMesh({ trustDomain }), meshlet control-plane --trust-domain'],
   ['trustDomainAliases', 'createMesh({ trustDomainAliases })'],
