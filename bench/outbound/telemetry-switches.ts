@@ -79,7 +79,7 @@ const resources = (m: string) => {
   return [...meshResources(port), telemetryResource(tracing, metricsOn)] as Parameters<typeof compileSnapshot>[0];
 };
 const mesh = await createMesh({ ...workload, config: resources('all') as object[] });
-const snapshots = Object.fromEntries(ALL.map((m) => [m, compileSnapshot(resources(m), workload)]));
+const snapshots = Object.fromEntries([...ALL, ...OPT_IN].map((m) => [m, compileSnapshot(resources(m), workload)]));
 
 /** The call channels' subscribers, taken off for `off` and put back after it. */
 interface Subscribed {
