@@ -52,18 +52,19 @@ export class GrpcPeers {
   verdictOf(cert: PeerCertificate, address: string): PeerVerdict {
     const key = cert.fingerprint256;
     const hit = key === undefined ? undefined : this.#verdicts.get(key);
-    if (hit !== undefined) {
-      const now = Date.now();
-      // Outside the certificate's validity (a session resumed after it expired): judged again below.
-      if (now >= hit.notBefore && now <= hit.notAfter) {
-        const v = hit.verdict;
-        return v.ok ? { ok: true, peer: { ...v.peer, address } } : v;
-      }
+    const now = Date.now();
+    // Outside the certificate's validity (a session resumed after it expired): judged again below.
+    if (hit !== undefined && now >= hit.notBefore && now <= hit.notAfter) {
+      const v = hit.verdict;
+      return v.ok ? { ok: true, peer: { ...v.peer, address } } : v;
     }
     const v = this.tls.identityOf(cert, address);
-    if (key !== undefined) {
+    const notBefore = Date.parse(cert.valid_from);
+    const notAfter = Date.parse(cert.valid_to);
+    // Only a verdict made within the validity is kept (one made outside it says "expired" or "not yet valid").
+    if (key !== undefined && now >= notBefore && now <= notAfter) {
       if (this.#verdicts.size >= CACHE_SIZE) this.#verdicts.clear();
-      this.#verdicts.set(key, { verdict: v, notBefore: Date.parse(cert.valid_from), notAfter: Date.parse(cert.valid_to) });
+      this.#verdicts.set(key, { verdict: v, notBefore, notAfter });
     }
     return v;
   }
