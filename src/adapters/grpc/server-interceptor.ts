@@ -69,9 +69,19 @@ function metadataFor(g: GrpcJs, original: Metadata, headers: Headers): Metadata 
   return md;
 }
 
-/** Adds headers from config (rate-limit headers, an authorizer's) to metadata; one grpc-js refuses as metadata (a `-bin` name, a value it cannot carry) is left out. */
+/**
+ * Response header names that are never the phases' to add to a call's metadata: HTTP/2's
+ * connection-specific headers (Node's http2 throws on them when grpc-js writes the head, which
+ * would end the process) and gRPC's own framing — the response's `content-type` and
+ * `content-length` are the server's, as Envoy's gRPC local reply sets `content-type:
+ * application/grpc` after a filter's headers and drops `content-length`.
+ */
+const NOT_METADATA = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host', 'te', 'content-type', 'content-length']);
+
+/** Adds headers from config (rate-limit headers, an authorizer's) to metadata; one grpc-js refuses as metadata (a `-bin` name, a value it cannot carry) or HTTP/2 and gRPC keep for themselves ({@link NOT_METADATA}) is left out. */
 function addHeaders(md: Metadata, headers: Readonly<Record<string, string>>): void {
   for (const [k, v] of Object.entries(headers)) {
+    if (NOT_METADATA.has(k.toLowerCase())) continue;
     try {
       md.set(k, v);
     } catch {

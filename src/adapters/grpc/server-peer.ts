@@ -26,11 +26,22 @@ import type { GrpcConnections } from './server-listen.ts';
 /** Verdicts per certificate (by fingerprint), so a connection's calls do not parse its certificate again. */
 const CACHE_SIZE = 256;
 
+/**
+ * A verdict on a certificate, with the certificate's validity (ms since the epoch): it holds only
+ * while the certificate is valid. A TLS session resumed from a ticket is not verified by OpenSSL
+ * again, so a certificate that expired since an earlier call must be judged again, not found here.
+ */
+interface CachedVerdict {
+  readonly verdict: PeerVerdict;
+  readonly notBefore: number;
+  readonly notAfter: number;
+}
+
 /** The peers of a mesh's gRPC server calls. */
 export class GrpcPeers {
   readonly tls: InboundTls;
   readonly connections: GrpcConnections;
-  readonly #verdicts = new Map<string, PeerVerdict>();
+  readonly #verdicts = new Map<string, CachedVerdict>();
 
   constructor(tls: InboundTls, connections: GrpcConnections) {
     this.tls = tls;
@@ -41,11 +52,19 @@ export class GrpcPeers {
   verdictOf(cert: PeerCertificate, address: string): PeerVerdict {
     const key = cert.fingerprint256;
     const hit = key === undefined ? undefined : this.#verdicts.get(key);
-    if (hit !== undefined) return hit.ok ? { ok: true, peer: { ...hit.peer, address } } : hit;
+    const now = Date.now();
+    // Outside the certificate's validity (a session resumed after it expired): judged again below.
+    if (hit !== undefined && now >= hit.notBefore && now <= hit.notAfter) {
+      const v = hit.verdict;
+      return v.ok ? { ok: true, peer: { ...v.peer, address } } : v;
+    }
     const v = this.tls.identityOf(cert, address);
-    if (key !== undefined) {
+    const notBefore = Date.parse(cert.valid_from);
+    const notAfter = Date.parse(cert.valid_to);
+    // Only a verdict made within the validity is kept (one made outside it says "expired" or "not yet valid").
+    if (key !== undefined && now >= notBefore && now <= notAfter) {
       if (this.#verdicts.size >= CACHE_SIZE) this.#verdicts.clear();
-      this.#verdicts.set(key, v);
+      this.#verdicts.set(key, { verdict: v, notBefore, notAfter });
     }
     return v;
   }
