@@ -180,7 +180,7 @@ class InboundEnd implements InboundEndMessage {
 }
 
 /** An approximation of the bytes of the request head: request line and header lines. */
-function headBytes(req: IncomingMessage): number {
+export function headBytes(req: IncomingMessage): number {
   let n = (req.method?.length ?? 3) + (req.url?.length ?? 1) + 12; // "M U HTTP/1.1\r\n"
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) n += (raw[i] as string).length + (raw[i + 1] as string).length + 4;

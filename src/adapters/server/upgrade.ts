@@ -8,17 +8,19 @@
  * `Connection: close`) and the app's listeners never run; an admitted one reaches them with the
  * normalized path, the headers the phases left, `req.meshlet`, inside its MeshContext. A slot of
  * the inbound connection pool is held until the upgraded connection closes, as Envoy counts an
- * upgraded stream as a request in flight.
+ * upgraded stream as a request in flight. With telemetry on, each upgrade is one observed request,
+ * ended when its connection closes (observe-upgrade.ts).
  *
  * @module
  */
 import { type IncomingMessage, STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Headers } from '../../core/handler.ts';
-import { callerGone, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
+import { callerGone, type ConnectionInfo, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { absoluteForm, applyAdmittedHeaders, headersFromRaw } from './headers.ts';
 import { connectionOf, enterContext, first, internalError, type MeshRequest } from './node.ts';
+import { observeUpgrade, type UpgradeObservation } from './observe-upgrade.ts';
 
 /** Writes a denial as a whole HTTP/1.1 response on the upgrade's socket, then closes it. */
 export function refuseUpgrade(socket: Duplex, d: Denial): void {
@@ -58,18 +60,29 @@ export function serveUpgrade(guard: InboundGuard, req: MeshRequest, socket: Dupl
   const abs = absoluteForm(target);
   if (abs !== undefined) headers.host = abs.authority;
   const conn = connectionOf(req, guard);
+  const method = req.method ?? 'GET';
+  const authority = first(headers.host) ?? '';
+  const path = abs?.path ?? target;
+  const ob = observeUpgrade(guard.observer, req, socket, headers, method, authority, path, conn);
+  if (ob === undefined) judgeUpgrade(guard, req, socket, next, headers, method, authority, path, conn, abs !== undefined, undefined);
+  else ob.run(() => judgeUpgrade(guard, req, socket, next, headers, method, authority, path, conn, abs !== undefined, ob));
+}
+
+function judgeUpgrade(guard: InboundGuard, req: MeshRequest, socket: Duplex, next: () => void, headers: Headers, method: string, authority: string, path: string, conn: ConnectionInfo, hostChanged: boolean, ob: UpgradeObservation | undefined): void {
   let j: Judgement | Promise<Judgement>;
   try {
-    j = guard.judge(req.method ?? 'GET', first(headers.host) ?? '', abs?.path ?? target, headers, conn);
+    j = guard.judge(method, authority, path, headers, conn);
   } catch (err) {
     // Fail closed.
-    refuseUpgrade(socket, internalError(err));
+    const d = internalError(err);
+    ob?.denied(d);
+    refuseUpgrade(socket, d);
     return;
   }
   if (!(j instanceof Promise)) {
     const slot = j.serve ? j.request.slot : undefined;
     if (slot !== undefined) socket.once('close', () => slot.release());
-    admit(req, socket, j, abs !== undefined, next);
+    admit(req, socket, j, hostChanged, next, ob);
     return;
   }
   const view = guard.pooled ? pendingRequest(j) : undefined;
@@ -81,19 +94,24 @@ export function serveUpgrade(guard: InboundGuard, req: MeshRequest, socket: Dupl
   j.then(
     (x) => {
       if (x.serve && socket.destroyed) return;
-      admit(req, socket, x, abs !== undefined, next);
+      admit(req, socket, x, hostChanged, next, ob);
     },
-    (err: unknown) => refuseUpgrade(socket, internalError(err)),
+    (err: unknown) => {
+      const d = internalError(err);
+      ob?.denied(d);
+      refuseUpgrade(socket, d);
+    },
   );
 }
 
-function admit(req: MeshRequest, socket: Duplex, j: Judgement, hostChanged: boolean, next: () => void): void {
+function admit(req: MeshRequest, socket: Duplex, j: Judgement, hostChanged: boolean, next: () => void, ob: UpgradeObservation | undefined): void {
+  ob?.judged(j);
   if (!j.serve) {
     if (!callerGone(j.denial)) refuseUpgrade(socket, j.denial);
     return;
   }
   req.meshlet = j.info;
-  applyAdmittedHeaders(req, j.request, hostChanged);
+  applyAdmittedHeaders(req, j.request, hostChanged || ob?.added === true);
   // The app's upgrade handler reads the path the mesh judged (a consumed access_token removed).
   req.url = j.request.path;
   enterContext(req as IncomingMessage, j, next);
