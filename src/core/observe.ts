@@ -227,6 +227,12 @@ export interface InboundStartMessage {
    * subscriber may add to it (an `x-request-id` it generated), never remove.
    */
   readonly headers: Headers;
+  /**
+   * Set by a subscriber that changed the value of a header already in `headers` (a tracer writing
+   * its server span's `traceparent`, as Envoy's tracing does before the app gets the request): the
+   * adapter then hands the app the changed headers. Headers a subscriber adds are seen without it.
+   */
+  headersChanged?: boolean;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string | undefined;

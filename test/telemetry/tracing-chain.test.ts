@@ -215,9 +215,10 @@ describe('a three-hop chain: productpage (Express) → reviews (Fastify) → rat
     assert.match(String(rid), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     for (const s of [aClient, bServer, bClient, ...cServers]) assert.equal(attr(s, 'guid:x-request-id'), rid, s?.name);
     assert.equal(seenAtRatings.at(-1)?.['x-request-id'], rid, 'the app at the last hop sees it too');
-    // What the last hop received: W3C, B's second attempt span as parent, sampled; the first hit had the first attempt's.
-    assert.equal(seenAtRatings.at(-1)?.traceparent, `00-${TRACE_ID}-${id(bySeq[1])}-01`);
-    assert.equal(seenAtRatings.at(-2)?.traceparent, `00-${TRACE_ID}-${id(bySeq[0])}-01`);
+    // What the app at the last hop was handed (as Envoy's router injects its span into the request to the app): W3C,
+    // its own server span — the child of B's second attempt — sampled; the first hit had the server span under the first attempt.
+    assert.equal(seenAtRatings.at(-1)?.traceparent, `00-${TRACE_ID}-${id(cByStatus('200'))}-01`);
+    assert.equal(seenAtRatings.at(-2)?.traceparent, `00-${TRACE_ID}-${id(cByStatus('503'))}-01`);
   });
 
   it('undici through mesh.dispatcher: a call outside any request is a root CLIENT span, its context sent', async () => {
@@ -234,7 +235,8 @@ describe('a three-hop chain: productpage (Express) → reviews (Fastify) → rat
     assert.equal(attempt?.parentSpanContext?.spanId, client.spanContext().spanId);
     assert.equal(server?.parentSpanContext?.spanId, attempt?.spanContext().spanId, 'the server span is the child of the attempt');
     assert.equal(server?.spanContext().traceId, client.spanContext().traceId);
-    assert.equal(seenAtRatings.at(-1)?.traceparent, `00-${client.spanContext().traceId}-${attempt?.spanContext().spanId}-01`);
+    // The app behind the server span is handed that span's context.
+    assert.equal(seenAtRatings.at(-1)?.traceparent, `00-${client.spanContext().traceId}-${server?.spanContext().spanId}-01`);
   });
 
   it("a body that arrives after the headers: the handler's body listeners still run in the server span, and their calls are its children", async () => {

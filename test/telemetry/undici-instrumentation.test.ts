@@ -112,7 +112,8 @@ describe("the app's @opentelemetry/instrumentation-undici with calls through the
       all.every((s) => s.spanContext().traceId === traceId),
       'one trace',
     );
-    assert.equal(wire.at(-1), `00-${traceId}-${id(attempt)}-01`, 'one value on the wire: the attempt’s context');
+    // The upstream got one traceparent, the attempt's (its server span's parent); the app behind it is handed its server span's.
+    assert.equal(wire.at(-1), `00-${traceId}-${id(served)}-01`, 'one value: the server span’s context, under the attempt’s');
   });
 
   it('Node’s fetch with mesh.dispatcher inside an app span, retried: each attempt sends one traceparent, its own', async () => {
@@ -135,7 +136,9 @@ describe("the app's @opentelemetry/instrumentation-undici with calls through the
     assert.equal(parent(call), id(app[0]));
     assert.equal(attempts.length, 2);
     const traceId = app[0]?.spanContext().traceId;
-    assert.deepEqual(wire.slice(-2), [`00-${traceId}-${id(attempts[0])}-01`, `00-${traceId}-${id(attempts[1])}-01`]);
+    // Each attempt reached a server span of its own (its child), whose context the app behind it was handed.
+    const servedBy = (a: ReadableSpan | undefined) => all.find((s) => s.kind === SpanKind.SERVER && parent(s) === id(a));
+    assert.deepEqual(wire.slice(-2), [`00-${traceId}-${id(servedBy(attempts[0]))}-01`, `00-${traceId}-${id(servedBy(attempts[1]))}-01`]);
   });
 
   it("an HTTP/2 caller of the mesh's server: the hop to the app is not the app's call (no instrumentation span), the server span is the caller's child and the app's code traces", async () => {
@@ -161,8 +164,8 @@ describe("the app's @opentelemetry/instrumentation-undici with calls through the
         'the bridge to the app made no span of the instrumentation',
       );
       assert.deepEqual([served?.spanContext().traceId, parent(served)], [callerTrace, callerSpan]);
-      // The app's handler saw one traceparent: the one its server span continues.
-      assert.equal(wire.at(-1), `00-${callerTrace}-${callerSpan}-01`);
+      // The app's handler saw one traceparent: its server span's (the caller's child).
+      assert.equal(wire.at(-1), `00-${callerTrace}-${id(served)}-01`);
     } finally {
       session.close();
     }

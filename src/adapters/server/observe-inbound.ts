@@ -254,6 +254,7 @@ export class InboundObservation {
       remotePort: conn.remotePort,
       localAddress: conn.localAddress,
       localPort: conn.localPort,
+      headersChanged: false,
       wrap: undefined,
     };
     this.#bodyless = req.httpVersionMajor === 1 && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined;
@@ -282,7 +283,7 @@ export class InboundObservation {
    * they did not (`headersChanged` false) — then the view is as the subscribers left it.
    */
   get added(): boolean {
-    return this.#names !== -1 && Object.keys(this.start.headers).length !== this.#names;
+    return this.#names !== -1 && (this.start.headersChanged === true || Object.keys(this.start.headers).length !== this.#names);
   }
 
   /** Runs `fn` inside what subscribers wrapped around the request (or as is). */

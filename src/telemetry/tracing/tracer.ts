@@ -211,17 +211,29 @@ export class MeshTracing {
       ctx = remote === undefined ? contextWith(active, REQUEST_ID, requestId) : spanContextWith(active, trace.wrapSpanContext(remoteSpanContext(remote, remote.sampled === true)), REQUEST_ID, requestId);
     } else {
       const sampled = this.#sampled(side.spec, remote === undefined ? (own === undefined ? undefined : (own.traceFlags & 1) === 1) : remote.sampled, h);
+      let span: Span;
       if (!sampled) {
         // The usual case: a non-recording span with the decision, its ids drawn only if something reads them.
-        ctx = spanContextWith(active, new UnsampledSpan(remote === undefined ? own : remoteSpanContext(remote, false)), REQUEST_ID, requestId);
+        span = new UnsampledSpan(remote === undefined ? own : remoteSpanContext(remote, false));
+        ctx = spanContextWith(active, span, REQUEST_ID, requestId);
       } else {
         // The parent carries meshlet's decision, so the SDK's parent-based sampler follows it.
         const parentCtx = remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, sampled));
         const name = `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
-        const { span, recording } = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
+        const started = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
+        span = started.span;
         // Only a recorded span needs the request's end.
-        if (recording) this.#inbound.set(m.request, { span, recording, requestId });
+        if (started.recording) this.#inbound.set(m.request, { span, recording: true, requestId });
         ctx = spanContextWith(parentCtx, span, REQUEST_ID, requestId);
+      }
+      // As Envoy's router injects its span into the request it forwards: the app gets the context of
+      // this server span, so its own instrumentation's span (made from the request's headers, as
+      // @opentelemetry/instrumentation-http does) and headers it forwards by hand are children of it,
+      // not its siblings. Not when the app's own span for this request is the parent already.
+      if (!side.spec.disableContextPropagation && (remote !== undefined || own === undefined || !trace.isSpanContextValid(own))) {
+        const sc = span.spanContext();
+        inject(h, { traceId: sc.traceId, spanId: sc.spanId, parentSpanId: remote?.spanId, sampled, traceState: sc.traceState?.serialize() }, this.#formats);
+        m.headersChanged = true;
       }
     }
     const outer = m.wrap;
