@@ -228,11 +228,11 @@ export interface InboundStartMessage {
    */
   readonly headers: Headers;
   /**
-   * Set by a subscriber that changed the value of a header already in `headers` (a tracer writing
-   * its server span's `traceparent`, as Envoy's tracing does before the app gets the request): the
-   * adapter then hands the app the changed headers. Headers a subscriber adds are seen without it.
+   * Names of headers whose values a subscriber set (a tracer writing its server span's
+   * `traceparent`, as Envoy's router injects its span into the request it forwards to the app):
+   * the adapter hands the app these values. Headers a subscriber adds are seen without it.
    */
-  headersChanged?: boolean;
+  changedHeaders?: string[] | undefined;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string | undefined;

@@ -82,7 +82,7 @@ export class GrpcInboundObservation {
       remotePort: conn.remotePort,
       localAddress: conn.localAddress,
       localPort: conn.localPort,
-      headersChanged: false,
+      changedHeaders: undefined,
       wrap: undefined,
     };
   }
@@ -93,7 +93,7 @@ export class GrpcInboundObservation {
     const h = this.start.headers;
     const before = Object.keys(h).length;
     channels.inboundStart.publish(this.start);
-    this.added = this.start.headersChanged === true || Object.keys(h).length !== before;
+    this.added = this.start.changedHeaders !== undefined || Object.keys(h).length !== before;
   }
 
   /** Records the judgement (the request view with its principal and verdict). */

@@ -201,10 +201,17 @@ export function absoluteForm(target: string): { readonly authority: string; read
  * `x-forwarded-client-cert` — in `headers` and `rawHeaders` alike (readers of the header list,
  * such as Hono's node adapter, see them).
  */
-export function applyAdmittedHeaders(req: IncomingMessage, r: InboundRequest, rebuild: boolean): void {
+export function applyAdmittedHeaders(req: IncomingMessage, r: InboundRequest, rebuild: boolean, changed?: readonly string[]): void {
   if (r.headersChanged || rebuild) {
     replaceHeaders(req, r.headers);
     return;
+  }
+  // Values a subscriber of inbound:start set (a tracer's traceparent), one by one.
+  if (changed !== undefined) {
+    for (const name of changed) {
+      const v = r.headers[name];
+      setHeaderInPlace(req, name, v === undefined ? null : typeof v === 'string' ? v : (v[0] ?? null));
+    }
   }
   if (r.generatedRequestId !== undefined) setHeaderInPlace(req, 'x-request-id', r.generatedRequestId);
   if (r.forwardedClientCert !== undefined) setHeaderInPlace(req, 'x-forwarded-client-cert', r.forwardedClientCert);

@@ -170,7 +170,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   }
   req.meshlet = j.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
-  applyAdmittedHeaders(req, j.request, hostChanged || ob?.added === true);
+  applyAdmittedHeaders(req, j.request, hostChanged || ob?.added === true, ob?.changed);
   if (j.responseHeaders !== undefined) for (const [k, v] of Object.entries(j.responseHeaders)) res.setHeader(k, v);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };

@@ -254,7 +254,7 @@ export class InboundObservation {
       remotePort: conn.remotePort,
       localAddress: conn.localAddress,
       localPort: conn.localPort,
-      headersChanged: false,
+      changedHeaders: undefined,
       wrap: undefined,
     };
     this.#bodyless = req.httpVersionMajor === 1 && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined;
@@ -283,7 +283,12 @@ export class InboundObservation {
    * they did not (`headersChanged` false) — then the view is as the subscribers left it.
    */
   get added(): boolean {
-    return this.#names !== -1 && (this.start.headersChanged === true || Object.keys(this.start.headers).length !== this.#names);
+    return this.#names !== -1 && Object.keys(this.start.headers).length !== this.#names;
+  }
+
+  /** Names of headers whose values subscribers set (undefined when none). */
+  get changed(): readonly string[] | undefined {
+    return this.start.changedHeaders;
   }
 
   /** Runs `fn` inside what subscribers wrapped around the request (or as is). */

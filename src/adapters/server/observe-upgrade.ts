@@ -89,7 +89,7 @@ export class UpgradeObservation {
       remotePort: conn.remotePort,
       localAddress: conn.localAddress,
       localPort: conn.localPort,
-      headersChanged: false,
+      changedHeaders: undefined,
       wrap: undefined,
     };
     this.#watchHead();
@@ -103,7 +103,7 @@ export class UpgradeObservation {
 
   /** True when a subscriber added request headers (an x-request-id): the app is then handed them. */
   get added(): boolean {
-    return this.start.headersChanged === true || Object.keys(this.start.headers).length !== this.#names;
+    return this.start.changedHeaders !== undefined || Object.keys(this.start.headers).length !== this.#names;
   }
 
   /** Runs `fn` inside what subscribers wrapped around the request (or as is). */

@@ -163,6 +163,40 @@ export interface OutgoingContext {
 }
 
 /**
+ * Writes `c` into the headers of a request the app is handed (as Envoy's router writes its span
+ * into the request it forwards): each of `formats`, leaving other formats' headers as they came.
+ * Returns the names written.
+ */
+export function injectForApp(h: Headers, c: OutgoingContext, formats: readonly PropagationFormat[]): string[] {
+  const names: string[] = [];
+  const set = (k: string, v: string | undefined) => {
+    if (v === undefined) {
+      if (h[k] === undefined) return;
+      delete h[k];
+    } else h[k] = v;
+    names.push(k);
+  };
+  for (const f of formats) {
+    switch (f) {
+      case 'w3c':
+        set('traceparent', `00-${c.traceId}-${c.spanId}-${c.sampled ? '01' : '00'}`);
+        set('tracestate', c.traceState);
+        break;
+      case 'b3':
+        set('x-b3-traceid', c.traceId);
+        set('x-b3-spanid', c.spanId);
+        set('x-b3-parentspanid', c.parentSpanId);
+        set('x-b3-sampled', c.sampled ? '1' : '0');
+        break;
+      case 'b3-single':
+        set('b3', `${c.traceId}-${c.spanId}-${c.sampled ? '1' : '0'}${c.parentSpanId === undefined ? '' : `-${c.parentSpanId}`}`);
+        break;
+    }
+  }
+  return names;
+}
+
+/**
  * Writes `c` into `h` in each of `formats` (what was there in any trace format is replaced:
  * the call carries one context).
  */

@@ -38,7 +38,7 @@ import type { AttemptEndMessage, AttemptObserver, AttemptStartMessage, CallEndMe
 import { selectTelemetry } from '../select.ts';
 import { hasAppContext } from './app-context.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
-import { clearTraceHeaders, extract, inject, type PropagationFormat } from './propagation.ts';
+import { clearTraceHeaders, extract, inject, injectForApp, type PropagationFormat } from './propagation.ts';
 import { newRequestId } from './request-id.ts';
 import { contextWith, spanContextWith, UnsampledSpan, withActive } from './server-context.ts';
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent, remoteSpanContext, sdkRegistered } from './span-context.ts';
@@ -232,8 +232,8 @@ export class MeshTracing {
       // not its siblings. Not when the app's own span for this request is the parent already.
       if (!side.spec.disableContextPropagation && (remote !== undefined || own === undefined || !trace.isSpanContextValid(own))) {
         const sc = span.spanContext();
-        inject(h, { traceId: sc.traceId, spanId: sc.spanId, parentSpanId: remote?.spanId, sampled, traceState: sc.traceState?.serialize() }, this.#formats);
-        m.headersChanged = true;
+        const names = injectForApp(h, { traceId: sc.traceId, spanId: sc.spanId, parentSpanId: remote?.spanId, sampled, traceState: sc.traceState?.serialize() }, this.#formats);
+        m.changedHeaders = m.changedHeaders === undefined ? names : [...m.changedHeaders, ...names];
       }
     }
     const outer = m.wrap;
