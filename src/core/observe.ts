@@ -232,7 +232,7 @@ export interface InboundStartMessage {
    * `traceparent`, as Envoy's router injects its span into the request it forwards to the app):
    * the adapter hands the app these values. Headers a subscriber adds are seen without it.
    */
-  changedHeaders?: string[] | undefined;
+  changedHeaders?: readonly string[] | undefined;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string | undefined;

@@ -211,10 +211,25 @@ export class MeshTracing {
       ctx = remote === undefined ? contextWith(active, REQUEST_ID, requestId) : spanContextWith(active, trace.wrapSpanContext(remoteSpanContext(remote, remote.sampled === true)), REQUEST_ID, requestId);
     } else {
       const sampled = this.#sampled(side.spec, remote === undefined ? (own === undefined ? undefined : (own.traceFlags & 1) === 1) : remote.sampled, h);
+      // As Envoy's router injects its span into the request it forwards, the app is handed this
+      // server span's context: its own instrumentation's span (made from the request's headers, as
+      // @opentelemetry/instrumentation-http does) and headers it forwards by hand are children of it,
+      // not its siblings. Not when the app's own span for this request is the parent already.
+      const handOn = !side.spec.disableContextPropagation && (remote !== undefined || own === undefined || !trace.isSpanContextValid(own));
       let span: Span;
       if (!sampled) {
-        // The usual case: a non-recording span with the decision, its ids drawn only if something reads them.
-        span = new UnsampledSpan(remote === undefined ? own : remoteSpanContext(remote, false));
+        const parent = remote === undefined ? own : remoteSpanContext(remote, false);
+        if (handOn && this.#w3cOnly && (parent === undefined || !trace.isSpanContextValid(parent) || parent.traceState === undefined)) {
+          // The usual case with an app to hand it to: one flat traceparent, whose ids are the span's.
+          const tp = newUnsampledTraceparent(parent !== undefined && trace.isSpanContextValid(parent) ? parent.traceId : undefined);
+          h.traceparent = tp;
+          changed(m, TRACEPARENT_ONLY);
+          span = trace.wrapSpanContext({ traceId: tp.slice(3, 35), spanId: tp.slice(36, 52), traceFlags: 0 });
+          ctx = spanContextWith(active, span, REQUEST_ID, requestId);
+          return this.#wrap(m, ctx);
+        }
+        // A non-recording span with the decision, its ids drawn only if something reads them.
+        span = new UnsampledSpan(parent);
         ctx = spanContextWith(active, span, REQUEST_ID, requestId);
       } else {
         // The parent carries meshlet's decision, so the SDK's parent-based sampler follows it.
@@ -226,16 +241,16 @@ export class MeshTracing {
         if (started.recording) this.#inbound.set(m.request, { span, recording: true, requestId });
         ctx = spanContextWith(parentCtx, span, REQUEST_ID, requestId);
       }
-      // As Envoy's router injects its span into the request it forwards: the app gets the context of
-      // this server span, so its own instrumentation's span (made from the request's headers, as
-      // @opentelemetry/instrumentation-http does) and headers it forwards by hand are children of it,
-      // not its siblings. Not when the app's own span for this request is the parent already.
-      if (!side.spec.disableContextPropagation && (remote !== undefined || own === undefined || !trace.isSpanContextValid(own))) {
+      if (handOn) {
         const sc = span.spanContext();
-        const names = injectForApp(h, { traceId: sc.traceId, spanId: sc.spanId, parentSpanId: remote?.spanId, sampled, traceState: sc.traceState?.serialize() }, this.#formats);
-        m.changedHeaders = m.changedHeaders === undefined ? names : [...m.changedHeaders, ...names];
+        changed(m, injectForApp(h, { traceId: sc.traceId, spanId: sc.spanId, parentSpanId: remote?.spanId, sampled, traceState: sc.traceState?.serialize() }, this.#formats));
       }
     }
+    this.#wrap(m, ctx);
+  }
+
+  /** Runs the rest of the request (admission, the app) inside `ctx`, around what other subscribers wrapped. */
+  #wrap(m: InboundStartMessage, ctx: Context): void {
     const outer = m.wrap;
     m.wrap = <T>(fn: () => T): T => withActive(ctx, outer === undefined ? fn : () => outer(fn));
   }
@@ -342,4 +357,13 @@ export class MeshTracing {
     const side = this.#client;
     endClientSpan(st.span, m, st.headers, st.requestId, this.#o.sourceIp, this.#common, side.spec.enableIstioTags ? istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes') : undefined, side.tags);
   }
+}
+
+/** The trace header a w3c-only tracer hands the app (shared: never changed). */
+const TRACEPARENT_ONLY: readonly string[] = Object.freeze(['traceparent']);
+
+/** Adds `names` to the headers whose values subscribers of `m` set. */
+function changed(m: InboundStartMessage, names: readonly string[]): void {
+  const had = m.changedHeaders;
+  m.changedHeaders = had === undefined ? names : [...had, ...names];
 }
