@@ -226,7 +226,8 @@ export class MeshTracing {
           changed(m, TRACEPARENT_ONLY);
           span = trace.wrapSpanContext({ traceId: tp.slice(3, 35), spanId: tp.slice(36, 52), traceFlags: 0 });
           ctx = spanContextWith(active, span, REQUEST_ID, requestId);
-          return this.#wrap(m, ctx);
+          this.#wrap(m, ctx);
+          return;
         }
         // A non-recording span with the decision, its ids drawn only if something reads them.
         span = new UnsampledSpan(parent);
