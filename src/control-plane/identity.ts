@@ -116,6 +116,8 @@ export class ControlPlaneIdentity {
   #attempt = 0;
   #closed = false;
   #failing = false;
+  /** The failing renewal has said that the current certificate expired. */
+  #warnedExpired = false;
   #warnedIdentity = '';
   /** A bundle pushed while a request was in flight (it may be newer than the answer's). */
   #pushed: TrustBundleEvent | undefined;
@@ -218,6 +220,7 @@ export class ControlPlaneIdentity {
     // A mesh that started without one (from the cache, failOpen) is issued its first here.
     if (this.#failing) o.logger.warn(`meshlet: workload certificate ${renewal ? 'renewed again' : 'issued'} (${res.spiffeId}, valid until ${new Date(notAfter).toISOString()})`);
     this.#failing = false;
+    this.#warnedExpired = false;
     this.#attempt = 0;
     o.onInstalled?.(c);
     const s = this.#startup;
@@ -272,8 +275,14 @@ export class ControlPlaneIdentity {
       }
     } else {
       const c = this.#o.holder.current;
-      const left = c === undefined ? '' : c.notAfter > this.#wallNow() ? `; the current certificate is valid until ${new Date(c.notAfter).toISOString()}` : '; THE CURRENT CERTIFICATE HAS EXPIRED';
+      const expired = c !== undefined && c.notAfter <= this.#wallNow();
+      const left = c === undefined ? '' : expired ? '; THE CURRENT CERTIFICATE HAS EXPIRED' : `; the current certificate is valid until ${new Date(c.notAfter).toISOString()}`;
       if (!this.#failing) this.#o.logger.warn(`meshlet: renewing the workload certificate failed, retrying${left}: ${err.message}`);
+      else if (expired && !this.#warnedExpired && c !== undefined) {
+        // The renewal has been failing since before the certificate expired: say so once at its expiry, since from now on peers refuse it.
+        this.#o.logger.warn(`meshlet: the workload certificate (${c.spiffeId}) expired at ${new Date(c.notAfter).toISOString()} and renewing it still fails: peers refuse it until the control plane's CA issues a new one; retrying: ${err.message}`);
+      }
+      if (expired) this.#warnedExpired = true;
     }
     this.#failing = true;
     // A refusal that is not an outage (a 4xx but 408/429) is retried at the slowest pace.

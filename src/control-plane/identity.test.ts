@@ -1,0 +1,87 @@
+/**
+ * ControlPlaneIdentity without a server: its control plane is a function signing CSRs with a real
+ * CA, or failing; time (timers and certificate validity) is one ManualClock.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ManualClock } from '../core/clock.ts';
+import { CredentialHolder } from '../security/identity/credentials.ts';
+import { CertificateAuthority } from '../security/pki/ca.ts';
+import { HttpStatusError } from './http.ts';
+import { ControlPlaneIdentity } from './identity.ts';
+import type { CertificateRequest, CertificateResponse } from './protocol.ts';
+
+const T0 = Date.parse('2026-06-01T00:00:00Z');
+const HOUR = 3_600_000;
+const ID = 'spiffe://cluster.local/ns/default/sa/reviews';
+
+/** Lets the promise chain that follows an answer (install, or the failure's handling) run. */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+};
+
+async function setup() {
+  const clock = new ManualClock(T0);
+  const ca = await CertificateAuthority.createRoot({ trustDomain: 'cluster.local', clock });
+  let down = false;
+  let attempted: (() => void) | undefined;
+  /** Resolves when the identity next asks the control plane (its CSR is made off the main thread first). */
+  const nextAttempt = (): Promise<void> => new Promise((r) => (attempted = r));
+  const call = async <T>(req: { body?: unknown }): Promise<T> => {
+    attempted?.();
+    if (down) throw new HttpStatusError(503, 'UNAVAILABLE', 'control plane unreachable');
+    const issued = await ca.sign((req.body as CertificateRequest).csr, { spiffeId: ID, ttlMs: HOUR, now: clock.now() });
+    const res: CertificateResponse = { spiffeId: ID, certChain: issued.certChainPem, trustBundle: [ca.rootPem], trustBundleVersion: '1', notBefore: issued.notBefore, notAfter: issued.notAfter };
+    return res as T;
+  };
+  const warnings: string[] = [];
+  const holder = new CredentialHolder();
+  const identity = new ControlPlaneIdentity({
+    call,
+    holder,
+    trustDomain: 'cluster.local',
+    namespace: 'default',
+    serviceAccount: 'reviews',
+    hasToken: true,
+    startupTimeoutMs: 10_000,
+    failOpen: false,
+    clock,
+    random: { next: () => 0.5 },
+    logger: { warn: (m) => warnings.push(m) },
+    wallNow: () => clock.now(),
+  });
+    /** Moves the clock by `ms` (which fires one issuance) and waits for that issuance to be handled. */
+  const step = async (ms: number): Promise<void> => {
+    const asked = nextAttempt();
+    clock.advance(ms);
+    await asked;
+    await settle();
+  };
+  return { clock, holder, identity, warnings, step, setDown: (d: boolean) => (down = d) };
+}
+
+describe('ControlPlaneIdentity', () => {
+  it('says when the certificate expires while renewing it keeps failing, once, and again that it recovered', async () => {
+    const { clock, holder, identity, warnings, step, setDown } = await setup();
+    await identity.start();
+    await settle(); // the renewal is scheduled once start() has resolved
+    const first = holder.current!;
+    assert.equal(first.notAfter, T0 + HOUR);
+    setDown(true);
+    // Past the renewal (half the lifetime): the first failure is reported, the certificate still valid.
+    await step(HOUR / 2 + 60_000);
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0]!, /renewing the workload certificate failed, retrying; the current certificate is valid until 2026-06-01T01:00:00\.000Z: 503/);
+    // Retries (at most 15 s apart: one per step) keep failing until the certificate expires: that is said once, at the first retry after expiry.
+    while (clock.now() < T0 + HOUR + 5 * 60_000) await step(15_000);
+    const expired = warnings.filter((w) => w.includes('expired at'));
+    assert.equal(expired.length, 1, warnings.join('\n'));
+    assert.match(expired[0]!, /the workload certificate \(spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews\) expired at 2026-06-01T01:00:00\.000Z and renewing it still fails: peers refuse it until the control plane's CA issues a new one; retrying: 503/);
+    assert.equal(holder.current, first, 'nothing newer to install');
+    setDown(false);
+    await step(15_000);
+    assert.ok(holder.current!.notAfter > first.notAfter, 'renewed once the control plane answers');
+    assert.match(warnings.at(-1)!, /workload certificate renewed again/);
+    await identity.close();
+  });
+});
