@@ -24,13 +24,17 @@ async function setup() {
   const clock = new ManualClock(T0);
   const ca = await CertificateAuthority.createRoot({ trustDomain: 'cluster.local', clock });
   let down = false;
+  /** How far the control plane's clock is ahead of this host's (negative: behind). */
+  let skew = 0;
+  let calls = 0;
   let attempted: (() => void) | undefined;
   /** Resolves when the identity next asks the control plane (its CSR is made off the main thread first). */
   const nextAttempt = (): Promise<void> => new Promise((r) => (attempted = r));
   const call = async <T>(req: { body?: unknown }): Promise<T> => {
+    calls++;
     attempted?.();
     if (down) throw new HttpStatusError(503, 'UNAVAILABLE', 'control plane unreachable');
-    const issued = await ca.sign((req.body as CertificateRequest).csr, { spiffeId: ID, ttlMs: HOUR, now: clock.now() });
+    const issued = await ca.sign((req.body as CertificateRequest).csr, { spiffeId: ID, ttlMs: HOUR, now: clock.now() + skew });
     const res: CertificateResponse = { spiffeId: ID, certChain: issued.certChainPem, trustBundle: [ca.rootPem], trustBundleVersion: '1', notBefore: issued.notBefore, notAfter: issued.notAfter };
     return res as T;
   };
@@ -57,7 +61,7 @@ async function setup() {
     await asked;
     await settle();
   };
-  return { clock, holder, identity, warnings, step, setDown: (d: boolean) => (down = d) };
+  return { clock, holder, identity, warnings, step, setDown: (d: boolean) => (down = d), setSkew: (ms: number) => (skew = ms), calls: () => calls };
 }
 
 describe('ControlPlaneIdentity', () => {
@@ -82,6 +86,37 @@ describe('ControlPlaneIdentity', () => {
     await step(15_000);
     assert.ok(holder.current!.notAfter > first.notAfter, 'renewed once the control plane answers');
     assert.match(warnings.at(-1)!, /workload certificate renewed again/);
+    await identity.close();
+  });
+
+  it("refuses a certificate that has expired by this host's clock (the control plane's clock is far behind): kept the current one, retried with the backoff, not in a loop", async () => {
+    const { clock, holder, identity, warnings, step, setSkew, calls } = await setup();
+    await identity.start();
+    await settle();
+    const first = holder.current!;
+    setSkew(-2 * HOUR);
+    await step(HOUR / 2 + 60_000);
+    assert.equal(holder.current, first, 'the expired certificate is not installed');
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0]!, /renewing the workload certificate failed, retrying; the current certificate is valid until 2026-06-01T01:00:00\.000Z: control plane CA: refusing the certificate it issued: it expired at 2026-05-31T23:3\d:00\.000Z by this host's clock \(2026-06-01T00:31:00\.000Z\); is the control plane's clock or this host's wrong\?/);
+    const asked = calls();
+    clock.advance(0);
+    await settle();
+    assert.equal(calls(), asked, 'no new request before the backoff');
+    setSkew(0);
+    await step(15_000);
+    assert.ok(holder.current!.notAfter > first.notAfter, 'renewed once the answer is valid');
+    await identity.close();
+  });
+
+  it("installs a certificate not valid yet by this host's clock (the control plane's clock is ahead), saying so", async () => {
+    const { holder, identity, warnings, setSkew } = await setup();
+    setSkew(10 * 60_000);
+    await identity.start();
+    await settle();
+    assert.ok(holder.current !== undefined);
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0]!, /the certificate the control plane issued \(spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews\) is not valid before 2026-06-01T00:08:00\.000Z by this host's clock \(2026-06-01T00:00:00\.000Z\): peers whose clocks agree with this host's refuse it until then/);
     await identity.close();
   });
 });

@@ -207,6 +207,10 @@ export class ControlPlaneIdentity {
     }
     const notBefore = typeof res.notBefore === 'number' ? res.notBefore : Date.parse(leaf.validFrom);
     const notAfter = typeof res.notAfter === 'number' ? res.notAfter : Date.parse(leaf.validTo);
+    const now = this.#wallNow();
+    // Expired on arrival (the control plane's clock is behind this host's by more than the lifetime):
+    // installing it would renew at once, in a loop; it is a failure, retried with the backoff.
+    if (notAfter <= now) throw new MeshletError('MESHLET_ERR_CONTROL_PLANE', `control plane CA: refusing the certificate it issued: it expired at ${new Date(notAfter).toISOString()} by this host's clock (${new Date(now).toISOString()}); is the control plane's clock or this host's wrong?`);
     // A bundle pushed while the request was in flight may be newer than the answer's.
     const pushed = this.#pushed as TrustBundleEvent | undefined;
     const trustBundle = pushed !== undefined && pushed.version !== res.trustBundleVersion ? pushed.roots.join('') : res.trustBundle.join('');
@@ -216,6 +220,9 @@ export class ControlPlaneIdentity {
     if (res.spiffeId !== asked && res.spiffeId !== this.#warnedIdentity && this.#differsExplicitly(res.spiffeId)) {
       this.#warnedIdentity = res.spiffeId;
       o.logger.warn(`meshlet: the control plane issued ${res.spiffeId} (the token's identity), not ${asked} (the mesh's namespace, serviceAccount and trustDomain options); peers and policies see ${res.spiffeId}`);
+    }
+    if (notBefore > now) {
+      o.logger.warn(`meshlet: the certificate the control plane issued (${res.spiffeId}) is not valid before ${new Date(notBefore).toISOString()} by this host's clock (${new Date(now).toISOString()}): peers whose clocks agree with this host's refuse it until then; check the clocks of the control plane and this host`);
     }
     // A mesh that started without one (from the cache, failOpen) is issued its first here.
     if (this.#failing) o.logger.warn(`meshlet: workload certificate ${renewal ? 'renewed again' : 'issued'} (${res.spiffeId}, valid until ${new Date(notAfter).toISOString()})`);
