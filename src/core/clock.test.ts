@@ -25,7 +25,7 @@ describe('systemClock', () => {
       armed.map((a) => a.ms),
       [MAX_TIMEOUT_MS, MAX_TIMEOUT_MS, 60 * DAY - 2 * MAX_TIMEOUT_MS],
     );
-    assert.ok(armed.every((a) => a.unref), 'every step is unref'd, as the timer is');
+    assert.ok(armed.every((a) => a.unref), 'every step is unreferenced, as the timer is');
     armed[2]!.fn();
     assert.equal(fired, 1);
   });
