@@ -116,6 +116,8 @@ export class ControlPlaneIdentity {
   #attempt = 0;
   #closed = false;
   #failing = false;
+  /** The failing renewal has said that the current certificate expired. */
+  #warnedExpired = false;
   #warnedIdentity = '';
   /** A bundle pushed while a request was in flight (it may be newer than the answer's). */
   #pushed: TrustBundleEvent | undefined;
@@ -205,6 +207,10 @@ export class ControlPlaneIdentity {
     }
     const notBefore = typeof res.notBefore === 'number' ? res.notBefore : Date.parse(leaf.validFrom);
     const notAfter = typeof res.notAfter === 'number' ? res.notAfter : Date.parse(leaf.validTo);
+    const now = this.#wallNow();
+    // Expired on arrival (the control plane's clock is behind this host's by more than the lifetime):
+    // installing it would renew at once, in a loop; it is a failure, retried with the backoff.
+    if (notAfter <= now) throw new MeshletError('MESHLET_ERR_CONTROL_PLANE', `control plane CA: refusing the certificate it issued: it expired at ${new Date(notAfter).toISOString()} by this host's clock (${new Date(now).toISOString()}); is the control plane's clock or this host's wrong?`);
     // A bundle pushed while the request was in flight may be newer than the answer's.
     const pushed = this.#pushed as TrustBundleEvent | undefined;
     const trustBundle = pushed !== undefined && pushed.version !== res.trustBundleVersion ? pushed.roots.join('') : res.trustBundle.join('');
@@ -215,9 +221,13 @@ export class ControlPlaneIdentity {
       this.#warnedIdentity = res.spiffeId;
       o.logger.warn(`meshlet: the control plane issued ${res.spiffeId} (the token's identity), not ${asked} (the mesh's namespace, serviceAccount and trustDomain options); peers and policies see ${res.spiffeId}`);
     }
+    if (notBefore > now) {
+      o.logger.warn(`meshlet: the certificate the control plane issued (${res.spiffeId}) is not valid before ${new Date(notBefore).toISOString()} by this host's clock (${new Date(now).toISOString()}): peers whose clocks agree with this host's refuse it until then; check the clocks of the control plane and this host`);
+    }
     // A mesh that started without one (from the cache, failOpen) is issued its first here.
     if (this.#failing) o.logger.warn(`meshlet: workload certificate ${renewal ? 'renewed again' : 'issued'} (${res.spiffeId}, valid until ${new Date(notAfter).toISOString()})`);
     this.#failing = false;
+    this.#warnedExpired = false;
     this.#attempt = 0;
     o.onInstalled?.(c);
     const s = this.#startup;
@@ -272,8 +282,14 @@ export class ControlPlaneIdentity {
       }
     } else {
       const c = this.#o.holder.current;
-      const left = c === undefined ? '' : c.notAfter > this.#wallNow() ? `; the current certificate is valid until ${new Date(c.notAfter).toISOString()}` : '; THE CURRENT CERTIFICATE HAS EXPIRED';
+      const expired = c !== undefined && c.notAfter <= this.#wallNow();
+      const left = c === undefined ? '' : expired ? '; THE CURRENT CERTIFICATE HAS EXPIRED' : `; the current certificate is valid until ${new Date(c.notAfter).toISOString()}`;
       if (!this.#failing) this.#o.logger.warn(`meshlet: renewing the workload certificate failed, retrying${left}: ${err.message}`);
+      else if (expired && !this.#warnedExpired && c !== undefined) {
+        // The renewal has been failing since before the certificate expired: say so once at its expiry, since from now on peers refuse it.
+        this.#o.logger.warn(`meshlet: the workload certificate (${c.spiffeId}) expired at ${new Date(c.notAfter).toISOString()} and renewing it still fails: peers refuse it until the control plane's CA issues a new one; retrying: ${err.message}`);
+      }
+      if (expired) this.#warnedExpired = true;
     }
     this.#failing = true;
     // A refusal that is not an outage (a 4xx but 408/429) is retried at the slowest pace.

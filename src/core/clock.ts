@@ -41,10 +41,19 @@ export interface Random {
   next(): number;
 }
 
+/** The longest delay `setTimeout` holds (2^31-1 ms, 24.8 days); Node fires a longer one after 1 ms. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** A `setTimeout`, waited in steps of at most {@link MAX_TIMEOUT_MS} (a 60-day certificate renews after 30 days, not at once). */
 class NodeTimer implements Timer {
-  readonly #handle: ReturnType<typeof setTimeout>;
-  constructor(handle: ReturnType<typeof setTimeout>) {
-    this.#handle = handle;
+  #handle: ReturnType<typeof setTimeout>;
+  constructor(fn: () => void, ms: number, keepAlive: boolean) {
+    this.#handle = this.#arm(fn, ms, keepAlive);
+  }
+  #arm(fn: () => void, ms: number, keepAlive: boolean): ReturnType<typeof setTimeout> {
+    const h = ms > MAX_TIMEOUT_MS ? setTimeout(() => (this.#handle = this.#arm(fn, ms - MAX_TIMEOUT_MS, keepAlive)), MAX_TIMEOUT_MS) : setTimeout(fn, ms);
+    if (!keepAlive) h.unref();
+    return h;
   }
   clear(): void {
     clearTimeout(this.#handle);
@@ -58,9 +67,7 @@ class NodeTimer implements Timer {
 export const systemClock: Clock = Object.freeze({
   now: () => performance.now(),
   setTimer(fn: () => void, ms: number, keepAlive = false): Timer {
-    const h = setTimeout(fn, ms);
-    if (!keepAlive) h.unref();
-    return new NodeTimer(h);
+    return new NodeTimer(fn, ms, keepAlive);
   },
 });
 

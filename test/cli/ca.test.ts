@@ -223,7 +223,7 @@ describe('meshlet ca', () => {
     writeFileSync(join(dir, 'ca-key.pem'), 'junk');
     const broken = run('ca', 'issue', dir, '-n', 'a', '--service-account', 'b', '--out', join(d, 'x'));
     assert.equal(broken.code, 1);
-    assert.match(broken.stderr, /the CA key is not PEM/);
+    assert.match(broken.stderr, /meshlet: ca issue: \S*ca-key\.pem: the CA key is not PEM/);
     const help = run('ca', '--help');
     assert.equal(help.code, 0);
     assert.match(help.stdout, /meshlet ca init <dir>/);

@@ -121,12 +121,43 @@ describe('DevCaIdentitySource', () => {
     t.after(() => src.close());
     const first = holder.current!;
     assert.equal(first.notAfter, t0 + 2 * HOUR, "clamped to the CA's notAfter");
+    assert.equal(w.length, 1, 'the clamp is said at issue');
     wallNow = t0 + 2 * HOUR + 1000;
     clock.advance(HOUR);
-    await until(() => w.length > 0, 'the failed renewal reported');
-    assert.match(String(w[0]), /renewing spiffe:\/\/cluster\.local\/ns\/foo\/sa\/bar from the dev CA .* failed: the CA certificate expired at 2026-06-01T02:00:00\.000Z; the current certificate has expired/);
+    await until(() => w.length > 1, 'the failed renewal reported');
+    assert.match(String(w[1]), /renewing spiffe:\/\/cluster\.local\/ns\/foo\/sa\/bar from the dev CA .* failed: the CA certificate expired at 2026-06-01T02:00:00\.000Z; the current certificate has expired/);
     assert.equal(holder.current, first);
     assert.equal(clock.pending, 1, 'a retry is scheduled');
+  });
+
+  it("in the CA's last minutes, issues one certificate ending with the CA, says so, and renews only at the CA's expiry (no loop)", async (t) => {
+    const dir = tmp();
+    const t0 = Date.parse('2026-06-01T00:00:00Z');
+    await initDevCa(dir, { ttlMs: 2 * HOUR, clock: { now: () => t0 } });
+    // One minute left: half of a certificate backdated two minutes for clock skew is already past.
+    let wallNow = t0 + 2 * HOUR - 60_000;
+    const clock = new ManualClock();
+    const holder = new CredentialHolder();
+    const w: string[] = [];
+    const src = new DevCaIdentitySource({ dir, trustDomain: 'cluster.local', namespace: 'foo', serviceAccount: 'bar', holder, log: { warn: (m) => w.push(m) }, clock, wallClock: { now: () => wallNow } });
+    await src.start();
+    t.after(() => src.close());
+    const first = holder.current!;
+    assert.equal(first.notAfter, t0 + 2 * HOUR);
+    for (let i = 0; i < 5; i++) {
+      clock.advance(0);
+      await new Promise((r) => setImmediate(r));
+    }
+    clock.advance(59_000);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(holder.current, first, 'not re-issued before the CA expires');
+    assert.equal(w.length, 1, w.join('\n'));
+    assert.match(w[0]!, /the dev CA .* expires at 2026-06-01T02:00:00\.000Z, so spiffe:\/\/cluster\.local\/ns\/foo\/sa\/bar's certificate ends then too and cannot be renewed past it: rotate the CA \(meshlet ca rotate /);
+    wallNow = t0 + 2 * HOUR + 1000;
+    clock.advance(2000);
+    await until(() => w.length > 1, 'the renewal at expiry, failing');
+    assert.match(w[1]!, /failed: the CA certificate expired at 2026-06-01T02:00:00\.000Z; the current certificate has expired/);
+    assert.equal(holder.current, first);
   });
 
   const refusals: { name: string; setup: (dir: string) => Promise<unknown>; trustDomain?: string; error: RegExp }[] = [

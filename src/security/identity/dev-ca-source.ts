@@ -131,6 +131,14 @@ export class DevCaIdentitySource implements IdentitySource {
     if (this.#closed) return;
     this.#o.holder.set({ certChain: issued.certChainPem, privateKey: keys.privateKeyPem, trustBundle: ca.bundlePem, spiffeId: this.#spiffeId, notBefore: issued.notBefore, notAfter: issued.notAfter });
     this.#lastWarning = undefined;
+    if (issued.notAfter >= ca.ca.notAfter) {
+      // Cut short at the CA's own expiry: a renewal from this CA cannot last longer (and in the CA's
+      // last minutes, half of the backdated lifetime is already past: renewing at half would loop at
+      // once). The next try is at the expiry, unless the CA is rotated first.
+      this.#warn(`meshlet: the dev CA ${this.#o.dir} expires at ${isoTime(ca.ca.notAfter)}, so ${this.#spiffeId}'s certificate ends then too and cannot be renewed past it: rotate the CA (meshlet ca rotate ${this.#o.dir})`);
+      this.#schedule(issued.notAfter - this.#wall.now());
+      return;
+    }
     this.#schedule(issued.notBefore + (issued.notAfter - issued.notBefore) / 2 - this.#wall.now());
   }
 

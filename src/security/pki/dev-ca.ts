@@ -75,7 +75,11 @@ export async function loadDevCa(dir: string, clock?: WallClock): Promise<DevCa> 
   try {
     ca = CertificateAuthority.load({ certChainPem: certPem, keyPem, rootsPem: bundle, ...(clock === undefined ? {} : { clock }) });
   } catch (e) {
-    throw new Error(`${dir}: ${(e as Error).message} (files ${DEV_CA_FILES.cert}, ${DEV_CA_FILES.key}, ${DEV_CA_FILES.bundle})`);
+    // Name the file the problem is in: the key, the bundle (the roots), else the CA certificate.
+    const message = (e as Error).message;
+    const file = /^the CA key/.test(message) ? DEV_CA_FILES.key : /\broots\b/.test(message) ? DEV_CA_FILES.bundle : DEV_CA_FILES.cert;
+    const other = file === DEV_CA_FILES.key && /CA certificate/.test(message) ? ` in ${certFile}` : '';
+    throw new Error(`${join(dir, file)}: ${message}${other}`);
   }
   const own = ca.rootPem;
   return { dir, ca, trustDomain: trustDomainOf(certPem, certFile), bundlePem: [own, ...roots.filter((r) => r !== own)].join('') };
