@@ -185,7 +185,11 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
 
   onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
     if (this._abandoned !== undefined) return;
-    this._release();
+    // An upgraded stream (a WebSocket) stays a request in flight on its endpoint and in the pool
+    // limits until its socket closes, as Envoy's stays active (least request, max_requests).
+    const s = socket as { readonly destroyed?: boolean; once?: (event: string, f: () => void) => unknown } | null;
+    if (s !== null && typeof s === 'object' && typeof s.once === 'function' && s.destroyed !== true) s.once('close', () => this._release());
+    else this._release();
     this._handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
   }
 
