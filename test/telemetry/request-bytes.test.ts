@@ -49,7 +49,7 @@ describe('the request bytes of a call', () => {
 
   test('a streamed body over retryBufferBytes counts in full, read by the attempt or read ahead', async () => {
     for (const path of ['/stream', '/ahead']) {
-      const r = await request(`http://up${path}`, { method: 'POST', body: chunks(), dispatcher: mesh.dispatcher });
+      const r = await request(`http://up${path}`, { method: 'POST', body: chunks() as never, dispatcher: mesh.dispatcher });
       assert.equal(r.statusCode, 200);
       await r.body.text();
     }
@@ -64,7 +64,7 @@ describe('the request bytes of a call', () => {
 
   test('a Uint16Array body counts its bytes', async () => {
     const before = log.lines().length;
-    const r = await request('http://up/u16', { method: 'POST', body: new Uint16Array(50), dispatcher: mesh.dispatcher });
+    const r = await request('http://up/u16', { method: 'POST', body: new Uint16Array(50) as never, dispatcher: mesh.dispatcher });
     await r.body.text();
     await until(() => log.lines().length === before + 1, 'the call to be logged');
     assert.equal(log.lines().at(-1), '/u16 100');
