@@ -233,8 +233,22 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
         : bodySourceFailed(ex.body)
           ? 'local'
           : this._run.o.classify(ex, error);
-    this._record(0, failure);
+    if ((this._marks & RECORDED) !== 0) this._lateReset(failure, error);
+    else this._record(0, failure);
     this._handler.onResponseError?.(controller, error);
+  }
+
+  /**
+   * The upstream failed after its response head was counted: as Envoy's router charges every
+   * upstream reset (`LocalOriginConnectFailed`, a 503 unless local-origin errors are split), a
+   * late one too, outlier detection hears of it — not of a response the retry layer discarded,
+   * which the mesh reset itself.
+   */
+  private _lateReset(failure: FailureKind, error: Error): void {
+    const d = this._cs.detector;
+    const h = this._host;
+    if (d === undefined || h === undefined || error.name === 'RetriedResponse') return;
+    if (failure === 'reset' || failure === 'remote-reset' || failure === 'protocol') d.record(h, 0, failure);
   }
 }
 
