@@ -49,13 +49,16 @@ describe('outlier detection after the response head', () => {
       await reader?.read();
       ac.abort();
       await assert.rejects(reader?.read() ?? Promise.reject(new Error('no body')));
-      assert.deepEqual(events, [], 'neither a whole answer nor the caller going away is the endpoint failing');
+      assert.equal(events.length, 0, 'neither a whole answer nor the caller going away is the endpoint failing');
 
       const reset = await mesh.fetch('http://svc/reset');
       assert.equal(reset.status, 200);
       await assert.rejects(reset.text());
-      assert.equal(events.length, 1, 'the reset after the head ejects the endpoint (consecutive5xxErrors: 1)');
-      assert.equal(events[0]?.endpoint, `127.0.0.1:${up.port}`);
+      assert.deepEqual(
+        events.map((e) => e.endpoint),
+        [`127.0.0.1:${up.port}`],
+        'the reset after the head ejects the endpoint (consecutive5xxErrors: 1)',
+      );
     } finally {
       await mesh.close();
     }
