@@ -295,7 +295,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
           : typeof body === 'object' && isForeignFormData(body)
             ? { ...(init as object), body: asOwnFormData(body), dispatcher: this.dispatcher }
             : { ...(init as object), dispatcher: this.dispatcher };
-      p = undiciFetch((typeof input === 'string' || !isForeignRequest(input) ? input : asOwnRequest(input)) as never, options as never);
+      p = undiciFetch((typeof input === 'string' || !isForeignRequest(input) ? input : asOwnRequest(input, body != null)) as never, options as never);
     } catch (e) {
       return Promise.reject(meshCause(e));
     }

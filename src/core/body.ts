@@ -200,7 +200,7 @@ export class ReplayableBody {
     return this.#cap;
   }
 
-  /** Bytes recorded so far. */
+  /** Bytes read from the caller's source so far (recorded, or streamed straight through past the cap). */
   get bytes(): number {
     return this.#bytes;
   }
@@ -315,7 +315,10 @@ export class ReplayableBody {
         this.#tellSent();
         return;
       }
-      yield this.#bytesOf(n.value);
+      const c = this.#bytesOf(n.value);
+      // Not recorded, but counted: telemetry reports every byte the caller sent (%BYTES_RECEIVED%).
+      this.#bytes += c.byteLength;
+      yield c;
     }
   }
 

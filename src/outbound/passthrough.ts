@@ -5,18 +5,19 @@
  * the sidecar still does, this layer does: a failure to reach the destination is Envoy's local
  * reply (503 `upstream connect error or disconnect/reset before headers. reset reason: connection
  * failure`, flag UF; a reset UC/UR, a TLS failure with its reason) — a {@link MeshletError} the
- * adapter renders or throws, never the HTTP client's own error. (The caller's deadline is the
- * timeout layer's, stacked in front of this one.)
+ * adapter renders or throws, never the HTTP client's own error. A failure after the response
+ * started fails the body with the client's error, flagged as Envoy flags a late reset. (The
+ * caller's deadline is the timeout layer's, stacked in front of this one.)
  *
  * @module
  */
 import { bodySourceFailed } from '../core/body.ts';
 import { MeshletError } from '../core/errors.ts';
 import { ErrorRewritingHandler } from '../core/error-rewriting-handler.ts';
-import type { Exchange, ResponseHandler } from '../core/exchange.ts';
+import type { Controller, Exchange, Headers, ResponseHandler } from '../core/exchange.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
 import type { FailureKind } from '../core/outcome.ts';
-import { upstreamFailure } from '../policies/upstream-failure.ts';
+import { flagLateReset, upstreamFailure } from '../policies/upstream-failure.ts';
 import { ATTEMPT_COUNT_HEADER } from './upstream.ts';
 
 /** What the passthrough layer needs. */
@@ -30,16 +31,27 @@ export interface PassthroughLayerOptions {
 class PassthroughCall extends ErrorRewritingHandler {
   readonly #ex: Exchange;
   readonly #o: PassthroughLayerOptions;
+  /** The response head went on to the caller. */
+  #headSent = false;
   constructor(ex: Exchange, handler: ResponseHandler, o: PassthroughLayerOptions) {
     super(handler);
     this.#ex = ex;
     this.#o = o;
+  }
+  override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
+    if (statusCode >= 200) this.#headSent = true;
+    super.onResponseStart(controller, statusCode, headers, statusMessage);
   }
   protected rewrite(error: Error): Error {
     const ex = this.#ex;
     // The mesh's own (a deadline, close()) or the caller's (an abort): as they are.
     if (error instanceof MeshletError || ex.aborted) return error;
     const failure: FailureKind = bodySourceFailed(ex.body) ? 'local' : this.#o.classify(ex, error);
+    if (this.#headSent) {
+      // Mid-body: the body fails with the transport's error (not a reply "before headers"), flagged as Envoy flags it.
+      flagLateReset(ex, failure);
+      return error;
+    }
     return upstreamFailure(ex, failure, error, false, false);
   }
 }

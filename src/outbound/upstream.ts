@@ -185,7 +185,11 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
 
   onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
     if (this._abandoned !== undefined) return;
-    this._release();
+    // An upgraded stream (a WebSocket) stays a request in flight on its endpoint and in the pool
+    // limits until its socket closes, as Envoy's stays active (least request, max_requests).
+    const s = socket as { readonly destroyed?: boolean; once?: (event: string, f: () => void) => unknown } | null;
+    if (s !== null && typeof s === 'object' && typeof s.once === 'function' && s.destroyed !== true) s.once('close', () => this._release());
+    else this._release();
     this._handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
   }
 
@@ -229,8 +233,22 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
         : bodySourceFailed(ex.body)
           ? 'local'
           : this._run.o.classify(ex, error);
-    this._record(0, failure);
+    if ((this._marks & RECORDED) !== 0) this._lateReset(failure, error);
+    else this._record(0, failure);
     this._handler.onResponseError?.(controller, error);
+  }
+
+  /**
+   * The upstream failed after its response head was counted: as Envoy's router charges every
+   * upstream reset (`LocalOriginConnectFailed`, a 503 unless local-origin errors are split), a
+   * late one too, outlier detection hears of it — not of a response the retry layer discarded,
+   * which the mesh reset itself.
+   */
+  private _lateReset(failure: FailureKind, error: Error): void {
+    const d = this._cs.detector;
+    const h = this._host;
+    if (d === undefined || h === undefined || error.name === 'RetriedResponse') return;
+    if (failure === 'reset' || failure === 'remote-reset' || failure === 'protocol') d.record(h, 0, failure);
   }
 }
 

@@ -28,7 +28,7 @@ import type { RetryBudget } from './retry-budget.ts';
 import { retryPolicyForCall, takeRetriableHeaders } from './retry-headers.ts';
 import { type HeaderBag, isRetriable } from './retry-rules.ts';
 import { PER_TRY_TIMEOUT_HEADER, timeoutFromHeader } from './timeout-headers.ts';
-import { upstreamFailure } from './upstream-failure.ts';
+import { flagLateReset, upstreamFailure } from './upstream-failure.ts';
 
 /** What the retry layer needs from the mesh. */
 export interface RetryLayerOptions {
@@ -267,7 +267,9 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
       return;
     }
     if ((this._bits & FORWARDED) !== 0 || error instanceof MeshletError) {
-      // Mid-body failure, or a failure the mesh made (no healthy upstream, overflow): final.
+      // Mid-body failure (flagged as Envoy flags a reset after the response started), or a
+      // failure the mesh made (no healthy upstream, overflow): final.
+      if ((this._bits & FORWARDED) !== 0 && !(error instanceof MeshletError)) flagLateReset(ex, bodySourceFailed(ex.body) ? 'local' : this._run.o.classify(ex, error));
       this._handler.onResponseError?.(controller, error);
       return;
     }

@@ -65,3 +65,14 @@ export function upstreamFailure(ex: Exchange, failure: FailureKind, cause: Error
   const flag = FLAG_FOR[failure];
   return new MeshletError(CODE_FOR[failure], msg, { ...ex.errorContext(), cause, flags: exhausted ? `${flag},URX` : flag });
 }
+
+/**
+ * An upstream that failed after the response started (its connection closed, its HTTP/2 stream
+ * reset, its framing broken mid-body): the caller's body fails with the transport's error, as
+ * Envoy resets the downstream stream, and the call gets Envoy's flag for the reset reason (UC,
+ * UR, UPE) in every report of it — its details are `upstream_reset_after_response_started{…}`.
+ * A cancellation, a timeout or the caller's own failure adds nothing.
+ */
+export function flagLateReset(ex: Exchange, failure: FailureKind): void {
+  if (failure === 'reset' || failure === 'remote-reset' || failure === 'refused-stream' || failure === 'protocol') ex.flag(FLAG_FOR[failure]);
+}

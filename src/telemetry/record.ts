@@ -132,6 +132,7 @@ export { hostPort as parseHostPort };
  * the flags of how it ended (`no_healthy_upstream`, `fault_filter_abort`, …), and for a
  * failure the mesh made (the caller got the sidecar's answer or the error) from that failure
  * (`response_timeout`, `upstream_reset_before_response_started{connection_failure}`, …);
+ * `upstream_reset_after_response_started{connection_termination}` when the upstream failed mid-body,
  * `via_upstream` when the upstream answered, `direct_response` for a route's own answer,
  * `cors_response` for a preflight its CORS policy answered.
  */
@@ -146,6 +147,11 @@ function clientDetails(flags: readonly string[], status: number, end: CallEndMes
     if (end.endpoint !== undefined || end.route === undefined) return 'via_upstream';
     // A CORS preflight the route's corsPolicy answered (Envoy's CORS filter), or the route's own answer.
     return (end.call as { readonly localReply?: string }).localReply === 'cors' ? 'cors_response' : 'direct_response';
+  }
+  // The upstream failed mid-body (the caller's body got the transport's error), as Envoy's router words a late reset.
+  if (failure === undefined && status > 0) {
+    const late = has('UC') ? 'connection_termination' : has('UR') ? 'remote_reset' : has('UPE') ? 'protocol_error' : undefined;
+    if (late !== undefined) return `upstream_reset_after_response_started{${late}}`;
   }
   const reset = failure === undefined ? undefined : resetDetails(failure);
   if (reset !== undefined) return reset;

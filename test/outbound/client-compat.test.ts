@@ -137,6 +137,14 @@ describe("mesh.fetch takes any copy's Request", () => {
       ac.abort();
       await assert.rejects(held, { name: 'AbortError' });
     });
+
+    it(`${name} whose body was read: fetch's TypeError, or sent with the body init gives in its place`, async () => {
+      const used = new RequestClass('http://svc/u', { method: 'POST', body: 'first' });
+      await used.text();
+      await assert.rejects(mesh.fetch(used), { name: 'TypeError', message: 'Cannot construct a Request with a Request object that has already been used.' });
+      const replaced = await mesh.fetch(used, { body: 'second' });
+      assert.equal(await replaced.text(), 'up POST /u second');
+    });
   }
 });
 

@@ -17,6 +17,7 @@ interface RequestLike {
   readonly method: string;
   readonly headers: Iterable<[string, string]>;
   readonly body: ReadableStream<Uint8Array> | null;
+  readonly bodyUsed: boolean;
   readonly redirect: string;
   readonly signal: AbortSignal;
   readonly referrer: string;
@@ -33,12 +34,18 @@ export function isForeignRequest(input: unknown): input is RequestLike {
   return typeof input === 'object' && input !== null && !(input instanceof URL) && !(input instanceof UndiciRequest) && typeof (input as { url?: unknown }).url === 'string' && typeof (input as { method?: unknown }).method === 'string';
 }
 
-/** `r` as a Request of the undici `mesh.fetch` runs on. */
-export function asOwnRequest(r: RequestLike): UndiciRequest {
+/**
+ * `r` as a Request of the undici `mesh.fetch` runs on. With `replacedBody` (fetch's `init.body`
+ * takes the place of `r`'s) its body is left alone, as fetch leaves it — a body already read is
+ * then no error; without, a body already read is the `TypeError` fetch gives for it.
+ */
+export function asOwnRequest(r: RequestLike, replacedBody = false): UndiciRequest {
+  const body = replacedBody ? null : r.body;
+  if (body !== null && (r.bodyUsed || body.locked)) throw new TypeError('Cannot construct a Request with a Request object that has already been used.');
   return new UndiciRequest(r.url, {
     method: r.method,
     headers: [...r.headers],
-    body: r.body,
+    body,
     redirect: r.redirect,
     signal: r.signal,
     referrer: r.referrer === 'about:client' ? undefined : r.referrer,
@@ -48,7 +55,7 @@ export function asOwnRequest(r: RequestLike): UndiciRequest {
     cache: r.cache,
     integrity: r.integrity,
     keepalive: r.keepalive,
-    ...(r.body === null ? {} : { duplex: 'half' as const }),
+    ...(body === null ? {} : { duplex: 'half' as const }),
   } as ConstructorParameters<typeof UndiciRequest>[1]);
 }
 
