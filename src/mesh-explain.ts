@@ -20,7 +20,7 @@ export function explainOutbound(outbound: Outbound, transport: UndiciTransport, 
   return explain(outbound, request, (cs, ep, scheme) => {
     const d = transport.tlsDecision(cs, ep);
     // An https:// URL is the app's own TLS unless the DestinationRule originates TLS (SIMPLE/MUTUAL).
-    if (scheme === 'https' && d.mode !== 'SIMPLE' && d.mode !== 'MUTUAL') return "the app's own TLS (https:// URL: verified against Node's root CAs for the service's host; the mesh adds no mTLS)";
+    if (scheme === 'https' && d.mode !== 'SIMPLE' && d.mode !== 'MUTUAL') return "the app's own TLS (https:// URL: verified against Node's default CA certificates for the service's host; the mesh adds no mTLS)";
     return describeDecision(d);
   });
 }

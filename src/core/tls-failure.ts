@@ -40,15 +40,59 @@ function alertReason(code: string, message: string): string | undefined {
 }
 
 /**
+ * OpenSSL's verification results of the server's certificate (Node's error codes), in words;
+ * `trust` names the roots the chain had to lead to.
+ */
+export function certificateProblem(code: string, trust: string): string | undefined {
+  switch (code) {
+    case 'CERT_HAS_EXPIRED':
+      return `the server's certificate has expired (${code})`;
+    case 'CERT_NOT_YET_VALID':
+      return `the server's certificate is not valid yet (${code})`;
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_SIGNATURE_FAILURE':
+      return `the server's certificate is signed by an unknown CA: not one of ${trust} (${code})`;
+    case 'CERT_REVOKED':
+      return `the server's certificate is revoked by caCrl (${code})`;
+    case 'CERT_UNTRUSTED':
+    case 'INVALID_CA':
+    case 'INVALID_PURPOSE':
+      return `the server's certificate chain is not acceptable (${code})`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The roots an `https://` call without a DestinationRule `tls` block is verified against: the
+ * app's own TLS, made by undici's connector with Node's default CA store.
+ */
+const APP_TLS_TRUST = "Node's default CA certificates (an https:// call without a DestinationRule tls block)";
+
+/** Node's refusal of a certificate that does not name the host (`ERR_TLS_CERT_ALTNAME_INVALID`), in words. */
+function nameReason(e: Error): string {
+  const { host, reason } = e as { host?: unknown; reason?: unknown };
+  return `the server's certificate does not name ${typeof host === 'string' ? host : 'the host'}: ${typeof reason === 'string' ? reason : e.message}`;
+}
+
+/**
  * The TLS reason of a transport error, or undefined when it is not a TLS failure: a
- * {@link TlsHandshakeError}, or an alert the server sent after the handshake looked done (TLS
- * 1.3 servers check the client certificate then), found on the error or its causes.
+ * {@link TlsHandshakeError}, an alert the server sent (also after the handshake looked done:
+ * TLS 1.3 servers check the client certificate then), or Node's refusal of the server's
+ * certificate on a connection undici's own connector made (the app's `https://`), found on the
+ * error or its causes.
  */
 export function tlsFailureReason(err: unknown): string | undefined {
   for (let e = err, depth = 0; e instanceof Error && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
     if (e instanceof TlsHandshakeError) return e.reason;
-    const r = alertReason(String((e as { code?: unknown }).code ?? ''), e.message);
+    const code = String((e as { code?: unknown }).code ?? '');
+    const r = alertReason(code, e.message) ?? certificateProblem(code, APP_TLS_TRUST);
     if (r !== undefined) return r;
+    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return nameReason(e);
   }
   return undefined;
 }

@@ -70,8 +70,10 @@ describe('compile under a Sidecar', () => {
     assert.equal(decide(tcp, 'reviews:9080'), undefined, 'no route: passes through (or 502 under REGISTRY_ONLY), as a TCP service port');
     assert.equal(decide(tcp, 'api.example.com:9080'), undefined);
     assert.equal(decide(tcp, 'reviews:9090')?.route.name, 'reviews.r');
+    const mongo = compile([...SERVICES, sidecar('egress:\n- port: {number: 9080, protocol: MONGO, name: mongo}\n  hosts: ["*/*"]')]);
+    assert.deepEqual(vhostNames(mongo), []);
     const tls = compile([...SERVICES, sidecar('egress:\n- port: {number: 9080, protocol: TLS, name: tls}\n  hosts: ["*/*"]')]);
-    assert.deepEqual(vhostNames(tls), []);
+    assert.deepEqual(vhostNames(tls), [`${RATINGS}:9080`, `${REVIEWS}:9080`], 'TLS is routed as HTTPS is: an https:// call is HTTP over the app\'s TLS (istiod proxies it by SNI)');
     const grpc = compile([...SERVICES, sidecar('egress:\n- port: {number: 9080, protocol: GRPC, name: grpc}\n  hosts: ["*/*"]')]);
     assert.deepEqual(vhostNames(grpc), [`${RATINGS}:9080`, `${REVIEWS}:9080`], 'gRPC is HTTP/2: routed');
   });

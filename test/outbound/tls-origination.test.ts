@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { getCACertificates, setDefaultCACertificates } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { createMesh, isMeshletError, type Mesh } from '../../src/index.ts';
@@ -111,7 +112,20 @@ describe('DestinationRule TLS origination', { skip: skipWithout('openssl') }, ()
     const m = await mesh([externalService(server.port), rule({ mode: 'SIMPLE' })]);
     const e = await failure(m, `http://${HOST}/system-roots`);
     assert.ok(isMeshletError(e, 'MESHLET_ERR_UPSTREAM_TLS'), String(e));
-    assert.match(e.message, /unknown CA: not one of Node's bundled root CAs/);
+    assert.match(e.message, /unknown CA: not one of Node's default CA certificates \(no caCertificates\)/);
+  });
+
+  it("SIMPLE without caCertificates trusts a CA added to Node's default CA certificates (NODE_EXTRA_CA_CERTS, --use-system-ca)", async () => {
+    const defaults = getCACertificates('default');
+    setDefaultCACertificates([...defaults, ca.rootPem]);
+    try {
+      const m = await mesh([externalService(server.port), rule({ mode: 'SIMPLE' })]);
+      const r = await m.fetch(`http://${HOST}/extra-roots`);
+      assert.equal(r.status, 200);
+      assert.equal(server.seen.at(-1)?.url, '/extra-roots');
+    } finally {
+      setDefaultCACertificates(defaults);
+    }
   });
 
   it('SIMPLE with subjectAltNames checks them instead of the host name', async () => {

@@ -5,7 +5,7 @@
  * @module
  */
 import type { FailureKind } from '../../core/outcome.ts';
-import { TlsHandshakeError } from '../../core/tls-failure.ts';
+import { TlsHandshakeError, tlsFailureReason } from '../../core/tls-failure.ts';
 
 const CONNECT_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
@@ -29,7 +29,8 @@ export function classifyUndiciError(err: Error): FailureKind {
   if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return 'local';
   if (CONNECT_CODES.has(code)) return 'connect-failure';
   // A failed TLS handshake is a connect failure (Envoy), also when the server's alert arrives after it looked done.
-  if (err instanceof TlsHandshakeError || code.startsWith('ERR_SSL_') || ((err as { cause?: { code?: unknown } }).cause?.code ?? '').toString().startsWith('ERR_SSL_')) return 'connect-failure';
+  // So is Node's refusal of the server's certificate on a connection undici's own connector made (the app's https://).
+  if (err instanceof TlsHandshakeError || code.startsWith('ERR_SSL_') || ((err as { cause?: { code?: unknown } }).cause?.code ?? '').toString().startsWith('ERR_SSL_') || tlsFailureReason(err) !== undefined) return 'connect-failure';
   const cause = (err as { cause?: { code?: string } }).cause;
   if (cause !== undefined && CONNECT_CODES.has(cause.code ?? '')) return 'connect-failure';
   if (code.startsWith('HPE_') || PROTOCOL_CODES.has(code) || err.name === 'HTTPParserError') return 'protocol';

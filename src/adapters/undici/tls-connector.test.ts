@@ -44,6 +44,9 @@ describe('tlsFailureReason', () => {
     ['an alert, as the cause of a socket error', Object.assign(new Error('other side closed'), { cause: Object.assign(new Error('alert'), { code: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' }) }), /requires a client certificate/],
     ['unknown CA alert', Object.assign(new Error('x'), { code: 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' }), /does not trust this workload's certificate/],
     ['plaintext server', Object.assign(new Error('x'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER' }), /did not answer with TLS/],
+    ["Node's refusal of an expired certificate (undici's own connector)", Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }), /^the server's certificate has expired \(CERT_HAS_EXPIRED\)$/],
+    ['an unknown CA, as the cause', Object.assign(new Error('fetch failed'), { cause: Object.assign(new Error('x'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }) }), /signed by an unknown CA: not one of Node's default CA certificates/],
+    ["another host's certificate", Object.assign(new Error('x'), { code: 'ERR_TLS_CERT_ALTNAME_INVALID', host: 'api.example.com', reason: "Host: api.example.com. is not in the cert's altnames: DNS:other" }), /^the server's certificate does not name api\.example\.com: Host: api\.example\.com\. is not in the cert's altnames: DNS:other$/],
     ['a connection refused is not TLS', Object.assign(new Error('x'), { code: 'ECONNREFUSED' }), undefined],
     ['not an error', 'text', undefined],
   ];

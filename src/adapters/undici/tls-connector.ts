@@ -13,7 +13,7 @@ import { isIP } from 'node:net';
 import { checkServerIdentity, connect, type ConnectionOptions, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import { errors } from 'undici';
 import { ErrorRewritingHandler } from '../../core/error-rewriting-handler.ts';
-import { TlsHandshakeError, tlsFailureReason } from '../../core/tls-failure.ts';
+import { certificateProblem, TlsHandshakeError, tlsFailureReason } from '../../core/tls-failure.ts';
 import type { TcpKeepalive } from '../../routing/cluster-settings.ts';
 import { validityProblem } from '../../security/identity/peer-validity.ts';
 import { parseSpiffeUri, SPIFFE_PREFIX, uriSans } from '../../security/identity/spiffe.ts';
@@ -54,36 +54,11 @@ export const ISTIO_ALPN_HTTP11: readonly string[] = Object.freeze(['istio-http/1
 /** Istio's ALPN for in-mesh mTLS to an HTTP/2 cluster. */
 export const ISTIO_ALPN_H2: readonly string[] = Object.freeze(['istio-h2', 'istio', 'h2']);
 
-/** OpenSSL's verification results, in words. */
-function verifyReason(code: string, plan: TlsPlan): string | undefined {
-  switch (code) {
-    case 'CERT_HAS_EXPIRED':
-      return `the server's certificate has expired (${code})`;
-    case 'CERT_NOT_YET_VALID':
-      return `the server's certificate is not valid yet (${code})`;
-    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
-    case 'UNABLE_TO_GET_ISSUER_CERT':
-    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
-    case 'SELF_SIGNED_CERT_IN_CHAIN':
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
-    case 'CERT_SIGNATURE_FAILURE':
-      return `the server's certificate is signed by an unknown CA: not one of ${plan.trust} (${code})`;
-    case 'CERT_REVOKED':
-      return `the server's certificate is revoked by caCrl (${code})`;
-    case 'CERT_UNTRUSTED':
-    case 'INVALID_CA':
-    case 'INVALID_PURPOSE':
-      return `the server's certificate chain is not acceptable (${code})`;
-    default:
-      return undefined;
-  }
-}
-
 /** Node's and the server's failures of a connection attempt, as a {@link TlsHandshakeError} (other errors as they are). */
 function handshakeError(err: Error, plan: TlsPlan, host: string): Error {
   if (err instanceof TlsHandshakeError) return err;
   const code = String((err as { code?: unknown }).code ?? '');
-  const v = verifyReason(code, plan);
+  const v = certificateProblem(code, plan.trust);
   if (v !== undefined) return new TlsHandshakeError(v, err);
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return new TlsHandshakeError(`the server's certificate does not name ${host}: ${(err as { reason?: string }).reason ?? err.message}`, err);
   const alert = tlsFailureReason(err);

@@ -219,7 +219,7 @@ export class ClusterTlsPlans {
     const wanted = sans.length > 0 ? sans : seSans;
     const explicitSni = t?.sni !== undefined && t.sni !== '';
     const verify: TlsVerify = skip ? { kind: 'none' } : wanted.length > 0 ? { kind: 'sans', sans: wanted } : explicitSni ? { kind: 'chain' } : { kind: 'hostname', hostname: host };
-    const trust = t?.caCertificates !== undefined && t.caCertificates !== '' ? `caCertificates ${t.caCertificates}` : "Node's bundled root CAs (no caCertificates)";
+    const trust = t?.caCertificates !== undefined && t.caCertificates !== '' ? `caCertificates ${t.caCertificates}` : "Node's default CA certificates (no caCertificates)";
     // The files' contents are part of the key: a rule re-read with new files makes new connections.
     const contents = createHash('sha256').update(JSON.stringify([opts.ca, opts.crl, opts.cert, opts.key])).digest('base64');
     const key = `${d.mode}|${JSON.stringify(t)}|${contents}|${sni}|${h2}`;

@@ -23,17 +23,17 @@ describe('IST0128/IST0129 TLS origination without caCertificates', () => {
     {
       name: 'SIMPLE at the destination level without caCertificates',
       yaml: dr(SIMPLE),
-      expect: ["warning spec.trafficPolicy.tls: tls mode SIMPLE without caCertificates: the server's certificate is checked against Node's bundled root CAs only, not a CA of this host's own, for host mydbserver.prod.svc.cluster.local"],
+      expect: ["warning spec.trafficPolicy.tls: tls mode SIMPLE without caCertificates: the server's certificate is checked against Node's default CA certificates only (its bundled roots, NODE_EXTRA_CA_CERTS), not a CA of this host's own, for host mydbserver.prod.svc.cluster.local"],
     },
     {
       name: 'MUTUAL at a port without caCertificates',
       yaml: dr('    portLevelSettings:\n    - port: {number: 443}\n      tls: {mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem}'),
-      expect: ["warning spec.trafficPolicy.portLevelSettings[0].tls: tls mode MUTUAL without caCertificates: the server's certificate is checked against Node's bundled root CAs only, not a CA of this host's own, for host mydbserver.prod.svc.cluster.local port 443"],
+      expect: ["warning spec.trafficPolicy.portLevelSettings[0].tls: tls mode MUTUAL without caCertificates: the server's certificate is checked against Node's default CA certificates only (its bundled roots, NODE_EXTRA_CA_CERTS), not a CA of this host's own, for host mydbserver.prod.svc.cluster.local port 443"],
     },
     {
       name: 'a credentialName without a workloadSelector does not count as a CA',
       yaml: dr(PORT_SIMPLE),
-      expect: ["warning spec.trafficPolicy.portLevelSettings[0].tls: tls mode SIMPLE without caCertificates: the server's certificate is checked against Node's bundled root CAs only, not a CA of this host's own, for host mydbserver.prod.svc.cluster.local port 443"],
+      expect: ["warning spec.trafficPolicy.portLevelSettings[0].tls: tls mode SIMPLE without caCertificates: the server's certificate is checked against Node's default CA certificates only (its bundled roots, NODE_EXTRA_CA_CERTS), not a CA of this host's own, for host mydbserver.prod.svc.cluster.local port 443"],
     },
     { name: 'a credentialName on a rule with a workloadSelector: clean', yaml: dr(PORT_SIMPLE, '\n  workloadSelector: {matchLabels: {app: db}}'), expect: [] },
     { name: 'caCertificates set: clean', yaml: dr('    tls: {mode: SIMPLE, caCertificates: /etc/certs/root.pem}'), expect: [] },

@@ -36,12 +36,12 @@ export const caCertificateAnalyzer: Analyzer = {
       const policy = dr.spec.trafficPolicy;
       if (unverified(policy?.tls, dr)) {
         const path: FieldPath = ['spec', 'trafficPolicy', 'tls'];
-        issues.at(dr, path, 'warning', `tls mode ${policy?.tls?.mode} without caCertificates: the server's certificate is checked against Node's bundled root CAs only, not a CA of this host's own, for host ${dr.spec.host}`, 'IST0128');
+        issues.at(dr, path, 'warning', `tls mode ${policy?.tls?.mode} without caCertificates: the server's certificate is checked against Node's default CA certificates only (its bundled roots, NODE_EXTRA_CA_CERTS), not a CA of this host's own, for host ${dr.spec.host}`, 'IST0128');
       }
       (policy?.portLevelSettings ?? []).forEach((p, i) => {
         if (!unverified(p.tls, dr)) return;
         const path: FieldPath = ['spec', 'trafficPolicy', 'portLevelSettings', i, 'tls'];
-        issues.at(dr, path, 'warning', `tls mode ${p.tls?.mode} without caCertificates: the server's certificate is checked against Node's bundled root CAs only, not a CA of this host's own, for host ${dr.spec.host} port ${p.port?.number ?? '?'}`, 'IST0129');
+        issues.at(dr, path, 'warning', `tls mode ${p.tls?.mode} without caCertificates: the server's certificate is checked against Node's default CA certificates only (its bundled roots, NODE_EXTRA_CA_CERTS), not a CA of this host's own, for host ${dr.spec.host} port ${p.port?.number ?? '?'}`, 'IST0129');
       });
     }
   },

@@ -248,14 +248,13 @@ describe('ServiceEntry: accepted with warnings', () => {
     {
       name: 'a TCP port (MongoDB with VIPs, service-entry reference)',
       spec: 'hosts: [mymongodb.somedomain]\naddresses: [192.192.192.192/24]\nports: [{number: 27018, name: mongodb, protocol: MONGO}]\nlocation: MESH_INTERNAL\nresolution: STATIC\nendpoints: [{address: 2.2.2.2}, {address: 3.3.3.3}]',
-      warning: /spec\.ports\[0\]\.protocol: not supported by meshlet: MONGO ports; meshlet handles HTTP, HTTP2 and gRPC traffic; TCP\/TLS ports are passed through untouched/,
+      warning: /spec\.ports\[0\]\.protocol: not supported by meshlet: MONGO ports; meshlet handles HTTP, HTTP2 and gRPC traffic \(also over the app's TLS: HTTPS and TLS ports\); TCP ports are passed through untouched/,
     },
     {
       name: 'addresses',
       spec: 'hosts: [mymongodb.somedomain]\naddresses: [192.192.192.192/24]\nports: [{number: 27018, name: mongodb, protocol: MONGO}]\nresolution: STATIC\nendpoints: [{address: 2.2.2.2}]',
       warning: /not supported by meshlet: spec\.addresses; meshlet addresses services by host name; VIPs and CIDRs are not intercepted/,
     },
-    { name: 'a TLS port (HTTPS passthrough egress)', spec: 'hosts: [www.google.com]\nports: [{number: 443, name: tls, protocol: TLS}]\nresolution: DNS', warning: /spec\.ports\[0\]\.protocol: not supported by meshlet: TLS ports/ },
     { name: 'a tcp port in lower case', spec: 'hosts: [db.example.com]\nports: [{number: 5432, name: pg, protocol: tcp}]\nresolution: DNS', warning: /not supported by meshlet: tcp ports/ },
     { name: 'a single unnamed port', spec: 'hosts: [example.com]\nports: [{number: 80, protocol: HTTP}]\nresolution: DNS', warning: /spec\.ports\[0\]\.name: is missing; Istio rejects ServiceEntry ports without a name/ },
     { name: 'targetPort with resolution NONE', spec: 'hosts: [example.com]\nports: [{number: 80, name: http, protocol: HTTP, targetPort: 8080}]', warning: /spec\.ports\[0\]\.targetPort: has no effect when resolution is NONE/ },
@@ -276,6 +275,12 @@ describe('ServiceEntry: accepted with warnings', () => {
       assert.ok(warnings.some((w) => c.warning.test(w)), `expected ${c.warning} in:\n${warnings.join('\n')}`);
     });
   }
+
+  it('a TLS port (HTTPS passthrough egress, Istio\'s ServiceEntry for an external HTTPS API) is routed as an HTTPS one: no warning', () => {
+    const { errors, warnings } = validateYaml(se('hosts: [www.google.com]\nports: [{number: 443, name: tls, protocol: TLS}]\nresolution: DNS'));
+    assert.deepEqual(errors, []);
+    assert.deepEqual(warnings, []);
+  });
 
   it('tags protocol warnings MESHLET0002, like other unsupported features', () => {
     const { issues } = validateYaml(se('hosts: [db.example.com]\nports: [{number: 5432, name: pg, protocol: TCP}]\nresolution: DNS'));

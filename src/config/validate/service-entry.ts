@@ -22,7 +22,8 @@ const HTTP_PROTOCOLS = ['HTTP', 'HTTP2', 'GRPC'];
 /** Protocols whose connections name their host (TLS SNI). */
 const TLS_PROTOCOLS = ['HTTPS', 'TLS'];
 /** Protocols meshlet accepts but passes through. */
-const PASSTHROUGH_PROTOCOLS = ['TCP', 'TLS', 'MONGO'];
+/** Ports meshlet does not route (TLS is routed as HTTPS is: an `https://` call to it is HTTP over the app's TLS). */
+const PASSTHROUGH_PROTOCOLS = ['TCP', 'MONGO'];
 /** Protocols Istio counts as TCP (`protocol.IsTCP`): HTTPS is TLS over TCP. */
 const TCP_PROTOCOLS = ['TCP', 'HTTPS', 'TLS', 'MONGO'];
 /** Istio's label opting a ServiceEntry out of IP auto-allocation. */
@@ -50,7 +51,7 @@ const servicePort = obj<ServicePort>(
           ctx.subject,
           at,
           'warning',
-          `not supported by meshlet: ${p.protocol} ports; meshlet handles HTTP, HTTP2 and gRPC traffic; TCP/TLS ports are passed through untouched`,
+          `not supported by meshlet: ${p.protocol} ports; meshlet handles HTTP, HTTP2 and gRPC traffic (also over the app's TLS: HTTPS and TLS ports); TCP ports are passed through untouched`,
           'MESHLET0002',
         );
       }
