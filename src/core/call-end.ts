@@ -43,7 +43,7 @@ export function callEndMessage(ex: ExchangeState, error: Error | undefined): Cal
     grpcStatus: ex.grpcStatus,
     flags: ex.flags,
     attempts: ex.attempts,
-    requestBytes: body instanceof ReplayableBody ? body.bytes : typeof body === 'string' ? Buffer.byteLength(body) : ArrayBuffer.isView(body) ? body.byteLength : 0,
+    requestBytes: (body instanceof ReplayableBody ? body.bytes : typeof body === 'string' ? Buffer.byteLength(body) : ArrayBuffer.isView(body) ? body.byteLength : 0) + ex.upgradedBytesSent,
     responseBytes: ex.responseBytes,
     requestMessages,
     responseMessages: requestMessages === undefined ? undefined : (ex as { readonly responseMessages?: number }).responseMessages,

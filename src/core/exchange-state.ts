@@ -126,8 +126,10 @@ export class ExchangeState {
   localReply: LocalReplyKind | undefined = undefined;
   /** gRPC status of the answer (head or trailers), -1 when none. */
   grpcStatus = -1;
-  /** Response body bytes delivered to the caller. */
+  /** Response body bytes delivered to the caller (for an upgraded call, the bytes its connection read after the upgrade). */
   responseBytes = 0;
+  /** Bytes an upgraded call's connection sent after the upgrade (a WebSocket's frames), counted with the request's. */
+  upgradedBytesSent = 0;
   /** When a fault delay let the call go on to the router (mesh clock), 0 without one: Envoy's upstream service time starts after it. */
   routedAt = 0;
   /** The response head's headers as the caller got them (`%RESP(…)%` of the access log), undefined before one. */

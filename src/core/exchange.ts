@@ -50,6 +50,15 @@ function abortError(): Error {
  * read and rewrite it; it is the controller the caller sees and the outermost handler of the
  * pipeline. It has no fields or constructor of its own (see {@link ExchangeState}).
  */
+/** The socket undici hands an upgraded call (net.Socket or TLSSocket), as far as the exchange reads it. */
+interface UpgradedSocket {
+  readonly destroyed?: boolean;
+  readonly bytesRead?: number;
+  readonly bytesWritten?: number;
+  readonly readableLength?: number;
+  once?(event: 'close', listener: () => void): unknown;
+}
+
 export class Exchange extends ExchangeState implements Controller, ResponseHandler {
   /**
    * A copy of this call's request for `handler` (a mirror): the same request, its own control,
@@ -122,7 +131,21 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
     this.current = controller;
     this.responded = true;
     this.status = statusCode;
-    this._finish(undefined);
+    this.responseHeaders = headers;
+    const s = socket as UpgradedSocket | null;
+    if (channels.callEnd.hasSubscribers && !this.done && s !== null && typeof s === 'object' && typeof s.once === 'function' && s.destroyed !== true) {
+      // As Envoy reports an upgraded stream (a WebSocket): one request, ended when its connection
+      // closes, with the whole session's duration and the bytes both ways.
+      // What the connection read with the 101 and undici put back for the app (the first frames) counts too.
+      const read0 = (s.bytesRead ?? 0) - (s.readableLength ?? 0);
+      const written0 = s.bytesWritten ?? 0;
+      this._finish(undefined, true);
+      s.once('close', () => {
+        this.responseBytes += Math.max(0, (s.bytesRead ?? 0) - read0);
+        this.upgradedBytesSent = Math.max(0, (s.bytesWritten ?? 0) - written0);
+        this._publishEnd(undefined);
+      });
+    } else this._finish(undefined);
     this._handler.onRequestUpgrade?.(this, statusCode, headers, socket);
   }
 
@@ -288,7 +311,8 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
     });
   }
 
-  private _finish(error: Error | undefined): void {
+  /** The call is over for the pipeline; `publishLater`: its end is published by the caller of {@link _publishEnd} (an upgraded call, when its connection closes). */
+  private _finish(error: Error | undefined, publishLater = false): void {
     if (this.done) return;
     this.done = true;
     this.waiting = undefined;
@@ -297,6 +321,10 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
       this.deadlineNode = undefined;
       this.deadlineQueue?.remove(node);
     }
+    if (!publishLater) this._publishEnd(error);
+  }
+
+  private _publishEnd(error: Error | undefined): void {
     const ch = channels.callEnd;
     // A mirrored copy is not the caller's call (it had no call:start either): like Envoy's shadow
     // requests, sent outside the connection manager, it has no client-side metrics or access-log line.
