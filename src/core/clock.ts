@@ -71,6 +71,22 @@ export const systemClock: Clock = Object.freeze({
   },
 });
 
+/** Unix time (ms) from which a clock reading as Unix time counts: 2001-09-09, 10^12 ms. */
+const UNIX_TIME_FROM = 1e12;
+
+/**
+ * The Unix time in ms at which `clock.now()` was 0, for what needs the wall clock (a JWT's
+ * `exp`, the access log's `%START_TIME%`): the system clock counts from the process's start
+ * (`performance.timeOrigin`); an injected clock whose reading is already Unix time
+ * (`new ManualClock(Date.parse('2026-01-01T00:00:00Z'))`, as the docs suggest) counts from 0; any
+ * other (`new ManualClock()`, starting at 0) counts from the process's start, as the system clock.
+ * Read when called: call it once, where the clock is taken in.
+ * @internal
+ */
+export function epochOf(clock: Clock): number {
+  return clock !== systemClock && clock.now() >= UNIX_TIME_FROM ? 0 : performance.timeOrigin;
+}
+
 /**
  * `Math.random`.
  * @category Context and time

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Clock, systemClock } from '../../core/clock.ts';
+import { type Clock, epochOf, systemClock } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { DEFAULT_ROOT_NAMESPACE, type Resource } from '../../config/resource.ts';
 import type { Dispatcher } from 'undici';
@@ -20,7 +20,7 @@ import { TokenCache } from './token-cache.ts';
 export interface JwtRuntimeOptions {
   /** Time for token validity, key caching and fetch timeouts. @defaultValue systemClock */
   readonly clock?: Clock;
-  /** Unix time in ms when `clock.now()` is 0 (token times are Unix seconds). @defaultValue performance.timeOrigin */
+  /** Unix time in ms when `clock.now()` is 0 (token times are Unix seconds). @defaultValue `epochOf(clock)`: performance.timeOrigin, or 0 for an injected clock that reads as Unix time */
   readonly epochMs?: number;
   /** Tokens kept in the verified-token cache; 0 turns it off. @defaultValue 1000 */
   readonly tokenCacheSize?: number;
@@ -74,7 +74,7 @@ export class JwtRuntime {
 
   constructor(options: JwtRuntimeOptions = {}) {
     this.clock = options.clock ?? systemClock;
-    this.epochMs = options.epochMs ?? performance.timeOrigin;
+    this.epochMs = options.epochMs ?? epochOf(this.clock);
     this.cache = new TokenCache(positive('tokenCacheSize', options.tokenCacheSize, 1000, true));
     this.maxTokenChars = positive('maxTokenChars', options.maxTokenChars, 16384);
     this.timing = Object.freeze({

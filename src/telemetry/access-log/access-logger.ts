@@ -8,7 +8,7 @@
  * @module
  */
 import type { AnyResource, Resource } from '../../config/resource.ts';
-import { type Clock, systemClock } from '../../core/clock.ts';
+import { type Clock, epochOf, systemClock } from '../../core/clock.ts';
 import { type CallEndMessage, type CallStartMessage, channels, type InboundEndMessage, type WorkloadIdentity } from '../../core/observe.ts';
 import { ATTRIBUTE_ROOTS, AttributeView } from '../attributes.ts';
 import { type CompiledCel, compileCel } from '../cel.ts';
@@ -58,7 +58,8 @@ export class AccessLogger {
     this.#o = o;
     this.#writers = new Writers(o.logger);
     const clock = o.clock;
-    this.#wallNow = clock === systemClock ? Date.now : () => clock.now();
+    const epoch = epochOf(clock);
+    this.#wallNow = clock === systemClock ? Date.now : () => epoch + clock.now();
   }
 
   /** The providers that write for each side (for tests and diagnostics). */
