@@ -114,6 +114,19 @@ describe('local rate limit descriptors before and after jwt_authn', () => {
     assert.deepEqual(got, [200, 200, 200]);
   });
 
+  it('at the front of the chain, a filter after one in shadow mode sees the headers that one added', async () => {
+    // Each INSERT_BEFORE without a sub-filter goes in front: EnvoyFilter "b" (shadow mode, 1 token)
+    // runs before "a", whose descriptor reads the header "b" adds when out of tokens.
+    const shadow = perHeaderLimit('b', 'x-unused', FRONT) as { spec: { configPatches: { patch: { value: { typed_config: Record<string, unknown> } } }[] } };
+    const tc = (shadow.spec.configPatches[0] as (typeof shadow.spec.configPatches)[number]).patch.value.typed_config;
+    tc.token_bucket = { max_tokens: 1, tokens_per_fill: 1, fill_interval: '60s' };
+    tc.filter_enforced = { runtime_key: 'k', default_value: { numerator: 0, denominator: 'HUNDRED' } };
+    tc.request_headers_to_add_when_not_enforced = [{ header: { key: 'x-over', value: 'yes' } }];
+    const got = await statuses([requestAuthentication(), perHeaderLimit('a', 'x-over', FRONT), shadow], [alice, alice, alice, alice]);
+    // 1: "b" has its token, no x-over; 2 and 3: x-over: yes takes "a"'s 2 tokens for that value; 4: refused.
+    assert.deepEqual(got, [200, 200, 200, 429]);
+  });
+
   it('before the router (after jwt_authn), the claim header is there and the token is gone', async () => {
     assert.deepEqual(await statuses([requestAuthentication(), perHeaderLimit('per-sub', 'x-sub', BEFORE_ROUTER)], [alice, alice, alice, bob]), [200, 200, 429, 200]);
     assert.deepEqual(await statuses([requestAuthentication(), perHeaderLimit('per-token', 'authorization', BEFORE_ROUTER)], [alice, alice, alice]), [200, 200, 200]);

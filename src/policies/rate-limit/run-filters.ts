@@ -172,6 +172,8 @@ export class RateLimitRunner {
       stats.rate_limited++;
       if (c.filterEnforced === undefined || !draw(c.filterEnforced, this.#random)) {
         addHeaders(req.headers as HeaderBag, c.requestHeadersToAddWhenNotEnforced);
+        // The filters after it that read the request as it arrived see them too, as in Envoy's chain.
+        if (f.beforeAuthn && req.received !== undefined) addHeaders(req.received.headers as HeaderBag, c.requestHeadersToAddWhenNotEnforced);
         notes.headersChanged = true;
         continue;
       }
