@@ -7,6 +7,7 @@
  */
 import { ManualClock } from '../core/clock.ts';
 import type { InboundRequest } from './pipeline.ts';
+import { requestSeenBy } from '../policies/rate-limit/run-filters.ts';
 import { compileRateLimit, type RateLimitWorkload } from './rate-limit-phase.ts';
 
 /**
@@ -45,7 +46,7 @@ export function explainRateLimits(resources: Parameters<typeof compileRateLimit>
   const phase = compileRateLimit(resources, workload, rootNamespace, new ManualClock());
   const rateLimits: RateLimitExplanation[] = [];
   for (const f of phase?.filtersFor(req.localPort, req.scheme === 'https') ?? []) {
-    const descriptors = f.descriptors?.build(req, { sourceCluster: `${workload.service}.${workload.namespace}`, destinationCluster: `inbound|${req.localPort}||` }) ?? [];
+    const descriptors = f.descriptors?.build(requestSeenBy(f, req), { sourceCluster: `${workload.service}.${workload.namespace}`, destinationCluster: `inbound|${req.localPort}||` }) ?? [];
     const m = f.limiter.match(descriptors);
     const buckets = [
       ...m.descriptors.map((d) => `descriptor ${d.entries.map((e) => `${e.key}=${e.value}`).join(',')}${d.wildcard ? ' (a bucket per value)' : ''}: ${bucketText(d.bucket)}`),

@@ -26,7 +26,7 @@ import type { ExtAuthzCheck, ExtAuthzResponse } from '../security/authz/types.ts
 import { explainJwt, type JwtExplanation } from './explain-jwt.ts';
 import { describeInbound } from './explain-text.ts';
 import { normalizePath, PATH_NORMALIZATIONS } from './path.ts';
-import { type InboundRequest, newInboundRequest } from './pipeline.ts';
+import { copyHeaders, type InboundRequest, newInboundRequest } from './pipeline.ts';
 import { explainRateLimits } from './explain-rate-limit.ts';
 import { explainInboundPool } from './explain-connection-pool.ts';
 import type { AuthzExplanation, InboundExplainOptions, InboundExplainRequest, InboundExplainSource, InboundExplanation } from './explain-types.ts';
@@ -205,6 +205,7 @@ export async function explainInbound(resources: readonly AnyResource[], request:
     remotePort: 0,
     localPort,
     peer,
+    received: { path: normalized, headers: copyHeaders(headers) },
   });
   const assumes: string[] = [];
   const who = { namespace: workload.namespace, labels: workload.labels };

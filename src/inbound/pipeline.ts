@@ -97,6 +97,12 @@ export interface InboundRequest {
   alive?: (() => boolean) | undefined;
   /** The request's body stream, where the server has one: read (and put back) only by an external authorizer that sends the body in its check. */
   readonly body?: BodyStream | undefined;
+  /**
+   * The path and headers as they arrived, kept when the ext-authz or jwt phase (which change
+   * them) runs before the rate-limit phase: a rate limit filter Envoy runs ahead of those filters
+   * builds its descriptors from them (see {@link InboundPipeline.keepsReceived}).
+   */
+  readonly received?: { readonly path: string; readonly headers: Headers } | undefined;
 }
 
 /**
@@ -166,6 +172,16 @@ function contextOf(req: InboundRequest): MeshContext {
   return { deadline: req.deadline, trace: req.trace, peer: req.peer, requestPrincipal: req.requestPrincipal, claims: req.claims };
 }
 
+/** A copy of a header view that the phases' changes (made in place) leave alone. */
+export function copyHeaders(h: Headers): Headers {
+  const out: Headers = Object.create(null);
+  for (const k in h) {
+    const v = h[k];
+    out[k] = Array.isArray(v) ? v.slice() : v;
+  }
+  return out;
+}
+
 /** What every adapter knows of a request before any phase ran. */
 export type InboundRequestInit = Pick<InboundRequest, 'protocol' | 'method' | 'scheme' | 'authority' | 'path' | 'headers' | 'remoteAddress' | 'remotePort' | 'localPort'> & Partial<InboundRequest>;
 
@@ -202,10 +218,17 @@ export class InboundPipeline {
     }
     this.#phases = phases;
     this.names = Object.freeze(phases.map((p) => p.name));
+    this.keepsReceived = seen.has('rate-limit') && (seen.has('ext-authz') || seen.has('jwt'));
   }
 
   /** The phase names, in order. */
   readonly names: readonly PhaseName[];
+
+  /**
+   * Whether requests should carry their path and headers as received ({@link InboundRequest.received}):
+   * a phase that changes them (ext-authz, jwt) runs before the rate-limit phase.
+   */
+  readonly keepsReceived: boolean;
 
   /**
    * Runs the phases over `req`: synchronously while they are synchronous (the common case costs

@@ -175,7 +175,10 @@ function deny(reply: FastifyReplyLike, d: Denial, grpc: boolean, raw?: IncomingM
     reply.header('content-type', 'application/grpc').header('grpc-status', String(d.grpcStatus)).header('grpc-message', encodeURIComponent(d.body)).send();
     return;
   }
-  reply.header('content-type', 'text/plain').send(d.body);
+  // Envoy's local reply keeps a content-type the filter's headers set (text/plain otherwise), as
+  // written: a Buffer, so that Fastify adds no charset to it.
+  if (d.headers?.['content-type'] === undefined) reply.header('content-type', 'text/plain').send(d.body);
+  else reply.send(Buffer.from(d.body));
 }
 
 /** A denial the adapter answers outside a judgement (admission failed, a path routed already). */

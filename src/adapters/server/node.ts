@@ -71,7 +71,8 @@ export function writeDenial(res: ServerResponse, denial: Denial, grpc: boolean):
   const body = Buffer.from(denial.body);
   const req = (res as { req?: IncomingMessage }).req;
   const close = req !== undefined && answeredBeforeBody(req) ? CLOSE : undefined;
-  res.writeHead(denial.status, { ...extra, ...close, 'content-type': 'text/plain', 'content-length': String(body.length) });
+  // Envoy's local reply: the filter's headers first, then text/plain only where they set no content-type.
+  res.writeHead(denial.status, { 'content-type': 'text/plain', ...extra, ...close, 'content-length': String(body.length) });
   res.end(body);
 }
 

@@ -71,7 +71,17 @@ export interface ActiveFilter {
   readonly limiter: LocalRateLimiter;
   /** Undefined when the config has no descriptors (no need to compute the request's). */
   readonly descriptors: DescriptorBuilder | undefined;
+  /**
+   * Whether it sits before Istio's `ext_authz` and `jwt_authn` filters in the chain (as
+   * `INSERT_BEFORE` the connection manager or `INSERT_FIRST` put it): Envoy runs it on the request
+   * as received, before a token is taken out or claims are copied into headers, so its
+   * descriptors are built from that request (`RateLimitRequest.received`).
+   */
+  readonly beforeAuthn: boolean;
 }
+
+/** Istio's inbound filters that change the request the filters after them see. */
+const AUTHN_FILTERS: ReadonlySet<string> = new Set(['envoy.filters.http.ext_authz', 'envoy.filters.http.jwt_authn']);
 
 /**
  * Where a request meets the filters, as the EnvoyFilter matches see it: the listener's filter
@@ -255,6 +265,11 @@ export class RateLimitFilters {
    * them all at one place among its phases).
    */
   #chain(site: Pick<FilterSite, 'listenerFits' | 'grpcWeb'>): FilterPatchRef[] {
+    return this.#placed(site).map((p) => p.ref);
+  }
+
+  /** {@link #chain}, each filter with whether it sits before Istio's `ext_authz` / `jwt_authn`. */
+  #placed(site: Pick<FilterSite, 'listenerFits' | 'grpcWeb'>): { ref: FilterPatchRef; beforeAuthn: boolean }[] {
     const chain: (FilterPatchRef | string)[] = [...this.#istioChain[site.grpcWeb === true ? 1 : 0]];
     const nameOf = (c: FilterPatchRef | string) => (typeof c === 'string' ? c : c.patch.filterName);
     for (const ref of this.#filters) {
@@ -275,7 +290,13 @@ export class RateLimitFilters {
       // After the router: Envoy rejects the listener (refused by validation).
       else if (nameOf(chain[at] as FilterPatchRef | string) !== ROUTER) chain.splice(at + 1, 0, ref);
     }
-    return chain.filter((c): c is FilterPatchRef => typeof c !== 'string');
+    const out: { ref: FilterPatchRef; beforeAuthn: boolean }[] = [];
+    let beforeAuthn = true;
+    for (const c of chain) {
+      if (typeof c !== 'string') out.push({ ref: c, beforeAuthn });
+      else if (AUTHN_FILTERS.has(c)) beforeAuthn = false;
+    }
+    return out;
   }
 
   /** Whether any rate limit filter sits in the chain of a listener (else no route of it has any). */
@@ -285,14 +306,14 @@ export class RateLimitFilters {
 
   /** The active rate limit filters of a site, in order (those enabled for 0% of requests left out). */
   active(site: FilterSite): ActiveFilter[] {
-    const chain = this.#chain(site);
+    const chain = this.#placed(site);
     if (chain.length === 0) return [];
     const route: Merged = { perFilter: new Map(), rateLimits: [], includeVh: undefined };
     const vhost: Merged = { perFilter: new Map(), rateLimits: [], includeVh: undefined };
     for (const ref of this.#vhosts) if (site.routeFits(ref.patch.routeConfiguration, 'VIRTUAL_HOST')) merge(vhost, ref);
     for (const ref of this.#routes) if (site.routeFits(ref.patch.routeConfiguration, 'HTTP_ROUTE')) merge(route, ref);
     const out: ActiveFilter[] = [];
-    for (const ref of chain) {
+    for (const { ref, beforeAuthn } of chain) {
       const name = ref.patch.filterName;
       const r = route.perFilter.get(name);
       const v = r === undefined ? vhost.perFilter.get(name) : undefined;
@@ -303,7 +324,7 @@ export class RateLimitFilters {
       const limiter = this.#limiter(key, config);
       const policies = limiter.hasDescriptors ? policiesFor(config, route, vhost, site.routeEntry) : [];
       const builder = policies.length > 0 ? new DescriptorBuilder(policies, config.stage) : undefined;
-      out.push({ name, source, config, limiter, descriptors: builder === undefined || builder.empty ? undefined : builder });
+      out.push({ name, source, config, limiter, descriptors: builder === undefined || builder.empty ? undefined : builder, beforeAuthn });
     }
     return out;
   }
