@@ -25,7 +25,7 @@ import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface
 import type { Metadata, ServerInterceptingCall, ServerInterceptingCallInterface, ServerInterceptor, ServerListener, ServerMethodDefinition } from '@grpc/grpc-js';
 import { joinContext, type MeshContext, reenterContext } from '../../core/context.ts';
 import type { Headers } from '../../core/handler.ts';
-import { callerGone, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
+import { callerGone, callerLeft, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
 import type { InboundRequest } from '../../inbound/pipeline.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { internalError } from '../server/node.ts';
@@ -137,6 +137,8 @@ class MeshServerCall {
   /** The request view holding (or waiting for) a connection-pool slot, released when the status is sent or the call cancelled. */
   #pooled: InboundRequest | undefined;
   #cancelled = false;
+  /** The request view of a judgement still pending: its pending check is cancelled if the call is. */
+  #judging: InboundRequest | undefined;
 
   constructor(o: GrpcServerSideOptions, path: string, next: ServerInterceptingCallInterface) {
     this.#o = o;
@@ -175,6 +177,7 @@ class MeshServerCall {
       onCancel: () => {
         this.#cancelled = true;
         this.#release();
+        if (this.#judging !== undefined) callerLeft(this.#judging);
         this.#ob?.cancelled();
       },
     };
@@ -254,8 +257,9 @@ class MeshServerCall {
         return;
       }
       if (j instanceof Promise) {
+        this.#judging = pendingRequest(j);
         if (guard.pooled) {
-          const v = pendingRequest(j);
+          const v = this.#judging;
           if (v !== undefined) v.alive = () => !this.#cancelled;
           this.#pooled = v;
         }

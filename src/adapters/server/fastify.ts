@@ -194,7 +194,7 @@ function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: Fasti
     return;
   }
   if (j instanceof Promise) {
-    if (g.pooled) releaseOnClose(request.raw, reply.raw, j);
+    releaseOnClose(request.raw, reply.raw, j, g.pooled);
     j.then(
       (x) => {
         if (handedToNobody(request.raw, reply.raw, x)) {

@@ -32,7 +32,7 @@
 import type { Client } from '@grpc/grpc-js';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { sanitizeUtf8 } from '../../core/request-body.ts';
-import { type CheckBodySettings, readCheckBody, unknownFields } from './check-body.ts';
+import { CHECK_CANCELLED, type CheckBodySettings, readCheckBody, unknownFields } from './check-body.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { TOKEN } from '../../config/validate/http-match.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
@@ -206,12 +206,15 @@ export function envoyExtAuthzGrpc(config: EnvoyExtAuthzGrpcConfig, options: Envo
       protocol: req.protocol === 'http1' ? 'HTTP/1.1' : req.protocol === undefined ? '' : 'HTTP/2',
       ...(buffered === undefined ? {} : withBody?.packAsBytes === true ? { size: buffered.received, rawBody: buffered.bytes } : { size: buffered.received, body: sanitizeUtf8(buffered.bytes) }),
     });
+    const gone = req.signal;
+    if (gone?.aborted === true) return CHECK_CANCELLED;
     return new Promise<ExtAuthzResponse>((resolve) => {
       let settled = false;
       const settle = (r: ExtAuthzResponse): void => {
         if (settled) return;
         settled = true;
         timer.clear();
+        gone?.removeEventListener('abort', cancel);
         resolve(r);
       };
       let call: { cancel(): void } | undefined;
@@ -219,6 +222,12 @@ export function envoyExtAuthzGrpc(config: EnvoyExtAuthzGrpcConfig, options: Envo
         call?.cancel();
         settle(failure);
       }, timeoutMs, true);
+      // The caller going away cancels the check, as Envoy's filter does when the downstream resets.
+      const cancel = (): void => {
+        call?.cancel();
+        settle(CHECK_CANCELLED);
+      };
+      gone?.addEventListener('abort', cancel, { once: true });
       try {
         client ??= options.client(target);
         call = client.makeUnaryRequest(CHECK_METHOD, identity, identity, request, { deadline: Date.now() + timeoutMs }, (err, value) => {

@@ -38,7 +38,7 @@ import { type Clock, systemClock } from '../../core/clock.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { type BufferedBody, sanitizeUtf8 } from '../../core/request-body.ts';
-import { type CheckBodySettings, checkBodySettings, readCheckBody, unknownFields } from './check-body.ts';
+import { CHECK_CANCELLED, type CheckBodySettings, checkBodySettings, readCheckBody, unknownFields } from './check-body.ts';
 import { headerText } from './attrs.ts';
 import type { AuthzRequest, ExtAuthzCheck, ExtAuthzResponse } from './types.ts';
 
@@ -205,8 +205,17 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
     const buffered = read.body;
     // Envoy's check carries the body as text (invalid UTF-8 bytes as `!`) or, with packAsBytes, as it came.
     const bytes = buffered === undefined || buffered.bytes.length === 0 ? undefined : withBody?.packAsBytes === true ? buffered.bytes : Buffer.from(sanitizeUtf8(buffered.bytes), 'utf8');
+    const gone = req.signal;
+    if (gone?.aborted === true) return CHECK_CANCELLED;
     const ac = new AbortController();
     const timer = clock.setTimer(() => ac.abort(new Error(`ext_authz timeout after ${timeoutMs}ms`)), timeoutMs, true);
+    // The caller going away cancels the check, as Envoy's filter does when the downstream resets.
+    let cancelled = false;
+    const cancel = (): void => {
+      cancelled = true;
+      ac.abort(new Error('the caller went away'));
+    };
+    gone?.addEventListener('abort', cancel, { once: true });
     try {
       const res = await undiciRequest(`${origin}${prefix}${req.path}`, {
         method: req.method as Dispatcher.HttpMethod,
@@ -250,9 +259,10 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
       }
       return { allowed: false, status, headers: out, body };
     } catch {
-      return failure;
+      return cancelled ? CHECK_CANCELLED : failure;
     } finally {
       timer.clear();
+      gone?.removeEventListener('abort', cancel);
     }
   };
 }

@@ -51,6 +51,12 @@ export interface AuthzRequest {
   readonly claims: Readonly<Record<string, unknown>> | undefined;
   /** The request's body stream, for a provider that sends the body in its check (`includeRequestBodyInCheck`); unset where the server cannot give it (gRPC). */
   readonly body?: BodyStream | undefined;
+  /**
+   * Aborted when the caller goes away before the request is judged: a provider cancels its check
+   * then (as Envoy's ext_authz filter cancels the check when the downstream resets), and nobody
+   * reads its answer. Unset where nothing watches the caller.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /**
