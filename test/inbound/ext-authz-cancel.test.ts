@@ -199,7 +199,7 @@ describe('a gRPC call cancelled while the envoyExtAuthzGrpc authorizer is asked:
   });
 
   it('the authorizer sees its Check call cancelled when the caller cancels', async () => {
-    const client = new EchoClient(`127.0.0.1:${app.port}`, grpc.credentials.createInsecure()) as Echo;
+    const client = new EchoClient(`127.0.0.1:${app.port}`, grpc.credentials.createInsecure()) as unknown as Echo;
     try {
       const call = client.Unary({ text: 'hi' }, new grpc.Metadata(), {}, () => undefined);
       const check = checks.shift() ?? (await new Promise<grpc.ServerUnaryCall<unknown, unknown>>((r) => waiting.push(r)));
