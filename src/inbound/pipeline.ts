@@ -137,8 +137,8 @@ export interface Denial {
   readonly grpcStatus: number;
   /** The answer's body text (Envoy's: `RBAC: access denied`, `Jwt is expired`, …). */
   readonly body: string;
-  /** Headers to send with it (`www-authenticate`, rate-limit headers, …). */
-  readonly headers?: Readonly<Record<string, string>>;
+  /** Headers to send with it (`www-authenticate`, rate-limit headers, …); a list is a header sent once per value (`set-cookie`). */
+  readonly headers?: Readonly<Record<string, string | readonly string[]>>;
   /** Why, for logs and observation. */
   readonly reason: string;
   /** The phase that refused (`path` when the path could not be normalized). */

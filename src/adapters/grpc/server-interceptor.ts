@@ -79,11 +79,12 @@ function metadataFor(g: GrpcJs, original: Metadata, headers: Headers): Metadata 
 const NOT_METADATA = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host', 'te', 'content-type', 'content-length']);
 
 /** Adds headers from config (rate-limit headers, an authorizer's) to metadata; one grpc-js refuses as metadata (a `-bin` name, a value it cannot carry) or HTTP/2 and gRPC keep for themselves ({@link NOT_METADATA}) is left out. */
-function addHeaders(md: Metadata, headers: Readonly<Record<string, string>>): void {
+function addHeaders(md: Metadata, headers: Readonly<Record<string, string | readonly string[]>>): void {
   for (const [k, v] of Object.entries(headers)) {
     if (NOT_METADATA.has(k.toLowerCase())) continue;
     try {
-      md.set(k, v);
+      if (typeof v === 'string') md.set(k, v);
+      else for (const one of v) md.add(k, one);
     } catch {
       // Not valid gRPC metadata: not sent, as it could not be sent as an HTTP/2 header either.
     }

@@ -41,7 +41,7 @@ export interface FastifyRequestLike {
 export interface FastifyReplyLike {
   readonly raw: ServerResponse;
   code(status: number): FastifyReplyLike;
-  header(name: string, value: string): FastifyReplyLike;
+  header(name: string, value: string | readonly string[]): FastifyReplyLike;
   send(body?: unknown): FastifyReplyLike;
   hijack(): FastifyReplyLike;
 }

@@ -31,14 +31,16 @@ export function refuseUpgrade(socket: Duplex, d: Denial): void {
   }
   const body = Buffer.from(d.body);
   let head = `HTTP/1.1 ${d.status} ${STATUS_CODES[d.status] ?? ''}\r\n`;
-  for (const [k, v] of Object.entries(d.headers ?? {})) {
-    try {
-      validateHeaderName(k);
-      validateHeaderValue(k, v);
-    } catch {
-      continue;
+  for (const [k, vs] of Object.entries(d.headers ?? {})) {
+    for (const v of typeof vs === 'string' ? [vs] : vs) {
+      try {
+        validateHeaderName(k);
+        validateHeaderValue(k, v);
+      } catch {
+        continue;
+      }
+      head += `${k}: ${v}\r\n`;
     }
-    head += `${k}: ${v}\r\n`;
   }
   head += `content-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
   socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));

@@ -252,10 +252,13 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
         };
       }
       const body = await readText(res.body);
-      const out: Record<string, string> = {};
+      // Each of the authorizer's header lines goes to the client as it came: several `set-cookie` stay several (Envoy adds each).
+      const out: Record<string, string | string[]> = {};
       for (const k of Object.keys(headers)) {
-        const v = headerText(headers[k]);
-        if (v !== undefined && !HOP_BY_HOP.has(k) && toDownstreamOnDeny(k)) out[k] = v;
+        const v = headers[k];
+        if (v === undefined || HOP_BY_HOP.has(k) || !toDownstreamOnDeny(k)) continue;
+        if (typeof v === 'string') out[k] = v;
+        else if (v.length > 0) out[k] = v.length === 1 ? (v[0] as string) : [...v];
       }
       return { allowed: false, status, headers: out, body };
     } catch {

@@ -95,7 +95,8 @@ export interface DryRunOutcome {
  */
 export interface AuthzDenialResponse {
   readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
+  /** The headers to send; a list is a header sent once per value (`set-cookie`). */
+  readonly headers: Readonly<Record<string, string | readonly string[]>>;
   readonly body: string;
 }
 
@@ -146,7 +147,8 @@ export type ExtAuthzResponse =
   | {
       readonly allowed: false;
       readonly status: number;
-      readonly headers: Readonly<Record<string, string>>;
+      /** A list is a header sent once per value (several `set-cookie`). */
+      readonly headers: Readonly<Record<string, string | readonly string[]>>;
       readonly body: string;
       readonly error?: boolean;
       /** Refused before the authorizer was asked (a body over `maxRequestBytes`): why, and Envoy's response code details. */

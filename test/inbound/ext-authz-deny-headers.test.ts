@@ -1,0 +1,76 @@
+/**
+ * An external authorizer's denial with several lines of one header — an OAuth2 login redirect
+ * that sets two cookies (oauth2-proxy splits a large session cookie into `_0`, `_1`) — reaches
+ * the caller as several lines, as Envoy's ext_authz filter adds each (`addCopy`, "allowing the
+ * same header to be set multiple times, e.g. `Set-Cookie`"), not joined into one value with `,`,
+ * which a browser reads as one broken cookie. Through node:http (`mesh.createServer`), Express
+ * and Fastify, with a real HTTP authorizer on 127.0.0.1.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { createMesh, type Mesh } from '../../src/index.ts';
+import { frameworks, raw } from '../helpers/frameworks.ts';
+
+const COOKIES = ['_oauth2_proxy_csrf=abc; Path=/; HttpOnly', '_oauth2_proxy_0=def; Expires=Wed, 21 Oct 2026 07:28:00 GMT; Path=/'];
+
+/** Denies every check with a login redirect setting two cookies, and two lines of x-ext-authz-reason. */
+async function authorizer(): Promise<{ server: Server; port: number }> {
+  const server = createServer((_req, res) => {
+    res.setHeader('set-cookie', COOKIES);
+    res.setHeader('x-ext-authz-reason', ['no-session', 'redirected']);
+    res.writeHead(302, { location: 'https://login.example.com/oauth2/start' });
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+const policy = {
+  apiVersion: 'security.istio.io/v1',
+  kind: 'AuthorizationPolicy',
+  metadata: { name: 'ext', namespace: 'foo' },
+  spec: { action: 'CUSTOM', provider: { name: 'oauth' }, rules: [{ to: [{ operation: { paths: ['/app/*'] } }] }] },
+};
+
+describe('a denial with several set-cookie lines: each reaches the caller as a line of its own', () => {
+  let ext: Awaited<ReturnType<typeof authorizer>>;
+  const meshes: Mesh[] = [];
+  before(async () => {
+    ext = await authorizer();
+  });
+  after(async () => {
+    for (const m of meshes) await m.close();
+    await new Promise<void>((r) => ext.server.close(() => r()));
+  });
+
+  for (const [name, deny] of [
+    ['headersToDownstreamOnDeny unset (every header but Host)', undefined],
+    ['headersToDownstreamOnDeny listing them', ['set-cookie', 'x-ext-authz-*']],
+  ] as const) {
+    for (const fw of frameworks.filter((f) => /node:http|Express 5|Fastify/.test(f.name))) {
+      it(`${fw.name}, ${name}`, async () => {
+        const mesh = await createMesh({
+          service: 'httpbin',
+          namespace: 'foo',
+          labels: { app: 'httpbin' },
+          config: [policy] as never,
+          extensionProviders: [{ name: 'oauth', envoyExtAuthzHttp: { service: '127.0.0.1', port: ext.port, ...(deny === undefined ? {} : { headersToDownstreamOnDeny: [...deny] }) } }],
+          logger: { warn: () => undefined, info: () => undefined },
+        });
+        meshes.push(mesh);
+        const s = await fw.start(mesh);
+        try {
+          const r = await raw(s.port, '/app/a');
+          assert.equal(r.statusCode, 302);
+          assert.equal(r.headers.location, 'https://login.example.com/oauth2/start');
+          assert.deepEqual(r.headers['set-cookie'], COOKIES);
+          assert.deepEqual(r.headers['x-ext-authz-reason'], ['no-session', 'redirected']);
+        } finally {
+          await s.close();
+        }
+      });
+    }
+  }
+});
