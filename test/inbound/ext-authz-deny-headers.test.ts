@@ -1,17 +1,25 @@
 /**
- * An external authorizer's denial with several lines of one header — an OAuth2 login redirect
+ * The headers an external authorizer sends to the caller.
+ *
+ * A denial with several lines of one header — an OAuth2 login redirect
  * that sets two cookies (oauth2-proxy splits a large session cookie into `_0`, `_1`) — reaches
  * the caller as several lines, as Envoy's ext_authz filter adds each (`addCopy`, "allowing the
  * same header to be set multiple times, e.g. `Set-Cookie`"), not joined into one value with `,`,
  * which a browser reads as one broken cookie. Through node:http (`mesh.createServer`), Express
  * and Fastify, with a real HTTP authorizer on 127.0.0.1.
+ *
+ * On an allow, `headersToDownstreamOnAllow` are appended to the app's response (Envoy's
+ * `addCopy` when it encodes the response): an authorizer refreshing its session cookie and an app
+ * setting its own both reach the caller.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
-import { frameworks, raw } from '../helpers/frameworks.ts';
+import express from 'express';
+import Fastify from 'fastify';
+import { frameworks, listen, raw } from '../helpers/frameworks.ts';
 
 const COOKIES = ['_oauth2_proxy_csrf=abc; Path=/; HttpOnly', '_oauth2_proxy_0=def; Expires=Wed, 21 Oct 2026 07:28:00 GMT; Path=/'];
 
@@ -72,5 +80,104 @@ describe('a denial with several set-cookie lines: each reaches the caller as a l
         }
       });
     }
+  }
+});
+
+/** Allows every check, refreshing the session cookie and saying who it is (headersToDownstreamOnAllow). */
+async function allowingAuthorizer(): Promise<{ server: Server; port: number }> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'set-cookie': '_oauth2_proxy=refreshed; Path=/', 'x-auth-user': 'alice' });
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+describe("headersToDownstreamOnAllow: the authorizer's headers are added to the app's response, after the app's own (Envoy appends them)", () => {
+  let ext: Awaited<ReturnType<typeof allowingAuthorizer>>;
+  let mesh: Mesh;
+  before(async () => {
+    ext = await allowingAuthorizer();
+    mesh = await createMesh({
+      service: 'httpbin',
+      namespace: 'foo',
+      labels: { app: 'httpbin' },
+      config: [policy] as never,
+      extensionProviders: [{ name: 'oauth', envoyExtAuthzHttp: { service: '127.0.0.1', port: ext.port, headersToDownstreamOnAllow: ['set-cookie', 'x-auth-user'] } }],
+      logger: { warn: () => undefined, info: () => undefined },
+    });
+  });
+  after(async () => {
+    await mesh.close();
+    await new Promise<void>((r) => ext.server.close(() => r()));
+  });
+
+  const apps: [string, (port: number) => Promise<{ port: number; close(): Promise<void> }>][] = [
+    [
+      'node:http, the app calling setHeader',
+      async () => {
+        const s = mesh.createServer((_req, res) => {
+          res.setHeader('set-cookie', 'app=1; Path=/');
+          res.end('app');
+        });
+        const port = await listen(s);
+        return { port, close: () => new Promise<void>((r) => s.close(() => r())) };
+      },
+    ],
+    [
+      'node:http, the app passing its headers to writeHead',
+      async () => {
+        const s = mesh.createServer((_req, res) => {
+          res.writeHead(200, { 'Set-Cookie': 'app=1; Path=/' });
+          res.end('app');
+        });
+        const port = await listen(s);
+        return { port, close: () => new Promise<void>((r) => s.close(() => r())) };
+      },
+    ],
+    [
+      'Express 5 (res.cookie)',
+      async () => {
+        const app = express();
+        app.use(mesh.express());
+        app.get('/{*rest}', (_req, res) => {
+          res.cookie('app', '1');
+          res.send('app');
+        });
+        const s = app.listen(0, '127.0.0.1');
+        await new Promise((r) => s.once('listening', r));
+        return { port: (s.address() as AddressInfo).port, close: () => new Promise<void>((r) => s.close(() => r())) };
+      },
+    ],
+    [
+      'Fastify 5 (reply.header)',
+      async () => {
+        const app = Fastify({ ...mesh.fastifyOptions() });
+        await app.register(mesh.fastify() as never);
+        app.get('/*', async (_req, reply) => {
+          reply.header('set-cookie', 'app=1; Path=/');
+          return 'app';
+        });
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+      },
+    ],
+  ];
+  for (const [name, start] of apps) {
+    it(name, async () => {
+      const s = await start(0);
+      try {
+        const r = await raw(s.port, '/app/a');
+        assert.equal(r.statusCode, 200, r.text);
+        assert.equal(r.text, 'app');
+        const cookies = ([] as string[]).concat(r.headers['set-cookie'] ?? []);
+        assert.equal(cookies.length, 2, JSON.stringify(cookies));
+        assert.match(cookies[0] as string, /^app=1/);
+        assert.equal(cookies[1], '_oauth2_proxy=refreshed; Path=/');
+        assert.equal(r.headers['x-auth-user'], 'alice');
+      } finally {
+        await s.close();
+      }
+    });
   }
 });

@@ -17,7 +17,7 @@ import type { Denial } from '../../inbound/pipeline.ts';
 import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { hasBody } from '../../core/request-body.ts';
-import { absoluteForm, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
+import { absoluteForm, addOnHead, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
 import { acceptedByMesh, peerOfSocket, plainAddress } from './peer.ts';
@@ -171,7 +171,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   req.meshlet = j.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   applyAdmittedHeaders(req, j.request, hostChanged || ob?.added === true, ob?.changed);
-  if (j.responseHeaders !== undefined) for (const [k, v] of Object.entries(j.responseHeaders)) res.setHeader(k, v);
+  if (j.responseHeaders !== undefined) addOnHead(res, j.responseHeaders);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };
     if (j.request.path !== j.normalizedPath) {
