@@ -90,7 +90,7 @@ export type Judgement =
       /** The normalized path, before any phase changed it (a consumed `access_token` removed). */
       readonly normalizedPath: string;
       /** Headers the app's response gets (an external authorizer's, `x-ratelimit-*`), or undefined. */
-      readonly responseHeaders: Readonly<Record<string, string>> | undefined;
+      readonly responseHeaders: Readonly<Record<string, string | readonly string[]>> | undefined;
     }
   | {
       readonly serve: false;

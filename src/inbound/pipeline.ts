@@ -126,7 +126,7 @@ export interface AuthzDecision {
   /** Index of the rule that matched, or undefined. */
   readonly rule: number | undefined;
   /** Headers to add to the app's response (an external authorizer's `headersToDownstreamOnAllow`); the adapter adds them. */
-  readonly responseHeaders?: Readonly<Record<string, string>>;
+  readonly responseHeaders?: Readonly<Record<string, string | readonly string[]>>;
 }
 
 /** A refusal: what the adapter answers instead of running the app. */

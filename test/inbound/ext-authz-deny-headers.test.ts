@@ -9,8 +9,8 @@
  * and Fastify, with a real HTTP authorizer on 127.0.0.1.
  *
  * On an allow, `headersToDownstreamOnAllow` are appended to the app's response (Envoy's
- * `addCopy` when it encodes the response): an authorizer refreshing its session cookie and an app
- * setting its own both reach the caller.
+ * `addCopy` when it encodes the response, each line of its own): an authorizer refreshing its
+ * session cookies and an app setting its own all reach the caller.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -83,10 +83,11 @@ describe('a denial with several set-cookie lines: each reaches the caller as a l
   }
 });
 
-/** Allows every check, refreshing the session cookie and saying who it is (headersToDownstreamOnAllow). */
+/** Allows every check, refreshing the session cookies and saying who it is (headersToDownstreamOnAllow). */
 async function allowingAuthorizer(): Promise<{ server: Server; port: number }> {
   const server = createServer((_req, res) => {
-    res.writeHead(200, { 'set-cookie': '_oauth2_proxy=refreshed; Path=/', 'x-auth-user': 'alice' });
+    // A session cookie split in two, as oauth2-proxy splits a large one.
+    res.writeHead(200, { 'set-cookie': ['_oauth2_proxy_0=refreshed; Path=/', '_oauth2_proxy_1=more; Path=/'], 'x-auth-user': 'alice' });
     res.end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -171,9 +172,9 @@ describe("headersToDownstreamOnAllow: the authorizer's headers are added to the 
         assert.equal(r.statusCode, 200, r.text);
         assert.equal(r.text, 'app');
         const cookies = ([] as string[]).concat(r.headers['set-cookie'] ?? []);
-        assert.equal(cookies.length, 2, JSON.stringify(cookies));
+        assert.equal(cookies.length, 3, JSON.stringify(cookies));
         assert.match(cookies[0] as string, /^app=1/);
-        assert.equal(cookies[1], '_oauth2_proxy=refreshed; Path=/');
+        assert.deepEqual(cookies.slice(1), ['_oauth2_proxy_0=refreshed; Path=/', '_oauth2_proxy_1=more; Path=/']);
         assert.equal(r.headers['x-auth-user'], 'alice');
       } finally {
         await s.close();

@@ -131,7 +131,7 @@ class MeshServerCall {
   #wrap: (<T>(fn: () => T) => T) | undefined;
   #ob: GrpcInboundObservation | undefined;
   /** Response headers the phases add (rate-limit headers, an external authorizer's). */
-  #extra: Readonly<Record<string, string>> | undefined;
+  #extra: Readonly<Record<string, string | readonly string[]>> | undefined;
   /** This workload's metadata-exchange headers, for a caller that sent its own. */
   #peerAnswer: Record<string, string> | undefined;
   #headSent = false;

@@ -229,7 +229,7 @@ function lines(v: number | string | readonly string[]): string[] {
  * lines, not the app's alone. Covers headers the app set with `setHeader` and those it passed to
  * `writeHead` (Fastify passes all of its reply's there).
  */
-export function addOnHead(res: ServerResponse, headers: Readonly<Record<string, string>>): void {
+export function addOnHead(res: ServerResponse, headers: Readonly<Record<string, string | readonly string[]>>): void {
   const writeHead = res.writeHead;
   const patched = function (this: ServerResponse, status: number, ...rest: unknown[]): ServerResponse {
     res.writeHead = writeHead;
@@ -238,10 +238,10 @@ export function addOnHead(res: ServerResponse, headers: Readonly<Record<string, 
     const obj = given !== null && typeof given === 'object' && !Array.isArray(given) ? { ...(given as Record<string, number | string | string[]>) } : undefined;
     for (const [k, v] of Object.entries(headers)) {
       const inObj = obj === undefined ? undefined : Object.keys(obj).find((n) => n.toLowerCase() === k);
-      if (obj !== undefined && inObj !== undefined) obj[inObj] = [...lines(obj[inObj] as string), v];
+      if (obj !== undefined && inObj !== undefined) obj[inObj] = [...lines(obj[inObj] as string), ...lines(v)];
       else {
         const had = res.getHeader(k);
-        res.setHeader(k, had === undefined ? v : [...lines(had), v]);
+        res.setHeader(k, had === undefined ? v : [...lines(had), ...lines(v)]);
       }
     }
     if (obj !== undefined) rest[at] = obj;

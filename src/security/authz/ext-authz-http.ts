@@ -233,12 +233,14 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
       if (status === 200) {
         await res.body.dump();
         const up: Record<string, string> = {};
-        const down: Record<string, string> = {};
+        // Each line of a header goes to the client (Envoy adds each: two set-cookie stay two); the request gets the last (Envoy sets each in turn).
+        const down: Record<string, string | string[]> = {};
         for (const k of Object.keys(headers)) {
-          const v = last(headers[k]);
+          const all = headers[k];
+          const v = last(all);
           if (v === undefined || k === 'x-envoy-auth-headers-to-remove') continue;
           if (toUpstream(k)) up[k] = v;
-          if (toDownstreamOnAllow(k)) down[k] = v;
+          if (toDownstreamOnAllow(k)) down[k] = Array.isArray(all) && all.length > 1 ? [...all] : v;
         }
         const remove = (headerText(headers['x-envoy-auth-headers-to-remove']) ?? '')
           .split(',')

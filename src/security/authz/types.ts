@@ -130,7 +130,7 @@ export interface AuthzResult {
   /** Headers the external authorizer asked to remove from the request (`x-envoy-auth-headers-to-remove`). */
   readonly headersToRemove: readonly string[] | undefined;
   /** Headers the external authorizer adds to the app's response (`headersToDownstreamOnAllow`). */
-  readonly headersToDownstream: Readonly<Record<string, string>> | undefined;
+  readonly headersToDownstream: Readonly<Record<string, string | readonly string[]>> | undefined;
 }
 
 /** An external authorizer's answer. */
@@ -142,7 +142,8 @@ export type ExtAuthzResponse =
       /** Removed from the request before the app sees it. */
       readonly headersToRemove?: readonly string[];
       /** Added to the app's response. */
-      readonly headersToDownstream?: Readonly<Record<string, string>>;
+      /** A list is a header added once per value (several `set-cookie`). */
+      readonly headersToDownstream?: Readonly<Record<string, string | readonly string[]>>;
     }
   | {
       readonly allowed: false;
