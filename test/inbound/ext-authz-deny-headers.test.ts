@@ -28,6 +28,8 @@ async function authorizer(): Promise<{ server: Server; port: number }> {
   const server = createServer((_req, res) => {
     res.setHeader('set-cookie', COOKIES);
     res.setHeader('x-ext-authz-reason', ['no-session', 'redirected']);
+    // Meaningful on an allow only; Envoy drops it from every answer, a denial's included.
+    res.setHeader('x-envoy-auth-headers-to-remove', 'cookie');
     res.writeHead(302, { location: 'https://login.example.com/oauth2/start' });
     res.end();
   });
@@ -55,7 +57,7 @@ describe('a denial with several set-cookie lines: each reaches the caller as a l
 
   for (const [name, deny] of [
     ['headersToDownstreamOnDeny unset (every header but Host)', undefined],
-    ['headersToDownstreamOnDeny listing them', ['set-cookie', 'x-ext-authz-*']],
+    ['headersToDownstreamOnDeny listing them', ['set-cookie', 'x-ext-authz-*', 'x-envoy-*']],
   ] as const) {
     for (const fw of frameworks.filter((f) => /node:http|Express 5|Fastify/.test(f.name))) {
       it(`${fw.name}, ${name}`, async () => {
@@ -75,6 +77,7 @@ describe('a denial with several set-cookie lines: each reaches the caller as a l
           assert.equal(r.headers.location, 'https://login.example.com/oauth2/start');
           assert.deepEqual(r.headers['set-cookie'], COOKIES);
           assert.deepEqual(r.headers['x-ext-authz-reason'], ['no-session', 'redirected']);
+          assert.equal(r.headers['x-envoy-auth-headers-to-remove'], undefined);
         } finally {
           await s.close();
         }

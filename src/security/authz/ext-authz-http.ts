@@ -258,7 +258,8 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
       const out: Record<string, string | string[]> = {};
       for (const k of Object.keys(headers)) {
         const v = headers[k];
-        if (v === undefined || HOP_BY_HOP.has(k) || !toDownstreamOnDeny(k)) continue;
+        // x-envoy-auth-headers-to-remove is Envoy's to read, never the client's (Envoy drops it from every answer).
+        if (v === undefined || HOP_BY_HOP.has(k) || k === 'x-envoy-auth-headers-to-remove' || !toDownstreamOnDeny(k)) continue;
         if (typeof v === 'string') out[k] = v;
         else if (v.length > 0) out[k] = v.length === 1 ? (v[0] as string) : [...v];
       }
