@@ -38,7 +38,7 @@ interface Check {
 
 const hv = (key: string, value: string, append?: boolean) => ({ header: { key, value }, ...(append === undefined ? {} : { append: { value: append } }) });
 
-/** Istio's sample authorizer (gRPC v3), plus: `append`, `status-401`, `no-denied-response`, `error`, `hang`. */
+/** Istio's sample authorizer (gRPC v3), plus: `append`, `status-401`, `login-redirect`, `no-denied-response`, `error`, `hang`. */
 function sampleCheck(seen: Check[]) {
   return (call: grpc.ServerUnaryCall<Check, unknown>, cb: grpc.sendUnaryData<unknown>) => {
     const req = call.request;
@@ -58,6 +58,10 @@ function sampleCheck(seen: Check[]) {
       });
     }
     if (v === 'status-401') return cb(null, { status: { code: 16 }, denied_response: { status: { code: 401 }, headers: [hv('www-authenticate', 'Bearer realm="x"')], body: 'who are you' } });
+    if (v === 'login-redirect') {
+      const cookies = [hv('set-cookie', 'csrf=abc; Path=/'), hv('set-cookie', 'session_0=def; Expires=Wed, 21 Oct 2026 07:28:00 GMT; Path=/')];
+      return cb(null, { status: { code: 16 }, denied_response: { status: { code: 302 }, headers: [hv('location', 'https://login.example.com/'), ...cookies], body: '' } });
+    }
     if (v === 'no-denied-response') return cb(null, { status: { code: 7 } });
     cb(null, {
       status: { code: 7 },
@@ -174,6 +178,11 @@ describe('AuthorizationPolicy CUSTOM with an envoyExtAuthzGrpc provider', () => 
     assert.equal(r401.statusCode, 401);
     assert.equal(r401.text, 'who are you');
     assert.equal(r401.headers['www-authenticate'], 'Bearer realm="x"');
+    // Two set-cookie headers in denied_response: two lines (Envoy adds each), not one value joined with ','.
+    const login = await raw(port, '/headers', { headers: { 'x-ext-authz': 'login-redirect' } });
+    assert.equal(login.statusCode, 302);
+    assert.equal(login.headers.location, 'https://login.example.com/');
+    assert.deepEqual(login.headers['set-cookie'], ['csrf=abc; Path=/', 'session_0=def; Expires=Wed, 21 Oct 2026 07:28:00 GMT; Path=/']);
     const bare = await raw(port, '/headers', { headers: { 'x-ext-authz': 'no-denied-response' } });
     assert.equal(bare.statusCode, 403, 'a non-OK status without denied_response is 403');
     assert.equal(bare.text, '');

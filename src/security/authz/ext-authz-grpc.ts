@@ -164,9 +164,16 @@ function allowed(ok: CheckResponse['ok'], req: AuthzRequest): ExtAuthzResponse {
 
 /** A denial as Envoy sends it: denied_response's status (403 when unset, or not a final status), headers and body. */
 function denied(d: CheckResponse['denied']): ExtAuthzResponse {
-  const headers: Record<string, string> = Object.create(null);
+  const headers: Record<string, string | string[]> = Object.create(null);
   if (d === undefined) return { allowed: false, status: 403, headers, body: '' };
-  for (const o of d.headers) mutate(headers, o, headers[o.key.toLowerCase()], true);
+  // Envoy's filter adds each of a denial's headers to its local reply as a line of its own
+  // ("allowing the same header to be set multiple times, e.g. Set-Cookie"): never joined with ','.
+  for (const o of d.headers) {
+    if (!usable(o)) continue;
+    const k = o.key.toLowerCase();
+    const had = headers[k];
+    headers[k] = had === undefined ? o.value : [...(typeof had === 'string' ? [had] : had), o.value];
+  }
   const status = d.status >= 200 && d.status <= 599 ? d.status : 403;
   return { allowed: false, status, headers, body: d.body };
 }
