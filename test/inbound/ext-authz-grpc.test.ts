@@ -53,7 +53,7 @@ function sampleCheck(seen: Check[]) {
         ok_response: {
           headers: [hv('x-ext-authz-check-result', 'allowed'), hv('x-ext-authz-check-received', received), hv('x-ext-authz-additional-header-override', 'grpc-additional-header-override-value'), ...(v === 'append' ? [hv('x-app', 'two', true)] : [])],
           headers_to_remove: ['x-remove-me', 'host'],
-          response_headers_to_add: [hv('x-resp-added', 'yes')],
+          response_headers_to_add: [hv('x-resp-added', 'yes'), hv('set-cookie', 'session_0=a; Path=/'), hv('set-cookie', 'session_1=b; Path=/')],
         },
       });
     }
@@ -134,6 +134,8 @@ describe('AuthorizationPolicy CUSTOM with an envoyExtAuthzGrpc provider', () => 
       'the check went out through the mesh, as a gRPC call',
     );
     assert.equal(r.headers['x-resp-added'], 'yes');
+    // Added twice (APPEND_IF_EXISTS_OR_ADD): two lines, as Envoy adds each — not one cookie joined with ', '.
+    assert.deepEqual(r.headers['set-cookie'], ['session_0=a; Path=/', 'session_1=b; Path=/']);
     const app = JSON.parse(r.text) as Record<string, string>;
     assert.equal(app['x-ext-authz-check-result'], 'allowed');
     assert.equal(app['x-ext-authz-check-received'], '"/headers?a=1"');

@@ -129,9 +129,7 @@ function mutate(into: Record<string, string>, o: HeaderOption, existing: string 
   const k = o.key.toLowerCase();
   const v = o.value;
   const had = existing !== undefined;
-  let action: 'add' | 'append' | 'set' | 'add-if-absent' | 'overwrite-if-exists';
-  if (o.append !== undefined) action = o.append ? (response ? 'add' : 'append') : 'set';
-  else action = o.appendAction === 0 ? 'add' : o.appendAction === 1 ? 'add-if-absent' : o.appendAction === 3 ? 'overwrite-if-exists' : 'set';
+  const action = actionOf(o, response);
   if (action === 'add') into[k] = had ? `${existing}, ${v}` : v;
   else if (action === 'append') into[k] = had ? `${existing},${v}` : v;
   else if (action === 'add-if-absent') {
@@ -139,6 +137,28 @@ function mutate(into: Record<string, string>, o: HeaderOption, existing: string 
   } else if (action === 'overwrite-if-exists') {
     if (had) into[k] = v;
   } else into[k] = v;
+}
+
+/** What one header of an answer does (see {@link mutate}). */
+function actionOf(o: HeaderOption, response: boolean): 'add' | 'append' | 'set' | 'add-if-absent' | 'overwrite-if-exists' {
+  if (o.append !== undefined) return o.append ? (response ? 'add' : 'append') : 'set';
+  return o.appendAction === 0 ? 'add' : o.appendAction === 1 ? 'add-if-absent' : o.appendAction === 3 ? 'overwrite-if-exists' : 'set';
+}
+
+/** `response_headers_to_add` as lines: a header added twice (two `set-cookie`) is two lines, as Envoy adds each. */
+function responseHeaders(list: readonly HeaderOption[]): Record<string, string | string[]> {
+  const down: Record<string, string | string[]> = Object.create(null);
+  for (const o of list) {
+    if (!usable(o)) continue;
+    const k = o.key.toLowerCase();
+    const had = down[k];
+    const action = actionOf(o, true);
+    if (action === 'add') down[k] = had === undefined ? o.value : [...(typeof had === 'string' ? [had] : had), o.value];
+    else if (action === 'add-if-absent') {
+      if (had === undefined) down[k] = o.value;
+    } else if (action !== 'overwrite-if-exists' || had !== undefined) down[k] = o.value;
+  }
+  return down;
 }
 
 /** An OK answer as the app's request and response should see it. */
@@ -152,8 +172,7 @@ function allowed(ok: CheckResponse['ok'], req: AuthzRequest): ExtAuthzResponse {
   // Removals come last (Envoy applies them after the other mutations): a header both set and removed is gone.
   const remove = ok.headersToRemove.map((s) => s.toLowerCase()).filter((s) => s !== '' && !s.startsWith(':') && s !== 'host');
   for (const k of remove) delete up[k];
-  const down: Record<string, string> = Object.create(null);
-  for (const o of ok.responseHeadersToAdd) mutate(down, o, down[o.key.toLowerCase()], true);
+  const down = responseHeaders(ok.responseHeadersToAdd);
   return {
     allowed: true,
     ...(Object.keys(up).length > 0 ? { headersToUpstream: up } : {}),
