@@ -21,7 +21,7 @@ import { httpToGrpc } from '../core/grpc-status.ts';
 import { channels, type ObservedAuthzDecision, type WorkloadIdentity } from '../core/observe.ts';
 import type { AuthzEngine, CustomOutcome } from '../security/authz/engine.ts';
 import type { AuthzResult } from '../security/authz/types.ts';
-import type { Denial, InboundRequest, Phase, PhaseResult } from './pipeline.ts';
+import { callerSignal, type Denial, type InboundRequest, type Phase, type PhaseResult } from './pipeline.ts';
 
 /** `meshlet:authz:decision`: one authorization verdict (see core/observe.ts). */
 export interface AuthzDecisionMessage extends ObservedAuthzDecision {
@@ -92,6 +92,8 @@ export function extAuthzPhase(source: EngineSource, workload?: WorkloadIdentity)
     run(req: InboundRequest): PhaseResult | Promise<PhaseResult> {
       const engine = current();
       if (engine === undefined) return undefined;
+      // The signal a provider's check is cancelled by when the caller goes away (the adapter aborts it).
+      callerSignal(req);
       const c = engine.custom(req);
       return c instanceof Promise ? c.then((v) => afterCustom(req, v, workload)) : afterCustom(req, c, workload);
     },

@@ -19,6 +19,7 @@ import { type Admission, type AuthzDecision, copyHeaders, type Denial, type Inbo
 import { normalizePath, type PathNormalization } from './path.ts';
 import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
 export { callerGone, releaseSlot } from './connection-pool.ts';
+export { callerLeft } from './pipeline.ts';
 import type { InboundTlsStats } from './tls-stats.ts';
 
 /**
@@ -89,7 +90,7 @@ export type Judgement =
       /** The normalized path, before any phase changed it (a consumed `access_token` removed). */
       readonly normalizedPath: string;
       /** Headers the app's response gets (an external authorizer's, `x-ratelimit-*`), or undefined. */
-      readonly responseHeaders: Readonly<Record<string, string>> | undefined;
+      readonly responseHeaders: Readonly<Record<string, string | readonly string[]>> | undefined;
     }
   | {
       readonly serve: false;
@@ -268,13 +269,17 @@ export class InboundGuard {
       forwardedClientCert: xfcc,
       slot: undefined,
       alive: undefined,
+      signal: undefined,
       body,
       received: this.#pipeline.keepsReceived ? { path, headers: copyHeaders(headers) } : undefined,
     };
     const a = this.#pipeline.admit(req);
     if (!(a instanceof Promise)) return verdict(req, a, grpc, path);
     const p = a.then((x) => verdict(req, x, grpc, path));
-    if (this.#pooled) PENDING.set(p, req);
+    // The adapter finds the request view of a pending judgement here: to release its slot (the
+    // connection-pool phase) and to cancel what is pending for it (an external authorizer's check)
+    // if its caller goes away first.
+    PENDING.set(p, req);
     return p;
   }
 }
@@ -303,13 +308,13 @@ function forwardClientCert(headers: Headers, mode: ProxyHeaders['forwardedClient
   return value;
 }
 
-/** The request views of judgements still to come, while the connection-pool phase is in use. */
+/** The request views of judgements still to come. */
 const PENDING = new WeakMap<Promise<Judgement>, InboundRequest>();
 
 /**
- * The request view a pending judgement is about (when the connection-pool phase is in use), so
- * that an adapter can release its slot, or take it out of the queue, if its caller goes away
- * first.
+ * The request view a pending judgement is about, so that an adapter can release its slot (or
+ * take it out of the queue) and cancel a pending check ({@link callerLeft}) if its caller goes
+ * away first.
  */
 export function pendingRequest(j: Promise<Judgement>): InboundRequest | undefined {
   return PENDING.get(j);

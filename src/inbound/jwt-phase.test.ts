@@ -69,7 +69,7 @@ function request(init: Partial<InboundRequest> & { headers?: Headers } = {}): In
 /** A fake adapter: admits, renders a denial as a status, or runs the app inside the context. */
 async function serve(req: InboundRequest): Promise<{ status: number; grpcStatus?: number; body?: string; wwwAuthenticate?: string; app?: { ctx: MeshContext; headers: Headers; path: string } }> {
   const a = await pipeline.admit(req);
-  if (!a.admitted) return { status: a.denial.status, grpcStatus: a.denial.grpcStatus, body: a.denial.body, wwwAuthenticate: a.denial.headers?.['www-authenticate'] };
+  if (!a.admitted) return { status: a.denial.status, grpcStatus: a.denial.grpcStatus, body: a.denial.body, wwwAuthenticate: a.denial.headers?.['www-authenticate'] as string | undefined };
   return { status: 200, app: runAdmitted(a, () => ({ ctx: currentContext(), headers: { ...req.headers }, path: req.path })) };
 }
 

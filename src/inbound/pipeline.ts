@@ -95,6 +95,13 @@ export interface InboundRequest {
    * close not yet seen) goes on to the next waiter, and the request to nobody.
    */
   alive?: (() => boolean) | undefined;
+  /**
+   * Aborted when the caller goes away before the request is judged: an external authorizer's
+   * check still pending then is cancelled, as Envoy's ext_authz filter cancels it when the
+   * downstream resets. Made by {@link callerSignal} (the ext-authz phase) only when needed; the
+   * adapters call {@link callerLeft} when the caller of a request still being judged goes away.
+   */
+  signal?: AbortSignal | undefined;
   /** The request's body stream, where the server has one: read (and put back) only by an external authorizer that sends the body in its check. */
   readonly body?: BodyStream | undefined;
   /**
@@ -125,7 +132,7 @@ export interface AuthzDecision {
   /** Index of the rule that matched, or undefined. */
   readonly rule: number | undefined;
   /** Headers to add to the app's response (an external authorizer's `headersToDownstreamOnAllow`); the adapter adds them. */
-  readonly responseHeaders?: Readonly<Record<string, string>>;
+  readonly responseHeaders?: Readonly<Record<string, string | readonly string[]>>;
 }
 
 /** A refusal: what the adapter answers instead of running the app. */
@@ -136,8 +143,8 @@ export interface Denial {
   readonly grpcStatus: number;
   /** The answer's body text (Envoy's: `RBAC: access denied`, `Jwt is expired`, …). */
   readonly body: string;
-  /** Headers to send with it (`www-authenticate`, rate-limit headers, …). */
-  readonly headers?: Readonly<Record<string, string>>;
+  /** Headers to send with it (`www-authenticate`, rate-limit headers, …); a list is a header sent once per value (`set-cookie`). */
+  readonly headers?: Readonly<Record<string, string | readonly string[]>>;
   /** Why, for logs and observation. */
   readonly reason: string;
   /** The phase that refused (`path` when the path could not be normalized). */
@@ -258,6 +265,25 @@ export class InboundPipeline {
     }
     return { admitted: true, context: contextOf(req) };
   }
+}
+
+/** The controllers behind the requests' {@link InboundRequest.signal}s. */
+const LEAVING = new WeakMap<InboundRequest, AbortController>();
+
+/** The request's {@link InboundRequest.signal}, made now if it has none (already aborted when its caller left before). */
+export function callerSignal(req: InboundRequest): AbortSignal {
+  if (req.signal !== undefined) return req.signal;
+  const ac = new AbortController();
+  LEAVING.set(req, ac);
+  req.signal = ac.signal;
+  return ac.signal;
+}
+
+/** The caller of `req` went away (or its response ended): aborts the request's signal, or makes it aborted if it has none yet. Idempotent. */
+export function callerLeft(req: InboundRequest): void {
+  const ac = LEAVING.get(req);
+  if (ac !== undefined) ac.abort(new Error('the caller went away'));
+  else if (req.signal === undefined) req.signal = AbortSignal.abort(new Error('the caller went away'));
 }
 
 function callHandler<T>(handler: () => T): T {

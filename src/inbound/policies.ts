@@ -29,11 +29,15 @@ import type { InboundRequest, Phase } from './pipeline.ts';
 import { compileRateLimit, type RateLimitPhase } from './rate-limit-phase.ts';
 import { type CompiledInboundPools, compileInboundPool, type InboundPoolCounters } from './connection-pool.ts';
 import { optionNames } from '../core/option-names.ts';
+import { suggest } from '../core/did-you-mean.ts';
 
 /**
  * A MeshConfig `extensionProviders` entry, as written in Istio's mesh config: a name and one
  * provider. meshlet runs `envoyExtAuthzHttp` and `envoyExtAuthzGrpc` providers (AuthorizationPolicy `CUSTOM`) and
- * `envoyFileAccessLog` providers (Telemetry `accessLogging`; `envoy` is built in).
+ * `envoyFileAccessLog` providers (Telemetry `accessLogging`; `envoy` is built in), and records
+ * metrics for `prometheus` ones. Istio's other kinds (tracing and access-log services, `stackdriver`)
+ * are accepted, so that Istio's MeshConfig (whose defaults hold `prometheus` and `stackdriver`)
+ * can be given as it is, and not run (`logger.info` says so).
  * @category Server
  */
 export interface ExtensionProvider {
@@ -41,6 +45,32 @@ export interface ExtensionProvider {
   readonly envoyExtAuthzHttp?: EnvoyExtAuthzHttpConfig | undefined;
   readonly envoyExtAuthzGrpc?: EnvoyExtAuthzGrpcConfig | undefined;
   readonly envoyFileAccessLog?: EnvoyFileAccessLogProvider | undefined;
+  readonly prometheus?: object | undefined;
+  readonly stackdriver?: object | undefined;
+  readonly zipkin?: object | undefined;
+  readonly lightstep?: object | undefined;
+  readonly datadog?: object | undefined;
+  readonly opencensus?: object | undefined;
+  readonly skywalking?: object | undefined;
+  readonly opentelemetry?: object | undefined;
+  readonly envoyOtelAls?: object | undefined;
+  readonly envoyHttpAls?: object | undefined;
+  readonly envoyTcpAls?: object | undefined;
+}
+
+/** The kinds meshlet runs (or reads: `prometheus`, by the metrics). */
+const RUN_KINDS = ['envoyExtAuthzHttp', 'envoyExtAuthzGrpc', 'envoyFileAccessLog', 'prometheus'];
+/** Istio's other provider kinds (MeshConfig `ExtensionProvider.provider`): accepted, not run. */
+const OTHER_KINDS = ['stackdriver', 'zipkin', 'lightstep', 'datadog', 'opencensus', 'skywalking', 'opentelemetry', 'envoyOtelAls', 'envoyHttpAls', 'envoyTcpAls'];
+
+/** The one kind of provider `p` (Istio's `provider` is a oneof); throws for none, several or an unknown one. */
+function kindOf(p: ExtensionProvider, where: string): string {
+  const kinds = Object.keys(p).filter((k) => k !== 'name' && (p as unknown as Record<string, unknown>)[k] !== undefined);
+  const known = [...RUN_KINDS, ...OTHER_KINDS];
+  if (kinds.length === 1 && known.includes(kinds[0] as string)) return kinds[0] as string;
+  const unknown = kinds.find((k) => !known.includes(k));
+  if (unknown !== undefined) throw new InvalidArgumentError(`${where} (${p.name}): unknown provider kind "${unknown}"${suggest(unknown, known)}; meshlet runs envoyExtAuthzHttp, envoyExtAuthzGrpc and envoyFileAccessLog providers`);
+  throw new InvalidArgumentError(`${where} (${p.name}): a provider has exactly one kind (envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog, …), got ${kinds.length === 0 ? 'none' : kinds.join(', ')}`);
 }
 
 /**
@@ -121,7 +151,7 @@ function logged(phase: Phase, debug: ((m: string) => void) | undefined, info: ((
 }
 
 /** Turns MeshConfig-shaped providers into the checks the authorization engine calls; throws naming what is wrong. */
-export function buildProviders(list: readonly ExtensionProvider[] | undefined, o: Pick<InboundPolicyOptions, 'dispatcher' | 'grpcClient' | 'clock' | 'warn'> & Partial<Pick<InboundPolicyOptions, 'workload' | 'trustDomain'>>): Record<string, ExtAuthzCheck> {
+export function buildProviders(list: readonly ExtensionProvider[] | undefined, o: Pick<InboundPolicyOptions, 'dispatcher' | 'grpcClient' | 'clock' | 'warn'> & Partial<Pick<InboundPolicyOptions, 'workload' | 'trustDomain' | 'info'>>): Record<string, ExtAuthzCheck> {
   const out: Record<string, ExtAuthzCheck> = Object.create(null);
   if (list === undefined) return out;
   if (!Array.isArray(list)) throw new InvalidArgumentError('createMesh: `extensionProviders` must be a list of { name, envoyExtAuthzHttp | envoyExtAuthzGrpc | envoyFileAccessLog } (MeshConfig extensionProviders)');
@@ -129,26 +159,29 @@ export function buildProviders(list: readonly ExtensionProvider[] | undefined, o
     const where = `createMesh: extensionProviders[${i}]`;
     if (p === null || typeof p !== 'object' || typeof p.name !== 'string' || p.name === '') throw new InvalidArgumentError(`${where}: \`name\` must be a non-empty string`);
     if (p.name in out) throw new InvalidArgumentError(`${where}: provider name ${JSON.stringify(p.name)} is used twice`);
-    const kinds = Object.keys(p).filter((k) => k !== 'name');
+    const kind = kindOf(p, where);
     const warn = (m: string) => o.warn(`meshlet: extension provider ${p.name}: ${m}`);
-    if (p.envoyExtAuthzGrpc !== undefined && p.envoyExtAuthzHttp === undefined) {
-      const problems = checkEnvoyExtAuthzGrpc(p.envoyExtAuthzGrpc);
+    if (OTHER_KINDS.includes(kind)) {
+      o.info?.(`meshlet: extension provider ${p.name}: meshlet does not run ${kind} providers; it is not used (a CUSTOM policy naming it denies what it matches, as Istio does for a provider that is not an authorizer)`);
+      return;
+    }
+    if (kind === 'prometheus') return; // Read by the metrics (Telemetry metrics providers).
+    if (kind === 'envoyExtAuthzGrpc') {
+      const grpcConfig = p.envoyExtAuthzGrpc as EnvoyExtAuthzGrpcConfig;
+      const problems = checkEnvoyExtAuthzGrpc(grpcConfig);
       if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzGrpc: ${problems.join('; ')}`);
       const w = o.workload;
       const localPrincipal = w === undefined ? undefined : spiffeUri({ trustDomain: o.trustDomain ?? 'cluster.local', namespace: w.namespace, serviceAccount: w.serviceAccount });
       const client = o.grpcClient;
       if (client === undefined) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzGrpc: no gRPC client to call it with`);
-      out[p.name] = envoyExtAuthzGrpc(p.envoyExtAuthzGrpc, { name: p.name, client, localPrincipal, clock: o.clock, warn });
+      out[p.name] = envoyExtAuthzGrpc(grpcConfig, { name: p.name, client, localPrincipal, clock: o.clock, warn });
       return;
     }
     if (p.envoyExtAuthzHttp === undefined) {
-      if (p.envoyFileAccessLog !== undefined) {
-        // An access-log provider (the access logger reads it); not an authorizer.
-        const problems = checkEnvoyFileAccessLog(p.envoyFileAccessLog);
-        if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyFileAccessLog: ${problems.join('; ')}`);
-        return;
-      }
-      throw new InvalidArgumentError(`${where} (${p.name}): meshlet runs envoyExtAuthzHttp, envoyExtAuthzGrpc and envoyFileAccessLog providers only${kinds.length > 0 ? `; got ${kinds.join(', ')}` : ''}`);
+      // An access-log provider (the access logger reads it); not an authorizer.
+      const problems = checkEnvoyFileAccessLog(p.envoyFileAccessLog as EnvoyFileAccessLogProvider);
+      if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyFileAccessLog: ${problems.join('; ')}`);
+      return;
     }
     const problems = checkEnvoyExtAuthzHttp(p.envoyExtAuthzHttp);
     if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzHttp: ${problems.join('; ')}`);

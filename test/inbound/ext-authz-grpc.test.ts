@@ -38,7 +38,7 @@ interface Check {
 
 const hv = (key: string, value: string, append?: boolean) => ({ header: { key, value }, ...(append === undefined ? {} : { append: { value: append } }) });
 
-/** Istio's sample authorizer (gRPC v3), plus: `append`, `status-401`, `no-denied-response`, `error`, `hang`. */
+/** Istio's sample authorizer (gRPC v3), plus: `append`, `status-401`, `login-redirect`, `no-denied-response`, `error`, `hang`. */
 function sampleCheck(seen: Check[]) {
   return (call: grpc.ServerUnaryCall<Check, unknown>, cb: grpc.sendUnaryData<unknown>) => {
     const req = call.request;
@@ -53,11 +53,15 @@ function sampleCheck(seen: Check[]) {
         ok_response: {
           headers: [hv('x-ext-authz-check-result', 'allowed'), hv('x-ext-authz-check-received', received), hv('x-ext-authz-additional-header-override', 'grpc-additional-header-override-value'), ...(v === 'append' ? [hv('x-app', 'two', true)] : [])],
           headers_to_remove: ['x-remove-me', 'host'],
-          response_headers_to_add: [hv('x-resp-added', 'yes')],
+          response_headers_to_add: [hv('x-resp-added', 'yes'), hv('set-cookie', 'session_0=a; Path=/'), hv('set-cookie', 'session_1=b; Path=/')],
         },
       });
     }
     if (v === 'status-401') return cb(null, { status: { code: 16 }, denied_response: { status: { code: 401 }, headers: [hv('www-authenticate', 'Bearer realm="x"')], body: 'who are you' } });
+    if (v === 'login-redirect') {
+      const cookies = [hv('set-cookie', 'csrf=abc; Path=/'), hv('set-cookie', 'session_0=def; Expires=Wed, 21 Oct 2026 07:28:00 GMT; Path=/')];
+      return cb(null, { status: { code: 16 }, denied_response: { status: { code: 302 }, headers: [hv('location', 'https://login.example.com/'), ...cookies], body: '' } });
+    }
     if (v === 'no-denied-response') return cb(null, { status: { code: 7 } });
     cb(null, {
       status: { code: 7 },
@@ -130,6 +134,8 @@ describe('AuthorizationPolicy CUSTOM with an envoyExtAuthzGrpc provider', () => 
       'the check went out through the mesh, as a gRPC call',
     );
     assert.equal(r.headers['x-resp-added'], 'yes');
+    // Added twice (APPEND_IF_EXISTS_OR_ADD): two lines, as Envoy adds each — not one cookie joined with ', '.
+    assert.deepEqual(r.headers['set-cookie'], ['session_0=a; Path=/', 'session_1=b; Path=/']);
     const app = JSON.parse(r.text) as Record<string, string>;
     assert.equal(app['x-ext-authz-check-result'], 'allowed');
     assert.equal(app['x-ext-authz-check-received'], '"/headers?a=1"');
@@ -174,6 +180,11 @@ describe('AuthorizationPolicy CUSTOM with an envoyExtAuthzGrpc provider', () => 
     assert.equal(r401.statusCode, 401);
     assert.equal(r401.text, 'who are you');
     assert.equal(r401.headers['www-authenticate'], 'Bearer realm="x"');
+    // Two set-cookie headers in denied_response: two lines (Envoy adds each), not one value joined with ','.
+    const login = await raw(port, '/headers', { headers: { 'x-ext-authz': 'login-redirect' } });
+    assert.equal(login.statusCode, 302);
+    assert.equal(login.headers.location, 'https://login.example.com/');
+    assert.deepEqual(login.headers['set-cookie'], ['csrf=abc; Path=/', 'session_0=def; Expires=Wed, 21 Oct 2026 07:28:00 GMT; Path=/']);
     const bare = await raw(port, '/headers', { headers: { 'x-ext-authz': 'no-denied-response' } });
     assert.equal(bare.statusCode, 403, 'a non-OK status without denied_response is 403');
     assert.equal(bare.text, '');

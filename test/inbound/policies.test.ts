@@ -304,7 +304,9 @@ describe('createMesh extensionProviders', () => {
   const bad: [string, unknown, RegExp][] = [
     ['no name', [{ envoyExtAuthzHttp: { service: 'a', port: 80 } }], /extensionProviders\[0\]: `name` must be a non-empty string/],
     ['a name twice', [{ name: 'x', envoyExtAuthzHttp: { service: 'a', port: 80 } }, { name: 'x', envoyExtAuthzHttp: { service: 'b', port: 80 } }], /extensionProviders\[1\]: provider name "x" is used twice/],
-    ['a kind meshlet does not run', [{ name: 'x', zipkin: { service: 'a', port: 80 } }], /extensionProviders\[0\] \(x\): meshlet runs envoyExtAuthzHttp, envoyExtAuthzGrpc and envoyFileAccessLog providers only; got zipkin/],
+    ['a kind Istio does not have', [{ name: 'x', envoyExtAuthzHtp: { service: 'a', port: 80 } }], /extensionProviders\[0\] \(x\): unknown provider kind "envoyExtAuthzHtp" \(did you mean "envoyExtAuthzHttp"\?\)/],
+    ['two kinds in one provider (a oneof in Istio)', [{ name: 'x', envoyExtAuthzHttp: { service: 'a', port: 80 }, envoyExtAuthzGrpc: { service: 'a', port: 90 } }], /extensionProviders\[0\] \(x\): a provider has exactly one kind .*got envoyExtAuthzHttp, envoyExtAuthzGrpc/],
+    ['a provider with no kind', [{ name: 'x' }], /extensionProviders\[0\] \(x\): a provider has exactly one kind .*got none/],
     ['a gRPC authorizer config Istio refuses', [{ name: 'x', envoyExtAuthzGrpc: { service: 'a', port: 0 } }], /extensionProviders\[0\] \(x\)\.envoyExtAuthzGrpc: .*port/],
     ['a config Istio refuses', [{ name: 'x', envoyExtAuthzHttp: { service: 'a', port: 0 } }], /extensionProviders\[0\] \(x\)\.envoyExtAuthzHttp: .*port/],
     ['a body setting Envoy refuses (maxRequestBytes 0)', [{ name: 'x', envoyExtAuthzHttp: { service: 'a', port: 80, includeRequestBodyInCheck: { allowPartialMessage: true } } }], /\(x\)\.envoyExtAuthzHttp: includeRequestBodyInCheck\.maxRequestBytes must be an integer above 0/],
@@ -317,4 +319,47 @@ describe('createMesh extensionProviders', () => {
       await assert.rejects(createMesh({ service: 'httpbin', config: [], extensionProviders: providers as never }), message);
     });
   }
+
+  it("takes Istio's default MeshConfig providers (prometheus, stackdriver, envoy) and tracing ones beside an authorizer; says which it does not run; a CUSTOM policy naming one of them denies", async () => {
+    const meshConfig = [
+      'extensionProviders:',
+      '- name: prometheus',
+      '  prometheus: {}',
+      '- name: stackdriver',
+      '  stackdriver: {}',
+      '- name: envoy',
+      '  envoyFileAccessLog: {path: /dev/stdout}',
+      '- name: otel-tracing',
+      '  opentelemetry: {service: opentelemetry-collector.observability.svc.cluster.local, port: 4317}',
+      '- name: sample-ext-authz-http',
+      '  envoyExtAuthzHttp: {service: ext-authz.foo.svc.cluster.local, port: 8000}',
+    ].join('\n');
+    const info: string[] = [];
+    const policy = {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'wrong-provider', namespace: 'foo' },
+      spec: { action: 'CUSTOM', provider: { name: 'otel-tracing' }, rules: [{ to: [{ operation: { paths: ['/custom'] } }] }] },
+    };
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', config: [policy] as never, meshConfig, logger: { info: (m: string) => info.push(m), warn: () => undefined } });
+    try {
+      assert.ok(info.some((m) => /extension provider stackdriver: meshlet does not run stackdriver providers/.test(m)), info.join('\n'));
+      assert.ok(info.some((m) => /extension provider otel-tracing: meshlet does not run opentelemetry providers/.test(m)), info.join('\n'));
+      assert.ok(!info.some((m) => /extension provider (prometheus|envoy|sample-ext-authz-http):/.test(m)), info.join('\n'));
+      const server = mesh.createServer((_req, res) => res.end('app'));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      try {
+        const port = (server.address() as AddressInfo).port;
+        const denied = await fetch(`http://127.0.0.1:${port}/custom`);
+        assert.equal(denied.status, 403);
+        assert.equal(await denied.text(), 'RBAC: access denied');
+        const other = await fetch(`http://127.0.0.1:${port}/other`);
+        assert.equal(await other.text(), 'app');
+      } finally {
+        await new Promise<void>((r) => server.close(() => r()));
+      }
+    } finally {
+      await mesh.close();
+    }
+  });
 });

@@ -25,7 +25,7 @@ import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface
 import type { Metadata, ServerInterceptingCall, ServerInterceptingCallInterface, ServerInterceptor, ServerListener, ServerMethodDefinition } from '@grpc/grpc-js';
 import { joinContext, type MeshContext, reenterContext } from '../../core/context.ts';
 import type { Headers } from '../../core/handler.ts';
-import { callerGone, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
+import { callerGone, callerLeft, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
 import type { InboundRequest } from '../../inbound/pipeline.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { internalError } from '../server/node.ts';
@@ -79,11 +79,12 @@ function metadataFor(g: GrpcJs, original: Metadata, headers: Headers): Metadata 
 const NOT_METADATA = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host', 'te', 'content-type', 'content-length']);
 
 /** Adds headers from config (rate-limit headers, an authorizer's) to metadata; one grpc-js refuses as metadata (a `-bin` name, a value it cannot carry) or HTTP/2 and gRPC keep for themselves ({@link NOT_METADATA}) is left out. */
-function addHeaders(md: Metadata, headers: Readonly<Record<string, string>>): void {
+function addHeaders(md: Metadata, headers: Readonly<Record<string, string | readonly string[]>>): void {
   for (const [k, v] of Object.entries(headers)) {
     if (NOT_METADATA.has(k.toLowerCase())) continue;
     try {
-      md.set(k, v);
+      if (typeof v === 'string') md.set(k, v);
+      else for (const one of v) md.add(k, one);
     } catch {
       // Not valid gRPC metadata: not sent, as it could not be sent as an HTTP/2 header either.
     }
@@ -130,13 +131,15 @@ class MeshServerCall {
   #wrap: (<T>(fn: () => T) => T) | undefined;
   #ob: GrpcInboundObservation | undefined;
   /** Response headers the phases add (rate-limit headers, an external authorizer's). */
-  #extra: Readonly<Record<string, string>> | undefined;
+  #extra: Readonly<Record<string, string | readonly string[]>> | undefined;
   /** This workload's metadata-exchange headers, for a caller that sent its own. */
   #peerAnswer: Record<string, string> | undefined;
   #headSent = false;
   /** The request view holding (or waiting for) a connection-pool slot, released when the status is sent or the call cancelled. */
   #pooled: InboundRequest | undefined;
   #cancelled = false;
+  /** The request view of a judgement still pending: its pending check is cancelled if the call is. */
+  #judging: InboundRequest | undefined;
 
   constructor(o: GrpcServerSideOptions, path: string, next: ServerInterceptingCallInterface) {
     this.#o = o;
@@ -175,6 +178,7 @@ class MeshServerCall {
       onCancel: () => {
         this.#cancelled = true;
         this.#release();
+        if (this.#judging !== undefined) callerLeft(this.#judging);
         this.#ob?.cancelled();
       },
     };
@@ -254,8 +258,9 @@ class MeshServerCall {
         return;
       }
       if (j instanceof Promise) {
+        this.#judging = pendingRequest(j);
         if (guard.pooled) {
-          const v = pendingRequest(j);
+          const v = this.#judging;
           if (v !== undefined) v.alive = () => !this.#cancelled;
           this.#pooled = v;
         }

@@ -16,7 +16,7 @@ import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
-import { absoluteForm, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
+import { absoluteForm, addOnHead, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
 import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, isProbeRequest, notNormalized, releaseOnClose } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
@@ -41,7 +41,7 @@ export interface FastifyRequestLike {
 export interface FastifyReplyLike {
   readonly raw: ServerResponse;
   code(status: number): FastifyReplyLike;
-  header(name: string, value: string): FastifyReplyLike;
+  header(name: string, value: string | readonly string[]): FastifyReplyLike;
   send(body?: unknown): FastifyReplyLike;
   hijack(): FastifyReplyLike;
 }
@@ -197,7 +197,7 @@ function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: Fasti
     return;
   }
   if (j instanceof Promise) {
-    if (g.pooled) releaseOnClose(request.raw, reply.raw, j);
+    releaseOnClose(request.raw, reply.raw, j, g.pooled);
     j.then(
       (x) => {
         if (handedToNobody(request.raw, reply.raw, x)) {
@@ -240,7 +240,7 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
     if ((raw as { originalUrl?: string }).originalUrl !== undefined) (raw as { originalUrl?: string }).originalUrl = x.request.path;
     dropRemovedQueryKeys(request.query, x.normalizedPath, x.request.path);
   }
-  if (x.responseHeaders !== undefined) for (const [k, v] of Object.entries(x.responseHeaders)) reply.header(k, v);
+  if (x.responseHeaders !== undefined) addOnHead(reply.raw, x.responseHeaders);
   enterContext(raw, x, next);
 }
 

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Headers } from '../../core/handler.ts';
 import type { InboundRequest } from '../../inbound/pipeline.ts';
 
@@ -215,4 +215,37 @@ export function applyAdmittedHeaders(req: IncomingMessage, r: InboundRequest, re
   }
   if (r.generatedRequestId !== undefined) setHeaderInPlace(req, 'x-request-id', r.generatedRequestId);
   if (r.forwardedClientCert !== undefined) setHeaderInPlace(req, 'x-forwarded-client-cert', r.forwardedClientCert);
+}
+
+/** One header's value as a list of lines. */
+function lines(v: number | string | readonly string[]): string[] {
+  return typeof v === 'number' ? [String(v)] : typeof v === 'string' ? [v] : [...v];
+}
+
+/**
+ * Adds `headers` (an external authorizer's `headersToDownstreamOnAllow`, rate-limit headers) to
+ * the response when its head is written, after whatever the app set — as Envoy appends them to
+ * the app's response (`addCopy`): a `set-cookie` of the app's and one of the authorizer's are two
+ * lines, not the app's alone. Covers headers the app set with `setHeader` and those it passed to
+ * `writeHead` (Fastify passes all of its reply's there).
+ */
+export function addOnHead(res: ServerResponse, headers: Readonly<Record<string, string | readonly string[]>>): void {
+  const writeHead = res.writeHead;
+  const patched = function (this: ServerResponse, status: number, ...rest: unknown[]): ServerResponse {
+    res.writeHead = writeHead;
+    const at = typeof rest[0] === 'string' ? 1 : 0;
+    const given = rest[at];
+    const obj = given !== null && typeof given === 'object' && !Array.isArray(given) ? { ...(given as Record<string, number | string | string[]>) } : undefined;
+    for (const [k, v] of Object.entries(headers)) {
+      const inObj = obj === undefined ? undefined : Object.keys(obj).find((n) => n.toLowerCase() === k);
+      if (obj !== undefined && inObj !== undefined) obj[inObj] = [...lines(obj[inObj] as string), ...lines(v)];
+      else {
+        const had = res.getHeader(k);
+        res.setHeader(k, had === undefined ? v : [...lines(had), ...lines(v)]);
+      }
+    }
+    if (obj !== undefined) rest[at] = obj;
+    return (writeHead as (this: ServerResponse, ...a: unknown[]) => ServerResponse).call(this, status, ...rest);
+  };
+  res.writeHead = patched as typeof res.writeHead;
 }

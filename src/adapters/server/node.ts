@@ -12,12 +12,12 @@ import { AsyncResource } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
-import { type ConnectionInfo, callerGone, type InboundGuard, type Judgement, pendingRequest, type RequestMeshInfo, releaseSlot } from '../../inbound/guard.ts';
+import { type ConnectionInfo, callerGone, callerLeft, type InboundGuard, type Judgement, pendingRequest, type RequestMeshInfo, releaseSlot } from '../../inbound/guard.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { hasBody } from '../../core/request-body.ts';
-import { absoluteForm, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
+import { absoluteForm, addOnHead, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
 import { acceptedByMesh, peerOfSocket, plainAddress } from './peer.ts';
@@ -172,7 +172,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   req.meshlet = j.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   applyAdmittedHeaders(req, j.request, hostChanged || ob?.added === true, ob?.changed);
-  if (j.responseHeaders !== undefined) for (const [k, v] of Object.entries(j.responseHeaders)) res.setHeader(k, v);
+  if (j.responseHeaders !== undefined) addOnHead(res, j.responseHeaders);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };
     if (j.request.path !== j.normalizedPath) {
@@ -264,7 +264,7 @@ function judgeNode(
     return;
   }
   if (j instanceof Promise) {
-    if (guard.pooled) releaseOnClose(req, res, j);
+    releaseOnClose(req, res, j, guard.pooled);
     j.then(
       (x) => {
         if (handedToNobody(req, res, x)) return;
@@ -284,16 +284,20 @@ function judgeNode(
 }
 
 /**
- * A request whose judgement is pending, while the connection-pool phase is in use: when the
- * response ends or the caller goes away, its slot is released — or it leaves the queue, or the
- * phase lets it go without taking one. (The response's 'close' comes after its end, and when the
- * connection closes first.)
+ * A request whose judgement is pending: when the response ends or the caller goes away, what is
+ * pending for it is cancelled (an external authorizer's check: {@link callerLeft}) and, while the
+ * connection-pool phase is in use (`pooled`), its slot is released — or it leaves the queue, or
+ * the phase lets it go without taking one. (The response's 'close' comes after its end, and when
+ * the connection closes first.)
  */
-export function releaseOnClose(req: IncomingMessage, res: ServerResponse, j: Promise<Judgement>): void {
+export function releaseOnClose(req: IncomingMessage, res: ServerResponse, j: Promise<Judgement>, pooled = true): void {
   const view = pendingRequest(j);
   if (view === undefined) return;
-  view.alive = () => !isGone(req, res);
-  res.once('close', () => releaseSlot(view));
+  if (pooled) view.alive = () => !isGone(req, res);
+  res.once('close', () => {
+    if (pooled) releaseSlot(view);
+    callerLeft(view);
+  });
 }
 
 /** Whether the caller of `req` is gone: the response closed, or the connection (its 'close' may not have come yet). */

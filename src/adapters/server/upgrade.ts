@@ -32,17 +32,19 @@ export function refuseUpgrade(socket: Duplex, d: Denial): void {
   const body = Buffer.from(d.body);
   let head = `HTTP/1.1 ${d.status} ${STATUS_CODES[d.status] ?? ''}\r\n`;
   let typed = false;
-  for (const [k, v] of Object.entries(d.headers ?? {})) {
+  for (const [k, vs] of Object.entries(d.headers ?? {})) {
     // Written below, as Envoy sets them on its local reply.
     if (k === 'content-length' || k === 'connection') continue;
-    try {
-      validateHeaderName(k);
-      validateHeaderValue(k, v);
-    } catch {
-      continue;
+    for (const v of typeof vs === 'string' ? [vs] : vs) {
+      try {
+        validateHeaderName(k);
+        validateHeaderValue(k, v);
+      } catch {
+        continue;
+      }
+      head += `${k}: ${v}\r\n`;
+      if (k === 'content-type') typed = true;
     }
-    head += `${k}: ${v}\r\n`;
-    if (k === 'content-type') typed = true;
   }
   // Envoy's local reply keeps a content-type the filter's headers set (text/plain otherwise).
   head += `${typed ? '' : 'content-type: text/plain\r\n'}content-length: ${body.length}\r\nconnection: close\r\n\r\n`;

@@ -57,6 +57,15 @@ const GONE: ExtAuthzResponse = Object.freeze({
   local: Object.freeze({ reason: 'the caller went away while its body was read for the check', details: 'downstream_remote_disconnect' }),
 });
 
+/** The caller went away while the check was pending: the check is cancelled (nobody reads the answer). */
+export const CHECK_CANCELLED: ExtAuthzResponse = Object.freeze({
+  allowed: false,
+  status: 400,
+  headers: Object.freeze({}),
+  body: '',
+  local: Object.freeze({ reason: 'the caller went away while the external authorizer was asked: the check was cancelled', details: 'downstream_remote_disconnect' }),
+});
+
 /** What the check is sent with: the body read (undefined: none, or a server that cannot give it), or the answer instead of a check. */
 export type CheckBody = { readonly body: Exclude<BufferedBody, 'too-large'> | undefined } | { readonly answer: ExtAuthzResponse };
 

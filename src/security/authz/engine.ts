@@ -53,7 +53,7 @@ export interface CustomOutcome {
   readonly provider: string;
   readonly set: Record<string, string>;
   readonly remove: string[];
-  readonly downstream: Record<string, string>;
+  readonly downstream: Record<string, string | readonly string[]>;
 }
 
 /** A request view with the headers an external authorizer set or removed (what later filters see). */

@@ -32,7 +32,7 @@
 import type { Client } from '@grpc/grpc-js';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { sanitizeUtf8 } from '../../core/request-body.ts';
-import { type CheckBodySettings, readCheckBody, unknownFields } from './check-body.ts';
+import { CHECK_CANCELLED, type CheckBodySettings, readCheckBody, unknownFields } from './check-body.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { TOKEN } from '../../config/validate/http-match.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
@@ -129,9 +129,7 @@ function mutate(into: Record<string, string>, o: HeaderOption, existing: string 
   const k = o.key.toLowerCase();
   const v = o.value;
   const had = existing !== undefined;
-  let action: 'add' | 'append' | 'set' | 'add-if-absent' | 'overwrite-if-exists';
-  if (o.append !== undefined) action = o.append ? (response ? 'add' : 'append') : 'set';
-  else action = o.appendAction === 0 ? 'add' : o.appendAction === 1 ? 'add-if-absent' : o.appendAction === 3 ? 'overwrite-if-exists' : 'set';
+  const action = actionOf(o, response);
   if (action === 'add') into[k] = had ? `${existing}, ${v}` : v;
   else if (action === 'append') into[k] = had ? `${existing},${v}` : v;
   else if (action === 'add-if-absent') {
@@ -139,6 +137,28 @@ function mutate(into: Record<string, string>, o: HeaderOption, existing: string 
   } else if (action === 'overwrite-if-exists') {
     if (had) into[k] = v;
   } else into[k] = v;
+}
+
+/** What one header of an answer does (see {@link mutate}). */
+function actionOf(o: HeaderOption, response: boolean): 'add' | 'append' | 'set' | 'add-if-absent' | 'overwrite-if-exists' {
+  if (o.append !== undefined) return o.append ? (response ? 'add' : 'append') : 'set';
+  return o.appendAction === 0 ? 'add' : o.appendAction === 1 ? 'add-if-absent' : o.appendAction === 3 ? 'overwrite-if-exists' : 'set';
+}
+
+/** `response_headers_to_add` as lines: a header added twice (two `set-cookie`) is two lines, as Envoy adds each. */
+function responseHeaders(list: readonly HeaderOption[]): Record<string, string | string[]> {
+  const down: Record<string, string | string[]> = Object.create(null);
+  for (const o of list) {
+    if (!usable(o)) continue;
+    const k = o.key.toLowerCase();
+    const had = down[k];
+    const action = actionOf(o, true);
+    if (action === 'add') down[k] = had === undefined ? o.value : [...(typeof had === 'string' ? [had] : had), o.value];
+    else if (action === 'add-if-absent') {
+      if (had === undefined) down[k] = o.value;
+    } else if (action !== 'overwrite-if-exists' || had !== undefined) down[k] = o.value;
+  }
+  return down;
 }
 
 /** An OK answer as the app's request and response should see it. */
@@ -152,8 +172,7 @@ function allowed(ok: CheckResponse['ok'], req: AuthzRequest): ExtAuthzResponse {
   // Removals come last (Envoy applies them after the other mutations): a header both set and removed is gone.
   const remove = ok.headersToRemove.map((s) => s.toLowerCase()).filter((s) => s !== '' && !s.startsWith(':') && s !== 'host');
   for (const k of remove) delete up[k];
-  const down: Record<string, string> = Object.create(null);
-  for (const o of ok.responseHeadersToAdd) mutate(down, o, down[o.key.toLowerCase()], true);
+  const down = responseHeaders(ok.responseHeadersToAdd);
   return {
     allowed: true,
     ...(Object.keys(up).length > 0 ? { headersToUpstream: up } : {}),
@@ -164,9 +183,16 @@ function allowed(ok: CheckResponse['ok'], req: AuthzRequest): ExtAuthzResponse {
 
 /** A denial as Envoy sends it: denied_response's status (403 when unset, or not a final status), headers and body. */
 function denied(d: CheckResponse['denied']): ExtAuthzResponse {
-  const headers: Record<string, string> = Object.create(null);
+  const headers: Record<string, string | string[]> = Object.create(null);
   if (d === undefined) return { allowed: false, status: 403, headers, body: '' };
-  for (const o of d.headers) mutate(headers, o, headers[o.key.toLowerCase()], true);
+  // Envoy's filter adds each of a denial's headers to its local reply as a line of its own
+  // ("allowing the same header to be set multiple times, e.g. Set-Cookie"): never joined with ','.
+  for (const o of d.headers) {
+    if (!usable(o)) continue;
+    const k = o.key.toLowerCase();
+    const had = headers[k];
+    headers[k] = had === undefined ? o.value : [...(typeof had === 'string' ? [had] : had), o.value];
+  }
   const status = d.status >= 200 && d.status <= 599 ? d.status : 403;
   return { allowed: false, status, headers, body: d.body };
 }
@@ -206,12 +232,15 @@ export function envoyExtAuthzGrpc(config: EnvoyExtAuthzGrpcConfig, options: Envo
       protocol: req.protocol === 'http1' ? 'HTTP/1.1' : req.protocol === undefined ? '' : 'HTTP/2',
       ...(buffered === undefined ? {} : withBody?.packAsBytes === true ? { size: buffered.received, rawBody: buffered.bytes } : { size: buffered.received, body: sanitizeUtf8(buffered.bytes) }),
     });
+    const gone = req.signal;
+    if (gone?.aborted === true) return CHECK_CANCELLED;
     return new Promise<ExtAuthzResponse>((resolve) => {
       let settled = false;
       const settle = (r: ExtAuthzResponse): void => {
         if (settled) return;
         settled = true;
         timer.clear();
+        gone?.removeEventListener('abort', cancel);
         resolve(r);
       };
       let call: { cancel(): void } | undefined;
@@ -219,6 +248,12 @@ export function envoyExtAuthzGrpc(config: EnvoyExtAuthzGrpcConfig, options: Envo
         call?.cancel();
         settle(failure);
       }, timeoutMs, true);
+      // The caller going away cancels the check, as Envoy's filter does when the downstream resets.
+      const cancel = (): void => {
+        call?.cancel();
+        settle(CHECK_CANCELLED);
+      };
+      gone?.addEventListener('abort', cancel, { once: true });
       try {
         client ??= options.client(target);
         call = client.makeUnaryRequest(CHECK_METHOD, identity, identity, request, { deadline: Date.now() + timeoutMs }, (err, value) => {

@@ -38,7 +38,7 @@ import { type Clock, systemClock } from '../../core/clock.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { type BufferedBody, sanitizeUtf8 } from '../../core/request-body.ts';
-import { type CheckBodySettings, checkBodySettings, readCheckBody, unknownFields } from './check-body.ts';
+import { CHECK_CANCELLED, type CheckBodySettings, checkBodySettings, readCheckBody, unknownFields } from './check-body.ts';
 import { headerText } from './attrs.ts';
 import type { AuthzRequest, ExtAuthzCheck, ExtAuthzResponse } from './types.ts';
 
@@ -205,8 +205,17 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
     const buffered = read.body;
     // Envoy's check carries the body as text (invalid UTF-8 bytes as `!`) or, with packAsBytes, as it came.
     const bytes = buffered === undefined || buffered.bytes.length === 0 ? undefined : withBody?.packAsBytes === true ? buffered.bytes : Buffer.from(sanitizeUtf8(buffered.bytes), 'utf8');
+    const gone = req.signal;
+    if (gone?.aborted === true) return CHECK_CANCELLED;
     const ac = new AbortController();
     const timer = clock.setTimer(() => ac.abort(new Error(`ext_authz timeout after ${timeoutMs}ms`)), timeoutMs, true);
+    // The caller going away cancels the check, as Envoy's filter does when the downstream resets.
+    let cancelled = false;
+    const cancel = (): void => {
+      cancelled = true;
+      ac.abort(new Error('the caller went away'));
+    };
+    gone?.addEventListener('abort', cancel, { once: true });
     try {
       const res = await undiciRequest(`${origin}${prefix}${req.path}`, {
         method: req.method as Dispatcher.HttpMethod,
@@ -224,12 +233,14 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
       if (status === 200) {
         await res.body.dump();
         const up: Record<string, string> = {};
-        const down: Record<string, string> = {};
+        // Each line of a header goes to the client (Envoy adds each: two set-cookie stay two); the request gets the last (Envoy sets each in turn).
+        const down: Record<string, string | string[]> = {};
         for (const k of Object.keys(headers)) {
-          const v = last(headers[k]);
+          const all = headers[k];
+          const v = last(all);
           if (v === undefined || k === 'x-envoy-auth-headers-to-remove') continue;
           if (toUpstream(k)) up[k] = v;
-          if (toDownstreamOnAllow(k)) down[k] = v;
+          if (toDownstreamOnAllow(k)) down[k] = Array.isArray(all) && all.length > 1 ? [...all] : v;
         }
         const remove = (headerText(headers['x-envoy-auth-headers-to-remove']) ?? '')
           .split(',')
@@ -243,16 +254,21 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
         };
       }
       const body = await readText(res.body);
-      const out: Record<string, string> = {};
+      // Each of the authorizer's header lines goes to the client as it came: several `set-cookie` stay several (Envoy adds each).
+      const out: Record<string, string | string[]> = {};
       for (const k of Object.keys(headers)) {
-        const v = headerText(headers[k]);
-        if (v !== undefined && !HOP_BY_HOP.has(k) && toDownstreamOnDeny(k)) out[k] = v;
+        const v = headers[k];
+        // x-envoy-auth-headers-to-remove is Envoy's to read, never the client's (Envoy drops it from every answer).
+        if (v === undefined || HOP_BY_HOP.has(k) || k === 'x-envoy-auth-headers-to-remove' || !toDownstreamOnDeny(k)) continue;
+        if (typeof v === 'string') out[k] = v;
+        else if (v.length > 0) out[k] = v.length === 1 ? (v[0] as string) : [...v];
       }
       return { allowed: false, status, headers: out, body };
     } catch {
-      return failure;
+      return cancelled ? CHECK_CANCELLED : failure;
     } finally {
       timer.clear();
+      gone?.removeEventListener('abort', cancel);
     }
   };
 }

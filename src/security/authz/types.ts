@@ -51,6 +51,12 @@ export interface AuthzRequest {
   readonly claims: Readonly<Record<string, unknown>> | undefined;
   /** The request's body stream, for a provider that sends the body in its check (`includeRequestBodyInCheck`); unset where the server cannot give it (gRPC). */
   readonly body?: BodyStream | undefined;
+  /**
+   * Aborted when the caller goes away before the request is judged: a provider cancels its check
+   * then (as Envoy's ext_authz filter cancels the check when the downstream resets), and nobody
+   * reads its answer. Unset where nothing watches the caller.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /**
@@ -89,7 +95,8 @@ export interface DryRunOutcome {
  */
 export interface AuthzDenialResponse {
   readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
+  /** The headers to send; a list is a header sent once per value (`set-cookie`). */
+  readonly headers: Readonly<Record<string, string | readonly string[]>>;
   readonly body: string;
 }
 
@@ -123,7 +130,7 @@ export interface AuthzResult {
   /** Headers the external authorizer asked to remove from the request (`x-envoy-auth-headers-to-remove`). */
   readonly headersToRemove: readonly string[] | undefined;
   /** Headers the external authorizer adds to the app's response (`headersToDownstreamOnAllow`). */
-  readonly headersToDownstream: Readonly<Record<string, string>> | undefined;
+  readonly headersToDownstream: Readonly<Record<string, string | readonly string[]>> | undefined;
 }
 
 /** An external authorizer's answer. */
@@ -135,12 +142,14 @@ export type ExtAuthzResponse =
       /** Removed from the request before the app sees it. */
       readonly headersToRemove?: readonly string[];
       /** Added to the app's response. */
-      readonly headersToDownstream?: Readonly<Record<string, string>>;
+      /** A list is a header added once per value (several `set-cookie`). */
+      readonly headersToDownstream?: Readonly<Record<string, string | readonly string[]>>;
     }
   | {
       readonly allowed: false;
       readonly status: number;
-      readonly headers: Readonly<Record<string, string>>;
+      /** A list is a header sent once per value (several `set-cookie`). */
+      readonly headers: Readonly<Record<string, string | readonly string[]>>;
       readonly body: string;
       readonly error?: boolean;
       /** Refused before the authorizer was asked (a body over `maxRequestBytes`): why, and Envoy's response code details. */
