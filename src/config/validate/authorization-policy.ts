@@ -1,9 +1,9 @@
 /**
  * Validation of `AuthorizationPolicySpec`, following Istio's `ValidateAuthorizationPolicy`
  * and `pkg/config/security`: actions and providers, sources, operations and conditions,
- * value syntax, and the warnings Istio gives (DENY rules with only HTTP attributes). Where
- * meshlet cannot do what a policy asks (CUSTOM: no external authorizer), it says so and
- * fails closed.
+ * value syntax, and the warnings Istio gives (DENY rules with only HTTP attributes). Whether a
+ * CUSTOM policy's provider exists is the mesh's to say (the policy engine reports one that is not
+ * configured and denies what the policy matches, as Istio does).
  *
  * An empty list in a source, operation or condition means "unset" in Istio (protobuf
  * cannot tell them apart), so it is removed from the typed value, with a warning, rather
@@ -287,12 +287,9 @@ export const authorizationPolicySpec: Validator<AuthorizationPolicySpec> = obj<A
           break;
         case 'CUSTOM':
           if (noRules) fail(ctx, path, meaningless);
+          // Whether the provider exists is the mesh's to say (its extensionProviders): the policy engine
+          // reports one that is not configured, and its requests are denied, as in Istio.
           if (!isSet(raw.provider)) fail(ctx, [...path, 'provider'], 'provider is required with action CUSTOM');
-          warn(
-            ctx,
-            [...path, 'action'],
-            `action CUSTOM asks the extension provider${spec.provider?.name === undefined ? '' : ` "${spec.provider.name}"`} given to createMesh (\`extensionProviders\`, MeshConfig's shape); without one of that name, every request this policy matches is denied (as in Istio)`,
-          );
           break;
       }
       if (action !== 'CUSTOM' && isSet(raw.provider)) fail(ctx, [...path, 'provider'], `provider may only be set with action CUSTOM, got action ${action}`);
