@@ -106,6 +106,33 @@ describe('the caller goes away while the external authorizer (envoyExtAuthzHttp)
       }
     });
   }
+
+  it("mesh.createServer, a WebSocket upgrade: the check ends when the caller's connection does, and the app's 'upgrade' listener never runs", async () => {
+    const server = mesh.createServer((_q, res) => res.end('http'));
+    let upgraded = 0;
+    server.on('upgrade', (_req, socket) => {
+      upgraded++;
+      socket.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const caller = await new Promise<ReturnType<typeof connect>>((resolve) => {
+        const c = connect((server.address() as AddressInfo).port, '127.0.0.1', () => {
+          c.write('GET /ext/ws HTTP/1.1\r\nhost: httpbin.foo\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+          resolve(c);
+        });
+        c.on('error', () => undefined);
+      });
+      const check = await ext.next();
+      assert.equal(check.url, '/ext/ws');
+      caller.destroy();
+      await closed(check);
+      assert.equal(upgraded, 0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
 });
 
 describe('envoyExtAuthzHttp / envoyExtAuthzGrpc providers: a request whose signal aborts ends its check with a local answer', () => {

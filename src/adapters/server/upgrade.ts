@@ -16,7 +16,7 @@
 import { type IncomingMessage, STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Headers } from '../../core/handler.ts';
-import { callerGone, type ConnectionInfo, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
+import { callerGone, callerLeft, type ConnectionInfo, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { absoluteForm, applyAdmittedHeaders, headersFromRaw } from './headers.ts';
 import { connectionOf, enterContext, first, internalError, type MeshRequest } from './node.ts';
@@ -92,18 +92,29 @@ function judgeUpgrade(guard: InboundGuard, req: MeshRequest, socket: Duplex, nex
     admit(req, socket, j, hostChanged, next, ob);
     return;
   }
-  const view = guard.pooled ? pendingRequest(j) : undefined;
+  const view = pendingRequest(j);
   if (view !== undefined) {
-    // Its slot (or its place in the queue) goes back when the connection closes.
-    view.alive = () => !socket.destroyed;
-    socket.once('close', () => releaseSlot(view));
+    // When the connection closes first: its slot (or its place in the queue) goes back, and what is
+    // pending for it (an external authorizer's check) is cancelled, as for any request.
+    const pooled = guard.pooled;
+    if (pooled) view.alive = () => !socket.destroyed;
+    socket.once('close', () => {
+      if (pooled) releaseSlot(view);
+      callerLeft(view);
+    });
   }
+  // A caller that ends its side while it is judged has gone away (Envoy resets such a stream); the
+  // server's socket allows half-open connections, so it is closed here.
+  const leftEarly = () => socket.destroy();
+  socket.once('end', leftEarly);
   j.then(
     (x) => {
+      socket.off('end', leftEarly);
       if (x.serve && socket.destroyed) return;
       admit(req, socket, x, hostChanged, next, ob);
     },
     (err: unknown) => {
+      socket.off('end', leftEarly);
       const d = internalError(err);
       ob?.denied(d);
       refuseUpgrade(socket, d);
