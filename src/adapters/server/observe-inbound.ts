@@ -179,6 +179,26 @@ class InboundEnd implements InboundEndMessage {
   }
 }
 
+/** The `inbound:start` message of a request a server adapter of the mesh got. */
+export function startMessage(o: InboundObserver, req: IncomingMessage, protocol: Protocol, method: string, authority: string, path: string, headers: Headers, conn: ConnectionInfo): InboundStartMessage {
+  return {
+    workload: o.workload,
+    request: req,
+    protocol,
+    method,
+    scheme: conn.scheme,
+    authority,
+    path,
+    headers,
+    remoteAddress: conn.remoteAddress,
+    remotePort: conn.remotePort,
+    localAddress: conn.localAddress,
+    localPort: conn.localPort,
+    changedHeaders: undefined,
+    wrap: undefined,
+  };
+}
+
 /** An approximation of the bytes of the request head: request line and header lines. */
 export function headBytes(req: IncomingMessage): number {
   let n = (req.method?.length ?? 3) + (req.url?.length ?? 1) + 12; // "M U HTTP/1.1\r\n"
@@ -241,22 +261,7 @@ export class InboundObservation {
     this.#written0 = this.#socket.bytesWritten;
     this.#headBytes = headBytes(req);
     const protocol: Protocol = isGrpcContentType(headers['content-type']) ? 'grpc' : req.httpVersionMajor === 2 || cameOverHttp2(req.socket) ? 'http2' : 'http1';
-    this.start = {
-      workload: o.workload,
-      request: req,
-      protocol,
-      method,
-      scheme: conn.scheme,
-      authority,
-      path,
-      headers,
-      remoteAddress: conn.remoteAddress,
-      remotePort: conn.remotePort,
-      localAddress: conn.localAddress,
-      localPort: conn.localPort,
-      changedHeaders: undefined,
-      wrap: undefined,
-    };
+    this.start = startMessage(o, req, protocol, method, authority, path, headers, conn);
     this.#bodyless = req.httpVersionMajor === 1 && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined;
     // Read only when the request may have a body: an HTTP/1 request without Content-Length or
     // Transfer-Encoding has none (RFC 9112 §6.3), which is how Node's parser reads it too.

@@ -21,7 +21,7 @@ import type { Headers } from '../../core/handler.ts';
 import { channels, type InboundEndMessage, type InboundStartMessage } from '../../core/observe.ts';
 import type { ConnectionInfo, Judgement } from '../../inbound/guard.ts';
 import type { Denial, InboundRequest } from '../../inbound/pipeline.ts';
-import { authzPolicyOf, DOWNSTREAM_DISCONNECT, denialOutcome, headBytes, type InboundObserver, VIA_UPSTREAM } from './observe-inbound.ts';
+import { authzPolicyOf, DOWNSTREAM_DISCONNECT, denialOutcome, headBytes, type InboundObserver, startMessage, VIA_UPSTREAM } from './observe-inbound.ts';
 
 type ResponseHeaders = NonNullable<InboundEndMessage['responseHeaders']>;
 
@@ -76,22 +76,7 @@ export class UpgradeObservation {
     this.#written0 = s.bytesWritten ?? 0;
     this.#headBytes = headBytes(req);
     this.#names = Object.keys(headers).length;
-    this.start = {
-      workload: o.workload,
-      request: req,
-      protocol: 'http1',
-      method,
-      scheme: conn.scheme,
-      authority,
-      path,
-      headers,
-      remoteAddress: conn.remoteAddress,
-      remotePort: conn.remotePort,
-      localAddress: conn.localAddress,
-      localPort: conn.localPort,
-      changedHeaders: undefined,
-      wrap: undefined,
-    };
+    this.start = startMessage(o, req, 'http1', method, authority, path, headers, conn);
     this.#watchHead();
     socket.once('close', () => this.#end());
   }
