@@ -9,9 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createMesh, seededRandom } from '../../src/index.ts';
+import { meshlet } from '../cli/helpers.ts';
 import { listen } from '../helpers/frameworks.ts';
 import { destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
@@ -20,6 +24,20 @@ type Obj = Record<string, unknown>;
 const pick = <T>(r: Rnd, xs: readonly T[]): T => xs[Math.floor(r.next() * xs.length)] as T;
 const chance = (r: Rnd, p: number) => r.next() < p;
 const SEED = Number(process.env.MESHLET_EXPLAIN_SEED ?? 20261205);
+const dir = mkdtempSync(join(tmpdir(), 'meshlet-explain-consistency-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+/** The config as a file for `meshlet explain` (JSON documents are YAML). */
+function configFile(name: string, docs: readonly object[]): string {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, docs.map((d) => JSON.stringify(d)).join('\n---\n'));
+  return file;
+}
+/** `meshlet explain ... -o json`, parsed. */
+function cli(args: readonly string[]): Obj {
+  const run = meshlet([...args, '-o', 'json']);
+  assert.equal(run.code, 0, run.stderr);
+  return JSON.parse(run.stdout) as Obj;
+}
 const quiet = { warn: () => {}, info: () => {}, debug: () => {}, error: () => {} };
 
 // ---- outbound --------------------------------------------------------------------------------
@@ -93,6 +111,16 @@ describe('mesh.explain agrees with mesh.fetch', () => {
           const url = `http://svc${path}`;
           const what = `seed ${SEED} config ${c} request ${q}: ${method} ${url} ${JSON.stringify(headers)}\nVirtualService http: ${JSON.stringify(http)}`;
           const e = mesh.explain({ url, method, headers });
+          if (q === 0 && c % 8 === 0) {
+            const j = cli(['explain', configFile(`out-${c}`, config), '--service', 'client', '-X', method, ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url]);
+            const route = j.route as Obj | null;
+            const dests = (j.destinations as Obj[]).map((d) => `${d.host}:${d.port}${d.subset === null ? '' : ` subset ${d.subset}`}`);
+            assert.deepEqual(
+              { outcome: j.outcome, skipped: (j.skipped as unknown[]).length, index: route === null ? undefined : route.index, faulted: route?.fault != null, dests },
+              { outcome: e.outcome, skipped: e.skipped.length, index: e.route === undefined ? undefined : e.skipped.length, faulted: e.fault !== undefined, dests: e.targets.map((t) => t.destination) },
+              `CLI: ${what}`,
+            );
+          }
           v1.seen.length = 0;
           v2.seen.length = 0;
           const res = await mesh.fetch(url, { method, headers, redirect: 'manual' });
@@ -157,6 +185,35 @@ function genPolicy(r: Rnd, i: number): Obj {
   };
 }
 
+/** A local rate limit with a bucket no run empties. */
+const rateLimit = {
+  apiVersion: 'networking.istio.io/v1alpha3',
+  kind: 'EnvoyFilter',
+  metadata: { name: 'rl', namespace: 'foo' },
+  spec: {
+    workloadSelector: { labels: { app: 'httpbin' } },
+    configPatches: [
+      {
+        applyTo: 'HTTP_FILTER',
+        match: { context: 'SIDECAR_INBOUND' },
+        patch: {
+          operation: 'INSERT_BEFORE',
+          value: {
+            name: 'envoy.filters.http.local_ratelimit',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
+              stat_prefix: 'http_local_rate_limiter',
+              token_bucket: { max_tokens: 100000, tokens_per_fill: 100000, fill_interval: '60s' },
+              filter_enabled: { runtime_key: 'e', default_value: { numerator: 100, denominator: 'HUNDRED' } },
+              filter_enforced: { runtime_key: 'f', default_value: { numerator: 100, denominator: 'HUNDRED' } },
+            },
+          },
+        },
+      },
+    ],
+  },
+};
+
 function send(port: number, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
@@ -187,7 +244,8 @@ describe('mesh.explainInbound agrees with mesh.createServer', () => {
     ];
     for (let c = 0; c < 30; c++) {
       const policies = Array.from({ length: Math.floor(r.next() * 4) }, (_, i) => genPolicy(r, i));
-      const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: [...base, ...policies], logger: quiet });
+      const config = [...base, ...policies, ...(chance(r, 0.4) ? [rateLimit] : [])];
+      const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config, logger: quiet });
       let principal: unknown = 'unset';
       const server = mesh.createServer((req, res) => {
         principal = (req as { meshlet?: { requestPrincipal?: string } }).meshlet?.requestPrincipal;
@@ -205,6 +263,10 @@ describe('mesh.explainInbound agrees with mesh.createServer', () => {
           if (token !== undefined) headers.authorization = `Bearer ${token}`;
           const what = `seed ${SEED + 1} config ${c} request ${q}: ${method} ${path} token ${tokenKind} ${JSON.stringify({ ...headers, authorization: undefined })}\npolicies: ${JSON.stringify(policies.map((p) => p.spec))}`;
           const e = await mesh.explainInbound(chance(r, 0.5) ? { url: path, method, headers, port: 8080 } : { url: `http://${headers.host}${path}`, method, headers });
+          if (q === 0 && c % 6 === 0) {
+            const j = cli(['explain', configFile(`in-${c}`, config), '--service', 'httpbin', '-n', 'foo', '-l', 'app=httpbin', '--inbound', '--port', '8080', '-X', method, ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), path]);
+            assert.deepEqual({ status: j.status, refusedBy: j.refusedBy, requestPrincipal: j.requestPrincipal }, { status: e.status, refusedBy: e.refusedBy ?? null, requestPrincipal: e.requestPrincipal ?? null }, `CLI: ${what}`);
+          }
           principal = 'unset';
           const got = await send(port, method, path, headers);
           const reached = got.status === 200 && got.body === 'app';
