@@ -163,9 +163,10 @@ describe('mesh.explain agrees with mesh.fetch', () => {
 // ---- inbound ---------------------------------------------------------------------------------
 
 const ISSUER = 'testing@secure.istio.io';
-const IN_PATHS = ['/admin', '/admin/', '//admin', '/a/../admin', '/%61dmin', '/ADMIN', '/public/x', '/admin%2Fx', '/public/../admin', '/public/x?q=1', '/admin;x', '/./admin', '/public%2F..%2Fadmin'];
+const IN_PATHS = ['/admin', '/admin/', '//admin', '/a/../admin', '/%61dmin', '/ADMIN', '/public/x', '/admin%2Fx', '/public/../admin', '/public/x?q=1', '/admin;x', '/./admin', '/public%2F..%2Fadmin', '/%2e%2e/admin', '/public/%2E%2E/admin', '/admin#/../public/x', '/public/x#/../../admin', '/public/x?q=1#/../../admin', '/public\\..\\admin', '/admin/.', '/admin?x=/public', '/admin#x', '/public/x%00', '/%2Fadmin', '/public/x/..'];
 const POLICY_PATHS = ['/admin', '/admin/*', '/public/*', '*', '/ADMIN', '/admin*', '*/x'];
 const HOSTS = ['httpbin.foo:8000', 'other.example'];
+const SENT_HOSTS = [...HOSTS, 'HTTPBIN.foo:8000', 'httpbin.foo', 'other.example:80', 'httpbin.foo:8000.'];
 
 function genPolicy(r: Rnd, i: number): Obj {
   const op: Obj = {};
@@ -214,7 +215,7 @@ const rateLimit = {
   },
 };
 
-function send(port: number, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+function send(port: number, method: string, path: string, headers: Record<string, string | string[]>): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
       let body = '';
@@ -257,14 +258,14 @@ describe('mesh.explainInbound agrees with mesh.createServer', () => {
           const path = pick(r, IN_PATHS);
           const method = pick(r, ['GET', 'POST']);
           const tokenKind = pick(r, ['none', 'valid', 'invalid'] as const);
-          const headers: Record<string, string> = { host: pick(r, HOSTS) };
-          if (chance(r, 0.4)) headers['x-h'] = pick(r, ['one', 'two']);
+          const headers: Record<string, string | string[]> = { host: pick(r, SENT_HOSTS) };
+          if (chance(r, 0.4)) headers['x-h'] = pick(r, ['one', 'two', ['one', 'two'], ['two', 'one'], 'one, two', '']);
           const token = tokens[tokenKind];
           if (token !== undefined) headers.authorization = `Bearer ${token}`;
           const what = `seed ${SEED + 1} config ${c} request ${q}: ${method} ${path} token ${tokenKind} ${JSON.stringify({ ...headers, authorization: undefined })}\npolicies: ${JSON.stringify(policies.map((p) => p.spec))}`;
-          const e = await mesh.explainInbound(chance(r, 0.5) ? { url: path, method, headers, port: 8080 } : { url: `http://${headers.host}${path}`, method, headers });
+          const e = await mesh.explainInbound(chance(r, 0.5) || !HOSTS.includes(headers.host as string) ? { url: path, method, headers, port: 8080 } : { url: `http://${headers.host}${path}`, method, headers });
           if (q === 0 && c % 6 === 0) {
-            const j = cli(['explain', configFile(`in-${c}`, config), '--service', 'httpbin', '-n', 'foo', '-l', 'app=httpbin', '--inbound', '--port', '8080', '-X', method, ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), path]);
+            const j = cli(['explain', configFile(`in-${c}`, config), '--service', 'httpbin', '-n', 'foo', '-l', 'app=httpbin', '--inbound', '--port', '8080', '-X', method, ...Object.entries(headers).flatMap(([k, v]) => [v].flat().flatMap((x) => ['-H', `${k}: ${x}`])), path]);
             assert.deepEqual({ status: j.status, refusedBy: j.refusedBy, requestPrincipal: j.requestPrincipal }, { status: e.status, refusedBy: e.refusedBy ?? null, requestPrincipal: e.requestPrincipal ?? null }, `CLI: ${what}`);
           }
           principal = 'unset';
