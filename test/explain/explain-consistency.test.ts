@@ -106,7 +106,7 @@ describe('mesh.explain agrees with mesh.fetch', () => {
       try {
         for (let q = 0; q < 25; q++) {
           const path = pick(r, OUT_PATHS);
-          const method = pick(r, ['GET', 'POST', 'PATCH', 'DELETE']);
+          const method = pick(r, ['GET', 'POST', 'PATCH', 'DELETE', 'get', 'post']);
           const headers: Record<string, string> = chance(r, 0.5) ? { [pick(r, ['x-h', 'X-H'])]: pick(r, ['one', 'two', 'other', 'One']) } : {};
           const url = `http://svc${path}`;
           const what = `seed ${SEED} config ${c} request ${q}: ${method} ${url} ${JSON.stringify(headers)}\nVirtualService http: ${JSON.stringify(http)}`;
