@@ -235,7 +235,7 @@ describe('mesh.explainInbound agrees with mesh.createServer', () => {
     const { publicKey, privateKey } = await generateKeyPair('RS256');
     const other = await generateKeyPair('RS256');
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-    const sign = (key: CryptoKey) => new SignJWT({ iss: ISSUER, sub: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(key);
+    const sign = (key: Parameters<SignJWT["sign"]>[0]) => new SignJWT({ iss: ISSUER, sub: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(key);
     const tokens = { none: undefined, valid: await sign(privateKey), invalid: await sign(other.privateKey) } as const;
     const r = seededRandom(SEED + 1);
     const base = [
