@@ -69,10 +69,10 @@ function peerOf(source: InboundExplainSource | undefined, trustDomain: string, a
 function targetOf(url: string): { scheme: string; authority: string | undefined; port: number | undefined; target: string } {
   if (typeof url !== 'string' || url === '') fail('url: give a path (/admin) or a URL (http://httpbin:8000/admin)');
   if (url.startsWith('/')) {
-    if (/[\s#]/.test(url)) fail(`url: a request target has no spaces or fragment: ${JSON.stringify(url)}`);
+    if (/\s/.test(url)) fail(`url: a request target has no spaces: ${JSON.stringify(url)}`);
     return { scheme: 'http', authority: undefined, port: undefined, target: url };
   }
-  const m = /^(https?):\/\/([^/?#\s]+)([^#\s]*)$/i.exec(url);
+  const m = /^(https?):\/\/([^/?#\s]+)(\S*)$/i.exec(url);
   if (m === null) fail(`url: expected a path (/admin), an http(s) URL or a grpc:// URL, got ${JSON.stringify(url)}`);
   const scheme = (m[1] as string).toLowerCase();
   let parsed: URL;
@@ -83,7 +83,7 @@ function targetOf(url: string): { scheme: string; authority: string | undefined;
   }
   const rest = m[3] as string;
   // The path as the caller wrote it: WHATWG URL parsing would resolve dot segments before normalization could be shown.
-  const target = rest === '' ? '/' : rest.startsWith('?') ? `/${rest}` : rest;
+  const target = rest === '' ? '/' : rest.startsWith('?') || rest.startsWith('#') ? `/${rest}` : rest;
   return { scheme, authority: m[2] as string, port: parsed.port === '' ? undefined : Number(parsed.port), target };
 }
 

@@ -82,4 +82,13 @@ describe('path normalization as Envoy (pathNormalization)', () => {
       }
     }
   });
+
+  it('drops a fragment before normalizing, in every mode, as an Istio sidecar does (its dot segments do not move the path)', () => {
+    for (const mode of ['NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'] as const) {
+      assert.equal(normalizePath('/admin#/../pub', mode), '/admin', mode);
+      assert.equal(normalizePath('/pub#/../admin', mode), '/pub', mode);
+      assert.equal(normalizePath('/p?q=1#/../../admin', mode), '/p?q=1', mode);
+      assert.equal(normalizePath('/p#x?q=1', mode), '/p', mode);
+    }
+  });
 });

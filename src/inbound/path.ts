@@ -132,9 +132,15 @@ function unescapeSlashes(path: string): string {
 
 /**
  * The normalized form of a request target (path with query), or undefined when Envoy would
- * refuse it (400). The query is kept as it was.
+ * refuse it (400). The query is kept as it was. A fragment (`#…`, which a client should not
+ * send) is dropped first, whatever the mode: Istio's bootstrap sets Envoy's
+ * `http_reject_path_with_fragment` off and keeps `http_strip_fragment_from_path_unsafe_if_disabled`
+ * on (pkg/bootstrap/config.go), so the sidecar strips it before normalizing — `/admin#/../pub` is
+ * `/admin`, not `/pub`.
  */
-export function normalizePath(target: string, mode: PathNormalization): string | undefined {
+export function normalizePath(received: string, mode: PathNormalization): string | undefined {
+  const hash = received.indexOf('#');
+  const target = hash === -1 ? received : received.slice(0, hash);
   if (mode === 'NONE') return target;
   const q = target.indexOf('?');
   let path = q === -1 ? target : target.slice(0, q);

@@ -21,9 +21,20 @@ import type { Outbound } from './pipeline.ts';
 export interface ExplainRequest {
   /** Full URL, e.g. `http://reviews:9080/reviews/1`. */
   readonly url: string;
-  /** @defaultValue 'GET' */
+  /**
+   * `DELETE`, `GET`, `HEAD`, `OPTIONS`, `POST` and `PUT` in any case are taken upper-cased, as
+   * `mesh.fetch` sends them (the Fetch standard's method normalization); other methods as given.
+   * @defaultValue 'GET'
+   */
   readonly method?: string | undefined;
   readonly headers?: Readonly<Record<string, string | readonly string[]>> | undefined;
+}
+
+const FETCH_NORMALIZED = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
+/** The method as `fetch` puts it on the wire. */
+function wireMethod(m: string): string {
+  const up = m.toUpperCase();
+  return FETCH_NORMALIZED.has(up) ? up : m;
 }
 
 /**
@@ -175,7 +186,7 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
   const u = new URL(req.url);
   const headers: Headers = normalizeHeaderObject(req.headers ?? {});
   const head: RequestHead = {
-    method: req.method ?? 'GET',
+    method: wireMethod(req.method ?? 'GET'),
     scheme: u.protocol.slice(0, -1),
     authority: typeof headers.host === 'string' ? headers.host : u.host,
     path: `${u.pathname}${u.search}`,
