@@ -141,7 +141,14 @@ export class MeshHttpServer extends Server {
       if (this.#refusedPlaintext(req)) return true;
       this.#drainIfRefused(req, res);
       if (!this.#judge) return super.emit(event, req, res);
-      serveNode(this.#guard, req, res, () => super.emit(event, req, res));
+      try {
+        serveNode(this.#guard, req, res, () => super.emit(event, req, res));
+      } catch (err) {
+        // A listener's synchronous throw, as node:http lets it escape: on a connection whose first
+        // bytes were read and put back (sniffing), node:http parses on a path where Node drops an
+        // error thrown from inside the request's async scope, and the request would hang unseen.
+        rethrowUncaught(err);
+      }
       return true;
     }
     if (!JUDGED_EVENTS.has(event)) return super.emit(event as string, ...args);
@@ -229,4 +236,11 @@ export class MeshHttpServer extends Server {
     for (const s of this.#sniffing) s.destroy();
     this.#sniffing.clear();
   }
+}
+
+/** Throws `err` from a fresh stack (the next tick), where it reaches `'uncaughtException'` as a listener's throw does on a plain server. */
+function rethrowUncaught(err: unknown): void {
+  process.nextTick(() => {
+    throw err;
+  });
 }
