@@ -227,11 +227,7 @@ export interface InboundStartMessage {
    * subscriber may add to it (an `x-request-id` it generated), never remove.
    */
   readonly headers: Headers;
-  /**
-   * Names of headers whose values a subscriber set (a tracer writing its server span's
-   * `traceparent`, as Envoy's router injects its span into the request it forwards to the app):
-   * the adapter hands the app these values. Headers a subscriber adds are seen without it.
-   */
+  /** Headers whose values a subscriber set (a tracer's `traceparent` for the app): the adapter hands them on; added ones need no listing. */
   changedHeaders?: readonly string[] | undefined;
   readonly remoteAddress: string;
   readonly remotePort: number;

@@ -21,7 +21,7 @@ import type { Headers } from '../../core/handler.ts';
 import { channels, type InboundEndMessage, type InboundStartMessage } from '../../core/observe.ts';
 import type { ConnectionInfo, Judgement } from '../../inbound/guard.ts';
 import type { Denial, InboundRequest } from '../../inbound/pipeline.ts';
-import { authzPolicyOf, DOWNSTREAM_DISCONNECT, denialOutcome, type InboundObserver, VIA_UPSTREAM } from '../server/observe-inbound.ts';
+import { authzPolicyOf, DOWNSTREAM_DISCONNECT, denialOutcome, type InboundObserver, startMessage, VIA_UPSTREAM } from '../server/observe-inbound.ts';
 import type { PeerHeaders } from '../server/peer-exchange.ts';
 
 /** Bytes of metadata on the wire, roughly: names and values (`-bin` as base64) and HPACK's per-entry overhead. */
@@ -69,22 +69,7 @@ export class GrpcInboundObservation {
     this.#deadline = deadline;
     this.#startedAt = o.clock.now();
     this.#requestBytes = metadataBytes(headers) + path.length + authority.length + 64;
-    this.start = {
-      workload: o.workload,
-      request,
-      protocol: 'grpc',
-      method: 'POST',
-      scheme: conn.scheme,
-      authority,
-      path,
-      headers,
-      remoteAddress: conn.remoteAddress,
-      remotePort: conn.remotePort,
-      localAddress: conn.localAddress,
-      localPort: conn.localPort,
-      changedHeaders: undefined,
-      wrap: undefined,
-    };
+    this.start = startMessage(o, request, 'grpc', 'POST', authority, path, headers, conn);
   }
 
   /** Publishes the start (subscribers may set `wrap` and add headers). */

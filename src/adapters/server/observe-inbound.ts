@@ -180,7 +180,7 @@ class InboundEnd implements InboundEndMessage {
 }
 
 /** The `inbound:start` message of a request a server adapter of the mesh got. */
-export function startMessage(o: InboundObserver, req: IncomingMessage, protocol: Protocol, method: string, authority: string, path: string, headers: Headers, conn: ConnectionInfo): InboundStartMessage {
+export function startMessage(o: InboundObserver, req: object, protocol: Protocol, method: string, authority: string, path: string, headers: Headers, conn: ConnectionInfo): InboundStartMessage {
   return {
     workload: o.workload,
     request: req,
