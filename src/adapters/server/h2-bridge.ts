@@ -103,6 +103,7 @@ export class Http2Bridge {
     const pool = new Pool('http://localhost', {
       connect: (_opts, callback) => {
         const [client, server] = duplexPair();
+        callerSide(client, server);
         // node:http's parser keeps the context it was made in for its callbacks (the request, the app's handler).
         context.with(outer, this.#handOver, undefined, inContext(asSocket(server, real), outer), real);
         // Called back later, never in the call: undici starts the next request from this callback, which it cannot do inside its own dispatch.
@@ -194,6 +195,29 @@ async function* chunksOf(stream: ServerHttp2Stream): AsyncGenerator<Buffer> {
  */
 function stopUpload(stream: ServerHttp2Stream): void {
   if (!stream.destroyed && !stream.readableEnded) stream.resume();
+}
+
+/** The app's sides of in-memory connections the bridge's side ended first (the caller left: a reset stream, a closed session). */
+const callerGone = new WeakSet<object>();
+
+/**
+ * Notes who ends an in-memory connection. undici destroys its side when the caller's stream is
+ * reset (the request aborted) or its session closes, and the app's side then only sees its
+ * socket destroyed — no FIN, no error — as when the app destroys it itself; the app's side is
+ * marked first, so the end of the request is told apart (`DC`, not `UC`). Once the app's side
+ * is destroyed, the app ended it (undici only reacts).
+ */
+function callerSide(client: Duplex, server: Duplex): void {
+  const destroy = client.destroy;
+  client.destroy = function (this: Duplex, err?: Error) {
+    if (!server.destroyed) callerGone.add(server);
+    return destroy.call(this, err);
+  };
+}
+
+/** True when `socket` is the app's side of a bridged connection that the caller's side ended. */
+export function bridgedCallerLeft(socket: object): boolean {
+  return callerGone.has(socket);
 }
 
 /** A session with what the bridge keeps on it: its pool to the app and how many of its streams are open. */

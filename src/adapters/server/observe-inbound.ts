@@ -14,7 +14,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { cameOverHttp2 } from './h2-bridge.ts';
+import { bridgedCallerLeft, cameOverHttp2 } from './h2-bridge.ts';
 import type { PeerHeaders } from './peer-exchange.ts';
 import type { Socket } from 'node:net';
 import { isGrpcContentType, type Protocol } from '../../core/classify.ts';
@@ -35,6 +35,21 @@ export interface InboundObserver {
 export const VIA_UPSTREAM = 'via_upstream';
 /** Envoy's details and flag for a caller that went away before the answer was sent. */
 export const DOWNSTREAM_DISCONNECT = 'downstream_remote_disconnect';
+
+/**
+ * True when the caller ended the connection: its FIN was read, the socket failed (a reset), or
+ * (an HTTP/2 caller over the bridge) its stream or session ended first.
+ * False when it was closed from this side with the caller still there — the app destroyed the
+ * response, the request or the socket (Envoy's inbound cluster sees the app's connection end: `UC`).
+ */
+export function callerLeft(socket: Partial<Pick<Socket, 'readableEnded' | 'errored'>>): boolean {
+  return socket.readableEnded === true || (socket.errored !== null && socket.errored !== undefined) || bridgedCallerLeft(socket);
+}
+
+/** Envoy's router details for an app that closed the connection before (or after) its answer started. */
+export function appResetDetails(started: boolean): string {
+  return started ? 'upstream_reset_after_response_started{connection_termination}' : 'upstream_reset_before_response_started{connection_termination}';
+}
 
 /** Envoy's `jwt_authn_access_denied{Jwt_is_expired}`: the status message with blanks as `_`. */
 export function jwtDetails(body: string): string {
@@ -332,8 +347,15 @@ export class InboundObservation {
       flags = o.flags;
       details = o.details;
     } else if (!finished) {
-      flags = 'DC';
-      details = DOWNSTREAM_DISCONNECT;
+      // Who ended it: the caller (DC), or the app with the caller still there — Envoy's inbound
+      // cluster then sees its upstream connection end (UC, the router's reset details).
+      if (callerLeft(this.#socket)) {
+        flags = 'DC';
+        details = DOWNSTREAM_DISCONNECT;
+      } else {
+        flags = 'UC';
+        details = appResetDetails(sent);
+      }
     }
     // grpc-status is only read for gRPC (a header lookup otherwise for nothing).
     const grpcStatus = s.protocol === 'grpc' ? grpcStatusOf(res.getHeader('grpc-status')) : -1;
