@@ -238,6 +238,12 @@ export class InboundGuard {
     if (conn.refused !== undefined) {
       return { serve: false, grpc, denial: { status: 503, grpcStatus: 14, body: 'connection refused by PeerAuthentication', reason: conn.refused, phase: 'peer-identity', closeConnection: true } };
     }
+    // Envoy's connection manager serves only origin-form paths (an absolute-form target arrives
+    // here split by the adapter, as Envoy's HTTP/1 codec splits it): `OPTIONS *` and any other
+    // target not starting with '/' get 404, no body, `absolute_path_rejected`.
+    if (target.charCodeAt(0) !== 47 /* / */) {
+      return { serve: false, grpc, denial: { status: 404, grpcStatus: 12, body: '', reason: `request target ${JSON.stringify(target)} is not a path (Envoy answers 404, absolute_path_rejected)`, phase: 'path' } };
+    }
     const path = normalizePath(target, this.#normalization);
     if (path === undefined) {
       return { serve: false, grpc, denial: { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `path ${JSON.stringify(target)} cannot be normalized`, phase: 'path' } };

@@ -4,7 +4,7 @@
  * its upstream connection ending — `UC`, `upstream_reset_before_response_started{connection_termination}`
  * (status 0) or `upstream_reset_after_response_started{connection_termination}` (the status it
  * sent) — never `DC downstream_remote_disconnect`, which blamed the caller. A caller that leaves
- * is still `DC`. Through node:http (`mesh.createServer`, HTTP/1.1 and HTTP/2 over the bridge),
+ * is still `DC`, and so is the server closing its connections (`downstream_local_disconnect`). Through node:http (`mesh.createServer`, HTTP/1.1 and HTTP/2 over the bridge),
  * Express and Fastify.
  */
 import assert from 'node:assert/strict';
@@ -143,6 +143,25 @@ describe('an unfinished response: the app ended it (UC) or the caller did (DC)',
       });
     }
   }
+
+  it('node:http (mesh.createServer): the server closing its connections (closeAllConnections, mesh.close() past its bound) is DC downstream_local_disconnect', async () => {
+    const mesh = await createMesh({ service: 'abort', namespace: 'foo', config: [], logger: { warn: () => {} } });
+    let arrived: () => void = () => {};
+    const inApp = new Promise<void>((r) => (arrived = r));
+    const s = mesh.createServer(() => arrived());
+    const port = await listen(s as unknown as Server);
+    try {
+      ends.length = 0;
+      const done = get1(port, '/hold');
+      await inApp;
+      s.closeAllConnections();
+      await done;
+      assert.deepEqual(await endOf(mesh), [0, 'DC', 'downstream_local_disconnect(server_closed_connections)']);
+    } finally {
+      await new Promise<void>((r) => s.close(() => r()));
+      await mesh.close();
+    }
+  });
 
   // HTTP/2 callers reach the app over the bridge's in-memory HTTP/1.1 connection: the app's
   // destroy and the caller's stream reset must still be told apart there.

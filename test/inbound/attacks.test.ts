@@ -218,6 +218,9 @@ const pathRows: PathRow[] = [
   { name: 'absolute-form: the app sees the host that was judged', target: 'http://svc/x', headers: ['Host: internal.example.com'], status: 200, host: 'svc' },
   { name: 'hosts match ignoring case', target: '/x', headers: ['Host: INTERNAL.example.com'], status: 403 },
   { name: 'duplicate Host headers, the denied one first', target: '/x', headers: ['Host: internal.example.com', 'Host: svc'] },
+  // Envoy's connection manager serves only origin-form paths: 404, absolute_path_rejected (the app saw `/*` before).
+  { name: 'asterisk-form target (Envoy: 404 absolute_path_rejected)', target: '*', status: 404 },
+  { name: 'a target that is not a path', target: 'admin' },
   { name: 'a very long path', target: `/${'a/'.repeat(3000)}${'../'.repeat(3000)}admin`, status: 403 },
 ];
 

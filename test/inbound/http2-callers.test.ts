@@ -116,6 +116,9 @@ describe('HTTP/2 (h2c) callers of a plaintext mesh server', () => {
         assert.deepEqual([path, r.status, r.text], [path, 403, 'RBAC: access denied']);
       }
       assert.equal((await h2get(session, { ':method': 'GET', ':path': '/public/../ok' })).status, 200);
+      // Not a path (`OPTIONS *`): Envoy's 404 (absolute_path_rejected), no body; the connection serves on.
+      assert.deepEqual(Object.values(await h2get(session, { ':method': 'OPTIONS', ':path': '*' })).filter((v) => typeof v !== 'object'), [404, '']);
+      assert.equal((await h2get(session, { ':method': 'GET', ':path': '/ok' })).status, 200);
     } finally {
       session.close();
     }

@@ -155,6 +155,8 @@ export function fastifyOptions(normalization: () => PathNormalization, serverFac
     rewriteUrl(req) {
       const url = req.url ?? '/';
       const target = absoluteForm(url)?.path ?? url;
+      // Not a path (`*`): left as it is, for the onRequest hook to refuse (404, as Envoy) — never routed as `/*`.
+      if (target.charCodeAt(0) !== 47 /* / */) return url;
       const normal = normalizePath(target, normalization());
       // A path that cannot be normalized stays as it is; the onRequest hook refuses it (400).
       return normal === undefined ? url : asRouted(normal, leniencyOf(this));

@@ -127,6 +127,13 @@ export class Http2Bridge {
       session.meshletStreams = (session.meshletStreams ?? 1) - 1;
     });
     const method = String(h2[':method'] ?? 'GET');
+    const path = String(h2[':path'] ?? '/');
+    // Not a path (`OPTIONS *`): Envoy's connection manager answers 404 (absolute_path_rejected),
+    // as the mesh's guard does for HTTP/1.1; undici would not send it to the app anyway.
+    if (path.charCodeAt(0) !== 47 /* / */) {
+      stream.respond({ ':status': 404 }, { endStream: true });
+      return;
+    }
     const headers: Record<string, string | string[]> = { host: String(h2[':authority'] ?? h2.host ?? 'localhost') };
     for (const k in h2) {
       if (k.startsWith(':') || NOT_FORWARDED.has(k)) continue;
@@ -145,7 +152,7 @@ export class Http2Bridge {
     const pool = this.#pool(session);
     // The body as an iterable of the stream's chunks (undici takes async iterables; its types do not say so): given
     // the stream itself, undici destroys it once the body is sent, and the answer with it.
-    const send = () => pool.request({ method: method as 'GET', path: String(h2[':path'] ?? '/'), headers, body: ended ? null : (chunksOf(stream) as unknown as Readable), signal: ac.signal });
+    const send = () => pool.request({ method: method as 'GET', path, headers, body: ended ? null : (chunksOf(stream) as unknown as Readable), signal: ac.signal });
     // An HTTP client instrumentation of the app (undici's) would take this hop for a call the app made (a span, and its
     // traceparent over the caller's): sent with tracing suppressed, as the mesh's own upstream requests are.
     (undiciRequestsObserved() ? context.with(suppressedContext(context.active()), send) : send())

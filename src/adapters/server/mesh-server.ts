@@ -49,6 +49,7 @@ import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tl
 import { markAccepted, peerOfSocket, rememberPeer } from './peer.ts';
 import { serveUpgrade } from './upgrade.ts';
 import { isProbeRequest, serveNode } from './node.ts';
+import { closingConnections } from './closed-by.ts';
 
 /** Events node:http emits instead of 'request' for some requests: judged before the app's listeners get them. */
 const JUDGED_EVENTS = new Set<string | symbol>(['upgrade', 'connect', 'checkContinue', 'checkExpectation']);
@@ -219,6 +220,7 @@ export class MeshHttpServer extends Server {
   }
 
   override closeAllConnections(): void {
+    closingConnections(this);
     this.#dropPending();
     this.#h2.destroy();
     for (const s of this.#upgraded) s.destroy();

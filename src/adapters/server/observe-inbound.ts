@@ -14,7 +14,8 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { bridgedCallerLeft, cameOverHttp2 } from './h2-bridge.ts';
+import { unfinished } from './closed-by.ts';
+import { cameOverHttp2 } from './h2-bridge.ts';
 import type { PeerHeaders } from './peer-exchange.ts';
 import type { Socket } from 'node:net';
 import { isGrpcContentType, type Protocol } from '../../core/classify.ts';
@@ -33,23 +34,7 @@ export interface InboundObserver {
 
 /** Envoy's `%RESPONSE_CODE_DETAILS%` for an answer from the app. */
 export const VIA_UPSTREAM = 'via_upstream';
-/** Envoy's details and flag for a caller that went away before the answer was sent. */
-export const DOWNSTREAM_DISCONNECT = 'downstream_remote_disconnect';
-
-/**
- * True when the caller ended the connection: its FIN was read, the socket failed (a reset), or
- * (an HTTP/2 caller over the bridge) its stream or session ended first.
- * False when it was closed from this side with the caller still there — the app destroyed the
- * response, the request or the socket (Envoy's inbound cluster sees the app's connection end: `UC`).
- */
-export function callerLeft(socket: Partial<Pick<Socket, 'readableEnded' | 'errored'>>): boolean {
-  return socket.readableEnded === true || (socket.errored !== null && socket.errored !== undefined) || bridgedCallerLeft(socket);
-}
-
-/** Envoy's router details for an app that closed the connection before (or after) its answer started. */
-export function appResetDetails(started: boolean): string {
-  return started ? 'upstream_reset_after_response_started{connection_termination}' : 'upstream_reset_before_response_started{connection_termination}';
-}
+export { DOWNSTREAM_DISCONNECT } from './closed-by.ts';
 
 /** Envoy's `jwt_authn_access_denied{Jwt_is_expired}`: the status message with blanks as `_`. */
 export function jwtDetails(body: string): string {
@@ -77,7 +62,7 @@ export function denialOutcome(d: Denial, req: InboundRequest | undefined): { rea
       // A connection no filter chain accepts (STRICT and no mesh identity): Envoy's NR, filter_chain_not_found.
       return { flags: 'NR', details: 'filter_chain_not_found' };
     case 'path':
-      return d.status === 400 ? { flags: '', details: 'path_normalization_failed' } : { flags: '', details: 'admission_failed' };
+      return { flags: '', details: d.status === 400 ? 'path_normalization_failed' : d.status === 404 ? 'absolute_path_rejected' : 'admission_failed' };
     default:
       return { flags: '', details: 'admission_failed' };
   }
@@ -347,15 +332,7 @@ export class InboundObservation {
       flags = o.flags;
       details = o.details;
     } else if (!finished) {
-      // Who ended it: the caller (DC), or the app with the caller still there — Envoy's inbound
-      // cluster then sees its upstream connection end (UC, the router's reset details).
-      if (callerLeft(this.#socket)) {
-        flags = 'DC';
-        details = DOWNSTREAM_DISCONNECT;
-      } else {
-        flags = 'UC';
-        details = appResetDetails(sent);
-      }
+      ({ flags, details } = unfinished(this.#socket, sent));
     }
     // grpc-status is only read for gRPC (a header lookup otherwise for nothing).
     const grpcStatus = s.protocol === 'grpc' ? grpcStatusOf(res.getHeader('grpc-status')) : -1;
