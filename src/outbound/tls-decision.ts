@@ -144,7 +144,8 @@ export class ClusterTlsPlanner {
       source,
       why,
       declared: source === 'destination-rule' ? t : undefined,
-      sni: mtls ? (t?.sni ?? istioMtlsSni(c.port, c.subset, c.host)) : undefined,
+      // SIMPLE/MUTUAL without sni: Envoy's auto_sni (Istio sets it), the upstream request's Host.
+      sni: mtls ? (t?.sni ?? istioMtlsSni(c.port, c.subset, c.host)) : mode === 'SIMPLE' || mode === 'MUTUAL' ? (t?.sni !== undefined && t.sni !== '' ? t.sni : "the request's Host (auto_sni)") : undefined,
       identities: mtls ? (source === 'destination-rule' && declaredSans.length > 0 ? declaredSans : this.identities) : [],
       failure,
     });

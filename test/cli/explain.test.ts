@@ -130,7 +130,7 @@ spec:
     );
     const simple = meshlet(['explain', file, '--service', 'web', 'http://api.internal:8080/']);
     assert.equal(simple.code, 0, simple.stderr);
-    assert.match(simple.stdout, /^ {8}tls: SIMPLE — DestinationRule default\/api sets tls mode SIMPLE$/m);
+    assert.match(simple.stdout, /^ {8}tls: SIMPLE \[sni the request's Host \(auto_sni\)\] — DestinationRule default\/api sets tls mode SIMPLE$/m);
     const auto = meshlet(['explain', file, '--service', 'web', 'http://mtls.internal:8080/']);
     assert.equal(auto.code, 0, auto.stderr);
     assert.match(auto.stdout, /^ {8}tls: .* — auto-mTLS: endpoint 127\.0\.0\.1:19090 is labelled security\.istio\.io\/tlsMode: istio and no PeerAuthentication applies to port 19090 \(the default: PERMISSIVE\)/m);

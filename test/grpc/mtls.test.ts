@@ -103,6 +103,30 @@ describe('gRPC client mTLS with the workload identity', { skip: skipWithout('ope
     assert.match(r.error?.details ?? '', /the call is not sent: .*ISTIO_MUTUAL but this mesh has no workload certificate/);
   });
 
+  it('DestinationRule tls SIMPLE without sni: the service host is the SNI and the name checked (auto_sni), though the channel dials an address', async () => {
+    const leaf = issueLeaf(ca, { dns: [HOST] });
+    const seen: (string | undefined)[] = [];
+    const named = await startGrpcUpstream(
+      'named',
+      {
+        Unary: (call, cb) => {
+          seen.push(call.getPeer());
+          cb(null, { text: call.request.text, server: 'named', seen: [] });
+        },
+      },
+      grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(leaf.chainPem), private_key: Buffer.from(leaf.keyPem) }], false),
+    );
+    try {
+      const c = await client([echoEntry(named.port, {}), destinationRule('echo', 'echo', { trafficPolicy: { tls: { mode: 'SIMPLE', caCertificates: ca.certFile } } })], false);
+      const r = await unary(c, { text: 'simple' });
+      assert.equal(r.error, undefined, r.error?.details);
+      assert.equal(r.reply?.server, 'named');
+      assert.equal(seen.length, 1);
+    } finally {
+      await named.close();
+    }
+  });
+
   it('DestinationRule tls DISABLE: plaintext, so a TLS-only server refuses the call (UNAVAILABLE)', async () => {
     const c = await client([echoEntry(good.port), destinationRule('echo', 'echo', { trafficPolicy: { tls: { mode: 'DISABLE' } } })]);
     const before = good.hits;

@@ -128,6 +128,32 @@ describe('DestinationRule TLS origination', { skip: skipWithout('openssl') }, ()
     }
   });
 
+  // Istio sets Envoy's auto_sni and auto_san_validation when the rule has no sni (cluster_tls.go
+  // setAutoSniAndAutoSanValidation): the SNI is the upstream request's Host — after a
+  // VirtualService's rewrite.authority, port dropped — and the certificate must name it.
+  it('SIMPLE without sni: the SNI and the name checked follow the Host the call goes out with (rewrite.authority), as Envoy auto_sni', async () => {
+    const vs = (authority: string) => ({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'api', namespace: 'default' },
+      spec: { hosts: [HOST], http: [{ rewrite: { authority }, route: [{ destination: { host: HOST } }] }] },
+    });
+    const m = await mesh([externalService(server.port), rule({ mode: 'SIMPLE', caCertificates: ca.certFile }), vs('alt.example.test:8443')]);
+    const r = await m.fetch(`http://${HOST}/rewritten`);
+    assert.equal(r.status, 200);
+    assert.deepEqual([server.seen.at(-1)?.url, server.seen.at(-1)?.servername], ['/rewritten', 'alt.example.test']);
+    // A Host the certificate does not name is refused, naming it (the service's own name would have passed).
+    const bad = await mesh([externalService(server.port), rule({ mode: 'SIMPLE', caCertificates: ca.certFile }, 'api-tls-2'), vs('other.example.test')]);
+    const before = server.seen.length;
+    const e = await failure(bad, `http://${HOST}/not-named`);
+    assert.match(e.message, /certificate does not name other\.example\.test/);
+    assert.equal(server.seen.length, before);
+    // An explicit sni stays what the rule says, whatever the Host.
+    const fixed = await mesh([externalService(server.port), rule({ mode: 'SIMPLE', caCertificates: ca.certFile, sni: HOST }, 'api-tls-3'), vs('other.example.test')]);
+    assert.equal((await fixed.fetch(`http://${HOST}/fixed`)).status, 200);
+    assert.equal(server.seen.at(-1)?.servername, HOST);
+  });
+
   it('SIMPLE with subjectAltNames checks them instead of the host name', async () => {
     const good = await mesh([externalService(server.port), rule({ mode: 'SIMPLE', caCertificates: ca.certFile, subjectAltNames: ['alt.example.test'] })]);
     assert.equal((await good.fetch(`http://${HOST}/sans`)).status, 200);

@@ -260,7 +260,10 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     if (failure === undefined) {
       const target = `${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
       // TLS names the service (Istio's SNI for mTLS); the channel still dials the endpoint's address.
-      const options = plan?.servername === undefined ? this.options : { ...this.options, 'grpc.ssl_target_name_override': plan.servername };
+      // A rule without sni (Envoy's auto_sni): the service's host, the authority the mesh's gRPC calls carry.
+      const service = this.#cs.cluster.host;
+      const sni = plan?.servername ?? (plan !== undefined && plan.mode !== 'ISTIO_MUTUAL' && !service.startsWith('*') ? service : undefined);
+      const options = sni === undefined ? this.options : { ...this.options, 'grpc.ssl_target_name_override': sni };
       const creds = plan === undefined ? g.credentials.createInsecure() : credentialsFor(g, plan);
       // tcpKeepalive: set on each TCP socket the channel connects (grpc-js sets none itself).
       const ka = this.#cs.cluster.settings.connectionPool.tcpKeepalive;

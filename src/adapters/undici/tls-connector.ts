@@ -135,8 +135,16 @@ export function resumedSessionProblem(plan: Pick<TlsPlan, 'verify'>, socket: { i
 }
 
 /** The connect options undici gives a connector. */
+/** The SNI Envoy's auto_sni takes from a Host header: its host without the port; '' for an IP address (no SNI). */
+export function sniOfAuthority(authority: string): string {
+  const host = authority.startsWith('[') ? '' : authority.replace(/:\d*$/, '');
+  return host === '' || isIP(host) !== 0 ? '' : host;
+}
+
 interface ConnectOptions {
   readonly hostname: string;
+  /** undici's name for the connection: the request's `servername`, else derived from its Host header ('' for an IP address). */
+  readonly servername?: string | null;
   readonly host?: string;
   readonly port: string | number;
   readonly localAddress?: string | null;
@@ -160,7 +168,9 @@ export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?
   return (opts, callback) => {
     const hostname = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
     const port = Number(opts.port) || 443;
-    const sni = plan.servername ?? (isIP(hostname) === 0 ? hostname : undefined);
+    // The plan's SNI, else (auto_sni) the one undici derived from the request's Host header (none for an IP), else the host connected to.
+    const named = plan.servername ?? (opts.servername === undefined || opts.servername === null || opts.servername === '' ? undefined : opts.servername);
+    const sni = named ?? (isIP(hostname) === 0 ? hostname : undefined);
     const sessionKey = `${sni ?? ''}|${hostname}:${port}`;
     let done = false;
     const socket = connect({

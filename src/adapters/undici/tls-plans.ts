@@ -211,14 +211,17 @@ export class ClusterTlsPlans {
     } catch (e) {
       return { plan: undefined, failure: `${this.#rule} tls: its files cannot be used (${(e as Error).message})` };
     }
-    const host = c.host.startsWith('*') ? undefined : c.host;
-    const sni = t?.sni !== undefined && t.sni !== '' ? t.sni : host;
+    // No `sni` in the rule: Istio sets Envoy's auto_sni (cluster_tls.go setAutoSniAndAutoSanValidation),
+    // so the SNI is the upstream request's Host (after a VirtualService's rewrite.authority, port
+    // dropped; none for an IP address) — undefined here, taken per connection from the request.
+    const sni = t?.sni !== undefined && t.sni !== '' ? t.sni : undefined;
     const sans = t?.subjectAltNames ?? [];
     // Istio: the rule's SANs; a ServiceEntry's own subjectAltNames when the rule has none.
     const seSans = c.service.resource.kind === 'ServiceEntry' ? (c.service.resource.spec.subjectAltNames ?? []) : [];
     const wanted = sans.length > 0 ? sans : seSans;
     const explicitSni = t?.sni !== undefined && t.sni !== '';
-    const verify: TlsVerify = skip ? { kind: 'none' } : wanted.length > 0 ? { kind: 'sans', sans: wanted } : explicitSni ? { kind: 'chain' } : { kind: 'hostname', hostname: host };
+    // auto_san_validation (no sni, no SANs): the certificate must name the SNI the connection sent.
+    const verify: TlsVerify = skip ? { kind: 'none' } : wanted.length > 0 ? { kind: 'sans', sans: wanted } : explicitSni ? { kind: 'chain' } : { kind: 'hostname', hostname: undefined };
     const trust = t?.caCertificates !== undefined && t.caCertificates !== '' ? `caCertificates ${t.caCertificates}` : "Node's default CA certificates (no caCertificates)";
     // The files' contents are part of the key: a rule re-read with new files makes new connections.
     const contents = createHash('sha256').update(JSON.stringify([opts.ca, opts.crl, opts.cert, opts.key])).digest('base64');

@@ -22,7 +22,7 @@ import { CredentialHolder } from '../../security/identity/credentials.ts';
 import type { TlsFiles } from '../../security/tls-files.ts';
 import { keepaliveConnector } from '../keepalive.ts';
 import { closeWithin, trackedAgent } from './close-within.ts';
-import { CertificateRefusalHandler, tlsConnector } from './tls-connector.ts';
+import { CertificateRefusalHandler, sniOfAuthority, tlsConnector } from './tls-connector.ts';
 import { dispatchUntraced, upstreamClient } from './untraced.ts';
 import { type ClientTlsOptions, ClusterTlsPlans, TlsEnvironment } from './tls-plans.ts';
 
@@ -83,6 +83,11 @@ interface HostPools {
   presentsCert: boolean;
   /** An `https://` call with no DestinationRule TLS: the app's own TLS to the service's host. */
   https: Pool | undefined;
+  /** The rule originates TLS without an `sni`: each connection names the request's Host (Envoy's auto_sni, as Istio sets it). */
+  autoSni: boolean;
+  /** The last Host of an auto-SNI pool's calls, and its SNI (calls repeat it: parsed once). */
+  sniFor: string | undefined;
+  sni: string;
 }
 
 /** The pools of one cluster, by endpoint. */
@@ -152,6 +157,9 @@ class ClusterPools implements ClusterTransport {
       originates: plan !== undefined && plan.mode !== 'ISTIO_MUTUAL',
       presentsCert: plan !== undefined && plan.mode !== 'SIMPLE',
       https: undefined,
+      autoSni: plan !== undefined && plan.mode !== 'ISTIO_MUTUAL' && plan.servername === undefined,
+      sniFor: undefined,
+      sni: '',
     };
     this.#hosts.set(host, next);
     // Connections made with the old settings (an older certificate) drain: calls on them finish.
@@ -225,6 +233,15 @@ class ClusterPools implements ClusterTransport {
 function fail(ex: Exchange, handler: Parameters<Dispatch>[1], why: string): void {
   const err = new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `TLS to this destination cannot be set up, the call is not sent: ${why}`, ex.errorContext());
   queueMicrotask(() => handler.onResponseError?.(NO_CONTROLLER, err));
+}
+
+/** The SNI of an auto-SNI pool's call (its Host, after any rewrite), remembered for the next call with the same Host. */
+function autoSni(e: HostPools, authority: string): string {
+  if (e.sniFor !== authority) {
+    e.sniFor = authority;
+    e.sni = sniOfAuthority(authority);
+  }
+  return e.sni;
 }
 
 /** The dispatch options undici needs for one attempt. */
@@ -332,11 +349,13 @@ export class UndiciTransport {
     else if (pool === undefined) {
       fail(ex, handler, e.failure as string);
       return;
-    } else if (e.presentsCert) {
-      dispatchUntraced(pool, dispatchOptions(ex, this.#expected, undefined, pools.httpServername) as never, new CertificateRefusalHandler(handler) as never);
+    }
+    const servername = e.autoSni ? autoSni(e, ex.authority) : pools.httpServername;
+    if (e.presentsCert) {
+      dispatchUntraced(pool, dispatchOptions(ex, this.#expected, undefined, servername) as never, new CertificateRefusalHandler(handler) as never);
       return;
     }
-    dispatchUntraced(pool, dispatchOptions(ex, this.#expected, undefined, pools.httpServername) as never, handler as never);
+    dispatchUntraced(pool, dispatchOptions(ex, this.#expected, undefined, servername) as never, handler as never);
   };
 
   #passthroughTls(pools: ClusterPools, ex: Exchange, handler: Parameters<Dispatch>[1]): void {
