@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { hostMatches, isWildcard, resolveHost, specificity } from './hosts.ts';
+import { hostMatches, isVisible, isWildcard, resolveHost, specificity } from './hosts.ts';
 import { labelsMatch } from './registry.ts';
 import { byAge, DEFAULT_ROOT_NAMESPACE, ofKind, type AnyResource, type Resource } from './resource.ts';
 import type { Subset, TrafficPolicy } from './types/networking.ts';
@@ -189,6 +189,9 @@ export class DestinationRuleIndex {
     };
     for (const r of [...ofKind(resources as readonly AnyResource[], 'DestinationRule')].sort(bySelectorThenAge)) {
       const ns = r.metadata.namespace;
+      // Only the rules exported to the client's namespace, as the control plane sends them: in istiod a rule exported
+      // elsewhere can still hide a less specific one or absorb a wider-exported one (istio/istio#49409); not here.
+      if (!isVisible(r.spec.exportTo, ns, client.namespace)) continue;
       const host = resolveHost(r.spec.host, ns);
       // A rule with a selector is never exported: its namespace's workloads only.
       const exportTo: ReadonlySet<string> = r.spec.workloadSelector === undefined ? new Set(r.spec.exportTo ?? []) : new Set(['.']);
