@@ -126,3 +126,43 @@ describe('DestinationRule merging as istiod: TestSetDestinationRuleMerging', () 
     assert.deepEqual(applied(rs, { namespace: 'istio-system' }, 'httpbin.org', 'test'), { from: ['DestinationRule test/rule3'], subsets: ['subset5', 'subset6'] });
   });
 });
+
+describe('DestinationRule exportTo as istiod: TestSetDestinationRuleWithExportTo', () => {
+  const subsets = (a: string, b: string) => `subsets: [{name: ${a}}, {name: ${b}}]`;
+  const rs = resources([
+    dr('rule1', 'test1', `host: httpbin.org\nexportTo: [".", ns1]\n${subsets('subset1', 'subset2')}`),
+    // Istio's test has newNS, not a namespace name; and exportTo [test1, test2, "*"], which validation rejects ("*" alone).
+    dr('rule2', 'test2', `host: httpbin.org\nexportTo: [test2, ns1, test1, newns]\n${subsets('subset3', 'subset4')}`),
+    dr('rule3', 'test3', `host: httpbin.org\nexportTo: ["*"]\n${subsets('subset5', 'subset6')}`),
+    dr('rule4-local', 'test4', `host: httpbin.org\nexportTo: [test4]\n${subsets('subset15', 'subset16')}`),
+    dr('rule4', 'istio-system', `host: httpbin.org\n${subsets('subset7', 'subset8')}`),
+    dr('rule1', 'istio-system', `host: httpbin.org\nexportTo: ["."]\n${subsets('subset9', 'subset10')}`),
+    dr('rule2', 'istio-system', `host: "*.org"\nexportTo: ["."]\n${subsets('subset11', 'subset12')}`),
+    dr('rule3', 'istio-system', `host: "*.app.org"\nexportTo: ["."]\n${subsets('subset13', 'subset14')}`),
+    dr('rule5', 'test5', `host: api.test.com\nexportTo: [istio-system]\n${subsets('subset5-0', 'subset5-1')}`),
+    dr('rule6', 'test6', `host: api.test.com\nexportTo: [istio-system]\n${subsets('subset6-0', 'subset6-1')}`),
+  ]);
+  const rows: [proxyNs: string, serviceNs: string, host: string, want: string[] | undefined][] = [
+    ['test1', 'test1', 'httpbin.org', ['subset1', 'subset2']],
+    ['test1', 'test2', 'httpbin.org', ['subset1', 'subset2']],
+    ['test2', 'test1', 'httpbin.org', ['subset3', 'subset4']],
+    ['newns', 'test2', 'httpbin.org', ['subset3', 'subset4']],
+    ['test3', 'test1', 'httpbin.org', ['subset5', 'subset6']],
+    ['test5', 'test4', 'httpbin.org', ['subset7', 'subset8']],
+    ['ns1', 'test1', 'httpbin.org', ['subset1', 'subset2']],
+    ['ns1', 'random', 'httpbin.org', ['subset7', 'subset8']],
+    ['random', 'random', 'httpbin.org', ['subset7', 'subset8']],
+    ['test3', 'random', 'httpbin.org', ['subset5', 'subset6']],
+    ['istio-system', 'random', 'httpbin.org', ['subset9', 'subset10']],
+    ['istio-system', 'istio-system', 'httpbin.org', ['subset9', 'subset10']],
+    ['istio-system', 'istio-system', 'foo.app.org', ['subset13', 'subset14']],
+    ['istio-system', 'test5', 'api.test.com', ['subset5-0', 'subset5-1']],
+    ['istio-system', 'test6', 'api.test.com', ['subset6-0', 'subset6-1']],
+    ['istio-system', 'test7', 'api.test.com', undefined],
+  ];
+  for (const [proxyNs, serviceNs, host, want] of rows) {
+    it(`a proxy in ${proxyNs}, ${host} of ${serviceNs}: ${want?.join(', ') ?? 'no rule'}`, () => {
+      assert.deepEqual(applied(rs, { namespace: proxyNs }, host, serviceNs)?.subsets, want);
+    });
+  }
+});
