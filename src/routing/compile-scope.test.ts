@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { doc, validateYaml } from '../../test/helpers/config.ts';
 import { compileSnapshot, type Snapshot, type WorkloadInfo } from './compile.ts';
 import { NO_ROUTE } from './route-table.ts';
+import { meshVirtualServices } from './virtual-services.ts';
 
 const NET = 'networking.istio.io/v1';
 const se = (name: string, ns: string) =>
@@ -33,4 +34,34 @@ describe('VirtualServices a sidecar routes with', () => {
     const both = vs.replace('gateways: [istio-system/gw]', 'gateways: [istio-system/gw, mesh]');
     assert.equal(routeName(compile([se('reviews', 'default'), both]), 'reviews:9080'), 'r.meshrule');
   });
+});
+
+describe('VirtualServices by exportTo, in istiod\'s order: TestVirtualServiceWithExportTo (mesh gateway rows)', () => {
+  const vs = (name: string, ns: string, spec: string) => doc(NET, 'VirtualService', name, `${spec}\nhttp: [{route: [{destination: {host: x.example.com}}]}]`, ns);
+  const { resources, errors } = validateYaml(
+    [
+      vs('rule1', 'test1', 'hosts: [rule1.com]\nexportTo: [".", ns1]'),
+      vs('rule2', 'test2', 'hosts: [rule2.com]\nexportTo: [test2, ns1, test1]'),
+      // Istio's test has exportTo [test1, test2, "*"], which validation rejects ("*" alone).
+      vs('rule3', 'test3', 'hosts: [rule3.com]\ngateways: [mesh]\nexportTo: ["*"]'),
+      vs('rule2gw', 'test2', 'hosts: [rule2gw.com]\ngateways: [default/gateway, mesh]\nexportTo: [test2, ns1, test1]'),
+      vs('rule3gw', 'test3', 'hosts: [rule3gw.com]\ngateways: [default/gateway]\nexportTo: ["*"]'),
+      vs('zzz', 'zzz', 'hosts: [rootns.com]'),
+    ].join('---\n'),
+  );
+  assert.deepEqual(errors, []);
+  const rows: [string, string[]][] = [
+    ['test1', ['rule1.com', 'rule2.com', 'rule2gw.com', 'rule3.com', 'rootns.com']],
+    ['test2', ['rule2.com', 'rule2gw.com', 'rule3.com', 'rootns.com']],
+    ['ns1', ['rule1.com', 'rule2.com', 'rule2gw.com', 'rule3.com', 'rootns.com']],
+    ['random', ['rule3.com', 'rootns.com']],
+  ];
+  for (const [ns, want] of rows) {
+    it(`a workload of ${ns}: ${want.join(', ')}`, () => {
+      assert.deepEqual(
+        meshVirtualServices(resources, ns).flatMap((e) => e.hosts),
+        want,
+      );
+    });
+  }
 });
