@@ -37,7 +37,7 @@ describe('createMesh({ meshConfig })', () => {
     applyMeshConfig({ service: 'a', config: [], meshConfig: 'defaultServiceExportTo: ["."]\ndefaultVirtualServiceExportTo: ["*"]\nenablePrometheusMerge: true\n' }, (m) => infos.push(m), (m) => warnings.push(m));
     assert.deepEqual(infos, ['createMesh: meshConfig settings meshlet has no option for (not applied): enablePrometheusMerge']);
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0] ?? '', /^createMesh: meshConfig: meshlet does not apply these exportTo defaults: .*defaultServiceExportTo: \["\."\] \(write exportTo on each ServiceEntry and the networking\.istio\.io\/exportTo annotation on each Service\)$/);
+    assert.match(warnings[0] ?? '', /^createMesh: meshConfig: meshlet does not apply these visibility settings: .*defaultServiceExportTo: \["\."\] \(write exportTo on each ServiceEntry and the networking\.istio\.io\/exportTo annotation on each Service\)$/);
     // Through createMesh, to the logger's warn.
     const said: string[] = [];
     const mesh = await createMesh({ service: 'a', config: [], meshConfig: 'defaultDestinationRuleExportTo: ["."]\n', logger: { warn: (m: string) => said.push(m) } });

@@ -54,8 +54,10 @@ describe("Istio's MeshConfig ConfigMap in a manifest", () => {
     const w = validateYaml(narrowed).issues.ofLevel('warning').map(String);
     assert.equal(w.length, 1);
     assert.match(w[0] ?? '', /already meshlet's defaults: outboundTrafficPolicy\.mode: ALLOW_ANY, defaultVirtualServiceExportTo: \["\*"\], rootNamespace/);
-    assert.match(w[0] ?? '', /meshlet does not apply these exportTo defaults: a resource without exportTo is visible in every namespace, where istiod would narrow it: defaultServiceExportTo: \["\."\] \(write exportTo on each ServiceEntry and the networking\.istio\.io\/exportTo annotation on each Service\); defaultDestinationRuleExportTo: \["\.","istio-system"\] \(write exportTo on each DestinationRule\)/);
+    assert.match(w[0] ?? '', /meshlet does not apply these visibility settings: a resource without exportTo is visible in every namespace, where istiod would narrow it: defaultServiceExportTo: \["\."\] \(write exportTo on each ServiceEntry and the networking\.istio\.io\/exportTo annotation on each Service\); defaultDestinationRuleExportTo: \["\.","istio-system"\] \(write exportTo on each DestinationRule\)/);
     assert.doesNotMatch(w[0] ?? '', /no meshlet option/);
+    const sev = validateYaml(cm.replace('    rootNamespace', '    serviceEntryVisibility:\n      applyToSidecars: true\n      rules: [{namespaceSelector: {matchLabels: {team: a}}, visibility: NAMESPACE}]\n    rootNamespace')).issues.ofLevel('warning').map(String);
+    assert.match(sev[0] ?? '', /meshlet does not apply these visibility settings: .*serviceEntryVisibility: .* \(write exportTo on each ServiceEntry of the namespaces it narrows\)/);
     // Istio's default, written out: an info as before.
     assert.deepEqual(validateYaml(cm.replace('    rootNamespace', '    defaultServiceExportTo: ["*"]\n    rootNamespace')).issues.ofLevel('warning').map(String), []);
   });

@@ -49,11 +49,14 @@ export const UNAPPLIED_EXPORT_DEFAULTS: ReadonlyMap<string, string> = new Map([
   ['defaultServiceExportTo', 'exportTo on each ServiceEntry and the networking.istio.io/exportTo annotation on each Service'],
   ['defaultVirtualServiceExportTo', 'exportTo on each VirtualService'],
   ['defaultDestinationRuleExportTo', 'exportTo on each DestinationRule'],
+  // Caps ServiceEntries' exportTo by their namespace's labels when applyToSidecars is on (push_context.go serviceExportTo).
+  ['serviceEntryVisibility', 'exportTo on each ServiceEntry of the namespaces it narrows'],
 ]);
 
-/** Whether an exportTo default is Istio's own (`["*"]`, or unset: an empty list is unset in the proto). */
+/** Whether a setting of {@link UNAPPLIED_EXPORT_DEFAULTS} leaves visibility as Istio's default does: exportTo `["*"]` (or an empty list, unset in the proto); serviceEntryVisibility without `applyToSidecars`. */
 export function isPublicExportDefault(v: unknown): boolean {
-  return Array.isArray(v) && v.every((e) => e === '*');
+  if (Array.isArray(v)) return v.every((e) => e === '*');
+  return typeof v === 'object' && v !== null && (v as { applyToSidecars?: unknown }).applyToSidecars !== true;
 }
 
 /** The warning for exportTo defaults meshlet does not apply (`mesh` the MeshConfig), or undefined when all are Istio's default. */
@@ -64,7 +67,7 @@ export function unappliedExportDefaults(mesh: Record<string, unknown>): string |
     if (v !== undefined && v !== null && !isPublicExportDefault(v)) set.push(`${path}: ${show(v)} (write ${instead})`);
   }
   if (set.length === 0) return undefined;
-  return `meshlet does not apply these exportTo defaults: a resource without exportTo is visible in every namespace, where istiod would narrow it: ${set.join('; ')}`;
+  return `meshlet does not apply these visibility settings: a resource without exportTo is visible in every namespace, where istiod would narrow it: ${set.join('; ')}`;
 }
 
 /** Objects whose fields are listed one by one (the others are named as a whole). */
