@@ -40,7 +40,9 @@ import { applyMeshConfig } from './mesh-config-option.ts';
  */
 export async function createMesh(options: MeshOptions): Promise<Mesh> {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('createMesh: options are required ({ service, config })');
-  const o = applyMeshConfig(options, (m) => (options.logger ?? DEFAULT_LOGGER).info?.(m));
+  // A logger without warn is refused below, after the MeshConfig's settings are read.
+  const log = typeof options.logger?.warn === 'function' ? options.logger : DEFAULT_LOGGER;
+  const o = applyMeshConfig(options, (m) => log.info?.(m), (m) => log.warn(m));
   if (typeof o.service !== 'string' || o.service === '') throw new InvalidArgumentError('createMesh: `service` must be a non-empty string (this workload\'s service name)');
   if (o.config !== undefined && o.controlPlane !== undefined) throw new InvalidArgumentError('createMesh: `config` and `controlPlane` are mutually exclusive (embedded mode or control-plane mode)');
   if (o.config === undefined && o.controlPlane === undefined) {

@@ -17,7 +17,7 @@ export { convertProtocol } from './config/protocol.ts';
 export type { IstioProtocol } from './config/protocol.ts';
 export { augmentLabels } from './config/topology.ts';
 export { DestinationRuleIndex, effectivePolicy, findDestinationRule } from './config/destination-policy.ts';
-export type { ClientWorkload, MergedDestinationRule } from './config/destination-policy.ts';
+export type { ClientWorkload, DestinationRuleIndexOptions, MergedDestinationRule } from './config/destination-policy.ts';
 export { RouteTable, matchRoute, pickTarget, MAX_DRAW } from './routing/route-table.ts';
 export { RequestMatcher } from './routing/request-matcher.ts';
 export type { MatchScratch } from './routing/request-matcher.ts';

@@ -11,7 +11,7 @@
 import { parse } from 'yaml';
 import { InvalidArgumentError } from './core/errors.ts';
 import type { MeshConfigInput, MeshOptions } from './mesh-options.ts';
-import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt } from './config/validate/mesh-config-notice.ts';
+import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt, UNAPPLIED_EXPORT_DEFAULTS, unappliedExportDefaults } from './config/validate/mesh-config-notice.ts';
 import { PATH_NORMALIZATIONS } from './inbound/path.ts';
 
 
@@ -72,9 +72,10 @@ function defined<T extends object>(o: T | undefined): Partial<T> {
 /**
  * `o` with the settings of `o.meshConfig` filled in where `o` leaves them unset (explicit options
  * win, field by field in `telemetry.accessLog` and `telemetry.tracing`); `o` itself when there is
- * no `meshConfig`. `info` hears the settings meshlet does not apply.
+ * no `meshConfig`. `info` hears the settings meshlet does not apply; `warn` those among them that
+ * would narrow what a workload sees (exportTo defaults other than Istio's `*`).
  */
-export function applyMeshConfig(o: MeshOptions, info: (message: string) => void): MeshOptions {
+export function applyMeshConfig(o: MeshOptions, info: (message: string) => void, warn: (message: string) => void = info): MeshOptions {
   if (o.meshConfig === undefined) return o;
   const m = meshConfigOf(o.meshConfig);
   const top: Record<string, unknown> = {};
@@ -129,9 +130,11 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void)
         tracing.samplingPercentage = v;
         break;
       default:
-        unused.push(path);
+        if (!UNAPPLIED_EXPORT_DEFAULTS.has(path)) unused.push(path);
     }
   }
+  const exportDefaults = unappliedExportDefaults(m);
+  if (exportDefaults !== undefined) warn(`createMesh: meshConfig: ${exportDefaults}`);
   if (unused.length > 0) info(`createMesh: meshConfig settings meshlet has no option for (not applied): ${unused.join(', ')}`);
   const t = o.telemetry;
   const telemetry =

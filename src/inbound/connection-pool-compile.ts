@@ -94,9 +94,8 @@ export class CompiledInboundPools {
   constructor(resources: readonly AnyResource[], workload: InboundPoolWorkload, rootNamespace: string = DEFAULT_ROOT_NAMESPACE, previous?: CompiledInboundPools) {
     this.#workload = workload;
     this.#services = inboundServices(resources, workload);
-    // For inbound traffic Istio uses the DestinationRule without a workloadSelector.
-    const rules = resources.filter((r) => !(r.kind === 'DestinationRule' && r.spec.workloadSelector !== undefined));
-    this.#rules = new DestinationRuleIndex(rules, { namespace: workload.namespace, labels: workload.labels }, rootNamespace);
+    // For inbound traffic Istio uses the DestinationRule without a workloadSelector (`SidecarScope.DestinationRule`, TrafficDirectionInbound).
+    this.#rules = new DestinationRuleIndex(resources, { namespace: workload.namespace, labels: workload.labels }, rootNamespace, { inbound: true });
     this.#sidecar = selectSidecar(resources, workload.namespace, workload.labels, rootNamespace);
     this.#shared = previous === undefined ? { latest: this, all: new Map() } : previous.#shared;
     this.#shared.latest = this;

@@ -204,17 +204,21 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
   let matchedDecision: RouteDecision | undefined;
   const policy = o.unknownHosts;
   const egressProxy = vhost === undefined ? policy.egressProxy?.route : undefined;
-  if (vhost === undefined && egressProxy === undefined) {
+  // Why no virtual host serves the call: the Sidecar leaves the host out, or it is not in the mesh (passthrough, registry-only or the egress proxy alike).
+  let unknown: { scope?: string; notInMesh?: string } = {};
+  if (vhost === undefined) {
     const colon = head.authority.lastIndexOf(':');
     const hasPort = colon > -1 && !head.authority.endsWith(']');
     const host = hasPort ? head.authority.slice(0, colon) : head.authority;
     const port = hasPort ? Number(head.authority.slice(colon + 1)) : head.scheme === 'https' ? 443 : 80;
     const scope = applied === undefined ? undefined : whyOutOfScope(applied.scope, snapshot.registry, host, port);
     const notInMesh = applied === undefined ? whyNotInMesh(snapshot.registry, snapshot.workload.namespace, host, port) : undefined;
+    unknown = { ...(scope === undefined ? {} : { scope }), ...(notInMesh === undefined ? {} : { notInMesh }) };
+  }
+  if (vhost === undefined && egressProxy === undefined) {
     e = {
       ...base,
-      ...(scope === undefined ? {} : { scope }),
-      ...(notInMesh === undefined ? {} : { notInMesh }),
+      ...unknown,
       outboundTrafficPolicy: `${policy.mode} (${policy.source === '' ? 'the mesh’s' : policy.source})`,
       outcome: policy.mode === 'REGISTRY_ONLY' ? 'registry-only' : 'passthrough',
       virtualHost: undefined,
@@ -240,6 +244,7 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
       const f = matched.fault;
       e = {
         ...sidecar,
+        ...unknown,
         ...via,
         outcome: matched.action === 'forward' ? 'routed' : matched.action,
         virtualHost: vhostName,

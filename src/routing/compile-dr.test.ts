@@ -193,6 +193,8 @@ describe('DestinationRule lookup: namespace precedence, selector, exportTo (§1.
     { name: 'a workloadSelector rule does not apply to other workloads', docs: [inDefault, selected], wl: { service: 'ratings', labels: { app: 'ratings' } }, present: ['from-default'] },
     { name: 'a workloadSelector rule does not apply to workloads in other namespaces', docs: [selected], wl: shopPp, present: [] },
     { name: 'a workloadSelector rule in the client namespace applies', docs: [inDefault, shopSelected], wl: shopPp, present: ['from-shop-selector'] },
+    { name: 'a workloadSelector rule takes the subsets of the namespace rule exported to "." (istiod merges them)', docs: [hidden, selected], wl: pp, present: ['from-selector', 'from-hidden'] },
+    { name: 'a workloadSelector rule selecting other workloads hides the root namespace rule from the rest', docs: [selected, inRoot], wl: { service: 'ratings', labels: { app: 'ratings' } }, present: [] },
     { name: 'exportTo "." hides a rule from other namespaces', docs: [hidden], wl: shopPp, present: [] },
     { name: 'exportTo "." keeps a rule visible in its own namespace', docs: [hidden], wl: pp, present: ['from-hidden'] },
   ];

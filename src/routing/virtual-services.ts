@@ -40,7 +40,8 @@ function exportClass(vs: Resource<'VirtualService'>, namespace: string): number 
 export function meshVirtualServices(resources: readonly AnyResource[], namespace: string): VsEntry[] {
   return [...mergeDelegates(resources).virtualServices]
     .filter((vs) => isVisible(vs.spec.exportTo, vs.metadata.namespace, namespace))
-    .filter((vs) => vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh') || (vs.spec.http ?? []).some((r) => (r.match ?? []).some((m) => m.gateways?.includes('mesh'))))
+    // istiod indexes a VirtualService by its top-level gateways only (`getGatewayNames`): a match block naming `mesh` in one bound to gateways alone reaches no sidecar.
+    .filter((vs) => vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh'))
     .sort((a, b) => exportClass(a, namespace) - exportClass(b, namespace) || byAge(a, b))
     .map((vs) => ({ vs, hosts: (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace)) }));
 }

@@ -31,6 +31,20 @@ describe('createMesh({ meshConfig })', () => {
     assert.deepEqual(said, ['createMesh: meshConfig settings meshlet has no option for (not applied): defaultConfig.discoveryAddress, defaultProviders.metrics, enablePrometheusMerge']);
   });
 
+  test('exportTo defaults other than "*" are warned about (not applied: meshlet would show workloads more than istiod does); "*" is said nothing of', async () => {
+    const infos: string[] = [];
+    const warnings: string[] = [];
+    applyMeshConfig({ service: 'a', config: [], meshConfig: 'defaultServiceExportTo: ["."]\ndefaultVirtualServiceExportTo: ["*"]\nenablePrometheusMerge: true\n' }, (m) => infos.push(m), (m) => warnings.push(m));
+    assert.deepEqual(infos, ['createMesh: meshConfig settings meshlet has no option for (not applied): enablePrometheusMerge']);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] ?? '', /^createMesh: meshConfig: meshlet does not apply these visibility settings: .*defaultServiceExportTo: \["\."\] \(write exportTo on each ServiceEntry and the networking\.istio\.io\/exportTo annotation on each Service\)$/);
+    // Through createMesh, to the logger's warn.
+    const said: string[] = [];
+    const mesh = await createMesh({ service: 'a', config: [], meshConfig: 'defaultDestinationRuleExportTo: ["."]\n', logger: { warn: (m: string) => said.push(m) } });
+    await mesh.close();
+    assert.ok(said.some((m) => /defaultDestinationRuleExportTo: \["\."\] \(write exportTo on each DestinationRule\)/.test(m)), said.join('\n'));
+  });
+
   test('data.mesh as text, or parsed; explicit options win field by field', () => {
     const text = 'trustDomain: a.org\npathNormalization:\n  normalization: MERGE_SLASHES\naccessLogFile: /dev/stdout\naccessLogEncoding: JSON\nenableTracing: false\ndefaultConfig:\n  proxyHeaders:\n    requestId:\n      disabled: true\n';
     const o = applyMeshConfig({ service: 'a', config: [], trustDomain: 'b.org', telemetry: { accessLog: { encoding: 'TEXT', file: undefined } }, meshConfig: text }, () => {});

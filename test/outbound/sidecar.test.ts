@@ -181,6 +181,12 @@ describe('Sidecar egress scoping through real upstreams', () => {
     assert.equal(e.outcome, 'routed');
     assert.equal(e.virtualHost, 'allow_any');
     assert.equal(e.targets[0]?.cluster, 'outbound|80||egress.istio-system.svc.cluster.local');
+    assert.match(e.notInMesh ?? e.scope ?? '', /api\.external\.example is not in the registry/);
+    // A service in the registry the Sidecar leaves out: explain says so, as it does for a call passed through or refused.
+    const left = m.explain({ url: 'http://ratings.other:9080/' });
+    assert.equal(left.virtualHost, 'allow_any');
+    assert.match(left.scope ?? '', /ratings\.other\.svc\.cluster\.local \(namespace other\) is not in the egress hosts of Sidecar default\/via-gateway/);
+    assert.match(String(left), /ratings\.other\.svc\.cluster\.local \(namespace other\) is not in the egress hosts/);
   });
 
   it('an egressProxy the Sidecar does not import: 503 NC, as Envoy with a route to a missing cluster', async () => {

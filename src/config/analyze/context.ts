@@ -127,12 +127,12 @@ export function destinationsOf(vs: Resource<'VirtualService'>): DestinationRef[]
 
 /**
  * True if the VirtualService applies to sidecars (what meshlet is): `gateways` empty or
- * containing `mesh`, or a match block naming the `mesh` gateway (as the route compiler decides).
+ * containing `mesh`, as istiod indexes it (`getGatewayNames`: a match block naming `mesh` in a
+ * VirtualService bound to gateways alone reaches no sidecar), as the route compiler decides.
  */
 export function appliesToMesh(vs: Resource<'VirtualService'>): boolean {
   const gw = vs.spec.gateways;
-  if (gw === undefined || gw.length === 0 || gw.includes('mesh')) return true;
-  return (vs.spec.http ?? []).some((r) => (r.match ?? []).some((m) => m.gateways?.includes('mesh') === true));
+  return gw === undefined || gw.length === 0 || gw.includes('mesh');
 }
 
 /** The namespaces a resource is visible to: `'all'`, or a set of names (empty for `~`). */

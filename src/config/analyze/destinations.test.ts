@@ -271,6 +271,38 @@ spec:
       expect: ['error spec.http[0].route[0].destination.subset: referenced subset "v2" of host reviews.default.svc.cluster.local is defined by DestinationRule default/reviews, which is not exported to namespace frontend'],
     },
     {
+      name: 'a subset of the service namespace rule, hidden by a workloadSelector rule of the VirtualService namespace',
+      yaml: [
+        SERVICES,
+        `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets: [{name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-lb, namespace: frontend}
+spec:
+  host: reviews.default.svc.cluster.local
+  workloadSelector: {matchLabels: {app: productpage}}
+  trafficPolicy: {loadBalancer: {simple: RANDOM}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: frontend}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http:
+  - route:
+    - destination: {host: reviews.default.svc.cluster.local, subset: v2}`,
+      ].join('\n---\n'),
+      expect: [
+        'error spec.http[0].route[0].destination.subset: referenced subset "v2" of host reviews.default.svc.cluster.local is defined by DestinationRule default/reviews, but DestinationRule frontend/reviews-lb (with a workloadSelector) in namespace frontend is where istiod stops looking for that host: the workloads it selects use it, which does not define the subset, and the others get no DestinationRule',
+      ],
+    },
+    {
       name: 'FQDN hosts and a wildcard DestinationRule defining the subset: clean',
       yaml: [
         SERVICES,

@@ -77,9 +77,14 @@ function checkSubset(vs: Resource<'VirtualService'>, ref: DestinationRef, host: 
   const applied = ctx.ruleIndexFor(ns).find(host, serviceNs, ns);
   if (applied?.subsets.has(subset) === true) return;
   const definedBy = defining.map((dr) => dr.ref).join(', ');
-  const why = applied === undefined
-    ? `is defined by ${definedBy}, which is not exported to namespace ${ns}`
-    : `is defined by ${definedBy}, but workloads in namespace ${ns} use ${applied.rules.map((r) => r.ref).join(', ')}, which does not define it`;
+  // istiod looks no further than the namespace's rules for the host, even when their workloadSelector leaves a workload out.
+  const selectors = applied === undefined ? ctx.rulesMatching(host).filter((dr) => dr.metadata.namespace === ns && dr.spec.workloadSelector !== undefined && !defining.includes(dr)) : [];
+  const why =
+    applied !== undefined
+      ? `is defined by ${definedBy}, but workloads in namespace ${ns} use ${applied.rules.map((r) => r.ref).join(', ')}, which does not define it`
+      : selectors.length > 0
+        ? `is defined by ${definedBy}, but ${selectors.map((dr) => dr.ref).join(', ')} (with a workloadSelector) in namespace ${ns} is where istiod stops looking for that host: the workloads it selects use it, which does not define the subset, and the others get no DestinationRule`
+        : `is defined by ${definedBy}, which is not exported to namespace ${ns}`;
   issues.at(vs, path, 'error', `referenced subset "${subset}" of host ${host} ${why}`, 'IST0101');
 }
 

@@ -29,6 +29,7 @@ const LEVELS: Readonly<Record<string, string>> = {
   IST0174: 'warning',
   IST0177: 'warning',
   MESHLET0102: 'warning',
+  MESHLET0104: 'warning',
 };
 
 // One config with one mistake per code, Bookinfo style.
@@ -162,6 +163,16 @@ spec:
   http:
   - route:
     - destination: {host: reviews, subset: v1}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-partial, namespace: frontend}
+spec:
+  hosts: [reviews.default]
+  exportTo: ["."]
+  http:
+  - route:
+    - destination: {host: reviews.default.svc.cluster.local, subset: v1}
 `;
 
 describe('analyze', () => {

@@ -3,7 +3,8 @@
  * resource at a time) cannot make, reported with Istio's analyzer codes where Istio has one
  * (`IST0101`, `IST0109`, `IST0110`, `IST0111`, `IST0112`, `IST0118`, `IST0128`, `IST0129`,
  * `IST0130`, `IST0131`, `IST0149`, `IST0150`, `IST0173`, `IST0174`, `IST0177`) and `MESHLET…` codes for meshlet's own
- * (`MESHLET0102`: a delegate that cannot be merged, which Istio only logs).
+ * (`MESHLET0102`: a delegate that cannot be merged, which Istio only logs; `MESHLET0104`: a VirtualService
+ * host written `<name>.<namespace>`, which Istio does not expand).
  *
  * @example
  * const issues = new IssueList();
@@ -28,6 +29,7 @@ import { matchOrderAnalyzer } from './match-order.ts';
 import { portNameAnalyzer } from './port-names.ts';
 import { serviceEntryProtocolAnalyzer } from './service-entry-protocols.ts';
 import { sidecarSelectorAnalyzer } from './sidecar-selectors.ts';
+import { virtualServiceHostAnalyzer } from './virtual-service-hosts.ts';
 
 export type { AnalysisContext, Analyzer } from './context.ts';
 export { isCatchAllMatch, isCatchAllRule } from './match-order.ts';
@@ -44,6 +46,7 @@ export const ANALYZERS: readonly Analyzer[] = Object.freeze([
   portNameAnalyzer,
   serviceEntryProtocolAnalyzer,
   sidecarSelectorAnalyzer,
+  virtualServiceHostAnalyzer,
 ]);
 
 /**

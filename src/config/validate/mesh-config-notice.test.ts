@@ -48,6 +48,20 @@ describe("Istio's MeshConfig ConfigMap in a manifest", () => {
     assert.match(notes[1] ?? '', /ConfigMap istio-system\/istio-canary is Istio's MeshConfig .*already meshlet's defaults: outboundTrafficPolicy\.mode: ALLOW_ANY, rootNamespace: istio-system, trustDomain: cluster\.local \(line 2\)$/);
   });
 
+  it('exportTo defaults other than "*" are a warning even alone: meshlet does not narrow visibility by them', () => {
+    const cm = ISTIO_CM.replace(/ {4}accessLogFile.*\n/, '').replace('REGISTRY_ONLY', 'ALLOW_ANY').replace(/ {4}defaultConfig:\n.*\n.*\n/, '').replace(/ {4}enablePrometheusMerge.*\n/, '');
+    const narrowed = cm.replace('    rootNamespace', '    defaultServiceExportTo: ["."]\n    defaultVirtualServiceExportTo: ["*"]\n    defaultDestinationRuleExportTo: [".", "istio-system"]\n    rootNamespace');
+    const w = validateYaml(narrowed).issues.ofLevel('warning').map(String);
+    assert.equal(w.length, 1);
+    assert.match(w[0] ?? '', /already meshlet's defaults: outboundTrafficPolicy\.mode: ALLOW_ANY, defaultVirtualServiceExportTo: \["\*"\], rootNamespace/);
+    assert.match(w[0] ?? '', /meshlet does not apply these visibility settings: a resource without exportTo is visible in every namespace, where istiod would narrow it: defaultServiceExportTo: \["\."\] \(write exportTo on each ServiceEntry and the networking\.istio\.io\/exportTo annotation on each Service\); defaultDestinationRuleExportTo: \["\.","istio-system"\] \(write exportTo on each DestinationRule\)/);
+    assert.doesNotMatch(w[0] ?? '', /no meshlet option/);
+    const sev = validateYaml(cm.replace('    rootNamespace', '    serviceEntryVisibility:\n      applyToSidecars: true\n      rules: [{namespaceSelector: {matchLabels: {team: a}}, visibility: NAMESPACE}]\n    rootNamespace')).issues.ofLevel('warning').map(String);
+    assert.match(sev[0] ?? '', /meshlet does not apply these visibility settings: .*serviceEntryVisibility: .* \(write exportTo on each ServiceEntry of the namespaces it narrows\)/);
+    // Istio's default, written out: an info as before.
+    assert.deepEqual(validateYaml(cm.replace('    rootNamespace', '    defaultServiceExportTo: ["*"]\n    rootNamespace')).issues.ofLevel('warning').map(String), []);
+  });
+
   it('other ConfigMaps (istio-ca-root-cert, one without data.mesh) get only the skipped-kind notice', () => {
     const { issues } = validateYaml('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio-ca-root-cert}\ndata: {root-cert.pem: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {mesh: "trustDomain: x"}\n');
     assert.deepEqual(issues.all.map(String), ['test.yaml: skipped 2 ConfigMap (v1): default/istio-ca-root-cert, default/app; meshlet does not use it (line 1)']);

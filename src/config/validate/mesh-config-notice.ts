@@ -39,6 +39,37 @@ const DEFAULTS: ReadonlyMap<string, unknown> = new Map<string, unknown>([
   ['enableTracing', true],
 ]);
 
+/**
+ * Settings meshlet does not apply that decide which resources a workload sees: a resource without
+ * `exportTo` is exported everywhere in meshlet, as under Istio's default. Set to anything else
+ * they narrow what istiod gives a workload, so leaving them out widens it: a warning, with what to
+ * write instead.
+ */
+export const UNAPPLIED_EXPORT_DEFAULTS: ReadonlyMap<string, string> = new Map([
+  ['defaultServiceExportTo', 'exportTo on each ServiceEntry and the networking.istio.io/exportTo annotation on each Service'],
+  ['defaultVirtualServiceExportTo', 'exportTo on each VirtualService'],
+  ['defaultDestinationRuleExportTo', 'exportTo on each DestinationRule'],
+  // Caps ServiceEntries' exportTo by their namespace's labels when applyToSidecars is on (push_context.go serviceExportTo).
+  ['serviceEntryVisibility', 'exportTo on each ServiceEntry of the namespaces it narrows'],
+]);
+
+/** Whether a setting of {@link UNAPPLIED_EXPORT_DEFAULTS} leaves visibility as Istio's default does: exportTo `["*"]` (or an empty list, unset in the proto); serviceEntryVisibility without `applyToSidecars`. */
+export function isPublicExportDefault(v: unknown): boolean {
+  if (Array.isArray(v)) return v.every((e) => e === '*');
+  return typeof v === 'object' && v !== null && (v as { applyToSidecars?: unknown }).applyToSidecars !== true;
+}
+
+/** The warning for exportTo defaults meshlet does not apply (`mesh` the MeshConfig), or undefined when all are Istio's default. */
+export function unappliedExportDefaults(mesh: Record<string, unknown>): string | undefined {
+  const set: string[] = [];
+  for (const [path, instead] of UNAPPLIED_EXPORT_DEFAULTS) {
+    const v = mesh[path];
+    if (v !== undefined && v !== null && !isPublicExportDefault(v)) set.push(`${path}: ${show(v)} (write ${instead})`);
+  }
+  if (set.length === 0) return undefined;
+  return `meshlet does not apply these visibility settings: a resource without exportTo is visible in every namespace, where istiod would narrow it: ${set.join('; ')}`;
+}
+
 /** Objects whose fields are listed one by one (the others are named as a whole). */
 const NESTED = new Set(['outboundTrafficPolicy', 'pathNormalization', 'defaultProviders', 'defaultConfig', 'defaultConfig.tracing']);
 
@@ -96,7 +127,9 @@ export function meshConfigNotice(raw: Record<string, unknown>, ref: string): { l
   for (const path of meshConfigSettings(m)) {
     const option = MESH_CONFIG_OPTIONS.get(path);
     const value = meshConfigValueAt(m, path);
-    if (option === undefined) unused.push(path);
+    if (UNAPPLIED_EXPORT_DEFAULTS.has(path)) {
+      if (value === null || isPublicExportDefault(value)) defaults.push(`${path}: ${show(value)}`);
+    } else if (option === undefined) unused.push(path);
     else if (DEFAULTS.has(path) && DEFAULTS.get(path) === value) defaults.push(`${path}: ${show(value)}`);
     else mapped.push(`${path}: ${show(value)} → ${option}`);
   }
@@ -104,5 +137,7 @@ export function meshConfigNotice(raw: Record<string, unknown>, ref: string): { l
   if (mapped.length > 0) parts.push(`give these settings as options (or this ConfigMap as createMesh({ meshConfig })), or they do not apply: ${mapped.join('; ')}`);
   if (defaults.length > 0) parts.push(`already meshlet's defaults: ${defaults.join(', ')}`);
   if (unused.length > 0) parts.push(`no meshlet option (not applied): ${unused.join(', ')}`);
-  return { level: mapped.length > 0 ? 'warning' : 'info', message: parts.join('; ') };
+  const exportDefaults = unappliedExportDefaults(m);
+  if (exportDefaults !== undefined) parts.push(exportDefaults);
+  return { level: mapped.length > 0 || exportDefaults !== undefined ? 'warning' : 'info', message: parts.join('; ') };
 }

@@ -35,6 +35,11 @@ describe('Sidecar validation: accepted', () => {
       warnings: [/^spec\.egress\[0\]\.hosts\[1\]: duplicated egress host "bar\/a\.com": .* namespace bar/, /^spec\.egress\[0\]\.hosts\[3\]: duplicated egress host "ns1\/b\.com"/],
     },
     {
+      name: 'the root namespace default\'s ["./*", "istio-system/*"]: Istio\'s warning, saying to keep both',
+      yaml: sc('egress: [{hosts: ["./*", "istio-system/*"]}]').replace(/namespace: \S+/, 'namespace: istio-system'),
+      warnings: [/Sidecar istio-system\/foo: spec\.egress\[0\]\.hosts\[1\]: duplicated egress host "istio-system\/\*": .* namespace istio-system \(Istio\); if this is the root namespace's Sidecar without a workloadSelector, keep both: for the workloads of other namespaces, whose default it is, "\." is their own namespace/],
+    },
+    {
       name: '"*/*" beside other hosts: Istio\'s warning',
       yaml: sc('egress: [{hosts: ["*/*", "test/a.com"]}]'),
       warnings: [/^spec\.egress\[0\]\.hosts: "\*\/\*" selects every host of every namespace/],

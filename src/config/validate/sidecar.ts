@@ -111,15 +111,21 @@ export function checkEgressHost(host: string): string | undefined {
 /** Istio's duplicate-host warnings among one listener's hosts (excluded, `~`, entries are left out). */
 function warnDuplicateHosts(hosts: readonly string[], path: FieldPath, ctx: Ctx): void {
   const byNamespace = new Map<string, Set<string>>();
+  // Whether a namespace's entries came both as "." and by name: in the root namespace's default Sidecar "." is each workload's own namespace.
+  const dot = new Set<string>();
+  const named = new Set<string>();
   hosts.forEach((h, i) => {
     const slash = h.indexOf('/');
     if (slash === -1 || h.startsWith('~')) return;
-    const ns = h.slice(0, slash) === '.' ? ctx.namespace : h.slice(0, slash);
+    const isDot = h.slice(0, slash) === '.';
+    const ns = isDot ? ctx.namespace : h.slice(0, slash);
+    (isDot ? dot : named).add(ns);
     const dns = h.slice(slash + 1);
     const seen = byNamespace.get(ns) ?? new Set<string>();
     byNamespace.set(ns, seen);
     const duplicate = dns === '*' ? seen.size > 0 : seen.has(dns) || seen.has('*');
-    if (duplicate) warn(ctx, [...path, i], `duplicated egress host "${h}": another host of this listener already covers it in namespace ${ns} (Istio)`);
+    const root = dot.has(ns) && named.has(ns) ? `; if this is the root namespace's Sidecar without a workloadSelector, keep both: for the workloads of other namespaces, whose default it is, "." is their own namespace` : '';
+    if (duplicate) warn(ctx, [...path, i], `duplicated egress host "${h}": another host of this listener already covers it in namespace ${ns} (Istio)${root}`);
     seen.add(dns);
   });
   if (byNamespace.get('*')?.has('*') === true && byNamespace.size > 1) {

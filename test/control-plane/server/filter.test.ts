@@ -5,6 +5,8 @@ import { parseText } from '../../../src/config/load.ts';
 import { IssueList } from '../../../src/config/issues.ts';
 import { isRelevant, PayloadCache, relevantResources } from '../../../src/control-plane-server/filter.ts';
 import { contentVersion } from '../../../src/routing/compile.ts';
+import { DestinationRuleIndex } from '../../../src/config/destination-policy.ts';
+import type { AnyResource } from '../../../src/config/resource.ts';
 import { api, startTestServer, type TestServer, watch } from './helpers.ts';
 
 const YAML = `apiVersion: networking.istio.io/v1
@@ -242,4 +244,40 @@ spec: {workloadSelector: {labels: {app: gw}}, egress: [{hosts: ["*/*"]}]}
       [],
     );
   });
+});
+
+describe('the DestinationRules a workload receives decide as the whole config does', () => {
+  // Rules that shadow, merge and apply by selector, exportTo and namespace (destination-policy.test.ts has why).
+  const RULES = [
+    ['sel-pp', 'frontend', 'host: reviews.backend.svc.cluster.local\nworkloadSelector: {matchLabels: {app: productpage}}\ntrafficPolicy: {loadBalancer: {simple: RANDOM}}'],
+    ['dot', 'frontend', 'host: reviews.backend.svc.cluster.local\nexportTo: ["."]\nsubsets: [{name: dot}]'],
+    ['others', 'ops', 'host: reviews.backend.svc.cluster.local\nworkloadSelector: {matchLabels: {app: ratings}}\nsubsets: [{name: sel}]'],
+    ['exact', 'backend', 'host: reviews.backend.svc.cluster.local\nexportTo: [team-a]\nsubsets: [{name: exact}]'],
+    ['wild', 'backend', 'host: "*.backend.svc.cluster.local"\nsubsets: [{name: wild}]'],
+    ['wide', 'backend', 'host: reviews.backend.svc.cluster.local\nexportTo: [team-a, shop]\nsubsets: [{name: wide}]'],
+    ['mesh-wide', 'istio-system', 'host: "*.local"\nsubsets: [{name: root}]'],
+    ['root-local', 'istio-system', 'host: "*.local"\nexportTo: ["."]\nsubsets: [{name: root-local}]'],
+  ].map(([name, ns, spec]) => `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ${name}, namespace: ${ns}}\nspec:\n  ${(spec as string).replace(/\n/g, '\n  ')}`);
+  const issues = new IssueList();
+  const resources = checkDocuments(parseText(RULES.join('\n---\n'), 'rules.yaml', issues), { analysis: 'off' }, issues).resources;
+  const clients: [string, Record<string, string>][] = [
+    ['frontend', { app: 'productpage' }],
+    ['frontend', { app: 'details' }],
+    ['ops', { app: 'productpage' }],
+    ['ops', { app: 'ratings' }],
+    ['team-a', {}],
+    ['shop', {}],
+    ['backend', {}],
+    ['istio-system', {}],
+  ];
+  for (const [namespace, labels] of clients) {
+    it(`a workload of ${namespace} ${JSON.stringify(labels)}`, () => {
+      const applied = (rs: readonly AnyResource[]) => {
+        const r = new DestinationRuleIndex(rs, { namespace, labels }).find('reviews.backend.svc.cluster.local', 'backend', namespace);
+        return r === undefined ? undefined : { rules: r.rules.map((x) => x.ref), subsets: [...r.subsets.keys()] };
+      };
+      assert.deepEqual(issues.ofLevel('error').map(String), []);
+      assert.deepEqual(applied(relevantResources(resources, { namespace, labels })), applied(resources));
+    });
+  }
 });
