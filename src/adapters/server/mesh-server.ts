@@ -69,6 +69,11 @@ export class MeshHttpServer extends Server {
   /** Connections an upgrade (WebSocket) or a CONNECT took out of node:http's hands: closeAllConnections() ends them too. */
   readonly #upgraded = new Set<Duplex>();
 
+  /** Requests whose answer has not ended: told `Connection: close` when a drain starts before their headers went out. */
+  readonly #answering = new Set<ServerResponse>();
+  /** Set by close(): every HTTP/1 answer from then on says `Connection: close`. */
+  #draining = false;
+
   /** Whether this server judges its requests itself (mesh.createServer), or leaves it to the app (Fastify's plugin, through its reply). */
   #judge: boolean;
 
@@ -140,6 +145,7 @@ export class MeshHttpServer extends Server {
       const [req, res] = args as [IncomingMessage, ServerResponse];
       if (this.#refusedPlaintext(req)) return true;
       this.#drainIfRefused(req, res);
+      this.#answer(res);
       if (!this.#judge) return super.emit(event, req, res);
       try {
         serveNode(this.#guard, req, res, () => super.emit(event, req, res));
@@ -158,6 +164,7 @@ export class MeshHttpServer extends Server {
       const res = args[1] as ServerResponse;
       // Judged before the app decides on the 100 Continue: a refused request gets its answer instead.
       this.#drainIfRefused(req, res);
+      this.#answer(res);
       serveNode(this.#guard, req, res, () => super.emit(event as string, req, res));
       return true;
     }
@@ -210,8 +217,32 @@ export class MeshHttpServer extends Server {
     if ((mode === 'STRICT' && !tls) || (mode === 'DISABLE' && tls)) res.setHeader('connection', 'close');
   }
 
-  /** Stops accepting; connections that have not sent a request yet (first bytes, handshake) are closed at once. */
+  /**
+   * Tracks `res` until it ends; during a drain it says `Connection: close`, as Envoy's HTTP
+   * connection manager answers HTTP/1 requests while its listener drains
+   * (source/common/http/conn_manager_impl.cc, encodeHeaders: "If the connection manager is
+   * draining send Connection: Close on HTTP/1.1 connections"): the caller opens a new
+   * connection for its next request instead of sending it on one this server is closing.
+   */
+  #answer(res: ServerResponse): void {
+    if (this.#draining) {
+      closeAfter(res);
+      return;
+    }
+    this.#answering.add(res);
+    // 'close' comes once the answer ended or its connection went away.
+    res.once('close', () => this.#answering.delete(res));
+  }
+
+  /**
+   * Stops accepting; connections that have not sent a request yet (first bytes, handshake) are
+   * closed at once; answers not started yet, and requests still to come on open HTTP/1
+   * connections, say `Connection: close`.
+   */
   override close(callback?: (err?: Error) => void): this {
+    this.#draining = true;
+    for (const res of this.#answering) closeAfter(res);
+    this.#answering.clear();
     this.#dropPending();
     // HTTP/2 callers get a GOAWAY: streams in flight finish, no new ones.
     this.#h2.close();
@@ -236,6 +267,11 @@ export class MeshHttpServer extends Server {
     for (const s of this.#sniffing) s.destroy();
     this.#sniffing.clear();
   }
+}
+
+/** An answer whose headers have not gone out yet says `Connection: close` (node:http then closes the connection after it). */
+function closeAfter(res: ServerResponse): void {
+  if (!res.headersSent) res.setHeader('connection', 'close');
 }
 
 /** Throws `err` from a fresh stack (the next tick), where it reaches `'uncaughtException'` as a listener's throw does on a plain server. */
