@@ -4,13 +4,17 @@
  * (source/common/http/conn_manager_impl.cc, encodeHeaders), so a keep-alive caller opens a new
  * connection for its next request instead of sending it on one the server is about to close
  * (where it would be reset after it was sent, with no way to know whether it was processed).
+ * With registrations, the drain starts before `drainMs`, while the servers still accept.
  */
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
+import { connect as connectH2 } from 'node:http2';
 import { connect, type Socket } from 'node:net';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
+import { ManualClock } from '../../src/core/clock.ts';
 import { createMesh } from '../../src/index.ts';
+import { quietLogger, startTestControlPlane, type TestControlPlane } from '../control-plane/client-helpers.ts';
 import { listen } from '../helpers/frameworks.ts';
 
 /** A raw keep-alive HTTP/1.1 connection: what it received, and whether the server ended it. */
@@ -66,5 +70,60 @@ describe('mesh.close(): HTTP/1 answers during the drain say Connection: close', 
     await closing;
     await fastify.close();
     assert.match(c.received(), /^HTTP\/1\.1 200 OK\r\n(?:[^\r\n]*\r\n)*connection: close\r\n[\s\S]*\r\n\r\nslow$/i, c.received());
+  });
+});
+
+describe('mesh.close() with registrations: the servers drain while they still accept, during drainMs', () => {
+  let t: TestControlPlane;
+  before(async () => {
+    t = await startTestControlPlane({});
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  it('after deregistering, new and kept-alive connections are still served, with Connection: close (HTTP/2: GOAWAY), as an Envoy listener in its graceful drain', async () => {
+    // The mesh's clock holds drainMs for as long as the test looks.
+    const clock = new ManualClock();
+    const token = await t.cp.mintToken({ service: 'reviews', namespace: 'default' });
+    const mesh = await createMesh({ service: 'reviews', controlPlane: t.cp.url, token, identity: 'none', drainMs: 1000, clock, logger: quietLogger });
+    const server = mesh.createServer((_req, res) => res.end('ok'));
+    const port = await listen(server);
+    await mesh.register({ ports: { http: port }, address: '127.0.0.1' });
+    const kept = await keepAliveConnection(port);
+    kept.socket.write('GET /a HTTP/1.1\r\nHost: reviews\r\n\r\n');
+    await until(() => kept.received().endsWith('ok'));
+    assert.match(kept.received(), /\r\nconnection: keep-alive\r\n/i);
+    const closing = mesh.close();
+    await until(() => t.cp.status().registered === 0);
+    // Deregistered; other meshes are learning it: this one still serves, and tells its callers to go.
+    const answered = kept.received().length;
+    kept.socket.write('GET /b HTTP/1.1\r\nHost: reviews\r\n\r\n');
+    await until(() => kept.received().slice(answered).endsWith('ok'));
+    assert.match(kept.received().slice(answered), /^HTTP\/1\.1 200 OK\r\n(?:[^\r\n]*\r\n)*connection: close\r\n/i, kept.received());
+    await kept.ended;
+    const fresh = await keepAliveConnection(port);
+    fresh.socket.write('GET /c HTTP/1.1\r\nHost: reviews\r\n\r\n');
+    await until(() => fresh.received().endsWith('ok'));
+    assert.match(fresh.received(), /^HTTP\/1\.1 200 OK\r\n(?:[^\r\n]*\r\n)*connection: close\r\n/i, fresh.received());
+    // An HTTP/2 caller that connects now gets its answer, and a GOAWAY.
+    const h2 = connectH2(`http://127.0.0.1:${port}`);
+    const goaway = new Promise<void>((r) => h2.once('goaway', () => r()));
+    const stream = h2.request({ ':path': '/d' });
+    stream.setEncoding('utf8');
+    let h2Body = '';
+    stream.on('data', (c: string) => (h2Body += c));
+    await new Promise((r) => stream.once('end', r));
+    await goaway;
+    assert.equal(h2Body, 'ok');
+    h2.close();
+    // drainMs passes on the mesh's clock (its timer is set once the deregistration was answered).
+    let closed = false;
+    void closing.then(() => (closed = true));
+    await until(() => {
+      clock.advance(1000);
+      return closed;
+    });
+    assert.equal(server.listening, false);
   });
 });

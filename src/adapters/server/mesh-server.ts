@@ -240,13 +240,22 @@ export class MeshHttpServer extends Server {
    * connections, say `Connection: close`.
    */
   override close(callback?: (err?: Error) => void): this {
+    this.startDrain();
+    this.#dropPending();
+    return super.close(callback);
+  }
+
+  /**
+   * Discourages the connections open now and to come while the server still accepts, as an
+   * Envoy listener does during its graceful drain (`drain_listeners?graceful`, which
+   * istio-agent asks for on SIGTERM): HTTP/1 answers say `Connection: close`, HTTP/2 callers
+   * get a GOAWAY (their streams in flight finish). close() starts it too.
+   */
+  startDrain(): void {
     this.#draining = true;
     for (const res of this.#answering) closeAfter(res);
     this.#answering.clear();
-    this.#dropPending();
-    // HTTP/2 callers get a GOAWAY: streams in flight finish, no new ones.
     this.#h2.close();
-    return super.close(callback);
   }
 
   override closeAllConnections(): void {
