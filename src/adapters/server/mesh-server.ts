@@ -44,6 +44,7 @@ import type { TLSSocket } from 'node:tls';
 import type { InboundGuard } from '../../inbound/guard.ts';
 import { awaitFirstBytes } from './first-bytes.ts';
 import { Http2Bridge, isHttp2Preface } from './h2-bridge.ts';
+import { Http1Connections } from './idle-connections.ts';
 import { PeerAuthAcceptor } from './peer-acceptor.ts';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
 import { markAccepted, peerOfSocket, rememberPeer } from './peer.ts';
@@ -71,6 +72,8 @@ export class MeshHttpServer extends Server {
 
   /** Requests whose answer has not ended: told `Connection: close` when a drain starts before their headers went out. */
   readonly #answering = new Set<ServerResponse>();
+  /** The HTTP/1 connections node:http serves, busy or idle since when: a drain closes them once idle for a moment. */
+  readonly #http1 = new Http1Connections();
   /** Set by close(): every HTTP/1 answer from then on says `Connection: close`. */
   #draining = false;
 
@@ -107,6 +110,7 @@ export class MeshHttpServer extends Server {
       if (this.#probesOnly.has(real)) this.#probesOnly.add(socket);
       rememberPeer(socket, peerOfSocket(real));
       markAccepted(socket);
+      this.#http1.add(socket);
       this.#http.call(this, socket);
     });
     this.#acceptor = new PeerAuthAcceptor(mtls, SERVER_ALPN, {
@@ -171,6 +175,7 @@ export class MeshHttpServer extends Server {
     const [, socket, head] = args as [IncomingMessage, Duplex, Buffer];
     // node:http no longer counts it as its connection, yet close() waits for it: ended with the rest after a drain.
     this.#upgraded.add(socket);
+    this.#http1.forget(req.socket);
     socket.once('close', () => this.#upgraded.delete(socket));
     serveUpgrade(this.#guard, req, socket, () => super.emit(event as string, req, socket, head));
     return true;
@@ -188,7 +193,10 @@ export class MeshHttpServer extends Server {
   #serve(socket: Socket, first: Buffer | undefined): void {
     if (first !== undefined) {
       if (isHttp2Preface(first)) this.#h2.accept(socket);
-      else this.#http.call(this, socket);
+      else {
+        this.#http1.add(socket);
+        this.#http.call(this, socket);
+      }
       return;
     }
     this.#sniffing.add(socket);
@@ -225,13 +233,14 @@ export class MeshHttpServer extends Server {
    * connection for its next request instead of sending it on one this server is closing.
    */
   #answer(res: ServerResponse): void {
-    if (this.#draining) {
-      closeAfter(res);
-      return;
-    }
-    this.#answering.add(res);
+    const done = this.#http1.begin(res.req.socket);
+    if (this.#draining) closeAfter(res);
+    else this.#answering.add(res);
     // 'close' comes once the answer ended or its connection went away.
-    res.once('close', () => this.#answering.delete(res));
+    res.once('close', () => {
+      this.#answering.delete(res);
+      done();
+    });
   }
 
   /**
@@ -266,9 +275,11 @@ export class MeshHttpServer extends Server {
     super.closeAllConnections();
   }
 
+  /** During a drain, HTTP/1 connections are closed once idle for a moment (idle-connections.ts); otherwise as node:http does. */
   override closeIdleConnections(): void {
     this.#h2.closeIdle();
-    super.closeIdleConnections();
+    if (this.#draining) this.#http1.closeIdle();
+    else super.closeIdleConnections();
   }
 
   #dropPending(): void {
