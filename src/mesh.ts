@@ -368,8 +368,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /**
-   * Deregisters (then waits `drainMs` if there were registrations), stops watching files or the
-   * control plane, drains the servers the mesh made (requests in flight finish, for at most
+   * Tells the callers of the servers the mesh made to go (HTTP/1: `Connection: close`, HTTP/2:
+   * GOAWAY), deregisters (then waits `drainMs`, still accepting, if there were registrations),
+   * stops watching files or the control plane, drains the servers the mesh made (requests in flight finish, for at most
    * `closeTimeoutMs`; their outbound calls still go out, as a sidecar keeps its outbound side up
    * while the app drains), then refuses new outbound calls (HTTP: `MESHLET_ERR_INVALID_ARG`, gRPC:
    * UNAVAILABLE) and closes every connection pool; outbound calls in flight finish first, for at
@@ -378,6 +379,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   close(): Promise<void> {
     const grace = this.#o.closeTimeoutMs ?? 5000;
     this.#closed ??= closeInOrder([
+      () => void this.#servers.startDrain(),
       () => this.#source?.close(),
       () => this.#identitySource?.close(),
       () => this.#files.close(),

@@ -50,6 +50,8 @@ export class Http2Bridge {
   readonly #sessions = new Set<ServerHttp2Session>();
   /** The connection being handed to the inner server (its session is made in that call). */
   #connecting: Socket | undefined;
+  /** Set by close(): sessions are told GOAWAY. */
+  #draining = false;
 
   constructor(handOver: HandOver) {
     this.#handOver = handOver;
@@ -76,8 +78,12 @@ export class Http2Bridge {
     }
   }
 
-  /** Stops taking new streams: each session ends once its streams are done (GOAWAY). */
+  /**
+   * Stops taking new streams: each session ends once its streams are done (GOAWAY). A session
+   * that comes later (the server still accepts during a drain) gets its GOAWAY with its first stream.
+   */
   close(): void {
+    this.#draining = true;
     for (const s of this.#sessions) s.close();
   }
 
@@ -123,6 +129,7 @@ export class Http2Bridge {
     // A stream the caller resets fails with an 'error' event: the answer is dropped, nothing else.
     stream.on('error', () => undefined);
     session.meshletStreams = (session.meshletStreams ?? 0) + 1;
+    if (this.#draining) session.close();
     stream.once('close', () => {
       session.meshletStreams = (session.meshletStreams ?? 1) - 1;
     });

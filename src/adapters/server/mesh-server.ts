@@ -44,6 +44,7 @@ import type { TLSSocket } from 'node:tls';
 import type { InboundGuard } from '../../inbound/guard.ts';
 import { awaitFirstBytes } from './first-bytes.ts';
 import { Http2Bridge, isHttp2Preface } from './h2-bridge.ts';
+import { Http1Connections } from './idle-connections.ts';
 import { PeerAuthAcceptor } from './peer-acceptor.ts';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
 import { markAccepted, peerOfSocket, rememberPeer } from './peer.ts';
@@ -69,6 +70,13 @@ export class MeshHttpServer extends Server {
   readonly #sniffing = new Set<Socket>();
   /** Connections an upgrade (WebSocket) or a CONNECT took out of node:http's hands: closeAllConnections() ends them too. */
   readonly #upgraded = new Set<Duplex>();
+
+  /** Requests whose answer has not ended: told `Connection: close` when a drain starts before their headers went out. */
+  readonly #answering = new Set<ServerResponse>();
+  /** The HTTP/1 connections node:http serves, busy or idle since when: a drain closes them once idle for a moment. */
+  readonly #http1 = new Http1Connections();
+  /** Set by close(): every HTTP/1 answer from then on says `Connection: close`. */
+  #draining = false;
 
   /** Whether this server judges its requests itself (mesh.createServer), or leaves it to the app (Fastify's plugin, through its reply). */
   #judge: boolean;
@@ -103,6 +111,7 @@ export class MeshHttpServer extends Server {
       if (this.#probesOnly.has(real)) this.#probesOnly.add(socket);
       rememberPeer(socket, peerOfSocket(real));
       markAccepted(socket);
+      this.#http1.add(socket);
       this.#http.call(this, socket);
     });
     this.#acceptor = new PeerAuthAcceptor(mtls, SERVER_ALPN, {
@@ -141,6 +150,7 @@ export class MeshHttpServer extends Server {
       const [req, res] = args as [IncomingMessage, ServerResponse];
       if (this.#refusedPlaintext(req)) return true;
       this.#drainIfRefused(req, res);
+      this.#answer(res);
       if (!this.#judge) return super.emit(event, req, res);
       try {
         serveNode(this.#guard, req, res, () => super.emit(event, req, res));
@@ -159,12 +169,14 @@ export class MeshHttpServer extends Server {
       const res = args[1] as ServerResponse;
       // Judged before the app decides on the 100 Continue: a refused request gets its answer instead.
       this.#drainIfRefused(req, res);
+      this.#answer(res);
       serveNode(this.#guard, req, res, () => super.emit(event as string, req, res));
       return true;
     }
     const [, socket, head] = args as [IncomingMessage, Duplex, Buffer];
     // node:http no longer counts it as its connection, yet close() waits for it: ended with the rest after a drain.
     this.#upgraded.add(socket);
+    this.#http1.forget(req.socket);
     socket.once('close', () => this.#upgraded.delete(socket));
     serveUpgrade(this.#guard, req, socket, () => super.emit(event as string, req, socket, head));
     return true;
@@ -182,7 +194,10 @@ export class MeshHttpServer extends Server {
   #serve(socket: Socket, first: Buffer | undefined): void {
     if (first !== undefined) {
       if (isHttp2Preface(first)) this.#h2.accept(socket);
-      else this.#http.call(this, socket);
+      else {
+        this.#http1.add(socket);
+        this.#http.call(this, socket);
+      }
       return;
     }
     this.#sniffing.add(socket);
@@ -211,12 +226,46 @@ export class MeshHttpServer extends Server {
     if ((mode === 'STRICT' && !tls) || (mode === 'DISABLE' && tls)) res.setHeader('connection', 'close');
   }
 
-  /** Stops accepting; connections that have not sent a request yet (first bytes, handshake) are closed at once. */
+  /**
+   * Tracks `res` until it ends; during a drain it says `Connection: close`, as Envoy's HTTP
+   * connection manager answers HTTP/1 requests while its listener drains
+   * (source/common/http/conn_manager_impl.cc, encodeHeaders: "If the connection manager is
+   * draining send Connection: Close on HTTP/1.1 connections"): the caller opens a new
+   * connection for its next request instead of sending it on one this server is closing.
+   */
+  #answer(res: ServerResponse): void {
+    const done = this.#http1.begin(res.req.socket);
+    if (this.#draining) closeAfter(res);
+    else this.#answering.add(res);
+    // 'close' comes once the answer ended or its connection went away.
+    res.once('close', () => {
+      this.#answering.delete(res);
+      done();
+    });
+  }
+
+  /**
+   * Stops accepting; connections that have not sent a request yet (first bytes, handshake) are
+   * closed at once; answers not started yet, and requests still to come on open HTTP/1
+   * connections, say `Connection: close`.
+   */
   override close(callback?: (err?: Error) => void): this {
+    this.startDrain();
     this.#dropPending();
-    // HTTP/2 callers get a GOAWAY: streams in flight finish, no new ones.
-    this.#h2.close();
     return super.close(callback);
+  }
+
+  /**
+   * Discourages the connections open now and to come while the server still accepts, as an
+   * Envoy listener does during its graceful drain (`drain_listeners?graceful`, which
+   * istio-agent asks for on SIGTERM): HTTP/1 answers say `Connection: close`, HTTP/2 callers
+   * get a GOAWAY (their streams in flight finish). close() starts it too.
+   */
+  startDrain(): void {
+    this.#draining = true;
+    for (const res of this.#answering) closeAfter(res);
+    this.#answering.clear();
+    this.#h2.close();
   }
 
   override closeAllConnections(): void {
@@ -228,9 +277,11 @@ export class MeshHttpServer extends Server {
     super.closeAllConnections();
   }
 
+  /** During a drain, HTTP/1 connections are closed once idle for a moment (idle-connections.ts); otherwise as node:http does. */
   override closeIdleConnections(): void {
     this.#h2.closeIdle();
-    super.closeIdleConnections();
+    if (this.#draining) this.#http1.closeIdle();
+    else super.closeIdleConnections();
   }
 
   #dropPending(): void {
@@ -238,6 +289,11 @@ export class MeshHttpServer extends Server {
     for (const s of this.#sniffing) s.destroy();
     this.#sniffing.clear();
   }
+}
+
+/** An answer whose headers have not gone out yet says `Connection: close` (node:http then closes the connection after it). */
+function closeAfter(res: ServerResponse): void {
+  if (!res.headersSent) res.setHeader('connection', 'close');
 }
 
 /** Throws `err` from a fresh stack (the next tick), where it reaches `'uncaughtException'` as a listener's throw does on a plain server. */

@@ -207,10 +207,20 @@ export class MeshServers {
   }
 
   /**
+   * Starts draining the servers the mesh created while they still accept (see
+   * {@link MeshHttpServer.startDrain}): `mesh.close()` calls it before it deregisters and waits
+   * `drainMs`, so callers move their connections away while they learn the instance is gone.
+   */
+  startDrain(): void {
+    for (const s of this.#servers) if (s instanceof MeshHttpServer) s.startDrain();
+  }
+
+  /**
    * Stops accepting on the servers the mesh created, lets requests in flight finish for
    * `closeTimeoutMs`, then closes what is left.
    */
   async close(): Promise<void> {
+    this.startDrain();
     await this.#drain();
     this.#mtls.close();
     await this.#policies.close();
