@@ -18,6 +18,9 @@ import { performance } from 'node:perf_hooks';
 /** How long a kept-alive connection must have been idle before a drain closes it (a caller reusing it at once gets `Connection: close` instead). */
 export const DRAIN_IDLE_GRACE_MS = 250;
 
+/** The grace in use ({@link DRAIN_IDLE_GRACE_MS}; tests set another, so that no assertion rides on the machine's speed). */
+export const drainIdle = { graceMs: DRAIN_IDLE_GRACE_MS };
+
 interface ConnectionState {
   /** Requests read and not yet answered (more than one when pipelined). */
   busy: number;
@@ -51,7 +54,7 @@ export class Http1Connections {
       s.busy--;
       if (s.busy > 0) return;
       s.idleSince = performance.now();
-      if (this.#draining) this.#schedule(DRAIN_IDLE_GRACE_MS);
+      if (this.#draining) this.#schedule(drainIdle.graceMs);
     };
   }
 
@@ -66,7 +69,7 @@ export class Http1Connections {
     let next: number | undefined;
     for (const [socket, s] of this.#all) {
       if (s.busy > 0) continue;
-      const left = s.idleSince + DRAIN_IDLE_GRACE_MS - now;
+      const left = s.idleSince + drainIdle.graceMs - now;
       if (left <= 0) socket.destroy();
       else next = Math.min(next ?? left, left);
     }
