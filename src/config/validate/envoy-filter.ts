@@ -294,7 +294,7 @@ function readPatch(cp: EnvoyConfigObjectPatch, path: FieldPath, ctx: Ctx, insert
   const match = cp.match;
   if (match?.proxy !== undefined) notImplemented(ctx, [...path, 'match', 'proxy'], 'match.proxy (meshlet is not an Istio proxy: it has no proxy version or proxy metadata)');
   if (cp.patch.filterClass !== undefined && cp.patch.filterClass !== 'UNSPECIFIED') {
-    ctx.issues.at(ctx.subject, [...path, 'patch', 'filterClass'], 'info', 'filterClass orders Envoy filters; in meshlet the rate limit always runs after authorization (the admission phases have a fixed order)', 'MESHLET0002');
+    ctx.issues.at(ctx.subject, [...path, 'patch', 'filterClass'], 'info', 'filterClass is not read by istiod for EnvoyFilter patches (pilot uses no FilterClass): the operation and subFilter place the filter, in Istio and in meshlet', 'MESHLET0002');
   }
   const context = match?.context ?? 'ANY';
   if (cp.applyTo === 'HTTP_FILTER') {
