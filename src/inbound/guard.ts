@@ -15,7 +15,7 @@ import { inboundRequestId, receivedRequestId } from '../telemetry/request-id.ts'
 import { DEFAULT_PROXY_HEADERS, type ProxyHeaders } from '../core/proxy-headers.ts';
 import type { Clock } from '../core/clock.ts';
 import type { WorkloadIdentity } from '../core/observe.ts';
-import { type Admission, type AuthzDecision, copyHeaders, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
+import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
 import { normalizePath, type PathNormalization } from './path.ts';
 import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
 export { callerGone, releaseSlot } from './connection-pool.ts';
@@ -271,7 +271,6 @@ export class InboundGuard {
       alive: undefined,
       signal: undefined,
       body,
-      received: this.#pipeline.keepsReceived ? { path, headers: copyHeaders(headers) } : undefined,
     };
     const a = this.#pipeline.admit(req);
     if (!(a instanceof Promise)) return verdict(req, a, grpc, path);

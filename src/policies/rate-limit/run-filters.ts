@@ -102,11 +102,6 @@ export function addHeaders(into: HeaderBag, add: readonly HeaderToAdd[]): void {
   }
 }
 
-/** The request a filter's rate-limit actions read: as it arrived for a filter Envoy runs ahead of ext_authz and jwt_authn. */
-export function requestSeenBy(f: ActiveFilter, req: RateLimitRequest): RateLimitRequest {
-  return f.beforeAuthn && req.received !== undefined ? { ...req, path: req.received.path, headers: req.received.headers } : req;
-}
-
 function xRateLimit(into: Record<string, string>, bucket: TokenBucket): void {
   const s = bucket.state();
   into['x-ratelimit-limit'] = String(s.maxTokens);
@@ -158,7 +153,7 @@ export class RateLimitRunner {
       let descriptors: Descriptor[] = NO_DESCRIPTORS;
       if (f.descriptors !== undefined) {
         where ??= site();
-        descriptors = f.descriptors.build(requestSeenBy(f, req), where);
+        descriptors = f.descriptors.build(req, where);
       }
       const result = f.limiter.requestAllowed(descriptors);
       if (c.enableXRateLimitHeaders && result.bucket !== undefined) {
@@ -172,8 +167,6 @@ export class RateLimitRunner {
       stats.rate_limited++;
       if (c.filterEnforced === undefined || !draw(c.filterEnforced, this.#random)) {
         addHeaders(req.headers as HeaderBag, c.requestHeadersToAddWhenNotEnforced);
-        // The filters after it that read the request as it arrived see them too, as in Envoy's chain.
-        if (f.beforeAuthn && req.received !== undefined) addHeaders(req.received.headers as HeaderBag, c.requestHeadersToAddWhenNotEnforced);
         notes.headersChanged = true;
         continue;
       }
