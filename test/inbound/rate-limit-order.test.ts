@@ -263,6 +263,24 @@ describe('local rate limit: where the patch puts the filter among ext_authz, jwt
     }
   });
 
+  it("mesh.explainInbound builds source_cluster as the phase does: the app label's, not the service's", async () => {
+    const filter = limit('INSERT_FIRST', undefined) as { spec: { configPatches: { patch: { value: { typed_config: Record<string, unknown> } } }[] } };
+    const tc = (filter.spec.configPatches[0] as (typeof filter.spec.configPatches)[number]).patch.value.typed_config;
+    tc.rate_limits = [{ actions: [{ source_cluster: {} }] }];
+    tc.descriptors = [{ entries: [{ key: 'source_cluster', value: 'productpage.foo' }], token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: '600s' } }];
+    tc.token_bucket = { max_tokens: 100, tokens_per_fill: 100, fill_interval: '600s' };
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'productpage' }, config: [{ ...filter, spec: { configPatches: filter.spec.configPatches } }], clock: new ManualClock(0), logger: { warn: () => {} } });
+    const server = await (servers[0] as (typeof servers)[number]).start(mesh);
+    try {
+      const e = await mesh.explainInbound({ url: '/ok' });
+      assert.deepEqual(e.rateLimits?.map((x) => x.descriptors), [[['source_cluster=productpage.foo']]]);
+      assert.deepEqual([(await raw(server.port, '/ok')).statusCode, (await raw(server.port, '/ok')).statusCode], [200, 429], 'the phase matched the same descriptor');
+    } finally {
+      await server.close();
+      await mesh.close();
+    }
+  });
+
   describe('several rate limit filters run in the order the patches give', () => {
     const A = { name: 'rl.a', tag: 'a', ef: 'a' };
     const B = { name: 'rl.b', tag: 'b', ef: 'b' };
