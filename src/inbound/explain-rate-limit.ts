@@ -80,7 +80,7 @@ export function rateLimitExplainer(resources: Parameters<typeof compileRateLimit
       if (buckets.length === 0) continue;
       const share = x.enabledPercent < 100 ? ` (the filter looks at ${x.enabledPercent}% of requests)` : '';
       const enforced = x.enforcedPercent === 0 ? '; not enforced: a request over the limit still passes' : x.enforcedPercent < 100 ? `; ${x.enforcedPercent}% of requests over the limit are refused ${x.status}` : `; else ${x.status} local_rate_limited`;
-      const where = x.runsBefore === undefined ? '' : `, before ${STEP[x.runsBefore]}`;
+      const where = `${x.runsBefore === undefined ? '' : `, before ${STEP[x.runsBefore]}`}${f.config.perDownstreamConnection ? '; the buckets of the request\'s connection' : ''}`;
       assumes.push(`${f.name} (${f.source}${where}) has a token in ${buckets.length === 1 ? 'bucket' : 'buckets'} ${buckets.join('; ')}${share}${enforced}`);
     }
     return rateLimits;

@@ -67,6 +67,8 @@ export interface ConnectionInfo {
    * `peer` is set and the guard's `forwardedClientCert` writes them (see {@link InboundGuard.certDetails}).
    */
   readonly clientCert?: string;
+  /** The connection itself (its socket, or the mesh's record of it): what a rate limit with buckets per downstream connection keys them on. */
+  readonly connection?: object;
   /** Why PeerAuthentication refuses this connection (a server the mesh did not make, under STRICT): the request is not served and the connection is closed. */
   readonly refused?: string;
 }
@@ -271,6 +273,7 @@ export class InboundGuard {
       alive: undefined,
       signal: undefined,
       body,
+      connection: conn.connection,
     };
     const a = this.#pipeline.admit(req);
     if (!(a instanceof Promise)) return verdict(req, a, grpc, path);

@@ -106,6 +106,8 @@ export interface InboundRequest {
   signal?: AbortSignal | undefined;
   /** The request's body stream, where the server has one: read (and put back) only by an external authorizer that sends the body in its check. */
   readonly body?: BodyStream | undefined;
+  /** The downstream connection (its socket, or the mesh's record of it), for rate limit buckets per connection; unset when the adapter has none. */
+  readonly connection?: object | undefined;
 }
 
 /**

@@ -22,8 +22,9 @@
 import type { Clock, Random } from '../core/clock.ts';
 import { systemRandom } from '../core/clock.ts';
 import type { AnyResource } from '../config/resource.ts';
-import type { RateLimitSite } from '../policies/rate-limit/descriptors.ts';
-import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
+import type { RateLimitRequest, RateLimitSite } from '../policies/rate-limit/descriptors.ts';
+import { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
+import type { LocalRateLimitSettings } from '../config/types/local-rate-limit.ts';
 import { RATE_LIMITED_BODY, RATE_LIMITED_FLAG, RateLimitRunner, type RateLimitStats, type RunNotes } from '../policies/rate-limit/run-filters.ts';
 import type { AdmissionGate } from '../policies/rate-limit/envoy-filters.ts';
 import type { Denial, InboundRequest, Phase, PhaseName, PhaseResult } from './pipeline.ts';
@@ -82,6 +83,42 @@ interface Plan {
 
 const NO_FILTERS: readonly ActiveFilter[] = [];
 
+/** Connections without an object to key on (a grpc-js listener the mesh did not make) remembered by address, at most. */
+const MAX_ADDRESSED_CONNECTIONS = 4096;
+
+/**
+ * The limiters of configs with buckets per downstream connection: Envoy keeps one per connection
+ * (`per_connection_local_rate_limiter` in the connection's filter state), made from the first
+ * config that asks for one on it, for as long as the connection lives.
+ */
+class PerConnectionLimiters {
+  readonly #byConnection = new WeakMap<object, LocalRateLimiter>();
+  /** By `address|port|local port`, most recent last; only for requests whose adapter knows no connection object. */
+  readonly #byAddress = new Map<string, LocalRateLimiter>();
+
+  of(req: InboundRequest, config: LocalRateLimitSettings, clock: Clock): LocalRateLimiter {
+    const conn = req.connection;
+    if (conn !== undefined) {
+      let l = this.#byConnection.get(conn);
+      if (l === undefined) {
+        l = new LocalRateLimiter(config, clock);
+        this.#byConnection.set(conn, l);
+      }
+      return l;
+    }
+    const key = `${req.remoteAddress}|${req.remotePort}|${req.localPort}`;
+    let l = this.#byAddress.get(key);
+    if (l === undefined) {
+      l = new LocalRateLimiter(config, clock);
+      if (this.#byAddress.size >= MAX_ADDRESSED_CONNECTIONS) this.#byAddress.delete(this.#byAddress.keys().next().value as string);
+    } else {
+      this.#byAddress.delete(key);
+    }
+    this.#byAddress.set(key, l);
+    return l;
+  }
+}
+
 /**
  * The rate-limit phase of one workload. As a {@link Phase} it runs every filter of the request's
  * port at one place; a mesh adds {@link RateLimitPhase.phases} instead, which run each filter
@@ -97,11 +134,16 @@ export class RateLimitPhase implements Phase {
   readonly #tls = new Map<number, Plan>();
   readonly #notes: RunNotes = { xHeaders: undefined, headersChanged: false };
   readonly #places: readonly (AdmissionGate | undefined)[];
+  readonly #clock: Clock;
+  readonly #perConnection: PerConnectionLimiters;
 
   /** Use {@link compileRateLimit}. */
-  constructor(compiled: CompiledRateLimits, random: Random, warmPorts: Iterable<string>) {
+  constructor(compiled: CompiledRateLimits, random: Random, warmPorts: Iterable<string>, clock: Clock, previous?: RateLimitPhase) {
     this.#compiled = compiled;
     this.#runner = new RateLimitRunner(random);
+    this.#clock = clock;
+    // A connection's buckets live as long as it does, config reloads or not (Envoy's filter state).
+    this.#perConnection = previous === undefined ? new PerConnectionLimiters() : previous.#perConnection;
     const used = compiled.gates();
     this.#places = PLACES.filter((g) => used.has(g));
     for (const key of warmPorts) {
@@ -132,11 +174,13 @@ export class RateLimitPhase implements Phase {
     return this.#runFilters(this.#plan(req.localPort, req.scheme === 'https').all, req);
   }
 
+  readonly #connectionLimiter = (config: LocalRateLimitSettings, req: RateLimitRequest): LocalRateLimiter => this.#perConnection.of(req as InboundRequest, config, this.#clock);
+
   #runFilters(filters: readonly ActiveFilter[], req: InboundRequest): PhaseResult {
     if (filters.length === 0) return undefined;
     const notes = this.#notes;
     const site = (): RateLimitSite => ({ sourceCluster: this.#compiled.sourceCluster, destinationCluster: `inbound|${req.localPort}||` });
-    const refusal = this.#runner.run(filters, req, site, notes);
+    const refusal = this.#runner.run(filters, req, site, notes, this.#connectionLimiter);
     if (notes.headersChanged) req.headersChanged = true;
     // x-ratelimit-* headers of filters that ran at an earlier place (a later filter's replace them).
     const earlier = responseHeaders.get(req);
@@ -215,5 +259,5 @@ export function compileRateLimit(
   // Ports requests reached before (bounded: inbound requests arrive on the workload's listeners only;
   // limiters of ports not carried over are dropped with the config before).
   if (options.previous !== undefined) for (const k of options.previous.portKeys.slice(0, MAX_CARRIED_PORTS)) warm.add(k);
-  return new RateLimitPhase(compiled, options.random ?? systemRandom, warm);
+  return new RateLimitPhase(compiled, options.random ?? systemRandom, warm, clock, options.previous);
 }
