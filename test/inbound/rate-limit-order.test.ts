@@ -20,13 +20,16 @@
  * and over a grpc-js server; several rate limit filters run in the order the patches give.
  */
 import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createMesh } from '../../src/index.ts';
 import { ManualClock } from '../../src/core/clock.ts';
+import type { InboundEndMessage } from '../../src/core/observe.ts';
 import { frameworks, raw } from '../helpers/frameworks.ts';
+import { until } from '../helpers/until.ts';
 import { type Echo, grpc, unary } from '../helpers/grpc.ts';
 import { md, plainClient, startMeshGrpcServer } from '../helpers/grpc-server.ts';
 
@@ -225,12 +228,25 @@ describe('local rate limit: where the patch puts the filter among ext_authz, jwt
       logger: { warn: () => {} },
     });
     const server = await (servers[0] as (typeof servers)[number]).start(mesh);
+    const ends: InboundEndMessage[] = [];
+    const onEnd = (m: unknown) => ends.push(m as InboundEndMessage);
+    subscribe('meshlet:inbound:end', onEnd);
     try {
       const asked = authorizer.checks();
       assert.equal((await raw(server.port, '/ext/a')).statusCode, 403);
       assert.equal((await raw(server.port, '/ext/b')).statusCode, 429);
       assert.equal(authorizer.checks() - asked, 1, 'the second request never reached ext_authz');
+      // Telemetry: the authorizer's refusal is UAEX, the front filter's RL with local_rate_limited.
+      await until(() => ends.length === 2, 'both requests observed');
+      assert.deepEqual(
+        ends.map((e) => [e.status, e.flags, e.details, e.deniedBy]),
+        [
+          [403, 'UAEX', 'ext_authz_denied', 'authorization'],
+          [429, 'RL', 'local_rate_limited', 'rate-limit'],
+        ],
+      );
     } finally {
+      unsubscribe('meshlet:inbound:end', onEnd);
       await server.close();
       await mesh.close();
     }
