@@ -201,6 +201,31 @@ describe('local rate limit: where the patch puts the filter among ext_authz, jwt
     }
   });
 
+  it("Istio's per-route form: the filter at the front (enabled by no one), the bucket in the route's config; requests RBAC denies take the route's tokens", async () => {
+    const front = limit('INSERT_BEFORE', undefined) as { spec: { configPatches: { patch: { value: { typed_config: Record<string, unknown> } } }[] } };
+    const tc = (front.spec.configPatches[0] as (typeof front.spec.configPatches)[number]).patch.value.typed_config;
+    const routeConfig = { ...tc };
+    for (const k of ['token_bucket', 'filter_enabled', 'filter_enforced', 'response_headers_to_add']) delete tc[k];
+    const route = {
+      applyTo: 'HTTP_ROUTE',
+      match: { context: 'SIDECAR_INBOUND', routeConfiguration: { vhost: { route: { action: 'ANY' } } } },
+      patch: { operation: 'MERGE', value: { typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': routeConfig } } },
+    };
+    const ef = { ...front, spec: { ...front.spec, configPatches: [...front.spec.configPatches, route] } };
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: [...authn(jwks, false), ef], clock: new ManualClock(0), logger: { warn: () => {} } });
+    const server = await (servers[0] as (typeof servers)[number]).start(mesh);
+    try {
+      assert.deepEqual(mesh.diagnostics().inboundPhases, ['rate-limit', 'jwt', 'authorization']);
+      const auth = { authorization: `Bearer ${valid}` };
+      assert.equal((await raw(server.port, '/denied', { headers: auth })).statusCode, 403);
+      const r = await raw(server.port, '/ok', { headers: auth });
+      assert.deepEqual([r.statusCode, r.text, r.headers['x-limited-by']], [429, 'local_rate_limited', 'rl']);
+    } finally {
+      await server.close();
+      await mesh.close();
+    }
+  });
+
   it('the phases in use show where the filters run: a front one and one before the router', async () => {
     const mesh = await createMesh({
       service: 'httpbin',
