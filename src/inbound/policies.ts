@@ -236,6 +236,7 @@ export class InboundPolicies {
     });
     // Local rate limits where their EnvoyFilters put them: before CUSTOM, JWT or authorization, or after them all.
     const limits = this.#rateLimit?.phases() ?? [];
+    for (const m of this.#rateLimit?.approximations ?? []) this.#warnOnce(m);
     const limitsBefore = (name: string) => {
       for (const l of limits) if (l.before === name) phases.push(l);
     };

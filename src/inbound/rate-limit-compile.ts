@@ -67,10 +67,12 @@ export function inboundChainOptions(resources: readonly AnyResource[], workload:
     workload,
     rootNamespace,
   );
+  const actions = new Set(policies.filter((p) => p.spec.action !== 'CUSTOM').map((p) => p.spec.action ?? 'ALLOW'));
   return {
     custom: policies.some((p) => p.spec.action === 'CUSTOM'),
     jwt: ras.some((r) => (r.spec.jwtRules?.length ?? 0) > 0),
-    rbac: policies.some((p) => p.spec.action !== 'CUSTOM'),
+    rbac: actions.size > 0,
+    rbacFilters: actions.size,
   };
 }
 
@@ -151,6 +153,11 @@ export class CompiledRateLimits {
       for (const tls of [false, true]) for (const g of this.#filters.gates({ listenerFits: (m) => listenerFits(m, port, tls) })) out.add(g);
     }
     return out;
+  }
+
+  /** Patches that put a filter between two of Istio's RBAC filters (run after authorization instead), found so far. */
+  get betweenRbac(): readonly string[] {
+    return this.#filters.betweenRbac;
   }
 
   /** The active rate limit filters for requests arriving on local `port` (over mTLS when `tls`). */

@@ -214,6 +214,17 @@ export class RateLimitPhase implements Phase {
     return this.#plan(localPort, tls).all;
   }
 
+  /**
+   * What meshlet cannot place as Envoy does, one line each: a filter `INSERT_AFTER
+   * envoy.filters.http.rbac` that lands between two of the RBAC filters istiod builds per action.
+   */
+  get approximations(): string[] {
+    return this.#compiled.betweenRbac.map(
+      (source) =>
+        `meshlet: ${source}: istiod puts this local rate limit filter between two of the RBAC filters it builds for AUDIT, DENY and ALLOW policies (after the first); meshlet judges them in one step and runs the filter after it, so a request the later RBAC filter (ALLOW) denies takes no token here, where in Envoy it takes one. Insert it before envoy.filters.http.jwt_authn or envoy.filters.http.router to have both agree`,
+    );
+  }
+
   /** The sidecar's service cluster the filters' descriptors name (`source_cluster`). */
   get sourceCluster(): string {
     return this.#compiled.sourceCluster;

@@ -226,6 +226,22 @@ describe('local rate limit: where the patch puts the filter among ext_authz, jwt
     }
   });
 
+  it('INSERT_AFTER envoy.filters.http.rbac with DENY and ALLOW policies lands between their two RBAC filters: run after authorization, with a warning', async () => {
+    const allow = { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta('allow'), spec: { action: 'ALLOW', rules: [{ to: [{ operation: { paths: ['/ok', '/denied'] } }] }] } };
+    const warnings: string[] = [];
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: [...authn(jwks, false), allow, limit('INSERT_AFTER', 'envoy.filters.http.rbac')], clock: new ManualClock(0), logger: { warn: (m) => warnings.push(m) } });
+    const server = await (servers[0] as (typeof servers)[number]).start(mesh);
+    try {
+      assert.match(warnings.join('\n'), /EnvoyFilter foo\/rl configPatches\[0\]: istiod puts this local rate limit filter between two of the RBAC filters it builds for AUDIT, DENY and ALLOW policies/);
+      const got = [];
+      for (const path of ['/other', '/ok', '/ok']) got.push((await raw(server.port, path)).statusCode);
+      assert.deepEqual(got, [403, 200, 429], 'the request the ALLOW policy denies takes no token in meshlet');
+    } finally {
+      await server.close();
+      await mesh.close();
+    }
+  });
+
   it('the phases in use show where the filters run: a front one and one before the router', async () => {
     const mesh = await createMesh({
       service: 'httpbin',

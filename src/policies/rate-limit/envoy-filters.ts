@@ -217,6 +217,7 @@ export class RateLimitFilters {
   /** Limiters by identity: filter instance of a listener, route or virtual host, and filter name. */
   readonly #limiters = new Map<string, LocalRateLimiter>();
   readonly #previous: ReadonlyMap<string, LocalRateLimiter>;
+  readonly #betweenRbac = new Set<string>();
   /** Istio's own HTTP filters of the side's connection managers (without, with the gRPC-Web filter). */
   readonly #istioChain: readonly [readonly IstioFilter[], readonly IstioFilter[]];
 
@@ -323,7 +324,24 @@ export class RateLimitFilters {
       if ('istio' in c) gate = c.gate ?? gate;
       else out.push({ ref: c, gate });
     }
-    return out.reverse();
+    out.reverse();
+    // Between two of the RBAC filters istiod builds per action (AUDIT, DENY, ALLOW): meshlet judges
+    // them in one step, and runs the filter after it (noted, for a warning).
+    const firstRbac = chain.findIndex((c) => 'istio' in c && c.gate === 'rbac');
+    if (firstRbac !== -1) {
+      for (const p of out) {
+        if (p.gate === 'rbac' && chain.indexOf(p.ref) > firstRbac) {
+          p.gate = undefined;
+          this.#betweenRbac.add(p.ref.source);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Patches that put a filter between two of Istio's RBAC filters, which meshlet runs after authorization instead. */
+  get betweenRbac(): readonly string[] {
+    return [...this.#betweenRbac];
   }
 
   /** The admission gates the filters of a listener's chain sit before (undefined: after them all), with or without a route's config enabling them. */
