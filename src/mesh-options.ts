@@ -316,7 +316,7 @@ export interface MeshDiagnostics {
   readonly sidecar?: string;
   /** Mirrored requests: sent, dropped (over `maxMirrorsInFlight` or too large to replay), failed, in flight. */
   readonly mirrors: { readonly sent: number; readonly dropped: number; readonly failed: number; readonly inFlight: number };
-  /** The admission phases the server side runs (`jwt`, `authorization`, `rate-limit`, …), in order. */
+  /** The admission phases the server side runs (`jwt`, `authorization`, `rate-limit`, …), in order; `rate-limit` once for each place local rate limit filters run at (before `ext-authz`, `jwt` or `authorization`, or after them). */
   readonly inboundPhases: readonly string[];
   /**
    * "Ready for STRICT?": inbound requests that arrived in plaintext and over mTLS, and the mTLS

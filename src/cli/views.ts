@@ -245,7 +245,7 @@ export function inboundExplanationView(e: InboundExplanation) {
             audit: a.result.audit === undefined ? null : { ...a.result.audit },
             custom: a.custom === undefined ? null : { ...a.custom },
           },
-    rateLimits: e.rateLimits === undefined ? null : e.rateLimits.map((r) => ({ ...r, descriptors: r.descriptors.map((d) => [...d]), buckets: [...r.buckets] })),
+    rateLimits: e.rateLimits === undefined ? null : e.rateLimits.map((r) => ({ ...r, runsBefore: r.runsBefore ?? null, descriptors: r.descriptors.map((d) => [...d]), buckets: [...r.buckets] })),
     connectionPool: poolView(e.connectionPool),
   };
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { InboundExplanation } from './explain-types.ts';
+import { STEP } from './explain-rate-limit.ts';
 
 const PAD = '               ';
 
@@ -89,7 +90,7 @@ export function describeInbound(e: Omit<InboundExplanation, 'toString'>): string
     e.rateLimits.forEach((x, i) => {
       const d = x.descriptors.length === 0 ? '' : `; descriptors ${x.descriptors.map((ds) => ds.join(',')).join(' | ')}`;
       lines.push(
-        `${i === 0 ? label('Rate limit') : PAD}${x.filter} (${x.source}): enabled ${x.enabledPercent}%, enforced ${x.enforcedPercent}%${d}; ${x.buckets.length === 0 ? 'no bucket applies' : `draws from ${x.buckets.join('; ')}`} (bucket levels not shown)`,
+        `${i === 0 ? label('Rate limit') : PAD}${x.filter} (${x.source}${x.runsBefore === undefined ? '' : `; runs before ${STEP[x.runsBefore]}`}): enabled ${x.enabledPercent}%, enforced ${x.enforcedPercent}%${d}; ${x.buckets.length === 0 ? 'no bucket applies' : `draws from ${x.buckets.join('; ')}`} (bucket levels not shown)`,
       );
     });
   }

@@ -151,7 +151,11 @@ export interface InboundExplanation {
   readonly claims: Readonly<Record<string, unknown>> | undefined;
   /** undefined when the request is refused before authorization. */
   readonly authz: AuthzExplanation | undefined;
-  /** The local rate limit filters that look at the request; undefined when it is refused before. */
+  /**
+   * The local rate limit filters that look at the request, in the order they run — a filter placed
+   * before a step that refuses it included (it takes a token all the same); undefined when the
+   * request is refused before any filter looks at it.
+   */
   readonly rateLimits: readonly RateLimitExplanation[] | undefined;
   /** The inbound cluster's connection pool (circuit breaking) on the request's port; undefined when the request is refused before. */
   readonly connectionPool: InboundPoolExplanation | undefined;

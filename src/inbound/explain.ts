@@ -26,8 +26,8 @@ import type { ExtAuthzCheck, ExtAuthzResponse } from '../security/authz/types.ts
 import { explainJwt, type JwtExplanation } from './explain-jwt.ts';
 import { describeInbound } from './explain-text.ts';
 import { normalizePath, PATH_NORMALIZATIONS } from './path.ts';
-import { copyHeaders, type InboundRequest, newInboundRequest } from './pipeline.ts';
-import { explainRateLimits } from './explain-rate-limit.ts';
+import { type InboundRequest, newInboundRequest } from './pipeline.ts';
+import { type RateLimitExplanation, rateLimitExplainer } from './explain-rate-limit.ts';
 import { explainInboundPool } from './explain-connection-pool.ts';
 import type { AuthzExplanation, InboundExplainOptions, InboundExplainRequest, InboundExplainSource, InboundExplanation } from './explain-types.ts';
 import { inboundServicePorts } from './rate-limit-compile.ts';
@@ -205,10 +205,14 @@ export async function explainInbound(resources: readonly AnyResource[], request:
     remotePort: 0,
     localPort,
     peer,
-    received: { path: normalized, headers: copyHeaders(headers) },
   });
   const assumes: string[] = [];
   const who = { namespace: workload.namespace, labels: workload.labels };
+  // Local rate limits, each where its EnvoyFilter puts it: it looks at the request as it is there,
+  // and takes its token even when a later step refuses the request.
+  const limitsAt = rateLimitExplainer(resources, { ...workload, servicePorts }, rootNamespace, localPort, scheme === 'https');
+  const metLimits: RateLimitExplanation[] = [];
+  const met = (): readonly RateLimitExplanation[] | undefined => (metLimits.length === 0 ? undefined : metLimits);
 
   // AuthorizationPolicy's engine, with stand-ins for the external authorizers it would ask.
   const configured = options.extensionProviders;
@@ -222,13 +226,14 @@ export async function explainInbound(resources: readonly AnyResource[], request:
   // denies, the engine names the CUSTOM rule that sends the request to it.
   let custom: AuthzExplanation['custom'];
   let allowedBy: CustomOutcome | undefined;
+  metLimits.push(...limitsAt('ext_authz', req, assumes));
   if (engine.hasCustom) {
     const denied = await engine.custom(req);
     if (denied !== undefined && 'decision' in denied && denied.action === 'CUSTOM' && denied.policy !== undefined && denied.rule !== undefined) {
       if (denied.provider === undefined) {
         // No authorizer to ask (not configured, or more than one for this workload): the CUSTOM rule denies, before the token is looked at.
         const authz: AuthzExplanation = { policies: engine.policies, findings: engine.findings, result: denied, custom: undefined };
-        return done({ ...none, authz, status: denied.denial?.status ?? 403, refusedBy: 'authorization', reason: denied.reason, assumes });
+        return done({ ...none, authz, rateLimits: met(), status: denied.denial?.status ?? 403, refusedBy: 'authorization', reason: denied.reason, assumes });
       }
       custom = { provider: denied.provider, policy: denied.policy, rule: denied.rule, assumedConfigured: configured === undefined };
       assumes.push(
@@ -242,6 +247,7 @@ export async function explainInbound(resources: readonly AnyResource[], request:
   }
 
   // 2. RequestAuthentication (or the identity given directly).
+  metLimits.push(...limitsAt('jwt_authn', req, assumes));
   let jwt: JwtExplanation | 'given' | undefined;
   if (direct) {
     const claims = request.claims === undefined ? undefined : ({ ...request.claims } as Record<string, unknown>);
@@ -255,7 +261,7 @@ export async function explainInbound(resources: readonly AnyResource[], request:
     const j = await explainJwt(resources, who, rootNamespace, req, { atMs, maxTokenChars: options.maxTokenChars ?? 16384 });
     jwt = j;
     if (j !== undefined && !j.ok && j.denial !== undefined) {
-      return done({ ...none, jwt: j, status: j.denial.status, refusedBy: 'jwt', reason: j.detail, assumes });
+      return done({ ...none, jwt: j, rateLimits: met(), status: j.denial.status, refusedBy: 'jwt', reason: j.detail, assumes });
     }
     if (j?.assumedSignature === true) {
       const rule = j.rules.find((r) => r.name === j.rule);
@@ -265,15 +271,16 @@ export async function explainInbound(resources: readonly AnyResource[], request:
   const identity = { jwt, requestPrincipal: req.requestPrincipal, claims: req.claims };
 
   // 3. AUDIT, DENY and ALLOW, on the request as JWT authentication left it (CUSTOM allowed, as assumed above).
+  metLimits.push(...limitsAt('rbac', req, assumes));
   const result = engine.hasCustom ? engine.local(req, allowedBy) : await engine.evaluate(req);
   const authz: AuthzExplanation = { policies: engine.policies, findings: engine.findings, result, custom };
   if (result.decision === 'deny') {
-    return done({ ...identity, authz, rateLimits: undefined, connectionPool: undefined, status: result.denial?.status ?? 403, refusedBy: 'authorization', reason: result.reason, assumes });
+    return done({ ...identity, authz, rateLimits: met(), connectionPool: undefined, status: result.denial?.status ?? 403, refusedBy: 'authorization', reason: result.reason, assumes });
   }
   if (result.headersToUpstream !== undefined) for (const [k, v] of Object.entries(result.headersToUpstream)) headers[k] = v;
 
-  // 4. Local rate limit: which filters look, which buckets the request would draw from.
-  const rateLimits = explainRateLimits(resources, { ...workload, servicePorts }, rootNamespace, req, assumes);
+  // 4. Local rate limit after authorization: which filters look, which buckets the request would draw from.
+  const rateLimits = [...metLimits, ...limitsAt(undefined, req, assumes)];
   // 5. The inbound cluster's circuit breaker (its counters are the running mesh's: not known here).
   const connectionPool = explainInboundPool(resources, workload, rootNamespace, localPort, req.protocol === 'grpc', assumes);
   return done({ ...identity, authz, rateLimits, connectionPool, status: 200, refusedBy: undefined, reason: result.reason, assumes });

@@ -15,7 +15,7 @@ import { inboundRequestId, receivedRequestId } from '../telemetry/request-id.ts'
 import { DEFAULT_PROXY_HEADERS, type ProxyHeaders } from '../core/proxy-headers.ts';
 import type { Clock } from '../core/clock.ts';
 import type { WorkloadIdentity } from '../core/observe.ts';
-import { type Admission, type AuthzDecision, copyHeaders, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
+import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
 import { normalizePath, type PathNormalization } from './path.ts';
 import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
 export { callerGone, releaseSlot } from './connection-pool.ts';
@@ -67,6 +67,8 @@ export interface ConnectionInfo {
    * `peer` is set and the guard's `forwardedClientCert` writes them (see {@link InboundGuard.certDetails}).
    */
   readonly clientCert?: string;
+  /** The connection itself (its socket, or the mesh's record of it): what a rate limit with buckets per downstream connection keys them on. */
+  readonly connection?: object;
   /** Why PeerAuthentication refuses this connection (a server the mesh did not make, under STRICT): the request is not served and the connection is closed. */
   readonly refused?: string;
 }
@@ -277,7 +279,7 @@ export class InboundGuard {
       alive: undefined,
       signal: undefined,
       body,
-      received: this.#pipeline.keepsReceived ? { path, headers: copyHeaders(headers) } : undefined,
+      connection: conn.connection,
     };
     const a = this.#pipeline.admit(req);
     if (!(a instanceof Promise)) return verdict(req, a, grpc, path);

@@ -142,6 +142,15 @@ describe('the inbound admission pipeline, through a fake adapter', () => {
     assert.ok(!(p.admit(req) instanceof Promise));
   });
 
+  it('a rate-limit phase with `before` runs just ahead of that phase, and may be there as well as at its own place', async () => {
+    const rl = (before?: PhaseName) => ({ name: 'rate-limit' as const, before, run: () => void ran.push(`rate-limit${before === undefined ? '' : `<${before}`}`) });
+    const p = new InboundPipeline([rl('ext-authz'), phase('ext-authz', () => undefined), rl('jwt'), phase('jwt', () => undefined), rl('authorization'), phase('authorization', () => undefined), rl()]);
+    assert.deepEqual(p.names, ['rate-limit', 'ext-authz', 'rate-limit', 'jwt', 'rate-limit', 'authorization', 'rate-limit']);
+    ran.length = 0;
+    await p.admit({ headers: {}, deadline: Number.POSITIVE_INFINITY } as unknown as InboundRequest);
+    assert.deepEqual(ran, ['rate-limit<ext-authz', 'ext-authz', 'rate-limit<jwt', 'jwt', 'rate-limit<authorization', 'authorization', 'rate-limit']);
+  });
+
   it('phases are checked when the pipeline is built: known, distinct, in order', () => {
     const ok = () => undefined;
     assert.deepEqual(new InboundPipeline([phase('peer-identity', ok), phase('rate-limit', ok)]).names, ['peer-identity', 'rate-limit']);
@@ -150,6 +159,11 @@ describe('the inbound admission pipeline, through a fake adapter', () => {
       [[phase('jwt', ok), phase('jwt', ok)], /phase "jwt" is given twice/],
       [[phase('jwt', ok), phase('ext-authz', ok)], /phase "ext-authz" must run before "jwt"/],
       [[{ name: 'cors', run: ok } as unknown as Phase], /unknown phase "cors"; phases are peer-identity, ext-authz, jwt, authorization, rate-limit/],
+      [[phase('jwt', ok), { ...phase('rate-limit', ok), before: 'jwt' }], /phase "rate-limit \(before jwt\)" must run before "jwt"/],
+      [[{ ...phase('rate-limit', ok), before: 'jwt' }, { ...phase('rate-limit', ok), before: 'jwt' }], /phase "rate-limit \(before jwt\)" is given twice/],
+      [[{ ...phase('rate-limit', ok), before: 'connection-pool' }], /phase "rate-limit" cannot run before "connection-pool"/],
+      [[{ ...phase('rate-limit', ok), before: 'peer-identity' }], /phase "rate-limit" cannot run before "peer-identity"/],
+      [[{ ...phase('rate-limit', ok), before: 'cors' } as unknown as Phase], /runs before an unknown phase "cors"/],
     ] as const) {
       assert.throws(() => new InboundPipeline(phases as unknown as Phase[]), (e: unknown) => isMeshletError(e, 'MESHLET_ERR_INVALID_ARG') && msg.test((e as Error).message));
     }

@@ -10,7 +10,9 @@
  *
  * (`ext-authz` is AuthorizationPolicy CUSTOM, which Istio's sidecar runs before JWT
  * authentication; `authorization` is AUDIT, DENY and ALLOW; `connection-pool` is the inbound
- * cluster's circuit breaker, whose slot the adapter releases when the response ends.)
+ * cluster's circuit breaker, whose slot the adapter releases when the response ends. Local rate
+ * limit filters run where their EnvoyFilter puts them in Istio's chain: a `rate-limit` phase may
+ * also run just before `ext-authz`, `jwt` or `authorization` — {@link Phase.before}.)
  *
  * Each phase reads and annotates the {@link InboundRequest} (the peer, the request principal,
  * the authorization decision) and either lets it through or answers it with a {@link Denial}.
@@ -104,12 +106,8 @@ export interface InboundRequest {
   signal?: AbortSignal | undefined;
   /** The request's body stream, where the server has one: read (and put back) only by an external authorizer that sends the body in its check. */
   readonly body?: BodyStream | undefined;
-  /**
-   * The path and headers as they arrived, kept when the ext-authz or jwt phase (which change
-   * them) runs before the rate-limit phase: a rate limit filter Envoy runs ahead of those filters
-   * builds its descriptors from them (see {@link InboundPipeline.keepsReceived}).
-   */
-  readonly received?: { readonly path: string; readonly headers: Headers } | undefined;
+  /** The downstream connection (its socket, or the mesh's record of it), for rate limit buckets per connection; unset when the adapter has none. */
+  readonly connection?: object | undefined;
 }
 
 /**
@@ -159,6 +157,12 @@ export type PhaseResult = Denial | undefined;
 /** One admission phase. */
 export interface Phase {
   readonly name: PhaseName;
+  /**
+   * Runs right before this phase instead of at its own name's place: a `rate-limit` phase whose
+   * filters Envoy's chain puts before `ext_authz`, `jwt_authn` or `rbac` (an EnvoyFilter patch
+   * with `INSERT_FIRST`, `INSERT_BEFORE` without a sub-filter, or next to one of those filters).
+   */
+  readonly before?: PhaseName | undefined;
   run(req: InboundRequest): PhaseResult | Promise<PhaseResult>;
 }
 
@@ -207,35 +211,47 @@ export function newInboundRequest(init: InboundRequestInit): InboundRequest {
   };
 }
 
+/** Where a phase runs: its name's place in {@link PHASES}, or just before the phase it names in `before`. */
+function placeOf(p: Phase): number {
+  const own = (PHASES as readonly string[]).indexOf(p.name);
+  if (own === -1) throw new InvalidArgumentError(`inbound pipeline: unknown phase "${p.name}"; phases are ${PHASES.join(', ')}`);
+  if (p.before === undefined) return own;
+  const at = (PHASES as readonly string[]).indexOf(p.before);
+  if (at === -1) throw new InvalidArgumentError(`inbound pipeline: phase "${p.name}" runs before an unknown phase "${p.before}"; phases are ${PHASES.join(', ')}`);
+  if (at === 0 || at > own) throw new InvalidArgumentError(`inbound pipeline: phase "${p.name}" cannot run before "${p.before}" (it may move ahead of a phase after ${PHASES[0]} and before its own place: ${PHASES.join(' → ')})`);
+  return at - 0.5;
+}
+
+function labelOf(p: Phase): string {
+  return p.before === undefined ? p.name : `${p.name} (before ${p.before})`;
+}
+
 /** The admission phases of one mesh, in their fixed order. */
 export class InboundPipeline {
   readonly #phases: readonly Phase[];
 
-  /** Phases must be distinct, known and in {@link PHASES} order (checked here, never per request). */
+  /**
+   * Phases must be distinct, known and in {@link PHASES} order — a phase with `before` just ahead
+   * of the phase it names (checked here, never per request).
+   */
   constructor(phases: readonly Phase[]) {
     let last = -1;
-    const seen = new Set<string>();
+    let lastLabel = '';
+    const seen = new Set<number>();
     for (const p of phases) {
-      const i = (PHASES as readonly string[]).indexOf(p.name);
-      if (i === -1) throw new InvalidArgumentError(`inbound pipeline: unknown phase "${p.name}"; phases are ${PHASES.join(', ')}`);
-      if (seen.has(p.name)) throw new InvalidArgumentError(`inbound pipeline: phase "${p.name}" is given twice`);
-      if (i < last) throw new InvalidArgumentError(`inbound pipeline: phase "${p.name}" must run before "${PHASES[last]}" (order: ${PHASES.join(' → ')})`);
-      seen.add(p.name);
+      const i = placeOf(p);
+      if (seen.has(i)) throw new InvalidArgumentError(`inbound pipeline: phase "${labelOf(p)}" is given twice`);
+      if (i < last) throw new InvalidArgumentError(`inbound pipeline: phase "${labelOf(p)}" must run before "${lastLabel}" (order: ${PHASES.join(' → ')})`);
+      seen.add(i);
       last = i;
+      lastLabel = labelOf(p);
     }
     this.#phases = phases;
     this.names = Object.freeze(phases.map((p) => p.name));
-    this.keepsReceived = seen.has('rate-limit') && (seen.has('ext-authz') || seen.has('jwt'));
   }
 
-  /** The phase names, in order. */
+  /** The phase names, in order (`rate-limit` once for each place local rate limit filters run at). */
   readonly names: readonly PhaseName[];
-
-  /**
-   * Whether requests should carry their path and headers as received ({@link InboundRequest.received}):
-   * a phase that changes them (ext-authz, jwt) runs before the rate-limit phase.
-   */
-  readonly keepsReceived: boolean;
 
   /**
    * Runs the phases over `req`: synchronously while they are synchronous (the common case costs

@@ -2,8 +2,9 @@
  * The inbound policies of one mesh: builds the admission phases (RequestAuthentication,
  * AuthorizationPolicy, local rate limit) from each config the mesh applies, for this workload,
  * as istiod would build its sidecar's filters — the same selection (namespace, root namespace,
- * selector labels), the same order (CUSTOM → jwt → AUDIT/DENY/ALLOW → rate limit → the inbound
- * cluster's circuit breaker).
+ * selector labels), the same order (CUSTOM → jwt → AUDIT/DENY/ALLOW → the inbound cluster's
+ * circuit breaker, with local rate limits where their EnvoyFilters insert them: after
+ * authorization, or before any of the three).
  *
  * State that outlives one config lives here: the JWT runtime (fetched key sets, verified-token
  * cache), the rate-limit buckets (kept where a new config leaves their settings alone) and the
@@ -228,16 +229,25 @@ export class InboundPolicies {
       providers: this.#providers,
     });
     for (const f of authz.findings) if (f.level !== 'info') this.#warnOnce(`meshlet: AuthorizationPolicy ${f.policy}: ${f.message}`);
-    // CUSTOM before JWT authentication, AUDIT/DENY/ALLOW after it, as Istio orders Envoy's filters.
-    if (authz.hasCustom) phases.push(logged(extAuthzPhase(authz, workload), this.#o.debug, this.#o.info));
-    if (jwt.rules.length > 0) phases.push(jwtPhase(() => jwt));
-    if (authz.policies.length > 0) phases.push(logged(authorizationPhase(authz, workload, authz.hasCustom), this.#o.debug, this.#o.info));
     const own = { service: workload.service, workloadName: workload.workloadName, namespace: workload.namespace, labels: workload.labels, ...(this.#o.ports === undefined ? {} : { ports: this.#o.ports }) };
     this.#rateLimit = compileRateLimit(resources, own, rootNamespace, this.#o.clock, {
       random: this.#o.random,
       previous: this.#rateLimit,
     });
-    if (this.#rateLimit !== undefined) phases.push(this.#rateLimit);
+    // Local rate limits where their EnvoyFilters put them: before CUSTOM, JWT or authorization, or after them all.
+    const limits = this.#rateLimit?.phases() ?? [];
+    for (const m of this.#rateLimit?.approximations ?? []) this.#warnOnce(m);
+    const limitsBefore = (name: string) => {
+      for (const l of limits) if (l.before === name) phases.push(l);
+    };
+    // CUSTOM before JWT authentication, AUDIT/DENY/ALLOW after it, as Istio orders Envoy's filters.
+    limitsBefore('ext-authz');
+    if (authz.hasCustom) phases.push(logged(extAuthzPhase(authz, workload), this.#o.debug, this.#o.info));
+    limitsBefore('jwt');
+    if (jwt.rules.length > 0) phases.push(jwtPhase(() => jwt));
+    limitsBefore('authorization');
+    if (authz.policies.length > 0) phases.push(logged(authorizationPhase(authz, workload, authz.hasCustom), this.#o.debug, this.#o.info));
+    for (const l of limits) if (l.before === undefined) phases.push(l);
     // Last, as Envoy's circuit breaker is at the router: a refused request never takes a slot.
     const pool = compileInboundPool(resources, own, rootNamespace, this.#pools, workload);
     this.#pools = pool.pools;

@@ -16,7 +16,7 @@
 import type { Clock } from '../core/clock.ts';
 import type { AnyResource } from '../config/resource.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../config/types/envoy-filter.ts';
-import { type ActiveFilter, type FilterSite, HCM, RateLimitFilters, serviceCluster } from '../policies/rate-limit/envoy-filters.ts';
+import { type ActiveFilter, type AdmissionGate, type FilterSite, HCM, RateLimitFilters, serviceCluster } from '../policies/rate-limit/envoy-filters.ts';
 import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
 import type { HttpChainOptions } from '../config/validate/envoy-filter-chain.ts';
 import type { Resource } from '../config/resource.ts';
@@ -67,10 +67,12 @@ export function inboundChainOptions(resources: readonly AnyResource[], workload:
     workload,
     rootNamespace,
   );
+  const actions = new Set(policies.filter((p) => p.spec.action !== 'CUSTOM').map((p) => p.spec.action ?? 'ALLOW'));
   return {
     custom: policies.some((p) => p.spec.action === 'CUSTOM'),
     jwt: ras.some((r) => (r.spec.jwtRules?.length ?? 0) > 0),
-    rbac: policies.some((p) => p.spec.action !== 'CUSTOM'),
+    rbac: actions.size > 0,
+    rbacFilters: actions.size,
   };
 }
 
@@ -137,6 +139,25 @@ export class CompiledRateLimits {
   get sourceCluster(): string {
     const w = this.#workload;
     return serviceCluster(w.labels, w.namespace, w.workloadName ?? w.service);
+  }
+
+  /**
+   * Where in the chain the filters of any inbound port sit (the first of Istio's admission filters
+   * after them; undefined: after them all). A listener match reads only the port and whether the
+   * connection is mTLS, so the ports the matches name and one port none names, each plaintext and
+   * mTLS, cover every chain.
+   */
+  gates(): Set<AdmissionGate | undefined> {
+    const out = new Set<AdmissionGate | undefined>();
+    for (const port of [...this.#filters.listenerPorts, -1]) {
+      for (const tls of [false, true]) for (const g of this.#filters.gates({ listenerFits: (m) => listenerFits(m, port, tls) })) out.add(g);
+    }
+    return out;
+  }
+
+  /** Patches that put a filter between two of Istio's RBAC filters (run after authorization instead), found so far. */
+  get betweenRbac(): readonly string[] {
+    return this.#filters.betweenRbac;
   }
 
   /** The active rate limit filters for requests arriving on local `port` (over mTLS when `tls`). */

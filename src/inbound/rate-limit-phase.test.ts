@@ -171,10 +171,30 @@ describe('rate-limit phase: Envoy\'s filter semantics', () => {
     const withCustomJwt = validateYaml(efs + policies).resources as AnyResource[];
     // The first rbac is CUSTOM's, before ext_authz.
     assert.deepEqual(compile(withCustomJwt, srvWorkload, clock).filtersFor(8888).map((f) => f.name), ['before-mx', 'after-rbac', 'after-ext-authz', 'before-jwt', 'before-router', 'after-before-router']);
+    // Each runs before the first of Istio's admission filters after it (undefined: after them all).
+    assert.deepEqual(compile(withCustomJwt, srvWorkload, clock).filtersFor(8888).map((f) => f.gate), ['ext_authz', 'ext_authz', 'jwt_authn', 'jwt_authn', undefined, undefined]);
+    assert.deepEqual(compile(withCustomJwt, srvWorkload, clock).phases().map((p) => p.before), ['ext-authz', 'jwt', undefined]);
     const allow = 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: allow, namespace: echo}\nspec: {selector: {matchLabels: {app: srv}}, rules: [{}]}\n---\n';
     assert.deepEqual(compile(validateYaml(efs + allow).resources as AnyResource[], srvWorkload, clock).filtersFor(8888).map((f) => f.name), ['before-mx', 'after-rbac', 'before-router', 'after-before-router']);
+    assert.deepEqual(compile(validateYaml(efs + allow).resources as AnyResource[], srvWorkload, clock).filtersFor(8888).map((f) => f.gate), ['rbac', undefined, undefined, undefined]);
     // A policy for another workload adds nothing.
     assert.deepEqual(compile(validateYaml(efs + allow.replace('app: srv', 'app: other')).resources as AnyResource[], srvWorkload, clock).filtersFor(8888).map((f) => f.name), ['before-mx', 'before-router', 'after-before-router']);
+  });
+
+  it('buckets per downstream connection: one limiter per connection, made from the first config that asks and shared by every filter that asks, as Envoy keeps it under one filter-state key', () => {
+    const clock = new ManualClock(0);
+    const perConn = (max: number) => oneBucket(max, '600s', { local_rate_limit_per_downstream_connection: true });
+    const afterA = { context: 'SIDECAR_INBOUND', listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'a' } } } } };
+    const yaml = ef({ configPatches: [filter(perConn(3), { context: 'SIDECAR_INBOUND' }, 'INSERT_FIRST', 'a'), filter(perConn(10), afterA, 'INSERT_AFTER', 'b')] });
+    const conn = {};
+    const other = {};
+    const phase = compile(load(yaml), srvWorkload, clock);
+    assert.deepEqual(phase.filtersFor(8888).map((f) => f.name), ['a', 'b']);
+    // Each request takes a token in each filter, both from the connection's one limiter (a's 3 tokens).
+    assert.equal(outcomes(phase, [{ connection: conn }, { connection: conn }]), 'ar');
+    assert.equal(outcomes(phase, [{ connection: other }]), 'a', 'another connection: its own');
+    // No connection object: keyed by the caller's address and port.
+    assert.equal(outcomes(phase, [{ remotePort: 1 }, { remotePort: 1 }, { remotePort: 2 }]), 'ara');
   });
 
   it('source_cluster is the sidecar’s service cluster: the app label (not the service) dot namespace, else the workload name', () => {

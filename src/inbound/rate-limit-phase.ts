@@ -7,6 +7,12 @@
  * body `local_rate_limited`, flag `RL`). Adapters take the `x-ratelimit-*` headers of admitted
  * requests from {@link rateLimitResponseHeaders}.
  *
+ * Each filter runs where its EnvoyFilter puts it in Istio's inbound chain: before `ext_authz`,
+ * `jwt_authn` or `rbac` (`INSERT_FIRST`, `INSERT_BEFORE` without a sub-filter or next to one of
+ * them), or after them all (`INSERT_BEFORE envoy.filters.http.router`). {@link RateLimitPhase.phases}
+ * gives one admission phase per place in use, each running that place's filters over the same
+ * buckets, counters and draws — one engine, split only by where it runs.
+ *
  * Buckets belong to the mesh (one set per workload, shared by every server it guards, per
  * inbound port as Envoy has one filter chain per port) and are kept across config reloads when
  * their settings do not change (`previous`).
@@ -16,10 +22,12 @@
 import type { Clock, Random } from '../core/clock.ts';
 import { systemRandom } from '../core/clock.ts';
 import type { AnyResource } from '../config/resource.ts';
-import type { RateLimitSite } from '../policies/rate-limit/descriptors.ts';
-import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
+import type { RateLimitRequest, RateLimitSite } from '../policies/rate-limit/descriptors.ts';
+import { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
+import type { LocalRateLimitSettings } from '../config/types/local-rate-limit.ts';
 import { RATE_LIMITED_BODY, RATE_LIMITED_FLAG, RateLimitRunner, type RateLimitStats, type RunNotes } from '../policies/rate-limit/run-filters.ts';
-import type { Denial, InboundRequest, Phase, PhaseResult } from './pipeline.ts';
+import type { AdmissionGate } from '../policies/rate-limit/envoy-filters.ts';
+import type { Denial, InboundRequest, Phase, PhaseName, PhaseResult } from './pipeline.ts';
 import { type ActiveFilter, CompiledRateLimits, type RateLimitWorkload } from './rate-limit-compile.ts';
 
 export type { RateLimitWorkload } from './rate-limit-compile.ts';
@@ -61,8 +69,60 @@ export function rateLimitResponseHeaders(req: InboundRequest): Readonly<Record<s
 /** How many `port/tls` keys of the config before a new phase builds up front at most. */
 const MAX_CARRIED_PORTS = 1024;
 
+/** The admission phase each of Istio's admission filters is (a filter before it runs just before that phase). */
+export const GATE_PHASES: Readonly<Record<AdmissionGate, PhaseName>> = Object.freeze({ ext_authz: 'ext-authz', jwt_authn: 'jwt', rbac: 'authorization' });
+
+/** The places filters run at, in order: before each admission filter, then after them all. */
+const PLACES: readonly (AdmissionGate | undefined)[] = ['ext_authz', 'jwt_authn', 'rbac', undefined];
+
+/** A port's active filters: all of them in chain order, and those of each place. */
+interface Plan {
+  readonly all: readonly ActiveFilter[];
+  readonly at: ReadonlyMap<AdmissionGate | undefined, readonly ActiveFilter[]>;
+}
+
+const NO_FILTERS: readonly ActiveFilter[] = [];
+
+/** Connections without an object to key on (a grpc-js listener the mesh did not make) remembered by address, at most. */
+const MAX_ADDRESSED_CONNECTIONS = 4096;
+
 /**
- * The rate-limit phase of one workload.
+ * The limiters of configs with buckets per downstream connection: Envoy keeps one per connection
+ * (`per_connection_local_rate_limiter` in the connection's filter state), made from the first
+ * config that asks for one on it, for as long as the connection lives.
+ */
+class PerConnectionLimiters {
+  readonly #byConnection = new WeakMap<object, LocalRateLimiter>();
+  /** By `address|port|local port`, most recent last; only for requests whose adapter knows no connection object. */
+  readonly #byAddress = new Map<string, LocalRateLimiter>();
+
+  of(req: InboundRequest, config: LocalRateLimitSettings, clock: Clock): LocalRateLimiter {
+    const conn = req.connection;
+    if (conn !== undefined) {
+      let l = this.#byConnection.get(conn);
+      if (l === undefined) {
+        l = new LocalRateLimiter(config, clock);
+        this.#byConnection.set(conn, l);
+      }
+      return l;
+    }
+    const key = `${req.remoteAddress}|${req.remotePort}|${req.localPort}`;
+    let l = this.#byAddress.get(key);
+    if (l === undefined) {
+      l = new LocalRateLimiter(config, clock);
+      if (this.#byAddress.size >= MAX_ADDRESSED_CONNECTIONS) this.#byAddress.delete(this.#byAddress.keys().next().value as string);
+    } else {
+      this.#byAddress.delete(key);
+    }
+    this.#byAddress.set(key, l);
+    return l;
+  }
+}
+
+/**
+ * The rate-limit phase of one workload. As a {@link Phase} it runs every filter of the request's
+ * port at one place; a mesh adds {@link RateLimitPhase.phases} instead, which run each filter
+ * where Envoy's chain has it.
  * @category Inbound
  */
 export class RateLimitPhase implements Phase {
@@ -70,43 +130,78 @@ export class RateLimitPhase implements Phase {
   readonly #compiled: CompiledRateLimits;
   readonly #runner: RateLimitRunner;
   /** Active filters by local port, plaintext and mTLS, built on the first request to a port (ports the services name are built up front). */
-  readonly #raw = new Map<number, readonly ActiveFilter[]>();
-  readonly #tls = new Map<number, readonly ActiveFilter[]>();
+  readonly #raw = new Map<number, Plan>();
+  readonly #tls = new Map<number, Plan>();
   readonly #notes: RunNotes = { xHeaders: undefined, headersChanged: false };
+  readonly #places: readonly (AdmissionGate | undefined)[];
+  readonly #clock: Clock;
+  readonly #perConnection: PerConnectionLimiters;
 
   /** Use {@link compileRateLimit}. */
-  constructor(compiled: CompiledRateLimits, random: Random, warmPorts: Iterable<string>) {
+  constructor(compiled: CompiledRateLimits, random: Random, warmPorts: Iterable<string>, clock: Clock, previous?: RateLimitPhase) {
     this.#compiled = compiled;
     this.#runner = new RateLimitRunner(random);
+    this.#clock = clock;
+    // A connection's buckets live as long as it does, config reloads or not (Envoy's filter state).
+    this.#perConnection = previous === undefined ? new PerConnectionLimiters() : previous.#perConnection;
+    const used = compiled.gates();
+    this.#places = PLACES.filter((g) => used.has(g));
     for (const key of warmPorts) {
       const [port, tls] = key.split('/');
       this.#plan(Number(port), tls === 'tls');
     }
   }
 
-  #plan(port: number, tls: boolean): readonly ActiveFilter[] {
+  #plan(port: number, tls: boolean): Plan {
     const plans = tls ? this.#tls : this.#raw;
     let p = plans.get(port);
     if (p === undefined) {
-      p = this.#compiled.forPort(port, tls);
+      const all = this.#compiled.forPort(port, tls);
+      const at = new Map<AdmissionGate | undefined, ActiveFilter[]>();
+      for (const f of all) {
+        const list = at.get(f.gate);
+        if (list === undefined) at.set(f.gate, [f]);
+        else list.push(f);
+      }
+      p = { all, at };
       plans.set(port, p);
     }
     return p;
   }
 
+  /** Runs every active filter of the request's port, in chain order. */
   run(req: InboundRequest): PhaseResult {
-    const filters = this.#plan(req.localPort, req.scheme === 'https');
+    return this.#runFilters(this.#plan(req.localPort, req.scheme === 'https').all, req);
+  }
+
+  readonly #connectionLimiter = (config: LocalRateLimitSettings, req: RateLimitRequest): LocalRateLimiter => this.#perConnection.of(req as InboundRequest, config, this.#clock);
+
+  #runFilters(filters: readonly ActiveFilter[], req: InboundRequest): PhaseResult {
     if (filters.length === 0) return undefined;
     const notes = this.#notes;
     const site = (): RateLimitSite => ({ sourceCluster: this.#compiled.sourceCluster, destinationCluster: `inbound|${req.localPort}||` });
-    const refusal = this.#runner.run(filters, req, site, notes);
+    const refusal = this.#runner.run(filters, req, site, notes, this.#connectionLimiter);
     if (notes.headersChanged) req.headersChanged = true;
+    // x-ratelimit-* headers of filters that ran at an earlier place (a later filter's replace them).
+    const earlier = responseHeaders.get(req);
     if (refusal !== undefined) {
-      const denial: RateLimitDenial = { ...refusal, body: RATE_LIMITED_BODY, phase: 'rate-limit', flag: RATE_LIMITED_FLAG };
+      const denial: RateLimitDenial = { ...refusal, headers: earlier === undefined ? refusal.headers : { ...earlier, ...refusal.headers }, body: RATE_LIMITED_BODY, phase: 'rate-limit', flag: RATE_LIMITED_FLAG };
       return denial;
     }
-    if (notes.xHeaders !== undefined) responseHeaders.set(req, notes.xHeaders);
+    if (notes.xHeaders !== undefined) responseHeaders.set(req, earlier === undefined ? notes.xHeaders : { ...earlier, ...notes.xHeaders });
     return undefined;
+  }
+
+  /**
+   * The admission phases to run, in order: one per place the workload's filters sit at — just
+   * before `ext-authz`, `jwt` or `authorization` (the phase's `before`), or after authorization
+   * (no `before`) — each running the filters of the request's port that sit there.
+   */
+  phases(): Phase[] {
+    return this.#places.map((gate) => {
+      const run = (req: InboundRequest): PhaseResult => this.#runFilters(this.#plan(req.localPort, req.scheme === 'https').at.get(gate) ?? NO_FILTERS, req);
+      return gate === undefined ? { name: 'rate-limit', run } : { name: 'rate-limit', before: GATE_PHASES[gate], run };
+    });
   }
 
   /** Envoy-style counters per `stat_prefix`. */
@@ -114,9 +209,25 @@ export class RateLimitPhase implements Phase {
     return this.#runner.stats;
   }
 
-  /** The active filters of a port, for `meshlet routes`-style explanations. */
+  /** The active filters of a port, in chain order, for `meshlet routes`-style explanations. */
   filtersFor(localPort: number, tls = false): readonly ActiveFilter[] {
-    return this.#plan(localPort, tls);
+    return this.#plan(localPort, tls).all;
+  }
+
+  /**
+   * What meshlet cannot place as Envoy does, one line each: a filter `INSERT_AFTER
+   * envoy.filters.http.rbac` that lands between two of the RBAC filters istiod builds per action.
+   */
+  get approximations(): string[] {
+    return this.#compiled.betweenRbac.map(
+      (source) =>
+        `meshlet: ${source}: istiod puts this local rate limit filter between two of the RBAC filters it builds for AUDIT, DENY and ALLOW policies (after the first); meshlet judges them in one step and runs the filter after it, so a request the later RBAC filter (ALLOW) denies takes no token here, where in Envoy it takes one. Insert it before envoy.filters.http.jwt_authn or envoy.filters.http.router to have both agree`,
+    );
+  }
+
+  /** The sidecar's service cluster the filters' descriptors name (`source_cluster`). */
+  get sourceCluster(): string {
+    return this.#compiled.sourceCluster;
   }
 
   /** @internal The limiters, for the next config's phase to keep. */
@@ -132,7 +243,7 @@ export class RateLimitPhase implements Phase {
   toString(): string {
     const lines = [`rate-limit phase (${this.#compiled.sourceCluster})`];
     for (const [tls, plans] of [['plaintext', this.#raw], ['mTLS', this.#tls]] as const) {
-      for (const [port, filters] of plans) for (const f of filters) lines.push(`  port ${port} (${tls}): ${f.name} from ${f.source}: ${f.limiter}`);
+      for (const [port, plan] of plans) for (const f of plan.all) lines.push(`  port ${port} (${tls}): ${f.name} from ${f.source}${f.gate === undefined ? '' : ` (before ${f.gate})`}: ${f.limiter}`);
     }
     return lines.join('\n');
   }
@@ -159,5 +270,5 @@ export function compileRateLimit(
   // Ports requests reached before (bounded: inbound requests arrive on the workload's listeners only;
   // limiters of ports not carried over are dropped with the config before).
   if (options.previous !== undefined) for (const k of options.previous.portKeys.slice(0, MAX_CARRIED_PORTS)) warm.add(k);
-  return new RateLimitPhase(compiled, options.random ?? systemRandom, warm);
+  return new RateLimitPhase(compiled, options.random ?? systemRandom, warm, clock, options.previous);
 }

@@ -125,7 +125,7 @@ export class GrpcPeers {
         return { remoteAddress, remotePort, localPort, localAddress, scheme, refused: `${mode}: ${why}` };
       }
       const clientCert = accepted.peer === undefined || details === undefined ? undefined : clientCertDetailsOf(accepted.socket as unknown as CertificateSource, details);
-      return { remoteAddress, remotePort, localPort, localAddress, scheme, peer: accepted.peer, sni: accepted.sni, clientCert };
+      return { remoteAddress, remotePort, localPort, localAddress, scheme, peer: accepted.peer, sni: accepted.sni, clientCert, connection: accepted };
     }
     const { tls, cert } = this.certificateOf(call);
     let peer: ConnectionInfo['peer'];

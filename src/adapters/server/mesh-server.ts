@@ -47,7 +47,7 @@ import { Http2Bridge, isHttp2Preface } from './h2-bridge.ts';
 import { Http1Connections } from './idle-connections.ts';
 import { PeerAuthAcceptor } from './peer-acceptor.ts';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
-import { markAccepted, peerOfSocket, rememberPeer } from './peer.ts';
+import { markAccepted, peerOfSocket, rememberDownstream, rememberPeer } from './peer.ts';
 import { serveUpgrade } from './upgrade.ts';
 import { isProbeRequest, serveNode } from './node.ts';
 import { closingConnections } from './closed-by.ts';
@@ -110,6 +110,7 @@ export class MeshHttpServer extends Server {
     this.#h2 = new Http2Bridge((socket, real) => {
       if (this.#probesOnly.has(real)) this.#probesOnly.add(socket);
       rememberPeer(socket, peerOfSocket(real));
+      rememberDownstream(socket, real);
       markAccepted(socket);
       this.#http1.add(socket);
       this.#http.call(this, socket);

@@ -20,7 +20,7 @@ import { hasBody } from '../../core/request-body.ts';
 import { absoluteForm, addOnHead, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
-import { acceptedByMesh, peerOfSocket, plainAddress } from './peer.ts';
+import { acceptedByMesh, downstreamOf, peerOfSocket, plainAddress } from './peer.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
@@ -35,11 +35,11 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
   const policy = guard?.sockets;
   const admitted = policy === undefined || acceptedByMesh(s) ? undefined : policy.admit(s);
   if (admitted !== undefined && 'refused' in admitted) {
-    return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, scheme: (s as TLSSocket).encrypted === true ? 'https' : 'http', refused: admitted.refused };
+    return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, scheme: (s as TLSSocket).encrypted === true ? 'https' : 'http', refused: admitted.refused, connection: downstreamOf(req) };
   }
   if ((s as TLSSocket).encrypted !== true) {
     // Dual-stack servers report IPv4 peers as ::ffff:a.b.c.d.
-    return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, localAddress: plainAddress(s.localAddress), scheme: 'http' };
+    return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, localAddress: plainAddress(s.localAddress), scheme: 'http', connection: downstreamOf(req) };
   }
   const servername = (s as TLSSocket & { servername?: string | false }).servername;
   const peer = admitted === undefined ? peerOfSocket(s) : admitted.peer;
@@ -53,6 +53,7 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
     peer,
     sni: typeof servername === 'string' && servername !== '' ? servername : undefined,
     clientCert: details === undefined ? undefined : clientCertDetailsOf(s as TLSSocket, details),
+    connection: downstreamOf(req),
   };
 }
 

@@ -31,6 +31,23 @@ export function rememberPeer(socket: Socket, peer: PeerIdentity | undefined): vo
   peers.set(socket, peer);
 }
 
+/** The real connections behind in-memory ones (a bridged HTTP/2 stream's HTTP/1.1 connection to the app). */
+const downstreams = new WeakMap<Socket, Socket>();
+
+/** Records that `socket` carries requests of the connection `real` (an HTTP/2 caller's). */
+export function rememberDownstream(socket: Socket, real: Socket): void {
+  downstreams.set(socket, real);
+}
+
+/**
+ * The caller's connection a request arrived on (what buckets per downstream connection key on):
+ * the real socket behind a bridged HTTP/2 stream, the HTTP/2 session of a request Node's own
+ * http2 compatibility layer serves (its `req.socket` is a proxy per stream), else the socket.
+ */
+export function downstreamOf(req: { readonly socket: Socket; readonly stream?: { readonly session?: object } }): object {
+  return req.stream?.session ?? downstreams.get(req.socket) ?? req.socket;
+}
+
 /** Marks a connection a mesh server let in (after its PeerAuthentication checks). */
 export function markAccepted(socket: Socket): void {
   accepted.add(socket);

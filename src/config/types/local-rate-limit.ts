@@ -130,6 +130,13 @@ export interface LocalRateLimitSettings {
   readonly rateLimits: readonly RateLimitPolicySettings[];
   /** How many buckets a wildcard descriptor keeps (least recently used dropped). @defaultValue 20 */
   readonly maxDynamicDescriptors: number;
+  /**
+   * `local_rate_limit_per_downstream_connection`: the buckets are the downstream connection's —
+   * one limiter per connection, made from the first config that asks for one on it and shared by
+   * every such filter on it (Envoy keeps it under one filter-state key). Inbound only.
+   * @defaultValue false
+   */
+  readonly perDownstreamConnection: boolean;
 }
 
 /** An HTTP_FILTER patch that inserts a local rate limit filter. */

@@ -9,8 +9,8 @@
  *   `PILOT_ENABLE_PERSISTENT_SESSION_FILTER`, off by default).
  * - **inbound**: `istio.metadata_exchange`; for CUSTOM AuthorizationPolicies an
  *   `envoy.filters.http.rbac` then `envoy.filters.http.ext_authz`; `envoy.filters.http.jwt_authn`
- *   when a RequestAuthentication with JWT rules applies; `envoy.filters.http.rbac` when ALLOW,
- *   DENY or AUDIT AuthorizationPolicies apply; `envoy.filters.http.grpc_web` (GRPC-Web ports),
+ *   when a RequestAuthentication with JWT rules applies; an `envoy.filters.http.rbac` for each of
+ *   AUDIT, DENY and ALLOW that has AuthorizationPolicies for the workload (pilot/pkg/security/authz/builder/builder.go `build`); `envoy.filters.http.grpc_web` (GRPC-Web ports),
  *   `envoy.filters.http.grpc_stats`, `envoy.filters.http.fault`, `envoy.filters.http.cors`,
  *   `istio.stats`, the router (no ALPN filter inbound).
  *
@@ -41,6 +41,8 @@ export interface HttpChainOptions {
   readonly jwt?: boolean;
   /** Inbound: ALLOW, DENY or AUDIT AuthorizationPolicies apply to the workload. */
   readonly rbac?: boolean;
+  /** Inbound, with `rbac`: how many of AUDIT, DENY and ALLOW have policies (istiod builds an RBAC filter for each). @defaultValue 1 */
+  readonly rbacFilters?: number;
 }
 
 /** Istio's HTTP filter chain of one direction's connection managers, in order. */
@@ -49,7 +51,7 @@ export function istioHttpFilterChain(direction: 'inbound' | 'outbound', o: HttpC
   if (direction === 'inbound') {
     if (o.custom === true) chain.push(RBAC, EXT_AUTHZ);
     if (o.jwt === true) chain.push(JWT);
-    if (o.rbac === true) chain.push(RBAC);
+    if (o.rbac === true) for (let i = 0; i < Math.max(1, o.rbacFilters ?? 1); i++) chain.push(RBAC);
   }
   if (o.grpcWeb === true) chain.push(GRPC_WEB);
   chain.push(GRPC_STATS);

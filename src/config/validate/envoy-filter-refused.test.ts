@@ -46,7 +46,16 @@ describe('EnvoyFilter: any other EnvoyFilter is skipped whole, with one warning 
       want: /configPatches\[0\] patches not a patch \(null\); configPatches\[1\] patches no applyTo ADD/,
     },
     // Local rate limits with what meshlet does not implement.
-    { name: 'a bucket per connection', spec: { configPatches: [filterPatch(direct({ local_rate_limit_per_downstream_connection: true }))] }, want: /value\.typed_config\.local_rate_limit_per_downstream_connection uses local_rate_limit_per_downstream_connection \(a bucket per connection\), which meshlet does not implement/ },
+    {
+      name: 'a bucket per connection on outbound calls',
+      spec: { configPatches: [filterPatch(direct({ local_rate_limit_per_downstream_connection: true }), { context: 'SIDECAR_OUTBOUND' })] },
+      want: /configPatches\[0\]\.match\.context uses local_rate_limit_per_downstream_connection \(a bucket per downstream connection\) for outbound calls: the app's calls have no downstream connection; meshlet applies it in SIDECAR_INBOUND patches/,
+    },
+    {
+      name: 'a bucket per connection in a per-route config of any context',
+      spec: { configPatches: [filterPatch(direct()), routePatch({ typed_per_filter_config: { 'envoy.filters.http.local_ratelimit': direct({ local_rate_limit_per_downstream_connection: true }) } }, { routeConfiguration: { vhost: { name: 'inbound|http|9080' } } })] },
+      want: /configPatches\[1\]\.match\.context uses local_rate_limit_per_downstream_connection \(a bucket per downstream connection\) for any context, which includes outbound calls/,
+    },
     { name: 'buckets shared across the local cluster', spec: { configPatches: [filterPatch(direct({ local_cluster_rate_limit: {} }))] }, want: /uses local_cluster_rate_limit/ },
     {
       name: 'a metadata action',

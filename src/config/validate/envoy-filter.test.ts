@@ -61,6 +61,7 @@ describe('EnvoyFilter: the local rate limit shapes are read', () => {
       rateLimitedAsResourceExhausted: false,
       rateLimits: [],
       maxDynamicDescriptors: 20,
+      perDownstreamConnection: false,
     });
     assert.equal(pa.filterName, 'envoy.filters.http.local_ratelimit');
     assert.equal(pa.context, 'SIDECAR_INBOUND');

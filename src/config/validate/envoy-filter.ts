@@ -198,6 +198,20 @@ function checkListenerMatch(ctx: Ctx, path: FieldPath, m: ListenerMatch, context
   }
 }
 
+/**
+ * `local_rate_limit_per_downstream_connection` outside the inbound side: the app's calls reach the
+ * mesh in-process, over no downstream connection (a sidecar's would be the app's connection to it),
+ * so meshlet applies it to `SIDECAR_INBOUND` patches only.
+ */
+function perConnectionOutside(ctx: Ctx, path: FieldPath, context: PatchContext, configs: Iterable<LocalRateLimitSettings | undefined>): void {
+  if (context === 'SIDECAR_INBOUND') return;
+  for (const c of configs) {
+    if (c?.perDownstreamConnection !== true) continue;
+    notImplemented(ctx, [...path, 'match', 'context'], `local_rate_limit_per_downstream_connection (a bucket per downstream connection) for ${context === 'SIDECAR_OUTBOUND' ? 'outbound calls' : 'any context, which includes outbound calls'}: the app's calls have no downstream connection; meshlet applies it in SIDECAR_INBOUND patches`);
+    return;
+  }
+}
+
 function perFilterConfig(v: unknown, path: FieldPath, ctx: Ctx): Map<string, LocalRateLimitSettings> | undefined {
   const m = map((x, p, c) => readLocalRateLimitAny(x, p, c, true))(v, path, ctx);
   if (m === undefined) return undefined;
@@ -244,6 +258,7 @@ function readFilterPatch(cp: EnvoyConfigObjectPatch, value: Record<string, unkno
     },
   })(value, vp, ctx);
   if (f?.name === undefined || f.typed_config === undefined) return undefined;
+  perConnectionOutside(ctx, path, context, [f.typed_config]);
   return { applyTo: 'HTTP_FILTER', context, operation: op, listener, filterName: f.name, config: f.typed_config };
 }
 
@@ -274,6 +289,7 @@ function readRoutePatch(cp: EnvoyConfigObjectPatch, value: Record<string, unknow
     configs = r?.typed_per_filter_config;
     rateLimits = r?.rate_limits ?? [];
   }
+  perConnectionOutside(ctx, path, context, configs?.values() ?? []);
   const rc = cp.match?.routeConfiguration;
   if (rc?.vhost?.route !== undefined && applyTo === 'VIRTUAL_HOST') {
     warn(ctx, [...path, 'match', 'routeConfiguration', 'vhost', 'route'], 'a route match has no effect on a VIRTUAL_HOST patch (Istio matches the virtual host only)');
@@ -294,7 +310,7 @@ function readPatch(cp: EnvoyConfigObjectPatch, path: FieldPath, ctx: Ctx, insert
   const match = cp.match;
   if (match?.proxy !== undefined) notImplemented(ctx, [...path, 'match', 'proxy'], 'match.proxy (meshlet is not an Istio proxy: it has no proxy version or proxy metadata)');
   if (cp.patch.filterClass !== undefined && cp.patch.filterClass !== 'UNSPECIFIED') {
-    ctx.issues.at(ctx.subject, [...path, 'patch', 'filterClass'], 'info', 'filterClass orders Envoy filters; in meshlet the rate limit always runs after authorization (the admission phases have a fixed order)', 'MESHLET0002');
+    ctx.issues.at(ctx.subject, [...path, 'patch', 'filterClass'], 'info', 'filterClass is not read by istiod for EnvoyFilter patches (pilot uses no FilterClass): the operation and subFilter place the filter, in Istio and in meshlet', 'MESHLET0002');
   }
   const context = match?.context ?? 'ANY';
   if (cp.applyTo === 'HTTP_FILTER') {

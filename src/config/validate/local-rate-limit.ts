@@ -207,11 +207,7 @@ const rawLocalRateLimit = message<RawLocalRateLimit>({
   response_headers_to_add: list(readHeaderToAdd, { max: 10 }),
   descriptors: list(readDescriptor),
   stage: uint32({ max: 10 }),
-  local_rate_limit_per_downstream_connection: (v, path, ctx) => {
-    const b = boolean(v, path, ctx);
-    if (b === true) notImplemented(ctx, path, 'local_rate_limit_per_downstream_connection (a bucket per connection)');
-    return b;
-  },
+  local_rate_limit_per_downstream_connection: boolean,
   local_cluster_rate_limit: (v, path, ctx) => {
     notImplemented(ctx, path, 'local_cluster_rate_limit (buckets shared across the instances of the local cluster)');
     return v as object;
@@ -263,6 +259,7 @@ export function readLocalRateLimitFields(fields: unknown, path: FieldPath, ctx: 
     rateLimitedAsResourceExhausted: r.rate_limited_as_resource_exhausted ?? false,
     rateLimits: r.rate_limits ?? [],
     maxDynamicDescriptors: r.max_dynamic_descriptors ?? 20,
+    perDownstreamConnection: r.local_rate_limit_per_downstream_connection ?? false,
   };
 }
 

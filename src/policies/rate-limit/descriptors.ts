@@ -28,18 +28,6 @@ export interface RateLimitRequest {
   readonly localPort: number;
   /** The mTLS peer, if any. */
   readonly peer: { readonly principal: string } | undefined;
-  /**
-   * The path and headers as the request arrived, before an external authorizer or a JWT rule
-   * changed them (a token taken out, claims or headers copied in); set on the server side when
-   * such a step runs before the rate limit, for the filters Envoy runs ahead of those steps.
-   */
-  readonly received?: ReceivedRequest | undefined;
-}
-
-/** The part of a request the steps before the rate limit can change, as it arrived. */
-export interface ReceivedRequest {
-  readonly path: string;
-  readonly headers: Readonly<Record<string, string | readonly string[] | undefined>>;
 }
 
 /** What the actions know of where the request is going. */

@@ -72,16 +72,40 @@ export interface ActiveFilter {
   /** Undefined when the config has no descriptors (no need to compute the request's). */
   readonly descriptors: DescriptorBuilder | undefined;
   /**
-   * Whether it sits before Istio's `ext_authz` and `jwt_authn` filters in the chain (as
-   * `INSERT_BEFORE` the connection manager or `INSERT_FIRST` put it): Envoy runs it on the request
-   * as received, before a token is taken out or claims are copied into headers, so its
-   * descriptors are built from that request (`RateLimitRequest.received`).
+   * The first of Istio's inbound admission filters that comes after it in the chain — `ext_authz`
+   * (AuthorizationPolicy CUSTOM, with the RBAC filter istiod puts just before it), `jwt_authn`
+   * (RequestAuthentication), `rbac` (ALLOW / DENY / AUDIT) — or undefined when none does (after
+   * them all, as `INSERT_BEFORE envoy.filters.http.router` puts it; always on the outbound side).
+   * Envoy runs the filter there: a request it refuses never reaches those filters, and one they
+   * refuse later has already taken its token.
    */
-  readonly beforeAuthn: boolean;
+  readonly gate: AdmissionGate | undefined;
 }
 
-/** Istio's inbound filters that change the request the filters after them see. */
-const AUTHN_FILTERS: ReadonlySet<string> = new Set(['envoy.filters.http.ext_authz', 'envoy.filters.http.jwt_authn']);
+/** Istio's inbound admission filters, in their order (a rate limit filter's {@link ActiveFilter.gate}). */
+export type AdmissionGate = 'ext_authz' | 'jwt_authn' | 'rbac';
+
+const EXT_AUTHZ = 'envoy.filters.http.ext_authz';
+const JWT_AUTHN = 'envoy.filters.http.jwt_authn';
+const RBAC = 'envoy.filters.http.rbac';
+
+/** One of Istio's own filters in a chain, and the admission filter it is (or is part of). */
+interface IstioFilter {
+  readonly istio: string;
+  readonly gate: AdmissionGate | undefined;
+}
+
+/**
+ * Istio's chain as {@link IstioFilter}s: the RBAC filter istiod puts right before `ext_authz`
+ * (CUSTOM's shadow rules, which only mark the requests to send to the authorizer) belongs to
+ * `ext_authz`; the other one is the ALLOW / DENY / AUDIT `rbac`.
+ */
+function gated(chain: readonly string[]): IstioFilter[] {
+  return chain.map((istio, i) => ({
+    istio,
+    gate: istio === EXT_AUTHZ || (istio === RBAC && chain[i + 1] === EXT_AUTHZ) ? 'ext_authz' : istio === JWT_AUTHN ? 'jwt_authn' : istio === RBAC ? 'rbac' : undefined,
+  }));
+}
 
 /**
  * Where a request meets the filters, as the EnvoyFilter matches see it: the listener's filter
@@ -193,8 +217,9 @@ export class RateLimitFilters {
   /** Limiters by identity: filter instance of a listener, route or virtual host, and filter name. */
   readonly #limiters = new Map<string, LocalRateLimiter>();
   readonly #previous: ReadonlyMap<string, LocalRateLimiter>;
+  readonly #betweenRbac = new Set<string>();
   /** Istio's own HTTP filters of the side's connection managers (without, with the gRPC-Web filter). */
-  readonly #istioChain: readonly [readonly string[], readonly string[]];
+  readonly #istioChain: readonly [readonly IstioFilter[], readonly IstioFilter[]];
 
   /**
    * `chain`: which of istiod's conditional HTTP filters the side's chain has (on the inbound side,
@@ -226,7 +251,7 @@ export class RateLimitFilters {
     this.#vhosts = vhosts;
     this.#clock = clock;
     this.#previous = previous;
-    this.#istioChain = [istioHttpFilterChain(direction, { ...chain, grpcWeb: false }), istioHttpFilterChain(direction, { ...chain, grpcWeb: true })];
+    this.#istioChain = [gated(istioHttpFilterChain(direction, { ...chain, grpcWeb: false })), gated(istioHttpFilterChain(direction, { ...chain, grpcWeb: true }))];
   }
 
   /**
@@ -261,21 +286,23 @@ export class RateLimitFilters {
 
   /**
    * The filter chain's rate limit filters, in order: each inserted into Istio's own chain as
-   * istiod's `patchHTTPFilter` does, so their order among themselves is Envoy's (meshlet runs
-   * them all at one place among its phases).
+   * istiod's `patchHTTPFilter` does, so their order among themselves, and their places among
+   * Istio's admission filters, are Envoy's.
    */
   #chain(site: Pick<FilterSite, 'listenerFits' | 'grpcWeb'>): FilterPatchRef[] {
     return this.#placed(site).map((p) => p.ref);
   }
 
-  /** {@link #chain}, each filter with whether it sits before Istio's `ext_authz` / `jwt_authn`. */
-  #placed(site: Pick<FilterSite, 'listenerFits' | 'grpcWeb'>): { ref: FilterPatchRef; beforeAuthn: boolean }[] {
-    const chain: (FilterPatchRef | string)[] = [...this.#istioChain[site.grpcWeb === true ? 1 : 0]];
-    const nameOf = (c: FilterPatchRef | string) => (typeof c === 'string' ? c : c.patch.filterName);
+  /** {@link #chain}, each filter with the first of Istio's admission filters after it. */
+  #placed(site: Pick<FilterSite, 'listenerFits' | 'grpcWeb'>): { ref: FilterPatchRef; gate: AdmissionGate | undefined }[] {
+    const chain: (FilterPatchRef | IstioFilter)[] = [...this.#istioChain[site.grpcWeb === true ? 1 : 0]];
+    const nameOf = (c: FilterPatchRef | IstioFilter) => ('istio' in c ? c.istio : c.patch.filterName);
     for (const ref of this.#filters) {
       const p = ref.patch;
       if (!site.listenerFits(p.listener)) continue;
       const sub = p.listener?.filterChain?.filter?.subFilter?.name;
+      // listener_patch.go patchHTTPFilters: INSERT_FIRST, and INSERT_BEFORE without a sub-filter
+      // match ("same as insert in the beginning"), put the filter at the front.
       if (p.operation === 'INSERT_FIRST' || (p.operation === 'INSERT_BEFORE' && (sub === undefined || sub === ''))) {
         chain.unshift(ref);
         continue;
@@ -283,20 +310,55 @@ export class RateLimitFilters {
       // INSERT_AFTER without a filter match: istiod appends it after the router, and Envoy rejects
       // the listener (validation refuses it; skipped here defensively).
       if (sub === undefined || sub === '') continue;
-      // The first filter of that name; none: istiod inserts nothing.
+      // insertBeforeFunc / insertAfterFunc: next to the first filter of that name; none: istiod inserts nothing.
       const at = chain.findIndex((c) => nameOf(c) === sub);
       if (at === -1) continue;
       if (p.operation === 'INSERT_BEFORE') chain.splice(at, 0, ref);
       // After the router: Envoy rejects the listener (refused by validation).
-      else if (nameOf(chain[at] as FilterPatchRef | string) !== ROUTER) chain.splice(at + 1, 0, ref);
+      else if (nameOf(chain[at] as FilterPatchRef | IstioFilter) !== ROUTER) chain.splice(at + 1, 0, ref);
     }
-    const out: { ref: FilterPatchRef; beforeAuthn: boolean }[] = [];
-    let beforeAuthn = true;
-    for (const c of chain) {
-      if (typeof c !== 'string') out.push({ ref: c, beforeAuthn });
-      else if (AUTHN_FILTERS.has(c)) beforeAuthn = false;
+    const out: { ref: FilterPatchRef; gate: AdmissionGate | undefined }[] = [];
+    let gate: AdmissionGate | undefined;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const c = chain[i] as FilterPatchRef | IstioFilter;
+      if ('istio' in c) gate = c.gate ?? gate;
+      else out.push({ ref: c, gate });
+    }
+    out.reverse();
+    // Between two of the RBAC filters istiod builds per action (AUDIT, DENY, ALLOW): meshlet judges
+    // them in one step, and runs the filter after it (noted, for a warning).
+    const firstRbac = chain.findIndex((c) => 'istio' in c && c.gate === 'rbac');
+    if (firstRbac !== -1) {
+      for (const p of out) {
+        if (p.gate === 'rbac' && chain.indexOf(p.ref) > firstRbac) {
+          p.gate = undefined;
+          this.#betweenRbac.add(p.ref.source);
+        }
+      }
     }
     return out;
+  }
+
+  /** Patches that put a filter between two of Istio's RBAC filters, which meshlet runs after authorization instead. */
+  get betweenRbac(): readonly string[] {
+    return [...this.#betweenRbac];
+  }
+
+  /** The admission gates the filters of a listener's chain sit before (undefined: after them all), with or without a route's config enabling them. */
+  gates(listener: Pick<FilterSite, 'listenerFits' | 'grpcWeb'>): Set<AdmissionGate | undefined> {
+    return new Set(this.#placed(listener).map((p) => p.gate));
+  }
+
+  /** The port numbers the filters' listener matches name (`portNumber`, `filterChain.destinationPort`): every other port fits them alike. */
+  get listenerPorts(): number[] {
+    const ports = new Set<number>();
+    for (const { patch } of this.#filters) {
+      const m = patch.listener;
+      if (m?.portNumber !== undefined && m.portNumber !== 0) ports.add(m.portNumber);
+      const d = m?.filterChain?.destinationPort;
+      if (d !== undefined && d !== 0) ports.add(d);
+    }
+    return [...ports];
   }
 
   /** Whether any rate limit filter sits in the chain of a listener (else no route of it has any). */
@@ -313,7 +375,7 @@ export class RateLimitFilters {
     for (const ref of this.#vhosts) if (site.routeFits(ref.patch.routeConfiguration, 'VIRTUAL_HOST')) merge(vhost, ref);
     for (const ref of this.#routes) if (site.routeFits(ref.patch.routeConfiguration, 'HTTP_ROUTE')) merge(route, ref);
     const out: ActiveFilter[] = [];
-    for (const { ref, beforeAuthn } of chain) {
+    for (const { ref, gate } of chain) {
       const name = ref.patch.filterName;
       const r = route.perFilter.get(name);
       const v = r === undefined ? vhost.perFilter.get(name) : undefined;
@@ -324,7 +386,7 @@ export class RateLimitFilters {
       const limiter = this.#limiter(key, config);
       const policies = limiter.hasDescriptors ? policiesFor(config, route, vhost, site.routeEntry) : [];
       const builder = policies.length > 0 ? new DescriptorBuilder(policies, config.stage) : undefined;
-      out.push({ name, source, config, limiter, descriptors: builder === undefined || builder.empty ? undefined : builder, beforeAuthn });
+      out.push({ name, source, config, limiter, descriptors: builder === undefined || builder.empty ? undefined : builder, gate });
     }
     return out;
   }

@@ -20,10 +20,10 @@
  */
 import type { Random } from '../../core/clock.ts';
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
-import type { FractionSettings, HeaderToAdd } from '../../config/types/local-rate-limit.ts';
+import type { FractionSettings, HeaderToAdd, LocalRateLimitSettings } from '../../config/types/local-rate-limit.ts';
 import type { RateLimitRequest, RateLimitSite } from './descriptors.ts';
 import type { ActiveFilter } from './envoy-filters.ts';
-import type { Descriptor } from './local-rate-limiter.ts';
+import type { Descriptor, LocalRateLimiter } from './local-rate-limiter.ts';
 import type { TokenBucket } from './token-bucket.ts';
 
 /** Envoy's response flag for a local rate limit refusal. */
@@ -102,11 +102,6 @@ export function addHeaders(into: HeaderBag, add: readonly HeaderToAdd[]): void {
   }
 }
 
-/** The request a filter's rate-limit actions read: as it arrived for a filter Envoy runs ahead of ext_authz and jwt_authn. */
-export function requestSeenBy(f: ActiveFilter, req: RateLimitRequest): RateLimitRequest {
-  return f.beforeAuthn && req.received !== undefined ? { ...req, path: req.received.path, headers: req.received.headers } : req;
-}
-
 function xRateLimit(into: Record<string, string>, bucket: TokenBucket): void {
   const s = bucket.state();
   into['x-ratelimit-limit'] = String(s.maxTokens);
@@ -144,9 +139,11 @@ export class RateLimitRunner {
   /**
    * Decides one request: the refusal, or undefined to let it through. Shadow mode adds its
    * headers to `req.headers` (the request sent on); `notes` gets what else the run found
-   * (cleared first). `site` is asked for only when a filter builds descriptors.
+   * (cleared first). `site` is asked for only when a filter builds descriptors. `perConnection`
+   * gives the limiter of a config with buckets per downstream connection
+   * (`local_rate_limit_per_downstream_connection`); without it such a config uses the filter's.
    */
-  run(filters: readonly ActiveFilter[], req: RateLimitRequest, site: () => RateLimitSite, notes: RunNotes): RateLimitRefusal | undefined {
+  run(filters: readonly ActiveFilter[], req: RateLimitRequest, site: () => RateLimitSite, notes: RunNotes, perConnection?: (config: LocalRateLimitSettings, req: RateLimitRequest) => LocalRateLimiter): RateLimitRefusal | undefined {
     notes.xHeaders = undefined;
     notes.headersChanged = false;
     let where: RateLimitSite | undefined;
@@ -158,9 +155,10 @@ export class RateLimitRunner {
       let descriptors: Descriptor[] = NO_DESCRIPTORS;
       if (f.descriptors !== undefined) {
         where ??= site();
-        descriptors = f.descriptors.build(requestSeenBy(f, req), where);
+        descriptors = f.descriptors.build(req, where);
       }
-      const result = f.limiter.requestAllowed(descriptors);
+      const limiter = c.perDownstreamConnection && perConnection !== undefined ? perConnection(c, req) : f.limiter;
+      const result = limiter.requestAllowed(descriptors);
       if (c.enableXRateLimitHeaders && result.bucket !== undefined) {
         notes.xHeaders ??= Object.create(null) as Record<string, string>;
         xRateLimit(notes.xHeaders, result.bucket);
@@ -172,8 +170,6 @@ export class RateLimitRunner {
       stats.rate_limited++;
       if (c.filterEnforced === undefined || !draw(c.filterEnforced, this.#random)) {
         addHeaders(req.headers as HeaderBag, c.requestHeadersToAddWhenNotEnforced);
-        // The filters after it that read the request as it arrived see them too, as in Envoy's chain.
-        if (f.beforeAuthn && req.received !== undefined) addHeaders(req.received.headers as HeaderBag, c.requestHeadersToAddWhenNotEnforced);
         notes.headersChanged = true;
         continue;
       }
