@@ -54,19 +54,24 @@ describe('mesh.close(): HTTP/1 answers during the drain say Connection: close', 
     assert.match(c.received(), /\r\n\r\ndone$/);
   });
 
+  /** A mesh server with `graceMs` of drain idle grace, and a keep-alive connection that got one answer. */
+  async function answeredOnce(graceMs: number) {
+    drainIdle.graceMs = graceMs;
+    const mesh = await createMesh({ service: 'httpbin', config: [], closeTimeoutMs: 60_000 });
+    const server = mesh.createServer((_req, res) => res.end('ok'));
+    const c = await keepAliveConnection(await listen(server));
+    c.socket.write('GET /a HTTP/1.1\r\nHost: httpbin\r\n\r\n');
+    await until(() => c.received().endsWith('ok'));
+    return { mesh, server, c };
+  }
+
   it('a kept-alive connection idle when the server stops accepting is not closed under a request its caller sends right then: the request is answered, with Connection: close', async () => {
     // node:http's close() destroyed every idle connection at once, so a caller that had just been
     // answered and sent its next request on the same connection got it reset after sending it.
     // Now a connection is closed once idle for a grace (250 ms; a minute here, so that the
     // second request is always sent inside it), and closed at the grace's end when unused.
-    drainIdle.graceMs = 60_000;
     try {
-      const mesh = await createMesh({ service: 'httpbin', config: [], closeTimeoutMs: 60_000 });
-      const server = mesh.createServer((_req, res) => res.end('ok'));
-      const port = await listen(server);
-      const c = await keepAliveConnection(port);
-      c.socket.write('GET /a HTTP/1.1\r\nHost: httpbin\r\n\r\n');
-      await until(() => c.received().endsWith('ok'));
+      const { mesh, server, c } = await answeredOnce(60_000);
       const answered = c.received().length;
       const closing = mesh.close();
       await until(() => !server.listening);
@@ -80,14 +85,8 @@ describe('mesh.close(): HTTP/1 answers during the drain say Connection: close', 
   });
 
   it('a kept-alive connection left idle during the drain is closed once the grace has passed, and the close completes', async () => {
-    drainIdle.graceMs = 20;
     try {
-      const mesh = await createMesh({ service: 'httpbin', config: [], closeTimeoutMs: 60_000 });
-      const server = mesh.createServer((_req, res) => res.end('ok'));
-      const port = await listen(server);
-      const c = await keepAliveConnection(port);
-      c.socket.write('GET /a HTTP/1.1\r\nHost: httpbin\r\n\r\n');
-      await until(() => c.received().endsWith('ok'));
+      const { mesh, c } = await answeredOnce(20);
       await mesh.close();
       await c.ended;
       assert.equal(c.socket.destroyed || c.socket.readableEnded, true);
