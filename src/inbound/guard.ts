@@ -242,8 +242,9 @@ export class InboundGuard {
     }
     // Envoy's connection manager serves only origin-form paths (an absolute-form target arrives
     // here split by the adapter, as Envoy's HTTP/1 codec splits it): `OPTIONS *` and any other
-    // target not starting with '/' get 404, no body, `absolute_path_rejected`.
-    if (target.charCodeAt(0) !== 47 /* / */) {
+    // target not starting with '/' get 404, no body, `absolute_path_rejected` (CONNECT's
+    // authority-form target goes on to the app's 'connect' listeners, judged as before).
+    if (target.charCodeAt(0) !== 47 /* / */ && method !== 'CONNECT') {
       return { serve: false, grpc, denial: { status: 404, grpcStatus: 12, body: '', reason: `request target ${JSON.stringify(target)} is not a path (Envoy answers 404, absolute_path_rejected)`, phase: 'path' } };
     }
     const path = normalizePath(target, this.#normalization);

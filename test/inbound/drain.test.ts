@@ -7,7 +7,7 @@
  * With registrations, the drain starts before `drainMs`, while the servers still accept.
  */
 import assert from 'node:assert/strict';
-import type { ServerResponse } from 'node:http';
+import { Agent, request, type ServerResponse } from 'node:http';
 import { connect as connectH2 } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -92,6 +92,33 @@ describe('mesh.close(): HTTP/1 answers during the drain say Connection: close', 
       assert.equal(c.socket.destroyed || c.socket.readableEnded, true);
     } finally {
       drainIdle.graceMs = DRAIN_IDLE_GRACE_MS;
+    }
+  });
+
+  it('a server closed and listening again serves keep-alive again (its drain is over)', async () => {
+    const mesh = await createMesh({ service: 'httpbin', config: [], logger: { warn: () => undefined } });
+    const server = mesh.createServer((_req, res) => res.end('ok'));
+    const get = (port: number, agent: Agent) =>
+      new Promise<string | undefined>((resolve, reject) => {
+        const r = request({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.headers.connection));
+        });
+        r.on('error', reject);
+        r.end();
+      });
+    try {
+      const first = new Agent({ keepAlive: true });
+      assert.equal(await get(await listen(server), first), 'keep-alive');
+      first.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      const again = new Agent({ keepAlive: true });
+      const port = await listen(server);
+      assert.deepEqual([await get(port, again), await get(port, again)], ['keep-alive', 'keep-alive']);
+      again.destroy();
+    } finally {
+      server.close();
+      await mesh.close();
     }
   });
 

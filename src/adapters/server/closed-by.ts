@@ -25,6 +25,11 @@ export function closingConnections(server: Server): void {
   closing.add(server);
 }
 
+/** `server` listens again: its later connections are not closed by it (yet). */
+export function listeningAgain(server: Server): void {
+  closing.delete(server);
+}
+
 /** True when the server that accepted `socket` (its raw socket's, under TLS) closed its connections. */
 function closedByServer(socket: object): boolean {
   const s = socket as { server?: object; _parent?: { server?: object } };
@@ -32,14 +37,17 @@ function closedByServer(socket: object): boolean {
   return server !== undefined && closing.has(server);
 }
 
-/** True when the caller ended the connection: its FIN was read, the socket failed (a reset), or (over the bridge) its stream or session ended first. */
+/** True when the caller ended the connection: its FIN was read, a reset (or broken pipe), or (over the bridge) its stream or session ended first. */
 function callerLeft(socket: Partial<Pick<Socket, 'readableEnded' | 'errored'>>): boolean {
-  return socket.readableEnded === true || (socket.errored !== null && socket.errored !== undefined) || bridgedCallerLeft(socket);
+  // An error the app gave destroy() (req.destroy(err), socket.destroy(err)) is the app's: only a reset or broken pipe is the caller's.
+  const code = (socket.errored as { code?: unknown } | null | undefined)?.code;
+  return socket.readableEnded === true || code === 'ECONNRESET' || code === 'EPIPE' || bridgedCallerLeft(socket);
 }
 
 /** The flag and details of a request whose answer did not finish; `started`: its head was sent. */
 export function unfinished(socket: Socket, started: boolean): { readonly flags: string; readonly details: string } {
-  if (callerLeft(socket)) return { flags: 'DC', details: DOWNSTREAM_DISCONNECT };
+  // The server's own close first: over the bridge it also ends the in-memory connections from the caller's side.
   if (closedByServer(socket)) return { flags: 'DC', details: 'downstream_local_disconnect(server_closed_connections)' };
+  if (callerLeft(socket)) return { flags: 'DC', details: DOWNSTREAM_DISCONNECT };
   return { flags: 'UC', details: started ? 'upstream_reset_after_response_started{connection_termination}' : 'upstream_reset_before_response_started{connection_termination}' };
 }

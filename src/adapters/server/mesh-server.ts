@@ -44,13 +44,13 @@ import type { TLSSocket } from 'node:tls';
 import type { InboundGuard } from '../../inbound/guard.ts';
 import { awaitFirstBytes } from './first-bytes.ts';
 import { Http2Bridge, isHttp2Preface } from './h2-bridge.ts';
-import { Http1Connections } from './idle-connections.ts';
+import { answerOn, Http1Connections } from './idle-connections.ts';
 import { PeerAuthAcceptor } from './peer-acceptor.ts';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls, SERVER_ALPN } from './inbound-tls.ts';
 import { markAccepted, peerOfSocket, rememberDownstream, rememberPeer } from './peer.ts';
 import { serveUpgrade } from './upgrade.ts';
 import { isProbeRequest, serveNode } from './node.ts';
-import { closingConnections } from './closed-by.ts';
+import { closingConnections, listeningAgain } from './closed-by.ts';
 
 /** Events node:http emits instead of 'request' for some requests: judged before the app's listeners get them. */
 const JUDGED_EVENTS = new Set<string | symbol>(['upgrade', 'connect', 'checkContinue', 'checkExpectation']);
@@ -71,8 +71,6 @@ export class MeshHttpServer extends Server {
   /** Connections an upgrade (WebSocket) or a CONNECT took out of node:http's hands: closeAllConnections() ends them too. */
   readonly #upgraded = new Set<Duplex>();
 
-  /** Requests whose answer has not ended: told `Connection: close` when a drain starts before their headers went out. */
-  readonly #answering = new Set<ServerResponse>();
   /** The HTTP/1 connections node:http serves, busy or idle since when: a drain closes them once idle for a moment. */
   readonly #http1 = new Http1Connections();
   /** Set by close(): every HTTP/1 answer from then on says `Connection: close`. */
@@ -89,6 +87,12 @@ export class MeshHttpServer extends Server {
   constructor(listener: RequestListener, mtls: InboundTls, guard: InboundGuard, judge = false) {
     super(listener);
     this.#judge = judge;
+    // Closed and listening again: its drain (and a close of its connections) is over.
+    this.on('listening', () => {
+      this.#draining = false;
+      this.#http1.reset();
+      listeningAgain(this);
+    });
     if (!judge) {
       // Fastify's plugin judges what reaches Fastify's handler. Once another 'request' listener is
       // added, or the handler taken off (engine.io does both, and serves its long-polling
@@ -228,21 +232,15 @@ export class MeshHttpServer extends Server {
   }
 
   /**
-   * Tracks `res` until it ends; during a drain it says `Connection: close`, as Envoy's HTTP
-   * connection manager answers HTTP/1 requests while its listener drains
-   * (source/common/http/conn_manager_impl.cc, encodeHeaders: "If the connection manager is
-   * draining send Connection: Close on HTTP/1.1 connections"): the caller opens a new
-   * connection for its next request instead of sending it on one this server is closing.
+   * During a drain, `res` says `Connection: close`, as Envoy's HTTP connection manager answers
+   * HTTP/1 requests while its listener drains (source/common/http/conn_manager_impl.cc,
+   * encodeHeaders: "If the connection manager is draining send Connection: Close on HTTP/1.1
+   * connections"): the caller opens a new connection for its next request instead of sending it
+   * on one this server is closing. (Answers already started when the drain begins are found
+   * then, on their connections: nothing is tracked per request.)
    */
   #answer(res: ServerResponse): void {
-    const done = this.#http1.begin(res.req.socket);
     if (this.#draining) closeAfter(res);
-    else this.#answering.add(res);
-    // 'close' comes once the answer ended or its connection went away.
-    res.once('close', () => {
-      this.#answering.delete(res);
-      done();
-    });
   }
 
   /**
@@ -264,8 +262,10 @@ export class MeshHttpServer extends Server {
    */
   startDrain(): void {
     this.#draining = true;
-    for (const res of this.#answering) closeAfter(res);
-    this.#answering.clear();
+    for (const socket of this.#http1.connections()) {
+      const res = answerOn(socket);
+      if (res !== undefined) closeAfter(res);
+    }
     this.#h2.close();
   }
 

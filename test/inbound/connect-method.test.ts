@@ -1,0 +1,45 @@
+/**
+ * CONNECT (an authority-form target, `CONNECT host:443`) on a mesh server still reaches the app's
+ * 'connect' listeners after admission, as docs/server.md says: the 404 for targets that are not a
+ * path (`OPTIONS *`, Envoy's absolute_path_rejected) is not for CONNECT.
+ */
+import assert from 'node:assert/strict';
+import { type AddressInfo, connect } from 'node:net';
+import { it } from 'node:test';
+import { createMesh } from '../../src/index.ts';
+
+function send(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const c = connect(port, '127.0.0.1', () => c.write(bytes));
+    c.setEncoding('latin1');
+    c.on('data', (d: string) => {
+      buf += d;
+      if (buf.includes('\r\n\r\n')) c.destroy();
+    });
+    c.on('close', () => resolve(buf));
+    c.on('error', () => undefined);
+  });
+}
+
+it("CONNECT reaches the app's 'connect' listener; OPTIONS * is answered 404 by the mesh", async () => {
+  const mesh = await createMesh({ service: 'httpbin', config: [], logger: { warn: () => undefined } });
+  const server = mesh.createServer((_req, res) => res.end('ok'));
+  const targets: string[] = [];
+  server.on('connect', (req, sock) => {
+    targets.push(req.url ?? '');
+    sock.end('HTTP/1.1 200 Connection established\r\n\r\n');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    const connected = await send(port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    assert.match(connected, /^HTTP\/1\.1 200 Connection established\r\n/);
+    assert.equal(targets.length, 1);
+    const star = await send(port, 'OPTIONS * HTTP/1.1\r\nHost: httpbin\r\n\r\n');
+    assert.match(star, /^HTTP\/1\.1 404 /);
+  } finally {
+    server.close();
+    await mesh.close();
+  }
+});
