@@ -197,6 +197,25 @@ describe('rate-limit phase: Envoy\'s filter semantics', () => {
     assert.equal(outcomes(phase, [{ remotePort: 1 }, { remotePort: 1 }, { remotePort: 2 }]), 'ara');
   });
 
+  it('buckets per downstream connection after a reload: a tightened limit reaches connections already open; an unchanged one keeps their buckets', () => {
+    const clock = new ManualClock(0);
+    const perConn = (max: number) => oneBucket(max, '600s', { local_rate_limit_per_downstream_connection: true });
+    const patch = (max: number) => ef({ configPatches: [filter(perConn(max), { context: 'SIDECAR_INBOUND' }, 'INSERT_FIRST', 'a')] });
+    const conn = {};
+    const loose = compile(load(patch(100)), srvWorkload, clock);
+    assert.equal(outcomes(loose, [{ connection: conn }, { connection: conn }]), 'aa');
+    const same = compile(load(patch(100)), srvWorkload, clock, undefined, loose);
+    const tight = compile(load(patch(1)), srvWorkload, clock, undefined, same);
+    assert.equal(outcomes(tight, [{ connection: conn }, { connection: conn }, { connection: conn }]), 'arr', 'the open connection gets the new limit');
+    assert.equal(outcomes(tight, [{ connection: {} }, { connection: {} }]), 'aa', 'new connections: one each');
+    // An unchanged config keeps the connection's bucket: 1 token taken before the reload, 99 after, then none left.
+    const conn2 = {};
+    assert.equal(outcomes(loose, [{ connection: conn2 }]), 'a');
+    const again = compile(load(patch(100)), srvWorkload, clock, undefined, loose);
+    assert.equal(outcomes(again, Array.from({ length: 99 }, () => ({ connection: conn2 }))), `${'a'.repeat(99)}`);
+    assert.equal(outcomes(again, [{ connection: conn2 }]), 'r');
+  });
+
   it('source_cluster is the sidecar’s service cluster: the app label (not the service) dot namespace, else the workload name', () => {
     const resources = load(ef({ configPatches: [filter(oneBucket(1))] }));
     const cluster = (w: RateLimitWorkload) => new CompiledRateLimits(resources, w, 'istio-system', new ManualClock()).sourceCluster;

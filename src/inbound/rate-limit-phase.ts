@@ -79,6 +79,8 @@ const PLACES: readonly (AdmissionGate | undefined)[] = ['ext_authz', 'jwt_authn'
 interface Plan {
   readonly all: readonly ActiveFilter[];
   readonly at: ReadonlyMap<AdmissionGate | undefined, readonly ActiveFilter[]>;
+  /** The port's clusters for descriptors (made once per port, not per request). */
+  readonly site: () => RateLimitSite;
 }
 
 const NO_FILTERS: readonly ActiveFilter[] = [];
@@ -86,37 +88,59 @@ const NO_FILTERS: readonly ActiveFilter[] = [];
 /** Connections without an object to key on (a grpc-js listener the mesh did not make) remembered by address, at most. */
 const MAX_ADDRESSED_CONNECTIONS = 4096;
 
+/** One connection's limiter, and the config generation (the phase) it was made for. */
+interface ConnectionLimiter {
+  generation: object;
+  limiter: LocalRateLimiter;
+}
+
 /**
  * The limiters of configs with buckets per downstream connection: Envoy keeps one per connection
  * (`per_connection_local_rate_limiter` in the connection's filter state), made from the first
- * config that asks for one on it, for as long as the connection lives.
+ * config that asks for one on it. A new config (a reload) makes the connection's limiter again
+ * from its own settings — keeping the buckets whose settings did not change — so that a
+ * tightened limit reaches connections already open (Envoy drains a listener's connections when
+ * its filter chain changes; new ones get the new limiter). Within one config, the first filter
+ * that asks makes it, as in Envoy.
  */
 class PerConnectionLimiters {
-  readonly #byConnection = new WeakMap<object, LocalRateLimiter>();
+  readonly #byConnection = new WeakMap<object, ConnectionLimiter>();
   /** By `address|port|local port`, most recent last; only for requests whose adapter knows no connection object. */
-  readonly #byAddress = new Map<string, LocalRateLimiter>();
+  readonly #byAddress = new Map<string, ConnectionLimiter>();
 
-  of(req: InboundRequest, config: LocalRateLimitSettings, clock: Clock): LocalRateLimiter {
+  /** The connection's limiter, or undefined when the request's connection cannot be told apart (no object, no address: the filter's own limiter is used). */
+  of(req: InboundRequest, config: LocalRateLimitSettings, clock: Clock, generation: object): LocalRateLimiter | undefined {
     const conn = req.connection;
     if (conn !== undefined) {
-      let l = this.#byConnection.get(conn);
-      if (l === undefined) {
-        l = new LocalRateLimiter(config, clock);
-        this.#byConnection.set(conn, l);
+      const e = this.#byConnection.get(conn);
+      if (e === undefined) {
+        this.#byConnection.set(conn, { generation, limiter: new LocalRateLimiter(config, clock) });
+        return (this.#byConnection.get(conn) as ConnectionLimiter).limiter;
       }
-      return l;
+      return current(e, config, clock, generation);
     }
+    // Without an address and port, clients cannot be told apart: never one bucket shared by several.
+    if (req.remoteAddress === undefined || req.remoteAddress === '' || !(req.remotePort > 0)) return undefined;
     const key = `${req.remoteAddress}|${req.remotePort}|${req.localPort}`;
-    let l = this.#byAddress.get(key);
-    if (l === undefined) {
-      l = new LocalRateLimiter(config, clock);
+    let e = this.#byAddress.get(key);
+    if (e === undefined) {
+      e = { generation, limiter: new LocalRateLimiter(config, clock) };
       if (this.#byAddress.size >= MAX_ADDRESSED_CONNECTIONS) this.#byAddress.delete(this.#byAddress.keys().next().value as string);
     } else {
       this.#byAddress.delete(key);
     }
-    this.#byAddress.set(key, l);
-    return l;
+    this.#byAddress.set(key, e);
+    return current(e, config, clock, generation);
   }
+}
+
+/** The entry's limiter for this config generation (made again from `config` after a reload, its unchanged buckets kept). */
+function current(e: ConnectionLimiter, config: LocalRateLimitSettings, clock: Clock, generation: object): LocalRateLimiter {
+  if (e.generation !== generation) {
+    e.limiter = new LocalRateLimiter(config, clock, e.limiter);
+    e.generation = generation;
+  }
+  return e.limiter;
 }
 
 /**
@@ -163,7 +187,8 @@ export class RateLimitPhase implements Phase {
         if (list === undefined) at.set(f.gate, [f]);
         else list.push(f);
       }
-      p = { all, at };
+      const site: RateLimitSite = { sourceCluster: this.#compiled.sourceCluster, destinationCluster: `inbound|${port}||` };
+      p = { all, at, site: () => site };
       plans.set(port, p);
     }
     return p;
@@ -171,16 +196,16 @@ export class RateLimitPhase implements Phase {
 
   /** Runs every active filter of the request's port, in chain order. */
   run(req: InboundRequest): PhaseResult {
-    return this.#runFilters(this.#plan(req.localPort, req.scheme === 'https').all, req);
+    const plan = this.#plan(req.localPort, req.scheme === 'https');
+    return this.#runFilters(plan.all, plan, req);
   }
 
-  readonly #connectionLimiter = (config: LocalRateLimitSettings, req: RateLimitRequest): LocalRateLimiter => this.#perConnection.of(req as InboundRequest, config, this.#clock);
+  readonly #connectionLimiter = (config: LocalRateLimitSettings, req: RateLimitRequest): LocalRateLimiter | undefined => this.#perConnection.of(req as InboundRequest, config, this.#clock, this);
 
-  #runFilters(filters: readonly ActiveFilter[], req: InboundRequest): PhaseResult {
+  #runFilters(filters: readonly ActiveFilter[], plan: Plan, req: InboundRequest): PhaseResult {
     if (filters.length === 0) return undefined;
     const notes = this.#notes;
-    const site = (): RateLimitSite => ({ sourceCluster: this.#compiled.sourceCluster, destinationCluster: `inbound|${req.localPort}||` });
-    const refusal = this.#runner.run(filters, req, site, notes, this.#connectionLimiter);
+    const refusal = this.#runner.run(filters, req, plan.site, notes, this.#connectionLimiter);
     if (notes.headersChanged) req.headersChanged = true;
     // x-ratelimit-* headers of filters that ran at an earlier place (a later filter's replace them).
     const earlier = responseHeaders.get(req);
@@ -199,7 +224,10 @@ export class RateLimitPhase implements Phase {
    */
   phases(): Phase[] {
     return this.#places.map((gate) => {
-      const run = (req: InboundRequest): PhaseResult => this.#runFilters(this.#plan(req.localPort, req.scheme === 'https').at.get(gate) ?? NO_FILTERS, req);
+      const run = (req: InboundRequest): PhaseResult => {
+        const plan = this.#plan(req.localPort, req.scheme === 'https');
+        return this.#runFilters(plan.at.get(gate) ?? NO_FILTERS, plan, req);
+      };
       return gate === undefined ? { name: 'rate-limit', run } : { name: 'rate-limit', before: GATE_PHASES[gate], run };
     });
   }

@@ -141,9 +141,10 @@ export class RateLimitRunner {
    * headers to `req.headers` (the request sent on); `notes` gets what else the run found
    * (cleared first). `site` is asked for only when a filter builds descriptors. `perConnection`
    * gives the limiter of a config with buckets per downstream connection
-   * (`local_rate_limit_per_downstream_connection`); without it such a config uses the filter's.
+   * (`local_rate_limit_per_downstream_connection`); without it, or when it gives none (a connection
+   * that cannot be told apart), such a config uses the filter's.
    */
-  run(filters: readonly ActiveFilter[], req: RateLimitRequest, site: () => RateLimitSite, notes: RunNotes, perConnection?: (config: LocalRateLimitSettings, req: RateLimitRequest) => LocalRateLimiter): RateLimitRefusal | undefined {
+  run(filters: readonly ActiveFilter[], req: RateLimitRequest, site: () => RateLimitSite, notes: RunNotes, perConnection?: (config: LocalRateLimitSettings, req: RateLimitRequest) => LocalRateLimiter | undefined): RateLimitRefusal | undefined {
     notes.xHeaders = undefined;
     notes.headersChanged = false;
     let where: RateLimitSite | undefined;
@@ -157,7 +158,7 @@ export class RateLimitRunner {
         where ??= site();
         descriptors = f.descriptors.build(req, where);
       }
-      const limiter = c.perDownstreamConnection && perConnection !== undefined ? perConnection(c, req) : f.limiter;
+      const limiter = (c.perDownstreamConnection && perConnection !== undefined ? perConnection(c, req) : undefined) ?? f.limiter;
       const result = limiter.requestAllowed(descriptors);
       if (c.enableXRateLimitHeaders && result.bucket !== undefined) {
         notes.xHeaders ??= Object.create(null) as Record<string, string>;
