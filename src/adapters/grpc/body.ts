@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { ReplayableBody } from '../../core/body.ts';
+import { type BodySentListener, ReplayableBody } from '../../core/body.ts';
 
 /** A message's write acknowledgement to the caller. */
 export interface WriteAck {
@@ -116,6 +116,8 @@ export class MessageBody extends ReplayableBody {
   /** Waiting for the whole request ({@link MessageBody.whenComplete}, {@link MessageBody.forCopy}). */
   #onComplete: ((messages: readonly Buffer[] | undefined) => void)[] | undefined;
   #completeMessages: readonly Buffer[] | undefined;
+  /** Attempts whose per-try timeout waits for the half-close to go out ({@link MessageBody.deferUntilSent}). */
+  #onSent: BodySentListener[] | undefined;
   /**
    * OVERFLOW, ENDED, CLOSED, COMPLETE, COMPLETE_RECORDED: one field rather than five booleans
    * (a body is made per call: fewer bytes to allocate and to touch).
@@ -154,6 +156,7 @@ export class MessageBody extends ReplayableBody {
     if (sink !== undefined && this.#pending.length === 0) {
       this.#settle();
       sink.end();
+      this.#requestSent();
     }
   }
 
@@ -162,6 +165,7 @@ export class MessageBody extends ReplayableBody {
     if ((this.#bits & CLOSED) !== 0) return;
     this.#bits |= CLOSED;
     this.#sink = undefined;
+    this.#onSent = undefined;
     this.#resolve(undefined);
     const pending = this.#pending;
     for (let i = 0; i < pending.length; i++) (pending[i] as Entry).written();
@@ -198,6 +202,7 @@ export class MessageBody extends ReplayableBody {
     if ((this.#bits & ENDED) !== 0 && this.#sink === sink) {
       this.#settle();
       sink.end();
+      this.#requestSent();
     }
   }
 
@@ -345,8 +350,30 @@ export class MessageBody extends ReplayableBody {
     return false;
   }
 
-  override deferUntilSent(): boolean {
-    return false;
+  /**
+   * An attempt's per-try timeout starts once the whole request went out — every message and the
+   * caller's half-close —, as Envoy's starts at the downstream's end of stream
+   * (`Filter::onRequestComplete`, or at `onPoolReady` when the request was complete before):
+   * a client or bidi stream still being written is not cut by it (nor retried). True: `listener`
+   * is told then (never if the call ends first); false: the caller already half-closed, the
+   * timeout starts now.
+   */
+  override deferUntilSent(listener: BodySentListener): boolean {
+    if ((this.#bits & (ENDED | CLOSED)) !== 0) return false;
+    if (this.#onSent === undefined) this.#onSent = [listener];
+    else this.#onSent.push(listener);
+    return true;
+  }
+
+  /** Nothing to read ahead: the caller's messages come to the body as they are written. */
+  override readAhead(): void {}
+
+  /** The half-close went out: the per-try timeouts waiting for it start. */
+  #requestSent(): void {
+    const waiting = this.#onSent;
+    if (waiting === undefined) return;
+    this.#onSent = undefined;
+    for (const w of waiting) w.bodySent();
   }
 
   override dispose(): void {
