@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { createMesh, ManualClock, seededRandom } from '../../src/index.ts';
 import { until } from '../helpers/until.ts';
 import { virtualService } from '../helpers/upstreams.ts';
-import { closedAfter, type Echo, EchoClient, type EchoReply, type EchoRequest, grpc, grpcServiceEntry, startGrpcUpstream } from '../helpers/grpc.ts';
+import { closedAfter, type Echo, EchoClient, type EchoReply, type EchoRequest, grpc, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 
 const HOST = 'echo.default.svc.cluster.local';
 const RETRY_ON = 'unavailable,cancelled,deadline-exceeded,resource-exhausted,connect-failure,reset';
@@ -109,5 +109,29 @@ describe('gRPC streams: the per-try timeout starts at the half-close', () => {
       ['x', 'y'],
       ['x', 'y'],
     ]);
+  });
+
+  it("the server's deadline (grpc-timeout) is what the attempt may take: the per-try timeout, never more than what remains of the call's", async () => {
+    const clock = new ManualClock(5_000);
+    const up = await startGrpcUpstream('a');
+    ups.push(up);
+    const route = { route: [{ destination: { host: 'echo' } }], timeout: '30s', retries: { attempts: 2, perTryTimeout: '2s', retryOn: RETRY_ON } };
+    const mesh = await createMesh({ service: 'client', clock, config: [grpcServiceEntry('echo', HOST, 9090, [{ port: up.port }]), virtualService('echo', ['echo'], [route]) as never] });
+    meshes.push(mesh);
+    const client = mesh.grpc.client(EchoClient, 'echo:9090') as unknown as Echo;
+    clients.push(client);
+    const left: number[] = [];
+    up.behaviour.Unary = (call, cb) => {
+      const d = call.getDeadline();
+      left.push((d instanceof Date ? d.getTime() : (d as number)) - Date.now());
+      cb(null, { text: call.request.text, server: 'a', seen: [] });
+    };
+    // Envoy's setTimeoutHeaders: per-try 2s under a 30s route timeout → grpc-timeout 2s.
+    assert.equal((await unary(client, { text: 'a' })).reply?.text, 'a');
+    // A caller deadline sooner than the per-try timeout: what remains of it.
+    assert.equal((await unary(client, { text: 'b' }, { deadline: Date.now() + 1000 })).reply?.text, 'b');
+    assert.equal(left.length, 2);
+    assert.ok((left[0] as number) > 0 && (left[0] as number) <= 2000, `server deadline ${left[0]} ms from now, want at most the per-try 2000`);
+    assert.ok((left[1] as number) > 0 && (left[1] as number) <= 1000, `server deadline ${left[1]} ms from now, want at most the caller's 1000`);
   });
 });
