@@ -2,10 +2,12 @@
  * The per-try timeout of a streaming call starts once the whole request went out — the caller's
  * half-close —, as Envoy's starts at the downstream's end of stream (router.cc
  * `Filter::onRequestComplete` → `setupPerTryTimeout`; `UpstreamRequest::onPoolReady` when the
- * request was complete first). A client or bidi stream written for longer than `perTryTimeout`
- * is neither cut nor retried (a retry would replay its messages to the server: their side
- * effects twice); once the caller half-closed, an attempt that gets no response metadata within
- * it is cut and retried as before. All time is the mesh's ManualClock.
+ * request was complete first). The mesh does not cut a client or bidi stream written for longer
+ * than `perTryTimeout` (a retry would replay its messages to the server: their side effects
+ * twice); once the caller half-closed, an attempt that gets no response metadata within it is
+ * cut and retried as before. All time is the mesh's ManualClock: the server's own deadline
+ * (grpc-timeout = the per-try timeout, as Envoy sends it; the last test) runs on the wall clock
+ * and is never reached here.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
