@@ -119,9 +119,14 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     if ((this.#state as number) === 2) return;
     const metadata = ex instanceof GrpcExchange && ex.callerMetadata !== undefined && ex.callerHeaders !== undefined ? requestMetadataOf(this.#owner.grpc, ex.headers, ex.callerMetadata, ex.callerHeaders) : metadataOf(this.#owner.grpc, ex.headers);
     // The effective deadline (route timeout, caller deadline, MeshContext) is the mesh's to keep
-    // (its deadline queue cancels the attempt when it passes); the endpoint call carries what
-    // remains of it as grpc-timeout, with no grpc-js deadline timer of its own.
-    if (ex.deadline !== Number.POSITIVE_INFINITY) setGrpcTimeout(metadata, grpcTimeout(Math.max(1, ex.deadline - this.#owner.clock.now())));
+    // (its deadline queue cancels the attempt when it passes); the endpoint call carries, with no
+    // grpc-js deadline timer of its own, what this attempt may take as grpc-timeout: the per-try
+    // timeout when the route has one, never more than what remains of the deadline — Envoy's
+    // setTimeoutHeaders, which writes that into grpc-timeout under Istio's max_grpc_timeout.
+    const left = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : ex.deadline - this.#owner.clock.now();
+    const perTry = ex.perTryTimeoutMs;
+    const expected = perTry === undefined || perTry <= 0 ? left : Math.min(left, perTry);
+    if (expected !== Number.POSITIVE_INFINITY) setGrpcTimeout(metadata, grpcTimeout(Math.max(1, expected)));
     call.start(metadata, this);
     this.#bits |= READING;
     call.startRead();

@@ -72,3 +72,84 @@ describe('MessageBody: the whole request, asked before or after it is complete',
     assert.equal(body.replayable, false);
   });
 });
+
+/** A sink that holds each write until told (an attempt whose connection is slow): `ackAll` writes them. */
+function slowSink(): MessageSink & { acks: WriteAck[]; ackAll(): void } {
+  const s = {
+    acks: [] as WriteAck[],
+    message(_m: Buffer, ack: WriteAck) {
+      s.acks.push(ack);
+    },
+    end() {},
+    fail(err: Error) {
+      throw err;
+    },
+    ackAll() {
+      for (const a of s.acks.splice(0)) a.written();
+    },
+  };
+  return s;
+}
+
+describe('MessageBody: what a long stream holds', () => {
+  it('once the response started (commit), the messages kept for a retry go, and the next ones are not kept', () => {
+    const body = new MessageBody(1024 * 1024);
+    body.attach(sink());
+    for (let i = 0; i < 10; i++) body.push(Buffer.alloc(100));
+    assert.equal(body.heldBytes, 1000);
+    body.commit();
+    assert.equal(body.heldBytes, 0);
+    assert.equal(body.replayable, false);
+    // A long bidi stream: thousands of messages after its response started, none of them held.
+    for (let i = 0; i < 5000; i++) body.push(Buffer.alloc(100));
+    assert.equal(body.heldBytes, 0);
+    assert.equal(body.messages, 5010);
+    assert.equal(body.bytes, 5010 * 105);
+  });
+
+  it('commit with a mirror waiting for the whole request keeps the messages for the copy', async () => {
+    const body = new MessageBody(1024);
+    const copy = body.forCopy();
+    body.attach(sink());
+    body.push(Buffer.from('a'));
+    body.commit();
+    body.push(Buffer.from('b'));
+    body.end();
+    assert.deepEqual(messagesOf(await copy), ['a', 'b']);
+  });
+
+  it('writes not yet acknowledged when the request stopped being kept are acknowledged when the call ends', () => {
+    const body = new MessageBody(4);
+    const s = slowSink();
+    body.attach(s);
+    const acks: string[] = [];
+    body.push(Buffer.from('abc'), () => acks.push('abc'));
+    // Past the cap: no longer kept for replay, its write still due.
+    body.push(Buffer.from('defg'), () => acks.push('defg'));
+    assert.equal(body.replayable, false);
+    // The attempt ended without writing them (the server answered first): the call's end acknowledges both.
+    body.detach(s);
+    body.close();
+    assert.deepEqual(acks, ['abc', 'defg']);
+  });
+
+  it('after commit, only writes still due are held; acknowledged ones are let go as the stream goes on', () => {
+    const body = new MessageBody(1024);
+    const s = slowSink();
+    body.attach(s);
+    const acks: number[] = [];
+    const ack = (n: number) => () => acks.push(n);
+    body.push(Buffer.alloc(10), ack(10));
+    body.commit();
+    assert.equal(body.heldBytes, 10);
+    s.ackAll();
+    body.push(Buffer.alloc(20), ack(20));
+    assert.equal(body.heldBytes, 20);
+    s.ackAll();
+    body.push(Buffer.alloc(30), ack(30));
+    body.push(Buffer.alloc(1), ack(1));
+    assert.equal(body.heldBytes, 31);
+    body.close();
+    assert.deepEqual(acks, [10, 20, 30, 1]);
+  });
+});

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { ReplayableBody } from '../../core/body.ts';
+import { type BodySentListener, ReplayableBody } from '../../core/body.ts';
 
 /** A message's write acknowledgement to the caller. */
 export interface WriteAck {
@@ -38,6 +38,10 @@ export interface MessageSink {
 class Entry implements WriteAck {
   readonly message: Buffer;
   #written: (() => void) | undefined;
+  /** The caller still waits for this write's acknowledgement. */
+  get due(): boolean {
+    return this.#written !== undefined;
+  }
   /** Acknowledges the caller's write, once. */
   written(): void {
     const w = this.#written;
@@ -61,7 +65,22 @@ function messageOf(e: Entry): Buffer {
   return e.message;
 }
 
-/** The request outgrew the cap: it is no longer kept for replay. */
+/** The entries of `list` whose write the caller still waits for (acknowledged at the call's end if no attempt does it first). */
+function dueOf(list: Entry[]): Entry[] {
+  let due = NONE;
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i] as Entry;
+    if (!e.due) continue;
+    if (due === NONE) due = [e];
+    else due.push(e);
+  }
+  return due;
+}
+
+/**
+ * The request is no longer kept for replay: it outgrew the cap, or the call can no longer be
+ * retried (its response started: {@link MessageBody.commit}).
+ */
 const OVERFLOW = 1;
 /** The caller half-closed. */
 const ENDED = 2;
@@ -81,9 +100,11 @@ export const PREFIX_BYTES = 5;
 /** The request body of a gRPC call: the caller's messages, replayable (and mirrored) while they fit. */
 export class MessageBody extends ReplayableBody {
   /**
-   * Messages taken by an attempt, kept for a retry (emptied once they outgrow the cap). Both
-   * lists are made with their first message (as a list of one: a unary call has one message,
-   * and most calls never wait for an attempt), not with the body.
+   * Messages taken by an attempt, kept for a retry. Once the request is no longer kept
+   * (OVERFLOW), only those whose write is still due to the caller: the call's end acknowledges
+   * them if their attempt did not, and the ones acknowledged leave as the next message comes.
+   * Both lists are made with their first message (as a list of one: a unary call has one
+   * message, and most calls never wait for an attempt), not with the body.
    */
   #recorded: Entry[] = NONE;
   /** Messages written while no attempt was attached (waiting for a stream, a retry's backoff). */
@@ -95,6 +116,8 @@ export class MessageBody extends ReplayableBody {
   /** Waiting for the whole request ({@link MessageBody.whenComplete}, {@link MessageBody.forCopy}). */
   #onComplete: ((messages: readonly Buffer[] | undefined) => void)[] | undefined;
   #completeMessages: readonly Buffer[] | undefined;
+  /** Attempts whose per-try timeout waits for the half-close to go out ({@link MessageBody.deferUntilSent}). */
+  #onSent: BodySentListener[] | undefined;
   /**
    * OVERFLOW, ENDED, CLOSED, COMPLETE, COMPLETE_RECORDED: one field rather than five booleans
    * (a body is made per call: fewer bytes to allocate and to touch).
@@ -133,6 +156,7 @@ export class MessageBody extends ReplayableBody {
     if (sink !== undefined && this.#pending.length === 0) {
       this.#settle();
       sink.end();
+      this.#requestSent();
     }
   }
 
@@ -141,6 +165,7 @@ export class MessageBody extends ReplayableBody {
     if ((this.#bits & CLOSED) !== 0) return;
     this.#bits |= CLOSED;
     this.#sink = undefined;
+    this.#onSent = undefined;
     this.#resolve(undefined);
     const pending = this.#pending;
     for (let i = 0; i < pending.length; i++) (pending[i] as Entry).written();
@@ -177,6 +202,7 @@ export class MessageBody extends ReplayableBody {
     if ((this.#bits & ENDED) !== 0 && this.#sink === sink) {
       this.#settle();
       sink.end();
+      this.#requestSent();
     }
   }
 
@@ -185,15 +211,56 @@ export class MessageBody extends ReplayableBody {
     if (this.#sink === sink) this.#sink = undefined;
   }
 
+  /**
+   * The call can no longer be retried: its response started (Envoy's router drops its retry
+   * state at the upstream's response headers, and buffers no more of the request for it). The
+   * messages kept for replay are let go and the ones to come are not kept, so a long stream
+   * holds none of them — unless a mirror waits for the whole request (a shadow keeps Envoy
+   * buffering too), which keeps them to the replay buffer's cap.
+   */
+  commit(): void {
+    if ((this.#bits & (OVERFLOW | CLOSED)) !== 0 || this.#onComplete !== undefined) return;
+    this.#noReplay();
+  }
+
+  /** From here the request streams straight through: it can no longer be replayed (nor mirrored). */
+  #noReplay(): void {
+    this.#bits = (this.#bits | OVERFLOW) & ~COMPLETE_RECORDED;
+    this.#recorded = dueOf(this.#recorded);
+    this.#resolve(undefined);
+  }
+
+  /** Keeps `e` (taken while the request is not kept) until its write is acknowledged; lets go of the ones that were. */
+  #keepDue(e: Entry): void {
+    const list = this.#recorded;
+    if (list === NONE) {
+      if (e.due) this.#recorded = [e];
+      return;
+    }
+    let done = 0;
+    while (done < list.length && !(list[done] as Entry).due) done++;
+    if (done > 0) list.splice(0, done);
+    if (e.due) list.push(e);
+  }
+
+  /** Bytes of the caller's messages the body holds (for a retry, or a write still due). */
+  get heldBytes(): number {
+    let n = 0;
+    for (let i = 0; i < this.#recorded.length; i++) n += (this.#recorded[i] as Entry).message.byteLength;
+    for (let i = 0; i < this.#pending.length; i++) n += (this.#pending[i] as Entry).message.byteLength;
+    return n;
+  }
+
   #take(e: Entry): void {
     this.#bytes += e.message.byteLength;
     this.#sent++;
-    if ((this.#bits & OVERFLOW) !== 0) return;
+    if ((this.#bits & OVERFLOW) !== 0) {
+      this.#keepDue(e);
+      return;
+    }
     if (this.#bytes > this.capBytes) {
-      // From here the request streams straight through: it can no longer be replayed.
-      this.#bits |= OVERFLOW;
-      this.#recorded = NONE;
-      this.#resolve(undefined);
+      this.#noReplay();
+      this.#keepDue(e);
       return;
     }
     if (this.#recorded === NONE) this.#recorded = [e];
@@ -283,8 +350,30 @@ export class MessageBody extends ReplayableBody {
     return false;
   }
 
-  override deferUntilSent(): boolean {
-    return false;
+  /**
+   * An attempt's per-try timeout starts once the whole request went out — every message and the
+   * caller's half-close —, as Envoy's starts at the downstream's end of stream
+   * (`Filter::onRequestComplete`, or at `onPoolReady` when the request was complete before):
+   * a client or bidi stream still being written is not cut by it (nor retried). True: `listener`
+   * is told then (never if the call ends first); false: the caller already half-closed, the
+   * timeout starts now.
+   */
+  override deferUntilSent(listener: BodySentListener): boolean {
+    if ((this.#bits & (ENDED | CLOSED)) !== 0) return false;
+    if (this.#onSent === undefined) this.#onSent = [listener];
+    else this.#onSent.push(listener);
+    return true;
+  }
+
+  /** Nothing to read ahead: the caller's messages come to the body as they are written. */
+  override readAhead(): void {}
+
+  /** The half-close went out: the per-try timeouts waiting for it start. */
+  #requestSent(): void {
+    const waiting = this.#onSent;
+    if (waiting === undefined) return;
+    this.#onSent = undefined;
+    for (const w of waiting) w.bodySent();
   }
 
   override dispose(): void {

@@ -297,6 +297,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       this.#headStatus = { code: statusOf(gs), details: decodeGrpcMessage(headers['grpc-message']), metadata };
       return;
     }
+    // The response started: the call is never retried from here, so its messages are not kept for it.
+    this.#body.commit();
     this.#listener?.onReceiveMetadata(metadata);
   }
 
