@@ -147,7 +147,7 @@ class ClusterPools implements ClusterTransport {
       return e;
     }
     const origin = `${plan === undefined ? 'http' : 'https'}://${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
-    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#cs.cluster.settings.connectionPool.tcpKeepalive) as never };
+    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#cs.cluster.settings.connectionPool.tcpKeepalive, host.endpoint.hostname) as never };
     const next: HostPools = {
       endpoint: host.endpoint,
       epoch: this.#env.epoch,
