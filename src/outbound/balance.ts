@@ -78,20 +78,24 @@ class DnsWait implements Waiter {
   readonly ex: Exchange;
   readonly handler: ResponseHandler;
   readonly again: Dispatch;
-  constructor(ex: Exchange, handler: ResponseHandler, again: Dispatch) {
-    this.ex = ex;
-    this.handler = handler;
-    this.again = again;
-  }
-  go(): void {
+  readonly cs: ClusterState;
+  readonly go = (): void => {
     if (this.#done) return;
     this.#done = true;
     if (this.ex.waiting === this) this.ex.waiting = undefined;
     this.again(this.ex, this.handler);
+  };
+  constructor(ex: Exchange, handler: ResponseHandler, again: Dispatch, cs: ClusterState) {
+    this.ex = ex;
+    this.handler = handler;
+    this.again = again;
+    this.cs = cs;
   }
   cancel(reason: Error): void {
     if (this.#done) return;
     this.#done = true;
+    // Forgotten at once: a resolver that never answers does not pile up the calls it timed out.
+    this.cs.stopWaitingForDns(this.go);
     this.handler.onResponseError?.(NO_CONTROLLER, reason);
   }
 }
@@ -108,8 +112,8 @@ export function balanceLayer(o: BalanceLayerOptions): Layer {
         return;
       }
       if (cs.dnsPending) {
-        const w = new DnsWait(ex, handler, dispatch);
-        if (cs.waitForDns(() => w.go())) {
+        const w = new DnsWait(ex, handler, dispatch, cs);
+        if (cs.waitForDns(w.go)) {
           ex.waiting = w;
           return;
         }

@@ -179,6 +179,12 @@ export class ClusterState {
     return true;
   }
 
+  /** A call given up while waiting ({@link waitForDns}). */
+  stopWaitingForDns(f: () => void): void {
+    const i = this.#dnsWaiters.indexOf(f);
+    if (i !== -1) this.#dnsWaiters.splice(i, 1);
+  }
+
   #releaseDnsWaiters(): void {
     const w = this.#dnsWaiters;
     if (w.length === 0 || this.dnsPending) return;
