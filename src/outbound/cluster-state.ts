@@ -18,7 +18,7 @@ import { type Picker, pickerFor } from '../routing/balancer/picker.ts';
 import type { Cluster } from '../routing/route-table.ts';
 import { RequestLimiter } from '../policies/limits.ts';
 import { type DnsSettings, DnsTarget } from './dns-target.ts';
-import { strictDnsEndpoints } from './strict-dns.ts';
+import { logicalDnsEndpoints, strictDnsEndpoints } from './strict-dns.ts';
 
 /** What every cluster state shares: the mesh's clock, randomness and this workload. */
 export interface ClusterContext {
@@ -106,9 +106,16 @@ export class ClusterState {
     const seen = new Set<string>();
     const hosts: HostState[] = [];
     const dns = this.#ctx.dns;
-    const endpoints = dns !== undefined && cluster.service.resolution === 'DNS' && !settings.passthrough
-      ? strictDnsEndpoints(cluster.endpoints, this.dnsTargets, (name) => this.#newTarget(name, dns))
-      : cluster.endpoints;
+    const resolution = cluster.service.resolution;
+    const make = (name: string) => this.#newTarget(name, dns as DnsSettings);
+    const endpoints =
+      dns === undefined || settings.passthrough
+        ? cluster.endpoints
+        : resolution === 'DNS'
+          ? strictDnsEndpoints(cluster.endpoints, this.dnsTargets, make)
+          : resolution === 'DNS_ROUND_ROBIN'
+            ? logicalDnsEndpoints(cluster.endpoints, this.dnsTargets, make)
+            : cluster.endpoints;
     if (endpoints === cluster.endpoints && this.dnsTargets.size > 0) {
       for (const t of this.dnsTargets.values()) t.close();
       this.dnsTargets.clear();

@@ -90,6 +90,8 @@ export class DnsTarget {
   readonly hostname: string;
   /** The addresses of the last good answer; undefined until the first resolution ended (then [] if it failed). */
   addresses: readonly string[] | undefined;
+  /** The first address of the last answer that had any (LOGICAL_DNS connects there). */
+  firstAddress: string | undefined;
   /** Resolutions that failed in a row, and the last failure. */
   failures = 0;
   lastError: Error | undefined;
@@ -128,10 +130,12 @@ export class DnsTarget {
     this.failures = 0;
     this.lastError = undefined;
     const before = this.addresses;
+    const firstBefore = this.firstAddress;
     this.addresses = unique;
+    if (unique.length > 0) this.firstAddress = unique[0];
     const ttl = a.ttlMs !== undefined && a.ttlMs > 0 && unique.length > 0 ? a.ttlMs : this.#settings.refreshMs;
     this.#schedule(ttl);
-    if (before === undefined || before.length !== unique.length || before.some((x, i) => x !== unique[i])) this.#onChange(before === undefined);
+    if (before === undefined || before.length !== unique.length || before.some((x, i) => x !== unique[i]) || firstBefore !== this.firstAddress) this.#onChange(before === undefined);
   }
 
   #failed(err: Error): void {

@@ -153,14 +153,32 @@ test('a name that does not resolve at first: 503 UH, as an Envoy STRICT_DNS clus
   }
 });
 
-test('DNS_ROUND_ROBIN (LOGICAL_DNS) stays one endpoint named by the host', async () => {
+test('DNS_ROUND_ROBIN (LOGICAL_DNS): one host named by the host, connecting to the first address of the latest answer', async () => {
   const port = await listen('127.0.0.1', 0);
-  const dns = fakeDns(['127.0.0.1']);
-  const mesh = await createMesh({ service: 'client', logger: { warn: () => undefined }, dns: { resolve: dns.resolve }, config: [{ ...dnsEntry(port, 'DNS_ROUND_ROBIN'), spec: { ...(dnsEntry(port, 'DNS_ROUND_ROBIN') as { spec: object }).spec, endpoints: [{ address: 'localhost' }] } }] });
+  await listen('127.0.0.2', port);
+  const clock = new ManualClock();
+  const dns = fakeDns(['127.0.0.2', '127.0.0.1']);
+  const mesh = await createMesh({ service: 'client', clock, logger: { warn: () => undefined }, dns: { resolve: dns.resolve, refreshRateMs: 5_000 }, config: [dnsEntry(port, 'DNS_ROUND_ROBIN')] });
+  const eps = () => mesh.diagnostics().clusters[0]?.endpoints.map((e) => e.endpoint);
   try {
+    hits.clear();
+    for (let i = 0; i < 3; i++) assert.equal((await call(mesh, 'http://db.example.test/')).status, 200);
+    assert.deepEqual([...hits.entries()], [['127.0.0.2', 3]], 'every call to the first address');
+    assert.deepEqual(eps(), [`db.example.test:${port}`]);
+    dns.answer = ['127.0.0.1', '127.0.0.2'];
+    clock.advance(5_000);
+    await settle();
+    assert.equal(dns.lookups, 2);
+    hits.clear();
+    for (let i = 0; i < 3; i++) assert.equal((await call(mesh, 'http://db.example.test/')).status, 200);
+    assert.deepEqual([...hits.entries()], [['127.0.0.1', 3]], 'new connections go to the new first address');
+    assert.deepEqual(eps(), [`db.example.test:${port}`], 'still one host');
+    // A failed or empty answer keeps the address.
+    dns.answer = [];
+    clock.advance(5_000);
+    await settle();
     assert.equal((await call(mesh, 'http://db.example.test/')).status, 200);
-    assert.equal(dns.lookups, 0);
-    assert.deepEqual(mesh.diagnostics().clusters[0]?.endpoints.map((e) => e.endpoint), [`localhost:${port}`]);
+    assert.deepEqual(eps(), [`db.example.test:${port}`]);
   } finally {
     await mesh.close();
   }

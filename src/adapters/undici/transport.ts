@@ -141,7 +141,8 @@ class ClusterPools implements ClusterTransport {
   #decide(host: HostState, e: HostPools | undefined): HostPools {
     const { plan, failure } = this.plans().planFor(host.endpoint);
     const key = failure !== undefined ? `fail|${failure}` : (plan?.key ?? '');
-    if (e !== undefined && e.key === key) {
+    // A LOGICAL_DNS host keeps its state while its address follows the answers: new connections go to the new one.
+    if (e !== undefined && e.key === key && e.endpoint.address === host.endpoint.address) {
       e.endpoint = host.endpoint;
       e.epoch = this.#env.epoch;
       return e;
