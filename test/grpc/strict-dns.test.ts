@@ -81,3 +81,40 @@ test('gRPC: each address of a DNS name is an endpoint; a failing address is ejec
     await mesh.close();
   }
 });
+
+test('gRPC: DNS_ROUND_ROBIN (LOGICAL_DNS) is one endpoint whose new connections follow the first address of the latest answer', async () => {
+  const port = await listen('127.0.0.4', 0);
+  await listen('127.0.0.5', port);
+  const clock = new ManualClock();
+  let answer = ['127.0.0.4', '127.0.0.5'];
+  const mesh = await createMesh({
+    service: 'client',
+    clock,
+    logger: { warn: () => undefined },
+    dns: { refreshRateMs: 10_000, resolve: async (): Promise<DnsAnswer> => ({ addresses: answer }) },
+    config: [
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'ServiceEntry',
+        metadata: { name: 'echo', namespace: 'default' },
+        spec: { hosts: ['echo.example.test'], location: 'MESH_EXTERNAL', resolution: 'DNS_ROUND_ROBIN', ports: [{ number: 9090, name: 'grpc', protocol: 'GRPC', targetPort: port }] },
+      },
+    ],
+  });
+  const client = mesh.grpc.client(EchoClient, 'echo.example.test:9090') as unknown as Echo;
+  try {
+    hits.clear();
+    for (let i = 0; i < 3; i++) assert.equal((await unary(client, { text: 'a' })).error, undefined);
+    assert.deepEqual([...hits.entries()], [['127.0.0.4', 3]]);
+    answer = ['127.0.0.5'];
+    clock.advance(10_000);
+    await new Promise((r) => setImmediate(r));
+    hits.clear();
+    for (let i = 0; i < 3; i++) assert.equal((await unary(client, { text: 'b' })).error, undefined);
+    assert.deepEqual([...hits.entries()], [['127.0.0.5', 3]]);
+    assert.deepEqual(mesh.diagnostics().clusters[0]?.endpoints.map((e) => e.endpoint), [`echo.example.test:${port}`]);
+  } finally {
+    client.close();
+    await mesh.close();
+  }
+});
