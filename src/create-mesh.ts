@@ -61,6 +61,7 @@ export async function createMesh(options: MeshOptions): Promise<Mesh> {
   resolveProxyHeaders(o.proxyHeaders);
   checkNamedPorts(o.ports);
   checkProbePaths(o.probePaths);
+  checkDnsOption(o.dns);
   if (o.telemetry !== undefined && (o.telemetry === null || typeof o.telemetry !== 'object')) throw new InvalidArgumentError('createMesh: `telemetry` must be an object');
   checkOwnMetricsOption(o.telemetry?.ownMetrics);
   const accessLogProblems = checkAccessLogOptions(o.telemetry?.accessLog);
@@ -116,6 +117,15 @@ function controlPlaneToken(o: MeshOptions): string | (() => string) | undefined 
   }
   const logger = o.logger ?? DEFAULT_LOGGER;
   return tokenFileSource(file, first, (m) => logger.warn(m));
+}
+
+function checkDnsOption(d: MeshOptions['dns']): void {
+  if (d === undefined) return;
+  if (d === null || typeof d !== 'object') throw new InvalidArgumentError(`createMesh: \`dns\` must be an object ({ refreshRateMs, resolve }), got ${JSON.stringify(d)}`);
+  for (const k of Object.keys(d)) if (k !== 'refreshRateMs' && k !== 'resolve') throw new InvalidArgumentError(`createMesh: unknown option \`dns.${k}\` (known: refreshRateMs, resolve)`);
+  const ms = d.refreshRateMs;
+  if (ms !== undefined && (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0)) throw new InvalidArgumentError(`createMesh: \`dns.refreshRateMs\` must be a positive number of milliseconds, got ${String(ms)}`);
+  if (d.resolve !== undefined && typeof d.resolve !== 'function') throw new InvalidArgumentError('createMesh: `dns.resolve` must be a function (hostname, family) => Promise<{ addresses, ttlMs? }>');
 }
 
 function nonNegative(o: MeshOptions, key: 'startupTimeoutMs' | 'drainMs' | 'closeTimeoutMs', fallback: number): number {

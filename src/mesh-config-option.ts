@@ -13,6 +13,7 @@ import { InvalidArgumentError } from './core/errors.ts';
 import type { MeshConfigInput, MeshOptions } from './mesh-options.ts';
 import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt, UNAPPLIED_EXPORT_DEFAULTS, unappliedExportDefaults } from './config/validate/mesh-config-notice.ts';
 import { PATH_NORMALIZATIONS } from './inbound/path.ts';
+import { parseDuration } from './config/duration.ts';
 
 
 const where = (path: string): string => `createMesh: \`meshConfig.${path}\``;
@@ -81,6 +82,7 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
   const top: Record<string, unknown> = {};
   const accessLog: Record<string, unknown> = {};
   const tracing: Record<string, unknown> = {};
+  const dns: Record<string, unknown> = {};
   const unused: string[] = [];
   for (const path of meshConfigSettings(m)) {
     const v = meshConfigValueAt(m, path);
@@ -107,6 +109,12 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
         // Istio's enum has DEFAULT too, which is BASE.
         top.pathNormalization = v === 'DEFAULT' ? 'BASE' : oneOf(v, path, PATH_NORMALIZATIONS);
         break;
+      case 'dnsRefreshRate': {
+        const ms = parseDuration(str(v, path));
+        if (typeof ms !== 'number' || ms <= 0) throw new InvalidArgumentError(`${where(path)} must be a positive duration such as "60s", got ${JSON.stringify(v)}`);
+        dns.refreshRateMs = ms;
+        break;
+      }
       case 'defaultConfig.proxyHeaders':
         top.proxyHeaders = v;
         break;
@@ -145,6 +153,9 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
           ...(Object.keys(accessLog).length === 0 ? {} : { accessLog: { ...accessLog, ...defined(t?.accessLog) } }),
           ...(Object.keys(tracing).length === 0 ? {} : { tracing: { ...tracing, ...defined(t?.tracing) } }),
         };
+  if (Object.keys(dns).length > 0) top.dns = { ...dns, ...defined(o.dns) };
   const { meshConfig: _, ...rest } = o;
-  return { ...top, ...defined(rest), ...(telemetry === undefined ? {} : { telemetry }) } as MeshOptions;
+  const merged = { ...top, ...defined(rest), ...(telemetry === undefined ? {} : { telemetry }) } as Record<string, unknown>;
+  if (top.dns !== undefined) merged.dns = top.dns;
+  return merged as unknown as MeshOptions;
 }

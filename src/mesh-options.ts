@@ -14,6 +14,7 @@ import type { InboundTlsCounts } from './inbound/tls-stats.ts';
 import type { InboundPoolCounters } from './inbound/connection-pool.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 import type { OutboundEvent } from './outbound/pipeline.ts';
+import type { DnsOptions } from './outbound/dns-target.ts';
 import type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
 import type { MetricsOptions } from './telemetry/metrics/options.ts';
@@ -82,11 +83,7 @@ export interface MeshOptions {
   readonly cacheDir?: string | undefined;
   /** How long `createMesh` waits for the first config from the control plane. @defaultValue 10000 */
   readonly startupTimeoutMs?: number | undefined;
-  /**
-   * With no control plane and no cache at startup, start with an empty config (every host
-   * passes through) and keep trying, instead of rejecting.
-   * @defaultValue false
-   */
+  /** With no control plane and no cache at startup, start with an empty config (every host passes through) and keep trying, instead of rejecting. @defaultValue false */
   readonly failOpen?: boolean | undefined;
   /**
    * After `close()` deregistered this mesh's registrations, how long it waits before closing its
@@ -133,7 +130,7 @@ export interface MeshOptions {
   readonly probePaths?: readonly string[] | undefined;
   /** This workload's locality, `region/zone/subzone` (locality load balancing). @defaultValue '' */
   readonly locality?: string | undefined;
-  /** This workload's IP (the key of `consistentHash.useSourceIp`). @defaultValue '127.0.0.1' */
+  /** This workload's IP (the key of `consistentHash.useSourceIp`; IPv6: `resolution: DNS` names resolve to IPv6). @defaultValue '127.0.0.1' */
   readonly sourceIp?: string | undefined;
   /** What happens to hosts outside the registry (Istio's `outboundTrafficPolicy.mode`). @defaultValue 'ALLOW_ANY' */
   readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY' | undefined;
@@ -218,6 +215,8 @@ export interface MeshOptions {
    * @defaultValue warnings and errors to the console (console.warn, console.error)
    */
   readonly logger?: MeshLogger | undefined;
+  /** How `resolution: DNS` names are resolved ({@link DnsOptions}; docs/outbound.md). */
+  readonly dns?: DnsOptions | undefined;
   /** Time source (tests inject a manual clock). @defaultValue the system clock */
   readonly clock?: Clock | undefined;
   /** Randomness (tests inject a seeded one). @defaultValue Math.random */
@@ -265,6 +264,7 @@ export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
   'jwt',
   'logger',
   'meshConfig',
+  'dns',
   'clock',
   'random',
   'telemetry',

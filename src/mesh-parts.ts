@@ -80,6 +80,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     rootNamespace: o.rootNamespace,
     attemptCount: ph.attemptCount,
     envoyHeaders: ph.envoyDebugHeaders,
+    dns: o.dns,
     transports: {
       http: { dispatch: transport.dispatch, passthrough: transport.passthrough, classify: classifyUndiciError, refresh: (cs) => transport.refresh(cs) },
       grpc: { dispatch: grpcTransport.dispatch, passthrough: grpcTransport.passthrough, classify: (e) => grpcTransport.classify(e), refresh: (cs) => grpcTransport.refresh(cs) },

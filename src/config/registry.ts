@@ -34,6 +34,11 @@ export interface Endpoint {
   readonly workloadName: string;
   /** `address:port`. */
   readonly key: string;
+  /**
+   * The DNS name this endpoint's address was resolved from (a `resolution: DNS` endpoint, one
+   * host per address of the name's answer, as Envoy's STRICT_DNS cluster); undefined otherwise.
+   */
+  readonly hostname?: string;
 }
 
 /**

@@ -10,7 +10,7 @@
  */
 import type { Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
-import { type Exchange, NO_CONTROLLER } from '../core/exchange.ts';
+import { type Exchange, NO_CONTROLLER, type ResponseHandler, type Waiter } from '../core/exchange.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
 import { headerValue, parseQuery } from '../routing/request-head.ts';
 import { hash32 } from '../routing/balancer/hash.ts';
@@ -69,16 +69,54 @@ export function hashKey(k: HashKeyPolicy, ex: Exchange, o: BalanceLayerOptions):
   return key === undefined ? -1 : hash32(key);
 }
 
+/**
+ * A call waiting for the first DNS answer of its STRICT_DNS cluster (Envoy warms such a cluster
+ * before using it): an abort or a deadline meanwhile ends it.
+ */
+class DnsWait implements Waiter {
+  #done = false;
+  readonly ex: Exchange;
+  readonly handler: ResponseHandler;
+  readonly again: Dispatch;
+  readonly cs: ClusterState;
+  readonly go = (): void => {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.ex.waiting === this) this.ex.waiting = undefined;
+    this.again(this.ex, this.handler);
+  };
+  constructor(ex: Exchange, handler: ResponseHandler, again: Dispatch, cs: ClusterState) {
+    this.ex = ex;
+    this.handler = handler;
+    this.again = again;
+    this.cs = cs;
+  }
+  cancel(reason: Error): void {
+    if (this.#done) return;
+    this.#done = true;
+    // Forgotten at once: a resolver that never answers does not pile up the calls it timed out.
+    this.cs.stopWaitingForDns(this.go);
+    this.handler.onResponseError?.(NO_CONTROLLER, reason);
+  }
+}
+
 /** Builds the balance layer. */
 export function balanceLayer(o: BalanceLayerOptions): Layer {
   const req: { hash: number; avoid: readonly HostState[] | undefined } = { hash: -1, avoid: undefined };
-  return (next: Dispatch): Dispatch =>
-    (ex, handler) => {
+  return (next: Dispatch): Dispatch => {
+    const dispatch: Dispatch = (ex, handler) => {
       const cs = ex.cluster as ClusterState;
       if (cs.passthrough) {
         ex.host = undefined;
         next(ex, handler);
         return;
+      }
+      if (cs.dnsPending) {
+        const w = new DnsWait(ex, handler, dispatch, cs);
+        if (cs.waitForDns(w.go)) {
+          ex.waiting = w;
+          return;
+        }
       }
       const ch = cs.hash;
       req.hash = ch === undefined ? -1 : hashKey(ch, ex, o);
@@ -92,4 +130,6 @@ export function balanceLayer(o: BalanceLayerOptions): Layer {
       ex.host = host;
       next(ex, handler);
     };
+    return dispatch;
+  };
 }

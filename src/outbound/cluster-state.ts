@@ -17,6 +17,8 @@ import type { HashKeyPolicy } from '../routing/balancer/lb-settings.ts';
 import { type Picker, pickerFor } from '../routing/balancer/picker.ts';
 import type { Cluster } from '../routing/route-table.ts';
 import { RequestLimiter } from '../policies/limits.ts';
+import { type DnsSettings, DnsTarget } from './dns-target.ts';
+import { logicalDnsEndpoints, strictDnsEndpoints } from './strict-dns.ts';
 
 /** What every cluster state shares: the mesh's clock, randomness and this workload. */
 export interface ClusterContext {
@@ -27,6 +29,8 @@ export interface ClusterContext {
   readonly labels: Readonly<Record<string, string>>;
   /** Outlier ejections and returns. */
   onOutlierEvent(cluster: string, e: OutlierEvent): void;
+  /** How `resolution: DNS` names are resolved (STRICT_DNS); undefined: they are left to the transport. */
+  readonly dns?: DnsSettings | undefined;
 }
 
 /** The adapter's per-cluster transport (connection pools); closed when the cluster goes away. */
@@ -67,6 +71,12 @@ export class ClusterState {
   /** What close() closed. */
   readonly #closing = new Set<ClusterTransport>();
   readonly #ctx: ClusterContext;
+  /** STRICT_DNS: the names being resolved, by host name (see {@link strictDnsEndpoints}). */
+  readonly dnsTargets = new Map<string, DnsTarget>();
+  /** Calls waiting for the first resolution of a name. */
+  #dnsWaiters: (() => void)[] = [];
+  /** A name of this STRICT_DNS cluster has no answer yet (calls wait: {@link waitForDns}); one read per call. */
+  dnsPending = false;
 
   constructor(cluster: Cluster, ctx: ClusterContext) {
     this.#ctx = ctx;
@@ -95,7 +105,22 @@ export class ClusterState {
     const now = this.#ctx.clock.now();
     const seen = new Set<string>();
     const hosts: HostState[] = [];
-    for (const ep of cluster.endpoints) {
+    const dns = this.#ctx.dns;
+    const resolution = cluster.service.resolution;
+    const make = (name: string) => this.#newTarget(name, dns as DnsSettings);
+    const endpoints =
+      dns === undefined || settings.passthrough
+        ? cluster.endpoints
+        : resolution === 'DNS'
+          ? strictDnsEndpoints(cluster.endpoints, this.dnsTargets, make)
+          : resolution === 'DNS_ROUND_ROBIN'
+            ? logicalDnsEndpoints(cluster.endpoints, this.dnsTargets, make)
+            : cluster.endpoints;
+    if (endpoints === cluster.endpoints && this.dnsTargets.size > 0) {
+      for (const t of this.dnsTargets.values()) t.close();
+      this.dnsTargets.clear();
+    }
+    for (const ep of endpoints) {
       if (seen.has(ep.key)) continue;
       seen.add(ep.key);
       let h = this.hostsByKey.get(ep.key);
@@ -137,6 +162,41 @@ export class ClusterState {
     // Raised limits let the calls waiting for a slot go now (after the update, not in the middle of it), not at the next release.
     if (limiter.pending > 0) queueMicrotask(() => limiter.setLimits(limiter.limits));
     this.budget = RetryBudget.of(settings.retryBudget);
+    this.dnsPending = false;
+    for (const t of this.dnsTargets.values()) if (t.addresses === undefined) this.dnsPending = true;
+    // Calls waiting for first answers go once every name has one (or is gone), after this update.
+    if (this.#dnsWaiters.length > 0) queueMicrotask(() => this.#releaseDnsWaiters());
+  }
+
+  /** A name to resolve: a changed answer rebuilds the host set (removed addresses' connections drain). */
+  #newTarget(name: string, dns: DnsSettings): DnsTarget {
+    // The first answer's addresses are the cluster's first hosts (not slow-started); later ones join a cluster in use.
+    return new DnsTarget(name, dns, this.#ctx.clock, (first) => {
+      if (this.dnsTargets.get(name) !== undefined) this.update(this.cluster, first);
+    });
+  }
+
+  /**
+   * Whether a name of this STRICT_DNS cluster has not been resolved yet: then `f` is called once
+   * every name's first resolution ended (Envoy warms the cluster first), and true returned.
+   */
+  waitForDns(f: () => void): boolean {
+    if (!this.dnsPending) return false;
+    this.#dnsWaiters.push(f);
+    return true;
+  }
+
+  /** A call given up while waiting ({@link waitForDns}). */
+  stopWaitingForDns(f: () => void): void {
+    const i = this.#dnsWaiters.indexOf(f);
+    if (i !== -1) this.#dnsWaiters.splice(i, 1);
+  }
+
+  #releaseDnsWaiters(): void {
+    const w = this.#dnsWaiters;
+    if (w.length === 0 || this.dnsPending) return;
+    this.#dnsWaiters = [];
+    for (const f of w) f();
   }
 
   #onOutlier(e: OutlierEvent): void {
@@ -156,6 +216,10 @@ export class ClusterState {
    * bounds the same pools by its own `graceMs`.
    */
   async close(graceMs?: number): Promise<void> {
+    for (const t of this.dnsTargets.values()) t.close();
+    this.dnsTargets.clear();
+    this.dnsPending = false;
+    this.#releaseDnsWaiters();
     this.detector?.close();
     this.detector = undefined;
     const ts = this.#closing;
@@ -167,6 +231,7 @@ export class ClusterState {
   }
 
   toString(): string {
-    return `${this.name}: ${this.picker}; ${this.limiter}${this.detector ? `; ${this.detector}` : ''}`;
+    const dns = this.dnsTargets.size === 0 ? '' : `; DNS ${[...this.dnsTargets.values()].join('; ')}`;
+    return `${this.name}: ${this.picker}; ${this.limiter}${this.detector ? `; ${this.detector}` : ''}${dns}`;
   }
 }

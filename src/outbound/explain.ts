@@ -75,6 +75,11 @@ export interface ExplainedTarget {
   readonly endpointFilter?: string;
   /** A passthrough cluster (no endpoints): the TLS calls to the original destination use. */
   readonly tls?: string;
+  /**
+   * A `resolution: DNS` cluster (STRICT_DNS): each name its endpoints stand for, with the
+   * addresses of its last answer (`db.example.com → 10.0.0.1, 10.0.0.2`) or `resolving`.
+   */
+  readonly dns?: readonly string[];
 }
 
 /**
@@ -145,6 +150,7 @@ function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: Tl
     endpoints: endpointsOf(cs, now, tls, scheme),
     ...(t.cluster?.endpointFilter === undefined ? {} : { endpointFilter: t.cluster.endpointFilter }),
     ...(tls !== undefined && cs !== undefined && cs.hostSet.hosts.length === 0 && cs.passthrough ? { tls: tls(cs, undefined, scheme) } : {}),
+    ...(cs === undefined || cs.dnsTargets.size === 0 ? {} : { dns: [...cs.dnsTargets.values()].map(String) }),
   };
 }
 
@@ -172,6 +178,7 @@ function print(e: Omit<Explanation, 'toString'>): string {
     if (t.connectionPool) lines.push(`      pool: ${t.connectionPool}`);
     if (t.outlierDetection) lines.push(`      ${t.outlierDetection}`);
     if (t.tls) lines.push(`      tls: ${t.tls}`);
+    for (const d of t.dns ?? []) lines.push(`      dns: ${d}`);
     if (t.endpointFilter) lines.push(`      endpoints: ${t.endpointFilter}${t.endpoints.length === 0 ? ' — none there (503 UH)' : ''}`);
     for (const ep of t.endpoints) {
       lines.push(`      ${ep.endpoint} ${JSON.stringify(ep.labels)}${ep.locality ? ` ${ep.locality}` : ''} in-flight ${ep.inFlight}${ep.ejected ? ` EJECTED: ${ep.ejection}` : ''}`);

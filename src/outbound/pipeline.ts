@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { DEFAULT_DNS_REFRESH_MS, type DnsOptions, lookupFamily, systemDnsResolve } from './dns-target.ts';
 import type { Clock, Random, Timer } from '../core/clock.ts';
 import { DeadlineQueue } from '../core/deadlines.ts';
 import type { Exchange } from '../core/exchange.ts';
@@ -77,6 +78,8 @@ export interface OutboundOptions {
   readonly attemptCount?: boolean;
   /** Rewritten calls carry `x-envoy-original-path` (Istio's `proxyHeaders.envoyDebugHeaders`). @defaultValue true */
   readonly envoyHeaders?: boolean;
+  /** How `resolution: DNS` names are resolved (STRICT_DNS). @defaultValue the OS resolver, refreshed every 60 s */
+  readonly dns?: DnsOptions | undefined;
   onEvent(e: OutboundEvent): void;
 }
 
@@ -115,6 +118,7 @@ export class Outbound {
       random: o.random,
       locality: o.locality,
       labels: o.labels,
+      dns: { resolve: o.dns?.resolve ?? systemDnsResolve, refreshMs: o.dns?.refreshRateMs ?? DEFAULT_DNS_REFRESH_MS, family: lookupFamily(o.sourceIp) },
       onOutlierEvent: (cluster: string, e: OutlierEvent) => {
         this.#publishOutlier(cluster, e);
         this.#o.onEvent({ type: e.type, cluster, endpoint: e.host.key, reason: e.reason, untilMs: e.untilMs });

@@ -248,7 +248,8 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     const e = this.#hosts.get(host);
     if (e !== undefined && e.endpoint === host.endpoint && e.epoch === this.#env.epoch) return e;
     const { plan, failure } = this.#tlsPlans().planFor(host.endpoint);
-    const key = `${host.endpoint.key}|${failure !== undefined ? `fail|${failure}` : (plan?.key ?? '')}`;
+    // The address dialled, not the endpoint's key: a LOGICAL_DNS host keeps its key while its address follows the answers.
+    const key = `${host.endpoint.address}:${host.endpoint.port}|${failure !== undefined ? `fail|${failure}` : (plan?.key ?? '')}`;
     if (e !== undefined && e.key === key) {
       e.endpoint = host.endpoint;
       e.epoch = this.#env.epoch;

@@ -161,16 +161,19 @@ const MAX_SESSIONS = 100;
  * certificate; a verification failure, a refused handshake or a connect timeout fails the
  * attempt with the reason. Sessions are resumed per host name (a plan's certificate and checks
  * are fixed, so a resumed session is one this plan verified). `keepalive`: the cluster's
- * `tcpKeepalive` (without it, undici's: probes after 60 s idle).
+ * `tcpKeepalive` (without it, undici's: probes after 60 s idle). `name`: the DNS name the
+ * endpoint's address was resolved from (STRICT_DNS), named and verified in place of the address
+ * when neither the plan nor the request's Host gives a name.
  */
-export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?: TcpKeepalive): (opts: ConnectOptions, callback: Callback) => TLSSocket {
+export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?: TcpKeepalive, name?: string): (opts: ConnectOptions, callback: Callback) => TLSSocket {
   const sessions = new Map<string, Buffer>();
   return (opts, callback) => {
     const hostname = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
     const port = Number(opts.port) || 443;
-    // The plan's SNI, else (auto_sni) the one undici derived from the request's Host header (none for an IP), else the host connected to.
+    // The plan's SNI, else (auto_sni) the one undici derived from the request's Host header (none for an IP), else the host
+    // connected to — for an address resolved from a DNS name (`name`), that name.
     const named = plan.servername ?? (opts.servername === undefined || opts.servername === null || opts.servername === '' ? undefined : opts.servername);
-    const sni = named ?? (isIP(hostname) === 0 ? hostname : undefined);
+    const sni = named ?? name ?? (isIP(hostname) === 0 ? hostname : undefined);
     const sessionKey = `${sni ?? ''}|${hostname}:${port}`;
     let done = false;
     const socket = connect({

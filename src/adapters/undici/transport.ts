@@ -141,13 +141,14 @@ class ClusterPools implements ClusterTransport {
   #decide(host: HostState, e: HostPools | undefined): HostPools {
     const { plan, failure } = this.plans().planFor(host.endpoint);
     const key = failure !== undefined ? `fail|${failure}` : (plan?.key ?? '');
-    if (e !== undefined && e.key === key) {
+    // A LOGICAL_DNS host keeps its state while its address follows the answers: new connections go to the new one.
+    if (e !== undefined && e.key === key && e.endpoint.address === host.endpoint.address) {
       e.endpoint = host.endpoint;
       e.epoch = this.#env.epoch;
       return e;
     }
     const origin = `${plan === undefined ? 'http' : 'https'}://${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
-    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#cs.cluster.settings.connectionPool.tcpKeepalive) as never };
+    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#cs.cluster.settings.connectionPool.tcpKeepalive, host.endpoint.hostname) as never };
     const next: HostPools = {
       endpoint: host.endpoint,
       epoch: this.#env.epoch,

@@ -58,6 +58,7 @@ const everything: MeshOptions = {
   jwt: { tokenCacheSize: undefined, maxTokenChars: undefined, jwksCacheDurationMs: undefined, dispatcher: undefined },
   meshConfig: env('ISTIO_MESH_CONFIG'),
   logger: undefined,
+  dns: { refreshRateMs: num('DNS_REFRESH_MS'), resolve: undefined },
   clock: undefined,
   random: undefined,
   telemetry: {

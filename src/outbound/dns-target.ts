@@ -1,0 +1,168 @@
+/**
+ * DNS resolution of a `resolution: DNS` endpoint's host name, as Envoy's STRICT_DNS cluster
+ * resolves it (`source/extensions/clusters/strict_dns/strict_dns_cluster.cc`,
+ * `ResolveTarget::startResolve`): resolved in the background, every address of the answer its
+ * own host; re-resolved after the answer's TTL when the resolver gives one (Istio sets
+ * `respect_dns_ttl: true`), else after `dnsRefreshRate` (MeshConfig, default 60 s); a failed
+ * resolution keeps the hosts of the last answer and is retried with a backoff that starts at
+ * the refresh rate and doubles up to ten times it (Envoy's default failure strategy when
+ * `dns_failure_refresh_rate` is unset, which Istio leaves unset), without Envoy's jitter.
+ *
+ * @module
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { Clock, Timer } from '../core/clock.ts';
+
+/**
+ * One DNS answer: the addresses (IPv4 or IPv6, in the resolver's order) and, when the resolver
+ * knows it, the smallest TTL of the records in milliseconds.
+ * @category Mesh
+ */
+export interface DnsAnswer {
+  readonly addresses: readonly string[];
+  /** Undefined or 0: unknown (the refresh rate applies). */
+  readonly ttlMs?: number | undefined;
+}
+
+/**
+ * Resolves a host name to addresses: `family` 4 (Envoy's `V4_ONLY`), 6 (`V6_ONLY`) or 0 (`ALL`).
+ * Rejects when the name does not resolve.
+ * @category Mesh
+ */
+export type DnsResolve = (hostname: string, family: 0 | 4 | 6) => Promise<DnsAnswer>;
+
+/**
+ * The `dns` block of `createMesh` options: how the names of `resolution: DNS` services are resolved.
+ * @category Mesh
+ */
+export interface DnsOptions {
+  /**
+   * MeshConfig `dnsRefreshRate` in milliseconds: how long an answer without a TTL is kept, and
+   * the first wait after a failed resolution (doubling up to ten times it while it fails).
+   * @defaultValue 60000 (Istio's default, 60 s)
+   */
+  readonly refreshRateMs?: number | undefined;
+  /**
+   * The resolver (tests give a fake one). It gets the name and the address family (4, 6 or 0
+   * for both) and returns the addresses, with their TTL when it knows it.
+   * @defaultValue the OS resolver (`dns.promises.lookup` with `all: true`; no TTL)
+   */
+  readonly resolve?: DnsResolve | undefined;
+}
+
+/**
+ * The default resolver: the OS's (`dns.promises.lookup` with `all: true`, so `/etc/hosts` and
+ * search domains apply as they do for any connection). It gives no TTL, so answers are kept
+ * for `dnsRefreshRate`.
+ */
+export const systemDnsResolve: DnsResolve = async (hostname, family) => {
+  const list = await lookup(hostname, { all: true, family, order: 'verbatim' });
+  return { addresses: list.map((a) => a.address) };
+};
+
+/**
+ * The lookup family Istio gives a DNS cluster (`SelectDNSLookupFamily` in
+ * `pilot/pkg/networking/util/util.go`): `V4_ONLY` unless the proxy's addresses are all IPv6
+ * (`V6_ONLY`; `ALL` with `ISTIO_ENABLE_IPV4_OUTBOUND_LISTENER_FOR_IPV6_CLUSTERS`, not modelled).
+ * Dual stack (`ALL` with `ISTIO_DUAL_STACK`) is not known here: a dual-stack workload is V4_ONLY.
+ */
+export function lookupFamily(sourceIp: string): 4 | 6 {
+  return isIP(sourceIp) === 6 ? 6 : 4;
+}
+
+/** What a {@link DnsTarget} needs. */
+export interface DnsSettings {
+  readonly resolve: DnsResolve;
+  /** MeshConfig `dnsRefreshRate` in ms. */
+  readonly refreshMs: number;
+  readonly family: 0 | 4 | 6;
+}
+
+/** The default `dnsRefreshRate` (Istio's `pkg/config/mesh/mesh.go`: 60 s). */
+export const DEFAULT_DNS_REFRESH_MS = 60_000;
+
+/** How many times the refresh rate a failing name is retried after at most (Envoy: 10× `dns_refresh_rate`). */
+const MAX_BACKOFF_FACTOR = 10;
+
+/** One name being resolved for a cluster: its last good answer and the next refresh. */
+export class DnsTarget {
+  readonly hostname: string;
+  /** The addresses of the last good answer; undefined until the first resolution ended (then [] if it failed). */
+  addresses: readonly string[] | undefined;
+  /** The first address of the last answer that had any (LOGICAL_DNS connects there). */
+  firstAddress: string | undefined;
+  /** Resolutions that failed in a row, and the last failure. */
+  failures = 0;
+  lastError: Error | undefined;
+  readonly #settings: DnsSettings;
+  readonly #clock: Clock;
+  /** The answer changed (`first`: the first resolution ended). */
+  readonly #onChange: (first: boolean) => void;
+  #timer: Timer | undefined;
+  #closed = false;
+
+  constructor(hostname: string, settings: DnsSettings, clock: Clock, onChange: (first: boolean) => void) {
+    this.hostname = hostname;
+    this.#settings = settings;
+    this.#clock = clock;
+    this.#onChange = onChange;
+    this.#resolve();
+  }
+
+  #resolve(): void {
+    this.#timer = undefined;
+    let p: Promise<DnsAnswer>;
+    try {
+      p = this.#settings.resolve(this.hostname, this.#settings.family);
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    p.then(
+      (a) => this.#answered(a),
+      (err: unknown) => this.#failed(err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  #answered(a: DnsAnswer): void {
+    if (this.#closed) return;
+    const unique = [...new Set(a.addresses.filter((x) => isIP(x) !== 0))];
+    this.failures = 0;
+    this.lastError = undefined;
+    const before = this.addresses;
+    const firstBefore = this.firstAddress;
+    this.addresses = unique;
+    if (unique.length > 0) this.firstAddress = unique[0];
+    const ttl = a.ttlMs !== undefined && a.ttlMs > 0 && unique.length > 0 ? a.ttlMs : this.#settings.refreshMs;
+    this.#schedule(ttl);
+    if (before === undefined || before.length !== unique.length || before.some((x, i) => x !== unique[i]) || firstBefore !== this.firstAddress) this.#onChange(before === undefined);
+  }
+
+  #failed(err: Error): void {
+    if (this.#closed) return;
+    this.failures++;
+    this.lastError = err;
+    const first = this.addresses === undefined;
+    // Envoy keeps the hosts of the last good answer; a first failure leaves the name without hosts.
+    if (first) this.addresses = [];
+    const base = this.#settings.refreshMs;
+    this.#schedule(Math.min(base * 2 ** (this.failures - 1), base * MAX_BACKOFF_FACTOR));
+    if (first) this.#onChange(true);
+  }
+
+  #schedule(ms: number): void {
+    this.#timer = this.#clock.setTimer(() => this.#resolve(), ms);
+  }
+
+  /** Stops refreshing (an answer still on its way is dropped). */
+  close(): void {
+    this.#closed = true;
+    this.#timer?.clear();
+    this.#timer = undefined;
+  }
+
+  toString(): string {
+    const a = this.addresses;
+    return `${this.hostname} → ${a === undefined ? 'resolving' : a.length === 0 ? 'no addresses' : a.join(', ')}${this.lastError !== undefined ? ` (last resolution failed: ${this.lastError.message})` : ''}`;
+  }
+}
