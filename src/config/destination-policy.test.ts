@@ -76,6 +76,17 @@ describe('DestinationRule selection as istiod: TestSetDestinationRuleWithWorkloa
     const b = dr('b', 'test', 'host: httpbin.org\nworkloadSelector: {matchLabels: {tier: y}}\nsubsets: [{name: b, labels: {v: b}}]');
     assert.deepEqual(applied(resources([a, b]), { namespace: 'test', labels: { app: 'x', tier: 'y' } }, 'httpbin.org', 'test'), { from: [ref('a')], subsets: ['a'] });
   });
+
+  it("a selector rule whose exportTo leaves out its own namespace (validation refuses it; a resource that skipped it) still applies to the workloads it selects, as istiod forces it to '.'", () => {
+    const sel = {
+      apiVersion: NET,
+      kind: 'DestinationRule',
+      metadata: { name: 'sel', namespace: 'test' },
+      spec: { host: 'httpbin.org', exportTo: ['other'], workloadSelector: { matchLabels: { app: 'x' } }, subsets: [{ name: 'a', labels: { v: 'a' } }] },
+    } as unknown as AnyResource;
+    assert.deepEqual(applied([sel], { namespace: 'test', labels: { app: 'x' } }, 'httpbin.org', 'test')?.subsets, ['a']);
+    assert.equal(applied([sel], { namespace: 'other', labels: { app: 'x' } }, 'httpbin.org', 'test'), undefined);
+  });
 });
 
 describe('DestinationRule selection as istiod: the first namespace holding a rule for the host decides', () => {

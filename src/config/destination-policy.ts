@@ -191,7 +191,9 @@ export class DestinationRuleIndex {
       const ns = r.metadata.namespace;
       // Only the rules exported to the client's namespace, as the control plane sends them: in istiod a rule exported
       // elsewhere can still hide a less specific one or absorb a wider-exported one (istio/istio#49409); not here.
-      if (!isVisible(r.spec.exportTo, ns, client.namespace)) continue;
+      // A rule with a selector counts as exported to its own namespace only ('.', as istiod's
+      // setDestinationRules forces it), whatever its exportTo says.
+      if (r.spec.workloadSelector === undefined ? !isVisible(r.spec.exportTo, ns, client.namespace) : ns !== client.namespace) continue;
       const host = resolveHost(r.spec.host, ns);
       // A rule with a selector is never exported: its namespace's workloads only.
       const exportTo: ReadonlySet<string> = r.spec.workloadSelector === undefined ? new Set(r.spec.exportTo ?? []) : new Set(['.']);
