@@ -4,11 +4,11 @@
  * - the registry (`ServiceRegistry.build`);
  * - the VirtualServices, selected, ordered and indexed by host as istiod does
  *   (`virtual-services.ts`);
- * - the applied Sidecar's egress scope (`src/config/sidecar-scope.ts`): without a Sidecar every
- *   visible service and VirtualService; with one, the services, ports and VirtualServices its
- *   egress listeners import (each service port routed with its listener's VirtualServices), and
- *   its outboundTrafficPolicy for the hosts it leaves out. Scoping is all here: the request path
- *   only finds fewer virtual hosts;
+ * - the applied Sidecar's egress scope (`src/config/sidecar-scope.ts`): the services, ports and
+ *   VirtualServices its egress listeners import (each service port routed with its listener's
+ *   VirtualServices), and its outboundTrafficPolicy for the hosts it leaves out; without a
+ *   Sidecar, istiod's default scope (one listener importing every visible host), compiled by the
+ *   same code. Scoping is all here: the request path only finds fewer virtual hosts;
  * - routes ({@link Compiler}): virtual hosts, rules with precompiled matchers and cumulative
  *   weights, into the route table;
  * - clusters ({@link ClusterCompiler}): every cluster a route reaches, with its endpoints and its
@@ -267,9 +267,9 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   }
   // VirtualService hosts with no service behind them still get routes.
   const named = new Set<string>();
-  /** The virtual host of VirtualService host `h` on `port` (undefined: any port). */
-  const vsOnlyVhost = (h: string, vs: Resource<'VirtualService'>, port: number | undefined, domains: readonly string[]) => {
-    const name = port === undefined ? h : `${h}:${port}`;
+  /** The virtual host of VirtualService host `h` on `port`. */
+  const vsOnlyVhost = (h: string, vs: Resource<'VirtualService'>, port: number, domains: readonly string[]) => {
+    const name = `${h}:${port}`;
     const made = vhost(name, undefined, vs, domains, () => Object.freeze({ name, host: h, port, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, port)), domains: Object.freeze([...domains]) }));
     // No rule for this workload and port: istiod builds no virtual host, so the call is outside the mesh (passthrough), not a 404.
     if (made.routes.length > 0) vhosts.push(made);
