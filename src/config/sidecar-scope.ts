@@ -238,8 +238,7 @@ function convertListener(e: IstioEgressListener, namespace: string, registry: Se
   for (const x of imported) {
     const h = x.service.hostname;
     const ex = services.get(h);
-    if (ex === undefined) services.set(h, x);
-    else if (ex.service.namespace !== namespace && better(x.service, ex.service, namespace, registry)) services.set(h, x);
+    if (ex === undefined || better(x.service, ex.service, namespace, registry)) services.set(h, x);
   }
   const virtualServices: ScopeVirtualService[] = [];
   for (const entry of vss) {
@@ -263,14 +262,18 @@ export function preferredService(registry: ServiceRegistry, hostname: string, na
   let best: Service | undefined;
   for (const d of decls) {
     if (!isVisible(d.exportTo, d.namespace, namespace)) continue;
-    if (best === undefined || (best.namespace !== namespace && better(d, best, namespace, registry))) best = d;
+    if (best === undefined || better(d, best, namespace, registry)) best = d;
   }
   return best;
 }
 
-/** Whether `a` should replace `b` (another declaration of the same host) in a listener. */
+/**
+ * Whether `a` should replace `b` (another declaration of the same host) in a listener: the
+ * workload's namespace's, else a Kubernetes Service, else the one the registry lists first (in one
+ * namespace a Kubernetes Service before a ServiceEntry, else the oldest) — whatever order they come in.
+ */
 function better(a: Service, b: Service, namespace: string, registry: ServiceRegistry): boolean {
-  if (a.namespace === namespace) return true;
+  if ((a.namespace === namespace) !== (b.namespace === namespace)) return a.namespace === namespace;
   if (isKube(a) !== isKube(b)) return isKube(a);
   const order = registry.byHost.get(a.hostname) ?? [];
   return order.indexOf(a) < order.indexOf(b);

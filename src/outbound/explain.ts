@@ -10,6 +10,7 @@ import { normalizeHeaderObject } from '../core/headers.ts';
 import type { Headers } from '../core/exchange.ts';
 import { type RequestHead, routingAuthority } from '../routing/request-head.ts';
 import { describeRoute, type CompiledRoute, NO_ROUTE, type RouteDecision, type RouteTarget } from '../routing/route-table.ts';
+import type { Snapshot } from '../routing/compile.ts';
 import { type FaultPolicy, retryToString } from '../routing/route-policy.ts';
 import type { ClusterState } from './cluster-state.ts';
 import type { Outbound } from './pipeline.ts';
@@ -218,8 +219,9 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
     const hasPort = colon > -1 && !head.authority.endsWith(']');
     const host = hasPort ? head.authority.slice(0, colon) : head.authority;
     const port = hasPort ? Number(head.authority.slice(colon + 1)) : head.scheme === 'https' ? 443 : 80;
-    const scope = applied === undefined ? undefined : whyOutOfScope(applied.scope, snapshot.registry, host, port);
-    const notInMesh = applied === undefined ? whyNotInMesh(snapshot.registry, snapshot.workload.namespace, host, port) : undefined;
+    const elsewhere = routedElsewhere(snapshot, host);
+    const scope = applied === undefined ? undefined : withNote(whyOutOfScope(applied.scope, snapshot.registry, host, port), elsewhere);
+    const notInMesh = applied === undefined ? withNote(whyNotInMesh(snapshot.registry, snapshot.workload.namespace, host, port), elsewhere) : undefined;
     unknown = { ...(scope === undefined ? {} : { scope }), ...(notInMesh === undefined ? {} : { notInMesh }) };
   }
   if (vhost === undefined && egressProxy === undefined) {
@@ -273,4 +275,21 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
   }
   const done = e;
   return { ...done, toString: () => print(done) };
+}
+
+/**
+ * For a host with no service that a VirtualService routes on other ports: which, and why not this
+ * one (istiod routes such a host only on port 80, or beside a service its VirtualService names).
+ */
+function routedElsewhere(snapshot: Snapshot, host: string): string | undefined {
+  const h = host.toLowerCase();
+  const on = snapshot.routes.virtualHosts.filter((v) => v.service === undefined && v.port !== undefined && v.domains.includes(`${h}:${v.port}`));
+  const first = on[0];
+  if (first === undefined) return undefined;
+  const ports = on.map((v) => v.port).join(', ');
+  return `${first.virtualService ?? 'a VirtualService'} routes ${host} on port${on.length === 1 ? '' : 's'} ${ports} only: a host with no service behind it is routed, as istiod routes it, only on port 80 or on the ports of the services its VirtualService also names`;
+}
+
+function withNote(reason: string | undefined, note: string | undefined): string | undefined {
+  return reason === undefined || note === undefined ? reason : `${reason}; ${note}`;
 }

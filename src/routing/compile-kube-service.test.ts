@@ -115,6 +115,9 @@ describe('Kubernetes Service in the registry', () => {
     const s = compile([older, newer, V1]);
     assert.deepEqual(s.registry.byHost.get(FQDN)?.map((x) => x.origin), ['Service default/reviews', 'ServiceEntry default/squat']);
     assert.deepEqual(endpoints(s, 'reviews'), ['10.0.0.1:9080']);
+    // Under a Sidecar too: its listener keeps the Kubernetes Service, whichever was listed first.
+    const scoped = compile([older, newer, V1, doc(NET, 'Sidecar', 'default', 'egress:\n- hosts: ["./*"]')]);
+    assert.deepEqual(endpoints(scoped, 'reviews'), ['10.0.0.1:9080']);
     // Between ServiceEntries (or Services) the oldest still wins.
     const second = at(squat.replace('name: squat', 'name: squat2').replace('10.6.6.6', '10.7.7.7'), '2021-01-01T00:00:00Z');
     assert.deepEqual(compile([second, older]).registry.byHost.get(FQDN)?.map((x) => x.origin), ['ServiceEntry default/squat', 'ServiceEntry default/squat2']);

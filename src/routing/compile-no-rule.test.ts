@@ -42,8 +42,10 @@ describe('compileSnapshot: a VirtualService with no rule for this workload or po
 
   it('a VirtualService host without a service and without a rule for this workload is outside the mesh (no virtual host)', () => {
     const external = vs('ext', `hosts: [api.example.com]\nhttp:\n- match: [{sourceLabels: {app: productpage}}]\n  route: [{destination: {host: ratings}}]`);
-    assert.equal(compile([RATINGS, external], { service: 'web', labels: { app: 'web' } }).routes.route(req('api.example.com'), 0), undefined);
-    assert.equal(decide(compile([RATINGS, external], { service: 'productpage', labels: { app: 'productpage' } }), req('api.example.com')).target?.host, 'ratings.default.svc.cluster.local');
+    // Such a host is routed on port 80 (istiod's port-80 route table, there when some HTTP service has port 80).
+    const web = doc(NET, 'ServiceEntry', 'web', 'hosts: [web.default.svc.cluster.local]\nlocation: MESH_INTERNAL\nresolution: STATIC\nports: [{number: 80, name: http, protocol: HTTP}]\nendpoints: [{address: 10.0.9.1}]');
+    assert.equal(compile([RATINGS, web, external], { service: 'web', labels: { app: 'web' } }).routes.route(req('api.example.com'), 0), undefined);
+    assert.equal(decide(compile([RATINGS, web, external], { service: 'productpage', labels: { app: 'productpage' } }), req('api.example.com')).target?.host, 'ratings.default.svc.cluster.local');
   });
 });
 

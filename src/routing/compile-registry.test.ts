@@ -60,7 +60,9 @@ describe('exportTo (§1.1, §1.3)', () => {
     assert.equal(decide(compile([REVIEWS, pub, priv, toShop], shop), 'reviews.default').route.name, 'to-shop.r', 'private to another namespace: not seen');
     // Wildcard hosts follow the same order among equally specific ones.
     const wild = (name: string, ns: string, exportTo: string, t: string) => created(doc(NET, 'VirtualService', name, `hosts: ["*.example.com"]\n${exportTo}http:\n- name: r\n  route: [{destination: {host: ${FQDN}}}]`, ns), t);
-    assert.equal(decide(compile([REVIEWS, wild('pub', 'other', '', '2020-01-01T00:00:00Z'), wild('priv', 'default', 'exportTo: ["."]\n', '2022-01-01T00:00:00Z')]), 'api.example.com').route.name, 'priv.r');
+    // (On port 80: a host without a service is routed there only, where some HTTP service has port 80.)
+    const web = se('web', 'default', 'hosts: [web.default.svc.cluster.local]\nports: [{number: 80, name: http, protocol: HTTP}]\nendpoints: [{address: 10.0.9.1}]');
+    assert.equal(decide(compile([REVIEWS, web, wild('pub', 'other', '', '2020-01-01T00:00:00Z'), wild('priv', 'default', 'exportTo: ["."]\n', '2022-01-01T00:00:00Z')]), 'api.example.com').route.name, 'priv.r');
     // Created the same second: by name, then namespace (istiod's configCompareByCreationTime), not file order.
     assert.equal(decide(compile([REVIEWS, vs('b', 'other', '', '2020-01-01T00:00:00Z'), vs('a', 'other', '', '2020-01-01T00:00:00Z')]), 'reviews').route.name, 'a.r');
     assert.equal(decide(compile([REVIEWS, vs('a', 'zz', '', '2020-01-01T00:00:00Z'), vs('a', 'other', '', '2020-01-01T00:00:00Z')]), 'reviews').route.virtualService, 'VirtualService other/a');
@@ -165,10 +167,17 @@ describe('which VirtualService applies (§1.1)', () => {
     assert.equal(status(s, 'api.example.com:9090'), 201);
   });
 
-  it('match.port on a VirtualService host with no service: each port gets only its rule', () => {
-    const s = compile([byPort]);
-    assert.equal(status(s, 'api.example.com:8080'), 200);
-    assert.equal(status(s, 'api.example.com:9090'), 201);
+  it('match.port on a VirtualService host with no service: routed on no port but 80, even where a service has that port (istiod keeps such a VirtualService on port 80 only: selectVirtualServices)', () => {
+    assert.equal(status(compile([byPort]), 'api.example.com:8080'), 'not in the mesh', 'no service on 8080: no route table there');
+    const other = se('other', 'default', 'hosts: [other.example.com]\nendpoints: [{address: 10.0.9.2}]\nports:\n- {number: 8080, name: http, protocol: HTTP}\n- {number: 80, name: http-80, protocol: HTTP}');
+    const s = compile([other, byPort]);
+    assert.equal(status(s, 'api.example.com:8080'), 'not in the mesh', 'a port-8080 route table without the VirtualService');
+    assert.equal(status(s, 'api.example.com:9090'), 'not in the mesh');
+    assert.equal(status(s, 'api.example.com'), 'not in the mesh', 'on port 80 neither rule matches: no route, so no virtual host');
+    // A VirtualService naming a service of the port too is kept there, with its other hosts.
+    const withService = vs('api', 'hosts: [api.example.com, other.example.com]\nhttp:\n- match: [{port: 8080}]\n  directResponse: {status: 200}\n- match: [{port: 9090}]\n  directResponse: {status: 201}');
+    assert.equal(status(compile([other, withService]), 'api.example.com:8080'), 200);
+    assert.equal(status(compile([other, withService]), 'api.example.com:9090'), 'not in the mesh');
   });
 });
 

@@ -149,6 +149,14 @@ describe('compile under a Sidecar', () => {
     assert.equal(decide(compile([...SERVICES, withService, sidecar('egress:\n- port: {number: 9080, protocol: HTTP, name: http}\n  hosts: ["./*"]')]), 'api.example.com:9080')?.route.name, 'api.r');
   });
 
+  it('a wildcard VirtualService host that matches a service of the port routes that service and gets no virtual host of its own there (separateVSHostsAndServices)', () => {
+    const api = se('api', 'default', 'api.example.com', [9080]);
+    const vs = doc(NET, 'VirtualService', 'wild', 'hosts: ["*.example.com"]\nhttp:\n- name: r\n  route: [{destination: {host: api.example.com}}]');
+    const s = compile([...SERVICES, api, vs, sidecar('egress:\n- hosts: ["*/*"]')]);
+    assert.equal(decide(s, 'api.example.com:9080')?.route.name, 'wild.r');
+    assert.equal(s.routes.virtualHost('other.example.com:9080'), undefined, 'istiod: the catch-all (passthrough or 502)');
+  });
+
   it('a name a VirtualService takes from a service (`test.default`, literally) is taken only on the ports the VirtualService is routed on', () => {
     const svc = se('test', 'default', 'test.default.svc.cluster.local', [80, 9080]);
     const vs = doc(NET, 'VirtualService', 'acme', 'hosts: [test.default]\nhttp:\n- name: r\n  route: [{destination: {host: test.default.svc.cluster.local, port: {number: 80}}}]');

@@ -68,12 +68,18 @@ describe('compileSnapshot: addressing a service (§6.19)', () => {
     assert.equal(only.routes.virtualHost('reviews.shop')?.host, 'reviews.shop.svc.cluster.local');
   });
 
-  it('a VirtualService for the literal host reviews.default takes that name from the service reviews.default.svc.cluster.local (Istio: "virtual service conflict")', () => {
+  it('a VirtualService for the literal host reviews.default is not the service reviews.default.svc.cluster.local (istiod expands no dotted name): with no Sidecar it takes that name on port 80 only, as under a */* Sidecar', () => {
     const literal = vs('literal', `hosts: [reviews.default]\nhttp:\n- route: [{destination: {host: ratings}}]`);
-    const s = compile([REVIEWS, RATINGS, literal]);
+    // No HTTP service on port 80: istiod builds no port-80 route table and drops the VirtualService on 9080 (selectVirtualServices), so every name stays the service's.
+    const none = compile([REVIEWS, RATINGS, literal]);
+    assert.equal(decide(none, req('reviews.default:9080')).target?.host, REVIEWS_FQDN);
+    assert.equal(decide(none, req('reviews.default')).target?.host, REVIEWS_FQDN);
+    // With a port-80 route table (some HTTP service on 80), the VirtualService takes the name there: a portless call is a port-80 call.
+    const web = se('web', 'default', 'web.default.svc.cluster.local', '- {number: 80, name: http, protocol: HTTP}', '- {address: 10.0.9.1}');
+    const s = compile([REVIEWS, RATINGS, web, literal]);
     assert.equal(decide(s, req('reviews.default')).target?.host, 'ratings.default.svc.cluster.local');
-    assert.equal(decide(s, req('reviews.default:9080')).target?.host, 'ratings.default.svc.cluster.local');
-    // The service keeps its other names.
+    assert.equal(decide(s, req('reviews.default:80')).target?.host, 'ratings.default.svc.cluster.local');
+    assert.equal(decide(s, req('reviews.default:9080')).target?.host, REVIEWS_FQDN, 'the service port keeps the service routes');
     assert.equal(decide(s, req('reviews:9080')).target?.host, REVIEWS_FQDN);
     assert.equal(decide(s, req('reviews.default.svc:9080')).target?.host, REVIEWS_FQDN);
   });

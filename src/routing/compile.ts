@@ -4,11 +4,11 @@
  * - the registry (`ServiceRegistry.build`);
  * - the VirtualServices, selected, ordered and indexed by host as istiod does
  *   (`virtual-services.ts`);
- * - the applied Sidecar's egress scope (`src/config/sidecar-scope.ts`): without a Sidecar every
- *   visible service and VirtualService; with one, the services, ports and VirtualServices its
- *   egress listeners import (each service port routed with its listener's VirtualServices), and
- *   its outboundTrafficPolicy for the hosts it leaves out. Scoping is all here: the request path
- *   only finds fewer virtual hosts;
+ * - the applied Sidecar's egress scope (`src/config/sidecar-scope.ts`): the services, ports and
+ *   VirtualServices its egress listeners import (each service port routed with its listener's
+ *   VirtualServices), and its outboundTrafficPolicy for the hosts it leaves out; without a
+ *   Sidecar, istiod's default scope (one listener importing every visible host), compiled by the
+ *   same code. Scoping is all here: the request path only finds fewer virtual hosts;
  * - routes ({@link Compiler}): virtual hosts, rules with precompiled matchers and cumulative
  *   weights, into the route table;
  * - clusters ({@link ClusterCompiler}): every cluster a route reaches, with its endpoints and its
@@ -22,7 +22,7 @@
 import { contentVersion, contentVersionSteps } from '../config/version.ts';
 import { aliasesFor, isWildcard } from '../config/hosts.ts';
 import { ServiceRegistry, type Service, type ServiceAlias } from '../config/registry.ts';
-import { buildSidecarScope, importsPort, listenerFor, preferredService, type ScopeListener, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
+import { buildSidecarScope, importsPort, listenerFor, type ScopeListener, type ScopeVirtualService, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
 import { DEFAULT_ROOT_NAMESPACE, type AnyResource, type Kind, type Resource } from '../config/resource.ts';
 import { runNow, runSliced, type Steps } from '../config/steps.ts';
 import type { ServicePort } from '../config/types/networking.ts';
@@ -31,7 +31,7 @@ import type { CompileCache } from './compile-cache.ts';
 import { Compiler } from './compiler.ts';
 import { isHttpPort, routesHttp } from './http-ports.ts';
 import { RouteTable, type Cluster, type RouteDecision, type VirtualHost } from './route-table.ts';
-import { meshVirtualServices, VirtualServiceIndex, type VsEntry, vsOnlyPorts } from './virtual-services.ts';
+import { meshVirtualServices, VirtualServiceIndex, type VsEntry, vsOnlyPorts, wildcardMatchesService } from './virtual-services.ts';
 
 /**
  * The workload a snapshot is compiled for.
@@ -171,42 +171,40 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   // The Sidecar that applies, and what its egress listeners import (istiod's SidecarScope).
   const rootNamespace = options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
   const sidecar = selectSidecar(resources, wl.namespace, wl.labels, rootNamespace);
-  const scope = sidecar === undefined ? undefined : buildSidecarScope(sidecar, wl.namespace, registry, vss);
+  // Without one, istiod's default scope: a Sidecar importing `*/*` (convertToSidecarScope(nil)),
+  // so both cases are decided by the same code below.
+  const scope = sidecar === undefined ? defaultSidecarScope(wl.namespace, registry, vss) : buildSidecarScope(sidecar, wl.namespace, registry, vss);
   const clusters = new ClusterCompiler(resources, wl, rootNamespace, cache);
-  const compiler = new Compiler(registry, wl, clusters, scope);
-  const vsIndex = new VirtualServiceIndex(vss);
+  // The default scope imports every visible service: destinations resolve as the registry has them.
+  const compiler = new Compiler(registry, wl, clusters, sidecar === undefined ? undefined : scope);
   // Each egress listener routes with the VirtualServices it selects.
-  const listenerIndexes = new Map<ScopeListener, VirtualServiceIndex>(scope?.listeners.map((l) => [l, new VirtualServiceIndex(l.virtualServices)]));
-  // Under a Sidecar, the ports on which each listener routes the hosts of its VirtualServices that have no service in it.
-  const vsOnlyPortsOf = new Map<ScopeListener, (entry: VsEntry) => readonly number[]>(scope?.listeners.filter((l) => !l.socket).map((l) => [l, vsOnlyPorts(scope, l)]));
+  const listenerIndexes = new Map<ScopeListener, VirtualServiceIndex>(scope.listeners.map((l) => [l, new VirtualServiceIndex(l.virtualServices)]));
+  // The ports on which each listener routes the hosts of its VirtualServices that have no service in it.
+  const vsOnlyPortsOf = new Map<ScopeListener, (entry: VsEntry) => readonly number[]>(scope.listeners.filter((l) => !l.socket).map((l) => [l, vsOnlyPorts(scope, l)]));
   // Names a VirtualService claims for a host no service declares (e.g. `test.default`, taken
   // literally): Istio leaves them out of the services' generated names, so they reach the
   // VirtualService rather than the service whose short form they also are — on the ports the
-  // VirtualService routes that host on (undefined: every port).
-  const claimed = new Map<string, Set<number> | undefined>();
-  const claim = (entries: readonly VsEntry[], index: VirtualServiceIndex, portsOf: ((entry: VsEntry) => readonly number[]) | undefined) => {
+  // VirtualService routes that host on.
+  const claimed = new Map<string, Set<number>>();
+  const claim = (entries: readonly VsEntry[], index: VirtualServiceIndex, portsOf: (entry: VsEntry) => readonly number[]) => {
     for (const entry of entries) {
       for (const h of entry.hosts) {
         if (isWildcard(h) || registry.byHost.has(h) || index.find(h) !== entry.vs) continue;
-        const ports = portsOf?.(entry);
+        const ports = portsOf(entry);
+        if (ports.length === 0) continue;
         for (const n of aliasesFor(h, wl.namespace)) {
-          if (ports === undefined) claimed.set(n, undefined);
-          else if (ports.length > 0 && (!claimed.has(n) || claimed.get(n) !== undefined)) {
-            const set = claimed.get(n) ?? new Set<number>();
-            for (const p of ports) set.add(p);
-            claimed.set(n, set);
-          }
+          const set = claimed.get(n) ?? new Set<number>();
+          for (const p of ports) set.add(p);
+          claimed.set(n, set);
         }
       }
     }
   };
   const claimedOn = (name: string, port: number | undefined): boolean => {
-    if (!claimed.has(name)) return false;
     const ports = claimed.get(name);
-    return ports === undefined || port === undefined || ports.has(port);
+    return ports !== undefined && (port === undefined || ports.has(port));
   };
-  if (scope === undefined) claim(vss, vsIndex, undefined);
-  else for (const [l, portsOf] of vsOnlyPortsOf) claim(l.virtualServices, listenerIndexes.get(l) as VirtualServiceIndex, portsOf);
+  for (const [l, portsOf] of vsOnlyPortsOf) claim(l.virtualServices, listenerIndexes.get(l) as VirtualServiceIndex, portsOf);
   /** The virtual host `name`: last compile's when made from the same things and its lookups find the same now, else made. */
   const vhost = (name: string, service: Service | undefined, vs: Resource<'VirtualService'> | undefined, domains: readonly string[], make: () => VirtualHost): VirtualHost => {
     const prior = cache?.priorVhost(name, service, vs);
@@ -232,7 +230,8 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
         if (port === undefined) domains.push(n, `${n}:*`);
         else {
           domains.push(`${n}:${port}`);
-          if (port === 80 || svc.ports.length === 1) domains.push(n);
+          // A portless name is a port-80 call: not the service's when a VirtualService takes the name on 80.
+          if (port === 80 || (svc.ports.length === 1 && !claimedOn(n, 80))) domains.push(n);
         }
       }
       // A headless Service is also reached through its subdomains (`web-0.web`), as Istio adds `*.<domain>`.
@@ -252,81 +251,52 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
     }
     covered.add(svc.hostname);
   };
-  if (scope === undefined) {
-    const visibleServices = registry.services.filter((s) => preferredService(registry, s.hostname, wl.namespace) === s);
-    for (const svc of visibleServices) {
+  // A service port gets a virtual host when the egress listener of that port (the one with the
+  // port, else the catch-all) imports it, routed by that listener's VirtualServices.
+  for (const l of scope.listeners) {
+    for (const scoped of l.services.values()) {
       yield;
+      const svc = scoped.service;
       // A Kubernetes Service without ports (headless) gets no listener in Istio: calls pass through.
       if (svc.ports.length === 0 && svc.resource.kind === 'Service') continue;
-      const ports: (ServicePort | undefined)[] = svc.ports.length > 0 ? svc.ports.filter(isHttpPort) : [undefined];
-      serviceVhosts(svc, ports, vsIndex.find(svc.hostname), svc.aliases);
-    }
-  } else {
-    // A service port gets a virtual host when the egress listener of that port (the one with the
-    // port, else the catch-all) imports it, routed by that listener's VirtualServices.
-    for (const l of scope.listeners) {
-      for (const scoped of l.services.values()) {
-        yield;
-        const svc = scoped.service;
-        if (svc.ports.length === 0 && svc.resource.kind === 'Service') continue;
-        const ports: (ServicePort | undefined)[] = svc.ports.length > 0
-          ? svc.ports.filter((p) => isHttpPort(p) && importsPort(scoped, p.number) && listenerFor(scope, p.number) === l && routesHttp(l))
-          : listenerFor(scope, undefined) === l ? [undefined] : [];
-        if (ports.length > 0) serviceVhosts(svc, ports, listenerIndexes.get(l)?.find(svc.hostname), scoped.aliases);
-      }
+      const ports: (ServicePort | undefined)[] = svc.ports.length > 0
+        ? svc.ports.filter((p) => isHttpPort(p) && importsPort(scoped, p.number) && listenerFor(scope, p.number) === l && routesHttp(l))
+        : listenerFor(scope, undefined) === l ? [undefined] : [];
+      if (ports.length > 0) serviceVhosts(svc, ports, listenerIndexes.get(l)?.find(svc.hostname), scoped.aliases);
     }
   }
-  // VirtualService hosts with no service behind them still get routes. Without a Sidecar, on any
-  // port (and their rules' match ports on their own virtual hosts).
+  // VirtualService hosts with no service behind them still get routes.
   const named = new Set<string>();
-  /** The virtual host of VirtualService host `h` on `port` (undefined: any port). */
-  const vsOnlyVhost = (h: string, vs: Resource<'VirtualService'>, port: number | undefined, domains: readonly string[]) => {
-    const name = port === undefined ? h : `${h}:${port}`;
+  /** The virtual host of VirtualService host `h` on `port`. */
+  const vsOnlyVhost = (h: string, vs: Resource<'VirtualService'>, port: number, domains: readonly string[]) => {
+    const name = `${h}:${port}`;
     const made = vhost(name, undefined, vs, domains, () => Object.freeze({ name, host: h, port, service: undefined, virtualService: vs.ref, routes: Object.freeze(compiler.routes(vs, port)), domains: Object.freeze([...domains]) }));
     // No rule for this workload and port: istiod builds no virtual host, so the call is outside the mesh (passthrough), not a 404.
     if (made.routes.length > 0) vhosts.push(made);
   };
-  if (scope === undefined) {
-    for (const { vs, hosts } of vss) {
+  // So do hosts of services the listener does not import (istiod makes their virtual hosts from
+  // the VirtualService; the services it routes to are in scope) — but only on the ports
+  // `vsOnlyPorts` gives, as istiod builds each port's routes: port 80, or beside a service
+  // another host of the VirtualService names (BuildSidecarOutboundVirtualHosts).
+  for (const [l, portsOf] of vsOnlyPortsOf) {
+    const index = listenerIndexes.get(l) as VirtualServiceIndex;
+    for (const entry of l.virtualServices) {
       yield;
-      for (const h of hosts) {
-        if (covered.has(h) || registry.byHost.has(h) || vsIndex.find(h) !== vs || named.has(h)) continue;
-        named.add(h);
+      const ports = portsOf(entry);
+      if (ports.length === 0) continue;
+      for (const h of entry.hosts) {
+        // A host with a service the listener imports has that service's virtual hosts, or none (not HTTP).
+        if (covered.has(h) || l.services.has(h) || index.find(h) !== entry.vs) continue;
         const names = isWildcard(h) ? [h] : aliasesFor(h, wl.namespace);
-        const matchPorts = new Set<number>();
-        for (const rule of vs.spec.http ?? []) for (const m of rule.match ?? []) if (m.port !== undefined) matchPorts.add(m.port);
-        for (const p of matchPorts) {
-          if (named.has(`${h}:${p}`)) continue;
+        for (const p of ports) {
+          if (named.has(`${h}:${p}`) || (isWildcard(h) && wildcardMatchesService(l, h, p))) continue;
           named.add(`${h}:${p}`);
-          vsOnlyVhost(h, vs, p, names.map((n) => `${n}:${p}`));
-        }
-        vsOnlyVhost(h, vs, undefined, names.flatMap((n) => [n, `${n}:*`]));
-      }
-    }
-  } else {
-    // Under a Sidecar, so do hosts of services the listener does not import (istiod makes their
-    // virtual hosts from the VirtualService; the services it routes to are in scope) — but only
-    // on the ports `vsOnlyPorts` gives, as istiod builds each port's routes.
-    for (const [l, portsOf] of vsOnlyPortsOf) {
-      const index = listenerIndexes.get(l) as VirtualServiceIndex;
-      for (const entry of l.virtualServices) {
-        yield;
-        const ports = portsOf(entry);
-        if (ports.length === 0) continue;
-        for (const h of entry.hosts) {
-          // A host with a service the listener imports has that service's virtual hosts, or none (not HTTP).
-          if (covered.has(h) || l.services.has(h) || index.find(h) !== entry.vs) continue;
-          const names = isWildcard(h) ? [h] : aliasesFor(h, wl.namespace);
-          for (const p of ports) {
-            if (named.has(`${h}:${p}`)) continue;
-            named.add(`${h}:${p}`);
-            vsOnlyVhost(h, entry.vs, p, p === 80 ? names.flatMap((n) => [n, `${n}:80`]) : names.map((n) => `${n}:${p}`));
-          }
+          vsOnlyVhost(h, entry.vs, p, p === 80 ? names.flatMap((n) => [n, `${n}:80`]) : names.map((n) => `${n}:${p}`));
         }
       }
     }
   }
-  const applied = sidecar === undefined || scope === undefined ? undefined : appliedSidecar(sidecar, scope, compiler);
+  const applied = sidecar === undefined ? undefined : appliedSidecar(sidecar, scope, compiler);
   const version = options.version ?? (yield* contentVersionSteps(resources, cache));
   const routes = yield* RouteTable.build(vhosts);
   cache?.end();
@@ -340,6 +310,25 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
     inbound: inboundSection(resources),
     sidecar: applied,
   });
+}
+
+/**
+ * The scope of a workload no Sidecar applies to: istiod's default scope, `convertToSidecarScope`
+ * with no Sidecar (push_context.go `getSidecarScope`): one port-less egress listener importing
+ * every host of every namespace (`initSidecarScopeInternalIndexes`). Its Sidecar is a stand-in
+ * named `default-sidecar` as istiod names it, without outboundTrafficPolicy.
+ */
+function defaultSidecarScope(namespace: string, registry: ServiceRegistry, vss: readonly ScopeVirtualService[]): SidecarScope {
+  const standIn: Resource<'Sidecar'> = Object.freeze({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'Sidecar',
+    metadata: Object.freeze({ name: 'default-sidecar', namespace }),
+    spec: Object.freeze({ egress: [{ hosts: ['*/*'] }] }),
+    source: Object.freeze({ file: '<default>' }),
+    ref: `default Sidecar scope of namespace ${namespace} (no Sidecar applies)`,
+    order: -1,
+  });
+  return buildSidecarScope(standIn, namespace, registry, vss);
 }
 
 /** The applied Sidecar: its scope and its `outboundTrafficPolicy` (the proto's default mode is REGISTRY_ONLY; an egressProxy applies with ALLOW_ANY). */

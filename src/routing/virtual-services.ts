@@ -106,3 +106,18 @@ export function vsOnlyPorts(scope: SidecarScope, l: ScopeListener): (entry: VsEn
     return out;
   };
 }
+
+/**
+ * Whether wildcard VirtualService host `h` matches a service listener `l` routes on `port` (an
+ * `HTTP_PROXY` listener: on any port). istiod then routes the services it matches with the
+ * VirtualService and gives the wildcard itself no virtual host on that port
+ * (`separateVSHostsAndServices`: a wildcard is a non-registry host only when no service matches it).
+ */
+export function wildcardMatchesService(l: ScopeListener, h: string, port: number): boolean {
+  const proxy = l.port !== undefined && !l.matchPort;
+  for (const s of l.services.values()) {
+    if (!hostsOverlap(h, s.service.hostname)) continue;
+    if (proxy || (importsPort(s, port) && s.service.ports.some((p) => p.number === port))) return true;
+  }
+  return false;
+}

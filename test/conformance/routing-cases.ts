@@ -144,6 +144,9 @@ const routeTest: RoutingCase[] = [
 const WILDCARDS = [
   se('example-wildcard', 'istio-system', '*.example.org', '[{number: 8080, name: http, protocol: HTTP}]', '  resolution: NONE'),
   se('example-nested', 'istio-system', 'goodbye.hello.example.org', '[{number: 8080, name: http, protocol: HTTP}]'),
+  // Istio's test builds the port-80 routes directly (BuildSidecarVirtualHostWrapper(…, 80, …)); a
+  // sidecar has them only when some HTTP service has port 80 (its 0.0.0.0:80 listener), so one does here.
+  se('web', 'istio-system', 'web.istio-system.svc.cluster.local', '[{number: 80, name: http, protocol: HTTP}]'),
   ...['virtualServiceWithWildcardHost', 'virtualServiceWithNestedWildcardHost', 'virtualServiceWithGoogleWildcardHost'].map((f, i) => {
     const spec = routeFixtures[f]?.spec;
     return `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: wildcard-${i}, namespace: istio-system}\nspec: ${JSON.stringify(spec)}\n`;

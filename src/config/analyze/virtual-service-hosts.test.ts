@@ -25,8 +25,8 @@ spec:
 describe('MESHLET0104: VirtualService hosts written <name>.<namespace>', () => {
   it('reviews.backend and reviews.backend.svc are not the service reviews.backend.svc.cluster.local', () => {
     assert.deepEqual(analysisFindings(vs('[reviews.backend, Reviews.Backend.svc]'), 'MESHLET0104', true), [
-      'warning VirtualService frontend/r spec.hosts[0]: host "reviews.backend" is not service reviews.backend.svc.cluster.local: Istio expands only names without a dot, so istiod routes this host only on port 80 (or beside a service another host of this VirtualService names) and calls to reviews.backend:<service port> take reviews.backend.svc.cluster.local\'s own routes; meshlet without a Sidecar routes it on every port. Write reviews.backend.svc.cluster.local',
-      'warning VirtualService frontend/r spec.hosts[1]: host "Reviews.Backend.svc" is not service reviews.backend.svc.cluster.local: Istio expands only names without a dot, so istiod routes this host only on port 80 (or beside a service another host of this VirtualService names) and calls to reviews.backend.svc:<service port> take reviews.backend.svc.cluster.local\'s own routes; meshlet without a Sidecar routes it on every port. Write reviews.backend.svc.cluster.local',
+      'warning VirtualService frontend/r spec.hosts[0]: host "reviews.backend" is not service reviews.backend.svc.cluster.local: Istio expands only names without a dot, so istiod (and meshlet, as istiod) routes this host only on port 80 (or beside a service another host of this VirtualService names) and calls to reviews.backend:<service port> take reviews.backend.svc.cluster.local\'s own routes. Write reviews.backend.svc.cluster.local',
+      'warning VirtualService frontend/r spec.hosts[1]: host "Reviews.Backend.svc" is not service reviews.backend.svc.cluster.local: Istio expands only names without a dot, so istiod (and meshlet, as istiod) routes this host only on port 80 (or beside a service another host of this VirtualService names) and calls to reviews.backend.svc:<service port> take reviews.backend.svc.cluster.local\'s own routes. Write reviews.backend.svc.cluster.local',
     ]);
   });
 

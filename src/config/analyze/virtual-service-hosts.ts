@@ -4,8 +4,8 @@
  * (`ResolveShortnameToFQDN`): `reviews.backend` stays a host of its own that no service has, so
  * istiod routes it only on port 80, or beside a service another host of the VirtualService names,
  * and the calls to `reviews.backend:9080` take the service's own routes, not this VirtualService's
- * (meshlet without a Sidecar routes such a host on every port: docs/outbound.md). Istio's
- * analyzers have no code for it.
+ * — meshlet routes it as istiod does (src/routing/compile.ts), so this warns of a likely mistake.
+ * Istio's analyzers have no code for it.
  *
  * @module
  */
@@ -38,7 +38,7 @@ export const virtualServiceHostAnalyzer: Analyzer = {
           vs,
           ['spec', 'hosts', i],
           'warning',
-          `host "${h}" is not service ${full}: Istio expands only names without a dot, so istiod routes this host only on port 80 (or beside a service another host of this VirtualService names) and calls to ${host}:<service port> take ${full}'s own routes; meshlet without a Sidecar routes it on every port. Write ${full}`,
+          `host "${h}" is not service ${full}: Istio expands only names without a dot, so istiod (and meshlet, as istiod) routes this host only on port 80 (or beside a service another host of this VirtualService names) and calls to ${host}:<service port> take ${full}'s own routes. Write ${full}`,
           'MESHLET0104',
         );
       });
