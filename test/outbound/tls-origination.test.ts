@@ -154,6 +154,29 @@ describe('DestinationRule TLS origination', { skip: skipWithout('openssl') }, ()
     assert.equal(server.seen.at(-1)?.servername, HOST);
   });
 
+  it('SIMPLE without sni, two routes naming two Hosts in turns: one connection per SNI kept alive, as Envoy keeps a pool per SNI (the undici pool gives a call a connection named for its SNI)', async () => {
+    const vs = {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'api', namespace: 'default' },
+      spec: { hosts: [HOST], http: [{ match: [{ uri: { prefix: '/alt' } }], rewrite: { authority: 'alt.example.test' }, route: [{ destination: { host: HOST } }] }, { route: [{ destination: { host: HOST } }] }] },
+    };
+    const m = await mesh([externalService(server.port), rule({ mode: 'SIMPLE', caCertificates: ca.certFile }, 'api-tls-turns'), vs]);
+    const before = server.seen.length;
+    for (let i = 0; i < 6; i++) {
+      const r = await m.fetch(`http://${HOST}/${i % 2 === 0 ? 'alt' : 'own'}/${i}`);
+      assert.equal(r.status, 200);
+      await r.text();
+    }
+    const seen = server.seen.slice(before);
+    assert.deepEqual(
+      seen.map((s) => s.servername),
+      ['alt.example.test', HOST, 'alt.example.test', HOST, 'alt.example.test', HOST],
+    );
+    const connections = (name: string) => new Set(seen.filter((s) => s.servername === name).map((s) => s.remotePort)).size;
+    assert.deepEqual([connections('alt.example.test'), connections(HOST)], [1, 1]);
+  });
+
   it('SIMPLE with subjectAltNames checks them instead of the host name', async () => {
     const good = await mesh([externalService(server.port), rule({ mode: 'SIMPLE', caCertificates: ca.certFile, subjectAltNames: ['alt.example.test'] })]);
     assert.equal((await good.fetch(`http://${HOST}/sans`)).status, 200);
