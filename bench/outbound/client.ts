@@ -11,7 +11,7 @@ import { Agent, type Dispatcher, fetch, request } from 'undici';
 import { HOST, meshResources } from './mesh-config.ts';
 import { type BenchTelemetry, startBenchTelemetry } from '../lib/otel.ts';
 
-export type VariantId = 'undici-request' | 'mesh-dispatcher' | 'undici-fetch' | 'mesh-fetch' | 'mesh-dispatcher-otel' | 'mesh-fetch-otel' | 'mesh-dispatcher-otel-nospans' | 'mesh-dispatcher-otel-notrace' | 'mesh-dispatcher-otel-nometrics' | 'mesh-dispatcher-otel-sdkonly' | 'nginx-1hop' | 'nginx-2hop';
+export type VariantId = 'undici-request' | 'mesh-dispatcher' | 'undici-fetch' | 'undici-request-loaded' | 'undici-fetch-loaded' | 'mesh-fetch' | 'mesh-dispatcher-otel' | 'mesh-fetch-otel' | 'mesh-dispatcher-otel-nospans' | 'mesh-dispatcher-otel-notrace' | 'mesh-dispatcher-otel-nometrics' | 'mesh-dispatcher-otel-sdkonly' | 'nginx-1hop' | 'nginx-2hop';
 
 export interface ClientOptions {
   variant: VariantId;
@@ -81,13 +81,22 @@ async function main(opts: ClientOptions): Promise<void> {
   let call: Call;
   let lastBody = '';
   const direct = `http://127.0.0.1:${opts.upstreamPort}/x`;
+  // -loaded: the raw client in a process that also imported meshlet and made a mesh it never
+  // calls — what the mesh's presence in the process (heap, timers, loaded code) costs a call it
+  // has no part in.
+  if (opts.variant === 'undici-request-loaded' || opts.variant === 'undici-fetch-loaded') {
+    const createMesh = await loadCreateMesh(opts.meshModule);
+    if (typeof createMesh === 'string') throw new Error(createMesh);
+    mesh = await createMesh({ service: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, config: meshResources(opts.upstreamPort) });
+  }
   switch (opts.variant) {
+    case 'undici-request-loaded':
     case 'undici-request':
     case 'nginx-1hop':
     case 'nginx-2hop': {
       const a = new Agent();
       agent = a;
-      const url = opts.variant === 'undici-request' ? direct : `http://127.0.0.1:${opts.nginxPort}/x`;
+      const url = opts.variant.startsWith('undici-request') ? direct : `http://127.0.0.1:${opts.nginxPort}/x`;
       call = async () => {
         const res = await request(url, { dispatcher: a });
         lastBody = await res.body.text();
@@ -95,6 +104,7 @@ async function main(opts: ClientOptions): Promise<void> {
       };
       break;
     }
+    case 'undici-fetch-loaded':
     case 'undici-fetch': {
       const a = new Agent();
       agent = a;

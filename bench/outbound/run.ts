@@ -18,6 +18,9 @@
  *                    Istio's metrics off, with meshlet's telemetry all off (the SDK still installed)
  *                    (these four split the telemetry-on cost one switch at a time; only when named
  *                    in --variants)
+ *   undici-request-loaded, undici-fetch-loaded   the raw clients in a process that also made a mesh
+ *                    it never calls: what the mesh's presence in a process costs calls it has no part
+ *                    in (heap, loaded code, timers) (vs their baselines; only when named in --variants)
  *   nginx-1hop       undici.request → nginx → upstream                           (vs undici-request)
  *   nginx-2hop       undici.request → nginx → nginx → upstream                   (vs undici-request)
  * In a round, every variant's process is started and warmed up in turn (--warmup S, half at c=1,
@@ -109,6 +112,8 @@ const ALL: Variant[] = [
   { id: 'undici-request', label: 'undici.request, raw Agent → upstream' },
   { id: 'mesh-dispatcher', label: 'undici.request + mesh.dispatcher → upstream', baseline: 'undici-request', meshlet: true },
   { id: 'undici-fetch', label: 'undici.fetch, raw Agent → upstream' },
+  { id: 'undici-request-loaded', label: 'undici.request, raw Agent → upstream, in a process with an unused mesh', baseline: 'undici-request', split: true },
+  { id: 'undici-fetch-loaded', label: 'undici.fetch, raw Agent → upstream, in a process with an unused mesh', baseline: 'undici-fetch', split: true },
   { id: 'mesh-fetch', label: 'mesh.fetch → upstream', baseline: 'undici-fetch', meshlet: true },
   { id: 'mesh-dispatcher-otel', label: 'undici.request + mesh.dispatcher, telemetry on → upstream', baseline: 'undici-request', meshlet: true },
   { id: 'mesh-fetch-otel', label: 'mesh.fetch, telemetry on → upstream', baseline: 'undici-fetch', meshlet: true },
