@@ -1,7 +1,8 @@
 /**
  * The metadata of a mesh call's attempt, with the headers the mesh itself adds kept beside
  * grpc-js's store rather than in it: the headers the pipeline added (Istio's metadata-exchange
- * headers on every call to the mesh, a route's header operations) and `grpc-timeout`. They are
+ * headers on every call to the mesh, a route's header operations), `grpc-timeout` and
+ * `x-envoy-expected-rq-timeout-ms`. They are
  * checked once ({@link requestMetadataOf}) and written on the wire after the store's entries when
  * grpc-js turns the metadata into HTTP/2 headers (`toHttp2Headers`), instead of being copied
  * entry by entry at each of the two copies grpc-js makes of an attempt's metadata on its way
@@ -25,6 +26,8 @@ export interface WireMetadata extends Metadata {
   own: WireHeaders | undefined;
   /** `grpc-timeout`'s value, or `''` for none. */
   timeout: string;
+  /** `x-envoy-expected-rq-timeout-ms`'s value, or `''` for none. */
+  expected: string;
 }
 
 /** Whether `md` is an attempt's metadata made by {@link wireMetadataOf}. */
@@ -79,6 +82,7 @@ function wireMetadataClass(g: GrpcJs): WireMetadataClass {
     wire: WireHeaders | undefined = undefined;
     own: WireHeaders | undefined = undefined;
     timeout = '';
+    expected = '';
 
     override clone(): AttemptMetadata {
       const md = new AttemptMetadata(this.getOptions());
@@ -88,6 +92,7 @@ function wireMetadataClass(g: GrpcJs): WireMetadataClass {
       md.wire = this.wire;
       md.own = this.own;
       md.timeout = this.timeout;
+      md.expected = this.expected;
       return md;
     }
 
@@ -96,6 +101,7 @@ function wireMetadataClass(g: GrpcJs): WireMetadataClass {
       if (this.wire !== undefined) writeWire(h, this.wire);
       if (this.own !== undefined) writeWire(h, this.own);
       if (this.timeout !== '') h['grpc-timeout'] = this.timeout;
+      if (this.expected !== '') h['x-envoy-expected-rq-timeout-ms'] = this.expected;
       return h;
     }
 
