@@ -8,7 +8,7 @@
  * @module
  */
 import type { Metadata } from '@grpc/grpc-js';
-import { isWireMetadata, storeOf } from './wire-metadata.ts';
+import { isWireMetadata, storeOf, type TimeoutHeaders } from './wire-metadata.ts';
 
 /**
  * Sets `grpc-timeout` on an attempt's metadata, and `x-envoy-expected-rq-timeout-ms` (`expected`,
@@ -19,8 +19,12 @@ import { isWireMetadata, storeOf } from './wire-metadata.ts';
  */
 export function setGrpcTimeout(md: Metadata, value: string, expected = ''): void {
   if (isWireMetadata(md)) {
-    md.timeout = value;
-    md.expected = expected;
+    if (expected === '') md.timeout = value;
+    else {
+      // Calls under one route timeout mostly send the same two values: they share one pair.
+      if (value !== pair.grpc || expected !== pair.expected) pair = { grpc: value, expected };
+      md.timeout = pair;
+    }
     return;
   }
   const store = storeOf(md);
@@ -49,6 +53,8 @@ const EXPECTED_TIMEOUT = 'x-envoy-expected-rq-timeout-ms';
 /** The last grpc-timeout value set, and the list every attempt's metadata with that value holds. */
 let timeoutValue = '';
 let timeoutList: string[] = [];
+/** The last grpc-timeout and x-envoy-expected-rq-timeout-ms values set on an attempt's metadata. */
+let pair: TimeoutHeaders = { grpc: '', expected: '' };
 /** The same for x-envoy-expected-rq-timeout-ms. */
 let expectedValue = '';
 let expectedList: string[] = [];

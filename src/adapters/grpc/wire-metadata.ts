@@ -24,10 +24,17 @@ export interface WireMetadata extends Metadata {
   wire: WireHeaders | undefined;
   /** This attempt's own headers written after those (checked already): values new on every call, such as `x-request-id`. */
   own: WireHeaders | undefined;
-  /** `grpc-timeout`'s value, or `''` for none. */
-  timeout: string;
-  /** `x-envoy-expected-rq-timeout-ms`'s value, or `''` for none. */
-  expected: string;
+  /**
+   * `grpc-timeout`'s value (`''` for none), or it and `x-envoy-expected-rq-timeout-ms`'s: one
+   * field, the pair shared by the attempts that send the same (no field more per attempt).
+   */
+  timeout: string | TimeoutHeaders;
+}
+
+/** `grpc-timeout` and `x-envoy-expected-rq-timeout-ms` values sent together. */
+export interface TimeoutHeaders {
+  readonly grpc: string;
+  readonly expected: string;
 }
 
 /** Whether `md` is an attempt's metadata made by {@link wireMetadataOf}. */
@@ -81,8 +88,7 @@ function wireMetadataClass(g: GrpcJs): WireMetadataClass {
   return class AttemptMetadata extends g.Metadata implements WireMetadata {
     wire: WireHeaders | undefined = undefined;
     own: WireHeaders | undefined = undefined;
-    timeout = '';
-    expected = '';
+    timeout: string | TimeoutHeaders = '';
 
     override clone(): AttemptMetadata {
       const md = new AttemptMetadata(this.getOptions());
@@ -92,7 +98,6 @@ function wireMetadataClass(g: GrpcJs): WireMetadataClass {
       md.wire = this.wire;
       md.own = this.own;
       md.timeout = this.timeout;
-      md.expected = this.expected;
       return md;
     }
 
@@ -100,8 +105,11 @@ function wireMetadataClass(g: GrpcJs): WireMetadataClass {
       const h = super.toHttp2Headers();
       if (this.wire !== undefined) writeWire(h, this.wire);
       if (this.own !== undefined) writeWire(h, this.own);
-      if (this.timeout !== '') h['grpc-timeout'] = this.timeout;
-      if (this.expected !== '') h['x-envoy-expected-rq-timeout-ms'] = this.expected;
+      const t = this.timeout;
+      if (typeof t !== 'string') {
+        h['grpc-timeout'] = t.grpc;
+        h['x-envoy-expected-rq-timeout-ms'] = t.expected;
+      } else if (t !== '') h['grpc-timeout'] = t;
       return h;
     }
 
