@@ -110,7 +110,7 @@ export function timeoutLayer(o: TimeoutLayerOptions): Layer {
       const body = ex.body;
       if (!fromContext && body instanceof ReplayableBody && body.streaming && due > now) {
         const deferred = new DeferredRouteDeadline(ex, caller, t as number, o);
-        if (body.deferUntilSent(deferred)) {
+        if (body.deferUntilEnded(deferred)) {
           // A streamed body still being read: the route timeout starts at its end (Envoy's
           // onRequestComplete); meanwhile only the caller's deadline, if any, is queued. The body
           // is read ahead (up to the retry buffer) as a sidecar reads the app's request, so a body

@@ -118,6 +118,8 @@ export class MessageBody extends ReplayableBody {
   #completeMessages: readonly Buffer[] | undefined;
   /** Attempts whose per-try timeout waits for the half-close to go out ({@link MessageBody.deferUntilSent}). */
   #onSent: BodySentListener[] | undefined;
+  /** The route timeout waiting for the caller's half-close ({@link MessageBody.deferUntilEnded}). */
+  #onEnd: BodySentListener | undefined = undefined;
   /**
    * OVERFLOW, ENDED, CLOSED, COMPLETE, COMPLETE_RECORDED: one field rather than five booleans
    * (a body is made per call: fewer bytes to allocate and to touch).
@@ -152,6 +154,11 @@ export class MessageBody extends ReplayableBody {
   end(): void {
     if ((this.#bits & (CLOSED | ENDED)) !== 0) return;
     this.#bits |= ENDED;
+    const ended = this.#onEnd;
+    if (ended !== undefined) {
+      this.#onEnd = undefined;
+      ended.bodySent();
+    }
     const sink = this.#sink;
     if (sink !== undefined && this.#pending.length === 0) {
       this.#settle();
@@ -166,6 +173,7 @@ export class MessageBody extends ReplayableBody {
     this.#bits |= CLOSED;
     this.#sink = undefined;
     this.#onSent = undefined;
+    this.#onEnd = undefined;
     this.#resolve(undefined);
     const pending = this.#pending;
     for (let i = 0; i < pending.length; i++) (pending[i] as Entry).written();
@@ -341,13 +349,23 @@ export class MessageBody extends ReplayableBody {
     });
   }
 
-  /**
-   * The route and per-try timeouts of a gRPC call start when it is dispatched, not at the
-   * caller's half-close (Envoy's end of stream): a stream that never half-closes keeps its
-   * bound (its grpc-js deadline runs from the call's start either way).
-   */
+  /** True until the caller half-closed: the route timeout waits for it ({@link MessageBody.deferUntilEnded}). */
   override get streaming(): boolean {
-    return false;
+    return (this.#bits & (ENDED | CLOSED)) === 0;
+  }
+
+  /**
+   * The route timeout starts at the caller's half-close, as Envoy's global timeout starts at the
+   * downstream's end of stream (`Filter::onRequestComplete`, source/common/router/router.cc),
+   * whether or not an attempt is on the wire then: a client or bidi stream written for longer
+   * than the route timeout is not cut by it (the caller's own deadline still runs from the
+   * start). True: `listener` is told then (never if the call ends first); false: the caller
+   * already half-closed, the timeout starts now.
+   */
+  override deferUntilEnded(listener: BodySentListener): boolean {
+    if ((this.#bits & (ENDED | CLOSED)) !== 0) return false;
+    this.#onEnd = listener;
+    return true;
   }
 
   /**
