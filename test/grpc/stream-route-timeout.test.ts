@@ -72,8 +72,9 @@ describe('gRPC streams: the route timeout starts at the half-close', () => {
     assert.equal(result, undefined, 'not cut before the route timeout has passed since the half-close');
     clock.advance(1);
     await until(() => result !== undefined, 'the status');
-    assert.equal(result?.err?.code, grpc.status.DEADLINE_EXCEEDED);
-    assert.equal(result?.err?.metadata.get('x-meshlet-response-flags')[0], 'UT');
+    const err = (result as { err: grpc.ServiceError | null } | undefined)?.err;
+    assert.equal(err?.code, grpc.status.DEADLINE_EXCEEDED);
+    assert.equal(err?.metadata.get('x-meshlet-response-flags')[0], 'UT');
   });
 
   it('bidi answering as it reads, written for 3s under a 1s route timeout: every answer, OK', async () => {
