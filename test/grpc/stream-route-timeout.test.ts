@@ -97,6 +97,25 @@ describe('gRPC streams: the route timeout starts at the half-close', () => {
     assert.deepEqual(got, ['b1', 'b2', 'b3']);
   });
 
+  it('with a caller deadline later than the route timeout: the stream written for 5s is not cut, the caller deadline still holds', async () => {
+    const { up, client, clock } = await setup();
+    const received: string[] = [];
+    up.behaviour.ClientStream = (call, cb) => {
+      call.on('data', (m: EchoRequest) => received.push(m.text));
+      call.on('end', () => cb(null, { text: received.join(','), server: 'a', seen: [] }));
+    };
+    let result: { err: grpc.ServiceError | null; res?: EchoReply } | undefined;
+    const call = client.ClientStream(new grpc.Metadata(), { deadline: Date.now() + 60_000 }, (err, res) => (result = { err, res }));
+    call.write({ text: 'd1' });
+    await until(() => received.length === 1, 'd1 at the server');
+    clock.advance(5_000);
+    call.write({ text: 'd2' });
+    call.end();
+    await until(() => result !== undefined, 'the reply');
+    assert.equal(result?.err, null);
+    assert.equal(result?.res?.text, 'd1,d2');
+  });
+
   it('a unary call: the route timeout runs as before (the request ends as it is sent)', async () => {
     const { up, client, clock } = await setup();
     up.behaviour.Unary = () => undefined;

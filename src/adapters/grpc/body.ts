@@ -17,6 +17,7 @@
  * @module
  */
 import { type BodySentListener, ReplayableBody } from '../../core/body.ts';
+import { AT_END, tellEnded } from './body-end.ts';
 
 /** A message's write acknowledgement to the caller. */
 export interface WriteAck {
@@ -118,8 +119,6 @@ export class MessageBody extends ReplayableBody {
   #completeMessages: readonly Buffer[] | undefined;
   /** Attempts whose per-try timeout waits for the half-close to go out ({@link MessageBody.deferUntilSent}). */
   #onSent: BodySentListener[] | undefined;
-  /** The route timeout waiting for the caller's half-close ({@link MessageBody.deferUntilEnded}). */
-  #onEnd: BodySentListener | undefined = undefined;
   /**
    * OVERFLOW, ENDED, CLOSED, COMPLETE, COMPLETE_RECORDED: one field rather than five booleans
    * (a body is made per call: fewer bytes to allocate and to touch).
@@ -154,11 +153,7 @@ export class MessageBody extends ReplayableBody {
   end(): void {
     if ((this.#bits & (CLOSED | ENDED)) !== 0) return;
     this.#bits |= ENDED;
-    const ended = this.#onEnd;
-    if (ended !== undefined) {
-      this.#onEnd = undefined;
-      ended.bodySent();
-    }
+    if (this.#onSent !== undefined) tellEnded(this.#onSent);
     const sink = this.#sink;
     if (sink !== undefined && this.#pending.length === 0) {
       this.#settle();
@@ -173,7 +168,6 @@ export class MessageBody extends ReplayableBody {
     this.#bits |= CLOSED;
     this.#sink = undefined;
     this.#onSent = undefined;
-    this.#onEnd = undefined;
     this.#resolve(undefined);
     const pending = this.#pending;
     for (let i = 0; i < pending.length; i++) (pending[i] as Entry).written();
@@ -349,22 +343,22 @@ export class MessageBody extends ReplayableBody {
     });
   }
 
-  /** True until the caller half-closed: the route timeout waits for it ({@link MessageBody.deferUntilEnded}). */
+  /** The route timeout is queued at dispatch (a unary call half-closes at once): it waits only if it comes before the half-close ({@link MessageBody.endPending}). */
   override get streaming(): boolean {
+    return false;
+  }
+
+  /** True until the caller half-closed (or the call ended). */
+  override get endPending(): boolean {
     return (this.#bits & (ENDED | CLOSED)) === 0;
   }
 
-  /**
-   * The route timeout starts at the caller's half-close, as Envoy's global timeout starts at the
-   * downstream's end of stream (`Filter::onRequestComplete`, source/common/router/router.cc),
-   * whether or not an attempt is on the wire then: a client or bidi stream written for longer
-   * than the route timeout is not cut by it (the caller's own deadline still runs from the
-   * start). True: `listener` is told then (never if the call ends first); false: the caller
-   * already half-closed, the timeout starts now.
-   */
+  /** The route timeout starts at the caller's half-close, attempt on the wire or not (Envoy's `Filter::onRequestComplete`): true, `listener` is told then. */
   override deferUntilEnded(listener: BodySentListener): boolean {
     if ((this.#bits & (ENDED | CLOSED)) !== 0) return false;
-    this.#onEnd = listener;
+    AT_END.add(listener);
+    if (this.#onSent === undefined) this.#onSent = [listener];
+    else this.#onSent.push(listener);
     return true;
   }
 
