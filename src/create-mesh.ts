@@ -70,7 +70,19 @@ export async function createMesh(options: MeshOptions): Promise<Mesh> {
     throw new InvalidArgumentError("createMesh: `identity: 'control-plane'` needs `controlPlane` (the control plane's CA issues the certificate); in embedded mode use { certFile, keyFile, caFile } or { devCa }");
   }
   embeddedIdentity(o); // a malformed identity option fails before anything starts
-  if (o.controlPlane !== undefined) return startEmbeddedIdentity(await createControlPlaneMesh(o), o, o.logger ?? DEFAULT_LOGGER);
+  const signal = o.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('createMesh: `signal` must be an AbortSignal (AbortSignal.timeout(ms), new AbortController().signal)');
+  signal?.throwIfAborted();
+  const mesh = await (o.controlPlane !== undefined ? createControlPlaneMesh(o, signal).then((m) => startEmbeddedIdentity(m, o, o.logger ?? DEFAULT_LOGGER)) : createFileMesh(o));
+  if (signal?.aborted === true) {
+    // Aborted as the last step finished: what started is stopped, as when it is aborted earlier.
+    await mesh.close();
+    throw signal.reason;
+  }
+  return mesh;
+}
+
+async function createFileMesh(o: MeshOptions): Promise<Mesh> {
   // Through the caches the mesh's reloads go on with: the first change after start-up costs only what changed.
   const caches = new FileConfigCaches();
   const { loaded, compile } = await loadFileConfig(o, caches);
@@ -135,7 +147,7 @@ function nonNegative(o: MeshOptions, key: 'startupTimeoutMs' | 'drainMs' | 'clos
   return v;
 }
 
-async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
+async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | undefined): Promise<Mesh> {
   let urls: string[];
   try {
     urls = controlPlaneUrls(o.controlPlane);
@@ -181,14 +193,19 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
   // when both fail, the config's reason is the one told (the certificate's is then the same outage).
   const identity = source.startIdentity();
   identity.catch(() => undefined);
-  const first = await source.start();
-  // Started without the control plane (from the cache, or failOpen): so does the identity, which keeps being asked for.
-  if (source.origin !== 'control-plane') source.degradeIdentity(source.origin === 'cache' ? 'the config came from the cache' : 'failOpen');
+  // createMesh({ signal }) aborted while the first config or certificate is awaited: the source is closed, then it rejects.
+  const aborted = whenAborted(signal, () => source.close());
+  let first: Awaited<ReturnType<ControlPlaneSource['start']>>;
   try {
-    await identity;
+    first = await Promise.race([source.start(), aborted.promise]);
+    // Started without the control plane (from the cache, or failOpen): so does the identity, which keeps being asked for.
+    if (source.origin !== 'control-plane') source.degradeIdentity(source.origin === 'cache' ? 'the config came from the cache' : 'failOpen');
+    await Promise.race([identity, aborted.promise]);
   } catch (e) {
     await source.close();
     throw e;
+  } finally {
+    aborted.dispose();
   }
   const mesh = new Mesh(o, first, source, credentials);
   source.attach({
@@ -204,6 +221,17 @@ async function createControlPlaneMesh(o: MeshOptions): Promise<Mesh> {
     },
   });
   return mesh;
+}
+
+/** A promise rejected with `signal.reason` once `signal` aborts and `stop` is done (never settled without a signal); dispose() stops listening. */
+function whenAborted(signal: AbortSignal | undefined, stop: () => Promise<void>): { promise: Promise<never>; dispose(): void } {
+  if (signal === undefined) return { promise: new Promise<never>(() => undefined), dispose: () => undefined };
+  let onAbort = (): void => undefined;
+  const promise = new Promise<never>((_resolve, reject) => {
+    onAbort = () => void stop().then(() => reject(signal.reason), () => reject(signal.reason));
+  });
+  signal.addEventListener('abort', onAbort, { once: true });
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
 
 /** `probePaths`: absolute paths without a query or fragment, at most 32. */

@@ -44,10 +44,7 @@ export interface MeshOptions {
   readonly namespace?: string | undefined;
   /** This workload's labels (matched by subsets, selectors, `sourceLabels`). @defaultValue {} */
   readonly labels?: Readonly<Record<string, string>> | undefined;
-  /**
-   * This workload's service account: its identity (`spiffe://<trust domain>/ns/<namespace>/sa/<account>`),
-   * as Kubernetes gives every pod one. @defaultValue 'default'
-   */
+  /** This workload's service account: its identity (`spiffe://<trust domain>/ns/<namespace>/sa/<account>`), as Kubernetes gives every pod one. @defaultValue 'default' */
   readonly serviceAccount?: string | undefined;
   /**
    * This workload's name as Istio's telemetry names it (`source_workload` /
@@ -83,6 +80,8 @@ export interface MeshOptions {
   readonly cacheDir?: string | undefined;
   /** How long `createMesh` waits for the first config from the control plane. @defaultValue 10000 */
   readonly startupTimeoutMs?: number | undefined;
+  /** Cancels `createMesh` while it starts: it stops what it started, then rejects with `signal.reason`, as `fetch` does. */
+  readonly signal?: AbortSignal | undefined;
   /** With no control plane and no cache at startup, start with an empty config (every host passes through) and keep trying, instead of rejecting. @defaultValue false */
   readonly failOpen?: boolean | undefined;
   /**
@@ -238,6 +237,7 @@ export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
   'tokenFile',
   'cacheDir',
   'startupTimeoutMs',
+  'signal',
   'failOpen',
   'drainMs',
   'errors',

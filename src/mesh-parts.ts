@@ -65,7 +65,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
   const ph = resolveProxyHeaders(o.proxyHeaders);
   const transport = new UndiciTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders);
   transport.install(snapshot.resources);
-  const grpcTransport = new GrpcTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls });
+  const grpcTransport = new GrpcTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders);
   grpcTransport.install(snapshot.resources);
   const outbound = new Outbound(snapshot, {
     clock,

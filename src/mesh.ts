@@ -368,7 +368,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /**
-   * Tells the callers of the servers the mesh made to go (HTTP/1: `Connection: close`, HTTP/2:
+   * Tells the callers of the servers and gRPC ports the mesh made to go (HTTP/1: `Connection: close`, HTTP/2:
    * GOAWAY), deregisters (then waits `drainMs`, still accepting, if there were registrations),
    * stops watching files or the control plane, drains the servers the mesh made (requests in flight finish, for at most
    * `closeTimeoutMs`; their outbound calls still go out, as a sidecar keeps its outbound side up
@@ -379,7 +379,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   close(): Promise<void> {
     const grace = this.#o.closeTimeoutMs ?? 5000;
     this.#closed ??= closeInOrder([
-      () => void this.#servers.startDrain(),
+      () => {
+        this.#servers.startDrain();
+        this.#grpc?.startDrain();
+      },
       () => this.#source?.close(),
       () => this.#identitySource?.close(),
       () => this.#files.close(),

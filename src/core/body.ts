@@ -114,6 +114,24 @@ export class ReplayableBody {
   }
 
   /**
+   * True while the caller has not ended a request whose route timeout was queued at once rather
+   * than made to wait ({@link ReplayableBody.streaming} false): a gRPC call's messages. A route
+   * timeout that comes then waits for the end instead ({@link ReplayableBody.deferUntilEnded}).
+   */
+  get endPending(): boolean {
+    return false;
+  }
+
+  /**
+   * Whether `listener` (a route timeout) waits for the caller's end of the request: as
+   * {@link ReplayableBody.deferUntilSent} here (the source read ahead, {@link ReplayableBody.readAhead},
+   * its end is known as soon as the caller ends it); a body the caller ends otherwise says so.
+   */
+  deferUntilEnded(listener: BodySentListener): boolean {
+    return this.deferUntilSent(listener);
+  }
+
+  /**
    * Reads the caller's source ahead of the attempts, up to the cap, as a sidecar reads the app's
    * request whatever its upstream is doing: the end of a body that fits is known (and the route
    * timeout starts) while the attempt still waits for a connection. A body over the cap is read

@@ -91,6 +91,32 @@ export function callerDue(ex: Exchange, clock: { now(): number }): number {
 
 /** Builds the timeout layer. */
 export function timeoutLayer(o: TimeoutLayerOptions): Layer {
+  /**
+   * The route deadline of a call without a caller deadline. When it comes while the caller is
+   * still writing a gRPC stream ({@link ReplayableBody.endPending}), the call is not cut: its
+   * route timeout starts again at the half-close, as Envoy's starts at the downstream's end of
+   * stream (router.cc `Filter::onRequestComplete`). A unary call half-closes as it starts, so its
+   * deadline is queued at dispatch with nothing to wait for (no listener per call); a stream that
+   * half-closed before the route timeout passed keeps the deadline counted from its start, a
+   * little sooner than Envoy's (which the upstream's grpc-timeout, sent at the start, sets anyway).
+   */
+  class StreamAwareDeadline extends RouteDeadline {
+    override expire(): void {
+      const ex = this.ex;
+      const body = ex.body;
+      const t = body instanceof ReplayableBody && body.endPending ? o.timeoutMs(ex) : undefined;
+      if (t !== undefined) {
+        const deferred = new DeferredRouteDeadline(ex, Number.POSITIVE_INFINITY, t, o);
+        if ((body as ReplayableBody).deferUntilEnded(deferred)) {
+          // The route timeout is not running until then: nothing to tell a retry's upstream.
+          ex.deadline = Number.POSITIVE_INFINITY;
+          ex.deadlineNode = deferred;
+          return;
+        }
+      }
+      super.expire();
+    }
+  }
   return (next: Dispatch): Dispatch =>
     (ex, handler) => {
       const t = o.timeoutMs(ex);
@@ -110,7 +136,7 @@ export function timeoutLayer(o: TimeoutLayerOptions): Layer {
       const body = ex.body;
       if (!fromContext && body instanceof ReplayableBody && body.streaming && due > now) {
         const deferred = new DeferredRouteDeadline(ex, caller, t as number, o);
-        if (body.deferUntilSent(deferred)) {
+        if (body.deferUntilEnded(deferred)) {
           // A streamed body still being read: the route timeout starts at its end (Envoy's
           // onRequestComplete); meanwhile only the caller's deadline, if any, is queued. The body
           // is read ahead (up to the retry buffer) as a sidecar reads the app's request, so a body
@@ -123,7 +149,19 @@ export function timeoutLayer(o: TimeoutLayerOptions): Layer {
           return;
         }
       }
-      const node = new RouteDeadline(ex, due, fromContext);
+      if (!fromContext && caller !== Number.POSITIVE_INFINITY && body instanceof ReplayableBody && body.endPending && due > now) {
+        // A gRPC stream with a caller deadline later than the route's: the route timeout waits
+        // for the half-close (the caller's deadline queued meanwhile), as a streamed body's does.
+        const deferred = new DeferredRouteDeadline(ex, caller, t as number, o);
+        if (body.deferUntilEnded(deferred)) {
+          o.deadlines.add(deferred);
+          ex.deadlineNode = deferred;
+          ex.deadlineQueue = o.deadlines;
+          next(ex, handler);
+          return;
+        }
+      }
+      const node = !fromContext && caller === Number.POSITIVE_INFINITY && due > now ? new StreamAwareDeadline(ex, due, false) : new RouteDeadline(ex, due, fromContext);
       if (due <= now) {
         node.expire();
         handler.onResponseError?.(NO_CONTROLLER, ex.reason ?? new MeshletError('MESHLET_ERR_TIMEOUT', 'upstream request timeout'));

@@ -18,7 +18,7 @@ import { MessageBody, type MessageSink, type WriteAck } from './body.ts';
 import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
 import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
 import { GrpcExchange } from './exchange.ts';
-import { encodeGrpcMessage, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
+import { encodeGrpcMessage, expectedTimeout, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
 
 type Call = experimental.CallStream;
 
@@ -122,11 +122,18 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     // (its deadline queue cancels the attempt when it passes); the endpoint call carries, with no
     // grpc-js deadline timer of its own, what this attempt may take as grpc-timeout: the per-try
     // timeout when the route has one, never more than what remains of the deadline — Envoy's
-    // setTimeoutHeaders, which writes that into grpc-timeout under Istio's max_grpc_timeout.
-    const left = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : ex.deadline - this.#owner.clock.now();
+    // setTimeoutHeaders, which writes that into grpc-timeout under Istio's max_grpc_timeout, and
+    // into x-envoy-expected-rq-timeout-ms unless suppress_envoy_headers (router.cc). Istio sets
+    // max_grpc_timeout on every route (route.go setTimeout: the route timeout, or 0 = none), so
+    // a gRPC call's caller deadline counts as its timeout there even on a route without one.
+    const owner = this.#owner;
+    const left = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : ex.deadline - owner.clock.now();
     const perTry = ex.perTryTimeoutMs;
     const expected = perTry === undefined || perTry <= 0 ? left : Math.min(left, perTry);
-    if (expected !== Number.POSITIVE_INFINITY) setGrpcTimeout(metadata, grpcTimeout(Math.max(1, expected)));
+    if (expected !== Number.POSITIVE_INFINITY) {
+      const ms = Math.max(1, expected);
+      setGrpcTimeout(metadata, grpcTimeout(ms), owner.envoyHeaders ? expectedTimeout(ms) : '');
+    }
     call.start(metadata, this);
     this.#bits |= READING;
     call.startRead();

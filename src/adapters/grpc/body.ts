@@ -17,6 +17,7 @@
  * @module
  */
 import { type BodySentListener, ReplayableBody } from '../../core/body.ts';
+import { AT_END, tellEnded } from './body-end.ts';
 
 /** A message's write acknowledgement to the caller. */
 export interface WriteAck {
@@ -152,6 +153,7 @@ export class MessageBody extends ReplayableBody {
   end(): void {
     if ((this.#bits & (CLOSED | ENDED)) !== 0) return;
     this.#bits |= ENDED;
+    if (this.#onSent !== undefined) tellEnded(this.#onSent);
     const sink = this.#sink;
     if (sink !== undefined && this.#pending.length === 0) {
       this.#settle();
@@ -341,13 +343,23 @@ export class MessageBody extends ReplayableBody {
     });
   }
 
-  /**
-   * The route and per-try timeouts of a gRPC call start when it is dispatched, not at the
-   * caller's half-close (Envoy's end of stream): a stream that never half-closes keeps its
-   * bound (its grpc-js deadline runs from the call's start either way).
-   */
+  /** The route timeout is queued at dispatch (a unary call half-closes at once): it waits only if it comes before the half-close ({@link MessageBody.endPending}). */
   override get streaming(): boolean {
     return false;
+  }
+
+  /** True until the caller half-closed (or the call ended). */
+  override get endPending(): boolean {
+    return (this.#bits & (ENDED | CLOSED)) === 0;
+  }
+
+  /** The route timeout starts at the caller's half-close, attempt on the wire or not (Envoy's `Filter::onRequestComplete`): true, `listener` is told then. */
+  override deferUntilEnded(listener: BodySentListener): boolean {
+    if ((this.#bits & (ENDED | CLOSED)) !== 0) return false;
+    AT_END.add(listener);
+    if (this.#onSent === undefined) this.#onSent = [listener];
+    else this.#onSent.push(listener);
+    return true;
   }
 
   /**

@@ -153,6 +153,8 @@ export interface AttemptOwner {
   /** grpc-js, and the mesh clock: an attempt reads them here rather than keeping its own copies. */
   readonly grpc: GrpcJs;
   readonly clock: Clock;
+  /** Attempts carry `x-envoy-expected-rq-timeout-ms` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). */
+  readonly envoyHeaders: boolean;
   /** Sends the attempt now, queues it for a stream, or refuses it (overflow). */
   admit(e: EndpointChannel | undefined, a: Admitted): 'go' | 'queued' | 'overflow';
   /** The attempt left the wire (`onWire`: the stream on `a.conn` is free) or the queue. */
@@ -209,9 +211,11 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
   /** Attempts in flight on these channels (close() waits for them, then cancels them). */
   readonly #live = new Live();
   #closed = false;
+  readonly envoyHeaders: boolean;
 
-  constructor(g: GrpcJs, options: ChannelOptions, cs: ClusterState, clock: Clock, env: TlsEnvironment) {
+  constructor(g: GrpcJs, options: ChannelOptions, cs: ClusterState, clock: Clock, env: TlsEnvironment, envoyHeaders = true) {
     this.#g = g;
+    this.envoyHeaders = envoyHeaders;
     this.#env = env;
     this.options = options;
     this.#cs = cs;

@@ -213,6 +213,11 @@ export class MeshGrpc {
     return [...this.#listeners].map((l) => l.port).filter((p) => p > 0);
   }
 
+  /** @internal Tells the callers of the ports {@link bind} opened to go (GOAWAY) while they still accept: mesh.close()'s drain. */
+  startDrain(): void {
+    for (const l of this.#listeners) l.startDrain();
+  }
+
   /** @internal Closes the ports {@link bind} opened (mesh.close()). */
   async close(): Promise<void> {
     const ls = [...this.#listeners];

@@ -10,7 +10,9 @@ import type { Metadata } from '@grpc/grpc-js';
 import type { Headers } from '../../core/handler.ts';
 import { newHeaders } from '../../core/headers.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { isWireMetadata, type MetadataStore, storeOf, type WireHeaders, wireMetadataOf } from './wire-metadata.ts';
+import { type MetadataStore, storeOf, type WireHeaders, wireMetadataOf } from './wire-metadata.ts';
+
+export { expectedTimeout, grpcTimeout, setGrpcTimeout } from './timeout-headers.ts';
 
 /** The header a gRPC call's mesh-made flags travel in (initial metadata, or trailing metadata of a mesh-made status). */
 export const FLAGS_KEY = 'x-meshlet-response-flags';
@@ -271,33 +273,6 @@ let okTrailers: Headers | undefined;
 let okDetails = '';
 
 /**
- * Sets `grpc-timeout` on an attempt's metadata: the value is the mesh's own (grpcTimeout, always
- * legal), so it is written beside the store ({@link WireMetadata}) or into grpc-js's store
- * directly when there is one, without set()'s name and value checks.
- */
-export function setGrpcTimeout(md: Metadata, value: string): void {
-  if (isWireMetadata(md)) {
-    md.timeout = value;
-    return;
-  }
-  const store = storeOf(md);
-  if (store === undefined) {
-    md.set('grpc-timeout', value);
-    return;
-  }
-  // Calls under one route timeout mostly carry the same value: they share its (frozen) list.
-  if (value !== timeoutValue) {
-    timeoutValue = value;
-    timeoutList = Object.freeze([value]) as string[];
-  }
-  store.set('grpc-timeout', timeoutList);
-}
-
-/** The last grpc-timeout value set, and the list every attempt's metadata with that value holds. */
-let timeoutValue = '';
-let timeoutList: string[] = [];
-
-/**
  * Copies `metadata` into the empty headers `h` (and `also`, the same values) as
  * {@link Metadata.toHttp2Headers} gives it (pseudo-headers left out, `-bin` values base64,
  * several values as a list), and says whether it had any entry. It reads grpc-js's store of the
@@ -341,37 +316,6 @@ function copyEntry(this: Headers, values: (string | Buffer)[], name: string): vo
 function wireValue(v: string | Buffer): string {
   return typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('base64') : String(v);
 }
-
-/** grpc-timeout's units, smallest first, and their size in ms. */
-const TIMEOUT_UNITS: readonly (readonly [string, number])[] = [
-  ['m', 1],
-  ['S', 1000],
-  ['M', 60_000],
-  ['H', 3_600_000],
-];
-
-/** `grpc-timeout` for `ms` milliseconds, in the unit gRPC's HTTP/2 mapping allows (at most 8 digits), rounded up as grpc-js rounds its own. */
-export function grpcTimeout(ms: number): string {
-  // Almost every deadline is under 27 hours: milliseconds. Calls under one route timeout mostly
-  // have the same number of them left when sent: the last text is kept rather than made again.
-  if (ms <= 99_999_999) {
-    const n = Math.ceil(ms);
-    if (n !== lastTimeoutMs) {
-      lastTimeoutMs = n;
-      lastTimeoutText = `${n}m`;
-    }
-    return lastTimeoutText;
-  }
-  for (const [unit, perMs] of TIMEOUT_UNITS) {
-    const n = Math.ceil(ms / perMs);
-    if (n <= 99_999_999) return `${n}${unit}`;
-  }
-  return '99999999H';
-}
-
-/** The last grpc-timeout made in milliseconds (grpcTimeout), and its text. */
-let lastTimeoutMs = -1;
-let lastTimeoutText = '';
 
 /** Printable ASCII but `%`: what `grpc-message` carries as it is. */
 const PLAIN_MESSAGE = /^[\x20-\x24\x26-\x7e]*$/;

@@ -27,9 +27,11 @@ export class PassthroughChannels implements AttemptOwner {
   readonly #conns = new Map<string, Conn>();
   #sweep: Timer | undefined;
   #closed = false;
+  readonly envoyHeaders: boolean;
 
-  constructor(clock: Clock) {
+  constructor(clock: Clock, envoyHeaders = true) {
     this.clock = clock;
+    this.envoyHeaders = envoyHeaders;
   }
 
   get grpc(): GrpcJs {

@@ -24,6 +24,7 @@
  *
  * @module
  */
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { ConnectionInjector, Server as GrpcServer } from '@grpc/grpc-js';
@@ -107,6 +108,11 @@ export class GrpcListener {
   readonly #open = new Set<Socket>();
   /** The grpc-js server was shut down (tryShutdown / forceShutdown): the port takes no more connections. */
   #stopped = false;
+  /** mesh.close()'s drain began ({@link GrpcListener.startDrain}): the port still accepts, and tells each caller to go. */
+  #draining = false;
+  /** The HTTP/2 sessions grpc-js serves on this port (when its server was found: `#sessionsSeen`). */
+  readonly #sessions = new Set<ServerHttp2Session>();
+  #sessionsSeen = false;
   readonly #unsubscribe: (() => void) | undefined;
 
   /**
@@ -119,7 +125,15 @@ export class GrpcListener {
     this.#connections = connections;
     this.#mtls = mtls;
     this.#unsubscribe = judged ? undefined : mtls.onInstall(() => this.#closeDisallowed());
+    const known = new Set(http2ServersOf(server)?.keys());
     this.#injector = server.createConnectionInjector(g.ServerCredentials.createInsecure());
+    // The HTTP/2 server grpc-js made for the injector (its http2Servers' new entry): its sessions
+    // are told GOAWAY during mesh.close()'s drain ({@link GrpcListener.startDrain}).
+    for (const h2 of http2ServersOf(server)?.keys() ?? []) {
+      if (known.has(h2) || typeof (h2 as Http2Server).on !== 'function') continue;
+      (h2 as Http2Server).on('session', (s: ServerHttp2Session) => this.#session(s));
+      this.#sessionsSeen = true;
+    }
     this.#acceptor = new PeerAuthAcceptor(mtls, GRPC_ALPN, {
       plaintext: (socket) => this.#hand(socket, { socket, tls: false, peer: undefined, sni: undefined }),
       secured: (socket, peer) => {
@@ -166,6 +180,32 @@ export class GrpcListener {
     this.#injector.injectConnection(socket);
   }
 
+  /** A session grpc-js made: kept while open; during the drain, closed (GOAWAY) after its first call, which is served. */
+  #session(s: ServerHttp2Session): void {
+    this.#sessions.add(s);
+    s.once('close', () => this.#sessions.delete(s));
+    if (this.#draining) s.once('stream', () => s.close());
+  }
+
+  /**
+   * Tells the callers to go while the port still accepts (mesh.close() before it deregisters and
+   * waits `drainMs`), as an Envoy listener in its graceful drain does on HTTP/2: each connection
+   * served now gets a GOAWAY (its calls in flight finish), each new one its GOAWAY with its first
+   * call (served), so callers move to other endpoints rather than come back to this one.
+   */
+  startDrain(): void {
+    if (this.#draining || this.#stopped) return;
+    this.#draining = true;
+    if (this.#sessionsSeen) {
+      for (const s of this.#sessions) s.close();
+      return;
+    }
+    // No session of grpc-js's seen (another grpc-js): its drain closes every session it serves
+    // (GOAWAY), its timer, which would cancel their calls after the grace, held off past any
+    // close (close() sets the one that counts); connections made later are served until close().
+    this.#injector.drain(HOLD_MS);
+  }
+
   /** Closes the connections the port's new mode refuses (plaintext under STRICT, TLS under DISABLE), as Envoy drains a changed filter chain's. */
   #closeDisallowed(): void {
     for (const c of this.#handed) {
@@ -202,6 +242,15 @@ export class GrpcListener {
     this.#injector.destroy();
     return closed;
   }
+}
+
+/** The longest a timer waits (setTimeout's bound): a drain's own cancel timer never comes before close()'s. */
+const HOLD_MS = 2 ** 31 - 1;
+
+/** grpc-js's HTTP/2 servers of `server` (its `http2Servers` map, grpc-js 1.14), when it has them. */
+function http2ServersOf(server: GrpcServer): Map<unknown, unknown> | undefined {
+  const m = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  return m instanceof Map ? m : undefined;
 }
 
 const LISTENERS = Symbol.for('meshlet.grpc.listeners');

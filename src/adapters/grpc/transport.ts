@@ -8,8 +8,8 @@
  * grpc-js's own retries and service-config retry policies are off on these channels
  * (`grpc.enable_retries: 0`, no service config from resolution): the mesh's retry layer is the
  * only one, so policies never double. The attempt is sent with the call's effective deadline
- * (the soonest of route timeout, caller deadline and MeshContext), so `grpc-timeout` carries
- * what remains.
+ * (the soonest of route timeout, caller deadline and MeshContext), so `grpc-timeout` and
+ * `x-envoy-expected-rq-timeout-ms` carry what remains (timeout-headers.ts).
  *
  * What comes back is translated into the pipeline's handler calls: response metadata is the
  * head (`onResponseStart(200, headers)`), each message is data, the status is the trailers —
@@ -56,14 +56,18 @@ export class GrpcTransport {
   readonly #env: TlsEnvironment;
   /** Passthrough channels by authority (hosts outside the mesh), closed when unused. */
   readonly #passthrough: PassthroughChannels;
+  /** Attempts carry `x-envoy-expected-rq-timeout-ms` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). */
+  readonly #envoyHeaders: boolean;
 
   /**
    * `clock`: the mesh clock; `credentials`: the workload's certificate for mTLS (new channels use
-   * a new issue at once); `tls`: MeshConfig's settings.
+   * a new issue at once); `tls`: MeshConfig's settings; `envoyHeaders`: false when Istio's
+   * `proxyHeaders.envoyDebugHeaders` is disabled.
    */
-  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}) {
+  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true) {
     this.#clock = clock;
-    this.#passthrough = new PassthroughChannels(clock);
+    this.#envoyHeaders = envoyHeaders;
+    this.#passthrough = new PassthroughChannels(clock, envoyHeaders);
     this.#env = new TlsEnvironment(credentials, tls);
   }
 
@@ -91,7 +95,7 @@ export class GrpcTransport {
     let channels = cs.transports.get(GRPC_TRANSPORT)?.pools as ClusterChannels | undefined;
     if (channels === undefined || channels.closed) {
       const options = channelOptions(cs);
-      channels = new ClusterChannels(g, options, cs, this.#clock, this.#env);
+      channels = new ClusterChannels(g, options, cs, this.#clock, this.#env, this.#envoyHeaders);
       cs.transports.set(GRPC_TRANSPORT, { pools: channels, key: settingsKey(options, cs) });
     }
     const e = channels.get(host);

@@ -1,7 +1,8 @@
 /**
  * The metadata of a mesh call's attempt, with the headers the mesh itself adds kept beside
  * grpc-js's store rather than in it: the headers the pipeline added (Istio's metadata-exchange
- * headers on every call to the mesh, a route's header operations) and `grpc-timeout`. They are
+ * headers on every call to the mesh, a route's header operations), `grpc-timeout` and
+ * `x-envoy-expected-rq-timeout-ms`. They are
  * checked once ({@link requestMetadataOf}) and written on the wire after the store's entries when
  * grpc-js turns the metadata into HTTP/2 headers (`toHttp2Headers`), instead of being copied
  * entry by entry at each of the two copies grpc-js makes of an attempt's metadata on its way
@@ -23,8 +24,17 @@ export interface WireMetadata extends Metadata {
   wire: WireHeaders | undefined;
   /** This attempt's own headers written after those (checked already): values new on every call, such as `x-request-id`. */
   own: WireHeaders | undefined;
-  /** `grpc-timeout`'s value, or `''` for none. */
-  timeout: string;
+  /**
+   * `grpc-timeout`'s value (`''` for none), or it and `x-envoy-expected-rq-timeout-ms`'s: one
+   * field, the pair shared by the attempts that send the same (no field more per attempt).
+   */
+  timeout: string | TimeoutHeaders;
+}
+
+/** `grpc-timeout` and `x-envoy-expected-rq-timeout-ms` values sent together. */
+export interface TimeoutHeaders {
+  readonly grpc: string;
+  readonly expected: string;
 }
 
 /** Whether `md` is an attempt's metadata made by {@link wireMetadataOf}. */
@@ -78,7 +88,7 @@ function wireMetadataClass(g: GrpcJs): WireMetadataClass {
   return class AttemptMetadata extends g.Metadata implements WireMetadata {
     wire: WireHeaders | undefined = undefined;
     own: WireHeaders | undefined = undefined;
-    timeout = '';
+    timeout: string | TimeoutHeaders = '';
 
     override clone(): AttemptMetadata {
       const md = new AttemptMetadata(this.getOptions());
@@ -95,7 +105,11 @@ function wireMetadataClass(g: GrpcJs): WireMetadataClass {
       const h = super.toHttp2Headers();
       if (this.wire !== undefined) writeWire(h, this.wire);
       if (this.own !== undefined) writeWire(h, this.own);
-      if (this.timeout !== '') h['grpc-timeout'] = this.timeout;
+      const t = this.timeout;
+      if (typeof t !== 'string') {
+        h['grpc-timeout'] = t.grpc;
+        h['x-envoy-expected-rq-timeout-ms'] = t.expected;
+      } else if (t !== '') h['grpc-timeout'] = t;
       return h;
     }
 

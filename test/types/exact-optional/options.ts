@@ -33,6 +33,7 @@ const everything: MeshOptions = {
   tokenFile: undefined,
   cacheDir: undefined,
   startupTimeoutMs: num('STARTUP_TIMEOUT_MS'),
+  signal: undefined,
   failOpen: undefined,
   drainMs: undefined,
   errors: undefined,
