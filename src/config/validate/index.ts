@@ -27,6 +27,9 @@ import { virtualServiceSpec } from './virtual-service.ts';
 import { workloadEntrySpec } from './workload-entry.ts';
 import { workloadGroupSpec } from './workload-group.ts';
 import { SkippedKinds } from './skipped-kinds.ts';
+import { gatewayRouteKind, meshVirtualServices } from '../gateway-api/mesh-routes.ts';
+import type { GatewayRoute } from '../gateway-api/types.ts';
+import { grpcRouteSpec, httpRouteSpec } from '../gateway-api/validate.ts';
 
 const SPEC_VALIDATORS: { readonly [K in Kind]: Validator<SpecByKind[K]> } = {
   VirtualService: virtualServiceSpec,
@@ -95,6 +98,8 @@ interface DocOutcome {
   readonly issues: readonly ConfigIssue[];
   readonly valid?: Valid;
   readonly skip?: Parameters<SkippedKinds['add']>;
+  /** An HTTPRoute or GRPCRoute with a Service parent, made into VirtualServices once every document is read. */
+  readonly gatewayRoute?: GatewayRoute;
 }
 
 /** Validates one document on its own (what does not depend on the other documents). */
@@ -124,8 +129,9 @@ function validateOne(doc: RawDocument, defaultNs: string): DocOutcome {
     at(`${label}: ${decision.message}`);
     return done();
   }
-  if (decision.action === 'skip') return { issues: [], skip: [raw, apiVersion, kind, decision, doc.source, defaultNs] };
-  const k = decision.kind;
+  const routeKind = decision.action === 'skip' ? gatewayRouteKind(raw, apiVersion, kind) : undefined;
+  if (decision.action === 'skip' && routeKind === undefined) return { issues: [], skip: [raw, apiVersion, kind, decision, doc.source, defaultNs] };
+  const k = decision.action === 'apply' ? decision.kind : undefined;
   const ns = typeof (raw.metadata as { namespace?: unknown } | undefined)?.namespace === 'string'
     ? ((raw.metadata as { namespace: string }).namespace)
     : defaultNs;
@@ -146,9 +152,16 @@ function validateOne(doc: RawDocument, defaultNs: string): DocOutcome {
       ? Object.fromEntries(Object.entries(m).filter(([key]) => !IGNORED_METADATA.includes(key)))
       : m;
     metadata = metadataValidator(cleaned, ['metadata'], ctx);
-    if (metadata !== undefined) METADATA_CHECKS[k]?.(metadata, ctx);
+    if (metadata !== undefined && k !== undefined) METADATA_CHECKS[k]?.(metadata, ctx);
   }
   const spec = raw.spec === undefined || raw.spec === null ? {} : raw.spec;
+  if (k === undefined) {
+    // An HTTPRoute or GRPCRoute for mesh routing (GAMMA).
+    const typed = (routeKind === 'HTTPRoute' ? httpRouteSpec : grpcRouteSpec)(spec, ['spec'], ctx);
+    if (issues.hasErrors || metadata === undefined || typed === undefined) return done();
+    const route = { kind: routeKind, name: metadata.name, namespace: ns, creationTimestamp: metadata.creationTimestamp, ref, source: doc.source, spec: typed } as GatewayRoute;
+    return { issues: issues.all, gatewayRoute: route };
+  }
   const typedSpec = (SPEC_VALIDATORS[k] as Validator<unknown>)(spec, ['spec'], ctx);
   checkAnnotations(k, apiVersion, spec, ctx);
   if (issues.hasErrors || metadata === undefined || typedSpec === undefined) return done();
@@ -209,10 +222,12 @@ export function* validateSteps(docs: readonly RawDocument[], options: ValidateOp
   const resources: AnyResource[] = [];
   const seen = new Map<string, AnyResource>();
   const skipped = new SkippedKinds();
+  const routes: GatewayRoute[] = [];
   for (const doc of docs) {
     const { outcome, last } = cache?.get(doc, defaultNs) ?? { outcome: validateOne(doc, defaultNs), last: undefined };
     for (const i of outcome.issues) issues.push(i);
     if (outcome.skip !== undefined) skipped.add(...outcome.skip);
+    if (outcome.gatewayRoute !== undefined) routes.push(outcome.gatewayRoute);
     const valid = outcome.valid;
     if (valid !== undefined) {
       const first = seen.get(valid.key);
@@ -231,6 +246,7 @@ export function* validateSteps(docs: readonly RawDocument[], options: ValidateOp
     }
     yield;
   }
+  for (const r of meshVirtualServices(routes, resources, issues, resources.length)) resources.push(r);
   skipped.report(issues);
   skipped.reportEndpointsOf(resources, issues);
   cache?.end();
