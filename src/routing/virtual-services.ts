@@ -12,6 +12,7 @@ import { hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost, specific
 import { type AnyResource, byAge, type Resource } from '../config/resource.ts';
 import { importsPort, listenerFor, type ScopedService, type ScopeListener, type SidecarScope } from '../config/sidecar-scope.ts';
 import { isHttpPort, routesHttp } from './http-ports.ts';
+import { gatewayParentNamespace, usesGatewaySemantics } from '../config/gateway-api/mesh-routes.ts';
 
 /** A VirtualService and its hosts, resolved to full names. */
 export interface VsEntry {
@@ -32,6 +33,11 @@ function exportClass(vs: Resource<'VirtualService'>, namespace: string): number 
 }
 
 
+/** 0 for a Gateway API route in the workload's namespace, 1 for any other VirtualService. */
+function consumerFirst(vs: Resource<'VirtualService'>, namespace: string): number {
+  return usesGatewaySemantics(vs) && vs.metadata.namespace === namespace ? 0 : 1;
+}
+
 /**
  * The VirtualServices a workload of `namespace` routes with, in istiod's order: delegates
  * (no hosts) merged into the rules of the roots that name them, those not visible to the
@@ -42,7 +48,10 @@ export function meshVirtualServices(resources: readonly AnyResource[], namespace
     .filter((vs) => isVisible(vs.spec.exportTo, vs.metadata.namespace, namespace))
     // istiod indexes a VirtualService by its top-level gateways only (`getGatewayNames`): a match block naming `mesh` in one bound to gateways alone reaches no sidecar.
     .filter((vs) => vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh'))
-    .sort((a, b) => exportClass(a, namespace) - exportClass(b, namespace) || byAge(a, b))
+    // A Gateway API route applies to the workloads of its own namespace (consumer route) and, when it is in the Service's namespace (producer route), to every workload (route.go `BuildSidecarVirtualHostWrapper`).
+    .filter((vs) => !usesGatewaySemantics(vs) || vs.metadata.namespace === namespace || gatewayParentNamespace(vs) === vs.metadata.namespace)
+    // Within each export class, the consumer's own Gateway API routes come first (`SelectVirtualServices` with PILOT_UNIFIED_SIDECAR_SCOPE): a consumer route overrides the producer's.
+    .sort((a, b) => exportClass(a, namespace) - exportClass(b, namespace) || consumerFirst(a, namespace) - consumerFirst(b, namespace) || byAge(a, b))
     .map((vs) => ({ vs, hosts: (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace)) }));
 }
 

@@ -10,6 +10,7 @@ import type { FieldPath, IssueList } from '../issues.ts';
 import type { Steps } from '../steps.ts';
 import { type RegistryCache, ServiceRegistry, type Service } from '../registry.ts';
 import { ofKind, type AnyResource, type Resource } from '../resource.ts';
+import { usesGatewaySemantics } from '../gateway-api/mesh-routes.ts';
 import type { Destination, HTTPMirrorPolicy, HTTPRoute, HTTPRouteDestination, RouteDestination } from '../types/networking.ts';
 
 /** The inputs of one analysis run, computed once and shared by every analyzer. */
@@ -70,7 +71,8 @@ export function* createContext(resources: readonly AnyResource[], registryCache?
       const out = [...(registry.byHost.get(host) ?? []), ...wildcardServices.filter((s) => s.hostname !== host && hostMatches(s.hostname, host))];
       return out.sort((a, b) => (position.get(a) as number) - (position.get(b) as number));
     },
-    virtualServices: ofKind(resources, 'VirtualService'),
+    // Istio's analyzers read the resources users write: not the VirtualServices made from Gateway API routes (their problems are the routes' warnings).
+    virtualServices: ofKind(resources, 'VirtualService').filter((vs) => !usesGatewaySemantics(vs)),
     destinationRules,
     rulesMatching(host) {
       const out = [...(exact.get(host) ?? [])];

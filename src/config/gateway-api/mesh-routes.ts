@@ -21,6 +21,14 @@ export const PARENTS_ANNOTATION = 'internal.istio.io/parents';
 /** istiod's annotation marking a VirtualService made from a Gateway API route. */
 export const ROUTE_SEMANTICS_ANNOTATION = 'internal.istio.io/route-semantics';
 
+/** meshlet's annotation on a generated VirtualService: the namespace of the Service or ServiceEntry the route is attached to. */
+export const PARENT_NAMESPACE_ANNOTATION = 'meshlet.io/parent-namespace';
+
+/** The namespace of the Service (or ServiceEntry) a generated VirtualService routes. */
+export function gatewayParentNamespace(vs: Resource<'VirtualService'>): string | undefined {
+  return vs.metadata.annotations?.[PARENT_NAMESPACE_ANNOTATION];
+}
+
 /** True for a VirtualService istiod (or meshlet) generated from a Gateway API route. */
 export function usesGatewaySemantics(vs: Resource<'VirtualService'>): boolean {
   return vs.metadata.annotations?.[ROUTE_SEMANTICS_ANNOTATION] === 'gateway';
@@ -65,6 +73,7 @@ interface Base {
   readonly key: string;
   readonly route: GatewayRoute;
   readonly http: IstioRoute[];
+  readonly parentNamespace: string;
 }
 
 /** `getURIRank`: exact 3, prefix 2, regex 1, none -1. */
@@ -168,7 +177,7 @@ export function meshVirtualServices(routes: readonly GatewayRoute[], resources: 
         key += `/${p.port}`;
       }
       if (http.length === 0) return;
-      for (const h of vsHosts) bases.push({ key: `${key}/${h}`, route, http });
+      for (const h of vsHosts) bases.push({ key: `${key}/${h}`, route, http, parentNamespace: ns });
     });
     if ((route.spec.hostnames ?? []).length > 0 && (route.spec.parentRefs ?? []).some((p) => parentKind(p) === 'Service' || parentKind(p) === 'ServiceEntry')) {
       issues.at(subject, ['spec', 'hostnames'], 'info', 'hostnames do not apply to Service parents: istiod routes calls to the parent Service\'s own host', 'MESHLET0004');
@@ -192,7 +201,7 @@ export function meshVirtualServices(routes: readonly GatewayRoute[], resources: 
     const metadata = {
       name,
       namespace: first.route.namespace,
-      annotations: { [PARENTS_ANNOTATION]: parents, [ROUTE_SEMANTICS_ANNOTATION]: 'gateway' },
+      annotations: { [PARENTS_ANNOTATION]: parents, [ROUTE_SEMANTICS_ANNOTATION]: 'gateway', [PARENT_NAMESPACE_ANNOTATION]: first.parentNamespace },
       ...(first.route.creationTimestamp === undefined ? {} : { creationTimestamp: first.route.creationTimestamp }),
     };
     out.push({
