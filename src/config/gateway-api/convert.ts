@@ -90,7 +90,8 @@ function destination(b: BackendObjectReference, path: readonly (string | number)
   const kind = b.kind ?? 'Service';
   const ns = b.namespace ?? ctx.namespace;
   const port = b.port === undefined ? undefined : { number: b.port };
-  if ((group === '' || group === 'core') && kind === 'Service') {
+  // A multi-cluster ServiceImport is read as the Service of its name (istiod without ENABLE_MCS_HOST).
+  if (((group === '' || group === 'core') && kind === 'Service') || (group === 'multicluster.x-k8s.io' && kind === 'ServiceImport')) {
     const host = `${b.name}.${ns}.${DOMAIN}`;
     if (!ctx.serviceExists(`${ns}/${b.name}`)) ctx.warn(path, `backend Service ${ns}/${b.name} not found: calls this backend is picked for get 500 (istiod: ResolvedRefs=False, BackendNotFound)`);
     return port === undefined ? { host } : { host, port };

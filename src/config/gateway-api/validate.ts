@@ -33,6 +33,8 @@ const backendObject = {
 /** Kubernetes' CEL rule on every backend reference: a Service needs a port. */
 function checkPort(b: { group?: string; kind?: string; port?: number }, path: readonly (string | number)[], ctx: Ctx): void {
   if ((b.group ?? '') === '' && (b.kind ?? 'Service') === 'Service' && b.port === undefined) fail(ctx, [...path, 'port'], 'is required when the backend is a Service');
+  // istiod: "port is required in backendRef" for every kind but its Backend.
+  else if (b.port === undefined) fail(ctx, [...path, 'port'], 'is required (istiod does not convert a route with a backendRef without a port)');
 }
 
 const headerValue: Validator<{ name: string; value: string }> = obj({ name: req(headerName), value: req(str) });
@@ -186,8 +188,8 @@ function rule<M extends HTTPRouteMatch | GRPCRouteMatch>(kind: 'HTTPRoute' | 'GR
       matches: list((http ? httpMatch : grpcMatch) as unknown as Validator<M>),
       filters: list(filters),
       backendRefs: list(backendRef(filters)),
-      timeouts: http ? obj({ request: gatewayDuration, backendRequest: gatewayDuration }) : (v, p, c) => fail(c, p, 'unknown field "timeouts" (GRPCRoute rules have none)'),
-      retry: http ? obj({ codes: list(int({ min: 400, max: 599 })), attempts: int({ min: 0 }), backoff: gatewayDuration }) : (v, p, c) => fail(c, p, 'unknown field "retry" (GRPCRoute rules have none)'),
+      timeouts: http ? obj({ request: gatewayDuration, backendRequest: gatewayDuration }) : (_v, p, c) => fail(c, p, 'unknown field "timeouts" (GRPCRoute rules have none)'),
+      retry: http ? obj({ codes: list(int({ min: 400, max: 599 })), attempts: int({ min: 0 }), backoff: gatewayDuration }) : (_v, p, c) => fail(c, p, 'unknown field "retry" (GRPCRoute rules have none)'),
       sessionPersistence: (v, path, ctx) => {
         ctx.issues.at(ctx.subject, path, 'warning', 'not supported by meshlet: sessionPersistence is ignored (use a DestinationRule consistentHash)', 'MESHLET0002');
         return v as Record<string, unknown>;
