@@ -12,7 +12,7 @@ import { hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost, specific
 import { type AnyResource, byAge, type Resource } from '../config/resource.ts';
 import { importsPort, listenerFor, type ScopedService, type ScopeListener, type SidecarScope } from '../config/sidecar-scope.ts';
 import { isHttpPort, routesHttp } from './http-ports.ts';
-import { gatewayParentNamespace, usesGatewaySemantics } from '../config/gateway-api/mesh-routes.ts';
+import { gatewayParentNamespace, gatewayRouteVirtualServices, usesGatewaySemantics } from '../config/gateway-api/mesh-routes.ts';
 
 /** A VirtualService and its hosts, resolved to full names. */
 export interface VsEntry {
@@ -44,7 +44,8 @@ function consumerFirst(vs: Resource<'VirtualService'>, namespace: string): numbe
  * namespace or not bound to the `mesh` gateway left out.
  */
 export function meshVirtualServices(resources: readonly AnyResource[], namespace: string): VsEntry[] {
-  return [...mergeDelegates(resources).virtualServices]
+  // The VirtualServices users write, then those istiod makes of Gateway API routes (HTTPRoute, GRPCRoute).
+  return [...mergeDelegates(resources).virtualServices, ...gatewayRouteVirtualServices(resources)]
     .filter((vs) => isVisible(vs.spec.exportTo, vs.metadata.namespace, namespace))
     // istiod indexes a VirtualService by its top-level gateways only (`getGatewayNames`): a match block naming `mesh` in one bound to gateways alone reaches no sidecar.
     .filter((vs) => vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh'))

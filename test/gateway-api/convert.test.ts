@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { gatewayRouteVirtualServices } from '../../src/config/gateway-api/mesh-routes.ts';
 import { validateDocuments } from '../../src/config/validate/index.ts';
 
 const SERVICES = ['reviews', 'reviews-v1', 'reviews-v2', 'mirror'].map((name) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { selector: { app: name }, ports: [{ name: 'http', port: 9080 }] } }));
@@ -21,7 +22,7 @@ function http(rule: object, parent: object = {}): unknown[] {
   };
   const { resources, issues } = validateDocuments([...SERVICES, route].map((value) => ({ value, source: { file: 'test' } })));
   assert.deepEqual(issues.ofLevel('error').map(String), []);
-  const vs = resources.find((r) => r.kind === 'VirtualService');
+  const vs = gatewayRouteVirtualServices(resources)[0];
   return JSON.parse(JSON.stringify((vs?.spec as { http: unknown[] }).http));
 }
 

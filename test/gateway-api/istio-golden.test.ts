@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
+import { gatewayRouteVirtualServices } from '../../src/config/gateway-api/mesh-routes.ts';
 import { validateDocuments } from '../../src/config/validate/index.ts';
 
 const DIR = join(import.meta.dirname, '../fixtures/gateway-api/istio');
@@ -68,8 +69,7 @@ function generated(file: string): { vss: Vs[]; errors: string[] } {
   ];
   // Istio's inputs also hold ServiceEntries that name no port protocol meshlet reads as HTTP; only the routes matter here.
   const { resources, issues } = validateDocuments(docs);
-  const vss = resources
-    .filter((r) => r.kind === 'VirtualService' && r.metadata.annotations?.['internal.istio.io/route-semantics'] === 'gateway')
+  const vss = gatewayRouteVirtualServices(resources)
     .map((r) => ({
       name: r.metadata.name,
       namespace: r.metadata.namespace,

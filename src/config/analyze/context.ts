@@ -10,7 +10,6 @@ import type { FieldPath, IssueList } from '../issues.ts';
 import type { Steps } from '../steps.ts';
 import { type RegistryCache, ServiceRegistry, type Service } from '../registry.ts';
 import { ofKind, type AnyResource, type Resource } from '../resource.ts';
-import { usesGatewaySemantics } from '../gateway-api/mesh-routes.ts';
 import type { Destination, HTTPMirrorPolicy, HTTPRoute, HTTPRouteDestination, RouteDestination } from '../types/networking.ts';
 
 /** The inputs of one analysis run, computed once and shared by every analyzer. */
@@ -71,8 +70,7 @@ export function* createContext(resources: readonly AnyResource[], registryCache?
       const out = [...(registry.byHost.get(host) ?? []), ...wildcardServices.filter((s) => s.hostname !== host && hostMatches(s.hostname, host))];
       return out.sort((a, b) => (position.get(a) as number) - (position.get(b) as number));
     },
-    // Istio's analyzers read the resources users write: not the VirtualServices made from Gateway API routes (their problems are the routes' warnings).
-    virtualServices: ofKind(resources, 'VirtualService').filter((vs) => !usesGatewaySemantics(vs)),
+    virtualServices: ofKind(resources, 'VirtualService'),
     destinationRules,
     rulesMatching(host) {
       const out = [...(exact.get(host) ?? [])];

@@ -10,7 +10,7 @@
 import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRoute as IstioRoute, HTTPRouteDestination } from '../types/networking.ts';
 import type { StringMatch } from '../types/common.ts';
 import { gatewayDurationMs } from './duration.ts';
-import type { BackendObjectReference, BackendRef, GRPCRouteMatch, HeaderFilter, HTTPRouteMatch, MirrorFilter, RedirectFilter, RewriteFilter, RouteRule, ValueMatch } from './types.ts';
+import type { GatewayBackendObjectReference, GatewayBackendRef, GatewayGRPCRouteMatch, GatewayHeaderFilter, GatewayHTTPRouteMatch, GatewayMirrorFilter, GatewayRedirectFilter, GatewayRewriteFilter, GatewayRouteRule, GatewayValueMatch } from './types.ts';
 
 /** What conversion needs to know about the registry, and where it reports. */
 export interface ConvertContext {
@@ -37,7 +37,7 @@ function headerMap(list: readonly { name: string; value: string }[] | undefined)
   return out;
 }
 
-function headerOps(f: HeaderFilter): HeaderOperations {
+function headerOps(f: GatewayHeaderFilter): HeaderOperations {
   const ops: HeaderOperations = {};
   const add = headerMap(f.add);
   const set = headerMap(f.set);
@@ -47,7 +47,7 @@ function headerOps(f: HeaderFilter): HeaderOperations {
   return ops;
 }
 
-function valueMatches(list: readonly ValueMatch[] | undefined): Record<string, StringMatch> | undefined {
+function valueMatches(list: readonly GatewayValueMatch[] | undefined): Record<string, StringMatch> | undefined {
   if (list === undefined || list.length === 0) return undefined;
   const out: Record<string, StringMatch> = {};
   for (const m of list) out[m.name] = m.type === 'RegularExpression' ? { regex: m.value } : { exact: m.value };
@@ -55,7 +55,7 @@ function valueMatches(list: readonly ValueMatch[] | undefined): Record<string, S
 }
 
 /** `createURIMatch`: PathPrefix (the default, trailing `/` dropped), Exact or RegularExpression. */
-function uriMatch(m: HTTPRouteMatch): StringMatch {
+function uriMatch(m: GatewayHTTPRouteMatch): StringMatch {
   const type = m.path?.type ?? 'PathPrefix';
   let value = m.path?.value ?? '/';
   if (type === 'PathPrefix') {
@@ -66,7 +66,7 @@ function uriMatch(m: HTTPRouteMatch): StringMatch {
 }
 
 /** `createGRPCURIMatch`: `/<service>/<method>` as exact, prefix or regex matches. */
-function grpcUriMatch(m: GRPCRouteMatch): StringMatch | undefined {
+function grpcUriMatch(m: GatewayGRPCRouteMatch): StringMatch | undefined {
   const mm = m.method;
   if (mm === undefined) return undefined;
   if (mm.type === 'RegularExpression') {
@@ -85,7 +85,7 @@ function grpcUriMatch(m: GRPCRouteMatch): StringMatch | undefined {
  * Gateway semantics), a `networking.istio.io` `Hostname` backend is its name. Other kinds are
  * invalid backends: a warning, and a destination no service has (500 too).
  */
-function destination(b: BackendObjectReference, path: readonly (string | number)[], ctx: ConvertContext): Destination {
+function destination(b: GatewayBackendObjectReference, path: readonly (string | number)[], ctx: ConvertContext): Destination {
   const group = b.group ?? '';
   const kind = b.kind ?? 'Service';
   const ns = b.namespace ?? ctx.namespace;
@@ -105,7 +105,7 @@ function destination(b: BackendObjectReference, path: readonly (string | number)
 }
 
 /** `buildHTTPDestination`: weight-0 backends left out; a single backend gets no weight. */
-function destinations(refs: readonly BackendRef[], path: readonly (string | number)[], ctx: ConvertContext): HTTPRouteDestination[] {
+function destinations(refs: readonly GatewayBackendRef[], path: readonly (string | number)[], ctx: ConvertContext): HTTPRouteDestination[] {
   const kept = refs.map((b, i) => ({ b, i })).filter(({ b }) => (b.weight ?? 1) !== 0);
   return kept.map(({ b, i }) => {
     const rd: HTTPRouteDestination = { destination: destination(b, [...path, i], ctx) };
@@ -118,7 +118,7 @@ function destinations(refs: readonly BackendRef[], path: readonly (string | numb
   });
 }
 
-function redirect(f: RedirectFilter): NonNullable<IstioRoute['redirect']> {
+function redirect(f: GatewayRedirectFilter): NonNullable<IstioRoute['redirect']> {
   const r: NonNullable<IstioRoute['redirect']> = {};
   if (f.statusCode !== undefined) r.redirectCode = f.statusCode;
   if (f.hostname !== undefined) r.authority = f.hostname;
@@ -131,7 +131,7 @@ function redirect(f: RedirectFilter): NonNullable<IstioRoute['redirect']> {
   return r;
 }
 
-function rewrite(f: RewriteFilter): IstioRoute['rewrite'] {
+function rewrite(f: GatewayRewriteFilter): IstioRoute['rewrite'] {
   const r: NonNullable<IstioRoute['rewrite']> = {};
   if (f.path?.type === 'ReplacePrefixMatch' && f.path.replacePrefixMatch !== undefined) {
     // `/` means removing the prefix.
@@ -143,7 +143,7 @@ function rewrite(f: RewriteFilter): IstioRoute['rewrite'] {
 }
 
 /** `createMirrorFilter`; a mirror to a backend that does not exist is left out (istiod drops it). */
-function mirror(f: MirrorFilter, path: readonly (string | number)[], ctx: ConvertContext): NonNullable<IstioRoute['mirrors']>[number] | undefined {
+function mirror(f: GatewayMirrorFilter, path: readonly (string | number)[], ctx: ConvertContext): NonNullable<IstioRoute['mirrors']>[number] | undefined {
   let missing = false;
   const dest = destination(f.backendRef, path, { ...ctx, warn: (p, m) => {
     missing = true;
@@ -160,7 +160,7 @@ function mirror(f: MirrorFilter, path: readonly (string | number)[], ctx: Conver
  * The Istio routes of rule `index` of a route: one per match (one without a match when the
  * rule has none), in the order of the matches.
  */
-export function convertRule(kind: 'HTTPRoute' | 'GRPCRoute', routeName: string, rule: RouteRule<HTTPRouteMatch | GRPCRouteMatch>, index: number, ctx: ConvertContext): IstioRoute[] {
+export function convertRule(kind: 'HTTPRoute' | 'GRPCRoute', routeName: string, rule: GatewayRouteRule<GatewayHTTPRouteMatch | GatewayGRPCRouteMatch>, index: number, ctx: ConvertContext): IstioRoute[] {
   const path = ['spec', 'rules', index];
   const base: IstioRoute = { name: rule.name ?? `${ctx.namespace}.${routeName}.${index}` };
   (rule.filters ?? []).forEach((f, i) => {
@@ -197,13 +197,13 @@ export function convertRule(kind: 'HTTPRoute' | 'GRPCRoute', routeName: string, 
     base.route = destinations(refs, [...path, 'backendRefs'], ctx);
   }
   const matches: (HTTPMatchRequest | undefined)[] = (rule.matches ?? []).map((m) =>
-    kind === 'HTTPRoute' ? httpMatch(m as HTTPRouteMatch) : grpcMatch(m as GRPCRouteMatch),
+    kind === 'HTTPRoute' ? httpMatch(m as GatewayHTTPRouteMatch) : grpcMatch(m as GatewayGRPCRouteMatch),
   );
   if (matches.length === 0) matches.push(undefined);
   return matches.map((m) => (m === undefined ? { ...base } : { ...base, match: [m] }));
 }
 
-function httpMatch(m: HTTPRouteMatch): HTTPMatchRequest {
+function httpMatch(m: GatewayHTTPRouteMatch): HTTPMatchRequest {
   const out: HTTPMatchRequest = { uri: uriMatch(m) };
   const headers = valueMatches(m.headers);
   const query = valueMatches(m.queryParams);
@@ -213,7 +213,7 @@ function httpMatch(m: HTTPRouteMatch): HTTPMatchRequest {
   return out;
 }
 
-function grpcMatch(m: GRPCRouteMatch): HTTPMatchRequest {
+function grpcMatch(m: GatewayGRPCRouteMatch): HTTPMatchRequest {
   const out: HTTPMatchRequest = {};
   const uri = grpcUriMatch(m);
   const headers = valueMatches(m.headers);

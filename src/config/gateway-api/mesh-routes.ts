@@ -9,12 +9,12 @@
  *
  * @module
  */
-import type { IssueList } from '../issues.ts';
+import { IssueList } from '../issues.ts';
 import { type AnyResource, ofKind, type Resource } from '../resource.ts';
 import { kubeServiceHost } from '../registry-kube.ts';
 import type { HTTPRoute as IstioRoute, HTTPMatchRequest } from '../types/networking.ts';
 import { type ConvertContext, convertRule } from './convert.ts';
-import type { GatewayRoute } from './types.ts';
+import type { GatewayGRPCRouteMatch, GatewayHTTPRouteMatch, GatewayParentReference, GatewayRouteSpec } from './types.ts';
 
 /** istiod's annotation naming the routes a generated VirtualService was made of. */
 export const PARENTS_ANNOTATION = 'internal.istio.io/parents';
@@ -69,6 +69,9 @@ export function gatewayRouteKind(raw: Record<string, unknown>, apiVersion: strin
   return mesh ? kind : undefined;
 }
 
+/** An HTTPRoute or GRPCRoute meshlet applies (one with a Service or ServiceEntry parent). */
+export type GatewayRoute = Resource<'HTTPRoute'> | Resource<'GRPCRoute'>;
+
 interface Base {
   readonly key: string;
   readonly route: GatewayRoute;
@@ -108,11 +111,11 @@ export function sortHttpRoutes(routes: IstioRoute[]): void {
 
 /** `sortRoutesByCreationTime`: oldest first, then namespace, then name (routes without a time count as the oldest, as Go's zero time). */
 function byCreation(a: GatewayRoute, b: GatewayRoute): number {
-  const ta = a.creationTimestamp === undefined ? 0 : Date.parse(a.creationTimestamp);
-  const tb = b.creationTimestamp === undefined ? 0 : Date.parse(b.creationTimestamp);
+  const ta = a.metadata.creationTimestamp === undefined ? 0 : Date.parse(a.metadata.creationTimestamp);
+  const tb = b.metadata.creationTimestamp === undefined ? 0 : Date.parse(b.metadata.creationTimestamp);
   if (ta !== tb) return ta - tb;
-  if (a.namespace !== b.namespace) return a.namespace < b.namespace ? -1 : 1;
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  if (a.metadata.namespace !== b.metadata.namespace) return a.metadata.namespace < b.metadata.namespace ? -1 : 1;
+  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
 }
 
 /** `augmentPortMatch`: every match (or a match of its own) limited to the parent's port. */
@@ -125,7 +128,8 @@ function withPort(routes: readonly IstioRoute[], port: number): IstioRoute[] {
  * Services and ServiceEntries routes attach to and route to). Problems istiod reports in a
  * route's status are warnings here.
  */
-export function meshVirtualServices(routes: readonly GatewayRoute[], resources: readonly AnyResource[], issues: IssueList, firstOrder: number): AnyResource[] {
+export function routeVirtualServices(resources: readonly AnyResource[], issues: IssueList = new IssueList()): Resource<'VirtualService'>[] {
+  const routes = resources.filter((r): r is GatewayRoute & AnyResource => r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute');
   if (routes.length === 0) return [];
   const services = new Set(ofKind(resources, 'Service').map((s) => `${s.metadata.namespace}/${s.metadata.name}`));
   const entries = new Map(ofKind(resources, 'ServiceEntry').map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s] as const));
@@ -137,15 +141,16 @@ export function meshVirtualServices(routes: readonly GatewayRoute[], resources: 
   for (const route of routes) {
     const subject = { source: route.source, ref: route.ref };
     const warn = (path: readonly (string | number)[], message: string) => issues.at(subject, path, 'warning', message, 'MESHLET0004');
-    const ctx: ConvertContext = { namespace: route.namespace, serviceExists: (k) => services.has(k), hostExists: (h) => hosts.has(h), warn };
+    const ctx: ConvertContext = { namespace: route.metadata.namespace, serviceExists: (k) => services.has(k), hostExists: (h) => hosts.has(h), warn };
     let converted: IstioRoute[] | undefined;
     const rules = () => {
-      converted ??= (route.spec.rules ?? []).flatMap((rule, i) => convertRule(route.kind, route.name, rule, i, ctx));
+      const spec = route.spec as GatewayRouteSpec<GatewayHTTPRouteMatch | GatewayGRPCRouteMatch>;
+      converted ??= (spec.rules ?? []).flatMap((rule, i) => convertRule(route.kind, route.metadata.name, rule, i, ctx));
       return converted;
     };
-    (route.spec.parentRefs ?? []).forEach((p, i) => {
+    (route.spec.parentRefs ?? []).forEach((p: GatewayParentReference, i: number) => {
       const kind = parentKind(p);
-      const ns = p.namespace ?? route.namespace;
+      const ns = p.namespace ?? route.metadata.namespace;
       const at = ['spec', 'parentRefs', i];
       if (kind === 'Gateway') {
         warn(at, `not applied: Gateway ${ns}/${p.name} is a gateway parent and meshlet is not a gateway (the route's Service parents apply)`);
@@ -171,7 +176,7 @@ export function meshVirtualServices(routes: readonly GatewayRoute[], resources: 
         vsHosts = se.spec.hosts ?? [];
       }
       let http = rules();
-      let key = route.namespace;
+      let key = route.metadata.namespace;
       if (p.port !== undefined) {
         http = withPort(http, p.port);
         key += `/${p.port}`;
@@ -179,7 +184,7 @@ export function meshVirtualServices(routes: readonly GatewayRoute[], resources: 
       if (http.length === 0) return;
       for (const h of vsHosts) bases.push({ key: `${key}/${h}`, route, http, parentNamespace: ns });
     });
-    if ((route.spec.hostnames ?? []).length > 0 && (route.spec.parentRefs ?? []).some((p) => parentKind(p) === 'Service' || parentKind(p) === 'ServiceEntry')) {
+    if ((route.spec.hostnames ?? []).length > 0 && (route.spec.parentRefs ?? []).some((p: GatewayParentReference) => parentKind(p) === 'Service' || parentKind(p) === 'ServiceEntry')) {
       issues.at(subject, ['spec', 'hostnames'], 'info', 'hostnames do not apply to Service parents: istiod routes calls to the parent Service\'s own host', 'MESHLET0004');
     }
   }
@@ -189,7 +194,7 @@ export function meshVirtualServices(routes: readonly GatewayRoute[], resources: 
     if (list === undefined) byKey.set(b.key, [b]);
     else list.push(b);
   }
-  const out: AnyResource[] = [];
+  const out: Resource<'VirtualService'>[] = [];
   for (const [key, list] of byKey) {
     list.sort((a, b) => byCreation(a.route, b.route));
     const first = list[0] as Base;
@@ -197,12 +202,13 @@ export function meshVirtualServices(routes: readonly GatewayRoute[], resources: 
     sortHttpRoutes(http);
     const name = key.replaceAll('/', '~');
     const host = key.slice(key.lastIndexOf('/') + 1);
-    const parents = [...new Set(list.map((b) => `${b.route.kind}/${b.route.name}.${b.route.namespace}`))].join(',');
+    const parents = [...new Set(list.map((b) => `${b.route.kind}/${b.route.metadata.name}.${b.route.metadata.namespace}`))].join(',');
+    const ns = first.route.metadata.namespace;
     const metadata = {
       name,
-      namespace: first.route.namespace,
+      namespace: ns,
       annotations: { [PARENTS_ANNOTATION]: parents, [ROUTE_SEMANTICS_ANNOTATION]: 'gateway', [PARENT_NAMESPACE_ANNOTATION]: first.parentNamespace },
-      ...(first.route.creationTimestamp === undefined ? {} : { creationTimestamp: first.route.creationTimestamp }),
+      ...(first.route.metadata.creationTimestamp === undefined ? {} : { creationTimestamp: first.route.metadata.creationTimestamp }),
     };
     out.push({
       apiVersion: 'networking.istio.io/v1',
@@ -210,9 +216,25 @@ export function meshVirtualServices(routes: readonly GatewayRoute[], resources: 
       metadata,
       spec: { hosts: [host], gateways: ['mesh'], http: structuredClone(http) },
       source: first.route.source,
-      ref: `VirtualService ${first.route.namespace}/${name}`,
-      order: firstOrder + out.length,
+      ref: `VirtualService ${ns}/${name} (from ${parents})`,
+      // Its place is its oldest route's: where Istio compares ages, the route's age is the VirtualService's.
+      order: first.route.order,
     });
+  }
+  return out;
+}
+
+const cache = new WeakMap<readonly AnyResource[], readonly Resource<'VirtualService'>[]>();
+
+/**
+ * The VirtualServices made of the HTTPRoutes and GRPCRoutes among `resources`, computed once per
+ * resource set (what the route compiler adds to the VirtualServices users write).
+ */
+export function gatewayRouteVirtualServices(resources: readonly AnyResource[]): readonly Resource<'VirtualService'>[] {
+  let out = cache.get(resources);
+  if (out === undefined) {
+    out = Object.freeze(routeVirtualServices(resources));
+    cache.set(resources, out);
   }
   return out;
 }

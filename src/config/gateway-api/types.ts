@@ -6,7 +6,7 @@
  */
 
 /** A `parentRefs` entry: a Service (mesh routing), a ServiceEntry, or a Gateway. */
-export interface ParentReference {
+export interface GatewayParentReference {
   group?: string;
   kind?: string;
   namespace?: string;
@@ -16,7 +16,7 @@ export interface ParentReference {
 }
 
 /** A `backendRefs` entry, or a mirror filter's `backendRef`. */
-export interface BackendObjectReference {
+export interface GatewayBackendObjectReference {
   group?: string;
   kind?: string;
   name: string;
@@ -25,115 +25,112 @@ export interface BackendObjectReference {
 }
 
 /** A `backendRefs` entry of a rule: a backend, its weight and its own header filters. */
-export interface BackendRef extends BackendObjectReference {
+export interface GatewayBackendRef extends GatewayBackendObjectReference {
   weight?: number;
-  filters?: RouteFilter[];
+  filters?: GatewayRouteFilter[];
 }
 
 /** A header of a header modifier. */
-export interface HTTPHeader {
+export interface GatewayHTTPHeader {
   name: string;
   value: string;
 }
 
 /** `RequestHeaderModifier` / `ResponseHeaderModifier`. */
-export interface HeaderFilter {
-  set?: HTTPHeader[];
-  add?: HTTPHeader[];
+export interface GatewayHeaderFilter {
+  set?: GatewayHTTPHeader[];
+  add?: GatewayHTTPHeader[];
   remove?: string[];
 }
 
 /** The path part of a redirect or rewrite. */
-export interface PathModifier {
+export interface GatewayPathModifier {
   type: 'ReplaceFullPath' | 'ReplacePrefixMatch';
   replaceFullPath?: string;
   replacePrefixMatch?: string;
 }
 
 /** `RequestRedirect`. */
-export interface RedirectFilter {
+export interface GatewayRedirectFilter {
   scheme?: string;
   hostname?: string;
-  path?: PathModifier;
+  path?: GatewayPathModifier;
   port?: number;
   statusCode?: number;
 }
 
 /** `URLRewrite`. */
-export interface RewriteFilter {
+export interface GatewayRewriteFilter {
   hostname?: string;
-  path?: PathModifier;
+  path?: GatewayPathModifier;
 }
 
 /** `RequestMirror`. */
-export interface MirrorFilter {
-  backendRef: BackendObjectReference;
+export interface GatewayMirrorFilter {
+  backendRef: GatewayBackendObjectReference;
   percent?: number;
   fraction?: { numerator: number; denominator?: number };
 }
 
 /** A filter of a rule or of a backend. */
-export interface RouteFilter {
+export interface GatewayRouteFilter {
   type: string;
-  requestHeaderModifier?: HeaderFilter;
-  responseHeaderModifier?: HeaderFilter;
-  requestRedirect?: RedirectFilter;
-  urlRewrite?: RewriteFilter;
-  requestMirror?: MirrorFilter;
+  requestHeaderModifier?: GatewayHeaderFilter;
+  responseHeaderModifier?: GatewayHeaderFilter;
+  requestRedirect?: GatewayRedirectFilter;
+  urlRewrite?: GatewayRewriteFilter;
+  requestMirror?: GatewayMirrorFilter;
   cors?: Record<string, unknown>;
   extensionRef?: Record<string, unknown>;
 }
 
 /** A header or query parameter match. */
-export interface ValueMatch {
+export interface GatewayValueMatch {
   type?: 'Exact' | 'RegularExpression';
   name: string;
   value: string;
 }
 
 /** One HTTPRoute match. */
-export interface HTTPRouteMatch {
+export interface GatewayHTTPRouteMatch {
   path?: { type?: 'Exact' | 'PathPrefix' | 'RegularExpression'; value?: string };
-  headers?: ValueMatch[];
-  queryParams?: ValueMatch[];
+  headers?: GatewayValueMatch[];
+  queryParams?: GatewayValueMatch[];
   method?: string;
 }
 
 /** One GRPCRoute match. */
-export interface GRPCRouteMatch {
+export interface GatewayGRPCRouteMatch {
   method?: { type?: 'Exact' | 'RegularExpression'; service?: string; method?: string };
-  headers?: ValueMatch[];
+  headers?: GatewayValueMatch[];
 }
 
 /** A rule of an HTTPRoute or a GRPCRoute (GRPCRoute rules have no timeouts, retry or HTTP matches). */
-export interface RouteRule<M> {
+export interface GatewayRouteRule<M> {
   name?: string;
   matches?: M[];
-  filters?: RouteFilter[];
-  backendRefs?: BackendRef[];
+  filters?: GatewayRouteFilter[];
+  backendRefs?: GatewayBackendRef[];
   timeouts?: { request?: string; backendRequest?: string };
   retry?: { codes?: number[]; attempts?: number; backoff?: string };
   sessionPersistence?: Record<string, unknown>;
 }
 
 /** The spec of an HTTPRoute or a GRPCRoute. */
-export interface RouteSpec<M> {
-  parentRefs?: ParentReference[];
+export interface GatewayRouteSpec<M> {
+  parentRefs?: GatewayParentReference[];
   hostnames?: string[];
-  rules?: RouteRule<M>[];
+  rules?: GatewayRouteRule<M>[];
 }
 
-/** A validated HTTPRoute or GRPCRoute, waiting for the Services it needs to become VirtualServices. */
-export type GatewayRoute =
-  | (RouteMeta & { readonly kind: 'HTTPRoute'; readonly spec: RouteSpec<HTTPRouteMatch> })
-  | (RouteMeta & { readonly kind: 'GRPCRoute'; readonly spec: RouteSpec<GRPCRouteMatch> });
+/**
+ * The spec of a Gateway API HTTPRoute, as meshlet reads it.
+ * @category Config
+ */
+export type GatewayHTTPRouteSpec = GatewayRouteSpec<GatewayHTTPRouteMatch>;
 
-/** What every route carries besides its spec. */
-export interface RouteMeta {
-  readonly name: string;
-  readonly namespace: string;
-  readonly creationTimestamp: string | undefined;
-  /** `HTTPRoute namespace/name`. */
-  readonly ref: string;
-  readonly source: import('../issues.ts').SourceRef;
-}
+/**
+ * The spec of a Gateway API GRPCRoute, as meshlet reads it.
+ * @category Config
+ */
+export type GatewayGRPCRouteSpec = GatewayRouteSpec<GatewayGRPCRouteMatch>;

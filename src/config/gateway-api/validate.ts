@@ -7,7 +7,7 @@
  */
 import { fail, int, list, obj, oneOf, regex, req, str, strWith, type Ctx, type Validator } from '../validate/schema.ts';
 import { gatewayDurationMs } from './duration.ts';
-import type { BackendObjectReference, BackendRef, GRPCRouteMatch, HTTPRouteMatch, MirrorFilter, ParentReference, RouteFilter, RouteRule, RouteSpec, ValueMatch } from './types.ts';
+import type { GatewayBackendObjectReference, GatewayBackendRef, GatewayGRPCRouteMatch, GatewayHTTPRouteMatch, GatewayMirrorFilter, GatewayParentReference, GatewayRouteFilter, GatewayRouteRule, GatewayRouteSpec, GatewayValueMatch } from './types.ts';
 
 const name = strWith((s) => (s.length === 0 ? 'must not be empty' : s.length > 253 ? 'must be at most 253 characters' : undefined));
 const portNumber = int({ min: 1, max: 65535 });
@@ -20,7 +20,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const headerName = strWith((s) => (TOKEN.test(s) ? undefined : `invalid header name "${s}": a header name is a token (letters, digits and !#$%&'*+-.^_\`|~)`));
 const statusCode: Validator<number> = (v, path, ctx) => (typeof v === 'number' && [301, 302, 303, 307, 308].includes(v) ? v : fail(ctx, path, `must be one of 301, 302, 303, 307, 308; got ${JSON.stringify(v)}`));
 
-const parentRef = obj<ParentReference>({ group: str, kind: str, namespace: str, name: req(name), sectionName: str, port: portNumber });
+const parentRef = obj<GatewayParentReference>({ group: str, kind: str, namespace: str, name: req(name), sectionName: str, port: portNumber });
 
 const backendObject = {
   group: str,
@@ -48,9 +48,9 @@ const pathModifier = obj(
     },
   },
 );
-const mirror = obj<MirrorFilter>(
+const mirror = obj<GatewayMirrorFilter>(
   {
-    backendRef: req(obj<BackendObjectReference>({ ...backendObject }, { check: checkPort })),
+    backendRef: req(obj<GatewayBackendObjectReference>({ ...backendObject }, { check: checkPort })),
     percent: int({ min: 0, max: 100 }),
     fraction: obj({ numerator: req(int({ min: 0 })), denominator: int({ min: 1 }) }, {
       check: (f, path, ctx) => {
@@ -61,7 +61,7 @@ const mirror = obj<MirrorFilter>(
   { oneOf: [['percent', 'fraction']] },
 );
 
-const FILTER_FIELDS: Readonly<Record<string, keyof RouteFilter>> = {
+const FILTER_FIELDS: Readonly<Record<string, keyof GatewayRouteFilter>> = {
   RequestHeaderModifier: 'requestHeaderModifier',
   ResponseHeaderModifier: 'responseHeaderModifier',
   RequestRedirect: 'requestRedirect',
@@ -71,8 +71,8 @@ const FILTER_FIELDS: Readonly<Record<string, keyof RouteFilter>> = {
   ExtensionRef: 'extensionRef',
 };
 
-function filterValidator(allowed: readonly string[]): Validator<RouteFilter> {
-  return obj<RouteFilter>(
+function filterValidator(allowed: readonly string[]): Validator<GatewayRouteFilter> {
+  return obj<GatewayRouteFilter>(
     {
       type: req(oneOf(allowed)),
       requestHeaderModifier: headerFilter,
@@ -99,8 +99,8 @@ function filterValidator(allowed: readonly string[]): Validator<RouteFilter> {
   );
 }
 
-const valueMatch = (nameCheck: Validator<string>): Validator<ValueMatch> =>
-  obj<ValueMatch>(
+const valueMatch = (nameCheck: Validator<string>): Validator<GatewayValueMatch> =>
+  obj<GatewayValueMatch>(
     { type: oneOf(['Exact', 'RegularExpression'] as const), name: req(nameCheck), value: req(str) },
     {
       check: (m, path, ctx) => {
@@ -110,7 +110,7 @@ const valueMatch = (nameCheck: Validator<string>): Validator<ValueMatch> =>
   );
 
 /** The names in a list must be unique, case-insensitively for headers (the CRD's listMapKey). */
-function uniqueNames(items: readonly ValueMatch[] | undefined, path: readonly (string | number)[], field: string, ctx: Ctx, fold: boolean): void {
+function uniqueNames(items: readonly GatewayValueMatch[] | undefined, path: readonly (string | number)[], field: string, ctx: Ctx, fold: boolean): void {
   const seen = new Set<string>();
   (items ?? []).forEach((m, i) => {
     const k = fold ? m.name.toLowerCase() : m.name;
@@ -119,7 +119,7 @@ function uniqueNames(items: readonly ValueMatch[] | undefined, path: readonly (s
   });
 }
 
-const httpMatch = obj<HTTPRouteMatch>(
+const httpMatch = obj<GatewayHTTPRouteMatch>(
   {
     path: obj(
       { type: oneOf(['Exact', 'PathPrefix', 'RegularExpression'] as const), value: str },
@@ -144,7 +144,7 @@ const httpMatch = obj<HTTPRouteMatch>(
   },
 );
 
-const grpcMatch = obj<GRPCRouteMatch>({
+const grpcMatch = obj<GatewayGRPCRouteMatch>({
   method: obj(
     { type: oneOf(['Exact', 'RegularExpression'] as const), service: str, method: str },
     {
@@ -163,8 +163,8 @@ const grpcMatch = obj<GRPCRouteMatch>({
   headers: list(valueMatch(headerName)),
 });
 
-function backendRef(filters: Validator<RouteFilter>): Validator<BackendRef> {
-  return obj<BackendRef>(
+function backendRef(filters: Validator<GatewayRouteFilter>): Validator<GatewayBackendRef> {
+  return obj<GatewayBackendRef>(
     { ...backendObject, weight: int({ min: 0, max: 1000000 }), filters: list(filters) },
     {
       check: (b, path, ctx) => {
@@ -179,10 +179,10 @@ function backendRef(filters: Validator<RouteFilter>): Validator<BackendRef> {
   );
 }
 
-function rule<M extends HTTPRouteMatch | GRPCRouteMatch>(kind: 'HTTPRoute' | 'GRPCRoute'): Validator<RouteRule<M>> {
+function rule<M extends GatewayHTTPRouteMatch | GatewayGRPCRouteMatch>(kind: 'HTTPRoute' | 'GRPCRoute'): Validator<GatewayRouteRule<M>> {
   const http = kind === 'HTTPRoute';
   const filters = filterValidator(http ? Object.keys(FILTER_FIELDS) : ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror', 'ExtensionRef']);
-  return obj<RouteRule<M>>(
+  return obj<GatewayRouteRule<M>>(
     {
       name: name,
       matches: list((http ? httpMatch : grpcMatch) as unknown as Validator<M>),
@@ -202,7 +202,7 @@ function rule<M extends HTTPRouteMatch | GRPCRouteMatch>(kind: 'HTTPRoute' | 'GR
         for (const t of ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestRedirect', 'URLRewrite']) if (count(t) > 1) fail(ctx, [...path, 'filters'], `${t} may appear at most once in a rule`);
         if (count('RequestRedirect') > 0 && count('URLRewrite') > 0) fail(ctx, [...path, 'filters'], 'RequestRedirect and URLRewrite cannot both be used in a rule');
         if (count('RequestRedirect') > 0 && (r.backendRefs ?? []).length > 0) fail(ctx, [...path, 'backendRefs'], 'must be empty when the rule has a RequestRedirect filter');
-        const ms = (r.matches ?? []) as HTTPRouteMatch[];
+        const ms = (r.matches ?? []) as GatewayHTTPRouteMatch[];
         // No matches is the default match, a PathPrefix "/".
         const prefixOnly = ms.length === 0 || (ms.length === 1 && (ms[0]?.path?.type ?? 'PathPrefix') === 'PathPrefix');
         fs.forEach((f, i) => {
@@ -220,8 +220,8 @@ function rule<M extends HTTPRouteMatch | GRPCRouteMatch>(kind: 'HTTPRoute' | 'GR
   );
 }
 
-function spec<M extends HTTPRouteMatch | GRPCRouteMatch>(kind: 'HTTPRoute' | 'GRPCRoute'): Validator<RouteSpec<M>> {
-  return obj<RouteSpec<M>>({
+function spec<M extends GatewayHTTPRouteMatch | GatewayGRPCRouteMatch>(kind: 'HTTPRoute' | 'GRPCRoute'): Validator<GatewayRouteSpec<M>> {
+  return obj<GatewayRouteSpec<M>>({
     parentRefs: list(parentRef, { max: 32 }),
     hostnames: list(strWith((s) => (/^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(s) ? undefined : `"${s}" is not a host name (lower case, a leading "*." allowed)`)), { max: 16 }),
     rules: list(rule<M>(kind), { max: 16 }),
@@ -229,6 +229,6 @@ function spec<M extends HTTPRouteMatch | GRPCRouteMatch>(kind: 'HTTPRoute' | 'GR
 }
 
 /** Validates an HTTPRoute spec. */
-export const httpRouteSpec: Validator<RouteSpec<HTTPRouteMatch>> = spec<HTTPRouteMatch>('HTTPRoute');
+export const httpRouteSpec: Validator<GatewayRouteSpec<GatewayHTTPRouteMatch>> = spec<GatewayHTTPRouteMatch>('HTTPRoute');
 /** Validates a GRPCRoute spec. */
-export const grpcRouteSpec: Validator<RouteSpec<GRPCRouteMatch>> = spec<GRPCRouteMatch>('GRPCRoute');
+export const grpcRouteSpec: Validator<GatewayRouteSpec<GatewayGRPCRouteMatch>> = spec<GatewayGRPCRouteMatch>('GRPCRoute');

@@ -27,8 +27,7 @@ import { virtualServiceSpec } from './virtual-service.ts';
 import { workloadEntrySpec } from './workload-entry.ts';
 import { workloadGroupSpec } from './workload-group.ts';
 import { SkippedKinds } from './skipped-kinds.ts';
-import { gatewayRouteKind, meshVirtualServices } from '../gateway-api/mesh-routes.ts';
-import type { GatewayRoute } from '../gateway-api/types.ts';
+import { gatewayRouteKind, routeVirtualServices } from '../gateway-api/mesh-routes.ts';
 import { grpcRouteSpec, httpRouteSpec } from '../gateway-api/validate.ts';
 
 const SPEC_VALIDATORS: { readonly [K in Kind]: Validator<SpecByKind[K]> } = {
@@ -44,6 +43,8 @@ const SPEC_VALIDATORS: { readonly [K in Kind]: Validator<SpecByKind[K]> } = {
   Telemetry: telemetrySpec,
   EnvoyFilter: envoyFilterSpec,
   Sidecar: sidecarSpec,
+  HTTPRoute: httpRouteSpec,
+  GRPCRoute: grpcRouteSpec,
 };
 
 const metadataValidator = obj<ObjectMeta>({
@@ -98,8 +99,6 @@ interface DocOutcome {
   readonly issues: readonly ConfigIssue[];
   readonly valid?: Valid;
   readonly skip?: Parameters<SkippedKinds['add']>;
-  /** An HTTPRoute or GRPCRoute with a Service parent, made into VirtualServices once every document is read. */
-  readonly gatewayRoute?: GatewayRoute;
 }
 
 /** Validates one document on its own (what does not depend on the other documents). */
@@ -129,9 +128,10 @@ function validateOne(doc: RawDocument, defaultNs: string): DocOutcome {
     at(`${label}: ${decision.message}`);
     return done();
   }
-  const routeKind = decision.action === 'skip' ? gatewayRouteKind(raw, apiVersion, kind) : undefined;
-  if (decision.action === 'skip' && routeKind === undefined) return { issues: [], skip: [raw, apiVersion, kind, decision, doc.source, defaultNs] };
-  const k = decision.action === 'apply' ? decision.kind : undefined;
+  // An HTTPRoute or GRPCRoute with a Service parent is mesh routing (GAMMA), which meshlet applies; one attached only to Gateways is skipped.
+  const k = decision.action === 'apply' ? decision.kind : gatewayRouteKind(raw, apiVersion, kind);
+  if (decision.action === 'skip' && k === undefined) return { issues: [], skip: [raw, apiVersion, kind, decision, doc.source, defaultNs] };
+  if (k === undefined) return done();
   const ns = typeof (raw.metadata as { namespace?: unknown } | undefined)?.namespace === 'string'
     ? ((raw.metadata as { namespace: string }).namespace)
     : defaultNs;
@@ -152,16 +152,9 @@ function validateOne(doc: RawDocument, defaultNs: string): DocOutcome {
       ? Object.fromEntries(Object.entries(m).filter(([key]) => !IGNORED_METADATA.includes(key)))
       : m;
     metadata = metadataValidator(cleaned, ['metadata'], ctx);
-    if (metadata !== undefined && k !== undefined) METADATA_CHECKS[k]?.(metadata, ctx);
+    if (metadata !== undefined) METADATA_CHECKS[k]?.(metadata, ctx);
   }
   const spec = raw.spec === undefined || raw.spec === null ? {} : raw.spec;
-  if (k === undefined) {
-    // An HTTPRoute or GRPCRoute for mesh routing (GAMMA).
-    const typed = (routeKind === 'HTTPRoute' ? httpRouteSpec : grpcRouteSpec)(spec, ['spec'], ctx);
-    if (issues.hasErrors || metadata === undefined || typed === undefined) return done();
-    const route = { kind: routeKind, name: metadata.name, namespace: ns, creationTimestamp: metadata.creationTimestamp, ref, source: doc.source, spec: typed } as GatewayRoute;
-    return { issues: issues.all, gatewayRoute: route };
-  }
   const typedSpec = (SPEC_VALIDATORS[k] as Validator<unknown>)(spec, ['spec'], ctx);
   checkAnnotations(k, apiVersion, spec, ctx);
   if (issues.hasErrors || metadata === undefined || typedSpec === undefined) return done();
@@ -222,12 +215,10 @@ export function* validateSteps(docs: readonly RawDocument[], options: ValidateOp
   const resources: AnyResource[] = [];
   const seen = new Map<string, AnyResource>();
   const skipped = new SkippedKinds();
-  const routes: GatewayRoute[] = [];
   for (const doc of docs) {
     const { outcome, last } = cache?.get(doc, defaultNs) ?? { outcome: validateOne(doc, defaultNs), last: undefined };
     for (const i of outcome.issues) issues.push(i);
     if (outcome.skip !== undefined) skipped.add(...outcome.skip);
-    if (outcome.gatewayRoute !== undefined) routes.push(outcome.gatewayRoute);
     const valid = outcome.valid;
     if (valid !== undefined) {
       const first = seen.get(valid.key);
@@ -246,7 +237,8 @@ export function* validateSteps(docs: readonly RawDocument[], options: ValidateOp
     }
     yield;
   }
-  for (const r of meshVirtualServices(routes, resources, issues, resources.length)) resources.push(r);
+  // What istiod reports in the status of HTTPRoutes and GRPCRoutes (parents and backends not found) as warnings.
+  routeVirtualServices(resources, issues);
   skipped.report(issues);
   skipped.reportEndpointsOf(resources, issues);
   cache?.end();
