@@ -125,12 +125,10 @@ export interface GatewayRouteSpec<M> {
 
 /**
  * The spec of a Gateway API HTTPRoute, as meshlet reads it.
- * @category Config
  */
 export type GatewayHTTPRouteSpec = GatewayRouteSpec<GatewayHTTPRouteMatch>;
 
 /**
  * The spec of a Gateway API GRPCRoute, as meshlet reads it.
- * @category Config
  */
 export type GatewayGRPCRouteSpec = GatewayRouteSpec<GatewayGRPCRouteMatch>;
