@@ -60,6 +60,11 @@ describe('HTTPRoute validation', () => {
     });
   }
 
+  it('a bad value is one error, not also "is required"', async () => {
+    const got = await issuesOf(route('  - filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: v2}}}]\n    backendRefs: [{name: reviews, port: 9080}]'));
+    assert.deepEqual(got.filter((i) => i.startsWith('error')), ['error spec.rules[0].filters[0].urlRewrite.path.replacePrefixMatch line 12: must be an absolute path starting with "/", got "v2"']);
+  });
+
   it('a route attached only to Gateways is skipped with a notice, as before', async () => {
     const got = await issuesOf(route('  - backendRefs: [{name: reviews, port: 9080}]', '[{name: gw}]'));
     assert.ok(got.some((i) => /skipped 1 HTTPRoute .*default\/r; these routes are attached to no Service/.test(i)), got.join('\n'));

@@ -42,9 +42,9 @@ const headerFilter = obj({ set: list(headerValue), add: list(headerValue), remov
 const pathModifier = obj(
   { type: req(oneOf(['ReplaceFullPath', 'ReplacePrefixMatch'] as const)), replaceFullPath: absolutePath, replacePrefixMatch: absolutePath },
   {
-    check: (p, path, ctx) => {
-      if (p.type === 'ReplaceFullPath' && p.replaceFullPath === undefined) fail(ctx, [...path, 'replaceFullPath'], 'is required when type is ReplaceFullPath');
-      if (p.type === 'ReplacePrefixMatch' && p.replacePrefixMatch === undefined) fail(ctx, [...path, 'replacePrefixMatch'], 'is required when type is ReplacePrefixMatch');
+    check: (p, path, ctx, raw) => {
+      if (p.type === 'ReplaceFullPath' && raw.replaceFullPath === undefined) fail(ctx, [...path, 'replaceFullPath'], 'is required when type is ReplaceFullPath');
+      if (p.type === 'ReplacePrefixMatch' && raw.replacePrefixMatch === undefined) fail(ctx, [...path, 'replacePrefixMatch'], 'is required when type is ReplacePrefixMatch');
     },
   },
 );
@@ -84,12 +84,12 @@ function filterValidator(allowed: readonly string[]): Validator<GatewayRouteFilt
       extensionRef: (v, path, ctx) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : fail(ctx, path, 'must be an object')),
     },
     {
-      check: (f, path, ctx) => {
+      check: (f, path, ctx, raw) => {
         const field = FILTER_FIELDS[f.type];
         for (const k of Object.values(FILTER_FIELDS)) {
           if (k === field) {
-            if (f[k] === undefined) fail(ctx, [...path, k], `is required when type is ${f.type}`);
-          } else if (f[k] !== undefined) fail(ctx, [...path, k], `must not be set when type is ${f.type}`);
+            if (raw[k] === undefined) fail(ctx, [...path, k], `is required when type is ${f.type}`);
+          } else if (raw[k] !== undefined) fail(ctx, [...path, k], `must not be set when type is ${f.type}`);
         }
         // istiod: "unsupported filter type" — the whole route is not converted.
         if (f.type === 'ExtensionRef') fail(ctx, [...path, 'type'], 'ExtensionRef filters are not supported (istiod does not convert a route that has one)');
