@@ -23,7 +23,8 @@ function http(rule: object, parent: object = {}): unknown[] {
   const { resources, issues } = validateDocuments([...SERVICES, route].map((value) => ({ value, source: { file: 'test' } })));
   assert.deepEqual(issues.ofLevel('error').map(String), []);
   const vs = gatewayRouteVirtualServices(resources)[0];
-  return JSON.parse(JSON.stringify((vs?.spec as { http: unknown[] }).http));
+  assert.ok(vs !== undefined, 'a VirtualService is made');
+  return JSON.parse(JSON.stringify(vs.spec.http));
 }
 
 const to = (name: string, weight?: number) => ({ destination: { host: `${name}.default.svc.cluster.local`, port: { number: 9080 } }, ...(weight === undefined ? {} : { weight }) });
