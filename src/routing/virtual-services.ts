@@ -59,6 +59,8 @@ export function meshVirtualServices(resources: readonly AnyResource[], namespace
 /** VirtualServices indexed by host; for a host, an exact host beats a wildcard, then the first listed wins (Istio's conflict rule: see {@link exportClass}). */
 export class VirtualServiceIndex {
   readonly #exact = new Map<string, Resource<'VirtualService'>>();
+  /** Every VirtualService of an exact host, in order (the first is `#exact`'s). */
+  readonly #exactAll = new Map<string, Resource<'VirtualService'>[]>();
   readonly #wildcard: { host: string; vs: Resource<'VirtualService'> }[] = [];
   readonly entries: readonly VsEntry[];
 
@@ -67,7 +69,12 @@ export class VirtualServiceIndex {
     for (const e of entries) {
       for (const h of e.hosts) {
         if (isWildcard(h)) this.#wildcard.push({ host: h, vs: e.vs });
-        else if (!this.#exact.has(h)) this.#exact.set(h, e.vs);
+        else {
+          if (!this.#exact.has(h)) this.#exact.set(h, e.vs);
+          const all = this.#exactAll.get(h);
+          if (all === undefined) this.#exactAll.set(h, [e.vs]);
+          else if (!all.includes(e.vs)) all.push(e.vs);
+        }
       }
     }
     // A stable sort: among equally specific hosts, the first listed wins.
@@ -79,6 +86,18 @@ export class VirtualServiceIndex {
     if (exact !== undefined) return exact;
     for (const w of this.#wildcard) if (hostMatches(w.host, host)) return w.vs;
     return undefined;
+  }
+
+  /**
+   * Every VirtualService for `host`, in the order {@link find} prefers them: on a port where the
+   * first makes no route (its match blocks name other ports), istiod builds no virtual host from
+   * it (`buildSidecarVirtualHostsForVirtualService` returns none) and the next one for the host
+   * routes that port — e.g. the VirtualServices of two HTTPRoutes attached to two ports of one Service.
+   */
+  findAll(host: string): readonly Resource<'VirtualService'>[] {
+    const out = [...(this.#exactAll.get(host) ?? [])];
+    for (const w of this.#wildcard) if (hostMatches(w.host, host) && !out.includes(w.vs)) out.push(w.vs);
+    return out;
   }
 }
 

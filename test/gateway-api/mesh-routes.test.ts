@@ -135,3 +135,39 @@ describe('HTTPRoute with a Service parent, through real calls', () => {
     assert.ok(v1 > 25, `producer route kept in default: ${v1}/40 to v1`);
   });
 });
+
+describe('HTTPRoutes attached to two ports of one Service', () => {
+  it('each port is routed by its own route (the first VirtualService for the host makes no route on the other port, so the next one routes it)', async () => {
+    const a = await startUpstream('a');
+    const b = await startUpstream('b');
+    const port = (name: string, n: number) => ({ name, port: n });
+    const svc = (name: string, ports: object[]) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { selector: { app: name }, ports } });
+    const route = (name: string, parentPort: number, backendName: string) => ({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name, namespace: 'default' },
+      spec: { parentRefs: [{ group: '', kind: 'Service', name: 'echo', port: parentPort }], rules: [{ backendRefs: [{ name: backendName, port: 9080 }] }] },
+    });
+    const mesh = await createMesh({
+      service: 'web',
+      config: [
+        svc('echo', [port('http', 9080), port('http-alt', 9081)]),
+        svc('a', [port('http', 9080)]),
+        svc('b', [port('http', 9080)]),
+        workloadEntry('a', { app: 'a' }, a.port),
+        workloadEntry('b', { app: 'b' }, b.port),
+        route('on-9080', 9080, 'a'),
+        route('on-9081', 9081, 'b'),
+      ],
+    });
+    try {
+      const body = async (url: string) => (await request(url, { dispatcher: mesh.dispatcher })).body.text();
+      assert.equal(await body('http://echo:9080/'), 'a');
+      assert.equal(await body('http://echo:9081/'), 'b');
+    } finally {
+      await mesh.close();
+      await a.close();
+      await b.close();
+    }
+  });
+});
