@@ -65,6 +65,11 @@ describe('HTTPRoute validation', () => {
     assert.deepEqual(got.filter((i) => i.startsWith('error')), ['error spec.rules[0].filters[0].urlRewrite.path.replacePrefixMatch line 12: must be an absolute path starting with "/", got "v2"']);
   });
 
+  it('hostnames on a route with a Service parent: an info that they do not apply', async () => {
+    const got = await issuesOf(route('  - backendRefs: [{name: reviews, port: 9080}]').replace('  rules:', '  hostnames: [reviews.example.com]\n  rules:'));
+    assert.ok(got.some((i) => /^info spec\.hostnames line 11: hostnames do not apply to Service parents/.test(i)), got.join('\n'));
+  });
+
   it('a route attached only to Gateways is skipped with a notice, as before', async () => {
     const got = await issuesOf(route('  - backendRefs: [{name: reviews, port: 9080}]', '[{name: gw}]'));
     assert.ok(got.some((i) => /skipped 1 HTTPRoute .*default\/r; these routes are attached to no Service/.test(i)), got.join('\n'));
