@@ -65,6 +65,16 @@ describe('HTTPRoute validation', () => {
     assert.deepEqual(got.filter((i) => i.startsWith('error')), ['error spec.rules[0].filters[0].urlRewrite.path.replacePrefixMatch line 12: must be an absolute path starting with "/", got "v2"']);
   });
 
+  // istiod's TestCreateHeadersFilter: newline, carriage return, NUL, other control characters and DEL refused; tab allowed.
+  for (const [name, value, ok] of [['newline', '\\n', false], ['carriage return', '\\r', false], ['NUL', '\\0', false], ['control character', '\\x01', false], ['DEL', '\\x7f', false], ['tab', '\\t', true]] as const) {
+    it(`a header filter value with a ${name} is ${ok ? 'accepted' : 'an error'} (istiod's TestCreateHeadersFilter)`, async () => {
+      const got = await issuesOf(route(`  - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-foo, value: "bar${value}baz"}]}}]\n    backendRefs: [{name: reviews, port: 9080}]`));
+      const errors = got.filter((i) => i.startsWith('error'));
+      if (ok) assert.deepEqual(errors, []);
+      else assert.ok(errors.some((i) => /requestHeaderModifier\.set\[0\]\.value line 12: contains invalid characters/.test(i)), got.join('\n'));
+    });
+  }
+
   it('hostnames on a route with a Service parent: an info that they do not apply', async () => {
     const got = await issuesOf(route('  - backendRefs: [{name: reviews, port: 9080}]').replace('  rules:', '  hostnames: [reviews.example.com]\n  rules:'));
     assert.ok(got.some((i) => /^info spec\.hostnames line 11: hostnames do not apply to Service parents/.test(i)), got.join('\n'));

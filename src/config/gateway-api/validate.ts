@@ -37,7 +37,9 @@ function checkPort(b: { group?: string; kind?: string; port?: number }, path: re
   else if (b.port === undefined) fail(ctx, [...path, 'port'], 'is required (istiod does not convert a route with a backendRef without a port)');
 }
 
-const headerValue: Validator<{ name: string; value: string }> = obj({ name: req(headerName), value: req(str) });
+/** istiod's `isValidHeaderValue`: tab, or printable (no control character, no DEL); a route with another is not converted. */
+const filterValue = strWith((v) => ([...v].every((c) => c === '\t' || (c >= ' ' && c !== '\x7f')) ? undefined : 'contains invalid characters (a control character or DEL): istiod does not convert a route with one'));
+const headerValue: Validator<{ name: string; value: string }> = obj({ name: req(headerName), value: req(filterValue) });
 const headerFilter = obj({ set: list(headerValue), add: list(headerValue), remove: list(headerName) });
 const pathModifier = obj(
   { type: req(oneOf(['ReplaceFullPath', 'ReplacePrefixMatch'] as const)), replaceFullPath: absolutePath, replacePrefixMatch: absolutePath },
