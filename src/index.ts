@@ -98,5 +98,6 @@ export type * from './config/types/networking.ts';
 export type * from './config/types/security.ts';
 export type * from './config/types/telemetry.ts';
 export type * from './config/types/kubernetes.ts';
+export type * from './config/gateway-api/types.ts';
 export type * from './config/types/envoy-filter.ts';
 export type * from './config/types/sidecar.ts';

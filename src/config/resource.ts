@@ -12,6 +12,7 @@ import type { SidecarSpec } from './types/sidecar.ts';
 import type { DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec, WorkloadEntrySpec, WorkloadGroupSpec } from './types/networking.ts';
 import type { AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec } from './types/security.ts';
 import type { TelemetrySpec } from './types/telemetry.ts';
+import type { GatewayGRPCRouteSpec, GatewayHTTPRouteSpec } from './gateway-api/types.ts';
 
 /**
  * The kinds meshlet reads, mapped to their spec types.
@@ -33,6 +34,10 @@ export interface SpecByKind {
   EnvoyFilter: EnvoyFilterSpec;
   /** Egress scoping and the outbound traffic policy of the workloads it selects. */
   Sidecar: SidecarSpec;
+  /** Gateway API HTTPRoute with a Service or ServiceEntry parent (mesh routing, GAMMA); routed as the VirtualServices istiod makes of it. */
+  HTTPRoute: GatewayHTTPRouteSpec;
+  /** Gateway API GRPCRoute with a Service or ServiceEntry parent (mesh routing, GAMMA). */
+  GRPCRoute: GatewayGRPCRouteSpec;
 }
 
 /**
@@ -61,6 +66,8 @@ export const KIND_VERSIONS: Readonly<Record<Kind, { group: string; versions: rea
   Telemetry: { group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'] },
   EnvoyFilter: { group: 'networking.istio.io', versions: ['v1alpha3'] },
   Sidecar: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
+  HTTPRoute: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1', 'v1alpha2'] },
+  GRPCRoute: { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1alpha2'] },
 };
 
 /** `group/version`, or just `version` for the core group. */

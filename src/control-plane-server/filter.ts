@@ -52,6 +52,8 @@ export function isRelevant(r: AnyResource, w: WorkloadKey, rootNamespace = DEFAU
   if (r.kind === 'WorkloadEntry') return selection?.selects(r) === true;
   // Every PeerAuthentication: auto-mTLS reads the destination's (each mesh composes its own by namespace and selector).
   if (r.kind === 'PeerAuthentication') return true;
+  // A Gateway API route: a producer route (in its Service's namespace) applies to every workload, a consumer route to its own namespace's; the route compiler decides which, as istiod's sidecar config does.
+  if (r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute') return true;
   if (NETWORKING.has(r.kind)) {
     const exportTo = (r.spec as { exportTo?: string[] }).exportTo;
     return isVisible(exportTo, ns, w.namespace);

@@ -19,6 +19,9 @@ import type { RequestMatcher } from '../routing/request-matcher.ts';
 import type { ClusterState } from './cluster-state.ts';
 import { addResponseOps, type OutboundRateLimits, refuseCall } from './rate-limit.ts';
 
+/** Envoy's gRPC status for a local reply of HTTP 500 (`Grpc::Utility::httpToGrpcStatus`: UNKNOWN). */
+const GRPC_UNKNOWN = 2;
+
 /** What the route layer needs from the mesh. */
 export interface RouteLayerOptions {
   readonly random: Random;
@@ -234,7 +237,7 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       const state = cluster === undefined ? undefined : o.clusterState(cluster.name);
       if (state === undefined) {
         if (cors !== undefined) addResponseOps(ex, cors);
-        ex.fail(new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, ex.errorContext()));
+        ex.fail(new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, { ...ex.errorContext(), httpStatus: route.clusterNotFoundStatus, grpcStatus: route.clusterNotFoundStatus === 500 ? GRPC_UNKNOWN : undefined }));
         return;
       }
       ex.cluster = state;

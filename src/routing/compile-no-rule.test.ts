@@ -49,6 +49,19 @@ describe('compileSnapshot: a VirtualService with no rule for this workload or po
   });
 });
 
+describe('compileSnapshot: a second VirtualService for the host routes where the first makes no route', () => {
+  // istiod builds no virtual host from a VirtualService without routes for the port or workload
+  // (route.go buildSidecarVirtualHostsForVirtualService returns none) and dedupes virtual hosts by
+  // domain afterwards (httproute.go), so the next VirtualService for the host takes that port.
+  const first = doc(NET, 'VirtualService', 'a-first', `hosts: [details]\nhttp:\n- match: [{port: 9090}]\n  route: [${to('v2', 'details')}]`);
+  const second = doc(NET, 'VirtualService', 'b-second', `hosts: [details]\nhttp:\n- route: [${to('v3', 'details')}]`);
+  it('port 9090 by the first, any other port by the second (not the default route)', () => {
+    const s = compile([DETAILS, SUBSETS('details'), first, second]);
+    assert.equal(subsetOf(s, req('details:9090')), 'v2');
+    assert.equal(subsetOf(s, req('details:9080')), 'v3');
+  });
+});
+
 describe('compileSnapshot: an https:// call without a port (Istio egress: a ServiceEntry with ports 80 and 443)', () => {
   const cnn = doc(NET, 'ServiceEntry', 'cnn', 'hosts: [edition.cnn.com]\nresolution: DNS\nports:\n- {number: 80, name: http-port, protocol: HTTP}\n- {number: 443, name: https, protocol: HTTPS}');
   const https = (authority: string): RequestHead => ({ ...req(authority), scheme: 'https' });

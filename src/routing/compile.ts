@@ -30,7 +30,7 @@ import { ClusterCompiler } from './cluster-compiler.ts';
 import type { CompileCache } from './compile-cache.ts';
 import { Compiler } from './compiler.ts';
 import { isHttpPort, routesHttp } from './http-ports.ts';
-import { RouteTable, type Cluster, type RouteDecision, type VirtualHost } from './route-table.ts';
+import { RouteTable, type Cluster, type CompiledRoute, type RouteDecision, type VirtualHost } from './route-table.ts';
 import { meshVirtualServices, VirtualServiceIndex, type VsEntry, vsOnlyPorts, wildcardMatchesService } from './virtual-services.ts';
 
 /**
@@ -220,7 +220,8 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   const vhosts: VirtualHost[] = [];
   const covered = new Set<string>();
   /** The virtual hosts of one service's ports (`aliases`: the ExternalName Services whose names reach it). */
-  const serviceVhosts = (svc: Service, ports: readonly (ServicePort | undefined)[], vs: Resource<'VirtualService'> | undefined, aliases: readonly ServiceAlias[]) => {
+  const serviceVhosts = (svc: Service, ports: readonly (ServicePort | undefined)[], candidates: readonly Resource<'VirtualService'>[], aliases: readonly ServiceAlias[]) => {
+    const vs = candidates[0];
     for (const p of ports) {
       const port = p?.number;
       const name = port === undefined ? svc.hostname : `${svc.hostname}:${port}`;
@@ -236,18 +237,25 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
       }
       // A headless Service is also reached through its subdomains (`web-0.web`), as Istio adds `*.<domain>`.
       if (svc.headless === true) for (const n of names) domains.push(`*.${n}`);
-      vhosts.push(
-        vhost(name, svc, vs, domains, () => {
-          let routes = vs !== undefined ? compiler.routes(vs, port) : [];
+      const make = () => {
           // A VirtualService none of whose rules applies to this workload and port (their match
           // blocks name other ports, other sourceLabels or sourceNamespaces) makes no routes, and
-          // istiod then gives the service its default route on that port, as if it had no
-          // VirtualService (BuildSidecarVirtualHostWrapper): not a 404.
-          const routedBy = routes.length > 0 ? vs : undefined;
+          // istiod then takes the next VirtualService for the host, or gives the service its
+          // default route on that port, as if it had no VirtualService (BuildSidecarVirtualHostWrapper): not a 404.
+          let routes: CompiledRoute[] = [];
+          let routedBy: Resource<'VirtualService'> | undefined;
+          for (const c of candidates) {
+            routes = compiler.routes(c, port);
+            if (routes.length > 0) {
+              routedBy = c;
+              break;
+            }
+          }
           if (routedBy === undefined && p !== undefined) routes = [compiler.defaultRoute(svc, p)];
           return Object.freeze({ name, host: svc.hostname, port, service: svc, virtualService: routedBy?.ref, routes: Object.freeze(routes), domains: Object.freeze(domains) });
-        }),
-      );
+      };
+      // The cache knows one VirtualService per virtual host: with more candidates, made afresh.
+      vhosts.push(candidates.length > 1 ? make() : vhost(name, svc, vs, domains, make));
     }
     covered.add(svc.hostname);
   };
@@ -262,7 +270,7 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
       const ports: (ServicePort | undefined)[] = svc.ports.length > 0
         ? svc.ports.filter((p) => isHttpPort(p) && importsPort(scoped, p.number) && listenerFor(scope, p.number) === l && routesHttp(l))
         : listenerFor(scope, undefined) === l ? [undefined] : [];
-      if (ports.length > 0) serviceVhosts(svc, ports, listenerIndexes.get(l)?.find(svc.hostname), scoped.aliases);
+      if (ports.length > 0) serviceVhosts(svc, ports, listenerIndexes.get(l)?.findAll(svc.hostname) ?? [], scoped.aliases);
     }
   }
   // VirtualService hosts with no service behind them still get routes.

@@ -11,7 +11,8 @@ import { resolveHost } from '../config/hosts.ts';
 import { labelsMatch, type ServiceRegistry, type Service } from '../config/registry.ts';
 import { preferredService, type SidecarScope } from '../config/sidecar-scope.ts';
 import type { Resource } from '../config/resource.ts';
-import type { Destination, HTTPMatchRequest, HTTPRoute, ServicePort } from '../config/types/networking.ts';
+import type { Destination, HTTPMatchRequest, HTTPRewrite, HTTPRoute, ServicePort } from '../config/types/networking.ts';
+import { usesGatewaySemantics } from '../config/gateway-api/mesh-routes.ts';
 import type { ClusterCompiler } from './cluster-compiler.ts';
 import { type Lookup, type Resolved, sameResolved } from './compile-cache.ts';
 import { isCatchAllMatch, RequestMatcher } from './request-matcher.ts';
@@ -172,7 +173,9 @@ export class Compiler {
     const effective = (blocks ?? []).map(({ sourceLabels: _s, sourceNamespace: _n, gateways: _g, port: _p, ...rest }) => rest);
     const catchAll = effective.length === 0 || effective.some((m) => isCatchAllMatch(m));
     // A catch-all block (no conditions, prefix "/", regex ".*") matches every request.
-    const matchers = catchAll ? [] : effective.map((m) => new RequestMatcher(m));
+    // A route made from a Gateway API route (route.go `UseGatewaySemantics`): path-separated prefixes, 500 for a missing backend.
+    const gateway = vs !== undefined && usesGatewaySemantics(vs);
+    const matchers = catchAll ? [] : effective.map((m) => new RequestMatcher(m, gateway));
     const name = vs === undefined ? 'default' : `${vs.metadata.name}.${rule.name ?? index}`;
     // istiod names an Envoy route after the rule, plus the block's name; collapsed to one catch-all, the first catch-all block's.
     const catchAllBlock = catchAll ? effective.find((m) => isCatchAllMatch(m)) : undefined;
@@ -210,10 +213,11 @@ export class Compiler {
       mirrors: Object.freeze(mirrors),
       requestHeaders: compileHeaderOps(rule.headers?.request),
       responseHeaders: compileHeaderOps(rule.headers?.response),
-      rewrite: compileRewrite(rule.rewrite, authorityFromHeaderOps(rule.headers?.request)),
+      rewrite: compileRewrite(gateway ? gatewayRewrite(rule.rewrite, effective[0]) : rule.rewrite, authorityFromHeaderOps(rule.headers?.request)),
       redirect: compileRedirect(rule.redirect),
       directResponse: compileDirectResponse(rule.directResponse),
       cors: compileCors(rule.corsPolicy),
+      clusterNotFoundStatus: gateway ? 500 : undefined,
       decisions,
       toString: () => describeRoute(route),
     };
@@ -272,6 +276,24 @@ export class Compiler {
     });
     return singleTargetRoute('default', target, compileRetry(undefined));
   }
+}
+
+/**
+ * A Gateway API route's rewrite of the whole prefix to `/` (ReplacePrefixMatch `/`): istiod makes
+ * it a regex rewrite that drops the matched prefix and the `/` after it (route.go
+ * `applyHTTPRouteDestination`: `^<prefix>(/?)(.*)` → `/\2`), so `/api/v1` under prefix `/api`
+ * becomes `/v1`, not `//v1`. Istio builds one match per Gateway API route, so the first block is it.
+ */
+function gatewayRewrite(r: HTTPRewrite | undefined, block: HTTPMatchRequest | undefined): HTTPRewrite | undefined {
+  if (r?.uri !== '/') return r;
+  const prefix = block?.uri?.prefix !== undefined && block.uri.prefix !== '/' ? block.uri.prefix.replace(/\/$/, '') : '';
+  const { uri: _u, ...rest } = r;
+  return { ...rest, uriRegexRewrite: { match: `^${quoteMeta(prefix)}(/?)(.*)`, rewrite: '/\\2' } };
+}
+
+/** Go's `regexp.QuoteMeta`. */
+function quoteMeta(s: string): string {
+  return s.replace(/[\\.+*?()|[\]{}^$]/g, '\\$&');
 }
 
 /** A route that forwards everything to one target (no matchers, rewrites, faults or mirrors). */

@@ -6,7 +6,7 @@
 import type { HTTPMatchRequest } from '../config/types/networking.ts';
 import type { StringMatch } from '../config/types/common.ts';
 import { headerValue, parseQuery, type RequestHead } from './request-head.ts';
-import { compileStringMatch, PRESENT, type StringMatcher } from './string-matcher.ts';
+import { compileStringMatch, PathSeparatedPrefixMatcher, PRESENT, type StringMatcher } from './string-matcher.ts';
 
 /** Per-lookup scratch state, so the query string is parsed at most once per request. */
 export interface MatchScratch {
@@ -72,7 +72,11 @@ export class RequestMatcher {
   readonly #query: readonly { readonly name: string; readonly matcher: StringMatcher }[];
   readonly #description: string;
 
-  constructor(m: HTTPMatchRequest) {
+  /**
+   * `pathSeparatedPrefix`: a `prefix` other than `/` is Envoy's `path_separated_prefix`, as istiod
+   * generates it for routes with Gateway API semantics (route.go `translateRouteMatch`).
+   */
+  constructor(m: HTTPMatchRequest, pathSeparatedPrefix = false) {
     this.name = m.name;
     this.rewritePrefix = Object.freeze(
       m.uri?.prefix !== undefined
@@ -83,7 +87,12 @@ export class RequestMatcher {
             ? { kind: 'regex' as const, value: m.uri.regex, ignoreCase: false }
             : { kind: 'other' as const, value: '/', ignoreCase: false },
     );
-    this.#uri = m.uri === undefined ? undefined : compileStringMatch(m.uri, m.ignoreUriCase === true && m.uri.regex === undefined);
+    this.#uri =
+      m.uri === undefined
+        ? undefined
+        : pathSeparatedPrefix && m.uri.prefix !== undefined && m.uri.prefix !== '/'
+          ? new PathSeparatedPrefixMatcher(m.uri.prefix.endsWith('/') ? m.uri.prefix.slice(0, -1) : m.uri.prefix)
+          : compileStringMatch(m.uri, m.ignoreUriCase === true && m.uri.regex === undefined);
     this.#scheme = m.scheme === undefined ? undefined : compileStringMatch(m.scheme);
     this.#method = m.method === undefined ? undefined : compileStringMatch(m.method);
     this.#authority = m.authority === undefined ? undefined : compileStringMatch(m.authority);

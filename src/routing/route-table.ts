@@ -129,6 +129,12 @@ export interface CompiledRoute {
   readonly directResponse: DirectResponsePolicy | undefined;
   /** The route's `corsPolicy`, undefined when it has none. */
   readonly cors: CorsRule | undefined;
+  /**
+   * The status a call gets when the target's cluster does not exist: 500 on routes made from a
+   * Gateway API route (istiod sets Envoy's `cluster_not_found_response_code` to 500 for them),
+   * otherwise Envoy's default 503 (undefined).
+   */
+  readonly clusterNotFoundStatus?: number | undefined;
   /** One preallocated decision per target (one with no target for redirect/direct response). */
   readonly decisions: readonly RouteDecision[];
   toString(): string;

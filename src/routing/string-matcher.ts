@@ -44,6 +44,26 @@ class ExactMatcher implements StringMatcher {
   }
 }
 
+/**
+ * Envoy's `path_separated_prefix` (what istiod generates for a Gateway API PathPrefix other than
+ * `/`): the path equals the prefix or continues with `/` after it (`/api` matches `/api` and
+ * `/api/v1`, not `/apiv1`), case-sensitively.
+ */
+export class PathSeparatedPrefixMatcher implements StringMatcher {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  matches(value: string, end = value.length): boolean {
+    const v = this.#value;
+    if (end < v.length || !value.startsWith(v)) return false;
+    return end === v.length || value.charCodeAt(v.length) === 47;
+  }
+  toString(): string {
+    return `path prefix ${JSON.stringify(this.#value)}`;
+  }
+}
+
 class PrefixMatcher implements StringMatcher {
   readonly #value: string;
   readonly #ignoreCase: boolean;

@@ -12,6 +12,7 @@ import { hostMatches, hostsOverlap, isVisible, isWildcard, resolveHost, specific
 import { type AnyResource, byAge, type Resource } from '../config/resource.ts';
 import { importsPort, listenerFor, type ScopedService, type ScopeListener, type SidecarScope } from '../config/sidecar-scope.ts';
 import { isHttpPort, routesHttp } from './http-ports.ts';
+import { gatewayParentNamespace, gatewayRouteVirtualServices, usesGatewaySemantics } from '../config/gateway-api/mesh-routes.ts';
 
 /** A VirtualService and its hosts, resolved to full names. */
 export interface VsEntry {
@@ -32,23 +33,34 @@ function exportClass(vs: Resource<'VirtualService'>, namespace: string): number 
 }
 
 
+/** 0 for a Gateway API route in the workload's namespace, 1 for any other VirtualService. */
+function consumerFirst(vs: Resource<'VirtualService'>, namespace: string): number {
+  return usesGatewaySemantics(vs) && vs.metadata.namespace === namespace ? 0 : 1;
+}
+
 /**
  * The VirtualServices a workload of `namespace` routes with, in istiod's order: delegates
  * (no hosts) merged into the rules of the roots that name them, those not visible to the
  * namespace or not bound to the `mesh` gateway left out.
  */
 export function meshVirtualServices(resources: readonly AnyResource[], namespace: string): VsEntry[] {
-  return [...mergeDelegates(resources).virtualServices]
+  // The VirtualServices users write, then those istiod makes of Gateway API routes (HTTPRoute, GRPCRoute).
+  return [...mergeDelegates(resources).virtualServices, ...gatewayRouteVirtualServices(resources)]
     .filter((vs) => isVisible(vs.spec.exportTo, vs.metadata.namespace, namespace))
     // istiod indexes a VirtualService by its top-level gateways only (`getGatewayNames`): a match block naming `mesh` in one bound to gateways alone reaches no sidecar.
     .filter((vs) => vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh'))
-    .sort((a, b) => exportClass(a, namespace) - exportClass(b, namespace) || byAge(a, b))
+    // A Gateway API route applies to the workloads of its own namespace (consumer route) and, when it is in the Service's namespace (producer route), to every workload (route.go `BuildSidecarVirtualHostWrapper`).
+    .filter((vs) => !usesGatewaySemantics(vs) || vs.metadata.namespace === namespace || gatewayParentNamespace(vs) === vs.metadata.namespace)
+    // Within each export class, the consumer's own Gateway API routes come first (`SelectVirtualServices` with PILOT_UNIFIED_SIDECAR_SCOPE): a consumer route overrides the producer's.
+    .sort((a, b) => exportClass(a, namespace) - exportClass(b, namespace) || consumerFirst(a, namespace) - consumerFirst(b, namespace) || byAge(a, b))
     .map((vs) => ({ vs, hosts: (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace)) }));
 }
 
 /** VirtualServices indexed by host; for a host, an exact host beats a wildcard, then the first listed wins (Istio's conflict rule: see {@link exportClass}). */
 export class VirtualServiceIndex {
   readonly #exact = new Map<string, Resource<'VirtualService'>>();
+  /** Every VirtualService of an exact host, in order (the first is `#exact`'s). */
+  readonly #exactAll = new Map<string, Resource<'VirtualService'>[]>();
   readonly #wildcard: { host: string; vs: Resource<'VirtualService'> }[] = [];
   readonly entries: readonly VsEntry[];
 
@@ -57,7 +69,12 @@ export class VirtualServiceIndex {
     for (const e of entries) {
       for (const h of e.hosts) {
         if (isWildcard(h)) this.#wildcard.push({ host: h, vs: e.vs });
-        else if (!this.#exact.has(h)) this.#exact.set(h, e.vs);
+        else {
+          if (!this.#exact.has(h)) this.#exact.set(h, e.vs);
+          const all = this.#exactAll.get(h);
+          if (all === undefined) this.#exactAll.set(h, [e.vs]);
+          else if (!all.includes(e.vs)) all.push(e.vs);
+        }
       }
     }
     // A stable sort: among equally specific hosts, the first listed wins.
@@ -69,6 +86,18 @@ export class VirtualServiceIndex {
     if (exact !== undefined) return exact;
     for (const w of this.#wildcard) if (hostMatches(w.host, host)) return w.vs;
     return undefined;
+  }
+
+  /**
+   * Every VirtualService for `host`, in the order {@link find} prefers them: on a port where the
+   * first makes no route (its match blocks name other ports), istiod builds no virtual host from
+   * it (`buildSidecarVirtualHostsForVirtualService` returns none) and the next one for the host
+   * routes that port — e.g. the VirtualServices of two HTTPRoutes attached to two ports of one Service.
+   */
+  findAll(host: string): readonly Resource<'VirtualService'>[] {
+    const out = [...(this.#exactAll.get(host) ?? [])];
+    for (const w of this.#wildcard) if (hostMatches(w.host, host) && !out.includes(w.vs)) out.push(w.vs);
+    return out;
   }
 }
 

@@ -17,6 +17,10 @@
  *   that share a manifest with Istio's; refusing the file for them would make real manifests
  *   (`kubectl get -o yaml` dumps, Istio's samples) unusable.
  *
+ * The Gateway API's HTTPRoute and GRPCRoute are the exception: one with a Service or ServiceEntry
+ * parent is mesh routing (GAMMA), which meshlet applies as istiod does (see `../gateway-api/`);
+ * only one attached to Gateways alone is skipped here.
+ *
  * @module
  */
 import { apiVersionOf, KIND_VERSIONS, type Kind } from '../resource.ts';
@@ -54,7 +58,7 @@ const IDENTITY: KindNote = { level: 'info', reason: "workload identity comes fro
 const GATEWAY_API: KindNote = { level: 'info', reason: 'meshlet does not implement the Kubernetes Gateway API; route mesh traffic with VirtualServices' };
 const GAMMA: KindNote = {
   level: 'warning',
-  reason: 'meshlet does not implement the Kubernetes Gateway API: routes attached to a Service (GAMMA mesh routing) are not applied; write them as VirtualServices',
+  reason: 'these routes are attached to no Service or ServiceEntry, only to Gateways, and meshlet is not a gateway (routes with a Service parent, GAMMA mesh routing, are applied)',
 };
 
 /**

@@ -27,6 +27,8 @@ import { virtualServiceSpec } from './virtual-service.ts';
 import { workloadEntrySpec } from './workload-entry.ts';
 import { workloadGroupSpec } from './workload-group.ts';
 import { SkippedKinds } from './skipped-kinds.ts';
+import { gatewayRouteKind, routeVirtualServices } from '../gateway-api/mesh-routes.ts';
+import { grpcRouteSpec, httpRouteSpec } from '../gateway-api/validate.ts';
 
 const SPEC_VALIDATORS: { readonly [K in Kind]: Validator<SpecByKind[K]> } = {
   VirtualService: virtualServiceSpec,
@@ -41,6 +43,8 @@ const SPEC_VALIDATORS: { readonly [K in Kind]: Validator<SpecByKind[K]> } = {
   Telemetry: telemetrySpec,
   EnvoyFilter: envoyFilterSpec,
   Sidecar: sidecarSpec,
+  HTTPRoute: httpRouteSpec,
+  GRPCRoute: grpcRouteSpec,
 };
 
 const metadataValidator = obj<ObjectMeta>({
@@ -124,8 +128,10 @@ function validateOne(doc: RawDocument, defaultNs: string): DocOutcome {
     at(`${label}: ${decision.message}`);
     return done();
   }
-  if (decision.action === 'skip') return { issues: [], skip: [raw, apiVersion, kind, decision, doc.source, defaultNs] };
-  const k = decision.kind;
+  // An HTTPRoute or GRPCRoute with a Service parent is mesh routing (GAMMA), which meshlet applies; one attached only to Gateways is skipped.
+  const k = decision.action === 'apply' ? decision.kind : gatewayRouteKind(raw, apiVersion, kind);
+  if (decision.action === 'skip' && k === undefined) return { issues: [], skip: [raw, apiVersion, kind, decision, doc.source, defaultNs] };
+  if (k === undefined) return done();
   const ns = typeof (raw.metadata as { namespace?: unknown } | undefined)?.namespace === 'string'
     ? ((raw.metadata as { namespace: string }).namespace)
     : defaultNs;
@@ -231,6 +237,8 @@ export function* validateSteps(docs: readonly RawDocument[], options: ValidateOp
     }
     yield;
   }
+  // What istiod reports in the status of HTTPRoutes and GRPCRoutes (parents and backends not found) as warnings.
+  routeVirtualServices(resources, issues);
   skipped.report(issues);
   skipped.reportEndpointsOf(resources, issues);
   cache?.end();

@@ -87,6 +87,23 @@ describe('config filtering', () => {
     assert.equal(isRelevant(r, { namespace: 'dev', labels: {} }), true);
   });
 
+  it('an HTTPRoute with a Service parent goes to every workload (the route compiler applies it to its own namespace and, as a producer route, to all)', () => {
+    const issues = new IssueList();
+    const text = `apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec: {selector: {app: api}, ports: [{name: http, port: 80}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api, namespace: shop}
+spec: {parentRefs: [{group: "", kind: Service, name: api}], rules: [{backendRefs: [{name: api, port: 80}]}]}
+`;
+    const route = checkDocuments(parseText(text, 'r.yaml', issues), { analysis: 'off' }, issues).resources.find((r) => r.kind === 'HTTPRoute');
+    assert.ok(route !== undefined, issues.all.map(String).join('\n'));
+    assert.equal(isRelevant(route, { namespace: 'dev', labels: {} }), true);
+  });
+
   it('PayloadCache serializes once per (version, namespace, labels)', () => {
     const cache = new PayloadCache();
     const state = { version: contentVersion(resources), resources, findings: [] };
