@@ -236,6 +236,47 @@ describe('planLocality', () => {
       assert.deepEqual(shape(plan), [['r1/z1=1@1'], ['r1/z2=3@1'], ['r2/z1=4@1'], ['r1/z1=2@1']]);
     });
 
+    // Istio 1.31 (b6787c126ec, "Network locality is preferred but not required"): a leading network
+    // label ranks another network's endpoints by the remaining labels, after every same-network tier.
+    it('a leading network label is preferred, not required (Istio TestApplyLocalitySetting "FailoverPriority including locality")', () => {
+      const six = hostSet([
+        ep('10.0.0.1', { labels: { [NET]: 'n1', region: 'region1', zone: 'zone1' } }),
+        ep('10.0.0.2', { labels: { [NET]: 'n2', region: 'region1', zone: 'zone2' } }),
+        ep('10.0.0.3', { labels: { [NET]: 'n1', region: 'region2', zone: 'zone2' } }),
+        ep('10.0.0.4', { labels: { [NET]: 'n2', region: 'region3', zone: 'zone3' } }),
+        ep('10.0.0.5', { labels: { [NET]: 'n2', region: 'region2', zone: 'zone2' } }),
+        ep('10.0.0.6', { labels: { [NET]: 'n1', region: 'region3', zone: 'zone3' } }),
+      ]).hosts;
+      const c: LocalityClient = { locality: '', labels: { [NET]: 'n1', region: 'region2', zone: 'zone2' }, outlierDetection: true };
+      // Istio's priorities: 3.3.3.3 → 0, 1.1.1.1 and 6.6.6.6 → 1, 5.5.5.5 → 2, 2.2.2.2 and 4.4.4.4 → 3.
+      assert.deepEqual(shape(planLocality(six, { failoverPriority: [NET, 'region', 'zone'] }, c)), [['(none)=3@1'], ['(none)=1+6@2'], ['(none)=5@1'], ['(none)=2+4@2']]);
+    });
+
+    it('a caller on no network still prefers its region and zone among endpoints that name one (Istio "not match the first n label")', () => {
+      const cluster = 'topology.istio.io/cluster';
+      const eps = hostSet([
+        ep('10.0.0.1', { labels: { [NET]: 'n1', [cluster]: 'c1' } }),
+        ep('10.0.0.2', { labels: { [NET]: 'n2', [cluster]: 'c2' } }),
+        ep('10.0.0.3', { labels: { [NET]: 'n1', [cluster]: 'c1' } }),
+      ]).hosts;
+      const c: LocalityClient = { locality: '', labels: { [NET]: 'test', [cluster]: 'c1' }, outlierDetection: true };
+      assert.deepEqual(shape(planLocality(eps, { failoverPriority: [NET, cluster] }, c)), [['(none)=1+3@2'], ['(none)=2@1']]);
+      // PreferSameZone's list, for a caller whose network is unset: same zone first, then same region, then the rest.
+      const zoned = hostSet([
+        ep('10.0.0.1', { labels: { [NET]: 'n1' }, locality: 'r1/z2' }),
+        ep('10.0.0.2', { labels: { [NET]: 'n1' }, locality: 'r1/z1' }),
+        ep('10.0.0.3', { labels: { [NET]: 'n1' }, locality: 'r2/z1' }),
+      ]).hosts;
+      const fp = [NET, 'topology.kubernetes.io/region', 'topology.kubernetes.io/zone'];
+      assert.deepEqual(shape(planLocality(zoned, { failoverPriority: fp }, { locality: 'r1/z1', labels: {}, outlierDetection: true })), [['r1/z1=2@1'], ['r1/z2=1@1'], ['r2/z1=3@1']]);
+    });
+
+    it('network=value as the first entry is an ordinary required label (istiod compares the raw entry)', () => {
+      const plan = planLocality(hosts, { failoverPriority: [`${NET}=n2`, 'version'] }, client);
+      // host 3 is on n2 with version v1 → P0; every other host misses the first label → one last tier.
+      assert.deepEqual(shape(plan), [['r1/z2=3@1'], ['r1/z1=1+2@2', 'r2/z1=4@1']]);
+    });
+
     it('a client with no labels and no locality gets one tier', () => {
       assert.equal(planLocality(hosts, { failoverPriority: ['version'] }, { locality: '', labels: {}, outlierDetection: true }).tiers.length, 1);
     });

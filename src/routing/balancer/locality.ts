@@ -13,13 +13,14 @@
  * - Otherwise, only with outlier detection: tiers P0 same region/zone/subzone, P1 same
  *   region/zone, P2 same region, P3 other regions, P4 regions other than the `to` of the first
  *   `failover` entry whose `from` is the client's region. With `failoverPriority` the tier is
- *   `n − (number of leading labels that match)` instead, combined as `tier·5 + locality tier`
+ *   `n − (number of leading labels that match)` instead (a leading network label is preferred,
+ *   not required: another network adds n), combined as `tier·5 + locality tier`
  *   when `failover` is also set. Empty tiers are dropped. Envoy's locality-weighted balancing
  *   is on inside tiers only when `failover` or `failoverPriority` is explicitly set.
  *
  * @module
  */
-import { REGION_LABEL, splitLocality, SUBZONE_LABEL, ZONE_LABEL } from '../../config/topology.ts';
+import { NETWORK_LABEL, REGION_LABEL, splitLocality, SUBZONE_LABEL, ZONE_LABEL } from '../../config/topology.ts';
 import type { LocalityLoadBalancerSetting } from '../../config/types/destination-rule.ts';
 import type { HostState } from './host.ts';
 
@@ -152,13 +153,24 @@ function priorityLabels(entries: readonly string[], clientLabels: Readonly<Recor
   });
 }
 
-/** `n − (number of leading labels matched)`: 0 when all match (Go map reads make missing = ''). */
-function labelTier(labels: Readonly<Record<string, string>>, wanted: readonly { key: string; value: string }[]): number {
+/**
+ * `n − (number of leading labels matched)`: 0 when all match (Go map reads make missing = '').
+ * When the first entry is exactly `topology.istio.io/network`, the network is preferred but not
+ * required (istiod's `applyFailoverPriorityPerLocality`, Istio 1.31): an endpoint on another
+ * network is ranked by the remaining labels and then placed after every same-network tier (+n).
+ */
+function labelTier(labels: Readonly<Record<string, string>>, wanted: readonly { key: string; value: string }[], networkFirst: boolean): number {
+  let adjust = 0;
   for (let j = 0; j < wanted.length; j++) {
     const w = wanted[j] as { key: string; value: string };
-    if ((labels[w.key] ?? '') !== w.value) return wanted.length - j;
+    if ((labels[w.key] ?? '') === w.value) continue;
+    if (j === 0 && networkFirst) {
+      adjust = wanted.length;
+      continue;
+    }
+    return wanted.length - j + adjust;
   }
-  return 0;
+  return adjust;
 }
 
 function regionTier(client: string, endpoint: string, failover: NonNullable<LocalityLoadBalancerSetting['failover']>): number {
@@ -194,10 +206,12 @@ export function planLocality(hosts: readonly HostState[], setting: LocalityLoadB
     return failover.length > 0 || fpEntries.length > 0 ? { ...plan, localityWeighted: true } : plan;
   }
   const wanted = useLabels ? priorityLabels(fpEntries, clientLabels) : [];
+  // istiod compares the raw entry, so `topology.istio.io/network=n1` is an ordinary required label.
+  const networkFirst = fpEntries[0] === NETWORK_LABEL;
   const byTier = new Map<number, HostState[]>();
   for (const h of hosts) {
     const ep = h.endpoint;
-    const fp = useLabels ? labelTier(withTopologyLabels(ep.labels, ep.locality), wanted) : 0;
+    const fp = useLabels ? labelTier(withTopologyLabels(ep.labels, ep.locality), wanted, networkFirst) : 0;
     const tier = useRegions ? fp * 5 + regionTier(client.locality, ep.locality, failover) : fp;
     const list = byTier.get(tier);
     if (list === undefined) byTier.set(tier, [h]);
