@@ -166,7 +166,18 @@ describe('planLocality', () => {
   });
 
   it('enabled: false turns locality off', () => single(planLocality(HOSTS, { enabled: false }, CLIENT)));
-  it('a client without a locality gets one tier', () => single(planLocality(HOSTS, undefined, { ...CLIENT, locality: '' })));
+  it('a client without a locality gets one tier when every endpoint has a locality', () => single(planLocality(HOSTS, undefined, { ...CLIENT, locality: '' })));
+  it('a client without a locality prefers endpoints without one (istiod: the proxy locality is empty, LbPriority 0 vs 3)', () => {
+    const mixed = hostSet([ep('10.0.0.1', { locality: 'us-east/a/1' }), ep('10.0.0.2'), ep('10.0.0.3', { locality: 'eu-west/a/1' }), ep('10.0.0.4')]).hosts;
+    const plan = planLocality(mixed, undefined, { ...CLIENT, locality: '' });
+    assert.deepEqual(shape(plan), [['(none)=2+4@2'], ['us-east/a/1=1@1', 'eu-west/a/1=3@1']]);
+    assert.equal(plan.description, 'locality failover from (no locality): P0 2, P1 2');
+    // With failoverPriority and failover both set, istiod applies the locality tiers too.
+    const both = planLocality(mixed, { failoverPriority: ['x'], failover: [{ from: 'us-east', to: 'eu-west' }] }, { locality: '', labels: { x: '1' }, outlierDetection: true });
+    assert.deepEqual(shape(both), [['(none)=2+4@2'], ['us-east/a/1=1@1', 'eu-west/a/1=3@1']]);
+    // Without outlier detection there are still no tiers.
+    single(planLocality(mixed, undefined, { ...CLIENT, locality: '', outlierDetection: false }));
+  });
 
   it('distribute: the first matching rule splits traffic by locality; unnamed localities get none', () => {
     const setting: LocalityLoadBalancerSetting = {

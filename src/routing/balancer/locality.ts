@@ -12,7 +12,8 @@
  *   never applied (Istio: one of distribute or failover).
  * - Otherwise, only with outlier detection: tiers P0 same region/zone/subzone, P1 same
  *   region/zone, P2 same region, P3 other regions, P4 regions other than the `to` of the first
- *   `failover` entry whose `from` is the client's region. With `failoverPriority` the tier is
+ *   `failover` entry whose `from` is the client's region (a client without a locality has the
+ *   empty one, so endpoints without a locality are its P0 and the rest its next tier). With `failoverPriority` the tier is
  *   `n − (number of leading labels that match)` instead (a leading network label is preferred,
  *   not required: another network adds n), combined as `tier·5 + locality tier`
  *   when `failover` is also set. Empty tiers are dropped. Envoy's locality-weighted balancing
@@ -197,14 +198,17 @@ export function planLocality(hosts: readonly HostState[], setting: LocalityLoadB
   if (!client.outlierDetection) {
     return flat(hosts, failover.length > 0 || fpEntries.length > 0 ? 'locality failover off (no outlierDetection)' : '');
   }
-  const useRegions = client.locality !== '' && (fpEntries.length === 0 || failover.length > 0);
+  // A caller without a locality is tiered too: istiod gives every proxy a locality (empty when
+  // unknown, ads.go setTopologyLabels), and LbPriority ranks endpoints without one as its subzone (P0).
+  const useRegions = fpEntries.length === 0 || failover.length > 0;
   const clientLabels = withTopologyLabels(client.labels, client.locality);
   const useLabels = fpEntries.length > 0 && client.labelTiers !== false && Object.keys(clientLabels).length > 0;
-  if (!useRegions && !useLabels) {
+  const untiered = (): LocalityPlan => {
     // No tiers, but Envoy still picks a locality first when failover or failoverPriority is set (istiod's LocalityWeightedLbConfig).
     const plan = flat(hosts, fpEntries.length > 0 && client.labelTiers === false ? 'failoverPriority makes no tiers for a DNS cluster (as istiod)' : '');
     return failover.length > 0 || fpEntries.length > 0 ? { ...plan, localityWeighted: true } : plan;
-  }
+  };
+  if (!useRegions && !useLabels) return untiered();
   const wanted = useLabels ? priorityLabels(fpEntries, clientLabels) : [];
   // istiod compares the raw entry, so `topology.istio.io/network=n1` is an ordinary required label.
   const networkFirst = fpEntries[0] === NETWORK_LABEL;
@@ -218,10 +222,12 @@ export function planLocality(hosts: readonly HostState[], setting: LocalityLoadB
     else list.push(h);
   }
   const order = [...byTier.keys()].sort((a, b) => a - b);
+  if (order.length <= 1 && client.locality === '' && !useLabels) return untiered();
+  const from = client.locality === '' ? '(no locality)' : client.locality;
   const tiers = order.map((t) => ({ groups: byLocality(byTier.get(t) ?? []) }));
   const sizes = tiers.map((t, i) => `P${i} ${t.groups.reduce((n, g) => n + g.hosts.length, 0)}`).join(', ');
   const what = useLabels
-    ? `failoverPriority [${fpEntries.join(', ')}]${useRegions ? ` + failover from ${client.locality}` : ''}`
-    : `locality failover from ${client.locality}${failover.length > 0 ? ` (${failover.map((f) => `${f.from}→${f.to}`).join(', ')})` : ''}`;
+    ? `failoverPriority [${fpEntries.join(', ')}]${useRegions ? ` + failover from ${from}` : ''}`
+    : `locality failover from ${from}${failover.length > 0 ? ` (${failover.map((f) => `${f.from}→${f.to}`).join(', ')})` : ''}`;
   return { tiers, localityWeighted: failover.length > 0 || fpEntries.length > 0, description: `${what}: ${sizes}` };
 }
