@@ -39,6 +39,7 @@ const everything: MeshOptions = {
   closeTimeoutMs: undefined,
   probePaths: undefined,
   locality: undefined,
+  localityLbSetting: undefined,
   sourceIp: undefined,
   outboundTrafficPolicy: undefined,
   retryBufferBytes: undefined,
