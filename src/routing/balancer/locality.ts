@@ -189,7 +189,8 @@ function regionTier(client: string, endpoint: string, failover: NonNullable<Loca
  * @param client the client's locality and labels, and whether outlier detection is on
  */
 export function planLocality(hosts: readonly HostState[], setting: LocalityLoadBalancerSetting | undefined, client: LocalityClient): LocalityPlan {
-  if (setting?.enabled === false) return flat(hosts);
+  // No endpoint (none registered yet, all unhealthy): nothing to tier or weigh.
+  if (setting?.enabled === false || hosts.length === 0) return flat(hosts);
   const rules = setting?.distribute ?? [];
   // istiod applies distribute to every proxy, one without a locality too (a rule from `*` matches its empty locality).
   if (rules.length > 0) return distribute(hosts, rules, client.locality);

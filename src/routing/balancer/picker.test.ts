@@ -231,6 +231,10 @@ describe('createPicker: failoverPriority', () => {
 });
 
 describe('createPicker: toString', () => {
+  it('a cluster without endpoints describes no locality tiers', () => {
+    const p = createPicker(hostSet([]), { localityLbSetting: { failover: [{ from: 'us-east', to: 'eu-west' }] } }, context(1, { outlierDetection: true }));
+    assert.equal(p.toString(), 'LEAST_REQUEST (P2C) over 0 hosts');
+  });
   it('describes algorithm, hosts, ejections and extras compactly', () => {
     const set = uniformSet(3);
     assert.equal(String(createPicker(set, undefined, context())), 'LEAST_REQUEST (P2C) over 3 hosts');
