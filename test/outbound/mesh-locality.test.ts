@@ -80,3 +80,15 @@ describe("MeshConfig's localityLbSetting", () => {
     );
   });
 });
+
+describe('mesh.explain input', () => {
+  it('a URL string instead of a request, or a relative URL, is refused naming what to write', async () => {
+    const mesh = await createMesh({ service: 'client', config: [] });
+    try {
+      assert.throws(() => mesh.explain('http://reviews:9080/' as never), (e: unknown) => e instanceof InvalidArgumentError && e.message.includes('write { url: "http://reviews:9080/" }'));
+      assert.throws(() => mesh.explain({ url: '/reviews' }), (e: unknown) => e instanceof InvalidArgumentError && /url "\/reviews" is not an absolute URL/.test(e.message));
+    } finally {
+      await mesh.close();
+    }
+  });
+});
