@@ -152,17 +152,10 @@ describe('planLocality', () => {
     assert.equal(plan.description, 'locality failover off (no outlierDetection)');
     assert.equal(planLocality(HOSTS, undefined, { ...CLIENT, outlierDetection: false }).description, '');
   });
-  it('a DNS cluster (labelTiers false): failoverPriority makes no tiers, as istiod; with failover too, only the locality tiers', () => {
-    const fp = ['topology.kubernetes.io/region'];
-    const none = planLocality(HOSTS, { failoverPriority: fp }, { ...CLIENT, labelTiers: false });
+  it('failoverPriority without a client locality or labels still makes Envoy pick a locality first (LocalityWeightedLbConfig)', () => {
+    const none = planLocality(HOSTS, { failoverPriority: ['x'] }, { locality: '', labels: {}, outlierDetection: true });
     single(none);
-    assert.equal(none.description, 'failoverPriority makes no tiers for a DNS cluster (as istiod)');
-    // Envoy still picks a locality first (istiod sets LocalityWeightedLbConfig for failover or failoverPriority).
     assert.equal(none.localityWeighted, true);
-    const withFailover = planLocality(HOSTS, { failoverPriority: fp, failover: [{ from: 'us-east', to: 'eu-west' }] }, { ...CLIENT, labelTiers: false });
-    assert.deepEqual(shape(withFailover), shape(planLocality(HOSTS, { failover: [{ from: 'us-east', to: 'eu-west' }] }, CLIENT)));
-    // The same setting on an endpoint cluster does tier by the label.
-    assert.ok(planLocality(HOSTS, { failoverPriority: fp }, CLIENT).tiers.length > 1);
   });
 
   it('enabled: false turns locality off', () => single(planLocality(HOSTS, { enabled: false }, CLIENT)));

@@ -59,12 +59,6 @@ export interface LocalityClient {
   readonly labels: Readonly<Record<string, string>>;
   /** Whether the destination has outlier detection (failover needs it). */
   readonly outlierDetection: boolean;
-  /**
-   * False for a DNS cluster: istiod tiers its endpoints by locality but never by labels (it passes
-   * no endpoints to `applyFailoverPriorities`: "TODO: enable failoverPriority for STRICT_DNS"), so
-   * a `failoverPriority` makes no tiers there, and only an explicit `failover` does. @defaultValue true
-   */
-  readonly labelTiers?: boolean;
 }
 
 /** Topology labels Istio derives from a locality (`AugmentLabels`), usable in `failoverPriority`. */
@@ -203,10 +197,10 @@ export function planLocality(hosts: readonly HostState[], setting: LocalityLoadB
   // unknown, ads.go setTopologyLabels), and LbPriority ranks endpoints without one as its subzone (P0).
   const useRegions = fpEntries.length === 0 || failover.length > 0;
   const clientLabels = withTopologyLabels(client.labels, client.locality);
-  const useLabels = fpEntries.length > 0 && client.labelTiers !== false && Object.keys(clientLabels).length > 0;
+  const useLabels = fpEntries.length > 0 && Object.keys(clientLabels).length > 0;
   const untiered = (): LocalityPlan => {
     // No tiers, but Envoy still picks a locality first when failover or failoverPriority is set (istiod's LocalityWeightedLbConfig).
-    const plan = flat(hosts, fpEntries.length > 0 && client.labelTiers === false ? 'failoverPriority makes no tiers for a DNS cluster (as istiod)' : '');
+    const plan = flat(hosts);
     return failover.length > 0 || fpEntries.length > 0 ? { ...plan, localityWeighted: true } : plan;
   };
   if (!useRegions && !useLabels) return untiered();

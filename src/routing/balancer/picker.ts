@@ -101,6 +101,6 @@ export function pickerFor(set: HostSet, lb: ResolvedLoadBalancer, ctx: PickerCon
 export function clusterLocalityPlan(hosts: readonly HostState[], lb: ResolvedLoadBalancer, client: LocalityClient & { readonly meshLocality?: LocalityLoadBalancerSetting | undefined }): LocalityPlan {
   const td = lb.trafficDistribution;
   // Resolution order as istiod's: DestinationRule > the Service's trafficDistribution > MeshConfig (lb.locality holds the first two).
-  const plan = planLocality(hosts, lb.locality ?? client.meshLocality, { ...client, outlierDetection: client.outlierDetection || td !== undefined, labelTiers: lb.labelTiers });
+  const plan = planLocality(hosts, lb.locality ?? client.meshLocality, { ...client, outlierDetection: client.outlierDetection || td !== undefined });
   return td === undefined || plan.description === '' ? plan : { ...plan, description: `trafficDistribution ${td}: ${plan.description}` };
 }
