@@ -26,6 +26,7 @@ import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import { resolveProxyHeaders } from './core/proxy-headers.ts';
 import { applyMeshConfig } from './mesh-config-option.ts';
+import { localityLbSettingProblems } from './config/validate/load-balancer.ts';
 
 /**
  * Creates a mesh. Embedded mode (`config`): loads and validates the config (rejecting it with
@@ -55,6 +56,8 @@ export async function createMesh(options: MeshOptions): Promise<Mesh> {
   if (o.analysis !== undefined && !ANALYSIS_MODES.includes(o.analysis)) throw new InvalidArgumentError(`createMesh: \`analysis\` must be one of ${ANALYSIS_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(o.analysis)}`);
   if ((o as { analyze?: unknown }).analyze !== undefined) throw new InvalidArgumentError("createMesh: `analyze` was replaced by `analysis` ('advisory' | 'blocking' | 'off'); analysis findings no longer refuse config unless `analysis: 'blocking'`");
   checkMeshOptionNames(o);
+  const localityProblems = o.localityLbSetting === undefined ? [] : localityLbSettingProblems(o.localityLbSetting);
+  if (localityProblems.length > 0) throw new InvalidArgumentError(`createMesh: \`localityLbSetting\` (MeshConfig's) is invalid: ${localityProblems.join('; ')}`);
   if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
   if (o.enableAutoMtls !== undefined && typeof o.enableAutoMtls !== 'boolean') throw new InvalidArgumentError(`createMesh: \`enableAutoMtls\` must be true or false, got ${JSON.stringify(o.enableAutoMtls)}`);
   nonNegative(o, 'closeTimeoutMs', 5000);

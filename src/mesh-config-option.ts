@@ -118,6 +118,9 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
       case 'defaultConfig.proxyHeaders':
         top.proxyHeaders = v;
         break;
+      case 'localityLbSetting':
+        top.localityLbSetting = v;
+        break;
       case 'accessLogFile':
         accessLog.file = str(v, path);
         break;

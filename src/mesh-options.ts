@@ -5,6 +5,7 @@
  * @module
  */
 import type { ConfigIssue } from './config/issues.ts';
+import type { LocalityLoadBalancerSetting } from './config/types/destination-rule.ts';
 import type { AnalysisMode, ConfigSource } from './config/load-config.ts';
 import type { Clock, Random } from './core/clock.ts';
 import type { ErrorMode } from './core/exchange.ts';
@@ -129,6 +130,8 @@ export interface MeshOptions {
   readonly probePaths?: readonly string[] | undefined;
   /** This workload's locality, `region/zone/subzone` (locality load balancing). @defaultValue '' */
   readonly locality?: string | undefined;
+  /** MeshConfig's `localityLbSetting`: the one of destinations whose DestinationRule sets none and whose Service has no `trafficDistribution` (Istio's default: enabled, no rules). */
+  readonly localityLbSetting?: LocalityLoadBalancerSetting | undefined;
   /** This workload's IP (the key of `consistentHash.useSourceIp`; IPv6: `resolution: DNS` names resolve to IPv6). @defaultValue '127.0.0.1' */
   readonly sourceIp?: string | undefined;
   /** What happens to hosts outside the registry (Istio's `outboundTrafficPolicy.mode`). @defaultValue 'ALLOW_ANY' */
@@ -245,6 +248,7 @@ export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
   'ports',
   'probePaths',
   'locality',
+  'localityLbSetting',
   'sourceIp',
   'outboundTrafficPolicy',
   'retryBufferBytes',
@@ -318,10 +322,7 @@ export interface MeshDiagnostics {
   readonly mirrors: { readonly sent: number; readonly dropped: number; readonly failed: number; readonly inFlight: number };
   /** The admission phases the server side runs (`jwt`, `authorization`, `rate-limit`, …), in order; `rate-limit` once for each place local rate limit filters run at (before `ext-authz`, `jwt` or `authorization`, or after them). */
   readonly inboundPhases: readonly string[];
-  /**
-   * "Ready for STRICT?": inbound requests that arrived in plaintext and over mTLS, and the mTLS
-   * ones by peer identity (the 100 seen most recently). See docs/mtls.md.
-   */
+  /** "Ready for STRICT?": inbound requests that arrived in plaintext and over mTLS, and the mTLS ones by peer identity (the 100 seen most recently). See docs/mtls.md. */
   readonly inboundTls: InboundTlsCounts;
   /** The server side's connection pools (inbound circuit breaking, docs/server.md): requests in flight and waiting, overflows and limits per inbound port, for the ports and protocols requests have used while a limit applied. */
   readonly inboundPools: readonly InboundPoolCounters[];

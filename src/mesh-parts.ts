@@ -71,6 +71,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     clock,
     random,
     locality: o.locality ?? '',
+    localityLbSetting: o.localityLbSetting,
     labels: o.labels ?? {},
     sourceIp: o.sourceIp ?? '127.0.0.1',
     outboundTrafficPolicy: o.outboundTrafficPolicy ?? 'ALLOW_ANY',

@@ -10,7 +10,7 @@ import { kubeServiceParts, resolveAliases, selectedWorkloads, type WorkloadCandi
 import { byAge, ofKind, type AnyResource, type Resource } from './resource.ts';
 import { runNow, type Steps } from './steps.ts';
 import type { ServicePort } from './types/networking.ts';
-import { labelsMatch, toWorkload, type Workload, workloadEntryName, workloadPort } from './workloads.ts';
+import { labelsMatch, toWorkload, type Workload, workloadEntryHealthy, workloadEntryName, workloadPort } from './workloads.ts';
 
 export { labelsMatch, type Workload };
 
@@ -187,6 +187,8 @@ function* buildRegistry(resources: readonly AnyResource[], extraWorkloads: reado
   // Each WorkloadEntry becomes a workload once (labels augmented), indexed by namespace.
   const byNamespace = new Map<string, WorkloadCandidate[]>();
   for (const entry of ofKind(resources, 'WorkloadEntry').concat(extraWorkloads)) {
+    // istiod drops an unhealthy health-checked WorkloadEntry before any service selects it (serviceentry controller, isHealthy).
+    if (!workloadEntryHealthy(entry.metadata.annotations, entry.status)) continue;
     const list = byNamespace.get(entry.metadata.namespace) ?? [];
     list.push({ entry, workload: cache.workload(entry) });
     byNamespace.set(entry.metadata.namespace, list);

@@ -85,12 +85,26 @@ export interface Resource<K extends Kind = Kind> {
   /** Metadata, with `namespace` always filled in. */
   readonly metadata: ObjectMeta & { readonly namespace: string };
   readonly spec: SpecByKind[K];
+  /**
+   * The conditions of the resource's `status` (Istio's `IstioStatus`), kept for WorkloadEntries only:
+   * their `Healthy` condition decides whether a health-checked entry is an endpoint.
+   */
+  readonly status?: ResourceStatus;
   /** Where it came from. */
   readonly source: SourceRef;
   /** `Kind namespace/name`, used in messages. */
   readonly ref: string;
   /** Position in load order; breaks ties where Istio uses creation time. */
   readonly order: number;
+}
+
+/**
+ * The part of a resource's `status` meshlet reads: its conditions' types and statuses.
+ * @category Config
+ */
+export interface ResourceStatus {
+  /** `{ type: 'Healthy', status: 'True' }` and the like, in their order. */
+  readonly conditions: readonly { readonly type: string; readonly status: string }[];
 }
 
 /**

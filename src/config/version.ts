@@ -43,7 +43,8 @@ export function* contentVersionSteps(resources: readonly AnyResource[], cache?: 
   const h = createHash('sha256');
   const sorted = [...resources].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
   for (const r of sorted) {
-    const text = () => JSON.stringify([r.apiVersion, r.ref, r.metadata.labels ?? null, r.metadata.annotations ?? null, r.spec]);
+    // A WorkloadEntry's status conditions count only when it has some, so other versions stay as they were.
+    const text = () => JSON.stringify([r.apiVersion, r.ref, r.metadata.labels ?? null, r.metadata.annotations ?? null, r.spec, ...(r.status === undefined ? [] : [r.status])]);
     h.update(cache === undefined ? text() : cache.json(r, text));
     yield;
   }

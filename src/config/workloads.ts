@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ResourceStatus } from './resource.ts';
 import { augmentLabels, workloadLocality } from './topology.ts';
 import type { WorkloadEntrySpec } from './types/networking.ts';
 
@@ -81,4 +82,45 @@ export function toWorkload(spec: WorkloadEntrySpec, origin: string, name: string
 /** A workload's port of this name, if it has one (own keys only: names come from config). */
 export function workloadPort(w: Workload, name: string | undefined): number | undefined {
   return name !== undefined && Object.hasOwn(w.ports, name) ? w.ports[name] : undefined;
+}
+
+/** `proxy.istio.io/health-checks-enabled`: the WorkloadEntry's health comes from its `Healthy` status condition. */
+export const HEALTH_CHECKS_ANNOTATION = 'proxy.istio.io/health-checks-enabled';
+
+/** Go's `strconv.ParseBool` true values (istiod's `parseHealthAnnotation`; anything else is false). */
+const GO_TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
+
+/** Whether a WorkloadEntry's health is checked (`proxy.istio.io/health-checks-enabled` parses as true). */
+export function healthChecked(annotations: Readonly<Record<string, string>> | undefined): boolean {
+  return annotations !== undefined && Object.hasOwn(annotations, HEALTH_CHECKS_ANNOTATION) && GO_TRUE.has(annotations[HEALTH_CHECKS_ANNOTATION] as string);
+}
+
+/**
+ * istiod's `isHealthy` for a WorkloadEntry: one without health checks is healthy; one with them
+ * is healthy only when its first `Healthy` condition is `True` — none, or one neither `True` nor
+ * `False`, counts as unhealthy ("treated as unhealthy until we prove they are healthy by probe success").
+ * An unhealthy entry is no endpoint of any service (`PILOT_ENABLE_WORKLOAD_ENTRY_HEALTHCHECKS`, on by default).
+ */
+export function workloadEntryHealthy(annotations: Readonly<Record<string, string>> | undefined, status: ResourceStatus | undefined): boolean {
+  if (!healthChecked(annotations)) return true;
+  return status?.conditions.find((c) => c.type === 'Healthy')?.status === 'True';
+}
+
+/** The conditions of a raw `status` (entries without a string `type` are skipped; a non-string `status` reads as ''). */
+export function readStatus(raw: unknown): ResourceStatus | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const list = (raw as { conditions?: unknown }).conditions;
+  if (!Array.isArray(list)) return undefined;
+  const conditions: { type: string; status: string }[] = [];
+  for (const c of list) {
+    if (typeof c !== 'object' || c === null) continue;
+    const { type, status } = c as { type?: unknown; status?: unknown };
+    if (typeof type === 'string') conditions.push({ type, status: typeof status === 'string' ? status : '' });
+  }
+  return { conditions };
+}
+
+/** The status meshlet keeps for a resource of `kind`: a WorkloadEntry's conditions, nothing for other kinds. */
+export function keptStatus(kind: unknown, raw: unknown): ResourceStatus | undefined {
+  return kind === 'WorkloadEntry' ? readStatus(raw) : undefined;
 }

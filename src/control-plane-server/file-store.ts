@@ -24,6 +24,7 @@ import { runSliced } from '../config/steps.ts';
 import { RegistryCache } from '../config/registry.ts';
 import { ValidationCache } from '../config/validate/index.ts';
 import { contentVersionSteps } from '../config/version.ts';
+import { keptStatus } from '../config/workloads.ts';
 import { canonicalJson } from './canonical-json.ts';
 import { ControlPlaneError } from './errors.ts';
 import type { ServerLogger } from './logger.ts';
@@ -68,8 +69,10 @@ const keyOf = (kind: string, namespace: string, name: string): string => `${kind
 /** Same content whatever the order of the keys (a manifest's order is not the one `apply` writes). */
 const sameContent = (a: unknown, b: unknown): boolean => canonicalJson(a) === canonicalJson(b);
 
-function contentOf(r: { apiVersion?: unknown; metadata?: { labels?: unknown; annotations?: unknown }; spec?: unknown }): unknown {
-  return [r.apiVersion, r.metadata?.labels ?? null, r.metadata?.annotations ?? null, r.spec ?? null];
+function contentOf(r: { apiVersion?: unknown; kind?: unknown; metadata?: { labels?: unknown; annotations?: unknown }; spec?: unknown; status?: unknown }): unknown {
+  // A WorkloadEntry's status conditions are content too (its Healthy condition makes it an endpoint or not).
+  const status = keptStatus(r.kind, r.status);
+  return [r.apiVersion, r.metadata?.labels ?? null, r.metadata?.annotations ?? null, r.spec ?? null, ...(status === undefined ? [] : [status])];
 }
 
 function errorsOf(issues: IssueList): string[] {
@@ -305,7 +308,8 @@ export class FileConfigStore implements ConfigStore {
       }
       const creationTimestamp = w.metadata.creationTimestamp ?? existing?.metadata.creationTimestamp ?? now;
       const metadata = { ...w.metadata, namespace: ns, creationTimestamp };
-      incoming.push({ key, ref, existing, ns, doc: { apiVersion: w.apiVersion, kind, metadata, spec: w.spec } });
+      const status = keptStatus(kind, w.status);
+      incoming.push({ key, ref, existing, ns, doc: { apiVersion: w.apiVersion, kind, metadata, spec: w.spec, ...(status === undefined ? {} : { status }) } });
     }
     const replaced = new Set(incoming.map((x) => x.key));
     const kept = this.#state.resources.filter((r) => !replaced.has(keyOf(r.kind, r.metadata.namespace, r.metadata.name)));

@@ -92,6 +92,8 @@ export interface WireResource {
     readonly creationTimestamp?: string;
   };
   readonly spec: unknown;
+  /** A WorkloadEntry's status conditions, when it has some. */
+  readonly status?: unknown;
 }
 
 /**
@@ -317,5 +319,6 @@ export function parseEventId(id: string | null | undefined): { configVersion: st
 
 /** A validated resource as it travels (drops meshlet's bookkeeping: source, ref, load order). */
 export function toWire(r: AnyResource): WireResource {
-  return { apiVersion: r.apiVersion, kind: r.kind, metadata: r.metadata, spec: r.spec };
+  // A WorkloadEntry's status conditions travel too: its Healthy condition decides whether it is an endpoint.
+  return { apiVersion: r.apiVersion, kind: r.kind, metadata: r.metadata, spec: r.spec, ...(r.status === undefined ? {} : { status: r.status }) };
 }

@@ -10,6 +10,7 @@
  * @module
  */
 import type { Clock, Random } from '../core/clock.ts';
+import type { LocalityLoadBalancerSetting } from '../config/types/destination-rule.ts';
 import { OutlierDetector, type OutlierEvent, type ResolvedOutlierSettings } from '../policies/outlier.ts';
 import { RetryBudget } from '../policies/retry-budget.ts';
 import { HostSet, HostState } from '../routing/balancer/host.ts';
@@ -26,6 +27,8 @@ export interface ClusterContext {
   readonly random: Random;
   /** This workload's locality (`region/zone/subzone`) or ''. */
   readonly locality: string;
+  /** MeshConfig's `localityLbSetting`, for destinations whose DestinationRule and Service set none. */
+  readonly meshLocality?: LocalityLoadBalancerSetting | undefined;
   readonly labels: Readonly<Record<string, string>>;
   /** Outlier ejections and returns. */
   onOutlierEvent(cluster: string, e: OutlierEvent): void;
@@ -94,8 +97,8 @@ export class ClusterState {
   }
 
   #pickerContext(outlier: ResolvedOutlierSettings | undefined) {
-    const { random, clock, locality, labels } = this.#ctx;
-    return { random, clock, locality, labels, outlierDetection: outlier !== undefined, panicThreshold: outlier?.minHealthPercent ?? 0 };
+    const { random, clock, locality, labels, meshLocality } = this.#ctx;
+    return { random, clock, locality, labels, meshLocality, outlierDetection: outlier !== undefined, panicThreshold: outlier?.minHealthPercent ?? 0 };
   }
 
   /** Applies a (possibly changed) cluster from a new snapshot, keeping endpoint state. */

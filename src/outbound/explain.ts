@@ -7,6 +7,7 @@
 import { whyNotInMesh } from '../config/host-lookup.ts';
 import { whyOutOfScope } from '../config/sidecar-scope.ts';
 import { normalizeHeaderObject } from '../core/headers.ts';
+import { InvalidArgumentError } from '../core/errors.ts';
 import type { Headers } from '../core/exchange.ts';
 import { type RequestHead, routingAuthority } from '../routing/request-head.ts';
 import { describeRoute, type CompiledRoute, NO_ROUTE, type RouteDecision, type RouteTarget } from '../routing/route-table.ts';
@@ -191,7 +192,15 @@ function print(e: Omit<Explanation, 'toString'>): string {
 
 /** Explains `req` against the outbound state. */
 export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): Explanation {
-  const u = new URL(req.url);
+  if (req === null || typeof req !== 'object' || typeof req.url !== 'string') {
+    throw new InvalidArgumentError(`mesh.explain: expects a request { url, method?, headers? }, got ${typeof req === 'string' ? `the string ${JSON.stringify(req)} (write { url: ${JSON.stringify(req)} })` : req === null ? 'null' : typeof req === 'object' ? 'an object without a string url' : typeof req}`);
+  }
+  let u: URL;
+  try {
+    u = new URL(req.url);
+  } catch {
+    throw new InvalidArgumentError(`mesh.explain: url ${JSON.stringify(req.url)} is not an absolute URL (e.g. http://reviews:9080/)`);
+  }
   const headers: Headers = normalizeHeaderObject(req.headers ?? {});
   const head: RequestHead = {
     method: wireMethod(req.method ?? 'GET'),

@@ -29,6 +29,7 @@ import { retryLayer } from '../policies/retry.ts';
 import { timeoutLayer } from '../policies/timeout.ts';
 import { RQ_TIMEOUT_HEADER, timeoutFromHeader } from '../policies/timeout-headers.ts';
 import { DEFAULT_ROOT_NAMESPACE } from '../config/resource.ts';
+import type { LocalityLoadBalancerSetting } from '../config/types/destination-rule.ts';
 import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
 import type { CompiledRoute } from '../routing/route-table.ts';
 import { balanceLayer } from './balance.ts';
@@ -60,6 +61,8 @@ export interface OutboundOptions {
   readonly random: Random;
   /** This workload's locality (`region/zone/subzone`), or ''. */
   readonly locality: string;
+  /** MeshConfig's `localityLbSetting` (undefined: Istio's default, enabled with no rules). */
+  readonly localityLbSetting?: LocalityLoadBalancerSetting | undefined;
   readonly labels: Readonly<Record<string, string>>;
   /** This workload's IP, the key of `consistentHash.useSourceIp`. */
   readonly sourceIp: string;
@@ -117,6 +120,7 @@ export class Outbound {
       clock: o.clock,
       random: o.random,
       locality: o.locality,
+      meshLocality: o.localityLbSetting,
       labels: o.labels,
       dns: { resolve: o.dns?.resolve ?? systemDnsResolve, refreshMs: o.dns?.refreshRateMs ?? DEFAULT_DNS_REFRESH_MS, family: lookupFamily(o.sourceIp) },
       onOutlierEvent: (cluster: string, e: OutlierEvent) => {

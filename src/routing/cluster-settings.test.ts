@@ -21,11 +21,10 @@ describe('compileClusterSettings', () => {
     assert.equal(pool({}, {}).tcpKeepalive, undefined);
   });
 
-  it('a DNS cluster tiers no endpoints by failoverPriority labels (istiod); STATIC and passthrough ones keep the setting', () => {
-    const policy = { loadBalancer: { localityLbSetting: { failoverPriority: ['topology.kubernetes.io/zone'] } } } as TrafficPolicy;
-    assert.equal(compile(policy, 'HTTP', 'DNS').loadBalancer.labelTiers, false);
-    assert.equal(compile(policy, 'HTTP', 'DNS_ROUND_ROBIN').loadBalancer.labelTiers, false);
-    assert.equal(compile(policy, 'HTTP', 'STATIC').loadBalancer.labelTiers, true);
+  it('a DNS cluster takes a traffic distribution as an endpoint cluster does (Istio 1.30, 225ab8ff1fc); a passthrough one does not', () => {
+    const annotated = (resolution: Service['resolution']) => ({ ...svc(resolution), resource: { ...svc(resolution).resource, metadata: { ...svc(resolution).resource.metadata, annotations: { 'networking.istio.io/traffic-distribution': 'PreferClose' } } } }) as Service;
+    for (const r of ['STATIC', 'DNS', 'DNS_ROUND_ROBIN'] as const) assert.equal(compileClusterSettings({}, annotated(r), 'HTTP').loadBalancer.trafficDistribution, 'PreferSameZone', r);
+    for (const r of ['NONE', 'DYNAMIC_DNS'] as const) assert.equal(compileClusterSettings({}, annotated(r), 'HTTP').loadBalancer.trafficDistribution, undefined, r);
   });
 
   it('Istio defaults with no DestinationRule policy', () => {

@@ -226,7 +226,7 @@ export function compileClusterSettings(policy: TrafficPolicy, service: Service, 
   const h2 = h2Port && policy.connectionPool?.http?.useClientProtocol !== true;
   const od = policy.outlierDetection;
   return Object.freeze({
-    loadBalancer: resolveLoadBalancer(lb, endpointsTiered(service) ? trafficDistributionOf(service.resource) : undefined, service.resolution === 'DNS' || service.resolution === 'DNS_ROUND_ROBIN'),
+    loadBalancer: resolveLoadBalancer(lb, endpointsTiered(service) ? trafficDistributionOf(service.resource) : undefined),
     connectionPool: pool,
     outlierDetection: od === undefined ? undefined : resolveOutlierSettings(od),
     retryBudget: resolveRetryBudget(policy.retryBudget, pool.limits.maxRetries),
@@ -237,13 +237,12 @@ export function compileClusterSettings(policy: TrafficPolicy, service: Service, 
 }
 
 /**
- * Whether istiod tiers the cluster's endpoints by labels: an EDS cluster. A DNS cluster
- * (resolution DNS, DNS_ROUND_ROBIN) gets no failoverPriority tiers ("TODO: enable
- * failoverPriority for STRICT_DNS cluster type"), and a passthrough one (NONE, DYNAMIC_DNS) no
- * endpoints at all, so a service's traffic distribution does nothing there.
+ * Whether istiod tiers the cluster's endpoints: an EDS cluster, and since Istio 1.30 a DNS one
+ * (resolution DNS, DNS_ROUND_ROBIN: cluster.go wraps its endpoints for failoverPriority, 225ab8ff1fc).
+ * A passthrough one (NONE, DYNAMIC_DNS) has no endpoints, so a traffic distribution does nothing there.
  */
 function endpointsTiered(service: Service): boolean {
-  return service.resolution === 'STATIC';
+  return service.resolution !== 'NONE' && service.resolution !== 'DYNAMIC_DNS';
 }
 
 const count = (n: number): string => (n === UNLIMITED ? '∞' : String(n));

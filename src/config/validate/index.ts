@@ -29,6 +29,7 @@ import { workloadGroupSpec } from './workload-group.ts';
 import { SkippedKinds } from './skipped-kinds.ts';
 import { gatewayRouteKind, routeVirtualServices } from '../gateway-api/mesh-routes.ts';
 import { grpcRouteSpec, httpRouteSpec } from '../gateway-api/validate.ts';
+import { HEALTH_CHECKS_ANNOTATION, keptStatus, workloadEntryHealthy } from '../workloads.ts';
 
 const SPEC_VALIDATORS: { readonly [K in Kind]: Validator<SpecByKind[K]> } = {
   VirtualService: virtualServiceSpec,
@@ -158,7 +159,14 @@ function validateOne(doc: RawDocument, defaultNs: string): DocOutcome {
   const typedSpec = (SPEC_VALIDATORS[k] as Validator<unknown>)(spec, ['spec'], ctx);
   checkAnnotations(k, apiVersion, spec, ctx);
   if (issues.hasErrors || metadata === undefined || typedSpec === undefined) return done();
-  const resource = { apiVersion, kind: k, metadata: { ...metadata, namespace: ns }, spec: typedSpec, source: doc.source, ref } as Omit<AnyResource, 'order'>;
+  // A WorkloadEntry keeps its status conditions: with health checks on, `Healthy` decides whether it is an endpoint.
+  const status = keptStatus(k, raw.status);
+  if (k === 'WorkloadEntry' && !workloadEntryHealthy(metadata.annotations, status)) {
+    const healthy = status?.conditions.find((c) => c.type === 'Healthy');
+    const why = healthy === undefined ? 'its status has no Healthy condition' : `its status says Healthy "${healthy.status}"`;
+    issues.at(subject, ['metadata', 'annotations', HEALTH_CHECKS_ANNOTATION], 'warning', `health checks are on and ${why}: not an endpoint of any service, as istiod keeps a health-checked WorkloadEntry out until its probe reports it healthy (meshlet runs no probes; remove the annotation or set the condition)`);
+  }
+  const resource = { apiVersion, kind: k, metadata: { ...metadata, namespace: ns }, spec: typedSpec, ...(status === undefined ? {} : { status }), source: doc.source, ref } as Omit<AnyResource, 'order'>;
   return { issues: issues.all, valid: { resource, key: `${k}/${ns}/${metadata.name}`, subject, kind } };
 }
 

@@ -13,6 +13,7 @@ import type {
   WarmupConfiguration,
   ZoneAwareLoadBalancerSetting,
 } from '../types/networking.ts';
+import { IssueList } from '../issues.ts';
 import { checkLabelKey, checkLabelValue } from './common.ts';
 import { checkLocalityPattern, localitiesOverlap, msDuration, UINT32_MAX } from './shared-networking.ts';
 import {
@@ -216,4 +217,14 @@ export const loadBalancerSettings: Validator<LoadBalancerSettings> = obj<LoadBal
 /** Whether a `loadBalancer` asks for locality failover (which needs outlier detection to do anything). */
 export function wantsFailover(lb: LoadBalancerSettings | undefined): boolean {
   return [lb?.localityLbSetting, lb?.zoneAwareLbSetting].some((l) => (l?.failover?.length ?? 0) > 0 || (l?.failoverPriority?.length ?? 0) > 0);
+}
+
+/**
+ * Checks a MeshConfig `localityLbSetting` (istiod validates it as a DestinationRule's):
+ * the problems as `path: message` lines, none when it is valid.
+ */
+export function localityLbSettingProblems(value: unknown): string[] {
+  const issues = new IssueList();
+  localityLbSetting(value, ['localityLbSetting'], { issues, subject: { source: { file: '' }, ref: '' }, namespace: '' });
+  return issues.ofLevel('error').map((i) => `${i.path}: ${i.message}`);
 }

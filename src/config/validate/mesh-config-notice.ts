@@ -25,6 +25,7 @@ const MESH_CONFIG_OPTIONS: ReadonlyMap<string, string> = new Map([
   ['defaultProviders.accessLogging', 'createMesh({ telemetry: { accessLog: { defaultProviders } } })'],
   ['enableTracing', 'createMesh({ telemetry: { tracing: { enabled } } })'],
   ['defaultConfig.proxyHeaders', 'createMesh({ proxyHeaders })'],
+  ['localityLbSetting', 'createMesh({ localityLbSetting })'],
   ['defaultConfig.tracing.sampling', 'createMesh({ telemetry: { tracing: { samplingPercentage } } })'],
 ]);
 

@@ -16,6 +16,7 @@ import { canonicalJson } from '../canonical-json.ts';
 import { ControlPlaneError } from '../errors.ts';
 import type { TxnOp } from './client.ts';
 import { parse } from './config-check.ts';
+import { keptStatus } from '../../config/workloads.ts';
 
 /** The files that define a resource stored in etcd. */
 export interface FileOwner {
@@ -91,7 +92,8 @@ export function planPuts(
     const before = set.get(key);
     const prior = before === undefined ? undefined : (parse(before) as WireResource | undefined);
     const creationTimestamp = r.metadata?.creationTimestamp ?? prior?.metadata?.creationTimestamp ?? ctx.now;
-    const wire: WireResource = { apiVersion: r.apiVersion, kind: r.kind, metadata: { ...r.metadata, namespace, creationTimestamp }, spec: r.spec };
+    const status = keptStatus(r.kind, r.status);
+    const wire: WireResource = { apiVersion: r.apiVersion, kind: r.kind, metadata: { ...r.metadata, namespace, creationTimestamp }, spec: r.spec, ...(status === undefined ? {} : { status }) };
     const same = before !== undefined && sameContent(prior, wire);
     // An owner record whose resource is gone (deleted with etcdctl) defines nothing.
     const owner = before === undefined ? undefined : owners.get(key);
@@ -165,6 +167,6 @@ export function planFileSync(
 /** Same resource content, ignoring the creation timestamp. */
 export function sameContent(a: WireResource | undefined, b: WireResource): boolean {
   if (a === undefined) return false;
-  const strip = (r: WireResource): unknown => [r.apiVersion, r.kind, { ...r.metadata, creationTimestamp: undefined }, r.spec];
+  const strip = (r: WireResource): unknown => [r.apiVersion, r.kind, { ...r.metadata, creationTimestamp: undefined }, r.spec, keptStatus(r.kind, r.status) ?? null];
   return canonicalJson(strip(a)) === canonicalJson(strip(b));
 }

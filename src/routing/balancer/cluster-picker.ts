@@ -169,6 +169,11 @@ export class ClusterPicker implements Picker {
       parts.push(`panic below ${this.#panicThreshold}% healthy${panicking.length > 0 ? ` (in panic: ${panicking.join(', ')}, ejected hosts used)` : ''}`);
     }
     if (this.#plan.description !== '') parts.push(this.#plan.description);
+    // Where calls go now, once they spill over from the first tier (Envoy's priority load).
+    if (this.#tiers.length > 1) {
+      const loads = this.priorityLoads;
+      if (loads[0] !== 100) parts.push(loads.every((l) => l === 0) ? 'priority load: none (no healthy endpoint)' : `priority load ${loads.map((l, i) => `P${i} ${l}%`).join(' ')}`);
+    }
     return parts.join(', ');
   }
 

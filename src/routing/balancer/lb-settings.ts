@@ -51,8 +51,6 @@ export interface ResolvedLoadBalancer {
   readonly locality: LocalityLoadBalancerSetting | undefined;
   /** The locality setting comes from the service's traffic distribution: its failover applies without outlier detection (Istio). */
   readonly trafficDistribution: TrafficDistribution | undefined;
-  /** False for a DNS cluster, whose endpoints istiod never tiers by `failoverPriority` labels. */
-  readonly labelTiers: boolean;
   /** What a picker adds to its kind when printed: the hash key or the slow start ('' for none). */
   readonly description: string;
 }
@@ -103,7 +101,7 @@ const PASSTHROUGH_LOCALITY: LocalityLoadBalancerSetting = Object.freeze({ enable
  * Resolves the effective `loadBalancer` block (undefined = Istio's defaults); a service's
  * `trafficDistribution` stands in for a `localityLbSetting` the block does not have.
  */
-export function resolveLoadBalancer(settings: LoadBalancerSettings | undefined, distribution?: TrafficDistribution, dnsCluster = false): ResolvedLoadBalancer {
+export function resolveLoadBalancer(settings: LoadBalancerSettings | undefined, distribution?: TrafficDistribution): ResolvedLoadBalancer {
   const kind = pickerKind(settings);
   const ch = settings?.consistentHash;
   const td = kind !== 'PASSTHROUGH' && settings?.localityLbSetting === undefined ? distribution : undefined;
@@ -117,7 +115,6 @@ export function resolveLoadBalancer(settings: LoadBalancerSettings | undefined, 
     slowStart,
     locality: kind === 'PASSTHROUGH' ? PASSTHROUGH_LOCALITY : (settings?.localityLbSetting ?? (td === undefined ? undefined : localityFor(td))),
     trafficDistribution: td,
-    labelTiers: !dnsCluster,
     description: ch !== undefined ? hashKeyDescription(ch) : slowStart === undefined ? '' : describeSlowStart(slowStart),
   });
 }

@@ -152,21 +152,25 @@ describe('planLocality', () => {
     assert.equal(plan.description, 'locality failover off (no outlierDetection)');
     assert.equal(planLocality(HOSTS, undefined, { ...CLIENT, outlierDetection: false }).description, '');
   });
-  it('a DNS cluster (labelTiers false): failoverPriority makes no tiers, as istiod; with failover too, only the locality tiers', () => {
-    const fp = ['topology.kubernetes.io/region'];
-    const none = planLocality(HOSTS, { failoverPriority: fp }, { ...CLIENT, labelTiers: false });
+  it('failoverPriority without a client locality or labels still makes Envoy pick a locality first (LocalityWeightedLbConfig)', () => {
+    const none = planLocality(HOSTS, { failoverPriority: ['x'] }, { locality: '', labels: {}, outlierDetection: true });
     single(none);
-    assert.equal(none.description, 'failoverPriority makes no tiers for a DNS cluster (as istiod)');
-    // Envoy still picks a locality first (istiod sets LocalityWeightedLbConfig for failover or failoverPriority).
     assert.equal(none.localityWeighted, true);
-    const withFailover = planLocality(HOSTS, { failoverPriority: fp, failover: [{ from: 'us-east', to: 'eu-west' }] }, { ...CLIENT, labelTiers: false });
-    assert.deepEqual(shape(withFailover), shape(planLocality(HOSTS, { failover: [{ from: 'us-east', to: 'eu-west' }] }, CLIENT)));
-    // The same setting on an endpoint cluster does tier by the label.
-    assert.ok(planLocality(HOSTS, { failoverPriority: fp }, CLIENT).tiers.length > 1);
   });
 
   it('enabled: false turns locality off', () => single(planLocality(HOSTS, { enabled: false }, CLIENT)));
-  it('a client without a locality gets one tier', () => single(planLocality(HOSTS, undefined, { ...CLIENT, locality: '' })));
+  it('a client without a locality gets one tier when every endpoint has a locality', () => single(planLocality(HOSTS, undefined, { ...CLIENT, locality: '' })));
+  it('a client without a locality prefers endpoints without one (istiod: the proxy locality is empty, LbPriority 0 vs 3)', () => {
+    const mixed = hostSet([ep('10.0.0.1', { locality: 'us-east/a/1' }), ep('10.0.0.2'), ep('10.0.0.3', { locality: 'eu-west/a/1' }), ep('10.0.0.4')]).hosts;
+    const plan = planLocality(mixed, undefined, { ...CLIENT, locality: '' });
+    assert.deepEqual(shape(plan), [['(none)=2+4@2'], ['us-east/a/1=1@1', 'eu-west/a/1=3@1']]);
+    assert.equal(plan.description, 'locality failover from (no locality): P0 2, P1 2');
+    // With failoverPriority and failover both set, istiod applies the locality tiers too.
+    const both = planLocality(mixed, { failoverPriority: ['x'], failover: [{ from: 'us-east', to: 'eu-west' }] }, { locality: '', labels: { x: '1' }, outlierDetection: true });
+    assert.deepEqual(shape(both), [['(none)=2+4@2'], ['us-east/a/1=1@1', 'eu-west/a/1=3@1']]);
+    // Without outlier detection there are still no tiers.
+    single(planLocality(mixed, undefined, { ...CLIENT, locality: '', outlierDetection: false }));
+  });
 
   it('distribute: the first matching rule splits traffic by locality; unnamed localities get none', () => {
     const setting: LocalityLoadBalancerSetting = {
@@ -234,6 +238,47 @@ describe('planLocality', () => {
       const plan = planLocality(hosts, { failoverPriority: ['version'], failover: [{ from: 'r1', to: 'r2' }] }, client);
       // version match: host 1 (same zone), 3 (same region), 4 (other region); no match: host 2.
       assert.deepEqual(shape(plan), [['r1/z1=1@1'], ['r1/z2=3@1'], ['r2/z1=4@1'], ['r1/z1=2@1']]);
+    });
+
+    // Istio 1.31 (b6787c126ec, "Network locality is preferred but not required"): a leading network
+    // label ranks another network's endpoints by the remaining labels, after every same-network tier.
+    it('a leading network label is preferred, not required (Istio TestApplyLocalitySetting "FailoverPriority including locality")', () => {
+      const six = hostSet([
+        ep('10.0.0.1', { labels: { [NET]: 'n1', region: 'region1', zone: 'zone1' } }),
+        ep('10.0.0.2', { labels: { [NET]: 'n2', region: 'region1', zone: 'zone2' } }),
+        ep('10.0.0.3', { labels: { [NET]: 'n1', region: 'region2', zone: 'zone2' } }),
+        ep('10.0.0.4', { labels: { [NET]: 'n2', region: 'region3', zone: 'zone3' } }),
+        ep('10.0.0.5', { labels: { [NET]: 'n2', region: 'region2', zone: 'zone2' } }),
+        ep('10.0.0.6', { labels: { [NET]: 'n1', region: 'region3', zone: 'zone3' } }),
+      ]).hosts;
+      const c: LocalityClient = { locality: '', labels: { [NET]: 'n1', region: 'region2', zone: 'zone2' }, outlierDetection: true };
+      // Istio's priorities: 3.3.3.3 → 0, 1.1.1.1 and 6.6.6.6 → 1, 5.5.5.5 → 2, 2.2.2.2 and 4.4.4.4 → 3.
+      assert.deepEqual(shape(planLocality(six, { failoverPriority: [NET, 'region', 'zone'] }, c)), [['(none)=3@1'], ['(none)=1+6@2'], ['(none)=5@1'], ['(none)=2+4@2']]);
+    });
+
+    it('a caller on no network still prefers its region and zone among endpoints that name one (Istio "not match the first n label")', () => {
+      const cluster = 'topology.istio.io/cluster';
+      const eps = hostSet([
+        ep('10.0.0.1', { labels: { [NET]: 'n1', [cluster]: 'c1' } }),
+        ep('10.0.0.2', { labels: { [NET]: 'n2', [cluster]: 'c2' } }),
+        ep('10.0.0.3', { labels: { [NET]: 'n1', [cluster]: 'c1' } }),
+      ]).hosts;
+      const c: LocalityClient = { locality: '', labels: { [NET]: 'test', [cluster]: 'c1' }, outlierDetection: true };
+      assert.deepEqual(shape(planLocality(eps, { failoverPriority: [NET, cluster] }, c)), [['(none)=1+3@2'], ['(none)=2@1']]);
+      // PreferSameZone's list, for a caller whose network is unset: same zone first, then same region, then the rest.
+      const zoned = hostSet([
+        ep('10.0.0.1', { labels: { [NET]: 'n1' }, locality: 'r1/z2' }),
+        ep('10.0.0.2', { labels: { [NET]: 'n1' }, locality: 'r1/z1' }),
+        ep('10.0.0.3', { labels: { [NET]: 'n1' }, locality: 'r2/z1' }),
+      ]).hosts;
+      const fp = [NET, 'topology.kubernetes.io/region', 'topology.kubernetes.io/zone'];
+      assert.deepEqual(shape(planLocality(zoned, { failoverPriority: fp }, { locality: 'r1/z1', labels: {}, outlierDetection: true })), [['r1/z1=2@1'], ['r1/z2=1@1'], ['r2/z1=3@1']]);
+    });
+
+    it('network=value as the first entry is an ordinary required label (istiod compares the raw entry)', () => {
+      const plan = planLocality(hosts, { failoverPriority: [`${NET}=n2`, 'version'] }, client);
+      // host 3 is on n2 with version v1 → P0; every other host misses the first label → one last tier.
+      assert.deepEqual(shape(plan), [['r1/z2=3@1'], ['r1/z1=1+2@2', 'r2/z1=4@1']]);
     });
 
     it('a client with no labels and no locality gets one tier', () => {

@@ -12,14 +12,16 @@
  *   never applied (Istio: one of distribute or failover).
  * - Otherwise, only with outlier detection: tiers P0 same region/zone/subzone, P1 same
  *   region/zone, P2 same region, P3 other regions, P4 regions other than the `to` of the first
- *   `failover` entry whose `from` is the client's region. With `failoverPriority` the tier is
- *   `n − (number of leading labels that match)` instead, combined as `tier·5 + locality tier`
+ *   `failover` entry whose `from` is the client's region (a client without a locality has the
+ *   empty one, so endpoints without a locality are its P0 and the rest its next tier). With `failoverPriority` the tier is
+ *   `n − (number of leading labels that match)` instead (a leading network label is preferred,
+ *   not required: another network adds n), combined as `tier·5 + locality tier`
  *   when `failover` is also set. Empty tiers are dropped. Envoy's locality-weighted balancing
  *   is on inside tiers only when `failover` or `failoverPriority` is explicitly set.
  *
  * @module
  */
-import { REGION_LABEL, splitLocality, SUBZONE_LABEL, ZONE_LABEL } from '../../config/topology.ts';
+import { NETWORK_LABEL, REGION_LABEL, splitLocality, SUBZONE_LABEL, ZONE_LABEL } from '../../config/topology.ts';
 import type { LocalityLoadBalancerSetting } from '../../config/types/destination-rule.ts';
 import type { HostState } from './host.ts';
 
@@ -57,12 +59,6 @@ export interface LocalityClient {
   readonly labels: Readonly<Record<string, string>>;
   /** Whether the destination has outlier detection (failover needs it). */
   readonly outlierDetection: boolean;
-  /**
-   * False for a DNS cluster: istiod tiers its endpoints by locality but never by labels (it passes
-   * no endpoints to `applyFailoverPriorities`: "TODO: enable failoverPriority for STRICT_DNS"), so
-   * a `failoverPriority` makes no tiers there, and only an explicit `failover` does. @defaultValue true
-   */
-  readonly labelTiers?: boolean;
 }
 
 /** Topology labels Istio derives from a locality (`AugmentLabels`), usable in `failoverPriority`. */
@@ -152,13 +148,24 @@ function priorityLabels(entries: readonly string[], clientLabels: Readonly<Recor
   });
 }
 
-/** `n − (number of leading labels matched)`: 0 when all match (Go map reads make missing = ''). */
-function labelTier(labels: Readonly<Record<string, string>>, wanted: readonly { key: string; value: string }[]): number {
+/**
+ * `n − (number of leading labels matched)`: 0 when all match (Go map reads make missing = '').
+ * When the first entry is exactly `topology.istio.io/network`, the network is preferred but not
+ * required (istiod's `applyFailoverPriorityPerLocality`, Istio 1.31): an endpoint on another
+ * network is ranked by the remaining labels and then placed after every same-network tier (+n).
+ */
+function labelTier(labels: Readonly<Record<string, string>>, wanted: readonly { key: string; value: string }[], networkFirst: boolean): number {
+  let adjust = 0;
   for (let j = 0; j < wanted.length; j++) {
     const w = wanted[j] as { key: string; value: string };
-    if ((labels[w.key] ?? '') !== w.value) return wanted.length - j;
+    if ((labels[w.key] ?? '') === w.value) continue;
+    if (j === 0 && networkFirst) {
+      adjust = wanted.length;
+      continue;
+    }
+    return wanted.length - j + adjust;
   }
-  return 0;
+  return adjust;
 }
 
 function regionTier(client: string, endpoint: string, failover: NonNullable<LocalityLoadBalancerSetting['failover']>): number {
@@ -176,7 +183,8 @@ function regionTier(client: string, endpoint: string, failover: NonNullable<Loca
  * @param client the client's locality and labels, and whether outlier detection is on
  */
 export function planLocality(hosts: readonly HostState[], setting: LocalityLoadBalancerSetting | undefined, client: LocalityClient): LocalityPlan {
-  if (setting?.enabled === false) return flat(hosts);
+  // No endpoint (none registered yet, all unhealthy): nothing to tier or weigh.
+  if (setting?.enabled === false || hosts.length === 0) return flat(hosts);
   const rules = setting?.distribute ?? [];
   // istiod applies distribute to every proxy, one without a locality too (a rule from `*` matches its empty locality).
   if (rules.length > 0) return distribute(hosts, rules, client.locality);
@@ -185,29 +193,36 @@ export function planLocality(hosts: readonly HostState[], setting: LocalityLoadB
   if (!client.outlierDetection) {
     return flat(hosts, failover.length > 0 || fpEntries.length > 0 ? 'locality failover off (no outlierDetection)' : '');
   }
-  const useRegions = client.locality !== '' && (fpEntries.length === 0 || failover.length > 0);
+  // A caller without a locality is tiered too: istiod gives every proxy a locality (empty when
+  // unknown, ads.go setTopologyLabels), and LbPriority ranks endpoints without one as its subzone (P0).
+  const useRegions = fpEntries.length === 0 || failover.length > 0;
   const clientLabels = withTopologyLabels(client.labels, client.locality);
-  const useLabels = fpEntries.length > 0 && client.labelTiers !== false && Object.keys(clientLabels).length > 0;
-  if (!useRegions && !useLabels) {
+  const useLabels = fpEntries.length > 0 && Object.keys(clientLabels).length > 0;
+  const untiered = (): LocalityPlan => {
     // No tiers, but Envoy still picks a locality first when failover or failoverPriority is set (istiod's LocalityWeightedLbConfig).
-    const plan = flat(hosts, fpEntries.length > 0 && client.labelTiers === false ? 'failoverPriority makes no tiers for a DNS cluster (as istiod)' : '');
+    const plan = flat(hosts);
     return failover.length > 0 || fpEntries.length > 0 ? { ...plan, localityWeighted: true } : plan;
-  }
+  };
+  if (!useRegions && !useLabels) return untiered();
   const wanted = useLabels ? priorityLabels(fpEntries, clientLabels) : [];
+  // istiod compares the raw entry, so `topology.istio.io/network=n1` is an ordinary required label.
+  const networkFirst = fpEntries[0] === NETWORK_LABEL;
   const byTier = new Map<number, HostState[]>();
   for (const h of hosts) {
     const ep = h.endpoint;
-    const fp = useLabels ? labelTier(withTopologyLabels(ep.labels, ep.locality), wanted) : 0;
+    const fp = useLabels ? labelTier(withTopologyLabels(ep.labels, ep.locality), wanted, networkFirst) : 0;
     const tier = useRegions ? fp * 5 + regionTier(client.locality, ep.locality, failover) : fp;
     const list = byTier.get(tier);
     if (list === undefined) byTier.set(tier, [h]);
     else list.push(h);
   }
   const order = [...byTier.keys()].sort((a, b) => a - b);
+  if (order.length <= 1 && client.locality === '' && !useLabels) return untiered();
+  const from = client.locality === '' ? '(no locality)' : client.locality;
   const tiers = order.map((t) => ({ groups: byLocality(byTier.get(t) ?? []) }));
   const sizes = tiers.map((t, i) => `P${i} ${t.groups.reduce((n, g) => n + g.hosts.length, 0)}`).join(', ');
   const what = useLabels
-    ? `failoverPriority [${fpEntries.join(', ')}]${useRegions ? ` + failover from ${client.locality}` : ''}`
-    : `locality failover from ${client.locality}${failover.length > 0 ? ` (${failover.map((f) => `${f.from}→${f.to}`).join(', ')})` : ''}`;
+    ? `failoverPriority [${fpEntries.join(', ')}]${useRegions ? ` + failover from ${from}` : ''}`
+    : `locality failover from ${from}${failover.length > 0 ? ` (${failover.map((f) => `${f.from}→${f.to}`).join(', ')})` : ''}`;
   return { tiers, localityWeighted: failover.length > 0 || fpEntries.length > 0, description: `${what}: ${sizes}` };
 }

@@ -132,7 +132,7 @@ describe('createPicker: locality failover tiers (outlier detection on)', () => {
     assertShare(c.get(key(2)) ?? 0, n, 0.7, 'P0 (1 of 2 healthy)');
     assertShare((c.get(key(3)) ?? 0) + (c.get(key(4)) ?? 0), n, 0.3, 'P1');
     assert.equal(c.get(key(5)), undefined, 'P2 gets nothing while P1 is fully available');
-    assert.match(p.toString(), /^LEAST_REQUEST \(P2C\) over 5 hosts \(1 ejected\), locality failover from us-east\/a\/1: P0 2, P1 2, P2 1$/);
+    assert.match(p.toString(), /^LEAST_REQUEST \(P2C\) over 5 hosts \(1 ejected\), locality failover from us-east\/a\/1: P0 2, P1 2, P2 1, priority load P0 70% P1 30% P2 0%$/);
   });
 
   it('cascades: P0 gone and half of P1 gone → 70% P1, 30% P2; everything gone → undefined', () => {
@@ -224,11 +224,17 @@ describe('createPicker: failoverPriority', () => {
     assert.deepEqual([...tally(p, 500)], [[key(2), 500]]);
     set.setEjected(set.hosts[1]!, true);
     assert.deepEqual([...tally(p, 500)], [[key(3), 500]]);
-    assert.match(p.toString(), /failoverPriority \[version, track\]: P0 1, P1 1, P2 1$/);
+    assert.match(p.toString(), /failoverPriority \[version, track\]: P0 1, P1 1, P2 1, priority load P0 0% P1 0% P2 100%$/);
+    set.setEjected(set.hosts[2]!, true);
+    assert.match(p.toString(), /P2 1, priority load: none \(no healthy endpoint\)$/);
   });
 });
 
 describe('createPicker: toString', () => {
+  it('a cluster without endpoints describes no locality tiers', () => {
+    const p = createPicker(hostSet([]), { localityLbSetting: { failover: [{ from: 'us-east', to: 'eu-west' }] } }, context(1, { outlierDetection: true }));
+    assert.equal(p.toString(), 'LEAST_REQUEST (P2C) over 0 hosts');
+  });
   it('describes algorithm, hosts, ejections and extras compactly', () => {
     const set = uniformSet(3);
     assert.equal(String(createPicker(set, undefined, context())), 'LEAST_REQUEST (P2C) over 3 hosts');

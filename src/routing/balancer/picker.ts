@@ -19,7 +19,7 @@
  * @module
  */
 import type { Clock, Random } from '../../core/clock.ts';
-import type { LoadBalancerSettings } from '../../config/types/destination-rule.ts';
+import type { LoadBalancerSettings, LocalityLoadBalancerSetting } from '../../config/types/destination-rule.ts';
 import type { Algorithm } from './algorithm.ts';
 import { ClusterPicker, type Picker } from './cluster-picker.ts';
 import type { HostSet, HostState } from './host.ts';
@@ -41,6 +41,8 @@ export interface PickerContext {
   clock: Clock;
   /** client locality 'region/zone/subzone' or '' */
   locality: string;
+  /** MeshConfig's `localityLbSetting`: used when neither the DestinationRule nor a `trafficDistribution` gives one (istiod's GetEffectiveLbSetting). */
+  meshLocality?: LocalityLoadBalancerSetting | undefined;
   /** client workload labels (for failoverPriority) */
   labels: Readonly<Record<string, string>>;
   /** true when the destination has outlierDetection (Istio applies locality failover / failoverPriority only then; `distribute` applies regardless) */
@@ -96,8 +98,9 @@ export function pickerFor(set: HostSet, lb: ResolvedLoadBalancer, ctx: PickerCon
  * The locality plan of a cluster's hosts: its setting, or the service's traffic distribution
  * (whose failover needs no outlier detection, and whose description says where it comes from).
  */
-export function clusterLocalityPlan(hosts: readonly HostState[], lb: ResolvedLoadBalancer, client: LocalityClient): LocalityPlan {
+export function clusterLocalityPlan(hosts: readonly HostState[], lb: ResolvedLoadBalancer, client: LocalityClient & { readonly meshLocality?: LocalityLoadBalancerSetting | undefined }): LocalityPlan {
   const td = lb.trafficDistribution;
-  const plan = planLocality(hosts, lb.locality, { ...client, outlierDetection: client.outlierDetection || td !== undefined, labelTiers: lb.labelTiers });
+  // Resolution order as istiod's: DestinationRule > the Service's trafficDistribution > MeshConfig (lb.locality holds the first two).
+  const plan = planLocality(hosts, lb.locality ?? client.meshLocality, { ...client, outlierDetection: client.outlierDetection || td !== undefined });
   return td === undefined || plan.description === '' ? plan : { ...plan, description: `trafficDistribution ${td}: ${plan.description}` };
 }

@@ -78,6 +78,18 @@ describe('/v1/resources: applying the same manifest again', () => {
     assert.equal(again.body.version, first.body.version);
   });
 
+  it("a health-checked WorkloadEntry's Healthy condition is content: a status change is configured, with a new version", async () => {
+    const entry = (healthy: string) =>
+      `apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: vm-1, annotations: {proxy.istio.io/health-checks-enabled: "true"}}\nspec: {address: 10.9.0.1, labels: {app: vm}}\nstatus:\n  conditions: [{type: Healthy, status: "${healthy}"}]\n`;
+    const first = await post(entry('False'));
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const same = await post(entry('False'));
+    assert.deepEqual(same.body.applied, [{ ref: 'WorkloadEntry default/vm-1', action: 'unchanged' }]);
+    const healthy = await post(entry('True'));
+    assert.deepEqual(healthy.body.applied, [{ ref: 'WorkloadEntry default/vm-1', action: 'configured' }]);
+    assert.notEqual(healthy.body.version, first.body.version);
+  });
+
   it('a resource of a config file, applied as the file has it, is unchanged (not a conflict)', async () => {
     const r = await post(RATINGS_DELAY.replace('name: ratings\n', 'name: ratings-file\n'));
     assert.equal(r.status, 200, JSON.stringify(r.body));

@@ -40,6 +40,7 @@ const everything: MeshOptions = {
   closeTimeoutMs: undefined,
   probePaths: undefined,
   locality: undefined,
+  localityLbSetting: undefined,
   sourceIp: undefined,
   outboundTrafficPolicy: undefined,
   retryBufferBytes: undefined,
