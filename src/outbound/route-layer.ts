@@ -8,7 +8,7 @@
  */
 import type { Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
-import { applyHeaderOps, type Exchange, type Headers, type ResponseHeaderOps } from '../core/exchange.ts';
+import { applyHeaderOps, type Exchange, type Headers, NO_CONTROLLER, type ResponseHandler, type ResponseHeaderOps } from '../core/exchange.ts';
 import { corsOutcome } from '../routing/cors.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
 import type { UnknownHostPolicy } from '../routing/compile.ts';
@@ -18,6 +18,7 @@ import { connectPort, portColon } from '../routing/request-head.ts';
 import type { RequestMatcher } from '../routing/request-matcher.ts';
 import type { ClusterState } from './cluster-state.ts';
 import { addResponseOps, type OutboundRateLimits, refuseCall } from './rate-limit.ts';
+import type { RateLimitRefusal } from '../policies/rate-limit/run-filters.ts';
 
 /** What the route layer needs from the mesh. */
 export interface RouteLayerOptions {
@@ -186,15 +187,47 @@ export function routeLayer(o: RouteLayerOptions): Layer {
         }
         if (c.kind === 'answer') cors = c.ops;
       }
-      const limits = o.rateLimits();
+      // The mesh's own calls (a rate limit service's) skip the filters, as Envoy's async client does.
+      const limits = ex.sideCall ? undefined : o.rateLimits();
       if (limits !== undefined) {
-        const refusal = limits.check(ex, table, d, o.unknownHosts);
-        if (refusal !== undefined) {
-          if (d !== undefined && d !== NO_ROUTE) placeRefused(ex, d, o);
-          refuseCall(ex, refusal, cors);
+        const r = limits.check(ex, table, d, o.unknownHosts);
+        if (r instanceof Promise) {
+          // A global rate limit filter waits for its service's answer (the caller leaving ends the wait).
+          let gone = false;
+          const waiter = {
+            cancel(reason: Error): void {
+              gone = true;
+              handler.onResponseError?.(NO_CONTROLLER, reason);
+            },
+          };
+          ex.waiting = waiter;
+          const settle = (refusal: RateLimitRefusal | undefined): void => {
+            if (gone) return;
+            if (ex.waiting === waiter) ex.waiting = undefined;
+            if (refusal !== undefined) refused(ex, d, refusal, cors, o);
+            else routed(ex, handler, d, cors, next, o);
+          };
+          r.then(settle, (err: unknown) => settle({ status: 500, grpcStatus: 13, headers: {}, reason: `rate limit filter failed: ${(err as Error).message}`, body: '', flag: 'RLSE' }));
+          return;
+        }
+        if (r !== undefined) {
+          refused(ex, d, r, cors, o);
           return;
         }
       }
+      routed(ex, handler, d, cors, next, o);
+    };
+}
+
+/** Fails a call a rate limit refused, naming its route and cluster. */
+function refused(ex: Exchange, d: RouteDecision | typeof NO_ROUTE | undefined, refusal: RateLimitRefusal, cors: ResponseHeaderOps | undefined, o: RouteLayerOptions): void {
+  if (d !== undefined && d !== NO_ROUTE) placeRefused(ex, d, o);
+  refuseCall(ex, refusal, cors);
+}
+
+/** The call after the rate limits: answered by its route, or sent on. */
+function routed(ex: Exchange, handler: ResponseHandler, decision: RouteDecision | typeof NO_ROUTE | undefined, cors: ResponseHeaderOps | undefined, next: Dispatch, o: RouteLayerOptions): void {
+      let d = decision;
       if (d === undefined) {
         const policy = o.unknownHosts();
         if (policy.mode === 'REGISTRY_ONLY') {
@@ -243,5 +276,4 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       }
       if (cors !== undefined) addResponseOps(ex, cors);
       next(ex, handler);
-    };
 }

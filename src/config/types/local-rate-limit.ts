@@ -8,6 +8,7 @@
  * @module
  */
 import type { ListenerMatch, PatchContext, RouteConfigurationMatch } from './envoy-filter.ts';
+import type { GlobalRateLimitSettings } from './global-rate-limit.ts';
 
 /** A token bucket (`type.v3.TokenBucket`). */
 export interface TokenBucketSettings {
@@ -149,6 +150,12 @@ export interface RateLimitFilterPatch {
   /** The HTTP filter's name (`value.name`); per-route configs are found under it. */
   readonly filterName: string;
   readonly config: LocalRateLimitSettings;
+  /**
+   * Set for Envoy's global rate limit filter (`envoy.filters.http.ratelimit`): the service it asks.
+   * `config` then carries its stage, own rate limits and refusal settings for the shared engine
+   * (enabled and enforced for every request, no buckets).
+   */
+  readonly global?: GlobalRateLimitSettings;
 }
 
 /** An HTTP_ROUTE or VIRTUAL_HOST MERGE patch: per-filter configs and/or rate-limit actions. */

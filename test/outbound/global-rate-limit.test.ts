@@ -1,0 +1,146 @@
+/**
+ * Global rate limiting (Envoy's `envoy.filters.http.ratelimit` and a rate limit service) on the
+ * calls a workload makes, as Istio's integration test sets it up
+ * (tests/integration/telemetry/policy/envoy_ratelimit_test.go, TestRateLimiting): Istio's own
+ * EnvoyFilters (testdata/enable_envoy_ratelimit.yaml, copied as test/fixtures/ratelimit/) — the
+ * filter `INSERT_BEFORE envoy.filters.http.router` for SIDECAR_OUTBOUND of `app: clt`, the
+ * `rate_limit_cluster` CLUSTER ADD (STRICT_DNS `ratelimit.<ns>.svc.cluster.local:8081`), the
+ * VIRTUAL_HOST MERGE of a `:path` → `PATH` action — and a rate limit service with Istio's configmap
+ * (testdata/rate-limit-configmap.yaml: domain `echo-ratelimit`, `PATH=/` 1 per minute). Calls go
+ * through `mesh.fetch` to a real upstream; the service is a grpc-js server on 127.0.0.1 the mesh
+ * reaches by its Kubernetes name.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
+import { type RateLimitService, startRateLimitService } from '../helpers/rate-limit-service.ts';
+import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
+
+const RL_NS = 'istio-ratelimit';
+const ECHO_NS = 'echo';
+const SRV = `srv.${ECHO_NS}.svc.cluster.local`;
+
+/** Istio's EnvoyFilters with the test's namespaces (its Go template's two values). */
+export function istioEnvoyFilters(): object[] {
+  const text = readFileSync(new URL('../fixtures/ratelimit/enable_envoy_ratelimit.yaml', import.meta.url), 'utf8').replaceAll('{{ .RateLimitNamespace }}', RL_NS).replaceAll('{{ .EchoNamespace }}', ECHO_NS);
+  return parseAllDocuments(text).map((d) => d.toJS() as object);
+}
+
+/** Istio's rate-limit-configmap.yaml `config.yaml`. */
+export const ISTIO_CONFIGMAP = {
+  domain: 'echo-ratelimit',
+  descriptors: [
+    { key: 'PATH', value: '/', rate_limit: { unit: 'minute', requests_per_unit: 1 } },
+    { key: 'PATH', rate_limit: { unit: 'minute', requests_per_unit: 100 } },
+  ],
+} as const;
+
+/** The rate limit service's and the upstream's Kubernetes Services, their endpoints on 127.0.0.1. */
+export function services(rlsPort: number, upPort: number): object[] {
+  const se = (name: string, ns: string, host: string, port: number, protocol: string, target: number) => ({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'ServiceEntry',
+    metadata: { name, namespace: ns },
+    spec: { hosts: [host], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: port, name: protocol.toLowerCase(), protocol }], endpoints: [{ address: '127.0.0.1', ports: { [protocol.toLowerCase()]: target } }] },
+  });
+  return [se('ratelimit', RL_NS, `ratelimit.${RL_NS}.svc.cluster.local`, 8081, 'GRPC', rlsPort), se('srv', ECHO_NS, SRV, 80, 'HTTP', upPort)];
+}
+
+describe("global rate limiting: Istio's TestRateLimiting (outbound, app: clt)", () => {
+  let rls: RateLimitService;
+  let up: Upstream;
+  let mesh: Mesh;
+  let rlsNow = 0;
+  const warnings: string[] = [];
+  const upstreamSaw: Record<string, string | string[] | undefined>[] = [];
+
+  before(async () => {
+    rls = await startRateLimitService(ISTIO_CONFIGMAP, () => rlsNow);
+    up = await startUpstream('srv', (req, res) => {
+      upstreamSaw.push(req.headers);
+      res.end('hello');
+    });
+    mesh = await createMesh({
+      service: 'clt',
+      namespace: ECHO_NS,
+      labels: { app: 'clt' },
+      config: [...services(rls.port, up.port), ...istioEnvoyFilters()] as never,
+      clock: new ManualClock(0),
+      logger: { warn: (m) => warnings.push(m) },
+    });
+  });
+  after(async () => {
+    await mesh.close();
+    await up.close();
+    rls.close();
+  });
+
+  it('applies both EnvoyFilters without a warning', () => {
+    assert.deepEqual(warnings.filter((w) => /EnvoyFilter|skipped/.test(w)), []);
+  });
+
+  it('5 calls to / in a minute: the first goes through, the others get 429 with x-envoy-ratelimited', async () => {
+    const statuses: number[] = [];
+    let limited: Response | undefined;
+    for (let i = 0; i < 5; i++) {
+      const r = await mesh.fetch(`http://${SRV}/`);
+      statuses.push(r.status);
+      if (r.status === 429) limited ??= r;
+      await r.text();
+    }
+    assert.deepEqual(statuses, [200, 429, 429, 429, 429]);
+    assert.equal(limited?.headers.get('x-envoy-ratelimited'), 'true');
+    // The service heard the domain and the PATH descriptor, once per call.
+    assert.equal(rls.seen.length, 5);
+    assert.deepEqual(rls.seen[0], { domain: 'echo-ratelimit', descriptors: [[{ key: 'PATH', value: '/' }]], hits_addend: 0 });
+    assert.equal(upstreamSaw.length, 1);
+  });
+
+  it('another path has its own limit (100 per minute); a new minute lets / through again', async () => {
+    assert.equal((await mesh.fetch(`http://${SRV}/other`)).status, 200);
+    rlsNow += 60_000;
+    assert.equal((await mesh.fetch(`http://${SRV}/`)).status, 200);
+    assert.equal((await mesh.fetch(`http://${SRV}/`)).status, 429);
+  });
+
+  it('the service failing: failure_mode_deny (Istio sets it) answers 500, and the upstream is not called', async () => {
+    rls.control.mode = 'error';
+    try {
+      const before = upstreamSaw.length;
+      const r = await mesh.fetch(`http://${SRV}/other`);
+      assert.equal(r.status, 500);
+      assert.equal(r.headers.get('x-envoy-ratelimited'), null);
+      await r.text();
+      assert.equal(upstreamSaw.length, before);
+    } finally {
+      rls.control.mode = 'count';
+    }
+  });
+
+  it('headers from the service: request_headers_to_add reach the upstream, response_headers_to_add the caller', async () => {
+    rls.control.requestHeaders = [{ key: 'x-rl-req', value: 'added' }];
+    rls.control.responseHeaders = [{ key: 'x-rl-resp', value: 'yes' }];
+    try {
+      const r = await mesh.fetch(`http://${SRV}/other`);
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('x-rl-resp'), 'yes');
+      assert.equal(upstreamSaw.at(-1)?.['x-rl-req'], 'added');
+      const limited = await mesh.fetch(`http://${SRV}/`);
+      assert.equal(limited.status, 429);
+      assert.equal(limited.headers.get('x-rl-resp'), 'yes');
+    } finally {
+      rls.control.requestHeaders = [];
+      rls.control.responseHeaders = [];
+    }
+  });
+
+  it('a host the VIRTUAL_HOST patch does not name makes no descriptor: no call to the service', async () => {
+    const n = rls.seen.length;
+    // The rate limit service itself, by its Kubernetes name (a call the app makes, not the filter's).
+    const r = await mesh.fetch(`http://127.0.0.1:${up.port}/`);
+    assert.equal(r.status, 200);
+    assert.equal(rls.seen.length, n);
+  });
+});
