@@ -110,3 +110,28 @@ export async function startRateLimitService(config: RlsConfig, now: () => number
     },
   };
 }
+
+export const RL_NS = 'istio-ratelimit';
+export const ECHO_NS = 'echo';
+const SRV = `srv.${ECHO_NS}.svc.cluster.local`;
+
+/** Istio's rate-limit-configmap.yaml `config.yaml`. */
+export const ISTIO_CONFIGMAP = {
+  domain: 'echo-ratelimit',
+  descriptors: [
+    { key: 'PATH', value: '/', rate_limit: { unit: 'minute', requests_per_unit: 1 } },
+    { key: 'PATH', rate_limit: { unit: 'minute', requests_per_unit: 100 } },
+  ],
+} as const;
+
+/** The rate limit service's and the upstream's Kubernetes Services, their endpoints on 127.0.0.1. */
+export function services(rlsPort: number, upPort: number): object[] {
+  const se = (name: string, ns: string, host: string, port: number, protocol: string, target: number) => ({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'ServiceEntry',
+    metadata: { name, namespace: ns },
+    spec: { hosts: [host], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: port, name: protocol.toLowerCase(), protocol }], endpoints: [{ address: '127.0.0.1', ports: { [protocol.toLowerCase()]: target } }] },
+  });
+  return [se('ratelimit', RL_NS, `ratelimit.${RL_NS}.svc.cluster.local`, 8081, 'GRPC', rlsPort), se('srv', ECHO_NS, SRV, 80, 'HTTP', upPort)];
+}
+

@@ -15,37 +15,16 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
-import { type RateLimitService, startRateLimitService } from '../helpers/rate-limit-service.ts';
+import { ISTIO_CONFIGMAP, type RateLimitService, services, startRateLimitService } from '../helpers/rate-limit-service.ts';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
 
-const RL_NS = 'istio-ratelimit';
-const ECHO_NS = 'echo';
+import { ECHO_NS, RL_NS } from '../helpers/rate-limit-service.ts';
 const SRV = `srv.${ECHO_NS}.svc.cluster.local`;
 
 /** Istio's EnvoyFilters with the test's namespaces (its Go template's two values). */
-export function istioEnvoyFilters(): object[] {
+function istioEnvoyFilters(): object[] {
   const text = readFileSync(new URL('../fixtures/ratelimit/enable_envoy_ratelimit.yaml', import.meta.url), 'utf8').replaceAll('{{ .RateLimitNamespace }}', RL_NS).replaceAll('{{ .EchoNamespace }}', ECHO_NS);
   return parseAllDocuments(text).map((d) => d.toJS() as object);
-}
-
-/** Istio's rate-limit-configmap.yaml `config.yaml`. */
-export const ISTIO_CONFIGMAP = {
-  domain: 'echo-ratelimit',
-  descriptors: [
-    { key: 'PATH', value: '/', rate_limit: { unit: 'minute', requests_per_unit: 1 } },
-    { key: 'PATH', rate_limit: { unit: 'minute', requests_per_unit: 100 } },
-  ],
-} as const;
-
-/** The rate limit service's and the upstream's Kubernetes Services, their endpoints on 127.0.0.1. */
-export function services(rlsPort: number, upPort: number): object[] {
-  const se = (name: string, ns: string, host: string, port: number, protocol: string, target: number) => ({
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'ServiceEntry',
-    metadata: { name, namespace: ns },
-    spec: { hosts: [host], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: port, name: protocol.toLowerCase(), protocol }], endpoints: [{ address: '127.0.0.1', ports: { [protocol.toLowerCase()]: target } }] },
-  });
-  return [se('ratelimit', RL_NS, `ratelimit.${RL_NS}.svc.cluster.local`, 8081, 'GRPC', rlsPort), se('srv', ECHO_NS, SRV, 80, 'HTTP', upPort)];
 }
 
 describe("global rate limiting: Istio's TestRateLimiting (outbound, app: clt)", () => {
