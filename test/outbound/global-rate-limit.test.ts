@@ -17,6 +17,8 @@ import { parseAllDocuments } from 'yaml';
 import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
 import { ISTIO_CONFIGMAP, type RateLimitService, services, startRateLimitService } from '../helpers/rate-limit-service.ts';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
+import * as grpc from '@grpc/grpc-js';
+import { type Echo, EchoClient, type GrpcUpstream, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 
 import { ECHO_NS, RL_NS } from '../helpers/rate-limit-service.ts';
 const SRV = `srv.${ECHO_NS}.svc.cluster.local`;
@@ -121,5 +123,64 @@ describe("global rate limiting: Istio's TestRateLimiting (outbound, app: clt)", 
     const r = await mesh.fetch(`http://127.0.0.1:${up.port}/`);
     assert.equal(r.status, 200);
     assert.equal(rls.seen.length, n);
+  });
+});
+
+describe('global rate limiting: a filter whose own rate_limits describe every call (gRPC callers too)', () => {
+  let rls: RateLimitService;
+  let up: GrpcUpstream;
+  let mesh: Mesh;
+  const rlsNow = 0;
+
+  before(async () => {
+    rls = await startRateLimitService({ domain: 'everything', descriptors: [{ key: 'generic_key', value: 'all', rate_limit: { unit: 'minute', requests_per_unit: 1 } }] }, () => rlsNow);
+    up = await startGrpcUpstream('echo');
+    const filter = {
+      applyTo: 'HTTP_FILTER',
+      match: { context: 'SIDECAR_OUTBOUND', listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } } } } },
+      patch: {
+        operation: 'INSERT_BEFORE',
+        value: {
+          name: 'envoy.filters.http.ratelimit',
+          typed_config: {
+            '@type': 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit',
+            domain: 'everything',
+            timeout: '10s',
+            rate_limited_as_resource_exhausted: true,
+            rate_limit_service: { grpc_service: { envoy_grpc: { cluster_name: `outbound|8081||ratelimit.${RL_NS}.svc.cluster.local` } }, transport_api_version: 'V3' },
+            rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'all' } }] }],
+          },
+        },
+      },
+    };
+    const grpcSe = { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'echo', namespace: ECHO_NS }, spec: { hosts: [`grpc.${ECHO_NS}.svc.cluster.local`], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: 9090, name: 'grpc', protocol: 'GRPC' }], endpoints: [{ address: '127.0.0.1', ports: { grpc: up.port } }] } };
+    mesh = await createMesh({
+      service: 'clt',
+      namespace: ECHO_NS,
+      labels: { app: 'clt' },
+      config: [...services(rls.port, 1), grpcSe, { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'all', namespace: 'istio-system' }, spec: { configPatches: [filter] } }] as never,
+      clock: new ManualClock(0),
+      logger: { warn: () => undefined },
+    });
+  });
+  after(async () => {
+    await mesh.close();
+    await up.close();
+    rls.close();
+  });
+
+  it('the call to the rate limit service is not itself limited (one call per app call, no loop); a gRPC caller over the limit gets RESOURCE_EXHAUSTED', async () => {
+    const client = mesh.grpc.client(EchoClient, `grpc.${ECHO_NS}.svc.cluster.local:9090`) as unknown as Echo;
+    try {
+      const first = await unary(client, {});
+      assert.equal(first.error, undefined);
+      const second = await unary(client, {});
+      assert.equal(second.error?.code, grpc.status.RESOURCE_EXHAUSTED);
+      assert.equal(rls.seen.length, 2);
+      assert.deepEqual(rls.seen[0]?.descriptors, [[{ key: 'generic_key', value: 'all' }]]);
+      assert.equal(up.hits, 1);
+    } finally {
+      client.close();
+    }
   });
 });
