@@ -5,7 +5,7 @@
  *
  * - `applyTo: HTTP_FILTER` whose `value.typed_config` is a LocalRateLimit or a (global) RateLimit
  *   (direct, or in a `TypedStruct`), or
- * - `applyTo: CLUSTER` adding the cluster a global RateLimit filter of the same EnvoyFilter calls, or
+ * - `applyTo: CLUSTER` `ADD` in an EnvoyFilter with a global RateLimit filter (its service's cluster), or
  * - `applyTo: HTTP_ROUTE` / `VIRTUAL_HOST` whose value sets only LocalRateLimit
  *   `typed_per_filter_config` entries and rate-limit actions (`route.rate_limits`,
  *   `route.include_vh_rate_limits`; `rate_limits` on a virtual host).
@@ -37,14 +37,19 @@ function isLocalRateLimit(v: unknown): boolean {
   return peekAny(v)?.typeUrl === LOCAL_RATE_LIMIT_URL;
 }
 
-/** The clusters the global rate limit filters of an EnvoyFilter's raw patches call. */
-export function rateLimitServiceClusters(patches: readonly unknown[]): Set<string> {
-  const out = new Set<string>();
+/**
+ * The clusters the global rate limit filters of an EnvoyFilter's raw patches call; undefined when
+ * it has no global rate limit filter (then a CLUSTER patch is not one of the rate limit shapes).
+ */
+export function rateLimitServiceClusters(patches: readonly unknown[]): Set<string> | undefined {
+  let out: Set<string> | undefined;
   for (const raw of patches) {
     const p = record(raw);
     if (p?.applyTo !== 'HTTP_FILTER') continue;
     const typed = field(record(record(p.patch)?.value), 'typed_config', 'typedConfig');
-    const name = isGlobalRateLimit(typed) ? rateLimitClusterName(typed) : undefined;
+    if (!isGlobalRateLimit(typed)) continue;
+    out ??= new Set();
+    const name = rateLimitClusterName(typed);
     if (name !== undefined) out.add(name);
   }
   return out;
@@ -75,10 +80,10 @@ function routeValueIsRateLimit(applyTo: string, value: Record<string, unknown>):
 
 /**
  * Whether a raw patch is one of the rate limit shapes: a local or global rate limit filter, route
- * rate limits, or (`rlsClusters`: the clusters the EnvoyFilter's global filters call) a
- * `CLUSTER` patch adding one of those clusters.
+ * rate limits, or (`rlsClusters`: the clusters the EnvoyFilter's global filters call, undefined
+ * without one) a `CLUSTER` `ADD`.
  */
-export function isRateLimitPatch(raw: unknown, rlsClusters: ReadonlySet<string> = new Set()): boolean {
+export function isRateLimitPatch(raw: unknown, rlsClusters?: ReadonlySet<string>): boolean {
   const p = record(raw);
   const applyTo = p?.applyTo;
   const value = record(record(p?.patch)?.value);
@@ -87,7 +92,8 @@ export function isRateLimitPatch(raw: unknown, rlsClusters: ReadonlySet<string> 
     const typed = field(value, 'typed_config', 'typedConfig');
     return isLocalRateLimit(typed) || isGlobalRateLimit(typed);
   }
-  if (applyTo === 'CLUSTER') return typeof value.name === 'string' && rlsClusters.has(value.name);
+  // Beside a global filter, a CLUSTER ADD is read as its service's cluster (and checked: a malformed one is an error, not a skip).
+  if (applyTo === 'CLUSTER') return rlsClusters !== undefined && record(p?.patch)?.operation === 'ADD';
   if (applyTo === 'HTTP_ROUTE' || applyTo === 'VIRTUAL_HOST') return routeValueIsRateLimit(applyTo, value);
   return false;
 }

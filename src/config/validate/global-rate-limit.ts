@@ -250,8 +250,8 @@ export function globalCarrier(g: GlobalRateLimitSettings): LocalRateLimitSetting
 
 /**
  * The clusters the `CLUSTER` `ADD` patches of an EnvoyFilter add, by name → `host:port`, each
- * read (and checked) at its patch's path; `rlsClusters`: the names its global rate limit filters
- * call (only those patches are read: any other makes the EnvoyFilter one meshlet skips).
+ * read (and checked) at its patch's path (only in an EnvoyFilter with a global rate limit filter:
+ * elsewhere a CLUSTER patch makes the EnvoyFilter one meshlet skips).
  */
 export function readRateLimitClusters(patches: readonly unknown[], path: FieldPath, ctx: Ctx): Map<string, string> {
   const out = new Map<string, string>();
