@@ -18,7 +18,7 @@
  */
 import { type FieldPath, formatPath, IssueList } from '../issues.ts';
 import type { EnvoyConfigObjectMatch, EnvoyConfigObjectPatch, EnvoyFilterSpec, ListenerMatch, PatchContext, RouteConfigurationMatch } from '../types/envoy-filter.ts';
-import type { GlobalRateLimitSettings } from '../types/global-rate-limit.ts';
+import type { GlobalRateLimitSettings } from '../types/local-rate-limit.ts';
 import type { LocalRateLimitSettings, RateLimitPatch, RateLimitPolicySettings } from '../types/local-rate-limit.ts';
 import { workloadSelector } from './common.ts';
 import { ROUTER, subFilterAbsence } from './envoy-filter-chain.ts';

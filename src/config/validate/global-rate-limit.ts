@@ -15,7 +15,7 @@
  * @module
  */
 import type { FieldPath } from '../issues.ts';
-import type { GlobalRateLimitSettings } from '../types/global-rate-limit.ts';
+import type { GlobalRateLimitSettings } from '../types/local-rate-limit.ts';
 import type { HeaderToAdd, LocalRateLimitSettings, RateLimitPolicySettings } from '../types/local-rate-limit.ts';
 import { readHeaderToAdd, statusCode } from './local-rate-limit.ts';
 import { anyValue, boolean, duration, enumOf, message, nonEmptyText, peekAny, text, uint32 } from './proto-json.ts';

@@ -30,7 +30,7 @@ import type { ListenerMatch, RouteConfigurationMatch } from '../../config/types/
 import type { LocalRateLimitSettings, RateLimitFilterPatch, RateLimitPolicySettings, RateLimitRoutePatch } from '../../config/types/local-rate-limit.ts';
 import { type HttpChainOptions, istioHttpFilterChain, ROUTER } from '../../config/validate/envoy-filter-chain.ts';
 import { rateLimitPatches } from '../../config/validate/envoy-filter.ts';
-import type { GlobalRateLimitSettings } from '../../config/types/global-rate-limit.ts';
+import type { GlobalRateLimitSettings } from '../../config/types/local-rate-limit.ts';
 import { DescriptorBuilder } from './descriptors.ts';
 import { type EnvoyFilterWorkload, selectEnvoyFilters } from './select-envoy-filters.ts';
 import { LocalRateLimiter } from './local-rate-limiter.ts';

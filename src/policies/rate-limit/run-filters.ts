@@ -22,7 +22,7 @@ import type { Random } from '../../core/clock.ts';
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
 import type { FractionSettings, HeaderToAdd, LocalRateLimitSettings } from '../../config/types/local-rate-limit.ts';
 import type { RateLimitRequest, RateLimitSite } from './descriptors.ts';
-import type { GlobalRateLimitSettings } from '../../config/types/global-rate-limit.ts';
+import type { GlobalRateLimitSettings } from '../../config/types/local-rate-limit.ts';
 import { headerOf } from './descriptors.ts';
 import type { ActiveFilter } from './envoy-filters.ts';
 import type { RateLimitServiceClient, RlsOutcome } from './rls-client.ts';
