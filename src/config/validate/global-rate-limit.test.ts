@@ -91,4 +91,14 @@ describe('EnvoyFilter: the global rate limit filter and its cluster', () => {
     const tls = validateYaml(ef({ domain: 'd', rate_limit_service: SERVICE }, { ...CLUSTER, transport_socket: { name: 'envoy.transport_sockets.tls' } }));
     assert.match(tls.warnings.join('\n'), /transport_socket uses a transport socket \(TLS\) on the rate limit service cluster/);
   });
+
+  it('the example of docs/rate-limiting.md validates with no error or warning', () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../../docs/rate-limiting.md'), 'utf8');
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(doc.slice(doc.indexOf('## Global rate limiting')))?.[1];
+    assert.ok(yaml !== undefined, 'the example');
+    const { resources, errors, warnings } = validateYaml(yaml);
+    assert.deepEqual([...errors, ...warnings], []);
+    const [filter] = rateLimitPatches(resources[0]?.spec as EnvoyFilterSpec) as [RateLimitFilterPatch];
+    assert.equal(filter.global?.target, 'ratelimit.default.svc.cluster.local:8081');
+  });
 });
