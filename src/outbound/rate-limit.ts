@@ -286,6 +286,12 @@ export class OutboundRateLimits {
     const view = new CallView(call, this.#sourceIp, s.port);
     const site: RateLimitSite = { sourceCluster: this.#sourceCluster, destinationCluster: s.cluster };
     return this.filtersFor(s).map((f) => {
+      const g = f.global;
+      if (g !== undefined) {
+        const d = f.descriptors?.build(view, site) ?? [];
+        if (d.length === 0) return `${f.name} from ${f.source}: global, no descriptor for this call: the rate limit service is not asked`;
+        return `${f.name} from ${f.source}: global, asks the rate limit service ${g.target} (domain ${g.domain}) about ${d.map((x) => x.map((e) => `${e.key}=${e.value}`).join(',')).join('; ')}; over the limit ${g.rateLimitedStatus}, service unreachable ${g.failureModeDeny ? g.statusOnError : 'allowed'}`;
+      }
       const m = f.limiter.match(f.descriptors?.build(view, site) ?? []);
       const buckets = [
         ...m.descriptors.map((x) => `descriptor ${x.entries.map((e) => `${e.key}=${e.value}`).join(',')}${x.wildcard ? ' (a bucket per value)' : ''}: ${bucketText(x.bucket)}`),

@@ -148,6 +148,18 @@ describe('global rate limiting on the inbound side (mesh.createServer)', () => {
     }
   });
 
+  it('mesh.explainInbound names the service and what it would be asked about', async () => {
+    const log = capture();
+    const mesh = await createMesh({ service: 'srv', namespace: 'echo', labels: { app: 'srv' }, clock, logger: log.logger, config: [...services(rls.port, 1), envoyFilter({ failure_mode_deny: true })] as never });
+    meshes.push(mesh);
+    const x = await mesh.explainInbound({ url: 'http://srv.echo:8080/' });
+    assert.deepEqual(
+      x.rateLimits?.map((r) => [r.filter, r.rateLimitService, r.descriptors]),
+      [['envoy.filters.http.ratelimit', 'ratelimit.istio-ratelimit.svc.cluster.local:8081 (domain echo-ratelimit)', [['PATH=/']]]],
+    );
+    assert.ok(x.assumes.some((a) => a.includes('is answered OK by the rate limit service ratelimit.istio-ratelimit.svc.cluster.local:8081 (domain echo-ratelimit) for PATH=/ (else 429; 500 if it cannot be asked (failure_mode_deny))')), x.assumes.join('\n'));
+  });
+
   it('a request with no descriptor (disable the actions with a stage of another number) makes no call', async () => {
     const { url } = await serve({ timeout: '10s', stage: 1 });
     const n = rls.seen.length;

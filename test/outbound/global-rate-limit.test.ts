@@ -117,6 +117,14 @@ describe("global rate limiting: Istio's TestRateLimiting (outbound, app: clt)", 
     }
   });
 
+  it('mesh.explain names the rate limit service and the descriptors a call would be asked about, without asking', () => {
+    const n = rls.seen.length;
+    assert.deepEqual(mesh.explain({ url: `http://${SRV}/` }).rateLimits, [
+      `envoy.filters.http.ratelimit from EnvoyFilter istio-system/filter-ratelimit configPatches[0]: global, asks the rate limit service ratelimit.${RL_NS}.svc.cluster.local:8081 (domain echo-ratelimit) about PATH=/; over the limit 429, service unreachable 500`,
+    ]);
+    assert.equal(rls.seen.length, n);
+  });
+
   it('a host the VIRTUAL_HOST patch does not name makes no descriptor: no call to the service', async () => {
     const n = rls.seen.length;
     // The rate limit service itself, by its Kubernetes name (a call the app makes, not the filter's).
