@@ -160,6 +160,15 @@ describe('global rate limiting on the inbound side (mesh.createServer)', () => {
     assert.ok(x.assumes.some((a) => a.includes('is answered OK by the rate limit service ratelimit.istio-ratelimit.svc.cluster.local:8081 (domain echo-ratelimit) for PATH=/ (else 429; 500 if it cannot be asked (failure_mode_deny))')), x.assumes.join('\n'));
   });
 
+  it('request_type internal: only requests with x-envoy-internal: true are asked about', async () => {
+    const { url } = await serve({ timeout: '10s', request_type: 'internal' });
+    const n = rls.seen.length;
+    await (await fetch(`${url}/other`)).text();
+    assert.equal(rls.seen.length, n);
+    await (await fetch(`${url}/other`, { headers: { 'x-envoy-internal': 'true' } })).text();
+    assert.equal(rls.seen.length, n + 1);
+  });
+
   it('a request with no descriptor (disable the actions with a stage of another number) makes no call', async () => {
     const { url } = await serve({ timeout: '10s', stage: 1 });
     const n = rls.seen.length;

@@ -108,12 +108,16 @@ describe("global rate limiting: Istio's TestRateLimiting (outbound, app: clt)", 
       assert.equal(r.status, 200);
       assert.equal(r.headers.get('x-rl-resp'), 'yes');
       assert.equal(upstreamSaw.at(-1)?.['x-rl-req'], 'added');
+      rls.control.rawBody = 'slow down';
       const limited = await mesh.fetch(`http://${SRV}/`);
       assert.equal(limited.status, 429);
       assert.equal(limited.headers.get('x-rl-resp'), 'yes');
+      // The service's raw_body is the refusal's body (Envoy's local reply with response_body).
+      assert.equal(await limited.text(), 'slow down');
     } finally {
       rls.control.requestHeaders = [];
       rls.control.responseHeaders = [];
+      rls.control.rawBody = '';
     }
   });
 
