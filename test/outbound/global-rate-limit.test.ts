@@ -138,6 +138,15 @@ describe("global rate limiting: Istio's TestRateLimiting (outbound, app: clt)", 
   });
 });
 
+/** A mesh host whose VirtualService answers itself (a direct response: no route entry). */
+function directResponse(): object[] {
+  const host = `dr.${ECHO_NS}.svc.cluster.local`;
+  return [
+    { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'dr', namespace: ECHO_NS }, spec: { hosts: [host], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], endpoints: [{ address: '127.0.0.1', ports: { http: 1 } }] } },
+    { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'dr', namespace: ECHO_NS }, spec: { hosts: [host], http: [{ directResponse: { status: 204 } }] } },
+  ];
+}
+
 describe('global rate limiting: a filter whose own rate_limits describe every call (gRPC callers too)', () => {
   let rls: RateLimitService;
   let up: GrpcUpstream;
@@ -170,7 +179,7 @@ describe('global rate limiting: a filter whose own rate_limits describe every ca
       service: 'clt',
       namespace: ECHO_NS,
       labels: { app: 'clt' },
-      config: [...services(rls.port, 1), grpcSe, { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'all', namespace: 'istio-system' }, spec: { configPatches: [filter] } }] as never,
+      config: [...services(rls.port, 1), grpcSe, ...directResponse(), { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'all', namespace: 'istio-system' }, spec: { configPatches: [filter] } }] as never,
       clock: new ManualClock(0),
       logger: { warn: () => undefined },
     });
@@ -194,5 +203,12 @@ describe('global rate limiting: a filter whose own rate_limits describe every ca
     } finally {
       client.close();
     }
+  });
+
+  it('a call its route answers itself (a direct response) is not asked about, even with the filter\'s own rate_limits (Envoy: no route entry, no call)', async () => {
+    const n = rls.seen.length;
+    const r = await mesh.fetch(`http://dr.${ECHO_NS}.svc.cluster.local/`);
+    assert.equal(r.status, 204);
+    assert.equal(rls.seen.length, n);
   });
 });

@@ -352,8 +352,9 @@ export class RateLimitFilters {
       const name = ref.patch.filterName;
       const global = ref.patch.global;
       if (global !== undefined) {
-        // Envoy's global filter: no buckets; its descriptors from its own rate limits, else the route's and virtual host's (OVERRIDE).
-        const policies = policiesFor(ref.patch.config, route, vhost, site.routeEntry);
+        // Envoy's global filter: no buckets; no call without a route entry (initiateCall returns first: a redirect, a direct
+        // response, no route); its descriptors from its own rate limits, else the route's and virtual host's (OVERRIDE).
+        const policies = site.routeEntry ? policiesFor(ref.patch.config, route, vhost, true) : [];
         const builder = policies.length > 0 ? new DescriptorBuilder(policies, global.stage, true) : undefined;
         const limiter = this.#limiter(`global|${ref.source}`, ref.patch.config);
         out.push({ name, source: ref.source, config: ref.patch.config, limiter, descriptors: builder === undefined || builder.empty ? undefined : builder, gate, global });
