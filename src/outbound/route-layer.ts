@@ -227,53 +227,53 @@ function refused(ex: Exchange, d: RouteDecision | typeof NO_ROUTE | undefined, r
 
 /** The call after the rate limits: answered by its route, or sent on. */
 function routed(ex: Exchange, handler: ResponseHandler, decision: RouteDecision | typeof NO_ROUTE | undefined, cors: ResponseHeaderOps | undefined, next: Dispatch, o: RouteLayerOptions): void {
-      let d = decision;
-      if (d === undefined) {
-        const policy = o.unknownHosts();
-        if (policy.mode === 'REGISTRY_ONLY') {
-          ex.catchAll = 'block_all';
-          ex.fail(new MeshletError('MESHLET_ERR_REGISTRY_ONLY', `${ex.authority} is not in the mesh registry${policy.source === '' ? '' : ` or the egress hosts of ${policy.source}`} and outboundTrafficPolicy is REGISTRY_ONLY`));
-          return;
-        }
-        if (policy.egressProxy === undefined) {
-          ex.catchAll = 'allow_any';
-          o.passthrough(ex, handler);
-          return;
-        }
-        d = policy.egressProxy; // Istio's allow_any virtual host to the Sidecar's egressProxy
-      }
-      if (d === NO_ROUTE) {
-        ex.fail(new MeshletError('MESHLET_ERR_NO_ROUTE', `no route matched ${ex.method} ${ex.authority}${ex.path}`));
-        return;
-      }
-      const route = d.route;
-      ex.route = route;
-      if (route.action === 'redirect') {
-        if (route.responseHeaders !== undefined) addResponseOps(ex, route.responseHeaders);
-        if (cors !== undefined) addResponseOps(ex, cors);
-        redirect(ex, route);
-        return;
-      }
-      if (route.action === 'direct-response') {
-        if (route.responseHeaders !== undefined) addResponseOps(ex, route.responseHeaders);
-        if (cors !== undefined) addResponseOps(ex, cors);
-        const dr = route.directResponse;
-        ex.reply('direct', dr?.status ?? 200, Object.create(null) as Headers, dr?.body);
-        return;
-      }
-      const target = d.target as RouteTarget;
-      ex.target = target;
-      const cluster = target.cluster;
-      const state = cluster === undefined ? undefined : o.clusterState(cluster.name);
-      if (state === undefined) {
-        if (cors !== undefined) addResponseOps(ex, cors);
-        ex.fail(new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, ex.errorContext()));
-        return;
-      }
-      ex.cluster = state;
-      if (route.requestHeaders !== undefined || target.requestHeaders !== undefined || route.rewrite !== undefined || target.authority !== undefined || route.responseHeaders !== undefined || target.responseHeaders !== undefined) {
-        rewriteRequest(ex, route, target, o.originalPath !== false);
-      }
-      if (cors !== undefined) addResponseOps(ex, cors);
-      next(ex, handler);
+  let d = decision;
+  if (d === undefined) {
+    const policy = o.unknownHosts();
+    if (policy.mode === 'REGISTRY_ONLY') {
+      ex.catchAll = 'block_all';
+      ex.fail(new MeshletError('MESHLET_ERR_REGISTRY_ONLY', `${ex.authority} is not in the mesh registry${policy.source === '' ? '' : ` or the egress hosts of ${policy.source}`} and outboundTrafficPolicy is REGISTRY_ONLY`));
+      return;
+    }
+    if (policy.egressProxy === undefined) {
+      ex.catchAll = 'allow_any';
+      o.passthrough(ex, handler);
+      return;
+    }
+    d = policy.egressProxy; // Istio's allow_any virtual host to the Sidecar's egressProxy
+  }
+  if (d === NO_ROUTE) {
+    ex.fail(new MeshletError('MESHLET_ERR_NO_ROUTE', `no route matched ${ex.method} ${ex.authority}${ex.path}`));
+    return;
+  }
+  const route = d.route;
+  ex.route = route;
+  if (route.action === 'redirect') {
+    if (route.responseHeaders !== undefined) addResponseOps(ex, route.responseHeaders);
+    if (cors !== undefined) addResponseOps(ex, cors);
+    redirect(ex, route);
+    return;
+  }
+  if (route.action === 'direct-response') {
+    if (route.responseHeaders !== undefined) addResponseOps(ex, route.responseHeaders);
+    if (cors !== undefined) addResponseOps(ex, cors);
+    const dr = route.directResponse;
+    ex.reply('direct', dr?.status ?? 200, Object.create(null) as Headers, dr?.body);
+    return;
+  }
+  const target = d.target as RouteTarget;
+  ex.target = target;
+  const cluster = target.cluster;
+  const state = cluster === undefined ? undefined : o.clusterState(cluster.name);
+  if (state === undefined) {
+    if (cors !== undefined) addResponseOps(ex, cors);
+    ex.fail(new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, ex.errorContext()));
+    return;
+  }
+  ex.cluster = state;
+  if (route.requestHeaders !== undefined || target.requestHeaders !== undefined || route.rewrite !== undefined || target.authority !== undefined || route.responseHeaders !== undefined || target.responseHeaders !== undefined) {
+    rewriteRequest(ex, route, target, o.originalPath !== false);
+  }
+  if (cors !== undefined) addResponseOps(ex, cors);
+  next(ex, handler);
 }
