@@ -250,7 +250,7 @@ export class OutboundRateLimits {
    * Decides a call before it is routed on: the refusal, or undefined to let it go on (with
    * shadow-mode request headers and `x-ratelimit-*` response headers added to the call).
    */
-  check(ex: Exchange, table: RouteTable, d: RouteDecision | typeof NO_ROUTE | undefined, unknownHosts: () => UnknownHostPolicy): RateLimitRefusal | undefined | Promise<RateLimitRefusal | undefined> {
+  check(ex: Exchange, table: RouteTable, d: RouteDecision | typeof NO_ROUTE | undefined, unknownHosts: () => UnknownHostPolicy, signal?: AbortSignal): RateLimitRefusal | undefined | Promise<RateLimitRefusal | undefined> {
     let s: OutboundRouteSite | undefined;
     if (this.#filters.hasRoutePatches && !this.#hasFilters(connectPort(ex.urlAuthority, ex.scheme))) return undefined;
     // Without route patches, the filters depend on the port only: the route is looked at only when a descriptor needs its cluster.
@@ -265,7 +265,7 @@ export class OutboundRateLimits {
       s ??= this.routeSite(ex, table, d, unknownHosts);
       return { sourceCluster: this.#sourceCluster, destinationCluster: s.cluster };
     };
-    const r = this.#runner.run(filters, new CallView(ex, this.#sourceIp, connectPort(ex.urlAuthority, ex.scheme)), site, notes);
+    const r = this.#runner.run(filters, new CallView(ex, this.#sourceIp, connectPort(ex.urlAuthority, ex.scheme)), site, notes, undefined, signal);
     if (r instanceof Promise) {
       // A global filter asked its rate limit service (the call waits for the answer, as Envoy's filter chain does).
       return r.then((v) => {
@@ -302,6 +302,11 @@ export class OutboundRateLimits {
       const then = enforced === 0 ? 'not enforced (shadow mode)' : `else ${c.status} local_rate_limited${enforced < 100 ? ` for ${enforced}% of them` : ''}`;
       return `${f.name} from ${f.source}: ${percent(c.filterEnabled)}% of calls looked at; ${buckets.length === 0 ? 'no bucket for this call' : `takes a token from ${buckets.join('; ')}`}, ${then}`;
     });
+  }
+
+  /** Whether a global rate limit filter applies: a call may wait for its rate limit service (the route layer then lets the caller's leaving cancel it). */
+  get asksServices(): boolean {
+    return this.#filters.hasGlobal;
   }
 
   /** Envoy-style counters per `stat_prefix` (`enabled`, `ok`, `rate_limited`, `enforced`). */

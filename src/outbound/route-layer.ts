@@ -190,13 +190,16 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       // The mesh's own calls (a rate limit service's) skip the filters, as Envoy's async client does.
       const limits = ex.sideCall ? undefined : o.rateLimits();
       if (limits !== undefined) {
-        const r = limits.check(ex, table, d, o.unknownHosts);
+        // The caller leaving cancels a call to a rate limit service (Envoy's filter onDestroy cancels its request).
+        const ac = limits.asksServices ? new AbortController() : undefined;
+        const r = limits.check(ex, table, d, o.unknownHosts, ac?.signal);
         if (r instanceof Promise) {
           // A global rate limit filter waits for its service's answer (the caller leaving ends the wait).
           let gone = false;
           const waiter = {
             cancel(reason: Error): void {
               gone = true;
+              ac?.abort();
               handler.onResponseError?.(NO_CONTROLLER, reason);
             },
           };

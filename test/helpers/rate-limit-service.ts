@@ -35,6 +35,8 @@ export interface RlsControl {
   responseHeaders: { key: string; value: string }[];
   requestHeaders: { key: string; value: string }[];
   rawBody: string;
+  /** Calls the caller cancelled (while hanging). */
+  cancelled: number;
 }
 
 const UNIT_MS = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
@@ -55,7 +57,7 @@ export async function startRateLimitService(config: RlsConfig, now: () => number
   const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: Number, enums: String, defaults: true });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { ratelimit: { v3: { RateLimitService: { service: grpc.ServiceDefinition } } } } } };
   const seen: SeenRequest[] = [];
-  const control: RlsControl = { mode: 'count', responseHeaders: [], requestHeaders: [], rawBody: '' };
+  const control: RlsControl = { mode: 'count', responseHeaders: [], requestHeaders: [], rawBody: '', cancelled: 0 };
   const counts = new Map<string, number>();
   const hanging: grpc.sendUnaryData<unknown>[] = [];
   const server = new grpc.Server();
@@ -63,7 +65,10 @@ export async function startRateLimitService(config: RlsConfig, now: () => number
     ShouldRateLimit: (call: grpc.ServerUnaryCall<{ domain: string; descriptors: { entries: { key: string; value: string }[] }[]; hits_addend: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       const req = call.request;
       seen.push({ domain: req.domain, descriptors: req.descriptors.map((d) => d.entries.map((e) => ({ key: e.key, value: e.value }))), hits_addend: req.hits_addend });
-      if (control.mode === 'hang') return void hanging.push(cb);
+      if (control.mode === 'hang') {
+        call.on('cancelled', () => control.cancelled++);
+        return void hanging.push(cb);
+      }
       if (control.mode === 'error') return cb({ code: grpc.status.UNAVAILABLE, details: 'rate limit service down' } as grpc.ServiceError, null);
       let over = false;
       const statuses = req.descriptors.map((d) => {

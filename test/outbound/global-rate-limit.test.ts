@@ -17,6 +17,7 @@ import { parseAllDocuments } from 'yaml';
 import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
 import { ISTIO_CONFIGMAP, type RateLimitService, services, startRateLimitService } from '../helpers/rate-limit-service.ts';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
+import { until } from '../helpers/until.ts';
 import * as grpc from '@grpc/grpc-js';
 import { type Echo, EchoClient, type GrpcUpstream, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 
@@ -118,6 +119,21 @@ describe("global rate limiting: Istio's TestRateLimiting (outbound, app: clt)", 
       rls.control.requestHeaders = [];
       rls.control.responseHeaders = [];
       rls.control.rawBody = '';
+    }
+  });
+
+  it('the caller going away while the service has not answered cancels the call to the service', async () => {
+    rls.control.mode = 'hang';
+    try {
+      const n = rls.seen.length;
+      const ac = new AbortController();
+      const pending = mesh.fetch(`http://${SRV}/other`, { signal: ac.signal });
+      await until(() => rls.seen.length > n, 'the call to the rate limit service');
+      ac.abort();
+      await assert.rejects(pending, { name: 'AbortError' });
+      await until(() => rls.control.cancelled === 1, 'the call to the service to be cancelled');
+    } finally {
+      rls.control.mode = 'count';
     }
   });
 

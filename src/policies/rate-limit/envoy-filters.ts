@@ -238,6 +238,11 @@ export class RateLimitFilters {
     return [...this.#routes, ...this.#vhosts].some((r) => [...r.patch.perFilterConfig].some(([name, c]) => names.has(name) && enabled(c)));
   }
 
+  /** Whether a global rate limit filter applies (its calls may wait for a rate limit service). */
+  get hasGlobal(): boolean {
+    return this.#filters.some((f) => f.patch.global !== undefined);
+  }
+
   /** Whether route or virtual host patches apply (else a site's filters depend on its listener only). */
   get hasRoutePatches(): boolean {
     return this.#routes.length > 0 || this.#vhosts.length > 0;
