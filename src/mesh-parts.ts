@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ChannelInterface } from '@grpc/grpc-js';
+import type { ChannelInterface, ChannelOptions } from '@grpc/grpc-js';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
 import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
 import { classifyUndiciError } from './adapters/undici/classify.ts';
@@ -13,7 +13,9 @@ import { UndiciTransport } from './adapters/undici/transport.ts';
 import { GrpcTransport } from './adapters/grpc/transport.ts';
 import { MeshGrpc } from './adapters/grpc/mesh-grpc.ts';
 import { MeshServers } from './adapters/server/servers.ts';
-import { systemClock, systemRandom } from './core/clock.ts';
+import { type Clock, systemClock, systemRandom } from './core/clock.ts';
+import { SIDE_CALL_OPTION } from './adapters/grpc/channel.ts';
+import { RateLimitServiceClient, type RlsCaller } from './policies/rate-limit/rls-client.ts';
 import type { WorkloadIdentity } from './core/observe.ts';
 import type { ConfigOrigin } from './control-plane/source.ts';
 import { Outbound, type OutboundEvent } from './outbound/pipeline.ts';
@@ -43,7 +45,7 @@ export interface MeshPartsHooks {
   /** The config in use, as telemetry reports it. */
   readonly config: () => { readonly version: string; readonly source: ConfigOrigin | 'file' };
   /** A channel through the mesh to `target` (gRPC external authorizers call through it; made when first used). */
-  readonly grpcChannel?: (target: string) => ChannelInterface;
+  readonly grpcChannel?: (target: string, options?: ChannelOptions) => ChannelInterface;
 }
 
 /**
@@ -58,11 +60,26 @@ function grpcAuthorizerClient(o: MeshOptions, channel: MeshPartsHooks['grpcChann
   return (target) => new g.Client(target, g.credentials.createInsecure(), { channelOverride: channel(target) });
 }
 
+/**
+ * The client global rate limit filters call their rate limit services with: a grpc-js client on
+ * the mesh's channel, its calls marked as the mesh's own (the rate limit filters skip them, as
+ * Envoy's async client calls a cluster directly). grpc-js is loaded at the first call: without it,
+ * every call fails (the filter's failure mode decides).
+ */
+function rateLimitServiceClient(channel: MeshPartsHooks['grpcChannel'], clock: Clock): RateLimitServiceClient | undefined {
+  if (channel === undefined) return undefined;
+  return new RateLimitServiceClient((target) => {
+    const g = grpcJs();
+    return new g.Client(target, g.credentials.createInsecure(), { channelOverride: channel(target, { [SIDE_CALL_OPTION]: 1 }) }) as unknown as RlsCaller;
+  }, clock);
+}
+
 /** @internal Builds and wires a mesh's data plane for its first snapshot. */
 export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: CredentialHolder, identity: WorkloadIdentity, logger: MeshLogger, hooks: MeshPartsHooks): MeshParts {
   const clock = o.clock ?? systemClock;
   const random = o.random ?? systemRandom;
   const ph = resolveProxyHeaders(o.proxyHeaders);
+  const rls = rateLimitServiceClient(hooks.grpcChannel, clock);
   const transport = new UndiciTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders);
   transport.install(snapshot.resources);
   const grpcTransport = new GrpcTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders);
@@ -87,6 +104,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
       grpc: { dispatch: grpcTransport.dispatch, passthrough: grpcTransport.passthrough, classify: (e) => grpcTransport.classify(e), refresh: (cs) => grpcTransport.refresh(cs) },
     },
     onEvent: hooks.event,
+    rls,
   });
   const pipeline = outbound.dispatch;
   const dispatcher = new MeshDispatcher({
@@ -118,6 +136,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
         jwt: o.jwt,
         dispatcher: dispatcher,
         grpcClient: grpcAuthorizerClient(o, hooks.grpcChannel),
+        rls,
         clock,
         random,
         warn: (m) => log.warn(m),

@@ -106,7 +106,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       event: (e) => this.emit(e.type, e),
       close: () => this.close(),
       config: () => ({ version: this.configVersion, source: this.configSource }),
-      grpcChannel: (target) => this.grpc.channel(target),
+      grpcChannel: (target, options) => this.grpc.channel(target, options),
     });
     this.#transport = parts.transport;
     this.#grpcTransport = parts.grpcTransport;

@@ -109,6 +109,8 @@ export interface MeshletErrorOptions extends ErrorContext {
   readonly httpStatus?: number | undefined;
   /** The gRPC status to answer with, when it is not the code's. */
   readonly grpcStatus?: number | undefined;
+  /** The body of the answer, when it is not Envoy's text for the code (a rate limit service's `raw_body`). */
+  readonly body?: string | undefined;
 }
 
 function prefix(ctx: ErrorContext): string {
@@ -142,6 +144,8 @@ export class MeshletError extends Error {
   readonly httpStatus: number | undefined;
   /** gRPC status a sidecar would answer with, or undefined. */
   readonly grpcStatus: number | undefined;
+  /** The body of the answer when it is not Envoy's text for the code (a global rate limit refusal's: the service's `raw_body`). */
+  readonly body: string | undefined;
 
   constructor(code: MeshletErrorCode, message: string, options: MeshletErrorOptions = {}) {
     super(prefix(options) + message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -155,6 +159,7 @@ export class MeshletError extends Error {
     this.flags = options.flags ?? st.flag ?? '';
     this.httpStatus = options.httpStatus ?? st.http;
     this.grpcStatus = options.grpcStatus ?? st.grpc;
+    this.body = options.body;
     Object.defineProperty(this, BRAND, { value: true });
   }
 

@@ -90,6 +90,12 @@ export class ExchangeState {
   catchAll: 'allow_any' | 'block_all' | undefined = undefined;
   /** True for a mirrored copy (Envoy's shadow request): no `call:end`, as no `call:start`. */
   mirror = false;
+  /**
+   * True for a call the mesh makes for a filter (a global rate limit filter's call to its rate
+   * limit service): Envoy makes it through the cluster with its async client, so the rate limit
+   * filters do not judge it.
+   */
+  sideCall = false;
   /** Hosts tried by earlier attempts (allocated on first retry). */
   tried: unknown[] | undefined = undefined;
   /** The adapter's own options for the call (passed through to the transport). */

@@ -76,7 +76,8 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
   /** Tells the caller's handler the call started (adapters call it once, before dispatching). */
   begin(): void {
     const ch = channels.callStart;
-    if (ch.hasSubscribers) {
+    // The mesh's own call (a rate limit service's) is not the app's: Envoy's async client has no access log or request metrics.
+    if (ch.hasSubscribers && !this.sideCall) {
       ch.publish({ workload: this.workload, call: this, protocol: this.protocol, method: this.method, authority: this.authority, path: this.path, headers: this.headers });
     }
     this._handler.onRequestStart?.(this, null);
@@ -328,7 +329,7 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
     const ch = channels.callEnd;
     // A mirrored copy is not the caller's call (it had no call:start either): like Envoy's shadow
     // requests, sent outside the connection manager, it has no client-side metrics or access-log line.
-    if (ch.hasSubscribers && !this.mirror) ch.publish(callEndMessage(this, error));
+    if (ch.hasSubscribers && !this.mirror && !this.sideCall) ch.publish(callEndMessage(this, error));
     // The caller may hold this controller as long as it holds the response: undici's fetch keeps
     // it in the body stream of a Response that only a full GC frees (the Response is registered
     // in a FinalizationRegistry), so whatever the exchange still references is copied by every

@@ -20,7 +20,7 @@ export function localReplyText(e: MeshletError): string {
     case 'MESHLET_ERR_REGISTRY_ONLY': // istiod's BlackHole route: a direct_response 502 without a body
       return '';
     case 'MESHLET_ERR_RATE_LIMITED':
-      return 'local_rate_limited';
+      return e.body ?? 'local_rate_limited';
     case 'MESHLET_ERR_OVERLOADED':
       return 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
     case 'MESHLET_ERR_UPSTREAM_CONNECT':

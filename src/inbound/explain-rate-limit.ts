@@ -34,6 +34,8 @@ export interface RateLimitExplanation {
   readonly buckets: readonly string[];
   /** The refusal status when enforced (429 unless configured). */
   readonly status: number;
+  /** A global rate limit filter's service, `host:port (domain <domain>)`: it decides, and there are no buckets. */
+  readonly rateLimitService?: string;
 }
 
 function percent(f: { readonly numerator: number; readonly denominator: number } | undefined): number {
@@ -75,8 +77,16 @@ export function rateLimitExplainer(resources: Parameters<typeof compileRateLimit
         descriptors: descriptors.map((d) => d.map((e) => `${e.key}=${e.value}`)),
         buckets,
         status: f.config.status,
+        ...(f.global === undefined ? {} : { rateLimitService: `${f.global.target} (domain ${f.global.domain})` }),
       };
       rateLimits.push(x);
+      if (f.global !== undefined) {
+        // A global filter asks its service only for a request with descriptors.
+        if (descriptors.length === 0) continue;
+        const fail = f.global.failureModeDeny ? `${f.global.statusOnError} if it cannot be asked (failure_mode_deny)` : 'allowed if it cannot be asked';
+        assumes.push(`${f.name} (${f.source}) is answered OK by the rate limit service ${x.rateLimitService} for ${x.descriptors.map((d) => d.join(',')).join('; ')} (else ${x.status}; ${fail})`);
+        continue;
+      }
       if (buckets.length === 0) continue;
       const share = x.enabledPercent < 100 ? ` (the filter looks at ${x.enabledPercent}% of requests)` : '';
       const enforced = x.enforcedPercent === 0 ? '; not enforced: a request over the limit still passes' : x.enforcedPercent < 100 ? `; ${x.enforcedPercent}% of requests over the limit are refused ${x.status}` : `; else ${x.status} local_rate_limited`;

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
 import { checkEnvoyFileAccessLog, type EnvoyFileAccessLogProvider } from '../telemetry/access-log/config.ts';
 import type { Dispatcher } from 'undici';
 import { ofKind, type AnyResource } from '../config/resource.ts';
@@ -109,6 +110,8 @@ export interface InboundPolicyOptions {
   readonly dispatcher?: Dispatcher;
   /** Makes the client gRPC external authorizers are called through (on the mesh's channel); called at a provider's first check. */
   readonly grpcClient?: (target: string) => UnaryCaller;
+  /** Calls the rate limit services of global rate limit filters. @defaultValue none: their calls fail */
+  readonly rls?: RateLimitServiceClient;
   readonly clock: Clock;
   readonly random: Random;
   /** Where findings about the compiled policies go (each is said once). */
@@ -233,6 +236,7 @@ export class InboundPolicies {
     this.#rateLimit = compileRateLimit(resources, own, rootNamespace, this.#o.clock, {
       random: this.#o.random,
       previous: this.#rateLimit,
+      ...(this.#o.rls === undefined ? {} : { rls: this.#o.rls }),
     });
     // Local rate limits where their EnvoyFilters put them: before CUSTOM, JWT or authorization, or after them all.
     const limits = this.#rateLimit?.phases() ?? [];

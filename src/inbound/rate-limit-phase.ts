@@ -25,7 +25,8 @@ import type { AnyResource } from '../config/resource.ts';
 import type { RateLimitRequest, RateLimitSite } from '../policies/rate-limit/descriptors.ts';
 import { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
 import type { LocalRateLimitSettings } from '../config/types/local-rate-limit.ts';
-import { RATE_LIMITED_BODY, RATE_LIMITED_FLAG, RateLimitRunner, type RateLimitStats, type RunNotes } from '../policies/rate-limit/run-filters.ts';
+import { RATE_LIMITED_BODY, RATE_LIMITED_FLAG, type RateLimitRefusal, RateLimitRunner, type RateLimitStats, type RunNotes } from '../policies/rate-limit/run-filters.ts';
+import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
 import type { AdmissionGate } from '../policies/rate-limit/envoy-filters.ts';
 import type { Denial, InboundRequest, Phase, PhaseName, PhaseResult } from './pipeline.ts';
 import { type ActiveFilter, CompiledRateLimits, type RateLimitWorkload } from './rate-limit-compile.ts';
@@ -40,8 +41,8 @@ export type { RateLimitStats } from '../policies/rate-limit/run-filters.ts';
  */
 export interface RateLimitDenial extends Denial {
   readonly phase: 'rate-limit';
-  /** `RL`. */
-  readonly flag: typeof RATE_LIMITED_FLAG;
+  /** `RL`, or `RLSE` (a global filter's rate limit service failed, with `failure_mode_deny`). */
+  readonly flag: typeof RATE_LIMITED_FLAG | 'RLSE';
 }
 
 /**
@@ -53,6 +54,8 @@ export interface RateLimitOptions {
   readonly random?: Random;
   /** The phase of the config before; its buckets are kept where their settings did not change. */
   readonly previous?: RateLimitPhase;
+  /** Calls the rate limit services of global rate limit filters (`envoy.filters.http.ratelimit`). @defaultValue none: every call fails */
+  readonly rls?: RateLimitServiceClient;
 }
 
 const responseHeaders = new WeakMap<InboundRequest, Record<string, string>>();
@@ -143,6 +146,20 @@ function current(e: ConnectionLimiter, config: LocalRateLimitSettings, clock: Cl
   return e.limiter;
 }
 
+/** A run's verdict for the request: its denial, or undefined with the request's changes and response headers noted. */
+function verdict(req: InboundRequest, refusal: RateLimitRefusal | undefined, notes: RunNotes): PhaseResult {
+  if (notes.headersChanged) req.headersChanged = true;
+  // x-ratelimit-* headers of filters that ran at an earlier place (a later filter's replace them).
+  const earlier = responseHeaders.get(req);
+  if (refusal !== undefined) {
+    const headers = earlier === undefined ? refusal.headers : { ...earlier, ...refusal.headers };
+    const denial: RateLimitDenial = { ...refusal, headers, body: refusal.body ?? RATE_LIMITED_BODY, phase: 'rate-limit', flag: refusal.flag ?? RATE_LIMITED_FLAG };
+    return denial;
+  }
+  if (notes.xHeaders !== undefined) responseHeaders.set(req, earlier === undefined ? notes.xHeaders : { ...earlier, ...notes.xHeaders });
+  return undefined;
+}
+
 /**
  * The rate-limit phase of one workload. As a {@link Phase} it runs every filter of the request's
  * port at one place; a mesh adds {@link RateLimitPhase.phases} instead, which run each filter
@@ -162,9 +179,9 @@ export class RateLimitPhase implements Phase {
   readonly #perConnection: PerConnectionLimiters;
 
   /** Use {@link compileRateLimit}. */
-  constructor(compiled: CompiledRateLimits, random: Random, warmPorts: Iterable<string>, clock: Clock, previous?: RateLimitPhase) {
+  constructor(compiled: CompiledRateLimits, random: Random, warmPorts: Iterable<string>, clock: Clock, previous?: RateLimitPhase, rls?: RateLimitServiceClient) {
     this.#compiled = compiled;
-    this.#runner = new RateLimitRunner(random);
+    this.#runner = new RateLimitRunner(random, rls);
     this.#clock = clock;
     // A connection's buckets live as long as it does, config reloads or not (Envoy's filter state).
     this.#perConnection = previous === undefined ? new PerConnectionLimiters() : previous.#perConnection;
@@ -195,26 +212,20 @@ export class RateLimitPhase implements Phase {
   }
 
   /** Runs every active filter of the request's port, in chain order. */
-  run(req: InboundRequest): PhaseResult {
+  run(req: InboundRequest): PhaseResult | Promise<PhaseResult> {
     const plan = this.#plan(req.localPort, req.scheme === 'https');
     return this.#runFilters(plan.all, plan, req);
   }
 
   readonly #connectionLimiter = (config: LocalRateLimitSettings, req: RateLimitRequest): LocalRateLimiter | undefined => this.#perConnection.of(req as InboundRequest, config, this.#clock, this);
 
-  #runFilters(filters: readonly ActiveFilter[], plan: Plan, req: InboundRequest): PhaseResult {
+  #runFilters(filters: readonly ActiveFilter[], plan: Plan, req: InboundRequest): PhaseResult | Promise<PhaseResult> {
     if (filters.length === 0) return undefined;
     const notes = this.#notes;
-    const refusal = this.#runner.run(filters, req, plan.site, notes, this.#connectionLimiter);
-    if (notes.headersChanged) req.headersChanged = true;
-    // x-ratelimit-* headers of filters that ran at an earlier place (a later filter's replace them).
-    const earlier = responseHeaders.get(req);
-    if (refusal !== undefined) {
-      const denial: RateLimitDenial = { ...refusal, headers: earlier === undefined ? refusal.headers : { ...earlier, ...refusal.headers }, body: RATE_LIMITED_BODY, phase: 'rate-limit', flag: RATE_LIMITED_FLAG };
-      return denial;
-    }
-    if (notes.xHeaders !== undefined) responseHeaders.set(req, earlier === undefined ? notes.xHeaders : { ...earlier, ...notes.xHeaders });
-    return undefined;
+    const r = this.#runner.run(filters, req, plan.site, notes, this.#connectionLimiter, req.signal);
+    // A global filter asked its rate limit service: the verdict (and its notes) come with the answer.
+    if (r instanceof Promise) return r.then((v) => verdict(req, v.refusal, v.notes));
+    return verdict(req, r, notes);
   }
 
   /**
@@ -224,7 +235,7 @@ export class RateLimitPhase implements Phase {
    */
   phases(): Phase[] {
     return this.#places.map((gate) => {
-      const run = (req: InboundRequest): PhaseResult => {
+      const run = (req: InboundRequest): PhaseResult | Promise<PhaseResult> => {
         const plan = this.#plan(req.localPort, req.scheme === 'https');
         return this.#runFilters(plan.at.get(gate) ?? NO_FILTERS, plan, req);
       };
@@ -298,5 +309,5 @@ export function compileRateLimit(
   // Ports requests reached before (bounded: inbound requests arrive on the workload's listeners only;
   // limiters of ports not carried over are dropped with the config before).
   if (options.previous !== undefined) for (const k of options.previous.portKeys.slice(0, MAX_CARRIED_PORTS)) warm.add(k);
-  return new RateLimitPhase(compiled, options.random ?? systemRandom, warm, clock, options.previous);
+  return new RateLimitPhase(compiled, options.random ?? systemRandom, warm, clock, options.previous, options.rls);
 }

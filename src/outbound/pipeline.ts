@@ -37,6 +37,7 @@ import { type ClusterContext, ClusterState } from './cluster-state.ts';
 import { routeLayer } from './route-layer.ts';
 import { passthroughLayer } from './passthrough.ts';
 import { compileOutboundRateLimits, type OutboundRateLimits } from './rate-limit.ts';
+import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
 import { upstreamLayer } from './upstream.ts';
 
 /** How long a mirrored copy may take when its route has no timeout. */
@@ -58,6 +59,8 @@ export interface OutboundEvent {
 /** Everything the pipeline needs from the mesh and the adapter. */
 export interface OutboundOptions {
   readonly clock: Clock;
+  /** Calls the rate limit services of global rate limit filters. @defaultValue none: their calls fail */
+  readonly rls?: RateLimitServiceClient | undefined;
   readonly random: Random;
   /** This workload's locality (`region/zone/subzone`), or ''. */
   readonly locality: string;
@@ -252,7 +255,7 @@ export class Outbound {
 
   #compileRateLimits(snapshot: Snapshot): OutboundRateLimits | undefined {
     const o = this.#o;
-    return compileOutboundRateLimits(snapshot, { clock: o.clock, random: o.random, sourceIp: o.sourceIp, rootNamespace: o.rootNamespace ?? DEFAULT_ROOT_NAMESPACE, previous: this.#rateLimits, workloadName: o.workload?.workloadName });
+    return compileOutboundRateLimits(snapshot, { clock: o.clock, random: o.random, sourceIp: o.sourceIp, rootNamespace: o.rootNamespace ?? DEFAULT_ROOT_NAMESPACE, previous: this.#rateLimits, workloadName: o.workload?.workloadName, ...(o.rls === undefined ? {} : { rls: o.rls }) });
   }
 
   /** The outbound local rate limits of the current snapshot (undefined: none can limit anything), with their counters. */

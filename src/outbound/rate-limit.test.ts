@@ -1,3 +1,4 @@
+import type { RateLimitRefusal } from '../policies/rate-limit/run-filters.ts';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -128,7 +129,7 @@ describe('outbound rate limits: buckets on the mesh clock', () => {
     const limits = limitsOf(snap, new ManualClock());
     outcomes(limits, snap, ['http://reviews:9080/c']);
     const ex = exchange('http://reviews:9080/c');
-    const r = limits.check(ex, snap.routes, snap.routes.route(ex, 0), () => ALLOW_ANY);
+    const r = limits.check(ex, snap.routes, snap.routes.route(ex, 0), () => ALLOW_ANY) as RateLimitRefusal | undefined;
     assert.equal(r?.status, 503);
     assert.equal(r?.grpcStatus, 14);
     assert.deepEqual({ ...r?.headers }, { 'x-rl': 'yes' });
@@ -258,7 +259,7 @@ spec:
     const limits = limitsOf(snap, clock);
     assert.equal(outcomes(limits, snap, ['http://srv/', 'http://srv.echo/x', 'http://other/', 'http://other/']), 'araa');
     const ex = exchange('http://srv.echo.svc.cluster.local/');
-    const refusal = limits.check(ex, snap.routes, snap.routes.route(ex, 0), () => ALLOW_ANY);
+    const refusal = limits.check(ex, snap.routes, snap.routes.route(ex, 0), () => ALLOW_ANY) as RateLimitRefusal | undefined;
     assert.deepEqual({ status: refusal?.status, headers: { ...refusal?.headers } }, { status: 429, headers: { 'x-local-rate-limit': 'true' } });
     clock.advance(599_999);
     assert.equal(outcomes(limits, snap, ['http://srv/']), 'r');

@@ -36,6 +36,7 @@ import type { Exchange, Headers, ResponseHeaderOps } from '../core/exchange.ts';
 import type { RateLimitRequest, RateLimitSite } from '../policies/rate-limit/descriptors.ts';
 import { type ActiveFilter, type FilterSite, RateLimitFilters, serviceCluster } from '../policies/rate-limit/envoy-filters.ts';
 import type { LocalRateLimiter } from '../policies/rate-limit/local-rate-limiter.ts';
+import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
 import { type RateLimitRefusal, RateLimitRunner, type RateLimitStats, type RunNotes } from '../policies/rate-limit/run-filters.ts';
 import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
 import { connectPort, type RequestHead, routingAuthority } from '../routing/request-head.ts';
@@ -59,6 +60,8 @@ export interface OutboundRateLimitOptions {
   readonly routes?: RouteTable;
   /** The limits of the config before; their buckets are kept where their settings did not change. */
   readonly previous?: OutboundRateLimits;
+  /** Calls the rate limit services of global rate limit filters. @defaultValue none: every call fails */
+  readonly rls?: RateLimitServiceClient;
 }
 
 /** What the rate limits read of a call (an {@link Exchange}, or a request `mesh.explain` describes). */
@@ -150,7 +153,7 @@ export class OutboundRateLimits {
     this.#sourceCluster = sourceCluster;
     this.#sourceIp = o.sourceIp;
     this.#namespace = o.namespace ?? 'default';
-    this.#runner = new RateLimitRunner(o.random);
+    this.#runner = new RateLimitRunner(o.random, o.rls);
     // Keep the buckets calls used under the config before (a limiter is taken over when it is
     // made) — for the sites the new config still has: a route or virtual host it dropped takes
     // its buckets with it.
@@ -247,7 +250,7 @@ export class OutboundRateLimits {
    * Decides a call before it is routed on: the refusal, or undefined to let it go on (with
    * shadow-mode request headers and `x-ratelimit-*` response headers added to the call).
    */
-  check(ex: Exchange, table: RouteTable, d: RouteDecision | typeof NO_ROUTE | undefined, unknownHosts: () => UnknownHostPolicy): RateLimitRefusal | undefined {
+  check(ex: Exchange, table: RouteTable, d: RouteDecision | typeof NO_ROUTE | undefined, unknownHosts: () => UnknownHostPolicy, signal?: AbortSignal): RateLimitRefusal | undefined | Promise<RateLimitRefusal | undefined> {
     let s: OutboundRouteSite | undefined;
     if (this.#filters.hasRoutePatches && !this.#hasFilters(connectPort(ex.urlAuthority, ex.scheme))) return undefined;
     // Without route patches, the filters depend on the port only: the route is looked at only when a descriptor needs its cluster.
@@ -262,9 +265,16 @@ export class OutboundRateLimits {
       s ??= this.routeSite(ex, table, d, unknownHosts);
       return { sourceCluster: this.#sourceCluster, destinationCluster: s.cluster };
     };
-    const refusal = this.#runner.run(filters, new CallView(ex, this.#sourceIp, connectPort(ex.urlAuthority, ex.scheme)), site, notes);
-    if (refusal === undefined && notes.xHeaders !== undefined) addResponseOps(ex, setAll(notes.xHeaders));
-    return refusal;
+    const r = this.#runner.run(filters, new CallView(ex, this.#sourceIp, connectPort(ex.urlAuthority, ex.scheme)), site, notes, undefined, signal);
+    if (r instanceof Promise) {
+      // A global filter asked its rate limit service (the call waits for the answer, as Envoy's filter chain does).
+      return r.then((v) => {
+        if (v.refusal === undefined && v.notes.xHeaders !== undefined) addResponseOps(ex, setAll(v.notes.xHeaders));
+        return v.refusal;
+      });
+    }
+    if (r === undefined && notes.xHeaders !== undefined) addResponseOps(ex, setAll(notes.xHeaders));
+    return r;
   }
 
   /**
@@ -276,6 +286,12 @@ export class OutboundRateLimits {
     const view = new CallView(call, this.#sourceIp, s.port);
     const site: RateLimitSite = { sourceCluster: this.#sourceCluster, destinationCluster: s.cluster };
     return this.filtersFor(s).map((f) => {
+      const g = f.global;
+      if (g !== undefined) {
+        const d = f.descriptors?.build(view, site) ?? [];
+        if (d.length === 0) return `${f.name} from ${f.source}: global, no descriptor for this call: the rate limit service is not asked`;
+        return `${f.name} from ${f.source}: global, asks the rate limit service ${g.target} (domain ${g.domain}) about ${d.map((x) => x.map((e) => `${e.key}=${e.value}`).join(',')).join('; ')}; over the limit ${g.rateLimitedStatus}, service unreachable ${g.failureModeDeny ? g.statusOnError : 'allowed'}`;
+      }
       const m = f.limiter.match(f.descriptors?.build(view, site) ?? []);
       const buckets = [
         ...m.descriptors.map((x) => `descriptor ${x.entries.map((e) => `${e.key}=${e.value}`).join(',')}${x.wildcard ? ' (a bucket per value)' : ''}: ${bucketText(x.bucket)}`),
@@ -286,6 +302,11 @@ export class OutboundRateLimits {
       const then = enforced === 0 ? 'not enforced (shadow mode)' : `else ${c.status} local_rate_limited${enforced < 100 ? ` for ${enforced}% of them` : ''}`;
       return `${f.name} from ${f.source}: ${percent(c.filterEnabled)}% of calls looked at; ${buckets.length === 0 ? 'no bucket for this call' : `takes a token from ${buckets.join('; ')}`}, ${then}`;
     });
+  }
+
+  /** Whether a global rate limit filter applies: a call may wait for its rate limit service (the route layer then lets the caller's leaving cancel it). */
+  get asksServices(): boolean {
+    return this.#filters.hasGlobal;
   }
 
   /** Envoy-style counters per `stat_prefix` (`enabled`, `ok`, `rate_limited`, `enforced`). */
@@ -341,7 +362,7 @@ export function refuseCall(ex: Exchange, refusal: RateLimitRefusal, after?: Resp
   addResponseOps(ex, setAll(refusal.headers));
   // The CORS filter's headers, on the refusal too (it runs after in the encoding path).
   if (after !== undefined) addResponseOps(ex, after);
-  ex.fail(new MeshletError('MESHLET_ERR_RATE_LIMITED', refusal.reason, { ...ex.errorContext(), httpStatus: refusal.status, grpcStatus: refusal.grpcStatus }));
+  ex.fail(new MeshletError('MESHLET_ERR_RATE_LIMITED', refusal.reason, { ...ex.errorContext(), httpStatus: refusal.status, grpcStatus: refusal.grpcStatus, flags: refusal.flag, body: refusal.body }));
 }
 
 /**

@@ -8,7 +8,7 @@
  */
 import type { Random } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
-import { applyHeaderOps, type Exchange, type Headers, type ResponseHeaderOps } from '../core/exchange.ts';
+import { applyHeaderOps, type Exchange, type Headers, NO_CONTROLLER, type ResponseHandler, type ResponseHeaderOps } from '../core/exchange.ts';
 import { corsOutcome } from '../routing/cors.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
 import type { UnknownHostPolicy } from '../routing/compile.ts';
@@ -18,6 +18,7 @@ import { connectPort, portColon } from '../routing/request-head.ts';
 import type { RequestMatcher } from '../routing/request-matcher.ts';
 import type { ClusterState } from './cluster-state.ts';
 import { addResponseOps, type OutboundRateLimits, refuseCall } from './rate-limit.ts';
+import type { RateLimitRefusal } from '../policies/rate-limit/run-filters.ts';
 
 /** Envoy's gRPC status for a local reply of HTTP 500 (`Grpc::Utility::httpToGrpcStatus`: UNKNOWN). */
 const GRPC_UNKNOWN = 2;
@@ -189,62 +190,96 @@ export function routeLayer(o: RouteLayerOptions): Layer {
         }
         if (c.kind === 'answer') cors = c.ops;
       }
-      const limits = o.rateLimits();
+      // The mesh's own calls (a rate limit service's) skip the filters, as Envoy's async client does.
+      const limits = ex.sideCall ? undefined : o.rateLimits();
       if (limits !== undefined) {
-        const refusal = limits.check(ex, table, d, o.unknownHosts);
-        if (refusal !== undefined) {
-          if (d !== undefined && d !== NO_ROUTE) placeRefused(ex, d, o);
-          refuseCall(ex, refusal, cors);
+        // The caller leaving cancels a call to a rate limit service (Envoy's filter onDestroy cancels its request).
+        const ac = limits.asksServices ? new AbortController() : undefined;
+        const r = limits.check(ex, table, d, o.unknownHosts, ac?.signal);
+        if (r instanceof Promise) {
+          // A global rate limit filter waits for its service's answer (the caller leaving ends the wait).
+          let gone = false;
+          const waiter = {
+            cancel(reason: Error): void {
+              gone = true;
+              ac?.abort();
+              handler.onResponseError?.(NO_CONTROLLER, reason);
+            },
+          };
+          ex.waiting = waiter;
+          const settle = (refusal: RateLimitRefusal | undefined): void => {
+            if (gone) return;
+            if (ex.waiting === waiter) ex.waiting = undefined;
+            if (refusal !== undefined) refused(ex, d, refusal, cors, o);
+            else routed(ex, handler, d, cors, next, o);
+          };
+          r.then(settle, (err: unknown) => settle({ status: 500, grpcStatus: 13, headers: {}, reason: `rate limit filter failed: ${(err as Error).message}`, body: '', flag: 'RLSE' }));
+          return;
+        }
+        if (r !== undefined) {
+          refused(ex, d, r, cors, o);
           return;
         }
       }
-      if (d === undefined) {
-        const policy = o.unknownHosts();
-        if (policy.mode === 'REGISTRY_ONLY') {
-          ex.catchAll = 'block_all';
-          ex.fail(new MeshletError('MESHLET_ERR_REGISTRY_ONLY', `${ex.authority} is not in the mesh registry${policy.source === '' ? '' : ` or the egress hosts of ${policy.source}`} and outboundTrafficPolicy is REGISTRY_ONLY`));
-          return;
-        }
-        if (policy.egressProxy === undefined) {
-          ex.catchAll = 'allow_any';
-          o.passthrough(ex, handler);
-          return;
-        }
-        d = policy.egressProxy; // Istio's allow_any virtual host to the Sidecar's egressProxy
-      }
-      if (d === NO_ROUTE) {
-        ex.fail(new MeshletError('MESHLET_ERR_NO_ROUTE', `no route matched ${ex.method} ${ex.authority}${ex.path}`));
-        return;
-      }
-      const route = d.route;
-      ex.route = route;
-      if (route.action === 'redirect') {
-        if (route.responseHeaders !== undefined) addResponseOps(ex, route.responseHeaders);
-        if (cors !== undefined) addResponseOps(ex, cors);
-        redirect(ex, route);
-        return;
-      }
-      if (route.action === 'direct-response') {
-        if (route.responseHeaders !== undefined) addResponseOps(ex, route.responseHeaders);
-        if (cors !== undefined) addResponseOps(ex, cors);
-        const dr = route.directResponse;
-        ex.reply('direct', dr?.status ?? 200, Object.create(null) as Headers, dr?.body);
-        return;
-      }
-      const target = d.target as RouteTarget;
-      ex.target = target;
-      const cluster = target.cluster;
-      const state = cluster === undefined ? undefined : o.clusterState(cluster.name);
-      if (state === undefined) {
-        if (cors !== undefined) addResponseOps(ex, cors);
-        ex.fail(new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, { ...ex.errorContext(), httpStatus: route.clusterNotFoundStatus, grpcStatus: route.clusterNotFoundStatus === 500 ? GRPC_UNKNOWN : undefined }));
-        return;
-      }
-      ex.cluster = state;
-      if (route.requestHeaders !== undefined || target.requestHeaders !== undefined || route.rewrite !== undefined || target.authority !== undefined || route.responseHeaders !== undefined || target.responseHeaders !== undefined) {
-        rewriteRequest(ex, route, target, o.originalPath !== false);
-      }
-      if (cors !== undefined) addResponseOps(ex, cors);
-      next(ex, handler);
+      routed(ex, handler, d, cors, next, o);
     };
+}
+
+/** Fails a call a rate limit refused, naming its route and cluster. */
+function refused(ex: Exchange, d: RouteDecision | typeof NO_ROUTE | undefined, refusal: RateLimitRefusal, cors: ResponseHeaderOps | undefined, o: RouteLayerOptions): void {
+  if (d !== undefined && d !== NO_ROUTE) placeRefused(ex, d, o);
+  refuseCall(ex, refusal, cors);
+}
+
+/** The call after the rate limits: answered by its route, or sent on. */
+function routed(ex: Exchange, handler: ResponseHandler, decision: RouteDecision | typeof NO_ROUTE | undefined, cors: ResponseHeaderOps | undefined, next: Dispatch, o: RouteLayerOptions): void {
+  let d = decision;
+  if (d === undefined) {
+    const policy = o.unknownHosts();
+    if (policy.mode === 'REGISTRY_ONLY') {
+      ex.catchAll = 'block_all';
+      ex.fail(new MeshletError('MESHLET_ERR_REGISTRY_ONLY', `${ex.authority} is not in the mesh registry${policy.source === '' ? '' : ` or the egress hosts of ${policy.source}`} and outboundTrafficPolicy is REGISTRY_ONLY`));
+      return;
+    }
+    if (policy.egressProxy === undefined) {
+      ex.catchAll = 'allow_any';
+      o.passthrough(ex, handler);
+      return;
+    }
+    d = policy.egressProxy; // Istio's allow_any virtual host to the Sidecar's egressProxy
+  }
+  if (d === NO_ROUTE) {
+    ex.fail(new MeshletError('MESHLET_ERR_NO_ROUTE', `no route matched ${ex.method} ${ex.authority}${ex.path}`));
+    return;
+  }
+  const route = d.route;
+  ex.route = route;
+  if (route.action === 'redirect') {
+    if (route.responseHeaders !== undefined) addResponseOps(ex, route.responseHeaders);
+    if (cors !== undefined) addResponseOps(ex, cors);
+    redirect(ex, route);
+    return;
+  }
+  if (route.action === 'direct-response') {
+    if (route.responseHeaders !== undefined) addResponseOps(ex, route.responseHeaders);
+    if (cors !== undefined) addResponseOps(ex, cors);
+    const dr = route.directResponse;
+    ex.reply('direct', dr?.status ?? 200, Object.create(null) as Headers, dr?.body);
+    return;
+  }
+  const target = d.target as RouteTarget;
+  ex.target = target;
+  const cluster = target.cluster;
+  const state = cluster === undefined ? undefined : o.clusterState(cluster.name);
+  if (state === undefined) {
+    if (cors !== undefined) addResponseOps(ex, cors);
+    ex.fail(new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, { ...ex.errorContext(), httpStatus: route.clusterNotFoundStatus, grpcStatus: route.clusterNotFoundStatus === 500 ? GRPC_UNKNOWN : undefined }));
+    return;
+  }
+  ex.cluster = state;
+  if (route.requestHeaders !== undefined || target.requestHeaders !== undefined || route.rewrite !== undefined || target.authority !== undefined || route.responseHeaders !== undefined || target.responseHeaders !== undefined) {
+    rewriteRequest(ex, route, target, o.originalPath !== false);
+  }
+  if (cors !== undefined) addResponseOps(ex, cors);
+  next(ex, handler);
 }

@@ -91,13 +91,19 @@ const FINISHED = 16;
  */
 const HEAD: AttemptOutcome = { status: 0, grpcStatus: -1, failure: undefined, requestSent: true, headers: undefined };
 
+/** A policy without retries (its per-try timeout kept). */
+function noRetries(p: RetryPolicy): RetryPolicy {
+  return p.attempts === 0 ? p : { ...p, attempts: 0 };
+}
+
 /** Builds the retry layer. */
 export function retryLayer(o: RetryLayerOptions): Layer {
   return (next: Dispatch): Dispatch => {
     const run: RetryRun = { o, next };
     return (ex, handler) => {
       // The route's policy, or as the app widens it for this call (x-envoy-retry-on, x-envoy-max-retries).
-      const policy = retryPolicyForCall(o.policy(ex), ex.headers);
+      // The mesh's own calls (a rate limit service's) are not retried: Envoy's async gRPC client has no retry policy unless its envoy_grpc sets one.
+      const policy = ex.sideCall ? noRetries(o.policy(ex)) : retryPolicyForCall(o.policy(ex), ex.headers);
       const retriable = takeRetriableHeaders(ex.headers);
       // The route's per-try timeout, or the one the app asks for (x-envoy-upstream-rq-per-try-timeout-ms).
       ex.perTryTimeoutMs = timeoutFromHeader(ex.headers, PER_TRY_TIMEOUT_HEADER, policy.perTryTimeoutMs);

@@ -56,6 +56,8 @@ export interface CallSettings {
   readonly receive: number;
   readonly send: number;
   readonly userAgent?: string;
+  /** The mesh's own call (channel option `meshlet.side_call`): the rate limit filters do not judge it. */
+  readonly sideCall?: boolean;
 }
 
 /** grpc-js's defaults: 4 MiB received, any size sent. */
@@ -189,6 +191,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     ex.clock = o.clock;
     ex.callerMetadata = metadata;
     ex.callerHeaders = before;
+    if (this.#limits.sideCall === true) ex.sideCall = true;
     // The caller's deadline, carried over to the mesh clock: the timeout layer takes the sooner of it and the route's.
     if (this.#deadline !== Number.POSITIVE_INFINITY) ex.callerDeadline = now + (this.#deadline - Date.now());
     this.#ex = ex;

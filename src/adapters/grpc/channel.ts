@@ -28,6 +28,9 @@ const PROPAGATE_DEFAULTS = 0xffff;
 
 let channelIds = 0;
 
+/** @internal The channel option that marks a channel's calls as the mesh's own (a rate limit service's): `{ 'meshlet.side_call': 1 }`. */
+export const SIDE_CALL_OPTION = 'meshlet.side_call';
+
 /**
  * The `host:port` authority a gRPC target names (`reviews:9090`, `dns:///reviews:9090`,
  * `reviews.default.svc.cluster.local:9090`); a port is required, as the mesh routes on it.
@@ -57,7 +60,8 @@ function callSettings(options: ChannelOptions | undefined): CallSettings {
   const agent = (key: string): string | undefined => (typeof options?.[key] === 'string' && options[key] !== '' ? (options[key] as string) : undefined);
   // As grpc-js's transport writes it: the client's primary agent, grpc-js's own, its secondary.
   const userAgent = [agent('grpc.primary_user_agent'), `grpc-node-js/${grpcJsVersion()}`, agent('grpc.secondary_user_agent')].filter((x) => x !== undefined).join(' ');
-  return { receive: limit('grpc.max_receive_message_length', DEFAULT_SETTINGS.receive), send: limit('grpc.max_send_message_length', DEFAULT_SETTINGS.send), userAgent };
+  const sideCall = options?.[SIDE_CALL_OPTION] === 1;
+  return { receive: limit('grpc.max_receive_message_length', DEFAULT_SETTINGS.receive), send: limit('grpc.max_send_message_length', DEFAULT_SETTINGS.send), userAgent, ...(sideCall ? { sideCall } : {}) };
 }
 
 /**

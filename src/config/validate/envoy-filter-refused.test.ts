@@ -10,18 +10,28 @@ const FIXTURES = join(import.meta.dirname, '../../../test/fixtures/istio/ratelim
 describe('EnvoyFilter: any other EnvoyFilter is skipped whole, with one warning and never an error', () => {
   const rows: { name: string; spec: object; want: RegExp }[] = [
     {
-      name: 'Istio\'s global rate limit task (a ratelimit filter and its cluster)',
+      name: 'a global rate limit filter whose cluster is neither added by the EnvoyFilter nor an Istio cluster',
       spec: {
         configPatches: [
           {
             applyTo: 'HTTP_FILTER',
-            match: { context: 'GATEWAY', listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } } } } },
-            patch: { operation: 'INSERT_BEFORE', value: { name: 'envoy.filters.http.ratelimit', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit', domain: 'ratelimit' } } },
+            match: { context: 'SIDECAR_OUTBOUND', listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } } } } },
+            patch: {
+              operation: 'INSERT_BEFORE',
+              value: {
+                name: 'envoy.filters.http.ratelimit',
+                typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit', domain: 'ratelimit', rate_limit_service: { grpc_service: { envoy_grpc: { cluster_name: 'elsewhere' } }, transport_api_version: 'V3' } },
+              },
+            },
           },
-          { applyTo: 'CLUSTER', match: { cluster: { service: 'ratelimit.default.svc.cluster.local' } }, patch: { operation: 'ADD', value: { name: 'rate_limit_cluster' } } },
         ],
       },
-      want: /EnvoyFilter istio-system\/rl: spec\.configPatches: skipped: meshlet applies only the local rate limit EnvoyFilter of Istio's rate-limit task; there is no Envoy to patch; configPatches\[0\] patches HTTP_FILTER INSERT_BEFORE envoy\.filters\.http\.ratelimit \(RateLimit\); configPatches\[1\] patches CLUSTER ADD rate_limit_cluster for ratelimit\.default\.svc\.cluster\.local/,
+      want: /EnvoyFilter istio-system\/rl: spec\.configPatches: skipped: .*configPatches\[0\]\.patch\.value\.typed_config\.rate_limit_service\.grpc_service\.envoy_grpc\.cluster_name uses a rate limit service cluster "elsewhere" that meshlet cannot find \(add it with a CLUSTER ADD patch in this EnvoyFilter, with a socket_address, or name an Istio cluster outbound\|<port>\|\|<host>\)/,
+    },
+    {
+      name: 'a CLUSTER ADD that no global rate limit filter of the EnvoyFilter calls',
+      spec: { configPatches: [{ applyTo: 'CLUSTER', match: { cluster: { service: 'ratelimit.default.svc.cluster.local' } }, patch: { operation: 'ADD', value: { name: 'rate_limit_cluster' } } }] },
+      want: /there is no Envoy to patch; configPatches\[0\] patches CLUSTER ADD rate_limit_cluster for ratelimit\.default\.svc\.cluster\.local/,
     },
     {
       name: 'a Lua filter',

@@ -1,10 +1,11 @@
 /**
- * Which EnvoyFilters meshlet reads. Istio has no rate-limit resource: users write the EnvoyFilter
- * of Istio's local rate limit task, and that is the one kind of EnvoyFilter meshlet applies. A
- * patch belongs to it when it is
+ * Which EnvoyFilters meshlet reads. Istio has no rate-limit resource: users write the EnvoyFilters
+ * of Istio's rate limit task (local and global), and those are the EnvoyFilters meshlet applies. A
+ * patch belongs to them when it is
  *
- * - `applyTo: HTTP_FILTER` whose `value.typed_config` is a LocalRateLimit (direct, or in a
- *   `TypedStruct`), or
+ * - `applyTo: HTTP_FILTER` whose `value.typed_config` is a LocalRateLimit or a (global) RateLimit
+ *   (direct, or in a `TypedStruct`), or
+ * - `applyTo: CLUSTER` `ADD` in an EnvoyFilter with a global RateLimit filter (its service's cluster), or
  * - `applyTo: HTTP_ROUTE` / `VIRTUAL_HOST` whose value sets only LocalRateLimit
  *   `typed_per_filter_config` entries and rate-limit actions (`route.rate_limits`,
  *   `route.include_vh_rate_limits`; `rate_limits` on a virtual host).
@@ -15,6 +16,7 @@
  *
  * @module
  */
+import { isGlobalRateLimit, rateLimitClusterName } from './global-rate-limit.ts';
 import { LOCAL_RATE_LIMIT_URL } from './local-rate-limit.ts';
 import { peekAny } from './proto-json.ts';
 
@@ -33,6 +35,24 @@ function shortType(url: string): string {
 
 function isLocalRateLimit(v: unknown): boolean {
   return peekAny(v)?.typeUrl === LOCAL_RATE_LIMIT_URL;
+}
+
+/**
+ * The clusters the global rate limit filters of an EnvoyFilter's raw patches call; undefined when
+ * it has no global rate limit filter (then a CLUSTER patch is not one of the rate limit shapes).
+ */
+export function rateLimitServiceClusters(patches: readonly unknown[]): Set<string> | undefined {
+  let out: Set<string> | undefined;
+  for (const raw of patches) {
+    const p = record(raw);
+    if (p?.applyTo !== 'HTTP_FILTER') continue;
+    const typed = field(record(record(p.patch)?.value), 'typed_config', 'typedConfig');
+    if (!isGlobalRateLimit(typed)) continue;
+    out ??= new Set();
+    const name = rateLimitClusterName(typed);
+    if (name !== undefined) out.add(name);
+  }
+  return out;
 }
 
 function perFilterConfigIsRateLimit(v: unknown): boolean {
@@ -58,13 +78,22 @@ function routeValueIsRateLimit(applyTo: string, value: Record<string, unknown>):
   return true;
 }
 
-/** Whether a raw patch is one of the local rate limit shapes. */
-export function isRateLimitPatch(raw: unknown): boolean {
+/**
+ * Whether a raw patch is one of the rate limit shapes: a local or global rate limit filter, route
+ * rate limits, or (`rlsClusters`: the clusters the EnvoyFilter's global filters call, undefined
+ * without one) a `CLUSTER` `ADD`.
+ */
+export function isRateLimitPatch(raw: unknown, rlsClusters?: ReadonlySet<string>): boolean {
   const p = record(raw);
   const applyTo = p?.applyTo;
   const value = record(record(p?.patch)?.value);
   if (value === undefined) return false;
-  if (applyTo === 'HTTP_FILTER') return isLocalRateLimit(field(value, 'typed_config', 'typedConfig'));
+  if (applyTo === 'HTTP_FILTER') {
+    const typed = field(value, 'typed_config', 'typedConfig');
+    return isLocalRateLimit(typed) || isGlobalRateLimit(typed);
+  }
+  // Beside a global filter, a CLUSTER ADD is read as its service's cluster (and checked: a malformed one is an error, not a skip).
+  if (applyTo === 'CLUSTER') return rlsClusters !== undefined && record(p?.patch)?.operation === 'ADD';
   if (applyTo === 'HTTP_ROUTE' || applyTo === 'VIRTUAL_HOST') return routeValueIsRateLimit(applyTo, value);
   return false;
 }

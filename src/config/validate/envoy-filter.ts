@@ -18,10 +18,12 @@
  */
 import { type FieldPath, formatPath, IssueList } from '../issues.ts';
 import type { EnvoyConfigObjectMatch, EnvoyConfigObjectPatch, EnvoyFilterSpec, ListenerMatch, PatchContext, RouteConfigurationMatch } from '../types/envoy-filter.ts';
+import type { GlobalRateLimitSettings } from '../types/local-rate-limit.ts';
 import type { LocalRateLimitSettings, RateLimitPatch, RateLimitPolicySettings } from '../types/local-rate-limit.ts';
 import { workloadSelector } from './common.ts';
 import { ROUTER, subFilterAbsence } from './envoy-filter-chain.ts';
-import { describePatch, isRateLimitPatch } from './envoy-filter-shape.ts';
+import { describePatch, isRateLimitPatch, rateLimitServiceClusters } from './envoy-filter-shape.ts';
+import { globalCarrier, isGlobalRateLimit, readGlobalRateLimitAny, readRateLimitClusters } from './global-rate-limit.ts';
 import { readLocalRateLimitAny } from './local-rate-limit.ts';
 import { boolean, message, nonEmptyText } from './proto-json.ts';
 import { type EnvoyFilterCtx, notImplemented, routeRateLimit } from './rate-limit-actions.ts';
@@ -218,7 +220,7 @@ function perFilterConfig(v: unknown, path: FieldPath, ctx: Ctx): Map<string, Loc
   return new Map(Object.entries(m));
 }
 
-function readFilterPatch(cp: EnvoyConfigObjectPatch, value: Record<string, unknown>, path: FieldPath, ctx: Ctx, context: PatchContext, inserted: ReadonlySet<string>): RateLimitPatch | undefined {
+function readFilterPatch(cp: EnvoyConfigObjectPatch, value: Record<string, unknown>, path: FieldPath, ctx: Ctx, context: PatchContext, inserted: ReadonlySet<string>, clusters: ReadonlyMap<string, string>): RateLimitPatch | undefined {
   const op = cp.patch?.operation;
   const vp = [...path, 'patch', 'value'];
   const listener = cp.match?.listener;
@@ -247,9 +249,9 @@ function readFilterPatch(cp: EnvoyConfigObjectPatch, value: Record<string, unkno
       );
     }
   }
-  const f = message<{ name: string; typed_config: LocalRateLimitSettings; is_optional?: boolean; disabled?: boolean }>({
+  const f = message<{ name: string; typed_config: LocalRateLimitSettings | GlobalRateLimitSettings; is_optional?: boolean; disabled?: boolean }>({
     name: { validate: nonEmptyText, required: true },
-    typed_config: { validate: (x, p, c) => readLocalRateLimitAny(x, p, c, false), required: true },
+    typed_config: { validate: (x, p, c) => (isGlobalRateLimit(x) ? readGlobalRateLimitAny(x, p, c, clusters) : readLocalRateLimitAny(x, p, c, false)), required: true },
     is_optional: boolean,
     disabled: (x, p, c) => {
       const b = boolean(x, p, c);
@@ -258,8 +260,10 @@ function readFilterPatch(cp: EnvoyConfigObjectPatch, value: Record<string, unkno
     },
   })(value, vp, ctx);
   if (f?.name === undefined || f.typed_config === undefined) return undefined;
-  perConnectionOutside(ctx, path, context, [f.typed_config]);
-  return { applyTo: 'HTTP_FILTER', context, operation: op, listener, filterName: f.name, config: f.typed_config };
+  const t = f.typed_config;
+  if ('domain' in t) return { applyTo: 'HTTP_FILTER', context, operation: op, listener, filterName: f.name, config: globalCarrier(t), global: t };
+  perConnectionOutside(ctx, path, context, [t]);
+  return { applyTo: 'HTTP_FILTER', context, operation: op, listener, filterName: f.name, config: t };
 }
 
 function readRoutePatch(cp: EnvoyConfigObjectPatch, value: Record<string, unknown>, path: FieldPath, ctx: Ctx, context: PatchContext): RateLimitPatch | undefined {
@@ -301,12 +305,14 @@ function readRoutePatch(cp: EnvoyConfigObjectPatch, value: Record<string, unknow
  * Istio's `ValidateEnvoyFilter` rules for one patch, then the patch read as a rate-limit patch;
  * `inserted`: the names of the filters the EnvoyFilter's earlier patches insert.
  */
-function readPatch(cp: EnvoyConfigObjectPatch, path: FieldPath, ctx: Ctx, inserted: ReadonlySet<string>): RateLimitPatch | undefined {
+function readPatch(cp: EnvoyConfigObjectPatch, path: FieldPath, ctx: Ctx, inserted: ReadonlySet<string>, clusters: ReadonlyMap<string, string>): RateLimitPatch | undefined {
   if (cp.applyTo === undefined || cp.applyTo === 'INVALID') return fail(ctx, [...path, 'applyTo'], 'Envoy filter: missing applyTo (Istio)');
   if (cp.patch === undefined) return fail(ctx, [...path, 'patch'], 'Envoy filter: missing patch (Istio)');
   if (cp.patch.operation === undefined || cp.patch.operation === 'INVALID') return fail(ctx, [...path, 'patch', 'operation'], 'Envoy filter: missing patch operation (Istio)');
   const value = cp.patch.value;
   if (value === undefined) return fail(ctx, [...path, 'patch', 'value'], 'Envoy filter: missing patch value for non-remove operation (Istio)');
+  // A global rate limit filter's cluster (read by readRateLimitClusters).
+  if (cp.applyTo === 'CLUSTER') return undefined;
   const match = cp.match;
   if (match?.proxy !== undefined) notImplemented(ctx, [...path, 'match', 'proxy'], 'match.proxy (meshlet is not an Istio proxy: it has no proxy version or proxy metadata)');
   if (cp.patch.filterClass !== undefined && cp.patch.filterClass !== 'UNSPECIFIED') {
@@ -318,7 +324,7 @@ function readPatch(cp: EnvoyConfigObjectPatch, path: FieldPath, ctx: Ctx, insert
       return fail(ctx, [...path, 'match'], 'Envoy filter: applyTo for listener class objects cannot have non listener match (Istio)');
     }
     contextNote(ctx, path, context, match);
-    return readFilterPatch(cp, value, path, ctx, context, inserted);
+    return readFilterPatch(cp, value, path, ctx, context, inserted, clusters);
   }
   if (match?.listener !== undefined || match?.cluster !== undefined) {
     return fail(ctx, [...path, 'match'], 'Envoy filter: applyTo for http route class objects cannot have non route configuration match (Istio)');
@@ -331,8 +337,9 @@ function readPatch(cp: EnvoyConfigObjectPatch, path: FieldPath, ctx: Ctx, insert
 function readPatches(spec: EnvoyFilterSpec, path: FieldPath, ctx: Ctx): RateLimitPatch[] {
   const out: RateLimitPatch[] = [];
   const inserted = new Set<string>();
+  const clusters = readRateLimitClusters(spec.configPatches ?? [], [...path, 'configPatches'], ctx);
   (spec.configPatches ?? []).forEach((cp, i) => {
-    const p = readPatch(cp, [...path, 'configPatches', i], ctx, inserted);
+    const p = readPatch(cp, [...path, 'configPatches', i], ctx, inserted, clusters);
     if (p === undefined) return;
     out.push(p);
     if ('filterName' in p) inserted.add(p.filterName);
@@ -344,7 +351,7 @@ function readPatches(spec: EnvoyFilterSpec, path: FieldPath, ctx: Ctx): RateLimi
 function skip(ctx: Ctx, path: FieldPath, reasons: readonly string[], someRateLimit: boolean): undefined {
   const lead = someRateLimit
     ? 'skipped: meshlet applies an EnvoyFilter only when it can apply every patch as Envoy would (put the local rate limit patches in an EnvoyFilter of their own)'
-    : 'skipped: meshlet applies only the local rate limit EnvoyFilter of Istio\'s rate-limit task; there is no Envoy to patch';
+    : 'skipped: meshlet applies only the rate limit EnvoyFilters of Istio\'s rate-limit task (local, and global with its rate limit service cluster); there is no Envoy to patch';
   ctx.issues.at(ctx.subject, [...path, 'configPatches'], 'warning', `${lead}; ${reasons.join('; ')}`, SKIPPED_KIND_CODE);
   return undefined;
 }
@@ -356,7 +363,8 @@ function skip(ctx: Ctx, path: FieldPath, reasons: readonly string[], someRateLim
 export const envoyFilterSpec: Validator<EnvoyFilterSpec> = (v, path, ctx) => {
   const rawPatches = typeof v === 'object' && v !== null ? (v as { configPatches?: unknown }).configPatches : undefined;
   const patches = Array.isArray(rawPatches) ? rawPatches : [];
-  const others = patches.map((p, i) => ({ p, i })).filter(({ p }) => !isRateLimitPatch(p));
+  const rls = rateLimitServiceClusters(patches);
+  const others = patches.map((p, i) => ({ p, i })).filter(({ p }) => !isRateLimitPatch(p, rls));
   if (others.length > 0) {
     return skip(ctx, path, others.map(({ p, i }) => `configPatches[${i}] patches ${describePatch(p)}`), others.length < patches.length);
   }

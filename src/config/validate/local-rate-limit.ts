@@ -126,7 +126,7 @@ const headerValueOption = message<{
   },
 );
 
-const readHeaderToAdd: Validator<HeaderToAdd> = (v, path, ctx) => {
+export const readHeaderToAdd: Validator<HeaderToAdd> = (v, path, ctx) => {
   const o = headerValueOption(v, path, ctx);
   if (o?.header?.key === undefined) return undefined;
   const action: AppendAction = o.append_action ?? (o.append === false ? 'OVERWRITE_IF_EXISTS_OR_ADD' : 'APPEND_IF_EXISTS_OR_ADD');
@@ -169,7 +169,7 @@ const STATUS_NAMES: Readonly<Record<string, number>> = {
 };
 const STATUS_CODES = new Set(Object.values(STATUS_NAMES));
 
-const statusCode: Validator<number> = (v, path, ctx) => {
+export const statusCode: Validator<number> = (v, path, ctx) => {
   const code = typeof v === 'string' && Object.hasOwn(STATUS_NAMES, v) ? STATUS_NAMES[v] : typeof v === 'number' ? v : undefined;
   if (code === undefined || !STATUS_CODES.has(code)) {
     return fail(ctx, path, `must be an HTTP status Envoy's StatusCode enum defines (a number such as 503, or a name such as ServiceUnavailable), got ${JSON.stringify(v)}`);

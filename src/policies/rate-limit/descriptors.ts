@@ -347,9 +347,13 @@ function compileAction(a: RateLimitAction): Producer {
 export class DescriptorBuilder {
   readonly #entries: readonly (readonly Producer[])[];
 
-  /** `stage`: only entries of this stage count (the filter's stage); entries with a disable key are left out, as the local filter does. */
-  constructor(policies: readonly RateLimitPolicySettings[], stage: number) {
-    this.#entries = policies.filter((p) => p.stage === stage && p.disableKey === '').map((p) => p.actions.map(compileAction));
+  /**
+   * `stage`: only entries of this stage count (the filter's stage); entries with a disable key are
+   * left out, as the local filter does, unless `withDisableKey` (the global filter reads the key's
+   * runtime flag, `ratelimit.<key>.http_filter_enabled`, which is on by default: meshlet has no runtime).
+   */
+  constructor(policies: readonly RateLimitPolicySettings[], stage: number, withDisableKey = false) {
+    this.#entries = policies.filter((p) => p.stage === stage && (withDisableKey || p.disableKey === '')).map((p) => p.actions.map(compileAction));
   }
 
   get empty(): boolean {

@@ -25,25 +25,23 @@
  * @module
  */
 import type { Clock } from '../../core/clock.ts';
-import type { AnyResource, Resource } from '../../config/resource.ts';
+import type { AnyResource } from '../../config/resource.ts';
 import type { ListenerMatch, RouteConfigurationMatch } from '../../config/types/envoy-filter.ts';
 import type { LocalRateLimitSettings, RateLimitFilterPatch, RateLimitPolicySettings, RateLimitRoutePatch } from '../../config/types/local-rate-limit.ts';
 import { type HttpChainOptions, istioHttpFilterChain, ROUTER } from '../../config/validate/envoy-filter-chain.ts';
 import { rateLimitPatches } from '../../config/validate/envoy-filter.ts';
-import { labelsMatch } from '../../config/workloads.ts';
+import type { GlobalRateLimitSettings } from '../../config/types/local-rate-limit.ts';
 import { DescriptorBuilder } from './descriptors.ts';
+import { type EnvoyFilterWorkload, selectEnvoyFilters } from './select-envoy-filters.ts';
 import { LocalRateLimiter } from './local-rate-limiter.ts';
 
 /** Which side of the workload the filters run on. */
 export type RateLimitDirection = 'inbound' | 'outbound';
 
-/** What selects EnvoyFilters for a workload. */
-export interface EnvoyFilterWorkload {
-  readonly namespace: string;
-  readonly labels: Readonly<Record<string, string>>;
-}
+export type { EnvoyFilterWorkload } from './select-envoy-filters.ts';
 
 export { ROUTER };
+export { selectEnvoyFilters };
 
 /** The HTTP connection manager's name (a listener match's network filter). */
 export const HCM = 'envoy.filters.network.http_connection_manager';
@@ -80,6 +78,8 @@ export interface ActiveFilter {
    * refuse later has already taken its token.
    */
   readonly gate: AdmissionGate | undefined;
+  /** Set for a global rate limit filter (`envoy.filters.http.ratelimit`): the service it asks (`limiter` then has no buckets). */
+  readonly global?: GlobalRateLimitSettings;
 }
 
 /** Istio's inbound admission filters, in their order (a rate limit filter's {@link ActiveFilter.gate}). */
@@ -133,33 +133,6 @@ export interface FilterSite {
   readonly routeEntry: boolean;
   /** Whether the listener's port is a GRPC-Web one (istiod adds the gRPC-Web filter). @defaultValue false */
   readonly grpcWeb?: boolean;
-}
-
-/** The EnvoyFilters that apply to the workload, in istiod's order. */
-export function selectEnvoyFilters(resources: readonly AnyResource[], workload: EnvoyFilterWorkload, rootNamespace: string): Resource<'EnvoyFilter'>[] {
-  const picked = resources.filter((r): r is Resource<'EnvoyFilter'> & AnyResource => {
-    if (r.kind !== 'EnvoyFilter') return false;
-    const ns = r.metadata.namespace;
-    if (ns !== rootNamespace && ns !== workload.namespace) return false;
-    if ((r.spec.targetRefs?.length ?? 0) > 0) return false;
-    const sel = r.spec.workloadSelector;
-    return sel === undefined || labelsMatch(sel.labels ?? {}, workload.labels);
-  });
-  return picked.sort((a, b) => {
-    const pa = a.spec.priority ?? 0;
-    const pb = b.spec.priority ?? 0;
-    if (pa !== pb) return pa - pb;
-    const na = a.metadata.namespace;
-    const nb = b.metadata.namespace;
-    if (na !== nb && (na === rootNamespace || nb === rootNamespace)) return na === rootNamespace ? -1 : 1;
-    // Go's zero time (no creationTimestamp) is the earliest.
-    const ta = a.metadata.creationTimestamp === undefined ? 0 : Date.parse(a.metadata.creationTimestamp);
-    const tb = b.metadata.creationTimestamp === undefined ? 0 : Date.parse(b.metadata.creationTimestamp);
-    if (ta !== tb) return ta - tb;
-    const ka = `${a.metadata.name}.${na}`;
-    const kb = `${b.metadata.name}.${nb}`;
-    return ka < kb ? -1 : ka > kb ? 1 : 0;
-  });
 }
 
 /**
@@ -263,6 +236,11 @@ export class RateLimitFilters {
     if (this.#filters.some((f) => enabled(f.patch.config))) return true;
     const names = new Set(this.#filters.map((f) => f.patch.filterName));
     return [...this.#routes, ...this.#vhosts].some((r) => [...r.patch.perFilterConfig].some(([name, c]) => names.has(name) && enabled(c)));
+  }
+
+  /** Whether a global rate limit filter applies (its calls may wait for a rate limit service). */
+  get hasGlobal(): boolean {
+    return this.#filters.some((f) => f.patch.global !== undefined);
   }
 
   /** Whether route or virtual host patches apply (else a site's filters depend on its listener only). */
@@ -377,6 +355,16 @@ export class RateLimitFilters {
     const out: ActiveFilter[] = [];
     for (const { ref, gate } of chain) {
       const name = ref.patch.filterName;
+      const global = ref.patch.global;
+      if (global !== undefined) {
+        // Envoy's global filter: no buckets; no call without a route entry (initiateCall returns first: a redirect, a direct
+        // response, no route); its descriptors from its own rate limits, else the route's and virtual host's (OVERRIDE).
+        const policies = site.routeEntry ? policiesFor(ref.patch.config, route, vhost, true) : [];
+        const builder = policies.length > 0 ? new DescriptorBuilder(policies, global.stage, true) : undefined;
+        const limiter = this.#limiter(`global|${ref.source}`, ref.patch.config);
+        out.push({ name, source: ref.source, config: ref.patch.config, limiter, descriptors: builder === undefined || builder.empty ? undefined : builder, gate, global });
+        continue;
+      }
       const r = route.perFilter.get(name);
       const v = r === undefined ? vhost.perFilter.get(name) : undefined;
       const config = r?.config ?? v?.config ?? ref.patch.config;

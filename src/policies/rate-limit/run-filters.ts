@@ -22,7 +22,11 @@ import type { Random } from '../../core/clock.ts';
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
 import type { FractionSettings, HeaderToAdd, LocalRateLimitSettings } from '../../config/types/local-rate-limit.ts';
 import type { RateLimitRequest, RateLimitSite } from './descriptors.ts';
+import type { GlobalRateLimitSettings } from '../../config/types/local-rate-limit.ts';
+import { headerOf } from './descriptors.ts';
 import type { ActiveFilter } from './envoy-filters.ts';
+import type { RateLimitServiceClient, RlsOutcome } from './rls-client.ts';
+import { xRateLimitHeaders } from './rls-wire.ts';
 import type { Descriptor, LocalRateLimiter } from './local-rate-limiter.ts';
 import type { TokenBucket } from './token-bucket.ts';
 
@@ -55,13 +59,23 @@ export interface RateLimitRefusal {
   readonly grpcStatus: number;
   /** `response_headers_to_add`, and the `x-ratelimit-*` headers when asked for. */
   readonly headers: Record<string, string>;
-  /** `local rate limit: <filter> from <source> (<bucket>)`. */
+  /** `local rate limit: <filter> from <source> (<bucket>)`, `rate limit service …`. */
   readonly reason: string;
+  /** The body (a global filter's: the service's `raw_body`). @defaultValue `local_rate_limited` */
+  readonly body?: string;
+  /** Envoy's response flag: `RL`, or `RLSE` (the service failed, `failure_mode_deny`). @defaultValue `RL` */
+  readonly flag?: 'RL' | 'RLSE';
+}
+
+/** What a run that had to ask a rate limit service resolves to: the verdict, and its own notes. */
+export interface AsyncVerdict {
+  readonly refusal: RateLimitRefusal | undefined;
+  readonly notes: RunNotes;
 }
 
 /** What a run noted besides its verdict (one object, reused by its caller). */
 export interface RunNotes {
-  /** `x-ratelimit-*` headers for the response of a request let through, when a filter asks for them. */
+  /** Headers for the response of a request let through: `x-ratelimit-*` when a filter asks for them, a rate limit service's `response_headers_to_add`. */
   xHeaders: Record<string, string> | undefined;
   /** Whether shadow mode added request headers. */
   headersChanged: boolean;
@@ -117,9 +131,12 @@ function xRateLimit(into: Record<string, string>, bucket: TokenBucket): void {
 export class RateLimitRunner {
   readonly #random: Random;
   readonly #stats = new Map<string, RateLimitStats>();
+  readonly #rls: RateLimitServiceClient | undefined;
 
-  constructor(random: Random) {
+  /** `rls`: calls the rate limit services of global filters (none: every call fails, as a service that cannot be reached). */
+  constructor(random: Random, rls?: RateLimitServiceClient) {
     this.#random = random;
+    this.#rls = rls;
   }
 
   /** Envoy-style counters per `stat_prefix`. */
@@ -144,11 +161,44 @@ export class RateLimitRunner {
    * (`local_rate_limit_per_downstream_connection`); without it, or when it gives none (a connection
    * that cannot be told apart), such a config uses the filter's.
    */
-  run(filters: readonly ActiveFilter[], req: RateLimitRequest, site: () => RateLimitSite, notes: RunNotes, perConnection?: (config: LocalRateLimitSettings, req: RateLimitRequest) => LocalRateLimiter | undefined): RateLimitRefusal | undefined {
+  run(
+    filters: readonly ActiveFilter[],
+    req: RateLimitRequest,
+    site: () => RateLimitSite,
+    notes: RunNotes,
+    perConnection?: (config: LocalRateLimitSettings, req: RateLimitRequest) => LocalRateLimiter | undefined,
+    signal?: AbortSignal,
+  ): RateLimitRefusal | undefined | Promise<AsyncVerdict> {
     notes.xHeaders = undefined;
     notes.headersChanged = false;
+    return this.#from(0, filters, req, site, notes, perConnection, signal);
+  }
+
+  /** Runs the filters from index `start` on; a global filter that calls its service makes the rest wait for its answer. */
+  #from(
+    start: number,
+    filters: readonly ActiveFilter[],
+    req: RateLimitRequest,
+    site: () => RateLimitSite,
+    notes: RunNotes,
+    perConnection: ((config: LocalRateLimitSettings, req: RateLimitRequest) => LocalRateLimiter | undefined) | undefined,
+    signal: AbortSignal | undefined,
+  ): RateLimitRefusal | undefined | Promise<AsyncVerdict> {
     let where: RateLimitSite | undefined;
-    for (const f of filters) {
+    for (let i = start; i < filters.length; i++) {
+      const f = filters[i] as ActiveFilter;
+      if (f.global !== undefined) {
+        const call = this.#ask(f, f.global, req, () => (where ??= site()), signal);
+        if (call === undefined) continue;
+        // The answer comes later: this run's notes are its own from here (the caller's object serves the next request).
+        const own: RunNotes = { xHeaders: notes.xHeaders === undefined ? undefined : { ...notes.xHeaders }, headersChanged: notes.headersChanged };
+        return call.then(async (outcome): Promise<AsyncVerdict> => {
+          const refusal = this.#answer(f, f.global as GlobalRateLimitSettings, outcome, req, own);
+          if (refusal !== undefined) return { refusal, notes: own };
+          const rest = this.#from(i + 1, filters, req, site, own, perConnection, signal);
+          return rest instanceof Promise ? rest : { refusal: rest, notes: own };
+        });
+      }
       const c = f.config;
       if (!draw(c.filterEnabled as FractionSettings, this.#random)) continue;
       const stats = this.#statsOf(c.statPrefix);
@@ -185,6 +235,59 @@ export class RateLimitRunner {
         reason: `local rate limit: ${f.name} from ${f.source}${result.bucket === undefined ? '' : ` (${result.bucket})`}`,
       };
     }
+    return undefined;
+  }
+
+  /**
+   * Starts a global filter's call (Envoy's `initiateCall`): none for a request of the other
+   * `request_type` (`x-envoy-internal: true` is internal), or without descriptors.
+   */
+  #ask(f: ActiveFilter, g: GlobalRateLimitSettings, req: RateLimitRequest, site: () => RateLimitSite, signal: AbortSignal | undefined): Promise<RlsOutcome> | undefined {
+    if (g.requestType !== 'both') {
+      const internal = headerOf(req, 'x-envoy-internal') === 'true';
+      if (internal !== (g.requestType === 'internal')) return undefined;
+    }
+    const descriptors = f.descriptors === undefined ? NO_DESCRIPTORS : f.descriptors.build(req, site());
+    if (descriptors.length === 0) return undefined;
+    if (this.#rls === undefined) return Promise.resolve({ status: 'error', reason: 'no gRPC client to call the rate limit service with' });
+    return this.#rls.shouldRateLimit(g.target, g.domain, descriptors, g.timeoutMs, signal);
+  }
+
+  /** A global filter's answer, as Envoy's `Filter::complete`: the refusal, or undefined with the request and response headers noted. */
+  #answer(f: ActiveFilter, g: GlobalRateLimitSettings, o: RlsOutcome, req: RateLimitRequest, notes: RunNotes): RateLimitRefusal | undefined {
+    const stats = this.#statsOf(`ratelimit.${g.domain}`);
+    stats.enabled++;
+    const where = `rate limit service ${g.target} (domain ${g.domain}) of ${f.name} from ${f.source}`;
+    if (o.status === 'error') {
+      if (!g.failureModeDeny) {
+        stats.ok++;
+        return undefined;
+      }
+      stats.rate_limited++;
+      stats.enforced++;
+      return { status: g.statusOnError, grpcStatus: httpToGrpc(g.statusOnError), headers: Object.create(null) as Record<string, string>, reason: `${where} failed: ${o.reason}; failure_mode_deny`, body: '', flag: 'RLSE' };
+    }
+    const r = o.response;
+    const headers: Record<string, string> = Object.create(null);
+    for (const h of r.responseHeadersToAdd) headers[h.key] = h.key in headers ? `${headers[h.key]},${h.value}` : h.value;
+    if (o.status === 'over' && !g.disableXEnvoyRateLimitedHeader) headers['x-envoy-ratelimited'] = 'true';
+    if (g.xRateLimitHeaders) Object.assign(headers, xRateLimitHeaders(r.statuses));
+    if (o.status === 'over') {
+      stats.rate_limited++;
+      stats.enforced++;
+      const out: Record<string, string> = Object.create(null);
+      addHeaders(out, g.responseHeadersToAdd);
+      if (notes.xHeaders !== undefined) Object.assign(out, notes.xHeaders);
+      Object.assign(out, headers);
+      const grpcStatus = g.rateLimitedAsResourceExhausted ? GRPC_STATUS.RESOURCE_EXHAUSTED : httpToGrpc(g.rateLimitedStatus);
+      return { status: g.rateLimitedStatus, grpcStatus, headers: out, reason: `${where}: over limit`, body: r.rawBody, flag: 'RL' };
+    }
+    stats.ok++;
+    if (r.requestHeadersToAdd.length > 0) {
+      addHeaders(req.headers as HeaderBag, r.requestHeadersToAdd.map((h) => ({ key: h.key, value: h.value, action: 'APPEND_IF_EXISTS_OR_ADD' as const, keepEmptyValue: true })));
+      notes.headersChanged = true;
+    }
+    if (Object.keys(headers).length > 0) notes.xHeaders = { ...notes.xHeaders, ...headers };
     return undefined;
   }
 }

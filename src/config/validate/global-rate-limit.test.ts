@@ -1,0 +1,104 @@
+/** The global rate limit filter and its cluster, read out of EnvoyFilters: Istio's task as written, and the errors of malformed configs. */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { validateYaml } from '../../../test/helpers/config.ts';
+import type { EnvoyFilterSpec } from '../types/envoy-filter.ts';
+import type { RateLimitFilterPatch, RateLimitRoutePatch } from '../types/local-rate-limit.ts';
+import { rateLimitPatches } from './envoy-filter.ts';
+
+const ISTIO = readFileSync(join(import.meta.dirname, '../../../test/fixtures/ratelimit/enable_envoy_ratelimit.yaml'), 'utf8').replaceAll('{{ .RateLimitNamespace }}', 'rl').replaceAll('{{ .EchoNamespace }}', 'echo');
+const RL = 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit';
+
+function ef(typedConfig: Record<string, unknown>, cluster?: Record<string, unknown>): string {
+  const patches: object[] = [
+    {
+      applyTo: 'HTTP_FILTER',
+      match: { context: 'SIDECAR_OUTBOUND', listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } } } } },
+      patch: { operation: 'INSERT_BEFORE', value: { name: 'envoy.filters.http.ratelimit', typed_config: { '@type': RL, ...typedConfig } } },
+    },
+  ];
+  if (cluster !== undefined) patches.push({ applyTo: 'CLUSTER', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'ADD', value: cluster } });
+  return stringify({ apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'rl', namespace: 'istio-system' }, spec: { configPatches: patches } });
+}
+
+const SERVICE = { grpc_service: { envoy_grpc: { cluster_name: 'rate_limit_cluster' } }, transport_api_version: 'V3' };
+const CLUSTER = { name: 'rate_limit_cluster', type: 'STRICT_DNS', load_assignment: { cluster_name: 'rate_limit_cluster', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'ratelimit.rl.svc.cluster.local', port_value: 8081 } } } }] }] } };
+
+describe('EnvoyFilter: the global rate limit filter and its cluster', () => {
+  it("Istio's enable_envoy_ratelimit.yaml validates with no error, read with Envoy's defaults", () => {
+    const { resources, errors, warnings } = validateYaml(ISTIO, 'enable_envoy_ratelimit.yaml');
+    assert.deepEqual(errors, []);
+    // The one warning is about Istio's own VIRTUAL_HOST patch (its route match does nothing there).
+    assert.deepEqual(warnings.map((w) => w.replace(/ \(line \d+\)$/, '')), ['enable_envoy_ratelimit.yaml: EnvoyFilter istio-system/filter-ratelimit-svc: spec.configPatches[0].match.routeConfiguration.vhost.route: a route match has no effect on a VIRTUAL_HOST patch (Istio matches the virtual host only)']);
+    assert.equal(resources.length, 2);
+    const [filter] = rateLimitPatches(resources[0]?.spec as EnvoyFilterSpec) as [RateLimitFilterPatch];
+    assert.deepEqual(filter.global, {
+      domain: 'echo-ratelimit',
+      stage: 0,
+      requestType: 'both',
+      timeoutMs: 10_000,
+      failureModeDeny: true,
+      rateLimitedAsResourceExhausted: false,
+      clusterName: 'rate_limit_cluster',
+      target: 'ratelimit.rl.svc.cluster.local:8081',
+      xRateLimitHeaders: false,
+      disableXEnvoyRateLimitedHeader: false,
+      rateLimitedStatus: 429,
+      responseHeadersToAdd: [],
+      statusOnError: 500,
+      rateLimits: [],
+    });
+    const [vhost] = rateLimitPatches(resources[1]?.spec as EnvoyFilterSpec) as [RateLimitRoutePatch];
+    assert.deepEqual(vhost.rateLimits, [{ stage: 0, disableKey: '', actions: [{ type: 'request_headers', headerName: ':path', descriptorKey: 'PATH', skipIfAbsent: false }] }]);
+  });
+
+  it('an Istio cluster name is the host and port the service is called at; the default timeout is 20ms', () => {
+    const { resources, errors } = validateYaml(ef({ domain: 'd', rate_limit_service: { grpc_service: { envoy_grpc: { cluster_name: 'outbound|8081||ratelimit.rl.svc.cluster.local' } }, transport_api_version: 'V3' } }));
+    assert.deepEqual(errors, []);
+    const [filter] = rateLimitPatches(resources[0]?.spec as EnvoyFilterSpec) as [RateLimitFilterPatch];
+    assert.equal(filter.global?.target, 'ratelimit.rl.svc.cluster.local:8081');
+    assert.equal(filter.global?.timeoutMs, 20);
+  });
+
+  const bad: { name: string; yaml: string; want: RegExp }[] = [
+    { name: 'no domain', yaml: ef({ rate_limit_service: SERVICE }, CLUSTER), want: /configPatches\[0\]\.patch\.value\.typed_config\.domain: is required \(line \d+\)/ },
+    { name: 'no rate_limit_service', yaml: ef({ domain: 'd' }, CLUSTER), want: /typed_config\.rate_limit_service: is required/ },
+    { name: 'stage above 10', yaml: ef({ domain: 'd', stage: 11, rate_limit_service: SERVICE }, CLUSTER), want: /typed_config\.stage: must be <= 10, got 11/ },
+    { name: 'an unknown request_type', yaml: ef({ domain: 'd', request_type: 'all', rate_limit_service: SERVICE }, CLUSTER), want: /typed_config\.request_type: must be internal, external or both, got "all"/ },
+    { name: 'the v2 API', yaml: ef({ domain: 'd', rate_limit_service: { ...SERVICE, transport_api_version: 'V2' } }, CLUSTER), want: /transport_api_version: must be V3/ },
+    { name: 'a misspelt field', yaml: ef({ domian: 'd', rate_limit_service: SERVICE }, CLUSTER), want: /typed_config\.domian/ },
+    { name: 'a cluster without endpoints', yaml: ef({ domain: 'd', rate_limit_service: SERVICE }, { name: 'rate_limit_cluster', type: 'STRICT_DNS' }), want: /configPatches\[1\]\.patch\.value\.load_assignment: is required/ },
+    {
+      name: 'a cluster endpoint without a port',
+      yaml: ef({ domain: 'd', rate_limit_service: SERVICE }, { ...CLUSTER, load_assignment: { endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'ratelimit' } } } }] }] } }),
+      want: /socket_address\.port_value: is required/,
+    },
+  ];
+  for (const b of bad) {
+    it(`refuses ${b.name}, naming the field and its line`, () => {
+      const { errors } = validateYaml(b.yaml);
+      assert.ok(errors.some((e) => b.want.test(e)), errors.join('\n'));
+    });
+  }
+
+  it('skips (a warning, not an error) a filter calling a cluster meshlet cannot find, and a TLS cluster', () => {
+    const missing = validateYaml(ef({ domain: 'd', rate_limit_service: SERVICE }));
+    assert.deepEqual(missing.errors, []);
+    assert.match(missing.warnings.join('\n'), /skipped: .*cluster_name uses a rate limit service cluster "rate_limit_cluster" that meshlet cannot find/);
+    const tls = validateYaml(ef({ domain: 'd', rate_limit_service: SERVICE }, { ...CLUSTER, transport_socket: { name: 'envoy.transport_sockets.tls' } }));
+    assert.match(tls.warnings.join('\n'), /transport_socket uses a transport socket \(TLS\) on the rate limit service cluster/);
+  });
+
+  it('the example of docs/rate-limiting.md validates with no error or warning', () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../../docs/rate-limiting.md'), 'utf8');
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(doc.slice(doc.indexOf('## Global rate limiting')))?.[1];
+    assert.ok(yaml !== undefined, 'the example');
+    const { resources, errors, warnings } = validateYaml(yaml);
+    assert.deepEqual([...errors, ...warnings], []);
+    const [filter] = rateLimitPatches(resources[0]?.spec as EnvoyFilterSpec) as [RateLimitFilterPatch];
+    assert.equal(filter.global?.target, 'ratelimit.default.svc.cluster.local:8081');
+  });
+});
