@@ -62,6 +62,26 @@ describe('compileSnapshot: a second VirtualService for the host routes where the
   });
 });
 
+describe('compileSnapshot: a wildcard VirtualService does not route a port an exact one leaves to the service', () => {
+  // istiod ties a service to the VirtualService naming it, else to its most specific wildcard one
+  // (sidecar.go computeWildcardHostVirtualServiceIndex); separateVSHostsAndServices (route.go) skips
+  // the service for every other wildcard VirtualService, so those never route it.
+  const exact = doc(NET, 'VirtualService', 'a-exact', `hosts: [details]\nhttp:\n- match: [{port: 9090}]\n  route: [${to('v2', 'details')}]`);
+  const wild = doc(NET, 'VirtualService', 'b-wild', `hosts: ['*.default.svc.cluster.local']\nhttp:\n- route: [${to('v3', 'details')}]`);
+  const wider = doc(NET, 'VirtualService', 'c-wider', `hosts: ['*.svc.cluster.local']\nhttp:\n- route: [${to('v1', 'details')}]`);
+  const narrowPort = doc(NET, 'VirtualService', 'd-narrow', `hosts: ['*.default.svc.cluster.local']\nhttp:\n- match: [{port: 9090}]\n  route: [${to('v2', 'details')}]`);
+  it('port 9090 by the exact VirtualService, port 9080 by the service itself (not the wildcard)', () => {
+    const s = compile([DETAILS, SUBSETS('details'), exact, wild]);
+    assert.equal(subsetOf(s, req('details:9090')), 'v2');
+    assert.equal(decide(s, req('details:9080')).route.name, 'default');
+  });
+  it('only the most specific wildcard VirtualService routes the service', () => {
+    const s = compile([DETAILS, SUBSETS('details'), narrowPort, wider]);
+    assert.equal(subsetOf(s, req('details:9090')), 'v2');
+    assert.equal(decide(s, req('details:9080')).route.name, 'default');
+  });
+});
+
 describe('compileSnapshot: an https:// call without a port (Istio egress: a ServiceEntry with ports 80 and 443)', () => {
   const cnn = doc(NET, 'ServiceEntry', 'cnn', 'hosts: [edition.cnn.com]\nresolution: DNS\nports:\n- {number: 80, name: http-port, protocol: HTTP}\n- {number: 443, name: https, protocol: HTTPS}');
   const https = (authority: string): RequestHead => ({ ...req(authority), scheme: 'https' });

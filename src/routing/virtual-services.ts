@@ -93,11 +93,16 @@ export class VirtualServiceIndex {
    * first makes no route (its match blocks name other ports), istiod builds no virtual host from
    * it (`buildSidecarVirtualHostsForVirtualService` returns none) and the next one for the host
    * routes that port — e.g. the VirtualServices of two HTTPRoutes attached to two ports of one Service.
+   * That holds between VirtualServices naming the host itself only: istiod ties a service to one
+   * wildcard VirtualService, the most specific, and to none when one names the host
+   * (`computeWildcardHostVirtualServiceIndex`; `separateVSHostsAndServices` skips the service for any
+   * other wildcard VirtualService), so a port no VirtualService routes goes to the service itself.
    */
   findAll(host: string): readonly Resource<'VirtualService'>[] {
-    const out = [...(this.#exactAll.get(host) ?? [])];
-    for (const w of this.#wildcard) if (hostMatches(w.host, host) && !out.includes(w.vs)) out.push(w.vs);
-    return out;
+    const exact = this.#exactAll.get(host);
+    if (exact !== undefined) return exact;
+    for (const w of this.#wildcard) if (hostMatches(w.host, host)) return [w.vs];
+    return [];
   }
 }
 
