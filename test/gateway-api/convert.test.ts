@@ -61,7 +61,7 @@ describe('HTTPRoute rule → Istio route (conversion.go)', () => {
         { name: 'default.r.0', match: [{ uri: { prefix: '/b' } }], redirect: { redirectCode: 301, authority: 'example.com', scheme: 'https', derivePort: 'FROM_PROTOCOL_DEFAULT' } },
       ],
     },
-    { name: 'redirect without scheme or port', rule: { filters: [{ type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplaceFullPath', replaceFullPath: '/x' } } }] }, want: [{ name: 'default.r.0', redirect: { derivePort: 'FROM_REQUEST_PORT', uri: '/x' } }] },
+    { name: 'redirect without scheme or port', rule: { filters: [{ type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplaceFullPath', replaceFullPath: '/x' } } }] }, want: [{ name: 'default.r.0', redirect: { redirectCode: 302, derivePort: 'FROM_REQUEST_PORT', uri: '/x' } }] },
     {
       name: 'header modifiers: names lower-cased, the first of equal names wins',
       rule: { name: 'named', filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'X-A', value: '1' }, { name: 'x-a', value: '2' }], remove: ['x-b'] } }], backendRefs: [backend('reviews-v1')] },
@@ -85,7 +85,29 @@ describe('HTTPRoute rule → Istio route (conversion.go)', () => {
   ];
   for (const r of rows) {
     it(r.name, () => {
-      assert.deepEqual(http(r.rule, r.parent), r.want);
+      // A rule without matches has the CRD's default one, PathPrefix `/` (the API server fills it in).
+      const want = 'matches' in r.rule ? r.want : r.want.map((w) => ({ ...w, match: [{ uri: { prefix: '/' }, ...(w as { match?: object[] }).match?.[0] }] }));
+      assert.deepEqual(http(r.rule, r.parent), want);
     });
   }
+});
+
+describe('HTTPRoute: the CRD schema defaults the API server fills in (gateway-api-crd.yaml v1)', () => {
+  function vss(spec: object): unknown[] {
+    const route = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'default' }, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'reviews' }], ...spec } };
+    const { resources, issues } = validateDocuments([...SERVICES, route].map((value) => ({ value, source: { file: 'test' } })));
+    assert.deepEqual(issues.ofLevel('error').map(String), []);
+    return gatewayRouteVirtualServices(resources).map((v) => JSON.parse(JSON.stringify(v.spec.http)));
+  }
+  it('a rule without matches is a PathPrefix / match, so it sorts before a regex match', () => {
+    const [http] = vss({ rules: [{ backendRefs: [backend('reviews-v1')] }, { matches: [{ path: { type: 'RegularExpression', value: '/api/.*' } }], backendRefs: [backend('reviews-v2')] }] });
+    assert.deepEqual((http as { match: unknown }[]).map((r) => r.match), [[{ uri: { prefix: '/' } }], [{ uri: { regex: '/api/.*' } }]]);
+  });
+  it('a RequestRedirect without statusCode redirects with 302', () => {
+    const [http] = vss({ rules: [{ filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'x.example' } }] }] });
+    assert.equal((http as { redirect: { redirectCode?: number } }[])[0]?.redirect.redirectCode, 302);
+  });
+  it('an HTTPRoute without rules has one rule with no backends: a direct 500', () => {
+    assert.deepEqual(vss({}), [[{ name: 'default.r.0', match: [{ uri: { prefix: '/' } }], directResponse: { status: 500 } }]]);
+  });
 });

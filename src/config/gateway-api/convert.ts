@@ -22,9 +22,17 @@ export interface ConvertContext {
   readonly hostExists: (host: string) => boolean;
   /** Reports a problem that istiod reports in the route's status (ResolvedRefs=False), at a field path of the route. */
   readonly warn: (path: readonly (string | number)[], message: string) => void;
+  /** Whether to fill in the CRD's schema defaults, as the API server does for every stored route (false only to compare with istiod's unit-test goldens, whose inputs skip the API server). */
+  readonly crdDefaults?: boolean;
 }
 
 const DOMAIN = 'svc.cluster.local';
+
+/** The HTTPRoute CRD's default match of a rule (`spec.rules[].matches`). */
+const DEFAULT_MATCH: GatewayHTTPRouteMatch = { path: { type: 'PathPrefix', value: '/' } };
+
+/** The HTTPRoute CRD's default `spec.rules`: one rule with the default match and no backends (istiod: a direct 500). */
+export const DEFAULT_HTTP_RULES: readonly GatewayRouteRule<GatewayHTTPRouteMatch>[] = [{ matches: [DEFAULT_MATCH] }];
 
 function headerMap(list: readonly { name: string; value: string }[] | undefined): Record<string, string> | undefined {
   if (list === undefined || list.length === 0) return undefined;
@@ -118,9 +126,11 @@ function destinations(refs: readonly GatewayBackendRef[], path: readonly (string
   });
 }
 
-function redirect(f: GatewayRedirectFilter): NonNullable<IstioRoute['redirect']> {
+function redirect(f: GatewayRedirectFilter, crdDefaults: boolean): NonNullable<IstioRoute['redirect']> {
   const r: NonNullable<IstioRoute['redirect']> = {};
-  if (f.statusCode !== undefined) r.redirectCode = f.statusCode;
+  // The CRD's default statusCode is 302 (the API server fills it in; istiod copies it into redirectCode).
+  const code = f.statusCode ?? (crdDefaults ? 302 : undefined);
+  if (code !== undefined) r.redirectCode = code;
   if (f.hostname !== undefined) r.authority = f.hostname;
   if (f.scheme !== undefined) r.scheme = f.scheme;
   // "When empty, port (if specified) of the request is used" — unlike Istio's default.
@@ -166,7 +176,7 @@ export function convertRule(kind: 'HTTPRoute' | 'GRPCRoute', routeName: string, 
   (rule.filters ?? []).forEach((f, i) => {
     if (f.type === 'RequestHeaderModifier' && f.requestHeaderModifier !== undefined) base.headers = { ...base.headers, request: headerOps(f.requestHeaderModifier) };
     else if (f.type === 'ResponseHeaderModifier' && f.responseHeaderModifier !== undefined) base.headers = { ...base.headers, response: headerOps(f.responseHeaderModifier) };
-    else if (f.type === 'RequestRedirect' && f.requestRedirect !== undefined) base.redirect = redirect(f.requestRedirect);
+    else if (f.type === 'RequestRedirect' && f.requestRedirect !== undefined) base.redirect = redirect(f.requestRedirect, ctx.crdDefaults !== false);
     else if (f.type === 'URLRewrite' && f.urlRewrite !== undefined) {
       const rw = rewrite(f.urlRewrite);
       if (rw !== undefined) base.rewrite = rw;
@@ -196,7 +206,9 @@ export function convertRule(kind: 'HTTPRoute' | 'GRPCRoute', routeName: string, 
   } else if (refs.length > 0) {
     base.route = destinations(refs, [...path, 'backendRefs'], ctx);
   }
-  const matches: (HTTPMatchRequest | undefined)[] = (rule.matches ?? []).map((m) =>
+  // An HTTPRoute rule without matches gets the CRD's default, one PathPrefix `/` match (the API server fills it in), which sorts as a prefix match.
+  const given = rule.matches ?? (kind === 'HTTPRoute' && ctx.crdDefaults !== false ? [DEFAULT_MATCH] : []);
+  const matches: (HTTPMatchRequest | undefined)[] = given.map((m) =>
     kind === 'HTTPRoute' ? httpMatch(m as GatewayHTTPRouteMatch) : grpcMatch(m as GatewayGRPCRouteMatch),
   );
   if (matches.length === 0) matches.push(undefined);

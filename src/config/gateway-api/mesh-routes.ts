@@ -13,7 +13,7 @@ import { IssueList } from '../issues.ts';
 import { type AnyResource, ofKind, type Resource } from '../resource.ts';
 import { kubeServiceHost } from '../registry-kube.ts';
 import type { HTTPRoute as IstioRoute, HTTPMatchRequest } from '../types/networking.ts';
-import { type ConvertContext, convertRule } from './convert.ts';
+import { type ConvertContext, convertRule, DEFAULT_HTTP_RULES } from './convert.ts';
 import type { GatewayGRPCRouteMatch, GatewayHTTPRouteMatch, GatewayParentReference, GatewayRouteSpec } from './types.ts';
 
 /** istiod's annotation naming the routes a generated VirtualService was made of. */
@@ -128,7 +128,7 @@ function withPort(routes: readonly IstioRoute[], port: number): IstioRoute[] {
  * Services and ServiceEntries routes attach to and route to). Problems istiod reports in a
  * route's status are warnings here.
  */
-export function routeVirtualServices(resources: readonly AnyResource[], issues: IssueList = new IssueList()): Resource<'VirtualService'>[] {
+export function routeVirtualServices(resources: readonly AnyResource[], issues: IssueList = new IssueList(), crdDefaults = true): Resource<'VirtualService'>[] {
   const routes = resources.filter((r): r is GatewayRoute & AnyResource => r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute');
   if (routes.length === 0) return [];
   const services = new Set(ofKind(resources, 'Service').map((s) => `${s.metadata.namespace}/${s.metadata.name}`));
@@ -141,11 +141,11 @@ export function routeVirtualServices(resources: readonly AnyResource[], issues: 
   for (const route of routes) {
     const subject = { source: route.source, ref: route.ref };
     const warn = (path: readonly (string | number)[], message: string) => issues.at(subject, path, 'warning', message, 'MESHLET0004');
-    const ctx: ConvertContext = { namespace: route.metadata.namespace, serviceExists: (k) => services.has(k), hostExists: (h) => hosts.has(h), warn };
+    const ctx: ConvertContext = { namespace: route.metadata.namespace, serviceExists: (k) => services.has(k), hostExists: (h) => hosts.has(h), warn, crdDefaults };
     let converted: IstioRoute[] | undefined;
     const rules = () => {
       const spec = route.spec as GatewayRouteSpec<GatewayHTTPRouteMatch | GatewayGRPCRouteMatch>;
-      converted ??= (spec.rules ?? []).flatMap((rule, i) => convertRule(route.kind, route.metadata.name, rule, i, ctx));
+      converted ??= (spec.rules ?? (route.kind === 'HTTPRoute' && crdDefaults ? DEFAULT_HTTP_RULES : [])).flatMap((rule, i) => convertRule(route.kind, route.metadata.name, rule, i, ctx));
       return converted;
     };
     (route.spec.parentRefs ?? []).forEach((p: GatewayParentReference, i: number) => {
