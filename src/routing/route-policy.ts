@@ -59,10 +59,12 @@ function makeRetry(r: HTTPRetry | undefined): RetryPolicy {
       retryOn.add('retriable-status-codes');
     } else retryOn.add(t);
   }
+  // Istio: with `retries` present, an unset `attempts` is 0 (retries off).
+  const attempts = r === undefined ? 2 : (r.attempts ?? 0);
   return Object.freeze({
-    // Istio: with `retries` present, an unset `attempts` is 0 (retries off).
-    attempts: r === undefined ? 2 : (r.attempts ?? 0),
-    perTryTimeoutMs: ms(r?.perTryTimeout),
+    attempts,
+    // Retries off is no Envoy retry policy at all (Istio retry.ConvertPolicy returns nil for attempts <= 0), so no per-try timeout.
+    perTryTimeoutMs: attempts <= 0 ? undefined : ms(r?.perTryTimeout),
     retryOn,
     retriableStatusCodes: codes,
     backoffBaseMs: ms(r?.backoff) ?? 25,
