@@ -111,3 +111,18 @@ describe('HTTPRoute: the CRD schema defaults the API server fills in (gateway-ap
     assert.deepEqual(vss({}), [[{ name: 'default.r.0', match: [{ uri: { prefix: '/' } }], directResponse: { status: 500 } }]]);
   });
 });
+
+describe('HTTPRoutes created the same second: ordered as istiod orders their generated names', () => {
+  it('reviews-canary~0~mesh before reviews~0~mesh (sortRoutesByCreationTime; "-" sorts before "~")', () => {
+    const ts = '2026-01-01T00:00:00Z';
+    const route = (name: string, to: string) => ({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name, namespace: 'default', creationTimestamp: ts },
+      spec: { parentRefs: [{ group: '', kind: 'Service', name: 'reviews' }], rules: [{ backendRefs: [backend(to)] }] },
+    });
+    const { resources } = validateDocuments([...SERVICES, route('reviews', 'reviews-v1'), route('reviews-canary', 'reviews-v2')].map((value) => ({ value, source: { file: 'test' } })));
+    const [vs] = gatewayRouteVirtualServices(resources);
+    assert.deepEqual(vs?.spec.http?.map((r) => r.name), ['default.reviews-canary.0', 'default.reviews.0']);
+  });
+});

@@ -77,6 +77,8 @@ interface Base {
   readonly route: GatewayRoute;
   readonly http: IstioRoute[];
   readonly parentNamespace: string;
+  /** istiod's name for this route's VirtualService before merging, `<route>~<n>~<gateway>` (n counts the route's VirtualServices). */
+  readonly name: string;
 }
 
 /** `getURIRank`: exact 3, prefix 2, regex 1, none -1. */
@@ -109,13 +111,17 @@ export function sortHttpRoutes(routes: IstioRoute[]): void {
   });
 }
 
-/** `sortRoutesByCreationTime`: oldest first, then namespace, then name (routes without a time count as the oldest, as Go's zero time). */
-function byCreation(a: GatewayRoute, b: GatewayRoute): number {
-  const ta = a.metadata.creationTimestamp === undefined ? 0 : Date.parse(a.metadata.creationTimestamp);
-  const tb = b.metadata.creationTimestamp === undefined ? 0 : Date.parse(b.metadata.creationTimestamp);
+/**
+ * `sortRoutesByCreationTime`: oldest first, then namespace, then the generated name
+ * `<route>~<n>~mesh` (so `reviews-canary` comes before `reviews`: `-` sorts before `~`); routes
+ * without a time count as the oldest, as Go's zero time.
+ */
+function byCreation(a: Base, b: Base): number {
+  const ta = a.route.metadata.creationTimestamp === undefined ? 0 : Date.parse(a.route.metadata.creationTimestamp);
+  const tb = b.route.metadata.creationTimestamp === undefined ? 0 : Date.parse(b.route.metadata.creationTimestamp);
   if (ta !== tb) return ta - tb;
-  if (a.metadata.namespace !== b.metadata.namespace) return a.metadata.namespace < b.metadata.namespace ? -1 : 1;
-  return a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
+  if (a.route.metadata.namespace !== b.route.metadata.namespace) return a.route.metadata.namespace < b.route.metadata.namespace ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 /** `augmentPortMatch`: every match (or a match of its own) limited to the parent's port. */
@@ -143,6 +149,7 @@ export function routeVirtualServices(resources: readonly AnyResource[], issues: 
     const warn = (path: readonly (string | number)[], message: string) => issues.at(subject, path, 'warning', message, 'MESHLET0004');
     const ctx: ConvertContext = { namespace: route.metadata.namespace, serviceExists: (k) => services.has(k), hostExists: (h) => hosts.has(h), warn, crdDefaults };
     let converted: IstioRoute[] | undefined;
+    let count = 0;
     const rules = () => {
       const spec = route.spec as GatewayRouteSpec<GatewayHTTPRouteMatch | GatewayGRPCRouteMatch>;
       converted ??= (spec.rules ?? (route.kind === 'HTTPRoute' && crdDefaults ? DEFAULT_HTTP_RULES : [])).flatMap((rule, i) => convertRule(route.kind, route.metadata.name, rule, i, ctx));
@@ -182,7 +189,7 @@ export function routeVirtualServices(resources: readonly AnyResource[], issues: 
         key += `/${p.port}`;
       }
       if (http.length === 0) return;
-      for (const h of vsHosts) bases.push({ key: `${key}/${h}`, route, http, parentNamespace: ns });
+      for (const h of vsHosts) bases.push({ key: `${key}/${h}`, route, http, parentNamespace: ns, name: `${route.metadata.name}~${count++}~mesh` });
     });
     if ((route.spec.hostnames ?? []).length > 0 && (route.spec.parentRefs ?? []).some((p: GatewayParentReference) => parentKind(p) === 'Service' || parentKind(p) === 'ServiceEntry')) {
       issues.at(subject, ['spec', 'hostnames'], 'info', 'hostnames do not apply to Service parents: istiod routes calls to the parent Service\'s own host', 'MESHLET0004');
@@ -196,7 +203,7 @@ export function routeVirtualServices(resources: readonly AnyResource[], issues: 
   }
   const out: Resource<'VirtualService'>[] = [];
   for (const [key, list] of byKey) {
-    list.sort((a, b) => byCreation(a.route, b.route));
+    list.sort(byCreation);
     const first = list[0] as Base;
     const http = list.flatMap((b) => b.http);
     sortHttpRoutes(http);
