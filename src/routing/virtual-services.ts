@@ -51,6 +51,8 @@ export function meshVirtualServices(resources: readonly AnyResource[], namespace
     .filter((vs) => vs.spec.gateways === undefined || vs.spec.gateways.length === 0 || vs.spec.gateways.includes('mesh'))
     // A Gateway API route applies to the workloads of its own namespace (consumer route) and, when it is in the Service's namespace (producer route), to every workload (route.go `BuildSidecarVirtualHostWrapper`).
     .filter((vs) => !usesGatewaySemantics(vs) || vs.metadata.namespace === namespace || gatewayParentNamespace(vs) === vs.metadata.namespace)
+    // Nor does one for a wildcard host (a ServiceEntry parent's): route.go separateVSHostsAndServices gives it no service under gateway semantics, and BuildSidecarVirtualHostWrapper then builds nothing.
+    .filter((vs) => !usesGatewaySemantics(vs) || !(vs.spec.hosts ?? []).some(isWildcard))
     // Within each export class, the consumer's own Gateway API routes come first (`SelectVirtualServices` with PILOT_UNIFIED_SIDECAR_SCOPE): a consumer route overrides the producer's.
     .sort((a, b) => exportClass(a, namespace) - exportClass(b, namespace) || consumerFirst(a, namespace) - consumerFirst(b, namespace) || byAge(a, b))
     .map((vs) => ({ vs, hosts: (vs.spec.hosts ?? []).map((h) => resolveHost(h, vs.metadata.namespace)) }));

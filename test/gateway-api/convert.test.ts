@@ -8,7 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { gatewayRouteVirtualServices } from '../../src/config/gateway-api/mesh-routes.ts';
+import { gatewayRouteVirtualServices, routeVirtualServices } from '../../src/config/gateway-api/mesh-routes.ts';
+import { IssueList } from '../../src/config/issues.ts';
+import { meshVirtualServices } from '../../src/routing/virtual-services.ts';
 import { validateDocuments } from '../../src/config/validate/index.ts';
 
 const SERVICES = ['reviews', 'reviews-v1', 'reviews-v2', 'mirror'].map((name) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { selector: { app: name }, ports: [{ name: 'http', port: 9080 }] } }));
@@ -124,5 +126,22 @@ describe('HTTPRoutes created the same second: ordered as istiod orders their gen
     const { resources } = validateDocuments([...SERVICES, route('reviews', 'reviews-v1'), route('reviews-canary', 'reviews-v2')].map((value) => ({ value, source: { file: 'test' } })));
     const [vs] = gatewayRouteVirtualServices(resources);
     assert.deepEqual(vs?.spec.http?.map((r) => r.name), ['default.reviews-canary.0', 'default.reviews.0']);
+  });
+});
+
+describe('HTTPRoute with a ServiceEntry parent of wildcard hosts', () => {
+  it('routes no wildcard host (istiod: route.go separateVSHostsAndServices gives it no service), with a warning; exact hosts apply', () => {
+    const se = {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'ServiceEntry',
+      metadata: { name: 'wiki', namespace: 'default' },
+      spec: { hosts: ['*.wiki.org', 'wiki.org'], ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], resolution: 'NONE', location: 'MESH_EXTERNAL' },
+    };
+    const route = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'default' }, spec: { parentRefs: [{ group: 'networking.istio.io', kind: 'ServiceEntry', name: 'wiki' }], rules: [{ backendRefs: [backend('reviews')] }] } };
+    const { resources } = validateDocuments([...SERVICES, se, route].map((value) => ({ value, source: { file: 'test' } })));
+    const issues = new IssueList();
+    assert.equal(routeVirtualServices(resources, issues).length, 2, 'istiod makes both VirtualServices (serviceentry.yaml.golden)');
+    assert.deepEqual(meshVirtualServices(resources, 'default').map((v) => v.hosts), [['wiki.org']]);
+    assert.match(issues.ofLevel('warning').map(String).join('\n'), /host \*\.wiki\.org .*istiod does not apply/);
   });
 });

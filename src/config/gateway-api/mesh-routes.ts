@@ -181,6 +181,8 @@ export function routeVirtualServices(resources: readonly AnyResource[], issues: 
           return;
         }
         vsHosts = se.spec.hosts ?? [];
+        // istiod makes the VirtualService, but gives a gateway-semantics VirtualService's wildcard host no service (route.go separateVSHostsAndServices) and builds no virtual host without one: it never routes (see meshVirtualServices).
+        for (const h of vsHosts) if (h.startsWith('*')) warn(at, `not applied for host ${h} of ServiceEntry ${ns}/${p.name}: istiod does not apply a route to a wildcard ServiceEntry host`);
       }
       let http = rules();
       let key = route.metadata.namespace;
