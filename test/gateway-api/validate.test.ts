@@ -41,6 +41,7 @@ describe('HTTPRoute validation', () => {
   const cases: { name: string; rules: string; want: RegExp; parents?: string }[] = [
     { name: 'a Service backend without a port', rules: '  - backendRefs: [{name: reviews}]', want: /^error spec\.rules\[0\]\.backendRefs\[0\]\.port line 12: is required when the backend is a Service/ },
     { name: 'a backend named by its host name', rules: '  - backendRefs: [{name: reviews.default.svc.cluster.local, port: 9080}]', want: /^error spec\.rules\[0\]\.backendRefs\[0\]\.name line 12: .*is a host name/ },
+    { name: 'a Hostname backend with a namespace', rules: '  - backendRefs: [{group: networking.istio.io, kind: Hostname, name: ext.example.com, namespace: default, port: 80}]', want: /^error spec\.rules\[0\]\.backendRefs\[0\]\.namespace line 12: may not be set with kind Hostname/ },
     { name: 'a relative path', rules: '  - matches: [{path: {type: PathPrefix, value: api}}]\n    backendRefs: [{name: reviews, port: 9080}]', want: /^error spec\.rules\[0\]\.matches\[0\]\.path\.value line 12: must be an absolute path/ },
     { name: 'a bad regex', rules: '  - matches: [{headers: [{type: RegularExpression, name: x, value: "("}]}]\n    backendRefs: [{name: reviews, port: 9080}]', want: /^error spec\.rules\[0\]\.matches\[0\]\.headers\[0\]\.value line 12:/ },
     { name: 'a filter type without its field', rules: '  - filters: [{type: URLRewrite}]\n    backendRefs: [{name: reviews, port: 9080}]', want: /^error spec\.rules\[0\]\.filters\[0\]\.urlRewrite line 12: is required when type is URLRewrite/ },

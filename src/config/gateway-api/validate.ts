@@ -173,6 +173,8 @@ function backendRef(filters: Validator<GatewayRouteFilter>): Validator<GatewayBa
         checkPort(b, path, ctx);
         // istiod: "service name invalid; the name of the Service must be used, not the hostname".
         if ((b.group ?? '') === '' && (b.kind ?? 'Service') === 'Service' && b.name.includes('.')) fail(ctx, [...path, 'name'], `"${b.name}" is a host name; name the Service ("reviews"), with namespace for another namespace`);
+        // istiod's buildDestination: "namespace may not be set with Hostname type" (InvalidDestination: the route is not converted).
+        if (b.group === 'networking.istio.io' && b.kind === 'Hostname' && b.namespace !== undefined) fail(ctx, [...path, 'namespace'], `may not be set with kind Hostname (istiod does not convert the route); the host name "${b.name}" names the service`);
         (b.filters ?? []).forEach((f, i) => {
           if (f.type !== 'RequestHeaderModifier' && f.type !== 'ResponseHeaderModifier') fail(ctx, [...path, 'filters', i, 'type'], `${f.type} is not supported on a backendRef (istiod converts header modifiers only)`);
         });
