@@ -11,6 +11,8 @@
  *
  * @module
  */
+import { parentKind } from '../config/gateway-api/mesh-routes.ts';
+import type { GatewayParentReference } from '../config/gateway-api/types.ts';
 import { EXPORT_TO_ANNOTATION, isVisible, parseExportTo } from '../config/hosts.ts';
 import { type AnyResource, DEFAULT_ROOT_NAMESPACE } from '../config/resource.ts';
 import type { SidecarSpec } from '../config/types/sidecar.ts';
@@ -38,6 +40,11 @@ function selectorMatches(spec: unknown, labels: Readonly<Record<string, string>>
   return true;
 }
 
+/** Whether a route of namespace `ns` has a Service or ServiceEntry parent in `ns` (a producer route). */
+function isProducerRoute(parents: readonly GatewayParentReference[], ns: string): boolean {
+  return parents.some((p) => (p.namespace ?? ns) === ns && (parentKind(p) === 'Service' || parentKind(p) === 'ServiceEntry'));
+}
+
 /**
  * Whether `r` is part of the config of workload `w`. A WorkloadEntry is when a service visible to
  * `w` selects it (`selection`, made from the whole config; without one, no WorkloadEntry is).
@@ -52,8 +59,9 @@ export function isRelevant(r: AnyResource, w: WorkloadKey, rootNamespace = DEFAU
   if (r.kind === 'WorkloadEntry') return selection?.selects(r) === true;
   // Every PeerAuthentication: auto-mTLS reads the destination's (each mesh composes its own by namespace and selector).
   if (r.kind === 'PeerAuthentication') return true;
-  // A Gateway API route: a producer route (in its Service's namespace) applies to every workload, a consumer route to its own namespace's; the route compiler decides which, as istiod's sidecar config does.
-  if (r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute') return true;
+  // A Gateway API route: a consumer route applies to its own namespace's workloads only, a producer route (a parent
+  // Service or ServiceEntry in the route's namespace) to every workload (istiod's route.go BuildSidecarVirtualHostWrapper).
+  if (r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute') return ns === w.namespace || isProducerRoute(r.spec.parentRefs ?? [], ns);
   if (NETWORKING.has(r.kind)) {
     const exportTo = (r.spec as { exportTo?: string[] }).exportTo;
     return isVisible(exportTo, ns, w.namespace);

@@ -104,6 +104,25 @@ spec: {parentRefs: [{group: "", kind: Service, name: api}], rules: [{backendRefs
     assert.equal(isRelevant(route, { namespace: 'dev', labels: {} }), true);
   });
 
+  it('a consumer HTTPRoute (its parent Service in another namespace) goes to its own namespace only', () => {
+    const issues = new IssueList();
+    const text = `apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec: {selector: {app: api}, ports: [{name: http, port: 80}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api, namespace: web}
+spec: {parentRefs: [{group: "", kind: Service, name: api, namespace: shop}], rules: [{backendRefs: [{name: api, namespace: shop, port: 80}]}]}
+`;
+    const route = checkDocuments(parseText(text, 'r.yaml', issues), { analysis: 'off' }, issues).resources.find((r) => r.kind === 'HTTPRoute');
+    assert.ok(route !== undefined, issues.all.map(String).join('\n'));
+    assert.equal(isRelevant(route, { namespace: 'web', labels: {} }), true);
+    assert.equal(isRelevant(route, { namespace: 'shop', labels: {} }), false);
+    assert.equal(isRelevant(route, { namespace: 'dev', labels: {} }), false);
+  });
+
   it('PayloadCache serializes once per (version, namespace, labels)', () => {
     const cache = new PayloadCache();
     const state = { version: contentVersion(resources), resources, findings: [] };
