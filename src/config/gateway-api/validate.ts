@@ -112,10 +112,15 @@ const valueMatch = (nameCheck: Validator<string>): Validator<GatewayValueMatch> 
   );
 
 /** The names in a list must be unique, case-insensitively for headers (the CRD's listMapKey). */
-function uniqueNames(items: readonly GatewayValueMatch[] | undefined, path: readonly (string | number)[], field: string, ctx: Ctx, fold: boolean): void {
+/**
+ * The API server refuses two matches of one name (the list's map key is the exact name); names
+ * differing only in case are accepted, and istiod keeps both (createHeadersMatch keys its map by
+ * the exact name), so both must match.
+ */
+function uniqueNames(items: readonly GatewayValueMatch[] | undefined, path: readonly (string | number)[], field: string, ctx: Ctx): void {
   const seen = new Set<string>();
   (items ?? []).forEach((m, i) => {
-    const k = fold ? m.name.toLowerCase() : m.name;
+    const k = m.name;
     if (seen.has(k)) fail(ctx, [...path, field, i, 'name'], `duplicate ${field} match "${m.name}"`);
     seen.add(k);
   });
@@ -140,8 +145,8 @@ const httpMatch = obj<GatewayHTTPRouteMatch>(
   },
   {
     check: (m, path, ctx) => {
-      uniqueNames(m.headers, path, 'headers', ctx, true);
-      uniqueNames(m.queryParams, path, 'queryParams', ctx, false);
+      uniqueNames(m.headers, path, 'headers', ctx);
+      uniqueNames(m.queryParams, path, 'queryParams', ctx);
     },
   },
 );
