@@ -3,6 +3,7 @@
  *
  *   node_modules/.bin/node --expose-gc bench/outbound/run.ts [--rounds N] [--duration S] [--warmup S] [--slice MS]
  *       [--quick] [--layout 2core|1core] [--patience S] [--variants a,b] [--mesh-module FILE] [--no-write | --write]
+ *       [--node-flags "FLAGS"]   (extra V8/Node flags for every client process, baselines too)
  *
  * Variants, each in its own client process (fresh every round):
  *   undici-request   undici.request, raw undici Agent → upstream                 (baseline for request)
@@ -73,6 +74,7 @@ const { values: args } = parseArgs({
     'mesh-module': { type: 'string' },
     layout: { type: 'string', default: '2core' },
     patience: { type: 'string' },
+    'node-flags': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -97,6 +99,8 @@ if (LAYOUT !== '2core' && LAYOUT !== '1core') throw new Error(`--layout must be 
 /** --quick is a smoke run: it leaves bench/RESULTS.md alone unless --write is given. */
 const WRITE = args.write === true || (!quick && args['no-write'] !== true && process.env.NO_WRITE === undefined);
 /** Where createMesh comes from: src/index.ts, or e.g. `--mesh-module dist/index.js` to measure a build. */
+/** Extra V8/Node flags for every client process, baselines and meshlet alike (e.g. `--no-allocation-site-pretenuring`). */
+const CLIENT_FLAGS = (args['node-flags'] ?? '').split(/\s+/).filter((f) => f !== '');
 const MESH_MODULE = args['mesh-module'] === undefined ? new URL('../../src/index.ts', import.meta.url).href : pathToFileURL(resolve(args['mesh-module'])).href;
 const MESH_MODULE_NAME = args['mesh-module'] ?? 'src/index.ts';
 const COMMAND = ['node_modules/.bin/node --expose-gc bench/outbound/run.ts', ...process.argv.slice(2)].join(' ');
@@ -304,7 +308,7 @@ class Client {
     this.variant = variant;
     const opts: ClientOptions = { variant: variant.id, upstreamPort, warmup: WARMUP, highConcurrency: HIGH, meshModule: MESH_MODULE };
     if (variant.nginx !== undefined) opts.nginxPort = nginxPorts[variant.nginx];
-    this.child = spawnNode('./client.ts', [JSON.stringify(opts)], CLIENT_CPU, ['--expose-gc']);
+    this.child = spawnNode('./client.ts', [JSON.stringify(opts)], CLIENT_CPU, ['--expose-gc', ...CLIENT_FLAGS]);
     this.child.on('message', (m: { type: string; message?: string }) => {
       if (m.type === 'error') this.#error = m.message;
       const w = this.#waiter;
