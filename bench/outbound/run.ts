@@ -3,7 +3,7 @@
  *
  *   node_modules/.bin/node --expose-gc bench/outbound/run.ts [--rounds N] [--duration S] [--warmup S] [--slice MS]
  *       [--quick] [--layout 2core|1core] [--patience S] [--variants a,b] [--mesh-module FILE] [--no-write | --write]
- *       [--node-flags "FLAGS"]   (extra V8/Node flags for every client process, baselines too)
+ *       [--node-flags="FLAGS"]   (extra V8/Node flags for every client process, baselines too)
  *
  * Variants, each in its own client process (fresh every round):
  *   undici-request   undici.request, raw undici Agent → upstream                 (baseline for request)
