@@ -237,7 +237,7 @@ spec:
     ]) {
       const r = meshlet(...args, '--control-plane', 'http://127.0.0.1:1');
       assert.equal(r.code, 2, r.stderr);
-      assert.match(r.stderr, new RegExp(`^meshlet ${args[0]}: unknown kind "${args[1]}"; the control plane serves VirtualService \\(vs\\), DestinationRule \\(dr\\), .*Sidecar\\n$`));
+      assert.match(r.stderr, new RegExp(`^meshlet ${args[0]}: unknown kind "${args[1]}"; the control plane serves VirtualService \\(vs\\), DestinationRule \\(dr\\), .*Sidecar, HTTPRoute, GRPCRoute\\n$`));
     }
   });
 
