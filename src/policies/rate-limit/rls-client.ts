@@ -12,20 +12,12 @@
  * @module
  */
 import type { Clock } from '../../core/clock.ts';
+import { callUnary, type UnaryRequester } from '../../core/unary-call.ts';
 import type { Descriptor } from './local-rate-limiter.ts';
 import { decodeRateLimitResponse, encodeRateLimitRequest, RLS_CODE, type RateLimitResponse } from './rls-wire.ts';
 
 /** What the client needs of a grpc-js client (its `makeUnaryRequest`). */
-export interface RlsCaller {
-  makeUnaryRequest(
-    method: string,
-    serialize: (value: Buffer) => Buffer,
-    deserialize: (value: Buffer) => Buffer,
-    argument: Buffer,
-    options: { deadline?: number },
-    callback: (err: Error | null, value?: Buffer) => void,
-  ): { cancel(): void };
-}
+export type RlsCaller = UnaryRequester;
 
 /** Makes the grpc-js client the calls to `host:port` go through (the mesh's). */
 export type RlsClientFactory = (target: string) => RlsCaller;
@@ -36,8 +28,6 @@ export type RlsOutcome =
   | { readonly status: 'error'; readonly reason: string };
 
 const METHOD = '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit';
-
-const identity = (b: Buffer): Buffer => b;
 
 /**
  * The rate limit services of a mesh: one grpc-js client per `host:port`, made at its first call.
@@ -54,46 +44,27 @@ export class RateLimitServiceClient {
   }
 
   /** Asks the service at `target`; `signal` (the caller going away) cancels the call. */
-  shouldRateLimit(target: string, domain: string, descriptors: readonly Descriptor[], timeoutMs: number, signal?: AbortSignal): Promise<RlsOutcome> {
+  async shouldRateLimit(target: string, domain: string, descriptors: readonly Descriptor[], timeoutMs: number, signal?: AbortSignal): Promise<RlsOutcome> {
     const request = encodeRateLimitRequest(domain, descriptors);
-    return new Promise<RlsOutcome>((resolve) => {
-      let settled = false;
-      let call: { cancel(): void } | undefined;
-      const settle = (o: RlsOutcome): void => {
-        if (settled) return;
-        settled = true;
-        timer.clear();
-        signal?.removeEventListener('abort', cancel);
-        resolve(o);
-      };
-      const timer = this.#clock.setTimer(() => {
-        call?.cancel();
-        settle({ status: 'error', reason: `timed out after ${timeoutMs}ms` });
-      }, timeoutMs, true);
-      const cancel = (): void => {
-        call?.cancel();
-        settle({ status: 'error', reason: 'the request went away' });
-      };
-      signal?.addEventListener('abort', cancel, { once: true });
-      try {
-        let client = this.#clients.get(target);
-        if (client === undefined) {
-          client = this.#factory(target);
-          this.#clients.set(target, client);
-        }
-        call = client.makeUnaryRequest(METHOD, identity, identity, request, {}, (err, value) => {
-          if (err !== null || value === undefined) return settle({ status: 'error', reason: err?.message ?? 'no answer' });
-          let response: RateLimitResponse;
-          try {
-            response = decodeRateLimitResponse(value);
-          } catch (e) {
-            return settle({ status: 'error', reason: `malformed answer: ${(e as Error).message}` });
-          }
-          settle({ status: response.overallCode === RLS_CODE.OVER_LIMIT ? 'over' : 'ok', response });
-        });
-      } catch (e) {
-        settle({ status: 'error', reason: (e as Error).message });
-      }
-    });
+    const o = await callUnary(() => this.#client(target), METHOD, request, { clock: this.#clock, timeoutMs, signal });
+    if (o.kind === 'timeout') return { status: 'error', reason: `timed out after ${timeoutMs}ms` };
+    if (o.kind === 'cancelled') return { status: 'error', reason: 'the request went away' };
+    if (o.kind === 'failed') return { status: 'error', reason: o.reason };
+    let response: RateLimitResponse;
+    try {
+      response = decodeRateLimitResponse(o.value);
+    } catch (e) {
+      return { status: 'error', reason: `malformed answer: ${(e as Error).message}` };
+    }
+    return { status: response.overallCode === RLS_CODE.OVER_LIMIT ? 'over' : 'ok', response };
+  }
+
+  #client(target: string): RlsCaller {
+    let client = this.#clients.get(target);
+    if (client === undefined) {
+      client = this.#factory(target);
+      this.#clients.set(target, client);
+    }
+    return client;
   }
 }

@@ -31,6 +31,7 @@
  */
 import type { Client } from '@grpc/grpc-js';
 import { type Clock, systemClock } from '../../core/clock.ts';
+import { callUnary } from '../../core/unary-call.ts';
 import { sanitizeUtf8 } from '../../core/request-body.ts';
 import { CHECK_CANCELLED, type CheckBodySettings, readCheckBody, unknownFields } from './check-body.ts';
 import { parseDuration } from '../../config/duration.ts';
@@ -208,7 +209,6 @@ export function envoyExtAuthzGrpc(config: EnvoyExtAuthzGrpcConfig, options: Envo
   const failure: ExtAuthzResponse = config.failOpen === true ? { allowed: true } : Object.freeze({ allowed: false, status: statusOnError, headers: Object.freeze({}), body: '', error: true });
   const target = `${hostOf(config.service)}:${config.port}`;
   let client: UnaryCaller | undefined;
-  const identity = (b: Buffer): Buffer => b;
 
   const withBody = config.includeRequestBodyInCheck;
 
@@ -232,43 +232,16 @@ export function envoyExtAuthzGrpc(config: EnvoyExtAuthzGrpcConfig, options: Envo
       protocol: req.protocol === 'http1' ? 'HTTP/1.1' : req.protocol === undefined ? '' : 'HTTP/2',
       ...(buffered === undefined ? {} : withBody?.packAsBytes === true ? { size: buffered.received, rawBody: buffered.bytes } : { size: buffered.received, body: sanitizeUtf8(buffered.bytes) }),
     });
-    const gone = req.signal;
-    if (gone?.aborted === true) return CHECK_CANCELLED;
-    return new Promise<ExtAuthzResponse>((resolve) => {
-      let settled = false;
-      const settle = (r: ExtAuthzResponse): void => {
-        if (settled) return;
-        settled = true;
-        timer.clear();
-        gone?.removeEventListener('abort', cancel);
-        resolve(r);
-      };
-      let call: { cancel(): void } | undefined;
-      const timer = clock.setTimer(() => {
-        call?.cancel();
-        settle(failure);
-      }, timeoutMs, true);
-      // The caller going away cancels the check, as Envoy's filter does when the downstream resets.
-      const cancel = (): void => {
-        call?.cancel();
-        settle(CHECK_CANCELLED);
-      };
-      gone?.addEventListener('abort', cancel, { once: true });
-      try {
-        client ??= options.client(target);
-        call = client.makeUnaryRequest(CHECK_METHOD, identity, identity, request, { deadline: Date.now() + timeoutMs }, (err, value) => {
-          if (err !== null || value === undefined) return settle(failure);
-          let res: CheckResponse;
-          try {
-            res = decodeCheckResponse(value);
-          } catch {
-            return settle(failure);
-          }
-          settle(res.code === 0 ? allowed(res.ok, req) : denied(res.denied));
-        });
-      } catch {
-        settle(failure);
-      }
-    });
+    const o = await callUnary(() => (client ??= options.client(target)), CHECK_METHOD, request, { clock, timeoutMs, signal: req.signal, sendDeadline: true });
+    // The caller going away cancels the check, as Envoy's filter does when the downstream resets.
+    if (o.kind === 'cancelled') return CHECK_CANCELLED;
+    if (o.kind !== 'answer') return failure;
+    let res: CheckResponse;
+    try {
+      res = decodeCheckResponse(o.value);
+    } catch {
+      return failure;
+    }
+    return res.code === 0 ? allowed(res.ok, req) : denied(res.denied);
   };
 }
