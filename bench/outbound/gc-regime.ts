@@ -1,0 +1,167 @@
+/**
+ * Why a raw undici client slows down in a process that has loaded meshlet (bench/RESULTS.md,
+ * "an unused mesh makes a raw client slower"): V8's allocation-site pretenuring. Each mode runs a
+ * raw `undici.request` loop at c=64 against bench/outbound/upstream.ts in a fresh process pinned
+ * to CPU 0 (the upstream on CPU 1), and reports the young generation's size when the loop starts
+ * and what the scavenges cost while it runs. Scavenge time is the column to read: it moves by
+ * 5-20x between regimes, far beyond this machine's noise; CPU per request is reported too.
+ *
+ *   node_modules/.bin/node bench/outbound/gc-regime.ts [--rounds 3] [--requests 40000] [--modes a,b] [--mesh-module <file>]
+ *
+ * Modes:
+ *   bare             undici only.
+ *   loaded           meshlet imported (no mesh made), raw calls.
+ *   loaded-nopt      the same under --no-allocation-site-pretenuring.
+ *   loaded-pt-late   the same, pretenuring switched off through the warm-up and on after it.
+ *   grown            undici only, the young generation first grown to its maximum by short-lived
+ *                    objects that survive a few scavenges (no meshlet at all).
+ *   mesh             the calls go through mesh.dispatcher (the judged path).
+ *
+ * @module
+ */
+import { type ChildProcess, fork, spawnSync } from 'node:child_process';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import v8 from 'node:v8';
+import { HOST, meshResources } from './mesh-config.ts';
+
+const SELF = fileURLToPath(import.meta.url);
+const MODES = ['bare', 'loaded', 'loaded-nopt', 'loaded-pt-late', 'grown', 'mesh'] as const;
+type Mode = (typeof MODES)[number];
+
+interface Sample {
+  mode: Mode;
+  youngMbAtStart: number;
+  scavenges: number;
+  msPerScavenge: number;
+  gcMsPer1000: number;
+  cpuUsPerReq: number;
+  failures: number;
+}
+
+function youngMb(): number {
+  const s = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+  return s === undefined ? 0 : s.space_size / 1e6;
+}
+
+async function child(mode: Mode, port: number, requests: number, meshModule: string): Promise<Sample> {
+  const undici = await import('undici');
+  if (mode === 'loaded-pt-late') v8.setFlagsFromString('--no-allocation-site-pretenuring');
+  let mesh: { dispatcher: import('undici').Dispatcher; close(): Promise<void> } | undefined;
+  if (mode !== 'bare' && mode !== 'grown') {
+    const m = (await import(pathToFileURL(meshModule).href)) as { createMesh(o: object): Promise<NonNullable<typeof mesh>> };
+    if (mode === 'mesh') mesh = await m.createMesh({ service: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, config: meshResources(port) });
+  }
+  if (mode === 'grown') {
+    // Objects that live through a few scavenges, as a module graph's do while it loads.
+    let keep: object[] = [];
+    for (let i = 0; i < 600_000; i++) {
+      keep.push({ a: i, b: i & 7 });
+      if (keep.length > 300_000) keep = keep.slice(150_000);
+    }
+    keep = [];
+  }
+  const young = youngMb();
+  const agent = new undici.Agent({ connections: 64 });
+  const dispatcher = mesh?.dispatcher ?? agent;
+  const url = mesh === undefined ? `http://127.0.0.1:${port}/x` : `http://${HOST}:${port}/x`;
+  let failures = 0;
+  const one = async (): Promise<void> => {
+    const r = await undici.request(url, { dispatcher });
+    if (r.statusCode !== 200) failures++;
+    await r.body.dump();
+  };
+  const run = async (n: number): Promise<void> => {
+    let i = 0;
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (i++ < n) await one();
+      }),
+    );
+  };
+  let scavenges = 0;
+  let scavengeMs = 0;
+  let gcMs = 0;
+  let on = false;
+  const obs = new PerformanceObserver((list) => {
+    if (!on) return;
+    for (const e of list.getEntries()) {
+      gcMs += e.duration;
+      // perf_hooks' NODE_PERFORMANCE_GC_MINOR: a scavenge.
+      if ((e.detail as { kind?: number } | undefined)?.kind === 1) {
+        scavenges++;
+        scavengeMs += e.duration;
+      }
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  await run(Math.round(requests / 2));
+  if (mode === 'loaded-pt-late') v8.setFlagsFromString('--allocation-site-pretenuring');
+  on = true;
+  const c0 = process.cpuUsage();
+  await run(requests);
+  const c = process.cpuUsage(c0);
+  on = false;
+  obs.disconnect();
+  await agent.close();
+  await mesh?.close();
+  return {
+    mode,
+    youngMbAtStart: +young.toFixed(1),
+    scavenges,
+    msPerScavenge: scavenges === 0 ? 0 : +(scavengeMs / scavenges).toFixed(1),
+    gcMsPer1000: +((gcMs / requests) * 1000).toFixed(2),
+    cpuUsPerReq: +((c.user + c.system) / requests).toFixed(1),
+    failures,
+  };
+}
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(name);
+  return i > 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : dflt;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+async function main(): Promise<void> {
+  const rounds = Number(arg('--rounds', '3'));
+  const requests = Number(arg('--requests', '40000'));
+  const modes = arg('--modes', MODES.join(',')).split(',') as Mode[];
+  for (const m of modes) if (!MODES.includes(m)) throw new Error(`--modes: unknown mode ${m} (one of ${MODES.join(', ')})`);
+  const meshModule = arg('--mesh-module', fileURLToPath(new URL('../../src/index.ts', import.meta.url)));
+  const pin = spawnSync('taskset', ['-V']).status === 0;
+  const up: ChildProcess = fork(fileURLToPath(new URL('./upstream.ts', import.meta.url)), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  if (pin && up.pid !== undefined) spawnSync('taskset', ['-pc', '1', String(up.pid)]);
+  const port = await new Promise<number>((resolve) => up.on('message', (m: { type?: string; port?: number }) => m.type === 'ready' && resolve(m.port as number)));
+  const all = new Map<Mode, Sample[]>(modes.map((m) => [m, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const mode of r % 2 === 0 ? modes : [...modes].reverse()) {
+      const flags = mode === 'loaded-nopt' ? ['--no-allocation-site-pretenuring'] : [];
+      const cmd = [...flags, SELF, '--child', mode, String(port), String(requests), meshModule];
+      const res = pin ? spawnSync('taskset', ['-c', '0', process.execPath, ...cmd], { encoding: 'utf8' }) : spawnSync(process.execPath, cmd, { encoding: 'utf8' });
+      if (res.status !== 0) throw new Error(`${mode}: ${res.stderr}`);
+      all.get(mode)?.push(JSON.parse(res.stdout.trim().split('\n').pop() as string) as Sample);
+    }
+  }
+  up.kill();
+  console.log(`${rounds} rounds, ${requests} requests measured per run (after ${Math.round(requests / 2)} to warm up), c=64, Node ${process.version}${pin ? ', client on CPU 0, upstream on CPU 1' : ''}; medians:\n`);
+  console.log('| mode | young generation at start, MB | scavenges | ms per scavenge | GC ms per 1000 requests | client CPU µs/req | failures |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const [mode, xs] of all) {
+    const m = (f: (s: Sample) => number) => median(xs.map(f));
+    console.log(`| ${mode} | ${m((s) => s.youngMbAtStart)} | ${m((s) => s.scavenges)} | ${m((s) => s.msPerScavenge).toFixed(1)} | ${m((s) => s.gcMsPer1000).toFixed(2)} | ${m((s) => s.cpuUsPerReq).toFixed(1)} | ${xs.reduce((a, s) => a + s.failures, 0)} |`);
+  }
+}
+
+if (process.argv[2] === '--child') {
+  const [mode, port, requests, meshModule] = process.argv.slice(3);
+  const s = await child(mode as Mode, Number(port), Number(requests), meshModule as string);
+  console.log(JSON.stringify(s));
+  process.exit(0);
+} else {
+  await main();
+}
