@@ -88,7 +88,7 @@ async function child(mode: Mode, port: number, requests: number, meshModule: str
     for (const e of list.getEntries()) {
       gcMs += e.duration;
       // perf_hooks' NODE_PERFORMANCE_GC_MINOR: a scavenge.
-      if ((e.detail as { kind?: number } | undefined)?.kind === 1) {
+      if (((e as { detail?: { kind?: number } }).detail)?.kind === 1) {
         scavenges++;
         scavengeMs += e.duration;
       }
