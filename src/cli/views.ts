@@ -7,6 +7,7 @@
  * @module
  */
 import type { InboundExplanation } from '../inbound/explain-types.ts';
+import type { LocalityLoadBalancerSetting } from '../config/types/destination-rule.ts';
 import { HostState } from '../routing/balancer/host.ts';
 import { clusterLocalityPlan } from '../routing/balancer/picker.ts';
 import {
@@ -95,6 +96,8 @@ export interface ClusterClient {
   readonly labels: Readonly<Record<string, string>>;
   /** `region/zone/subzone`, or ''. */
   readonly locality: string;
+  /** MeshConfig's `localityLbSetting` (`--mesh-config`), for clusters whose DestinationRule and Service set none. */
+  readonly meshLocality?: LocalityLoadBalancerSetting | undefined;
 }
 
 /**
@@ -104,7 +107,7 @@ export interface ClusterClient {
  */
 export function localityPlan(c: Cluster, client: ClusterClient): string {
   const hosts = c.endpoints.map((e) => new HostState(e));
-  return clusterLocalityPlan(hosts, c.settings.loadBalancer, { locality: client.locality, labels: client.labels, outlierDetection: c.settings.outlierDetection !== undefined }).description;
+  return clusterLocalityPlan(hosts, c.settings.loadBalancer, { locality: client.locality, labels: client.labels, outlierDetection: c.settings.outlierDetection !== undefined, meshLocality: client.meshLocality }).description;
 }
 
 /** A cluster's compiled settings as plain data (every field present, null when it does not apply). */

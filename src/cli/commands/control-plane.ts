@@ -17,23 +17,12 @@ import { stderrLogger } from '../../control-plane-server/logger.ts';
 import { isWildcard, startControlPlane } from '../../control-plane-server/server.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from '../../control-plane-server/store.ts';
 import { out, UsageError } from '../args.ts';
-import { applyMeshConfig } from '../../mesh-config-option.ts';
+import { readMeshConfigFile } from '../mesh-config-file.ts';
 
 /** `--mesh-config <file>`: the control plane's settings in Istio's MeshConfig (the istio ConfigMap or its data.mesh); none without the flag. */
 async function controlPlaneMeshConfig(file: string | undefined): Promise<{ rootNamespace?: string | undefined; trustDomain?: string | undefined }> {
-  if (file === undefined) return {};
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`meshlet control-plane: --mesh-config ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
-  }
-  try {
-    const o = applyMeshConfig({ service: 'control-plane', config: [], meshConfig: text }, () => {});
-    return { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain };
-  } catch (err) {
-    throw new UsageError(`meshlet control-plane: --mesh-config ${file}: ${(err as Error).message.replace(/^createMesh: /, '')}`);
-  }
+  const o = (await readMeshConfigFile('control-plane', file))?.options;
+  return o === undefined ? {} : { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain };
 }
 
 export const controlPlaneHelp = `Usage: meshlet control-plane --config <dir> [options]

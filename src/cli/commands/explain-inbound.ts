@@ -18,6 +18,8 @@ import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
 import { inboundGrpcVerdict } from './explain-grpc.ts';
 import { type OutputFormat, printDocument } from '../output.ts';
 import { inboundExplanationView } from '../views.ts';
+import type { MeshOptions } from '../../mesh-options.ts';
+import { extensionProviderNames } from '../mesh-config-file.ts';
 
 /** The options of `explain` that only the inbound mode reads (with their help lines). */
 export const INBOUND_OPTIONS = {
@@ -109,6 +111,8 @@ export interface InboundArgs {
   readonly format: OutputFormat | undefined;
   /** The request is a gRPC call (grpc:// target): the verdict is also given as a gRPC status. */
   readonly grpc?: boolean;
+  /** `--mesh-config`'s settings: the defaults of --root-namespace, --trust-domain, --path-normalization and --extension-provider. */
+  readonly meshConfig?: MeshOptions | undefined;
 }
 
 /** Runs `explain --inbound`; returns the exit code. */
@@ -147,10 +151,11 @@ export async function explainInboundCommand(a: InboundArgs): Promise<number> {
   try {
     e = await explainInbound(resources, request, {
       workload: { service: v.service, namespace: v.namespace, labels: a.labels },
-      rootNamespace: v['root-namespace'],
-      trustDomain: v['trust-domain'],
-      pathNormalization: normalization as PathNormalization | undefined,
-      extensionProviders: v['extension-provider'],
+      rootNamespace: v['root-namespace'] ?? a.meshConfig?.rootNamespace,
+      trustDomain: v['trust-domain'] ?? a.meshConfig?.trustDomain,
+      trustDomainAliases: a.meshConfig?.trustDomainAliases,
+      pathNormalization: (normalization as PathNormalization | undefined) ?? a.meshConfig?.pathNormalization,
+      extensionProviders: v['extension-provider'] ?? extensionProviderNames(a.meshConfig),
       probePaths: v['probe-path'],
     });
   } catch (err) {

@@ -8,12 +8,14 @@
  */
 import { parseArgs } from 'node:util';
 import { createMesh } from '../../create-mesh.ts';
+import type { MeshOptions } from '../../mesh-options.ts';
 import type { Explanation, ExplainedTarget } from '../../outbound/explain.ts';
 import type { Snapshot } from '../../routing/compile.ts';
 import { ClusterTlsPlanner, describeDecision } from '../../outbound/tls-decision.ts';
 import { type CompiledRoute, describeRoute, type VirtualHost } from '../../routing/route-table.ts';
 import { checkNamespaceOption, out, parseLabels, UsageError } from '../args.ts';
 import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
+import { readMeshConfigFile } from '../mesh-config-file.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { destinationView, routeView } from '../views.ts';
 import { explainInboundCommand, INBOUND_HELP, INBOUND_OPTIONS, strayInboundOptions } from './explain-inbound.ts';
@@ -46,6 +48,11 @@ Options:
       --locality <r/z/s>           its locality (locality load balancing)
   -X, --request <method>           the request method (default: GET; gRPC: always POST)
   -H, --header <'name: value'>     a request header, or gRPC metadata (repeatable)
+      --mesh-config <file>         Istio's MeshConfig: the istio ConfigMap's YAML (kubectl get
+                                   configmap istio -n istio-system -o yaml) or its data.mesh; its
+                                   settings apply as createMesh({ meshConfig }) applies them
+                                   (localityLbSetting, outboundTrafficPolicy, rootNamespace,
+                                   trustDomain, pathNormalization, extensionProviders); flags win
       --root-namespace <ns>        the mesh's root namespace: its selector-less Sidecar applies to
                                    namespaces without one, its policies mesh-wide (default: istio-system)
 ${OUTPUT_HELP}
@@ -102,11 +109,11 @@ function compiledParts(snap: Snapshot, e: Explanation): { vhost: VirtualHost | u
   return { vhost, route };
 }
 
-function destinations(route: CompiledRoute | undefined, e: Explanation, resources: Snapshot['resources'], scheme: string, rootNamespace: string) {
+function destinations(route: CompiledRoute | undefined, e: Explanation, resources: Snapshot['resources'], scheme: string, rootNamespace: string, trustDomain: string, mc: MeshOptions | undefined) {
   if (route === undefined) return [];
   const total = route.cumulativeWeights[route.cumulativeWeights.length - 1] ?? 0;
   // The TLS each endpoint would get, for a workload that has a certificate (the CLI has none).
-  const tlsContext = { resources, rootNamespace, trustDomain: 'cluster.local', trustDomainAliases: [], enableAutoMtls: true, hasIdentity: true };
+  const tlsContext = { resources, rootNamespace, trustDomain, trustDomainAliases: mc?.trustDomainAliases ?? [], enableAutoMtls: mc?.enableAutoMtls ?? true, hasIdentity: true };
   return route.targets.map((t, i) => {
     const x = e.targets[i] as ExplainedTarget;
     const planner = t.cluster === undefined ? undefined : new ClusterTlsPlanner(t.cluster, tlsContext);
@@ -163,6 +170,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
       locality: { type: 'string' },
       request: { type: 'string', short: 'X' },
       header: { type: 'string', short: 'H', multiple: true },
+      'mesh-config': { type: 'string' },
       ...INBOUND_OPTIONS,
       ...OUTPUT_OPTION,
       help: { type: 'boolean', short: 'h' },
@@ -178,6 +186,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   checkNamespaceOption(values.namespace);
   const last = positionals[positionals.length - 1]!;
   const grpcTarget = isGrpcTarget(last) ? parseGrpcTarget(last) : undefined;
+  const meshConfig = await readMeshConfigFile('explain', values['mesh-config']);
   if (values.inbound === true) {
     if (values.locality !== undefined) throw new UsageError('meshlet explain: --locality is for calls the workload makes; --inbound judges requests it receives');
     const method = grpcTarget === undefined ? (values.request ?? 'GET') : grpcMethod(values.request);
@@ -192,6 +201,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
       target: grpcTarget === undefined ? last : grpcTarget.url.href,
       format,
       grpc: grpcTarget !== undefined,
+      meshConfig: meshConfig?.options,
     });
   }
   // --root-namespace is listed with the inbound options, and applies to calls too (the Sidecar, mesh-wide policies).
@@ -204,7 +214,8 @@ export async function explainCommand(argv: string[]): Promise<number> {
   const namespace = values.namespace ?? 'default';
   const labels = parseLabels(values.labels);
   const locality = values.locality ?? '';
-  const rootNamespace = values['root-namespace'] ?? 'istio-system';
+  const rootNamespace = values['root-namespace'] ?? meshConfig?.options.rootNamespace ?? 'istio-system';
+  const trustDomain = meshConfig?.options.trustDomain ?? 'cluster.local';
   const loaded = await loadInputs(positionals.slice(0, -1), { defaultNamespace: namespace });
   const { ok, issues, resources } = loaded;
   if (!ok) return refuseInvalidConfig(issues.ofLevel('error'));
@@ -215,7 +226,18 @@ export async function explainCommand(argv: string[]): Promise<number> {
   // detection), so the explanation comes from a real mesh over the same snapshot: not watching
   // files, never sending, closed before printing. (The config was validated and analysed above.)
   // Once clusters can describe their policies without live state, a snapshot will do.
-  const mesh = await createMesh({ service: values.service, namespace, labels, locality, rootNamespace, config: resources, analysis: 'off', watch: false, logger: { warn: () => undefined } });
+  const mesh = await createMesh({
+    service: values.service,
+    namespace,
+    labels,
+    locality,
+    rootNamespace,
+    config: resources,
+    analysis: 'off',
+    watch: false,
+    logger: { warn: () => undefined, info: () => undefined },
+    ...(meshConfig === undefined ? {} : { meshConfig: meshConfig.text }),
+  });
   let e: Explanation;
   let snap: Snapshot;
   try {
@@ -226,7 +248,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   }
   const { vhost, route } = compiledParts(snap, e);
   const skipped = (vhost?.routes.slice(0, e.skipped.length) ?? []).map((r) => ({ name: r.name, index: r.virtualService === undefined ? null : r.index, match: r.matchers.map(String), text: describeRoute(r) }));
-  const dests = destinations(route, e, snap.resources, url.protocol.slice(0, -1), rootNamespace);
+  const dests = destinations(route, e, snap.resources, url.protocol.slice(0, -1), rootNamespace, trustDomain, meshConfig?.options);
   if (grpcTarget !== undefined) return printGrpc({ grpcTarget, format, headers, values: { service: values.service, namespace, labels, locality }, snap, e, vhost, route, skipped, dests });
 
   if (format !== undefined) {

@@ -7,6 +7,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
+import { readMeshConfigFile } from '../mesh-config-file.ts';
 import { type AppliedSidecar, compileSnapshot } from '../../routing/compile.ts';
 import { checkNamespaceOption, out, parseLabels, UsageError } from '../args.ts';
 import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
@@ -31,6 +32,9 @@ Options:
       --locality <r/z/s>           the workload's locality (locality load balancing)
       --root-namespace <ns>        the mesh's root namespace: its selector-less Sidecar applies to
                                    namespaces without one (default: istio-system)
+      --mesh-config <file>         Istio's MeshConfig: the istio ConfigMap's YAML (kubectl get
+                                   configmap istio -n istio-system -o yaml) or its data.mesh: its
+                                   rootNamespace and localityLbSetting apply (flags win)
 ${OUTPUT_HELP}
 `;
 
@@ -58,6 +62,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
       host: { type: 'string' },
       locality: { type: 'string' },
       'root-namespace': { type: 'string' },
+      'mesh-config': { type: 'string' },
       ...OUTPUT_OPTION,
       help: { type: 'boolean', short: 'h' },
     },
@@ -72,12 +77,14 @@ export async function routesCommand(argv: string[]): Promise<number> {
   const namespace = checkNamespaceOption(values.namespace) ?? 'default';
   const labels = parseLabels(values.labels);
   const locality = values.locality ?? '';
+  const meshConfig = (await readMeshConfigFile('routes', values['mesh-config']))?.options;
   const loaded = await loadInputs(positionals, { defaultNamespace: namespace });
   const { ok, issues, resources } = loaded;
   if (!ok) return refuseInvalidConfig(issues.ofLevel('error'));
   // Warnings (what meshlet does not apply) and findings are advisory (a mesh applies this config, as Istio does): report them, then answer.
   reportAdvisories(loaded);
-  const snap = compileSnapshot(resources, { service: values.service, namespace, labels }, { rootNamespace: values['root-namespace'] ?? 'istio-system' });
+  const snap = compileSnapshot(resources, { service: values.service, namespace, labels }, { rootNamespace: values['root-namespace'] ?? meshConfig?.rootNamespace ?? 'istio-system' });
+  const client = { labels, locality, meshLocality: meshConfig?.localityLbSetting };
   const shown = (name: string) => values.host === undefined || name.includes(values.host);
   const vhosts = snap.routes.virtualHosts.filter((vh) => shown(vh.name));
   const clusters = [...snap.clusters.values()].filter((c) => shown(c.name));
@@ -87,7 +94,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
       configVersion: snap.version,
       sidecar: sidecarView(snap.sidecar),
       virtualHosts: vhosts.map(virtualHostView),
-      clusters: clusters.map((c) => clusterView(c, { labels, locality })),
+      clusters: clusters.map((c) => clusterView(c, client)),
     });
     return 0;
   }
@@ -113,7 +120,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
     out('Clusters:');
     for (const c of clusters) {
       out(`  ${c.name}: ${c.endpoints.map((e) => e.key).join(' ') || '(no endpoints)'}`);
-      for (const line of clusterSettingsLines(c, { labels, locality })) out(`      ${line}`);
+      for (const line of clusterSettingsLines(c, client)) out(`      ${line}`);
     }
   }
   return 0;
