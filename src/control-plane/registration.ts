@@ -31,7 +31,9 @@ export interface RegisterOptions {
   /**
    * The WorkloadGroup (in this workload's namespace) whose template the registered WorkloadEntry
    * is made from, as istiod's auto-registration does; the control plane refuses (404) a group that
-   * does not exist. @defaultValue the group named like the service, if there is one; else no template
+   * does not exist. When the group has a readiness `probe`, the mesh runs it and the instance is an
+   * endpoint only while it passes (docs/control-plane-client.md, Readiness probes).
+   * @defaultValue the group named like the service, if there is one; else no template
    */
   readonly group?: string | undefined;
   /** The address other meshes connect to. @defaultValue the address the control plane sees the request come from */
