@@ -74,6 +74,7 @@ describe('health-checked registrations (file mode)', () => {
       const reg = await api(s.url, 'POST', '/v1/workloads', { token: reviews, body: { address: '10.1.0.3' } });
       const path = `/v1/workloads/default/${reg.body.name}/health`;
       await w.next('endpoints-delta');
+      const registryVersion = (await api(s.url, 'GET', '/v1/workloads', { token: s.admin })).body.version;
       const before = Date.now();
       const down = await api(s.url, 'PUT', path, { token: reviews, body: { healthy: false, message: 'Get "http://10.1.0.3:9080/ready": connection refused' } });
       assert.equal(down.status, 200, JSON.stringify(down.body));
@@ -81,6 +82,7 @@ describe('health-checked registrations (file mode)', () => {
       assert.deepEqual({ ...cond, lastProbeTime: '', lastTransitionTime: '' }, { type: 'Healthy', status: 'False', message: 'Get "http://10.1.0.3:9080/ready": connection refused', lastProbeTime: '', lastTransitionTime: '' });
       assert.equal(cond.lastProbeTime, cond.lastTransitionTime);
       assert.ok(Date.parse(cond.lastProbeTime) >= before - 1000 && Date.parse(cond.lastProbeTime) <= Date.now() + 1000);
+      assert.notEqual((await api(s.url, 'GET', '/v1/workloads', { token: s.admin })).body.version, registryVersion, "the registry's version covers the status");
       const pushed = await w.next('endpoints-delta');
       assert.deepEqual(pushed.data.workloads.map((x: WireResource) => healthyOf(x)?.status), ['False']);
       const up = await api(s.url, 'PUT', path, { token: reviews, body: { healthy: true, message: 'ignored' } });
