@@ -7,14 +7,17 @@
  * mode and across etcd replicas.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openEtcd, type EtcdStores } from '../../../src/control-plane-server/etcd/index.ts';
-import { startControlPlane } from '../../../src/control-plane-server/server.ts';
+import { type ControlPlane, startControlPlane } from '../../../src/control-plane-server/server.ts';
 import { healthCondition } from '../../../src/control-plane-server/workload-group.ts';
 import type { WireResource } from '../../../src/control-plane/protocol.ts';
 import { type EtcdServer, startEtcd } from '../../helpers/etcd.ts';
 import { skipWithout } from '../../helpers/tools.ts';
-import { api, memoryLogger, SERVICES_YAML, startTestServer, type TestServer, until, watch } from './helpers.ts';
+import { api, memoryLogger, SERVICES_YAML, startTestServer, type TestServer, tempDir, until, watch } from './helpers.ts';
+
+const quietLog = { warn: () => undefined, info: () => undefined };
 
 const GROUPS = `apiVersion: v1
 kind: Service
@@ -182,3 +185,53 @@ describe('health across etcd replicas', { skip: skipWithout('etcd') }, () => {
     assert.equal(await a.registry.deregister('default', 'reviews-1', 'reviews'), true);
   });
 });
+
+describe('health through control-plane replicas over etcd', { skip: skipWithout('etcd'), timeout: 60_000 }, () => {
+  let etcd: EtcdServer;
+  let dir: { dir: string; cleanup: () => void };
+  const stores: EtcdStores[] = [];
+  const replicas: ControlPlane[] = [];
+  before(async () => {
+    etcd = await startEtcd();
+    dir = tempDir();
+    for (const name of ['a', 'b']) {
+      const s = await openEtcd(etcd.endpoints, { prefix: '/whr', logger: quietLog });
+      stores.push(s);
+      replicas.push(await startControlPlane({ ...s, dataDir: join(dir.dir, name), host: '127.0.0.1', port: 0, logger: quietLog }));
+    }
+  });
+  after(async () => {
+    for (const r of replicas) await r.close();
+    for (const s of stores) await s.close();
+    await etcd?.stop();
+    dir?.cleanup();
+  });
+
+  it('registered through one replica, reported through the other: both push the entry with its condition', async () => {
+    const [a, b] = replicas as [ControlPlane, ControlPlane];
+    const admin = await b.mintToken({ admin: true });
+    for (const doc of GROUPS.split('---')) {
+      const r = await api(b.url, 'POST', '/v1/resources', { token: admin, text: doc, headers: { 'content-type': 'application/yaml' } });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    const reviews = await a.mintToken({ service: 'reviews', namespace: 'default' });
+    const productpage = await a.mintToken({ service: 'productpage', namespace: 'default' });
+    const wa = await watch(a.url, 'service=productpage&namespace=default', { token: productpage });
+    const wb = await watch(b.url, 'service=productpage&namespace=default', { token: productpage });
+    try {
+      await until(() => a.status().configVersion === b.status().configVersion && a.status().configVersion !== '');
+      const reg = await api(a.url, 'POST', '/v1/workloads', { token: reviews, body: { address: '10.3.0.1' } });
+      assert.equal(reg.status, 200, JSON.stringify(reg.body));
+      assert.equal(reg.body.workload.metadata.annotations[HC], 'true');
+      const report = await api(b.url, 'PUT', `/v1/workloads/default/${reg.body.name}/health`, { token: reviews, body: { healthy: true } });
+      assert.equal(report.status, 200, JSON.stringify(report.body));
+      for (const w of [wa, wb]) {
+        await until(() => w.events.some((e) => e.event === 'endpoints' && (e.data.workloads as WireResource[]).some((x) => healthyOf(x)?.status === 'True')), 5000, 'the healthy entry pushed');
+      }
+    } finally {
+      wa.close();
+      wb.close();
+    }
+  });
+});
+
