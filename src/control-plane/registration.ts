@@ -271,22 +271,22 @@ class LiveRegistration implements Registration {
     this.#name = res.name;
     this.#namespace = res.namespace;
     this.#leaseMs = grantedLease(res, body.leaseMs);
-    this.#probe(res);
+    this.#probe(res, false);
     this.#schedule();
   }
 
   /** Runs the probe the answer names (a health-checked entry), or stops one it no longer names. */
-  #probe(res: RegisterResponse): void {
+  #probe(res: RegisterResponse, again: boolean): void {
     const probe = res.probe;
     const key = probe === undefined ? undefined : RegistrationHealth.key(probe);
     if (key === this.#probeKey) return;
     void this.#health?.stop();
     this.#health = undefined;
     this.#probeKey = key;
-    if (probe === undefined) return;
+    if (probe === undefined || this.#closed !== undefined) return;
     if (probe.exec !== undefined && !this.#allowExec) {
       // register() refuses this at once; a group that gained an exec probe since is only warned about.
-      if (this.#closed === undefined) this.#r.logger.warn(`meshlet: registration ${this.#namespace}/${this.#name}: its WorkloadGroup now has an exec probe, which runs only with mesh.register({ allowExecProbe: true }); it stays out of service`);
+      if (again) this.#r.logger.warn(`meshlet: registration ${this.#namespace}/${this.#name}: its WorkloadGroup now has an exec probe, which runs only with mesh.register({ allowExecProbe: true }); it stays out of service`);
       return;
     }
     const address = (res.workload.spec as { address?: unknown } | undefined)?.address;
@@ -339,7 +339,7 @@ class LiveRegistration implements Registration {
       this.#name = res.name;
       this.#namespace = res.namespace;
       this.#leaseMs = grantedLease(res, this.#body.leaseMs);
-      if (registered) this.#probe(res);
+      if (registered) this.#probe(res, true);
       this.#health?.resync(registered);
       if (this.#failing) this.#r.logger.warn(`meshlet: registration ${this.#namespace}/${this.#name} ${registered ? 'registered again (the control plane had forgotten it)' : 'renewed again'}`);
       this.#failing = false;
