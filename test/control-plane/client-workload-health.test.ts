@@ -86,7 +86,8 @@ test("productpage's calls go only to instances whose WorkloadGroup probe passes"
   const productpage = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token: await t.cp.mintToken({ service: 'productpage', namespace: 'default' }), logger: quietLogger });
   const ca = new ManualClock(0);
   const cb = new ManualClock(0);
-  const ra = await createMesh({ service: 'reviews', controlPlane: t.cp.url, token, clock: ca, drainMs: 0, identity: 'none', logger: quietLogger });
+  const warnings: string[] = [];
+  const ra = await createMesh({ service: 'reviews', controlPlane: t.cp.url, token, clock: ca, drainMs: 0, identity: 'none', logger: { warn: (m: string) => warnings.push(m), info: () => undefined } });
   const rb = await createMesh({ service: 'reviews', controlPlane: t.cp.url, token, clock: cb, drainMs: 0, identity: 'none', logger: quietLogger });
   try {
     const regA = await ra.register({ group: 'reviews', address: a.host });
@@ -154,6 +155,7 @@ test("productpage's calls go only to instances whose WorkloadGroup probe passes"
       (e: unknown) => e instanceof MeshletError && e.code === 'MESHLET_ERR_INVALID_ARG' && /WorkloadGroup default\/reviews-exec has an exec probe \(\["true"\]\).*register with \{ allowExecProbe: true \}/.test(e.message),
     );
     await until(() => t.cp.status().registered === 1, 'the refused registration is deregistered');
+    assert.deepEqual(warnings.filter((w) => /exec probe/.test(w)), [], 'the rejection says it all');
     await ra.register({ group: 'reviews-exec', address: a.host, allowExecProbe: true });
     ca.advance(0);
     await until(() => endpoints(productpage).length === 2, 'the exec-probed instance is healthy');
