@@ -3,7 +3,8 @@
  * `POST` registers (the service and namespace come from the token; the WorkloadEntry is made from
  * the template of the WorkloadGroup the body names, or of the group named like the service, see
  * workload-group.ts), `PUT <ns>/<name>/lease`
- * renews (404 once the record is gone, so the client registers again), `DELETE <ns>/<name>`
+ * renews (404 once the record is gone, so the client registers again), `PUT <ns>/<name>/health`
+ * sets the `Healthy` condition of a health-checked entry (its workload's probe changed state), `DELETE <ns>/<name>`
  * deregisters, `GET` lists.
  *
  * A record belongs to the service that registered it: only that service replaces, renews or
@@ -22,7 +23,10 @@ import { DEFAULT_LEASE_MS, MAX_LEASE_MS, MIN_LEASE_MS, type RegisterResponse, ty
 import { ControlPlaneError } from './errors.ts';
 import { type Caller, readJson, remoteAddress, type RequestContext, requireSameWorkload, sendJson } from './http.ts';
 import type { WorkloadRecord } from './store.ts';
-import { entryFromGroup, findGroup } from './workload-group.ts';
+import { entryFromGroup, findGroup, healthCondition } from './workload-group.ts';
+
+/** Longest health message kept (a probe's error; the rest is cut). */
+const MAX_MESSAGE = 1024;
 
 /** Longest Kubernetes object name (a DNS-1123 subdomain). */
 const MAX_NAME = 253;
@@ -156,7 +160,8 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
     );
   }
   const rec = await ctx.registry.register(entry, service, leaseMs);
-  sendJson(res, 200, response(rec));
+  // The workload runs the group's probe and reports its health (istioctl puts it in the VM's proxy config).
+  sendJson(res, 200, group?.spec.probe === undefined ? response(rec) : { ...response(rec), probe: group.spec.probe });
 }
 
 function ownsRecord(ctx: RequestContext, namespace: string, name: string, service: string): boolean {
@@ -181,6 +186,15 @@ export async function workloadsApi(req: IncomingMessage, res: ServerResponse, ct
   if (rest.length === 3 && lease === 'lease' && method === 'PUT') {
     requireSameWorkload(caller, undefined, namespace, 'renew');
     const rec = await ctx.registry.renew(namespace, name, ownerOf(caller));
+    if (rec === undefined) throw new ControlPlaneError('NOT_FOUND', `workload ${namespace}/${name} is not registered (its lease ended?); register again`);
+    return sendJson(res, 200, response(rec));
+  }
+  if (rest.length === 3 && lease === 'health' && method === 'PUT') {
+    requireSameWorkload(caller, undefined, namespace, 'report health');
+    const report = await readJson(req, ctx.maxBodyBytes);
+    if (typeof report.healthy !== 'boolean') throw new ControlPlaneError('INVALID', 'health report: "healthy" must be true or false, e.g. {"healthy": false, "message": "connection refused"}');
+    const message = report.message === undefined || report.message === null ? undefined : str(report.message, 'message');
+    const rec = await ctx.registry.health(namespace, name, healthCondition(report.healthy, message?.slice(0, MAX_MESSAGE), new Date()), ownerOf(caller));
     if (rec === undefined) throw new ControlPlaneError('NOT_FOUND', `workload ${namespace}/${name} is not registered (its lease ended?); register again`);
     return sendJson(res, 200, response(rec));
   }

@@ -11,6 +11,7 @@ import { ControlPlaneError } from './errors.ts';
 import type { ServerLogger } from './logger.ts';
 import { RegistrationsWriter, readRegistrations, type StoredRegistration } from './registry-file.ts';
 import type { RegistryChange, RegistryStore, WorkloadRecord } from './store.ts';
+import { type HealthCondition, withCondition } from './workload-group.ts';
 
 /** Options of {@link MemoryRegistry}. */
 export interface MemoryRegistryOptions {
@@ -140,6 +141,19 @@ export class MemoryRegistry implements RegistryStore {
     return rec;
   }
 
+  async health(namespace: string, name: string, condition: HealthCondition, owner?: string): Promise<WorkloadRecord | undefined> {
+    const key = keyOf(namespace, name);
+    const old = this.#live(key);
+    if (old === undefined) return undefined;
+    if (owner !== undefined && old.service !== owner) throw notOwner(namespace, name, old.service, owner, 'report health');
+    const rec: WorkloadRecord = { ...old, entry: withCondition(old.entry, condition) };
+    this.#records.set(key, rec);
+    this.#changed({ kind: 'delta', upserted: [rec], removed: [] });
+    // Stored before it is answered, as a registration: a restart keeps the workload's health.
+    await this.#writer?.save();
+    return rec;
+  }
+
   async deregister(namespace: string, name: string, owner?: string): Promise<boolean> {
     const key = keyOf(namespace, name);
     const old = this.#live(key);
@@ -178,7 +192,7 @@ export class MemoryRegistry implements RegistryStore {
       const h = createHash('sha256');
       for (const key of [...this.#records.keys()].sort()) {
         const r = this.#records.get(key)!;
-        h.update(JSON.stringify([key, r.service, r.entry.metadata.labels ?? null, r.entry.spec]));
+        h.update(JSON.stringify([key, r.service, r.entry.metadata.labels ?? null, r.entry.spec, r.entry.status ?? null]));
         h.update('\n');
       }
       this.#version = h.digest('hex').slice(0, 12);

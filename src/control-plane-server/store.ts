@@ -7,6 +7,7 @@
  */
 import type { ConfigIssue } from '../config/issues.ts';
 import type { AnyResource } from '../config/resource.ts';
+import type { HealthCondition } from './workload-group.ts';
 import type { ApplyResponse, Rejection, SkippedValue, WireResource, WorkloadRef } from '../control-plane/protocol.ts';
 
 /** The config being served: validated resources and their content version. */
@@ -98,6 +99,12 @@ export interface RegistryStore {
    * With `owner`, rejects with a `ControlPlaneError` `FORBIDDEN` when another service owns it.
    */
   renew(namespace: string, name: string, owner?: string): Promise<WorkloadRecord | undefined>;
+  /**
+   * Sets the record's `Healthy` status condition (its workload's probe reported a transition),
+   * keeping its lease, and pushes the change; resolves undefined when the record is gone.
+   * `owner` as for {@link renew}.
+   */
+  health(namespace: string, name: string, condition: HealthCondition, owner?: string): Promise<WorkloadRecord | undefined>;
   /** Removes the record; resolves false when it did not exist. `owner` as for {@link renew}. */
   deregister(namespace: string, name: string, owner?: string): Promise<boolean>;
   /** Every live record. */

@@ -9,12 +9,16 @@
  * - network, locality and weight: the workload's when it gives them, else the template's;
  * - serviceAccount: the template's;
  * - metadata: the labels above, and the annotations `istio.io/autoRegistrationGroup: <group>`
- *   plus the group's `metadata.annotations`.
+ *   plus the group's `metadata.annotations`, and `proxy.istio.io/health-checks-enabled: "true"`
+ *   when the group has a `probe` (the workload runs it and reports its health, see
+ *   {@link healthCondition}).
  *
  * @module
  */
 import type { Resource } from '../config/resource.ts';
+import type { WireResource } from '../control-plane/protocol.ts';
 import type { WorkloadEntrySpec } from '../config/types/networking.ts';
+import { HEALTH_CHECKS_ANNOTATION } from '../config/workloads.ts';
 
 /** Istio's annotation naming the group an auto-registered WorkloadEntry came from. */
 export const AUTO_REGISTRATION_GROUP_ANNOTATION = 'istio.io/autoRegistrationGroup';
@@ -61,5 +65,37 @@ export function entryFromGroup(group: Resource<'WorkloadGroup'>, w: RegisteringW
   if (weight !== undefined) spec.weight = weight;
   if (t.serviceAccount !== undefined && t.serviceAccount !== '') spec.serviceAccount = t.serviceAccount;
   const annotations = merge({ [AUTO_REGISTRATION_GROUP_ANNOTATION]: group.metadata.name }, group.spec.metadata?.annotations);
+  // istiod marks the entry health-checked when the workload's proxy runs the group's probe
+  // (controller.go workloadEntryFromGroup): it is no endpoint until the probe reports it healthy.
+  if (group.spec.probe !== undefined) annotations[HEALTH_CHECKS_ANNOTATION] = 'true';
   return { spec, labels, annotations };
+}
+
+/** A `Healthy` status condition as istiod writes it. */
+export interface HealthCondition {
+  readonly type: 'Healthy';
+  readonly status: 'True' | 'False';
+  readonly lastProbeTime: string;
+  readonly lastTransitionTime: string;
+  readonly message?: string;
+}
+
+/**
+ * The condition istiod writes for a health event (`autoregistration/internal/health`
+ * `transformHealthEvent`): type `Healthy`, status `True` or `False` with the probe's error as
+ * `message`, and both times now (the agent reports transitions only).
+ */
+export function healthCondition(healthy: boolean, message: string | undefined, now: Date): HealthCondition {
+  const at = now.toISOString();
+  return { type: 'Healthy', status: healthy ? 'True' : 'False', lastProbeTime: at, lastTransitionTime: at, ...(healthy || message === undefined || message === '' ? {} : { message }) };
+}
+
+/** The entry with `condition` replacing its condition of the same type, or added last (istio `updateCondition`). */
+export function withCondition(entry: WireResource, condition: HealthCondition): WireResource {
+  const old = (entry.status as { conditions?: unknown } | undefined)?.conditions;
+  const conditions = Array.isArray(old) ? [...(old as { type?: unknown }[])] : [];
+  const i = conditions.findIndex((c) => c?.type === condition.type);
+  if (i >= 0) conditions[i] = condition;
+  else conditions.push(condition);
+  return { ...entry, status: { ...(entry.status as object | undefined), conditions } };
 }

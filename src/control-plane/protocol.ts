@@ -22,6 +22,7 @@
  * @module
  */
 import type { AnyResource } from '../config/resource.ts';
+import type { ReadinessProbe } from '../config/types/networking.ts';
 
 export type * from './protocol-ca.ts';
 export type * from './protocol-status.ts';
@@ -226,6 +227,22 @@ export interface RegisterResponse {
   readonly leaseMs: number;
   /** The WorkloadEntry as other meshes see it. */
   readonly workload: WireResource;
+  /**
+   * The readiness probe of the WorkloadGroup the entry was made from, when it has one (register
+   * answers only): the entry is health-checked, and the workload runs this probe and reports
+   * its health transitions (`PUT <ns>/<name>/health`), as pilot-agent does.
+   */
+  readonly probe?: ReadinessProbe;
+}
+
+/**
+ * Body of `PUT /v1/workloads/<ns>/<name>/health`: a health transition of a registered,
+ * health-checked workload (pilot-agent's health event: healthy, or not with the probe's error).
+ */
+export interface HealthReport {
+  readonly healthy: boolean;
+  /** Why the probe failed (kept as the condition's `message`). */
+  readonly message?: string;
 }
 
 /** Answer of `POST /v1/resources` (apply). */

@@ -12,6 +12,7 @@ import { checkOptionNames, optionNames } from '../core/option-names.ts';
 import { type ControlPlaneHttp, controlPlaneError, HttpStatusError, type CallRequest } from './http.ts';
 import { clampWireMs, DEFAULT_LEASE_MS, MAX_LEASE_MS, MIN_LEASE_MS, type RegisterRequest, type RegisterResponse, WORKLOADS_PATH } from './protocol.ts';
 import { TLS_MODE_ISTIO, TLS_MODE_LABEL } from '../outbound/tls-decision.ts';
+import { RegistrationHealth } from './registration-health.ts';
 
 
 /** Istio's `service.istio.io/workload-name` label (a WorkloadEntry's workload name). */
@@ -30,7 +31,9 @@ export interface RegisterOptions {
   /**
    * The WorkloadGroup (in this workload's namespace) whose template the registered WorkloadEntry
    * is made from, as istiod's auto-registration does; the control plane refuses (404) a group that
-   * does not exist. @defaultValue the group named like the service, if there is one; else no template
+   * does not exist. When the group has a readiness `probe`, the mesh runs it and the instance is an
+   * endpoint only while it passes (docs/control-plane-client.md, Readiness probes).
+   * @defaultValue the group named like the service, if there is one; else no template
    */
   readonly group?: string | undefined;
   /** The address other meshes connect to. @defaultValue the address the control plane sees the request come from */
@@ -45,10 +48,17 @@ export interface RegisterOptions {
   readonly locality?: string | undefined;
   /** Network name, for multi-network set-ups. */
   readonly network?: string | undefined;
+  /**
+   * Run the WorkloadGroup's probe when it is an `exec` probe (a command run in this process's
+   * directory and environment). The command comes from the control plane's config, so it runs
+   * only when the workload allows it: otherwise `register()` deregisters and rejects.
+   * httpGet and tcpSocket probes always run. @defaultValue false
+   */
+  readonly allowExecProbe?: boolean | undefined;
 }
 
 /** The names of {@link RegisterOptions} (mesh.register refuses others), checked against the type. @internal */
-export const REGISTER_OPTION_NAMES = optionNames<RegisterOptions>()(['ports', 'group', 'address', 'weight', 'leaseMs', 'labels', 'locality', 'network']);
+export const REGISTER_OPTION_NAMES = optionNames<RegisterOptions>()(['ports', 'group', 'address', 'weight', 'leaseMs', 'labels', 'locality', 'network', 'allowExecProbe']);
 
 /**
  * One registered instance.
@@ -123,7 +133,13 @@ export class Registrar {
     for (;;) {
       try {
         const res = await this.call<RegisterResponse>({ method: 'POST', path: WORKLOADS_PATH, body });
-        const reg = new LiveRegistration(this, body, res);
+        const reg = new LiveRegistration(this, body, res, o.allowExecProbe === true);
+        if (res.probe?.exec !== undefined && o.allowExecProbe !== true) {
+          await reg.close();
+          throw new InvalidArgumentError(
+            `mesh.register: WorkloadGroup ${res.namespace}/${String(res.workload.metadata.annotations?.['istio.io/autoRegistrationGroup'])} has an exec probe (${JSON.stringify(res.probe.exec.command)}); meshlet runs a command from the control plane's config only when the workload allows it: register with { allowExecProbe: true }, or give the group an httpGet or tcpSocket probe`,
+          );
+        }
         if (this.#closed) {
           await reg.close();
           throw new InvalidArgumentError('mesh.register: the mesh was closed while registering');
@@ -160,6 +176,7 @@ export class Registrar {
     if (o.leaseMs !== undefined && !(Number.isInteger(o.leaseMs) && o.leaseMs >= MIN_LEASE_MS && o.leaseMs <= MAX_LEASE_MS)) {
       throw new InvalidArgumentError(`mesh.register: \`leaseMs\` must be an integer ${MIN_LEASE_MS}..${MAX_LEASE_MS}, got ${String(o.leaseMs)}`);
     }
+    if (o.allowExecProbe !== undefined && typeof o.allowExecProbe !== 'boolean') throw new InvalidArgumentError(`mesh.register: \`allowExecProbe\` must be true or false, got ${String(o.allowExecProbe)}`);
     if (o.weight !== undefined && !(Number.isInteger(o.weight) && o.weight >= 0)) throw new InvalidArgumentError(`mesh.register: \`weight\` must be a non-negative integer, got ${String(o.weight)}`);
     const locality = o.locality ?? this.#o.locality;
     const labels: Record<string, string> = { ...(o.labels ?? this.#o.labels) };
@@ -243,14 +260,49 @@ class LiveRegistration implements Registration {
   #inflight: Promise<void> = Promise.resolve();
   #closed: Promise<void> | undefined;
   #failing = false;
+  readonly #allowExec: boolean;
+  #health: RegistrationHealth | undefined;
+  #probeKey: string | undefined;
 
-  constructor(r: Registrar, body: RegisterRequest, res: RegisterResponse) {
+  constructor(r: Registrar, body: RegisterRequest, res: RegisterResponse, allowExec: boolean) {
     this.#r = r;
     this.#body = body;
+    this.#allowExec = allowExec;
     this.#name = res.name;
     this.#namespace = res.namespace;
     this.#leaseMs = grantedLease(res, body.leaseMs);
+    this.#probe(res, false);
     this.#schedule();
+  }
+
+  /** Runs the probe the answer names (a health-checked entry), or stops one it no longer names. */
+  #probe(res: RegisterResponse, again: boolean): void {
+    const probe = res.probe;
+    const key = probe === undefined ? undefined : RegistrationHealth.key(probe);
+    if (key === this.#probeKey) return;
+    void this.#health?.stop();
+    this.#health = undefined;
+    this.#probeKey = key;
+    if (probe === undefined || this.#closed !== undefined) return;
+    if (probe.exec !== undefined && !this.#allowExec) {
+      // register() refuses this at once; a group that gained an exec probe since is only warned about.
+      if (again) this.#r.logger.warn(`meshlet: registration ${this.#namespace}/${this.#name}: its WorkloadGroup now has an exec probe, which runs only with mesh.register({ allowExecProbe: true }); it stays out of service`);
+      return;
+    }
+    const address = (res.workload.spec as { address?: unknown } | undefined)?.address;
+    this.#health = new RegistrationHealth({
+      clock: this.#r.clock,
+      probe,
+      host: typeof address === 'string' && address !== '' ? address : (this.#body.address ?? '127.0.0.1'),
+      logger: this.#r.logger,
+      describe: () => `${this.#namespace}/${this.#name}`,
+      send: (e) => this.#r.call({ method: 'PUT', path: `${this.#path()}/health`, body: e.message === undefined ? { healthy: e.healthy } : { healthy: e.healthy, message: e.message } }),
+    });
+    this.#health.start();
+  }
+
+  #path(): string {
+    return `${WORKLOADS_PATH}/${encodeURIComponent(this.#namespace)}/${encodeURIComponent(this.#name)}`;
   }
 
   get name(): string {
@@ -276,7 +328,7 @@ class LiveRegistration implements Registration {
       let res: RegisterResponse;
       let registered = false;
       try {
-        res = await this.#r.call<RegisterResponse>({ method: 'PUT', path: `${WORKLOADS_PATH}/${encodeURIComponent(this.#namespace)}/${encodeURIComponent(this.#name)}/lease` });
+        res = await this.#r.call<RegisterResponse>({ method: 'PUT', path: `${this.#path()}/lease` });
       } catch (e) {
         const cause = (e as { cause?: unknown }).cause;
         if (!(cause instanceof HttpStatusError && cause.status === 404) || this.#closed !== undefined) throw e;
@@ -287,6 +339,8 @@ class LiveRegistration implements Registration {
       this.#name = res.name;
       this.#namespace = res.namespace;
       this.#leaseMs = grantedLease(res, this.#body.leaseMs);
+      if (registered) this.#probe(res, true);
+      this.#health?.resync(registered);
       if (this.#failing) this.#r.logger.warn(`meshlet: registration ${this.#namespace}/${this.#name} ${registered ? 'registered again (the control plane had forgotten it)' : 'renewed again'}`);
       this.#failing = false;
     } catch (e) {
@@ -298,10 +352,12 @@ class LiveRegistration implements Registration {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#timer?.clear();
+      await this.#health?.stop();
       await this.#inflight;
+      await this.#health?.stop();
       this.#r.forget(this);
       try {
-        await this.#r.call({ method: 'DELETE', path: `${WORKLOADS_PATH}/${encodeURIComponent(this.#namespace)}/${encodeURIComponent(this.#name)}` });
+        await this.#r.call({ method: 'DELETE', path: this.#path() });
       } catch (e) {
         const cause = (e as { cause?: unknown }).cause;
         if (!(cause instanceof HttpStatusError && cause.status === 404)) {

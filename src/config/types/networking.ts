@@ -270,7 +270,7 @@ export interface WorkloadGroupSpec {
   metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
   /** The WorkloadEntry template (its address is the registering workload's). */
   template: WorkloadEntrySpec;
-  /** Readiness probe; accepted and validated, not run by meshlet. */
+  /** Readiness probe: run by the mesh of each workload that registers through the group (`mesh.register()`), which reports its health. */
   probe?: ReadinessProbe;
 }
 

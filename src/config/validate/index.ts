@@ -164,7 +164,7 @@ function validateOne(doc: RawDocument, defaultNs: string): DocOutcome {
   if (k === 'WorkloadEntry' && !workloadEntryHealthy(metadata.annotations, status)) {
     const healthy = status?.conditions.find((c) => c.type === 'Healthy');
     const why = healthy === undefined ? 'its status has no Healthy condition' : `its status says Healthy "${healthy.status}"`;
-    issues.at(subject, ['metadata', 'annotations', HEALTH_CHECKS_ANNOTATION], 'warning', `health checks are on and ${why}: not an endpoint of any service, as istiod keeps a health-checked WorkloadEntry out until its probe reports it healthy (meshlet runs no probes; remove the annotation or set the condition)`);
+    issues.at(subject, ['metadata', 'annotations', HEALTH_CHECKS_ANNOTATION], 'warning', `health checks are on and ${why}: not an endpoint of any service, as istiod keeps a health-checked WorkloadEntry out until its probe reports it healthy (a workload registered through a WorkloadGroup with a probe reports it; otherwise remove the annotation or set the condition)`);
   }
   const resource = { apiVersion, kind: k, metadata: { ...metadata, namespace: ns }, spec: typedSpec, ...(status === undefined ? {} : { status }), source: doc.source, ref } as Omit<AnyResource, 'order'>;
   return { issues: issues.all, valid: { resource, key: `${k}/${ns}/${metadata.name}`, subject, kind } };

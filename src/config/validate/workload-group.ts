@@ -82,8 +82,6 @@ export const workloadGroupSpec: Validator<WorkloadGroupSpec> = obj<WorkloadGroup
     annotations: map(str, { max: 256 }),
   }),
   template: req(template),
-  probe: {
-    validate: probe,
-    unsupported: 'meshlet does not run readiness probes: a registered workload is an endpoint while it renews its lease',
-  },
+  // Run by the registering mesh (mesh.register), as pilot-agent runs it on a VM.
+  probe,
 });

@@ -14,6 +14,7 @@ import type { SkippedValue, WireResource, WorkloadRef } from '../../control-plan
 import { ControlPlaneError } from '../errors.ts';
 import { notOwner } from '../memory-registry.ts';
 import type { RegistryChange, RegistryStore, WorkloadRecord } from '../store.ts';
+import { type HealthCondition, withCondition } from '../workload-group.ts';
 import type { EtcdClient, KeyValue } from './client.ts';
 import type { EtcdLogger } from './config-store.ts';
 import { StallGrace } from './stall-grace.ts';
@@ -160,6 +161,24 @@ export class EtcdRegistryStore implements RegistryStore {
     const record: WorkloadRecord = { entry: stored.entry, service: stored.service, leaseMs: stored.leaseMs, expiresAt: Date.now() + ttl * 1000 };
     if (this.#cache.get(key)?.lease === stored.lease) this.#cache.set(key, { record, lease: stored.lease });
     return record;
+  }
+
+  /** Writes the record's `Healthy` condition on its own lease (guarded: only as read); undefined when the record is gone. */
+  async health(namespace: string, name: string, condition: HealthCondition, owner?: string): Promise<WorkloadRecord | undefined> {
+    const key = this.#key(namespace, name);
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const kv = await this.#client.get(key);
+      const stored = kv === undefined ? undefined : decode(kv);
+      if (kv === undefined || stored === undefined || stored.lease === '') return undefined;
+      if (owner !== undefined && stored.service !== owner) throw notOwner(namespace, name, stored.service, owner, 'report health');
+      const value: StoredRecord = { ...stored, entry: withCondition(stored.entry, condition) };
+      const put = { key, value: JSON.stringify(value), lease: stored.lease };
+      const res = await this.#client.txn([{ key, target: 'MOD', result: 'EQUAL', revision: kv.modRevision }], [{ put }]);
+      if (!res.succeeded) continue;
+      await this.#watch.waitFor(res.revision, this.#settleMs);
+      return this.#cache.get(key)?.record ?? { entry: value.entry, service: value.service, leaseMs: value.leaseMs, expiresAt: Date.now() + value.leaseMs };
+    }
+    throw new ControlPlaneError('CONFLICT', `report health: workload ${namespace}/${name} kept changing during ${MAX_ATTEMPTS} attempts; try again`);
   }
 
   /** Deletes the record (guarded: only as read, so only the owner's) and revokes its lease; false when there was none. */

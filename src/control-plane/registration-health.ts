@@ -1,0 +1,97 @@
+/**
+ * The health of a registered workload whose WorkloadGroup has a readiness probe: the probe runs
+ * in this process ({@link ReadinessChecker}) and each transition is reported to the control
+ * plane (`PUT /v1/workloads/<ns>/<name>/health`), which writes the WorkloadEntry's `Healthy`
+ * condition — what pilot-agent and istiod do for a VM. As pilot-agent keeps its last health
+ * event and sends it again on every new connection to istiod (`xds_proxy.go`
+ * `sendHealthCheckRequest`), the last transition is sent again when the workload registers
+ * anew (the control plane had forgotten it), and a report that failed is retried with the next
+ * lease renewal.
+ *
+ * @module
+ */
+import type { ReadinessProbe } from '../config/types/networking.ts';
+import type { Clock } from '../core/clock.ts';
+import { proberOf } from './probers.ts';
+import { type HealthEvent, probeTiming, ReadinessChecker } from './readiness-checker.ts';
+
+/** What a {@link RegistrationHealth} needs. */
+export interface RegistrationHealthOptions {
+  readonly clock: Clock;
+  readonly probe: ReadinessProbe;
+  /** The workload's registered address: the probe's host unless it names one (pilot-agent's instance IP). */
+  readonly host: string;
+  /** Sends one report; rejects when the control plane did not take it. */
+  readonly send: (e: HealthEvent) => Promise<void>;
+  readonly logger: { warn(message: string): void };
+  /** `namespace/name` of the registration, for messages. */
+  readonly describe: () => string;
+}
+
+/** Runs a registration's probe and reports its transitions. */
+export class RegistrationHealth {
+  readonly #o: RegistrationHealthOptions;
+  readonly #checker: ReadinessChecker | undefined;
+  /** The last transition, and whether the control plane has it. */
+  #last: HealthEvent | undefined;
+  #delivered = true;
+  #sending: Promise<void> | undefined;
+  #failing = false;
+  #stopped = false;
+
+  constructor(o: RegistrationHealthOptions) {
+    this.#o = o;
+    const prober = proberOf(o.probe, o.host);
+    this.#checker = prober === undefined ? undefined : new ReadinessChecker(o.clock, prober, probeTiming(o.probe), (e) => this.#transition(e));
+    if (prober === undefined) o.logger.warn(`meshlet: registration ${o.describe()}: its WorkloadGroup's probe has no method meshlet runs (httpGet, tcpSocket or exec); it stays out of service until its Healthy condition is set`);
+  }
+
+  /** The probe's settings as a key: a registration made anew under a changed probe restarts it. */
+  static key(probe: ReadinessProbe): string {
+    return JSON.stringify(probe);
+  }
+
+  start(): void {
+    this.#checker?.start();
+  }
+
+  /** After a lease renewal: reports again what the control plane may not have (a failed report, or all of it when `registeredAgain`). */
+  resync(registeredAgain: boolean): void {
+    if (registeredAgain) this.#delivered = false;
+    if (!this.#delivered) void this.#flush();
+  }
+
+  /** Stops probing and waits for a report in flight; nothing is sent after. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#checker?.stop();
+    await this.#sending;
+  }
+
+  #transition(e: HealthEvent): void {
+    this.#last = e;
+    this.#delivered = false;
+    void this.#flush();
+  }
+
+  /** Sends the last transition, one report at a time (a newer one follows a report in flight). */
+  async #flush(): Promise<void> {
+    while (!this.#stopped && !this.#delivered && this.#last !== undefined && this.#sending === undefined) {
+      const e = this.#last;
+      let ok = false;
+      this.#sending = this.#o.send(e).then(
+        () => {
+          ok = true;
+        },
+        (err: unknown) => {
+          if (!this.#failing) this.#o.logger.warn(`meshlet: reporting ${e.healthy ? 'healthy' : 'unhealthy'} for registration ${this.#o.describe()} failed, retrying with the next lease renewal: ${(err as Error).message}`);
+        },
+      );
+      await this.#sending;
+      this.#sending = undefined;
+      this.#failing = !ok;
+      if (!ok) return;
+      if (this.#last === e) this.#delivered = true;
+    }
+  }
+}
