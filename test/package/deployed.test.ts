@@ -88,23 +88,30 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const WORKS = { http: '200 yes reviews /r/1', grpc: 'OK hi' };
+const WORKS = {
+  http: '200 yes reviews /r/1',
+  grpc: 'OK hi',
+  telemetry:
+    'MESHLET_ERR_INVALID_ARG startTelemetry needs @opentelemetry/sdk-node, @opentelemetry/sdk-metrics and @opentelemetry/resources, which are not installed (optional peer dependencies of meshlet); install them next to meshlet: npm install @opentelemetry/sdk-node @opentelemetry/sdk-metrics @opentelemetry/resources',
+};
+/** What docs/deploying.md says to leave out of a bundle. */
+const EXTERNAL = ['--external:@grpc/grpc-js', '--external:@opentelemetry/*'];
 
 describe('an app bundled by esbuild', () => {
-  it('CommonJS output, grpc-js external: HTTP and gRPC go through the mesh (meshlet finds grpc-js without import.meta.url)', async () => {
-    esbuild('out/app.cjs', ['--format=cjs', '--external:@grpc/grpc-js']);
+  it('CommonJS output, grpc-js and OpenTelemetry external: HTTP and gRPC go through the mesh (meshlet finds grpc-js without import.meta.url), startTelemetry() names the missing SDK', async () => {
+    esbuild('out/app.cjs', ['--format=cjs', ...EXTERNAL]);
     const { node: _, ...out } = await run(process.execPath, 'out/app.cjs');
     assert.deepEqual(out, WORKS);
   });
 
-  it('ES module output, grpc-js external: HTTP and gRPC go through the mesh', async () => {
-    esbuild('out/app.mjs', ['--format=esm', '--external:@grpc/grpc-js', `--banner:js=${ESM_BANNER}`]);
+  it('ES module output, grpc-js and OpenTelemetry external: HTTP and gRPC go through the mesh, startTelemetry() names the missing SDK', async () => {
+    esbuild('out/app.mjs', ['--format=esm', ...EXTERNAL, `--banner:js=${ESM_BANNER}`]);
     const { node: _, ...out } = await run(process.execPath, 'out/app.mjs');
     assert.deepEqual(out, WORKS);
   });
 
   it('grpc-js bundled in, a second copy in node_modules: mesh.grpc.bind says to mark it external', async () => {
-    esbuild('out/grpc-inside.mjs', ['--format=esm', `--banner:js=${ESM_BANNER}`]);
+    esbuild('out/grpc-inside.mjs', ['--format=esm', '--external:@opentelemetry/*', `--banner:js=${ESM_BANNER}`]);
     const out = await run(process.execPath, 'out/grpc-inside.mjs');
     assert.equal(out['http'], WORKS.http);
     assert.match(out['grpc'] ?? '', /^MESHLET_ERR_INVALID_ARG mesh\.grpc\.bind\(server, "127\.0\.0\.1:0"\): server is a grpc-js Server of another copy of @grpc\/grpc-js than the one meshlet loads; in a bundled app, mark @grpc\/grpc-js external \(esbuild --external:@grpc\/grpc-js\)/);
