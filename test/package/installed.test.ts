@@ -354,7 +354,7 @@ describe('the server side from the installed package', () => {
       app7,
     );
     assert.equal(grpcMissing.code, 0, grpcMissing.out);
-    assert.equal(grpcMissing.stdout.trim(), 'MESHLET_ERR_INVALID_ARG mesh.grpc: @grpc/grpc-js is not installed; install it next to meshlet (npm install @grpc/grpc-js)');
+    assert.equal(grpcMissing.stdout.trim(), 'MESHLET_ERR_INVALID_ARG mesh.grpc: @grpc/grpc-js is not installed; install it next to meshlet (npm install @grpc/grpc-js); in a bundled app, mark @grpc/grpc-js external (esbuild --external:@grpc/grpc-js) and ship it in node_modules, so the app and meshlet load the same copy');
   });
 
   it('without the OpenTelemetry SDK installed: meshlet/telemetry imports, meshletMetricProducer works, startTelemetry() rejects naming every missing package', () => {

@@ -27,7 +27,7 @@ import type { Dispatch } from '../../core/layer.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';
 import type { MeshCallContext } from './call.ts';
 import { MeshChannel, targetAuthority } from './channel.ts';
-import { grpcJs } from './grpc-js.ts';
+import { GRPC_BUNDLE_HINT, grpcJs } from './grpc-js.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 
 /** What `mesh.grpc` needs from its mesh. */
@@ -176,6 +176,8 @@ export class MeshGrpc {
     if (server === null || typeof server !== 'object' || typeof (server as { createConnectionInjector?: unknown }).createConnectionInjector !== 'function') {
       throw new InvalidArgumentError('mesh.grpc.bind(server, address): server must be a grpc-js Server (grpc-js 1.14 or later, which has createConnectionInjector)');
     }
+    // grpc-js checks `instanceof ServerCredentials`: a Server of another copy (an app that bundled grpc-js) would fail there, unexplained.
+    if (!(server instanceof grpcJs().Server)) throw new InvalidArgumentError(`mesh.grpc.bind(server, ${JSON.stringify(address)}): server is a grpc-js Server of another copy of @grpc/grpc-js than the one meshlet loads; ${GRPC_BUNDLE_HINT}`);
     if (this.#o.closed()) throw new InvalidArgumentError(`mesh.grpc.bind(server, ${JSON.stringify(address)}): the mesh is closed`);
     // grpc-js keeps a shut-down server's state in its `shutdown` field (1.14); its bindAsync refuses such a server too.
     if ((server as unknown as { shutdown?: unknown }).shutdown === true) throw new InvalidArgumentError(`mesh.grpc.bind(server, ${JSON.stringify(address)}): the server is shut down (tryShutdown / forceShutdown); make a new grpc.Server`);
