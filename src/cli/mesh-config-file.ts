@@ -8,9 +8,32 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
+import { localityLbSettingProblems } from '../config/validate/load-balancer.ts';
+import { resolveProxyHeaders } from '../core/proxy-headers.ts';
 import { applyMeshConfig } from '../mesh-config-option.ts';
 import type { MeshOptions } from '../mesh-options.ts';
+import { checkAccessLogOptions } from '../telemetry/access-log/config.ts';
 import { UsageError } from './args.ts';
+
+/** What createMesh would refuse in the settings a MeshConfig gives (its own option checks), as messages without the `createMesh: ` prefix. */
+function problemsOf(o: MeshOptions): string[] {
+  const problems: string[] = [];
+  if (o.localityLbSetting !== undefined) problems.push(...localityLbSettingProblems(o.localityLbSetting));
+  try {
+    resolveProxyHeaders(o.proxyHeaders);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  problems.push(...checkAccessLogOptions(o.telemetry?.accessLog));
+  const names = new Set<string>();
+  (o.extensionProviders ?? []).forEach((p, i) => {
+    const name = (p as { name?: unknown } | null)?.name;
+    if (typeof name !== 'string' || name === '') problems.push(`extensionProviders[${i}]: \`name\` must be a non-empty string`);
+    else if (names.has(name)) problems.push(`extensionProviders[${i}]: provider name ${JSON.stringify(name)} is used twice`);
+    else names.add(name);
+  });
+  return problems.map((p) => p.replace(/^createMesh: /, ''));
+}
 
 /** The MeshConfig's text and the mesh options it gives (only the settings it sets). */
 export interface MeshConfigFile {
@@ -19,7 +42,7 @@ export interface MeshConfigFile {
 }
 
 /** Reads and checks `file`; undefined without the flag. A missing file or a bad setting is a usage mistake naming the file. */
-export async function readMeshConfigFile(command: string, file: string | undefined): Promise<MeshConfigFile | undefined> {
+export async function readMeshConfigFile(command: string, file: string | undefined, notes = true): Promise<MeshConfigFile | undefined> {
   if (file === undefined) return undefined;
   let text: string;
   try {
@@ -27,11 +50,17 @@ export async function readMeshConfigFile(command: string, file: string | undefin
   } catch (err) {
     throw new UsageError(`meshlet ${command}: --mesh-config ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }
+  let options: MeshOptions;
+  // What the MeshConfig sets that meshlet does not apply, or narrows visibility, is said as a mesh says it.
+  const note = (m: string): void => void (notes && process.stderr.write(`meshlet ${command}: --mesh-config ${file}: ${m.replace(/^createMesh: (meshConfig: )?/, '')}\n`));
   try {
-    return { text, options: applyMeshConfig({ service: command, config: [], meshConfig: text }, () => {}) };
+    options = applyMeshConfig({ service: command, config: [], meshConfig: text }, note, note);
   } catch (err) {
     throw new UsageError(`meshlet ${command}: --mesh-config ${file}: ${(err as Error).message.replace(/^createMesh: /, '')}`);
   }
+  const problems = problemsOf(options);
+  if (problems.length > 0) throw new UsageError(`meshlet ${command}: --mesh-config ${file}: ${problems.join('; ')}`);
+  return { text, options };
 }
 
 /** The names of the MeshConfig's `extensionProviders`, undefined when it lists none. */

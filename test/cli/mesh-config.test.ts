@@ -102,3 +102,25 @@ describe('meshlet explain --mesh-config', () => {
     assert.match(r.stderr, /meshlet routes: --mesh-config .*bad\.yaml: `meshConfig\.outboundTrafficPolicy\.mode` must be one of ALLOW_ANY, REGISTRY_ONLY, got "SOMETIMES"/);
   });
 });
+
+describe('--mesh-config checks what createMesh checks', () => {
+  it("refuses an invalid localityLbSetting in routes, explain and explain --inbound alike (exit 2, naming the file)", () => {
+    const bad = file('bad-locality.yaml', 'localityLbSetting:\n  distribute: [{from: us-east/*, to: {us-west/*: 150}}]\n');
+    for (const args of [
+      ['routes', CONFIG, '--service', 'client'],
+      ['explain', CONFIG, '--service', 'client', 'http://api.internal:8080/'],
+      ['explain', CONFIG, '--service', 'httpbin', '-n', 'foo', '--inbound', '/'],
+    ]) {
+      const r = meshlet([...args.slice(0, 2), '--mesh-config', bad, ...args.slice(2)]);
+      assert.equal(r.code, 2, `${args[0]} ${args.includes('--inbound') ? '--inbound' : ''}: ${r.stderr}`);
+      assert.match(r.stderr, /--mesh-config .*bad-locality\.yaml: localityLbSetting\.distribute\[0\]\.to\["us-west\/\*"\]: must be <= 100/);
+    }
+  });
+
+  it('says which MeshConfig settings meshlet does not apply, on stderr', () => {
+    const other = file('other.yaml', 'defaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n');
+    const r = meshlet(['routes', CONFIG, '--service', 'client', '--mesh-config', other]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /meshlet routes: --mesh-config .*other\.yaml: meshConfig settings meshlet has no option for \(not applied\): defaultConfig\.discoveryAddress/);
+  });
+});

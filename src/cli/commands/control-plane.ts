@@ -21,7 +21,7 @@ import { readMeshConfigFile } from '../mesh-config-file.ts';
 
 /** `--mesh-config <file>`: the control plane's settings in Istio's MeshConfig (the istio ConfigMap or its data.mesh); none without the flag. */
 async function controlPlaneMeshConfig(file: string | undefined): Promise<{ rootNamespace?: string | undefined; trustDomain?: string | undefined }> {
-  const o = (await readMeshConfigFile('control-plane', file))?.options;
+  const o = (await readMeshConfigFile('control-plane', file, false))?.options;
   return o === undefined ? {} : { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain };
 }
 
