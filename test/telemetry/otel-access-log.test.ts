@@ -216,3 +216,14 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
     }
   });
 });
+
+describe('envoyOtelAls providers createMesh refuses, naming the field', () => {
+  for (const [p, why] of [
+    [{ service: 'otel.observability.svc.cluster.local:4317', port: 4317 }, /extensionProviders\[0\] \(otel\)\.envoyOtelAls: invalid service .*the port goes in `port`/],
+    [{ service: 'otel', port: 4317, logFormat: { labels: { code: '%RESPONSE_COD%' } } }, /extensionProviders\[0\] \(otel\)\.envoyOtelAls: logFormat\.labels\.code: .*RESPONSE_COD/],
+  ] as const) {
+    test(JSON.stringify(p), async () => {
+      await assert.rejects(createMesh({ service: 'reviews', logger: { warn: () => undefined }, extensionProviders: [{ name: 'otel', envoyOtelAls: p as never }], config: [] }), why);
+    });
+  }
+});
