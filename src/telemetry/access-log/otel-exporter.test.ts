@@ -27,7 +27,12 @@ function fakeClient() {
         cancelled: false,
       };
       calls.push(c);
-      return { cancel: () => ((c.cancelled = true), callback(new Error('cancelled'))) };
+      return {
+        cancel: () => {
+          c.cancelled = true;
+          callback(new Error('cancelled'));
+        },
+      };
     },
   };
   return { calls, client };
