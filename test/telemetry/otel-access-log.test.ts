@@ -17,6 +17,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
 import { capture, T0, telemetry, until } from '../helpers/access-log.ts';
+import type { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { sdk } from '../helpers/metric-reader.ts';
 import { type Collector, startCollector } from '../helpers/otel-collector.ts';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
 
@@ -38,7 +40,7 @@ interface Setup {
   log: ReturnType<typeof capture>;
 }
 
-async function meshWith(collector: Collector, up: Upstream, spec: Record<string, unknown>, envoyOtelAls: Record<string, unknown> = {}): Promise<Setup> {
+async function meshWith(collector: Collector, up: Upstream, spec: Record<string, unknown>, envoyOtelAls: Record<string, unknown> = {}, meterProvider?: MeterProvider): Promise<Setup> {
   const clock = new ManualClock(T0);
   const log = capture();
   const mesh = await createMesh({
@@ -47,6 +49,7 @@ async function meshWith(collector: Collector, up: Upstream, spec: Record<string,
     clock,
     logger: log.logger,
     extensionProviders: [{ name: 'otel', envoyOtelAls: { service: OTEL_HOST, port: 4317, ...envoyOtelAls } }],
+    ...(meterProvider === undefined ? {} : { telemetry: { ownMetrics: { meterProvider } } }),
     config: [se('otel-collector', 'observability', OTEL_HOST, 4317, 'GRPC', collector.port), se('ratings', 'default', RATINGS, 9080, 'HTTP', up.port), telemetry('otel', spec)] as never,
   });
   return { mesh, clock, log };
@@ -165,7 +168,8 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
   test('the collector down: requests are unaffected; the batch is dropped, counted and warned once', async () => {
     collector.exports.length = 0;
     collector.mode = 'error';
-    const s = await meshWith(collector, up, { accessLogging: [{ providers: [{ name: 'otel' }] }] });
+    const m = sdk();
+    const s = await meshWith(collector, up, { accessLogging: [{ providers: [{ name: 'otel' }] }] }, {}, m.provider);
     try {
       for (let i = 0; i < 3; i++) assert.equal(await get(s.mesh, `/${i}`), 200);
       s.clock.advance(1000);
@@ -173,6 +177,7 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
       assert.equal(await get(s.mesh, '/after'), 200);
       s.clock.advance(1000);
       await until(() => s.mesh.diagnostics().otelAccessLogs['otel']?.dropped === 4, 'the second failed batch');
+      assert.equal(await m.value('meshlet_access_log_dropped_total', { provider: 'otel', reason: 'export-failed' }), 4);
       assert.equal(s.log.warnings.length, 1, s.log.warnings.join('\n'));
       assert.match(s.log.warnings[0] as string, /access log "otel": export to opentelemetry-collector\.observability\.svc\.cluster\.local:4317 failed: .*collector down.*; its 3 record\(s\) are dropped \(requests are not affected\)/);
       collector.mode = 'ok';
@@ -184,6 +189,35 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
     } finally {
       collector.mode = 'ok';
       await s.mesh.close();
+    }
+  });
+
+  test('the Export call is routed by the mesh: a VirtualService for the collector host sends it to another service', async () => {
+    collector.exports.length = 0;
+    const clock = new ManualClock(T0);
+    const log = capture();
+    const mesh = await createMesh({
+      service: 'reviews',
+      namespace: 'default',
+      clock,
+      logger: log.logger,
+      extensionProviders: [{ name: 'otel', envoyOtelAls: { service: 'observability/' + OTEL_HOST, port: 4317, logFormat: { text: '%REQ(:PATH)%' } } }],
+      config: [
+        // The collector's own endpoint is a port nothing listens on; the route sends the calls to otel-v2.
+        se('otel-collector', 'observability', OTEL_HOST, 4317, 'GRPC', 1),
+        se('otel-v2', 'observability', 'otel-v2.observability.svc.cluster.local', 4317, 'GRPC', collector.port),
+        { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'otel', namespace: 'observability' }, spec: { hosts: [OTEL_HOST], http: [{ route: [{ destination: { host: 'otel-v2.observability.svc.cluster.local', port: { number: 4317 } } }] }] } },
+        se('ratings', 'default', RATINGS, 9080, 'HTTP', up.port),
+        telemetry('otel', { accessLogging: [{ providers: [{ name: 'otel' }] }] }),
+      ] as never,
+    });
+    try {
+      assert.equal(await get(mesh, '/routed'), 200);
+      clock.advance(1000);
+      await until(() => collector.records().length === 1, 'the record at otel-v2');
+      assert.deepEqual(collector.bodies(), ['/routed']);
+    } finally {
+      await mesh.close();
     }
   });
 
