@@ -201,7 +201,7 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
       namespace: 'default',
       clock,
       logger: log.logger,
-      extensionProviders: [{ name: 'otel', envoyOtelAls: { service: 'observability/' + OTEL_HOST, port: 4317, logFormat: { text: '%REQ(:PATH)%' } } }],
+      extensionProviders: [{ name: 'otel', envoyOtelAls: { service: `observability/${OTEL_HOST}`, port: 4317, logFormat: { text: '%REQ(:PATH)%' } } }],
       config: [
         // The collector's own endpoint is a port nothing listens on; the route sends the calls to otel-v2.
         se('otel-collector', 'observability', OTEL_HOST, 4317, 'GRPC', 1),
