@@ -158,4 +158,13 @@ describe('OtelLogExporter', () => {
     assert.equal(calls[0]?.cancelled, true);
     assert.equal(ex.stats.dropped, 1);
   });
+
+  test('close with no grace time cancels the exports in flight at once (no timer on the clock)', async () => {
+    const { clock, calls, ex } = setup();
+    ex.log(rec('a'));
+    clock.advance(1000);
+    await ex.close(0);
+    assert.equal(calls[0]?.cancelled, true);
+    assert.deepEqual(ex.stats, { written: 1, dropped: 1, exported: 0 });
+  });
 });

@@ -187,6 +187,11 @@ export class OtelLogExporter {
       this.#bytes = 0;
     }
     if (this.#inFlight.size === 0) return;
+    if (graceMs <= 0) {
+      this.#abort.abort();
+      await Promise.allSettled([...this.#inFlight]);
+      return;
+    }
     let timer: Timer | undefined;
     const expired = new Promise<void>((resolve) => {
       timer = this.#o.clock.setTimer(resolve, graceMs, true);
