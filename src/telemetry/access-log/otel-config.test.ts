@@ -35,6 +35,16 @@ describe("istiod's OpenTelemetry access log config", () => {
       ['z', '%REQ(:PATH)%'],
     ]);
   });
+  it('TestBuildOpenTelemetryAccessLogConfig "with attrs": protocol and a CEL host, attributes host then protocol', () => {
+    const r = resolveOtelLog({ service: 'otel-collector.monitoring.svc.cluster.local', port: 55680, logFormat: { labels: { protocol: '%PROTOCOL%', host: '%CEL(request.host)%' } } });
+    assert.equal(r.text, ISTIO_TEXT_FORMAT);
+    assert.deepEqual(r.labels, [
+      ['host', '%CEL(request.host)%'],
+      ['protocol', '%PROTOCOL%'],
+    ]);
+    assert.equal(otelTarget(r), 'otel-collector.monitoring.svc.cluster.local:55680');
+    assert.deepEqual(checkEnvoyOtelAls({ service: r.service, port: r.port, logFormat: { labels: { protocol: '%PROTOCOL%', host: '%CEL(request.host)%' } } }), []);
+  });
   it('the collector target: namespace/ dropped, IPv6 bracketed', () => {
     assert.equal(otelTarget({ service: 'observability/otel.observability.svc.cluster.local', port: 4317 }), 'otel.observability.svc.cluster.local:4317');
     assert.equal(otelTarget({ service: '::1', port: 4317 }), '[::1]:4317');
