@@ -46,7 +46,10 @@ export interface AccessLogDroppedMessage {
 /** The channel {@link AccessLogDroppedMessage}s are published on. */
 export const accessLogDropped = channel('meshlet:access-log:dropped');
 
-/** What one exporter counts (Envoy's `access_logs.open_telemetry_access_log.logs_written` / `logs_dropped`). */
+/**
+ * What one `envoyOtelAls` access log counted (Envoy's `access_logs.open_telemetry_access_log.logs_written` / `logs_dropped`).
+ * @category Telemetry
+ */
 export interface OtelExportStats {
   /** Records taken into a batch. */
   readonly written: number;
