@@ -1,7 +1,8 @@
 /**
  * A mesh's access logs: Envoy-format lines for the calls the app makes (`meshlet:call:end`,
  * the client side) and the requests its servers answer (`meshlet:inbound:end`, the server
- * side), as the Telemetry resources and MeshConfig settings say (`config.ts`). It subscribes to
+ * side), as the Telemetry resources and MeshConfig settings say (`config.ts`); `envoyOtelAls`
+ * providers' records go to their collectors (`otel-exporter.ts`). It subscribes to
  * the observation channels only while a side has a log to write, so a mesh without access logs
  * costs nothing; it handles only its own mesh's messages.
  *

@@ -13,7 +13,8 @@
  *   parent used).
  * - Provider `envoy` (built in, `/dev/stdout`) without its own `logFormat` formats as MeshConfig
  *   says (encoding and format); other `envoyFileAccessLog` providers use their `logFormat`
- *   (`text`, or `labels` for JSON; none is Istio's default text format).
+ *   (`text`, or `labels` for JSON; none is Istio's default text format); `envoyOtelAls`
+ *   providers are logs for OpenTelemetry collectors (`otel-config.ts`).
  *
  * @module
  */
