@@ -81,7 +81,7 @@ describe('OtelLogExporter', () => {
     assert.ok(DEFAULT_BUFFER_BYTES === 16384);
   });
 
-  test('exports in flight at the bound: the batch fills up, then records are dropped (buffer-full), never blocking', () => {
+  test('exports in flight at the bound: the batch fills up, then records are dropped (buffer-full), never blocking', async () => {
     const { calls, dropped, ex } = setup();
     const big = 'x'.repeat(DEFAULT_BUFFER_BYTES);
     for (let i = 0; i < MAX_EXPORTS_IN_FLIGHT; i++) ex.log(rec(big));
@@ -96,6 +96,11 @@ describe('OtelLogExporter', () => {
       [1, 'buffer-full'],
     ]);
     assert.deepEqual(ex.stats, { written: MAX_EXPORTS_IN_FLIGHT + 1, dropped: 2, exported: 0 });
+    // A call ends: the full batch goes out then, not at the next interval.
+    calls[0]?.answer();
+    await tick();
+    assert.equal(calls.length, MAX_EXPORTS_IN_FLIGHT + 1);
+    assert.equal(calls[MAX_EXPORTS_IN_FLIGHT]?.bodies.length, 1);
   });
 
   test('a failed export drops its records (export-failed) and warns once until exports succeed again', async () => {

@@ -140,7 +140,11 @@ export class OtelLogExporter {
     this.#bytes = 0;
     this.#timer?.clear();
     this.#timer = undefined;
-    const p = this.#export(records).finally(() => this.#inFlight.delete(p));
+    const p = this.#export(records).finally(() => {
+      this.#inFlight.delete(p);
+      // A batch the bound held back goes out as soon as a call ends, not at the next interval.
+      if (!this.#closed && this.#bytes >= this.#maxBytes) this.flush();
+    });
     this.#inFlight.add(p);
   }
 
