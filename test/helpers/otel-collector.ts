@@ -51,7 +51,8 @@ export interface Collector {
   close(): void;
 }
 
-export async function startCollector(): Promise<Collector> {
+/** Starts the stand-in, bound on 127.0.0.1:0 by grpc-js, or by `bind` (e.g. a mesh's `mesh.grpc.bind`). */
+export async function startCollector(bind?: (server: grpc.Server) => Promise<number>): Promise<Collector> {
   const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { opentelemetry: { proto: { collector: { logs: { v1: { LogsService: { service: grpc.ServiceDefinition } } } } } } };
   const exports: DecodedExport[] = [];
@@ -82,7 +83,7 @@ export async function startCollector(): Promise<Collector> {
       cb(null, {});
     },
   });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  const port = bind !== undefined ? await bind(server) : await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   (c as { port: number }).port = port;
   return c;
 }
