@@ -162,11 +162,13 @@ export class AccessLogger {
     let exporter = this.#exporters.get(key);
     if (exporter === undefined) {
       const onDropped = this.#o.onOtelDropped;
+      // One grpc-js client per collector, made at the first export (as the rate limit client keeps one per service).
+      let grpcClient: UnaryRequester | undefined;
       exporter = new OtelLogExporter({
         provider,
         target,
         clock: this.#o.clock,
-        client: () => client(target),
+        client: () => (grpcClient ??= client(target)),
         warn: (m) => this.#o.logger.warn(m),
         onDropped: onDropped === undefined ? undefined : (n, reason) => onDropped(provider, n, reason),
       });
