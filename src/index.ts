@@ -17,6 +17,8 @@ export type { DnsAnswer, DnsOptions, DnsResolve } from './outbound/dns-target.ts
 export type { IdentityOption, MeshConfigInput, MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent, TelemetryOptions, WatchStateEvent } from './mesh-options.ts';
 export type { MetricsOptions } from './telemetry/metrics/options.ts';
 export type { AccessLogOptions, EnvoyFileAccessLogProvider } from './telemetry/access-log/config.ts';
+export type { EnvoyOtelAlsProvider } from './telemetry/access-log/otel-config.ts';
+export type { OtelExportStats } from './telemetry/access-log/otel-exporter.ts';
 export type { TracingOptions } from './telemetry/tracing/config.ts';
 export type { PropagationFormat } from './telemetry/tracing/propagation.ts';
 export type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';

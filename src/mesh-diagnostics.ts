@@ -1,8 +1,8 @@
 /**
  * {@link Mesh.diagnostics}: what a mesh's data plane holds right now, as plain data — the config
  * in use, mirrored-request counters, the server side's phases, TLS counts and pools, every
- * cluster calls have used with its endpoints (in flight, ejected and until when), and the
- * workload certificate. A copy: reading it changes nothing.
+ * cluster calls have used with its endpoints (in flight, ejected and until when), the
+ * workload certificate, and what the OpenTelemetry access logs exported and dropped. A copy: reading it changes nothing.
  *
  * @module
  */
@@ -16,7 +16,7 @@ import type { CredentialHolder } from './security/identity/credentials.ts';
  * The diagnostics of a mesh's parts; `identitySource`: what fills its certificate (undefined:
  * nothing), `config`: the version and origin of the config in use.
  */
-export function meshDiagnostics(o: Outbound, servers: MeshServers, credentials: CredentialHolder, identitySource: NonNullable<MeshDiagnostics['identity']>['source'] | undefined, config: { readonly version: string; readonly source: ConfigOrigin | 'file' }): MeshDiagnostics {
+export function meshDiagnostics(o: Outbound, servers: MeshServers, credentials: CredentialHolder, identitySource: NonNullable<MeshDiagnostics['identity']>['source'] | undefined, config: { readonly version: string; readonly source: ConfigOrigin | 'file' }, otelAccessLogs: MeshDiagnostics['otelAccessLogs'] = {}): MeshDiagnostics {
   const now = o.clock.now();
   const clusters = [...o.clusters.values()].map((cs) => ({
     name: cs.name,
@@ -38,6 +38,7 @@ export function meshDiagnostics(o: Outbound, servers: MeshServers, credentials: 
     inboundTls: servers.tlsCounts,
     inboundPools: servers.poolCounters,
     clusters,
+    otelAccessLogs,
     ...(identity === undefined ? {} : { identity }),
   };
 }

@@ -20,6 +20,7 @@ import type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts
 import type { ConfigError, MeshletError } from './core/errors.ts';
 import type { MetricsOptions } from './telemetry/metrics/options.ts';
 import type { AccessLogOptions } from './telemetry/access-log/config.ts';
+import type { OtelExportStats } from './telemetry/access-log/otel-exporter.ts';
 import type { TracingOptions } from './telemetry/tracing/config.ts';
 import { optionNames } from './core/option-names.ts';
 import type { ProxyHeadersOptions } from './core/proxy-headers.ts';
@@ -327,10 +328,9 @@ export interface MeshDiagnostics {
   /** The server side's connection pools (inbound circuit breaking, docs/server.md): requests in flight and waiting, overflows and limits per inbound port, for the ports and protocols requests have used while a limit applied. */
   readonly inboundPools: readonly InboundPoolCounters[];
   /** The clusters calls (or mirrors, or explain) have used, with their endpoints. */
-  readonly clusters: readonly {
-    readonly name: string;
-    readonly endpoints: readonly { readonly endpoint: string; readonly active: number; readonly ejected: boolean; readonly ejectedForMs: number }[];
-  }[];
+  readonly clusters: readonly { readonly name: string; readonly endpoints: readonly { readonly endpoint: string; readonly active: number; readonly ejected: boolean; readonly ejectedForMs: number }[] }[];
+  /** `envoyOtelAls` access logs, by provider: records batched (`written`), `dropped` (Envoy's `logs_written`, `logs_dropped`), and taken by the collector (`exported`). */
+  readonly otelAccessLogs: Readonly<Record<string, OtelExportStats>>;
   /** This workload's certificate in use: its SPIFFE ID, expiry (epoch ms) and where it came from. Absent without one. */
   readonly identity?: { readonly spiffeId: string; readonly notAfter: number; readonly source: 'files' | 'dev-ca' | 'control-plane' };
 }

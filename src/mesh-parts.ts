@@ -25,6 +25,7 @@ import { MeshTelemetry } from './mesh-telemetry.ts';
 import { grpcJs } from './adapters/grpc/grpc-js.ts';
 import { resolveProxyHeaders } from './core/proxy-headers.ts';
 import type { UnaryCaller } from './security/authz/ext-authz-grpc.ts';
+import type { UnaryRequester } from './core/unary-call.ts';
 
 /** @internal A mesh's data plane. */
 export interface MeshParts {
@@ -72,6 +73,19 @@ function rateLimitServiceClient(channel: MeshPartsHooks['grpcChannel'], clock: C
     const g = grpcJs();
     return new g.Client(target, g.credentials.createInsecure(), { channelOverride: channel(target, { [SIDE_CALL_OPTION]: 1 }) }) as unknown as RlsCaller;
   }, clock);
+}
+
+/**
+ * The client `envoyOtelAls` access logs export to their collectors with: like the rate limit
+ * service's, a grpc-js client on the mesh's channel whose calls are the mesh's own (not logged,
+ * counted, traced or limited), as Envoy's logger calls its collector's cluster directly.
+ */
+function otelLogClient(channel: MeshPartsHooks['grpcChannel']): ((target: string) => UnaryRequester) | undefined {
+  if (channel === undefined) return undefined;
+  return (target) => {
+    const g = grpcJs();
+    return new g.Client(target, g.credentials.createInsecure(), { channelOverride: channel(target, { [SIDE_CALL_OPTION]: 1 }) }) as unknown as UnaryRequester;
+  };
 }
 
 /** @internal Builds and wires a mesh's data plane for its first snapshot. */
@@ -157,6 +171,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
       transport: transport,
       config: hooks.config,
       inboundTls: () => servers.tlsCounts,
+      otelClient: otelLogClient(hooks.grpcChannel),
       outlierClusters: () => [...outbound.clusters.values()].filter((cs) => cs.detector !== undefined).map((cs) => ({ name: cs.name, ejected: cs.hostSet.hosts.filter((h) => h.ejected).map((h) => h.endpoint.key) })),
     },
     snapshot.resources,

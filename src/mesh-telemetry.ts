@@ -17,6 +17,8 @@ import type { ClusterState } from './outbound/cluster-state.ts';
 import type { HostState } from './routing/balancer/host.ts';
 import type { CredentialHolder } from './security/identity/credentials.ts';
 import { AccessLogger } from './telemetry/access-log/access-logger.ts';
+import { type AccessLogDroppedMessage, accessLogDropped, type OtelExportStats } from './telemetry/access-log/otel-exporter.ts';
+import type { UnaryRequester } from './core/unary-call.ts';
 import { MeshMetrics } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import { metricsConfigFor } from './telemetry/metrics/config.ts';
 import { IstioMetrics } from './telemetry/metrics/istio-metrics.ts';
@@ -36,6 +38,8 @@ export interface MeshTelemetryContext {
   inboundTls(): InboundTlsCounts;
   /** The clusters with outlier detection and their ejected endpoints. */
   outlierClusters(): readonly { readonly name: string; readonly ejected: readonly string[] }[];
+  /** The client `envoyOtelAls` access logs export with (the mesh's own gRPC calls). */
+  readonly otelClient?: ((target: string) => UnaryRequester) | undefined;
 }
 
 /** The mesh's telemetry subscribers. */
@@ -54,7 +58,19 @@ export class MeshTelemetry {
     this.#c = c;
     const o = c.options;
     const log = c.logger;
-    this.#accessLog = new AccessLogger({ workload: c.identity, rootNamespace: o.rootNamespace ?? 'istio-system', clock: c.clock, logger: log, providers: o.extensionProviders ?? [], options: o.telemetry?.accessLog ?? {} });
+    this.#accessLog = new AccessLogger({
+      workload: c.identity,
+      rootNamespace: o.rootNamespace ?? 'istio-system',
+      clock: c.clock,
+      logger: log,
+      providers: o.extensionProviders ?? [],
+      options: o.telemetry?.accessLog ?? {},
+      otelClient: c.otelClient,
+      onOtelDropped: (provider, count, reason) => {
+        const ch = accessLogDropped;
+        if (ch.hasSubscribers) ch.publish({ workload: c.identity, provider, count, reason } satisfies AccessLogDroppedMessage);
+      },
+    });
     this.#accessLog.install(resources);
     this.#ownMetrics = this.#startOwnMetrics();
     this.#tracing = new MeshTracing(
@@ -153,6 +169,16 @@ export class MeshTelemetry {
     this.#metrics?.configure(this.#metricsConfig(resources));
     this.#accessLog.install(resources);
     this.#tracing.install(resources);
+  }
+
+  /** The access logs' exporters to OpenTelemetry collectors send what they hold, for at most `graceMs`. */
+  closeExports(graceMs: number): Promise<void> {
+    return this.#accessLog.closeExports(graceMs);
+  }
+
+  /** What each `envoyOtelAls` access log exported and dropped, by provider. */
+  get otelAccessLogStats(): Readonly<Record<string, OtelExportStats>> {
+    return this.#accessLog.otelStats;
   }
 
   /** Stops every subscriber (after the calls in flight ended, so they are counted and logged). */

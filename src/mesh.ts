@@ -271,7 +271,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   diagnostics(): MeshDiagnostics {
     const source = this.#identitySource?.kind ?? (this.#source === undefined ? undefined : 'control-plane');
-    return meshDiagnostics(this.#outbound, this.#servers, this.#credentials, source, { version: this.configVersion, source: this.configSource });
+    return meshDiagnostics(this.#outbound, this.#servers, this.#credentials, source, { version: this.configVersion, source: this.configSource }, this.#telemetry.otelAccessLogStats);
   }
 
   /**
@@ -372,9 +372,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * GOAWAY), deregisters (then waits `drainMs`, still accepting, if there were registrations),
    * stops watching files or the control plane, drains the servers the mesh made (requests in flight finish, for at most
    * `closeTimeoutMs`; their outbound calls still go out, as a sidecar keeps its outbound side up
-   * while the app drains), then refuses new outbound calls (HTTP: `MESHLET_ERR_INVALID_ARG`, gRPC:
-   * UNAVAILABLE) and closes every connection pool; outbound calls in flight finish first, for at
-   * most `closeTimeoutMs` (then they are cancelled).
+   * while the app drains), sends access-log records to collectors, then refuses new outbound calls (HTTP: `MESHLET_ERR_INVALID_ARG`,
+   * gRPC: UNAVAILABLE) and closes every connection pool; outbound calls in flight finish first, for at most `closeTimeoutMs` (then cancelled).
    */
   close(): Promise<void> {
     const grace = this.#o.closeTimeoutMs ?? 5000;
@@ -387,6 +386,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       () => this.#identitySource?.close(),
       () => this.#files.close(),
       () => [this.#grpc?.close(), this.#servers.close()],
+      () => this.#telemetry.closeExports(grace),
       () => {
         this.#refusing = true;
         this.dispatcher.refuseNewCalls();

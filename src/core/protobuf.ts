@@ -37,6 +37,15 @@ export class ProtoWriter {
     this.#varint(n);
   }
 
+  /** A fixed64 field (an OTLP timestamp in nanoseconds); 0 is left out, as proto3 does. */
+  fixed64(field: number, n: bigint): void {
+    if (n === 0n) return;
+    this.#varint((field << 3) | 1);
+    const b = Buffer.allocUnsafe(8);
+    b.writeBigUInt64LE(BigInt.asUintN(64, n));
+    for (const x of b) this.#scratch.push(x);
+  }
+
   /** A length-delimited field, written even when empty (a oneof member). */
   bytes(field: number, b: Uint8Array): void {
     this.#varint((field << 3) | 2);

@@ -14,6 +14,7 @@
  */
 import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
 import { checkEnvoyFileAccessLog, type EnvoyFileAccessLogProvider } from '../telemetry/access-log/config.ts';
+import { checkEnvoyOtelAls, type EnvoyOtelAlsProvider } from '../telemetry/access-log/otel-config.ts';
 import type { Dispatcher } from 'undici';
 import { ofKind, type AnyResource } from '../config/resource.ts';
 import type { Clock, Random } from '../core/clock.ts';
@@ -36,7 +37,7 @@ import { suggest } from '../core/did-you-mean.ts';
 /**
  * A MeshConfig `extensionProviders` entry, as written in Istio's mesh config: a name and one
  * provider. meshlet runs `envoyExtAuthzHttp` and `envoyExtAuthzGrpc` providers (AuthorizationPolicy `CUSTOM`) and
- * `envoyFileAccessLog` providers (Telemetry `accessLogging`; `envoy` is built in), and records
+ * `envoyFileAccessLog` and `envoyOtelAls` providers (Telemetry `accessLogging`; `envoy` is built in), and records
  * metrics for `prometheus` ones. Istio's other kinds (tracing and access-log services, `stackdriver`)
  * are accepted, so that Istio's MeshConfig (whose defaults hold `prometheus` and `stackdriver`)
  * can be given as it is, and not run (`logger.info` says so).
@@ -55,15 +56,15 @@ export interface ExtensionProvider {
   readonly opencensus?: object | undefined;
   readonly skywalking?: object | undefined;
   readonly opentelemetry?: object | undefined;
-  readonly envoyOtelAls?: object | undefined;
+  readonly envoyOtelAls?: EnvoyOtelAlsProvider | undefined;
   readonly envoyHttpAls?: object | undefined;
   readonly envoyTcpAls?: object | undefined;
 }
 
 /** The kinds meshlet runs (or reads: `prometheus`, by the metrics). */
-const RUN_KINDS = ['envoyExtAuthzHttp', 'envoyExtAuthzGrpc', 'envoyFileAccessLog', 'prometheus'];
+const RUN_KINDS = ['envoyExtAuthzHttp', 'envoyExtAuthzGrpc', 'envoyFileAccessLog', 'envoyOtelAls', 'prometheus'];
 /** Istio's other provider kinds (MeshConfig `ExtensionProvider.provider`): accepted, not run. */
-const OTHER_KINDS = ['stackdriver', 'zipkin', 'lightstep', 'datadog', 'opencensus', 'skywalking', 'opentelemetry', 'envoyOtelAls', 'envoyHttpAls', 'envoyTcpAls'];
+const OTHER_KINDS = ['stackdriver', 'zipkin', 'lightstep', 'datadog', 'opencensus', 'skywalking', 'opentelemetry', 'envoyHttpAls', 'envoyTcpAls'];
 
 /** The one kind of provider `p` (Istio's `provider` is a oneof); throws for none, several or an unknown one. */
 function kindOf(p: ExtensionProvider, where: string): string {
@@ -71,7 +72,7 @@ function kindOf(p: ExtensionProvider, where: string): string {
   const known = [...RUN_KINDS, ...OTHER_KINDS];
   if (kinds.length === 1 && known.includes(kinds[0] as string)) return kinds[0] as string;
   const unknown = kinds.find((k) => !known.includes(k));
-  if (unknown !== undefined) throw new InvalidArgumentError(`${where} (${p.name}): unknown provider kind "${unknown}"${suggest(unknown, known)}; meshlet runs envoyExtAuthzHttp, envoyExtAuthzGrpc and envoyFileAccessLog providers`);
+  if (unknown !== undefined) throw new InvalidArgumentError(`${where} (${p.name}): unknown provider kind "${unknown}"${suggest(unknown, known)}; meshlet runs envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog and envoyOtelAls providers`);
   throw new InvalidArgumentError(`${where} (${p.name}): a provider has exactly one kind (envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog, …), got ${kinds.length === 0 ? 'none' : kinds.join(', ')}`);
 }
 
@@ -170,6 +171,12 @@ export function buildProviders(list: readonly ExtensionProvider[] | undefined, o
       return;
     }
     if (kind === 'prometheus') return; // Read by the metrics (Telemetry metrics providers).
+    if (kind === 'envoyOtelAls') {
+      // An OpenTelemetry access-log collector (the access logger exports to it); not an authorizer.
+      const problems = checkEnvoyOtelAls(p.envoyOtelAls);
+      if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyOtelAls: ${problems.join('; ')}`);
+      return;
+    }
     if (kind === 'envoyExtAuthzGrpc') {
       const grpcConfig = p.envoyExtAuthzGrpc as EnvoyExtAuthzGrpcConfig;
       const problems = checkEnvoyExtAuthzGrpc(grpcConfig);

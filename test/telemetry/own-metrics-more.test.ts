@@ -194,6 +194,8 @@ describe("meshlet's own metrics (continued)", () => {
       'meshlet_outlier_ejected_endpoints',
       'meshlet_pool_overflows_total',
       'meshlet_mirror_dropped_total',
+      // Asserted in test/telemetry/otel-access-log.test.ts.
+      'meshlet_access_log_dropped_total',
       'meshlet_authz_decisions_total',
       'meshlet_authz_dry_run_decisions_total',
       'meshlet_inbound_tls_requests_total',

@@ -1,7 +1,8 @@
 /**
  * A mesh's access logs: Envoy-format lines for the calls the app makes (`meshlet:call:end`,
  * the client side) and the requests its servers answer (`meshlet:inbound:end`, the server
- * side), as the Telemetry resources and MeshConfig settings say (`config.ts`). It subscribes to
+ * side), as the Telemetry resources and MeshConfig settings say (`config.ts`); `envoyOtelAls`
+ * providers' records go to their collectors (`otel-exporter.ts`). It subscribes to
  * the observation channels only while a side has a log to write, so a mesh without access logs
  * costs nothing; it handles only its own mesh's messages.
  *
@@ -17,6 +18,11 @@ import { selectTelemetry } from '../select.ts';
 import { type AccessLogOptions, type AccessLogProviderConfig, type ResolvedLog, resolveAccessLogs } from './config.ts';
 import { compileJsonFormat, compileTextFormat, type JsonFormatter, type TextFormatter } from './format.ts';
 import { type AccessLogLogger, type EntryWriter, Writers } from './writers.ts';
+import type { UnaryRequester } from '../../core/unary-call.ts';
+import { compileSubstitution } from './format.ts';
+import { OtelLogExporter, type OtelExportStats } from './otel-exporter.ts';
+import { encodeLogRecord } from './otlp-wire.ts';
+import { otelTarget, type ResolvedOtelLog } from './otel-config.ts';
 
 /** What an {@link AccessLogger} needs from its mesh. */
 export interface AccessLoggerOptions {
@@ -30,6 +36,13 @@ export interface AccessLoggerOptions {
   readonly providers: readonly AccessLogProviderConfig[];
   /** MeshConfig access-log settings. */
   readonly options: AccessLogOptions;
+  /**
+   * The grpc-js client `envoyOtelAls` records are exported with to `host:port` (the mesh's own
+   * calls, through the mesh); undefined: those providers log nothing (a warning says so).
+   */
+  readonly otelClient?: ((target: string) => UnaryRequester) | undefined;
+  /** Records an `envoyOtelAls` provider dropped (meshlet's own metrics count them). */
+  readonly onOtelDropped?: ((provider: string, count: number, reason: 'buffer-full' | 'export-failed') => void) | undefined;
 }
 
 interface CompiledLog {
@@ -38,7 +51,11 @@ interface CompiledLog {
   readonly text: TextFormatter | undefined;
   readonly json: JsonFormatter | undefined;
   readonly writer: EntryWriter;
+  /** An `envoyOtelAls` log: makes the record and hands it to the exporter (instead of `writer`). */
+  readonly otel?: ((r: RequestRecord) => void) | undefined;
 }
+
+const NO_WRITER: EntryWriter = { write: () => undefined };
 
 /** Writes one mesh's access logs. */
 export class AccessLogger {
@@ -53,6 +70,8 @@ export class AccessLogger {
   #starts = new WeakMap<object, CallStartMessage>();
   #subscribedClient = false;
   #subscribedServer = false;
+  /** One exporter per `envoyOtelAls` provider and collector, kept across configs. */
+  readonly #exporters = new Map<string, OtelLogExporter>();
 
   constructor(o: AccessLoggerOptions) {
     this.#o = o;
@@ -100,6 +119,11 @@ export class AccessLogger {
         this.#warn(`access log "${log.provider}": filter ${(e as Error).message}; nothing is logged by this provider`);
         continue;
       }
+      if (log.otel !== undefined) {
+        const otel = this.#otel(log.provider, log.otel);
+        if (otel !== undefined) out.push({ provider: log.provider, filter, text: undefined, json: undefined, writer: NO_WRITER, otel });
+        continue;
+      }
       try {
         if (log.format.kind === 'text') text = compileTextFormat(log.format.text, log.omitEmptyValues);
         else json = compileJsonFormat(log.format.labels, log.omitEmptyValues);
@@ -110,6 +134,64 @@ export class AccessLogger {
       out.push({ provider: log.provider, filter, text, json, writer: this.#writers.for(log.path) });
     }
     return out;
+  }
+
+  /**
+   * What an `envoyOtelAls` log does with a record: Envoy's `AccessLog::emitLog` — the body and
+   * each attribute formatted as strings (a missing value is `-`), the request's start time —
+   * handed to the provider's exporter. Undefined when a format does not parse or there is no
+   * gRPC client (warned).
+   */
+  #otel(provider: string, o: ResolvedOtelLog): ((r: RequestRecord) => void) | undefined {
+    const client = this.#o.otelClient;
+    if (client === undefined) {
+      this.#warn(`access log "${provider}" (envoyOtelAls): the mesh has no gRPC client to export with; nothing is logged by this provider`);
+      return undefined;
+    }
+    let body: TextFormatter;
+    let attributes: (readonly [string, TextFormatter])[];
+    try {
+      body = compileSubstitution(o.text, false);
+      attributes = o.labels.map(([k, v]) => [k, compileSubstitution(v, false)] as const);
+    } catch (e) {
+      this.#warn(`access log "${provider}": invalid format: ${(e as Error).message}; nothing is logged by this provider`);
+      return undefined;
+    }
+    const target = otelTarget(o);
+    const key = `${provider}\0${target}`;
+    let exporter = this.#exporters.get(key);
+    if (exporter === undefined) {
+      const onDropped = this.#o.onOtelDropped;
+      // One grpc-js client per collector, made at the first export (as the rate limit client keeps one per service).
+      let grpcClient: UnaryRequester | undefined;
+      exporter = new OtelLogExporter({
+        provider,
+        target,
+        clock: this.#o.clock,
+        client: () => (grpcClient ??= client(target)),
+        warn: (m) => this.#o.logger.warn(m),
+        onDropped: onDropped === undefined ? undefined : (n, reason) => onDropped(provider, n, reason),
+      });
+      this.#exporters.set(key, exporter);
+    }
+    const ex = exporter;
+    return (r) => ex.log(encodeLogRecord({ startTimeMs: r.startTimeMs, body: body(r), attributes: attributes.map(([k, f]) => [k, f(r)] as const) }));
+  }
+
+  /** What each `envoyOtelAls` provider's exporter counted, by provider name. */
+  get otelStats(): Readonly<Record<string, OtelExportStats>> {
+    const out: Record<string, OtelExportStats> = {};
+    for (const [key, ex] of this.#exporters) out[key.slice(0, key.indexOf('\0'))] = ex.stats;
+    return out;
+  }
+
+  /**
+   * Sends what the `envoyOtelAls` providers hold and waits for their exports, for at most
+   * `graceMs`; records logged later are dropped (counted). The mesh calls it while its own calls
+   * still go out, before it closes its connection pools.
+   */
+  async closeExports(graceMs: number): Promise<void> {
+    await Promise.all([...this.#exporters.values()].map((e) => e.close(graceMs)));
   }
 
   readonly #onCallStart = (m: unknown): void => {
@@ -143,7 +225,8 @@ export class AccessLogger {
           view ??= new AttributeView(record);
           if (!log.filter.test(view)) continue;
         }
-        log.writer.write(log.text !== undefined ? log.text(record) : (log.json as JsonFormatter)(record));
+        if (log.otel !== undefined) log.otel(record);
+        else log.writer.write(log.text !== undefined ? log.text(record) : (log.json as JsonFormatter)(record));
       } catch (err) {
         this.#warn(`access log "${log.provider}" failed: ${(err as Error).message}`);
       }
@@ -171,11 +254,11 @@ export class AccessLogger {
     }
   }
 
-  /** Stops writing and closes the files. */
+  /** Stops writing and closes the files (and the exporters, with no more time to send). */
   async close(): Promise<void> {
     this.#client = [];
     this.#server = [];
     this.#subscribe();
-    await this.#writers.close();
+    await Promise.all([this.#writers.close(), this.closeExports(0)]);
   }
 }

@@ -13,13 +13,15 @@
  *   parent used).
  * - Provider `envoy` (built in, `/dev/stdout`) without its own `logFormat` formats as MeshConfig
  *   says (encoding and format); other `envoyFileAccessLog` providers use their `logFormat`
- *   (`text`, or `labels` for JSON; none is Istio's default text format).
+ *   (`text`, or `labels` for JSON; none is Istio's default text format); `envoyOtelAls`
+ *   providers are logs for OpenTelemetry collectors (`otel-config.ts`).
  *
  * @module
  */
 import type { TelemetryAccessLogging, WorkloadMode } from '../../config/types/telemetry.ts';
 import type { AppliedTelemetry } from '../select.ts';
 import { compileJsonFormat, compileTextFormat, FormatError } from './format.ts';
+import { type EnvoyOtelAlsProvider, type ResolvedOtelLog, resolveOtelLog } from './otel-config.ts';
 import { optionNames } from '../../core/option-names.ts';
 
 /**
@@ -40,6 +42,7 @@ export interface AccessLogProviderConfig {
   readonly name: string;
   /** Other provider kinds (ext-authz, tracing, metrics, gRPC log services) are not access logs meshlet writes. */
   readonly envoyFileAccessLog?: EnvoyFileAccessLogProvider;
+  readonly envoyOtelAls?: EnvoyOtelAlsProvider | undefined;
 }
 
 /**
@@ -92,6 +95,8 @@ export interface ResolvedLog {
   readonly format: { readonly kind: 'text'; readonly text: string } | { readonly kind: 'json'; readonly labels: Readonly<Record<string, unknown>> | undefined };
   readonly omitEmptyValues: boolean;
   readonly filter: string | undefined;
+  /** Set for an `envoyOtelAls` provider: records go to its collector, not to `path`. */
+  readonly otel?: ResolvedOtelLog | undefined;
 }
 
 function matchMode(e: TelemetryAccessLogging, mode: WorkloadMode): boolean {
@@ -192,8 +197,16 @@ export function resolveAccessLogs(
         continue;
       }
       const file = p.envoyFileAccessLog;
+      if (p.envoyOtelAls !== undefined) {
+        usable++;
+        if (!spec.disabled) {
+          const otel = resolveOtelLog(p.envoyOtelAls);
+          logs.push({ provider: p.name, path: '', format: { kind: 'text', text: otel.text }, omitEmptyValues: false, filter: spec.filter, otel });
+        }
+        continue;
+      }
       if (file === undefined) {
-        // Istio writes envoyHttpAls / envoyTcpAls / envoyOtelAls logs; meshlet does not. Other kinds are not access logs.
+        // Istio writes envoyHttpAls / envoyTcpAls logs; meshlet does not. Other kinds are not access logs.
         const kind = Object.keys(p).find((k) => k !== 'name') ?? 'unknown';
         if (/Als$/.test(kind)) {
           usable++;

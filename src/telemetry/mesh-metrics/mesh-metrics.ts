@@ -39,6 +39,7 @@ import {
   type WorkloadIdentity,
 } from '../../core/observe.ts';
 import { MESH_METRICS } from './names.ts';
+import { type AccessLogDroppedMessage, accessLogDropped } from '../access-log/otel-exporter.ts';
 import { optionNames } from '../../core/option-names.ts';
 
 /**
@@ -177,6 +178,7 @@ export class MeshMetrics {
     const ejections = counter('meshlet_outlier_ejections_total');
     const overflows = counter('meshlet_pool_overflows_total');
     const mirrorDropped = counter('meshlet_mirror_dropped_total');
+    const logsDropped = counter('meshlet_access_log_dropped_total');
     const authz = counter('meshlet_authz_decisions_total');
     const dryRun = counter('meshlet_authz_dry_run_decisions_total');
     const refused = counter('meshlet_inbound_connections_refused_total');
@@ -208,6 +210,9 @@ export class MeshMetrics {
     });
     this.#on(channels.mirrorDropped, (m: MirrorDroppedMessage) => {
       if (mine(m)) mirrorDropped.add(1, `${m.cluster ?? ''}|${m.reason}`, () => ({ cluster: m.cluster ?? '', reason: m.reason }));
+    });
+    this.#on(accessLogDropped, (m: AccessLogDroppedMessage) => {
+      if (mine(m)) logsDropped.add(m.count, `${m.provider}|${m.reason}`, () => ({ provider: m.provider, reason: m.reason }));
     });
     this.#on(channels.authzDecision, (m: ObservedAuthzDecision) => {
       if (!mine(m)) return;

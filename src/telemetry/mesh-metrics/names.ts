@@ -98,6 +98,13 @@ export const MESH_METRICS = {
     help: 'Mirrored copies not sent, by mirror cluster and reason (max-in-flight, body-too-large).',
     labels: ['cluster', 'reason'],
   },
+  meshlet_access_log_dropped_total: {
+    kind: 'counter',
+    unit: '{record}',
+    help: 'Access-log records an envoyOtelAls provider did not deliver, by provider and reason (buffer-full: the batch was full while exports were in flight; export-failed: the collector did not take the batch).',
+    labels: ['provider', 'reason'],
+    envoy: 'access_logs.open_telemetry_access_log.logs_dropped',
+  },
   meshlet_authz_decisions_total: {
     kind: 'counter',
     unit: '{request}',

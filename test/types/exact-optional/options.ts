@@ -54,7 +54,10 @@ const everything: MeshOptions = {
   trustDomainAliases: undefined,
   enableAutoMtls: undefined,
   identity: undefined,
-  extensionProviders: [{ name: 'authz', envoyExtAuthzHttp: { service: 'authz.foo.svc.cluster.local', port: 8000, timeout: undefined, pathPrefix: undefined } }],
+  extensionProviders: [
+    { name: 'authz', envoyExtAuthzHttp: { service: 'authz.foo.svc.cluster.local', port: 8000, timeout: undefined, pathPrefix: undefined } },
+    { name: 'otel', envoyOtelAls: { service: 'otel.observability.svc.cluster.local', port: 4317, logName: undefined, logFormat: { text: undefined, labels: undefined } } },
+  ],
   numTrustedProxies: num('TRUSTED_PROXIES'),
   proxyHeaders: { forwardedClientCert: undefined, setCurrentClientCertDetails: { subject: undefined, uri: undefined, dns: undefined, cert: undefined, chain: undefined }, requestId: { disabled: undefined }, attemptCount: undefined, envoyDebugHeaders: undefined },
   jwt: { tokenCacheSize: undefined, maxTokenChars: undefined, jwksCacheDurationMs: undefined, dispatcher: undefined },
