@@ -234,7 +234,7 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
   request.meshlet = x.info;
   (raw as { meshlet?: unknown }).meshlet = x.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
-  applyAdmittedHeaders(raw, x.request, absolute || ob?.added === true, ob?.changed);
+  applyAdmittedHeaders(raw, x.request, absolute || (!x.request.headersChanged && ob?.added === true), ob?.changed);
   if (x.request.path !== x.normalizedPath) {
     // A phase took a parameter out of the query (a consumed access_token): the app sees it gone,
     // from the URL, the query Fastify parsed, and the target as received (request.originalUrl).

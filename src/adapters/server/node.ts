@@ -172,7 +172,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   }
   req.meshlet = j.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
-  applyAdmittedHeaders(req, j.request, hostChanged || ob?.added === true, ob?.changed);
+  applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true), ob?.changed);
   if (j.responseHeaders !== undefined) addOnHead(res, j.responseHeaders);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };
