@@ -2,7 +2,7 @@
  * Inbound, in one process and without the kernel: meshlet's own CPU per request in front of
  * node:http, Express and Fastify.
  *
- *   node_modules/.bin/node bench/inbound/inproc.ts [--telemetry] [--rounds N] [--requests N] [--repeat N] [--framework F]… [--compare DIR]
+ *   node_modules/.bin/node bench/inbound/inproc.ts [--telemetry] [--rounds N] [--requests N] [--repeat N] [--framework F]… [--compare DIR | --base DIR]
  *
  * bench/inbound/run.ts measures whole server processes over loopback TCP, so its CPU per request
  * includes the kernel's side of every response (the `writev(2)` that also runs the loopback
@@ -12,7 +12,10 @@
  * fed HTTP/1.1 bytes through in-memory sockets (Node's own parser, `ServerResponse`, the
  * framework, meshlet; no syscalls), in interleaved slices (raw, mesh, mesh, raw, …); CPU is
  * `process.cpuUsage()` around each slice. "added" is the median over rounds of each round's
- * meshlet − raw µs/request: the JavaScript meshlet adds, without the kernel's share.
+ * meshlet − raw µs/request: the JavaScript meshlet adds, without the kernel's share. Bytes
+ * allocated on the JS heap per request (the heap's growth over a slice plus what its GCs freed,
+ * as bench/grpc/inproc.ts counts them) are nearly deterministic: a step of some tens of bytes is
+ * real when the CPU figures' spread hides it.
  *
  * Same policy set as run.ts: one RequestAuthentication (inline JWKS, RS256), one
  * AuthorizationPolicy with three rules, a valid token on every request (the verified-token
@@ -25,7 +28,8 @@
  * that against whichever comes second; an even `--repeat` balances the two orders. `--compare
  * DIR` also runs the children against another checkout's `src/` (a `git worktree` of the base
  * commit with its own node_modules link), interleaved with this one's (A B A B …, each pair in
- * the same order), and prints B − A.
+ * the same order), and prints B − A; `--base DIR` is the same option under the name
+ * bench/grpc/inproc.ts uses.
  */
 import { fork } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,6 +38,7 @@ import { join, resolve } from 'node:path';
 import { Duplex } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
 import { writeBenchPolicies } from './policies.ts';
 
 const { values: a } = parseArgs({
@@ -45,6 +50,7 @@ const { values: a } = parseArgs({
     repeat: { type: 'string' },
     framework: { type: 'string', multiple: true },
     compare: { type: 'string' },
+    base: { type: 'string' },
   },
 });
 
@@ -65,24 +71,27 @@ async function parent(): Promise<void> {
   const frameworks = (a.framework ?? [...FRAMEWORKS]) as Framework[];
   for (const f of frameworks) if (!(FRAMEWORKS as readonly string[]).includes(f)) throw new Error(`--framework ${f}: one of ${FRAMEWORKS.join(', ')}`);
   const modes: Mode[] = a.telemetry === true ? ['mesh', 'mesh-otel'] : ['mesh'];
-  const trees = a.compare === undefined ? [HERE] : [resolve(a.compare), HERE];
+  const base = a.compare ?? a.base;
+  const trees = base === undefined ? [HERE] : [resolve(base), HERE];
   const dir = await writeConfig();
   try {
     console.log(`Inbound in one process, no kernel: ${rounds} rounds × 4 slices × ${requests} requests × ${CONNECTIONS} connections per server, ${repeat} processes per variant${trees.length > 1 ? `; A = ${trees[0]}, B = ${trees[1]}` : ''}`);
-    console.log('CPU µs/request (process.cpuUsage); added = meshlet − raw, median of rounds, then median of processes\n');
-    console.log(`| server | mode |${trees.length > 1 ? ' tree |' : ''} raw | with meshlet | added | added per process |`);
-    console.log(`|---|---|${trees.length > 1 ? '---|' : ''}---:|---:|---:|---|`);
+    console.log('CPU µs/request (process.cpuUsage); added = meshlet − raw, median of rounds, then median of processes; B/request: bytes allocated on the JS heap\n');
+    console.log(`| server | mode |${trees.length > 1 ? ' tree |' : ''} raw | with meshlet | added | added per process | raw B | meshlet B | added B |`);
+    console.log(`|---|---|${trees.length > 1 ? '---|' : ''}---:|---:|---:|---|---:|---:|---:|`);
     for (const framework of frameworks) {
       for (const mode of modes) {
         const got: Result[][] = trees.map(() => []);
         for (let i = 0; i < repeat; i++) for (const [t, tree] of trees.entries()) (got[t] as Result[]).push(await runChild({ tree, framework, mode, dir, rounds, requests, meshFirst: i % 2 === 1 }));
         for (const [t, rs] of got.entries()) {
           const label = trees.length > 1 ? ` ${t === 0 ? 'A' : 'B'} |` : '';
-          console.log(`| ${framework} | ${mode} |${label} ${median(rs.map((r) => r.raw)).toFixed(2)} | ${median(rs.map((r) => r.mesh)).toFixed(2)} | +${median(rs.map((r) => r.added)).toFixed(2)} | ${rs.map((r) => r.added.toFixed(2)).join(', ')} |`);
+          const bytes = (f: (r: Result) => number) => median(rs.map(f)).toFixed(0);
+          console.log(`| ${framework} | ${mode} |${label} ${median(rs.map((r) => r.raw)).toFixed(2)} | ${median(rs.map((r) => r.mesh)).toFixed(2)} | +${median(rs.map((r) => r.added)).toFixed(2)} | ${rs.map((r) => r.added.toFixed(2)).join(', ')} | ${bytes((r) => r.rawBytes)} | ${bytes((r) => r.meshBytes)} | ${bytes((r) => r.meshBytes - r.rawBytes)} |`);
         }
         if (trees.length > 1) {
           const d = (got[1] as Result[]).map((r, i) => r.added - ((got[0] as Result[])[i] as Result).added);
-          console.log(`| ${framework} | ${mode} | B − A | | | ${median(d) >= 0 ? '+' : ''}${median(d).toFixed(2)} | ${d.map((x) => x.toFixed(2)).join(', ')} |`);
+          const db = (got[1] as Result[]).map((r, i) => r.meshBytes - r.rawBytes - (((got[0] as Result[])[i] as Result).meshBytes - ((got[0] as Result[])[i] as Result).rawBytes));
+          console.log(`| ${framework} | ${mode} | B − A | | | ${median(d) >= 0 ? '+' : ''}${median(d).toFixed(2)} | ${d.map((x) => x.toFixed(2)).join(', ')} | | | ${median(db) >= 0 ? '+' : ''}${median(db).toFixed(0)} |`);
         }
       }
     }
@@ -95,6 +104,9 @@ interface Result {
   readonly raw: number;
   readonly mesh: number;
   readonly added: number;
+  /** Bytes allocated per request (median of rounds). */
+  readonly rawBytes: number;
+  readonly meshBytes: number;
 }
 
 function runChild(args: ChildArgs): Promise<Result> {
@@ -241,22 +253,40 @@ async function child(c: ChildArgs): Promise<void> {
   };
   const perRaw: number[] = [];
   const perMesh: number[] = [];
+  const bytesRaw: number[] = [];
+  const bytesMesh: number[] = [];
   for (let r = 0; r < c.rounds; r++) {
     let tRaw = 0;
     let tMesh = 0;
+    let bRaw = 0;
+    let bMesh = 0;
     for (let s = 0; s < 4; s++) {
       for (const which of s % 2 === 0 ? [raw, meshed] : [meshed, raw]) {
+        const gc = new v8.GCProfiler();
+        const h0 = v8.getHeapStatistics().used_heap_size;
+        gc.start();
         const t0 = cpu();
         await drive(which, c.requests);
-        if (which === raw) tRaw += cpu() - t0;
-        else tMesh += cpu() - t0;
+        const t = cpu() - t0;
+        const h1 = v8.getHeapStatistics().used_heap_size;
+        let freed = 0;
+        for (const g of gc.stop()?.statistics ?? []) freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
+        if (which === raw) {
+          tRaw += t;
+          bRaw += h1 - h0 + freed;
+        } else {
+          tMesh += t;
+          bMesh += h1 - h0 + freed;
+        }
       }
     }
     const count = 4 * c.requests * CONNECTIONS;
     perRaw.push(tRaw / count);
     perMesh.push(tMesh / count);
+    bytesRaw.push(bRaw / count);
+    bytesMesh.push(bMesh / count);
   }
-  const result: Result = { raw: median(perRaw), mesh: median(perMesh), added: median(perMesh.map((m, i) => m - (perRaw[i] as number))) };
+  const result: Result = { raw: median(perRaw), mesh: median(perMesh), added: median(perMesh.map((m, i) => m - (perRaw[i] as number))), rawBytes: median(bytesRaw), meshBytes: median(bytesMesh) };
   process.send?.(result);
   await mesh.close();
   process.exit(0);

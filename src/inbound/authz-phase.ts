@@ -66,6 +66,11 @@ function apply(req: InboundRequest, r: AuthzResult, workload: WorkloadIdentity |
   return undefined;
 }
 
+/** {@link apply} once the verdict is in (a function of its own: a closure in the caller, even one never made, would make V8 allocate what it captures on every call). */
+function applyLater(req: InboundRequest, r: Promise<AuthzResult>, workload: WorkloadIdentity | undefined): Promise<PhaseResult> {
+  return r.then((v) => apply(req, v, workload));
+}
+
 /** What the ext-authz phase does with the CUSTOM stage's answer. */
 function afterCustom(req: InboundRequest, c: AuthzResult | CustomOutcome | undefined, workload: WorkloadIdentity | undefined): PhaseResult {
   if (c === undefined) return undefined;
@@ -118,7 +123,7 @@ export function authorizationPhase(source: EngineSource, workload?: WorkloadIden
       if (engine === undefined) return undefined;
       if (customRunsBefore) return apply(req, engine.local(req, req.customAuthz as CustomOutcome | undefined), workload, true);
       const r = engine.evaluate(req);
-      return r instanceof Promise ? r.then((v) => apply(req, v, workload)) : apply(req, r, workload);
+      return r instanceof Promise ? applyLater(req, r, workload) : apply(req, r, workload);
     },
   };
 }

@@ -284,12 +284,7 @@ export class InboundGuard {
     };
     const a = this.#pipeline.admit(req);
     if (!(a instanceof Promise)) return verdict(req, a, grpc, path);
-    const p = a.then((x) => verdict(req, x, grpc, path));
-    // The adapter finds the request view of a pending judgement here: to release its slot (the
-    // connection-pool phase) and to cancel what is pending for it (an external authorizer's check)
-    // if its caller goes away first.
-    PENDING.set(p, req);
-    return p;
+    return pendingVerdict(a, req, grpc, path);
   }
 }
 
@@ -319,6 +314,19 @@ function forwardClientCert(headers: Headers, mode: ProxyHeaders['forwardedClient
 
 /** The request views of judgements still to come. */
 const PENDING = new WeakMap<Promise<Judgement>, InboundRequest>();
+
+/**
+ * The judgement of a request whose admission waits. A function of its own: its closure inside
+ * judge() would make V8 allocate judge()'s captured variables on every request, synchronous ones too.
+ */
+function pendingVerdict(a: Promise<Admission>, req: InboundRequest, grpc: boolean, path: string): Promise<Judgement> {
+  const p = a.then((x) => verdict(req, x, grpc, path));
+  // The adapter finds the request view of a pending judgement here: to release its slot (the
+  // connection-pool phase) and to cancel what is pending for it (an external authorizer's check)
+  // if its caller goes away first.
+  PENDING.set(p, req);
+  return p;
+}
 
 /**
  * The request view a pending judgement is about, so that an adapter can release its slot (or

@@ -271,15 +271,22 @@ export class InboundPipeline {
       } catch (err) {
         return { admitted: false, denial: failedClosed(p.name, err) };
       }
-      if (r instanceof Promise) {
-        return r.then(
-          (res) => (res === undefined ? this.#from(req, i + 1) : { admitted: false as const, denial: res }),
-          (err: unknown) => ({ admitted: false as const, denial: failedClosed(p.name, err) }),
-        );
-      }
+      if (r instanceof Promise) return this.#after(r, req, i, p.name);
       if (r !== undefined) return { admitted: false, denial: r };
     }
     return { admitted: true, context: contextOf(req) };
+  }
+
+  /**
+   * The phases after phase `i` (named `name`), once its promise settles. A method of its own: a
+   * closure in #from, even one never made, would make V8 allocate #from's captured variables
+   * (the loop's `i` and `p` each turn) on every request, synchronous ones too.
+   */
+  #after(r: Promise<PhaseResult>, req: InboundRequest, i: number, name: PhaseName): Promise<Admission> {
+    return r.then(
+      (res) => (res === undefined ? this.#from(req, i + 1) : { admitted: false as const, denial: res }),
+      (err: unknown) => ({ admitted: false as const, denial: failedClosed(name, err) }),
+    );
   }
 }
 

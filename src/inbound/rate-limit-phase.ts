@@ -146,6 +146,11 @@ function current(e: ConnectionLimiter, config: LocalRateLimitSettings, clock: Cl
   return e.limiter;
 }
 
+/** {@link verdict} once a global filter's rate limit service answered (a function of its own: a closure in the caller, even one never made, would make V8 allocate what it captures on every call). */
+function verdictLater(req: InboundRequest, r: Promise<{ readonly refusal: RateLimitRefusal | undefined; readonly notes: RunNotes }>): Promise<PhaseResult> {
+  return r.then((v) => verdict(req, v.refusal, v.notes));
+}
+
 /** A run's verdict for the request: its denial, or undefined with the request's changes and response headers noted. */
 function verdict(req: InboundRequest, refusal: RateLimitRefusal | undefined, notes: RunNotes): PhaseResult {
   if (notes.headersChanged) req.headersChanged = true;
@@ -224,7 +229,7 @@ export class RateLimitPhase implements Phase {
     const notes = this.#notes;
     const r = this.#runner.run(filters, req, plan.site, notes, this.#connectionLimiter, req.signal);
     // A global filter asked its rate limit service: the verdict (and its notes) come with the answer.
-    if (r instanceof Promise) return r.then((v) => verdict(req, v.refusal, v.notes));
+    if (r instanceof Promise) return verdictLater(req, r);
     return verdict(req, r, notes);
   }
 

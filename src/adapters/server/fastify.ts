@@ -17,7 +17,7 @@ import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guar
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, addOnHead, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
-import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, isProbeRequest, notNormalized, releaseOnClose } from './node.ts';
+import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, isProbeRequest, notNormalized, releaseOnClose, releaseOnEnd } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
@@ -189,6 +189,15 @@ function refuse(reply: FastifyReplyLike, ob: InboundObservation | undefined, d: 
   deny(reply, d, grpc);
 }
 
+/**
+ * judgeFastify inside what the subscribers wrapped around the request. The judgement's closures
+ * are made in functions of their own (here, judgeLater, releaseOnEnd): a closure in the hook or in
+ * judgeFastify, even one never made, would make V8 allocate their captured variables on every request.
+ */
+function judgeObserved(ob: InboundObservation, g: InboundGuard, request: FastifyRequestLike, reply: FastifyReplyLike, next: (err?: Error) => void, headers: Headers, authority: string, conn: ConnectionInfo, absolute: boolean, l: RouterLeniency): void {
+  ob.run(() => judgeFastify(g, request, reply, next, headers, authority, conn, absolute, ob, l));
+}
+
 /** Judges the request (functions with arguments, not closures per request: the hook runs for every request). */
 function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: FastifyReplyLike, next: (err?: Error) => void, headers: Headers, authority: string, conn: ConnectionInfo, absolute: boolean, ob: InboundObservation | undefined, l: RouterLeniency): void {
   let j: Judgement | Promise<Judgement>;
@@ -199,23 +208,28 @@ function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: Fasti
     return;
   }
   if (j instanceof Promise) {
-    releaseOnClose(request.raw, reply.raw, j, g.pooled);
-    j.then(
-      (x) => {
-        if (handedToNobody(request.raw, reply.raw, x)) {
-          // Nobody to answer: no made-up 503 goes through the reply (its onSend hooks, its log).
-          reply.hijack();
-          return;
-        }
-        proceedFastify(request, reply, next, x, absolute, ob, l);
-      },
-      (err: unknown) => refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type'])),
-    );
+    judgeLater(j, g, request, reply, next, headers, absolute, ob, l);
     return;
   }
   const slot = j.serve ? j.request.slot : undefined;
-  if (slot !== undefined) reply.raw.once('close', () => slot.release());
+  if (slot !== undefined) releaseOnEnd(reply.raw, slot);
   proceedFastify(request, reply, next, j, absolute, ob, l);
+}
+
+/** A judgement that waits (see judgeObserved on why this is a function of its own). */
+function judgeLater(j: Promise<Judgement>, g: InboundGuard, request: FastifyRequestLike, reply: FastifyReplyLike, next: (err?: Error) => void, headers: Headers, absolute: boolean, ob: InboundObservation | undefined, l: RouterLeniency): void {
+  releaseOnClose(request.raw, reply.raw, j, g.pooled);
+  j.then(
+    (x) => {
+      if (handedToNobody(request.raw, reply.raw, x)) {
+        // Nobody to answer: no made-up 503 goes through the reply (its onSend hooks, its log).
+        reply.hijack();
+        return;
+      }
+      proceedFastify(request, reply, next, x, absolute, ob, l);
+    },
+    (err: unknown) => refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type'])),
+  );
 }
 
 /** Answers a denial, or hands the app the request (its `meshlet`, headers and URL as the phases left them) inside its context. */
@@ -234,7 +248,7 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
   request.meshlet = x.info;
   (raw as { meshlet?: unknown }).meshlet = x.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
-  applyAdmittedHeaders(raw, x.request, absolute || ob?.added === true, ob?.changed);
+  applyAdmittedHeaders(raw, x.request, absolute || (!x.request.headersChanged && ob?.added === true), ob?.changed);
   if (x.request.path !== x.normalizedPath) {
     // A phase took a parameter out of the query (a consumed access_token): the app sees it gone,
     // from the URL, the query Fastify parsed, and the target as received (request.originalUrl).
@@ -298,7 +312,7 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
       // An absolute-form Host, or the exchange taking the caller's metadata headers off the view: its names are listed then.
       const ob = observeInbound(g.observer, raw, reply.raw, headers, request.method, authority, request.url, conn, mx, abs === undefined && mx === undefined ? names : undefined);
       if (ob === undefined) judgeFastify(g, request, reply, next, headers, authority, conn, abs !== undefined, undefined, l);
-      else ob.run(() => judgeFastify(g, request, reply, next, headers, authority, conn, abs !== undefined, ob, l));
+      else judgeObserved(ob, g, request, reply, next, headers, authority, conn, abs !== undefined, l);
     });
     done();
   }) as FastifyPlugin;

@@ -172,7 +172,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   }
   req.meshlet = j.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
-  applyAdmittedHeaders(req, j.request, hostChanged || ob?.added === true, ob?.changed);
+  applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true), ob?.changed);
   if (j.responseHeaders !== undefined) addOnHead(res, j.responseHeaders);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };
@@ -232,11 +232,32 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   const mx = guard.peerExchange === undefined ? undefined : exchangePeerMetadata(guard.peerExchange, headers, req, res);
   // The exchange takes the caller's metadata headers off the view: its names are listed then.
   const ob = observeInbound(guard.observer, req, res, headers, method, authority, path, conn, mx, mx === undefined ? names : undefined);
-  if (ob === undefined) {
-    judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined, undefined);
-    return;
-  }
-  ob.run(() => judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined, ob));
+  if (ob === undefined) judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined, undefined);
+  else judgeObserved(ob, guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined);
+}
+
+/**
+ * judgeNode inside what the subscribers wrapped around the request. The closures of the
+ * judgement (here, in judgeLater and in releaseOnEnd) are made in functions of their own: a
+ * closure in serveNode or judgeNode, even one never made, would make V8 allocate their captured
+ * variables on every request.
+ */
+function judgeObserved(
+  ob: InboundObservation,
+  guard: InboundGuard,
+  req: MeshRequest,
+  res: ServerResponse,
+  next: () => void,
+  rewrite: boolean,
+  mounted: string | undefined,
+  headers: Headers,
+  method: string,
+  authority: string,
+  path: string,
+  conn: ConnectionInfo,
+  headersChanged: boolean,
+): void {
+  ob.run(() => judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, headersChanged, ob));
 }
 
 function judgeNode(
@@ -265,23 +286,33 @@ function judgeNode(
     return;
   }
   if (j instanceof Promise) {
-    releaseOnClose(req, res, j, guard.pooled);
-    j.then(
-      (x) => {
-        if (handedToNobody(req, res, x)) return;
-        proceed(req, res, x, next, rewrite, headersChanged, mounted, ob);
-      },
-      (err: unknown) => {
-        const d = internalError(err);
-        ob?.denied(d);
-        writeDenial(res, d, isGrpcContentType(headers['content-type']));
-      },
-    );
+    judgeLater(j, guard, req, res, next, rewrite, mounted, headers, headersChanged, ob);
     return;
   }
   const slot = j.serve ? j.request.slot : undefined;
-  if (slot !== undefined) res.once('close', () => slot.release());
+  if (slot !== undefined) releaseOnEnd(res, slot);
   proceed(req, res, j, next, rewrite, headersChanged, mounted, ob);
+}
+
+/** A judgement that waits (see judgeObserved on why this is a function of its own). */
+function judgeLater(j: Promise<Judgement>, guard: InboundGuard, req: MeshRequest, res: ServerResponse, next: () => void, rewrite: boolean, mounted: string | undefined, headers: Headers, headersChanged: boolean, ob: InboundObservation | undefined): void {
+  releaseOnClose(req, res, j, guard.pooled);
+  j.then(
+    (x) => {
+      if (handedToNobody(req, res, x)) return;
+      proceed(req, res, x, next, rewrite, headersChanged, mounted, ob);
+    },
+    (err: unknown) => {
+      const d = internalError(err);
+      ob?.denied(d);
+      writeDenial(res, d, isGrpcContentType(headers['content-type']));
+    },
+  );
+}
+
+/** The connection-pool slot of a request goes back when its response closes (ended, or its caller gone). */
+export function releaseOnEnd(res: ServerResponse, slot: { release(): void }): void {
+  res.once('close', () => slot.release());
 }
 
 /**
@@ -331,56 +362,6 @@ export function isProbeRequest(guard: InboundGuard, req: IncomingMessage, target
 
 export function first(v: string | string[] | undefined): string | undefined {
   return typeof v === 'string' ? v : v?.[0];
-}
-
-/** Express (4 and 5) middleware: `app.use(mesh.express())`, first. */
-export function expressMiddleware(guard: () => InboundGuard, hint?: (req: IncomingMessage) => void): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
-  return (req, res, next) => {
-    hint?.(req);
-    // Mounted under a path (app.use('/api', mesh.express()), a router's use): Express hands the
-    // middleware the rest of the path; the mesh judges the whole path, as a sidecar sees it.
-    const base = (req as { baseUrl?: string }).baseUrl;
-    const mounted = typeof base === 'string' && base !== '' && (req as MeshRequest).meshlet === undefined ? mountedTarget(base, req.url ?? '/', (req as { originalUrl?: string }).originalUrl) : undefined;
-    // An absolute-form target (`GET http://host/api/x`): Express's router took its scheme and
-    // authority (its "protohost") when it started and strips mount paths after that many
-    // characters, so the path the mesh hands on keeps them in front (the router's parseurl reads
-    // the same path); served as origin-form, every router mounted under a path would answer 404.
-    const url = req.url ?? '/';
-    const protohost = mounted === undefined && url.charCodeAt(0) !== 47 /* / */ ? protohostOf(url) : undefined;
-    // `next` itself (serveNode calls it with no argument), unless the protohost goes back in front.
-    serveNode(guard(), req, res, protohost === undefined ? (next as () => void) : () => keepProtohost(req, protohost, next), true, mounted);
-  };
-}
-
-/**
- * The whole target of a request Express handed a middleware mounted under `base`, from the rest
- * it left in `url`. Express adds a `/` when the mount path took the whole path (`/api` and
- * `/api?x=1` reach the middleware as `/` and `/?x=1`), and keeps an absolute-form target's scheme
- * and authority in front: the target is the one received (`originalUrl`), not `/api/`, which a
- * policy on `/api` would not match.
- */
-function mountedTarget(base: string, url: string, originalUrl: string | undefined): string {
-  // The scheme and authority Express kept in front (all that is left of `http://host/api`: no
-  // slash after the authority, which protohostOf — Express's own reading of a whole target — needs).
-  const protohost = url.charCodeAt(0) === 47 /* / */ ? undefined : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(url)?.[0];
-  if (protohost !== undefined) return base + url.slice(protohost.length);
-  if ((url === '/' || url.startsWith('/?')) && originalUrl === base + url.slice(1)) return originalUrl;
-  return base + url;
-}
-
-/** The scheme and authority of an absolute-form target, exactly as Express's router reads them (its getProtohost), or undefined for none. */
-function protohostOf(url: string): string | undefined {
-  const q = url.indexOf('?');
-  const fqdn = url.slice(0, q === -1 ? url.length : q).indexOf('://');
-  if (fqdn === -1) return undefined;
-  const p = url.substring(0, url.indexOf('/', 3 + fqdn));
-  return p === '' ? undefined : p;
-}
-
-function keepProtohost(req: IncomingMessage, protohost: string, next: (err?: unknown) => void): void {
-  const url = req.url ?? '/';
-  if (url.charCodeAt(0) === 47 /* / */) req.url = protohost + url;
-  next();
 }
 
 /** Wraps any `(req, res)` listener (node:http, Koa's `app.callback()`, Hono's node adapter, …). */

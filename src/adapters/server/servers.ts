@@ -23,7 +23,8 @@ import type { EffectivePeerAuthentication } from '../../security/peer-authentica
 import { type FastifyPlugin, type FastifyServerOptions, fastifyOptions, fastifyPlugin } from './fastify.ts';
 import { InboundTls } from './inbound-tls.ts';
 import { MeshHttpServer } from './mesh-server.ts';
-import { expressMiddleware, wrapListener } from './node.ts';
+import { expressMiddleware } from './express.ts';
+import { wrapListener } from './node.ts';
 import { protectServer, unguardedListenersHint } from './protect.ts';
 import { peerChecked, peerOfSocket, rememberPeer } from './peer.ts';
 

@@ -129,7 +129,7 @@ function admit(req: MeshRequest, socket: Duplex, j: Judgement, hostChanged: bool
     return;
   }
   req.meshlet = j.info;
-  applyAdmittedHeaders(req, j.request, hostChanged || ob?.added === true);
+  applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true));
   // The app's upgrade handler reads the path the mesh judged (a consumed access_token removed).
   req.url = j.request.path;
   enterContext(req as IncomingMessage, j, next);

@@ -373,3 +373,20 @@ it('a token that waits for its signature check is looked up once, then comes fro
     await rt.close();
   }
 });
+
+it('a cached token at the place it was found before gets the same success object; found at another of the rule’s places, its own (that place named and its header removed)', async () => {
+  const auth = compile({ p: { jwtRules: [{ issuer: ISS1, jwks: inlineJwks, fromHeaders: [{ name: 'x-a' }, { name: 'x-b' }] }] } });
+  const seen: JwtOutcome[] = [];
+  for (const name of ['x-a', 'x-a', 'x-b', 'x-a', 'x-a']) {
+    const got = await call(auth, { headers: { [name]: T1, 'x-other': 'kept' } });
+    check(got, { principal: `${ISS1}/sub-1` });
+    assert.ok(got.out.ok);
+    assert.equal(got.out.detail, `RequestAuthentication foo/p jwtRules[0]: verified (header ${name})`);
+    assert.equal(got.req.headers[name], undefined, `the token's header ${name} is removed`);
+    assert.equal(got.req.headers['x-other'], 'kept');
+    seen.push(got.out);
+  }
+  assert.notEqual(seen[2], seen[1], 'found at another place: another success');
+  assert.notEqual(seen[3], seen[2]);
+  assert.equal(seen[4], seen[3], 'the same success object for the same token at the same place as the request before');
+});

@@ -120,15 +120,17 @@ export class JwtAuthenticator {
     }
     // Synchronous (no generator, no promise) while every token settles from the cache; from the
     // first that must wait for keys or a signature, the rest runs in #resume.
-    const results: Failed[] = [];
+    // The rules' failures, listed from the first (a request that passes at its first rule lists none).
+    let results: Failed[] | undefined;
     for (let i = 0; i < this.rules.length; i++) {
       const rule = this.rules[i] as CompiledRule;
       const r = this.#checkRuleNow(rule, perRule[i] as readonly Located[]);
-      if (r instanceof Paused) return drive(this.#resume(req, perRule, i, r, results));
+      if (r instanceof Paused) return drive(this.#resume(req, perRule, i, r, results ?? []));
       if (r.ok) return this.#succeed(req, rule, r.verified);
+      results ??= [];
       results.push(r);
     }
-    return this.#conclude(req, results);
+    return this.#conclude(req, results ?? []);
   }
 
   /** The rules from `i` on, rule `i` continued where it paused. */
@@ -176,7 +178,13 @@ export class JwtAuthenticator {
       const r = this.#settle(rule, t.token);
       if (r instanceof Unsettled) return new Paused(0, [], r);
       if (!r.ok) return tokenFailed(rule, t, r);
-      return { ok: true, verified: [{ token: t.token, location: t.location, jwt: r.jwt, view: r.view }] };
+      // A cached token found where it was found before: the same result as then (its token the same text).
+      const again = r.view.found;
+      if (again !== undefined && again.location === t.location) return again.result;
+      const verified = [{ token: t.token, location: t.location, jwt: r.jwt, view: r.view }];
+      const result = { ok: true, verified } as const;
+      r.view.found = { location: t.location, result, verified, passed: undefined };
+      return result;
     }
     const verified: Verified[] = [];
     for (let i = tokens.length - 1; i >= 0; i--) {
@@ -290,6 +298,12 @@ export class JwtAuthenticator {
       req.headersChanged = true;
     }
     if (!rule.forwardOriginalToken) for (const v of verified) removeToken(req, v.location);
+    // The same token at the same place as before (the rule's shared result): the same success too.
+    const found = first.view.found;
+    if (found !== undefined && found.verified === verified) {
+      found.passed ??= new Passed(g, rule.name, verified);
+      return found.passed as Passed;
+    }
     return new Passed(g, rule.name, verified);
   }
 

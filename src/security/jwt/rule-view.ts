@@ -51,6 +51,12 @@ export interface RuleView {
   granted?: Granted;
   /** The token's success under this rule, once a key verified it (the same object for every request). */
   passed?: TokenResult;
+  /**
+   * The rule's result when this token alone was found, at `location` (where it was last found),
+   * and the authenticator's success for it (outcome.ts's `Passed`, typed here without importing
+   * it): made once, shared by the requests that carry the token there.
+   */
+  found?: { readonly location: TokenLocation; readonly result: RuleResult; readonly verified: readonly Verified[]; passed: object | undefined };
 }
 
 export type RuleResult = { readonly ok: true; readonly verified: readonly Verified[] } | Failed;
