@@ -193,6 +193,8 @@ export class Registrar {
       ...(o.weight === undefined ? {} : { weight: o.weight }),
       ...(o.network === undefined ? {} : { network: o.network }),
       ...(o.leaseMs === undefined ? {} : { leaseMs: o.leaseMs }),
+      // This client runs the group's probe (if any) and reports its health.
+      healthChecks: true,
       ...(this.#o.hasToken ? {} : { service: this.#o.service, namespace: this.#o.namespace, ...(this.#o.serviceAccount === undefined ? {} : { serviceAccount: this.#o.serviceAccount }) }),
     };
   }
