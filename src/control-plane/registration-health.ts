@@ -12,6 +12,7 @@
  */
 import type { ReadinessProbe } from '../config/types/networking.ts';
 import type { Clock } from '../core/clock.ts';
+import { probeHostCheck } from './probe-hosts.ts';
 import { proberOf } from './probers.ts';
 import { type HealthEvent, probeTiming, ReadinessChecker } from './readiness-checker.ts';
 
@@ -21,6 +22,8 @@ export interface RegistrationHealthOptions {
   readonly probe: ReadinessProbe;
   /** The workload's registered address: the probe's host unless it names one (pilot-agent's instance IP). */
   readonly host: string;
+  /** Hosts other than `host` and loopback the probe may reach (`mesh.register({ probeHosts })`). */
+  readonly probeHosts?: readonly string[] | undefined;
   /** Sends one report; rejects when the control plane did not take it. */
   readonly send: (e: HealthEvent) => Promise<void>;
   readonly logger: { warn(message: string): void };
@@ -41,7 +44,11 @@ export class RegistrationHealth {
 
   constructor(o: RegistrationHealthOptions) {
     this.#o = o;
-    const prober = proberOf(o.probe, o.host);
+    const check = probeHostCheck(o.host, o.probeHosts);
+    const target = o.probe.httpGet?.host || o.probe.tcpSocket?.host;
+    const refused = target === undefined || target === '' ? undefined : check(target);
+    if (refused !== undefined) o.logger.warn(`meshlet: registration ${o.describe()}: its WorkloadGroup's probe is not run: ${refused}; it stays out of service`);
+    const prober = proberOf(o.probe, o.host, check);
     this.#checker = prober === undefined ? undefined : new ReadinessChecker(o.clock, prober, probeTiming(o.probe), (e) => this.#transition(e));
     if (prober === undefined) o.logger.warn(`meshlet: registration ${o.describe()}: its WorkloadGroup's probe has no method meshlet runs (httpGet, tcpSocket or exec); it stays out of service until its Healthy condition is set`);
   }
@@ -64,7 +71,7 @@ export class RegistrationHealth {
   /** Stops probing and waits for a report in flight; nothing is sent after. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#checker?.stop();
+    await this.#checker?.stop();
     await this.#sending;
   }
 
