@@ -4,7 +4,8 @@
  * the template of the WorkloadGroup the body names, or of the group named like the service, see
  * workload-group.ts), `PUT <ns>/<name>/lease`
  * renews (404 once the record is gone, so the client registers again), `PUT <ns>/<name>/health`
- * sets the `Healthy` condition of a health-checked entry (its workload's probe changed state), `DELETE <ns>/<name>`
+ * sets the `Healthy` condition of a health-checked entry (its workload's probe changed state; 409
+ * for an entry without `proxy.istio.io/health-checks-enabled`), `DELETE <ns>/<name>`
  * deregisters, `GET` lists.
  *
  * A record belongs to the service that registered it: only that service replaces, renews or
@@ -18,6 +19,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkDocuments } from '../config/load-config.ts';
+import { HEALTH_CHECKS_ANNOTATION } from '../config/workloads.ts';
 import { fromObjects } from '../config/load.ts';
 import { DEFAULT_LEASE_MS, MAX_LEASE_MS, MIN_LEASE_MS, type RegisterResponse, type WireResource } from '../control-plane/protocol.ts';
 import { ControlPlaneError } from './errors.ts';
@@ -27,6 +29,9 @@ import { entryFromGroup, findGroup, healthCondition } from './workload-group.ts'
 
 /** Longest health message kept (a probe's error; the rest is cut). */
 const MAX_MESSAGE = 1024;
+
+/** Largest health report body (`{"healthy":false,"message":"…"}`; a longer one is 413). */
+const MAX_HEALTH_BODY = 8 * 1024;
 
 /** Longest Kubernetes object name (a DNS-1123 subdomain). */
 const MAX_NAME = 253;
@@ -99,6 +104,10 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
     throw new ControlPlaneError('FORBIDDEN', `labels.app is "${labels.app}" but the workload is service "${service}"`);
   }
   const ownPorts = portMap(body.ports);
+  if (body.healthChecks !== undefined && body.healthChecks !== null && typeof body.healthChecks !== 'boolean') {
+    throw new ControlPlaneError('INVALID', `healthChecks must be true or false, got ${JSON.stringify(body.healthChecks)}`);
+  }
+  const runsProbe = body.healthChecks === true;
   const named = str(body.group, 'group');
   const groupName = named ?? service;
   const group = findGroup(ctx.store.current().resources, namespace, groupName);
@@ -132,7 +141,7 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
     for (const f of ['locality', 'network', 'weight'] as const) if (own[f] !== undefined) spec[f] = own[f];
     metadata = { name: workloadName({ namespace, service }, service, claim.address, firstPort(ownPorts)), namespace, labels: { app: service } };
   } else {
-    const made = entryFromGroup(group, own);
+    const made = entryFromGroup(group, own, runsProbe);
     if (made.labels.app !== undefined && made.labels.app !== service) {
       throw new ControlPlaneError('FORBIDDEN', `${group.ref} gives its workloads label app=${made.labels.app}, but the workload is service "${service}"`);
     }
@@ -161,7 +170,7 @@ async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestC
   }
   const rec = await ctx.registry.register(entry, service, leaseMs);
   // The workload runs the group's probe and reports its health (istioctl puts it in the VM's proxy config).
-  sendJson(res, 200, group?.spec.probe === undefined ? response(rec) : { ...response(rec), probe: group.spec.probe });
+  sendJson(res, 200, group?.spec.probe === undefined || !runsProbe ? response(rec) : { ...response(rec), probe: group.spec.probe });
 }
 
 function ownsRecord(ctx: RequestContext, namespace: string, name: string, service: string): boolean {
@@ -191,10 +200,18 @@ export async function workloadsApi(req: IncomingMessage, res: ServerResponse, ct
   }
   if (rest.length === 3 && lease === 'health' && method === 'PUT') {
     requireSameWorkload(caller, undefined, namespace, 'report health');
-    const report = await readJson(req, ctx.maxBodyBytes);
+    const report = await readJson(req, Math.min(ctx.maxBodyBytes, MAX_HEALTH_BODY));
     if (typeof report.healthy !== 'boolean') throw new ControlPlaneError('INVALID', 'health report: "healthy" must be true or false, e.g. {"healthy": false, "message": "connection refused"}');
     const message = report.message === undefined || report.message === null ? undefined : str(report.message, 'message');
-    const rec = await ctx.registry.health(namespace, name, healthCondition(report.healthy, message?.slice(0, MAX_MESSAGE), new Date()), ownerOf(caller));
+    // istiod takes health updates only for entries with the annotation (health/util.go
+    // IsEligibleForHealthStatusUpdates: present, whatever its value); a condition on any other
+    // entry would mean nothing (it is an endpoint whatever its status).
+    const current = ctx.registry.list().find((r) => r.entry.metadata.name === name && (r.entry.metadata.namespace ?? 'default') === namespace);
+    const owner = ownerOf(caller);
+    if (current !== undefined && (owner === undefined || current.service === owner) && !Object.hasOwn(current.entry.metadata.annotations ?? {}, HEALTH_CHECKS_ANNOTATION)) {
+      throw new ControlPlaneError('CONFLICT', `report health: workload ${namespace}/${name} is not health-checked (no ${HEALTH_CHECKS_ANNOTATION} annotation: its WorkloadGroup has no probe, or it registered without "healthChecks": true)`);
+    }
+    const rec = await ctx.registry.health(namespace, name, healthCondition(report.healthy, message?.slice(0, MAX_MESSAGE), new Date()), owner);
     if (rec === undefined) throw new ControlPlaneError('NOT_FOUND', `workload ${namespace}/${name} is not registered (its lease ended?); register again`);
     return sendJson(res, 200, response(rec));
   }

@@ -192,7 +192,8 @@ export class MemoryRegistry implements RegistryStore {
       const h = createHash('sha256');
       for (const key of [...this.#records.keys()].sort()) {
         const r = this.#records.get(key)!;
-        h.update(JSON.stringify([key, r.service, r.entry.metadata.labels ?? null, r.entry.spec, r.entry.status ?? null]));
+        // The whole entry, as the etcd registry: an annotation (health-checks-enabled) changes what is an endpoint.
+        h.update(JSON.stringify([key, r.service, r.entry]));
         h.update('\n');
       }
       this.#version = h.digest('hex').slice(0, 12);

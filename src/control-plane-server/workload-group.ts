@@ -10,8 +10,8 @@
  * - serviceAccount: the template's;
  * - metadata: the labels above, and the annotations `istio.io/autoRegistrationGroup: <group>`
  *   plus the group's `metadata.annotations`, and `proxy.istio.io/health-checks-enabled: "true"`
- *   when the group has a `probe` (the workload runs it and reports its health, see
- *   {@link healthCondition}).
+ *   when the group has a `probe` and the workload said it runs it (`healthChecks: true` in its
+ *   request) and reports its health, see {@link healthCondition}.
  *
  * @module
  */
@@ -53,7 +53,7 @@ function merge<V>(...maps: (Readonly<Record<string, V>> | undefined)[]): Record<
 }
 
 /** The spec, labels and annotations of the WorkloadEntry a workload registering through `group` gets. */
-export function entryFromGroup(group: Resource<'WorkloadGroup'>, w: RegisteringWorkload): { spec: WorkloadEntrySpec; labels: Record<string, string>; annotations: Record<string, string> } {
+export function entryFromGroup(group: Resource<'WorkloadGroup'>, w: RegisteringWorkload, runsProbe: boolean): { spec: WorkloadEntrySpec; labels: Record<string, string>; annotations: Record<string, string> } {
   const t = group.spec.template;
   const labels = merge(t.labels, group.spec.metadata?.labels, w.labels);
   const spec: WorkloadEntrySpec = { address: w.address, ports: merge(t.ports, w.ports), labels };
@@ -65,9 +65,11 @@ export function entryFromGroup(group: Resource<'WorkloadGroup'>, w: RegisteringW
   if (weight !== undefined) spec.weight = weight;
   if (t.serviceAccount !== undefined && t.serviceAccount !== '') spec.serviceAccount = t.serviceAccount;
   const annotations = merge({ [AUTO_REGISTRATION_GROUP_ANNOTATION]: group.metadata.name }, group.spec.metadata?.annotations);
-  // istiod marks the entry health-checked when the workload's proxy runs the group's probe
-  // (controller.go workloadEntryFromGroup): it is no endpoint until the probe reports it healthy.
-  if (group.spec.probe !== undefined) annotations[HEALTH_CHECKS_ANNOTATION] = 'true';
+  // istiod marks the entry health-checked only when the registering proxy's own config has a
+  // readiness probe (pilot/pkg/autoregistration/controller.go workloadEntryFromGroup,
+  // `proxy.Metadata.ProxyConfig.ReadinessProbe != nil`): a health-checked entry is no endpoint
+  // until the probe reports it healthy, so a client that never reports must not get one.
+  if (group.spec.probe !== undefined && runsProbe) annotations[HEALTH_CHECKS_ANNOTATION] = 'true';
   return { spec, labels, annotations };
 }
 

@@ -218,6 +218,14 @@ export interface RegisterRequest {
    * the token's service account is used, and a different one here is refused.
    */
   readonly serviceAccount?: string;
+  /**
+   * The workload runs its WorkloadGroup's readiness probe, if the group has one, and reports its
+   * health transitions (`PUT <ns>/<name>/health`), as a pilot-agent whose proxy config has a
+   * `readinessProbe`. Only then is the entry health-checked (`proxy.istio.io/health-checks-enabled`,
+   * no endpoint until reported healthy) and does the answer carry the probe. meshlet's client
+   * sends `true`; a client that leaves it out gets an entry that is an endpoint at once.
+   */
+  readonly healthChecks?: boolean;
 }
 
 /** Answer of `POST /v1/workloads` and of a lease renewal. */
@@ -228,9 +236,10 @@ export interface RegisterResponse {
   /** The WorkloadEntry as other meshes see it. */
   readonly workload: WireResource;
   /**
-   * The readiness probe of the WorkloadGroup the entry was made from, when it has one (register
-   * answers only): the entry is health-checked, and the workload runs this probe and reports
-   * its health transitions (`PUT <ns>/<name>/health`), as pilot-agent does.
+   * The readiness probe of the WorkloadGroup the entry was made from, when it has one and the
+   * request said `healthChecks: true` (register answers only): the entry is health-checked, and
+   * the workload runs this probe and reports its health transitions (`PUT <ns>/<name>/health`),
+   * as pilot-agent does.
    */
   readonly probe?: ReadinessProbe;
 }

@@ -53,6 +53,8 @@ export class ReadinessChecker {
   readonly #report: (e: HealthEvent) => void;
   #timer: Timer | undefined;
   #abort: AbortController | undefined;
+  /** Probes not finished yet (one timed out keeps running until its abort ends it). */
+  readonly #running = new Set<Promise<unknown>>();
   #stopped = false;
   #successes = 0;
   #failures = 0;
@@ -71,12 +73,16 @@ export class ReadinessChecker {
     this.#timer = this.#clock.setTimer(() => void this.#check(), this.#t.initialDelayMs);
   }
 
-  /** Stops probing (clears the timer, aborts a probe in flight); nothing is reported after. */
-  stop(): void {
+  /**
+   * Stops probing (clears the timer, aborts a probe in flight); nothing is reported after.
+   * Resolves once every probe started has finished (an exec probe's command is killed and reaped).
+   */
+  async stop(): Promise<void> {
     this.#stopped = true;
     this.#timer?.clear();
     this.#timer = undefined;
     this.#abort?.abort();
+    await Promise.all(this.#running);
   }
 
   /** One probe with its timeout on the clock. */
@@ -88,7 +94,13 @@ export class ReadinessChecker {
         resolve({ healthy: false, message: `probe timed out after ${this.#t.timeoutMs / 1000}s` });
         abort.abort();
       }, this.#t.timeoutMs);
-      this.#prober(abort.signal).then(
+      const run = this.#prober(abort.signal);
+      const settled: Promise<void> = run.then(
+        () => void this.#running.delete(settled),
+        () => void this.#running.delete(settled),
+      );
+      this.#running.add(settled);
+      run.then(
         (o) => {
           timeout.clear();
           resolve(o);

@@ -55,10 +55,16 @@ export interface RegisterOptions {
    * httpGet and tcpSocket probes always run. @defaultValue false
    */
   readonly allowExecProbe?: boolean | undefined;
+  /**
+   * Hosts the WorkloadGroup's httpGet or tcpSocket probe may reach besides this instance's
+   * registered address and loopback (the probe comes from the control plane's config, and its
+   * errors are published in the WorkloadEntry's status). @defaultValue none
+   */
+  readonly probeHosts?: readonly string[] | undefined;
 }
 
 /** The names of {@link RegisterOptions} (mesh.register refuses others), checked against the type. @internal */
-export const REGISTER_OPTION_NAMES = optionNames<RegisterOptions>()(['ports', 'group', 'address', 'weight', 'leaseMs', 'labels', 'locality', 'network', 'allowExecProbe']);
+export const REGISTER_OPTION_NAMES = optionNames<RegisterOptions>()(['ports', 'group', 'address', 'weight', 'leaseMs', 'labels', 'locality', 'network', 'allowExecProbe', 'probeHosts']);
 
 /**
  * One registered instance.
@@ -133,7 +139,7 @@ export class Registrar {
     for (;;) {
       try {
         const res = await this.call<RegisterResponse>({ method: 'POST', path: WORKLOADS_PATH, body });
-        const reg = new LiveRegistration(this, body, res, o.allowExecProbe === true);
+        const reg = new LiveRegistration(this, body, res, o.allowExecProbe === true, o.probeHosts);
         if (res.probe?.exec !== undefined && o.allowExecProbe !== true) {
           await reg.close();
           throw new InvalidArgumentError(
@@ -177,6 +183,9 @@ export class Registrar {
       throw new InvalidArgumentError(`mesh.register: \`leaseMs\` must be an integer ${MIN_LEASE_MS}..${MAX_LEASE_MS}, got ${String(o.leaseMs)}`);
     }
     if (o.allowExecProbe !== undefined && typeof o.allowExecProbe !== 'boolean') throw new InvalidArgumentError(`mesh.register: \`allowExecProbe\` must be true or false, got ${String(o.allowExecProbe)}`);
+    if (o.probeHosts !== undefined && !(Array.isArray(o.probeHosts) && o.probeHosts.every((h) => typeof h === 'string' && h !== ''))) {
+      throw new InvalidArgumentError(`mesh.register: \`probeHosts\` must be an array of host names or addresses, got ${JSON.stringify(o.probeHosts)}`);
+    }
     if (o.weight !== undefined && !(Number.isInteger(o.weight) && o.weight >= 0)) throw new InvalidArgumentError(`mesh.register: \`weight\` must be a non-negative integer, got ${String(o.weight)}`);
     const locality = o.locality ?? this.#o.locality;
     const labels: Record<string, string> = { ...(o.labels ?? this.#o.labels) };
@@ -193,6 +202,8 @@ export class Registrar {
       ...(o.weight === undefined ? {} : { weight: o.weight }),
       ...(o.network === undefined ? {} : { network: o.network }),
       ...(o.leaseMs === undefined ? {} : { leaseMs: o.leaseMs }),
+      // This client runs the group's probe (if any) and reports its health.
+      healthChecks: true,
       ...(this.#o.hasToken ? {} : { service: this.#o.service, namespace: this.#o.namespace, ...(this.#o.serviceAccount === undefined ? {} : { serviceAccount: this.#o.serviceAccount }) }),
     };
   }
@@ -261,13 +272,15 @@ class LiveRegistration implements Registration {
   #closed: Promise<void> | undefined;
   #failing = false;
   readonly #allowExec: boolean;
+  readonly #probeHosts: readonly string[] | undefined;
   #health: RegistrationHealth | undefined;
   #probeKey: string | undefined;
 
-  constructor(r: Registrar, body: RegisterRequest, res: RegisterResponse, allowExec: boolean) {
+  constructor(r: Registrar, body: RegisterRequest, res: RegisterResponse, allowExec: boolean, probeHosts: readonly string[] | undefined) {
     this.#r = r;
     this.#body = body;
     this.#allowExec = allowExec;
+    this.#probeHosts = probeHosts === undefined ? undefined : [...probeHosts];
     this.#name = res.name;
     this.#namespace = res.namespace;
     this.#leaseMs = grantedLease(res, body.leaseMs);
@@ -275,10 +288,13 @@ class LiveRegistration implements Registration {
     this.#schedule();
   }
 
-  /** Runs the probe the answer names (a health-checked entry), or stops one it no longer names. */
+  /** Runs the probe the answer names (a health-checked entry) at the registered address, or stops one it no longer names. */
   #probe(res: RegisterResponse, again: boolean): void {
     const probe = res.probe;
-    const key = probe === undefined ? undefined : RegistrationHealth.key(probe);
+    const address = (res.workload.spec as { address?: unknown } | undefined)?.address;
+    const host = typeof address === 'string' && address !== '' ? address : (this.#body.address ?? '127.0.0.1');
+    // A registration made anew at another address (the control plane saw another peer address) probes that one.
+    const key = probe === undefined ? undefined : JSON.stringify([RegistrationHealth.key(probe), host]);
     if (key === this.#probeKey) return;
     void this.#health?.stop();
     this.#health = undefined;
@@ -289,11 +305,11 @@ class LiveRegistration implements Registration {
       if (again) this.#r.logger.warn(`meshlet: registration ${this.#namespace}/${this.#name}: its WorkloadGroup now has an exec probe, which runs only with mesh.register({ allowExecProbe: true }); it stays out of service`);
       return;
     }
-    const address = (res.workload.spec as { address?: unknown } | undefined)?.address;
     this.#health = new RegistrationHealth({
       clock: this.#r.clock,
       probe,
-      host: typeof address === 'string' && address !== '' ? address : (this.#body.address ?? '127.0.0.1'),
+      host,
+      probeHosts: this.#probeHosts,
       logger: this.#r.logger,
       describe: () => `${this.#namespace}/${this.#name}`,
       send: (e) => this.#r.call({ method: 'PUT', path: `${this.#path()}/health`, body: e.message === undefined ? { healthy: e.healthy } : { healthy: e.healthy, message: e.message } }),

@@ -156,6 +156,10 @@ test("productpage's calls go only to instances whose WorkloadGroup probe passes"
     );
     await until(() => t.cp.status().registered === 1, 'the refused registration is deregistered');
     assert.deepEqual(warnings.filter((w) => /exec probe/.test(w)), [], 'the rejection says it all');
+    await assert.rejects(
+      () => ra.register({ group: 'reviews-exec', address: a.host, probeHosts: 'db.internal' as never }),
+      (e: unknown) => e instanceof MeshletError && e.code === 'MESHLET_ERR_INVALID_ARG' && /`probeHosts` must be an array of host names or addresses, got "db\.internal"/.test(e.message),
+    );
     await ra.register({ group: 'reviews-exec', address: a.host, allowExecProbe: true });
     ca.advance(0);
     await until(() => endpoints(productpage).length === 2, 'the exec-probed instance is healthy');

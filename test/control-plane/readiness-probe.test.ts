@@ -236,7 +236,7 @@ describe('RegistrationHealth: reporting transitions to the control plane', () =>
         for (let i = 0; i < 20; i++) await tick();
       };
       await until(() => warnings.length === 1);
-      assert.match(warnings[0] ?? '', /reporting healthy for registration default\/reviews-1 failed, retrying with the next lease renewal: connection refused/);
+      assert.match(warnings[0] ?? '', /reporting healthy for registration default\/reviews-1 failed, retrying: connection refused/);
       assert.deepEqual(sent, []);
       h.resync(false);
       await settle();
@@ -248,6 +248,90 @@ describe('RegistrationHealth: reporting transitions to the control plane', () =>
       h.resync(true);
       await settle();
       assert.deepEqual(sent, [{ healthy: true }, { healthy: true }], 'sent again to a registration made anew');
+    } finally {
+      await h.stop();
+      await new Promise<void>((r) => tcp.close(() => r()));
+    }
+    assert.equal(clock.pending, 0);
+  });
+});
+
+describe('RegistrationHealth: reports that race a new registration, and failed reports', () => {
+  const settle = async () => {
+    for (let i = 0; i < 20; i++) await tick();
+  };
+  async function tcpServer() {
+    const tcp = createTcpServer((s) => s.destroy());
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    return { tcp, port: (tcp.address() as { port: number }).port };
+  }
+
+  it('a report in flight to the old record when the registration is made anew is sent again to the new one', async () => {
+    const { tcp, port } = await tcpServer();
+    const clock = new ManualClock(0);
+    const sent: HealthEvent[] = [];
+    let release: () => void = () => {};
+    const h = new RegistrationHealth({
+      clock,
+      probe: { periodSeconds: 3600, tcpSocket: { port } },
+      host: '127.0.0.1',
+      logger: { warn: () => {} },
+      describe: () => 'default/reviews-1',
+      send: (e) => {
+        sent.push(e);
+        return sent.length === 1 ? new Promise<void>((r) => (release = r)) : Promise.resolve();
+      },
+    });
+    try {
+      h.start();
+      clock.advance(0);
+      await until(() => sent.length === 1);
+      h.resync(true); // the renewal got 404 and registered anew: the new record has no condition
+      release(); // the report to the old record answers 200 afterwards
+      await settle();
+      assert.deepEqual(sent, [{ healthy: true }, { healthy: true }], 'the new record gets the condition');
+      h.resync(false);
+      await settle();
+      assert.equal(sent.length, 2, 'and only once');
+    } finally {
+      await h.stop();
+      await new Promise<void>((r) => tcp.close(() => r()));
+    }
+  });
+
+  it('a failed report is retried after 1 s, doubling to 8 s, not only at the next renewal', async () => {
+    const { tcp, port } = await tcpServer();
+    const clock = new ManualClock(0);
+    const attempts: number[] = [];
+    let failing = true;
+    const h = new RegistrationHealth({
+      clock,
+      probe: { periodSeconds: 3600, tcpSocket: { port } },
+      host: '127.0.0.1',
+      logger: { warn: () => {} },
+      describe: () => 'default/reviews-1',
+      send: async () => {
+        attempts.push(clock.now());
+        if (failing) throw new Error('503');
+      },
+    });
+    try {
+      h.start();
+      clock.advance(0);
+      await until(() => attempts.length === 1);
+      await settle();
+      for (const step of [1000, 2000, 4000, 8000, 8000]) {
+        clock.advance(step);
+        await settle();
+      }
+      assert.deepEqual(attempts, [0, 1000, 3000, 7000, 15_000, 23_000]);
+      failing = false;
+      clock.advance(8000);
+      await settle();
+      assert.equal(attempts.length, 7);
+      clock.advance(60_000);
+      await settle();
+      assert.equal(attempts.length, 7, 'delivered: no more retries');
     } finally {
       await h.stop();
       await new Promise<void>((r) => tcp.close(() => r()));

@@ -158,9 +158,16 @@ export class EtcdRegistryStore implements RegistryStore {
     if (owner !== undefined && stored.service !== owner) throw notOwner(namespace, name, stored.service, owner, 'renew');
     const ttl = await this.#client.keepAlive(stored.lease);
     if (ttl <= 0) return undefined;
-    const record: WorkloadRecord = { entry: stored.entry, service: stored.service, leaseMs: stored.leaseMs, expiresAt: Date.now() + ttl * 1000 };
-    if (this.#cache.get(key)?.lease === stored.lease) this.#cache.set(key, { record, lease: stored.lease });
-    return record;
+    const expiresAt = Date.now() + ttl * 1000;
+    // Only the expiry changes: the record read above may be older than the cached one (a health
+    // report written while the keepalive was in flight), so the cached content is kept.
+    const cached = this.#cache.get(key);
+    if (cached?.lease === stored.lease) {
+      const record: WorkloadRecord = { ...cached.record, expiresAt };
+      this.#cache.set(key, { record, lease: stored.lease });
+      return record;
+    }
+    return { entry: stored.entry, service: stored.service, leaseMs: stored.leaseMs, expiresAt };
   }
 
   /** Writes the record's `Healthy` condition on its own lease (guarded: only as read); undefined when the record is gone. */

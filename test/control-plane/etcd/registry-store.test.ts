@@ -4,6 +4,7 @@ import type { WireResource } from '../../../src/control-plane/protocol.ts';
 import { EtcdClient } from '../../../src/control-plane-server/etcd/client.ts';
 import { type EtcdStores, openEtcd } from '../../../src/control-plane-server/etcd/index.ts';
 import type { RegistryChange } from '../../../src/control-plane-server/store.ts';
+import { healthCondition } from '../../../src/control-plane-server/workload-group.ts';
 import { isMeshletError } from '../../../src/core/errors.ts';
 import { type EtcdServer, startEtcd } from '../../helpers/etcd.ts';
 import { skipWithout } from '../../helpers/tools.ts';
@@ -166,6 +167,46 @@ describe('EtcdRegistryStore and EtcdSharedValues: replicas sharing one etcd', { 
     assert.match(reasons.get('/rs/registry/default/misnamed')!, /the key names default\/misnamed but the entry is default\/other-name/);
     for (const k of ['garbage', 'bad-entry', 'misnamed']) assert.equal(await a.registry.deregister('default', k), true, k);
     await until('B to forget them', () => (b.registry.skipped?.() ?? []).length === 0);
+  });
+
+  it('a renewal in flight while a health report lands keeps the report in the cache (only the expiry changes)', async () => {
+    // renew() reads the record, awaits the keepalive, then caches: it used to cache the record it
+    // had read, undoing on this replica a health report written meanwhile (list() and the views
+    // built from it went back to the old condition until the next change).
+    await a.registry.register(entry('renewed-health'), 'reviews', 30_000);
+    await a.registry.health('default', 'renewed-health', healthCondition(true, undefined, new Date(0)), 'reviews');
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let entered: () => void = () => {};
+    const inKeepAlive = new Promise<void>((r) => {
+      entered = r;
+    });
+    const keepAlive = EtcdClient.prototype.keepAlive;
+    EtcdClient.prototype.keepAlive = async function (this: EtcdClient, id: string) {
+      entered();
+      await gate;
+      return keepAlive.call(this, id);
+    };
+    try {
+      const renewing = a.registry.renew('default', 'renewed-health', 'reviews');
+      await inKeepAlive;
+      await a.registry.health('default', 'renewed-health', healthCondition(false, 'probe failed', new Date(1000)), 'reviews');
+      const reported = a.registry.version();
+      release();
+      const renewed = await renewing;
+      const status = (s: EtcdStores): unknown => (s.registry.list().find((r) => r.entry.metadata.name === 'renewed-health')?.entry.status as { conditions?: { status?: string }[] } | undefined)?.conditions?.[0]?.status;
+      assert.equal(status(a), 'False', 'the replica that renewed still lists the reported condition');
+      assert.equal((renewed?.entry.status as { conditions?: { status?: string }[] } | undefined)?.conditions?.[0]?.status, 'False', 'renew returns the current record');
+      assert.equal(a.registry.version(), reported, 'a renewal does not change the content, so not the version');
+      await until('B to list the report', () => status(b) === 'False');
+      assert.equal(b.registry.version(), a.registry.version());
+    } finally {
+      EtcdClient.prototype.keepAlive = keepAlive;
+      release();
+    }
+    await a.registry.deregister('default', 'renewed-health');
   });
 
   it('putIfAbsent: concurrent writers on two replicas all get the one stored value', async () => {

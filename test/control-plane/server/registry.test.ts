@@ -30,6 +30,11 @@ describe('MemoryRegistry', () => {
     await a.register(entry('x', '10.0.0.3'), 'reviews', 60_000);
     assert.notEqual(a.version(), v);
     assert.equal(a.list().length, 2, 're-registering the same name replaces');
+    // An annotation decides whether the entry is an endpoint (proxy.istio.io/health-checks-enabled): it changes the version.
+    const plain = a.version();
+    const annotated = entry('x', '10.0.0.3');
+    await a.register({ ...annotated, metadata: { ...annotated.metadata, annotations: { 'proxy.istio.io/health-checks-enabled': 'true' } } }, 'reviews', 60_000);
+    assert.notEqual(a.version(), plain, 'the version covers annotations');
     await a.close();
     await b.close();
   });

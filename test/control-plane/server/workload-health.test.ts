@@ -58,15 +58,36 @@ describe('health-checked registrations (file mode)', () => {
   after(() => s.close());
 
   it('a group with a probe: the entry is health-checked (over the group annotations, as istiod) and the answer carries the probe; without one, neither', async () => {
-    const r = await api(s.url, 'POST', '/v1/workloads', { token: reviews, body: { address: '10.1.0.1' } });
+    const r = await api(s.url, 'POST', '/v1/workloads', { token: reviews, body: { healthChecks: true, address: '10.1.0.1' } });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.workload.metadata.annotations[HC], 'true');
     assert.deepEqual(r.body.probe, { periodSeconds: 5, httpGet: { path: '/ready', port: 9080 } });
     assert.equal(r.body.workload.status, undefined, 'no Healthy condition until the probe reports');
-    const plain = await api(s.url, 'POST', '/v1/workloads', { token: ratings, body: { address: '10.1.0.2' } });
+    const plain = await api(s.url, 'POST', '/v1/workloads', { token: ratings, body: { healthChecks: true, address: '10.1.0.2' } });
     assert.equal(plain.status, 200);
     assert.equal(plain.body.workload.metadata.annotations[HC], undefined);
     assert.equal(plain.body.probe, undefined);
+  });
+
+  it('a client that does not say it runs the probe (no "healthChecks": true) gets an entry that is not health-checked, as istiod without a readinessProbe in the proxy config', async () => {
+    // It would never report health: a health-checked entry would never be an endpoint.
+    const r = await api(s.url, 'POST', '/v1/workloads', { token: reviews, body: { address: '10.1.0.9' } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.workload.metadata.annotations[HC], 'false', "the group's own annotation stays (istiod copies it)");
+    assert.equal(r.body.probe, undefined, 'no probe to run');
+    const off = await api(s.url, 'POST', '/v1/workloads', { token: reviews, body: { address: '10.1.0.10', healthChecks: false } });
+    assert.equal(off.body.workload.metadata.annotations[HC], 'false');
+    const bad = await api(s.url, 'POST', '/v1/workloads', { token: reviews, body: { address: '10.1.0.11', healthChecks: 'yes' } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error.message, /healthChecks must be true or false, got "yes"/);
+    const plain = await api(s.url, 'POST', '/v1/workloads', { token: ratings, body: { address: '10.1.0.12' } });
+    const refused = await api(s.url, 'PUT', `/v1/workloads/default/${plain.body.name}/health`, { token: ratings, body: { healthy: false, message: 'x' } });
+    assert.equal(refused.status, 409, 'health of an entry without the annotation is refused (istiod: IsEligibleForHealthStatusUpdates)');
+    assert.match(refused.body.error.message, /is not health-checked \(no proxy\.istio\.io\/health-checks-enabled annotation/);
+    const listed = (await api(s.url, 'GET', '/v1/workloads', { token: ratings })).body.workloads.find((x: { name: string }) => x.name === plain.body.name);
+    assert.equal(healthyOf(listed.workload), undefined, 'no condition written');
+    const big = await api(s.url, 'PUT', `/v1/workloads/default/${r.body.name}/health`, { token: reviews, body: { healthy: false, message: 'x'.repeat(20_000) } });
+    assert.equal(big.status, 413, 'a health report body is small');
   });
 
   it('a report sets the Healthy condition as istiod writes it, and watchers get the entry with it', async () => {
@@ -74,7 +95,7 @@ describe('health-checked registrations (file mode)', () => {
     const w = await watch(s.url, 'service=productpage&namespace=default&features=endpoints-delta', { token: productpage });
     try {
       await w.next('endpoints');
-      const reg = await api(s.url, 'POST', '/v1/workloads', { token: reviews, body: { address: '10.1.0.3' } });
+      const reg = await api(s.url, 'POST', '/v1/workloads', { token: reviews, body: { healthChecks: true, address: '10.1.0.3' } });
       const path = `/v1/workloads/default/${reg.body.name}/health`;
       await w.next('endpoints-delta');
       const registryVersion = (await api(s.url, 'GET', '/v1/workloads', { token: s.admin })).body.version;
@@ -103,7 +124,7 @@ describe('health-checked registrations (file mode)', () => {
   });
 
   it('only the owner or an admin reports; a gone record is 404; a bad body is 400', async () => {
-    const reg = await api(s.url, 'POST', '/v1/workloads', { token: reviews, body: { address: '10.1.0.4' } });
+    const reg = await api(s.url, 'POST', '/v1/workloads', { token: reviews, body: { healthChecks: true, address: '10.1.0.4' } });
     const path = `/v1/workloads/default/${reg.body.name}/health`;
     const other = await api(s.url, 'PUT', path, { token: ratings, body: { healthy: true } });
     assert.equal(other.status, 403);
@@ -128,7 +149,7 @@ describe('health survives a restart (file mode)', () => {
     let second: Awaited<ReturnType<typeof startControlPlane>> | undefined;
     try {
       const reviews = await s.cp.mintToken({ service: 'reviews', namespace: 'default' });
-      const reg = await api(s.url, 'POST', '/v1/workloads', { token: reviews, body: { address: '10.1.0.5', leaseMs: 60_000 } });
+      const reg = await api(s.url, 'POST', '/v1/workloads', { token: reviews, body: { healthChecks: true, address: '10.1.0.5', leaseMs: 60_000 } });
       const up = await api(s.url, 'PUT', `/v1/workloads/default/${reg.body.name}/health`, { token: reviews, body: { healthy: true } });
       assert.equal(up.status, 200);
       await s.cp.close();
@@ -220,7 +241,7 @@ describe('health through control-plane replicas over etcd', { skip: skipWithout(
     const wb = await watch(b.url, 'service=productpage&namespace=default', { token: productpage });
     try {
       await until(() => a.status().configVersion === b.status().configVersion && a.status().configVersion !== '');
-      const reg = await api(a.url, 'POST', '/v1/workloads', { token: reviews, body: { address: '10.3.0.1' } });
+      const reg = await api(a.url, 'POST', '/v1/workloads', { token: reviews, body: { healthChecks: true, address: '10.3.0.1' } });
       assert.equal(reg.status, 200, JSON.stringify(reg.body));
       assert.equal(reg.body.workload.metadata.annotations[HC], 'true');
       const report = await api(b.url, 'PUT', `/v1/workloads/default/${reg.body.name}/health`, { token: reviews, body: { healthy: true } });

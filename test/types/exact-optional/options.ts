@@ -74,7 +74,7 @@ const everything: MeshOptions = {
   },
 };
 const mesh = await createMesh(everything);
-const registration: RegisterOptions = { ports: { http: 9080 }, group: undefined, address: env('POD_IP'), weight: undefined, leaseMs: undefined, labels: undefined, locality: undefined, network: undefined, allowExecProbe: undefined };
+const registration: RegisterOptions = { ports: { http: 9080 }, group: undefined, address: env('POD_IP'), weight: undefined, leaseMs: undefined, labels: undefined, locality: undefined, network: undefined, allowExecProbe: undefined, probeHosts: undefined };
 void registration;
 await mesh.explainInbound({ url: 'http://productpage:9080/', method: undefined, headers: undefined, port: undefined, source: { principal: undefined, namespace: undefined, ip: undefined }, token: undefined });
 mesh.explain({ url: 'http://reviews:9080/', method: undefined, headers: undefined });
