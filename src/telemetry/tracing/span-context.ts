@@ -62,34 +62,15 @@ function randomHex(n: number): string {
 /** The unsampled `traceparent` being written (its ids at 3 and 36). */
 const TRACEPARENT = Buffer.from(`00-${'0'.repeat(32)}-${'0'.repeat(16)}-00`, 'latin1');
 
-/** New-trace `traceparent`s made per refill, written together and read out as one string. */
-const FRESH = 128;
-const FRESH_TEXT = Buffer.from(`00-${'0'.repeat(32)}-${'0'.repeat(16)}-00`.repeat(FRESH), 'latin1');
-let fresh = '';
-let nextFresh = FRESH;
-
 /**
  * The W3C `traceparent` of an unsampled call (`00-<trace id>-<new span id>-00`): under `traceId`
  * (32 hex digits, written as given), else a new trace. One flat string written in one go, instead
  * of ids and a template (a rope that undici flattens again when it checks the header value). The
- * same ids as {@link newTraceId} (when drawn) then {@link newSpanId}. New traces (every unsampled
- * request that came without one) are made 128 at a time, each a 55-character slice of one string:
- * one call into C++ per 128 rather than one per request.
+ * same ids as {@link newTraceId} (when drawn) then {@link newSpanId}.
  */
 export function newUnsampledTraceparent(traceId?: string): string {
-  if (traceId === undefined) {
-    if (nextFresh === FRESH) {
-      for (let k = 0; k < FRESH; k++) {
-        writeHex(FRESH_TEXT, 55 * k + 3, POOL, take(16), 16);
-        writeHex(FRESH_TEXT, 55 * k + 36, POOL, take(8), 8);
-      }
-      fresh = FRESH_TEXT.toString('latin1');
-      nextFresh = 0;
-    }
-    const at = 55 * nextFresh++;
-    return fresh.slice(at, at + 55);
-  }
-  for (let i = 0; i < 32; i++) TRACEPARENT[3 + i] = traceId.charCodeAt(i);
+  if (traceId === undefined) writeHex(TRACEPARENT, 3, POOL, take(16), 16);
+  else for (let i = 0; i < 32; i++) TRACEPARENT[3 + i] = traceId.charCodeAt(i);
   writeHex(TRACEPARENT, 36, POOL, take(8), 8);
   return TRACEPARENT.toString('latin1');
 }
