@@ -114,17 +114,17 @@ export class AuthzEngine {
     return this.#c.custom.length > 0;
   }
 
+  /** AUDIT, DENY and ALLOW once the CUSTOM answer is in (a function of its own: a closure in the caller, even one never made, would make V8 allocate what it captures on every call). */
+  #localAfter(req: AuthzRequest, c: Promise<AuthzResult | CustomOutcome | undefined>): Promise<AuthzResult> {
+    return c.then((o) => (o !== undefined && 'decision' in o ? o : this.#local(withHeaders(req, o), o)));
+  }
+
   /**
    * Judges a request: CUSTOM, then AUDIT, DENY and ALLOW. Synchronous unless an external
    * authorizer must be asked. (Istio's validation refuses `request.auth.*` conditions and
    * `requestPrincipals` in CUSTOM rules, since its ext_authz filter runs before JWT
    * authentication: judging CUSTOM on a request that has been authenticated changes nothing.)
    */
-  /** AUDIT, DENY and ALLOW once the CUSTOM answer is in (a function of its own: a closure in the caller, even one never made, would make V8 allocate what it captures on every call). */
-  #localAfter(req: AuthzRequest, c: Promise<AuthzResult | CustomOutcome | undefined>): Promise<AuthzResult> {
-    return c.then((o) => (o !== undefined && 'decision' in o ? o : this.#local(withHeaders(req, o), o)));
-  }
-
   evaluate(req: AuthzRequest): AuthzResult | Promise<AuthzResult> {
     if (this.#c.custom.length === 0) return this.#local(req, undefined);
     const c = this.custom(req);

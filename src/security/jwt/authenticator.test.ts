@@ -389,4 +389,10 @@ it('a cached token at the place it was found before gets the same success object
   assert.notEqual(seen[2], seen[1], 'found at another place: another success');
   assert.notEqual(seen[3], seen[2]);
   assert.equal(seen[4], seen[3], 'the same success object for the same token at the same place as the request before');
+  // Shared between requests, so nobody can change another request's: frozen, down to its verified tokens.
+  const shared = seen[4] as JwtOutcome & { verified?: readonly object[] };
+  assert.ok(Object.isFrozen(shared));
+  assert.throws(() => {
+    (shared as { principal?: string }).principal = 'attacker';
+  }, TypeError);
 });

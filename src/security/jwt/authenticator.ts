@@ -181,8 +181,9 @@ export class JwtAuthenticator {
       // A cached token found where it was found before: the same result as then (its token the same text).
       const again = r.view.found;
       if (again !== undefined && again.location === t.location) return again.result;
-      const verified = [{ token: t.token, location: t.location, jwt: r.jwt, view: r.view }];
-      const result = { ok: true, verified } as const;
+      // Shared by every later request with this token here: frozen, so no request can change another's.
+      const verified = Object.freeze([Object.freeze({ token: t.token, location: t.location, jwt: r.jwt, view: r.view })]);
+      const result = Object.freeze({ ok: true, verified } as const);
       r.view.found = { location: t.location, result, verified, passed: undefined };
       return result;
     }
@@ -301,7 +302,7 @@ export class JwtAuthenticator {
     // The same token at the same place as before (the rule's shared result): the same success too.
     const found = first.view.found;
     if (found !== undefined && found.verified === verified) {
-      found.passed ??= new Passed(g, rule.name, verified);
+      found.passed ??= Object.freeze(new Passed(g, rule.name, verified));
       return found.passed as Passed;
     }
     return new Passed(g, rule.name, verified);
