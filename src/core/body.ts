@@ -122,6 +122,11 @@ export class ReplayableBody {
     return false;
   }
 
+  /** When the caller ended a request {@link ReplayableBody.endPending} was true for (a gRPC half-close; mesh clock), else -1. */
+  get endedAt(): number {
+    return -1;
+  }
+
   /**
    * Whether `listener` (a route timeout) waits for the caller's end of the request: as
    * {@link ReplayableBody.deferUntilSent} here (the source read ahead, {@link ReplayableBody.readAhead},

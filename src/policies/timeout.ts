@@ -96,14 +96,25 @@ export function timeoutLayer(o: TimeoutLayerOptions): Layer {
    * still writing a gRPC stream ({@link ReplayableBody.endPending}), the call is not cut: its
    * route timeout starts again at the half-close, as Envoy's starts at the downstream's end of
    * stream (router.cc `Filter::onRequestComplete`). A unary call half-closes as it starts, so its
-   * deadline is queued at dispatch with nothing to wait for (no listener per call); a stream that
-   * half-closed before the route timeout passed keeps the deadline counted from its start, a
-   * little sooner than Envoy's (which the upstream's grpc-timeout, sent at the start, sets anyway).
+   * deadline is queued at dispatch with nothing to wait for (no listener per call). A stream that
+   * half-closed after it started has its deadline moved, when it comes, to the half-close plus the
+   * route timeout, as Envoy counts it; a unary call (half-closed as it started) expires then.
    */
   class StreamAwareDeadline extends RouteDeadline {
     override expire(): void {
       const ex = this.ex;
       const body = ex.body;
+      if (body instanceof ReplayableBody && !body.endPending && body.endedAt >= 0) {
+        const route = o.timeoutMs(ex);
+        const due = route === undefined ? this.due : body.endedAt + route;
+        if (due > this.due && due > o.clock.now()) {
+          // Half-closed after the call started: the route timeout runs from then.
+          this.due = due;
+          ex.deadline = due;
+          o.deadlines.add(this);
+          return;
+        }
+      }
       const t = body instanceof ReplayableBody && body.endPending ? o.timeoutMs(ex) : undefined;
       if (t !== undefined) {
         const deferred = new DeferredRouteDeadline(ex, Number.POSITIVE_INFINITY, t, o);

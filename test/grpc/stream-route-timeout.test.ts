@@ -77,6 +77,32 @@ describe('gRPC streams: the route timeout starts at the half-close', () => {
     assert.equal(err?.metadata.get('x-meshlet-response-flags')[0], 'UT');
   });
 
+  it('half-closed 600ms in, before the 1s route timeout passed: the timeout runs from the half-close (cut at 1.6s, not 1s)', async () => {
+    const { up, client, clock } = await setup();
+    let ended = false;
+    up.behaviour.ClientStream = (call) => {
+      call.on('data', () => undefined);
+      call.on('end', () => (ended = true));
+    };
+    let result: { err: grpc.ServiceError | null } | undefined;
+    const call = client.ClientStream(new grpc.Metadata(), {}, (err) => (result = { err }));
+    call.write({ text: 'x' });
+    clock.advance(600);
+    call.end();
+    await until(() => ended, 'the half-close at the server');
+    clock.advance(400);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(result, undefined, 'not cut 1s after the start: Envoy counts from the end of the request');
+    clock.advance(599);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(result, undefined, 'not cut before 1s after the half-close');
+    clock.advance(1);
+    await until(() => result !== undefined, 'the status');
+    const err = (result as { err: grpc.ServiceError | null } | undefined)?.err;
+    assert.equal(err?.code, grpc.status.DEADLINE_EXCEEDED);
+    assert.equal(err?.metadata.get('x-meshlet-response-flags')[0], 'UT');
+  });
+
   it('bidi answering as it reads, written for 3s under a 1s route timeout: every answer, OK', async () => {
     const { up, client, clock } = await setup();
     up.behaviour.Bidi = (call) => {

@@ -1,8 +1,6 @@
 /**
- * A gRPC call's request messages as the pipeline's request body: the caller's messages handed
- * to the attempt on the wire as they are written — synchronously, with no async iterator in
- * between — and recorded (each one a chunk) while they fit the replay buffer, so a retry can
- * send them again: every message of a streaming call until it outgrows the buffer.
+ * A gRPC call's request messages as the pipeline's request body: handed to the attempt on the wire as they are written
+ * (synchronously, no async iterator between) and recorded while they fit the replay buffer, so a retry can send them again.
  *
  * It is a {@link ReplayableBody} to the layers (retries ask whether it can be replayed,
  * mirroring waits for the whole request, telemetry counts its bytes), but an attempt does not
@@ -101,11 +99,9 @@ export const PREFIX_BYTES = 5;
 /** The request body of a gRPC call: the caller's messages, replayable (and mirrored) while they fit. */
 export class MessageBody extends ReplayableBody {
   /**
-   * Messages taken by an attempt, kept for a retry. Once the request is no longer kept
-   * (OVERFLOW), only those whose write is still due to the caller: the call's end acknowledges
-   * them if their attempt did not, and the ones acknowledged leave as the next message comes.
-   * Both lists are made with their first message (as a list of one: a unary call has one
-   * message, and most calls never wait for an attempt), not with the body.
+   * Messages taken by an attempt, kept for a retry; once the request is no longer kept (OVERFLOW), those whose write is
+   * still due (acknowledged by the call's end if their attempt did not; acknowledged ones leave as the next comes). Both
+   * lists are made with their first message (a unary call has one; most calls never wait for an attempt).
    */
   #recorded: Entry[] = NONE;
   /** Messages written while no attempt was attached (waiting for a stream, a retry's backoff). */
@@ -124,6 +120,7 @@ export class MessageBody extends ReplayableBody {
    * (a body is made per call: fewer bytes to allocate and to touch).
    */
   #bits = 0;
+  #endedAt = -1;
 
   /** `capBytes`: the largest request kept for replay by retries. */
   constructor(capBytes: number) {
@@ -150,9 +147,10 @@ export class MessageBody extends ReplayableBody {
   }
 
   /** The caller half-closed. */
-  end(): void {
+  end(at = -1): void {
     if ((this.#bits & (CLOSED | ENDED)) !== 0) return;
     this.#bits |= ENDED;
+    this.#endedAt = at;
     if (this.#onSent !== undefined) tellEnded(this.#onSent);
     const sink = this.#sink;
     if (sink !== undefined && this.#pending.length === 0) {
@@ -346,6 +344,10 @@ export class MessageBody extends ReplayableBody {
   /** The route timeout is queued at dispatch (a unary call half-closes at once): it waits only if it comes before the half-close ({@link MessageBody.endPending}). */
   override get streaming(): boolean {
     return false;
+  }
+
+  override get endedAt(): number {
+    return this.#endedAt;
   }
 
   /** True until the caller half-closed (or the call ended). */

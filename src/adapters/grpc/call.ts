@@ -216,7 +216,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   }
 
   halfClose(): void {
-    this.#body.end();
+    this.#body.end(this.#o.clock.now()); // a route timeout runs from here (Envoy's onRequestComplete)
   }
 
   startRead(): void {
