@@ -349,7 +349,6 @@ export class MessageBody extends ReplayableBody {
   override get endedAt(): number {
     return this.#endedAt;
   }
-
   /** True until the caller half-closed (or the call ended). */
   override get endPending(): boolean {
     return (this.#bits & (ENDED | CLOSED)) === 0;
