@@ -203,4 +203,10 @@ export interface GlobalRateLimitSettings {
   readonly statusOnError: number;
   /** The filter's own descriptor actions (`rate_limits`); when set, route and virtual-host rate limits are not read. */
   readonly rateLimits: readonly RateLimitPolicySettings[];
+  /** `filter_enabled`: the fraction of requests the filter looks at (unset: all, Envoy's runtime default 100%). */
+  readonly filterEnabled: FractionSettings | undefined;
+  /** `filter_enforced`: the fraction of over-limit answers that refuse the request (unset: all). */
+  readonly filterEnforced: FractionSettings | undefined;
+  /** `failure_mode_deny_percent`: the fraction of failed calls that refuse the request; replaces `failure_mode_deny` when set. */
+  readonly failureModeDenyPercent: FractionSettings | undefined;
 }

@@ -50,6 +50,9 @@ describe('EnvoyFilter: the global rate limit filter and its cluster', () => {
       responseHeadersToAdd: [],
       statusOnError: 500,
       rateLimits: [],
+      filterEnabled: undefined,
+      filterEnforced: undefined,
+      failureModeDenyPercent: undefined,
     });
     const [vhost] = rateLimitPatches(resources[1]?.spec as EnvoyFilterSpec) as [RateLimitRoutePatch];
     assert.deepEqual(vhost.rateLimits, [{ stage: 0, disableKey: '', actions: [{ type: 'request_headers', headerName: ':path', descriptorKey: 'PATH', skipIfAbsent: false }] }]);
@@ -63,7 +66,19 @@ describe('EnvoyFilter: the global rate limit filter and its cluster', () => {
     assert.equal(filter.global?.timeoutMs, 20);
   });
 
+  it('filter_enabled, filter_enforced and failure_mode_deny_percent are read (their default_value: meshlet has no runtime), not skipped', () => {
+    const pct = (numerator: number, denominator: string) => ({ default_value: { numerator, denominator }, runtime_key: 'ratelimit.k' });
+    const { resources, errors, warnings } = validateYaml(ef({ domain: 'd', rate_limit_service: SERVICE, filter_enabled: pct(50, 'HUNDRED'), filter_enforced: pct(25, 'TEN_THOUSAND'), failure_mode_deny_percent: { default_value: {} } }, CLUSTER));
+    assert.deepEqual([...errors, ...warnings], []);
+    const [filter] = rateLimitPatches(resources[0]?.spec as EnvoyFilterSpec) as [RateLimitFilterPatch];
+    assert.deepEqual(filter.global?.filterEnabled, { numerator: 50, denominator: 100 });
+    assert.deepEqual(filter.global?.filterEnforced, { numerator: 25, denominator: 10_000 });
+    assert.deepEqual(filter.global?.failureModeDenyPercent, { numerator: 0, denominator: 100 });
+  });
+
   const bad: { name: string; yaml: string; want: RegExp }[] = [
+    { name: 'a fraction without default_value', yaml: ef({ domain: 'd', rate_limit_service: SERVICE, filter_enabled: { runtime_key: 'k' } }, CLUSTER), want: /typed_config\.filter_enabled\.default_value: is required \(line \d+\)/ },
+    { name: 'an unknown denominator', yaml: ef({ domain: 'd', rate_limit_service: SERVICE, filter_enforced: { default_value: { numerator: 1, denominator: 'THOUSAND' } } }, CLUSTER), want: /typed_config\.filter_enforced\.default_value\.denominator: / },
     { name: 'no domain', yaml: ef({ rate_limit_service: SERVICE }, CLUSTER), want: /configPatches\[0\]\.patch\.value\.typed_config\.domain: is required \(line \d+\)/ },
     { name: 'no rate_limit_service', yaml: ef({ domain: 'd' }, CLUSTER), want: /typed_config\.rate_limit_service: is required/ },
     { name: 'stage above 10', yaml: ef({ domain: 'd', stage: 11, rate_limit_service: SERVICE }, CLUSTER), want: /typed_config\.stage: must be <= 10, got 11/ },
