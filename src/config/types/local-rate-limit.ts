@@ -98,7 +98,23 @@ export interface RateLimitPolicySettings {
   /** Entries with a disable key are skipped by the local rate limit filter. */
   readonly disableKey: string;
   readonly actions: readonly RateLimitAction[];
+  /** `hits_addend`: the hits the descriptor counts for at a rate limit service (unset: the request's, one). */
+  readonly hitsAddend?: HitsAddendSettings;
 }
+
+/**
+ * A route rate limit's `hits_addend`: a fixed `number`, or the number a request header holds
+ * (`format: "%REQ(header?alt):max%"`).
+ */
+export type HitsAddendSettings =
+  | { readonly number: number }
+  | {
+      readonly header: string;
+      /** The header read when `header` is absent (`REQ(X?Y)`). */
+      readonly altHeader?: string;
+      /** The value's length kept (`REQ(X):Z`). */
+      readonly maxLength?: number;
+    };
 
 /** Which virtual-host rate limits a route uses (`common.ratelimit.v3.VhRateLimitsOptions`). */
 export type VhRateLimits = 'OVERRIDE' | 'INCLUDE' | 'IGNORE';

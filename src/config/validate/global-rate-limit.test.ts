@@ -107,6 +107,48 @@ describe('EnvoyFilter: the global rate limit filter and its cluster', () => {
     assert.match(tls.warnings.join('\n'), /transport_socket uses a transport socket \(TLS\) on the rate limit service cluster/);
   });
 
+  describe('a route rate limit\'s hits_addend', () => {
+    const vh = (hits: unknown) =>
+      stringify({
+        apiVersion: 'networking.istio.io/v1alpha3',
+        kind: 'EnvoyFilter',
+        metadata: { name: 'vh', namespace: 'istio-system' },
+        spec: { configPatches: [{ applyTo: 'VIRTUAL_HOST', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'MERGE', value: { rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'g' } }], hits_addend: hits }] } } }] },
+      });
+    const read = (hits: unknown) => {
+      const r = validateYaml(vh(hits));
+      const [patch] = r.resources.length === 0 ? [] : (rateLimitPatches(r.resources[0]?.spec as EnvoyFilterSpec) as RateLimitRoutePatch[]);
+      return { ...r, hits: patch?.rateLimits[0]?.hitsAddend };
+    };
+
+    it('a number, and a %REQ(header?alt):max% format, are read', () => {
+      assert.deepEqual(read({ number: 7 }).hits, { number: 7 });
+      const f = read({ format: '%REQ(X-Hits?alt):3%' });
+      assert.deepEqual([...f.errors, ...f.warnings], []);
+      assert.deepEqual(f.hits, { header: 'x-hits', altHeader: 'alt', maxLength: 3 });
+      assert.deepEqual(read({ format: '%REQUEST_HEADER(x-h)%' }).hits, { header: 'x-h' });
+    });
+
+    const refused: [string, unknown, RegExp][] = [
+      ['a number above 1e9', { number: 1_000_000_001 }, /rate_limits\[0\]\.hits_addend\.number: must be <= 1000000000, got 1000000001 \(line \d+\)/],
+      ['both number and format', { number: 1, format: '%REQ(x)%' }, /hits_addend: sets both number and format/],
+      ['a format that is not one field', { format: 'n=%REQ(x)%' }, /hits_addend\.format: "n=%REQ\(x\)%" must be exactly one substitution field/],
+      ['REQ without a header', { format: '%REQ%' }, /hits_addend\.format: REQ needs a header name/],
+    ];
+    for (const [name, hits, want] of refused) {
+      it(`refuses ${name}, naming the field`, () => {
+        const { errors } = validateYaml(vh(hits));
+        assert.ok(errors.some((e) => want.test(e)), errors.join('\n'));
+      });
+    }
+
+    it('skips, with a warning naming it, a format field other than a request header', () => {
+      const { errors, warnings } = validateYaml(vh({ format: '%BYTES_RECEIVED%' }));
+      assert.deepEqual(errors, []);
+      assert.match(warnings.join('\n'), /skipped: .*hits_addend\.format uses the hits_addend format %BYTES_RECEIVED%/);
+    });
+  });
+
   it('the example of docs/rate-limiting.md validates with no error or warning', () => {
     const doc = readFileSync(join(import.meta.dirname, '../../../docs/rate-limiting.md'), 'utf8');
     const yaml = /```yaml\n([\s\S]*?)```/.exec(doc.slice(doc.indexOf('## Global rate limiting')))?.[1];
