@@ -180,6 +180,8 @@ export interface RateLimitRoutePatch {
   readonly routeConfiguration: RouteConfigurationMatch | undefined;
   /** `typed_per_filter_config`: HTTP filter name → its config for this route (or virtual host). */
   readonly perFilterConfig: ReadonlyMap<string, LocalRateLimitSettings>;
+  /** `typed_per_filter_config` entries that are a global filter's `RateLimitPerRoute`, by HTTP filter name. */
+  readonly perRouteGlobal: ReadonlyMap<string, GlobalRateLimitPerRoute>;
   /** `route.rate_limits` (HTTP_ROUTE) or `rate_limits` (VIRTUAL_HOST), appended by the merge. */
   readonly rateLimits: readonly RateLimitPolicySettings[];
   /** `route.include_vh_rate_limits` (HTTP_ROUTE; deprecated in Envoy). */
@@ -188,6 +190,16 @@ export interface RateLimitRoutePatch {
 
 /** A patch of a local-rate-limit EnvoyFilter, read. */
 export type RateLimitPatch = RateLimitFilterPatch | RateLimitRoutePatch;
+
+/** A global rate limit filter's per-route config (`envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute`). */
+export interface GlobalRateLimitPerRoute {
+  /** `vh_rate_limits`: whether the virtual host's rate limits are used with the route's. @defaultValue 'OVERRIDE' */
+  readonly vhRateLimits: VhRateLimits;
+  /** `rate_limits`: when set, the only ones that build descriptors (the filter's, the route's and the virtual host's are not read). */
+  readonly rateLimits: readonly RateLimitPolicySettings[];
+  /** `domain`: replaces the filter's domain when set (non-empty). */
+  readonly domain: string | undefined;
+}
 
 /** One global RateLimit config (`envoy.extensions.filters.http.ratelimit.v3.RateLimit`), read with its defaults. */
 export interface GlobalRateLimitSettings {

@@ -149,6 +149,36 @@ describe('EnvoyFilter: the global rate limit filter and its cluster', () => {
     });
   });
 
+  describe('RateLimitPerRoute in typed_per_filter_config', () => {
+    const PR = 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute';
+    const route = (config: Record<string, unknown>) =>
+      stringify({
+        apiVersion: 'networking.istio.io/v1alpha3',
+        kind: 'EnvoyFilter',
+        metadata: { name: 'pr', namespace: 'istio-system' },
+        spec: { configPatches: [{ applyTo: 'HTTP_ROUTE', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'MERGE', value: { typed_per_filter_config: { 'envoy.filters.http.ratelimit': { '@type': PR, ...config } } } } }] },
+      });
+
+    it('is read (vh_rate_limits, rate_limits, domain), beside the local filter configs', () => {
+      const { resources, errors, warnings } = validateYaml(route({ vh_rate_limits: 'INCLUDE', rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'g' } }] }], domain: 'd2' }));
+      assert.deepEqual([...errors, ...warnings], []);
+      const [patch] = rateLimitPatches(resources[0]?.spec as EnvoyFilterSpec) as [RateLimitRoutePatch];
+      assert.deepEqual(patch.perFilterConfig.size, 0);
+      assert.deepEqual(patch.perRouteGlobal.get('envoy.filters.http.ratelimit'), { vhRateLimits: 'INCLUDE', rateLimits: [{ stage: 0, disableKey: '', actions: [{ type: 'generic_key', descriptorKey: 'generic_key', descriptorValue: 'g' }] }], domain: 'd2' });
+    });
+
+    it('refuses a vh_rate_limits Envoy does not know and a misspelt field, naming them', () => {
+      assert.match(validateYaml(route({ vh_rate_limits: 'ALL' })).errors.join('\n'), /typed_per_filter_config\["envoy\.filters\.http\.ratelimit"\]\.vh_rate_limits: .*ALL.* \(line \d+\)/);
+      assert.match(validateYaml(route({ domian: 'x' })).errors.join('\n'), /\.domian/);
+    });
+
+    it('warns that override_option has no effect (Envoy does not implement it)', () => {
+      const { errors, warnings } = validateYaml(route({ override_option: 'INCLUDE_POLICY' }));
+      assert.deepEqual(errors, []);
+      assert.match(warnings.join('\n'), /override_option: has no effect: Envoy does not implement override_option/);
+    });
+  });
+
   it('the example of docs/rate-limiting.md validates with no error or warning', () => {
     const doc = readFileSync(join(import.meta.dirname, '../../../docs/rate-limiting.md'), 'utf8');
     const yaml = /```yaml\n([\s\S]*?)```/.exec(doc.slice(doc.indexOf('## Global rate limiting')))?.[1];
