@@ -169,7 +169,8 @@ function merge(into: Merged, ref: RoutePatchRef): void {
 
 /** The rate limits feeding a filter's descriptors: its own, else the route's and the virtual host's as `vh_rate_limits` says. */
 function policiesFor(config: LocalRateLimitSettings, route: Merged, vhost: Merged, routeEntry: boolean): readonly RateLimitPolicySettings[] {
-  if (config.rateLimits.length > 0) return config.rateLimits;
+  // Envoy ignores the stage of a filter's (or a per-route config's) own rate limits: they always apply.
+  if (config.rateLimits.length > 0) return config.rateLimits.map((p) => (p.stage === config.stage ? p : { ...p, stage: config.stage }));
   // Envoy's populateDescriptors: nothing without a route entry (redirects, direct responses).
   if (!routeEntry) return [];
   const mode = route.includeVh === true ? 'INCLUDE' : config.vhRateLimits;
@@ -364,8 +365,7 @@ export class RateLimitFilters {
         // route's, else the virtual host's), else its own, else the route's and virtual host's as vh_rate_limits says.
         const pr = route.perRouteGlobal.get(name) ?? vhost.perRouteGlobal.get(name);
         const own = pr !== undefined && pr.rateLimits.length > 0 ? pr.rateLimits : ref.patch.config.rateLimits;
-        // Envoy ignores the stage of the filter's and a per-route config's own rate limits: they always apply.
-        const config = { ...ref.patch.config, vhRateLimits: pr?.vhRateLimits ?? 'OVERRIDE', rateLimits: own.map((p) => (p.stage === global?.stage ? p : { ...p, stage: global?.stage ?? 0 })) };
+        const config = { ...ref.patch.config, vhRateLimits: pr?.vhRateLimits ?? 'OVERRIDE', rateLimits: own };
         const policies = site.routeEntry ? policiesFor(config, route, vhost, true) : [];
         const builder = policies.length > 0 ? new DescriptorBuilder(policies, global.stage, true) : undefined;
         if (pr?.domain !== undefined) global = { ...global, domain: pr.domain };
