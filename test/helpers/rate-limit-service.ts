@@ -27,6 +27,8 @@ export interface SeenRequest {
   readonly domain: string;
   readonly descriptors: { key: string; value: string }[][];
   readonly hits_addend: number;
+  /** Each descriptor's own hits_addend, where it has one (undefined: none has). */
+  readonly descriptorHits?: (number | undefined)[];
 }
 
 /** What the service answers besides the counting: `error` fails the call, `hang` never answers. */
@@ -62,9 +64,15 @@ export async function startRateLimitService(config: RlsConfig, now: () => number
   const hanging: grpc.sendUnaryData<unknown>[] = [];
   const server = new grpc.Server();
   server.addService(pkg.envoy.service.ratelimit.v3.RateLimitService.service, {
-    ShouldRateLimit: (call: grpc.ServerUnaryCall<{ domain: string; descriptors: { entries: { key: string; value: string }[] }[]; hits_addend: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+    ShouldRateLimit: (call: grpc.ServerUnaryCall<{ domain: string; descriptors: { entries: { key: string; value: string }[]; hits_addend: { value: number } | null }[]; hits_addend: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       const req = call.request;
-      seen.push({ domain: req.domain, descriptors: req.descriptors.map((d) => d.entries.map((e) => ({ key: e.key, value: e.value }))), hits_addend: req.hits_addend });
+      const descriptorHits = req.descriptors.map((d) => d.hits_addend?.value);
+      seen.push({
+        domain: req.domain,
+        descriptors: req.descriptors.map((d) => d.entries.map((e) => ({ key: e.key, value: e.value }))),
+        hits_addend: req.hits_addend,
+        ...(descriptorHits.some((h) => h !== undefined) ? { descriptorHits } : {}),
+      });
       if (control.mode === 'hang') {
         call.on('cancelled', () => control.cancelled++);
         return void hanging.push(cb);
@@ -84,7 +92,8 @@ export async function startRateLimitService(config: RlsConfig, now: () => number
         const unit = UNIT_MS[limit.unit];
         const window = Math.floor(now() / unit);
         const key = `${window}|${d.entries.map((e) => `${e.key}=${e.value}`).join(',')}`;
-        const n = (counts.get(key) ?? 0) + Math.max(1, req.hits_addend);
+        // envoyproxy/ratelimit: the descriptor's hits_addend, else the request's (0: one).
+        const n = (counts.get(key) ?? 0) + (d.hits_addend?.value ?? Math.max(1, req.hits_addend));
         counts.set(key, n);
         const code = n > limit.requests_per_unit ? 'OVER_LIMIT' : 'OK';
         if (code === 'OVER_LIMIT') over = true;

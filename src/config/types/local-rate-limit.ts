@@ -98,7 +98,23 @@ export interface RateLimitPolicySettings {
   /** Entries with a disable key are skipped by the local rate limit filter. */
   readonly disableKey: string;
   readonly actions: readonly RateLimitAction[];
+  /** `hits_addend`: the hits the descriptor counts for at a rate limit service (unset: the request's, one). */
+  readonly hitsAddend?: HitsAddendSettings;
 }
+
+/**
+ * A route rate limit's `hits_addend`: a fixed `number`, or the number a request header holds
+ * (`format: "%REQ(header?alt):max%"`).
+ */
+export type HitsAddendSettings =
+  | { readonly number: number }
+  | {
+      readonly header: string;
+      /** The header read when `header` is absent (`REQ(X?Y)`). */
+      readonly altHeader?: string;
+      /** The value's length kept (`REQ(X):Z`). */
+      readonly maxLength?: number;
+    };
 
 /** Which virtual-host rate limits a route uses (`common.ratelimit.v3.VhRateLimitsOptions`). */
 export type VhRateLimits = 'OVERRIDE' | 'INCLUDE' | 'IGNORE';
@@ -164,6 +180,8 @@ export interface RateLimitRoutePatch {
   readonly routeConfiguration: RouteConfigurationMatch | undefined;
   /** `typed_per_filter_config`: HTTP filter name → its config for this route (or virtual host). */
   readonly perFilterConfig: ReadonlyMap<string, LocalRateLimitSettings>;
+  /** `typed_per_filter_config` entries that are a global filter's `RateLimitPerRoute`, by HTTP filter name. */
+  readonly perRouteGlobal: ReadonlyMap<string, GlobalRateLimitPerRoute>;
   /** `route.rate_limits` (HTTP_ROUTE) or `rate_limits` (VIRTUAL_HOST), appended by the merge. */
   readonly rateLimits: readonly RateLimitPolicySettings[];
   /** `route.include_vh_rate_limits` (HTTP_ROUTE; deprecated in Envoy). */
@@ -172,6 +190,16 @@ export interface RateLimitRoutePatch {
 
 /** A patch of a local-rate-limit EnvoyFilter, read. */
 export type RateLimitPatch = RateLimitFilterPatch | RateLimitRoutePatch;
+
+/** A global rate limit filter's per-route config (`envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute`). */
+export interface GlobalRateLimitPerRoute {
+  /** `vh_rate_limits`: whether the virtual host's rate limits are used with the route's. @defaultValue 'OVERRIDE' */
+  readonly vhRateLimits: VhRateLimits;
+  /** `rate_limits`: when set, the only ones that build descriptors (the filter's, the route's and the virtual host's are not read). */
+  readonly rateLimits: readonly RateLimitPolicySettings[];
+  /** `domain`: replaces the filter's domain when set (non-empty). */
+  readonly domain: string | undefined;
+}
 
 /** One global RateLimit config (`envoy.extensions.filters.http.ratelimit.v3.RateLimit`), read with its defaults. */
 export interface GlobalRateLimitSettings {
@@ -203,4 +231,10 @@ export interface GlobalRateLimitSettings {
   readonly statusOnError: number;
   /** The filter's own descriptor actions (`rate_limits`); when set, route and virtual-host rate limits are not read. */
   readonly rateLimits: readonly RateLimitPolicySettings[];
+  /** `filter_enabled`: the fraction of requests the filter looks at (unset: all, Envoy's runtime default 100%). */
+  readonly filterEnabled: FractionSettings | undefined;
+  /** `filter_enforced`: the fraction of over-limit answers that refuse the request (unset: all). */
+  readonly filterEnforced: FractionSettings | undefined;
+  /** `failure_mode_deny_percent`: the fraction of failed calls that refuse the request; replaces `failure_mode_deny` when set. */
+  readonly failureModeDenyPercent: FractionSettings | undefined;
 }

@@ -18,6 +18,7 @@
  */
 import { isGlobalRateLimit, rateLimitClusterName } from './global-rate-limit.ts';
 import { LOCAL_RATE_LIMIT_URL } from './local-rate-limit.ts';
+import { isRateLimitPerRoute } from './per-filter-config.ts';
 import { peekAny } from './proto-json.ts';
 
 function record(v: unknown): Record<string, unknown> | undefined {
@@ -57,7 +58,7 @@ export function rateLimitServiceClusters(patches: readonly unknown[]): Set<strin
 
 function perFilterConfigIsRateLimit(v: unknown): boolean {
   const m = record(v);
-  return m !== undefined && Object.keys(m).length > 0 && Object.values(m).every(isLocalRateLimit);
+  return m !== undefined && Object.keys(m).length > 0 && Object.values(m).every((c) => isLocalRateLimit(c) || isRateLimitPerRoute(c));
 }
 
 /** Whether an HTTP_ROUTE / VIRTUAL_HOST value is made only of local rate limit settings. */

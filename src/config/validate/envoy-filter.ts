@@ -25,6 +25,7 @@ import { ROUTER, subFilterAbsence } from './envoy-filter-chain.ts';
 import { describePatch, isRateLimitPatch, rateLimitServiceClusters } from './envoy-filter-shape.ts';
 import { globalCarrier, isGlobalRateLimit, readGlobalRateLimitAny, readRateLimitClusters } from './global-rate-limit.ts';
 import { readLocalRateLimitAny } from './local-rate-limit.ts';
+import { type PerFilterConfigs, readPerFilterConfigs } from './per-filter-config.ts';
 import { boolean, message, nonEmptyText } from './proto-json.ts';
 import { type EnvoyFilterCtx, notImplemented, routeRateLimit } from './rate-limit-actions.ts';
 import { fail, int, list, map, obj, oneOf, regex, str, warn, type Ctx, type Validator } from './schema.ts';
@@ -214,12 +215,6 @@ function perConnectionOutside(ctx: Ctx, path: FieldPath, context: PatchContext, 
   }
 }
 
-function perFilterConfig(v: unknown, path: FieldPath, ctx: Ctx): Map<string, LocalRateLimitSettings> | undefined {
-  const m = map((x, p, c) => readLocalRateLimitAny(x, p, c, true))(v, path, ctx);
-  if (m === undefined) return undefined;
-  return new Map(Object.entries(m));
-}
-
 function readFilterPatch(cp: EnvoyConfigObjectPatch, value: Record<string, unknown>, path: FieldPath, ctx: Ctx, context: PatchContext, inserted: ReadonlySet<string>, clusters: ReadonlyMap<string, string>): RateLimitPatch | undefined {
   const op = cp.patch?.operation;
   const vp = [...path, 'patch', 'value'];
@@ -276,29 +271,29 @@ function readRoutePatch(cp: EnvoyConfigObjectPatch, value: Record<string, unknow
   const vp = [...path, 'patch', 'value'];
   let rateLimits: RateLimitPolicySettings[] = [];
   let include: boolean | undefined;
-  let configs: Map<string, LocalRateLimitSettings> | undefined;
+  let configs: PerFilterConfigs | undefined;
   if (applyTo === 'HTTP_ROUTE') {
-    const r = message<{ typed_per_filter_config?: Map<string, LocalRateLimitSettings>; route?: { rate_limits?: RateLimitPolicySettings[]; include_vh_rate_limits?: boolean } }>({
-      typed_per_filter_config: perFilterConfig,
+    const r = message<{ typed_per_filter_config?: PerFilterConfigs; route?: { rate_limits?: RateLimitPolicySettings[]; include_vh_rate_limits?: boolean } }>({
+      typed_per_filter_config: readPerFilterConfigs,
       route: message({ rate_limits: list(routeRateLimit), include_vh_rate_limits: boolean }),
     })(value, vp, ctx);
     configs = r?.typed_per_filter_config;
     rateLimits = r?.route?.rate_limits ?? [];
     include = r?.route?.include_vh_rate_limits;
   } else {
-    const r = message<{ typed_per_filter_config?: Map<string, LocalRateLimitSettings>; rate_limits?: RateLimitPolicySettings[] }>({
-      typed_per_filter_config: perFilterConfig,
+    const r = message<{ typed_per_filter_config?: PerFilterConfigs; rate_limits?: RateLimitPolicySettings[] }>({
+      typed_per_filter_config: readPerFilterConfigs,
       rate_limits: list(routeRateLimit),
     })(value, vp, ctx);
     configs = r?.typed_per_filter_config;
     rateLimits = r?.rate_limits ?? [];
   }
-  perConnectionOutside(ctx, path, context, configs?.values() ?? []);
+  perConnectionOutside(ctx, path, context, configs?.local.values() ?? []);
   const rc = cp.match?.routeConfiguration;
   if (rc?.vhost?.route !== undefined && applyTo === 'VIRTUAL_HOST') {
     warn(ctx, [...path, 'match', 'routeConfiguration', 'vhost', 'route'], 'a route match has no effect on a VIRTUAL_HOST patch (Istio matches the virtual host only)');
   }
-  return { applyTo, context, routeConfiguration: rc, perFilterConfig: configs ?? new Map(), rateLimits, includeVhRateLimits: include };
+  return { applyTo, context, routeConfiguration: rc, perFilterConfig: configs?.local ?? new Map(), perRouteGlobal: configs?.global ?? new Map(), rateLimits, includeVhRateLimits: include };
 }
 
 /**

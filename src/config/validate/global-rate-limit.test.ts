@@ -50,6 +50,9 @@ describe('EnvoyFilter: the global rate limit filter and its cluster', () => {
       responseHeadersToAdd: [],
       statusOnError: 500,
       rateLimits: [],
+      filterEnabled: undefined,
+      filterEnforced: undefined,
+      failureModeDenyPercent: undefined,
     });
     const [vhost] = rateLimitPatches(resources[1]?.spec as EnvoyFilterSpec) as [RateLimitRoutePatch];
     assert.deepEqual(vhost.rateLimits, [{ stage: 0, disableKey: '', actions: [{ type: 'request_headers', headerName: ':path', descriptorKey: 'PATH', skipIfAbsent: false }] }]);
@@ -63,7 +66,19 @@ describe('EnvoyFilter: the global rate limit filter and its cluster', () => {
     assert.equal(filter.global?.timeoutMs, 20);
   });
 
+  it('filter_enabled, filter_enforced and failure_mode_deny_percent are read (their default_value: meshlet has no runtime), not skipped', () => {
+    const pct = (numerator: number, denominator: string) => ({ default_value: { numerator, denominator }, runtime_key: 'ratelimit.k' });
+    const { resources, errors, warnings } = validateYaml(ef({ domain: 'd', rate_limit_service: SERVICE, filter_enabled: pct(50, 'HUNDRED'), filter_enforced: pct(25, 'TEN_THOUSAND'), failure_mode_deny_percent: { default_value: {} } }, CLUSTER));
+    assert.deepEqual([...errors, ...warnings], []);
+    const [filter] = rateLimitPatches(resources[0]?.spec as EnvoyFilterSpec) as [RateLimitFilterPatch];
+    assert.deepEqual(filter.global?.filterEnabled, { numerator: 50, denominator: 100 });
+    assert.deepEqual(filter.global?.filterEnforced, { numerator: 25, denominator: 10_000 });
+    assert.deepEqual(filter.global?.failureModeDenyPercent, { numerator: 0, denominator: 100 });
+  });
+
   const bad: { name: string; yaml: string; want: RegExp }[] = [
+    { name: 'a fraction without default_value', yaml: ef({ domain: 'd', rate_limit_service: SERVICE, filter_enabled: { runtime_key: 'k' } }, CLUSTER), want: /typed_config\.filter_enabled\.default_value: is required \(line \d+\)/ },
+    { name: 'an unknown denominator', yaml: ef({ domain: 'd', rate_limit_service: SERVICE, filter_enforced: { default_value: { numerator: 1, denominator: 'THOUSAND' } } }, CLUSTER), want: /typed_config\.filter_enforced\.default_value\.denominator: / },
     { name: 'no domain', yaml: ef({ rate_limit_service: SERVICE }, CLUSTER), want: /configPatches\[0\]\.patch\.value\.typed_config\.domain: is required \(line \d+\)/ },
     { name: 'no rate_limit_service', yaml: ef({ domain: 'd' }, CLUSTER), want: /typed_config\.rate_limit_service: is required/ },
     { name: 'stage above 10', yaml: ef({ domain: 'd', stage: 11, rate_limit_service: SERVICE }, CLUSTER), want: /typed_config\.stage: must be <= 10, got 11/ },
@@ -90,6 +105,78 @@ describe('EnvoyFilter: the global rate limit filter and its cluster', () => {
     assert.match(missing.warnings.join('\n'), /skipped: .*cluster_name uses a rate limit service cluster "rate_limit_cluster" that meshlet cannot find/);
     const tls = validateYaml(ef({ domain: 'd', rate_limit_service: SERVICE }, { ...CLUSTER, transport_socket: { name: 'envoy.transport_sockets.tls' } }));
     assert.match(tls.warnings.join('\n'), /transport_socket uses a transport socket \(TLS\) on the rate limit service cluster/);
+  });
+
+  describe('a route rate limit\'s hits_addend', () => {
+    const vh = (hits: unknown) =>
+      stringify({
+        apiVersion: 'networking.istio.io/v1alpha3',
+        kind: 'EnvoyFilter',
+        metadata: { name: 'vh', namespace: 'istio-system' },
+        spec: { configPatches: [{ applyTo: 'VIRTUAL_HOST', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'MERGE', value: { rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'g' } }], hits_addend: hits }] } } }] },
+      });
+    const read = (hits: unknown) => {
+      const r = validateYaml(vh(hits));
+      const [patch] = r.resources.length === 0 ? [] : (rateLimitPatches(r.resources[0]?.spec as EnvoyFilterSpec) as RateLimitRoutePatch[]);
+      return { ...r, hits: patch?.rateLimits[0]?.hitsAddend };
+    };
+
+    it('a number, and a %REQ(header?alt):max% format, are read', () => {
+      assert.deepEqual(read({ number: 7 }).hits, { number: 7 });
+      const f = read({ format: '%REQ(X-Hits?alt):3%' });
+      assert.deepEqual([...f.errors, ...f.warnings], []);
+      assert.deepEqual(f.hits, { header: 'x-hits', altHeader: 'alt', maxLength: 3 });
+      assert.deepEqual(read({ format: '%REQUEST_HEADER(x-h)%' }).hits, { header: 'x-h' });
+    });
+
+    const refused: [string, unknown, RegExp][] = [
+      ['a number above 1e9', { number: 1_000_000_001 }, /rate_limits\[0\]\.hits_addend\.number: must be <= 1000000000, got 1000000001 \(line \d+\)/],
+      ['both number and format', { number: 1, format: '%REQ(x)%' }, /hits_addend: sets both number and format/],
+      ['a format that is not one field', { format: 'n=%REQ(x)%' }, /hits_addend\.format: "n=%REQ\(x\)%" must be exactly one substitution field/],
+      ['REQ without a header', { format: '%REQ%' }, /hits_addend\.format: REQ needs a header name/],
+    ];
+    for (const [name, hits, want] of refused) {
+      it(`refuses ${name}, naming the field`, () => {
+        const { errors } = validateYaml(vh(hits));
+        assert.ok(errors.some((e) => want.test(e)), errors.join('\n'));
+      });
+    }
+
+    it('skips, with a warning naming it, a format field other than a request header', () => {
+      const { errors, warnings } = validateYaml(vh({ format: '%BYTES_RECEIVED%' }));
+      assert.deepEqual(errors, []);
+      assert.match(warnings.join('\n'), /skipped: .*hits_addend\.format uses the hits_addend format %BYTES_RECEIVED%/);
+    });
+  });
+
+  describe('RateLimitPerRoute in typed_per_filter_config', () => {
+    const PR = 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute';
+    const route = (config: Record<string, unknown>) =>
+      stringify({
+        apiVersion: 'networking.istio.io/v1alpha3',
+        kind: 'EnvoyFilter',
+        metadata: { name: 'pr', namespace: 'istio-system' },
+        spec: { configPatches: [{ applyTo: 'HTTP_ROUTE', match: { context: 'SIDECAR_OUTBOUND' }, patch: { operation: 'MERGE', value: { typed_per_filter_config: { 'envoy.filters.http.ratelimit': { '@type': PR, ...config } } } } }] },
+      });
+
+    it('is read (vh_rate_limits, rate_limits, domain), beside the local filter configs', () => {
+      const { resources, errors, warnings } = validateYaml(route({ vh_rate_limits: 'INCLUDE', rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'g' } }] }], domain: 'd2' }));
+      assert.deepEqual([...errors, ...warnings], []);
+      const [patch] = rateLimitPatches(resources[0]?.spec as EnvoyFilterSpec) as [RateLimitRoutePatch];
+      assert.deepEqual(patch.perFilterConfig.size, 0);
+      assert.deepEqual(patch.perRouteGlobal.get('envoy.filters.http.ratelimit'), { vhRateLimits: 'INCLUDE', rateLimits: [{ stage: 0, disableKey: '', actions: [{ type: 'generic_key', descriptorKey: 'generic_key', descriptorValue: 'g' }] }], domain: 'd2' });
+    });
+
+    it('refuses a vh_rate_limits Envoy does not know and a misspelt field, naming them', () => {
+      assert.match(validateYaml(route({ vh_rate_limits: 'ALL' })).errors.join('\n'), /typed_per_filter_config\["envoy\.filters\.http\.ratelimit"\]\.vh_rate_limits: .*ALL.* \(line \d+\)/);
+      assert.match(validateYaml(route({ domian: 'x' })).errors.join('\n'), /\.domian/);
+    });
+
+    it('warns that override_option has no effect (Envoy does not implement it)', () => {
+      const { errors, warnings } = validateYaml(route({ override_option: 'INCLUDE_POLICY' }));
+      assert.deepEqual(errors, []);
+      assert.match(warnings.join('\n'), /override_option: has no effect: Envoy does not implement override_option/);
+    });
   });
 
   it('the example of docs/rate-limiting.md validates with no error or warning', () => {

@@ -16,11 +16,11 @@
  */
 import type { FieldPath } from '../issues.ts';
 import type { GlobalRateLimitSettings } from '../types/local-rate-limit.ts';
-import type { HeaderToAdd, LocalRateLimitSettings, RateLimitPolicySettings } from '../types/local-rate-limit.ts';
-import { readHeaderToAdd, statusCode } from './local-rate-limit.ts';
+import type { FractionSettings, HeaderToAdd, LocalRateLimitSettings, RateLimitPolicySettings } from '../types/local-rate-limit.ts';
+import { readFraction, readHeaderToAdd, statusCode } from './local-rate-limit.ts';
 import { anyValue, boolean, duration, enumOf, message, nonEmptyText, peekAny, text, uint32 } from './proto-json.ts';
 import { filterRateLimit, notImplemented } from './rate-limit-actions.ts';
-import { fail, list, warn, type Ctx, type Validator } from './schema.ts';
+import { fail, list, warn, type Ctx } from './schema.ts';
 
 /** The type URL of the global rate limit filter's config. */
 export const GLOBAL_RATE_LIMIT_URL = 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit';
@@ -144,17 +144,10 @@ interface RawRateLimit {
   status_on_error?: { code: number };
   stat_prefix?: string;
   rate_limits?: RateLimitPolicySettings[];
-  filter_enabled?: object;
-  filter_enforced?: object;
-  failure_mode_deny_percent?: object;
+  filter_enabled?: FractionSettings;
+  filter_enforced?: FractionSettings;
+  failure_mode_deny_percent?: FractionSettings;
 }
-
-const notImplementedField =
-  (what: string): Validator<object> =>
-  (v, path, ctx) => {
-    notImplemented(ctx, path, what);
-    return v as object;
-  };
 
 const rawRateLimit = message<RawRateLimit>({
   domain: { validate: nonEmptyText, required: true },
@@ -175,9 +168,10 @@ const rawRateLimit = message<RawRateLimit>({
   status_on_error: message<{ code: number }>({ code: { validate: statusCode, required: true } }),
   stat_prefix: text,
   rate_limits: list(filterRateLimit),
-  filter_enabled: notImplementedField('filter_enabled on the global rate limit filter (a runtime fraction)'),
-  filter_enforced: notImplementedField('filter_enforced on the global rate limit filter (a runtime fraction)'),
-  failure_mode_deny_percent: notImplementedField('failure_mode_deny_percent (a runtime fraction)'),
+  // RuntimeFractionalPercent: its default_value (meshlet has no runtime; Envoy reads the runtime_key first).
+  filter_enabled: readFraction,
+  filter_enforced: readFraction,
+  failure_mode_deny_percent: readFraction,
 });
 
 /**
@@ -218,6 +212,9 @@ export function readGlobalRateLimitAny(v: unknown, path: FieldPath, ctx: Ctx, cl
     responseHeadersToAdd: r.response_headers_to_add ?? [],
     statusOnError: r.status_on_error?.code === undefined || r.status_on_error.code < 400 ? 500 : r.status_on_error.code,
     rateLimits: r.rate_limits ?? [],
+    filterEnabled: r.filter_enabled,
+    filterEnforced: r.filter_enforced,
+    failureModeDenyPercent: r.failure_mode_deny_percent,
   };
 }
 

@@ -66,7 +66,8 @@ const runtimeFraction = message<{ default_value: FractionSettings; runtime_key?:
   runtime_key: text,
 });
 
-const readFraction: Validator<FractionSettings> = (v, path, ctx) => runtimeFraction(v, path, ctx)?.default_value;
+/** A `config.core.v3.RuntimeFractionalPercent`: its `default_value` (meshlet has no runtime, so the key is not read). */
+export const readFraction: Validator<FractionSettings> = (v, path, ctx) => runtimeFraction(v, path, ctx)?.default_value;
 
 const APPEND_ACTIONS: readonly AppendAction[] = ['APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS'];
 

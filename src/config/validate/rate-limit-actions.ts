@@ -4,13 +4,14 @@
  * request into descriptors for the local rate limit filter, with Envoy's defaults
  * (`header_match`, `generic_key`, `query_match` keys; `expect_match` true) and its
  * `HeaderMatcher` / `QueryParameterMatcher`. What meshlet cannot evaluate (metadata actions,
- * CEL beyond a single attribute, limit overrides, `hits_addend`) is recorded as not implemented,
+ * CEL beyond a single attribute, limit overrides) is recorded as not implemented,
  * which makes the EnvoyFilter skipped (see `envoy-filter.ts`).
  *
  * @module
  */
 import type { FieldPath } from '../issues.ts';
-import type { CelAttribute, HeaderMatcherSettings, QueryMatcherSettings, RateLimitAction, RateLimitPolicySettings } from '../types/local-rate-limit.ts';
+import type { CelAttribute, HeaderMatcherSettings, HitsAddendSettings, QueryMatcherSettings, RateLimitAction, RateLimitPolicySettings } from '../types/local-rate-limit.ts';
+import { hitsAddendReader } from './hits-addend.ts';
 import { checkCel } from './cel.ts';
 import { anyValue, boolean, message, nonEmptyText, text, uint32 } from './proto-json.ts';
 import { fail, list, type Ctx, type Validator } from './schema.ts';
@@ -367,12 +368,12 @@ const notImplementedField =
 
 /** A route's `rate_limits[]` entry (`config.route.v3.RateLimit`). */
 export const routeRateLimit: Validator<RateLimitPolicySettings> = (v, path, ctx) => {
-  const r = message<{ stage?: number; disable_key?: string; actions: RateLimitAction[]; limit?: object; hits_addend?: object; apply_on_stream_done?: boolean }>({
+  const r = message<{ stage?: number; disable_key?: string; actions: RateLimitAction[]; limit?: object; hits_addend?: HitsAddendSettings; apply_on_stream_done?: boolean }>({
     stage: uint32({ max: 10 }),
     disable_key: text,
     actions: { validate: list(rateLimitAction, { min: 1 }), required: true },
-    limit: notImplementedField('a rate-limit override (limit)'),
-    hits_addend: notImplementedField('hits_addend (meshlet charges one token per request)'),
+    limit: notImplementedField('a rate-limit override (limit: its source is dynamic metadata, and meshlet has none)'),
+    hits_addend: hitsAddendReader(notImplemented),
     apply_on_stream_done: (x, p, c) => {
       const b = boolean(x, p, c);
       if (b === true) notImplemented(c, p, 'apply_on_stream_done');
@@ -380,15 +381,16 @@ export const routeRateLimit: Validator<RateLimitPolicySettings> = (v, path, ctx)
     },
   })(v, path, ctx);
   if (r?.actions === undefined) return undefined;
-  return { stage: r.stage ?? 0, disableKey: r.disable_key ?? '', actions: r.actions };
+  return { stage: r.stage ?? 0, disableKey: r.disable_key ?? '', actions: r.actions, ...(r.hits_addend === undefined ? {} : { hitsAddend: r.hits_addend }) };
 };
 
 /** The filter's own `rate_limits[]` entry (`common.ratelimit.v3.RateLimitConfig`). */
 export const filterRateLimit: Validator<RateLimitPolicySettings> = (v, path, ctx) => {
-  const r = message<{ actions: RateLimitAction[]; limit?: object }>({
+  const r = message<{ actions: RateLimitAction[]; limit?: object; hits_addend?: HitsAddendSettings }>({
     actions: { validate: list(rateLimitAction, { min: 1 }), required: true },
-    limit: notImplementedField('a rate-limit override (limit)'),
+    limit: notImplementedField('a rate-limit override (limit: its source is dynamic metadata, and meshlet has none)'),
+    hits_addend: hitsAddendReader(notImplemented),
   })(v, path, ctx);
   if (r?.actions === undefined) return undefined;
-  return { stage: 0, disableKey: '', actions: r.actions };
+  return { stage: 0, disableKey: '', actions: r.actions, ...(r.hits_addend === undefined ? {} : { hitsAddend: r.hits_addend }) };
 };

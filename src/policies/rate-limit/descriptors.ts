@@ -9,9 +9,10 @@
  * @module
  */
 import { isIP } from 'node:net';
-import type { CelAttribute, HeaderMatcherSettings, QueryMatcherSettings, RateLimitAction, RateLimitPolicySettings } from '../../config/types/local-rate-limit.ts';
+import type { CelAttribute, HeaderMatcherSettings, HitsAddendSettings, QueryMatcherSettings, RateLimitAction, RateLimitPolicySettings } from '../../config/types/local-rate-limit.ts';
 import { compileRe2 } from '../../config/regex.ts';
 import type { Descriptor } from './local-rate-limiter.ts';
+import { hitsOf } from './hits-addend.ts';
 
 /** What the actions read of a request (the server side's request view has all of it). */
 export interface RateLimitRequest {
@@ -346,6 +347,8 @@ function compileAction(a: RateLimitAction): Producer {
  */
 export class DescriptorBuilder {
   readonly #entries: readonly (readonly Producer[])[];
+  /** Per entry, its `hits_addend`. */
+  readonly #hits: readonly (HitsAddendSettings | undefined)[];
 
   /**
    * `stage`: only entries of this stage count (the filter's stage); entries with a disable key are
@@ -353,7 +356,9 @@ export class DescriptorBuilder {
    * runtime flag, `ratelimit.<key>.http_filter_enabled`, which is on by default: meshlet has no runtime).
    */
   constructor(policies: readonly RateLimitPolicySettings[], stage: number, withDisableKey = false) {
-    this.#entries = policies.filter((p) => p.stage === stage && (withDisableKey || p.disableKey === '')).map((p) => p.actions.map(compileAction));
+    const used = policies.filter((p) => p.stage === stage && (withDisableKey || p.disableKey === ''));
+    this.#entries = used.map((p) => p.actions.map(compileAction));
+    this.#hits = used.map((p) => p.hitsAddend);
   }
 
   get empty(): boolean {
@@ -363,16 +368,24 @@ export class DescriptorBuilder {
   /** The request's descriptors, in policy order. */
   build(req: RateLimitRequest, site: RateLimitSite): Descriptor[] {
     const out: Descriptor[] = [];
-    for (const producers of this.#entries) {
-      const entries: Entry[] = [];
+    for (let i = 0; i < this.#entries.length; i++) {
+      const entries: Entry[] & { hitsAddend?: number } = [];
       let ok = true;
-      for (const p of producers) {
+      for (const p of this.#entries[i] as readonly Producer[]) {
         if (!p(req, site, entries)) {
           ok = false;
           break;
         }
       }
-      if (ok && entries.length > 0) out.push(entries);
+      if (!ok || entries.length === 0) continue;
+      const h = this.#hits[i];
+      if (h !== undefined) {
+        // Envoy: a format whose value is not a number up to 1e9 is an error, and the descriptor is left out.
+        const n = hitsOf(h, req);
+        if (n === undefined) continue;
+        entries.hitsAddend = n;
+      }
+      out.push(entries);
     }
     return out;
   }

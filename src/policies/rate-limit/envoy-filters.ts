@@ -30,7 +30,7 @@ import type { ListenerMatch, RouteConfigurationMatch } from '../../config/types/
 import type { LocalRateLimitSettings, RateLimitFilterPatch, RateLimitPolicySettings, RateLimitRoutePatch } from '../../config/types/local-rate-limit.ts';
 import { type HttpChainOptions, istioHttpFilterChain, ROUTER } from '../../config/validate/envoy-filter-chain.ts';
 import { rateLimitPatches } from '../../config/validate/envoy-filter.ts';
-import type { GlobalRateLimitSettings } from '../../config/types/local-rate-limit.ts';
+import type { GlobalRateLimitPerRoute, GlobalRateLimitSettings } from '../../config/types/local-rate-limit.ts';
 import { DescriptorBuilder } from './descriptors.ts';
 import { type EnvoyFilterWorkload, selectEnvoyFilters } from './select-envoy-filters.ts';
 import { LocalRateLimiter } from './local-rate-limiter.ts';
@@ -155,19 +155,22 @@ export function contextApplies(context: string, direction: RateLimitDirection): 
 /** A route or virtual host after the merges. */
 interface Merged {
   readonly perFilter: Map<string, { config: LocalRateLimitSettings; source: string }>;
+  readonly perRouteGlobal: Map<string, GlobalRateLimitPerRoute>;
   readonly rateLimits: RateLimitPolicySettings[];
   includeVh: boolean | undefined;
 }
 
 function merge(into: Merged, ref: RoutePatchRef): void {
   for (const [name, config] of ref.patch.perFilterConfig) into.perFilter.set(name, { config, source: ref.source });
+  for (const [name, config] of ref.patch.perRouteGlobal) into.perRouteGlobal.set(name, config);
   into.rateLimits.push(...ref.patch.rateLimits);
   if (ref.patch.includeVhRateLimits !== undefined) into.includeVh = ref.patch.includeVhRateLimits;
 }
 
 /** The rate limits feeding a filter's descriptors: its own, else the route's and the virtual host's as `vh_rate_limits` says. */
 function policiesFor(config: LocalRateLimitSettings, route: Merged, vhost: Merged, routeEntry: boolean): readonly RateLimitPolicySettings[] {
-  if (config.rateLimits.length > 0) return config.rateLimits;
+  // Envoy ignores the stage of a filter's (or a per-route config's) own rate limits: they always apply.
+  if (config.rateLimits.length > 0) return config.rateLimits.map((p) => (p.stage === config.stage ? p : { ...p, stage: config.stage }));
   // Envoy's populateDescriptors: nothing without a route entry (redirects, direct responses).
   if (!routeEntry) return [];
   const mode = route.includeVh === true ? 'INCLUDE' : config.vhRateLimits;
@@ -348,19 +351,24 @@ export class RateLimitFilters {
   active(site: FilterSite): ActiveFilter[] {
     const chain = this.#placed(site);
     if (chain.length === 0) return [];
-    const route: Merged = { perFilter: new Map(), rateLimits: [], includeVh: undefined };
-    const vhost: Merged = { perFilter: new Map(), rateLimits: [], includeVh: undefined };
+    const route: Merged = { perFilter: new Map(), perRouteGlobal: new Map(), rateLimits: [], includeVh: undefined };
+    const vhost: Merged = { perFilter: new Map(), perRouteGlobal: new Map(), rateLimits: [], includeVh: undefined };
     for (const ref of this.#vhosts) if (site.routeFits(ref.patch.routeConfiguration, 'VIRTUAL_HOST')) merge(vhost, ref);
     for (const ref of this.#routes) if (site.routeFits(ref.patch.routeConfiguration, 'HTTP_ROUTE')) merge(route, ref);
     const out: ActiveFilter[] = [];
     for (const { ref, gate } of chain) {
       const name = ref.patch.filterName;
-      const global = ref.patch.global;
+      let global = ref.patch.global;
       if (global !== undefined) {
-        // Envoy's global filter: no buckets; no call without a route entry (initiateCall returns first: a redirect, a direct
-        // response, no route); its descriptors from its own rate limits, else the route's and virtual host's (OVERRIDE).
-        const policies = site.routeEntry ? policiesFor(ref.patch.config, route, vhost, true) : [];
+        // Envoy's global filter: no buckets; no call without a route entry (populateRateLimitDescriptors returns first: a
+        // redirect, a direct response, no route). Its descriptors: the most specific RateLimitPerRoute's rate_limits (the
+        // route's, else the virtual host's), else its own, else the route's and virtual host's as vh_rate_limits says.
+        const pr = route.perRouteGlobal.get(name) ?? vhost.perRouteGlobal.get(name);
+        const own = pr !== undefined && pr.rateLimits.length > 0 ? pr.rateLimits : ref.patch.config.rateLimits;
+        const config = { ...ref.patch.config, vhRateLimits: pr?.vhRateLimits ?? 'OVERRIDE', rateLimits: own };
+        const policies = site.routeEntry ? policiesFor(config, route, vhost, true) : [];
         const builder = policies.length > 0 ? new DescriptorBuilder(policies, global.stage, true) : undefined;
+        if (pr?.domain !== undefined) global = { ...global, domain: pr.domain };
         const limiter = this.#limiter(`global|${ref.source}`, ref.patch.config);
         out.push({ name, source: ref.source, config: ref.patch.config, limiter, descriptors: builder === undefined || builder.empty ? undefined : builder, gate, global });
         continue;

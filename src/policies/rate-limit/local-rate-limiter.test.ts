@@ -23,6 +23,16 @@ describe('LocalRateLimiter: Envoy\'s default bucket and descriptor buckets', () 
     assert.equal(run(l, [[], [], []]), 'aar');
   });
 
+  it("a descriptor's hits_addend takes that many tokens from its bucket (Envoy: consume(hits_addend_.value_or(1))), and one from the default bucket", () => {
+    const l = limiter({ tokenBucket: tb(10), descriptors: [desc({ k: 'v' }, tb(5))] });
+    const three = Object.assign(d({ k: 'v' }), { hitsAddend: 3 });
+    assert.equal(run(l, [[three], [three]]), 'ar');
+    assert.equal(l.defaultBucket?.remainingTokens, 9);
+    const zero = Object.assign(d({ k: 'v' }), { hitsAddend: 0 });
+    // Two tokens left: hits_addend 0 takes none, then one each.
+    assert.equal(run(l, [[zero], [d({ k: 'v' })], [d({ k: 'v' })], [d({ k: 'v' })]]), 'aaar');
+  });
+
   it('without any bucket, everything is allowed', () => {
     assert.equal(run(limiter({}), [[], [d({ a: 'b' })]]), 'aa');
   });

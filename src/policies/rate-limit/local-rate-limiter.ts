@@ -16,8 +16,11 @@ import type { Clock } from '../../core/clock.ts';
 import type { DescriptorEntry, DescriptorSettings, TokenBucketSettings } from '../../config/types/local-rate-limit.ts';
 import { type BucketState, TokenBucket } from './token-bucket.ts';
 
-/** A request descriptor: the entries one rate-limit policy entry produced. */
-export type Descriptor = readonly DescriptorEntry[];
+/**
+ * A request descriptor: the entries one rate-limit policy entry produced, and the hits its
+ * `hits_addend` gave (the tokens a matched bucket gives; a rate limit service is sent them).
+ */
+export type Descriptor = readonly DescriptorEntry[] & { readonly hitsAddend?: number };
 
 /** The answer for one request. */
 export interface LimitResult {
@@ -146,6 +149,7 @@ export class LocalRateLimiter {
   /** Decides one request. */
   requestAllowed(requestDescriptors: readonly Descriptor[]): LimitResult {
     let matched: TokenBucket[] | undefined;
+    let hits: Map<TokenBucket, number> | undefined;
     if (requestDescriptors.length > 0 && this.hasDescriptors) {
       for (const rd of requestDescriptors) {
         const exact = this.#exact.size > 0 ? this.#exact.get(descriptorKey(rd)) : undefined;
@@ -161,13 +165,18 @@ export class LocalRateLimiter {
         if (b !== undefined) {
           matched ??= [];
           matched.push(b);
+          // Envoy: the descriptor's hits_addend tokens, else one.
+          if (rd.hitsAddend !== undefined) {
+            hits ??= new Map();
+            hits.set(b, rd.hitsAddend);
+          }
         }
       }
     }
     if (matched !== undefined) {
       // Slowest-refilling first, so a request refused by a strict bucket does not drain the others.
       if (matched.length > 1) matched.sort((a, b) => a.fillRate - b.fillRate);
-      for (const b of matched) if (!b.consume()) return { allowed: false, bucket: b };
+      for (const b of matched) if (!b.consume(hits?.get(b) ?? 1)) return { allowed: false, bucket: b };
     }
     const first = matched?.[0];
     if (matched === undefined || this.#alwaysConsumeDefault) {

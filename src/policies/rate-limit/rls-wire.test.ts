@@ -4,6 +4,18 @@ import { ProtoReader, ProtoWriter } from '../../core/protobuf.ts';
 import { decodeRateLimitResponse, encodeRateLimitRequest, xRateLimitHeaders } from './rls-wire.ts';
 
 describe('rate limit service wire (envoy.service.ratelimit.v3)', () => {
+  it("writes a descriptor's hits_addend as RateLimitDescriptor field 3, a UInt64Value (present even when 0)", () => {
+    const one = (hits: number | undefined) => {
+      const entries = [{ key: 'k', value: 'v' }];
+      const b = encodeRateLimitRequest('d', [hits === undefined ? entries : Object.assign(entries, { hitsAddend: hits })]);
+      // domain (0a 01 64), descriptors (12 len …): the descriptor's bytes after its entry (0a 06 0a 01 6b 12 01 76).
+      return b.subarray(5 + 8).toString('hex');
+    };
+    assert.equal(one(undefined), '');
+    assert.equal(one(7), '1a020807');
+    assert.equal(one(0), '1a00');
+  });
+
   it('writes the domain, each descriptor\'s entries in order, and leaves hits_addend out when 0', () => {
     const b = encodeRateLimitRequest('d', [[{ key: 'PATH', value: '/' }, { key: 'm', value: 'GET' }], [{ key: 'generic_key', value: 'x' }]]);
     const r = new ProtoReader(b);

@@ -2,7 +2,7 @@
  * The wire format of Envoy's rate limit service API (`envoy.service.ratelimit.v3`,
  * `api/envoy/service/ratelimit/v3/rls.proto` and `extensions/common/ratelimit/v3/ratelimit.proto`):
  * the `RateLimitRequest` meshlet sends (`domain` 1, `descriptors` 2 of `entries` 1 with `key` 1 /
- * `value` 2, `hits_addend` 3) and the `RateLimitResponse` it reads (`overall_code` 1, `statuses`
+ * `value` 2 and `hits_addend` 3 (a UInt64Value), `hits_addend` 3) and the `RateLimitResponse` it reads (`overall_code` 1, `statuses`
  * 2, `response_headers_to_add` 3, `request_headers_to_add` 4, `raw_body` 5). Written with
  * core/protobuf.ts, as the ext-authz wire is, so a mesh needs no `.proto` files at run time.
  *
@@ -50,6 +50,12 @@ export function encodeRateLimitRequest(domain: string, descriptors: readonly Des
       ew.string(1, e.key);
       ew.string(2, e.value);
       dw.message(1, ew);
+    }
+    // RateLimitDescriptor.hits_addend = 3, a google.protobuf.UInt64Value (its value = 1).
+    if (d.hitsAddend !== undefined) {
+      const hw = new ProtoWriter();
+      hw.uint(1, d.hitsAddend);
+      dw.message(3, hw);
     }
     w.message(2, dw);
   }

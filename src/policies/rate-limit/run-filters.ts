@@ -188,6 +188,8 @@ export class RateLimitRunner {
     for (let i = start; i < filters.length; i++) {
       const f = filters[i] as ActiveFilter;
       if (f.global !== undefined) {
+        // filter_enabled (Envoy's decodeHeaders: not enabled, the filter does nothing for the request).
+        if (f.global.filterEnabled !== undefined && !draw(f.global.filterEnabled, this.#random)) continue;
         const call = this.#ask(f, f.global, req, () => (where ??= site()), signal);
         if (call === undefined) continue;
         // The answer comes later: this run's notes are its own from here (the caller's object serves the next request).
@@ -259,7 +261,9 @@ export class RateLimitRunner {
     stats.enabled++;
     const where = `rate limit service ${g.target} (domain ${g.domain}) of ${f.name} from ${f.source}`;
     if (o.status === 'error') {
-      if (!g.failureModeDeny) {
+      // failure_mode_deny_percent, when set, replaces failure_mode_deny with a draw.
+      const deny = g.failureModeDenyPercent === undefined ? g.failureModeDeny : draw(g.failureModeDenyPercent, this.#random);
+      if (!deny) {
         stats.ok++;
         return undefined;
       }
@@ -272,7 +276,9 @@ export class RateLimitRunner {
     for (const h of r.responseHeadersToAdd) headers[h.key] = h.key in headers ? `${headers[h.key]},${h.value}` : h.value;
     if (o.status === 'over' && !g.disableXEnvoyRateLimitedHeader) headers['x-envoy-ratelimited'] = 'true';
     if (g.xRateLimitHeaders) Object.assign(headers, xRateLimitHeaders(r.statuses));
-    if (o.status === 'over') {
+    // filter_enforced: an over-limit answer not enforced lets the request through, as an OK one, with
+    // the answer's headers (x-envoy-ratelimited included) on the response (Envoy's complete()).
+    if (o.status === 'over' && (g.filterEnforced === undefined || draw(g.filterEnforced, this.#random))) {
       stats.rate_limited++;
       stats.enforced++;
       const out: Record<string, string> = Object.create(null);
@@ -282,7 +288,8 @@ export class RateLimitRunner {
       const grpcStatus = g.rateLimitedAsResourceExhausted ? GRPC_STATUS.RESOURCE_EXHAUSTED : httpToGrpc(g.rateLimitedStatus);
       return { status: g.rateLimitedStatus, grpcStatus, headers: out, reason: `${where}: over limit`, body: r.rawBody, flag: 'RL' };
     }
-    stats.ok++;
+    if (o.status === 'over') stats.rate_limited++;
+    else stats.ok++;
     if (r.requestHeadersToAdd.length > 0) {
       addHeaders(req.headers as HeaderBag, r.requestHeadersToAdd.map((h) => ({ key: h.key, value: h.value, action: 'APPEND_IF_EXISTS_OR_ADD' as const, keepEmptyValue: true })));
       notes.headersChanged = true;

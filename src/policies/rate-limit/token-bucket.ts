@@ -56,10 +56,10 @@ export class TokenBucket {
     }
   }
 
-  /** Takes one token if a whole one is there. */
-  consume(): boolean {
+  /** Takes `tokens` (a descriptor's `hits_addend`; default one) if they are all there. */
+  consume(tokens = 1): boolean {
     this.#refill(this.#clock.now());
-    const cost = this.settings.fillIntervalMs;
+    const cost = this.settings.fillIntervalMs * tokens;
     if (this.#level < cost) return false;
     this.#level -= cost;
     return true;
