@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { oldNodePath, skipWithout } from '../helpers/tools.ts';
+import { packInto } from '../helpers/pack.ts';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -49,10 +50,10 @@ function runAsync(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessE
 }
 
 before(async () => {
-  const packed = execFileSync(NPM, ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, PATH: PATH24 } }).trim().split('\n');
+  const tarball = await packInto(dir);
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
-  const install = await runAsync(NPM, ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', join(dir, packed.at(-1) as string), '@grpc/grpc-js@^1.14.7', 'esbuild@^0.28.0'], app, { ...process.env, PATH: PATH24 });
+  const install = await runAsync(NPM, ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball, '@grpc/grpc-js@^1.14.7', 'esbuild@^0.28.0'], app, { ...process.env, PATH: PATH24 });
   assert.equal(install.code, 0, install.out);
   copyFileSync(new URL('fixtures/bundle-app.mjs', import.meta.url), join(app, 'bundle-app.mjs'));
   upstream = await startUpstream('reviews', (req, res) => {

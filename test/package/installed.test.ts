@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { IN_CI, oldNodePath, OLD_NODE_VERSION, skipWithout } from '../helpers/tools.ts';
+import { packInto } from '../helpers/pack.ts';
 import { deadPort, startUpstream, type Upstream } from '../helpers/upstreams.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -141,9 +142,8 @@ const CJS_APP_SCRIPT = `const { createMesh, MeshletError } = require('meshlet');
 `;
 
 before(async () => {
-  // npm pack runs `prepack` (the build) and prints the tarball's name last.
-  const packed = execFileSync(NPM, ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, PATH: PATH24 } }).trim().split('\n');
-  tarball = join(dir, packed.at(-1) as string);
+  // npm pack runs `prepack` (the build); one test file packs at a time.
+  tarball = await packInto(dir);
   // The server app's frameworks and peers at the versions meshlet is developed against (in the
   // npm cache). The three installs run side by side: most of an install is waiting on the disk.
   const dev = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies;
