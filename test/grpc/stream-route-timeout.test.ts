@@ -54,7 +54,12 @@ describe('gRPC streams: the route timeout starts at the half-close', () => {
     assert.equal(up.seen.at(-1)?.metadata['x-envoy-expected-rq-timeout-ms'], '1000');
   });
 
-  it('after the half-close, no answer within the route timeout: DEADLINE_EXCEEDED, UT', async () => {
+  /**
+   * A client stream whose server never answers, half-closed `writeMs` after its start; then the
+   * clock moves by each of `quiet` (the call must still be waiting after each), and by 1 ms more:
+   * DEADLINE_EXCEEDED, UT.
+   */
+  async function cutAfterHalfClose(writeMs: number, quiet: [number, string][]): Promise<void> {
     const { up, client, clock } = await setup();
     let ended = false;
     up.behaviour.ClientStream = (call) => {
@@ -64,43 +69,30 @@ describe('gRPC streams: the route timeout starts at the half-close', () => {
     let result: { err: grpc.ServiceError | null } | undefined;
     const call = client.ClientStream(new grpc.Metadata(), {}, (err) => (result = { err }));
     call.write({ text: 'x' });
-    clock.advance(3_000);
+    clock.advance(writeMs);
     call.end();
     await until(() => ended, 'the half-close at the server');
-    clock.advance(999);
-    await new Promise((r) => setImmediate(r));
-    assert.equal(result, undefined, 'not cut before the route timeout has passed since the half-close');
+    for (const [ms, why] of quiet) {
+      clock.advance(ms);
+      await new Promise((r) => setImmediate(r));
+      assert.equal(result, undefined, why);
+    }
     clock.advance(1);
     await until(() => result !== undefined, 'the status');
     const err = (result as { err: grpc.ServiceError | null } | undefined)?.err;
     assert.equal(err?.code, grpc.status.DEADLINE_EXCEEDED);
     assert.equal(err?.metadata.get('x-meshlet-response-flags')[0], 'UT');
+  }
+
+  it('after the half-close, no answer within the route timeout: DEADLINE_EXCEEDED, UT', async () => {
+    await cutAfterHalfClose(3_000, [[999, 'not cut before the route timeout has passed since the half-close']]);
   });
 
   it('half-closed 600ms in, before the 1s route timeout passed: the timeout runs from the half-close (cut at 1.6s, not 1s)', async () => {
-    const { up, client, clock } = await setup();
-    let ended = false;
-    up.behaviour.ClientStream = (call) => {
-      call.on('data', () => undefined);
-      call.on('end', () => (ended = true));
-    };
-    let result: { err: grpc.ServiceError | null } | undefined;
-    const call = client.ClientStream(new grpc.Metadata(), {}, (err) => (result = { err }));
-    call.write({ text: 'x' });
-    clock.advance(600);
-    call.end();
-    await until(() => ended, 'the half-close at the server');
-    clock.advance(400);
-    await new Promise((r) => setImmediate(r));
-    assert.equal(result, undefined, 'not cut 1s after the start: Envoy counts from the end of the request');
-    clock.advance(599);
-    await new Promise((r) => setImmediate(r));
-    assert.equal(result, undefined, 'not cut before 1s after the half-close');
-    clock.advance(1);
-    await until(() => result !== undefined, 'the status');
-    const err = (result as { err: grpc.ServiceError | null } | undefined)?.err;
-    assert.equal(err?.code, grpc.status.DEADLINE_EXCEEDED);
-    assert.equal(err?.metadata.get('x-meshlet-response-flags')[0], 'UT');
+    await cutAfterHalfClose(600, [
+      [400, 'not cut 1s after the start: Envoy counts from the end of the request'],
+      [599, 'not cut before 1s after the half-close'],
+    ]);
   });
 
   it('bidi answering as it reads, written for 3s under a 1s route timeout: every answer, OK', async () => {
