@@ -249,6 +249,42 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
       collector.mode = 'ok';
     }
   });
+  test('mesh.close() with a collector and an outbound call that never answer: closeTimeoutMs bounds both together, not one after the other', async () => {
+    collector.exports.length = 0;
+    collector.mode = 'hang';
+    let release = (): void => undefined;
+    const slow = await startUpstream('slow', (req, res) => {
+      if (req.url !== '/hang') return void res.end('ok');
+      return new Promise<void>((r) => {
+        release = () => {
+          res.destroy();
+          r();
+        };
+      });
+    });
+    const s = await meshWith(collector, slow, { accessLogging: [{ providers: [{ name: 'otel' }] }] });
+    try {
+      assert.equal(await get(s.mesh, '/logged'), 200);
+      const hanging = get(s.mesh, '/hang').catch((e: Error) => e);
+      await until(() => slow.hits === 2, 'the second call at the upstream');
+      let closed = false;
+      const held = collector.held;
+      const closing = s.mesh.close().then(() => (closed = true));
+      await until(() => collector.held === held + 1, 'the Export to reach the collector');
+      s.clock.advance(5000);
+      // No more time passes: what is left is due now (advance(0) fires it), not 5000 ms later.
+      await until(() => {
+        s.clock.advance(0);
+        return closed;
+      }, 'close() to end at closeTimeoutMs (5000 ms), not at twice that');
+      await closing;
+      assert.ok((await hanging) instanceof Error, 'the call in flight was cancelled');
+    } finally {
+      collector.mode = 'ok';
+      release();
+      await slow.close();
+    }
+  });
 });
 
 describe('envoyOtelAls providers createMesh refuses, naming the field', () => {
