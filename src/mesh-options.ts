@@ -188,10 +188,12 @@ export interface MeshOptions {
    */
   readonly identity?: IdentityOption | undefined;
   /**
-   * MeshConfig `extensionProviders`: external authorizers for AuthorizationPolicy `CUSTOM`, in
-   * Istio's shape (`{ name, envoyExtAuthzHttp: { service, port, … } }` or `envoyExtAuthzGrpc`; a gRPC
-   * authorizer is called through `mesh.grpc`, so `@grpc/grpc-js` must be installed). A CUSTOM policy naming a
-   * provider not given here denies what it matches, as in Istio.
+   * MeshConfig `extensionProviders`, in Istio's shape: external authorizers for AuthorizationPolicy
+   * `CUSTOM` (`{ name, envoyExtAuthzHttp: { service, port, … } }` or `envoyExtAuthzGrpc`; a CUSTOM
+   * policy naming a provider not given here denies what it matches, as in Istio), access logs
+   * named by Telemetry (`envoyFileAccessLog`, `envoyOtelAls`: docs/telemetry.md) and tracers. A gRPC
+   * authorizer and `envoyOtelAls` call through `mesh.grpc`, so `@grpc/grpc-js` must be installed
+   * (`createMesh` fails without it).
    */
   readonly extensionProviders?: readonly ExtensionProvider[] | undefined;
   /**
@@ -329,7 +331,7 @@ export interface MeshDiagnostics {
   readonly inboundPools: readonly InboundPoolCounters[];
   /** The clusters calls (or mirrors, or explain) have used, with their endpoints. */
   readonly clusters: readonly { readonly name: string; readonly endpoints: readonly { readonly endpoint: string; readonly active: number; readonly ejected: boolean; readonly ejectedForMs: number }[] }[];
-  /** `envoyOtelAls` access logs, by provider: records batched (`written`), `dropped` (Envoy's `logs_written`, `logs_dropped`), and taken by the collector (`exported`). */
+  /** `envoyOtelAls` access logs, by provider: records the collector took (`written`) and records `dropped` (Envoy's `logs_written`, `logs_dropped`). */
   readonly otelAccessLogs: Readonly<Record<string, OtelExportStats>>;
   /** This workload's certificate in use: its SPIFFE ID, expiry (epoch ms) and where it came from. Absent without one. */
   readonly identity?: { readonly spiffeId: string; readonly notAfter: number; readonly source: 'files' | 'dev-ca' | 'control-plane' };

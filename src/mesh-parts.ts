@@ -80,11 +80,15 @@ function rateLimitServiceClient(channel: MeshPartsHooks['grpcChannel'], clock: C
  * service's, a grpc-js client on the mesh's channel whose calls are the mesh's own (not logged,
  * counted, traced or limited), as Envoy's logger calls its collector's cluster directly.
  */
-function otelLogClient(channel: MeshPartsHooks['grpcChannel']): ((target: string) => UnaryRequester) | undefined {
+function otelLogClient(o: MeshOptions, channel: MeshPartsHooks['grpcChannel']): ((target: string) => UnaryRequester) | undefined {
   if (channel === undefined) return undefined;
+  // grpc-js loaded now when a provider needs it (as for envoyExtAuthzGrpc): a missing install fails
+  // createMesh, and the first export does not load it on the request that filled a batch.
+  const list = Array.isArray(o.extensionProviders) ? o.extensionProviders : [];
+  const g = list.some((p) => p !== null && typeof p === 'object' && p.envoyOtelAls !== undefined) ? grpcJs() : undefined;
   return (target) => {
-    const g = grpcJs();
-    return new g.Client(target, g.credentials.createInsecure(), { channelOverride: channel(target, { [SIDE_CALL_OPTION]: 1 }) }) as unknown as UnaryRequester;
+    const gj = g ?? grpcJs();
+    return new gj.Client(target, gj.credentials.createInsecure(), { channelOverride: channel(target, { [SIDE_CALL_OPTION]: 1 }) }) as unknown as UnaryRequester;
   };
 }
 
@@ -171,7 +175,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
       transport: transport,
       config: hooks.config,
       inboundTls: () => servers.tlsCounts,
-      otelClient: otelLogClient(hooks.grpcChannel),
+      otelClient: otelLogClient(o, hooks.grpcChannel),
       outlierClusters: () => [...outbound.clusters.values()].filter((cs) => cs.detector !== undefined).map((cs) => ({ name: cs.name, ejected: cs.hostSet.hosts.filter((h) => h.ejected).map((h) => h.endpoint.key) })),
     },
     snapshot.resources,

@@ -17,12 +17,12 @@ import type { MeshGrpc } from './adapters/grpc/mesh-grpc.ts';
 import type { FastifyPlugin, FastifyServerOptions } from './adapters/server/fastify.ts';
 import type { MeshServers } from './adapters/server/servers.ts';
 import { currentContext, type MeshContext } from './core/context.ts';
-import { closeInOrder } from './core/close-in-order.ts';
+import { afterPart, closeInOrder } from './core/close-in-order.ts';
 import { reportFindings, reportWarnings } from './config/findings.ts';
 import type { ConfigIssue } from './config/issues.ts';
 import type { Registration, RegisterOptions } from './control-plane/registration.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ControlPlaneSource } from './control-plane/source.ts';
-import { InvalidArgumentError, MeshletError } from './core/errors.ts';
+import { InvalidArgumentError, meshCause, rejectWithMeshCause } from './core/errors.ts';
 import { type ConfigAppliedMessage, type ConfigRejectedMessage, channels, type WorkloadIdentity } from './core/observe.ts';
 import type { Explanation, ExplainRequest } from './outbound/explain.ts';
 import type { InboundExplainRequest, InboundExplanation } from './inbound/explain.ts';
@@ -41,16 +41,6 @@ import { explainInboundRequest, explainOutbound } from './mesh-explain.ts';
  * nothing on stdout unless asked to.
  */
 export const DEFAULT_LOGGER: MeshLogger = Object.freeze({ warn: (m: string) => console.warn(m), error: (m: string) => console.error(m) });
-
-/** What mesh.fetch rejects with: the mesh's own error when fetch wrapped one (`TypeError('fetch failed')` with it as the cause). */
-function meshCause(e: unknown): unknown {
-  const cause = (e as { cause?: unknown } | null | undefined)?.cause;
-  return cause instanceof MeshletError ? cause : e;
-}
-
-function rejectWithMeshCause(e: unknown): never {
-  throw meshCause(e);
-}
 
 /**
  * A mesh: the application's outbound HTTP through Istio traffic management. Its events are
@@ -372,8 +362,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * GOAWAY), deregisters (then waits `drainMs`, still accepting, if there were registrations),
    * stops watching files or the control plane, drains the servers the mesh made (requests in flight finish, for at most
    * `closeTimeoutMs`; their outbound calls still go out, as a sidecar keeps its outbound side up
-   * while the app drains), sends access-log records to collectors, then refuses new outbound calls (HTTP: `MESHLET_ERR_INVALID_ARG`,
-   * gRPC: UNAVAILABLE) and closes every connection pool; outbound calls in flight finish first, for at most `closeTimeoutMs` (then cancelled).
+   * while the app drains), sends access-log records to collectors (new outbound calls still go out meanwhile), then refuses new
+   * outbound calls (HTTP: `MESHLET_ERR_INVALID_ARG`, gRPC: UNAVAILABLE) and closes every connection pool; outbound calls in flight
+   * finish first. The records and the calls in flight get `closeTimeoutMs` together (then cancelled).
    */
   close(): Promise<void> {
     const grace = this.#o.closeTimeoutMs ?? 5000;
@@ -386,11 +377,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
       () => this.#identitySource?.close(),
       () => this.#files.close(),
       () => [this.#grpc?.close(), this.#servers.close()],
-      () => this.#telemetry.closeExports(grace),
+      // The access logs' last exports first, while new calls still go out; one closeTimeoutMs bounds both.
       () => {
-        this.#refusing = true;
-        this.dispatcher.refuseNewCalls();
-        return [this.#outbound.close(grace), this.#transport.close(grace), this.#grpcTransport.close(grace)];
+        const clock = this.#outbound.clock;
+        const until = clock.now() + grace;
+        return afterPart(this.#telemetry.closeExports(grace), () => {
+          this.#refusing = true;
+          this.dispatcher.refuseNewCalls();
+          const left = Math.max(0, until - clock.now());
+          return [this.#outbound.close(left), this.#transport.close(left), this.#grpcTransport.close(left)];
+        });
       },
       // After the calls in flight ended: they are counted and logged.
       () => this.#telemetry.close(),

@@ -33,3 +33,13 @@ export async function closeInOrder(steps: readonly CloseStep[]): Promise<void> {
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new AggregateError(errors, `${errors.length} parts failed to close: ${errors.map((e) => (e as Error)?.message ?? String(e)).join('; ')}`);
 }
+
+/**
+ * The parts of a step that start only when `first` has settled: `first` (its error reported as a
+ * part's) and `next`'s parts, run as a step of their own (their errors reported too).
+ */
+export function afterPart(first: Promise<unknown>, next: CloseStep): Promise<unknown>[] {
+  return [first, first.then(noop, noop).then(() => closeInOrder([next]))];
+}
+
+function noop(): void {}

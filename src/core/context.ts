@@ -176,3 +176,12 @@ export function currentDeadline(): number {
 export function reenterContext<A extends unknown[], T>(context: MeshContext, fn: (...args: A) => T, ...args: A): T {
   return runWith(context, fn, args);
 }
+
+/**
+ * Runs `fn` outside any mesh context (no deadline, no trace, no peer), as work the mesh does on
+ * its own behalf — an access log's Export calls — must run whichever request made it due.
+ * @internal
+ */
+export function outsideContext<T>(fn: () => T): T {
+  return storage.exit(fn);
+}

@@ -231,3 +231,14 @@ export function isMeshletError(value: unknown, code?: MeshletErrorCode): value i
 export function statusFor(code: MeshletErrorCode): ErrorStatus {
   return ERROR_STATUS[code];
 }
+
+/** What mesh.fetch rejects with: the mesh's own error when fetch wrapped one (`TypeError('fetch failed')` with it as the cause). */
+export function meshCause(e: unknown): unknown {
+  const cause = (e as { cause?: unknown } | null | undefined)?.cause;
+  return cause instanceof MeshletError ? cause : e;
+}
+
+/** Throws {@link meshCause} of `e` (a rejection handler). */
+export function rejectWithMeshCause(e: unknown): never {
+  throw meshCause(e);
+}

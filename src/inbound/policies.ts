@@ -73,7 +73,7 @@ function kindOf(p: ExtensionProvider, where: string): string {
   if (kinds.length === 1 && known.includes(kinds[0] as string)) return kinds[0] as string;
   const unknown = kinds.find((k) => !known.includes(k));
   if (unknown !== undefined) throw new InvalidArgumentError(`${where} (${p.name}): unknown provider kind "${unknown}"${suggest(unknown, known)}; meshlet runs envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog and envoyOtelAls providers`);
-  throw new InvalidArgumentError(`${where} (${p.name}): a provider has exactly one kind (envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog, …), got ${kinds.length === 0 ? 'none' : kinds.join(', ')}`);
+  throw new InvalidArgumentError(`${where} (${p.name}): a provider has exactly one kind (envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog, envoyOtelAls, …), got ${kinds.length === 0 ? 'none' : kinds.join(', ')}`);
 }
 
 /**
@@ -159,7 +159,7 @@ function logged(phase: Phase, debug: ((m: string) => void) | undefined, info: ((
 export function buildProviders(list: readonly ExtensionProvider[] | undefined, o: Pick<InboundPolicyOptions, 'dispatcher' | 'grpcClient' | 'clock' | 'warn'> & Partial<Pick<InboundPolicyOptions, 'workload' | 'trustDomain' | 'info'>>): Record<string, ExtAuthzCheck> {
   const out: Record<string, ExtAuthzCheck> = Object.create(null);
   if (list === undefined) return out;
-  if (!Array.isArray(list)) throw new InvalidArgumentError('createMesh: `extensionProviders` must be a list of { name, envoyExtAuthzHttp | envoyExtAuthzGrpc | envoyFileAccessLog } (MeshConfig extensionProviders)');
+  if (!Array.isArray(list)) throw new InvalidArgumentError('createMesh: `extensionProviders` must be a list of { name, envoyExtAuthzHttp | envoyExtAuthzGrpc | envoyFileAccessLog | envoyOtelAls } (MeshConfig extensionProviders)');
   list.forEach((p, i) => {
     const where = `createMesh: extensionProviders[${i}]`;
     if (p === null || typeof p !== 'object' || typeof p.name !== 'string' || p.name === '') throw new InvalidArgumentError(`${where}: \`name\` must be a non-empty string`);

@@ -49,3 +49,17 @@ test('one grpc-js client per collector, made at the first export and kept for th
     await mesh.close();
   }
 });
+
+test('grpc-js is loaded by createMesh when an envoyOtelAls provider is configured (not by the first export, on a request)', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const script = `
+    import { createRequire } from 'node:module';
+    import { createMesh } from ${JSON.stringify(new URL('../../src/index.ts', import.meta.url).href)};
+    const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('@grpc/grpc-js'));
+    const before = loaded();
+    const mesh = await createMesh({ service: 'reviews', namespace: 'default', logger: { warn: () => undefined }, extensionProviders: [{ name: 'otel', envoyOtelAls: { service: 'otel.observability.svc.cluster.local', port: 4317 } }], config: [] });
+    console.log(JSON.stringify({ before, after: loaded() }));
+    await mesh.close();`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('../..', import.meta.url).pathname, encoding: 'utf8' });
+  assert.deepEqual(JSON.parse(out.trim().split('\n').pop() as string), { before: false, after: true });
+});

@@ -108,7 +108,7 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
       await new Promise((r) => setTimeout(r, 20));
       assert.equal(collector.records().length, 2);
       assert.deepEqual(s.log.warnings, []);
-      assert.deepEqual(s.mesh.diagnostics().otelAccessLogs, { otel: { written: 2, dropped: 0, exported: 2 } });
+      assert.deepEqual(s.mesh.diagnostics().otelAccessLogs, { otel: { written: 2, dropped: 0 } });
     } finally {
       await s.mesh.close();
     }
@@ -247,6 +247,42 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
       assert.equal(s.mesh.diagnostics().otelAccessLogs['otel']?.dropped, 1);
     } finally {
       collector.mode = 'ok';
+    }
+  });
+  test('mesh.close() with a collector and an outbound call that never answer: closeTimeoutMs bounds both together, not one after the other', async () => {
+    collector.exports.length = 0;
+    collector.mode = 'hang';
+    let release = (): void => undefined;
+    const slow = await startUpstream('slow', (req, res) => {
+      if (req.url !== '/hang') return void res.end('ok');
+      return new Promise<void>((r) => {
+        release = () => {
+          res.destroy();
+          r();
+        };
+      });
+    });
+    const s = await meshWith(collector, slow, { accessLogging: [{ providers: [{ name: 'otel' }] }] });
+    try {
+      assert.equal(await get(s.mesh, '/logged'), 200);
+      const hanging = get(s.mesh, '/hang').catch((e: Error) => e);
+      await until(() => slow.hits === 2, 'the second call at the upstream');
+      let closed = false;
+      const held = collector.held;
+      const closing = s.mesh.close().then(() => (closed = true));
+      await until(() => collector.held === held + 1, 'the Export to reach the collector');
+      s.clock.advance(5000);
+      // No more time passes: what is left is due now (advance(0) fires it), not 5000 ms later.
+      await until(() => {
+        s.clock.advance(0);
+        return closed;
+      }, 'close() to end at closeTimeoutMs (5000 ms), not at twice that');
+      await closing;
+      assert.ok((await hanging) instanceof Error, 'the call in flight was cancelled');
+    } finally {
+      collector.mode = 'ok';
+      release();
+      await slow.close();
     }
   });
 });

@@ -20,7 +20,7 @@ import { compileJsonFormat, compileTextFormat, type JsonFormatter, type TextForm
 import { type AccessLogLogger, type EntryWriter, Writers } from './writers.ts';
 import type { UnaryRequester } from '../../core/unary-call.ts';
 import { compileSubstitution } from './format.ts';
-import { OtelLogExporter, type OtelExportStats } from './otel-exporter.ts';
+import { type AccessLogDropReason, OtelLogExporter, type OtelExportStats } from './otel-exporter.ts';
 import { encodeLogRecord } from './otlp-wire.ts';
 import { otelTarget, type ResolvedOtelLog } from './otel-config.ts';
 
@@ -42,7 +42,7 @@ export interface AccessLoggerOptions {
    */
   readonly otelClient?: ((target: string) => UnaryRequester) | undefined;
   /** Records an `envoyOtelAls` provider dropped (meshlet's own metrics count them). */
-  readonly onOtelDropped?: ((provider: string, count: number, reason: 'buffer-full' | 'export-failed') => void) | undefined;
+  readonly onOtelDropped?: ((provider: string, count: number, reason: AccessLogDropReason) => void) | undefined;
 }
 
 interface CompiledLog {

@@ -210,7 +210,7 @@ export function resolveAccessLogs(
         const kind = Object.keys(p).find((k) => k !== 'name') ?? 'unknown';
         if (/Als$/.test(kind)) {
           usable++;
-          if (!spec.disabled) findings.push(`access-log provider "${p.name}" (${kind}) is not supported by meshlet (only envoyFileAccessLog): no log is written for it`);
+          if (!spec.disabled) findings.push(`access-log provider "${p.name}" (${kind}) is not supported by meshlet (it writes envoyFileAccessLog and envoyOtelAls): no log is written for it`);
         }
         continue;
       }

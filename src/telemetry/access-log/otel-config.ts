@@ -58,16 +58,65 @@ export function otelTarget(o: { readonly service: string; readonly port: number 
   return `${host.includes(':') ? `[${host}]` : host}:${o.port}`;
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/i;
+/** Istio's `labels.IsDNS1123Label` (letters of either case, as Istio's regexp). */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/i;
+/** Istio's `labels.IsWildcardDNS1123Label`: `*`, or a label, optionally after `*` or `*-`. */
+const WILDCARD_LABEL = /^(\*|(\*|\*-)?[a-z0-9]([-a-z0-9]*[a-z0-9])?)$/i;
 
-/** Istio's `validateExtensionProviderService`: an FQDN or IP address, or `namespace/FQDN`. */
+const isLabel = (l: string): boolean => l.length <= 63 && DNS_LABEL.test(l);
+
+/** Istio's `ValidateDNS1123Labels`: an all-numeric top-level label is refused; a trailing dot is allowed. */
+function labelsProblem(domain: string): string | undefined {
+  const parts = domain.split('.');
+  const tld = parts[parts.length - 1] as string;
+  if (/^[+-]?\d+$/.test(tld)) return `top level domain "${tld}" cannot be all-numeric`;
+  for (const [i, l] of parts.entries()) {
+    if (i === parts.length - 1 && l === '') return undefined;
+    if (!isLabel(l)) return `label "${l}" invalid`;
+  }
+  return undefined;
+}
+
+/** Istio's `CheckDNS1123Preconditions` and `ValidateFQDN`. */
+function fqdnProblem(host: string): string | undefined {
+  if (host.length > 255) return 'too long (max 255)';
+  if (host === '') return 'empty';
+  return labelsProblem(host);
+}
+
+/** Istio's `validateSidecarOrGatewayHostnamePart` (not a gateway): `*`, or a name with a dot, optionally `*.`-prefixed. */
+function hostPartProblem(host: string): string | undefined {
+  if (host !== '*' && !host.includes('.')) return 'short names (non FQDN) are not allowed';
+  if (host.length > 255) return 'too long (max 255)';
+  const dot = host.indexOf('.');
+  const first = dot === -1 ? host : host.slice(0, dot);
+  if (first.length > 63 || !WILDCARD_LABEL.test(first)) return `label "${first}" invalid`;
+  const rest = dot === -1 ? undefined : labelsProblem(host.slice(dot + 1));
+  if (rest !== undefined) return rest;
+  if (host.includes('*') && host.length !== 1 && !host.startsWith('*.')) return `partial wildcard "${host}" not allowed`;
+  return undefined;
+}
+
+/**
+ * Istio's `validateExtensionProviderService` (pilot/pkg/config/validation/agent/extensionprovider.go):
+ * an FQDN (`ValidateFQDN`) or IP address; or `namespace/host` (`ValidateNamespaceSlashWildcardHostname`,
+ * not a gateway: the namespace `*`, `.` or a label, optionally `~`-prefixed; the host a name with a dot).
+ */
 function checkService(service: unknown): string | undefined {
   if (typeof service !== 'string' || service === '') return 'service must not be empty';
-  const parts = service.split('/');
-  const host = parts[parts.length - 1] as string;
-  const fqdn = host.length <= 255 && host.split('.').every((l) => DNS_LABEL.test(l));
-  if (parts.length > 2 || (parts.length === 2 && (parts[0] === '' || !DNS_LABEL.test(parts[0] as string)))) return `invalid service "${service}": a host, or namespace/host`;
-  if (!fqdn && isIP(host) === 0) return `invalid service "${service}": not a host name or IP address${host.includes(':') ? ' (the port goes in `port`)' : ''}`;
+  const slash = service.indexOf('/');
+  if (slash === -1) {
+    const why = fqdnProblem(service);
+    if (why !== undefined && isIP(service) === 0) return `invalid service "${service}": not a host name (${why}) or IP address${service.includes(':') ? ' (the port goes in `port`)' : ''}`;
+    return undefined;
+  }
+  const ns = service.slice(0, slash);
+  const host = service.slice(slash + 1);
+  if (ns === '' || host === '') return `invalid service "${service}": the namespace and host of namespace/host cannot be empty`;
+  const n = ns.startsWith('~') ? ns.slice(1) : ns;
+  if (n !== '' && n !== '*' && n !== '.' && !isLabel(n)) return `invalid service "${service}": invalid namespace "${ns}" (a host, or namespace/host)`;
+  const why = hostPartProblem(host);
+  if (why !== undefined) return `invalid service "${service}": host "${host}": ${why}`;
   return undefined;
 }
 

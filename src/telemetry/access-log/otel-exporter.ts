@@ -6,19 +6,29 @@
  * - a record joins the batch while the batch is under `buffer_size_bytes` (16 KiB, Envoy's
  *   default); a batch that reaches it is sent at once; otherwise the batch goes out on the
  *   `buffer_flush_interval` timer (1 s, Envoy's default). A record that finds the batch full is
- *   sent after a flush, else dropped (`logs_dropped`).
- * - each batch is one `LogsService/Export` call; a failed call drops its records (`logs_dropped`).
+ *   dropped (`logs_dropped`).
+ * - each batch is one `LogsService/Export` call; a failed call drops its records, and records
+ *   the collector rejects (`partial_success.rejected_log_records`) are dropped too; the others
+ *   are written (`logs_written`, as `OTelLogRequestCallbacks::onSuccess` counts them).
+ * - the timer and the calls run on Envoy's worker loop, in no request: here they run in the
+ *   exporter's own async context — no request's deadline, trace context or `x-request-id`, no
+ *   app OpenTelemetry span — whichever request's record made the batch due.
  *
  * Where meshlet differs, to keep memory bounded and never slow a request: at most
  * {@link MAX_EXPORTS_IN_FLIGHT} calls are in flight (Envoy does not bound them); while they
- * are, the batch is not sent, fills up, and further records are dropped and counted; a call that
- * has no answer after {@link EXPORT_TIMEOUT_MS} fails (Envoy's call has no timeout). Records are
- * handed over already encoded: the request path does no I/O and never waits.
+ * are, the batch is not sent, fills up, and further records are dropped and counted; a call that has no answer after {@link EXPORT_TIMEOUT_MS} fails (Envoy's
+ * call has no timeout). Records are handed over already encoded, and a full batch is sent on the
+ * next turn of the event loop (`setImmediate`), not inside the request's `log()`. A failing
+ * collector is warned about at most once per {@link WARN_INTERVAL_MS} (Envoy logs nothing per
+ * failure; it counts `logs_dropped`).
  *
  * @module
  */
+import { AsyncResource } from 'node:async_hooks';
 import { channel } from 'node:diagnostics_channel';
+import { context as otelContext, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Clock, Timer } from '../../core/clock.ts';
+import { outsideContext } from '../../core/context.ts';
 import type { WorkloadIdentity } from '../../core/observe.ts';
 import { callUnary, type UnaryRequester } from '../../core/unary-call.ts';
 import { decodeExportLogsResponse, encodeExportLogsRequest, OTLP_LOGS_EXPORT } from './otlp-wire.ts';
@@ -31,9 +41,15 @@ export const DEFAULT_BUFFER_BYTES = 16384;
 export const MAX_EXPORTS_IN_FLIGHT = 4;
 /** How long one export call may take (meshlet's bound). */
 export const EXPORT_TIMEOUT_MS = 10_000;
+/** At most one warning about a failing collector in this long (meshlet's; Envoy logs none). */
+export const WARN_INTERVAL_MS = 30_000;
 
-/** Why records were dropped: the batch was full while exports were in flight, or their export failed. */
-export type AccessLogDropReason = 'buffer-full' | 'export-failed';
+/**
+ * Why records were dropped: the batch was full while exports were in flight; their export failed;
+ * the collector rejected them (`partial_success`); or the mesh had closed (logged after, or not
+ * sent within its grace time).
+ */
+export type AccessLogDropReason = 'buffer-full' | 'export-failed' | 'rejected' | 'closed';
 
 /** `meshlet:access-log:dropped`: records an `envoyOtelAls` access log dropped (meshlet's own metrics count them). */
 export interface AccessLogDroppedMessage {
@@ -51,12 +67,10 @@ export const accessLogDropped = channel('meshlet:access-log:dropped');
  * @category Telemetry
  */
 export interface OtelExportStats {
-  /** Records taken into a batch. */
+  /** Records the collector took: those of answered Export calls, less the ones it rejected (Envoy's `logs_written`). */
   readonly written: number;
-  /** Records dropped: the batch full while exports were in flight, or their export failed. */
+  /** Records dropped: the batch full while exports were in flight, their export failed, the collector rejected them, or the mesh closed (Envoy's `logs_dropped`). */
   readonly dropped: number;
-  /** Records the collector accepted (an answer without rejections). */
-  readonly exported: number;
 }
 
 export interface OtelLogExporterOptions {
@@ -65,7 +79,7 @@ export interface OtelLogExporterOptions {
   /** `host:port` of the collector, as the mesh routes it. */
   readonly target: string;
   readonly clock: Clock;
-  /** The grpc-js client calls go through (made at the first export; its errors fail the export). */
+  /** The grpc-js client calls go through (its errors fail the export). */
   readonly client: () => UnaryRequester;
   readonly warn: (message: string) => void;
   /** Records dropped, with why (meshlet's own metrics count them). */
@@ -74,21 +88,36 @@ export interface OtelLogExporterOptions {
   readonly bufferBytes?: number | undefined;
 }
 
+/** An async context with no request in it: no mesh context, the OpenTelemetry root context. */
+function detachedScope(): AsyncResource {
+  return outsideContext(() => otelContext.with(ROOT_CONTEXT, () => new AsyncResource('meshlet.access-log-export')));
+}
+
 /** Batches and exports one provider's records. */
 export class OtelLogExporter {
   readonly #o: OtelLogExporterOptions;
   readonly #flushMs: number;
   readonly #maxBytes: number;
+  /** Where timers are armed and calls made: the context the exporter was built in, with no request's. */
+  readonly #scope = detachedScope();
   #batch: Buffer[] = [];
   #bytes = 0;
+  /** Full batches waiting for the next turn of the loop (no more than calls may start). */
+  #ready: Buffer[][] = [];
   #timer: Timer | undefined;
+  #soon = false;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #abort = new AbortController();
   #closed = false;
+  /** Close gave up: nothing more is sent. */
+  #done = false;
   #failing = false;
+  #lastWarn = Number.NEGATIVE_INFINITY;
+  /** Calls and records failed since the last warning. */
+  #failedCalls = 0;
+  #failedRecords = 0;
   #written = 0;
   #dropped = 0;
-  #exported = 0;
 
   constructor(o: OtelLogExporterOptions) {
     this.#o = o;
@@ -97,7 +126,7 @@ export class OtelLogExporter {
   }
 
   get stats(): OtelExportStats {
-    return { written: this.#written, dropped: this.#dropped, exported: this.#exported };
+    return { written: this.#written, dropped: this.#dropped };
   }
 
   /** Exports in flight now. */
@@ -105,47 +134,73 @@ export class OtelLogExporter {
     return this.#inFlight.size;
   }
 
-  /** Takes one encoded `LogRecord` (never throws, never waits). */
+  /** Takes one encoded `LogRecord` (never throws, never waits, sends nothing itself). */
   log(record: Buffer): void {
     if (this.#closed) {
+      this.#drop(1, 'closed');
+      return;
+    }
+    // canLogMore: the batch full (and the one before it not sent yet), the record is dropped.
+    if (this.#bytes >= this.#maxBytes) {
       this.#drop(1, 'buffer-full');
       return;
     }
-    // canLogMore: a full batch is flushed first; still full (exports in flight), the record is dropped.
-    if (this.#bytes >= this.#maxBytes) {
-      this.flush();
-      if (this.#bytes >= this.#maxBytes) {
-        this.#drop(1, 'buffer-full');
-        return;
-      }
-    }
-    this.#written++;
     this.#bytes += record.length;
     this.#batch.push(record);
-    if (this.#bytes >= this.#maxBytes) this.flush();
-    else this.#timer ??= this.#o.clock.setTimer(() => this.#onTimer(), this.#flushMs);
+    if (this.#bytes >= this.#maxBytes) {
+      // Full: sent on the next turn of the loop if a call may start then; else it waits for one to end.
+      if (this.#inFlight.size + this.#ready.length < MAX_EXPORTS_IN_FLIGHT) this.#take();
+      this.#sendSoon();
+    } else if (this.#timer === undefined) {
+      this.#timer = this.#scope.runInAsyncScope(this.#arm, this);
+    }
+  }
+
+  #take(): void {
+    this.#ready.push(this.#batch);
+    this.#batch = [];
+    this.#bytes = 0;
+  }
+
+  #arm(): Timer {
+    return this.#o.clock.setTimer(() => this.#onTimer(), this.#flushMs);
+  }
+
+  #sendSoon(): void {
+    if (this.#soon) return;
+    this.#soon = true;
+    this.#scope.runInAsyncScope(setImmediate, undefined, () => {
+      this.#soon = false;
+      this.#send(false);
+    });
   }
 
   #onTimer(): void {
     this.#timer = undefined;
     this.flush();
-    if (this.#batch.length > 0 && !this.#closed) this.#timer = this.#o.clock.setTimer(() => this.#onTimer(), this.#flushMs);
+    if ((this.#batch.length > 0 || this.#ready.length > 0) && !this.#closed) this.#timer = this.#arm();
   }
 
-  /** Sends the batch now, unless {@link MAX_EXPORTS_IN_FLIGHT} exports are in flight. */
+  /** Sends what is batched now (in the exporter's context), as far as {@link MAX_EXPORTS_IN_FLIGHT} allows. */
   flush(): void {
-    if (this.#batch.length === 0 || this.#inFlight.size >= MAX_EXPORTS_IN_FLIGHT) return;
-    const records = this.#batch;
-    this.#batch = [];
-    this.#bytes = 0;
-    this.#timer?.clear();
-    this.#timer = undefined;
-    const p = this.#export(records).finally(() => {
-      this.#inFlight.delete(p);
-      // A batch the bound held back goes out as soon as a call ends, not at the next interval.
-      if (!this.#closed && this.#bytes >= this.#maxBytes) this.flush();
-    });
-    this.#inFlight.add(p);
+    this.#scope.runInAsyncScope(this.#send, this, true);
+  }
+
+  /** Sends the full batches, then the current one when `all` or full, while calls may start. */
+  #send(all: boolean): void {
+    while (!this.#done && this.#inFlight.size < MAX_EXPORTS_IN_FLIGHT) {
+      if (this.#ready.length === 0) {
+        if (this.#batch.length === 0 || (!all && this.#bytes < this.#maxBytes)) return;
+        this.#take();
+      }
+      const records = this.#ready.shift() as Buffer[];
+      const p = this.#export(records).finally(() => {
+        this.#inFlight.delete(p);
+        // A batch the bound held back goes out as soon as a call ends, not at the next interval.
+        this.#send(this.#closed);
+      });
+      this.#inFlight.add(p);
+    }
   }
 
   async #export(records: readonly Buffer[]): Promise<void> {
@@ -158,19 +213,35 @@ export class OtelLogExporter {
     else if (outcome.kind === 'failed') failure = outcome.reason;
     if (failure !== undefined) {
       this.#drop(records.length, 'export-failed');
-      if (!this.#failing) o.warn(`meshlet: access log "${o.provider}": export to ${o.target} failed: ${failure}; its ${records.length} record(s) are dropped (requests are not affected)`);
-      this.#failing = true;
+      this.#failed(failure, records.length);
       return;
     }
     if (this.#failing) o.warn(`meshlet: access log "${o.provider}": exports to ${o.target} succeed again (${this.#dropped} record(s) dropped so far)`);
     this.#failing = false;
     let rejected = 0;
     try {
-      rejected = decodeExportLogsResponse((outcome as { value: Buffer }).value).rejected;
+      rejected = Math.min(records.length, decodeExportLogsResponse((outcome as { value: Buffer }).value).rejected);
     } catch {
-      // Envoy ignores the answer's content.
+      // Envoy reads only partial_success; an answer that does not decode rejects nothing.
     }
-    this.#exported += Math.max(0, records.length - rejected);
+    // OTelLogRequestCallbacks::onSuccess: written = sent - rejected; the rejected are dropped.
+    this.#written += records.length - rejected;
+    if (rejected > 0) this.#drop(rejected, 'rejected');
+  }
+
+  /** A failed call: warned when the collector starts failing, then at most once per {@link WARN_INTERVAL_MS}. */
+  #failed(failure: string, records: number): void {
+    const o = this.#o;
+    this.#failedCalls++;
+    this.#failedRecords += records;
+    const now = o.clock.now();
+    if (now - this.#lastWarn < WARN_INTERVAL_MS) return;
+    const since = this.#failedCalls > 1 ? ` (${this.#failedCalls} export(s), ${this.#failedRecords} record(s) failed since the last warning)` : '';
+    o.warn(`meshlet: access log "${o.provider}": export to ${o.target} failed: ${failure}; its ${records} record(s) are dropped (requests are not affected)${since}`);
+    this.#lastWarn = now;
+    this.#failedCalls = 0;
+    this.#failedRecords = 0;
+    this.#failing = true;
   }
 
   #drop(n: number, reason: AccessLogDropReason): void {
@@ -179,33 +250,38 @@ export class OtelLogExporter {
   }
 
   /**
-   * Sends what is batched and waits for the exports in flight, for at most `graceMs`; then
-   * cancels what is left (its records are dropped). Later records are dropped.
+   * Sends what is batched — a batch the in-flight bound holds back as soon as a call ends — and
+   * waits for the exports, for at most `graceMs`; then cancels what is left (its records are
+   * dropped, as are those never sent). Later records are dropped (`closed`).
    */
   async close(graceMs: number): Promise<void> {
-    if (!this.#closed) {
-      // Batches the in-flight bound held back go out too: at close, nothing else will send them.
-      while (this.#batch.length > 0 && this.#inFlight.size < MAX_EXPORTS_IN_FLIGHT) this.flush();
-      this.#closed = true;
-      this.#timer?.clear();
-      this.#timer = undefined;
-      if (this.#batch.length > 0) this.#drop(this.#batch.length, 'buffer-full');
-      this.#batch = [];
-      this.#bytes = 0;
+    this.#closed = true;
+    this.#timer?.clear();
+    this.#timer = undefined;
+    if (graceMs > 0) {
+      let timer: Timer | undefined;
+      const expired = new Promise<void>((resolve) => {
+        timer = this.#o.clock.setTimer(resolve, graceMs, true);
+      });
+      await Promise.race([this.#drain(), expired]);
+      timer?.clear();
     }
-    if (this.#inFlight.size === 0) return;
-    if (graceMs <= 0) {
-      this.#abort.abort();
-      await Promise.allSettled([...this.#inFlight]);
-      return;
-    }
-    let timer: Timer | undefined;
-    const expired = new Promise<void>((resolve) => {
-      timer = this.#o.clock.setTimer(resolve, graceMs, true);
-    });
-    await Promise.race([Promise.allSettled([...this.#inFlight]), expired]);
-    timer?.clear();
+    this.#done = true;
     this.#abort.abort();
     await Promise.allSettled([...this.#inFlight]);
+    const left = this.#ready.reduce((n, b) => n + b.length, this.#batch.length);
+    this.#ready = [];
+    this.#batch = [];
+    this.#bytes = 0;
+    if (left > 0) this.#drop(left, 'closed');
+  }
+
+  /** Resolves when everything batched has been sent and answered. */
+  async #drain(): Promise<void> {
+    for (;;) {
+      this.flush();
+      if (this.#inFlight.size === 0 || this.#done) return;
+      await Promise.race(this.#inFlight);
+    }
   }
 }

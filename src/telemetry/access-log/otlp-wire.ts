@@ -9,7 +9,8 @@
  * `grpc_access_log_impl.cc` `addEntry`): one `ResourceLogs` with a `Resource` (no attributes when
  * built-in labels are disabled, as Istio configures it) and one `ScopeLogs` (no scope) holding the
  * batch's `LogRecord`s; a record has `time_unix_nano` (the request's start), a string `body`,
- * string `attributes`, and the trace id when there is one (`populateTraceContext`).
+ * string `attributes`; Envoy also sets the trace and span ids of a traced request
+ * (`populateTraceContext`), which the access logger does not pass yet (the encoder takes them).
  *
  * @module
  */

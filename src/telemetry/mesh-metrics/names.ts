@@ -101,7 +101,7 @@ export const MESH_METRICS = {
   meshlet_access_log_dropped_total: {
     kind: 'counter',
     unit: '{record}',
-    help: 'Access-log records an envoyOtelAls provider did not deliver, by provider and reason (buffer-full: the batch was full while exports were in flight; export-failed: the collector did not take the batch).',
+    help: 'Access-log records an envoyOtelAls provider did not deliver, by provider and reason (buffer-full: the batch was full while exports were in flight; export-failed: the Export call failed; rejected: the collector rejected them (partial_success); closed: logged after mesh.close(), or not sent within closeTimeoutMs).',
     labels: ['provider', 'reason'],
     envoy: 'access_logs.open_telemetry_access_log.logs_dropped',
   },
