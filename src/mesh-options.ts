@@ -188,12 +188,9 @@ export interface MeshOptions {
    */
   readonly identity?: IdentityOption | undefined;
   /**
-   * MeshConfig `extensionProviders`, in Istio's shape: external authorizers for AuthorizationPolicy
-   * `CUSTOM` (`{ name, envoyExtAuthzHttp: { service, port, … } }` or `envoyExtAuthzGrpc`; a CUSTOM
-   * policy naming a provider not given here denies what it matches, as in Istio), access logs
-   * named by Telemetry (`envoyFileAccessLog`, `envoyOtelAls`: docs/telemetry.md) and tracers. A gRPC
-   * authorizer and `envoyOtelAls` call through `mesh.grpc`, so `@grpc/grpc-js` must be installed
-   * (`createMesh` fails without it).
+   * MeshConfig `extensionProviders`, in Istio's shape: CUSTOM authorizers (`{ name, envoyExtAuthzHttp: { service, port, … } }`
+   * or `envoyExtAuthzGrpc`; a CUSTOM policy naming a provider not given here denies what it matches, as in Istio), access logs
+   * (`envoyFileAccessLog`, `envoyOtelAls`: docs/telemetry.md) and tracers. `envoyExtAuthzGrpc` and `envoyOtelAls` need `@grpc/grpc-js`.
    */
   readonly extensionProviders?: readonly ExtensionProvider[] | undefined;
   /**
