@@ -172,6 +172,12 @@ describe('EnvoyFilter: the global rate limit filter and its cluster', () => {
       assert.match(validateYaml(route({ domian: 'x' })).errors.join('\n'), /\.domian/);
     });
 
+    it("refuses stage and disable_key on its rate_limits, as Envoy's RateLimitPolicy does (\"'stage' field and 'disable_key' field are not supported\")", () => {
+      const actions = [{ generic_key: { descriptor_value: 'g' } }];
+      assert.match(validateYaml(route({ rate_limits: [{ stage: 0, actions }] })).errors.join('\n'), /rate_limits\[0\]\.stage: is not supported in a RateLimitPerRoute's rate_limits/);
+      assert.match(validateYaml(route({ rate_limits: [{ disable_key: 'k', actions }] })).errors.join('\n'), /rate_limits\[0\]\.disable_key: is not supported/);
+    });
+
     it('warns that override_option has no effect (Envoy does not implement it)', () => {
       const { errors, warnings } = validateYaml(route({ override_option: 'INCLUDE_POLICY' }));
       assert.deepEqual(errors, []);

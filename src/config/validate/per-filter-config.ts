@@ -14,7 +14,7 @@ import type { GlobalRateLimitPerRoute, LocalRateLimitSettings, RateLimitPolicySe
 import { readLocalRateLimitAny } from './local-rate-limit.ts';
 import { anyValue, enumOf, message, peekAny, text } from './proto-json.ts';
 import { routeRateLimit } from './rate-limit-actions.ts';
-import { list, map, warn, type Ctx } from './schema.ts';
+import { fail, list, map, warn, type Ctx, type Validator } from './schema.ts';
 
 /** The type URL of the global rate limit filter's per-route config. */
 export const RATE_LIMIT_PER_ROUTE_URL = 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute';
@@ -24,6 +24,16 @@ export function isRateLimitPerRoute(v: unknown): boolean {
   return peekAny(v)?.typeUrl === RATE_LIMIT_PER_ROUTE_URL;
 }
 
+/** A RateLimitPerRoute's `rate_limits[]` entry: as a route's, but Envoy's RateLimitPolicy refuses `stage` and `disable_key` there ("'stage' field and 'disable_key' field are not supported"). */
+const perRouteRateLimit: Validator<RateLimitPolicySettings> = (v, path, ctx) => {
+  if (v !== null && typeof v === 'object') {
+    for (const k of ['stage', 'disable_key']) {
+      if (Object.hasOwn(v, k)) return fail(ctx, [...path, k], `is not supported in a RateLimitPerRoute's rate_limits (Envoy refuses the config: 'stage' field and 'disable_key' field are not supported)`);
+    }
+  }
+  return routeRateLimit(v, path, ctx);
+};
+
 const perRoute = message<{ vh_rate_limits?: 'OVERRIDE' | 'INCLUDE' | 'IGNORE'; override_option?: string; rate_limits?: RateLimitPolicySettings[]; domain?: string }>({
   vh_rate_limits: enumOf(['OVERRIDE', 'INCLUDE', 'IGNORE'] as const),
   override_option: (v, p, c) => {
@@ -31,7 +41,7 @@ const perRoute = message<{ vh_rate_limits?: 'OVERRIDE' | 'INCLUDE' | 'IGNORE'; o
     if (o !== undefined && o !== 'DEFAULT') warn(c, p, 'has no effect: Envoy does not implement override_option (it is hidden as not implemented; the filter reads vh_rate_limits)');
     return o;
   },
-  rate_limits: list(routeRateLimit),
+  rate_limits: list(perRouteRateLimit),
   domain: text,
 });
 
@@ -40,7 +50,6 @@ function readPerRoute(v: unknown, path: FieldPath, ctx: Ctx): GlobalRateLimitPer
   if (any === undefined) return undefined;
   const r = perRoute(any.fields, any.path, ctx);
   if (r === undefined) return undefined;
-  // Envoy ignores a per-route rate limit's stage (the filter's stage does not select them).
   const rateLimits = r.rate_limits ?? [];
   return { vhRateLimits: r.vh_rate_limits ?? 'OVERRIDE', rateLimits, domain: r.domain === '' ? undefined : r.domain };
 }

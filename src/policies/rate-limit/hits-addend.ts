@@ -1,8 +1,8 @@
 /**
  * A descriptor's `hits_addend` for one request (Envoy's `RateLimitPolicyEntryImpl`): the fixed
- * number, or the number the `%REQ(header?alt):max%` field gives — a non-negative whole number up
- * to 1 000 000 000, else an error that leaves the descriptor out (route_components.proto,
- * `RateLimit.HitsAddend.format`).
+ * number, or the number the `%REQ(header?alt):max%` field gives — a number from 0 to 1 000 000 000
+ * (decimals truncated, as Envoy's `SimpleAtod` then `uint64_t` cast), else an error that leaves
+ * the descriptor out (route_components.proto, `RateLimit.HitsAddend.format`).
  *
  * @module
  */
@@ -27,7 +27,10 @@ export function hitsOf(h: HitsAddendSettings, req: WithHeaders): number | undefi
   let s = first(req, h.header) ?? (h.altHeader === undefined ? undefined : first(req, h.altHeader));
   if (s === undefined) return undefined;
   if (h.maxLength !== undefined) s = s.slice(0, h.maxLength);
-  if (!/^\d{1,10}$/.test(s)) return undefined;
+  // As Envoy reads it (absl::SimpleAtod, then 0..1e9, truncated): decimals, a sign, an exponent and
+  // surrounding spaces are numbers; NaN, infinities and anything else leave the descriptor out.
+  s = s.trim();
+  if (s.length > 64 || !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) return undefined;
   const n = Number(s);
-  return n <= MAX ? n : undefined;
+  return n >= 0 && n <= MAX ? Math.trunc(n) : undefined;
 }

@@ -33,6 +33,13 @@ describe('LocalRateLimiter: Envoy\'s default bucket and descriptor buckets', () 
     assert.equal(run(l, [[zero], [d({ k: 'v' })], [d({ k: 'v' })], [d({ k: 'v' })]]), 'aaar');
   });
 
+  it('two descriptors of one request that reach the same bucket each take their own hits_addend (Envoy consumes per descriptor)', () => {
+    const l = limiter({ descriptors: [desc({ k: 'v' }, tb(12))] });
+    const five = Object.assign(d({ k: 'v' }), { hitsAddend: 5 });
+    // 5 + 1 per request: 12 tokens last two requests (one map keyed by bucket charged 5 + 5).
+    assert.equal(run(l, [[five, d({ k: 'v' })], [five, d({ k: 'v' })], [five, d({ k: 'v' })]]), 'aar');
+  });
+
   it('without any bucket, everything is allowed', () => {
     assert.equal(run(limiter({}), [[], [d({ a: 'b' })]]), 'aa');
   });

@@ -149,7 +149,8 @@ export class LocalRateLimiter {
   /** Decides one request. */
   requestAllowed(requestDescriptors: readonly Descriptor[]): LimitResult {
     let matched: TokenBucket[] | undefined;
-    let hits: Map<TokenBucket, number> | undefined;
+    /** Each matched descriptor's own hits_addend (parallel to `matched`), made at the first one that sets it. */
+    let hits: number[] | undefined;
     if (requestDescriptors.length > 0 && this.hasDescriptors) {
       for (const rd of requestDescriptors) {
         const exact = this.#exact.size > 0 ? this.#exact.get(descriptorKey(rd)) : undefined;
@@ -165,18 +166,27 @@ export class LocalRateLimiter {
         if (b !== undefined) {
           matched ??= [];
           matched.push(b);
-          // Envoy: the descriptor's hits_addend tokens, else one.
-          if (rd.hitsAddend !== undefined) {
-            hits ??= new Map();
-            hits.set(b, rd.hitsAddend);
-          }
+          // Envoy: each descriptor's own hits_addend tokens, else one (two descriptors of one bucket consume twice).
+          if (rd.hitsAddend !== undefined && hits === undefined) hits = matched.map(() => 1);
+          if (hits !== undefined) hits[matched.length - 1] = rd.hitsAddend ?? 1;
         }
       }
     }
     if (matched !== undefined) {
       // Slowest-refilling first, so a request refused by a strict bucket does not drain the others.
-      if (matched.length > 1) matched.sort((a, b) => a.fillRate - b.fillRate);
-      for (const b of matched) if (!b.consume(hits?.get(b) ?? 1)) return { allowed: false, bucket: b };
+      if (hits === undefined) {
+        if (matched.length > 1) matched.sort((a, b) => a.fillRate - b.fillRate);
+        for (const b of matched) if (!b.consume()) return { allowed: false, bucket: b };
+      } else {
+        const h = hits;
+        const m = matched;
+        const order = m.map((_, i) => i).sort((i, j) => (m[i] as TokenBucket).fillRate - (m[j] as TokenBucket).fillRate);
+        for (const i of order) {
+          const b = m[i] as TokenBucket;
+          if (!b.consume(h[i])) return { allowed: false, bucket: b };
+        }
+        matched = order.map((i) => m[i] as TokenBucket);
+      }
     }
     const first = matched?.[0];
     if (matched === undefined || this.#alwaysConsumeDefault) {

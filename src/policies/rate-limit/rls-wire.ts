@@ -1,8 +1,8 @@
 /**
  * The wire format of Envoy's rate limit service API (`envoy.service.ratelimit.v3`,
  * `api/envoy/service/ratelimit/v3/rls.proto` and `extensions/common/ratelimit/v3/ratelimit.proto`):
- * the `RateLimitRequest` meshlet sends (`domain` 1, `descriptors` 2 of `entries` 1 with `key` 1 /
- * `value` 2 and `hits_addend` 3 (a UInt64Value), `hits_addend` 3) and the `RateLimitResponse` it reads (`overall_code` 1, `statuses`
+ * the `RateLimitRequest` meshlet sends (`domain` 1, `descriptors` 2 — each `entries` 1 of `key` 1 /
+ * `value` 2, and `hits_addend` 3, a UInt64Value —, the request's `hits_addend` 3) and the `RateLimitResponse` it reads (`overall_code` 1, `statuses`
  * 2, `response_headers_to_add` 3, `request_headers_to_add` 4, `raw_body` 5). Written with
  * core/protobuf.ts, as the ext-authz wire is, so a mesh needs no `.proto` files at run time.
  *

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { context as otelContext, createContextKey, ROOT_CONTEXT } from '@opentelemetry/api';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { ManualClock, systemClock } from '../../core/clock.ts';
 import { currentContext, type MeshContext, runInContext } from '../../core/context.ts';
@@ -218,6 +219,25 @@ describe('OtelLogExporter', () => {
     } finally {
       otelContext.disable();
     }
+  });
+
+  test("exports carry none of the app's own AsyncLocalStorage values, not even those where the exporter was built (config applied inside a request)", async () => {
+    const app = new AsyncLocalStorage<string>();
+    const seen: (string | undefined)[] = [];
+    const client: UnaryRequester = {
+      makeUnaryRequest(_m, _s, _d, _a, _o, callback) {
+        seen.push(app.getStore());
+        callback(null, Buffer.alloc(0));
+        return { cancel: () => undefined };
+      },
+    };
+    const clock = new ManualClock(0);
+    const ex = app.run('where it was built', () => new OtelLogExporter({ provider: 'otel', target: 'c:4317', clock, client: () => client, warn: () => undefined }));
+    app.run('request B', () => ex.log(rec('a')));
+    app.run('request C', () => clock.advance(1000));
+    await tick();
+    assert.deepEqual(seen, [undefined]);
+    await ex.close(0);
   });
 
   test('a flapping collector: at most one warning per 30 s (and the recovery once), saying how many failed since', async () => {

@@ -88,10 +88,12 @@ export interface OtelLogExporterOptions {
   readonly bufferBytes?: number | undefined;
 }
 
-/** An async context with no request in it: no mesh context, the OpenTelemetry root context. */
-function detachedScope(): AsyncResource {
-  return outsideContext(() => otelContext.with(ROOT_CONTEXT, () => new AsyncResource('meshlet.access-log-export')));
-}
+/**
+ * An async context with no request in it: no mesh context, the OpenTelemetry root context — and,
+ * made once as meshlet's modules load rather than where an exporter is built (a config applied
+ * inside some request), none of the app's own AsyncLocalStorage values either.
+ */
+const DETACHED: AsyncResource = outsideContext(() => otelContext.with(ROOT_CONTEXT, () => new AsyncResource('meshlet.access-log-export')));
 
 /** Batches and exports one provider's records. */
 export class OtelLogExporter {
@@ -99,7 +101,7 @@ export class OtelLogExporter {
   readonly #flushMs: number;
   readonly #maxBytes: number;
   /** Where timers are armed and calls made: the context the exporter was built in, with no request's. */
-  readonly #scope = detachedScope();
+  readonly #scope = DETACHED;
   #batch: Buffer[] = [];
   #bytes = 0;
   /** Full batches waiting for the next turn of the loop (no more than calls may start). */
@@ -220,7 +222,8 @@ export class OtelLogExporter {
     this.#failing = false;
     let rejected = 0;
     try {
-      rejected = Math.min(records.length, decodeExportLogsResponse((outcome as { value: Buffer }).value).rejected);
+      // int64 on the wire: a value read as negative (or past 2^31) from a faulty collector rejects nothing more than was sent.
+      rejected = Math.min(records.length, Math.max(0, decodeExportLogsResponse((outcome as { value: Buffer }).value).rejected));
     } catch {
       // Envoy reads only partial_success; an answer that does not decode rejects nothing.
     }
