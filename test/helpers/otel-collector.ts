@@ -7,6 +7,26 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
+/** The collector's Kubernetes name, as Istio's task names it. */
+export const OTEL_HOST = 'opentelemetry-collector.observability.svc.cluster.local';
+/** The service the tests call. */
+export const RATINGS = 'ratings.default.svc.cluster.local';
+
+/** A one-endpoint ServiceEntry on 127.0.0.1 (`protocol` HTTP or GRPC; `target` the endpoint's port). */
+export function localServiceEntry(name: string, ns: string, host: string, port: number, protocol: string, target: number): object {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'ServiceEntry',
+    metadata: { name, namespace: ns },
+    spec: { hosts: [host], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: port, name: protocol.toLowerCase(), protocol }], endpoints: [{ address: '127.0.0.1', ports: { [protocol.toLowerCase()]: target } }] },
+  };
+}
+
+/** ServiceEntries for the collector (gRPC, on `collectorPort`) and for ratings (HTTP, on `ratingsPort`). */
+export function collectorAndRatings(collectorPort: number, ratingsPort: number): object[] {
+  return [localServiceEntry('otel-collector', 'observability', OTEL_HOST, 4317, 'GRPC', collectorPort), localServiceEntry('ratings', 'default', RATINGS, 9080, 'HTTP', ratingsPort)];
+}
+
 const PROTO = new URL('../fixtures/otlp/logs_service.proto', import.meta.url).pathname;
 
 export interface DecodedKeyValue {

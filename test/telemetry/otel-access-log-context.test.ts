@@ -10,20 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { createMesh, ManualClock, withDeadline } from '../../src/index.ts';
 import { capture, T0, telemetry, until } from '../helpers/access-log.ts';
-import { type Collector, startCollector } from '../helpers/otel-collector.ts';
+import { type Collector, collectorAndRatings, OTEL_HOST, RATINGS, startCollector } from '../helpers/otel-collector.ts';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
-
-const OTEL_HOST = 'opentelemetry-collector.observability.svc.cluster.local';
-const RATINGS = 'ratings.default.svc.cluster.local';
-
-function se(name: string, ns: string, host: string, port: number, protocol: string, target: number): object {
-  return {
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'ServiceEntry',
-    metadata: { name, namespace: ns },
-    spec: { hosts: [host], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: port, name: protocol.toLowerCase(), protocol }], endpoints: [{ address: '127.0.0.1', ports: { [protocol.toLowerCase()]: target } }] },
-  };
-}
 
 let collector: Collector;
 let up: Upstream;
@@ -49,7 +37,7 @@ test('a record queued while a request ends: its Export carries neither the reque
     clock,
     logger: log.logger,
     extensionProviders: [{ name: 'otel', envoyOtelAls: { service: OTEL_HOST, port: 4317, logFormat: { text: '%REQ(:PATH)%' } } }],
-    config: [se('otel-collector', 'observability', OTEL_HOST, 4317, 'GRPC', collector.port), se('ratings', 'default', RATINGS, 9080, 'HTTP', up.port), telemetry('otel', { accessLogging: [{ providers: [{ name: 'otel' }] }] })] as never,
+    config: [...collectorAndRatings(collector.port, up.port), telemetry('otel', { accessLogging: [{ providers: [{ name: 'otel' }] }] })] as never,
   });
   const server = mesh.createServer(async (_req, res) => {
     // A client-side record too, queued inside the served request (and inside a withDeadline).

@@ -19,20 +19,8 @@ import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
 import { capture, T0, telemetry, until } from '../helpers/access-log.ts';
 import type { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { sdk } from '../helpers/metric-reader.ts';
-import { type Collector, startCollector } from '../helpers/otel-collector.ts';
+import { type Collector, collectorAndRatings, localServiceEntry as se, OTEL_HOST, RATINGS, startCollector } from '../helpers/otel-collector.ts';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
-
-const OTEL_HOST = 'opentelemetry-collector.observability.svc.cluster.local';
-const RATINGS = 'ratings.default.svc.cluster.local';
-
-function se(name: string, ns: string, host: string, port: number, protocol: string, target: number): object {
-  return {
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'ServiceEntry',
-    metadata: { name, namespace: ns },
-    spec: { hosts: [host], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: port, name: protocol.toLowerCase(), protocol }], endpoints: [{ address: '127.0.0.1', ports: { [protocol.toLowerCase()]: target } }] },
-  };
-}
 
 interface Setup {
   mesh: Mesh;
@@ -50,7 +38,7 @@ async function meshWith(collector: Collector, up: Upstream, spec: Record<string,
     logger: log.logger,
     extensionProviders: [{ name: 'otel', envoyOtelAls: { service: OTEL_HOST, port: 4317, ...envoyOtelAls } }],
     ...(meterProvider === undefined ? {} : { telemetry: { ownMetrics: { meterProvider } } }),
-    config: [se('otel-collector', 'observability', OTEL_HOST, 4317, 'GRPC', collector.port), se('ratings', 'default', RATINGS, 9080, 'HTTP', up.port), telemetry('otel', spec)] as never,
+    config: [...collectorAndRatings(collector.port, up.port), telemetry('otel', spec)] as never,
   });
   return { mesh, clock, log };
 }
