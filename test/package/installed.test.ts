@@ -195,6 +195,23 @@ describe('the packed tarball', () => {
     for (const [name, range] of Object.entries(pkg['dependencies'] as Record<string, string>)) assert.match(range, /^\^\d/, `${name}: a library takes caret ranges, got ${range}`);
   });
 
+  it('is bundled: `import "meshlet"` loads a few of its files (not one per module), and `meshlet/internals` shares its classes', () => {
+    // One file per module made Node's loader resolve, read, compile and link ~370 files at
+    // every start (scripts/bundle.ts; bench/startup/import.ts measures the difference).
+    const script = `import { registerHooks } from 'node:module';
+const files = new Set();
+registerHooks({ load(url, ctx, next) { if (url.includes('/node_modules/meshlet/')) files.add(url); return next(url, ctx); } });
+const main = await import('meshlet');
+const internals = await import('meshlet/internals');
+const snapshot = main.compileSnapshot([], { service: 'a' });
+console.log(JSON.stringify({ files: files.size, same: snapshot.routes instanceof internals.RouteTable && snapshot.registry instanceof internals.ServiceRegistry }));`;
+    const r = sh(process.execPath, ['--input-type=module', '-e', script], app8);
+    assert.equal(r.code, 0, r.out);
+    const out = JSON.parse(r.stdout.trim()) as { files: number; same: boolean };
+    assert.ok(out.files > 1 && out.files < 60, `meshlet and meshlet/internals loaded ${out.files} of meshlet's files`);
+    assert.ok(out.same, "a snapshot made through 'meshlet' holds instances of the classes 'meshlet/internals' exports (one copy of each module)");
+  });
+
   it('installs an app on undici 8 with one undici, and an app on undici 7 keeps its own', () => {
     const own = (app: string) => (JSON.parse(readFileSync(join(app, 'node_modules', 'undici', 'package.json'), 'utf8')) as { version: string }).version;
     assert.match(own(app7), /^7\./);
