@@ -26,11 +26,10 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
-import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CLK_TCK, machineCpuUs, procCpuUs, waitForQuiet } from '../lib/machine.ts';
+import { meshletBuild } from '../lib/meshlet-build.ts';
 import { writeSection } from '../lib/results.ts';
 import type { ClientResult, SliceRequest, SliceResult } from '../outbound/client.ts';
 import { f0, f1, f2, med, range, signed } from '../outbound/report.ts';
@@ -71,7 +70,9 @@ const PATIENCE = positive(args.patience, quick ? 10 : 60, 'patience');
 const HIGH = 64;
 const FOREIGN_LIMIT = 0.15;
 const WRITE = args.write === true || (!quick && args['no-write'] !== true && process.env.NO_WRITE === undefined);
-const MESH_MODULE = args['mesh-module'] === undefined ? new URL('../../src/index.ts', import.meta.url).href : pathToFileURL(resolve(args['mesh-module'])).href;
+/** The built package (dist/, rebuilt when src/ is newer), `--mesh-module src`, or a file (bench/lib/meshlet-build.ts). */
+const MESHLET = meshletBuild(args['mesh-module']);
+const MESH_MODULE = MESHLET.index;
 const COMMAND = ['node_modules/.bin/node bench/grpc/run.ts', ...process.argv.slice(2)].join(' ');
 const VARIANTS: { id: GrpcVariantId; label: string }[] = [
   { id: 'grpc-raw', label: 'grpc-js client → server' },
@@ -278,6 +279,7 @@ const lines: string[] = [
     `Absolute figures: median over rounds (c=${HIGH} calls/s with min–max). Ratio and "added": median over rounds of the paired ratio/difference with the same round's raw client. ` +
     `Rounds disturbed by other processes (> ${FOREIGN_LIMIT} vCPU) are left out when enough clean ones remain; before each round the bench waited for other load to pass (${f0(waitedMs / 1000)} s in all) and ran disturbed rounds again (${reruns} reruns) within --patience ${PATIENCE} s.`,
   '',
+  `meshlet measured: ${MESHLET.name}.`,
   'meshlet config (bench/grpc/proto.ts): ServiceEntry `echo.default.svc.cluster.local` port 9090 GRPC (one endpoint), DestinationRule (outlierDetection 5×5xx / 10 s / 30 s, subset v1), VirtualService (a metadata-match rule the calls miss, then the route to v1 with retries 2 on unavailable,connect-failure and timeout 5 s).',
   '',
   `| variant | runs | c=1 p50 µs | c=1 client CPU µs/call | c=${HIGH} calls/s (min–max) | c=${HIGH} client CPU µs/call | server calls per call | failures |`,

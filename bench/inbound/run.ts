@@ -1,7 +1,7 @@
 /**
  * Inbound benchmark: what meshlet's server side costs a node:http, Express or Fastify server.
  *
- *   node_modules/.bin/node bench/inbound/run.ts [--rounds N] [--slice MS] [--slices N] [--warmup S] [--concurrency C] [--telemetry] [--spin US]… [--framework F]… [--quick] [--write]
+ *   node_modules/.bin/node bench/inbound/run.ts [--rounds N] [--slice MS] [--slices N] [--warmup S] [--concurrency C] [--telemetry] [--spin US]… [--framework F]… [--mesh-module src|FILE] [--quick] [--write]
  *
  * Six servers, each its own process pinned to CPU 0 (the load client runs on CPU 1): http, express,
  * fastify, each raw and with meshlet in front under a realistic policy set — one
@@ -28,6 +28,7 @@ import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { meshletBuild } from '../lib/meshlet-build.ts';
 import { median, writeSection } from '../lib/results.ts';
 import { writeBenchPolicies } from './policies.ts';
 
@@ -43,6 +44,7 @@ const { values: a } = parseArgs({
     telemetry: { type: 'boolean', default: false },
     spin: { type: 'string', multiple: true },
     framework: { type: 'string', multiple: true },
+    'mesh-module': { type: 'string' },
   },
 });
 const SPINS = (a.spin ?? []).map((x) => {
@@ -57,6 +59,8 @@ const SLICE_MS = Number(a.slice ?? 250);
 const SLICES = Number(a.slices ?? (quick ? 4 : 8));
 const WARMUP_S = Number(a.warmup ?? (quick ? 2 : 4));
 const C = Number(a.concurrency ?? 64);
+/** The built package (dist/, rebuilt when src/ is newer), `--mesh-module src`, or a file (bench/lib/meshlet-build.ts). */
+const MESHLET = meshletBuild(a['mesh-module']);
 
 const ALL_FRAMEWORKS = ['http', 'express', 'fastify'] as const;
 type Framework = (typeof ALL_FRAMEWORKS)[number];
@@ -126,7 +130,10 @@ function taskset(pid: number, cpu: number): void {
 }
 
 async function start(v: Variant): Promise<Server> {
-  const proc = fork(new URL('./server.ts', import.meta.url).pathname, [v.framework, v.mode, dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = fork(new URL('./server.ts', import.meta.url).pathname, [v.framework, v.mode, dir], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, BENCH_MESHLET_INDEX: MESHLET.index, BENCH_MESHLET_TELEMETRY: MESHLET.telemetry },
+  });
   const ready = await new Promise<{ port: number; phases: string[] }>((resolve, reject) => {
     proc.once('message', (m) => resolve(m as { port: number; phases: string[] }));
     proc.once('exit', (code) => reject(new Error(`${v.id} exited with ${code}`)));
@@ -212,7 +219,7 @@ function table(mode: Mode, label: string): string[] {
   }
   return out;
 }
-const setup = `Concurrency ${C}, ${ROUNDS} rounds of ${SLICES} slices × ${SLICE_MS} ms per server, taken in turns; servers on CPU 0, load client on CPU 1. Policy: one RequestAuthentication (inline JWKS, RS256, a valid token on every request), one AuthorizationPolicy with three rules.`;
+const setup = `Concurrency ${C}, ${ROUNDS} rounds of ${SLICES} slices × ${SLICE_MS} ms per server, taken in turns; servers on CPU 0, load client on CPU 1. Policy: one RequestAuthentication (inline JWKS, RS256, a valid token on every request), one AuthorizationPolicy with three rules. meshlet measured: ${MESHLET.name}.`;
 /** Per server, over all rounds: user and system CPU per request (10 ms ticks) and the load client's sleeps per request. */
 function kernelTable(): string[] {
   const out = ['| server | user CPU/request | system CPU/request | client sleeps/request |', '|---|---:|---:|---:|'];

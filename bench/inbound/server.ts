@@ -17,8 +17,11 @@ const withMesh = (SPIN_US > 0 ? 'raw' : modeArg) as 'raw' | 'mesh' | 'mesh-otel'
 const BODY = JSON.stringify({ id: 1, name: 'item', tags: ['a', 'b'] });
 
 // Telemetry on: startTelemetry() (Prometheus endpoint, OTLP span export to a sink), as bench/outbound's -otel variants.
-if (withMesh === 'mesh-otel') await (await import('../lib/otel.ts')).startBenchTelemetry();
-const { createMesh } = withMesh !== 'raw' ? await import('../../src/index.ts') : { createMesh: undefined };
+// Which meshlet: set by bench/inbound/run.ts (bench/lib/meshlet-build.ts: the built package by default).
+const INDEX = process.env['BENCH_MESHLET_INDEX'] ?? new URL('../../src/index.ts', import.meta.url).href;
+const TELEMETRY = process.env['BENCH_MESHLET_TELEMETRY'] ?? new URL('../../src/telemetry/sdk/index.ts', import.meta.url).href;
+if (withMesh === 'mesh-otel') await (await import('../lib/otel.ts')).startBenchTelemetry(TELEMETRY);
+const { createMesh } = withMesh !== 'raw' ? ((await import(INDEX)) as typeof import('../../src/index.ts')) : { createMesh: undefined };
 const mesh = createMesh === undefined ? undefined : await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: configDir, watch: false });
 
 let sink = 1;

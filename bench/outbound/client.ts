@@ -22,8 +22,10 @@ export interface ClientOptions {
   /** Warm-up seconds (half at c=1, half at highConcurrency) before the process reports ready. */
   warmup: number;
   highConcurrency: number;
-  /** URL of the module exporting createMesh (default: src/index.ts). */
+  /** URL of the module exporting createMesh (bench/lib/meshlet-build.ts). */
   meshModule: string;
+  /** URL of the same build's `meshlet/telemetry` entry (startTelemetry), for the -otel variants. */
+  telemetryModule: string;
 }
 
 /** What the parent asks for: one measured slice. */
@@ -129,7 +131,7 @@ async function main(opts: ClientOptions): Promise<void> {
       // -notrace: tracing off (telemetry.tracing.enabled false: no trace headers; x-request-id is still generated, as Envoy does);
       // -nometrics: Istio's metrics off (telemetry.metrics.enabled false), tracing at 1 %;
       // -sdkonly: both off and meshlet's own metrics off — what installing the SDK costs by itself.
-      if (opts.variant.includes('-otel')) telemetry = await startBenchTelemetry();
+      if (opts.variant.includes('-otel')) telemetry = await startBenchTelemetry(opts.telemetryModule);
       const createMesh = await loadCreateMesh(opts.meshModule);
       if (typeof createMesh === 'string') throw new Error(createMesh);
       const v = opts.variant;

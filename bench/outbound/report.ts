@@ -72,6 +72,8 @@ export interface Notes {
   undiciVersion: string;
   nginxVer: string | undefined;
   pinning: string;
+  /** Which meshlet was measured (bench/lib/meshlet-build.ts). */
+  meshModule: string;
   meshSkip: string | undefined;
   configNote: string;
   reruns: number;
@@ -151,6 +153,7 @@ export function report(variants: Variant[], runs: Run[], failed: Map<VariantId, 
       `Absolute figures: median over rounds (c=${HIGH} rps with min–max). Ratios and "added": median over rounds of the paired ratio/difference against the same round's baseline of the same client API. ` +
       `Runs disturbed by other processes (> ${FOREIGN_LIMIT} vCPU of other load) are left out of both when enough clean ones remain (≥ 2 and ≥ half); the "runs" column says how many were used.`,
     '',
+    `meshlet measured: ${notes.meshModule}.`,
     'meshlet config (bench/outbound/mesh-config.ts): ServiceEntry `upstream.default.svc.cluster.local` (MESH_INTERNAL, STATIC, endpoints v1 127.0.0.1 / v2 127.0.0.2), DestinationRule (LEAST_REQUEST, outlierDetection 5×5xx / 10 s / 30 s, subsets v1 v2), VirtualService (header-match route that the bench requests miss, then 90/10 v1/v2, retries 2 on 5xx,connect-failure, timeout 5 s). mesh.dispatcher is called with `http://upstream.default.svc.cluster.local:PORT/x`, mesh.fetch with `http://upstream:PORT/x`.',
     '',
   );

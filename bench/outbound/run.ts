@@ -41,18 +41,18 @@
  * the bench waits for it to pass and re-runs disturbed rounds within --patience S (60; quick
  * 10), and leaves still-disturbed runs out of the medians when enough clean ones remain.
  *
- * --variants runs a subset; --mesh-module FILE takes createMesh from FILE instead of
- * src/index.ts (e.g. a dist/ build). Results go to bench/RESULTS.md, section "outbound" (2core)
+ * --variants runs a subset; --mesh-module takes createMesh from `src` (the sources) or a FILE
+ * instead of the built package (dist/, rebuilt first when src/ is newer: what users import). Results go to bench/RESULTS.md, section "outbound" (2core)
  * or "outbound-1core", unless --no-write (or NO_WRITE=1); a --quick run writes only with --write.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join, } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { CLK_TCK, machineCpuUs, procCpuUs, waitForQuiet as waitForQuietOn } from '../lib/machine.ts';
+import { meshletBuild } from '../lib/meshlet-build.ts';
 import { writeSection } from '../lib/results.ts';
 import type { ClientOptions, ClientResult, SliceRequest, SliceResult, VariantId } from './client.ts';
 import { meshResources } from './mesh-config.ts';
@@ -98,11 +98,12 @@ const LAYOUT = args.layout;
 if (LAYOUT !== '2core' && LAYOUT !== '1core') throw new Error(`--layout must be 2core or 1core, got ${LAYOUT}`);
 /** --quick is a smoke run: it leaves bench/RESULTS.md alone unless --write is given. */
 const WRITE = args.write === true || (!quick && args['no-write'] !== true && process.env.NO_WRITE === undefined);
-/** Where createMesh comes from: src/index.ts, or e.g. `--mesh-module dist/index.js` to measure a build. */
 /** Extra V8/Node flags for every client process, baselines and meshlet alike (e.g. `--no-allocation-site-pretenuring`). */
 const CLIENT_FLAGS = (args['node-flags'] ?? '').split(/\s+/).filter((f) => f !== '');
-const MESH_MODULE = args['mesh-module'] === undefined ? new URL('../../src/index.ts', import.meta.url).href : pathToFileURL(resolve(args['mesh-module'])).href;
-const MESH_MODULE_NAME = args['mesh-module'] ?? 'src/index.ts';
+/** Where createMesh comes from: the built package (dist/, rebuilt when src/ is newer), `--mesh-module src`, or a file (bench/lib/meshlet-build.ts). */
+const MESHLET = meshletBuild(args['mesh-module']);
+const MESH_MODULE = MESHLET.index;
+const MESH_MODULE_NAME = MESHLET.name;
 const COMMAND = ['node_modules/.bin/node --expose-gc bench/outbound/run.ts', ...process.argv.slice(2)].join(' ');
 
 function positive(v: string | undefined, dflt: number, name: string): number {
@@ -306,7 +307,7 @@ class Client {
 
   constructor(variant: Variant) {
     this.variant = variant;
-    const opts: ClientOptions = { variant: variant.id, upstreamPort, warmup: WARMUP, highConcurrency: HIGH, meshModule: MESH_MODULE };
+    const opts: ClientOptions = { variant: variant.id, upstreamPort, warmup: WARMUP, highConcurrency: HIGH, meshModule: MESH_MODULE, telemetryModule: MESHLET.telemetry };
     if (variant.nginx !== undefined) opts.nginxPort = nginxPorts[variant.nginx];
     this.child = spawnNode('./client.ts', [JSON.stringify(opts)], CLIENT_CPU, ['--expose-gc', ...CLIENT_FLAGS]);
     this.child.on('message', (m: { type: string; message?: string }) => {
@@ -556,7 +557,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const body = report(variants, runs, failed, { undiciVersion, nginxVer, pinning, meshSkip, configNote, reruns, waitedMs }, {
+  const body = report(variants, runs, failed, { undiciVersion, nginxVer, pinning, meshModule: MESH_MODULE_NAME, meshSkip, configNote, reruns, waitedMs }, {
     rounds: ROUNDS,
     warmup: WARMUP,
     duration: DURATION,
