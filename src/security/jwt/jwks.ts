@@ -19,7 +19,7 @@
  * @module
  */
 import { X509Certificate } from 'node:crypto';
-import { flattenedVerify, importJWK, type JWK } from 'jose';
+import type { JWK } from 'jose';
 import type { ParsedJwt } from './token.ts';
 
 /** Algorithms per key type (or per curve). */
@@ -38,7 +38,19 @@ const PUBLIC_MEMBERS: Readonly<Record<string, readonly string[]>> = Object.freez
 const CERT_PREFIX = '-----BEGIN CERTIFICATE-----\n';
 const CERT_SUFFIX = '\n-----END CERTIFICATE-----\n';
 
-type ImportedKey = Awaited<ReturnType<typeof importJWK>>;
+type Jose = typeof import('jose');
+type ImportedKey = Awaited<ReturnType<Jose['importJWK']>>;
+
+let jose: Promise<Jose> | undefined;
+/**
+ * jose, loaded the first time a key is made (its 46 modules cost an app's start ~45 ms, and
+ * most workloads have no RequestAuthentication): by the time a token is checked against a key,
+ * the import has long finished.
+ */
+function loadJose(): Promise<Jose> {
+  jose ??= import('jose');
+  return jose;
+}
 
 /** One key of a set. */
 export class VerificationKey {
@@ -66,6 +78,7 @@ export class VerificationKey {
     this.kty = jwk.kty as string;
     this.algorithms = new Set(algorithms);
     this.id = JSON.stringify([jwk, kid, alg]);
+    loadJose().catch(() => undefined);
   }
 
   /** Whether this key may check a token signed with `alg`. */
@@ -78,13 +91,15 @@ export class VerificationKey {
     if (!this.supports(jwt.alg)) return false;
     let key = this.#imported.get(jwt.alg);
     if (key === undefined) {
-      key = importJWK(this.#jwk, jwt.alg).catch(() => undefined);
+      key = loadJose()
+        .then((j) => j.importJWK(this.#jwk, jwt.alg))
+        .catch(() => undefined);
       this.#imported.set(jwt.alg, key);
     }
     const k = await key;
     if (k === undefined) return false;
     try {
-      await flattenedVerify({ protected: jwt.headerB64, payload: jwt.payloadB64, signature: jwt.signatureB64 }, k, { algorithms: [jwt.alg] });
+      await (await loadJose()).flattenedVerify({ protected: jwt.headerB64, payload: jwt.payloadB64, signature: jwt.signatureB64 }, k, { algorithms: [jwt.alg] });
       return true;
     } catch {
       return false;
