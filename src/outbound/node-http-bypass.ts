@@ -37,7 +37,7 @@ export function watchNodeHttpBypass(routes: () => RouteTable, warn: (message: st
     const vhost = routes().virtualHost(authority, request.protocol === 'https:' ? 'https' : 'http');
     if (vhost === undefined) return;
     warn(
-      `meshlet: an outbound request to ${authority} was made with node:http (axios's default adapter, got, node-fetch and http.request use it), which does not go through the mesh: ${vhost.name} is a service of the mesh, and this call gets none of its routing, retries, timeouts, outlier detection, mTLS or telemetry (behind an Istio sidecar it would have). Send it through the mesh: mesh.fetch, fetch or undici with { dispatcher: mesh.dispatcher }, axios with { adapter: 'fetch', env: { fetch: mesh.fetch } } — see docs/outbound.md, "Which HTTP clients go through the mesh". Said once per host`,
+      `meshlet: an outbound request to ${authority} was made with node:http (axios's default adapter, got, node-fetch and http.request use it), which does not go through the mesh: ${vhost.name} is a service of the mesh, and this call gets none of its routing, retries, timeouts, outlier detection, mTLS or telemetry (behind an Istio sidecar it would have). Send it through the mesh: mesh.fetch, fetch or undici with { dispatcher: mesh.dispatcher }, axios (≥ 1.7) with { adapter: 'fetch', fetchOptions: { dispatcher: mesh.dispatcher } } — see docs/outbound.md, "Which HTTP clients go through the mesh". Said once per host`,
     );
   };
   subscribe(CHANNEL, onStart);

@@ -53,7 +53,7 @@ describe('a call to a mesh service made with node:http', () => {
       assert.equal(await get({ host: 'localhost', port, path: '/b' }), 200);
       assert.equal(ours().length, 1, JSON.stringify(warnings));
       assert.match(ours()[0] ?? '', new RegExp(`localhost:${port}`));
-      assert.match(ours()[0] ?? '', /adapter: 'fetch', env: \{ fetch: mesh\.fetch \}/);
+      assert.match(ours()[0] ?? '', /adapter: 'fetch', fetchOptions: \{ dispatcher: mesh\.dispatcher \}/);
     } finally {
       await mesh.close();
     }
