@@ -123,6 +123,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     },
     onEvent: hooks.event,
     rls,
+    warn: (m) => logger.warn(m),
   });
   const pipeline = outbound.dispatch;
   const dispatcher = new MeshDispatcher({

@@ -193,7 +193,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * `mesh.createServer` — WebSocket upgrades (`ws`, `@fastify/websocket`, socket.io), `CONNECT`,
    * `Expect: 100-continue` uploads to a `'checkContinue'` listener, and `'request'` listeners a
    * library put in front of yours, none of which reach `mesh.express()` or the Fastify plugin.
-   * Returns the server.
+   * The server from `mesh.fastifyOptions()` then judges each request before Fastify's hooks too
+   * (NestJS's middleware). Returns the server.
    * @example const server = app.listen(8000); mesh.protect(server); new WebSocketServer({ server });
    */
   protect<S extends object>(server: S): S {

@@ -39,6 +39,7 @@ import { passthroughLayer } from './passthrough.ts';
 import { compileOutboundRateLimits, type OutboundRateLimits } from './rate-limit.ts';
 import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
 import { upstreamLayer } from './upstream.ts';
+import { watchNodeHttpBypass } from './node-http-bypass.ts';
 
 /** How long a mirrored copy may take when its route has no timeout. */
 const MIRROR_TIMEOUT_MS = 10_000;
@@ -87,6 +88,8 @@ export interface OutboundOptions {
   /** How `resolution: DNS` names are resolved (STRICT_DNS). @defaultValue the OS resolver, refreshed every 60 s */
   readonly dns?: DnsOptions | undefined;
   onEvent(e: OutboundEvent): void;
+  /** Where a call to a mesh service made with node:http (not through the mesh) is reported; unset: not watched. */
+  readonly warn?: ((message: string) => void) | undefined;
 }
 
 /** The outbound data plane of one mesh. */
@@ -111,6 +114,8 @@ export class Outbound {
   readonly dispatch: Dispatch;
   /** The layers, outermost first (the order is part of the contract; a test pins it). */
   readonly layerNames: readonly string[];
+  /** Stops watching node:http's requests for calls that bypass the mesh. */
+  readonly #stopBypassWatch: (() => void) | undefined;
 
   constructor(snapshot: Snapshot, o: OutboundOptions) {
     this.#o = o;
@@ -119,6 +124,7 @@ export class Outbound {
     this.#unknownHosts = snapshot.sidecar?.outboundTrafficPolicy ?? this.#meshPolicy;
     this.#rateLimits = this.#compileRateLimits(snapshot);
     this.deadlines = new DeadlineQueue(o.clock);
+    this.#stopBypassWatch = o.warn === undefined ? undefined : watchNodeHttpBypass(() => this.#snapshot.routes, o.warn);
     this.#clusterContext = {
       clock: o.clock,
       random: o.random,
@@ -281,6 +287,7 @@ export class Outbound {
 
   /** Stops timers and closes every cluster's pools; calls in flight may finish for `graceMs`. */
   async close(graceMs?: number): Promise<void> {
+    this.#stopBypassWatch?.();
     for (const m of this.#liveMirrors) m.abort();
     this.#liveMirrors.clear();
     this.deadlines.close();

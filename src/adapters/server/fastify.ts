@@ -52,6 +52,8 @@ export interface FastifyReplyLike {
 export interface FastifyLike {
   decorateRequest(name: string, value: unknown): unknown;
   addHook(name: 'onRequest', hook: (req: FastifyRequestLike, reply: FastifyReplyLike, done: (err?: Error) => void) => void): unknown;
+  /** Fastify's `hasPlugin` (Fastify 4 and 5): whether a plugin of that name was registered before. */
+  hasPlugin?(name: string): boolean;
 }
 
 /**
@@ -260,6 +262,10 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
   enterContext(raw, x, next);
 }
 
+/** Said once when @fastify/middie's hook runs before the plugin's on requests the mesh has not judged. */
+const EARLIER_HOOKS =
+  "meshlet: mesh.fastify() was registered after @fastify/middie (NestJS's FastifyAdapter registers it as it makes the instance): its middleware — Nest's middleware, Express-style middleware — runs in an onRequest hook before the mesh's, on every request before the mesh judges it, the ones it refuses too. Have the server judge every request first: mesh.protect(fastify.server) (NestJS: mesh.protect(app.getHttpServer())), or register mesh.fastify() before @fastify/middie — see docs/server.md";
+
 /** The plugin: `await fastify.register(mesh.fastify())`. */
 export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMessage) => void, warn?: (message: string) => void): FastifyPlugin {
   const plugin = ((fastify: FastifyLike, _opts: unknown, done: (err?: Error) => void) => {
@@ -269,12 +275,21 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
         "meshlet: this Fastify instance routes case-insensitively (caseSensitive: false): /ADMIN reaches the route app.get('/admin') while AuthorizationPolicy paths match case-sensitively, as in Istio, so a DENY on /admin does not stop it. Leave caseSensitive on, or write ALLOW policies (see docs/server.md, Routing looser than the policy)",
       );
     }
+    // @fastify/middie registered before this plugin (NestJS's FastifyAdapter registers it as it
+    // makes the instance, to run Nest's middleware) runs middleware in an onRequest hook of its
+    // own, before this one: on requests the mesh has not judged. Said once, at the first request
+    // that reaches the plugin unjudged (mesh.protect() has the server judge them all first).
+    let earlier = warn !== undefined && typeof fastify.hasPlugin === 'function' && fastify.hasPlugin('@fastify/middie');
     fastify.addHook('onRequest', (request, reply, next) => {
       const g = guard();
       const raw = request.raw;
       hint?.(raw);
       const judged = (raw as { meshlet?: unknown }).meshlet;
       const l = leniencyOf(fastify);
+      if (earlier && judged === undefined) {
+        earlier = false;
+        warn?.(EARLIER_HOOKS);
+      }
       if (judged !== undefined) {
         // Already judged (mesh.protect(fastify.server), a server from mesh.createServer): once is
         // enough — if the router routes on the path that was judged (the target as it was before

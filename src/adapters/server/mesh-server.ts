@@ -248,6 +248,15 @@ export class MeshHttpServer extends Server {
    * closed at once; answers not started yet, and requests still to come on open HTTP/1
    * connections, say `Connection: close`.
    */
+  /**
+   * From now on every request is judged here, before any listener (`mesh.protect()` of the server
+   * from `mesh.fastifyOptions()`: Fastify hooks added before the plugin's — NestJS's adapter and
+   * its middleware — then see judged requests only).
+   */
+  judgeAll(): void {
+    this.#judge = true;
+  }
+
   override close(callback?: (err?: Error) => void): this {
     this.startDrain();
     this.#dropPending();

@@ -45,7 +45,12 @@ export function protectServer<S>(server: S, guard: () => InboundGuard): S {
   if (typeof s !== 'object' || s === null || typeof s.emit !== 'function' || typeof s.listen !== 'function') {
     throw new InvalidArgumentError('mesh.protect(server): a node:http, https or http2 server is required (the one app.listen() returns, http.createServer(app), fastify.server)');
   }
-  // The mesh's own servers judge all of this already.
+  // The mesh's own servers judge all of this already; the one from mesh.fastifyOptions() leaves
+  // requests to the Fastify plugin's hook until now: from here on it judges them first.
+  if (s instanceof MeshHttpServer) {
+    s.judgeAll();
+    return server;
+  }
   if (isProtected(s)) return server;
   PROTECTED.add(s);
   const emit = s.emit;
