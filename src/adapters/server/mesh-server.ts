@@ -244,11 +244,6 @@ export class MeshHttpServer extends Server {
   }
 
   /**
-   * Stops accepting; connections that have not sent a request yet (first bytes, handshake) are
-   * closed at once; answers not started yet, and requests still to come on open HTTP/1
-   * connections, say `Connection: close`.
-   */
-  /**
    * From now on every request is judged here, before any listener (`mesh.protect()` of the server
    * from `mesh.fastifyOptions()`: Fastify hooks added before the plugin's — NestJS's adapter and
    * its middleware — then see judged requests only).
@@ -257,6 +252,11 @@ export class MeshHttpServer extends Server {
     this.#judge = true;
   }
 
+  /**
+   * Stops accepting; connections that have not sent a request yet (first bytes, handshake) are
+   * closed at once; answers not started yet, and requests still to come on open HTTP/1
+   * connections, say `Connection: close`.
+   */
   override close(callback?: (err?: Error) => void): this {
     this.startDrain();
     this.#dropPending();
