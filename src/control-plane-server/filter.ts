@@ -74,6 +74,12 @@ export function isRelevant(r: AnyResource, w: WorkloadKey, rootNamespace = DEFAU
     return ns === rootNamespace && selector === undefined;
   }
   if (ns !== w.namespace && ns !== rootNamespace) return false;
+  // An EnvoyFilter selects by `workloadSelector.labels` (the root namespace's mesh-wide); one with
+  // targetRefs addresses gateways and waypoints (istiod's EnvoyFilter lookup, as the mesh's own compile).
+  if (r.kind === 'EnvoyFilter') {
+    const s = r.spec as { workloadSelector?: { labels?: Record<string, string> }; targetRefs?: unknown[] };
+    return (s.targetRefs === undefined || s.targetRefs.length === 0) && labelsMatch(s.workloadSelector?.labels ?? {}, w.labels);
+  }
   return selectorMatches(r.spec, w.labels);
 }
 

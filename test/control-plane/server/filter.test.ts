@@ -282,6 +282,45 @@ spec: {workloadSelector: {labels: {app: gw}}, egress: [{hosts: ["*/*"]}]}
   });
 });
 
+describe('EnvoyFilters reach the workloads they select (workloadSelector.labels, not selector.matchLabels)', () => {
+  const filter = (name: string, ns: string, extra: string) => `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+${extra}  configPatches:
+  - applyTo: HTTP_FILTER
+    match: {context: SIDECAR_INBOUND, listener: {filterChain: {filter: {name: envoy.filters.network.http_connection_manager}}}}
+    patch:
+      operation: INSERT_BEFORE
+      value:
+        name: envoy.filters.http.local_ratelimit
+        typed_config:
+          '@type': type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+          stat_prefix: http_local_rate_limiter
+          token_bucket: {max_tokens: 10, tokens_per_fill: 10, fill_interval: 60s}
+`;
+  const text = [
+    filter('ns-wide', 'shop', ''),
+    filter('for-v2', 'shop', '  workloadSelector: {labels: {version: v2}}\n'),
+    filter('root-wide', 'istio-system', ''),
+    filter('root-for-v2', 'istio-system', '  workloadSelector: {labels: {version: v2}}\n'),
+    filter('other-ns', 'dev', ''),
+  ].join('---\n');
+  const issues = new IssueList();
+  const resources = checkDocuments(parseText(text, 'ef.yaml', issues), { analysis: 'off' }, issues).resources;
+  const names = (ns: string, labels: Record<string, string>) =>
+    relevantResources(resources, { namespace: ns, labels })
+      .map((r) => r.metadata.name)
+      .sort();
+  it('the fixture is valid and has the five EnvoyFilters', () => {
+    assert.deepEqual(issues.ofLevel('error').map(String), []);
+    assert.equal(resources.length, 5);
+  });
+  it('shop, v1: its namespace-wide one and the root one; neither selecting v2', () => assert.deepEqual(names('shop', { version: 'v1' }), ['ns-wide', 'root-wide']));
+  it('shop, v2: the selecting ones too', () => assert.deepEqual(names('shop', { version: 'v2' }), ['for-v2', 'ns-wide', 'root-for-v2', 'root-wide']));
+  it('prod, v1: the root one only', () => assert.deepEqual(names('prod', { version: 'v1' }), ['root-wide']));
+});
+
 describe('the DestinationRules a workload receives decide as the whole config does', () => {
   // Rules that shadow, merge and apply by selector, exportTo and namespace (destination-policy.test.ts has why).
   const RULES = [
