@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import http2 from 'node:http2';
 import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import express from 'express';
@@ -444,6 +445,72 @@ describe('Express: an absolute-form target reaches routers mounted under a path'
       } finally {
         await new Promise<void>((r) => server.close(() => r()));
         await mesh.close();
+      }
+    });
+  }
+});
+
+describe("HTTP/2 servers of the app's own: :authority is the host judged, as Envoy takes it", () => {
+  // Envoy's HTTP/2 codec discards a `host` field sent with `:authority` (codec_impl.cc
+  // ServerConnectionImpl::onHeader, http2_discard_host_header); an HTTP/2 request usually has no
+  // `host` at all. Fastify's http2 server judged '' (a DENY on a host never matched), and a
+  // `host` beside `:authority` was judged in its place while the app read `:authority`.
+  let mesh: Mesh;
+  before(async () => {
+    mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: denyConfig, logger: { warn: () => {} } });
+  });
+  after(() => mesh.close());
+
+  async function h2(port: number, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+    const c = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      return await new Promise((resolve, reject) => {
+        const r = c.request({ ':method': 'GET', ':path': '/x', ...headers });
+        let body = '';
+        let status = 0;
+        r.on('response', (h) => (status = Number(h[':status'])));
+        r.setEncoding('utf8');
+        r.on('data', (d: string) => (body += d));
+        r.on('end', () => resolve({ status, body }));
+        r.on('error', reject);
+      });
+    } finally {
+      c.close();
+    }
+  }
+
+  const servers: { name: string; start(): Promise<{ port: number; close(): Promise<void> }> }[] = [
+    {
+      name: 'http2.createServer(mesh.handler(…)), the app reading req.authority',
+      async start() {
+        const listener = mesh.handler((q, r) => r.end(`${(q as unknown as http2.Http2ServerRequest).authority} ${q.headers.host}`));
+        const s = http2.createServer(listener as unknown as (q: http2.Http2ServerRequest, r: http2.Http2ServerResponse) => void);
+        return { port: await listen(s as never), close: () => new Promise((r) => s.close(() => r())) };
+      },
+    },
+    {
+      name: 'Fastify 5 { http2: true }, the app reading request.host',
+      async start() {
+        const app = Fastify({ http2: true });
+        await app.register(mesh.fastify() as never);
+        app.get('/x', async (q) => `${q.host} ${q.headers.host}`);
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+      },
+    },
+  ];
+  for (const s of servers) {
+    it(s.name, async () => {
+      const { port, close } = await s.start();
+      try {
+        assert.equal((await h2(port, { ':authority': 'internal.example.com' })).status, 403);
+        assert.equal((await h2(port, { ':authority': 'INTERNAL.example.com' })).status, 403);
+        assert.equal((await h2(port, { ':authority': 'internal.example.com', host: 'svc' })).status, 403);
+        const ok = await h2(port, { ':authority': 'svc', host: 'internal.example.com' });
+        assert.equal(ok.status, 200, ok.body);
+        assert.ok(!ok.body.includes('internal'), ok.body);
+      } finally {
+        await close();
       }
     });
   }

@@ -180,6 +180,24 @@ export function dropRemovedQueryKeys(query: unknown, before: string, after: stri
 }
 
 /**
+ * An HTTP/2 request's Host, as Envoy's HTTP/2 codec takes it: a `host` field sent with
+ * `:authority` is discarded, `:authority` is the request's host (source/common/http/http2/codec_impl.cc,
+ * `ServerConnectionImpl::onHeader`, runtime guard `http2_discard_host_header`; RFC 9113 §8.3.1).
+ * So `hosts` rules and the app read the same authority: a `host` that differs is replaced by
+ * `:authority` in the view (true: the app's headers are rebuilt from it). Nothing for HTTP/1.1,
+ * whose header names cannot begin with `:`.
+ */
+export function authorityAsHost(headers: Headers): boolean {
+  const a = headers[':authority'];
+  const host = headers.host;
+  if (a === undefined || host === undefined) return false;
+  const v = typeof a === 'string' ? a : (a[0] as string);
+  if (host === v) return false;
+  headers.host = v;
+  return true;
+}
+
+/**
  * An absolute-form request target (`GET http://host/path HTTP/1.1`), split as Envoy's HTTP/1
  * codec splits it: the URL's authority becomes `:authority` (the Host header the app sees) and
  * its path the request path. Undefined for any other form (origin-form `/path`, `*`).
