@@ -231,6 +231,15 @@ const pathRows: PathRow[] = [
   { name: 'HTTP/1.0 with dot segments', target: '/public/../admin', version: '1.0', status: 403 },
   { name: 'HTTP/1.0 without a Host header', target: '/admin', version: '1.0', noHost: true, status: 403 },
   { name: 'HTTP/1.0 for an allowed path', target: '/x', version: '1.0', status: 200 },
+  { name: 'an encoded ? (a path character, not the query)', target: '/admin%3Fx=1' },
+  { name: 'an encoded #', target: '/admin%23x' },
+  { name: 'overlong UTF-8 for /', target: '/%c0%afadmin' },
+  { name: 'an encoded trailing dot', target: '/admin%2e' },
+  { name: 'a double-encoded letter', target: '/%2561dmin' },
+  { name: 'a ;parameter segment before the rest', target: '/admin;/x' },
+  { name: 'absolute-form with an upper-case scheme', target: 'HTTP://svc/admin' },
+  { name: 'absolute-form with userinfo', target: 'http://user@svc/admin' },
+  { name: 'absolute-form with an encoded dot segment', target: 'http://svc/%2e%2e/admin', status: 403 },
   { name: 'a very long path', target: `/${'a/'.repeat(3000)}${'../'.repeat(3000)}admin`, status: 403 },
 ];
 
