@@ -524,3 +524,64 @@ describe("HTTP/2 servers of the app's own: :authority is the host judged, as Env
     });
   }
 });
+
+describe("HTTP/2 servers of the app's own: a consumed access_token is gone from the :path in rawHeaders too", () => {
+  // Node's HTTP/2 compatibility request keeps `:path` among its rawHeaders: the mesh rewrote
+  // req.url (and so headers[':path']) but the raw line still carried the token.
+  let mesh: Mesh;
+  let token: string;
+  before(async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256' }] });
+    token = await new SignJWT({ iss: ISSUER, sub: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(privateKey);
+    const ra = { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'jwt', namespace: 'foo' }, spec: { jwtRules: [{ issuer: ISSUER, jwks }] } };
+    mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: [ra], logger: { warn: () => {} } });
+  });
+  after(() => mesh.close());
+
+  const seen = (q: IncomingMessage) => JSON.stringify({ url: q.url, raw: q.rawHeaders, headers: q.headers, principal: (q as { meshlet?: { requestPrincipal?: string } }).meshlet?.requestPrincipal });
+  const servers: { name: string; start(): Promise<{ port: number; close(): Promise<void> }> }[] = [
+    {
+      name: 'http2.createServer(mesh.handler(…))',
+      async start() {
+        const listener = mesh.handler((q, r) => r.end(seen(q)));
+        const s = http2.createServer(listener as unknown as (q: http2.Http2ServerRequest, r: http2.Http2ServerResponse) => void);
+        return { port: await listen(s as never), close: () => new Promise((r) => s.close(() => r())) };
+      },
+    },
+    {
+      name: 'Fastify 5 { http2: true }',
+      async start() {
+        const app = Fastify({ http2: true });
+        await app.register(mesh.fastify() as never);
+        app.get('/x', async (q) => seen(q.raw as never));
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+      },
+    },
+  ];
+  for (const s of servers) {
+    it(s.name, async () => {
+      const { port, close } = await s.start();
+      const c = http2.connect(`http://127.0.0.1:${port}`);
+      try {
+        const body = await new Promise<string>((resolve, reject) => {
+          const r = c.request({ ':method': 'GET', ':path': `/x?access_token=${token}&a=1` });
+          let b = '';
+          r.setEncoding('utf8');
+          r.on('data', (d: string) => (b += d));
+          r.on('end', () => resolve(b));
+          r.on('error', reject);
+        });
+        const e = JSON.parse(body) as { url: string; raw: string[]; principal?: string };
+        assert.equal(e.principal, `${ISSUER}/alice`, body);
+        assert.equal(e.url, '/x?a=1');
+        assert.ok(!body.includes(token.split('.')[2] as string), body);
+        assert.equal(e.raw[e.raw.indexOf(':path') + 1], '/x?a=1');
+      } finally {
+        c.close();
+        await close();
+      }
+    });
+  }
+});

@@ -164,6 +164,18 @@ function setRawHeaders(req: IncomingMessage, raw: string[]): void {
 }
 
 /**
+ * HTTP/2's compatibility request (a server of the app's own) keeps its `:path` in `rawHeaders`
+ * too: once the mesh rewrote `req.url` (the normalized path, a consumed `access_token` taken
+ * out), that line says the same, so the token is nowhere the app can read it. Nothing for
+ * HTTP/1.1, whose target is no header.
+ */
+export function syncRawPath(req: IncomingMessage): void {
+  if (req.httpVersionMajor !== 2 || req.url === undefined) return;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i] === ':path') raw[i + 1] = req.url;
+}
+
+/**
  * After a phase took a parameter out of the query (a consumed `access_token`), drops it from a
  * query object a framework parsed before the mesh ran (Express 4's `req.query`, Fastify's
  * `request.query`): the names in `before`'s query that `after`'s no longer has.

@@ -17,7 +17,7 @@ import type { Denial } from '../../inbound/pipeline.ts';
 import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { hasBody } from '../../core/request-body.ts';
-import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
+import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
 import { acceptedByMesh, downstreamOf, peerOfSocket, plainAddress } from './peer.ts';
@@ -190,6 +190,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
     req.url = j.request.path;
     // Express 4 parsed the query before any middleware ran.
     if (j.request.path !== j.normalizedPath && Object.hasOwn(req, 'query')) dropRemovedQueryKeys(e.query, j.normalizedPath, j.request.path);
+    syncRawPath(req);
   }
   enterContext(req, j, next);
 }
