@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import http2 from 'node:http2';
 import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import express from 'express';
@@ -230,6 +231,15 @@ const pathRows: PathRow[] = [
   { name: 'HTTP/1.0 with dot segments', target: '/public/../admin', version: '1.0', status: 403 },
   { name: 'HTTP/1.0 without a Host header', target: '/admin', version: '1.0', noHost: true, status: 403 },
   { name: 'HTTP/1.0 for an allowed path', target: '/x', version: '1.0', status: 200 },
+  { name: 'an encoded ? (a path character, not the query)', target: '/admin%3Fx=1' },
+  { name: 'an encoded #', target: '/admin%23x' },
+  { name: 'overlong UTF-8 for /', target: '/%c0%afadmin' },
+  { name: 'an encoded trailing dot', target: '/admin%2e' },
+  { name: 'a double-encoded letter', target: '/%2561dmin' },
+  { name: 'a ;parameter segment before the rest', target: '/admin;/x' },
+  { name: 'absolute-form with an upper-case scheme', target: 'HTTP://svc/admin' },
+  { name: 'absolute-form with userinfo', target: 'http://user@svc/admin' },
+  { name: 'absolute-form with an encoded dot segment', target: 'http://svc/%2e%2e/admin', status: 403 },
   { name: 'a very long path', target: `/${'a/'.repeat(3000)}${'../'.repeat(3000)}admin`, status: 403 },
 ];
 
@@ -444,6 +454,133 @@ describe('Express: an absolute-form target reaches routers mounted under a path'
       } finally {
         await new Promise<void>((r) => server.close(() => r()));
         await mesh.close();
+      }
+    });
+  }
+});
+
+describe("HTTP/2 servers of the app's own: :authority is the host judged, as Envoy takes it", () => {
+  // Envoy's HTTP/2 codec discards a `host` field sent with `:authority` (codec_impl.cc
+  // ServerConnectionImpl::onHeader, http2_discard_host_header); an HTTP/2 request usually has no
+  // `host` at all. Fastify's http2 server judged '' (a DENY on a host never matched), and a
+  // `host` beside `:authority` was judged in its place while the app read `:authority`.
+  let mesh: Mesh;
+  before(async () => {
+    mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: denyConfig, logger: { warn: () => {} } });
+  });
+  after(() => mesh.close());
+
+  async function h2(port: number, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+    const c = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      return await new Promise((resolve, reject) => {
+        const r = c.request({ ':method': 'GET', ':path': '/x', ...headers });
+        let body = '';
+        let status = 0;
+        r.on('response', (h) => (status = Number(h[':status'])));
+        r.setEncoding('utf8');
+        r.on('data', (d: string) => (body += d));
+        r.on('end', () => resolve({ status, body }));
+        r.on('error', reject);
+      });
+    } finally {
+      c.close();
+    }
+  }
+
+  const servers: { name: string; start(): Promise<{ port: number; close(): Promise<void> }> }[] = [
+    {
+      name: 'http2.createServer(mesh.handler(…)), the app reading req.authority',
+      async start() {
+        const listener = mesh.handler((q, r) => r.end(`${(q as unknown as http2.Http2ServerRequest).authority} ${q.headers.host}`));
+        const s = http2.createServer(listener as unknown as (q: http2.Http2ServerRequest, r: http2.Http2ServerResponse) => void);
+        return { port: await listen(s as never), close: () => new Promise((r) => s.close(() => r())) };
+      },
+    },
+    {
+      name: 'Fastify 5 { http2: true }, the app reading request.host',
+      async start() {
+        const app = Fastify({ http2: true });
+        await app.register(mesh.fastify() as never);
+        app.get('/x', async (q) => `${q.host} ${q.headers.host}`);
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+      },
+    },
+  ];
+  for (const s of servers) {
+    it(s.name, async () => {
+      const { port, close } = await s.start();
+      try {
+        assert.equal((await h2(port, { ':authority': 'internal.example.com' })).status, 403);
+        assert.equal((await h2(port, { ':authority': 'INTERNAL.example.com' })).status, 403);
+        assert.equal((await h2(port, { ':authority': 'internal.example.com', host: 'svc' })).status, 403);
+        const ok = await h2(port, { ':authority': 'svc', host: 'internal.example.com' });
+        assert.equal(ok.status, 200, ok.body);
+        assert.ok(!ok.body.includes('internal'), ok.body);
+      } finally {
+        await close();
+      }
+    });
+  }
+});
+
+describe("HTTP/2 servers of the app's own: a consumed access_token is gone from the :path in rawHeaders too", () => {
+  // Node's HTTP/2 compatibility request keeps `:path` among its rawHeaders: the mesh rewrote
+  // req.url (and so headers[':path']) but the raw line still carried the token.
+  let mesh: Mesh;
+  let token: string;
+  before(async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256' }] });
+    token = await new SignJWT({ iss: ISSUER, sub: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(privateKey);
+    const ra = { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'jwt', namespace: 'foo' }, spec: { jwtRules: [{ issuer: ISSUER, jwks }] } };
+    mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: [ra], logger: { warn: () => {} } });
+  });
+  after(() => mesh.close());
+
+  const seen = (q: IncomingMessage) => JSON.stringify({ url: q.url, raw: q.rawHeaders, headers: q.headers, principal: (q as { meshlet?: { requestPrincipal?: string } }).meshlet?.requestPrincipal });
+  const servers: { name: string; start(): Promise<{ port: number; close(): Promise<void> }> }[] = [
+    {
+      name: 'http2.createServer(mesh.handler(…))',
+      async start() {
+        const listener = mesh.handler((q, r) => r.end(seen(q)));
+        const s = http2.createServer(listener as unknown as (q: http2.Http2ServerRequest, r: http2.Http2ServerResponse) => void);
+        return { port: await listen(s as never), close: () => new Promise((r) => s.close(() => r())) };
+      },
+    },
+    {
+      name: 'Fastify 5 { http2: true }',
+      async start() {
+        const app = Fastify({ http2: true });
+        await app.register(mesh.fastify() as never);
+        app.get('/x', async (q) => seen(q.raw as never));
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+      },
+    },
+  ];
+  for (const s of servers) {
+    it(s.name, async () => {
+      const { port, close } = await s.start();
+      const c = http2.connect(`http://127.0.0.1:${port}`);
+      try {
+        const body = await new Promise<string>((resolve, reject) => {
+          const r = c.request({ ':method': 'GET', ':path': `/x?access_token=${token}&a=1` });
+          let b = '';
+          r.setEncoding('utf8');
+          r.on('data', (d: string) => (b += d));
+          r.on('end', () => resolve(b));
+          r.on('error', reject);
+        });
+        const e = JSON.parse(body) as { url: string; raw: string[]; principal?: string };
+        assert.equal(e.principal, `${ISSUER}/alice`, body);
+        assert.equal(e.url, '/x?a=1');
+        assert.ok(!body.includes(token.split('.')[2] as string), body);
+        assert.equal(e.raw[e.raw.indexOf(':path') + 1], '/x?a=1');
+      } finally {
+        c.close();
+        await close();
       }
     });
   }

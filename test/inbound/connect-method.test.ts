@@ -43,3 +43,33 @@ it("CONNECT reaches the app's 'connect' listener; OPTIONS * is answered 404 by t
     await mesh.close();
   }
 });
+
+it("CONNECT's authority-form target is the host judged (Envoy's HTTP/1 codec takes it, not Host) and reaches the 'connect' listener as sent", async () => {
+  // A DENY on a host was judged against the Host header, which a caller sets apart from the
+  // target the app's 'connect' listener tunnels to; and the target was handed on as a path
+  // (`/example.com:443`).
+  const mesh = await createMesh({
+    service: 'httpbin',
+    namespace: 'foo',
+    labels: { app: 'httpbin' },
+    config: [{ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'deny-internal', namespace: 'foo' }, spec: { action: 'DENY', rules: [{ to: [{ operation: { hosts: ['internal.example.com:443'] } }] }] } }],
+    logger: { warn: () => undefined },
+  });
+  const server = mesh.createServer((_req, res) => res.end('ok'));
+  const seen: string[] = [];
+  server.on('connect', (req, sock) => {
+    seen.push(`${req.url} ${req.headers.host}`);
+    sock.end('HTTP/1.1 200 Connection established\r\n\r\n');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    assert.match(await send(port, 'CONNECT internal.example.com:443 HTTP/1.1\r\nHost: svc\r\n\r\n'), /^HTTP\/1\.1 403 /);
+    assert.match(await send(port, 'CONNECT internal.example.com:443 HTTP/1.1\r\n\r\n'), /^HTTP\/1\.1 403 /);
+    assert.match(await send(port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: internal.example.com:443\r\n\r\n'), /^HTTP\/1\.1 200 /);
+    assert.deepEqual(seen, ['example.com:443 example.com:443']);
+  } finally {
+    server.close();
+    await mesh.close();
+  }
+});

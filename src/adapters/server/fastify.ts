@@ -16,7 +16,7 @@ import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../inbound/path.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
-import { absoluteForm, addOnHead, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
+import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, isProbeRequest, notNormalized, releaseOnClose, releaseOnEnd } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
@@ -257,6 +257,7 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
     raw.url = x.request.path;
     if ((raw as { originalUrl?: string }).originalUrl !== undefined) (raw as { originalUrl?: string }).originalUrl = x.request.path;
     dropRemovedQueryKeys(request.query, x.normalizedPath, x.request.path);
+    syncRawPath(raw);
   }
   if (x.responseHeaders !== undefined) addOnHead(reply.raw, x.responseHeaders);
   enterContext(raw, x, next);
@@ -321,13 +322,15 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
       // An absolute-form target (rewriteUrl made it origin-form): the URL's authority is the Host, as Envoy forwards it.
       const abs = absoluteForm((raw as { originalUrl?: string }).originalUrl ?? '');
       if (abs !== undefined) headers.host = abs.authority;
+      // Fastify's http2 server: `:authority` is the host (Fastify's request.host reads it when no Host came), as Envoy takes it.
+      const changed = abs !== undefined || authorityAsHost(headers);
       const conn = connectionOf(raw, g);
-      const authority = first(headers.host) ?? '';
+      const authority = first(headers.host) ?? first(headers[':authority']) ?? '';
       const mx = g.peerExchange === undefined ? undefined : exchangePeerMetadata(g.peerExchange, headers, raw, reply.raw);
       // An absolute-form Host, or the exchange taking the caller's metadata headers off the view: its names are listed then.
-      const ob = observeInbound(g.observer, raw, reply.raw, headers, request.method, authority, request.url, conn, mx, abs === undefined && mx === undefined ? names : undefined);
-      if (ob === undefined) judgeFastify(g, request, reply, next, headers, authority, conn, abs !== undefined, undefined, l);
-      else judgeObserved(ob, g, request, reply, next, headers, authority, conn, abs !== undefined, l);
+      const ob = observeInbound(g.observer, raw, reply.raw, headers, request.method, authority, request.url, conn, mx, !changed && mx === undefined ? names : undefined);
+      if (ob === undefined) judgeFastify(g, request, reply, next, headers, authority, conn, changed, undefined, l);
+      else judgeObserved(ob, g, request, reply, next, headers, authority, conn, changed, l);
     });
     done();
   }) as FastifyPlugin;

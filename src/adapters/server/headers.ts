@@ -164,6 +164,18 @@ function setRawHeaders(req: IncomingMessage, raw: string[]): void {
 }
 
 /**
+ * HTTP/2's compatibility request (a server of the app's own) keeps its `:path` in `rawHeaders`
+ * too: once the mesh rewrote `req.url` (the normalized path, a consumed `access_token` taken
+ * out), that line says the same, so the token is nowhere the app can read it. Nothing for
+ * HTTP/1.1, whose target is no header.
+ */
+export function syncRawPath(req: IncomingMessage): void {
+  if (req.httpVersionMajor !== 2 || req.url === undefined) return;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i] === ':path') raw[i + 1] = req.url;
+}
+
+/**
  * After a phase took a parameter out of the query (a consumed `access_token`), drops it from a
  * query object a framework parsed before the mesh ran (Express 4's `req.query`, Fastify's
  * `request.query`): the names in `before`'s query that `after`'s no longer has.
@@ -177,6 +189,24 @@ export function dropRemovedQueryKeys(query: unknown, before: string, after: stri
   const kept = names(after);
   // Only what the phase removed: a framework's own keys (qs's `a[b]` → `a`) are left alone.
   for (const k of names(before)) if (!kept.has(k) && Object.hasOwn(query, k)) delete (query as Record<string, unknown>)[k];
+}
+
+/**
+ * An HTTP/2 request's Host, as Envoy's HTTP/2 codec takes it: a `host` field sent with
+ * `:authority` is discarded, `:authority` is the request's host (source/common/http/http2/codec_impl.cc,
+ * `ServerConnectionImpl::onHeader`, runtime guard `http2_discard_host_header`; RFC 9113 §8.3.1).
+ * So `hosts` rules and the app read the same authority: a `host` that differs is replaced by
+ * `:authority` in the view (true: the app's headers are rebuilt from it). Nothing for HTTP/1.1,
+ * whose header names cannot begin with `:`.
+ */
+export function authorityAsHost(headers: Headers): boolean {
+  const a = headers[':authority'];
+  const host = headers.host;
+  if (a === undefined || host === undefined) return false;
+  const v = typeof a === 'string' ? a : (a[0] as string);
+  if (host === v) return false;
+  headers.host = v;
+  return true;
 }
 
 /**

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { constants } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { createSecureContext, type PeerCertificate, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { AnyResource } from '../../config/resource.ts';
@@ -134,7 +135,7 @@ export class InboundTls {
   }
 
   #take(c: WorkloadCredentials): void {
-    const options: SecureContextOptions = { key: c.privateKey, cert: c.certChain, ca: c.trustBundle, ciphers: ISTIO_INBOUND_CIPHERS, minVersion: 'TLSv1.2' };
+    const options: SecureContextOptions = { key: c.privateKey, cert: c.certChain, ca: c.trustBundle, ciphers: ISTIO_INBOUND_CIPHERS, minVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_RENEGOTIATION };
     try {
       // Checked once here: a key that does not match its certificate is refused before any server uses it.
       createSecureContext(options);

@@ -17,7 +17,7 @@ import type { Denial } from '../../inbound/pipeline.ts';
 import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { hasBody } from '../../core/request-body.ts';
-import { absoluteForm, addOnHead, applyAdmittedHeaders, dropRemovedQueryKeys, headersFromRaw, namesOfLastView } from './headers.ts';
+import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
 import { acceptedByMesh, downstreamOf, peerOfSocket, plainAddress } from './peer.ts';
@@ -190,6 +190,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
     req.url = j.request.path;
     // Express 4 parsed the query before any middleware ran.
     if (j.request.path !== j.normalizedPath && Object.hasOwn(req, 'query')) dropRemovedQueryKeys(e.query, j.normalizedPath, j.request.path);
+    syncRawPath(req);
   }
   enterContext(req, j, next);
 }
@@ -225,6 +226,9 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
     headers.host = abs.authority;
     names = undefined;
   }
+  // HTTP/2 (a server of the app's own): `:authority` is the host judged and handed on, as Envoy takes it.
+  const hostReplaced = authorityAsHost(headers);
+  if (hostReplaced) names = undefined;
   const conn = connectionOf(req, guard);
   const method = req.method ?? 'GET';
   const authority = first(headers.host) ?? first(headers[':authority']) ?? '';
@@ -232,8 +236,8 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   const mx = guard.peerExchange === undefined ? undefined : exchangePeerMetadata(guard.peerExchange, headers, req, res);
   // The exchange takes the caller's metadata headers off the view: its names are listed then.
   const ob = observeInbound(guard.observer, req, res, headers, method, authority, path, conn, mx, mx === undefined ? names : undefined);
-  if (ob === undefined) judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined, undefined);
-  else judgeObserved(ob, guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined);
+  if (ob === undefined) judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined || hostReplaced, undefined);
+  else judgeObserved(ob, guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined || hostReplaced);
 }
 
 /**

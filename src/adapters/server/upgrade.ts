@@ -64,15 +64,20 @@ export function serveUpgrade(guard: InboundGuard, req: MeshRequest, socket: Dupl
   // probe path would reach the app's 'upgrade' listeners (a WebSocket server), not the probe.
   const headers = guard.active ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
   const target = req.url ?? '/';
-  const abs = absoluteForm(target);
-  if (abs !== undefined) headers.host = abs.authority;
-  const conn = connectionOf(req, guard);
   const method = req.method ?? 'GET';
+  // CONNECT's authority-form target (`CONNECT host:443`) is the request's host, as Envoy's HTTP/1
+  // codec takes it, whatever Host says (codec_impl.cc ServerConnectionImpl::handlePath:
+  // headers.setHost(absolute_url.hostAndPort())).
+  const connect = method === 'CONNECT';
+  const abs = connect ? undefined : absoluteForm(target);
+  if (abs !== undefined) headers.host = abs.authority;
+  else if (connect) headers.host = target;
+  const conn = connectionOf(req, guard);
   const authority = first(headers.host) ?? '';
   const path = abs?.path ?? target;
   const ob = observeUpgrade(guard.observer, req, socket, headers, method, authority, path, conn);
-  if (ob === undefined) judgeUpgrade(guard, req, socket, next, headers, method, authority, path, conn, abs !== undefined, undefined);
-  else ob.run(() => judgeUpgrade(guard, req, socket, next, headers, method, authority, path, conn, abs !== undefined, ob));
+  if (ob === undefined) judgeUpgrade(guard, req, socket, next, headers, method, authority, path, conn, abs !== undefined || connect, undefined);
+  else ob.run(() => judgeUpgrade(guard, req, socket, next, headers, method, authority, path, conn, abs !== undefined || connect, ob));
 }
 
 function judgeUpgrade(guard: InboundGuard, req: MeshRequest, socket: Duplex, next: () => void, headers: Headers, method: string, authority: string, path: string, conn: ConnectionInfo, hostChanged: boolean, ob: UpgradeObservation | undefined): void {
@@ -130,7 +135,8 @@ function admit(req: MeshRequest, socket: Duplex, j: Judgement, hostChanged: bool
   }
   req.meshlet = j.info;
   applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true));
-  // The app's upgrade handler reads the path the mesh judged (a consumed access_token removed).
-  req.url = j.request.path;
+  // The app's upgrade handler reads the path the mesh judged (a consumed access_token removed);
+  // a CONNECT handler its authority-form target, which has no path.
+  if (req.method !== 'CONNECT') req.url = j.request.path;
   enterContext(req as IncomingMessage, j, next);
 }
