@@ -73,3 +73,26 @@ it("CONNECT's authority-form target is the host judged (Envoy's HTTP/1 codec tak
     await mesh.close();
   }
 });
+
+it('a CONNECT has no path (Envoy sets no :path for it): an ALLOW on paths ["/*"] or ["*"] does not admit it, notPaths does', async () => {
+  // It was judged with its target as the path (`/example.com:443`), which `/*` admitted.
+  const allow = (name: string, operation: object) => ({ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name, namespace: 'foo' }, spec: { action: 'ALLOW', rules: [{ to: [{ operation }] }] } });
+  const run = async (operation: object): Promise<string[]> => {
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: [allow('paths', operation)], logger: { warn: () => undefined } });
+    const server = mesh.createServer((_req, res) => res.end('ok'));
+    server.on('connect', (_req, sock) => sock.end('HTTP/1.1 200 Connection established\r\n\r\n'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const tunnel = await send(port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+      const get = await send(port, 'GET /x HTTP/1.1\r\nHost: httpbin\r\n\r\n');
+      return [tunnel, get].map((r) => r.split('\r\n')[0] as string);
+    } finally {
+      server.close();
+      await mesh.close();
+    }
+  };
+  assert.deepEqual(await run({ paths: ['/*'] }), ['HTTP/1.1 403 Forbidden', 'HTTP/1.1 200 OK']);
+  assert.deepEqual(await run({ paths: ['*'] }), ['HTTP/1.1 403 Forbidden', 'HTTP/1.1 200 OK']);
+  assert.deepEqual(await run({ notPaths: ['/admin'] }), ['HTTP/1.1 200 Connection established', 'HTTP/1.1 200 OK']);
+});

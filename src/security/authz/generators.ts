@@ -166,11 +166,16 @@ export function method(v: string): Gen {
   return headerPred(':method', istioHeaderValue(v, false));
 }
 
-/** `paths`: the path without query and fragment; URI templates as Envoy's `uri_template`. */
+/**
+ * `paths`: the path without query and fragment; URI templates as Envoy's `uri_template`. A
+ * `CONNECT` has no path (Envoy's HTTP/1 codec gives its authority-form target as `:authority`
+ * and sets no `:path`, and RBAC's path matcher is false without one), so no path matches it —
+ * `paths: ["*"]` or `["/*"]` does not admit a tunnel, `notPaths` does.
+ */
 export function path(v: string): Gen {
   const m = isPathTemplate(v) ? compilePathTemplate(v) : istioString(v);
   if ('error' in m) return { error: m.error };
-  return (a) => m.matchTo(a.req.path, a.pathEnd());
+  return (a) => a.req.method !== 'CONNECT' && m.matchTo(a.req.path, a.pathEnd());
 }
 
 /** `extractNameInBrackets`. */
