@@ -48,7 +48,7 @@ const SCENARIOS = new Set(String(args.scenarios).split(','));
 const PROCS = 4;
 const NODE = process.execPath;
 /**
- * The control plane runs as shipped (`dist/cli/main.js`, built here first) unless `--cli src`: running
+ * The control plane runs as shipped (`dist/cli/bin.js`, the installed command, built here first) unless `--cli src`: running
  * the TypeScript sources makes Node load its type stripper, which costs ~30 MB of RSS on its own.
  */
 const CLI =
@@ -57,7 +57,7 @@ const CLI =
     : (() => {
         const r = spawnSync('npm', ['run', 'build'], { cwd: new URL('../../', import.meta.url).pathname, encoding: 'utf8' });
         if (r.status !== 0) throw new Error(`npm run build failed:\n${r.stdout}${r.stderr}`);
-        return new URL('../../dist/cli/main.js', import.meta.url).pathname;
+        return new URL('../../dist/cli/bin.js', import.meta.url).pathname;
       })();
 const COMMAND = ['node_modules/.bin/node bench/control-plane/run.ts', ...process.argv.slice(2)].join(' ');
 const now = (): number => performance.timeOrigin + performance.now();
@@ -403,7 +403,7 @@ ${rows.join('\n')}
 
 ${notes.join('\n')}
 
-Clients run in ${PROCS} child processes; the control plane(s) in their own processes from the CLI (${args.cli === 'src' ? 'TypeScript sources' : 'the built dist/cli/main.js, as shipped'}),
+Clients run in ${PROCS} child processes; the control plane(s) in their own processes from the CLI (${args.cli === 'src' ? 'TypeScript sources' : 'the built dist/cli/bin.js, as shipped'}),
 on this 2-vCPU machine: everything shares the two cores, so with 100 meshes the tail is set by the CPU all of them spend
 applying the change at once (each parses the event, validates it — once per process for identical events — compiles it
 for its workload, swaps it in and ACKs); the 20-mesh rows show the latency when the cores are not the limit. For comparison, Istio's istiod waits \`PILOT_DEBOUNCE_AFTER\` = 100 ms before it starts any
