@@ -12,24 +12,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { gone } from '../helpers/process-gone.ts';
 import { execProber } from '../../src/control-plane/probers.ts';
 
 const PROBERS = new URL('../../src/control-plane/probers.ts', import.meta.url).href;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Whether a process is gone (or a zombie nobody reaps in this container). */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  try {
-    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
 
 /** Polls `check` (a safety bound for a failure, not a timing assertion). */
 async function until(what: string, check: () => boolean, bound = 10_000): Promise<void> {
