@@ -66,6 +66,8 @@ export class MeshTelemetry {
       providers: o.extensionProviders ?? [],
       options: o.telemetry?.accessLog ?? {},
       otelClient: c.otelClient,
+      // The tracer is made below; records are made only once requests flow.
+      spanIds: (key) => this.#tracing.spanIdsOf(key),
       onOtelDropped: (provider, count, reason) => {
         const ch = accessLogDropped;
         if (ch.hasSubscribers) ch.publish({ workload: c.identity, provider, count, reason } satisfies AccessLogDroppedMessage);
@@ -86,6 +88,7 @@ export class MeshTelemetry {
       },
       resources,
     );
+    this.#tracing.keepSpanIds = this.#accessLog.wantsSpanIds;
     this.#metrics = o.telemetry?.metrics?.enabled === false ? undefined : this.#startMetrics(resources);
     if (this.#waitingForProvider()) {
       // A workload that only serves makes no outbound call (where Istio's metrics look again),
@@ -168,6 +171,7 @@ export class MeshTelemetry {
   install(resources: readonly AnyResource[]): void {
     this.#metrics?.configure(this.#metricsConfig(resources));
     this.#accessLog.install(resources);
+    this.#tracing.keepSpanIds = this.#accessLog.wantsSpanIds;
     this.#tracing.install(resources);
   }
 

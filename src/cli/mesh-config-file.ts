@@ -13,6 +13,7 @@ import { resolveProxyHeaders } from '../core/proxy-headers.ts';
 import { applyMeshConfig } from '../mesh-config-option.ts';
 import type { MeshOptions } from '../mesh-options.ts';
 import { checkAccessLogOptions } from '../telemetry/access-log/config.ts';
+import { extensionProviderProblems } from '../inbound/extension-providers.ts';
 import { UsageError } from './args.ts';
 
 /** What createMesh would refuse in the settings a MeshConfig gives (its own option checks), as messages without the `createMesh: ` prefix. */
@@ -25,13 +26,7 @@ function problemsOf(o: MeshOptions): string[] {
     problems.push((err as Error).message);
   }
   problems.push(...checkAccessLogOptions(o.telemetry?.accessLog));
-  const names = new Set<string>();
-  (o.extensionProviders ?? []).forEach((p, i) => {
-    const name = (p as { name?: unknown } | null)?.name;
-    if (typeof name !== 'string' || name === '') problems.push(`extensionProviders[${i}]: \`name\` must be a non-empty string`);
-    else if (names.has(name)) problems.push(`extensionProviders[${i}]: provider name ${JSON.stringify(name)} is used twice`);
-    else names.add(name);
-  });
+  problems.push(...extensionProviderProblems(o.extensionProviders));
   return problems.map((p) => p.replace(/^createMesh: /, ''));
 }
 

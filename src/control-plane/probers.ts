@@ -149,11 +149,38 @@ function kill(child: ChildProcess): void {
   child.kill('SIGKILL');
 }
 
+/** Probe commands running now (each leads its own process group: a signal to the mesh's group does not reach it). */
+const running = new Set<ChildProcess>();
+
+/** Kills every running probe command with its group: the process is exiting (`exit` listeners run synchronously). */
+function killRunning(): void {
+  for (const child of running) kill(child);
+}
+
+/**
+ * Keeps `child` among the running probe commands until it exits; while there are any, this
+ * process's `exit` kills them. The listener is there only while a command runs.
+ */
+function track(child: ChildProcess): void {
+  if (running.size === 0) process.on('exit', killRunning);
+  running.add(child);
+  const done = (): void => {
+    if (!running.delete(child) || running.size > 0) return;
+    process.off('exit', killRunning);
+  };
+  child.once('exit', done);
+  child.once('error', done);
+}
+
 /**
  * `exec`: runs `command[0]` with the rest as arguments (no shell, as Go's `exec.Command`),
  * in this process's directory and environment; healthy when it exits 0. Aborting (the timeout,
  * or stopping) kills it with SIGKILL, as Go's `exec.CommandContext` does, and with it the
  * processes it started (its process group); the promise resolves once it has exited (reaped).
+ * So that it does not outlive the mesh's process, it is killed (with its group) when the
+ * process exits (`process.exit()`, an uncaught exception); a process
+ * ended by a signal it does not handle (SIGKILL, a default SIGTERM) or a native crash runs no
+ * `exit` listener, and leaves a running command to end by itself (as pilot-agent does).
  */
 export function execProber(cfg: NonNullable<ReadinessProbe['exec']>): Prober {
   const [file = '', ...args] = cfg.command;
@@ -170,6 +197,7 @@ export function execProber(cfg: NonNullable<ReadinessProbe['exec']>): Prober {
         resolve(fail(`exec ${file}: ${(e as Error).message}`));
         return;
       }
+      track(child);
       const onAbort = (): void => kill(child);
       signal.addEventListener('abort', onAbort, { once: true });
       child.once('error', (e) => {

@@ -13,16 +13,14 @@
  * @module
  */
 import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
-import { checkEnvoyFileAccessLog, type EnvoyFileAccessLogProvider } from '../telemetry/access-log/config.ts';
-import { checkEnvoyOtelAls, type EnvoyOtelAlsProvider } from '../telemetry/access-log/otel-config.ts';
 import type { Dispatcher } from 'undici';
 import { ofKind, type AnyResource } from '../config/resource.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
 import type { WorkloadIdentity } from '../core/observe.ts';
 import { compileAuthz } from '../security/authz/engine.ts';
-import { checkEnvoyExtAuthzHttp, type EnvoyExtAuthzHttpConfig, envoyExtAuthzHttp } from '../security/authz/ext-authz-http.ts';
-import { checkEnvoyExtAuthzGrpc, type EnvoyExtAuthzGrpcConfig, envoyExtAuthzGrpc, type UnaryCaller } from '../security/authz/ext-authz-grpc.ts';
+import { type EnvoyExtAuthzHttpConfig, envoyExtAuthzHttp } from '../security/authz/ext-authz-http.ts';
+import { type EnvoyExtAuthzGrpcConfig, envoyExtAuthzGrpc, type UnaryCaller } from '../security/authz/ext-authz-grpc.ts';
 import type { AuthzResult, ExtAuthzCheck } from '../security/authz/types.ts';
 import { spiffeUri } from '../security/identity/spiffe.ts';
 import { JwtRuntime } from '../security/jwt/runtime.ts';
@@ -32,49 +30,9 @@ import type { InboundRequest, Phase } from './pipeline.ts';
 import { compileRateLimit, type RateLimitPhase } from './rate-limit-phase.ts';
 import { type CompiledInboundPools, compileInboundPool, type InboundPoolCounters } from './connection-pool.ts';
 import { optionNames } from '../core/option-names.ts';
-import { suggest } from '../core/did-you-mean.ts';
+import { checkExtensionProvider, type ExtensionProvider, NOT_A_LIST, OTHER_KINDS } from './extension-providers.ts';
 
-/**
- * A MeshConfig `extensionProviders` entry, as written in Istio's mesh config: a name and one
- * provider. meshlet runs `envoyExtAuthzHttp` and `envoyExtAuthzGrpc` providers (AuthorizationPolicy `CUSTOM`) and
- * `envoyFileAccessLog` and `envoyOtelAls` providers (Telemetry `accessLogging`; `envoy` is built in), and records
- * metrics for `prometheus` ones. Istio's other kinds (tracing and access-log services, `stackdriver`)
- * are accepted, so that Istio's MeshConfig (whose defaults hold `prometheus` and `stackdriver`)
- * can be given as it is, and not run (`logger.info` says so).
- * @category Server
- */
-export interface ExtensionProvider {
-  readonly name: string;
-  readonly envoyExtAuthzHttp?: EnvoyExtAuthzHttpConfig | undefined;
-  readonly envoyExtAuthzGrpc?: EnvoyExtAuthzGrpcConfig | undefined;
-  readonly envoyFileAccessLog?: EnvoyFileAccessLogProvider | undefined;
-  readonly prometheus?: object | undefined;
-  readonly stackdriver?: object | undefined;
-  readonly zipkin?: object | undefined;
-  readonly lightstep?: object | undefined;
-  readonly datadog?: object | undefined;
-  readonly opencensus?: object | undefined;
-  readonly skywalking?: object | undefined;
-  readonly opentelemetry?: object | undefined;
-  readonly envoyOtelAls?: EnvoyOtelAlsProvider | undefined;
-  readonly envoyHttpAls?: object | undefined;
-  readonly envoyTcpAls?: object | undefined;
-}
-
-/** The kinds meshlet runs (or reads: `prometheus`, by the metrics). */
-const RUN_KINDS = ['envoyExtAuthzHttp', 'envoyExtAuthzGrpc', 'envoyFileAccessLog', 'envoyOtelAls', 'prometheus'];
-/** Istio's other provider kinds (MeshConfig `ExtensionProvider.provider`): accepted, not run. */
-const OTHER_KINDS = ['stackdriver', 'zipkin', 'lightstep', 'datadog', 'opencensus', 'skywalking', 'opentelemetry', 'envoyHttpAls', 'envoyTcpAls'];
-
-/** The one kind of provider `p` (Istio's `provider` is a oneof); throws for none, several or an unknown one. */
-function kindOf(p: ExtensionProvider, where: string): string {
-  const kinds = Object.keys(p).filter((k) => k !== 'name' && (p as unknown as Record<string, unknown>)[k] !== undefined);
-  const known = [...RUN_KINDS, ...OTHER_KINDS];
-  if (kinds.length === 1 && known.includes(kinds[0] as string)) return kinds[0] as string;
-  const unknown = kinds.find((k) => !known.includes(k));
-  if (unknown !== undefined) throw new InvalidArgumentError(`${where} (${p.name}): unknown provider kind "${unknown}"${suggest(unknown, known)}; meshlet runs envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog and envoyOtelAls providers`);
-  throw new InvalidArgumentError(`${where} (${p.name}): a provider has exactly one kind (envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog, envoyOtelAls, …), got ${kinds.length === 0 ? 'none' : kinds.join(', ')}`);
-}
+export type { ExtensionProvider } from './extension-providers.ts';
 
 /**
  * JWT settings of {@link MeshOptions.jwt}.
@@ -159,44 +117,27 @@ function logged(phase: Phase, debug: ((m: string) => void) | undefined, info: ((
 export function buildProviders(list: readonly ExtensionProvider[] | undefined, o: Pick<InboundPolicyOptions, 'dispatcher' | 'grpcClient' | 'clock' | 'warn'> & Partial<Pick<InboundPolicyOptions, 'workload' | 'trustDomain' | 'info'>>): Record<string, ExtAuthzCheck> {
   const out: Record<string, ExtAuthzCheck> = Object.create(null);
   if (list === undefined) return out;
-  if (!Array.isArray(list)) throw new InvalidArgumentError('createMesh: `extensionProviders` must be a list of { name, envoyExtAuthzHttp | envoyExtAuthzGrpc | envoyFileAccessLog | envoyOtelAls } (MeshConfig extensionProviders)');
+  if (!Array.isArray(list)) throw new InvalidArgumentError(NOT_A_LIST);
+  const names = new Set<string>();
   list.forEach((p, i) => {
-    const where = `createMesh: extensionProviders[${i}]`;
-    if (p === null || typeof p !== 'object' || typeof p.name !== 'string' || p.name === '') throw new InvalidArgumentError(`${where}: \`name\` must be a non-empty string`);
-    if (p.name in out) throw new InvalidArgumentError(`${where}: provider name ${JSON.stringify(p.name)} is used twice`);
-    const kind = kindOf(p, where);
+    const checked = checkExtensionProvider(p, i, names);
+    if ('problem' in checked) throw new InvalidArgumentError(checked.problem);
+    const kind = checked.kind;
     const warn = (m: string) => o.warn(`meshlet: extension provider ${p.name}: ${m}`);
     if (OTHER_KINDS.includes(kind)) {
       o.info?.(`meshlet: extension provider ${p.name}: meshlet does not run ${kind} providers; it is not used (a CUSTOM policy naming it denies what it matches, as Istio does for a provider that is not an authorizer)`);
       return;
     }
-    if (kind === 'prometheus') return; // Read by the metrics (Telemetry metrics providers).
-    if (kind === 'envoyOtelAls') {
-      // An OpenTelemetry access-log collector (the access logger exports to it); not an authorizer.
-      const problems = checkEnvoyOtelAls(p.envoyOtelAls);
-      if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyOtelAls: ${problems.join('; ')}`);
-      return;
-    }
+    // prometheus is read by the metrics, envoyFileAccessLog and envoyOtelAls by the access logger: not authorizers.
     if (kind === 'envoyExtAuthzGrpc') {
-      const grpcConfig = p.envoyExtAuthzGrpc as EnvoyExtAuthzGrpcConfig;
-      const problems = checkEnvoyExtAuthzGrpc(grpcConfig);
-      if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzGrpc: ${problems.join('; ')}`);
       const w = o.workload;
       const localPrincipal = w === undefined ? undefined : spiffeUri({ trustDomain: o.trustDomain ?? 'cluster.local', namespace: w.namespace, serviceAccount: w.serviceAccount });
       const client = o.grpcClient;
-      if (client === undefined) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzGrpc: no gRPC client to call it with`);
-      out[p.name] = envoyExtAuthzGrpc(grpcConfig, { name: p.name, client, localPrincipal, clock: o.clock, warn });
-      return;
+      if (client === undefined) throw new InvalidArgumentError(`createMesh: extensionProviders[${i}] (${p.name}).envoyExtAuthzGrpc: no gRPC client to call it with`);
+      out[p.name] = envoyExtAuthzGrpc(p.envoyExtAuthzGrpc as EnvoyExtAuthzGrpcConfig, { name: p.name, client, localPrincipal, clock: o.clock, warn });
+    } else if (kind === 'envoyExtAuthzHttp') {
+      out[p.name] = envoyExtAuthzHttp(p.envoyExtAuthzHttp as EnvoyExtAuthzHttpConfig, { name: p.name, dispatcher: o.dispatcher, clock: o.clock, warn });
     }
-    if (p.envoyExtAuthzHttp === undefined) {
-      // An access-log provider (the access logger reads it); not an authorizer.
-      const problems = checkEnvoyFileAccessLog(p.envoyFileAccessLog as EnvoyFileAccessLogProvider);
-      if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyFileAccessLog: ${problems.join('; ')}`);
-      return;
-    }
-    const problems = checkEnvoyExtAuthzHttp(p.envoyExtAuthzHttp);
-    if (problems.length > 0) throw new InvalidArgumentError(`${where} (${p.name}).envoyExtAuthzHttp: ${problems.join('; ')}`);
-    out[p.name] = envoyExtAuthzHttp(p.envoyExtAuthzHttp, { name: p.name, dispatcher: o.dispatcher, clock: o.clock, warn });
   });
   return out;
 }

@@ -117,6 +117,28 @@ describe('--mesh-config checks what createMesh checks', () => {
     }
   });
 
+  it('refuses the extension providers createMesh refuses, with its words: a name used twice (of any kind), an unknown kind, a setting Istio refuses', () => {
+    const bad = file(
+      'bad-providers.yaml',
+      [
+        'extensionProviders:',
+        '- name: logs',
+        '  envoyFileAccessLog: {path: /dev/stdout}',
+        '- name: logs',
+        '  envoyExtAuthzHttp: {service: authz.foo.svc.cluster.local, port: 8000}',
+        '- name: typo',
+        '  envoyExtAuthzHtp: {service: a, port: 80}',
+        '- name: otel',
+        '  envoyOtelAls: {service: "otel:4317", port: 4317}',
+        '',
+      ].join('\n'),
+    );
+    const r = meshlet(['explain', CONFIG, '--service', 'httpbin', '-n', 'foo', '--mesh-config', bad, '--inbound', '/']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--mesh-config .*bad-providers\.yaml: extensionProviders\[1\]: provider name "logs" is used twice; extensionProviders\[2\] \(typo\): unknown provider kind "envoyExtAuthzHtp" \(did you mean "envoyExtAuthzHttp"\?\).*; extensionProviders\[3\] \(otel\)\.envoyOtelAls: /);
+    assert.doesNotMatch(r.stderr, /createMesh/);
+  });
+
   it('says which MeshConfig settings meshlet does not apply, on stderr', () => {
     const other = file('other.yaml', 'defaultConfig:\n  discoveryAddress: istiod.istio-system.svc:15012\n');
     const r = meshlet(['routes', CONFIG, '--service', 'client', '--mesh-config', other]);

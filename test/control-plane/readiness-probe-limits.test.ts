@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { gone } from '../helpers/process-gone.ts';
 import { probeHostCheck } from '../../src/control-plane/probe-hosts.ts';
 import { execProber, httpProber, type ProbeOutcome, tcpProber } from '../../src/control-plane/probers.ts';
 import { probeTiming, ReadinessChecker } from '../../src/control-plane/readiness-checker.ts';
@@ -25,20 +26,6 @@ async function until(what: string, check: () => boolean, bound = 10_000): Promis
   for (let waited = 0; !check(); waited += 10) {
     if (waited > bound) assert.fail(`timed out waiting for ${what}`);
     await sleep(10);
-  }
-}
-
-/** Whether a process is gone (or a zombie nobody reaps in this container). */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  try {
-    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
   }
 }
 

@@ -304,6 +304,8 @@ describe('createMesh extensionProviders', () => {
   const bad: [string, unknown, RegExp][] = [
     ['no name', [{ envoyExtAuthzHttp: { service: 'a', port: 80 } }], /extensionProviders\[0\]: `name` must be a non-empty string/],
     ['a name twice', [{ name: 'x', envoyExtAuthzHttp: { service: 'a', port: 80 } }, { name: 'x', envoyExtAuthzHttp: { service: 'b', port: 80 } }], /extensionProviders\[1\]: provider name "x" is used twice/],
+    ['a name twice among providers of different kinds (Istio: duplicate extension provider name)', [{ name: 'x', envoyFileAccessLog: { path: '/dev/stdout' } }, { name: 'x', envoyExtAuthzHttp: { service: 'b', port: 80 } }], /extensionProviders\[1\]: provider name "x" is used twice/],
+    ['a name twice among access-log providers', [{ name: 'x', envoyFileAccessLog: { path: '/dev/stdout' } }, { name: 'x', envoyFileAccessLog: { path: '/dev/stderr' } }], /extensionProviders\[1\]: provider name "x" is used twice/],
     ['a kind Istio does not have', [{ name: 'x', envoyExtAuthzHtp: { service: 'a', port: 80 } }], /extensionProviders\[0\] \(x\): unknown provider kind "envoyExtAuthzHtp" \(did you mean "envoyExtAuthzHttp"\?\)/],
     ['two kinds in one provider (a oneof in Istio)', [{ name: 'x', envoyExtAuthzHttp: { service: 'a', port: 80 }, envoyExtAuthzGrpc: { service: 'a', port: 90 } }], /extensionProviders\[0\] \(x\): a provider has exactly one kind .*got envoyExtAuthzHttp, envoyExtAuthzGrpc/],
     ['a provider with no kind', [{ name: 'x' }], /extensionProviders\[0\] \(x\): a provider has exactly one kind .*got none/],

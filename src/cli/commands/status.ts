@@ -6,20 +6,22 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { type Rejection, STATUS_PATH, type StatusDocument, type WorkloadStatus } from '../../control-plane/protocol.ts';
+import { type RegisterResponse, type Rejection, STATUS_PATH, type StatusDocument, WORKLOADS_PATH, type WorkloadStatus } from '../../control-plane/protocol.ts';
 import { summaryLine } from '../../control-plane-server/status.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, callOne, clientTarget } from '../client.ts';
 import { jsonPrintable, printable } from '../escape.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { table } from '../table.ts';
+import { registeredRows } from '../workload-health.ts';
 
 export const statusHelp = `Usage: meshlet status [options]
 
 Prints which config version each connected workload ACKed, source health (with stored values
 skipped as invalid) and refused changes; the CA's trust bundle, and each workload's SPIFFE ID,
 certificate expiry and inbound mTLS/plaintext counts (STRICT: whether PeerAuthentication STRICT
-would refuse nothing it has seen). Needs an admin token. Give several control planes
+would refuse nothing it has seen); the registered WorkloadEntries with their health (healthy,
+unhealthy with the probe's error, or - when not health-checked). Needs an admin token. Give several control planes
 (comma-separated) to merge the replicas' views. Text that came from workloads (NACK reasons,
 labels, …) is printed with control characters escaped. Exits 1 when no control plane answered,
 2 on a usage mistake.
@@ -111,6 +113,11 @@ export async function statusCommand(argv: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`meshlet status: unexpected argument "${positionals[0]}"`);
   const target = clientTarget(values);
   const results = await Promise.allSettled(target.urls.map((u) => callOne(u, target.token, 'GET', STATUS_PATH, undefined, undefined, target.timeoutMs, target.tokenFrom) as Promise<StatusDocument>));
+  // The registrations with their health (the text form only; -o json has the status documents).
+  const registrations =
+    format === undefined && values.json !== true
+      ? await Promise.allSettled(target.urls.map((u, i) => (results[i]!.status === 'fulfilled' ? (callOne(u, target.token, 'GET', WORKLOADS_PATH, undefined, undefined, target.timeoutMs, target.tokenFrom) as Promise<{ workloads: RegisterResponse[] }>) : Promise.resolve({ workloads: [] }))))
+      : [];
   const docs: { url: string; doc: StatusDocument }[] = [];
   const unreachable: { url: string; error: string }[] = [];
   let failure: unknown;
@@ -188,6 +195,16 @@ export async function statusCommand(argv: string[]): Promise<number> {
       out(`\n${p(`${w.namespace}/${w.service} (${w.connection}) NACKed ${w.nacked.kind} ${w.nacked.version} at ${w.nacked.at}`)}:`);
       for (const r of w.nacked.reasons) out(`  ${p(r)}`);
     }
+  }
+  const lists: RegisterResponse[][] = [];
+  registrations.forEach((r, i) => {
+    if (r.status === 'fulfilled') lists.push(r.value.workloads);
+    else process.stderr.write(`${target.urls[i]}: registered workloads: ${p((r.reason as Error).message)}\n`);
+  });
+  const registered = registeredRows(lists);
+  if (registered.length > 0) {
+    out('\nRegistered WorkloadEntries:');
+    out(table(['NAMESPACE', 'NAME', 'ADDRESS', 'HEALTH'], registered.map((row) => row.map(p))));
   }
   // Replicas serving the same version have the same findings: print each once.
   const findings = [...new Map(docs.flatMap((d) => d.doc.findings ?? []).map((f) => [`${f.level} ${f.code} ${f.text}`, f])).values()];

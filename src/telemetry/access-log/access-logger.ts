@@ -21,7 +21,7 @@ import { type AccessLogLogger, type EntryWriter, Writers } from './writers.ts';
 import type { UnaryRequester } from '../../core/unary-call.ts';
 import { compileSubstitution } from './format.ts';
 import { type AccessLogDropReason, OtelLogExporter, type OtelExportStats } from './otel-exporter.ts';
-import { encodeLogRecord } from './otlp-wire.ts';
+import { encodeLogRecord, spanIdBytes, traceIdBytes } from './otlp-wire.ts';
 import { otelTarget, type ResolvedOtelLog } from './otel-config.ts';
 
 /** What an {@link AccessLogger} needs from its mesh. */
@@ -43,6 +43,11 @@ export interface AccessLoggerOptions {
   readonly otelClient?: ((target: string) => UnaryRequester) | undefined;
   /** Records an `envoyOtelAls` provider dropped (meshlet's own metrics count them). */
   readonly onOtelDropped?: ((provider: string, count: number, reason: AccessLogDropReason) => void) | undefined;
+  /**
+   * The hex ids of the span the mesh made for a call (`call:end`'s `call`) or a served request
+   * (`inbound:end`'s `request`), if it made one: an `envoyOtelAls` record's `trace_id` / `span_id`.
+   */
+  readonly spanIds?: ((callOrRequest: object) => { readonly traceId: string; readonly spanId: string } | undefined) | undefined;
 }
 
 interface CompiledLog {
@@ -51,8 +56,8 @@ interface CompiledLog {
   readonly text: TextFormatter | undefined;
   readonly json: JsonFormatter | undefined;
   readonly writer: EntryWriter;
-  /** An `envoyOtelAls` log: makes the record and hands it to the exporter (instead of `writer`). */
-  readonly otel?: ((r: RequestRecord) => void) | undefined;
+  /** An `envoyOtelAls` log: makes the record of the call or request `key` and hands it to the exporter (instead of `writer`). */
+  readonly otel?: ((r: RequestRecord, key: object) => void) | undefined;
 }
 
 const NO_WRITER: EntryWriter = { write: () => undefined };
@@ -84,6 +89,11 @@ export class AccessLogger {
   /** The providers that write for each side (for tests and diagnostics). */
   get active(): { readonly client: readonly string[]; readonly server: readonly string[] } {
     return { client: this.#client.map((l) => l.provider), server: this.#server.map((l) => l.provider) };
+  }
+
+  /** True while an `envoyOtelAls` log is in use: its records carry the ids of the request's span ({@link AccessLoggerOptions.spanIds}). */
+  get wantsSpanIds(): boolean {
+    return this.#client.some((l) => l.otel !== undefined) || this.#server.some((l) => l.otel !== undefined);
   }
 
   /** Applies the config in use: which logs each side writes. */
@@ -138,11 +148,12 @@ export class AccessLogger {
 
   /**
    * What an `envoyOtelAls` log does with a record: Envoy's `AccessLog::emitLog` — the body and
-   * each attribute formatted as strings (a missing value is `-`), the request's start time —
-   * handed to the provider's exporter. Undefined when a format does not parse or there is no
-   * gRPC client (warned).
+   * each attribute formatted as strings (a missing value is `-`), the request's start time, the
+   * trace and span ids of the span the mesh made for it (Envoy's active span; none when tracing
+   * is off for it) — handed to the provider's exporter. Undefined when a format does not parse or
+   * there is no gRPC client (warned).
    */
-  #otel(provider: string, o: ResolvedOtelLog): ((r: RequestRecord) => void) | undefined {
+  #otel(provider: string, o: ResolvedOtelLog): ((r: RequestRecord, key: object) => void) | undefined {
     const client = this.#o.otelClient;
     if (client === undefined) {
       this.#warn(`access log "${provider}" (envoyOtelAls): the mesh has no gRPC client to export with; nothing is logged by this provider`);
@@ -175,7 +186,12 @@ export class AccessLogger {
       this.#exporters.set(key, exporter);
     }
     const ex = exporter;
-    return (r) => ex.log(encodeLogRecord({ startTimeMs: r.startTimeMs, body: body(r), attributes: attributes.map(([k, f]) => [k, f(r)] as const) }));
+    const spanIds = this.#o.spanIds;
+    return (r, key) => {
+      const ids = spanIds?.(key);
+      const attrs = attributes.map(([k, f]) => [k, f(r)] as const);
+      ex.log(encodeLogRecord({ startTimeMs: r.startTimeMs, body: body(r), attributes: attrs, traceId: traceIdBytes(ids?.traceId), spanId: spanIdBytes(ids?.spanId) }));
+    };
   }
 
   /** What each `envoyOtelAls` provider's exporter counted, by provider name. */
@@ -204,16 +220,16 @@ export class AccessLogger {
     if (e.workload !== this.#o.workload) return;
     const start = this.#starts.get(e.call);
     if (start !== undefined) this.#starts.delete(e.call);
-    this.#emit(this.#client, () => clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs }));
+    this.#emit(this.#client, () => clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs }), e.call);
   };
 
   readonly #onInboundEnd = (m: unknown): void => {
     const e = m as InboundEndMessage;
     if (e.workload !== this.#o.workload) return;
-    this.#emit(this.#server, () => serverRecord(e, { startTimeMs: this.#wallNow() - e.durationMs }));
+    this.#emit(this.#server, () => serverRecord(e, { startTimeMs: this.#wallNow() - e.durationMs }), e.request);
   };
 
-  #emit(logs: readonly CompiledLog[], make: () => RequestRecord): void {
+  #emit(logs: readonly CompiledLog[], make: () => RequestRecord, key: object): void {
     if (logs.length === 0) return;
     let record: RequestRecord | undefined;
     let view: AttributeView | undefined;
@@ -225,7 +241,7 @@ export class AccessLogger {
           view ??= new AttributeView(record);
           if (!log.filter.test(view)) continue;
         }
-        if (log.otel !== undefined) log.otel(record);
+        if (log.otel !== undefined) log.otel(record, key);
         else log.writer.write(log.text !== undefined ? log.text(record) : (log.json as JsonFormatter)(record));
       } catch (err) {
         this.#warn(`access log "${log.provider}" failed: ${(err as Error).message}`);

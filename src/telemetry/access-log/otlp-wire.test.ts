@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { otlpCodec } from '../../../test/helpers/otel-collector.ts';
-import { decodeExportLogsResponse, encodeExportLogsRequest, encodeLogRecord } from './otlp-wire.ts';
+import { decodeExportLogsResponse, encodeExportLogsRequest, encodeLogRecord, spanIdBytes, traceIdBytes } from './otlp-wire.ts';
 
 describe('OTLP logs encoding', () => {
   const codec = otlpCodec();
@@ -40,6 +40,17 @@ describe('OTLP logs encoding', () => {
     assert.equal(rb?.time_unix_nano, '1000000');
     assert.equal(rc?.body, null);
     assert.equal(rc?.trace_id.toString('hex'), 'ab'.repeat(16));
+    assert.equal(rc?.span_id.length, 0);
+  });
+
+  test("trace and span ids: Envoy's populateTraceContext (32 hex digits: 16 bytes; 16 digits padded to 16 bytes; span id 8 bytes)", () => {
+    const d = encodeLogRecord({ startTimeMs: 3, body: undefined, attributes: [], traceId: traceIdBytes('0af7651916cd43dd8448eb211c80319c'), spanId: spanIdBytes('b7ad6b7169203331') });
+    const e = encodeLogRecord({ startTimeMs: 4, body: undefined, attributes: [], traceId: traceIdBytes('8448eb211c80319c'), spanId: spanIdBytes('B7AD6B7169203331') });
+    const [rd, re] = codec.requestDeserialize(encodeExportLogsRequest([d, e])).resource_logs[0]?.scope_logs[0]?.log_records ?? [];
+    assert.deepEqual([rd?.trace_id.toString('hex'), rd?.span_id.toString('hex')], ['0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331']);
+    assert.deepEqual([re?.trace_id.toString('hex'), re?.span_id.toString('hex')], ['00000000000000008448eb211c80319c', 'b7ad6b7169203331']);
+    for (const bad of [undefined, '', 'abc', 'zz'.repeat(16), '0'.repeat(31), '0'.repeat(33)]) assert.equal(traceIdBytes(bad), undefined, String(bad));
+    for (const bad of [undefined, '', '0'.repeat(15), '0'.repeat(32), 'g'.repeat(16)]) assert.equal(spanIdBytes(bad), undefined, String(bad));
   });
 
   test('the answer: partial success with rejected records and a message; an empty answer', () => {

@@ -9,8 +9,8 @@
  * `grpc_access_log_impl.cc` `addEntry`): one `ResourceLogs` with a `Resource` (no attributes when
  * built-in labels are disabled, as Istio configures it) and one `ScopeLogs` (no scope) holding the
  * batch's `LogRecord`s; a record has `time_unix_nano` (the request's start), a string `body`,
- * string `attributes`; Envoy also sets the trace and span ids of a traced request
- * (`populateTraceContext`), which the access logger does not pass yet (the encoder takes them).
+ * string `attributes`, and the `trace_id` / `span_id` of the request's span when it has one
+ * (`access_log_impl.cc` `emitLog`, `otlp_log_utils.cc` `populateTraceContext`).
  *
  * @module
  */
@@ -29,6 +29,27 @@ export interface OtlpLogRecord {
   readonly attributes: readonly (readonly [string, string])[];
   /** 16 bytes, or undefined. */
   readonly traceId?: Uint8Array | undefined;
+  /** 8 bytes, or undefined. */
+  readonly spanId?: Uint8Array | undefined;
+}
+
+const HEX = /^[\da-f]+$/i;
+
+/**
+ * A trace id in hex as `trace_id` bytes, as Envoy's `populateTraceContext` makes them: 32 digits
+ * are 16 bytes; a 64-bit id (16 digits, Zipkin's) is padded with zeros in front to 128 bits
+ * (collectors refuse a `trace_id` of another length); anything else: none.
+ */
+export function traceIdBytes(hex: string | undefined): Buffer | undefined {
+  if (hex === undefined || !HEX.test(hex)) return undefined;
+  if (hex.length === 32) return Buffer.from(hex, 'hex');
+  if (hex.length === 16) return Buffer.from(`0000000000000000${hex}`, 'hex');
+  return undefined;
+}
+
+/** A span id in hex (16 digits) as its 8 `span_id` bytes; anything else: none. */
+export function spanIdBytes(hex: string | undefined): Buffer | undefined {
+  return hex !== undefined && hex.length === 16 && HEX.test(hex) ? Buffer.from(hex, 'hex') : undefined;
 }
 
 /** `common.v1.KeyValue` with a string `AnyValue`. */
@@ -54,6 +75,7 @@ export function encodeLogRecord(r: OtlpLogRecord): Buffer {
   if (r.body !== undefined) w.message(5, stringValue(r.body)); // AnyValue body = 5
   for (const [k, v] of r.attributes) w.message(6, keyValue(k, v)); // repeated KeyValue attributes = 6
   if (r.traceId !== undefined) w.bytes(9, r.traceId); // bytes trace_id = 9
+  if (r.spanId !== undefined) w.bytes(10, r.spanId); // bytes span_id = 10
   return w.finish();
 }
 

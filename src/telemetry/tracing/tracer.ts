@@ -42,6 +42,7 @@ import { clearTraceHeaders, extract, inject, injectForApp, type PropagationForma
 import { newRequestId } from './request-id.ts';
 import { contextWith, spanContextWith, UnsampledSpan, withActive } from './server-context.ts';
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent, remoteSpanContext, sdkRegistered } from './span-context.ts';
+import { type SpanIds, SpanIdStore } from './span-ids.ts';
 import { endAttemptSpan, endClientSpan, endServerSpan } from './span-end.ts';
 import { type CompiledTags, compileTags, istioTags, nodeId } from './tags.ts';
 
@@ -103,6 +104,8 @@ export class MeshTracing {
   readonly #handlers: readonly [string, (m: unknown) => void][];
   /** Set on each recorded call: its attempts' spans. */
   readonly #attempts: AttemptObserver;
+  /** The ids of the span made for each call and request, while something reads them. */
+  readonly #ids = new SpanIdStore();
 
   constructor(o: MeshTracingOptions, resources: readonly AnyResource[]) {
     validateTracingOptions(o.options);
@@ -129,6 +132,16 @@ export class MeshTracing {
 
   /** The merged tracing config in use. */
   config!: TracingConfig;
+
+  /** Whether the ids of the span made for each call and request are kept for {@link spanIdsOf} (an `envoyOtelAls` access log reads them). */
+  set keepSpanIds(on: boolean) {
+    this.#ids.on = on;
+  }
+
+  /** The ids of the span the mesh made for a call (`call:end`'s `call`) or a served request (`inbound:end`'s `request`), while kept. */
+  spanIdsOf(callOrRequest: object): SpanIds | undefined {
+    return this.#ids.get(callOrRequest);
+  }
 
   /** Applies a config's Telemetry resources. */
   install(resources: readonly AnyResource[]): void {
@@ -225,6 +238,7 @@ export class MeshTracing {
           h.traceparent = tp;
           changed(m, TRACEPARENT_ONLY);
           span = trace.wrapSpanContext({ traceId: tp.slice(3, 35), spanId: tp.slice(36, 52), traceFlags: 0 });
+          this.#ids.keep(m.request, tp);
           ctx = spanContextWith(active, span, REQUEST_ID, requestId);
           this.#wrap(m, ctx);
           return;
@@ -242,6 +256,7 @@ export class MeshTracing {
         if (started.recording) this.#inbound.set(m.request, { span, recording: true, requestId });
         ctx = spanContextWith(parentCtx, span, REQUEST_ID, requestId);
       }
+      this.#ids.keep(m.request, span);
       if (handOn) {
         const sc = span.spanContext();
         changed(m, injectForApp(h, { traceId: sc.traceId, spanId: sc.spanId, parentSpanId: remote?.spanId, sampled, traceState: sc.traceState?.serialize() }, this.#formats));
@@ -296,15 +311,22 @@ export class MeshTracing {
     const sampled = this.#sampled(side.spec, remote !== undefined ? remote.sampled : valid ? ((parentSc?.traceFlags ?? 0) & 1) === 1 : undefined, h);
     if (!sampled) {
       // Unsampled (the usual case): no span and nothing kept for the call's end, only a context with the decision for the next hop.
-      if (side.spec.disableContextPropagation) return;
+      if (side.spec.disableContextPropagation) {
+        // Envoy's span has ids all the same; drawn only when something reads them.
+        if (this.#ids.on) this.#ids.keep(m.call, { traceId: valid ? (parentSc as SpanContext).traceId : newTraceId(), spanId: newSpanId() });
+        return;
+      }
       if (this.#w3cOnly && (!valid || parentSc?.traceState === undefined)) {
         // No tracestate to carry (a new trace, or the parent has none): what inject() would write, as one string.
         clearTraceHeaders(h);
-        h.traceparent = newUnsampledTraceparent(valid ? parentSc?.traceId : undefined);
+        const tp = newUnsampledTraceparent(valid ? parentSc?.traceId : undefined);
+        h.traceparent = tp;
+        this.#ids.keep(m.call, tp);
         return;
       }
-      const traceId = valid ? (parentSc as SpanContext).traceId : newTraceId();
-      inject(h, { traceId, spanId: newSpanId(), parentSpanId: valid ? parentSc?.spanId : undefined, sampled: false, traceState: valid ? parentSc?.traceState?.serialize() : undefined }, this.#formats);
+      const ids = { traceId: valid ? (parentSc as SpanContext).traceId : newTraceId(), spanId: newSpanId() };
+      inject(h, { ...ids, parentSpanId: valid ? parentSc?.spanId : undefined, sampled: false, traceState: valid ? parentSc?.traceState?.serialize() : undefined }, this.#formats);
+      this.#ids.keep(m.call, ids);
       return;
     }
     if (remote !== undefined) {
@@ -313,6 +335,7 @@ export class MeshTracing {
       parentSc = trace.getSpanContext(parentCtx);
     }
     const { span, recording } = this.#start(`${m.authority}/*`, SpanKind.CLIENT, parentCtx, sampled, undefined);
+    this.#ids.keep(m.call, span);
     // Only a recorded span needs its call's later messages.
     if (recording) {
       (m.call as { attemptObserver?: AttemptObserver }).attemptObserver = this.#attempts;
