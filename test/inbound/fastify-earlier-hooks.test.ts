@@ -31,7 +31,7 @@ function middie(seen: string[]): FastifyPluginCallback {
 
 async function run(options: boolean, protect: boolean): Promise<{ statuses: number[]; seen: string[]; warnings: string[] }> {
   const warnings: string[] = [];
-  const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: denyAdmin as never, logger: { warn: (m) => warnings.push(m) } });
+  const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin' }, config: denyAdmin as never, probePaths: ['/healthz'], logger: { warn: (m) => warnings.push(m) } });
   const app = Fastify(options ? { ...mesh.fastifyOptions() } : {});
   const seen: string[] = [];
   // What NestJS's FastifyAdapter does as it makes the instance: @fastify/middie (here a stand-in of
@@ -40,12 +40,14 @@ async function run(options: boolean, protect: boolean): Promise<{ statuses: numb
   await app.register(mesh.fastify() as never);
   app.get('/admin', async () => 'ADMIN');
   app.get('/x', async () => 'x');
+  app.get('/healthz', async () => 'ok');
   if (protect) mesh.protect(app.server);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   try {
     const statuses: number[] = [];
-    for (const path of ['/x', '/admin', '/public/../admin', '/x']) statuses.push((await fetch(base + path)).status);
+    // A health probe first: let through unjudged on any server, it says nothing about earlier hooks.
+    for (const path of ['/healthz', '/x', '/admin', '/public/../admin', '/x']) statuses.push((await fetch(base + path)).status);
     return { statuses, seen, warnings: warnings.filter((w) => w.includes('@fastify/middie')) };
   } finally {
     await app.close();
@@ -59,15 +61,15 @@ describe('onRequest hooks added before mesh.fastify()', () => {
     it(`${how}: mesh.protect(fastify.server) judges every request before them, and nothing is warned`, async () => {
       const r = await run(options, true);
       // fetch resolves /public/../admin to /admin before sending.
-      assert.deepEqual(r.statuses, [200, 403, 403, 200]);
+      assert.deepEqual(r.statuses, [200, 200, 403, 403, 200]);
       // A refused request never reaches the earlier hook; an admitted one reaches it judged.
-      assert.deepEqual(r.seen, ['/x judged', '/x judged']);
+      assert.deepEqual(r.seen, ['/healthz unjudged', '/x judged', '/x judged']);
       assert.deepEqual(r.warnings, []);
     });
     it(`${how}, not protected: the plugin still refuses, and warns once that earlier hooks see unjudged requests`, async () => {
       const r = await run(options, false);
-      assert.deepEqual(r.statuses, [200, 403, 403, 200]);
-      assert.deepEqual(r.seen, ['/x unjudged', '/admin unjudged', '/admin unjudged', '/x unjudged']);
+      assert.deepEqual(r.statuses, [200, 200, 403, 403, 200]);
+      assert.deepEqual(r.seen, ['/healthz unjudged', '/x unjudged', '/admin unjudged', '/admin unjudged', '/x unjudged']);
       assert.equal(r.warnings.length, 1);
       assert.match(r.warnings[0] ?? '', /mesh\.protect\(fastify\.server\)/);
     });

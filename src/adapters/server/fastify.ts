@@ -287,7 +287,8 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
       hint?.(raw);
       const judged = (raw as { meshlet?: unknown }).meshlet;
       const l = leniencyOf(fastify);
-      if (earlier && judged === undefined) {
+      // Not for a health probe (probePaths): a server that judges everything still lets those through unjudged.
+      if (earlier && judged === undefined && !isProbeRequest(g, raw, (raw as { originalUrl?: string }).originalUrl ?? raw.url)) {
         earlier = false;
         warn?.(EARLIER_HOOKS);
       }
