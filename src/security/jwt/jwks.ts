@@ -48,7 +48,12 @@ let jose: Promise<Jose> | undefined;
  * the import has long finished.
  */
 function loadJose(): Promise<Jose> {
-  jose ??= import('jose');
+  // A failed import fails every token closed ("Jwt verification fails"): said once, on the
+  // process's warning channel (stderr unless the app listens), so a broken install is not silent.
+  jose ??= import('jose').catch((e: unknown) => {
+    process.emitWarning(`meshlet: importing jose failed, so every JWT fails verification: ${e instanceof Error ? e.message : String(e)}`, { code: 'MESHLET_JOSE_IMPORT' });
+    throw e;
+  });
   return jose;
 }
 
