@@ -6,8 +6,8 @@
  * its `http.client.request.start` diagnostics channel, and the mesh listens there.
  *
  * Said once per authority (`reviews:9080`), when the host the request connects to is a virtual
- * host of the mesh's route table at that moment; other hosts are looked at once each too (up to
- * {@link MAX_AUTHORITIES}), so the cost is one Set lookup per node:http request.
+ * host of the mesh's route table at that moment; a host that is not is remembered until the route
+ * table changes, so the cost is a Set lookup or two per node:http request.
  *
  * @module
  */
@@ -17,25 +17,40 @@ import type { RouteTable } from '../routing/route-table.ts';
 
 const CHANNEL = 'http.client.request.start';
 
-/** Authorities looked at, at most: an app calling ever new hosts stops being watched after this many. */
+/** Authorities remembered per set (warned about; looked up and not a service): beyond it, a miss is looked up again each time. */
 const MAX_AUTHORITIES = 1024;
 
 /** Starts watching node:http's outbound requests; returns the function that stops it. */
 export function watchNodeHttpBypass(routes: () => RouteTable, warn: (message: string) => void): () => void {
-  const seen = new Set<string>();
+  // Authorities warned about (once each), and those that named no service of the route table
+  // they were looked up in — forgotten when the table changes, so a service that joins the mesh
+  // later (a reload, the control plane's first config) is still noticed.
+  const warned = new Set<string>();
+  const misses = new Set<string>();
+  let table: RouteTable | undefined;
   const onStart = (message: unknown): void => {
     const request = (message as { request?: ClientRequest } | undefined)?.request;
-    if (request === undefined || seen.size >= MAX_AUTHORITIES) return;
+    if (request === undefined) return;
     // The host the request connects to — as a sidecar captures by destination, never by a Host
     // header naming another (a test's request to 127.0.0.1 with `Host: reviews`) —, with the port
     // of the Host header node:http wrote for it (ClientRequest has no port of its own).
     const host = request.host;
     const h = request.getHeader('host');
     const authority = typeof h === 'string' && (h === host || h.startsWith(`${host}:`)) ? h : host;
-    if (typeof authority !== 'string' || seen.has(authority)) return;
-    seen.add(authority);
-    const vhost = routes().virtualHost(authority, request.protocol === 'https:' ? 'https' : 'http');
-    if (vhost === undefined) return;
+    if (typeof authority !== 'string' || warned.has(authority)) return;
+    const current = routes();
+    if (current !== table) {
+      table = current;
+      misses.clear();
+    }
+    if (misses.has(authority)) return;
+    const vhost = current.virtualHost(authority, request.protocol === 'https:' ? 'https' : 'http');
+    if (vhost === undefined) {
+      if (misses.size < MAX_AUTHORITIES) misses.add(authority);
+      return;
+    }
+    if (warned.size >= MAX_AUTHORITIES) return;
+    warned.add(authority);
     warn(
       `meshlet: an outbound request to ${authority} was made with node:http (axios's default adapter, got, node-fetch and http.request use it), which does not go through the mesh: ${vhost.name} is a service of the mesh, and this call gets none of its routing, retries, timeouts, outlier detection, mTLS or telemetry (behind an Istio sidecar it would have). Send it through the mesh: mesh.fetch, fetch or undici with { dispatcher: mesh.dispatcher }, axios (≥ 1.7) with { adapter: 'fetch', fetchOptions: { dispatcher: mesh.dispatcher } } — see docs/outbound.md, "Which HTTP clients go through the mesh". Said once per host`,
     );

@@ -6,7 +6,10 @@
  * header, and anything after close().
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
@@ -56,6 +59,25 @@ describe('a call to a mesh service made with node:http', () => {
       assert.match(ours()[0] ?? '', /adapter: 'fetch', fetchOptions: \{ dispatcher: mesh\.dispatcher \}/);
     } finally {
       await mesh.close();
+    }
+  });
+
+  it('a host called before it became a mesh service (a reload added it) is warned about once it is', async () => {
+    // It was remembered as looked at on its first call, and never looked up again.
+    const dir = mkdtempSync(join(tmpdir(), 'meshlet-bypass-'));
+    const warnings: string[] = [];
+    const mesh = await createMesh({ service: 'productpage', config: dir, watch: false, logger: { warn: (m) => warnings.push(m) } });
+    try {
+      const ours = () => warnings.filter((w) => w.includes('node:http'));
+      assert.equal(await get({ host: 'localhost', port, path: '/' }), 200);
+      assert.deepEqual(ours(), []);
+      writeFileSync(join(dir, 'mesh.yaml'), (config(port) as object[]).map((d) => JSON.stringify(d)).join('\n---\n'));
+      assert.equal(await mesh.reload(), true);
+      assert.equal(await get({ host: 'localhost', port, path: '/' }), 200);
+      assert.equal(ours().length, 1, JSON.stringify(warnings));
+    } finally {
+      await mesh.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
