@@ -72,6 +72,9 @@ for (const f of readdirSync(out, { recursive: true, encoding: 'utf8' })) {
   if (!f.endsWith('.js')) continue;
   const path = join(out, f);
   const text = readFileSync(path, 'utf8');
+  // `\—` in a regular expression is `—`; turned into `\\u2014` it would be another pattern.
+  const escaped = /\\[\u0080-\uffff]/.exec(text);
+  if (escaped !== null) throw new Error(`${path}: "${escaped[0]}" (a backslash before a character beyond ASCII) would change meaning once escaped; write the character as \\uXXXX in src/`);
   const ascii = text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (ascii !== text) writeFileSync(path, ascii);
 }
