@@ -169,6 +169,10 @@ table('paths / notPaths (the normalized path without query)', [
   ['notPaths', to('notPaths: ["/admin*"]'), { path: '/admin/x' }, false],
   ['notPaths, another path', to('notPaths: ["/admin*"]'), { path: '/public' }, true],
   ['paths and notPaths ANDed (Istio deny-global: /global-deny* but not /global-deny/allow)', to('paths: ["/g*"], notPaths: ["/g/allow"]'), { path: '/g/allow' }, false],
+  ['a CONNECT has no path (Envoy sets no :path): presence does not match', to('paths: ["*"]'), { method: 'CONNECT', path: 'example.com:443' }, false],
+  ['a CONNECT: a prefix does not match', to('paths: ["/*"]'), { method: 'CONNECT', path: '/example.com:443' }, false],
+  ['a CONNECT: notPaths matches', to('notPaths: ["/admin"]'), { method: 'CONNECT', path: '/admin' }, true],
+  ['an HTTP/2 extended CONNECT (:protocol, RFC 8441) has its :path', to('paths: ["/chat"]'), { method: 'CONNECT', path: '/chat', headers: Object.assign(Object.create(null), { ':protocol': 'websocket' }) }, true],
 ]);
 
 table('rule structure: from ORed, to ORed, fields ANDed', [

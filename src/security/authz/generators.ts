@@ -170,12 +170,14 @@ export function method(v: string): Gen {
  * `paths`: the path without query and fragment; URI templates as Envoy's `uri_template`. A
  * `CONNECT` has no path (Envoy's HTTP/1 codec gives its authority-form target as `:authority`
  * and sets no `:path`, and RBAC's path matcher is false without one), so no path matches it —
- * `paths: ["*"]` or `["/*"]` does not admit a tunnel, `notPaths` does.
+ * `paths: ["*"]` or `["/*"]` does not admit a tunnel, `notPaths` does. An HTTP/2 extended
+ * CONNECT keeps its path.
  */
 export function path(v: string): Gen {
   const m = isPathTemplate(v) ? compilePathTemplate(v) : istioString(v);
   if ('error' in m) return { error: m.error };
-  return (a) => a.req.method !== 'CONNECT' && m.matchTo(a.req.path, a.pathEnd());
+  // An HTTP/2 extended CONNECT (RFC 8441, `:protocol`: WebSockets over HTTP/2) has a `:path`.
+  return (a) => (a.req.method !== 'CONNECT' || a.req.headers[':protocol'] !== undefined) && m.matchTo(a.req.path, a.pathEnd());
 }
 
 /** `extractNameInBrackets`. */
