@@ -100,6 +100,9 @@ export function checkServer(plan: TlsPlan, host: string, cert: PeerCertificate):
       return undefined;
     case 'hostname': {
       const name = v.hostname ?? host;
+      // Envoy's auto_san_validation matches SANs only (DefaultCertValidator::verifySubjectAltName: no
+      // subjectAltName extension, no match); Node's check would fall back to the subject's CN.
+      if (!cert.subjectaltname) return new TlsHandshakeError(`the server's certificate does not name ${name}: it has no subjectAltName (a name only in the subject CN is not accepted, as Envoy does not)`);
       const err = checkServerIdentity(name, cert);
       return err === undefined ? undefined : new TlsHandshakeError(`the server's certificate does not name ${name}: ${(err as { reason?: string }).reason ?? err.message}`, err);
     }
