@@ -15,10 +15,17 @@ export class TlsHandshakeError extends Error {
   readonly code = 'MESHLET_TLS_HANDSHAKE';
   /** Why, in words. */
   readonly reason: string;
-  constructor(reason: string, cause?: unknown) {
+  /**
+   * The connection failed after the request was sent on it (a TLS 1.3 server closing it without a
+   * word): the server may have read the request, so it is a connection termination, retried only
+   * where a reset is (Envoy: the handshake had completed), never as a connect failure.
+   */
+  readonly requestSent: boolean;
+  constructor(reason: string, cause?: unknown, requestSent = false) {
     super(`TLS handshake failed: ${reason}`, cause === undefined ? undefined : { cause });
     this.name = 'TlsHandshakeError';
     this.reason = reason;
+    this.requestSent = requestSent;
   }
 }
 

@@ -28,6 +28,9 @@ export function classifyUndiciError(err: Error): FailureKind {
   // undici refused the request as given (a header value with CR/LF, a bad method, a body that does not match its own content-length, …).
   if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return 'local';
   if (CONNECT_CODES.has(code)) return 'connect-failure';
+  // A connection closed without a word once the request was on it: perhaps a refused certificate, perhaps a server that
+  // read the request and died. Envoy's handshake had completed (reset reason: connection termination): not a connect failure.
+  if (err instanceof TlsHandshakeError && err.requestSent) return 'reset';
   // A failed TLS handshake is a connect failure (Envoy), also when the server's alert arrives after it looked done.
   // So is Node's refusal of the server's certificate on a connection undici's own connector made (the app's https://).
   if (err instanceof TlsHandshakeError || code.startsWith('ERR_SSL_') || ((err as { cause?: { code?: unknown } }).cause?.code ?? '').toString().startsWith('ERR_SSL_') || tlsFailureReason(err) !== undefined) return 'connect-failure';

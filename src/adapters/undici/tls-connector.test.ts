@@ -38,6 +38,20 @@ describe('checkServer: what is checked of a verified server certificate', () => 
   }
 });
 
+describe('checkServer: a host name only in the subject CN', () => {
+  // Envoy's auto SAN validation reads subjectAltName only; Node's checkServerIdentity falls back to the CN.
+  it('is refused when the certificate has no subjectAltName', () => {
+    const cnOnly = { subject: { CN: 'api.example.com' } } as unknown as PeerCertificate;
+    const err = checkServer(plan({ kind: 'hostname', hostname: undefined }), 'api.example.com', cnOnly);
+    assert.ok(err instanceof TlsHandshakeError, String(err));
+    assert.match(err.reason, /does not name api\.example\.com: it has no subjectAltName/);
+  });
+  it('a certificate with the name in a SAN and another CN is accepted', () => {
+    const c = { subjectaltname: 'DNS:api.example.com', subject: { CN: 'other' } } as unknown as PeerCertificate;
+    assert.equal(checkServer(plan({ kind: 'hostname', hostname: undefined }), 'api.example.com', c), undefined);
+  });
+});
+
 describe('tlsFailureReason', () => {
   const rows: [string, unknown, RegExp | undefined][] = [
     ['a handshake error', new TlsHandshakeError('the reason'), /^the reason$/],

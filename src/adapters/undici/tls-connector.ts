@@ -100,6 +100,9 @@ export function checkServer(plan: TlsPlan, host: string, cert: PeerCertificate):
       return undefined;
     case 'hostname': {
       const name = v.hostname ?? host;
+      // Envoy's auto_san_validation matches SANs only (DefaultCertValidator::verifySubjectAltName: no
+      // subjectAltName extension, no match); Node's check would fall back to the subject's CN.
+      if (!cert.subjectaltname) return new TlsHandshakeError(`the server's certificate does not name ${name}: it has no subjectAltName (a name only in the subject CN is not accepted, as Envoy does not)`);
       const err = checkServerIdentity(name, cert);
       return err === undefined ? undefined : new TlsHandshakeError(`the server's certificate does not name ${name}: ${(err as { reason?: string }).reason ?? err.message}`, err);
     }
@@ -230,13 +233,14 @@ export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?
  * done, and a server that refuses it may just close the connection (Node's `requestCert` +
  * `rejectUnauthorized` does, without an alert): the client's first request then fails with
  * "other side closed" having read nothing at all. For connections that present a certificate,
- * that failure is reported as the TLS refusal it almost certainly is (a connect failure, not a
- * reset of a request the server saw).
+ * that failure is reported as the TLS refusal it almost certainly is — but, as the request had
+ * been sent, it is retried only as a connection termination is (the server may have read it).
  */
 export class CertificateRefusalHandler extends ErrorRewritingHandler {
   protected rewrite(error: Error): Error {
     const e = error as { code?: string; socket?: { bytesRead?: number } };
     const refused = e.code === 'UND_ERR_SOCKET' && e.socket?.bytesRead === 0;
-    return refused ? new TlsHandshakeError("the server closed the connection right after the TLS handshake without answering: it refused this workload's certificate (check that it trusts this workload's CA and identity)", error) : error;
+    // The request was sent: the server may have read it (and died), so this is not retried as a connect failure.
+    return refused ? new TlsHandshakeError("the server closed the connection right after the TLS handshake without answering: it refused this workload's certificate (check that it trusts this workload's CA and identity)", error, true) : error;
   }
 }

@@ -11,7 +11,17 @@ import type { GatewayBackendObjectReference, GatewayBackendRef, GatewayGRPCRoute
 
 const name = strWith((s) => (s.length === 0 ? 'must not be empty' : s.length > 253 ? 'must be at most 253 characters' : undefined));
 const portNumber = int({ min: 1, max: 65535 });
-const absolutePath = strWith((s) => (s.startsWith('/') ? undefined : `must be an absolute path starting with "/", got "${s}"`));
+// A path Envoy puts into the request line or a Location header: no NUL, CR or LF (its HTTP_HEADER_VALUE rule on path rewrites and redirects).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what is checked
+const LINE_BREAK = /[\u0000\r\n]/;
+const absolutePath = strWith((s) =>
+  !s.startsWith('/') ? `must be an absolute path starting with "/", got "${s}"` : LINE_BREAK.test(s) ? `${JSON.stringify(s)} has a NUL, CR or LF (Envoy refuses the route)` : s.length > 1024 ? 'must be at most 1024 characters' : undefined,
+);
+/** The Gateway API's PreciseHostname (CRD pattern): a redirect's or rewrite's hostname, no wildcard, no port. */
+const PRECISE_HOSTNAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const preciseHostname = strWith((s) =>
+  s.length === 0 || s.length > 253 ? 'must be 1 to 253 characters' : PRECISE_HOSTNAME.test(s) ? undefined : `${JSON.stringify(s)} is not a host name (lower-case DNS labels, no port or wildcard: the Gateway API's PreciseHostname)`,
+);
 const gatewayDuration = strWith((s) => {
   const ms = gatewayDurationMs(s);
   return typeof ms === 'number' ? undefined : ms.error;
@@ -79,8 +89,8 @@ function filterValidator(allowed: readonly string[]): Validator<GatewayRouteFilt
       type: req(oneOf(allowed)),
       requestHeaderModifier: headerFilter,
       responseHeaderModifier: headerFilter,
-      requestRedirect: obj({ scheme: oneOf(['http', 'https']), hostname: name, path: pathModifier, port: portNumber, statusCode }),
-      urlRewrite: obj({ hostname: name, path: pathModifier }),
+      requestRedirect: obj({ scheme: oneOf(['http', 'https']), hostname: preciseHostname, path: pathModifier, port: portNumber, statusCode }),
+      urlRewrite: obj({ hostname: preciseHostname, path: pathModifier }),
       requestMirror: mirror,
       cors: (v, path, ctx) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : fail(ctx, path, 'must be an object')),
       extensionRef: (v, path, ctx) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : fail(ctx, path, 'must be an object')),

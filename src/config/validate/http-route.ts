@@ -117,15 +117,33 @@ const routeDestination = obj<HTTPRouteDestination>({
   headers,
 });
 
+/**
+ * A value Envoy puts into a request or response line or a header: a redirect's or rewrite's
+ * path and host. Envoy's RedirectAction (`host_redirect`, `path_redirect`, `prefix_rewrite`) and
+ * RouteAction (`prefix_rewrite`, `host_rewrite_literal`, `regex_rewrite.substitution`) validate them
+ * as `well_known_regex: HTTP_HEADER_VALUE, strict: false` (no NUL, CR or LF) and refuse the route
+ * otherwise; Istio does not check them, so istiod's push would be rejected by Envoy.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what is checked
+const LINE_BREAK = /[\u0000\r\n]/;
+const lineValue: Validator<string> = strWith((s) =>
+  LINE_BREAK.test(s) ? `${JSON.stringify(s)} has a NUL, CR or LF: it would go into the request line or a header (Envoy refuses the route: HTTP_HEADER_VALUE)` : undefined,
+);
+
+const nonEmptyLine: Validator<string> = (v, path, ctx) => {
+  const s = nonEmpty(v, path, ctx);
+  return s === undefined ? undefined : lineValue(s, path, ctx);
+};
+
 const redirect = obj<HTTPRedirect>(
   {
-    uri: str,
-    authority: str,
+    uri: lineValue,
+    authority: lineValue,
     port,
     derivePort: oneOf(['FROM_PROTOCOL_DEFAULT', 'FROM_REQUEST_PORT']),
     scheme: strWith((s) => (s === 'http' || s === 'https' ? undefined : `scheme must be http or https, got "${s}"`)),
     redirectCode: int({ min: 300, max: 399 }),
-    prefixRewrite: str,
+    prefixRewrite: lineValue,
   },
   {
     oneOf: [['uri', 'prefixRewrite'], ['port', 'derivePort']],
@@ -162,9 +180,9 @@ const directResponse = obj<HTTPDirectResponse>({
 
 const rewrite = obj<HTTPRewrite>(
   {
-    uri: str,
-    authority: str,
-    uriRegexRewrite: obj<RegexRewrite>({ match: req(strWith((s) => (s === '' ? 'must not be empty' : undefined))), rewrite: req(nonEmpty) }, {
+    uri: lineValue,
+    authority: lineValue,
+    uriRegexRewrite: obj<RegexRewrite>({ match: req(strWith((s) => (s === '' ? 'must not be empty' : undefined))), rewrite: req(nonEmptyLine) }, {
       check: (r, path, ctx) => {
         if (r.match !== undefined && r.match !== '') regex(r.match, [...path, 'match'], ctx);
       },

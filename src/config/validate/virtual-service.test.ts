@@ -110,6 +110,13 @@ http:
     ['a sub-millisecond fault delay', `hosts: [reviews]\nhttp:\n- fault: {delay: {fixedDelay: 3.000000042s, percentage: {value: 5}}}\n  ${ROUTE}`, /not a whole number of milliseconds/],
     ['a sub-millisecond perTryTimeout', `hosts: [reviews]\nhttp:\n- retries: {attempts: 3, perTryTimeout: 2.000000001s}\n  ${ROUTE}`, /not a whole number of milliseconds/],
     ['an empty redirect', 'hosts: [reviews]\nhttp:\n- redirect: {}', /redirect must specify uri, prefixRewrite, authority, scheme or port/],
+    // Envoy's RedirectAction and RouteAction refuse NUL/CR/LF in these (HTTP_HEADER_VALUE); Istio passes them on.
+    ['a CR/LF in redirect.authority', 'hosts: [reviews]\nhttp:\n- redirect: {authority: "evil.example\\r\\nset-cookie: a=b"}', /redirect\.authority: .* has a NUL, CR or LF/],
+    ['a LF in redirect.uri', 'hosts: [reviews]\nhttp:\n- redirect: {uri: "/a\\nb"}', /redirect\.uri: .* has a NUL, CR or LF/],
+    ['a CR in redirect.prefixRewrite', 'hosts: [reviews]\nhttp:\n- match: [{uri: {prefix: /a}}]\n  redirect: {prefixRewrite: "/b\\r"}', /redirect\.prefixRewrite: .* has a NUL, CR or LF/],
+    ['a CR/LF in rewrite.authority', `hosts: [reviews]\nhttp:\n- rewrite: {authority: "a\\r\\nx-injected: 1"}\n  ${ROUTE}`, /rewrite\.authority: .* has a NUL, CR or LF/],
+    ['a NUL in rewrite.uri', `hosts: [reviews]\nhttp:\n- rewrite: {uri: "/a\\0"}\n  ${ROUTE}`, /rewrite\.uri: .* has a NUL, CR or LF/],
+    ['a LF in uriRegexRewrite.rewrite', `hosts: [reviews]\nhttp:\n- rewrite: {uriRegexRewrite: {match: "^/a", rewrite: "/b\\n"}}\n  ${ROUTE}`, /uriRegexRewrite\.rewrite: .* has a NUL, CR or LF/],
     ['regex "*" in a header match', `hosts: [reviews]\nhttp:\n- match: [{headers: {x-b3: {regex: "*"}}}]\n  ${ROUTE}`, /for "is present" write \{\}/],
     ['an empty regex', `hosts: [reviews]\nhttp:\n- match: [{method: {regex: ""}}]\n  ${ROUTE}`, /method.regex: regex must not be empty/],
     ['an unknown pseudo-header match', `hosts: [reviews]\nhttp:\n- match: [{headers: {":foo": {exact: a}}}]\n  ${ROUTE}`, /":foo" is not a pseudo-header/],
