@@ -3,7 +3,7 @@
  * `mesh.grpc.client`, against one raw grpc-js server process, side by side in one run.
  *
  *   node_modules/.bin/node bench/grpc/run.ts [--rounds N] [--duration S] [--warmup S] [--slice MS]
- *       [--quick] [--patience S] [--mesh-module FILE] [--istio-wire] [--no-write | --write]
+ *       [--quick] [--patience S] [--mesh-module src|FILE] [--istio-wire] [--node-flags="FLAGS"] [--no-write | --write]
  *
  * Variants, each in its own client process (fresh every round, both alive together):
  *   grpc-raw    new EchoClient('127.0.0.1:PORT', insecure) → server                (baseline)
@@ -45,6 +45,7 @@ const { values: args } = parseArgs({
     patience: { type: 'string' },
     'mesh-module': { type: 'string' },
     'istio-wire': { type: 'boolean', default: false },
+    'node-flags': { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     write: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -90,8 +91,11 @@ process.on('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => process.exit(130));
 
-function spawnNode(script: string, argv: string[], cpu: number | undefined): ChildProcess {
-  const node = [process.execPath, new URL(script, import.meta.url).pathname, ...argv];
+/** Extra V8/Node flags for every client process, raw and mesh alike (e.g. `--trace-gc`). */
+const CLIENT_FLAGS = (args['node-flags'] ?? '').split(/\s+/).filter((f) => f !== '');
+
+function spawnNode(script: string, argv: string[], cpu: number | undefined, flags: readonly string[] = []): ChildProcess {
+  const node = [process.execPath, ...flags, new URL(script, import.meta.url).pathname, ...argv];
   const [cmd, ...rest] = cpu === undefined || !canPin ? node : [TASKSET, '-c', String(cpu), ...node];
   const child = spawn(cmd as string, rest, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.add(child);
@@ -155,7 +159,7 @@ async function runRound(round: number): Promise<RunOf[]> {
   try {
     for (const v of VARIANTS) {
       const opts: GrpcClientOptions = { variant: v.id, serverPort: port, warmup: WARMUP, highConcurrency: HIGH, meshModule: MESH_MODULE };
-      const child = spawnNode('./client.ts', [JSON.stringify(opts)], 0);
+      const child = spawnNode('./client.ts', [JSON.stringify(opts)], 0, CLIENT_FLAGS);
       await next(child, 'ready', undefined, (WARMUP + 60) * 1000);
       const fresh = (): Sums => ({ calls: 0, failures: 0, seconds: 0, cpuUs: 0, foreignUs: 0, wallUs: 0, latencies: [] });
       clients.push({ id: v.id, child, sums: { c1: fresh(), cHigh: fresh() }, serverCalls: 0 });
