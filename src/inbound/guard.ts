@@ -247,6 +247,12 @@ export class InboundGuard {
     if (target.charCodeAt(0) !== 47 /* / */ && method !== 'CONNECT') {
       return { serve: false, grpc, denial: { status: 404, grpcStatus: 12, body: '', reason: `request target ${JSON.stringify(target)} is not a path (Envoy answers 404, absolute_path_rejected)`, phase: 'path' } };
     }
+    // CONNECT's target: exactly host:port, as Envoy's HTTP/1 codec parses it (http_parser in connect
+    // mode: http_parser_parse_url wants the host and port fields and nothing else) — no userinfo, no
+    // scheme, no path, which node's new URL(`http://${req.url}`) would read as another host.
+    if (method === 'CONNECT' && target.charCodeAt(0) !== 47 /* / */ && !AUTHORITY_FORM.test(target)) {
+      return { serve: false, grpc, denial: { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `CONNECT target ${JSON.stringify(target)} is not host:port`, phase: 'path', details: 'http1.codec_error' } };
+    }
     // HTTP/2 with a host field naming another host than :authority: refused rather than judged on
     // :authority (as Envoy would, discarding host) — the app's router may have read host already.
     const conflict = hostConflict(headers);
@@ -378,3 +384,10 @@ export function hostConflict(headers: Headers): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * An authority-form target (RFC 9112 §3.2.3) as http_parser reads a host (IS_HOST_CHAR: letters,
+ * digits, `.`, `-`, `_`) or a bracketed IPv6 address, and a port: no percent-encoding, which
+ * node's URL would decode into another host (`internal%2eexample.com`).
+ */
+const AUTHORITY_FORM = /^[A-Za-z0-9._-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/;
