@@ -37,3 +37,25 @@ test('registeredRows: each entry once, the most recently probed copy, sorted; ma
     ['default', 'b', '10.0.0.2', 'healthy'],
   ]);
 });
+
+test('malformed registration data is shown, not fatal: annotations not an object, a namespace not a string, a condition without status', () => {
+  const bad = (metadata: Record<string, unknown>, conditions?: unknown): WireResource => ({ ...entry(undefined, conditions), metadata: { name: 'a', ...metadata } as never });
+  assert.equal(entryHealth(bad({ annotations: null })), '-');
+  assert.equal(entryHealth(bad({ annotations: 'x' })), '-');
+  assert.equal(entryHealth(bad({ annotations: ['proxy.istio.io/health-checks-enabled'] })), '-');
+  assert.equal(entryHealth(entry(HC, [{ type: 'Healthy' }])), 'unhealthy: Healthy condition has no status');
+  const rows = registeredRows([[{ name: 'a', namespace: 'x', leaseMs: 1, workload: bad({ namespace: 5 }) }]]);
+  assert.deepEqual(rows, [['-', 'a', '10.0.0.1', '-']]);
+});
+
+test('registeredRows: lastProbeTime compared as a time (an offset, fractional seconds), not as text', () => {
+  const reg = (w: WireResource) => ({ name: w.metadata.name, namespace: 'default', leaseMs: 1, workload: w });
+  // 09:00+09:00 is 00:00Z: earlier than 00:00:05Z, though it sorts after it as text.
+  const old = entry(HC, [{ type: 'Healthy', status: 'False', message: 'old', lastProbeTime: '2026-01-01T09:00:00+09:00' }], '10.0.0.2', 'b');
+  const fresh = entry(HC, [{ type: 'Healthy', status: 'True', lastProbeTime: '2026-01-01T00:00:05Z' }], '10.0.0.2', 'b');
+  assert.deepEqual(registeredRows([[reg(old)], [reg(fresh)]]), [['default', 'b', '10.0.0.2', 'healthy']]);
+  assert.deepEqual(registeredRows([[reg(fresh)], [reg(old)]]), [['default', 'b', '10.0.0.2', 'healthy']]);
+  // '…:05Z' against '…:05.5Z': the later one by half a second.
+  const half = entry(HC, [{ type: 'Healthy', status: 'False', message: 'later', lastProbeTime: '2026-01-01T00:00:05.5Z' }], '10.0.0.2', 'b');
+  assert.deepEqual(registeredRows([[reg(half)], [reg(fresh)]]), [['default', 'b', '10.0.0.2', 'unhealthy: later']]);
+});

@@ -27,19 +27,26 @@ function healthyCondition(entry: WireResource): Condition | undefined {
  * otherwise `unhealthy`, with the condition's message (the probe's error), or why there is none.
  */
 export function entryHealth(entry: WireResource): string {
-  if (!healthChecked(entry.metadata.annotations)) return '-';
+  // What a server answered is data: annotations that are not an object are none.
+  const a: unknown = entry.metadata.annotations;
+  if (!healthChecked(typeof a === 'object' && a !== null && !Array.isArray(a) ? (a as Record<string, string>) : undefined)) return '-';
   const c = healthyCondition(entry);
   if (c === undefined) return 'unhealthy: no probe result reported yet';
   if (c.status === 'True') return 'healthy';
   const message = typeof c.message === 'string' && c.message !== '' ? c.message : undefined;
   if (c.status === 'False') return message === undefined ? 'unhealthy' : `unhealthy: ${message}`;
-  return `unhealthy: Healthy condition is ${JSON.stringify(c.status)}${message === undefined ? '' : ` (${message})`}`;
+  const status = c.status === undefined ? 'has no status' : `is ${JSON.stringify(c.status)}`;
+  return `unhealthy: Healthy condition ${status}${message === undefined ? '' : ` (${message})`}`;
 }
 
-/** When the entry's health was last reported ('' when never). */
-function probedAt(entry: WireResource): string {
+/**
+ * When the entry's health was last reported, in ms since the epoch (-Infinity when never or not
+ * a time): an RFC 3339 time compared as a time, not as text (fractional seconds, offsets).
+ */
+function probedAt(entry: WireResource): number {
   const t = healthyCondition(entry)?.lastProbeTime;
-  return typeof t === 'string' ? t : '';
+  const ms = typeof t === 'string' ? Date.parse(t) : Number.NaN;
+  return Number.isNaN(ms) ? Number.NEGATIVE_INFINITY : ms;
 }
 
 /**
@@ -63,6 +70,7 @@ export function registeredRows(lists: readonly (readonly RegisterResponse[])[]):
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([, e]) => {
       const address = (e.spec as { address?: unknown } | undefined)?.address;
-      return [e.metadata.namespace ?? 'default', e.metadata.name, typeof address === 'string' ? address : '-', entryHealth(e)];
+      const ns: unknown = e.metadata.namespace;
+      return [ns === undefined ? 'default' : typeof ns === 'string' ? ns : '-', e.metadata.name, typeof address === 'string' ? address : '-', entryHealth(e)];
     });
 }

@@ -247,6 +247,18 @@ export class InboundGuard {
     if (target.charCodeAt(0) !== 47 /* / */ && method !== 'CONNECT') {
       return { serve: false, grpc, denial: { status: 404, grpcStatus: 12, body: '', reason: `request target ${JSON.stringify(target)} is not a path (Envoy answers 404, absolute_path_rejected)`, phase: 'path' } };
     }
+    // CONNECT's target: exactly host:port, as Envoy's HTTP/1 codec parses it (http_parser in connect
+    // mode: http_parser_parse_url wants the host and port fields and nothing else) — no userinfo, no
+    // scheme, no path, which node's new URL(`http://${req.url}`) would read as another host.
+    if (method === 'CONNECT' && target.charCodeAt(0) !== 47 /* / */ && !AUTHORITY_FORM.test(target)) {
+      return { serve: false, grpc, denial: { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `CONNECT target ${JSON.stringify(target)} is not host:port`, phase: 'path', details: 'http1.codec_error' } };
+    }
+    // HTTP/2 with a host field naming another host than :authority: refused rather than judged on
+    // :authority (as Envoy would, discarding host) — the app's router may have read host already.
+    const conflict = hostConflict(headers);
+    if (conflict !== undefined) {
+      return { serve: false, grpc, denial: { status: 400, grpcStatus: 13, body: 'Bad Request', reason: conflict, phase: 'path', details: 'http2.violation.of.messaging.rule' } };
+    }
     const path = normalizePath(target, this.#normalization);
     if (path === undefined) {
       return { serve: false, grpc, denial: { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `path ${JSON.stringify(target)} cannot be normalized`, phase: 'path' } };
@@ -356,3 +368,26 @@ function verdict(req: InboundRequest, a: Admission, grpc: boolean, normalizedPat
 export function openGuard(normalization: PathNormalization = 'BASE'): InboundGuard {
   return new InboundGuard(new InboundPipeline([]), normalization);
 }
+
+/**
+ * Why an HTTP/2 request is malformed when its `host` field names another host than its
+ * `:authority` (RFC 9113 §8.3.1: a server SHOULD treat it as malformed), compared without regard
+ * to letter case. Undefined when it does not, or one of them is absent.
+ */
+export function hostConflict(headers: Headers): string | undefined {
+  const a = headers[':authority'];
+  const host = headers.host;
+  if (a === undefined || host === undefined) return undefined;
+  const v = (typeof a === 'string' ? a : (a[0] as string)).toLowerCase();
+  for (const h of typeof host === 'string' ? [host] : host) {
+    if (h.toLowerCase() !== v) return `HTTP/2 request with host ${JSON.stringify(h)} and :authority ${JSON.stringify(v)}: a router that reads host would route on another host than the one judged (RFC 9113 §8.3.1: malformed)`;
+  }
+  return undefined;
+}
+
+/**
+ * An authority-form target (RFC 9112 §3.2.3) as http_parser reads a host (IS_HOST_CHAR: letters,
+ * digits, `.`, `-`, `_`) or a bracketed IPv6 address, and a port: no percent-encoding, which
+ * node's URL would decode into another host (`internal%2eexample.com`).
+ */
+const AUTHORITY_FORM = /^[A-Za-z0-9._-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/;

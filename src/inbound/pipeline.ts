@@ -149,6 +149,8 @@ export interface Denial {
   readonly phase: PhaseName | 'path';
   /** Answer nothing and close the connection (PeerAuthentication refusing it, as a sidecar resets it). */
   readonly closeConnection?: boolean;
+  /** `%RESPONSE_CODE_DETAILS%` of a refusal the phases' names do not say (a malformed request). */
+  readonly details?: string;
 }
 
 /** What a phase returns: nothing to let the request on, a denial to answer it. */

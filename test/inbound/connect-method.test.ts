@@ -96,3 +96,34 @@ it('a CONNECT has no path (Envoy sets no :path for it): an ALLOW on paths ["/*"]
   assert.deepEqual(await run({ paths: ['*'] }), ['HTTP/1.1 403 Forbidden', 'HTTP/1.1 200 OK']);
   assert.deepEqual(await run({ notPaths: ['/admin'] }), ['HTTP/1.1 200 Connection established', 'HTTP/1.1 200 OK']);
 });
+
+it('a CONNECT target that is not plain host:port (userinfo, a scheme, a path, percent-encoding) is answered 400, as Envoy\'s HTTP/1 codec refuses it', async () => {
+  // It was judged as the string sent, while the app's listener reads new URL(`http://${req.url}`),
+  // whose hostname is internal.example.com for each of these: a hosts DENY was bypassed.
+  const mesh = await createMesh({
+    service: 'httpbin',
+    namespace: 'foo',
+    labels: { app: 'httpbin' },
+    config: [{ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'deny-internal', namespace: 'foo' }, spec: { action: 'DENY', rules: [{ to: [{ operation: { hosts: ['internal.example.com*'] } }] }] } }],
+    logger: { warn: () => undefined },
+  });
+  const server = mesh.createServer((_req, res) => res.end('ok'));
+  const seen: string[] = [];
+  server.on('connect', (req, sock) => {
+    seen.push(req.url ?? '');
+    sock.end('HTTP/1.1 200 Connection established\r\n\r\n');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    for (const t of ['u@internal.example.com:443', '[::1]@internal.example.com:443', 'http://internal.example.com:443', 'internal%2eexample.com:443', 'internal.example.com:443/x', 'ok.example.com']) {
+      assert.match(await send(port, `CONNECT ${t} HTTP/1.1\r\nHost: ok\r\n\r\n`), /^HTTP\/1\.1 400 /, t);
+    }
+    assert.match(await send(port, 'CONNECT internal.example.com:443 HTTP/1.1\r\nHost: ok\r\n\r\n'), /^HTTP\/1\.1 403 /);
+    for (const t of ['ok.example.com:443', '10.0.0.1:8443', '[::1]:443']) assert.match(await send(port, `CONNECT ${t} HTTP/1.1\r\nHost: ok\r\n\r\n`), /^HTTP\/1\.1 200 /, t);
+    assert.deepEqual(seen, ['ok.example.com:443', '10.0.0.1:8443', '[::1]:443']);
+  } finally {
+    server.close();
+    await mesh.close();
+  }
+});

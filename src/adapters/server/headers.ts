@@ -11,6 +11,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Headers } from '../../core/handler.ts';
+import { hostConflict } from '../../inbound/guard.ts';
 import type { InboundRequest } from '../../inbound/pipeline.ts';
 
 /** The phases' view of a request's headers: lower-cased names, repeated headers as lists. */
@@ -195,16 +196,18 @@ export function dropRemovedQueryKeys(query: unknown, before: string, after: stri
  * An HTTP/2 request's Host, as Envoy's HTTP/2 codec takes it: a `host` field sent with
  * `:authority` is discarded, `:authority` is the request's host (source/common/http/http2/codec_impl.cc,
  * `ServerConnectionImpl::onHeader`, runtime guard `http2_discard_host_header`; RFC 9113 §8.3.1).
- * So `hosts` rules and the app read the same authority: a `host` that differs is replaced by
- * `:authority` in the view (true: the app's headers are rebuilt from it). Nothing for HTTP/1.1,
- * whose header names cannot begin with `:`.
+ * So `hosts` rules and the app read the same authority: a `host` that differs only in letter case
+ * is replaced by `:authority` in the view (true: the app's headers are rebuilt from it). One that
+ * names another host is left for the guard to refuse (400, {@link hostConflict}): a router that ran
+ * before the mesh (Fastify's, on `host`) may already have routed on it. Nothing for HTTP/1.1, whose
+ * header names cannot begin with `:`.
  */
 export function authorityAsHost(headers: Headers): boolean {
   const a = headers[':authority'];
   const host = headers.host;
   if (a === undefined || host === undefined) return false;
   const v = typeof a === 'string' ? a : (a[0] as string);
-  if (host === v) return false;
+  if (host === v || hostConflict(headers) !== undefined) return false;
   headers.host = v;
   return true;
 }

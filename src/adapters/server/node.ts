@@ -195,13 +195,20 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   enterContext(req, j, next);
 }
 
+/** How an HTTP/2 CONNECT is judged (h2-connect.ts): its method and target as Envoy takes them, and what changes in the view. */
+export interface JudgedAs {
+  readonly method: string;
+  readonly target?: string;
+  view?(headers: Headers): void;
+}
+
 /**
  * Judges a Node request and either answers it (denied) or calls `next` (admitted), with
  * `req.url` rewritten to the normalized path when `rewrite`. When someone observes the server
  * side (`meshlet:inbound:*`), the request is published and the rest of it runs inside what the
  * subscribers wrapped around it.
  */
-export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResponse, next: () => void, rewrite = true, mounted?: string): void {
+export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResponse, next: () => void, rewrite = true, mounted?: string, as?: JudgedAs): void {
   // Judged once: an app behind mesh.createServer that also uses mesh.express() is not judged
   // again on a request whose token the first judgement already consumed.
   if (req.meshlet !== undefined) {
@@ -217,10 +224,10 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   // has fired already, so a slot it took would never be released. Nobody to judge or serve.
   if (guard.pooled && isGone(req, res)) return;
   const viewed = guard.active;
-  const headers = viewed ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
+  const headers = viewed || as !== undefined ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
   let names = viewed ? namesOfLastView() : undefined;
   // An absolute-form target: judged (and handed to the app) as Envoy forwards it, path and Host from the URL.
-  const target = mounted ?? req.url ?? '/';
+  const target = mounted ?? as?.target ?? req.url ?? '/';
   const abs = absoluteForm(target);
   if (abs !== undefined) {
     headers.host = abs.authority;
@@ -228,9 +235,10 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   }
   // HTTP/2 (a server of the app's own): `:authority` is the host judged and handed on, as Envoy takes it.
   const hostReplaced = authorityAsHost(headers);
-  if (hostReplaced) names = undefined;
+  if (hostReplaced || as !== undefined) names = undefined;
+  as?.view?.(headers);
   const conn = connectionOf(req, guard);
-  const method = req.method ?? 'GET';
+  const method = as?.method ?? req.method ?? 'GET';
   const authority = first(headers.host) ?? first(headers[':authority']) ?? '';
   const path = abs?.path ?? target;
   const mx = guard.peerExchange === undefined ? undefined : exchangePeerMetadata(guard.peerExchange, headers, req, res);

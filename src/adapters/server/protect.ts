@@ -21,6 +21,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import type { InboundGuard } from '../../inbound/guard.ts';
+import { serveH2Connect } from './h2-connect.ts';
 import { MeshHttpServer } from './mesh-server.ts';
 import { serveNode } from './node.ts';
 import { serveUpgrade } from './upgrade.ts';
@@ -65,6 +66,12 @@ export function protectServer<S>(server: S, guard: () => InboundGuard): S {
       }
       case 'upgrade':
       case 'connect': {
+        if (event === 'connect' && (args[0] as IncomingMessage).httpVersionMajor === 2) {
+          // node:http2 gives a CONNECT's listeners a request and a response, not a socket.
+          const [req, res] = args as [IncomingMessage, ServerResponse];
+          serveH2Connect(guard(), req, res, () => emit.call(this, event, req, res));
+          return true;
+        }
         const [req, socket, head] = args as [IncomingMessage, Duplex, Buffer];
         serveUpgrade(guard(), req, socket, () => emit.call(this, event, req, socket, head));
         return true;

@@ -9,7 +9,8 @@
  * normalized path, the headers the phases left, `req.meshlet`, inside its MeshContext. A slot of
  * the inbound connection pool is held until the upgraded connection closes, as Envoy counts an
  * upgraded stream as a request in flight. With telemetry on, each upgrade is one observed request,
- * ended when its connection closes (observe-upgrade.ts).
+ * ended when its connection closes (observe-upgrade.ts). An HTTP/2 `CONNECT` (node:http2 gives its
+ * listeners a request and a response, not a socket) is judged in h2-connect.ts.
  *
  * @module
  */

@@ -172,7 +172,8 @@ table('paths / notPaths (the normalized path without query)', [
   ['a CONNECT has no path (Envoy sets no :path): presence does not match', to('paths: ["*"]'), { method: 'CONNECT', path: 'example.com:443' }, false],
   ['a CONNECT: a prefix does not match', to('paths: ["/*"]'), { method: 'CONNECT', path: '/example.com:443' }, false],
   ['a CONNECT: notPaths matches', to('notPaths: ["/admin"]'), { method: 'CONNECT', path: '/admin' }, true],
-  ['an HTTP/2 extended CONNECT (:protocol, RFC 8441) has its :path', to('paths: ["/chat"]'), { method: 'CONNECT', path: '/chat', headers: Object.assign(Object.create(null), { ':protocol': 'websocket' }) }, true],
+  ['an HTTP/2 extended CONNECT (RFC 8441) arrives as Envoy turns it, GET with upgrade: its :path matches', to('paths: ["/chat"]'), { method: 'GET', path: '/chat', headers: Object.assign(Object.create(null), { upgrade: 'websocket', connection: 'upgrade' }) }, true],
+  ['a CONNECT with a :protocol header in the view is still a CONNECT: no path', to('paths: ["/chat"]'), { method: 'CONNECT', path: '/chat', headers: Object.assign(Object.create(null), { ':protocol': 'websocket' }) }, false],
 ]);
 
 table('rule structure: from ORed, to ORed, fields ANDed', [

@@ -171,13 +171,13 @@ export function method(v: string): Gen {
  * `CONNECT` has no path (Envoy's HTTP/1 codec gives its authority-form target as `:authority`
  * and sets no `:path`, and RBAC's path matcher is false without one), so no path matches it —
  * `paths: ["*"]` or `["/*"]` does not admit a tunnel, `notPaths` does. An HTTP/2 extended
- * CONNECT keeps its path.
+ * CONNECT (RFC 8441) reaches the rules as Envoy's codec turns it, a `GET` with `upgrade` and its
+ * `:path` (adapters/server/h2-connect.ts).
  */
 export function path(v: string): Gen {
   const m = isPathTemplate(v) ? compilePathTemplate(v) : istioString(v);
   if ('error' in m) return { error: m.error };
-  // An HTTP/2 extended CONNECT (RFC 8441, `:protocol`: WebSockets over HTTP/2) has a `:path`.
-  return (a) => (a.req.method !== 'CONNECT' || a.req.headers[':protocol'] !== undefined) && m.matchTo(a.req.path, a.pathEnd());
+  return (a) => a.req.method !== 'CONNECT' && m.matchTo(a.req.path, a.pathEnd());
 }
 
 /** `extractNameInBrackets`. */
