@@ -44,7 +44,19 @@ describe('checkServer: a host name only in the subject CN', () => {
     const cnOnly = { subject: { CN: 'api.example.com' } } as unknown as PeerCertificate;
     const err = checkServer(plan({ kind: 'hostname', hostname: undefined }), 'api.example.com', cnOnly);
     assert.ok(err instanceof TlsHandshakeError, String(err));
-    assert.match(err.reason, /does not name api\.example\.com: it has no subjectAltName/);
+    assert.match(err.reason, /does not name api\.example\.com: it has no DNS or IP subjectAltName/);
+  });
+  for (const san of ['URI:spiffe://cluster.local/ns/default/sa/api', 'email:ops@example.com']) {
+    it(`is refused when its SANs are only ${san.split(':')[0]} entries (Node would still read the CN)`, () => {
+      const c = { subjectaltname: san, subject: { CN: 'api.example.com' } } as unknown as PeerCertificate;
+      const err = checkServer(plan({ kind: 'hostname', hostname: undefined }), 'api.example.com', c);
+      assert.ok(err instanceof TlsHandshakeError, String(err));
+      assert.match(err.reason, /no DNS or IP subjectAltName/);
+    });
+  }
+  it('an IP SAN names an IP host', () => {
+    const c = { subjectaltname: 'IP Address:10.0.0.7', subject: { CN: 'x' } } as unknown as PeerCertificate;
+    assert.equal(checkServer(plan({ kind: 'hostname', hostname: undefined }), '10.0.0.7', c), undefined);
   });
   it('a certificate with the name in a SAN and another CN is accepted', () => {
     const c = { subjectaltname: 'DNS:api.example.com', subject: { CN: 'other' } } as unknown as PeerCertificate;

@@ -91,6 +91,9 @@ function sanMatches(certSan: string, wanted: string): boolean {
 
 const list = (xs: readonly string[]): string => `[${xs.join(', ')}]`;
 
+/** A DNS or IP entry in Node's `subjectaltname` text (`DNS:a.example, URI:spiffe://…, IP Address:10.0.0.1`). */
+const DNS_OR_IP_SAN = /(?:^|, )(?:DNS|IP Address):/;
+
 /** Checks the server's certificate (its chain already verified) as the plan says; an error says why not. */
 export function checkServer(plan: TlsPlan, host: string, cert: PeerCertificate): Error | undefined {
   const v = plan.verify;
@@ -102,7 +105,9 @@ export function checkServer(plan: TlsPlan, host: string, cert: PeerCertificate):
       const name = v.hostname ?? host;
       // Envoy's auto_san_validation matches SANs only (DefaultCertValidator::verifySubjectAltName: no
       // subjectAltName extension, no match); Node's check would fall back to the subject's CN.
-      if (!cert.subjectaltname) return new TlsHandshakeError(`the server's certificate does not name ${name}: it has no subjectAltName (a name only in the subject CN is not accepted, as Envoy does not)`);
+      // A SAN extension with only URI or email entries (an Istio workload certificate) is no better:
+      // Node would still read the CN, Envoy's auto SAN matcher is a DNS one.
+      if (!DNS_OR_IP_SAN.test(cert.subjectaltname ?? '')) return new TlsHandshakeError(`the server's certificate does not name ${name}: it has no DNS or IP subjectAltName (a name only in the subject CN is not accepted, as Envoy does not)`);
       const err = checkServerIdentity(name, cert);
       return err === undefined ? undefined : new TlsHandshakeError(`the server's certificate does not name ${name}: ${(err as { reason?: string }).reason ?? err.message}`, err);
     }
