@@ -250,8 +250,10 @@ export class InboundGuard {
     // CONNECT's target: exactly host:port, as Envoy's HTTP/1 codec parses it (http_parser in connect
     // mode: http_parser_parse_url wants the host and port fields and nothing else) — no userinfo, no
     // scheme, no path, which node's new URL(`http://${req.url}`) would read as another host.
-    if (method === 'CONNECT' && target.charCodeAt(0) !== 47 /* / */ && !AUTHORITY_FORM.test(target)) {
-      return { serve: false, grpc, denial: { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `CONNECT target ${JSON.stringify(target)} is not host:port`, phase: 'path', details: 'http1.codec_error' } };
+    // A target starting with '/' is no exception (`CONNECT //evil:443` reads as evil:443 through
+    // that URL too); an HTTP/2 extended CONNECT arrives here as the GET Envoy turns it into.
+    if (method === 'CONNECT' && !isAuthorityForm(target)) {
+      return { serve: false, grpc, denial: { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `CONNECT target ${JSON.stringify(target)} is not host:port`, phase: 'path', details: 'http1.invalid_url' } };
     }
     // HTTP/2 with a host field naming another host than :authority: refused rather than judged on
     // :authority (as Envoy would, discarding host) — the app's router may have read host already.
@@ -380,7 +382,7 @@ export function hostConflict(headers: Headers): string | undefined {
   if (a === undefined || host === undefined) return undefined;
   const v = (typeof a === 'string' ? a : (a[0] as string)).toLowerCase();
   for (const h of typeof host === 'string' ? [host] : host) {
-    if (h.toLowerCase() !== v) return `HTTP/2 request with host ${JSON.stringify(h)} and :authority ${JSON.stringify(v)}: a router that reads host would route on another host than the one judged (RFC 9113 §8.3.1: malformed)`;
+    if (h.toLowerCase() !== v && !sameEntity(h, v, first(headers[':scheme']))) return `HTTP/2 request with host ${JSON.stringify(h)} and :authority ${JSON.stringify(v)}: a router that reads host would route on another host than the one judged (RFC 9113 §8.3.1: malformed)`;
   }
   return undefined;
 }
@@ -391,3 +393,28 @@ export function hostConflict(headers: Headers): string | undefined {
  * node's URL would decode into another host (`internal%2eexample.com`).
  */
 const AUTHORITY_FORM = /^[A-Za-z0-9._-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/;
+
+/** An authority-form target with a port in range (Envoy's URL parser refuses one above 65535). */
+function isAuthorityForm(target: string): boolean {
+  return AUTHORITY_FORM.test(target) && Number(target.slice(target.lastIndexOf(':') + 1)) <= 65535;
+}
+
+/**
+ * Whether two authorities name the same host (RFC 9113 §8.3.1 calls a request malformed only when
+ * host and :authority name different entities): compared without letter case, a trailing dot on
+ * the name, or the scheme's default port (`a.example:443` is `a.example` over https).
+ */
+function sameEntity(x: string, y: string, scheme: string | undefined): boolean {
+  return canonicalAuthority(x, scheme) === canonicalAuthority(y, scheme);
+}
+
+function canonicalAuthority(v: string, scheme: string | undefined): string {
+  const s = v.toLowerCase();
+  const colon = s.lastIndexOf(':');
+  const split = colon > s.lastIndexOf(']');
+  let name = split ? s.slice(0, colon) : s;
+  let port = split ? s.slice(colon + 1) : '';
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  if ((port === '443' && scheme === 'https') || (port === '80' && scheme === 'http')) port = '';
+  return port === '' ? name : `${name}:${port}`;
+}

@@ -116,7 +116,7 @@ it('a CONNECT target that is not plain host:port (userinfo, a scheme, a path, pe
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.address() as AddressInfo).port;
   try {
-    for (const t of ['u@internal.example.com:443', '[::1]@internal.example.com:443', 'http://internal.example.com:443', 'internal%2eexample.com:443', 'internal.example.com:443/x', 'ok.example.com']) {
+    for (const t of ['u@internal.example.com:443', '[::1]@internal.example.com:443', 'http://internal.example.com:443', 'internal%2eexample.com:443', 'internal.example.com:443/x', 'ok.example.com', '//internal.example.com:443', '/\\internal.example.com:443', 'ok.example.com:99999']) {
       assert.match(await send(port, `CONNECT ${t} HTTP/1.1\r\nHost: ok\r\n\r\n`), /^HTTP\/1\.1 400 /, t);
     }
     assert.match(await send(port, 'CONNECT internal.example.com:443 HTTP/1.1\r\nHost: ok\r\n\r\n'), /^HTTP\/1\.1 403 /);

@@ -62,7 +62,7 @@ export function denialOutcome(d: Denial, req: InboundRequest | undefined): { rea
       // A connection no filter chain accepts (STRICT and no mesh identity): Envoy's NR, filter_chain_not_found.
       return { flags: 'NR', details: 'filter_chain_not_found' };
     case 'path':
-      return { flags: '', details: d.details ?? d.status === 400 ? 'path_normalization_failed' : d.status === 404 ? 'absolute_path_rejected' : 'admission_failed' };
+      return { flags: '', details: d.details ?? (d.status === 400 ? 'path_normalization_failed' : d.status === 404 ? 'absolute_path_rejected' : 'admission_failed') };
     default:
       return { flags: '', details: 'admission_failed' };
   }
