@@ -374,7 +374,8 @@ export function openGuard(normalization: PathNormalization = 'BASE'): InboundGua
 /**
  * Why an HTTP/2 request is malformed when its `host` field names another host than its
  * `:authority` (RFC 9113 §8.3.1: a server SHOULD treat it as malformed), compared without regard
- * to letter case. Undefined when it does not, or one of them is absent.
+ * to letter case only, as `hosts` rules match: a default port or a trailing dot differs too (a
+ * router that read `host` first would serve a route the judged `:authority` does not name).
  */
 export function hostConflict(headers: Headers): string | undefined {
   const a = headers[':authority'];
@@ -382,39 +383,18 @@ export function hostConflict(headers: Headers): string | undefined {
   if (a === undefined || host === undefined) return undefined;
   const v = (typeof a === 'string' ? a : (a[0] as string)).toLowerCase();
   for (const h of typeof host === 'string' ? [host] : host) {
-    if (h.toLowerCase() !== v && !sameEntity(h, v, first(headers[':scheme']))) return `HTTP/2 request with host ${JSON.stringify(h)} and :authority ${JSON.stringify(v)}: a router that reads host would route on another host than the one judged (RFC 9113 §8.3.1: malformed)`;
+    if (h.toLowerCase() !== v) return `HTTP/2 request with host ${JSON.stringify(h)} and :authority ${JSON.stringify(v)}: a router that reads host would route on another host than the one judged (RFC 9113 §8.3.1: malformed)`;
   }
   return undefined;
 }
 
 /**
  * An authority-form target (RFC 9112 §3.2.3) as http_parser reads a host (IS_HOST_CHAR: letters,
- * digits, `.`, `-`, `_`) or a bracketed IPv6 address, and a port: no percent-encoding, which
- * node's URL would decode into another host (`internal%2eexample.com`).
+ * digits, `.`, `-`, `_`) or a bracketed IPv6 address, and a port (at most 65535, as Envoy's URL
+ * parser): no percent-encoding, which node's URL would decode into another host (`a%2eb.com`).
  */
 const AUTHORITY_FORM = /^[A-Za-z0-9._-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/;
-
-/** An authority-form target with a port in range (Envoy's URL parser refuses one above 65535). */
 function isAuthorityForm(target: string): boolean {
   return AUTHORITY_FORM.test(target) && Number(target.slice(target.lastIndexOf(':') + 1)) <= 65535;
 }
 
-/**
- * Whether two authorities name the same host (RFC 9113 §8.3.1 calls a request malformed only when
- * host and :authority name different entities): compared without letter case, a trailing dot on
- * the name, or the scheme's default port (`a.example:443` is `a.example` over https).
- */
-function sameEntity(x: string, y: string, scheme: string | undefined): boolean {
-  return canonicalAuthority(x, scheme) === canonicalAuthority(y, scheme);
-}
-
-function canonicalAuthority(v: string, scheme: string | undefined): string {
-  const s = v.toLowerCase();
-  const colon = s.lastIndexOf(':');
-  const split = colon > s.lastIndexOf(']');
-  let name = split ? s.slice(0, colon) : s;
-  let port = split ? s.slice(colon + 1) : '';
-  if (name.endsWith('.')) name = name.slice(0, -1);
-  if ((port === '443' && scheme === 'https') || (port === '80' && scheme === 'http')) port = '';
-  return port === '' ? name : `${name}:${port}`;
-}

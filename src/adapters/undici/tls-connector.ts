@@ -91,8 +91,8 @@ function sanMatches(certSan: string, wanted: string): boolean {
 
 const list = (xs: readonly string[]): string => `[${xs.join(', ')}]`;
 
-/** A DNS or IP entry in Node's `subjectaltname` text (`DNS:a.example, URI:spiffe://…, IP Address:10.0.0.1`). */
-const DNS_OR_IP_SAN = /(?:^|, )(?:DNS|IP Address):/;
+/** A DNS entry in Node's `subjectaltname` text (`DNS:a.example, URI:spiffe://…, IP Address:10.0.0.1`). */
+const DNS_SAN = /(?:^|, )DNS:/;
 
 /** Checks the server's certificate (its chain already verified) as the plan says; an error says why not. */
 export function checkServer(plan: TlsPlan, host: string, cert: PeerCertificate): Error | undefined {
@@ -107,7 +107,9 @@ export function checkServer(plan: TlsPlan, host: string, cert: PeerCertificate):
       // subjectAltName extension, no match); Node's check would fall back to the subject's CN.
       // A SAN extension with only URI or email entries (an Istio workload certificate) is no better:
       // Node would still read the CN, Envoy's auto SAN matcher is a DNS one.
-      if (!DNS_OR_IP_SAN.test(cert.subjectaltname ?? '')) return new TlsHandshakeError(`the server's certificate does not name ${name}: it has no DNS or IP subjectAltName (a name only in the subject CN is not accepted, as Envoy does not)`);
+      // For a name, a DNS entry (with only an IP entry Node would read the CN too); for an IP
+      // address Node reads IP entries only.
+      if (isIP(name) === 0 && !DNS_SAN.test(cert.subjectaltname ?? '')) return new TlsHandshakeError(`the server's certificate does not name ${name}: it has no DNS subjectAltName (a name only in the subject CN is not accepted, as Envoy does not)`);
       const err = checkServerIdentity(name, cert);
       return err === undefined ? undefined : new TlsHandshakeError(`the server's certificate does not name ${name}: ${(err as { reason?: string }).reason ?? err.message}`, err);
     }
