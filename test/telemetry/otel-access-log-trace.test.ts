@@ -52,7 +52,7 @@ const idsOf = (tp: unknown): [string, string] => [String(tp).slice(3, 35), Strin
  * A served request (`/outer`, with `traceparent`) whose handler calls ratings through the mesh:
  * the two records (by body), the traceparent handed to the app, and the one ratings got.
  */
-async function run(samplingPercentage: number, traceparent: string, tracing?: object): Promise<{ inbound: DecodedLogRecord; outbound: DecodedLogRecord; app: string | undefined; sent: string | undefined }> {
+async function run(samplingPercentage: number, traceparent: string, tracing?: object, tracestate?: string): Promise<{ inbound: DecodedLogRecord; outbound: DecodedLogRecord; app: string | undefined; sent: string | undefined }> {
   collector.exports.length = 0;
   atRatings.length = 0;
   const clock = new ManualClock(T0);
@@ -75,7 +75,7 @@ async function run(samplingPercentage: number, traceparent: string, tracing?: ob
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
     const port = (server.address() as AddressInfo).port;
-    await (await fetch(`http://127.0.0.1:${port}/outer`, { headers: { traceparent } })).text();
+    await (await fetch(`http://127.0.0.1:${port}/outer`, { headers: { traceparent, ...(tracestate === undefined ? {} : { tracestate }) } })).text();
     clock.advance(1000);
     await until(() => collector.records().length === 2, 'both records at the collector');
     const by = (body: string) => collector.records().find((r) => r.body?.string_value === body) as DecodedLogRecord;
@@ -118,6 +118,13 @@ describe('envoyOtelAls records: trace_id and span_id of the request span', () =>
     assert.deepEqual([r.outbound.trace_id.toString('hex'), r.outbound.span_id.toString('hex')], idsOf(r.sent));
     assert.equal(idsOf(r.sent)[0], TRACE);
     assert.notEqual(idsOf(r.app)[1], PARENT);
+  });
+
+  test('unsampled, the caller sent a tracestate (the call writes its headers through the propagators): the ids ratings got', async () => {
+    const r = await run(0, `00-${TRACE}-${PARENT}-00`, undefined, 'vendor=x');
+    assert.ok(r.sent !== undefined);
+    assert.equal(idsOf(r.sent)[0], TRACE);
+    assert.deepEqual([r.outbound.trace_id.toString('hex'), r.outbound.span_id.toString('hex')], idsOf(r.sent));
   });
 
   test('tracing disabled for the server side (disableSpanReporting): no span, no ids there; the client side keeps its own', async () => {

@@ -324,9 +324,11 @@ export class MeshTracing {
         this.#ids.keep(m.call, tp);
         return;
       }
-      const ids = { traceId: valid ? (parentSc as SpanContext).traceId : newTraceId(), spanId: newSpanId() };
-      inject(h, { ...ids, parentSpanId: valid ? parentSc?.spanId : undefined, sampled: false, traceState: valid ? parentSc?.traceState?.serialize() : undefined }, this.#formats);
-      this.#ids.keep(m.call, ids);
+      const traceId = valid ? (parentSc as SpanContext).traceId : newTraceId();
+      const spanId = newSpanId();
+      inject(h, { traceId, spanId, parentSpanId: valid ? parentSc?.spanId : undefined, sampled: false, traceState: valid ? parentSc?.traceState?.serialize() : undefined }, this.#formats);
+      // An object of its own only when something reads the ids (the usual unsampled call makes none).
+      if (this.#ids.on) this.#ids.keep(m.call, { traceId, spanId });
       return;
     }
     if (remote !== undefined) {
