@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { ensureBuilt } from '../lib/meshlet-build.ts';
 import { writeSection } from '../lib/results.ts';
 import { freePort } from '../outbound/nginx.ts';
 
@@ -48,15 +49,14 @@ const SCENARIOS = new Set(String(args.scenarios).split(','));
 const PROCS = 4;
 const NODE = process.execPath;
 /**
- * The control plane runs as shipped (`dist/cli/bin.js`, the installed command, built here first) unless `--cli src`: running
+ * The control plane runs as shipped (`dist/cli/bin.js`, the installed command, rebuilt first when src/ is newer: bench/lib/meshlet-build.ts) unless `--cli src`: running
  * the TypeScript sources makes Node load its type stripper, which costs ~30 MB of RSS on its own.
  */
 const CLI =
   args.cli === 'src'
     ? new URL('../../src/cli/main.ts', import.meta.url).pathname
     : (() => {
-        const r = spawnSync('npm', ['run', 'build'], { cwd: new URL('../../', import.meta.url).pathname, encoding: 'utf8' });
-        if (r.status !== 0) throw new Error(`npm run build failed:\n${r.stdout}${r.stderr}`);
+        ensureBuilt();
         return new URL('../../dist/cli/bin.js', import.meta.url).pathname;
       })();
 const COMMAND = ['node_modules/.bin/node bench/control-plane/run.ts', ...process.argv.slice(2)].join(' ');

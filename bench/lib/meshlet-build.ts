@@ -41,7 +41,7 @@ function newestSource(): number {
 }
 
 /** Builds `dist/` (`npm run build`) unless its entry point is newer than every source file. */
-function ensureBuilt(): void {
+export function ensureBuilt(): void {
   const entry = join(ROOT, 'dist', 'index.js');
   if (existsSync(entry) && statSync(entry).mtimeMs >= newestSource()) return;
   process.stderr.write('bench: building dist/ from src/ (npm run build) so the bench measures the package as shipped\n');
