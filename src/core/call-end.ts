@@ -37,6 +37,7 @@ export function callEndMessage(ex: ExchangeState, error: Error | undefined): Cal
     cluster: cluster?.name ?? (ex.catchAll === 'allow_any' ? PASSTHROUGH_CLUSTER : undefined),
     catchAll: ex.catchAll,
     destinationService: cluster?.cluster?.host,
+    destinationServiceNamespace: cluster?.cluster?.service?.namespace,
     endpoint: host?.key,
     destination: ep === undefined ? undefined : { serviceAccount: ep.serviceAccount ?? 'default', labels: ep.labels ?? NO_LABELS, namespace: ep.namespace ?? '', workload: ep.workloadName ?? '' },
     status: ex.status,

@@ -25,7 +25,7 @@ export interface Named {
 }
 export interface ClusterRef {
   readonly name?: string;
-  readonly cluster?: { readonly host?: string };
+  readonly cluster?: { readonly host?: string; readonly service?: { readonly namespace?: string } };
 }
 export interface HostRef {
   readonly key?: string;

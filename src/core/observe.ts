@@ -81,6 +81,11 @@ export interface CallEndMessage {
   /** The destination service host, or undefined. */
   readonly destinationService: string | undefined;
   /**
+   * The namespace of the ServiceEntry or Service that declared the destination service (Istio's
+   * cluster metadata `istio.services[0].namespace`), or undefined without a destination service.
+   */
+  readonly destinationServiceNamespace?: string | undefined;
+  /**
    * For a host outside the registry, Istio's catch-all route the call took: `allow_any` (sent as
    * it was, cluster `PassthroughCluster`) or `block_all` (refused under REGISTRY_ONLY).
    */

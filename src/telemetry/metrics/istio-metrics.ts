@@ -47,7 +47,7 @@ export { ENVOY_DEFAULT_BUCKETS, METER_NAME } from './instruments.ts';
 /** A server-side request's label inputs (besides its caller's peer metadata `by`) and the series group they gave. */
 interface LastServer { readonly by: object; readonly messages: boolean; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup }
 /** A client-side call's label inputs (besides its destination entry `by`) and the series group they gave. */
-interface LastClient { readonly by: object; readonly messages: boolean; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup }
+interface LastClient { readonly by: object; readonly messages: boolean; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly serviceNs: string; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup }
 
 /** What a request's data points are made of (a `call:end` or `inbound:end` message). */
 interface DataPoints {
@@ -250,6 +250,7 @@ export class IstioMetrics {
     const by = exchanged ?? m.destination?.labels ?? NO_DESTINATION;
     const destNamespace = m.destination?.namespace ?? '';
     const service = m.destinationService;
+    const serviceNs = m.destinationServiceNamespace ?? '';
     // Without a destination service the Host header and the cluster name the destination.
     const authority = service === undefined ? m.authority : '';
     const cluster = service === undefined ? (m.cluster ?? m.catchAll ?? '') : '';
@@ -259,18 +260,18 @@ export class IstioMetrics {
     // Most calls give the same inputs as the call before: its group, without making the key.
     let last = this.#lastClient;
     if (last === undefined || last.by !== by) last = this.#lastClientOf.get(by);
-    if (last !== undefined && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.messages === messages && last.service === service && last.authority === authority && last.cluster === cluster && last.destNamespace === destNamespace && last.tlsLocal === tlsLocal && last.tlsPeer === tlsPeer && this.#groups.valid(last.group)) {
+    if (last !== undefined && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.messages === messages && last.service === service && last.serviceNs === serviceNs && last.authority === authority && last.cluster === cluster && last.destNamespace === destNamespace && last.tlsLocal === tlsLocal && last.tlsPeer === tlsPeer && this.#groups.valid(last.group)) {
       this.#add(outlet, last.group.series, m);
       return;
     }
-    const key = `${destNamespace}\u0000${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}${messages ? '' : '-'}\u0000${service ?? `\u0001${authority}\u0001${cluster}`}\u0000${tlsLocal}\u0000${tlsPeer}`;
+    const key = `${destNamespace}\u0000${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}${messages ? '' : '-'}\u0000${service === undefined ? `\u0001${authority}\u0001${cluster}` : `${service}\u0002${serviceNs}`}\u0000${tlsLocal}\u0000${tlsPeer}`;
     const groups = this.#groups.of('client', by);
     let g = groups.get(key);
     if (g === undefined || !this.#groups.valid(g)) {
       g = this.#groups.make(mode, sourceReporterLabels(m, this.#local, exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination)), tls), messages);
       groups.set(key, g);
     }
-    this.#lastClient = { by, messages, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, service, authority, cluster, destNamespace, tlsLocal, tlsPeer, group: g };
+    this.#lastClient = { by, messages, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, service, serviceNs, authority, cluster, destNamespace, tlsLocal, tlsPeer, group: g };
     this.#lastClientOf.set(by, this.#lastClient);
     this.#add(outlet, g.series, m);
   };

@@ -165,7 +165,9 @@ export function sourceReporterLabels(m: CallEndMessage, local: LocalWorkload, pe
   l['destination_canonical_service'] = or(peer?.canonicalName, UNKNOWN);
   l['destination_canonical_revision'] = or(peer?.canonicalRevision, 'latest');
   l['destination_service_name'] = or(hostName, UNKNOWN);
-  l['destination_service_namespace'] = or(peerNs, UNKNOWN);
+  // The cluster's service namespace (its istio metadata), else the peer's: the proxy reads the
+  // cluster's whenever the route named one, endpoint or not (UH, FI, UO, …).
+  l['destination_service_namespace'] = or(m.destinationServiceNamespace, or(peerNs, UNKNOWN));
   l['destination_cluster'] = or(peer?.cluster, UNKNOWN);
   l['request_protocol'] = protocolOf(m.protocol);
   l['response_flags'] = m.flags === '' ? '-' : m.flags;
