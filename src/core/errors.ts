@@ -103,7 +103,7 @@ export interface ErrorContext {
 export interface MeshletErrorOptions extends ErrorContext {
   /** The underlying error. */
   readonly cause?: unknown;
-  /** Every Envoy response flag that applies (`UF,URX`); defaults to the code's flag. */
+  /** Every Envoy response flag that applies (`URX,UF`, in the order Envoy sets them); defaults to the code's flag. */
   readonly flags?: string | undefined;
   /** The HTTP status to answer with, when it is not the code's (a fault's configured status). */
   readonly httpStatus?: number | undefined;
@@ -138,7 +138,7 @@ export class MeshletError extends Error {
   readonly endpoint: string | undefined;
   /** Attempt number, when known. */
   readonly attempt: number | undefined;
-  /** Envoy response flags, comma-separated (`UF,URX`), or '' when none. */
+  /** Envoy response flags, comma-separated (`URX,UF`), or '' when none. */
   readonly flags: string;
   /** HTTP status a sidecar would answer with, or undefined when this never becomes a response. */
   readonly httpStatus: number | undefined;

@@ -48,7 +48,9 @@ const CODE_FOR: Record<FailureKind, MeshletErrorCode> = {
 /**
  * The mesh's error for an attempt that failed the way `failure` says, worded as Envoy's local
  * reply (`upstream connect error or disconnect/reset before headers. reset reason: …`, a TLS
- * failure with its transport failure reason), with Envoy's flag (`URX` when retries ran out).
+ * failure with its transport failure reason), with Envoy's flag, after `URX` when retries ran out
+ * (`URX,UF`: Envoy lists flags in the order they were set, and its router sets URX when the retry
+ * state refuses the retry, before onUpstreamAbort sets the reset's flag).
  */
 export function upstreamFailure(ex: Exchange, failure: FailureKind, cause: Error, retried: boolean, exhausted: boolean): MeshletError {
   const reason = RESET_TEXT[failure];
@@ -59,11 +61,11 @@ export function upstreamFailure(ex: Exchange, failure: FailureKind, cause: Error
   // A TLS failure is a connect failure with a transport failure reason, as Envoy words it.
   const tls = failure === 'connect-failure' || failure === 'reset' ? tlsFailureReason(cause) : undefined;
   if (tls !== undefined) {
-    return new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `${msg.replace(/: [a-z ]+$/, ': connection failure')}, transport failure reason: TLS error: ${tls}`, { ...ex.errorContext(), cause, flags: exhausted ? 'UF,URX' : 'UF' });
+    return new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `${msg.replace(/: [a-z ]+$/, ': connection failure')}, transport failure reason: TLS error: ${tls}`, { ...ex.errorContext(), cause, flags: exhausted ? 'URX,UF' : 'UF' });
   }
   // Envoy's streamResetReasonToResponseFlag: a connection that closed is UC, a stream the upstream reset is UR.
   const flag = FLAG_FOR[failure];
-  return new MeshletError(CODE_FOR[failure], msg, { ...ex.errorContext(), cause, flags: exhausted ? `${flag},URX` : flag });
+  return new MeshletError(CODE_FOR[failure], msg, { ...ex.errorContext(), cause, flags: exhausted ? `URX,${flag}` : flag });
 }
 
 /**

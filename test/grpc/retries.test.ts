@@ -92,13 +92,13 @@ describe('gRPC retries through the mesh', () => {
     for (let i = 0; i < 4; i++) assert.equal((await unary(client, { text: 'c' })).reply?.server, 'live');
   });
 
-  it('connect failure on every endpoint: UNAVAILABLE, flags UF,URX, Envoy’s text', async () => {
+  it('connect failure on every endpoint: UNAVAILABLE, flags URX,UF, Envoy’s text', async () => {
     const dead = await deadPort();
     const { client } = await setup([{ route: [{ destination: { host: 'echo' } }], retries: { attempts: 1, retryOn: 'connect-failure' } }], [{ port: dead }]);
     const r = await unary(client, { text: 'c' });
     assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
     assert.match(r.error?.details ?? '', /^upstream connect error or disconnect\/reset before headers\. retried and the latest reset reason: connection failure/);
-    assert.equal(r.error?.metadata.get('x-meshlet-response-flags')[0], 'UF,URX');
+    assert.equal(r.error?.metadata.get('x-meshlet-response-flags')[0], 'URX,UF');
   });
 
   it('client streaming: a retry replays every request message', async () => {
@@ -195,6 +195,6 @@ describe('gRPC retries through the mesh', () => {
     assert.equal(streams, 4);
     assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
     assert.equal(r.error?.details, 'upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote reset');
-    assert.equal(r.error?.metadata.get('x-meshlet-response-flags')[0], 'UR,URX');
+    assert.equal(r.error?.metadata.get('x-meshlet-response-flags')[0], 'URX,UR');
   });
 });

@@ -85,17 +85,17 @@ describe('mesh-made failures', () => {
     }
   });
 
-  test("the default 'respond' mode answers the same failures as a sidecar: 503 UF,URX and Envoy's body; 404 NR", async () => {
+  test("the default 'respond' mode answers the same failures as a sidecar: 503 URX,UF and Envoy's body; 404 NR", async () => {
     const r = await call(responding, 'http://down/x');
     assert.equal(r.status, 503);
-    assert.equal(r.flags, 'UF,URX');
+    assert.equal(r.flags, 'URX,UF');
     assert.ok(r.body.startsWith('upstream connect error or disconnect/reset before headers'), r.body);
     assert.match(r.body, /retried and the latest reset reason: connection failure$/);
     assert.equal(r.headers.get('content-type'), 'text/plain');
 
     const u = await request('http://down/x', { dispatcher: responding.dispatcher });
     assert.equal(u.statusCode, 503);
-    assert.equal(u.headers['x-meshlet-response-flags'], 'UF,URX');
+    assert.equal(u.headers['x-meshlet-response-flags'], 'URX,UF');
     assert.match(await u.body.text(), /^upstream connect error or disconnect\/reset before headers/);
 
     const nr = await call(responding, 'http://svc/elsewhere');

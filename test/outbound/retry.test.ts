@@ -94,13 +94,13 @@ describe('retries', () => {
     }
   });
 
-  test('connection refused everywhere: 503 UF,URX with Envoy\'s text', async () => {
+  test('connection refused everywhere: 503 URX,UF with Envoy\'s text', async () => {
     const dead = await deadPort();
     const mesh = await meshFor([{ port: dead }], [{ route: [{ destination: { host: 'svc' } }] }]);
     try {
       const r = await call(mesh, 'http://svc/');
       assert.equal(r.status, 503);
-      assert.equal(r.flags, 'UF,URX');
+      assert.equal(r.flags, 'URX,UF');
       assert.match(r.body, /^upstream connect error or disconnect\/reset before headers\. retried and the latest reset reason: connection failure/);
     } finally {
       await mesh.close();

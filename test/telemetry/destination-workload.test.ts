@@ -30,7 +30,7 @@ describe('destination_workload without peer metadata', () => {
       const failed = await mesh.fetch('http://details:9080/');
       await failed.text();
       assert.equal(failed.status, 503);
-      assert.match(failed.headers.get('x-meshlet-response-flags') ?? '', /^UF/);
+      assert.match(failed.headers.get('x-meshlet-response-flags') ?? '', /(^|,)UF(,|$)/);
       const points = (await m.points('istio_requests_total')).map((p) => [p.attributes['destination_service_name'], p.attributes['response_code'], p.attributes['destination_workload'], p.attributes['destination_canonical_service']]);
       assert.deepEqual(
         points.sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
