@@ -32,12 +32,13 @@ export function endServerSpan(span: Span, m: InboundEndMessage, requestId: strin
   };
   const xc = one(m.headers, 'x-client-trace-id');
   if (xc !== undefined) a['guid:x-client-trace-id'] = xc;
-  if (m.deniedBy === undefined && m.status !== 0) {
-    const cluster = `inbound|${m.localPort}||`;
-    a.upstream_cluster = cluster;
-    a['upstream_cluster.name'] = cluster;
-    a.upstream_address = `${m.localAddress ?? '127.0.0.1'}:${m.localPort}`;
-  }
+  // The inbound route names its cluster for every request (Envoy's connection manager attaches
+  // it when the route resolves, before a filter denies: setCommonTags writes it whenever the
+  // stream has one); the app's address only once the request was handed to it.
+  const cluster = `inbound|${m.localPort}||`;
+  a.upstream_cluster = cluster;
+  a['upstream_cluster.name'] = cluster;
+  if (m.deniedBy === undefined && m.status !== 0) a.upstream_address = `${m.localAddress ?? '127.0.0.1'}:${m.localPort}`;
   if (istio !== undefined) Object.assign(a, istio);
   customTags(tags, m.headers, () => serverRecord(m), a);
   if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
