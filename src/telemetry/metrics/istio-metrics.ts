@@ -279,7 +279,10 @@ export class IstioMetrics {
   readonly #onInboundEnd = (message: unknown): void => {
     const m = message as InboundEndMessage;
     const mode = this.#server;
-    if (m.workload !== this.#ctx.identity || mode.disabled) return;
+    // A connection STRICT refused (no mesh identity) matches no filter chain of a sidecar's
+    // inbound listener: no HTTP connection manager, so no istio_stats filter and no request metric
+    // (only the listener's access log, Istio's NR filter).
+    if (m.workload !== this.#ctx.identity || mode.disabled || m.details === 'filter_chain_not_found') return;
     const outlet = this.#outlet();
     if (outlet === undefined) return;
     // Taken off the request by the server adapter (or still in the headers, from adapters that leave them).
