@@ -177,7 +177,9 @@ describe('Istio metrics in a real Prometheus: Flagger and Kiali queries', { skip
       workloadName: 'frontend-v1',
       labels: { app: 'frontend', version: 'v1' },
       identity: 'none',
-      config: [grpcServiceEntry('echo', echoHost, 9090, [{ port: grpcServer.port, labels: { app: 'echo', version: 'v1', 'service.istio.io/workload-name': 'echo-v1' } }])],
+      // Declared in its own namespace, as the Service of a workload in namespace grpc would be (the
+      // service's namespace is destination_service_namespace).
+      config: [{ ...grpcServiceEntry('echo', echoHost, 9090, [{ port: grpcServer.port, labels: { app: 'echo', version: 'v1', 'service.istio.io/workload-name': 'echo-v1' } }]), metadata: { name: 'echo', namespace: 'grpc' } }],
     });
     meshes.push(frontend);
     grpcClient = frontend.grpc.client(EchoClient, `${echoHost}:9090`) as unknown as Echo;
