@@ -2,7 +2,7 @@
  * TLS handshake failures of outbound connections, and their reason in words. Envoy counts a
  * failed handshake as a connect failure (flag `UF`, retried on `connect-failure` and `reset`,
  * charged to outlier detection as a local-origin connect failure) and words it
- * `…reset reason: connection failure, transport failure reason: TLS_error: …`; meshlet does the
+ * `…reset reason: remote connection failure, transport failure reason: TLS_error: …`; meshlet does the
  * same with a reason a person can act on ("the server's certificate has expired", "server
  * identity spiffe://… is not one of the destination's identities […]").
  *

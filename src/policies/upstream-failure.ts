@@ -10,7 +10,8 @@ import type { FailureKind } from '../core/outcome.ts';
 import { tlsFailureReason } from '../core/tls-failure.ts';
 
 const RESET_TEXT: Record<FailureKind, string> = {
-  'connect-failure': 'connection failure',
+  // Envoy's codec client: a connection closed before it was up is a remote (or local) connection failure.
+  'connect-failure': 'remote connection failure',
   reset: 'connection termination',
   'remote-reset': 'remote reset',
   'refused-stream': 'remote refused stream reset',
@@ -46,6 +47,33 @@ const CODE_FOR: Record<FailureKind, MeshletErrorCode> = {
 };
 
 /**
+ * Envoy's transport failure reason of a TCP connect that failed (Network::ConnectionImpl: the
+ * socket's error in words): `delayed connect error: Connection refused` for a connect the peer
+ * refused, timed out or could not route to, `immediate connect error: …` for one the kernel
+ * refused at once. Undefined for other failures (a TLS one has its own reason).
+ */
+const CONNECT_ERRORS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'delayed connect error: Connection refused',
+  ETIMEDOUT: 'delayed connect error: Connection timed out',
+  EHOSTUNREACH: 'delayed connect error: No route to host',
+  ENETUNREACH: 'immediate connect error: Network is unreachable',
+};
+
+const CONNECT_ERROR_TEXT = /\b(ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH)\b/;
+
+/** The socket error of a failed connect: the error's (or a cause's) `code`, else its text (grpc-js words it: `connect ECONNREFUSED …`). */
+function connectFailureReason(cause: unknown): string | undefined {
+  for (let e = cause, i = 0; e !== null && typeof e === 'object' && i < 4; e = (e as { cause?: unknown }).cause, i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && Object.hasOwn(CONNECT_ERRORS, code)) return CONNECT_ERRORS[code];
+    const text = (e as { message?: unknown; details?: unknown }).details ?? (e as { message?: unknown }).message;
+    const m = typeof text === 'string' ? CONNECT_ERROR_TEXT.exec(text) : null;
+    if (m !== null) return CONNECT_ERRORS[m[1] as string];
+  }
+  return undefined;
+}
+
+/**
  * The mesh's error for an attempt that failed the way `failure` says, worded as Envoy's local
  * reply (`upstream connect error or disconnect/reset before headers. reset reason: …`, a TLS
  * failure with its transport failure reason), with Envoy's flag, after `URX` when retries ran out
@@ -61,8 +89,10 @@ export function upstreamFailure(ex: Exchange, failure: FailureKind, cause: Error
   // A TLS failure is a connect failure with a transport failure reason, as Envoy words it.
   const tls = failure === 'connect-failure' || failure === 'reset' ? tlsFailureReason(cause) : undefined;
   if (tls !== undefined) {
-    return new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `${msg.replace(/: [a-z ]+$/, ': connection failure')}, transport failure reason: TLS error: ${tls}`, { ...ex.errorContext(), cause, flags: exhausted ? 'URX,UF' : 'UF' });
+    return new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `${msg.replace(/: [a-z ]+$/, ': remote connection failure')}, transport failure reason: TLS error: ${tls}`, { ...ex.errorContext(), cause, flags: exhausted ? 'URX,UF' : 'UF' });
   }
+  const tfr = failure === 'connect-failure' ? connectFailureReason(cause) : undefined;
+  if (tfr !== undefined) return new MeshletError(CODE_FOR[failure], `${msg}, transport failure reason: ${tfr}`, { ...ex.errorContext(), cause, flags: exhausted ? 'URX,UF' : 'UF' });
   // Envoy's streamResetReasonToResponseFlag: a connection that closed is UC, a stream the upstream reset is UR.
   const flag = FLAG_FOR[failure];
   return new MeshletError(CODE_FOR[failure], msg, { ...ex.errorContext(), cause, flags: exhausted ? `URX,${flag}` : flag });

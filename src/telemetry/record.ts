@@ -131,7 +131,7 @@ export { hostPort as parseHostPort };
  * `%RESPONSE_CODE_DETAILS%` of a client-side call, as Envoy's router and filters set it: from
  * the flags of how it ended (`no_healthy_upstream`, `fault_filter_abort`, …), and for a
  * failure the mesh made (the caller got the sidecar's answer or the error) from that failure
- * (`response_timeout`, `upstream_reset_before_response_started{connection_failure}`, …);
+ * (`response_timeout`, `upstream_reset_before_response_started{remote_connection_failure}`, …);
  * `upstream_reset_after_response_started{connection_termination}` when the upstream failed mid-body,
  * `via_upstream` when the upstream answered, `direct_response` for a route's own answer,
  * `cors_response` for a preflight its CORS policy answered.
@@ -157,7 +157,7 @@ function clientDetails(flags: readonly string[], status: number, end: CallEndMes
   if (reset !== undefined) return reset;
   if (has('UT')) return 'response_timeout';
   if (has('UO')) return 'upstream_reset_before_response_started{overflow}';
-  if (has('UF')) return 'upstream_reset_before_response_started{connection_failure}';
+  if (has('UF')) return 'upstream_reset_before_response_started{remote_connection_failure}';
   if (has('UPE')) return 'upstream_reset_before_response_started{protocol_error}';
   if (has('UC')) return 'upstream_reset_before_response_started{connection_termination}';
   if (has('UR')) return 'upstream_reset_before_response_started{remote_reset}';
@@ -169,7 +169,7 @@ function clientDetails(flags: readonly string[], status: number, end: CallEndMes
 /**
  * The details Envoy's router gives a mesh-made failure that says more than its flag: a per-try
  * timeout (`upstream_per_try_timeout`), an upstream reset with its reset reason and transport
- * failure reason, blanks as `_` (`upstream_reset_before_response_started{connection_failure,TLS_error:_…}`).
+ * failure reason, blanks as `_` (`upstream_reset_before_response_started{remote_connection_failure|TLS_error:_…}`).
  */
 function resetDetails(e: MeshletError): string | undefined {
   if (e.code === 'MESHLET_ERR_TIMEOUT') return (e.cause as Error | undefined)?.name === 'PerTryTimeout' ? 'upstream_per_try_timeout' : undefined;
@@ -177,7 +177,8 @@ function resetDetails(e: MeshletError): string | undefined {
   if (at < 0) return undefined;
   const text = e.message.slice(at + 'reset reason: '.length);
   const tfr = text.indexOf(', transport failure reason: ');
-  const reason = tfr < 0 ? text : `${text.slice(0, tfr)},${text.slice(tfr + ', transport failure reason: '.length)}`;
+  // Envoy's router: `{<reset reason>|<transport failure reason>}`.
+  const reason = tfr < 0 ? text : `${text.slice(0, tfr)}|${text.slice(tfr + ', transport failure reason: '.length)}`;
   return `upstream_reset_before_response_started{${reason.replace(/\s/g, '_')}}`;
 }
 

@@ -97,7 +97,7 @@ describe('gRPC retries through the mesh', () => {
     const { client } = await setup([{ route: [{ destination: { host: 'echo' } }], retries: { attempts: 1, retryOn: 'connect-failure' } }], [{ port: dead }]);
     const r = await unary(client, { text: 'c' });
     assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
-    assert.match(r.error?.details ?? '', /^upstream connect error or disconnect\/reset before headers\. retried and the latest reset reason: connection failure/);
+    assert.match(r.error?.details ?? '', /^upstream connect error or disconnect\/reset before headers\. retried and the latest reset reason: remote connection failure/);
     assert.equal(r.error?.metadata.get('x-meshlet-response-flags')[0], 'URX,UF');
   });
 

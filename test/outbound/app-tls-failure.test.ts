@@ -67,7 +67,7 @@ describe("the app's own https:// refused by Node's certificate checks is a TLS f
     assert.ok(isMeshletError(err), String(err));
     assert.equal(err.code, 'MESHLET_ERR_UPSTREAM_TLS', err.message);
     assert.equal(err.flags, 'URX,UF');
-    assert.match(err.message, /retried and the latest reset reason: connection failure, transport failure reason: TLS error: the server's certificate is signed by an unknown CA: not one of Node's default CA certificates \(an https:\/\/ call without a DestinationRule tls block\) \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)$/);
+    assert.match(err.message, /retried and the latest reset reason: remote connection failure, transport failure reason: TLS error: the server's certificate is signed by an unknown CA: not one of Node's default CA certificates \(an https:\/\/ call without a DestinationRule tls block\) \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)$/);
     assert.equal(good.seen.length, 0);
   });
 
@@ -104,6 +104,6 @@ describe("the app's own https:// refused by Node's certificate checks is a TLS f
     assert.ok(isMeshletError(err), String(err));
     assert.equal(err.code, 'MESHLET_ERR_UPSTREAM_TLS', err.message);
     assert.equal(err.flags, 'UF');
-    assert.match(err.message, /reset reason: connection failure, transport failure reason: TLS error: the server's certificate is signed by an unknown CA/);
+    assert.match(err.message, /reset reason: remote connection failure, transport failure reason: TLS error: the server's certificate is signed by an unknown CA/);
   });
 });

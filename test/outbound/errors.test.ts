@@ -80,7 +80,7 @@ describe('mesh-made failures', () => {
       assert.equal(e.endpoint, `127.0.0.1:${dead}`);
       assert.equal(e.attempt, 3, '1 try + the 2 retries of the Istio default policy');
       assert.match(e.message, /^route "down\.all", cluster outbound\|80\|\|down\.default\.svc\.cluster\.local, endpoint 127\.0\.0\.1:\d+, attempt 3: /);
-      assert.match(e.message, /upstream connect error or disconnect\/reset before headers\. retried and the latest reset reason: connection failure/);
+      assert.match(e.message, /upstream connect error or disconnect\/reset before headers\. retried and the latest reset reason: remote connection failure/);
       assert.ok(e.cause instanceof Error, 'the transport error is the cause');
     }
   });
@@ -90,7 +90,7 @@ describe('mesh-made failures', () => {
     assert.equal(r.status, 503);
     assert.equal(r.flags, 'URX,UF');
     assert.ok(r.body.startsWith('upstream connect error or disconnect/reset before headers'), r.body);
-    assert.match(r.body, /retried and the latest reset reason: connection failure$/);
+    assert.match(r.body, /retried and the latest reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused$/);
     assert.equal(r.headers.get('content-type'), 'text/plain');
 
     const u = await request('http://down/x', { dispatcher: responding.dispatcher });

@@ -153,7 +153,7 @@ describe('client-side Istio mTLS', { skip: skipWithout('openssl') }, () => {
     const m = await mesh([reviews([{ port: ratings.port, labels: TLS_ISTIO }])]);
     const e = await failure(m, `http://${HOST}:9080/wrong-id`);
     assert.ok(isMeshletError(e, 'MESHLET_ERR_UPSTREAM_TLS'), String(e));
-    assert.match(e.message, /reset reason: connection failure, transport failure reason: TLS error: server identity spiffe:\/\/cluster\.local\/ns\/default\/sa\/ratings is not one of the destination's identities \[spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews\]/);
+    assert.match(e.message, /reset reason: remote connection failure, transport failure reason: TLS error: server identity spiffe:\/\/cluster\.local\/ns\/default\/sa\/ratings is not one of the destination's identities \[spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews\]/);
     assert.equal(ratings.seen.length, 0);
   });
 

@@ -57,7 +57,7 @@ describe('calls to hosts outside the registry (ALLOW_ANY passthrough)', () => {
     const respond = await createMesh({ service: 'client', config: [] });
     try {
       const r = await respond.fetch(url);
-      assert.deepEqual([r.status, r.headers.get('x-meshlet-response-flags'), await r.text()], [503, 'UF', 'upstream connect error or disconnect/reset before headers. reset reason: connection failure']);
+      assert.deepEqual([r.status, r.headers.get('x-meshlet-response-flags'), await r.text()], [503, 'UF', 'upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused']);
       const viaNode = await fetch(url, { dispatcher: respond.dispatcher } as RequestInit);
       assert.equal(viaNode.status, 503);
       await viaNode.text();

@@ -101,7 +101,7 @@ describe('retries', () => {
       const r = await call(mesh, 'http://svc/');
       assert.equal(r.status, 503);
       assert.equal(r.flags, 'URX,UF');
-      assert.match(r.body, /^upstream connect error or disconnect\/reset before headers\. retried and the latest reset reason: connection failure/);
+      assert.match(r.body, /^upstream connect error or disconnect\/reset before headers\. retried and the latest reset reason: remote connection failure/);
     } finally {
       await mesh.close();
     }

@@ -105,7 +105,7 @@ describe('DestinationRule TLS origination', { skip: skipWithout('openssl') }, ()
     const r = await respond.fetch(`http://${HOST}/wrong-ca`);
     assert.equal(r.status, 503);
     assert.match(r.headers.get('x-meshlet-response-flags') ?? '', /(^|,)UF(,|$)/);
-    assert.match(await r.text(), /^upstream connect error or disconnect\/reset before headers\. (retried and the latest )?reset reason: connection failure, transport failure reason: TLS error: the server's certificate is signed by an unknown CA/);
+    assert.match(await r.text(), /^upstream connect error or disconnect\/reset before headers\. (retried and the latest )?reset reason: remote connection failure, transport failure reason: TLS error: the server's certificate is signed by an unknown CA/);
   });
 
   it('SIMPLE without caCertificates verifies against Node\'s root CAs (a private CA is refused)', async () => {

@@ -94,7 +94,7 @@ for (const errors of ['respond', 'throw'] as const) {
       assert.equal(await status('http://dead/'), errors === 'respond' ? 503 : 0);
       assert.equal(await status('http://reset/'), errors === 'respond' ? 503 : 0);
       await until(() => log.lines().length === 2, 'the lines');
-      assert.deepEqual(log.lines(), ['dead 503 URX,UF upstream_reset_before_response_started{connection_failure}', 'reset 503 UC upstream_reset_before_response_started{connection_termination}']);
+      assert.deepEqual(log.lines(), ['dead 503 URX,UF upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}', 'reset 503 UC upstream_reset_before_response_started{connection_termination}']);
     });
 
     test("the upstream's own 503, retries exhausted: via_upstream", async () => {
