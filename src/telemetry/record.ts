@@ -93,7 +93,7 @@ export interface RequestRecord {
   readonly destination: CallEndMessage['destination'];
   /** The other side's workload metadata, when known (metadata exchange). */
   readonly peer: PeerMetadata | undefined;
-  /** Why the call failed, when it did. */
+  /** Why the call failed, when it did: the caller's error, or the mesh-made failure its answer was rendered from. */
   readonly error: Error | undefined;
 }
 
@@ -226,7 +226,7 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
     requestPrincipal: undefined,
     destination: end.destination,
     peer: o.peer,
-    error: err,
+    error: err ?? meshErr,
   };
 }
 

@@ -3,7 +3,9 @@
  * default `errors: 'respond'` (the caller gets the sidecar's answer) and `errors: 'throw'` (the
  * caller gets the error) log what Envoy's router sets — `response_timeout`,
  * `upstream_per_try_timeout`, `upstream_reset_before_response_started{<reset reason>}` — and an
- * answer from the upstream stays `via_upstream`. Timeouts run on a ManualClock.
+ * answer from the upstream stays `via_upstream`; `%UPSTREAM_TRANSPORT_FAILURE_REASON%` is the
+ * connect's socket error in Envoy's words, blanks as `_`, whichever way the caller got the failure.
+ * Timeouts run on a ManualClock.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -39,7 +41,7 @@ for (const errors of ['respond', 'throw'] as const) {
         clock,
         errors,
         logger: log.logger,
-        extensionProviders: [{ name: 'details', envoyFileAccessLog: { logFormat: { text: '%REQ(:AUTHORITY)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%' } } }],
+        extensionProviders: [{ name: 'details', envoyFileAccessLog: { logFormat: { text: '%REQ(:AUTHORITY)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %UPSTREAM_TRANSPORT_FAILURE_REASON%' } } }],
         config: [
           svc('hang', hang.port),
           svc('pertry', hang.port),
@@ -86,7 +88,7 @@ for (const errors of ['respond', 'throw'] as const) {
       assert.equal(await status('http://hang/'), errors === 'respond' ? 504 : 0);
       assert.equal(await status('http://pertry/'), errors === 'respond' ? 504 : 0);
       await until(() => log.lines().length === 2, 'the lines');
-      assert.deepEqual(log.lines(), ['hang 504 UT response_timeout', 'pertry 504 URX,UT upstream_per_try_timeout']);
+      assert.deepEqual(log.lines(), ['hang 504 UT response_timeout -', 'pertry 504 URX,UT upstream_per_try_timeout -']);
     });
 
     test("a connect failure and a connection closed before the answer: upstream_reset_before_response_started with Envoy's reset reason", async () => {
@@ -94,14 +96,16 @@ for (const errors of ['respond', 'throw'] as const) {
       assert.equal(await status('http://dead/'), errors === 'respond' ? 503 : 0);
       assert.equal(await status('http://reset/'), errors === 'respond' ? 503 : 0);
       await until(() => log.lines().length === 2, 'the lines');
-      assert.deepEqual(log.lines(), ['dead 503 URX,UF upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}', 'reset 503 UC upstream_reset_before_response_started{connection_termination}']);
+      assert.deepEqual(log.lines(), ['dead 503 URX,UF upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused} delayed_connect_error:_Connection_refused',
+        'reset 503 UC upstream_reset_before_response_started{connection_termination} -',
+      ]);
     });
 
     test("the upstream's own 503, retries exhausted: via_upstream", async () => {
       log.entries.length = 0;
       assert.equal(await status('http://busy/'), 503);
       await until(() => log.lines().length === 1, 'the line');
-      assert.deepEqual(log.lines(), ['busy 503 URX via_upstream']);
+      assert.deepEqual(log.lines(), ['busy 503 URX via_upstream -']);
     });
   });
 }

@@ -118,7 +118,8 @@ const SIMPLE: Readonly<Record<string, Operator>> = Object.assign(Object.create(n
   RESPONSE_FLAGS: (r: RequestRecord) => (r.flags === '' ? '-' : r.flags),
   RESPONSE_FLAGS_LONG: (r: RequestRecord) => (r.flags === '' ? '-' : r.flags.split(',').map((f) => LONG_FLAGS[f] ?? f).join(',')),
   RESPONSE_CODE_DETAILS: (r: RequestRecord) => r.details,
-  UPSTREAM_TRANSPORT_FAILURE_REASON: (r: RequestRecord) => (r.error === undefined ? undefined : /transport failure reason: (.+)$/.exec(r.error.message)?.[1]),
+  // Envoy's stream-info formatter writes it with blanks as '_'.
+  UPSTREAM_TRANSPORT_FAILURE_REASON: (r: RequestRecord) => (r.error === undefined ? undefined : /transport failure reason: (.+)$/.exec(r.error.message)?.[1]?.replace(/ /g, '_')),
   BYTES_RECEIVED: (r: RequestRecord) => r.requestBytes,
   BYTES_SENT: (r: RequestRecord) => r.responseBytes,
   DURATION: (r: RequestRecord) => Math.max(0, Math.floor(r.durationMs)),
