@@ -143,6 +143,8 @@ function clientDetails(flags: readonly string[], status: number, end: CallEndMes
   if (has('NC')) return 'cluster_not_found';
   if (has('UH')) return 'no_healthy_upstream';
   if (has('RL')) return 'local_rate_limited';
+  // REGISTRY_ONLY: Istio's block_all route is a direct response (502), whichever way the caller got it.
+  if (end.catchAll === 'block_all') return 'direct_response';
   if (end.error === undefined && failure === undefined && status > 0) {
     if (end.endpoint !== undefined || end.route === undefined) return 'via_upstream';
     // A CORS preflight the route's corsPolicy answered (Envoy's CORS filter), or the route's own answer.
@@ -216,7 +218,8 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
     attempts: end.attempts,
     upstreamHost: end.endpoint,
     upstreamCluster: end.cluster,
-    routeName: end.route,
+    // A host outside the registry took Istio's catch-all route, named allow_any or block_all.
+    routeName: end.route ?? end.catchAll,
     destinationService: end.destinationService,
     downstreamLocal: undefined,
     downstreamRemote: undefined,
