@@ -79,8 +79,10 @@ export function endAttemptSpan(span: Span, m: AttemptEndMessage): void {
  * workload's IP (`peer.address`). `common`, `istio` and `tags` as for {@link endServerSpan}.
  */
 export function endClientSpan(span: Span, m: CallEndMessage, h: Headers, requestId: string | undefined, sourceIp: string, common: Attributes, istio: Attributes | undefined, tags: CompiledTags): void {
-  // Istio's route decorator: host:port/* of the destination (route.GetRouteOperation), else the authority.
-  span.updateName(`${hostPortOfCluster(m.cluster) ?? m.authority}/*`);
+  // Istio's route decorator: host:port/* of the destination (route.GetRouteOperation), else the
+  // authority. No route (NR) or Istio's catch-all route (allow_any, block_all: no decorator):
+  // Envoy's own name for an egress span, `egress <host>` (Tracing::TracerImpl::startSpan).
+  span.updateName(m.catchAll !== undefined || (m.route === undefined && m.cluster === undefined) ? `egress ${m.authority}` : `${hostPortOfCluster(m.cluster) ?? m.authority}/*`);
   const a: Attributes = {
     ...common,
     'guid:x-request-id': requestId ?? '-',
