@@ -116,6 +116,15 @@ describe('gRPC server telemetry and context', () => {
     assert.equal(srv.attributes['grpc.status_code'], '0');
     assert.equal(srv.attributes['http.method'], 'POST');
     assert.match(String(srv.attributes['http.url']), /\/meshlet\.test\.Echo\/Unary$/);
+    // Envoy's gRPC request tags (HttpTracerUtility::addGrpcRequestTags), on both spans of a sidecar.
+    for (const [s, authority] of [
+      [srv, `127.0.0.1:${server.port}`],
+      [cli, 'up.default.svc.cluster.local:9090'],
+    ] as const) {
+      assert.deepEqual([s.attributes['grpc.path'], s.attributes['grpc.authority'], s.attributes['grpc.content_type']], ['/meshlet.test.Echo/Unary', authority, 'application/grpc'], s.name);
+    }
+    // The caller's deadline, as it arrived (the handler's own call carries it on as its deadline, not a header the app wrote).
+    assert.match(String(srv.attributes['grpc.timeout']), /^\d+[HMSmun]$/);
     assert.equal(cli.parentSpanContext?.spanId, srv.spanContext().spanId);
     const seen = upstream.at(-1);
     assert.equal(attempt?.parentSpanContext?.spanId, cli.spanContext().spanId);

@@ -41,6 +41,7 @@ export function endServerSpan(span: Span, m: InboundEndMessage, requestId: strin
   if (m.deniedBy === undefined && m.status !== 0) a.upstream_address = `${m.localAddress ?? '127.0.0.1'}:${m.localPort}`;
   if (istio !== undefined) Object.assign(a, istio);
   customTags(tags, m.headers, () => serverRecord(m), a);
+  if (m.protocol === 'grpc') grpcRequestTags(a, m.path, m.authority, m.headers);
   if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
   if (isError(m.status, m.grpcStatus)) {
     a.error = 'true';
@@ -104,6 +105,7 @@ export function endClientSpan(span: Span, m: CallEndMessage, h: Headers, request
   if (m.endpoint !== undefined) a.upstream_address = m.endpoint;
   if (istio !== undefined) Object.assign(a, istio);
   customTags(tags, h, () => clientRecord(m, { requestHeaders: h }), a);
+  if (m.protocol === 'grpc') grpcRequestTags(a, m.path, m.authority, h);
   if (m.grpcStatus !== -1) a['grpc.status_code'] = String(m.grpcStatus);
   if (isError(m.status, m.grpcStatus) || m.error !== undefined) {
     a.error = 'true';
@@ -111,6 +113,19 @@ export function endClientSpan(span: Span, m: CallEndMessage, h: Headers, request
   }
   span.setAttributes(a);
   span.end();
+}
+
+/**
+ * The tags Envoy's tracer adds to the span of a gRPC request (HttpTracerUtility::addGrpcRequestTags):
+ * `grpc.path`, `grpc.authority`, `grpc.content_type`, and `grpc.timeout` when the caller set one.
+ */
+function grpcRequestTags(a: Attributes, path: string, authority: string, h: Headers): void {
+  a['grpc.path'] = path;
+  a['grpc.authority'] = authority;
+  const type = one(h, 'content-type');
+  if (type !== undefined) a['grpc.content_type'] = type;
+  const timeout = one(h, 'grpc-timeout');
+  if (timeout !== undefined) a['grpc.timeout'] = timeout;
 }
 
 function one(h: Headers, name: string): string | undefined {
