@@ -80,10 +80,7 @@ export interface CallEndMessage {
   readonly cluster: string | undefined;
   /** The destination service host, or undefined. */
   readonly destinationService: string | undefined;
-  /**
-   * The namespace of the ServiceEntry or Service that declared the destination service (Istio's
-   * cluster metadata `istio.services[0].namespace`), or undefined without a destination service.
-   */
+  /** The namespace of the resource that declared that service (Istio's cluster metadata `istio.services[0].namespace`). */
   readonly destinationServiceNamespace?: string | undefined;
   /**
    * For a host outside the registry, Istio's catch-all route the call took: `allow_any` (sent as
