@@ -17,6 +17,7 @@ import type { Clock } from '../core/clock.ts';
 import type { WorkloadIdentity } from '../core/observe.ts';
 import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
 import { normalizePath, type PathNormalization } from './path.ts';
+import { connectTargetProblem } from './connect-target.ts';
 import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
 export { callerGone, releaseSlot } from './connection-pool.ts';
 export { callerLeft } from './pipeline.ts';
@@ -252,8 +253,9 @@ export class InboundGuard {
     // scheme, no path, which node's new URL(`http://${req.url}`) would read as another host.
     // A target starting with '/' is no exception (`CONNECT //evil:443` reads as evil:443 through
     // that URL too); an HTTP/2 extended CONNECT arrives here as the GET Envoy turns it into.
-    if (method === 'CONNECT' && !isAuthorityForm(target)) {
-      return { serve: false, grpc, denial: { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `CONNECT target ${JSON.stringify(target)} is not host:port`, phase: 'path', details: 'http1.invalid_url' } };
+    const badTarget = method === 'CONNECT' ? connectTargetProblem(target) : undefined;
+    if (badTarget !== undefined) {
+      return { serve: false, grpc, denial: { status: 400, grpcStatus: 13, body: 'Bad Request', reason: `CONNECT target ${JSON.stringify(target)} ${badTarget}`, phase: 'path', details: 'http1.invalid_url' } };
     }
     // HTTP/2 with a host field naming another host than :authority: refused rather than judged on
     // :authority (as Envoy would, discarding host) — the app's router may have read host already.
@@ -387,14 +389,3 @@ export function hostConflict(headers: Headers): string | undefined {
   }
   return undefined;
 }
-
-/**
- * An authority-form target (RFC 9112 §3.2.3) as http_parser reads a host (IS_HOST_CHAR: letters,
- * digits, `.`, `-`, `_`) or a bracketed IPv6 address, and a port (at most 65535, as Envoy's URL
- * parser): no percent-encoding, which node's URL would decode into another host (`a%2eb.com`).
- */
-const AUTHORITY_FORM = /^[A-Za-z0-9._-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/;
-function isAuthorityForm(target: string): boolean {
-  return AUTHORITY_FORM.test(target) && Number(target.slice(target.lastIndexOf(':') + 1)) <= 65535;
-}
-

@@ -125,6 +125,11 @@ export class CompiledRateLimits {
     return this.#filters.canLimit;
   }
 
+  /** The `host:port` of each rate limit service a global filter asks. */
+  get globalTargets(): string[] {
+    return this.#filters.globalTargets;
+  }
+
   /** The local ports the workload's services reach (known before any request). */
   get knownPorts(): number[] {
     return [...this.#servicePorts.keys()];

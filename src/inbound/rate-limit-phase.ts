@@ -187,6 +187,8 @@ export class RateLimitPhase implements Phase {
   constructor(compiled: CompiledRateLimits, random: Random, warmPorts: Iterable<string>, clock: Clock, previous?: RateLimitPhase, rls?: RateLimitServiceClient) {
     this.#compiled = compiled;
     this.#runner = new RateLimitRunner(random, rls);
+    // Envoy's cluster is there before the first request: the services are made ready now, not by it.
+    rls?.warm(compiled.globalTargets);
     this.#clock = clock;
     // A connection's buckets live as long as it does, config reloads or not (Envoy's filter state).
     this.#perConnection = previous === undefined ? new PerConnectionLimiters() : previous.#perConnection;

@@ -20,6 +20,23 @@ const CHANNEL = 'http.client.request.start';
 /** Authorities remembered per set (warned about; looked up and not a service): beyond it, a miss is looked up again each time. */
 const MAX_AUTHORITIES = 1024;
 
+/**
+ * The User-Agent of the OpenTelemetry SDK's OTLP/HTTP exporters (`@opentelemetry/otlp-exporter-base`'s
+ * node:http transport, http-transport-utils: `OTel-OTLP-Exporter-JavaScript/<version>`, after the
+ * exporter's own `userAgent` option when one is given).
+ */
+const OTLP_USER_AGENT = 'OTel-OTLP-Exporter-JavaScript/';
+
+/**
+ * Whether a request is an OTLP export of the OpenTelemetry SDK (http/protobuf, http/json): the
+ * telemetry pipeline docs/telemetry.md sets up, not a call of the app's — a collector that is a
+ * mesh service is not reported for it (the app's own node:http calls there still are).
+ */
+function isOtlpExporter(request: ClientRequest): boolean {
+  const ua = request.getHeader('user-agent');
+  return typeof ua === 'string' && ua.includes(OTLP_USER_AGENT);
+}
+
 /** Starts watching node:http's outbound requests; returns the function that stops it. */
 export function watchNodeHttpBypass(routes: () => RouteTable, warn: (message: string) => void): () => void {
   // Authorities warned about (once each), and those that named no service of the route table
@@ -49,7 +66,7 @@ export function watchNodeHttpBypass(routes: () => RouteTable, warn: (message: st
       if (misses.size < MAX_AUTHORITIES) misses.add(authority);
       return;
     }
-    if (warned.size >= MAX_AUTHORITIES) return;
+    if (warned.size >= MAX_AUTHORITIES || isOtlpExporter(request)) return;
     warned.add(authority);
     warn(
       `meshlet: an outbound request to ${authority} was made with node:http (axios's default adapter, got, node-fetch and http.request use it), which does not go through the mesh: ${vhost.name} is a service of the mesh, and this call gets none of its routing, retries, timeouts, outlier detection, mTLS or telemetry (behind an Istio sidecar it would have). Send it through the mesh: mesh.fetch, fetch or undici with { dispatcher: mesh.dispatcher }, axios (≥ 1.7) with { adapter: 'fetch', fetchOptions: { dispatcher: mesh.dispatcher } } — see docs/outbound.md, "Which HTTP clients go through the mesh". Said once per host`,

@@ -154,6 +154,8 @@ export class OutboundRateLimits {
     this.#sourceIp = o.sourceIp;
     this.#namespace = o.namespace ?? 'default';
     this.#runner = new RateLimitRunner(o.random, o.rls);
+    // Envoy's cluster is there before the first call: the services are made ready now, not by it.
+    o.rls?.warm(filters.globalTargets);
     // Keep the buckets calls used under the config before (a limiter is taken over when it is
     // made) — for the sites the new config still has: a route or virtual host it dropped takes
     // its buckets with it.

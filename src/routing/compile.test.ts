@@ -36,6 +36,12 @@ describe('compileSnapshot: addressing a service (§6.19)', () => {
     { authority: 'reviews.default.svc.cluster.local:9080', host: REVIEWS_FQDN },
     { authority: 'reviews.default.svc.cluster.local.', host: REVIEWS_FQDN },
     { authority: 'reviews.default.svc.cluster.local.:9080', host: REVIEWS_FQDN },
+    // Istio adds the absolute form of the FQDN only (GenerateAltVirtualHosts), and Envoy matches
+    // domains as written (no strip_trailing_host_dot): a short name with a trailing dot is no domain.
+    { authority: 'reviews.', host: undefined },
+    { authority: 'reviews.:9080', host: undefined },
+    { authority: 'reviews.default.', host: undefined },
+    { authority: 'reviews.default.svc.:9080', host: undefined },
     { authority: 'Reviews.Default:9080', host: REVIEWS_FQDN },
     { authority: 'reviews.shop', host: 'reviews.shop.svc.cluster.local' },
     { authority: 'reviews.shop:9080', host: 'reviews.shop.svc.cluster.local' },

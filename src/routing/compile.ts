@@ -131,9 +131,13 @@ export interface InboundSection {
 
 /** The names a workload in `clientNamespace` reaches `svc` by: its host's, and those of the ExternalName Services aliasing it. */
 function serviceNames(svc: Service, clientNamespace: string, aliases: readonly ServiceAlias[]): string[] {
-  if (isWildcard(svc.hostname)) return [svc.hostname];
+  // Each host name also as an absolute name with a trailing dot (istiod's GenerateAltVirtualHosts,
+  // PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN on by default) — the host only, never its short names:
+  // Envoy matches domains as written (istiod sets no strip_trailing_host_dot), so `reviews.` is no domain.
+  if (isWildcard(svc.hostname)) return [svc.hostname, `${svc.hostname}.`];
   const names = aliasesFor(svc.hostname, clientNamespace);
-  for (const a of aliases) names.push(...aliasesFor(a.hostname, clientNamespace));
+  names.push(`${svc.hostname}.`);
+  for (const a of aliases) names.push(...aliasesFor(a.hostname, clientNamespace), `${a.hostname}.`);
   return names;
 }
 

@@ -301,8 +301,8 @@ export class RouteTable {
       host = a.slice(0, colon);
       port = Number(a.slice(colon + 1));
     }
-    // An absolute name (`reviews.default.svc.cluster.local.`, with or without a port) is the same host (Istio adds the FQDN with a dot as a domain).
-    if (host.endsWith('.')) host = host.slice(0, -1);
+    // A trailing dot is kept: as Envoy's domain match, an absolute name (`reviews.default.svc.cluster.local.`) is found only
+    // as a domain of its own (the compiler adds a service's host names so, as istiod does; `reviews.` is none).
     const defaultPort = scheme === 'https' ? 443 : 80;
     const p = port ?? defaultPort;
     const hit = this.#byDomain.get(`${host}:${p}`) ?? (port === undefined || port === defaultPort ? this.#byDomain.get(host) : undefined) ?? this.#byDomain.get(`${host}:*`);

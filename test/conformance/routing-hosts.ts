@@ -34,7 +34,8 @@ const external = (host: string, port: number) => se(host.replace(/\./g, '-'), 'd
 const ECHO = ['echo.default.svc.cluster.local', 'echo.default.svc.cluster.local.', 'echo', 'echo.default.svc', 'echo.default'];
 
 const DOMAINS: readonly DomainsRow[] = [
-  { row: 'k8s service with default domain', line: 110, config: kubeService('echo', 'default', 8123), namespace: 'default', port: 8123, host: 'echo.default.svc.cluster.local', want: ECHO },
+  // The short names with a trailing dot are not generated (only the FQDN's absolute form is, GenerateAltVirtualHosts).
+  { row: 'k8s service with default domain', line: 110, config: kubeService('echo', 'default', 8123), namespace: 'default', port: 8123, host: 'echo.default.svc.cluster.local', want: ECHO, not: ['echo.', 'echo.default.', 'echo.default.svc.'] },
   {
     row: 'non-k8s service',
     line: 126,
@@ -63,7 +64,7 @@ const DOMAINS: readonly DomainsRow[] = [
     port: 7777,
     host: 'aaa.example.local',
     want: ['aaa.example.local', 'aaa.example.local.'],
-    not: ['aaa', 'aaa.example'],
+    not: ['aaa', 'aaa.example', 'aaa.example.'],
   },
   {
     row: 'no overlap of cluster domain in address',

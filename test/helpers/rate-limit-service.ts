@@ -52,10 +52,13 @@ export interface RateLimitService {
   readonly port: number;
   readonly seen: SeenRequest[];
   readonly control: RlsControl;
+  /** `grpc.health.v1.Health/Check` calls answered (with `{ health: true }`; else the server answers them UNIMPLEMENTED). */
+  readonly healthChecks: number;
   close(): void;
 }
 
-export async function startRateLimitService(config: RlsConfig, now: () => number): Promise<RateLimitService> {
+/** `health`: also serve the gRPC health check, as envoyproxy/ratelimit does (src/server/health.go: SERVING). */
+export async function startRateLimitService(config: RlsConfig, now: () => number, options: { health?: boolean } = {}): Promise<RateLimitService> {
   const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: Number, enums: String, defaults: true });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { ratelimit: { v3: { RateLimitService: { service: grpc.ServiceDefinition } } } } } };
   const seen: SeenRequest[] = [];
@@ -113,11 +116,26 @@ export async function startRateLimitService(config: RlsConfig, now: () => number
       });
     },
   });
+  let healthChecks = 0;
+  if (options.health === true) {
+    const raw = (b: Buffer): Buffer => b;
+    const check = { path: '/grpc.health.v1.Health/Check', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw, originalName: 'check' };
+    // HealthCheckResponse { status: SERVING (1) }.
+    server.addService({ Check: check } as grpc.ServiceDefinition, {
+      Check: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        healthChecks++;
+        cb(null, Buffer.from([8, 1]));
+      },
+    });
+  }
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   return {
     port,
     seen,
     control,
+    get healthChecks() {
+      return healthChecks;
+    },
     close: () => {
       for (const cb of hanging.splice(0)) cb({ code: grpc.status.CANCELLED } as grpc.ServiceError, null);
       server.forceShutdown();

@@ -127,3 +127,36 @@ it('a CONNECT target that is not plain host:port (userinfo, a scheme, a path, pe
     await mesh.close();
   }
 });
+
+it('a CONNECT to an IP address written in another form than its canonical one (2130706433, 0x7f000001, 127.1, [0:0::1]) or to a bracketed host that is no IPv6 address is answered 400', async () => {
+  // They were judged as written — a hosts DENY naming 127.0.0.1 or [::1] did not match them — while
+  // the app's new URL(`http://${req.url}`) and net.connect read them as that address. Envoy's codec
+  // refuses a bracketed host that is no IPv6 address (utility.cc Url::initialize, parseAuthority).
+  const mesh = await createMesh({
+    service: 'httpbin',
+    namespace: 'foo',
+    labels: { app: 'httpbin' },
+    config: [{ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'deny-loopback', namespace: 'foo' }, spec: { action: 'DENY', rules: [{ to: [{ operation: { hosts: ['127.0.0.1*', '[::1]*'] } }] }] } }],
+    logger: { warn: () => undefined },
+  });
+  const server = mesh.createServer((_req, res) => res.end('ok'));
+  const seen: string[] = [];
+  server.on('connect', (req, sock) => {
+    seen.push(req.url ?? '');
+    sock.end('HTTP/1.1 200 Connection established\r\n\r\n');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    for (const t of ['2130706433:443', '0x7f000001:443', '0X7F.1:443', '127.1:443', '0177.0.0.1:443', '127.0.0.1.:443', '010.0.0.1:443', '[0:0:0:0:0:0:0:1]:443', '[::0:1]:443', '[::FFFF:127.0.0.1]:443', '[1.2.3.4]:443', '[:::]:443']) {
+      assert.match(await send(port, `CONNECT ${t} HTTP/1.1\r\nHost: ok\r\n\r\n`), /^HTTP\/1\.1 400 /, t);
+    }
+    for (const t of ['127.0.0.1:443', '[::1]:443']) assert.match(await send(port, `CONNECT ${t} HTTP/1.1\r\nHost: ok\r\n\r\n`), /^HTTP\/1\.1 403 /, t);
+    // Canonical addresses and names are judged as written.
+    for (const t of ['10.0.0.1:443', '[2001:db8::1]:443', 'Example.COM:443', 'svc.example.com.:443']) assert.match(await send(port, `CONNECT ${t} HTTP/1.1\r\nHost: ok\r\n\r\n`), /^HTTP\/1\.1 200 /, t);
+    assert.deepEqual(seen, ['10.0.0.1:443', '[2001:db8::1]:443', 'Example.COM:443', 'svc.example.com.:443']);
+  } finally {
+    server.close();
+    await mesh.close();
+  }
+});

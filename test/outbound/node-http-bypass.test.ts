@@ -3,7 +3,8 @@
  * go through the mesh; behind a sidecar it was captured. The mesh says so once per host, from
  * node:http's diagnostics channel (nothing patched), and stays quiet about other hosts, calls
  * through the mesh, a request to a local address that only names a mesh service in its Host
- * header, and anything after close().
+ * header, the OpenTelemetry SDK's OTLP/HTTP exporters sending to a collector that is a mesh
+ * service, and anything after close().
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { createMesh, type Mesh } from '../../src/index.ts';
 
 /** localhost:<port> as a mesh service (at 127.0.0.1), and reviews as another. */
@@ -59,6 +62,38 @@ describe('a call to a mesh service made with node:http', () => {
       assert.match(ours()[0] ?? '', /adapter: 'fetch', fetchOptions: \{ dispatcher: mesh\.dispatcher \}/);
     } finally {
       await mesh.close();
+    }
+  });
+
+  it("the OpenTelemetry SDK's OTLP/HTTP exporter sending to a collector that is a mesh service is not warned about; the app's own call there is", async () => {
+    // docs/telemetry.md's setup with the collector in the mesh: the exporter (otlp-exporter-base's
+    // node:http transport, User-Agent OTel-OTLP-Exporter-JavaScript/<version>) is not the app's call.
+    const received: string[] = [];
+    const collector = http.createServer((req, res) => {
+      received.push(`${req.method} ${req.url}`);
+      req.resume();
+      req.on('end', () => res.end());
+    });
+    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+    const cport = (collector.address() as AddressInfo).port;
+    const warnings: string[] = [];
+    const mesh = await createMesh({ service: 'productpage', config: config(cport), logger: { warn: (m) => warnings.push(m) } });
+    const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: new OTLPTraceExporter({ url: `http://localhost:${cport}/v1/traces` }) })] });
+    try {
+      const ours = () => warnings.filter((w) => w.includes('node:http'));
+      for (let i = 0; i < 2; i++) {
+        provider.getTracer('t').startSpan(`s${i}`).end();
+        await provider.forceFlush();
+      }
+      assert.deepEqual(received, ['POST /v1/traces', 'POST /v1/traces']);
+      assert.deepEqual(ours(), []);
+      // The same host called by the app with node:http is still said.
+      assert.equal(await get({ host: 'localhost', port: cport, path: '/' }), 200);
+      assert.equal(ours().length, 1, JSON.stringify(warnings));
+    } finally {
+      await provider.shutdown();
+      await mesh.close();
+      await new Promise<void>((r) => collector.close(() => r()));
     }
   });
 

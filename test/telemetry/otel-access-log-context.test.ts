@@ -7,38 +7,21 @@
  */
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
-import { after, before, test } from 'node:test';
-import { createMesh, ManualClock, withDeadline } from '../../src/index.ts';
-import { capture, T0, telemetry, until } from '../helpers/access-log.ts';
-import { type Collector, collectorAndRatings, OTEL_HOST, RATINGS, startCollector } from '../helpers/otel-collector.ts';
-import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
+import { test } from 'node:test';
+import { withDeadline } from '../../src/index.ts';
+import { until } from '../helpers/access-log.ts';
+import { otelAlsFixture, otelAlsMesh } from '../helpers/otel-access-log.ts';
+import { RATINGS } from '../helpers/otel-collector.ts';
 
-let collector: Collector;
-let up: Upstream;
-before(async () => {
-  collector = await startCollector();
-  up = await startUpstream('ratings', (_req, res) => void res.end('ratings'));
-});
-after(async () => {
-  collector.close();
-  await up.close();
-});
+const f = otelAlsFixture();
 
-const headersOf = (i: number): Record<string, unknown> => collector.metadata[i]?.getMap() ?? {};
+const headersOf = (i: number): Record<string, unknown> => f.collector.metadata[i]?.getMap() ?? {};
 
 test('a record queued while a request ends: its Export carries neither the request deadline nor its x-request-id / trace context', async () => {
+  const { collector } = f;
   collector.exports.length = 0;
   collector.metadata.length = 0;
-  const clock = new ManualClock(T0);
-  const log = capture();
-  const mesh = await createMesh({
-    service: 'reviews',
-    namespace: 'default',
-    clock,
-    logger: log.logger,
-    extensionProviders: [{ name: 'otel', envoyOtelAls: { service: OTEL_HOST, port: 4317, logFormat: { text: '%REQ(:PATH)%' } } }],
-    config: [...collectorAndRatings(collector.port, up.port), telemetry('otel', { accessLogging: [{ providers: [{ name: 'otel' }] }] })] as never,
-  });
+  const { mesh, clock, log } = await otelAlsMesh(f, { accessLogging: [{ providers: [{ name: 'otel' }] }] }, { envoyOtelAls: { logFormat: { text: '%REQ(:PATH)%' } } });
   const server = mesh.createServer(async (_req, res) => {
     // A client-side record too, queued inside the served request (and inside a withDeadline).
     await withDeadline(50, async () => (await mesh.fetch(`http://${RATINGS}:9080/inner`)).text());

@@ -13,33 +13,25 @@
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { context, propagation, SpanKind, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
-import { createMesh, ManualClock } from '../../src/index.ts';
-import { capture, T0, telemetry, until } from '../helpers/access-log.ts';
-import { type Collector, collectorAndRatings, type DecodedLogRecord, OTEL_HOST, RATINGS, startCollector } from '../helpers/otel-collector.ts';
-import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
+import { until } from '../helpers/access-log.ts';
+import { otelAlsFixture, otelAlsMesh } from '../helpers/otel-access-log.ts';
+import { type DecodedLogRecord, RATINGS } from '../helpers/otel-collector.ts';
 
 const TRACE = '0af7651916cd43dd8448eb211c80319c';
 const PARENT = 'b7ad6b7169203331';
 const exporter = new InMemorySpanExporter();
 
-let collector: Collector;
-let up: Upstream;
 /** The headers each request reached ratings with. */
 const atRatings: IncomingHttpHeaders[] = [];
-before(async () => {
-  collector = await startCollector();
-  up = await startUpstream('ratings', (req, res) => {
-    atRatings.push(req.headers);
-    res.end('ratings');
-  });
+const f = otelAlsFixture((req, res) => {
+  atRatings.push(req.headers);
+  res.end('ratings');
 });
-after(async () => {
-  collector.close();
-  await up.close();
+after(() => {
   trace.disable();
   context.disable();
   propagation.disable();
@@ -53,18 +45,12 @@ const idsOf = (tp: unknown): [string, string] => [String(tp).slice(3, 35), Strin
  * the two records (by body), the traceparent handed to the app, and the one ratings got.
  */
 async function run(samplingPercentage: number, traceparent: string, tracing?: object, tracestate?: string): Promise<{ inbound: DecodedLogRecord; outbound: DecodedLogRecord; app: string | undefined; sent: string | undefined }> {
+  const { collector } = f;
   collector.exports.length = 0;
   atRatings.length = 0;
-  const clock = new ManualClock(T0);
-  const log = capture();
-  const mesh = await createMesh({
-    service: 'reviews',
-    namespace: 'default',
-    clock,
-    logger: log.logger,
-    telemetry: { tracing: { samplingPercentage } },
-    extensionProviders: [{ name: 'otel', envoyOtelAls: { service: OTEL_HOST, port: 4317, logFormat: { text: '%REQ(:PATH)%' } } }],
-    config: [...collectorAndRatings(collector.port, up.port), telemetry('otel', { accessLogging: [{ providers: [{ name: 'otel' }] }], ...(tracing === undefined ? {} : { tracing: [tracing] }) })] as never,
+  const { mesh, clock, log } = await otelAlsMesh(f, { accessLogging: [{ providers: [{ name: 'otel' }] }], ...(tracing === undefined ? {} : { tracing: [tracing] }) }, {
+    envoyOtelAls: { logFormat: { text: '%REQ(:PATH)%' } },
+    mesh: { telemetry: { tracing: { samplingPercentage } } },
   });
   let app: string | undefined;
   const server = mesh.createServer(async (req, res) => {

@@ -14,34 +14,13 @@
  */
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, test } from 'node:test';
-import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
-import { capture, T0, telemetry, until } from '../helpers/access-log.ts';
-import type { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { describe, test } from 'node:test';
+import { createMesh, type Mesh } from '../../src/index.ts';
+import { T0, until } from '../helpers/access-log.ts';
 import { sdk } from '../helpers/metric-reader.ts';
-import { type Collector, collectorAndRatings, localServiceEntry as se, OTEL_HOST, RATINGS, startCollector } from '../helpers/otel-collector.ts';
-import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
-
-interface Setup {
-  mesh: Mesh;
-  clock: ManualClock;
-  log: ReturnType<typeof capture>;
-}
-
-async function meshWith(collector: Collector, up: Upstream, spec: Record<string, unknown>, envoyOtelAls: Record<string, unknown> = {}, meterProvider?: MeterProvider): Promise<Setup> {
-  const clock = new ManualClock(T0);
-  const log = capture();
-  const mesh = await createMesh({
-    service: 'reviews',
-    namespace: 'default',
-    clock,
-    logger: log.logger,
-    extensionProviders: [{ name: 'otel', envoyOtelAls: { service: OTEL_HOST, port: 4317, ...envoyOtelAls } }],
-    ...(meterProvider === undefined ? {} : { telemetry: { ownMetrics: { meterProvider } } }),
-    config: [...collectorAndRatings(collector.port, up.port), telemetry('otel', spec)] as never,
-  });
-  return { mesh, clock, log };
-}
+import { flush, otelAlsFixture, otelAlsMesh } from '../helpers/otel-access-log.ts';
+import { collectorAndRatings, localServiceEntry as se, OTEL_HOST, RATINGS } from '../helpers/otel-collector.ts';
+import { startUpstream } from '../helpers/upstreams.ts';
 
 /** Calls through the mesh and reads the answer. */
 async function get(mesh: Mesh, path: string, headers: Record<string, string> = {}): Promise<number> {
@@ -50,30 +29,16 @@ async function get(mesh: Mesh, path: string, headers: Record<string, string> = {
   return r.status;
 }
 
-/** Moves the clock past the flush interval and waits for the Export to arrive. */
-async function flush(s: Setup, collector: Collector, records: number): Promise<void> {
-  s.clock.advance(1000);
-  await until(() => collector.records().length >= records, `${records} record(s) at the collector`);
-}
-
 describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenTelemetry access logging")', () => {
-  let collector: Collector;
-  let up: Upstream;
-  before(async () => {
-    collector = await startCollector();
-    up = await startUpstream('ratings', (req, res) => {
-      res.statusCode = req.url?.startsWith('/fail') ? 503 : 200;
-      res.end('ratings');
-    });
-  });
-  after(async () => {
-    collector.close();
-    await up.close();
+  const f = otelAlsFixture((req, res) => {
+    res.statusCode = req.url?.startsWith('/fail') ? 503 : 200;
+    res.end('ratings');
   });
 
   test('client side: Istio default body, sent after the 1 s flush interval, one ResourceLogs/ScopeLogs; the Export call itself is not logged', async () => {
+    const { collector, up } = f;
     collector.exports.length = 0;
-    const s = await meshWith(collector, up, { accessLogging: [{ providers: [{ name: 'otel' }] }] });
+    const s = await otelAlsMesh(f, { accessLogging: [{ providers: [{ name: 'otel' }] }] });
     try {
       assert.equal(await get(s.mesh, '/ok', { 'x-request-id': 'rid-1', 'user-agent': 'ua' }), 200);
       assert.equal(await get(s.mesh, '/two', { 'x-request-id': 'rid-2', 'user-agent': 'ua' }), 200);
@@ -103,12 +68,12 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
   });
 
   test('labels become string attributes (sorted, as istiod writes them), logFormat.text the body; CLIENT-only match and a filter expression', async () => {
+    const { collector } = f;
     collector.exports.length = 0;
-    const s = await meshWith(
-      collector,
-      up,
+    const s = await otelAlsMesh(
+      f,
       { accessLogging: [{ match: { mode: 'CLIENT' }, providers: [{ name: 'otel' }], filter: { expression: 'response.code >= 400' } }] },
-      { logFormat: { text: '%REQ(:METHOD)% %RESPONSE_CODE%', labels: { status: '%RESPONSE_CODE%', path: '%REQ(:PATH)%', missing: '%REQ(X-NONE)%', number: 5 } } },
+      { envoyOtelAls: { logFormat: { text: '%REQ(:METHOD)% %RESPONSE_CODE%', labels: { status: '%RESPONSE_CODE%', path: '%REQ(:PATH)%', missing: '%REQ(X-NONE)%', number: 5 } } } },
     );
     const server = s.mesh.createServer((_req, res) => res.end('in'));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -137,8 +102,9 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
   });
 
   test('server side (SERVER match): a record per request the mesh server answers', async () => {
+    const { collector } = f;
     collector.exports.length = 0;
-    const s = await meshWith(collector, up, { accessLogging: [{ match: { mode: 'SERVER' }, providers: [{ name: 'otel' }] }] }, { logFormat: { text: '%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %UPSTREAM_CLUSTER_RAW%' } });
+    const s = await otelAlsMesh(f, { accessLogging: [{ match: { mode: 'SERVER' }, providers: [{ name: 'otel' }] }] }, { envoyOtelAls: { logFormat: { text: '%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %UPSTREAM_CLUSTER_RAW%' } } });
     const server = s.mesh.createServer((_req, res) => res.end('in'));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
@@ -154,10 +120,11 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
   });
 
   test('the collector down: requests are unaffected; the batch is dropped, counted and warned once', async () => {
+    const { collector } = f;
     collector.exports.length = 0;
     collector.mode = 'error';
     const m = sdk();
-    const s = await meshWith(collector, up, { accessLogging: [{ providers: [{ name: 'otel' }] }] }, {}, m.provider);
+    const s = await otelAlsMesh(f, { accessLogging: [{ providers: [{ name: 'otel' }] }] }, { mesh: { telemetry: { ownMetrics: { meterProvider: m.provider } } } });
     try {
       for (let i = 0; i < 3; i++) assert.equal(await get(s.mesh, `/${i}`), 200);
       s.clock.advance(1000);
@@ -181,23 +148,17 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
   });
 
   test('the Export call is routed by the mesh: a VirtualService for the collector host sends it to another service', async () => {
+    const { collector, up } = f;
     collector.exports.length = 0;
-    const clock = new ManualClock(T0);
-    const log = capture();
-    const mesh = await createMesh({
-      service: 'reviews',
-      namespace: 'default',
-      clock,
-      logger: log.logger,
-      extensionProviders: [{ name: 'otel', envoyOtelAls: { service: `observability/${OTEL_HOST}`, port: 4317, logFormat: { text: '%REQ(:PATH)%' } } }],
-      config: [
+    const { mesh, clock } = await otelAlsMesh(f, { accessLogging: [{ providers: [{ name: 'otel' }] }] }, {
+      envoyOtelAls: { service: `observability/${OTEL_HOST}`, logFormat: { text: '%REQ(:PATH)%' } },
+      services: [
         // The collector's own endpoint is a port nothing listens on; the route sends the calls to otel-v2.
         se('otel-collector', 'observability', OTEL_HOST, 4317, 'GRPC', 1),
         se('otel-v2', 'observability', 'otel-v2.observability.svc.cluster.local', 4317, 'GRPC', collector.port),
         { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'otel', namespace: 'observability' }, spec: { hosts: [OTEL_HOST], http: [{ route: [{ destination: { host: 'otel-v2.observability.svc.cluster.local', port: { number: 4317 } } }] }] } },
         se('ratings', 'default', RATINGS, 9080, 'HTTP', up.port),
-        telemetry('otel', { accessLogging: [{ providers: [{ name: 'otel' }] }] }),
-      ] as never,
+      ],
     });
     try {
       assert.equal(await get(mesh, '/routed'), 200);
@@ -210,17 +171,19 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
   });
 
   test('mesh.close() sends what is batched (no flush interval needed)', async () => {
+    const { collector } = f;
     collector.exports.length = 0;
-    const s = await meshWith(collector, up, { accessLogging: [{ providers: [{ name: 'otel' }] }] }, { logFormat: { text: '%REQ(:PATH)%' } });
+    const s = await otelAlsMesh(f, { accessLogging: [{ providers: [{ name: 'otel' }] }] }, { envoyOtelAls: { logFormat: { text: '%REQ(:PATH)%' } } });
     assert.equal(await get(s.mesh, '/last'), 200);
     await s.mesh.close();
     assert.deepEqual(collector.bodies(), ['/last']);
   });
 
   test('mesh.close() with a collector that never answers: waits closeTimeoutMs at most, then drops', async () => {
+    const { collector } = f;
     collector.exports.length = 0;
     collector.mode = 'hang';
-    const s = await meshWith(collector, up, { accessLogging: [{ providers: [{ name: 'otel' }] }] });
+    const s = await otelAlsMesh(f, { accessLogging: [{ providers: [{ name: 'otel' }] }] });
     try {
       assert.equal(await get(s.mesh, '/x'), 200);
       let closed = false;
@@ -238,6 +201,7 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
     }
   });
   test('mesh.close() with a collector and an outbound call that never answer: closeTimeoutMs bounds both together, not one after the other', async () => {
+    const { collector } = f;
     collector.exports.length = 0;
     collector.mode = 'hang';
     let release = (): void => undefined;
@@ -250,7 +214,7 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
         };
       });
     });
-    const s = await meshWith(collector, slow, { accessLogging: [{ providers: [{ name: 'otel' }] }] });
+    const s = await otelAlsMesh(f, { accessLogging: [{ providers: [{ name: 'otel' }] }] }, { services: collectorAndRatings(collector.port, slow.port) });
     try {
       assert.equal(await get(s.mesh, '/logged'), 200);
       const hanging = get(s.mesh, '/hang').catch((e: Error) => e);

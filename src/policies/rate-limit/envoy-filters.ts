@@ -246,6 +246,11 @@ export class RateLimitFilters {
     return this.#filters.some((f) => f.patch.global !== undefined);
   }
 
+  /** The `host:port` of each rate limit service a global filter asks. */
+  get globalTargets(): string[] {
+    return [...new Set(this.#filters.flatMap((f) => (f.patch.global === undefined ? [] : [f.patch.global.target])))];
+  }
+
   /** Whether route or virtual host patches apply (else a site's filters depend on its listener only). */
   get hasRoutePatches(): boolean {
     return this.#routes.length > 0 || this.#vhosts.length > 0;

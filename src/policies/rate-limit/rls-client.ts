@@ -28,15 +28,23 @@ export type RlsOutcome =
   | { readonly status: 'error'; readonly reason: string };
 
 const METHOD = '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit';
+/** The gRPC health check (`grpc.health.v1.Health/Check`, every service: a request of no fields): the warm-up call. */
+const HEALTH_CHECK = '/grpc.health.v1.Health/Check';
+const EMPTY = Buffer.alloc(0);
+/** How long a warm-up call may take (on the mesh's clock); its outcome is not read. */
+const WARM_TIMEOUT_MS = 10_000;
 
 /**
- * The rate limit services of a mesh: one grpc-js client per `host:port`, made at its first call.
+ * The rate limit services of a mesh: one grpc-js client per `host:port`, made when a config names
+ * the service ({@link RateLimitServiceClient.warm}), else at its first call.
  * @category Policies
  */
 export class RateLimitServiceClient {
   readonly #factory: RlsClientFactory;
   readonly #clock: Clock;
   readonly #clients = new Map<string, RlsCaller>();
+  /** Targets a warm-up was started for and has not ended. */
+  readonly #warming = new Set<string>();
 
   constructor(factory: RlsClientFactory, clock: Clock) {
     this.#factory = factory;
@@ -57,6 +65,33 @@ export class RateLimitServiceClient {
       return { status: 'error', reason: `malformed answer: ${(e as Error).message}` };
     }
     return { status: response.overallCode === RLS_CODE.OVER_LIMIT ? 'over' : 'ok', response };
+  }
+
+  /**
+   * Gets the services of `targets` ready before a request needs them: for each one not called
+   * yet, its client is made (grpc-js loaded) and one gRPC health check is sent to it through the
+   * mesh, which opens the connection and runs the mesh's gRPC path a first time — on a cold
+   * process those take longer than the filters' default 20 ms `timeout`. Its answer is not read (a
+   * service without the health service answers UNIMPLEMENTED). After the current turn: a mesh
+   * still being made has no gRPC channel to call through yet. Without grpc-js, nothing is done
+   * (the first call fails as before).
+   */
+  warm(targets: Iterable<string>): void {
+    const todo = [...new Set(targets)].filter((t) => !this.#clients.has(t) && !this.#warming.has(t));
+    if (todo.length === 0) return;
+    for (const t of todo) this.#warming.add(t);
+    setImmediate(() => {
+      for (const target of todo) {
+        let client: RlsCaller;
+        try {
+          client = this.#client(target);
+        } catch {
+          this.#warming.delete(target);
+          continue;
+        }
+        void callUnary(() => client, HEALTH_CHECK, EMPTY, { clock: this.#clock, timeoutMs: WARM_TIMEOUT_MS }).then(() => this.#warming.delete(target));
+      }
+    });
   }
 
   #client(target: string): RlsCaller {

@@ -124,6 +124,10 @@ table('hosts / notHosts (:authority, ignoring case)', [
   ['the port is part of the authority', to('hosts: ["httpbin"]'), {}, false],
   ['suffix', to('hosts: ["*.example.com"]'), { authority: 'API.Example.COM' }, true],
   ['suffix, no match', to('hosts: ["*.example.com"]'), { authority: 'example.com' }, false],
+  // A trailing dot is part of the authority: Istio's HostMatcher is an exact (or affix) string match and istiod sets no strip_trailing_host_dot.
+  ['a trailing dot is another authority', to('hosts: ["reviews.default.svc.cluster.local"]'), { authority: 'reviews.default.svc.cluster.local.' }, false],
+  ['a trailing dot, named with it', to('hosts: ["reviews.default.svc.cluster.local."]'), { authority: 'Reviews.default.svc.cluster.local.' }, true],
+  ['a trailing dot, suffix', to('hosts: ["*.example.com"]'), { authority: 'api.example.com.' }, false],
   ['prefix', to('hosts: ["httpbin*"]'), { authority: 'HTTPBIN.foo:8000' }, true],
   ['presence', to('hosts: ["*"]'), {}, true],
   ['notHosts (Istio TestAuthz_NotHost allow.*)', to('notHosts: ["deny.httpbin.com"]'), { authority: 'allow.httpbin.com' }, true],
