@@ -22,6 +22,30 @@ function send(port: number, bytes: string): Promise<string> {
   });
 }
 
+/** A mesh server in foo/httpbin with a hosts DENY on `hosts`; its 'connect' listener accepts and records each target. */
+async function denyHostsServer(name: string, hosts: string[]) {
+  const mesh = await createMesh({
+    service: 'httpbin',
+    namespace: 'foo',
+    labels: { app: 'httpbin' },
+    config: [{ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name, namespace: 'foo' }, spec: { action: 'DENY', rules: [{ to: [{ operation: { hosts } }] }] } }],
+    logger: { warn: () => undefined },
+  });
+  const server = mesh.createServer((_req, res) => res.end('ok'));
+  const seen: string[] = [];
+  server.on('connect', (req, sock) => {
+    seen.push(req.url ?? '');
+    sock.end('HTTP/1.1 200 Connection established\r\n\r\n');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  const close = async () => {
+    server.close();
+    await mesh.close();
+  };
+  return { port, seen, close };
+}
+
 it("CONNECT reaches the app's 'connect' listener; OPTIONS * is answered 404 by the mesh", async () => {
   const mesh = await createMesh({ service: 'httpbin', config: [], logger: { warn: () => undefined } });
   const server = mesh.createServer((_req, res) => res.end('ok'));
@@ -100,21 +124,7 @@ it('a CONNECT has no path (Envoy sets no :path for it): an ALLOW on paths ["/*"]
 it('a CONNECT target that is not plain host:port (userinfo, a scheme, a path, percent-encoding) is answered 400, as Envoy\'s HTTP/1 codec refuses it', async () => {
   // It was judged as the string sent, while the app's listener reads new URL(`http://${req.url}`),
   // whose hostname is internal.example.com for each of these: a hosts DENY was bypassed.
-  const mesh = await createMesh({
-    service: 'httpbin',
-    namespace: 'foo',
-    labels: { app: 'httpbin' },
-    config: [{ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'deny-internal', namespace: 'foo' }, spec: { action: 'DENY', rules: [{ to: [{ operation: { hosts: ['internal.example.com*'] } }] }] } }],
-    logger: { warn: () => undefined },
-  });
-  const server = mesh.createServer((_req, res) => res.end('ok'));
-  const seen: string[] = [];
-  server.on('connect', (req, sock) => {
-    seen.push(req.url ?? '');
-    sock.end('HTTP/1.1 200 Connection established\r\n\r\n');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as AddressInfo).port;
+  const { port, seen, close } = await denyHostsServer('deny-internal', ['internal.example.com*']);
   try {
     for (const t of ['u@internal.example.com:443', '[::1]@internal.example.com:443', 'http://internal.example.com:443', 'internal%2eexample.com:443', 'internal.example.com:443/x', 'ok.example.com', '//internal.example.com:443', '/\\internal.example.com:443', 'ok.example.com:99999']) {
       assert.match(await send(port, `CONNECT ${t} HTTP/1.1\r\nHost: ok\r\n\r\n`), /^HTTP\/1\.1 400 /, t);
@@ -123,8 +133,7 @@ it('a CONNECT target that is not plain host:port (userinfo, a scheme, a path, pe
     for (const t of ['ok.example.com:443', '10.0.0.1:8443', '[::1]:443']) assert.match(await send(port, `CONNECT ${t} HTTP/1.1\r\nHost: ok\r\n\r\n`), /^HTTP\/1\.1 200 /, t);
     assert.deepEqual(seen, ['ok.example.com:443', '10.0.0.1:8443', '[::1]:443']);
   } finally {
-    server.close();
-    await mesh.close();
+    await close();
   }
 });
 
@@ -132,21 +141,7 @@ it('a CONNECT to an IP address written in another form than its canonical one (2
   // They were judged as written — a hosts DENY naming 127.0.0.1 or [::1] did not match them — while
   // the app's new URL(`http://${req.url}`) and net.connect read them as that address. Envoy's codec
   // refuses a bracketed host that is no IPv6 address (utility.cc Url::initialize, parseAuthority).
-  const mesh = await createMesh({
-    service: 'httpbin',
-    namespace: 'foo',
-    labels: { app: 'httpbin' },
-    config: [{ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'deny-loopback', namespace: 'foo' }, spec: { action: 'DENY', rules: [{ to: [{ operation: { hosts: ['127.0.0.1*', '[::1]*'] } }] }] } }],
-    logger: { warn: () => undefined },
-  });
-  const server = mesh.createServer((_req, res) => res.end('ok'));
-  const seen: string[] = [];
-  server.on('connect', (req, sock) => {
-    seen.push(req.url ?? '');
-    sock.end('HTTP/1.1 200 Connection established\r\n\r\n');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as AddressInfo).port;
+  const { port, seen, close } = await denyHostsServer('deny-loopback', ['127.0.0.1*', '[::1]*']);
   try {
     for (const t of ['2130706433:443', '0x7f000001:443', '0X7F.1:443', '127.1:443', '0177.0.0.1:443', '127.0.0.1.:443', '010.0.0.1:443', '[0:0:0:0:0:0:0:1]:443', '[::0:1]:443', '[::FFFF:127.0.0.1]:443', '[1.2.3.4]:443', '[:::]:443']) {
       assert.match(await send(port, `CONNECT ${t} HTTP/1.1\r\nHost: ok\r\n\r\n`), /^HTTP\/1\.1 400 /, t);
@@ -156,7 +151,6 @@ it('a CONNECT to an IP address written in another form than its canonical one (2
     for (const t of ['10.0.0.1:443', '[2001:db8::1]:443', 'Example.COM:443', 'svc.example.com.:443']) assert.match(await send(port, `CONNECT ${t} HTTP/1.1\r\nHost: ok\r\n\r\n`), /^HTTP\/1\.1 200 /, t);
     assert.deepEqual(seen, ['10.0.0.1:443', '[2001:db8::1]:443', 'Example.COM:443', 'svc.example.com.:443']);
   } finally {
-    server.close();
-    await mesh.close();
+    await close();
   }
 });
