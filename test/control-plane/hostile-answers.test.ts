@@ -1,0 +1,106 @@
+/**
+ * A control plane (or something in front of it) whose answers never end: an SSE event whose data
+ * lines keep coming without the blank line that ends it, and a certificate answer that keeps
+ * coming. The mesh read both into memory without bound (the app's process died of it); it now
+ * refuses each past 16 MiB, says so, and keeps its last good config.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { MAX_ANSWER_BYTES } from '../../src/control-plane/http.ts';
+import { createMesh, type Mesh } from '../../src/index.ts';
+import { until } from './client-helpers.ts';
+
+const MiB = 1024 * 1024;
+/** More than the limit, but not endless: without the limit the mesh would read it all (and the test would still end). */
+const SENT = MAX_ANSWER_BYTES + 4 * MiB;
+
+/** Writes `total` bytes of `unit` (repeated), then calls `done`, respecting backpressure. */
+function pump(res: ServerResponse, unit: string, total: number, done: () => void): void {
+  let sent = 0;
+  const go = () => {
+    while (sent < total) {
+      sent += unit.length;
+      if (!res.write(unit)) return void res.once('drain', go);
+    }
+    done();
+  };
+  res.on('error', () => undefined);
+  go();
+}
+
+class HostileControlPlane {
+  readonly #server: Server;
+  url = '';
+  watches = 0;
+  readonly mode: 'event' | 'certificate';
+  constructor(mode: 'event' | 'certificate') {
+    this.mode = mode;
+    this.#server = createServer((req, res) => this.#handle(req, res));
+  }
+  async start(): Promise<this> {
+    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    return this;
+  }
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    req.resume();
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/v1/watch') {
+      this.watches++;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const send = (event: string, data: unknown, id: string) => res.write(`event: ${event}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`);
+      res.write(`event: hello\ndata: ${JSON.stringify({ connection: `c${this.watches}`, server: 'hostile', configVersion: 'v1', endpointsVersion: 'e1', heartbeatMs: 60_000, labels: { app: 'client' } })}\n\n`);
+      send('config', { version: 'v1', resources: [] }, 'v1/');
+      send('endpoints', { version: 'e1', workloads: [] }, 'v1/e1');
+      // The first stream then starts an event that never ends: 1 MiB data lines, no blank line.
+      if (this.mode === 'event' && this.watches === 1) {
+        res.write('event: config\n');
+        pump(res, `data: ${'x'.repeat(MiB)}\n`, SENT, () => res.end());
+      }
+      return;
+    }
+    if (path === '/v1/certificates') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"certChain":"');
+      pump(res, 'A'.repeat(MiB), SENT, () => res.end('"}'));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+  }
+  close(): Promise<void> {
+    this.#server.closeAllConnections();
+    return new Promise((r) => this.#server.close(() => r()));
+  }
+}
+
+describe('a control plane whose answers do not end', { timeout: 60_000 }, () => {
+  const opened: { close(): Promise<void> }[] = [];
+  after(async () => {
+    for (const o of opened.reverse()) await o.close();
+  });
+
+  it('an SSE event longer than 16 MiB ends the stream with a warning; the mesh keeps its config and reconnects', async () => {
+    const cp = await new HostileControlPlane('event').start();
+    opened.push(cp);
+    const warnings: string[] = [];
+    const mesh: Mesh = await createMesh({ service: 'client', controlPlane: cp.url, token: 't', identity: 'none', logger: { warn: (m) => warnings.push(m), info: () => undefined }, drainMs: 0 });
+    opened.push(mesh);
+    await until(() => warnings.some((w) => w.includes(`SSE event longer than ${MAX_ANSWER_BYTES} characters`)), 'the warning', 30_000);
+    await until(() => cp.watches >= 2, 'the reconnect', 30_000);
+    assert.equal(mesh.diagnostics().configVersion, 'v1');
+  });
+
+  it('a certificate answer larger than 16 MiB is refused, naming the limit', async () => {
+    const cp = await new HostileControlPlane('certificate').start();
+    opened.push(cp);
+    await assert.rejects(
+      createMesh({ service: 'client', controlPlane: cp.url, token: 't', logger: { warn: () => undefined, info: () => undefined }, drainMs: 0, startupTimeoutMs: 8000 }),
+      (err: Error) => {
+        assert.match(err.message, new RegExp(`the answer to POST /v1/certificates is larger than ${MAX_ANSWER_BYTES} bytes: refused`));
+        return true;
+      },
+    );
+  });
+});
