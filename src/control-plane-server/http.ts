@@ -29,6 +29,8 @@ export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
  */
 export const HEADERS_TIMEOUT_MS = 30_000;
 export const REQUEST_TIMEOUT_MS = 60_000;
+/** How often the two are checked (Node's `connectionsCheckingInterval`, 30 s by default, which would let a request run up to 30 s past them). */
+export const TIMEOUT_CHECK_MS = 5_000;
 
 /** Everything a request handler needs. */
 export interface RequestContext {
