@@ -2,8 +2,8 @@
  * A watch stream whose client has not read what was written (the response needs 'drain') is not
  * written every config version in between: changes are held back and, once it drains, it is
  * sent the latest state only — as istiod merges the pushes queued for a connection
- * (pilot/pkg/xds/pushqueue.go). Before, each change queued a full config event per stream, so one
- * workload token's 100 non-reading streams held up to 100 × 8 MiB while config changed.
+ * (pilot/pkg/xds/pushqueue.go). Before, each change queued a full config event, and a client that
+ * caught up compiled every stale version in between (or was dropped at 8 MiB and resynced).
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
