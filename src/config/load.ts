@@ -8,6 +8,7 @@
 import { Composer, isCollection, isScalar, isSeq, LineCounter, Parser, Scalar, visit, type Document } from 'yaml';
 import type { FieldPath, IssueList, RawDocument, SourceRef } from './issues.ts';
 import { jsonDocuments, looksLikeJsonObject } from './json-docs.ts';
+import { MAX_NESTING, nestedTooDeep } from './nesting.ts';
 import { listConfigFiles, readConfigFile } from './read-files.ts';
 import { runNow, runSliced, type Steps } from './steps.ts';
 import { collectionKeys, duplicateKeys } from './yaml-keys.ts';
@@ -65,6 +66,13 @@ function goYamlFlowScalars(doc: Document, text: string): void {
   });
 }
 
+/** Reports a document nested deeper than {@link MAX_NESTING} levels; true when it is. */
+function refusedAsTooDeep(d: RawDocument, issues: IssueList): boolean {
+  if (!nestedTooDeep(d.value)) return false;
+  issues.file(d.source.file, d.source.line, 'error', `lists and maps nested deeper than ${MAX_NESTING} levels: refused`);
+  return true;
+}
+
 function isList(value: unknown): value is { kind: string; items: unknown } {
   if (typeof value !== 'object' || value === null) return false;
   const kind = (value as { kind?: unknown }).kind;
@@ -91,7 +99,7 @@ export function* parseTextSteps(text: string, file: string, issues: IssueList, l
     const json = yield* jsonDocuments(text, file);
     if (json !== undefined) {
       for (const e of json.errors) issues.file(file, e.line, 'error', e.message);
-      return json.docs;
+      return json.docs.filter((d) => !refusedAsTooDeep(d, issues));
     }
   }
   const lc = new LineCounter();
@@ -149,7 +157,8 @@ export function* parseTextSteps(text: string, file: string, issues: IssueList, l
       }
       value.items.forEach((item, i) => {
         const locate = docLocator(doc, lc, ['items', i]);
-        out.push({ value: item, source: { file, line: locate([]), locate } });
+        const one: RawDocument = { value: item, source: { file, line: locate([]), locate } };
+        if (!refusedAsTooDeep(one, issues)) out.push(one);
       });
       continue;
     }
@@ -157,7 +166,8 @@ export function* parseTextSteps(text: string, file: string, issues: IssueList, l
       issues.file(file, startLine, 'error', `each document must be a resource object, got ${typeof value}`);
       continue;
     }
-    out.push({ value, source: { file, line: startLine, locate: docLocator(doc, lc, []) } });
+    const one: RawDocument = { value, source: { file, line: startLine, locate: docLocator(doc, lc, []) } };
+    if (!refusedAsTooDeep(one, issues)) out.push(one);
     yield;
   }
   return out;

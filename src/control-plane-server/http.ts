@@ -21,6 +21,17 @@ import type { ConfigStore, RegistryStore } from './store.ts';
 /** Largest request body accepted by default: 4 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
+/**
+ * How long a request's headers may take to arrive, and the whole request (headers and body; a
+ * watch is a GET whose request ends with its headers, so its stream is not bounded by this). A
+ * client that sends a byte now and then is cut off then, instead of holding the connection
+ * forever (Node's `requestTimeout`; 0 turned that off).
+ */
+export const HEADERS_TIMEOUT_MS = 30_000;
+export const REQUEST_TIMEOUT_MS = 60_000;
+/** How often the two are checked (Node's `connectionsCheckingInterval`, 30 s by default, which would let a request run up to 30 s past them). */
+export const TIMEOUT_CHECK_MS = 5_000;
+
 /** Everything a request handler needs. */
 export interface RequestContext {
   readonly store: ConfigStore;
@@ -84,6 +95,10 @@ export function sendError(res: ServerResponse, err: unknown, logger: ServerLogge
   const body: ErrorBody = { error: issues === undefined ? { code, message } : { code, message, issues } };
   const headers: Record<string, string> =
     code === 'UNAUTHENTICATED' ? { 'www-authenticate': `Bearer realm="meshlet", error="invalid_token", error_description=${JSON.stringify(message)}` } : {};
+  // A refusal before the body was read (no token, too large, …): the connection is closed after
+  // the answer rather than kept to drain the rest at the sender's pace — a client without a token
+  // could otherwise hold connections open for as long as it sends a byte now and then.
+  if (res.req !== undefined && !res.req.complete) headers.connection = 'close';
   sendJson(res, WIRE_STATUS[code], body, headers);
 }
 

@@ -6,9 +6,9 @@
  * Endpoints are per namespace ({@link EndpointView}: the registered workloads the services visible
  * to it select). A registry change is pushed to a stream as an `endpoints-delta` event (only what
  * changed) when the client asked for them and holds the version the delta starts from; otherwise
- * as a full `endpoints` event. One shared interval writes `: ping` to every stream; a stream
- * whose unsent data grows past a bound (a client that stopped reading) is dropped, and its client
- * reconnects. A workload identity may hold at most `maxWatchesPerWorkload` streams (429 beyond).
+ * as a full `endpoints` event. One shared interval writes `: ping` to every stream. A stream whose
+ * client has not read what was written gets nothing more until it drains, then the latest state
+ * only; one whose unsent data still grows past a bound is dropped, and its client reconnects. A workload identity may hold at most `maxWatchesPerWorkload` streams (429 beyond).
  *
  * With a CA, each stream also gets a `trust-bundle` event (the roots to trust) after `hello` and
  * whenever the bundle changes (a root rotation); clients that do not know the event ignore it.
@@ -67,6 +67,8 @@ interface Stream {
   endpoints: string;
   /** The trust bundle version written to it ('' before any). */
   bundle: string;
+  /** A change was held back while the client had not read what was written: the latest state goes at 'drain'. */
+  behind: boolean;
 }
 
 const PING = Buffer.from(': ping\n\n');
@@ -104,7 +106,7 @@ export class PushHub {
       this.#distribute((view) => view.apply(change ?? { kind: 'reset' }, records), this.#o.metrics?.now());
     });
     this.#heartbeat = setInterval(() => {
-      for (const s of this.#streams.values()) this.#write(s, [PING]);
+      for (const s of this.#streams.values()) if (!s.res.writableNeedDrain) this.#write(s, [PING]);
     }, options.heartbeatMs);
     this.#heartbeat.unref();
   }
@@ -135,7 +137,7 @@ export class PushHub {
     }
     const last = parseEventId(req.headers['last-event-id'] as string | undefined);
     const id = `${this.#o.serverId}-${this.#idPrefix}-${++this.#counter}`;
-    const s: Stream = { id, query, res, delta: options.delta, identity, config: last.configVersion, endpoints: last.endpointsVersion, bundle: '' };
+    const s: Stream = { id, query, res, delta: options.delta, identity, config: last.configVersion, endpoints: last.endpointsVersion, bundle: '', behind: false };
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true);
     res.writeHead(200, {
@@ -161,6 +163,14 @@ export class PushHub {
       const v = this.#views.get(query.namespace);
       if (v !== undefined && --v.streams <= 0) this.#views.delete(query.namespace);
       this.#o.board.disconnect(id);
+    });
+    // What was held back while the client was not reading: only the latest state, once it reads.
+    res.on('drain', () => {
+      if (!s.behind || !this.#streams.has(id)) return;
+      s.behind = false;
+      this.#sendBundle(s);
+      this.#sendConfig(s);
+      this.#sendFullEndpoints(s, this.#views.get(query.namespace)?.view ?? view);
     });
     const hello: HelloEvent = {
       connection: id,
@@ -278,10 +288,20 @@ export class PushHub {
     this.#o.board.sent(s.id, 'endpoints', version);
   }
 
-  /** Writes an event unless the client stopped reading; then drops the stream. */
+  /**
+   * Writes an event. While the client has not read what was written before (the response needs
+   * 'drain'), a change is held back instead — the stream's versions stay, and at 'drain' it is sent
+   * the latest state, not every version in between (istiod merges the pushes queued for a
+   * connection the same way: pilot/pkg/xds/pushqueue.go `Enqueue`). A stream whose unsent bytes
+   * still pass the bound (one huge event) is dropped.
+   */
   #write(s: Stream, chunks: readonly (string | Buffer)[]): boolean {
     const { res } = s;
     if (res.destroyed || res.writableEnded) return false;
+    if (res.writableNeedDrain) {
+      s.behind = true;
+      return false;
+    }
     // A response's writableLength already includes its socket's (Node's OutgoingMessage): adding
     // the socket's again counted every unsent byte twice, and dropped streams after one 4 MiB event.
     const pending = res.writableLength;

@@ -19,7 +19,7 @@ import { ControlPlaneCa, checkTrustDomain, DEFAULT_TRUST_DOMAIN } from './ca/aut
 import type { ProvidedCaFiles } from './ca/provided.ts';
 import { FileConfigStore } from './file-store.ts';
 import { DEFAULT_ROOT_NAMESPACE } from '../config/resource.ts';
-import { DEFAULT_MAX_BODY_BYTES, type RequestContext } from './http.ts';
+import { DEFAULT_MAX_BODY_BYTES, HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS, type RequestContext, TIMEOUT_CHECK_MS } from './http.ts';
 import { PushHub } from './hub.ts';
 import { type ControlPlaneLimits, resolveLimits } from './limits.ts';
 import { type ServerLogger, stderrLogger } from './logger.ts';
@@ -207,7 +207,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     limits,
     metrics,
   };
-  const server = createServer({ requestTimeout: 0 }, createRequestHandler(ctx));
+  const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_MS }, createRequestHandler(ctx));
   const monitoring =
     monitoringPort === undefined
       ? undefined

@@ -33,6 +33,31 @@ export class HttpStatusError extends Error {
   }
 }
 
+/**
+ * Largest answer read from a control plane for a call (a certificate, a registration, an ACK),
+ * as its longest watch event: what a larger or endless answer would cost (all of it held in
+ * memory) is refused instead.
+ */
+export const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Reads an answer's body as UTF-8 text, at most `limit` bytes: beyond that the body is destroyed
+ * and this rejects naming `what` and the limit.
+ */
+export async function readBounded(body: Dispatcher.ResponseData['body'], limit: number, what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      throw new Error(`${what} is larger than ${limit} bytes: refused`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** True for the statuses that retrying with the same credentials cannot fix. */
 export function isAuthFailure(e: unknown): boolean {
   return e instanceof HttpStatusError && (e.status === 401 || e.status === 403);
@@ -173,7 +198,7 @@ export class ControlPlaneHttp {
       headersTimeout: this.#timeoutMs,
       bodyTimeout: this.#timeoutMs,
     } as Dispatcher.RequestOptions);
-    const text = await res.body.text();
+    const text = await readBounded(res.body, MAX_ANSWER_BYTES, `the answer to ${req.method} ${req.path.split('?')[0]}`);
     if (res.statusCode < 200 || res.statusCode >= 300) throw statusError(res.statusCode, text);
     return text === '' ? undefined : JSON.parse(text);
   }

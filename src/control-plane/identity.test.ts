@@ -119,4 +119,24 @@ describe('ControlPlaneIdentity', () => {
     assert.match(warnings[0]!, /the certificate the control plane issued \(spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews\) is not valid before 2026-06-01T00:08:00\.000Z by this host's clock \(2026-06-01T00:00:00\.000Z\): peers whose clocks agree with this host's refuse it until then/);
     await identity.close();
   });
+
+  it("keeps the current certificate until a renewal that is not valid yet by this host's clock becomes valid (a replica's clock is ahead)", async () => {
+    const { clock, holder, identity, warnings, step, setSkew } = await setup();
+    await identity.start();
+    await settle();
+    const first = holder.current!;
+    setSkew(10 * 60_000);
+    await step(HOUR / 2 + 60_000);
+    assert.equal(holder.current, first, 'peers would refuse the new one for 8 minutes: the current one keeps serving');
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0]!, /the certificate the control plane issued \(spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews\) is not valid before 2026-06-01T00:39:00\.000Z by this host's clock \(2026-06-01T00:31:00\.000Z\): the current one \(valid until 2026-06-01T01:00:00\.000Z\) keeps serving until then/);
+    clock.advance(8 * 60_000 - 1);
+    await settle();
+    assert.equal(holder.current, first);
+    clock.advance(1);
+    await settle();
+    assert.notEqual(holder.current, first, 'installed at its notBefore');
+    assert.equal(holder.current!.notBefore, Date.parse('2026-06-01T00:39:00.000Z'));
+    await identity.close();
+  });
 });

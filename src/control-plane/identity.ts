@@ -126,6 +126,8 @@ export class ControlPlaneIdentity {
   #bundleSeen = false;
   /** Stopped asking because the CA answered 404 (taken for a control plane without a CA). */
   #noCa = false;
+  /** Installs a renewed certificate at its notBefore (it arrived not valid yet, the current one still is). */
+  #deferred: Timer | undefined;
 
   constructor(o: ControlPlaneIdentityOptions) {
     this.#o = o;
@@ -215,13 +217,37 @@ export class ControlPlaneIdentity {
     const pushed = this.#pushed as TrustBundleEvent | undefined;
     const trustBundle = pushed !== undefined && pushed.version !== res.trustBundleVersion ? pushed.roots.join('') : res.trustBundle.join('');
     this.#pushed = undefined;
-    const renewal = o.holder.current !== undefined;
-    const c = o.holder.set({ certChain: res.certChain, privateKey: keys.privateKeyPem, trustBundle, spiffeId: res.spiffeId, notBefore, notAfter });
+    const current = o.holder.current;
+    const renewal = current !== undefined;
+    const update = { certChain: res.certChain, privateKey: keys.privateKeyPem, trustBundle, spiffeId: res.spiffeId, notBefore, notAfter };
+    this.#deferred?.clear();
+    this.#deferred = undefined;
+    // Not valid yet by this host's clock (the CA's clock is ahead, e.g. one replica's): peers whose
+    // clocks agree with this host's would refuse it until its notBefore, so a current certificate
+    // that is still valid then (and chains to the bundle) keeps serving until that moment.
+    const keep = notBefore > now && current !== undefined && current.notAfter > notBefore && chainsTo(current.certChain, pemList(trustBundle));
+    let c: WorkloadCredentials | undefined;
+    if (keep) {
+      this.#deferred = o.clock.setTimer(
+        () => {
+          this.#deferred = undefined;
+          if (this.#closed) return;
+          // A bundle pushed meanwhile is the newer one.
+          const installed = o.holder.set({ ...update, trustBundle: o.holder.current?.trustBundle ?? update.trustBundle });
+          o.onInstalled?.(installed);
+        },
+        notBefore - now,
+        false,
+      );
+      o.logger.warn(
+        `meshlet: the certificate the control plane issued (${res.spiffeId}) is not valid before ${new Date(notBefore).toISOString()} by this host's clock (${new Date(now).toISOString()}): the current one (valid until ${new Date(current.notAfter).toISOString()}) keeps serving until then; check the clocks of the control plane and this host`,
+      );
+    } else c = o.holder.set(update);
     if (res.spiffeId !== asked && res.spiffeId !== this.#warnedIdentity && this.#differsExplicitly(res.spiffeId)) {
       this.#warnedIdentity = res.spiffeId;
       o.logger.warn(`meshlet: the control plane issued ${res.spiffeId} (the token's identity), not ${asked} (the mesh's namespace, serviceAccount and trustDomain options); peers and policies see ${res.spiffeId}`);
     }
-    if (notBefore > now) {
+    if (notBefore > now && c !== undefined) {
       o.logger.warn(`meshlet: the certificate the control plane issued (${res.spiffeId}) is not valid before ${new Date(notBefore).toISOString()} by this host's clock (${new Date(now).toISOString()}): peers whose clocks agree with this host's refuse it until then; check the clocks of the control plane and this host`);
     }
     // A mesh that started without one (from the cache, failOpen) is issued its first here.
@@ -229,7 +255,7 @@ export class ControlPlaneIdentity {
     this.#failing = false;
     this.#warnedExpired = false;
     this.#attempt = 0;
-    o.onInstalled?.(c);
+    if (c !== undefined) o.onInstalled?.(c);
     const s = this.#startup;
     if (s !== undefined) {
       this.#startup = undefined;
@@ -335,6 +361,7 @@ export class ControlPlaneIdentity {
   close(): Promise<void> {
     this.#closed = true;
     this.#timer?.clear();
+    this.#deferred?.clear();
     this.#startup?.timer.clear();
     return Promise.resolve();
   }

@@ -30,7 +30,7 @@ export interface SseHandlers {
   onComment?(text: string): void;
 }
 
-/** Longest line kept before the stream is considered hostile (16 Mi characters). */
+/** Longest line, and longest event (its data lines together), kept before the stream is considered hostile (16 Mi characters). */
 const DEFAULT_MAX_LINE = 16 * 1024 * 1024;
 
 /** Incremental SSE parser; one per stream. */
@@ -43,6 +43,8 @@ export class SseParser {
   #first = true;
   #event = '';
   #data: string[] = [];
+  /** Characters of {@link #data} (with the line feeds that join them). */
+  #dataChars = 0;
   #id = '';
   #retry: number | undefined;
 
@@ -56,7 +58,7 @@ export class SseParser {
     return this.#id;
   }
 
-  /** Feeds a chunk of the stream (bytes or already-decoded text). Throws `RangeError` on an over-long line. */
+  /** Feeds a chunk of the stream (bytes or already-decoded text). Throws `RangeError` on an over-long line or event. */
   push(chunk: Uint8Array | string): void {
     let text = typeof chunk === 'string' ? chunk : this.#decoder.decode(chunk, { stream: true });
     if (this.#first && text.length > 0) {
@@ -98,6 +100,7 @@ export class SseParser {
     this.#buf = '';
     this.#event = '';
     this.#data = [];
+    this.#dataChars = 0;
   }
 
   #line(line: string): void {
@@ -118,6 +121,9 @@ export class SseParser {
         this.#event = value;
         break;
       case 'data':
+        // An event is kept until its blank line: one that never ends must not grow without bound.
+        this.#dataChars += value.length + 1;
+        if (this.#dataChars > this.#maxLine) throw new RangeError(`SSE event longer than ${this.#maxLine} characters`);
         this.#data.push(value);
         break;
       case 'id':
@@ -137,6 +143,7 @@ export class SseParser {
     const event = this.#event;
     const retry = this.#retry;
     this.#data = [];
+    this.#dataChars = 0;
     this.#event = '';
     this.#retry = undefined;
     if (data.length === 0) return;

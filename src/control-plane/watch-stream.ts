@@ -8,9 +8,12 @@
  */
 import type { Clock, Timer } from '../core/clock.ts';
 import type { WorkloadInfo } from '../routing/compile.ts';
-import { type ControlPlaneHttp, statusError } from './http.ts';
+import { type ControlPlaneHttp, readBounded, statusError } from './http.ts';
 import { ENDPOINTS_DELTA_FEATURE, formatLabels, HEARTBEAT_MISSES, WATCH_PATH } from './protocol.ts';
 import { type SseEvent, SseParser } from './sse.ts';
+
+/** Largest error answer read when a watch is refused (the server's are a few hundred bytes). */
+const MAX_ERROR_ANSWER_BYTES = 64 * 1024;
 
 /** What a stream needs of its watch's options. */
 export interface WatchStreamOptions {
@@ -68,7 +71,7 @@ export async function readWatchStream(o: WatchStreamOptions, url: string, lastEv
       headersTimeout: 0,
       bodyTimeout: 0,
     });
-    if (res.statusCode !== 200) throw statusError(res.statusCode, await res.body.text());
+    if (res.statusCode !== 200) throw statusError(res.statusCode, await readBounded(res.body, MAX_ERROR_ANSWER_BYTES, `the watch's ${res.statusCode} answer`));
     const parser = new SseParser({
       onEvent: (e) => {
         // After a resync was decided, the rest of the chunk is stale.

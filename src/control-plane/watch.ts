@@ -22,8 +22,10 @@
  *
  * @module
  */
+import { X509Certificate } from 'node:crypto';
 import type { Clock, Timer } from '../core/clock.ts';
 import { ConfigError, type MeshletError } from '../core/errors.ts';
+import { parsePemBundle } from '../security/pki/pem.ts';
 import { IssueList } from '../config/issues.ts';
 import type { Snapshot, WorkloadInfo } from '../routing/compile.ts';
 import type { UrlRotation } from './backoff.ts';
@@ -283,6 +285,7 @@ export class Watch {
       body = JSON.parse(e.data) as TrustBundleEvent;
       const ok = typeof body?.version === 'string' && Array.isArray(body.roots) && body.roots.length > 0 && body.roots.every((r) => typeof r === 'string' && r.includes('-----BEGIN CERTIFICATE-----'));
       if (!ok) throw new Error('version and a non-empty list of PEM roots are required');
+      body.roots.forEach(checkRoot);
     } catch (err) {
       this.#o.onWarning?.(`control plane ${url}: ignoring a malformed trust-bundle event: ${(err as Error).message}`);
       return;
@@ -350,5 +353,20 @@ export class Watch {
     this.#sleepTimer?.clear();
     this.#wake?.();
     await this.#loop;
+  }
+}
+
+/** Throws naming what is wrong when a pushed root is not a CA certificate (garbage would replace the roots the mesh trusts). */
+function checkRoot(pem: string, i: number): void {
+  const certs = parsePemBundle(pem);
+  if (certs.length === 0) throw new Error(`root ${i + 1} holds no PEM certificate`);
+  for (const c of certs) {
+    let x: X509Certificate;
+    try {
+      x = new X509Certificate(c);
+    } catch (err) {
+      throw new Error(`root ${i + 1} is not a certificate: ${(err as Error).message}`);
+    }
+    if (!x.ca) throw new Error(`root ${i + 1} (${(x.subject ?? '').replaceAll('\n', ', ') || 'no subject'}) is not a CA certificate`);
   }
 }

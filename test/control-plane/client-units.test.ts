@@ -55,6 +55,13 @@ test('SSE: edge cases of fields — no colon, no space, empty data, unknown fiel
   // An event with no data is not dispatched.
   assert.deepEqual(parse(['event: x\n\n']).events, []);
   assert.throws(() => new SseParser({ onEvent: () => undefined }, { maxLineChars: 10 }).push('data: 0123456789abc'), /longer than 10/);
+  // An event is bounded as a line is: data lines that never meet a blank line are refused.
+  const p = new SseParser({ onEvent: () => undefined }, { maxLineChars: 10 });
+  p.push('data: 0123\ndata: 4567\n');
+  assert.throws(() => p.push('data: 89\n'), /SSE event longer than 10 characters/);
+  // Ended events do not count against the next one.
+  const q = new SseParser({ onEvent: () => undefined }, { maxLineChars: 10 });
+  for (let i = 0; i < 5; i++) q.push('data: 01234567\n\n');
 });
 
 test('backoff: full jitter grows and is capped; the rotation skips to the next URL at once and backs off per round', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -114,6 +114,36 @@ describe('CertificateAuthority.sign', () => {
     der[at] = 'b'.charCodeAt(0);
     const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
     await assert.rejects(ca.sign(tampered, { spiffeId: ID, ttlMs: HOUR }), /the CSR's signature does not verify/);
+  });
+
+  // Made by `openssl req -new -key <key> -subj /CN=x`: createCsr cannot sign with these curves.
+  const P192_CSR = `-----BEGIN CERTIFICATE REQUEST-----
+MIGnMF4CAQAwDDEKMAgGA1UEAwwBeDBJMBMGByqGSM49AgEGCCqGSM49AwEBAzIA
+BNW23CJEJgbNJdRoX3hi349ueACrWOBiDiAxgaNhyGREe25Qxp3bYqiXw/gk5QuE
+66AAMAoGCCqGSM49BAMCAzkAMDYCGQCdkmDcucCNDNFAKAdZ0byWCRx4D8Q2SQsC
+GQCwbsOdeRUrmROBabCbI7xP6w4zjG/kBoI=
+-----END CERTIFICATE REQUEST-----\n`;
+  const SECP256K1_CSR = `-----BEGIN CERTIFICATE REQUEST-----
+MIHCMGsCAQAwDDEKMAgGA1UEAwwBeDBWMBAGByqGSM49AgEGBSuBBAAKA0IABJSw
+TQPwHs/LFRyMuarZhuE9QrWPJ+Z6cbovEFmwqGY8wLsNcDacEbkBOwIx4yJb/6Yc
+QTrolT8NnvboqKxHsuagADAKBggqhkjOPQQDAgNHADBEAiAm9M7ZMna8szmAKjEy
+x0mZERjGooR9A0XhYdohazFGAAIgctMiqceJR8sf1tFdGusbmoSU4KWH/yiaJOU/
+r4Z+/QE=
+-----END CERTIFICATE REQUEST-----\n`;
+
+  it('refuses to certify a weak or unusable key (RSA under 2048 bits, curves other than P-256/384/521), naming it', async () => {
+    const ca = await CertificateAuthority.createRoot({ trustDomain: 'cluster.local' });
+    const rsa = (bits: number) => {
+      const p = generateKeyPairSync('rsa', { modulusLength: bits });
+      return createCsr({ privateKeyPem: p.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, publicKeyPem: p.publicKey.export({ type: 'spki', format: 'pem' }) as string }, { spiffeId: ID });
+    };
+    await assert.rejects(ca.sign(await rsa(1024), { spiffeId: ID, ttlMs: HOUR }), /the CSR's public key is refused: an RSA key of 1024 bits \(RSA keys must have 2048 to 8192 bits\)/);
+    await assert.rejects(ca.sign(await rsa(512), { spiffeId: ID, ttlMs: HOUR }), /an RSA key of 512 bits/);
+    await assert.rejects(ca.sign(P192_CSR, { spiffeId: ID, ttlMs: HOUR }), /the CSR's public key is refused: an EC key on curve prime192v1 \(ECDSA keys must be on P-256, P-384 or P-521\)/);
+    await assert.rejects(ca.sign(SECP256K1_CSR, { spiffeId: ID, ttlMs: HOUR }), /an EC key on curve secp256k1/);
+    // What istio-agent and meshlet make still passes.
+    await ca.sign(await rsa(2048), { spiffeId: ID, ttlMs: HOUR });
+    await ca.sign(await createCsr(generateKeyPair(), { spiffeId: ID }), { spiffeId: ID, ttlMs: HOUR });
   });
 
   const bad: { name: string; csr: string; spiffeId?: string; ttlMs?: number; error: RegExp }[] = [

@@ -48,9 +48,38 @@ export interface VerifiedCsr {
   readonly publicKey: KeyObject;
 }
 
+/** Curves a workload key may be on: those TLS 1.3 signs with (RFC 8446 §4.2.3) and Go's crypto/x509 (istiod) parses. */
+const CURVES: ReadonlySet<string> = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
+/** Smallest RSA modulus certified (NIST SP 800-131A; istio-agent makes 2048-bit keys). */
+export const MIN_RSA_BITS = 2048;
+/** Largest RSA modulus certified: verifying with a larger one costs every peer's handshake more. */
+export const MAX_RSA_BITS = 8192;
+
+/**
+ * Why a workload's public key is not certified (a key its peers could not use, or one too weak
+ * for an identity), or undefined: RSA of {@link MIN_RSA_BITS}–{@link MAX_RSA_BITS} bits, ECDSA
+ * on P-256, P-384 or P-521, or Ed25519. istiod refuses what Go's crypto/x509 does (curves other
+ * than P-224/256/384/521, RSA below 1024 bits); meshlet also refuses RSA-1024 and P-224.
+ */
+export function weakKeyProblem(key: KeyObject): string | undefined {
+  const type = key.asymmetricKeyType;
+  const d = key.asymmetricKeyDetails ?? {};
+  if (type === 'rsa') {
+    const bits = d.modulusLength ?? 0;
+    if (bits < MIN_RSA_BITS || bits > MAX_RSA_BITS) return `an RSA key of ${bits} bits (RSA keys must have ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits)`;
+    return undefined;
+  }
+  if (type === 'ec') {
+    if (d.namedCurve === undefined || !CURVES.has(d.namedCurve)) return `an EC key on curve ${d.namedCurve ?? '(unnamed)'} (ECDSA keys must be on P-256, P-384 or P-521)`;
+    return undefined;
+  }
+  if (type === 'ed25519') return undefined;
+  return `a ${type ?? 'unknown'} key (RSA, ECDSA on P-256/P-384/P-521 or Ed25519 keys are certified)`;
+}
+
 /**
  * Parses a PEM CSR and checks its signature with the public key it carries; throws with what
- * is wrong (not PEM, not DER, a signature that does not verify). Nothing else in the request
+ * is wrong (not PEM, not DER, a key {@link weakKeyProblem} refuses, a signature that does not verify). Nothing else in the request
  * (subject, requested SANs) is read: the CA decides the certificate's identity.
  */
 export function verifyCsr(csrPem: string): VerifiedCsr {
@@ -66,6 +95,8 @@ export function verifyCsr(csrPem: string): VerifiedCsr {
   } catch (e) {
     throw new Error(`the CSR's public key cannot be read: ${(e as Error).message}`);
   }
+  const weak = weakKeyProblem(publicKey);
+  if (weak !== undefined) throw new Error(`the CSR's public key is refused: ${weak}`);
   const digest = digestOfSignatureOid(algorithmOid(top[1], "the CSR's signature algorithm"), 'the CSR');
   const signature = bitStringBytes(top[2], "the CSR's signature");
   let ok: boolean;
