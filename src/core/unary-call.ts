@@ -35,6 +35,8 @@ export interface UnaryCallOptions {
   readonly signal?: AbortSignal | undefined;
   /** Also send the timeout as the call's deadline (`grpc-timeout`), as Envoy's ext_authz does. */
   readonly sendDeadline?: boolean | undefined;
+  /** The timeout keeps the process alive while the call runs (a request waits on it); false for a call nothing waits on. @defaultValue true */
+  readonly keepAlive?: boolean | undefined;
 }
 
 const identity = (b: Buffer): Buffer => b;
@@ -61,7 +63,7 @@ export function callUnary(client: () => UnaryRequester, method: string, request:
         settle(TIMEOUT);
       },
       o.timeoutMs,
-      true,
+      o.keepAlive !== false,
     );
     const cancel = (): void => {
       call?.cancel();

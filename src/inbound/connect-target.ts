@@ -17,7 +17,8 @@ const AUTHORITY_FORM = /^[A-Za-z0-9._-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/;
  * Why `target` is not a CONNECT target the mesh judges, or undefined when it is one.
  *
  * As Envoy's HTTP/1 codec (http1/codec_impl.cc `handlePath` → utility.cc `Url::initialize` in
- * connect mode): exactly `host:port`, a port up to 65535, and a bracketed host a valid IPv6
+ * connect mode): exactly `host:port`, a port up to 65535 (meshlet also refuses leading zeros,
+ * `:0443`, which a `hosts` rule naming `:443` would not match), and a bracketed host a valid IPv6
  * address (`parseAuthority(…).is_ip_address_`; `[1.2.3.4]:443` is refused). Envoy keeps any
  * other host as written, an address in another form than its canonical one included
  * (`2130706433:443`, `0x7f000001:443`, `127.1:443`, `010.0.0.1:443`, `[0:0::1]:443`); meshlet
@@ -29,7 +30,10 @@ const AUTHORITY_FORM = /^[A-Za-z0-9._-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$/;
 export function connectTargetProblem(target: string): string | undefined {
   if (!AUTHORITY_FORM.test(target)) return 'is not host:port';
   const colon = target.lastIndexOf(':');
-  if (Number(target.slice(colon + 1)) > 65535) return 'has a port above 65535';
+  const port = target.slice(colon + 1);
+  if (Number(port) > 65535) return 'has a port above 65535';
+  // A port with leading zeros (`:0443`) is judged as written, but the app's URL and net.connect read 443.
+  if (port.length > 1 && port.startsWith('0')) return `has a port with leading zeros (write it as ${Number(port)})`;
   const host = target.slice(0, colon).toLowerCase();
   let read: string;
   try {

@@ -74,6 +74,21 @@ function connectFailureReason(cause: unknown): string | undefined {
 }
 
 /**
+ * A connect the pool's connect timeout ended (`connectTimeout`: undici's ConnectTimeoutError, the
+ * gRPC connection's own words for it): Envoy's pool fails it with PoolFailureReason::Timeout,
+ * which its router words as the reset reason `connection timeout` (router_test.cc
+ * PoolFailureDueToConnectTimeout: `upstream_reset_before_response_started{connection_timeout…}`).
+ */
+function isConnectTimeout(cause: unknown): boolean {
+  for (let e = cause, i = 0; e !== null && typeof e === 'object' && i < 4; e = (e as { cause?: unknown }).cause, i++) {
+    if ((e as { code?: unknown }).code === 'UND_ERR_CONNECT_TIMEOUT') return true;
+    const text = (e as { details?: unknown }).details ?? (e as { message?: unknown }).message;
+    if (typeof text === 'string' && text.includes('connect timeout: not connected within')) return true;
+  }
+  return false;
+}
+
+/**
  * The mesh's error for an attempt that failed the way `failure` says, worded as Envoy's local
  * reply (`upstream connect error or disconnect/reset before headers. reset reason: …`, a TLS
  * failure with its transport failure reason), with Envoy's flag, after `URX` when retries ran out
@@ -81,7 +96,8 @@ function connectFailureReason(cause: unknown): string | undefined {
  * state refuses the retry, before onUpstreamAbort sets the reset's flag).
  */
 export function upstreamFailure(ex: Exchange, failure: FailureKind, cause: Error, retried: boolean, exhausted: boolean): MeshletError {
-  const reason = RESET_TEXT[failure];
+  const timedOut = failure === 'connect-failure' && isConnectTimeout(cause);
+  const reason = timedOut ? 'connection timeout' : RESET_TEXT[failure];
   const msg =
     failure === 'per-try-timeout'
       ? 'upstream request timeout'
@@ -91,7 +107,7 @@ export function upstreamFailure(ex: Exchange, failure: FailureKind, cause: Error
   if (tls !== undefined) {
     return new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `${msg.replace(/: [a-z ]+$/, ': remote connection failure')}, transport failure reason: TLS error: ${tls}`, { ...ex.errorContext(), cause, flags: exhausted ? 'URX,UF' : 'UF' });
   }
-  const tfr = failure === 'connect-failure' ? connectFailureReason(cause) : undefined;
+  const tfr = failure === 'connect-failure' && !timedOut ? connectFailureReason(cause) : undefined;
   if (tfr !== undefined) return new MeshletError(CODE_FOR[failure], `${msg}, transport failure reason: ${tfr}`, { ...ex.errorContext(), cause, flags: exhausted ? 'URX,UF' : 'UF' });
   // Envoy's streamResetReasonToResponseFlag: a connection that closed is UC, a stream the upstream reset is UR.
   const flag = FLAG_FOR[failure];

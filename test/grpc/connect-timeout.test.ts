@@ -2,7 +2,7 @@
  * DestinationRule `connectionPool.tcp.connectTimeout` (Istio's default 10 s) on gRPC endpoint
  * connections, on a ManualClock: a server that accepts TCP but never completes the connection
  * (no HTTP/2 settings; no TLS handshake) fails the call once the timeout passes on the mesh clock
- * — UNAVAILABLE, `reset reason: remote connection failure`, flag UF, as the HTTP path reports a connect
+ * — UNAVAILABLE, `reset reason: connection timeout` (Envoy's pool Timeout failure), flag UF, as the HTTP path reports a connect
  * timeout — the half-open connection is closed and the next call opens a new one; a connection
  * that came up is never cut by it (a bidi stream on it outlives the timeout).
  */
@@ -14,7 +14,7 @@ import { destinationRule, virtualService } from '../helpers/upstreams.ts';
 import { collect, type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 
 const HOST = 'echo.default.svc.cluster.local';
-const CONNECTION_FAILURE = 'upstream connect error or disconnect/reset before headers. reset reason: remote connection failure';
+const CONNECTION_FAILURE = 'upstream connect error or disconnect/reset before headers. reset reason: connection timeout';
 
 /** A TCP server that accepts and holds every connection, answering nothing. */
 async function blackhole(): Promise<{ server: Server; port: number; sockets: Socket[]; closed: Socket[]; connected(n: number): Promise<void> }> {

@@ -143,7 +143,7 @@ it('a CONNECT to an IP address written in another form than its canonical one (2
   // refuses a bracketed host that is no IPv6 address (utility.cc Url::initialize, parseAuthority).
   const { port, seen, close } = await denyHostsServer('deny-loopback', ['127.0.0.1*', '[::1]*']);
   try {
-    for (const t of ['2130706433:443', '0x7f000001:443', '0X7F.1:443', '127.1:443', '0177.0.0.1:443', '127.0.0.1.:443', '010.0.0.1:443', '[0:0:0:0:0:0:0:1]:443', '[::0:1]:443', '[::FFFF:127.0.0.1]:443', '[1.2.3.4]:443', '[:::]:443']) {
+    for (const t of ['2130706433:443', '0x7f000001:443', '0X7F.1:443', '127.1:443', '0177.0.0.1:443', '127.0.0.1.:443', '010.0.0.1:443', '[0:0:0:0:0:0:0:1]:443', '[::0:1]:443', '[::FFFF:127.0.0.1]:443', '[1.2.3.4]:443', '[:::]:443', '127.0.0.1:0443', '127.0.0.1:00443', '[::1]:0443']) {
       assert.match(await send(port, `CONNECT ${t} HTTP/1.1\r\nHost: ok\r\n\r\n`), /^HTTP\/1\.1 400 /, t);
     }
     for (const t of ['127.0.0.1:443', '[::1]:443']) assert.match(await send(port, `CONNECT ${t} HTTP/1.1\r\nHost: ok\r\n\r\n`), /^HTTP\/1\.1 403 /, t);

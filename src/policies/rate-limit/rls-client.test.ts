@@ -55,4 +55,20 @@ describe('RateLimitServiceClient.warm', () => {
     assert.deepEqual(f.made, ['ratelimit:8081']);
     assert.equal(f.calls.length, 1);
   });
+
+  it('the warm-up call keeps no process alive (a service that never answers must not hold an app that never calls mesh.close() for its timeout)', async () => {
+    const f = fakeClients();
+    const timers: boolean[] = [];
+    class RecordingClock extends ManualClock {
+      override setTimer(fn: () => void, ms: number, keepAlive?: boolean) {
+        timers.push(keepAlive === true);
+        return super.setTimer(fn, ms);
+      }
+    }
+    const client = new RateLimitServiceClient(f.factory, new RecordingClock());
+    client.warm(['ratelimit:8081']);
+    await turn();
+    assert.equal(f.calls.length, 1);
+    assert.deepEqual(timers, [false]);
+  });
 });

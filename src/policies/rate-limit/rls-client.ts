@@ -31,7 +31,7 @@ const METHOD = '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit';
 /** The gRPC health check (`grpc.health.v1.Health/Check`, every service: a request of no fields): the warm-up call. */
 const HEALTH_CHECK = '/grpc.health.v1.Health/Check';
 const EMPTY = Buffer.alloc(0);
-/** How long a warm-up call may take (on the mesh's clock); its outcome is not read. */
+/** How long a warm-up call may take (on the mesh's clock); its outcome is not read, and its timer keeps no process alive. */
 const WARM_TIMEOUT_MS = 10_000;
 
 /**
@@ -89,7 +89,7 @@ export class RateLimitServiceClient {
           this.#warming.delete(target);
           continue;
         }
-        void callUnary(() => client, HEALTH_CHECK, EMPTY, { clock: this.#clock, timeoutMs: WARM_TIMEOUT_MS }).then(() => this.#warming.delete(target));
+        void callUnary(() => client, HEALTH_CHECK, EMPTY, { clock: this.#clock, timeoutMs: WARM_TIMEOUT_MS, keepAlive: false }).then(() => this.#warming.delete(target));
       }
     });
   }
