@@ -72,6 +72,17 @@ interface Stream {
 }
 
 const PING = Buffer.from(': ping\n\n');
+
+/**
+ * The client has not read what was written: the response's unsent bytes (its own and its
+ * socket's) at its high-water mark — Node's own test for 'drain', read from the counters, not
+ * from `writableNeedDrain`, which Node 22 can leave set for good (and 'drain' never emitted)
+ * after a corked write that filled the socket (nodejs/node#60432): a stream held back on it
+ * got no event nor ping again.
+ */
+function stalled(res: ServerResponse): boolean {
+  return res.writableLength >= (res.writableHighWaterMark || 16 * 1024);
+}
 const TRAILER = Buffer.from('\n\n');
 
 /** Fans config and endpoint changes out to watch streams. */
@@ -106,7 +117,12 @@ export class PushHub {
       this.#distribute((view) => view.apply(change ?? { kind: 'reset' }, records), this.#o.metrics?.now());
     });
     this.#heartbeat = setInterval(() => {
-      for (const s of this.#streams.values()) if (!s.res.writableNeedDrain) this.#write(s, [PING]);
+      for (const s of this.#streams.values()) {
+        if (stalled(s.res)) continue;
+        // A stream held back whose client has read everything since (its 'drain' may not have come).
+        if (s.behind) this.#catchUp(s);
+        else this.#write(s, [PING]);
+      }
     }, options.heartbeatMs);
     this.#heartbeat.unref();
   }
@@ -165,13 +181,7 @@ export class PushHub {
       this.#o.board.disconnect(id);
     });
     // What was held back while the client was not reading: only the latest state, once it reads.
-    res.on('drain', () => {
-      if (!s.behind || !this.#streams.has(id)) return;
-      s.behind = false;
-      this.#sendBundle(s);
-      this.#sendConfig(s);
-      this.#sendFullEndpoints(s, this.#views.get(query.namespace)?.view ?? view);
-    });
+    res.on('drain', () => this.#catchUp(s));
     const hello: HelloEvent = {
       connection: id,
       server: this.#o.serverId,
@@ -288,6 +298,16 @@ export class PushHub {
     this.#o.board.sent(s.id, 'endpoints', version);
   }
 
+  /** Sends a held-back stream the latest state, once its client has read what was written. */
+  #catchUp(s: Stream): void {
+    if (!s.behind || !this.#streams.has(s.id) || stalled(s.res)) return;
+    s.behind = false;
+    this.#sendBundle(s);
+    this.#sendConfig(s);
+    const v = this.#views.get(s.query.namespace);
+    if (v !== undefined) this.#sendFullEndpoints(s, v.view);
+  }
+
   /**
    * Writes an event. While the client has not read what was written before (the response needs
    * 'drain'), a change is held back instead — the stream's versions stay, and at 'drain' it is sent
@@ -298,16 +318,16 @@ export class PushHub {
   #write(s: Stream, chunks: readonly (string | Buffer)[]): boolean {
     const { res } = s;
     if (res.destroyed || res.writableEnded) return false;
-    if (res.writableNeedDrain) {
-      s.behind = true;
-      return false;
-    }
     // A response's writableLength already includes its socket's (Node's OutgoingMessage): adding
     // the socket's again counted every unsent byte twice, and dropped streams after one 4 MiB event.
     const pending = res.writableLength;
     if (pending > this.#maxBuffered) {
       this.#o.logger?.warn(`dropping watch stream ${s.id} (${s.query.namespace}/${s.query.service}): ${pending} bytes unsent; the client will reconnect`);
       res.destroy();
+      return false;
+    }
+    if (stalled(res)) {
+      s.behind = true;
       return false;
     }
     // One chunk of the chunked response and one socket write per event.

@@ -22,6 +22,7 @@ function slowResponse() {
     destroyed: false,
     writableEnded: false,
     writableNeedDrain: false,
+    writableHighWaterMark: 1,
     writableLength: 0,
     stalled: false,
     writeHead: () => res,
