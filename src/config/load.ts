@@ -114,7 +114,7 @@ export function* parseTextSteps(text: string, file: string, issues: IssueList, l
       yield;
     }
   } catch (err) {
-    issues.file(file, undefined, 'error', `cannot parse: ${err instanceof Error ? err.message : String(err)}`);
+    issues.file(file, undefined, 'error', `cannot parse: ${parseFailure(err)}`);
     return [];
   }
   const maxDocs = limits.maxDocuments ?? 10_000;
@@ -133,7 +133,7 @@ export function* parseTextSteps(text: string, file: string, issues: IssueList, l
     for (const d of collectionKeys(doc)) errors.push({ offset: d.offset, line: undefined, message: d.message });
     if (errors.length > 0) {
       errors.sort((a, b) => a.offset - b.offset);
-      for (const e of errors) issues.file(file, e.line ?? lc.linePos(e.offset).line, 'error', `invalid YAML: ${e.message.split('\n')[0]}`);
+      for (const e of errors) issues.file(file, e.line ?? lc.linePos(e.offset).line, 'error', `invalid YAML: ${tooDeepText(e.message.split('\n')[0] as string)}`);
       continue;
     }
     for (const w of doc.warnings) {
@@ -145,7 +145,7 @@ export function* parseTextSteps(text: string, file: string, issues: IssueList, l
       value = doc.toJS({ maxAliasCount: 100 });
     } catch (err) {
       const line = doc.contents?.range ? lc.linePos(doc.contents.range[0]).line : undefined;
-      issues.file(file, line, 'error', `invalid YAML: ${err instanceof Error ? err.message : String(err)}`);
+      issues.file(file, line, 'error', `invalid YAML: ${parseFailure(err)}`);
       continue;
     }
     if (value === null || value === undefined) continue; // empty document (e.g. a trailing ---)
@@ -258,4 +258,14 @@ export function fromObjects(objects: readonly unknown[], label = '<inline>'): Ra
     }
   });
   return out;
+}
+
+/** What a parse failure says; the yaml package recurses per level, so ~900–1,000 nested levels overflow the stack before the nesting limit is checked. */
+function parseFailure(err: unknown): string {
+  return tooDeepText(err instanceof Error ? err.message : String(err));
+}
+
+/** The yaml package reports its own stack overflow as a document error. */
+function tooDeepText(message: string): string {
+  return /^Maximum call stack size exceeded/.test(message) ? `nested too deep to parse (lists and maps may nest ${MAX_NESTING} levels)` : message;
 }

@@ -42,17 +42,20 @@ export const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
 
 /**
  * Reads an answer's body as UTF-8 text, at most `limit` bytes: beyond that the body is destroyed
- * and this rejects naming `what` and the limit.
+ * and this rejects naming `what` and the limit — or, with `truncate` (an error answer, whose
+ * status matters more than its text), returns the first `limit` bytes.
  */
-export async function readBounded(body: Dispatcher.ResponseData['body'], limit: number, what: string): Promise<string> {
+export async function readBounded(body: Dispatcher.ResponseData['body'], limit: number, what: string, truncate = false): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
+    if (size + chunk.length > limit) {
       body.destroy();
-      throw new Error(`${what} is larger than ${limit} bytes: refused`);
+      if (!truncate) throw new Error(`${what} is larger than ${limit} bytes: refused`);
+      chunks.push(chunk.subarray(0, limit - size));
+      break;
     }
+    size += chunk.length;
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -198,7 +201,8 @@ export class ControlPlaneHttp {
       headersTimeout: this.#timeoutMs,
       bodyTimeout: this.#timeoutMs,
     } as Dispatcher.RequestOptions);
-    const text = await readBounded(res.body, MAX_ANSWER_BYTES, `the answer to ${req.method} ${req.path.split('?')[0]}`);
+    // An error answer keeps its status however long its text (a proxy's login page): only its start is read.
+    const text = await readBounded(res.body, MAX_ANSWER_BYTES, `the answer to ${req.method} ${req.path.split('?')[0]}`, res.statusCode < 200 || res.statusCode >= 300);
     if (res.statusCode < 200 || res.statusCode >= 300) throw statusError(res.statusCode, text);
     return text === '' ? undefined : JSON.parse(text);
   }

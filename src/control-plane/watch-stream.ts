@@ -71,7 +71,7 @@ export async function readWatchStream(o: WatchStreamOptions, url: string, lastEv
       headersTimeout: 0,
       bodyTimeout: 0,
     });
-    if (res.statusCode !== 200) throw statusError(res.statusCode, await readBounded(res.body, MAX_ERROR_ANSWER_BYTES, `the watch's ${res.statusCode} answer`));
+    if (res.statusCode !== 200) throw statusError(res.statusCode, await readBounded(res.body, MAX_ERROR_ANSWER_BYTES, `the watch's ${res.statusCode} answer`, true));
     const parser = new SseParser({
       onEvent: (e) => {
         // After a resync was decided, the rest of the chunk is stale.

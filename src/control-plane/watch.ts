@@ -367,6 +367,22 @@ function checkRoot(pem: string, i: number): void {
     } catch (err) {
       throw new Error(`root ${i + 1} is not a certificate: ${(err as Error).message}`);
     }
-    if (!x.ca) throw new Error(`root ${i + 1} (${(x.subject ?? '').replaceAll('\n', ', ') || 'no subject'}) is not a CA certificate`);
+    if (!x.ca && !(isV1(x.raw) && x.checkIssued(x) && x.verify(x.publicKey))) throw new Error(`root ${i + 1} (${(x.subject ?? '').replaceAll('\n', ', ') || 'no subject'}) is not a CA certificate`);
   }
+}
+
+/**
+ * An X.509 v1 certificate: its TBSCertificate has no `[0] version` field (and so no extensions,
+ * no basicConstraints). A self-signed one is a trust anchor as OpenSSL takes it (X509_check_ca),
+ * and the control plane accepts one as its root.
+ */
+function isV1(der: Buffer): boolean {
+  let i = 0;
+  // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { version [0] EXPLICIT OPTIONAL, … }, … }
+  for (let n = 0; n < 2; n++) {
+    if (der[i] !== 0x30) return false;
+    const len = der[i + 1] ?? 0;
+    i += 2 + (len & 0x80 ? len & 0x7f : 0);
+  }
+  return der[i] !== 0xa0;
 }

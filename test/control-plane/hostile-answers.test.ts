@@ -6,6 +6,11 @@
  * roots are not CA certificates replaced the roots the mesh trusted; it is ignored with a warning.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
@@ -137,5 +142,48 @@ describe('a control plane whose answers do not end', { timeout: 60_000 }, () => 
     cp.stream?.write(`event: trust-bundle\ndata: ${JSON.stringify({ version: 'leaf', roots: [certChainPem] })}\n\n`);
     await until(() => lines.some((l) => l.includes('ignoring a malformed trust-bundle event: root 1 (no subject) is not a CA certificate')), 'the leaf warning');
     assert.ok(!lines.some((l) => l.includes('trust bundle') && l.includes('installed')), lines.join('\n'));
+    // A self-signed X.509 v1 root (no extensions, so no basicConstraints: an old enterprise root,
+    // which the control plane accepts and OpenSSL trusts) is a root: it is not refused.
+    lines.length = 0;
+    const v1 = v1Root();
+    cp.stream?.write(`event: trust-bundle\ndata: ${JSON.stringify({ version: 'v1-root', roots: [cp.ca.rootPem, v1] })}\n\n`);
+    await until(() => lines.some((l) => l.includes('v1-root')), 'the v1 root bundle taken');
+    assert.ok(!lines.some((l) => l.includes('ignoring a malformed trust-bundle event')), lines.join('\n'));
   });
 });
+
+describe('a control plane behind a proxy whose refusals are long pages', () => {
+  it("a 401 with a 100 KiB body (an SSO login page) still rejects createMesh as a 401, at once, not after startupTimeoutMs", async () => {
+    const page = `<html>${'x'.repeat(100 * 1024)}</html>`;
+    const server = createServer((_req, res) => {
+      res.writeHead(401, { 'content-type': 'text/html' });
+      res.end(page);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await assert.rejects(createMesh({ service: 'client', controlPlane: url, token: 't', identity: 'none', logger: { warn: () => undefined, info: () => undefined }, drainMs: 0, startupTimeoutMs: 120_000 }), (err: Error) => {
+        assert.match(err.message, /401 Unauthorized/);
+        return true;
+      });
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
+/** A self-signed X.509 v1 certificate made by openssl (`x509 -req -signkey`: no extensions). */
+function v1Root(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'meshlet-v1root-'));
+  try {
+    const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    run(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'k.pem', '-subj', '/O=Old Corp/CN=Old Root', '-out', 'r.csr']);
+    run(['x509', '-req', '-in', 'r.csr', '-signkey', 'k.pem', '-days', '30', '-out', 'r.pem']);
+    const pem = readFileSync(join(dir, 'r.pem'), 'utf8');
+    assert.equal(new X509Certificate(pem).ca, false, 'a v1 certificate has no basicConstraints');
+    return pem;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

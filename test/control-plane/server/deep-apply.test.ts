@@ -39,5 +39,11 @@ describe('deeply nested config', { timeout: 60_000 }, () => {
     const issues = new IssueList();
     assert.equal(parseText(yaml(MAX_NESTING - 2), 'f.yaml', issues).length, 1);
     assert.equal(issues.all.length, 0);
+    // Deep enough to overflow the YAML parser's own recursion: said as the limit, not as a stack overflow.
+    for (const levels of [5_000, 50_000]) {
+      const deep = new IssueList();
+      assert.equal(parseText(yaml(levels), 'f.yaml', deep).length, 0);
+      assert.match(deep.all.map(String).join('\n'), /f\.yaml.*nested too deep to parse \(lists and maps may nest 512 levels\)/);
+    }
   });
 });
