@@ -91,7 +91,10 @@ function reason(e: unknown): string {
   const err = e instanceof AggregateError && e.errors.length > 0 ? e.errors[0] : e;
   const code = (err as { code?: unknown } | undefined)?.code;
   if (code === 'ECONNREFUSED') return 'connection refused (ECONNREFUSED)';
-  if (code === 'EOPENBREAKER') return 'not called: circuit breaker open after repeated failures';
+  if (code === 'EOPENBREAKER') {
+    const last = (err as { cause?: unknown }).cause;
+    return `not called: circuit breaker open after repeated failures${last === undefined ? '' : ` (the last: ${reason(last)})`}`;
+  }
   if (code === 'ENOTFOUND') return `host not found (ENOTFOUND)`;
   // undici's words for a peer that went away mid-response ("Response does not match the HTTP/1.1
   // protocol (Invalid EOF state)"): a control plane that was killed or restarted.
@@ -146,6 +149,8 @@ export class ControlPlaneHttp {
   readonly #timeoutMs: number;
   readonly #resetMs: number;
   readonly #breakers = new Map<string, CircuitBreaker<Parameters<Action>, unknown>>();
+  /** The last failure of a call to each URL (named when its breaker is open). */
+  readonly #lastFailure = new Map<string, unknown>();
 
   constructor(o: ControlPlaneHttpOptions) {
     this.#token = o.token;
@@ -169,7 +174,16 @@ export class ControlPlaneHttp {
    */
   async call<T>(url: string, req: CallRequest): Promise<T> {
     const b = this.#breakers.get(url) ?? (await this.#breaker(url));
-    return (await b.fire(url, req)) as T;
+    try {
+      return (await b.fire(url, req)) as T;
+    } catch (e) {
+      // An open breaker says why it opened: the failure that last counted against it.
+      if ((e as { code?: unknown } | undefined)?.code !== 'EOPENBREAKER') {
+        if (!(e instanceof HttpStatusError && e.status < 500)) this.#lastFailure.set(url, e);
+      }
+      else if (e instanceof Error && e.cause === undefined && this.#lastFailure.has(url)) e.cause = this.#lastFailure.get(url);
+      throw e;
+    }
   }
 
   async #breaker(url: string): Promise<CircuitBreaker<Parameters<Action>, unknown>> {

@@ -130,11 +130,11 @@ describe('meshlet routes: clusters with their compiled settings', () => {
     assert.match(local.clusters.find((c: { name: string }) => c.name === 'outbound|8080|v1|api.internal').localityPlan, /^locality failover from us-east\/a\/1 \(us-east→us-west\): P0 1$/);
   });
 
-  it('an external host (no short names) is listed as reachable by its own names, not by nothing', () => {
+  it('an external host (no short names) is listed as reachable by its own names (and their absolute, trailing-dot forms, as istiod adds them), not by nothing', () => {
     const ext = join(dir, 'ext.yaml');
     writeFileSync(ext, 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: g}\nspec:\n  hosts: [www.googleapis.com]\n  resolution: DNS\n  ports: [{number: 80, name: http, protocol: HTTP}]\n');
     const r = meshlet(['routes', ext, '--service', 'client']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^www\.googleapis\.com:80 {2}\(no VirtualService: default route\)\n {2}reachable as: www\.googleapis\.com:80, www\.googleapis\.com$/m);
+    assert.match(r.stdout, /^www\.googleapis\.com:80 {2}\(no VirtualService: default route\)\n {2}reachable as: www\.googleapis\.com:80, www\.googleapis\.com, www\.googleapis\.com\.:80, www\.googleapis\.com\.$/m);
   });
 });

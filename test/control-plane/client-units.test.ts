@@ -176,3 +176,25 @@ test('meshes in one process that receive the same event text validate it once; o
   assert.deepEqual(parseEvent(text), JSON.parse(text));
   assert.throws(() => parseEvent('{nope'), SyntaxError);
 });
+
+test('an open breaker says why it opened: the last failure that counted against it', async () => {
+  const server = createServer((_req, res) => {
+    res.writeHead(503, { 'content-type': 'application/json' });
+    res.end('{"error":{"code":"UNAVAILABLE","message":"etcd is unreachable"}}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const http = new ControlPlaneHttp({ token: 't', breakerResetMs: 60_000 });
+  try {
+    const failures: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await http.call(url, { method: 'POST', path: '/v1/certificates', body: {} }).catch((e: unknown) => failures.push(describeFailure(url, e)));
+    }
+    assert.equal(failures.length, 5);
+    assert.match(failures[0] ?? '', /503 .*etcd is unreachable/);
+    assert.match(failures.at(-1) ?? '', /^control plane http:\/\/127\.0\.0\.1:\d+: not called: circuit breaker open after repeated failures \(the last: 503 .*etcd is unreachable\)$/);
+  } finally {
+    await http.close();
+    server.close();
+  }
+});
