@@ -28,8 +28,9 @@
  *   window once (`recalculateHostsInSlowStart` sets `last_hc_pass_time` only when it is unset),
  *   and only an active health check, which Istio never configures, restarts it.
  * - **Timers.** The sweep timer runs only while a host is ejected or has n > 0; an idle
- *   cluster holds no timer. Sweeps are therefore phased from the first ejection, not from
- *   detector creation as in Envoy.
+ *   cluster holds no timer. Sweeps keep Envoy's phase all the same — every `interval` from the
+ *   detector's creation (Envoy arms its interval timer in `DetectorImpl::initialize`) — so a
+ *   host ejected between two sweeps returns at the same sweep as behind a sidecar.
  *
  * @module
  */
@@ -114,6 +115,8 @@ export class OutlierDetector {
   #records = new Map<string, HostRecord>();
   #ejectedCount = 0;
   #timer: Timer | undefined;
+  /** Mesh-clock time of creation: sweeps fall on it plus whole intervals, as Envoy's do. */
+  readonly #origin: number;
   #closed = false;
   readonly #sweepFn = (): void => this.#sweep();
 
@@ -129,6 +132,7 @@ export class OutlierDetector {
     this.#clock = clock;
     this.#onChange = onChange;
     this.#alwaysEjectOne = options.alwaysEjectOneHost ?? true;
+    this.#origin = clock.now();
   }
 
   /** The settings in force, defaults applied. */
@@ -369,7 +373,11 @@ export class OutlierDetector {
   }
 
   #startTimer(): void {
-    if (this.#timer === undefined && !this.#closed) this.#timer = this.#clock.setTimer(this.#sweepFn, this.#s.intervalMs);
+    if (this.#timer !== undefined || this.#closed) return;
+    const interval = this.#s.intervalMs;
+    // The next sweep on Envoy's grid (creation + k·interval), strictly after now.
+    const since = (this.#clock.now() - this.#origin) % interval;
+    this.#timer = this.#clock.setTimer(this.#sweepFn, interval - since);
   }
 
   #stopTimer(): void {
