@@ -13,7 +13,7 @@
  *   Local-origin failures (connect failure, reset, refused stream, protocol error, per-try
  *   timeout) count as a 503 (504 for a timeout) — i.e. in both counters — unless
  *   `splitExternalLocalOriginErrors` is set, in which case they go to their own counter
- *   (reset by any response) and never touch the other two. Circuit-breaker overflow and
+ *   (reset by any response and, as Envoy's pool ready does, by every connection handed to a request) and never touch the other two. Circuit-breaker overflow and
  *   caller cancellation are not the host's fault and are ignored.
  * - **Ejection** happens inline when a counter reaches its threshold. The counter that fired
  *   is reset whether or not the ejection was allowed. Ejection time = `baseEjectionTime × n`
@@ -195,8 +195,14 @@ export class OutlierDetector {
     }
   }
 
-  /** Record an attempt's result on one host: a response status (0 = none) and an optional local-origin failure kind. */
-  record(host: OutlierHost, status: number, failure: FailureKind | undefined): void {
+  /**
+   * Record an attempt's result on one host: a response status (0 = none) and an optional
+   * local-origin failure kind. `connected`: the attempt got a connection to send on (Envoy's pool
+   * ready, which reports `LocalOriginConnectSuccess` for every stream and so, with
+   * `splitExternalLocalOriginErrors`, resets the local-origin count before a failure that follows
+   * it — only failures to connect add up).
+   */
+  record(host: OutlierHost, status: number, failure: FailureKind | undefined, connected = false): void {
     const r = this.#records.get(host.key);
     if (r === undefined || this.#closed) return;
     const s = this.#s;
@@ -204,6 +210,7 @@ export class OutlierDetector {
       // Overflow is cluster-wide (envoyproxy/envoy#25487) and cancellation is the caller's doing.
       if (failure === 'overflow' || failure === 'cancelled') return;
       if (s.splitLocalOrigin) {
+        if (connected) r.consecutiveLocal = 0;
         r.consecutiveLocal++;
         if (r.consecutiveLocal >= s.consecutiveLocalOrigin) this.#fired(r, 'local');
       } else {
