@@ -4,7 +4,7 @@
  * re-arms it), not from the first ejection. A host ejected between two sweeps therefore returns
  * at the first sweep at or after `baseEjectionTime` has passed, counted on that grid
  * (outlier_detection_impl_test.cc `BasicFlow5xx`: an interval at 9999 ms does not return the
- * host, the one after its 30 s does).
+ * host, the one after its 30 s does). Also: local-origin counting around connections (split mode).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -53,6 +53,22 @@ describe('OutlierDetector: sweeps on Envoy’s interval grid', () => {
     assert.equal(h.ejected, true);
     clock.advance(1); // t = 50000, a sweep
     assert.equal(h.ejected, false);
+    d.close();
+  });
+});
+
+describe('OutlierDetector: splitExternalLocalOriginErrors and connections', () => {
+  it('a failure after a connection counts once (the connection reset the count); failures to connect add up', () => {
+    const clock = new ManualClock(0);
+    const d = new OutlierDetector(resolveOutlierSettings({ splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailures: 3, maxEjectionPercent: 100 }), clock, () => {});
+    const h = host('a:80');
+    d.setHosts([h, host('b:80')]);
+    for (let i = 0; i < 5; i++) d.record(h, 0, 'reset', true);
+    d.record(h, 0, 'per-try-timeout', true);
+    assert.equal(h.ejected, false, 'post-connect failures never reach 3');
+    d.record(h, 0, 'connect-failure', true); // a transport that announced the attempt before connecting
+    d.record(h, 0, 'connect-failure');
+    assert.equal(h.ejected, true, '1 (the timeout) + 2 failures to connect');
     d.close();
   });
 });

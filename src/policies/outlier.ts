@@ -210,7 +210,7 @@ export class OutlierDetector {
       // Overflow is cluster-wide (envoyproxy/envoy#25487) and cancellation is the caller's doing.
       if (failure === 'overflow' || failure === 'cancelled') return;
       if (s.splitLocalOrigin) {
-        if (connected) r.consecutiveLocal = 0;
+        if (connected && failure !== 'connect-failure') r.consecutiveLocal = 0;
         r.consecutiveLocal++;
         if (r.consecutiveLocal >= s.consecutiveLocalOrigin) this.#fired(r, 'local');
       } else {
