@@ -1,7 +1,7 @@
 /**
  * The load-balancing layer: picks the endpoint for each attempt from the cluster's picker —
  * never an ejected one, avoiding hosts already tried when the route asks for it
- * (`retryIgnorePreviousHosts`, default on; off with consistent hashing) — and computes the
+ * (`retryIgnorePreviousHosts`, default on; with consistent hashing only when set to true) — and computes the
  * consistent-hash key from the header, cookie, query parameter or source IP the
  * DestinationRule names (as compiled into the cluster's settings: nothing is parsed per
  * request). A cookie the policy must generate (`httpCookie.ttl`) is set on the response.
@@ -120,7 +120,9 @@ export function balanceLayer(o: BalanceLayerOptions): Layer {
       }
       const ch = cs.hash;
       req.hash = ch === undefined ? -1 : hashKey(ch, ex, o);
-      req.avoid = ch === undefined && (ex.route as CompiledRoute).retry.retryIgnorePreviousHosts ? (ex.tried as HostState[] | undefined) : undefined;
+      const retry = (ex.route as CompiledRoute).retry;
+      // Istio: with consistent hashing, only an explicit retryIgnorePreviousHosts: true avoids tried hosts.
+      req.avoid = (ch === undefined ? retry.retryIgnorePreviousHosts : retry.retryIgnorePreviousHostsSet) ? (ex.tried as HostState[] | undefined) : undefined;
       const host = cs.picker.pick(req as PickRequest);
       if (host === undefined) {
         const err = new MeshletError('MESHLET_ERR_NO_HEALTHY_UPSTREAM', 'no healthy upstream', { ...ex.errorContext(), endpoint: undefined });

@@ -46,6 +46,8 @@ export function attemptText(n: number): string {
 const RECORDED = 1;
 /** The head left the answer to the trailers (a gRPC stream): record at its end. */
 const DEFERRED_ANSWER = 2;
+/** The request was handed a connection (Envoy's pool ready). */
+const STARTED = 4;
 
 /** What every call through one upstream layer shares. */
 interface UpstreamRun {
@@ -152,7 +154,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     this._marks |= RECORDED;
     const d = this._cs.detector;
     const h = this._host;
-    if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') d.record(h, charged, failure);
+    if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') d.record(h, charged, failure, (this._marks & STARTED) !== 0);
     const ex = this._ex;
     const obs = ex.attemptObserver;
     const published = channels.attemptEnd.hasSubscribers;
@@ -179,6 +181,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
       return;
     }
     this._state = 2;
+    this._marks |= STARTED;
     if (this._ex.waiting === this) this._ex.waiting = undefined;
     this._handler.onRequestStart?.(controller, context);
   }
@@ -248,7 +251,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     const d = this._cs.detector;
     const h = this._host;
     if (d === undefined || h === undefined || error.name === 'RetriedResponse') return;
-    if (failure === 'reset' || failure === 'remote-reset' || failure === 'protocol') d.record(h, 0, failure);
+    if (failure === 'reset' || failure === 'remote-reset' || failure === 'protocol') d.record(h, 0, failure, true);
   }
 }
 

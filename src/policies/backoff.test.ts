@@ -6,20 +6,34 @@ import { backoffDelayMs, DEFAULT_BACKOFF_BASE_MS, parseHttpDate, retryAfterMs } 
 const fixed = (v: number): Random => ({ next: () => v });
 const ALMOST_ONE = 0.999_999;
 
-describe('backoffDelayMs: fully jittered exponential backoff', () => {
-  it('matches the Envoy docs examples at the top of each range (25ms base: 0-24, 0-74, 0-174, capped 0-249)', () => {
-    const top = [1, 2, 3, 4, 5, 9].map((n) => backoffDelayMs(n, DEFAULT_BACKOFF_BASE_MS, fixed(ALMOST_ONE)));
-    assert.deepEqual(top, [24, 74, 174, 249, 249, 249]);
+describe('backoffDelayMs: fully jittered exponential backoff, as Envoy runs it', () => {
+  // Envoy draws `random() % interval`; a draw just below 1 gives the top of each range, interval − 1.
+  const tops = (base: number, n: number, max?: number) => Array.from({ length: n }, (_, i) => backoffDelayMs(i + 1, base, fixed(ALMOST_ONE), max));
+
+  it('retry_state_impl_test.cc Backoff: 25 ms base, the interval doubles per retry (0-24, 0-49, 0-99, 0-199) up to 10·base (0-249)', () => {
+    assert.deepEqual(tops(DEFAULT_BACKOFF_BASE_MS, 7), [24, 49, 99, 199, 249, 249, 249]);
+    // Envoy's rows: random() = 190 gives 15, 40, 90 (190 % 25, % 50, % 100).
+    const draw = (x: number, interval: number): Random => fixed((x % interval) / interval + 1e-9);
+    assert.deepEqual([1, 2, 3].map((n) => backoffDelayMs(n, 25, draw(190, 25 * 2 ** (n - 1)))), [15, 40, 90]);
     assert.equal(backoffDelayMs(3, 25, fixed(0)), 0);
+  });
+
+  it('retry_state_impl_test.cc CustomBackOffInterval: base 100 ms, max 1200 ms → intervals 100, 200, 400, 800, 1200', () => {
+    assert.deepEqual(tops(100, 6, 1200), [99, 199, 399, 799, 1199, 1199]);
+  });
+
+  it('retry_state_impl_test.cc CustomBackOffIntervalDefaultMax: base 100 ms, default max 10·base → intervals 100, 200, 400, 800, 1000', () => {
+    assert.deepEqual(tops(100, 6), [99, 199, 399, 799, 999, 999]);
   });
 
   const samples = 20_000;
   for (const [n, upper] of [
     [1, 25],
-    [2, 75],
-    [3, 175],
-    [4, 250],
-    [6, 250],
+    [2, 50],
+    [3, 100],
+    [4, 200],
+    [5, 250],
+    [7, 250],
   ] as const) {
     it(`retry ${n} is uniform in [0, ${upper})`, () => {
       const rnd = seededRandom(1000 + n);
@@ -44,20 +58,18 @@ describe('backoffDelayMs: fully jittered exponential backoff', () => {
   it('caps the interval, not the draw: capped retries stay uniform instead of piling up at the cap', () => {
     const rnd = seededRandom(7);
     let atTop = 0;
-    let beyondRetry3 = 0;
+    let beyondRetry4 = 0;
     for (let i = 0; i < samples; i++) {
-      const d = backoffDelayMs(4, 25, rnd); // uncapped range would be [0, 375)
+      const d = backoffDelayMs(5, 25, rnd); // uncapped interval would be 400
       if (d >= 240) atTop++;
-      if (d >= 175) beyondRetry3++;
+      if (d >= 200) beyondRetry4++;
     }
-    // Uniform on [0,250): P(d ≥ 240) = 4%. Clamping a [0,375) draw would give 36%.
+    // Uniform on [0,250): P(d ≥ 240) = 4%. Clamping a [0,400) draw would give 40%.
     assert.ok(atTop / samples < 0.06, `share at the top ${atTop / samples}`);
-    assert.ok(beyondRetry3 / samples > 0.25, `share above retry 3's range ${beyondRetry3 / samples}`);
+    assert.ok(beyondRetry4 / samples > 0.15, `share above retry 4's range ${beyondRetry4 / samples}`);
   });
 
-  it('honours a custom base and maximum', () => {
-    assert.equal(backoffDelayMs(2, 100, fixed(ALMOST_ONE)), 299);
-    assert.equal(backoffDelayMs(10, 100, fixed(ALMOST_ONE)), 999);
+  it('honours a custom maximum below the default', () => {
     assert.equal(backoffDelayMs(10, 100, fixed(ALMOST_ONE), 400), 399);
   });
 

@@ -19,18 +19,21 @@ export function defaultBackoffMaxMs(baseMs: number): number {
 /**
  * The delay before retry number `retryNumber` (1 for the first retry), in whole milliseconds.
  *
- * Envoy's documented fully jittered exponential backoff (router filter docs, reference §2.4):
- * uniform in `[0, (2^N − 1)·base)`, where the interval is capped at `maxMs` (default
- * `10·base`, i.e. 250 ms for the default 25 ms base). With the defaults: retry 1 waits 0–24 ms,
- * retry 2 0–74 ms, retry 3 0–174 ms, retry 4 and later 0–249 ms. The cap bounds the interval,
- * not the drawn value, so capped retries stay uniform rather than piling up at the cap.
+ * Envoy's fully jittered exponential backoff as its code runs it
+ * (`JitteredExponentialBackOffStrategy::nextBackOffMs`, source/common/common/backoff_strategy.cc):
+ * the interval starts at `base` and doubles on every retry until it reaches `maxMs` (default
+ * `10·base`), and the delay is uniform in `[0, interval)`. With the defaults (25 ms base): retry 1
+ * waits 0–24 ms, retry 2 0–49 ms, retry 3 0–99 ms, retry 4 0–199 ms, retry 5 and later 0–249 ms
+ * (retry_state_impl_test.cc `Backoff`, `CustomBackOffInterval`, `CustomBackOffIntervalDefaultMax`).
+ * Envoy's router docs describe `[0, (2^N − 1)·base)` instead; its code and tests do not. The cap
+ * bounds the interval, not the drawn value, so capped retries stay uniform.
  *
  * Returns 0 for a non-positive base.
  */
 export function backoffDelayMs(retryNumber: number, baseMs: number, random: Random, maxMs: number = defaultBackoffMaxMs(baseMs)): number {
   if (!(baseMs > 0)) return 0;
   const n = retryNumber >= 1 ? Math.min(Math.floor(retryNumber), 52) : 1;
-  return jitterMs(random, Math.min((2 ** n - 1) * baseMs, maxMs));
+  return jitterMs(random, Math.min(2 ** (n - 1) * baseMs, maxMs));
 }
 
 /** Delta-seconds: one or more digits. */

@@ -13,7 +13,7 @@
  *   Local-origin failures (connect failure, reset, refused stream, protocol error, per-try
  *   timeout) count as a 503 (504 for a timeout) — i.e. in both counters — unless
  *   `splitExternalLocalOriginErrors` is set, in which case they go to their own counter
- *   (reset by any response) and never touch the other two. Circuit-breaker overflow and
+ *   (reset by any response and, as Envoy's pool ready does, by every connection handed to a request) and never touch the other two. Circuit-breaker overflow and
  *   caller cancellation are not the host's fault and are ignored.
  * - **Ejection** happens inline when a counter reaches its threshold. The counter that fired
  *   is reset whether or not the ejection was allowed. Ejection time = `baseEjectionTime × n`
@@ -28,8 +28,9 @@
  *   window once (`recalculateHostsInSlowStart` sets `last_hc_pass_time` only when it is unset),
  *   and only an active health check, which Istio never configures, restarts it.
  * - **Timers.** The sweep timer runs only while a host is ejected or has n > 0; an idle
- *   cluster holds no timer. Sweeps are therefore phased from the first ejection, not from
- *   detector creation as in Envoy.
+ *   cluster holds no timer. Sweeps keep Envoy's phase all the same — every `interval` from the
+ *   detector's creation (Envoy arms its interval timer in `DetectorImpl::initialize`) — so a
+ *   host ejected between two sweeps returns at the same sweep as behind a sidecar.
  *
  * @module
  */
@@ -114,6 +115,8 @@ export class OutlierDetector {
   #records = new Map<string, HostRecord>();
   #ejectedCount = 0;
   #timer: Timer | undefined;
+  /** Mesh-clock time of creation: sweeps fall on it plus whole intervals, as Envoy's do. */
+  readonly #origin: number;
   #closed = false;
   readonly #sweepFn = (): void => this.#sweep();
 
@@ -129,6 +132,7 @@ export class OutlierDetector {
     this.#clock = clock;
     this.#onChange = onChange;
     this.#alwaysEjectOne = options.alwaysEjectOneHost ?? true;
+    this.#origin = clock.now();
   }
 
   /** The settings in force, defaults applied. */
@@ -191,8 +195,14 @@ export class OutlierDetector {
     }
   }
 
-  /** Record an attempt's result on one host: a response status (0 = none) and an optional local-origin failure kind. */
-  record(host: OutlierHost, status: number, failure: FailureKind | undefined): void {
+  /**
+   * Record an attempt's result on one host: a response status (0 = none) and an optional
+   * local-origin failure kind. `connected`: the attempt got a connection to send on (Envoy's pool
+   * ready, which reports `LocalOriginConnectSuccess` for every stream and so, with
+   * `splitExternalLocalOriginErrors`, resets the local-origin count before a failure that follows
+   * it — only failures to connect add up).
+   */
+  record(host: OutlierHost, status: number, failure: FailureKind | undefined, connected = false): void {
     const r = this.#records.get(host.key);
     if (r === undefined || this.#closed) return;
     const s = this.#s;
@@ -200,6 +210,7 @@ export class OutlierDetector {
       // Overflow is cluster-wide (envoyproxy/envoy#25487) and cancellation is the caller's doing.
       if (failure === 'overflow' || failure === 'cancelled') return;
       if (s.splitLocalOrigin) {
+        if (connected && failure !== 'connect-failure') r.consecutiveLocal = 0;
         r.consecutiveLocal++;
         if (r.consecutiveLocal >= s.consecutiveLocalOrigin) this.#fired(r, 'local');
       } else {
@@ -369,7 +380,11 @@ export class OutlierDetector {
   }
 
   #startTimer(): void {
-    if (this.#timer === undefined && !this.#closed) this.#timer = this.#clock.setTimer(this.#sweepFn, this.#s.intervalMs);
+    if (this.#timer !== undefined || this.#closed) return;
+    const interval = this.#s.intervalMs;
+    // The next sweep on Envoy's grid (creation + k·interval), strictly after now.
+    const since = (this.#clock.now() - this.#origin) % interval;
+    this.#timer = this.#clock.setTimer(this.#sweepFn, interval - since);
   }
 
   #stopTimer(): void {

@@ -313,12 +313,18 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
     let delay = backoffDelayMs(ex.attempts, p.backoffBaseMs, this._run.o.random);
     if (outcome.headers !== undefined && outcome.headers['retry-after'] !== undefined) {
       const ra = retryAfterMs(outcome.headers, Date.now(), Number.POSITIVE_INFINITY);
+      // A Retry-After longer than allowed, or reaching the deadline, ends retrying (meshlet's own rule).
       if (ra !== undefined) {
         if (ra > this._run.o.maxRetryAfterMs) return false;
-        if (ra > delay) delay = ra;
+        if (ra > delay) {
+          if (now + ra >= ex.deadline) return false;
+          delay = ra;
+        }
       }
     }
-    if (now + delay >= ex.deadline) return false;
+    // A jittered backoff past the deadline is still waited on: Envoy arms the backoff timer
+    // without looking at the route timeout, which then answers 504 UT during the wait
+    // (router_test.cc RetryTimeoutDuringRetryDelay).
     const budget = this._run.o.budget(ex);
     if (!budget.tryStartRetry(this._run.o.activeRequests(ex))) {
       ex.flag('UO');

@@ -34,6 +34,12 @@ export interface RetryPolicy {
   readonly backoffBaseMs: number;
   /** Avoid hosts already tried. */
   readonly retryIgnorePreviousHosts: boolean;
+  /**
+   * `retryIgnorePreviousHosts: true` was written in the route's `retries`. With consistent hashing
+   * Istio adds the previous-hosts predicate only then (retry.ConvertPolicy: the default predicate
+   * is left out when the route has a hash policy).
+   */
+  readonly retryIgnorePreviousHostsSet: boolean;
   readonly retryRemoteLocalities: boolean;
   /** True when this is Istio's default policy (the route had no `retries`). */
   readonly isDefault: boolean;
@@ -69,6 +75,7 @@ function makeRetry(r: HTTPRetry | undefined): RetryPolicy {
     retriableStatusCodes: codes,
     backoffBaseMs: ms(r?.backoff) ?? 25,
     retryIgnorePreviousHosts: r?.retryIgnorePreviousHosts ?? true,
+    retryIgnorePreviousHostsSet: r?.retryIgnorePreviousHosts === true,
     retryRemoteLocalities: r?.retryRemoteLocalities ?? false,
     isDefault: r === undefined,
   });

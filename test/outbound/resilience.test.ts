@@ -239,7 +239,8 @@ describe('load balancing over real endpoints', () => {
   test('LEAST_REQUEST (the default) steers load away from an endpoint whose requests are still in flight', async () => {
     // No latency to measure: 'slow' holds every request it gets until the end of the test, so
     // after its first one it always has more requests in flight than 'fast', which answers each
-    // call before the next starts. P2C over two endpoints compares both, every time.
+    // call before the next starts. P2C over two endpoints draws twice, independently, as Envoy
+    // does: 'slow' is chosen only when both draws hit it (1/4), so it gets about a quarter.
     const held: ServerResponse[] = [];
     const slow = await startUpstream('slow', (_q, res) => void held.push(res));
     const fast = await startUpstream('fast');
@@ -257,7 +258,7 @@ describe('load balancing over real endpoints', () => {
         await until(() => answered || slow.hits > slowBefore, 'the request to reach an upstream');
       }
       assert.equal(slow.hits + fast.hits, 40);
-      assert.ok(slow.hits <= 1, `slow got ${slow.hits} requests: only a tie (nothing in flight anywhere) may send one there`);
+      assert.ok(slow.hits >= 1 && slow.hits <= 16, `slow got ${slow.hits} of 40 requests; about 10 expected (both draws on it)`);
       for (const res of held) res.end();
       for (const r of await Promise.all(calls)) assert.equal(r.status, 200);
     } finally {

@@ -136,12 +136,14 @@ export class ClusterPicker implements Picker {
 
   pick(req: PickRequest): HostState | undefined {
     if (this.#set.healthVersion !== this.#version) this.#rebuild();
-    if (this.#hashed) return this.#once(req.hash, 0);
-    let host = this.#once(-1, 0);
+    const hash = this.#hashed ? req.hash : -1;
+    let host = this.#once(hash, 0);
     const avoid = req.avoid;
     if (host === undefined || avoid === undefined || avoid.length === 0) return host;
+    // A hashing algorithm is asked again with the attempt number (Envoy: the ring's next point,
+    // Maglev's hash mutated), as Envoy's ThreadAwareLoadBalancerBase does.
     for (let i = 1; i <= HOST_SELECTION_RETRIES && avoid.includes(host); i++) {
-      const next = this.#once(-1, i);
+      const next = this.#once(hash, i);
       if (next === undefined) break;
       host = next;
     }

@@ -1,11 +1,11 @@
 /**
  * LEAST_REQUEST (also UNSPECIFIED and the deprecated LEAST_CONN): Istio's default.
  *
- * - Equal weights and nobody warming: power of two choices. Two distinct hosts are drawn at
- *   random and the one with fewer in-flight requests wins; a tie goes to the first draw
- *   (Envoy's `unweightedHostPickNChoices` with `choice_count` 2). Envoy's two draws may hit
- *   the same host; reselections made to avoid previously tried hosts draw that way too, or a
- *   two-host cluster could never move a retry off a less-loaded failing host.
+ * - Equal weights and nobody warming: power of two choices. Two hosts are drawn at random,
+ *   independently (both draws may be the same host, which is then chosen however loaded it is),
+ *   and the one with fewer in-flight requests wins; a tie goes to the first draw (Envoy's
+ *   `unweightedHostPickNChoices` with `choice_count` 2, load_balancer_impl_test.cc `PNC`). With
+ *   loads 0,1,2,3 on four hosts the shares are 7/16, 5/16, 3/16, 1/16.
  * - Unequal weights, or a host in slow start: a weighted random draw with weight
  *   `weight × slowStart / (active + 1)`, Envoy's `hostWeight` with `active_request_bias` 1
  *   (Envoy feeds those weights to an EDF schedule; a random draw has the same expectation).
@@ -55,7 +55,7 @@ export class LeastRequest implements Algorithm {
     return !this.#equal || (this.#slowStart !== undefined && this.#clock.now() < this.#warmUntil);
   }
 
-  choose(_hash: number, attempt: number): HostState | undefined {
+  choose(_hash: number, _attempt: number): HostState | undefined {
     const hosts = this.#hosts;
     const n = hosts.length;
     if (n < 2) return hosts[0];
@@ -64,12 +64,7 @@ export class LeastRequest implements Algorithm {
     if (this.#equal && (ss === undefined || now >= this.#warmUntil)) {
       const r = this.#random;
       const i = Math.floor(r.next() * n);
-      let j: number;
-      if (attempt > 0) j = Math.floor(r.next() * n);
-      else {
-        j = Math.floor(r.next() * (n - 1));
-        if (j >= i) j++;
-      }
+      const j = Math.floor(r.next() * n);
       const a = hosts[i] as HostState;
       const b = hosts[j] as HostState;
       return b.active < a.active ? b : a;

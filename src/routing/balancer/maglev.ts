@@ -103,9 +103,15 @@ export class Maglev implements Algorithm {
     }
   }
 
-  choose(hash: number): HostState | undefined {
+  /**
+   * The table entry for `hash`; on a reselection (`attempt` > 0, made to avoid hosts tried
+   * before) the hash is first XORed with `2^32 − attempt`, as Envoy's `MaglevTable::chooseHost`
+   * mutates its 64-bit hash with `~0 − attempt + 1`.
+   */
+  choose(hash: number, attempt = 0): HostState | undefined {
     if (this.#owners.length === 0) return undefined;
-    return this.#owners[this.#table[(hash >>> 0) % this.#size] as number];
+    const h = attempt > 0 ? (hash ^ (0x1_0000_0000 - attempt)) >>> 0 : hash >>> 0;
+    return this.#owners[this.#table[h % this.#size] as number];
   }
 
   describe(): string {

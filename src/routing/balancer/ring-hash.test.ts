@@ -88,12 +88,15 @@ describe('RING_HASH', () => {
     assert.deepEqual(new Set(mapping(p, 50)), new Set(['none']));
   });
 
-  it('ignores avoid: retries keep their affinity (Istio drops previous_hosts with consistent hashing)', () => {
+  it('honours avoid by walking on along the ring (the balance layer passes it only for an explicit retryIgnorePreviousHosts: true)', () => {
     const p = createPicker(uniformSet(4), RING, context());
     const h = hash32('user-7');
     const first = p.pick({ hash: h, avoid: undefined });
     assert.ok(first !== undefined);
-    assert.equal(p.pick({ hash: h, avoid: [first] }), first);
+    assert.equal(p.pick({ hash: h, avoid: undefined }), first, 'without avoid a retry keeps its affinity');
+    const next = p.pick({ hash: h, avoid: [first] });
+    assert.ok(next !== undefined && next !== first);
+    assert.equal(p.pick({ hash: h, avoid: [first] }), next, 'the reselection is deterministic too');
   });
 
   it('without a key (hash -1) draws at random among healthy hosts', () => {
@@ -141,5 +144,17 @@ describe('RingHash', () => {
     r.reset(hosts, undefined);
     const owner = r.choose(0);
     assert.equal(r.choose(0xffffffff), owner);
+  });
+
+  it('a reselection (attempt n) takes the point n places further on, wrapping round (Envoy Ring::chooseHost)', () => {
+    const r = new RingHash(16);
+    const hosts = uniformSet(4).hosts;
+    r.reset(hosts, undefined);
+    // Walk the ring from hash 0: attempt n is the owner of point n (point 0 is the first at or after 0).
+    const walk = Array.from({ length: r.size + 2 }, (_, n) => r.choose(0, n));
+    assert.equal(walk[0], r.choose(0));
+    assert.equal(walk[r.size], walk[0], 'attempt = ring size comes back to the first point');
+    assert.equal(walk[r.size + 1], walk[1]);
+    assert.ok(new Set(walk).size === 4, 'the walk visits every host');
   });
 });

@@ -103,7 +103,12 @@ export class RingHash implements Algorithm {
     }
   }
 
-  choose(hash: number): HostState | undefined {
+  /**
+   * The owner of the first point at or after `hash`; on a reselection (`attempt` > 0, made to
+   * avoid hosts tried before) the point `attempt` places further on, as Envoy's
+   * `Ring::chooseHost` does ("behave as if this host was not in the ring").
+   */
+  choose(hash: number, attempt = 0): HostState | undefined {
     const points = this.#points;
     const n = points.length;
     if (n === 0) return undefined;
@@ -116,7 +121,8 @@ export class RingHash implements Algorithm {
       if ((points[mid] as number) < h) lo = mid + 1;
       else hi = mid;
     }
-    return this.#hosts[this.#owners[lo === n ? 0 : lo] as number];
+    const at = lo === n ? 0 : lo;
+    return this.#hosts[this.#owners[attempt > 0 ? (at + attempt) % n : at] as number];
   }
 
   describe(): string {
