@@ -27,6 +27,8 @@ export class DeadlineQueue {
   #timer: Timer | undefined;
   #armedFor = Number.POSITIVE_INFINITY;
   readonly #fire = (): void => this.#onTimer();
+  #closed = false;
+  readonly #closeWaiters = new Set<() => void>();
 
   constructor(clock: Clock) {
     this.#clock = clock;
@@ -65,9 +67,24 @@ export class DeadlineQueue {
     // early or on an empty heap just re-arms for the earliest deadline, if any.
   }
 
-  /** Cancels the timer; queued nodes stay queued but will not fire until the next `add`. */
+  /** Cancels the timer (queued nodes stay queued but will not fire until the next `add`) and tells each waiter of {@link onClose}. */
   close(): void {
     this.#disarm();
+    this.#closed = true;
+    const waiters = [...this.#closeWaiters];
+    this.#closeWaiters.clear();
+    for (const w of waiters) w();
+  }
+
+  /** True once {@link close} ran (the mesh is closing). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Calls `fn` when the queue closes (a retry's backoff, which no pool knows of); returns a function that forgets it. */
+  onClose(fn: () => void): () => void {
+    this.#closeWaiters.add(fn);
+    return () => this.#closeWaiters.delete(fn);
   }
 
   #arm(at: number): void {

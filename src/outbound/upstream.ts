@@ -154,7 +154,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     this._marks |= RECORDED;
     const d = this._cs.detector;
     const h = this._host;
-    if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') d.record(h, charged, failure, (this._marks & STARTED) !== 0);
+    if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') d.record(h, charged, failure, this._ex.protocol === 'grpc' && (this._marks & STARTED) !== 0);
     const ex = this._ex;
     const obs = ex.attemptObserver;
     const published = channels.attemptEnd.hasSubscribers;
@@ -182,6 +182,8 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     }
     this._state = 2;
     this._marks |= STARTED;
+    // undici starts a request on a connected socket (Envoy's pool ready); grpc-js starts a call before its channel is.
+    if (this._ex.protocol !== 'grpc' && this._host !== undefined) this._cs.detector?.connected(this._host);
     if (this._ex.waiting === this) this._ex.waiting = undefined;
     this._handler.onRequestStart?.(controller, context);
   }
@@ -251,7 +253,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     const d = this._cs.detector;
     const h = this._host;
     if (d === undefined || h === undefined || error.name === 'RetriedResponse') return;
-    if (failure === 'reset' || failure === 'remote-reset' || failure === 'protocol') d.record(h, 0, failure, true);
+    if (failure === 'reset' || failure === 'remote-reset' || failure === 'protocol') d.record(h, 0, failure, this._ex.protocol === 'grpc');
   }
 }
 

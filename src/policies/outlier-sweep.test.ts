@@ -72,3 +72,47 @@ describe('OutlierDetector: splitExternalLocalOriginErrors and connections', () =
     d.close();
   });
 });
+
+describe('OutlierDetector: a sweep timer that fires a little early', () => {
+  /** Node arms a timer from the loop's cached millisecond, so it can run up to ~1 ms before its time. */
+  class EarlyClock extends ManualClock {
+    armed = 0;
+    override setTimer(fn: () => void, ms: number) {
+      this.armed++;
+      return super.setTimer(fn, ms >= 2 ? ms - 1 : ms);
+    }
+  }
+
+  it('is the planned sweep: one sweep per interval, and the ejection backoff decays one step per interval', () => {
+    const clock = new EarlyClock(0);
+    const events: OutlierEvent[] = [];
+    const d = new OutlierDetector(resolveOutlierSettings({ interval: '50ms', baseEjectionTime: '100ms', maxEjectionPercent: 100 }), clock, (e) => events.push(e));
+    const h = host('a:80');
+    d.setHosts([h, host('b:80')]);
+    const eject = () => {
+      for (let i = 0; i < 5; i++) d.record(h, 503, undefined);
+      assert.equal(h.ejected, true);
+      return h.ejectedUntil - clock.now();
+    };
+    // Three ejections in a row (n = 1, 2, 3), each waited out.
+    for (let n = 1; n <= 3; n++) {
+      assert.equal(eject(), 100 * n);
+      for (let i = 0; i < 10_000 && h.ejected; i++) clock.advance(1);
+    }
+    const before = clock.armed;
+    clock.advance(1_000);
+    // Back for 1 s: n decayed 3 → 0, one sweep per 50 ms while it did (not two: an early timer re-armed for the rest of its ms).
+    assert.ok(clock.armed - before <= 4, `${clock.armed - before} timers armed`);
+    assert.equal(eject(), 100);
+    // Three in a row again, then back for ~130 ms (two sweeps): n 3 → 1, so the next is n = 2, 200 ms (Envoy).
+    for (let i = 0; i < 10_000 && h.ejected; i++) clock.advance(1);
+    assert.equal(eject(), 200);
+    for (let i = 0; i < 10_000 && h.ejected; i++) clock.advance(1);
+    assert.equal(eject(), 300);
+    for (let i = 0; i < 10_000 && h.ejected; i++) clock.advance(1);
+    clock.advance(130);
+    assert.equal(eject(), 200);
+    d.close();
+  });
+});
+

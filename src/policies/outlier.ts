@@ -11,22 +11,18 @@
  *   given) increments the consecutive-5xx counter; one that is also 502/503/504 increments the
  *   gateway counter, any other error response resets it; a non-error response resets both.
  *   Local-origin failures (connect failure, reset, refused stream, protocol error, per-try
- *   timeout) count as a 503 (504 for a timeout) — i.e. in both counters — unless
- *   `splitExternalLocalOriginErrors` is set, in which case they go to their own counter
- *   (reset by any response and, as Envoy's pool ready does, by every connection handed to a request) and never touch the other two. Circuit-breaker overflow and
- *   caller cancellation are not the host's fault and are ignored.
+ *   timeout) count as a 503 (504 for a timeout) in both counters — unless
+ *   `splitExternalLocalOriginErrors`: their own counter, reset by any response and by every
+ *   connection handed to a request (Envoy's pool ready). Overflow and cancellation are ignored.
  * - **Ejection** happens inline when a counter reaches its threshold. The counter that fired
  *   is reset whether or not the ejection was allowed. Ejection time = `baseEjectionTime × n`
  *   capped at `max(300s, baseEjectionTime)`, where n counts the host's recent ejections.
- * - **`maxEjectionPercent`**: an ejection that would make more than that percentage of the hosts
- *   ejected is skipped — except, by default, when no host is ejected at all (see
- *   {@link OutlierOptions.alwaysEjectOneHost}).
+ * - **`maxEjectionPercent`**: an ejection past it is skipped — except, by default, when no host
+ *   is ejected ({@link OutlierOptions.alwaysEjectOneHost}).
  * - **Sweeps** every `interval`: an ejected host whose time is up returns (so a host returns at
  *   the first sweep at or after `ejectedUntil`, as in Envoy, not exactly at it); a host that
  *   has been back for at least one interval has n decreased by 1. On return every counter is
- *   reset. A returning host does not slow-start again: Envoy starts an endpoint's slow start
- *   window once (`recalculateHostsInSlowStart` sets `last_hc_pass_time` only when it is unset),
- *   and only an active health check, which Istio never configures, restarts it.
+ *   reset. A returning host does not slow-start again (Envoy's `recalculateHostsInSlowStart`).
  * - **Timers.** The sweep timer runs only while a host is ejected or has n > 0; an idle
  *   cluster holds no timer. Sweeps keep Envoy's phase all the same — every `interval` from the
  *   detector's creation (Envoy arms its interval timer in `DetectorImpl::initialize`) — so a
@@ -117,15 +113,14 @@ export class OutlierDetector {
   #timer: Timer | undefined;
   /** Mesh-clock time of creation: sweeps fall on it plus whole intervals, as Envoy's do. */
   readonly #origin: number;
+  /** When the armed sweep is due. */
+  #planned = 0;
   #closed = false;
   readonly #sweepFn = (): void => this.#sweep();
 
   /**
-   * @param settings - the DestinationRule's `outlierDetection`, resolved (a snapshot cluster's
-   *   `settings.outlierDetection`, or {@link resolveOutlierSettings} of the block).
-   * @param clock - the mesh clock; the sweep timer is set through it.
-   * @param onChange - called for every ejection and return.
-   * @param options - switches Istio does not expose.
+   * @param settings - the DestinationRule's `outlierDetection`, resolved ({@link resolveOutlierSettings}).
+   * @param clock - the mesh clock (the sweep timer); `onChange`: every ejection and return; `options`: switches Istio does not expose.
    */
   constructor(settings: ResolvedOutlierSettings, clock: Clock, onChange: (e: OutlierEvent) => void, options: OutlierOptions = {}) {
     this.#s = settings;
@@ -150,10 +145,7 @@ export class OutlierDetector {
     return this.#timer !== undefined;
   }
 
-  /**
-   * Replace the host list (config swap); state of hosts whose key survives is kept. A new object
-   * for a surviving key inherits the old object's ejection fields; a new key starts clean.
-   */
+  /** Replaces the host list (config swap): a surviving key keeps its state (a new object inherits it); a new key starts clean. */
   setHosts(hosts: readonly OutlierHost[]): void {
     const next = new Map<string, HostRecord>();
     let ejected = 0;
@@ -178,11 +170,7 @@ export class OutlierDetector {
     if (!this.#needsSweep()) this.#stopTimer();
   }
 
-  /**
-   * Applies new settings (config swap). Counters and ejections are kept; the return time of
-   * ejected hosts is recomputed with the new base/max ejection time, and a running sweep timer
-   * picks up a new interval.
-   */
+  /** Applies new settings (config swap): counters and ejections kept, return times and the sweep interval recomputed. */
   updateSettings(settings: ResolvedOutlierSettings): void {
     const prev = this.#s;
     this.#s = settings;
@@ -196,11 +184,19 @@ export class OutlierDetector {
   }
 
   /**
+   * An attempt got a connection (Envoy's pool ready, `LocalOriginConnectSuccess`): in split mode
+   * the local-origin count restarts — five overlapping streams that connect, then reset, count five.
+   */
+  connected(host: OutlierHost): void {
+    if (!this.#s.splitLocalOrigin || this.#closed) return;
+    const r = this.#records.get(host.key);
+    if (r !== undefined) r.consecutiveLocal = 0;
+  }
+
+  /**
    * Record an attempt's result on one host: a response status (0 = none) and an optional
-   * local-origin failure kind. `connected`: the attempt got a connection to send on (Envoy's pool
-   * ready, which reports `LocalOriginConnectSuccess` for every stream and so, with
-   * `splitExternalLocalOriginErrors`, resets the local-origin count before a failure that follows
-   * it — only failures to connect add up).
+   * local-origin failure kind. `connected`: a grpc-js call (started before its channel connects)
+   * that failed otherwise than to connect: the count restarts here instead of at {@link connected}.
    */
   record(host: OutlierHost, status: number, failure: FailureKind | undefined, connected = false): void {
     const r = this.#records.get(host.key);
@@ -360,7 +356,9 @@ export class OutlierDetector {
   #sweep(): void {
     this.#timer = undefined;
     if (this.#closed) return;
-    const now = this.#clock.now();
+    // A timer may fire a little before its time (Node arms it from the loop's cached millisecond): it is the planned sweep.
+    const planned = this.#planned;
+    const now = Math.max(this.#clock.now(), planned);
     const interval = this.#s.intervalMs;
     for (const r of this.#records.values()) {
       if (r.ejected && now >= r.host.ejectedUntil) {
@@ -370,7 +368,7 @@ export class OutlierDetector {
     for (const r of this.#records.values()) {
       if (!r.ejected && r.backoff > 0 && r.lastReturn >= 0 && now - r.lastReturn >= interval) r.backoff--;
     }
-    if (this.#needsSweep()) this.#startTimer();
+    if (this.#needsSweep()) this.#startTimer(planned);
   }
 
   #needsSweep(): boolean {
@@ -379,12 +377,15 @@ export class OutlierDetector {
     return false;
   }
 
-  #startTimer(): void {
+  /** Arms the next sweep on Envoy's grid (creation + k·interval): after `last` (the sweep that just ran), else strictly after now. */
+  #startTimer(last?: number): void {
     if (this.#timer !== undefined || this.#closed) return;
     const interval = this.#s.intervalMs;
-    // The next sweep on Envoy's grid (creation + k·interval), strictly after now.
-    const since = (this.#clock.now() - this.#origin) % interval;
-    this.#timer = this.#clock.setTimer(this.#sweepFn, interval - since);
+    const now = this.#clock.now();
+    let next = last !== undefined ? last + interval : this.#origin + (Math.floor((now - this.#origin) / interval) + 1) * interval;
+    while (next <= now - interval) next += interval;
+    this.#planned = next;
+    this.#timer = this.#clock.setTimer(this.#sweepFn, Math.max(0, next - now));
   }
 
   #stopTimer(): void {

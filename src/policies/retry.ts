@@ -138,6 +138,8 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
   private _delayMs = 0;
   private _outcome: AttemptOutcome | undefined;
   private _timer: { clear(): void } | undefined;
+  /** Forgets the mesh.close() hook of the backoff in progress. */
+  private _forgetClose: (() => void) | undefined;
 
   constructor(run: RetryRun, ex: Exchange, handler: ResponseHandler, policy: RetryPolicy, retriable: HeaderBag, isRetry: boolean) {
     this._run = run;
@@ -345,18 +347,32 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
       ex.tried.push(ex.host);
     }
     const next = new Attempt(this._run, ex, this._handler, this._policy, this._retriable, true);
+    const deadlines = this._run.o.deadlines;
+    // mesh.close() ends a backoff: the retry would open a connection on a mesh that closed its pools.
+    const closed = (): void => {
+      if (ex.waiting === this) ex.waiting = undefined;
+      this.cancel(new MeshletError('MESHLET_ERR_CLOSED', 'mesh.close(): the call was waiting to retry and was cancelled', ex.errorContext()));
+    };
+    if (deadlines.closed) {
+      closed();
+      return;
+    }
     const fire = (): void => {
       this._timer = undefined;
+      this._forgetClose?.();
       if (ex.waiting === this) ex.waiting = undefined;
       next.send();
     };
     ex.waiting = this;
+    this._forgetClose = deadlines.onClose(closed);
     // The caller awaits this call: the backoff keeps the process alive (nothing else may).
     this._timer = this._run.o.clock.setTimer(fire, this._delayMs, true);
   }
 
-  /** Abort or deadline during the backoff wait. */
+  /** Abort, deadline or mesh.close() during the backoff wait. */
   cancel(reason: Error): void {
+    this._forgetClose?.();
+    this._forgetClose = undefined;
     this._timer?.clear();
     this._timer = undefined;
     this._run.o.budget(this._ex).endRetry();

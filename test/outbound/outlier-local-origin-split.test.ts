@@ -54,4 +54,26 @@ describe('splitExternalLocalOriginErrors', () => {
       await m2.close();
     }
   });
+
+  test('overlapping requests that each got a connection, then a reset, add up (each connection reset the count when it came, as onPoolReady does)', async () => {
+    // Holds every request until two have arrived, then resets both.
+    const held: (() => void)[] = [];
+    const dropper = createServer((req) => {
+      held.push(() => req.socket.destroy());
+      if (held.length === 2) for (const drop of held.splice(0)) drop();
+    });
+    servers.push(dropper);
+    await new Promise<void>((r) => dropper.listen(0, '127.0.0.1', r));
+    const port = (dropper.address() as AddressInfo).port;
+    const mesh = await meshFor([{ port }], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 0 } }], [destinationRule('svc', 'svc', { trafficPolicy: { outlierDetection: OUTLIER } })]);
+    const events: OutboundEvent[] = [];
+    mesh.on('ejected', (e: OutboundEvent) => events.push(e));
+    try {
+      const both = await Promise.all([call(mesh, 'http://svc/a'), call(mesh, 'http://svc/b')]);
+      assert.deepEqual(both.map((r) => r.flags), ['UC', 'UC']);
+      assert.equal(events.length, 1, 'two post-connect resets in a row, both connected before either failed: ejected');
+    } finally {
+      await mesh.close();
+    }
+  });
 });

@@ -75,4 +75,29 @@ describe('retry backoff and the route timeout', () => {
       await mesh.close();
     }
   });
+
+  test('mesh.close() during a retry backoff ends the call (MESHLET_ERR_CLOSED): the retry never goes out on a closed mesh', async () => {
+    const clock = new ManualClock();
+    const up = await startUpstream('close-in-backoff', (_q, res) => {
+      res.statusCode = 503;
+      res.end('down');
+    });
+    ups.push(up);
+    const mesh = await meshFor([{ port: up.port }], [{ route: [{ destination: { host: 'svc' } }], timeout: '30s', retries: { attempts: 2, retryOn: '5xx', backoff: '10s', retryIgnorePreviousHosts: false } }], [], { clock, random: { next: () => 0.9 } });
+    let outcome: unknown;
+    const p = call(mesh, 'http://svc/').then(
+      (r) => (outcome = r.status),
+      (e: { code?: string }) => (outcome = e.code),
+    );
+    await until(() => up.hits === 1, 'the first attempt');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(outcome, undefined, 'waiting to retry');
+    await mesh.close();
+    await until(() => outcome !== undefined, 'the call ended by close()');
+    await p;
+    assert.equal(outcome, 'MESHLET_ERR_CLOSED');
+    clock.advance(60_000);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(up.hits, 1, 'no retry after close');
+  });
 });
