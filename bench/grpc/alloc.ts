@@ -13,14 +13,8 @@
  * @module
  */
 import { fork } from 'node:child_process';
-import { Session } from 'node:inspector/promises';
+import { printAllocations, sampleAllocations } from '../lib/alloc-sampling.ts';
 import { EchoClient, grpc, istioWire, MESH_PORT, meshResources, TEXT } from './proto.ts';
-
-interface SampleNode {
-  selfSize: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children: SampleNode[];
-}
 
 const variant = process.argv[2] ?? 'mesh';
 if (!['raw', 'istio', 'mesh'].includes(variant)) throw new Error(`unknown variant ${variant} (raw, istio, mesh)`);
@@ -49,23 +43,8 @@ const run = async (n: number) => {
   await Promise.all(Array.from({ length: 64 }, async () => { while (i++ < n) await call(); }));
 };
 await run(20_000);
-const session = new Session();
-session.connect();
-await session.post('HeapProfiler.enable');
-await session.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
-await run(N);
-const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: SampleNode } };
-const byFunction = new Map<string, number>();
-let total = 0;
-const walk = (n: SampleNode): void => {
-  total += n.selfSize;
-  const k = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber + 1}`;
-  byFunction.set(k, (byFunction.get(k) ?? 0) + n.selfSize);
-  for (const c of n.children) walk(c);
-};
-walk(profile.head);
-console.log(`${variant}: ${Math.round(total / N)} B allocated per call (${N} calls at c=64)`);
-for (const [k, v] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 40))) console.log(`${String(Math.round(v / N)).padStart(7)} B  ${k}`);
+const profile = await sampleAllocations(() => run(N), N, 256);
+printAllocations(`${variant} (${N} calls at c=64)`, profile, Number(process.env.TOP ?? 40));
 client.close();
 await mesh?.close();
 server.kill();

@@ -15,15 +15,10 @@
  * @module
  */
 import { spawn } from 'node:child_process';
-import { Session } from 'node:inspector/promises';
 import { Agent, type Dispatcher, fetch, request } from 'undici';
+import { printAllocations, sampleAllocations } from '../lib/alloc-sampling.ts';
 import { meshResources } from './mesh-config.ts';
 
-interface SampleNode {
-  selfSize: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children: SampleNode[];
-}
 interface MeshLike {
   dispatcher: Dispatcher;
   fetch(input: string): Promise<{ text(): Promise<string> }>;
@@ -51,23 +46,8 @@ const run = async (n: number) => {
   await Promise.all(Array.from({ length: 64 }, async () => { while (i++ < n) await call(); }));
 };
 await run(10_000);
-const session = new Session();
-session.connect();
-await session.post('HeapProfiler.startSampling', { samplingInterval: 128, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
-await run(N);
-const { profile } = (await session.post('HeapProfiler.stopSampling')) as unknown as { profile: { head: SampleNode } };
-const by = new Map<string, number>();
-let total = 0;
-const walk = (n: SampleNode): void => {
-  const f = n.callFrame;
-  const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/.*\/(node_modules\/)?/, '')}:${f.lineNumber}`;
-  total += n.selfSize / N;
-  by.set(key, (by.get(key) ?? 0) + n.selfSize / N);
-  for (const c of n.children) walk(c);
-};
-walk(profile.head);
-console.log(`${variant}: ${total.toFixed(0)} B allocated per request (N=${N}, c=64)`);
-for (const [k, b] of [...by].sort((x, y) => y[1] - x[1]).slice(0, Number(process.env.TOP ?? 40))) console.log(b.toFixed(0).padStart(7), k);
+const profile = await sampleAllocations(() => run(N), N, 128);
+printAllocations(`${variant} (${N} requests at c=64)`, profile, Number(process.env.TOP ?? 40));
 await mesh.close();
 await named.close();
 up.kill();
