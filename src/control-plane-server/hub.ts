@@ -72,6 +72,7 @@ interface Stream {
 }
 
 const PING = Buffer.from(': ping\n\n');
+const TRAILER = Buffer.from('\n\n');
 
 /**
  * The client has not read what was written: the response's unsent bytes (its own and its
@@ -83,7 +84,6 @@ const PING = Buffer.from(': ping\n\n');
 function stalled(res: ServerResponse): boolean {
   return res.writableLength >= (res.writableHighWaterMark || 16 * 1024);
 }
-const TRAILER = Buffer.from('\n\n');
 
 /** Fans config and endpoint changes out to watch streams. */
 export class PushHub {

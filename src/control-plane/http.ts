@@ -177,11 +177,10 @@ export class ControlPlaneHttp {
     try {
       return (await b.fire(url, req)) as T;
     } catch (e) {
-      // An open breaker says why it opened: the failure that last counted against it.
-      if ((e as { code?: unknown } | undefined)?.code !== 'EOPENBREAKER') {
-        if (!(e instanceof HttpStatusError && e.status < 500)) this.#lastFailure.set(url, e);
-      }
-      else if (e instanceof Error && e.cause === undefined && this.#lastFailure.has(url)) e.cause = this.#lastFailure.get(url);
+      // An open breaker says why it opened: the last failure that counted against it (a 4xx does not).
+      if ((e as { code?: unknown } | undefined)?.code === 'EOPENBREAKER') {
+        if (e instanceof Error && e.cause === undefined) e.cause = this.#lastFailure.get(url);
+      } else if (!(e instanceof HttpStatusError && e.status < 500)) this.#lastFailure.set(url, e);
       throw e;
     }
   }

@@ -49,6 +49,15 @@ const DEFERRED_ANSWER = 2;
 /** The request was handed a connection (Envoy's pool ready). */
 const STARTED = 4;
 
+/**
+ * Whether the call's transport starts an attempt on a connection (Envoy's pool ready): undici
+ * writes a request on a connected socket; grpc-js starts a call before its channel connects (also
+ * for gRPC sent through undici, the transport decides, not the protocol).
+ */
+function startsConnected(ex: Exchange): boolean {
+  return ex.transport !== 'grpc';
+}
+
 /** What every call through one upstream layer shares. */
 interface UpstreamRun {
   readonly o: UpstreamLayerOptions;
@@ -154,7 +163,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     this._marks |= RECORDED;
     const d = this._cs.detector;
     const h = this._host;
-    if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') d.record(h, charged, failure, this._ex.protocol === 'grpc' && (this._marks & STARTED) !== 0);
+    if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') d.record(h, charged, failure, !startsConnected(this._ex) && (this._marks & STARTED) !== 0);
     const ex = this._ex;
     const obs = ex.attemptObserver;
     const published = channels.attemptEnd.hasSubscribers;
@@ -182,8 +191,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     }
     this._state = 2;
     this._marks |= STARTED;
-    // undici starts a request on a connected socket (Envoy's pool ready); grpc-js starts a call before its channel is.
-    if (this._ex.protocol !== 'grpc' && this._host !== undefined) this._cs.detector?.connected(this._host);
+    if (startsConnected(this._ex) && this._host !== undefined) this._cs.detector?.connected(this._host);
     if (this._ex.waiting === this) this._ex.waiting = undefined;
     this._handler.onRequestStart?.(controller, context);
   }
@@ -253,7 +261,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     const d = this._cs.detector;
     const h = this._host;
     if (d === undefined || h === undefined || error.name === 'RetriedResponse') return;
-    if (failure === 'reset' || failure === 'remote-reset' || failure === 'protocol') d.record(h, 0, failure, this._ex.protocol === 'grpc');
+    if (failure === 'reset' || failure === 'remote-reset' || failure === 'protocol') d.record(h, 0, failure, !startsConnected(this._ex));
   }
 }
 

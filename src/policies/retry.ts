@@ -360,6 +360,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
     const fire = (): void => {
       this._timer = undefined;
       this._forgetClose?.();
+      this._forgetClose = undefined;
       if (ex.waiting === this) ex.waiting = undefined;
       next.send();
     };

@@ -61,31 +61,26 @@ const CONNECT_ERRORS: Readonly<Record<string, string>> = {
 
 const CONNECT_ERROR_TEXT = /\b(ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH)\b/;
 
-/** The socket error of a failed connect: the error's (or a cause's) `code`, else its text (grpc-js words it: `connect ECONNREFUSED …`). */
-function connectFailureReason(cause: unknown): string | undefined {
-  for (let e = cause, i = 0; e !== null && typeof e === 'object' && i < 4; e = (e as { cause?: unknown }).cause, i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && Object.hasOwn(CONNECT_ERRORS, code)) return CONNECT_ERRORS[code];
-    const text = (e as { message?: unknown; details?: unknown }).details ?? (e as { message?: unknown }).message;
-    const m = typeof text === 'string' ? CONNECT_ERROR_TEXT.exec(text) : null;
-    if (m !== null) return CONNECT_ERRORS[m[1] as string];
-  }
-  return undefined;
-}
+/** A connect the pool's connect timeout ended (`connectTimeout`), rather than a socket error. */
+const TIMED_OUT = { timedOut: true } as const;
 
 /**
- * A connect the pool's connect timeout ended (`connectTimeout`: undici's ConnectTimeoutError, the
- * gRPC connection's own words for it): Envoy's pool fails it with PoolFailureReason::Timeout,
- * which its router words as the reset reason `connection timeout` (router_test.cc
- * PoolFailureDueToConnectTimeout: `upstream_reset_before_response_started{connection_timeout…}`).
+ * What a failed connect's error (or a cause of it, up to four deep) says: the pool's connect
+ * timeout (undici's ConnectTimeoutError, the gRPC connection's own words) — which Envoy's pool
+ * fails with PoolFailureReason::Timeout and its router words as the reset reason
+ * `connection timeout` (router_test.cc PoolFailureDueToConnectTimeout) — else the socket error as
+ * Envoy's transport failure reason (grpc-js words it in its text: `connect ECONNREFUSED …`).
  */
-function isConnectTimeout(cause: unknown): boolean {
+function connectFailure(cause: unknown): typeof TIMED_OUT | { readonly timedOut: false; readonly transport: string | undefined } {
   for (let e = cause, i = 0; e !== null && typeof e === 'object' && i < 4; e = (e as { cause?: unknown }).cause, i++) {
-    if ((e as { code?: unknown }).code === 'UND_ERR_CONNECT_TIMEOUT') return true;
+    const code = (e as { code?: unknown }).code;
     const text = (e as { details?: unknown }).details ?? (e as { message?: unknown }).message;
-    if (typeof text === 'string' && text.includes('connect timeout: not connected within')) return true;
+    if (code === 'UND_ERR_CONNECT_TIMEOUT' || (typeof text === 'string' && text.includes('connect timeout: not connected within'))) return TIMED_OUT;
+    if (typeof code === 'string' && Object.hasOwn(CONNECT_ERRORS, code)) return { timedOut: false, transport: CONNECT_ERRORS[code] };
+    const m = typeof text === 'string' ? CONNECT_ERROR_TEXT.exec(text) : null;
+    if (m !== null) return { timedOut: false, transport: CONNECT_ERRORS[m[1] as string] };
   }
-  return false;
+  return { timedOut: false, transport: undefined };
 }
 
 /**
@@ -96,8 +91,8 @@ function isConnectTimeout(cause: unknown): boolean {
  * state refuses the retry, before onUpstreamAbort sets the reset's flag).
  */
 export function upstreamFailure(ex: Exchange, failure: FailureKind, cause: Error, retried: boolean, exhausted: boolean): MeshletError {
-  const timedOut = failure === 'connect-failure' && isConnectTimeout(cause);
-  const reason = timedOut ? 'connection timeout' : RESET_TEXT[failure];
+  const connect = failure === 'connect-failure' ? connectFailure(cause) : undefined;
+  const reason = connect?.timedOut === true ? 'connection timeout' : RESET_TEXT[failure];
   const msg =
     failure === 'per-try-timeout'
       ? 'upstream request timeout'
@@ -107,7 +102,7 @@ export function upstreamFailure(ex: Exchange, failure: FailureKind, cause: Error
   if (tls !== undefined) {
     return new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `${msg.replace(/: [a-z ]+$/, ': remote connection failure')}, transport failure reason: TLS error: ${tls}`, { ...ex.errorContext(), cause, flags: exhausted ? 'URX,UF' : 'UF' });
   }
-  const tfr = failure === 'connect-failure' && !timedOut ? connectFailureReason(cause) : undefined;
+  const tfr = connect?.timedOut === false ? connect.transport : undefined;
   if (tfr !== undefined) return new MeshletError(CODE_FOR[failure], `${msg}, transport failure reason: ${tfr}`, { ...ex.errorContext(), cause, flags: exhausted ? 'URX,UF' : 'UF' });
   // Envoy's streamResetReasonToResponseFlag: a connection that closed is UC, a stream the upstream reset is UR.
   const flag = FLAG_FOR[failure];
