@@ -174,4 +174,34 @@ describe('gRPC deadlines and faults through the mesh', () => {
     assert.equal(r.error?.code, grpc.status.DEADLINE_EXCEEDED, r.error?.details);
     assert.equal(up.hits, 0);
   });
+  // grpc-js outputs a status other than OK at once, unread messages or not (subchannel-call.ts
+  // maybeOutputStatus): a caller that stopped reading a stream still ends at its deadline.
+  for (const kind of ['Bidi', 'ServerStream'] as const) {
+    it(`a ${kind} call whose caller does not read the messages that came still ends at its deadline (DEADLINE_EXCEEDED, cancelled on the wire)`, async () => {
+      const { up, client, clock } = await setup({});
+      let serverCall: grpc.ServerWritableStream<unknown, unknown> | undefined;
+      let arrived!: () => void;
+      const inServer = new Promise<void>((r) => (arrived = r));
+      up.behaviour[kind] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+        serverCall = call;
+        call.write({ text: 'one', server: 'a', seen: [] });
+        call.write({ text: 'two', server: 'a', seen: [] });
+        arrived();
+      }) as never;
+      const opts = { deadline: Date.now() + 3000 };
+      const stream = kind === 'Bidi' ? client.Bidi(new grpc.Metadata(), opts) : client.ServerStream({ text: 's', count: 0 }, new grpc.Metadata(), opts);
+      if (kind === 'Bidi') (stream as grpc.ClientDuplexStream<unknown, unknown>).write({ text: 'hi' });
+      // No 'data' listener: the caller reads nothing.
+      const ended = new Promise<grpc.ServiceError>((r) => stream.on('error', r));
+      await inServer;
+      const cancelled = new Promise<void>((r) => serverCall?.once('cancelled', () => r()));
+      // Let the messages reach the client before the deadline passes.
+      await new Promise((r) => setTimeout(r, 50));
+      clock.advance(3000);
+      const err = await ended;
+      assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED);
+      assert.match(err.details, /^upstream request timeout/);
+      await cancelled;
+    });
+  }
 });

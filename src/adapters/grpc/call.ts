@@ -254,15 +254,10 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       if (this.#listener !== undefined) this.#finish({ code: status, details, metadata: new this.#o.grpc.Metadata() });
       return;
     }
-    // Messages not read yet are dropped: a cancelled call ends now.
-    this.#queue = undefined;
-    if (this.#status !== undefined) {
-      // The answer came but waited behind unread messages: the caller's cancel is what it gets.
-      this.#status = { code: status, details, metadata: new this.#o.grpc.Metadata() };
-      this.#flush();
-      return;
-    }
-    ex.abort(new CallCancelled(status, details));
+    this.#queue = undefined; // messages not read yet are dropped: a cancelled call ends now
+    // An OK answer that waited behind unread messages: the caller's cancel is what it gets.
+    if (this.#status === undefined) ex.abort(new CallCancelled(status, details));
+    else this.#finish({ code: status, details, metadata: new this.#o.grpc.Metadata() }, true);
   }
 
   getPeer(): string {
@@ -369,16 +364,18 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     return status;
   }
 
-  #finish(status: StatusObject): void {
-    if (this.#status !== undefined) return;
+  #finish(status: StatusObject, replace = false): void {
+    if (this.#status !== undefined && !replace) return;
     this.#status = status;
     this.#flush();
   }
 
-  /** Delivers the status once every message before it was read. */
+  /** Delivers an OK status once every message before it was read; a failure (a deadline) at once, dropping them, as grpc-js (`maybeOutputStatus`). */
   #flush(): void {
     const s = this.#status;
-    if (s === undefined || (this.#bits & ENDED) !== 0 || (this.#queue !== undefined && this.#queue.length > 0)) return;
+    if (s === undefined || (this.#bits & ENDED) !== 0) return;
+    if (s.code !== GRPC_STATUS.OK) this.#queue = undefined;
+    else if (this.#queue !== undefined && this.#queue.length > 0) return;
     if ((this.#bits & STARTING) !== 0) {
       queueMicrotask(() => this.#flush());
       return;
