@@ -113,7 +113,8 @@ function first(v: string | string[] | undefined): string | undefined {
  */
 export function deadlineOf(headers: Headers, clock: () => number = performanceNow): number {
   const envoy = first(headers[EXPECTED_TIMEOUT_HEADER]);
-  if (envoy !== undefined && /^\d{1,9}$/.test(envoy)) return clock() + Number(envoy);
+  // 0 is no timeout to Envoy (router.cc: it never sends 0, "Envoy treats 0 as infinite timeout").
+  if (envoy !== undefined && /^\d{1,9}$/.test(envoy) && Number(envoy) > 0) return clock() + Number(envoy);
   const grpc = first(headers['grpc-timeout']);
   if (grpc !== undefined) {
     // gRPC: up to 8 digits and a unit (H, M, S, m, u, n).

@@ -21,6 +21,9 @@ const rows: { name: string; method?: string; path: string; headers?: Record<stri
   { name: '/./admin reaches the app as /admin', path: '/./admin', status: 200, path_: '/admin' },
   { name: 'a path Envoy refuses (an encoded NUL) is answered 400', path: '/xyz/.%00../abc', status: 400, text: /^Bad Request$/ },
   { name: 'x-envoy-expected-rq-timeout-ms becomes the MeshContext deadline', path: '/t', headers: { 'x-envoy-expected-rq-timeout-ms': '30000' }, status: 200, path_: '/t', deadlineIn: 30 },
+  // Envoy reads 0 as no timeout (router.cc setTimeoutHeaders never sends it: "Envoy treats 0 as infinite timeout"; trySetGlobalTimeout).
+  { name: 'x-envoy-expected-rq-timeout-ms: 0 is no deadline (Envoy: no timeout), not one already passed', path: '/t', headers: { 'x-envoy-expected-rq-timeout-ms': '0' }, status: 200, path_: '/t' },
+  { name: 'x-envoy-expected-rq-timeout-ms: 0 next to grpc-timeout: the grpc-timeout is the deadline', path: '/t', headers: { 'x-envoy-expected-rq-timeout-ms': '0', 'grpc-timeout': '20S' }, status: 200, path_: '/t', deadlineIn: 20 },
   { name: 'a JSON body: the context is still there after the body was parsed', method: 'POST', path: '/post', headers: { 'content-type': 'application/json', 'x-envoy-expected-rq-timeout-ms': '60000' }, body: { a: 1 }, status: 200, path_: '/post', deadlineIn: 60 },
 ];
 
