@@ -226,6 +226,12 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
       return;
     }
     this._clearPerTry();
+    // A retry gives its retry slot back at the decision on its answer, before the next retry asks
+    // for one: Envoy's shouldRetry runs resetRetry() (retries().dec()) before canCreate().
+    if ((this._bits & IS_RETRY) !== 0) {
+      this._bits &= ~IS_RETRY;
+      this._run.o.budget(this._ex).endRetry();
+    }
     const outcome = HEAD;
     outcome.status = statusCode;
     outcome.grpcStatus = headGrpcStatus(this._ex.protocol, statusCode, headers);

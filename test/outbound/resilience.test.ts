@@ -233,6 +233,26 @@ describe('connection-pool circuit breaking', () => {
       await up.close();
     }
   });
+  test("one call's retries follow each other under connectionPool.http.maxRetries: 1 (a retry's slot is given back at its answer, as Envoy's shouldRetry runs resetRetry before canCreate)", async () => {
+    const up = await startUpstream('r503', (_q, res) => {
+      res.statusCode = 503;
+      res.end();
+    });
+    const mesh = await meshFor(
+      [{ port: up.port }],
+      [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 3, retryOn: '503', retryIgnorePreviousHosts: false } }],
+      { trafficPolicy: { connectionPool: { http: { maxRetries: 1 } } } },
+    );
+    try {
+      const r = await call(mesh, 'http://svc/');
+      assert.equal(r.status, 503);
+      assert.equal(up.hits, 4, 'the first attempt and its three retries');
+      assert.equal(r.flags, 'URX');
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
 });
 
 describe('load balancing over real endpoints', () => {
