@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, it } from 'node:test';
-import { currentContext, currentDeadline, reenterContext, runInContext, runInWholeContext } from './context.ts';
+import { currentContext, currentDeadline, reenterContext, runInContext, runInWholeContext, withDeadline, withDeadlineAt } from './context.ts';
 
 describe('the mesh context', () => {
   it('is the merged context inside runInContext, in code that runs later too, and the previous one after', async () => {
@@ -59,5 +59,20 @@ describe('the mesh context', () => {
       assert.equal(other.getStore(), 'outer');
       assert.equal(currentDeadline(), Number.POSITIVE_INFINITY);
     });
+  });
+  it('withDeadline and withDeadlineAt refuse a deadline that is not a number (a string from the environment was concatenated: a deadline of now; NaN or undefined was silently none), or a fn that is not a function', () => {
+    const bad: [unknown, RegExp][] = [
+      ['100', /timeoutMs must be a number of milliseconds \(Infinity for no deadline\), got "100" \(string\)/],
+      [undefined, /got undefined \(undefined\)/],
+      [Number.NaN, /got NaN \(number\)/],
+    ];
+    for (const [ms, msg] of bad) {
+      assert.throws(() => withDeadline(ms as number, () => 1), (e: Error & { code?: string }) => e.code === 'MESHLET_ERR_INVALID_ARG' && msg.test(e.message));
+      assert.throws(() => withDeadlineAt(ms as number, () => 1), (e: Error & { code?: string }) => e.code === 'MESHLET_ERR_INVALID_ARG' && /^withDeadlineAt\(at, fn\): at must be/.test(e.message));
+    }
+    assert.throws(() => withDeadline(100, 'f' as unknown as () => void), /fn must be a function, got string/);
+    // Numbers are taken as they are: Infinity is no deadline, a negative one has passed.
+    assert.equal(withDeadline(Number.POSITIVE_INFINITY, () => currentDeadline()), Number.POSITIVE_INFINITY);
+    assert.ok(withDeadline(-5, () => currentDeadline()) < performance.now());
   });
 });

@@ -9,6 +9,7 @@
  * @module
  */
 import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
+import { InvalidArgumentError } from './errors.ts';
 
 /**
  * The identity of the peer that called, as its mTLS certificate proves it.
@@ -148,7 +149,14 @@ export function joinContext(context: Partial<MeshContext>): MeshContext {
  * @category Context and time
  */
 export function withDeadline<T>(timeoutMs: number, fn: () => T): T {
+  checkDeadlineArgs('withDeadline', 'timeoutMs', timeoutMs, fn);
   return runInContext({ deadline: performance.now() + timeoutMs }, fn);
+}
+
+/** A deadline that is not a number (a string from the environment: `now + '100'` concatenates) or NaN would silently be none, or now. */
+function checkDeadlineArgs(name: string, arg: string, ms: unknown, fn: unknown): void {
+  if (typeof ms !== 'number' || Number.isNaN(ms)) throw new InvalidArgumentError(`${name}(${arg}, fn): ${arg} must be a number of milliseconds (Infinity for no deadline), got ${typeof ms === 'string' ? JSON.stringify(ms) : String(ms)} (${typeof ms})`);
+  if (typeof fn !== 'function') throw new InvalidArgumentError(`${name}(${arg}, fn): fn must be a function, got ${typeof fn}`);
 }
 
 /**
@@ -156,6 +164,7 @@ export function withDeadline<T>(timeoutMs: number, fn: () => T): T {
  * @category Context and time
  */
 export function withDeadlineAt<T>(at: number, fn: () => T): T {
+  checkDeadlineArgs('withDeadlineAt', 'at', at, fn);
   return runInContext({ deadline: at }, fn);
 }
 
