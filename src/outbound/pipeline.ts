@@ -140,7 +140,7 @@ export class Outbound {
     const route = (ex: Exchange) => ex.route as CompiledRoute;
     const balance = balanceLayer({ random: o.random, sourceIp: o.sourceIp });
     const transports = o.transports;
-    const classify = (ex: Exchange, err: Error): FailureKind => transportOf(transports, ex.transport).classify(err);
+    const classify = (ex: Exchange, err: Error): FailureKind => transportOf(transports, ex.transport).classify(err, ex);
     // The terminal step: the transport the exchange names.
     const send: Dispatch = (ex, handler) => transportOf(transports, ex.transport).dispatch(ex, handler);
     // A host outside the mesh (ALLOW_ANY): Istio's allow_any route — no route timeout (unless the app

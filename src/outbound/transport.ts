@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { Exchange } from '../core/exchange.ts';
 import type { Dispatch } from '../core/layer.ts';
 import type { FailureKind } from '../core/outcome.ts';
 import type { ClusterState } from './cluster-state.ts';
@@ -18,7 +19,7 @@ export interface CallTransport {
   /** Sends a call for a host outside the mesh to the address its URL names (Istio's PassthroughCluster). */
   readonly passthrough: Dispatch;
   /** Classifies this transport's own failures (connect failure, reset, protocol error, a local one …). */
-  classify(err: Error): FailureKind;
+  classify(err: Error, ex: Exchange): FailureKind;
   /** A cluster's settings changed: rebuild what this transport keeps for it (pools). */
   refresh?(cs: ClusterState): void;
 }

@@ -22,9 +22,16 @@ const CONNECT_CODES = new Set([
 const PROTOCOL_CODES = new Set(['HPE_INVALID_CONSTANT', 'HPE_INVALID_VERSION', 'HPE_INVALID_STATUS', 'HPE_INVALID_HEADER_TOKEN', 'HPE_CR_EXPECTED', 'HPE_LF_EXPECTED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
 
 /** Classifies an error from undici (or the socket under it). */
-export function classifyUndiciError(err: Error): FailureKind {
+export function classifyUndiciError(err: Error, call?: { readonly options: unknown; flag(f: string): void }): FailureKind {
   if (err.name === 'AbortError' || (err as { code?: string }).code === 'UND_ERR_ABORTED') return 'cancelled';
   const code = (err as { code?: string }).code ?? '';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' && call !== undefined && (call.options as { headersTimeout?: unknown } | undefined)?.headersTimeout !== undefined) {
+    // The caller's own headersTimeout (an undici request option, given to each attempt) is its own deadline, as its
+    // AbortSignal is: the caller gave up (DC, as Envoy flags a downstream reset), not the upstream's failure to
+    // charge to outlier detection or retry; the caller gets its error as plain undici reports it.
+    call.flag('DC');
+    return 'local';
+  }
   // undici refused the request as given (a header value with CR/LF, a bad method, a body that does not match its own content-length, …).
   if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return 'local';
   if (CONNECT_CODES.has(code)) return 'connect-failure';
