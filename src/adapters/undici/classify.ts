@@ -25,8 +25,8 @@ const PROTOCOL_CODES = new Set(['HPE_INVALID_CONSTANT', 'HPE_INVALID_VERSION', '
 export function classifyUndiciError(err: Error, call?: { readonly options: unknown; flag(f: string): void }): FailureKind {
   if (err.name === 'AbortError' || (err as { code?: string }).code === 'UND_ERR_ABORTED') return 'cancelled';
   const code = (err as { code?: string }).code ?? '';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' && call !== undefined && (call.options as { headersTimeout?: unknown } | undefined)?.headersTimeout !== undefined) {
-    // The caller's own headersTimeout (an undici request option, given to each attempt) is its own deadline, as its
+  if (call !== undefined && callerTimeout(code, call.options as { headersTimeout?: unknown; bodyTimeout?: unknown } | undefined)) {
+    // The caller's own headersTimeout or bodyTimeout (undici request options, given to each attempt) is its own deadline, as its
     // AbortSignal is: the caller gave up (DC, as Envoy flags a downstream reset), not the upstream's failure to
     // charge to outlier detection or retry; the caller gets its error as plain undici reports it.
     call.flag('DC');
@@ -49,4 +49,10 @@ export function classifyUndiciError(err: Error, call?: { readonly options: unkno
   // Node's error for a stream the peer closed with RST_STREAM (a local reset is an abort, above).
   if (code === 'ERR_HTTP2_STREAM_ERROR') return 'remote-reset';
   return 'reset';
+}
+
+/** An undici timeout the caller set itself (not a pool default). */
+function callerTimeout(code: string, options: { headersTimeout?: unknown; bodyTimeout?: unknown } | undefined): boolean {
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return options?.headersTimeout !== undefined;
+  return code === 'UND_ERR_BODY_TIMEOUT' && options?.bodyTimeout !== undefined;
 }

@@ -1,5 +1,5 @@
 /**
- * The caller's own undici `headersTimeout` through the mesh is the caller's deadline, as its
+ * The caller's own undici `headersTimeout` and `bodyTimeout` through the mesh are the caller's deadline, as its
  * AbortSignal is: it reaches the caller as plain undici reports it (`HeadersTimeoutError`), is
  * flagged DC (the caller gave up, as Envoy flags a downstream reset), is never retried and is not
  * charged to outlier detection. It used to become a mesh 503 UC (`connection termination`),
@@ -13,7 +13,7 @@ import { destinationRule, serviceEntry, startUpstream, virtualService } from '..
 
 const SVC = 'svc.default.svc.cluster.local';
 
-describe("the caller's own headersTimeout", () => {
+describe("the caller's own headersTimeout and bodyTimeout", () => {
   it('reaches the caller as HeadersTimeoutError, DC, not retried, no endpoint ejected', async () => {
     const held: { end(): void }[] = [];
     const up = await startUpstream('slow', (_q, res) => void held.push(res));
@@ -37,6 +37,40 @@ describe("the caller's own headersTimeout", () => {
       }
       assert.equal(up.hits, 2, 'one attempt per call: never retried');
       assert.deepEqual(events, []);
+      assert.ok(!mesh.diagnostics().clusters.some((c) => c.endpoints.some((e) => e.ejected)), 'no endpoint ejected');
+      assert.deepEqual(flags, ['DC', 'DC']);
+    } finally {
+      unsubscribe('meshlet:call:end', onEnd);
+      for (const r of held) r.end();
+      await mesh.close();
+      await up.close();
+    }
+  });
+
+  it('bodyTimeout too: BodyTimeoutError, DC (not UC), no endpoint ejected', async () => {
+    const held: { end(): void }[] = [];
+    const up = await startUpstream('stalls', (_q, res) => {
+      res.writeHead(200);
+      res.write('x');
+      held.push(res);
+    });
+    const mesh = await createMesh({
+      service: 'client',
+      config: [
+        serviceEntry('svc', SVC, 80, [{ port: up.port }]),
+        destinationRule('svc', 'svc', { trafficPolicy: { outlierDetection: { consecutive5xxErrors: 1, consecutiveGatewayErrors: 1, interval: '1s', baseEjectionTime: '30s', maxEjectionPercent: 100 } } }),
+      ],
+    });
+    const flags: string[] = [];
+    const { subscribe, unsubscribe } = await import('node:diagnostics_channel');
+    const onEnd = (m: unknown) => flags.push((m as { flags?: string }).flags ?? '');
+    subscribe('meshlet:call:end', onEnd);
+    try {
+      for (const path of ['/a', '/b']) {
+        const r = await request(`http://svc${path}`, { dispatcher: mesh.dispatcher, bodyTimeout: 50 });
+        assert.equal(r.statusCode, 200, 'the second call is not refused: 503 UH when the first ejected the endpoint');
+        await assert.rejects(r.body.text(), (e: Error & { code?: string }) => e.name === 'BodyTimeoutError' && e.code === 'UND_ERR_BODY_TIMEOUT');
+      }
       assert.ok(!mesh.diagnostics().clusters.some((c) => c.endpoints.some((e) => e.ejected)), 'no endpoint ejected');
       assert.deepEqual(flags, ['DC', 'DC']);
     } finally {
