@@ -47,6 +47,8 @@ class PassthroughCall extends ErrorRewritingHandler {
     // The mesh's own (a deadline, close()) or the caller's (an abort): as they are.
     if (error instanceof MeshletError || ex.aborted) return error;
     const failure: FailureKind = bodySourceFailed(ex.body) ? 'local' : this.#o.classify(ex, error);
+    // The caller's own failure (its body source, its own undici timeout): its error, as plain undici reports it.
+    if (failure === 'local') return error;
     if (this.#headSent) {
       // Mid-body: the body fails with the transport's error (not a reply "before headers"), flagged as Envoy flags it.
       flagLateReset(ex, failure);

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { createMesh, type OutboundEvent } from '../../src/index.ts';
 import { destinationRule, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
@@ -75,6 +76,24 @@ describe("the caller's own headersTimeout and bodyTimeout", () => {
       assert.deepEqual(flags, ['DC', 'DC']);
     } finally {
       unsubscribe('meshlet:call:end', onEnd);
+      for (const r of held) r.end();
+      await mesh.close();
+      await up.close();
+    }
+  });
+  it('to a host outside the mesh (passthrough) too, and a request body whose source fails: the errors plain undici gives, not MESHLET_ERR_INVALID_ARG "reset reason: local"', async () => {
+    const held: { end(): void }[] = [];
+    const up = await startUpstream('outside', (_q, res) => void held.push(res));
+    const mesh = await createMesh({ service: 'client', config: [] });
+    try {
+      await assert.rejects(request(`http://127.0.0.1:${up.port}/a`, { dispatcher: mesh.dispatcher, headersTimeout: 50 }), (e: Error & { code?: string }) => e.name === 'HeadersTimeoutError' && e.code === 'UND_ERR_HEADERS_TIMEOUT');
+      const body = new Readable({
+        read() {
+          this.destroy(new Error('source broke'));
+        },
+      });
+      await assert.rejects(request(`http://127.0.0.1:${up.port}/b`, { dispatcher: mesh.dispatcher, method: 'POST', body }), (e: Error & { code?: string }) => e.message === 'source broke' && e.code === undefined);
+    } finally {
       for (const r of held) r.end();
       await mesh.close();
       await up.close();
