@@ -383,8 +383,9 @@ describe('ready for STRICT: inbound counts', { skip: SKIP }, () => {
       await plainGet(port);
       await plainGet(port);
       await tlsGet(port, sleep);
-      const d = mesh.diagnostics().inboundTls;
+      const { lastPlaintextAt, ...d } = mesh.diagnostics().inboundTls;
       assert.deepEqual({ ...d, peers: { ...d.peers } }, { plaintext: 2, mtls: 1, peers: { [spiffe('bar', 'sleep')]: 1 } });
+      assert.equal(typeof lastPlaintextAt, 'number', 'when the last plaintext request came');
       const mine = seen.filter((m) => m.workload.service === 'httpbin');
       assert.deepEqual(
         mine.map((m) => [m.mtls, m.peer, m.localPort]),

@@ -64,7 +64,7 @@ export class MeshServers {
     const p = o.policies;
     this.#hint = unguardedListenersHint(p.warn);
     this.#policies = new InboundPolicies(p);
-    this.#stats = new InboundTlsStats(p.workload);
+    this.#stats = new InboundTlsStats(p.workload, undefined, () => o.clock.now());
     this.#guard = new InboundGuard(this.#pipeline(resources), o.normalization, this.#stats);
     this.#mtls = new InboundTls(
       { credentials: o.credentials, workload: p.workload, rootNamespace: p.rootNamespace, trustDomain: p.trustDomain, trustDomainAliases: p.trustDomainAliases, warn: p.warn, debug: p.debug },

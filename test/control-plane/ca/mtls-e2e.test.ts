@@ -63,7 +63,9 @@ describe("a mesh serving with the control plane's certificate", () => {
     await until(() => t.cp.status().workloads.some((w) => w.inboundTls?.mtls === 1 && w.inboundTls.plaintext === 1), 'the status to show the counts');
     const row = t.cp.status().workloads.find((w) => w.service === 'httpbin' && w.inboundTls !== undefined)!;
     assert.equal(row.identity?.spiffeId, 'spiffe://cluster.local/ns/default/sa/httpbin');
-    assert.equal(strictReady(row), 'no: 1 plaintext request');
+    // The mesh's ManualClock starts at 0: the last plaintext request came at the epoch, by that clock.
+    assert.equal(row.inboundTls?.lastPlaintextAt, 0);
+    assert.equal(strictReady(row, 600_000), 'no: 1 plaintext request, the last 1970-01-01T00:00:00.000Z (10m ago)');
 
     // Renewal after the rotation: the server's certificate comes from the new root; the old root's client is still accepted.
     clock.advance(Math.floor((first.notAfter - Date.now()) / 2) + 3000);
