@@ -26,7 +26,7 @@ export interface InboundTlsCounts {
    */
   readonly peers: Readonly<Record<string, number>>;
   /**
-   * When the last plaintext request arrived (epoch milliseconds on the mesh's clock); absent
+   * When the last plaintext request arrived (Unix time in ms, by the mesh's clock); absent
    * until one does. The counts are since the mesh started: once every client speaks mTLS,
    * `plaintext` stays where it was and this time stops moving.
    */
@@ -47,7 +47,7 @@ export class InboundTlsStats {
   readonly #workload: WorkloadIdentity;
   readonly #max: number;
 
-  /** `now`: the mesh clock's time (epoch milliseconds). */
+  /** `now`: the time in whole Unix milliseconds (the mesh's clock as wall time). */
   constructor(workload: WorkloadIdentity, maxPeers = MAX_TRACKED_PEERS, now: () => number = Date.now) {
     this.#workload = workload;
     this.#now = now;
