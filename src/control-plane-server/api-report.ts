@@ -39,7 +39,9 @@ function inboundTls(v: unknown): ReportedInboundTls {
     if (k.length > 1024 || !count(n)) throw new ControlPlaneError('INVALID', `report: inboundTls.peers[${JSON.stringify(k.slice(0, 100))}] must be a count under a principal of at most 1024 characters`);
     out[k] = n;
   }
-  return { plaintext: o.plaintext, mtls: o.mtls, peers: out };
+  if (o.lastPlaintextAt !== undefined && !count(o.lastPlaintextAt)) throw new ControlPlaneError('INVALID', 'report: inboundTls.lastPlaintextAt must be epoch milliseconds');
+  const last = o.lastPlaintextAt as number | undefined;
+  return last === undefined ? { plaintext: o.plaintext, mtls: o.mtls, peers: out } : { plaintext: o.plaintext, mtls: o.mtls, peers: out, lastPlaintextAt: last };
 }
 
 /** `POST /v1/report`. */

@@ -67,7 +67,14 @@ export class MemoryRegistry implements RegistryStore {
     this.#writer = this.#file === undefined ? undefined : new RegistrationsWriter(this.#file, () => this.#stored(), this.#logger);
   }
 
-  /** Restores the stored registrations whose lease is still running (with {@link MemoryRegistryOptions.file}). */
+  /**
+   * Restores the stored registrations (with {@link MemoryRegistryOptions.file}): a record whose
+   * lease is still running keeps what is left of it; one whose lease ended while the control plane
+   * was down gets one more lease, since its workload could not renew meanwhile — its next renewal
+   * finds it, and callers keep routing to it; a workload that is gone is dropped when that lease
+   * ends. (istiod does not remove an auto-registered WorkloadEntry whose istiod went away either:
+   * `shouldCleanupEntry` keeps one marked connected for 1.5 × the maximum connection age.)
+   */
   async start(): Promise<void> {
     if (this.#file === undefined) return;
     const wall = this.#wall();
@@ -76,19 +83,18 @@ export class MemoryRegistry implements RegistryStore {
     let ended = 0;
     for (const r of await readRegistrations(this.#file, this.#logger)) {
       const left = r.expiresAtEpochMs - wall;
-      if (left <= 0) {
-        ended++;
-        continue;
-      }
+      if (left <= 0) ended++;
       const ns = r.entry.metadata.namespace ?? 'default';
       const key = keyOf(ns, r.entry.metadata.name);
       if (!this.#records.has(key)) this.#owned.set(`${ns}/${r.service}`, (this.#owned.get(`${ns}/${r.service}`) ?? 0) + 1);
       // A lease never runs longer than granted, whatever the stored time says (a clock set back).
-      this.#records.set(key, { entry: r.entry, service: r.service, leaseMs: r.leaseMs, expiresAt: now + Math.min(left, r.leaseMs) });
+      this.#records.set(key, { entry: r.entry, service: r.service, leaseMs: r.leaseMs, expiresAt: now + (left <= 0 ? r.leaseMs : Math.min(left, r.leaseMs)) });
       restored++;
     }
-    if (restored + ended > 0) {
-      this.#logger?.info?.(`restored ${restored} registration(s) from ${this.#file}${ended > 0 ? ` (${ended} whose lease ended while it was down dropped)` : ''}`);
+    if (restored > 0) {
+      this.#logger?.info?.(
+        `restored ${restored} registration(s) from ${this.#file}${ended > 0 ? ` (${ended} whose lease ended while it was down kept for one more lease: their workloads could not renew meanwhile; one that does not renew is dropped when it ends)` : ''}`,
+      );
     }
     this.#version = undefined;
     this.#schedule();

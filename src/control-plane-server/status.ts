@@ -104,7 +104,8 @@ export class StatusBoard {
     if (r.inboundTls !== undefined) {
       const peers: Record<string, number> = Object.create(null) as Record<string, number>;
       for (const [k, v] of Object.entries(r.inboundTls.peers)) peers[k] = v;
-      e.inboundTls = { plaintext: r.inboundTls.plaintext, mtls: r.inboundTls.mtls, peers };
+      const last = r.inboundTls.lastPlaintextAt;
+      e.inboundTls = { plaintext: r.inboundTls.plaintext, mtls: r.inboundTls.mtls, peers, ...(last === undefined ? {} : { lastPlaintextAt: last }) };
     }
     e.reportedAt = this.#iso();
     return true;

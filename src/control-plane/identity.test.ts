@@ -89,6 +89,31 @@ describe('ControlPlaneIdentity', () => {
     await identity.close();
   });
 
+  it('renews at once when the watch stream comes back, not when the backoff ends (an expired certificate refuses every new mTLS connection meanwhile)', async () => {
+    const { clock, holder, identity, step, setDown } = await setup();
+    await identity.start();
+    await settle();
+    const first = holder.current!;
+    setDown(true);
+    await step(HOUR / 2 + 60_000);
+    while (clock.now() < T0 + HOUR + 60_000) await step(15_000);
+    assert.equal(holder.current, first, 'expired, nothing newer');
+    setDown(false);
+    // The control plane answers again (the watch stream reconnected): no clock time passes.
+    identity.reconnected();
+    clock.advance(0);
+    await settle();
+    await settle();
+    assert.ok(holder.current!.notAfter > first.notAfter, 'renewed on the reconnect, without waiting for the backoff');
+    // Nothing to do when renewals are not failing.
+    const renewed = holder.current;
+    identity.reconnected();
+    clock.advance(0);
+    await settle();
+    assert.equal(holder.current, renewed);
+    await identity.close();
+  });
+
   it("refuses a certificate that has expired by this host's clock (the control plane's clock is far behind): kept the current one, retried with the backoff, not in a loop", async () => {
     const { clock, holder, identity, warnings, step, setSkew, calls } = await setup();
     await identity.start();

@@ -357,6 +357,16 @@ export class ControlPlaneIdentity {
     }
   }
 
+  /**
+   * The watch stream came up again: the control plane answers. A renewal that has been failing is
+   * tried now rather than when its backoff ends (up to 15 s later, with a certificate that may have
+   * expired during the outage: every new mTLS connection is refused until it is renewed).
+   */
+  reconnected(): void {
+    if (this.#closed || !this.#failing || this.#requesting || this.#noCa) return;
+    this.#schedule(0, this.#startup !== undefined);
+  }
+
   /** Stops renewing; a request in flight is not waited for (its answer is dropped, and closing the agent ends it). */
   close(): Promise<void> {
     this.#closed = true;

@@ -20,6 +20,8 @@ export interface ReportedInboundTls {
   readonly mtls: number;
   /** mTLS requests per peer SPIFFE ID (`spiffe://<td>/ns/<ns>/sa/<sa>`; the mesh keeps the 100 seen most recently). */
   readonly peers: Readonly<Record<string, number>>;
+  /** When the last plaintext request arrived (epoch milliseconds); absent when none has. */
+  readonly lastPlaintextAt?: number;
 }
 
 /** Body of `POST /v1/report`: what the status shows about a connected workload. */

@@ -247,7 +247,11 @@ export class ControlPlaneSource {
     this.#report();
     const wasOutage = !this.#connected;
     this.#connected = true;
-    if (wasOutage) this.#emit('connected', { url, server: hello.server } satisfies ConnectedEvent);
+    if (wasOutage) {
+      // The control plane is back: a failing certificate renewal is tried at once, not at its backoff.
+      this.#identity?.reconnected();
+      this.#emit('connected', { url, server: hello.server } satisfies ConnectedEvent);
+    }
     const s = this.#watch.state;
     // Already at the server's versions (e.g. started from a cache the server agrees with): live now.
     if (this.#origin !== 'control-plane' && hello.configVersion === s.configVersion && hello.endpointsVersion === s.endpointsVersion && s !== EMPTY_STATE) {

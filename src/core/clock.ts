@@ -88,6 +88,18 @@ export function epochOf(clock: Clock): number {
 }
 
 /**
+ * The wall clock of `clock` in whole Unix milliseconds, for times that leave the process (a status
+ * report): `Date.now` for the system clock (whose own readings count from the process's start), else
+ * the injected clock's reading as Unix time ({@link epochOf}).
+ * @internal
+ */
+export function unixMsOf(clock: Clock): () => number {
+  if (clock === systemClock) return Date.now;
+  const epoch = epochOf(clock);
+  return () => Math.round(epoch + clock.now());
+}
+
+/**
  * `Math.random`.
  * @category Context and time
  */

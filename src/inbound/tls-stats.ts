@@ -25,6 +25,12 @@ export interface InboundTlsCounts {
    * seen most recently, each with its count since it was last (re)entered in the list.
    */
   readonly peers: Readonly<Record<string, number>>;
+  /**
+   * When the last plaintext request arrived (Unix time in ms, by the mesh's clock); absent
+   * until one does. The counts are since the mesh started: once every client speaks mTLS,
+   * `plaintext` stays where it was and this time stops moving.
+   */
+  readonly lastPlaintextAt?: number;
 }
 
 /** How many peer identities are kept (the most recently seen; an older one is forgotten). */
@@ -34,13 +40,17 @@ export const MAX_TRACKED_PEERS = 100;
 export class InboundTlsStats {
   #plaintext = 0;
   #mtls = 0;
+  #lastPlaintextAt: number | undefined;
+  readonly #now: () => number;
   /** Principal → count, in order of last use (Map order: oldest first). */
   readonly #peers = new Map<string, number>();
   readonly #workload: WorkloadIdentity;
   readonly #max: number;
 
-  constructor(workload: WorkloadIdentity, maxPeers = MAX_TRACKED_PEERS) {
+  /** `now`: the time in whole Unix milliseconds (the mesh's clock as wall time). */
+  constructor(workload: WorkloadIdentity, maxPeers = MAX_TRACKED_PEERS, now: () => number = Date.now) {
     this.#workload = workload;
+    this.#now = now;
     this.#max = maxPeers;
   }
 
@@ -49,6 +59,7 @@ export class InboundTlsStats {
     const principal = peer?.principal;
     if (principal === undefined || principal === '') {
       this.#plaintext++;
+      this.#lastPlaintextAt = this.#now();
     } else {
       this.#mtls++;
       const n = this.#peers.get(principal);
@@ -66,6 +77,7 @@ export class InboundTlsStats {
   counts(): InboundTlsCounts {
     const peers: Record<string, number> = Object.create(null);
     for (const [k, v] of this.#peers) peers[k] = v;
-    return { plaintext: this.#plaintext, mtls: this.#mtls, peers };
+    const last = this.#lastPlaintextAt;
+    return last === undefined ? { plaintext: this.#plaintext, mtls: this.#mtls, peers } : { plaintext: this.#plaintext, mtls: this.#mtls, peers, lastPlaintextAt: last };
   }
 }

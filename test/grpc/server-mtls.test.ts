@@ -377,6 +377,33 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
     assert.equal(r.error?.metadata.get('x-meshlet-response-flags')[0], 'UF');
   });
 
+  it('a server whose certificate has expired (its control plane was down through a renewal): the caller’s error says so, as mesh.fetch words it', async () => {
+    writeFileSync(file, serverConfig('STRICT'));
+    const mesh = await createMesh({ service: 'echo', namespace: 'foo', labels: { app: 'echo' }, config: file, watch: false, logger: quiet });
+    meshes.push(mesh);
+    const now = Date.now();
+    mesh.credentials.set(workloadCredentials(ca, { namespace: 'foo', serviceAccount: 'echo', validity: { notBefore: new Date(now - 7200_000), notAfter: new Date(now - 3600_000) } }));
+    const server = await startMeshGrpcServer(mesh, 'mesh');
+    servers.push(server);
+    const r = await unary(await meshClient(server.port), { text: 'x' });
+    assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+    // grpc-js keeps the handshake's error as "Last error: Error: certificate has expired": the
+    // details name it as an HTTP call's do, not only "remote connection failure".
+    assert.match(r.error?.details ?? '', /remote connection failure, transport failure reason: TLS error: the server's certificate has expired \(CERT_HAS_EXPIRED\)$/);
+  });
+
+  it('a server whose certificate is from a root the caller no longer trusts (a finalized root rotation): the caller’s error names the trust bundle', async () => {
+    writeFileSync(file, serverConfig('STRICT'));
+    const mesh = await createMesh({ service: 'echo', namespace: 'foo', labels: { app: 'echo' }, config: file, watch: false, logger: quiet });
+    meshes.push(mesh);
+    mesh.credentials.set(workloadCredentials(makeCa({ name: 'old-root' }), { namespace: 'foo', serviceAccount: 'echo' }));
+    const server = await startMeshGrpcServer(mesh, 'mesh');
+    servers.push(server);
+    const r = await unary(await meshClient(server.port), { text: 'x' });
+    assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+    assert.match(r.error?.details ?? '', /transport failure reason: TLS error: the server's certificate is signed by an unknown CA: not one of the mesh's trust bundle/);
+  });
+
   describe('Istio metrics of an mTLS call (mesh.grpc.bind)', () => {
     it('the source side (mesh.grpc.client over auto-mTLS) names both identities, as for HTTP calls', async () => {
       const metrics = sdk();

@@ -383,8 +383,11 @@ describe('ready for STRICT: inbound counts', { skip: SKIP }, () => {
       await plainGet(port);
       await plainGet(port);
       await tlsGet(port, sleep);
-      const d = mesh.diagnostics().inboundTls;
+      const { lastPlaintextAt, ...d } = mesh.diagnostics().inboundTls;
       assert.deepEqual({ ...d, peers: { ...d.peers } }, { plaintext: 2, mtls: 1, peers: { [spiffe('bar', 'sleep')]: 1 } });
+      // Unix milliseconds, a whole number (the control plane refuses a report with anything else):
+      // the system clock's own readings count from the process's start, with fractions.
+      assert.ok(Number.isInteger(lastPlaintextAt) && lastPlaintextAt! > Date.parse('2020-01-01'), `Unix time in ms: ${lastPlaintextAt}`);
       const mine = seen.filter((m) => m.workload.service === 'httpbin');
       assert.deepEqual(
         mine.map((m) => [m.mtls, m.peer, m.localPort]),

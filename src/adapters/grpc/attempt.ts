@@ -278,7 +278,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
         if (!this.aborted) h.onResponseEnd?.(this, EMPTY);
         return;
       }
-      h.onResponseError?.(this, new GrpcCallError(failureKindOf(code, details), code, details, metadata));
+      h.onResponseError?.(this, new GrpcCallError(failureKindOf(code, details), code, details, metadata, this.#e?.trust));
       return;
     }
     this.#end();

@@ -82,13 +82,16 @@ export class EndpointChannel {
   readonly waiting: Admitted[] = [];
   /** The connections are Istio mTLS (ISTIO_MUTUAL with the workload's certificate): telemetry's client-side principals. */
   readonly istioMtls: boolean;
-  constructor(open: ((onSocket: ((socket: Socket) => void) | undefined) => Channel) | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string, istioMtls = false) {
+  /** The roots the connections' TLS verifies the server against, in words (for errors); undefined without TLS. */
+  readonly trust: string | undefined;
+  constructor(open: ((onSocket: ((socket: Socket) => void) | undefined) => Channel) | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string, istioMtls = false, trust?: string) {
     this.#open = open;
     this.failure = failure;
     this.endpoint = endpoint;
     this.epoch = epoch;
     this.key = key;
     this.istioMtls = istioMtls;
+    this.trust = trust;
   }
 
   /**
@@ -283,7 +286,7 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
         return new g.Channel(target, hook === undefined ? creds : watchingSockets(g, creds, hook), options);
       };
     }
-    const next = new EndpointChannel(open, failure, host.endpoint, this.#env.epoch, key, failure === undefined && plan?.mode === 'ISTIO_MUTUAL');
+    const next = new EndpointChannel(open, failure, host.endpoint, this.#env.epoch, key, failure === undefined && plan?.mode === 'ISTIO_MUTUAL', plan?.trust);
     const cs = this.#cs;
     // Read when a connection is made: a new DestinationRule applies to the next connection.
     next.connectTimeout = {

@@ -13,7 +13,7 @@
  */
 import type { Metadata } from '@grpc/grpc-js';
 import type { FailureKind } from '../../core/outcome.ts';
-import { TlsHandshakeError } from '../../core/tls-failure.ts';
+import { certificateProblem, TlsHandshakeError } from '../../core/tls-failure.ts';
 
 /** A call that failed in grpc-js (no answer from the server): the status grpc-js gave, and what kind of failure it was. */
 export class GrpcCallError extends Error {
@@ -23,8 +23,9 @@ export class GrpcCallError extends Error {
   readonly metadata: Metadata | undefined;
   /** How the pipeline counts it (retries, outlier detection). */
   readonly kind: FailureKind;
-  constructor(kind: FailureKind, grpcCode: number, details: string, metadata?: Metadata) {
-    const tls = kind === 'connect-failure' || kind === 'reset' ? tlsCauseOf(details) : undefined;
+  /** `trust`: the roots the connection's TLS verified the server against, in words (the plan's), when it had TLS. */
+  constructor(kind: FailureKind, grpcCode: number, details: string, metadata?: Metadata, trust?: string) {
+    const tls = kind === 'connect-failure' || kind === 'reset' ? tlsCauseOf(details, trust) : undefined;
     super(details, tls === undefined ? undefined : { cause: tls });
     this.name = 'GrpcCallError';
     this.kind = kind;
@@ -35,13 +36,39 @@ export class GrpcCallError extends Error {
 }
 
 /**
+ * OpenSSL's words for a server certificate that failed verification (`X509_verify_cert_error_string`,
+ * the message of Node's verify error) and Node's code for each. grpc-js keeps only the message
+ * ("Last error: Error: certificate has expired"), so the code is read back from it.
+ */
+const VERIFY_ERRORS: ReadonlyMap<string, string> = new Map([
+  ['certificate has expired', 'CERT_HAS_EXPIRED'],
+  ['certificate is not yet valid', 'CERT_NOT_YET_VALID'],
+  ['unable to verify the first certificate', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],
+  ['unable to get issuer certificate', 'UNABLE_TO_GET_ISSUER_CERT'],
+  ['unable to get local issuer certificate', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'],
+  ['self-signed certificate in certificate chain', 'SELF_SIGNED_CERT_IN_CHAIN'],
+  ['self signed certificate in certificate chain', 'SELF_SIGNED_CERT_IN_CHAIN'],
+  ['self-signed certificate', 'DEPTH_ZERO_SELF_SIGNED_CERT'],
+  ['self signed certificate', 'DEPTH_ZERO_SELF_SIGNED_CERT'],
+  ['certificate signature failure', 'CERT_SIGNATURE_FAILURE'],
+  ['certificate revoked', 'CERT_REVOKED'],
+  ['certificate not trusted', 'CERT_UNTRUSTED'],
+  ['invalid CA certificate', 'INVALID_CA'],
+  ['unsupported certificate purpose', 'INVALID_PURPOSE'],
+]);
+
+/** grpc-js 1.14's last error of a connection it could not make (`Subchannel`: "No connection established. Last error: <error>. Resolution note: …", some with the time after it). */
+const LAST_ERROR = /^No connection established\. Last error: (?:Error: )?(.*?)(?: \(\d{4}-\d\d-\d\dT[^)]*\))?\. Resolution note:/s;
+
+/**
  * The TLS failure behind a connection grpc-js could not make, from its text (grpc-js keeps only
  * the last error's message: "No connection established. Last error: <name>: <message>. Resolution
  * note: …"): the mesh's own server check (a {@link TlsHandshakeError}: "server identity … is not
- * one of the destination's identities"), or an alert the server sent ("tlsv13 alert certificate
- * required"), so the caller's error names why, as an HTTP call's does.
+ * one of the destination's identities"), an alert the server sent ("tlsv13 alert certificate
+ * required"), or Node's refusal of the server's certificate chain ("certificate has expired",
+ * checked against `trust`, the roots in words), so the caller's error names why, as an HTTP call's does.
  */
-export function tlsCauseOf(details: string): Error | undefined {
+export function tlsCauseOf(details: string, trust = 'the trusted roots'): Error | undefined {
   const own = /TlsHandshakeError: TLS handshake failed: (.*?)(?:\. Resolution note:.*)?$/s.exec(details);
   if (own !== null) return new TlsHandshakeError(own[1] as string);
   const alert = /\b(?:ssl|tlsv1[0-3]?) alert ([a-z ]+?)(?::|$)/i.exec(details);
@@ -50,7 +77,9 @@ export function tlsCauseOf(details: string): Error | undefined {
     e.code = `ERR_SSL_${alert[0].replace(/:$/, '').trim().toUpperCase().replace(/ /g, '_')}`;
     return e;
   }
-  return undefined;
+  const code = VERIFY_ERRORS.get(LAST_ERROR.exec(details)?.[1] ?? '');
+  const problem = code === undefined ? undefined : certificateProblem(code, trust);
+  return problem === undefined ? undefined : new TlsHandshakeError(problem);
 }
 
 /** True when a status that ended a call with no response head was sent by the server (trailers-only). */

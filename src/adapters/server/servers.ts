@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { PeerIdentity } from '../../core/context.ts';
 import type { AnyResource } from '../../config/resource.ts';
-import type { Clock, Timer } from '../../core/clock.ts';
+import { type Clock, type Timer, unixMsOf } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { InboundGuard } from '../../inbound/guard.ts';
 import type { PathNormalization } from '../../inbound/path.ts';
@@ -64,7 +64,7 @@ export class MeshServers {
     const p = o.policies;
     this.#hint = unguardedListenersHint(p.warn);
     this.#policies = new InboundPolicies(p);
-    this.#stats = new InboundTlsStats(p.workload);
+    this.#stats = new InboundTlsStats(p.workload, undefined, unixMsOf(o.clock));
     this.#guard = new InboundGuard(this.#pipeline(resources), o.normalization, this.#stats);
     this.#mtls = new InboundTls(
       { credentials: o.credentials, workload: p.workload, rootNamespace: p.rootNamespace, trustDomain: p.trustDomain, trustDomainAliases: p.trustDomainAliases, warn: p.warn, debug: p.debug },

@@ -61,15 +61,27 @@ function tlsCounts(w: WorkloadStatus): string {
   return t === undefined ? '-' : `${t.mtls}/${t.plaintext}`;
 }
 
+/** A duration in the largest whole unit (`45s`, `12m`, `3h`, `2d`). */
+function ago(ms: number): string {
+  if (ms < 120_000) return `${Math.max(0, Math.floor(ms / 1000))}s`;
+  if (ms < 7_200_000) return `${Math.floor(ms / 60_000)}m`;
+  return ms < 172_800_000 ? `${Math.floor(ms / 3_600_000)}h` : `${Math.floor(ms / 86_400_000)}d`;
+}
+
 /**
  * Whether PeerAuthentication STRICT would refuse nothing this workload has seen: it has a
  * certificate and no inbound request arrived in plaintext (Istio's "is it safe to turn on STRICT").
+ * The counts are since the mesh started, so a plaintext request says when the last one came: one
+ * long ago means the clients have moved to mTLS since.
  */
-export function strictReady(w: WorkloadStatus): string {
+export function strictReady(w: WorkloadStatus, now = Date.now()): string {
   if (w.identity === undefined) return 'no: no certificate';
   const t = w.inboundTls;
   if (t === undefined) return 'unknown: no TLS counts';
-  if (t.plaintext > 0) return `no: ${t.plaintext} plaintext request${t.plaintext === 1 ? '' : 's'}`;
+  if (t.plaintext > 0) {
+    const n = `no: ${t.plaintext} plaintext request${t.plaintext === 1 ? '' : 's'}`;
+    return t.lastPlaintextAt === undefined ? n : `${n}, the last ${new Date(t.lastPlaintextAt).toISOString()} (${ago(now - t.lastPlaintextAt)} ago)`;
+  }
   return t.mtls === 0 ? 'yes (no requests yet)' : 'yes';
 }
 const p = printable;

@@ -208,7 +208,7 @@ describe('POST /v1/report', () => {
     try {
       const connection = (await w.next('hello')).data.connection as string;
       const identity = { spiffeId: 'spiffe://cluster.local/ns/default/sa/default', notAfter: Date.now() + 3600_000, source: 'control-plane' };
-      const inboundTls = { plaintext: 3, mtls: 40, peers: { 'cluster.local/ns/default/sa/productpage': 40 } };
+      const inboundTls = { plaintext: 3, mtls: 40, peers: { 'cluster.local/ns/default/sa/productpage': 40 }, lastPlaintextAt: Date.now() - 60_000 };
       const ok = await api(s.url, 'POST', '/v1/report', { token, body: { connection, identity, inboundTls } });
       assert.equal(ok.status, 200, JSON.stringify(ok.body));
       const row = s.cp.status().workloads.find((x) => x.connection === connection)!;
@@ -222,6 +222,7 @@ describe('POST /v1/report', () => {
         ['not a SPIFFE ID', token, { connection, identity: { ...identity, spiffeId: 'https://x' } }, 400, /identity.spiffeId must be a spiffe:\/\/ URI/],
         ['a bad source', token, { connection, identity: { ...identity, source: 'magic' } }, 400, /identity.source must be/],
         ['negative counts', token, { connection, inboundTls: { plaintext: -1, mtls: 0 } }, 400, /must be non-negative integers/],
+        ['a bad last plaintext time', token, { connection, inboundTls: { plaintext: 1, mtls: 0, lastPlaintextAt: 'yesterday' } }, 400, /lastPlaintextAt must be epoch milliseconds/],
         ['too many peers', token, { connection, inboundTls: { plaintext: 0, mtls: 0, peers: Object.fromEntries(Array.from({ length: 201 }, (_, i) => [`p${i}`, 1])) } }, 413, /201 peers, more than 200/],
       ];
       for (const [what, t, body, status, message] of cases) {

@@ -62,11 +62,25 @@ describe('MemoryRegistry with a file', () => {
       assert.equal(b.version(), a.version(), 'the same endpoint set, the same version');
       assert.ok(await b.renew('default', 'short'), 'the next renewal finds the record');
       assert.match(logger.lines.join('\n'), /restored 2 registration\(s\)/);
-      // A lease that ended while it was down is not restored.
-      wall += 30_000;
-      const c = new MemoryRegistry({ file, clock: new ManualClock(), wallClock: () => wall });
+      // A lease that ended while it was down (the control plane was down longer than the lease):
+      // its workload could not renew, so the record gets one more lease rather than being dropped
+      // (callers would be pushed an endpoint set without it: UH until its next renewal's 404),
+      // and is dropped when that lease ends without a renewal.
+      wall += 60_000;
+      const clock3 = new ManualClock(1_000);
+      const logger3 = memoryLogger();
+      const c = new MemoryRegistry({ file, clock: clock3, wallClock: () => wall, logger: logger3 });
       await c.start();
-      assert.deepEqual(c.list(), []);
+      const kept = new Map(c.list().map((r) => [r.entry.metadata.name, r.expiresAt - clock3.now()]));
+      assert.deepEqual(Object.fromEntries(kept), { long: 30_000, short: 5_000 }, 'one more lease each, as granted');
+      assert.match(logger3.lines.join('\n'), /restored 2 registration\(s\) .* \(2 whose lease ended while it was down kept for one more lease/);
+      assert.ok(await c.renew('default', 'long'), "the workload's next renewal finds its record");
+      clock3.advance(6_000);
+      assert.deepEqual(
+        c.list().map((r) => r.entry.metadata.name),
+        ['long'],
+        'the one that did not renew is dropped when its lease ends',
+      );
       await a.close();
       await b.close();
       await c.close();
