@@ -115,14 +115,17 @@ function redirect(ex: Exchange, route: CompiledRoute): void {
   ex.reply('redirect', r.redirectCode, headers, undefined);
 }
 
-/** Applies request header operations and rewrites (route level, then destination level). */
+/**
+ * Applies header operations and rewrites. A weighted destination's header operations come before
+ * the route's (Envoy's WeightedClusterEntry::finalizeRequestHeaders), so the route's win; a single
+ * destination's were merged into the route's lists at compile time, as istiod does, and come after.
+ */
 function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget, originalPath: boolean): void {
-  const rh = route.requestHeaders;
-  const th = target.requestHeaders;
-  if (rh !== undefined || th !== undefined) {
-    if (rh !== undefined) applyHeaderOps(ex.headers, rh);
-    if (th !== undefined) applyHeaderOps(ex.headers, th);
-  }
+  const weighted = route.weightedClusters === true;
+  const firstOps = weighted ? target.requestHeaders : route.requestHeaders;
+  const lastOps = weighted ? route.requestHeaders : target.requestHeaders;
+  if (firstOps !== undefined) applyHeaderOps(ex.headers, firstOps);
+  if (lastOps !== undefined) applyHeaderOps(ex.headers, lastOps);
   const rw = route.rewrite;
   const authority = rw?.authority ?? target.authority;
   if (authority !== undefined) ex.authority = authority;
@@ -141,13 +144,13 @@ function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget,
       ex.path = path + query;
     }
   }
-  const rs = route.responseHeaders;
-  const ts = target.responseHeaders;
-  if (rs !== undefined || ts !== undefined) {
+  const firstResponse = weighted ? target.responseHeaders : route.responseHeaders;
+  const lastResponse = weighted ? route.responseHeaders : target.responseHeaders;
+  if (firstResponse !== undefined || lastResponse !== undefined) {
     ex.responseOps ??= [];
     const ops = ex.responseOps;
-    if (rs !== undefined) ops.push(rs);
-    if (ts !== undefined) ops.push(ts);
+    if (firstResponse !== undefined) ops.push(firstResponse);
+    if (lastResponse !== undefined) ops.push(lastResponse);
   }
 }
 

@@ -21,6 +21,7 @@ import {
   compileDirectResponse,
   compileFault,
   compileHeaderOps,
+  mergeDestinationOps,
   compileRedirect,
   compileRetry,
   compileRewrite,
@@ -181,7 +182,20 @@ export class Compiler {
     const catchAllBlock = catchAll ? effective.find((m) => isCatchAllMatch(m)) : undefined;
     const envoyName = vs === undefined ? 'default' : catchAllBlock?.name === undefined || catchAllBlock.name === '' ? (rule.name ?? '') : `${rule.name ?? ''}.${catchAllBlock.name}`;
     const dests = (rule.route ?? []).filter((d, _i, all) => all.length === 1 || (d.weight ?? 0) > 0);
-    const targets = dests.map((d) => this.target(d.destination, dests.length === 1 ? 100 : (d.weight ?? 0), ns, port, d.headers));
+    let targets = dests.map((d) => this.target(d.destination, dests.length === 1 ? 100 : (d.weight ?? 0), ns, port, d.headers));
+    let requestHeaders = compileHeaderOps(rule.headers?.request);
+    let responseHeaders = compileHeaderOps(rule.headers?.response);
+    // istiod makes weighted clusters of more than one destination (even when all but one weigh 0);
+    // one destination's header operations join the route's lists.
+    const weightedClusters = (rule.route ?? []).length > 1;
+    const only = targets[0];
+    if (!weightedClusters && only !== undefined) {
+      const [rq, dq] = mergeDestinationOps(requestHeaders, only.requestHeaders);
+      const [rs, ds] = mergeDestinationOps(responseHeaders, only.responseHeaders);
+      if (dq !== only.requestHeaders || ds !== only.responseHeaders) targets = [Object.freeze({ ...only, requestHeaders: dq, responseHeaders: ds })];
+      requestHeaders = rq;
+      responseHeaders = rs;
+    }
     const cumulative: number[] = [];
     let sum = 0;
     for (const t of targets) {
@@ -211,8 +225,9 @@ export class Compiler {
       retry: compileRetry(rule.retries),
       fault: compileFault(rule.fault),
       mirrors: Object.freeze(mirrors),
-      requestHeaders: compileHeaderOps(rule.headers?.request),
-      responseHeaders: compileHeaderOps(rule.headers?.response),
+      requestHeaders,
+      responseHeaders,
+      ...(weightedClusters ? { weightedClusters } : {}),
       rewrite: compileRewrite(gateway ? gatewayRewrite(rule.rewrite, effective[0]) : rule.rewrite, authorityFromHeaderOps(rule.headers?.request)),
       redirect: compileRedirect(rule.redirect),
       directResponse: compileDirectResponse(rule.directResponse),

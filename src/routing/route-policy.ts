@@ -147,6 +147,21 @@ export function compileHeaderOps(ops: HeaderOperations | undefined): HeaderOps |
   });
 }
 
+/**
+ * A rule's and its one destination's header operations, as istiod gives them to Envoy: appended
+ * to the route's own lists (route.go processDestination), where every remove runs before any set
+ * or add (HeaderParser::evaluateHeaders). Applying the route's result and then the destination's
+ * keeps that order: the destination's removes move to the route's, so they cannot undo the
+ * route's `add`.
+ */
+export function mergeDestinationOps(route: HeaderOps | undefined, dest: HeaderOps | undefined): readonly [HeaderOps | undefined, HeaderOps | undefined] {
+  if (route === undefined || dest === undefined || dest.remove.length === 0) return [route, dest];
+  return [
+    Object.freeze({ set: route.set, add: route.add, remove: [...route.remove, ...dest.remove] }),
+    Object.freeze({ set: dest.set, add: dest.add, remove: [] }),
+  ];
+}
+
 /** The host rewrite a header operation asks for (`set` beats `add`), if any. */
 export function authorityFromHeaderOps(ops: HeaderOperations | undefined): string | undefined {
   const find = (m: Record<string, string> | undefined) =>

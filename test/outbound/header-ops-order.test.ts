@@ -43,3 +43,71 @@ describe('header operations: remove, then set and add', () => {
     assert.equal(res.headers.get('x-r'), 'mesh');
   });
 });
+
+/**
+ * Route-level and destination-level operations together, as istiod hands them to Envoy
+ * (pilot/pkg/networking/core/route/route.go): one destination's operations are appended to the
+ * route's lists (processDestination), so all the removes run first; several destinations become
+ * weighted clusters with their own lists (processWeightedDestination), which Envoy runs before the
+ * route's (WeightedClusterEntry::finalizeRequestHeaders / finalizeResponseHeaders), so the route's
+ * `set` and `remove` win.
+ */
+describe('header operations of a route and its destinations, in Envoy\'s order', () => {
+  let up: Upstream;
+  let mesh: Mesh;
+  const destOps = {
+    request: { set: { 'x-set': 'dest', 'x-gone': 'dest' }, remove: ['x-added'] },
+    response: { set: { 'x-r': 'dest', 'x-r-gone': 'dest' }, remove: ['x-r-added'] },
+  };
+  const routeOps = {
+    request: { set: { 'x-set': 'route' }, add: { 'x-added': 'route' }, remove: ['x-gone'] },
+    response: { set: { 'x-r': 'route' }, add: { 'x-r-added': 'route' }, remove: ['x-r-gone'] },
+  };
+  before(async () => {
+    up = await startUpstream('u', (_req, res) => {
+      res.setHeader('x-r', 'upstream');
+      res.end('ok');
+    });
+    mesh = await meshFor([{ port: up.port }], [
+      { match: [{ uri: { prefix: '/one' } }], headers: routeOps, route: [{ destination: { host: 'svc' }, headers: destOps }] },
+      {
+        match: [{ uri: { prefix: '/split' } }],
+        headers: routeOps,
+        route: [
+          { destination: { host: 'svc' }, weight: 50, headers: destOps },
+          { destination: { host: 'svc' }, weight: 50, headers: destOps },
+        ],
+      },
+    ]);
+  });
+  after(async () => {
+    await mesh.close();
+    await up.close();
+  });
+
+  test('one destination: every remove first, then the route\'s set/add, then the destination\'s (its set wins, its remove cannot undo the route\'s add)', async () => {
+    const before = up.seen.length;
+    const res = await mesh.fetch('http://svc/one', { headers: { 'x-added': 'caller', 'x-gone': 'caller' } });
+    assert.equal(await res.text(), 'ok');
+    const seen = up.seen[before];
+    assert.equal(seen?.headers['x-set'], 'dest');
+    assert.equal(seen?.headers['x-added'], 'route');
+    assert.equal(seen?.headers['x-gone'], 'dest');
+    assert.equal(res.headers.get('x-r'), 'dest');
+    assert.equal(res.headers.get('x-r-added'), 'route');
+    assert.equal(res.headers.get('x-r-gone'), 'dest');
+  });
+
+  test('weighted destinations: the destination\'s operations first, then the route\'s (its set wins, its remove takes the destination\'s header away)', async () => {
+    const before = up.seen.length;
+    const res = await mesh.fetch('http://svc/split', { headers: { 'x-added': 'caller', 'x-gone': 'caller' } });
+    assert.equal(await res.text(), 'ok');
+    const seen = up.seen[before];
+    assert.equal(seen?.headers['x-set'], 'route');
+    assert.equal(seen?.headers['x-added'], 'route');
+    assert.equal(seen?.headers['x-gone'], undefined);
+    assert.equal(res.headers.get('x-r'), 'route');
+    assert.equal(res.headers.get('x-r-added'), 'route');
+    assert.equal(res.headers.get('x-r-gone'), null);
+  });
+});
