@@ -97,6 +97,29 @@ describe('Istio routing.go traffic rows', () => {
     assert.equal(r.seen?.headers.host, 'new-authority');
   });
 
+  test('"catch all route short circuit the other routes": uri regex .* is a catch-all', async () => {
+    const r = await row([{ match: [{ uri: { regex: '.*' } }], route: [dest], fault: { abort: { percentage: { value: 100 }, httpStatus: 418 } } }, { route: [dest] }]);
+    assert.equal(r.status, 418);
+  });
+
+  /** The three calls of the withoutHeaders rows: end-user jason, end-user `second`, no end-user. */
+  async function withoutRows(m: unknown, second = ''): Promise<number[]> {
+    const http = [{ match: [{ withoutHeaders: { 'end-user': m } }], route: [dest], fault: { abort: { percentage: { value: 100 }, httpStatus: 403 } } }, { route: [dest] }];
+    return [(await row(http, '/', { headers: { 'end-user': 'jason' } })).status, (await row(http, '/', { headers: { 'end-user': second } })).status, (await row(http)).status];
+  }
+
+  test('"without headers": exact jason', async () => {
+    assert.deepEqual(await withoutRows({ exact: 'jason' }, 'not-jason'), [200, 403, 403]);
+  });
+
+  test('"without headers regex convert to present_match": regex "*" is presence', async () => {
+    assert.deepEqual(await withoutRows({ regex: '*' }), [200, 200, 403]);
+  });
+
+  test('"without headers regex match any string": regex .* with a missing header read as empty', async () => {
+    assert.deepEqual(await withoutRows({ regex: '.*' }), [200, 200, 200]);
+  });
+
   test('"fault abort": httpStatus 418 at 100%', async () => {
     const r = await row([{ route: [dest], fault: { abort: { percentage: { value: 100 }, httpStatus: 418 } } }]);
     assert.equal(r.status, 418);
