@@ -139,10 +139,10 @@ function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget,
     } else if (rw.uriRegex !== undefined) {
       path = rw.uriRegex.replaceAll(pathOnly, rw.uriRegexReplacement ?? '');
     }
-    if (path !== pathOnly) {
-      if (originalPath) ex.headers['x-envoy-original-path'] = ex.path;
-      ex.path = path + query;
-    }
+    // Envoy's finalizePathHeader keeps the original path whenever the route rewrites, even when the
+    // rewrite leaves the path as it was (a regex that does not match, a prefix replaced by itself).
+    if (originalPath) ex.headers['x-envoy-original-path'] = ex.path;
+    ex.path = path + query;
   }
   const firstResponse = weighted ? target.responseHeaders : route.responseHeaders;
   const lastResponse = weighted ? route.responseHeaders : target.responseHeaders;

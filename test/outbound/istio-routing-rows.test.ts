@@ -92,6 +92,15 @@ describe('Istio routing.go traffic rows', () => {
     assert.equal(r.seen?.url, '/new/path?key=value');
   });
 
+  test('a rewrite that leaves the path as it was still sends x-envoy-original-path (Envoy finalizePathHeader)', async () => {
+    const prefix = await row([{ match: [{ uri: { prefix: '/same' } }], rewrite: { uri: '/same' }, route: [dest] }], '/same/x?q=1');
+    assert.equal(prefix.seen?.url, '/same/x?q=1');
+    assert.equal(prefix.seen?.headers['x-envoy-original-path'], '/same/x?q=1');
+    const regex = await row([{ rewrite: { uriRegexRewrite: { match: '^/nomatch$', rewrite: '/other' } }, route: [dest] }], '/kept');
+    assert.equal(regex.seen?.url, '/kept');
+    assert.equal(regex.seen?.headers['x-envoy-original-path'], '/kept');
+  });
+
   test('"rewrite authority"', async () => {
     const r = await row([{ match: [{ uri: { exact: '/foo' } }], rewrite: { authority: 'new-authority' }, route: [dest] }], '/foo');
     assert.equal(r.seen?.headers.host, 'new-authority');
