@@ -109,7 +109,8 @@ function redirect(ex: Exchange, route: CompiledRoute): void {
   // istiod leaves out :80 for http and :443 for https.
   if ((port === 80 && scheme === 'http') || (port === 443 && scheme === 'https')) port = undefined;
   const newPort = port === undefined ? '' : `:${port}`;
-  const host = r.authority ?? redirectHost(ex.authority, scheme, ex.scheme, newPort !== '');
+  // An empty authority is no host_redirect (Envoy keeps the request's Host).
+  const host = r.authority || redirectHost(ex.authority, scheme, ex.scheme, newPort !== '');
   const headers: Headers = Object.create(null) as Headers;
   headers.location = `${scheme}://${host}${newPort}${path}`;
   ex.reply('redirect', r.redirectCode, headers, undefined);

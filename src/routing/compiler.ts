@@ -189,12 +189,10 @@ export class Compiler {
     // one destination's header operations join the route's lists.
     const weightedClusters = (rule.route ?? []).length > 1;
     const only = targets[0];
-    if (!weightedClusters && only !== undefined) {
-      const [rq, dq] = mergeDestinationOps(requestHeaders, only.requestHeaders);
-      const [rs, ds] = mergeDestinationOps(responseHeaders, only.responseHeaders);
-      if (dq !== only.requestHeaders || ds !== only.responseHeaders) targets = [Object.freeze({ ...only, requestHeaders: dq, responseHeaders: ds })];
-      requestHeaders = rq;
-      responseHeaders = rs;
+    if (!weightedClusters && only !== undefined && (only.requestHeaders !== undefined || only.responseHeaders !== undefined)) {
+      requestHeaders = mergeDestinationOps(requestHeaders, only.requestHeaders);
+      responseHeaders = mergeDestinationOps(responseHeaders, only.responseHeaders);
+      targets = [Object.freeze({ ...only, requestHeaders: undefined, responseHeaders: undefined })];
     }
     const cumulative: number[] = [];
     let sum = 0;

@@ -139,7 +139,9 @@ export interface HeaderOps {
  */
 export function compileHeaderOps(ops: HeaderOperations | undefined): HeaderOps | undefined {
   if (ops === undefined) return undefined;
-  const keep = ([k]: [string, string]) => k.toLowerCase() !== 'host' && k.toLowerCase() !== ':authority';
+  // Envoy leaves out an operation whose value is empty (HeaderValueOption.keep_empty_value, which
+  // istiod never sets): `set: {x: ""}` neither clears nor adds `x`.
+  const keep = ([k, v]: [string, string]) => k.toLowerCase() !== 'host' && k.toLowerCase() !== ':authority' && v !== '';
   return Object.freeze({
     set: Object.entries(ops.set ?? {}).filter(keep).map(([k, v]) => [k.toLowerCase(), unescapeHeaderValue(v)] as const),
     add: Object.entries(ops.add ?? {}).filter(keep).map(([k, v]) => [k.toLowerCase(), unescapeHeaderValue(v)] as const),
@@ -149,25 +151,23 @@ export function compileHeaderOps(ops: HeaderOperations | undefined): HeaderOps |
 
 /**
  * A rule's and its one destination's header operations, as istiod gives them to Envoy: appended
- * to the route's own lists (route.go processDestination), where every remove runs before any set
- * or add (HeaderParser::evaluateHeaders). Applying the route's result and then the destination's
- * keeps that order: the destination's removes move to the route's, so they cannot undo the
- * route's `add`.
+ * to the route's own lists (route.go processDestination), one HeaderParser where every remove runs
+ * first, then every overwrite, then every append, each in list order (route's, then the
+ * destination's) — HeaderParser::evaluateHeaders. So the destination's remove cannot undo the
+ * route's `add`, and the route's `add` comes after the destination's `set`.
  */
-export function mergeDestinationOps(route: HeaderOps | undefined, dest: HeaderOps | undefined): readonly [HeaderOps | undefined, HeaderOps | undefined] {
-  if (route === undefined || dest === undefined || dest.remove.length === 0) return [route, dest];
-  return [
-    Object.freeze({ set: route.set, add: route.add, remove: [...route.remove, ...dest.remove] }),
-    Object.freeze({ set: dest.set, add: dest.add, remove: [] }),
-  ];
+export function mergeDestinationOps(route: HeaderOps | undefined, dest: HeaderOps | undefined): HeaderOps | undefined {
+  if (route === undefined || dest === undefined) return route ?? dest;
+  return Object.freeze({ set: [...route.set, ...dest.set], add: [...route.add, ...dest.add], remove: [...route.remove, ...dest.remove] });
 }
 
 /** The host rewrite a header operation asks for (`set` beats `add`), if any. */
 export function authorityFromHeaderOps(ops: HeaderOperations | undefined): string | undefined {
   const find = (m: Record<string, string> | undefined) =>
     Object.entries(m ?? {}).find(([k]) => k.toLowerCase() === 'host' || k.toLowerCase() === ':authority')?.[1];
-  const v = find(ops?.set) ?? find(ops?.add);
-  return v === undefined ? undefined : unescapeHeaderValue(v);
+  // An empty value is no host rewrite (route.go only rewrites a non-empty authority).
+  const v = find(ops?.set) || find(ops?.add);
+  return v === undefined || v === '' ? undefined : unescapeHeaderValue(v);
 }
 
 /**
@@ -193,7 +193,8 @@ export function compileRewrite(r: HTTPRewrite | undefined, headerAuthority: stri
     uriPrefix: r?.uri,
     uriRegex: re,
     uriRegexReplacement: r?.uriRegexRewrite?.rewrite,
-    authority: r?.authority ?? headerAuthority,
+    // An empty rewrite authority is none (route.go checks `GetAuthority() != ""`).
+    authority: r?.authority || headerAuthority,
   });
 }
 

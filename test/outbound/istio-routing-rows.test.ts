@@ -129,6 +129,14 @@ describe('Istio routing.go traffic rows', () => {
     assert.deepEqual(await withoutRows({ regex: '.*' }), [200, 200, 200]);
   });
 
+  test('an empty redirect authority or rewrite authority is none (route.go sets host_redirect/host_rewrite_literal only when not empty)', async () => {
+    const redirect = await row([{ redirect: { uri: '/new', authority: '' } }], '/old', { redirect: 'manual' });
+    assert.equal(redirect.status, 301);
+    assert.equal(redirect.headers.get('location'), 'http://svc/new');
+    const rewrite = await row([{ rewrite: { uri: '/', authority: '' }, route: [dest] }]);
+    assert.equal(rewrite.seen?.headers.host, 'svc');
+  });
+
   test('"fault abort": httpStatus 418 at 100%', async () => {
     const r = await row([{ route: [dest], fault: { abort: { percentage: { value: 100 }, httpStatus: 418 } } }]);
     assert.equal(r.status, 418);
