@@ -137,6 +137,14 @@ describe('Istio routing.go traffic rows', () => {
     assert.equal(rewrite.seen?.headers.host, 'svc');
   });
 
+  test('x-envoy-fault-* request headers are not honoured: istiod never configures header_abort/header_delay (fault_filter_test HeaderAbort* rows need them)', async () => {
+    const r = await row([{ route: [dest], fault: { abort: { percentage: { value: 0 }, httpStatus: 503 } } }], '/', {
+      headers: { 'x-envoy-fault-abort-request': '500', 'x-envoy-fault-abort-request-percentage': '100', 'x-envoy-fault-delay-request': '60000' },
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('x-meshlet-response-flags'), null);
+  });
+
   test('"fault abort": httpStatus 418 at 100%', async () => {
     const r = await row([{ route: [dest], fault: { abort: { percentage: { value: 100 }, httpStatus: 418 } } }]);
     assert.equal(r.status, 418);
