@@ -22,6 +22,7 @@ import {
   compileFault,
   compileHeaderOps,
   mergeDestinationOps,
+  percentFraction,
   compileRedirect,
   compileRetry,
   compileRewrite,
@@ -202,11 +203,11 @@ export class Compiler {
     }
     const mirrors: MirrorTarget[] = [];
     if (rule.mirror !== undefined) {
-      const fraction = rule.mirrorPercentage !== undefined ? rule.mirrorPercentage.value / 100 : rule.mirrorPercent !== undefined ? rule.mirrorPercent / 100 : 1;
+      const fraction = rule.mirrorPercentage !== undefined ? percentFraction(rule.mirrorPercentage) : rule.mirrorPercent !== undefined ? rule.mirrorPercent / 100 : 1;
       mirrors.push({ target: this.target(rule.mirror, 100, ns, port, undefined), fraction });
     }
     for (const m of rule.mirrors ?? []) {
-      mirrors.push({ target: this.target(m.destination, 100, ns, port, undefined), fraction: m.percentage === undefined ? 1 : m.percentage.value / 100 });
+      mirrors.push({ target: this.target(m.destination, 100, ns, port, undefined), fraction: m.percentage === undefined ? 1 : percentFraction(m.percentage) });
     }
     const action = rule.redirect !== undefined ? 'redirect' : rule.directResponse !== undefined ? 'direct-response' : 'forward';
     const decisions: RouteDecision[] = [];

@@ -104,8 +104,17 @@ export interface FaultPolicy {
   readonly abortFraction: number;
 }
 
+/**
+ * A `Percent` as the fraction Envoy applies: istiod sends it as a FractionalPercent over a million
+ * with the numerator truncated, `uint32(value * 10000)` (route.go translatePercentToFractionalPercent),
+ * so `29.2` is 291999 in a million, not 292000.
+ */
+export function percentFraction(p: { value: number }): number {
+  return Math.trunc(p.value * 10000) / 1_000_000;
+}
+
 function fraction(p: { value: number } | undefined, legacy?: number): number {
-  if (p !== undefined) return p.value / 100;
+  if (p !== undefined) return percentFraction(p);
   if (legacy !== undefined) return legacy / 100;
   return 0; // Istio: an unset percentage means 0%.
 }
