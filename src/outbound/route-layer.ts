@@ -15,6 +15,7 @@ import type { UnknownHostPolicy } from '../routing/compile.ts';
 import type { RouteTable } from '../routing/route-table.ts';
 import { type CompiledRoute, NO_ROUTE, type RouteDecision, type RouteTarget, toDraw } from '../routing/route-table.ts';
 import { connectPort, portColon } from '../routing/request-head.ts';
+import { normalizePath, type PathNormalization } from '../inbound/path.ts';
 import type { RequestMatcher } from '../routing/request-matcher.ts';
 import type { ClusterState } from './cluster-state.ts';
 import { addResponseOps, type OutboundRateLimits, refuseCall } from './rate-limit.ts';
@@ -49,6 +50,12 @@ export interface RouteLayerOptions {
    * `proxyHeaders.envoyDebugHeaders` disabled, Envoy's `suppress_envoy_headers`). @defaultValue true
    */
   readonly originalPath?: boolean;
+  /**
+   * MeshConfig `pathNormalization`, which istiod sets on every HTTP connection manager, the
+   * outbound ones too (listener_builder.go): a call's path is normalized before it is routed and
+   * is sent so. Calls to hosts outside the mesh keep their path. @defaultValue 'NONE'
+   */
+  readonly pathNormalization?: PathNormalization;
 }
 
 const scratch = { queryStart: -1, query: undefined };
@@ -171,6 +178,17 @@ export function routeLayer(o: RouteLayerOptions): Layer {
     (ex, handler) => {
       const draw = toDraw(o.random.next());
       const table = o.routes();
+      const received = ex.path;
+      const mode = o.pathNormalization;
+      if (mode !== undefined && mode !== 'NONE') {
+        const normal = normalizePath(received, mode);
+        if (normal === undefined) {
+          // Envoy's connection manager answers 400 (path_normalization_failed) before routing.
+          ex.fail(new MeshletError('MESHLET_ERR_INVALID_ARG', `path ${JSON.stringify(received)} cannot be normalized (pathNormalization ${mode})`, { httpStatus: 400, grpcStatus: 13 }));
+          return;
+        }
+        ex.path = normal;
+      }
       let d = table.route(ex, draw);
       if (d === undefined && ex.urlAuthority !== ex.authority) {
         // The Host header names no mesh service: the URL may. Route by it (and send it as Host),
@@ -180,6 +198,8 @@ export function routeLayer(o: RouteLayerOptions): Layer {
         d = table.route(ex, draw);
         if (d === undefined) ex.authority = host;
       }
+      // A host outside the mesh is passed through as it was asked for.
+      if (d === undefined) ex.path = received;
       // The route's CORS policy (Envoy's CORS filter runs before the rate limit and the router):
       // a preflight is answered here; the answer to a request from an allowed origin gets its
       // headers last, over the route's own header operations.
