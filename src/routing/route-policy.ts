@@ -151,9 +151,13 @@ export function compileHeaderOps(ops: HeaderOperations | undefined): HeaderOps |
   // Envoy leaves out an operation whose value is empty (HeaderValueOption.keep_empty_value, which
   // istiod never sets): `set: {x: ""}` neither clears nor adds `x`.
   const keep = ([k, v]: [string, string]) => k.toLowerCase() !== 'host' && k.toLowerCase() !== ':authority' && v !== '';
+  // istiod sorts each map by its keys as written (translateAppendHeaders, sort.Stable), which decides
+  // between `X-Foo` and `x-foo` in one map: the later in that order is set last.
+  const list = (m: Record<string, string> | undefined) =>
+    Object.entries(m ?? {}).filter(keep).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k.toLowerCase(), unescapeHeaderValue(v)] as const);
   return Object.freeze({
-    set: Object.entries(ops.set ?? {}).filter(keep).map(([k, v]) => [k.toLowerCase(), unescapeHeaderValue(v)] as const),
-    add: Object.entries(ops.add ?? {}).filter(keep).map(([k, v]) => [k.toLowerCase(), unescapeHeaderValue(v)] as const),
+    set: list(ops.set),
+    add: list(ops.add),
     remove: (ops.remove ?? []).map((k) => k.toLowerCase()),
   });
 }

@@ -119,7 +119,7 @@ describe('header operations of a route and its destinations, in Envoy\'s order',
  * empty value unless `keep_empty_value` is set, which istiod never sets; an empty `:authority` is
  * no host rewrite (route.go rewrites only a non-empty authority).
  */
-describe('header operations with an empty value', () => {
+describe('header operations: empty values, and one name written in two cases', () => {
   let up: Upstream;
   let mesh: Mesh;
   before(async () => {
@@ -130,7 +130,7 @@ describe('header operations with an empty value', () => {
     mesh = await meshFor([{ port: up.port }], [
       {
         route: [{ destination: { host: 'svc' } }],
-        headers: { request: { set: { 'x-set': '', ':authority': '' }, add: { 'x-add': '' } }, response: { set: { 'x-r': '' } } },
+        headers: { request: { set: { 'x-set': '', ':authority': '', 'x-case': 'lower', 'X-Case': 'upper' }, add: { 'x-add': '' } }, response: { set: { 'x-r': '' } } },
       },
     ]);
   });
@@ -148,5 +148,12 @@ describe('header operations with an empty value', () => {
     assert.equal(seen?.headers['x-add'], undefined);
     assert.equal(seen?.headers.host, 'svc');
     assert.equal(res.headers.get('x-r'), 'upstream');
+  });
+
+  test('one header named twice in a map with different case: istiod sorts the map by key as written, so `x-case` (after `X-Case`) wins', async () => {
+    const before = up.seen.length;
+    const res = await mesh.fetch('http://svc/');
+    await res.text();
+    assert.equal(up.seen[before]?.headers['x-case'], 'lower');
   });
 });
