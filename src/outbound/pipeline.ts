@@ -154,9 +154,10 @@ export class Outbound {
     );
     const upstream = upstreamLayer({ classify, clock: o.clock, attemptCount: o.attemptCount ?? true });
     const upstreamPath = stack([balance, upstream], send);
+    const fault = faultLayer({ clock: o.clock, random: o.random, fault: (ex) => route(ex).fault });
     const layers: [string, Layer][] = [
-      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), unknownHosts: () => this.#unknownHosts, passthrough, rateLimits: () => this.#rateLimits, originalPath: o.envoyHeaders ?? true, pathNormalization: o.pathNormalization ?? 'NONE' })],
-      ['fault', faultLayer({ clock: o.clock, random: o.random, fault: (ex) => route(ex).fault })],
+      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), unknownHosts: () => this.#unknownHosts, passthrough, rateLimits: () => this.#rateLimits, originalPath: o.envoyHeaders ?? true, pathNormalization: o.pathNormalization ?? 'NONE', fault })],
+      ['fault', fault],
       [
         'mirror',
         mirrorLayer(

@@ -56,6 +56,12 @@ export interface RouteLayerOptions {
    * is sent so. Calls to hosts outside the mesh keep their path. @defaultValue 'NONE'
    */
   readonly pathNormalization?: PathNormalization;
+  /**
+   * The fault layer, for a route whose destination has no cluster: Envoy's fault filter runs
+   * before the router finds no cluster, so the route's delay and abort come first (an abort answers
+   * instead of the 503 NC).
+   */
+  readonly fault?: Layer;
 }
 
 const scratch = { queryStart: -1, query: undefined };
@@ -297,7 +303,9 @@ function routed(ex: Exchange, handler: ResponseHandler, decision: RouteDecision 
   const state = cluster === undefined ? undefined : o.clusterState(cluster.name);
   if (state === undefined) {
     if (cors !== undefined) addResponseOps(ex, cors);
-    ex.fail(new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, { ...ex.errorContext(), httpStatus: route.clusterNotFoundStatus, grpcStatus: route.clusterNotFoundStatus === 500 ? GRPC_UNKNOWN : undefined }));
+    const err = new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, { ...ex.errorContext(), httpStatus: route.clusterNotFoundStatus, grpcStatus: route.clusterNotFoundStatus === 500 ? GRPC_UNKNOWN : undefined });
+    if (route.fault !== undefined && o.fault !== undefined) o.fault((e) => e.fail(err))(ex, handler);
+    else ex.fail(err);
     return;
   }
   ex.cluster = state;
