@@ -7,7 +7,7 @@
 import { whyNotInMesh } from '../config/host-lookup.ts';
 import { whyOutOfScope } from '../config/sidecar-scope.ts';
 import { normalizeHeaderObject } from '../core/headers.ts';
-import { normalizePath } from '../inbound/path.ts';
+import { normalizePath } from '../core/path-normalization.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
 import type { Headers } from '../core/exchange.ts';
 import { type RequestHead, routingAuthority } from '../routing/request-head.ts';

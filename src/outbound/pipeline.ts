@@ -35,7 +35,7 @@ import type { CompiledRoute } from '../routing/route-table.ts';
 import { balanceLayer } from './balance.ts';
 import { type ClusterContext, ClusterState } from './cluster-state.ts';
 import { routeLayer } from './route-layer.ts';
-import type { PathNormalization } from '../inbound/path.ts';
+import type { PathNormalization } from '../core/path-normalization.ts';
 import { passthroughLayer } from './passthrough.ts';
 import { compileOutboundRateLimits, type OutboundRateLimits } from './rate-limit.ts';
 import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';

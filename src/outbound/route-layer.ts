@@ -15,7 +15,7 @@ import type { UnknownHostPolicy } from '../routing/compile.ts';
 import type { RouteTable } from '../routing/route-table.ts';
 import { type CompiledRoute, NO_ROUTE, type RouteDecision, type RouteTarget, toDraw } from '../routing/route-table.ts';
 import { connectPort, portColon } from '../routing/request-head.ts';
-import { normalizePath, type PathNormalization } from '../inbound/path.ts';
+import { normalizePath, type PathNormalization } from '../core/path-normalization.ts';
 import type { RequestMatcher } from '../routing/request-matcher.ts';
 import type { ClusterState } from './cluster-state.ts';
 import { addResponseOps, type OutboundRateLimits, refuseCall } from './rate-limit.ts';
