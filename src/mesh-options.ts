@@ -158,6 +158,8 @@ export interface MeshOptions {
    * How request paths are normalized before the server side judges them (MeshConfig
    * `pathNormalization`): `BASE` (RFC 3986 dot segments), `MERGE_SLASHES`, `DECODE_AND_MERGE_SLASHES`,
    * or `NONE`. The app is handed the normalized path, so it routes on the path that was judged.
+   * Calls to mesh hosts are normalized the same way before they are routed, and sent so, as istiod
+   * configures the sidecar's outbound listeners too.
    * @defaultValue 'BASE'
    */
   readonly pathNormalization?: PathNormalization | undefined;

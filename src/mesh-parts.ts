@@ -116,6 +116,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     rootNamespace: o.rootNamespace,
     attemptCount: ph.attemptCount,
     envoyHeaders: ph.envoyDebugHeaders,
+    pathNormalization: o.pathNormalization ?? 'BASE',
     dns: o.dns,
     transports: {
       http: { dispatch: transport.dispatch, passthrough: transport.passthrough, classify: classifyUndiciError, refresh: (cs) => transport.refresh(cs) },

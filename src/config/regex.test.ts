@@ -47,4 +47,26 @@ describe('RE2 regexes', () => {
     assert.ok(!('error' in re));
     assert.equal(re.replaceAll('/v1/users', '/v2/\\1'), '/v2/users');
   });
+
+  // Envoy's regex_rewrite is RE2::GlobalReplace, whose rewrite string RE2::Rewrite reads: \0-\9 are
+  // groups, \\ is a backslash, anything else is literal; a group the pattern lacks (MaxSubmatch) leaves
+  // the input unchanged.
+  const rows: [pattern: string, rewrite: string, input: string, want: string][] = [
+    ['^/a/(.*)$', '/b/$1', '/a/x', '/b/$1'],
+    ['^/a/(.*)$', '/b/$$1', '/a/x', '/b/$$1'],
+    ['^/a/(.*)$', '/b/$&', '/a/x', '/b/$&'],
+    ['^/a/(.*)$', '\\0/end', '/a/x', '/a/x/end'],
+    ['^/a/(.*)$', '/b/\\\\1', '/a/x', '/b/\\1'],
+    ['^/a/(.*)$', '/b/\\2', '/a/x', '/a/x'],
+    ['^/(a)?(b)$', '/[\\1]\\2', '/b', '/[]b'],
+    ['^/(.*)/(.*)$', '/\\2/\\1', '/p/q', '/q/p'],
+    ['o', '0', '/foo/bool', '/f00/b00l'],
+  ];
+  for (const [pattern, rewrite, input, want] of rows) {
+    it(`RE2 rewrite ${JSON.stringify(rewrite)} with ${pattern} on ${input} gives ${want}`, () => {
+      const re = compileRe2(pattern);
+      assert.ok(!('error' in re));
+      assert.equal(re.replaceAll(input, rewrite), want);
+    });
+  }
 });

@@ -19,7 +19,11 @@ export interface Re2 {
   readonly source: string;
   /** True when the whole input matches (Envoy `safe_regex` semantics). */
   matches(input: string): boolean;
-  /** Replaces every match (`\1` or `$1` refer to groups), as Envoy's `regex_rewrite`. */
+  /**
+   * Replaces every match, as Envoy's `regex_rewrite` (RE2::GlobalReplace): in `replacement`,
+   * `\0`–`\9` insert a group (`\0` the whole match) and `\\` a backslash; everything else, `$`
+   * included, is literal. A replacement naming a group the pattern does not have changes nothing.
+   */
   replaceAll(input: string, replacement: string): string;
 }
 
@@ -117,10 +121,53 @@ export function compileRe2(pattern: string): Re2 | { error: string } {
     return { error: `invalid RE2 regex "${pattern}": ${msg.replace(/^error parsing regexp: /, '')}` };
   }
   const fast = fastPathRegExp(pattern);
+  let lastReplacement: string | undefined;
+  let lastRewrite: ((...args: unknown[]) => string) | undefined;
   return {
     source: pattern,
     matches: fast === undefined ? (input) => re.matches(input) : (input) => fast.test(input),
-    // RE2 rewrites use \1; re2js uses $1.
-    replaceAll: (input, replacement) => re.matcher(input).replaceAll(replacement.replace(/\\(\d)/g, '$$$1')),
+    replaceAll: (input, replacement) => {
+      if (replacement !== lastReplacement) {
+        lastReplacement = replacement;
+        lastRewrite = re2Rewrite(replacement, re.groupCount());
+      }
+      return lastRewrite === undefined ? input : re.matcher(input).replaceAll(lastRewrite);
+    },
+  };
+}
+
+/**
+ * An RE2 rewrite string as a replacer function (RE2::Rewrite): `\d` is group d (an unmatched group
+ * is empty), `\\` a backslash, any other character itself; at any other escape RE2 stops the
+ * rewrite there (what came before it is kept). Undefined when the rewrite names a group the pattern
+ * lacks: RE2::GlobalReplace then replaces nothing (its MaxSubmatch check).
+ */
+function re2Rewrite(rewrite: string, groups: number): ((...args: unknown[]) => string) | undefined {
+  for (let i = 0; i < rewrite.length; i++) {
+    if (rewrite[i] !== '\\') continue;
+    const n = rewrite[++i];
+    if (n !== undefined && n >= '0' && n <= '9' && Number(n) > groups) return undefined;
+  }
+  const parts: (string | number)[] = [];
+  let text = '';
+  for (let i = 0; i < rewrite.length; i++) {
+    const c = rewrite[i] as string;
+    if (c !== '\\') {
+      text += c;
+      continue;
+    }
+    const n = rewrite[++i];
+    if (n !== undefined && n >= '0' && n <= '9') {
+      if (text !== '') parts.push(text);
+      text = '';
+      parts.push(Number(n));
+    } else if (n === '\\') text += '\\';
+    else break;
+  }
+  if (text !== '') parts.push(text);
+  return (...args) => {
+    let out = '';
+    for (const p of parts) out += typeof p === 'string' ? p : ((args[p] as string | null | undefined) ?? '');
+    return out;
   };
 }

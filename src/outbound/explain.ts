@@ -7,6 +7,7 @@
 import { whyNotInMesh } from '../config/host-lookup.ts';
 import { whyOutOfScope } from '../config/sidecar-scope.ts';
 import { normalizeHeaderObject } from '../core/headers.ts';
+import { normalizePath } from '../core/path-normalization.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
 import type { Headers } from '../core/exchange.ts';
 import { type RequestHead, routingAuthority } from '../routing/request-head.ts';
@@ -202,11 +203,13 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
     throw new InvalidArgumentError(`mesh.explain: url ${JSON.stringify(req.url)} is not an absolute URL (e.g. http://reviews:9080/)`);
   }
   const headers: Headers = normalizeHeaderObject(req.headers ?? {});
+  const requestTarget = `${u.pathname}${u.search}`;
   const head: RequestHead = {
     method: wireMethod(req.method ?? 'GET'),
     scheme: u.protocol.slice(0, -1),
     authority: typeof headers.host === 'string' ? headers.host : u.host,
-    path: `${u.pathname}${u.search}`,
+    // Routed as a call is: its path normalized first (a path that cannot be is left as it is here).
+    path: normalizePath(requestTarget, o.pathNormalization) ?? requestTarget,
     headers,
     urlAuthority: u.host,
   };

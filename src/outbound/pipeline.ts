@@ -35,6 +35,7 @@ import type { CompiledRoute } from '../routing/route-table.ts';
 import { balanceLayer } from './balance.ts';
 import { type ClusterContext, ClusterState } from './cluster-state.ts';
 import { routeLayer } from './route-layer.ts';
+import type { PathNormalization } from '../core/path-normalization.ts';
 import { passthroughLayer } from './passthrough.ts';
 import { compileOutboundRateLimits, type OutboundRateLimits } from './rate-limit.ts';
 import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
@@ -85,6 +86,8 @@ export interface OutboundOptions {
   readonly attemptCount?: boolean;
   /** Rewritten calls carry `x-envoy-original-path` (Istio's `proxyHeaders.envoyDebugHeaders`). @defaultValue true */
   readonly envoyHeaders?: boolean;
+  /** MeshConfig `pathNormalization`, applied to calls to mesh hosts before routing. @defaultValue 'NONE' */
+  readonly pathNormalization?: PathNormalization | undefined;
   /** How `resolution: DNS` names are resolved (STRICT_DNS). @defaultValue the OS resolver, refreshed every 60 s */
   readonly dns?: DnsOptions | undefined;
   onEvent(e: OutboundEvent): void;
@@ -151,9 +154,10 @@ export class Outbound {
     );
     const upstream = upstreamLayer({ classify, clock: o.clock, attemptCount: o.attemptCount ?? true });
     const upstreamPath = stack([balance, upstream], send);
+    const fault = faultLayer({ clock: o.clock, random: o.random, fault: (ex) => route(ex).fault });
     const layers: [string, Layer][] = [
-      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), unknownHosts: () => this.#unknownHosts, passthrough, rateLimits: () => this.#rateLimits, originalPath: o.envoyHeaders ?? true })],
-      ['fault', faultLayer({ clock: o.clock, random: o.random, fault: (ex) => route(ex).fault })],
+      ['route', routeLayer({ random: o.random, routes: () => this.#snapshot.routes, clusterState: (n) => this.#cluster(n), unknownHosts: () => this.#unknownHosts, passthrough, rateLimits: () => this.#rateLimits, originalPath: o.envoyHeaders ?? true, pathNormalization: o.pathNormalization ?? 'NONE', fault })],
+      ['fault', fault],
       [
         'mirror',
         mirrorLayer(
@@ -220,6 +224,11 @@ export class Outbound {
   /** The mesh clock. */
   get clock(): Clock {
     return this.#o.clock;
+  }
+
+  /** MeshConfig `pathNormalization` as calls are routed with it. */
+  get pathNormalization(): PathNormalization {
+    return this.#o.pathNormalization ?? 'NONE';
   }
 
   /** The snapshot new calls are routed on. */

@@ -15,6 +15,7 @@ import type { UnknownHostPolicy } from '../routing/compile.ts';
 import type { RouteTable } from '../routing/route-table.ts';
 import { type CompiledRoute, NO_ROUTE, type RouteDecision, type RouteTarget, toDraw } from '../routing/route-table.ts';
 import { connectPort, portColon } from '../routing/request-head.ts';
+import { normalizePath, type PathNormalization } from '../core/path-normalization.ts';
 import type { RequestMatcher } from '../routing/request-matcher.ts';
 import type { ClusterState } from './cluster-state.ts';
 import { addResponseOps, type OutboundRateLimits, refuseCall } from './rate-limit.ts';
@@ -49,6 +50,18 @@ export interface RouteLayerOptions {
    * `proxyHeaders.envoyDebugHeaders` disabled, Envoy's `suppress_envoy_headers`). @defaultValue true
    */
   readonly originalPath?: boolean;
+  /**
+   * MeshConfig `pathNormalization`, which istiod sets on every HTTP connection manager, the
+   * outbound ones too (listener_builder.go): a call's path is normalized before it is routed and
+   * is sent so. Calls to hosts outside the mesh keep their path. @defaultValue 'NONE'
+   */
+  readonly pathNormalization?: PathNormalization;
+  /**
+   * The fault layer, for a route whose destination has no cluster: Envoy's fault filter runs
+   * before the router finds no cluster, so the route's delay and abort come first (an abort answers
+   * instead of the 503 NC).
+   */
+  readonly fault?: Layer;
 }
 
 const scratch = { queryStart: -1, query: undefined };
@@ -109,20 +122,24 @@ function redirect(ex: Exchange, route: CompiledRoute): void {
   // istiod leaves out :80 for http and :443 for https.
   if ((port === 80 && scheme === 'http') || (port === 443 && scheme === 'https')) port = undefined;
   const newPort = port === undefined ? '' : `:${port}`;
-  const host = r.authority ?? redirectHost(ex.authority, scheme, ex.scheme, newPort !== '');
+  // An empty authority is no host_redirect (Envoy keeps the request's Host).
+  const host = r.authority || redirectHost(ex.authority, scheme, ex.scheme, newPort !== '');
   const headers: Headers = Object.create(null) as Headers;
   headers.location = `${scheme}://${host}${newPort}${path}`;
   ex.reply('redirect', r.redirectCode, headers, undefined);
 }
 
-/** Applies request header operations and rewrites (route level, then destination level). */
+/**
+ * Applies header operations and rewrites. A weighted destination's header operations come before
+ * the route's (Envoy's WeightedClusterEntry::finalizeRequestHeaders), so the route's win; a single
+ * destination's were merged into the route's lists at compile time, as istiod does, and come after.
+ */
 function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget, originalPath: boolean): void {
-  const rh = route.requestHeaders;
-  const th = target.requestHeaders;
-  if (rh !== undefined || th !== undefined) {
-    if (rh !== undefined) applyHeaderOps(ex.headers, rh);
-    if (th !== undefined) applyHeaderOps(ex.headers, th);
-  }
+  const weighted = route.weightedClusters === true;
+  const firstOps = weighted ? target.requestHeaders : route.requestHeaders;
+  const lastOps = weighted ? route.requestHeaders : target.requestHeaders;
+  if (firstOps !== undefined) applyHeaderOps(ex.headers, firstOps);
+  if (lastOps !== undefined) applyHeaderOps(ex.headers, lastOps);
   const rw = route.rewrite;
   const authority = rw?.authority ?? target.authority;
   if (authority !== undefined) ex.authority = authority;
@@ -136,18 +153,18 @@ function rewriteRequest(ex: Exchange, route: CompiledRoute, target: RouteTarget,
     } else if (rw.uriRegex !== undefined) {
       path = rw.uriRegex.replaceAll(pathOnly, rw.uriRegexReplacement ?? '');
     }
-    if (path !== pathOnly) {
-      if (originalPath) ex.headers['x-envoy-original-path'] = ex.path;
-      ex.path = path + query;
-    }
+    // Envoy's finalizePathHeader keeps the original path whenever the route rewrites, even when the
+    // rewrite leaves the path as it was (a regex that does not match, a prefix replaced by itself).
+    if (originalPath) ex.headers['x-envoy-original-path'] = ex.path;
+    ex.path = path + query;
   }
-  const rs = route.responseHeaders;
-  const ts = target.responseHeaders;
-  if (rs !== undefined || ts !== undefined) {
+  const firstResponse = weighted ? target.responseHeaders : route.responseHeaders;
+  const lastResponse = weighted ? route.responseHeaders : target.responseHeaders;
+  if (firstResponse !== undefined || lastResponse !== undefined) {
     ex.responseOps ??= [];
     const ops = ex.responseOps;
-    if (rs !== undefined) ops.push(rs);
-    if (ts !== undefined) ops.push(ts);
+    if (firstResponse !== undefined) ops.push(firstResponse);
+    if (lastResponse !== undefined) ops.push(lastResponse);
   }
 }
 
@@ -167,6 +184,17 @@ export function routeLayer(o: RouteLayerOptions): Layer {
     (ex, handler) => {
       const draw = toDraw(o.random.next());
       const table = o.routes();
+      const received = ex.path;
+      const mode = o.pathNormalization;
+      if (mode !== undefined && mode !== 'NONE') {
+        const normal = normalizePath(received, mode);
+        if (normal === undefined) {
+          // Envoy's connection manager answers 400 (path_normalization_failed) before routing.
+          ex.fail(new MeshletError('MESHLET_ERR_INVALID_ARG', `path ${JSON.stringify(received)} cannot be normalized (pathNormalization ${mode})`, { httpStatus: 400, grpcStatus: 13 }));
+          return;
+        }
+        ex.path = normal;
+      }
       let d = table.route(ex, draw);
       if (d === undefined && ex.urlAuthority !== ex.authority) {
         // The Host header names no mesh service: the URL may. Route by it (and send it as Host),
@@ -176,6 +204,8 @@ export function routeLayer(o: RouteLayerOptions): Layer {
         d = table.route(ex, draw);
         if (d === undefined) ex.authority = host;
       }
+      // A host outside the mesh is passed through as it was asked for.
+      if (d === undefined) ex.path = received;
       // The route's CORS policy (Envoy's CORS filter runs before the rate limit and the router):
       // a preflight is answered here; the answer to a request from an allowed origin gets its
       // headers last, over the route's own header operations.
@@ -273,7 +303,9 @@ function routed(ex: Exchange, handler: ResponseHandler, decision: RouteDecision 
   const state = cluster === undefined ? undefined : o.clusterState(cluster.name);
   if (state === undefined) {
     if (cors !== undefined) addResponseOps(ex, cors);
-    ex.fail(new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, { ...ex.errorContext(), httpStatus: route.clusterNotFoundStatus, grpcStatus: route.clusterNotFoundStatus === 500 ? GRPC_UNKNOWN : undefined }));
+    const err = new MeshletError('MESHLET_ERR_NO_CLUSTER', `cluster not found: ${target.missing ?? target.host}`, { ...ex.errorContext(), httpStatus: route.clusterNotFoundStatus, grpcStatus: route.clusterNotFoundStatus === 500 ? GRPC_UNKNOWN : undefined });
+    if (route.fault !== undefined && o.fault !== undefined) o.fault((e) => e.fail(err))(ex, handler);
+    else ex.fail(err);
     return;
   }
   ex.cluster = state;

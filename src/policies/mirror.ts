@@ -138,8 +138,12 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
       const ms = o.mirrors(ex);
       const streamed = ex.body instanceof ReplayableBody ? ex.body : undefined;
       if (ms.length !== 0 && (streamed !== undefined || isStaticBody(ex.body))) {
+        // One draw for every mirror of the call: Envoy decides each shadow policy with the same
+        // stable random value, the stream id (router.cc FilterUtility::shouldShadow), so a copy to
+        // a 30% mirror always comes with a copy to a 60% mirror of the same route.
+        const draw = o.random.next();
         for (const m of ms) {
-          if (m.fraction < 1 && o.random.next() >= m.fraction) continue;
+          if (m.fraction < 1 && draw >= m.fraction) continue;
           if (stats.inFlight >= o.maxInFlight) {
             dropped(stats, ex, m, 'max-in-flight');
             continue;

@@ -95,6 +95,9 @@ describe('compileSnapshot: fault percentages (§1.1 HTTPFaultInjection, §6.7)',
     { name: 'a tiny percentage', fault: '{abort: {httpStatus: 500, percentage: {value: 0.0001}}}', abortStatus: 500, abort: 0.000001, delay: 0 },
     { name: 'an empty percentage {} is 0% (protobuf)', fault: '{abort: {httpStatus: 500, percentage: {}}}', abortStatus: 500, abort: 0, delay: 0 },
     { name: 'an abort without a status never aborts', fault: '{abort: {percentage: {value: 100}}}', abort: 1, delay: 0 },
+    // istiod: FractionalPercent{uint32(value * 10000), MILLION}; 0.57 * 10000 is 5699.999999999999 in float64, 12.3456789 is 123456 millionths.
+    { name: 'a percentage is a whole number of millionths, truncated as istiod does (0.57 → 5699)', fault: '{abort: {httpStatus: 500, percentage: {value: 0.57}}}', abortStatus: 500, abort: 0.005699, delay: 0 },
+    { name: 'the deprecated delay percent is a whole number of hundredths', fault: '{delay: {fixedDelay: 1s, percent: 29}}', delayMs: 1000, delay: 0.29, abort: 0 },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -115,6 +118,7 @@ describe('compileSnapshot: mirror percentage (§1.1, §6.8)', () => {
     { name: 'mirrorPercentage 25', yaml: 'mirror: {host: ratings}\n  mirrorPercentage: {value: 25}', fractions: [0.25] },
     { name: 'mirrors[] without percentage → 100% each', yaml: 'mirrors:\n  - {destination: {host: ratings}}\n  - {destination: {host: reviews, subset: v2}, percentage: {value: 5}}', fractions: [1, 0.05] },
     { name: 'mirror_percent (the CRD\'s snake_case spelling) 25', yaml: 'mirror: {host: ratings}\n  mirror_percent: 25', fractions: [0.25] },
+    { name: 'mirrorPercentage and mirrors[].percentage truncated to millionths as istiod sends them (12.3456789 → 123456)', yaml: 'mirrors:\n  - {destination: {host: ratings}, percentage: {value: 12.3456789}}', fractions: [0.123456] },
   ];
   for (const c of cases) {
     it(c.name, () => {

@@ -21,6 +21,8 @@ import {
   compileDirectResponse,
   compileFault,
   compileHeaderOps,
+  mergeDestinationOps,
+  percentFraction,
   compileRedirect,
   compileRetry,
   compileRewrite,
@@ -181,7 +183,18 @@ export class Compiler {
     const catchAllBlock = catchAll ? effective.find((m) => isCatchAllMatch(m)) : undefined;
     const envoyName = vs === undefined ? 'default' : catchAllBlock?.name === undefined || catchAllBlock.name === '' ? (rule.name ?? '') : `${rule.name ?? ''}.${catchAllBlock.name}`;
     const dests = (rule.route ?? []).filter((d, _i, all) => all.length === 1 || (d.weight ?? 0) > 0);
-    const targets = dests.map((d) => this.target(d.destination, dests.length === 1 ? 100 : (d.weight ?? 0), ns, port, d.headers));
+    let targets = dests.map((d) => this.target(d.destination, dests.length === 1 ? 100 : (d.weight ?? 0), ns, port, d.headers));
+    let requestHeaders = compileHeaderOps(rule.headers?.request);
+    let responseHeaders = compileHeaderOps(rule.headers?.response);
+    // istiod makes weighted clusters of more than one destination (even when all but one weigh 0);
+    // one destination's header operations join the route's lists.
+    const weightedClusters = (rule.route ?? []).length > 1;
+    const only = targets[0];
+    if (!weightedClusters && only !== undefined && (only.requestHeaders !== undefined || only.responseHeaders !== undefined)) {
+      requestHeaders = mergeDestinationOps(requestHeaders, only.requestHeaders);
+      responseHeaders = mergeDestinationOps(responseHeaders, only.responseHeaders);
+      targets = [Object.freeze({ ...only, requestHeaders: undefined, responseHeaders: undefined })];
+    }
     const cumulative: number[] = [];
     let sum = 0;
     for (const t of targets) {
@@ -190,11 +203,11 @@ export class Compiler {
     }
     const mirrors: MirrorTarget[] = [];
     if (rule.mirror !== undefined) {
-      const fraction = rule.mirrorPercentage !== undefined ? rule.mirrorPercentage.value / 100 : rule.mirrorPercent !== undefined ? rule.mirrorPercent / 100 : 1;
+      const fraction = rule.mirrorPercentage !== undefined ? percentFraction(rule.mirrorPercentage) : rule.mirrorPercent !== undefined ? rule.mirrorPercent / 100 : 1;
       mirrors.push({ target: this.target(rule.mirror, 100, ns, port, undefined), fraction });
     }
     for (const m of rule.mirrors ?? []) {
-      mirrors.push({ target: this.target(m.destination, 100, ns, port, undefined), fraction: m.percentage === undefined ? 1 : m.percentage.value / 100 });
+      mirrors.push({ target: this.target(m.destination, 100, ns, port, undefined), fraction: m.percentage === undefined ? 1 : percentFraction(m.percentage) });
     }
     const action = rule.redirect !== undefined ? 'redirect' : rule.directResponse !== undefined ? 'direct-response' : 'forward';
     const decisions: RouteDecision[] = [];
@@ -211,8 +224,9 @@ export class Compiler {
       retry: compileRetry(rule.retries),
       fault: compileFault(rule.fault),
       mirrors: Object.freeze(mirrors),
-      requestHeaders: compileHeaderOps(rule.headers?.request),
-      responseHeaders: compileHeaderOps(rule.headers?.response),
+      requestHeaders,
+      responseHeaders,
+      ...(weightedClusters ? { weightedClusters } : {}),
       rewrite: compileRewrite(gateway ? gatewayRewrite(rule.rewrite, effective[0]) : rule.rewrite, authorityFromHeaderOps(rule.headers?.request)),
       redirect: compileRedirect(rule.redirect),
       directResponse: compileDirectResponse(rule.directResponse),

@@ -74,24 +74,20 @@ export function headerValue(headers: Readonly<Record<string, HeaderValue>>, name
 
 const NO_QUERY: ReadonlyMap<string, string> = new Map();
 
-function decode(s: string): string {
-  if (s.indexOf('%') === -1 && s.indexOf('+') === -1) return s;
-  try {
-    return decodeURIComponent(s.replace(/\+/g, ' '));
-  } catch {
-    return s; // keep the raw text for malformed escapes
-  }
-}
-
-/** Parses the query string of a path into a map of first values (`?a` gives `a` → ''). */
+/**
+ * Parses the query string of a path into a map of first values (`?a` gives `a` → ''), names and
+ * values as sent, not URL-decoded: Envoy's route and hash policy read the query with
+ * `QueryParamsMulti::parseQueryString`, which parses with `decode_params=false`
+ * (source/common/http/utility.cc), so `?q=a%20b` matches `exact: "a%20b"`, not `"a b"`.
+ */
 export function parseQuery(path: string, start: number): ReadonlyMap<string, string> {
   if (start < 0 || start === path.length - 1) return NO_QUERY;
   const out = new Map<string, string>();
   for (const part of path.slice(start + 1).split('&')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
-    const key = decode(eq === -1 ? part : part.slice(0, eq));
-    if (!out.has(key)) out.set(key, decode(eq === -1 ? '' : part.slice(eq + 1)));
+    const key = eq === -1 ? part : part.slice(0, eq);
+    if (!out.has(key)) out.set(key, eq === -1 ? '' : part.slice(eq + 1));
   }
   return out;
 }

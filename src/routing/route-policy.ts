@@ -104,8 +104,17 @@ export interface FaultPolicy {
   readonly abortFraction: number;
 }
 
+/**
+ * A `Percent` as the fraction Envoy applies: istiod sends it as a FractionalPercent over a million
+ * with the numerator truncated, `uint32(value * 10000)` (route.go translatePercentToFractionalPercent),
+ * so `29.2` is 291999 in a million, not 292000.
+ */
+export function percentFraction(p: { value: number }): number {
+  return Math.trunc(p.value * 10000) / 1_000_000;
+}
+
 function fraction(p: { value: number } | undefined, legacy?: number): number {
-  if (p !== undefined) return p.value / 100;
+  if (p !== undefined) return percentFraction(p);
   if (legacy !== undefined) return legacy / 100;
   return 0; // Istio: an unset percentage means 0%.
 }
@@ -139,20 +148,39 @@ export interface HeaderOps {
  */
 export function compileHeaderOps(ops: HeaderOperations | undefined): HeaderOps | undefined {
   if (ops === undefined) return undefined;
-  const keep = ([k]: [string, string]) => k.toLowerCase() !== 'host' && k.toLowerCase() !== ':authority';
+  // Envoy leaves out an operation whose value is empty (HeaderValueOption.keep_empty_value, which
+  // istiod never sets): `set: {x: ""}` neither clears nor adds `x`.
+  const keep = ([k, v]: [string, string]) => k.toLowerCase() !== 'host' && k.toLowerCase() !== ':authority' && v !== '';
+  // istiod sorts each map by its keys as written (translateAppendHeaders, sort.Stable), which decides
+  // between `X-Foo` and `x-foo` in one map: the later in that order is set last.
+  const list = (m: Record<string, string> | undefined) =>
+    Object.entries(m ?? {}).filter(keep).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k.toLowerCase(), unescapeHeaderValue(v)] as const);
   return Object.freeze({
-    set: Object.entries(ops.set ?? {}).filter(keep).map(([k, v]) => [k.toLowerCase(), unescapeHeaderValue(v)] as const),
-    add: Object.entries(ops.add ?? {}).filter(keep).map(([k, v]) => [k.toLowerCase(), unescapeHeaderValue(v)] as const),
+    set: list(ops.set),
+    add: list(ops.add),
     remove: (ops.remove ?? []).map((k) => k.toLowerCase()),
   });
+}
+
+/**
+ * A rule's and its one destination's header operations, as istiod gives them to Envoy: appended
+ * to the route's own lists (route.go processDestination), one HeaderParser where every remove runs
+ * first, then every overwrite, then every append, each in list order (route's, then the
+ * destination's) — HeaderParser::evaluateHeaders. So the destination's remove cannot undo the
+ * route's `add`, and the route's `add` comes after the destination's `set`.
+ */
+export function mergeDestinationOps(route: HeaderOps | undefined, dest: HeaderOps | undefined): HeaderOps | undefined {
+  if (route === undefined || dest === undefined) return route ?? dest;
+  return Object.freeze({ set: [...route.set, ...dest.set], add: [...route.add, ...dest.add], remove: [...route.remove, ...dest.remove] });
 }
 
 /** The host rewrite a header operation asks for (`set` beats `add`), if any. */
 export function authorityFromHeaderOps(ops: HeaderOperations | undefined): string | undefined {
   const find = (m: Record<string, string> | undefined) =>
     Object.entries(m ?? {}).find(([k]) => k.toLowerCase() === 'host' || k.toLowerCase() === ':authority')?.[1];
-  const v = find(ops?.set) ?? find(ops?.add);
-  return v === undefined ? undefined : unescapeHeaderValue(v);
+  // An empty value is no host rewrite (route.go only rewrites a non-empty authority).
+  const v = find(ops?.set) || find(ops?.add);
+  return v === undefined || v === '' ? undefined : unescapeHeaderValue(v);
 }
 
 /**
@@ -178,7 +206,8 @@ export function compileRewrite(r: HTTPRewrite | undefined, headerAuthority: stri
     uriPrefix: r?.uri,
     uriRegex: re,
     uriRegexReplacement: r?.uriRegexRewrite?.rewrite,
-    authority: r?.authority ?? headerAuthority,
+    // An empty rewrite authority is none (route.go checks `GetAuthority() != ""`).
+    authority: r?.authority || headerAuthority,
   });
 }
 

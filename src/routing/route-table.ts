@@ -124,6 +124,14 @@ export interface CompiledRoute {
   readonly mirrors: readonly MirrorTarget[];
   readonly requestHeaders: HeaderOps | undefined;
   readonly responseHeaders: HeaderOps | undefined;
+  /**
+   * The rule has more than one destination: istiod makes them Envoy weighted clusters, whose
+   * header operations run before the route's (WeightedClusterEntry::finalizeRequestHeaders and
+   * finalizeResponseHeaders), so the route's `set` and `remove` win over a destination's. With one
+   * destination istiod appends the destination's operations to the route's own lists
+   * (route.go processDestination); the compiler does the same.
+   */
+  readonly weightedClusters?: boolean;
   readonly rewrite: RewritePolicy | undefined;
   readonly redirect: RedirectPolicy | undefined;
   readonly directResponse: DirectResponsePolicy | undefined;

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createMesh, seededRandom } from '../../src/index.ts';
+import { normalizePath } from '../../src/inbound/path.ts';
 import { meshlet } from '../cli/helpers.ts';
 import { listen } from '../helpers/frameworks.ts';
 import { destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
@@ -143,7 +144,8 @@ describe('mesh.explain agrees with mesh.fetch', () => {
               const u = new URL(url);
               Object.assign(expect, { status: 200, body: / subset v1$/.test(target) ? 'v1' : 'v2', upstream: / subset v1$/.test(target) ? 'v1' : 'v2', rule: String(idx) });
               // A full-path rewrite (uri on a rule whose match is not a prefix, or no match) replaces the path; prefix matches replace the prefix.
-              expect.path = rw === undefined ? `${u.pathname}${u.search}` : (seen.path ?? '');
+              // The mesh normalizes a call's path before routing it (pathNormalization, BASE by default), as the sidecar does.
+              expect.path = rw === undefined ? normalizePath(`${u.pathname}${u.search}`, 'BASE') : (seen.path ?? '');
             }
           }
           if (expect.status !== 200 || expect.body.startsWith('dr-')) {

@@ -320,3 +320,46 @@ describe('fault injection on the mesh clock, errors: throw, caller aborts', () =
     }
   });
 });
+
+/**
+ * A route whose destination has no cluster (a subset no DestinationRule defines): Envoy's fault
+ * filter runs before the router looks the cluster up, so the fault comes first — an abort answers
+ * with its status (flag FI) instead of 503 NC, and a delay is waited out before the 503 NC.
+ */
+describe('fault injection on a route to a missing cluster', () => {
+  test('abort at 100%: the fault status and FI, not 503 NC; a delay at 100% is waited out, then 503 NC', async () => {
+    const up = await startUpstream('ratings');
+    const clock = new ManualClock();
+    const mesh = await createMesh({
+      service: 'reviews',
+      clock,
+      analysis: 'off',
+      config: [
+        serviceEntry('ratings', HOST, 9080, [{ port: up.port }]),
+        virtualService('ratings', ['ratings'], [
+          { match: [{ uri: { prefix: '/abort' } }], route: [{ destination: { host: 'ratings', subset: 'nope' } }], fault: { abort: { httpStatus: 418, percentage: { value: 100 } } } },
+          { match: [{ uri: { prefix: '/delay' } }], route: [{ destination: { host: 'ratings', subset: 'nope' } }], fault: { delay: { fixedDelay: '5s', percentage: { value: 100 } } } },
+        ]),
+      ],
+    });
+    try {
+      const abort = await call(mesh, 'http://ratings:9080/abort');
+      assert.equal(abort.status, 418);
+      assert.equal(abort.flags, 'FI');
+      let settled = false;
+      const p = call(mesh, 'http://ratings:9080/delay').finally(() => {
+        settled = true;
+      });
+      await until(() => clock.pending === 1, 'the call to wait on the fault delay');
+      assert.equal(settled, false);
+      clock.advance(5000);
+      const delayed = await p;
+      assert.equal(delayed.status, 503);
+      assert.deepEqual(delayed.flags?.split(',').sort(), ['DI', 'NC']);
+      assert.equal(up.hits, 0);
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
+});

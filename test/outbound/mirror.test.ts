@@ -141,6 +141,33 @@ describe('traffic mirroring', () => {
     );
   });
 
+  test('several mirrors of a route are decided by one draw per call, as Envoy decides every shadow policy with the stream id: a 30% copy always comes with the 60% one', async () => {
+    const second = await startUpstream('second');
+    const SECOND = 'second.default.svc.cluster.local';
+    const mesh = await createMesh({
+      service: 'productpage',
+      random: seededRandom(11),
+      config: [
+        ...config([{ route: [{ destination: { host: 'reviews' } }], mirrors: [{ destination: { host: 'shadow' }, percentage: { value: 30 } }, { destination: { host: 'second' }, percentage: { value: 60 } }] }]),
+        serviceEntry('second', SECOND, 9080, [{ port: second.port }]),
+      ],
+    });
+    try {
+      const from = { shadow: shadow.seen.length, second: second.seen.length };
+      const n = 200;
+      for (let i = 0; i < n; i += 8) await Promise.all(Array.from({ length: 8 }, () => call(mesh, 'http://reviews:9080/pair')));
+      await until(() => mesh.diagnostics().mirrors.inFlight === 0, 'mirrors to finish');
+      const ids = (seen: Upstream['seen'], start: number) => new Set(seen.slice(start).map((r) => r.headers['x-request-id']));
+      const toShadow = ids(shadow.seen, from.shadow);
+      const toSecond = ids(second.seen, from.second);
+      assert.ok(toShadow.size > 0 && toSecond.size > toShadow.size, `${toShadow.size} and ${toSecond.size} copies`);
+      for (const id of toShadow) assert.ok(toSecond.has(id), `call ${id} mirrored at 30% but not at 60%`);
+    } finally {
+      await mesh.close();
+      await second.close();
+    }
+  });
+
   test('a mirror that is down never fails the primary call', async () => {
     const dead = await deadPort();
     await withMesh(
