@@ -61,6 +61,13 @@ describe('RE2 regexes', () => {
     ['^/(a)?(b)$', '/[\\1]\\2', '/b', '/[]b'],
     ['^/(.*)/(.*)$', '/\\2/\\1', '/p/q', '/q/p'],
     ['o', '0', '/foo/bool', '/f00/b00l'],
+    // GlobalReplace skips an empty match that starts where the last replaced one ended (re2.cc).
+    ['(.*)', '/api\\1', '/a/b', '/api/a/b'],
+    ['.*', '/', '/anything', '/'],
+    ['[^/]*$', 'index.html', '/a/b', '/a/index.html'],
+    ['a*', '-', 'baaac', '-b-c-'],
+    ['/*$', '/', '/docs//', '/docs/'],
+    ['^(.*)$', '/x\\1', '/a', '/x/a'],
   ];
   for (const [pattern, rewrite, input, want] of rows) {
     it(`RE2 rewrite ${JSON.stringify(rewrite)} with ${pattern} on ${input} gives ${want}`, () => {

@@ -131,7 +131,20 @@ export function compileRe2(pattern: string): Re2 | { error: string } {
         lastReplacement = replacement;
         lastRewrite = re2Rewrite(replacement, re.groupCount());
       }
-      return lastRewrite === undefined ? input : re.matcher(input).replaceAll(lastRewrite);
+      const rewrite = lastRewrite;
+      if (rewrite === undefined) return input;
+      // RE2::GlobalReplace skips an empty match that starts where the last replaced match ended
+      // ("Disallow empty match at end of last match"): `(.*)` replaces `/a/b` once, not also the
+      // empty string after it, as Java's rules (re2js's) and JavaScript's would.
+      const startArg = re.groupCount() + 1;
+      let lastEnd = -1;
+      return re.matcher(input).replaceAll((...args: unknown[]) => {
+        const match = args[0] as string;
+        const start = args[startArg] as number;
+        if (match === '' && start === lastEnd) return '';
+        lastEnd = start + match.length;
+        return rewrite(...args);
+      });
     },
   };
 }
