@@ -133,6 +133,23 @@ function unescapeSlashes(path: string): string {
 }
 
 /**
+ * Whether a request target is already normal in every mode, in one scan (every outbound call
+ * asks): it starts with `/`, and its path (up to `?`) has no dot segment, backslash, escape or
+ * repeated slash, and there is no fragment.
+ */
+function isPlain(target: string): boolean {
+  if (target.charCodeAt(0) !== 47 /* / */) return false;
+  let prev = 47;
+  for (let i = 1; i < target.length; i++) {
+    const c = target.charCodeAt(i);
+    if (c === 63 /* ? */) return target.indexOf('#', i) === -1;
+    if (c === 35 /* # */ || c === 37 /* % */ || c === 92 /* \ */ || (prev === 47 && (c === 46 /* . */ || c === 47))) return false;
+    prev = c;
+  }
+  return true;
+}
+
+/**
  * The normalized form of a request target (path with query), or undefined when Envoy would
  * refuse it (400). The query is kept as it was. A fragment (`#…`, which a client should not
  * send) is dropped first, whatever the mode: Istio's bootstrap sets Envoy's
@@ -141,6 +158,7 @@ function unescapeSlashes(path: string): string {
  * `/admin`, not `/pub`.
  */
 export function normalizePath(received: string, mode: PathNormalization): string | undefined {
+  if (mode !== 'NONE' && isPlain(received)) return received;
   const hash = received.indexOf('#');
   const target = hash === -1 ? received : received.slice(0, hash);
   if (mode === 'NONE') return target;

@@ -93,9 +93,14 @@ export interface Explanation {
   /**
    * `routed`, `no-route` (404 NR), `passthrough` (host outside the mesh, or outside the Sidecar's
    * egress, with ALLOW_ANY), `registry-only` (the same with REGISTRY_ONLY: 502), `redirect`,
-   * `direct-response`. A Sidecar's `egressProxy` makes such calls `routed` (virtual host `allow_any`).
+   * `direct-response`, `invalid-path` (a call to a mesh host whose path the MeshConfig
+   * `pathNormalization` cannot normalize, such as one with `%00`: 400, as Envoy's connection
+   * manager answers before routing). A Sidecar's `egressProxy` makes such calls `routed` (virtual
+   * host `allow_any`).
    */
-  readonly outcome: 'routed' | 'no-route' | 'passthrough' | 'registry-only' | 'redirect' | 'direct-response';
+  readonly outcome: 'routed' | 'no-route' | 'passthrough' | 'registry-only' | 'redirect' | 'direct-response' | 'invalid-path';
+  /** For `invalid-path`: the answer the call gets and why. */
+  readonly refusal?: string;
   /** The Sidecar that applies to this workload (`Sidecar namespace/name`), if one does. */
   readonly sidecar?: string;
   /** For a host the applied Sidecar leaves out: which of its egress hosts do (or that the host is in no registry). */
@@ -168,6 +173,7 @@ function faultText(f: FaultPolicy): string {
 
 function print(e: Omit<Explanation, 'toString'>): string {
   const lines = [`${e.outcome}${e.virtualHost ? ` via virtual host ${e.virtualHost}` : ''}`];
+  if (e.refusal !== undefined) lines.push(`  refused: ${e.refusal}`);
   if (e.sidecar !== undefined) lines.push(`  sidecar: ${e.sidecar}`);
   if (e.scope !== undefined) lines.push(`  out of scope: ${e.scope}`);
   if (e.notInMesh !== undefined) lines.push(`  not in the mesh: ${e.notInMesh}`);
@@ -204,12 +210,13 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
   }
   const headers: Headers = normalizeHeaderObject(req.headers ?? {});
   const requestTarget = `${u.pathname}${u.search}`;
+  const normalized = normalizePath(requestTarget, o.pathNormalization);
   const head: RequestHead = {
     method: wireMethod(req.method ?? 'GET'),
     scheme: u.protocol.slice(0, -1),
     authority: typeof headers.host === 'string' ? headers.host : u.host,
     // Routed as a call is: its path normalized first (a path that cannot be is left as it is here).
-    path: normalizePath(requestTarget, o.pathNormalization) ?? requestTarget,
+    path: normalized ?? requestTarget,
     headers,
     urlAuthority: u.host,
   };
@@ -236,7 +243,10 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
     const notInMesh = applied === undefined ? withNote(whyNotInMesh(snapshot.registry, snapshot.workload.namespace, host, port), elsewhere) : undefined;
     unknown = { ...(scope === undefined ? {} : { scope }), ...(notInMesh === undefined ? {} : { notInMesh }) };
   }
-  if (vhost === undefined && egressProxy === undefined) {
+  if (vhost !== undefined && normalized === undefined) {
+    // The route layer refuses it (a host outside the mesh keeps its path and is passed through).
+    e = { ...base, outcome: 'invalid-path', virtualHost: vhost.name, refusal: `400: path ${JSON.stringify(requestTarget)} cannot be normalized (pathNormalization ${o.pathNormalization})` };
+  } else if (vhost === undefined && egressProxy === undefined) {
     e = {
       ...base,
       ...unknown,

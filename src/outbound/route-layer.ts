@@ -186,14 +186,12 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       const table = o.routes();
       const received = ex.path;
       const mode = o.pathNormalization;
+      // A path the canonicalizer refuses: routed as it came, then refused unless it is passed through.
+      let unnormalizable = false;
       if (mode !== undefined && mode !== 'NONE') {
         const normal = normalizePath(received, mode);
-        if (normal === undefined) {
-          // Envoy's connection manager answers 400 (path_normalization_failed) before routing.
-          ex.fail(new MeshletError('MESHLET_ERR_INVALID_ARG', `path ${JSON.stringify(received)} cannot be normalized (pathNormalization ${mode})`, { httpStatus: 400, grpcStatus: 13 }));
-          return;
-        }
-        ex.path = normal;
+        if (normal === undefined) unnormalizable = true;
+        else ex.path = normal;
       }
       let d = table.route(ex, draw);
       if (d === undefined && ex.urlAuthority !== ex.authority) {
@@ -206,6 +204,11 @@ export function routeLayer(o: RouteLayerOptions): Layer {
       }
       // A host outside the mesh is passed through as it was asked for.
       if (d === undefined) ex.path = received;
+      else if (unnormalizable) {
+        // Envoy's connection manager answers 400 (path_normalization_failed) before routing.
+        ex.fail(new MeshletError('MESHLET_ERR_INVALID_ARG', `path ${JSON.stringify(received)} cannot be normalized (pathNormalization ${mode})`, { httpStatus: 400, grpcStatus: 13 }));
+        return;
+      }
       // The route's CORS policy (Envoy's CORS filter runs before the rate limit and the router):
       // a preflight is answered here; the answer to a request from an allowed origin gets its
       // headers last, over the route's own header operations.

@@ -77,6 +77,21 @@ describe('outbound path normalization (MeshConfig pathNormalization)', () => {
     assert.equal(r.upstream, undefined);
   });
 
+  test('a host outside the mesh keeps its path, %00 too (passed through, not refused); mesh.explain tells the two apart', async () => {
+    const m = await mesh();
+    const before = up.seen.length;
+    const r = await m.dispatcher.request({ origin: `http://127.0.0.1:${up.port}`, path: '/file%00.txt', method: 'GET' });
+    await r.body.dump();
+    assert.equal(r.statusCode, 200);
+    assert.equal(up.seen[before]?.url, '/file%00.txt');
+    const bad = m.explain({ url: 'http://svc/admin%00x' });
+    assert.equal(bad.outcome, 'invalid-path');
+    assert.match(bad.refusal ?? '', /^400: path "\/admin%00x" cannot be normalized/);
+    assert.match(String(bad), /refused: 400/);
+    assert.equal(m.explain({ url: `http://127.0.0.1:${up.port}/file%00.txt` }).outcome, 'passthrough');
+    assert.equal(m.explain({ url: 'http://svc/%61dmin' }).outcome, 'routed');
+  });
+
   test('MERGE_SLASHES merges repeated slashes too; NONE sends the path as given', async () => {
     assert.deepEqual(await send(await mesh('MERGE_SLASHES'), '//admin'), { status: 200, upstream: 'admin', url: '/admin' });
     assert.deepEqual(await send(await mesh('NONE'), '/public/../admin'), { status: 200, upstream: 'other', url: '/public/../admin' });

@@ -155,6 +155,7 @@ export const GRPC_OUTCOMES = {
   'registry-only': 'the host is not in the mesh (or the Sidecar leaves it out) and outboundTrafficPolicy is REGISTRY_ONLY: the caller gets UNAVAILABLE (502)',
   redirect: 'redirected (not a gRPC answer)',
   'direct-response': 'answered by the mesh (direct response, not a gRPC answer)',
+  'invalid-path': 'the path cannot be normalized (MeshConfig pathNormalization): the caller gets INTERNAL (400)',
 } as const;
 
 /** The gRPC statuses outlier detection counts as 5xx (Envoy charges a status as its HTTP mapping). */

@@ -143,6 +143,7 @@ const OUTCOMES: Record<Explanation['outcome'], string> = {
   'registry-only': 'the host is not in the mesh (or the Sidecar leaves it out) and outboundTrafficPolicy is REGISTRY_ONLY: the caller gets 502 (BlackHole)',
   redirect: 'redirected',
   'direct-response': 'answered by the mesh (direct response)',
+  'invalid-path': 'the path cannot be normalized (MeshConfig pathNormalization): the caller gets 400',
 };
 
 /** The applied Sidecar and the outboundTrafficPolicy, in the JSON/YAML document. */
