@@ -20,7 +20,8 @@ export interface MemoryRegistryOptions {
   /**
    * Keep the registrations in this file (`<dataDir>/registrations.json`): `start()` restores the
    * records whose lease is still running, with what is left of it, so a restart (or a crash) is
-   * not noticed by the workloads nor by their callers. @defaultValue none (memory only)
+   * not noticed by the workloads nor by their callers, and gives one more lease to those whose
+   * lease ended less than {@link RESTORE_GRACE_MS} before (see `start()`). @defaultValue none (memory only)
    */
   readonly file?: string;
   /** Wall-clock epoch ms, to carry leases across processes in {@link file}. @defaultValue Date.now */
@@ -28,6 +29,15 @@ export interface MemoryRegistryOptions {
   /** Where restoring and storing trouble is reported. */
   readonly logger?: ServerLogger;
 }
+
+/**
+ * How long after its lease ended a stored record is still restored (for one more lease): 45
+ * minutes, istiod's bound on keeping an auto-registered WorkloadEntry through its own absence
+ * (`shouldCleanupEntry`: 1.5 × the maximum connection age, 30 minutes in Istio's istiod
+ * deployment). An older one belongs to a workload that has had every chance to register again,
+ * and its address may be another workload's by now.
+ */
+export const RESTORE_GRACE_MS = 45 * 60_000;
 
 /** How long after a renewal the file is written at the latest (renewals only move expiries later). */
 const RENEWAL_WRITE_DELAY_MS = 1000;
@@ -73,7 +83,8 @@ export class MemoryRegistry implements RegistryStore {
    * was down gets one more lease, since its workload could not renew meanwhile — its next renewal
    * finds it, and callers keep routing to it; a workload that is gone is dropped when that lease
    * ends. (istiod does not remove an auto-registered WorkloadEntry whose istiod went away either:
-   * `shouldCleanupEntry` keeps one marked connected for 1.5 × the maximum connection age.)
+   * `shouldCleanupEntry` keeps one marked connected for 1.5 × the maximum connection age.) One
+   * whose lease ended more than {@link RESTORE_GRACE_MS} ago is dropped.
    */
   async start(): Promise<void> {
     if (this.#file === undefined) return;
@@ -81,8 +92,13 @@ export class MemoryRegistry implements RegistryStore {
     const now = this.#clock.now();
     let restored = 0;
     let ended = 0;
+    let stale = 0;
     for (const r of await readRegistrations(this.#file, this.#logger)) {
       const left = r.expiresAtEpochMs - wall;
+      if (left <= -RESTORE_GRACE_MS) {
+        stale++;
+        continue;
+      }
       if (left <= 0) ended++;
       const ns = r.entry.metadata.namespace ?? 'default';
       const key = keyOf(ns, r.entry.metadata.name);
@@ -96,9 +112,10 @@ export class MemoryRegistry implements RegistryStore {
         `restored ${restored} registration(s) from ${this.#file}${ended > 0 ? ` (${ended} whose lease ended while it was down kept for one more lease: their workloads could not renew meanwhile; one that does not renew is dropped when it ends)` : ''}`,
       );
     }
+    if (stale > 0) this.#logger?.info?.(`dropped ${stale} stored registration(s) from ${this.#file} whose lease ended more than ${RESTORE_GRACE_MS / 60_000} minutes ago`);
     this.#version = undefined;
     this.#schedule();
-    if (ended > 0) void this.#writer?.save();
+    if (ended > 0 || stale > 0) void this.#writer?.save();
   }
 
   /** The live records as stored in the file. */

@@ -9,7 +9,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { MemoryRegistry } from '../../../src/control-plane-server/memory-registry.ts';
+import { MemoryRegistry, RESTORE_GRACE_MS } from '../../../src/control-plane-server/memory-registry.ts';
 import { REGISTRATIONS_FILE } from '../../../src/control-plane-server/registry-file.ts';
 import { startControlPlane } from '../../../src/control-plane-server/server.ts';
 import type { WireResource } from '../../../src/control-plane/protocol.ts';
@@ -84,6 +84,36 @@ describe('MemoryRegistry with a file', () => {
       await a.close();
       await b.close();
       await c.close();
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('a record whose lease ended more than 45 minutes before the restart is dropped, not revived (istiod bounds it too)', async () => {
+    const t = tempDir();
+    try {
+      const file = join(t.dir, REGISTRATIONS_FILE);
+      let wall = 5_000_000;
+      const clock = new ManualClock(0);
+      const a = new MemoryRegistry({ file, clock, wallClock: () => wall });
+      await a.start();
+      await a.register(entry('old', '10.0.0.1'), 'reviews', 30_000);
+      wall += 20_000;
+      clock.advance(20_000);
+      await a.register(entry('recent', '10.0.0.2'), 'reviews', 30_000);
+      // A crash; down until 'recent' ended just under 45 minutes ago, 'old' 20 s before that.
+      wall += 30_000 + RESTORE_GRACE_MS - 1_000;
+      const logger = memoryLogger();
+      const b = new MemoryRegistry({ file, clock: new ManualClock(0), wallClock: () => wall, logger });
+      await b.start();
+      assert.deepEqual(
+        b.list().map((r) => r.entry.metadata.name),
+        ['recent'],
+      );
+      assert.equal(b.owned('default', 'reviews'), 1);
+      assert.match(logger.lines.join('\n'), /dropped 1 stored registration\(s\) .* whose lease ended more than 45 minutes ago/);
+      await a.close();
+      await b.close();
     } finally {
       t.cleanup();
     }
