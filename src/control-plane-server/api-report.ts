@@ -16,12 +16,16 @@ export const MAX_REPORT_BYTES = 64 * 1024;
 export const MAX_REPORTED_PEERS = 200;
 
 const count = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** The latest time a JavaScript Date can hold (ECMAScript: 8.64e15 ms after the epoch). */
+const MAX_DATE_MS = 8.64e15;
+/** Epoch milliseconds a Date can show (`meshlet status` prints them). */
+const epochMs = (v: unknown): v is number => count(v) && v <= MAX_DATE_MS;
 
 function identity(v: unknown): ReportedIdentity {
   const o = v as Record<string, unknown> | null;
   if (o === null || typeof o !== 'object') throw new ControlPlaneError('INVALID', 'report: identity must be an object');
   if (typeof o.spiffeId !== 'string' || !o.spiffeId.startsWith('spiffe://') || o.spiffeId.length > 2048) throw new ControlPlaneError('INVALID', 'report: identity.spiffeId must be a spiffe:// URI');
-  if (!count(o.notAfter)) throw new ControlPlaneError('INVALID', 'report: identity.notAfter must be epoch milliseconds');
+  if (!epochMs(o.notAfter)) throw new ControlPlaneError('INVALID', 'report: identity.notAfter must be epoch milliseconds');
   if (o.source !== 'files' && o.source !== 'dev-ca' && o.source !== 'control-plane') throw new ControlPlaneError('INVALID', "report: identity.source must be 'files', 'dev-ca' or 'control-plane'");
   return { spiffeId: o.spiffeId, notAfter: o.notAfter, source: o.source };
 }
@@ -39,7 +43,7 @@ function inboundTls(v: unknown): ReportedInboundTls {
     if (k.length > 1024 || !count(n)) throw new ControlPlaneError('INVALID', `report: inboundTls.peers[${JSON.stringify(k.slice(0, 100))}] must be a count under a principal of at most 1024 characters`);
     out[k] = n;
   }
-  if (o.lastPlaintextAt !== undefined && !count(o.lastPlaintextAt)) throw new ControlPlaneError('INVALID', 'report: inboundTls.lastPlaintextAt must be epoch milliseconds');
+  if (o.lastPlaintextAt !== undefined && !epochMs(o.lastPlaintextAt)) throw new ControlPlaneError('INVALID', 'report: inboundTls.lastPlaintextAt must be epoch milliseconds');
   const last = o.lastPlaintextAt as number | undefined;
   return last === undefined ? { plaintext: o.plaintext, mtls: o.mtls, peers: out } : { plaintext: o.plaintext, mtls: o.mtls, peers: out, lastPlaintextAt: last };
 }

@@ -51,7 +51,7 @@ function expiry(w: WorkloadStatus): string {
   const id = w.identity;
   if (id === undefined) return 'no certificate';
   const ms = id.notAfter - Date.now();
-  const when = new Date(id.notAfter).toISOString();
+  const when = isoOf(id.notAfter);
   if (ms <= 0) return `${when} (EXPIRED)`;
   return `${when} (${ms >= 7_200_000 ? `${Math.floor(ms / 3_600_000)}h` : `${Math.floor(ms / 60_000)}m`} left)`;
 }
@@ -62,6 +62,12 @@ function tlsCounts(w: WorkloadStatus): string {
 }
 
 /** A duration in the largest whole unit (`45s`, `12m`, `3h`, `2d`). */
+/** An epoch-ms time as ISO text; one a Date cannot hold (a control plane of another version let it through) is shown as the number, not thrown over the whole table. */
+function isoOf(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `${ms} (not a date)` : d.toISOString();
+}
+
 function ago(ms: number): string {
   if (ms < 120_000) return `${Math.max(0, Math.floor(ms / 1000))}s`;
   if (ms < 7_200_000) return `${Math.floor(ms / 60_000)}m`;
@@ -80,7 +86,7 @@ export function strictReady(w: WorkloadStatus, now = Date.now()): string {
   if (t === undefined) return 'unknown: no TLS counts';
   if (t.plaintext > 0) {
     const n = `no: ${t.plaintext} plaintext request${t.plaintext === 1 ? '' : 's'}`;
-    return t.lastPlaintextAt === undefined ? n : `${n}, the last ${new Date(t.lastPlaintextAt).toISOString()} (${ago(now - t.lastPlaintextAt)} ago)`;
+    return t.lastPlaintextAt === undefined ? n : `${n}, the last ${isoOf(t.lastPlaintextAt)} (${ago(now - t.lastPlaintextAt)} ago)`;
   }
   return t.mtls === 0 ? 'yes (no requests yet)' : 'yes';
 }

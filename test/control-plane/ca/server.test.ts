@@ -223,6 +223,9 @@ describe('POST /v1/report', () => {
         ['a bad source', token, { connection, identity: { ...identity, source: 'magic' } }, 400, /identity.source must be/],
         ['negative counts', token, { connection, inboundTls: { plaintext: -1, mtls: 0 } }, 400, /must be non-negative integers/],
         ['a bad last plaintext time', token, { connection, inboundTls: { plaintext: 1, mtls: 0, lastPlaintextAt: 'yesterday' } }, 400, /lastPlaintextAt must be epoch milliseconds/],
+        // Past what a Date holds: `meshlet status` would throw printing it (RangeError: Invalid time value).
+        ['a last plaintext time no Date holds', token, { connection, inboundTls: { plaintext: 1, mtls: 0, lastPlaintextAt: 9e15 } }, 400, /lastPlaintextAt must be epoch milliseconds/],
+        ['an expiry no Date holds', token, { connection, identity: { ...identity, notAfter: 9e15 } }, 400, /identity.notAfter must be epoch milliseconds/],
         ['too many peers', token, { connection, inboundTls: { plaintext: 0, mtls: 0, peers: Object.fromEntries(Array.from({ length: 201 }, (_, i) => [`p${i}`, 1])) } }, 413, /201 peers, more than 200/],
       ];
       for (const [what, t, body, status, message] of cases) {
