@@ -7,10 +7,13 @@
  * connections) alike. The upstreams tell connections apart by the client's port.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { createMesh, ManualClock, type Mesh, seededRandom } from '../../src/index.ts';
 import { type Echo, EchoClient, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
+import { skipWithout } from '../helpers/tools.ts';
+import { until } from '../helpers/until.ts';
 import { destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
 const GRPC_HOST = 'echo.default.svc.cluster.local';
@@ -112,6 +115,7 @@ describe('connection lifetime: maxRequestsPerConnection and maxConnectionDuratio
     return {
       call,
       client,
+      up,
       peers,
       holdCalls: (on: boolean) => {
         hold = on;
@@ -172,5 +176,23 @@ describe('connection lifetime: maxRequestsPerConnection and maxConnectionDuratio
     assert.equal(r.error, undefined, r.error?.message);
     assert.equal(r.reply?.text, '2');
     assert.notEqual(peers[1], peers[0], 'the freed stream was on a connection 10s old: the waiting call went to a new one');
+  });
+
+  it('gRPC: idleTimeout on the mesh clock — a connection without calls for that long is closed (Envoy: idle_timeout), not at grpc-js\'s next 10 s sweep', { skip: skipWithout('ss') }, async () => {
+    const clock = new ManualClock(1_000_000);
+    const { call, up, peers } = await grpcSetup({ http: { idleTimeout: '60s' } }, clock);
+    /** The client's established connections to the upstream, by local port (ss). */
+    const open = () => execFileSync('ss', ['-tnH', 'state', 'established', 'dst', `127.0.0.1:${up.port}`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).length;
+    await call('1');
+    clock.advance(50_000);
+    await call('2');
+    assert.equal(peers[1], peers[0], 'a connection idle for less than idleTimeout is reused');
+    clock.advance(59_999);
+    await sleep(50);
+    assert.equal(open(), 1, 'still open just before idleTimeout since its last call');
+    clock.advance(1);
+    await until(() => open() === 0, 'the idle connection to close');
+    await call('3');
+    assert.notEqual(peers[2], peers[0], 'the next call opens a new connection');
   });
 });

@@ -347,8 +347,9 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
       }
     }
     conn.active--;
-    // A retired connection closes with its last call.
+    // A retired connection closes with its last call; an idle one after `idleTimeout` without calls.
     if (conn.retired && conn.active === 0) conn.close();
+    else if (conn.active === 0) this.#idleAfter(e, conn);
     if (next === undefined) return;
     // Its connection timed out connecting or is retired: the waiting attempt takes a stream on another one.
     const other = e.take(this.#cs.cluster.settings.connectionPool, this.#cs.limiter.limits.maxConnections, this.#clock);
@@ -358,6 +359,15 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
       next.conn = other;
       next.go();
     }
+  }
+
+  #idleAfter(e: EndpointChannel, conn: Conn): void {
+    const ms = this.#cs.cluster.settings.connectionPool.idleTimeoutMs;
+    if (ms === undefined || ms <= 0 || !Number.isFinite(ms)) return;
+    conn.idleAfter(this.#clock, ms, (c) => {
+      e.drop(c);
+      c.close();
+    });
   }
 
   removeHost(host: HostState): void {

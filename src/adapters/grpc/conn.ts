@@ -194,6 +194,23 @@ export class Conn {
     t.onDead(this);
   }
 
+  /** The `idleTimeout` timer of a connection without calls. */
+  #idle: Timer | undefined;
+
+  /**
+   * Its last call ended: `onIdle` is told if no call has used it for `ms` (`idleTimeout`, on the
+   * mesh clock), as Envoy closes a pool connection idle for `idle_timeout`. grpc-js's own idle
+   * timeout only lets go of the connection at its subchannel pool's next sweep (every 10 s).
+   */
+  idleAfter(clock: Clock, ms: number, onIdle: (c: Conn) => void): void {
+    this.#idle?.clear();
+    const calls = this.calls;
+    this.#idle = clock.setTimer(() => {
+      this.#idle = undefined;
+      if (this.active === 0 && this.calls === calls && !this.retired && !this.dead) onIdle(this);
+    }, ms);
+  }
+
   /** Takes no new calls; the channel closes once the calls on it have ended (now, when there are none). */
   retire(): void {
     this.retired = true;
@@ -203,6 +220,8 @@ export class Conn {
   /** Closes the channel (calls already on it finish). */
   close(): void {
     this.#settle();
+    this.#idle?.clear();
+    this.#idle = undefined;
     this.#channel.close();
   }
 }

@@ -46,6 +46,11 @@ export function classifyUndiciError(err: Error, call?: { readonly options: unkno
   if (code.startsWith('HPE_') || PROTOCOL_CODES.has(code) || err.name === 'HTTPParserError') return 'protocol';
   if (/REFUSED_STREAM/.test(err.message) || code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED/.test(err.message)) return 'refused-stream';
   if (code === 'ERR_HTTP2_GOAWAY_SESSION') return 'refused-stream';
+  // undici fails a request whose stream a GOAWAY left unprocessed (its id above the frame's last stream id) with this
+  // error when it cannot replay the body itself (a stream; it replays a GET or a Buffer). The server never saw that
+  // stream: nghttp2 closes it REFUSED_STREAM (session_close_stream_on_goaway), which Envoy's codec reports as
+  // RemoteRefusedStreamReset, retried under Istio's default `refused-stream` — not a connection termination.
+  if ((code === 'UND_ERR_INFO' || code === 'UND_ERR_SOCKET') && err.message.startsWith('HTTP/2: "GOAWAY" frame received')) return 'refused-stream';
   // Node's error for a stream the peer closed with RST_STREAM (a local reset is an abort, above).
   if (code === 'ERR_HTTP2_STREAM_ERROR') return 'remote-reset';
   return 'reset';

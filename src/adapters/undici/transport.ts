@@ -7,7 +7,7 @@
  * sockets close after 4 s, and a server's `Keep-Alive: timeout=N` hint is honoured minus 2 s
  * — so the client gives up an idle connection before a Node server (5 s) or a load balancer
  * would, instead of racing it (Istio's own 1 h default races Node servers; see
- * user-needs §8). An explicit `idleTimeout` is used as given.
+ * user-needs §8). An explicit `idleTimeout` caps the idle time; a server's shorter hint (minus 2 s) still wins.
  *
  * @module
  */
