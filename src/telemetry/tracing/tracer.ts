@@ -249,7 +249,9 @@ export class MeshTracing {
       } else {
         // The parent carries meshlet's decision, so the SDK's parent-based sampler follows it.
         const parentCtx = remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, sampled));
-        const name = `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
+        // A caller's sidecar names it (x-envoy-decorator-operation, its route's decorator; Envoy's ingress traceRequest).
+        const op = h['x-envoy-decorator-operation'];
+        const name = typeof op === 'string' && op !== '' ? op : `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
         const started = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
         span = started.span;
         // Only a recorded span needs the request's end.
