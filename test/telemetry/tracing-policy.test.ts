@@ -113,11 +113,12 @@ describe('sampling', () => {
 });
 
 describe('an unsampled call made outside any request (a new trace)', () => {
-  // Trace headers the app set that none of the formats can read a context from: the call carries its own context instead.
+  // Trace headers the app set that none of the formats can read a context from: the call carries its own context instead,
+  // in its formats; the other formats' headers pass as the app set them (Envoy's tracers write their own headers only).
   const stale = { tracestate: 'vendor=stale', 'x-b3-spanid': S, 'x-b3-sampled': '1', 'x-b3-parentspanid': S };
   const rows: { name: string; propagation?: ('w3c' | 'b3' | 'b3-single')[]; want: string[] }[] = [
-    { name: 'w3c (the default): one new traceparent, flags 00', want: ['traceparent'] },
-    { name: 'b3: the x-b3 headers, sampled 0, no traceparent', propagation: ['b3'], want: ['x-b3-sampled', 'x-b3-spanid', 'x-b3-traceid'] },
+    { name: 'w3c (the default): one new traceparent, flags 00; the B3 headers as they were', want: ['traceparent', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-spanid'] },
+    { name: 'b3: the x-b3 headers, sampled 0, no traceparent; tracestate as it was', propagation: ['b3'], want: ['tracestate', 'x-b3-sampled', 'x-b3-spanid', 'x-b3-traceid'] },
     { name: 'w3c and b3-single: both, with the same ids', propagation: ['w3c', 'b3-single'], want: ['b3', 'traceparent'] },
   ];
   for (const row of rows) {
@@ -185,6 +186,27 @@ describe('attempts are observed for recorded calls only', () => {
       draw = 0.99;
       await call();
       assert.equal(attemptEnd.hasSubscribers, false);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("a B3 mesh leaves the app's W3C context on its calls (Istio's zipkin provider, an OpenTelemetry SDK on W3C)", () => {
+  // Envoy's Zipkin tracer writes the x-b3-* headers only (ZipkinSpan::injectContext): the traceparent the app's own
+  // instrumentation wrote goes on, so the next app's W3C instrumentation continues the trace. meshlet removed it, and
+  // the next hop's instrumentation started a new trace for every request.
+  it('the call carries the app traceparent as it was and its own x-b3-* in the same trace', async () => {
+    const s = await setup({ telemetry: { tracing: { samplingPercentage: 100, propagation: ['b3'] } } });
+    try {
+      sinkSeen.length = 0;
+      const r = await s.mesh.fetch('http://sink.default.svc.cluster.local/top', { headers: { traceparent: `00-${T}-${S}-01` } });
+      await r.text();
+      const got = s.sink.at(-1) ?? {};
+      assert.equal(got.traceparent, `00-${T}-${S}-01`);
+      assert.equal(got['x-b3-traceid'], T);
+      assert.equal(got['x-b3-sampled'], '1');
+      assert.notEqual(got['x-b3-spanid'], S);
     } finally {
       await s.close();
     }

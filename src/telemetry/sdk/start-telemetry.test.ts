@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { metrics, trace } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
@@ -37,6 +38,23 @@ describe('startTelemetry()', () => {
       await t.shutdown();
     }
     await assert.rejects(fetch(`${t.prometheusUrl}/metrics`), 'the endpoint is closed');
+  });
+
+  it("tracers require('@opentelemetry/api') gave out before it started record spans (auto-instrumentations registered with --require)", async () => {
+    // The API's CommonJS build is another copy than this ES module's import, with its own
+    // ProxyTracerProvider; the SDK is started through the ES build.
+    const cjs = createRequire(import.meta.url)('@opentelemetry/api') as typeof import('@opentelemetry/api');
+    assert.notEqual(cjs.trace, trace, 'two copies of the API');
+    const early = cjs.trace.getTracer('@opentelemetry/instrumentation-http');
+    assert.equal(early.startSpan('before').isRecording(), false);
+    const t = await startTelemetry({ prometheus: false, otlp: { endpoint: 'http://127.0.0.1:1', metrics: false } });
+    try {
+      // Not ended: nothing is exported.
+      assert.equal(early.startSpan('GET').isRecording(), true);
+      assert.equal(trace.getTracer('meshlet').startSpan('GET').isRecording(), true);
+    } finally {
+      await t.shutdown();
+    }
   });
 
   it("the SDK's own PrometheusExporter writes the same names (for applications with their own SDK)", async () => {

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { type Attributes, context, metrics as metricsApi, propagation, trace } from '@opentelemetry/api';
+import { createRequire } from 'node:module';
+import { type Attributes, context, metrics as metricsApi, ProxyTracerProvider, propagation, trace } from '@opentelemetry/api';
 import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import { EvictingPrometheusReader } from './evicting-prometheus.ts';
 import { type MeshletMetricProducer, meshletMetricProducer } from './metric-producer.ts';
@@ -199,9 +200,11 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
   // registered yet (the API refuses a second registration): they are this call's to take back if
   // the tracer provider was free.
   const ownsTracing = !sdkRegistered();
+  const requireProxy = ownsTracing ? requireApiTracerProvider() : undefined;
   const meterProvider = metricsApi.getMeterProvider();
   sdk.start();
   const registered = ownsTracing && sdkRegistered() ? trace.getTracerProvider() : undefined;
+  if (registered !== undefined && requireProxy !== undefined) requireProxy.setDelegate(registered instanceof ProxyTracerProvider ? registered.getDelegate() : registered);
   // Likewise the meter provider: this call's only if the SDK's registration took.
   const registeredMeter = metricsApi.getMeterProvider() !== meterProvider ? metricsApi.getMeterProvider() : undefined;
   let stopped: Promise<void> | undefined;
@@ -222,6 +225,26 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
       return stopped;
     },
   };
+}
+
+/**
+ * The tracer provider of `require('@opentelemetry/api')` when it is another copy of the API than
+ * this module's `import` (the API ships separate CommonJS and ES module builds, each with its own
+ * ProxyTracerProvider). The SDK registers through the ES build, which hands its own proxy the
+ * provider; tracers the CommonJS build gave out before that (auto-instrumentations registered
+ * with `--require` before `startTelemetry()`) ask the CommonJS proxy, which nothing else would
+ * ever give a provider: they would make non-recording spans for the life of the process.
+ */
+function requireApiTracerProvider(): ProxyTracerProvider | undefined {
+  let api: typeof import('@opentelemetry/api');
+  try {
+    api = createRequire(import.meta.url)('@opentelemetry/api') as typeof import('@opentelemetry/api');
+  } catch {
+    return undefined;
+  }
+  if (api.trace === trace) return undefined;
+  const p = api.trace.getTracerProvider();
+  return p instanceof api.ProxyTracerProvider ? p : undefined;
 }
 
 function checkPort(port: unknown, field: string): void {

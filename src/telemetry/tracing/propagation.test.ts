@@ -101,15 +101,17 @@ describe('clearTraceHeaders', () => {
 
 describe('inject', () => {
   const c = { traceId: T, spanId: S, parentSpanId: '1'.repeat(16), sampled: true, traceState: 'a=b' };
-  it('w3c', () => {
-    const h: Headers = { b3: 'stale', 'x-b3-traceid': 'stale' };
+  // Each format's own headers are replaced; the others' are left as the app wrote them, as Envoy's
+  // tracers set only theirs (OpenTelemetry's traceparent/tracestate, Zipkin's x-b3-*).
+  it('w3c: traceparent and tracestate replaced, B3 headers left', () => {
+    const h: Headers = { traceparent: 'stale', tracestate: 'stale=1', b3: 'other', 'x-b3-traceid': 'other' };
     inject(h, c, ['w3c']);
-    assert.deepEqual(h, { traceparent: `00-${T}-${S}-01`, tracestate: 'a=b' });
+    assert.deepEqual(h, { b3: 'other', 'x-b3-traceid': 'other', traceparent: `00-${T}-${S}-01`, tracestate: 'a=b' });
   });
-  it('b3 multi, not sampled', () => {
-    const h: Headers = { traceparent: 'stale' };
+  it('b3 multi, not sampled: B3 headers replaced (the single one too), W3C left', () => {
+    const h: Headers = { traceparent: 'other', b3: 'stale', 'x-b3-flags': '1' };
     inject(h, { ...c, sampled: false }, ['b3']);
-    assert.deepEqual(h, { 'x-b3-traceid': T, 'x-b3-spanid': S, 'x-b3-parentspanid': '1'.repeat(16), 'x-b3-sampled': '0' });
+    assert.deepEqual(h, { traceparent: 'other', 'x-b3-traceid': T, 'x-b3-spanid': S, 'x-b3-parentspanid': '1'.repeat(16), 'x-b3-sampled': '0' });
   });
   it('b3 single and w3c together', () => {
     const h: Headers = {};

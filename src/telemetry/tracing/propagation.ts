@@ -142,8 +142,18 @@ export function extract(h: Headers, formats: readonly PropagationFormat[]): Remo
  * these loads are cached.
  */
 export function clearTraceHeaders(h: Headers): void {
+  clearW3c(h);
+  clearB3(h);
+}
+
+/** Removes W3C's trace headers. */
+export function clearW3c(h: Headers): void {
   if (h.traceparent !== undefined) delete h.traceparent;
   if (h.tracestate !== undefined) delete h.tracestate;
+}
+
+/** Removes B3's trace headers, single and multi (a B3 reader takes the single header first). */
+function clearB3(h: Headers): void {
   if (h.b3 !== undefined) delete h.b3;
   if (h['x-b3-traceid'] !== undefined) delete h['x-b3-traceid'];
   if (h['x-b3-spanid'] !== undefined) delete h['x-b3-spanid'];
@@ -197,11 +207,16 @@ export function injectForApp(h: Headers, c: OutgoingContext, formats: readonly P
 }
 
 /**
- * Writes `c` into `h` in each of `formats` (what was there in any trace format is replaced:
- * the call carries one context).
+ * Writes `c` into `h` in each of `formats`, replacing what was there in those formats. Headers of
+ * the other formats are left as the app wrote them, as Envoy's tracers set their own headers only
+ * (Zipkin's `ZipkinSpan::injectContext` the `x-b3-*` ones, OpenTelemetry's `traceparent`/`tracestate`):
+ * under a B3 mesh the app's own W3C instrumentation keeps its trace across the hop.
  */
 export function inject(h: Headers, c: OutgoingContext, formats: readonly PropagationFormat[]): void {
-  clearTraceHeaders(h);
+  for (const f of formats) {
+    if (f === 'w3c') clearW3c(h);
+    else clearB3(h);
+  }
   for (const f of formats) {
     switch (f) {
       case 'w3c':

@@ -38,7 +38,7 @@ import type { AttemptEndMessage, AttemptObserver, AttemptStartMessage, CallEndMe
 import { selectTelemetry } from '../select.ts';
 import { hasAppContext } from './app-context.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
-import { clearTraceHeaders, extract, inject, injectForApp, type PropagationFormat } from './propagation.ts';
+import { clearW3c, extract, inject, injectForApp, type PropagationFormat } from './propagation.ts';
 import { newRequestId } from './request-id.ts';
 import { contextWith, spanContextWith, UnsampledSpan, withActive } from './server-context.ts';
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent, remoteSpanContext, sdkRegistered } from './span-context.ts';
@@ -249,7 +249,9 @@ export class MeshTracing {
       } else {
         // The parent carries meshlet's decision, so the SDK's parent-based sampler follows it.
         const parentCtx = remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, sampled));
-        const name = `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
+        // A caller's sidecar names it (x-envoy-decorator-operation, its route's decorator; Envoy's ingress traceRequest).
+        const op = h['x-envoy-decorator-operation'];
+        const name = typeof op === 'string' && op !== '' ? op : `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
         const started = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
         span = started.span;
         // Only a recorded span needs the request's end.
@@ -318,7 +320,7 @@ export class MeshTracing {
       }
       if (this.#w3cOnly && (!valid || parentSc?.traceState === undefined)) {
         // No tracestate to carry (a new trace, or the parent has none): what inject() would write, as one string.
-        clearTraceHeaders(h);
+        clearW3c(h);
         const tp = newUnsampledTraceparent(valid ? parentSc?.traceId : undefined);
         h.traceparent = tp;
         this.#ids.keep(m.call, tp);
