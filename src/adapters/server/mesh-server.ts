@@ -80,6 +80,17 @@ export class MeshHttpServer extends Server {
   #judge: boolean;
 
   /**
+   * The TCP port the last `listen()` asked for (0 or a path: undefined), so `mesh.register()` right
+   * after `mesh.createServer(app).listen(9080)` counts the port as served before it is bound.
+   */
+  requestedPort: number | undefined;
+
+  override listen(...args: unknown[]): this {
+    this.requestedPort = portOf(args[0]);
+    return (Server.prototype.listen as (...a: unknown[]) => this).apply(this, args);
+  }
+
+  /**
    * `judge`: the requests are judged before any `'request'` listener gets them — `listener`, and
    * any an app or a library adds or puts in its place (engine.io, behind socket.io, takes the
    * listeners off and calls them from its own, which serves its HTTP long-polling itself).
@@ -311,4 +322,11 @@ function rethrowUncaught(err: unknown): void {
   process.nextTick(() => {
     throw err;
   });
+}
+
+/** The port of `server.listen(port | '9080' | { port }, …)`; undefined for 0, a path, a handle. */
+function portOf(first: unknown): number | undefined {
+  const raw = typeof first === 'object' && first !== null ? (first as { port?: unknown }).port : first;
+  const port = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+  return typeof port === 'number' && Number.isInteger(port) && port > 0 ? port : undefined;
 }

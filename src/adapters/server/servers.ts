@@ -123,7 +123,7 @@ export class MeshServers {
   }
 
   /**
-   * Warns about registered ports no server of this mesh listens on (`served`: the ports the mesh's
+   * Warns about registered ports no server of this mesh listens on or is starting to listen on (`served`: the ports the mesh's
    * gRPC listeners are bound to): the registration says the
    * workload accepts mTLS (`security.istio.io/tlsMode: istio`), so other meshes will call them
    * over mTLS, which an app's own `http.createServer` or `app.listen()` cannot answer.
@@ -133,6 +133,7 @@ export class MeshServers {
     for (const s of this.#servers) {
       const a = s.address();
       if (a !== null && typeof a === 'object') listening.add(a.port);
+      else if (s instanceof MeshHttpServer && s.requestedPort !== undefined) listening.add(s.requestedPort); // listen() not bound yet
     }
     const plain = Object.entries(ports).filter(([, port]) => typeof port === 'number' && !listening.has(port));
     if (plain.length === 0) return;

@@ -58,4 +58,28 @@ describe('registering a port the mesh does not serve', () => {
     assert.equal(r.status, 200);
     assert.equal(await r.text(), 'plain');
   });
+
+  it('counts a port a mesh server was asked to listen on but has not bound yet (listen() then register() at once, as the README writes it)', async () => {
+    const t: TestControlPlane = await startTestControlPlane({ mesh: [REVIEWS] }, { certTtlMs: 3_600_000 });
+    opened.push(t);
+    const warnings: string[] = [];
+    const logger = { warn: (m: string) => warnings.push(m), error: () => undefined };
+    const mesh: Mesh = await createMesh({ service: 'reviews', labels: { app: 'reviews' }, controlPlane: t.cp.url, token: await t.cp.mintToken({ service: 'reviews', namespace: 'default' }), drainMs: 0, logger });
+    opened.push(mesh);
+    // A port that was free a moment ago: listen() is not awaited, so it is not bound when register() checks.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const meshServer = mesh.createServer((_req, res) => res.end('mesh'));
+    const bound = new Promise<void>((r) => {
+      meshServer.once('listening', r);
+      meshServer.once('error', () => r());
+    });
+    meshServer.listen(port, '127.0.0.1');
+    const reg = await mesh.register({ ports: { http: port }, address: '127.0.0.1' });
+    await bound;
+    await reg.close();
+    assert.deepEqual(warnings.filter((w) => w.includes('mesh.register')), []);
+  });
 });
