@@ -83,6 +83,7 @@ export class MeshTelemetry {
         sourceIp: o.sourceIp ?? '127.0.0.1',
         locality: o.locality ?? '',
         trustDomain: o.trustDomain ?? 'cluster.local',
+        edge: o.numTrustedProxies !== undefined,
         options: o.telemetry?.tracing,
         warn: (m) => log.warn(m),
       },

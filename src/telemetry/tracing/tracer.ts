@@ -40,6 +40,7 @@ import { hasAppContext } from './app-context.ts';
 import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
 import { clearW3c, extract, inject, injectForApp, type PropagationFormat } from './propagation.ts';
 import { newRequestId } from './request-id.ts';
+import { changed, TRACEPARENT_ONLY, takeDecorator } from './inbound-headers.ts';
 import { contextWith, spanContextWith, UnsampledSpan, withActive } from './server-context.ts';
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent, remoteSpanContext, sdkRegistered } from './span-context.ts';
 import { type SpanIds, SpanIdStore } from './span-ids.ts';
@@ -59,6 +60,8 @@ export interface MeshTracingOptions {
   /** `region/zone/subzone`: the zone is the `zone` tag. */
   readonly locality: string;
   readonly trustDomain: string;
+  /** Serving as a gateway (`numTrustedProxies` set): a caller's `x-envoy-decorator-operation` is not trusted. */
+  readonly edge?: boolean;
   readonly options: TracingOptions | undefined;
   readonly warn: (m: string) => void;
 }
@@ -213,6 +216,7 @@ export class MeshTracing {
       requestId = newRequestId();
       h['x-request-id'] = requestId;
     }
+    const decorator = takeDecorator(m, this.#o.edge === true);
     // The parent: a span the app's own instrumentation made for this request already, else the request's headers.
     const active = context.active();
     const own = trace.getSpanContext(active);
@@ -249,9 +253,7 @@ export class MeshTracing {
       } else {
         // The parent carries meshlet's decision, so the SDK's parent-based sampler follows it.
         const parentCtx = remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, sampled));
-        // A caller's sidecar names it (x-envoy-decorator-operation, its route's decorator; Envoy's ingress traceRequest).
-        const op = h['x-envoy-decorator-operation'];
-        const name = typeof op === 'string' && op !== '' ? op : `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
+        const name = decorator !== undefined ? decorator : `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
         const started = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
         span = started.span;
         // Only a recorded span needs the request's end.
@@ -385,13 +387,4 @@ export class MeshTracing {
     const side = this.#client;
     endClientSpan(st.span, m, st.headers, st.requestId, this.#o.sourceIp, this.#common, side.spec.enableIstioTags ? istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes') : undefined, side.tags);
   }
-}
-
-/** The trace header a w3c-only tracer hands the app (shared: never changed). */
-const TRACEPARENT_ONLY: readonly string[] = Object.freeze(['traceparent']);
-
-/** Adds `names` to the headers whose values subscribers of `m` set. */
-function changed(m: InboundStartMessage, names: readonly string[]): void {
-  const had = m.changedHeaders;
-  m.changedHeaders = had === undefined ? names : [...had, ...names];
 }
