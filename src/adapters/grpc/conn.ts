@@ -204,6 +204,8 @@ export class Conn {
    */
   idleAfter(clock: Clock, ms: number, onIdle: (c: Conn) => void): void {
     this.#idle?.clear();
+    // A call that ends after the connection was closed (mesh.close(), its endpoint removed) arms nothing.
+    if (this.#closed) return;
     const calls = this.calls;
     this.#idle = clock.setTimer(() => {
       this.#idle = undefined;
@@ -217,8 +219,11 @@ export class Conn {
     if (this.active === 0) this.close();
   }
 
+  #closed = false;
+
   /** Closes the channel (calls already on it finish). */
   close(): void {
+    this.#closed = true;
     this.#settle();
     this.#idle?.clear();
     this.#idle = undefined;
