@@ -9,7 +9,7 @@
  * @module
  */
 import { createRequire } from 'node:module';
-import { type Attributes, context, metrics as metricsApi, ProxyTracerProvider, propagation, trace } from '@opentelemetry/api';
+import { type Attributes, context, metrics as metricsApi, type ProxyTracerProvider, propagation, trace } from '@opentelemetry/api';
 import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import { EvictingPrometheusReader } from './evicting-prometheus.ts';
 import { type MeshletMetricProducer, meshletMetricProducer } from './metric-producer.ts';
@@ -204,7 +204,9 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
   const meterProvider = metricsApi.getMeterProvider();
   sdk.start();
   const registered = ownsTracing && sdkRegistered() ? trace.getTracerProvider() : undefined;
-  if (registered !== undefined && requireProxy !== undefined) requireProxy.setDelegate(registered instanceof ProxyTracerProvider ? registered.getDelegate() : registered);
+  // A forwarder, not the provider itself: it follows what the ES build has registered at each
+  // call (nothing once `shutdown()` takes the registration back).
+  if (registered !== undefined && requireProxy !== undefined) requireProxy.setDelegate({ getTracer: (name, version, options) => trace.getTracerProvider().getTracer(name, version, options) });
   // Likewise the meter provider: this call's only if the SDK's registration took.
   const registeredMeter = metricsApi.getMeterProvider() !== meterProvider ? metricsApi.getMeterProvider() : undefined;
   let stopped: Promise<void> | undefined;
