@@ -38,7 +38,9 @@ import type { HostState } from '../../routing/balancer/host.ts';
 export function poolOptions(cs: ClusterState): Pool.Options {
   const pool = cs.cluster.settings.connectionPool;
   // The connectors run outside the suppressed context the mesh's requests are handed over in (untraced.ts).
-  const o: Pool.Options = { connectTimeout: pool.connectTimeoutMs, factory: upstreamClient };
+  // No headersTimeout/bodyTimeout of undici's (300 s each): a sidecar has no stream idle timeout (Istio sets the HCM's
+  // stream_idle_timeout to 0) and a route without `timeout` none either; a caller's own still applies per request.
+  const o: Pool.Options = { connectTimeout: pool.connectTimeoutMs, factory: upstreamClient, headersTimeout: 0, bodyTimeout: 0 };
   const maxConn = cs.limiter.limits.maxConnections;
   if (maxConn !== UNLIMITED) o.connections = maxConn;
   if (pool.idleTimeoutMs !== undefined) {
@@ -289,7 +291,7 @@ const SLOT = 'http';
 
 /** The undici side of a mesh: endpoint pools per cluster and a passthrough agent. */
 export class UndiciTransport {
-  readonly #agent = trackedAgent({});
+  readonly #agent = trackedAgent({ headersTimeout: 0, bodyTimeout: 0 }); // PassthroughCluster: no timeout (as poolOptions)
   readonly #clock: Clock;
   readonly #env: TlsEnvironment;
   /** Calls carry `x-envoy-expected-rq-timeout-ms` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). */
