@@ -46,4 +46,29 @@ describe('mesh.register() in a node:cluster primary', () => {
     await alone.close();
     assert.equal(warnings.filter((w) => w.includes('mesh.register: port http=9080 is not served')).length, 1);
   });
+
+  it('warns a worker that registers, once: the one entry of the pod goes when the first worker closes its mesh', async () => {
+    const t: TestControlPlane = await startTestControlPlane({ mesh: [] }, { certTtlMs: 3_600_000 });
+    opened.push(t);
+    cluster.setupPrimary({
+      exec: new URL('./fixtures/registering-cluster-worker.ts', import.meta.url).pathname,
+      execArgv: [],
+      silent: true,
+    });
+    const worker = cluster.fork({ CP_URL: t.cp.url, CP_TOKEN: await t.cp.mintToken({ service: 'reviews', namespace: 'default' }) });
+    const exited = new Promise((r) => worker.once('exit', r));
+    opened.push({
+      close: async () => {
+        if (worker.isDead()) return;
+        worker.disconnect();
+        await exited;
+      },
+    });
+    const warnings = (await new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('exit', (code) => reject(new Error(`worker exited (${code})`)));
+    })) as string[];
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.match(warnings[0] as string, /^meshlet: mesh\.register in a node:cluster worker: .*deregisters while the others still serve; register once, from the primary/);
+  });
 });
