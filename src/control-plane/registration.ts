@@ -6,6 +6,7 @@
  *
  * @module
  */
+import cluster from 'node:cluster';
 import type { Clock, Timer } from '../core/clock.ts';
 import { InvalidArgumentError, MeshletError } from '../core/errors.ts';
 import { checkOptionNames, optionNames } from '../core/option-names.ts';
@@ -115,6 +116,9 @@ function grantedLease(res: RegisterResponse, asked: number | undefined): number 
 }
 
 /** Registers workloads and keeps their leases. */
+/** Whether this process (a node:cluster worker) was told that its workers should not register. */
+let warnedClusterWorker = false;
+
 export class Registrar {
   readonly #o: RegistrarOptions;
   readonly #live = new Set<LiveRegistration>();
@@ -151,6 +155,10 @@ export class Registrar {
           throw new InvalidArgumentError('mesh.register: the mesh was closed while registering');
         }
         this.#live.add(reg);
+        if (cluster.isWorker && !warnedClusterWorker) {
+          warnedClusterWorker = true;
+          this.#o.logger.warn(`meshlet: mesh.register in a node:cluster worker: the workers of one pod register one entry (${res.namespace}/${reg.name}), which the first worker to close its mesh deregisters while the others still serve; register once, from the primary (docs/deploying.md, "node:cluster, PM2")`);
+        }
         return reg;
       } catch (e) {
         if (e instanceof MeshletError && e.code !== 'MESHLET_ERR_CONTROL_PLANE') throw e;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import cluster from 'node:cluster';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -129,6 +130,9 @@ export class MeshServers {
    * over mTLS, which an app's own `http.createServer` or `app.listen()` cannot answer.
    */
   warnUnserved(ports: Readonly<Record<string, number>>, served: Iterable<number> = []): void {
+    // A node:cluster primary registering for its workers (one registration per pod, which a worker's
+    // restart does not remove): their servers listen in the workers, out of this mesh's sight.
+    if (cluster.isPrimary && Object.keys(cluster.workers ?? {}).length > 0) return;
     const listening = new Set<number>(served);
     for (const s of this.#servers) {
       const a = s.address();

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { markAsUncloneable } from 'node:worker_threads';
 import { Dispatcher } from 'undici';
 import { ReplayableBody } from '../../core/body.ts';
 import { callBody } from '../../core/call-body.ts';
@@ -82,6 +83,10 @@ export class MeshDispatcher extends Dispatcher {
   constructor(o: MeshDispatcherOptions) {
     super();
     this.#o = o;
+    // A mesh lives in one thread. Structured clone would copy the dispatcher into another thread (new
+    // Worker's workerData, postMessage) as a plain object without `dispatch`, which fails there far
+    // from the cause (`this.dispatch is not a function`); refused where it is sent instead: DataCloneError.
+    markAsUncloneable(this);
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {

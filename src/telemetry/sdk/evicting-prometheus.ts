@@ -19,6 +19,7 @@
  *
  * @module
  */
+import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
@@ -155,16 +156,29 @@ export class EvictingPrometheusReader implements IMetricReader {
     return this.#serializer;
   }
 
-  /** Starts the HTTP server; resolves with its address. Needs `@opentelemetry/exporter-prometheus` (rejects naming it when it is missing). */
+  /**
+   * Starts the HTTP server; resolves with its address. Needs `@opentelemetry/exporter-prometheus` (rejects naming it when it is missing).
+   *
+   * The port is bound by this process itself (`exclusive`), never shared: in a node:cluster worker
+   * a plain `listen()` is handed to the primary, which shares one socket among the workers that
+   * ask for the same port and gives each scrape to one of them — each worker's counters in turn,
+   * which Prometheus reads as counter resets. A port another worker holds is then `EADDRINUSE`.
+   */
   async listen(): Promise<AddressInfo> {
     await this.#loadSerializer();
     const paths = new Set(this.#o.paths ?? ['/stats/prometheus', '/metrics']);
     const server = createServer((req, res) => this.#handle(req, res, paths));
     this.#server = server;
+    const port = this.#o.port ?? 15020;
+    const host = this.#o.host ?? '0.0.0.0';
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.#o.port ?? 15020, this.#o.host ?? '0.0.0.0', () => {
-        server.off('error', reject);
+      const failed = (e: NodeJS.ErrnoException): void => {
+        this.#server = undefined;
+        reject(e.code === 'EADDRINUSE' ? inUse(e, host, port) : e);
+      };
+      server.once('error', failed);
+      server.listen({ port, host, exclusive: true }, () => {
+        server.off('error', failed);
         resolve(server.address() as AddressInfo);
       });
     });
@@ -276,4 +290,12 @@ export class EvictingPrometheusReader implements IMetricReader {
   get resource(): ResourceMetrics['resource'] | undefined {
     return this.#resource;
   }
+}
+
+/** EADDRINUSE, saying what to do when it is another worker of a node:cluster that holds the port. */
+function inUse(e: NodeJS.ErrnoException, host: string, port: number): Error {
+  const worker = cluster.isWorker ? ` (in a node:cluster worker: another worker, or the primary, may hold it — each process serves its own metrics on a port of its own, e.g. port ${port} + cluster.worker.id; see docs/deploying.md "node:cluster, PM2")` : '';
+  const err: NodeJS.ErrnoException = new Error(`the Prometheus endpoint cannot listen on ${host}:${port}: address in use (EADDRINUSE)${worker}`, { cause: e });
+  err.code = 'EADDRINUSE';
+  return err;
 }
