@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { markAsUncloneable } from 'node:worker_threads';
+// A namespace import: a named one would fail to link on a Node without it, before meshlet's own version check can say so.
+import * as threads from 'node:worker_threads';
 import { Dispatcher } from 'undici';
 import { ReplayableBody } from '../../core/body.ts';
 import { callBody } from '../../core/call-body.ts';
@@ -86,7 +87,7 @@ export class MeshDispatcher extends Dispatcher {
     // A mesh lives in one thread. Structured clone would copy the dispatcher into another thread (new
     // Worker's workerData, postMessage) as a plain object without `dispatch`, which fails there far
     // from the cause (`this.dispatch is not a function`); refused where it is sent instead: DataCloneError.
-    markAsUncloneable(this);
+    threads.markAsUncloneable(this);
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
