@@ -200,7 +200,14 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
     if ((this._bits & FINISHED) !== 0) return;
     this._bits |= FINISHED;
     this._clearPerTry();
-    if ((this._bits & IS_RETRY) !== 0) this._run.o.budget(this._ex).endRetry();
+    this._releaseRetrySlot();
+  }
+
+  /** Gives a retry's slot back, once (at the decision on its answer, or when it ends without one). */
+  private _releaseRetrySlot(): void {
+    if ((this._bits & IS_RETRY) === 0) return;
+    this._bits &= ~IS_RETRY;
+    this._run.o.budget(this._ex).endRetry();
   }
 
   // ── handler ──
@@ -228,10 +235,7 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
     this._clearPerTry();
     // A retry gives its retry slot back at the decision on its answer, before the next retry asks
     // for one: Envoy's shouldRetry runs resetRetry() (retries().dec()) before canCreate().
-    if ((this._bits & IS_RETRY) !== 0) {
-      this._bits &= ~IS_RETRY;
-      this._run.o.budget(this._ex).endRetry();
-    }
+    this._releaseRetrySlot();
     const outcome = HEAD;
     outcome.status = statusCode;
     outcome.grpcStatus = headGrpcStatus(this._ex.protocol, statusCode, headers);
