@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Headers } from '../../core/handler.ts';
 import { normalizeHeaders } from '../../core/headers.ts';
-import { clearTraceHeaders, extract, inject, parseB3Multi, parseB3Single, parseTraceparent, type PropagationFormat, TRACE_HEADERS } from './propagation.ts';
+import { clearB3, clearW3c, extract, inject, parseB3Multi, parseB3Single, parseTraceparent, type PropagationFormat, TRACE_HEADERS } from './propagation.ts';
 
 const T = '4bf92f3577b34da6a3ce929d0e0e4736';
 const S = '00f067aa0ba902b7';
@@ -85,16 +85,18 @@ describe('extract: the configured formats first, then the others', () => {
   it('nothing: undefined', () => assert.equal(extract({}, ['w3c']), undefined));
 });
 
-describe('clearTraceHeaders', () => {
-  it('removes every header of every format, and nothing else', () => {
+describe('clearW3c and clearB3', () => {
+  it('together remove every header of every format, and nothing else', () => {
     const h: Headers = { 'x-request-id': 'r', accept: '*/*' };
     for (const k of TRACE_HEADERS) h[k] = 'stale';
-    clearTraceHeaders(h);
+    clearW3c(h);
+    clearB3(h);
     assert.deepEqual(h, { 'x-request-id': 'r', accept: '*/*' });
   });
   it('on a header object made as the mesh makes it (inherits nothing)', () => {
     const h = normalizeHeaders(Object.fromEntries(TRACE_HEADERS.map((k) => [k, 'stale'])));
-    clearTraceHeaders(h);
+    clearW3c(h);
+    clearB3(h);
     assert.deepEqual(Object.keys(h), []);
   });
 });
