@@ -45,7 +45,7 @@ export type { CheckBodySettings } from './security/authz/check-body.ts';
 export type { WorkloadIdentity } from './core/observe.ts';
 export type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts';
 export type { AuthzDecision } from './inbound/pipeline.ts';
-export type { PathNormalization } from './inbound/path.ts';
+export type { PathNormalization } from './core/path-normalization.ts';
 export type {
   AuthzExplanation,
   DecodedToken,

@@ -12,7 +12,7 @@ import { parse } from 'yaml';
 import { InvalidArgumentError } from './core/errors.ts';
 import type { MeshConfigInput, MeshOptions } from './mesh-options.ts';
 import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt, UNAPPLIED_EXPORT_DEFAULTS, unappliedExportDefaults } from './config/validate/mesh-config-notice.ts';
-import { PATH_NORMALIZATIONS } from './inbound/path.ts';
+import { PATH_NORMALIZATIONS } from './core/path-normalization.ts';
 import { parseDuration } from './config/duration.ts';
 
 

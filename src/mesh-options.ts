@@ -9,7 +9,7 @@ import type { LocalityLoadBalancerSetting } from './config/types/destination-rul
 import type { AnalysisMode, ConfigSource } from './config/load-config.ts';
 import type { Clock, Random } from './core/clock.ts';
 import type { ErrorMode } from './core/exchange.ts';
-import type { PathNormalization } from './inbound/path.ts';
+import type { PathNormalization } from './core/path-normalization.ts';
 import type { ExtensionProvider, JwtOptions } from './inbound/policies.ts';
 import type { InboundTlsCounts } from './inbound/tls-stats.ts';
 import type { InboundPoolCounters } from './inbound/connection-pool.ts';
@@ -155,11 +155,10 @@ export interface MeshOptions {
   /** Watch config files for changes. @defaultValue true */
   readonly watch?: boolean | undefined;
   /**
-   * How request paths are normalized before the server side judges them (MeshConfig
-   * `pathNormalization`): `BASE` (RFC 3986 dot segments), `MERGE_SLASHES`, `DECODE_AND_MERGE_SLASHES`,
-   * or `NONE`. The app is handed the normalized path, so it routes on the path that was judged.
-   * Calls to mesh hosts are normalized the same way before they are routed, and sent so, as istiod
-   * configures the sidecar's outbound listeners too.
+   * How request paths are normalized (MeshConfig `pathNormalization`): `BASE` (RFC 3986 dot
+   * segments), `MERGE_SLASHES`, `DECODE_AND_MERGE_SLASHES`, or `NONE` — before the server side
+   * judges them (the app gets the path that was judged) and before calls to mesh hosts are routed
+   * and sent, as istiod configures the sidecar's inbound and outbound listeners.
    * @defaultValue 'BASE'
    */
   readonly pathNormalization?: PathNormalization | undefined;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { normalizePath, type PathNormalization } from './path.ts';
+import { normalizePath, type PathNormalization } from './path-normalization.ts';
 
 // Rows from Envoy's test/common/http/path_utility_test.cc (NormalizeValidPaths, NormalizeCasePath,
 // InvalidPaths, MergeSlashes, UnescapeSlashes), and the attacks the issue names.

@@ -11,7 +11,7 @@ import type { MtlsMode } from '../security/peer-authentication.ts';
 import type { JwtExplanation } from './explain-jwt.ts';
 import type { RateLimitExplanation } from './explain-rate-limit.ts';
 import type { InboundPoolExplanation } from './explain-connection-pool.ts';
-import type { PathNormalization } from './path.ts';
+import type { PathNormalization } from '../core/path-normalization.ts';
 
 /**
  * The request to explain.

@@ -25,7 +25,7 @@ import { composePeerAuthentication, mtlsModeForPort } from '../security/peer-aut
 import type { ExtAuthzCheck, ExtAuthzResponse } from '../security/authz/types.ts';
 import { explainJwt, type JwtExplanation } from './explain-jwt.ts';
 import { describeInbound } from './explain-text.ts';
-import { normalizePath, PATH_NORMALIZATIONS } from './path.ts';
+import { normalizePath, PATH_NORMALIZATIONS } from '../core/path-normalization.ts';
 import { type InboundRequest, newInboundRequest } from './pipeline.ts';
 import { type RateLimitExplanation, rateLimitExplainer } from './explain-rate-limit.ts';
 import { explainInboundPool } from './explain-connection-pool.ts';

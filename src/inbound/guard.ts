@@ -16,7 +16,7 @@ import { DEFAULT_PROXY_HEADERS, type ProxyHeaders } from '../core/proxy-headers.
 import type { Clock } from '../core/clock.ts';
 import type { WorkloadIdentity } from '../core/observe.ts';
 import { type Admission, type AuthzDecision, type Denial, type InboundRequest, InboundPipeline } from './pipeline.ts';
-import { normalizePath, type PathNormalization } from './path.ts';
+import { normalizePath, type PathNormalization } from '../core/path-normalization.ts';
 import { connectTargetProblem } from './connect-target.ts';
 import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
 export { callerGone, releaseSlot } from './connection-pool.ts';

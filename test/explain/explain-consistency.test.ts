@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createMesh, seededRandom } from '../../src/index.ts';
-import { normalizePath } from '../../src/inbound/path.ts';
+import { normalizePath } from '../../src/core/path-normalization.ts';
 import { meshlet } from '../cli/helpers.ts';
 import { listen } from '../helpers/frameworks.ts';
 import { destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';

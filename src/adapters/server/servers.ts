@@ -14,7 +14,7 @@ import type { AnyResource } from '../../config/resource.ts';
 import { type Clock, type Timer, unixMsOf } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { InboundGuard } from '../../inbound/guard.ts';
-import type { PathNormalization } from '../../inbound/path.ts';
+import type { PathNormalization } from '../../core/path-normalization.ts';
 import { InboundPipeline } from '../../inbound/pipeline.ts';
 import { InboundPolicies, type InboundPolicyOptions } from '../../inbound/policies.ts';
 import type { InboundPoolCounters } from '../../inbound/connection-pool.ts';

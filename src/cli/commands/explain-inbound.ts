@@ -9,7 +9,7 @@
  */
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { explainInbound, type InboundExplainRequest, type InboundExplanation } from '../../inbound/explain.ts';
-import { PATH_NORMALIZATIONS, type PathNormalization } from '../../inbound/path.ts';
+import { PATH_NORMALIZATIONS, type PathNormalization } from '../../core/path-normalization.ts';
 import { parseJwt } from '../../security/jwt/token.ts';
 import { statusText } from '../../security/jwt/status.ts';
 import { out, UsageError } from '../args.ts';
