@@ -115,10 +115,10 @@ function grantedLease(res: RegisterResponse, asked: number | undefined): number 
   return clampWireMs(res?.leaseMs, MIN_LEASE_MS, MAX_LEASE_MS) ?? asked ?? DEFAULT_LEASE_MS;
 }
 
-/** Registers workloads and keeps their leases. */
 /** Whether this process (a node:cluster worker) was told that its workers should not register. */
 let warnedClusterWorker = false;
 
+/** Registers workloads and keeps their leases. */
 export class Registrar {
   readonly #o: RegistrarOptions;
   readonly #live = new Set<LiveRegistration>();

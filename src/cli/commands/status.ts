@@ -61,13 +61,13 @@ function tlsCounts(w: WorkloadStatus): string {
   return t === undefined ? '-' : `${t.mtls}/${t.plaintext}`;
 }
 
-/** A duration in the largest whole unit (`45s`, `12m`, `3h`, `2d`). */
 /** An epoch-ms time as ISO text; one a Date cannot hold (a control plane of another version let it through) is shown as the number, not thrown over the whole table. */
 function isoOf(ms: number): string {
   const d = new Date(ms);
   return Number.isNaN(d.getTime()) ? `${ms} (not a date)` : d.toISOString();
 }
 
+/** A duration in the largest whole unit (`45s`, `12m`, `3h`, `2d`). */
 function ago(ms: number): string {
   if (ms < 120_000) return `${Math.max(0, Math.floor(ms / 1000))}s`;
   if (ms < 7_200_000) return `${Math.floor(ms / 60_000)}m`;
