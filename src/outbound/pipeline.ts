@@ -41,6 +41,7 @@ import { compileOutboundRateLimits, type OutboundRateLimits } from './rate-limit
 import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
 import { upstreamLayer } from './upstream.ts';
 import { watchNodeHttpBypass } from './node-http-bypass.ts';
+import { sanitizeAppEnvoyHeaders } from './app-envoy-headers.ts';
 
 /** How long a mirrored copy may take when its route has no timeout. */
 const MIRROR_TIMEOUT_MS = 10_000;
@@ -86,6 +87,8 @@ export interface OutboundOptions {
   readonly attemptCount?: boolean;
   /** Rewritten calls carry `x-envoy-original-path` (Istio's `proxyHeaders.envoyDebugHeaders`). @defaultValue true */
   readonly envoyHeaders?: boolean;
+  /** A call's own `x-envoy-retry-on`, `x-envoy-upstream-rq-timeout-ms`, … are honoured, not removed (app-envoy-headers.ts). @defaultValue false */
+  readonly trustEnvoyRequestHeaders?: boolean;
   /** MeshConfig `pathNormalization`, applied to calls to mesh hosts before routing. @defaultValue 'NONE' */
   readonly pathNormalization?: PathNormalization | undefined;
   /** How `resolution: DNS` names are resolved (STRICT_DNS). @defaultValue the OS resolver, refreshed every 60 s */
@@ -202,10 +205,19 @@ export class Outbound {
       ['upstream', upstream],
     ];
     this.layerNames = layers.map(([n]) => n);
-    this.dispatch = stack(
+    const pipeline = stack(
       layers.map(([, l]) => l),
       send,
     );
+    // As an Istio sidecar's outbound listener treats the app's requests (external: their
+    // router-steering x-envoy-* headers removed) unless told to trust them.
+    this.dispatch =
+      o.trustEnvoyRequestHeaders === true
+        ? pipeline
+        : (ex, handler) => {
+            sanitizeAppEnvoyHeaders(ex.headers);
+            pipeline(ex, handler);
+          };
   }
 
   /** `meshlet:outlier:ejected` / `:returned`, when someone subscribes. */

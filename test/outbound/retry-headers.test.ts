@@ -1,6 +1,7 @@
 /**
- * An app widens its route's retry policy for one call with Envoy's request headers, as behind an
- * Istio sidecar (istiod keeps the app's x-envoy-* headers on the outbound listener): x-envoy-retry-on
+ * With `trustEnvoyRequestHeaders: true` an app widens its route's retry policy for one call with
+ * Envoy's request headers, as behind an Istio sidecar whose istiod runs with
+ * PILOT_SIDECAR_USE_REMOTE_ADDRESS=true (the app's x-envoy-* headers trusted): x-envoy-retry-on
  * adds conditions, x-envoy-max-retries sets the number of retries, x-envoy-retriable-status-codes
  * adds status codes; none reaches the upstream (Envoy's RetryStateImpl consumes them).
  */
@@ -29,6 +30,7 @@ describe('x-envoy-retry-on and x-envoy-max-retries', () => {
     mesh = await createMesh({
       service: 'client',
       random: seededRandom(3),
+      trustEnvoyRequestHeaders: true,
       config: [
         serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: up.port }]),
         virtualService('svc', ['svc'], [
