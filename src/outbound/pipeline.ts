@@ -196,7 +196,11 @@ export class Outbound {
           deadlines: this.deadlines,
           policy: (ex) => route(ex).retry,
           budget: (ex) => (ex.cluster as ClusterState).budget,
-          activeRequests: (ex) => (ex.cluster as ClusterState).limiter.active,
+          // Envoy's RetryBudgetImpl::max(): requests_ + pending_requests_ (calls queued for a connection count).
+          activeRequests: (ex) => {
+            const l = (ex.cluster as ClusterState).limiter;
+            return l.active + l.pending;
+          },
           classify,
           maxRetryAfterMs: o.maxRetryAfterMs,
         }),

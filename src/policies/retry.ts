@@ -39,7 +39,7 @@ export interface RetryLayerOptions {
   policy(ex: Exchange): RetryPolicy;
   /** The destination's retry budget / maxRetries breaker. */
   budget(ex: Exchange): RetryBudget;
-  /** Requests in flight to the destination (the budget is a share of them). */
+  /** Requests to the destination in flight or queued for a connection (the budget is a share of them, as Envoy's). */
   activeRequests(ex: Exchange): number;
   /** Classifies a transport error (the exchange's transport decides). */
   classify(ex: Exchange, err: Error): FailureKind;
