@@ -7,7 +7,8 @@
  * `trustEnvoyRequestHeaders: true` honours them (retry-headers.test.ts, timeout-headers.test.ts).
  */
 import assert from 'node:assert/strict';
-import type { IncomingHttpHeaders } from 'node:http';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createMesh, type Mesh, seededRandom } from '../../src/index.ts';
 import { serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
@@ -74,4 +75,46 @@ describe('a call\'s own x-envoy-* router headers (Istio sidecar: sanitized)', ()
   test('trustEnvoyRequestHeaders must be a boolean', async () => {
     await assert.rejects(createMesh({ service: 'c', config: [], trustEnvoyRequestHeaders: 'yes' as unknown as boolean }), { code: 'MESHLET_ERR_INVALID_ARG', message: /trustEnvoyRequestHeaders/ });
   });
+});
+
+test('end to end: an edge behind the mesh that forwards its client\'s headers calls orders once per request, whatever x-envoy-* the client sends', async () => {
+  const orders = await startUpstream('orders', (_q, res) => {
+    res.statusCode = 503;
+    res.end('busy');
+  });
+  const mesh = await createMesh({
+    service: 'edge',
+    random: seededRandom(9),
+    config: [
+      serviceEntry('orders', 'orders.default.svc.cluster.local', 80, [{ port: orders.port }]),
+      virtualService('orders', ['orders'], [{ route: [{ destination: { host: 'orders' } }], retries: { attempts: 1, retryOn: 'connect-failure' } }]),
+    ],
+  });
+  // The edge app copies every header of its client's request onto its call (a BFF, a proxy).
+  const edge = createServer(
+    mesh.handler(async (req, res) => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'connection' && k !== 'content-length') headers[k] = v;
+      const r = await mesh.fetch('http://orders/order', { method: 'POST', headers, body: 'order' });
+      res.statusCode = r.status;
+      res.end(await r.text());
+    }),
+  );
+  await new Promise<void>((r) => edge.listen(0, '127.0.0.1', r));
+  try {
+    const port = (edge.address() as AddressInfo).port;
+    const res = await fetch(`http://127.0.0.1:${port}/buy`, { method: 'POST', body: 'x', headers: { 'x-envoy-retry-on': '5xx', 'x-envoy-max-retries': '100', 'x-envoy-upstream-rq-timeout-ms': '0' } });
+    assert.equal(res.status, 503);
+    assert.equal(await res.text(), 'busy');
+    assert.equal(orders.hits, 1, 'no retry: the route retries connect failures only');
+    const got = orders.seen[0]?.headers ?? {};
+    assert.equal(got['x-envoy-max-retries'], undefined);
+    assert.equal(got['x-envoy-retry-on'], undefined);
+    assert.equal(got['x-envoy-attempt-count'], '1');
+  } finally {
+    edge.closeAllConnections();
+    await new Promise((r) => edge.close(r));
+    await mesh.close();
+    await orders.close();
+  }
 });
