@@ -149,8 +149,8 @@ export class Outbound {
     const classify = (ex: Exchange, err: Error): FailureKind => transportOf(transports, ex.transport).classify(err, ex);
     // The terminal step: the transport the exchange names.
     const send: Dispatch = (ex, handler) => transportOf(transports, ex.transport).dispatch(ex, handler);
-    // A host outside the mesh (ALLOW_ANY): Istio's allow_any route — no route timeout (unless the app
-    // asks for one: x-envoy-upstream-rq-timeout-ms), no retries — but the caller's deadline still holds, and a failure is answered as Envoy answers it (503 UF, …).
+    // A host outside the mesh (ALLOW_ANY): Istio's allow_any route — no route timeout (unless a
+    // trusted app asks for one: x-envoy-upstream-rq-timeout-ms), no retries — but the caller's deadline still holds, and a failure is answered as Envoy answers it (503 UF, …).
     const passthrough = stack(
       [timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: (ex) => timeoutFromHeader(ex.headers, RQ_TIMEOUT_HEADER, undefined) }), passthroughLayer({ classify, attemptCount: o.attemptCount ?? true })],
       (ex, handler) => transportOf(transports, ex.transport).passthrough(ex, handler),
@@ -186,7 +186,7 @@ export class Outbound {
           this.#liveMirrors,
         ),
       ],
-      // The route's timeout, or the one the app asks for (x-envoy-upstream-rq-timeout-ms).
+      // The route's timeout, or the one a trusted app asks for (x-envoy-upstream-rq-timeout-ms; trustEnvoyRequestHeaders).
       ['timeout', timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: (ex) => timeoutFromHeader(ex.headers, RQ_TIMEOUT_HEADER, route(ex).timeoutMs) })],
       [
         'retry',
