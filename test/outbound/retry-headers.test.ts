@@ -67,12 +67,14 @@ describe('x-envoy-retry-on and x-envoy-max-retries', () => {
 
   test('x-envoy-retriable-status-codes and x-envoy-retriable-header-names are read, and not sent upstream', async () => {
     const from = seen.length;
-    const headers = { 'x-envoy-retriable-status-codes': '503', 'x-envoy-retriable-header-names': 'x-none' };
+    const headers = { 'x-envoy-retriable-status-codes': '503', 'x-envoy-retriable-header-names': 'x-none', 'x-envoy-hedge-on-per-try-timeout': 'true' };
     assert.deepEqual(await call('/codes', headers), { status: 200, body: '2' });
     assert.equal(seen.length - from, 2);
     for (const h of seen.slice(from)) {
       assert.equal(h['x-envoy-retriable-status-codes'], undefined);
       assert.equal(h['x-envoy-retriable-header-names'], undefined);
+      // Consumed by Envoy's RetryStateImpl::create with the others; meshlet does not hedge.
+      assert.equal(h['x-envoy-hedge-on-per-try-timeout'], undefined);
     }
   });
 
