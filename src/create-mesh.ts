@@ -60,6 +60,7 @@ export async function createMesh(options: MeshOptions): Promise<Mesh> {
   if (localityProblems.length > 0) throw new InvalidArgumentError(`createMesh: \`localityLbSetting\` (MeshConfig's) is invalid: ${localityProblems.join('; ')}`);
   if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
   if (o.enableAutoMtls !== undefined && typeof o.enableAutoMtls !== 'boolean') throw new InvalidArgumentError(`createMesh: \`enableAutoMtls\` must be true or false, got ${JSON.stringify(o.enableAutoMtls)}`);
+  if (o.trustEnvoyRequestHeaders !== undefined && typeof o.trustEnvoyRequestHeaders !== 'boolean') throw new InvalidArgumentError(`createMesh: \`trustEnvoyRequestHeaders\` must be true or false, got ${JSON.stringify(o.trustEnvoyRequestHeaders)}`);
   nonNegative(o, 'closeTimeoutMs', 5000);
   resolveProxyHeaders(o.proxyHeaders);
   checkNamedPorts(o.ports);

@@ -86,11 +86,7 @@ export interface MeshOptions {
   readonly signal?: AbortSignal | undefined;
   /** With no control plane and no cache at startup, start with an empty config (every host passes through) and keep trying, instead of rejecting. @defaultValue false */
   readonly failOpen?: boolean | undefined;
-  /**
-   * After `close()` deregistered this mesh's registrations, how long it waits before closing its
-   * pools, so other meshes have received the change and stopped routing here.
-   * @defaultValue 1000
-   */
+  /** After `close()` deregistered this mesh's registrations, how long it waits before closing its pools, so other meshes have stopped routing here. @defaultValue 1000 */
   readonly drainMs?: number | undefined;
   /**
    * How mesh-made failures (no route, no healthy upstream, overflow, timeout, fault abort, …)
@@ -141,6 +137,8 @@ export interface MeshOptions {
   readonly retryBufferBytes?: number | undefined;
   /** Longest upstream `Retry-After` a retry waits for; a longer one ends retrying. @defaultValue 10000 */
   readonly maxRetryAfterMs?: number | undefined;
+  /** Honour a call's own `x-envoy-retry-on`, `x-envoy-max-retries`, `x-envoy-upstream-rq-timeout-ms`, … as a sidecar does under istiod's `PILOT_SIDECAR_USE_REMOTE_ADDRESS=true`; by default they are removed and ignored, as Istio's sidecar removes them (docs/outbound.md). @defaultValue false */
+  readonly trustEnvoyRequestHeaders?: boolean | undefined;
   /** Mirrored requests in flight at most; more are dropped. @defaultValue 64 */
   readonly maxMirrorsInFlight?: number | undefined;
   /**
@@ -254,6 +252,7 @@ export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
   'outboundTrafficPolicy',
   'retryBufferBytes',
   'maxRetryAfterMs',
+  'trustEnvoyRequestHeaders',
   'maxMirrorsInFlight',
   'analysis',
   'watch',

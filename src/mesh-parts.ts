@@ -111,6 +111,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     sourceIp: o.sourceIp ?? '127.0.0.1',
     outboundTrafficPolicy: o.outboundTrafficPolicy ?? 'ALLOW_ANY',
     maxRetryAfterMs: o.maxRetryAfterMs ?? 10_000,
+    trustEnvoyRequestHeaders: o.trustEnvoyRequestHeaders === true,
     maxMirrorsInFlight: o.maxMirrorsInFlight ?? 64,
     workload: identity,
     rootNamespace: o.rootNamespace,

@@ -41,6 +41,7 @@ import { compileOutboundRateLimits, type OutboundRateLimits } from './rate-limit
 import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
 import { upstreamLayer } from './upstream.ts';
 import { watchNodeHttpBypass } from './node-http-bypass.ts';
+import { sanitizeAppEnvoyHeaders } from './app-envoy-headers.ts';
 
 /** How long a mirrored copy may take when its route has no timeout. */
 const MIRROR_TIMEOUT_MS = 10_000;
@@ -86,6 +87,8 @@ export interface OutboundOptions {
   readonly attemptCount?: boolean;
   /** Rewritten calls carry `x-envoy-original-path` (Istio's `proxyHeaders.envoyDebugHeaders`). @defaultValue true */
   readonly envoyHeaders?: boolean;
+  /** A call's own `x-envoy-retry-on`, `x-envoy-upstream-rq-timeout-ms`, … are honoured, not removed (app-envoy-headers.ts). @defaultValue false */
+  readonly trustEnvoyRequestHeaders?: boolean;
   /** MeshConfig `pathNormalization`, applied to calls to mesh hosts before routing. @defaultValue 'NONE' */
   readonly pathNormalization?: PathNormalization | undefined;
   /** How `resolution: DNS` names are resolved (STRICT_DNS). @defaultValue the OS resolver, refreshed every 60 s */
@@ -146,8 +149,8 @@ export class Outbound {
     const classify = (ex: Exchange, err: Error): FailureKind => transportOf(transports, ex.transport).classify(err, ex);
     // The terminal step: the transport the exchange names.
     const send: Dispatch = (ex, handler) => transportOf(transports, ex.transport).dispatch(ex, handler);
-    // A host outside the mesh (ALLOW_ANY): Istio's allow_any route — no route timeout (unless the app
-    // asks for one: x-envoy-upstream-rq-timeout-ms), no retries — but the caller's deadline still holds, and a failure is answered as Envoy answers it (503 UF, …).
+    // A host outside the mesh (ALLOW_ANY): Istio's allow_any route — no route timeout (unless a
+    // trusted app asks for one: x-envoy-upstream-rq-timeout-ms), no retries — but the caller's deadline still holds, and a failure is answered as Envoy answers it (503 UF, …).
     const passthrough = stack(
       [timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: (ex) => timeoutFromHeader(ex.headers, RQ_TIMEOUT_HEADER, undefined) }), passthroughLayer({ classify, attemptCount: o.attemptCount ?? true })],
       (ex, handler) => transportOf(transports, ex.transport).passthrough(ex, handler),
@@ -183,7 +186,7 @@ export class Outbound {
           this.#liveMirrors,
         ),
       ],
-      // The route's timeout, or the one the app asks for (x-envoy-upstream-rq-timeout-ms).
+      // The route's timeout, or the one a trusted app asks for (x-envoy-upstream-rq-timeout-ms; trustEnvoyRequestHeaders).
       ['timeout', timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: (ex) => timeoutFromHeader(ex.headers, RQ_TIMEOUT_HEADER, route(ex).timeoutMs) })],
       [
         'retry',
@@ -193,7 +196,11 @@ export class Outbound {
           deadlines: this.deadlines,
           policy: (ex) => route(ex).retry,
           budget: (ex) => (ex.cluster as ClusterState).budget,
-          activeRequests: (ex) => (ex.cluster as ClusterState).limiter.active,
+          // Envoy's RetryBudgetImpl::max(): requests_ + pending_requests_ (calls queued for a connection count).
+          activeRequests: (ex) => {
+            const l = (ex.cluster as ClusterState).limiter;
+            return l.active + l.pending;
+          },
           classify,
           maxRetryAfterMs: o.maxRetryAfterMs,
         }),
@@ -202,10 +209,19 @@ export class Outbound {
       ['upstream', upstream],
     ];
     this.layerNames = layers.map(([n]) => n);
-    this.dispatch = stack(
+    const pipeline = stack(
       layers.map(([, l]) => l),
       send,
     );
+    // As an Istio sidecar's outbound listener treats the app's requests (external: their
+    // router-steering x-envoy-* headers removed) unless told to trust them.
+    this.dispatch =
+      o.trustEnvoyRequestHeaders === true
+        ? pipeline
+        : (ex, handler) => {
+            sanitizeAppEnvoyHeaders(ex.headers);
+            pipeline(ex, handler);
+          };
   }
 
   /** `meshlet:outlier:ejected` / `:returned`, when someone subscribes. */

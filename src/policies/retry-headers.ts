@@ -1,7 +1,9 @@
 /**
  * The request headers with which an app widens its route's retry policy for one call, as Envoy's
- * router reads them on an Istio sidecar's outbound listener (istiod keeps the app's `x-envoy-*`
- * headers there): `x-envoy-retry-on` and `x-envoy-retry-grpc-on` add retry conditions to the
+ * router reads them on an Istio sidecar's outbound listener when istiod trusts the app's
+ * `x-envoy-*` headers (`PILOT_SIDECAR_USE_REMOTE_ADDRESS=true`; meshlet's `trustEnvoyRequestHeaders`
+ * — by default they are removed before the call reaches this layer, app-envoy-headers.ts):
+ * `x-envoy-retry-on` and `x-envoy-retry-grpc-on` add retry conditions to the
  * route's, and `x-envoy-max-retries` sets the number of retries when any condition applies (Envoy's
  * RetryStateImpl). A route without retries (`attempts: 0`) starts from Envoy's default of one retry
  * and no condition. `x-envoy-retriable-status-codes` and `x-envoy-retriable-header-names` (read
@@ -17,6 +19,8 @@ import { UNSIGNED } from './timeout-headers.ts';
 export const RETRY_ON_HEADER = 'x-envoy-retry-on';
 export const RETRY_GRPC_ON_HEADER = 'x-envoy-retry-grpc-on';
 export const MAX_RETRIES_HEADER = 'x-envoy-max-retries';
+/** Envoy's hedging switch (`hedge_on_per_try_timeout`), consumed and not acted on. */
+const HEDGE_HEADER = 'x-envoy-hedge-on-per-try-timeout';
 
 /** The conditions Envoy reads from `x-envoy-retry-on` (parseRetryOn); others are ignored. */
 const HTTP_ON = new Set(['5xx', 'gateway-error', 'connect-failure', 'envoy-ratelimited', 'retriable-4xx', 'refused-stream', 'retriable-status-codes', 'retriable-headers', 'reset', 'reset-before-request', 'http3-post-connect-failure']);
@@ -56,10 +60,12 @@ export function retryPolicyForCall(policy: RetryPolicy, headers: Headers): Retry
 
 /**
  * The request headers the retry rules read for the call (`x-envoy-retriable-status-codes`,
- * `x-envoy-retriable-header-names`), taken off the headers sent upstream; `headers` itself when it
- * has neither (nothing allocated).
+ * `x-envoy-retriable-header-names`), taken off the headers sent upstream with
+ * `x-envoy-hedge-on-per-try-timeout`; `headers` itself when it has neither (nothing allocated).
  */
 export function takeRetriableHeaders(headers: Headers): HeaderBag {
+  // Consumed with the retry headers (Envoy's RetryStateImpl::create); meshlet does not hedge.
+  if (headers[HEDGE_HEADER] !== undefined) delete headers[HEDGE_HEADER];
   const codes = headers[RETRIABLE_STATUS_CODES_HEADER];
   const names = headers[RETRIABLE_HEADER_NAMES_HEADER];
   if (codes === undefined && names === undefined) return headers;

@@ -39,7 +39,7 @@ export interface RetryLayerOptions {
   policy(ex: Exchange): RetryPolicy;
   /** The destination's retry budget / maxRetries breaker. */
   budget(ex: Exchange): RetryBudget;
-  /** Requests in flight to the destination (the budget is a share of them). */
+  /** Requests to the destination in flight or queued for a connection (the budget is a share of them, as Envoy's). */
   activeRequests(ex: Exchange): number;
   /** Classifies a transport error (the exchange's transport decides). */
   classify(ex: Exchange, err: Error): FailureKind;
@@ -101,7 +101,8 @@ export function retryLayer(o: RetryLayerOptions): Layer {
   return (next: Dispatch): Dispatch => {
     const run: RetryRun = { o, next };
     return (ex, handler) => {
-      // The route's policy, or as the app widens it for this call (x-envoy-retry-on, x-envoy-max-retries).
+      // The route's policy, or as a trusted app widens it for this call (x-envoy-retry-on, x-envoy-max-retries;
+      // without trustEnvoyRequestHeaders the pipeline removed them before this layer).
       // The mesh's own calls (a rate limit service's) are not retried: Envoy's async gRPC client has no retry policy unless its envoy_grpc sets one.
       const policy = ex.sideCall ? noRetries(o.policy(ex)) : retryPolicyForCall(o.policy(ex), ex.headers);
       const retriable = takeRetriableHeaders(ex.headers);

@@ -78,6 +78,10 @@ describe('gRPC request metadata through the mesh', () => {
     md.set('x-blob-bin', Buffer.from([0, 1, 254, 255]));
     // A name gRPC writes itself: never taken from the caller's metadata (no deadline here).
     md.set('grpc-timeout', '1S');
+    // The caller's own router headers: removed, as an Istio sidecar removes the app's (app-envoy-headers.ts).
+    md.set('x-envoy-retry-grpc-on', 'internal');
+    md.set('x-envoy-max-retries', '5');
+    md.set('x-envoy-hedge-on-per-try-timeout', 'true');
     const r = await unary(client, { text: 'm' }, { metadata: md });
     assert.equal(r.error, undefined);
     assert.equal(r.reply?.text, 'ok');
@@ -92,6 +96,9 @@ describe('gRPC request metadata through the mesh', () => {
       assert.deepEqual(m['x-blob-bin'], Buffer.from([0, 1, 254, 255]), `attempt ${i + 1}: x-blob-bin`);
       assert.equal(typeof m['x-envoy-peer-metadata'], 'string', `attempt ${i + 1}: the peer-metadata exchange`);
       assert.equal(g.deadline, false, `attempt ${i + 1}: the caller's own grpc-timeout metadata is not sent`);
+      assert.equal(m['x-envoy-max-retries'], undefined, `attempt ${i + 1}: x-envoy-max-retries`);
+      assert.equal(m['x-envoy-retry-grpc-on'], undefined, `attempt ${i + 1}: x-envoy-retry-grpc-on`);
+      assert.equal(m['x-envoy-hedge-on-per-try-timeout'], undefined, `attempt ${i + 1}: x-envoy-hedge-on-per-try-timeout`);
     }
     // The caller's Metadata object is the caller's: the mesh added nothing to it.
     assert.deepEqual(md.get('x-set'), ['by-caller']);

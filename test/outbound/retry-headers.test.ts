@@ -1,6 +1,7 @@
 /**
- * An app widens its route's retry policy for one call with Envoy's request headers, as behind an
- * Istio sidecar (istiod keeps the app's x-envoy-* headers on the outbound listener): x-envoy-retry-on
+ * With `trustEnvoyRequestHeaders: true` an app widens its route's retry policy for one call with
+ * Envoy's request headers, as behind an Istio sidecar whose istiod runs with
+ * PILOT_SIDECAR_USE_REMOTE_ADDRESS=true (the app's x-envoy-* headers trusted): x-envoy-retry-on
  * adds conditions, x-envoy-max-retries sets the number of retries, x-envoy-retriable-status-codes
  * adds status codes; none reaches the upstream (Envoy's RetryStateImpl consumes them).
  */
@@ -29,6 +30,7 @@ describe('x-envoy-retry-on and x-envoy-max-retries', () => {
     mesh = await createMesh({
       service: 'client',
       random: seededRandom(3),
+      trustEnvoyRequestHeaders: true,
       config: [
         serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: up.port }]),
         virtualService('svc', ['svc'], [
@@ -65,12 +67,14 @@ describe('x-envoy-retry-on and x-envoy-max-retries', () => {
 
   test('x-envoy-retriable-status-codes and x-envoy-retriable-header-names are read, and not sent upstream', async () => {
     const from = seen.length;
-    const headers = { 'x-envoy-retriable-status-codes': '503', 'x-envoy-retriable-header-names': 'x-none' };
+    const headers = { 'x-envoy-retriable-status-codes': '503', 'x-envoy-retriable-header-names': 'x-none', 'x-envoy-hedge-on-per-try-timeout': 'true' };
     assert.deepEqual(await call('/codes', headers), { status: 200, body: '2' });
     assert.equal(seen.length - from, 2);
     for (const h of seen.slice(from)) {
       assert.equal(h['x-envoy-retriable-status-codes'], undefined);
       assert.equal(h['x-envoy-retriable-header-names'], undefined);
+      // Consumed by Envoy's RetryStateImpl::create with the others; meshlet does not hedge.
+      assert.equal(h['x-envoy-hedge-on-per-try-timeout'], undefined);
     }
   });
 

@@ -1,8 +1,8 @@
 /**
- * An app overrides its route's timeouts for one call with Envoy's request headers, as behind an
- * Istio sidecar (istiod keeps them on the outbound listener: "timeout headers such as
- * x-envoy-upstream-rq-timeout-ms set by the calling application", listener.go; Istio's request
- * timeouts task): `x-envoy-upstream-rq-timeout-ms` replaces the route timeout (0: none),
+ * With `trustEnvoyRequestHeaders: true` an app overrides its route's timeouts for one call with
+ * Envoy's request headers, as behind an Istio sidecar whose istiod runs with
+ * PILOT_SIDECAR_USE_REMOTE_ADDRESS=true ("timeout headers such as x-envoy-upstream-rq-timeout-ms
+ * set by the calling application", listener.go): `x-envoy-upstream-rq-timeout-ms` replaces the route timeout (0: none),
  * `x-envoy-upstream-rq-per-try-timeout-ms` the per-try timeout. A numeric one is consumed, not sent
  * upstream; any other is ignored and sent on (Envoy's FilterUtility::finalTimeout). All on a ManualClock.
  */
@@ -40,7 +40,7 @@ describe('x-envoy-upstream-rq-timeout-ms and x-envoy-upstream-rq-per-try-timeout
 
   async function withMesh(fn: (mesh: Mesh, clock: ManualClock) => Promise<void>): Promise<void> {
     const clock = new ManualClock();
-    const mesh = await meshFor([{ port }], http, [], { clock });
+    const mesh = await meshFor([{ port }], http, [], { clock, trustEnvoyRequestHeaders: true });
     try {
       await fn(mesh, clock);
     } finally {

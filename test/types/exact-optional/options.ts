@@ -45,6 +45,7 @@ const everything: MeshOptions = {
   outboundTrafficPolicy: undefined,
   retryBufferBytes: undefined,
   maxRetryAfterMs: undefined,
+  trustEnvoyRequestHeaders: undefined,
   maxMirrorsInFlight: undefined,
   analysis: undefined,
   watch: undefined,

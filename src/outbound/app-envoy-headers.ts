@@ -1,0 +1,50 @@
+/**
+ * The `x-envoy-*` request headers with which a call could steer Envoy's router (its retries and
+ * timeouts), and what an Istio sidecar does with them when the app sets them: it removes them
+ * before routing, so they change nothing. istiod gives the sidecar's outbound listener
+ * `use_remote_address: false` (`PILOT_SIDECAR_USE_REMOTE_ADDRESS`, default false:
+ * pilot/pkg/networking/core/listener.go, features/xds.go); the app's request carries no
+ * `x-forwarded-for`, so Envoy's connection manager takes it for an external request and runs
+ * `cleanInternalHeaders` on it (source/common/http/conn_manager_utility.cc: "If configured to not
+ * use remote address, but no XFF header is available, even if the real remote is internal, the
+ * request is considered external"; istio/istio#14923). With `PILOT_SIDECAR_USE_REMOTE_ADDRESS=true`
+ * the app's requests are internal and the router honours the headers — meshlet's
+ * `trustEnvoyRequestHeaders: true`, with which the retry and timeout layers read them
+ * (retry-headers.ts, timeout-headers.ts).
+ *
+ * Sanitizing matters most at an edge: an app that forwards its caller's headers would otherwise
+ * let any client set `x-envoy-max-retries: 100` or `x-envoy-upstream-rq-timeout-ms: 0` on the
+ * calls it makes.
+ *
+ * @module
+ */
+import type { Headers } from '../core/exchange.ts';
+
+/**
+ * What `cleanInternalHeaders` removes from an external request, as meshlet's calls could carry
+ * them (`x-envoy-force-trace`, which it removes too, is read by the tracer before the call is
+ * routed and is left to it).
+ */
+const SANITIZED: ReadonlySet<string> = new Set([
+  'x-envoy-retriable-status-codes',
+  'x-envoy-retriable-header-names',
+  'x-envoy-retry-on',
+  'x-envoy-retry-grpc-on',
+  'x-envoy-max-retries',
+  'x-envoy-upstream-alt-stat-name',
+  'x-envoy-upstream-rq-timeout-ms',
+  'x-envoy-upstream-rq-per-try-timeout-ms',
+  'x-envoy-upstream-rq-timeout-alt-response',
+  'x-envoy-expected-rq-timeout-ms',
+  'x-envoy-ip-tags',
+  'x-envoy-original-url',
+  'x-envoy-hedge-on-per-try-timeout',
+]);
+
+/** Removes the app's own router-steering `x-envoy-*` headers from a call (lower-case names). */
+export function sanitizeAppEnvoyHeaders(headers: Headers): void {
+  for (const name in headers) {
+    // 'x': most calls carry no x- header at all, and this is every call's path.
+    if (name.charCodeAt(0) === 120 && SANITIZED.has(name)) delete headers[name];
+  }
+}
