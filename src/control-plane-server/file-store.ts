@@ -15,6 +15,7 @@ import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigIssue, IssueList } from '../config/issues.ts';
 import { reportFindings, reportWarnings, validationWarnings } from '../config/findings.ts';
+import { applyWarnings } from './apply-warnings.ts';
 import { type AnalysisMode, checkDocumentsAsync, loadConfig } from '../config/load-config.ts';
 import { fromObjects, type RawDocument } from '../config/load.ts';
 import { type AnyResource, KIND_VERSIONS } from '../config/resource.ts';
@@ -320,11 +321,9 @@ export class FileConfigStore implements ConfigStore {
       throw new ConfigError(checked.failed.all);
     }
     const refs = new Set(incoming.map((x) => x.ref));
-    // Warnings and (advisory) findings about what was applied go back to the caller.
-    const findings = new Set(checked.findings);
-    const warnings = checked.issues
-      .filter((i) => (i.level !== 'error' || findings.has(i)) && ((i.resource !== undefined && refs.has(i.resource)) || i.file?.startsWith(APPLY_LABEL)))
-      .map((i) => (i.level === 'error' ? `error ${i.code}: ${String(i)}` : String(i)));
+    // Warnings and (advisory) findings about what was applied, or new with it, go back to the caller.
+    const touches = (i: ConfigIssue) => (i.resource !== undefined && refs.has(i.resource)) || i.file?.startsWith(APPLY_LABEL) === true;
+    const warnings = applyWarnings({ issues: checked.issues, findings: checked.findings, before: this.#state.findings, touches });
     const actions = incoming.map((x) => ({
       ref: x.ref,
       action: x.existing === undefined ? ('created' as const) : sameContent(contentOf(x.existing), contentOf(x.doc as never)) ? ('unchanged' as const) : ('configured' as const),
