@@ -184,7 +184,7 @@ export class FileConfigStore implements ConfigStore {
     return this.#serial(() => this.#apply(resources, origin));
   }
 
-  delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string }> {
+  delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string; warnings: readonly string[] }> {
     return this.#serial(() => this.#delete(kind, namespace, name, origin));
   }
 
@@ -352,9 +352,9 @@ export class FileConfigStore implements ConfigStore {
     return { version, applied, warnings };
   }
 
-  async #delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string }> {
+  async #delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string; warnings: readonly string[] }> {
     const existing = this.#index().get(keyOf(kind, namespace, name));
-    if (existing === undefined) return { deleted: false, version: this.#state.version };
+    if (existing === undefined) return { deleted: false, version: this.#state.version, warnings: [] };
     if (!this.#isApplied(existing)) {
       throw new ControlPlaneError('CONFLICT', `${existing.ref} is defined in ${this.#userFile(existing)}; delete it there, not through the API`);
     }
@@ -365,9 +365,11 @@ export class FileConfigStore implements ConfigStore {
       throw new ConfigError(checked.failed.all);
     }
     await unlinkQuiet(existing.source.file);
+    // The findings the deletion brings (a DestinationRule whose subsets a VirtualService routes to: IST0101 on it).
+    const warnings = applyWarnings({ issues: checked.issues, findings: checked.findings, before: this.#state.findings, touches: () => false });
     const version = await this.#setState(checked.resources, checked.findings);
     this.#logger?.info?.(`${origin}: ${existing.ref} deleted; config version ${version}`);
-    return { deleted: true, version };
+    return { deleted: true, version, warnings };
   }
 }
 

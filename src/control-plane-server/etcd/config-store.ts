@@ -180,9 +180,9 @@ export class EtcdConfigStore implements ConfigStore {
   }
 
   /** Deletes one resource in a txn guarded like {@link apply} (409 for a resource files define). */
-  async delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string }> {
+  async delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string; warnings: readonly string[] }> {
     const res = await this.#write(origin, (set, owners, ctx) => planDelete(set, owners, kind, namespace, name, ctx));
-    return { deleted: res.applied.length > 0, version: res.version };
+    return { deleted: res.applied.length > 0, version: res.version, warnings: res.warnings };
   }
 
   /**

@@ -78,9 +78,20 @@ async function journey(url: string, token: string): Promise<void> {
   );
   const status = await api(url, 'GET', '/status', { token });
   assert.ok((status.body as Json).findings.some((f: Json) => f.code === 'IST0109'), 'and /status lists them');
+
+  // Deleting the DestinationRule the routes use: the answer names what it breaks.
+  assert.equal((await api(url, 'DELETE', '/v1/resources/VirtualService/default/reviews-canary', { token })).body.warnings.length, 0);
+  assert.deepEqual(await apply(rule(['v1', 'v2', 'v3'])), []);
+  const deleted = await api(url, 'DELETE', '/v1/resources/DestinationRule/default/reviews', { token });
+  assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
+  assert.equal(deleted.body.warnings.length, 2, deleted.body.warnings.join('\n'));
+  for (const [i, subset] of ['v1', 'v3'].entries()) {
+    assert.match(deleted.body.warnings[i], new RegExp(`^error IST0101: .*VirtualService default/reviews: spec\\.http\\[0\\]\\.route\\[${i}\\]\\.destination\\.subset: referenced subset "${subset}"`));
+  }
+  assert.deepEqual(await apply(rule(['v1', 'v2', 'v3'])), [], 'back');
 }
 
-/** `meshlet apply -f` prints the finding with the file and line it is about. */
+/** `meshlet apply -f` prints the finding with the file and line it is about; `meshlet delete` prints what it breaks. */
 async function cliNamesTheFile(url: string, token: string): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'meshlet-apply-findings-'));
   try {
@@ -89,6 +100,9 @@ async function cliNamesTheFile(url: string, token: string): Promise<void> {
     const r = await promisify(execFile)(process.execPath, [MAIN, 'apply', '-f', file], { encoding: 'utf8', env: { ...process.env, MESHLET_CONTROL_PLANE: url, MESHLET_TOKEN: token } });
     assert.equal(r.stdout, 'VirtualService default/reviews configured\n');
     assert.match(r.stderr, new RegExp(`^Warning: error IST0101: ${file}: VirtualService default/reviews: spec\\.http\\[0\\]\\.route\\[1\\]\\.destination\\.subset: referenced subset "v9" .*\\(line 9\\)$`, 'm'));
+    const d = await promisify(execFile)(process.execPath, [MAIN, 'delete', 'dr', 'reviews'], { encoding: 'utf8', env: { ...process.env, MESHLET_CONTROL_PLANE: url, MESHLET_TOKEN: token } });
+    assert.equal(d.stdout, 'DestinationRule default/reviews deleted\n');
+    assert.match(d.stderr, /^Warning: error IST0101: .*VirtualService default\/reviews: spec\.http\[0\]\.route\[0\]\.destination\.subset: referenced subset "v1"/m);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -116,8 +130,8 @@ describe('apply answers with the findings it brings: over etcd', { skip: skipWit
     if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('the wrong order, a dropped subset, a second VirtualService', () => journey(cp.url, admin));
-  it('meshlet apply prints them with the file and line', () => cliNamesTheFile(cp.url, admin));
+  it('the wrong order, a dropped subset, a second VirtualService, a deleted DestinationRule', () => journey(cp.url, admin));
+  it('meshlet apply prints them with the file and line; meshlet delete what it breaks', () => cliNamesTheFile(cp.url, admin));
 });
 
 describe('apply answers with the findings it brings: over a directory', { timeout: 60_000 }, () => {
@@ -129,6 +143,6 @@ describe('apply answers with the findings it brings: over a directory', { timeou
     await s?.close();
   });
 
-  it('the wrong order, a dropped subset, a second VirtualService', () => journey(s.url, s.admin));
-  it('meshlet apply prints them with the file and line', () => cliNamesTheFile(s.url, s.admin));
+  it('the wrong order, a dropped subset, a second VirtualService, a deleted DestinationRule', () => journey(s.url, s.admin));
+  it('meshlet apply prints them with the file and line; meshlet delete what it breaks', () => cliNamesTheFile(s.url, s.admin));
 });
