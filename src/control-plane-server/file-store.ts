@@ -15,6 +15,7 @@ import { join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
 import type { ConfigIssue, IssueList } from '../config/issues.ts';
 import { reportFindings, reportWarnings, validationWarnings } from '../config/findings.ts';
+import { applyWarnings } from './apply-warnings.ts';
 import { type AnalysisMode, checkDocumentsAsync, loadConfig } from '../config/load-config.ts';
 import { fromObjects, type RawDocument } from '../config/load.ts';
 import { type AnyResource, KIND_VERSIONS } from '../config/resource.ts';
@@ -183,7 +184,7 @@ export class FileConfigStore implements ConfigStore {
     return this.#serial(() => this.#apply(resources, origin));
   }
 
-  delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string }> {
+  delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string; warnings: readonly string[] }> {
     return this.#serial(() => this.#delete(kind, namespace, name, origin));
   }
 
@@ -320,11 +321,9 @@ export class FileConfigStore implements ConfigStore {
       throw new ConfigError(checked.failed.all);
     }
     const refs = new Set(incoming.map((x) => x.ref));
-    // Warnings and (advisory) findings about what was applied go back to the caller.
-    const findings = new Set(checked.findings);
-    const warnings = checked.issues
-      .filter((i) => (i.level !== 'error' || findings.has(i)) && ((i.resource !== undefined && refs.has(i.resource)) || i.file?.startsWith(APPLY_LABEL)))
-      .map((i) => (i.level === 'error' ? `error ${i.code}: ${String(i)}` : String(i)));
+    // Warnings and (advisory) findings about what was applied, or new with it, go back to the caller.
+    const touches = (i: ConfigIssue) => (i.resource !== undefined && refs.has(i.resource)) || i.file?.startsWith(APPLY_LABEL) === true;
+    const warnings = applyWarnings({ issues: checked.issues, findings: checked.findings, before: this.#state.findings, touches });
     const actions = incoming.map((x) => ({
       ref: x.ref,
       action: x.existing === undefined ? ('created' as const) : sameContent(contentOf(x.existing), contentOf(x.doc as never)) ? ('unchanged' as const) : ('configured' as const),
@@ -353,9 +352,9 @@ export class FileConfigStore implements ConfigStore {
     return { version, applied, warnings };
   }
 
-  async #delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string }> {
+  async #delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string; warnings: readonly string[] }> {
     const existing = this.#index().get(keyOf(kind, namespace, name));
-    if (existing === undefined) return { deleted: false, version: this.#state.version };
+    if (existing === undefined) return { deleted: false, version: this.#state.version, warnings: [] };
     if (!this.#isApplied(existing)) {
       throw new ControlPlaneError('CONFLICT', `${existing.ref} is defined in ${this.#userFile(existing)}; delete it there, not through the API`);
     }
@@ -366,9 +365,11 @@ export class FileConfigStore implements ConfigStore {
       throw new ConfigError(checked.failed.all);
     }
     await unlinkQuiet(existing.source.file);
+    // The findings the deletion brings (a DestinationRule whose subsets a VirtualService routes to: IST0101 on it).
+    const warnings = applyWarnings({ issues: checked.issues, findings: checked.findings, before: this.#state.findings, touches: () => false });
     const version = await this.#setState(checked.resources, checked.findings);
     this.#logger?.info?.(`${origin}: ${existing.ref} deleted; config version ${version}`);
-    return { deleted: true, version };
+    return { deleted: true, version, warnings };
   }
 }
 

@@ -59,7 +59,7 @@ export interface ConfigStore {
    */
   apply(resources: readonly WireResource[], origin: string): Promise<ApplyResponse>;
   /** Deletes one resource; resolves false when it does not exist. Validates the resulting set. */
-  delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string }>;
+  delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string; warnings: readonly string[] }>;
   close(): Promise<void>;
 }
 

@@ -165,9 +165,13 @@ export function checkWorkloads(workloads: readonly WireResource[], label: string
   return { ok: loaded.ok, value, issues: loaded.issues, findings: [] };
 }
 
-/** The errors of a check, printed (what a NACK carries). */
+/**
+ * The errors of a check, printed (what a NACK carries); an analysis finding leads with its code
+ * (`IST0101 …`), as `meshlet analyze` and the status's findings print it, so the reason a
+ * workload refused a version names Istio's check.
+ */
 export function reasons(issues: IssueList): string[] {
-  return issues.ofLevel('error').map(String);
+  return issues.ofLevel('error').map((i) => (i.code.startsWith('IST') ? `${i.code} ${String(i)}` : String(i)));
 }
 
 /** Compiles a good state for this workload; the snapshot version is `<config>/<endpoints>`. */

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { resolveKind } from '../../control-plane-server/kinds.ts';
 import { RESOURCES_PATH } from '../../control-plane/protocol.ts';
 import { out, UsageError } from '../args.ts';
+import { printable } from '../escape.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { unknownKind } from './get.ts';
@@ -40,9 +41,12 @@ export async function deleteCommand(argv: string[]): Promise<number> {
   const kind = resolveKind(kindText);
   if (kind === undefined) throw new UsageError(unknownKind('delete', kindText));
   const ns = values.namespace ?? 'default';
-  const answer = (await call(clientTarget(values), 'DELETE', `${RESOURCES_PATH}/${kind}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`)) as { version: string };
+  const answer = (await call(clientTarget(values), 'DELETE', `${RESOURCES_PATH}/${kind}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`)) as { version: string; warnings?: string[] };
   const ref = `${kind} ${ns}/${name}`;
-  if (format !== undefined) printDocument(format, { version: answer.version, deleted: { ref, kind, namespace: ns, name } });
+  // What the deletion breaks (a VirtualService routing to the deleted rule's subsets: IST0101), on stderr as apply prints it; an older control plane sends none.
+  const warnings = answer.warnings ?? [];
+  for (const w of warnings) process.stderr.write(`Warning: ${printable(w)}\n`);
+  if (format !== undefined) printDocument(format, { version: answer.version, deleted: { ref, kind, namespace: ns, name }, warnings });
   else out(`${ref} deleted`);
   return 0;
 }

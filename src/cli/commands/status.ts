@@ -37,11 +37,20 @@ ${CLIENT_HELP}
  * A workload is SYNCED when it ACKed the config version being served and the endpoints version it
  * was last sent (endpoints versions are per namespace: each workload sees its own view).
  */
-function state(w: WorkloadStatus, configVersion: string): string {
+/** The workload's state, with how long ago it ACKed (or NACKed) the config, as `istioctl proxy-status` prints `SYNCED (2m)`. */
+export function state(w: WorkloadStatus, configVersion: string, now = Date.now()): string {
   if (w.disconnectedAt !== undefined) return `DISCONNECTED ${w.disconnectedAt}`;
-  if (w.nacked !== undefined) return `NACKED ${w.nacked.kind} ${w.nacked.version}`;
-  if (w.acked.config?.version === configVersion && w.sent.endpoints !== undefined && w.acked.endpoints?.version === w.sent.endpoints) return 'SYNCED';
+  const since = (at: string) => (Number.isNaN(Date.parse(at)) ? '' : ` (${ago(now - Date.parse(at))})`);
+  if (w.nacked !== undefined) return `NACKED ${w.nacked.kind} ${w.nacked.version}${since(w.nacked.at)}`;
+  const config = w.acked.config;
+  if (config?.version === configVersion && w.sent.endpoints !== undefined && w.acked.endpoints?.version === w.sent.endpoints) return `SYNCED${since(config.at)}`;
   return 'STALE';
+}
+
+/** The labels that tell a service's instances apart (`app` is the service): `version=v2`, or `-`. */
+export function instanceLabels(w: WorkloadStatus): string {
+  const labels = Object.entries(w.labels).filter(([k, v]) => !(k === 'app' && v === w.service));
+  return labels.length === 0 ? '-' : labels.map(([k, v]) => `${k}=${v}`).join(',');
 }
 
 const pair = (sent: string | undefined, acked: string | undefined) => `${sent ?? '-'}/${acked ?? '-'}`;
@@ -192,9 +201,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
     out('');
     out(
       table(
-        ['NAMESPACE', 'SERVICE', 'CONNECTION', 'PEER', 'CONFIG SENT/ACKED', 'ENDPOINTS SENT/ACKED', 'STATE'],
+        ['NAMESPACE', 'SERVICE', 'LABELS', 'CONNECTION', 'PEER', 'CONFIG SENT/ACKED', 'ENDPOINTS SENT/ACKED', 'STATE'],
         workloads.map((w) =>
-          [w.namespace, w.service, w.connection, w.peer, pair(w.sent.config, w.acked.config?.version), pair(w.sent.endpoints, w.acked.endpoints?.version), state(w, configVersion)].map(p),
+          [w.namespace, w.service, instanceLabels(w), w.connection, w.peer, pair(w.sent.config, w.acked.config?.version), pair(w.sent.endpoints, w.acked.endpoints?.version), state(w, configVersion)].map(p),
         ),
       ),
     );
@@ -210,7 +219,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
     }
     for (const w of workloads) {
       if (w.nacked === undefined) continue;
-      out(`\n${p(`${w.namespace}/${w.service} (${w.connection}) NACKed ${w.nacked.kind} ${w.nacked.version} at ${w.nacked.at}`)}:`);
+      const labels = instanceLabels(w);
+      out(`\n${p(`${w.namespace}/${w.service}${labels === '-' ? '' : ` {${labels}}`} (${w.connection}) NACKed ${w.nacked.kind} ${w.nacked.version} at ${w.nacked.at}`)}:`);
       for (const r of w.nacked.reasons) out(`  ${p(r)}`);
     }
   }

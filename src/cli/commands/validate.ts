@@ -8,7 +8,11 @@ import { parseArgs } from 'node:util';
 import type { ConfigIssue } from '../../config/issues.ts';
 import { checkNamespaceOption, out, UsageError } from '../args.ts';
 import { printable } from '../escape.ts';
-import { loadInputs } from '../input.ts';
+import { IssueList } from '../../config/issues.ts';
+import { checkDocuments } from '../../config/load-config.ts';
+import { CLIENT_OPTIONS, clientTarget } from '../client.ts';
+import { readInputs } from '../input.ts';
+import { checkOverServed, LIVE_LABEL } from '../live-config.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 
 export const validateHelp = `Usage: meshlet validate <file, dir or ->... [options]
@@ -19,6 +23,9 @@ Telemetry, the local rate limit EnvoyFilter) and Kubernetes Services, and analys
 'istioctl analyze'. Other kinds (Deployments, Gateways, …) are skipped with a notice naming them.
 Directories are read recursively (.yaml, .yml, .json); '-' reads standard input (issues name it
 <stdin>). Prints every problem; exits 1 if any is an error, 2 on a usage mistake.
+With --control-plane, the files are analysed together with the config that control plane
+serves, as 'istioctl analyze' analyses files with the cluster's resources: what the files
+define replaces what it serves; without files, its config alone (issues name it ${LIVE_LABEL}).
 
 Options:
   -f, --filename <file, dir or ->  a file, directory or - to read, as 'istioctl validate -f' and
@@ -31,6 +38,9 @@ Options:
 ${OUTPUT_HELP}
       --json                       deprecated: use -o json
   -q, --quiet                      print errors only
+      --control-plane <url[,url]>  analyse with what this control plane serves (needs an admin
+                                   token: --token, default $MESHLET_TOKEN; --timeout, default 15s)
+      --token <token>, --timeout <duration>
 `;
 
 function line(i: ConfigIssue): string {
@@ -63,7 +73,8 @@ export async function validateCommand(argv: string[]): Promise<number> {
       'all-namespaces': { type: 'boolean', short: 'A' },
       namespace: { type: 'string', short: 'n' },
       'failure-threshold': { type: 'string' },
-      ...OUTPUT_OPTION, json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } },
+      ...OUTPUT_OPTION, json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' },
+      ...CLIENT_OPTIONS },
   });
   if (values.help === true) {
     out(validateHelp);
@@ -77,8 +88,12 @@ export async function validateCommand(argv: string[]): Promise<number> {
   }
   const threshold = failureLevels(values['failure-threshold']);
   const inputs = [...(values.filename ?? []), ...positionals];
-  if (inputs.length === 0) throw new UsageError('meshlet validate: name at least one file or directory (or - for standard input)');
-  const { issues, resources } = await loadInputs(inputs, { defaultNamespace: checkNamespaceOption(values.namespace) });
+  const live = values['control-plane'] === undefined ? undefined : clientTarget(values);
+  if (inputs.length === 0 && live === undefined) throw new UsageError('meshlet validate: name at least one file or directory (or - for standard input), or --control-plane to analyse what it serves');
+  const options = { defaultNamespace: checkNamespaceOption(values.namespace) };
+  const read = new IssueList();
+  const docs = await readInputs(inputs, read);
+  const { issues, resources } = live === undefined ? checkDocuments(docs, options, read) : await checkOverServed(docs, live, options, read);
   const shown = values.quiet === true ? issues.ofLevel('error') : issues.all;
   const n = (l: 'error' | 'warning' | 'info') => issues.ofLevel(l).length;
   const failed = threshold.some((l) => n(l) > 0);

@@ -24,7 +24,8 @@
  *
  * @module
  */
-import { IssueList } from '../../config/issues.ts';
+import { type ConfigIssue, IssueList } from '../../config/issues.ts';
+import { applyWarnings } from '../apply-warnings.ts';
 import { reportFindings } from '../../config/findings.ts';
 import type { AnalysisMode } from '../../config/load-config.ts';
 import { systemRandom } from '../../core/clock.ts';
@@ -175,13 +176,13 @@ export class EtcdConfigStore implements ConfigStore {
 
   /** Creates or replaces resources, committing all of them in one txn (409 for a resource files define). */
   apply(resources: readonly WireResource[], origin: string): Promise<ApplyResponse> {
-    return this.#write(origin, (set, owners, ctx) => planPuts(set, owners, resources, ctx));
+    return this.#write(origin, (set, owners, ctx) => planPuts(set, owners, resources, ctx), true);
   }
 
   /** Deletes one resource in a txn guarded like {@link apply} (409 for a resource files define). */
-  async delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string }> {
+  async delete(kind: string, namespace: string, name: string, origin: string): Promise<{ deleted: boolean; version: string; warnings: readonly string[] }> {
     const res = await this.#write(origin, (set, owners, ctx) => planDelete(set, owners, kind, namespace, name, ctx));
-    return { deleted: res.applied.length > 0, version: res.version };
+    return { deleted: res.applied.length > 0, version: res.version, warnings: res.warnings };
   }
 
   /**
@@ -206,15 +207,15 @@ export class EtcdConfigStore implements ConfigStore {
 
   /**
    * Reads the prefix, lets `change` edit the key → value map, validates the result and commits
-   * the ops guarded by every read key's mod_revision and "no key newer than the read".
+   * the ops guarded by every read key's mod_revision and "no key newer than the read". `labelled`: the warnings name an apply's resources by their place in it (`<apply>[i]`), as the file store does.
    */
-  #write(origin: string, change: Change): Promise<ApplyResponse> {
-    const run = this.#writes.then(() => this.#writeNow(origin, change));
+  #write(origin: string, change: Change, labelled = false): Promise<ApplyResponse> {
+    const run = this.#writes.then(() => this.#writeNow(origin, change, labelled));
     this.#writes = run.catch(() => undefined);
     return run;
   }
 
-  async #writeNow(origin: string, change: Change): Promise<ApplyResponse> {
+  async #writeNow(origin: string, change: Change, labelled: boolean): Promise<ApplyResponse> {
     // What earlier attempts committed: a write cut into several txns may have committed some of them.
     const committed = new Map<string, ApplyResponse['applied'][number]['action']>();
     for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
@@ -234,11 +235,10 @@ export class EtcdConfigStore implements ConfigStore {
         for (const k of badWrites) for (const r of checked.skipped.get(k)!.reasons) issues.file(`etcd:${k}`, undefined, 'error', r);
         throw new ConfigError([...issues.all, ...checked.issues.all]);
       }
-      const files = new Set(touched.map((k) => `etcd:${k}`));
-      const refs = new Set(applied.map((a) => a.ref));
-      const warnings = checked.issues.all
-        .filter((i) => i.level !== 'error' && ((i.file !== undefined && files.has(i.file)) || (i.resource !== undefined && refs.has(i.resource))))
-        .map(String);
+      const [files, refs] = [new Map(touched.map((k, i) => [`etcd:${k}`, `<apply>[${i}]`])), new Set(applied.map((a) => a.ref))];
+      const touches = (i: ConfigIssue) => (i.file !== undefined && files.has(i.file)) || (i.resource !== undefined && refs.has(i.resource));
+      const text = (i: ConfigIssue) => (labelled && i.file !== undefined && files.has(i.file) ? `${files.get(i.file)}${String(i).slice(i.file.length)}` : String(i));
+      const warnings = applyWarnings({ issues: checked.issues.all, findings: checked.state.findings, before: this.#state.findings, touches, text });
       for (const v of checked.skipped.values()) {
         warnings.push(`${v.key}: skipped, not served: ${v.reasons.join('; ')} (${repairHint(v)})`);
       }

@@ -210,7 +210,7 @@ describe('EtcdConfigStore: replicas sharing one etcd', { skip: skipWithout('etcd
     assert.equal(res.deleted, true);
     assert.equal(a.store.current().version, res.version);
     await until('B to follow', () => b.store.current().version === res.version);
-    assert.deepEqual(await a.store.delete('VirtualService', 'default', 'reviews', 'again'), { deleted: false, version: res.version });
+    assert.deepEqual(await a.store.delete('VirtualService', 'default', 'reviews', 'again'), { deleted: false, version: res.version, warnings: [] });
     await a.store.apply([route('v2')], 'route v2');
     await assert.rejects(a.store.delete('DestinationRule', 'default', 'reviews', 'delete a used rule'), (err: unknown) => {
       assert.ok(err instanceof ConfigError);

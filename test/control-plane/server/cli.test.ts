@@ -315,7 +315,7 @@ spec:
     const r = meshlet(['status'], env());
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`1/1 workloads at config version ${cfg.data.version}`));
-    assert.match(r.stdout, new RegExp(`default\\s+reviews\\s+${hello.data.connection}`));
+    assert.match(r.stdout, new RegExp(`default\\s+reviews\\s+-\\s+${hello.data.connection}`), 'LABELS: none besides app');
     assert.match(r.stdout, new RegExp(`${cfg.data.version}/${cfg.data.version}`));
     assert.match(r.stdout, /\(healthy\)/);
     assert.match(r.stdout, /Refused changes[\s\S]*referenced subset "v9"/);
