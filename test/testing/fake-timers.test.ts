@@ -4,11 +4,14 @@
  * `createMesh`: the mesh must still come up. Its config is compiled in slices with a turn of the
  * event loop between them, and those turns are not time: were they taken with the global
  * `setImmediate`, a faked one would never run them and `createMesh` would never resolve (a test
- * that hangs until the runner's timeout, with nothing to say why). Time itself (timeouts,
+ * that hangs until the runner's timeout, with nothing to say why). A mirrored copy, sent a turn
+ * after the call it copies, is sent whatever the fake does too. Time itself (timeouts,
  * backoff) is the mesh's clock's, which fake timers may drive (docs/testing.md).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as realSetTimeout } from 'node:timers/promises';
@@ -49,3 +52,37 @@ for (const [name, config] of [
     await (mesh as Mesh).close();
   });
 }
+
+test('a mirrored copy is sent while the global setImmediate is faked', async () => {
+  const seen: string[] = [];
+  const servers: Server[] = [];
+  const listen = async (name: string): Promise<number> => {
+    const server = createServer((req, res) => {
+      seen.push(`${name} ${req.url}`);
+      res.end(name);
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as AddressInfo).port;
+  };
+  const entry = (host: string, port: number) => ({ ...SE, metadata: { name: host }, spec: { ...SE.spec, hosts: [host], endpoints: [{ address: '127.0.0.1', ports: { http: port } }] } });
+  const mesh = await createMesh({
+    service: 'productpage',
+    config: [
+      entry('reviews', await listen('reviews')),
+      entry('shadow', await listen('shadow')),
+      { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'reviews' }, spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }], mirror: { host: 'shadow' } }] } },
+    ],
+  });
+  try {
+    const got = await withHeldImmediates(async () => {
+      assert.equal(await (await mesh.fetch('http://reviews:9080/r')).text(), 'reviews');
+      for (let i = 0; i < 500 && !seen.includes('shadow /r'); i++) await realSetTimeout(2);
+      return seen.includes('shadow /r');
+    });
+    assert.equal(got, true, `the mirror never went out: ${seen.join(', ')}`);
+  } finally {
+    await mesh.close();
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  }
+});
