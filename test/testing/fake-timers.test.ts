@@ -5,13 +5,16 @@
  * event loop between them, and those turns are not time: were they taken with the global
  * `setImmediate`, a faked one would never run them and `createMesh` would never resolve (a test
  * that hangs until the runner's timeout, with nothing to say why). A mirrored copy, sent a turn
- * after the call it copies, is sent whatever the fake does too. Time itself (timeouts,
+ * after the call it copies, is sent whatever the fake does too, and `mesh.close()` closes its
+ * servers' idle keep-alive connections (swept on network time, not the mesh's clock) with the
+ * global `setTimeout` and `setInterval` faked — before, a test's `afterAll(() => mesh.close())` hung until fake time
+ * was advanced. Time itself (timeouts,
  * backoff) is the mesh's clock's, which fake timers may drive (docs/testing.md).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as realSetTimeout } from 'node:timers/promises';
@@ -85,4 +88,26 @@ test('a mirrored copy is sent while the global setImmediate is faked', async () 
     await mesh.close();
     await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   }
+});
+
+test("mesh.close() closes its servers' idle keep-alive connections while the global setTimeout and setInterval are faked", async () => {
+  const mesh = await createMesh({ service: 'productpage', config: [] });
+  const server = mesh.createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // A keep-alive connection left idle after one answer, by a client that keeps it open.
+  const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  after(() => socket.destroy());
+  socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
+  await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+  const real = { setTimeout: globalThis.setTimeout, setInterval: globalThis.setInterval };
+  const held = { unref: () => held, ref: () => held, hasRef: () => false, refresh: () => held };
+  globalThis.setTimeout = ((): unknown => held) as unknown as typeof setTimeout;
+  globalThis.setInterval = ((): unknown => held) as unknown as typeof setInterval;
+  let closed: unknown;
+  try {
+    closed = await Promise.race([mesh.close().then(() => 'closed'), realSetTimeout(3000, 'hung')]); // two sweeps 250 ms apart
+  } finally {
+    Object.assign(globalThis, real);
+  }
+  assert.equal(closed, 'closed', 'mesh.close() waited on the faked timers');
 });
