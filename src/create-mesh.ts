@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { setImmediate } from 'node:timers';
 import { ANALYSIS_MODES } from './config/load-config.ts';
 import { validationWarnings } from './config/findings.ts';
 import { systemClock, systemRandom } from './core/clock.ts';

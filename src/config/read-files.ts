@@ -42,12 +42,29 @@ function refusal(st: Stats, maxBytes: number): string | undefined {
   return undefined;
 }
 
+/**
+ * A config "path" that is YAML or JSON text (a test's inline config, passed where a path goes): it
+ * has a line break, or starts as a resource does. Told so, named by its first line.
+ */
+function notAPath(path: string, issues: IssueList): boolean {
+  if (!path.includes('\n') && !/^\s*(?:[{[]|---|apiVersion:|kind:)/.test(path)) return false;
+  const first = path.trimStart().split('\n', 1)[0] as string;
+  issues.file(
+    `${first.slice(0, 60)}…`,
+    undefined,
+    'error',
+    'is YAML or JSON text, not a path: `config` takes file or directory paths, or resource objects — parse the text first (`parseAllDocuments(text).map((d) => d.toJS())` of the yaml package, or JSON.parse), or write it to a file',
+  );
+  return true;
+}
+
 async function collect(path: string, issues: IssueList, out: string[], ancestors: ReadonlySet<string>, top: boolean): Promise<void> {
   let st: Stats;
   try {
     st = await stat(path); // follows symbolic links
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (top && code === 'ENOENT' && notAPath(path, issues)) return;
     if (top) issues.file(path, undefined, 'error', code === 'ENOENT' ? 'no such file or directory' : `cannot read: ${(err as Error).message}`);
     // Inside a directory, a link to nothing: Kubernetes makes a ConfigMap's new key's link
     // before switching `..data` to the files it points to. Nothing is there to read yet.

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { setImmediate } from 'node:timers';
 import { type Clock, systemClock } from '../core/clock.ts';
 
 /** A computation of a `T` that may pause at each `yield` (it yields nothing; only the pauses matter). */

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { setImmediate } from 'node:timers';
 import type { Random } from '../core/clock.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError } from '../core/errors.ts';

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { clearTimeout, setTimeout } from 'node:timers';
 import type { Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';

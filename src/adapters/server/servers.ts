@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { clearInterval, setInterval } from 'node:timers';
 import cluster from 'node:cluster';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
