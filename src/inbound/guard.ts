@@ -238,6 +238,9 @@ export class InboundGuard {
     const ph = this.proxyHeaders;
     const rid = ph.requestId ? inboundRequestId(headers) : receivedRequestId(headers);
     const xfcc = forwardClientCert(headers, ph.forwardedClientCert, conn);
+    // Envoy's connection manager removes x-envoy-internal from every request and sets it only on
+    // internal ones, which a sidecar's inbound listener never sees (conn_manager_utility.cc).
+    const internal = headers['x-envoy-internal'] !== undefined && delete headers['x-envoy-internal'];
     const grpc = isGrpcContentType(headers['content-type']);
     if (conn.refused !== undefined) {
       return { serve: false, grpc, denial: { status: 503, grpcStatus: 14, body: 'connection refused by PeerAuthentication', reason: conn.refused, phase: 'peer-identity', closeConnection: true } };
@@ -290,7 +293,7 @@ export class InboundGuard {
       customAuthz: undefined,
       deadline: deadlineOf(headers),
       trace: rid.trace,
-      headersChanged: false,
+      headersChanged: internal,
       generatedRequestId: rid.added ? rid.trace?.['x-request-id'] : undefined,
       forwardedClientCert: xfcc,
       slot: undefined,

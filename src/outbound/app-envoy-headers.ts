@@ -39,6 +39,9 @@ const SANITIZED: ReadonlySet<string> = new Set([
   'x-envoy-ip-tags',
   'x-envoy-original-url',
   'x-envoy-hedge-on-per-try-timeout',
+  // Removed from every request by Envoy ("Clean proxy headers") and set only on internal ones: a
+  // caller's own would let it pass as internal (a global rate limit's `request_type: external`).
+  'x-envoy-internal',
 ]);
 
 /** Removes the app's own router-steering `x-envoy-*` headers from a call (lower-case names). */

@@ -160,12 +160,16 @@ describe('global rate limiting on the inbound side (mesh.createServer)', () => {
     assert.ok(x.assumes.some((a) => a.includes('is answered OK by the rate limit service ratelimit.istio-ratelimit.svc.cluster.local:8081 (domain echo-ratelimit) for PATH=/ (else 429; 500 if it cannot be asked (failure_mode_deny))')), x.assumes.join('\n'));
   });
 
-  it('request_type internal: only requests with x-envoy-internal: true are asked about', async () => {
-    const { url } = await serve({ timeout: '10s', request_type: 'internal' });
+  it("request_type: a caller's own x-envoy-internal: true is removed, so it neither skips an external limit nor reaches an internal one (Envoy's connection manager removes it and a sidecar's inbound listener sees no internal request)", async () => {
+    const internal = await serve({ timeout: '10s', request_type: 'internal' });
     const n = rls.seen.length;
-    await (await fetch(`${url}/other`)).text();
+    await (await fetch(`${internal.url}/other`)).text();
+    await (await fetch(`${internal.url}/other`, { headers: { 'x-envoy-internal': 'true' } })).text();
     assert.equal(rls.seen.length, n);
-    await (await fetch(`${url}/other`, { headers: { 'x-envoy-internal': 'true' } })).text();
+    const external = await serve({ timeout: '10s', request_type: 'external' });
+    rlsNow = 0;
+    const r = await fetch(`${external.url}/other`, { headers: { 'x-envoy-internal': 'true' } });
+    await r.text();
     assert.equal(rls.seen.length, n + 1);
   });
 

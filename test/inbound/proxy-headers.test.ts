@@ -202,15 +202,19 @@ describe('x-forwarded-client-cert with curl as the caller', { skip: skipWithout(
   });
 });
 
-describe('x-forwarded-client-cert from a plaintext caller, through every framework’s real entry point', () => {
+describe('x-forwarded-client-cert from a plaintext caller, and any caller’s x-envoy-internal, through every framework’s real entry point', () => {
   for (const fw of frameworks) {
-    it(`${fw.name}: removed before the app sees it`, async () => {
+    it(`${fw.name}: removed before the app sees them`, async () => {
       const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', config: [] as never, logger: quiet });
       const server = await fw.start(mesh);
       try {
-        const r = await raw(server.port, '/headers', { headers: { [XFCC]: `By=x;Hash=00;URI=${spiffe('foo', 'admin')}`, 'x-other': 'kept' } });
+        const r = await raw(server.port, '/headers', { headers: { [XFCC]: `By=x;Hash=00;URI=${spiffe('foo', 'admin')}`, 'x-envoy-internal': 'true', cookie: 'kept=1' } });
         assert.equal(r.statusCode, 200, r.text);
-        assert.equal((JSON.parse(r.text) as Seen).headers[XFCC], undefined);
+        const seen = (JSON.parse(r.text) as Seen).headers;
+        assert.equal(seen[XFCC], undefined);
+        // Envoy removes it from every request and sets it only on internal ones (never on a sidecar's inbound listener).
+        assert.equal(seen['x-envoy-internal'], undefined);
+        assert.equal(seen.cookie, 'kept=1');
       } finally {
         await server.close();
         await mesh.close();

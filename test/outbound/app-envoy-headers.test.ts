@@ -27,6 +27,8 @@ const STEERING: Record<string, string> = {
   'x-envoy-upstream-alt-stat-name': 'spoofed',
   'x-envoy-ip-tags': 'internal',
   'x-envoy-original-url': 'http://elsewhere/',
+  // Not router-steering, but removed from every request by Envoy and set only on internal ones.
+  'x-envoy-internal': 'true',
 };
 
 describe('a call\'s own x-envoy-* router headers (Istio sidecar: sanitized)', () => {
