@@ -43,14 +43,18 @@ function refusal(st: Stats, maxBytes: number): string | undefined {
 }
 
 /**
- * A config "path" that is YAML or JSON text (a test's inline config, passed where a path goes): it
- * has a line break, or starts as a resource does. Told so, named by its first line.
+ * A config "path" that is YAML or JSON text (a test's inline config, passed where a path goes):
+ * a JSON object or list, or a YAML document (`---`, or a `key:` line) — a missing path that only
+ * ends with a line break, or starts with `[`, is still a path. Told so, named by its first line.
  */
 function notAPath(path: string, issues: IssueList): boolean {
-  if (!path.includes('\n') && !/^\s*(?:[{[]|---|apiVersion:|kind:)/.test(path)) return false;
-  const first = path.trimStart().split('\n', 1)[0] as string;
+  const text = path.trim();
+  const json = /^(?:\{[^]*\}|\[[^]*\])$/.test(text) && (text.includes('\n') || text.includes('"') || text.includes(':'));
+  const yaml = /^(?:---|apiVersion:|kind:)/.test(text) || (text.includes('\n') && /^\s*[\w.-]+:(?:\s|$)/m.test(text));
+  if (!json && !yaml) return false;
+  const first = text.split('\n', 1)[0] as string;
   issues.file(
-    `${first.slice(0, 60)}…`,
+    first.length > 60 ? `${first.slice(0, 60)}…` : first,
     undefined,
     'error',
     'is YAML or JSON text, not a path: `config` takes file or directory paths, or resource objects — parse the text first (`parseAllDocuments(text).map((d) => d.toJS())` of the yaml package, or JSON.parse), or write it to a file',
@@ -65,7 +69,7 @@ async function collect(path: string, issues: IssueList, out: string[], ancestors
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (top && code === 'ENOENT' && notAPath(path, issues)) return;
-    if (top) issues.file(path, undefined, 'error', code === 'ENOENT' ? 'no such file or directory' : `cannot read: ${(err as Error).message}`);
+    if (top) issues.file(path, undefined, 'error', code === 'ENOENT' ? `no such file or directory${/\s$/.test(path) ? ' (the path ends with white space or a line break)' : ''}` : `cannot read: ${(err as Error).message}`);
     // Inside a directory, a link to nothing: Kubernetes makes a ConfigMap's new key's link
     // before switching `..data` to the files it points to. Nothing is there to read yet.
     else if (code === 'ENOENT') issues.file(path, undefined, 'warning', 'is a symbolic link to nothing (a missing file); skipped');

@@ -26,3 +26,25 @@ for (const [what, config] of [
 test('a path that does not exist is still "no such file or directory"', async () => {
   await assert.rejects(createMesh({ service: 'productpage', config: './no-such-mesh-dir' }), /no-such-mesh-dir: no such file or directory/);
 });
+
+for (const [what, path, shown] of [
+  ['a path read from a file or variable, with its line break', '/no/such/meshlet/config\n', /\/no\/such\/meshlet\/config\n: no such file or directory \(the path ends with white space or a line break\)/],
+  ['a path starting with [', '[abc].yaml', /\[abc\]\.yaml: no such file or directory$/m],
+  ['a Windows-looking path with a colon', 'C:meshlet', /C:meshlet: no such file or directory/],
+] as const) {
+  test(`${what} that does not exist is a missing path, not text`, async () => {
+    await assert.rejects(createMesh({ service: 'productpage', config: path }), (e: Error) => {
+      assert.match(e.message, shown);
+      assert.doesNotMatch(e.message, /is YAML or JSON text/);
+      return true;
+    });
+  });
+}
+
+test('a short first line is named without an ellipsis', async () => {
+  await assert.rejects(createMesh({ service: 'productpage', config: 'kind: Service\nmetadata: {name: a}\n' }), (e: Error) => {
+    assert.match(e.message, /kind: Service: is YAML or JSON text/);
+    assert.doesNotMatch(e.message, /…/);
+    return true;
+  });
+});
