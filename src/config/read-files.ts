@@ -49,7 +49,7 @@ function refusal(st: Stats, maxBytes: number): string | undefined {
  */
 function notAPath(path: string, issues: IssueList): boolean {
   const text = path.trim();
-  const json = /^(?:\{[^]*\}|\[[^]*\])$/.test(text) && (text.includes('\n') || text.includes('"') || text.includes(':'));
+  const json = ((text.startsWith("{") && text.endsWith("}")) || (text.startsWith("[") && text.endsWith("]"))) && (text.includes('\n') || text.includes('"') || text.includes(':'));
   const yaml = /^(?:---|apiVersion:|kind:)/.test(text) || (text.includes('\n') && /^\s*[\w.-]+:(?:\s|$)/m.test(text));
   if (!json && !yaml) return false;
   const first = text.split('\n', 1)[0] as string;
