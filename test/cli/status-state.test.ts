@@ -32,5 +32,10 @@ test('SYNCED and NACKED say how long ago the config was ACKed or NACKed', () => 
 test('the labels that tell instances apart, without app (the service)', () => {
   assert.equal(instanceLabels(base), 'version=v2');
   assert.equal(instanceLabels({ ...base, labels: { app: 'reviews' } }), '-');
-  assert.equal(instanceLabels({ ...base, labels: { app: 'other', version: 'v1', track: 'canary' } }), 'app=other,version=v1,track=canary');
+  assert.equal(instanceLabels({ ...base, labels: { app: 'other', version: 'v1', track: 'canary' } }), 'version=v1,app=other,track=canary');
+  // A value that would read as two labels is quoted; prefixed keys go last; a long list is cut.
+  assert.equal(instanceLabels({ ...base, labels: { app: 'reviews', team: 'a,b=c', version: 'v3' } }), 'version=v3,team="a,b=c"');
+  const many = instanceLabels({ ...base, labels: { app: 'reviews', 'security.istio.io/tlsMode': 'istio', 'pod-template-hash': '5d4f8c9b7', version: 'v2', tier: 'backend' } });
+  assert.equal(many.length, 40);
+  assert.ok(many.startsWith('version=v2,pod-template-hash=5d4f8c9b7,tier=backend'.slice(0, 39)) && many.endsWith('…'), many);
 });

@@ -47,10 +47,22 @@ export function state(w: WorkloadStatus, configVersion: string, now = Date.now()
   return 'STALE';
 }
 
-/** The labels that tell a service's instances apart (`app` is the service): `version=v2`, or `-`. */
+/** How wide the LABELS cell gets before it is cut (`…`); `-o json` has them all. */
+const LABELS_WIDTH = 40;
+
+/**
+ * The labels that tell a service's instances apart (`app` is the service): `version=v2`, or `-`.
+ * `version` first, prefixed keys (`security.istio.io/tlsMode`) last; a value with `,`, `=`, a
+ * quote or white space quoted, so `team=a,b=c` cannot read as two labels; cut at 40 characters.
+ */
 export function instanceLabels(w: WorkloadStatus): string {
-  const labels = Object.entries(w.labels).filter(([k, v]) => !(k === 'app' && v === w.service));
-  return labels.length === 0 ? '-' : labels.map(([k, v]) => `${k}=${v}`).join(',');
+  const rank = (k: string): number => (k === 'version' ? 0 : k.includes('/') ? 2 : 1);
+  const labels = Object.entries(w.labels)
+    .filter(([k, v]) => !(k === 'app' && v === w.service))
+    .sort(([a], [b]) => rank(a) - rank(b));
+  if (labels.length === 0) return '-';
+  const text = labels.map(([k, v]) => `${k}=${/[,="\s]/.test(v) ? JSON.stringify(v) : v}`).join(',');
+  return text.length > LABELS_WIDTH ? `${text.slice(0, LABELS_WIDTH - 1)}…` : text;
 }
 
 const pair = (sent: string | undefined, acked: string | undefined) => `${sent ?? '-'}/${acked ?? '-'}`;
