@@ -144,6 +144,7 @@ export class Outbound {
       },
     };
     const route = (ex: Exchange) => ex.route as CompiledRoute;
+    const trusted = o.trustEnvoyRequestHeaders === true;
     const balance = balanceLayer({ random: o.random, sourceIp: o.sourceIp });
     const transports = o.transports;
     const classify = (ex: Exchange, err: Error): FailureKind => transportOf(transports, ex.transport).classify(err, ex);
@@ -152,7 +153,7 @@ export class Outbound {
     // A host outside the mesh (ALLOW_ANY): Istio's allow_any route — no route timeout (unless a
     // trusted app asks for one: x-envoy-upstream-rq-timeout-ms), no retries — but the caller's deadline still holds, and a failure is answered as Envoy answers it (503 UF, …).
     const passthrough = stack(
-      [timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: (ex) => timeoutFromHeader(ex.headers, RQ_TIMEOUT_HEADER, undefined) }), passthroughLayer({ classify, attemptCount: o.attemptCount ?? true })],
+      [timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: trusted ? (ex) => timeoutFromHeader(ex.headers, RQ_TIMEOUT_HEADER, undefined) : () => undefined }), passthroughLayer({ classify, attemptCount: o.attemptCount ?? true })],
       (ex, handler) => transportOf(transports, ex.transport).passthrough(ex, handler),
     );
     const upstream = upstreamLayer({ classify, clock: o.clock, attemptCount: o.attemptCount ?? true });
@@ -187,7 +188,8 @@ export class Outbound {
         ),
       ],
       // The route's timeout, or the one a trusted app asks for (x-envoy-upstream-rq-timeout-ms; trustEnvoyRequestHeaders).
-      ['timeout', timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: (ex) => timeoutFromHeader(ex.headers, RQ_TIMEOUT_HEADER, route(ex).timeoutMs) })],
+      // Not one a VirtualService's `headers.request` set: Envoy's router takes the timeouts before it adds the route's headers (router.cc decodeHeaders), and sends such a header on.
+      ['timeout', timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: trusted ? (ex) => timeoutFromHeader(ex.headers, RQ_TIMEOUT_HEADER, route(ex).timeoutMs) : (ex) => route(ex).timeoutMs })],
       [
         'retry',
         retryLayer({
@@ -203,6 +205,7 @@ export class Outbound {
           },
           classify,
           maxRetryAfterMs: o.maxRetryAfterMs,
+          timeoutHeaders: trusted,
         }),
       ],
       ['balance', balance],
@@ -216,7 +219,7 @@ export class Outbound {
     // As an Istio sidecar's outbound listener treats the app's requests (external: their
     // router-steering x-envoy-* headers removed) unless told to trust them.
     this.dispatch =
-      o.trustEnvoyRequestHeaders === true
+      trusted
         ? pipeline
         : (ex, handler) => {
             sanitizeAppEnvoyHeaders(ex.headers);

@@ -45,6 +45,8 @@ export interface RetryLayerOptions {
   classify(ex: Exchange, err: Error): FailureKind;
   /** Longest `Retry-After` honoured; a longer one ends retrying. */
   readonly maxRetryAfterMs: number;
+  /** A call's `x-envoy-upstream-rq-per-try-timeout-ms` replaces `perTryTimeout` (trustEnvoyRequestHeaders; else one a route set is sent on, as Envoy reads it before the route's headers). */
+  readonly timeoutHeaders: boolean;
 }
 
 /** The marker error a per-try timeout aborts its attempt with. */
@@ -107,7 +109,7 @@ export function retryLayer(o: RetryLayerOptions): Layer {
       const policy = ex.sideCall ? noRetries(o.policy(ex)) : retryPolicyForCall(o.policy(ex), ex.headers);
       const retriable = takeRetriableHeaders(ex.headers);
       // The route's per-try timeout, or the one the app asks for (x-envoy-upstream-rq-per-try-timeout-ms).
-      ex.perTryTimeoutMs = timeoutFromHeader(ex.headers, PER_TRY_TIMEOUT_HEADER, policy.perTryTimeoutMs);
+      ex.perTryTimeoutMs = o.timeoutHeaders ? timeoutFromHeader(ex.headers, PER_TRY_TIMEOUT_HEADER, policy.perTryTimeoutMs) : policy.perTryTimeoutMs;
       new Attempt(run, ex, handler, policy, retriable, false).send();
     };
   };

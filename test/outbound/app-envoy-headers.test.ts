@@ -120,3 +120,39 @@ test('end to end: an edge behind the mesh that forwards its client\'s headers ca
     await orders.close();
   }
 });
+
+test("a VirtualService's headers.request.set of x-envoy-upstream-rq-timeout-ms / per-try is sent on and times nothing, as Envoy's router takes the timeouts before it adds the route's headers; its x-envoy-max-retries steers retries, as Envoy reads those after", async () => {
+  let n = 0;
+  const up = await startUpstream('slow', (_q, res) => {
+    n++;
+    // The first answer comes late (past both header values), the rest at once with 503.
+    if (n === 1) setTimeout(() => res.end('late'), 300);
+    else {
+      res.statusCode = 503;
+      res.end('busy');
+    }
+  });
+  const mesh = await createMesh({
+    service: 'client',
+    random: seededRandom(5),
+    config: [
+      serviceEntry('slow', 'slow.default.svc.cluster.local', 80, [{ port: up.port }]),
+      virtualService('slow', ['slow'], [{ route: [{ destination: { host: 'slow' } }], retries: { attempts: 0 }, headers: { request: { set: { 'x-envoy-upstream-rq-timeout-ms': '20', 'x-envoy-upstream-rq-per-try-timeout-ms': '10', 'x-envoy-retry-on': '5xx', 'x-envoy-max-retries': '2' } } } }]),
+    ],
+  });
+  try {
+    const first = await mesh.fetch('http://slow/');
+    assert.equal(first.status, 200, 'not timed out by the route-set headers');
+    assert.equal(await first.text(), 'late');
+    const got = up.seen[0]?.headers ?? {};
+    assert.equal(got['x-envoy-upstream-rq-timeout-ms'], '20');
+    assert.equal(got['x-envoy-upstream-rq-per-try-timeout-ms'], '10');
+    const second = await mesh.fetch('http://slow/');
+    assert.equal(second.status, 503);
+    await second.text();
+    assert.equal(up.hits, 4, 'the route-set x-envoy-retry-on: 5xx with x-envoy-max-retries: 2 retried twice');
+  } finally {
+    await mesh.close();
+    await up.close();
+  }
+});
