@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { join } from 'node:path';
 import { type ConfigIssue, IssueList } from '../../config/issues.ts';
 import { applyWarnings } from '../apply-warnings.ts';
 import { reportFindings } from '../../config/findings.ts';
@@ -177,7 +178,7 @@ export class EtcdConfigStore implements ConfigStore {
 
   /** Creates or replaces resources, committing all of them in one txn (409 for a resource files define). */
   apply(resources: readonly WireResource[], origin: string): Promise<ApplyResponse> {
-    return this.#write(origin, (set, owners, ctx) => planPuts(set, owners, resources, ctx), true);
+    return this.#write(origin, (set, owners, ctx) => planPuts(set, owners, resources, ctx), applyLabel);
   }
 
   /** Deletes one resource in a txn guarded like {@link apply} (409 for a resource files define). */
@@ -194,10 +195,14 @@ export class EtcdConfigStore implements ConfigStore {
    */
   async syncFiles(dir: string, host: string, resources: readonly { wire: WireResource; file: string }[], origin: string): Promise<ApplyResponse & FileSyncNotes> {
     let notes: FileSyncNotes = { deleted: [], tookOver: [] };
-    const res = await this.#write(origin, (set, owners, ctx) => {
-      notes = { deleted: [], tookOver: [] };
-      return planFileSync(set, owners, resources, ctx, { dir, host }, notes);
-    });
+    const res = await this.#write(
+      origin,
+      (set, owners, ctx) => {
+        notes = { deleted: [], tookOver: [] };
+        return planFileSync(set, owners, resources, ctx, { dir, host }, notes);
+      },
+      (i) => (i < resources.length ? join(dir, resources[i]!.file) : undefined),
+    );
     return { ...res, ...notes };
   }
 
@@ -208,15 +213,15 @@ export class EtcdConfigStore implements ConfigStore {
 
   /**
    * Reads the prefix, lets `change` edit the key → value map, validates the result and commits
-   * the ops guarded by every read key's mod_revision and "no key newer than the read". `labelled`: the refusal and warnings name an apply's resources by their place in it (`<apply>[i]`), as the file store does.
+   * the ops guarded by every read key's mod_revision and "no key newer than the read". `labelOf`: what the refusal and warnings call the i-th resource written (an apply's `<apply>[i]`, a synced file), as the file store does.
    */
-  #write(origin: string, change: Change, labelled = false): Promise<ApplyResponse> {
-    const run = this.#writes.then(() => this.#writeNow(origin, change, labelled));
+  #write(origin: string, change: Change, labelOf?: (i: number) => string | undefined): Promise<ApplyResponse> {
+    const run = this.#writes.then(() => this.#writeNow(origin, change, labelOf));
     this.#writes = run.catch(() => undefined);
     return run;
   }
 
-  async #writeNow(origin: string, change: Change, labelled: boolean): Promise<ApplyResponse> {
+  async #writeNow(origin: string, change: Change, labelOf: ((i: number) => string | undefined) | undefined): Promise<ApplyResponse> {
     // What earlier attempts committed: a write cut into several txns may have committed some of them.
     const committed = new Map<string, ApplyResponse['applied'][number]['action']>();
     for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
@@ -231,7 +236,7 @@ export class EtcdConfigStore implements ConfigStore {
       const checked = await this.#check(set, this.#writeCache);
       // What the change writes must be valid; bad values it does not touch are skipped, not in the way.
       const badWrites = touched.filter((k) => checked.skipped.has(k) && set.has(k));
-      const labels = new WriteLabels(touched, labelled ? applyLabel : undefined);
+      const labels = new WriteLabels(touched, labelOf);
       if (badWrites.length > 0 || !checked.ok) {
         const issues = new IssueList();
         for (const k of badWrites) for (const r of checked.skipped.get(k)!.reasons) issues.file(keyFile(k), undefined, 'error', r);

@@ -3,11 +3,12 @@
  * findings; the refusal names what was sent by its place in the request (`<apply>[i]`), which
  * `meshlet apply -f` turns into the file and the line of the field — over etcd as over a
  * directory. Over etcd the refusal named the stored key instead
- * (`etcd:/meshlet/config/VirtualService/default/reviews: …`), which the user never wrote.
+ * (`etcd:/meshlet/config/VirtualService/default/reviews: …`), which the user never wrote; and a
+ * `--config` directory's change that etcd refuses named keys too, not the file.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -108,4 +109,35 @@ describe('a blocking control plane names the applied file and line in a refusal:
   });
 
   it('an IST0101 refusal: <apply>[i] through the API, the file and line through meshlet apply', () => refusals(s.url, s.admin));
+});
+
+describe('etcd with --config and blocking analysis: a file change etcd refuses names the file', { skip: skipWithout('etcd'), timeout: 60_000 }, () => {
+  let etcd: EtcdServer;
+  let stores: EtcdStores;
+  let dir: string;
+  const logs: string[] = [];
+
+  before(async () => {
+    etcd = await startEtcd();
+    dir = await mkdtemp(join(tmpdir(), 'meshlet-blocking-files-'));
+    await mkdir(join(dir, 'mesh'));
+    await writeFile(join(dir, 'mesh', 'service.yaml'), SERVICE);
+    stores = await openEtcd(etcd.endpoints, { configDir: join(dir, 'mesh'), analysis: 'blocking', logger: { warn: (m) => logs.push(m), info: () => undefined } });
+  });
+  after(async () => {
+    await stores?.close();
+    await etcd?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a file VirtualService for a host one applied through the API routes: IST0109 on the file by its path', async () => {
+    await stores.store.apply([{ apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'reviews-api', namespace: 'default' }, spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }] }] } }], 'apply by admin');
+    const file = join(dir, 'mesh', 'vs.yaml');
+    await writeFile(file, route('v1').replace('subset: v1', 'port: {number: 9080}'));
+    for (let i = 0; i < 500 && !logs.some((l) => l.includes('not applied into etcd')); i++) await new Promise((r) => setTimeout(r, 10));
+    const refusal = logs.find((l) => l.includes('not applied into etcd')) ?? '';
+    assert.match(refusal, new RegExp(`\\n {2}${file}: VirtualService default/reviews: spec\\.hosts\\[0\\]: host reviews\\.default\\.svc\\.cluster\\.local is also claimed by VirtualService default/reviews-api`), refusal);
+    // The one the change did not touch is named as it is stored.
+    assert.match(refusal, /etcd:\/meshlet\/config\/VirtualService\/default\/reviews-api: VirtualService default\/reviews-api: /);
+  });
 });
