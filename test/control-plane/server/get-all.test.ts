@@ -10,7 +10,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { type EtcdStores, openEtcd } from '../../../src/control-plane-server/etcd/index.ts';
+import { startControlPlane } from '../../../src/control-plane-server/server.ts';
 import { meshletAsync } from '../../cli/helpers.ts';
+import { type EtcdServer, startEtcd } from '../../helpers/etcd.ts';
+import { skipWithout } from '../../helpers/tools.ts';
 import { api, reviewsVs, SERVICES_YAML, startTestServer, tempDir, type TestServer } from './helpers.ts';
 
 const APPLIED = `apiVersion: networking.istio.io/v1
@@ -129,5 +133,43 @@ describe('meshlet get <kind>,<kind> and get all', () => {
       assert.equal(named.code, 2);
       assert.match(named.stderr, new RegExp(`a resource name goes with one kind, not "${kinds}"`));
     }
+  });
+});
+
+describe('the backup round trip over etcd', { skip: skipWithout('etcd'), timeout: 60_000 }, () => {
+  let etcd: EtcdServer;
+  let stores: EtcdStores;
+  let server: TestServer;
+  const d = tempDir('meshlet-get-all-etcd-');
+
+  before(async () => {
+    etcd = await startEtcd();
+    const logger = { warn: () => undefined, info: () => undefined };
+    stores = await openEtcd(etcd.endpoints, { logger });
+    const cp = await startControlPlane({ ...stores, dataDir: d.dir, host: '127.0.0.1', port: 0, logger });
+    server = { cp, url: cp.url, configDir: '', dataDir: d.dir, admin: await cp.mintToken({ admin: true }), logs: [], close: () => cp.close() };
+    writeFileSync(join(d.dir, 'applied.yaml'), `${SERVICES_YAML}---\n${reviewsVs('1s')}---\n${APPLIED}`);
+    const r = await cli(['apply', '-f', join(d.dir, 'applied.yaml')], server);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  after(async () => {
+    await server?.close();
+    await stores?.close();
+    await etcd?.stop();
+    d.cleanup();
+  });
+
+  it('get all -A -o yaml, applied again: every resource unchanged, the same config version', async () => {
+    const backup = join(d.dir, 'backup.yaml');
+    const got = await cli(['get', 'all', '-A', '-o', 'yaml'], server);
+    assert.equal(got.code, 0, got.stderr);
+    writeFileSync(backup, got.stdout);
+    const before = await versionOf(server);
+    const r = await cli(['apply', '-f', backup], server);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 7, r.stdout);
+    for (const l of lines) assert.match(l, / unchanged$/);
+    assert.equal(await versionOf(server), before);
   });
 });
