@@ -84,6 +84,7 @@ export class MeshTelemetry {
         locality: o.locality ?? '',
         trustDomain: o.trustDomain ?? 'cluster.local',
         edge: o.numTrustedProxies !== undefined,
+        trustEnvoyRequestHeaders: o.trustEnvoyRequestHeaders === true,
         options: o.telemetry?.tracing,
         warn: (m) => log.warn(m),
       },

@@ -23,7 +23,7 @@ Commands:
   control-plane --config <dir> [...]       run the control-plane server (config push, registry)
   token (--service <s> -n <ns> | --admin)  mint a token signed with the control plane's key
   apply -f <file, dir or ->                create or replace resources on the control plane
-  get <kind> [name] [-n ns]                list or print resources the control plane serves
+  get <kind>[,<kind>...]|all [name]        list or print resources the control plane serves
   delete <kind> <name> [-n ns]             delete a resource created with apply
   status                                   connected workloads, ACKed versions, refused changes
   ca <init|show|issue|rotate> <dir>        a development CA: workload certificates for tests

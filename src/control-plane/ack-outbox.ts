@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { setImmediate } from 'node:timers';
 import type { Clock, Timer } from '../core/clock.ts';
 import type { ControlPlaneHttp } from './http.ts';
 import { ACK_PATH, type AckRequest } from './protocol.ts';
@@ -21,7 +22,7 @@ export class AckOutbox {
   }
 
   /**
-   * Sends `body` to `url` once the I/O callbacks that are running are done (setImmediate): the
+   * Sends `body` to `url` once the I/O callbacks that are running are done (`node:timers` setImmediate, not a runner's fake): the
    * change is in use already, and a process whose meshes all receive the same push (tests,
    * several meshes in one process) applies it in every mesh before any of them talks back.
    */

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { setImmediate } from 'node:timers';
 import type { Timer } from '../core/clock.ts';
 import { RepeatedWarning } from './repeated-warning.ts';
 import { closeInOrder } from '../core/close-in-order.ts';

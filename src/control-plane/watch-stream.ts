@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { setImmediate } from 'node:timers';
 import type { Clock, Timer } from '../core/clock.ts';
 import type { WorkloadInfo } from '../routing/compile.ts';
 import { type ControlPlaneHttp, readBounded, statusError } from './http.ts';

@@ -22,8 +22,9 @@ import type { Headers } from '../core/exchange.ts';
 
 /**
  * What `cleanInternalHeaders` removes from an external request, as meshlet's calls could carry
- * them (`x-envoy-force-trace`, which it removes too, is read by the tracer before the call is
- * routed and is left to it).
+ * them. `x-envoy-force-trace` too: Envoy removes it before its tracing decision
+ * (`mutateTracingRequestHeader` runs after), so the app cannot force a trace; the tracer, which
+ * sees the call before it is routed, does not honour it either unless the headers are trusted.
  */
 const SANITIZED: ReadonlySet<string> = new Set([
   'x-envoy-retriable-status-codes',
@@ -39,6 +40,7 @@ const SANITIZED: ReadonlySet<string> = new Set([
   'x-envoy-ip-tags',
   'x-envoy-original-url',
   'x-envoy-hedge-on-per-try-timeout',
+  'x-envoy-force-trace',
   // Removed from every request by Envoy ("Clean proxy headers") and set only on internal ones: a
   // caller's own would let it pass as internal (a global rate limit's `request_type: external`).
   'x-envoy-internal',

@@ -139,3 +139,11 @@ export async function checkStoredSet(set: ReadonlyMap<string, string>, o: CheckO
   const version = await runSliced(contentVersionSteps(loaded.resources));
   return { ok: loaded.ok, issues, skipped, state: { version, resources: loaded.resources, findings: loaded.findings } };
 }
+
+/** The commands that repair a stored value skipped as invalid (`meshlet delete <kind> <name> -n <ns>`, as docs/cli.md has it). */
+export function repairHint(v: SkippedValue): string {
+  const m = v.resource === undefined ? null : /^(\S+) ([^/]+)\/(.+)$/.exec(v.resource);
+  if (m === null) return `remove it with etcdctl del ${v.key}`;
+  const [, kind, namespace, name] = m;
+  return `repair it: meshlet delete ${kind} ${name} -n ${namespace}, or meshlet apply -f <a file with a valid ${kind} ${namespace}/${name}>`;
+}

@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { join } from 'node:path';
 import { type ConfigIssue, IssueList } from '../../config/issues.ts';
 import { applyWarnings } from '../apply-warnings.ts';
 import { reportFindings } from '../../config/findings.ts';
@@ -36,9 +37,10 @@ import { contentVersion } from '../../config/version.ts';
 import type { ConfigState, ConfigStore, SourceHealth } from '../store.ts';
 import type { Compare, EtcdClient, KeyValue, TxnOp } from './client.ts';
 import { type FileOwner, type FileSyncNotes, planDelete, planFileSync, planPuts, readOwners, type WriteContext, type WritePlan } from './config-writes.ts';
-import { type CheckedSet, checkStoredSet, StoredSetCache } from './config-check.ts';
+import { type CheckedSet, checkStoredSet, repairHint, StoredSetCache } from './config-check.ts';
 import { refOf, tooBigHint, txnBatches } from './txn-batches.ts';
 import { PrefixWatch, type WatchEvent } from './watch.ts';
+import { applyLabel, keyFile, WriteLabels } from './write-labels.ts';
 
 /** Logger used by the etcd stores. */
 export interface EtcdLogger {
@@ -176,7 +178,7 @@ export class EtcdConfigStore implements ConfigStore {
 
   /** Creates or replaces resources, committing all of them in one txn (409 for a resource files define). */
   apply(resources: readonly WireResource[], origin: string): Promise<ApplyResponse> {
-    return this.#write(origin, (set, owners, ctx) => planPuts(set, owners, resources, ctx), true);
+    return this.#write(origin, (set, owners, ctx) => planPuts(set, owners, resources, ctx), applyLabel);
   }
 
   /** Deletes one resource in a txn guarded like {@link apply} (409 for a resource files define). */
@@ -193,10 +195,14 @@ export class EtcdConfigStore implements ConfigStore {
    */
   async syncFiles(dir: string, host: string, resources: readonly { wire: WireResource; file: string }[], origin: string): Promise<ApplyResponse & FileSyncNotes> {
     let notes: FileSyncNotes = { deleted: [], tookOver: [] };
-    const res = await this.#write(origin, (set, owners, ctx) => {
-      notes = { deleted: [], tookOver: [] };
-      return planFileSync(set, owners, resources, ctx, { dir, host }, notes);
-    });
+    const res = await this.#write(
+      origin,
+      (set, owners, ctx) => {
+        notes = { deleted: [], tookOver: [] };
+        return planFileSync(set, owners, resources, ctx, { dir, host }, notes);
+      },
+      (i) => (i < resources.length ? join(dir, resources[i]!.file) : undefined),
+    );
     return { ...res, ...notes };
   }
 
@@ -207,15 +213,15 @@ export class EtcdConfigStore implements ConfigStore {
 
   /**
    * Reads the prefix, lets `change` edit the key → value map, validates the result and commits
-   * the ops guarded by every read key's mod_revision and "no key newer than the read". `labelled`: the warnings name an apply's resources by their place in it (`<apply>[i]`), as the file store does.
+   * the ops guarded by every read key's mod_revision and "no key newer than the read". `labelOf`: what the refusal and warnings call the i-th resource written (an apply's `<apply>[i]`, a synced file), as the file store does.
    */
-  #write(origin: string, change: Change, labelled = false): Promise<ApplyResponse> {
-    const run = this.#writes.then(() => this.#writeNow(origin, change, labelled));
+  #write(origin: string, change: Change, labelOf?: (i: number) => string | undefined): Promise<ApplyResponse> {
+    const run = this.#writes.then(() => this.#writeNow(origin, change, labelOf));
     this.#writes = run.catch(() => undefined);
     return run;
   }
 
-  async #writeNow(origin: string, change: Change, labelled: boolean): Promise<ApplyResponse> {
+  async #writeNow(origin: string, change: Change, labelOf: ((i: number) => string | undefined) | undefined): Promise<ApplyResponse> {
     // What earlier attempts committed: a write cut into several txns may have committed some of them.
     const committed = new Map<string, ApplyResponse['applied'][number]['action']>();
     for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
@@ -230,15 +236,15 @@ export class EtcdConfigStore implements ConfigStore {
       const checked = await this.#check(set, this.#writeCache);
       // What the change writes must be valid; bad values it does not touch are skipped, not in the way.
       const badWrites = touched.filter((k) => checked.skipped.has(k) && set.has(k));
+      const labels = new WriteLabels(touched, labelOf);
       if (badWrites.length > 0 || !checked.ok) {
         const issues = new IssueList();
-        for (const k of badWrites) for (const r of checked.skipped.get(k)!.reasons) issues.file(`etcd:${k}`, undefined, 'error', r);
-        throw new ConfigError([...issues.all, ...checked.issues.all]);
+        for (const k of badWrites) for (const r of checked.skipped.get(k)!.reasons) issues.file(keyFile(k), undefined, 'error', r);
+        throw new ConfigError([...issues.all, ...checked.issues.all].map((i) => labels.relabel(i)));
       }
-      const [files, refs] = [new Map(touched.map((k, i) => [`etcd:${k}`, `<apply>[${i}]`])), new Set(applied.map((a) => a.ref))];
-      const touches = (i: ConfigIssue) => (i.file !== undefined && files.has(i.file)) || (i.resource !== undefined && refs.has(i.resource));
-      const text = (i: ConfigIssue) => (labelled && i.file !== undefined && files.has(i.file) ? `${files.get(i.file)}${String(i).slice(i.file.length)}` : String(i));
-      const warnings = applyWarnings({ issues: checked.issues.all, findings: checked.state.findings, before: this.#state.findings, touches, text });
+      const refs = new Set(applied.map((a) => a.ref));
+      const touches = (i: ConfigIssue) => labels.touches(i) || (i.resource !== undefined && refs.has(i.resource));
+      const warnings = applyWarnings({ issues: checked.issues.all, findings: checked.state.findings, before: this.#state.findings, touches, text: (i) => labels.text(i) });
       for (const v of checked.skipped.values()) {
         warnings.push(`${v.key}: skipped, not served: ${v.reasons.join('; ')} (${repairHint(v)})`);
       }
@@ -389,12 +395,4 @@ export class EtcdConfigStore implements ConfigStore {
       }
     }
   }
-}
-
-/** The commands that repair a stored value skipped as invalid (`meshlet delete <kind> <name> -n <ns>`, as docs/cli.md has it). */
-export function repairHint(v: SkippedValue): string {
-  const m = v.resource === undefined ? null : /^(\S+) ([^/]+)\/(.+)$/.exec(v.resource);
-  if (m === null) return `remove it with etcdctl del ${v.key}`;
-  const [, kind, namespace, name] = m;
-  return `repair it: meshlet delete ${kind} ${name} -n ${namespace}, or meshlet apply -f <a file with a valid ${kind} ${namespace}/${name}>`;
 }

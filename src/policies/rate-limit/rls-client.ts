@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { setImmediate } from 'node:timers';
 import type { Clock } from '../../core/clock.ts';
 import { callUnary, type UnaryRequester } from '../../core/unary-call.ts';
 import type { Descriptor } from './local-rate-limiter.ts';

@@ -18,7 +18,7 @@
  * {@link MAX_EXPORTS_IN_FLIGHT} calls are in flight (Envoy does not bound them); while they
  * are, the batch is not sent, fills up, and further records are dropped and counted; a call that has no answer after {@link EXPORT_TIMEOUT_MS} fails (Envoy's
  * call has no timeout). Records are handed over already encoded, and a full batch is sent on the
- * next turn of the event loop (`setImmediate`), not inside the request's `log()`. A failing
+ * next turn of the event loop (`node:timers` `setImmediate`, which test runners' fake timers do not hold), not inside the request's `log()`. A failing
  * collector is warned about at most once per {@link WARN_INTERVAL_MS} (Envoy logs nothing per
  * failure; it counts `logs_dropped`).
  *
@@ -26,6 +26,7 @@
  */
 import { AsyncResource } from 'node:async_hooks';
 import { channel } from 'node:diagnostics_channel';
+import { setImmediate } from 'node:timers';
 import { context as otelContext, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Clock, Timer } from '../../core/clock.ts';
 import { outsideContext } from '../../core/context.ts';

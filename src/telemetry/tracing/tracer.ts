@@ -13,8 +13,11 @@
  *   sends), each attempt of a recorded call its own span's instead (as Envoy's upstream request
  *   injects its span), and `x-request-id`.
  *
- * Sampling is Istio's: an upstream decision is kept; otherwise `x-envoy-force-trace` or
- * `x-client-trace-id` force it; otherwise a draw from the mesh's Random against the merged
+ * Sampling is Istio's: an upstream decision is kept; otherwise `x-client-trace-id` forces it, and
+ * `x-envoy-force-trace` on an app's call only with `trustEnvoyRequestHeaders` (Envoy's
+ * cleanInternalHeaders removes it from external requests, which a sidecar's are, before the
+ * tracing decision; never on an inbound request: Istio's inbound listener does not use the
+ * remote address, so no caller is internal); otherwise a draw from the mesh's Random against the merged
  * `randomSamplingPercentage`. An unsampled request still gets a (non-recording) span context
  * with the sampled flag off, so every hop after it agrees.
  *
@@ -62,6 +65,8 @@ export interface MeshTracingOptions {
   readonly trustDomain: string;
   /** Serving as a gateway (`numTrustedProxies` set): a caller's `x-envoy-decorator-operation` is not trusted. */
   readonly edge?: boolean;
+  /** The app's calls are internal requests (`trustEnvoyRequestHeaders`): their `x-envoy-force-trace` is honoured. */
+  readonly trustEnvoyRequestHeaders?: boolean;
   readonly options: TracingOptions | undefined;
   readonly warn: (m: string) => void;
 }
@@ -181,9 +186,10 @@ export class MeshTracing {
     this.#subscribed = false;
   }
 
-  #sampled(spec: TracingSpec, parent: boolean | undefined, h: Headers | undefined): boolean {
+  /** `trusted`: the request is internal (Envoy honours `x-envoy-force-trace` only then; `x-client-trace-id` from anyone, tracing.client_enabled). */
+  #sampled(spec: TracingSpec, parent: boolean | undefined, h: Headers | undefined, trusted: boolean): boolean {
     if (parent !== undefined) return parent;
-    if (h !== undefined && (h['x-envoy-force-trace'] !== undefined || h['x-client-trace-id'] !== undefined)) return true;
+    if (h !== undefined && (h['x-client-trace-id'] !== undefined || (trusted && h['x-envoy-force-trace'] !== undefined))) return true;
     const p = spec.samplingPercentage;
     return p >= 100 || (p > 0 && this.#o.random.next() * 100 < p);
   }
@@ -227,7 +233,7 @@ export class MeshTracing {
       // No span, but the request's trace continues through the calls its handler makes.
       ctx = remote === undefined ? contextWith(active, REQUEST_ID, requestId) : spanContextWith(active, trace.wrapSpanContext(remoteSpanContext(remote, remote.sampled === true)), REQUEST_ID, requestId);
     } else {
-      const sampled = this.#sampled(side.spec, remote === undefined ? (own === undefined ? undefined : (own.traceFlags & 1) === 1) : remote.sampled, h);
+      const sampled = this.#sampled(side.spec, remote === undefined ? (own === undefined ? undefined : (own.traceFlags & 1) === 1) : remote.sampled, h, false);
       // As Envoy's router injects its span into the request it forwards, the app is handed this
       // server span's context: its own instrumentation's span (made from the request's headers, as
       // @opentelemetry/instrumentation-http does) and headers it forwards by hand are children of it,
@@ -312,7 +318,7 @@ export class MeshTracing {
       return;
     }
     const valid = parentSc !== undefined && trace.isSpanContextValid(parentSc);
-    const sampled = this.#sampled(side.spec, remote !== undefined ? remote.sampled : valid ? ((parentSc?.traceFlags ?? 0) & 1) === 1 : undefined, h);
+    const sampled = this.#sampled(side.spec, remote !== undefined ? remote.sampled : valid ? ((parentSc?.traceFlags ?? 0) & 1) === 1 : undefined, h, this.#o.trustEnvoyRequestHeaders === true);
     if (!sampled) {
       // Unsampled (the usual case): no span and nothing kept for the call's end, only a context with the decision for the next hop.
       if (side.spec.disableContextPropagation) {
