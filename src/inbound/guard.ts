@@ -19,6 +19,7 @@ import { type Admission, type AuthzDecision, type Denial, type InboundRequest, I
 import { normalizePath, type PathNormalization } from '../core/path-normalization.ts';
 import { connectTargetProblem } from './connect-target.ts';
 import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
+import { cleanInternalHeaders } from '../core/clean-internal-headers.ts';
 export { callerGone, releaseSlot } from './connection-pool.ts';
 export { callerLeft } from './pipeline.ts';
 import type { InboundTlsStats } from './tls-stats.ts';
@@ -238,9 +239,11 @@ export class InboundGuard {
     const ph = this.proxyHeaders;
     const rid = ph.requestId ? inboundRequestId(headers) : receivedRequestId(headers);
     const xfcc = forwardClientCert(headers, ph.forwardedClientCert, conn);
-    // Envoy's connection manager removes x-envoy-internal from every request and sets it only on
-    // internal ones, which a sidecar's inbound listener never sees (conn_manager_utility.cc).
-    const internal = headers['x-envoy-internal'] !== undefined && delete headers['x-envoy-internal'];
+    // The caller's deadline, read before Envoy's cleanInternalHeaders takes its header off with the
+    // caller's other router-steering x-envoy-* headers (and x-envoy-internal, set only on internal
+    // requests): a sidecar's inbound listener takes every caller as external (conn_manager_utility.cc).
+    const deadline = deadlineOf(headers);
+    const cleaned = cleanInternalHeaders(headers);
     const grpc = isGrpcContentType(headers['content-type']);
     if (conn.refused !== undefined) {
       return { serve: false, grpc, denial: { status: 503, grpcStatus: 14, body: 'connection refused by PeerAuthentication', reason: conn.refused, phase: 'peer-identity', closeConnection: true } };
@@ -291,9 +294,9 @@ export class InboundGuard {
       presenter: undefined,
       authz: undefined,
       customAuthz: undefined,
-      deadline: deadlineOf(headers),
+      deadline,
       trace: rid.trace,
-      headersChanged: internal,
+      headersChanged: cleaned,
       generatedRequestId: rid.added ? rid.trace?.['x-request-id'] : undefined,
       forwardedClientCert: xfcc,
       slot: undefined,

@@ -41,7 +41,7 @@ import { compileOutboundRateLimits, type OutboundRateLimits } from './rate-limit
 import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
 import { upstreamLayer } from './upstream.ts';
 import { watchNodeHttpBypass } from './node-http-bypass.ts';
-import { sanitizeAppEnvoyHeaders } from './app-envoy-headers.ts';
+import { cleanInternalHeaders } from '../core/clean-internal-headers.ts';
 
 /** How long a mirrored copy may take when its route has no timeout. */
 const MIRROR_TIMEOUT_MS = 10_000;
@@ -87,7 +87,7 @@ export interface OutboundOptions {
   readonly attemptCount?: boolean;
   /** Rewritten calls carry `x-envoy-original-path` (Istio's `proxyHeaders.envoyDebugHeaders`). @defaultValue true */
   readonly envoyHeaders?: boolean;
-  /** A call's own `x-envoy-retry-on`, `x-envoy-upstream-rq-timeout-ms`, … are honoured, not removed (app-envoy-headers.ts). @defaultValue false */
+  /** A call's own `x-envoy-retry-on`, `x-envoy-upstream-rq-timeout-ms`, … are honoured, not removed (core/clean-internal-headers.ts). @defaultValue false */
   readonly trustEnvoyRequestHeaders?: boolean;
   /** MeshConfig `pathNormalization`, applied to calls to mesh hosts before routing. @defaultValue 'NONE' */
   readonly pathNormalization?: PathNormalization | undefined;
@@ -222,7 +222,7 @@ export class Outbound {
       trusted
         ? pipeline
         : (ex, handler) => {
-            sanitizeAppEnvoyHeaders(ex.headers);
+            cleanInternalHeaders(ex.headers);
             pipeline(ex, handler);
           };
   }

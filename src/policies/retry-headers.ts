@@ -2,7 +2,7 @@
  * The request headers with which an app widens its route's retry policy for one call, as Envoy's
  * router reads them on an Istio sidecar's outbound listener when istiod trusts the app's
  * `x-envoy-*` headers (`PILOT_SIDECAR_USE_REMOTE_ADDRESS=true`; meshlet's `trustEnvoyRequestHeaders`
- * — by default they are removed before the call reaches this layer, app-envoy-headers.ts):
+ * — by default they are removed before the call reaches this layer, core/clean-internal-headers.ts):
  * `x-envoy-retry-on` and `x-envoy-retry-grpc-on` add retry conditions to the
  * route's, and `x-envoy-max-retries` sets the number of retries when any condition applies (Envoy's
  * RetryStateImpl). A route without retries (`attempts: 0`) starts from Envoy's default of one retry

@@ -2,7 +2,7 @@
  * The request headers with which an app overrides its route's timeouts for one call, as Envoy's
  * router reads them on an Istio sidecar's outbound listener when istiod trusts the app's
  * `x-envoy-*` headers (`PILOT_SIDECAR_USE_REMOTE_ADDRESS=true`; meshlet's `trustEnvoyRequestHeaders`
- * — by default they are removed before the call is routed, app-envoy-headers.ts): `x-envoy-upstream-rq-timeout-ms`
+ * — by default they are removed before the call is routed, core/clean-internal-headers.ts): `x-envoy-upstream-rq-timeout-ms`
  * replaces the route `timeout` (0: none) and `x-envoy-upstream-rq-per-try-timeout-ms` the retry
  * policy's `perTryTimeout` (0: none). A header holding an unsigned integer is consumed (not sent
  * upstream); one that does not is ignored, and sent on as it is, as Envoy does.

@@ -78,7 +78,7 @@ describe('gRPC request metadata through the mesh', () => {
     md.set('x-blob-bin', Buffer.from([0, 1, 254, 255]));
     // A name gRPC writes itself: never taken from the caller's metadata (no deadline here).
     md.set('grpc-timeout', '1S');
-    // The caller's own router headers: removed, as an Istio sidecar removes the app's (app-envoy-headers.ts).
+    // The caller's own router headers: removed, as an Istio sidecar removes the app's (core/clean-internal-headers.ts).
     md.set('x-envoy-retry-grpc-on', 'internal');
     md.set('x-envoy-max-retries', '5');
     md.set('x-envoy-hedge-on-per-try-timeout', 'true');

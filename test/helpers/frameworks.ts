@@ -52,7 +52,7 @@ async function jsonBody(req: IncomingMessage): Promise<unknown> {
 }
 
 /** Headers the apps echo back. */
-const ECHOED = ['authorization', 'cookie', 'x-jwt-sub', 'x-jwt-payload', 'x-ext-authz-added', 'x-forwarded-client-cert', 'x-envoy-internal'];
+const ECHOED = ['authorization', 'cookie', 'x-jwt-sub', 'x-jwt-payload', 'x-ext-authz-added', 'x-forwarded-client-cert', 'x-envoy-internal', 'x-envoy-max-retries', 'x-envoy-expected-rq-timeout-ms'];
 
 function seen(mesh: Mesh, path: string, query: unknown, headers: IncomingMessage['headers'], meshlet: unknown, body?: unknown): Seen {
   const d = mesh.context().deadline;

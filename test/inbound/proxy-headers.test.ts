@@ -202,18 +202,22 @@ describe('x-forwarded-client-cert with curl as the caller', { skip: skipWithout(
   });
 });
 
-describe('x-forwarded-client-cert from a plaintext caller, and any caller’s x-envoy-internal, through every framework’s real entry point', () => {
+describe('x-forwarded-client-cert from a plaintext caller, and any caller’s x-envoy-internal and router headers, through every framework’s real entry point', () => {
   for (const fw of frameworks) {
     it(`${fw.name}: removed before the app sees them`, async () => {
       const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', config: [] as never, logger: quiet });
       const server = await fw.start(mesh);
       try {
-        const r = await raw(server.port, '/headers', { headers: { [XFCC]: `By=x;Hash=00;URI=${spiffe('foo', 'admin')}`, 'x-envoy-internal': 'true', cookie: 'kept=1' } });
+        const r = await raw(server.port, '/headers', { headers: { [XFCC]: `By=x;Hash=00;URI=${spiffe('foo', 'admin')}`, 'x-envoy-internal': 'true', 'x-envoy-max-retries': '100', 'x-envoy-expected-rq-timeout-ms': '30000', cookie: 'kept=1' } });
         assert.equal(r.statusCode, 200, r.text);
         const seen = (JSON.parse(r.text) as Seen).headers;
         assert.equal(seen[XFCC], undefined);
         // Envoy removes it from every request and sets it only on internal ones (never on a sidecar's inbound listener).
         assert.equal(seen['x-envoy-internal'], undefined);
+        // And the caller's router-steering headers, as cleanInternalHeaders on a sidecar's inbound listener; its deadline still holds.
+        assert.equal(seen['x-envoy-max-retries'], undefined);
+        assert.equal(seen['x-envoy-expected-rq-timeout-ms'], undefined);
+        assert.equal((JSON.parse(r.text) as Seen).deadlineIn, 30);
         assert.equal(seen.cookie, 'kept=1');
       } finally {
         await server.close();

@@ -1,7 +1,8 @@
 /**
- * The `x-envoy-*` request headers with which a call could steer Envoy's router (its retries and
- * timeouts), and what an Istio sidecar does with them when the app sets them: it removes them
- * before routing, so they change nothing. istiod gives the sidecar's outbound listener
+ * The `x-envoy-*` request headers with which a request could steer Envoy's router (its retries and
+ * timeouts, its trace), and what an Istio sidecar does with them: it removes them before routing,
+ * so they change nothing — from the app's calls, and from the requests callers send the app (its
+ * inbound listener takes every caller as external too). istiod gives the sidecar's outbound listener
  * `use_remote_address: false` (`PILOT_SIDECAR_USE_REMOTE_ADDRESS`, default false:
  * pilot/pkg/networking/core/listener.go, features/xds.go); the app's request carries no
  * `x-forwarded-for`, so Envoy's connection manager takes it for an external request and runs
@@ -18,7 +19,7 @@
  *
  * @module
  */
-import type { Headers } from '../core/exchange.ts';
+import type { Headers } from './exchange.ts';
 
 /**
  * What `cleanInternalHeaders` removes from an external request, as meshlet's calls could carry
@@ -46,10 +47,16 @@ const SANITIZED: ReadonlySet<string> = new Set([
   'x-envoy-internal',
 ]);
 
-/** Removes the app's own router-steering `x-envoy-*` headers from a call (lower-case names). */
-export function sanitizeAppEnvoyHeaders(headers: Headers): void {
+/**
+ * Removes the router-steering `x-envoy-*` headers from a request (lower-case names), as Envoy's
+ * `cleanInternalHeaders` for an external one: an app's call, or a caller's request on the way in.
+ * True when it removed any.
+ */
+export function cleanInternalHeaders(headers: Headers): boolean {
+  let removed = false;
   for (const name in headers) {
-    // 'x': most calls carry no x- header at all, and this is every call's path.
-    if (name.charCodeAt(0) === 120 && SANITIZED.has(name)) delete headers[name];
+    // 'x': most requests carry no x- header at all, and this is every request's path.
+    if (name.charCodeAt(0) === 120 && SANITIZED.has(name)) removed = delete headers[name];
   }
+  return removed;
 }
