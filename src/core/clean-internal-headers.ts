@@ -48,15 +48,23 @@ const SANITIZED: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Removes the router-steering `x-envoy-*` headers from a request (lower-case names), as Envoy's
- * `cleanInternalHeaders` for an external one: an app's call, or a caller's request on the way in.
- * True when it removed any.
+ * The same on the way in, but `x-envoy-expected-rq-timeout-ms`: the server side reads it as the
+ * caller's deadline and leaves it on the request (Envoy removes it), because every mesh caller
+ * whose call has a timeout sends it, and taking it off would rebuild each such request's headers.
  */
-export function cleanInternalHeaders(headers: Headers): boolean {
+const SANITIZED_INBOUND: ReadonlySet<string> = new Set([...SANITIZED].filter((n) => n !== 'x-envoy-expected-rq-timeout-ms'));
+
+/**
+ * Removes the router-steering `x-envoy-*` headers from a request (lower-case names), as Envoy's
+ * `cleanInternalHeaders` for an external one: an app's call, or (`inbound`) a caller's request on
+ * the way in. True when it removed any.
+ */
+export function cleanInternalHeaders(headers: Headers, inbound = false): boolean {
+  const set = inbound ? SANITIZED_INBOUND : SANITIZED;
   let removed = false;
   for (const name in headers) {
     // 'x': most requests carry no x- header at all, and this is every request's path.
-    if (name.charCodeAt(0) === 120 && SANITIZED.has(name)) removed = delete headers[name];
+    if (name.charCodeAt(0) === 120 && set.has(name)) removed = delete headers[name];
   }
   return removed;
 }

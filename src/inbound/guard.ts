@@ -239,11 +239,10 @@ export class InboundGuard {
     const ph = this.proxyHeaders;
     const rid = ph.requestId ? inboundRequestId(headers) : receivedRequestId(headers);
     const xfcc = forwardClientCert(headers, ph.forwardedClientCert, conn);
-    // The caller's deadline, read before Envoy's cleanInternalHeaders takes its header off with the
-    // caller's other router-steering x-envoy-* headers (and x-envoy-internal, set only on internal
-    // requests): a sidecar's inbound listener takes every caller as external (conn_manager_utility.cc).
-    const deadline = deadlineOf(headers);
-    const cleaned = cleanInternalHeaders(headers);
+    // Envoy's cleanInternalHeaders: a sidecar's inbound listener takes every caller as external
+    // (conn_manager_utility.cc), so a caller's router-steering x-envoy-* headers (and x-envoy-internal,
+    // set only on internal requests) are removed; its deadline header stays (clean-internal-headers.ts).
+    const cleaned = cleanInternalHeaders(headers, true);
     const grpc = isGrpcContentType(headers['content-type']);
     if (conn.refused !== undefined) {
       return { serve: false, grpc, denial: { status: 503, grpcStatus: 14, body: 'connection refused by PeerAuthentication', reason: conn.refused, phase: 'peer-identity', closeConnection: true } };
@@ -294,7 +293,7 @@ export class InboundGuard {
       presenter: undefined,
       authz: undefined,
       customAuthz: undefined,
-      deadline,
+      deadline: deadlineOf(headers),
       trace: rid.trace,
       headersChanged: cleaned,
       generatedRequestId: rid.added ? rid.trace?.['x-request-id'] : undefined,

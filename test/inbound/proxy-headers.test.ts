@@ -214,9 +214,9 @@ describe('x-forwarded-client-cert from a plaintext caller, and any caller’s x-
         assert.equal(seen[XFCC], undefined);
         // Envoy removes it from every request and sets it only on internal ones (never on a sidecar's inbound listener).
         assert.equal(seen['x-envoy-internal'], undefined);
-        // And the caller's router-steering headers, as cleanInternalHeaders on a sidecar's inbound listener; its deadline still holds.
+        // And the caller's router-steering headers, as cleanInternalHeaders on a sidecar's inbound listener; its deadline holds (and stays).
         assert.equal(seen['x-envoy-max-retries'], undefined);
-        assert.equal(seen['x-envoy-expected-rq-timeout-ms'], undefined);
+        assert.equal(seen['x-envoy-expected-rq-timeout-ms'], '30000');
         assert.equal((JSON.parse(r.text) as Seen).deadlineIn, 30);
         assert.equal(seen.cookie, 'kept=1');
       } finally {
