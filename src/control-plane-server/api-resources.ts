@@ -1,5 +1,5 @@
 /**
- * `/v1/resources`: the config API behind `meshlet apply | get | delete` (admin tokens only).
+ * `/v1/resources`: the config API behind `meshlet apply | get | delete` (admin tokens; a viewer token may GET).
  * `GET [?kind=&namespace=]` lists, `GET <Kind>/<ns>/<name>` reads one, `POST` applies a YAML
  * or JSON body of one or more documents, `DELETE <Kind>/<ns>/<name>` deletes.
  *
@@ -12,7 +12,7 @@ import { classifyKind } from '../config/validate/api-kinds.ts';
 import { SkippedKinds } from '../config/validate/skipped-kinds.ts';
 import { toWire, type WireResource } from '../control-plane/protocol.ts';
 import { ControlPlaneError } from './errors.ts';
-import { type Caller, readBody, remoteAddress, type RequestContext, requireAdmin, sendJson } from './http.ts';
+import { type Caller, readBody, remoteAddress, type RequestContext, requireAdmin, requireReader, sendJson } from './http.ts';
 import { resolveKind } from './kinds.ts';
 
 function kindOf(text: string): string {
@@ -62,8 +62,11 @@ async function apply(req: IncomingMessage, res: ServerResponse, ctx: RequestCont
 /** Routes `/v1/resources[/...]`; `rest` is the path after the prefix, split on `/`. */
 export async function resourcesApi(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: Caller, rest: string[], query: URLSearchParams): Promise<void> {
   const method = req.method ?? 'GET';
-  requireAdmin(caller, 'the config API');
-  if (rest.length === 0 && method === 'POST') return apply(req, res, ctx, caller);
+  requireReader(caller, 'the config API');
+  if (rest.length === 0 && method === 'POST') {
+    requireAdmin(caller, 'applying config');
+    return apply(req, res, ctx, caller);
+  }
   const state = ctx.store.current();
   if (rest.length === 0 && method === 'GET') {
     const kindText = query.get('kind');
@@ -81,6 +84,7 @@ export async function resourcesApi(req: IncomingMessage, res: ServerResponse, ct
       return sendJson(res, 200, toWire(r));
     }
     if (method === 'DELETE') {
+      requireAdmin(caller, 'deleting config');
       const answer = await ctx.store.delete(kind, namespace, name, origin(req, caller, 'delete'));
       if (!answer.deleted) throw new ControlPlaneError('NOT_FOUND', `${kind} ${namespace}/${name} not found`);
       return sendJson(res, 200, answer);
