@@ -17,7 +17,7 @@ export const getHelp = `Usage: meshlet get <kind> [name] [options]
 
 Lists the resources of a kind the control plane serves (from its files, etcd or 'apply'),
 or prints one. Kinds are case-insensitive; short names: vs, dr, se, we, pa, ra, ap.
-Needs an admin token. Exits 1 when a named resource does not exist or the control plane
+Needs an admin or viewer token (meshlet token --viewer). Exits 1 when a named resource does not exist or the control plane
 refuses, 2 on a usage mistake.
 
 Options:
