@@ -62,11 +62,10 @@ async function apply(req: IncomingMessage, res: ServerResponse, ctx: RequestCont
 /** Routes `/v1/resources[/...]`; `rest` is the path after the prefix, split on `/`. */
 export async function resourcesApi(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: Caller, rest: string[], query: URLSearchParams): Promise<void> {
   const method = req.method ?? 'GET';
-  requireReader(caller, 'the config API');
-  if (rest.length === 0 && method === 'POST') {
-    requireAdmin(caller, 'applying config');
-    return apply(req, res, ctx, caller);
-  }
+  // Reading is for admin and viewer tokens; anything else (apply, delete) for admin tokens only.
+  if (method === 'GET') requireReader(caller, 'the config API');
+  else requireAdmin(caller, `${method} on the config API`);
+  if (rest.length === 0 && method === 'POST') return apply(req, res, ctx, caller);
   const state = ctx.store.current();
   if (rest.length === 0 && method === 'GET') {
     const kindText = query.get('kind');
@@ -84,7 +83,6 @@ export async function resourcesApi(req: IncomingMessage, res: ServerResponse, ct
       return sendJson(res, 200, toWire(r));
     }
     if (method === 'DELETE') {
-      requireAdmin(caller, 'deleting config');
       const answer = await ctx.store.delete(kind, namespace, name, origin(req, caller, 'delete'));
       if (!answer.deleted) throw new ControlPlaneError('NOT_FOUND', `${kind} ${namespace}/${name} not found`);
       return sendJson(res, 200, answer);

@@ -156,6 +156,10 @@ describe('viewer token: every route × {admin, viewer, workload}', () => {
     assert.equal(refused.status, 403);
     assert.equal(refused.body.error.message, `POST /v1/resources: the token is a viewer token (viewer), which may only read: ${VIEWER_MAY}`);
     assert.equal((await api(s.url, 'GET', VS, { token: tokens.viewer })).body.spec.http[0].timeout, '3s', 'the refused apply changed nothing');
+    // A workload token is told which token may apply (not offered the viewer, which may not).
+    const workload = await api(s.url, 'POST', '/v1/resources', { token: tokens.workload, text: reviewsVs('9s') });
+    assert.equal(workload.body.error.message, 'POST on the config API needs an admin token (meshlet token --admin); this token is for default/reviews');
+    assert.match((await api(s.url, 'GET', '/v1/resources', { token: tokens.workload })).body.error.message, /^the config API needs an admin or viewer token/);
   });
 
   it('a refused certificate request by a viewer is counted as an authentication failure (as istiod counts)', async () => {
