@@ -21,7 +21,7 @@ Commands:
   explain <config> --service <name> <url>  explain how one request would be handled (sends nothing;
                                            --inbound: one the workload receives)
   control-plane --config <dir> [...]       run the control-plane server (config push, registry)
-  token (--service <s> -n <ns> | --admin)  mint a token signed with the control plane's key
+  token --service <s> | --admin | --viewer mint a token signed with the control plane's key
   apply -f <file, dir or ->                create or replace resources on the control plane
   get <kind>[,<kind>...]|all [name]        list or print resources the control plane serves
   delete <kind> <name> [-n ns]             delete a resource created with apply

@@ -10,7 +10,7 @@ import type { CertificateRequest, CertificateResponse, RotateRequest } from '../
 import { DEFAULT_SERVICE_ACCOUNT } from './auth.ts';
 import { MIN_CERT_TTL_MS } from './ca/authority.ts';
 import { ControlPlaneError } from './errors.ts';
-import { type Caller, readJson, type RequestContext, requireAdmin, sendJson } from './http.ts';
+import { type Caller, readJson, type RequestContext, requireAdmin, sendJson, type WriterCaller } from './http.ts';
 
 /** Largest `POST /v1/certificates` body: a CSR is 0.5–2 KiB of PEM (RSA-4096 about 1.7 KiB). */
 export const MAX_CSR_BODY_BYTES = 32 * 1024;
@@ -31,7 +31,7 @@ function optionalName(b: Record<string, unknown>, key: 'namespace' | 'serviceAcc
  * istiod counts: issued (with its latency), refused for the identity (authentication), a body
  * or CSR that does not parse or verify (parsing), or a CA that could not sign (sign).
  */
-export async function issueCertificate(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: Caller): Promise<void> {
+export async function issueCertificate(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: WriterCaller): Promise<void> {
   const startedAt = ctx.metrics.now();
   let answer: CertificateResponse;
   try {
@@ -45,7 +45,7 @@ export async function issueCertificate(req: IncomingMessage, res: ServerResponse
   sendJson(res, 200, answer);
 }
 
-async function issue(req: IncomingMessage, ctx: RequestContext, caller: Caller): Promise<CertificateResponse> {
+async function issue(req: IncomingMessage, ctx: RequestContext, caller: WriterCaller): Promise<CertificateResponse> {
   const b = await readJson(req, Math.min(ctx.maxBodyBytes, MAX_CSR_BODY_BYTES));
   const body = b as Partial<CertificateRequest>;
   if (typeof body.csr !== 'string' || !body.csr.includes('-----BEGIN CERTIFICATE REQUEST-----')) {

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ReportedIdentity, ReportedInboundTls, WorkloadReport } from '../control-plane/protocol.ts';
 import { ControlPlaneError } from './errors.ts';
-import { type Caller, readJson, type RequestContext, requireSameWorkload, sendJson } from './http.ts';
+import { readJson, type RequestContext, requireSameWorkload, sendJson, type WriterCaller } from './http.ts';
 
 /** Largest report body. */
 export const MAX_REPORT_BYTES = 64 * 1024;
@@ -49,7 +49,7 @@ function inboundTls(v: unknown): ReportedInboundTls {
 }
 
 /** `POST /v1/report`. */
-export async function report(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: Caller): Promise<void> {
+export async function report(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: WriterCaller): Promise<void> {
   const b = await readJson(req, Math.min(ctx.maxBodyBytes, MAX_REPORT_BYTES));
   if (typeof b.connection !== 'string') throw new ControlPlaneError('INVALID', 'report: connection must be a string (hello.connection)');
   const r: WorkloadReport = {

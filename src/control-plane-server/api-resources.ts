@@ -1,5 +1,5 @@
 /**
- * `/v1/resources`: the config API behind `meshlet apply | get | delete` (admin tokens only).
+ * `/v1/resources`: the config API behind `meshlet apply | get | delete` (admin tokens; a viewer token may GET).
  * `GET [?kind=&namespace=]` lists, `GET <Kind>/<ns>/<name>` reads one, `POST` applies a YAML
  * or JSON body of one or more documents, `DELETE <Kind>/<ns>/<name>` deletes.
  *
@@ -12,7 +12,7 @@ import { classifyKind } from '../config/validate/api-kinds.ts';
 import { SkippedKinds } from '../config/validate/skipped-kinds.ts';
 import { toWire, type WireResource } from '../control-plane/protocol.ts';
 import { ControlPlaneError } from './errors.ts';
-import { type Caller, readBody, remoteAddress, type RequestContext, requireAdmin, sendJson } from './http.ts';
+import { type Caller, readBody, remoteAddress, type RequestContext, requireAdmin, requireReader, sendJson } from './http.ts';
 import { resolveKind } from './kinds.ts';
 
 function kindOf(text: string): string {
@@ -62,7 +62,9 @@ async function apply(req: IncomingMessage, res: ServerResponse, ctx: RequestCont
 /** Routes `/v1/resources[/...]`; `rest` is the path after the prefix, split on `/`. */
 export async function resourcesApi(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: Caller, rest: string[], query: URLSearchParams): Promise<void> {
   const method = req.method ?? 'GET';
-  requireAdmin(caller, 'the config API');
+  // Reading is for admin and viewer tokens; anything else (apply, delete) for admin tokens only.
+  if (method === 'GET') requireReader(caller, 'the config API');
+  else requireAdmin(caller, `${method} on the config API`);
   if (rest.length === 0 && method === 'POST') return apply(req, res, ctx, caller);
   const state = ctx.store.current();
   if (rest.length === 0 && method === 'GET') {

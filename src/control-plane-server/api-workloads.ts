@@ -21,9 +21,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkDocuments } from '../config/load-config.ts';
 import { HEALTH_CHECKS_ANNOTATION } from '../config/workloads.ts';
 import { fromObjects } from '../config/load.ts';
-import { DEFAULT_LEASE_MS, MAX_LEASE_MS, MIN_LEASE_MS, type RegisterResponse, type WireResource } from '../control-plane/protocol.ts';
+import { DEFAULT_LEASE_MS, MAX_LEASE_MS, MIN_LEASE_MS, type RegisterResponse, type WireResource, WORKLOADS_PATH } from '../control-plane/protocol.ts';
 import { ControlPlaneError } from './errors.ts';
-import { type Caller, readJson, remoteAddress, type RequestContext, requireSameWorkload, sendJson } from './http.ts';
+import { type Caller, readJson, remoteAddress, type RequestContext, requireSameWorkload, sendJson, type WriterCaller } from './http.ts';
+import { requireWriter } from './viewer-gate.ts';
 import type { WorkloadRecord } from './store.ts';
 import { entryFromGroup, findGroup, healthCondition } from './workload-group.ts';
 
@@ -78,7 +79,7 @@ function response(rec: WorkloadRecord): RegisterResponse {
   return { name: rec.entry.metadata.name, namespace: rec.entry.metadata.namespace ?? 'default', leaseMs: rec.leaseMs, workload: rec.entry };
 }
 
-async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: Caller): Promise<void> {
+async function register(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: WriterCaller): Promise<void> {
   const body = await readJson(req, ctx.maxBodyBytes);
   let service: string;
   let namespace: string;
@@ -178,19 +179,21 @@ function ownsRecord(ctx: RequestContext, namespace: string, name: string, servic
 }
 
 /** The service a workload token acts as (its records are the ones it may change); undefined for admin and insecure callers. */
-function ownerOf(caller: Caller): string | undefined {
+function ownerOf(caller: WriterCaller): string | undefined {
   return caller?.role === 'workload' ? caller.service : undefined;
 }
 
 /** Routes `/v1/workloads[/...]`; `rest` is the path after the prefix, split on `/`. */
-export async function workloadsApi(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: Caller, rest: string[]): Promise<void> {
+export async function workloadsApi(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, reader: Caller, rest: string[]): Promise<void> {
   const method = req.method ?? 'GET';
-  if (rest.length === 0 && method === 'POST') return register(req, res, ctx, caller);
   if (rest.length === 0 && method === 'GET') {
-    // A workload token lists the records it owns; an admin every record.
-    const list = ctx.registry.list().filter((r) => caller?.role !== 'workload' || (r.entry.metadata.namespace === caller.namespace && r.service === caller.service));
+    // A workload token lists the records it owns; an admin or viewer every record.
+    const list = ctx.registry.list().filter((r) => reader?.role !== 'workload' || (r.entry.metadata.namespace === reader.namespace && r.service === reader.service));
     return sendJson(res, 200, { version: ctx.registry.version(), workloads: list.map(response) });
   }
+  // Everything below changes the registry: never for a viewer token.
+  const caller = requireWriter(reader, `${method} ${WORKLOADS_PATH}`);
+  if (rest.length === 0 && method === 'POST') return register(req, res, ctx, caller);
   const [namespace, name, lease] = rest as [string, string, string | undefined];
   if (rest.length === 3 && lease === 'lease' && method === 'PUT') {
     requireSameWorkload(caller, undefined, namespace, 'renew');

@@ -1,5 +1,5 @@
 /**
- * Workload and admin tokens: EdDSA (Ed25519) JWTs signed with one key kept in
+ * Workload, admin and viewer tokens: EdDSA (Ed25519) JWTs signed with one key kept in
  * `<dataDir>/signing-key.jwk` (private JWK, mode 0600). Replicas that share a
  * {@link SharedValues} agree on one key through `putIfAbsent('signing-key', …)` and watch it:
  * a new key there (the shared key deleted, a fresh one stored by the first replica to see it)
@@ -41,7 +41,9 @@ export type TokenSubject =
       /** The workload's service account: its SPIFFE identity `spiffe://<td>/ns/<namespace>/sa/<serviceAccount>`. @defaultValue 'default' */
       readonly serviceAccount?: string;
     }
-  | { readonly admin: true };
+  | { readonly admin: true }
+  /** A read-only token (as Kubernetes' `view` ClusterRole): the config, the status, the workload list and the CA, nothing it could change. */
+  | { readonly viewer: true };
 
 /** The service account of a token without an `sa` claim (Kubernetes gives every pod `default`). */
 export const DEFAULT_SERVICE_ACCOUNT = 'default';
@@ -58,7 +60,9 @@ export type Identity =
       /** The labels the token proves (its `labels` claim; `{}` when it has none). */
       readonly labels: Readonly<Record<string, string>>;
     }
-  | { readonly role: 'admin'; readonly subject: string };
+  | { readonly role: 'admin'; readonly subject: string }
+  /** A read-only token: the router lets it make only the reads of its allow-list (viewer-gate.ts). */
+  | { readonly role: 'viewer'; readonly subject: string };
 
 /** Why a token was refused. */
 export type TokenFailure = 'expired' | 'bad-signature' | 'malformed' | 'wrong-claims';
@@ -272,15 +276,15 @@ export class TokenAuthority {
     await this.#adopt(text);
   }
 
-  /** Mints a token for a workload's service or for an administrator. */
+  /** Mints a token for a workload's service, an administrator, or a viewer (read-only). */
   async mintToken(subject: TokenSubject, options: MintOptions = {}): Promise<string> {
     const ttl = options.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
     if (!Number.isFinite(ttl) || ttl <= 0) throw new InvalidArgumentError(`token ttl must be a positive number of seconds, got ${ttl}`);
     let claims: Record<string, unknown>;
     let sub: string;
-    if ('admin' in subject) {
-      claims = { role: 'admin' };
-      sub = 'admin';
+    if ('admin' in subject || 'viewer' in subject) {
+      sub = 'admin' in subject ? 'admin' : 'viewer';
+      claims = { role: sub };
     } else {
       for (const [k, v] of [
         ['service', subject.service],
@@ -346,13 +350,14 @@ export class TokenAuthority {
     const sub = typeof payload.sub === 'string' ? payload.sub : '';
     let identity: Identity;
     if (payload.role === 'admin') identity = { role: 'admin', subject: sub };
+    else if (payload.role === 'viewer') identity = { role: 'viewer', subject: sub };
     else if (payload.role === 'workload' && typeof payload.svc === 'string' && typeof payload.ns === 'string') {
       const labels = payload.labels ?? {};
       if (labelMapProblem(labels) !== undefined) return { ok: false, reason: 'wrong-claims', message: `token labels claim is invalid: ${labelMapProblem(labels)}` };
       const sa = payload.sa ?? DEFAULT_SERVICE_ACCOUNT;
       if (typeof sa !== 'string' || !NAME.test(sa)) return { ok: false, reason: 'wrong-claims', message: 'token sa claim (service account) is not a DNS-1123 name' };
       identity = { role: 'workload', service: payload.svc, namespace: payload.ns, serviceAccount: sa, subject: sub, labels: labelCopy(labels as Record<string, string>) };
-    } else return { ok: false, reason: 'wrong-claims', message: 'token has no valid role (workload with svc and ns, or admin)' };
+    } else return { ok: false, reason: 'wrong-claims', message: 'token has no valid role (workload with svc and ns, admin, or viewer)' };
     // Verified with a key replaced meanwhile: answered, not remembered.
     if (this.#key === key) this.#remember(token, identity, payload);
     return { ok: true, identity };

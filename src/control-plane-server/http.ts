@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorBody } from '../control-plane/protocol.ts';
 import { type ConfigError, isMeshletError } from '../core/errors.ts';
 import type { AddressPolicy } from './address-policy.ts';
-import type { Identity, TokenAuthority } from './auth.ts';
+import type { TokenAuthority } from './auth.ts';
 import type { ControlPlaneCa } from './ca/authority.ts';
 import { ControlPlaneError, WIRE_STATUS } from './errors.ts';
 import type { PushHub } from './hub.ts';
@@ -17,6 +17,7 @@ import type { ControlPlaneMetrics } from './metrics/control-plane-metrics.ts';
 import type { ServerLogger } from './logger.ts';
 import type { StatusBoard } from './status.ts';
 import type { ConfigStore, RegistryStore } from './store.ts';
+import { type Caller, VIEWER_MAY, type WriterCaller } from './viewer-gate.ts';
 
 /** Largest request body accepted by default: 4 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -53,8 +54,7 @@ export interface RequestContext {
   readonly metrics: ControlPlaneMetrics;
 }
 
-/** The caller: a verified token's identity, or `undefined` for a token-less request to an insecure server. */
-export type Caller = Identity | undefined;
+export type { Caller, WriterCaller } from './viewer-gate.ts';
 
 /** Answers with JSON. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -159,14 +159,21 @@ export async function authenticate(req: IncomingMessage, ctx: RequestContext): P
   return result.identity;
 }
 
-/** Refuses callers without an admin token (the config API). */
-export function requireAdmin(caller: Caller, what: string): void {
+/** Refuses callers without an admin token (changing the config, rotating the CA). */
+export function requireAdmin(caller: Caller, what: string): asserts caller is Extract<Caller, { readonly role: 'admin' }> | undefined {
   if (caller === undefined || caller.role === 'admin') return;
-  throw new ControlPlaneError('FORBIDDEN', `${what} needs an admin token (meshlet token --admin); this token is for ${caller.subject}`);
+  const may = caller.role === 'viewer' ? ` (a viewer token, which may only read: ${VIEWER_MAY})` : '';
+  throw new ControlPlaneError('FORBIDDEN', `${what} needs an admin token (meshlet token --admin); this token is for ${caller.subject}${may}`);
+}
+
+/** Refuses callers without an admin or viewer token (what an admin reads: the config API's GETs, the status). */
+export function requireReader(caller: Caller, what: string): void {
+  if (caller === undefined || caller.role !== 'workload') return;
+  throw new ControlPlaneError('FORBIDDEN', `${what} needs an admin or viewer token (meshlet token --admin | --viewer); this token is for ${caller.subject}`);
 }
 
 /** Refuses a workload token whose service or namespace differ from the ones the request names. */
-export function requireSameWorkload(caller: Caller, service: string | undefined, namespace: string, what: string): void {
+export function requireSameWorkload(caller: WriterCaller, service: string | undefined, namespace: string, what: string): void {
   if (caller === undefined || caller.role === 'admin') return;
   if ((service !== undefined && caller.service !== service) || caller.namespace !== namespace) {
     const asked = service === undefined ? namespace : `${namespace}/${service}`;

@@ -28,7 +28,8 @@ import { resourcesApi } from './api-resources.ts';
 import { workloadsApi } from './api-workloads.ts';
 import { ControlPlaneError } from './errors.ts';
 import { EXPOSITION_CONTENT_TYPE } from './metrics/registry.ts';
-import { authenticate, type Caller, readJson, remoteAddress, type RequestContext, requireAdmin, requireSameWorkload, sendError, sendJson } from './http.ts';
+import { authenticate, type Caller, readJson, remoteAddress, type RequestContext, requireReader, requireSameWorkload, sendError, sendJson, type WriterCaller } from './http.ts';
+import { gate, requireWriter, under } from './viewer-gate.ts';
 
 /** The status document of this replica. */
 export function statusDocument(ctx: RequestContext): StatusDocument {
@@ -68,7 +69,7 @@ function caSummary(ctx: RequestContext): StatusDocument['ca'] {
  * them is refused (403); one the token does not name is ignored (it cannot widen what the
  * workload is sent) and reported back in `hello`. Admin and insecure callers are trusted with the query's labels.
  */
-export function watchLabels(caller: Caller, service: string, query: Readonly<Record<string, string>>): { labels: Record<string, string>; ignored: string[] } {
+export function watchLabels(caller: WriterCaller, service: string, query: Readonly<Record<string, string>>): { labels: Record<string, string>; ignored: string[] } {
   if (caller?.role !== 'workload') return { labels: { ...query }, ignored: [] };
   const proven: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [k, v] of Object.entries(caller.labels)) proven[k] = v;
@@ -81,7 +82,7 @@ export function watchLabels(caller: Caller, service: string, query: Readonly<Rec
   return { labels: { ...proven }, ignored: ignored.sort() };
 }
 
-function watch(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: Caller, q: URLSearchParams): void {
+function watch(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: WriterCaller, q: URLSearchParams): void {
   const own = caller?.role === 'workload' ? caller : undefined;
   const service = q.get('service') || own?.service;
   const namespace = q.get('namespace') || own?.namespace || 'default';
@@ -104,7 +105,7 @@ function watch(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, c
 /** Room for an ACK's other fields around its reasons. */
 const ACK_OVERHEAD_BYTES = 4096;
 
-async function ack(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: Caller): Promise<void> {
+async function ack(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, caller: WriterCaller): Promise<void> {
   const { maxNackReasons, maxNackBytes } = ctx.limits;
   const b = await readJson(req, Math.min(ctx.maxBodyBytes, maxNackBytes * 2 + ACK_OVERHEAD_BYTES));
   if (typeof b.connection !== 'string' || typeof b.version !== 'string') throw new ControlPlaneError('INVALID', 'ack: connection and version must be strings');
@@ -129,16 +130,6 @@ async function ack(req: IncomingMessage, res: ServerResponse, ctx: RequestContex
   sendJson(res, 200, { ok: true });
 }
 
-function under(path: string, prefix: string): string[] | undefined {
-  if (path === prefix || path === `${prefix}/`) return [];
-  if (!path.startsWith(`${prefix}/`)) return undefined;
-  return path
-    .slice(prefix.length + 1)
-    .split('/')
-    .filter((s) => s !== '')
-    .map((s) => decodeURIComponent(s));
-}
-
 /**
  * `GET /metrics`: this replica's metrics in the Prometheus text format. No token, as istiod's
  * monitoring port (15014) asks none: the page holds counts by event type and resource kind, no
@@ -155,11 +146,18 @@ export function serveMetrics(req: IncomingMessage, res: ServerResponse, ctx: Pic
   res.end(req.method === 'HEAD' ? undefined : text);
 }
 
-/** Authenticates a certificate request, counting a refusal as istiod's `citadel_server_authentication_failure_count`. */
-async function authenticateCsr(req: IncomingMessage, ctx: RequestContext): Promise<Caller> {
+/** Authenticates a request and passes it through the viewer {@link gate} (every request but `/healthz` and `/metrics`). */
+async function authorize(req: IncomingMessage, ctx: RequestContext, method: string, path: string): Promise<Caller> {
+  const caller = await authenticate(req, ctx);
+  gate(caller, method, path);
+  return caller;
+}
+
+/** Authorizes a certificate request, counting a refusal as istiod's `citadel_server_authentication_failure_count`. */
+async function authorizeCsr(req: IncomingMessage, ctx: RequestContext, method: string, path: string): Promise<WriterCaller> {
   ctx.metrics.csrReceived();
   try {
-    return await authenticate(req, ctx);
+    return requireWriter(await authorize(req, ctx, method, path), 'a certificate');
   } catch (err) {
     ctx.metrics.csrFailed('authentication');
     throw err;
@@ -175,16 +173,16 @@ async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestCon
     return;
   }
   if (path === METRICS_PATH) return serveMetrics(req, res, ctx);
-  if (path === CERTIFICATES_PATH && method === 'POST') return issueCertificate(req, res, ctx, await authenticateCsr(req, ctx));
-  const caller = await authenticate(req, ctx);
+  if (path === CERTIFICATES_PATH && method === 'POST') return issueCertificate(req, res, ctx, await authorizeCsr(req, ctx, method, path));
+  const caller = await authorize(req, ctx, method, path);
   if (path === STATUS_PATH && method === 'GET') {
     // The status names every workload, its peer address, NACK texts and refused changes (file paths).
-    requireAdmin(caller, 'the status');
+    requireReader(caller, 'the status');
     return sendJson(res, 200, statusDocument(ctx));
   }
-  if (path === WATCH_PATH && method === 'GET') return watch(req, res, ctx, caller, url.searchParams);
-  if (path === ACK_PATH && method === 'POST') return ack(req, res, ctx, caller);
-  if (path === REPORT_PATH && method === 'POST') return report(req, res, ctx, caller);
+  if (path === WATCH_PATH && method === 'GET') return watch(req, res, ctx, requireWriter(caller, 'a watch'), url.searchParams);
+  if (path === ACK_PATH && method === 'POST') return ack(req, res, ctx, requireWriter(caller, 'an ACK'));
+  if (path === REPORT_PATH && method === 'POST') return report(req, res, ctx, requireWriter(caller, 'a report'));
   if (path === CA_PATH && method === 'GET') return showCa(res, ctx);
   if (path === CA_ROTATE_PATH && method === 'POST') return rotateCa(req, res, ctx, caller);
   const workloads = under(path, WORKLOADS_PATH);

@@ -279,7 +279,7 @@ spec:
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout);
     assert.equal(doc.token.split('.').length, 3);
-    assert.deepEqual(doc.subject, { admin: false, service: 'reviews', namespace: 'shop', serviceAccount: 'default', labels: {} });
+    assert.deepEqual(doc.subject, { role: 'workload', admin: false, service: 'reviews', namespace: 'shop', serviceAccount: 'default', labels: {} });
     assert.equal(doc.claims.sa, 'default');
     const sa = JSON.parse(meshlet('token', '--service', 'reviews', '--service-account', 'bookinfo-reviews', '--data-dir', dataDir, '-o', 'json').stdout);
     assert.equal(sa.claims.sa, 'bookinfo-reviews');
@@ -306,7 +306,7 @@ spec:
     const plain = meshlet('token', '--admin', '--data-dir', dataDir);
     assert.match(plain.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/);
     const y = parse(meshlet('token', '--admin', '--data-dir', dataDir, '-o', 'yaml').stdout);
-    assert.deepEqual(y.subject, { admin: true, service: null, namespace: null, serviceAccount: null, labels: null });
+    assert.deepEqual(y.subject, { role: 'admin', admin: true, service: null, namespace: null, serviceAccount: null, labels: null });
     assert.equal(y.claims.role, 'admin');
     assert.equal(y.keyId, doc.keyId);
     assert.equal(meshlet('token', '--admin', '--data-dir', dataDir, '-o', 'table').code, 2);

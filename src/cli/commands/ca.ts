@@ -58,7 +58,7 @@ With --control-plane, the subcommands act on the control plane's CA (docs/contro
 
 Options:
       --control-plane <url[,url]>  the control plane (default: $MESHLET_CONTROL_PLANE)
-      --token <token>            an admin token (default: $MESHLET_TOKEN)
+      --token <token>            an admin token; show also takes a viewer token (default: $MESHLET_TOKEN)
       --ca-cert, --ca-key, --ca-root <file>
                                  rotate --control-plane: the CA to sign with from now on
       --trust-domain <td>        init: the trust domain (default: cluster.local)

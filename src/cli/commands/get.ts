@@ -22,7 +22,7 @@ or prints one. Kinds are case-insensitive; short names: vs, dr, se, we, pa, ra, 
 Several kinds are comma-separated (vs,dr); 'all' is every kind the control plane serves
 (its config: not the WorkloadEntries of registered instances). For a backup:
 'meshlet get all -A -o yaml > backup.yaml', restored with 'meshlet apply -f backup.yaml'.
-Needs an admin token. Exits 1 when a named resource does not exist or the control plane
+Needs an admin or viewer token (meshlet token --viewer). Exits 1 when a named resource does not exist or the control plane
 refuses, 2 on a usage mistake.
 
 Options:

@@ -21,7 +21,7 @@ Prints which config version each connected workload ACKed, source health (with s
 skipped as invalid) and refused changes; the CA's trust bundle, and each workload's SPIFFE ID,
 certificate expiry and inbound mTLS/plaintext counts (STRICT: whether PeerAuthentication STRICT
 would refuse nothing it has seen); the registered WorkloadEntries with their health (healthy,
-unhealthy with the probe's error, or - when not health-checked). Needs an admin token. Give several control planes
+unhealthy with the probe's error, or - when not health-checked). Needs an admin or viewer token. Give several control planes
 (comma-separated) to merge the replicas' views. Text that came from workloads (NACK reasons,
 labels, …) is printed with control characters escaped. Exits 1 when no control plane answered,
 2 on a usage mistake.

@@ -1,5 +1,5 @@
 /**
- * `meshlet token`: mints a workload or admin token with the control plane's signing key
+ * `meshlet token`: mints a workload, admin or viewer (read-only) token with the control plane's signing key
  * (creating the key in the data directory when there is none yet).
  *
  * @module
@@ -12,11 +12,12 @@ import { isMeshletError } from '../../core/errors.ts';
 import { out, UsageError } from '../args.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 
-export const tokenHelp = `Usage: meshlet token (--service <name> [--namespace <ns>] | --admin) [options]
+export const tokenHelp = `Usage: meshlet token (--service <name> [--namespace <ns>] | --admin | --viewer) [options]
 
 Prints a token signed with the control plane's key (<data-dir>/signing-key.jwk; created when absent,
 saying so on stderr: a control plane with another data dir refuses tokens of a new key).
-Workloads send it as MESHLET_TOKEN; admin tokens are for 'meshlet apply | get | delete'.
+Workloads send it as MESHLET_TOKEN; admin tokens are for 'meshlet apply | get | delete'; viewer
+tokens may only read (get, status, analyze --control-plane, ca show, GET /v1/workloads).
 With -o json|yaml: the token with its decoded header and claims. Exits 2 on a usage mistake.
 
 Options:
@@ -29,6 +30,8 @@ Options:
                            plane sends the workload the policies that select these labels
                            (and app=<service>), whatever labels the workload claims
       --admin              an admin token instead
+      --viewer             a read-only token instead: the config, the status, the workload
+                           list and the CA; no apply, delete, CA rotation or certificate
       --ttl <duration>     lifetime, e.g. 24h, 30d (default 1 year)
       --data-dir <dir>     where the signing key is (default ./.meshlet)
 ${OUTPUT_HELP}
@@ -53,6 +56,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
       'service-account': { type: 'string' },
       label: { type: 'string', multiple: true },
       admin: { type: 'boolean' },
+      viewer: { type: 'boolean' },
       ttl: { type: 'string' },
       'data-dir': { type: 'string' },
       ...OUTPUT_OPTION,
@@ -65,11 +69,16 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   }
   const format = outputFormat(values.output);
   if (positionals.length > 0) throw new UsageError(`meshlet token: unexpected argument "${positionals[0]}"`);
-  const admin = values.admin === true;
-  if (admin === (values.service !== undefined)) throw new UsageError('meshlet token: give either --service <name> or --admin');
-  if (admin && values.namespace !== undefined) throw new UsageError('meshlet token: --namespace goes with --service, not --admin');
-  if (admin && values['service-account'] !== undefined) throw new UsageError('meshlet token: --service-account goes with --service, not --admin');
-  if (admin && values.label !== undefined) throw new UsageError('meshlet token: --label goes with --service, not --admin');
+  const role = values.admin === true ? 'admin' : values.viewer === true ? 'viewer' : undefined;
+  const given = [values.service !== undefined && '--service', values.admin === true && '--admin', values.viewer === true && '--viewer'].filter((g) => g !== false);
+  if (given.length !== 1) throw new UsageError(`meshlet token: give one of --service <name>, --admin or --viewer${given.length > 1 ? `, not ${given.join(' and ')}` : ''}`);
+  for (const [option, value] of [
+    ['--namespace', values.namespace],
+    ['--service-account', values['service-account']],
+    ['--label', values.label],
+  ] as const) {
+    if (role !== undefined && value !== undefined) throw new UsageError(`meshlet token: ${option} goes with --service, not --${role}`);
+  }
   const labels: Record<string, string> = {};
   for (const pair of values.label ?? []) {
     const eq = pair.indexOf('=');
@@ -85,7 +94,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
       `meshlet token: no signing key in ${resolve(dataDir)}: created a new one, ${resolve(auth.createdKeyFile)}. A control plane started with another --data-dir will refuse this token; give the control plane's --data-dir (default ./.meshlet where it runs).\n`,
     );
   }
-  const subject = admin ? ({ admin: true } as const) : { service: values.service!, namespace: values.namespace ?? 'default', labels, serviceAccount: values['service-account'] ?? DEFAULT_SERVICE_ACCOUNT };
+  const subject = role === 'admin' ? ({ admin: true } as const) : role === 'viewer' ? ({ viewer: true } as const) : { service: values.service!, namespace: values.namespace ?? 'default', labels, serviceAccount: values['service-account'] ?? DEFAULT_SERVICE_ACCOUNT };
   let token: string;
   try {
     token = await auth.mintToken(subject, { ttlSeconds });
@@ -101,7 +110,10 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   const [header, claims] = token.split('.', 2).map((part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'))) as [Record<string, unknown>, { iat: number; exp: number }];
   printDocument(format, {
     token,
-    subject: 'admin' in subject ? { admin: true, service: null, namespace: null, serviceAccount: null, labels: null } : { admin: false, service: subject.service, namespace: subject.namespace, serviceAccount: subject.serviceAccount, labels: subject.labels },
+    subject:
+      role !== undefined
+        ? { role, admin: role === 'admin', service: null, namespace: null, serviceAccount: null, labels: null }
+        : { role: 'workload', admin: false, service: subject.service, namespace: subject.namespace, serviceAccount: subject.serviceAccount, labels: subject.labels },
     issuedAt: new Date(claims.iat * 1000).toISOString(),
     expiresAt: new Date(claims.exp * 1000).toISOString(),
     keyId: auth.keyId,

@@ -38,8 +38,8 @@ Options:
 ${OUTPUT_HELP}
       --json                       deprecated: use -o json
   -q, --quiet                      print errors only
-      --control-plane <url[,url]>  analyse with what this control plane serves (needs an admin
-                                   token: --token, default $MESHLET_TOKEN; --timeout, default 15s)
+      --control-plane <url[,url]>  analyse with what this control plane serves (needs an admin or
+                                   viewer token: --token, default $MESHLET_TOKEN; --timeout, default 15s)
       --token <token>, --timeout <duration>
 `;
 

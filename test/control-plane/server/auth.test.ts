@@ -199,13 +199,13 @@ describe('authentication over HTTP', () => {
     const status = await api(s.url, 'GET', '/status', { token });
     assert.equal(status.status, 403);
     assert.equal(status.body.error.code, 'FORBIDDEN');
-    assert.match(status.body.error.message, /the status needs an admin token/);
+    assert.match(status.body.error.message, /the status needs an admin or viewer token/);
     assert.equal(status.body.summary, undefined);
     assert.equal((await api(s.url, 'GET', '/status', { token: s.admin })).status, 200);
     const r = await api(s.url, 'GET', '/v1/resources', { token });
     assert.equal(r.status, 403);
     assert.equal(r.body.error.code, 'FORBIDDEN');
-    assert.match(r.body.error.message, /admin token/);
+    assert.match(r.body.error.message, /the config API needs an admin or viewer token/);
     assert.equal((await api(s.url, 'GET', '/v1/resources', { token: s.admin })).status, 200);
   });
 

@@ -348,6 +348,50 @@ spec:
     assert.match(down.stderr, /cannot reach the control plane/);
   });
 
+  it('token --viewer: get, status, analyze --control-plane and ca show read with it; apply, delete and ca rotate are refused naming what it may do', () => {
+    const minted = meshlet(['token', '--viewer', '--ttl', '1h', '--data-dir', dataDir, '-o', 'json']);
+    assert.equal(minted.code, 0, minted.stderr);
+    const doc = JSON.parse(minted.stdout);
+    assert.deepEqual(doc.subject, { role: 'viewer', admin: false, service: null, namespace: null, serviceAccount: null, labels: null });
+    assert.equal(doc.claims.role, 'viewer');
+    assert.equal(doc.claims.sub, 'viewer');
+    assert.equal(doc.claims.exp - doc.claims.iat, 3600);
+    const viewer = { MESHLET_CONTROL_PLANE: url, MESHLET_TOKEN: doc.token };
+    // Reads answer as they do for an admin.
+    for (const args of [['get', 'vs', '-o', 'yaml'], ['get', 'vs', 'reviews', '-o', 'json'], ['status', '-o', 'json']]) {
+      const v = meshlet(args, viewer);
+      assert.equal(v.code, 0, `${args.join(' ')}: ${v.stderr}`);
+      if (args[0] === 'get') assert.equal(v.stdout, meshlet(args, env()).stdout, args.join(' '));
+      else assert.equal(JSON.parse(v.stdout).servers[0].url, url);
+    }
+    assert.match(meshlet(['status'], viewer).stdout, /workloads at config version/);
+    const shadow = join(t.dir, 'viewer-shadow.yaml');
+    writeFileSync(shadow, shadowVs('viewer-shadow'));
+    const analyzed = meshlet(['analyze', '--control-plane', url, shadow], viewer);
+    const asAdmin = meshlet(['analyze', '--control-plane', url, shadow], env());
+    assert.equal(analyzed.code, asAdmin.code, analyzed.stderr);
+    assert.equal(analyzed.stdout, asAdmin.stdout);
+    assert.doesNotMatch(analyzed.stderr, /403|admin token/);
+    assert.equal(meshlet(['ca', 'show', '--control-plane', url], viewer).code, 0);
+    // Changes are refused (403, exit 1) with what the token may do.
+    const may = /a viewer token \(viewer\), which may only read: GET \/v1\/resources\[\/<Kind>\/<namespace>\/<name>\], GET \/status, GET \/v1\/workloads, GET \/v1\/ca/;
+    for (const args of [['apply', '-f', shadow], ['delete', 'vs', 'reviews'], ['ca', 'rotate', '--control-plane', url]]) {
+      const r = meshlet(args, viewer);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.stderr, may, args.join(' '));
+    }
+    assert.equal(meshlet(['get', 'vs', 'reviews'], env()).code, 0, 'the refused delete left it');
+    assert.equal(meshlet(['get', 'vs', 'viewer-shadow'], env()).code, 1, 'the refused apply applied nothing');
+    // --viewer is a role of its own: not with --admin or --service, nor with the workload's options.
+    for (const args of [['--viewer', '--admin'], ['--viewer', '--service', 'reviews'], ['--viewer', '-n', 'prod'], ['--viewer', '--label', 'a=b'], ['--viewer', '--service-account', 'x']]) {
+      const r = meshlet(['token', ...args, '--data-dir', dataDir]);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.stderr, /^meshlet token: (give one of --service <name>, --admin or --viewer, not --\w+ and --\w+|--[\w-]+ goes with --service, not --viewer)\n/, r.stderr);
+    }
+    assert.match(meshlet(['token', '--viewer', '--data-dir', dataDir]).stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+    assert.match(meshlet(['token', '--help']).stdout, /--viewer {13}a read-only token/);
+  });
+
   it('a refused token: get, apply, delete, status and ca say which control plane refused which token, and how to mint one it accepts', () => {
     const mint = /mint an admin token with 'meshlet token --admin --data-dir <the control plane's --data-dir>'/;
     const fromEnv = meshlet(['get', 'vs'], { MESHLET_CONTROL_PLANE: url, MESHLET_TOKEN: 'garbage' });
