@@ -151,6 +151,7 @@ export class ControlPlaneIdentity {
   start(): Promise<void> {
     // Until the first certificate, calls that would use mTLS fail rather than go out in plaintext.
     this.#o.holder.expect(true);
+    this.#o.holder.renews = true;
     return new Promise<void>((resolve, reject) => {
       const timer = this.#o.clock.setTimer(() => this.#timeout(), this.#o.startupTimeoutMs, true);
       this.#startup = { resolve, reject, timer, last: undefined };
@@ -289,6 +290,7 @@ export class ControlPlaneIdentity {
       this.#o.logger.warn(`meshlet: the control plane has no CA (${err.message}); running without a workload certificate (no mTLS). Upgrade it, or set identity: 'none' to silence this`);
       this.#noCa = true;
       this.#o.holder.expect(false);
+      this.#o.holder.renews = false;
       if (s !== undefined) {
         this.#startup = undefined;
         s.timer.clear();
@@ -370,6 +372,7 @@ export class ControlPlaneIdentity {
   /** Stops renewing; a request in flight is not waited for (its answer is dropped, and closing the agent ends it). */
   close(): Promise<void> {
     this.#closed = true;
+    this.#o.holder.renews = false;
     this.#timer?.clear();
     this.#deferred?.clear();
     this.#startup?.timer.clear();

@@ -93,6 +93,7 @@ export class DevCaIdentitySource implements IdentitySource {
     this.#checkTrustDomain(ca);
     this.#ca = ca;
     await this.#issue();
+    this.#o.holder.renews = true;
     this.#watcher = watchConfigPaths([this.#o.dir], {
       onEvent: (e) => {
         this.#retried = false;
@@ -106,6 +107,7 @@ export class DevCaIdentitySource implements IdentitySource {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#o.holder.renews = false;
     this.#renewal?.clear();
     this.#retry?.clear();
     this.#watcher?.close();
