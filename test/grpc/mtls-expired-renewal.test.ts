@@ -1,6 +1,6 @@
 /**
  * gRPC calls through `mesh.grpc` after a freeze past the workload certificate's expiry (see
- * test/outbound/mtls-expired-renewal.test.ts): with a source that renews (`credentials.renews`),
+ * test/outbound/mtls-expired-renewal.test.ts): with a source that renews (`credentials.renewer`),
  * the call waits for the renewal and its new connection presents the new certificate, rather than
  * the expired one the server refuses (UNAVAILABLE, UF).
  */
@@ -61,11 +61,9 @@ describe('gRPC: an expired workload certificate about to be renewed', { skip: sk
 
   it('the call waits for the renewal and presents the new certificate', async () => {
     mesh.credentials.set(workloadCredentials(ca, { namespace: 'default', serviceAccount: 'productpage', validity: { notBefore: new Date(Date.now() - 120_000), notAfter: new Date(Date.now() - 60_000) } }));
-    mesh.credentials.renews = true;
     const fresh = workloadCredentials(ca, { namespace: 'default', serviceAccount: 'productpage' });
-    const call = unary(client, { text: 'after-thaw' });
-    setImmediate(() => mesh.credentials.set(fresh));
-    const r = await call;
+    mesh.credentials.renewer = () => setImmediate(() => mesh.credentials.set(fresh));
+    const r = await unary(client, { text: 'after-thaw' });
     assert.equal(r.error, undefined, r.error?.details);
     assert.equal(r.reply?.text, 'after-thaw');
     assert.deepEqual(peers, [new X509Certificate(fresh.leaf.certPem).fingerprint256]);

@@ -1,7 +1,7 @@
 /**
  * A server's side of a freeze past the workload certificate's expiry (Cloud Run's CPU throttling
  * between requests, a SIGSTOP): connections waiting at the thaw are handshaken before the overdue
- * renewal timer runs. With a source that renews (`credentials.renews`), a handshake waits for the
+ * renewal timer runs. With a source that renews (`credentials.renewer`), a handshake waits for the
  * renewal and presents the new certificate — not the expired one every mesh client refuses.
  */
 import assert from 'node:assert/strict';
@@ -34,12 +34,10 @@ describe('a server whose certificate expired and is about to be renewed', { skip
 
   it('the handshake waits for the renewal and presents the new certificate', async () => {
     mesh.credentials.set(workloadCredentials(ca, { namespace: 'default', serviceAccount: 'reviews', validity: { notBefore: new Date(Date.now() - 120_000), notAfter: new Date(Date.now() - 60_000) } }));
-    mesh.credentials.renews = true;
     const fresh = workloadCredentials(ca, { namespace: 'default', serviceAccount: 'reviews' });
+    mesh.credentials.renewer = () => setTimeout(() => mesh.credentials.set(fresh), 20);
     const client = issueLeaf(ca, { uris: [spiffe('default', 'productpage')] });
-    const got = tlsGet(port, { key: client.keyPem, cert: client.chainPem, ca: ca.rootPem });
-    setTimeout(() => mesh.credentials.set(fresh), 20);
-    const o = await got;
+    const o = await tlsGet(port, { key: client.keyPem, cert: client.chainPem, ca: ca.rootPem });
     assert.ok('status' in o, `refused: ${'refused' in o ? o.refused : ''}`);
     assert.equal(o.status, 200);
     assert.equal(o.serverSerial, new X509Certificate(fresh.leaf.certPem).serialNumber);

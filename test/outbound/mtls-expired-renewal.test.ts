@@ -2,8 +2,8 @@
  * A process frozen past its workload certificate's expiry (AWS Lambda between invocations,
  * Cloud Run between requests, SIGSTOP) thaws with the invocation's I/O ready before its overdue
  * renewal timer: the first call runs with the expired certificate in the holder. A source that
- * renews by itself (the control plane's CA, a dev CA: `credentials.renews`) is about to install a
- * new one, so a new mTLS connection waits for it (bounded by the connect timeout) instead of
+ * renews by itself (the control plane's CA, a dev CA: `credentials.renewer`) is asked to renew now and a
+ * new mTLS connection waits for it (bounded by the connect timeout) instead of
  * presenting the expired one and being refused (503 UF). Without such a source (files renewed by
  * others) nothing waits: the expired certificate is presented, as before.
  */
@@ -59,17 +59,21 @@ describe('an expired workload certificate about to be renewed', { skip: skipWith
   it('a new connection waits for the renewal and presents the new certificate, not the expired one', async () => {
     const m = await mesh();
     m.credentials.set(expiredCreds());
-    m.credentials.renews = true; // as the control plane's CA and a dev CA set it
     const fresh = workloadCredentials(ca, { namespace: 'default', serviceAccount: 'productpage' });
-    const call = m.fetch(`http://${HOST}:9080/after-thaw`);
-    // The overdue renewal, after the call started (the thawed process's timers run after its I/O).
-    setImmediate(() => m.credentials.set(fresh));
-    const r = await call;
+    // As the control plane's CA and a dev CA set it: the renewal comes when asked (a renewal
+    // timer that has not fired yet — or never would, had the monotonic clock stood still).
+    let asked = 0;
+    m.credentials.renewer = () => {
+      asked++;
+      setImmediate(() => m.credentials.set(fresh));
+    };
+    const r = await m.fetch(`http://${HOST}:9080/after-thaw`);
     assert.equal(r.status, 200, `${r.status} ${r.headers.get('x-meshlet-response-flags')} ${await r.clone().text()}`);
     assert.equal(await r.text(), 'reviews');
     const seen = server.seen.at(-1);
     assert.equal(seen?.url, '/after-thaw');
     assert.equal(seen?.clientFingerprint, new X509Certificate(fresh.leaf.certPem).fingerprint256);
+    assert.equal(asked, 1, 'the connection asked for the renewal');
   });
 
   it('without a source that renews (files), nothing waits: the expired certificate is presented and refused, as before', async () => {

@@ -157,7 +157,10 @@ export class InboundTls {
   renewal(): Promise<unknown> | undefined {
     const h = this.#o.credentials;
     const c = h.current;
-    return c === undefined || c.notAfter > Date.now() || !h.renews ? undefined : h.next(HANDSHAKE_TIMEOUT_MS);
+    if (c === undefined || c.notAfter > Date.now() || h.renewer === undefined) return undefined;
+    const next = h.next(HANDSHAKE_TIMEOUT_MS);
+    h.renewer();
+    return next;
   }
 
   /** Calls `listener` when usable new credentials are taken in (a listener with its own TLS server swaps its context); returns the unsubscribe function. */

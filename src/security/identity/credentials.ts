@@ -49,13 +49,15 @@ export class CredentialHolder {
   #expected = false;
   readonly #pendingListeners = new Set<() => void>();
   /**
-   * True while a source that renews the certificate by itself runs (a dev CA, the control plane's
-   * CA): a new mTLS connection that would present an expired certificate waits for the renewal
-   * ({@link next}) — after a process freeze (AWS Lambda between invocations, SIGSTOP) the overdue
-   * renewal timer runs only after the I/O that arrived during the freeze, so the first call would
-   * otherwise present the old certificate and be refused. False for files (renewed by others).
+   * Set while a source that renews the certificate by itself runs (a dev CA, the control plane's
+   * CA): asks it to renew now (once per certificate; nothing when a renewal is under way). A new
+   * mTLS connection that would present an expired certificate calls it and waits for the renewal
+   * ({@link next}): after a process freeze (AWS Lambda between invocations, SIGSTOP) the overdue
+   * renewal timer runs only after the I/O that arrived during the freeze — or later, where the
+   * monotonic clock stood still — so the first calls would present the old certificate and be
+   * refused. Undefined for files (renewed by others).
    */
-  renews = false;
+  renewer: (() => void) | undefined = undefined;
 
   /** The credentials in use, or undefined while there are none (no identity configured, or not issued yet). */
   get current(): WorkloadCredentials | undefined {
