@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compileRe2, fastPathRegExp } from './regex.ts';
+import { compileRe2, fastPathRegExp, RE2_MEMO_SIZE } from './regex.ts';
 
 describe('RE2 regexes', () => {
   const cases: [string, string, boolean][] = [
@@ -76,4 +76,23 @@ describe('RE2 regexes', () => {
       assert.equal(re.replaceAll(input, rewrite), want);
     });
   }
+});
+
+describe('compileRe2 remembers what it compiled', () => {
+  it('a pattern is compiled once: validating a config and compiling it share the result (a cold start compiled each regex twice)', () => {
+    const a = compileRe2('/memo/[0-9]+');
+    assert.equal(compileRe2('/memo/[0-9]+'), a);
+    const bad = compileRe2('(memo');
+    assert.equal(compileRe2('(memo'), bad);
+    assert.ok('error' in bad);
+    assert.ok(Object.isFrozen(a) && Object.isFrozen(bad));
+  });
+
+  it(`keeps at most ${RE2_MEMO_SIZE} patterns, forgetting the oldest`, () => {
+    const first = compileRe2('/memo-first');
+    for (let i = 0; i < RE2_MEMO_SIZE; i++) compileRe2(`/memo-fill-${i}`);
+    const again = compileRe2('/memo-first');
+    assert.notEqual(again, first);
+    assert.ok(!('error' in again) && again.matches('/memo-first'));
+  });
 });

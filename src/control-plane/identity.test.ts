@@ -164,4 +164,26 @@ describe('ControlPlaneIdentity', () => {
     assert.equal(holder.current!.notBefore, Date.parse('2026-06-01T00:39:00.000Z'));
     await identity.close();
   });
+  it("renews when a connection asks (holder.renewer: the certificate expired while the process was frozen and the renewal timer is late), once per certificate; none after close", async () => {
+    const { clock, holder, identity, calls } = await setup();
+    await identity.start();
+    await settle();
+    const first = holder.current!;
+    const before = calls();
+    // Timers never ran: the mesh clock stood still while the wall clock went past the expiry.
+    holder.renewer?.();
+    holder.renewer?.(); // a second connection: the renewal is already asked for
+    clock.advance(0);
+    await settle();
+    await settle();
+    assert.equal(calls(), before + 1, 'one CSR');
+    assert.notEqual(holder.current, first, 'a new certificate, without the renewal timer');
+    holder.renewer?.(); // the new certificate may be renewed early once too
+    clock.advance(0);
+    await settle();
+    await settle();
+    assert.equal(calls(), before + 2);
+    await identity.close();
+    assert.equal(holder.renewer, undefined, 'closed: nothing renews');
+  });
 });

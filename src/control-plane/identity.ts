@@ -122,6 +122,8 @@ export class ControlPlaneIdentity {
   /** A bundle pushed while a request was in flight (it may be newer than the answer's). */
   #pushed: TrustBundleEvent | undefined;
   #requesting = false;
+  /** A connection asked for a renewal of the current certificate ({@link CredentialHolder.renewer}). */
+  #kicked = false;
   /** A trust bundle came on the watch stream: the control plane has a CA, so a 404 from its CA is not "no CA". */
   #bundleSeen = false;
   /** Stopped asking because the CA answered 404 (taken for a control plane without a CA). */
@@ -151,11 +153,19 @@ export class ControlPlaneIdentity {
   start(): Promise<void> {
     // Until the first certificate, calls that would use mTLS fail rather than go out in plaintext.
     this.#o.holder.expect(true);
+    this.#o.holder.renewer = () => this.#kick();
     return new Promise<void>((resolve, reject) => {
       const timer = this.#o.clock.setTimer(() => this.#timeout(), this.#o.startupTimeoutMs, true);
       this.#startup = { resolve, reject, timer, last: undefined };
       this.#run();
     });
+  }
+
+  /** A connection found the certificate expired (its renewal timer is late: the process was frozen): renew now, once per certificate. */
+  #kick(): void {
+    if (this.#closed || this.#noCa || this.#requesting || this.#kicked) return;
+    this.#kicked = true;
+    this.#schedule(0, false);
   }
 
   #timeout(): void {
@@ -253,6 +263,7 @@ export class ControlPlaneIdentity {
     // A mesh that started without one (from the cache, failOpen) is issued its first here.
     if (this.#failing) o.logger.warn(`meshlet: workload certificate ${renewal ? 'renewed again' : 'issued'} (${res.spiffeId}, valid until ${new Date(notAfter).toISOString()})`);
     this.#failing = false;
+    this.#kicked = false;
     this.#warnedExpired = false;
     this.#attempt = 0;
     if (c !== undefined) o.onInstalled?.(c);
@@ -289,6 +300,7 @@ export class ControlPlaneIdentity {
       this.#o.logger.warn(`meshlet: the control plane has no CA (${err.message}); running without a workload certificate (no mTLS). Upgrade it, or set identity: 'none' to silence this`);
       this.#noCa = true;
       this.#o.holder.expect(false);
+      this.#o.holder.renewer = undefined;
       if (s !== undefined) {
         this.#startup = undefined;
         s.timer.clear();
@@ -370,6 +382,7 @@ export class ControlPlaneIdentity {
   /** Stops renewing; a request in flight is not waited for (its answer is dropped, and closing the agent ends it). */
   close(): Promise<void> {
     this.#closed = true;
+    this.#o.holder.renewer = undefined;
     this.#timer?.clear();
     this.#deferred?.clear();
     this.#startup?.timer.clear();

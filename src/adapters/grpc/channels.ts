@@ -247,6 +247,11 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     return this.#clock;
   }
 
+  /** An ISTIO_MUTUAL endpoint's renewal to wait for, up to the connect timeout, when the workload certificate expired (TlsPlan.renewed). */
+  renewal(host: HostState): Promise<unknown> | undefined {
+    return this.#tlsPlans().planFor(host.endpoint).plan?.renewed?.(this.#cs.cluster.settings.connectionPool.connectTimeoutMs);
+  }
+
   /**
    * The endpoint's channel, made on first use, and again when its TLS decision changed (new
    * credentials, a new DestinationRule or PeerAuthentication): the old channel's calls finish.

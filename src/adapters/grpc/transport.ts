@@ -30,7 +30,7 @@
  */
 import type { Clock } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
-import { NO_CONTROLLER } from '../../core/exchange.ts';
+import { type Exchange, NO_CONTROLLER } from '../../core/exchange.ts';
 import type { Dispatch } from '../../core/layer.ts';
 import type { FailureKind } from '../../core/outcome.ts';
 import type { AnyResource } from '../../config/resource.ts';
@@ -98,6 +98,15 @@ export class GrpcTransport {
       channels = new ClusterChannels(g, options, cs, this.#clock, this.#env, this.#envoyHeaders);
       cs.transports.set(GRPC_TRANSPORT, { pools: channels, key: settingsKey(options, cs) });
     }
+    // The workload certificate expired (a process frozen past its renewal): new connections wait for the renewal (tls-connector.ts).
+    const c = this.#env.credentials;
+    const renewal = c !== undefined && c.notAfter <= Date.now() ? channels.renewal(host) : undefined;
+    if (renewal !== undefined) void renewal.then(() => this.#send(ex, handler, channels, host));
+    else this.#send(ex, handler, channels, host);
+  };
+
+  /** Starts the attempt on the endpoint's channel (made or re-made for the TLS decision now). */
+  #send(ex: Exchange, handler: Parameters<Dispatch>[1], channels: ClusterChannels, host: HostState): void {
     const e = channels.get(host);
     if (e.failure !== undefined) {
       // Fail closed: never plaintext instead of the TLS the destination calls for.
@@ -106,7 +115,7 @@ export class GrpcTransport {
       return;
     }
     new GrpcAttempt(ex, handler, undefined, channels, e).start();
-  };
+  }
 
   /** Sends a call for a host outside the mesh to the address the caller named. */
   readonly passthrough: Dispatch = (ex, handler) => {

@@ -149,6 +149,20 @@ export class InboundTls {
 
   readonly #listeners = new Set<() => void>();
 
+  /**
+   * The renewal to wait for (up to the handshake timeout) before a TLS handshake presents the
+   * workload certificate: undefined unless it expired and a source renews it (a process frozen past
+   * its renewal thaws with connections waiting before its overdue renewal timer runs).
+   */
+  renewal(): Promise<unknown> | undefined {
+    const h = this.#o.credentials;
+    const c = h.current;
+    if (c === undefined || c.notAfter > Date.now() || h.renewer === undefined) return undefined;
+    const next = h.next(HANDSHAKE_TIMEOUT_MS);
+    h.renewer();
+    return next;
+  }
+
   /** Calls `listener` when usable new credentials are taken in (a listener with its own TLS server swaps its context); returns the unsubscribe function. */
   onCredentials(listener: () => void): () => void {
     this.#listeners.add(listener);

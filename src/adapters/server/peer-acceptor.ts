@@ -13,6 +13,7 @@ import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { PeerIdentity } from '../../core/context.ts';
 import { awaitFirstBytes } from './first-bytes.ts';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls } from './inbound-tls.ts';
+import type { MtlsMode } from '../../security/peer-authentication.ts';
 
 /** A TLS record of type handshake (22), protocol version 3.x. */
 const TLS_HANDSHAKE = 0x16;
@@ -98,6 +99,13 @@ export class PeerAuthAcceptor {
       this.#mtls.refuse(socket, mode, 'tls', 'a TLS handshake under DISABLE (plaintext only)');
       return;
     }
+    // The workload certificate expired (a process frozen past its renewal): the handshake waits for the renewal.
+    const renewal = this.#mtls.renewal();
+    if (renewal === undefined) this.#handshake(socket, mode);
+    else void renewal.then(() => (socket.destroyed ? this.#pending.delete(socket) : this.#handshake(socket, mode)));
+  }
+
+  #handshake(socket: Socket, mode: MtlsMode): void {
     const tls = this.#tlsServer();
     if (tls === undefined) {
       this.#pending.delete(socket);

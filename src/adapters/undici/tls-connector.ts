@@ -47,6 +47,11 @@ export interface TlsPlan {
   readonly trust: string;
   /** Equal plans make equal connections (a pool is kept while its plan's key is unchanged). */
   readonly key: string;
+  /**
+   * ISTIO_MUTUAL: undefined when the plan's certificate may be presented, else the context of
+   * the certificate that replaces an expired one (waiting up to `waitMs` for its renewal).
+   */
+  readonly renewed?: (waitMs: number) => Promise<SecureContext | undefined> | undefined;
 }
 
 /** Istio's ALPN for in-mesh mTLS (the istio.alpn filter's override), with the standard protocol last. */
@@ -175,9 +180,22 @@ const MAX_SESSIONS = 100;
  * endpoint's address was resolved from (STRICT_DNS), named and verified in place of the address
  * when neither the plan nor the request's Host gives a name.
  */
-export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?: TcpKeepalive, name?: string): (opts: ConnectOptions, callback: Callback) => TLSSocket {
+export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?: TcpKeepalive, name?: string): (opts: ConnectOptions, callback: Callback) => TLSSocket | undefined {
   const sessions = new Map<string, Buffer>();
+  const open = connectOne(plan, connectTimeoutMs, sessions, keepalive, name);
   return (opts, callback) => {
+    // The workload certificate expired (the process was frozen past its renewal): wait for the
+    // renewal, bounded by the connect timeout, rather than present it and be refused.
+    const renewal = plan.renewed?.(connectTimeoutMs);
+    if (renewal === undefined) return open(opts, callback, plan.context);
+    void renewal.then((context) => open(opts, callback, context ?? plan.context));
+    return undefined;
+  };
+}
+
+/** Opens one connection of `plan` with `context` (the plan's, or a renewed certificate's: then no session of the old one is resumed). */
+function connectOne(plan: TlsPlan, connectTimeoutMs: number, sessions: Map<string, Buffer>, keepalive: TcpKeepalive | undefined, name: string | undefined): (opts: ConnectOptions, callback: Callback, context: SecureContext) => TLSSocket {
+  return (opts, callback, context) => {
     const hostname = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
     const port = Number(opts.port) || 443;
     // The plan's SNI, else (auto_sni) the one undici derived from the request's Host header (none for an IP), else the host
@@ -190,11 +208,11 @@ export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?
       host: hostname,
       port,
       servername: sni !== undefined && isIP(sni) === 0 ? sni : undefined,
-      secureContext: plan.context,
+      secureContext: context,
       ALPNProtocols: plan.alpn as string[],
       rejectUnauthorized: plan.verify.kind !== 'none',
       checkServerIdentity: (_host, cert) => checkServer(plan, sni ?? hostname, cert),
-      session: sessions.get(sessionKey),
+      session: context === plan.context ? sessions.get(sessionKey) : undefined,
       highWaterMark: 16384,
       ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
     } as ConnectionOptions);
@@ -214,6 +232,7 @@ export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?
     const timer = setTimeout(() => finish(new errors.ConnectTimeoutError(`Connect Timeout Error (attempted address: ${hostname}:${port}, timeout: ${connectTimeoutMs}ms)`)), connectTimeoutMs);
     timer.unref();
     socket.on('session', (s: Buffer) => {
+      if (context !== plan.context) return;
       if (!sessions.has(sessionKey) && sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value as string);
       sessions.set(sessionKey, s);
     });

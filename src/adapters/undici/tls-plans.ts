@@ -102,6 +102,23 @@ export class TlsEnvironment {
     return context;
   }
 
+  /**
+   * For a connection about to present `c`: undefined when it may (still valid by the wall clock,
+   * or nothing renews it), else the secure context of the credentials that replace it — already
+   * installed, or the next ones within `waitMs` (undefined if none came: `c` is presented, and
+   * refused, as before). See {@link CredentialHolder.renewer}.
+   */
+  renewedContext(c: WorkloadCredentials, waitMs: number): Promise<SecureContext | undefined> | undefined {
+    if (c.notAfter > Date.now()) return undefined;
+    const holder = this.#credentials;
+    const cur = holder.current;
+    if (cur !== undefined && cur.generation !== c.generation && cur.notAfter > Date.now()) return Promise.resolve(this.meshContext(cur));
+    if (holder.renewer === undefined) return undefined;
+    const next = holder.next(waitMs);
+    holder.renewer();
+    return next.then((n) => (n === undefined ? undefined : this.meshContext(n)));
+  }
+
   /** Stops following the credentials. */
   close(): void {
     this.#unsubscribe();
@@ -181,7 +198,9 @@ export class ClusterTlsPlans {
       // forward proxy clusters, which meshlet does not have).
       const verify: TlsVerify = { kind: 'identity', identities: d.identities, trustDomains: [ctx.trustDomain, ...ctx.trustDomainAliases] };
       const key = `ISTIO_MUTUAL|${creds.generation}|${d.sni}|${d.identities.join(',')}|${h2}`;
-      return { plan: Object.freeze({ mode: 'ISTIO_MUTUAL', servername: d.sni, context, verify, alpn: h2 ? ISTIO_ALPN_H2 : ISTIO_ALPN_HTTP11, h2, trust: "the mesh's trust bundle", key }), failure: undefined };
+      const env = this.#env;
+      const renewed = (waitMs: number) => env.renewedContext(creds, waitMs);
+      return { plan: Object.freeze({ mode: 'ISTIO_MUTUAL', servername: d.sni, context, verify, alpn: h2 ? ISTIO_ALPN_H2 : ISTIO_ALPN_HTTP11, h2, trust: "the mesh's trust bundle", key, renewed }), failure: undefined };
     }
     // SIMPLE / MUTUAL origination with the rule's files.
     const opts: { ca?: string; cert?: string; key?: string; crl?: string; minVersion: 'TLSv1.2' } = { minVersion: 'TLSv1.2' };

@@ -48,6 +48,16 @@ export class CredentialHolder {
   #waiters: ((c: WorkloadCredentials) => void)[] = [];
   #expected = false;
   readonly #pendingListeners = new Set<() => void>();
+  /**
+   * Set while a source that renews the certificate by itself runs (a dev CA, the control plane's
+   * CA): asks it to renew now (once per certificate; nothing when a renewal is under way). A new
+   * mTLS connection that would present an expired certificate calls it and waits for the renewal
+   * ({@link next}): after a process freeze (AWS Lambda between invocations, SIGSTOP) the overdue
+   * renewal timer runs only after the I/O that arrived during the freeze — or later, where the
+   * monotonic clock stood still — so the first calls would present the old certificate and be
+   * refused. Undefined for files (renewed by others).
+   */
+  renewer: (() => void) | undefined = undefined;
 
   /** The credentials in use, or undefined while there are none (no identity configured, or not issued yet). */
   get current(): WorkloadCredentials | undefined {
@@ -102,6 +112,25 @@ export class CredentialHolder {
     const c = this.#current;
     if (c !== undefined) return Promise.resolve(c);
     return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /**
+   * Resolves with the next credentials installed, or undefined when none came within `ms`
+   * (the timer does not keep the process alive).
+   */
+  next(ms: number): Promise<WorkloadCredentials | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== done);
+        resolve(undefined);
+      }, ms);
+      timer.unref();
+      const done = (c: WorkloadCredentials): void => {
+        clearTimeout(timer);
+        resolve(c);
+      };
+      this.#waiters.push(done);
+    });
   }
 
   /** Calls `listener` on every change from now on; returns the unsubscribe function. */

@@ -74,6 +74,24 @@ describe('DevCaIdentitySource', () => {
     await until(() => holder.current?.generation === first.generation + 2, 'renewed again');
   });
 
+  it("renews when a connection asks (holder.renewer: the process was frozen past the expiry and the renewal timer is late), once per certificate; none after close", async () => {
+    const dir = tmp();
+    await initDevCa(dir);
+    const clock = new ManualClock();
+    const holder = new CredentialHolder();
+    const src = new DevCaIdentitySource({ dir, trustDomain: 'cluster.local', namespace: 'foo', serviceAccount: 'bar', holder, log: quiet, clock });
+    await src.start();
+    const first = holder.current!;
+    holder.renewer?.();
+    holder.renewer?.(); // asked already
+    clock.advance(0);
+    await until(() => holder.current?.generation === first.generation + 1, 'renewed without the renewal timer');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(holder.current?.generation, first.generation + 1, 'once');
+    await src.close();
+    assert.equal(holder.renewer, undefined, 'closed: nothing renews');
+  });
+
   it('follows a rotation: a new certificate from the new root at once, a bundle with both roots; --finalize drops the old', async (t) => {
     const dir = tmp();
     const before = await initDevCa(dir);

@@ -67,6 +67,8 @@ export class DevCaIdentitySource implements IdentitySource {
   #retried = false;
   #lastWarning: string | undefined;
   #closed = false;
+  /** A connection asked for a renewal of the current certificate (CredentialHolder.renewer). */
+  #kicked = false;
 
   constructor(o: DevCaIdentitySourceOptions) {
     this.#o = o;
@@ -93,6 +95,7 @@ export class DevCaIdentitySource implements IdentitySource {
     this.#checkTrustDomain(ca);
     this.#ca = ca;
     await this.#issue();
+    this.#o.holder.renewer = () => this.#kick();
     this.#watcher = watchConfigPaths([this.#o.dir], {
       onEvent: (e) => {
         this.#retried = false;
@@ -106,6 +109,7 @@ export class DevCaIdentitySource implements IdentitySource {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#o.holder.renewer = undefined;
     this.#renewal?.clear();
     this.#retry?.clear();
     this.#watcher?.close();
@@ -130,6 +134,7 @@ export class DevCaIdentitySource implements IdentitySource {
     const issued = await ca.ca.sign(csr, { spiffeId: this.#spiffeId, ttlMs: this.#o.ttlMs ?? DEFAULT_WORKLOAD_CERT_TTL_MS, now: this.#wall.now() });
     if (this.#closed) return;
     this.#o.holder.set({ certChain: issued.certChainPem, privateKey: keys.privateKeyPem, trustBundle: ca.bundlePem, spiffeId: this.#spiffeId, notBefore: issued.notBefore, notAfter: issued.notAfter });
+    this.#kicked = false;
     this.#lastWarning = undefined;
     if (issued.notAfter >= ca.ca.notAfter) {
       // Cut short at the CA's own expiry: a renewal from this CA cannot last longer (and in the CA's
@@ -140,6 +145,13 @@ export class DevCaIdentitySource implements IdentitySource {
       return;
     }
     this.#schedule(issued.notBefore + (issued.notAfter - issued.notBefore) / 2 - this.#wall.now());
+  }
+
+  /** A connection found the certificate expired (its renewal timer is late: the process was frozen): renew now, once per certificate. */
+  #kick(): void {
+    if (this.#closed || this.#kicked) return;
+    this.#kicked = true;
+    this.#schedule(0);
   }
 
   #schedule(ms: number): void {

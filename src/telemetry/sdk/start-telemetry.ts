@@ -9,7 +9,7 @@
  * @module
  */
 import { createRequire } from 'node:module';
-import { type Attributes, context, metrics as metricsApi, type ProxyTracerProvider, propagation, trace } from '@opentelemetry/api';
+import { type Attributes, context, metrics as metricsApi, ProxyTracerProvider, propagation, trace } from '@opentelemetry/api';
 import type { IMetricReader } from '@opentelemetry/sdk-metrics';
 import { EvictingPrometheusReader } from './evicting-prometheus.ts';
 import { type MeshletMetricProducer, meshletMetricProducer } from './metric-producer.ts';
@@ -91,6 +91,13 @@ const PROMETHEUS_OPTION_NAMES = optionNames<PrometheusOptions>()(['port', 'host'
 export interface Telemetry {
   /** The Prometheus endpoint's URL base (`http://host:port`), when one was started. */
   readonly prometheusUrl: string | undefined;
+  /**
+   * Exports now what is waiting — the metrics since the last OTLP export and the ended spans not
+   * sent yet — and resolves when the exports are done; exporting goes on as before. For a process
+   * that is frozen or ended without notice after each piece of work (an AWS Lambda handler: call
+   * it before returning), where the next periodic export may never run.
+   */
+  flush(): Promise<void>;
   /** Flushes and stops exporting; closes the Prometheus endpoint; unregisters the global providers it registered (telemetry can be started again). */
   shutdown(): Promise<void>;
 }
@@ -212,6 +219,12 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
   let stopped: Promise<void> | undefined;
   return {
     prometheusUrl,
+    flush: async () => {
+      if (stopped !== undefined) return;
+      // The registered global is the API's proxy; the SDK's provider (with forceFlush) is its delegate.
+      const tp = registered instanceof ProxyTracerProvider ? registered.getDelegate() : registered;
+      await Promise.all([...readers.map((r) => r.forceFlush()), (tp as { forceFlush?: () => Promise<void> } | undefined)?.forceFlush?.()]);
+    },
     shutdown: () => {
       stopped ??= sdk.shutdown().finally(() => {
         for (const p of producers) p.release();
