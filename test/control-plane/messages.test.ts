@@ -122,8 +122,8 @@ describe('messages', () => {
   });
 
   it('CLI errors are prefixed once', () => {
-    const get = spawnSync(process.execPath, [MAIN, 'get', 'all', '--control-plane', 'http://127.0.0.1:1'], { encoding: 'utf8', env: { ...process.env, MESHLET_TOKEN: 'x' } });
-    assert.match(get.stderr.trim().split('\n')[0] as string, /^meshlet get: unknown kind "all"; the control plane serves VirtualService \(vs\), /);
+    const get = spawnSync(process.execPath, [MAIN, 'get', 'widgets', '--control-plane', 'http://127.0.0.1:1'], { encoding: 'utf8', env: { ...process.env, MESHLET_TOKEN: 'x' } });
+    assert.match(get.stderr.trim().split('\n')[0] as string, /^meshlet get: unknown kind "widgets"; the control plane serves VirtualService \(vs\), /);
     const cp = spawnSync(process.execPath, [MAIN, 'control-plane', '--config', '.', '--ca-cert', 'x.pem'], { encoding: 'utf8' });
     assert.equal(cp.stderr.trim(), 'meshlet control-plane: give --ca-cert and --ca-key together');
     const plain = spawnSync(process.execPath, [MAIN, 'nosuchcommand'], { encoding: 'utf8' });
