@@ -27,7 +27,7 @@ import type { Headers } from './exchange.ts';
  * (`mutateTracingRequestHeader` runs after), so the app cannot force a trace; the tracer, which
  * sees the call before it is routed, does not honour it either unless the headers are trusted.
  */
-const SANITIZED: ReadonlySet<string> = new Set([
+const SANITIZED: readonly string[] = [
   'x-envoy-retriable-status-codes',
   'x-envoy-retriable-header-names',
   'x-envoy-retry-on',
@@ -45,14 +45,14 @@ const SANITIZED: ReadonlySet<string> = new Set([
   // Removed from every request by Envoy ("Clean proxy headers") and set only on internal ones: a
   // caller's own would let it pass as internal (a global rate limit's `request_type: external`).
   'x-envoy-internal',
-]);
+];
 
 /**
  * The same on the way in, but `x-envoy-expected-rq-timeout-ms`: the server side reads it as the
  * caller's deadline and leaves it on the request (Envoy removes it), because every mesh caller
  * whose call has a timeout sends it, and taking it off would rebuild each such request's headers.
  */
-const SANITIZED_INBOUND: ReadonlySet<string> = new Set([...SANITIZED].filter((n) => n !== 'x-envoy-expected-rq-timeout-ms'));
+const SANITIZED_INBOUND: readonly string[] = SANITIZED.filter((n) => n !== 'x-envoy-expected-rq-timeout-ms');
 
 /**
  * Removes the router-steering `x-envoy-*` headers from a request (lower-case names), as Envoy's
@@ -60,11 +60,13 @@ const SANITIZED_INBOUND: ReadonlySet<string> = new Set([...SANITIZED].filter((n)
  * the way in. True when it removed any.
  */
 export function cleanInternalHeaders(headers: Headers, inbound = false): boolean {
-  const set = inbound ? SANITIZED_INBOUND : SANITIZED;
+  // Looked up by name rather than listing the request's headers: every request takes this path,
+  // and a `for…in` over a header dictionary allocates its key list (~100 B a request).
+  const names = inbound ? SANITIZED_INBOUND : SANITIZED;
   let removed = false;
-  for (const name in headers) {
-    // 'x': most requests carry no x- header at all, and this is every request's path.
-    if (name.charCodeAt(0) === 120 && set.has(name)) removed = delete headers[name];
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    if (headers[name] !== undefined) removed = delete headers[name];
   }
   return removed;
 }
