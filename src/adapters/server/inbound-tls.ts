@@ -155,12 +155,8 @@ export class InboundTls {
    * its renewal thaws with connections waiting before its overdue renewal timer runs).
    */
   renewal(): Promise<unknown> | undefined {
-    const h = this.#o.credentials;
-    const c = h.current;
-    if (c === undefined || c.notAfter > Date.now() || h.renewer === undefined) return undefined;
-    const next = h.next(HANDSHAKE_TIMEOUT_MS);
-    h.renewer();
-    return next;
+    const c = this.#o.credentials.current;
+    return c === undefined ? undefined : this.#o.credentials.renewalFor(c, HANDSHAKE_TIMEOUT_MS);
   }
 
   /** Calls `listener` when usable new credentials are taken in (a listener with its own TLS server swaps its context); returns the unsubscribe function. */

@@ -102,21 +102,9 @@ export class TlsEnvironment {
     return context;
   }
 
-  /**
-   * For a connection about to present `c`: undefined when it may (still valid by the wall clock,
-   * or nothing renews it), else the secure context of the credentials that replace it — already
-   * installed, or the next ones within `waitMs` (undefined if none came: `c` is presented, and
-   * refused, as before). See {@link CredentialHolder.renewer}.
-   */
+  /** For a connection about to present `c`: the secure context of its renewal (CredentialHolder.renewalFor), undefined when `c` may be presented. */
   renewedContext(c: WorkloadCredentials, waitMs: number): Promise<SecureContext | undefined> | undefined {
-    if (c.notAfter > Date.now()) return undefined;
-    const holder = this.#credentials;
-    const cur = holder.current;
-    if (cur !== undefined && cur.generation !== c.generation && cur.notAfter > Date.now()) return Promise.resolve(this.meshContext(cur));
-    if (holder.renewer === undefined) return undefined;
-    const next = holder.next(waitMs);
-    holder.renewer();
-    return next.then((n) => (n === undefined ? undefined : this.meshContext(n)));
+    return this.#credentials.renewalFor(c, waitMs)?.then((n) => (n === undefined ? undefined : this.meshContext(n)));
   }
 
   /** Stops following the credentials. */

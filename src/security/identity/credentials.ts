@@ -55,7 +55,7 @@ export class CredentialHolder {
    * ({@link next}): after a process freeze (AWS Lambda between invocations, SIGSTOP) the overdue
    * renewal timer runs only after the I/O that arrived during the freeze — or later, where the
    * monotonic clock stood still — so the first calls would present the old certificate and be
-   * refused. Undefined for files (renewed by others).
+   * refused. Undefined for files (renewed by others). See {@link renewalFor}.
    */
   renewer: (() => void) | undefined = undefined;
 
@@ -115,22 +115,31 @@ export class CredentialHolder {
   }
 
   /**
-   * Resolves with the next credentials installed, or undefined when none came within `ms`
-   * (the timer does not keep the process alive).
+   * For a connection about to present `c`: undefined when it may (still valid by the wall clock,
+   * or no source renews it: {@link renewer}), else the credentials that replace it — installed
+   * already, or the next ones within `ms` once the source is asked to renew (undefined if none
+   * came: `c` is presented, and refused, as before). The timer does not keep the process alive.
    */
-  next(ms: number): Promise<WorkloadCredentials | undefined> {
-    return new Promise((resolve) => {
+  renewalFor(c: WorkloadCredentials, ms: number): Promise<WorkloadCredentials | undefined> | undefined {
+    if (c.notAfter > Date.now()) return undefined;
+    const cur = this.#current;
+    if (cur !== undefined && cur.generation !== c.generation && cur.notAfter > Date.now()) return Promise.resolve(cur);
+    const renew = this.renewer;
+    if (renew === undefined) return undefined;
+    const next = new Promise<WorkloadCredentials | undefined>((resolve) => {
       const timer = setTimeout(() => {
         this.#waiters = this.#waiters.filter((w) => w !== done);
         resolve(undefined);
       }, ms);
       timer.unref();
-      const done = (c: WorkloadCredentials): void => {
+      const done = (n: WorkloadCredentials): void => {
         clearTimeout(timer);
-        resolve(c);
+        resolve(n);
       };
       this.#waiters.push(done);
     });
+    renew();
+    return next;
   }
 
   /** Calls `listener` on every change from now on; returns the unsubscribe function. */
