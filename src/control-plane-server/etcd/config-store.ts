@@ -35,10 +35,11 @@ import { jitterMs } from '../../core/jitter.ts';
 import type { ApplyResponse, Rejection, SkippedValue, WireResource } from '../../control-plane/protocol.ts';
 import { contentVersion } from '../../config/version.ts';
 import type { ConfigState, ConfigStore, SourceHealth } from '../store.ts';
-import type { Compare, EtcdClient, KeyValue, TxnOp } from './client.ts';
+import type { EtcdClient, KeyValue } from './client.ts';
+import { commitWrite, configRevisionOf } from './commit.ts';
 import { type FileOwner, type FileSyncNotes, planDelete, planFileSync, planPuts, readOwners, type WriteContext, type WritePlan } from './config-writes.ts';
 import { type CheckedSet, checkStoredSet, repairHint, StoredSetCache } from './config-check.ts';
-import { refOf, tooBigHint, txnBatches } from './txn-batches.ts';
+import { findingsBefore } from './findings-before.ts';
 import { PrefixWatch, type WatchEvent } from './watch.ts';
 import { applyLabel, keyFile, WriteLabels } from './write-labels.ts';
 
@@ -228,7 +229,7 @@ export class EtcdConfigStore implements ConfigStore {
       // one consistent read of the config, of the write marker and of the file owners (every change of them stamps the marker)
       const read = await this.#client.txn([], [{ range: { key: this.#root, prefix: true } }, { range: { key: this.#marker } }, { range: { key: this.#owners, prefix: true } }]);
       const kvs = read.responses[0]?.kvs ?? [];
-      const marker = read.responses[1]?.kvs?.[0]?.modRevision ?? 0;
+      const marker = read.responses[1]?.kvs?.[0];
       const set = new Map(kvs.map((kv) => [kv.key, kv.value]));
       const ctx: WriteContext = { root: this.#root, owners: this.#owners, defaultNamespace: this.#defaultNamespace, now: new Date().toISOString() };
       const { ops, touched, applied: planned } = change(set, readOwners(read.responses[2]?.kvs ?? [], ctx), ctx);
@@ -244,13 +245,23 @@ export class EtcdConfigStore implements ConfigStore {
       }
       const refs = new Set(applied.map((a) => a.ref));
       const touches = (i: ConfigIssue) => labels.touches(i) || (i.resource !== undefined && refs.has(i.resource));
-      const warnings = applyWarnings({ issues: checked.issues.all, findings: checked.state.findings, before: this.#state.findings, touches, text: (i) => labels.text(i) });
+      const before = await findingsBefore({
+        watch: this.#watch,
+        revision: configRevisionOf(kvs, marker),
+        waitMs: this.#settleMs,
+        served: () => this.#state.findings,
+        checkRead: () => this.#check(new Map(kvs.map((kv) => [kv.key, kv.value])), new StoredSetCache()),
+        logger: this.#logger,
+        origin,
+      });
+      const warnings = applyWarnings({ issues: checked.issues.all, findings: checked.state.findings, before, touches, text: (i) => labels.text(i) });
       for (const v of checked.skipped.values()) {
         warnings.push(`${v.key}: skipped, not served: ${v.reasons.join('; ')} (${repairHint(v)})`);
       }
       if (ops.length === 0) return { version: checked.state.version, applied, warnings };
       await this.#beforeCommit?.(attempt);
-      const revision = await this.#commit(origin, ops, { revision: read.revision, marker, modRevisions: new Map(kvs.map((kv) => [kv.key, kv.modRevision])) }, planned, committed);
+      const keys = { root: this.#root, marker: this.#marker, owners: this.#owners };
+      const revision = await commitWrite(this.#client, keys, origin, ops, { revision: read.revision, marker, modRevisions: new Map(kvs.map((kv) => [kv.key, kv.modRevision])) }, planned, committed);
       if (revision === undefined) {
         this.#logger?.info?.(`etcd config: ${origin}: the config changed while applying (attempt ${attempt}); retrying`);
         await new Promise((r) => setTimeout(r, jitterMs(systemRandom, 10 * attempt)));
@@ -262,44 +273,6 @@ export class EtcdConfigStore implements ConfigStore {
     throw new MeshletError('MESHLET_ERR_CONTROL_PLANE', `etcd config: ${origin}: conflict: the config kept changing during ${this.#maxAttempts} attempts; try again`, {
       httpStatus: 409,
     });
-  }
-
-  /**
-   * Commits `ops` in as few txns as etcd takes ({@link txnBatches}: one unless the write is big),
-   * each guarded by: nothing under the prefix created or modified and no store write (catches
-   * deletions) since the read or the previous txn, each config key it writes as read (0: absent).
-   * Resolves to the last txn's revision; undefined when a guard failed (`committed` has the rest).
-   */
-  async #commit(
-    origin: string,
-    ops: readonly TxnOp[],
-    read: { revision: number; marker: number; modRevisions: ReadonlyMap<string, number> },
-    planned: readonly ApplyResponse['applied'][number][],
-    committed: Map<string, ApplyResponse['applied'][number]['action']>,
-  ): Promise<number | undefined> {
-    const stamp: TxnOp = { put: { key: this.#marker, value: JSON.stringify({ origin, at: new Date().toISOString() }) } };
-    const actions = new Map(planned.map((a) => [a.ref, a.action]));
-    let revision = read.revision;
-    let marker = read.marker;
-    for (const batch of txnBatches(ops, { root: this.#root, owners: this.#owners })) {
-      const keys = batch.flatMap((op) => ('put' in op ? [op.put.key] : 'delete' in op ? [op.delete.key] : [])).filter((k) => k.startsWith(this.#root));
-      const compare: Compare[] = [
-        { key: this.#root, prefix: true, target: 'MOD', result: 'LESS', revision: revision + 1 },
-        { key: this.#marker, target: 'MOD', result: 'EQUAL', revision: marker },
-        ...keys.map((key): Compare => ({ key, target: 'MOD', result: 'EQUAL', revision: read.modRevisions.get(key) ?? 0 })),
-      ];
-      const res = await this.#client.txn(compare, [...batch, stamp]).catch((err: unknown) => {
-        throw tooBigHint(err);
-      });
-      if (!res.succeeded) return undefined;
-      revision = marker = res.revision;
-      for (const key of keys) {
-        const ref = refOf(key.slice(this.#root.length));
-        const action = actions.get(ref);
-        if (action !== undefined && action !== 'unchanged') committed.set(ref, action);
-      }
-    }
-    return revision;
   }
 
   /** Validates a key → value set the same way on every replica (see {@link checkStoredSet}). */
