@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { clearInterval, setInterval } from 'node:timers';
 import type { UndiciTransport } from './adapters/undici/transport.ts';
 import type { ClusterChannels } from './adapters/grpc/channels.ts';
 import { GRPC_TRANSPORT } from './adapters/grpc/transport.ts';

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { configMapVolume } from '../../test/helpers/config-dir.ts';
+import { ManualClock } from '../core/clock.ts';
 import { type ConfigWatcher, isConfigEventPath, type WatchEvent, watchConfigPaths } from './watch.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'meshlet-watch-'));
@@ -292,6 +293,26 @@ test('the watched directory swapped with mv: the new one is watched, the old one
     replace(join(dir, 'a.yaml'), '2');
     await r.seen('a.yaml');
     assert.ok(!r.events.some((e) => e.relative.includes('stale')), JSON.stringify(r.events.map((e) => e.relative)));
+  } finally {
+    w.close();
+  }
+});
+
+test("a root's identity is checked on the given clock: a root whose parent was missing too is found when that clock has moved on a check interval, not before", async () => {
+  const parent = join(root, 'clocked-parent');
+  const dir = join(parent, 'conf');
+  const clock = new ManualClock();
+  const restored: string[] = [];
+  const lost: string[] = [];
+  const w = watchConfigPaths([dir], { onEvent: () => undefined, onLost: (_r, why) => lost.push(why), onRestored: (_r, how) => restored.push(how), checkIntervalMs: 60_000, clock });
+  try {
+    assert.equal(lost.length, 1, 'missing at start: reported lost');
+    mkdirSync(dir, { recursive: true }); // nothing watches the missing parent: only the identity check finds it
+    clock.advance(59_999);
+    await quiet();
+    assert.deepEqual(restored, [], 'not before the interval');
+    clock.advance(1);
+    assert.deepEqual(restored, [`${dir}: it exists again; watching it again`]);
   } finally {
     w.close();
   }

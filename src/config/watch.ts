@@ -23,6 +23,8 @@
 import { type Dirent, type FSWatcher, readdirSync, type Stats, statSync, watch } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, relative, sep } from 'node:path';
+import { setImmediate } from 'node:timers';
+import { type Clock, systemClock, type Timer } from '../core/clock.ts';
 import { CONFIG_EXTENSIONS } from './read-files.ts';
 
 /** One change seen by {@link watchConfigPaths}. */
@@ -51,6 +53,8 @@ export interface ConfigWatchOptions {
   readonly onRestored?: (root: string, how: string) => void;
   /** How often each root's identity is checked. @defaultValue 1000 */
   readonly checkIntervalMs?: number;
+  /** The clock of the identity checks (the one of the reloads that follow the events). @defaultValue the system clock */
+  readonly clock?: Clock;
 }
 
 /** A set of watchers; `close()` stops all of them. */
@@ -343,16 +347,22 @@ class Root {
 export function watchConfigPaths(paths: readonly string[], options: ConfigWatchOptions): ConfigWatcher {
   const roots = paths.map((p) => new Root(p, options));
   for (const r of roots) r.start();
-  const timer = setInterval(() => {
+  const clock = options.clock ?? systemClock;
+  const every = options.checkIntervalMs ?? 1000;
+  let closed = false;
+  let timer: Timer | undefined;
+  const tick = (): void => {
     for (const r of roots) r.check();
-  }, options.checkIntervalMs ?? 1000);
-  timer.unref();
+    if (!closed) timer = clock.setTimer(tick, every);
+  };
+  timer = clock.setTimer(tick, every);
   return {
     get lost() {
       return roots.map((r) => r.lost).filter((l): l is string => l !== undefined);
     },
     close() {
-      clearInterval(timer);
+      closed = true;
+      timer?.clear();
       for (const r of roots) r.close();
     },
   };

@@ -14,6 +14,7 @@
  */
 import type { ServerInterceptingCallInterface } from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
+import { setImmediate } from 'node:timers';
 import type { ConnectionInfo } from '../../inbound/guard.ts';
 import type { InboundTls, PeerVerdict } from '../server/inbound-tls.ts';
 import { plainAddress } from '../server/peer.ts';

@@ -68,7 +68,7 @@ export class GrpcTransport {
     this.#clock = clock;
     this.#envoyHeaders = envoyHeaders;
     this.#passthrough = new PassthroughChannels(clock, envoyHeaders);
-    this.#env = new TlsEnvironment(credentials, tls);
+    this.#env = new TlsEnvironment(credentials, tls, clock);
   }
 
   /** A config is in use: its PeerAuthentications decide auto-mTLS, its DestinationRules' TLS files are read now. */

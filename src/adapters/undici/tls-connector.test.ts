@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
 import { createSecureContext, type PeerCertificate } from 'node:tls';
 import { describe, it } from 'node:test';
+import { setImmediate } from 'node:timers';
+import { errors } from 'undici';
+import { ManualClock } from '../../core/clock.ts';
 import { TlsHandshakeError, tlsFailureReason } from '../../core/tls-failure.ts';
-import { checkServer, resumedSessionProblem, type TlsPlan, type TlsVerify } from './tls-connector.ts';
+import { checkServer, resumedSessionProblem, type TlsPlan, type TlsVerify, tlsConnector } from './tls-connector.ts';
 
 const plan = (verify: TlsVerify): TlsPlan => ({ mode: 'SIMPLE', servername: undefined, context: createSecureContext({}), verify, alpn: ['http/1.1'], h2: false, trust: 'the test roots', key: 'k' });
 const cert = (subjectaltname: string): PeerCertificate => ({ subjectaltname, subject: { CN: '' } }) as unknown as PeerCertificate;
@@ -100,4 +104,32 @@ describe('resumedSessionProblem: a resumed session is checked for the certificat
     assert.equal(err.reason, "the server's certificate expired (CERT_HAS_EXPIRED) at 2026-05-31T23:59:59.000Z: a TLS session resumed from before it expired");
   });
   it('with insecureSkipVerify nothing is checked', () => assert.equal(resumedSessionProblem(plan({ kind: 'none' }), socket(true, expired), now), undefined));
+});
+
+describe('tlsConnector: the connect timeout runs on the mesh clock', () => {
+  it('a handshake the server never answers fails with ConnectTimeoutError when the clock reaches the timeout, not before', async () => {
+    const accepted: Socket[] = [];
+    const server = createServer((s) => accepted.push(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const clock = new ManualClock();
+      const connect = tlsConnector(plan({ kind: 'none' }), 5000, clock);
+      const outcome: { err?: Error | null } = {};
+      connect({ hostname: '127.0.0.1', port }, (err) => {
+        outcome.err = err;
+      });
+      while (accepted.length === 0) await new Promise((r) => setImmediate(r));
+      clock.advance(4999);
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      assert.equal(outcome.err, undefined, 'not before the timeout');
+      clock.advance(1);
+      const err: unknown = outcome.err;
+      assert.ok(err instanceof errors.ConnectTimeoutError, `at the timeout: ${String(err)}`);
+      assert.match(err.message, new RegExp(`attempted address: 127\\.0\\.0\\.1:${port}, timeout: 5000ms`));
+    } finally {
+      for (const s of accepted) s.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
 });

@@ -12,6 +12,7 @@
 import { isIP } from 'node:net';
 import { checkServerIdentity, connect, type ConnectionOptions, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import { errors } from 'undici';
+import type { Clock } from '../../core/clock.ts';
 import { ErrorRewritingHandler } from '../../core/error-rewriting-handler.ts';
 import { certificateProblem, TlsHandshakeError, tlsFailureReason } from '../../core/tls-failure.ts';
 import type { TcpKeepalive } from '../../routing/cluster-settings.ts';
@@ -178,11 +179,18 @@ const MAX_SESSIONS = 100;
  * are fixed, so a resumed session is one this plan verified). `keepalive`: the cluster's
  * `tcpKeepalive` (without it, undici's: probes after 60 s idle). `name`: the DNS name the
  * endpoint's address was resolved from (STRICT_DNS), named and verified in place of the address
- * when neither the plan nor the request's Host gives a name.
+ * when neither the plan nor the request's Host gives a name. The connect timeout runs on the
+ * mesh's `clock`, as every mesh timeout does.
  */
-export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?: TcpKeepalive, name?: string): (opts: ConnectOptions, callback: Callback) => TLSSocket | undefined {
+export function tlsConnector(
+  plan: TlsPlan,
+  connectTimeoutMs: number,
+  clock: Clock,
+  keepalive?: TcpKeepalive,
+  name?: string,
+): (opts: ConnectOptions, callback: Callback) => TLSSocket | undefined {
   const sessions = new Map<string, Buffer>();
-  const open = connectOne(plan, connectTimeoutMs, sessions, keepalive, name);
+  const open = connectOne(plan, { connectTimeoutMs, clock }, sessions, keepalive, name);
   return (opts, callback) => {
     // The workload certificate expired (the process was frozen past its renewal): wait for the
     // renewal, bounded by the connect timeout, rather than present it and be refused.
@@ -194,7 +202,13 @@ export function tlsConnector(plan: TlsPlan, connectTimeoutMs: number, keepalive?
 }
 
 /** Opens one connection of `plan` with `context` (the plan's, or a renewed certificate's: then no session of the old one is resumed). */
-function connectOne(plan: TlsPlan, connectTimeoutMs: number, sessions: Map<string, Buffer>, keepalive: TcpKeepalive | undefined, name: string | undefined): (opts: ConnectOptions, callback: Callback, context: SecureContext) => TLSSocket {
+function connectOne(
+  plan: TlsPlan,
+  { connectTimeoutMs, clock }: { connectTimeoutMs: number; clock: Clock },
+  sessions: Map<string, Buffer>,
+  keepalive: TcpKeepalive | undefined,
+  name: string | undefined,
+): (opts: ConnectOptions, callback: Callback, context: SecureContext) => TLSSocket {
   return (opts, callback, context) => {
     const hostname = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
     const port = Number(opts.port) || 443;
@@ -223,14 +237,13 @@ function connectOne(plan: TlsPlan, connectTimeoutMs: number, sessions: Map<strin
     const finish = (err: Error | null): void => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      timer.clear();
       if (err !== null) {
         socket.destroy();
         callback(err, null);
       } else callback(null, socket);
     };
-    const timer = setTimeout(() => finish(new errors.ConnectTimeoutError(`Connect Timeout Error (attempted address: ${hostname}:${port}, timeout: ${connectTimeoutMs}ms)`)), connectTimeoutMs);
-    timer.unref();
+    const timer = clock.setTimer(() => finish(new errors.ConnectTimeoutError(`Connect Timeout Error (attempted address: ${hostname}:${port}, timeout: ${connectTimeoutMs}ms)`)), connectTimeoutMs);
     socket.on('session', (s: Buffer) => {
       if (context !== plan.context) return;
       if (!sessions.has(sessionKey) && sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value as string);

@@ -12,6 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { type Clock, systemClock } from '../../core/clock.ts';
 import { type AnyResource, ofKind } from '../../config/resource.ts';
 import { ClusterTlsPlanner, type ClientTlsContext, type ClientTlsDecision } from '../../outbound/tls-decision.ts';
 import type { Cluster } from '../../routing/route-table.ts';
@@ -39,13 +40,16 @@ export class TlsEnvironment {
   #files: TlsFiles = TlsFiles.EMPTY;
   #rules: readonly AnyResource[] = [];
   readonly #credentials: CredentialHolder;
+  readonly #clock: Clock;
   readonly #o: Required<ClientTlsOptions>;
   #meshContext: { readonly generation: number; readonly context: SecureContext } | undefined;
   #ctx: ClientTlsContext | undefined;
   readonly #unsubscribe: () => void;
 
-  constructor(credentials: CredentialHolder, o: ClientTlsOptions = {}) {
+  /** `clock`: the mesh's (the wait for an expired certificate's renewal runs on it, as the connect timeout that bounds it). */
+  constructor(credentials: CredentialHolder, o: ClientTlsOptions = {}, clock: Clock = systemClock) {
     this.#credentials = credentials;
+    this.#clock = clock;
     this.#o = {
       rootNamespace: o.rootNamespace ?? 'istio-system',
       trustDomain: o.trustDomain ?? 'cluster.local',
@@ -104,7 +108,7 @@ export class TlsEnvironment {
 
   /** For a connection about to present `c`: the secure context of its renewal (CredentialHolder.renewalFor), undefined when `c` may be presented. */
   renewedContext(c: WorkloadCredentials, waitMs: number): Promise<SecureContext | undefined> | undefined {
-    return this.#credentials.renewalFor(c, waitMs)?.then((n) => (n === undefined ? undefined : this.meshContext(n)));
+    return this.#credentials.renewalFor(c, waitMs, this.#clock)?.then((n) => (n === undefined ? undefined : this.meshContext(n)));
   }
 
   /** Stops following the credentials. */

@@ -150,7 +150,7 @@ class ClusterPools implements ClusterTransport {
       return e;
     }
     const origin = `${plan === undefined ? 'http' : 'https'}://${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
-    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#cs.cluster.settings.connectionPool.tcpKeepalive, host.endpoint.hostname) as never };
+    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#clock, this.#cs.cluster.settings.connectionPool.tcpKeepalive, host.endpoint.hostname) as never };
     const next: HostPools = {
       endpoint: host.endpoint,
       epoch: this.#env.epoch,
@@ -189,7 +189,7 @@ class ClusterPools implements ClusterTransport {
     if (plan === undefined) return undefined;
     const p = this.#passthrough;
     if (p !== undefined && p.key === plan.key) return p.agent;
-    const agent = trackedAgent({ ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#cs.cluster.settings.connectionPool.tcpKeepalive) as never });
+    const agent = trackedAgent({ ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#clock, this.#cs.cluster.settings.connectionPool.tcpKeepalive) as never });
     this.#passthrough = { key: plan.key, agent };
     if (p !== undefined) this.#drainOne(p.agent);
     return agent;
@@ -304,7 +304,7 @@ export class UndiciTransport {
    */
   constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true) {
     this.#clock = clock;
-    this.#env = new TlsEnvironment(credentials, tls);
+    this.#env = new TlsEnvironment(credentials, tls, clock);
     this.#expected = envoyHeaders;
   }
 

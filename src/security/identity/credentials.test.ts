@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ManualClock } from '../../core/clock.ts';
 import { CredentialHolder, type CredentialUpdate } from './credentials.ts';
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
@@ -37,5 +38,26 @@ describe('CredentialHolder', () => {
     h.set(update(PEM));
     assert.equal(h.pending, false, 'issued');
     assert.deepEqual(changes, [true, false, true]);
+  });
+
+  it("the wait for an expired certificate's renewal runs on the given clock: given up when it has moved the wait, not before", async () => {
+    const h = new CredentialHolder();
+    h.set(update(PEM)); // notAfter 1: expired
+    let asked = 0;
+    h.renewer = () => asked++;
+    const clock = new ManualClock();
+    const wait = h.renewalFor(h.current!, 1000, clock);
+    assert.ok(wait !== undefined);
+    assert.equal(asked, 1, 'the renewal is asked for');
+    let outcome: string | undefined;
+    void wait.then((n) => {
+      outcome = n === undefined ? 'gave up' : `generation ${n.generation}`;
+    });
+    clock.advance(999);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(outcome, undefined, 'not before the wait is over');
+    clock.advance(1);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(outcome, 'gave up');
   });
 });

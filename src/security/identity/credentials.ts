@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { type Clock, systemClock } from '../../core/clock.ts';
 
 /**
  * One issue of a workload's credentials.
@@ -118,22 +119,22 @@ export class CredentialHolder {
    * For a connection about to present `c`: undefined when it may (still valid by the wall clock,
    * or no source renews it: {@link renewer}), else the credentials that replace it — installed
    * already, or the next ones within `ms` once the source is asked to renew (undefined if none
-   * came: `c` is presented, and refused, as before). The timer does not keep the process alive.
+   * came: `c` is presented, and refused, as before). The wait runs on `clock` (the mesh's, as the
+   * connect timeout that bounds it) and does not keep the process alive.
    */
-  renewalFor(c: WorkloadCredentials, ms: number): Promise<WorkloadCredentials | undefined> | undefined {
+  renewalFor(c: WorkloadCredentials, ms: number, clock: Clock = systemClock): Promise<WorkloadCredentials | undefined> | undefined {
     if (c.notAfter > Date.now()) return undefined;
     const cur = this.#current;
     if (cur !== undefined && cur.generation !== c.generation && cur.notAfter > Date.now()) return Promise.resolve(cur);
     const renew = this.renewer;
     if (renew === undefined) return undefined;
     const next = new Promise<WorkloadCredentials | undefined>((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = clock.setTimer(() => {
         this.#waiters = this.#waiters.filter((w) => w !== done);
         resolve(undefined);
       }, ms);
-      timer.unref();
       const done = (n: WorkloadCredentials): void => {
-        clearTimeout(timer);
+        timer.clear();
         resolve(n);
       };
       this.#waiters.push(done);

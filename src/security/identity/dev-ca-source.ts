@@ -104,6 +104,7 @@ export class DevCaIdentitySource implements IdentitySource {
       onError: (e) => this.#warn(`meshlet: dev CA: ${e.message}`),
       onLost: (path, reason) => this.#warn(`meshlet: lost the watch on the dev CA ${path}: ${reason}; the last good certificate stays in use`),
       onRestored: (path) => this.#reloader.event({ path, type: 'change' }),
+      clock: this.#clock,
     });
   }
 

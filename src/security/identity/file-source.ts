@@ -97,6 +97,7 @@ export class FileIdentitySource implements IdentitySource {
       onError: (e) => this.#warn(`meshlet: identity files: ${e.message}`),
       onLost: (path, reason) => this.#warn(`meshlet: lost the watch on identity file ${path}: ${reason}; the last good certificate stays in use`),
       onRestored: (path) => this.#reloader.event({ path, type: 'change' }),
+      clock: this.#clock,
     });
   }
 

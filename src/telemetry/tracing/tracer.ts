@@ -33,6 +33,7 @@
  * @module
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { clearInterval, setInterval } from 'node:timers';
 import { type Attributes, type Context, context, createContextKey, ROOT_CONTEXT, type Span, type SpanContext, SpanKind, type Tracer, type TracerProvider, trace } from '@opentelemetry/api';
 import type { AnyResource } from '../../config/resource.ts';
 import type { Random } from '../../core/clock.ts';
