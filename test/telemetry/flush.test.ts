@@ -1,8 +1,8 @@
 /**
  * `telemetry.flush()`: a serverless handler (AWS Lambda: the process is frozen after it returns,
- * and may be ended without notice) exports what the mesh recorded — Istio's metrics and the
- * sampled calls' spans — before returning, without shutting telemetry down, and the mesh keeps
- * working and recording after it.
+ * and may be ended without notice) exports what the mesh recorded — Istio's metrics, the
+ * sampled calls' spans and the `envoyOtelAls` access-log batch — before returning, without
+ * shutting telemetry down, and the mesh keeps working and recording after it.
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -13,6 +13,8 @@ import { aggregatingLocally } from '../../src/telemetry/metrics/outlet.ts';
 import { startTelemetry } from '../../src/telemetry/sdk/index.ts';
 import { SVC, upstream } from '../helpers/own-metrics.ts';
 import { call, serviceEntry } from '../helpers/upstreams.ts';
+import { otelAlsFixture, otelAlsMesh } from '../helpers/otel-access-log.ts';
+import { RATINGS } from '../helpers/otel-collector.ts';
 
 /** An OTLP/HTTP (JSON) receiver: Istio's request count per export, and the spans received. */
 async function receiver(): Promise<{ endpoint: string; requests: number[]; spans: number; close(): Promise<void> }> {
@@ -67,5 +69,26 @@ describe('telemetry.flush()', () => {
       await telemetry.flush(); // after shutdown: nothing, no error
       await rx.close();
     }
+  });
+
+  describe('an envoyOtelAls access log', () => {
+    const fixture = otelAlsFixture();
+    test("its batch is sent by the flush, not at the mesh clock's next interval or close, and logging goes on", async () => {
+      const telemetry = await startTelemetry({ serviceName: 'handler', prometheus: false });
+      // On a ManualClock that is never moved: the 1 s batch interval never comes.
+      const s = await otelAlsMesh(fixture, undefined, { envoyOtelAls: { logFormat: { text: '%REQ(:AUTHORITY)% %RESPONSE_CODE%' } } });
+      try {
+        assert.equal((await call(s.mesh, `http://${RATINGS}:9080/`)).status, 200);
+        assert.deepEqual(fixture.collector.bodies(), []);
+        await telemetry.flush();
+        assert.deepEqual(fixture.collector.bodies(), [`${RATINGS}:9080 200`]);
+        assert.equal((await call(s.mesh, `http://${RATINGS}:9080/`)).status, 200);
+        await telemetry.flush();
+        assert.deepEqual(fixture.collector.bodies(), [`${RATINGS}:9080 200`, `${RATINGS}:9080 200`]);
+      } finally {
+        await s.mesh.close();
+        await telemetry.shutdown();
+      }
+    });
   });
 });

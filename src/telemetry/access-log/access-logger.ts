@@ -21,6 +21,7 @@ import { type AccessLogLogger, type EntryWriter, Writers } from './writers.ts';
 import type { UnaryRequester } from '../../core/unary-call.ts';
 import { compileSubstitution } from './format.ts';
 import { type AccessLogDropReason, OtelLogExporter, type OtelExportStats } from './otel-exporter.ts';
+import { type TelemetryFlushMessage, telemetryFlush } from '../flush-channel.ts';
 import { encodeLogRecord, spanIdBytes, traceIdBytes } from './otlp-wire.ts';
 import { otelTarget, type ResolvedOtelLog } from './otel-config.ts';
 
@@ -184,6 +185,7 @@ export class AccessLogger {
         onDropped: onDropped === undefined ? undefined : (n, reason) => onDropped(provider, n, reason),
       });
       this.#exporters.set(key, exporter);
+      if (this.#exporters.size === 1) telemetryFlush.subscribe(this.#onFlush);
     }
     const ex = exporter;
     const spanIds = this.#o.spanIds;
@@ -207,8 +209,14 @@ export class AccessLogger {
    * still go out, before it closes its connection pools.
    */
   async closeExports(graceMs: number): Promise<void> {
+    telemetryFlush.unsubscribe(this.#onFlush);
     await Promise.all([...this.#exporters.values()].map((e) => e.close(graceMs)));
   }
+
+  /** `telemetry.flush()`: each `envoyOtelAls` provider sends its batch now, and the flush waits for the exports. */
+  readonly #onFlush = (m: unknown): void => {
+    (m as TelemetryFlushMessage).waits.push(Promise.all([...this.#exporters.values()].map((e) => e.flushed())).then(() => undefined));
+  };
 
   readonly #onCallStart = (m: unknown): void => {
     const s = m as CallStartMessage;

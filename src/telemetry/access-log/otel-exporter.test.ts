@@ -79,6 +79,52 @@ describe('OtelLogExporter', () => {
     assert.equal(clock.pending, 0);
   });
 
+  test('flushed(): the batch goes out now, not at the interval, and it resolves once the export is answered', async () => {
+    const { clock, calls, ex } = setup();
+    ex.log(rec('a'));
+    let done = false;
+    const flushed = ex.flushed().then(() => {
+      done = true;
+    });
+    assert.deepEqual(
+      calls.map((c) => c.bodies),
+      [['a']],
+      'sent at once, the clock not moved',
+    );
+    await tick();
+    assert.equal(done, false, 'waits for the answer');
+    calls[0]?.answer();
+    await flushed;
+    assert.deepEqual(ex.stats, { written: 1, dropped: 0 });
+    clock.advance(1000);
+    assert.equal(calls.length, 1, 'nothing left for the interval');
+    await ex.flushed(); // nothing batched: resolves
+  });
+
+  test('flushed() with exports in flight at the bound: the partial batch goes out as a call ends, and is waited for', async () => {
+    const { calls, ex } = setup();
+    const big = 'x'.repeat(DEFAULT_BUFFER_BYTES);
+    for (let i = 0; i < MAX_EXPORTS_IN_FLIGHT; i++) ex.log(rec(big));
+    await tick();
+    assert.equal(calls.length, MAX_EXPORTS_IN_FLIGHT);
+    ex.log(rec('small'));
+    let done = false;
+    const flushed = ex.flushed().then(() => {
+      done = true;
+    });
+    await tick();
+    assert.equal(calls.length, MAX_EXPORTS_IN_FLIGHT, 'no call may start yet');
+    calls[0]?.answer();
+    await tick();
+    assert.deepEqual(calls[MAX_EXPORTS_IN_FLIGHT]?.bodies, ['small'], 'the partial batch, as soon as a call ended');
+    for (const c of calls.slice(1, MAX_EXPORTS_IN_FLIGHT)) c.answer();
+    await tick();
+    assert.equal(done, false, 'the flushed batch is not answered yet');
+    calls[MAX_EXPORTS_IN_FLIGHT]?.answer();
+    await flushed;
+    assert.deepEqual(ex.stats, { written: MAX_EXPORTS_IN_FLIGHT + 1, dropped: 0 });
+  });
+
   test('a batch reaching 16 KiB is sent at once: on the next turn of the loop, not inside log()', async () => {
     const { calls, ex } = setup();
     const big = 'x'.repeat(4000);

@@ -133,6 +133,10 @@ export class OtelLogExporter {
   #failedRecords = 0;
   #written = 0;
   #dropped = 0;
+  /** Export calls started so far. */
+  #started = 0;
+  /** A flush waits until this many have started ({@link flushed}). */
+  #flushBefore = 0;
 
   constructor(o: OtelLogExporterOptions) {
     this.#o = o;
@@ -201,6 +205,23 @@ export class OtelLogExporter {
     this.#scope.runInAsyncScope(this.#send, this, true);
   }
 
+  /**
+   * Sends what is batched now and resolves once those exports are answered or failed (each within
+   * {@link EXPORT_TIMEOUT_MS}); a batch the in-flight bound holds back goes out as a call ends.
+   * Records logged meanwhile may go too, but are not waited for beyond the exports in flight.
+   */
+  async flushed(): Promise<void> {
+    // Batches go out in order: the last one there is now has started once this many exports have.
+    const target = this.#started + this.#ready.length + (this.#batch.length > 0 ? 1 : 0);
+    for (;;) {
+      this.#flushBefore = Math.max(this.#flushBefore, target);
+      this.flush();
+      if (this.#started >= target || this.#done || this.#inFlight.size === 0) break;
+      await Promise.race(this.#inFlight);
+    }
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
   /** Sends the full batches, then the current one when `all` or full, while calls may start. */
   #send(all: boolean): void {
     while (!this.#done && this.#inFlight.size < MAX_EXPORTS_IN_FLIGHT) {
@@ -209,10 +230,11 @@ export class OtelLogExporter {
         this.#take();
       }
       const records = this.#ready.shift() as Buffer[];
+      this.#started++;
       const p = this.#export(records).finally(() => {
         this.#inFlight.delete(p);
-        // A batch the bound held back goes out as soon as a call ends, not at the next interval.
-        this.#send(this.#closed);
+        // A batch the bound held back goes out as soon as a call ends, not at the next interval (nor a partial one a flush waits for).
+        this.#send(this.#closed || this.#started < this.#flushBefore);
       });
       this.#inFlight.add(p);
     }

@@ -18,6 +18,7 @@ import { loadPeers, type PeerLoader } from './peers.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { checkOptionNames, optionNames } from '../../core/option-names.ts';
 import { sdkRegistered } from '../tracing/span-context.ts';
+import { flushMeshTelemetry } from '../flush-channel.ts';
 
 /** OTLP export settings of {@link startTelemetry}. */
 export interface OtlpOptions {
@@ -92,8 +93,9 @@ export interface Telemetry {
   /** The Prometheus endpoint's URL base (`http://host:port`), when one was started. */
   readonly prometheusUrl: string | undefined;
   /**
-   * Exports now what is waiting — the metrics since the last OTLP export and the ended spans not
-   * sent yet — and resolves when the exports are done; exporting goes on as before. For a process
+   * Exports now what is waiting — the metrics since the last OTLP export, the ended spans not
+   * sent yet, and the meshes' `envoyOtelAls` access-log batches — and resolves when the exports
+   * are done; exporting goes on as before. For a process
    * that is frozen or ended without notice after each piece of work (an AWS Lambda handler: call
    * it before returning), where the next periodic export may never run.
    */
@@ -223,7 +225,7 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
       if (stopped !== undefined) return;
       // The registered global is the API's proxy; the SDK's provider (with forceFlush) is its delegate.
       const tp = registered instanceof ProxyTracerProvider ? registered.getDelegate() : registered;
-      await Promise.all([...readers.map((r) => r.forceFlush()), (tp as { forceFlush?: () => Promise<void> } | undefined)?.forceFlush?.()]);
+      await Promise.all([...readers.map((r) => r.forceFlush()), (tp as { forceFlush?: () => Promise<void> } | undefined)?.forceFlush?.(), flushMeshTelemetry()]);
     },
     shutdown: () => {
       stopped ??= sdk.shutdown().finally(() => {
