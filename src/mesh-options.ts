@@ -133,7 +133,7 @@ export interface MeshOptions {
   readonly sourceIp?: string | undefined;
   /** What happens to hosts outside the registry (Istio's `outboundTrafficPolicy.mode`). @defaultValue 'ALLOW_ANY' */
   readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY' | undefined;
-  /** Largest streamed request body kept so a retry can replay it. @defaultValue 1048576 (1 MiB, Envoy's buffer limit) */
+  /** Largest request body a retry replays or a mirror copies (a streamed one is kept up to it; a larger string or bytes is sent once). @defaultValue 1048576 (1 MiB, Envoy's buffer limit) */
   readonly retryBufferBytes?: number | undefined;
   /** Longest upstream `Retry-After` a retry waits for; a longer one ends retrying. @defaultValue 10000 */
   readonly maxRetryAfterMs?: number | undefined;

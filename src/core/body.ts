@@ -383,18 +383,3 @@ function toBytes(v: unknown): Uint8Array {
 export function bodySourceFailed(body: unknown): boolean {
   return body instanceof ReplayableBody && body.sourceFailed;
 }
-
-/** True for bodies that can be sent again as they are (none, strings, bytes). */
-export function isStaticBody(body: unknown): boolean {
-  return body == null || typeof body === 'string' || body instanceof Uint8Array || ArrayBuffer.isView(body) || body instanceof ArrayBuffer;
-}
-
-/** True when `body` is something a retry can replay (static, or a recorded stream still under its cap). */
-export function canReplay(body: unknown): boolean {
-  return body instanceof ReplayableBody ? body.replayable : isStaticBody(body);
-}
-
-/** What to hand the transport for one attempt. */
-export function bodyForAttempt(body: unknown): unknown {
-  return body instanceof ReplayableBody ? body.attempt() : body;
-}

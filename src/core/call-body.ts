@@ -6,6 +6,7 @@
  * @module
  */
 import { ReplayableBody } from './body.ts';
+import { capStatic } from './replay.ts';
 
 /** A Blob or File (of any copy of the classes, as undici's isBlobLike tells). */
 function isBlobLike(body: object): body is Blob {
@@ -35,15 +36,16 @@ function fromSync(body: Iterable<unknown>): AsyncIterable<unknown> {
  * The body a call keeps, from what an undici caller passed (undici accepts strings, bytes,
  * ArrayBuffers, streams, sync and async iterables, Blobs and FormData): what a retry can replay
  * and a mirror can copy. Strings, bytes and none are kept as they are (an ArrayBuffer as a
- * Buffer over the same memory); a stream, an async or sync iterable, or a Blob (read through
+ * Buffer over the same memory), unless larger than `capBytes` (then sent once: `OversizedBody`); a stream, an async or sync iterable, or a Blob (read through
  * its stream, with the `content-length` and `content-type` undici would send for it) is
  * recorded as it is sent ({@link ReplayableBody}); anything else (FormData) goes to undici as
  * it is. `headers` are the call's, lower-cased.
  */
 export function callBody(body: unknown, headers: Record<string, unknown>, capBytes: number): unknown {
+  if (typeof body === 'string') return capStatic(body, capBytes);
   if (body == null || typeof body !== 'object') return body;
-  if (body instanceof Uint8Array || ArrayBuffer.isView(body)) return body;
-  if (body instanceof ArrayBuffer) return Buffer.from(body);
+  if (ArrayBuffer.isView(body)) return capStatic(body, capBytes);
+  if (body instanceof ArrayBuffer) return capStatic(Buffer.from(body), capBytes);
   if (typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') return new ReplayableBody(body as AsyncIterable<unknown>, capBytes);
   if (isBlobLike(body)) {
     // What undici sends for a Blob: its size as content-length, its type unless the caller set one.

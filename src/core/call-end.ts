@@ -6,6 +6,7 @@
  * @module
  */
 import { ReplayableBody } from './body.ts';
+import { OversizedBody } from './replay.ts';
 import type { ClusterRef, ExchangeState, HostRef, Named } from './exchange-state.ts';
 import type { CallEndMessage } from './observe.ts';
 
@@ -44,7 +45,7 @@ export function callEndMessage(ex: ExchangeState, error: Error | undefined): Cal
     grpcStatus: ex.grpcStatus,
     flags: ex.flags,
     attempts: ex.attempts,
-    requestBytes: (body instanceof ReplayableBody ? body.bytes : typeof body === 'string' ? Buffer.byteLength(body) : ArrayBuffer.isView(body) ? body.byteLength : 0) + ex.upgradedBytesSent,
+    requestBytes: (body instanceof ReplayableBody ? body.bytes : body instanceof OversizedBody ? body.byteLength : typeof body === 'string' ? Buffer.byteLength(body) : ArrayBuffer.isView(body) ? body.byteLength : 0) + ex.upgradedBytesSent,
     responseBytes: ex.responseBytes,
     requestMessages,
     responseMessages: requestMessages === undefined ? undefined : (ex as { readonly responseMessages?: number }).responseMessages,

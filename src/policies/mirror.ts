@@ -16,7 +16,8 @@ import { setImmediate } from 'node:timers';
 import type { Random } from '../core/clock.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError } from '../core/errors.ts';
-import { isStaticBody, ReplayableBody } from '../core/body.ts';
+import { ReplayableBody } from '../core/body.ts';
+import { isStaticBody, OversizedBody } from '../core/replay.ts';
 import type { Exchange, ResponseHandler } from '../core/exchange.ts';
 import type { Headers } from '../core/handler.ts';
 import type { Dispatch, Layer } from '../core/layer.ts';
@@ -138,13 +139,19 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
     (ex, handler) => {
       const ms = o.mirrors(ex);
       const streamed = ex.body instanceof ReplayableBody ? ex.body : undefined;
-      if (ms.length !== 0 && (streamed !== undefined || isStaticBody(ex.body))) {
+      const oversized = ex.body instanceof OversizedBody;
+      if (ms.length !== 0 && (streamed !== undefined || oversized || isStaticBody(ex.body))) {
         // One draw for every mirror of the call: Envoy decides each shadow policy with the same
         // stable random value, the stream id (router.cc FilterUtility::shouldShadow), so a copy to
         // a 30% mirror always comes with a copy to a 60% mirror of the same route.
         const draw = o.random.next();
         for (const m of ms) {
           if (m.fraction < 1 && draw >= m.fraction) continue;
+          if (oversized) {
+            // A string or bytes past the retry buffer: as a streamed body past it, not copied (Envoy abandons the shadow).
+            dropped(stats, ex, m, 'body-too-large');
+            continue;
+          }
           if (stats.inFlight >= o.maxInFlight) {
             dropped(stats, ex, m, 'max-in-flight');
             continue;

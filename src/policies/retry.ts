@@ -14,7 +14,8 @@
  * @module
  */
 import { headGrpcStatus } from '../core/classify.ts';
-import { type BodySentListener, bodySourceFailed, canReplay, ReplayableBody } from '../core/body.ts';
+import { type BodySentListener, bodySourceFailed, ReplayableBody } from '../core/body.ts';
+import { canReplay } from '../core/replay.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import type { DeadlineNode, DeadlineQueue } from '../core/deadlines.ts';
 import { MeshletError } from '../core/errors.ts';
@@ -315,7 +316,6 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
     const exhausted = retried && isRetriable(this._policy, { status: 0, grpcStatus: -1, failure, requestSent: true, headers: undefined }, this._retriable);
     return upstreamFailure(ex, failure, cause, retried, exhausted);
   }
-
 
   /** Decides whether this outcome is retried; reserves the retry (budget) if so. */
   private _mayRetry(outcome: AttemptOutcome): boolean {

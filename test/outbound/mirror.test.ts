@@ -107,6 +107,18 @@ describe('traffic mirroring', () => {
         assert.equal(shadow.seen.at(-1)?.body, 'tiny');
         assert.equal(mesh.diagnostics().mirrors.dropped, 1);
         assert.equal(mesh.diagnostics().mirrors.sent, 1);
+        // A string or a Buffer given to undici.request past the retry buffer: not copied either.
+        for (const body of ['y'.repeat(17), Buffer.alloc(17, 'z')]) {
+          const res = await request('http://reviews:9080/static-big', { method: 'POST', body, dispatcher: mesh.dispatcher });
+          assert.equal(await res.body.text(), 'primary');
+          assert.equal(primary.seen.at(-1)?.body, String(body));
+        }
+        const at16 = await request('http://reviews:9080/static-16', { method: 'POST', body: 'w'.repeat(16), dispatcher: mesh.dispatcher });
+        await at16.body.dump();
+        await until(() => shadow.hits === s0 + 2, 'the copy of the body at the limit');
+        assert.equal(shadow.seen.at(-1)?.url, '/static-16');
+        assert.equal(mesh.diagnostics().mirrors.dropped, 3);
+        assert.equal(mesh.diagnostics().mirrors.sent, 2);
       },
       { options: { retryBufferBytes: 16 } },
     );

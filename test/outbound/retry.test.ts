@@ -236,4 +236,41 @@ describe('retries', () => {
       await mesh.close();
     }
   });
+
+  test('a string or bytes given to undici.request is retried up to the cap and sent once past it, as Envoy gives up retrying a request past its buffer', async () => {
+    const up = await startUpstream('static-body', (_req, res, hit) => {
+      res.statusCode = hit % 2 === 1 ? 503 : 200;
+      res.end();
+    });
+    ups.push(up);
+    const mesh = await meshFor([{ port: up.port }], [{ route: [{ destination: { host: 'svc' } }], retries: { attempts: 1, retryOn: '503', retryIgnorePreviousHosts: false } }], [], { retryBufferBytes: 1000 });
+    // undici's types take strings and Uint8Arrays; the dispatcher takes any ArrayBufferView and ArrayBuffers too (docs/outbound.md).
+    const send = async (body: string | ArrayBufferView | ArrayBuffer): Promise<number> => {
+      const r = await request('http://svc/', { method: 'POST', body: body as string, dispatcher: mesh.dispatcher });
+      await r.body.dump();
+      return r.statusCode;
+    };
+    try {
+      const rows: [string, string | ArrayBufferView | ArrayBuffer, number, number][] = [
+        ['a string at the cap', 'x'.repeat(1000), 200, 2],
+        ['a string over it', 'x'.repeat(1001), 503, 1],
+        ['a string of multi-byte characters over it (bytes count, not characters)', 'é'.repeat(501), 503, 1],
+        ['a Buffer at the cap', Buffer.alloc(1000, 'b'), 200, 2],
+        ['a Buffer over it', Buffer.alloc(1001, 'b'), 503, 1],
+        ['a Uint16Array over it', new Uint16Array(501), 503, 1],
+        ['an ArrayBuffer over it', new ArrayBuffer(1001), 503, 1],
+      ];
+      for (const [what, body, status, attempts] of rows) {
+        const before = up.hits;
+        assert.equal(await send(body), status, what);
+        assert.equal(up.hits - before, attempts, `${what}: attempts`);
+        const size = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+        assert.equal(Buffer.byteLength(up.seen.at(-1)?.body ?? ''), size, `${what}: sent whole`);
+        // The upstream answers 503 to odd hits: keep each row starting on one.
+        if (up.hits % 2 === 1) assert.equal(await send('x'), 200);
+      }
+    } finally {
+      await mesh.close();
+    }
+  });
 });

@@ -12,7 +12,7 @@
  * @module
  */
 import { type Agent, Pool } from 'undici';
-import { bodyForAttempt } from '../../core/body.ts';
+import { bodyForAttempt } from '../../core/replay.ts';
 import type { Clock, } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
 import { NO_CONTROLLER } from '../../core/exchange.ts';
