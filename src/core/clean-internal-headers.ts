@@ -70,3 +70,18 @@ export function cleanInternalHeaders(headers: Headers, inbound = false): boolean
   }
   return removed;
 }
+
+/**
+ * Removes a call's own `x-forwarded-client-cert`, as an Istio sidecar's outbound listener does for
+ * every request of the app: Envoy's connection manager removes XFCC from a request whose
+ * downstream connection is not mutual TLS, or under `SANITIZE` — the default of
+ * `forward_client_cert_details`, which istiod sets only on inbound, gateway and waypoint listeners
+ * (listener_inbound.go) — whether or not the request is internal (`mutateXfccRequestHeader`,
+ * source/common/http/conn_manager_utility.cc; the app's connection to its sidecar is plaintext).
+ * So an upstream finds only what its own side appends: an app cannot put a certificate it does
+ * not hold in front of the real one (`URI=spiffe://…/sa/admin,By=…;URI=<real caller>`), nor pass
+ * its own caller's XFCC on by copying that caller's headers onto its call.
+ */
+export function removeAppClientCert(headers: Headers): void {
+  if (headers['x-forwarded-client-cert'] !== undefined) delete headers['x-forwarded-client-cert'];
+}
