@@ -221,12 +221,12 @@ export class Outbound {
     // x-forwarded-client-cert is removed either way (the app's connection is not mTLS).
     this.dispatch = trusted
       ? (ex, handler) => {
-          removeAppClientCert(ex.headers);
+          removeAppClientCert(ex.headers, ex.options);
           pipeline(ex, handler);
         }
       : (ex, handler) => {
           cleanInternalHeaders(ex.headers);
-          removeAppClientCert(ex.headers);
+          removeAppClientCert(ex.headers, ex.options);
           pipeline(ex, handler);
         };
   }
