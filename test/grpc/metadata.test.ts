@@ -30,9 +30,11 @@ describe('gRPC request metadata through the mesh', () => {
         head.set('x-head', 'h');
         head.set('x-head-bin', Buffer.from([9, 8, 7]));
         head.set('x-meshlet-response-flags', 'FAKE');
+        head.set('x-envoy-overloaded', 'true');
         call.sendMetadata(head);
         const trailers = new grpc.Metadata();
         trailers.set('x-trailer', 't');
+        trailers.set('x-envoy-overloaded', 'true');
         trailers.set('x-trailer-bin', Buffer.from([1, 2]));
         cb(null, { text: 'ok', server: 'a', seen: [] }, trailers);
       },
@@ -125,17 +127,17 @@ describe('gRPC request metadata through the mesh', () => {
     );
   });
 
-  it("the caller gets the endpoint's response metadata and trailers (text, -bin), without gRPC's own names or the endpoint's copy of the flags header", async () => {
+  it("the caller gets the endpoint's response metadata and trailers (text, -bin), without gRPC's own names or the endpoint's copies of the mesh's signals (flags, x-envoy-overloaded)", async () => {
     const r = await unary(client, { text: 'm' });
     assert.equal(r.error, undefined);
     const head = r.metadata?.getMap() ?? {};
     assert.equal(head['x-head'], 'h');
     assert.deepEqual(head['x-head-bin'], Buffer.from([9, 8, 7]));
-    for (const k of ['content-type', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'x-meshlet-response-flags']) assert.equal(head[k], undefined, k);
+    for (const k of ['content-type', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'x-meshlet-response-flags', 'x-envoy-overloaded']) assert.equal(head[k], undefined, k);
     const trailers = r.trailers?.getMap() ?? {};
     assert.equal(trailers['x-trailer'], 't');
     assert.deepEqual(trailers['x-trailer-bin'], Buffer.from([1, 2]));
-    for (const k of ['content-type', 'grpc-status', 'grpc-message']) assert.equal(trailers[k], undefined, k);
+    for (const k of ['content-type', 'grpc-status', 'grpc-message', 'x-envoy-overloaded']) assert.equal(trailers[k], undefined, k);
   });
 
   it("the route's response header operations reach the caller's metadata", async () => {
