@@ -70,3 +70,30 @@ export function cleanInternalHeaders(headers: Headers, inbound = false): boolean
   }
   return removed;
 }
+
+/**
+ * Marks the dispatch options of a request the mesh makes for an external authorizer (an
+ * `envoyExtAuthzHttp` check): its `x-forwarded-client-cert` is the caller's, which Envoy's
+ * ext_authz filter sends when the provider includes it (its check goes to the authorizer's cluster
+ * directly, through no connection manager), so {@link removeAppClientCert} leaves it. A symbol of
+ * this module's own: an app's request cannot carry it.
+ */
+export const EXT_AUTHZ_CHECK: unique symbol = Symbol('meshlet ext_authz check');
+
+/**
+ * Removes a call's own `x-forwarded-client-cert`, as an Istio sidecar's outbound listener does for
+ * every request of the app: Envoy's connection manager removes XFCC from a request whose
+ * downstream connection is not mutual TLS, or under `SANITIZE` — the default of
+ * `forward_client_cert_details`, which istiod sets only on inbound, gateway and waypoint listeners
+ * (listener_inbound.go) — whether or not the request is internal (`mutateXfccRequestHeader`,
+ * source/common/http/conn_manager_utility.cc; the app's connection to its sidecar is plaintext).
+ * So an upstream finds only what its own side appends: an app cannot put a certificate it does
+ * not hold in front of the real one (`URI=spiffe://…/sa/admin,By=…;URI=<real caller>`), nor pass
+ * its own caller's XFCC on by copying that caller's headers onto its call. `options`: the call's
+ * dispatch options (an external authorizer's check, {@link EXT_AUTHZ_CHECK}, keeps it).
+ */
+export function removeAppClientCert(headers: Headers, options: unknown): void {
+  if (headers['x-forwarded-client-cert'] === undefined) return;
+  if (typeof options === 'object' && options !== null && (options as { [EXT_AUTHZ_CHECK]?: unknown })[EXT_AUTHZ_CHECK] === true) return;
+  delete headers['x-forwarded-client-cert'];
+}

@@ -41,7 +41,7 @@ import { compileOutboundRateLimits, type OutboundRateLimits } from './rate-limit
 import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
 import { upstreamLayer } from './upstream.ts';
 import { watchNodeHttpBypass } from './node-http-bypass.ts';
-import { cleanInternalHeaders } from '../core/clean-internal-headers.ts';
+import { cleanInternalHeaders, removeAppClientCert } from '../core/clean-internal-headers.ts';
 
 /** How long a mirrored copy may take when its route has no timeout. */
 const MIRROR_TIMEOUT_MS = 10_000;
@@ -217,14 +217,18 @@ export class Outbound {
       send,
     );
     // As an Istio sidecar's outbound listener treats the app's requests (external: their
-    // router-steering x-envoy-* headers removed) unless told to trust them.
-    this.dispatch =
-      trusted
-        ? pipeline
-        : (ex, handler) => {
-            cleanInternalHeaders(ex.headers);
-            pipeline(ex, handler);
-          };
+    // router-steering x-envoy-* headers removed) unless told to trust them; their own
+    // x-forwarded-client-cert is removed either way (the app's connection is not mTLS).
+    this.dispatch = trusted
+      ? (ex, handler) => {
+          removeAppClientCert(ex.headers, ex.options);
+          pipeline(ex, handler);
+        }
+      : (ex, handler) => {
+          cleanInternalHeaders(ex.headers);
+          removeAppClientCert(ex.headers, ex.options);
+          pipeline(ex, handler);
+        };
   }
 
   /** `meshlet:outlier:ejected` / `:returned`, when someone subscribes. */

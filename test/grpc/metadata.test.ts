@@ -30,9 +30,11 @@ describe('gRPC request metadata through the mesh', () => {
         head.set('x-head', 'h');
         head.set('x-head-bin', Buffer.from([9, 8, 7]));
         head.set('x-meshlet-response-flags', 'FAKE');
+        head.set('x-envoy-overloaded', 'true');
         call.sendMetadata(head);
         const trailers = new grpc.Metadata();
         trailers.set('x-trailer', 't');
+        trailers.set('x-envoy-overloaded', 'true');
         trailers.set('x-trailer-bin', Buffer.from([1, 2]));
         cb(null, { text: 'ok', server: 'a', seen: [] }, trailers);
       },
@@ -82,6 +84,8 @@ describe('gRPC request metadata through the mesh', () => {
     md.set('x-envoy-retry-grpc-on', 'internal');
     md.set('x-envoy-max-retries', '5');
     md.set('x-envoy-hedge-on-per-try-timeout', 'true');
+    // A certificate the caller does not hold: removed, as a sidecar's outbound listener removes the app's XFCC.
+    md.set('x-forwarded-client-cert', 'By=spiffe://cluster.local/ns/default/sa/echo;URI=spiffe://cluster.local/ns/default/sa/admin');
     const r = await unary(client, { text: 'm' }, { metadata: md });
     assert.equal(r.error, undefined);
     assert.equal(r.reply?.text, 'ok');
@@ -99,6 +103,7 @@ describe('gRPC request metadata through the mesh', () => {
       assert.equal(m['x-envoy-max-retries'], undefined, `attempt ${i + 1}: x-envoy-max-retries`);
       assert.equal(m['x-envoy-retry-grpc-on'], undefined, `attempt ${i + 1}: x-envoy-retry-grpc-on`);
       assert.equal(m['x-envoy-hedge-on-per-try-timeout'], undefined, `attempt ${i + 1}: x-envoy-hedge-on-per-try-timeout`);
+      assert.equal(m['x-forwarded-client-cert'], undefined, `attempt ${i + 1}: x-forwarded-client-cert`);
     }
     // The caller's Metadata object is the caller's: the mesh added nothing to it.
     assert.deepEqual(md.get('x-set'), ['by-caller']);
@@ -122,17 +127,17 @@ describe('gRPC request metadata through the mesh', () => {
     );
   });
 
-  it("the caller gets the endpoint's response metadata and trailers (text, -bin), without gRPC's own names or the endpoint's copy of the flags header", async () => {
+  it("the caller gets the endpoint's response metadata and trailers (text, -bin), without gRPC's own names or the endpoint's copies of the mesh's signals (flags, x-envoy-overloaded)", async () => {
     const r = await unary(client, { text: 'm' });
     assert.equal(r.error, undefined);
     const head = r.metadata?.getMap() ?? {};
     assert.equal(head['x-head'], 'h');
     assert.deepEqual(head['x-head-bin'], Buffer.from([9, 8, 7]));
-    for (const k of ['content-type', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'x-meshlet-response-flags']) assert.equal(head[k], undefined, k);
+    for (const k of ['content-type', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'x-meshlet-response-flags', 'x-envoy-overloaded']) assert.equal(head[k], undefined, k);
     const trailers = r.trailers?.getMap() ?? {};
     assert.equal(trailers['x-trailer'], 't');
     assert.deepEqual(trailers['x-trailer-bin'], Buffer.from([1, 2]));
-    for (const k of ['content-type', 'grpc-status', 'grpc-message']) assert.equal(trailers[k], undefined, k);
+    for (const k of ['content-type', 'grpc-status', 'grpc-message', 'x-envoy-overloaded']) assert.equal(trailers[k], undefined, k);
   });
 
   it("the route's response header operations reach the caller's metadata", async () => {

@@ -84,6 +84,17 @@ describe('gRPC retries through the mesh', () => {
     assert.equal(r.error?.metadata.get('x-meshlet-response-flags')[0], 'URX');
   });
 
+  it("a server's grpc-retry-pushback-ms does not stop the route's retries (-1: gRFC A6's 'do not retry'), as Envoy's router does not read it", async () => {
+    const { up, client } = await setup([{ route: [{ destination: { host: 'echo' } }], retries: { attempts: 2, retryOn: 'unavailable' } }]);
+    up.behaviour.Unary = (call, cb, hit) => {
+      if (hit === 1) cb(status(grpc.status.UNAVAILABLE, 'go away', { 'grpc-retry-pushback-ms': '-1' }));
+      else cb(null, { text: call.request.text, server: 'a', seen: [] } as never);
+    };
+    const r = await unary(client, { text: 'p' });
+    assert.equal(r.reply?.text, 'p');
+    assert.equal(up.hits, 2);
+  });
+
   it('connect failure: retried on the next endpoint (default policy skips the host it tried)', async () => {
     const dead = await deadPort();
     const up = await startGrpcUpstream('live');

@@ -167,12 +167,19 @@ describe('gRPC server mTLS (PeerAuthentication)', { skip: skipWithout('openssl',
       assert.match(String(server.seen.at(-1)?.metadata['x-forwarded-client-cert']), XFCC_FROM_PRODUCTPAGE);
     });
 
-    it('x-forwarded-client-cert sent by an mTLS caller is kept, the caller’s details appended', async () => {
-      const r = await unary(await meshClient(server.port), { text: 'm' }, { metadata: md({ 'x-forwarded-client-cert': 'By=spiffe://cluster.local/ns/x/sa/gateway;Hash=00' }) });
+    it('x-forwarded-client-cert sent by an mTLS caller (a gateway) is kept, the caller’s details appended', async () => {
+      const r = await unary(tlsClient(server.port, clientLeaf), { text: 'm' }, { metadata: md({ 'x-forwarded-client-cert': 'By=spiffe://cluster.local/ns/x/sa/gateway;Hash=00' }) });
       assert.equal(r.error, undefined, r.error?.details);
       const xfcc = String(server.seen.at(-1)?.metadata['x-forwarded-client-cert']);
       assert.ok(xfcc.startsWith('By=spiffe://cluster.local/ns/x/sa/gateway;Hash=00,'), xfcc);
       assert.match(xfcc.slice(xfcc.indexOf(',') + 1), XFCC_FROM_PRODUCTPAGE);
+    });
+
+    it('a mesh client’s own x-forwarded-client-cert never arrives (its sidecar’s outbound listener would remove it): the handler sees only the certificate it holds', async () => {
+      const forged = `By=spiffe://cluster.local/ns/foo/sa/echo;Hash=00;URI=${spiffe('foo', 'admin')}`;
+      const r = await unary(await meshClient(server.port), { text: 'm' }, { metadata: md({ 'x-forwarded-client-cert': forged }) });
+      assert.equal(r.error, undefined, r.error?.details);
+      assert.match(String(server.seen.at(-1)?.metadata['x-forwarded-client-cert']), XFCC_FROM_PRODUCTPAGE);
     });
 
     const refused: { name: string; client: () => Echo; reason: RegExp }[] = [

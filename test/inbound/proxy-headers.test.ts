@@ -110,9 +110,11 @@ describe('x-forwarded-client-cert: meshlet client → meshlet server', { skip: s
     assert.equal(seen.headers['x-envoy-attempt-count'], '1');
   });
 
-  it('an mTLS caller’s own x-forwarded-client-cert is kept and the details appended (APPEND_FORWARD)', async () => {
-    const seen = await headersSeen(await client(true), { [XFCC]: 'By=spiffe://cluster.local/ns/istio-system/sa/gateway;Hash=ab' });
-    assert.match(String(seen.headers[XFCC]), /^By=spiffe:\/\/cluster\.local\/ns\/istio-system\/sa\/gateway;Hash=ab,By=spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews;Hash=[0-9a-f]{64};/);
+  it('a meshlet client’s own x-forwarded-client-cert never reaches the server: only the details of the certificate it holds (a sidecar’s outbound listener removes the app’s XFCC)', async () => {
+    // The app claims a certificate it does not hold, in front of its own; an mTLS caller that is
+    // not a mesh client keeps its XFCC (APPEND_FORWARD: the curl table below).
+    const seen = await headersSeen(await client(true), { [XFCC]: `By=${spiffe('default', 'reviews')};Hash=ab;URI=${spiffe('default', 'admin')}` });
+    assert.match(String(seen.headers[XFCC]), /^By=spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews;Hash=[0-9a-f]{64};Subject="[^"]*";URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage$/);
     // rawHeaders agree: one line, the new value (frameworks that read rawHeaders, as Hono does, see the same).
     assert.deepEqual(
       seen.raw.filter((_, i) => i % 2 === 1 && seen.raw[i - 1]?.toLowerCase() === XFCC),

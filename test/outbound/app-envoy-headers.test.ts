@@ -74,6 +74,27 @@ describe('a call\'s own x-envoy-* router headers (Istio sidecar: sanitized)', ()
     for (const name of Object.keys(STEERING)) assert.equal((seen[from] as IncomingHttpHeaders)[name], undefined, name);
   });
 
+  test("the call's own x-forwarded-client-cert is removed, with trustEnvoyRequestHeaders too (Envoy removes XFCC from every request on a connection that is not mTLS)", async () => {
+    const forged = 'By=spiffe://cluster.local/ns/default/sa/svc;URI=spiffe://cluster.local/ns/default/sa/admin';
+    const trusting = await createMesh({ service: 'client', trustEnvoyRequestHeaders: true, config: [serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: up.port }])] });
+    try {
+      for (const [m, url] of [
+        [mesh, 'http://svc/pay'],
+        [mesh, `http://127.0.0.1:${up.port}/pay`],
+        [trusting, 'http://svc/pay'],
+      ] as const) {
+        const from = seen.length;
+        const res = await m.fetch(url, { headers: { 'x-forwarded-client-cert': forged, 'x-app': 'kept' } });
+        await res.text();
+        const got = seen[from] as IncomingHttpHeaders;
+        assert.equal(got['x-forwarded-client-cert'], undefined, url);
+        assert.equal(got['x-app'], 'kept', url);
+      }
+    } finally {
+      await trusting.close();
+    }
+  });
+
   test('trustEnvoyRequestHeaders must be a boolean', async () => {
     await assert.rejects(createMesh({ service: 'c', config: [], trustEnvoyRequestHeaders: 'yes' as unknown as boolean }), { code: 'MESHLET_ERR_INVALID_ARG', message: /trustEnvoyRequestHeaders/ });
   });

@@ -85,8 +85,9 @@ export class GrpcExchange extends Exchange {
   }
 
   protected override deliverHead(_controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, changed: boolean): void {
-    // Only the mesh says what the mesh did: an upstream's own copy of the header is dropped.
+    // Only the mesh says what the mesh did: an upstream's own copies of its signals are dropped.
     delete headers[FLAGS_KEY];
+    delete headers[OVERLOADED_HEADER];
     if (this.flags !== '') headers[FLAGS_KEY] = this.flags;
     this.#headMetadata = !changed && headers === this.#answer ? this.#answerMetadata : undefined;
     this._handler.onResponseStart?.(this, statusCode, headers, statusMessage);

@@ -210,22 +210,29 @@ export function metadataOf(g: GrpcJs, headers: Headers): Metadata {
   return g.Metadata.fromHttp2Headers(wire);
 }
 
+/** The header the mesh's overflow answers carry (`x-envoy-overloaded: true`): the mesh's to set, never an endpoint's. */
+const OVERLOADED_KEY = 'x-envoy-overloaded';
+
 /**
  * The Metadata an endpoint answered with, as the caller gets it when nothing changed it on the
  * way (instead of made again from the response headers, `headers`): the names gRPC writes
- * itself taken out, as {@link metadataOf} leaves them out, and the mesh's response flags
- * (`flags`) as the only copy of their header.
+ * itself taken out, as {@link metadataOf} leaves them out, the endpoint's own
+ * `x-envoy-overloaded` taken out (only the mesh says it overflowed, as for HTTP calls), and the
+ * mesh's response flags (`flags`) as the only copy of their header.
  */
 export function answerMetadataOf(metadata: Metadata, headers: Headers, flags: string): Metadata {
   const store = storeOf(metadata);
   if (store !== undefined) {
     // The names are read from grpc-js's store itself (no key list of the headers made per call;
     // its names are lower-cased already, so remove()'s checks are not paid either).
-    if (store.size !== 0) store.forEach(dropReserved, store);
+    if (store.size !== 0) {
+      store.forEach(dropReserved, store);
+      store.delete(OVERLOADED_KEY);
+    }
   } else {
     // `headers` were made from the Metadata: its names are theirs (grpc-js lower-cases every name
     // it is given, and remove() pays for that on each call, so only names present are removed).
-    for (const k in headers) if (RESERVED.has(k)) metadata.remove(k);
+    for (const k in headers) if (RESERVED.has(k) || k === OVERLOADED_KEY) metadata.remove(k);
   }
   if (flags !== '') metadata.set(FLAGS_KEY, flags);
   else if (store !== undefined) store.delete(FLAGS_KEY);

@@ -35,6 +35,7 @@ import type { PeerHeaders } from '../server/peer-exchange.ts';
 import { headersOf, metadataOf } from './metadata.ts';
 import type { GrpcPeers } from './server-peer.ts';
 import { type GrpcInboundObservation, observeGrpcInbound } from './server-observe.ts';
+import { sentStatusOf } from './server-sent-status.ts';
 
 /** What the interceptor needs from its mesh. */
 export interface GrpcServerSideOptions {
@@ -135,6 +136,8 @@ class MeshServerCall {
   /** This workload's metadata-exchange headers, for a caller that sent its own. */
   #peerAnswer: Record<string, string> | undefined;
   #headSent = false;
+  /** A status went out through the interceptor (grpc-js's onCancel follows every status). */
+  #statusSent = false;
   /** The request view holding (or waiting for) a connection-pool slot, released when the status is sent or the call cancelled. */
   #pooled: InboundRequest | undefined;
   #cancelled = false;
@@ -179,7 +182,13 @@ class MeshServerCall {
         this.#cancelled = true;
         this.#release();
         if (this.#judging !== undefined) callerLeft(this.#judging);
-        this.#ob?.cancelled();
+        const ob = this.#ob;
+        if (ob === undefined || this.#statusSent) return;
+        // A status grpc-js sent itself, below the interceptors (a grpc-timeout it cannot parse, a
+        // message over its limit, its deadline): the answer, as a sidecar records the app's.
+        const sent = sentStatusOf(this.#next);
+        if (sent !== undefined) ob.status(sent);
+        else ob.cancelled();
       },
     };
   }
@@ -223,6 +232,7 @@ class MeshServerCall {
       if (answer !== undefined) addHeaders(md, answer);
       s = { ...s, metadata: md };
     }
+    this.#statusSent = true;
     this.#ob?.status(s);
     next(s);
     this.#release();

@@ -34,6 +34,7 @@
  * @module
  */
 import { type Dispatcher, request as undiciRequest } from 'undici';
+import { EXT_AUTHZ_CHECK } from '../../core/clean-internal-headers.ts';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { parseDuration } from '../../config/duration.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
@@ -217,13 +218,17 @@ export function envoyExtAuthzHttp(config: EnvoyExtAuthzHttpConfig, options: Envo
     };
     gone?.addEventListener('abort', cancel, { once: true });
     try {
-      const res = await undiciRequest(`${origin}${prefix}${req.path}`, {
+      const opts: Parameters<typeof undiciRequest>[1] = {
         method: req.method as Dispatcher.HttpMethod,
         headers: checkHeaders(req, buffered, bytes),
         ...(bytes === undefined ? {} : { body: bytes }),
         signal: ac.signal,
         ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
-      });
+      };
+      // Marked as the mesh's check (undici hands its options to the dispatcher): the caller's
+      // x-forwarded-client-cert stays on it when the provider includes it.
+      Object.defineProperty(opts, EXT_AUTHZ_CHECK, { value: true, enumerable: true });
+      const res = await undiciRequest(`${origin}${prefix}${req.path}`, opts);
       const status = res.statusCode;
       if (status >= 500 && status <= 599) {
         await res.body.dump();
