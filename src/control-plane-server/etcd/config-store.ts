@@ -51,6 +51,9 @@ export interface EtcdLogger {
   info?(message: string): void;
 }
 
+/** How long a write waits for its watch to reach what it read before checking the read itself. */
+const FINDINGS_WAIT_MS = 250;
+
 /** Options of {@link EtcdConfigStore}. */
 export interface EtcdConfigStoreOptions {
   /** Key prefix shared by the replicas. @defaultValue '/meshlet' */
@@ -248,7 +251,9 @@ export class EtcdConfigStore implements ConfigStore {
       const before = await findingsBefore({
         watch: this.#watch,
         revision: configRevisionOf(kvs, marker),
-        waitMs: this.#settleMs,
+        // Bounded well below settleMs: the wait sits between the read and the guarded commit, and a
+        // longer one would let frequent writers of other replicas make this write's guard fail.
+        waitMs: Math.min(this.#settleMs, FINDINGS_WAIT_MS),
         served: () => this.#state.findings,
         checkRead: () => this.#check(new Map(kvs.map((kv) => [kv.key, kv.value])), new StoredSetCache()),
         logger: this.#logger,
