@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { request } from 'undici';
-import { ManualClock } from '../../src/index.ts';
+import { createMesh, ManualClock } from '../../src/index.ts';
 import { meshFor, until } from '../helpers/mesh-calls.ts';
 import { call, deadPort, startUpstream, type Upstream } from '../helpers/upstreams.ts';
 describe('retries', () => {
@@ -272,5 +272,13 @@ describe('retries', () => {
     } finally {
       await mesh.close();
     }
+  });
+
+  test('retryBufferBytes must be a non-negative whole number of bytes: -1 would stop every body from being retried, NaN would lift the cap', async () => {
+    for (const bad of [-1, Number.NaN, 1.5, Number.POSITIVE_INFINITY, 'big']) {
+      await assert.rejects(createMesh({ service: 'c', config: [], retryBufferBytes: bad as number }), { code: 'MESHLET_ERR_INVALID_ARG', message: /`retryBufferBytes` must be a non-negative whole number of bytes, got/ }, String(bad));
+    }
+    const mesh = await createMesh({ service: 'c', config: [], retryBufferBytes: 0 });
+    await mesh.close();
   });
 });
