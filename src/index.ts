@@ -13,6 +13,7 @@
 import './core/require-node.ts';
 export { Mesh } from './mesh.ts';
 export { createMesh } from './create-mesh.ts';
+export { flushMeshTelemetry as flushAccessLogs } from './telemetry/flush-channel.ts';
 export type { DnsAnswer, DnsOptions, DnsResolve } from './outbound/dns-target.ts';
 export type { IdentityOption, MeshConfigInput, MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent, TelemetryOptions, WatchStateEvent } from './mesh-options.ts';
 export type { MetricsOptions } from './telemetry/metrics/options.ts';

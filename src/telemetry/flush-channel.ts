@@ -16,7 +16,16 @@ export interface TelemetryFlushMessage {
 /** `meshlet:telemetry:flush`: a flush is asked for. */
 export const telemetryFlush = channel('meshlet:telemetry:flush');
 
-/** Asks every mesh of the process to send what it batches for export now, and waits for those exports. */
+/**
+ * Asks every mesh of the process to send what it batches for export now — each `envoyOtelAls`
+ * access log's batch — and waits for those exports (10 s each at most). `telemetry.flush()` of
+ * `meshlet/telemetry` calls it; an app that runs its own OpenTelemetry SDK calls it (exported from
+ * `meshlet` as `flushAccessLogs`) next to its providers' `forceFlush()` before a serverless
+ * handler returns.
+ * @example
+ * import { flushAccessLogs } from 'meshlet';
+ * await Promise.all([flushAccessLogs(), tracerProvider.forceFlush()]);
+ */
 export async function flushMeshTelemetry(): Promise<void> {
   if (!telemetryFlush.hasSubscribers) return;
   const m: TelemetryFlushMessage = { waits: [] };

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { createMesh } from '../../src/index.ts';
+import { createMesh, flushAccessLogs } from '../../src/index.ts';
 import { aggregatingLocally } from '../../src/telemetry/metrics/outlet.ts';
 import { startTelemetry } from '../../src/telemetry/sdk/index.ts';
 import { SVC, upstream } from '../helpers/own-metrics.ts';
@@ -88,6 +88,19 @@ describe('telemetry.flush()', () => {
       } finally {
         await s.mesh.close();
         await telemetry.shutdown();
+      }
+    });
+
+    test("an app with its own OpenTelemetry SDK flushes it with meshlet's flushAccessLogs()", async () => {
+      const s = await otelAlsMesh(fixture, undefined, { envoyOtelAls: { logFormat: { text: '%REQ(:AUTHORITY)% %RESPONSE_CODE%' } } });
+      try {
+        const before = fixture.collector.bodies().length;
+        assert.equal((await call(s.mesh, `http://${RATINGS}:9080/`)).status, 200);
+        assert.deepEqual(fixture.collector.bodies().slice(before), []);
+        await flushAccessLogs();
+        assert.deepEqual(fixture.collector.bodies().slice(before), [`${RATINGS}:9080 200`]);
+      } finally {
+        await s.mesh.close();
       }
     });
   });
