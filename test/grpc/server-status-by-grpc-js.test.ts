@@ -1,8 +1,7 @@
 /**
  * A status grpc-js sends itself, below the server's interceptors — a `grpc-timeout` it cannot
  * parse, a request message in an encoding it does not know, one over
- * `grpc.max_receive_message_length`, a second interceptor of the app's between the mesh's and
- * grpc-js — is what `meshlet:inbound:end` (and so Istio's metrics and the access log) reports: the
+ * `grpc.max_receive_message_length` — is what `meshlet:inbound:end` (and so Istio's metrics and the access log) reports: the
  * gRPC status the caller got, response code 200, no flag, as Envoy records the app's answer
  * behind a sidecar; not a downstream disconnect (DC) the caller never made. A caller that does
  * go away before any status still is DC. Raw HTTP/2 callers on 127.0.0.1.
