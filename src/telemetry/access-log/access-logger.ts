@@ -81,7 +81,7 @@ export class AccessLogger {
 
   constructor(o: AccessLoggerOptions) {
     this.#o = o;
-    this.#writers = new Writers(o.logger);
+    this.#writers = new Writers(o.logger, o.clock);
     const clock = o.clock;
     const epoch = epochOf(clock);
     this.#wallNow = clock === systemClock ? Date.now : () => epoch + clock.now();
