@@ -7,13 +7,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import diagnostics from 'node:diagnostics_channel';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ManualClock } from '../../src/core/clock.ts';
+import { createMesh } from '../../src/index.ts';
 import { MAX_BUFFERED_BYTES, REOPEN_CHECK_MS, RETRY_MS } from '../../src/telemetry/access-log/file-log.ts';
 import { Writers } from '../../src/telemetry/access-log/writers.ts';
+import { until } from '../helpers/access-log.ts';
+import { call, serviceEntry, startUpstream } from '../helpers/upstreams.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshlet-file-ops-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -124,4 +128,50 @@ test('copytruncate: after the file is truncated, the next line is at its start (
   await idle();
   assert.equal(readFileSync(path, 'utf8'), 'b\n');
   await writers.close();
+});
+
+test('lines a file drops are counted by reason, for its provider (meshlet_access_log_dropped_total)', async () => {
+  const clock = new ManualClock(1_000_000);
+  const writers = new Writers({ warn: () => undefined }, clock);
+  const reasons: string[] = [];
+  const w = writers.for(join(dir, 'missing-dir', 'access.log'), (r) => reasons.push(r));
+  w.write('a\n'); // handed over; opening fails: counted by the file only
+  await writers.file(join(dir, 'missing-dir', 'access.log'))?.idle();
+  w.write('b\n');
+  w.write('c\n');
+  assert.deepEqual(reasons, ['write-failed', 'write-failed']);
+  const pile = writers.for(join(dir, 'pile-count.log'), (r) => reasons.push(r));
+  const line = `${'x'.repeat(1023)}\n`;
+  for (let i = 0; i <= MAX_BUFFERED_BYTES / 1024; i++) pile.write(line);
+  assert.deepEqual(reasons.slice(2), ['buffer-full']);
+  await writers.close();
+});
+
+test('through a mesh: a file log that cannot be written publishes its drops on meshlet:access-log:dropped', async () => {
+  const up = await startUpstream('ratings');
+  const clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z'));
+  const seen: { provider: string; reason: string; count: number }[] = [];
+  const warnings: string[] = [];
+  const onDropped = (m: unknown) => seen.push(m as { provider: string; reason: string; count: number });
+  diagnostics.subscribe('meshlet:access-log:dropped', onDropped);
+  const mesh = await createMesh({
+    service: 'reviews',
+    clock,
+    logger: { warn: (m: string) => warnings.push(m) },
+    telemetry: { accessLog: { file: join(dir, 'no-such-dir', 'access.log') } },
+    config: [serviceEntry('ratings', 'ratings.default.svc.cluster.local', 9080, [{ port: up.port }])],
+  });
+  try {
+    assert.equal((await call(mesh, 'http://ratings.default.svc.cluster.local:9080/')).status, 200);
+    await until(() => warnings.some((w) => w.includes('no-such-dir/access.log: ENOENT')), 'the open fails');
+    assert.equal((await call(mesh, 'http://ratings.default.svc.cluster.local:9080/')).status, 200);
+    assert.deepEqual(
+      seen.map((m) => [m.provider, m.reason, m.count]),
+      [['(meshConfig)', 'write-failed', 1]],
+    );
+  } finally {
+    diagnostics.unsubscribe('meshlet:access-log:dropped', onDropped);
+    await mesh.close();
+    await up.close();
+  }
 });

@@ -69,25 +69,30 @@ export class FileLog {
     return this.#dropped;
   }
 
-  /** Appends `line` (with its newline), or drops it. */
-  write(line: string): void {
-    if (this.#closed) return;
+  /**
+   * Appends `line` (with its newline), or drops it: then says why (`write-failed`: the file failed
+   * a moment ago and is not tried again yet; `buffer-full`). A line that fails once handed over
+   * (the write that meets a full disk) is counted in {@link dropped} only.
+   */
+  write(line: string): 'write-failed' | 'buffer-full' | undefined {
+    if (this.#closed) return undefined;
     const now = this.#clock.now();
     let s = this.#stream;
     if (s === undefined) {
       if (now < this.#retryAt) {
         this.#dropped++;
-        return;
+        return 'write-failed';
       }
       s = this.#open(now);
     } else if (now >= this.#checkAt) this.#check(now, s);
     if (s.writableLength >= MAX_BUFFERED_BYTES) {
       this.#trouble(`${MAX_BUFFERED_BYTES / 1048576} MiB of lines are waiting to be written`);
       this.#dropped++;
-      return;
+      return 'buffer-full';
     }
     if (this.#failing) s.write(line, (err) => err == null && this.#recovered());
     else s.write(line);
+    return undefined;
   }
 
   #open(now: number): WriteStream {

@@ -33,8 +33,8 @@ export class Writers {
     this.#clock = clock;
   }
 
-  /** The writer for `path`. */
-  for(path: string): EntryWriter {
+  /** The writer for `path`; `onDropped` hears of each line a file dropped. */
+  for(path: string, onDropped?: (reason: 'write-failed' | 'buffer-full') => void): EntryWriter {
     if (path === '/dev/stdout') {
       const info = this.#logger.info;
       if (typeof info === 'function') {
@@ -53,7 +53,8 @@ export class Writers {
           f = new FileLog(path, this.#clock, this.#logger);
           this.#files.set(path, f);
         }
-        f.write(asLine(e));
+        const dropped = f.write(asLine(e));
+        if (dropped !== undefined) onDropped?.(dropped);
       },
     };
   }
