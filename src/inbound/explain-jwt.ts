@@ -197,7 +197,7 @@ export async function explainJwt(
   });
 
   const before = { ...req.headers };
-  const authenticator = new JwtAuthenticator(rules, { clock: new ManualClock(), epochMs: o.atMs, cache: new TokenCache(0), maxTokenChars: o.maxTokenChars });
+  const authenticator = new JwtAuthenticator(rules, { clock: new ManualClock(), unixNowMs: () => o.atMs, cache: new TokenCache(0), maxTokenChars: o.maxTokenChars });
   const out = await authenticator.authenticate(req);
   const headersRemoved = Object.keys(before).filter((h) => !Object.hasOwn(req.headers, h));
   const headersWritten: Record<string, string> = Object.create(null);

@@ -52,8 +52,12 @@ import { checkTime, parseJwt } from './token.ts';
 /** What an authenticator shares with its runtime. */
 export interface AuthenticatorDeps {
   readonly clock: Clock;
-  /** Unix ms at `clock.now() === 0`. */
-  readonly epochMs: number;
+  /**
+   * The wall clock, in Unix ms, that token times (`exp`, `nbf`) are checked against: `Date.now` with
+   * the system clock, so a clock stepped by NTP counts at once (the monotonic clock would keep the
+   * time the process started with, plus what elapsed since).
+   */
+  readonly unixNowMs: () => number;
   readonly cache: TokenCache;
   /** Tokens longer than this are refused before parsing. */
   readonly maxTokenChars: number;
@@ -213,7 +217,7 @@ export class JwtAuthenticator {
 
   /** A token's checks that need no waiting (size, parse, issuer, time, audiences, the cached verdict under the current keys); {@link Unsettled} when the keys must decide. */
   #settle(rule: CompiledRule, token: string): TokenResult | Unsettled {
-    const { cache, clock, epochMs, maxTokenChars } = this.#deps;
+    const { cache, unixNowMs, maxTokenChars } = this.#deps;
     if (token.length > maxTokenChars) return { ok: false, status: JwtStatus.TokenTooLarge, why: `${token.length} characters; the limit is ${maxTokenChars}` };
     let entry = cache.get(token);
     if (entry === undefined) {
@@ -228,7 +232,7 @@ export class JwtAuthenticator {
       entry.views.set(rule, view);
     }
     if (view.issuer !== undefined) return view.issuer;
-    const now = Math.floor((epochMs + clock.now()) / 1000);
+    const now = Math.floor(unixNowMs() / 1000);
     const time = checkTime(jwt, now);
     if (time !== JwtStatus.Ok) {
       if (time === JwtStatus.JwtExpired) cache.delete(token);

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type Clock, epochOf, systemClock } from '../../core/clock.ts';
+import { type Clock, systemClock, unixMsOf } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { DEFAULT_ROOT_NAMESPACE, type Resource } from '../../config/resource.ts';
 import type { Dispatcher } from 'undici';
@@ -20,7 +20,7 @@ import { TokenCache } from './token-cache.ts';
 export interface JwtRuntimeOptions {
   /** Time for token validity, key caching and fetch timeouts. @defaultValue systemClock */
   readonly clock?: Clock;
-  /** Unix time in ms when `clock.now()` is 0 (token times are Unix seconds). @defaultValue `epochOf(clock)`: performance.timeOrigin, or 0 for an injected clock that reads as Unix time */
+  /** Unix time in ms when `clock.now()` is 0 (token times are Unix seconds). @defaultValue unset: tokens are checked against `Date.now()` with the system clock (NTP steps included), against `epochOf(clock) + clock.now()` with an injected clock */
   readonly epochMs?: number;
   /** Tokens kept in the verified-token cache; 0 turns it off. @defaultValue 1000 */
   readonly tokenCacheSize?: number;
@@ -62,7 +62,8 @@ function positive(name: string, v: number | undefined, def: number, allowZero = 
 /** The state of one mesh's JWT authentication. */
 export class JwtRuntime {
   readonly clock: Clock;
-  readonly epochMs: number;
+  /** The wall clock token times are checked against (Unix ms). */
+  readonly unixNowMs: () => number;
   readonly cache: TokenCache;
   readonly maxTokenChars: number;
   readonly timing: JwksTiming;
@@ -74,7 +75,10 @@ export class JwtRuntime {
 
   constructor(options: JwtRuntimeOptions = {}) {
     this.clock = options.clock ?? systemClock;
-    this.epochMs = options.epochMs ?? epochOf(this.clock);
+    const epochMs = options.epochMs;
+    const clock = this.clock;
+    // With the system clock, Date.now: the wall clock as it is now, NTP steps included.
+    this.unixNowMs = epochMs !== undefined ? () => epochMs + clock.now() : clock === systemClock ? () => Date.now() : unixMsOf(clock);
     this.cache = new TokenCache(positive('tokenCacheSize', options.tokenCacheSize, 1000, true));
     this.maxTokenChars = positive('maxTokenChars', options.maxTokenChars, 16384);
     this.timing = Object.freeze({
@@ -111,7 +115,7 @@ export class JwtRuntime {
     });
     this.#sources.clear();
     for (const [k, s] of used) this.#sources.set(k, s);
-    return new JwtAuthenticator(rules, { clock: this.clock, epochMs: this.epochMs, cache: this.cache, maxTokenChars: this.maxTokenChars });
+    return new JwtAuthenticator(rules, { clock: this.clock, unixNowMs: this.unixNowMs, cache: this.cache, maxTokenChars: this.maxTokenChars });
   }
 
   #source(jwks: string | undefined, uri: string | undefined, issuer: string, timeoutMs: number): JwksSource {

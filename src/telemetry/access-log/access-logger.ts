@@ -42,7 +42,7 @@ export interface AccessLoggerOptions {
    * calls, through the mesh); undefined: those providers log nothing (a warning says so).
    */
   readonly otelClient?: ((target: string) => UnaryRequester) | undefined;
-  /** Records an `envoyOtelAls` provider dropped (meshlet's own metrics count them). */
+  /** Records an `envoyOtelAls` provider dropped, and lines a file dropped (meshlet's own metrics count them). */
   readonly onOtelDropped?: ((provider: string, count: number, reason: AccessLogDropReason) => void) | undefined;
   /**
    * The hex ids of the span the mesh made for a call (`call:end`'s `call`) or a served request
@@ -81,7 +81,7 @@ export class AccessLogger {
 
   constructor(o: AccessLoggerOptions) {
     this.#o = o;
-    this.#writers = new Writers(o.logger);
+    this.#writers = new Writers(o.logger, o.clock);
     const clock = o.clock;
     const epoch = epochOf(clock);
     this.#wallNow = clock === systemClock ? Date.now : () => epoch + clock.now();
@@ -142,7 +142,8 @@ export class AccessLogger {
         this.#warn(`access log "${log.provider}": invalid ${log.format.kind === 'text' ? 'text' : 'JSON'} format: ${(e as Error).message}; nothing is logged by this provider`);
         continue;
       }
-      out.push({ provider: log.provider, filter, text, json, writer: this.#writers.for(log.path) });
+      const provider = log.provider;
+      out.push({ provider, filter, text, json, writer: this.#writers.for(log.path, (reason) => this.#o.onOtelDropped?.(provider, 1, reason)) });
     }
     return out;
   }

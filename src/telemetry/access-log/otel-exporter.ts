@@ -48,11 +48,12 @@ export const WARN_INTERVAL_MS = 30_000;
 /**
  * Why records were dropped: the batch was full while exports were in flight; their export failed;
  * the collector rejected them (`partial_success`); or the mesh had closed (logged after, or not
- * sent within its grace time).
+ * sent within its grace time). For a file's lines: `buffer-full` (1 MiB waiting to be written) or
+ * `write-failed` (the file failed to open or be written a moment ago: `file-log.ts`).
  */
-export type AccessLogDropReason = 'buffer-full' | 'export-failed' | 'rejected' | 'closed';
+export type AccessLogDropReason = 'buffer-full' | 'export-failed' | 'rejected' | 'closed' | 'write-failed';
 
-/** `meshlet:access-log:dropped`: records an `envoyOtelAls` access log dropped (meshlet's own metrics count them). */
+/** `meshlet:access-log:dropped`: records an `envoyOtelAls` access log dropped, or lines a file log dropped (meshlet's own metrics count them). */
 export interface AccessLogDroppedMessage {
   readonly workload: WorkloadIdentity;
   readonly provider: string;

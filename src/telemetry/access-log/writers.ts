@@ -1,11 +1,12 @@
 /**
  * Where access-log lines go: `/dev/stdout` is the mesh's logger (pino-shaped: a text line is the
  * message, a JSON entry is the object), `/dev/stderr` the process's stderr, any other path a
- * file opened for appending (one stream per path, closed with the mesh).
+ * file opened for appending (one {@link FileLog} per path, closed with the mesh).
  *
  * @module
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import type { Clock } from '../../core/clock.ts';
+import { FileLog } from './file-log.ts';
 
 /** The logger shape access logs use (the mesh's `MeshLogger`; `info` may take an object, as pino's does). */
 export interface AccessLogLogger {
@@ -23,17 +24,17 @@ const asLine = (entry: string | Record<string, unknown>): string => (typeof entr
 /** Writers by path, shared by the logs of one mesh; `close()` ends the files. */
 export class Writers {
   readonly #logger: AccessLogLogger;
-  readonly #files = new Map<string, WriteStream>();
-  /** Paths that failed (said once; their lines are dropped). */
-  readonly #failed = new Set<string>();
+  readonly #clock: Clock;
+  readonly #files = new Map<string, FileLog>();
   #closed = false;
 
-  constructor(logger: AccessLogLogger) {
+  constructor(logger: AccessLogLogger, clock: Clock) {
     this.#logger = logger;
+    this.#clock = clock;
   }
 
-  /** The writer for `path`. */
-  for(path: string): EntryWriter {
+  /** The writer for `path`; `onDropped` hears of each line a file dropped. */
+  for(path: string, onDropped?: (reason: 'write-failed' | 'buffer-full') => void): EntryWriter {
     if (path === '/dev/stdout') {
       const info = this.#logger.info;
       if (typeof info === 'function') {
@@ -46,28 +47,28 @@ export class Writers {
     if (path === '/dev/stderr') return { write: (e) => process.stderr.write(asLine(e)) };
     return {
       write: (e) => {
-        if (this.#closed || this.#failed.has(path)) return;
-        let s = this.#files.get(path);
-        if (s === undefined) {
-          s = createWriteStream(path, { flags: 'a' });
-          s.on('error', (err) => {
-            if (this.#failed.has(path)) return;
-            this.#failed.add(path);
-            this.#files.delete(path);
-            this.#logger.warn(`meshlet: access log ${path}: ${err.message}; its lines are dropped`);
-          });
-          this.#files.set(path, s);
+        if (this.#closed) return;
+        let f = this.#files.get(path);
+        if (f === undefined) {
+          f = new FileLog(path, this.#clock, this.#logger);
+          this.#files.set(path, f);
         }
-        s.write(asLine(e));
+        const dropped = f.write(asLine(e));
+        if (dropped !== undefined) onDropped?.(dropped);
       },
     };
   }
 
-  /** Ends the open files (after what was written is flushed). */
+  /** The open files (for tests). */
+  file(path: string): FileLog | undefined {
+    return this.#files.get(path);
+  }
+
+  /** Ends the open files (after what was written is flushed, for at most `FileLog`'s close bound). */
   async close(): Promise<void> {
     this.#closed = true;
     const files = [...this.#files.values()];
     this.#files.clear();
-    await Promise.all(files.map((s) => new Promise<void>((resolve) => (s.destroyed ? resolve() : s.end(() => resolve())))));
+    await Promise.all(files.map((f) => f.close()));
   }
 }

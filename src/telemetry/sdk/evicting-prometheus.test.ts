@@ -67,3 +67,24 @@ describe('EvictingPrometheusReader', () => {
     assert.match(await other.text(), /the metrics are at \/stats\/prometheus/);
   });
 });
+
+it('idleness is measured on the monotonic clock: the wall clock stepped a day forward (NTP) does not evict a series unchanged for a moment', async () => {
+  const realNow = Date.now;
+  let step = 0; // what NTP stepped the wall clock by
+  Date.now = () => realNow() + step;
+  const reader = new EvictingPrometheusReader({ port: 0, host: '127.0.0.1', idleSeriesMs: 60_000, withoutTargetInfo: true });
+  const provider = new MeterProvider({ readers: [reader] });
+  try {
+    const requests = provider.getMeter('meshlet').createCounter('istio_requests_total');
+    requests.add(1, { response_code: '200' });
+    assert.match(await reader.text(), /response_code="200"\} 1$/m);
+    step = 86_400_000;
+    requests.add(1, { response_code: '503' });
+    const text = await reader.text();
+    assert.match(text, /response_code="200"\} 1$/m, 'unchanged for milliseconds, not a day');
+    assert.match(text, /response_code="503"\} 1$/m);
+  } finally {
+    Date.now = realNow;
+    await provider.shutdown();
+  }
+});

@@ -41,7 +41,7 @@ export interface EvictingPrometheusOptions {
   readonly withoutTargetInfo?: boolean | undefined;
   /** Series per metric the SDK keeps between two scrapes. @defaultValue 10000 */
   readonly cardinalityLimit?: number | undefined;
-  /** Time source. @defaultValue Date.now */
+  /** Time source for idleness, in ms on a monotonic time line (a wall clock stepped by NTP would evict every series at once, or none for an hour). @defaultValue performance.now */
   readonly now?: (() => number) | undefined;
   /**
    * More sources of metrics (such as {@link meshletMetricProducer}). Cumulative metrics they give
@@ -96,7 +96,7 @@ export class EvictingPrometheusReader implements IMetricReader {
 
   constructor(o: EvictingPrometheusOptions = {}) {
     this.#o = o;
-    this.#now = o.now ?? Date.now;
+    this.#now = o.now ?? (() => performance.now());
     this.#producers = [...(o.metricProducers ?? [])];
   }
 

@@ -121,7 +121,8 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
           }
           const key = seriesKey(s.attributes as Record<string, string>);
           const had = metric.points.get(key);
-          if (had === undefined) metric.points.set(key, { attributes: s.attributes, startTime: hrTime(start), endTime: end, value });
+          // Not after the end: the wall clock stepped back (NTP) since the series started or was last reported.
+          if (had === undefined) metric.points.set(key, { attributes: s.attributes, startTime: hrTime(Math.min(start, now)), endTime: end, value });
           else metric.points.set(key, { ...had, value: addValues(had.value, value) });
         }
       }

@@ -219,16 +219,21 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
   // Likewise the meter provider: this call's only if the SDK's registration took.
   const registeredMeter = metricsApi.getMeterProvider() !== meterProvider ? metricsApi.getMeterProvider() : undefined;
   let stopped: Promise<void> | undefined;
+  const failed = exportFailures();
   return {
     prometheusUrl,
     flush: async () => {
       if (stopped !== undefined) return;
       // The registered global is the API's proxy; the SDK's provider (with forceFlush) is its delegate.
       const tp = registered instanceof ProxyTracerProvider ? registered.getDelegate() : registered;
-      await Promise.all([...readers.map((r) => r.forceFlush()), (tp as { forceFlush?: () => Promise<void> } | undefined)?.forceFlush?.(), flushMeshTelemetry()]);
+      const flushes = [...readers.map((r) => r.forceFlush()), (tp as { forceFlush?: () => Promise<void> } | undefined)?.forceFlush?.(), flushMeshTelemetry()];
+      for (const r of await Promise.allSettled(flushes)) if (r.status === 'rejected') failed('flush', r.reason);
     },
     shutdown: () => {
-      stopped ??= sdk.shutdown().finally(() => {
+      stopped ??= sdk
+        .shutdown()
+        .catch((e: unknown) => failed('shutdown', e))
+        .finally(() => {
         for (const p of producers) p.release();
         if (registeredMeter !== undefined && metricsApi.getMeterProvider() === registeredMeter) metricsApi.disable();
         // Unregistered, so a later startTelemetry() (or the app's own SDK) can register again;
@@ -238,10 +243,45 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
           context.disable();
           propagation.disable();
         }
-      });
+        });
       return stopped;
     },
   };
+}
+
+/** How often at most a failed `flush()` is warned about (a Lambda handler flushes at every invocation). */
+const FLUSH_WARN_EVERY_MS = 30_000;
+
+/**
+ * Reports an export that `flush()` or `shutdown()` could not make (the collector down, refusing,
+ * not answering within the exporter's timeout) as a warning, instead of rejecting: telemetry that
+ * cannot be delivered must not fail the work of the app that awaits it (a Lambda handler's
+ * `await telemetry.flush()`, a SIGTERM handler's `await telemetry.shutdown()`). The OpenTelemetry
+ * SDK rejects (its own docs' handlers catch); a meshlet user awaits and goes on. A failing
+ * `flush()` is warned about at most once per {@link FLUSH_WARN_EVERY_MS}, with how many failed since.
+ */
+function exportFailures(): (what: 'flush' | 'shutdown', reason: unknown) => void {
+  let warnedAt = Number.NEGATIVE_INFINITY;
+  let since = 0;
+  return (what, reason) => {
+    const now = performance.now();
+    if (what === 'flush' && now - warnedAt < FLUSH_WARN_EVERY_MS) {
+      since++;
+      return;
+    }
+    const more = since > 0 ? ` (${since} more failed since the last warning)` : '';
+    warnedAt = now;
+    since = 0;
+    console.warn(`meshlet: telemetry.${what}(): an export failed: ${describeFailure(reason)}; what it carried is lost${more}`);
+  };
+}
+
+function describeFailure(reason: unknown): string {
+  const message = (r: unknown): string | undefined => (typeof (r as { message?: unknown } | null | undefined)?.message === 'string' ? (r as { message: string }).message : undefined);
+  // The SDK's readers reject with an error, an ExportResult ({ code, error }) or nothing at all.
+  const m = message(reason) ?? message((reason as { error?: unknown } | null | undefined)?.error);
+  if (m !== undefined) return m;
+  return reason === undefined ? 'no reason given (the exporter failed; is the collector reachable?)' : String(reason);
 }
 
 /**
