@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { request } from 'undici';
 import { trackedAgent, trackedPools } from '../../src/adapters/undici/close-within.ts';
+import { until } from '../helpers/until.ts';
 
 const servers: Server[] = [];
 after(() => {
@@ -24,8 +25,6 @@ async function server(): Promise<Server> {
   return s;
 }
 
-const settle = () => new Promise((r) => setTimeout(r, 20));
-
 test('pools of origins whose connections closed, or never opened, are forgotten', async () => {
   const agent = trackedAgent({});
   try {
@@ -33,16 +32,14 @@ test('pools of origins whose connections closed, or never opened, are forgotten'
     for (const s of live) assert.equal(await (await request(`http://127.0.0.1:${(s.address() as AddressInfo).port}/`, { dispatcher: agent })).body.text(), 'ok');
     assert.equal(trackedPools(agent), 20);
     for (const s of live) s.closeAllConnections();
-    await settle();
-    assert.equal(trackedPools(agent), 0, 'every origin’s connection closed: no pool is held');
+    await until(() => trackedPools(agent) === 0, 'every origin’s connection closed: no pool held');
 
     // Origins that refuse the connection.
     const refused = await Promise.all(Array.from({ length: 20 }, () => server()));
     const ports = refused.map((s) => (s.address() as AddressInfo).port);
     await Promise.all(refused.map((s) => new Promise((r) => s.close(r))));
     for (const p of ports) await request(`http://127.0.0.1:${p}/`, { dispatcher: agent }).then(() => assert.fail('connected'), () => undefined);
-    await settle();
-    assert.equal(trackedPools(agent), 0, 'no connection could be opened: no pool is held');
+    await until(() => trackedPools(agent) === 0, 'no connection could be opened: no pool held');
   } finally {
     await agent.close();
   }
