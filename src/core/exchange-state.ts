@@ -32,6 +32,11 @@ export interface HostRef {
   readonly endpoint?: { readonly serviceAccount?: string; readonly labels?: Readonly<Record<string, string>>; readonly namespace?: string; readonly workloadName?: string };
 }
 
+/** What a call holds while it runs (its cluster's state): told once when the call ends. */
+export interface CallHolder {
+  letGo(): void;
+}
+
 /** The state of one logical call; {@link Exchange} is the call itself. */
 export class ExchangeState {
   // ── the request ──
@@ -82,6 +87,8 @@ export class ExchangeState {
   route: unknown = undefined;
   target: unknown = undefined;
   cluster: unknown = undefined;
+  /** What counts this call as running until it ends (the state of the cluster it was routed to). */
+  holder: CallHolder | undefined = undefined;
   host: unknown = undefined;
   /**
    * Istio's catch-all route a call for a host outside the registry took: `allow_any` (sent

@@ -338,6 +338,11 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
     this.route = undefined;
     this.target = undefined;
     this.cluster = undefined;
+    const holder = this.holder;
+    if (holder !== undefined) {
+      this.holder = undefined;
+      holder.letGo();
+    }
     this.host = undefined;
     this.tried = undefined;
     this.responseOps = undefined;

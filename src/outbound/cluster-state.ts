@@ -10,6 +10,7 @@
  * @module
  */
 import type { Clock, Random } from '../core/clock.ts';
+import type { CallHolder, ExchangeState } from '../core/exchange-state.ts';
 import type { LocalityLoadBalancerSetting } from '../config/types/destination-rule.ts';
 import { OutlierDetector, type OutlierEvent, type ResolvedOutlierSettings } from '../policies/outlier.ts';
 import { RetryBudget } from '../policies/retry-budget.ts';
@@ -48,7 +49,7 @@ export interface ClusterTransport {
 }
 
 /** Per-cluster data-plane state. */
-export class ClusterState {
+export class ClusterState implements CallHolder {
   cluster: Cluster;
   readonly name: string;
   readonly hostsByKey = new Map<string, HostState>();
@@ -80,6 +81,10 @@ export class ClusterState {
   #dnsWaiters: (() => void)[] = [];
   /** A name of this STRICT_DNS cluster has no answer yet (calls wait: {@link waitForDns}); one read per call. */
   dnsPending = false;
+  /** Calls routed here that have not ended ({@link assign}). */
+  #calls = 0;
+  /** Told when the last call ends ({@link whenIdle}). */
+  #onIdle: (() => void) | undefined;
 
   constructor(cluster: Cluster, ctx: ClusterContext) {
     this.#ctx = ctx;
@@ -205,6 +210,33 @@ export class ClusterState {
   #onOutlier(e: OutlierEvent): void {
     this.hostSet.healthVersion++;
     this.#ctx.onOutlierEvent(this.name, e);
+  }
+
+  /** Routes a call (or a mirrored copy) to this cluster: it counts as running here until it ends. */
+  assign(ex: ExchangeState): void {
+    ex.cluster = this;
+    const before = ex.holder;
+    if (before === this) return;
+    ex.holder = this;
+    this.#calls++;
+    before?.letGo();
+  }
+
+  /** A call {@link assign}ed here ended (the exchange tells its holder once). */
+  letGo(): void {
+    this.#calls--;
+    if (this.#calls === 0) this.#onIdle?.();
+  }
+
+  /** Calls routed here that have not ended. */
+  get calls(): number {
+    return this.#calls;
+  }
+
+  /** Calls `f` once no call runs here: now, or when the last one ends (a removed cluster closes then). */
+  whenIdle(f: () => void): void {
+    this.#onIdle = f;
+    if (this.#calls === 0) f();
   }
 
   /** Pools an adapter replaced (new connection settings): they close once their calls end, or when close() ends them. */

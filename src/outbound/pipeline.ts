@@ -107,7 +107,7 @@ export class Outbound {
   /** The snapshot's outbound local rate limits; undefined when none can limit anything. */
   #rateLimits: OutboundRateLimits | undefined;
   readonly #clusters = new Map<string, ClusterState>();
-  /** Clusters a snapshot removed, their pools closed 30 s later (calls in flight finish first) or by close(). */
+  /** Clusters a snapshot removed, until their pools closed: once their calls ended, 30 s later at the latest, or by close() (see #retire). */
   readonly #retired = new Map<ClusterState, Timer>();
   readonly #clusterContext: ClusterContext;
   readonly #o: OutboundOptions;
@@ -173,7 +173,7 @@ export class Outbound {
               const c = m.target.cluster;
               const cs = c === undefined ? undefined : this.#cluster(c.name);
               if (cs === undefined) return false;
-              copy.cluster = cs;
+              cs.assign(copy);
               copy.target = m.target;
               return true;
             },
@@ -281,10 +281,7 @@ export class Outbound {
         continue;
       }
       this.#clusters.delete(name);
-      // Let calls in flight finish before the pools go; close() still bounds them by its grace period.
-      // Kept until its calls are done, so that close() still bounds one that outlives the 30 s.
-      const timer = this.#o.clock.setTimer(() => void cs.close().finally(() => this.#retired.delete(cs)), 30_000);
-      this.#retired.set(cs, timer);
+      this.#retire(cs);
     }
     this.#snapshot = snapshot;
     this.#unknownHosts = snapshot.sidecar?.outboundTrafficPolicy ?? this.#meshPolicy;
@@ -304,6 +301,32 @@ export class Outbound {
   /** What calls to hosts outside the mesh get now: the applied Sidecar's `outboundTrafficPolicy`, else the mesh's. */
   get unknownHosts(): UnknownHostPolicy {
     return this.#unknownHosts;
+  }
+
+  /**
+   * A cluster the new snapshot no longer has: its pools drain and close once the calls routed to
+   * it have ended — at once when none runs (Envoy drains a removed cluster's connection pools,
+   * `ClusterEntry::~ClusterEntry` in cluster_manager_impl.cc) — and begin closing after 30 s at
+   * the latest. Until then the state (and through its TLS plans the old snapshot) stays
+   * reachable, so a config that changes every few seconds must not keep each one for 30 s. Kept
+   * until its pools closed, so that close() still bounds a call that outlives the 30 s.
+   */
+  #retire(cs: ClusterState): void {
+    let closing = false;
+    const close = () => {
+      if (closing) return;
+      closing = true;
+      timer.clear();
+      void cs.close().finally(() => this.#retired.delete(cs));
+    };
+    const timer = this.#o.clock.setTimer(close, 30_000);
+    this.#retired.set(cs, timer);
+    cs.whenIdle(close);
+  }
+
+  /** Clusters a snapshot removed whose pools have not closed yet. */
+  get retiredClusters(): number {
+    return this.#retired.size;
   }
 
   /** The state of a cluster of the current snapshot, made on first use. */

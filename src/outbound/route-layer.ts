@@ -175,7 +175,7 @@ function placeRefused(ex: Exchange, d: RouteDecision, o: RouteLayerOptions): voi
   if (t === undefined) return;
   ex.target = t;
   const state = t.cluster === undefined ? undefined : o.clusterState(t.cluster.name);
-  if (state !== undefined) ex.cluster = state;
+  if (state !== undefined) state.assign(ex);
 }
 
 /** Builds the route layer. */
@@ -311,7 +311,7 @@ function routed(ex: Exchange, handler: ResponseHandler, decision: RouteDecision 
     else ex.fail(err);
     return;
   }
-  ex.cluster = state;
+  state.assign(ex);
   if (route.requestHeaders !== undefined || target.requestHeaders !== undefined || route.rewrite !== undefined || target.authority !== undefined || route.responseHeaders !== undefined || target.responseHeaders !== undefined) {
     rewriteRequest(ex, route, target, o.originalPath !== false);
   }

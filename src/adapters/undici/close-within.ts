@@ -36,6 +36,11 @@ export async function closeWithin(dispatchers: readonly (Pool | Agent)[], graceM
 /** The per-origin dispatchers each {@link trackedAgent} made and has not seen closed. */
 const AGENT_POOLS = new WeakMap<Dispatcher, Set<Pool | Client>>();
 
+/** How many per-origin dispatchers `agent` (a {@link trackedAgent}) holds. @internal */
+export function trackedPools(agent: Dispatcher): number {
+  return AGENT_POOLS.get(agent)?.size ?? 0;
+}
+
 /**
  * An undici Agent whose per-origin pools {@link closeWithin} can still cancel: undici's Agent
  * drops its pools from view as soon as `close()` starts, so its `destroy()` afterwards cancels
@@ -51,6 +56,11 @@ export function trackedAgent(options: Agent.Options): Agent {
       // Connections opened outside the suppressed context the mesh's requests are handed over in (untraced.ts).
       const d = (opts as { connections?: number | null }).connections === 1 ? upstreamClient(origin, opts) : new Pool(origin, { ...opts, factory: upstreamClient });
       pools.add(d);
+      // The Agent closes an origin's pool when its last connection goes (or fails to open): forget
+      // it then, not at the next new origin — after calls to many hosts outside the mesh, the set
+      // held every closed pool until then, and each new origin walked them all.
+      const forget = () => queueMicrotask(() => (d.closed || d.destroyed) && pools.delete(d));
+      d.on('disconnect', forget).on('connectionError', forget);
       return d;
     },
   });

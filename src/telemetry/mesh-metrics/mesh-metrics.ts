@@ -139,8 +139,13 @@ export class MeshMetrics {
   readonly #subscriptions: [Channel, (m: unknown) => void][] = [];
   readonly #observables: Observable[];
   readonly #collect: BatchObservableCallback;
-  /** Clusters the ejected-endpoints gauge has reported (bounded by the config's clusters). */
+  /** Clusters the ejected-endpoints gauge has reported: the config's, and at most MAX_CACHED gone ones. */
   readonly #ejectedClusters = new Set<string>();
+  /** How many clusters the ejected-endpoints gauge reports (present and gone ones). @internal */
+  get reportedClusters(): number {
+    return this.#ejectedClusters.size;
+  }
+
   /** When a config was last applied (epoch seconds), undefined before the first. */
   #appliedAt: number | undefined;
   /** Closed: reported once more, at the next collection. */
@@ -262,6 +267,8 @@ export class MeshMetrics {
       }
       // A cluster that went away (or lost its outlier detection) reads 0, not its last count (the SDK would keep that).
       for (const name of this.#ejectedClusters) if (!present.has(name)) r.observe(ejected, 0, { ...base, cluster: name });
+      // Config churn adds clusters for as long as the process runs: past MAX_CACHED, the gone ones (reported 0 by now) are forgotten.
+      if (this.#ejectedClusters.size > MAX_CACHED) for (const name of this.#ejectedClusters) if (!present.has(name)) this.#ejectedClusters.delete(name);
       const t = this.#source.inboundTls();
       r.observe(tls, t.plaintext, plaintext);
       r.observe(tls, t.mtls, mutual);

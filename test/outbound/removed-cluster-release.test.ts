@@ -1,0 +1,99 @@
+/**
+ * A cluster a reload removed lets go of its state (pools, picker, outlier detector — and through
+ * its TLS plans the whole old snapshot) as soon as no call routed to it is still running, as Envoy
+ * drains a removed cluster's connection pools at once (`ClusterEntry::~ClusterEntry`,
+ * source/common/upstream/cluster_manager_impl.cc). It used to be kept for a fixed 30 s: a
+ * config that changed every second (a control plane pushing endpoint or service churn) kept 30
+ * old snapshots alive — 12 MB each for 1000 ServiceEntries with DestinationRules, 500 MB after 40
+ * pushes. A call still running on the removed cluster keeps it until that call ends.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { request } from 'undici';
+import { createMesh, ManualClock } from '../../src/index.ts';
+import { until } from '../helpers/until.ts';
+import { serviceEntry, startUpstream } from '../helpers/upstreams.ts';
+
+describe('a cluster a reload removed', () => {
+  const dirs: string[] = [];
+  after(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  async function setUp() {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const up = await startUpstream('up', async (req, res) => {
+      if (req.url === '/hold') await held;
+      res.end('ok');
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'meshlet-retired-'));
+    dirs.push(dir);
+    const write = (names: string[]) =>
+      writeFileSync(join(dir, 'mesh.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: names.map((n) => serviceEntry(n, `${n}.default.svc.cluster.local`, 80, [{ port: up.port }])) }));
+    write(['gone', 'kept']);
+    const clock = new ManualClock();
+    const mesh = await createMesh({ service: 'client', clock, config: dir, watch: false });
+    const reload = async (names: string[]) => {
+      write(names);
+      assert.equal(await mesh.reload(), true);
+    };
+    return { up, mesh, reload, release };
+  }
+  const settle = () => new Promise((r) => setTimeout(r, 20));
+
+  it('is let go of at once when no call to it is running (not 30 s later)', async () => {
+    const { up, mesh, reload } = await setUp();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await request('http://gone/', { dispatcher: mesh.dispatcher });
+        assert.equal(await r.body.text(), 'ok');
+      }
+      assert.ok(mesh.outbound.clusters.has('outbound|80||gone.default.svc.cluster.local'));
+      await reload(['kept']);
+      assert.equal(mesh.outbound.clusters.has('outbound|80||gone.default.svc.cluster.local'), false);
+      // The mesh clock never moves: the 30 s never pass.
+      await until(() => mesh.outbound.retiredClusters === 0, 'nothing runs on the removed cluster: its state is let go of before the 30 s');
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
+
+  it('is kept while a call routed to it runs, and let go of when that call ends', async () => {
+    const { up, mesh, reload, release } = await setUp();
+    try {
+      const pending = request('http://gone/hold', { dispatcher: mesh.dispatcher }).then((r) => r.body.text());
+      while (up.seen.length === 0) await settle();
+      await reload(['kept']);
+      await settle();
+      assert.equal(mesh.outbound.retiredClusters, 1, 'the call in flight keeps its cluster');
+      release();
+      assert.equal(await pending, 'ok', 'the call in flight finishes on the removed cluster');
+      await until(() => mesh.outbound.retiredClusters === 0, 'its last call ended: the removed cluster is let go of');
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
+
+  it('20 reloads that each remove the clusters the calls used leave no removed state behind', async () => {
+    const { up, mesh, reload } = await setUp();
+    try {
+      for (let c = 0; c < 20; c++) {
+        const names = [`c${c}a`, `c${c}b`];
+        await reload(names);
+        for (const n of names) assert.equal(await (await request(`http://${n}/`, { dispatcher: mesh.dispatcher })).body.text(), 'ok');
+      }
+      await reload(['kept']);
+      await until(() => mesh.outbound.retiredClusters === 0, 'no removed cluster left');
+      assert.equal(mesh.outbound.clusters.size, 0);
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
+});
