@@ -173,11 +173,15 @@ export class Outbound {
               const c = m.target.cluster;
               const cs = c === undefined ? undefined : this.#cluster(c.name);
               if (cs === undefined) return false;
-              cs.assign(copy);
+              // Counted on its cluster only once sent (below): a copy dropped before that never ends.
+              copy.cluster = cs;
               copy.target = m.target;
               return true;
             },
-            send: upstreamPath,
+            send: (copy, h) => {
+              (copy.cluster as ClusterState).assign(copy);
+              upstreamPath(copy, h);
+            },
             maxInFlight: o.maxMirrorsInFlight,
             deadlines: this.deadlines,
             timeoutMs: (ex) => route(ex).timeoutMs,

@@ -15,7 +15,8 @@ import { after, describe, it } from 'node:test';
 import { request } from 'undici';
 import { createMesh, ManualClock } from '../../src/index.ts';
 import { until } from '../helpers/until.ts';
-import { serviceEntry, startUpstream } from '../helpers/upstreams.ts';
+import { Readable } from 'node:stream';
+import { serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
 
 describe('a cluster a reload removed', () => {
   const dirs: string[] = [];
@@ -91,6 +92,39 @@ describe('a cluster a reload removed', () => {
       await reload(['kept']);
       await until(() => mesh.outbound.retiredClusters === 0, 'no removed cluster left');
       assert.equal(mesh.outbound.clusters.size, 0);
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
+
+  it('a mirrored copy that was never sent (its streamed body outgrew the retry buffer) does not hold its cluster', async () => {
+    const up = await startUpstream('up');
+    const dir = mkdtempSync(join(tmpdir(), 'meshlet-retired-'));
+    dirs.push(dir);
+    const write = (withShadow: boolean) =>
+      writeFileSync(
+        join(dir, 'mesh.json'),
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'List',
+          items: [
+            serviceEntry('reviews', 'reviews.default.svc.cluster.local', 80, [{ port: up.port }]),
+            ...(withShadow
+              ? [serviceEntry('shadow', 'shadow.default.svc.cluster.local', 80, [{ port: up.port }]), virtualService('reviews', ['reviews'], [{ route: [{ destination: { host: 'reviews' } }], mirror: { host: 'shadow' } }])]
+              : []),
+          ],
+        }),
+      );
+    write(true);
+    const mesh = await createMesh({ service: 'client', clock: new ManualClock(), config: dir, watch: false, retryBufferBytes: 16 });
+    try {
+      const r = await request('http://reviews/', { method: 'POST', body: Readable.from([Buffer.alloc(100, 'x')]), dispatcher: mesh.dispatcher });
+      await r.body.dump();
+      await until(() => mesh.diagnostics().mirrors.dropped > 0, 'the copy is dropped: body-too-large');
+      write(false);
+      assert.equal(await mesh.reload(), true);
+      await until(() => mesh.outbound.retiredClusters === 0, 'the dropped copy never ran: the removed mirror cluster is let go of at once');
     } finally {
       await mesh.close();
       await up.close();
