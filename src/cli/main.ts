@@ -26,6 +26,8 @@ Commands:
   get <kind>[,<kind>...]|all [name]        list or print resources the control plane serves
   delete <kind> <name> [-n ns]             delete a resource created with apply
   status                                   connected workloads, ACKed versions, refused changes
+  stat <metrics-url> [--interval 10s]      golden metrics (success rate, RPS, latency) from a
+                                           Prometheus endpoint, as 'linkerd viz stat'
   ca <init|show|issue|rotate> <dir>        a development CA: workload certificates for tests
   help [command]                           show help
 
@@ -80,6 +82,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => {
     const m = await import('./commands/status.ts');
     return { run: m.statusCommand, help: m.statusHelp };
+  },
+  stat: async () => {
+    const m = await import('./commands/stat.ts');
+    return { run: m.statCommand, help: m.statHelp };
   },
   ca: async () => {
     const m = await import('./commands/ca.ts');

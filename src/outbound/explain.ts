@@ -73,6 +73,11 @@ export interface ExplainedTarget {
   readonly loadBalancer: string | undefined;
   readonly connectionPool: string | undefined;
   readonly outlierDetection: string | undefined;
+  /**
+   * The destination's cap on concurrent retries: its DestinationRule `retryBudget` with how many
+   * retries it allows now, or `connectionPool.http.maxRetries` (`maxRetries unlimited (2^32-1), 0 active`).
+   */
+  readonly retryBudget?: string;
   readonly endpoints: readonly ExplainedEndpoint[];
   /** Why endpoints of the service were left out (`internalTrafficPolicy: Local`), when some may have been. */
   readonly endpointFilter?: string;
@@ -155,6 +160,7 @@ function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: Tl
     loadBalancer: cs?.picker.toString(),
     connectionPool: cs?.limiter.toString(),
     outlierDetection: cs?.detector?.toString(),
+    ...(cs === undefined ? {} : { retryBudget: cs.budget.describe(cs.limiter.active + cs.limiter.pending) }),
     endpoints: endpointsOf(cs, now, tls, scheme),
     ...(t.cluster?.endpointFilter === undefined ? {} : { endpointFilter: t.cluster.endpointFilter }),
     ...(tls !== undefined && cs !== undefined && cs.hostSet.hosts.length === 0 && cs.passthrough ? { tls: tls(cs, undefined, scheme) } : {}),
@@ -185,6 +191,7 @@ function print(e: Omit<Explanation, 'toString'>): string {
     lines.push(`  → ${t.destination} ${t.sharePercent}%${t.cluster ? ` [${t.cluster}]` : ` [missing: ${t.missing}]`}`);
     if (t.loadBalancer) lines.push(`      lb: ${t.loadBalancer}`);
     if (t.connectionPool) lines.push(`      pool: ${t.connectionPool}`);
+    if (t.retryBudget) lines.push(`      retries: ${t.retryBudget}`);
     if (t.outlierDetection) lines.push(`      ${t.outlierDetection}`);
     if (t.tls) lines.push(`      tls: ${t.tls}`);
     for (const d of t.dns ?? []) lines.push(`      dns: ${d}`);

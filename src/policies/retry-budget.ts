@@ -106,6 +106,18 @@ export class RetryBudget {
     if (this.#activeRetries > 0) this.#activeRetries--;
   }
 
+  /**
+   * What `mesh.explain` prints for the destination, given its active and pending requests (what
+   * the retry layer passes to {@link RetryBudget.tryStartRetry}): `retry budget 20% of active
+   * requests, min 3: 3 retries allowed now, 0 active` or `maxRetries unlimited (2^32-1), 0 active`.
+   */
+  describe(activeRequests: number): string {
+    const active = `${this.#activeRetries} active`;
+    if (this.#percent === undefined) return `maxRetries ${this.#maxRetries === DEFAULT_MAX_RETRIES ? 'unlimited (2^32-1)' : this.#maxRetries}, ${active}`;
+    const limit = this.limit(activeRequests);
+    return `retry budget ${this.#percent}% of active requests, min ${this.#minConcurrency}: ${limit} retr${limit === 1 ? 'y' : 'ies'} allowed now, ${active}`;
+  }
+
   /** E.g. `retry budget 20% of active requests, min 3 (1 active retry, 4 active requests)` or `maxRetries 3 (0 active)`. */
   toString(): string {
     const active = `${this.#activeRetries} active retr${this.#activeRetries === 1 ? 'y' : 'ies'}`;

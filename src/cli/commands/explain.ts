@@ -131,6 +131,7 @@ function destinations(route: CompiledRoute | undefined, e: Explanation, resource
       loadBalancer: x.loadBalancer ?? null,
       connectionPool: x.connectionPool ?? null,
       outlierDetection: x.outlierDetection ?? null,
+      retryBudget: x.retryBudget ?? null,
       endpoints: x.endpoints.map((ep) => ({ endpoint: ep.endpoint, labels: { ...ep.labels }, locality: ep.locality, tls: tlsOf(ep.endpoint) })),
     };
   });
@@ -302,6 +303,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
     out(`    DestinationRule:    ${d.destinationRules.length === 0 ? 'none' : d.destinationRules.map((r) => r.replace(/^DestinationRule /, '')).join(', ')}`);
     out(`    load balancing:     ${d.loadBalancer}`);
     out(`    connection pool:    ${d.connectionPool}`);
+    if (d.retryBudget !== null) out(`    retry budget:       ${d.retryBudget}`);
     out(`    outlier detection:  ${d.outlierDetection?.replace(/^outlier detection: /, '') ?? 'none'}`);
     if (d.tls !== null) out(`    tls:                ${d.tls}`);
     out(`    endpoints:${d.endpoints.length === 0 ? '          none (503 UH)' : ''}`);
@@ -370,6 +372,7 @@ function printGrpc(x: GrpcExplained): number {
     out(`    DestinationRule:    ${d.destinationRules.length === 0 ? 'none' : d.destinationRules.map((r) => r.replace(/^DestinationRule /, '')).join(', ')}`);
     out(`    load balancing:     ${d.loadBalancer}`);
     out(`    connection pool:    ${d.connectionPool} (overflow: UNAVAILABLE, UO)`);
+    if (d.retryBudget !== null) out(`    retry budget:       ${d.retryBudget}`);
     out(`    outlier detection:  ${d.outlierDetection?.replace(/^outlier detection: /, '') ?? 'none'}${d.outlierDetection === null ? '' : ` (5xx as Envoy maps a gRPC status: ${GRPC_5XX.join(', ')})`}`);
     if (d.tls !== null) out(`    tls:                ${d.tls}`);
     out(`    endpoints:${d.endpoints.length === 0 ? `          none (${GRPC_NO_ENDPOINTS})` : ''}`);

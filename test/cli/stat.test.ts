@@ -1,0 +1,128 @@
+/**
+ * `meshlet stat <metrics-url>`: `linkerd viz stat` for meshlet — a workload's success rate,
+ * requests and latency percentiles per served workload (inbound) and per called service and route
+ * (outbound), read from a real `startTelemetry()` Prometheus endpoint after real calls between
+ * two meshes on 127.0.0.1; and `histogram_quantile` as Prometheus computes it.
+ */
+import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { createMesh, type Mesh } from '../../src/index.ts';
+import { histogramQuantile, parseSamples } from '../../src/cli/prometheus-text.ts';
+import { startTelemetry } from '../../src/telemetry/sdk/index.ts';
+import { meshletAsync } from './helpers.ts';
+
+describe('histogram_quantile, as Prometheus computes it', () => {
+  const buckets = new Map([
+    [5, 10],
+    [10, 20],
+    [Number.POSITIVE_INFINITY, 20],
+  ]);
+  it('interpolates inside the bucket the rank falls in, from 0 for the first', () => {
+    assert.equal(histogramQuantile(0.5, buckets), 5);
+    assert.equal(histogramQuantile(0.25, buckets), 2.5);
+    assert.equal(histogramQuantile(0.75, buckets), 7.5);
+  });
+  it('gives the highest finite bound for a rank in +Inf, and nothing without observations', () => {
+    assert.equal(histogramQuantile(0.99, new Map([[5, 10], [Number.POSITIVE_INFINITY, 20]])), 5);
+    assert.equal(histogramQuantile(0.5, new Map([[5, 0], [Number.POSITIVE_INFINITY, 0]])), undefined);
+  });
+  it('reads samples with escaped label values and skips other metrics and comments', () => {
+    const text = '# HELP x\nistio_requests_total{a="x\\"y",le="+Inf"} 3\nother_total{} 1\nistio_requests_total 2 1700000000\n';
+    assert.deepEqual(parseSamples(text, new Set(['istio_requests_total'])), [
+      { name: 'istio_requests_total', labels: { a: 'x"y', le: '+Inf' }, value: 3 },
+      { name: 'istio_requests_total', labels: {}, value: 2 },
+    ]);
+  });
+});
+
+describe('meshlet stat against a live Prometheus endpoint', () => {
+  let telemetry: Awaited<ReturnType<typeof startTelemetry>>;
+  let server: Mesh;
+  let client: Mesh;
+  let url: string;
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    res.statusCode = req.url === '/bad' ? 503 : 200;
+    res.end();
+  };
+
+  before(async () => {
+    telemetry = await startTelemetry({ serviceName: 'stat', prometheus: { port: 0, host: '127.0.0.1' } });
+    url = `${telemetry.prometheusUrl}/stats/prometheus`;
+    server = await createMesh({ service: 'web', namespace: 'shop', config: [] });
+    const s = server.createServer(handler).listen(0, '127.0.0.1');
+    await new Promise((r) => s.once('listening', r));
+    const port = (s.address() as AddressInfo).port;
+    const config = [
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' }, spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 8080 }] } },
+      { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: { name: 'web', namespace: 'shop' }, spec: { address: '127.0.0.1', ports: { http: port }, labels: { app: 'web' } } },
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'VirtualService',
+        metadata: { name: 'web', namespace: 'shop' },
+        spec: { hosts: ['web'], http: [{ name: 'bad', match: [{ uri: { exact: '/bad' } }], route: [{ destination: { host: 'web' } }], retries: { attempts: 0 } }, { name: 'rest', route: [{ destination: { host: 'web' } }] }] },
+      },
+      {
+        apiVersion: 'telemetry.istio.io/v1',
+        kind: 'Telemetry',
+        metadata: { name: 'routes', namespace: 'istio-system' },
+        spec: { metrics: [{ overrides: [{ match: { mode: 'CLIENT' }, tagOverrides: { route_name: { value: 'xds.route_name' } } }] }] },
+      },
+    ];
+    client = await createMesh({ service: 'frontend', namespace: 'shop', config });
+    for (let i = 0; i < 6; i++) await (await client.fetch('http://web.shop:8080/ok')).arrayBuffer();
+    for (let i = 0; i < 2; i++) await (await client.fetch('http://web.shop:8080/bad')).arrayBuffer();
+  });
+  after(async () => {
+    await client?.close();
+    await server?.close();
+    await telemetry?.shutdown();
+  });
+
+  it('prints the success rate and requests per workload and called service, and per route with --by route', async () => {
+    const r = await meshletAsync(['stat', url]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^DIRECTION +WORKLOAD +TO +REQUESTS +SUCCESS +RPS +P50 +P95 +P99$/m);
+    assert.match(r.stdout, /^inbound +shop\/web +- +8 +75\.00% +- +[\d.]+ms +[\d.]+ms +[\d.]+ms$/m);
+    assert.match(r.stdout, /^outbound +shop\/frontend +web +8 +75\.00% +- /m);
+    const routes = await meshletAsync(['stat', url, '--by', 'route', '-o', 'json']);
+    assert.equal(routes.code, 0, routes.stderr);
+    const doc = JSON.parse(routes.stdout) as { rows: { direction: string; route: string; requests: number; successRate: number; rps: null }[] };
+    const out = doc.rows.filter((x) => x.direction === 'outbound').map((x) => [x.route, x.requests, x.successRate, x.rps]);
+    assert.deepEqual(out, [
+      ['web.bad', 2, 0, null],
+      ['web.rest', 6, 100, null],
+    ]);
+  });
+
+  it('with --interval, only the traffic between two scrapes, with requests per second', async () => {
+    let done = false;
+    const run = meshletAsync(['stat', url, '--interval', '1s', '-o', 'json']).finally(() => {
+      done = true;
+    });
+    // Calls all along, so some fall between the command's two scrapes whenever it makes them.
+    let sent = 0;
+    while (!done) {
+      await (await client.fetch('http://web.shop:8080/ok')).arrayBuffer();
+      sent++;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const r = await run;
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as { intervalMs: number; rows: { direction: string; requests: number; successRate: number; rps: number }[] };
+    assert.equal(doc.intervalMs, 1000);
+    const inbound = doc.rows.find((x) => x.direction === 'inbound');
+    assert.ok(inbound !== undefined && inbound.requests > 0 && inbound.requests <= sent && inbound.successRate === 100, r.stdout);
+    assert.equal(inbound.rps, inbound.requests);
+  });
+
+  it('names an unreachable endpoint and a usage mistake', async () => {
+    const down = await meshletAsync(['stat', 'http://127.0.0.1:1/stats/prometheus']);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /^meshlet stat: cannot read http:\/\/127\.0\.0\.1:1\/stats\/prometheus: /);
+    const bad = await meshletAsync(['stat', url, '--by', 'pod']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--by is workload or route, not "pod"/);
+  });
+});
