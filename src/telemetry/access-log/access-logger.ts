@@ -143,7 +143,7 @@ export class AccessLogger {
         continue;
       }
       const provider = log.provider;
-      out.push({ provider, filter, text, json, writer: this.#writers.for(log.path, (reason) => this.#o.onOtelDropped?.(provider, 1, reason)) });
+      out.push({ provider, filter, text, json, writer: this.#writers.for(log.path, (reason, n) => this.#o.onOtelDropped?.(provider, n, reason)) });
     }
     return out;
   }

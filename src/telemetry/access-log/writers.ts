@@ -6,7 +6,7 @@
  * @module
  */
 import type { Clock } from '../../core/clock.ts';
-import { FileLog } from './file-log.ts';
+import { FileLog, type OnFileDropped } from './file-log.ts';
 
 /** The logger shape access logs use (the mesh's `MeshLogger`; `info` may take an object, as pino's does). */
 export interface AccessLogLogger {
@@ -33,8 +33,8 @@ export class Writers {
     this.#clock = clock;
   }
 
-  /** The writer for `path`; `onDropped` hears of each line a file dropped. */
-  for(path: string, onDropped?: (reason: 'write-failed' | 'buffer-full') => void): EntryWriter {
+  /** The writer for `path`; `onDropped` hears of the lines a file dropped. */
+  for(path: string, onDropped?: OnFileDropped): EntryWriter {
     if (path === '/dev/stdout') {
       const info = this.#logger.info;
       if (typeof info === 'function') {
@@ -53,8 +53,7 @@ export class Writers {
           f = new FileLog(path, this.#clock, this.#logger);
           this.#files.set(path, f);
         }
-        const dropped = f.write(asLine(e));
-        if (dropped !== undefined) onDropped?.(dropped);
+        f.write(asLine(e), onDropped);
       },
     };
   }
