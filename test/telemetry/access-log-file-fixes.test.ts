@@ -5,13 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ManualClock } from '../../src/core/clock.ts';
-import { RETRY_MS } from '../../src/telemetry/access-log/file-log.ts';
+import { MAX_BUFFERED_BYTES, RETRY_MS } from '../../src/telemetry/access-log/file-log.ts';
 import { Writers } from '../../src/telemetry/access-log/writers.ts';
+import { until } from '../helpers/access-log.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshlet-file-fixes-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,4 +36,86 @@ test('100 lines written in one tick to a file that cannot be opened: all 100 are
   await writers.file(path)?.idle();
   assert.match(warnings.at(-1) as string, /written again; 100 lines dropped/);
   await writers.close();
+});
+
+test('a FIFO whose reader falls behind (the pipe full): the lines wait and the reader keeps the pipe', { timeout: 20_000 }, async () => {
+  const path = join(dir, 'slow.fifo');
+  execFileSync('mkfifo', [path]);
+  // The reader: opened non-blocking (the test does not wait for a writer), and not read yet.
+  const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  // Another writer fills the pipe first, so meshlet's first write meets a full pipe.
+  const filler = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+  const block = Buffer.alloc(4096, 'f');
+  let filled = 0;
+  for (;;) {
+    try {
+      filled += writeSync(filler, block);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') break;
+      throw e;
+    }
+  }
+  const warnings: string[] = [];
+  const writers = new Writers({ warn: (m) => warnings.push(m) }, new ManualClock(1_000_000));
+  const dropped: string[] = [];
+  const w = writers.for(path, (reason) => dropped.push(reason));
+  const line = `${'x'.repeat(199)}\n`;
+  for (let i = 0; i < 1000; i++) w.write(line); // 200 KB
+  try {
+    // The file is open and the lines handed to it (the write tried), or the write failed.
+    await until(() => warnings.length > 0 || (writers.file(path)?.pending ?? 0) > 0, 'the lines handed to the FIFO');
+    assert.deepEqual(warnings, []);
+    let got = 0;
+    const buf = Buffer.alloc(65536);
+    const expected = filled + 1000 * line.length;
+    const drain = (): void => {
+      for (;;) {
+        let n = 0;
+        try {
+          n = readSync(reader, buf);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return;
+          throw e;
+        }
+        if (n === 0) return;
+        got += n;
+      }
+    };
+    await until(() => {
+      drain();
+      return got >= expected || warnings.length > 0;
+    }, 'the reader gets every line');
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(dropped, []);
+    assert.equal(got, expected);
+    // meshlet still has the pipe open: the next line reaches the same reader.
+    w.write('next\n');
+    await until(() => {
+      drain();
+      return got === expected + 5;
+    }, 'the next line');
+  } finally {
+    await writers.close();
+    closeSync(filler);
+    closeSync(reader);
+  }
+});
+
+test('a FIFO whose reader reads nothing: at most 1 MiB waits, the rest is dropped as buffer-full', { timeout: 20_000 }, async () => {
+  const path = join(dir, 'stuck.fifo');
+  execFileSync('mkfifo', [path]);
+  const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const writers = new Writers({ warn: () => undefined }, new ManualClock(1_000_000));
+  let full = 0;
+  const w = writers.for(path, (reason, n) => {
+    if (reason === 'buffer-full') full += n;
+  });
+  const line = `${'x'.repeat(1023)}\n`;
+  try {
+    for (let i = 0; i < 2 * (MAX_BUFFERED_BYTES / 1024); i++) w.write(line);
+    assert.equal(full, MAX_BUFFERED_BYTES / 1024);
+  } finally {
+    closeSync(reader);
+    await writers.close();
+  }
 });

@@ -20,13 +20,16 @@
  *   are dropped (a disk that does not keep up, an NFS server that does not answer).
  * - **A FIFO** is opened non-blocking: one that no process reads fails at once (`ENXIO`, and is
  *   retried as a failing write) instead of holding a libuv thread-pool thread — and `mesh.close()`
- *   — until a reader comes. A full pipe drops lines rather than blocking.
+ *   — until a reader comes. An open FIFO is written through a non-blocking socket, as Node writes
+ *   `process.stdout` to a pipe: what a slow reader has not taken yet waits there (bounded as
+ *   above) instead of failing the write with `EAGAIN`, which would close the pipe on its reader.
  *
  * The event loop never waits for the file: opening, writing and comparing are asynchronous.
  *
  * @module
  */
 import { constants, createWriteStream, close as closeFd, fstat, open, stat } from 'node:fs';
+import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { Clock, Timer } from '../../core/clock.ts';
 
@@ -94,6 +97,11 @@ export class FileLog {
   /** Lines dropped since the last warning said so. */
   get dropped(): number {
     return this.#dropped;
+  }
+
+  /** Bytes handed to the open file and not written yet (for tests). */
+  get pending(): number {
+    return this.#sink?.writableLength ?? 0;
   }
 
   /**
@@ -175,7 +183,9 @@ export class FileLog {
             return resolve();
           }
           this.#id = `${st.dev}:${st.ino}`;
-          this.#opened(createWriteStream(this.#path, { fd }), undefined);
+          // A FIFO is written as process.stdout writes a pipe: non-blocking, what the pipe does not
+          // take yet waiting in the socket (bounded below), instead of failing the write (EAGAIN).
+          this.#opened(st.isFIFO() ? new Socket({ fd, readable: false }) : createWriteStream(this.#path, { fd }), undefined);
           resolve();
         });
       });
@@ -267,9 +277,10 @@ export class FileLog {
   }
 }
 
-/** A failure's message, with what it means for an access log. */
+/** A failure's message, readable (Node's `ERR_SYSTEM_ERROR` for a failed writev says only "undefined"). */
 function describe(err: NodeJS.ErrnoException): string {
   if (err.code === 'ENXIO') return `${err.message} (a FIFO that no process reads)`;
-  if (err.code === 'EAGAIN') return `${err.message} (a pipe that is full)`;
+  if (err.code === 'EPIPE') return `${err.message} (the FIFO's reader went away)`;
+  if (err.code === 'EAGAIN' || err.code === 'ERR_SYSTEM_ERROR') return `a write failed (${err.code}: the pipe or device is full)`;
   return err.message;
 }
