@@ -1,21 +1,35 @@
 /**
  * An access-log file's review findings: lines a failing file drops are all counted (one tick's
  * lines are one write), a FIFO whose reader falls behind keeps its reader (the lines wait,
- * bounded, instead of the write failing with EAGAIN), and a file a reload stopped using is closed.
+ * bounded, instead of the write failing with EAGAIN), and a file a reload stopped using is closed
+ * (also a straggler's line to it: written, then closed).
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ManualClock } from '../../src/core/clock.ts';
+import { channels } from '../../src/core/observe.ts';
+import { createMesh } from '../../src/index.ts';
+import { AccessLogger } from '../../src/telemetry/access-log/access-logger.ts';
 import { MAX_BUFFERED_BYTES, RETRY_MS } from '../../src/telemetry/access-log/file-log.ts';
 import { Writers } from '../../src/telemetry/access-log/writers.ts';
-import { until } from '../helpers/access-log.ts';
+import { inboundEnd, telemetry, until } from '../helpers/access-log.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshlet-file-fixes-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** How many of this process's file descriptors are open on `path`. */
+const fdsOn = (path: string): number =>
+  readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === path;
+    } catch {
+      return false;
+    }
+  }).length;
 
 
 test('100 lines written in one tick to a file that cannot be opened: all 100 are counted, and the warning says so', async () => {
@@ -118,4 +132,51 @@ test('a FIFO whose reader reads nothing: at most 1 MiB waits, the rest is droppe
     closeSync(reader);
     await writers.close();
   }
+});
+
+test('after a reload, the file the previous config wrote is closed (not kept open until mesh.close())', async () => {
+  const mesh = await createMesh({ service: 'reviews', namespace: 'default', logger: { warn: () => undefined }, config: [] });
+  const a = join(dir, 'a.log');
+  const b = join(dir, 'b.log');
+  const logger = new AccessLogger({
+    workload: mesh.identity,
+    rootNamespace: 'istio-system',
+    clock: new ManualClock(0),
+    logger: { warn: () => undefined },
+    providers: [
+      { name: 'a', envoyFileAccessLog: { path: a } },
+      { name: 'b', envoyFileAccessLog: { path: b } },
+    ],
+    options: {},
+  });
+  try {
+    logger.install([telemetry('logs', { accessLogging: [{ providers: [{ name: 'a' }] }] }) as never]);
+    channels.inboundEnd.publish(inboundEnd(mesh));
+    await until(() => existsSync(a) && readFileSync(a, 'utf8').endsWith('\n'), 'a line in a.log');
+    assert.equal(fdsOn(a), 1);
+    logger.install([telemetry('logs', { accessLogging: [{ providers: [{ name: 'b' }] }] }) as never]);
+    channels.inboundEnd.publish(inboundEnd(mesh));
+    await until(() => existsSync(b) && readFileSync(b, 'utf8').endsWith('\n'), 'a line in b.log');
+    await until(() => fdsOn(a) === 0, 'a.log closed');
+    assert.equal(fdsOn(b), 1);
+  } finally {
+    await logger.close();
+    await mesh.close();
+  }
+  assert.equal(fdsOn(b), 0);
+});
+
+test('a line for a log a reload stopped using (a request that ended after it) is written, and its file closed again', async () => {
+  const writers = new Writers({ warn: () => undefined }, new ManualClock(1_000_000));
+  const old = join(dir, 'old.log');
+  const w = writers.for(old);
+  w.write('before\n');
+  await until(() => fdsOn(old) === 1 && readFileSync(old, 'utf8') === 'before\n', 'the first line');
+  writers.use([join(dir, 'new.log')]);
+  await until(() => fdsOn(old) === 0, 'old.log closed');
+  w.write('late\n');
+  await until(() => readFileSync(old, 'utf8') === 'before\nlate\n', 'the late line');
+  await until(() => fdsOn(old) === 0, 'old.log closed again');
+  assert.equal(writers.file(old), undefined);
+  await writers.close();
 });
