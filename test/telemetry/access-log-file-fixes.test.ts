@@ -14,7 +14,7 @@ import { ManualClock } from '../../src/core/clock.ts';
 import { channels } from '../../src/core/observe.ts';
 import { createMesh } from '../../src/index.ts';
 import { AccessLogger } from '../../src/telemetry/access-log/access-logger.ts';
-import { MAX_BUFFERED_BYTES, RETRY_MS } from '../../src/telemetry/access-log/file-log.ts';
+import { CLOSE_BOUND_MS, MAX_BUFFERED_BYTES, RETRY_MS } from '../../src/telemetry/access-log/file-log.ts';
 import { Writers } from '../../src/telemetry/access-log/writers.ts';
 import { inboundEnd, telemetry, until } from '../helpers/access-log.ts';
 
@@ -179,4 +179,26 @@ test('a line for a log a reload stopped using (a request that ended after it) is
   await until(() => fdsOn(old) === 0, 'old.log closed again');
   assert.equal(writers.file(old), undefined);
   await writers.close();
+});
+
+test('close() with lines the FIFO reader does not take: after the close bound they are dropped and the pipe closed', { timeout: 20_000 }, async () => {
+  const path = join(dir, 'unread.fifo');
+  execFileSync('mkfifo', [path]);
+  const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const clock = new ManualClock(1_000_000);
+  const writers = new Writers({ warn: () => undefined }, clock);
+  const w = writers.for(path);
+  const line = `${'x'.repeat(199)}\n`;
+  for (let i = 0; i < 1000; i++) w.write(line); // 200 KB: more than the pipe holds
+  try {
+    await until(() => (writers.file(path)?.pending ?? 0) > 0, 'the lines handed to the FIFO');
+    assert.equal(fdsOn(path), 2);
+    const closed = writers.close();
+    await new Promise((resolve) => setImmediate(resolve)); // close() is waiting for the lines to be written
+    clock.advance(CLOSE_BOUND_MS);
+    await closed;
+    await until(() => fdsOn(path) === 1, "meshlet's end of the pipe closed");
+  } finally {
+    closeSync(reader);
+  }
 });

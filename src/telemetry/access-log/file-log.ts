@@ -87,6 +87,8 @@ export class FileLog {
   #failing = false;
   #dropped = 0;
   #closed = false;
+  /** close() stopped waiting: a file that opens later is closed at once. */
+  #abandoned = false;
 
   constructor(path: string, clock: Clock, log: Warner) {
     this.#path = path;
@@ -199,6 +201,10 @@ export class FileLog {
     this.#waitingBytes = 0;
     if (s === undefined) {
       this.#failed(err as NodeJS.ErrnoException);
+    } else if (this.#abandoned) {
+      s.destroy();
+      for (const c of waiting) this.#dropChunk(c);
+      return;
     } else {
       this.#sink = s;
       s.on('error', (e: NodeJS.ErrnoException) => {
@@ -259,9 +265,12 @@ export class FileLog {
     this.#closed = true;
     this.#flush();
     let timer: Timer | undefined;
+    let ending: Writable | undefined;
     const bound = new Promise<void>((resolve) => {
       timer = this.#clock.setTimer(() => {
-        this.#sink?.destroy();
+        // What waits is dropped (a FIFO whose reader stopped reading, a hung file system).
+        this.#abandoned = true;
+        (ending ?? this.#sink)?.destroy();
         this.#sink = undefined;
         resolve();
       }, CLOSE_BOUND_MS);
@@ -269,6 +278,7 @@ export class FileLog {
     const end = (async () => {
       await this.#opening;
       const s = this.#sink;
+      ending = s;
       this.#sink = undefined;
       if (s !== undefined && !s.destroyed) await new Promise<void>((resolve) => s.end(() => resolve()));
     })();
