@@ -101,8 +101,12 @@ export class AccessLogger {
   install(resources: readonly (AnyResource | Resource)[]): void {
     const w = this.#o.workload;
     const { applied } = selectTelemetry(resources, { namespace: w.namespace, labels: w.labels }, this.#o.rootNamespace);
-    this.#client = this.#compile(resolveAccessLogs(applied, this.#o.providers, this.#o.options, 'CLIENT'));
-    this.#server = this.#compile(resolveAccessLogs(applied, this.#o.providers, this.#o.options, 'SERVER'));
+    const client = resolveAccessLogs(applied, this.#o.providers, this.#o.options, 'CLIENT');
+    const server = resolveAccessLogs(applied, this.#o.providers, this.#o.options, 'SERVER');
+    this.#client = this.#compile(client);
+    this.#server = this.#compile(server);
+    // Files no log of this config writes are closed (a reload moved the log elsewhere, or dropped it).
+    this.#writers.use([...client.logs, ...server.logs].filter((l) => l.otel === undefined).map((l) => l.path));
     this.#subscribe();
   }
 
@@ -143,7 +147,7 @@ export class AccessLogger {
         continue;
       }
       const provider = log.provider;
-      out.push({ provider, filter, text, json, writer: this.#writers.for(log.path, (reason) => this.#o.onOtelDropped?.(provider, 1, reason)) });
+      out.push({ provider, filter, text, json, writer: this.#writers.for(log.path, (reason, n) => this.#o.onOtelDropped?.(provider, n, reason)) });
     }
     return out;
   }

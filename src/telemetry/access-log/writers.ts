@@ -1,12 +1,13 @@
 /**
  * Where access-log lines go: `/dev/stdout` is the mesh's logger (pino-shaped: a text line is the
  * message, a JSON entry is the object), `/dev/stderr` the process's stderr, any other path a
- * file opened for appending (one {@link FileLog} per path, closed with the mesh).
+ * file opened for appending (one {@link FileLog} per path, closed with the mesh, or when a
+ * reload stops using it).
  *
  * @module
  */
 import type { Clock } from '../../core/clock.ts';
-import { FileLog } from './file-log.ts';
+import { FileLog, type OnFileDropped } from './file-log.ts';
 
 /** The logger shape access logs use (the mesh's `MeshLogger`; `info` may take an object, as pino's does). */
 export interface AccessLogLogger {
@@ -26,6 +27,10 @@ export class Writers {
   readonly #logger: AccessLogLogger;
   readonly #clock: Clock;
   readonly #files = new Map<string, FileLog>();
+  /** The paths the config in use writes (undefined: any, until {@link use} says). */
+  #inUse: ReadonlySet<string> | undefined;
+  /** Files being closed (no longer in use), for {@link close} to wait for. */
+  readonly #closing = new Set<Promise<void>>();
   #closed = false;
 
   constructor(logger: AccessLogLogger, clock: Clock) {
@@ -33,8 +38,8 @@ export class Writers {
     this.#clock = clock;
   }
 
-  /** The writer for `path`; `onDropped` hears of each line a file dropped. */
-  for(path: string, onDropped?: (reason: 'write-failed' | 'buffer-full') => void): EntryWriter {
+  /** The writer for `path`; `onDropped` hears of the lines a file dropped. */
+  for(path: string, onDropped?: OnFileDropped): EntryWriter {
     if (path === '/dev/stdout') {
       const info = this.#logger.info;
       if (typeof info === 'function') {
@@ -51,10 +56,16 @@ export class Writers {
         let f = this.#files.get(path);
         if (f === undefined) {
           f = new FileLog(path, this.#clock, this.#logger);
-          this.#files.set(path, f);
+          if (this.#inUse === undefined || this.#inUse.has(path)) this.#files.set(path, f);
+          else {
+            // A request that ends after a reload stopped using its log: its line still goes to the
+            // file, which is not kept open for lines that no config writes any more.
+            f.write(asLine(e), onDropped);
+            this.#end(f);
+            return;
+          }
         }
-        const dropped = f.write(asLine(e));
-        if (dropped !== undefined) onDropped?.(dropped);
+        f.write(asLine(e), onDropped);
       },
     };
   }
@@ -64,11 +75,30 @@ export class Writers {
     return this.#files.get(path);
   }
 
+  /**
+   * Says which paths the config in use writes: files at other paths (a reload stopped using them)
+   * are closed, after what waits is written.
+   */
+  use(paths: Iterable<string>): void {
+    const inUse = new Set(paths);
+    this.#inUse = inUse;
+    for (const [path, f] of this.#files) {
+      if (inUse.has(path)) continue;
+      this.#files.delete(path);
+      this.#end(f);
+    }
+  }
+
+  #end(f: FileLog): void {
+    const p = f.close().finally(() => this.#closing.delete(p));
+    this.#closing.add(p);
+  }
+
   /** Ends the open files (after what was written is flushed, for at most `FileLog`'s close bound). */
   async close(): Promise<void> {
     this.#closed = true;
     const files = [...this.#files.values()];
     this.#files.clear();
-    await Promise.all(files.map((f) => f.close()));
+    await Promise.all([...files.map((f) => f.close()), ...this.#closing]);
   }
 }
