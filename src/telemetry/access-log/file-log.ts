@@ -30,6 +30,7 @@
  */
 import { constants, createWriteStream, close as closeFd, fstat, open, stat } from 'node:fs';
 import { Socket } from 'node:net';
+import { setTimeout } from 'node:timers';
 import type { Writable } from 'node:stream';
 import type { Clock, Timer } from '../../core/clock.ts';
 
