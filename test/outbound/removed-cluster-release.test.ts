@@ -130,4 +130,25 @@ describe('a cluster a reload removed', () => {
       await up.close();
     }
   });
+
+  it('a call a layer threw in (here an injected Random that throws once the call is routed) ends with that error and does not hold its cluster', async () => {
+    const up = await startUpstream('up');
+    let draws = 0;
+    const random = {
+      next(): number {
+        if (++draws >= 2) throw new Error('the random source failed');
+        return 0.5;
+      },
+    };
+    const mesh = await createMesh({ service: 'client', config: [serviceEntry('a', 'a.default.svc.cluster.local', 80, [{ port: up.port }, { port: up.port + 1 }])], random });
+    try {
+      await assert.rejects(request('http://a/', { dispatcher: mesh.dispatcher }), { message: 'the random source failed' });
+      const state = mesh.outbound.clusters.get('outbound|80||a.default.svc.cluster.local') as { calls: number } | undefined;
+      assert.ok(state !== undefined, 'the call was routed before the layer threw');
+      assert.equal(state.calls, 0, 'the call ended: its cluster does not count it');
+    } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
 });

@@ -200,7 +200,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       ex.onResponseError(ex, ex.reason as Error);
       return;
     }
-    o.pipeline()(ex, ex);
+    // A layer that threw ends the call with that error (as the dispatcher).
+    try { o.pipeline()(ex, ex); } catch (err) { if (!ex.done) ex.onResponseError(ex, err as Error); }
   }
 
   sendMessageWithContext(context: MessageContext, message: Buffer): void {

@@ -127,7 +127,13 @@ export class MeshDispatcher extends Dispatcher {
       ex.onResponseError(ex, ex.reason as Error);
       return true;
     }
-    this.#o.pipeline()(ex, ex);
+    try {
+      this.#o.pipeline()(ex, ex);
+    } catch (err) {
+      // A layer that threw (a bug, or an injected Clock/Random that throws): the call ends with
+      // that error, so what it holds (its cluster's count, telemetry) is let go of.
+      if (!ex.done) ex.onResponseError(ex, err as Error);
+    }
     return true;
   }
 
