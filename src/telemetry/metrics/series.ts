@@ -54,7 +54,9 @@ export class MetricSeries {
 
   constructor(attributes: MetricAttributes, now: number, buckets: readonly number[] | undefined) {
     this.attributes = attributes;
-    this.startTime = Date.now();
+    // The OpenTelemetry SDK's time (its hrTime()): the wall clock at start-up plus the monotonic
+    // clock, so an NTP step never moves a series' start, nor makes it later than a collection.
+    this.startTime = performance.timeOrigin + performance.now();
     this.lastSeen = now;
     this.histogram = buckets === undefined ? undefined : { counts: new Array<number>(buckets.length + 1).fill(0), count: 0, sum: 0, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY };
   }

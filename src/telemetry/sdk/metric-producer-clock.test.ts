@@ -1,6 +1,7 @@
 /**
  * meshletMetricProducer's data points when NTP steps the wall clock back: a point's start is never
- * after its end (collectors refuse or misread such points), in both temporalities.
+ * after its end (collectors refuse or misread such points), in both temporalities, and a cumulative
+ * series keeps its start (times come from the monotonic clock, as the SDK's hrTime()).
  */
 import assert from 'node:assert/strict';
 import { channel } from 'node:diagnostics_channel';
@@ -45,6 +46,12 @@ for (const temporality of ['delta', 'cumulative'] as const) {
       const points = await reader.points();
       assert.ok(points.length > 0);
       for (const p of points) assert.ok(ms(p.startTime) <= ms(p.endTime), `start ${ms(p.startTime)} after end ${ms(p.endTime)}`);
+      if (temporality === 'cumulative') {
+        // A cumulative series keeps its start: a new one reads as a counter reset to a collector.
+        await new Promise((r) => setTimeout(r, 5));
+        const again = await reader.points();
+        assert.deepEqual(again.map((p) => ms(p.startTime)), points.map((p) => ms(p.startTime)), 'the start of a cumulative series moved');
+      }
     } finally {
       Date.now = realNow;
       m.close();

@@ -72,7 +72,8 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
   let lastCollect: number | undefined;
 
   const collect = async (): Promise<CollectionResult> => {
-    const now = Date.now();
+    // As the series' start times (series.ts) and the SDK's own points: never stepped back by NTP.
+    const now = performance.timeOrigin + performance.now();
     const end = hrTime(now);
     const next = new WeakMap<MetricSeries, Reported>();
     // Metric name → label-set key → data point (meshes with the same labels add up).
