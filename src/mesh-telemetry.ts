@@ -12,6 +12,7 @@ import { GRPC_TRANSPORT } from './adapters/grpc/transport.ts';
 import type { AnyResource } from './config/resource.ts';
 import type { Clock, Random } from './core/clock.ts';
 import type { WorkloadIdentity } from './core/observe.ts';
+import { inboundServices } from './inbound/inbound-services.ts';
 import type { InboundTlsCounts } from './inbound/tls-stats.ts';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
 import type { ClusterState } from './outbound/cluster-state.ts';
@@ -155,7 +156,7 @@ export class MeshTelemetry {
       },
       o.telemetry?.metrics,
     );
-    m.configure(this.#metricsConfig(resources));
+    m.configure(this.#metricsConfig(resources), this.#inboundHosts(resources));
     m.start();
     return m;
   }
@@ -165,6 +166,21 @@ export class MeshTelemetry {
     return metricsConfigFor(resources, { namespace: id.namespace, labels: id.labels }, o.rootNamespace ?? 'istio-system', o.extensionProviders);
   }
 
+  /**
+   * By local port, the oldest Service (or ServiceEntry) selecting this workload there: istiod
+   * orders a proxy's service targets by creation time, then host (pilot/pkg/model/context.go
+   * SetServiceTargets), and the inbound cluster's first service is what the stats filter reports.
+   */
+  #inboundHosts(resources: readonly AnyResource[]): ReadonlyMap<number, string> {
+    const { identity: id, options: o } = this.#c;
+    const out = new Map<number, string>();
+    for (const [port, services] of inboundServices(resources, { namespace: id.namespace, labels: id.labels, ...(o.ports === undefined ? {} : { ports: o.ports }) })) {
+      const first = services[0];
+      if (first !== undefined) out.set(port, first.host);
+    }
+    return out;
+  }
+
   /** This workload's metadata-exchange headers while Istio's metrics run (the server side answers callers with them). */
   get peerHeaders(): { readonly id: string; readonly value: string } | undefined {
     return this.#metrics?.peerHeaders;
@@ -172,7 +188,7 @@ export class MeshTelemetry {
 
   /** A new config: each part rebuilds what it reads from the Telemetry resources. */
   install(resources: readonly AnyResource[]): void {
-    this.#metrics?.configure(this.#metricsConfig(resources));
+    this.#metrics?.configure(this.#metricsConfig(resources), this.#inboundHosts(resources));
     this.#accessLog.install(resources);
     this.#tracing.keepSpanIds = this.#accessLog.wantsSpanIds;
     this.#tracing.install(resources);

@@ -45,7 +45,7 @@ import type { IstioMetricsContext, MetricsOptions } from './options.ts';
 export { ENVOY_DEFAULT_BUCKETS, METER_NAME } from './instruments.ts';
 
 /** A server-side request's label inputs (besides its caller's peer metadata `by`) and the series group they gave. */
-interface LastServer { readonly by: object; readonly messages: boolean; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup }
+interface LastServer { readonly by: object; readonly port: number; readonly messages: boolean; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup }
 /** A client-side call's label inputs (besides its destination entry `by`) and the series group they gave. */
 interface LastClient { readonly by: object; readonly messages: boolean; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly serviceNs: string; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup }
 
@@ -71,7 +71,7 @@ const NO_PEER = {};
 export class IstioMetrics {
   readonly #ctx: IstioMetricsContext;
   readonly #o: MetricsOptions;
-  readonly #local: LocalWorkload;
+  #local: LocalWorkload;
   readonly #peers = new PeerMetadataCache();
   readonly #stores: readonly MetricSeriesStore[];
   readonly #source: SeriesSource;
@@ -138,8 +138,12 @@ export class IstioMetrics {
     return out;
   }
 
-  /** Puts the merged Telemetry `metrics` section in use (new data points follow it). */
-  configure(config: MetricsConfig): void {
+  /**
+   * Puts the merged Telemetry `metrics` section in use (new data points follow it), with the
+   * services that reach this workload's local ports (`destination_service` on the server side).
+   */
+  configure(config: MetricsConfig, inboundHosts?: ReadonlyMap<number, string>): void {
+    if (inboundHosts !== undefined) this.#local = { ...this.#local, inboundHosts };
     const off: ModeMetricsConfig = { disabled: true, overrides: new Map() };
     this.#client = compileMode(config.enabled ? config.client : off, HTTP_METRICS, this.#ctx.warn);
     this.#server = compileMode(config.enabled ? config.server : off, HTTP_METRICS, this.#ctx.warn);
@@ -301,18 +305,19 @@ export class IstioMetrics {
     // Most requests give the same inputs as the one before: its group, without making the key.
     let last = this.#lastServer;
     if (last === undefined || last.by !== by) last = this.#lastServerOf.get(by);
-    if (last !== undefined && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.messages === messages && last.peerPrincipal === peerPrincipal && last.localPrincipal === localPrincipal && this.#groups.valid(last.group)) {
+    if (last !== undefined && last.port === m.localPort && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.messages === messages && last.peerPrincipal === peerPrincipal && last.localPrincipal === localPrincipal && this.#groups.valid(last.group)) {
       this.#add(outlet, last.group.series, m, m.endedAt);
       return;
     }
-    const key = `${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}${messages ? '' : '-'}\u0000${peerPrincipal}\u0000${localPrincipal}`;
+    // The local port picks destination_service (its oldest Service); its host, not the port, keys the group.
+    const key = `${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}${messages ? '' : '-'}\u0000${peerPrincipal}\u0000${localPrincipal}\u0000${this.#local.inboundHosts?.get(m.localPort) ?? ''}`;
     const groups = this.#groups.of('server', by);
     let g = groups.get(key);
     if (g === undefined || !this.#groups.valid(g)) {
       g = this.#groups.make(mode, destinationReporterLabels(m, this.#local, peer), messages);
       groups.set(key, g);
     }
-    this.#lastServer = { by, messages, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, peerPrincipal, localPrincipal, group: g };
+    this.#lastServer = { by, port: m.localPort, messages, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, peerPrincipal, localPrincipal, group: g };
     this.#lastServerOf.set(by, this.#lastServer);
     this.#add(outlet, g.series, m, m.endedAt);
   };

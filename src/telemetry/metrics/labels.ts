@@ -75,6 +75,12 @@ export interface LocalWorkload {
   readonly cluster: string;
   /** `<service>.<namespace>.svc.cluster.local`: the service this workload serves. */
   readonly serviceHost: string;
+  /**
+   * By local port, the host of the oldest Service (or ServiceEntry) that selects this workload
+   * there: what istiod puts first in the inbound cluster's `istio.services` metadata, which the
+   * server side reports. A port no Service reaches is absent (the `service` option's host is reported).
+   */
+  readonly inboundHosts?: ReadonlyMap<number, string> | undefined;
   /** This workload's SPIFFE ID while it has a certificate, else ''. */
   principal(): string;
 }
@@ -201,11 +207,13 @@ export function destinationReporterLabels(m: InboundEndMessage, local: LocalWork
   l['destination_principal'] = or(localSan, UNKNOWN);
   l['destination_app'] = Object.hasOwn(local.labels, 'app') ? (local.labels['app'] as string) : '';
   l['destination_version'] = Object.hasOwn(local.labels, 'version') ? (local.labels['version'] as string) : '';
-  // The inbound side does not fall back to the Host header (Istio sets disable_host_header_fallback there).
-  l['destination_service'] = local.serviceHost;
+  // The inbound side does not read the Host header (Istio sets disable_host_header_fallback there):
+  // the inbound cluster's first service, the oldest one selecting the workload on that port.
+  const host = local.inboundHosts?.get(m.localPort);
+  l['destination_service'] = host ?? local.serviceHost;
   l['destination_canonical_service'] = canonical;
   l['destination_canonical_revision'] = canonicalRevision(local.labels);
-  l['destination_service_name'] = local.service;
+  l['destination_service_name'] = host === undefined ? local.service : serviceNameOf(host);
   l['destination_service_namespace'] = local.namespace;
   l['destination_cluster'] = local.cluster;
   l['request_protocol'] = protocolOf(m.protocol);
