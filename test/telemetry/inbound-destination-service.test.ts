@@ -10,13 +10,18 @@
  * caller named, in any Host form, and a hostile Host adds no series.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { request } from 'undici';
 import { createMesh, type Mesh } from '../../src/index.ts';
-import { RequestsReader } from '../helpers/metric-reader.ts';
+import { type Echo, EchoClient, grpc, unary } from '../helpers/grpc.ts';
+import { startMeshGrpcServer } from '../helpers/grpc-server.ts';
+import { RequestsReader, sdk } from '../helpers/metric-reader.ts';
 import { call, serviceEntry } from '../helpers/upstreams.ts';
 
 const service = (name: string, created: string, selector: Record<string, string>, targetPort: number) => ({
@@ -106,5 +111,37 @@ describe('destination_service on the server side of a workload several Services 
       dst.map((p) => [p['destination_service'], p['destination_service_name'], p['value']]),
       [['web.shop.svc.cluster.local', 'web', 1]],
     );
+  });
+});
+
+describe('destination_service on the server side of a gRPC server, whatever the :authority', () => {
+  it('the oldest Service selecting it on that port, from the config as reloaded', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshlet-destsvc-'));
+    const m = sdk();
+    const mesh = await createMesh({ service: 'echo', namespace: 'shop', labels: { app: 'echo' }, identity: 'none', config: dir, logger: { warn: () => undefined }, telemetry: { metrics: { meterProvider: m.provider } } });
+    const s = await startMeshGrpcServer(mesh);
+    const clients: grpc.Client[] = [];
+    try {
+      // The Services, known once the server has its port: `echo-v1` is the older.
+      writeFileSync(join(dir, 'services.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [service('echo', '2024-06-01T00:00:00Z', { app: 'echo' }, s.port), service('echo-v1', '2024-01-01T00:00:00Z', { app: 'echo' }, s.port)] }));
+      assert.equal(await mesh.reload(), true);
+      for (const authority of [undefined, 'echo-v1:8080', 'echo.shop.svc.cluster.local', 'evil.example']) {
+        const c = new EchoClient(`127.0.0.1:${s.port}`, grpc.credentials.createInsecure(), authority === undefined ? {} : { 'grpc.default_authority': authority });
+        clients.push(c);
+        const r = await unary(c as unknown as Echo, { text: 'hi' });
+        assert.equal(r.error, undefined);
+      }
+      const dst = (await m.points('istio_requests_total')).filter((p) => p.attributes['reporter'] === 'destination');
+      assert.deepEqual(
+        dst.map((p) => [p.attributes['request_protocol'], p.attributes['destination_service'], p.attributes['destination_service_name'], p.value]),
+        [['grpc', 'echo-v1.shop.svc.cluster.local', 'echo-v1', 4]],
+      );
+    } finally {
+      for (const c of clients) c.close();
+      await s.close();
+      await mesh.close();
+      await m.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
