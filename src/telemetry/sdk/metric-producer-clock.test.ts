@@ -1,7 +1,7 @@
 /**
  * meshletMetricProducer's data points when NTP steps the wall clock back: a point's start is never
  * after its end (collectors refuse or misread such points), in both temporalities, and a cumulative
- * series keeps its start (times come from the monotonic clock, as the SDK's hrTime()).
+ * series keeps its start (times come from the wall clock at start-up plus the monotonic clock).
  */
 import assert from 'node:assert/strict';
 import { channel } from 'node:diagnostics_channel';

@@ -72,7 +72,7 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
   let lastCollect: number | undefined;
 
   const collect = async (): Promise<CollectionResult> => {
-    // As the series' start times (series.ts) and the SDK's own points: never stepped back by NTP.
+    // As the series' start times (series.ts): never stepped back by NTP.
     const now = performance.timeOrigin + performance.now();
     const end = hrTime(now);
     const next = new WeakMap<MetricSeries, Reported>();
