@@ -173,15 +173,18 @@ export class Outbound {
               const c = m.target.cluster;
               const cs = c === undefined ? undefined : this.#cluster(c.name);
               if (cs === undefined) return false;
-              // Counted on its cluster only once sent (below): a copy dropped before that never ends.
+              // Counted on its cluster only once sent (claim): a copy dropped before that never ends.
               copy.cluster = cs;
               copy.target = m.target;
               return true;
             },
-            send: (copy, h) => {
-              (copy.cluster as ClusterState).assign(copy);
-              upstreamPath(copy, h);
+            claim: (copy) => {
+              const cs = copy.cluster as ClusterState;
+              if (this.#clusters.get(cs.name) !== cs) return false;
+              cs.assign(copy);
+              return true;
             },
+            send: upstreamPath,
             maxInFlight: o.maxMirrorsInFlight,
             deadlines: this.deadlines,
             timeoutMs: (ex) => route(ex).timeoutMs,

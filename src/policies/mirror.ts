@@ -32,6 +32,12 @@ export interface MirrorLayerOptions {
   mirrors(ex: Exchange): readonly MirrorTarget[];
   /** Prepares a mirror copy (sets its cluster); false when the mirror destination has no cluster. */
   prepare(copy: Exchange, target: MirrorTarget): boolean;
+  /**
+   * Just before a prepared copy is sent: false when its cluster is gone by then (a reload removed
+   * it while the primary's body was still arriving), and the copy is not sent — as Envoy sends no
+   * shadow to a cluster it no longer has. True counts the copy on its cluster until it ends.
+   */
+  claim(copy: Exchange): boolean;
   /** Sends a copy down the upstream part of the pipeline (no retries, no timeout). */
   readonly send: Dispatch;
   /** @defaultValue 64 */
@@ -112,6 +118,7 @@ function dropped(stats: MirrorStats, ex: Exchange, m: MirrorTarget, reason: Mirr
 /** Builds the mirror layer; `stats` is updated in place and `live` holds the copies in flight. */
 export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: LiveMirrors): Layer {
   const launch = (copy: Exchange, due: number): void => {
+    if (!o.claim(copy)) return;
     stats.inFlight++;
     stats.sent++;
     live.add(copy);

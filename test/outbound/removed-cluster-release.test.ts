@@ -15,7 +15,7 @@ import { after, describe, it } from 'node:test';
 import { request } from 'undici';
 import { createMesh, ManualClock } from '../../src/index.ts';
 import { until } from '../helpers/until.ts';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
 
 describe('a cluster a reload removed', () => {
@@ -149,6 +149,50 @@ describe('a cluster a reload removed', () => {
     } finally {
       await mesh.close();
       await up.close();
+    }
+  });
+
+  it('a mirrored copy whose cluster a reload removed while the primary body was still arriving is not sent (no pool is made on the closed cluster)', async () => {
+    const up = await startUpstream('up');
+    const shadow = await startUpstream('shadow');
+    const dir = mkdtempSync(join(tmpdir(), 'meshlet-retired-'));
+    dirs.push(dir);
+    const write = (withShadow: boolean) =>
+      writeFileSync(
+        join(dir, 'mesh.json'),
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'List',
+          items: [
+            serviceEntry('reviews', 'reviews.default.svc.cluster.local', 80, [{ port: up.port }]),
+            ...(withShadow
+              ? [serviceEntry('shadow', 'shadow.default.svc.cluster.local', 80, [{ port: shadow.port }]), virtualService('reviews', ['reviews'], [{ route: [{ destination: { host: 'reviews' } }], mirror: { host: 'shadow' } }])]
+              : []),
+          ],
+        }),
+      );
+    write(true);
+    const mesh = await createMesh({ service: 'client', clock: new ManualClock(), config: dir, watch: false });
+    try {
+      const body = new PassThrough();
+      body.write('part1');
+      const pending = request('http://reviews/', { method: 'POST', body, dispatcher: mesh.dispatcher });
+      await until(() => up.seen.length > 0 || mesh.outbound.clusters.has('outbound|80||shadow.default.svc.cluster.local'), 'the call is under way');
+      write(false);
+      assert.equal(await mesh.reload(), true);
+      await until(() => mesh.outbound.retiredClusters === 0, 'nothing runs on the removed mirror cluster: it closes while the copy waits for the body');
+      body.end('part2');
+      const r = await pending;
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(mesh.diagnostics().mirrors.sent, 0, 'the copy was not sent to a cluster that is gone');
+      assert.equal(shadow.hits, 0);
+      assert.equal(mesh.outbound.retiredClusters, 0);
+    } finally {
+      await mesh.close();
+      await up.close();
+      await shadow.close();
     }
   });
 });
