@@ -41,6 +41,14 @@ export function parseSamples(text: string, names: ReadonlySet<string>): Sample[]
  */
 export function histogramQuantile(q: number, buckets: ReadonlyMap<number, number>): number | undefined {
   const sorted = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
+  // As Prometheus (promql/quantile.go bucketQuantile): at least one bucket besides +Inf, and
+  // counts made monotonic first (ensureMonotonic: a bucket read a moment apart from the next).
+  if (sorted.length < 2) return undefined;
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = (sorted[i - 1] as [number, number])[1];
+    const cur = sorted[i] as [number, number];
+    if (cur[1] < prev) cur[1] = prev;
+  }
   const total = sorted.at(-1)?.[1] ?? 0;
   if (total <= 0 || sorted.at(-1)?.[0] !== Number.POSITIVE_INFINITY) return undefined;
   const rank = q * total;

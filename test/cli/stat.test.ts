@@ -9,7 +9,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
-import { histogramQuantile, parseSamples } from '../../src/cli/prometheus-text.ts';
+import { histogramQuantile, parseSamples, type Sample } from '../../src/cli/prometheus-text.ts';
+import { statRows } from '../../src/cli/commands/stat.ts';
 import { startTelemetry } from '../../src/telemetry/sdk/index.ts';
 import { meshletAsync } from './helpers.ts';
 
@@ -34,6 +35,42 @@ describe('histogram_quantile, as Prometheus computes it', () => {
       { name: 'istio_requests_total', labels: { a: 'x"y', le: '+Inf' }, value: 3 },
       { name: 'istio_requests_total', labels: {}, value: 2 },
     ]);
+  });
+});
+
+describe('the rows, as Prometheus and Linkerd count them', () => {
+  const req = (labels: Record<string, string>, value: number): Sample => ({
+    name: 'istio_requests_total',
+    labels: { reporter: 'source', source_workload: 'fe', source_workload_namespace: 'a', response_code: '200', ...labels },
+    value,
+  });
+  it('a counter lower than at the first scrape was reset and counts from 0, as increase() does', () => {
+    const svc = { destination_service: 'web.a.svc.cluster.local', destination_service_name: 'web', destination_service_namespace: 'a' };
+    const rows = statRows([req(svc, 30)], [req(svc, 100)], 10, false);
+    assert.deepEqual(rows.map((r) => [r.peer, r.requests, r.rps]), [['a/web', 30, 3]]);
+  });
+  it('two services of one short name in two namespaces are two rows', () => {
+    const rows = statRows(
+      [
+        req({ destination_service: 'reviews.a.svc.cluster.local', destination_service_name: 'reviews', destination_service_namespace: 'a' }, 4),
+        req({ destination_service: 'reviews.b.svc.cluster.local', destination_service_name: 'reviews', destination_service_namespace: 'b' }, 6),
+      ],
+      undefined,
+      undefined,
+      false,
+    );
+    assert.deepEqual(rows.map((r) => [r.peer, r.requests]), [['a/reviews', 4], ['b/reviews', 6]]);
+  });
+  it('a gRPC status other than OK and no response at all (response_code 0) fail, as Linkerd counts them', () => {
+    const svc = { destination_service: 'api.a.svc.cluster.local', destination_service_name: 'api', destination_service_namespace: 'a' };
+    const rows = statRows([req({ ...svc, grpc_response_status: '0' }, 90), req({ ...svc, grpc_response_status: '5' }, 5), req({ ...svc, response_code: '0' }, 5)], undefined, undefined, false);
+    assert.equal(rows[0]?.successRate, 90);
+  });
+  it('histogram_quantile needs a bucket besides +Inf, and makes counts monotonic first', () => {
+    assert.equal(histogramQuantile(0.5, new Map([[Number.POSITIVE_INFINITY, 10]])), undefined);
+    // The 10 ms bucket read lower than the 5 ms one (a scrape between two updates): taken as 4, so
+    // the median falls in the 20 ms bucket from 4 (not from 2).
+    assert.equal(histogramQuantile(0.5, new Map([[5, 4], [10, 2], [20, 10], [Number.POSITIVE_INFINITY, 10]]))?.toFixed(2), '11.67');
   });
 });
 
@@ -85,7 +122,7 @@ describe('meshlet stat against a live Prometheus endpoint', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^DIRECTION +WORKLOAD +TO +REQUESTS +SUCCESS +RPS +P50 +P95 +P99$/m);
     assert.match(r.stdout, /^inbound +shop\/web +- +8 +75\.00% +- +[\d.]+ms +[\d.]+ms +[\d.]+ms$/m);
-    assert.match(r.stdout, /^outbound +shop\/frontend +web +8 +75\.00% +- /m);
+    assert.match(r.stdout, /^outbound +shop\/frontend +shop\/web +8 +75\.00% +- /m);
     const routes = await meshletAsync(['stat', url, '--by', 'route', '-o', 'json']);
     assert.equal(routes.code, 0, routes.stderr);
     const doc = JSON.parse(routes.stdout) as { rows: { direction: string; route: string; requests: number; successRate: number; rps: null }[] };
@@ -114,7 +151,8 @@ describe('meshlet stat against a live Prometheus endpoint', () => {
     assert.equal(doc.intervalMs, 1000);
     const inbound = doc.rows.find((x) => x.direction === 'inbound');
     assert.ok(inbound !== undefined && inbound.requests > 0 && inbound.requests <= sent && inbound.successRate === 100, r.stdout);
-    assert.equal(inbound.rps, inbound.requests);
+    // Per second of the time between the two scrapes: at least the 1 s slept.
+    assert.ok(inbound.rps > 0 && inbound.rps <= inbound.requests, r.stdout);
   });
 
   it('names an unreachable endpoint and a usage mistake', async () => {
@@ -124,5 +162,9 @@ describe('meshlet stat against a live Prometheus endpoint', () => {
     const bad = await meshletAsync(['stat', url, '--by', 'pod']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--by is workload or route, not "pod"/);
+    // Longer than a Node timer can wait (2^31 - 1 ms): it would fire at once.
+    const long = await meshletAsync(['stat', url, '--interval', '600h']);
+    assert.equal(long.code, 2);
+    assert.match(long.stderr, /--interval: must be more than 0 and at most 24h/);
   });
 });

@@ -2,7 +2,9 @@
  * `meshlet stat`: a workload's golden metrics — success rate, requests per second, latency
  * percentiles — from its Prometheus endpoint, as `linkerd viz stat` and `linkerd viz routes`
  * show them, computed from Istio's `istio_requests_total` and
- * `istio_request_duration_milliseconds` the way the PromQL in docs/telemetry.md does.
+ * `istio_request_duration_milliseconds`. Success is classified as Linkerd does (a 5xx, a gRPC
+ * status other than OK, or no response at all fails), which is stricter than Istio's dashboards
+ * (5xx only): see docs/from-linkerd.md.
  *
  * @module
  */
@@ -19,7 +21,8 @@ export const statHelp = `Usage: meshlet stat <metrics-url> [--interval <duration
 Golden metrics of the meshes behind a Prometheus endpoint (startTelemetry()'s
 http://<pod>:15020/stats/prometheus), as 'linkerd viz stat' shows them: per served workload
 (inbound: reporter="destination") and per called service (outbound: reporter="source"), the
-success rate (responses that are not 5xx and, for gRPC, status OK), requests per second and
+success rate (as Linkerd counts it: a 5xx, a gRPC status other than OK or no response at all
+fails; Istio's dashboards count 5xx only), requests per second and
 latency p50 / p95 / p99 (ms; Prometheus's histogram_quantile over Envoy's buckets).
 Outbound rows are what the caller got (after retries: Linkerd's effective success rate);
 inbound rows are every attempt the server answered (the actual one).
@@ -35,6 +38,8 @@ ${OUTPUT_HELP}
 `;
 
 const REQUESTS = 'istio_requests_total';
+/** The longest --interval (a timer longer than 2^31 - 1 ms fires at once in Node). */
+const MAX_INTERVAL_MS = 24 * 3600 * 1000;
 const DURATION = 'istio_request_duration_milliseconds_bucket';
 
 /** One row of the table. */
@@ -63,16 +68,21 @@ function keyOf(l: Readonly<Record<string, string>>, byRoute: boolean): { key: st
   }
   if (l.reporter === 'source') {
     const workload = `${l.source_workload_namespace ?? 'unknown'}/${l.source_workload ?? 'unknown'}`;
-    const peer = l.destination_service_name ?? l.destination_service ?? 'unknown';
+    // Keyed on the service's host: two services of one short name in two namespaces are two rows.
+    const host = l.destination_service ?? 'unknown';
+    const ns = l.destination_service_namespace;
+    const peer = ns !== undefined && ns !== '' && ns !== 'unknown' && l.destination_service_name !== undefined ? `${ns}/${l.destination_service_name}` : host;
     const route = byRoute ? (l.route_name ?? '-') : '';
-    return { key: `out ${workload} ${peer} ${route}`, direction: 'outbound', workload, peer, route };
+    return { key: `out ${workload} ${host} ${route}`, direction: 'outbound', workload, peer, route };
   }
   return undefined;
 }
 
 function ok(l: Readonly<Record<string, string>>): boolean {
   const grpc = l.grpc_response_status;
-  return !/^5/.test(l.response_code ?? '') && (grpc === undefined || grpc === '' || grpc === '0');
+  const code = l.response_code ?? '';
+  // 0: no response (the caller went away, or the connection failed before one): Linkerd counts a failed stream as a failure.
+  return !/^5/.test(code) && code !== '0' && (grpc === undefined || grpc === '' || grpc === '0');
 }
 
 /** Series value by identity (name + labels), to subtract an earlier scrape. */
@@ -83,7 +93,11 @@ function seriesId(s: Sample): string {
 /** The rows for `now`, minus `before` when given (over `seconds`). */
 export function statRows(now: readonly Sample[], before: readonly Sample[] | undefined, seconds: number | undefined, byRoute: boolean): StatRow[] {
   const earlier = new Map((before ?? []).map((s) => [seriesId(s), s.value]));
-  const delta = (s: Sample) => Math.max(0, s.value - (earlier.get(seriesId(s)) ?? 0));
+  // As Prometheus's increase(): a counter lower than before was reset (the process restarted), and counts from 0.
+  const delta = (s: Sample) => {
+    const was = earlier.get(seriesId(s)) ?? 0;
+    return s.value < was ? s.value : s.value - was;
+  };
   const groups = new Map<string, { id: NonNullable<ReturnType<typeof keyOf>>; requests: number; good: number; buckets: Map<number, number> }>();
   const group = (l: Readonly<Record<string, string>>) => {
     const id = keyOf(l, byRoute);
@@ -126,14 +140,22 @@ export function statRows(now: readonly Sample[], before: readonly Sample[] | und
 }
 
 async function scrape(url: string): Promise<Sample[]> {
+  const failed = (err: unknown) => new Error(`meshlet stat: cannot read ${url}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
   let res: Response;
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   } catch (err) {
-    throw new Error(`meshlet stat: cannot read ${url}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
+    throw failed(err);
   }
   if (!res.ok) throw new Error(`meshlet stat: ${url} answered ${res.status}`);
-  return parseSamples(await res.text(), new Set([REQUESTS, DURATION]));
+  let text: string;
+  try {
+    text = await res.text();
+  } catch (err) {
+    // The body stalled past the 10 s, or the connection broke in the middle of it.
+    throw failed(err);
+  }
+  return parseSamples(text, new Set([REQUESTS, DURATION]));
 }
 
 /** Runs the command; returns the exit code. */
@@ -156,7 +178,7 @@ export async function statCommand(argv: string[]): Promise<number> {
   let intervalMs: number | undefined;
   if (values.interval !== undefined) {
     const ms = parseDuration(values.interval);
-    if (typeof ms !== 'number' || ms <= 0) throw new UsageError(`meshlet stat: --interval: ${typeof ms === 'number' ? 'must be more than 0' : ms.error}`);
+    if (typeof ms !== 'number' || ms <= 0 || ms > MAX_INTERVAL_MS) throw new UsageError(`meshlet stat: --interval: ${typeof ms === 'number' ? 'must be more than 0 and at most 24h' : ms.error}`);
     intervalMs = ms;
   }
   let rows: StatRow[];
@@ -164,8 +186,11 @@ export async function statCommand(argv: string[]): Promise<number> {
     const first = await scrape(url);
     if (intervalMs === undefined) rows = statRows(first, undefined, undefined, by === 'route');
     else {
+      const at = performance.now();
       await sleep(intervalMs);
-      rows = statRows(await scrape(url), first, intervalMs / 1000, by === 'route');
+      const second = await scrape(url);
+      // Per second of the time that passed between the two scrapes (not only the interval slept).
+      rows = statRows(second, first, (performance.now() - at) / 1000, by === 'route');
     }
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
