@@ -15,7 +15,7 @@ import { channels } from '../../src/core/observe.ts';
 import { createMesh } from '../../src/index.ts';
 import { AccessLogger } from '../../src/telemetry/access-log/access-logger.ts';
 import { CLOSE_BOUND_MS, MAX_BUFFERED_BYTES, RETRY_MS } from '../../src/telemetry/access-log/file-log.ts';
-import { Writers } from '../../src/telemetry/access-log/writers.ts';
+import { LATE_CLOSE_MS, Writers } from '../../src/telemetry/access-log/writers.ts';
 import { inboundEnd, telemetry, until } from '../helpers/access-log.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshlet-file-fixes-'));
@@ -167,7 +167,8 @@ test('after a reload, the file the previous config wrote is closed (not kept ope
 });
 
 test('a line for a log a reload stopped using (a request that ended after it) is written, and its file closed again', async () => {
-  const writers = new Writers({ warn: () => undefined }, new ManualClock(1_000_000));
+  const clock = new ManualClock(1_000_000);
+  const writers = new Writers({ warn: () => undefined }, clock);
   const old = join(dir, 'old.log');
   const w = writers.for(old);
   w.write('before\n');
@@ -176,6 +177,8 @@ test('a line for a log a reload stopped using (a request that ended after it) is
   await until(() => fdsOn(old) === 0, 'old.log closed');
   w.write('late\n');
   await until(() => readFileSync(old, 'utf8') === 'before\nlate\n', 'the late line');
+  assert.equal(fdsOn(old), 1, 'kept open a moment for more stragglers');
+  clock.advance(LATE_CLOSE_MS);
   await until(() => fdsOn(old) === 0, 'old.log closed again');
   assert.equal(writers.file(old), undefined);
   await writers.close();
@@ -201,4 +204,23 @@ test('close() with lines the FIFO reader does not take: after the close bound th
   } finally {
     closeSync(reader);
   }
+});
+
+test("many stragglers' lines to a log a reload stopped using go out in order, through one open file", async () => {
+  const clock = new ManualClock(1_000_000);
+  const writers = new Writers({ warn: () => undefined }, clock);
+  const old = join(dir, 'stragglers.log');
+  const w = writers.for(old);
+  w.write('before\n');
+  await until(() => existsSync(old) && readFileSync(old, 'utf8') === 'before\n', 'the first line');
+  writers.use([join(dir, 'other.log')]);
+  await until(() => fdsOn(old) === 0, 'closed by the reload');
+  const lines = Array.from({ length: 300 }, (_, i) => `late ${i}\n`);
+  for (const l of lines) w.write(l);
+  assert.ok(fdsOn(old) <= 1, 'one file for all of them');
+  await until(() => readFileSync(old, 'utf8').length === `before\n${lines.join('')}`.length, 'every late line');
+  assert.equal(readFileSync(old, 'utf8'), `before\n${lines.join('')}`);
+  clock.advance(LATE_CLOSE_MS);
+  await until(() => fdsOn(old) === 0, 'closed after the last straggler');
+  await writers.close();
 });

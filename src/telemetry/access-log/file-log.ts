@@ -123,7 +123,7 @@ export class FileLog {
       this.#open(now);
     } else if (this.#sink !== undefined && now >= this.#checkAt) this.#check(now, this.#sink);
     if ((this.#sink?.writableLength ?? 0) + this.#waitingBytes + this.#partsBytes >= MAX_BUFFERED_BYTES) {
-      this.#trouble(`${MAX_BUFFERED_BYTES / 1048576} MiB of lines are waiting to be written`);
+      this.#trouble(`${MAX_BUFFERED_BYTES / 1048576} MiB of lines are waiting to be written`, 'taken again once there is room');
       this.#drop('buffer-full', 1, onDropped);
       return;
     }
@@ -238,10 +238,10 @@ export class FileLog {
     });
   }
 
-  #trouble(why: string): void {
+  #trouble(why: string, again = `tried again every ${RETRY_MS / 1000} s`): void {
     if (this.#failing) return;
     this.#failing = true;
-    this.#log.warn(`meshlet: access log ${this.#path}: ${why}; its lines are dropped until it takes them again (tried again every ${RETRY_MS / 1000} s)`);
+    this.#log.warn(`meshlet: access log ${this.#path}: ${why}; its lines are dropped until it takes them again (${again})`);
   }
 
   #recovered(): void {

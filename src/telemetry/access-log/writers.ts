@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Clock } from '../../core/clock.ts';
+import type { Clock, Timer } from '../../core/clock.ts';
 import { FileLog, type OnFileDropped } from './file-log.ts';
 
 /** The logger shape access logs use (the mesh's `MeshLogger`; `info` may take an object, as pino's does). */
@@ -20,6 +20,9 @@ export interface EntryWriter {
   write(entry: string | Record<string, unknown>): void;
 }
 
+/** How long a file no config writes stays open after a straggler's line to it (mesh clock). */
+export const LATE_CLOSE_MS = 1000;
+
 const asLine = (entry: string | Record<string, unknown>): string => (typeof entry === 'string' ? entry : `${JSON.stringify(entry)}\n`);
 
 /** Writers by path, shared by the logs of one mesh; `close()` ends the files. */
@@ -29,6 +32,8 @@ export class Writers {
   readonly #files = new Map<string, FileLog>();
   /** The paths the config in use writes (undefined: any, until {@link use} says). */
   #inUse: ReadonlySet<string> | undefined;
+  /** Files no config writes that stragglers' lines went to: closed {@link LATE_CLOSE_MS} after the last one. */
+  readonly #late = new Map<string, { readonly file: FileLog; timer: Timer | undefined }>();
   /** Files being closed (no longer in use), for {@link close} to wait for. */
   readonly #closing = new Set<Promise<void>>();
   #closed = false;
@@ -55,15 +60,12 @@ export class Writers {
         if (this.#closed) return;
         let f = this.#files.get(path);
         if (f === undefined) {
-          f = new FileLog(path, this.#clock, this.#logger);
-          if (this.#inUse === undefined || this.#inUse.has(path)) this.#files.set(path, f);
-          else {
-            // A request that ends after a reload stopped using its log: its line still goes to the
-            // file, which is not kept open for lines that no config writes any more.
-            f.write(asLine(e), onDropped);
-            this.#end(f);
+          if (this.#inUse !== undefined && !this.#inUse.has(path)) {
+            this.#writeLate(path, asLine(e), onDropped);
             return;
           }
+          f = new FileLog(path, this.#clock, this.#logger);
+          this.#files.set(path, f);
         }
         f.write(asLine(e), onDropped);
       },
@@ -82,11 +84,38 @@ export class Writers {
   use(paths: Iterable<string>): void {
     const inUse = new Set(paths);
     this.#inUse = inUse;
+    for (const [path, late] of this.#late) {
+      if (!inUse.has(path)) continue;
+      // Written again by the config now in use: the file stays open for it.
+      late.timer?.clear();
+      this.#late.delete(path);
+      this.#files.set(path, late.file);
+    }
     for (const [path, f] of this.#files) {
       if (inUse.has(path)) continue;
       this.#files.delete(path);
       this.#end(f);
     }
+  }
+
+  /**
+   * A line of a request that ended after a reload stopped using its log: it still goes to the
+   * file, through one FileLog for all such lines (in order, one open), which is not kept open for
+   * lines no config writes any more — closed a moment after the last of them.
+   */
+  #writeLate(path: string, line: string, onDropped: OnFileDropped | undefined): void {
+    let late = this.#late.get(path);
+    if (late === undefined) {
+      late = { file: new FileLog(path, this.#clock, this.#logger), timer: undefined };
+      this.#late.set(path, late);
+    }
+    late.file.write(line, onDropped);
+    late.timer?.clear();
+    const l = late;
+    late.timer = this.#clock.setTimer(() => {
+      this.#late.delete(path);
+      this.#end(l.file);
+    }, LATE_CLOSE_MS);
   }
 
   #end(f: FileLog): void {
@@ -99,6 +128,11 @@ export class Writers {
     this.#closed = true;
     const files = [...this.#files.values()];
     this.#files.clear();
+    for (const late of this.#late.values()) {
+      late.timer?.clear();
+      files.push(late.file);
+    }
+    this.#late.clear();
     await Promise.all([...files.map((f) => f.close()), ...this.#closing]);
   }
 }
