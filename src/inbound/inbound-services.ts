@@ -10,7 +10,7 @@
 import { resolveHost } from '../config/hosts.ts';
 import { convertProtocol } from '../config/protocol.ts';
 import { kubeServiceHost } from '../config/registry-kube.ts';
-import { type AnyResource, byAge } from '../config/resource.ts';
+import type { AnyResource } from '../config/resource.ts';
 import { labelsMatch } from '../config/workloads.ts';
 
 /** A service port reaching a local port. */
@@ -42,21 +42,32 @@ export function inboundServices(resources: readonly AnyResource[], workload: Inb
     list.push(s);
     out.set(local, list);
   };
-  const selecting = resources.filter((r) => r.metadata.namespace === workload.namespace && (r.kind === 'Service' || r.kind === 'ServiceEntry')).sort(byAge);
-  for (const r of selecting) {
+  // istiod's order of a workload's service targets (pilot/pkg/model/context.go SetServiceTargets):
+  // oldest creationTimestamp first (none counts as the zero time, first), then by host — a
+  // ServiceEntry counts once per host.
+  const targets: { readonly r: AnyResource; readonly host: string; readonly at: number }[] = [];
+  for (const r of resources) {
+    if (r.metadata.namespace !== workload.namespace) continue;
+    const at = r.metadata.creationTimestamp === undefined ? 0 : Date.parse(r.metadata.creationTimestamp) || 0;
     if (r.kind === 'Service') {
       const sel = r.spec.selector;
       if (sel === undefined || Object.keys(sel).length === 0 || !labelsMatch(sel, workload.labels)) continue;
-      const host = kubeServiceHost(r.metadata.name, r.metadata.namespace);
+      targets.push({ r, host: kubeServiceHost(r.metadata.name, r.metadata.namespace), at });
+    } else if (r.kind === 'ServiceEntry') {
+      const sel = r.spec.workloadSelector?.labels;
+      if (sel === undefined || !labelsMatch(sel, workload.labels)) continue;
+      for (const h of r.spec.hosts) targets.push({ r, host: resolveHost(h, r.metadata.namespace), at });
+    }
+  }
+  targets.sort((a, b) => a.at - b.at || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+  for (const { r, host } of targets) {
+    if (r.kind === 'Service') {
       for (const p of r.spec.ports ?? []) {
         const t = p.targetPort;
         const h2 = H2_PROTOCOLS.has(convertProtocol(p.port, p.name, p.protocol, p.appProtocol));
         add(t === undefined ? p.port : typeof t === 'number' ? t : /^\d+$/.test(t) ? Number(t) : workload.ports?.[t], { host, namespace: r.metadata.namespace, servicePort: p.port, h2 });
       }
     } else if (r.kind === 'ServiceEntry') {
-      const sel = r.spec.workloadSelector?.labels;
-      if (sel === undefined || !labelsMatch(sel, workload.labels)) continue;
-      const host = resolveHost(r.spec.hosts[0] ?? '', r.metadata.namespace);
       for (const p of r.spec.ports ?? []) {
         const h2 = H2_PROTOCOLS.has(convertProtocol(p.number, p.name, undefined, p.protocol?.toLowerCase()));
         add(p.targetPort ?? p.number, { host, namespace: r.metadata.namespace, servicePort: p.number, h2 });

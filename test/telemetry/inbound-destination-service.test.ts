@@ -145,3 +145,38 @@ describe('destination_service on the server side of a gRPC server, whatever the 
     }
   });
 });
+
+describe("the order of a workload's services, as istiod sorts its service targets (oldest, then by host)", () => {
+  /** destination_service / _name a server reports for a request from outside the mesh. */
+  async function reported(config: (port: number) => object[]): Promise<string[][]> {
+    const listening = createServer();
+    await new Promise<void>((r) => listening.listen(0, '127.0.0.1', r));
+    const port = (listening.address() as AddressInfo).port;
+    const reader = new RequestsReader();
+    const mesh = await createMesh({ service: 'web', namespace: 'shop', labels: { app: 'web' }, identity: 'none', config: config(port) as never, telemetry: { metrics: { meterProvider: new MeterProvider({ readers: [reader] }) } } });
+    try {
+      listening.on('request', mesh.handler((_req, res) => res.end('ok')));
+      const r = await request(`http://127.0.0.1:${port}/`);
+      await r.body.dump();
+      return (await reader.requests()).filter((p) => p['reporter'] === 'destination').map((p) => [String(p['destination_service']), String(p['destination_service_name'])]);
+    } finally {
+      await mesh.close();
+      await new Promise<void>((r) => listening.close(() => r()));
+    }
+  }
+
+  it('two Services created in the same second: the host first in order (web-v1.shop… before web.shop…), not the name', async () => {
+    const t = '2024-01-01T00:00:00Z';
+    assert.deepEqual(await reported((p) => [service('web', t, { app: 'web' }, p), service('web-v1', t, { app: 'web' }, p)]), [['web-v1.shop.svc.cluster.local', 'web-v1']]);
+  });
+
+  it('a ServiceEntry with two hosts counts once per host, sorted by host', async () => {
+    const se = (port: number) => ({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'ServiceEntry',
+      metadata: { name: 'ext', namespace: 'shop', creationTimestamp: '2023-01-01T00:00:00Z' },
+      spec: { hosts: ['b.example.com', 'a.example.com'], location: 'MESH_INTERNAL', resolution: 'STATIC', workloadSelector: { labels: { app: 'web' } }, ports: [{ name: 'http', number: 8080, targetPort: port, protocol: 'HTTP' }] },
+    });
+    assert.deepEqual(await reported((p) => [se(p)]), [['a.example.com', 'a.example.com']]);
+  });
+});
