@@ -109,6 +109,8 @@ export class Outbound {
   readonly #clusters = new Map<string, ClusterState>();
   /** Clusters a snapshot removed, until their pools closed: once their calls ended, 30 s later at the latest, or by close() (see #retire). */
   readonly #retired = new Map<ClusterState, Timer>();
+  /** close() has begun: a mirrored copy still waiting for its body is not sent. */
+  #closing = false;
   readonly #clusterContext: ClusterContext;
   readonly #o: OutboundOptions;
   /** The shared deadline queue (route and per-try timeouts). */
@@ -180,7 +182,7 @@ export class Outbound {
             },
             claim: (copy) => {
               const cs = copy.cluster as ClusterState;
-              if (this.#clusters.get(cs.name) !== cs) return false;
+              if (this.#closing || this.#clusters.get(cs.name) !== cs) return false;
               cs.assign(copy);
               return true;
             },
@@ -349,6 +351,7 @@ export class Outbound {
 
   /** Stops timers and closes every cluster's pools; calls in flight may finish for `graceMs`. */
   async close(graceMs?: number): Promise<void> {
+    this.#closing = true;
     this.#stopBypassWatch?.();
     for (const m of this.#liveMirrors) m.abort();
     this.#liveMirrors.clear();

@@ -195,4 +195,42 @@ describe('a cluster a reload removed', () => {
       await shadow.close();
     }
   });
+
+  it('a mirrored copy whose primary body ends while mesh.close() is closing the clusters is not sent', async () => {
+    const up = await startUpstream('up');
+    const shadow = await startUpstream('shadow');
+    const mesh = await createMesh({
+      service: 'client',
+      clock: new ManualClock(),
+      config: [
+        serviceEntry('reviews', 'reviews.default.svc.cluster.local', 80, [{ port: up.port }]),
+        serviceEntry('shadow', 'shadow.default.svc.cluster.local', 80, [{ port: shadow.port }]),
+        virtualService('reviews', ['reviews'], [{ route: [{ destination: { host: 'reviews' } }], mirror: { host: 'shadow' } }]),
+      ],
+    });
+    try {
+      const body = new PassThrough();
+      body.write('part1');
+      const pending = request('http://reviews/', { method: 'POST', body, dispatcher: mesh.dispatcher });
+      await until(() => mesh.outbound.clusters.has('outbound|80||shadow.default.svc.cluster.local'), 'the call is under way');
+      const closing = mesh.close();
+      // Until new calls are refused: the clusters are being closed from then on (the call in flight has closeTimeoutMs).
+      const refused = () =>
+        request('http://127.0.0.1:1/', { dispatcher: mesh.dispatcher }).then(
+          () => false,
+          (e: { code?: string }) => e.code === 'MESHLET_ERR_INVALID_ARG',
+        );
+      while (!(await refused())) await new Promise((resolve) => setImmediate(resolve));
+      body.end('part2');
+      const r = await pending;
+      await r.body.dump();
+      await closing;
+      assert.equal(mesh.diagnostics().mirrors.sent, 0, 'no copy sent after close() began closing the clusters');
+      assert.equal(shadow.hits, 0);
+    } finally {
+      await mesh.close();
+      await up.close();
+      await shadow.close();
+    }
+  });
 });
