@@ -54,11 +54,10 @@ export class MetricSeries {
 
   constructor(attributes: MetricAttributes, now: number, buckets: readonly number[] | undefined) {
     this.attributes = attributes;
-    // The wall clock at start-up plus the monotonic clock (OpenTelemetry's hrTime(), which spans
-    // use; the metrics SDK stamps its own points with Date.now): an NTP step never moves a
-    // series' start, nor makes it later than a collection. Points the SDK makes itself can differ
-    // from these by the steps since start-up.
-    this.startTime = performance.timeOrigin + performance.now();
+    // The wall clock, as the OpenTelemetry SDK stamps its points (Date.now): a host that slept
+    // reports the time it woke to, not one behind by the sleep (the monotonic clock stops then).
+    // Fixed: a cumulative series' start never moves (meshletMetricProducer keeps ends after it).
+    this.startTime = Date.now();
     this.lastSeen = now;
     this.histogram = buckets === undefined ? undefined : { counts: new Array<number>(buckets.length + 1).fill(0), count: 0, sum: 0, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY };
   }

@@ -1,7 +1,7 @@
 /**
  * meshletMetricProducer's data points when NTP steps the wall clock back: a point's start is never
  * after its end (collectors refuse or misread such points), in both temporalities, and a cumulative
- * series keeps its start (times come from the wall clock at start-up plus the monotonic clock).
+ * series keeps its start (a point ends at its start while the clock is behind it).
  */
 import assert from 'node:assert/strict';
 import { channel } from 'node:diagnostics_channel';

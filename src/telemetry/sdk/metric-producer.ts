@@ -72,8 +72,8 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
   let lastCollect: number | undefined;
 
   const collect = async (): Promise<CollectionResult> => {
-    // As the series' start times (series.ts): never stepped back by NTP.
-    const now = performance.timeOrigin + performance.now();
+    // The wall clock, as the SDK's own points (and series.ts's start times).
+    const now = Date.now();
     const end = hrTime(now);
     const next = new WeakMap<MetricSeries, Reported>();
     // Metric name → label-set key → data point (meshes with the same labels add up).
@@ -122,8 +122,9 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
           }
           const key = seriesKey(s.attributes as Record<string, string>);
           const had = metric.points.get(key);
-          // Not after the end: the wall clock stepped back (NTP) since the series started or was last reported.
-          if (had === undefined) metric.points.set(key, { attributes: s.attributes, startTime: hrTime(Math.min(start, now)), endTime: end, value });
+          // After NTP stepped the wall clock back past the start, the point ends at its start: never
+          // before it, and the start stays put (a new start reads as a counter reset to collectors).
+          if (had === undefined) metric.points.set(key, { attributes: s.attributes, startTime: hrTime(start), endTime: start > now ? hrTime(start) : end, value });
           else metric.points.set(key, { ...had, value: addValues(had.value, value) });
         }
       }
