@@ -134,14 +134,15 @@ test('a FIFO whose reader reads nothing: at most 1 MiB waits, the rest is droppe
   }
 });
 
-test('after a reload, the file the previous config wrote is closed (not kept open until mesh.close())', async () => {
+test('after a reload, the file the previous config wrote is closed a moment later (not kept open until mesh.close())', async () => {
   const mesh = await createMesh({ service: 'reviews', namespace: 'default', logger: { warn: () => undefined }, config: [] });
+  const clock = new ManualClock(0);
   const a = join(dir, 'a.log');
   const b = join(dir, 'b.log');
   const logger = new AccessLogger({
     workload: mesh.identity,
     rootNamespace: 'istio-system',
-    clock: new ManualClock(0),
+    clock,
     logger: { warn: () => undefined },
     providers: [
       { name: 'a', envoyFileAccessLog: { path: a } },
@@ -157,6 +158,8 @@ test('after a reload, the file the previous config wrote is closed (not kept ope
     logger.install([telemetry('logs', { accessLogging: [{ providers: [{ name: 'b' }] }] }) as never]);
     channels.inboundEnd.publish(inboundEnd(mesh));
     await until(() => existsSync(b) && readFileSync(b, 'utf8').endsWith('\n'), 'a line in b.log');
+    assert.equal(fdsOn(a), 1, 'kept a moment for the lines of requests that began before the reload');
+    clock.advance(LATE_CLOSE_MS);
     await until(() => fdsOn(a) === 0, 'a.log closed');
     assert.equal(fdsOn(b), 1);
   } finally {
@@ -174,6 +177,7 @@ test('a line for a log a reload stopped using (a request that ended after it) is
   w.write('before\n');
   await until(() => fdsOn(old) === 1 && readFileSync(old, 'utf8') === 'before\n', 'the first line');
   writers.use([join(dir, 'new.log')]);
+  clock.advance(LATE_CLOSE_MS);
   await until(() => fdsOn(old) === 0, 'old.log closed');
   w.write('late\n');
   await until(() => readFileSync(old, 'utf8') === 'before\nlate\n', 'the late line');
@@ -214,7 +218,8 @@ test("many stragglers' lines to a log a reload stopped using go out in order, th
   w.write('before\n');
   await until(() => existsSync(old) && readFileSync(old, 'utf8') === 'before\n', 'the first line');
   writers.use([join(dir, 'other.log')]);
-  await until(() => fdsOn(old) === 0, 'closed by the reload');
+  clock.advance(LATE_CLOSE_MS);
+  await until(() => fdsOn(old) === 0, 'closed after the reload');
   const lines = Array.from({ length: 300 }, (_, i) => `late ${i}\n`);
   for (const l of lines) w.write(l);
   assert.ok(fdsOn(old) <= 1, 'one file for all of them');
@@ -222,5 +227,22 @@ test("many stragglers' lines to a log a reload stopped using go out in order, th
   assert.equal(readFileSync(old, 'utf8'), `before\n${lines.join('')}`);
   clock.advance(LATE_CLOSE_MS);
   await until(() => fdsOn(old) === 0, 'closed after the last straggler');
+  await writers.close();
+});
+
+test('lines written just before and just after a reload that stops using a file land in it in order, through the one open file', async () => {
+  const clock = new ManualClock(1_000_000);
+  const writers = new Writers({ warn: () => undefined }, clock);
+  const path = join(dir, 'across.log');
+  const w = writers.for(path);
+  const lines = Array.from({ length: 200 }, (_, i) => `line ${i}\n`);
+  for (const l of lines.slice(0, 100)) w.write(l);
+  writers.use([join(dir, 'elsewhere.log')]);
+  for (const l of lines.slice(100)) w.write(l);
+  await until(() => existsSync(path) && readFileSync(path, 'utf8').length === lines.join('').length, 'every line');
+  assert.equal(readFileSync(path, 'utf8'), lines.join(''));
+  assert.ok(fdsOn(path) <= 1);
+  clock.advance(LATE_CLOSE_MS);
+  await until(() => fdsOn(path) === 0, 'closed after the last line');
   await writers.close();
 });

@@ -94,7 +94,9 @@ export class Writers {
     for (const [path, f] of this.#files) {
       if (inUse.has(path)) continue;
       this.#files.delete(path);
-      this.#end(f);
+      // Not at once: requests that began before the reload still end with a line for it, which
+      // goes to this file, after what it holds (in order), before it closes.
+      this.#leaving(path, f);
     }
   }
 
@@ -104,17 +106,24 @@ export class Writers {
    * lines no config writes any more — closed a moment after the last of them.
    */
   #writeLate(path: string, line: string, onDropped: OnFileDropped | undefined): void {
-    let late = this.#late.get(path);
-    if (late === undefined) {
-      late = { file: new FileLog(path, this.#clock, this.#logger), timer: undefined };
-      this.#late.set(path, late);
-    }
+    const late = this.#late.get(path) ?? this.#leaving(path, new FileLog(path, this.#clock, this.#logger));
     late.file.write(line, onDropped);
+    this.#closeLater(path, late);
+  }
+
+  /** A file no config writes any more: kept for stragglers' lines, closed {@link LATE_CLOSE_MS} after the last. */
+  #leaving(path: string, file: FileLog): { readonly file: FileLog; timer: Timer | undefined } {
+    const late = { file, timer: undefined };
+    this.#late.set(path, late);
+    this.#closeLater(path, late);
+    return late;
+  }
+
+  #closeLater(path: string, late: { readonly file: FileLog; timer: Timer | undefined }): void {
     late.timer?.clear();
-    const l = late;
     late.timer = this.#clock.setTimer(() => {
       this.#late.delete(path);
-      this.#end(l.file);
+      this.#end(late.file);
     }, LATE_CLOSE_MS);
   }
 
