@@ -33,7 +33,7 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
   const s = req.socket;
   // A connection no mesh server accepted (the app's own server): PeerAuthentication is applied here, per request.
   const policy = guard?.sockets;
-  const admitted = policy === undefined || acceptedByMesh(s) ? undefined : policy.admit(s);
+  const admitted = guard === undefined || policy === undefined || acceptedByMesh(s, guard) ? undefined : policy.admit(s);
   if (admitted !== undefined && 'refused' in admitted) {
     return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, scheme: (s as TLSSocket).encrypted === true ? 'https' : 'http', refused: admitted.refused, connection: downstreamOf(req) };
   }
@@ -42,7 +42,7 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
     return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, localAddress: plainAddress(s.localAddress), scheme: 'http', connection: downstreamOf(req) };
   }
   const servername = (s as TLSSocket & { servername?: string | false }).servername;
-  const peer = admitted === undefined ? peerOfSocket(s) : admitted.peer;
+  const peer = admitted !== undefined ? admitted.peer : guard === undefined ? undefined : peerOfSocket(s, guard);
   const details = peer === undefined ? undefined : guard?.certDetails;
   return {
     remoteAddress: plainAddress(s.remoteAddress),
