@@ -14,7 +14,7 @@ import express from 'express';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { cleanupPki, issueLeaf, makeCa, spiffe, workloadCredentials } from '../helpers/pki.ts';
 import { skipWithout } from '../helpers/tools.ts';
-import { peerAuthentication, tlsConnection } from './mtls-helpers.ts';
+import { authorizationPolicy, peerAuthentication, plainGet, tlsConnection } from './mtls-helpers.ts';
 
 const closers: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -31,6 +31,54 @@ async function mesh(service: string, mode: 'STRICT' | 'PERMISSIVE', trustDomain?
 const peerOf = (req: unknown): string => (req as { meshlet?: { peer?: { principal: string } } }).meshlet?.peer?.principal ?? 'none';
 
 describe('two meshes on one connection', { skip: skipWithout('openssl') }, () => {
+  it("mesh B's STRICT refuses a plaintext request that mesh A's PERMISSIVE server let in", async () => {
+    const a = await mesh('alpha', 'PERMISSIVE');
+    const b = await mesh('beta', 'STRICT');
+    const app = express();
+    const forB = express.Router();
+    forB.use(b.express());
+    forB.get('/', (_req, res) => {
+      res.send('b served');
+    });
+    app.use('/b', forB);
+    app.use(a.express());
+    app.get('/a', (_req, res) => {
+      res.send('a served');
+    });
+    const server = a.createServer(app);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => server.close(r)));
+    const port = (server.address() as AddressInfo).port;
+    const ra = await plainGet(port, '/a');
+    assert.deepEqual({ status: (ra as { status: number }).status, body: (ra as { body: string }).body }, { status: 200, body: 'a served' });
+    const rb = await plainGet(port, '/b');
+    assert.ok('refused' in rb, `B's STRICT holds on A's server: ${JSON.stringify(rb)}`);
+  });
+
+  it("mesh B's AuthorizationPolicy applies to a request mesh A's middleware admitted first; B's context carries only what B verified", async () => {
+    const ca = makeCa();
+    const a = await mesh('alpha', 'PERMISSIVE');
+    const b = await createMesh({ service: 'beta', namespace: 'foo', trustDomain: 'other.example', logger: { warn: () => {} }, config: [authorizationPolicy('deny-admin', 'foo', { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/b/admin'] } }] }] })] as never });
+    closers.push(() => b.close());
+    const cred = workloadCredentials(ca, { namespace: 'foo', serviceAccount: 'alpha' });
+    const app = express();
+    app.use(a.express());
+    app.get('/b/*rest', b.express(), (req, res) => {
+      res.send(`b peer=${peerOf(req)} ctx=${b.context().peer?.principal ?? 'none'}`);
+    });
+    const server = createHttpsServer({ key: cred.privateKey, cert: cred.certChain, ca: ca.rootPem, requestCert: true, rejectUnauthorized: false }, app);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => server.close(r)));
+    const port = (server.address() as AddressInfo).port;
+    const leaf = issueLeaf(ca, { uris: [spiffe('bar', 'sleep')] });
+    const conn = await tlsConnection(port, { key: leaf.keyPem, cert: leaf.certPem, ca: ca.rootPem });
+    try {
+      assert.equal((await conn.get('/b/admin')).status, 403, "B's DENY policy");
+      assert.deepEqual(await conn.get('/b/x'), { status: 200, body: 'b peer=none ctx=none' });
+    } finally {
+      conn.close();
+    }
+  });
   it("a peer verified by mesh A (its trust domain) is not mesh B's peer on the same connection", async () => {
     const ca = makeCa();
     const a = await mesh('alpha', 'STRICT');

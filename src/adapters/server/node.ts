@@ -20,6 +20,7 @@ import { hasBody } from '../../core/request-body.ts';
 import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
+import { judgedBy, markJudged } from './judged.ts';
 import { acceptedByMesh, downstreamOf, peerOfSocket, plainAddress } from './peer.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
 
@@ -209,12 +210,14 @@ export interface JudgedAs {
  * subscribers wrapped around it.
  */
 export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResponse, next: () => void, rewrite = true, mounted?: string, as?: JudgedAs): void {
-  // Judged once: an app behind mesh.createServer that also uses mesh.express() is not judged
-  // again on a request whose token the first judgement already consumed.
-  if (req.meshlet !== undefined) {
+  // Judged once by each mesh: an app behind mesh.createServer that also uses mesh.express() is
+  // not judged again on a request whose token the first judgement already consumed. Another
+  // mesh's verdict does not count: this mesh applies its own policies (judged.ts).
+  if (req.meshlet !== undefined && judgedBy(req, guard)) {
     next();
     return;
   }
+  markJudged(req, guard);
   // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
   if (isProbeRequest(guard, req, mounted ?? req.url)) {
     next();
