@@ -11,6 +11,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import express from 'express';
+import Fastify from 'fastify';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import { cleanupPki, issueLeaf, makeCa, spiffe, workloadCredentials } from '../helpers/pki.ts';
 import { skipWithout } from '../helpers/tools.ts';
@@ -79,6 +80,26 @@ describe('two meshes on one connection', { skip: skipWithout('openssl') }, () =>
       conn.close();
     }
   });
+  it("Fastify: mesh B's plugin judges a request mesh A's plugin admitted (B's DENY applies on B's routes)", async () => {
+    const a = await mesh('alpha', 'PERMISSIVE');
+    const b = await createMesh({ service: 'beta', namespace: 'foo', logger: { warn: () => {} }, config: [authorizationPolicy('deny-admin', 'foo', { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/b/admin'] } }] }] })] as never });
+    closers.push(() => b.close());
+    const app = Fastify({ ...a.fastifyOptions() });
+    await app.register(a.fastify() as never);
+    await app.register(async (scope) => {
+      await scope.register(b.fastify() as never);
+      scope.get('/b/*', async () => 'b served');
+    });
+    app.get('/a', async () => 'a served');
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    closers.push(() => app.close());
+    const port = (app.server.address() as AddressInfo).port;
+    const ra = await plainGet(port, '/a');
+    assert.equal((ra as { body: string }).body, 'a served');
+    assert.equal((await plainGet(port, '/b/x') as { body: string }).body, 'b served');
+    assert.equal((await plainGet(port, '/b/admin') as { status: number }).status, 403, "B's DENY policy");
+  });
+
   it("a peer verified by mesh A (its trust domain) is not mesh B's peer on the same connection", async () => {
     const ca = makeCa();
     const a = await mesh('alpha', 'STRICT');

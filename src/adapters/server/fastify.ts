@@ -55,6 +55,8 @@ export interface FastifyLike {
   addHook(name: 'onRequest', hook: (req: FastifyRequestLike, reply: FastifyReplyLike, done: (err?: Error) => void) => void): unknown;
   /** Fastify's `hasPlugin` (Fastify 4 and 5): whether a plugin of that name was registered before. */
   hasPlugin?(name: string): boolean;
+  /** Fastify's `hasRequestDecorator`: true when `meshlet` is there already (another mesh's plugin on this instance or an ancestor). */
+  hasRequestDecorator?(name: string): boolean;
 }
 
 /**
@@ -271,7 +273,8 @@ const EARLIER_HOOKS =
 /** The plugin: `await fastify.register(mesh.fastify())`. */
 export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMessage) => void, warn?: (message: string) => void): FastifyPlugin {
   const plugin = ((fastify: FastifyLike, _opts: unknown, done: (err?: Error) => void) => {
-    fastify.decorateRequest('meshlet', null);
+    // Another mesh's plugin may have added it (two workloads' routes on one instance): each judges with its own policies.
+    if (fastify.hasRequestDecorator?.('meshlet') !== true) fastify.decorateRequest('meshlet', null);
     if (warn !== undefined && caseInsensitive(fastify)) {
       warn(
         "meshlet: this Fastify instance routes case-insensitively (caseSensitive: false): /ADMIN reaches the route app.get('/admin') while AuthorizationPolicy paths match case-sensitively, as in Istio, so a DENY on /admin does not stop it. Leave caseSensitive on, or write ALLOW policies (see docs/server.md, Routing looser than the policy)",
