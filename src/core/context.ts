@@ -97,14 +97,14 @@ function enterThen2<A, B, T>(context: MeshContext, fn: (a: A, b: B) => T, a: A, 
 
 /**
  * Runs `fn(a, b)` inside `context`, a whole context (every field set, as admission makes one),
- * merged with the enclosing one as {@link runInContext} merges it. Outside any context the merge
+ * merged with the enclosing one as {@link joinWholeContext} merges it. Outside any context the merge
  * is `context` itself, so it is entered as it is (no copy), and the two arguments are handed on
  * without a closure or an argument list: the server adapters enter one per admitted request.
  * @internal
  */
 export function runInWholeContext<A, B, T>(context: MeshContext, fn: (a: A, b: B) => T, a: A, b: B): T {
   const outer = storage.getStore();
-  const ctx = outer === undefined ? context : joinContext(context);
+  const ctx = outer === undefined ? context : joinWholeContext(context);
   if (!FRAMES || outer === ctx) return storage.run(ctx, fn, a, b);
   return new AsyncResource('meshlet.context').runInAsyncScope(enterThen2<A, B, T>, undefined, ctx, fn, a, b);
 }
@@ -141,6 +141,20 @@ export function joinContext(context: Partial<MeshContext>): MeshContext {
     requestPrincipal: context.requestPrincipal ?? outer.requestPrincipal,
     claims: context.claims ?? outer.claims,
   };
+}
+
+/**
+ * A request's whole context (as admission makes one) merged with the enclosing one: the sooner
+ * deadline wins and a trace it has none of is inherited, but its peer, request principal and
+ * claims are its own — unset is none, never the enclosing request's. (A request one mesh admits
+ * while serving another mesh's request in the same process — or the same mesh's, in-process —
+ * carries only the identities its own judgement verified.)
+ * @internal
+ */
+export function joinWholeContext(context: MeshContext): MeshContext {
+  const outer = storage.getStore() ?? NONE;
+  const deadline = Math.min(context.deadline, outer.deadline);
+  return { deadline, trace: context.trace ?? outer.trace, peer: context.peer, requestPrincipal: context.requestPrincipal, claims: context.claims };
 }
 
 /**

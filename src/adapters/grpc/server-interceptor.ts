@@ -23,7 +23,7 @@
  */
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface.js';
 import type { Metadata, ServerInterceptingCall, ServerInterceptingCallInterface, ServerInterceptor, ServerListener, ServerMethodDefinition } from '@grpc/grpc-js';
-import { joinContext, type MeshContext, reenterContext } from '../../core/context.ts';
+import { joinWholeContext, type MeshContext, reenterContext } from '../../core/context.ts';
 import type { Headers } from '../../core/handler.ts';
 import { callerGone, callerLeft, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
 import type { InboundRequest } from '../../inbound/pipeline.ts';
@@ -312,7 +312,7 @@ class MeshServerCall {
     this.#extra = j.responseHeaders;
     const changed = j.request.headersChanged || ob?.added === true || j.request.generatedRequestId !== undefined || j.request.forwardedClientCert !== undefined;
     const forHandler = changed ? metadataFor(this.#o.grpc, md, j.request.headers) : md;
-    this.#ctx = joinContext(j.admission.context);
+    this.#ctx = joinWholeContext(j.admission.context);
     if (handlerNow) this.enter(() => next(forHandler));
     else next(forHandler);
   }

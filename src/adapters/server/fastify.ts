@@ -17,6 +17,7 @@ import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guar
 import { normalizePath, type PathNormalization } from '../../core/path-normalization.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
+import { judgedBy, markJudged } from './judged.ts';
 import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, isProbeRequest, notNormalized, releaseOnClose, releaseOnEnd } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
@@ -54,6 +55,8 @@ export interface FastifyLike {
   addHook(name: 'onRequest', hook: (req: FastifyRequestLike, reply: FastifyReplyLike, done: (err?: Error) => void) => void): unknown;
   /** Fastify's `hasPlugin` (Fastify 4 and 5): whether a plugin of that name was registered before. */
   hasPlugin?(name: string): boolean;
+  /** Fastify's `hasRequestDecorator`: true when `meshlet` is there already (another mesh's plugin on this instance or an ancestor). */
+  hasRequestDecorator?(name: string): boolean;
 }
 
 /**
@@ -270,7 +273,8 @@ const EARLIER_HOOKS =
 /** The plugin: `await fastify.register(mesh.fastify())`. */
 export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMessage) => void, warn?: (message: string) => void): FastifyPlugin {
   const plugin = ((fastify: FastifyLike, _opts: unknown, done: (err?: Error) => void) => {
-    fastify.decorateRequest('meshlet', null);
+    // Another mesh's plugin may have added it (two workloads' routes on one instance): each judges with its own policies.
+    if (fastify.hasRequestDecorator?.('meshlet') !== true) fastify.decorateRequest('meshlet', null);
     if (warn !== undefined && caseInsensitive(fastify)) {
       warn(
         "meshlet: this Fastify instance routes case-insensitively (caseSensitive: false): /ADMIN reaches the route app.get('/admin') while AuthorizationPolicy paths match case-sensitively, as in Istio, so a DENY on /admin does not stop it. Leave caseSensitive on, or write ALLOW policies (see docs/server.md, Routing looser than the policy)",
@@ -285,10 +289,12 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
       const g = guard();
       const raw = request.raw;
       hint?.(raw);
-      const judged = (raw as { meshlet?: unknown }).meshlet;
+      const seen = (raw as { meshlet?: unknown }).meshlet;
+      // What another mesh decided does not count: this mesh applies its own policies (judged.ts).
+      const judged = seen !== undefined && judgedBy(raw, g) ? seen : undefined;
       const l = leniencyOf(fastify);
       // Not for a health probe (probePaths): a server that judges everything still lets those through unjudged.
-      if (earlier && judged === undefined && !isProbeRequest(g, raw, (raw as { originalUrl?: string }).originalUrl ?? raw.url)) {
+      if (earlier && seen === undefined && !isProbeRequest(g, raw, (raw as { originalUrl?: string }).originalUrl ?? raw.url)) {
         earlier = false;
         warn?.(EARLIER_HOOKS);
       }
@@ -305,6 +311,7 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
         next();
         return;
       }
+      markJudged(raw, g);
       // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
       // Matched on the target as sent (originalUrl, before rewriteUrl normalized it), as on any server: exact.
       if (isProbeRequest(g, raw, (raw as { originalUrl?: string }).originalUrl ?? raw.url)) {

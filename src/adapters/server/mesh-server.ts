@@ -124,20 +124,20 @@ export class MeshHttpServer extends Server {
     // A bridged stream's in-memory connection is the real one's to the mesh: accepted, same peer, same probe-only rule.
     this.#h2 = new Http2Bridge((socket, real) => {
       if (this.#probesOnly.has(real)) this.#probesOnly.add(socket);
-      rememberPeer(socket, peerOfSocket(real));
+      rememberPeer(socket, peerOfSocket(real, guard), guard);
       rememberDownstream(socket, real);
-      markAccepted(socket);
+      markAccepted(socket, guard);
       this.#http1.add(socket);
       this.#http.call(this, socket);
     });
     this.#acceptor = new PeerAuthAcceptor(mtls, SERVER_ALPN, {
       plaintext: (socket, first) => {
-        markAccepted(socket);
+        markAccepted(socket, guard);
         this.#serve(socket, first);
       },
       secured: (socket, peer) => {
-        rememberPeer(socket, peer);
-        markAccepted(socket);
+        rememberPeer(socket, peer, guard);
+        markAccepted(socket, guard);
         this.#serve(socket, undefined);
       },
       probesOnly:
@@ -145,7 +145,7 @@ export class MeshHttpServer extends Server {
           ? undefined
           : (socket, first) => {
               this.#probesOnly.add(socket);
-              markAccepted(socket);
+              markAccepted(socket, guard);
               this.#serve(socket, first);
             },
     });

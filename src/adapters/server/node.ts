@@ -20,6 +20,7 @@ import { hasBody } from '../../core/request-body.ts';
 import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
+import { judgedBy, markJudged } from './judged.ts';
 import { acceptedByMesh, downstreamOf, peerOfSocket, plainAddress } from './peer.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
 
@@ -33,7 +34,7 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
   const s = req.socket;
   // A connection no mesh server accepted (the app's own server): PeerAuthentication is applied here, per request.
   const policy = guard?.sockets;
-  const admitted = policy === undefined || acceptedByMesh(s) ? undefined : policy.admit(s);
+  const admitted = guard === undefined || policy === undefined || acceptedByMesh(s, guard) ? undefined : policy.admit(s);
   if (admitted !== undefined && 'refused' in admitted) {
     return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, scheme: (s as TLSSocket).encrypted === true ? 'https' : 'http', refused: admitted.refused, connection: downstreamOf(req) };
   }
@@ -42,7 +43,7 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
     return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, localAddress: plainAddress(s.localAddress), scheme: 'http', connection: downstreamOf(req) };
   }
   const servername = (s as TLSSocket & { servername?: string | false }).servername;
-  const peer = admitted === undefined ? peerOfSocket(s) : admitted.peer;
+  const peer = admitted !== undefined ? admitted.peer : guard === undefined ? undefined : peerOfSocket(s, guard);
   const details = peer === undefined ? undefined : guard?.certDetails;
   return {
     remoteAddress: plainAddress(s.remoteAddress),
@@ -209,12 +210,14 @@ export interface JudgedAs {
  * subscribers wrapped around it.
  */
 export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResponse, next: () => void, rewrite = true, mounted?: string, as?: JudgedAs): void {
-  // Judged once: an app behind mesh.createServer that also uses mesh.express() is not judged
-  // again on a request whose token the first judgement already consumed.
-  if (req.meshlet !== undefined) {
+  // Judged once by each mesh: an app behind mesh.createServer that also uses mesh.express() is
+  // not judged again on a request whose token the first judgement already consumed. Another
+  // mesh's verdict does not count: this mesh applies its own policies (judged.ts).
+  if (req.meshlet !== undefined && judgedBy(req, guard)) {
     next();
     return;
   }
+  markJudged(req, guard);
   // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
   if (isProbeRequest(guard, req, mounted ?? req.url)) {
     next();

@@ -14,8 +14,13 @@
 import type { Socket } from 'node:net';
 import type { PeerIdentity } from '../../core/context.ts';
 
-/** Undefined is remembered too (a TLS connection that proves no identity). */
-const peers = new WeakMap<Socket, PeerIdentity | undefined>();
+/**
+ * What each mesh verified, per socket (undefined is remembered too: a TLS connection that proves
+ * no identity). Keyed by the mesh (`owner`: its inbound guard) first: several meshes in one
+ * process may judge requests of one connection (two workloads' handlers on one server), and each
+ * counts a certificate only by its own checks — its trust domain, its trust bundle.
+ */
+const peers = new WeakMap<object, WeakMap<Socket, PeerIdentity | undefined>>();
 
 /** The address as Envoy reports it: an IPv4 peer of a dual-stack server without `::ffff:`. */
 export function plainAddress(addr: string | undefined): string {
@@ -23,12 +28,17 @@ export function plainAddress(addr: string | undefined): string {
   return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
-/** Sockets a mesh server accepted: PeerAuthentication was enforced on them when they connected. */
-const accepted = new WeakSet<Socket>();
+/** Sockets a mesh server accepted, and which mesh's: that mesh's PeerAuthentication was enforced on them when they connected (not another's). */
+const accepted = new WeakMap<Socket, object>();
 
-/** Records the identity a mesh server verified for `socket`. */
-export function rememberPeer(socket: Socket, peer: PeerIdentity | undefined): void {
-  peers.set(socket, peer);
+/** Records the identity the mesh `owner` verified for `socket`. */
+export function rememberPeer(socket: Socket, peer: PeerIdentity | undefined, owner: object): void {
+  let m = peers.get(owner);
+  if (m === undefined) {
+    m = new WeakMap();
+    peers.set(owner, m);
+  }
+  m.set(socket, peer);
 }
 
 /** The real connections behind in-memory ones (a bridged HTTP/2 stream's HTTP/1.1 connection to the app). */
@@ -48,22 +58,22 @@ export function downstreamOf(req: { readonly socket: Socket; readonly stream?: {
   return req.stream?.session ?? downstreams.get(req.socket) ?? req.socket;
 }
 
-/** Marks a connection a mesh server let in (after its PeerAuthentication checks). */
-export function markAccepted(socket: Socket): void {
-  accepted.add(socket);
+/** Marks a connection the mesh `owner`'s server let in (after its PeerAuthentication checks). */
+export function markAccepted(socket: Socket, owner: object): void {
+  accepted.set(socket, owner);
 }
 
-/** True when a mesh server accepted `socket` (and enforced PeerAuthentication on it). */
-export function acceptedByMesh(socket: Socket): boolean {
-  return accepted.has(socket);
+/** True when the mesh `owner`'s server accepted `socket` (and enforced that mesh's PeerAuthentication on it). */
+export function acceptedByMesh(socket: Socket, owner: object): boolean {
+  return accepted.get(socket) === owner;
 }
 
-/** Whether `socket`'s peer was checked already (its identity, or none, is recorded). */
-export function peerChecked(socket: Socket): boolean {
-  return peers.has(socket);
+/** Whether the mesh `owner` checked `socket`'s peer already (its identity, or none, is recorded). */
+export function peerChecked(socket: Socket, owner: object): boolean {
+  return peers.get(owner)?.has(socket) === true;
 }
 
-/** The verified mTLS peer of `socket`, or undefined (plaintext, no certificate, not verified, not checked). */
-export function peerOfSocket(socket: Socket): PeerIdentity | undefined {
-  return peers.get(socket);
+/** The mTLS peer of `socket` the mesh `owner` verified, or undefined (plaintext, no certificate, not verified, not checked by that mesh). */
+export function peerOfSocket(socket: Socket, owner: object): PeerIdentity | undefined {
+  return peers.get(owner)?.get(socket);
 }

@@ -87,11 +87,11 @@ export class MeshServers {
     const tls = (socket as TLSSocket).encrypted === true;
     let peer: PeerIdentity | undefined;
     if (tls) {
-      if (peerChecked(socket)) peer = peerOfSocket(socket);
+      if (peerChecked(socket, this.#guard)) peer = peerOfSocket(socket, this.#guard);
       else {
         const v = this.#mtls.verifyPeer(socket as TLSSocket);
         peer = v.ok ? v.peer : undefined;
-        rememberPeer(socket, peer);
+        rememberPeer(socket, peer, this.#guard);
       }
     }
     const port = socket.localPort ?? 0;
