@@ -20,6 +20,7 @@ import { normalizePath, type PathNormalization } from '../core/path-normalizatio
 import { connectTargetProblem } from './connect-target.ts';
 import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
 import { cleanInternalHeaders } from '../core/clean-internal-headers.ts';
+import { AdmittedInfo } from './admitted-info.ts';
 export { callerGone, releaseSlot } from './connection-pool.ts';
 export { callerLeft } from './pipeline.ts';
 import type { InboundTlsStats } from './tls-stats.ts';
@@ -305,8 +306,8 @@ export class InboundGuard {
       connection: conn.connection,
     };
     const a = this.#pipeline.admit(req);
-    if (!(a instanceof Promise)) return verdict(req, a, grpc, path);
-    return pendingVerdict(a, req, grpc, path);
+    if (!(a instanceof Promise)) return verdict(this, req, a, grpc, path);
+    return pendingVerdict(this, a, req, grpc, path);
   }
 }
 
@@ -341,8 +342,8 @@ const PENDING = new WeakMap<Promise<Judgement>, InboundRequest>();
  * The judgement of a request whose admission waits. A function of its own: its closure inside
  * judge() would make V8 allocate judge()'s captured variables on every request, synchronous ones too.
  */
-function pendingVerdict(a: Promise<Admission>, req: InboundRequest, grpc: boolean, path: string): Promise<Judgement> {
-  const p = a.then((x) => verdict(req, x, grpc, path));
+function pendingVerdict(judge: InboundGuard, a: Promise<Admission>, req: InboundRequest, grpc: boolean, path: string): Promise<Judgement> {
+  const p = a.then((x) => verdict(judge, req, x, grpc, path));
   // The adapter finds the request view of a pending judgement here: to release its slot (the
   // connection-pool phase) and to cancel what is pending for it (an external authorizer's check)
   // if its caller goes away first.
@@ -359,7 +360,7 @@ export function pendingRequest(j: Promise<Judgement>): InboundRequest | undefine
   return PENDING.get(j);
 }
 
-function verdict(req: InboundRequest, a: Admission, grpc: boolean, normalizedPath: string): Judgement {
+function verdict(judge: InboundGuard, req: InboundRequest, a: Admission, grpc: boolean, normalizedPath: string): Judgement {
   if (!a.admitted) return { serve: false, denial: a.denial, grpc, request: req };
   const fromAuthz = req.authz?.responseHeaders;
   const fromLimits = rateLimitResponseHeaders(req);
@@ -370,7 +371,7 @@ function verdict(req: InboundRequest, a: Admission, grpc: boolean, normalizedPat
     admission: a,
     normalizedPath,
     responseHeaders,
-    info: Object.freeze({ requestPrincipal: req.requestPrincipal, claims: req.claims, peer: req.peer, authz: req.authz }),
+    info: new AdmittedInfo(judge, req.requestPrincipal, req.claims, req.peer, req.authz),
   };
 }
 

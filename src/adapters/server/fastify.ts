@@ -17,7 +17,7 @@ import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guar
 import { normalizePath, type PathNormalization } from '../../core/path-normalization.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
-import { judgedBy, markJudged } from './judged.ts';
+import { judgedBy } from './judged.ts';
 import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, isProbeRequest, notNormalized, releaseOnClose, releaseOnEnd } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
@@ -291,7 +291,7 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
       hint?.(raw);
       const seen = (raw as { meshlet?: unknown }).meshlet;
       // What another mesh decided does not count: this mesh applies its own policies (judged.ts).
-      const judged = seen !== undefined && judgedBy(raw, g) ? seen : undefined;
+      const judged = judgedBy(raw, g) ? seen : undefined;
       const l = leniencyOf(fastify);
       // Not for a health probe (probePaths): a server that judges everything still lets those through unjudged.
       if (earlier && seen === undefined && !isProbeRequest(g, raw, (raw as { originalUrl?: string }).originalUrl ?? raw.url)) {
@@ -311,7 +311,6 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
         next();
         return;
       }
-      markJudged(raw, g);
       // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
       // Matched on the target as sent (originalUrl, before rewriteUrl normalized it), as on any server: exact.
       if (isProbeRequest(g, raw, (raw as { originalUrl?: string }).originalUrl ?? raw.url)) {

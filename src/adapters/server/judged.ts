@@ -7,16 +7,9 @@
  *
  * @module
  */
+import { AdmittedInfo } from '../../inbound/admitted-info.ts';
 
-/** The mesh (its inbound guard) whose verdict `req.meshlet` is. */
-const judges = new WeakMap<object, object>();
-
-/** Records that the mesh `owner` judged and admitted `req`. */
-export function markJudged(req: object, owner: object): void {
-  judges.set(req, owner);
-}
-
-/** True when the mesh `owner` judged `req` already (another mesh's verdict does not count). */
-export function judgedBy(req: object, owner: object): boolean {
-  return judges.get(req) === owner;
+/** True when the mesh `owner` (its inbound guard) judged and admitted `req` already (another mesh's verdict does not count). */
+export function judgedBy(req: { readonly meshlet?: unknown }, owner: object): boolean {
+  return AdmittedInfo.by(req.meshlet, owner);
 }

@@ -20,7 +20,7 @@ import { hasBody } from '../../core/request-body.ts';
 import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
-import { judgedBy, markJudged } from './judged.ts';
+import { judgedBy } from './judged.ts';
 import { acceptedByMesh, downstreamOf, peerOfSocket, plainAddress } from './peer.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
 
@@ -213,11 +213,10 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   // Judged once by each mesh: an app behind mesh.createServer that also uses mesh.express() is
   // not judged again on a request whose token the first judgement already consumed. Another
   // mesh's verdict does not count: this mesh applies its own policies (judged.ts).
-  if (req.meshlet !== undefined && judgedBy(req, guard)) {
+  if (judgedBy(req, guard)) {
     next();
     return;
   }
-  markJudged(req, guard);
   // A health probe (probePaths): served as istio-agent serves kubelet's, outside the mesh.
   if (isProbeRequest(guard, req, mounted ?? req.url)) {
     next();

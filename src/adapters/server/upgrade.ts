@@ -20,7 +20,7 @@ import type { Headers } from '../../core/handler.ts';
 import { callerGone, callerLeft, type ConnectionInfo, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { absoluteForm, applyAdmittedHeaders, headersFromRaw } from './headers.ts';
-import { judgedBy, markJudged } from './judged.ts';
+import { judgedBy } from './judged.ts';
 import { connectionOf, enterContext, first, internalError, type MeshRequest } from './node.ts';
 import { observeUpgrade, type UpgradeObservation } from './observe-upgrade.ts';
 
@@ -58,11 +58,10 @@ export function refuseUpgrade(socket: Duplex, d: Denial): void {
  * admitted; otherwise answers on the socket.
  */
 export function serveUpgrade(guard: InboundGuard, req: MeshRequest, socket: Duplex, next: () => void): void {
-  if (req.meshlet !== undefined && judgedBy(req, guard)) {
+  if (judgedBy(req, guard)) {
     next();
     return;
   }
-  markJudged(req, guard);
   // Never a health probe (probePaths): kubelet's probes ask for no upgrade, and an upgrade to a
   // probe path would reach the app's 'upgrade' listeners (a WebSocket server), not the probe.
   const headers = guard.active ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
