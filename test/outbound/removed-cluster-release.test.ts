@@ -46,6 +46,19 @@ describe('a cluster a reload removed', () => {
   }
   const settle = () => new Promise((r) => setTimeout(r, 20));
 
+  /** A config directory routing reviews to `port`, mirrored to shadow at `shadowPort` while `withShadow` (written with it at first), and its writer. */
+  function mirrorConfig(port: number, shadowPort: number): { dir: string; write: (withShadow: boolean) => void } {
+    const dir = mkdtempSync(join(tmpdir(), 'meshlet-retired-'));
+    dirs.push(dir);
+    const write = (withShadow: boolean) => {
+      const shadow = [serviceEntry('shadow', 'shadow.default.svc.cluster.local', 80, [{ port: shadowPort }]), virtualService('reviews', ['reviews'], [{ route: [{ destination: { host: 'reviews' } }], mirror: { host: 'shadow' } }])];
+      const items = [serviceEntry('reviews', 'reviews.default.svc.cluster.local', 80, [{ port }]), ...(withShadow ? shadow : [])];
+      writeFileSync(join(dir, 'mesh.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+    };
+    write(true);
+    return { dir, write };
+  }
+
   it('is let go of at once when no call to it is running (not 30 s later)', async () => {
     const { up, mesh, reload } = await setUp();
     try {
@@ -100,23 +113,7 @@ describe('a cluster a reload removed', () => {
 
   it('a mirrored copy that was never sent (its streamed body outgrew the retry buffer) does not hold its cluster', async () => {
     const up = await startUpstream('up');
-    const dir = mkdtempSync(join(tmpdir(), 'meshlet-retired-'));
-    dirs.push(dir);
-    const write = (withShadow: boolean) =>
-      writeFileSync(
-        join(dir, 'mesh.json'),
-        JSON.stringify({
-          apiVersion: 'v1',
-          kind: 'List',
-          items: [
-            serviceEntry('reviews', 'reviews.default.svc.cluster.local', 80, [{ port: up.port }]),
-            ...(withShadow
-              ? [serviceEntry('shadow', 'shadow.default.svc.cluster.local', 80, [{ port: up.port }]), virtualService('reviews', ['reviews'], [{ route: [{ destination: { host: 'reviews' } }], mirror: { host: 'shadow' } }])]
-              : []),
-          ],
-        }),
-      );
-    write(true);
+    const { dir, write } = mirrorConfig(up.port, up.port);
     const mesh = await createMesh({ service: 'client', clock: new ManualClock(), config: dir, watch: false, retryBufferBytes: 16 });
     try {
       const r = await request('http://reviews/', { method: 'POST', body: Readable.from([Buffer.alloc(100, 'x')]), dispatcher: mesh.dispatcher });
@@ -155,23 +152,7 @@ describe('a cluster a reload removed', () => {
   it('a mirrored copy whose cluster a reload removed while the primary body was still arriving is not sent (no pool is made on the closed cluster)', async () => {
     const up = await startUpstream('up');
     const shadow = await startUpstream('shadow');
-    const dir = mkdtempSync(join(tmpdir(), 'meshlet-retired-'));
-    dirs.push(dir);
-    const write = (withShadow: boolean) =>
-      writeFileSync(
-        join(dir, 'mesh.json'),
-        JSON.stringify({
-          apiVersion: 'v1',
-          kind: 'List',
-          items: [
-            serviceEntry('reviews', 'reviews.default.svc.cluster.local', 80, [{ port: up.port }]),
-            ...(withShadow
-              ? [serviceEntry('shadow', 'shadow.default.svc.cluster.local', 80, [{ port: shadow.port }]), virtualService('reviews', ['reviews'], [{ route: [{ destination: { host: 'reviews' } }], mirror: { host: 'shadow' } }])]
-              : []),
-          ],
-        }),
-      );
-    write(true);
+    const { dir, write } = mirrorConfig(up.port, shadow.port);
     const mesh = await createMesh({ service: 'client', clock: new ManualClock(), config: dir, watch: false });
     try {
       const body = new PassThrough();
