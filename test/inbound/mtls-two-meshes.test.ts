@@ -29,6 +29,16 @@ async function mesh(service: string, mode: 'STRICT' | 'PERMISSIVE', trustDomain?
   return m;
 }
 
+/** `app` on an HTTPS server with `cred` that asks for client certificates, and a connection to it presenting bar/sleep's. */
+async function connectWithCert(ca: ReturnType<typeof makeCa>, cred: ReturnType<typeof workloadCredentials>, app: express.Express): Promise<Awaited<ReturnType<typeof tlsConnection>>> {
+  const server = createHttpsServer({ key: cred.privateKey, cert: cred.certChain, ca: ca.rootPem, requestCert: true, rejectUnauthorized: false }, app);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise((r) => server.close(r)));
+  const port = (server.address() as AddressInfo).port;
+  const leaf = issueLeaf(ca, { uris: [spiffe('bar', 'sleep')] });
+  return tlsConnection(port, { key: leaf.keyPem, cert: leaf.certPem, ca: ca.rootPem });
+}
+
 const peerOf = (req: unknown): string => (req as { meshlet?: { peer?: { principal: string } } }).meshlet?.peer?.principal ?? 'none';
 
 describe('two meshes on one connection', { skip: skipWithout('openssl') }, () => {
@@ -67,12 +77,7 @@ describe('two meshes on one connection', { skip: skipWithout('openssl') }, () =>
     app.get('/b/*rest', b.express(), (req, res) => {
       res.send(`b peer=${peerOf(req)} ctx=${b.context().peer?.principal ?? 'none'}`);
     });
-    const server = createHttpsServer({ key: cred.privateKey, cert: cred.certChain, ca: ca.rootPem, requestCert: true, rejectUnauthorized: false }, app);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    closers.push(() => new Promise((r) => server.close(r)));
-    const port = (server.address() as AddressInfo).port;
-    const leaf = issueLeaf(ca, { uris: [spiffe('bar', 'sleep')] });
-    const conn = await tlsConnection(port, { key: leaf.keyPem, cert: leaf.certPem, ca: ca.rootPem });
+    const conn = await connectWithCert(ca, cred, app);
     try {
       assert.equal((await conn.get('/b/admin')).status, 403, "B's DENY policy");
       assert.deepEqual(await conn.get('/b/x'), { status: 200, body: 'b peer=none ctx=none' });
@@ -108,12 +113,7 @@ describe('two meshes on one connection', { skip: skipWithout('openssl') }, () =>
     const app = express();
     app.get('/a', a.handler((req, res) => res.end(`a peer=${peerOf(req)}`)));
     app.get('/b', b.handler((req, res) => res.end(`b peer=${peerOf(req)}`)));
-    const server = createHttpsServer({ key: cred.privateKey, cert: cred.certChain, ca: ca.rootPem, requestCert: true, rejectUnauthorized: false }, app);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    closers.push(() => new Promise((r) => server.close(r)));
-    const port = (server.address() as AddressInfo).port;
-    const leaf = issueLeaf(ca, { uris: [spiffe('bar', 'sleep')] });
-    const conn = await tlsConnection(port, { key: leaf.keyPem, cert: leaf.certPem, ca: ca.rootPem });
+    const conn = await connectWithCert(ca, cred, app);
     try {
       assert.deepEqual(await conn.get('/a'), { status: 200, body: 'a peer=spiffe://cluster.local/ns/bar/sa/sleep' });
       const rb = await conn.get('/b').catch((e: Error) => ({ refused: e.message }));
