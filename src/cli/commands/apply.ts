@@ -17,6 +17,7 @@ import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
 import { printable } from '../escape.ts';
 import { readInputs } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
+import { WAIT_HELP, WAIT_OPTIONS, waitAfterChange, waitOption } from '../wait.ts';
 
 export const applyHelp = `Usage: meshlet apply -f <file, dir or ->... [options]
 
@@ -26,11 +27,14 @@ line, and nothing is sent); the control plane then validates and analyses the wh
 config: if anything is wrong nothing changes and every issue is printed (exit 1). Warnings
 (e.g. a VirtualService whose host another one already claims) are printed as 'Warning: …'
 on stderr. Resources defined in the control plane's own --config files cannot be changed this
-way. Exits 2 on a usage mistake.
+way. With --wait, it then waits until every workload connected to the control plane(s) runs
+the new config version (give every replica's URL: each lists its own connections). Exits 2 on
+a usage mistake.
 
 Options:
   -f, --filename <file, dir or ->  YAML or JSON files, directories of them, or - (repeatable)
   -n, --namespace <ns>             namespace for resources without one
+${WAIT_HELP}
 ${OUTPUT_HELP}
 ${CLIENT_HELP}
 `;
@@ -47,13 +51,14 @@ export async function applyCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { filename: { type: 'string', short: 'f', multiple: true }, namespace: { type: 'string', short: 'n' }, ...OUTPUT_OPTION, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS },
+    options: { filename: { type: 'string', short: 'f', multiple: true }, namespace: { type: 'string', short: 'n' }, ...OUTPUT_OPTION, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS, ...WAIT_OPTIONS },
   });
   if (values.help === true) {
     out(applyHelp);
     return 0;
   }
   const format = outputFormat(values.output);
+  const waitMs = waitOption(values);
   checkNamespaceOption(values.namespace);
   const files = [...(values.filename ?? []), ...positionals];
   if (files.length === 0) throw new UsageError('meshlet apply: give -f <file, dir or ->');
@@ -108,14 +113,12 @@ export async function applyCommand(argv: string[]): Promise<number> {
   }
   const warnings = answer.warnings.map((w) => locateApplyText(w, sources));
   for (const w of warnings) process.stderr.write(`Warning: ${printable(w)}\n`);
-  if (format !== undefined) {
-    printDocument(format, {
-      version: answer.version,
-      applied: answer.applied.map((a) => ({ ref: a.ref, ...refParts(a.ref), action: a.action })),
-      warnings,
-    });
-  } else {
-    for (const a of answer.applied) out(printable(`${a.ref} ${a.action}`));
-  }
+  const applied = answer.applied.map((a) => ({ ref: a.ref, ...refParts(a.ref), action: a.action }));
+  if (format === undefined) for (const a of answer.applied) out(printable(`${a.ref} ${a.action}`));
+  // What was applied is printed first (and in the machine form whatever the wait gives): a wait that fails (exit 1) does not undo it.
+  await waitAfterChange(target, answer.version, waitMs, (distributed, line) => {
+    if (format !== undefined) printDocument(format, { version: answer.version, applied, warnings, ...(distributed === undefined ? {} : { distributed }) });
+    else if (line !== undefined) out(line);
+  });
   return 0;
 }

@@ -10,6 +10,7 @@ import { out, UsageError } from '../args.ts';
 import { printable } from '../escape.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
+import { WAIT_HELP, WAIT_OPTIONS, waitAfterChange, waitOption } from '../wait.ts';
 import { unknownKind } from './get.ts';
 
 export const deleteHelp = `Usage: meshlet delete <kind> <name> [-n <ns>] [options]
@@ -20,6 +21,7 @@ Exits 1 when the resource does not exist or the control plane refuses, 2 on a us
 
 Options:
   -n, --namespace <ns>             the resource's namespace (default: default)
+${WAIT_HELP}
 ${OUTPUT_HELP}
 ${CLIENT_HELP}
 `;
@@ -29,24 +31,29 @@ export async function deleteCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { namespace: { type: 'string', short: 'n' }, ...OUTPUT_OPTION, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS },
+    options: { namespace: { type: 'string', short: 'n' }, ...OUTPUT_OPTION, help: { type: 'boolean', short: 'h' }, ...CLIENT_OPTIONS, ...WAIT_OPTIONS },
   });
   if (values.help === true) {
     out(deleteHelp);
     return 0;
   }
   const format = outputFormat(values.output);
+  const waitMs = waitOption(values);
   if (positionals.length !== 2) throw new UsageError('meshlet delete: give <kind> <name>');
   const [kindText, name] = positionals as [string, string];
   const kind = resolveKind(kindText);
   if (kind === undefined) throw new UsageError(unknownKind('delete', kindText));
   const ns = values.namespace ?? 'default';
-  const answer = (await call(clientTarget(values), 'DELETE', `${RESOURCES_PATH}/${kind}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`)) as { version: string; warnings?: string[] };
+  const target = clientTarget(values);
+  const answer = (await call(target, 'DELETE', `${RESOURCES_PATH}/${kind}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`)) as { version: string; warnings?: string[] };
   const ref = `${kind} ${ns}/${name}`;
   // What the deletion breaks (a VirtualService routing to the deleted rule's subsets: IST0101), on stderr as apply prints it; an older control plane sends none.
   const warnings = answer.warnings ?? [];
   for (const w of warnings) process.stderr.write(`Warning: ${printable(w)}\n`);
-  if (format !== undefined) printDocument(format, { version: answer.version, deleted: { ref, kind, namespace: ns, name }, warnings });
-  else out(`${ref} deleted`);
+  if (format === undefined) out(`${ref} deleted`);
+  await waitAfterChange(target, answer.version, waitMs, (distributed, line) => {
+    if (format !== undefined) printDocument(format, { version: answer.version, deleted: { ref, kind, namespace: ns, name }, warnings, ...(distributed === undefined ? {} : { distributed }) });
+    else if (line !== undefined) out(line);
+  });
   return 0;
 }
