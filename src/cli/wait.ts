@@ -116,7 +116,7 @@ export class DistributionJudge {
       for (const w of status.workloads) {
         if (w.disconnectedAt !== undefined) continue;
         total++;
-        if (w.nacked?.kind === 'config' && accepts(w.nacked.version)) refused.push({ workload: name(w), reasons: w.nacked.reasons });
+        if (w.nacked?.kind === 'config' && accepts(w.nacked.version)) refused.push({ workload: w.nacked.version === version ? name(w) : `${name(w)} (the newer version ${w.nacked.version})`, reasons: w.nacked.reasons });
         else if (reached && accepts(w.acked.config?.version)) synced++;
         else pending.push({ workload: name(w), at: w.acked.config?.version ?? '' });
       }
