@@ -64,7 +64,7 @@ export class MeshServers {
   constructor(o: MeshServersOptions, resources: readonly AnyResource[]) {
     this.#o = o;
     const p = o.policies;
-    this.#hint = unguardedListenersHint(p.warn);
+    this.#hint = unguardedListenersHint(p.warn, this.#getGuard);
     this.#policies = new InboundPolicies(p);
     this.#stats = new InboundTlsStats(p.workload, undefined, unixMsOf(o.clock));
     this.#guard = new InboundGuard(this.#pipeline(resources), o.normalization, this.#stats);
