@@ -28,8 +28,12 @@ export class AdmittedInfo {
     Object.freeze(this);
   }
 
-  /** True when `info` is what the mesh `judge` admitted a request with (another mesh's does not count). */
+  /**
+   * True when `info` is what the mesh `judge` admitted a request with (another mesh's does not
+   * count, nor a copy: a spread, a clone, an object made from this class's prototype — which
+   * `instanceof` accepts, but which has no private field to read, so the check is on the field).
+   */
   static by(info: unknown, judge: object): boolean {
-    return info instanceof AdmittedInfo && info.#judge === judge;
+    return typeof info === 'object' && info !== null && #judge in info && info.#judge === judge;
   }
 }
