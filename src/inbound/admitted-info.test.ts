@@ -19,6 +19,20 @@ describe('AdmittedInfo.by', () => {
     assert.ok(Object.isFrozen(info));
   });
 
+  it('still counts for a mesh whose verdict a later mesh replaced (its own, and those before it)', () => {
+    const c = {};
+    const byB = new AdmittedInfo(b, undefined, undefined, undefined, undefined);
+    AdmittedInfo.replacing(byB, info);
+    const byC = new AdmittedInfo(c, undefined, undefined, undefined, undefined);
+    AdmittedInfo.replacing(byC, byB);
+    AdmittedInfo.replacing(byC, new AdmittedInfo({}, undefined, undefined, undefined, undefined)); // set once
+    assert.deepEqual([a, b, c, {}].map((j) => AdmittedInfo.by(byC, j)), [true, true, true, false]);
+    assert.equal(AdmittedInfo.by(info, b), false, 'not the other way');
+    // A cycle an app could make by assigning verdicts back and forth ends (bounded).
+    AdmittedInfo.replacing(info, byC);
+    assert.equal(AdmittedInfo.by(byC, {}), false);
+  });
+
   it('is false, without throwing, for copies and other values', () => {
     const protoClone = Object.assign(Object.create(AdmittedInfo.prototype) as object, info);
     assert.ok(protoClone instanceof AdmittedInfo, 'instanceof accepts it');

@@ -7,6 +7,7 @@
  * runs both meshes' AuthorizationPolicies.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -25,6 +26,24 @@ after(async () => {
 /** A mesh of workload `service` in foo whose AuthorizationPolicy denies `path`. */
 async function denying(service: string, path: string): Promise<Mesh> {
   const m = await createMesh({ service, namespace: 'foo', logger: { warn: () => {} }, config: [authorizationPolicy(`deny-${service}`, 'foo', { action: 'DENY', rules: [{ to: [{ operation: { paths: [path] } }] }] })] as never });
+  closers.push(() => m.close());
+  return m;
+}
+
+const JWT = new URL('../fixtures/istio/jwt/', import.meta.url).pathname;
+const DEMO = readFileSync(`${JWT}demo.jwt`, 'utf8').trim();
+
+/** A mesh of workload `service` in foo that admits only requests with a valid token of Istio's demo issuer (consumed: not forwarded). */
+async function tokenRequired(service: string): Promise<Mesh> {
+  const m = await createMesh({
+    service,
+    namespace: 'foo',
+    logger: { warn: () => {} },
+    config: [
+      { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'jwt', namespace: 'foo' }, spec: { jwtRules: [{ issuer: 'testing@secure.istio.io', jwks: readFileSync(`${JWT}jwks.json`, 'utf8') }] } },
+      authorizationPolicy('need-token', 'foo', { action: 'ALLOW', rules: [{ from: [{ source: { requestPrincipals: ['*'] } }] }] }),
+    ] as never,
+  });
   closers.push(() => m.close());
   return m;
 }
@@ -79,6 +98,24 @@ describe('two meshes: WebSocket upgrades and gRPC', () => {
     assert.equal(await upgrade(port, '/b/admin'), 'HTTP/1.1 403 Forbidden', "B's DENY");
     assert.equal(await upgrade(port, '/a/admin'), 'HTTP/1.1 403 Forbidden', "A's DENY");
     assert.equal(await upgrade(port, '/b/chat'), 'HTTP/1.1 101 Switching Protocols');
+  });
+
+  it("a request B's protect() judged, then A's server: B's middleware finds it judged by B (not judged again without the token B consumed)", async () => {
+    const a = await denying('alpha', '/a/admin');
+    const b = await tokenRequired('beta');
+    const app = express();
+    app.use(a.express());
+    app.get('/b', b.express(), (req, res) => {
+      res.send(`b served ${req.headers.authorization === undefined ? 'without' : 'with'} the token`);
+    });
+    const server = a.createServer(app);
+    b.protect(server);
+    const port = await listening(server);
+    const ok = await fetch(`http://127.0.0.1:${port}/b`, { headers: { authorization: `Bearer ${DEMO}` } });
+    assert.deepEqual({ status: ok.status, body: await ok.text() }, { status: 200, body: 'b served without the token' });
+    const none = await fetch(`http://127.0.0.1:${port}/b`);
+    assert.equal(none.status, 403, "B's policy: no token");
+    await none.text();
   });
 
   it("mesh B's middleware on a server mesh A made says that B does not judge its 'upgrade' listeners", async () => {
