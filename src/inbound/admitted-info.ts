@@ -11,6 +11,9 @@
 import type { PeerIdentity } from '../core/context.ts';
 import type { AuthzDecision } from './pipeline.ts';
 
+/** How many meshes' verdicts on one request {@link AdmittedInfo.by} looks through. */
+const MAX_MESHES = 32;
+
 /** A request's `meshlet` as a mesh admitted it (frozen). */
 export class AdmittedInfo {
   readonly requestPrincipal: string | undefined;
@@ -18,6 +21,12 @@ export class AdmittedInfo {
   readonly peer: PeerIdentity | undefined;
   readonly authz: AuthzDecision | undefined;
   readonly #judge: object;
+  /**
+   * The verdict this one replaced as the request's `meshlet` (another mesh judged the request
+   * first), so that that mesh still finds the request judged by it. A private field: written
+   * after the object is frozen (see {@link AdmittedInfo.replacing}).
+   */
+  #before: AdmittedInfo | undefined;
 
   constructor(judge: object, requestPrincipal: string | undefined, claims: Readonly<Record<string, unknown>> | undefined, peer: PeerIdentity | undefined, authz: AuthzDecision | undefined) {
     this.requestPrincipal = requestPrincipal;
@@ -28,8 +37,30 @@ export class AdmittedInfo {
     Object.freeze(this);
   }
 
-  /** True when `info` is what the mesh `judge` admitted a request with (another mesh's does not count). */
+  /**
+   * Records that `info` takes the place of `previous` as a request's `meshlet`: the mesh whose
+   * verdict `previous` was (and those before it) judged the request already, and do not judge it
+   * again when their middleware comes later (a token they consumed is gone; a rate limit would
+   * count it twice). Set once per verdict.
+   */
+  static replacing(info: object, previous: unknown): void {
+    if (!(#judge in info) || previous === info || info.#before !== undefined) return;
+    if (typeof previous === 'object' && previous !== null && #judge in previous) info.#before = previous;
+  }
+
+  /**
+   * True when the mesh `judge` judged and admitted the request whose `meshlet` is `info` — its
+   * own verdict, or one that a later mesh's replaced (another mesh's alone does not count, nor a
+   * copy: a spread, a clone, an object made from this class's prototype — which `instanceof`
+   * accepts, but which has no private field to read, so the check is on the field).
+   */
   static by(info: unknown, judge: object): boolean {
-    return info instanceof AdmittedInfo && info.#judge === judge;
+    let i = info;
+    // Bounded: one step per mesh that judged the request.
+    for (let n = 0; n < MAX_MESHES && typeof i === 'object' && i !== null && #judge in i; n++) {
+      if (i.#judge === judge) return true;
+      i = i.#before;
+    }
+    return false;
   }
 }

@@ -66,6 +66,26 @@ describe('two meshes on one connection', { skip: skipWithout('openssl') }, () =>
     assert.ok('refused' in rb, `B's STRICT holds on A's server: ${JSON.stringify(rb)}`);
   });
 
+  it("mesh B's STRICT refusal on mesh A's server says it is another mesh's server (not 'a server the mesh did not make: use mesh.createServer')", async () => {
+    const warnings: string[] = [];
+    const a = await mesh('alpha', 'PERMISSIVE');
+    const b = await createMesh({ service: 'beta', namespace: 'foo', config: [peerAuthentication('default', 'istio-system', { mtls: { mode: 'STRICT' } })] as never, logger: { warn: (m: string) => warnings.push(m) } });
+    closers.push(() => b.close());
+    const app = express();
+    app.get('/b', b.express(), (_req, res) => {
+      res.send('b served');
+    });
+    const server = a.createServer(app);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => server.close(r)));
+    const rb = await plainGet((server.address() as AddressInfo).port, '/b');
+    assert.ok('refused' in rb, JSON.stringify(rb));
+    const said = warnings.filter((w) => w.includes('STRICT'));
+    assert.equal(said.length, 1, JSON.stringify(warnings));
+    assert.match(said[0] as string, /workload foo\/beta .*served by another mesh's server/);
+    assert.doesNotMatch(said[0] as string, /did not make/);
+  });
+
   it("mesh B's AuthorizationPolicy applies to a request mesh A's middleware admitted first; B's context carries only what B verified", async () => {
     const ca = makeCa();
     const a = await mesh('alpha', 'PERMISSIVE');

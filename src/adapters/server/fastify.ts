@@ -17,7 +17,7 @@ import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guar
 import { normalizePath, type PathNormalization } from '../../core/path-normalization.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
-import { judgedBy } from './judged.ts';
+import { admitWith, judgedBy } from './judged.ts';
 import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, isProbeRequest, notNormalized, releaseOnClose, releaseOnEnd } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
@@ -250,8 +250,8 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
     refuse(reply, ob, notNormalized(`path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`), x.request.protocol === 'grpc');
     return;
   }
+  admitWith(raw as { meshlet?: unknown }, x.info);
   request.meshlet = x.info;
-  (raw as { meshlet?: unknown }).meshlet = x.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   applyAdmittedHeaders(raw, x.request, absolute || (!x.request.headersChanged && ob?.added === true), ob?.changed);
   if (x.request.path !== x.normalizedPath) {

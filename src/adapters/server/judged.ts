@@ -13,3 +13,9 @@ import { AdmittedInfo } from '../../inbound/admitted-info.ts';
 export function judgedBy(req: { readonly meshlet?: unknown }, owner: object): boolean {
   return AdmittedInfo.by(req.meshlet, owner);
 }
+
+/** Sets `req.meshlet` to what the mesh admitted it with; a verdict of another mesh it replaces still counts for that mesh. */
+export function admitWith(req: { meshlet?: unknown }, info: object): void {
+  AdmittedInfo.replacing(info, req.meshlet);
+  req.meshlet = info;
+}

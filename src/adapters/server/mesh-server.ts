@@ -263,6 +263,11 @@ export class MeshHttpServer extends Server {
     this.#judge = true;
   }
 
+  /** True when `guard` is the one this server judges with (its mesh's; another mesh's protect() wraps it as any server). */
+  judgedWith(guard: object): boolean {
+    return this.#guard === guard;
+  }
+
   /**
    * Stops accepting; connections that have not sent a request yet (first bytes, handshake) are
    * closed at once; answers not started yet, and requests still to come on open HTTP/1

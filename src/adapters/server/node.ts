@@ -20,7 +20,7 @@ import { hasBody } from '../../core/request-body.ts';
 import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
-import { judgedBy } from './judged.ts';
+import { admitWith, judgedBy } from './judged.ts';
 import { acceptedByMesh, downstreamOf, peerOfSocket, plainAddress } from './peer.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
 
@@ -171,7 +171,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
     writeDenial(res, d, j.request.protocol === 'grpc');
     return;
   }
-  req.meshlet = j.info;
+  admitWith(req, j.info);
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true), ob?.changed);
   if (j.responseHeaders !== undefined) addOnHead(res, j.responseHeaders);

@@ -63,6 +63,11 @@ export function markAccepted(socket: Socket, owner: object): void {
   accepted.set(socket, owner);
 }
 
+/** True when some mesh's server accepted `socket` (another mesh's, for a mesh that finds it not accepted by its own). */
+export function acceptedByAnyMesh(socket: Socket): boolean {
+  return accepted.has(socket);
+}
+
 /** True when the mesh `owner`'s server accepted `socket` (and enforced that mesh's PeerAuthentication on it). */
 export function acceptedByMesh(socket: Socket, owner: object): boolean {
   return accepted.get(socket) === owner;

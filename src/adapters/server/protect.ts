@@ -32,12 +32,21 @@ interface EmittingServer {
   listen: unknown;
 }
 
-/** Servers protect() already wrapped: a second call changes nothing. */
-const PROTECTED = new WeakSet<object>();
+/**
+ * The meshes (their inbound guards) whose protect() wrapped each server: a second call by one
+ * mesh changes nothing; another mesh's call wraps it again, so that each judges with its own
+ * policies (several meshes in one process: two workloads' WebSockets on one server).
+ */
+const PROTECTED = new WeakMap<object, WeakSet<object>>();
 
-/** Whether protect() wrapped this server (the middleware's hint about unguarded upgrade listeners is not needed then). */
-export function isProtected(server: unknown): boolean {
-  return typeof server === 'object' && server !== null && (PROTECTED.has(server) || server instanceof MeshHttpServer);
+/**
+ * Whether the mesh `guard` judges what node:http hands any listener of this server: its protect()
+ * wrapped it, or it is one of its own servers (the middleware's hint about unguarded upgrade
+ * listeners is not needed then). Another mesh's protect() or server does not count.
+ */
+export function isProtected(server: unknown, guard: InboundGuard): boolean {
+  if (typeof server !== 'object' || server === null) return false;
+  return PROTECTED.get(server)?.has(guard) === true || (server instanceof MeshHttpServer && server.judgedWith(guard));
 }
 
 /** Wraps `server.emit` so that what node:http hands any listener is judged first; returns the server. */
@@ -46,14 +55,21 @@ export function protectServer<S>(server: S, guard: () => InboundGuard): S {
   if (typeof s !== 'object' || s === null || typeof s.emit !== 'function' || typeof s.listen !== 'function') {
     throw new InvalidArgumentError('mesh.protect(server): a node:http, https or http2 server is required (the one app.listen() returns, http.createServer(app), fastify.server)');
   }
+  const own = guard();
   // The mesh's own servers judge all of this already; the one from mesh.fastifyOptions() leaves
-  // requests to the Fastify plugin's hook until now: from here on it judges them first.
-  if (s instanceof MeshHttpServer) {
+  // requests to the Fastify plugin's hook until now: from here on it judges them first. Another
+  // mesh's server is wrapped as any server is: this mesh judges first, then that one.
+  if (s instanceof MeshHttpServer && s.judgedWith(own)) {
     s.judgeAll();
     return server;
   }
-  if (isProtected(s)) return server;
-  PROTECTED.add(s);
+  if (isProtected(s, own)) return server;
+  let by = PROTECTED.get(s);
+  if (by === undefined) {
+    by = new WeakSet();
+    PROTECTED.set(s, by);
+  }
+  by.add(own);
   const emit = s.emit;
   s.emit = function (this: EmittingServer, event: string | symbol, ...args: unknown[]): boolean {
     switch (event) {
@@ -91,13 +107,13 @@ const UNSEEN_EVENTS = ['upgrade', 'connect', 'checkContinue', 'checkExpectation'
  * once per server when the server a request came through has listeners they cannot guard
  * (`'upgrade'` for WebSockets, …) and is not protected — the fix in the message.
  */
-export function unguardedListenersHint(warn: (message: string) => void): (req: IncomingMessage) => void {
+export function unguardedListenersHint(warn: (message: string) => void, guard: () => InboundGuard): (req: IncomingMessage) => void {
   const seen = new WeakSet<object>();
   return (req) => {
     const server = (req.socket as { server?: { listenerCount?(event: string): number } } | null)?.server;
     if (server === undefined || server === null || seen.has(server)) return;
     seen.add(server);
-    if (isProtected(server) || typeof server.listenerCount !== 'function') return;
+    if (isProtected(server, guard()) || typeof server.listenerCount !== 'function') return;
     const events = UNSEEN_EVENTS.filter((e) => (server.listenerCount?.(e) ?? 0) > 0);
     if (events.length === 0) return;
     warn(

@@ -28,7 +28,7 @@ import { MeshHttpServer } from './mesh-server.ts';
 import { expressMiddleware } from './express.ts';
 import { wrapListener } from './node.ts';
 import { protectServer, unguardedListenersHint } from './protect.ts';
-import { peerChecked, peerOfSocket, rememberPeer } from './peer.ts';
+import { acceptedByAnyMesh, peerChecked, peerOfSocket, rememberPeer } from './peer.ts';
 
 /** A connection let in without a verified peer (plaintext under PERMISSIVE): one answer for all. */
 const NO_PEER = Object.freeze({ peer: undefined });
@@ -64,7 +64,7 @@ export class MeshServers {
   constructor(o: MeshServersOptions, resources: readonly AnyResource[]) {
     this.#o = o;
     const p = o.policies;
-    this.#hint = unguardedListenersHint(p.warn);
+    this.#hint = unguardedListenersHint(p.warn, this.#getGuard);
     this.#policies = new InboundPolicies(p);
     this.#stats = new InboundTlsStats(p.workload, undefined, unixMsOf(o.clock));
     this.#guard = new InboundGuard(this.#pipeline(resources), o.normalization, this.#stats);
@@ -96,10 +96,13 @@ export class MeshServers {
     }
     const port = socket.localPort ?? 0;
     if (peer === undefined && this.#mtls.modeFor(port) === 'STRICT') {
+      const other = acceptedByAnyMesh(socket);
       this.#mtls.warnOnce(
-        `meshlet: PeerAuthentication STRICT applies to port ${port}, served by a server the mesh did not make (app.listen(), http.createServer(mesh.handler(…))): its requests without a verified mesh identity are refused. Serve it with mesh.createServer(app) (Fastify: Fastify({ ...mesh.fastifyOptions() })) to accept mTLS`,
+        other
+          ? `meshlet: PeerAuthentication STRICT of workload ${this.#o.policies.workload.namespace}/${this.#o.policies.workload.workloadName ?? this.#o.policies.workload.service} applies to port ${port}, served by another mesh's server (its mesh.createServer or fastifyOptions()), which verified the callers by that mesh's PeerAuthentication and trust domain: requests without an identity this mesh verifies are refused. Serve this workload's routes on a server of its own mesh to accept mTLS for it`
+          : `meshlet: PeerAuthentication STRICT applies to port ${port}, served by a server the mesh did not make (app.listen(), http.createServer(mesh.handler(…))): its requests without a verified mesh identity are refused. Serve it with mesh.createServer(app) (Fastify: Fastify({ ...mesh.fastifyOptions() })) to accept mTLS`,
       );
-      return { refused: tls ? `STRICT: the TLS connection to port ${port} proves no mesh identity` : `STRICT: a plaintext request on port ${port}, on a server the mesh did not make` };
+      return { refused: tls ? `STRICT: the TLS connection to port ${port} proves no mesh identity` : `STRICT: a plaintext request on port ${port}, on a server ${other ? "of another mesh's" : 'the mesh did not make'}` };
     }
     return peer === undefined ? NO_PEER : { peer };
   }

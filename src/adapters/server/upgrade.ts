@@ -20,7 +20,7 @@ import type { Headers } from '../../core/handler.ts';
 import { callerGone, callerLeft, type ConnectionInfo, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { absoluteForm, applyAdmittedHeaders, headersFromRaw } from './headers.ts';
-import { judgedBy } from './judged.ts';
+import { admitWith, judgedBy } from './judged.ts';
 import { connectionOf, enterContext, first, internalError, type MeshRequest } from './node.ts';
 import { observeUpgrade, type UpgradeObservation } from './observe-upgrade.ts';
 
@@ -135,7 +135,7 @@ function admit(req: MeshRequest, socket: Duplex, j: Judgement, hostChanged: bool
     if (!callerGone(j.denial)) refuseUpgrade(socket, j.denial);
     return;
   }
-  req.meshlet = j.info;
+  admitWith(req, j.info);
   applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true));
   // The app's upgrade handler reads the path the mesh judged (a consumed access_token removed);
   // a CONNECT handler its authority-form target, which has no path.

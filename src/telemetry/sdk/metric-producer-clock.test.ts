@@ -46,6 +46,14 @@ for (const temporality of ['delta', 'cumulative'] as const) {
       const points = await reader.points();
       assert.ok(points.length > 0);
       for (const p of points) assert.ok(ms(p.startTime) <= ms(p.endTime), `start ${ms(p.startTime)} after end ${ms(p.endTime)}`);
+      if (temporality === 'delta') {
+        // The next window starts where the last one ended (no overlap), while the clock is still behind.
+        callEnd.publish(callEndMessage(identity, { durationMs: 5 }));
+        const next = await reader.points();
+        assert.ok(next.length > 0);
+        const lastEnd = Math.max(...points.map((p) => ms(p.endTime)));
+        for (const p of next) assert.ok(ms(p.startTime) >= lastEnd, `window starts at ${ms(p.startTime)}, before the last one's end ${lastEnd}`);
+      }
       if (temporality === 'cumulative') {
         // A cumulative series keeps its start: a new one reads as a counter reset to a collector.
         await new Promise((r) => setTimeout(r, 5));

@@ -111,9 +111,13 @@ export function meshletMetricProducer(options: MeshletMetricProducerOptions = {}
           let start: number;
           if (delta) {
             const prev = reported.get(s);
-            next.set(s, { value: s.value, count, sum: h?.sum ?? 0, counts: h === undefined ? [] : [...h.counts], at: now });
-            if (prev !== undefined && prev.count === count) continue;
             start = prev?.at ?? Math.max(s.startTime, lastCollect ?? s.startTime);
+            // The next window starts where this one ends, never before it: while NTP has stepped
+            // the clock back behind a window's start, the window ends at its start (below), and
+            // the one after it starts there too (a delta window that overlaps the one before reads
+            // as counting the same increments twice).
+            next.set(s, { value: s.value, count, sum: h?.sum ?? 0, counts: h === undefined ? [] : [...h.counts], at: Math.max(start, now) });
+            if (prev !== undefined && prev.count === count) continue;
             value = h === undefined ? s.value - (prev?.value ?? 0) : histogramDelta(h, bounds as readonly number[], prev);
           } else {
             if (count === 0) continue;
