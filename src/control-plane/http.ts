@@ -107,7 +107,7 @@ function reason(e: unknown): string {
 
 /** What a TLS failure means, from its code (OpenSSL's verify codes, Node's host-name check, a server without TLS). */
 function tlsReason(code: string, err: unknown): string | undefined {
-  const fix = 'give the CA that issued the control plane\'s certificate (controlPlaneCa, $MESHLET_CONTROL_PLANE_CA; for --tls auto, its <data-dir>/root-cert.pem)';
+  const fix = "give the CA that issued the control plane's certificate (createMesh's controlPlaneCa, the CLI's --control-plane-ca, or $MESHLET_CONTROL_PLANE_CA; for --tls auto, its <data-dir>/root-cert.pem)";
   switch (code) {
     case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
     case 'UNABLE_TO_GET_ISSUER_CERT':
