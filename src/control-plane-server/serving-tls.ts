@@ -120,6 +120,8 @@ export class ServingTls {
   #timer: Timer | undefined;
   #offCa: (() => void) | undefined;
   #closed = false;
+  /** The files' content last refused (not warned about again). */
+  #refused: string | undefined;
   #issuing: Promise<void> = Promise.resolve();
 
   private constructor(o: ServingTlsOptions, d: Deps, first: ServedCertificate) {
@@ -197,22 +199,23 @@ export class ServingTls {
   #reload(): void {
     const o = this.#o;
     if ('auto' in o || this.#closed) return;
+    let seen = '';
     try {
-      const next = loadServingFiles(o.certFile, o.keyFile, this.#d.now());
-      if (next.certChain !== this.#current.certChain || next.key !== this.#current.key) {
+      seen = readFileSync(o.certFile, 'utf8') + readFileSync(o.keyFile, 'utf8');
+    } catch {
+      // Unreadable for a moment (a replacement in progress), or gone: checked below, once.
+    }
+    if (seen !== this.#current.certChain + this.#current.key && seen !== this.#refused) {
+      try {
+        const next = loadServingFiles(o.certFile, o.keyFile, this.#d.now());
         this.#install(next);
+        this.#refused = undefined;
         this.#d.logger.info?.(`TLS: serving the replaced certificate of ${o.certFile} (valid until ${new Date(next.notAfter).toISOString()})`);
+      } catch (err) {
+        // A bad replacement (or half of one): the current certificate is kept; said once per content.
+        this.#refused = seen;
+        this.#d.logger.warn(`TLS: not serving the changed files (${(err as Error).message}); the certificate loaded before (until ${new Date(this.#current.notAfter).toISOString()}) is served`);
       }
-    } catch (err) {
-      // Half-written files (a replacement in progress) or a bad replacement: the current one is kept.
-      const same = (() => {
-        try {
-          return readFileSync(o.certFile, 'utf8') === this.#current.certChain;
-        } catch {
-          return false;
-        }
-      })();
-      if (!same) this.#d.logger.warn(`TLS: not serving the changed files (${(err as Error).message}); the certificate loaded before (until ${new Date(this.#current.notAfter).toISOString()}) is served`);
     }
     this.#arm();
   }
