@@ -10,8 +10,9 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type CircuitBreaker from 'opossum';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { MeshletError } from '../core/errors.ts';
+import type { TrustBundleEvent } from './protocol.ts';
 
 /** A non-2xx answer from the control plane. */
 export class HttpStatusError extends Error {
@@ -182,12 +183,32 @@ export class ControlPlaneHttp {
   readonly #breakers = new Map<string, CircuitBreaker<Parameters<Action>, unknown>>();
   /** The last failure of a call to each URL (named when its breaker is open). */
   readonly #lastFailure = new Map<string, unknown>();
+  readonly #ca: string | undefined;
+  /** The pushed roots trusted besides `ca`. */
+  #roots = '';
+  #connector: buildConnector.connector;
 
   constructor(o: ControlPlaneHttpOptions) {
     this.#token = o.token;
     this.#timeoutMs = o.callTimeoutMs ?? 5000;
     this.#resetMs = o.breakerResetMs ?? 2000;
-    this.agent = new Agent({ connect: { timeout: this.#timeoutMs, ...(o.ca === undefined ? {} : { ca: o.ca }) }, keepAliveTimeout: 4000 });
+    this.#ca = o.ca;
+    this.#connector = buildConnector({ timeout: this.#timeoutMs, ...(o.ca === undefined ? {} : { ca: o.ca }) });
+    this.agent = new Agent({ connect: (opts, cb) => this.#connector(opts, cb), keepAliveTimeout: 4000 });
+  }
+
+  /**
+   * With a `ca`, new connections also trust the roots of a trust bundle the control plane pushed
+   * (over a connection `ca` verified), as its serving certificate comes from the new root after a
+   * rotation (`meshlet ca rotate`): the mesh keeps reaching it. Returns the bundle.
+   */
+  trust(bundle: TrustBundleEvent): TrustBundleEvent {
+    const roots = bundle.roots.join('');
+    if (this.#ca !== undefined && roots !== this.#roots) {
+      this.#roots = roots;
+      this.#connector = buildConnector({ timeout: this.#timeoutMs, ca: [this.#ca, ...bundle.roots] });
+    }
+    return bundle;
   }
 
   /** Request headers: auth and accept. */

@@ -17,7 +17,7 @@ import { ROOT_CERT_FILE } from '../../../src/control-plane-server/serving-tls.ts
 import { ManualClock } from '../../../src/core/clock.ts';
 import { createMesh, type Mesh } from '../../../src/index.ts';
 import { CertificateAuthority } from '../../../src/security/pki/index.ts';
-import { routeAll, until, waitFor } from '../client-helpers.ts';
+import { routeAll, shortJitter, startTestControlPlane, until, waitFor } from '../client-helpers.ts';
 import { memoryLogger, startTestServer, type TestServer, tempDir } from '../server/helpers.ts';
 
 const opened: { close(): Promise<void> | void }[] = [];
@@ -146,6 +146,24 @@ describe('the control plane over TLS', () => {
     assert.ok(rotated.checkIssued(newRoot) && rotated.verify(newRoot.publicKey), 'issued by the new root');
     await assert.rejects(servedCertificate(t.cp.port, root), /unable to verify|self.signed|unable to get/i, 'the old root alone no longer verifies it');
     assert.deepEqual({ streams: streams(), drops }, { streams: [stream], drops: 0 });
+  });
+
+  it('a mesh given only the old root keeps reaching the control plane after a root rotation: it trusts the roots pushed to it', async () => {
+    const t = await startTestControlPlane({ 'vs.json': [routeAll('reviews', 'reviews', 'reviews-v1')] }, { tls: { auto: true } });
+    opened.push(t);
+    const oldRoot = readFileSync(join(t.dataDir, ROOT_CERT_FILE), 'utf8');
+    const mesh: Mesh = await createMesh({ service: 'productpage', controlPlane: t.cp.url, controlPlaneCa: oldRoot, token: await t.cp.mintToken({ service: 'productpage', namespace: 'default' }), drainMs: 0, logger: quiet, random: shortJitter(7) });
+    opened.push(mesh);
+    await t.cp.ca.rotate({});
+    await until(() => mesh.credentials.current?.trustBundle.split('BEGIN CERTIFICATE').length === 3, 'the pushed bundle with both roots');
+    // Restarted, the control plane serves a certificate of the new root only: new connections must trust it.
+    await t.cp.close();
+    const reconnected = waitFor(mesh, 'connected', () => true, 15_000);
+    await t.restart();
+    await reconnected;
+    const reg = await mesh.register({ ports: { http: 9080 }, address: '10.0.0.8' });
+    opened.push(reg);
+    assert.equal(reg.namespace, 'default');
   });
 
   it("serves a certificate of the operator's PKI (--tls-cert/--tls-key) and re-reads it when replaced", async () => {
