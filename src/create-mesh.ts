@@ -11,6 +11,7 @@ import { systemClock, systemRandom } from './core/clock.ts';
 import { ConfigError, InvalidArgumentError } from './core/errors.ts';
 import { TOKEN_ENV, TOKEN_FILE_ENV } from './control-plane/protocol.ts';
 import { readTokenFile, tokenFileSource } from './control-plane/token-file.ts';
+import { controlPlaneCaFor } from './control-plane/ca-option.ts';
 import { type ConfigAppliedEvent, ControlPlaneSource, controlPlaneUrls } from './control-plane/source.ts';
 import { DEFAULT_LOGGER, Mesh } from './mesh.ts';
 import { FileConfigCaches, loadFileConfig, workloadOf } from './mesh-file-config.ts';
@@ -163,12 +164,20 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
   }
   if (o.token !== undefined && typeof o.token !== 'string') throw new InvalidArgumentError('createMesh: `token` must be a string');
   const token = controlPlaneToken(o);
+  let ca: string | undefined;
+  try {
+    if (o.controlPlaneCa !== undefined && (typeof o.controlPlaneCa !== 'string' || o.controlPlaneCa === '')) throw new Error('`controlPlaneCa` must be PEM text or the path of a PEM file');
+    ca = controlPlaneCaFor(urls, o.controlPlaneCa, '`controlPlaneCa`');
+  } catch (e) {
+    throw new InvalidArgumentError(`createMesh: ${(e as Error).message}`, { cause: e });
+  }
   // The control plane's CA is the default identity of a mesh with a control plane (MeshOptions.identity).
   const credentials = new CredentialHolder();
   const fromCa = (o.identity ?? 'control-plane') === 'control-plane';
   const source = new ControlPlaneSource({
     urls,
     token,
+    ca,
     workload: workloadOf(o),
     rootNamespace: o.rootNamespace,
     locality: o.locality ?? '',

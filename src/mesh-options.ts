@@ -1,10 +1,4 @@
-/**
- * What a mesh is given and what it reports: {@link MeshOptions} for `createMesh`, the events
- * ({@link MeshEvents}), the logger shape and {@link MeshDiagnostics}.
- *
- * @module
- */
-import type { ConfigIssue } from './config/issues.ts';
+
 import type { LocalityLoadBalancerSetting } from './config/types/destination-rule.ts';
 import type { AnalysisMode, ConfigSource } from './config/load-config.ts';
 import type { Clock, Random } from './core/clock.ts';
@@ -13,11 +7,10 @@ import type { PathNormalization } from './core/path-normalization.ts';
 import type { ExtensionProvider, JwtOptions } from './inbound/policies.ts';
 import type { InboundTlsCounts } from './inbound/tls-stats.ts';
 import type { InboundPoolCounters } from './inbound/connection-pool.ts';
-import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
-import type { OutboundEvent } from './outbound/pipeline.ts';
+import type { ConfigOrigin, } from './control-plane/source.ts';
 import type { DnsOptions } from './outbound/dns-target.ts';
 import type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts';
-import type { ConfigError, MeshletError } from './core/errors.ts';
+import type { MeshletError } from './core/errors.ts';
 import type { MetricsOptions } from './telemetry/metrics/options.ts';
 import type { AccessLogOptions } from './telemetry/access-log/config.ts';
 import type { OtelExportStats } from './telemetry/access-log/otel-exporter.ts';
@@ -68,6 +61,14 @@ export interface MeshOptions {
    * (replicas, tried in turn). See docs/control-plane-client.md.
    */
   readonly controlPlane?: string | readonly string[] | undefined;
+  /**
+   * The CA certificate(s) that verify an `https://` control plane's certificate: PEM text, or the
+   * path of a PEM file (for a `meshlet control-plane --tls auto`, its `<data-dir>/root-cert.pem`),
+   * as istio-agent verifies istiod with the mesh's root cert. Used for every call (watch,
+   * registration, certificates, ACKs, reports); a certificate it does not verify fails the call.
+   * @defaultValue process.env.MESHLET_CONTROL_PLANE_CA, else the system's CAs
+   */
+  readonly controlPlaneCa?: string | undefined;
   /** Bearer token for the control plane (`meshlet token`). @defaultValue process.env.MESHLET_TOKEN */
   readonly token?: string | undefined;
   /**
@@ -235,6 +236,7 @@ export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
   'workloadName',
   'config',
   'controlPlane',
+  'controlPlaneCa',
   'token',
   'tokenFile',
   'cacheDir',
@@ -351,49 +353,4 @@ export interface MeshLogger {
  */
 export type MeshConfigInput = string | Readonly<Record<string, unknown>>;
 
-/**
- * Event `rejected`: new config was refused; the last good config keeps serving. The same event in both modes.
- * @category Mesh
- */
-export interface RejectedEvent {
-  readonly issues: readonly ConfigIssue[];
-  readonly error: ConfigError;
-}
-
-/**
- * Event `watch`: a watched config path can no longer be watched (its directory was deleted or
- * moved away; the last good config keeps serving, and the path is watched for its return), or
- * is watched again (it came back, or another directory took its place; it is reloaded).
- * @category Mesh
- */
-export interface WatchStateEvent {
-  /** The config path as given to `createMesh`. */
-  readonly path: string;
-  readonly watching: boolean;
-  readonly message: string;
-}
-
-/**
- * The events of a mesh, with their payloads. The names are the same in embedded and
- * control-plane mode.
- *
- * - `config`: a config is in use — at start (emitted on the next turn, so a listener added
- *   right after `await createMesh(...)` sees it), after each applied change, and (control-plane
- *   mode) when endpoints changed. Carries the version, where it came from, and its findings.
- * - `rejected`: a change was refused (schema errors, or findings under `analysis: 'blocking'`).
- * - `watch`: a watched config directory was lost (deleted, moved away) or is watched again
- *   (embedded mode only).
- * - `connected` / `disconnected`: the control-plane watch stream came up / went down
- *   (control-plane mode only).
- * - `ejected` / `returned`: outlier detection ejected an endpoint / let it back in.
- * @category Mesh
- */
-export interface MeshEvents {
-  config: [ConfigAppliedEvent];
-  rejected: [RejectedEvent];
-  watch: [WatchStateEvent];
-  connected: [ConnectedEvent];
-  disconnected: [DisconnectedEvent];
-  ejected: [OutboundEvent];
-  returned: [OutboundEvent];
-}
+export type { MeshEvents, RejectedEvent, WatchStateEvent } from './mesh-events.ts';

@@ -5,9 +5,10 @@
  *
  * @module
  */
-import { errors, request } from 'undici';
+import { Agent, errors, request } from 'undici';
+import { CONTROL_PLANE_CA_ENV, controlPlaneCaFor } from '../control-plane/ca-option.ts';
 import { parseDuration } from '../config/duration.ts';
-import { closedMidAnswer, statusError } from '../control-plane/http.ts';
+import { closedMidAnswer, describeFailure, statusError } from '../control-plane/http.ts';
 import { DEFAULT_PORT, TOKEN_ENV } from '../control-plane/protocol.ts';
 import { MeshletError } from '../core/errors.ts';
 import { UsageError } from './args.ts';
@@ -21,6 +22,7 @@ export const CLIENT_OPTIONS = {
   'control-plane': { type: 'string' },
   token: { type: 'string' },
   timeout: { type: 'string' },
+  'control-plane-ca': { type: 'string' },
 } as const;
 
 /** How long a control plane has to answer (its response headers, then each part of the body), by default. */
@@ -29,6 +31,9 @@ export const DEFAULT_TIMEOUT_MS = 15_000;
 /** Help lines for {@link CLIENT_OPTIONS}. */
 export const CLIENT_HELP = `      --control-plane <url[,url]>  control plane(s) (default: $${CONTROL_PLANE_ENV} or http://127.0.0.1:${DEFAULT_PORT})
       --token <token>              bearer token (default: $${TOKEN_ENV})
+      --control-plane-ca <file>    CA certificate(s) that verify an https:// control plane; for
+                                   --tls auto, its <data-dir>/root-cert.pem (default:
+                                   $${CONTROL_PLANE_CA_ENV}, else the system's CAs)
       --timeout <duration>         how long a control plane has to answer, e.g. 5s (default 15s)`;
 
 /** Where and as whom a command talks to the control plane. */
@@ -39,10 +44,12 @@ export interface ClientTarget {
   readonly timeoutMs: number;
   /** Where the token came from (`--token`, `$MESHLET_TOKEN`), for a refusal to say; undefined without one. */
   readonly tokenFrom?: string | undefined;
+  /** PEM: the CA that verifies `https://` control planes; undefined for the system's CAs. */
+  readonly ca?: string | undefined;
 }
 
 /** Reads `--control-plane` and `--token`, falling back to the environment. */
-export function clientTarget(values: { 'control-plane'?: string; token?: string; timeout?: string }): ClientTarget {
+export function clientTarget(values: { 'control-plane'?: string; token?: string; timeout?: string; 'control-plane-ca'?: string }): ClientTarget {
   const text = values['control-plane'] ?? process.env[CONTROL_PLANE_ENV] ?? `http://127.0.0.1:${DEFAULT_PORT}`;
   const urls = text
     .split(',')
@@ -61,10 +68,27 @@ export function clientTarget(values: { 'control-plane'?: string; token?: string;
     timeoutMs = ms;
   }
   const tokenFrom = token === undefined || token === '' ? undefined : values.token !== undefined ? '--token' : `$${TOKEN_ENV}`;
-  return { urls, token: token === '' ? undefined : token, timeoutMs, tokenFrom };
+  let ca: string | undefined;
+  try {
+    ca = controlPlaneCaFor(urls, values['control-plane-ca'], '--control-plane-ca');
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return { urls, token: token === '' ? undefined : token, timeoutMs, tokenFrom, ca };
 }
 
 const unreachable = new WeakSet<object>();
+
+/** One agent per CA (a command uses one), verifying `https://` control planes with it. */
+const agents = new Map<string, Agent>();
+function agentFor(ca: string): Agent {
+  let a = agents.get(ca);
+  if (a === undefined) {
+    a = new Agent({ connect: { ca } });
+    agents.set(ca, a);
+  }
+  return a;
+}
 
 /** Whether an error from {@link callOne} means the control plane could not be reached (not that it refused). */
 export function isUnreachable(err: unknown): boolean {
@@ -84,7 +108,7 @@ function unreachableError(url: string, err: unknown, timeoutMs: number): Meshlet
     ? `the control plane at ${url} accepted the connection but did not answer within ${timeoutMs / 1000} s (--timeout): is a meshlet control plane listening there, and is it overloaded?`
     : closedMidAnswer(err)
       ? `the control plane at ${url} closed the connection before it answered (it stopped, restarted or was killed?)${typeof code === 'string' ? ` (${code})` : ''}`
-      : `cannot reach the control plane at ${url}: ${(err as Error).message}`;
+      : `cannot reach the control plane at ${url}: ${describeFailure(url, err).slice(`control plane ${url}: `.length)}`;
   const e = new MeshletError('MESHLET_ERR_CONTROL_PLANE', message, { cause: err });
   unreachable.add(e);
   return e;
@@ -115,13 +139,14 @@ export async function callOne(
   contentType = 'application/json',
   timeoutMs = DEFAULT_TIMEOUT_MS,
   tokenFrom: string | undefined = token === undefined ? undefined : 'the command',
+  ca?: string,
 ): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = contentType;
   let res: Awaited<ReturnType<typeof request>>;
   try {
-    res = await request(`${url}${path}`, { method: method as 'GET', headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    res = await request(`${url}${path}`, { method: method as 'GET', headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, ...(ca === undefined ? {} : { dispatcher: agentFor(ca) }) });
   } catch (err) {
     throw unreachableError(url, err, timeoutMs);
   }
@@ -143,7 +168,7 @@ export async function call(target: ClientTarget, method: string, path: string, b
   let last: unknown;
   for (const url of target.urls) {
     try {
-      return await callOne(url, target.token, method, path, body, contentType, target.timeoutMs, target.tokenFrom);
+      return await callOne(url, target.token, method, path, body, contentType, target.timeoutMs, target.tokenFrom, target.ca);
     } catch (err) {
       last = err;
       if (!isUnreachable(err)) throw err;

@@ -7,13 +7,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { AnalysisMode } from '../config/load-config.ts';
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_PORT, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, type StatusDocument } from '../control-plane/protocol.ts';
+import { type Clock, systemClock, unixMsOf } from '../core/clock.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
-import { AddressPolicy, type AddressPolicyOptions, loopbackByDefault } from './address-policy.ts';
+import { AddressPolicy, type AddressPolicyOptions, isLoopbackHost, loopbackByDefault } from './address-policy.ts';
 import { type MintOptions, TokenAuthority, type TokenSubject } from './auth.ts';
 import { ControlPlaneCa, checkTrustDomain, DEFAULT_TRUST_DOMAIN } from './ca/authority.ts';
 import type { ProvidedCaFiles } from './ca/provided.ts';
@@ -28,6 +30,7 @@ import { REGISTRATIONS_FILE } from './registry-file.ts';
 import { agreeOnSettings } from './replica-settings.ts';
 import { ControlPlaneMetrics } from './metrics/control-plane-metrics.ts';
 import { createRequestHandler, serveMetrics, statusDocument } from './routes.ts';
+import { type ServedCertificate, ServingTls, type ServingTlsOptions, writeRootCert } from './serving-tls.ts';
 import { StatusBoard } from './status.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from './store.ts';
 
@@ -81,12 +84,18 @@ export interface ControlPlaneOptions {
   readonly maxBodyBytes?: number;
   /** Where the server logs. @defaultValue stderr */
   readonly logger?: ServerLogger;
+  /** Serve the API over TLS (istiod's 15012): a certificate of your PKI, or one from the control plane's CA (serving-tls.ts). @defaultValue plain HTTP */
+  readonly tls?: ServingTlsOptions;
+  /** Timers and wall-clock time of the CA and the serving certificate (tests: `ManualClock`). @defaultValue the system clock */
+  readonly clock?: Clock;
 }
 
 /** A running control plane. */
 export interface ControlPlane {
-  /** `http://host:port` (a wildcard host is given as 127.0.0.1). */
+  /** `http://host:port`, or `https://` with TLS (a wildcard host is given as 127.0.0.1). */
   readonly url: string;
+  /** The TLS certificate served now (without its key); undefined over plain HTTP. */
+  readonly servingCertificate: Omit<ServedCertificate, 'key'> | undefined;
   /** The address it listens on, as given: '0.0.0.0' or '::' is every interface. */
   readonly host: string;
   readonly port: number;
@@ -135,6 +144,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     throw new InvalidArgumentError(`startControlPlane: heartbeatMs must be ${MIN_HEARTBEAT_MS}..${MAX_HEARTBEAT_MS} (clients clamp it into that range), got ${heartbeatMs}`);
   }
   const host = options.host ?? (options.insecure === true ? '127.0.0.1' : '0.0.0.0');
+  const clock = options.clock ?? systemClock;
+  const now = unixMsOf(clock);
   const serverId = options.serverId ?? `${hostname()}-${randomBytes(2).toString('hex')}`;
   const limits = resolveLimits(options.limits);
   const addressPolicy = new AddressPolicy({
@@ -154,12 +165,24 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await agreeOnSettings(options.shared, { trustDomain, rootNamespace: options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE });
     auth = await TokenAuthority.open(options.dataDir, options.shared, { logger });
     const opened = auth;
-    ca = await ControlPlaneCa.open({ dataDir: options.dataDir, shared: options.shared, trustDomain: options.trustDomain, certTtlMs: options.certTtlMs, provided: options.ca, logger }).catch(async (err: unknown) => {
+    ca = await ControlPlaneCa.open({ dataDir: options.dataDir, shared: options.shared, trustDomain: options.trustDomain, certTtlMs: options.certTtlMs, provided: options.ca, logger, clock, now }).catch(async (err: unknown) => {
       await opened.close();
       throw err;
     });
   } catch (err) {
     if (ownStore) await store.close();
+    throw err;
+  }
+  let tls: ServingTls | undefined;
+  try {
+    // The trust bundle as a file to give clients (Istio's root-cert.pem), rewritten on every change.
+    await writeRootCert(options.dataDir, ca);
+    ca.onChange(() => void writeRootCert(options.dataDir, ca).catch((err: unknown) => logger.warn(`cannot write ${join(options.dataDir, 'root-cert.pem')}: ${(err as Error).message}`)));
+    if (options.tls !== undefined) tls = await ServingTls.open(options.tls, { ca, clock, now, host, logger });
+  } catch (err) {
+    if (ownStore) await store.close();
+    await ca.close();
+    await auth.close();
     throw err;
   }
   const ownRegistry = options.registry === undefined;
@@ -168,6 +191,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await registry.start();
   } catch (err) {
     if (ownStore) await store.close();
+    await tls?.close();
     await ca.close();
     await auth.close();
     throw err;
@@ -207,7 +231,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     limits,
     metrics,
   };
-  const server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_MS }, createRequestHandler(ctx));
+  const serverOptions = { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_MS };
+  const server = tls === undefined ? createServer(serverOptions, createRequestHandler(ctx)) : createHttpsServer({ ...serverOptions, ...tls.secureOptions }, createRequestHandler(ctx));
+  if (tls !== undefined) tls.attach(server as ReturnType<typeof createHttpsServer>);
   const monitoring =
     monitoringPort === undefined
       ? undefined
@@ -219,6 +245,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         });
   const closeOwned = async () => {
     hub.close();
+    await tls?.close();
     await ca.close();
     await auth.close();
     if (ownRegistry) await registry.close();
@@ -252,10 +279,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger.warn(
       `*** INSECURE MODE: requests without a token are accepted; anyone who can reach this port can read config, register workloads and change config.${isWildcard(host) ? ` It listens on every interface (${host}): other machines can reach it.` : ''} Never use --insecure outside a test machine. ***`,
     );
+  } else if (tls === undefined && !isLoopbackHost(host)) {
+    logger.warn(
+      `plain HTTP on ${isWildcard(host) ? `every interface (${host})` : host}: tokens, pushed config and workload certificates cross the network unencrypted; anyone on the path can steal a token (register endpoints, read config) or change config in flight. Serve TLS (--tls auto, or --tls-cert/--tls-key), or listen on loopback behind a TLS proxy.`,
+    );
   }
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${urlHost(host)}:${bound}`,
+    url: `${tls === undefined ? 'http' : 'https'}://${urlHost(host)}:${bound}`,
+    get servingCertificate() {
+      if (tls === undefined) return undefined;
+      const { key: _k, ...rest } = tls.current;
+      return rest;
+    },
     host,
     port: bound,
     monitoringUrl: monitoring === undefined ? undefined : `http://${urlHost(host)}:${(monitoring.address() as AddressInfo).port}`,

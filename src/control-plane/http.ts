@@ -10,8 +10,9 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type CircuitBreaker from 'opossum';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { MeshletError } from '../core/errors.ts';
+import type { TrustBundleEvent } from './protocol.ts';
 
 /** A non-2xx answer from the control plane. */
 export class HttpStatusError extends Error {
@@ -96,11 +97,40 @@ function reason(e: unknown): string {
     return `not called: circuit breaker open after repeated failures${last === undefined ? '' : ` (the last: ${reason(last)})`}`;
   }
   if (code === 'ENOTFOUND') return `host not found (ENOTFOUND)`;
+  const tls = typeof code === 'string' ? tlsReason(code, err) : undefined;
+  if (tls !== undefined) return tls;
   // undici's words for a peer that went away mid-response ("Response does not match the HTTP/1.1
   // protocol (Invalid EOF state)"): a control plane that was killed or restarted.
   if (closedMidAnswer(err)) return `the control plane closed the connection before its answer was complete (it stopped or restarted?)${typeof code === 'string' ? ` (${code})` : ''}`;
   const msg = err instanceof Error ? err.message : String(err);
   return typeof code === 'string' && !msg.includes(code) ? `${msg} (${code})` : msg;
+}
+
+/** What a TLS failure means, from its code (OpenSSL's verify codes, Node's host-name check, a server without TLS). */
+function tlsReason(code: string, err: unknown): string | undefined {
+  const fix = "give the CA that issued the control plane's certificate (createMesh's controlPlaneCa, the CLI's --control-plane-ca, or $MESHLET_CONTROL_PLANE_CA; for --tls auto, its <data-dir>/root-cert.pem)";
+  switch (code) {
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_SIGNATURE_FAILURE':
+      return `TLS: the server's certificate is not signed by a trusted CA; ${fix} (${code})`;
+    case 'CERT_HAS_EXPIRED':
+      return `TLS: the server's certificate has expired (${code})`;
+    case 'CERT_NOT_YET_VALID':
+      return `TLS: the server's certificate is not valid yet (is a clock wrong?) (${code})`;
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return `TLS: the server's certificate is not for this host: ${(err as Error).message.replace(/^Hostname\/IP does not match certificate's altnames: /, '')} (--tls-san names more) (${code})`;
+    case 'EPROTO':
+      if (!(err as Error).message.includes('wrong version number')) break;
+      return `TLS: the server does not speak TLS (a plain http:// control plane?) (${code})`;
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+      return `TLS: the server does not speak TLS (a plain http:// control plane?) (${code})`;
+  }
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /CERT/.test(code)) return `TLS: ${(err as Error).message} (${code})`;
+  return undefined;
 }
 
 /**
@@ -134,6 +164,8 @@ export interface ControlPlaneHttpOptions {
   readonly callTimeoutMs?: number;
   /** How long an open breaker waits before letting one trial call through (half-open). @defaultValue 2000 */
   readonly breakerResetMs?: number;
+  /** PEM: the CA certificate(s) that verify an `https://` control plane. @defaultValue the system's CAs */
+  readonly ca?: string | undefined;
 }
 
 type Action = (url: string, req: CallRequest) => Promise<unknown>;
@@ -151,12 +183,32 @@ export class ControlPlaneHttp {
   readonly #breakers = new Map<string, CircuitBreaker<Parameters<Action>, unknown>>();
   /** The last failure of a call to each URL (named when its breaker is open). */
   readonly #lastFailure = new Map<string, unknown>();
+  readonly #ca: string | undefined;
+  /** The pushed roots trusted besides `ca`. */
+  #roots = '';
+  #connector: buildConnector.connector;
 
   constructor(o: ControlPlaneHttpOptions) {
     this.#token = o.token;
     this.#timeoutMs = o.callTimeoutMs ?? 5000;
     this.#resetMs = o.breakerResetMs ?? 2000;
-    this.agent = new Agent({ connect: { timeout: this.#timeoutMs }, keepAliveTimeout: 4000 });
+    this.#ca = o.ca;
+    this.#connector = buildConnector({ timeout: this.#timeoutMs, ...(o.ca === undefined ? {} : { ca: o.ca }) });
+    this.agent = new Agent({ connect: (opts, cb) => this.#connector(opts, cb), keepAliveTimeout: 4000 });
+  }
+
+  /**
+   * With a `ca`, new connections also trust the roots of a trust bundle the control plane pushed
+   * (over a connection `ca` verified), as its serving certificate comes from the new root after a
+   * rotation (`meshlet ca rotate`): the mesh keeps reaching it. Returns the bundle.
+   */
+  trust(bundle: TrustBundleEvent): TrustBundleEvent {
+    const roots = bundle.roots.join('');
+    if (this.#ca !== undefined && roots !== this.#roots) {
+      this.#roots = roots;
+      this.#connector = buildConnector({ timeout: this.#timeoutMs, ca: [this.#ca, ...bundle.roots] });
+    }
+    return bundle;
   }
 
   /** Request headers: auth and accept. */

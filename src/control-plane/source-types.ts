@@ -23,6 +23,8 @@ export type ConfigOrigin = 'control-plane' | 'cache' | 'none';
 export interface ControlPlaneSourceOptions {
   /** Control-plane base URLs (`http://host:port`), tried in turn. */
   readonly urls: readonly string[];
+  /** PEM: the CA that verifies an `https://` control plane. @defaultValue the system's CAs */
+  readonly ca?: string | undefined;
   /** The bearer token, or a function that reads it for each request (`tokenFile`). */
   readonly token: string | (() => string) | undefined;
   readonly workload: Required<WorkloadInfo>;

@@ -65,7 +65,7 @@ export class ControlPlaneSource {
   constructor(o: ControlPlaneSourceOptions) {
     this.#o = o;
     this.#authWarning = new RepeatedWarning(o.clock, (m) => o.logger.warn(m));
-    this.#http = new ControlPlaneHttp({ token: o.token });
+    this.#http = new ControlPlaneHttp({ token: o.token, ca: o.ca });
     const rotation = new UrlRotation(o.urls, o.random, o.backoff);
     this.#cache = o.cacheDir === undefined ? undefined : new SnapshotCache(o.cacheDir, o.workload.namespace, o.workload.service, (m) => o.logger.warn(m));
     this.#watch = new Watch({

@@ -290,6 +290,7 @@ export class Watch {
       this.#o.onWarning?.(`control plane ${url}: ignoring a malformed trust-bundle event: ${(err as Error).message}`);
       return;
     }
+    this.#o.http.trust(body); // new connections to the control plane trust its roots too (a rotation)
     this.#o.listener.trustBundle?.(body, url);
   }
 

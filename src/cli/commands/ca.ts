@@ -59,6 +59,9 @@ With --control-plane, the subcommands act on the control plane's CA (docs/contro
 Options:
       --control-plane <url[,url]>  the control plane (default: $MESHLET_CONTROL_PLANE)
       --token <token>            an admin token; show also takes a viewer token (default: $MESHLET_TOKEN)
+      --control-plane-ca <file>  the CA that verifies an https:// control plane (its
+                                 <data-dir>/root-cert.pem for --tls auto; default:
+                                 $MESHLET_CONTROL_PLANE_CA, else the system's CAs)
       --ca-cert, --ca-key, --ca-root <file>
                                  rotate --control-plane: the CA to sign with from now on
       --trust-domain <td>        init: the trust domain (default: cluster.local)
@@ -282,9 +285,9 @@ export async function caCommand(argv: string[]): Promise<number> {
   const [sub, dir, ...extra] = positionals;
   if (sub === undefined) throw new UsageError(`meshlet ca: give a subcommand (${SUBCOMMANDS.join(', ')}); run 'meshlet ca --help'`);
   if (!(SUBCOMMANDS as readonly string[]).includes(sub)) throw new UsageError(`meshlet ca: unknown subcommand "${sub}" (${SUBCOMMANDS.join(', ')})`);
-  const { 'control-plane': cp, token, 'ca-cert': caCert, 'ca-key': caKey, 'ca-root': caRoot, overlap, ...dirValues } = values;
+  const { 'control-plane': cp, token, 'control-plane-ca': cpCa, 'ca-cert': caCert, 'ca-key': caKey, 'ca-root': caRoot, overlap, ...dirValues } = values;
   if (cp !== undefined) return controlPlaneCa(sub as Subcommand, positionals.slice(1), values, format);
-  for (const [flag, v] of [['--token', token], ['--ca-cert', caCert], ['--ca-key', caKey], ['--ca-root', caRoot], ['--overlap', overlap]] as const) {
+  for (const [flag, v] of [['--token', token], ['--control-plane-ca', cpCa], ['--ca-cert', caCert], ['--ca-key', caKey], ['--ca-root', caRoot], ['--overlap', overlap]] as const) {
     if (v !== undefined) throw new UsageError(`meshlet ca ${sub}: ${flag} goes with --control-plane`);
   }
   if (dir === undefined) {
@@ -310,7 +313,7 @@ async function controlPlaneCa(sub: Subcommand, args: string[], values: Values & 
   for (const k of ['trust-domain', 'ttl', 'key', 'namespace', 'service-account', 'out', 'finalize', 'ca-cert', 'ca-key', 'ca-root', 'overlap']) {
     if (values[k] !== undefined && !allowed[sub].includes(k)) throw new UsageError(`meshlet ca ${sub} --control-plane: --${k} does not apply`);
   }
-  const target = clientTarget(values as { 'control-plane'?: string; token?: string });
+  const target = clientTarget(values as { 'control-plane'?: string; token?: string; 'control-plane-ca'?: string });
   const { caOnControlPlane } = await import('./ca-control-plane.ts');
   return caOnControlPlane(
     sub,

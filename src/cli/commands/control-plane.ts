@@ -5,6 +5,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../../config/duration.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
@@ -15,6 +16,7 @@ import { MIN_CERT_TTL_MS } from '../../control-plane-server/ca/authority.ts';
 import type { EtcdTlsOptions } from '../../control-plane-server/etcd/client.ts';
 import { stderrLogger } from '../../control-plane-server/logger.ts';
 import { isWildcard, startControlPlane } from '../../control-plane-server/server.ts';
+import type { ServingTlsOptions } from '../../control-plane-server/serving-tls.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from '../../control-plane-server/store.ts';
 import { out, UsageError } from '../args.ts';
 import { readMeshConfigFile } from '../mesh-config-file.ts';
@@ -55,6 +57,16 @@ Options:
       --no-analyze              the same as --analysis off
       --insecure                accept requests without a token (test machines only!); listens
                                 on 127.0.0.1 unless --host is given
+
+TLS (istiod's port 15012; default: plain HTTP, with a warning when listening beyond loopback):
+      --tls auto                serve TLS with a certificate from this control plane's CA, for
+                                localhost, 127.0.0.1, ::1, the host's name, the --host address
+                                (every interface's address for 0.0.0.0) and each --tls-san;
+                                renewed at half its 30-day life and when the CA's roots change.
+                                Clients verify it with <data-dir>/root-cert.pem
+      --tls-san <name|ip>       another DNS name or IP address for --tls auto (repeatable)
+      --tls-cert <file>         serve TLS with this certificate (and its chain) of your PKI ...
+      --tls-key <file>          ... and its key; both re-read every minute (cert-manager renewals)
 
 Workload certificates (docs/control-plane.md; a root is generated at first start unless given):
       --trust-domain <td>       SPIFFE trust domain of the identities (default cluster.local)
@@ -118,6 +130,19 @@ function certTtl(text: string | undefined): number | undefined {
   return ms;
 }
 
+/** `--tls auto [--tls-san …]`, `--tls-cert`/`--tls-key`, or none (plain HTTP). */
+function servingTls(v: { tls?: string | undefined; 'tls-san'?: string[] | undefined; 'tls-cert'?: string | undefined; 'tls-key'?: string | undefined }): ServingTlsOptions | undefined {
+  if (v.tls !== undefined && v.tls !== 'auto' && v.tls !== 'off') throw new UsageError(`--tls: expected auto (a certificate from this control plane's CA) or off, got "${v.tls}"; a certificate of your own goes in --tls-cert and --tls-key`);
+  const files = v['tls-cert'] !== undefined || v['tls-key'] !== undefined;
+  if (files && (v['tls-cert'] === undefined || v['tls-key'] === undefined)) throw new UsageError('meshlet control-plane: give --tls-cert and --tls-key together');
+  if (files && v.tls !== undefined) throw new UsageError(`meshlet control-plane: --tls ${v.tls} contradicts --tls-cert/--tls-key (they serve your certificate; --tls auto issues one)`);
+  if (v['tls-san'] !== undefined && v.tls !== 'auto') throw new UsageError('meshlet control-plane: --tls-san names what a --tls auto certificate is for; give --tls auto (a --tls-cert names its own)');
+  for (const n of v['tls-san'] ?? []) if (!(isIP(n) !== 0 || /^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.?$/i.test(n))) throw new UsageError(`--tls-san: "${n}" is neither a DNS name nor an IP address`);
+  if (files) return { certFile: v['tls-cert']!, keyFile: v['tls-key']! };
+  if (v.tls === 'auto') return { auto: true, sans: v['tls-san'] ?? [] };
+  return undefined;
+}
+
 function analysisMode(value: string | undefined, noAnalyze: boolean): AnalysisMode {
   if (value === undefined) return noAnalyze ? 'off' : 'advisory';
   if (!(ANALYSIS_MODES as readonly string[]).includes(value)) throw new UsageError(`--analysis: expected ${ANALYSIS_MODES.join(', ')}, got "${value}"`);
@@ -145,6 +170,10 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       'no-analyze': { type: 'boolean' },
       analysis: { type: 'string' },
       insecure: { type: 'boolean' },
+      tls: { type: 'string' },
+      'tls-san': { type: 'string', multiple: true },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
       'registration-cidrs': { type: 'string' },
       'registration-loopback': { type: 'boolean' },
       'registration-hostnames': { type: 'boolean' },
@@ -190,6 +219,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
     values['ca-cert'] === undefined
       ? undefined
       : { certFile: values['ca-cert'], keyFile: values['ca-key']!, ...(values['ca-chain'] === undefined ? {} : { chainFile: values['ca-chain'] }), ...(values['ca-root'] === undefined ? {} : { rootFile: values['ca-root'] }) };
+  const tls = servingTls(values);
   const cidrs = values['registration-cidrs']
     ?.split(',')
     .map((c) => c.trim())
@@ -245,6 +275,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       trustDomain: values['trust-domain'] ?? fromMesh.trustDomain,
       certTtlMs,
       ca,
+      tls,
     });
   } catch (err) {
     await closeEtcd();
@@ -252,7 +283,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   }
   const status = cp.status();
   // What is bound: a wildcard host is every interface, and cp.url (127.0.0.1) reaches it from this host.
-  const bound = isWildcard(cp.host) ? `http://${cp.host.includes(':') ? `[${cp.host}]` : cp.host}:${cp.port} (all interfaces; this host: ${cp.url})` : cp.url;
+  const bound = isWildcard(cp.host) ? `${new URL(cp.url).protocol}//${cp.host.includes(':') ? `[${cp.host}]` : cp.host}:${cp.port} (all interfaces; this host: ${cp.url})` : cp.url;
   out(`meshlet control-plane listening on ${bound} (config version ${status.configVersion}, source ${status.source.kind}:${status.source.location})`);
   if (cp.monitoringUrl !== undefined) out(`meshlet control-plane metrics on ${cp.monitoringUrl}/metrics`);
   return new Promise<number>((resolve) => {

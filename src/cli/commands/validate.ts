@@ -41,6 +41,8 @@ ${OUTPUT_HELP}
       --control-plane <url[,url]>  analyse with what this control plane serves (needs an admin or
                                    viewer token: --token, default $MESHLET_TOKEN; --timeout, default 15s)
       --token <token>, --timeout <duration>
+      --control-plane-ca <file>    the CA that verifies an https:// control plane
+                                   (default: $MESHLET_CONTROL_PLANE_CA, else the system's CAs)
 `;
 
 function line(i: ConfigIssue): string {

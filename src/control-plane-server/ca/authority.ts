@@ -19,7 +19,7 @@ import { type Clock, systemClock, type Timer } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { writeFileAtomic } from '../../core/write-file-atomic.ts';
 import { spiffeUri } from '../../security/identity/spiffe.ts';
-import { CertificateAuthority } from '../../security/pki/index.ts';
+import { CertificateAuthority, type IssuedServingCertificate } from '../../security/pki/index.ts';
 import { ControlPlaneError } from '../errors.ts';
 import type { ServerLogger } from '../logger.ts';
 import type { SharedValues, SharedWatch } from '../store.ts';
@@ -155,7 +155,7 @@ export class ControlPlaneCa {
     return ca;
   }
 
-  /** The trust domain of the SPIFFE IDs it issues. */
+  /** Its trust domain (SPIFFE IDs). */
   get trustDomain(): string {
     return this.#trustDomain;
   }
@@ -226,6 +226,11 @@ export class ControlPlaneCa {
       notBefore: signed.notBefore,
       notAfter: signed.notAfter,
     };
+  }
+
+  /** The control plane's own TLS serving certificate (serving-tls.ts), from the signer in use. */
+  issueServing(names: readonly string[], ttlMs: number): Promise<IssuedServingCertificate> {
+    return this.#signer.issueServing({ names, ttlMs, now: this.#now() });
   }
 
   /**
@@ -332,10 +337,8 @@ export class ControlPlaneCa {
     this.#finalizeTimer = undefined;
     const at = this.#state.finalizeAt;
     if (at === undefined || !this.rotating || this.#closed) return;
-    const clock = this.#o.clock ?? systemClock;
-    const wait = at - this.#now();
-    // setTimeout cannot wait longer than 2^31-1 ms: step.
-    this.#finalizeTimer = clock.setTimer(
+    const wait = at - this.#now(); // a timer cannot wait longer than 2^31-1 ms: step
+    this.#finalizeTimer = (this.#o.clock ?? systemClock).setTimer(
       () => {
         if (this.#now() < at) return this.#armFinalize();
         const generation = this.#state.generation;

@@ -96,6 +96,16 @@ export function uriSan(uris: readonly string[]): asn1js.Sequence {
   });
 }
 
+/** `SubjectAltName` of DNS names (GeneralName `[2] IA5String`) and IP addresses (`[7] OCTET STRING`: 4 or 16 bytes). */
+export function serverSan(dnsNames: readonly string[], ipAddresses: readonly Uint8Array[]): asn1js.Sequence {
+  return new asn1js.Sequence({
+    value: [
+      ...dnsNames.map((d) => new asn1js.Primitive({ idBlock: { tagClass: CONTEXT, tagNumber: 2 }, valueHex: Buffer.from(d, 'ascii') })),
+      ...ipAddresses.map((ip) => new asn1js.Primitive({ idBlock: { tagClass: CONTEXT, tagNumber: 7 }, valueHex: ip })),
+    ],
+  });
+}
+
 /** `AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING }`. */
 export function authorityKeyIdentifier(keyId: Uint8Array): asn1js.Sequence {
   return new asn1js.Sequence({ value: [new asn1js.Primitive({ idBlock: { tagClass: CONTEXT, tagNumber: 0 }, valueHex: keyId })] });

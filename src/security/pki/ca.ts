@@ -8,7 +8,8 @@
  * @module
  */
 import { createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
-import { asn1js, authorityKeyIdentifier, basicConstraints, embed, extension, extKeyUsage, keyIdentifier, keyUsageBits, name, uriSan } from './asn1.ts';
+import { isIPv4, isIPv6 } from 'node:net';
+import { asn1js, authorityKeyIdentifier, basicConstraints, embed, extension, extKeyUsage, keyIdentifier, keyUsageBits, name, serverSan, uriSan } from './asn1.ts';
 import { issuerParts, parseCertificate, signCertificate } from './certificate.ts';
 import { verifyCsr } from './csr.ts';
 import { generateKeyPair, type KeyAlgorithm, privateKeyFrom } from './keys.ts';
@@ -92,6 +93,47 @@ export interface SignOptions {
   readonly ttlMs: number;
   /** The moment of issue, epoch ms (defaults to the CA's clock). */
   readonly now?: number;
+}
+
+/** Options of {@link CertificateAuthority.issueServing}. */
+export interface ServingCertificateOptions {
+  /** DNS names and IP addresses (IPv4 or IPv6) the certificate names (its SANs); at least one. */
+  readonly names: readonly string[];
+  /** Lifetime; notAfter is clamped to the CA certificate's own notAfter. */
+  readonly ttlMs: number;
+  /** The moment of issue, epoch ms (defaults to the CA's clock). */
+  readonly now?: number;
+}
+
+/** A serving certificate and its freshly generated key. */
+export interface IssuedServingCertificate extends IssuedCertificate {
+  readonly keyPem: string;
+}
+
+const DNS_NAME = /^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*\.?$/i;
+
+/** An IP address as the 4 or 16 bytes of an iPAddress SAN. */
+export function ipAddressBytes(ip: string): Uint8Array {
+  if (isIPv4(ip)) return Uint8Array.from(ip.split('.').map(Number));
+  if (!isIPv6(ip)) throw new Error(`"${ip}" is not an IP address`);
+  let text = ip;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4 !== null) {
+    const b = ipAddressBytes(v4[1] as string);
+    text = `${text.slice(0, -(v4[1] as string).length)}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::') as [string, string | undefined];
+  const parts = (s: string) => (s === '' ? [] : s.split(':'));
+  const h = parts(head);
+  const t = tail === undefined ? [] : parts(tail);
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    const n = Number.parseInt(g, 16);
+    out[i * 2] = n >> 8;
+    out[i * 2 + 1] = n & 0xff;
+  });
+  return out;
 }
 
 function isSelfSigned(c: X509Certificate): boolean {
@@ -253,5 +295,39 @@ export class CertificateAuthority {
     ];
     const leaf = signCertificate({ issuer: embed(this.#subjectDer, "the CA's subject"), subject: name([]), notBefore, notAfter, publicKey, extensions }, this.#key);
     return { certChainPem: leaf + this.#chainPem, notBefore, notAfter };
+  }
+
+  /**
+   * Issues a TLS serving certificate (a server's, e.g. the control plane's own) with a new
+   * ECDSA P-256 key: the DNS names and IP addresses as SANs, the first DNS name (else address)
+   * as the subject's CN, serverAuth only, not a CA. Throws naming a name that is neither.
+   */
+  async issueServing(opts: ServingCertificateOptions): Promise<IssuedServingCertificate> {
+    if (opts.names.length === 0) throw new Error('a serving certificate needs at least one DNS name or IP address');
+    const dns: string[] = [];
+    const ips: Uint8Array[] = [];
+    for (const n of opts.names) {
+      if (isIPv4(n) || isIPv6(n)) ips.push(ipAddressBytes(n));
+      else if (DNS_NAME.test(n) && n.length <= 253) dns.push(n.toLowerCase().replace(/\.$/, ''));
+      else throw new Error(`"${n}" is neither a DNS name nor an IP address`);
+    }
+    if (!Number.isFinite(opts.ttlMs) || opts.ttlMs < 1000) throw new Error(`a certificate's lifetime must be at least a second (got ${opts.ttlMs} ms)`);
+    const now = opts.now ?? this.#clock.now();
+    const caNotAfter = this.notAfter;
+    if (!(now < caNotAfter)) throw new Error(`the CA certificate expired at ${new Date(caNotAfter).toISOString()}`);
+    const keys = generateKeyPair('ECDSA-P256');
+    const publicKey = createPublicKey(keys.publicKeyPem);
+    const notBefore = Math.floor((now - CLOCK_SKEW_GRACE_MS) / 1000) * 1000;
+    const notAfter = Math.floor(Math.min(now + opts.ttlMs, caNotAfter) / 1000) * 1000;
+    const extensions = [
+      extension(OID.keyUsage, true, keyUsageBits([0, 2])),
+      extension(OID.extKeyUsage, false, extKeyUsage([OID.serverAuth])),
+      extension(OID.basicConstraints, true, basicConstraints(false)),
+      ...(this.#subjectKeyId === undefined ? [] : [extension(OID.authorityKeyIdentifier, false, authorityKeyIdentifier(this.#subjectKeyId))]),
+      extension(OID.subjectAltName, false, serverSan(dns, ips)),
+    ];
+    const subject = name([{ oid: OID.commonName, value: dns[0] ?? (opts.names[0] as string) }]);
+    const leaf = signCertificate({ issuer: embed(this.#subjectDer, "the CA's subject"), subject, notBefore, notAfter, publicKey, extensions }, this.#key);
+    return { certChainPem: leaf + this.#chainPem, keyPem: keys.privateKeyPem, notBefore, notAfter };
   }
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-export { CertificateAuthority, CLOCK_SKEW_GRACE_MS, type CreateRootOptions, DEFAULT_ROOT_TTL_MS, type IssuedCertificate, type LoadCaOptions, type SignOptions, type WallClock } from './ca.ts';
+export { CertificateAuthority, CLOCK_SKEW_GRACE_MS, type CreateRootOptions, DEFAULT_ROOT_TTL_MS, type IssuedCertificate, type IssuedServingCertificate, type LoadCaOptions, type ServingCertificateOptions, type SignOptions, type WallClock } from './ca.ts';
 export { type CertificateInfo, certificateInfo, parseCertificate } from './certificate.ts';
 export { createCsr, verifyCsr } from './csr.ts';
 export { generateKeyPair, type KeyAlgorithm, type KeyPairPem, privateKeyFrom } from './keys.ts';

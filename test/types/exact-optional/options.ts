@@ -29,6 +29,7 @@ const everything: MeshOptions = {
   workloadName: undefined,
   config: env('MESH_CONFIG'),
   controlPlane: undefined,
+  controlPlaneCa: env('MESHLET_CONTROL_PLANE_CA'),
   token: undefined,
   tokenFile: undefined,
   cacheDir: undefined,
