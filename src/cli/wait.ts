@@ -139,7 +139,7 @@ export interface WaitIo {
 const realIo = (target: ClientTarget): WaitIo => ({
   now: () => performance.now(),
   sleep: (ms) => sleep(ms),
-  status: (url, timeoutMs) => callOne(url, target.token, 'GET', STATUS_PATH, undefined, undefined, timeoutMs, target.tokenFrom) as Promise<StatusDocument>,
+  status: (url, timeoutMs) => callOne(url, target.token, 'GET', STATUS_PATH, undefined, undefined, timeoutMs, target.tokenFrom, target.ca) as Promise<StatusDocument>,
 });
 
 /** The outcome of a wait: the last round's distribution, and the replicas that did not answer it. */

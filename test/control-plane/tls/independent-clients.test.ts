@@ -13,6 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ROOT_CERT_FILE } from '../../../src/control-plane-server/serving-tls.ts';
+import { createMesh } from '../../../src/index.ts';
 import { CertificateAuthority } from '../../../src/security/pki/index.ts';
 import { MAIN, meshletAsync } from '../../cli/helpers.ts';
 import { skipWithout } from '../../helpers/tools.ts';
@@ -97,6 +98,17 @@ describe('meshlet control-plane --tls auto and the CLI over https', () => {
     const get = await meshletAsync(['get', 'serviceentry', 'ext', '-n', 'default', '-o', 'json'], { env: { ...env, MESHLET_CONTROL_PLANE_CA: readFileSync(root, 'utf8') } });
     assert.equal(get.code, 0, get.stderr);
     assert.equal(JSON.parse(get.stdout).spec.hosts[0], 'api.example.com');
+    // apply --wait reads every replica's status over https with the same CA, until a mesh
+    // connected over https (verified with root-cert.pem) runs the new version.
+    const workloadToken = (await meshletAsync(['token', '--service', 'ratings', '--data-dir', data])).stdout.trim();
+    const mesh = await createMesh({ service: 'ratings', controlPlane: url, controlPlaneCa: root, token: workloadToken, identity: 'none', logger: { warn: () => {}, info: () => {} } });
+    opened.push({ close: () => mesh.close() });
+    writeFileSync(join(dir, 'se2.yaml'), 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext2, namespace: default}\nspec: {hosts: [api2.example.com], ports: [{number: 443, name: https, protocol: TLS}], resolution: DNS}\n');
+    const waited = await meshletAsync(['apply', '-f', join(dir, 'se2.yaml'), '--wait', '--control-plane-ca', root], { env });
+    assert.equal(waited.code, 0, waited.stderr);
+    const version = /config version ([0-9a-f]+): 1\/1 connected workloads ACKed it/.exec(waited.stdout)?.[1];
+    assert.ok(version !== undefined, waited.stdout);
+    assert.equal(mesh.configVersion, version);
 
     const without = await meshletAsync(['status'], { env });
     assert.equal(without.code, 1);
