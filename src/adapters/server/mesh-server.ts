@@ -263,6 +263,11 @@ export class MeshHttpServer extends Server {
     this.#judge = true;
   }
 
+  /** Whether `guard` is this server's mesh's (another mesh's `protect()` of it judges too). */
+  judgedBy(guard: InboundGuard): boolean {
+    return this.#guard === guard;
+  }
+
   /**
    * Stops accepting; connections that have not sent a request yet (first bytes, handshake) are
    * closed at once; answers not started yet, and requests still to come on open HTTP/1

@@ -32,28 +32,38 @@ interface EmittingServer {
   listen: unknown;
 }
 
-/** Servers protect() already wrapped: a second call changes nothing. */
-const PROTECTED = new WeakSet<object>();
+/**
+ * The meshes (their inbound guards) protect() made judge each server: a second call by one mesh
+ * changes nothing, and another mesh's call has that mesh judge too — each mesh applies its own
+ * policies, as two sidecars would (a server, its upgrades included, that two workloads serve).
+ */
+const PROTECTED = new WeakMap<object, Set<InboundGuard>>();
 
 /** Whether protect() wrapped this server (the middleware's hint about unguarded upgrade listeners is not needed then). */
 export function isProtected(server: unknown): boolean {
   return typeof server === 'object' && server !== null && (PROTECTED.has(server) || server instanceof MeshHttpServer);
 }
 
-/** Wraps `server.emit` so that what node:http hands any listener is judged first; returns the server. */
+/**
+ * Wraps `server.emit` so that what node:http hands any listener is judged first by this mesh;
+ * returns the server. The mesh that protected a server last judges first.
+ */
 export function protectServer<S>(server: S, guard: () => InboundGuard): S {
   const s = server as unknown as EmittingServer;
   if (typeof s !== 'object' || s === null || typeof s.emit !== 'function' || typeof s.listen !== 'function') {
     throw new InvalidArgumentError('mesh.protect(server): a node:http, https or http2 server is required (the one app.listen() returns, http.createServer(app), fastify.server)');
   }
+  const own = guard();
   // The mesh's own servers judge all of this already; the one from mesh.fastifyOptions() leaves
   // requests to the Fastify plugin's hook until now: from here on it judges them first.
-  if (s instanceof MeshHttpServer) {
+  if (s instanceof MeshHttpServer && s.judgedBy(own)) {
     s.judgeAll();
     return server;
   }
-  if (isProtected(s)) return server;
-  PROTECTED.add(s);
+  const by = PROTECTED.get(s) ?? new Set<InboundGuard>();
+  if (by.has(own)) return server;
+  by.add(own);
+  PROTECTED.set(s, by);
   const emit = s.emit;
   s.emit = function (this: EmittingServer, event: string | symbol, ...args: unknown[]): boolean {
     switch (event) {
