@@ -372,5 +372,5 @@ export function metadataClassOf(g: GrpcJs, md: Metadata): GrpcJs['Metadata'] {
 /** `md`, as a Metadata of class `cls` (the same entries; `-bin` values as bytes). */
 export function asMetadataOf(cls: GrpcJs['Metadata'], md: Metadata): Metadata {
   // Its class is another copy's: TypeScript sees one Metadata type, so the check is on the object.
-  return (md as object) instanceof cls ? md : cls.fromHttp2Headers(md.toHttp2Headers() as Parameters<GrpcJs["Metadata"]["fromHttp2Headers"]>[0]);
+  return (md as object) instanceof cls ? md : cls.fromHttp2Headers(md.toHttp2Headers() as Parameters<GrpcJs['Metadata']['fromHttp2Headers']>[0]);
 }
