@@ -91,6 +91,7 @@ export class MeshTelemetry {
         warn: (m) => log.warn(m),
       },
       resources,
+      this.#inbound(resources).operations,
     );
     this.#tracing.keepSpanIds = this.#accessLog.wantsSpanIds;
     this.#metrics = o.telemetry?.metrics?.enabled === false ? undefined : this.#startMetrics(resources);
@@ -156,7 +157,7 @@ export class MeshTelemetry {
       },
       o.telemetry?.metrics,
     );
-    m.configure(this.#metricsConfig(resources), this.#inboundHosts(resources));
+    m.configure(this.#metricsConfig(resources), this.#inbound(resources).hosts);
     m.start();
     return m;
   }
@@ -169,16 +170,22 @@ export class MeshTelemetry {
   /**
    * By local port, the oldest Service (or ServiceEntry) selecting this workload there: istiod
    * orders a proxy's service targets by creation time, then host (pilot/pkg/model/context.go
-   * SetServiceTargets), and the inbound cluster's first service is what the stats filter reports.
+   * SetServiceTargets), and builds each port's inbound chain from the first (listener_inbound.go
+   * getFilterChainsByServicePort). The stats filter reports its host; the inbound route's
+   * decorator, the server span's name, is `<host>:<service port>/*` (httproute.go
+   * buildSidecarInboundHTTPRouteConfig, telemetry.TraceOperation).
    */
-  #inboundHosts(resources: readonly AnyResource[]): ReadonlyMap<number, string> {
+  #inbound(resources: readonly AnyResource[]): { readonly hosts: ReadonlyMap<number, string>; readonly operations: ReadonlyMap<number, string> } {
     const { identity: id, options: o } = this.#c;
-    const out = new Map<number, string>();
+    const hosts = new Map<number, string>();
+    const operations = new Map<number, string>();
     for (const [port, services] of inboundServices(resources, { namespace: id.namespace, labels: id.labels, ...(o.ports === undefined ? {} : { ports: o.ports }) })) {
       const first = services[0];
-      if (first !== undefined) out.set(port, first.host);
+      if (first === undefined) continue;
+      hosts.set(port, first.host);
+      operations.set(port, `${first.host}:${first.servicePort}/*`);
     }
-    return out;
+    return { hosts, operations };
   }
 
   /** This workload's metadata-exchange headers while Istio's metrics run (the server side answers callers with them). */
@@ -188,10 +195,11 @@ export class MeshTelemetry {
 
   /** A new config: each part rebuilds what it reads from the Telemetry resources. */
   install(resources: readonly AnyResource[]): void {
-    this.#metrics?.configure(this.#metricsConfig(resources), this.#inboundHosts(resources));
+    const inbound = this.#inbound(resources);
+    this.#metrics?.configure(this.#metricsConfig(resources), inbound.hosts);
     this.#accessLog.install(resources);
     this.#tracing.keepSpanIds = this.#accessLog.wantsSpanIds;
-    this.#tracing.install(resources);
+    this.#tracing.install(resources, inbound.operations);
   }
 
   /** The access logs' exporters to OpenTelemetry collectors send what they hold, for at most `graceMs`. */

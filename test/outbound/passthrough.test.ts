@@ -22,6 +22,8 @@ let accepted = 0;
 const received: string[] = [];
 /** Its connections, ended at the end (server.close() waits for every one). */
 const sockets = new Set<Socket>();
+/** Its connections, in the order accepted (as `received`). */
+const connections: Socket[] = [];
 /** A port nothing listens on. */
 let closedPort = 0;
 
@@ -29,6 +31,7 @@ before(async () => {
   hung = createServer((socket) => {
     const i = accepted++;
     received[i] = '';
+    connections[i] = socket;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('data', (c) => {
@@ -147,5 +150,25 @@ describe('calls to hosts outside the registry (ALLOW_ANY passthrough)', () => {
     await settle(closed, 'close()');
     assert.match(await settle(viaFetch, 'the fetch to fail'), /^MESHLET_ERR_CLOSED /);
     assert.match(await settle(viaRequest, 'the request to fail'), /^MESHLET_ERR_CLOSED /);
+  });
+
+  it('close() still cancels a call to a hung host after another connection to that host dropped while closing', async () => {
+    // The Agent's pool for the host began to close with close(); when one of its connections went,
+    // meshlet forgot the pool (it was "closed"), so the call still running on the other connection
+    // was not cancelled at closeTimeoutMs: it outlived close() for as long as the host held it.
+    const clock = new ManualClock();
+    const mesh = await createMesh({ service: 'client', config: [], clock, closeTimeoutMs: 5000, errors: 'throw' });
+    const before = accepted;
+    const first = request(`http://127.0.0.1:${hungPort}/a`, { dispatcher: mesh.dispatcher }).then(() => 'answered', outcome);
+    const second = request(`http://127.0.0.1:${hungPort}/b`, { dispatcher: mesh.dispatcher }).then(() => 'answered', outcome);
+    await until(() => accepted >= before + 2 && received[before] !== '' && received[before + 1] !== '', 'both calls to reach the hung host, each on its own connection');
+    const closed = mesh.close();
+    // The host drops the connection of the call to /a.
+    const i = received.findIndex((r, n) => n >= before && r.startsWith('GET /a '));
+    connections[i]?.destroy();
+    assert.match(await settle(first, 'the dropped call to fail'), /^MESHLET_ERR_/);
+    clock.advance(5000);
+    await settle(closed, 'close()');
+    assert.match(await settle(second, 'the call still running to be cancelled'), /^MESHLET_ERR_CLOSED /);
   });
 });

@@ -19,7 +19,6 @@ const SRC = new URL('../../src/', import.meta.url).pathname;
 
 const EXCEPTIONS: Record<string, string> = {
   'core/clock.ts setTimeout': 'the system clock itself',
-  'adapters/grpc/channel.ts setTimeout': "watchConnectivityState's deadline is the caller's Date (grpc-js's API), timed as grpc-js's own channel times it",
 };
 
 function files(dir: string): string[] {

@@ -26,7 +26,7 @@ import { MessageBody } from './body.ts';
 import { GrpcCallError } from './classify.ts';
 import { GrpcExchange, grpcStatusOfError } from './exchange.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { answerMetadataOf, callHeadersOf, decodeGrpcMessage, FLAGS_KEY, metadataOf } from './metadata.ts';
+import { answerMetadataOf, asMetadataOf, callHeadersOf, decodeGrpcMessage, FLAGS_KEY, grpcStatusCodeOf, metadataClassOf, metadataOf } from './metadata.ts';
 import { GRPC_TRANSPORT } from './transport.ts';
 
 /** What a mesh call needs from its mesh. */
@@ -111,6 +111,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   /** ENDED, STARTING: one field rather than two booleans (a call object is made per call). */
   #bits = 0;
   #cancelled: { code: number; details: string } | undefined;
+  /** The caller's Metadata class when it is another copy of grpc-js than the mesh's (an app that bundled its own): what it is handed is of it. */
+  #theirs: GrpcJs['Metadata'] | undefined;
   /** The server call whose cancellation cancels this one (`parent`, Propagate.CANCELLATION), and the listener it holds. */
   #parent: { call: ParentCall; onCancelled: () => void } | undefined;
 
@@ -144,6 +146,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
 
   start(metadata: Metadata, listener: InterceptingListener): void {
     this.#listener = listener;
+    if (!(metadata instanceof this.#o.grpc.Metadata)) this.#theirs = metadataClassOf(this.#o.grpc, metadata);
     // A status never comes back before start() returns (as with grpc-js's own calls): the
     // caller's client wires its listeners after.
     if (this.#cancelled !== undefined) {
@@ -293,12 +296,12 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     const gs = headers['grpc-status'];
     if (gs !== undefined) {
       // Trailers-only: the head is the status.
-      this.#headStatus = { code: statusOf(gs), details: decodeGrpcMessage(headers['grpc-message']), metadata };
+      this.#headStatus = { code: grpcStatusCodeOf(gs), details: decodeGrpcMessage(headers['grpc-message']), metadata };
       return;
     }
     // The response started: the call is never retried from here, so its messages are not kept for it.
     this.#body.commit();
-    this.#listener?.onReceiveMetadata(metadata);
+    this.#listener?.onReceiveMetadata(this.#theirs === undefined ? metadata : asMetadataOf(this.#theirs, metadata));
   }
 
   onResponseData(_controller: Controller, chunk: Buffer): void {
@@ -339,7 +342,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     const md = this.#ex?.answerMetadata(trailers, false);
     const metadata = md === undefined ? metadataOf(this.#o.grpc, trailers) : answerMetadataOf(md, trailers, '');
     // A stream that ends without a status is an error (UNKNOWN, as the classifier counts it).
-    this.#finish(gs === undefined ? { code: GRPC_STATUS.UNKNOWN, details: 'the stream ended without a gRPC status', metadata } : { code: statusOf(gs), details: decodeGrpcMessage(trailers['grpc-message']), metadata });
+    this.#finish(gs === undefined ? { code: GRPC_STATUS.UNKNOWN, details: 'the stream ended without a gRPC status', metadata } : { code: grpcStatusCodeOf(gs), details: decodeGrpcMessage(trailers['grpc-message']), metadata });
   }
 
   onResponseError(_controller: Controller, err: Error): void {
@@ -388,11 +391,6 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       this.#parent = undefined;
       parent.call.removeListener('cancelled', parent.onCancelled);
     }
-    this.#listener?.onReceiveStatus(s);
+    this.#listener?.onReceiveStatus(this.#theirs === undefined ? s : { ...s, metadata: asMetadataOf(this.#theirs, s.metadata) });
   }
-}
-
-function statusOf(v: string | string[] | undefined): number {
-  const n = Number(Array.isArray(v) ? v[0] : v);
-  return Number.isInteger(n) && n >= 0 ? n : GRPC_STATUS.UNKNOWN;
 }

@@ -14,6 +14,7 @@
 import type { ChannelInterface, ChannelOptions, connectivityState as ConnectivityState, Deadline, experimental } from '@grpc/grpc-js';
 import type { ServerSurfaceCall } from '@grpc/grpc-js/build/src/server-call.js';
 import type { ChannelRef } from '@grpc/grpc-js/build/src/channelz.js';
+import { systemClock, type Timer } from '../../core/clock.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { type CallSettings, DEFAULT_SETTINGS, MeshCall, type MeshCallContext, type ParentCall } from './call.ts';
 import { grpcJsVersion } from './grpc-js.ts';
@@ -106,19 +107,21 @@ export class MeshChannel implements ChannelInterface {
       return;
     }
     const at = deadline instanceof Date ? deadline.getTime() : deadline;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     const w = (): void => {
       this.#watchers.delete(w);
-      if (timer !== undefined) clearTimeout(timer);
+      timer?.clear();
       callback();
     };
     this.#watchers.add(w);
     if (at !== Number.POSITIVE_INFINITY) {
-      timer = setTimeout(() => {
+      // The caller's Date, on real time as grpc-js's own channel times it — but waited in steps: a
+      // deadline more than 24.8 days away (2^31-1 ms) handed to setTimeout fired after 1 ms, as it
+      // does in grpc-js's channel.
+      timer = systemClock.setTimer(() => {
         this.#watchers.delete(w);
         callback(new Error('Deadline passed without connectivity state change'));
       }, Math.max(0, at - Date.now()));
-      timer.unref();
     }
   }
 

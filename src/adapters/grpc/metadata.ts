@@ -7,6 +7,7 @@
  * @module
  */
 import type { Metadata } from '@grpc/grpc-js';
+import { GRPC_STATUS } from '../../core/grpc-status.ts';
 import type { Headers } from '../../core/handler.ts';
 import { newHeaders } from '../../core/headers.ts';
 import type { GrpcJs } from './grpc-js.ts';
@@ -199,8 +200,8 @@ function checkedHeader(g: GrpcJs, name: string, value: string | string[]): Metad
 
 const freezeValues = (values: (string | Buffer)[]): void => void Object.freeze(values);
 
-/** Metadata from headers (request headers when a call is sent; response headers and trailers when it comes back). */
-export function metadataOf(g: GrpcJs, headers: Headers): Metadata {
+/** Metadata from headers (request headers when a call is sent; response headers and trailers when it comes back), of `g`'s Metadata class. */
+export function metadataOf(g: Pick<GrpcJs, 'Metadata'>, headers: Headers): Metadata {
   const wire = newHeaders<Record<string, string | string[]>>();
   for (const k of Object.keys(headers)) {
     const v = headers[k];
@@ -347,4 +348,29 @@ export function decodeGrpcMessage(v: string | string[] | undefined): string {
   } catch {
     return s;
   }
+}
+
+/** A `grpc-status` header's code (UNKNOWN when it is not one). */
+export function grpcStatusCodeOf(v: string | string[] | undefined): number {
+  const n = Number(Array.isArray(v) ? v[0] : v);
+  return Number.isInteger(n) && n >= 0 ? n : GRPC_STATUS.UNKNOWN;
+}
+
+/**
+ * The Metadata class of `md`: an app's own copy of grpc-js (bundled into it, or a second install)
+ * when it is not the one meshlet loaded (`g`). Metadata the app is handed is made of its class:
+ * grpc-js tells a call's Metadata argument from its options with `instanceof Metadata`, so the
+ * mesh's class, passed on to a client of the app's copy (forwarding a server call's metadata, a
+ * response's trailers), was taken for options and not sent.
+ */
+export function metadataClassOf(g: GrpcJs, md: Metadata): GrpcJs['Metadata'] {
+  if (md instanceof g.Metadata) return g.Metadata;
+  const c = (md as { constructor?: unknown }).constructor as GrpcJs['Metadata'] | undefined;
+  return typeof c?.fromHttp2Headers === 'function' && typeof c.prototype?.toHttp2Headers === 'function' ? c : g.Metadata;
+}
+
+/** `md`, as a Metadata of class `cls` (the same entries; `-bin` values as bytes). */
+export function asMetadataOf(cls: GrpcJs['Metadata'], md: Metadata): Metadata {
+  // Its class is another copy's: TypeScript sees one Metadata type, so the check is on the object.
+  return (md as object) instanceof cls ? md : cls.fromHttp2Headers(md.toHttp2Headers() as Parameters<GrpcJs['Metadata']['fromHttp2Headers']>[0]);
 }

@@ -32,7 +32,7 @@ import { internalError } from '../server/node.ts';
 import type { GrpcJs } from './grpc-js.ts';
 import { PEER_ID_HEADER, PEER_METADATA_HEADER } from '../../telemetry/metrics/peer-metadata.ts';
 import type { PeerHeaders } from '../server/peer-exchange.ts';
-import { headersOf, metadataOf } from './metadata.ts';
+import { headersOf, metadataClassOf, metadataOf } from './metadata.ts';
 import type { GrpcPeers } from './server-peer.ts';
 import { type GrpcInboundObservation, observeGrpcInbound } from './server-observe.ts';
 import { sentStatusOf } from './server-sent-status.ts';
@@ -63,9 +63,9 @@ function deadlineMs(d: unknown): number {
 /** Metadata names grpc-js keeps for the handler that never travel in the phases' view of changes. */
 const KEPT = ['user-agent'];
 
-/** The metadata the handler gets when the phases (or a subscriber) changed the headers. */
+/** The metadata the handler gets when the phases (or a subscriber) changed the headers: of the server's grpc-js copy, as the original. */
 function metadataFor(g: GrpcJs, original: Metadata, headers: Headers): Metadata {
-  const md = metadataOf(g, headers);
+  const md = metadataOf({ Metadata: metadataClassOf(g, original) }, headers);
   for (const k of KEPT) for (const v of original.get(k)) md.add(k, v);
   return md;
 }

@@ -76,16 +76,22 @@ export function expectedTimeout(ms: number): string {
 let lastExpectedMs = -1;
 let lastExpectedText = '';
 
-/** grpc-timeout's units, smallest first, and their size in ms. */
-const TIMEOUT_UNITS: readonly (readonly [string, number])[] = [
-  ['m', 1],
-  ['S', 1000],
-  ['M', 60_000],
-  ['H', 3_600_000],
-];
+/**
+ * The longest `grpc-timeout` sent: 2147483 s, under 2^31-1 ms. A grpc-js server reads the header
+ * into a 32-bit integer (`| 0`, server-interceptors.ts) and sets its deadline timer with it, so a
+ * longer one — a deadline 25 to 49 days away — wrapped negative and ended the call after 1 ms
+ * (`DEADLINE_EXCEEDED`), and a longer still one came days early. The mesh keeps the caller's full
+ * deadline itself; the server is told a sooner one only past 24.8 days.
+ */
+const MAX_GRPC_TIMEOUT = '2147483S';
+const MAX_GRPC_TIMEOUT_MS = 2_147_483_000;
 
-/** `grpc-timeout` for `ms` milliseconds, in the unit gRPC's HTTP/2 mapping allows (at most 8 digits), rounded up as grpc-js rounds its own. */
+/**
+ * `grpc-timeout` for `ms` milliseconds, in the unit gRPC's HTTP/2 mapping allows (at most 8
+ * digits), rounded up as grpc-js rounds its own; never more than {@link MAX_GRPC_TIMEOUT}.
+ */
 export function grpcTimeout(ms: number): string {
+  if (ms > MAX_GRPC_TIMEOUT_MS) return MAX_GRPC_TIMEOUT;
   // Almost every deadline is under 27 hours: milliseconds. Calls under one route timeout mostly
   // have the same number of them left when sent: the last text is kept rather than made again.
   if (ms <= 99_999_999) {
@@ -96,11 +102,8 @@ export function grpcTimeout(ms: number): string {
     }
     return lastTimeoutText;
   }
-  for (const [unit, perMs] of TIMEOUT_UNITS) {
-    const n = Math.ceil(ms / perMs);
-    if (n <= 99_999_999) return `${n}${unit}`;
-  }
-  return '99999999H';
+  // Over 8 digits of milliseconds and at most MAX_GRPC_TIMEOUT: seconds, 7 digits at most.
+  return `${Math.ceil(ms / 1000)}S`;
 }
 
 /** The last grpc-timeout made in milliseconds (grpcTimeout), and its text. */

@@ -33,7 +33,7 @@ export async function closeWithin(dispatchers: readonly (Pool | Agent)[], graceM
   await Promise.all(all.map((d) => d.destroy(err).catch(() => undefined)));
 }
 
-/** The per-origin dispatchers each {@link trackedAgent} made and has not seen closed. */
+/** The per-origin dispatchers each {@link trackedAgent} made and has not seen destroyed. */
 const AGENT_POOLS = new WeakMap<Dispatcher, Set<Pool | Client>>();
 
 /** How many per-origin dispatchers `agent` (a {@link trackedAgent}) holds. @internal */
@@ -46,21 +46,27 @@ export function trackedPools(agent: Dispatcher): number {
  * drops its pools from view as soon as `close()` starts, so its `destroy()` afterwards cancels
  * none of the calls still waiting (a call to a hung host outside the mesh held on past
  * `closeTimeoutMs`). Pools are made as undici's default factory makes them.
+ *
+ * A pool is forgotten when it is destroyed — the end of every close (undici's `close()` destroys
+ * the dispatcher once its calls finished), and what cancels whatever it still had — never when it
+ * only began to close: a pool closing with a call still queued (the Agent closing, its connection
+ * dropped) reconnects for that call, which `closeWithin` must still reach. So the Agent's pools
+ * whose last connection went are forgotten as soon as their close ends, also when undici
+ * postpones that close, and not at the next new origin.
  */
 export function trackedAgent(options: Agent.Options): Agent {
   const pools = new Set<Pool | Client>();
   const agent = new Agent({
     ...options,
     factory: (origin: string | URL, opts: object) => {
-      for (const p of pools) if (p.closed || p.destroyed) pools.delete(p);
       // Connections opened outside the suppressed context the mesh's requests are handed over in (untraced.ts).
       const d = (opts as { connections?: number | null }).connections === 1 ? upstreamClient(origin, opts) : new Pool(origin, { ...opts, factory: upstreamClient });
       pools.add(d);
-      // The Agent closes an origin's pool when its last connection goes (or fails to open): forget
-      // it then, not at the next new origin — after calls to many hosts outside the mesh, the set
-      // held every closed pool until then, and each new origin walked them all.
-      const forget = () => queueMicrotask(() => (d.closed || d.destroyed) && pools.delete(d));
-      d.on('disconnect', forget).on('connectionError', forget);
+      const destroy = d.destroy;
+      d.destroy = function (this: typeof d, ...args: unknown[]) {
+        pools.delete(d);
+        return (destroy as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof d.destroy;
       return d;
     },
   });

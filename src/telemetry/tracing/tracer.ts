@@ -36,12 +36,11 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { clearInterval, setInterval } from 'node:timers';
 import { type Attributes, type Context, context, createContextKey, ROOT_CONTEXT, type Span, type SpanContext, SpanKind, type Tracer, type TracerProvider, trace } from '@opentelemetry/api';
 import type { AnyResource } from '../../config/resource.ts';
-import type { Random } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
-import type { AttemptEndMessage, AttemptObserver, AttemptStartMessage, CallEndMessage, CallStartMessage, InboundEndMessage, InboundStartMessage, WorkloadIdentity } from '../../core/observe.ts';
+import type { AttemptEndMessage, AttemptObserver, AttemptStartMessage, CallEndMessage, CallStartMessage, InboundEndMessage, InboundStartMessage } from '../../core/observe.ts';
 import { selectTelemetry } from '../select.ts';
 import { hasAppContext } from './app-context.ts';
-import { mergeTracing, type TracingConfig, type TracingOptions, type TracingSpec, validateTracingOptions } from './config.ts';
+import { mergeTracing, type TracingConfig, type TracingSpec, validateTracingOptions } from './config.ts';
 import { clearW3c, extract, inject, injectForApp, type PropagationFormat } from './propagation.ts';
 import { newRequestId } from './request-id.ts';
 import { changed, TRACEPARENT_ONLY, takeDecorator } from './inbound-headers.ts';
@@ -49,49 +48,13 @@ import { contextWith, spanContextWith, UnsampledSpan, withActive } from './serve
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent, remoteSpanContext, sdkRegistered } from './span-context.ts';
 import { type SpanIds, SpanIdStore } from './span-ids.ts';
 import { endAttemptSpan, endClientSpan, endServerSpan } from './span-end.ts';
-import { type CompiledTags, compileTags, istioTags, nodeId } from './tags.ts';
+import { compileTags, istioTags, nodeId } from './tags.ts';
+import type { CallState, InboundState, MeshTracingOptions, SideState } from './tracer-state.ts';
+
+export type { MeshTracingOptions } from './tracer-state.ts';
 
 /** The `x-request-id` of the request being served, carried to the calls made while serving it. */
 const REQUEST_ID = createContextKey('meshlet x-request-id');
-
-/** What {@link MeshTracing} needs of its mesh. */
-export interface MeshTracingOptions {
-  readonly workload: WorkloadIdentity;
-  readonly random: Random;
-  readonly rootNamespace: string;
-  /** This workload's IP (`node_id`, `peer.address` of outbound spans). */
-  readonly sourceIp: string;
-  /** `region/zone/subzone`: the zone is the `zone` tag. */
-  readonly locality: string;
-  readonly trustDomain: string;
-  /** Serving as a gateway (`numTrustedProxies` set): a caller's `x-envoy-decorator-operation` is not trusted. */
-  readonly edge?: boolean;
-  /** The app's calls are internal requests (`trustEnvoyRequestHeaders`): their `x-envoy-force-trace` is honoured. */
-  readonly trustEnvoyRequestHeaders?: boolean;
-  readonly options: TracingOptions | undefined;
-  readonly warn: (m: string) => void;
-}
-
-interface SideState {
-  readonly spec: TracingSpec;
-  readonly tags: CompiledTags;
-}
-
-interface CallState {
-  readonly span: Span;
-  readonly recording: boolean;
-  readonly headers: Headers;
-  readonly requestId: string | undefined;
-  readonly attempts: Map<number, Span>;
-  /** The call's context is written into its requests (not `disableContextPropagation`): each attempt then writes its own. */
-  readonly propagates: boolean;
-}
-
-interface InboundState {
-  readonly span: Span;
-  readonly recording: boolean;
-  readonly requestId: string;
-}
 
 /** One mesh's tracer: subscribes to the channels while an SDK is registered, handles only its own mesh's messages. */
 export class MeshTracing {
@@ -115,8 +78,10 @@ export class MeshTracing {
   readonly #attempts: AttemptObserver;
   /** The ids of the span made for each call and request, while something reads them. */
   readonly #ids = new SpanIdStore();
+  /** The server span's name by local port, where a Service reaches it. */
+  #operations: ReadonlyMap<number, string> = new Map();
 
-  constructor(o: MeshTracingOptions, resources: readonly AnyResource[]) {
+  constructor(o: MeshTracingOptions, resources: readonly AnyResource[], inboundOperations?: ReadonlyMap<number, string>) {
     validateTracingOptions(o.options);
     this.#o = o;
     this.#formats = o.options?.propagation ?? ['w3c'];
@@ -132,7 +97,7 @@ export class MeshTracing {
       ['meshlet:call:end', (m) => this.#onCallEnd(m as CallEndMessage)],
     ];
     this.#attempts = { attemptStart: (m) => this.#onAttemptStart(m), attemptEnd: (m) => this.#onAttemptEnd(m) };
-    this.install(resources);
+    this.install(resources, inboundOperations);
     // Checked every second: an SDK registered later, unregistered (startTelemetry()'s shutdown),
     // or replaced by another.
     this.#poll = setInterval(() => this.#check(), 1000);
@@ -152,8 +117,13 @@ export class MeshTracing {
     return this.#ids.get(callOrRequest);
   }
 
-  /** Applies a config's Telemetry resources. */
-  install(resources: readonly AnyResource[]): void {
+  /**
+   * Applies a config's Telemetry resources, and the name of the server span by local port: the
+   * inbound route's decorator istiod writes, `<host>:<service port>/*` of the oldest Service
+   * selecting this workload on that port (the same service the server side's metrics report).
+   */
+  install(resources: readonly AnyResource[], inboundOperations?: ReadonlyMap<number, string>): void {
+    if (inboundOperations !== undefined) this.#operations = inboundOperations;
     const w = this.#o.workload;
     const applied = selectTelemetry(resources, { namespace: w.namespace, labels: w.labels }, this.#o.rootNamespace).applied;
     this.config = mergeTracing(applied, this.#o.options ?? {}, this.#o.warn);
@@ -260,7 +230,7 @@ export class MeshTracing {
       } else {
         // The parent carries meshlet's decision, so the SDK's parent-based sampler follows it.
         const parentCtx = remote === undefined ? active : trace.setSpanContext(active, remoteSpanContext(remote, sampled));
-        const name = decorator !== undefined ? decorator : `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
+        const name = decorator ?? this.#operations.get(m.localPort) ?? `${this.#o.workload.service}.${this.#o.workload.namespace}.svc.cluster.local:${m.localPort}/*`;
         const started = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
         span = started.span;
         // Only a recorded span needs the request's end.
