@@ -7,12 +7,12 @@
  * set the mode is PERMISSIVE. `portLevelMtls` comes from the workload policy only; an `UNSET`
  * port inherits the workload's mode.
  *
- * Used by the server (what a port accepts) and by clients (auto-mTLS: does the destination
- * accept mTLS on that port).
+ * Used by the server (what a port accepts), by clients (auto-mTLS: does the destination
+ * accept mTLS on that port) and by the cluster compile (multi-network: is a remote endpoint mTLS).
  *
  * @module
  */
-import { type AnyResource, byAge, ofKind, type Resource } from '../config/resource.ts';
+import { type AnyResource, byAge, ofKind, type Resource } from './resource.ts';
 
 /**
  * An effective mTLS mode (UNSET resolved).
