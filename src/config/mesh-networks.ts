@@ -13,7 +13,7 @@ import { InvalidArgumentError } from '../core/errors.ts';
 /**
  * One rule placing endpoints on a network: those whose address is in `fromCidr`, or every
  * endpoint of the registry `fromRegistry` (meshlet has one registry, named `Kubernetes`).
- * @category Options
+ * @category Mesh
  */
 export interface MeshNetworkEndpoints {
   readonly fromCidr?: string;
@@ -24,7 +24,7 @@ export interface MeshNetworkEndpoints {
  * A gateway into a network: an IP `address`, or `registryServiceName` — the Service whose
  * `externalIPs` / `loadBalancerIP` are the addresses (with a `fromRegistry` rule naming this
  * registry); `port` is its mTLS passthrough port (Istio's 15443).
- * @category Options
+ * @category Mesh
  */
 export interface MeshNetworkGateway {
   readonly address?: string;
@@ -33,7 +33,7 @@ export interface MeshNetworkGateway {
   readonly locality?: string;
 }
 
-/** One network of {@link MeshNetworks}. @category Options */
+/** One network of {@link MeshNetworks}. @category Mesh */
 export interface MeshNetwork {
   readonly endpoints?: readonly MeshNetworkEndpoints[];
   readonly gateways?: readonly MeshNetworkGateway[];
@@ -41,13 +41,16 @@ export interface MeshNetwork {
 
 /**
  * Istio's MeshNetworks: network name → where its endpoints are and its gateways.
- * @category Options
+ * @category Mesh
  */
 export interface MeshNetworks {
   readonly networks: Readonly<Record<string, MeshNetwork>>;
 }
 
-/** What {@link readMeshNetworks} accepts: YAML/JSON text, the object, or the `istio` ConfigMap (its `data.meshNetworks`). */
+/**
+ * What `meshNetworks` accepts: YAML/JSON text, the object, or the `istio` ConfigMap (its `data.meshNetworks`).
+ * @category Mesh
+ */
 export type MeshNetworksInput = string | MeshNetworks | { readonly kind: 'ConfigMap'; readonly data?: Readonly<Record<string, string>> };
 
 /** Istio's `labels.IsDNS1123Label` (upper case allowed, as `Kubernetes`). */
@@ -157,11 +160,13 @@ export function readMeshNetworks(input: unknown, where: string): MeshNetworks {
   if (!isObject(raw)) throw new InvalidArgumentError(`${where} must be Istio's MeshNetworks ({networks: {<name>: {endpoints, gateways}}}: YAML text, an object, or the \`istio\` ConfigMap), got ${Array.isArray(raw) ? 'a list' : JSON.stringify(raw)}`);
   const issues: string[] = [];
   for (const k of Object.keys(raw)) if (k !== 'networks') issues.push(`${k} is not a field of MeshNetworks (networks)`);
-  const networks: Record<string, MeshNetwork> = Object.create(null);
+  const entries: [string, MeshNetwork][] = [];
   if (raw.networks !== undefined && raw.networks !== null) {
     if (!isObject(raw.networks)) issues.push(`networks must be a mapping of network name to {endpoints, gateways}, got ${JSON.stringify(raw.networks)}`);
-    else for (const [name, n] of Object.entries(raw.networks)) networks[name] = checkNetwork(name, n, issues);
+    else for (const [name, n] of Object.entries(raw.networks)) entries.push([name, checkNetwork(name, n, issues)]);
   }
+  // Own properties only (a network named __proto__ stays a network).
+  const networks: Record<string, MeshNetwork> = Object.fromEntries(entries);
   if (issues.length > 0) throw new InvalidArgumentError(`${where} is invalid: ${issues.join('; ')}`);
   return Object.freeze({ networks: Object.freeze(networks) });
 }

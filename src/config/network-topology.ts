@@ -41,7 +41,10 @@ export interface NetworkGateway {
   readonly origin: string;
 }
 
-/** The mesh's network settings: its own network and MeshNetworks. */
+/**
+ * A workload's network settings (compileSnapshot's `networks`): its own network and MeshNetworks.
+ * @category Snapshot
+ */
 export interface NetworkSettings {
   /** This workload's network ('' when unset). */
   readonly network: string;
