@@ -37,7 +37,7 @@ test('a registration is on the mesh network; callers elsewhere go through its ga
     return m;
   };
   // The control plane's CA gives it an identity: registered as accepting mTLS, so it may cross a gateway.
-  const reviews = await mesh('reviews', { labels: { app: 'reviews', 'topology.istio.io/network': 'west' } });
+  const reviews = await mesh('reviews', { labels: { app: 'reviews' }, network: 'west' });
   const east = await mesh('productpage', { network: 'east', meshNetworks });
   const west = await mesh('productpage', { network: 'west', meshNetworks });
   const reg = await reviews.register({ ports: { http: 9080 }, address: '10.2.0.7' });
