@@ -154,9 +154,15 @@ export class NetworkTopology {
     return this.#byNetworkAndCluster.get(`${network}|${cluster}`) ?? this.#byNetwork.get(network) ?? [];
   }
 
+  /** Whether MeshNetworks places endpoints on networks (`fromRegistry` naming this registry, or `fromCidr`). */
+  get placesEndpoints(): boolean {
+    return this.#registryNetwork !== '' || this.#cidrs.length > 0;
+  }
+
   /** The network an endpoint without a `topology.istio.io/network` label is on ('' when none says). */
   networkOfAddress(address: string): string {
     if (this.#registryNetwork !== '') return this.#registryNetwork;
+    if (this.#cidrs.length === 0) return '';
     const family = isIP(address);
     if (family === 0) return '';
     for (const c of this.#cidrs) if (c.list.check(address, family === 6 ? 'ipv6' : 'ipv4')) return c.network;

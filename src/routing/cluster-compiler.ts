@@ -77,7 +77,7 @@ interface Networks {
 function make(name: string, service: Service, port: ServicePort, subset: string | undefined, dr: MergedDestinationRule | undefined, node: string, networks: Networks | undefined): Cluster | string {
   let endpoints = endpointsFor(service, port);
   // MeshNetworks fromRegistry / fromCidr: the network of endpoints that name none (subsets may match on it).
-  if (networks !== undefined) endpoints = endpoints.map((e) => withNetwork(e, networks.topology));
+  if (networks?.topology.placesEndpoints === true) endpoints = endpoints.map((e) => withNetwork(e, networks.topology));
   const local = nodeLocal(service);
   if (local) endpoints = endpoints.filter((e) => (e.labels[HOSTNAME_LABEL] ?? '') === node);
   if (subset !== undefined) {
