@@ -62,6 +62,27 @@ describe('meshlet routes: multi-network', () => {
     assert.match(r.stdout, /api\.internal: 10\.1\.0\.1:8080 10\.2\.0\.1:8080 10\.2\.0\.2:8080\n/);
   });
 
+  it('meshlet explain --mesh-config: the ConfigMap\'s data.meshNetworks applies, the network from the workload\'s label', () => {
+    const r = meshlet(['explain', config, '--service', 'client', '-l', 'topology.istio.io/network=east', '--mesh-config', configMap, 'http://api.internal:8080/']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\n {4}network: {12}this workload is on network east; 1 endpoint\(s\) on other networks reached through gateway 192\.0\.2\.7:15443/);
+    assert.match(r.stdout, /192\.0\.2\.7:15443 .*\n {8}via: east-west gateway of network west \(meshNetworks networks\.west\.gateways\[0\]\) for 10\.2\.0\.1:8080/);
+  });
+
+  it('meshlet explain -o json: the destination\'s network and each endpoint\'s gateway (null for a workload)', () => {
+    const r = meshlet(['explain', config, '--service', 'client', '-l', 'topology.istio.io/network=east', '--mesh-config', configMap, 'http://api.internal:8080/', '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const d = JSON.parse(r.stdout).destinations[0];
+    assert.match(d.network, /this workload is on network east/);
+    assert.deepEqual(
+      d.endpoints.map((e: { endpoint: string; gateway: string | null }) => [e.endpoint, e.gateway]),
+      [
+        ['10.1.0.1:8080', null],
+        ['192.0.2.7:15443', 'east-west gateway of network west (meshNetworks networks.west.gateways[0]) for 10.2.0.1:8080'],
+      ],
+    );
+  });
+
   it('a bad MeshNetworks file: exit 2, naming the file and the problem', () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'networks:\n  west:\n    gateways: [{address: 192.0.2.7}]\n');
