@@ -139,4 +139,17 @@ describe('multi-network compile: gateways and networks', () => {
     assert.deepEqual(compile('network1', both), ['10.0.0.1:8080', '2.2.2.2:15443']);
     assert.deepEqual(compile('network1'), ['10.0.0.1:8080', '20.0.0.1:8080']);
   });
+
+  it('a compile with the cache reuses no multi-network cluster made under other PeerAuthentications', () => {
+    const cache = new CompileCache();
+    const compile = (resources: AnyResource[]) => {
+      const snap = compileSnapshot(resources, WL, { cache, networks: { network: 'network1', meshNetworks: GW_NETWORKS } });
+      snap.routes.route({ method: 'GET', scheme: 'http', authority: `${HOST}:80`, path: '/', headers: {} }, 0);
+      return snap.clusters.get(`outbound|80||${HOST}`)?.endpoints.map((e) => e.key);
+    };
+    const svc = service(ENDPOINTS);
+    assert.deepEqual(compile([svc]), ['10.0.0.1:8080', '2.2.2.2:15443']);
+    assert.deepEqual(compile([svc, r('PeerAuthentication', 'off', { mtls: { mode: 'DISABLE' } })]), ['10.0.0.1:8080']);
+    assert.deepEqual(compile([svc]), ['10.0.0.1:8080', '2.2.2.2:15443']);
+  });
 });

@@ -23,7 +23,7 @@ import { contentVersion, contentVersionSteps } from '../config/version.ts';
 import { aliasesFor, isWildcard } from '../config/hosts.ts';
 import { ServiceRegistry, type Service, type ServiceAlias } from '../config/registry.ts';
 import { buildSidecarScope, importsPort, listenerFor, type ScopeListener, type ScopeVirtualService, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
-import { DEFAULT_ROOT_NAMESPACE, type AnyResource, type Kind, type Resource } from '../config/resource.ts';
+import { DEFAULT_ROOT_NAMESPACE, type AnyResource, type Kind, ofKind, type Resource } from '../config/resource.ts';
 import { runNow, runSliced, type Steps } from '../config/steps.ts';
 import type { ServicePort } from '../config/types/networking.ts';
 import { NetworkTopology, type NetworkSettings } from '../config/network-topology.ts';
@@ -176,8 +176,9 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   const cache = options.cache;
   const registry = yield* ServiceRegistry.build(resources, options.extraWorkloads, cache?.registry);
   const topology = options.networks === undefined ? undefined : new NetworkTopology(options.networks, registry.services);
-  // Clusters made under other networks (gateways, this workload's network) are not reused.
-  cache?.begin(JSON.stringify([wl.service, wl.namespace, wl.labels, topology?.key ?? null]));
+  // Clusters made under other networks (gateways, this workload's network) are not reused; with a
+  // gateway, nor ones made under other PeerAuthentications (they decide which remote endpoints are mTLS).
+  cache?.begin(JSON.stringify([wl.service, wl.namespace, wl.labels, topology?.key ?? null, topology?.enabled === true ? peerAuthenticationsKey(resources) : null]));
   // VirtualServices in istiod's order (delegates merged into their roots).
   const vss = meshVirtualServices(resources, wl.namespace);
   // The Sidecar that applies, and what its egress listeners import (istiod's SidecarScope).
@@ -374,4 +375,9 @@ function inboundSection(resources: readonly AnyResource[]): InboundSection {
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** What the PeerAuthentications of `resources` say (a multi-network compile's endpoints depend on it). */
+function peerAuthenticationsKey(resources: readonly AnyResource[]): unknown[] {
+  return ofKind(resources, 'PeerAuthentication').map((r) => [r.metadata.namespace ?? null, r.metadata.name, r.metadata.creationTimestamp ?? null, r.spec]);
 }
