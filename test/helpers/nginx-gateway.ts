@@ -80,14 +80,20 @@ ${map}
       return '';
     }
   };
-  // Ready once it accepts connections (or failed once it exited).
-  for (let i = 0; ; i++) {
-    if (proc.exitCode !== null) throw new Error(`nginx exited (${proc.exitCode}): ${stderr}${errorLog()}`);
-    if (await canConnect(address, port)) break;
-    if (i > 200) {
+  // Ready once it accepts connections (or failed once it exited); a failed start leaves nothing behind.
+  const fail = async (why: string): Promise<never> => {
+    const text = `${why}: ${stderr}${errorLog()}`;
+    if (proc.exitCode === null) {
       proc.kill('SIGKILL');
-      throw new Error(`nginx did not listen on ${address}:${port} within 10 s: ${stderr}${errorLog()}`);
+      await exited;
     }
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(text);
+  };
+  for (let i = 0; ; i++) {
+    if (proc.exitCode !== null) await fail(`nginx exited (${proc.exitCode})`);
+    if (await canConnect(address, port)) break;
+    if (i > 200) await fail(`nginx did not listen on ${address}:${port} within 10 s`);
     await delay(50);
   }
   const sessions = () => {
