@@ -5,6 +5,8 @@
  *   `etcd-client`, installed with apt-get when this runs as root on Debian;
  * - Prometheus (the Istio-metrics test scrapes meshes and runs Flagger's and Kiali's queries):
  *   Debian's `prometheus`, the same way;
+ * - nginx with its stream module (the multi-network tests' east-west gateway: a TLS passthrough
+ *   routing by SNI that is not meshlet): Debian's `nginx-light` and `libnginx-mod-stream`, the same way;
  * - curl and openssl (independent clients in the example and TLS tests) and ss (iproute2: the
  *   kernel's view of a connection's keepalive timer): Debian's packages, the same way;
  * - Node.js 22.19 (the packed-package test runs the installed package on the oldest Node
@@ -40,7 +42,7 @@ function isRoot(): boolean {
 }
 
 /** Debian's packages for each tool installed with apt-get. */
-const DEBIAN_PACKAGES = { etcd: ['etcd-server', 'etcd-client'], prometheus: ['prometheus'], curl: ['curl'], openssl: ['openssl'], ss: ['iproute2'] } as const;
+const DEBIAN_PACKAGES = { etcd: ['etcd-server', 'etcd-client'], prometheus: ['prometheus'], nginx: ['nginx-light', 'libnginx-mod-stream'], curl: ['curl'], openssl: ['openssl'], ss: ['iproute2'] } as const;
 
 let aptUpdated = false;
 
@@ -102,6 +104,7 @@ function provisionOldNode(): void {
 
 provisionDebian('etcd');
 provisionDebian('prometheus');
+provisionDebian('nginx');
 provisionDebian('curl');
 provisionDebian('openssl');
 provisionDebian('ss');

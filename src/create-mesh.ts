@@ -15,6 +15,7 @@ import { controlPlaneCaFor } from './control-plane/ca-option.ts';
 import { type ConfigAppliedEvent, ControlPlaneSource, controlPlaneUrls } from './control-plane/source.ts';
 import { DEFAULT_LOGGER, Mesh } from './mesh.ts';
 import { FileConfigCaches, loadFileConfig, workloadOf } from './mesh-file-config.ts';
+import { networkSettings } from './mesh-network-options.ts';
 import { embeddedIdentity, startEmbeddedIdentity } from './mesh-identity.ts';
 import { MESH_OPTION_NAMES, type MeshOptions, type RejectedEvent, TELEMETRY_OPTION_NAMES } from './mesh-options.ts';
 import { checkOptionNames } from './core/option-names.ts';
@@ -58,6 +59,8 @@ export async function createMesh(options: MeshOptions): Promise<Mesh> {
   if (o.analysis !== undefined && !ANALYSIS_MODES.includes(o.analysis)) throw new InvalidArgumentError(`createMesh: \`analysis\` must be one of ${ANALYSIS_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(o.analysis)}`);
   if ((o as { analyze?: unknown }).analyze !== undefined) throw new InvalidArgumentError("createMesh: `analyze` was replaced by `analysis` ('advisory' | 'blocking' | 'off'); analysis findings no longer refuse config unless `analysis: 'blocking'`");
   checkMeshOptionNames(o);
+  // MeshNetworks and the network, checked now (each problem named): every compile reads them.
+  networkSettings(o);
   const localityProblems = o.localityLbSetting === undefined ? [] : localityLbSettingProblems(o.localityLbSetting);
   if (localityProblems.length > 0) throw new InvalidArgumentError(`createMesh: \`localityLbSetting\` (MeshConfig's) is invalid: ${localityProblems.join('; ')}`);
   if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
@@ -180,6 +183,7 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
     ca,
     workload: workloadOf(o),
     rootNamespace: o.rootNamespace,
+    networks: networkSettings(o),
     locality: o.locality ?? '',
     // The identity defaults to the control plane's CA in control-plane mode.
     acceptsMtls: o.identity !== 'none',

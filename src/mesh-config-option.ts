@@ -1,7 +1,8 @@
 /**
  * `createMesh({ meshConfig })`: Istio's MeshConfig as a cluster has it — the `istio` ConfigMap
  * (`kubectl get configmap istio -n istio-system -o yaml`, as that text or parsed), its `data.mesh`
- * text, or that text parsed — turned into the options that take each setting meshlet applies. Options given
+ * text, or that text parsed — turned into the options that take each setting meshlet applies
+ * (the ConfigMap's `data.meshNetworks` too: the `meshNetworks` option). Options given
  * explicitly win over the MeshConfig's, field by field; settings meshlet has no option for are
  * named once through `logger.info`, not refused (istiod's defaults hold several that concern
  * only the proxy, such as `defaultConfig.discoveryAddress`).
@@ -40,6 +41,22 @@ function meshConfigOf(input: MeshConfigInput): Record<string, unknown> {
   // The ConfigMap's own YAML (`kubectl get configmap istio -o yaml`): its data.mesh.
   if (typeof input === 'string' && (parsed as Record<string, unknown>).kind === 'ConfigMap') return meshConfigOf(parsed as Record<string, unknown>);
   return parsed as Record<string, unknown>;
+}
+
+/** The `data.meshNetworks` text of an `istio` ConfigMap given as `meshConfig` (object or YAML text), if it has one. */
+function configMapMeshNetworks(input: MeshConfigInput): string | undefined {
+  let raw: unknown = input;
+  if (typeof input === 'string') {
+    try {
+      raw = parse(input);
+    } catch {
+      return undefined;
+    }
+  }
+  if (raw === null || typeof raw !== 'object' || (raw as Record<string, unknown>).kind !== 'ConfigMap') return undefined;
+  const data = (raw as { data?: unknown }).data;
+  const text = data !== null && typeof data === 'object' ? (data as Record<string, unknown>).meshNetworks : undefined;
+  return typeof text === 'string' ? text : undefined;
 }
 
 function str(v: unknown, path: string): string {
@@ -160,5 +177,8 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
   const { meshConfig: _, ...rest } = o;
   const merged = { ...top, ...defined(rest), ...(telemetry === undefined ? {} : { telemetry }) } as Record<string, unknown>;
   if (top.dns !== undefined) merged.dns = top.dns;
+  // The ConfigMap's MeshNetworks (data.meshNetworks), under an explicit `meshNetworks`.
+  const networks = o.meshNetworks === undefined ? configMapMeshNetworks(o.meshConfig) : undefined;
+  if (networks !== undefined) merged.meshNetworks = networks;
   return merged as unknown as MeshOptions;
 }

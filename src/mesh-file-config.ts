@@ -17,6 +17,7 @@ import { validationWarnings } from './config/findings.ts';
 import { ConfigError } from './core/errors.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
+import { networkSettings } from './mesh-network-options.ts';
 
 /** What the file config needs from its mesh. */
 export interface FileConfigHost {
@@ -53,7 +54,7 @@ export class FileConfigCaches {
  */
 export async function loadFileConfig(o: MeshOptions, caches: FileConfigCaches): Promise<{ loaded: LoadedConfig; compile(): Promise<Snapshot> }> {
   const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis, parseCache: caches.parse, validationCache: caches.validation, registryCache: caches.compile.registry });
-  return { loaded, compile: () => compileSnapshotAsync(loaded.resources, workloadOf(o), { cache: caches.compile, rootNamespace: o.rootNamespace }) };
+  return { loaded, compile: () => compileSnapshotAsync(loaded.resources, workloadOf(o), { cache: caches.compile, rootNamespace: o.rootNamespace, networks: networkSettings(o) }) };
 }
 
 /** @internal Loads, watches and reloads an embedded mesh's config paths. */

@@ -17,6 +17,7 @@ import type { OtelExportStats } from './telemetry/access-log/otel-exporter.ts';
 import type { TracingOptions } from './telemetry/tracing/config.ts';
 import { optionNames } from './core/option-names.ts';
 import type { ProxyHeadersOptions } from './core/proxy-headers.ts';
+import { type MeshNetworkOptions, NETWORK_OPTION_NAMES } from './mesh-network-options.ts';
 
 /**
  * Where a mesh's workload certificate comes from; see {@link MeshOptions.identity}.
@@ -32,7 +33,7 @@ export type IdentityOption =
  * Options of {@link createMesh}.
  * @category Mesh
  */
-export interface MeshOptions {
+export interface MeshOptions extends MeshNetworkOptions {
   /** This workload's service (short name, e.g. `productpage`). */
   readonly service: string;
   /** @defaultValue 'default' */
@@ -228,7 +229,7 @@ export interface MeshOptions {
 }
 
 /** The names of {@link MeshOptions} (createMesh refuses others), checked against the type. @internal */
-export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
+export const MESH_OPTION_NAMES = [...NETWORK_OPTION_NAMES, ...optionNames<Omit<MeshOptions, keyof MeshNetworkOptions>>()([
   'service',
   'namespace',
   'labels',
@@ -274,7 +275,7 @@ export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
   'clock',
   'random',
   'telemetry',
-]);
+])];
 
 /**
  * The `telemetry` block of {@link MeshOptions}.

@@ -163,6 +163,7 @@ export function clusterSettingsLines(c: Cluster, client: ClusterClient): string[
   const plan = localityPlan(c, client);
   const lines = [`lb: ${describeLoadBalancer(s.loadBalancer)}${plan === '' ? '' : `; ${plan}`}${s.passthrough ? '; passthrough to the original address' : ''}`];
   lines.push(`pool: ${describeConnectionPool(s.connectionPool, s.h2)}; retries: ${describeRetryBudget(s.retryBudget)}`);
+  if (c.networkFilter !== undefined) lines.push(`network: ${c.networkFilter}`);
   if (s.outlierDetection !== undefined) lines.push(`outlier detection: ${describeOutlierDetection(s.outlierDetection)}`);
   lines.push(`tls: ${s.tls !== undefined ? describeTls(s.tls) : s.passthrough || c.service.location === 'MESH_EXTERNAL' ? 'plaintext (no DestinationRule tls; auto-mTLS does not apply to external or passthrough destinations)' : AUTO_MTLS_TEXT}`);
   return lines;
@@ -190,7 +191,9 @@ export function clusterView(c: Cluster, client: ClusterClient) {
     tls: s.tls === undefined ? null : describeTls(s.tls),
     /** The compiled settings as data. */
     settings: clusterSettingsView(s),
-    endpoints: c.endpoints.map((e) => ({ endpoint: e.key, address: e.address, port: e.port, labels: { ...e.labels }, locality: e.locality, weight: e.weight })),
+    /** Multi-network: this workload's network and the endpoints reached through gateways (null when no network has a gateway). */
+    network: c.networkFilter ?? null,
+    endpoints: c.endpoints.map((e) => ({ endpoint: e.key, address: e.address, port: e.port, labels: { ...e.labels }, locality: e.locality, weight: e.weight, gateway: e.gateway === undefined ? null : { network: e.gateway.network, origin: e.gateway.origin, endpoints: [...e.gateway.endpoints] } })),
   };
 }
 

@@ -39,6 +39,24 @@ export interface Endpoint {
    * host per address of the name's answer, as Envoy's STRICT_DNS cluster); undefined otherwise.
    */
   readonly hostname?: string;
+  /**
+   * Set on an east-west gateway standing for endpoints on another network (multi-network: the
+   * gateway routes the mTLS connection by its SNI to one of them); undefined for a workload.
+   */
+  readonly gateway?: EndpointGateway;
+}
+
+/**
+ * What a gateway endpoint stands for (see {@link Endpoint.gateway}).
+ * @category Snapshot
+ */
+export interface EndpointGateway {
+  /** The network it leads into. */
+  readonly network: string;
+  /** Where the gateway came from: `meshNetworks networks.<name>.gateways[i]`, `Service ns/name`. */
+  readonly origin: string;
+  /** The endpoints (`address:port`) on that network it stands for. */
+  readonly endpoints: readonly string[];
 }
 
 /**

@@ -47,7 +47,7 @@ export interface RegisterOptions {
   readonly labels?: Readonly<Record<string, string>> | undefined;
   /** `region/zone/subzone`. @defaultValue the mesh's `locality` */
   readonly locality?: string | undefined;
-  /** Network name, for multi-network set-ups. */
+  /** Network name, for multi-network set-ups. @defaultValue the mesh's `network` */
   readonly network?: string | undefined;
   /**
    * Run the WorkloadGroup's probe when it is an `exec` probe (a command run in this process's
@@ -99,6 +99,8 @@ export interface RegistrarOptions {
   /** Registrations add `service.istio.io/workload-name: <this>` (unless the labels set it): Istio's workload name of a WorkloadEntry, which clients' metrics read as `destination_workload`. */
   readonly workloadName?: string | undefined;
   readonly locality: string;
+  /** The mesh's network: registrations are on it unless they name another. @defaultValue '' */
+  readonly network?: string;
   /** How long `register()` keeps retrying an unreachable control plane. */
   readonly timeoutMs: number;
   readonly logger: { warn(message: string): void };
@@ -196,6 +198,7 @@ export class Registrar {
     }
     if (o.weight !== undefined && !(Number.isInteger(o.weight) && o.weight >= 0)) throw new InvalidArgumentError(`mesh.register: \`weight\` must be a non-negative integer, got ${String(o.weight)}`);
     const locality = o.locality ?? this.#o.locality;
+    const network = o.network ?? this.#o.network ?? '';
     const labels: Record<string, string> = { ...(o.labels ?? this.#o.labels) };
     // Clients' auto-mTLS reads this label (Istio's sidecar injector sets it on every pod with a sidecar).
     if (this.#o.acceptsMtls === true && !Object.hasOwn(labels, TLS_MODE_LABEL)) labels[TLS_MODE_LABEL] = TLS_MODE_ISTIO;
@@ -208,7 +211,7 @@ export class Registrar {
       ...(o.address === undefined ? {} : { address: o.address }),
       ...(locality === '' ? {} : { locality }),
       ...(o.weight === undefined ? {} : { weight: o.weight }),
-      ...(o.network === undefined ? {} : { network: o.network }),
+      ...(network === '' ? {} : { network }),
       ...(o.leaseMs === undefined ? {} : { leaseMs: o.leaseMs }),
       // This client runs the group's probe (if any) and reports its health.
       healthChecks: true,

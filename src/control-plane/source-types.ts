@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { NetworkSettings } from '../config/network-topology.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import type { MeshletError } from '../core/errors.ts';
 import type { ConfigIssue } from '../config/issues.ts';
@@ -31,6 +32,8 @@ export interface ControlPlaneSourceOptions {
   /** The mesh's root namespace: its selector-less Sidecar is the default of namespaces without one. @defaultValue 'istio-system' */
   readonly rootNamespace?: string;
   readonly locality: string;
+  /** This workload's network and MeshNetworks (multi-network: compiles route endpoints on other networks through their gateways; registrations are on this network). */
+  readonly networks?: NetworkSettings;
   /** This workload has an identity (MeshOptions `identity` is not 'none'): its registrations carry `security.istio.io/tlsMode: istio`, so clients' auto-mTLS calls it with mTLS. @defaultValue false */
   readonly acceptsMtls?: boolean;
   /** The workload's service account (its registrations name it). */

@@ -73,6 +73,7 @@ export class ControlPlaneSource {
       rotation,
       workload: o.workload,
       rootNamespace: o.rootNamespace,
+      networks: o.networks,
       check: { defaultNamespace: o.workload.namespace, analysis: o.analysis },
       clock: o.clock,
       connectTimeoutMs: o.connectTimeoutMs ?? 5000,
@@ -97,6 +98,7 @@ export class ControlPlaneSource {
       serviceAccount: o.serviceAccount,
       workloadName: o.workloadName,
       locality: o.locality,
+      network: o.networks?.network ?? '',
       timeoutMs: o.startupTimeoutMs,
       logger: o.logger,
     });
@@ -325,7 +327,7 @@ export class ControlPlaneSource {
     } else if (this.#o.failOpen) {
       this.#o.logger.warn(`meshlet: starting without config (failOpen): ${why?.message ?? 'no config from the control plane yet'}`);
       if (!this.#connected && why !== undefined) this.#emit('disconnected', { error: why } satisfies DisconnectedEvent);
-      this.#settle(compileState(EMPTY_STATE, this.#o.workload, this.#o.rootNamespace));
+      this.#settle(compileState(EMPTY_STATE, this.#o.workload, this.#o.rootNamespace, this.#o.networks));
     } else if (final) {
       const timeout = error === undefined;
       const message = timeout
@@ -354,7 +356,7 @@ export class ControlPlaneSource {
       wireWorkloads: c.workloads,
       findings: config.findings,
     };
-    return { state, snapshot: compileState(state, this.#o.workload, this.#o.rootNamespace) };
+    return { state, snapshot: compileState(state, this.#o.workload, this.#o.rootNamespace, this.#o.networks) };
   }
 
   /**

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { NetworkSettings } from '../config/network-topology.ts';
 import { type ConfigIssue, IssueList } from '../config/issues.ts';
 import { parseJsonSteps } from '../config/json-steps.ts';
 import { type AnalysisMode, checkDocuments, checkDocumentsAsync } from '../config/load-config.ts';
@@ -175,18 +176,20 @@ export function reasons(issues: IssueList): string[] {
 }
 
 /** Compiles a good state for this workload; the snapshot version is `<config>/<endpoints>`. */
-export function compileState(state: GoodState, workload: WorkloadInfo, rootNamespace?: string): Snapshot {
+export function compileState(state: GoodState, workload: WorkloadInfo, rootNamespace?: string, networks?: NetworkSettings): Snapshot {
   return compileSnapshot(state.resources, workload, {
     rootNamespace,
+    networks,
     version: eventId(state.configVersion, state.endpointsVersion),
     extraWorkloads: state.workloads,
   });
 }
 
 /** {@link compileState} in slices that give the event loop a turn every few milliseconds. */
-export function compileStateAsync(state: GoodState, workload: WorkloadInfo, rootNamespace?: string): Promise<Snapshot> {
+export function compileStateAsync(state: GoodState, workload: WorkloadInfo, rootNamespace?: string, networks?: NetworkSettings): Promise<Snapshot> {
   return compileSnapshotAsync(state.resources, workload, {
     rootNamespace,
+    networks,
     version: eventId(state.configVersion, state.endpointsVersion),
     extraWorkloads: state.workloads,
   });

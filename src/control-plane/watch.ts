@@ -22,6 +22,7 @@
  *
  * @module
  */
+import type { NetworkSettings } from '../config/network-topology.ts';
 import { X509Certificate } from 'node:crypto';
 import type { Clock, Timer } from '../core/clock.ts';
 import { ConfigError, type MeshletError } from '../core/errors.ts';
@@ -71,6 +72,8 @@ export interface WatchOptions {
   readonly workload: Required<WorkloadInfo>;
   /** The mesh's root namespace (its Sidecar is the mesh-wide default). @defaultValue 'istio-system' */
   readonly rootNamespace?: string;
+  /** This workload's network and MeshNetworks (see `ControlPlaneSourceOptions.networks`). */
+  readonly networks?: NetworkSettings | undefined;
   readonly check: CheckOptions;
   readonly clock: Clock;
   /** Longest wait for the response headers and `hello`. */
@@ -312,7 +315,7 @@ export class Watch {
     };
     let snapshot: Snapshot;
     try {
-      snapshot = await compileStateAsync(next, this.#o.workload, this.#o.rootNamespace);
+      snapshot = await compileStateAsync(next, this.#o.workload, this.#o.rootNamespace, this.#o.networks);
     } catch (e) {
       const why = [`compiling failed: ${e instanceof Error ? e.message : String(e)}`];
       if (config !== undefined) this.#nack(url, 'config', config.version, undefined, why);

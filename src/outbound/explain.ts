@@ -54,6 +54,8 @@ export interface ExplainedEndpoint {
   readonly ejection: string | undefined;
   /** The TLS a call to it would use and why (`ISTIO_MUTUAL [sni …] — auto-mTLS: …`, `plaintext — …`). */
   readonly tls?: string;
+  /** Multi-network: this endpoint is the east-west gateway of another network, for these endpoints there (`gateway of network2 (Service ns/name) for 10.1.0.5:8080`). */
+  readonly gateway?: string;
 }
 
 /** Says which TLS a call would use to an endpoint (the transport decides; explain only asks). */
@@ -81,6 +83,8 @@ export interface ExplainedTarget {
   readonly endpoints: readonly ExplainedEndpoint[];
   /** Why endpoints of the service were left out (`internalTrafficPolicy: Local`), when some may have been. */
   readonly endpointFilter?: string;
+  /** Multi-network (a network has a gateway): this workload's network and which endpoints go through which gateway. */
+  readonly network?: string;
   /** A passthrough cluster (no endpoints): the TLS calls to the original destination use. */
   readonly tls?: string;
   /**
@@ -142,6 +146,7 @@ function endpointsOf(cs: ClusterState | undefined, now: number, tls: TlsExplaine
   return cs.hostSet.hosts.map((h) => ({
     ...(tls === undefined ? {} : { tls: tls(cs, h.endpoint, scheme) }),
     endpoint: h.key,
+    ...(h.endpoint.gateway === undefined ? {} : { gateway: `east-west gateway of network ${h.endpoint.gateway.network} (${h.endpoint.gateway.origin}) for ${h.endpoint.gateway.endpoints.join(', ')}` }),
     labels: h.endpoint.labels,
     locality: h.endpoint.locality,
     inFlight: h.active,
@@ -163,6 +168,7 @@ function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: Tl
     ...(cs === undefined ? {} : { retryBudget: cs.budget.describe(cs.limiter.active + cs.limiter.pending) }),
     endpoints: endpointsOf(cs, now, tls, scheme),
     ...(t.cluster?.endpointFilter === undefined ? {} : { endpointFilter: t.cluster.endpointFilter }),
+    ...(t.cluster?.networkFilter === undefined ? {} : { network: t.cluster.networkFilter }),
     ...(tls !== undefined && cs !== undefined && cs.hostSet.hosts.length === 0 && cs.passthrough ? { tls: tls(cs, undefined, scheme) } : {}),
     ...(cs === undefined || cs.dnsTargets.size === 0 ? {} : { dns: [...cs.dnsTargets.values()].map(String) }),
   };
@@ -196,8 +202,10 @@ function print(e: Omit<Explanation, 'toString'>): string {
     if (t.tls) lines.push(`      tls: ${t.tls}`);
     for (const d of t.dns ?? []) lines.push(`      dns: ${d}`);
     if (t.endpointFilter) lines.push(`      endpoints: ${t.endpointFilter}${t.endpoints.length === 0 ? ' — none there (503 UH)' : ''}`);
+    if (t.network) lines.push(`      network: ${t.network}`);
     for (const ep of t.endpoints) {
       lines.push(`      ${ep.endpoint} ${JSON.stringify(ep.labels)}${ep.locality ? ` ${ep.locality}` : ''} in-flight ${ep.inFlight}${ep.ejected ? ` EJECTED: ${ep.ejection}` : ''}`);
+      if (ep.gateway) lines.push(`        via: ${ep.gateway}`);
       if (ep.tls) lines.push(`        tls: ${ep.tls}`);
     }
   }

@@ -15,6 +15,9 @@
  *   workload's PeerAuthentication for the endpoint port is not `DISABLE`, else plaintext.
  * - A mesh without credentials cannot offer mTLS: auto-mTLS stays plaintext (a workload without
  *   a sidecar); an explicit `ISTIO_MUTUAL` fails closed.
+ * - An east-west gateway endpoint (multi-network: `Endpoint.gateway`) is always Istio mTLS with
+ *   the destination's SNI and identities; when the cluster's TLS is anything else, or the mesh has
+ *   no certificate, its calls fail (never plaintext through a gateway).
  *
  * Pure: computed once per cluster and endpoint when the transport builds a pool, never per request.
  *
@@ -175,8 +178,29 @@ export class ClusterTlsPlanner {
     return undefined;
   }
 
+  /**
+   * An east-west gateway standing for endpoints on another network: Istio mTLS to it, with the
+   * usual SNI and the destination's identities (the gateway passes the connection through by its
+   * SNI; the workload behind it proves itself). Anything else cannot cross: the call fails rather
+   * than go out in plaintext.
+   */
+  #viaGateway(endpoint: Endpoint, gw: NonNullable<Endpoint['gateway']>): ClientTlsDecision {
+    const f = this.#fixed;
+    const via = `endpoint ${endpoint.key} is the east-west gateway of network ${gw.network} (${gw.origin}) for ${gw.endpoints.join(', ')}`;
+    if (f !== undefined && f.mode === 'ISTIO_MUTUAL') return f.failure === undefined ? this.#decision('ISTIO_MUTUAL', f.source, `${f.why}; ${via}`) : f;
+    const cannot = `${via}, which routes only Istio mTLS (by its SNI)`;
+    if (f !== undefined) return this.#decision(f.mode, f.source, f.why, `${cannot}, and calls to this cluster use ${f.mode === 'DISABLE' ? 'plaintext' : f.mode} (${f.why})`);
+    const why = `auto-mTLS: ${via} (mTLS end to end: the gateway passes the connection through)`;
+    if (!this.#ctx.hasIdentity) {
+      const detail = this.#ctx.identityPending === true ? "this workload's certificate has not been issued yet (the control plane has not answered its CSR)" : "this mesh has no workload certificate (identity 'none')";
+      return this.#decision('ISTIO_MUTUAL', 'auto-mtls', why, `${cannot}, and ${detail}; the call fails rather than go out in plaintext`);
+    }
+    return this.#decision('ISTIO_MUTUAL', 'auto-mtls', why);
+  }
+
   /** The decision for connections to `endpoint`. */
   decide(endpoint: Endpoint | undefined): ClientTlsDecision {
+    if (endpoint?.gateway !== undefined) return this.#viaGateway(endpoint, endpoint.gateway);
     if (this.#fixed !== undefined) return this.#fixed;
     if (endpoint === undefined) return this.#decision('DISABLE', 'auto-mtls', 'no DestinationRule tls and no endpoint known to accept mTLS');
     const label = Object.hasOwn(endpoint.labels, TLS_MODE_LABEL) ? endpoint.labels[TLS_MODE_LABEL] : undefined;

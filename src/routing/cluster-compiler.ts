@@ -10,12 +10,14 @@
  * @module
  */
 import { DestinationRuleIndex, effectivePolicy, type ClientWorkload, type MergedDestinationRule } from '../config/destination-policy.ts';
+import type { NetworkTopology } from '../config/network-topology.ts';
 import { endpointsFor, labelsMatch, type Service } from '../config/registry.ts';
 import type { AnyResource } from '../config/resource.ts';
 import type { ServicePort } from '../config/types/networking.ts';
 import { HOSTNAME_LABEL } from '../config/traffic-distribution.ts';
 import type { CompileCache } from './compile-cache.ts';
 import { compileClusterSettings } from './cluster-settings.ts';
+import { filterByNetwork, mtlsChecker, withNetwork } from './network-filter.ts';
 import type { Cluster } from './route-table.ts';
 
 /** Compiles the clusters one workload's routes reach. */
@@ -24,11 +26,14 @@ export class ClusterCompiler {
   readonly #clusters = new Map<string, Cluster>();
   readonly #rules: DestinationRuleIndex;
   readonly #cache: CompileCache | undefined;
+  readonly #networks: Networks | undefined;
 
-  constructor(resources: readonly AnyResource[], client: ClientWorkload, rootNamespace: string, cache?: CompileCache) {
+  /** `topology`: the mesh's networks (multi-network filtering when one has a gateway). */
+  constructor(resources: readonly AnyResource[], client: ClientWorkload, rootNamespace: string, cache?: CompileCache, topology?: NetworkTopology) {
     this.#rules = new DestinationRuleIndex(resources, client, rootNamespace);
     this.#client = client;
     this.#cache = cache;
+    this.#networks = topology === undefined ? undefined : { topology, resources, rootNamespace };
   }
 
   /** The clusters made so far, by name (after the routes are compiled: every cluster a route can reach). */
@@ -43,7 +48,8 @@ export class ClusterCompiler {
     if (existing !== undefined) return existing;
     const dr = this.#rules.find(service.hostname, service.namespace, this.#client.namespace);
     const node = this.#client.labels[HOSTNAME_LABEL] ?? '';
-    const c = this.#cache === undefined ? make(name, service, port, subset, dr, node) : this.#cache.cluster(name, service, port, dr, () => make(name, service, port, subset, dr, node));
+    const n = this.#networks;
+    const c = this.#cache === undefined ? make(name, service, port, subset, dr, node, n) : this.#cache.cluster(name, service, port, dr, () => make(name, service, port, subset, dr, node, n));
     if (typeof c !== 'string') this.#clusters.set(name, c);
     return c;
   }
@@ -61,8 +67,17 @@ function nodeLocal(service: Service): boolean {
   return service.resource.kind === 'Service' && service.resource.spec.internalTrafficPolicy === 'Local' && service.resolution === 'STATIC';
 }
 
-function make(name: string, service: Service, port: ServicePort, subset: string | undefined, dr: MergedDestinationRule | undefined, node: string): Cluster | string {
+/** What the network filter reads: the topology, and the resources whose PeerAuthentications say whether an endpoint is mTLS. */
+interface Networks {
+  readonly topology: NetworkTopology;
+  readonly resources: readonly AnyResource[];
+  readonly rootNamespace: string;
+}
+
+function make(name: string, service: Service, port: ServicePort, subset: string | undefined, dr: MergedDestinationRule | undefined, node: string, networks: Networks | undefined): Cluster | string {
   let endpoints = endpointsFor(service, port);
+  // MeshNetworks fromRegistry / fromCidr: the network of endpoints that name none (subsets may match on it).
+  if (networks?.topology.placesEndpoints === true) endpoints = endpoints.map((e) => withNetwork(e, networks.topology));
   const local = nodeLocal(service);
   if (local) endpoints = endpoints.filter((e) => (e.labels[HOSTNAME_LABEL] ?? '') === node);
   if (subset !== undefined) {
@@ -76,6 +91,9 @@ function make(name: string, service: Service, port: ServicePort, subset: string 
   }
   const policy = effectivePolicy(dr, subset, port.number);
   const protocol = (port.protocol ?? '').toUpperCase();
+  const settings = compileClusterSettings(policy, service, protocol);
+  const byNetwork = networks === undefined ? undefined : filterByNetwork(endpoints, networks.topology, mtlsChecker(settings.tls, networks.resources, networks.rootNamespace));
+  if (byNetwork !== undefined) endpoints = byNetwork.endpoints;
   return Object.freeze({
     name,
     host: service.hostname,
@@ -84,10 +102,11 @@ function make(name: string, service: Service, port: ServicePort, subset: string 
     service,
     endpoints: Object.freeze(endpoints),
     policy,
-    settings: compileClusterSettings(policy, service, protocol),
+    settings,
     destinationRule: dr,
     protocol,
     ...(local ? { endpointFilter: `internalTrafficPolicy Local: only endpoints on ${node === '' ? 'no named node (no kubernetes.io/hostname label)' : `node ${node}`}` } : {}),
+    ...(byNetwork === undefined ? {} : { networkFilter: byNetwork.summary }),
     toString: () => `${name} (${endpoints.length} endpoints${dr ? `, ${dr.rules.map((r) => r.ref).join(', ')}` : ''})`,
   });
 }

@@ -23,9 +23,10 @@ import { contentVersion, contentVersionSteps } from '../config/version.ts';
 import { aliasesFor, isWildcard } from '../config/hosts.ts';
 import { ServiceRegistry, type Service, type ServiceAlias } from '../config/registry.ts';
 import { buildSidecarScope, importsPort, listenerFor, type ScopeListener, type ScopeVirtualService, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
-import { DEFAULT_ROOT_NAMESPACE, type AnyResource, type Kind, type Resource } from '../config/resource.ts';
+import { DEFAULT_ROOT_NAMESPACE, type AnyResource, type Kind, ofKind, type Resource } from '../config/resource.ts';
 import { runNow, runSliced, type Steps } from '../config/steps.ts';
 import type { ServicePort } from '../config/types/networking.ts';
+import { NetworkTopology, type NetworkSettings } from '../config/network-topology.ts';
 import { ClusterCompiler } from './cluster-compiler.ts';
 import type { CompileCache } from './compile-cache.ts';
 import { Compiler } from './compiler.ts';
@@ -59,6 +60,11 @@ export interface CompileOptions {
    * @defaultValue 'istio-system'
    */
   readonly rootNamespace?: string | undefined;
+  /**
+   * The mesh's network and MeshNetworks: endpoints on other networks go through their east-west
+   * gateways (`routing/network-filter.ts`). Absent: every endpoint is dialled directly.
+   */
+  readonly networks?: NetworkSettings | undefined;
   /** @internal What the previous compile for this workload made, reused where unchanged (see {@link CompileCache}). */
   readonly cache?: CompileCache | undefined;
 }
@@ -168,8 +174,11 @@ export function compileSnapshotAsync(resources: readonly AnyResource[], workload
 export function* compileSteps(resources: readonly AnyResource[], workload: WorkloadInfo, options: CompileOptions = {}): Steps<Snapshot> {
   const wl = { service: workload.service, namespace: workload.namespace ?? 'default', labels: workload.labels ?? {} };
   const cache = options.cache;
-  cache?.begin(JSON.stringify([wl.service, wl.namespace, wl.labels]));
   const registry = yield* ServiceRegistry.build(resources, options.extraWorkloads, cache?.registry);
+  const topology = options.networks === undefined ? undefined : new NetworkTopology(options.networks, registry.services);
+  // Clusters made under other networks (gateways, this workload's network) are not reused; with a
+  // gateway, nor ones made under other PeerAuthentications (they decide which remote endpoints are mTLS).
+  cache?.begin(JSON.stringify([wl.service, wl.namespace, wl.labels, topology?.key ?? null, topology?.enabled === true ? peerAuthenticationsKey(resources) : null]));
   // VirtualServices in istiod's order (delegates merged into their roots).
   const vss = meshVirtualServices(resources, wl.namespace);
   // The Sidecar that applies, and what its egress listeners import (istiod's SidecarScope).
@@ -178,7 +187,7 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   // Without one, istiod's default scope: a Sidecar importing `*/*` (convertToSidecarScope(nil)),
   // so both cases are decided by the same code below.
   const scope = sidecar === undefined ? defaultSidecarScope(wl.namespace, registry, vss) : buildSidecarScope(sidecar, wl.namespace, registry, vss);
-  const clusters = new ClusterCompiler(resources, wl, rootNamespace, cache);
+  const clusters = new ClusterCompiler(resources, wl, rootNamespace, cache, topology);
   // The default scope imports every visible service: destinations resolve as the registry has them.
   const compiler = new Compiler(registry, wl, clusters, sidecar === undefined ? undefined : scope);
   // Each egress listener routes with the VirtualServices it selects.
@@ -366,4 +375,9 @@ function inboundSection(resources: readonly AnyResource[]): InboundSection {
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** What the PeerAuthentications of `resources` say (a multi-network compile's endpoints depend on it). */
+function peerAuthenticationsKey(resources: readonly AnyResource[]): unknown[] {
+  return ofKind(resources, 'PeerAuthentication').map((r) => [r.metadata.namespace ?? null, r.metadata.name, r.metadata.creationTimestamp ?? null, r.spec]);
 }

@@ -46,6 +46,11 @@ export interface Cluster {
   readonly protocol: string;
   /** Why endpoints of the service were left out (`internalTrafficPolicy: Local`), when some may have been. */
   readonly endpointFilter?: string;
+  /**
+   * Multi-network (a network gateway known): this workload's network and which endpoints are
+   * reached through which east-west gateway, or left out (see `routing/network-filter.ts`).
+   */
+  readonly networkFilter?: string;
   toString(): string;
 }
 

@@ -172,7 +172,8 @@ spec:
     assert.equal(v1.cluster, 'outbound|9080|v1|reviews.default.svc.cluster.local');
     assert.equal(v1.missing, null);
     assert.deepEqual(v1.destinationRules, ['DestinationRule default/reviews']);
-    assert.deepEqual(v1.endpoints, [{ endpoint: '127.0.0.1:19081', labels: { app: 'reviews', version: 'v1', 'topology.istio.io/cluster': 'Kubernetes' }, locality: '', tls: 'plaintext — no DestinationRule tls; endpoint 127.0.0.1:19081 has no security.istio.io/tlsMode label (no sidecar / mTLS not accepted)' }]);
+    assert.deepEqual(v1.endpoints, [{ endpoint: '127.0.0.1:19081', labels: { app: 'reviews', version: 'v1', 'topology.istio.io/cluster': 'Kubernetes' }, locality: '', tls: 'plaintext — no DestinationRule tls; endpoint 127.0.0.1:19081 has no security.istio.io/tlsMode label (no sidecar / mTLS not accepted)', gateway: null }]);
+    assert.equal(v1.network, null);
     assert.match(v1.loadBalancer, /LEAST_REQUEST/);
     assert.equal(v1.outlierDetection, null);
     assert.equal(v3.subset, 'v3');

@@ -1,5 +1,5 @@
 /**
- * The outside programs some test suites need (a real etcd, a real Prometheus, a second Node.js version), where
+ * The outside programs some test suites need (a real etcd, a real Prometheus, nginx as an SNI-routing gateway, a second Node.js version), where
  * `npm test` provisions them (scripts/provision.ts) and how a suite asks for one: a suite is
  * skipped with its reason when a tool is missing, except under `CI=true`, where nothing may be
  * skipped and a missing tool fails the suite.
@@ -27,6 +27,9 @@ function onPath(bin: string): string | undefined {
   return undefined;
 }
 
+/** nginx's stream module as Debian installs it (libnginx-mod-stream), loaded with `load_module`. */
+export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+
 /** The tools, how to find each, and what to do when it is missing. */
 export const TOOLS = {
   etcd: {
@@ -48,6 +51,14 @@ export const TOOLS = {
   ss: {
     find: (): string | undefined => (existsSync('/usr/bin/ss') ? '/usr/bin/ss' : onPath('ss')),
     install: "Debian's iproute2 (`sudo apt-get install -y iproute2`); `npm test` installs it itself when run as root on Debian",
+  },
+  nginx: {
+    // The stream module too (ssl_preread: the SNI-routing east-west gateway of the multi-network tests).
+    find: (): string | undefined => {
+      const bin = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : onPath('nginx');
+      return bin !== undefined && existsSync(NGINX_STREAM_MODULE) ? bin : undefined;
+    },
+    install: "Debian's nginx-light and libnginx-mod-stream (`sudo apt-get install -y nginx-light libnginx-mod-stream`); `npm test` installs them itself when run as root on Debian",
   },
   node22: {
     find: (): string | undefined => (existsSync(oldNodePath()) ? oldNodePath() : undefined),

@@ -132,7 +132,8 @@ function destinations(route: CompiledRoute | undefined, e: Explanation, resource
       connectionPool: x.connectionPool ?? null,
       outlierDetection: x.outlierDetection ?? null,
       retryBudget: x.retryBudget ?? null,
-      endpoints: x.endpoints.map((ep) => ({ endpoint: ep.endpoint, labels: { ...ep.labels }, locality: ep.locality, tls: tlsOf(ep.endpoint) })),
+      network: x.network ?? null,
+      endpoints: x.endpoints.map((ep) => ({ endpoint: ep.endpoint, labels: { ...ep.labels }, locality: ep.locality, tls: tlsOf(ep.endpoint), gateway: ep.gateway ?? null })),
     };
   });
 }
@@ -306,10 +307,12 @@ export async function explainCommand(argv: string[]): Promise<number> {
     if (d.retryBudget !== null) out(`    retry budget:       ${d.retryBudget}`);
     out(`    outlier detection:  ${d.outlierDetection?.replace(/^outlier detection: /, '') ?? 'none'}`);
     if (d.tls !== null) out(`    tls:                ${d.tls}`);
+    if (d.network !== null) out(`    network:            ${d.network.replace(/^multi-network: /, '')}`);
     out(`    endpoints:${d.endpoints.length === 0 ? '          none (503 UH)' : ''}`);
     for (const ep of d.endpoints) {
       const epLabels = Object.entries(ep.labels).map(([k, v]) => `${k}=${v}`).join(',');
       out(`      ${ep.endpoint}${epLabels ? `  ${epLabels}` : ''}${ep.locality ? `  ${ep.locality}` : ''}`);
+      if (ep.gateway !== null) out(`        via: ${ep.gateway}`);
       if (ep.tls !== null) out(`        tls: ${ep.tls}`);
     }
   }
@@ -379,6 +382,7 @@ function printGrpc(x: GrpcExplained): number {
     for (const ep of d.endpoints) {
       const epLabels = Object.entries(ep.labels).map(([k, v]) => `${k}=${v}`).join(',');
       out(`      ${ep.endpoint}${epLabels ? `  ${epLabels}` : ''}${ep.locality ? `  ${ep.locality}` : ''}`);
+      if (ep.gateway !== null) out(`        via: ${ep.gateway}`);
       if (ep.tls !== null) out(`        tls: ${ep.tls}`);
     }
   }

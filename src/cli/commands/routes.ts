@@ -6,7 +6,11 @@
  *
  * @module
  */
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import type { MeshNetworksInput } from '../../config/mesh-networks.ts';
+import type { NetworkSettings } from '../../config/network-topology.ts';
+import { networkSettings } from '../../mesh-network-options.ts';
 import { readMeshConfigFile } from '../mesh-config-file.ts';
 import { type AppliedSidecar, compileSnapshot } from '../../routing/compile.ts';
 import { checkNamespaceOption, out, parseLabels, UsageError } from '../args.ts';
@@ -34,7 +38,13 @@ Options:
                                    namespaces without one (default: istio-system)
       --mesh-config <file>         Istio's MeshConfig: the istio ConfigMap's YAML (kubectl get
                                    configmap istio -n istio-system -o yaml) or its data.mesh: its
-                                   rootNamespace and localityLbSetting apply (flags win)
+                                   rootNamespace and localityLbSetting apply (flags win), and
+                                   the ConfigMap's data.meshNetworks
+      --network <name>             the workload's network (default: its topology.istio.io/network
+                                   label): endpoints on other networks with an east-west gateway
+                                   are shown as that gateway
+      --mesh-networks <file>       Istio's MeshNetworks (YAML): networks, their endpoints
+                                   (fromCidr, fromRegistry) and gateways
 ${OUTPUT_HELP}
 `;
 
@@ -63,6 +73,8 @@ export async function routesCommand(argv: string[]): Promise<number> {
       locality: { type: 'string' },
       'root-namespace': { type: 'string' },
       'mesh-config': { type: 'string' },
+      network: { type: 'string' },
+      'mesh-networks': { type: 'string' },
       ...OUTPUT_OPTION,
       help: { type: 'boolean', short: 'h' },
     },
@@ -83,7 +95,8 @@ export async function routesCommand(argv: string[]): Promise<number> {
   if (!ok) return refuseInvalidConfig(issues.ofLevel('error'));
   // Warnings (what meshlet does not apply) and findings are advisory (a mesh applies this config, as Istio does): report them, then answer.
   reportAdvisories(loaded);
-  const snap = compileSnapshot(resources, { service: values.service, namespace, labels }, { rootNamespace: values['root-namespace'] ?? meshConfig?.rootNamespace ?? 'istio-system' });
+  const networks = await routesNetworks(values.network, values['mesh-networks'], meshConfig?.meshNetworks, labels);
+  const snap = compileSnapshot(resources, { service: values.service, namespace, labels }, { rootNamespace: values['root-namespace'] ?? meshConfig?.rootNamespace ?? 'istio-system', networks });
   const client = { labels, locality, meshLocality: meshConfig?.localityLbSetting };
   const shown = (name: string) => values.host === undefined || name.includes(values.host);
   const vhosts = snap.routes.virtualHosts.filter((vh) => shown(vh.name));
@@ -119,9 +132,26 @@ export async function routesCommand(argv: string[]): Promise<number> {
     out();
     out('Clusters:');
     for (const c of clusters) {
-      out(`  ${c.name}: ${c.endpoints.map((e) => e.key).join(' ') || '(no endpoints)'}`);
+      out(`  ${c.name}: ${c.endpoints.map((e) => (e.gateway === undefined ? e.key : `${e.key} (east-west gateway of ${e.gateway.network} for ${e.gateway.endpoints.join(', ')})`)).join(' ') || '(no endpoints)'}`);
       for (const line of clusterSettingsLines(c, client)) out(`      ${line}`);
     }
   }
   return 0;
+}
+
+/** The network settings of `--network`, `--mesh-networks <file>` (else the `--mesh-config` ConfigMap's) and the workload's labels; a bad file is a usage mistake. */
+async function routesNetworks(network: string | undefined, file: string | undefined, fromMeshConfig: MeshNetworksInput | undefined, labels: Readonly<Record<string, string>>): Promise<NetworkSettings> {
+  let meshNetworks = fromMeshConfig;
+  if (file !== undefined) {
+    try {
+      meshNetworks = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`meshlet routes: --mesh-networks ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    }
+  }
+  try {
+    return networkSettings({ network, meshNetworks, labels });
+  } catch (err) {
+    throw new UsageError(`meshlet routes: ${file === undefined ? '--mesh-config' : `--mesh-networks ${file}`}: ${(err as Error).message.replace(/^createMesh: `meshNetworks` /, 'MeshNetworks ')}`);
+  }
 }

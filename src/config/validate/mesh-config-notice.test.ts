@@ -67,6 +67,14 @@ describe("Istio's MeshConfig ConfigMap in a manifest", () => {
     assert.deepEqual(issues.all.map(String), ['test.yaml: skipped 2 ConfigMap (v1): default/istio-ca-root-cert, default/app; meshlet does not use it (line 1)']);
   });
 
+  it('a data.meshNetworks naming networks is a setting createMesh takes (meshNetworks); an empty one is said nothing of', () => {
+    const cm = ISTIO_CM.replace(/ {4}accessLogFile.*\n/, '').replace('REGISTRY_ONLY', 'ALLOW_ANY').replace(/ {4}defaultConfig:\n.*\n.*\n/, '').replace(/ {4}enablePrometheusMerge.*\n/, '');
+    assert.deepEqual(validateYaml(cm).issues.ofLevel('warning').map(String), []);
+    const w = validateYaml(cm.replace('    networks: {}', '    networks: {west: {gateways: [{address: 192.0.2.1, port: 15443}]}, east: {}}')).issues.ofLevel('warning').map(String);
+    assert.equal(w.length, 1);
+    assert.match(w[0] ?? '', /give these settings as options \(or this ConfigMap as createMesh\(\{ meshConfig \}\)\), or they do not apply: data\.meshNetworks \(networks west, east\) → createMesh\(\{ network, meshNetworks \}\)/);
+  });
+
   it('a data.mesh that is not YAML is said so', () => {
     const { issues } = validateYaml(ISTIO_CM.replace('    trustDomain: cluster.local\n', '    trustDomain: [cluster.local\n'));
     assert.match(issues.ofLevel('warning').map(String)[0] ?? '', /ConfigMap istio-system\/istio is Istio's MeshConfig \(data\.mesh\), and data\.mesh is not valid YAML/);

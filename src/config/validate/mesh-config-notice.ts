@@ -106,6 +106,20 @@ export function meshConfigValueAt(mesh: Record<string, unknown>, path: string): 
   return v;
 }
 
+/** The network names of a `data.meshNetworks` text ('a, b'), undefined when it names none (or is not YAML: createMesh says so). */
+function meshNetworksNames(text: unknown): string | undefined {
+  if (typeof text !== 'string') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = parse(text);
+  } catch {
+    return undefined;
+  }
+  const nets = typeof parsed === 'object' && parsed !== null ? (parsed as { networks?: unknown }).networks : undefined;
+  const names = typeof nets === 'object' && nets !== null && !Array.isArray(nets) ? Object.keys(nets) : [];
+  return names.length === 0 ? undefined : names.join(', ');
+}
+
 /**
  * The notice for a MeshConfig ConfigMap ({@link isMeshConfigMap}): a warning naming the settings
  * that have a meshlet option, and the ones meshlet has no equivalent for; an info when it sets
@@ -134,6 +148,9 @@ export function meshConfigNotice(raw: Record<string, unknown>, ref: string): { l
     else if (DEFAULTS.has(path) && DEFAULTS.get(path) === value) defaults.push(`${path}: ${show(value)}`);
     else mapped.push(`${path}: ${show(value)} → ${option}`);
   }
+  // MeshNetworks beside it (data.meshNetworks): networks and east-west gateways, which createMesh takes too.
+  const networks = meshNetworksNames((raw.data as { meshNetworks?: unknown }).meshNetworks);
+  if (networks !== undefined) mapped.push(`data.meshNetworks (networks ${networks}) → createMesh({ network, meshNetworks })`);
   const parts = [head];
   if (mapped.length > 0) parts.push(`give these settings as options (or this ConfigMap as createMesh({ meshConfig })), or they do not apply: ${mapped.join('; ')}`);
   if (defaults.length > 0) parts.push(`already meshlet's defaults: ${defaults.join(', ')}`);
