@@ -265,8 +265,7 @@ export class ControlPlaneSource {
 
   #onApplied(state: GoodState, snapshot: Snapshot): void {
     if (this.#startup !== undefined) {
-      // Endpoints alone are no start: without a config (the first one was rejected) the
-      // startup policy decides (cache, failOpen, or reject).
+      // Endpoints alone are no start: without a config (the first was rejected) the startup policy decides (cache, failOpen, or reject).
       if (state.configVersion === '') return;
       this.#origin = 'control-plane';
       this.#settle(snapshot);
