@@ -8,11 +8,11 @@
  */
 import { parseArgs } from 'node:util';
 import { readMeshConfigFile } from '../mesh-config-file.ts';
-import { type AppliedSidecar, compileSnapshot } from '../../routing/compile.ts';
+import { compileSnapshot } from '../../routing/compile.ts';
 import { checkNamespaceOption, out, parseLabels, UsageError } from '../args.ts';
 import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
-import { clusterSettingsLines, clusterView, virtualHostView } from '../views.ts';
+import { clusterSettingsLines, clusterView, sidecarView, virtualHostView } from '../../routing/views.ts';
 
 export const routesHelp = `Usage: meshlet routes <file, dir or ->... --service <name> [options]
 
@@ -37,18 +37,6 @@ Options:
                                    rootNamespace and localityLbSetting apply (flags win)
 ${OUTPUT_HELP}
 `;
-
-/** The applied Sidecar: its egress listeners and outbound traffic policy (null: none applies). */
-function sidecarView(s: AppliedSidecar | undefined) {
-  if (s === undefined) return null;
-  const proxy = s.outboundTrafficPolicy?.egressProxy?.target;
-  return {
-    name: s.ref.replace(/^Sidecar /, ''),
-    egress: s.scope.listeners.map((l) => ({ port: l.port ?? null, hosts: [...l.hosts] })),
-    outboundTrafficPolicy: s.outboundTrafficPolicy?.mode ?? null,
-    egressProxy: proxy === undefined ? null : `${proxy.host}:${proxy.port}${proxy.subset === undefined ? '' : ` subset ${proxy.subset}`}${proxy.cluster === undefined ? ` (missing: ${proxy.missing})` : ''}`,
-  };
-}
 
 /** Runs the command; returns the exit code. */
 export async function routesCommand(argv: string[]): Promise<number> {
