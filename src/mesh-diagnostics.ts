@@ -8,9 +8,36 @@
  */
 import type { MeshServers } from './adapters/server/servers.ts';
 import type { ConfigOrigin } from './control-plane/source.ts';
-import type { MeshDiagnostics } from './mesh-options.ts';
+import type { InboundTlsCounts } from './inbound/tls-stats.ts';
+import type { InboundPoolCounters } from './inbound/connection-pool.ts';
+import type { OtelExportStats } from './telemetry/access-log/otel-exporter.ts';
 import type { Outbound } from './outbound/pipeline.ts';
 import type { CredentialHolder } from './security/identity/credentials.ts';
+
+/**
+ * What `mesh.diagnostics()` returns.
+ * @category Mesh
+ */
+export interface MeshDiagnostics {
+  readonly configVersion: string;
+  readonly configSource: ConfigOrigin | 'file';
+  /** The Sidecar resource that scopes this workload's egress and inbound pools (`Sidecar namespace/name`); absent when none applies. */
+  readonly sidecar?: string;
+  /** Mirrored requests: sent, dropped (over `maxMirrorsInFlight` or too large to replay), failed, in flight. */
+  readonly mirrors: { readonly sent: number; readonly dropped: number; readonly failed: number; readonly inFlight: number };
+  /** The admission phases the server side runs (`jwt`, `authorization`, `rate-limit`, …), in order; `rate-limit` once for each place local rate limit filters run at (before `ext-authz`, `jwt` or `authorization`, or after them). */
+  readonly inboundPhases: readonly string[];
+  /** "Ready for STRICT?": inbound requests that arrived in plaintext and over mTLS, and the mTLS ones by peer identity (the 100 seen most recently). See docs/mtls.md. */
+  readonly inboundTls: InboundTlsCounts;
+  /** The server side's connection pools (inbound circuit breaking, docs/server.md): requests in flight and waiting, overflows and limits per inbound port, for the ports and protocols requests have used while a limit applied. */
+  readonly inboundPools: readonly InboundPoolCounters[];
+  /** The clusters calls (or mirrors, or explain) have used, with their endpoints. */
+  readonly clusters: readonly { readonly name: string; readonly endpoints: readonly { readonly endpoint: string; readonly active: number; readonly ejected: boolean; readonly ejectedForMs: number }[] }[];
+  /** `envoyOtelAls` access logs, by provider: records the collector took (`written`) and records `dropped` (Envoy's `logs_written`, `logs_dropped`). */
+  readonly otelAccessLogs: Readonly<Record<string, OtelExportStats>>;
+  /** This workload's certificate in use: its SPIFFE ID, expiry (epoch ms) and where it came from. Absent without one. */
+  readonly identity?: { readonly spiffeId: string; readonly notAfter: number; readonly source: 'files' | 'dev-ca' | 'control-plane' };
+}
 
 /**
  * The diagnostics of a mesh's parts; `identitySource`: what fills its certificate (undefined:

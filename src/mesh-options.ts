@@ -1,6 +1,6 @@
 /**
  * What a mesh is given and what it reports: {@link MeshOptions} for `createMesh`, the events
- * ({@link MeshEvents}), the logger shape and {@link MeshDiagnostics}.
+ * ({@link MeshEvents}) and the logger shape ({@link MeshDiagnostics} is in `mesh-diagnostics.ts`).
  *
  * @module
  */
@@ -11,16 +11,13 @@ import type { Clock, Random } from './core/clock.ts';
 import type { ErrorMode } from './core/exchange.ts';
 import type { PathNormalization } from './core/path-normalization.ts';
 import type { ExtensionProvider, JwtOptions } from './inbound/policies.ts';
-import type { InboundTlsCounts } from './inbound/tls-stats.ts';
-import type { InboundPoolCounters } from './inbound/connection-pool.ts';
-import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
+import type { ConfigAppliedEvent, ConnectedEvent, DisconnectedEvent } from './control-plane/source.ts';
 import type { OutboundEvent } from './outbound/pipeline.ts';
 import type { DnsOptions } from './outbound/dns-target.ts';
 import type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import type { ConfigError, MeshletError } from './core/errors.ts';
 import type { MetricsOptions } from './telemetry/metrics/options.ts';
 import type { AccessLogOptions } from './telemetry/access-log/config.ts';
-import type { OtelExportStats } from './telemetry/access-log/otel-exporter.ts';
 import type { TracingOptions } from './telemetry/tracing/config.ts';
 import { optionNames } from './core/option-names.ts';
 import type { ProxyHeadersOptions } from './core/proxy-headers.ts';
@@ -308,31 +305,6 @@ export const TELEMETRY_OPTION_NAMES = optionNames<TelemetryOptions>()([
   'tracing',
   'metrics',
 ]);
-
-/**
- * What `mesh.diagnostics()` returns.
- * @category Mesh
- */
-export interface MeshDiagnostics {
-  readonly configVersion: string;
-  readonly configSource: ConfigOrigin | 'file';
-  /** The Sidecar resource that scopes this workload's egress and inbound pools (`Sidecar namespace/name`); absent when none applies. */
-  readonly sidecar?: string;
-  /** Mirrored requests: sent, dropped (over `maxMirrorsInFlight` or too large to replay), failed, in flight. */
-  readonly mirrors: { readonly sent: number; readonly dropped: number; readonly failed: number; readonly inFlight: number };
-  /** The admission phases the server side runs (`jwt`, `authorization`, `rate-limit`, …), in order; `rate-limit` once for each place local rate limit filters run at (before `ext-authz`, `jwt` or `authorization`, or after them). */
-  readonly inboundPhases: readonly string[];
-  /** "Ready for STRICT?": inbound requests that arrived in plaintext and over mTLS, and the mTLS ones by peer identity (the 100 seen most recently). See docs/mtls.md. */
-  readonly inboundTls: InboundTlsCounts;
-  /** The server side's connection pools (inbound circuit breaking, docs/server.md): requests in flight and waiting, overflows and limits per inbound port, for the ports and protocols requests have used while a limit applied. */
-  readonly inboundPools: readonly InboundPoolCounters[];
-  /** The clusters calls (or mirrors, or explain) have used, with their endpoints. */
-  readonly clusters: readonly { readonly name: string; readonly endpoints: readonly { readonly endpoint: string; readonly active: number; readonly ejected: boolean; readonly ejectedForMs: number }[] }[];
-  /** `envoyOtelAls` access logs, by provider: records the collector took (`written`) and records `dropped` (Envoy's `logs_written`, `logs_dropped`). */
-  readonly otelAccessLogs: Readonly<Record<string, OtelExportStats>>;
-  /** This workload's certificate in use: its SPIFFE ID, expiry (epoch ms) and where it came from. Absent without one. */
-  readonly identity?: { readonly spiffeId: string; readonly notAfter: number; readonly source: 'files' | 'dev-ca' | 'control-plane' };
-}
 
 /**
  * A logger: `console`, pino, winston or anything with these methods.
