@@ -17,6 +17,7 @@ export { flushMeshTelemetry as flushAccessLogs } from './telemetry/flush-channel
 export type { DnsAnswer, DnsOptions, DnsResolve } from './outbound/dns-target.ts';
 export type { IdentityOption, MeshConfigInput, MeshEvents, MeshLogger, MeshOptions, RejectedEvent, TelemetryOptions, WatchStateEvent } from './mesh-options.ts';
 export type { EndpointDiagnostics, MeshDiagnostics } from './mesh-diagnostics.ts';
+export type { AdminOptions } from './mesh-admin-options.ts';
 export type { MetricsOptions } from './telemetry/metrics/options.ts';
 export type { AccessLogOptions, EnvoyFileAccessLogProvider } from './telemetry/access-log/config.ts';
 export type { EnvoyOtelAlsProvider } from './telemetry/access-log/otel-config.ts';

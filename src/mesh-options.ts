@@ -21,6 +21,7 @@ import type { AccessLogOptions } from './telemetry/access-log/config.ts';
 import type { TracingOptions } from './telemetry/tracing/config.ts';
 import { optionNames } from './core/option-names.ts';
 import type { ProxyHeadersOptions } from './core/proxy-headers.ts';
+import type { AdminOptions } from './mesh-admin-options.ts';
 
 /**
  * Where a mesh's workload certificate comes from; see {@link MeshOptions.identity}.
@@ -221,6 +222,14 @@ export interface MeshOptions {
   readonly random?: Random | undefined;
   /** Telemetry: what the mesh reports about itself and the traffic through it (docs/telemetry.md). */
   readonly telemetry?: TelemetryOptions | undefined;
+  /**
+   * A read-only admin endpoint for operators, as the sidecar's admin port: `/clusters` (endpoints,
+   * health, outlier ejections), `/config_dump`, `/certs`, `/server_info`, `/ready`, `/explain`;
+   * read by `meshlet proxy-config` (docs/admin.md). `true`: 127.0.0.1:15000. `createMesh` rejects
+   * when the port cannot be bound; `close()` closes it last.
+   * @defaultValue none
+   */
+  readonly admin?: boolean | AdminOptions | undefined;
 }
 
 /** The names of {@link MeshOptions} (createMesh refuses others), checked against the type. @internal */
@@ -269,6 +278,7 @@ export const MESH_OPTION_NAMES = optionNames<MeshOptions>()([
   'clock',
   'random',
   'telemetry',
+  'admin',
 ]);
 
 /**

@@ -34,6 +34,7 @@ import { FileConfig, type FileConfigCaches } from './mesh-file-config.ts';
 import { type MeshDiagnostics, meshDiagnostics } from './mesh-diagnostics.ts';
 import { explainInboundRequest, explainOutbound } from './mesh-explain.ts';
 import { meshFetch } from './mesh-fetch.ts';
+import type { AdminHandle } from './mesh-admin-options.ts';
 
 /**
  * The logger when none is given: warnings and errors to the console (stderr); a library says
@@ -72,6 +73,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #warnings: readonly ConfigIssue[] = [];
   /** Tracing, Istio's metrics, meshlet's own metrics and access logs. */
   readonly #telemetry: MeshTelemetry;
+  /** The admin endpoint (`admin` option), closed last by `close()`. */
+  #admin: AdminHandle | undefined;
 
   /** @internal use {@link createMesh}. */
   constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder, fileCaches?: FileConfigCaches) {
@@ -123,6 +126,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** @internal The identity source that fills {@link Mesh.credentials}; `close()` stops it. */
   adoptIdentitySource(source: IdentitySource): void {
     this.#identitySource = source;
+  }
+
+  /** @internal The admin endpoint createMesh started for this mesh; `close()` closes it. */
+  adoptAdmin(admin: AdminHandle): void {
+    this.#admin = admin;
+  }
+
+  /** The admin endpoint's URL (`http://127.0.0.1:15000`), with the `admin` option; undefined without. */
+  get adminUrl(): string | undefined {
+    return this.#admin?.url;
   }
 
   /** Who this mesh is: service, namespace, labels and service account (named in observation messages). */
@@ -351,6 +364,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const grace = this.#o.closeTimeoutMs ?? 5000;
     this.#closed ??= closeInOrder([
       () => {
+        this.#admin?.draining();
         this.#servers.startDrain();
         this.#grpc?.startDrain();
       },
@@ -369,8 +383,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
           return [this.#outbound.close(left), this.#transport.close(left), this.#grpcTransport.close(left)];
         });
       },
-      // After the calls in flight ended: they are counted and logged.
-      () => this.#telemetry.close(),
+      // After the calls in flight ended: they are counted and logged. The admin endpoint answers until then (/ready: DRAINING).
+      () => [this.#telemetry.close(), this.#admin?.close()],
     ]);
     return this.#closed;
   }

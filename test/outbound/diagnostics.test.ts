@@ -30,7 +30,7 @@ test('mesh.diagnostics(): config in use, mirror counters, clusters with endpoint
     assert.deepEqual(d.clusters.map((c) => c.name), ['outbound|80||svc.default.svc.cluster.local']);
     const eps = Object.fromEntries((d.clusters[0]?.endpoints ?? []).map((e) => [e.endpoint, e]));
     // Connections are what undici keeps open (at least the one each endpoint answered on).
-    const open = (e: (typeof eps)[string]) => {
+    const open = (e: (typeof eps)[string] | undefined) => {
       assert.ok((e?.connections ?? 0) >= 1, `${e?.endpoint} has connections open`);
       return { ...e, connections: 'open' };
     };
