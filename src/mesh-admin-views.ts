@@ -185,8 +185,8 @@ function certDetails(pem: string, now: number) {
     .map((s) => ({ uri: s.slice(4) }));
   return {
     serial_number: x.serialNumber.toLowerCase(),
-    subject: x.subject.replace(/\n/g, ', '),
-    issuer: x.issuer.replace(/\n/g, ', '),
+    subject: (x.subject ?? '').replace(/\n/g, ', '),
+    issuer: (x.issuer ?? '').replace(/\n/g, ', '),
     subject_alt_names: uris,
     days_until_expiration: Math.floor((notAfter - now) / 86_400_000),
     valid_from: new Date(notBefore).toISOString(),
