@@ -133,6 +133,8 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
     json(res, { ...e, text: String(e) });
   };
 
+  // Said before binding, so it is said whatever binding then gives.
+  if (!settings.loopback) logger.warn(`meshlet: the admin endpoint listens on ${settings.host}:${settings.port}, not on loopback (admin.allowNonLoopback): whoever reaches it sees this workload's config, endpoints and certificate details`);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // Bound by this process alone (exclusive): in a node:cluster worker a shared port would give each request to another worker's mesh.
@@ -147,8 +149,7 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
   });
   const a = server.address() as AddressInfo;
   const url = `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
-  if (!settings.loopback) logger.warn(`meshlet: the admin endpoint listens on ${url}, not on loopback (admin.allowNonLoopback): whoever reaches it sees this workload's config, endpoints and certificate details`);
-  else logger.info?.(`meshlet: admin endpoint at ${url}`);
+  logger.info?.(`meshlet: admin endpoint at ${url}`);
   const handle: AdminHandle = {
     url,
     draining: () => {

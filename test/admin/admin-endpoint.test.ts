@@ -226,6 +226,11 @@ describe('admin endpoint', () => {
     } finally {
       taken.close();
     }
+    // Asked for explicitly, a host that is not loopback is bound, with a warning (here an address of no interface: refused by the system, nothing exposed).
+    const told: string[] = [];
+    await assert.rejects(createMesh({ ...base, logger: { warn: (m: string) => told.push(m) }, admin: { port: 0, host: '203.0.113.7', allowNonLoopback: true } }), /the admin endpoint cannot listen on 203\.0\.113\.7:0: /);
+    assert.equal(told.length, 1);
+    assert.match(told[0] ?? '', /admin endpoint listens on 203\.0\.113\.7:0, not on loopback \(admin\.allowNonLoopback\): whoever reaches it sees/);
     // Loopback names are loopback: no warning, and no admin endpoint without the option.
     const warnings: string[] = [];
     const mesh = await createMesh({ ...base, logger: { warn: (m: string) => warnings.push(m) }, admin: { port: 0, host: 'localhost' } });
