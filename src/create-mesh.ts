@@ -30,6 +30,8 @@ import { CredentialHolder } from './security/identity/credentials.ts';
 import { resolveProxyHeaders } from './core/proxy-headers.ts';
 import { applyMeshConfig } from './mesh-config-option.ts';
 import { localityLbSettingProblems } from './config/validate/load-balancer.ts';
+import { adminSettings } from './mesh-admin-options.ts';
+import { startMeshAdmin } from './mesh-admin.ts';
 
 /**
  * Creates a mesh. Embedded mode (`config`): loads and validates the config (rejecting it with
@@ -81,10 +83,13 @@ export async function createMesh(options: MeshOptions): Promise<Mesh> {
     throw new InvalidArgumentError("createMesh: `identity: 'control-plane'` needs `controlPlane` (the control plane's CA issues the certificate); in embedded mode use { certFile, keyFile, caFile } or { devCa }");
   }
   embeddedIdentity(o); // a malformed identity option fails before anything starts
+  const admin = adminSettings(o.admin);
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('createMesh: `signal` must be an AbortSignal (AbortSignal.timeout(ms), new AbortController().signal)');
   signal?.throwIfAborted();
   const mesh = await (o.controlPlane !== undefined ? createControlPlaneMesh(o, signal).then((m) => startEmbeddedIdentity(m, o, o.logger ?? DEFAULT_LOGGER)) : createFileMesh(o));
+  // The admin endpoint last, once there is a mesh to show (a port it cannot bind closes the mesh and rejects).
+  if (admin !== undefined) await startMeshAdmin(mesh, admin, o, o.logger ?? DEFAULT_LOGGER);
   if (signal?.aborted === true) {
     // Aborted as the last step finished: what started is stopped, as when it is aborted earlier.
     await mesh.close();

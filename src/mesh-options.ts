@@ -1,23 +1,23 @@
-
+/**
+ * {@link MeshOptions} for `createMesh` and the logger shape (events: `mesh-events.ts`; {@link MeshDiagnostics}: `mesh-diagnostics.ts`).
+ * @module
+ */
 import type { LocalityLoadBalancerSetting } from './config/types/destination-rule.ts';
 import type { AnalysisMode, ConfigSource } from './config/load-config.ts';
 import type { Clock, Random } from './core/clock.ts';
 import type { ErrorMode } from './core/exchange.ts';
 import type { PathNormalization } from './core/path-normalization.ts';
 import type { ExtensionProvider, JwtOptions } from './inbound/policies.ts';
-import type { InboundTlsCounts } from './inbound/tls-stats.ts';
-import type { InboundPoolCounters } from './inbound/connection-pool.ts';
-import type { ConfigOrigin, } from './control-plane/source.ts';
 import type { DnsOptions } from './outbound/dns-target.ts';
 import type { OwnMetricsOptions } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import type { MeshletError } from './core/errors.ts';
 import type { MetricsOptions } from './telemetry/metrics/options.ts';
 import type { AccessLogOptions } from './telemetry/access-log/config.ts';
-import type { OtelExportStats } from './telemetry/access-log/otel-exporter.ts';
 import type { TracingOptions } from './telemetry/tracing/config.ts';
 import { optionNames } from './core/option-names.ts';
 import type { ProxyHeadersOptions } from './core/proxy-headers.ts';
 import { type MeshNetworkOptions, NETWORK_OPTION_NAMES } from './mesh-network-options.ts';
+import type { AdminOptions } from './mesh-admin-options.ts';
 
 /**
  * Where a mesh's workload certificate comes from; see {@link MeshOptions.identity}.
@@ -226,6 +226,14 @@ export interface MeshOptions extends MeshNetworkOptions {
   readonly random?: Random | undefined;
   /** Telemetry: what the mesh reports about itself and the traffic through it (docs/telemetry.md). */
   readonly telemetry?: TelemetryOptions | undefined;
+  /**
+   * A read-only admin endpoint for operators, as the sidecar's admin port: `/clusters` (endpoints,
+   * health, outlier ejections), `/config_dump`, `/certs`, `/server_info`, `/ready`, `/explain`;
+   * read by `meshlet proxy-config` (docs/admin.md). `true`: 127.0.0.1:15000. `createMesh` rejects
+   * when the port cannot be bound; `close()` closes it last.
+   * @defaultValue none
+   */
+  readonly admin?: boolean | AdminOptions | undefined;
 }
 
 /** The names of {@link MeshOptions} (createMesh refuses others), checked against the type. @internal */
@@ -275,6 +283,7 @@ export const MESH_OPTION_NAMES = [...NETWORK_OPTION_NAMES, ...optionNames<Omit<M
   'clock',
   'random',
   'telemetry',
+  'admin',
 ])];
 
 /**
@@ -311,31 +320,6 @@ export const TELEMETRY_OPTION_NAMES = optionNames<TelemetryOptions>()([
   'tracing',
   'metrics',
 ]);
-
-/**
- * What `mesh.diagnostics()` returns.
- * @category Mesh
- */
-export interface MeshDiagnostics {
-  readonly configVersion: string;
-  readonly configSource: ConfigOrigin | 'file';
-  /** The Sidecar resource that scopes this workload's egress and inbound pools (`Sidecar namespace/name`); absent when none applies. */
-  readonly sidecar?: string;
-  /** Mirrored requests: sent, dropped (over `maxMirrorsInFlight` or too large to replay), failed, in flight. */
-  readonly mirrors: { readonly sent: number; readonly dropped: number; readonly failed: number; readonly inFlight: number };
-  /** The admission phases the server side runs (`jwt`, `authorization`, `rate-limit`, …), in order; `rate-limit` once for each place local rate limit filters run at (before `ext-authz`, `jwt` or `authorization`, or after them). */
-  readonly inboundPhases: readonly string[];
-  /** "Ready for STRICT?": inbound requests that arrived in plaintext and over mTLS, and the mTLS ones by peer identity (the 100 seen most recently). See docs/mtls.md. */
-  readonly inboundTls: InboundTlsCounts;
-  /** The server side's connection pools (inbound circuit breaking, docs/server.md): requests in flight and waiting, overflows and limits per inbound port, for the ports and protocols requests have used while a limit applied. */
-  readonly inboundPools: readonly InboundPoolCounters[];
-  /** The clusters calls (or mirrors, or explain) have used, with their endpoints. */
-  readonly clusters: readonly { readonly name: string; readonly endpoints: readonly { readonly endpoint: string; readonly active: number; readonly ejected: boolean; readonly ejectedForMs: number }[] }[];
-  /** `envoyOtelAls` access logs, by provider: records the collector took (`written`) and records `dropped` (Envoy's `logs_written`, `logs_dropped`). */
-  readonly otelAccessLogs: Readonly<Record<string, OtelExportStats>>;
-  /** This workload's certificate in use: its SPIFFE ID, expiry (epoch ms) and where it came from. Absent without one. */
-  readonly identity?: { readonly spiffeId: string; readonly notAfter: number; readonly source: 'files' | 'dev-ca' | 'control-plane' };
-}
 
 /**
  * A logger: `console`, pino, winston or anything with these methods.

@@ -6,11 +6,9 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import type { MeshDiagnostics, MeshEvents, MeshLogger, MeshOptions, RejectedEvent } from './mesh-options.ts';
+import type { MeshEvents, MeshLogger, MeshOptions, RejectedEvent } from './mesh-options.ts';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
-import { fetch as undiciFetch } from 'undici';
 import type { MeshDispatcher } from './adapters/undici/dispatcher.ts';
-import { asOwnFormData, asOwnRequest, isForeignFormData, isForeignRequest } from './adapters/undici/foreign-request.ts';
 import type { UndiciTransport } from './adapters/undici/transport.ts';
 import type { GrpcTransport } from './adapters/grpc/transport.ts';
 import type { MeshGrpc } from './adapters/grpc/mesh-grpc.ts';
@@ -22,7 +20,7 @@ import { reportFindings, reportWarnings } from './config/findings.ts';
 import type { ConfigIssue } from './config/issues.ts';
 import type { Registration, RegisterOptions } from './control-plane/registration.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ControlPlaneSource } from './control-plane/source.ts';
-import { InvalidArgumentError, meshCause, rejectWithMeshCause } from './core/errors.ts';
+import { InvalidArgumentError } from './core/errors.ts';
 import { type ConfigAppliedMessage, type ConfigRejectedMessage, channels, type WorkloadIdentity } from './core/observe.ts';
 import type { Explanation, ExplainRequest } from './outbound/explain.ts';
 import type { InboundExplainRequest, InboundExplanation } from './inbound/explain.ts';
@@ -33,8 +31,10 @@ import type { Snapshot } from './routing/compile.ts';
 import type { MeshTelemetry } from './mesh-telemetry.ts';
 import { buildMeshGrpc, buildMeshParts } from './mesh-parts.ts';
 import { FileConfig, type FileConfigCaches } from './mesh-file-config.ts';
-import { meshDiagnostics } from './mesh-diagnostics.ts';
+import { type MeshDiagnostics, meshDiagnostics } from './mesh-diagnostics.ts';
 import { explainInboundRequest, explainOutbound } from './mesh-explain.ts';
+import { meshFetch } from './mesh-fetch.ts';
+import type { AdminHandle } from './mesh-admin-options.ts';
 
 /**
  * The logger when none is given: warnings and errors to the console (stderr); a library says
@@ -73,6 +73,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #warnings: readonly ConfigIssue[] = [];
   /** Tracing, Istio's metrics, meshlet's own metrics and access logs. */
   readonly #telemetry: MeshTelemetry;
+  /** The admin endpoint (`admin` option), closed last by `close()`. */
+  #admin: AdminHandle | undefined;
 
   /** @internal use {@link createMesh}. */
   constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder, fileCaches?: FileConfigCaches) {
@@ -124,6 +126,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** @internal The identity source that fills {@link Mesh.credentials}; `close()` stops it. */
   adoptIdentitySource(source: IdentitySource): void {
     this.#identitySource = source;
+  }
+
+  /** @internal The admin endpoint createMesh started for this mesh; `close()` closes it. */
+  adoptAdmin(admin: AdminHandle): void {
+    this.#admin = admin;
+  }
+
+  /** The admin endpoint's URL (`http://127.0.0.1:15000`), with the `admin` option; undefined without. */
+  get adminUrl(): string | undefined {
+    return this.#admin?.url;
   }
 
   /** Who this mesh is: service, namespace, labels and service account (named in observation messages). */
@@ -272,26 +284,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * In `errors: 'throw'` mode a mesh-made failure rejects with the {@link MeshletError}
    * itself rather than fetch's `TypeError('fetch failed')`.
    */
-  fetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    // One promise more than undici's own (for the rejection below), not an async function's
-    // frame and await: at c=64 every allocation and microtask of a fetch is paid per request.
-    let p: Promise<unknown>;
-    try {
-      // A Request of Node's global fetch (or another undici copy) is rebuilt as one of ours, and
-      // so is a body that is Node's global FormData (only an object body is looked at).
-      const body = init?.body;
-      const options =
-        init === undefined
-          ? { dispatcher: this.dispatcher }
-          : typeof body === 'object' && isForeignFormData(body)
-            ? { ...(init as object), body: asOwnFormData(body), dispatcher: this.dispatcher }
-            : { ...(init as object), dispatcher: this.dispatcher };
-      p = undiciFetch((typeof input === 'string' || !isForeignRequest(input) ? input : asOwnRequest(input, body != null)) as never, options as never);
-    } catch (e) {
-      return Promise.reject(meshCause(e));
-    }
-    return p.then(undefined, rejectWithMeshCause) as Promise<Response>;
-  };
+  fetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => meshFetch(this.dispatcher, input, init);
 
   /**
    * Explains how a request would be handled: the virtual host, which rule matched (and why
@@ -371,6 +364,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const grace = this.#o.closeTimeoutMs ?? 5000;
     this.#closed ??= closeInOrder([
       () => {
+        this.#admin?.draining();
         this.#servers.startDrain();
         this.#grpc?.startDrain();
       },
@@ -389,8 +383,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
           return [this.#outbound.close(left), this.#transport.close(left), this.#grpcTransport.close(left)];
         });
       },
-      // After the calls in flight ended: they are counted and logged.
-      () => this.#telemetry.close(),
+      // After the calls in flight ended: they are counted and logged. The admin endpoint answers until then (/ready: DRAINING).
+      () => [this.#telemetry.close(), this.#admin?.close()],
     ]);
     return this.#closed;
   }

@@ -26,6 +26,8 @@ Commands:
   get <kind>[,<kind>...]|all [name]        list or print resources the control plane serves
   delete <kind> <name> [-n ns]             delete a resource created with apply
   status                                   connected workloads, ACKed versions, refused changes
+  proxy-config <what> <admin-url>          clusters, endpoints (health, outlier check), routes or the
+                                           certificate of a running mesh, from its admin endpoint
   stat <metrics-url> [--interval 10s]      golden metrics (success rate, RPS, latency) from a
                                            Prometheus endpoint, as 'linkerd viz stat'
   ca <init|show|issue|rotate> <dir>        a development CA: workload certificates for tests
@@ -82,6 +84,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => {
     const m = await import('./commands/status.ts');
     return { run: m.statusCommand, help: m.statusHelp };
+  },
+  'proxy-config': async () => {
+    const m = await import('./commands/proxy-config.ts');
+    return { run: m.proxyConfigCommand, help: m.proxyConfigHelp };
   },
   stat: async () => {
     const m = await import('./commands/stat.ts');

@@ -41,6 +41,8 @@ export interface ClusterContext {
 export interface ClusterTransport {
   /** An endpoint left the cluster: close its connections once idle. */
   removeHost(host: HostState): void;
+  /** Connections open to the endpoint now (Envoy's per-host `cx_active`), when the transport counts them. */
+  connections?(host: HostState): number;
   /**
    * Closes the pools; calls in flight may finish for `graceMs` (default: as long as they take). A
    * second call while the first still waits bounds the wait by its own `graceMs`.

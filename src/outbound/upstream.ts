@@ -110,7 +110,10 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
   private _send(): void {
     this._state = 1;
     const h = this._host;
-    if (h !== undefined) h.active++;
+    if (h !== undefined) {
+      h.active++;
+      h.stats.rqTotal++;
+    }
     const ex = this._ex;
     ex.waiting = this;
     // As Envoy's router with Istio's include_request_attempt_count: the attempt's number, so the
@@ -163,7 +166,14 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     this._marks |= RECORDED;
     const d = this._cs.detector;
     const h = this._host;
-    if (d !== undefined && h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') d.record(h, charged, failure, !startsConnected(this._ex) && (this._marks & STARTED) !== 0);
+    if (h !== undefined && failure !== 'cancelled' && failure !== 'overflow' && failure !== 'local') {
+      d?.record(h, charged, failure, !startsConnected(this._ex) && (this._marks & STARTED) !== 0);
+      // Envoy's per-host rq_success / rq_error (a 5xx as charged, or no answer) / rq_timeout (admin /clusters).
+      const st = h.stats;
+      if (failure === undefined && charged < 500) st.rqSuccess++;
+      else st.rqError++;
+      if (failure === 'per-try-timeout') st.rqTimeout++;
+    }
     const ex = this._ex;
     const obs = ex.attemptObserver;
     const published = channels.attemptEnd.hasSubscribers;

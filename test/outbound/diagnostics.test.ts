@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { createMesh, ManualClock, seededRandom } from '../../src/index.ts';
 import { call, destinationRule, serviceEntry, startUpstream } from '../helpers/upstreams.ts';
 
-test('mesh.diagnostics(): config in use, mirror counters, clusters with endpoints in flight and ejected (a copy)', async () => {
+test('mesh.diagnostics(): config in use, mirror counters, clusters with endpoints in flight, ejected (until when, why), weight, locality, labels, requests and connections (a copy)', async () => {
   const good = await startUpstream('good');
   const bad = await startUpstream('bad', (_req, res) => {
     res.statusCode = 503;
@@ -29,8 +29,21 @@ test('mesh.diagnostics(): config in use, mirror counters, clusters with endpoint
     const d = mesh.diagnostics();
     assert.deepEqual(d.clusters.map((c) => c.name), ['outbound|80||svc.default.svc.cluster.local']);
     const eps = Object.fromEntries((d.clusters[0]?.endpoints ?? []).map((e) => [e.endpoint, e]));
-    assert.deepEqual(eps[`127.0.0.1:${bad.port}`], { endpoint: `127.0.0.1:${bad.port}`, active: 0, ejected: true, ejectedForMs: 30_000 });
-    assert.deepEqual(eps[`127.0.0.1:${good.port}`], { endpoint: `127.0.0.1:${good.port}`, active: 0, ejected: false, ejectedForMs: 0 });
+    // Connections are what undici keeps open (at least the one each endpoint answered on).
+    const open = (e: (typeof eps)[string] | undefined) => {
+      assert.ok((e?.connections ?? 0) >= 1, `${e?.endpoint} has connections open`);
+      return { ...e, connections: 'open' };
+    };
+    const common = { active: 0, weight: 1, locality: '', labels: { 'topology.istio.io/cluster': 'Kubernetes' }, connections: 'open' };
+    assert.deepEqual(open(eps[`127.0.0.1:${bad.port}`]), {
+      ...common,
+      endpoint: `127.0.0.1:${bad.port}`,
+      ejected: true,
+      ejectedForMs: 30_000,
+      ejectionReason: '1 consecutive 5xx (consecutive5xxErrors=1)',
+      requests: { total: 1, success: 0, error: 1, timeout: 0 },
+    });
+    assert.deepEqual(open(eps[`127.0.0.1:${good.port}`]), { ...common, endpoint: `127.0.0.1:${good.port}`, ejected: false, ejectedForMs: 0, ejectionReason: '', requests: { total: 5, success: 5, error: 0, timeout: 0 } });
     clock.advance(10_000);
     assert.equal(mesh.diagnostics().clusters[0]?.endpoints.find((e) => e.ejected)?.ejectedForMs, 20_000);
     (d.mirrors as { sent: number }).sent = 99;

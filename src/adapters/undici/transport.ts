@@ -3,17 +3,16 @@
  * outlier detection and circuit breaking see each endpoint), configured from the cluster's
  * connection-pool settings, plus an `Agent` for hosts outside the mesh.
  *
- * Keep-alive: with no `idleTimeout` in the DestinationRule, undici's defaults apply — idle
- * sockets close after 4 s, and a server's `Keep-Alive: timeout=N` hint is honoured minus 2 s
- * — so the client gives up an idle connection before a Node server (5 s) or a load balancer
- * would, instead of racing it (Istio's own 1 h default races Node servers; see
- * user-needs §8). An explicit `idleTimeout` caps the idle time; a server's shorter hint (minus 2 s) still wins.
+ * Keep-alive: with no `idleTimeout` in the DestinationRule, undici's defaults apply — idle sockets close after 4 s, and a
+ * server's `Keep-Alive: timeout=N` hint is honoured minus 2 s — so the client gives up an idle connection before a Node
+ * server (5 s) or a load balancer would, instead of racing it (Istio's own 1 h default races Node servers; see user-needs
+ * §8). An explicit `idleTimeout` caps the idle time; a server's shorter hint (minus 2 s) still wins.
  *
  * @module
  */
 import { type Agent, Pool } from 'undici';
 import { bodyForAttempt } from '../../core/replay.ts';
-import type { Clock, } from '../../core/clock.ts';
+import type { Clock } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
 import { NO_CONTROLLER } from '../../core/exchange.ts';
 import type { AnyResource } from '../../config/resource.ts';
@@ -195,11 +194,14 @@ class ClusterPools implements ClusterTransport {
     return agent;
   }
 
+  connections(host: HostState): number {
+    const e = this.#hosts.get(host);
+    return (e?.pool?.stats.connected ?? 0) + (e?.https?.stats.connected ?? 0);
+  }
+
   removeHost(host: HostState): void {
     const e = this.#hosts.get(host);
-    if (e === undefined) return;
-    this.#hosts.delete(host);
-    this.#drain(e);
+    if (e !== undefined && this.#hosts.delete(host)) this.#drain(e);
   }
 
   #drain(e: HostPools): void {
@@ -230,7 +232,6 @@ class ClusterPools implements ClusterTransport {
     await closeWithin([...pools], graceMs, this.#clock);
   }
 }
-
 
 /** Fails an attempt without sending it: the cluster's TLS cannot be set up (never sent in plaintext instead). */
 function fail(ex: Exchange, handler: Parameters<Dispatch>[1], why: string): void {

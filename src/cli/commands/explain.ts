@@ -17,7 +17,7 @@ import { checkNamespaceOption, out, parseLabels, UsageError } from '../args.ts';
 import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
 import { readMeshConfigFile } from '../mesh-config-file.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
-import { destinationView, routeView } from '../views.ts';
+import { destinationView, routeView } from '../../routing/views.ts';
 import { explainInboundCommand, INBOUND_HELP, INBOUND_OPTIONS, strayInboundOptions } from './explain-inbound.ts';
 import { GRPC_5XX, GRPC_NO_CLUSTER, GRPC_NO_ENDPOINTS, GRPC_OUTCOMES, type GrpcTarget, grpcHeaders, grpcMethod, grpcRouteLines, grpcRouteView, isGrpcTarget, parseGrpcTarget } from './explain-grpc.ts';
 

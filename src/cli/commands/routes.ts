@@ -12,11 +12,11 @@ import type { MeshNetworksInput } from '../../config/mesh-networks.ts';
 import type { NetworkSettings } from '../../config/network-topology.ts';
 import { networkSettings } from '../../mesh-network-options.ts';
 import { readMeshConfigFile } from '../mesh-config-file.ts';
-import { type AppliedSidecar, compileSnapshot } from '../../routing/compile.ts';
+import { compileSnapshot } from '../../routing/compile.ts';
 import { checkNamespaceOption, out, parseLabels, UsageError } from '../args.ts';
 import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
-import { clusterSettingsLines, clusterView, virtualHostView } from '../views.ts';
+import { clusterSettingsLines, clusterView, sidecarView, virtualHostView } from '../../routing/views.ts';
 
 export const routesHelp = `Usage: meshlet routes <file, dir or ->... --service <name> [options]
 
@@ -47,18 +47,6 @@ Options:
                                    (fromCidr, fromRegistry) and gateways
 ${OUTPUT_HELP}
 `;
-
-/** The applied Sidecar: its egress listeners and outbound traffic policy (null: none applies). */
-function sidecarView(s: AppliedSidecar | undefined) {
-  if (s === undefined) return null;
-  const proxy = s.outboundTrafficPolicy?.egressProxy?.target;
-  return {
-    name: s.ref.replace(/^Sidecar /, ''),
-    egress: s.scope.listeners.map((l) => ({ port: l.port ?? null, hosts: [...l.hosts] })),
-    outboundTrafficPolicy: s.outboundTrafficPolicy?.mode ?? null,
-    egressProxy: proxy === undefined ? null : `${proxy.host}:${proxy.port}${proxy.subset === undefined ? '' : ` subset ${proxy.subset}`}${proxy.cluster === undefined ? ` (missing: ${proxy.missing})` : ''}`,
-  };
-}
 
 /** Runs the command; returns the exit code. */
 export async function routesCommand(argv: string[]): Promise<number> {

@@ -17,6 +17,8 @@ export class HostState {
   weight: number;
   /** In-flight requests (the data plane increments when a request starts and decrements when it ends). */
   active = 0;
+  /** Attempts sent to the endpoint and how they ended, as Envoy's per-host stats (`rq_total`, …): read by the admin endpoint's `/clusters`. */
+  readonly stats = { rqTotal: 0, rqSuccess: 0, rqError: 0, rqTimeout: 0 };
   /** Set by outlier detection. Change it through {@link HostSet.setEjected}, or bump {@link HostSet.healthVersion} yourself. */
   ejected = false;
   /** Clock ms when the ejection ends; informational. */
