@@ -48,6 +48,15 @@ export interface ClientTarget {
   readonly ca?: string | undefined;
 }
 
+/** A duration flag's value in ms (more than 0), undefined when not given; a {@link UsageError} naming the flag otherwise. */
+export function durationOption(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (typeof ms !== 'number') throw new UsageError(`${flag}: ${ms.error}`);
+  if (ms <= 0) throw new UsageError(`${flag}: must be more than 0, got "${text}"`);
+  return ms;
+}
+
 /** Reads `--control-plane` and `--token`, falling back to the environment. */
 export function clientTarget(values: { 'control-plane'?: string; token?: string; timeout?: string; 'control-plane-ca'?: string }): ClientTarget {
   const text = values['control-plane'] ?? process.env[CONTROL_PLANE_ENV] ?? `http://127.0.0.1:${DEFAULT_PORT}`;
@@ -60,13 +69,7 @@ export function clientTarget(values: { 'control-plane'?: string; token?: string;
     if (!/^https?:\/\/[^/]+$/.test(u)) throw new UsageError(`--control-plane: expected http://host:port, got "${u}"`);
   }
   const token = values.token ?? process.env[TOKEN_ENV];
-  let timeoutMs = DEFAULT_TIMEOUT_MS;
-  if (values.timeout !== undefined) {
-    const ms = parseDuration(values.timeout);
-    if (typeof ms !== 'number') throw new UsageError(`--timeout: ${ms.error}`);
-    if (ms <= 0) throw new UsageError(`--timeout: must be more than 0, got "${values.timeout}"`);
-    timeoutMs = ms;
-  }
+  const timeoutMs = durationOption('--timeout', values.timeout) ?? DEFAULT_TIMEOUT_MS;
   const tokenFrom = token === undefined || token === '' ? undefined : values.token !== undefined ? '--token' : `$${TOKEN_ENV}`;
   let ca: string | undefined;
   try {

@@ -7,11 +7,10 @@
  * @module
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseDuration } from '../config/duration.ts';
 import { STATUS_PATH, type StatusDocument, type WorkloadStatus } from '../control-plane/protocol.ts';
 import { MeshletError } from '../core/errors.ts';
 import { UsageError } from './args.ts';
-import { type ClientTarget, callOne, isUnreachable } from './client.ts';
+import { type ClientTarget, callOne, durationOption, isUnreachable } from './client.ts';
 import { printable } from './escape.ts';
 
 /** parseArgs options of the commands that take `--wait`. */
@@ -39,11 +38,7 @@ export function waitOption(values: { wait?: boolean; 'wait-timeout'?: string }):
     if (text !== undefined) throw new UsageError('--wait-timeout: only with --wait');
     return undefined;
   }
-  if (text === undefined) return DEFAULT_WAIT_MS;
-  const ms = parseDuration(text);
-  if (typeof ms !== 'number') throw new UsageError(`--wait-timeout: ${ms.error}`);
-  if (ms <= 0) throw new UsageError(`--wait-timeout: must be more than 0, got "${text}"`);
-  return ms;
+  return durationOption('--wait-timeout', text) ?? DEFAULT_WAIT_MS;
 }
 
 /** One replica's answer to `GET /status` in one round. */

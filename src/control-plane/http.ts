@@ -12,6 +12,7 @@ import { STATUS_CODES } from 'node:http';
 import type CircuitBreaker from 'opossum';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { MeshletError } from '../core/errors.ts';
+import { UNKNOWN_CA_CODES } from '../core/tls-failure.ts';
 import type { TrustBundleEvent } from './protocol.ts';
 
 /** A non-2xx answer from the control plane. */
@@ -109,14 +110,8 @@ function reason(e: unknown): string {
 /** What a TLS failure means, from its code (OpenSSL's verify codes, Node's host-name check, a server without TLS). */
 function tlsReason(code: string, err: unknown): string | undefined {
   const fix = "give the CA that issued the control plane's certificate (createMesh's controlPlaneCa, the CLI's --control-plane-ca, or $MESHLET_CONTROL_PLANE_CA; for --tls auto, its <data-dir>/root-cert.pem)";
+  if (UNKNOWN_CA_CODES.has(code)) return `TLS: the server's certificate is not signed by a trusted CA; ${fix} (${code})`;
   switch (code) {
-    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
-    case 'UNABLE_TO_GET_ISSUER_CERT':
-    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
-    case 'SELF_SIGNED_CERT_IN_CHAIN':
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
-    case 'CERT_SIGNATURE_FAILURE':
-      return `TLS: the server's certificate is not signed by a trusted CA; ${fix} (${code})`;
     case 'CERT_HAS_EXPIRED':
       return `TLS: the server's certificate has expired (${code})`;
     case 'CERT_NOT_YET_VALID':

@@ -46,23 +46,20 @@ function alertReason(code: string, message: string): string | undefined {
   return `${message} (${code})`;
 }
 
+/** OpenSSL's verification results (Node's error codes) that mean the chain leads to no trusted root. */
+export const UNKNOWN_CA_CODES: ReadonlySet<string> = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_SIGNATURE_FAILURE']);
+
 /**
  * OpenSSL's verification results of the server's certificate (Node's error codes), in words;
  * `trust` names the roots the chain had to lead to.
  */
 export function certificateProblem(code: string, trust: string): string | undefined {
+  if (UNKNOWN_CA_CODES.has(code)) return `the server's certificate is signed by an unknown CA: not one of ${trust} (${code})`;
   switch (code) {
     case 'CERT_HAS_EXPIRED':
       return `the server's certificate has expired (${code})`;
     case 'CERT_NOT_YET_VALID':
       return `the server's certificate is not valid yet (${code})`;
-    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
-    case 'UNABLE_TO_GET_ISSUER_CERT':
-    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
-    case 'SELF_SIGNED_CERT_IN_CHAIN':
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
-    case 'CERT_SIGNATURE_FAILURE':
-      return `the server's certificate is signed by an unknown CA: not one of ${trust} (${code})`;
     case 'CERT_REVOKED':
       return `the server's certificate is revoked by caCrl (${code})`;
     case 'CERT_UNTRUSTED':

@@ -8,9 +8,8 @@
  */
 import { parseArgs } from 'node:util';
 import { errors, request } from 'undici';
-import { parseDuration } from '../../config/duration.ts';
 import { out, UsageError } from '../args.ts';
-import { DEFAULT_TIMEOUT_MS } from '../client.ts';
+import { DEFAULT_TIMEOUT_MS, durationOption } from '../client.ts';
 import { printable } from '../escape.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { table } from '../table.ts';
@@ -242,13 +241,7 @@ export async function proxyConfigCommand(argv: string[]): Promise<number> {
   if (extra.length > 0) throw new UsageError(`meshlet proxy-config: unexpected argument "${extra[0]}"`);
   const base = url.replace(/\/+$/, '');
   if (!/^https?:\/\/[^/?#\s]+$/.test(base)) throw new UsageError(`meshlet proxy-config: "${url}" is not an admin endpoint URL (http://host:port)`);
-  let timeoutMs = DEFAULT_TIMEOUT_MS;
-  if (values.timeout !== undefined) {
-    const ms = parseDuration(values.timeout);
-    if (typeof ms !== 'number') throw new UsageError(`--timeout: ${ms.error}`);
-    if (ms <= 0) throw new UsageError(`--timeout: must be more than 0, got "${values.timeout}"`);
-    timeoutMs = ms;
-  }
+  const timeoutMs = durationOption('--timeout', values.timeout) ?? DEFAULT_TIMEOUT_MS;
   const sections: Exclude<Section, 'all'>[] = what === 'all' ? ['clusters', 'endpoints', 'routes', 'secret'] : [what as Exclude<Section, 'all'>];
   const data: Record<string, unknown[]> = {};
   try {
