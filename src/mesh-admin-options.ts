@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isIP } from 'node:net';
+import { isLoopback } from './control-plane/probe-hosts.ts';
 import { InvalidArgumentError } from './core/errors.ts';
 import { checkOptionNames, optionNames } from './core/option-names.ts';
 
@@ -51,15 +51,6 @@ export interface AdminHandle {
   draining(): void;
   /** Stops listening and ends its connections. */
   close(): Promise<void>;
-}
-
-/** Whether `host` is a loopback address or name (`127.0.0.0/8`, `::1`, `localhost`). */
-export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  if (h === 'localhost') return true;
-  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
-  if (isIP(v4) === 4) return v4.startsWith('127.');
-  return isIP(h) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(h);
 }
 
 /** Checks `createMesh`'s `admin` option; undefined when there is no admin endpoint. */

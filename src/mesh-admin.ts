@@ -11,7 +11,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { InvalidArgumentError, isMeshletError } from './core/errors.ts';
 import type { Mesh } from './mesh.ts';
-import { type AdminHandle, type AdminSettings, isLoopback } from './mesh-admin-options.ts';
+import { isLoopback } from './control-plane/probe-hosts.ts';
+import type { AdminHandle, AdminSettings } from './mesh-admin-options.ts';
 import { certs, clustersJson, clustersText, configDump, serverInfo } from './mesh-admin-views.ts';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
 
