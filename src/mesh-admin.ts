@@ -14,6 +14,7 @@ import type { Mesh } from './mesh.ts';
 import { isLoopback } from './control-plane/probe-hosts.ts';
 import type { AdminHandle, AdminSettings } from './mesh-admin-options.ts';
 import { certs, clustersJson, clustersText, configDump, serverInfo } from './mesh-admin-views.ts';
+import { startMeshStats, statsAnswer } from './mesh-admin-stats.ts';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
 
 /** The paths served, with what each gives (the index at `/` and `/help`). */
@@ -25,6 +26,8 @@ const PATHS: Readonly<Record<string, string>> = {
   '/help': 'this list',
   '/ready': 'LIVE (200) while the mesh serves, DRAINING (503) once it is closing',
   '/server_info': 'version, state, uptime, the workload and the config in use',
+  '/stats': "Envoy's statistics, one `name: value` a line: cluster.<cluster>;.upstream_rq_*, outlier_detection.*, circuit_breakers.*, server.* (?filter=<regex>, ?usedonly, ?format=json)",
+  '/stats/prometheus': 'the same in Prometheus text format (envoy_cluster_upstream_rq_pending_overflow{cluster_name=…})',
 };
 
 /** Longest request target accepted (a long `/explain` URL with headers); longer is 414. */
@@ -37,6 +40,8 @@ const MAX_TARGET = 8192;
 export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: MeshOptions, logger: MeshLogger): Promise<void> {
   let state = 'LIVE';
   const startedAt = mesh.outbound.clock.now();
+  // Counted from now on, for /stats (nothing is subscribed without the admin endpoint).
+  const stats = startMeshStats(mesh);
   const server = createServer((req, res) => {
     try {
       serve(req, res);
@@ -95,6 +100,13 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
       case '/explain':
         explain(res, q);
         return;
+      case '/stats':
+      case '/stats/prometheus': {
+        const up = Math.max(0, Math.floor((mesh.outbound.clock.now() - startedAt) / 1000));
+        const a = statsAnswer(stats.stats({ live: state === 'LIVE', uptimeSeconds: up }), q, url.pathname === '/stats/prometheus');
+        reply(res, a.status, a.type, a.body);
+        return;
+      }
       default:
         reply(res, 404, 'text/plain; charset=utf-8', `admin: no ${url.pathname}; the admin endpoint serves ${Object.keys(PATHS).join(', ')}\n`);
         return;
@@ -144,6 +156,7 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
       resolve();
     });
   }).catch(async (e: NodeJS.ErrnoException) => {
+    stats.close();
     await mesh.close();
     const why = e.code === 'EADDRINUSE' ? 'address in use (EADDRINUSE): another process (a sidecar\'s Envoy?) holds it; choose another `admin.port`' : e.message;
     throw new InvalidArgumentError(`createMesh: the admin endpoint cannot listen on ${settings.host}:${settings.port}: ${why}`, { cause: e });
@@ -158,6 +171,7 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
     },
     close: () =>
       new Promise<void>((resolve) => {
+        stats.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
