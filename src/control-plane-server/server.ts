@@ -30,6 +30,7 @@ import { REGISTRATIONS_FILE } from './registry-file.ts';
 import { agreeOnSettings } from './replica-settings.ts';
 import { ControlPlaneMetrics } from './metrics/control-plane-metrics.ts';
 import { createRequestHandler, serveMetrics, statusDocument } from './routes.ts';
+import { watchHandshakes } from './tls-handshakes.ts';
 import { type ServedCertificate, ServingTls, type ServingTlsOptions, writeRootCert } from './serving-tls.ts';
 import { StatusBoard } from './status.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from './store.ts';
@@ -233,7 +234,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
   const serverOptions = { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_MS };
   const server = tls === undefined ? createServer(serverOptions, createRequestHandler(ctx)) : createHttpsServer({ ...serverOptions, ...tls.secureOptions }, createRequestHandler(ctx));
-  if (tls !== undefined) tls.attach(server as ReturnType<typeof createHttpsServer>);
+  if (tls !== undefined) {
+    tls.attach(server as ReturnType<typeof createHttpsServer>);
+    // Plaintext HTTP answered as Go's net/http answers it; failed handshakes logged (rate-limited).
+    watchHandshakes(server as ReturnType<typeof createHttpsServer>, clock, logger);
+  }
   const monitoring =
     monitoringPort === undefined
       ? undefined
