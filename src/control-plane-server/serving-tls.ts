@@ -35,6 +35,19 @@ export type ServingTlsOptions =
 
 /** Lifetime of an `auto` serving certificate: 30 days (renewed at half of it, and whenever the CA's roots change). */
 export const DEFAULT_SERVING_CERT_TTL_MS = 30 * 24 * 3600_000;
+/** Shortest `auto` lifetime (`--tls-cert-ttl`): renewed at half of it, with a minute between tries when renewing fails. */
+export const MIN_SERVING_CERT_TTL_MS = 10 * 60_000;
+/** Longest `auto` lifetime: a year (a certificate's life is what a stolen key is worth). */
+export const MAX_SERVING_CERT_TTL_MS = 365 * 24 * 3600_000;
+
+/** Checks an `auto` certificate's lifetime; `what` names it in the error (`--tls-cert-ttl`, `tls.ttlMs`). */
+export function checkServingCertTtl(ttlMs: number, what: string, given: string = String(ttlMs)): number {
+  if (!Number.isFinite(ttlMs) || ttlMs < MIN_SERVING_CERT_TTL_MS || ttlMs > MAX_SERVING_CERT_TTL_MS) {
+    throw new InvalidArgumentError(`${what}: the serving certificate's lifetime must be from 10m to 8760h (365 days), got ${given}; it is renewed at half of it`);
+  }
+  return ttlMs;
+}
+
 /** How often `certFile`/`keyFile` are read again for a replaced certificate. */
 export const DEFAULT_TLS_RELOAD_MS = 60_000;
 /** A failed renewal is tried again this much later. */
@@ -133,6 +146,7 @@ export class ServingTls {
   /** Loads the files, or issues the first `auto` certificate; throws naming what is wrong. */
   static async open(o: ServingTlsOptions, d: Deps): Promise<ServingTls> {
     if ('auto' in o) {
+      if (o.ttlMs !== undefined) checkServingCertTtl(o.ttlMs, 'tls.ttlMs', `${o.ttlMs} ms`);
       const names = [...new Set([...(o.sans ?? []), ...defaultServingNames(d.host)])];
       const t = new ServingTls(o, d, await issue(d.ca, names, o.ttlMs ?? DEFAULT_SERVING_CERT_TTL_MS));
       d.logger.info?.(`TLS: serving a certificate from the control plane's CA for ${names.join(', ')} (until ${new Date(t.#current.notAfter).toISOString()}); clients verify it with ${ROOT_CERT_FILE} of the data dir`);

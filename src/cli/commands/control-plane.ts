@@ -16,9 +16,10 @@ import { MIN_CERT_TTL_MS } from '../../control-plane-server/ca/authority.ts';
 import type { EtcdTlsOptions } from '../../control-plane-server/etcd/client.ts';
 import { stderrLogger } from '../../control-plane-server/logger.ts';
 import { isWildcard, startControlPlane } from '../../control-plane-server/server.ts';
-import type { ServingTlsOptions } from '../../control-plane-server/serving-tls.ts';
+import { checkServingCertTtl, type ServingTlsOptions } from '../../control-plane-server/serving-tls.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from '../../control-plane-server/store.ts';
 import { out, UsageError } from '../args.ts';
+import { durationOption } from '../client.ts';
 import { readMeshConfigFile } from '../mesh-config-file.ts';
 
 /** `--mesh-config <file>`: the control plane's settings in Istio's MeshConfig (the istio ConfigMap or its data.mesh); none without the flag. */
@@ -62,9 +63,10 @@ TLS (istiod's port 15012; default: plain HTTP, with a warning when listening bey
       --tls auto                serve TLS with a certificate from this control plane's CA, for
                                 localhost, 127.0.0.1, ::1, the host's name, the --host address
                                 (every interface's address for 0.0.0.0) and each --tls-san;
-                                renewed at half its 30-day life and when the CA's roots change.
-                                Clients verify it with <data-dir>/root-cert.pem
+                                renewed at half its life (30 days: --tls-cert-ttl) and when the
+                                CA's roots change. Clients verify it with <data-dir>/root-cert.pem
       --tls-san <name|ip>       another DNS name or IP address for --tls auto (repeatable)
+      --tls-cert-ttl <duration> lifetime of the --tls auto certificate, 10m to 8760h (default 720h)
       --tls-cert <file>         serve TLS with this certificate (and its chain) of your PKI ...
       --tls-key <file>          ... and its key; both re-read every minute (cert-manager renewals)
 
@@ -131,15 +133,24 @@ function certTtl(text: string | undefined): number | undefined {
 }
 
 /** `--tls auto [--tls-san …]`, `--tls-cert`/`--tls-key`, or none (plain HTTP). */
-function servingTls(v: { tls?: string | undefined; 'tls-san'?: string[] | undefined; 'tls-cert'?: string | undefined; 'tls-key'?: string | undefined }): ServingTlsOptions | undefined {
+function servingTls(v: { tls?: string | undefined; 'tls-san'?: string[] | undefined; 'tls-cert'?: string | undefined; 'tls-key'?: string | undefined; 'tls-cert-ttl'?: string | undefined }): ServingTlsOptions | undefined {
   if (v.tls !== undefined && v.tls !== 'auto' && v.tls !== 'off') throw new UsageError(`--tls: expected auto (a certificate from this control plane's CA) or off, got "${v.tls}"; a certificate of your own goes in --tls-cert and --tls-key`);
   const files = v['tls-cert'] !== undefined || v['tls-key'] !== undefined;
   if (files && (v['tls-cert'] === undefined || v['tls-key'] === undefined)) throw new UsageError('meshlet control-plane: give --tls-cert and --tls-key together');
   if (files && v.tls !== undefined) throw new UsageError(`meshlet control-plane: --tls ${v.tls} contradicts --tls-cert/--tls-key (they serve your certificate; --tls auto issues one)`);
   if (v['tls-san'] !== undefined && v.tls !== 'auto') throw new UsageError('meshlet control-plane: --tls-san names what a --tls auto certificate is for; give --tls auto (a --tls-cert names its own)');
   for (const n of v['tls-san'] ?? []) if (!(isIP(n) !== 0 || /^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.?$/i.test(n))) throw new UsageError(`--tls-san: "${n}" is neither a DNS name nor an IP address`);
+  if (v['tls-cert-ttl'] !== undefined && v.tls !== 'auto') throw new UsageError(`meshlet control-plane: --tls-cert-ttl is the lifetime of a --tls auto certificate; give --tls auto${files ? ' (a --tls-cert has its own lifetime)' : ''}`);
+  const ttlMs = durationOption('--tls-cert-ttl', v['tls-cert-ttl']);
+  if (ttlMs !== undefined) {
+    try {
+      checkServingCertTtl(ttlMs, '--tls-cert-ttl', `"${v['tls-cert-ttl']}"`);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
   if (files) return { certFile: v['tls-cert']!, keyFile: v['tls-key']! };
-  if (v.tls === 'auto') return { auto: true, sans: v['tls-san'] ?? [] };
+  if (v.tls === 'auto') return { auto: true, sans: v['tls-san'] ?? [], ...(ttlMs === undefined ? {} : { ttlMs }) };
   return undefined;
 }
 
@@ -174,6 +185,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       'tls-san': { type: 'string', multiple: true },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'tls-cert-ttl': { type: 'string' },
       'registration-cidrs': { type: 'string' },
       'registration-loopback': { type: 'boolean' },
       'registration-hostnames': { type: 'boolean' },

@@ -2,15 +2,19 @@
  * The control plane's TLS port and clients that fail the handshake, with curl and a raw socket as
  * the clients: `curl http://` gets Go net/http's `400 Bad Request` ("Client sent an HTTP request
  * to an HTTPS server."), and each failure is logged naming the peer and OpenSSL's reason, once per
- * peer address and reason a minute (ManualClock).
+ * peer address and reason a minute (ManualClock). And `--tls-cert-ttl`: the `auto` certificate's
+ * lifetime, with its bounds.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { ManualClock } from '../../../src/core/clock.ts';
 import { skipWithout } from '../../helpers/tools.ts';
-import { startTestServer } from '../server/helpers.ts';
+import { MAIN } from '../../cli/helpers.ts';
+import { startTestServer, tempDir } from '../server/helpers.ts';
 
 const opened: { close(): Promise<void> | void }[] = [];
 after(async () => {
@@ -83,5 +87,55 @@ describe('the TLS port and failed handshakes', { skip: skipWithout('curl') }, ()
     const last = handshakeLines().at(-1) ?? '';
     assert.match(last, /unknown ca/);
     assert.doesNotMatch(last, /not logged/);
+  });
+});
+
+describe('--tls-cert-ttl', () => {
+  it('refuses a lifetime out of bounds, unparsable, or without --tls auto, naming the flag', () => {
+    const cp = (...args: string[]) => spawnSync(process.execPath, [MAIN, 'control-plane', '--config', '.', '--port', '0', ...args], { encoding: 'utf8', timeout: 20_000 });
+    const cases: [string[], RegExp][] = [
+      [['--tls', 'auto', '--tls-cert-ttl', '5m'], /^meshlet: --tls-cert-ttl: the serving certificate's lifetime must be from 10m to 8760h \(365 days\), got "5m"; it is renewed at half of it$/],
+      [['--tls', 'auto', '--tls-cert-ttl', '9000h'], /--tls-cert-ttl: the serving certificate's lifetime must be from 10m to 8760h \(365 days\), got "9000h"/],
+      [['--tls', 'auto', '--tls-cert-ttl', 'soon'], /^meshlet: --tls-cert-ttl: .*"soon"/],
+      [['--tls', 'auto', '--tls-cert-ttl', '0s'], /--tls-cert-ttl: must be more than 0, got "0s"/],
+      [['--tls-cert-ttl', '2h'], /--tls-cert-ttl is the lifetime of a --tls auto certificate; give --tls auto$/],
+      [['--tls-cert', 'c.pem', '--tls-key', 'k.pem', '--tls-cert-ttl', '2h'], /give --tls auto \(a --tls-cert has its own lifetime\)/],
+    ];
+    for (const [args, want] of cases) {
+      const r = cp(...args);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr.trim(), want, args.join(' '));
+    }
+  });
+
+  it('meshlet control-plane --tls auto --tls-cert-ttl 2h serves a certificate valid for 2 hours', async () => {
+    const { dir, cleanup } = tempDir();
+    opened.push({ close: cleanup });
+    mkdirSync(join(dir, 'config'));
+    const child = spawn(process.execPath, [MAIN, 'control-plane', '--config', join(dir, 'config'), '--data-dir', join(dir, 'data'), '--host', '127.0.0.1', '--port', '0', '--tls', 'auto', '--tls-cert-ttl', '2h'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    opened.push({
+      close: async () => {
+        if (child.exitCode === null) {
+          child.kill('SIGTERM');
+          await new Promise((r) => child.once('exit', r));
+        }
+      },
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const started = Date.now();
+    let line = '';
+    child.stdout.setEncoding('utf8');
+    for await (const chunk of child.stdout) {
+      line += chunk as string;
+      if (line.includes('\n')) break;
+    }
+    assert.match(line, /listening on https:\/\//, stderr);
+    const until = /TLS: serving a certificate from the control plane's CA for .* \(until ([^)]+)\)/.exec(stderr)?.[1];
+    assert.ok(until !== undefined, stderr);
+    const lifetime = Date.parse(until) - started;
+    assert.ok(lifetime > 2 * 3600_000 - 120_000 && lifetime <= 2 * 3600_000 + 60_000, `valid for about 2h: until ${until}`);
   });
 });
