@@ -11,7 +11,7 @@ import { checkOptionNames, optionNames } from './core/option-names.ts';
 
 /**
  * The admin endpoint of a mesh ({@link MeshOptions.admin}): `/clusters`, `/config_dump`, `/certs`,
- * `/server_info`, `/ready` and `/explain`, read-only, as `istioctl proxy-config` reads a
+ * `/server_info`, `/ready`, `/stats` (Envoy's counters) and `/explain`, read-only, as `istioctl proxy-config` reads a
  * sidecar's (`meshlet proxy-config`). See docs/admin.md.
  * @category Mesh
  */

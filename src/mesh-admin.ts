@@ -1,7 +1,7 @@
 /**
  * A mesh's admin endpoint (`createMesh({ admin })`): a small read-only HTTP server on loopback,
  * modelled on the admin port of Envoy in an Istio sidecar — `/clusters`, `/config_dump`,
- * `/certs`, `/server_info`, `/ready` — plus `/explain`, what `mesh.explain` says of a request.
+ * `/certs`, `/server_info`, `/ready`, `/stats` — plus `/explain`, what `mesh.explain` says of a request.
  * Nothing it serves changes the mesh, and no private key is ever in an answer. Answers are
  * built per request from what the mesh holds (`mesh-admin-views.ts`).
  *
