@@ -160,7 +160,16 @@ export async function callOne(
     throw unreachableError(url, err, timeoutMs);
   }
   if (res.statusCode >= 400) throw refusal(url, res.statusCode, text, tokenFrom);
-  return text === '' ? undefined : JSON.parse(text);
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    // Something else answers at the URL (a web server, a proxy's page, a mesh's admin port): said so, and the next URL is tried.
+    const type = printable(String(res.headers['content-type'] ?? 'no content-type'));
+    const e = new MeshletError('MESHLET_ERR_CONTROL_PLANE', `${url}${path} answered ${res.statusCode} with something that is not JSON (${type}): is a meshlet control plane listening at ${url}?`);
+    unreachable.add(e);
+    throw e;
+  }
 }
 
 /**
