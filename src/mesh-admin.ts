@@ -71,7 +71,18 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
       reply(res, 403, 'text/plain; charset=utf-8', `admin: Host "${req.headers.host ?? ''}" is not a loopback address or localhost: refused\n`);
       return;
     }
-    const url = new URL(target, 'http://admin.invalid');
+    // An origin-form target is read as the path it is: `//clusters` is no path served (as a URL
+    // reference it would be host `clusters`, path `/`). An absolute-form one (through a proxy) is parsed.
+    let url: URL | undefined;
+    try {
+      url = new URL(target.startsWith('/') ? `http://admin.invalid${target}` : target);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined) {
+      reply(res, 400, 'text/plain; charset=utf-8', 'admin: the request target is not a path\n');
+      return;
+    }
     const q = url.searchParams;
     switch (url.pathname) {
       case '/':

@@ -8,7 +8,7 @@
 import { Agent, errors, request } from 'undici';
 import { CONTROL_PLANE_CA_ENV, controlPlaneCaFor } from '../control-plane/ca-option.ts';
 import { parseDuration } from '../config/duration.ts';
-import { closedMidAnswer, describeFailure, statusError } from '../control-plane/http.ts';
+import { closedMidAnswer, describeFailure, servesTlsHint, statusError } from '../control-plane/http.ts';
 import { DEFAULT_PORT, TOKEN_ENV } from '../control-plane/protocol.ts';
 import { MeshletError } from '../core/errors.ts';
 import { UsageError } from './args.ts';
@@ -110,7 +110,7 @@ function unreachableError(url: string, err: unknown, timeoutMs: number): Meshlet
   const message = silent
     ? `the control plane at ${url} accepted the connection but did not answer within ${timeoutMs / 1000} s (--timeout): is a meshlet control plane listening there, and is it overloaded?`
     : closedMidAnswer(err)
-      ? `the control plane at ${url} closed the connection before it answered (it stopped, restarted or was killed?)${typeof code === 'string' ? ` (${code})` : ''}`
+      ? `the control plane at ${url} closed the connection before it answered (it stopped, restarted or was killed?)${typeof code === 'string' ? ` (${code})` : ''}${servesTlsHint(url, err)}`
       : `cannot reach the control plane at ${url}: ${describeFailure(url, err).slice(`control plane ${url}: `.length)}`;
   const e = new MeshletError('MESHLET_ERR_CONTROL_PLANE', message, { cause: err });
   unreachable.add(e);
@@ -160,7 +160,16 @@ export async function callOne(
     throw unreachableError(url, err, timeoutMs);
   }
   if (res.statusCode >= 400) throw refusal(url, res.statusCode, text, tokenFrom);
-  return text === '' ? undefined : JSON.parse(text);
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    // Something else answers at the URL (a web server, a proxy's page, a mesh's admin port): said so, and the next URL is tried.
+    const type = printable(String(res.headers['content-type'] ?? 'no content-type'));
+    const e = new MeshletError('MESHLET_ERR_CONTROL_PLANE', `${url}${path} answered ${res.statusCode} with something that is not JSON (${type}): is a meshlet control plane listening at ${url}?`);
+    unreachable.add(e);
+    throw e;
+  }
 }
 
 /**

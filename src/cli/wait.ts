@@ -141,6 +141,8 @@ const realIo = (target: ClientTarget): WaitIo => ({
 export interface WaitResult {
   readonly distribution: Distribution;
   readonly unreachable: readonly string[];
+  /** Why each replica in `unreachable` did not answer (the last round's error), by URL. */
+  readonly unreachableWhy?: Readonly<Record<string, string>>;
   /** How many replicas answered the last round. */
   readonly answered: number;
   readonly timedOut: boolean;
@@ -161,17 +163,18 @@ export async function waitForDistribution(target: ClientTarget, version: string,
         try {
           return { url, status: await io.status(url, Math.min(target.timeoutMs, left)) };
         } catch (err) {
-          if (isUnreachable(err)) return { url, status: undefined };
+          if (isUnreachable(err)) return { url, status: undefined, why: (err as Error).message };
           throw err;
         }
       }),
     );
     const views = answers.filter((a): a is ReplicaView => a.status !== undefined);
     const unreachable = answers.filter((a) => a.status === undefined).map((a) => a.url);
+    const unreachableWhy = Object.fromEntries(answers.flatMap((a) => ('why' in a && a.why !== undefined ? [[a.url, a.why]] : [])));
     const distribution = judge.judge(views);
-    if (distribution.done || distribution.refused.length > 0) return { distribution, unreachable, answered: views.length, timedOut: false };
+    if (distribution.done || distribution.refused.length > 0) return { distribution, unreachable, unreachableWhy, answered: views.length, timedOut: false };
     const rest = deadline - io.now();
-    if (rest <= 0) return { distribution, unreachable, answered: views.length, timedOut: true };
+    if (rest <= 0) return { distribution, unreachable, unreachableWhy, answered: views.length, timedOut: true };
     await io.sleep(Math.min(WAIT_POLL_MS, rest));
   }
 }
@@ -188,7 +191,10 @@ export function distributedLine(d: Distribution): string {
  * out. Replicas that did not answer are warned about on stderr.
  */
 export function waitOutcome(r: WaitResult, timeoutMs: number): { readonly line: string } | { readonly error: MeshletError } {
-  for (const u of r.unreachable) process.stderr.write(`Warning: ${printable(u)} did not answer; its workloads were not waited for\n`);
+  for (const u of r.unreachable) {
+    const why = r.unreachableWhy?.[u];
+    process.stderr.write(`Warning: ${printable(u)} did not answer${why === undefined ? '' : ` (${printable(why)})`}; its workloads were not waited for\n`);
+  }
   const d = r.distribution;
   if (d.refused.length > 0) {
     // What workloads sent (their reasons, names and labels) is escaped: it may hold control characters.

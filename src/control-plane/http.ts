@@ -85,7 +85,18 @@ export function statusError(status: number, text: string): HttpStatusError {
 
 /** `control plane <url>: <why>`, with a socket error's code spelled out. */
 export function describeFailure(url: string, e: unknown): string {
-  return `control plane ${url}: ${reason(e)}`;
+  return `control plane ${url}: ${reason(e)}${servesTlsHint(url, e)}`;
+}
+
+/**
+ * For an `http://` URL whose server closed the connection without sending a byte: what a control
+ * plane that serves TLS does to a plain HTTP request (`--tls auto` turned on, the URL left as it
+ * was). undici's socket errors carry the bytes read.
+ */
+export function servesTlsHint(url: string, e: unknown): string {
+  const err = e instanceof AggregateError && e.errors.length > 0 ? e.errors[0] : e;
+  const silent = closedMidAnswer(err) && (err as { socket?: { bytesRead?: unknown } }).socket?.bytesRead === 0;
+  return silent && url.startsWith('http://') ? `; if it serves only TLS (meshlet control-plane --tls …), give https://${url.slice('http://'.length)}` : '';
 }
 
 function reason(e: unknown): string {

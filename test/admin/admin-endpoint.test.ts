@@ -171,6 +171,11 @@ describe('admin endpoint', () => {
       const missing = await get(`${url}/logging`);
       assert.equal(missing.status, 404);
       assert.match(missing.body, /serves \/certs, \/clusters/);
+      // A doubled slash (a script joining "$ADMIN/" and "/clusters") is no path served, not the index with 200.
+      const doubled = await get(`${url}//clusters`);
+      assert.equal(doubled.status, 404, doubled.body);
+      assert.match(doubled.body, /^admin: no \/\/clusters; /);
+      assert.equal(JSON.parse((await get(`${url}/clusters?format=json#x`)).body).cluster_statuses[0].name, 'outbound|80||svc.default.svc.cluster.local');
       const port = new URL(url).port;
       for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) assert.equal((await get(`${url}/ready`, { host })).status, 200, host);
       for (const host of [`attacker.example:${port}`, 'attacker.example', `10.0.0.1:${port}`]) assert.equal((await get(`${url}/ready`, { host })).status, 403, host);

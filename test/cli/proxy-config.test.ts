@@ -11,10 +11,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { clearInterval, setInterval } from 'node:timers';
 import { after, describe, it } from 'node:test';
 import { createMesh, ManualClock, seededRandom } from '../../src/index.ts';
 import { initDevCa } from '../../src/security/pki/dev-ca.ts';
 import { call, destinationRule, freePort, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
+import { describeDomains, shownDomains } from '../../src/cli/commands/proxy-config.ts';
 import { meshletAsync } from './helpers.ts';
 
 const quiet = { warn: () => {} };
@@ -132,6 +134,79 @@ describe('meshlet proxy-config', () => {
     } finally {
       server.close();
     }
+  });
+
+  it('an endpoint that trickles its answer, announces a huge one, or answers JSON of another shape: exit 1 or a table, never a hang or a crash', async () => {
+    const server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/clusters?format=json') {
+        // A byte every 100 ms: never idle long enough for a per-chunk timeout, for 10 s in all.
+        res.write('{"cluster_statuses": [');
+        let n = 0;
+        const t = setInterval(() => {
+          if (++n === 100) {
+            clearInterval(t);
+            res.end(']}');
+          } else res.write(' ');
+        }, 100);
+        res.on('close', () => clearInterval(t));
+      } else if (req.url === '/config_dump') {
+        res.setHeader('content-length', String(200 * 1024 * 1024));
+        res.write('{"virtualHosts": [');
+      } else if (req.url === '/certs') {
+        res.end(JSON.stringify({ certificates: [null, { cert_chain: [{ serial_number: 5, valid_from: {}, subject_alt_names: 'x' }], ca_cert: 'y' }] }));
+      } else res.end('{}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const slow = await meshletAsync(['proxy-config', 'clusters', base, '--timeout', '1s']);
+      assert.equal(slow.code, 1, slow.stderr);
+      assert.match(slow.stderr, new RegExp(`^meshlet proxy-config: the admin endpoint at ${base.replaceAll('.', '\\.')} did not finish answering /clusters\\?format=json within 1 s \\(--timeout\\)`));
+      const huge = await meshletAsync(['proxy-config', 'routes', base, '--timeout', '5s']);
+      assert.equal(huge.code, 1, huge.stderr);
+      assert.match(huge.stderr, /\/config_dump answered more than 128 MiB: not a meshlet admin endpoint\?/);
+      const odd = await meshletAsync(['proxy-config', 'secret', base]);
+      assert.equal(odd.code, 0, odd.stderr);
+      assert.doesNotMatch(odd.stderr, /internal error/);
+      assert.match(odd.stdout, /^default\s+Cert Chain\s+ACTIVE\s+false\s+5\s*$/m);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+    // Each section of another shape than a meshlet admin endpoint's answers: cells left empty, no stack trace.
+    const shapes: Record<string, string> = {
+      '/clusters?format=json': JSON.stringify({ cluster_statuses: [null, 5, { name: 'outbound|80||x', host_statuses: 5, meshlet: { destination_rules: 'dr', type: 7 } }, { name: 'y', host_statuses: [null, { address: 'a', stats: 's', locality: 5 }] }] }),
+      '/config_dump': JSON.stringify({ virtualHosts: [null, { domains: 5, routes: 'r' }, { name: 'v', port: '80', domains: ['a', 5], routes: [null, { match: 'x', virtualService: 5 }] }] }),
+      '/certs': JSON.stringify({ certificates: [{ cert_chain: 'c', ca_cert: [null] }] }),
+    };
+    const other = createServer((req, res) => res.end(shapes[req.url ?? ''] ?? '{}'));
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const otherBase = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    try {
+      for (const what of ['all', 'clusters', 'endpoints', 'routes', 'secret']) {
+        for (const o of [[], ['-o', 'json']]) {
+          const r = await meshletAsync(['proxy-config', what, otherBase, ...o]);
+          assert.equal(r.code, 0, `${what} ${o.join(' ')}: ${r.stderr}`);
+          assert.doesNotMatch(r.stderr, /internal error/);
+        }
+      }
+    } finally {
+      other.close();
+    }
+  });
+
+  it("DOMAINS as istioctl's describeRouteDomains (its route_test.go cases, and a service's own domains)", () => {
+    const cases: [string[], string][] = [
+      [[], ''],
+      [['example.com'], 'example.com'],
+      [['example.com', 'example.com:8080'], 'example.com'],
+      [['example.com', 'example.com:8080', '1.2.3.4', '1.2.3.4:8080'], 'example.com, 1.2.3.4'],
+      [['example.com', 'example.com:8080', '[fd00:10:96::7fc7]', '[fd00:10:96::7fc7]:8080'], 'example.com, [fd00:10:96::7fc7]'],
+      [['example.com', 'example.com:8080', 'www.example.com', 'www.example.com:8080', '[fd00:10:96::7fc7]', '[fd00:10:96::7fc7]:8080'], 'example.com, www.example.com + 1 more...'],
+      [['reviews.default.svc.cluster.local:9080', 'reviews.default.svc.cluster.local', 'reviews.default.svc:9080', 'reviews.default.svc', 'reviews.default:9080', 'reviews.default', 'reviews:9080', 'reviews'], 'reviews.default, reviews'],
+    ];
+    for (const [domains, expected] of cases) assert.equal(describeDomains(shownDomains(domains)), expected, domains.join(' '));
   });
 });
 

@@ -102,6 +102,11 @@ describe('messages', () => {
     // What undici throws when a control plane is killed in the middle of a watch stream: no code.
     const parser = Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Invalid EOF state)'), { name: 'HTTPParserError' });
     assert.equal(describeFailure('http://cp', parser), 'control plane http://cp: the control plane closed the connection before its answer was complete (it stopped or restarted?)');
+    // Closed before a byte came: perhaps a TLS-only control plane given an http:// URL; said as a possibility.
+    const silent = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET', socket: { bytesRead: 0 } });
+    assert.equal(describeFailure('http://cp:15010', silent), 'control plane http://cp:15010: the control plane closed the connection before its answer was complete (it stopped or restarted?) (UND_ERR_SOCKET); if it serves only TLS (meshlet control-plane --tls …), give https://cp:15010');
+    assert.doesNotMatch(describeFailure('https://cp:15010', silent), /serves only TLS/);
+    assert.doesNotMatch(describeFailure('http://cp:15010', Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET', socket: { bytesRead: 12 } })), /serves only TLS/);
   });
 
   it('the CLI says a control plane that closed the connection mid-answer closed it', async () => {

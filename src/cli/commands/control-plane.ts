@@ -139,7 +139,11 @@ function servingTls(v: { tls?: string | undefined; 'tls-san'?: string[] | undefi
   if (files && (v['tls-cert'] === undefined || v['tls-key'] === undefined)) throw new UsageError('meshlet control-plane: give --tls-cert and --tls-key together');
   if (files && v.tls !== undefined) throw new UsageError(`meshlet control-plane: --tls ${v.tls} contradicts --tls-cert/--tls-key (they serve your certificate; --tls auto issues one)`);
   if (v['tls-san'] !== undefined && v.tls !== 'auto') throw new UsageError('meshlet control-plane: --tls-san names what a --tls auto certificate is for; give --tls auto (a --tls-cert names its own)');
-  for (const n of v['tls-san'] ?? []) if (!(isIP(n) !== 0 || /^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.?$/i.test(n))) throw new UsageError(`--tls-san: "${n}" is neither a DNS name nor an IP address`);
+  for (const n of v['tls-san'] ?? []) {
+    if (!(isIP(n) !== 0 || /^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.?$/i.test(n))) throw new UsageError(`--tls-san: "${n}" is neither a DNS name nor an IP address`);
+    // A mistyped address (10.0.0.300) passes as a DNS name, and no client would ever ask for it.
+    if (isIP(n) === 0 && /^[0-9.]+$/.test(n)) throw new UsageError(`--tls-san: "${n}" is not an IP address (and a DNS name does not end in a numeric label)`);
+  }
   if (v['tls-cert-ttl'] !== undefined && v.tls !== 'auto') throw new UsageError(`meshlet control-plane: --tls-cert-ttl is the lifetime of a --tls auto certificate; give --tls auto${files ? ' (a --tls-cert has its own lifetime)' : ''}`);
   const ttlMs = durationOption('--tls-cert-ttl', v['tls-cert-ttl']);
   if (ttlMs !== undefined) {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { setTimeout, clearTimeout } from 'node:timers';
 import { parseArgs } from 'node:util';
 import { errors, request } from 'undici';
 import { out, UsageError } from '../args.ts';
@@ -39,17 +40,47 @@ type Section = (typeof SECTIONS)[number];
 /** A failure to read the admin endpoint: printed as it is, exit 1. */
 class ReadError extends Error {}
 
-/** GET `path` of the admin endpoint, parsed as JSON. */
+/** The most one answer may hold: a larger one is not a mesh's admin endpoint (or is a hostile one). */
+const MAX_ANSWER_BYTES = 128 * 1024 * 1024;
+
+/**
+ * GET `path` of the admin endpoint, parsed as JSON. `timeoutMs` bounds the whole answer, body
+ * included (an endpoint that trickles bytes cannot hold the command), and the answer is at most
+ * {@link MAX_ANSWER_BYTES}: whatever listens at the URL cannot make the command run or grow forever.
+ */
 async function read(base: string, path: string, timeoutMs: number): Promise<unknown> {
   let text: string;
   let status: number;
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), timeoutMs);
+  let answering = false;
   try {
-    const res = await request(`${base}${path}`, { headers: { accept: 'application/json' }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    const res = await request(`${base}${path}`, { headers: { accept: 'application/json' }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: deadline.signal });
+    answering = true;
     status = res.statusCode;
-    text = await res.body.text();
+    const tooLarge = () => new ReadError(`${base}${path} answered more than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB: not a meshlet admin endpoint?`);
+    if (Number(res.headers['content-length'] ?? 0) > MAX_ANSWER_BYTES) {
+      res.body.destroy();
+      throw tooLarge();
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_ANSWER_BYTES) {
+        res.body.destroy();
+        throw tooLarge();
+      }
+      chunks.push(chunk);
+    }
+    text = Buffer.concat(chunks).toString('utf8');
   } catch (err) {
-    const silent = err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError;
-    throw new ReadError(silent ? `the admin endpoint at ${base} accepted the connection but did not answer ${path} within ${timeoutMs / 1000} s (--timeout)` : `cannot reach the admin endpoint at ${base}: ${printable((err as Error).message)}`);
+    if (err instanceof ReadError) throw err;
+    const late = deadline.signal.aborted || err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError;
+    if (!late) throw new ReadError(`cannot reach the admin endpoint at ${base}: ${printable((err as Error).message)}`);
+    throw new ReadError(answering ? `the admin endpoint at ${base} did not finish answering ${path} within ${timeoutMs / 1000} s (--timeout)` : `the admin endpoint at ${base} accepted the connection but did not answer ${path} within ${timeoutMs / 1000} s (--timeout)`);
+  } finally {
+    clearTimeout(timer);
   }
   if (status !== 200) throw new ReadError(`${base}${path} answered ${status}: ${printable(text.trim().slice(0, 500))}`);
   try {
@@ -59,24 +90,28 @@ async function read(base: string, path: string, timeoutMs: number): Promise<unkn
   }
 }
 
-interface HostStatus {
-  address?: { socket_address?: { address?: string; port_value?: number } };
-  health_status?: { eds_health_status?: string; failed_outlier_check?: boolean };
-  weight?: number;
-  locality?: { region?: string; zone?: string; sub_zone?: string };
-  stats?: { name: string; value: number }[];
-  meshlet?: { ejected_for_ms?: number; ejection_reason?: string; labels?: Record<string, string> };
-}
+// What the endpoint answers is read field by field, each coerced to what it should be: another
+// server's JSON (another program on the port, another version) gives empty cells, not a crash.
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {});
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const str = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : '');
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const strings = (v: unknown): string[] => list(v).map(str);
+
 interface ClusterStatus {
   name: string;
-  host_statuses?: HostStatus[];
-  meshlet?: { host?: string | null; port?: number | null; subset?: string | null; type?: string; destination_rules?: string[] };
+  hosts: Obj[];
+  meshlet: Obj;
 }
 
 function clusterStatuses(doc: unknown, filter: string | undefined): ClusterStatus[] {
-  const list = (doc as { cluster_statuses?: unknown } | null)?.cluster_statuses;
-  if (!Array.isArray(list)) throw new ReadError('/clusters?format=json has no cluster_statuses: not a meshlet admin endpoint?');
-  return (list as ClusterStatus[]).filter((c) => typeof c?.name === 'string' && (filter === undefined || c.name.includes(filter)));
+  const statuses = obj(doc).cluster_statuses;
+  if (!Array.isArray(statuses)) throw new ReadError('/clusters?format=json has no cluster_statuses: not a meshlet admin endpoint?');
+  return statuses
+    .map(obj)
+    .filter((c) => typeof c.name === 'string' && (filter === undefined || c.name.includes(filter)))
+    .map((c) => ({ name: c.name as string, hosts: list(c.host_statuses).map(obj), meshlet: obj(c.meshlet) }));
 }
 
 /** istioctl's columns of a cluster, from its name `outbound|9080|v1|reviews.default.svc.cluster.local`. */
@@ -90,35 +125,38 @@ function clusterRows(cs: ClusterStatus[]) {
       port: named ? Number(port) : null,
       subset: named ? subset : '',
       direction: named ? direction.toUpperCase() : '',
-      type: c.meshlet?.type ?? '',
-      destinationRules: c.meshlet?.destination_rules ?? [],
+      type: str(c.meshlet.type),
+      destinationRules: strings(c.meshlet.destination_rules),
     };
   });
 }
 
-function stat(h: HostStatus, name: string): number {
-  return h.stats?.find((s) => s.name === name)?.value ?? 0;
+function stat(h: Obj, name: string): number {
+  return num(list(h.stats).map(obj).find((s) => s.name === name)?.value) ?? 0;
 }
 
 /** istioctl's endpoint rows (sorted by address, port, cluster), with meshlet's details for -o json. */
 function endpointRows(cs: ClusterStatus[]) {
   const rows = cs.flatMap((c) =>
-    (c.host_statuses ?? []).map((h) => {
-      const address = h.address?.socket_address?.address ?? 'unknown';
-      const port = h.address?.socket_address?.port_value ?? 0;
-      const l = h.locality ?? {};
+    c.hosts.map((h) => {
+      const socket = obj(obj(h.address).socket_address);
+      const address = str(socket.address) || 'unknown';
+      const port = num(socket.port_value) ?? 0;
+      const l = obj(h.locality);
+      const health = obj(h.health_status);
+      const m = obj(h.meshlet);
       return {
         endpoint: port === 0 ? address : `${address.includes(':') ? `[${address}]` : address}:${port}`,
         address,
         port,
-        status: h.health_status?.eds_health_status ?? 'UNKNOWN',
-        outlierCheck: h.health_status?.failed_outlier_check === true ? 'FAILED' : 'OK',
+        status: str(health.eds_health_status) || 'UNKNOWN',
+        outlierCheck: health.failed_outlier_check === true ? 'FAILED' : 'OK',
         cluster: c.name,
-        ejectedForMs: h.meshlet?.ejected_for_ms ?? 0,
-        ejectionReason: h.meshlet?.ejection_reason ?? '',
-        weight: h.weight ?? 1,
-        locality: [l.region, l.zone, l.sub_zone].filter((p) => p !== undefined && p !== '').join('/'),
-        labels: h.meshlet?.labels ?? {},
+        ejectedForMs: num(m.ejected_for_ms) ?? 0,
+        ejectionReason: str(m.ejection_reason),
+        weight: num(h.weight) ?? 1,
+        locality: [str(l.region), str(l.zone), str(l.sub_zone)].filter((p) => p !== '').join('/'),
+        labels: obj(m.labels),
         requests: { active: stat(h, 'rq_active'), total: stat(h, 'rq_total'), success: stat(h, 'rq_success'), error: stat(h, 'rq_error'), timeout: stat(h, 'rq_timeout') },
         connections: stat(h, 'cx_active'),
       };
@@ -127,35 +165,44 @@ function endpointRows(cs: ClusterStatus[]) {
   return rows.sort((a, b) => (a.address !== b.address ? (a.address < b.address ? -1 : 1) : a.port !== b.port ? a.port - b.port : a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : 0));
 }
 
-interface DumpRoute {
-  name?: string;
-  virtualService?: string | null;
-  match?: string[];
+/**
+ * The domains istioctl shows (`describeRouteDomains`): one domain as it is; of several, those
+ * without a port (an IPv6 address in brackets counts), less a name that is a shorter one plus
+ * `.svc.cluster.local` or `.svc`.
+ */
+export function shownDomains(domains: readonly string[]): string[] {
+  if (domains.length <= 1) return [...domains];
+  const noPort = domains.filter((d) => !d.includes(':') || (d.split(':').length - 1 > 2 && d.endsWith(']')));
+  const all = new Set(noPort);
+  const longer = (d: string, suffix: string) => d.endsWith(suffix) && all.has(d.slice(0, -suffix.length));
+  return noPort.filter((d) => !longer(d, '.svc.cluster.local') && !longer(d, '.svc'));
 }
-interface DumpVhost {
-  name?: string;
-  port?: number | null;
-  domains?: string[];
-  routes?: DumpRoute[];
+
+/** istioctl's DOMAINS cell of {@link shownDomains}: the first two, then `+ N more...`. */
+export function describeDomains(shown: readonly string[]): string {
+  return shown.length <= 2 ? shown.join(', ') : `${shown.slice(0, 2).join(', ')} + ${shown.length - 2} more...`;
 }
 
 /** istioctl's route rows: the route config (port), the virtual host, its domains, each rule's match and VirtualService. */
 function routeRows(dump: unknown) {
-  const vhosts = (dump as { virtualHosts?: unknown } | null)?.virtualHosts;
+  const vhosts = obj(dump).virtualHosts;
   if (!Array.isArray(vhosts)) throw new ReadError('/config_dump has no virtualHosts: not a meshlet admin endpoint?');
-  return (vhosts as DumpVhost[]).flatMap((vh) => {
-    const domains = vh.domains ?? [];
-    const short = domains.filter((d) => !d.includes('.') || d.split('.').length <= 2);
-    const shown = short.length > 0 ? short : domains.slice(0, 1);
-    const routes: DumpRoute[] = vh.routes === undefined || vh.routes.length === 0 ? [{ name: '', virtualService: null, match: [] }] : vh.routes;
-    return routes.map((r) => ({
-      name: vh.port === null || vh.port === undefined ? '' : String(vh.port),
-      virtualHost: vh.name ?? '',
-      domains: shown,
-      match: (r.match ?? []).length === 0 ? ['/*'] : (r.match as string[]),
-      virtualService: vsName(r.virtualService ?? null),
-      route: r.name ?? '',
-    }));
+  return vhosts.map(obj).flatMap((vh) => {
+    const shown = shownDomains(strings(vh.domains));
+    const given = list(vh.routes).map(obj);
+    const routes: Obj[] = given.length === 0 ? [{}] : given;
+    const port = num(vh.port);
+    return routes.map((r) => {
+      const match = strings(r.match);
+      return {
+        name: port === null ? '' : String(port),
+        virtualHost: str(vh.name),
+        domains: shown,
+        match: match.length === 0 ? ['/*'] : match,
+        virtualService: vsName(typeof r.virtualService === 'string' ? r.virtualService : null),
+        route: str(r.name),
+      };
+    });
   });
 }
 
@@ -165,36 +212,28 @@ function vsName(ref: string | null): string | null {
   return m === null ? ref : `${m[2]}.${m[1]}`;
 }
 
-interface CertDetails {
-  serial_number?: string;
-  valid_from?: string;
-  expiration_time?: string;
-  subject_alt_names?: { uri?: string }[];
-}
-
 /** istioctl's secret rows: the leaf (`default`, Cert Chain) and each root (`ROOTCA`, CA). */
 function secretRows(doc: unknown) {
-  const list = (doc as { certificates?: unknown } | null)?.certificates;
-  if (!Array.isArray(list)) throw new ReadError('/certs has no certificates: not a meshlet admin endpoint?');
+  const certificates = obj(doc).certificates;
+  if (!Array.isArray(certificates)) throw new ReadError('/certs has no certificates: not a meshlet admin endpoint?');
   const now = Date.now();
-  const row = (name: string, type: string, c: CertDetails) => {
-    const from = Date.parse(c.valid_from ?? '');
-    const to = Date.parse(c.expiration_time ?? '');
+  const row = (name: string, type: string, c: Obj) => {
+    const validFrom = str(c.valid_from);
+    const expiration = str(c.expiration_time);
+    const from = Date.parse(validFrom);
+    const to = Date.parse(expiration);
     return {
       name,
       type,
       status: 'ACTIVE',
       validCert: from <= now && now < to,
-      serialNumber: c.serial_number ?? '',
-      notAfter: c.expiration_time ?? '',
-      notBefore: c.valid_from ?? '',
-      spiffeId: c.subject_alt_names?.find((s) => s.uri?.startsWith('spiffe://'))?.uri ?? null,
+      serialNumber: str(c.serial_number),
+      notAfter: expiration,
+      notBefore: validFrom,
+      spiffeId: strings(list(c.subject_alt_names).map((s) => obj(s).uri)).find((u) => u.startsWith('spiffe://')) ?? null,
     };
   };
-  return (list as { cert_chain?: CertDetails[]; ca_cert?: CertDetails[] }[]).flatMap((c) => [
-    ...(c.cert_chain ?? []).slice(0, 1).map((x) => row('default', 'Cert Chain', x)),
-    ...(c.ca_cert ?? []).map((x) => row('ROOTCA', 'CA', x)),
-  ]);
+  return certificates.map(obj).flatMap((c) => [...list(c.cert_chain).slice(0, 1).map((x) => row('default', 'Cert Chain', obj(x))), ...list(c.ca_cert).map((x) => row('ROOTCA', 'CA', obj(x)))]);
 }
 
 const seconds = (iso: string) => iso.replace(/\.\d+Z$/, 'Z');
@@ -213,8 +252,7 @@ function printTables(sections: readonly Exclude<Section, 'all'>[], data: Record<
       out(table(['ENDPOINT', 'STATUS', 'OUTLIER CHECK', 'CLUSTER'], rows.map((r) => [cell(r.endpoint), cell(r.status), r.outlierCheck, cell(r.cluster)])));
     } else if (s === 'routes') {
       const rows = data.routes as ReturnType<typeof routeRows>;
-      const domains = (d: string[]) => (d.length <= 2 ? d.join(', ') : `${d.slice(0, 2).join(', ')} + ${d.length - 2} more...`);
-      out(table(['NAME', 'VHOST NAME', 'DOMAINS', 'MATCH', 'VIRTUAL SERVICE'], rows.map((r) => [cell(r.name), cell(r.virtualHost), cell(domains(r.domains)), cell(r.match.join(' | ')), cell(r.virtualService ?? '')])));
+      out(table(['NAME', 'VHOST NAME', 'DOMAINS', 'MATCH', 'VIRTUAL SERVICE'], rows.map((r) => [cell(r.name), cell(r.virtualHost), cell(describeDomains(r.domains)), cell(r.match.join(' | ')), cell(r.virtualService ?? '')])));
     } else {
       const rows = data.secrets as ReturnType<typeof secretRows>;
       if (rows.length === 0) out('no workload certificate: the mesh has no identity (createMesh identity option), or it is not issued yet');

@@ -4,6 +4,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer as createNetServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -437,6 +438,27 @@ spec:
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--timeout: /);
     assert.match(meshlet(['status', '--help']).stdout, /--timeout <duration> .*\(default 15s\)/);
+  });
+
+  it('status, get and apply against something else that answers 200 with a web page: said so (exit 1, no stack trace), and the next URL is tried', async (tc) => {
+    const page = createHttpServer((_req, res) => {
+      res.setHeader('content-type', 'text/html');
+      res.end('<html><body>a web app</body></html>');
+    });
+    await new Promise<void>((r) => page.listen(0, '127.0.0.1', r));
+    tc.after(() => page.close());
+    const at = `http://127.0.0.1:${(page.address() as AddressInfo).port}`;
+    const file = join(t.dir, 'not-json.yaml');
+    writeFileSync(file, shadowVs('not-json'));
+    for (const args of [['status'], ['get', 'vs'], ['apply', '-f', file]]) {
+      const r = await meshletAsync([...args, '--control-plane', at, '--token', 'x'], { env: { MESHLET_CONTROL_PLANE: '', MESHLET_TOKEN: '' } });
+      assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`${at}/\\S+ answered 200 with something that is not JSON \\(text/html\\): is a meshlet control plane listening at ${at}\\?`), `${args[0]}: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /internal error|SyntaxError/);
+    }
+    const next = await meshletAsync(['get', 'vs', '--control-plane', `${at},${url}`, '-o', 'json'], { env: { MESHLET_CONTROL_PLANE: '', MESHLET_TOKEN: admin } });
+    assert.equal(next.code, 0, next.stderr);
+    assert.ok(Array.isArray(JSON.parse(next.stdout).items), next.stdout);
   });
 
   it('status, get and apply print what came from workloads or the server with control characters escaped', async () => {

@@ -13,6 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { connect } from 'node:tls';
+import { callOne } from '../../../src/cli/client.ts';
 import { ROOT_CERT_FILE } from '../../../src/control-plane-server/serving-tls.ts';
 import { ManualClock } from '../../../src/core/clock.ts';
 import { createMesh, type Mesh } from '../../../src/index.ts';
@@ -89,6 +90,22 @@ describe('the control plane over TLS', () => {
     }
     // No workload ever connected: nothing was sent before the handshake failed.
     assert.equal(t.cp.status().workloads.length, 0);
+  });
+
+  it('an http:// URL left pointing at a control plane that now serves TLS: the mesh and the CLI say to give https://', async () => {
+    const t = await tlsServer();
+    const plain = t.url.replace('https://', 'http://');
+    const token = await t.cp.mintToken({ service: 'productpage', namespace: 'default' });
+    const hint = `; if it serves only TLS (meshlet control-plane --tls …), give ${t.url}`;
+    await assert.rejects(createMesh({ service: 'productpage', controlPlane: plain, token, drainMs: 0, startupTimeoutMs: 1500, logger: quiet }), (e: Error) => {
+      assert.ok(e.message.endsWith(hint), e.message);
+      return true;
+    });
+    await assert.rejects(callOne(plain, token, 'GET', '/status'), (e: Error) => {
+      assert.ok(e.message.startsWith(`the control plane at ${plain} closed the connection before it answered`), e.message);
+      assert.ok(e.message.endsWith(hint), e.message);
+      return true;
+    });
   });
 
   it('refuses a CA with an http:// URL, and a CA that holds no certificate, naming the option', async () => {

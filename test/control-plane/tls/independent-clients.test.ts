@@ -125,6 +125,7 @@ describe('meshlet control-plane --tls auto and the CLI over https', () => {
       [['--tls', 'auto', '--tls-cert', 'a', '--tls-key', 'b'], /--tls auto contradicts --tls-cert\/--tls-key/],
       [['--tls-san', 'x.example'], /--tls-san names what a --tls auto certificate is for; give --tls auto/],
       [['--tls', 'auto', '--tls-san', 'bad name'], /--tls-san: "bad name" is neither a DNS name nor an IP address/],
+      [['--tls', 'auto', '--tls-san', '10.0.0.300'], /--tls-san: "10\.0\.0\.300" is not an IP address/],
     ] as const) {
       const r = await meshletAsync(['control-plane', '--config', '/nonexistent', ...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
