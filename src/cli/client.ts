@@ -8,7 +8,7 @@
 import { Agent, errors, request } from 'undici';
 import { CONTROL_PLANE_CA_ENV, controlPlaneCaFor } from '../control-plane/ca-option.ts';
 import { parseDuration } from '../config/duration.ts';
-import { closedMidAnswer, describeFailure, servesTlsHint, statusError } from '../control-plane/http.ts';
+import { closedMidAnswer, describeFailure, isPlainToTlsAnswer, PLAIN_TO_TLS_ANSWER, servesTlsHint, statusError } from '../control-plane/http.ts';
 import { DEFAULT_PORT, TOKEN_ENV } from '../control-plane/protocol.ts';
 import { MeshletError } from '../core/errors.ts';
 import { UsageError } from './args.ts';
@@ -158,6 +158,12 @@ export async function callOne(
     text = await res.body.text();
   } catch (err) {
     throw unreachableError(url, err, timeoutMs);
+  }
+  if (isPlainToTlsAnswer(res.statusCode, text)) {
+    // A TLS-only control plane (--tls) told a plain HTTP request so: the URL is wrong, not the request; the next URL is tried.
+    const e = new MeshletError('MESHLET_ERR_CONTROL_PLANE', `the control plane at ${url} answered ${res.statusCode}: ${PLAIN_TO_TLS_ANSWER}${servesTlsHint(url, statusError(res.statusCode, text))}`);
+    unreachable.add(e);
+    throw e;
   }
   if (res.statusCode >= 400) throw refusal(url, res.statusCode, text, tokenFrom);
   if (text === '') return undefined;

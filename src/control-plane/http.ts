@@ -96,7 +96,16 @@ export function describeFailure(url: string, e: unknown): string {
 export function servesTlsHint(url: string, e: unknown): string {
   const err = e instanceof AggregateError && e.errors.length > 0 ? e.errors[0] : e;
   const silent = closedMidAnswer(err) && (err as { socket?: { bytesRead?: unknown } }).socket?.bytesRead === 0;
-  return silent && url.startsWith('http://') ? `; if it serves only TLS (meshlet control-plane --tls …), give https://${url.slice('http://'.length)}` : '';
+  const told = err instanceof HttpStatusError && isPlainToTlsAnswer(err.status, err.serverMessage);
+  return (silent || told) && url.startsWith('http://') ? `; if it serves only TLS (meshlet control-plane --tls …), give https://${url.slice('http://'.length)}` : '';
+}
+
+/** Go net/http's answer to plain HTTP on a TLS port, which a `--tls` control plane gives to a GET, POST, PUT or HEAD (others are closed unanswered). */
+export const PLAIN_TO_TLS_ANSWER = 'Client sent an HTTP request to an HTTPS server.';
+
+/** Whether an error answer is {@link PLAIN_TO_TLS_ANSWER}. */
+export function isPlainToTlsAnswer(status: number, text: string): boolean {
+  return status === 400 && text.trim() === PLAIN_TO_TLS_ANSWER;
 }
 
 function reason(e: unknown): string {

@@ -13,6 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { connect } from 'node:tls';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { callOne } from '../../../src/cli/client.ts';
 import { ROOT_CERT_FILE } from '../../../src/control-plane-server/serving-tls.ts';
 import { ManualClock } from '../../../src/core/clock.ts';
@@ -101,11 +102,24 @@ describe('the control plane over TLS', () => {
       assert.ok(e.message.endsWith(hint), e.message);
       return true;
     });
+    // A GET is answered as Go's net/http answers plain HTTP on a TLS port (400, its text) …
     await assert.rejects(callOne(plain, token, 'GET', '/status'), (e: Error) => {
-      assert.ok(e.message.startsWith(`the control plane at ${plain} closed the connection before it answered`), e.message);
-      assert.ok(e.message.endsWith(hint), e.message);
+      assert.equal(e.message, `the control plane at ${plain} answered 400: Client sent an HTTP request to an HTTPS server.${hint}`);
       return true;
     });
+    // … and a server that closes a plain request unanswered (a TLS port without that answer) gets the same hint.
+    const silent = createNetServer((s) => s.destroy());
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      await assert.rejects(callOne(silentUrl, token, 'GET', '/status'), (e: Error) => {
+        assert.ok(e.message.startsWith(`the control plane at ${silentUrl} closed the connection before it answered`), e.message);
+        assert.ok(e.message.endsWith(`; if it serves only TLS (meshlet control-plane --tls …), give ${silentUrl.replace('http://', 'https://')}`), e.message);
+        return true;
+      });
+    } finally {
+      await new Promise((r) => silent.close(r));
+    }
   });
 
   it('refuses a CA with an http:// URL, and a CA that holds no certificate, naming the option', async () => {
