@@ -53,7 +53,7 @@ export async function startDnsServer(): Promise<FakeDnsServer> {
     header.writeUInt16BE(all === undefined ? 0x8183 : 0x8180, 2); // response, RD, RA; NXDOMAIN when unknown
     header.writeUInt16BE(1, 4);
     header.writeUInt16BE(answers.length, 6);
-    const parts = [header, msg.subarray(12, end + 4)];
+    const parts: Buffer[] = [header, msg.subarray(12, end + 4)];
     for (const r of answers) {
       const data = rdata(r.address);
       const rr = Buffer.alloc(12);

@@ -22,6 +22,7 @@ import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, 
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
+import { closeConnection } from './close-connection.ts';
 
 /** The slice of Fastify's request and reply this adapter uses (no compile-time dependency on fastify). */
 /**
@@ -172,7 +173,7 @@ export function fastifyOptions(normalization: () => PathNormalization, serverFac
 /** Answers a denial through Fastify's reply (its onSend/onResponse hooks and logging still run). */
 function deny(reply: FastifyReplyLike, d: Denial, grpc: boolean, raw?: IncomingMessage): void {
   if (d.closeConnection === true && raw !== undefined) {
-    raw.socket.destroy();
+    closeConnection(raw.socket);
     return;
   }
   reply.code(grpc ? 200 : d.status);

@@ -23,6 +23,7 @@ import { exchangePeerMetadata } from './peer-exchange.ts';
 import { admitWith, judgedBy } from './judged.ts';
 import { acceptedByMesh, downstreamOf, peerOfSocket, plainAddress } from './peer.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
+import { closeConnection } from './close-connection.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
 export interface MeshRequest extends IncomingMessage {
@@ -60,7 +61,12 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
 
 /** Writes a denial the way Envoy answers: text, or a trailers-only gRPC status for a gRPC caller. */
 export function writeDenial(res: ServerResponse, denial: Denial, grpc: boolean): void {
-  if (res.headersSent || denial.closeConnection === true) {
+  if (denial.closeConnection === true) {
+    closeConnection(res.socket ?? res);
+    res.destroy();
+    return;
+  }
+  if (res.headersSent) {
     res.destroy();
     return;
   }
