@@ -34,7 +34,8 @@ function rdata(address: string): Buffer {
   if (isIPv4(address)) return Buffer.from(address.split('.').map(Number));
   // Full IPv6 form only (the tests' addresses): eight groups.
   const b = Buffer.alloc(16);
-  address.split(':').forEach((g, k) => b.writeUInt16BE(Number.parseInt(g, 16), k * 2));
+  const groups = address.split(':');
+  for (let k = 0; k < groups.length; k++) b.writeUInt16BE(Number.parseInt(groups[k] as string, 16), k * 2);
   return b;
 }
 
