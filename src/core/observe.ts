@@ -375,11 +375,7 @@ export interface MirrorDroppedMessage {
   readonly call: object;
   /** The mirror destination's cluster (`outbound|port|subset|host`: the name the route gives it, also when no such cluster exists). */
   readonly cluster: string | undefined;
-  /**
-   * `max-in-flight` (`maxMirrorsInFlight` copies were running), `body-too-large` (a request body the retry buffer could not hold:
-   * streamed, or a string or bytes over it) or `no-cluster` (the mirror's service or subset does not exist, or a reload removed
-   * its cluster before the copy went out, or the mesh was closing).
-   */
+  /** `max-in-flight` (`maxMirrorsInFlight` copies running), `body-too-large` (a body the retry buffer could not hold) or `no-cluster` (no such service or subset, a reload removed it, the mesh closing). */
   readonly reason: 'max-in-flight' | 'body-too-large' | 'no-cluster';
 }
 
