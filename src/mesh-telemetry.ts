@@ -11,6 +11,7 @@ import type { ClusterChannels } from './adapters/grpc/channels.ts';
 import { GRPC_TRANSPORT } from './adapters/grpc/transport.ts';
 import type { AnyResource } from './config/resource.ts';
 import type { Clock, Random } from './core/clock.ts';
+import { resolveProxyHeaders } from './core/proxy-headers.ts';
 import type { WorkloadIdentity } from './core/observe.ts';
 import { inboundServices } from './inbound/inbound-services.ts';
 import type { InboundTlsCounts } from './inbound/tls-stats.ts';
@@ -128,6 +129,7 @@ export class MeshTelemetry {
   #startMetrics(resources: readonly AnyResource[]): IstioMetrics {
     const c = this.#c;
     const o = c.options;
+    const inMeshOnly = resolveProxyHeaders(o.proxyHeaders).metadataExchangeInMesh;
     const m = new IstioMetrics(
       {
         identity: c.identity,
@@ -136,9 +138,10 @@ export class MeshTelemetry {
         warn: (msg) => c.logger.warn(msg),
         principal: () => c.credentials.current?.spiffeId ?? '',
         inMesh: (call) => {
-          // Peer metadata goes to in-mesh services only (never to MESH_EXTERNAL hosts or passthrough).
+          // Peer metadata goes to in-mesh services only (never to MESH_EXTERNAL hosts or passthrough),
+          // unless proxyHeaders.metadataExchangeHeaders.mode is UNDEFINED (Istio's default): MESH_EXTERNAL too.
           const cs = (call as { cluster?: unknown }).cluster as ClusterState | undefined;
-          return cs !== undefined && !cs.passthrough && cs.cluster.service.location === 'MESH_INTERNAL';
+          return cs !== undefined && (!inMeshOnly || (!cs.passthrough && cs.cluster.service.location === 'MESH_INTERNAL'));
         },
         ip: o.sourceIp ?? '127.0.0.1',
         upstreamPrincipals: (call) => {

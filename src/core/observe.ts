@@ -21,7 +21,7 @@
  * | `meshlet:outlier:returned` | an ejected endpoint's time was up and it is back in the balancing set | {@link OutlierReturnedMessage} |
  * | `meshlet:retry:budget-exhausted` | a retry the policy allowed was not made: the destination's retry budget (or `maxRetries`) was used up (flag UO) | {@link RetryBudgetExhaustedMessage} |
  * | `meshlet:pool:overflow` | an attempt was refused by the destination's connection-pool limits (503, flag UO) | {@link PoolOverflowMessage} |
- * | `meshlet:mirror:dropped` | a mirrored copy was not sent (too many in flight, or a request body larger than the retry buffer) | {@link MirrorDroppedMessage} |
+ * | `meshlet:mirror:dropped` | a mirrored copy was not sent (too many in flight, a request body larger than the retry buffer, or no cluster to send it to) | {@link MirrorDroppedMessage} |
  *
  * Every message names the mesh it comes from (`workload`), so one subscriber serves every mesh
  * of the process; calls carry their `Exchange` as `call`, the same object in every message of
@@ -373,10 +373,10 @@ export interface MirrorDroppedMessage {
   readonly workload: WorkloadIdentity | undefined;
   /** The primary call. */
   readonly call: object;
-  /** The mirror destination's cluster, when it has one. */
+  /** The mirror destination's cluster (`outbound|port|subset|host`: the name the route gives it, also when no such cluster exists). */
   readonly cluster: string | undefined;
-  /** `max-in-flight` (`maxMirrorsInFlight` copies were running) or `body-too-large` (a request body the retry buffer could not hold: streamed, or a string or bytes over it). */
-  readonly reason: 'max-in-flight' | 'body-too-large';
+  /** `max-in-flight` (`maxMirrorsInFlight` copies running), `body-too-large` (a body the retry buffer could not hold) or `no-cluster` (no such service or subset, a reload removed it, the mesh closing). */
+  readonly reason: 'max-in-flight' | 'body-too-large' | 'no-cluster';
 }
 
 /** The channels (created once; publishing is gated by `hasSubscribers` at each site). */

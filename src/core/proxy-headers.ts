@@ -11,7 +11,14 @@
  *   every outbound route: the server sees that a request is a retry;
  * - the router's `x-envoy-*` headers (`envoyDebugHeaders`): here `x-envoy-expected-rq-timeout-ms`
  *   and `x-envoy-original-path` (a rewritten call's) on calls and `x-envoy-upstream-service-time`
- *   on their responses.
+ *   on their responses;
+ * - `server` on served responses (`server.value` replaces the app's; Istio's default, `istio-envoy`,
+ *   is not written: the app's passes through, as with `server.disabled`);
+ * - the metadata-exchange headers (`metadataExchangeHeaders.mode`: `IN_MESH`, meshlet's default,
+ *   or `UNDEFINED`, Istio's, which sends them to MESH_EXTERNAL services too);
+ * - `xForwardedPort` and `xForwardedHost` are taken and, as in a sidecar, change nothing (Istio's
+ *   sidecars do not use the remote address, and their catch-all route rewrites no host);
+ *   `preserveHttp1HeaderCase: true` is refused (calls are sent with lower-case header names).
  *
  * Read from Istio's `pilot/pkg/networking/util/proxy_headers.go` and
  * `listener_inbound.go` (`buildSidecarInboundHTTPOpts`).
@@ -73,6 +80,24 @@ export interface ProxyHeadersOptions {
   readonly attemptCount?: { readonly disabled?: boolean | undefined } | undefined;
   /** `{ disabled: true }`: calls do not carry `x-envoy-expected-rq-timeout-ms` or `x-envoy-original-path`, nor their responses `x-envoy-upstream-service-time` (Envoy's `suppress_envoy_headers`). */
   readonly envoyDebugHeaders?: { readonly disabled?: boolean | undefined } | undefined;
+  /**
+   * The `server` header of served responses: `{ value: 'my-server' }` replaces the app's (Envoy's
+   * OVERWRITE); `{ disabled: true }` passes the app's through, which is also what meshlet does
+   * without it (Istio's sidecar writes `istio-envoy`).
+   */
+  readonly server?: { readonly disabled?: boolean | undefined; readonly value?: string | undefined } | undefined;
+  /**
+   * Which calls carry the metadata-exchange headers (`x-envoy-peer-metadata(-id)`, Istio's metrics):
+   * `IN_MESH` (meshlet's default) only calls to in-mesh services; `UNDEFINED` (Istio's default)
+   * calls to `MESH_EXTERNAL` services too (not passthrough calls, which Istio's sidecar also stamps).
+   */
+  readonly metadataExchangeHeaders?: { readonly mode?: 'IN_MESH' | 'UNDEFINED' | undefined } | undefined;
+  /** Taken as Istio takes it; a sidecar's inbound and outbound listeners do not use the remote address, so no `x-forwarded-port` is written. */
+  readonly xForwardedPort?: { readonly enabled?: boolean | undefined } | undefined;
+  /** Taken as Istio takes it; it applies to host rewrites of the catch-all route, which makes none: no `x-forwarded-host` is written. */
+  readonly xForwardedHost?: { readonly enabled?: boolean | undefined } | undefined;
+  /** `true` is refused: calls are sent with lower-case header names (Envoy's default), whatever case the app wrote. */
+  readonly preserveHttp1HeaderCase?: boolean | undefined;
 }
 
 /** @internal The switches as the mesh uses them. */
@@ -83,10 +108,25 @@ export interface ProxyHeaders {
   readonly requestId: boolean;
   readonly attemptCount: boolean;
   readonly envoyDebugHeaders: boolean;
+  /** The `server` header written over the app's, or undefined (passed through). */
+  readonly server: string | undefined;
+  /** Metadata-exchange headers on calls to in-mesh services only (`IN_MESH`), or on every call. */
+  readonly metadataExchangeInMesh: boolean;
 }
 
 /** @internal The names `proxyHeaders` takes. */
-export const PROXY_HEADERS_OPTION_NAMES = optionNames<ProxyHeadersOptions>()(['forwardedClientCert', 'setCurrentClientCertDetails', 'requestId', 'attemptCount', 'envoyDebugHeaders']);
+export const PROXY_HEADERS_OPTION_NAMES = optionNames<ProxyHeadersOptions>()([
+  'forwardedClientCert',
+  'setCurrentClientCertDetails',
+  'requestId',
+  'attemptCount',
+  'envoyDebugHeaders',
+  'server',
+  'metadataExchangeHeaders',
+  'xForwardedPort',
+  'xForwardedHost',
+  'preserveHttp1HeaderCase',
+]);
 const DETAIL_NAMES = optionNames<ClientCertDetailsOptions>()(['subject', 'uri', 'dns', 'cert', 'chain']);
 const MODES: readonly ForwardClientCertDetails[] = ['APPEND_FORWARD', 'SANITIZE_SET', 'SANITIZE', 'FORWARD_ONLY', 'ALWAYS_FORWARD_ONLY'];
 
@@ -97,6 +137,8 @@ export const DEFAULT_PROXY_HEADERS: ProxyHeaders = Object.freeze({
   requestId: true,
   attemptCount: true,
   envoyDebugHeaders: true,
+  server: undefined,
+  metadataExchangeInMesh: true,
 });
 
 /** @internal Checks `createMesh`'s `proxyHeaders` and gives the switches (Istio's defaults for what is not set). */
@@ -126,6 +168,16 @@ export function resolveProxyHeaders(o: ProxyHeadersOptions | undefined): ProxyHe
     checkOptionNames(who, v, ['disabled'], `proxyHeaders.${name}.`);
     return flag(`${name}.disabled`, v.disabled, false);
   };
+  if (flag('preserveHttp1HeaderCase', o.preserveHttp1HeaderCase, false)) {
+    throw new InvalidArgumentError(`${who}: \`proxyHeaders.preserveHttp1HeaderCase\` is not supported: calls are sent with lower-case header names, as Envoy sends them by default (an app's own server reads the header case its callers sent, with no proxy in between)`);
+  }
+  for (const name of ['xForwardedPort', 'xForwardedHost'] as const) {
+    const v = o[name];
+    if (v === undefined) continue;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new InvalidArgumentError(`${who}: \`proxyHeaders.${name}\` must be an object ({ enabled: true }), got ${JSON.stringify(v)}`);
+    checkOptionNames(who, v, ['enabled'], `proxyHeaders.${name}.`);
+    flag(`${name}.enabled`, v.enabled, false);
+  }
   if (flag('setCurrentClientCertDetails.chain', d?.chain, false)) {
     throw new InvalidArgumentError(`${who}: \`proxyHeaders.setCurrentClientCertDetails.chain\` is not supported: Node's TLS server does not expose the intermediate certificates a client sent, so Envoy's Chain="…" cannot be written (\`cert: true\` writes the client's own certificate)`);
   }
@@ -140,5 +192,30 @@ export function resolveProxyHeaders(o: ProxyHeadersOptions | undefined): ProxyHe
     requestId: !disabled('requestId'),
     attemptCount: !disabled('attemptCount'),
     envoyDebugHeaders: !disabled('envoyDebugHeaders'),
+    server: serverHeader(who, o.server, flag),
+    metadataExchangeInMesh: metadataExchangeMode(who, o.metadataExchangeHeaders) === 'IN_MESH',
   });
+}
+
+/** `proxyHeaders.server`: the value written over the app's, or undefined (passed through). */
+function serverHeader(who: string, v: ProxyHeadersOptions['server'], flag: (path: string, v: unknown, fallback: boolean) => boolean): string | undefined {
+  if (v === undefined) return undefined;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new InvalidArgumentError(`${who}: \`proxyHeaders.server\` must be an object ({ disabled: true } or { value: '…' }), got ${JSON.stringify(v)}`);
+  checkOptionNames(who, v, ['disabled', 'value'], 'proxyHeaders.server.');
+  if (flag('server.disabled', v.disabled, false)) return undefined;
+  const value = v.value;
+  if (value === undefined || value === '') return undefined;
+  // A header value: no CR, LF or NUL (Node would refuse it when the response is written, too late to say which option).
+  if (typeof value !== 'string' || /[\r\n\0]/.test(value)) throw new InvalidArgumentError(`${who}: \`proxyHeaders.server.value\` must be a header value (a string without CR, LF or NUL), got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** `proxyHeaders.metadataExchangeHeaders.mode`: IN_MESH (meshlet's default) or UNDEFINED. */
+function metadataExchangeMode(who: string, v: ProxyHeadersOptions['metadataExchangeHeaders']): 'IN_MESH' | 'UNDEFINED' {
+  if (v === undefined) return 'IN_MESH';
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new InvalidArgumentError(`${who}: \`proxyHeaders.metadataExchangeHeaders\` must be an object ({ mode: 'IN_MESH' | 'UNDEFINED' }), got ${JSON.stringify(v)}`);
+  checkOptionNames(who, v, ['mode'], 'proxyHeaders.metadataExchangeHeaders.');
+  const mode = v.mode ?? 'IN_MESH';
+  if (mode !== 'IN_MESH' && mode !== 'UNDEFINED') throw new InvalidArgumentError(`${who}: \`proxyHeaders.metadataExchangeHeaders.mode\` must be IN_MESH or UNDEFINED, got ${JSON.stringify(mode)}`);
+  return mode;
 }

@@ -1,8 +1,7 @@
 /**
- * The server side of one mesh, as every adapter uses it: path normalization, admission through
- * the current phases, what the app gets to see (`req.meshlet`), and the caller's deadline. The
- * phases are rebuilt from each config the mesh applies; a request is admitted by the phases in
- * use when it arrived.
+ * The server side of one mesh, as every adapter uses it: path normalization, admission through the current phases, what
+ * the app gets to see (`req.meshlet`), and the caller's deadline. The phases are rebuilt from each config the mesh
+ * applies; a request is admitted by the phases in use when it arrived.
  *
  * @module
  */
@@ -96,6 +95,8 @@ export type Judgement =
       readonly normalizedPath: string;
       /** Headers the app's response gets (an external authorizer's, `x-ratelimit-*`), or undefined. */
       readonly responseHeaders: Readonly<Record<string, string | readonly string[]>> | undefined;
+      /** The `server` header that replaces the app's (Istio's `proxyHeaders.server.value`), or undefined (passed through). */
+      readonly server: string | undefined;
     }
   | {
       readonly serve: false;
@@ -371,6 +372,7 @@ function verdict(judge: InboundGuard, req: InboundRequest, a: Admission, grpc: b
     admission: a,
     normalizedPath,
     responseHeaders,
+    server: judge.proxyHeaders.server,
     info: new AdmittedInfo(judge, req.requestPrincipal, req.claims, req.peer, req.authz),
   };
 }

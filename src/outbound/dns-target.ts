@@ -3,14 +3,16 @@
  * resolves it (`source/extensions/clusters/strict_dns/strict_dns_cluster.cc`,
  * `ResolveTarget::startResolve`): resolved in the background, every address of the answer its
  * own host; re-resolved after the answer's TTL when the resolver gives one (Istio sets
- * `respect_dns_ttl: true`), else after `dnsRefreshRate` (MeshConfig, default 60 s); a failed
+ * `respect_dns_ttl: true`; the default resolver asks the records' TTL beside the OS's lookup),
+ * else after `dnsRefreshRate` (MeshConfig, default 60 s); a failed
  * resolution keeps the hosts of the last answer and is retried with a backoff that starts at
  * the refresh rate and doubles up to ten times it (Envoy's default failure strategy when
  * `dns_failure_refresh_rate` is unset, which Istio leaves unset), without Envoy's jitter.
  *
  * @module
  */
-import { lookup } from 'node:dns/promises';
+import type { LookupAddress } from 'node:dns';
+import { lookup, Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Clock, Timer } from '../core/clock.ts';
 
@@ -46,20 +48,72 @@ export interface DnsOptions {
   /**
    * The resolver (tests give a fake one). It gets the name and the address family (4, 6 or 0
    * for both) and returns the addresses, with their TTL when it knows it.
-   * @defaultValue the OS resolver (`dns.promises.lookup` with `all: true`; no TTL)
+   * @defaultValue the OS resolver (`dns.promises.lookup` with `all: true`), with the TTL of the name's A/AAAA records
    */
   readonly resolve?: DnsResolve | undefined;
 }
 
+/** A record with its TTL in seconds, as `dns.promises.Resolver`'s `resolve4`/`resolve6` with `{ ttl: true }` give it. */
+export interface RecordWithTtl {
+  readonly address: string;
+  readonly ttl: number;
+}
+
+/** What the default resolver asks a name's records and their TTLs of (a `dns.promises.Resolver`). */
+export interface TtlQuery {
+  resolve4(hostname: string, options: { ttl: true }): Promise<RecordWithTtl[]>;
+  resolve6(hostname: string, options: { ttl: true }): Promise<RecordWithTtl[]>;
+}
+
 /**
- * The default resolver: the OS's (`dns.promises.lookup` with `all: true`, so `/etc/hosts` and
- * search domains apply as they do for any connection). It gives no TTL, so answers are kept
- * for `dnsRefreshRate`.
+ * How long the default resolver waits for the records' TTL once the OS answered (c-ares's
+ * per-try timeout, one try): a DNS server that does not answer delays an answer from
+ * `/etc/hosts` by at most this, and that answer is kept for `dnsRefreshRate`.
  */
-export const systemDnsResolve: DnsResolve = async (hostname, family) => {
-  const list = await lookup(hostname, { all: true, family, order: 'verbatim' });
-  return { addresses: list.map((a) => a.address) };
-};
+export const TTL_QUERY_TIMEOUT_MS = 1_000;
+
+/** The records of `hostname` in `family` with their TTLs, or none when the query fails (a name only `/etc/hosts` knows, a search domain's). */
+async function recordsWithTtl(query: TtlQuery, hostname: string, family: 0 | 4 | 6): Promise<RecordWithTtl[]> {
+  const one = (f: 4 | 6): Promise<RecordWithTtl[]> => (f === 4 ? query.resolve4(hostname, { ttl: true }) : query.resolve6(hostname, { ttl: true })).catch(() => []);
+  if (family !== 0) return one(family);
+  const [v4, v6] = await Promise.all([one(4), one(6)]);
+  return [...v4, ...v6];
+}
+
+/**
+ * The smallest TTL (ms) of the records for the addresses the OS gave, as Envoy's STRICT_DNS takes
+ * the smallest of its answer's; undefined when no record names one of them (the OS answered from
+ * `/etc/hosts`, or the name's records are not the OS's answer): then `dnsRefreshRate` applies.
+ */
+export function smallestTtlMs(records: readonly RecordWithTtl[], addresses: readonly string[]): number | undefined {
+  let min: number | undefined;
+  for (const r of records) if (addresses.includes(r.address) && (min === undefined || r.ttl < min)) min = r.ttl;
+  return min === undefined ? undefined : min * 1000;
+}
+
+/**
+ * The default resolver: the addresses are the OS's (`dns.promises.lookup` with `all: true`, so
+ * `/etc/hosts` and search domains apply as they do for any connection, as Envoy's c-ares resolver
+ * reads them); their TTL comes from the same name's A/AAAA records asked of the DNS servers at the
+ * same time (`resolve4`/`resolve6` with `ttl: true`; `getaddrinfo` gives no TTL), so with Istio's
+ * `respect_dns_ttl: true` a name is re-resolved when its records expire. Without a TTL (a name
+ * only `/etc/hosts` knows, a record with TTL 0, no DNS server answering within
+ * {@link TTL_QUERY_TIMEOUT_MS}) the answer is kept for `dnsRefreshRate`.
+ */
+export function systemDnsResolver(query?: TtlQuery): DnsResolve {
+  let q = query;
+  return async (hostname, family) => {
+    q ??= new Resolver({ timeout: TTL_QUERY_TIMEOUT_MS, tries: 1 });
+    const records = recordsWithTtl(q, hostname, family);
+    // The records' query never rejects: a failed lookup leaves nothing unhandled behind.
+    const list: LookupAddress[] = await lookup(hostname, { all: true, family, order: 'verbatim' });
+    const addresses = list.map((a) => a.address);
+    return { addresses, ttlMs: smallestTtlMs(await records, addresses) };
+  };
+}
+
+/** {@link systemDnsResolver} over a `dns.promises.Resolver` made on first use. */
+export const systemDnsResolve: DnsResolve = systemDnsResolver();
 
 /**
  * The lookup family Istio gives a DNS cluster (`SelectDNSLookupFamily` in

@@ -114,6 +114,19 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
       h.active++;
       h.stats.rqTotal++;
     }
+    try {
+      this._hand(h);
+    } catch (err) {
+      // Whatever threw once the attempt was counted (an injected Clock, an attempt observer, the
+      // transport): the count is given back — least request and the pool limits must not see a
+      // phantom request — and the call ends with the error (the dispatcher's catch).
+      this._release();
+      throw err;
+    }
+  }
+
+  /** Stamps, publishes and hands the counted attempt to the transport. */
+  private _hand(h: HostState | undefined): void {
     const ex = this._ex;
     ex.waiting = this;
     // As Envoy's router with Istio's include_request_attempt_count: the attempt's number, so the

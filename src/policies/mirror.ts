@@ -6,7 +6,8 @@
  * go out at once; a streamed body (undici's `fetch` streams every body, strings included) is
  * mirrored once the primary attempt has sent all of it while the retry buffer still held it —
  * the copy never reads the stream itself, so it cannot slow the primary call. A streamed body
- * larger than the retry buffer is not mirrored (counted as dropped). As Istio configures Envoy's
+ * larger than the retry buffer is not mirrored (counted as dropped), nor is a copy whose
+ * destination has no cluster (no such service or subset, or a reload removed it). As Istio configures Envoy's
  * mirrors (`trace_sampled: false`), the copy's trace context says "not sampled", so the mirror
  * destination's spans do not join the caller's trace.
  *
@@ -112,13 +113,23 @@ export interface MirrorStats {
 function dropped(stats: MirrorStats, ex: Exchange, m: MirrorTarget, reason: MirrorDroppedMessage['reason']): void {
   stats.dropped++;
   const ch = channels.mirrorDropped;
-  if (ch.hasSubscribers) ch.publish({ workload: ex.workload, call: ex, cluster: m.target.cluster?.name, reason } satisfies MirrorDroppedMessage);
+  if (ch.hasSubscribers) ch.publish({ workload: ex.workload, call: ex, cluster: mirrorClusterName(m), reason } satisfies MirrorDroppedMessage);
+}
+
+/** The mirror's cluster name: the cluster's, or the one the route names when no such cluster exists (as Envoy's route names it). */
+function mirrorClusterName(m: MirrorTarget): string {
+  const t = m.target;
+  return t.cluster?.name ?? `outbound|${t.port}|${t.subset ?? ''}|${t.host}`;
 }
 
 /** Builds the mirror layer; `stats` is updated in place and `live` holds the copies in flight. */
 export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: LiveMirrors): Layer {
-  const launch = (copy: Exchange, due: number): void => {
-    if (!o.claim(copy)) return;
+  const launch = (ex: Exchange, m: MirrorTarget, copy: Exchange, due: number): void => {
+    if (!o.claim(copy)) {
+      // Its cluster went away (a reload) or the mesh is closing: not sent, and counted.
+      dropped(stats, ex, m, 'no-cluster');
+      return;
+    }
     stats.inFlight++;
     stats.sent++;
     live.add(copy);
@@ -166,14 +177,18 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
           const copy = ex.copy(done, o.now());
           copy.route = ex.route;
           unsampleTraceContext(copy.headers);
-          if (!o.prepare(copy, m)) continue;
+          if (!o.prepare(copy, m)) {
+            // No such service or subset (any more): Envoy sends no shadow to a cluster it does not have.
+            dropped(stats, ex, m, 'no-cluster');
+            continue;
+          }
           const now = o.now();
           const sent = sentDeadline(o, now, ex);
           copy.deadline = sent;
           const due = sent !== Number.POSITIVE_INFINITY ? sent : now + o.defaultTimeoutMs;
           if (streamed === undefined) {
             // Later, so the primary call goes out first.
-            setImmediate(() => launch(copy, due));
+            setImmediate(() => launch(ex, m, copy, due));
             continue;
           }
           // Not counted in flight while waiting: a body the primary never finishes sending
@@ -184,7 +199,7 @@ export function mirrorLayer(o: MirrorLayerOptions, stats: MirrorStats, live: Liv
               return;
             }
             copy.body = body;
-            launch(copy, due);
+            launch(ex, m, copy, due);
           });
         }
       }

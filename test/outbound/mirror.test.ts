@@ -4,8 +4,10 @@
  * reaches, fails or slows the primary call, and copies in flight are bounded.
  */
 import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
+import type { MirrorDroppedMessage } from '../../src/core/observe.ts';
 import { createMesh, ManualClock, type Mesh, type MeshOptions, seededRandom } from '../../src/index.ts';
 import { call, deadPort, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 import { until } from '../helpers/until.ts';
@@ -327,6 +329,38 @@ describe('traffic mirroring', () => {
       );
     } finally {
       primary.behaviour = prev;
+    }
+  });
+
+  test('a copy to a mirror that has no cluster (no such subset or service) is not sent and is counted dropped, reason no-cluster', async () => {
+    const seen: MirrorDroppedMessage[] = [];
+    const onDropped = (m: unknown) => seen.push(m as MirrorDroppedMessage);
+    subscribe('meshlet:mirror:dropped', onDropped);
+    try {
+      await withMesh(
+        [
+          { match: [{ uri: { prefix: '/subset' } }], route: [{ destination: { host: 'reviews' } }], mirror: { host: 'shadow', subset: 'v9' } },
+          { route: [{ destination: { host: 'reviews' } }], mirror: { host: 'gone.default.svc.cluster.local', port: { number: 80 } } },
+        ],
+        async (mesh) => {
+          const s0 = shadow.hits;
+          assert.equal((await call(mesh, 'http://reviews:9080/subset')).status, 200);
+          assert.equal((await call(mesh, 'http://reviews:9080/other')).status, 200);
+          await until(() => mesh.diagnostics().mirrors.dropped === 2, 'both copies counted dropped');
+          assert.equal(mesh.diagnostics().mirrors.sent, 0);
+          assert.equal(shadow.hits, s0, 'nothing reached the mirror');
+          const mine = seen.filter((m) => m.workload === mesh.identity);
+          assert.deepEqual(
+            mine.map((m) => [m.reason, m.cluster]),
+            [
+              ['no-cluster', `outbound|9080|v9|${SHADOW}`],
+              ['no-cluster', 'outbound|80||gone.default.svc.cluster.local'],
+            ],
+          );
+        },
+      );
+    } finally {
+      unsubscribe('meshlet:mirror:dropped', onDropped);
     }
   });
 });

@@ -168,6 +168,7 @@ describe('a cluster a reload removed', () => {
       await r.body.dump();
       await new Promise((resolve) => setImmediate(resolve));
       assert.equal(mesh.diagnostics().mirrors.sent, 0, 'the copy was not sent to a cluster that is gone');
+      assert.equal(mesh.diagnostics().mirrors.dropped, 1, 'and it is counted dropped (no-cluster)');
       assert.equal(shadow.hits, 0);
       assert.equal(mesh.outbound.retiredClusters, 0);
     } finally {

@@ -16,12 +16,13 @@ import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../core/path-normalization.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
-import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
+import { absoluteForm, addOnHead, applyAdmittedHeaders, overwriteOnHead, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { admitWith, judgedBy } from './judged.ts';
 import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, isProbeRequest, notNormalized, releaseOnClose, releaseOnEnd } from './node.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
+import { closeConnection } from './close-connection.ts';
 
 /** The slice of Fastify's request and reply this adapter uses (no compile-time dependency on fastify). */
 /**
@@ -172,7 +173,7 @@ export function fastifyOptions(normalization: () => PathNormalization, serverFac
 /** Answers a denial through Fastify's reply (its onSend/onResponse hooks and logging still run). */
 function deny(reply: FastifyReplyLike, d: Denial, grpc: boolean, raw?: IncomingMessage): void {
   if (d.closeConnection === true && raw !== undefined) {
-    raw.socket.destroy();
+    closeConnection(raw.socket);
     return;
   }
   reply.code(grpc ? 200 : d.status);
@@ -263,6 +264,7 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
     syncRawPath(raw);
   }
   if (x.responseHeaders !== undefined) addOnHead(reply.raw, x.responseHeaders);
+  if (x.server !== undefined) overwriteOnHead(reply.raw, 'server', x.server);
   enterContext(raw, x, next);
 }
 

@@ -22,6 +22,7 @@ import { type Duplex, duplexPair, pipeline, type Readable } from 'node:stream';
 import { type Context, context } from '@opentelemetry/api';
 import { Pool } from 'undici';
 import { suppressedContext, undiciRequestsObserved } from '../undici/untraced.ts';
+import { bridgedOver } from './close-connection.ts';
 
 /** The client connection preface of HTTP/2 (RFC 9113 §3.4). */
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -266,6 +267,8 @@ export function cameOverHttp2(socket: object): boolean {
 function asSocket(d: Duplex, real: Socket): Socket {
   const s = d as Duplex & Record<string, unknown>;
   bridged.add(s);
+  // A mesh that refuses a request on it closes `real` (close-connection.ts).
+  bridgedOver(s, real);
   let written = 0;
   let read = 0;
   const write = d.write;

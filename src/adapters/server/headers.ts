@@ -282,3 +282,33 @@ export function addOnHead(res: ServerResponse, headers: Readonly<Record<string, 
   };
   res.writeHead = patched as typeof res.writeHead;
 }
+
+/**
+ * Sets `name` to `value` on the response when its head is written, replacing whatever the app set
+ * (with `setHeader` or in `writeHead`'s headers, in any letter case): Envoy's
+ * `server_header_transformation: OVERWRITE` with Istio's `proxyHeaders.server.value`.
+ */
+export function overwriteOnHead(res: ServerResponse, name: string, value: string): void {
+  const writeHead = res.writeHead;
+  const patched = function (this: ServerResponse, status: number, ...rest: unknown[]): ServerResponse {
+    res.writeHead = writeHead;
+    const at = typeof rest[0] === 'string' ? 1 : 0;
+    const given = rest[at];
+    if (Array.isArray(given)) {
+      // A raw list [name, value, name, value, …]: the app's lines of `name` dropped, the mesh's added.
+      const out: unknown[] = [];
+      for (let i = 0; i + 1 < given.length; i += 2) if (String(given[i]).toLowerCase() !== name) out.push(given[i], given[i + 1]);
+      out.push(name, value);
+      rest[at] = out;
+    } else {
+      if (given !== null && typeof given === 'object') {
+        const obj = { ...(given as Record<string, unknown>) };
+        for (const k of Object.keys(obj)) if (k.toLowerCase() === name) delete obj[k];
+        rest[at] = obj;
+      }
+      res.setHeader(name, value);
+    }
+    return (writeHead as (this: ServerResponse, ...a: unknown[]) => ServerResponse).call(this, status, ...rest);
+  };
+  res.writeHead = patched as typeof res.writeHead;
+}

@@ -21,6 +21,7 @@ import type { CredentialHolder, WorkloadCredentials } from '../../security/ident
 import { validityProblem } from '../../security/identity/peer-validity.ts';
 import { identityOfCertificate, SPIFFE_PREFIX, uriSans } from '../../security/identity/spiffe.ts';
 import { composePeerAuthentication, type EffectivePeerAuthentication, type MtlsMode, mtlsModeForPort } from '../../security/peer-authentication.ts';
+import { closeConnection } from './close-connection.ts';
 import { plainAddress } from './peer.ts';
 
 /**
@@ -201,7 +202,7 @@ export class InboundTls {
   refuse(socket: Socket, mode: MtlsMode, transport: InboundRefusedMessage['transport'], reason: string): void {
     const remote = plainAddress(socket.remoteAddress);
     const port = socket.localPort ?? 0;
-    socket.destroy();
+    closeConnection(socket);
     this.#o.debug?.(`meshlet: refused an inbound ${transport === 'unknown' ? '' : `${transport} `}connection from ${remote}:${socket.remotePort ?? 0} on port ${port} (PeerAuthentication ${mode}): ${reason}`);
     const ch = channels.inboundRefused;
     if (ch.hasSubscribers) ch.publish({ workload: this.#o.workload, mode, localPort: port, remoteAddress: remote, transport, reason } satisfies InboundRefusedMessage);

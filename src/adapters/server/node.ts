@@ -17,12 +17,13 @@ import type { Denial } from '../../inbound/pipeline.ts';
 import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { hasBody } from '../../core/request-body.ts';
-import { absoluteForm, addOnHead, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
+import { absoluteForm, addOnHead, applyAdmittedHeaders, overwriteOnHead, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
 import { admitWith, judgedBy } from './judged.ts';
 import { acceptedByMesh, downstreamOf, peerOfSocket, plainAddress } from './peer.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
+import { closeConnection } from './close-connection.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
 export interface MeshRequest extends IncomingMessage {
@@ -60,7 +61,12 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
 
 /** Writes a denial the way Envoy answers: text, or a trailers-only gRPC status for a gRPC caller. */
 export function writeDenial(res: ServerResponse, denial: Denial, grpc: boolean): void {
-  if (res.headersSent || denial.closeConnection === true) {
+  if (denial.closeConnection === true) {
+    closeConnection(res.socket ?? res);
+    res.destroy();
+    return;
+  }
+  if (res.headersSent) {
     res.destroy();
     return;
   }
@@ -175,6 +181,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true), ob?.changed);
   if (j.responseHeaders !== undefined) addOnHead(res, j.responseHeaders);
+  if (j.server !== undefined) overwriteOnHead(res, 'server', j.server);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };
     if (j.request.path !== j.normalizedPath) {

@@ -95,7 +95,7 @@ export const MESH_METRICS = {
   meshlet_mirror_dropped_total: {
     kind: 'counter',
     unit: '{request}',
-    help: 'Mirrored copies not sent, by mirror cluster and reason (max-in-flight, body-too-large).',
+    help: 'Mirrored copies not sent, by mirror cluster and reason (max-in-flight, body-too-large, no-cluster).',
     labels: ['cluster', 'reason'],
   },
   meshlet_access_log_dropped_total: {

@@ -61,7 +61,7 @@ const everything: MeshOptions = {
     { name: 'otel', envoyOtelAls: { service: 'otel.observability.svc.cluster.local', port: 4317, logName: undefined, logFormat: { text: undefined, labels: undefined } } },
   ],
   numTrustedProxies: num('TRUSTED_PROXIES'),
-  proxyHeaders: { forwardedClientCert: undefined, setCurrentClientCertDetails: { subject: undefined, uri: undefined, dns: undefined, cert: undefined, chain: undefined }, requestId: { disabled: undefined }, attemptCount: undefined, envoyDebugHeaders: undefined },
+  proxyHeaders: { forwardedClientCert: undefined, setCurrentClientCertDetails: { subject: undefined, uri: undefined, dns: undefined, cert: undefined, chain: undefined }, requestId: { disabled: undefined }, attemptCount: undefined, envoyDebugHeaders: undefined, server: { disabled: undefined, value: undefined }, metadataExchangeHeaders: { mode: undefined }, xForwardedPort: { enabled: undefined }, xForwardedHost: undefined, preserveHttp1HeaderCase: undefined },
   jwt: { tokenCacheSize: undefined, maxTokenChars: undefined, jwksCacheDurationMs: undefined, dispatcher: undefined },
   meshConfig: env('ISTIO_MESH_CONFIG'),
   logger: undefined,
