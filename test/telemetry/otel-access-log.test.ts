@@ -61,6 +61,8 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
       await new Promise((r) => setTimeout(r, 20));
       assert.equal(collector.records().length, 2);
       assert.deepEqual(s.log.warnings, []);
+      // Counted when the collector's answer arrives, which can be after the records are there.
+      await until(() => s.mesh.diagnostics().otelAccessLogs?.['otel']?.written === 2, 'the two records counted as written');
       assert.deepEqual(s.mesh.diagnostics().otelAccessLogs, { otel: { written: 2, dropped: 0 } });
     } finally {
       await s.mesh.close();

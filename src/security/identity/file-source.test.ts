@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { configMapVolume, until, writeSlowly } from '../../../test/helpers/config-dir.ts';
-import { cleanupPki, issueLeaf, makeCa, spiffe, type TestCa } from '../../../test/helpers/pki.ts';
+import { cleanupPki, issueLeaf, makeCa, spiffe, type TestCa, type Validity } from '../../../test/helpers/pki.ts';
 import { skipWithout } from '../../../test/helpers/tools.ts';
 import { ManualClock } from '../../core/clock.ts';
 import { CredentialHolder, type WorkloadCredentials } from './credentials.ts';
@@ -30,8 +30,8 @@ function replace(file: string, text: string): void {
   renameSync(`${file}.tmp`, file);
 }
 
-function filesIn(dir: string, ca: TestCa, id: string, chain = true) {
-  const leaf = issueLeaf(ca, { uris: [id] });
+function filesIn(dir: string, ca: TestCa, id: string, chain = true, validity?: Validity) {
+  const leaf = issueLeaf(ca, { uris: [id], validity });
   const f = { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), caFile: join(dir, 'ca.crt') };
   writeFileSync(f.certFile, chain ? leaf.chainPem : leaf.certPem);
   writeFileSync(f.keyFile, leaf.keyPem);
@@ -257,7 +257,9 @@ describe('FileIdentitySource', { skip }, () => {
 
   it('warns when the certificate in use expires with no newer one written', async (t) => {
     const ca = makeCa();
-    const f = filesIn(tmp(), ca, spiffe('foo', 'a'));
+    // Valid for five minutes, not the default day: moving the clock to the expiry fires the file
+    // watch's one-second check on the way, and a day of them (86,400) took minutes.
+    const f = filesIn(tmp(), ca, spiffe('foo', 'a'), true, { notAfter: new Date(Date.now() + 300_000) });
     const holder = new CredentialHolder();
     const w: string[] = [];
     const clock = new ManualClock();
