@@ -79,7 +79,7 @@ export { validateDocuments } from './config/validate/index.ts';
 export type { ValidateOptions, ValidationResult } from './config/validate/index.ts';
 export { analyze } from './config/analyze/index.ts';
 export { KIND_VERSIONS } from './config/resource.ts';
-export type { AnyResource, Kind, Resource, ResourceStatus, SpecByKind } from './config/resource.ts';
+export type { AnyResource, Kind, LoadBalancerIngress, Resource, ResourceStatus, SpecByKind } from './config/resource.ts';
 export { parseDuration, formatDuration } from './config/duration.ts';
 export { compileSnapshot, contentVersion } from './routing/compile.ts';
 export type { AppliedSidecar, CompileOptions, InboundSection, Snapshot, UnknownHostPolicy, WorkloadInfo } from './routing/compile.ts';
