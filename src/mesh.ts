@@ -228,7 +228,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * from the cache; '' when started empty with `failOpen`), or the content hash in embedded mode.
    */
   get configVersion(): string {
-    return this.#source === undefined ? this.snapshot.version : this.#source.configVersion;
+    return this.#source === undefined ? this.snapshot.version : this.#source.state.configVersion;
   }
 
   /** Where the config in use came from: `file` (embedded), `control-plane`, `cache`, or `none` (failOpen). */
