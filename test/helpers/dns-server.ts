@@ -1,0 +1,101 @@
+/**
+ * A tiny authoritative DNS server over UDP on 127.0.0.1 (port 0) for tests: A and AAAA answers
+ * the test sets and changes, with their TTL; SERVFAIL on demand; an empty NOERROR answer for a
+ * name or type it has nothing for. Enough for Node's `dns.Resolver` (`setServers`).
+ */
+import { createSocket } from 'node:dgram';
+import { isIP } from 'node:net';
+import { Resolver } from 'node:dns/promises';
+import type { DnsAnswer, DnsResolve } from '../../src/index.ts';
+
+export interface TestDnsServer {
+  /** `127.0.0.1:<port>` */
+  readonly server: string;
+  /** Sets a name's addresses (IPv4 and IPv6) and TTL in seconds. */
+  set(name: string, addresses: readonly string[], ttlSeconds: number): void;
+  /** Answers SERVFAIL to everything while on. */
+  fail(on: boolean): void;
+  /** The questions asked: `name/A`, `name/AAAA`. */
+  readonly asked: string[];
+  close(): Promise<void>;
+}
+
+function readName(msg: Buffer, at: number): { name: string; end: number } {
+  const labels: string[] = [];
+  let i = at;
+  while (msg[i] !== 0) {
+    const len = msg[i] as number;
+    labels.push(msg.subarray(i + 1, i + 1 + len).toString('ascii'));
+    i += 1 + len;
+  }
+  return { name: labels.join('.').toLowerCase(), end: i + 1 };
+}
+
+function ipv6Bytes(a: string): Buffer {
+  const [head = '', tail = ''] = a.split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = a.includes('::') ? (tail === '' ? [] : tail.split(':')) : [];
+  const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const b = Buffer.alloc(16);
+  for (const [i, g] of groups.entries()) b.writeUInt16BE(Number.parseInt(g, 16), i * 2);
+  return b;
+}
+
+export async function startDnsServer(): Promise<TestDnsServer> {
+  const records = new Map<string, { addresses: readonly string[]; ttl: number }>();
+  let failing = false;
+  const asked: string[] = [];
+  const sock = createSocket('udp4');
+  sock.on('message', (msg, rinfo) => {
+    if (msg.length < 12) return;
+    const { name, end } = readName(msg, 12);
+    const qtype = msg.readUInt16BE(end);
+    const question = msg.subarray(12, end + 4);
+    asked.push(`${name}/${qtype === 1 ? 'A' : qtype === 28 ? 'AAAA' : qtype}`);
+    const rec = records.get(name);
+    const family = qtype === 1 ? 4 : qtype === 28 ? 6 : 0;
+    const answers = failing || rec === undefined ? [] : rec.addresses.filter((a) => isIP(a) === family);
+    const header = Buffer.alloc(12);
+    msg.copy(header, 0, 0, 2); // id
+    header.writeUInt16BE(0x8400 | (msg.readUInt16BE(2) & 0x0100) | 0x0080 | (failing ? 2 : 0), 2); // QR, AA, RD echoed, RA, rcode
+    header.writeUInt16BE(1, 4);
+    header.writeUInt16BE(answers.length, 6);
+    const rrs = answers.map((a) => {
+      const data = family === 4 ? Buffer.from(a.split('.').map(Number)) : ipv6Bytes(a);
+      const rr = Buffer.alloc(12);
+      rr.writeUInt16BE(0xc00c, 0); // the question's name
+      rr.writeUInt16BE(qtype, 2);
+      rr.writeUInt16BE(1, 4);
+      rr.writeUInt32BE(rec?.ttl ?? 0, 6);
+      rr.writeUInt16BE(data.length, 10);
+      return Buffer.concat([rr, data]);
+    });
+    sock.send(Buffer.concat([header, question, ...rrs]), rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+  return {
+    server: `127.0.0.1:${sock.address().port}`,
+    set: (name, addresses, ttl) => records.set(name.toLowerCase(), { addresses, ttl }),
+    fail: (on) => {
+      failing = on;
+    },
+    asked,
+    close: () => new Promise<void>((r) => sock.close(() => r())),
+  };
+}
+
+/**
+ * A `dns.resolve` for createMesh asking `server` only: A and AAAA with their TTLs (the smallest
+ * applies); it fails only when neither query got an answer (as istiod's resolver).
+ */
+export function resolverFor(server: string): DnsResolve {
+  const r = new Resolver({ timeout: 2000, tries: 1 });
+  r.setServers([server]);
+  return async (name): Promise<DnsAnswer> => {
+    const [a, aaaa] = await Promise.allSettled([r.resolve4(name, { ttl: true }), r.resolve6(name, { ttl: true })]);
+    const recs = [...(a.status === 'fulfilled' ? a.value : []), ...(aaaa.status === 'fulfilled' ? aaaa.value : [])];
+    const failed = [a, aaaa].filter((x) => x.status === 'rejected' && !['ENODATA', 'ENOTFOUND'].includes((x.reason as NodeJS.ErrnoException).code ?? ''));
+    if (failed.length === 2) throw (failed[0] as PromiseRejectedResult).reason;
+    return { addresses: recs.map((x) => x.address), ttlMs: recs.length === 0 ? undefined : Math.min(...recs.map((x) => x.ttl)) * 1000 };
+  };
+}
