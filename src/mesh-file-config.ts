@@ -17,7 +17,7 @@ import { validationWarnings } from './config/findings.ts';
 import { ConfigError } from './core/errors.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
-import { networkSettingsWith } from './mesh-network-options.ts';
+import { networkSettingsWith } from './mesh-gateway-names.ts';
 import { compileWithGatewayNames, type GatewayNames } from './outbound/gateway-names.ts';
 
 /** What the file config needs from its mesh. */

@@ -10,9 +10,6 @@ import type { NetworkSettings } from './config/network-topology.ts';
 import { NETWORK_LABEL } from './config/topology.ts';
 import { InvalidArgumentError } from './core/errors.ts';
 import { optionNames } from './core/option-names.ts';
-import { systemClock, type Clock } from './core/clock.ts';
-import { DEFAULT_DNS_REFRESH_MS, type DnsOptions, systemDnsResolve } from './outbound/dns-target.ts';
-import { GatewayNames } from './outbound/gateway-names.ts';
 
 /**
  * The multi-network options of `createMesh`.
@@ -44,18 +41,4 @@ export function networkSettings(o: MeshNetworkOptions & { readonly labels?: Read
   const network = o.network ?? label ?? '';
   const meshNetworks = o.meshNetworks === undefined ? undefined : readMeshNetworks(o.meshNetworks, 'createMesh: `meshNetworks`');
   return Object.freeze({ network, meshNetworks });
-}
-
-/**
- * The mesh's cache of east-west gateway host names: resolved with its `dns.resolve` (the OS's by
- * default, whose answers have no TTL: `dns.refreshRateMs` applies), on its clock.
- */
-export function meshGatewayNames(o: { readonly dns?: DnsOptions | undefined; readonly clock?: Clock | undefined }, logger: { warn(message: string): void; info?(message: string): void }): GatewayNames {
-  return new GatewayNames({ resolve: o.dns?.resolve ?? systemDnsResolve, refreshMs: o.dns?.refreshRateMs ?? DEFAULT_DNS_REFRESH_MS, clock: o.clock ?? systemClock, logger });
-}
-
-/** {@link networkSettings} whose compiles take gateway host names' addresses from `names`. */
-export function networkSettingsWith(o: Parameters<typeof networkSettings>[0], names: GatewayNames | undefined): NetworkSettings {
-  const settings = networkSettings(o);
-  return names === undefined ? settings : Object.freeze({ ...settings, gatewayAddresses: names.lookup });
 }
