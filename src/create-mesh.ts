@@ -243,7 +243,7 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
   } finally {
     aborted.dispose();
   }
-  const mesh = new Mesh(o, first, source, credentials);
+  const mesh = new Mesh(o, first, source, credentials, undefined, gatewayNames);
   source.attach({
     install: (snapshot) => mesh.install(snapshot),
     emit: (name, payload) => {

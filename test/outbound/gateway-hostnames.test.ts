@@ -108,6 +108,7 @@ describe('east-west gateway by host name (an EKS ELB) in an embedded mesh', () =
     assert.match(text, new RegExp(`via: east-west gateway of network west \\(Service istio-system/istio-eastwestgateway, host name ${ELB.replaceAll('.', '\\.')}\\) for 10\\.2\\.0\\.5:9080`));
     const first = mesh.snapshot;
     assert.deepEqual(first.gatewayHostnames, [ELB]);
+    assert.deepEqual(mesh.diagnostics().gatewayNames, [{ hostname: ELB, addresses: ['198.51.100.6', '198.51.100.7'], refreshInMs: 60_000, lastError: null }]);
 
     // The ELB's addresses change: after the TTL, the same config compiles to the new gateways.
     dns.set({ addresses: ['198.51.100.9'], ttlMs: 60_000 });
@@ -122,6 +123,7 @@ describe('east-west gateway by host name (an EKS ELB) in an embedded mesh', () =
     await writeFile(file, dump(false));
     assert.equal(await mesh.reload(), true);
     assert.deepEqual(mesh.snapshot.gatewayHostnames, []);
+    assert.equal(mesh.diagnostics().gatewayNames, undefined);
     const asked = dns.asked.length;
     clock.advance(3_600_000);
     await turn();
