@@ -74,7 +74,7 @@ export interface NetworkSettings {
   /** This workload's network ('' when unset). */
   readonly network: string;
   readonly meshNetworks?: MeshNetworks | undefined;
-  /** The addresses of gateway host names (the mesh's name cache); without it, host-name gateways are {@link NetworkTopology.unresolved}. */
+  /** The addresses of gateway host names (the mesh's name cache); without it, host-name gateways stand for no gateway (listed as unresolved). */
   readonly gatewayAddresses?: GatewayAddresses | undefined;
 }
 

@@ -140,8 +140,7 @@ export class ControlPlaneSource {
     this.#identity?.degrade(why);
   }
 
-  /** Sends the status what the sink reports, on the stream's replica, when it changed (a 404 from an older
-   * control plane is ignored, as are failures: the next change or reconnect reports again). */
+  /** Sends the status the sink reports, on the stream's replica, when it changed (an older control plane's 404 and failures are ignored: the next change or reconnect reports again). */
   #report(): void {
     const stream = this.#stream;
     const contents = this.#sink?.report?.();
