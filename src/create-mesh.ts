@@ -16,8 +16,9 @@ import { type ConfigAppliedEvent, ControlPlaneSource, controlPlaneUrls } from '.
 import { DEFAULT_LOGGER, Mesh } from './mesh.ts';
 import { FileConfigCaches, loadFileConfig, workloadOf } from './mesh-file-config.ts';
 import { networkSettings } from './mesh-network-options.ts';
+import { meshGatewayNames, networkSettingsWith } from './mesh-gateway-names.ts';
 import { embeddedIdentity, startEmbeddedIdentity } from './mesh-identity.ts';
-import { MESH_OPTION_NAMES, type MeshOptions, type RejectedEvent, TELEMETRY_OPTION_NAMES } from './mesh-options.ts';
+import { MESH_OPTION_NAMES, type MeshLogger, type MeshOptions, type RejectedEvent, TELEMETRY_OPTION_NAMES } from './mesh-options.ts';
 import { checkOptionNames } from './core/option-names.ts';
 import { JWT_OPTION_NAMES } from './inbound/policies.ts';
 import { ACCESS_LOG_OPTION_NAMES } from './telemetry/access-log/config.ts';
@@ -29,6 +30,9 @@ import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import { resolveProxyHeaders } from './core/proxy-headers.ts';
 import { applyMeshConfig } from './mesh-config-option.ts';
+import { compileStateAsync, type GoodState } from './control-plane/state.ts';
+import type { GatewayNames } from './outbound/gateway-names.ts';
+import type { Snapshot } from './routing/compile.ts';
 import { localityLbSettingProblems } from './config/validate/load-balancer.ts';
 import { adminSettings } from './mesh-admin-options.ts';
 import { startMeshAdmin } from './mesh-admin.ts';
@@ -100,10 +104,14 @@ export async function createMesh(options: MeshOptions): Promise<Mesh> {
 
 async function createFileMesh(o: MeshOptions): Promise<Mesh> {
   // Through the caches the mesh's reloads go on with: the first change after start-up costs only what changed.
-  const caches = new FileConfigCaches();
+  const caches = new FileConfigCaches(meshGatewayNames(o, o.logger ?? DEFAULT_LOGGER));
   const { loaded, compile } = await loadFileConfig(o, caches);
   if (!loaded.ok) throw new ConfigError(loaded.issues.all);
-  const snapshot = await compile();
+  const snapshot = await compile().catch((e: unknown) => {
+    void caches.gatewayNames?.close();
+    throw e;
+  });
+  caches.current = compile;
   const mesh = await startEmbeddedIdentity(new Mesh(o, snapshot, undefined, undefined, caches), o, o.logger ?? DEFAULT_LOGGER);
   await mesh.startWatching().catch(async (e: unknown) => {
     await mesh.close();
@@ -181,6 +189,8 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
   }
   // The control plane's CA is the default identity of a mesh with a control plane (MeshOptions.identity).
   const credentials = new CredentialHolder();
+  const gatewayNames = meshGatewayNames(o, o.logger ?? DEFAULT_LOGGER);
+  const networks = networkSettingsWith(o, gatewayNames);
   const fromCa = (o.identity ?? 'control-plane') === 'control-plane';
   const source = new ControlPlaneSource({
     urls,
@@ -188,7 +198,8 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
     ca,
     workload: workloadOf(o),
     rootNamespace: o.rootNamespace,
-    networks: networkSettings(o),
+    networks,
+    gatewayNames,
     locality: o.locality ?? '',
     // The identity defaults to the control plane's CA in control-plane mode.
     acceptsMtls: o.identity !== 'none',
@@ -232,7 +243,7 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
   } finally {
     aborted.dispose();
   }
-  const mesh = new Mesh(o, first, source, credentials);
+  const mesh = new Mesh(o, first, source, credentials, undefined, gatewayNames);
   source.attach({
     install: (snapshot) => mesh.install(snapshot),
     emit: (name, payload) => {
@@ -245,7 +256,28 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
       return { identity: d.identity, inboundTls: d.inboundTls };
     },
   });
+  recompileOnGatewayChange(gatewayNames, () => source.state, (state) => compileStateAsync(state, workloadOf(o), o.rootNamespace, networks, gatewayNames), mesh, o.logger ?? DEFAULT_LOGGER);
   return mesh;
+}
+
+/**
+ * A gateway host name's addresses changed: the control plane's state in use is compiled again and
+ * installed (its versions are unchanged: ACKs and `apply --wait` are not concerned), unless a newer
+ * state was applied meanwhile (compiled with the new addresses already). One at a time.
+ */
+function recompileOnGatewayChange(names: GatewayNames, state: () => GoodState, compile: (s: GoodState) => Promise<Snapshot>, mesh: Mesh, logger: MeshLogger): void {
+  let queue = Promise.resolve();
+  names.onChange = () => {
+    queue = queue.then(async () => {
+      const s = state();
+      try {
+        const snapshot = await compile(s);
+        if (!names.closed && state() === s) mesh.install(snapshot);
+      } catch (e) {
+        logger.warn(`meshlet: compiling config ${s.configVersion} again for new east-west gateway addresses failed: ${String(e)}`);
+      }
+    });
+  };
 }
 
 /** A promise rejected with `signal.reason` once `signal` aborts and `stop` is done (never settled without a signal); dispose() stops listening. */

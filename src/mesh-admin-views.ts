@@ -171,6 +171,8 @@ export function configDump(mesh: Mesh, o: MeshOptions) {
     clusters: [...snap.clusters.values()].map((c) => clusterView(c, client)),
     inbound: { phases: [...d.inboundPhases], pools: d.inboundPools, tls: d.inboundTls },
     identity: d.identity ?? null,
+    // East-west gateways by host name: the addresses each stands for now (the clusters' gateway endpoints name the host).
+    gatewayNames: d.gatewayNames ?? [],
   };
 }
 

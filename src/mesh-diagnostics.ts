@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { GatewayNameView } from './outbound/gateway-names.ts';
 import type { MeshServers } from './adapters/server/servers.ts';
 import type { ConfigOrigin } from './control-plane/source.ts';
 import type { InboundTlsCounts } from './inbound/tls-stats.ts';
@@ -39,6 +40,8 @@ export interface MeshDiagnostics {
   readonly otelAccessLogs: Readonly<Record<string, OtelExportStats>>;
   /** This workload's certificate in use: its SPIFFE ID, expiry (epoch ms) and where it came from. Absent without one. */
   readonly identity?: { readonly spiffeId: string; readonly notAfter: number; readonly source: 'files' | 'dev-ca' | 'control-plane' };
+  /** East-west gateways given by host name: each name with the addresses in use (each a gateway), its next refresh and last failure. Absent without any. */
+  readonly gatewayNames?: readonly GatewayNameView[];
 }
 
 /**
@@ -94,7 +97,7 @@ export function endpointDiagnostics(cs: ClusterState, now: number): EndpointDiag
  * The diagnostics of a mesh's parts; `identitySource`: what fills its certificate (undefined:
  * nothing), `config`: the version and origin of the config in use.
  */
-export function meshDiagnostics(o: Outbound, servers: MeshServers, credentials: CredentialHolder, identitySource: NonNullable<MeshDiagnostics['identity']>['source'] | undefined, config: { readonly version: string; readonly source: ConfigOrigin | 'file' }, otelAccessLogs: MeshDiagnostics['otelAccessLogs'] = {}): MeshDiagnostics {
+export function meshDiagnostics(o: Outbound, servers: MeshServers, credentials: CredentialHolder, identitySource: NonNullable<MeshDiagnostics['identity']>['source'] | undefined, config: { readonly version: string; readonly source: ConfigOrigin | 'file' }, otelAccessLogs: MeshDiagnostics['otelAccessLogs'] = {}, gatewayNames: readonly GatewayNameView[] = []): MeshDiagnostics {
   const now = o.clock.now();
   const clusters = [...o.clusters.values()].map((cs) => ({
     name: cs.name,
@@ -113,5 +116,6 @@ export function meshDiagnostics(o: Outbound, servers: MeshServers, credentials: 
     clusters,
     otelAccessLogs,
     ...(identity === undefined ? {} : { identity }),
+    ...(gatewayNames.length === 0 ? {} : { gatewayNames }),
   };
 }

@@ -17,7 +17,8 @@ import { validationWarnings } from './config/findings.ts';
 import { ConfigError } from './core/errors.ts';
 import { CompileCache } from './routing/compile-cache.ts';
 import { compileSnapshotAsync, type Snapshot } from './routing/compile.ts';
-import { networkSettings } from './mesh-network-options.ts';
+import { networkSettingsWith } from './mesh-gateway-names.ts';
+import { compileWithGatewayNames, type GatewayNames } from './outbound/gateway-names.ts';
 
 /** What the file config needs from its mesh. */
 export interface FileConfigHost {
@@ -45,6 +46,14 @@ export class FileConfigCaches {
   readonly parse = new ParseCache();
   readonly validation = new ValidationCache();
   readonly compile = new CompileCache();
+  /** The mesh's east-west gateway host names (resolved before a compile that uses them is installed). */
+  readonly gatewayNames: GatewayNames | undefined;
+  /** Compiles the config in use again (a gateway host name's addresses changed). */
+  current: (() => Promise<Snapshot>) | undefined;
+
+  constructor(gatewayNames?: GatewayNames) {
+    this.gatewayNames = gatewayNames;
+  }
 }
 
 /**
@@ -54,7 +63,9 @@ export class FileConfigCaches {
  */
 export async function loadFileConfig(o: MeshOptions, caches: FileConfigCaches): Promise<{ loaded: LoadedConfig; compile(): Promise<Snapshot> }> {
   const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis, parseCache: caches.parse, validationCache: caches.validation, registryCache: caches.compile.registry });
-  return { loaded, compile: () => compileSnapshotAsync(loaded.resources, workloadOf(o), { cache: caches.compile, rootNamespace: o.rootNamespace, networks: networkSettings(o) }) };
+  const networks = networkSettingsWith(o, caches.gatewayNames);
+  const compile = () => compileWithGatewayNames(() => compileSnapshotAsync(loaded.resources, workloadOf(o), { cache: caches.compile, rootNamespace: o.rootNamespace, networks }), caches.gatewayNames);
+  return { loaded, compile };
 }
 
 /** @internal Loads, watches and reloads an embedded mesh's config paths. */
@@ -66,11 +77,14 @@ export class FileConfig {
   readonly #reloader: Reloader;
   /** Reloads run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
 
   /** `caches`: those of the first load (createMesh's), so the first reload reuses its work. */
   constructor(host: FileConfigHost, caches = new FileConfigCaches()) {
     this.#host = host;
     this.#caches = caches;
+    // A gateway host name's new addresses: the config in use compiled again and installed (its version is the same).
+    if (caches.gatewayNames !== undefined) caches.gatewayNames.onChange = () => void this.#serial(() => this.#recompile());
     this.#reloader = new Reloader({
       debounceMs: 100,
       maxDebounceMs: 1000,
@@ -104,10 +118,22 @@ export class FileConfig {
       return false;
     }
     const snapshot = await compile();
+    this.#caches.current = compile;
     if (snapshot.version === this.#host.snapshot().version) return true;
     this.#host.install(snapshot);
     this.#host.applied(snapshot.version, loaded.findings, validationWarnings(loaded.issues.all, loaded.findings));
     return true;
+  }
+
+  async #recompile(): Promise<void> {
+    const compile = this.#caches.current;
+    if (compile === undefined || this.#closed) return;
+    try {
+      const snapshot = await compile();
+      if (!this.#closed) this.#host.install(snapshot);
+    } catch (e) {
+      this.#host.logger().warn(`meshlet: compiling config ${this.#host.snapshot().version} again for new east-west gateway addresses failed: ${String(e)}`);
+    }
   }
 
   /** Watches the config paths (unless `watch: false`); a missing path rejects. */
@@ -134,6 +160,8 @@ export class FileConfig {
 
   /** Stops watching; a reload in progress finishes first. */
   async close(): Promise<void> {
+    this.#closed = true;
+    void this.#caches.gatewayNames?.close();
     this.#watcher?.close();
     await this.#reloader.close();
   }

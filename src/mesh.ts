@@ -30,6 +30,7 @@ import type { IdentitySource } from './security/identity/source.ts';
 import type { Snapshot } from './routing/compile.ts';
 import type { MeshTelemetry } from './mesh-telemetry.ts';
 import { buildMeshGrpc, buildMeshParts } from './mesh-parts.ts';
+import type { GatewayNames } from './outbound/gateway-names.ts';
 import { FileConfig, type FileConfigCaches } from './mesh-file-config.ts';
 import { type MeshDiagnostics, meshDiagnostics } from './mesh-diagnostics.ts';
 import { explainInboundRequest, explainOutbound } from './mesh-explain.ts';
@@ -73,12 +74,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
   #warnings: readonly ConfigIssue[] = [];
   /** Tracing, Istio's metrics, meshlet's own metrics and access logs. */
   readonly #telemetry: MeshTelemetry;
+  /** East-west gateway host names (their addresses, for diagnostics); closed by the config source. */
+  readonly #gatewayNames: GatewayNames | undefined;
   /** The admin endpoint (`admin` option), closed last by `close()`. */
   #admin: AdminHandle | undefined;
 
   /** @internal use {@link createMesh}. */
-  constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder, fileCaches?: FileConfigCaches) {
+  constructor(o: MeshOptions, snapshot: Snapshot, source?: ControlPlaneSource, credentials?: CredentialHolder, fileCaches?: FileConfigCaches, gatewayNames?: GatewayNames) {
     super();
+    this.#gatewayNames = gatewayNames ?? fileCaches?.gatewayNames;
     this.#credentials = credentials ?? new CredentialHolder();
     this.#o = o;
     this.#files = new FileConfig(
@@ -228,7 +232,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * from the cache; '' when started empty with `failOpen`), or the content hash in embedded mode.
    */
   get configVersion(): string {
-    return this.#source === undefined ? this.snapshot.version : this.#source.configVersion;
+    return this.#source === undefined ? this.snapshot.version : this.#source.state.configVersion;
   }
 
   /** Where the config in use came from: `file` (embedded), `control-plane`, `cache`, or `none` (failOpen). */
@@ -274,7 +278,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
    */
   diagnostics(): MeshDiagnostics {
     const source = this.#identitySource?.kind ?? (this.#source === undefined ? undefined : 'control-plane');
-    return meshDiagnostics(this.#outbound, this.#servers, this.#credentials, source, { version: this.configVersion, source: this.configSource }, this.#telemetry.otelAccessLogStats);
+    return meshDiagnostics(this.#outbound, this.#servers, this.#credentials, source, { version: this.configVersion, source: this.configSource }, this.#telemetry.otelAccessLogStats, this.#gatewayNames?.view());
   }
 
   /**

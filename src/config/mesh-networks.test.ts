@@ -28,7 +28,7 @@ describe('readMeshNetworks (Istio TestValidateMeshNetworks)', () => {
     assert.deepEqual(m.networks.n1?.gateways, [{ registryServiceName: 'istio-ingressgateway.istio-system.svc.cluster.local', port: 80 }]);
   });
   it('Invalid Gateway Address', () => {
-    assert.equal(problem({ networks: { n1: { endpoints: [{ fromRegistry: 'Kubernetes' }], gateways: [{ address: '1nv@lidhostname', port: 80 }] } } }), `${W} is invalid: networks.n1.gateways[0].address: "1nv@lidhostname" is not an IP address`);
+    assert.equal(problem({ networks: { n1: { endpoints: [{ fromRegistry: 'Kubernetes' }], gateways: [{ address: '1nv@lidhostname', port: 80 }] } } }), `${W} is invalid: networks.n1.gateways[0].address: "1nv@lidhostname" is not a valid IP address or DNS name`);
   });
   it('Invalid registry name', () => {
     assert.match(problem({ networks: { n1: { endpoints: [{ fromRegistry: 'cluster.local' }], gateways: [{ registryServiceName: 'istio-ingressgateway.istio-system.svc.cluster.local', port: 80 }] } } }), /networks\.n1\.endpoints\[0\]\.fromRegistry: invalid registry name "cluster\.local"/);
@@ -47,8 +47,12 @@ describe('readMeshNetworks (Istio TestValidateMeshNetworks)', () => {
       'networks.b must be a mapping with endpoints and gateways, got "x"',
     ]) assert.ok(msg.includes(part), `${part}\n  in: ${msg}`);
   });
-  it('a gateway host name is refused, saying meshlet does not resolve it (istiod would, with RESOLVE_HOSTNAME_GATEWAYS)', () => {
-    assert.match(problem({ networks: { a: { gateways: [{ address: 'gw.example.com', port: 15443 }] } } }), /"gw\.example\.com" is not an IP address \(meshlet does not resolve gateway host names/);
+  it('a gateway host name is accepted (istiod resolves it: RESOLVE_HOSTNAME_GATEWAYS, on by default); a bad one is not', () => {
+    const m = readMeshNetworks({ networks: { a: { gateways: [{ address: 'abc123.elb.us-east-1.amazonaws.com', port: 15443 }, { address: '2001:db8::7', port: 15443 }] } } }, W);
+    assert.deepEqual(m.networks.a?.gateways?.map((g) => g.address), ['abc123.elb.us-east-1.amazonaws.com', '2001:db8::7']);
+    assert.match(problem({ networks: { a: { gateways: [{ address: `${'a'.repeat(64)}.example.com`, port: 15443 }] } } }), /gateways\[0\]\.address: "a{64}\.example\.com" is not a valid IP address or DNS name/);
+    assert.match(problem({ networks: { a: { gateways: [{ address: 'gw_1.example.com', port: 15443 }] } } }), /is not a valid IP address or DNS name/);
+    assert.match(problem({ networks: { a: { gateways: [{ address: '', port: 15443 }] } } }), /gateways\[0\]\.address: "" is not a valid IP address or DNS name/);
   });
   it('the istio ConfigMap: its data.meshNetworks; one without it is named', () => {
     assert.deepEqual(Object.keys(readMeshNetworks({ kind: 'ConfigMap', data: { mesh: '', meshNetworks: 'networks: {w: {gateways: [{address: 1.2.3.4, port: 15443}]}}' } }, W).networks), ['w']);

@@ -21,9 +21,10 @@ export interface MeshNetworkEndpoints {
 }
 
 /**
- * A gateway into a network: an IP `address`, or `registryServiceName` — the Service whose
- * `externalIPs` / `loadBalancerIP` are the addresses (with a `fromRegistry` rule naming this
- * registry); `port` is its mTLS passthrough port (Istio's 15443).
+ * A gateway into a network: an `address` (an IP address, or a host name the mesh resolves — A and
+ * AAAA — into one gateway per address, as istiod does), or `registryServiceName` — the Service
+ * whose external addresses (`status.loadBalancer.ingress`, `externalIPs`) are the gateway's (with a
+ * `fromRegistry` rule naming this registry); `port` is its mTLS passthrough port (Istio's 15443).
  * @category Mesh
  */
 export interface MeshNetworkGateway {
@@ -56,6 +57,9 @@ export type MeshNetworksInput = string | MeshNetworks | { readonly kind: 'Config
 /** Istio's `labels.IsDNS1123Label` (upper case allowed, as `Kubernetes`). */
 const REGISTRY_NAME = /^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
 const FQDN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/i;
+
+/** Istio's `ValidateFQDN`: at most 255 characters, DNS-1123 labels of at most 63. */
+export const isFqdn = (name: string): boolean => name.length > 0 && name.length <= 255 && FQDN.test(name) && name.split('.').every((l) => l.length <= 63);
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -115,12 +119,12 @@ function checkNetwork(name: string, raw: unknown, issues: string[]): MeshNetwork
       issues.push(`${p} must set exactly one of address, registryServiceName (it sets ${set.length === 0 ? 'neither' : 'both'})`);
       ok = false;
     } else if (g.address !== undefined) {
-      if (typeof g.address !== 'string' || isIP(g.address) === 0) {
-        const host = typeof g.address === 'string' && FQDN.test(g.address);
-        issues.push(`${p}.address: ${JSON.stringify(g.address)} is not an IP address${host ? ' (meshlet does not resolve gateway host names, as istiod does with RESOLVE_HOSTNAME_GATEWAYS: give its IP addresses, one gateway each)' : ''}`);
+      // istiod (RESOLVE_HOSTNAME_GATEWAYS, on by default): an IP address, or a host name it resolves.
+      if (typeof g.address !== 'string' || (isIP(g.address) === 0 && !isFqdn(g.address))) {
+        issues.push(`${p}.address: ${JSON.stringify(g.address)} is not a valid IP address or DNS name`);
         ok = false;
       }
-    } else if (typeof g.registryServiceName !== 'string' || !FQDN.test(g.registryServiceName)) {
+    } else if (typeof g.registryServiceName !== 'string' || !isFqdn(g.registryServiceName)) {
       issues.push(`${p}.registryServiceName: ${JSON.stringify(g.registryServiceName)} is not a valid host name (a Service's FQDN, e.g. istio-eastwestgateway.istio-system.svc.cluster.local)`);
       ok = false;
     }

@@ -6,7 +6,10 @@
  *   labelled `topology.istio.io/network` (port: the `networking.istio.io/gatewayPort` label, else
  *   15443, which the Service must expose); MeshNetworks `registryServiceName` gateways of a network
  *   whose `fromRegistry` names this registry (`Kubernetes`) — a Service's addresses are its
- *   `externalIPs` and `loadBalancerIP` (meshlet keeps no `status.loadBalancer`);
+ *   `status.loadBalancer.ingress` (`ip`, else `hostname`) and `externalIPs` (`ClusterExternalAddresses`);
+ * - a gateway whose address is a host name (an AWS ELB's) stands for one gateway per address the
+ *   mesh's name cache has for it (`resolveHostnameGateways`; `outbound/gateway-names.ts`); until
+ *   the name has an answer with addresses it is no gateway (listed in `unresolved`);
  * - the network of an endpoint: its `topology.istio.io/network` label (a WorkloadEntry's
  *   `network`), else the network whose `fromRegistry` is this registry, else the first whose
  *   `fromCidr` holds its address;
@@ -18,7 +21,7 @@
  * @module
  */
 import { BlockList, isIP } from 'node:net';
-import type { MeshNetworks } from './mesh-networks.ts';
+import { isFqdn, type MeshNetworks } from './mesh-networks.ts';
 import type { Endpoint, Service } from './registry.ts';
 import { DEFAULT_CLUSTER_ID, NETWORK_LABEL } from './topology.ts';
 
@@ -37,9 +40,31 @@ export interface NetworkGateway {
   readonly cluster: string;
   readonly address: string;
   readonly port: number;
-  /** Where it came from: `meshNetworks networks.<name>.gateways[i]`, `Service ns/name`. */
+  /** Where it came from: `meshNetworks networks.<name>.gateways[i]`, `Service ns/name` (`, host name <name>` when resolved from one). */
   readonly origin: string;
+  /** The host name `address` was resolved from, if it was. */
+  readonly hostname?: string;
 }
+
+/**
+ * A gateway given by host name that stands for no gateway in this compile: its name has no
+ * answer yet, or its last answer had no addresses.
+ * @category Snapshot
+ */
+export interface UnresolvedGateway {
+  readonly network: string;
+  readonly hostname: string;
+  readonly port: number;
+  readonly origin: string;
+  /** `resolving`: no answer yet (or none is looked for: `meshlet routes`); `no addresses`: the last answer had none. */
+  readonly state: 'resolving' | 'no addresses';
+}
+
+/**
+ * The addresses the mesh has for a gateway host name: undefined while it has no answer.
+ * @category Snapshot
+ */
+export type GatewayAddresses = (hostname: string) => readonly string[] | undefined;
 
 /**
  * A workload's network settings (compileSnapshot's `networks`): its own network and MeshNetworks.
@@ -49,25 +74,35 @@ export interface NetworkSettings {
   /** This workload's network ('' when unset). */
   readonly network: string;
   readonly meshNetworks?: MeshNetworks | undefined;
+  /** The addresses of gateway host names (the mesh's name cache); without it, host-name gateways stand for no gateway (listed as unresolved). */
+  readonly gatewayAddresses?: GatewayAddresses | undefined;
 }
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
-/** Service addresses outside the cluster (Istio's `ClusterExternalAddresses`, minus what meshlet does not keep). */
+/**
+ * A Service's addresses outside the cluster (istiod's `ClusterExternalAddresses`, `kube/conversion.go`):
+ * a LoadBalancer's `status.loadBalancer.ingress` (each entry's `ip`, else its `hostname`), then
+ * `spec.externalIPs`. `spec.loadBalancerIP` (a request to the cloud, deprecated) is not one.
+ */
 function externalAddresses(s: Service): string[] {
   if (s.resource.kind !== 'Service') return [];
-  const spec = s.resource.spec;
-  const out = [...(spec.externalIPs ?? [])];
-  if (spec.type === 'LoadBalancer' && spec.loadBalancerIP !== undefined && spec.loadBalancerIP !== '') out.push(spec.loadBalancerIP);
-  return out.filter((a) => isIP(a) !== 0);
+  const out: string[] = [];
+  if (s.resource.spec.type === 'LoadBalancer') for (const i of s.resource.status?.loadBalancer?.ingress ?? []) out.push(i.ip ?? i.hostname ?? '');
+  out.push(...(s.resource.spec.externalIPs ?? []));
+  return out.filter((a) => isIP(a) !== 0 || isFqdn(a));
 }
 
 /** The networks of one compile. */
 export class NetworkTopology {
   /** This workload's network. */
   readonly network: string;
-  /** Every gateway, sorted by address then port. */
+  /** Every gateway, sorted by address then port (one per address of a host-name gateway). */
   readonly gateways: readonly NetworkGateway[];
+  /** Host-name gateways that stand for no gateway now (no answer yet, or no addresses). */
+  readonly unresolved: readonly UnresolvedGateway[];
+  /** Every gateway host name this compile used, sorted (the names the mesh keeps resolving). */
+  readonly hostnames: readonly string[];
   readonly #byNetwork = new Map<string, NetworkGateway[]>();
   readonly #byNetworkAndCluster = new Map<string, NetworkGateway[]>();
   readonly #cidrs: { readonly network: string; readonly list: BlockList }[] = [];
@@ -85,9 +120,24 @@ export class NetworkTopology {
     let registryNetwork = '';
     const byService = new Map<string, { network: string; port: number; origin: string }[]>();
     const gateways = new Map<string, NetworkGateway>();
-    const add = (g: NetworkGateway) => {
+    const put = (g: NetworkGateway) => {
       const k = `${g.network}|${g.cluster}|${g.address}|${g.port}`;
       if (!gateways.has(k)) gateways.set(k, g);
+    };
+    const unresolved = new Map<string, UnresolvedGateway>();
+    const hostnames = new Set<string>();
+    // istiod's resolveHostnameGateways: a host name stands for one gateway per address it resolves to.
+    const add = (g: NetworkGateway) => {
+      if (isIP(g.address) !== 0) return put(g);
+      const hostname = g.address;
+      hostnames.add(hostname);
+      const addresses = settings.gatewayAddresses?.(hostname);
+      if (addresses === undefined || addresses.length === 0) {
+        const k = `${g.network}|${g.cluster}|${hostname}|${g.port}`;
+        if (!unresolved.has(k)) unresolved.set(k, { network: g.network, hostname, port: g.port, origin: g.origin, state: addresses === undefined ? 'resolving' : 'no addresses' });
+        return;
+      }
+      for (const address of addresses) put({ ...g, address, hostname, origin: `${g.origin}, host name ${hostname}` });
     };
     for (const [name, n] of Object.entries(nets)) {
       const fromRegistry = (n.endpoints ?? []).some((e) => e.fromRegistry === DEFAULT_CLUSTER_ID);
@@ -128,6 +178,8 @@ export class NetworkTopology {
       for (const d of details) for (const address of externalAddresses(s)) add({ network: d.network, cluster: DEFAULT_CLUSTER_ID, address, port: d.port, origin: d.network === nw ? s.origin : `${s.origin} (${d.origin})` });
     }
     for (const g of extra) add(g);
+    this.unresolved = Object.freeze([...unresolved.values()]);
+    this.hostnames = Object.freeze([...hostnames].sort());
     this.gateways = Object.freeze([...gateways.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port)));
     for (const g of this.gateways) {
       const a = this.#byNetwork.get(g.network) ?? [];
@@ -141,7 +193,7 @@ export class NetworkTopology {
     let lcm = 1;
     for (const list of [...this.#byNetwork.values(), ...this.#byNetworkAndCluster.values()]) lcm = (lcm * list.length) / gcd(lcm, list.length);
     this.scaleFactor = lcm;
-    this.key = JSON.stringify([this.network, registryNetwork, this.gateways.map((g) => [g.network, g.cluster, g.address, g.port, g.origin]), settings.meshNetworks?.networks ?? null]);
+    this.key = JSON.stringify([this.network, registryNetwork, this.gateways.map((g) => [g.network, g.cluster, g.address, g.port, g.origin]), this.unresolved, settings.meshNetworks?.networks ?? null]);
   }
 
   /** Whether any network has a gateway (Istio's `IsMultiNetworkEnabled`): only then are endpoints filtered by network. */

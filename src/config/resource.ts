@@ -86,8 +86,9 @@ export interface Resource<K extends Kind = Kind> {
   readonly metadata: ObjectMeta & { readonly namespace: string };
   readonly spec: SpecByKind[K];
   /**
-   * The conditions of the resource's `status` (Istio's `IstioStatus`), kept for WorkloadEntries only:
-   * their `Healthy` condition decides whether a health-checked entry is an endpoint.
+   * The part of the resource's `status` meshlet reads: a WorkloadEntry's conditions (Istio's
+   * `IstioStatus`: their `Healthy` condition decides whether a health-checked entry is an
+   * endpoint), and a Service's load balancer ingress addresses (when it has some).
    */
   readonly status?: ResourceStatus;
   /** Where it came from. */
@@ -105,6 +106,20 @@ export interface Resource<K extends Kind = Kind> {
 export interface ResourceStatus {
   /** `{ type: 'Healthy', status: 'True' }` and the like, in their order. */
   readonly conditions: readonly { readonly type: string; readonly status: string }[];
+  /**
+   * A Service's `status.loadBalancer.ingress` (its load balancer's addresses: `ip`, or `hostname`
+   * such as an AWS ELB's name), kept when it has any: an east-west gateway Service's addresses.
+   */
+  readonly loadBalancer?: { readonly ingress: readonly LoadBalancerIngress[] };
+}
+
+/**
+ * One entry of a Service's `status.loadBalancer.ingress`.
+ * @category Config
+ */
+export interface LoadBalancerIngress {
+  readonly ip?: string;
+  readonly hostname?: string;
 }
 
 /**

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ResourceStatus } from './resource.ts';
+import type { LoadBalancerIngress, ResourceStatus } from './resource.ts';
 import { augmentLabels, workloadLocality } from './topology.ts';
 import type { WorkloadEntrySpec } from './types/networking.ts';
 
@@ -120,7 +120,24 @@ export function readStatus(raw: unknown): ResourceStatus | undefined {
   return { conditions };
 }
 
-/** The status meshlet keeps for a resource of `kind`: a WorkloadEntry's conditions, nothing for other kinds. */
+/**
+ * The status meshlet keeps for a resource of `kind`: a WorkloadEntry's conditions, a Service's
+ * `loadBalancer.ingress` addresses when it has any (an east-west gateway's: istiod reads them as
+ * the Service's external addresses), nothing for other kinds — so a Service without ingress
+ * addresses keeps no status, and its content version is what it was.
+ */
 export function keptStatus(kind: unknown, raw: unknown): ResourceStatus | undefined {
-  return kind === 'WorkloadEntry' ? readStatus(raw) : undefined;
+  if (kind === 'WorkloadEntry') return readStatus(raw);
+  if (kind !== 'Service' || typeof raw !== 'object' || raw === null) return undefined;
+  const lb = (raw as { loadBalancer?: unknown }).loadBalancer;
+  const list = typeof lb === 'object' && lb !== null ? (lb as { ingress?: unknown }).ingress : undefined;
+  if (!Array.isArray(list)) return undefined;
+  const ingress: LoadBalancerIngress[] = [];
+  for (const e of list) {
+    if (typeof e !== 'object' || e === null) continue;
+    const { ip, hostname } = e as { ip?: unknown; hostname?: unknown };
+    const kept = { ...(typeof ip === 'string' && ip !== '' ? { ip } : {}), ...(typeof hostname === 'string' && hostname !== '' ? { hostname } : {}) };
+    if (kept.ip !== undefined || kept.hostname !== undefined) ingress.push(kept);
+  }
+  return ingress.length === 0 ? undefined : { conditions: [], loadBalancer: { ingress } };
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { NetworkSettings } from '../config/network-topology.ts';
+import type { GatewayNames } from '../outbound/gateway-names.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import type { MeshletError } from '../core/errors.ts';
 import type { ConfigIssue } from '../config/issues.ts';
@@ -34,6 +35,8 @@ export interface ControlPlaneSourceOptions {
   readonly locality: string;
   /** This workload's network and MeshNetworks (multi-network: compiles route endpoints on other networks through their gateways; registrations are on this network). */
   readonly networks?: NetworkSettings;
+  /** The mesh's east-west gateway host names (resolved before a snapshot using them is installed; closed with the source). */
+  readonly gatewayNames?: GatewayNames | undefined;
   /** This workload has an identity (MeshOptions `identity` is not 'none'): its registrations carry `security.istio.io/tlsMode: istio`, so clients' auto-mTLS calls it with mTLS. @defaultValue false */
   readonly acceptsMtls?: boolean;
   /** The workload's service account (its registrations name it). */

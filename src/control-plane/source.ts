@@ -24,7 +24,7 @@ import { ControlPlaneHttp, isAuthFailure } from './http.ts';
 import { ControlPlaneIdentity } from './identity.ts';
 import { type HelloEvent, REPORT_PATH, type WorkloadReport } from './protocol.ts';
 import { type Registration, Registrar, type RegisterOptions } from './registration.ts';
-import { checkConfig, checkWorkloads, compileState, EMPTY_STATE, type GoodState, reasons } from './state.ts';
+import { checkConfig, checkWorkloads, compileStateAsync, EMPTY_STATE, type GoodState, reasons } from './state.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, ControlPlaneSourceOptions, DisconnectedEvent, SourceSink } from './source-types.ts';
 import { Watch } from './watch.ts';
 
@@ -74,6 +74,7 @@ export class ControlPlaneSource {
       workload: o.workload,
       rootNamespace: o.rootNamespace,
       networks: o.networks,
+      gatewayNames: o.gatewayNames,
       check: { defaultNamespace: o.workload.namespace, analysis: o.analysis },
       clock: o.clock,
       connectTimeoutMs: o.connectTimeoutMs ?? 5000,
@@ -139,11 +140,7 @@ export class ControlPlaneSource {
     this.#identity?.degrade(why);
   }
 
-  /**
-   * Sends the status what the sink reports, on the stream's replica, when it changed since the
-   * last report (an older control plane answers 404: ignored, as are failures — the next change
-   * or reconnect reports again).
-   */
+  /** Sends the status the sink reports, on the stream's replica, when it changed (an older control plane's 404 and failures are ignored: the next change or reconnect reports again). */
   #report(): void {
     const stream = this.#stream;
     const contents = this.#sink?.report?.();
@@ -158,9 +155,9 @@ export class ControlPlaneSource {
     });
   }
 
-  /** The config version in use ('' before any). */
-  get configVersion(): string {
-    return this.#watch.state.configVersion;
+  /** The good state in use (its `configVersion` is '' before any config). */
+  get state(): GoodState {
+    return this.#watch.state;
   }
 
   /** Where the config in use came from. */
@@ -326,7 +323,7 @@ export class ControlPlaneSource {
     } else if (this.#o.failOpen) {
       this.#o.logger.warn(`meshlet: starting without config (failOpen): ${why?.message ?? 'no config from the control plane yet'}`);
       if (!this.#connected && why !== undefined) this.#emit('disconnected', { error: why } satisfies DisconnectedEvent);
-      this.#settle(compileState(EMPTY_STATE, this.#o.workload, this.#o.rootNamespace, this.#o.networks));
+      this.#settle(await compileStateAsync(EMPTY_STATE, this.#o.workload, this.#o.rootNamespace, this.#o.networks, this.#o.gatewayNames));
     } else if (final) {
       const timeout = error === undefined;
       const message = timeout
@@ -355,7 +352,7 @@ export class ControlPlaneSource {
       wireWorkloads: c.workloads,
       findings: config.findings,
     };
-    return { state, snapshot: compileState(state, this.#o.workload, this.#o.rootNamespace, this.#o.networks) };
+    return { state, snapshot: await compileStateAsync(state, this.#o.workload, this.#o.rootNamespace, this.#o.networks, this.#o.gatewayNames) };
   }
 
   /**
@@ -373,7 +370,7 @@ export class ControlPlaneSource {
         if (had > 0 && this.#o.drainMs > 0) await this.#registrar.sleep(this.#o.drainMs);
       },
       () => this.#watch.close(),
-      () => this.#cache?.flush(),
+      () => [this.#cache?.flush(), this.#o.gatewayNames?.close()],
       () => this.#http.close(),
     ]);
     return this.#closed;

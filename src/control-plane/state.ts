@@ -14,6 +14,7 @@ import { runSliced } from '../config/steps.ts';
 import type { RawDocument } from '../config/load.ts';
 import type { AnyResource, Resource } from '../config/resource.ts';
 import { compileSnapshot, compileSnapshotAsync, type Snapshot, type WorkloadInfo } from '../routing/compile.ts';
+import { compileWithGatewayNames, type GatewayNames } from '../outbound/gateway-names.ts';
 import { eventId, type WireResource } from './protocol.ts';
 
 /** A validated, applicable state: resources and registered workloads with their versions. */
@@ -185,12 +186,17 @@ export function compileState(state: GoodState, workload: WorkloadInfo, rootNames
   });
 }
 
-/** {@link compileState} in slices that give the event loop a turn every few milliseconds. */
-export function compileStateAsync(state: GoodState, workload: WorkloadInfo, rootNamespace?: string, networks?: NetworkSettings): Promise<Snapshot> {
-  return compileSnapshotAsync(state.resources, workload, {
-    rootNamespace,
-    networks,
-    version: eventId(state.configVersion, state.endpointsVersion),
-    extraWorkloads: state.workloads,
-  });
+/**
+ * {@link compileState} in slices that give the event loop a turn every few milliseconds; with
+ * `names`, gateway host names it uses that have no answer yet are awaited (bounded) and it compiles again.
+ */
+export function compileStateAsync(state: GoodState, workload: WorkloadInfo, rootNamespace?: string, networks?: NetworkSettings, names?: GatewayNames): Promise<Snapshot> {
+  const compile = () =>
+    compileSnapshotAsync(state.resources, workload, {
+      rootNamespace,
+      networks,
+      version: eventId(state.configVersion, state.endpointsVersion),
+      extraWorkloads: state.workloads,
+    });
+  return compileWithGatewayNames(compile, names);
 }

@@ -23,6 +23,7 @@
  * @module
  */
 import type { NetworkSettings } from '../config/network-topology.ts';
+import type { GatewayNames } from '../outbound/gateway-names.ts';
 import { X509Certificate } from 'node:crypto';
 import type { Clock, Timer } from '../core/clock.ts';
 import { ConfigError, type MeshletError } from '../core/errors.ts';
@@ -74,6 +75,8 @@ export interface WatchOptions {
   readonly rootNamespace?: string;
   /** This workload's network and MeshNetworks (see `ControlPlaneSourceOptions.networks`). */
   readonly networks?: NetworkSettings | undefined;
+  /** The mesh's gateway host names: a compile that uses one without an answer yet waits for it (bounded). */
+  readonly gatewayNames?: GatewayNames | undefined;
   readonly check: CheckOptions;
   readonly clock: Clock;
   /** Longest wait for the response headers and `hello`. */
@@ -315,7 +318,7 @@ export class Watch {
     };
     let snapshot: Snapshot;
     try {
-      snapshot = await compileStateAsync(next, this.#o.workload, this.#o.rootNamespace, this.#o.networks);
+      snapshot = await compileStateAsync(next, this.#o.workload, this.#o.rootNamespace, this.#o.networks, this.#o.gatewayNames);
     } catch (e) {
       const why = [`compiling failed: ${e instanceof Error ? e.message : String(e)}`];
       if (config !== undefined) this.#nack(url, 'config', config.version, undefined, why);

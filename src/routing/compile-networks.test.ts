@@ -91,9 +91,12 @@ describe('multi-network compile: gateways and networks', () => {
     assert.deepEqual(keys([service(ENDPOINTS), gatewayService({ 'topology.istio.io/network': 'network2' }, [15443, 15021])], { network: 'network1' }), ['10.0.0.1:8080/1', '2.2.2.9:15443/1']);
   });
 
-  it('networking.istio.io/gatewayPort picks another port, which the Service must expose; a LoadBalancer loadBalancerIP counts', () => {
-    const svc = gatewayService({ 'topology.istio.io/network': 'network2', 'networking.istio.io/gatewayPort': '16443' }, [16443], { type: 'LoadBalancer', loadBalancerIP: '2.2.2.8' });
-    assert.deepEqual(keys([service(ENDPOINTS), svc], { network: 'network1' }), ['10.0.0.1:8080/1', '2.2.2.8:16443/1']);
+  it('networking.istio.io/gatewayPort picks another port, which the Service must expose; a LoadBalancer\'s status ingress IP counts, its spec.loadBalancerIP does not', () => {
+    const lb = gatewayService({ 'topology.istio.io/network': 'network2', 'networking.istio.io/gatewayPort': '16443' }, [16443], { type: 'LoadBalancer', loadBalancerIP: '2.2.2.8' });
+    const svc = { ...lb, status: { conditions: [], loadBalancer: { ingress: [{ ip: '2.2.2.7' }] } } } as AnyResource;
+    assert.deepEqual(keys([service(ENDPOINTS), svc], { network: 'network1' }), ['10.0.0.1:8080/1', '2.2.2.7:16443/1']);
+    // istiod's ClusterExternalAddresses: status.loadBalancer.ingress and externalIPs; loadBalancerIP (a request to the cloud) alone is no address.
+    assert.deepEqual(keys([service(ENDPOINTS), lb], { network: 'network1' }), ['10.0.0.1:8080/1', '20.0.0.1:8080/1']);
     // Not listening on its gateway port: no gateway, so no multi-network at all.
     const deaf = gatewayService({ 'topology.istio.io/network': 'network2' }, [80]);
     assert.deepEqual(keys([service(ENDPOINTS), deaf], { network: 'network1' }), ['10.0.0.1:8080/1', '20.0.0.1:8080/1']);

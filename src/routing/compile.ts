@@ -86,6 +86,11 @@ export interface Snapshot {
   readonly inbound: InboundSection;
   /** The Sidecar that applies to this workload and the egress scope it makes; undefined: none (every visible service). */
   readonly sidecar: AppliedSidecar | undefined;
+  /**
+   * The east-west gateway host names this compile used (multi-network; sorted): the mesh resolves
+   * them and compiles again when their addresses change. Empty without any.
+   */
+  readonly gatewayHostnames: readonly string[];
 }
 
 /**
@@ -330,8 +335,11 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
     clusters: clusters.clusters,
     inbound: inboundSection(resources),
     sidecar: applied,
+    gatewayHostnames: topology?.hostnames ?? NO_NAMES,
   });
 }
+
+const NO_NAMES: readonly string[] = Object.freeze([]);
 
 /**
  * The scope of a workload no Sidecar applies to: istiod's default scope, `convertToSidecarScope`

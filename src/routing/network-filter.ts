@@ -58,7 +58,11 @@ export function withNetwork(ep: Endpoint, topo: NetworkTopology): Endpoint {
  * use Istio mTLS ({@link mtlsChecker}). Endpoints are filtered only when multi-network is enabled.
  */
 export function filterByNetwork(endpoints: readonly Endpoint[], topo: NetworkTopology, mtls: (ep: Endpoint) => boolean): NetworkFilterResult | undefined {
-  if (!topo.enabled) return undefined;
+  if (!topo.enabled) {
+    if (topo.unresolved.length === 0) return undefined;
+    // Only host-name gateways, none with an address: multi-network is off, as in istiod (said, so it is seen).
+    return { endpoints: [...endpoints], summary: `multi-network off: no east-west gateway has an address, every endpoint is dialled directly; ${unresolvedText(topo)}` };
+  }
   const factor = topo.scaleFactor === 0 ? 1 : topo.scaleFactor;
   // Istio's LocalityLbEndpoints: endpoints grouped by locality, in order of appearance.
   const groups = new Map<string, Endpoint[]>();
@@ -129,6 +133,12 @@ export function filterByNetwork(endpoints: readonly Endpoint[], topo: NetworkTop
   }
   const parts = [`multi-network: this workload is on ${topo.network === '' ? 'no network (endpoints on a network with a gateway go through it)' : `network ${topo.network}`}`];
   if (viaGateway > 0) parts.push(`${viaGateway} endpoint(s) on other networks reached through gateway ${[...gatewaysUsed].join(', ')}`);
+  if (topo.unresolved.length > 0) parts.push(unresolvedText(topo));
   if (plaintextDropped > 0) parts.push(`${plaintextDropped} endpoint(s) on other networks left out: calls to them would not use Istio mTLS, which the gateway routes by (SNI)`);
   return { endpoints: out, summary: parts.join('; ') };
+}
+
+/** The host-name gateways that stand for no gateway, and why. */
+function unresolvedText(topo: NetworkTopology): string {
+  return topo.unresolved.map((u) => `gateway host name ${u.hostname}:${u.port} of network ${u.network} (${u.origin}) ${u.state === 'resolving' ? 'is not resolved (yet)' : 'resolved to no addresses'}: no gateway`).join('; ');
 }

@@ -90,4 +90,20 @@ describe('meshlet routes: multi-network', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /meshlet routes: --mesh-networks .*bad\.yaml: MeshNetworks is invalid: networks\.west\.gateways\[0\]\.port: must be a port number 1-65535, got undefined/);
   });
+  it('a gateway by host name: listed as resolved at run time; --resolve-gateways resolves it with this machine\'s resolver', () => {
+    const named = join(dir, 'named.yaml');
+    writeFileSync(named, 'networks:\n  west:\n    gateways: [{address: localhost, port: 15443}]\n');
+    const r = meshlet(['routes', config, '--service', 'client', '--network', 'east', '--mesh-networks', named]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /East-west gateways by host name, resolved by each mesh at run time \(shown here as no gateway; --resolve-gateways resolves them now\): localhost/);
+    assert.match(r.stdout, /network: multi-network off: no east-west gateway has an address, every endpoint is dialled directly; gateway host name localhost:15443 of network west \(meshNetworks networks\.west\.gateways\[0\]\) is not resolved \(yet\)/);
+    const resolved = meshlet(['routes', config, '--service', 'client', '--network', 'east', '--mesh-networks', named, '--resolve-gateways']);
+    assert.equal(resolved.code, 0, resolved.stderr);
+    assert.match(resolved.stdout, /East-west gateway host names, resolved now .*:\n {2}localhost → (\S+, )*127\.0\.0\.1/);
+    assert.match(resolved.stdout, /127\.0\.0\.1:15443 \(east-west gateway of west for 10\.2\.0\.1:8080\)/);
+    const json = JSON.parse(meshlet(['routes', config, '--service', 'client', '--network', 'east', '--mesh-networks', named, '--resolve-gateways', '-o', 'json']).stdout);
+    assert.equal(json.gatewayHostnames[0].hostname, 'localhost');
+    assert.ok(json.gatewayHostnames[0].addresses.includes('127.0.0.1'));
+    assert.match(json.clusters[0].endpoints.find((e: { gateway: unknown }) => e.gateway !== null).gateway.origin, /host name localhost/);
+  });
 });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createMesh, type Mesh } from '../../src/index.ts';
+import { createMesh, type DnsAnswer, ManualClock, type Mesh } from '../../src/index.ts';
 import { quietLogger, startTestControlPlane, type TestControlPlane, until } from './client-helpers.ts';
 
 const reviewsEntry = {
@@ -45,6 +45,42 @@ test('a registration is on the mesh network; callers elsewhere go through its ga
     await until(() => endpoints(east).length > 0 && endpoints(west).length > 0, 'both callers see the instance');
     assert.deepEqual(endpoints(east), ['192.0.2.9:15443 east-west gateway of network west (meshNetworks networks.west.gateways[0]) for 10.2.0.7:9080']);
     assert.deepEqual(endpoints(west), ['10.2.0.7:9080']);
+  } finally {
+    await reg.close();
+  }
+});
+
+test('a gateway given by host name: resolved before the first snapshot; a new answer installs the same versions with the new gateway', async () => {
+  const clock = new ManualClock();
+  let answer: DnsAnswer = { addresses: ['192.0.2.20'], ttlMs: 30_000 };
+  const asked: string[] = [];
+  const resolve = async (name: string): Promise<DnsAnswer> => {
+    asked.push(name);
+    return answer;
+  };
+  const named = { networks: { west: { gateways: [{ address: 'eastwest.west.example', port: 15443 }] } } };
+  const reviews = await createMesh({ service: 'reviews', controlPlane: t.cp.url, token: await t.cp.mintToken({ service: 'reviews', namespace: 'default' }), logger: quietLogger, labels: { app: 'reviews' }, network: 'west' });
+  meshes.push(reviews);
+  const east = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token: await t.cp.mintToken({ service: 'productpage', namespace: 'default' }), logger: quietLogger, network: 'east', meshNetworks: named, clock, dns: { resolve } });
+  meshes.push(east);
+  assert.deepEqual(asked, ['eastwest.west.example']);
+  const reg = await reviews.register({ ports: { http: 9080 }, address: '10.2.0.8' });
+  try {
+    await until(() => endpoints(east).some((e) => e.includes('10.2.0.8')), 'the caller sees the instance');
+    assert.deepEqual(
+      endpoints(east).filter((e) => e.includes('10.2.0.8')),
+      ['192.0.2.20:15443 east-west gateway of network west (meshNetworks networks.west.gateways[0], host name eastwest.west.example) for 10.2.0.8:9080'],
+    );
+    const before = east.snapshot;
+    const versions = [east.configVersion, before.version];
+    answer = { addresses: ['192.0.2.21', '192.0.2.22'], ttlMs: 30_000 };
+    clock.advance(30_000);
+    await until(() => east.snapshot !== before, 'a new snapshot');
+    assert.deepEqual([east.configVersion, east.snapshot.version], versions);
+    assert.deepEqual(
+      endpoints(east).filter((e) => e.includes('10.2.0.8')).map((e) => e.split(' ')[0]),
+      ['192.0.2.21:15443', '192.0.2.22:15443'],
+    );
   } finally {
     await reg.close();
   }

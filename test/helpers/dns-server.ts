@@ -1,21 +1,26 @@
 /**
- * A DNS server on 127.0.0.1 (UDP, port 0) answering A and AAAA queries from a table the test
- * sets, with the TTLs it sets: for testing what a resolver does with records' TTLs.
+ * A tiny authoritative DNS server over UDP on 127.0.0.1 (port 0) for tests: A and AAAA answers
+ * the test sets and changes, with their TTLs (one per record if wanted: what a resolver does with records' TTLs); SERVFAIL on demand; an empty NOERROR answer for a
+ * name or type it has nothing for. Enough for Node's `dns.Resolver` (`setServers`).
  */
 import { createSocket } from 'node:dgram';
-import { isIPv4 } from 'node:net';
+import { isIP } from 'node:net';
+import { Resolver } from 'node:dns/promises';
+import type { DnsAnswer, DnsResolve } from '../../src/index.ts';
 
-export interface DnsRecord {
-  readonly address: string;
-  readonly ttl: number;
-}
-
-export interface FakeDnsServer {
-  readonly port: number;
-  /** Records by lower-case name; a name not in it is answered NXDOMAIN. */
-  readonly records: Map<string, DnsRecord[]>;
-  /** The questions received: `name type` (`A`, `AAAA`). */
-  readonly queries: string[];
+export interface TestDnsServer {
+  /** `127.0.0.1:<port>` */
+  readonly server: string;
+  /** Sets a name's addresses (IPv4 and IPv6) and TTL in seconds. */
+  set(name: string, addresses: readonly string[], ttlSeconds: number): void;
+  /** Sets a name's records, each with its own TTL in seconds. */
+  setRecords(name: string, records: readonly { readonly address: string; readonly ttl: number }[]): void;
+  /** Forgets a name: asked for it, the server answers with no records. */
+  delete(name: string): void;
+  /** Answers SERVFAIL to everything while on. */
+  fail(on: boolean): void;
+  /** The questions asked: `name/A`, `name/AAAA`. */
+  readonly asked: string[];
   close(): Promise<void>;
 }
 
@@ -24,54 +29,79 @@ function readName(msg: Buffer, at: number): { name: string; end: number } {
   let i = at;
   while (msg[i] !== 0) {
     const len = msg[i] as number;
-    labels.push(msg.subarray(i + 1, i + 1 + len).toString('latin1'));
+    labels.push(msg.subarray(i + 1, i + 1 + len).toString('ascii'));
     i += 1 + len;
   }
   return { name: labels.join('.').toLowerCase(), end: i + 1 };
 }
 
-function rdata(address: string): Buffer {
-  if (isIPv4(address)) return Buffer.from(address.split('.').map(Number));
-  // Full IPv6 form only (the tests' addresses): eight groups.
+function ipv6Bytes(a: string): Buffer {
+  const [head = '', tail = ''] = a.split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = a.includes('::') ? (tail === '' ? [] : tail.split(':')) : [];
+  const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
   const b = Buffer.alloc(16);
-  const groups = address.split(':');
-  for (let k = 0; k < groups.length; k++) b.writeUInt16BE(Number.parseInt(groups[k] as string, 16), k * 2);
+  for (const [i, g] of groups.entries()) b.writeUInt16BE(Number.parseInt(g, 16), i * 2);
   return b;
 }
 
-export async function startDnsServer(): Promise<FakeDnsServer> {
-  const socket = createSocket('udp4');
-  const records = new Map<string, DnsRecord[]>();
-  const queries: string[] = [];
-  socket.on('message', (msg, rinfo) => {
+export async function startDnsServer(): Promise<TestDnsServer> {
+  const records = new Map<string, readonly { readonly address: string; readonly ttl: number }[]>();
+  let failing = false;
+  const asked: string[] = [];
+  const sock = createSocket('udp4');
+  sock.on('message', (msg, rinfo) => {
+    if (msg.length < 12) return;
     const { name, end } = readName(msg, 12);
     const qtype = msg.readUInt16BE(end);
-    queries.push(`${name} ${qtype === 28 ? 'AAAA' : qtype === 1 ? 'A' : qtype}`);
-    const all = records.get(name);
-    const answers = (all ?? []).filter((r) => (qtype === 1 ? isIPv4(r.address) : qtype === 28 && !isIPv4(r.address)));
+    const question = msg.subarray(12, end + 4);
+    asked.push(`${name}/${qtype === 1 ? 'A' : qtype === 28 ? 'AAAA' : qtype}`);
+    const rec = records.get(name);
+    const family = qtype === 1 ? 4 : qtype === 28 ? 6 : 0;
+    const answers = failing || rec === undefined ? [] : rec.filter((r) => isIP(r.address) === family);
     const header = Buffer.alloc(12);
-    msg.copy(header, 0, 0, 2);
-    header.writeUInt16BE(all === undefined ? 0x8183 : 0x8180, 2); // response, RD, RA; NXDOMAIN when unknown
+    msg.copy(header, 0, 0, 2); // id
+    header.writeUInt16BE(0x8400 | (msg.readUInt16BE(2) & 0x0100) | 0x0080 | (failing ? 2 : 0), 2); // QR, AA, RD echoed, RA, rcode
     header.writeUInt16BE(1, 4);
     header.writeUInt16BE(answers.length, 6);
-    const parts: Buffer[] = [header, msg.subarray(12, end + 4)];
-    for (const r of answers) {
-      const data = rdata(r.address);
+    const rrs = answers.map(({ address: a, ttl }) => {
+      const data = family === 4 ? Buffer.from(a.split('.').map(Number)) : ipv6Bytes(a);
       const rr = Buffer.alloc(12);
-      rr.writeUInt16BE(0xc00c, 0);
+      rr.writeUInt16BE(0xc00c, 0); // the question's name
       rr.writeUInt16BE(qtype, 2);
       rr.writeUInt16BE(1, 4);
-      rr.writeUInt32BE(r.ttl, 6);
+      rr.writeUInt32BE(ttl, 6);
       rr.writeUInt16BE(data.length, 10);
-      parts.push(rr, data);
-    }
-    socket.send(Buffer.concat(parts), rinfo.port, rinfo.address);
+      return Buffer.concat([rr, data]);
+    });
+    sock.send(Buffer.concat([header, question, ...rrs]), rinfo.port, rinfo.address);
   });
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
   return {
-    port: socket.address().port,
-    records,
-    queries,
-    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+    server: `127.0.0.1:${sock.address().port}`,
+    set: (name, addresses, ttl) => void records.set(name.toLowerCase(), addresses.map((address) => ({ address, ttl }))),
+    setRecords: (name, list) => void records.set(name.toLowerCase(), list),
+    delete: (name) => void records.delete(name.toLowerCase()),
+    fail: (on) => {
+      failing = on;
+    },
+    asked,
+    close: () => new Promise<void>((r) => sock.close(() => r())),
+  };
+}
+
+/**
+ * A `dns.resolve` for createMesh asking `server` only: A and AAAA with their TTLs (the smallest
+ * applies); it fails only when neither query got an answer (as istiod's resolver).
+ */
+export function resolverFor(server: string): DnsResolve {
+  const r = new Resolver({ timeout: 2000, tries: 1 });
+  r.setServers([server]);
+  return async (name): Promise<DnsAnswer> => {
+    const [a, aaaa] = await Promise.allSettled([r.resolve4(name, { ttl: true }), r.resolve6(name, { ttl: true })]);
+    const recs = [...(a.status === 'fulfilled' ? a.value : []), ...(aaaa.status === 'fulfilled' ? aaaa.value : [])];
+    const failed = [a, aaaa].filter((x) => x.status === 'rejected' && !['ENODATA', 'ENOTFOUND'].includes((x.reason as NodeJS.ErrnoException).code ?? ''));
+    if (failed.length === 2) throw (failed[0] as PromiseRejectedResult).reason;
+    return { addresses: recs.map((x) => x.address), ttlMs: recs.length === 0 ? undefined : Math.min(...recs.map((x) => x.ttl)) * 1000 };
   };
 }

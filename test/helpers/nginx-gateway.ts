@@ -33,12 +33,12 @@ function canConnect(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** Starts nginx on `address` (a free port): SNI → `host:port` for each of `routes`; anything else goes nowhere. */
-export async function startSniGateway(address: string, routes: Readonly<Record<string, string>>): Promise<SniGateway> {
+/** Starts nginx on `address` (on `at`, else a free port): SNI → `host:port` for each of `routes`; anything else goes nowhere. */
+export async function startSniGateway(address: string, routes: Readonly<Record<string, string>>, at?: number): Promise<SniGateway> {
   const bin = TOOLS.nginx.find();
   if (bin === undefined) throw new Error('nginx is not installed');
   const dir = mkdtempSync(join(tmpdir(), 'meshlet-nginx-'));
-  const port = await freePort();
+  const port = at ?? (await freePort());
   const map = Object.entries(routes)
     .map(([sni, to]) => `    ${sni} ${to};`)
     .join('\n');

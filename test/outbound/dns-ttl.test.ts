@@ -13,32 +13,32 @@ import { createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { createMesh, ManualClock } from '../../src/index.ts';
 import { systemDnsResolver } from '../../src/outbound/dns-target.ts';
-import { type FakeDnsServer, startDnsServer } from '../helpers/dns-server.ts';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { call } from '../helpers/upstreams.ts';
 
 describe('the default DNS resolver', () => {
-  let dns: FakeDnsServer;
+  let dns: TestDnsServer;
   let resolver: Resolver;
   before(async () => {
     dns = await startDnsServer();
     resolver = new Resolver({ timeout: 1000, tries: 1 });
-    resolver.setServers([`127.0.0.1:${dns.port}`]);
+    resolver.setServers([dns.server]);
   });
   after(() => dns.close());
 
   it("gives the smallest TTL of the records that name the OS's addresses, none otherwise", async () => {
     const resolve = systemDnsResolver(resolver);
     // `localhost` is 127.0.0.1 in /etc/hosts (the OS's answer); the DNS server's records carry the TTLs.
-    dns.records.set('localhost', [
+    dns.setRecords('localhost', [
       { address: '127.0.0.1', ttl: 7 },
       { address: '10.9.9.9', ttl: 2 },
     ]);
     assert.deepEqual(await resolve('localhost', 4), { addresses: ['127.0.0.1'], ttlMs: 7_000 }, "a record for another address (here 10.9.9.9) is not the answer's");
-    dns.records.set('localhost', [{ address: '10.9.9.9', ttl: 2 }]);
+    dns.set('localhost', ['10.9.9.9'], 2);
     assert.deepEqual(await resolve('localhost', 4), { addresses: ['127.0.0.1'], ttlMs: undefined }, "the records are not the OS's answer: no TTL");
-    dns.records.delete('localhost');
+    dns.delete('localhost');
     assert.deepEqual(await resolve('localhost', 4), { addresses: ['127.0.0.1'], ttlMs: undefined }, 'a name only /etc/hosts knows: no TTL');
-    dns.records.set('localhost', [{ address: '127.0.0.1', ttl: 0 }]);
+    dns.set('localhost', ['127.0.0.1'], 0);
     assert.deepEqual(await resolve('localhost', 4), { addresses: ['127.0.0.1'], ttlMs: 0 }, 'TTL 0: the refresh rate applies (DnsTarget)');
     await assert.rejects(resolve('no-such-name.invalid', 4), { code: 'ENOTFOUND' }, "the OS's failure is the answer");
   });
@@ -47,7 +47,7 @@ describe('the default DNS resolver', () => {
     const server = createServer((_req, res) => res.end('db'));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;
-    dns.records.set('localhost', [{ address: '127.0.0.1', ttl: 5 }]);
+    dns.set('localhost', ['127.0.0.1'], 5);
     const clock = new ManualClock();
     const mesh = await createMesh({
       service: 'client',
@@ -62,7 +62,7 @@ describe('the default DNS resolver', () => {
       ],
       dns: { resolve: systemDnsResolver(resolver) },
     });
-    const asked = () => dns.queries.filter((q) => q === 'localhost A').length;
+    const asked = () => dns.asked.filter((q) => q === 'localhost/A').length;
     /** Lets a resolution started by the clock finish (a real lookup and a real DNS query). */
     const resolved = async (n: number) => {
       for (let i = 0; i < 200 && asked() < n; i++) await new Promise((r) => setTimeout(r, 5));
@@ -76,7 +76,7 @@ describe('the default DNS resolver', () => {
       await resolved(q0 + 2);
       assert.equal(asked(), q0 + 1, 'not before the TTL');
       // The next answer has no record for the address: kept for dnsRefreshRate (60 s).
-      dns.records.set('localhost', [{ address: '10.9.9.9', ttl: 5 }]);
+      dns.set('localhost', ['10.9.9.9'], 5);
       clock.advance(1);
       await resolved(q0 + 2);
       assert.equal(asked(), q0 + 2, 're-resolved when the 5 s TTL ran out (not 60 s later)');

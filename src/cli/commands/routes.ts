@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { MeshNetworksInput } from '../../config/mesh-networks.ts';
@@ -45,6 +46,10 @@ Options:
                                    are shown as that gateway
       --mesh-networks <file>       Istio's MeshNetworks (YAML): networks, their endpoints
                                    (fromCidr, fromRegistry) and gateways
+      --resolve-gateways           resolve east-west gateways given by host name (a MeshNetworks
+                                   address, a LoadBalancer Service's status hostname) with this
+                                   machine's resolver and show their addresses; without it they
+                                   are listed unresolved (a mesh resolves them at run time)
 ${OUTPUT_HELP}
 `;
 
@@ -63,6 +68,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
       'mesh-config': { type: 'string' },
       network: { type: 'string' },
       'mesh-networks': { type: 'string' },
+      'resolve-gateways': { type: 'boolean' },
       ...OUTPUT_OPTION,
       help: { type: 'boolean', short: 'h' },
     },
@@ -84,7 +90,11 @@ export async function routesCommand(argv: string[]): Promise<number> {
   // Warnings (what meshlet does not apply) and findings are advisory (a mesh applies this config, as Istio does): report them, then answer.
   reportAdvisories(loaded);
   const networks = await routesNetworks(values.network, values['mesh-networks'], meshConfig?.meshNetworks, labels);
-  const snap = compileSnapshot(resources, { service: values.service, namespace, labels }, { rootNamespace: values['root-namespace'] ?? meshConfig?.rootNamespace ?? 'istio-system', networks });
+  const compile = (n: NetworkSettings) => compileSnapshot(resources, { service: values.service as string, namespace, labels }, { rootNamespace: values['root-namespace'] ?? meshConfig?.rootNamespace ?? 'istio-system', networks: n });
+  let snap = compile(networks);
+  // Gateways by host name: unresolved (a mesh resolves them at run time), or resolved here once.
+  const names = values['resolve-gateways'] === true ? await resolveGatewayNames(snap.gatewayHostnames) : undefined;
+  if (names !== undefined && names.size > 0) snap = compile({ ...networks, gatewayAddresses: (n) => names.get(n)?.addresses });
   const client = { labels, locality, meshLocality: meshConfig?.localityLbSetting };
   const shown = (name: string) => values.host === undefined || name.includes(values.host);
   const vhosts = snap.routes.virtualHosts.filter((vh) => shown(vh.name));
@@ -96,6 +106,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
       sidecar: sidecarView(snap.sidecar),
       virtualHosts: vhosts.map(virtualHostView),
       clusters: clusters.map((c) => clusterView(c, client)),
+      gatewayHostnames: snap.gatewayHostnames.map((hostname) => ({ hostname, addresses: names?.get(hostname)?.addresses ?? null, error: names?.get(hostname)?.error ?? null })),
     });
     return 0;
   }
@@ -106,6 +117,16 @@ export async function routesCommand(argv: string[]): Promise<number> {
     out(`Sidecar ${sidecar.name} scopes what it reaches:`);
     for (const l of sidecar.egress) out(`  egress ${l.port === null ? 'any port' : l.port === 0 ? 'Unix socket (no IP port)' : `port ${l.port}`}: ${l.hosts.join(', ')}`);
     out(`  outboundTrafficPolicy: ${sidecar.outboundTrafficPolicy ?? "none (the mesh's applies)"}${sidecar.egressProxy === null ? '' : ` → egressProxy ${sidecar.egressProxy}`}`);
+  }
+  if (snap.gatewayHostnames.length > 0) {
+    if (names === undefined) out(`East-west gateways by host name, resolved by each mesh at run time (shown here as no gateway; --resolve-gateways resolves them now): ${snap.gatewayHostnames.join(', ')}`);
+    else {
+      out('East-west gateway host names, resolved now (a mesh resolves them again at run time, for each answer\'s TTL):');
+      for (const n of snap.gatewayHostnames) {
+        const r = names.get(n);
+        out(`  ${n} → ${r === undefined || r.addresses.length === 0 ? `no addresses${r?.error === undefined ? '' : ` (${r.error})`}: no gateway` : r.addresses.join(', ')}`);
+      }
+    }
   }
   for (const vh of vhosts) {
     out();
@@ -125,6 +146,22 @@ export async function routesCommand(argv: string[]): Promise<number> {
     }
   }
   return 0;
+}
+
+/** Resolves gateway host names with this machine's resolver (A and AAAA): addresses, or none and why. */
+async function resolveGatewayNames(hostnames: readonly string[]): Promise<Map<string, { addresses: string[]; error?: string }>> {
+  const out = new Map<string, { addresses: string[]; error?: string }>();
+  await Promise.all(
+    hostnames.map(async (n) => {
+      try {
+        const list = await lookup(n, { all: true, family: 0, order: 'verbatim' });
+        out.set(n, { addresses: [...new Set(list.map((a) => a.address))].sort() });
+      } catch (err) {
+        out.set(n, { addresses: [], error: (err as Error).message });
+      }
+    }),
+  );
+  return out;
 }
 
 /** The network settings of `--network`, `--mesh-networks <file>` (else the `--mesh-config` ConfigMap's) and the workload's labels; a bad file is a usage mistake. */

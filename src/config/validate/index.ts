@@ -159,7 +159,7 @@ function validateOne(doc: RawDocument, defaultNs: string): DocOutcome {
   const typedSpec = (SPEC_VALIDATORS[k] as Validator<unknown>)(spec, ['spec'], ctx);
   checkAnnotations(k, apiVersion, spec, ctx);
   if (issues.hasErrors || metadata === undefined || typedSpec === undefined) return done();
-  // A WorkloadEntry keeps its status conditions: with health checks on, `Healthy` decides whether it is an endpoint.
+  // A WorkloadEntry keeps its status conditions (with health checks on, `Healthy` decides whether it is an endpoint); a Service its load balancer's addresses.
   const status = keptStatus(k, raw.status);
   if (k === 'WorkloadEntry' && !workloadEntryHealthy(metadata.annotations, status)) {
     const healthy = status?.conditions.find((c) => c.type === 'Healthy');
