@@ -31,7 +31,7 @@ import { agreeOnSettings } from './replica-settings.ts';
 import { ControlPlaneMetrics } from './metrics/control-plane-metrics.ts';
 import { createRequestHandler, serveMetrics, statusDocument } from './routes.ts';
 import { watchHandshakes } from './tls-handshakes.ts';
-import { type ServedCertificate, ServingTls, type ServingTlsOptions, writeRootCert } from './serving-tls.ts';
+import { ROOT_CERT_FILE, type ServedCertificate, ServingTls, type ServingTlsOptions, writeRootCert } from './serving-tls.ts';
 import { StatusBoard } from './status.ts';
 import type { ConfigStore, RegistryStore, SharedValues } from './store.ts';
 
@@ -179,7 +179,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // The trust bundle as a file to give clients (Istio's root-cert.pem), rewritten on every change.
     await writeRootCert(options.dataDir, ca);
     ca.onChange(() => void writeRootCert(options.dataDir, ca).catch((err: unknown) => logger.warn(`cannot write ${join(options.dataDir, 'root-cert.pem')}: ${(err as Error).message}`)));
-    if (options.tls !== undefined) tls = await ServingTls.open(options.tls, { ca, clock, now, host, logger });
+    if (options.tls !== undefined) tls = await ServingTls.open(options.tls, { ca, clock, now, host, logger, rootCertPath: join(options.dataDir, ROOT_CERT_FILE) });
   } catch (err) {
     if (ownStore) await store.close();
     await ca.close();
@@ -237,7 +237,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   if (tls !== undefined) {
     tls.attach(server as ReturnType<typeof createHttpsServer>);
     // Plaintext HTTP answered as Go's net/http answers it; failed handshakes logged (rate-limited).
-    watchHandshakes(server as ReturnType<typeof createHttpsServer>, clock, logger);
+    watchHandshakes(server as ReturnType<typeof createHttpsServer>, clock, logger, join(options.dataDir, ROOT_CERT_FILE));
   }
   const monitoring =
     monitoringPort === undefined

@@ -74,6 +74,8 @@ interface Deps {
   /** The listen address (`--host`): named in an `auto` certificate unless it is a wildcard. */
   readonly host: string;
   readonly logger: ServerLogger;
+  /** `<dataDir>/root-cert.pem`, named in the start-up line. @defaultValue "root-cert.pem of the data dir" */
+  readonly rootCertPath?: string | undefined;
 }
 
 /** The names of an `auto` certificate besides the given ones: localhost, the loopback addresses, the host's name, and the listen address (every interface's for a wildcard). */
@@ -149,7 +151,7 @@ export class ServingTls {
       if (o.ttlMs !== undefined) checkServingCertTtl(o.ttlMs, 'tls.ttlMs', `${o.ttlMs} ms`);
       const names = [...new Set([...(o.sans ?? []), ...defaultServingNames(d.host)])];
       const t = new ServingTls(o, d, await issue(d.ca, names, o.ttlMs ?? DEFAULT_SERVING_CERT_TTL_MS));
-      d.logger.info?.(`TLS: serving a certificate from the control plane's CA for ${names.join(', ')} (until ${new Date(t.#current.notAfter).toISOString()}); clients verify it with ${ROOT_CERT_FILE} of the data dir`);
+      d.logger.info?.(`TLS: serving a certificate from the control plane's CA for ${names.join(', ')} (until ${new Date(t.#current.notAfter).toISOString()}); clients verify it with ${d.rootCertPath ?? `${ROOT_CERT_FILE} of the data dir`}`);
       t.#offCa = d.ca.onChange(() => t.#renew('the CA roots changed'));
       t.#arm();
       return t;

@@ -23,14 +23,14 @@ export const HANDSHAKE_LOG_WINDOW_MS = 60_000;
 const MAX_KEYS = 1024;
 
 /** What a reason means for the operator, when meshlet can tell. */
-function hint(code: string | undefined): string {
+function hint(code: string | undefined, rootCert: string): string {
   switch (code) {
     case 'ERR_SSL_HTTP_REQUEST':
       return ' (answered 400: use https://)';
     case 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA':
     case 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE':
     case 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN':
-      return ": the client does not trust this server's certificate (give it root-cert.pem of the data dir, or the CA of --tls-cert: --control-plane-ca, curl --cacert)";
+      return `: the client does not trust this server's certificate (give it ${rootCert}, or the CA of --tls-cert: --control-plane-ca, curl --cacert)`;
     case 'ERR_SSL_WRONG_VERSION_NUMBER':
     case 'ERR_SSL_PACKET_LENGTH_TOO_LONG':
       return ': the client did not speak TLS';
@@ -43,9 +43,10 @@ function hint(code: string | undefined): string {
 
 /**
  * Watches `server`'s failed handshakes: answers plaintext HTTP as Go does and logs each failure
- * (rate-limited on `clock`). Returns how many failures were not logged (for tests).
+ * (rate-limited on `clock`); `rootCert` is the trust bundle's path, named to a client that does not
+ * trust the certificate. Returns how many failures were not logged (for tests).
  */
-export function watchHandshakes(server: HttpsServer, clock: Clock, logger: ServerLogger): { readonly suppressed: () => number } {
+export function watchHandshakes(server: HttpsServer, clock: Clock, logger: ServerLogger, rootCert = 'root-cert.pem of the data dir'): { readonly suppressed: () => number } {
   /** When each (address, reason) was last logged, on `clock`. */
   const logged = new Map<string, number>();
   let suppressed = 0;
@@ -85,7 +86,7 @@ export function watchHandshakes(server: HttpsServer, clock: Clock, logger: Serve
     const more = unsaid === 0 ? '' : ` (${unsaid} other failed handshake${unsaid === 1 ? '' : 's'} not logged since the last line: at most one line per client address and reason per ${HANDSHAKE_LOG_WINDOW_MS / 1000} s)`;
     unsaid = 0;
     const peer = address.includes(':') ? `[${address}]:${port ?? ''}` : `${address}:${port ?? ''}`;
-    logger.warn(`TLS handshake error from ${peer}: ${reason}${code !== undefined && code !== reason ? ` (${code})` : ''}${hint(code)}${more}`);
+    logger.warn(`TLS handshake error from ${peer}: ${reason}${code !== undefined && code !== reason ? ` (${code})` : ''}${hint(code, rootCert)}${more}`);
   });
   return { suppressed: () => suppressed };
 }
