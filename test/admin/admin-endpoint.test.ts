@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { createMesh, InvalidArgumentError, ManualClock, seededRandom } from '../../src/index.ts';
 import { initDevCa } from '../../src/security/pki/dev-ca.ts';
 import { skipWithout } from '../helpers/tools.ts';
-import { call, destinationRule, serviceEntry, startUpstream } from '../helpers/upstreams.ts';
+import { answering, call, destinationRule, serviceEntry, startUpstream } from '../helpers/upstreams.ts';
 
 const quiet = { warn: () => {} };
 const run = promisify(execFile);
@@ -40,10 +40,7 @@ function get(url: string, headers: Record<string, string> = {}, method = 'GET'):
 /** A mesh calling `svc` on two upstreams (one answers 503), ejecting on the first 5xx for 30 s. */
 async function ejectingMesh(extra: Record<string, unknown> = {}) {
   const good = await startUpstream('good');
-  const bad = await startUpstream('bad', (_req, res) => {
-    res.statusCode = 503;
-    res.end('bad');
-  });
+  const bad = await startUpstream('bad', answering(503, 'bad'));
   const clock = new ManualClock(1000);
   const mesh = await createMesh({
     service: 'client',

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { createMesh, ManualClock, seededRandom } from '../../src/index.ts';
 import { channels } from '../../src/core/observe.ts';
 import { skipWithout } from '../helpers/tools.ts';
-import { call, destinationRule, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
+import { answering, call, destinationRule, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
 
 const quiet = { warn: () => {} };
 const run = promisify(execFile);
@@ -120,10 +120,7 @@ describe('admin /stats', () => {
 
   it('outlier ejections, retries and per-code counts under Envoy names; ?filter (RE2, partial), ?usedonly, ?format=json', async () => {
     const good = await startUpstream('good');
-    const bad = await startUpstream('bad', (_req, res) => {
-      res.statusCode = 503;
-      res.end('bad');
-    });
+    const bad = await startUpstream('bad', answering(503, 'bad'));
     const mesh = await createMesh({
       service: 'client',
       random: seededRandom(3),

@@ -15,7 +15,7 @@ import { clearInterval, setInterval } from 'node:timers';
 import { after, describe, it } from 'node:test';
 import { createMesh, ManualClock, seededRandom } from '../../src/index.ts';
 import { initDevCa } from '../../src/security/pki/dev-ca.ts';
-import { call, destinationRule, freePort, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
+import { answering, call, destinationRule, freePort, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
 import { describeDomains, shownDomains } from '../../src/cli/commands/proxy-config.ts';
 import { meshletAsync } from './helpers.ts';
 
@@ -27,10 +27,7 @@ describe('meshlet proxy-config', () => {
     after(() => rmSync(dir, { recursive: true, force: true }));
     await initDevCa(join(dir, 'ca'));
     const good = await startUpstream('good');
-    const bad = await startUpstream('bad', (_req, res) => {
-      res.statusCode = 503;
-      res.end('bad');
-    });
+    const bad = await startUpstream('bad', answering(503, 'bad'));
     const clock = new ManualClock(1000);
     const mesh = await createMesh({
       service: 'client',

@@ -32,6 +32,14 @@ export function ok(name: string): Behaviour {
   };
 }
 
+/** Answers every request with `status` and `body` (an upstream that fails, for outlier detection and retries). */
+export function answering(status: number, body: string): Behaviour {
+  return (_req, res) => {
+    res.statusCode = status;
+    res.end(body);
+  };
+}
+
 /**
  * Starts an upstream on `host` (any 127.x.y.z on Linux, which routes all of 127/8 to the
  * loopback interface), port 0.

@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createMesh, ManualClock, seededRandom } from '../../src/index.ts';
-import { call, destinationRule, serviceEntry, startUpstream } from '../helpers/upstreams.ts';
+import { answering, call, destinationRule, serviceEntry, startUpstream } from '../helpers/upstreams.ts';
 
 test('mesh.diagnostics(): config in use, mirror counters, clusters with endpoints in flight, ejected (until when, why), weight, locality, labels, requests and connections (a copy)', async () => {
   const good = await startUpstream('good');
-  const bad = await startUpstream('bad', (_req, res) => {
-    res.statusCode = 503;
-    res.end('bad');
-  });
+  const bad = await startUpstream('bad', answering(503, 'bad'));
   const clock = new ManualClock(1000);
   const mesh = await createMesh({
     service: 'client',
