@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createMesh, type DnsAnswer, ManualClock, type Mesh } from '../../src/index.ts';
+import { until } from '../helpers/until.ts';
 
 const HOST = 'reviews.default.svc.cluster.local';
 const ELB = 'a1b2c3-1234567890.us-east-1.elb.amazonaws.com';
@@ -89,10 +90,6 @@ describe('east-west gateway by host name (an EKS ELB) in an embedded mesh', () =
   }
   const gateways = (m: Mesh) => (m.explain({ url: `http://${HOST}:9080/` }).targets[0]?.endpoints ?? []).map((e) => e.endpoint);
   const turn = () => new Promise<void>((r) => setImmediate(r));
-  async function until(check: () => boolean, what: string): Promise<void> {
-    for (let i = 0; i < 200 && !check(); i++) await turn();
-    assert.ok(check(), what);
-  }
 
   it('resolved before the first snapshot; a new answer installs a new snapshot of the same config version; a reload without the gateway forgets the name', async () => {
     const file = join(dir, 'mesh.yaml');
