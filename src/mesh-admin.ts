@@ -8,6 +8,7 @@
  * @module
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { setTimeout } from 'node:timers';
 import type { AddressInfo } from 'node:net';
 import { InvalidArgumentError, isMeshletError } from './core/errors.ts';
 import type { Mesh } from './mesh.ts';
@@ -15,6 +16,8 @@ import { isLoopback } from './control-plane/probe-hosts.ts';
 import type { AdminHandle, AdminSettings } from './mesh-admin-options.ts';
 import { certs, clustersJson, clustersText, configDump, serverInfo } from './mesh-admin-views.ts';
 import { startMeshStats, statsAnswer } from './mesh-admin-stats.ts';
+import { MeshTap } from './mesh-tap.ts';
+import { tapQuery } from './mesh-tap-stream.ts';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
 
 /** The paths served, with what each gives (the index at `/` and `/help`). */
@@ -28,6 +31,7 @@ const PATHS: Readonly<Record<string, string>> = {
   '/server_info': 'version, state, uptime, the workload and the config in use',
   '/stats': "Envoy's statistics, one `name: value` a line: cluster.<cluster>;.upstream_rq_*, outlier_detection.*, circuit_breakers.*, server.* (?filter=<regex>, ?usedonly, ?format=json)",
   '/stats/prometheus': 'the same in Prometheus text format (envoy_cluster_upstream_rq_pending_overflow{cluster_name=…})',
+  '/tap': 'live requests of this process, in and out, one JSON object a line as they happen (?direction, method, authority, path, route, cluster, status, max_rps; meshlet tap)',
 };
 
 /** Longest request target accepted (a long `/explain` URL with headers); longer is 414. */
@@ -42,6 +46,8 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
   const startedAt = mesh.outbound.clock.now();
   // Counted from now on, for /stats (nothing is subscribed without the admin endpoint).
   const stats = startMeshStats(mesh);
+  // /tap: subscribed only while a client is connected.
+  const tap = new MeshTap({ mesh, trustDomain: o.trustDomain ?? 'cluster.local', sourceIp: o.sourceIp });
   const server = createServer((req, res) => {
     try {
       serve(req, res);
@@ -118,6 +124,13 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
         reply(res, a.status, a.type, a.body);
         return;
       }
+      case '/tap': {
+        const t = tapQuery(q);
+        if ('error' in t) reply(res, 400, 'text/plain; charset=utf-8', `admin: /tap: ${t.error}\n`);
+        else if (req.method === 'HEAD') reply(res, 200, 'application/x-ndjson; charset=utf-8', '');
+        else tap.open(res, t.filter, t.maxRps);
+        return;
+      }
       default:
         reply(res, 404, 'text/plain; charset=utf-8', `admin: no ${url.pathname}; the admin endpoint serves ${Object.keys(PATHS).join(', ')}\n`);
         return;
@@ -168,6 +181,7 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
     });
   }).catch(async (e: NodeJS.ErrnoException) => {
     stats.close();
+    await tap.close('the admin endpoint could not start');
     await mesh.close();
     const why = e.code === 'EADDRINUSE' ? 'address in use (EADDRINUSE): another process (a sidecar\'s Envoy?) holds it; choose another `admin.port`' : e.message;
     throw new InvalidArgumentError(`createMesh: the admin endpoint cannot listen on ${settings.host}:${settings.port}: ${why}`, { cause: e });
@@ -180,12 +194,15 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
     draining: () => {
       state = 'DRAINING';
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        stats.close();
+    close: async () => {
+      stats.close();
+      // Tap streams end with a last record, written out before the connections are cut (a reader that does not read is not waited for).
+      await Promise.race([tap.close('the mesh is closing'), new Promise<void>((resolve) => setTimeout(resolve, 1000).unref())]);
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+    },
   };
   mesh.adoptAdmin(handle);
 }

@@ -266,6 +266,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#telemetry.install(snapshot.resources);
   }
 
+  /** @internal The HTTP transport (its TLS decisions: the admin endpoint's /tap). */
+  get transport(): UndiciTransport {
+    return this.#transport;
+  }
+
   /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */
   get outbound(): Outbound {
     return this.#outbound;
