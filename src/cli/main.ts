@@ -30,6 +30,9 @@ Commands:
                                            certificate of a running mesh, from its admin endpoint
   stat <metrics-url> [--interval 10s]      golden metrics (success rate, RPS, latency) from a
                                            Prometheus endpoint, as 'linkerd viz stat'
+  tap <admin-url-or-port> [filters]        a running mesh's requests as they happen, in and out,
+                                           as 'linkerd viz tap'
+  top <admin-url-or-port> [--once]         its busiest paths live: count, success rate, latency
   ca <init|show|issue|rotate> <dir>        a development CA: workload certificates for tests
   help [command]                           show help
 
@@ -92,6 +95,14 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   stat: async () => {
     const m = await import('./commands/stat.ts');
     return { run: m.statCommand, help: m.statHelp };
+  },
+  tap: async () => {
+    const m = await import('./commands/tap.ts');
+    return { run: m.tapCommand, help: m.tapHelp };
+  },
+  top: async () => {
+    const m = await import('./commands/top.ts');
+    return { run: m.topCommand, help: m.topHelp };
   },
   ca: async () => {
     const m = await import('./commands/ca.ts');
