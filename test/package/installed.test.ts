@@ -277,6 +277,45 @@ describe('the installed meshlet command', () => {
     }
   });
 
+  it('meshlet tap and top read a running app\'s mesh (the installed package) from its admin endpoint', async () => {
+    // The app: a mesh from the installed package with an admin endpoint, calling /nowhere (the config's direct 418) until its stdin closes.
+    writeFileSync(
+      join(app8, 'tap-app.mjs'),
+      `import { createMesh } from 'meshlet';
+const mesh = await createMesh({ service: 'web', logger: { warn() {} }, admin: { port: 0 }, config: './mesh' });
+console.log(mesh.adminUrl);
+const timer = setInterval(() => void mesh.fetch('http://reviews:9080/nowhere?token=x').then((r) => r.arrayBuffer()), 10);
+process.stdin.on('end', () => { clearInterval(timer); void mesh.close(); });
+process.stdin.resume();
+`,
+    );
+    const app = spawn(process.execPath, ['tap-app.mjs'], { cwd: app8, stdio: ['pipe', 'pipe', 'inherit'] });
+    const exited = new Promise((resolve) => app.once('close', resolve));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        app.stdout.on('data', (c: Buffer) => {
+          out += String(c);
+          if (out.includes('\n')) resolve(out.trim());
+        });
+        void exited.then(() => reject(new Error(`the app exited: ${out}`)));
+      });
+      const bin = join(app8, 'node_modules', '.bin', 'meshlet');
+      const tap = await runAsync(bin, ['tap', new URL(url).port, '--count', '2', '--duration', '60s'], app8);
+      assert.equal(tap.code, 0, tap.stdout + tap.stderr);
+      assert.match(tap.stdout, /^req id=1 proxy=out src=- dst=- tls=false :method=GET :authority=reviews:9080 :path=\/nowhere$/m);
+      assert.match(tap.stdout, /^end id=1 proxy=out src=- dst=- tls=false :status=418 latency=\d+µs response-length=0B flags=-$/m);
+      const top = await runAsync(bin, ['top', url, '--once', '--duration', '1s', '-o', 'json'], app8);
+      assert.equal(top.code, 0, top.stdout + top.stderr);
+      const rows = (JSON.parse(top.stdout) as { rows: { path: string; count: number; successRate: number }[] }).rows;
+      assert.equal(rows[0]?.path, '/nowhere');
+      assert.ok((rows[0]?.count ?? 0) > 0 && rows[0]?.successRate === 100, top.stdout);
+    } finally {
+      app.stdin.end();
+      await exited;
+    }
+  });
+
   it('on a Node.js older than 22.19 it says so instead of crashing inside undici', (t) => {
     // The machine's own Node (20 on these machines) when it is older; the packed library's
     // check is the same module, so one old Node is enough to prove both entry points.
