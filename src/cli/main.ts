@@ -36,7 +36,8 @@ Commands:
   ca <init|show|issue|rotate> <dir>        a development CA: workload certificates for tests
   help [command]                           show help
 
-Every command but control-plane takes -o json|yaml for machine output (docs/cli.md).
+Every command but control-plane takes -o json|yaml for machine output (tap: -o json, one
+record a line; docs/cli.md).
 Exit codes: 0 ok, 1 errors found or the command failed, 2 usage mistake,
 141 stdout closed early (e.g. piped into head), 70 internal error.
 

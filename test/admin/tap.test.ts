@@ -14,6 +14,8 @@ import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
 import { channels } from '../../src/core/observe.ts';
 import { MAX_BUFFERED } from '../../src/mesh-tap-stream.ts';
 import { type Echo, EchoClient, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
+import { cleanupPki, makeCa, workloadCredentials } from '../helpers/pki.ts';
+import { skipWithout } from '../helpers/tools.ts';
 import { until } from '../helpers/until.ts';
 import { answering, call, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
 
@@ -160,6 +162,48 @@ describe('admin /tap', () => {
       await new Promise((r) => expressServer.close(r));
       await reviews.close();
       await echo.close();
+    }
+  });
+
+  it('over mTLS: both sides say tls=true and name the SPIFFE IDs; a request AuthorizationPolicy denies ends with its 403 and why', { skip: skipWithout('openssl') }, async () => {
+    const ca = makeCa({ name: 'cluster.local' });
+    const strict = { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: 'default' }, spec: { mtls: { mode: 'STRICT' } } };
+    const deny = { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'no-admin', namespace: 'default' }, spec: { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin'] } }] }] } };
+    const server = await createMesh({ service: 'reviews', serviceAccount: 'reviews', logger: quiet, admin: { port: 0 }, config: [strict, deny] });
+    server.credentials.set(workloadCredentials(ca, { namespace: 'default', serviceAccount: 'reviews' }));
+    const http = server.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const port = (http.address() as { port: number }).port;
+    const client = await createMesh({
+      service: 'productpage',
+      serviceAccount: 'productpage',
+      logger: quiet,
+      admin: { port: 0 },
+      config: [
+        { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'reviews', namespace: 'default' }, spec: { hosts: ['reviews.default.svc.cluster.local'], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: 9080, name: 'http', protocol: 'HTTP' }], endpoints: [{ address: '127.0.0.1', ports: { http: port }, serviceAccount: 'reviews', labels: { 'security.istio.io/tlsMode': 'istio' } }] } },
+        strict,
+      ],
+    });
+    client.credentials.set(workloadCredentials(ca, { namespace: 'default', serviceAccount: 'productpage' }));
+    try {
+      const out = await openTap(client);
+      const inb = await openTap(server);
+      assert.equal((await call(client, 'http://reviews.default.svc.cluster.local:9080/reviews/1')).status, 200);
+      assert.equal((await call(client, 'http://reviews.default.svc.cluster.local:9080/admin')).status, 403);
+      const [outReq] = await out.wait('req', 2);
+      assert.deepEqual([outReq?.tls, outReq?.srcPrincipal, outReq?.dstPrincipal], [true, 'spiffe://cluster.local/ns/default/sa/productpage', 'spiffe://cluster.local/ns/default/sa/reviews']);
+      const [inReq] = await inb.wait('req', 2);
+      assert.deepEqual([inReq?.direction, inReq?.tls, inReq?.dstPrincipal], ['in', true, 'spiffe://cluster.local/ns/default/sa/reviews']);
+      const [okEnd, denied] = await inb.wait('end', 2);
+      assert.equal(okEnd?.srcPrincipal, 'spiffe://cluster.local/ns/default/sa/productpage');
+      assert.equal(denied?.status, 403);
+      assert.match(String(denied?.details), /^rbac_access_denied_matched_policy\[/);
+      assert.equal(JSON.stringify([...out.records, ...inb.records]).includes('PRIVATE KEY'), false);
+    } finally {
+      await client.close();
+      await server.close();
+      await new Promise((r) => http.close(r));
+      cleanupPki();
     }
   });
 

@@ -110,6 +110,14 @@ describe('meshlet tap and top', () => {
     assert.equal(doc.rows.find((x) => x.cluster === '-')?.successRate, 0, 'the direct 503s, which went to no cluster');
   });
 
+  it('top without --once redraws the table every second until --duration (a pipe gets one table after another)', async () => {
+    const t = await meshletAsync(['top', port, '--duration', '2500ms']);
+    assert.equal(t.code, 0, t.stderr);
+    assert.ok(t.stdout.split(`meshlet top http://127.0.0.1:${port} (Ctrl-C to quit)`).length - 1 >= 2, t.stdout);
+    assert.equal(t.stdout.includes('\x1b'), false, 'no screen clearing into a pipe');
+    assert.match(t.stdout, /\/reviews\/1\s+\d+/);
+  });
+
   it('usage mistakes exit 2; an endpoint that is not there exits 1 naming it', async () => {
     for (const args of [['tap'], ['tap', 'nope:99999'], ['tap', port, '--direction', 'up'], ['tap', port, '--status', '5x'], ['tap', port, '--max-rps', '0'], ['tap', port, '--count', 'x'], ['tap', port, '-o', 'yaml'], ['top', port, '-o', 'json'], ['top', port, '--by', 'host']]) {
       const r = await meshletAsync(args);
