@@ -7,6 +7,7 @@
  * subscribed only while a client is connected.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { get, type IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import express from 'express';
@@ -17,7 +18,7 @@ import { type Echo, EchoClient, grpcServiceEntry, startGrpcUpstream, unary } fro
 import { cleanupPki, makeCa, workloadCredentials } from '../helpers/pki.ts';
 import { skipWithout } from '../helpers/tools.ts';
 import { until } from '../helpers/until.ts';
-import { answering, call, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
+import { answering, call, deadPort, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
 
 const quiet = { warn: () => {} };
 type Rec = Record<string, unknown>;
@@ -221,6 +222,30 @@ describe('admin /tap', () => {
       assert.deepEqual(tapOnly(), [true, true]);
       b.close();
       await until(() => !tapOnly().some((s) => s), 'no subscription once the last client went away');
+
+      // The admin endpoint's rules: a Host that is not loopback (DNS rebinding) is refused, as on every path.
+      const rebound = await new Promise<IncomingMessage>((resolve, reject) => get(`${mesh.adminUrl}/tap`, { headers: { host: 'evil.example:15000' } }, resolve).on('error', reject));
+      assert.equal(rebound.statusCode, 403);
+      rebound.resume();
+      assert.deepEqual(tapOnly(), [false, false]);
+
+      // curl as an independent client: it gets records as they happen, and killing it lets go of the channels.
+      if (skipWithout('curl') === false) {
+        const curl = spawn('curl', ['-sN', `${mesh.adminUrl}/tap?direction=out`], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let got = '';
+        curl.stdout.setEncoding('utf8').on('data', (d: string) => {
+          got += d;
+        });
+        const exited = new Promise((r) => curl.once('close', r));
+        await until(() => got.includes('"type":"start"'), 'curl got the start record');
+        assert.deepEqual(tapOnly(), [true, true]);
+        await mesh.fetch(`http://127.0.0.1:${await deadPort()}/x?k=SECRET`).then((r) => r.arrayBuffer());
+        await until(() => got.includes('"type":"end"'), 'curl got the call');
+        assert.equal(got.includes('SECRET'), false);
+        curl.kill();
+        await exited;
+        await until(() => !tapOnly().some((s) => s), 'no subscription once curl is gone');
+      }
     } finally {
       await mesh.close();
     }
