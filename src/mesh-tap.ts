@@ -52,6 +52,19 @@ interface TappedExchange {
   readonly host?: unknown;
 }
 
+/** Most tap clients at once; another is answered 503 (each costs every call a little while it is connected). */
+export const MAX_TAP_CLIENTS = 16;
+
+/** An endpoint's TLS as last decided, with what it was decided from (a new config, endpoint or certificate decides again). */
+interface TlsMemo {
+  /** The config in use (its PeerAuthentications and DestinationRules decide). */
+  readonly snapshot: unknown;
+  readonly cluster: unknown;
+  readonly endpoint: unknown;
+  readonly credentials: unknown;
+  readonly tls: 'mtls' | 'tls' | 'none';
+}
+
 /** `path` without its query string or fragment. */
 export function withoutQuery(path: string): string {
   const i = path.search(/[?#]/);
@@ -67,6 +80,8 @@ export class MeshTap {
   readonly #entered = new WeakMap<object, Entered>();
   /** Outbound calls whose `req` record was made. */
   readonly #started = new WeakSet<object>();
+  /** Each endpoint's TLS, decided once per config, endpoint and certificate rather than per call. */
+  readonly #tls = new WeakMap<object, TlsMemo>();
   #closed = false;
 
   constructor(source: TapSource) {
@@ -86,6 +101,12 @@ export class MeshTap {
     res.setHeader('x-content-type-options', 'nosniff');
     if (this.#closed) {
       res.end(`${JSON.stringify({ type: 'closed', reason: 'the mesh is closing' })}\n`);
+      return;
+    }
+    if (this.#streams.size >= MAX_TAP_CLIENTS) {
+      res.statusCode = 503;
+      res.setHeader('content-type', 'text/plain; charset=utf-8');
+      res.end(`admin: /tap: ${MAX_TAP_CLIENTS} tap clients are connected already; close one first\n`);
       return;
     }
     const mesh = this.#source.mesh;
@@ -205,9 +226,15 @@ export class MeshTap {
   /** How the call's connection to its endpoint is secured, as the transport decides it (DestinationRule `tls`, auto-mTLS). */
   #upstreamTls(ex: TappedExchange, cs: ClusterState | undefined, host: HostState | undefined): 'mtls' | 'tls' | 'none' {
     if (cs !== undefined && host !== undefined && !cs.passthrough) {
-      const d = this.#source.mesh.transport.tlsDecision(cs, host.endpoint);
-      if (d.failure === undefined && d.mode === 'ISTIO_MUTUAL') return 'mtls';
-      if (d.failure === undefined && d.mode !== 'DISABLE') return 'tls';
+      const credentials = this.#source.mesh.credentials.current;
+      const snapshot = this.#source.mesh.snapshot;
+      let memo = this.#tls.get(host);
+      if (memo === undefined || memo.snapshot !== snapshot || memo.cluster !== cs.cluster || memo.endpoint !== host.endpoint || memo.credentials !== credentials) {
+        const d = this.#source.mesh.transport.tlsDecision(cs, host.endpoint);
+        memo = { snapshot, cluster: cs.cluster, endpoint: host.endpoint, credentials, tls: d.failure !== undefined || d.mode === 'DISABLE' ? 'none' : d.mode === 'ISTIO_MUTUAL' ? 'mtls' : 'tls' };
+        this.#tls.set(host, memo);
+      }
+      if (memo.tls !== 'none') return memo.tls;
     }
     return ex.scheme === 'https' ? 'tls' : 'none';
   }

@@ -13,6 +13,7 @@ import { describe, it } from 'node:test';
 import express from 'express';
 import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
 import { channels } from '../../src/core/observe.ts';
+import { MAX_TAP_CLIENTS } from '../../src/mesh-tap.ts';
 import { MAX_BUFFERED } from '../../src/mesh-tap-stream.ts';
 import { type Echo, EchoClient, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 import { cleanupPki, makeCa, workloadCredentials } from '../helpers/pki.ts';
@@ -222,6 +223,16 @@ describe('admin /tap', () => {
       assert.deepEqual(tapOnly(), [true, true]);
       b.close();
       await until(() => !tapOnly().some((s) => s), 'no subscription once the last client went away');
+
+      // At most MAX_TAP_CLIENTS at once: the next is refused (503), until one goes away.
+      const many = await Promise.all(Array.from({ length: MAX_TAP_CLIENTS }, () => openTap(mesh)));
+      const refused = await fetch(`${mesh.adminUrl}/tap`);
+      assert.equal(refused.status, 503);
+      assert.match(await refused.text(), new RegExp(`${MAX_TAP_CLIENTS} tap clients are connected already`));
+      for (const c of many) c.close();
+      await until(() => !tapOnly().some((s) => s), 'no subscription once they all went away');
+      (await openTap(mesh)).close();
+      await until(() => !tapOnly().some((s) => s), 'no subscription once the last one went away');
 
       // The admin endpoint's rules: a Host that is not loopback (DNS rebinding) is refused, as on every path.
       const rebound = await new Promise<IncomingMessage>((resolve, reject) => get(`${mesh.adminUrl}/tap`, { headers: { host: 'evil.example:15000' } }, resolve).on('error', reject));
