@@ -82,8 +82,15 @@ const MAX_LINE = 64 * 1024;
  * stream ends (resolves `'ended'`), or `durationMs` passes (`'time'`). Throws {@link TapError}
  * when the endpoint cannot be reached or does not answer a tap.
  */
-export async function readTap(base: string, query: string, durationMs: number | undefined, onRecord: (r: Record<string, unknown>) => 'stop' | undefined): Promise<'ended' | 'stopped' | 'time'> {
+export async function readTap(base: string, query: string, durationMs: number | undefined, onRecord: (r: Record<string, unknown>) => 'stop' | undefined, stop?: AbortSignal): Promise<'ended' | 'stopped' | 'time'> {
   const ac = new AbortController();
+  let stopped = false;
+  const onStop = () => {
+    stopped = true;
+    ac.abort();
+  };
+  if (stop?.aborted === true) return 'stopped';
+  stop?.addEventListener('abort', onStop, { once: true });
   let timedOut = false;
   const timer =
     durationMs === undefined
@@ -92,13 +99,13 @@ export async function readTap(base: string, query: string, durationMs: number | 
           timedOut = true;
           ac.abort();
         }, durationMs);
-  let stopped = false;
   try {
     let res: Awaited<ReturnType<typeof request>>;
     try {
       res = await request(`${base}/tap${query}`, { headers: { accept: 'application/x-ndjson' }, signal: ac.signal, headersTimeout: 15_000, bodyTimeout: 0 });
     } catch (err) {
       if (timedOut) return 'time';
+      if (stopped) return 'stopped';
       const why = err instanceof errors.HeadersTimeoutError ? 'it did not answer within 15 s' : printable((err as Error).message);
       throw new TapError(`cannot reach the admin endpoint at ${base}: ${why}`);
     }
@@ -143,6 +150,7 @@ export async function readTap(base: string, query: string, durationMs: number | 
     }
     return 'ended';
   } finally {
+    stop?.removeEventListener('abort', onStop);
     if (timer !== undefined) clearTimeout(timer);
     if (!ac.signal.aborted) ac.abort();
   }

@@ -5,6 +5,8 @@
  * unreachable endpoint.
  */
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +15,7 @@ import { adminBase } from '../../src/cli/tap-client.ts';
 import { hasUnsafe } from '../../src/cli/escape.ts';
 import { formatLatency } from '../../src/cli/commands/top.ts';
 import { call, deadPort, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
-import { meshletAsync } from './helpers.ts';
+import { MAIN, meshletAsync } from './helpers.ts';
 
 describe('meshlet tap and top', () => {
   let up: Upstream;
@@ -116,6 +118,56 @@ describe('meshlet tap and top', () => {
     assert.ok(t.stdout.split(`meshlet top http://127.0.0.1:${port} (Ctrl-C to quit)`).length - 1 >= 2, t.stdout);
     assert.equal(t.stdout.includes('\x1b'), false, 'no screen clearing into a pipe');
     assert.match(t.stdout, /\/reviews\/1\s+\d+/);
+  });
+
+  it('top at a terminal redraws in place and quits on q with the last table, as linkerd viz top', { skip: spawnSync('python3', ['--version']).status === 0 ? false : 'python3 is not installed (it gives the CLI a pseudo-terminal)' }, async () => {
+    // python3's pty module gives top a terminal on stdin and stdout; it types q after the first redraw.
+    const driver = `import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], sys.argv[2], 'top', sys.argv[3]])
+out = b''
+def read(until, stop):
+    global out
+    end = time.time() + until
+    while time.time() < end and not stop():
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                d = os.read(fd, 65536)
+            except OSError:
+                return
+            if not d:
+                return
+            out += d
+read(30, lambda: b'to quit)' in out and b'COUNT' in out)
+os.write(fd, b'q')
+read(30, lambda: False)
+done, status = 0, 0
+for _ in range(100):
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done != 0:
+        break
+    time.sleep(0.05)
+if done == 0:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    sys.stdout.write('did not quit on q\\n' + out.decode())
+else:
+    sys.stdout.write(str(os.WEXITSTATUS(status)) + '\\n' + out.decode())
+`;
+    const child = spawn('python3', ['-c', driver, process.execPath, MAIN, port], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let got = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      got += d;
+    });
+    await once(child, 'close');
+    const [code, ...rest] = got.split('\n');
+    const screen = rest.join('\n');
+    assert.equal(code, '0', screen);
+    assert.ok(screen.includes('\x1b[H\x1b[2J'), 'the screen is redrawn in place');
+    assert.match(screen, /\(q to quit\)/);
+    assert.match(screen, /\/reviews\/1\s+\d+/);
   });
 
   it('usage mistakes exit 2; an endpoint that is not there exits 1 naming it', async () => {

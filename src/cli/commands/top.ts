@@ -24,7 +24,8 @@ Read from the admin endpoint's /tap (createMesh({ admin }); docs/admin.md).
 <admin-url-or-port>: http://127.0.0.1:15000, localhost:15000 or 15000.
 
 Options:
-      --once                 read for --duration (default 5s), print one table and exit
+      --once                 read for --duration (default 5s), print one table and exit;
+                             without it the table is redrawn every second (q or Ctrl-C quits)
       --by <path|cluster>    one row per path (default), or per cluster (success rate, RPS and
                              latency per destination, as 'linkerd viz stat')
 ${TAP_HELP}
@@ -185,20 +186,34 @@ export async function topCommand(argv: string[]): Promise<number> {
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
   const tty = process.stdout.isTTY === true;
+  // At a terminal, q (or Ctrl-C) quits with the last table, as linkerd viz top.
+  const quit = new AbortController();
+  const keys = !once && tty && process.stdin.isTTY === true;
+  const onKey = (k: Buffer) => {
+    if (k.includes(0x71) || k.includes(0x03)) quit.abort();
+  };
+  if (keys) {
+    process.stdin.setRawMode(true);
+    process.stdin.on('data', onKey).resume();
+  }
   // Interactive: the table redrawn every second (a terminal is cleared first; a pipe gets one table after another).
-  const redraw = once ? undefined : setInterval(() => out(`${tty ? '\x1b[H\x1b[2J' : ''}meshlet top ${base} (Ctrl-C to quit)\n\n${top.text(seconds())}\n`), 1000);
+  const redraw = once ? undefined : setInterval(() => out(`${tty ? '\x1b[H\x1b[2J' : ''}meshlet top ${base} (${keys ? 'q' : 'Ctrl-C'} to quit)\n\n${top.text(seconds())}\n`), 1000);
   let how: Awaited<ReturnType<typeof readTap>>;
   try {
     how = await readTap(base, t.query, t.durationMs, (r) => {
       top.record(r);
       return undefined;
-    });
+    }, quit.signal);
   } catch (err) {
     if (!(err instanceof TapError)) throw err;
     process.stderr.write(`meshlet top: ${err.message}\n`);
     return 1;
   } finally {
     if (redraw !== undefined) clearInterval(redraw);
+    if (keys) {
+      process.stdin.off('data', onKey).setRawMode(false);
+      process.stdin.pause();
+    }
   }
   const s = seconds();
   if (how === 'ended') process.stderr.write('meshlet top: the stream ended (the mesh is closing)\n');
