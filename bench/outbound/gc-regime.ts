@@ -6,27 +6,35 @@
  * and what the scavenges cost while it runs. Scavenge time is the column to read: it moves by
  * 5-20x between regimes, far beyond this machine's noise; CPU per request is reported too.
  *
- *   node_modules/.bin/node bench/outbound/gc-regime.ts [--rounds 3] [--requests 40000] [--modes a,b] [--mesh-module <file>]
+ *   node_modules/.bin/node bench/outbound/gc-regime.ts [--rounds 3] [--requests 40000] [--modes a,b] [--api request|fetch] [--mesh-module <file>]
  *
  * Modes:
  *   bare             undici only.
+ *   bare-nopt        the same under --no-allocation-site-pretenuring.
  *   loaded           meshlet imported (no mesh made), raw calls.
  *   loaded-nopt      the same under --no-allocation-site-pretenuring.
  *   loaded-pt-late   the same, pretenuring switched off through the warm-up and on after it.
  *   grown            undici only, the young generation first grown to its maximum by short-lived
  *                    objects that survive a few scavenges (no meshlet at all).
  *   mesh             the calls go through mesh.dispatcher (the judged path).
+ *   mesh-nopt        the same under --no-allocation-site-pretenuring.
+ *
+ * `--api fetch`: the loop calls undici's `fetch` (and `mesh.fetch` in the mesh modes) instead of
+ * `undici.request`, reading each body as text. `GC_REGIME_CPU_PROF=<file>` writes a CPU profile of
+ * the measured loop alone (each child overwrites it: give one mode with `--modes`).
  *
  * @module
  */
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import * as inspector from 'node:inspector/promises';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import { HOST, meshResources } from './mesh-config.ts';
 
 const SELF = fileURLToPath(import.meta.url);
-const MODES = ['bare', 'loaded', 'loaded-nopt', 'loaded-pt-late', 'grown', 'mesh'] as const;
+const MODES = ['bare', 'loaded', 'loaded-nopt', 'loaded-pt-late', 'grown', 'mesh', 'mesh-nopt', 'bare-nopt'] as const;
 type Mode = (typeof MODES)[number];
 
 interface Sample {
@@ -44,13 +52,13 @@ function youngMb(): number {
   return s === undefined ? 0 : s.space_size / 1e6;
 }
 
-async function child(mode: Mode, port: number, requests: number, meshModule: string): Promise<Sample> {
+async function child(mode: Mode, port: number, requests: number, meshModule: string, api: string): Promise<Sample> {
   const undici = await import('undici');
   if (mode === 'loaded-pt-late') v8.setFlagsFromString('--no-allocation-site-pretenuring');
-  let mesh: { dispatcher: import('undici').Dispatcher; close(): Promise<void> } | undefined;
-  if (mode !== 'bare' && mode !== 'grown') {
+  let mesh: { dispatcher: import('undici').Dispatcher; fetch: typeof undici.fetch; close(): Promise<void> } | undefined;
+  if (mode !== 'bare' && mode !== 'bare-nopt' && mode !== 'grown') {
     const m = (await import(pathToFileURL(meshModule).href)) as { createMesh(o: object): Promise<NonNullable<typeof mesh>> };
-    if (mode === 'mesh') mesh = await m.createMesh({ service: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, config: meshResources(port) });
+    if (mode === 'mesh' || mode === 'mesh-nopt') mesh = await m.createMesh({ service: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, config: meshResources(port) });
   }
   if (mode === 'grown') {
     // Objects that live through a few scavenges, as a module graph's do while it loads.
@@ -66,11 +74,18 @@ async function child(mode: Mode, port: number, requests: number, meshModule: str
   const dispatcher = mesh?.dispatcher ?? agent;
   const url = mesh === undefined ? `http://127.0.0.1:${port}/x` : `http://${HOST}:${port}/x`;
   let failures = 0;
-  const one = async (): Promise<void> => {
-    const r = await undici.request(url, { dispatcher });
-    if (r.statusCode !== 200) failures++;
-    await r.body.dump();
-  };
+  const one =
+    api === 'fetch'
+      ? async (): Promise<void> => {
+          const r = mesh === undefined ? await undici.fetch(url, { dispatcher }) : await mesh.fetch(url);
+          if (r.status !== 200) failures++;
+          await r.text();
+        }
+      : async (): Promise<void> => {
+          const r = await undici.request(url, { dispatcher });
+          if (r.statusCode !== 200) failures++;
+          await r.body.dump();
+        };
   const run = async (n: number): Promise<void> => {
     let i = 0;
     await Promise.all(
@@ -98,10 +113,24 @@ async function child(mode: Mode, port: number, requests: number, meshModule: str
   await run(Math.round(requests / 2));
   if (mode === 'loaded-pt-late') v8.setFlagsFromString('--allocation-site-pretenuring');
   on = true;
+  // GC_REGIME_CPU_PROF=<file>: a CPU profile of the measured loop alone (not the start or the warm-up).
+  const profFile = process.env.GC_REGIME_CPU_PROF;
+  const session = profFile === undefined ? undefined : new inspector.Session();
+  if (session !== undefined) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 100 });
+    await session.post('Profiler.start');
+  }
   const c0 = process.cpuUsage();
   await run(requests);
   const c = process.cpuUsage(c0);
   on = false;
+  if (session !== undefined && profFile !== undefined) {
+    const { profile } = (await session.post('Profiler.stop')) as { profile: object };
+    writeFileSync(profFile, JSON.stringify(profile));
+    session.disconnect();
+  }
   obs.disconnect();
   await agent.close();
   await mesh?.close();
@@ -132,6 +161,8 @@ async function main(): Promise<void> {
   const requests = Number(arg('--requests', '40000'));
   const modes = arg('--modes', MODES.join(',')).split(',') as Mode[];
   for (const m of modes) if (!MODES.includes(m)) throw new Error(`--modes: unknown mode ${m} (one of ${MODES.join(', ')})`);
+  const api = arg('--api', 'request');
+  if (api !== 'request' && api !== 'fetch') throw new Error(`--api: ${api} (request or fetch)`);
   const meshModule = arg('--mesh-module', fileURLToPath(new URL('../../src/index.ts', import.meta.url)));
   const pin = spawnSync('taskset', ['-V']).status === 0;
   const up: ChildProcess = fork(fileURLToPath(new URL('./upstream.ts', import.meta.url)), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
@@ -140,15 +171,15 @@ async function main(): Promise<void> {
   const all = new Map<Mode, Sample[]>(modes.map((m) => [m, []]));
   for (let r = 0; r < rounds; r++) {
     for (const mode of r % 2 === 0 ? modes : [...modes].reverse()) {
-      const flags = mode === 'loaded-nopt' ? ['--no-allocation-site-pretenuring'] : [];
-      const cmd = [...flags, SELF, '--child', mode, String(port), String(requests), meshModule];
+      const flags = mode.endsWith('-nopt') ? ['--no-allocation-site-pretenuring'] : [];
+      const cmd = [...flags, SELF, '--child', mode, String(port), String(requests), meshModule, api];
       const res = pin ? spawnSync('taskset', ['-c', '0', process.execPath, ...cmd], { encoding: 'utf8' }) : spawnSync(process.execPath, cmd, { encoding: 'utf8' });
       if (res.status !== 0) throw new Error(`${mode}: ${res.stderr}`);
       all.get(mode)?.push(JSON.parse(res.stdout.trim().split('\n').pop() as string) as Sample);
     }
   }
   up.kill();
-  console.log(`${rounds} rounds, ${requests} requests measured per run (after ${Math.round(requests / 2)} to warm up), c=64, Node ${process.version}${pin ? ', client on CPU 0, upstream on CPU 1' : ''}; medians:\n`);
+  console.log(`${rounds} rounds, ${requests} requests measured per run (after ${Math.round(requests / 2)} to warm up), c=64, ${api === 'fetch' ? 'fetch' : 'undici.request'}, Node ${process.version}${pin ? ', client on CPU 0, upstream on CPU 1' : ''}; medians:\n`);
   console.log('| mode | young generation at start, MB | scavenges | ms per scavenge | GC ms per 1000 requests | client CPU µs/req | failures |');
   console.log('|---|---|---|---|---|---|---|');
   for (const [mode, xs] of all) {
@@ -158,8 +189,8 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--child') {
-  const [mode, port, requests, meshModule] = process.argv.slice(3);
-  const s = await child(mode as Mode, Number(port), Number(requests), meshModule as string);
+  const [mode, port, requests, meshModule, api] = process.argv.slice(3);
+  const s = await child(mode as Mode, Number(port), Number(requests), meshModule as string, api ?? 'request');
   console.log(JSON.stringify(s));
   process.exit(0);
 } else {
