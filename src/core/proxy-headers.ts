@@ -16,7 +16,7 @@
  *   (`server.value` replaces the app's; Istio's default, `istio-envoy`, is not written: the app's
  *   passes through, as with `server.disabled`);
  * - the metadata-exchange headers (`metadataExchangeHeaders.mode`: `IN_MESH`, meshlet's default,
- *   or `UNDEFINED`, Istio's, which sends them to MESH_EXTERNAL services too);
+ *   or `UNDEFINED`, Istio's, which sends them to MESH_EXTERNAL services and passthrough calls too);
  * - `xForwardedPort` and `xForwardedHost` are taken and, as in a sidecar, change nothing (Istio's
  *   sidecars do not use the remote address, and their catch-all route rewrites no host);
  *   `preserveHttp1HeaderCase: true` is refused (calls are sent with lower-case header names).
@@ -90,7 +90,7 @@ export interface ProxyHeadersOptions {
   /**
    * Which calls carry the metadata-exchange headers (`x-envoy-peer-metadata(-id)`, Istio's metrics):
    * `IN_MESH` (meshlet's default) only calls to in-mesh services; `UNDEFINED` (Istio's default)
-   * calls to `MESH_EXTERNAL` services too (not passthrough calls, which Istio's sidecar also stamps).
+   * calls to `MESH_EXTERNAL` services and passthrough calls (hosts outside the registry) too.
    */
   readonly metadataExchangeHeaders?: { readonly mode?: 'IN_MESH' | 'UNDEFINED' | undefined } | undefined;
   /** Taken as Istio takes it; a sidecar's inbound and outbound listeners do not use the remote address, so no `x-forwarded-port` is written. */
