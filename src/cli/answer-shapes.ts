@@ -49,6 +49,30 @@ export const RESOURCE_SHAPE: AnswerShape = {
   is: isResource,
 };
 
+/** `POST /v1/resources`: what `meshlet apply` prints. */
+export const APPLY_SHAPE: AnswerShape = {
+  what: 'an apply result ({ version, applied: [ … ], warnings: [ … ] })',
+  is: (v) => isObject(v) && typeof v.version === 'string' && Array.isArray(v.applied) && Array.isArray(v.warnings),
+};
+
+/** `DELETE /v1/resources/<kind>/<namespace>/<name>`: the new version. */
+export const DELETE_SHAPE: AnswerShape = {
+  what: 'a delete result ({ version, … })',
+  is: (v) => isObject(v) && typeof v.version === 'string' && (v.warnings === undefined || Array.isArray(v.warnings)),
+};
+
+/** `GET /v1/ca` and a rotation's answer: the CA as `meshlet ca show` prints it. */
+export const CA_SHAPE: AnswerShape = {
+  what: 'the control plane CA ({ trustDomain, signer, chain, roots, … })',
+  is: (v) => isObject(v) && typeof v.trustDomain === 'string' && isObject(v.signer) && Array.isArray(v.chain) && Array.isArray(v.roots),
+};
+
+/** `POST /v1/certificates`: an issued certificate. */
+export const CERTIFICATE_SHAPE: AnswerShape = {
+  what: 'an issued certificate ({ spiffeId, certChain, trustBundle: [ … ], … })',
+  is: (v) => isObject(v) && typeof v.spiffeId === 'string' && typeof v.certChain === 'string' && Array.isArray(v.trustBundle),
+};
+
 /** What an answer is, in a few words, for the message: `an array`, `an object with keys a, b`. */
 export function shapeOf(v: unknown): string {
   if (v === null) return 'null';

@@ -461,7 +461,7 @@ spec:
     assert.ok(Array.isArray(JSON.parse(next.stdout).items), next.stdout);
   });
 
-  it('status and get against something else that answers 200 with JSON of another shape: said so, naming the URL and what was expected (exit 1, no stack trace), and the next URL is tried', async (tc) => {
+  it('status, get, apply, delete and ca against something else that answers 200 with JSON of another shape: said so, naming the URL and what was expected (exit 1, no stack trace), and the next URL is tried', async (tc) => {
     const other = createHttpServer((_req, res) => {
       res.setHeader('content-type', 'application/json');
       res.end('{"status":"ok","uptime":12}');
@@ -469,10 +469,15 @@ spec:
     await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
     tc.after(() => other.close());
     const at = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    const shapeFile = join(t.dir, 'other-shape.yaml');
+    writeFileSync(shapeFile, shadowVs('other-shape'));
     const rows: [string[], RegExp][] = [
       [['status'], /a meshlet status document/],
       [['get', 'vs'], /a list of resources/],
       [['get', 'vs', 'reviews'], /a resource \(/],
+      [['apply', '-f', shapeFile], /an apply result/],
+      [['delete', 'vs', 'reviews'], /a delete result/],
+      [['ca', 'show'], /the control plane CA/],
     ];
     for (const [args, what] of rows) {
       const r = await meshletAsync([...args, '--control-plane', at, '--token', 'x'], { env: { MESHLET_CONTROL_PLANE: '', MESHLET_TOKEN: '' } });
