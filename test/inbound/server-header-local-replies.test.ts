@@ -75,6 +75,31 @@ describe('proxyHeaders.server on the mesh’s own answers (HTTP)', () => {
   });
 });
 
+describe('proxyHeaders.server on the HTTP/2 bridge’s own answer', () => {
+  it('an HTTP/2 OPTIONS * to mesh.createServer: 404 (Envoy’s absolute_path_rejected) with server.value', async () => {
+    const mesh = await meshWith('edge/1', []);
+    const server = mesh.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const session = h2connect(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+    try {
+      const head = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        session.on('error', reject);
+        const req = session.request({ ':method': 'OPTIONS', ':path': '*' });
+        req.on('response', (h) => resolve({ ...h }));
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(head[':status'], 404);
+      assert.equal(head.server, 'edge/1');
+    } finally {
+      session.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await mesh.close();
+    }
+  });
+});
+
 /** One unary Echo call over node:http2: the response headers and trailers as they came on the wire. */
 async function unaryOnWire(port: number, method: string): Promise<{ headers: Record<string, unknown>; trailers: Record<string, unknown> }> {
   const session = h2connect(`http://127.0.0.1:${port}`);
