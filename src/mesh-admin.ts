@@ -10,6 +10,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { setTimeout } from 'node:timers';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { InvalidArgumentError, isMeshletError } from './core/errors.ts';
 import type { Mesh } from './mesh.ts';
 import { isLoopback } from './control-plane/probe-hosts.ts';
@@ -170,8 +171,6 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
     json(res, { ...e, text: String(e) });
   };
 
-  // Said before binding, so it is said whatever binding then gives.
-  if (!settings.loopback) logger.warn(`meshlet: the admin endpoint listens on ${settings.host}:${settings.port}, not on loopback (admin.allowNonLoopback): whoever reaches it sees this workload's config, endpoints and certificate details`);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // Bound by this process alone (exclusive): in a node:cluster worker a shared port would give each request to another worker's mesh.
@@ -187,8 +186,11 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
     throw new InvalidArgumentError(`createMesh: the admin endpoint cannot listen on ${settings.host}:${settings.port}: ${why}`, { cause: e });
   });
   const a = server.address() as AddressInfo;
-  const url = `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
-  logger.info?.(`meshlet: admin endpoint at ${url}`);
+  const url = adminUrlOf(a);
+  // With the port bound (admin.port 0 picks one) and, for a wildcard address, the addresses it is reached on.
+  const bound = `${hostPort(a.address, a.port)}${a.address === '0.0.0.0' || a.address === '::' ? ` (every interface${reachedAt(a)})` : ''}`;
+  if (!settings.loopback) logger.warn(`meshlet: the admin endpoint listens on ${bound}, not on loopback (admin.allowNonLoopback): whoever reaches it sees this workload's config, endpoints and certificate details`);
+  logger.info?.(`meshlet: admin endpoint at ${url}${url === `http://${hostPort(a.address, a.port)}` ? '' : `, listening on ${bound}`}`);
   const handle: AdminHandle = {
     url,
     draining: () => {
@@ -205,6 +207,30 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
     },
   };
   mesh.adoptAdmin(handle);
+}
+
+function hostPort(address: string, port: number): string {
+  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
+/** The endpoint's URL: its bound address, or for a wildcard one (0.0.0.0, ::) loopback's, which reaches it from this host. */
+function adminUrlOf(a: AddressInfo): string {
+  const address = a.address === '0.0.0.0' ? '127.0.0.1' : a.address === '::' ? '::1' : a.address;
+  return `http://${hostPort(address, a.port)}`;
+}
+
+/** `: http://10.0.0.5:15000, …`: this host's addresses (not loopback) a wildcard endpoint is reached on from elsewhere, a few. */
+function reachedAt(a: AddressInfo): string {
+  const v4Only = a.address === '0.0.0.0';
+  const found: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const i of list ?? []) {
+      if (i.internal || (v4Only && i.family !== 'IPv4') || (i.family === 'IPv6' && i.scopeid !== 0)) continue;
+      found.push(`http://${hostPort(i.address, a.port)}`);
+    }
+  }
+  if (found.length === 0) return '';
+  return `: ${found.slice(0, 3).join(', ')}${found.length > 3 ? `, and ${found.length - 3} more` : ''}`;
 }
 
 /** Whether a Host header names a loopback address or localhost (with any port). */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isIP } from 'node:net';
 import { type MeshNetworksInput, readMeshNetworks } from './config/mesh-networks.ts';
 import type { NetworkSettings } from './config/network-topology.ts';
 import { NETWORK_LABEL } from './config/topology.ts';
@@ -35,10 +36,12 @@ export interface MeshNetworkOptions {
 export const NETWORK_OPTION_NAMES = optionNames<MeshNetworkOptions>()(['network', 'meshNetworks']);
 
 /** The network settings of a mesh's compiles, from its options (validated: a clear error for each problem). */
-export function networkSettings(o: MeshNetworkOptions & { readonly labels?: Readonly<Record<string, string>> | undefined }): NetworkSettings {
+export function networkSettings(o: MeshNetworkOptions & { readonly labels?: Readonly<Record<string, string>> | undefined; readonly sourceIp?: string | undefined }): NetworkSettings {
   if (o.network !== undefined && typeof o.network !== 'string') throw new InvalidArgumentError(`createMesh: \`network\` must be a network name (a string), got ${JSON.stringify(o.network)}`);
   const label = o.labels !== undefined && Object.hasOwn(o.labels, NETWORK_LABEL) ? o.labels[NETWORK_LABEL] : undefined;
   const network = o.network ?? label ?? '';
   const meshNetworks = o.meshNetworks === undefined ? undefined : readMeshNetworks(o.meshNetworks, 'createMesh: `meshNetworks`');
-  return Object.freeze({ network, meshNetworks });
+  // The workload's IP family, when its IP is given: gateways of the other family are not reachable (istiod, single-stack proxies).
+  const family = o.sourceIp === undefined ? 0 : isIP(o.sourceIp);
+  return Object.freeze({ network, meshNetworks, ...(family === 0 ? {} : { ipFamily: family as 4 | 6 }) });
 }

@@ -131,7 +131,7 @@ export interface MeshOptions extends MeshNetworkOptions {
   readonly locality?: string | undefined;
   /** MeshConfig's `localityLbSetting`: the one of destinations whose DestinationRule sets none and whose Service has no `trafficDistribution` (Istio's default: enabled, no rules). */
   readonly localityLbSetting?: LocalityLoadBalancerSetting | undefined;
-  /** This workload's IP (the key of `consistentHash.useSourceIp`; IPv6: `resolution: DNS` names resolve to IPv6). @defaultValue '127.0.0.1' */
+  /** This workload's IP (the key of `consistentHash.useSourceIp`; IPv6: `resolution: DNS` names resolve to IPv6; when given, only east-west gateway addresses of its family are used). @defaultValue '127.0.0.1' */
   readonly sourceIp?: string | undefined;
   /** What happens to hosts outside the registry (Istio's `outboundTrafficPolicy.mode`). @defaultValue 'ALLOW_ANY' */
   readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY' | undefined;

@@ -184,6 +184,8 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     snapshot.resources,
   );
   servers.guard.peerExchange = telemetry.peerHeaders;
+  // Istio's default (metadataExchangeHeaders UNDEFINED): passthrough calls carry them too.
+  if (!ph.metadataExchangeInMesh) outbound.stampPassthrough = (ex) => telemetry.stampPassthrough(ex);
   servers.guard.proxyHeaders = ph;
   return { transport, grpcTransport, outbound, dispatcher, servers, telemetry };
 }

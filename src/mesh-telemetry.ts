@@ -139,7 +139,8 @@ export class MeshTelemetry {
         principal: () => c.credentials.current?.spiffeId ?? '',
         inMesh: (call) => {
           // Peer metadata goes to in-mesh services only (never to MESH_EXTERNAL hosts or passthrough),
-          // unless proxyHeaders.metadataExchangeHeaders.mode is UNDEFINED (Istio's default): MESH_EXTERNAL too.
+          // unless proxyHeaders.metadataExchangeHeaders.mode is UNDEFINED (Istio's default): MESH_EXTERNAL too
+          // (and passthrough calls: stampPassthrough, from the passthrough layer, which sends no attempt events).
           const cs = (call as { cluster?: unknown }).cluster as ClusterState | undefined;
           return cs !== undefined && (!inMeshOnly || (!cs.passthrough && cs.cluster.service.location === 'MESH_INTERNAL'));
         },
@@ -194,6 +195,11 @@ export class MeshTelemetry {
   /** This workload's metadata-exchange headers while Istio's metrics run (the server side answers callers with them). */
   get peerHeaders(): { readonly id: string; readonly value: string } | undefined {
     return this.#metrics?.peerHeaders;
+  }
+
+  /** Stamps a passthrough call with this workload's metadata-exchange headers while Istio's metrics run. */
+  stampPassthrough(call: object): void {
+    this.#metrics?.stamp(call);
   }
 
   /** A new config: each part rebuilds what it reads from the Telemetry resources. */

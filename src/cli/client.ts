@@ -12,6 +12,7 @@ import { closedMidAnswer, describeFailure, isPlainToTlsAnswer, PLAIN_TO_TLS_ANSW
 import { DEFAULT_PORT, TOKEN_ENV } from '../control-plane/protocol.ts';
 import { MeshletError } from '../core/errors.ts';
 import { UsageError } from './args.ts';
+import { type AnswerShape, shapeOf } from './answer-shapes.ts';
 import { printable } from './escape.ts';
 
 /** The environment variable naming the control plane(s). */
@@ -132,7 +133,7 @@ function refusal(url: string, status: number, body: string, tokenFrom: string | 
   return new MeshletError('MESHLET_ERR_CONTROL_PLANE', message);
 }
 
-/** Sends one request to one control plane; resolves the parsed JSON answer, or throws its refusal. */
+/** Sends one request to one control plane; resolves the parsed JSON answer (of the `expect`ed shape, when given), or throws its refusal. */
 export async function callOne(
   url: string,
   token: string | undefined,
@@ -143,6 +144,7 @@ export async function callOne(
   timeoutMs = DEFAULT_TIMEOUT_MS,
   tokenFrom: string | undefined = token === undefined ? undefined : 'the command',
   ca?: string,
+  expect?: AnswerShape,
 ): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
@@ -167,8 +169,9 @@ export async function callOne(
   }
   if (res.statusCode >= 400) throw refusal(url, res.statusCode, text, tokenFrom);
   if (text === '') return undefined;
+  let answer: unknown;
   try {
-    return JSON.parse(text);
+    answer = JSON.parse(text);
   } catch {
     // Something else answers at the URL (a web server, a proxy's page, a mesh's admin port): said so, and the next URL is tried.
     const type = printable(String(res.headers['content-type'] ?? 'no content-type'));
@@ -176,17 +179,24 @@ export async function callOne(
     unreachable.add(e);
     throw e;
   }
+  if (expect !== undefined && !expect.is(answer)) {
+    // JSON, but not meshlet's answer (another server's, a proxy's JSON error): said so, and the next URL is tried.
+    const e = new MeshletError('MESHLET_ERR_CONTROL_PLANE', `${url}${path} answered ${res.statusCode} with JSON that is not ${expect.what}, but ${printable(shapeOf(answer))}: is a meshlet control plane listening at ${url}?`);
+    unreachable.add(e);
+    throw e;
+  }
+  return answer;
 }
 
 /**
  * Sends a request to the first control plane that answers: an unreachable one is skipped,
  * a refusal is final (replicas share their state, so another would refuse too).
  */
-export async function call(target: ClientTarget, method: string, path: string, body?: string, contentType?: string): Promise<unknown> {
+export async function call(target: ClientTarget, method: string, path: string, body?: string, contentType?: string, expect?: AnswerShape): Promise<unknown> {
   let last: unknown;
   for (const url of target.urls) {
     try {
-      return await callOne(url, target.token, method, path, body, contentType, target.timeoutMs, target.tokenFrom, target.ca);
+      return await callOne(url, target.token, method, path, body, contentType, target.timeoutMs, target.tokenFrom, target.ca, expect);
     } catch (err) {
       last = err;
       if (!isUnreachable(err)) throw err;

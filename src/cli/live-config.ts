@@ -13,6 +13,7 @@ import type { IssueList, RawDocument } from '../config/issues.ts';
 import { checkDocuments, type LoadConfigOptions, type LoadedConfig } from '../config/load-config.ts';
 import { RESOURCES_PATH, type WireResource } from '../control-plane/protocol.ts';
 import { type ClientTarget, call } from './client.ts';
+import { RESOURCE_LIST_SHAPE } from './answer-shapes.ts';
 
 /** The name issues give the served resources. */
 export const LIVE_LABEL = '<control-plane>';
@@ -27,7 +28,7 @@ function keyOf(value: unknown, defaultNamespace: string): string | undefined {
 
 /** `docs` (read from files) over what the control plane at `target` serves, validated and analysed as one config. */
 export async function checkOverServed(docs: readonly RawDocument[], target: ClientTarget, options: LoadConfigOptions, issues: IssueList): Promise<LoadedConfig> {
-  const served = ((await call(target, 'GET', RESOURCES_PATH)) as { resources: WireResource[] }).resources;
+  const served = ((await call(target, 'GET', RESOURCES_PATH, undefined, undefined, RESOURCE_LIST_SHAPE)) as { resources: WireResource[] }).resources;
   const live = new Map(served.map((r) => [keyOf(r, 'default')!, r]));
   const defaultNamespace = options.defaultNamespace ?? 'default';
   const given = docs.map((d) => {

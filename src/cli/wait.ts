@@ -11,6 +11,7 @@ import { STATUS_PATH, type StatusDocument, type WorkloadStatus } from '../contro
 import { MeshletError } from '../core/errors.ts';
 import { UsageError } from './args.ts';
 import { type ClientTarget, callOne, durationOption, isUnreachable } from './client.ts';
+import { STATUS_SHAPE } from './answer-shapes.ts';
 import { printable } from './escape.ts';
 
 /** parseArgs options of the commands that take `--wait`. */
@@ -134,7 +135,7 @@ export interface WaitIo {
 const realIo = (target: ClientTarget): WaitIo => ({
   now: () => performance.now(),
   sleep: (ms) => sleep(ms),
-  status: (url, timeoutMs) => callOne(url, target.token, 'GET', STATUS_PATH, undefined, undefined, timeoutMs, target.tokenFrom, target.ca) as Promise<StatusDocument>,
+  status: (url, timeoutMs) => callOne(url, target.token, 'GET', STATUS_PATH, undefined, undefined, timeoutMs, target.tokenFrom, target.ca, STATUS_SHAPE) as Promise<StatusDocument>,
 });
 
 /** The outcome of a wait: the last round's distribution, and the replicas that did not answer it. */

@@ -76,9 +76,14 @@ export interface NetworkSettings {
   readonly meshNetworks?: MeshNetworks | undefined;
   /** The addresses of gateway host names (the mesh's name cache); without it, host-name gateways stand for no gateway (listed as unresolved). */
   readonly gatewayAddresses?: GatewayAddresses | undefined;
+  /** This workload's IP family (of `sourceIp`, when given): only gateways of that family are reachable (istiod's `filterGatewaysByIPFamily`); undefined: any. */
+  readonly ipFamily?: 4 | 6 | undefined;
 }
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/** An address's family, an IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) being IPv4 (Go's `netip.Addr.Unmap`). */
+const familyOf = (address: string): 4 | 6 => (isIP(address) === 4 || /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(address) ? 4 : 6);
 
 /**
  * A Service's addresses outside the cluster (istiod's `ClusterExternalAddresses`, `kube/conversion.go`):
@@ -193,7 +198,17 @@ export class NetworkTopology {
     let lcm = 1;
     for (const list of [...this.#byNetwork.values(), ...this.#byNetworkAndCluster.values()]) lcm = (lcm * list.length) / gcd(lcm, list.length);
     this.scaleFactor = lcm;
-    this.key = JSON.stringify([this.network, registryNetwork, this.gateways.map((g) => [g.network, g.cluster, g.address, g.port, g.origin]), this.unresolved, settings.meshNetworks?.networks ?? null]);
+    this.ipFamily = settings.ipFamily;
+    this.key = JSON.stringify([this.network, registryNetwork, this.gateways.map((g) => [g.network, g.cluster, g.address, g.port, g.origin]), this.unresolved, settings.meshNetworks?.networks ?? null, this.ipFamily ?? 0]);
+  }
+
+  /** This workload's IP family, when known: a gateway of the other family is not reachable. */
+  readonly ipFamily: 4 | 6 | undefined;
+
+  /** The gateways this workload can reach (istiod's `filterGatewaysByIPFamily`: all, unless its IP family is known). */
+  reachable(gateways: readonly NetworkGateway[]): readonly NetworkGateway[] {
+    const f = this.ipFamily;
+    return f === undefined ? gateways : gateways.filter((g) => familyOf(g.address) === f);
   }
 
   /** Whether any network has a gateway (Istio's `IsMultiNetworkEnabled`): only then are endpoints filtered by network. */

@@ -12,10 +12,11 @@
  * - the router's `x-envoy-*` headers (`envoyDebugHeaders`): here `x-envoy-expected-rq-timeout-ms`
  *   and `x-envoy-original-path` (a rewritten call's) on calls and `x-envoy-upstream-service-time`
  *   on their responses;
- * - `server` on served responses (`server.value` replaces the app's; Istio's default, `istio-envoy`,
- *   is not written: the app's passes through, as with `server.disabled`);
+ * - `server` on served responses, the mesh's refusals and gRPC servers' answers included
+ *   (`server.value` replaces the app's; Istio's default, `istio-envoy`, is not written: the app's
+ *   passes through, as with `server.disabled`);
  * - the metadata-exchange headers (`metadataExchangeHeaders.mode`: `IN_MESH`, meshlet's default,
- *   or `UNDEFINED`, Istio's, which sends them to MESH_EXTERNAL services too);
+ *   or `UNDEFINED`, Istio's, which sends them to MESH_EXTERNAL services and passthrough calls too);
  * - `xForwardedPort` and `xForwardedHost` are taken and, as in a sidecar, change nothing (Istio's
  *   sidecars do not use the remote address, and their catch-all route rewrites no host);
  *   `preserveHttp1HeaderCase: true` is refused (calls are sent with lower-case header names).
@@ -81,15 +82,15 @@ export interface ProxyHeadersOptions {
   /** `{ disabled: true }`: calls do not carry `x-envoy-expected-rq-timeout-ms` or `x-envoy-original-path`, nor their responses `x-envoy-upstream-service-time` (Envoy's `suppress_envoy_headers`). */
   readonly envoyDebugHeaders?: { readonly disabled?: boolean | undefined } | undefined;
   /**
-   * The `server` header of served responses: `{ value: 'my-server' }` replaces the app's (Envoy's
-   * OVERWRITE); `{ disabled: true }` passes the app's through, which is also what meshlet does
-   * without it (Istio's sidecar writes `istio-envoy`).
+   * The `server` header of served responses (the app's, the mesh's refusals, a gRPC server's):
+   * `{ value: 'my-server' }` replaces the app's (Envoy's OVERWRITE); `{ disabled: true }` passes
+   * the app's through, which is also what meshlet does without it (Istio's sidecar writes `istio-envoy`).
    */
   readonly server?: { readonly disabled?: boolean | undefined; readonly value?: string | undefined } | undefined;
   /**
    * Which calls carry the metadata-exchange headers (`x-envoy-peer-metadata(-id)`, Istio's metrics):
    * `IN_MESH` (meshlet's default) only calls to in-mesh services; `UNDEFINED` (Istio's default)
-   * calls to `MESH_EXTERNAL` services too (not passthrough calls, which Istio's sidecar also stamps).
+   * calls to `MESH_EXTERNAL` services and passthrough calls (hosts outside the registry) too.
    */
   readonly metadataExchangeHeaders?: { readonly mode?: 'IN_MESH' | 'UNDEFINED' | undefined } | undefined;
   /** Taken as Istio takes it; a sidecar's inbound and outbound listeners do not use the remote address, so no `x-forwarded-port` is written. */

@@ -95,8 +95,6 @@ export type Judgement =
       readonly normalizedPath: string;
       /** Headers the app's response gets (an external authorizer's, `x-ratelimit-*`), or undefined. */
       readonly responseHeaders: Readonly<Record<string, string | readonly string[]>> | undefined;
-      /** The `server` header that replaces the app's (Istio's `proxyHeaders.server.value`), or undefined (passed through). */
-      readonly server: string | undefined;
     }
   | {
       readonly serve: false;
@@ -372,7 +370,6 @@ function verdict(judge: InboundGuard, req: InboundRequest, a: Admission, grpc: b
     admission: a,
     normalizedPath,
     responseHeaders,
-    server: judge.proxyHeaders.server,
     info: new AdmittedInfo(judge, req.requestPrincipal, req.claims, req.peer, req.authz),
   };
 }

@@ -26,6 +26,12 @@ export interface PassthroughLayerOptions {
   classify(ex: Exchange, err: Error): FailureKind;
   /** The call carries `x-envoy-attempt-count: 1` (Istio's allow_any virtual host has include_request_attempt_count too). */
   readonly attemptCount?: boolean;
+  /**
+   * What stamps the call with the metadata-exchange headers, or undefined: Istio's sidecar sends
+   * them on PassthroughCluster calls too unless `proxyHeaders.metadataExchangeHeaders.mode` is
+   * IN_MESH (its peer_metadata filter's `skip_external_clusters` counts PassthroughCluster as external).
+   */
+  stamp?(): ((ex: Exchange) => void) | undefined;
 }
 
 class PassthroughCall extends ErrorRewritingHandler {
@@ -63,6 +69,7 @@ export function passthroughLayer(o: PassthroughLayerOptions): Layer {
   return (next: Dispatch): Dispatch =>
     (ex, handler) => {
       if (o.attemptCount === true) ex.headers[ATTEMPT_COUNT_HEADER] = '1';
+      o.stamp?.()?.(ex);
       next(ex, new PassthroughCall(ex, handler, o));
     };
 }

@@ -122,6 +122,8 @@ export class Outbound {
   readonly dispatch: Dispatch;
   /** The layers, outermost first (the order is part of the contract; a test pins it). */
   readonly layerNames: readonly string[];
+  /** Stamps a passthrough call with the metadata-exchange headers (set once telemetry runs, under `metadataExchangeHeaders` UNDEFINED). */
+  stampPassthrough: ((ex: Exchange) => void) | undefined = undefined;
   /** Stops watching node:http's requests for calls that bypass the mesh. */
   readonly #stopBypassWatch: (() => void) | undefined;
 
@@ -155,7 +157,7 @@ export class Outbound {
     // A host outside the mesh (ALLOW_ANY): Istio's allow_any route — no route timeout (unless a
     // trusted app asks for one: x-envoy-upstream-rq-timeout-ms), no retries — but the caller's deadline still holds, and a failure is answered as Envoy answers it (503 UF, …).
     const passthrough = stack(
-      [timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: trusted ? (ex) => timeoutFromHeader(ex.headers, RQ_TIMEOUT_HEADER, undefined) : () => undefined }), passthroughLayer({ classify, attemptCount: o.attemptCount ?? true })],
+      [timeoutLayer({ clock: o.clock, deadlines: this.deadlines, timeoutMs: trusted ? (ex) => timeoutFromHeader(ex.headers, RQ_TIMEOUT_HEADER, undefined) : () => undefined }), passthroughLayer({ classify, attemptCount: o.attemptCount ?? true, stamp: () => this.stampPassthrough })],
       (ex, handler) => transportOf(transports, ex.transport).passthrough(ex, handler),
     );
     const upstream = upstreamLayer({ classify, clock: o.clock, attemptCount: o.attemptCount ?? true });

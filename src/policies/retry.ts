@@ -30,6 +30,7 @@ import { retryPolicyForCall, takeRetriableHeaders } from './retry-headers.ts';
 import { type HeaderBag, isRetriable } from './retry-rules.ts';
 import { PER_TRY_TIMEOUT_HEADER, timeoutFromHeader } from './timeout-headers.ts';
 import { flagLateReset, upstreamFailure } from './upstream-failure.ts';
+import { endsWithHead, PerTryTimeout, RetriedResponse, retryNotSent } from './retry-errors.ts';
 
 /** What the retry layer needs from the mesh. */
 export interface RetryLayerOptions {
@@ -49,32 +50,6 @@ export interface RetryLayerOptions {
   /** A call's `x-envoy-upstream-rq-per-try-timeout-ms` replaces `perTryTimeout` (trustEnvoyRequestHeaders; else one a route set is sent on, as Envoy reads it before the route's headers). */
   readonly timeoutHeaders: boolean;
 }
-
-/** The marker error a per-try timeout aborts its attempt with. */
-class PerTryTimeout extends Error {
-  constructor() {
-    super('per-try timeout');
-    this.name = 'PerTryTimeout';
-  }
-}
-
-/** The reason a retried response's stream is reset with (it reaches no one: the attempt ignores what follows). */
-class RetriedResponse extends Error {
-  constructor() {
-    super('response retried: upstream stream reset');
-    this.name = 'RetriedResponse';
-  }
-}
-
-/**
- * Whether a response with this head has nothing after it (Envoy's `end_stream` on headers): a
- * HEAD request's, or one with `content-length: 0`. Its stream is let end (its connection is
- * kept); any other retried response is reset.
- */
-function endsWithHead(method: string, headers: Headers): boolean {
-  return method === 'HEAD' || headers['content-length'] === '0';
-}
-
 
 /** This attempt holds a slot of the retry budget. */
 const IS_RETRY = 1;
@@ -375,12 +350,26 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
       this._forgetClose?.();
       this._forgetClose = undefined;
       if (ex.waiting === this) ex.waiting = undefined;
-      next.send();
+      // From the timer nobody catches what a layer below throws (a bug, an injected Clock or Random
+      // that throws): the call ends with it, as the dispatcher ends a first attempt that throws.
+      try {
+        next.send();
+      } catch (err) {
+        next.notSent(err);
+      }
     };
     ex.waiting = this;
     this._forgetClose = deadlines.onClose(closed);
     // The caller awaits this call: the backoff keeps the process alive (nothing else may).
     this._timer = this._run.o.clock.setTimer(fire, this._delayMs, true);
+  }
+
+  /** A retry that threw as it was sent (from the backoff timer): the call fails with an error that says which retry, where, and why. */
+  notSent(err: unknown): void {
+    const ex = this._ex;
+    if (ex.done || (this._bits & (FORWARDED | DISCARDING | FINISHED)) !== 0) return;
+    this._end();
+    this._handler.onResponseError?.(NO_CONTROLLER, retryNotSent(ex, err));
   }
 
   /** Abort, deadline or mesh.close() during the backoff wait. */

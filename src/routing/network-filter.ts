@@ -75,6 +75,7 @@ export function filterByNetwork(endpoints: readonly Endpoint[], topo: NetworkTop
   const usedKeys = new Set<string>();
   let viaGateway = 0;
   let plaintextDropped = 0;
+  let familyDropped = 0;
   const gatewaysUsed = new Set<string>();
   for (const [locality, group] of groups) {
     const weights = new Map<NetworkGateway, { weight: number; endpoints: string[] }>();
@@ -92,14 +93,20 @@ export function filterByNetwork(endpoints: readonly Endpoint[], topo: NetworkTop
         }
         continue;
       }
+      // Gateways, but none of this workload's IP family: left out, not dialled directly (istiod).
+      const reachable = topo.reachable(gateways);
+      if (reachable.length === 0) {
+        familyDropped++;
+        continue;
+      }
       // Cross-network traffic relies on mTLS for SNI routing: a plaintext remote endpoint is left out.
       if (!mtls(ep)) {
         plaintextDropped++;
         continue;
       }
       viaGateway++;
-      const per = Math.floor(weight / gateways.length);
-      for (const gw of gateways) {
+      const per = Math.floor(weight / reachable.length);
+      for (const gw of reachable) {
         const w = weights.get(gw) ?? { weight: 0, endpoints: [] };
         w.weight += per;
         w.endpoints.push(ep.key);
@@ -134,6 +141,7 @@ export function filterByNetwork(endpoints: readonly Endpoint[], topo: NetworkTop
   const parts = [`multi-network: this workload is on ${topo.network === '' ? 'no network (endpoints on a network with a gateway go through it)' : `network ${topo.network}`}`];
   if (viaGateway > 0) parts.push(`${viaGateway} endpoint(s) on other networks reached through gateway ${[...gatewaysUsed].join(', ')}`);
   if (topo.unresolved.length > 0) parts.push(unresolvedText(topo));
+  if (familyDropped > 0) parts.push(`${familyDropped} endpoint(s) on other networks left out: no gateway of this workload's IP family (IPv${topo.ipFamily}, its sourceIp) reaches them`);
   if (plaintextDropped > 0) parts.push(`${plaintextDropped} endpoint(s) on other networks left out: calls to them would not use Istio mTLS, which the gateway routes by (SNI)`);
   return { endpoints: out, summary: parts.join('; ') };
 }

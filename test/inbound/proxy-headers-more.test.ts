@@ -6,7 +6,7 @@
  *   whichever way the app set its own (setHeader, writeHead's object or raw list);
  *   `server.disabled` and no option pass the app's through;
  * - `metadataExchangeHeaders.mode: UNDEFINED` (Istio's default) sends the metadata-exchange
- *   headers on calls to MESH_EXTERNAL services too (not on passthrough calls: a difference);
+ *   headers on calls to MESH_EXTERNAL services and passthrough calls too;
  *   `IN_MESH` (meshlet's default) only to in-mesh services;
  * - `xForwardedPort` / `xForwardedHost` are taken and write nothing, as in a sidecar;
  *   `preserveHttp1HeaderCase: true` is refused, naming why.
@@ -99,8 +99,9 @@ describe('proxyHeaders.metadataExchangeHeaders', () => {
   it("IN_MESH (meshlet's default): in-mesh services only; UNDEFINED (Istio's default): MESH_EXTERNAL services too", async () => {
     assert.deepEqual(await sent(undefined), { internal: true, external: false, passthrough: false });
     assert.deepEqual(await sent('IN_MESH'), { internal: true, external: false, passthrough: false });
-    // Passthrough calls (hosts outside the registry) carry none either way: meshlet's passthrough has no attempt to stamp them on.
-    assert.deepEqual(await sent('UNDEFINED'), { internal: true, external: true, passthrough: false });
+    // Passthrough calls (hosts outside the registry, Istio's PassthroughCluster) too: Istio's peer_metadata filter skips
+    // PassthroughCluster only with skip_external_clusters, which IN_MESH sets.
+    assert.deepEqual(await sent('UNDEFINED'), { internal: true, external: true, passthrough: true });
   });
 });
 

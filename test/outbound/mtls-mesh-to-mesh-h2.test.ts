@@ -15,60 +15,29 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import express from 'express';
 import { createMesh, type Mesh } from '../../src/index.ts';
-import { cleanupPki, makeCa, type TestCa, workloadCredentials } from '../helpers/pki.ts';
+import { startMeshToMesh, type MeshToMesh, REVIEWS_HOST as HOST, reviewsEntry } from '../helpers/mesh-to-mesh.ts';
 import { skipWithout } from '../helpers/tools.ts';
 import { peerAuthentication } from '../inbound/mtls-helpers.ts';
 
-const HOST = 'reviews.default.svc.cluster.local';
 const quiet = { warn: () => undefined, error: () => undefined };
 const TERMINATED = 'upstream connect error or disconnect/reset before headers. reset reason: connection termination';
 
 describe('meshlet client → meshlet server over HTTP/2, refused by the server for its connection', { skip: skipWithout('openssl') }, () => {
-  let ca: TestCa;
-  let server: Mesh;
+  let t: MeshToMesh;
   let port = 0;
-  const meshes: Mesh[] = [];
-  const seen: string[] = [];
   const strict = peerAuthentication('default', 'default', { mtls: { mode: 'STRICT' } });
 
-  const config = (protocol: string, at: number, extra: object[] = []) => [
-    {
-      apiVersion: 'networking.istio.io/v1',
-      kind: 'ServiceEntry',
-      metadata: { name: 'reviews', namespace: 'default' },
-      spec: { hosts: [HOST], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: 9080, name: 'http', protocol }], endpoints: [{ address: '127.0.0.1', ports: { http: at }, serviceAccount: 'reviews', labels: { 'security.istio.io/tlsMode': 'istio' } }] },
-    },
-    ...extra,
-  ];
-
   /** A calling mesh; without `credentials` it calls in plaintext (h2c). */
-  async function client(o: { protocol?: string; port?: number; credentials?: boolean; extra?: object[] } = {}): Promise<Mesh> {
-    const m = await createMesh({ service: 'productpage', serviceAccount: 'productpage', config: config(o.protocol ?? 'HTTP2', o.port ?? port, o.extra), logger: quiet });
-    meshes.push(m);
-    if (o.credentials !== false) m.credentials.set(workloadCredentials(ca, { namespace: 'default', serviceAccount: 'productpage' }));
-    return m;
-  }
+  const client = (o: { protocol?: string; port?: number; credentials?: boolean; extra?: object[] } = {}): Promise<Mesh> => t.client([reviewsEntry(o.protocol ?? 'HTTP2', o.port ?? port), ...(o.extra ?? [])], o);
 
   const attempts = (m: Mesh) => m.diagnostics().clusters.flatMap((c) => c.endpoints.map((e) => e.requests.total)).reduce((a, b) => a + b, 0);
 
   before(async () => {
-    ca = makeCa({ name: 'cluster.local' });
     // STRICT, but the health probes answer in plaintext: a plaintext connection is let in and judged request by request.
-    server = await createMesh({ service: 'reviews', serviceAccount: 'reviews', config: [strict] as never, logger: quiet, probePaths: ['/healthz'] });
-    server.credentials.set(workloadCredentials(ca, { namespace: 'default', serviceAccount: 'reviews' }));
-    const s = server.createServer((req, res) => {
-      const peer = (req as { meshlet?: { peer?: { principal?: string } } }).meshlet?.peer?.principal ?? 'plaintext';
-      seen.push(`${req.url} ${peer}`);
-      res.end(peer);
-    });
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    port = (s.address() as AddressInfo).port;
+    t = await startMeshToMesh([strict], { probePaths: ['/healthz'], record: (url, peer) => `${url} ${peer}` });
+    port = t.port;
   });
-  after(async () => {
-    await Promise.all(meshes.map((m) => m.close()));
-    await server.close();
-    cleanupPki();
-  });
+  after(() => t.close());
 
   it('over mTLS (h2): 200 and the client identity', async () => {
     const m = await client();
@@ -101,7 +70,7 @@ describe('meshlet client → meshlet server over HTTP/2, refused by the server f
   for (const protocol of ['HTTP2', 'GRPC']) {
     it(`${protocol}: a plaintext caller refused by STRICT gets 503 UC connection termination, not a stream reset (UR)`, async () => {
       const m = await client({ protocol, credentials: false });
-      const before = seen.length;
+      const before = t.seen.length;
       const grpc = protocol === 'GRPC';
       const r = await m.fetch(`http://${HOST}:9080/reviews`, grpc ? { method: 'POST', headers: { 'content-type': 'application/grpc' }, body: new Uint8Array(5) } : {});
       const text = await r.text();
@@ -113,7 +82,7 @@ describe('meshlet client → meshlet server over HTTP/2, refused by the server f
         assert.equal(r.status, 503);
         assert.equal(text, TERMINATED);
       }
-      assert.equal(seen.length, before, 'the app never saw it');
+      assert.equal(t.seen.length, before, 'the app never saw it');
       assert.equal(attempts(m), 1, "Istio's default retry policy does not retry a connection termination");
     });
   }
@@ -131,7 +100,7 @@ describe('meshlet client → meshlet server over HTTP/2, refused by the server f
   it("two meshes: mesh B's STRICT on a server mesh A made (PERMISSIVE) closes the HTTP/2 caller's connection, as over HTTP/1.1", async () => {
     const a = await createMesh({ service: 'alpha', config: [peerAuthentication('default', 'istio-system', { mtls: { mode: 'PERMISSIVE' } })] as never, logger: quiet });
     const b = await createMesh({ service: 'beta', config: [peerAuthentication('default', 'istio-system', { mtls: { mode: 'STRICT' } })] as never, logger: quiet });
-    meshes.push(a, b);
+    t.keep(a, b);
     const app = express();
     app.get('/b', b.express(), (_req, res) => {
       res.send('b served');

@@ -6,58 +6,24 @@
  * the one the server sees on the next connection.
  */
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createMesh, isMeshletError, type Mesh } from '../../src/index.ts';
-import { cleanupPki, makeCa, type TestCa, workloadCredentials } from '../helpers/pki.ts';
+import { startMeshToMesh, type MeshToMesh, REVIEWS_HOST as HOST, reviewsEntry } from '../helpers/mesh-to-mesh.ts';
+import { makeCa, workloadCredentials } from '../helpers/pki.ts';
 import { skipWithout } from '../helpers/tools.ts';
 
-const HOST = 'reviews.default.svc.cluster.local';
 const quiet = { warn: () => undefined, error: () => undefined };
 
 describe('meshlet client → meshlet server over mTLS', { skip: skipWithout('openssl') }, () => {
-  let ca: TestCa;
-  let server: Mesh;
-  let port = 0;
-  const meshes: Mesh[] = [];
-  const seen: string[] = [];
+  let t: MeshToMesh;
   const strict = { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: 'default' }, spec: { mtls: { mode: 'STRICT' } } };
-
-  const config = (extra: object[] = []) => [
-    {
-      apiVersion: 'networking.istio.io/v1',
-      kind: 'ServiceEntry',
-      metadata: { name: 'reviews', namespace: 'default' },
-      spec: { hosts: [HOST], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: 9080, name: 'http', protocol: 'HTTP' }], endpoints: [{ address: '127.0.0.1', ports: { http: port }, serviceAccount: 'reviews', labels: { 'security.istio.io/tlsMode': 'istio' } }] },
-    },
-    strict,
-    ...extra,
-  ];
-
-  async function client(o: { credentials?: boolean; extra?: object[] } = {}): Promise<Mesh> {
-    const m = await createMesh({ service: 'productpage', serviceAccount: 'productpage', config: config(o.extra), logger: quiet });
-    meshes.push(m);
-    if (o.credentials !== false) m.credentials.set(workloadCredentials(ca, { namespace: 'default', serviceAccount: 'productpage' }));
-    return m;
-  }
+  const config = (extra: object[] = []) => [reviewsEntry('HTTP', t.port), strict, ...extra];
+  const client = (o: { credentials?: boolean; extra?: object[] } = {}): Promise<Mesh> => t.client(config(o.extra), o);
 
   before(async () => {
-    ca = makeCa({ name: 'cluster.local' });
-    server = await createMesh({ service: 'reviews', serviceAccount: 'reviews', config: [strict], logger: quiet });
-    server.credentials.set(workloadCredentials(ca, { namespace: 'default', serviceAccount: 'reviews' }));
-    const s = server.createServer((req, res) => {
-      const peer = (req as { meshlet?: { peer?: { principal?: string } } }).meshlet?.peer?.principal ?? 'plaintext';
-      seen.push(peer);
-      res.end(peer);
-    });
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    port = (s.address() as AddressInfo).port;
+    t = await startMeshToMesh([strict]);
   });
-  after(async () => {
-    await Promise.all(meshes.map((m) => m.close()));
-    await server.close();
-    cleanupPki();
-  });
+  after(() => t.close());
 
   it('auto-mTLS to a labelled endpoint: STRICT lets it in and the server sees the client identity', async () => {
     const m = await client();
@@ -68,10 +34,10 @@ describe('meshlet client → meshlet server over mTLS', { skip: skipWithout('ope
 
   it('a client without a certificate calls in plaintext, and STRICT refuses it', async () => {
     const m = await client({ credentials: false });
-    const before = seen.length;
+    const before = t.seen.length;
     const r = await m.fetch(`http://${HOST}:9080/`);
     assert.equal(r.status, 503);
-    assert.equal(seen.length, before, 'the app never saw it');
+    assert.equal(t.seen.length, before, 'the app never saw it');
   });
 
   it('DestinationRule DISABLE sends plaintext despite the certificate: STRICT refuses it', async () => {
@@ -82,9 +48,9 @@ describe('meshlet client → meshlet server over mTLS', { skip: skipWithout('ope
 
   it('a client certificate the server does not trust (another CA): refused, naming why; the app never sees it', async () => {
     const m = await createMesh({ service: 'productpage', config: config(), errors: 'throw', logger: quiet });
-    meshes.push(m);
-    m.credentials.set(workloadCredentials(makeCa({ name: 'elsewhere' }), { namespace: 'default', serviceAccount: 'productpage', trust: ca.rootPem }));
-    const before = seen.length;
+    t.keep(m);
+    m.credentials.set(workloadCredentials(makeCa({ name: 'elsewhere' }), { namespace: 'default', serviceAccount: 'productpage', trust: t.ca.rootPem }));
+    const before = t.seen.length;
     const e = await m.fetch(`http://${HOST}:9080/`).then(
       () => assert.fail('expected a refusal'),
       (err: Error) => err,
@@ -92,13 +58,13 @@ describe('meshlet client → meshlet server over mTLS', { skip: skipWithout('ope
     // The server closes the TLS 1.3 connection after checking the certificate: reported as the refusal it is.
     assert.ok(isMeshletError(e, 'MESHLET_ERR_UPSTREAM_TLS'), String(e));
     assert.match(e.message, /transport failure reason: TLS error: the server closed the connection right after the TLS handshake without answering: it refused this workload's certificate/);
-    assert.equal(seen.length, before);
+    assert.equal(t.seen.length, before);
   });
 
   it('a rotated client certificate (another service account) is what the server sees next', async () => {
     const m = await client();
     assert.equal(await (await m.fetch(`http://${HOST}:9080/`)).text(), 'spiffe://cluster.local/ns/default/sa/productpage');
-    m.credentials.set(workloadCredentials(ca, { namespace: 'default', serviceAccount: 'productpage-v2' }));
+    m.credentials.set(workloadCredentials(t.ca, { namespace: 'default', serviceAccount: 'productpage-v2' }));
     assert.equal(await (await m.fetch(`http://${HOST}:9080/`)).text(), 'spiffe://cluster.local/ns/default/sa/productpage-v2');
   });
 });

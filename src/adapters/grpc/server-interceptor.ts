@@ -135,6 +135,8 @@ class MeshServerCall {
   #extra: Readonly<Record<string, string | readonly string[]>> | undefined;
   /** This workload's metadata-exchange headers, for a caller that sent its own. */
   #peerAnswer: Record<string, string> | undefined;
+  /** Istio's `proxyHeaders.server.value`: the `server` header of every answer (the handler's, a denial), or undefined. */
+  #server: string | undefined;
   #headSent = false;
   /** A status went out through the interceptor (grpc-js's onCancel follows every status). */
   #statusSent = false;
@@ -206,6 +208,7 @@ class MeshServerCall {
     const extra = this.#extra;
     if (extra !== undefined) addHeaders(md, extra);
     if (this.#peerAnswer !== undefined) addHeaders(md, this.#peerAnswer);
+    if (this.#server !== undefined) md.set('server', this.#server);
     this.#ob?.head(md);
     next(md);
   }
@@ -225,11 +228,13 @@ class MeshServerCall {
   sendStatus(s: PartialStatusObject, next: (s: PartialStatusObject) => void): void {
     const extra = this.#extra;
     const answer = this.#peerAnswer;
-    if ((extra !== undefined || answer !== undefined) && !this.#headSent) {
-      // Trailers-only: the phases' headers and the exchange's answer go with the status.
+    const server = this.#server;
+    if ((extra !== undefined || answer !== undefined || server !== undefined) && !this.#headSent) {
+      // Trailers-only: the phases' headers, the exchange's answer and the server header go with the status.
       const md = s.metadata ?? new this.#o.grpc.Metadata();
       if (extra !== undefined) addHeaders(md, extra);
       if (answer !== undefined) addHeaders(md, answer);
+      if (server !== undefined) md.set('server', server);
       s = { ...s, metadata: md };
     }
     this.#statusSent = true;
@@ -247,6 +252,7 @@ class MeshServerCall {
       next(md);
       return;
     }
+    this.#server = guard.proxyHeaders.server;
     const headers = headersOf(md);
     const deadline = deadlineMs(call.getDeadline());
     const timeout = grpcTimeoutOf(deadline, Date.now());

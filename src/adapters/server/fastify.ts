@@ -264,7 +264,6 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
     syncRawPath(raw);
   }
   if (x.responseHeaders !== undefined) addOnHead(reply.raw, x.responseHeaders);
-  if (x.server !== undefined) overwriteOnHead(reply.raw, 'server', x.server);
   enterContext(raw, x, next);
 }
 
@@ -326,6 +325,9 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
         next();
         return;
       }
+      // Istio's proxyHeaders.server.value on every answer: the app's and the mesh's own (a denial, a local reply).
+      const server = g.proxyHeaders.server;
+      if (server !== undefined) overwriteOnHead(reply.raw, 'server', server);
       const headers = g.active ? headersFromRaw(raw.rawHeaders) : (raw.headers as Headers);
       const names = g.active ? namesOfLastView() : undefined;
       // An absolute-form target (rewriteUrl made it origin-form): the URL's authority is the Host, as Envoy forwards it.

@@ -54,8 +54,12 @@ export class Http2Bridge {
   /** Set by close(): sessions are told GOAWAY. */
   #draining = false;
 
-  constructor(handOver: HandOver) {
+  /** Istio's `proxyHeaders.server.value`, for the answers the bridge makes itself. */
+  readonly #server: () => string | undefined;
+
+  constructor(handOver: HandOver, server: () => string | undefined = () => undefined) {
     this.#handOver = handOver;
+    this.#server = server;
     this.#h2 = createH2Server();
     this.#h2.on('session', (session: BridgedSession) => {
       // The socket itself: `session.socket` is a proxy, which the mesh's per-socket records (the verified peer) do not know.
@@ -139,7 +143,8 @@ export class Http2Bridge {
     // Not a path (`OPTIONS *`): Envoy's connection manager answers 404 (absolute_path_rejected),
     // as the mesh's guard does for HTTP/1.1; undici would not send it to the app anyway.
     if (path.charCodeAt(0) !== 47 /* / */) {
-      stream.respond({ ':status': 404 }, { endStream: true });
+      const server = this.#server();
+      stream.respond(server === undefined ? { ':status': 404 } : { ':status': 404, server }, { endStream: true });
       return;
     }
     const headers: Record<string, string | string[]> = { host: String(h2[':authority'] ?? h2.host ?? 'localhost') };

@@ -129,7 +129,7 @@ export class MeshHttpServer extends Server {
       markAccepted(socket, guard);
       this.#http1.add(socket);
       this.#http.call(this, socket);
-    });
+    }, () => guard.proxyHeaders.server);
     this.#acceptor = new PeerAuthAcceptor(mtls, SERVER_ALPN, {
       plaintext: (socket, first) => {
         markAccepted(socket, guard);

@@ -181,7 +181,6 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true), ob?.changed);
   if (j.responseHeaders !== undefined) addOnHead(res, j.responseHeaders);
-  if (j.server !== undefined) overwriteOnHead(res, 'server', j.server);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };
     if (j.request.path !== j.normalizedPath) {
@@ -232,6 +231,9 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   // The caller went away before the mesh ran (during an earlier async middleware): its 'close'
   // has fired already, so a slot it took would never be released. Nobody to judge or serve.
   if (guard.pooled && isGone(req, res)) return;
+  // Istio's proxyHeaders.server.value on every answer: the app's and the mesh's own (a denial, a local reply).
+  const server = guard.proxyHeaders.server;
+  if (server !== undefined) overwriteOnHead(res, 'server', server);
   const viewed = guard.active;
   const headers = viewed || as !== undefined ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
   let names = viewed ? namesOfLastView() : undefined;

@@ -24,8 +24,8 @@ import { admitWith, judgedBy } from './judged.ts';
 import { connectionOf, enterContext, first, internalError, type MeshRequest } from './node.ts';
 import { observeUpgrade, type UpgradeObservation } from './observe-upgrade.ts';
 
-/** Writes a denial as a whole HTTP/1.1 response on the upgrade's socket, then closes it. */
-export function refuseUpgrade(socket: Duplex, d: Denial): void {
+/** Writes a denial as a whole HTTP/1.1 response on the upgrade's socket, then closes it; `server` (Istio's `proxyHeaders.server.value`) replaces any `server` header the denial has. */
+export function refuseUpgrade(socket: Duplex, d: Denial, server?: string): void {
   if (socket.destroyed) return;
   if (d.closeConnection === true) {
     socket.destroy();
@@ -36,7 +36,7 @@ export function refuseUpgrade(socket: Duplex, d: Denial): void {
   let typed = false;
   for (const [k, vs] of Object.entries(d.headers ?? {})) {
     // Written below, as Envoy sets them on its local reply.
-    if (k === 'content-length' || k === 'connection') continue;
+    if (k === 'content-length' || k === 'connection' || (server !== undefined && k.toLowerCase() === 'server')) continue;
     for (const v of typeof vs === 'string' ? [vs] : vs) {
       try {
         validateHeaderName(k);
@@ -48,6 +48,7 @@ export function refuseUpgrade(socket: Duplex, d: Denial): void {
       if (k === 'content-type') typed = true;
     }
   }
+  if (server !== undefined) head += `server: ${server}\r\n`;
   // Envoy's local reply keeps a content-type the filter's headers set (text/plain otherwise).
   head += `${typed ? '' : 'content-type: text/plain\r\n'}content-length: ${body.length}\r\nconnection: close\r\n\r\n`;
   socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
@@ -90,13 +91,13 @@ function judgeUpgrade(guard: InboundGuard, req: MeshRequest, socket: Duplex, nex
     // Fail closed.
     const d = internalError(err);
     ob?.denied(d);
-    refuseUpgrade(socket, d);
+    refuseUpgrade(socket, d, guard.proxyHeaders.server);
     return;
   }
   if (!(j instanceof Promise)) {
     const slot = j.serve ? j.request.slot : undefined;
     if (slot !== undefined) socket.once('close', () => slot.release());
-    admit(req, socket, j, hostChanged, next, ob);
+    admit(req, socket, j, hostChanged, next, ob, guard.proxyHeaders.server);
     return;
   }
   const view = pendingRequest(j);
@@ -118,21 +119,21 @@ function judgeUpgrade(guard: InboundGuard, req: MeshRequest, socket: Duplex, nex
     (x) => {
       socket.off('end', leftEarly);
       if (x.serve && socket.destroyed) return;
-      admit(req, socket, x, hostChanged, next, ob);
+      admit(req, socket, x, hostChanged, next, ob, guard.proxyHeaders.server);
     },
     (err: unknown) => {
       socket.off('end', leftEarly);
       const d = internalError(err);
       ob?.denied(d);
-      refuseUpgrade(socket, d);
+      refuseUpgrade(socket, d, guard.proxyHeaders.server);
     },
   );
 }
 
-function admit(req: MeshRequest, socket: Duplex, j: Judgement, hostChanged: boolean, next: () => void, ob: UpgradeObservation | undefined): void {
+function admit(req: MeshRequest, socket: Duplex, j: Judgement, hostChanged: boolean, next: () => void, ob: UpgradeObservation | undefined, server: string | undefined): void {
   ob?.judged(j);
   if (!j.serve) {
-    if (!callerGone(j.denial)) refuseUpgrade(socket, j.denial);
+    if (!callerGone(j.denial)) refuseUpgrade(socket, j.denial, server);
     return;
   }
   admitWith(req, j.info);

@@ -14,6 +14,7 @@ import { isMeshletError, MeshletError } from '../../core/errors.ts';
 import { locateApplyText } from '../apply-sources.ts';
 import { checkNamespaceOption, out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
+import { APPLY_SHAPE } from '../answer-shapes.ts';
 import { printable } from '../escape.ts';
 import { readInputs } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
@@ -102,7 +103,7 @@ export async function applyCommand(argv: string[]): Promise<number> {
   const sources = sent.map((d) => d.source);
   let answer: ApplyResponse;
   try {
-    answer = (await call(target, 'POST', RESOURCES_PATH, body)) as ApplyResponse;
+    answer = (await call(target, 'POST', RESOURCES_PATH, body, undefined, APPLY_SHAPE)) as ApplyResponse;
   } catch (err) {
     if (!isMeshletError(err)) throw err;
     const located = err.message

@@ -17,6 +17,7 @@ import { generateKeyPair, type KeyAlgorithm } from '../../security/pki/keys.ts';
 import { out, UsageError } from '../args.ts';
 import { printClientUse } from './ca-client-use.ts';
 import { call, type ClientTarget } from '../client.ts';
+import { CA_SHAPE, CERTIFICATE_SHAPE } from '../answer-shapes.ts';
 import { printable } from '../escape.ts';
 import { type OutputFormat, printDocument } from '../output.ts';
 
@@ -95,7 +96,7 @@ export async function caOnControlPlane(sub: 'show' | 'issue' | 'rotate', target:
   const url = target.urls[0]!;
   switch (sub) {
     case 'show': {
-      const info = (await call(target, 'GET', CA_PATH)) as CaInfo;
+      const info = (await call(target, 'GET', CA_PATH, undefined, undefined, CA_SHAPE)) as CaInfo;
       if (format !== undefined) printDocument(format, info);
       else printInfo(url, info, now);
       return 0;
@@ -107,7 +108,7 @@ export async function caOnControlPlane(sub: 'show' | 'issue' | 'rotate', target:
       // The control plane decides the trust domain; the CSR's SAN is ignored anyway.
       const csr = await createCsr(keys, { spiffeId: spiffeUri({ trustDomain: 'cluster.local', namespace, serviceAccount }) });
       const body = { csr, namespace, serviceAccount, ...(v.ttlMs === undefined ? {} : { ttlMs: v.ttlMs }) };
-      const issued = (await call(target, 'POST', CERTIFICATES_PATH, JSON.stringify(body))) as CertificateResponse;
+      const issued = (await call(target, 'POST', CERTIFICATES_PATH, JSON.stringify(body), undefined, CERTIFICATE_SHAPE)) as CertificateResponse;
       const prefix = v.out ?? `${namespace}.${serviceAccount}`;
       const files = { certFile: resolve(`${prefix}.crt`), keyFile: resolve(`${prefix}.key`), caFile: resolve(`${prefix}.ca.crt`) };
       await mkdir(dirname(files.certFile), { recursive: true });
@@ -135,7 +136,7 @@ export async function caOnControlPlane(sub: 'show' | 'issue' | 'rotate', target:
         body = { certChain: (await readPem('--ca-cert', v.caCert))!, key: (await readPem('--ca-key', v.caKey))!, ...(root === undefined ? {} : { root }) };
       } else body = {};
       if (v.overlapMs !== undefined) body = { ...body, overlapMs: v.overlapMs };
-      const info = (await call(target, 'POST', CA_ROTATE_PATH, JSON.stringify(body))) as CaInfo;
+      const info = (await call(target, 'POST', CA_ROTATE_PATH, JSON.stringify(body), undefined, CA_SHAPE)) as CaInfo;
       if (format !== undefined) {
         printDocument(format, info);
         return 0;

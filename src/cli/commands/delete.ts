@@ -9,6 +9,7 @@ import { RESOURCES_PATH } from '../../control-plane/protocol.ts';
 import { out, UsageError } from '../args.ts';
 import { printable } from '../escape.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
+import { DELETE_SHAPE } from '../answer-shapes.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { WAIT_HELP, WAIT_OPTIONS, waitAfterChange, waitOption } from '../wait.ts';
 import { unknownKind } from './get.ts';
@@ -45,7 +46,7 @@ export async function deleteCommand(argv: string[]): Promise<number> {
   if (kind === undefined) throw new UsageError(unknownKind('delete', kindText));
   const ns = values.namespace ?? 'default';
   const target = clientTarget(values);
-  const answer = (await call(target, 'DELETE', `${RESOURCES_PATH}/${kind}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`)) as { version: string; warnings?: string[] };
+  const answer = (await call(target, 'DELETE', `${RESOURCES_PATH}/${kind}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`, undefined, undefined, DELETE_SHAPE)) as { version: string; warnings?: string[] };
   const ref = `${kind} ${ns}/${name}`;
   // What the deletion breaks (a VirtualService routing to the deleted rule's subsets: IST0101), on stderr as apply prints it; an older control plane sends none.
   const warnings = answer.warnings ?? [];

@@ -10,6 +10,7 @@ import { KIND_VERSIONS, type Kind } from '../../config/resource.ts';
 import { RESOURCES_PATH, type WireResource } from '../../control-plane/protocol.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, call, clientTarget } from '../client.ts';
+import { RESOURCE_LIST_SHAPE, RESOURCE_SHAPE } from '../answer-shapes.ts';
 import { printable } from '../escape.ts';
 import { OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { table } from '../table.ts';
@@ -94,13 +95,13 @@ export async function getCommand(argv: string[]): Promise<number> {
   let resources: WireResource[];
   if (name !== undefined) {
     const ns = values.namespace ?? 'default';
-    resources = [(await call(target, 'GET', `${RESOURCES_PATH}/${kinds[0]}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`)) as WireResource];
+    resources = [(await call(target, 'GET', `${RESOURCES_PATH}/${kinds[0]}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`, undefined, undefined, RESOURCE_SHAPE)) as WireResource];
   } else {
     // Several kinds: one listing of every kind (one version of the config), then these kinds.
     const q = new URLSearchParams(one ? { kind: kinds[0] as string } : {});
     if (values.namespace !== undefined) q.set('namespace', values.namespace);
     const wanted = new Set<string>(kinds);
-    resources = ((await call(target, 'GET', `${RESOURCES_PATH}${q.size === 0 ? '' : `?${q}`}`)) as { resources: WireResource[] }).resources.filter((r) => wanted.has(r.kind));
+    resources = ((await call(target, 'GET', `${RESOURCES_PATH}${q.size === 0 ? '' : `?${q}`}`, undefined, undefined, RESOURCE_LIST_SHAPE)) as { resources: WireResource[] }).resources.filter((r) => wanted.has(r.kind));
   }
   if (format !== undefined) {
     // Like kubectl: one resource as itself, a listing as a List (both can be applied again).

@@ -10,6 +10,7 @@ import { type RegisterResponse, type Rejection, STATUS_PATH, type StatusDocument
 import { summaryLine } from '../../control-plane-server/status.ts';
 import { out, UsageError } from '../args.ts';
 import { CLIENT_HELP, CLIENT_OPTIONS, callOne, clientTarget } from '../client.ts';
+import { STATUS_SHAPE, WORKLOADS_SHAPE } from '../answer-shapes.ts';
 import { jsonPrintable, printable } from '../escape.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { table } from '../table.ts';
@@ -151,11 +152,11 @@ export async function statusCommand(argv: string[]): Promise<number> {
   if (values.json === true && format !== undefined) throw new UsageError('meshlet status: give -o json or the deprecated --json, not both');
   if (positionals.length > 0) throw new UsageError(`meshlet status: unexpected argument "${positionals[0]}"`);
   const target = clientTarget(values);
-  const results = await Promise.allSettled(target.urls.map((u) => callOne(u, target.token, 'GET', STATUS_PATH, undefined, undefined, target.timeoutMs, target.tokenFrom, target.ca) as Promise<StatusDocument>));
+  const results = await Promise.allSettled(target.urls.map((u) => callOne(u, target.token, 'GET', STATUS_PATH, undefined, undefined, target.timeoutMs, target.tokenFrom, target.ca, STATUS_SHAPE) as Promise<StatusDocument>));
   // The registrations with their health (the text form only; -o json has the status documents).
   const registrations =
     format === undefined && values.json !== true
-      ? await Promise.allSettled(target.urls.map((u, i) => (results[i]!.status === 'fulfilled' ? (callOne(u, target.token, 'GET', WORKLOADS_PATH, undefined, undefined, target.timeoutMs, target.tokenFrom, target.ca) as Promise<{ workloads: RegisterResponse[] }>) : Promise.resolve({ workloads: [] }))))
+      ? await Promise.allSettled(target.urls.map((u, i) => (results[i]!.status === 'fulfilled' ? (callOne(u, target.token, 'GET', WORKLOADS_PATH, undefined, undefined, target.timeoutMs, target.tokenFrom, target.ca, WORKLOADS_SHAPE) as Promise<{ workloads: RegisterResponse[] }>) : Promise.resolve({ workloads: [] }))))
       : [];
   const docs: { url: string; doc: StatusDocument }[] = [];
   const unreachable: { url: string; error: string }[] = [];

@@ -20,9 +20,8 @@
  *
  * `reporter="source"` data points come from `meshlet:call:end` (this mesh's outbound calls),
  * `reporter="destination"` ones from `meshlet:inbound:end` (requests its servers answered).
- * Outbound calls to in-mesh destinations carry Istio's metadata-exchange headers, and inbound
- * requests that carry them name their source workload (see `peer-metadata.ts`). Its options and
- * what the mesh gives it are in `options.ts`.
+ * Outbound calls carry Istio's metadata-exchange headers (`stamp`), inbound requests with them name
+ * their source workload (`peer-metadata.ts`). Its options and what the mesh gives it: `options.ts`.
  *
  * @module
  */
@@ -209,13 +208,17 @@ export class IstioMetrics {
     const m = message as AttemptStartMessage;
     if (m.workload !== this.#ctx.identity) return;
     this.#checkRecording();
-    if (!this.#ctx.inMesh(m.call)) return;
-    const headers = (m.call as { headers?: Record<string, unknown> }).headers;
+    if (this.#ctx.inMesh(m.call)) this.stamp(m.call);
+  };
+
+  /** Stamps a call with this workload's metadata-exchange headers; the answer's are taken off its response (a passthrough call's too, under UNDEFINED). */
+  stamp(call: object): void {
+    const headers = (call as { headers?: Record<string, unknown> }).headers;
     if (headers === undefined) return;
     headers[PEER_ID_HEADER] = this.#peerId;
     headers[PEER_METADATA_HEADER] = this.#peerValue;
-    (m.call as TappedCall).responseTap = this.#responseTap;
-  };
+    (call as TappedCall).responseTap = this.#responseTap;
+  }
 
   /**
    * The response direction of the exchange: the destination's sidecar (or mesh) answers with its

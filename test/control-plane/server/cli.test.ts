@@ -461,6 +461,41 @@ spec:
     assert.ok(Array.isArray(JSON.parse(next.stdout).items), next.stdout);
   });
 
+  it('status, get, apply, delete and ca against something else that answers 200 with JSON of another shape: said so, naming the URL and what was expected (exit 1, no stack trace), and the next URL is tried', async (tc) => {
+    const other = createHttpServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end('{"status":"ok","uptime":12}');
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    tc.after(() => other.close());
+    const at = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    const shapeFile = join(t.dir, 'other-shape.yaml');
+    writeFileSync(shapeFile, shadowVs('other-shape'));
+    const rows: [string[], RegExp][] = [
+      [['status'], /a meshlet status document/],
+      [['get', 'vs'], /a list of resources/],
+      [['get', 'vs', 'reviews'], /a resource \(/],
+      [['apply', '-f', shapeFile], /an apply result/],
+      [['delete', 'vs', 'reviews'], /a delete result/],
+      [['ca', 'show'], /the control plane CA/],
+    ];
+    for (const [args, what] of rows) {
+      const r = await meshletAsync([...args, '--control-plane', at, '--token', 'x'], { env: { MESHLET_CONTROL_PLANE: '', MESHLET_TOKEN: '' } });
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`${at}/\\S+ answered 200 with JSON that is not `), `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, what, r.stderr);
+      assert.match(r.stderr, new RegExp(`but an object with keys status, uptime: is a meshlet control plane listening at ${at}\\?`), r.stderr);
+      assert.doesNotMatch(r.stderr, /internal error|TypeError/);
+    }
+    const next = await meshletAsync(['get', 'vs', '--control-plane', `${at},${url}`, '-o', 'json'], { env: { MESHLET_CONTROL_PLANE: '', MESHLET_TOKEN: admin } });
+    assert.equal(next.code, 0, next.stderr);
+    assert.ok(Array.isArray(JSON.parse(next.stdout).items), next.stdout);
+    const status = await meshletAsync(['status', '--control-plane', `${at},${url}`], { env: { MESHLET_CONTROL_PLANE: '', MESHLET_TOKEN: admin } });
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stderr, /JSON that is not a meshlet status document/);
+    assert.match(status.stdout, new RegExp(url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  });
+
   it('status, get and apply print what came from workloads or the server with control characters escaped', async () => {
     // A workload NACKs with terminal escapes (clear screen, red, bell, a window title) and a bidi override.
     const evil = ['\u001b[2J\u001b[31mPWNED\u0007', 'title \u001b]0;owned\u0007 bidi \u202eevil\u202c done', 'c1 \u009b31m and\nnewline'];
