@@ -12,8 +12,8 @@ import { DEFAULT_DNS_REFRESH_MS, type DnsOptions, systemDnsResolve } from './out
 import { GatewayNames } from './outbound/gateway-names.ts';
 
 /**
- * The mesh's cache of east-west gateway host names: resolved with its `dns.resolve` (the OS's by
- * default, whose answers have no TTL: `dns.refreshRateMs` applies), on its clock.
+ * The mesh's cache of east-west gateway host names: resolved with its `dns.resolve` (by default the
+ * OS's addresses with their records' TTL; an answer without one is kept for `dns.refreshRateMs`), on its clock.
  */
 export function meshGatewayNames(o: { readonly dns?: DnsOptions | undefined; readonly clock?: Clock | undefined }, logger: { warn(message: string): void; info?(message: string): void }): GatewayNames {
   return new GatewayNames({ resolve: o.dns?.resolve ?? systemDnsResolve, refreshMs: o.dns?.refreshRateMs ?? DEFAULT_DNS_REFRESH_MS, clock: o.clock ?? systemClock, logger });

@@ -3,8 +3,8 @@
  * a MeshNetworks `address`), resolved as istiod resolves them (`pilot/pkg/model/network.go`,
  * `networkGatewayNameCache`, `RESOLVE_HOSTNAME_GATEWAYS` on by default): A and AAAA (family 0),
  * each address its own gateway; an answer is kept for its TTL clamped to [30 s, 1 h]
- * (`MinGatewayTTL`, `MaxGatewayTTL`; a resolver without TTLs — the OS's — gives `dnsRefreshRate`,
- * clamped the same way), then resolved again in the background; a name whose answer changed makes
+ * (`MinGatewayTTL`, `MaxGatewayTTL`; an answer without a TTL — `/etc/hosts`, a resolver that
+ * gives none — is kept for `dnsRefreshRate`, clamped the same way), then resolved again in the background; a name whose answer changed makes
  * the mesh compile its config again (istiod pushes). A resolution that fails keeps the previous
  * addresses and is retried after 30 s; an answer without addresses (NXDOMAIN, no records) leaves
  * the name without gateways, as in istiod. Names no compile uses any more are forgotten.
