@@ -61,16 +61,17 @@ const TEXT = 'text/plain; charset=utf-8';
  */
 export function statsAnswer(stats: readonly Stat[], q: URLSearchParams, prometheus: boolean): StatsAnswer {
   const format = prometheus ? 'prometheus' : (q.get('format') ?? 'text');
-  if (format !== 'text' && format !== 'json' && format !== 'prometheus') return { status: 400, type: TEXT, body: `admin: /stats: format "${format}" is not one of json, prometheus (or none, for text)\n` };
+  const path = prometheus ? '/stats/prometheus' : '/stats';
+  if (format !== 'text' && format !== 'json' && format !== 'prometheus') return { status: 400, type: TEXT, body: `admin: ${path}: format "${format}" is not one of json, prometheus (or none, for text)\n` };
   let list = q.has('usedonly') ? stats.filter((s) => s.used) : stats;
   const filter = q.get('filter');
   if (filter !== null && filter !== '') {
-    if (filter.length > MAX_FILTER) return { status: 400, type: TEXT, body: `admin: /stats: filter is longer than ${MAX_FILTER} characters\n` };
+    if (filter.length > MAX_FILTER) return { status: 400, type: TEXT, body: `admin: ${path}: filter is longer than ${MAX_FILTER} characters\n` };
     let re: RE2JS;
     try {
       re = RE2JS.compile(filter);
     } catch (e) {
-      return { status: 400, type: TEXT, body: `admin: /stats: filter "${filter}" is not a valid RE2 regex: ${(e as Error).message}\n` };
+      return { status: 400, type: TEXT, body: `admin: ${path}: filter "${filter}" is not a valid RE2 regex: ${(e as Error).message}\n` };
     }
     list = list.filter((s) => re.test(s.name));
   }

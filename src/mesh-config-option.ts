@@ -15,6 +15,7 @@ import type { MeshConfigInput, MeshOptions } from './mesh-options.ts';
 import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt, UNAPPLIED_EXPORT_DEFAULTS, unappliedExportDefaults } from './config/validate/mesh-config-notice.ts';
 import { PATH_NORMALIZATIONS } from './core/path-normalization.ts';
 import { parseDuration } from './config/duration.ts';
+import { type ProxyHeadersOptions, resolveProxyHeaders } from './core/proxy-headers.ts';
 
 
 const where = (path: string): string => `createMesh: \`meshConfig.${path}\``;
@@ -79,6 +80,20 @@ function oneOf<T extends string>(v: unknown, path: string, allowed: readonly T[]
   return v as T;
 }
 
+/**
+ * MeshConfig's `defaultConfig.proxyHeaders`, checked here so that a mistake names where it is
+ * (`meshConfig.defaultConfig.proxyHeaders.…`), not a `proxyHeaders` option the app never gave.
+ */
+function meshConfigProxyHeaders(v: unknown): unknown {
+  try {
+    resolveProxyHeaders(v as ProxyHeadersOptions);
+  } catch (e) {
+    if (e instanceof InvalidArgumentError) throw new InvalidArgumentError(e.message.replace(/(?<=[`"])proxyHeaders(?=[.`])/g, 'meshConfig.defaultConfig.proxyHeaders'));
+    throw e;
+  }
+  return v;
+}
+
 /** Drops undefined fields (an explicit option left undefined does not hide the MeshConfig's). */
 function defined<T extends object>(o: T | undefined): Partial<T> {
   const out: Partial<T> = {};
@@ -133,7 +148,7 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
         break;
       }
       case 'defaultConfig.proxyHeaders':
-        top.proxyHeaders = v;
+        top.proxyHeaders = meshConfigProxyHeaders(v);
         break;
       case 'localityLbSetting':
         top.localityLbSetting = v;

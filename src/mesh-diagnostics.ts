@@ -82,7 +82,7 @@ export function endpointDiagnostics(cs: ClusterState, now: number): EndpointDiag
       endpoint: h.endpoint.key,
       active: h.active,
       ejected: h.ejected,
-      ejectedForMs: h.ejected ? Math.max(0, h.ejectedUntil - now) : 0,
+      ejectedForMs: h.ejected ? Math.max(0, Math.round(h.ejectedUntil - now)) : 0,
       ejectionReason: h.ejected ? h.ejectReason : '',
       weight: h.weight,
       locality: h.endpoint.locality,

@@ -199,6 +199,7 @@ export function buildMeshGrpc(o: MeshOptions, outbound: Outbound, servers: MeshS
     retryBufferBytes: o.retryBufferBytes ?? 1024 * 1024,
     workload: identity,
     requestId: servers.guard.proxyHeaders.requestId,
+    envoyHeaders: servers.guard.proxyHeaders.envoyDebugHeaders,
     pipeline: () => pipeline,
     closed,
     server: { guard: () => servers.guard, tls: servers.tls, closeTimeoutMs: o.closeTimeoutMs ?? 5000, debug: logger.debug === undefined ? undefined : (m) => logger.debug?.(m) },

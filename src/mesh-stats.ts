@@ -126,8 +126,10 @@ export class MeshStats {
         if (m.status > 0 && m.status < 500) this.#inc(c, 'upstream_rq_retry_success');
       }
       if (m.flags.includes('UT') && !this.#perTryExpired.has(m.call)) this.#inc(c, 'upstream_rq_timeout');
-      // The answer the caller got, or (errors: 'throw') the one a sidecar would have made of the failure.
-      const code = m.status > 0 ? m.status : isMeshletError(m.error) ? (m.error.httpStatus ?? 0) : 0;
+      // The answer the caller got; for a mesh-made failure, the HTTP status Envoy's router charges
+      // (a gRPC call's trailers-only 200 stands for a 503 or 504), also with errors: 'throw'.
+      const made = m.rendered ?? (m.status > 0 ? undefined : m.error);
+      const code = isMeshletError(made) && made.httpStatus !== undefined ? made.httpStatus : m.status;
       if (code > 0) this.#code(c, code);
     });
     this.#on(channels.inboundEnd, (m: InboundEndMessage) => {
@@ -135,7 +137,8 @@ export class MeshStats {
       if (!mine(m) || m.status === 0 || (m.deniedBy !== undefined && m.deniedBy !== 'connection-pool')) return;
       const c = `inbound|${m.localPort}||`;
       if (m.deniedBy === undefined) this.#inc(c, 'upstream_rq_total');
-      this.#code(c, m.status);
+      // The router's overflow is charged 503, though a gRPC caller gets it as grpc-status 14 in a 200.
+      this.#code(c, m.deniedBy === 'connection-pool' ? 503 : m.status);
     });
     this.#on(channels.poolOverflow, (m: PoolOverflowMessage) => {
       if (mine(m)) this.#inc(m.cluster, 'upstream_rq_pending_overflow');

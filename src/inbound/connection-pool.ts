@@ -136,6 +136,14 @@ export interface PoolOverflowDenial extends Denial {
 
 const OVERFLOW_HEADERS = Object.freeze({ [OVERLOADED_HEADER]: 'true' });
 
+/**
+ * `d` as the mesh answers it with Istio's `proxyHeaders.envoyDebugHeaders` disabled: an overflow
+ * without `x-envoy-overloaded`, as Envoy's inbound router leaves it out under `suppress_envoy_headers`.
+ */
+export function withoutEnvoyHeaders(d: Denial): Denial {
+  return d.headers === OVERFLOW_HEADERS ? { ...d, headers: undefined } : d;
+}
+
 /** The phase over one config's pools. */
 export class InboundPoolPhase implements Phase {
   readonly name = 'connection-pool' as const;

@@ -21,6 +21,7 @@ import { rateLimitResponseHeaders } from './rate-limit-phase.ts';
 import { cleanInternalHeaders } from '../core/clean-internal-headers.ts';
 import { AdmittedInfo } from './admitted-info.ts';
 export { callerGone, releaseSlot } from './connection-pool.ts';
+import { withoutEnvoyHeaders } from './connection-pool.ts';
 export { callerLeft } from './pipeline.ts';
 import type { InboundTlsStats } from './tls-stats.ts';
 
@@ -343,9 +344,8 @@ const PENDING = new WeakMap<Promise<Judgement>, InboundRequest>();
  */
 function pendingVerdict(judge: InboundGuard, a: Promise<Admission>, req: InboundRequest, grpc: boolean, path: string): Promise<Judgement> {
   const p = a.then((x) => verdict(judge, req, x, grpc, path));
-  // The adapter finds the request view of a pending judgement here: to release its slot (the
-  // connection-pool phase) and to cancel what is pending for it (an external authorizer's check)
-  // if its caller goes away first.
+  // The adapter finds the request view here: to release its slot (the connection-pool phase) and
+  // to cancel what is pending for it (an external authorizer's check) if its caller goes away first.
   PENDING.set(p, req);
   return p;
 }
@@ -360,7 +360,7 @@ export function pendingRequest(j: Promise<Judgement>): InboundRequest | undefine
 }
 
 function verdict(judge: InboundGuard, req: InboundRequest, a: Admission, grpc: boolean, normalizedPath: string): Judgement {
-  if (!a.admitted) return { serve: false, denial: a.denial, grpc, request: req };
+  if (!a.admitted) return { serve: false, denial: judge.proxyHeaders.envoyDebugHeaders ? a.denial : withoutEnvoyHeaders(a.denial), grpc, request: req };
   const fromAuthz = req.authz?.responseHeaders;
   const fromLimits = rateLimitResponseHeaders(req);
   const responseHeaders = fromAuthz === undefined ? fromLimits : fromLimits === undefined ? fromAuthz : { ...fromLimits, ...fromAuthz };

@@ -60,6 +60,9 @@ describe('GatewayNames', () => {
     assert.equal(t.changes(), 0);
     assert.deepEqual(t.names.use([NAME]), []);
     assert.deepEqual(t.names.view(), [{ hostname: NAME, addresses: ['10.0.0.1', '10.0.0.2', '2001:db8::1'], refreshInMs: 120_000, lastError: null }]);
+    // Whole milliseconds (the system clock is performance.now(), fractional).
+    t.clock.advance(1_000.4);
+    assert.equal(t.names.view()[0]?.refreshInMs, 119_000);
   });
 
   it('keeps an answer for its TTL clamped to [30 s, 1 h]; without a TTL, dnsRefreshRate (clamped too)', async () => {

@@ -194,7 +194,7 @@ export class GatewayNames {
     const now = this.#o.clock.now();
     return [...this.#entries]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([hostname, e]) => ({ hostname, addresses: e.addresses === undefined ? null : [...e.addresses], refreshInMs: e.refreshAt === undefined ? null : Math.max(0, e.refreshAt - now), lastError: e.lastError?.message ?? null }));
+      .map(([hostname, e]) => ({ hostname, addresses: e.addresses === undefined ? null : [...e.addresses], refreshInMs: e.refreshAt === undefined ? null : Math.max(0, Math.round(e.refreshAt - now)), lastError: e.lastError?.message ?? null }));
   }
 
   /** Whether {@link GatewayNames.close} was called. */

@@ -157,7 +157,11 @@ describe('admin /stats', () => {
       assert.deepEqual([...f.keys()], [`cluster.${c};.outlier_detection.ejections_active`, `cluster.${c};.outlier_detection.ejections_enforced_total`]);
       const bad400 = await text(`${url}/stats?filter=${encodeURIComponent('(unclosed')}`);
       assert.equal(bad400.status, 400);
-      assert.match(bad400.body, /filter "\(unclosed" is not a valid RE2 regex/);
+      assert.match(bad400.body, /^admin: \/stats: filter "\(unclosed" is not a valid RE2 regex/);
+      // The error names the path asked: a scrape config's /stats/prometheus?filter=…
+      const badProm = await text(`${url}/stats/prometheus?filter=${encodeURIComponent('(unclosed')}`);
+      assert.equal(badProm.status, 400);
+      assert.match(badProm.body, /^admin: \/stats\/prometheus: filter "\(unclosed" is not a valid RE2 regex/);
       // RE2, not JavaScript: a lookahead is refused, as Envoy refuses it.
       assert.equal((await text(`${url}/stats?filter=${encodeURIComponent('(?=x)')}`)).status, 400);
       // ?usedonly: the idle cluster's zeros go, the used cluster's counters that moved stay.

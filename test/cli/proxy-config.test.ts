@@ -193,6 +193,25 @@ describe('meshlet proxy-config', () => {
     }
   });
 
+  it('JSON without the section a meshlet admin endpoint answers: exit 1 naming the URL that answered it', async () => {
+    const server = createServer((_req, res) => res.end('{"status":"ok"}'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      for (const [what, path, field] of [
+        ['clusters', '/clusters?format=json', 'cluster_statuses'],
+        ['routes', '/config_dump', 'virtualHosts'],
+        ['secret', '/certs', 'certificates'],
+      ] as const) {
+        const r = await meshletAsync(['proxy-config', what, base]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.equal(r.stderr, `meshlet proxy-config: ${base}${path} answered JSON without ${field}: not a meshlet admin endpoint?\n`);
+      }
+    } finally {
+      server.close();
+    }
+  });
+
   it("DOMAINS as istioctl's describeRouteDomains (its route_test.go cases, and a service's own domains)", () => {
     const cases: [string[], string][] = [
       [[], ''],

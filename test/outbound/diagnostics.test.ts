@@ -43,6 +43,9 @@ test('mesh.diagnostics(): config in use, mirror counters, clusters with endpoint
     assert.deepEqual(open(eps[`127.0.0.1:${good.port}`]), { ...common, endpoint: `127.0.0.1:${good.port}`, ejected: false, ejectedForMs: 0, ejectionReason: '', requests: { total: 5, success: 5, error: 0, timeout: 0 } });
     clock.advance(10_000);
     assert.equal(mesh.diagnostics().clusters[0]?.endpoints.find((e) => e.ejected)?.ejectedForMs, 20_000);
+    // Whole milliseconds, as Envoy's ejected time (the system clock is performance.now(), fractional).
+    clock.advance(1_000.4);
+    assert.equal(mesh.diagnostics().clusters[0]?.endpoints.find((e) => e.ejected)?.ejectedForMs, 19_000);
     (d.mirrors as { sent: number }).sent = 99;
     assert.equal(mesh.diagnostics().mirrors.sent, 0, 'a copy');
   } finally {

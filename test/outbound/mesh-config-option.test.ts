@@ -67,6 +67,11 @@ describe('createMesh({ meshConfig })', () => {
     await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: 'trustDomainAliases: old.org\n' }), /meshConfig\.trustDomainAliases` must be a list of strings/);
     await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: 'defaultConfig:\n  tracing:\n    sampling: 150\n' }), /meshConfig\.defaultConfig\.tracing\.sampling` must be a percentage from 0 to 100/);
     await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: 'trustDomain: [a\n' }), /`meshConfig` is not valid YAML/);
+    // defaultConfig.proxyHeaders: named as the MeshConfig's, not as a proxyHeaders option the app never gave.
+    await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: 'defaultConfig:\n  proxyHeaders:\n    envoyDebugHeaders: {disabled: yes please}\n' }), {
+      message: 'createMesh: `meshConfig.defaultConfig.proxyHeaders.envoyDebugHeaders.disabled` must be true or false, got "yes please"',
+    });
+    await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: 'defaultConfig:\n  proxyHeaders:\n    serverr: {value: x}\n' }), /unknown option "meshConfig\.defaultConfig\.proxyHeaders\.serverr" \(did you mean "meshConfig\.defaultConfig\.proxyHeaders\.server"\?\)/);
     await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: { kind: 'ConfigMap', apiVersion: 'v1', metadata: { name: 'istio' }, data: {} } }), /ConfigMap without a `data.mesh`/);
     await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: ['trustDomain: a'] as never }), /`meshConfig` must be Istio's MeshConfig/);
   });

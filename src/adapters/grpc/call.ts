@@ -39,6 +39,8 @@ export interface MeshCallContext {
   readonly workload: WorkloadIdentity | undefined;
   /** A call without `x-request-id` gets a new one (Istio's `proxyHeaders.requestId` not disabled). @defaultValue true */
   readonly requestId?: boolean;
+  /** Overflow answers carry `x-envoy-overloaded` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). @defaultValue true */
+  readonly envoyHeaders?: boolean;
   /** The outbound pipeline. */
   pipeline(): Dispatch;
   /** True once the mesh is closed. */
@@ -192,6 +194,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     const ex = new GrpcExchange(this, o.errors, now, 'POST', 'http', this.#authority, this.#method, headers, this.#body, undefined, 'grpc', GRPC_TRANSPORT);
     ex.workload = o.workload;
     ex.clock = o.clock;
+    ex.envoyHeaders = o.envoyHeaders !== false;
     ex.callerMetadata = metadata;
     ex.callerHeaders = before;
     if (this.#limits.sideCall === true) ex.sideCall = true;

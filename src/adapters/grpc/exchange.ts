@@ -39,6 +39,8 @@ export function grpcStatusOfError(err: Error): number {
 export class GrpcExchange extends Exchange {
   /** Set when the mesh answers itself with a direct response or a redirect (not a gRPC answer). */
   localKind: LocalReplyKind | undefined = undefined;
+  /** The mesh's overflow answers carry `x-envoy-overloaded` (false: Istio's `proxyHeaders.envoyDebugHeaders` disabled). */
+  envoyHeaders = true;
   /** Response messages delivered to the caller (`call:end`'s `responseMessages`). */
   responseMessages = 0;
   /** The caller's metadata the request headers were made from (an attempt's metadata starts from it). */
@@ -126,7 +128,7 @@ export class GrpcExchange extends Exchange {
     if (this.flags !== '') {
       headers[FLAGS_KEY] = this.flags;
       // Envoy's overflow local reply says so in a header (for gRPC, the trailers-only answer's).
-      if (kind === 'failure' && this.flags.split(',').includes('UO')) headers[OVERLOADED_HEADER] = 'true';
+      if (kind === 'failure' && this.envoyHeaders && this.flags.split(',').includes('UO')) headers[OVERLOADED_HEADER] = 'true';
     }
   }
 }

@@ -38,6 +38,8 @@ export interface MeshGrpcOptions {
   readonly workload: WorkloadIdentity | undefined;
   /** Calls without `x-request-id` get one (Istio's `proxyHeaders.requestId`). @defaultValue true */
   readonly requestId?: boolean;
+  /** Overflow answers carry `x-envoy-overloaded` (Istio's `proxyHeaders.envoyDebugHeaders`). @defaultValue true */
+  readonly envoyHeaders?: boolean;
   pipeline(): Dispatch;
   closed(): boolean;
   /** The mesh's server side: its guard (the current admission phases) and PeerAuthentication with the workload's credentials. */
@@ -68,7 +70,7 @@ export class MeshGrpc {
 
   get #context(): MeshCallContext {
     const o = this.#o;
-    this.#ctx ??= { grpc: grpcJs(), clock: o.clock, errors: o.errors, retryBufferBytes: o.retryBufferBytes, workload: o.workload, requestId: o.requestId !== false, pipeline: o.pipeline, closed: o.closed };
+    this.#ctx ??= { grpc: grpcJs(), clock: o.clock, errors: o.errors, retryBufferBytes: o.retryBufferBytes, workload: o.workload, requestId: o.requestId !== false, envoyHeaders: o.envoyHeaders !== false, pipeline: o.pipeline, closed: o.closed };
     return this.#ctx;
   }
 

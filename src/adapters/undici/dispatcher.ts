@@ -64,7 +64,7 @@ export interface MeshDispatcherOptions {
   readonly workload?: WorkloadIdentity;
   /** A call without `x-request-id` gets a new one (Istio's `proxyHeaders.requestId` not disabled). @defaultValue true */
   readonly requestId?: boolean;
-  /** Responses get `x-envoy-upstream-service-time` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). @defaultValue true */
+  /** Responses get `x-envoy-upstream-service-time`, overflow answers `x-envoy-overloaded` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). @defaultValue true */
   readonly envoyHeaders?: boolean;
   /** The pipeline. */
   pipeline(): Dispatch;
@@ -113,7 +113,8 @@ export class MeshDispatcher extends Dispatcher {
       ex.urlAuthority = authority;
       ex.workload = this.#o.workload;
       ex.clock = this.#o.clock;
-      if (this.#o.envoyHeaders !== false) {
+      ux.envoyHeaders = this.#o.envoyHeaders !== false;
+      if (ux.envoyHeaders) {
         // Envoy's request-complete time: now, or when a streamed body has been read to its end.
         if (body instanceof ReplayableBody && body.deferUntilSent(ux)) ux.requestCompleteAt = -1;
         else ux.requestCompleteAt = ux.startedAt;

@@ -65,6 +65,8 @@ export class UndiciExchange extends Exchange implements BodySentListener {
    * `x-envoy-upstream-service-time` (Istio's `proxyHeaders.envoyDebugHeaders` disabled).
    */
   requestCompleteAt: number | undefined = undefined;
+  /** The mesh's overflow answers carry `x-envoy-overloaded` (false: Istio's `proxyHeaders.envoyDebugHeaders` disabled). */
+  envoyHeaders = true;
   /** The `x-envoy-upstream-service-time` added to a head whose raw list lacks it (appended there). */
   #serviceTime: string | undefined = undefined;
 
@@ -139,12 +141,12 @@ export class UndiciExchange extends Exchange implements BodySentListener {
       if (error.httpStatus === undefined && error.grpcStatus === undefined) return false;
       const grpc = error.grpcStatus ?? httpToGrpc(error.httpStatus as number);
       this.grpcStatus = grpc;
-      this.reply('failure', 200, grpcAnswerHeaders(grpc, text, this.flags), undefined);
+      this.reply('failure', 200, grpcAnswerHeaders(grpc, text, this.flags, this.envoyHeaders), undefined);
       return true;
     }
     const status = grpcOnly ? 200 : error.httpStatus;
     if (status === undefined) return false;
-    this.reply('failure', status, failureHeaders(this.flags), Buffer.from(text));
+    this.reply('failure', status, failureHeaders(this.flags, this.envoyHeaders), Buffer.from(text));
     return true;
   }
 

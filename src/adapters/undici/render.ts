@@ -33,19 +33,23 @@ export function rawFrom(headers: Headers): Buffer[] {
   return raw;
 }
 
-/** Headers of a mesh-made failure response: `text/plain`, the flags, and `x-envoy-overloaded` for UO. */
-export function failureHeaders(flags: string): Headers {
+/**
+ * Headers of a mesh-made failure response: `text/plain`, the flags, and `x-envoy-overloaded` for
+ * UO unless `envoyHeaders` is false (Istio's `proxyHeaders.envoyDebugHeaders` disabled: Envoy's
+ * router leaves it out of its local replies under `suppress_envoy_headers`).
+ */
+export function failureHeaders(flags: string, envoyHeaders = true): Headers {
   const h: Headers = Object.create(null) as Headers;
   h['content-type'] = 'text/plain';
   if (flags !== '') {
     h[FLAGS_HEADER] = flags;
-    if (flags.split(',').includes('UO')) h[OVERLOADED_HEADER] = 'true';
+    if (envoyHeaders && flags.split(',').includes('UO')) h[OVERLOADED_HEADER] = 'true';
   }
   return h;
 }
 
-/** Headers of a trailers-only gRPC answer (Envoy's local reply to a gRPC request, or a gRPC fault abort). */
-export function grpcAnswerHeaders(grpcStatus: number, message: string, flags: string): Headers {
+/** Headers of a trailers-only gRPC answer (Envoy's local reply to a gRPC request, or a gRPC fault abort); `envoyHeaders` as {@link failureHeaders}. */
+export function grpcAnswerHeaders(grpcStatus: number, message: string, flags: string, envoyHeaders = true): Headers {
   const h: Headers = Object.create(null) as Headers;
   h['content-type'] = 'application/grpc';
   h['grpc-status'] = String(grpcStatus);
@@ -53,7 +57,7 @@ export function grpcAnswerHeaders(grpcStatus: number, message: string, flags: st
   if (message !== '') h['grpc-message'] = encodeURIComponent(message).replace(/%20/g, ' ');
   if (flags !== '') {
     h[FLAGS_HEADER] = flags;
-    if (flags.split(',').includes('UO')) h[OVERLOADED_HEADER] = 'true';
+    if (envoyHeaders && flags.split(',').includes('UO')) h[OVERLOADED_HEADER] = 'true';
   }
   return h;
 }

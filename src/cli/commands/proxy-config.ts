@@ -105,9 +105,9 @@ interface ClusterStatus {
   meshlet: Obj;
 }
 
-function clusterStatuses(doc: unknown, filter: string | undefined): ClusterStatus[] {
+function clusterStatuses(base: string, doc: unknown, filter: string | undefined): ClusterStatus[] {
   const statuses = obj(doc).cluster_statuses;
-  if (!Array.isArray(statuses)) throw new ReadError('/clusters?format=json has no cluster_statuses: not a meshlet admin endpoint?');
+  if (!Array.isArray(statuses)) throw new ReadError(`${base}/clusters?format=json answered JSON without cluster_statuses: not a meshlet admin endpoint?`);
   return statuses
     .map(obj)
     .filter((c) => typeof c.name === 'string' && (filter === undefined || c.name.includes(filter)))
@@ -184,9 +184,9 @@ export function describeDomains(shown: readonly string[]): string {
 }
 
 /** istioctl's route rows: the route config (port), the virtual host, its domains, each rule's match and VirtualService. */
-function routeRows(dump: unknown) {
+function routeRows(base: string, dump: unknown) {
   const vhosts = obj(dump).virtualHosts;
-  if (!Array.isArray(vhosts)) throw new ReadError('/config_dump has no virtualHosts: not a meshlet admin endpoint?');
+  if (!Array.isArray(vhosts)) throw new ReadError(`${base}/config_dump answered JSON without virtualHosts: not a meshlet admin endpoint?`);
   return vhosts.map(obj).flatMap((vh) => {
     const shown = shownDomains(strings(vh.domains));
     const given = list(vh.routes).map(obj);
@@ -213,9 +213,9 @@ function vsName(ref: string | null): string | null {
 }
 
 /** istioctl's secret rows: the leaf (`default`, Cert Chain) and each root (`ROOTCA`, CA). */
-function secretRows(doc: unknown) {
+function secretRows(base: string, doc: unknown) {
   const certificates = obj(doc).certificates;
-  if (!Array.isArray(certificates)) throw new ReadError('/certs has no certificates: not a meshlet admin endpoint?');
+  if (!Array.isArray(certificates)) throw new ReadError(`${base}/certs answered JSON without certificates: not a meshlet admin endpoint?`);
   const now = Date.now();
   const row = (name: string, type: string, c: Obj) => {
     const validFrom = str(c.valid_from);
@@ -283,11 +283,11 @@ export async function proxyConfigCommand(argv: string[]): Promise<number> {
   const sections: Exclude<Section, 'all'>[] = what === 'all' ? ['clusters', 'endpoints', 'routes', 'secret'] : [what as Exclude<Section, 'all'>];
   const data: Record<string, unknown[]> = {};
   try {
-    const clusters = sections.includes('clusters') || sections.includes('endpoints') ? clusterStatuses(await read(base, '/clusters?format=json', timeoutMs), values.cluster) : [];
+    const clusters = sections.includes('clusters') || sections.includes('endpoints') ? clusterStatuses(base, await read(base, '/clusters?format=json', timeoutMs), values.cluster) : [];
     if (sections.includes('clusters')) data.clusters = clusterRows(clusters);
     if (sections.includes('endpoints')) data.endpoints = endpointRows(clusters);
-    if (sections.includes('routes')) data.routes = routeRows(await read(base, '/config_dump', timeoutMs));
-    if (sections.includes('secret')) data.secrets = secretRows(await read(base, '/certs', timeoutMs));
+    if (sections.includes('routes')) data.routes = routeRows(base, await read(base, '/config_dump', timeoutMs));
+    if (sections.includes('secret')) data.secrets = secretRows(base, await read(base, '/certs', timeoutMs));
   } catch (err) {
     if (!(err instanceof ReadError)) throw err;
     process.stderr.write(`meshlet proxy-config: ${err.message}\n`);
