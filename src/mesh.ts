@@ -266,6 +266,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#telemetry.install(snapshot.resources);
   }
 
+  /** @internal The server side (admission phases, inbound rate limits), for the admin endpoint's `/stats`. */
+  get servers(): MeshServers {
+    return this.#servers;
+  }
+
   /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */
   get outbound(): Outbound {
     return this.#outbound;
