@@ -28,6 +28,7 @@ import {
   type RetryBudgetExhaustedMessage,
   type WorkloadIdentity,
 } from './core/observe.ts';
+import { type OutlierOverflowMessage, outlierOverflowChannel } from './core/observe-outlier.ts';
 import type { AuthzDecisionMessage } from './inbound/authz-phase.ts';
 import { FlushedHistogram } from './mesh-stats-histogram.ts';
 import { InboundStats } from './mesh-stats-inbound.ts';
@@ -94,10 +95,14 @@ const CLUSTER_COUNTERS = [
 
 /** Outlier-detection counters of a cluster that has outlier detection. */
 const OUTLIER_COUNTERS = [
+  'outlier_detection.ejections_detected_consecutive_5xx',
+  'outlier_detection.ejections_detected_consecutive_gateway_failure',
+  'outlier_detection.ejections_detected_consecutive_local_origin_failure',
   'outlier_detection.ejections_enforced_consecutive_5xx',
   'outlier_detection.ejections_enforced_consecutive_gateway_failure',
   'outlier_detection.ejections_enforced_consecutive_local_origin_failure',
   'outlier_detection.ejections_enforced_total',
+  'outlier_detection.ejections_overflow',
   'outlier_detection.ejections_total',
 ] as const;
 
@@ -205,10 +210,19 @@ export class MeshStats {
       this.#inc(m.cluster, 'upstream_rq_retry_overflow');
       this.#retryOverflowed.add(m.call);
     });
+    this.#on(outlierOverflowChannel, (m: OutlierOverflowMessage) => {
+      if (!mine(m)) return;
+      // outlier_detection_impl.cc: onConsecutiveErrorWorker counts the detection, ejectHost the overflow.
+      this.#inc(m.cluster, `outlier_detection.ejections_detected_${m.detector}`);
+      this.#inc(m.cluster, 'outlier_detection.ejections_overflow');
+    });
     this.#on(channels.outlierEjected, (m: OutlierEjectedMessage) => {
       if (!mine(m)) return;
+      // Every detection meshlet makes is enforced (Istio sets enforcing_* to 100 for the detectors it turns on).
+      this.#inc(m.cluster, `outlier_detection.ejections_detected_${m.detector}`);
       this.#inc(m.cluster, 'outlier_detection.ejections_enforced_total');
-      this.#inc(m.cluster, 'outlier_detection.ejections_total');
+      // Envoy's deprecated ejections_total counts consecutive-5xx (and success-rate) ejections only (outlier_detection_impl.cc ejectHost).
+      if (m.detector === 'consecutive_5xx') this.#inc(m.cluster, 'outlier_detection.ejections_total');
       this.#inc(m.cluster, `outlier_detection.ejections_enforced_${m.detector}`);
     });
     this.#on(channels.configApplied, (m: ConfigAppliedMessage) => {

@@ -31,9 +31,10 @@ import { describe, it } from 'node:test';
 import { exportJWK, generateKeyPair } from 'jose';
 import { createMesh, ManualClock, seededRandom } from '../../src/index.ts';
 import { channels } from '../../src/core/observe.ts';
+import { outlierOverflowChannel } from '../../src/core/observe-outlier.ts';
 import { type Echo, EchoClient, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 import { fixture } from '../helpers/inbound-rate-limit.ts';
-import { call, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
+import { answering, call, destinationRule, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
 
 const quiet = { warn: () => {} };
 
@@ -102,6 +103,61 @@ describe('admin /stats: what Envoy keeps beyond the cluster counters', () => {
     } finally {
       await mesh.close();
       await up.close();
+    }
+  });
+
+  it("outlier detection: Envoy's deprecated ejections_total counts consecutive-5xx ejections only, not a gateway-failure one (outlier_detection_impl.cc ejectHost)", async () => {
+    const bad = await startUpstream('bad', answering(502, 'bad gateway'));
+    const mesh = await createMesh({
+      service: 'client',
+      logger: quiet,
+      admin: { port: 0 },
+      config: [
+        serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: bad.port }]),
+        destinationRule('svc', 'svc.default.svc.cluster.local', { trafficPolicy: { outlierDetection: { consecutive5xxErrors: 0, consecutiveGatewayErrors: 1, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 100 } } }),
+      ],
+    });
+    try {
+      assert.equal((await call(mesh, 'http://svc.default.svc.cluster.local/')).status, 502);
+      const s = parse((await text(`${mesh.adminUrl}/stats?filter=outlier_detection`)).body);
+      const v = (name: string) => s.get(`cluster.${SVC};.outlier_detection.${name}`);
+      assert.equal(v('ejections_enforced_consecutive_gateway_failure'), '1');
+      assert.equal(v('ejections_enforced_total'), '1');
+      assert.equal(v('ejections_active'), '1');
+      assert.equal(v('ejections_total'), '0');
+    } finally {
+      await mesh.close();
+      await bad.close();
+    }
+  });
+
+  it('outlier detection: ejections_detected_* for every detection, ejections_overflow when maxEjectionPercent stops one (outlier_detection_impl.cc onConsecutiveErrorWorker, ejectHost)', async () => {
+    const a = await startUpstream('a', answering(503, 'a'));
+    const b = await startUpstream('b', answering(503, 'b'));
+    const mesh = await createMesh({
+      service: 'client',
+      logger: quiet,
+      admin: { port: 0 },
+      config: [
+        serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: a.port }, { port: b.port }]),
+        destinationRule('svc', 'svc.default.svc.cluster.local', { trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN' }, outlierDetection: { consecutive5xxErrors: 1, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 50 } } }),
+      ],
+    });
+    try {
+      // The first endpoint is ejected (1 of 2: 50 %); the second's detection would make it 100 %.
+      for (let i = 0; i < 2; i++) assert.equal((await call(mesh, 'http://svc.default.svc.cluster.local/')).status, 503);
+      const s = parse((await text(`${mesh.adminUrl}/stats?filter=outlier_detection`)).body);
+      const v = (name: string) => s.get(`cluster.${SVC};.outlier_detection.${name}`);
+      assert.equal(v('ejections_detected_consecutive_5xx'), '2');
+      assert.equal(v('ejections_enforced_consecutive_5xx'), '1');
+      assert.equal(v('ejections_overflow'), '1');
+      assert.equal(v('ejections_active'), '1');
+      assert.equal(v('ejections_total'), '1');
+      assert.equal(v('ejections_detected_consecutive_gateway_failure'), '0');
+    } finally {
+      await mesh.close();
+      await a.close();
+      await b.close();
     }
   });
 
@@ -267,16 +323,16 @@ describe('admin /stats: what Envoy keeps beyond the cluster counters', () => {
   });
 
   it("nothing is subscribed without the admin endpoint (the channels the new stats read included; attempt:start is every mesh's already, for Istio's metrics)", async () => {
-    const watched = [channels.inboundStart, channels.authzDecision, channels.retryBudgetExhausted];
+    const watched = [channels.inboundStart, channels.authzDecision, channels.retryBudgetExhausted, outlierOverflowChannel];
     const plain = await createMesh({ service: 'a', logger: quiet, config: [] });
     try {
-      assert.deepEqual(watched.map((c) => c.hasSubscribers), [false, false, false]);
+      assert.deepEqual(watched.map((c) => c.hasSubscribers), [false, false, false, false]);
     } finally {
       await plain.close();
     }
     const withAdmin = await createMesh({ service: 'b', logger: quiet, admin: { port: 0 }, config: [] });
-    assert.deepEqual(watched.map((c) => c.hasSubscribers), [true, true, true]);
+    assert.deepEqual(watched.map((c) => c.hasSubscribers), [true, true, true, true]);
     await withAdmin.close();
-    assert.deepEqual(watched.map((c) => c.hasSubscribers), [false, false, false]);
+    assert.deepEqual(watched.map((c) => c.hasSubscribers), [false, false, false, false]);
   });
 });
