@@ -129,7 +129,14 @@ const DRY_RUN = /^(?:istio_dry_run_(allow|deny)_)?rbac\.shadow_(allowed|denied)$
 
 /** A stat's Prometheus name and labels, after Istio's tag extraction (`cluster.X;.upstream_rq_503` → `envoy_cluster_upstream_rq{response_code="503",cluster_name="X"}`). */
 function tagged(s: Stat): { name: string; labels: [string, string][] } {
-  const scope = s.cluster !== undefined ? (['cluster', 'cluster_name', s.cluster] as const) : s.httpPrefix !== undefined ? (['http', 'http_conn_manager_prefix', s.httpPrefix] as const) : undefined;
+  const scope =
+    s.cluster !== undefined
+      ? (['cluster', 'cluster_name', s.cluster] as const)
+      : s.httpPrefix !== undefined
+        ? (['http', 'http_conn_manager_prefix', s.httpPrefix] as const)
+        : s.listenerAddress !== undefined
+          ? (['listener', 'listener_address', s.listenerAddress] as const)
+          : undefined;
   if (scope === undefined || s.stat === undefined) return { name: `envoy_${sanitize(s.name)}`, labels: [] };
   const labels: [string, string][] = [];
   let stat = s.stat;

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import type { InboundConnectionMessage } from './core/observe-connections.ts';
 import type { InboundEndMessage, InboundStartMessage } from './core/observe.ts';
 import type { AuthzDecisionMessage } from './inbound/authz-phase.ts';
 import { FlushedHistogram } from './mesh-stats-histogram.ts';
@@ -29,8 +30,14 @@ const BEFORE_JWT = new Set(['path', 'peer-identity', 'ext-authz']);
 /** Counters every inbound prefix shows, 0 until written. */
 const HTTP_COUNTERS = ['downstream_rq_completed', 'downstream_rq_total', 'downstream_rq_1xx', 'downstream_rq_2xx', 'downstream_rq_3xx', 'downstream_rq_4xx', 'downstream_rq_5xx'] as const;
 
-/** One inbound stat as the renderer takes it. */
+/** The listener address of a local port in Envoy's stat names (`listener.0.0.0.0_<port>.`). */
+export function listenerAddress(port: number): string {
+  return `0.0.0.0_${port}`;
+}
+
+/** One inbound stat as the renderer takes it: under `http.<prefix>;.`, or (`listener`) `listener.<address>.`. */
 export interface InboundStat {
+  readonly listener?: boolean;
   readonly prefix: string;
   readonly stat: string;
   readonly value: number;
@@ -56,6 +63,10 @@ export class InboundStats {
   /** Requests started since counting began (their end lowers `downstream_rq_active`). */
   readonly #started = new WeakSet<object>();
   readonly #active = new Map<string, number>();
+  /** Per listener address: Envoy's listener counters (`downstream_cx_total`, `ssl.*`). */
+  readonly #listeners = new Map<string, Map<string, number>>();
+  /** Gauges: connections open per listener address; served per HTTP prefix (all, and over TLS). */
+  readonly #gauges = new Map<string, number>();
   readonly #source: InboundSource;
   readonly #start: number;
 
@@ -71,6 +82,60 @@ export class InboundStats {
       this.#counts.set(prefix, m);
     }
     m.set(stat, (m.get(stat) ?? 0) + n);
+  }
+
+  #count(map: Map<string, Map<string, number>>, key: string, stat: string): void {
+    let m = map.get(key);
+    if (m === undefined) {
+      m = new Map();
+      map.set(key, m);
+    }
+    m.set(stat, (m.get(stat) ?? 0) + 1);
+  }
+
+  #gauge(key: string, d: number): void {
+    this.#gauges.set(key, Math.max(0, (this.#gauges.get(key) ?? 0) + d));
+  }
+
+  /**
+   * `meshlet:inbound:connection`: Envoy's listener stats (`downstream_cx_total`, `ssl.handshake`,
+   * `ssl.connection_error`, `ssl.fail_verify_error`, `ssl.fail_verify_no_cert` — source/common/tls
+   * context_impl `ALL_SSL_STATS`) and the connection manager's (`downstream_cx_total`,
+   * `downstream_cx_ssl_total`, and their `_active`) for the connections handed to the server.
+   */
+  connection(m: InboundConnectionMessage): void {
+    const l = listenerAddress(m.localPort);
+    const p = inboundHttpPrefix(m.localPort);
+    switch (m.event) {
+      case 'open':
+        this.#count(this.#listeners, l, 'downstream_cx_total');
+        this.#gauge(`l|${l}`, 1);
+        break;
+      case 'close':
+        this.#gauge(`l|${l}`, -1);
+        break;
+      case 'handshake':
+        this.#count(this.#listeners, l, 'ssl.handshake');
+        break;
+      case 'tls-error':
+        this.#count(this.#listeners, l, 'ssl.connection_error');
+        break;
+      case 'verify-failed':
+        this.#count(this.#listeners, l, m.noCertificate ? 'ssl.fail_verify_no_cert' : 'ssl.fail_verify_error');
+        break;
+      case 'served':
+        this.#inc(p, 'downstream_cx_total');
+        this.#gauge(`h|${p}`, 1);
+        if (m.tls) {
+          this.#inc(p, 'downstream_cx_ssl_total');
+          this.#gauge(`s|${p}`, 1);
+        }
+        break;
+      case 'served-close':
+        this.#gauge(`h|${p}`, -1);
+        if (m.tls) this.#gauge(`s|${p}`, -1);
+        break;
+    }
   }
 
   /** `meshlet:inbound:start`: the connection manager decoded a request's headers. */
@@ -136,6 +201,17 @@ export class InboundStats {
         yield { prefix, stat, value, kind: 'counter', used: value > 0 };
       }
       yield { prefix, stat: 'downstream_rq_active', value: this.#active.get(prefix) ?? 0, kind: 'gauge', used: true };
+      if (counts.has('downstream_cx_total')) {
+        yield { prefix, stat: 'downstream_cx_active', value: this.#gauges.get(`h|${prefix}`) ?? 0, kind: 'gauge', used: true };
+        yield { prefix, stat: 'downstream_cx_ssl_active', value: this.#gauges.get(`s|${prefix}`) ?? 0, kind: 'gauge', used: true };
+      }
+    }
+    for (const [address, counts] of this.#listeners) {
+      for (const stat of new Set<string>(['downstream_cx_total', 'ssl.connection_error', 'ssl.fail_verify_error', 'ssl.fail_verify_no_cert', 'ssl.handshake', ...counts.keys()])) {
+        const value = counts.get(stat) ?? 0;
+        yield { listener: true, prefix: address, stat, value, kind: 'counter', used: value > 0 };
+      }
+      yield { listener: true, prefix: address, stat: 'downstream_cx_active', value: this.#gauges.get(`l|${address}`) ?? 0, kind: 'gauge', used: true };
     }
   }
 

@@ -28,6 +28,7 @@ import {
   type RetryBudgetExhaustedMessage,
   type WorkloadIdentity,
 } from './core/observe.ts';
+import { type InboundConnectionMessage, inboundConnectionChannel } from './core/observe-connections.ts';
 import { type OutlierOverflowMessage, outlierOverflowChannel } from './core/observe-outlier.ts';
 import type { AuthzDecisionMessage } from './inbound/authz-phase.ts';
 import { FlushedHistogram } from './mesh-stats-histogram.ts';
@@ -47,6 +48,8 @@ export interface Stat {
   readonly stat?: string | undefined;
   /** The HTTP connection manager's stat prefix of an `http.<prefix>;.` stat (Prometheus `http_conn_manager_prefix`). */
   readonly httpPrefix?: string | undefined;
+  /** The listener address of a `listener.<address>.` stat (Prometheus `listener_address`). */
+  readonly listenerAddress?: string | undefined;
   /** A histogram's interval and cumulative statistics as of the last flush. */
   readonly histogram?: ReturnType<FlushedHistogram['read']> | undefined;
 }
@@ -187,6 +190,9 @@ export class MeshStats {
       // The answer the caller got, or (errors: 'throw') the one a sidecar would have made of the failure.
       const code = m.status > 0 ? m.status : isMeshletError(m.error) ? (m.error.httpStatus ?? 0) : 0;
       if (code > 0) this.#code(c, code);
+    });
+    this.#on(inboundConnectionChannel, (m: InboundConnectionMessage) => {
+      if (mine(m)) this.#inbound.connection(m);
     });
     this.#on(channels.inboundStart, (m: InboundStartMessage) => {
       if (mine(m)) this.#inbound.started(m);
@@ -338,7 +344,10 @@ export class MeshStats {
   /** The inbound HTTP stats, the local rate limits' and the histograms. */
   #more(out: Stat[]): void {
     const now = this.#source.now();
-    for (const s of this.#inbound.stats()) out.push({ name: `http.${s.prefix};.${s.stat}`, value: s.value, kind: s.kind, used: s.used, stat: s.stat, httpPrefix: s.prefix });
+    for (const s of this.#inbound.stats()) {
+      if (s.listener === true) out.push({ name: `listener.${s.prefix}.${s.stat}`, value: s.value, kind: s.kind, used: s.used, stat: s.stat, listenerAddress: s.prefix });
+      else out.push({ name: `http.${s.prefix};.${s.stat}`, value: s.value, kind: s.kind, used: s.used, stat: s.stat, httpPrefix: s.prefix });
+    }
     for (const [prefix, h] of this.#inbound.histograms()) {
       const r = h.read(now);
       out.push({ name: `http.${prefix};.downstream_rq_time`, value: r.cumulative.count, kind: 'histogram', used: r.used, stat: 'downstream_rq_time', httpPrefix: prefix, histogram: r });
