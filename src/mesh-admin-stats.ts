@@ -21,6 +21,7 @@ export function startMeshStats(mesh: Mesh): MeshStats {
     identity: mesh.identity,
     clusters: () => statsClusters(mesh),
     now: () => mesh.outbound.clock.now(),
+    owns: (cluster, owner) => mesh.outbound.clusters.get(cluster) === owner,
     jwtApplies: () => mesh.servers.guard.phases.includes('jwt'),
     // Inbound and outbound filters with one stat_prefix write the same counters, as in Envoy's one stats store.
     localRateLimits: () => localLimits([mesh.servers.rateLimitStats, mesh.outbound.rateLimits?.stats]),

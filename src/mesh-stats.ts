@@ -28,7 +28,7 @@ import {
   type RetryBudgetExhaustedMessage,
   type WorkloadIdentity,
 } from './core/observe.ts';
-import { type InboundConnectionMessage, inboundConnectionChannel } from './core/observe-connections.ts';
+import { type InboundConnectionMessage, inboundConnectionChannel, type UpstreamConnectionMessage, upstreamConnectionChannel } from './core/observe-connections.ts';
 import { type OutlierOverflowMessage, outlierOverflowChannel } from './core/observe-outlier.ts';
 import type { AuthzDecisionMessage } from './inbound/authz-phase.ts';
 import { FlushedHistogram } from './mesh-stats-histogram.ts';
@@ -61,6 +61,8 @@ export interface MeshStatsSource {
   clusters(): Iterable<StatsCluster>;
   /** The mesh's clock (histograms flush on it). */
   now(): number;
+  /** Whether `owner` is the data-plane state of this mesh's cluster `cluster`. */
+  owns(cluster: string, owner: object): boolean;
   /** Whether a RequestAuthentication applies now (Istio's jwt_authn filter is there). */
   jwtApplies(): boolean;
   /** The local rate limit filters' counters by `stat_prefix` (Envoy's `<stat_prefix>.http_local_rate_limit.*`). */
@@ -84,6 +86,11 @@ export interface StatsCluster {
 /** Counters every outbound cluster shows, 0 until written (as Envoy lists them). */
 const CLUSTER_COUNTERS = [
   'upstream_cx_connect_fail',
+  'upstream_cx_connect_timeout',
+  'upstream_cx_destroy',
+  'upstream_cx_destroy_local',
+  'upstream_cx_destroy_remote',
+  'upstream_cx_total',
   'upstream_rq_completed',
   'upstream_rq_pending_overflow',
   'upstream_rq_per_try_timeout',
@@ -190,6 +197,17 @@ export class MeshStats {
       // The answer the caller got, or (errors: 'throw') the one a sidecar would have made of the failure.
       const code = m.status > 0 ? m.status : isMeshletError(m.error) ? (m.error.httpStatus ?? 0) : 0;
       if (code > 0) this.#code(c, code);
+    });
+    this.#on(upstreamConnectionChannel, (m: UpstreamConnectionMessage) => {
+      if (!source.owns(m.cluster, m.owner)) return;
+      // upstream_impl.h ALL_CLUSTER_TRAFFIC_STATS: every connection made counts in upstream_cx_total, failed ones too.
+      if (m.event === 'disconnect') {
+        this.#inc(m.cluster, 'upstream_cx_destroy');
+        this.#inc(m.cluster, m.remote ? 'upstream_cx_destroy_remote' : 'upstream_cx_destroy_local');
+        return;
+      }
+      this.#inc(m.cluster, 'upstream_cx_total');
+      if (m.timeout) this.#inc(m.cluster, 'upstream_cx_connect_timeout');
     });
     this.#on(inboundConnectionChannel, (m: InboundConnectionMessage) => {
       if (mine(m)) this.#inbound.connection(m);

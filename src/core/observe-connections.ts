@@ -32,3 +32,21 @@ export interface InboundConnectionMessage {
 
 /** The channel. */
 export const inboundConnectionChannel = channel('meshlet:inbound:connection');
+
+/**
+ * `meshlet:upstream:connection`: a connection of a cluster's pools (undici's) was made
+ * (`connect`), could not be made (`error`; `timeout`: the connect timeout), or closed
+ * (`disconnect`; `remote`: the upstream closed or reset it).
+ */
+export interface UpstreamConnectionMessage {
+  /** `outbound|port|subset|host`. */
+  readonly cluster: string;
+  /** The cluster's data-plane state (which mesh's it is). */
+  readonly owner: object;
+  readonly event: 'connect' | 'error' | 'disconnect';
+  readonly timeout: boolean;
+  readonly remote: boolean;
+}
+
+/** The channel. */
+export const upstreamConnectionChannel = channel('meshlet:upstream:connection');

@@ -31,9 +31,11 @@ import { describe, it } from 'node:test';
 import { exportJWK, generateKeyPair } from 'jose';
 import { createMesh, ManualClock, seededRandom } from '../../src/index.ts';
 import { channels } from '../../src/core/observe.ts';
+import { inboundConnectionChannel, upstreamConnectionChannel } from '../../src/core/observe-connections.ts';
 import { outlierOverflowChannel } from '../../src/core/observe-outlier.ts';
 import { type Echo, EchoClient, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 import { fixture } from '../helpers/inbound-rate-limit.ts';
+import { until } from '../helpers/until.ts';
 import { answering, call, destinationRule, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
 
 const quiet = { warn: () => {} };
@@ -158,6 +160,32 @@ describe('admin /stats: what Envoy keeps beyond the cluster counters', () => {
       await mesh.close();
       await a.close();
       await b.close();
+    }
+  });
+
+  it('connections of the pools: upstream_cx_total, upstream_cx_destroy with _local (a `connection: close` answer) and _remote (the upstream closed an idle connection)', async () => {
+    const up = await startUpstream('svc', (req, res) => {
+      if (req.url === '/close') res.setHeader('connection', 'close');
+      res.end('ok');
+      // The upstream closes the connection once idle.
+      if (req.url === '/end') res.on('finish', () => req.socket.end());
+    });
+    const mesh = await createMesh({ service: 'client', logger: quiet, admin: { port: 0 }, config: [serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: up.port }])] });
+    try {
+      assert.equal((await call(mesh, 'http://svc.default.svc.cluster.local/close')).status, 200);
+      assert.equal((await call(mesh, 'http://svc.default.svc.cluster.local/end')).status, 200);
+      const read = async () => parse((await text(`${mesh.adminUrl}/stats?filter=upstream_cx_`)).body);
+      await until(async () => (await read()).get(`cluster.${SVC};.upstream_cx_destroy`) === '2', 'both connections closed');
+      const s = await read();
+      const v = (name: string) => s.get(`cluster.${SVC};.${name}`);
+      assert.equal(v('upstream_cx_total'), '2');
+      assert.equal(v('upstream_cx_destroy_local'), '1');
+      assert.equal(v('upstream_cx_destroy_remote'), '1');
+      assert.equal(v('upstream_cx_active'), '0');
+      assert.equal(v('upstream_cx_connect_timeout'), '0');
+    } finally {
+      await mesh.close();
+      await up.close();
     }
   });
 
@@ -323,16 +351,16 @@ describe('admin /stats: what Envoy keeps beyond the cluster counters', () => {
   });
 
   it("nothing is subscribed without the admin endpoint (the channels the new stats read included; attempt:start is every mesh's already, for Istio's metrics)", async () => {
-    const watched = [channels.inboundStart, channels.authzDecision, channels.retryBudgetExhausted, outlierOverflowChannel];
+    const watched = [channels.inboundStart, channels.authzDecision, channels.retryBudgetExhausted, outlierOverflowChannel, inboundConnectionChannel, upstreamConnectionChannel];
     const plain = await createMesh({ service: 'a', logger: quiet, config: [] });
     try {
-      assert.deepEqual(watched.map((c) => c.hasSubscribers), [false, false, false, false]);
+      assert.deepEqual(watched.map((c) => c.hasSubscribers), [false, false, false, false, false, false]);
     } finally {
       await plain.close();
     }
     const withAdmin = await createMesh({ service: 'b', logger: quiet, admin: { port: 0 }, config: [] });
-    assert.deepEqual(watched.map((c) => c.hasSubscribers), [true, true, true, true]);
+    assert.deepEqual(watched.map((c) => c.hasSubscribers), [true, true, true, true, true, true]);
     await withAdmin.close();
-    assert.deepEqual(watched.map((c) => c.hasSubscribers), [false, false, false, false]);
+    assert.deepEqual(watched.map((c) => c.hasSubscribers), [false, false, false, false, false, false]);
   });
 });
