@@ -10,13 +10,30 @@
 import { RE2JS } from 're2js';
 import type { Mesh } from './mesh.ts';
 import { type Stat, type StatsCluster, MeshStats } from './mesh-stats.ts';
+import { DEFAULT_BUCKETS, format32g, quantileSummary, SUPPORTED_QUANTILES } from './mesh-stats-histogram.ts';
 
 /** Longest `?filter` pattern accepted (Istio's limit for a regex in config). */
 const MAX_FILTER = 1024;
 
 /** Starts counting `/stats` for `mesh` (the admin endpoint does, once). */
 export function startMeshStats(mesh: Mesh): MeshStats {
-  return new MeshStats({ identity: mesh.identity, clusters: () => statsClusters(mesh) });
+  return new MeshStats({
+    identity: mesh.identity,
+    clusters: () => statsClusters(mesh),
+    now: () => mesh.outbound.clock.now(),
+    owns: (cluster, owner) => mesh.outbound.clusters.get(cluster) === owner,
+    jwtApplies: () => mesh.parts.servers.guard.phases.includes('jwt'),
+    // Inbound and outbound filters with one stat_prefix write the same counters, as in Envoy's one stats store.
+    localRateLimits: () => localLimits([mesh.parts.servers.rateLimitStats, mesh.outbound.rateLimits?.stats]),
+  });
+}
+
+/** The local rate limit filters' counters (the global filters' `ratelimit.<domain>` are left out: Envoy counts those per rate limit cluster). */
+function* localLimits(maps: readonly (ReadonlyMap<string, Readonly<Record<'enabled' | 'enforced' | 'ok' | 'rate_limited', number>>> | undefined)[]): Generator<readonly [string, Readonly<Record<'enabled' | 'enforced' | 'ok' | 'rate_limited', number>>]> {
+  for (const m of maps) {
+    if (m === undefined) continue;
+    for (const [prefix, st] of m) if (!prefix.startsWith('ratelimit.')) yield [prefix, st];
+  }
 }
 
 /** The config's clusters, then any other the data plane still holds, with their state's gauges. */
@@ -75,27 +92,72 @@ export function statsAnswer(stats: readonly Stat[], q: URLSearchParams, promethe
     }
     list = list.filter((s) => re.test(s.name));
   }
-  if (format === 'json') return { status: 200, type: 'application/json', body: `${JSON.stringify({ stats: list.map((s) => ({ name: s.name, value: s.value })) })}\n` };
+  if (format === 'json') return { status: 200, type: 'application/json', body: `${JSON.stringify({ stats: jsonStats(list) })}\n` };
   if (format === 'prometheus') return { status: 200, type: 'text/plain; version=0.0.4; charset=utf-8', body: prometheusText(list) };
-  return { status: 200, type: TEXT, body: list.map((s) => `${s.name}: ${s.value}\n`).join('') };
+  // Counters and gauges, then the histograms (`name: P0(interval,cumulative) …`), as Envoy's text output.
+  const plain = list.filter((s) => s.histogram === undefined).map((s) => `${s.name}: ${s.value}\n`);
+  const histograms = list.filter((s) => s.histogram !== undefined).map((s) => `${s.name}: ${quantileSummary(s.histogram as NonNullable<Stat['histogram']>)}\n`);
+  return { status: 200, type: TEXT, body: [...plain, ...histograms].join('') };
 }
 
-/** `_rq_503` → response_code, `_rq_5xx` → response_code_class: Istio's bootstrap `stats_tags`. */
+/** Envoy's JSON: `{name, value}` of counters and gauges, then one `{histograms: {supported_quantiles, computed_quantiles}}` (NaN as null). */
+function jsonStats(list: readonly Stat[]): unknown[] {
+  const out: unknown[] = list.filter((s) => s.histogram === undefined).map((s) => ({ name: s.name, value: s.value }));
+  const hs = list.filter((s) => s.histogram !== undefined);
+  if (hs.length === 0) return out;
+  const num = (v: number | undefined): number | null => (v === undefined || Number.isNaN(v) ? null : v);
+  out.push({
+    histograms: {
+      supported_quantiles: SUPPORTED_QUANTILES.map((q) => q * 100),
+      computed_quantiles: hs.map((s) => {
+        const h = s.histogram as NonNullable<Stat['histogram']>;
+        return { name: s.name, values: SUPPORTED_QUANTILES.map((_, i) => ({ interval: num(h.interval.quantiles[i]), cumulative: num(h.cumulative.quantiles[i]) })) };
+      }),
+    },
+  });
+  return out;
+}
+
+/**
+ * Istio's bootstrap `stats_tags` (tools/packaging/common/envoy_bootstrap.json) on what follows
+ * `cluster.<name>;.` or `http.<prefix>;.`: `_rq_503` → response_code, `_rq_5xx` →
+ * response_code_class, `rbac.allowed` → authz_enforce_result, `istio_dry_run_allow_` →
+ * authz_dry_run_action, `.shadow_denied` → authz_dry_run_result.
+ */
 const CODE = /_rq_(\d{3})$/;
 const CODE_CLASS = /_rq_(\dxx)$/;
+const ENFORCE = /^rbac\.(allowed|denied)$/;
+const DRY_RUN = /^(?:istio_dry_run_(allow|deny)_)?rbac\.shadow_(allowed|denied)$/;
 
 /** A stat's Prometheus name and labels, after Istio's tag extraction (`cluster.X;.upstream_rq_503` → `envoy_cluster_upstream_rq{response_code="503",cluster_name="X"}`). */
 function tagged(s: Stat): { name: string; labels: [string, string][] } {
-  if (s.cluster === undefined || s.stat === undefined) return { name: `envoy_${sanitize(s.name)}`, labels: [] };
+  const scope =
+    s.cluster !== undefined
+      ? (['cluster', 'cluster_name', s.cluster] as const)
+      : s.httpPrefix !== undefined
+        ? (['http', 'http_conn_manager_prefix', s.httpPrefix] as const)
+        : s.listenerAddress !== undefined
+          ? (['listener', 'listener_address', s.listenerAddress] as const)
+          : undefined;
+  if (scope === undefined || s.stat === undefined) return { name: `envoy_${sanitize(s.name)}`, labels: [] };
   const labels: [string, string][] = [];
   let stat = s.stat;
   const code = CODE.exec(stat) ?? CODE_CLASS.exec(stat);
+  const enforce = ENFORCE.exec(stat);
+  const dry = DRY_RUN.exec(stat);
   if (code !== null) {
     labels.push([code[1]?.endsWith('xx') === true ? 'response_code_class' : 'response_code', code[1] as string]);
     stat = stat.slice(0, code.index + 3);
+  } else if (enforce !== null) {
+    labels.push(['authz_enforce_result', enforce[1] as string]);
+    stat = 'rbac';
+  } else if (dry !== null) {
+    if (dry[1] !== undefined) labels.push(['authz_dry_run_action', dry[1]]);
+    labels.push(['authz_dry_run_result', dry[2] as string]);
+    stat = 'rbac';
   }
-  labels.push(['cluster_name', s.cluster]);
-  return { name: `envoy_cluster_${sanitize(stat)}`, labels };
+  labels.push([scope[1], scope[2]]);
+  return { name: `envoy_${scope[0]}_${sanitize(stat)}`, labels };
 }
 
 function sanitize(name: string): string {
@@ -106,7 +168,16 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
-/** Prometheus' text format: counters, then gauges, each metric's `# TYPE` line before its series, as Envoy's `/stats/prometheus`. */
+/** A histogram's series (PrometheusStatsFormatter's histogram output): cumulative `_bucket`s over Envoy's default buckets, `+Inf`, `_sum` (`%.32g`), `_count`. */
+function histogramLines(name: string, tags: string, h: NonNullable<Stat['histogram']>): string[] {
+  const c = h.cumulative;
+  const lead = tags === '' ? '' : `${tags},`;
+  const lines = DEFAULT_BUCKETS.map((b, i) => `${name}_bucket{${lead}le="${format32g(b)}"} ${c.buckets[i] ?? 0}`);
+  lines.push(`${name}_bucket{${lead}le="+Inf"} ${c.count}`, `${name}_sum{${tags}} ${format32g(c.sum)}`, `${name}_count{${tags}} ${c.count}`);
+  return lines;
+}
+
+/** Prometheus' text format: counters, then gauges, then histograms, each metric's `# TYPE` line before its series, as Envoy's `/stats/prometheus`. */
 function prometheusText(list: readonly Stat[]): string {
   const byName = new Map<string, { kind: Stat['kind']; lines: string[] }>();
   for (const s of list) {
@@ -116,11 +187,12 @@ function prometheusText(list: readonly Stat[]): string {
       m = { kind: s.kind, lines: [] };
       byName.set(t.name, m);
     }
-    const labels = t.labels.length === 0 ? '' : `{${t.labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`;
-    m.lines.push(`${t.name}${labels} ${s.value}`);
+    const tags = t.labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
+    if (s.histogram !== undefined) m.lines.push(...histogramLines(t.name, tags, s.histogram));
+    else m.lines.push(`${t.name}${tags === '' ? '' : `{${tags}}`} ${s.value}`);
   }
   const out: string[] = [];
-  for (const kind of ['counter', 'gauge'] as const) {
+  for (const kind of ['counter', 'gauge', 'histogram'] as const) {
     const names = [...byName.keys()].filter((n) => byName.get(n)?.kind === kind).sort();
     for (const n of names) out.push(`# TYPE ${n} ${kind}`, ...(byName.get(n)?.lines ?? []));
   }

@@ -30,7 +30,7 @@ const PATHS: Readonly<Record<string, string>> = {
   '/help': 'this list',
   '/ready': 'LIVE (200) while the mesh serves, DRAINING (503) once it is closing',
   '/server_info': 'version, state, uptime, the workload and the config in use',
-  '/stats': "Envoy's statistics, one `name: value` a line: cluster.<cluster>;.upstream_rq_*, outlier_detection.*, circuit_breakers.*, server.* (?filter=<regex>, ?usedonly, ?format=json)",
+  '/stats': "Envoy's statistics, one `name: value` a line, then histograms: cluster.<cluster>;.upstream_rq_*, outlier_detection.*, circuit_breakers.*, http.inbound_0.0.0.0_<port>;.*, server.* (?filter=<regex>, ?usedonly, ?format=json)",
   '/stats/prometheus': 'the same in Prometheus text format (envoy_cluster_upstream_rq_pending_overflow{cluster_name=…})',
   '/tap': 'live requests of this process, in and out, one JSON object a line as they happen (?direction, method, authority, path, route, cluster, status, max_rps; meshlet tap)',
 };

@@ -16,29 +16,42 @@ import type { Channel } from 'node:diagnostics_channel';
 import { isMeshletError } from './core/errors.ts';
 import {
   type AttemptEndMessage,
+  type AttemptStartMessage,
   type CallEndMessage,
   type ConfigAppliedMessage,
   type ConfigRejectedMessage,
   channels,
   type InboundEndMessage,
+  type InboundStartMessage,
   type OutlierEjectedMessage,
   type PoolOverflowMessage,
   type RetryBudgetExhaustedMessage,
   type WorkloadIdentity,
 } from './core/observe.ts';
+import { type InboundConnectionMessage, inboundConnectionChannel, type UpstreamConnectionMessage, upstreamConnectionChannel } from './core/observe-connections.ts';
+import { type OutlierOverflowMessage, outlierOverflowChannel } from './core/observe-outlier.ts';
+import type { AuthzDecisionMessage } from './inbound/authz-phase.ts';
+import { FlushedHistogram } from './mesh-stats-histogram.ts';
+import { InboundStats } from './mesh-stats-inbound.ts';
 
 /** One statistic as `/stats` lists it. */
 export interface Stat {
   /** Envoy's full name: `cluster.outbound|9080||reviews.default.svc.cluster.local;.upstream_rq_total`. */
   readonly name: string;
   readonly value: number;
-  readonly kind: 'counter' | 'gauge';
+  readonly kind: 'counter' | 'gauge' | 'histogram';
   /** Written since the start (Envoy's `used`): `?usedonly` keeps these only. */
   readonly used: boolean;
   /** The cluster a cluster stat belongs to (Prometheus `cluster_name`), undefined for others. */
   readonly cluster?: string | undefined;
-  /** The name without `cluster.<name>;.` (`upstream_rq_503`), for cluster stats. */
+  /** The name without `cluster.<name>;.` (`upstream_rq_503`), for cluster stats; without `http.<prefix>;.`, for HTTP ones. */
   readonly stat?: string | undefined;
+  /** The HTTP connection manager's stat prefix of an `http.<prefix>;.` stat (Prometheus `http_conn_manager_prefix`). */
+  readonly httpPrefix?: string | undefined;
+  /** The listener address of a `listener.<address>.` stat (Prometheus `listener_address`). */
+  readonly listenerAddress?: string | undefined;
+  /** A histogram's interval and cumulative statistics as of the last flush. */
+  readonly histogram?: ReturnType<FlushedHistogram['read']> | undefined;
 }
 
 /** What the stats read from the mesh when asked. */
@@ -46,6 +59,14 @@ export interface MeshStatsSource {
   readonly identity: WorkloadIdentity;
   /** The config's clusters and any the data plane still holds, with their state when calls used them. */
   clusters(): Iterable<StatsCluster>;
+  /** The mesh's clock (histograms flush on it). */
+  now(): number;
+  /** Whether `owner` is the data-plane state of this mesh's cluster `cluster`. */
+  owns(cluster: string, owner: object): boolean;
+  /** Whether a RequestAuthentication applies now (Istio's jwt_authn filter is there). */
+  jwtApplies(): boolean;
+  /** The local rate limit filters' counters by `stat_prefix` (Envoy's `<stat_prefix>.http_local_rate_limit.*`). */
+  localRateLimits(): Iterable<readonly [string, Readonly<Record<'enabled' | 'enforced' | 'ok' | 'rate_limited', number>>]>;
 }
 
 /** One cluster's gauges, read when `/stats` is asked. */
@@ -65,10 +86,16 @@ export interface StatsCluster {
 /** Counters every outbound cluster shows, 0 until written (as Envoy lists them). */
 const CLUSTER_COUNTERS = [
   'upstream_cx_connect_fail',
+  'upstream_cx_connect_timeout',
+  'upstream_cx_destroy',
+  'upstream_cx_destroy_local',
+  'upstream_cx_destroy_remote',
+  'upstream_cx_total',
   'upstream_rq_completed',
   'upstream_rq_pending_overflow',
   'upstream_rq_per_try_timeout',
   'upstream_rq_retry',
+  'upstream_rq_retry_limit_exceeded',
   'upstream_rq_retry_overflow',
   'upstream_rq_retry_success',
   'upstream_rq_rx_reset',
@@ -78,10 +105,14 @@ const CLUSTER_COUNTERS = [
 
 /** Outlier-detection counters of a cluster that has outlier detection. */
 const OUTLIER_COUNTERS = [
+  'outlier_detection.ejections_detected_consecutive_5xx',
+  'outlier_detection.ejections_detected_consecutive_gateway_failure',
+  'outlier_detection.ejections_detected_consecutive_local_origin_failure',
   'outlier_detection.ejections_enforced_consecutive_5xx',
   'outlier_detection.ejections_enforced_consecutive_gateway_failure',
   'outlier_detection.ejections_enforced_consecutive_local_origin_failure',
   'outlier_detection.ejections_enforced_total',
+  'outlier_detection.ejections_overflow',
   'outlier_detection.ejections_total',
 ] as const;
 
@@ -94,6 +125,15 @@ const U32 = 4294967295;
 /** Response flags of answers made before Envoy's router (fault abort, outbound local rate limit): no upstream stats. */
 const BEFORE_ROUTER = /(?:^|,)(?:FI|RL)(?:,|$)/;
 
+/** Calls that ended without the retry policy judging their last outcome: retries ran out (URX), the route timeout (UT), the caller went away (DC). */
+const NOT_JUDGED = /(?:^|,)(?:URX|UT|DC)(?:,|$)/;
+
+/** How an attempt ended when it had an answer: its status, and whether the response completed. */
+interface Answer {
+  readonly status: number;
+  readonly complete: boolean;
+}
+
 /** One mesh's `/stats` counters; {@link MeshStats.close} unsubscribes. */
 export class MeshStats {
   readonly #source: MeshStatsSource;
@@ -102,13 +142,34 @@ export class MeshStats {
   readonly #subscriptions: [Channel, (m: unknown) => void][] = [];
   /** Calls whose last attempt ended on its per-try timeout (their UT is not a route timeout). */
   readonly #perTryExpired = new WeakSet<object>();
+  /** Each call's last attempt that got an answer (a retry charges it under `retry.`, the call's end times it). */
+  readonly #answered = new WeakMap<object, Answer>();
+  /** Calls a retry was refused for by the retry budget or `maxRetries` (Envoy's NoOverflow: no retry success). */
+  readonly #retryOverflowed = new WeakSet<object>();
+  /** `upstream_rq_time` per cluster. */
+  readonly #rqTime = new Map<string, FlushedHistogram>();
+  readonly #inbound: InboundStats;
+  readonly #start: number;
 
   constructor(source: MeshStatsSource) {
     this.#source = source;
+    this.#start = source.now();
+    this.#inbound = new InboundStats(source, this.#start);
     const id = source.identity;
     const mine = (m: { workload: WorkloadIdentity | undefined }): boolean => m.workload === id;
+    this.#on(channels.attemptStart, (m: AttemptStartMessage) => {
+      if (!mine(m) || m.attempt < 2) return;
+      // The attempt before was retried: Envoy's router charges its answer under `retry.` (router.cc onUpstreamHeaders, chargeBasicResponseStat(…, retry_, …)).
+      const a = this.#answered.get(m.call);
+      if (a === undefined) return;
+      this.#answered.delete(m.call);
+      this.#code(m.cluster, a.status, 'retry.');
+    });
     this.#on(channels.attemptEnd, (m: AttemptEndMessage) => {
-      if (!mine(m) || m.failure === 'cancelled' || m.failure === 'local') return;
+      if (!mine(m)) return;
+      if (m.status > 0) this.#answered.set(m.call, { status: m.status, complete: m.failure === undefined });
+      else this.#answered.delete(m.call);
+      if (m.failure === 'cancelled' || m.failure === 'local') return;
       this.#inc(m.cluster, 'upstream_rq_total');
       if (m.failure === 'per-try-timeout') {
         this.#inc(m.cluster, 'upstream_rq_per_try_timeout');
@@ -120,11 +181,18 @@ export class MeshStats {
     this.#on(channels.callEnd, (m: CallEndMessage) => {
       const c = m.cluster;
       if (c === undefined || !mine(m) || BEFORE_ROUTER.test(m.flags)) return;
+      const answer = this.#answered.get(m.call);
+      this.#answered.delete(m.call);
       if (m.attempts > 1) {
         this.#inc(c, 'upstream_rq_retry', m.attempts - 1);
-        // Envoy: the retried call ended on an answer it would not retry (a final 5xx or no answer is not a success).
-        if (m.status > 0 && m.status < 500) this.#inc(c, 'upstream_rq_retry_success');
+        // Envoy (retry_state_impl.cc shouldRetry): a retry was made and the policy would not retry this
+        // outcome — whatever it is; not when retries ran out (URX: upstream_rq_retry_limit_exceeded),
+        // a retry overflowed, or the call ended before the policy judged (route timeout, caller gone).
+        if (!NOT_JUDGED.test(m.flags) && !this.#retryOverflowed.has(m.call)) this.#inc(c, 'upstream_rq_retry_success');
       }
+      if (/(?:^|,)URX(?:,|$)/.test(m.flags)) this.#inc(c, 'upstream_rq_retry_limit_exceeded');
+      // Envoy times the upstream response that completed and went downstream (router.cc onUpstreamComplete, chargeResponseTiming).
+      if (answer?.complete === true && m.status > 0) this.#histogram(c).record(m.durationMs, this.#source.now());
       if (m.flags.includes('UT') && !this.#perTryExpired.has(m.call)) this.#inc(c, 'upstream_rq_timeout');
       // The answer the caller got; for a mesh-made failure, the HTTP status Envoy's router charges
       // (a gRPC call's trailers-only 200 stands for a 503 or 504), also with errors: 'throw'.
@@ -132,7 +200,28 @@ export class MeshStats {
       const code = isMeshletError(made) && made.httpStatus !== undefined ? made.httpStatus : m.status;
       if (code > 0) this.#code(c, code);
     });
+    this.#on(upstreamConnectionChannel, (m: UpstreamConnectionMessage) => {
+      if (!source.owns(m.cluster, m.owner)) return;
+      // upstream_impl.h ALL_CLUSTER_TRAFFIC_STATS: every connection made counts in upstream_cx_total, failed ones too.
+      if (m.event === 'disconnect') {
+        this.#inc(m.cluster, 'upstream_cx_destroy');
+        this.#inc(m.cluster, m.remote ? 'upstream_cx_destroy_remote' : 'upstream_cx_destroy_local');
+        return;
+      }
+      this.#inc(m.cluster, 'upstream_cx_total');
+      if (m.timeout) this.#inc(m.cluster, 'upstream_cx_connect_timeout');
+    });
+    this.#on(inboundConnectionChannel, (m: InboundConnectionMessage) => {
+      if (mine(m)) this.#inbound.connection(m);
+    });
+    this.#on(channels.inboundStart, (m: InboundStartMessage) => {
+      if (mine(m)) this.#inbound.started(m);
+    });
+    this.#on(channels.authzDecision, (m: AuthzDecisionMessage) => {
+      if (mine(m)) this.#inbound.decided(m, m.request.localPort);
+    });
     this.#on(channels.inboundEnd, (m: InboundEndMessage) => {
+      if (mine(m)) this.#inbound.ended(m, this.#source.now());
       // Requests an admission phase refused never reach Envoy's inbound router (RBAC, JWT, rate limits are HTTP filters before it); a pool overflow is the router's own.
       if (!mine(m) || m.status === 0 || (m.deniedBy !== undefined && m.deniedBy !== 'connection-pool')) return;
       const c = `inbound|${m.localPort}||`;
@@ -144,12 +233,23 @@ export class MeshStats {
       if (mine(m)) this.#inc(m.cluster, 'upstream_rq_pending_overflow');
     });
     this.#on(channels.retryBudgetExhausted, (m: RetryBudgetExhaustedMessage) => {
-      if (mine(m)) this.#inc(m.cluster, 'upstream_rq_retry_overflow');
+      if (!mine(m)) return;
+      this.#inc(m.cluster, 'upstream_rq_retry_overflow');
+      this.#retryOverflowed.add(m.call);
+    });
+    this.#on(outlierOverflowChannel, (m: OutlierOverflowMessage) => {
+      if (!mine(m)) return;
+      // outlier_detection_impl.cc: onConsecutiveErrorWorker counts the detection, ejectHost the overflow.
+      this.#inc(m.cluster, `outlier_detection.ejections_detected_${m.detector}`);
+      this.#inc(m.cluster, 'outlier_detection.ejections_overflow');
     });
     this.#on(channels.outlierEjected, (m: OutlierEjectedMessage) => {
       if (!mine(m)) return;
+      // Every detection meshlet makes is enforced (Istio sets enforcing_* to 100 for the detectors it turns on).
+      this.#inc(m.cluster, `outlier_detection.ejections_detected_${m.detector}`);
       this.#inc(m.cluster, 'outlier_detection.ejections_enforced_total');
-      this.#inc(m.cluster, 'outlier_detection.ejections_total');
+      // Envoy's deprecated ejections_total counts consecutive-5xx (and success-rate) ejections only (outlier_detection_impl.cc ejectHost).
+      if (m.detector === 'consecutive_5xx') this.#inc(m.cluster, 'outlier_detection.ejections_total');
       this.#inc(m.cluster, `outlier_detection.ejections_enforced_${m.detector}`);
     });
     this.#on(channels.configApplied, (m: ConfigAppliedMessage) => {
@@ -176,11 +276,20 @@ export class MeshStats {
     m.set(stat, (m.get(stat) ?? 0) + n);
   }
 
-  /** Envoy's code stats of an answer: `upstream_rq_<code>`, `upstream_rq_<N>xx`, `upstream_rq_completed`. */
-  #code(cluster: string, code: number): void {
-    this.#inc(cluster, `upstream_rq_${code}`);
-    this.#inc(cluster, `upstream_rq_${Math.floor(code / 100)}xx`);
-    this.#inc(cluster, 'upstream_rq_completed');
+  /** Envoy's code stats of an answer: `upstream_rq_<code>`, `upstream_rq_<N>xx`, `upstream_rq_completed` (after `prefix`: `retry.` for a retried one). */
+  #code(cluster: string, code: number, prefix = ''): void {
+    this.#inc(cluster, `${prefix}upstream_rq_${code}`);
+    this.#inc(cluster, `${prefix}upstream_rq_${Math.floor(code / 100)}xx`);
+    this.#inc(cluster, `${prefix}upstream_rq_completed`);
+  }
+
+  #histogram(cluster: string): FlushedHistogram {
+    let h = this.#rqTime.get(cluster);
+    if (h === undefined) {
+      h = new FlushedHistogram(this.#start);
+      this.#rqTime.set(cluster, h);
+    }
+    return h;
   }
 
   /** Drops the counts of clusters the mesh no longer has (outbound ones; inbound ports are few). */
@@ -188,8 +297,12 @@ export class MeshStats {
     const present = new Set<string>();
     for (const c of this.#source.clusters()) present.add(c.name);
     for (const name of this.#clusters.keys()) if (!present.has(name) && !name.startsWith('inbound|')) this.#clusters.delete(name);
+    for (const name of this.#rqTime.keys()) if (!present.has(name)) this.#rqTime.delete(name);
     // Still full (inbound ports churning?): start over rather than grow.
-    if (this.#clusters.size >= MAX_CLUSTERS) this.#clusters.clear();
+    if (this.#clusters.size >= MAX_CLUSTERS) {
+      this.#clusters.clear();
+      this.#rqTime.clear();
+    }
   }
 
   /** Every statistic now, sorted by name; `server`: the admin endpoint's state and uptime (seconds). */
@@ -244,8 +357,35 @@ export class MeshStats {
       for (const [n, v] of counts) clusterStat(name, n, v, 'counter', v > 0);
     }
     gauge('cluster_manager.active_clusters', active);
+    this.#more(out);
     out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return out;
+  }
+
+  /** The inbound HTTP stats, the local rate limits' and the histograms. */
+  #more(out: Stat[]): void {
+    const now = this.#source.now();
+    for (const s of this.#inbound.stats()) {
+      if (s.listener === true) out.push({ name: `listener.${s.prefix}.${s.stat}`, value: s.value, kind: s.kind, used: s.used, stat: s.stat, listenerAddress: s.prefix });
+      else out.push({ name: `http.${s.prefix};.${s.stat}`, value: s.value, kind: s.kind, used: s.used, stat: s.stat, httpPrefix: s.prefix });
+    }
+    for (const [prefix, h] of this.#inbound.histograms()) {
+      const r = h.read(now);
+      out.push({ name: `http.${prefix};.downstream_rq_time`, value: r.cumulative.count, kind: 'histogram', used: r.used, stat: 'downstream_rq_time', httpPrefix: prefix, histogram: r });
+    }
+    for (const [cluster, h] of this.#rqTime) {
+      const r = h.read(now);
+      out.push({ name: `cluster.${cluster};.upstream_rq_time`, value: r.cumulative.count, kind: 'histogram', used: r.used, cluster, stat: 'upstream_rq_time', histogram: r });
+    }
+    const limits = new Map<string, Record<string, number>>();
+    for (const [prefix, st] of this.#source.localRateLimits()) {
+      const sum = limits.get(prefix) ?? { enabled: 0, enforced: 0, ok: 0, rate_limited: 0 };
+      for (const k of ['enabled', 'enforced', 'ok', 'rate_limited'] as const) sum[k] = (sum[k] ?? 0) + st[k];
+      limits.set(prefix, sum);
+    }
+    for (const [prefix, sum] of limits) {
+      for (const [k, v] of Object.entries(sum)) out.push({ name: `${prefix}.http_local_rate_limit.${k}`, value: v, kind: 'counter', used: v > 0 });
+    }
   }
 
   /** Stops counting (the admin endpoint closed). */

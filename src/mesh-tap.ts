@@ -230,7 +230,7 @@ export class MeshTap {
       const snapshot = this.#source.mesh.snapshot;
       let memo = this.#tls.get(host);
       if (memo === undefined || memo.snapshot !== snapshot || memo.cluster !== cs.cluster || memo.endpoint !== host.endpoint || memo.credentials !== credentials) {
-        const d = this.#source.mesh.transport.tlsDecision(cs, host.endpoint);
+        const d = this.#source.mesh.parts.transport.tlsDecision(cs, host.endpoint);
         memo = { snapshot, cluster: cs.cluster, endpoint: host.endpoint, credentials, tls: d.failure !== undefined || d.mode === 'DISABLE' ? 'none' : d.mode === 'ISTIO_MUTUAL' ? 'mtls' : 'tls' };
         this.#tls.set(host, memo);
       }

@@ -266,9 +266,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#telemetry.install(snapshot.resources);
   }
 
-  /** @internal The HTTP transport (its TLS decisions: the admin endpoint's /tap). */
-  get transport(): UndiciTransport {
-    return this.#transport;
+  /** @internal The HTTP transport (TLS decisions, for `/tap`) and the server side (phases, inbound rate limits, for `/stats`). */
+  get parts(): { readonly transport: UndiciTransport; readonly servers: MeshServers } {
+    return { transport: this.#transport, servers: this.#servers };
   }
 
   /** @internal The outbound data plane (cluster state, layers), for meshlet's own tools and benchmarks. */

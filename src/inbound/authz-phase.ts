@@ -28,6 +28,8 @@ export interface AuthzDecisionMessage extends ObservedAuthzDecision {
   /** The request judged (its `authz` is the verdict). */
   readonly request: InboundRequest;
   readonly result: AuthzResult;
+  /** Which of Istio's RBAC filters the workload has — one per action with enforced (not dry-run) policies — for Envoy's `rbac.allowed` / `rbac.denied`. */
+  readonly filters?: AuthzEngine['rbacFilters'] | undefined;
 }
 
 /** The channel the phase publishes verdicts on (only when subscribed). */
@@ -50,9 +52,9 @@ function denialOf(r: AuthzResult): Denial {
 }
 
 /** Records verdict `r` on the request and publishes it; refuses a denied request; applies the header changes an authorizer asked for, unless they were applied already (`headersApplied`). */
-function apply(req: InboundRequest, r: AuthzResult, workload: WorkloadIdentity | undefined, headersApplied = false): PhaseResult {
+function apply(req: InboundRequest, r: AuthzResult, workload: WorkloadIdentity | undefined, headersApplied = false, engine?: AuthzEngine): PhaseResult {
   req.authz = r.headersToDownstream === undefined ? r : { ...r, responseHeaders: r.headersToDownstream };
-  if (authzDecisionChannel.hasSubscribers) authzDecisionChannel.publish({ workload, request: req, result: r } satisfies AuthzDecisionMessage);
+  if (authzDecisionChannel.hasSubscribers) authzDecisionChannel.publish({ workload, request: req, result: r, filters: engine?.rbacFilters } satisfies AuthzDecisionMessage);
   if (r.decision === 'deny') return denialOf(r);
   if (headersApplied) return undefined;
   if (r.headersToRemove !== undefined) {
@@ -67,8 +69,8 @@ function apply(req: InboundRequest, r: AuthzResult, workload: WorkloadIdentity |
 }
 
 /** {@link apply} once the verdict is in (a function of its own: a closure in the caller, even one never made, would make V8 allocate what it captures on every call). */
-function applyLater(req: InboundRequest, r: Promise<AuthzResult>, workload: WorkloadIdentity | undefined): Promise<PhaseResult> {
-  return r.then((v) => apply(req, v, workload));
+function applyLater(req: InboundRequest, r: Promise<AuthzResult>, workload: WorkloadIdentity | undefined, engine: AuthzEngine): Promise<PhaseResult> {
+  return r.then((v) => apply(req, v, workload, false, engine));
 }
 
 /** What the ext-authz phase does with the CUSTOM stage's answer. */
@@ -121,9 +123,9 @@ export function authorizationPhase(source: EngineSource, workload?: WorkloadIden
     run(req: InboundRequest): PhaseResult | Promise<PhaseResult> {
       const engine = current();
       if (engine === undefined) return undefined;
-      if (customRunsBefore) return apply(req, engine.local(req, req.customAuthz as CustomOutcome | undefined), workload, true);
+      if (customRunsBefore) return apply(req, engine.local(req, req.customAuthz as CustomOutcome | undefined), workload, true, engine);
       const r = engine.evaluate(req);
-      return r instanceof Promise ? applyLater(req, r, workload) : apply(req, r, workload);
+      return r instanceof Promise ? applyLater(req, r, workload, engine) : apply(req, r, workload, false, engine);
     },
   };
 }

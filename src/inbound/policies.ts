@@ -27,7 +27,7 @@ import { JwtRuntime } from '../security/jwt/runtime.ts';
 import { authorizationPhase, extAuthzPhase } from './authz-phase.ts';
 import { jwtPhase } from './jwt-phase.ts';
 import type { InboundRequest, Phase } from './pipeline.ts';
-import { compileRateLimit, type RateLimitPhase } from './rate-limit-phase.ts';
+import { compileRateLimit, type RateLimitPhase, type RateLimitStats } from './rate-limit-phase.ts';
 import { type CompiledInboundPools, compileInboundPool, type InboundPoolCounters } from './connection-pool.ts';
 import { optionNames } from '../core/option-names.ts';
 import { checkExtensionProvider, type ExtensionProvider, NOT_A_LIST, OTHER_KINDS } from './extension-providers.ts';
@@ -205,6 +205,11 @@ export class InboundPolicies {
     this.#pools = pool.pools;
     if (pool.phase !== undefined) phases.push(pool.phase);
     return phases;
+  }
+
+  /** The rate limit filters' counters by `stat_prefix` (empty without filters). */
+  get rateLimitStats(): ReadonlyMap<string, Readonly<RateLimitStats>> {
+    return this.#rateLimit?.stats ?? new Map();
   }
 
   /** The inbound connection pools' counters (those requests have used). */

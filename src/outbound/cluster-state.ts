@@ -210,7 +210,7 @@ export class ClusterState implements CallHolder {
   }
 
   #onOutlier(e: OutlierEvent): void {
-    this.hostSet.healthVersion++;
+    if (e.type !== 'overflow') this.hostSet.healthVersion++;
     this.#ctx.onOutlierEvent(this.name, e);
   }
 

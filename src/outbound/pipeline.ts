@@ -25,6 +25,7 @@ import { type Transports, transportOf } from './transport.ts';
 import { faultLayer } from '../policies/fault.ts';
 import { type LiveMirrors, type MirrorStats, mirrorLayer } from '../policies/mirror.ts';
 import type { OutlierEvent } from '../policies/outlier.ts';
+import { type OutlierOverflowMessage, outlierOverflowChannel } from '../core/observe-outlier.ts';
 import { retryLayer } from '../policies/retry.ts';
 import { timeoutLayer } from '../policies/timeout.ts';
 import { RQ_TIMEOUT_HEADER, timeoutFromHeader } from '../policies/timeout-headers.ts';
@@ -144,7 +145,7 @@ export class Outbound {
       dns: { resolve: o.dns?.resolve ?? systemDnsResolve, refreshMs: o.dns?.refreshRateMs ?? DEFAULT_DNS_REFRESH_MS, family: lookupFamily(o.sourceIp) },
       onOutlierEvent: (cluster: string, e: OutlierEvent) => {
         this.#publishOutlier(cluster, e);
-        this.#o.onEvent({ type: e.type, cluster, endpoint: e.host.key, reason: e.reason, untilMs: e.untilMs });
+        if (e.type !== 'overflow') this.#o.onEvent({ type: e.type, cluster, endpoint: e.host.key, reason: e.reason, untilMs: e.untilMs });
       },
     };
     const route = (ex: Exchange) => ex.route as CompiledRoute;
@@ -250,6 +251,8 @@ export class Outbound {
       if (ch.hasSubscribers) {
         ch.publish({ workload, cluster, endpoint: e.host.key, detector: e.detector ?? 'consecutive_5xx', reason: e.reason, untilMs: e.untilMs } satisfies OutlierEjectedMessage);
       }
+    } else if (e.type === 'overflow') {
+      if (outlierOverflowChannel.hasSubscribers) outlierOverflowChannel.publish({ workload, cluster, endpoint: e.host.key, detector: e.detector ?? 'consecutive_5xx' } satisfies OutlierOverflowMessage);
     } else if (channels.outlierReturned.hasSubscribers) {
       channels.outlierReturned.publish({ workload, cluster, endpoint: e.host.key, reason: e.reason } satisfies OutlierReturnedMessage);
     }

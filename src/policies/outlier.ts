@@ -52,13 +52,14 @@ export interface OutlierHost {
 
 /** An ejection or a return, reported through the detector's `onChange` callback. */
 export type OutlierEvent = {
-  type: 'ejected' | 'returned';
+  /** `overflow`: a detector fired and the host was not ejected (maxEjectionPercent reached). */
+  type: 'ejected' | 'returned' | 'overflow';
   host: OutlierHost;
   /** Human-readable cause, e.g. `5 consecutive 5xx (consecutive5xxErrors=5)`. */
   reason: string;
   /** For `ejected`: the earliest return time; for `returned`: the ejection deadline that passed. */
   untilMs: number;
-  /** For `ejected`: which detector fired, in Envoy's stat names; undefined for `returned`. */
+  /** For `ejected` and `overflow`: which detector fired, in Envoy's stat names; undefined for `returned`. */
   detector?: OutlierDetectorKind;
 };
 
@@ -315,6 +316,7 @@ export class OutlierDetector {
       (100 * (this.#ejectedCount + 1)) / total <= s.maxEjectionPercent || (this.#alwaysEjectOne && this.#ejectedCount === 0);
     if (!allowed) {
       r.skipped++;
+      this.#onChange({ type: 'overflow', host: r.host, reason, untilMs: 0, detector: DETECTOR_NAME[detector] });
       return;
     }
     const now = this.#clock.now();

@@ -375,6 +375,11 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     });
   }
 
+  /** Connections to the endpoint in its pool now (Envoy's per-host `cx_active`). */
+  connections(host: HostState): number {
+    return this.#hosts.get(host)?.conns.length ?? 0;
+  }
+
   removeHost(host: HostState): void {
     const e = this.#hosts.get(host);
     if (e === undefined) return;

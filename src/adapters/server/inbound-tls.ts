@@ -198,6 +198,11 @@ export class InboundTls {
     return { ok: true, peer };
   }
 
+  /** The mesh whose servers these are (named in what they publish). */
+  get workload(): WorkloadIdentity {
+    return this.#o.workload;
+  }
+
   /** Closes `socket` at once, logs why (debug) and publishes it. */
   refuse(socket: Socket, mode: MtlsMode, transport: InboundRefusedMessage['transport'], reason: string): void {
     const remote = plainAddress(socket.remoteAddress);

@@ -11,6 +11,7 @@
 import type { Socket } from 'node:net';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { PeerIdentity } from '../../core/context.ts';
+import { type InboundConnectionEvent, inboundConnectionChannel } from '../../core/observe-connections.ts';
 import { awaitFirstBytes } from './first-bytes.ts';
 import { HANDSHAKE_TIMEOUT_MS, type InboundTls } from './inbound-tls.ts';
 import type { MtlsMode } from '../../security/peer-authentication.ts';
@@ -51,6 +52,7 @@ export class PeerAuthAcceptor {
   }
 
   accept(socket: Socket): void {
+    if (inboundConnectionChannel.hasSubscribers) this.#observe(socket);
     const mode = this.#mtls.modeFor(socket.localPort ?? 0);
     if (this.#mtls.context === undefined) {
       if (mode === 'STRICT') {
@@ -63,6 +65,7 @@ export class PeerAuthAcceptor {
         }
       } else {
         // No identity: the workload neither offers nor accepts mTLS; plaintext, nothing read first.
+        if (inboundConnectionChannel.hasSubscribers) this.#served(socket, false);
         this.#on.plaintext(socket);
         return;
       }
@@ -88,9 +91,13 @@ export class PeerAuthAcceptor {
       this.#pending.delete(socket);
       if (mode === 'STRICT') {
         if (this.#on.probesOnly === undefined) this.#mtls.refuse(socket, mode, 'plaintext', 'plaintext under STRICT');
-        else this.#on.probesOnly(socket, first);
+        else {
+          if (inboundConnectionChannel.hasSubscribers) this.#served(socket, false);
+          this.#on.probesOnly(socket, first);
+        }
         return;
       }
+      if (inboundConnectionChannel.hasSubscribers) this.#served(socket, false);
       this.#on.plaintext(socket, first);
       return;
     }
@@ -134,6 +141,7 @@ export class PeerAuthAcceptor {
       tls.on('secureConnection', (s: TLSSocket) => this.#secured(s));
       tls.on('tlsClientError', (err: Error & { code?: string }, s: TLSSocket) => {
         this.#released(s);
+        if (inboundConnectionChannel.hasSubscribers) this.#publish(s, 'tls-error');
         this.#mtls.refuse(s, this.#mtls.modeFor(s.localPort ?? 0), 'tls', `TLS handshake failed: ${err.code ?? err.message}`);
       });
       this.#tls = tls;
@@ -155,11 +163,35 @@ export class PeerAuthAcceptor {
   #secured(s: TLSSocket): void {
     this.#released(s);
     const v = this.#mtls.verifyPeer(s);
+    const observed = inboundConnectionChannel.hasSubscribers;
     if (!v.ok) {
+      if (observed) this.#publish(s, 'verify-failed', false, Object.keys(s.getPeerCertificate()).length === 0);
       this.#mtls.refuse(s, this.#mtls.modeFor(s.localPort ?? 0), 'tls', v.reason);
       return;
     }
+    if (observed) {
+      this.#publish(s, 'handshake');
+      this.#served(s, true);
+    }
     this.#on.secured(s, v.peer);
+  }
+
+  #publish(socket: Socket, event: InboundConnectionEvent, tls = false, noCertificate = false): void {
+    inboundConnectionChannel.publish({ workload: this.#mtls.workload, localPort: socket.localPort ?? 0, event, tls, noCertificate });
+  }
+
+  /** Publishes an accepted connection, and its close. */
+  #observe(socket: Socket): void {
+    this.#publish(socket, 'open');
+    const port = socket.localPort ?? 0;
+    socket.once('close', () => inboundConnectionChannel.publish({ workload: this.#mtls.workload, localPort: port, event: 'close', tls: false, noCertificate: false }));
+  }
+
+  /** Publishes a connection handed to the server, and its close. */
+  #served(socket: Socket, tls: boolean): void {
+    this.#publish(socket, 'served', tls);
+    const port = socket.localPort ?? 0;
+    socket.once('close', () => inboundConnectionChannel.publish({ workload: this.#mtls.workload, localPort: port, event: 'served-close', tls, noCertificate: false }));
   }
 
   /** Closes the connections not handed over yet. */

@@ -19,6 +19,7 @@ import type { PathNormalization } from '../../core/path-normalization.ts';
 import { InboundPipeline } from '../../inbound/pipeline.ts';
 import { InboundPolicies, type InboundPolicyOptions } from '../../inbound/policies.ts';
 import type { InboundPoolCounters } from '../../inbound/connection-pool.ts';
+import type { RateLimitStats } from '../../inbound/rate-limit-phase.ts';
 import { type InboundTlsCounts, InboundTlsStats } from '../../inbound/tls-stats.ts';
 import type { CredentialHolder } from '../../security/identity/credentials.ts';
 import type { EffectivePeerAuthentication } from '../../security/peer-authentication.ts';
@@ -169,6 +170,11 @@ export class MeshServers {
   /** The inbound connection pools' counters. */
   get poolCounters(): InboundPoolCounters[] {
     return this.#policies.poolCounters();
+  }
+
+  /** The inbound local rate limit filters' counters by `stat_prefix` (the admin endpoint's `/stats`). */
+  get rateLimitStats(): ReadonlyMap<string, Readonly<RateLimitStats>> {
+    return this.#policies.rateLimitStats;
   }
 
   get tlsCounts(): InboundTlsCounts {

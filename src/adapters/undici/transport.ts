@@ -23,6 +23,7 @@ import { keepaliveConnector } from '../keepalive.ts';
 import { closeWithin, trackedAgent } from './close-within.ts';
 import { CertificateRefusalHandler, sniOfAuthority, tlsConnector } from './tls-connector.ts';
 import { dispatchUntraced, upstreamClient } from './untraced.ts';
+import { observedPool } from './pool-events.ts';
 import { type ClientTlsOptions, ClusterTlsPlans, TlsEnvironment } from './tls-plans.ts';
 
 /** Envoy's header with the time the caller still waits, in ms. */
@@ -154,7 +155,7 @@ class ClusterPools implements ClusterTransport {
       endpoint: host.endpoint,
       epoch: this.#env.epoch,
       key,
-      pool: failure === undefined ? new Pool(origin, opts) : undefined,
+      pool: failure === undefined ? observedPool(new Pool(origin, opts), this.#cs) : undefined,
       failure,
       originates: plan !== undefined && plan.mode !== 'ISTIO_MUTUAL',
       presentsCert: plan !== undefined && plan.mode !== 'SIMPLE',
@@ -176,7 +177,7 @@ class ClusterPools implements ClusterTransport {
       const sn = servername.startsWith('*') ? undefined : servername;
       const opts =
         k !== undefined ? { ...this.options, connect: keepaliveConnector(this.options.connectTimeout ?? 10_000, this.#cs.h2, k, sn) as never } : sn !== undefined ? { ...this.options, connect: { servername: sn } } : this.options;
-      e.https = new Pool(`https://${hostPart(host.endpoint.address)}:${host.endpoint.port}`, opts);
+      e.https = observedPool(new Pool(`https://${hostPart(host.endpoint.address)}:${host.endpoint.port}`, opts), this.#cs);
     }
     return e.https;
   }

@@ -74,6 +74,7 @@ export class AuthzEngine {
   readonly #denied: Map<CompiledRule, AuthzResult> = new Map();
   readonly #noAllowPolicy: AuthzResult;
   readonly #defaultDeny: AuthzResult;
+  #filters: { readonly audit: boolean; readonly deny: boolean; readonly allow: boolean } | undefined;
 
   constructor(compiled: CompiledAuthz) {
     this.#c = compiled;
@@ -107,6 +108,12 @@ export class AuthzEngine {
   /** Dropped rules, ignored values and policies, unusable providers. */
   get findings(): readonly AuthzFinding[] {
     return this.#c.findings;
+  }
+
+  /** Which of Istio's RBAC filters this engine stands for: one per action with enforced (not dry-run) policies, AUDIT, DENY, ALLOW. */
+  get rbacFilters(): { readonly audit: boolean; readonly deny: boolean; readonly allow: boolean } {
+    this.#filters ??= Object.freeze({ audit: this.#c.audit.enforced !== undefined, deny: this.#c.deny.enforced !== undefined, allow: this.#c.allow.enforced !== undefined });
+    return this.#filters;
   }
 
   /** True when at least one CUSTOM policy applies (evaluation may then wait for an authorizer). */
