@@ -65,12 +65,14 @@ function splitKey(endpointKey: string): { address: string; port: number } {
   return { address, port: Number(key.slice(i + 1)) };
 }
 
-function socketAddress(key: string): { address: string; port_value: number } {
+/** Envoy's `socket_address` of an endpoint key (exported for its test). @internal */
+export function socketAddress(key: string): { address: string; port_value: number } {
   const { address, port } = splitKey(key);
   return { address, port_value: port };
 }
 
-function hostAddress(key: string): string {
+/** An endpoint key as `/clusters` writes the host: `10.0.0.1:80`, `[fd00::1]:80`, a gateway key's `@locality` left out (exported for its test). @internal */
+export function hostAddress(key: string): string {
   const { address, port } = splitKey(key);
   return formatHostPort(address, port);
 }
