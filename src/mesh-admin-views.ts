@@ -8,6 +8,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { MESHLET_VERSION } from './core/version.ts';
+import { formatHostPort, keyAddress } from './core/host-port.ts';
 import type { Mesh } from './mesh.ts';
 import { type EndpointDiagnostics, endpointDiagnostics } from './mesh-diagnostics.ts';
 import type { MeshOptions } from './mesh-options.ts';
@@ -57,20 +58,23 @@ function localityParts(locality: string): { region: string; zone: string; sub_zo
 }
 
 /** `10.0.0.1:80`, `[fd00::1]:80`: the endpoint's address and port as Envoy writes a socket address. */
-function splitKey(key: string): { address: string; port: number } {
+function splitKey(endpointKey: string): { address: string; port: number } {
+  const key = keyAddress(endpointKey);
   const i = key.lastIndexOf(':');
   const address = key.slice(0, i).replace(/^\[(.*)\]$/, '$1');
   return { address, port: Number(key.slice(i + 1)) };
 }
 
-function socketAddress(key: string): { address: string; port_value: number } {
+/** Envoy's `socket_address` of an endpoint key (exported for its test). @internal */
+export function socketAddress(key: string): { address: string; port_value: number } {
   const { address, port } = splitKey(key);
   return { address, port_value: port };
 }
 
-function hostAddress(key: string): string {
+/** An endpoint key as `/clusters` writes the host: `10.0.0.1:80`, `[fd00::1]:80`, a gateway key's `@locality` left out (exported for its test). @internal */
+export function hostAddress(key: string): string {
   const { address, port } = splitKey(key);
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+  return formatHostPort(address, port);
 }
 
 /** The circuit-breaker thresholds as Envoy names them (Istio sets the same for both priorities). */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { formatHostPort } from '../core/host-port.ts';
 import { isVisible, resolveHost } from './hosts.ts';
 import { kubeServiceParts, resolveAliases, selectedWorkloads, type WorkloadCandidate } from './registry-kube.ts';
 import { byAge, ofKind, type AnyResource, type Resource } from './resource.ts';
@@ -112,7 +113,7 @@ export function endpointsFor(service: Service, port: ServicePort): Endpoint[] {
   for (const w of workloads) {
     const p = named !== undefined ? workloadPort(w, named) : (workloadPort(w, port.name) ?? port.targetPort ?? port.number);
     if (p === undefined) continue;
-    out.push({ address: w.address, port: p, labels: w.labels, locality: w.locality, weight: w.weight, origin: w.origin, serviceAccount: w.serviceAccount, namespace: service.namespace, workloadName: w.name, key: `${w.address}:${p}` });
+    out.push({ address: w.address, port: p, labels: w.labels, locality: w.locality, weight: w.weight, origin: w.origin, serviceAccount: w.serviceAccount, namespace: service.namespace, workloadName: w.name, key: formatHostPort(w.address, p) });
   }
   return out;
 }

@@ -68,6 +68,11 @@ export function isAuthFailure(e: unknown): boolean {
   return e instanceof HttpStatusError && (e.status === 401 || e.status === 403);
 }
 
+/** True for Go's answer to plain HTTP on a TLS port ({@link PLAIN_TO_TLS_ANSWER}): an http:// URL for a control plane that serves only https://. */
+export function isPlainToTlsFailure(e: unknown): boolean {
+  return e instanceof HttpStatusError && isPlainToTlsAnswer(e.status, e.serverMessage);
+}
+
 /** Reads an error body (`{ error: { code, message } }` or text) into an {@link HttpStatusError}. */
 export function statusError(status: number, text: string): HttpStatusError {
   try {

@@ -6,7 +6,8 @@
  * control plane; or, once every URL failed (or the first config was rejected, or
  * `startupTimeoutMs` passed), from the cache; or, with `failOpen`, empty. Otherwise it rejects
  * with a MESHLET_ERR_CONTROL_PLANE error saying why, after closing what it opened. A 401/403
- * rejects at once: retrying with the same token cannot help.
+ * rejects at once: retrying with the same token cannot help; so does (unless the cache or
+ * failOpen starts it) a lone http:// URL a TLS-only control plane answers with Go's 400.
  *
  * @module
  */
@@ -20,7 +21,7 @@ import type { ConfigIssue } from '../config/issues.ts';
 import type { Snapshot } from '../routing/compile.ts';
 import { UrlRotation } from './backoff.ts';
 import { type CachedState, SnapshotCache } from './cache.ts';
-import { ControlPlaneHttp, isAuthFailure } from './http.ts';
+import { ControlPlaneHttp, isAuthFailure, isPlainToTlsFailure } from './http.ts';
 import { ControlPlaneIdentity } from './identity.ts';
 import { type HelloEvent, REPORT_PATH, type WorkloadReport } from './protocol.ts';
 import { type Registration, Registrar, type RegisterOptions } from './registration.ts';
@@ -292,6 +293,8 @@ export class ControlPlaneSource {
     if (this.#startup !== undefined) {
       this.#startup.lastError = error;
       if (isAuthFailure(info.cause)) this.#settle(undefined, error);
+      // The only URL is http:// to a TLS-only control plane: no retry can help (cache and failOpen still apply).
+      else if (this.#o.urls.length === 1 && isPlainToTlsFailure(info.cause)) void this.#fallback(error, true);
       else if (info.roundFailed) void this.#fallback(error, false);
       return;
     }

@@ -11,6 +11,7 @@
  */
 import { isIP } from 'node:net';
 import type { Endpoint } from '../config/registry.ts';
+import { formatHostPort } from '../core/host-port.ts';
 import type { DnsTarget } from './dns-target.ts';
 
 /** Endpoints made from one endpoint's answer, by key: the same objects while the endpoint and the address are the same. */
@@ -58,7 +59,7 @@ export function logicalDnsEndpoints(endpoints: readonly Endpoint[], targets: Map
 export function strictDnsEndpoints(endpoints: readonly Endpoint[], targets: Map<string, DnsTarget>, make: (name: string) => DnsTarget): readonly Endpoint[] {
   const out: Endpoint[] = [];
   forEachTarget(endpoints, targets, make, out, (ep, t) => {
-    for (const a of t.addresses ?? []) out.push(resolvedEndpoint(ep, a, `${a}:${ep.port}`));
+    for (const a of t.addresses ?? []) out.push(resolvedEndpoint(ep, a, formatHostPort(a, ep.port)));
   });
   return out;
 }

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { formatHostPort } from '../core/host-port.ts';
 import type { NetworkGateway, NetworkTopology } from '../config/network-topology.ts';
 import { composePeerAuthentication, mtlsModeForPort } from '../config/peer-authentication.ts';
 import type { Endpoint } from '../config/registry.ts';
@@ -116,9 +117,9 @@ export function filterByNetwork(endpoints: readonly Endpoint[], topo: NetworkTop
     const sorted = [...weights.keys()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
     for (const gw of sorted) {
       const w = weights.get(gw) as { weight: number; endpoints: string[] };
-      gatewaysUsed.add(`${gw.address}:${gw.port} (${gw.origin})`);
+      gatewaysUsed.add(`${formatHostPort(gw.address, gw.port)} (${gw.origin})`);
       // One host per gateway and locality: the same gateway in another locality is another host.
-      let key = `${gw.address}:${gw.port}`;
+      let key = formatHostPort(gw.address, gw.port);
       if (usedKeys.has(key)) key = `${key}@${locality}`;
       usedKeys.add(key);
       out.push(

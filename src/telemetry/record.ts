@@ -9,6 +9,7 @@
  */
 import type { Protocol } from '../core/classify.ts';
 import { MeshletError } from '../core/errors.ts';
+import { formatHostPort, keyAddress } from '../core/host-port.ts';
 import type { CallEndMessage, CallStartMessage, InboundEndMessage, WorkloadIdentity } from '../core/observe.ts';
 
 /** A header map with lower-cased names, as the kernel carries them. */
@@ -216,7 +217,7 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
     durationMs: end.durationMs,
     startTimeMs: o.startTimeMs ?? Date.now() - end.durationMs,
     attempts: end.attempts,
-    upstreamHost: end.endpoint,
+    upstreamHost: end.endpoint === undefined ? undefined : keyAddress(end.endpoint),
     upstreamCluster: end.cluster,
     // A host outside the registry took Istio's catch-all route, named allow_any or block_all.
     routeName: end.route ?? end.catchAll,
@@ -257,7 +258,7 @@ export function serverRecord(end: InboundEndMessage, o: ServerRecordOptions = {}
     startTimeMs: o.startTimeMs ?? Date.now() - end.durationMs,
     attempts: undefined,
     // The app is the inbound cluster's one host (Istio: `inbound|port||`, the pod's address).
-    upstreamHost: admitted && local !== undefined && end.status > 0 ? `${local.address}:${local.port}` : undefined,
+    upstreamHost: admitted && local !== undefined && end.status > 0 ? formatHostPort(local.address, local.port) : undefined,
     upstreamCluster: `inbound|${end.localPort}||`,
     routeName: 'default',
     destinationService: undefined,

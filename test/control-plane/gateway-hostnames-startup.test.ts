@@ -138,7 +138,7 @@ test('from the last-known-good cache: the cached gateway host name is resolved b
     dns.set({ addresses: ['192.0.2.21', '2001:db8::21'], ttlMs: 60_000 });
     clock.advance(60_000);
     await until(() => endpointsOf(mesh).includes('192.0.2.21:15443'), 'the new gateway address installed');
-    assert.deepEqual(endpointsOf(mesh), ['10.1.0.5:9080', '192.0.2.21:15443', '2001:db8::21:15443']);
+    assert.deepEqual(endpointsOf(mesh), ['10.1.0.5:9080', '192.0.2.21:15443', '[2001:db8::21]:15443']);
     assert.equal(mesh.configVersion, version, 'the cached config, compiled again');
     assert.equal(mesh.configSource, 'cache');
   } finally {
@@ -148,10 +148,10 @@ test('from the last-known-good cache: the cached gateway host name is resolved b
 
 test("a gateway host name's A and AAAA answers: only those of the workload's IP family (sourceIp) are used; none of it leaves the remote endpoint out", async () => {
   const rows: [sourceIp: string | undefined, answer: string[], want: string[]][] = [
-    [undefined, ['192.0.2.30', '2001:db8::30'], ['10.1.0.5:9080', '192.0.2.30:15443', '2001:db8::30:15443']],
+    [undefined, ['192.0.2.30', '2001:db8::30'], ['10.1.0.5:9080', '192.0.2.30:15443', '[2001:db8::30]:15443']],
     ['10.1.0.9', ['192.0.2.30', '2001:db8::30'], ['10.1.0.5:9080', '192.0.2.30:15443']],
-    ['2001:db8:1::9', ['192.0.2.30', '2001:db8::30'], ['10.1.0.5:9080', '2001:db8::30:15443']],
-    ['10.1.0.9', ['::ffff:192.0.2.31'], ['10.1.0.5:9080', '::ffff:192.0.2.31:15443']],
+    ['2001:db8:1::9', ['192.0.2.30', '2001:db8::30'], ['10.1.0.5:9080', '[2001:db8::30]:15443']],
+    ['10.1.0.9', ['::ffff:192.0.2.31'], ['10.1.0.5:9080', '[::ffff:192.0.2.31]:15443']],
     // Gateways, none reachable: the remote endpoint is left out (istiod), not called at 10.2.0.5 directly.
     ['10.1.0.9', ['2001:db8::30'], ['10.1.0.5:9080']],
   ];

@@ -16,6 +16,7 @@ import type { Socket } from 'node:net';
 import { createSecureContext, type PeerCertificate, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { AnyResource } from '../../config/resource.ts';
 import type { PeerIdentity } from '../../core/context.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 import { channels, type InboundRefusedMessage, type WorkloadIdentity } from '../../core/observe.ts';
 import type { CredentialHolder, WorkloadCredentials } from '../../security/identity/credentials.ts';
 import { validityProblem } from '../../security/identity/peer-validity.ts';
@@ -208,7 +209,7 @@ export class InboundTls {
     const remote = plainAddress(socket.remoteAddress);
     const port = socket.localPort ?? 0;
     closeConnection(socket);
-    this.#o.debug?.(`meshlet: refused an inbound ${transport === 'unknown' ? '' : `${transport} `}connection from ${remote}:${socket.remotePort ?? 0} on port ${port} (PeerAuthentication ${mode}): ${reason}`);
+    this.#o.debug?.(`meshlet: refused an inbound ${transport === 'unknown' ? '' : `${transport} `}connection from ${formatHostPort(remote, socket.remotePort ?? 0)} on port ${port} (PeerAuthentication ${mode}): ${reason}`);
     const ch = channels.inboundRefused;
     if (ch.hasSubscribers) ch.publish({ workload: this.#o.workload, mode, localPort: port, remoteAddress: remote, transport, reason } satisfies InboundRefusedMessage);
   }

@@ -11,7 +11,7 @@ import { Exchange } from '../../core/exchange.ts';
 import type { MeshletError } from '../../core/errors.ts';
 import { httpToGrpc } from '../../core/grpc-status.ts';
 import { localReplyText } from '../../core/local-reply.ts';
-import { FLAGS_HEADER, FLAGS_HEADER_RAW, failureHeaders, grpcAnswerHeaders, OVERLOADED_HEADER, rawFrom } from './render.ts';
+import { FLAGS_HEADER, FLAGS_HEADER_RAW, failureHeaders, grpcAnswerHeaders, OVERLOADED_HEADER, rawFrom, removeHopByHop } from './render.ts';
 
 /** undici's controllers carry the raw header lists as received. */
 interface RawController extends Controller {
@@ -107,6 +107,11 @@ export class UndiciExchange extends Exchange implements BodySentListener {
       delete headers[FLAGS_HEADER];
       delete headers[OVERLOADED_HEADER];
       rebuild = true;
+    }
+    // The upstream connection's own headers are not the app's: Envoy's connection manager removes
+    // them from every response (mutateResponseHeaders; an upgrade's 101 does not come here).
+    if (headers.connection !== undefined || headers['keep-alive'] !== undefined || headers['transfer-encoding'] !== undefined || headers['proxy-connection'] !== undefined || headers.upgrade !== undefined) {
+      headers = removeHopByHop(headers, raw);
     }
     if (this.flags !== '') headers[FLAGS_HEADER] = this.flags;
     // The mesh's own headers go at the end of the upstream's raw list, unless it is rebuilt from the object.

@@ -61,3 +61,44 @@ export function grpcAnswerHeaders(grpcStatus: number, message: string, flags: st
   }
   return h;
 }
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'upgrade'];
+
+/**
+ * Removes the hop-by-hop headers Envoy's connection manager takes off an upstream's response
+ * before it reaches the downstream (`connection`, `keep-alive`, `transfer-encoding`,
+ * `proxy-connection`, and `upgrade` on a response that is no upgrade) — undici has already acted
+ * on them for its own connection. Returns a copy of the header object without them (a Node
+ * upstream sends `connection` and `keep-alive` on every answer: `delete` would leave a slow
+ * dictionary object that costs more per request than the copy), and removes them in place from
+ * the response's own raw list (name, value, …) when there is one.
+ */
+export function removeHopByHop(headers: Headers, raw: unknown): Headers {
+  const out: Headers = {};
+  for (const k in headers) if (!HOP_BY_HOP.includes(k)) out[k] = headers[k];
+  if (!Array.isArray(raw)) return out;
+  let w = 0;
+  for (let r = 0; r + 1 < raw.length; r += 2) {
+    if (isHopByHopName(raw[r])) continue;
+    raw[w++] = raw[r];
+    raw[w++] = raw[r + 1];
+  }
+  raw.length = w;
+  return out;
+}
+
+/** Whether a raw header name (bytes or text, any case) is one of {@link HOP_BY_HOP}, compared without allocating. */
+function isHopByHopName(name: unknown): boolean {
+  const len = (name as { length?: unknown }).length;
+  if (len !== 7 && len !== 10 && len !== 16 && len !== 17) return false;
+  for (const n of HOP_BY_HOP) {
+    if (n.length !== len) continue;
+    let same = true;
+    for (let i = 0; i < len && same; i++) {
+      const c = typeof name === 'string' ? name.charCodeAt(i) : (name as Uint8Array)[i] ?? 0;
+      same = (c >= 65 && c <= 90 ? c + 32 : c) === n.charCodeAt(i);
+    }
+    if (same) return true;
+  }
+  return false;
+}

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import type { Endpoint } from '../../config/registry.ts';
 import { ManualClock, seededRandom } from '../../core/clock.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 import { HostSet, HostState } from './host.ts';
 import type { Picker, PickerContext, PickRequest } from './picker.ts';
 
@@ -33,7 +34,7 @@ export function ep(address: string, o: EpOptions = {}): Endpoint {
     serviceAccount: 'default',
     namespace: 'default',
     workloadName: '',
-    key: `${address}:${port}`,
+    key: formatHostPort(address, port),
   };
 }
 

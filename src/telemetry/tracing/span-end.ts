@@ -7,6 +7,7 @@
  */
 import { type Attributes, type Span, SpanStatusCode } from '@opentelemetry/api';
 import type { Headers } from '../../core/handler.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 import type { AttemptEndMessage, CallEndMessage, InboundEndMessage } from '../../core/observe.ts';
 import { clientRecord, serverRecord } from '../record.ts';
 import { type CompiledTags, customTags, hostPortOfCluster, httpProtocol, httpUrl, isError } from './tags.ts';
@@ -38,7 +39,7 @@ export function endServerSpan(span: Span, m: InboundEndMessage, requestId: strin
   const cluster = `inbound|${m.localPort}||`;
   a.upstream_cluster = cluster;
   a['upstream_cluster.name'] = cluster;
-  if (m.deniedBy === undefined && m.status !== 0) a.upstream_address = `${m.localAddress ?? '127.0.0.1'}:${m.localPort}`;
+  if (m.deniedBy === undefined && m.status !== 0) a.upstream_address = formatHostPort(m.localAddress ?? '127.0.0.1', m.localPort);
   if (istio !== undefined) Object.assign(a, istio);
   customTags(tags, m.headers, () => serverRecord(m), a);
   if (m.protocol === 'grpc') grpcRequestTags(a, m.path, m.authority, m.headers);

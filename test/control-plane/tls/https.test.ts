@@ -12,6 +12,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import timers from 'node:timers';
 import { connect } from 'node:tls';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { callOne } from '../../../src/cli/client.ts';
@@ -119,6 +120,40 @@ describe('the control plane over TLS', () => {
       });
     } finally {
       await new Promise((r) => silent.close(r));
+    }
+  });
+
+  it('a lone http:// URL to a TLS-only control plane fails start-up at its first answer, not after startupTimeoutMs; failOpen still starts', async () => {
+    const t = await tlsServer();
+    const plain = t.url.replace('https://', 'http://');
+    const token = await t.cp.mintToken({ service: 'productpage', namespace: 'default' });
+    // The clock never moves unless the test moves it: a start-up that waits for startupTimeoutMs cannot end by itself.
+    const clock = new ManualClock(1_000);
+    const p = createMesh({ service: 'productpage', controlPlane: plain, token, drainMs: 0, startupTimeoutMs: 10_000, clock, logger: quiet }).then(
+      (m) => m,
+      (e: Error) => e,
+    );
+    // A guard against a hang only (the defect): a fixed start-up ends at the control plane's first answer.
+    const guard = new Promise<'pending'>((r) => timers.setTimeout(r, 5_000, 'pending').unref());
+    if ((await Promise.race([p, guard])) === 'pending') clock.advance(10_000);
+    const e = await p;
+    assert.ok(e instanceof Error, 'createMesh started');
+    assert.doesNotMatch(e.message, /no config within/);
+    assert.ok(e.message.startsWith(`control plane ${plain}: `), e.message);
+    assert.ok(e.message.endsWith(`; if it serves only TLS (meshlet control-plane --tls …), give ${t.url}`), e.message);
+    // failOpen keeps its meaning: the mesh starts without config, at once.
+    const logger = memoryLogger();
+    const open = createMesh({ service: 'productpage', controlPlane: plain, token, drainMs: 0, startupTimeoutMs: 10_000, clock: new ManualClock(1_000), failOpen: true, identity: 'none', logger }).then(
+      (m) => m,
+      (err: Error) => err,
+    );
+    const guard2 = new Promise<'pending'>((r) => timers.setTimeout(r, 5_000, 'pending').unref());
+    const m = await Promise.race([open, guard2]);
+    assert.ok(m !== 'pending' && !(m instanceof Error), String(m));
+    try {
+      assert.ok(logger.lines.some((w) => w.includes('starting without config (failOpen)') && w.includes('give https://')), logger.lines.join('\n'));
+    } finally {
+      await m.close();
     }
   });
 
