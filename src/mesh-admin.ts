@@ -12,6 +12,7 @@ import { setTimeout } from 'node:timers';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { InvalidArgumentError, isMeshletError } from './core/errors.ts';
+import { formatHostPort } from './core/host-port.ts';
 import type { Mesh } from './mesh.ts';
 import { isLoopback } from './control-plane/probe-hosts.ts';
 import type { AdminHandle, AdminSettings } from './mesh-admin-options.ts';
@@ -188,9 +189,9 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
   const a = server.address() as AddressInfo;
   const url = adminUrlOf(a);
   // With the port bound (admin.port 0 picks one) and, for a wildcard address, the addresses it is reached on.
-  const bound = `${hostPort(a.address, a.port)}${a.address === '0.0.0.0' || a.address === '::' ? ` (every interface${reachedAt(a)})` : ''}`;
+  const bound = `${formatHostPort(a.address, a.port)}${a.address === '0.0.0.0' || a.address === '::' ? ` (every interface${reachedAt(a)})` : ''}`;
   if (!settings.loopback) logger.warn(`meshlet: the admin endpoint listens on ${bound}, not on loopback (admin.allowNonLoopback): whoever reaches it sees this workload's config, endpoints and certificate details`);
-  logger.info?.(`meshlet: admin endpoint at ${url}${url === `http://${hostPort(a.address, a.port)}` ? '' : `, listening on ${bound}`}`);
+  logger.info?.(`meshlet: admin endpoint at ${url}${url === `http://${formatHostPort(a.address, a.port)}` ? '' : `, listening on ${bound}`}`);
   const handle: AdminHandle = {
     url,
     draining: () => {
@@ -209,14 +210,10 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
   mesh.adoptAdmin(handle);
 }
 
-function hostPort(address: string, port: number): string {
-  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
-}
-
 /** The endpoint's URL: its bound address, or for a wildcard one (0.0.0.0, ::) loopback's, which reaches it from this host. */
 function adminUrlOf(a: AddressInfo): string {
   const address = a.address === '0.0.0.0' ? '127.0.0.1' : a.address === '::' ? '::1' : a.address;
-  return `http://${hostPort(address, a.port)}`;
+  return `http://${formatHostPort(address, a.port)}`;
 }
 
 /** `: http://10.0.0.5:15000, …`: this host's addresses (not loopback) a wildcard endpoint is reached on from elsewhere, a few. */
@@ -226,7 +223,7 @@ function reachedAt(a: AddressInfo): string {
   for (const list of Object.values(networkInterfaces())) {
     for (const i of list ?? []) {
       if (i.internal || (v4Only && i.family !== 'IPv4') || (i.family === 'IPv6' && i.scopeid !== 0)) continue;
-      found.push(`http://${hostPort(i.address, a.port)}`);
+      found.push(`http://${formatHostPort(i.address, a.port)}`);
     }
   }
   if (found.length === 0) return '';

@@ -13,6 +13,7 @@
  */
 import type { Channel } from 'node:diagnostics_channel';
 import type { ServerResponse } from 'node:http';
+import { formatHostPort } from './core/host-port.ts';
 import {
   type AttemptStartMessage,
   type CallEndMessage,
@@ -167,8 +168,8 @@ export class MeshTap {
         authority: m.authority,
         path: withoutQuery(m.path),
         cluster: `inbound|${m.localPort}||`,
-        srcAddress: hostPort(m.remoteAddress, m.remotePort),
-        dstAddress: m.localAddress === undefined ? undefined : hostPort(m.localAddress, m.localPort),
+        srcAddress: formatHostPort(m.remoteAddress, m.remotePort),
+        dstAddress: m.localAddress === undefined ? undefined : formatHostPort(m.localAddress, m.localPort),
         dstPrincipal: m.scheme === 'https' ? this.#source.mesh.credentials.current?.spiffeId : undefined,
         tls: m.scheme === 'https',
       };
@@ -254,8 +255,4 @@ export class MeshTap {
 /** Milliseconds to the microsecond. */
 function micros(ms: number): number {
   return Math.round(ms * 1000) / 1000;
-}
-
-function hostPort(address: string, port: number): string {
-  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
 }

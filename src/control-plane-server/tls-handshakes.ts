@@ -11,6 +11,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../core/clock.ts';
+import { formatHostPort } from '../core/host-port.ts';
 import type { ServerLogger } from './logger.ts';
 
 /** Go net/http's answer to plaintext HTTP on a TLS port (`server.go`, `tlsRecordHeaderLooksLikeHTTP`). */
@@ -85,7 +86,7 @@ export function watchHandshakes(server: HttpsServer, clock: Clock, logger: Serve
     logged.set(key, now);
     const more = unsaid === 0 ? '' : ` (${unsaid} other failed handshake${unsaid === 1 ? '' : 's'} not logged since the last line: at most one line per client address and reason per ${HANDSHAKE_LOG_WINDOW_MS / 1000} s)`;
     unsaid = 0;
-    const peer = address.includes(':') ? `[${address}]:${port ?? ''}` : `${address}:${port ?? ''}`;
+    const peer = formatHostPort(address, port ?? '');
     logger.warn(`TLS handshake error from ${peer}: ${reason}${code !== undefined && code !== reason ? ` (${code})` : ''}${hint(code, rootCert)}${more}`);
   });
   return { suppressed: () => suppressed };

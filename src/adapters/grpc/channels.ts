@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import type { ChannelInterface as Channel, ChannelOptions } from '@grpc/grpc-js';
 import type { Clock, Timer } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
 import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
@@ -59,10 +60,6 @@ export function channelOptions(cs: ClusterState): ChannelOptions {
     o['grpc.keepalive_permit_without_calls'] = 1;
   }
   return o;
-}
-
-export function hostPart(address: string): string {
-  return address.includes(':') && !address.startsWith('[') ? `[${address}]` : address;
 }
 
 /**
@@ -271,7 +268,7 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     const g = this.#g;
     let open: ((onSocket: ((socket: Socket) => void) | undefined) => Channel) | undefined;
     if (failure === undefined) {
-      const target = `${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
+      const target = formatHostPort(host.endpoint.address, host.endpoint.port);
       // TLS names the service (Istio's SNI for mTLS); the channel still dials the endpoint's address.
       // A rule without sni (Envoy's auto_sni): the service's host, the authority the mesh's gRPC calls carry.
       const service = this.#cs.cluster.host;

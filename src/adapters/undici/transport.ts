@@ -14,6 +14,7 @@ import { type Agent, Pool } from 'undici';
 import { bodyForAttempt } from '../../core/replay.ts';
 import type { Clock } from '../../core/clock.ts';
 import { MeshletError } from '../../core/errors.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 import { NO_CONTROLLER } from '../../core/exchange.ts';
 import type { AnyResource } from '../../config/resource.ts';
 import type { ClientTlsDecision } from '../../outbound/tls-decision.ts';
@@ -61,11 +62,6 @@ export function poolOptions(cs: ClusterState): Pool.Options {
     if (pool.http2KeepAlive !== undefined) o.h2Options = { pingInterval: pool.http2KeepAlive.intervalMs };
   } else o.allowH2 = false;
   return o;
-}
-
-
-function hostPart(address: string): string {
-  return address.includes(':') && !address.startsWith('[') ? `[${address}]` : address;
 }
 
 /** One endpoint's connections: the pool its TLS decision calls for, and the app's own `https://` pool. */
@@ -149,7 +145,7 @@ class ClusterPools implements ClusterTransport {
       e.epoch = this.#env.epoch;
       return e;
     }
-    const origin = `${plan === undefined ? 'http' : 'https'}://${hostPart(host.endpoint.address)}:${host.endpoint.port}`;
+    const origin = `${plan === undefined ? 'http' : 'https'}://${formatHostPort(host.endpoint.address, host.endpoint.port)}`;
     const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#clock, this.#cs.cluster.settings.connectionPool.tcpKeepalive, host.endpoint.hostname) as never };
     const next: HostPools = {
       endpoint: host.endpoint,
@@ -177,7 +173,7 @@ class ClusterPools implements ClusterTransport {
       const sn = servername.startsWith('*') ? undefined : servername;
       const opts =
         k !== undefined ? { ...this.options, connect: keepaliveConnector(this.options.connectTimeout ?? 10_000, this.#cs.h2, k, sn) as never } : sn !== undefined ? { ...this.options, connect: { servername: sn } } : this.options;
-      e.https = observedPool(new Pool(`https://${hostPart(host.endpoint.address)}:${host.endpoint.port}`, opts), this.#cs);
+      e.https = observedPool(new Pool(`https://${formatHostPort(host.endpoint.address, host.endpoint.port)}`, opts), this.#cs);
     }
     return e.https;
   }

@@ -12,6 +12,7 @@ import { errors, request } from 'undici';
 import { out, UsageError } from '../args.ts';
 import { DEFAULT_TIMEOUT_MS, durationOption } from '../client.ts';
 import { printable } from '../escape.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { table } from '../table.ts';
 
@@ -146,7 +147,7 @@ function endpointRows(cs: ClusterStatus[]) {
       const health = obj(h.health_status);
       const m = obj(h.meshlet);
       return {
-        endpoint: port === 0 ? address : `${address.includes(':') ? `[${address}]` : address}:${port}`,
+        endpoint: port === 0 ? address : formatHostPort(address, port),
         address,
         port,
         status: str(health.eds_health_status) || 'UNKNOWN',
