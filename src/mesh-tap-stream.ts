@@ -76,26 +76,35 @@ export interface TapFilter {
 
 const FILTERS = ['direction', 'method', 'authority', 'path', 'route', 'cluster', 'status'] as const;
 
-/** Reads `/tap`'s query: its filters and `max_rps`, or what is wrong with them. */
-export function tapQuery(q: URLSearchParams): { filter: TapFilter; maxRps: number } | { error: string } {
+/** What is wrong with one `/tap` parameter: `param` and `problem` apart (the CLI names its flag), and as one message. */
+export interface TapQueryError {
+  readonly param: string;
+  readonly problem: string;
+  readonly error: string;
+}
+
+const bad = (param: string, problem: string): TapQueryError => ({ param, problem, error: `${param} ${problem}` });
+
+/** Reads `/tap`'s query: its filters and `max_rps`, or what is wrong with them (`meshlet tap` checks its flags with it too). */
+export function tapQuery(q: URLSearchParams): { filter: TapFilter; maxRps: number } | TapQueryError {
   for (const k of q.keys()) {
-    if (k !== 'max_rps' && !(FILTERS as readonly string[]).includes(k)) return { error: `unknown parameter "${k}": /tap takes ${[...FILTERS, 'max_rps'].join(', ')}` };
+    if (k !== 'max_rps' && !(FILTERS as readonly string[]).includes(k)) return { param: k, problem: 'is not a parameter', error: `unknown parameter "${k}": /tap takes ${[...FILTERS, 'max_rps'].join(', ')}` };
   }
   const get = (k: string): string | undefined => {
     const v = q.get(k);
     return v === null || v === '' ? undefined : v;
   };
   const direction = get('direction');
-  if (direction !== undefined && direction !== 'in' && direction !== 'out') return { error: `direction must be in or out, got "${direction}"` };
+  if (direction !== undefined && direction !== 'in' && direction !== 'out') return bad('direction', `must be in or out, got "${direction}"`);
   const status = get('status');
-  if (status !== undefined && !/^(?:[1-5]xx|[1-5]\d\d|0)$/.test(status)) return { error: `status must be a class (2xx, 5xx, …), a code (503) or 0 (no response), got "${status}"` };
+  if (status !== undefined && !/^(?:[1-5]xx|[1-5]\d\d|0)$/.test(status)) return bad('status', `must be a class (2xx, 5xx, …), a code (503) or 0 (no response), got "${status}"`);
   const path = get('path');
-  if (path !== undefined && !path.startsWith('/')) return { error: `path must be a prefix starting with /, got "${path}"` };
+  if (path !== undefined && !path.startsWith('/')) return bad('path', `must be a prefix starting with /, got "${path}"`);
   let maxRps = DEFAULT_MAX_RPS;
   const r = get('max_rps');
   if (r !== undefined) {
     maxRps = Number(r);
-    if (!Number.isFinite(maxRps) || maxRps <= 0 || maxRps > MAX_MAX_RPS) return { error: `max_rps must be a number above 0 and at most ${MAX_MAX_RPS}, got "${r}"` };
+    if (!Number.isFinite(maxRps) || maxRps <= 0 || maxRps > MAX_MAX_RPS) return bad('max_rps', `must be a number above 0 and at most ${MAX_MAX_RPS}, got "${r}"`);
   }
   const filter: TapFilter = { direction, method: get('method')?.toUpperCase(), authority: get('authority')?.toLowerCase(), path, route: get('route'), cluster: get('cluster'), status };
   return { filter, maxRps };

@@ -8,6 +8,8 @@
  */
 import { clearTimeout, setTimeout } from 'node:timers';
 import { errors, request } from 'undici';
+import { GRPC_STATUS_NAMES } from '../core/grpc-status.ts';
+import { tapQuery as checkTapQuery } from '../mesh-tap-stream.ts';
 import { UsageError } from './args.ts';
 import { durationOption } from './client.ts';
 import { printable } from './escape.ts';
@@ -54,19 +56,16 @@ export function adminBase(command: string, arg: string | undefined): string {
   return base;
 }
 
-/** The `/tap` query of the flags; checks them as the endpoint would, so a mistake is a usage error (exit 2). */
+/** The `/tap` query of the flags, checked by the endpoint's own rules, so a mistake is a usage error (exit 2). */
 export function tapQuery(values: TapValues): { query: string; durationMs: number | undefined } {
   const q = new URLSearchParams();
-  if (values.direction !== undefined && values.direction !== 'in' && values.direction !== 'out') throw new UsageError(`--direction: expected in or out, got "${printable(values.direction)}"`);
-  if (values.status !== undefined && !/^(?:[1-5]xx|[1-5]\d\d|0)$/.test(values.status)) throw new UsageError(`--status: expected a class (2xx, 5xx), a code (503) or 0, got "${printable(values.status)}"`);
-  if (values.path !== undefined && !values.path.startsWith('/')) throw new UsageError(`--path: expected a prefix starting with /, got "${printable(values.path)}"`);
-  const rps = values['max-rps'];
-  if (rps !== undefined && !(Number(rps) > 0 && Number(rps) <= 100_000)) throw new UsageError(`--max-rps: expected a number above 0 and at most 100000, got "${printable(rps)}"`);
   for (const k of ['direction', 'method', 'authority', 'path', 'route', 'cluster', 'status'] as const) {
     const v = values[k];
     if (v !== undefined && v !== '') q.set(k, v);
   }
-  if (rps !== undefined) q.set('max_rps', rps);
+  if (values['max-rps'] !== undefined) q.set('max_rps', values['max-rps']);
+  const checked = checkTapQuery(q);
+  if ('error' in checked) throw new UsageError(`--${checked.param.replace('_', '-')}: ${printable(checked.problem)}`);
   const s = q.toString();
   return { query: s === '' ? '' : `?${s}`, durationMs: durationOption('--duration', values.duration) };
 }
@@ -168,12 +167,14 @@ export function numberField(r: Record<string, unknown>, k: string): number | und
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
-/** gRPC status names, as Linkerd prints them. */
-const GRPC_CODES = ['OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists', 'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated'];
-
-/** `OK`, `Unavailable`, … or `Code(n)`. */
+/** `OK`, `Unavailable`, `DeadlineExceeded`, … or `Code(n)`: Go's `codes.Code` names, as Linkerd's tap prints them, from meshlet's one table. */
 export function grpcCodeName(n: number): string {
-  return GRPC_CODES[n] ?? `Code(${n})`;
+  const name = GRPC_STATUS_NAMES[n];
+  if (name === undefined) return `Code(${n})`;
+  if (name === 'OK') return name;
+  // Go spells it Canceled.
+  if (name === 'CANCELLED') return 'Canceled';
+  return name.toLowerCase().replace(/(?:^|_)([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
 /**

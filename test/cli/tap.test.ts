@@ -11,7 +11,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createMesh, type Mesh } from '../../src/index.ts';
-import { adminBase } from '../../src/cli/tap-client.ts';
+import { adminBase, grpcCodeName } from '../../src/cli/tap-client.ts';
 import { hasUnsafe } from '../../src/cli/escape.ts';
 import { formatLatency } from '../../src/cli/commands/top.ts';
 import { call, deadPort, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
@@ -175,6 +175,11 @@ else:
       const r = await meshletAsync(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     }
+    // The endpoint's own rules check the flags; the message names the flag.
+    const badRps = await meshletAsync(['tap', port, '--max-rps', '0']);
+    assert.match(badRps.stderr, /--max-rps: must be a number above 0 and at most 100000, got "0"/);
+    const badDirection = await meshletAsync(['top', port, '--direction', 'up']);
+    assert.match(badDirection.stderr, /--direction: must be in or out, got "up"/);
     const dead = await deadPort();
     const r = await meshletAsync(['tap', String(dead), '--duration', '60s']);
     assert.equal(r.code, 1);
@@ -189,5 +194,7 @@ else:
     assert.equal(adminBase('tap', 'http://[::1]:15000/'), 'http://[::1]:15000');
     assert.throws(() => adminBase('tap', 'http://127.0.0.1:15000/x'), /is not an admin endpoint/);
     assert.deepEqual([formatLatency(0.85), formatLatency(12.4), formatLatency(1250)], ['850µs', '12ms', '1.25s']);
+    // Go's codes.Code names (Linkerd's tap is Go), from meshlet's one gRPC status table.
+    assert.deepEqual([0, 1, 4, 14, 16, 17].map(grpcCodeName), ['OK', 'Canceled', 'DeadlineExceeded', 'Unavailable', 'Unauthenticated', 'Code(17)']);
   });
 });
