@@ -75,13 +75,9 @@ export class InboundStats {
     this.#start = start;
   }
 
-  #inc(prefix: string, stat: string, n = 1): void {
-    let m = this.#counts.get(prefix);
-    if (m === undefined) {
-      m = new Map();
-      this.#counts.set(prefix, m);
-    }
-    m.set(stat, (m.get(stat) ?? 0) + n);
+  /** One more of an HTTP prefix's `stat`. */
+  #inc(prefix: string, stat: string): void {
+    this.#count(this.#counts, prefix, stat);
   }
 
   #count(map: Map<string, Map<string, number>>, key: string, stat: string): void {
