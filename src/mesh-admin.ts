@@ -184,7 +184,7 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
     await tap.close('the admin endpoint could not start');
     await mesh.close();
     const why = e.code === 'EADDRINUSE' ? 'address in use (EADDRINUSE): another process (a sidecar\'s Envoy?) holds it; choose another `admin.port`' : e.message;
-    throw new InvalidArgumentError(`createMesh: the admin endpoint cannot listen on ${settings.host}:${settings.port}: ${why}`, { cause: e });
+    throw new InvalidArgumentError(`createMesh: the admin endpoint cannot listen on ${formatHostPort(settings.host, settings.port)}: ${why}`, { cause: e });
   });
   const a = server.address() as AddressInfo;
   const url = adminUrlOf(a);

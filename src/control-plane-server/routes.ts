@@ -30,6 +30,7 @@ import { ControlPlaneError } from './errors.ts';
 import { EXPOSITION_CONTENT_TYPE } from './metrics/registry.ts';
 import { authenticate, type Caller, readJson, remoteAddress, type RequestContext, requireReader, requireSameWorkload, sendError, sendJson, type WriterCaller } from './http.ts';
 import { gate, requireWriter, under } from './viewer-gate.ts';
+import { formatHostPort } from '../core/host-port.ts';
 
 /** The status document of this replica. */
 export function statusDocument(ctx: RequestContext): StatusDocument {
@@ -96,7 +97,7 @@ function watch(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, c
   requireSameWorkload(caller, service, namespace, 'watch');
   const { labels, ignored } = watchLabels(caller, service, asked);
   const features = new Set((q.get('features') ?? '').split(',').map((f) => f.trim()));
-  ctx.hub.open(req, res, { service, namespace, labels }, `${remoteAddress(req)}:${req.socket.remotePort ?? 0}`, {
+  ctx.hub.open(req, res, { service, namespace, labels }, formatHostPort(remoteAddress(req), req.socket.remotePort ?? 0), {
     delta: features.has(ENDPOINTS_DELTA_FEATURE),
     ignoredLabels: ignored,
   });

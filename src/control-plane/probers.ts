@@ -15,6 +15,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import type { ReadinessProbe } from '../config/types/networking.ts';
 import { type ProbeHostCheck, probeHostCheck } from './probe-hosts.ts';
+import { formatHostPort } from '../core/host-port.ts';
 
 /** One probe's answer: healthy, or not with why. */
 export interface ProbeOutcome {
@@ -27,10 +28,6 @@ export type Prober = (signal: AbortSignal) => Promise<ProbeOutcome>;
 
 const fail = (message: string): ProbeOutcome => ({ healthy: false, message });
 
-/** `[host]` for an IPv6 literal (Go's `net.JoinHostPort`). */
-function hostPort(host: string, port: number): string {
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
 
 /** Go's `http.Client` default redirect limit (`defaultCheckRedirect`: "stopped after 10 redirects"). */
 const MAX_REDIRECTS = 10;
@@ -80,7 +77,7 @@ export function httpProber(cfg: NonNullable<ReadinessProbe['httpGet']>, defaultH
   // A Host header is the request's host (Go's req.Host = headers.Get("Host"): the first value).
   const sent: Record<string, string | string[]> = { ...headers };
   if (headers.host !== undefined) sent.host = headers.host[0] ?? '';
-  const target = `${scheme}://${hostPort(host, cfg.port)}${path}`;
+  const target = `${scheme}://${formatHostPort(host, cfg.port)}${path}`;
   return async (signal) => {
     let url: URL;
     try {
@@ -122,7 +119,7 @@ export function tcpProber(cfg: NonNullable<ReadinessProbe['tcpSocket']>, default
   return (signal) =>
     new Promise<ProbeOutcome>((resolve) => {
       if (refused !== undefined) {
-        resolve(fail(`dial tcp ${hostPort(host, cfg.port)}: ${refused}`));
+        resolve(fail(`dial tcp ${formatHostPort(host, cfg.port)}: ${refused}`));
         return;
       }
       const socket = connect({ host, port: cfg.port, signal });
@@ -130,7 +127,7 @@ export function tcpProber(cfg: NonNullable<ReadinessProbe['tcpSocket']>, default
         socket.destroy();
         resolve({ healthy: true });
       });
-      socket.once('error', (e) => resolve(fail(`dial tcp ${hostPort(host, cfg.port)}: ${e.message}`)));
+      socket.once('error', (e) => resolve(fail(`dial tcp ${formatHostPort(host, cfg.port)}: ${e.message}`)));
     });
 }
 

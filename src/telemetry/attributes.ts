@@ -27,6 +27,7 @@
 import type { CelActivation } from './cel.ts';
 import { CelDuration, CelObject, CelTimestamp } from './cel-values.ts';
 import { type HeaderMap, headerValue, parseHostPort, type PeerMetadata, type RequestRecord } from './record.ts';
+import { formatHostPort } from '../core/host-port.ts';
 
 export type { PeerMetadata, RequestRecord } from './record.ts';
 export { clientRecord, serverRecord, type ClientRecordOptions, type ServerRecordOptions } from './record.ts';
@@ -170,7 +171,7 @@ const RESPONSE = table({
 /** `ip:port` (`[ip6]:port`), as Envoy's `Address::asStringView()` gives an address in CEL. */
 function joined(hp: { readonly address: string; readonly port: number } | undefined): string | undefined {
   if (hp === undefined) return undefined;
-  return hp.address.includes(':') ? `[${hp.address}]:${hp.port}` : `${hp.address}:${hp.port}`;
+  return formatHostPort(hp.address, hp.port);
 }
 
 const SOURCE = table({

@@ -19,6 +19,7 @@ import type { TcpKeepalive } from '../../routing/cluster-settings.ts';
 import { validityProblem } from '../../security/identity/peer-validity.ts';
 import { parseSpiffeUri, SPIFFE_PREFIX, uriSans } from '../../security/identity/spiffe.ts';
 import { applyKeepalive } from '../keepalive.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 
 /** What to check of the server's certificate once its chain verified. */
 export type TlsVerify =
@@ -243,7 +244,7 @@ function connectOne(
         callback(err, null);
       } else callback(null, socket);
     };
-    const timer = clock.setTimer(() => finish(new errors.ConnectTimeoutError(`Connect Timeout Error (attempted address: ${hostname}:${port}, timeout: ${connectTimeoutMs}ms)`)), connectTimeoutMs);
+    const timer = clock.setTimer(() => finish(new errors.ConnectTimeoutError(`Connect Timeout Error (attempted address: ${formatHostPort(hostname, port)}, timeout: ${connectTimeoutMs}ms)`)), connectTimeoutMs);
     socket.on('session', (s: Buffer) => {
       if (context !== plan.context) return;
       if (!sessions.has(sessionKey) && sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value as string);

@@ -21,6 +21,7 @@ import type { ConfigStore, RegistryStore, SharedValues } from '../../control-pla
 import { out, UsageError } from '../args.ts';
 import { durationOption } from '../client.ts';
 import { readMeshConfigFile } from '../mesh-config-file.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 
 /** `--mesh-config <file>`: the control plane's settings in Istio's MeshConfig (the istio ConfigMap or its data.mesh); none without the flag. */
 async function controlPlaneMeshConfig(file: string | undefined): Promise<{ rootNamespace?: string | undefined; trustDomain?: string | undefined }> {
@@ -299,7 +300,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   }
   const status = cp.status();
   // What is bound: a wildcard host is every interface, and cp.url (127.0.0.1) reaches it from this host.
-  const bound = isWildcard(cp.host) ? `${new URL(cp.url).protocol}//${cp.host.includes(':') ? `[${cp.host}]` : cp.host}:${cp.port} (all interfaces; this host: ${cp.url})` : cp.url;
+  const bound = isWildcard(cp.host) ? `${new URL(cp.url).protocol}//${formatHostPort(cp.host, cp.port)} (all interfaces; this host: ${cp.url})` : cp.url;
   out(`meshlet control-plane listening on ${bound} (config version ${status.configVersion}, source ${status.source.kind}:${status.source.location})`);
   if (cp.monitoringUrl !== undefined) out(`meshlet control-plane metrics on ${cp.monitoringUrl}/metrics`);
   return new Promise<number>((resolve) => {

@@ -21,6 +21,7 @@ import { readFraction, readHeaderToAdd, statusCode } from './local-rate-limit.ts
 import { anyValue, boolean, duration, enumOf, message, nonEmptyText, peekAny, text, uint32 } from './proto-json.ts';
 import { filterRateLimit, notImplemented } from './rate-limit-actions.ts';
 import { fail, list, warn, type Ctx } from './schema.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 
 /** The type URL of the global rate limit filter's config. */
 export const GLOBAL_RATE_LIMIT_URL = 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit';
@@ -85,8 +86,7 @@ export function readRateLimitCluster(value: Record<string, unknown>, path: Field
   const sa = socketAddress(addr?.socket_address ?? addr?.socketAddress, sp, ctx);
   if (addr === undefined || (addr.socket_address ?? addr.socketAddress) === undefined) return fail(ctx, sp, 'is required (the rate limit service\'s address and port_value)');
   if (name === undefined || sa?.address === undefined || sa.port_value === undefined) return undefined;
-  const host = sa.address.includes(':') ? `[${sa.address}]` : sa.address;
-  return { name, target: `${host}:${sa.port_value}` };
+  return { name, target: formatHostPort(sa.address, sa.port_value) };
 }
 
 /** `outbound|<port>||<host>` → `host:port` (istiod's outbound cluster names). */

@@ -13,6 +13,7 @@ import type { CelAttribute, HeaderMatcherSettings, HitsAddendSettings, QueryMatc
 import { compileRe2 } from '../../config/regex.ts';
 import type { Descriptor } from './local-rate-limiter.ts';
 import { hitsOf } from './hits-addend.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 
 /** What the actions read of a request (the server side's request view has all of it). */
 export interface RateLimitRequest {
@@ -260,7 +261,7 @@ function attributeValue(a: CelAttribute, req: RateLimitRequest): string | undefi
     }
     case 'source': {
       const ip = plainAddress(req.remoteAddress);
-      return a.field === 'port' ? String(req.remotePort) : isIP(ip) === 6 ? `[${ip}]:${req.remotePort}` : `${ip}:${req.remotePort}`;
+      return a.field === 'port' ? String(req.remotePort) : formatHostPort(ip, req.remotePort);
     }
     case 'destination':
       return String(req.localPort);

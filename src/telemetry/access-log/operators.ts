@@ -15,6 +15,7 @@ import { type CompiledCel, compileCel } from '../cel.ts';
 import { type AttributeView, protocolName } from '../attributes.ts';
 import { headerValue, type RequestRecord } from '../record.ts';
 import { checkTimeFormat, defaultStartTime, formatTime } from './time-format.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 
 /** What an operator gives: a string or number, or undefined when there is nothing to print. */
 export type OperatorValue = string | number | undefined;
@@ -108,7 +109,7 @@ const NOT_AVAILABLE = new Set([
 ]);
 
 const withoutPort = (hp: { address: string } | undefined): OperatorValue => hp?.address;
-const joined = (hp: { address: string; port: number } | undefined): OperatorValue => (hp === undefined ? undefined : hp.address.includes(':') ? `[${hp.address}]:${hp.port}` : `${hp.address}:${hp.port}`);
+const joined = (hp: { address: string; port: number } | undefined): OperatorValue => (hp === undefined ? undefined : formatHostPort(hp.address, hp.port));
 
 /** Operators without arguments. */
 const SIMPLE: Readonly<Record<string, Operator>> = Object.assign(Object.create(null), {

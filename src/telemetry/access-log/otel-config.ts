@@ -8,6 +8,7 @@
  */
 import { isIP } from 'node:net';
 import { compileSubstitution, FormatError, ISTIO_TEXT_FORMAT } from './format.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 
 /**
  * MeshConfig `ExtensionProvider.EnvoyOpenTelemetryLogProvider` (`envoyOtelAls`), as written in
@@ -55,7 +56,7 @@ export function resolveOtelLog(p: EnvoyOtelAlsProvider): ResolvedOtelLog {
 /** `host:port` of the collector (`service` without its `namespace/`; an IPv6 address bracketed): the mesh routes it as Istio's cluster `outbound|port||host`. */
 export function otelTarget(o: { readonly service: string; readonly port: number }): string {
   const host = o.service.slice(o.service.indexOf('/') + 1);
-  return `${host.includes(':') ? `[${host}]` : host}:${o.port}`;
+  return formatHostPort(host, o.port);
 }
 
 /** Istio's `labels.IsDNS1123Label` (letters of either case, as Istio's regexp). */

@@ -26,6 +26,7 @@ import type { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { AggregationOption, AggregationTemporality, CollectionResult, DataPoint, Histogram, IMetricReader, MetricCollectOptions, MetricData, MetricProducer, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { loadPeers } from './peers.ts';
 import { CUMULATIVE, DEFAULT_AGGREGATION, DELTA, GAUGE_POINTS } from './sdk-values.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 
 /** Options of {@link EvictingPrometheusReader}. */
 export interface EvictingPrometheusOptions {
@@ -295,7 +296,7 @@ export class EvictingPrometheusReader implements IMetricReader {
 /** EADDRINUSE, saying what to do when it is another worker of a node:cluster that holds the port. */
 function inUse(e: NodeJS.ErrnoException, host: string, port: number): Error {
   const worker = cluster.isWorker ? ` (in a node:cluster worker: another worker, or the primary, may hold it — each process serves its own metrics on a port of its own, e.g. port ${port} + cluster.worker.id; see docs/deploying.md "node:cluster, PM2")` : '';
-  const err: NodeJS.ErrnoException = new Error(`the Prometheus endpoint cannot listen on ${host}:${port}: address in use (EADDRINUSE)${worker}`, { cause: e });
+  const err: NodeJS.ErrnoException = new Error(`the Prometheus endpoint cannot listen on ${formatHostPort(host, port)}: address in use (EADDRINUSE)${worker}`, { cause: e });
   err.code = 'EADDRINUSE';
   return err;
 }

@@ -19,6 +19,7 @@ import { InvalidArgumentError } from '../../core/errors.ts';
 import { checkOptionNames, optionNames } from '../../core/option-names.ts';
 import { sdkRegistered } from '../tracing/span-context.ts';
 import { flushMeshTelemetry } from '../flush-channel.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 
 /** OTLP export settings of {@link startTelemetry}. */
 export interface OtlpOptions {
@@ -182,7 +183,7 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
       throw e;
     }
     const host = addr.address === '0.0.0.0' || addr.address === '::' ? '127.0.0.1' : addr.address;
-    prometheusUrl = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+    prometheusUrl = `http://${formatHostPort(host, addr.port)}`;
     readers.push(prometheus);
   }
   if (makeMetricExporter !== undefined) {
