@@ -138,11 +138,15 @@ export class MeshTelemetry {
         warn: (msg) => c.logger.warn(msg),
         principal: () => c.credentials.current?.spiffeId ?? '',
         inMesh: (call) => {
-          // Peer metadata goes to in-mesh services only (never to MESH_EXTERNAL hosts or passthrough),
+          // Peer metadata goes to in-mesh services only (never to MESH_EXTERNAL hosts or PassthroughCluster),
           // unless proxyHeaders.metadataExchangeHeaders.mode is UNDEFINED (Istio's default): MESH_EXTERNAL too
           // (and passthrough calls: stampPassthrough, from the passthrough layer, which sends no attempt events).
+          // An in-mesh service whose cluster sends calls to their original address (resolution NONE, a headless
+          // Service, loadBalancer PASSTHROUGH: Istio's ORIGINAL_DST cluster outbound|port||host) is no
+          // PassthroughCluster: the peer_metadata filter's skip_external_clusters skips only that cluster and
+          // clusters Istio marks `external` (MESH_EXTERNAL services).
           const cs = (call as { cluster?: unknown }).cluster as ClusterState | undefined;
-          return cs !== undefined && (!inMeshOnly || (!cs.passthrough && cs.cluster.service.location === 'MESH_INTERNAL'));
+          return cs !== undefined && (!inMeshOnly || cs.cluster.service.location === 'MESH_INTERNAL');
         },
         ip: o.sourceIp ?? '127.0.0.1',
         upstreamPrincipals: (call) => {

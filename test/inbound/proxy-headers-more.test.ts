@@ -78,6 +78,9 @@ describe('proxyHeaders.metadataExchangeHeaders', () => {
     const config = [
       serviceEntry('internal', 'internal.default.svc.cluster.local', 80, [{ port: up.port }]),
       serviceEntry('external', 'api.example.com', 80, [{ port: up.port }], { location: 'MESH_EXTERNAL' }),
+      // An in-mesh service whose cluster sends each call to its original address (resolution NONE: Istio's ORIGINAL_DST
+      // cluster outbound|port||localhost, not PassthroughCluster), as a headless Kubernetes Service's is.
+      { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'original-dst', namespace: 'default' }, spec: { hosts: ['localhost'], location: 'MESH_INTERNAL', resolution: 'NONE', ports: [{ number: up.port, name: 'http', protocol: 'HTTP' }] } },
     ];
     const mesh: Mesh = await createMesh({ service: 'productpage', namespace: 'default', config, identity: 'none', ...(mode === undefined ? {} : { proxyHeaders: { metadataExchangeHeaders: { mode } } }) });
     try {
@@ -85,6 +88,7 @@ describe('proxyHeaders.metadataExchangeHeaders', () => {
       for (const [name, url] of [
         ['internal', 'http://internal/x'],
         ['external', 'http://api.example.com/x'],
+        ['original-dst', `http://localhost:${up.port}/x`],
         ['passthrough', `http://127.0.0.1:${up.port}/x`],
       ] as const) {
         assert.equal((await call(mesh, url)).status, 200);
@@ -97,11 +101,13 @@ describe('proxyHeaders.metadataExchangeHeaders', () => {
   }
 
   it("IN_MESH (meshlet's default): in-mesh services only; UNDEFINED (Istio's default): MESH_EXTERNAL services too", async () => {
-    assert.deepEqual(await sent(undefined), { internal: true, external: false, passthrough: false });
-    assert.deepEqual(await sent('IN_MESH'), { internal: true, external: false, passthrough: false });
+    // An in-mesh service reached at its original address is in the mesh: the peer_metadata filter's skip_external_clusters
+    // skips PassthroughCluster and clusters marked external (MESH_EXTERNAL) only.
+    assert.deepEqual(await sent(undefined), { internal: true, external: false, 'original-dst': true, passthrough: false });
+    assert.deepEqual(await sent('IN_MESH'), { internal: true, external: false, 'original-dst': true, passthrough: false });
     // Passthrough calls (hosts outside the registry, Istio's PassthroughCluster) too: Istio's peer_metadata filter skips
     // PassthroughCluster only with skip_external_clusters, which IN_MESH sets.
-    assert.deepEqual(await sent('UNDEFINED'), { internal: true, external: true, passthrough: true });
+    assert.deepEqual(await sent('UNDEFINED'), { internal: true, external: true, 'original-dst': true, passthrough: true });
   });
 });
 
