@@ -78,7 +78,7 @@ describe('mesh.close(): HTTP/1 answers during the drain say Connection: close', 
       c.socket.write('GET /b HTTP/1.1\r\nHost: httpbin\r\n\r\n');
       await c.ended;
       await closing;
-      assert.match(c.received().slice(answered), /^HTTP\/1\.1 200 OK\r\n(?:[^\r\n]*\r\n)*connection: close\r\n[\s\S]*\r\n\r\nok$/i, c.received());
+      assert.match(c.received().slice(answered), /^HTTP\/1\.1 200 OK\r\n(?:[^\r\n]*\r\n)*connection: close\r\n(?:[^\r\n]*\r\n)*\r\nok$/i, c.received());
     } finally {
       drainIdle.graceMs = DRAIN_IDLE_GRACE_MS;
     }
@@ -138,7 +138,7 @@ describe('mesh.close(): HTTP/1 answers during the drain say Connection: close', 
     await c.ended;
     await closing;
     await fastify.close();
-    assert.match(c.received(), /^HTTP\/1\.1 200 OK\r\n(?:[^\r\n]*\r\n)*connection: close\r\n[\s\S]*\r\n\r\nslow$/i, c.received());
+    assert.match(c.received(), /^HTTP\/1\.1 200 OK\r\n(?:[^\r\n]*\r\n)*connection: close\r\n(?:[^\r\n]*\r\n)*\r\nslow$/i, c.received());
   });
 });
 

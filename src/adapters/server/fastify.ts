@@ -16,6 +16,7 @@ import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../core/path-normalization.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
+import { stripHopByHopOnHead, stripRequestHopByHop } from './hop-by-hop.ts';
 import { absoluteForm, addOnHead, applyAdmittedHeaders, overwriteOnHead, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { admitWith, judgedBy } from './judged.ts';
 import { answeredBeforeBody, connectionOf, enterContext, first, handedToNobody, internalError, isGone, isProbeRequest, notNormalized, releaseOnClose, releaseOnEnd } from './node.ts';
@@ -264,6 +265,7 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
     syncRawPath(raw);
   }
   if (x.responseHeaders !== undefined) addOnHead(reply.raw, x.responseHeaders);
+  stripHopByHopOnHead(reply.raw);
   enterContext(raw, x, next);
 }
 
@@ -325,6 +327,7 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
         next();
         return;
       }
+      stripRequestHopByHop(raw);
       // Istio's proxyHeaders.server.value on every answer: the app's and the mesh's own (a denial, a local reply).
       const server = g.proxyHeaders.server;
       if (server !== undefined) overwriteOnHead(reply.raw, 'server', server);

@@ -239,7 +239,7 @@ export class MeshHttpServer extends Server {
     const mode = this.#mtls.modeFor(req.socket.localPort ?? 0);
     if (mode === 'PERMISSIVE') return;
     const tls = (req.socket as TLSSocket).encrypted === true;
-    if ((mode === 'STRICT' && !tls) || (mode === 'DISABLE' && tls)) res.setHeader('connection', 'close');
+    if ((mode === 'STRICT' && !tls) || (mode === 'DISABLE' && tls)) closeAfter(res);
   }
 
   /**
@@ -317,9 +317,13 @@ export class MeshHttpServer extends Server {
   }
 }
 
-/** An answer whose headers have not gone out yet says `Connection: close` (node:http then closes the connection after it). */
+/**
+ * An answer whose headers have not gone out yet says `Connection: close` and node:http closes the
+ * connection after it: node:http's own framing (`shouldKeepAlive`), not a header the app could
+ * have set — those are taken off the app's answers (hop-by-hop.ts).
+ */
 function closeAfter(res: ServerResponse): void {
-  if (!res.headersSent) res.setHeader('connection', 'close');
+  if (!res.headersSent) res.shouldKeepAlive = false;
 }
 
 /** Throws `err` from a fresh stack (the next tick), where it reaches `'uncaughtException'` as a listener's throw does on a plain server. */

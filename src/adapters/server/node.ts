@@ -24,6 +24,7 @@ import { admitWith, judgedBy } from './judged.ts';
 import { acceptedByMesh, downstreamOf, peerOfSocket, plainAddress } from './peer.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
 import { closeConnection } from './close-connection.ts';
+import { stripHopByHopOnHead, stripRequestHopByHop } from './hop-by-hop.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
 export interface MeshRequest extends IncomingMessage {
@@ -181,6 +182,7 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true), ob?.changed);
   if (j.responseHeaders !== undefined) addOnHead(res, j.responseHeaders);
+  stripHopByHopOnHead(res);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };
     if (j.request.path !== j.normalizedPath) {
@@ -231,6 +233,7 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   // The caller went away before the mesh ran (during an earlier async middleware): its 'close'
   // has fired already, so a slot it took would never be released. Nobody to judge or serve.
   if (guard.pooled && isGone(req, res)) return;
+  stripRequestHopByHop(req);
   // Istio's proxyHeaders.server.value on every answer: the app's and the mesh's own (a denial, a local reply).
   const server = guard.proxyHeaders.server;
   if (server !== undefined) overwriteOnHead(res, 'server', server);

@@ -11,7 +11,8 @@ import { Exchange } from '../../core/exchange.ts';
 import type { MeshletError } from '../../core/errors.ts';
 import { httpToGrpc } from '../../core/grpc-status.ts';
 import { localReplyText } from '../../core/local-reply.ts';
-import { FLAGS_HEADER, FLAGS_HEADER_RAW, failureHeaders, grpcAnswerHeaders, OVERLOADED_HEADER, rawFrom, removeHopByHop } from './render.ts';
+import { FLAGS_HEADER, FLAGS_HEADER_RAW, failureHeaders, grpcAnswerHeaders, OVERLOADED_HEADER, rawFrom } from './render.ts';
+import { removeHopByHop } from '../../core/hop-by-hop.ts';
 
 /** undici's controllers carry the raw header lists as received. */
 interface RawController extends Controller {

@@ -1,0 +1,193 @@
+/**
+ * Hop-by-hop headers between the caller and the app, as Envoy's inbound connection manager
+ * treats them (ConnectionManagerUtility::mutateRequestHeaders / mutateResponseHeaders), through
+ * every server entry point — mesh.createServer, mesh.handler(), mesh.express(), mesh.fastify() —
+ * over real sockets with node:http as the caller:
+ *
+ * - the app's request has no `connection`, `keep-alive`, `proxy-connection` or `upgrade`, and its
+ *   `te` is `trailers` alone;
+ * - the app's `connection: close`, `keep-alive`, `proxy-connection`, `upgrade` and
+ *   `transfer-encoding` never reach the caller, whose connection stays open for its next request
+ *   (node:http frames the answer itself);
+ * - telemetry (`meshlet:inbound:end`: the request's headers, the response's, `requestBytes`) sees
+ *   what is left: a request sent with hop-by-hop headers counts the same bytes as one without.
+ */
+import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { Agent, createServer, type IncomingHttpHeaders, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+import express from 'express';
+import Fastify from 'fastify';
+import { createMesh, type Mesh } from '../../src/index.ts';
+import type { InboundEndMessage } from '../../src/core/observe.ts';
+import { listen } from '../helpers/frameworks.ts';
+
+const quiet = { warn: () => undefined, error: () => undefined };
+const REQUEST_HOP = ['connection', 'keep-alive', 'proxy-connection', 'upgrade'];
+
+interface Seen {
+  headers: IncomingHttpHeaders;
+  raw: string[];
+}
+
+/** The app: answers what it saw, with every hop-by-hop header an app could set (with setHeader and in writeHead). */
+function app(seen: Seen[]) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    seen.push({ headers: { ...req.headers }, raw: [...req.rawHeaders] });
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('Connection', 'close');
+      res.setHeader('Keep-Alive', 'timeout=99');
+      res.writeHead(200, { 'Proxy-Connection': 'close', Upgrade: 'h2c', 'Transfer-Encoding': 'chunked', 'x-app': 'kept', 'content-type': 'text/plain' });
+      res.write('hello ');
+      res.end('world');
+    });
+  };
+}
+
+type Start = (mesh: Mesh, seen: Seen[]) => Promise<{ port: number; close(): Promise<void> }>;
+
+const entries: [string, Start][] = [
+  [
+    'mesh.createServer',
+    async (mesh, seen) => {
+      const server = mesh.createServer(app(seen));
+      return { port: await listen(server), close: () => new Promise((r) => server.close(() => r())) };
+    },
+  ],
+  [
+    'mesh.handler()',
+    async (mesh, seen) => {
+      const server = createServer(mesh.handler(app(seen)));
+      return { port: await listen(server), close: () => new Promise((r) => server.close(() => r())) };
+    },
+  ],
+  [
+    'mesh.express()',
+    async (mesh, seen) => {
+      const a = express();
+      a.use(mesh.express());
+      a.use(app(seen));
+      const server = createServer(a);
+      return { port: await listen(server), close: () => new Promise((r) => server.close(() => r())) };
+    },
+  ],
+  [
+    'mesh.fastify()',
+    async (mesh, seen) => {
+      const f = Fastify({ ...mesh.fastifyOptions() });
+      await f.register(mesh.fastify() as never);
+      f.get('/*', (req, reply) => {
+        seen.push({ headers: { ...req.headers }, raw: [...req.raw.rawHeaders] });
+        // Fastify passes its reply's headers to writeHead (no transfer-encoding: it sets content-length).
+        reply.header('connection', 'close').header('keep-alive', 'timeout=99').header('proxy-connection', 'close').header('upgrade', 'h2c').header('x-app', 'kept').type('text/plain');
+        return 'hello world';
+      });
+      await f.listen({ port: 0, host: '127.0.0.1' });
+      return { port: (f.server.address() as AddressInfo).port, close: () => f.close() };
+    },
+  ],
+];
+
+function get(agent: Agent, port: number, headers: Record<string, string>): Promise<{ headers: IncomingHttpHeaders; body: string; reused: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/hop', agent, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ headers: res.headers, body, reused: req.reusedSocket }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('hop-by-hop headers on the server side', () => {
+  for (const [name, start] of entries) {
+    it(`${name}: the app sees none of the caller's, the caller none of the app's; telemetry neither`, async () => {
+      const mesh = await createMesh({ service: 'reviews', logger: quiet, config: [] });
+      const seen: Seen[] = [];
+      const ends: InboundEndMessage[] = [];
+      const onEnd = (m: unknown) => ends.push(m as InboundEndMessage);
+      subscribe('meshlet:inbound:end', onEnd);
+      const server = await start(mesh, seen);
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        // The agent sends `connection: keep-alive` on both.
+        const a = await get(agent, server.port, { 'keep-alive': 'timeout=5', 'proxy-connection': 'keep-alive', upgrade: 'h2c', te: 'trailers, deflate;q=0.5', 'x-caller': 'kept' });
+        const b = await get(agent, server.port, { te: 'trailers', 'x-caller': 'kept' });
+        for (const r of [a, b]) {
+          assert.equal(r.body, 'hello world');
+          assert.equal(r.headers['x-app'], 'kept');
+          assert.equal(r.headers['proxy-connection'], undefined);
+          assert.equal(r.headers.upgrade, undefined);
+          assert.notEqual(r.headers['keep-alive'], 'timeout=99', "the app's keep-alive reached the caller");
+          assert.notEqual(r.headers.connection, 'close', "the app's connection: close reached the caller");
+        }
+        // The app's connection: close closed nothing of the caller's: its second request went on the same connection.
+        assert.equal(b.reused, true);
+        assert.equal(seen.length, 2);
+        for (const s of seen) {
+          for (const h of REQUEST_HOP) {
+            assert.equal(s.headers[h], undefined, `the app saw ${h}: ${String(s.headers[h])}`);
+            assert.ok(!s.raw.some((n, i) => i % 2 === 0 && n.toLowerCase() === h), `the app's rawHeaders have ${h}`);
+          }
+          assert.equal(s.headers.te, 'trailers');
+          assert.equal(s.headers['x-caller'], 'kept');
+        }
+        assert.equal(ends.length, 2);
+        const [ea, eb] = ends as [InboundEndMessage, InboundEndMessage];
+        for (const e of ends) {
+          for (const h of REQUEST_HOP) assert.equal(e.headers[h], undefined, `telemetry saw the request's ${h}`);
+          const rh = e.responseHeaders ?? {};
+          for (const h of [...REQUEST_HOP, 'transfer-encoding']) assert.equal(rh[h], undefined, `telemetry saw the response's ${h}: ${String(rh[h])}`);
+        }
+        // Both requests reached the app as the same head: the same bytes.
+        assert.equal(ea.requestBytes, eb.requestBytes);
+      } finally {
+        unsubscribe('meshlet:inbound:end', onEnd);
+        agent.destroy();
+        await server.close();
+        await mesh.close();
+      }
+    });
+  }
+
+  it('an upgrade request keeps its connection and upgrade (Envoy forwards them)', async () => {
+    const mesh = await createMesh({ service: 'reviews', logger: quiet, config: [] });
+    const seen: Seen[] = [];
+    // No 'upgrade' listener: node:http hands the request to the app, which answers it as an ordinary request.
+    const server = mesh.createServer((req: IncomingMessage, res: ServerResponse) => {
+      seen.push({ headers: { ...req.headers }, raw: [...req.rawHeaders] });
+      res.end('no');
+    });
+    const port = await listen(server);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/ws', headers: { connection: 'Upgrade', upgrade: 'websocket', te: 'gzip' } });
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', resolve);
+        });
+        req.on('upgrade', (_res, socket) => {
+          socket.destroy();
+          resolve();
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(seen.length, 1);
+      assert.equal(seen[0]?.headers.upgrade, 'websocket');
+      assert.equal(seen[0]?.headers.connection, 'Upgrade');
+      assert.equal(seen[0]?.headers.te, 'gzip');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await mesh.close();
+    }
+  });
+});
