@@ -35,7 +35,7 @@ import type { PeerHeaders } from '../server/peer-exchange.ts';
 import { headersOf, metadataClassOf, metadataOf } from './metadata.ts';
 import type { GrpcPeers } from './server-peer.ts';
 import { type GrpcInboundObservation, observeGrpcInbound } from './server-observe.ts';
-import { sentStatusOf } from './server-sent-status.ts';
+import { overwriteServerOnStream, sentStatusOf } from './server-sent-status.ts';
 
 /** What the interceptor needs from its mesh. */
 export interface GrpcServerSideOptions {
@@ -252,7 +252,10 @@ class MeshServerCall {
       next(md);
       return;
     }
-    this.#server = guard.proxyHeaders.server;
+    const server = guard.proxyHeaders.server;
+    this.#server = server;
+    // grpc-js's own answers below the interceptors (size limits, deserialization) carry it too, as every answer through a sidecar does.
+    if (server !== undefined) overwriteServerOnStream(call, server);
     const headers = headersOf(md);
     const deadline = deadlineMs(call.getDeadline());
     const timeout = grpcTimeoutOf(deadline, Date.now());

@@ -62,3 +62,29 @@ function statusOf(h: OutgoingHttpHeaders | undefined): PartialStatusObject | und
   const m = h?.['grpc-message'];
   return { code, details: decodeGrpcMessage(typeof m === 'string' ? m : undefined), metadata: null };
 }
+
+/** The part of a server call's HTTP/2 stream {@link overwriteServerOnStream} changes. */
+interface RespondingStream {
+  respond?: (headers: OutgoingHttpHeaders, options?: unknown) => void;
+}
+
+/**
+ * Makes the response head of `call` carry `server: value` (Istio's `proxyHeaders.server.value`,
+ * Envoy's `server_header_transformation: OVERWRITE`) whoever writes it — the handler's answer
+ * through the interceptors, or grpc-js's own from its base call below them (a message over
+ * `grpc.max_receive_message_length`, one it cannot deserialize or decompress, its deadline): the
+ * HTTP/2 stream's `respond`, once. False when the stream cannot be reached (another grpc-js).
+ */
+export function overwriteServerOnStream(call: unknown, value: string): boolean {
+  const stream = streamOf(call) as (CallStream & RespondingStream) | undefined;
+  const respond = stream?.respond;
+  if (stream === undefined || typeof respond !== 'function') return false;
+  stream.respond = function (this: unknown, headers: OutgoingHttpHeaders, options?: unknown): void {
+    stream.respond = respond;
+    const h: OutgoingHttpHeaders = {};
+    for (const k of Object.keys(headers)) if (k.toLowerCase() !== 'server') h[k] = headers[k];
+    h.server = value;
+    respond.call(this, h, options);
+  };
+  return true;
+}
