@@ -7,7 +7,8 @@
  * none, a name only /etc/hosts knows — is kept for `dnsRefreshRate`, clamped the same way), then resolved again in the background; a name whose answer changed makes
  * the mesh compile its config again (istiod pushes). A resolution that fails keeps the previous
  * addresses and is retried after 30 s; an answer without addresses (NXDOMAIN, no records) leaves
- * the name without gateways, as in istiod. Names no compile uses any more are forgotten.
+ * the name without gateways, as in istiod, for the SOA's negative-caching time the resolver gives
+ * (istiod's `minimalTTL` reads the authority section's SOA), 30 s when it gives none — clamped the same way. Names no compile uses any more are forgotten.
  *
  * One cache per mesh, on the mesh's Clock.
  *
@@ -17,7 +18,7 @@ import { isIP } from 'node:net';
 import type { GatewayAddresses } from '../config/network-topology.ts';
 import type { Clock, Timer } from '../core/clock.ts';
 import type { Snapshot } from '../routing/compile.ts';
-import type { DnsResolve } from './dns-target.ts';
+import { type DnsResolve, isNegativeAnswer } from './dns-target.ts';
 
 /** istiod's `MinGatewayTTL`: the shortest time an answer is kept, and the retry delay after a failure. */
 export const MIN_GATEWAY_TTL_MS = 30_000;
@@ -25,9 +26,6 @@ export const MIN_GATEWAY_TTL_MS = 30_000;
 export const MAX_GATEWAY_TTL_MS = 3_600_000;
 /** The longest a compile waits for a gateway name never resolved before it is installed without it. */
 export const GATEWAY_NAME_WAIT_MS = 5_000;
-
-/** Error codes that mean the name has no addresses (an answer), not that resolving failed. */
-const NO_ADDRESSES = new Set(['ENOTFOUND', 'ENODATA']);
 
 /**
  * One gateway host name as the mesh has it (`mesh.diagnostics().gatewayNames`).
@@ -148,8 +146,7 @@ export class GatewayNames {
       (a) => this.#answered(name, e, a.addresses, a.ttlMs),
       (err: unknown) => {
         const error = err instanceof Error ? err : new Error(String(err));
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code !== undefined && NO_ADDRESSES.has(code)) this.#answered(name, e, [], undefined);
+        if (isNegativeAnswer(error)) this.#answered(name, e, [], undefined);
         else this.#failed(name, e, error);
       },
     );
@@ -158,8 +155,9 @@ export class GatewayNames {
   #answered(name: string, e: Entry, list: readonly string[], ttlMs: number | undefined): void {
     if (this.#closed || this.#entries.get(name) !== e) return;
     const addresses = Object.freeze([...new Set(list.filter((a) => isIP(a) !== 0))].sort());
-    // No records: istiod's minimalTTL gives MinGatewayTTL.
-    const ttl = addresses.length === 0 ? MIN_GATEWAY_TTL_MS : clampTtl(ttlMs !== undefined && ttlMs > 0 ? ttlMs : this.#o.refreshMs);
+    // No records: istiod's minimalTTL takes the TTL of the authority section's SOA (the zone's negative-caching
+    // time, which the resolver gives as the answer's ttlMs), else MinGatewayTTL; clamped as any answer.
+    const ttl = addresses.length === 0 ? clampTtl(ttlMs ?? 0) : clampTtl(ttlMs !== undefined && ttlMs > 0 ? ttlMs : this.#o.refreshMs);
     e.lastError = undefined;
     this.#settle(name, e, addresses, ttl, addresses.length === 0 ? `could not resolve east-west gateway host name "${name}": no addresses; it stands for no gateway (resolved again in ${ttl / 1000} s)` : '');
   }

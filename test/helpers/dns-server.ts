@@ -1,7 +1,10 @@
 /**
  * A tiny authoritative DNS server over UDP on 127.0.0.1 (port 0) for tests: A and AAAA answers
  * the test sets and changes, with their TTLs (one per record if wanted: what a resolver does with records' TTLs); SERVFAIL on demand; an empty NOERROR answer for a
- * name or type it has nothing for. Enough for Node's `dns.Resolver` (`setServers`).
+ * name or type it has nothing for — or, under a zone the test declared (`zone`), NXDOMAIN for a
+ * name it does not know and NODATA for a type it has none of, each with the zone's SOA in the
+ * authority section (RFC 2308), and the SOA itself when asked for the zone's. Enough for Node's
+ * `dns.Resolver` (`setServers`).
  */
 import { createSocket } from 'node:dgram';
 import { isIP } from 'node:net';
@@ -19,6 +22,8 @@ export interface TestDnsServer {
   delete(name: string): void;
   /** Answers SERVFAIL to everything while on. */
   fail(on: boolean): void;
+  /** Makes the server authoritative for `apex`, whose SOA says `minimumSeconds` (the negative-caching TTL). */
+  zone(apex: string, minimumSeconds: number): void;
   /** The questions asked: `name/A`, `name/AAAA`. */
   readonly asked: string[];
   close(): Promise<void>;
@@ -45,8 +50,27 @@ function ipv6Bytes(a: string): Buffer {
   return b;
 }
 
+/** A name as DNS labels. */
+function nameBytes(name: string): Buffer {
+  return Buffer.concat([...name.split('.').filter((l) => l !== '').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'ascii')])), Buffer.from([0])]);
+}
+
+/** The SOA record of `apex` (its TTL the minimum, as servers send it in negative answers). */
+function soaRecord(apex: string, minimum: number): Buffer {
+  const nums = Buffer.alloc(20);
+  for (const [i, n] of [1, 3600, 600, 86400, minimum].entries()) nums.writeUInt32BE(n, i * 4);
+  const data = Buffer.concat([nameBytes(`ns.${apex}`), nameBytes(`hostmaster.${apex}`), nums]);
+  const rr = Buffer.alloc(10);
+  rr.writeUInt16BE(6, 0); // SOA
+  rr.writeUInt16BE(1, 2);
+  rr.writeUInt32BE(minimum, 4);
+  rr.writeUInt16BE(data.length, 8);
+  return Buffer.concat([nameBytes(apex), rr, data]);
+}
+
 export async function startDnsServer(): Promise<TestDnsServer> {
   const records = new Map<string, readonly { readonly address: string; readonly ttl: number }[]>();
+  const zones = new Map<string, number>();
   let failing = false;
   const asked: string[] = [];
   const sock = createSocket('udp4');
@@ -59,11 +83,18 @@ export async function startDnsServer(): Promise<TestDnsServer> {
     const rec = records.get(name);
     const family = qtype === 1 ? 4 : qtype === 28 ? 6 : 0;
     const answers = failing || rec === undefined ? [] : rec.filter((r) => isIP(r.address) === family);
+    // The zone the name is in, if the test declared one: NXDOMAIN and NODATA then carry its SOA.
+    const apex = [...zones.keys()].find((z) => name === z || name.endsWith(`.${z}`));
+    const soaAnswer = !failing && apex === name && qtype === 6 ? soaRecord(name, zones.get(name) as number) : undefined;
+    const nxdomain = !failing && apex !== undefined && apex !== name && rec === undefined;
+    const authority = !failing && apex !== undefined && answers.length === 0 && soaAnswer === undefined ? [soaRecord(apex, zones.get(apex) as number)] : [];
+    const rcode = failing ? 2 : nxdomain ? 3 : 0;
     const header = Buffer.alloc(12);
     msg.copy(header, 0, 0, 2); // id
-    header.writeUInt16BE(0x8400 | (msg.readUInt16BE(2) & 0x0100) | 0x0080 | (failing ? 2 : 0), 2); // QR, AA, RD echoed, RA, rcode
+    header.writeUInt16BE(0x8400 | (msg.readUInt16BE(2) & 0x0100) | 0x0080 | rcode, 2); // QR, AA, RD echoed, RA, rcode
     header.writeUInt16BE(1, 4);
-    header.writeUInt16BE(answers.length, 6);
+    header.writeUInt16BE(answers.length + (soaAnswer === undefined ? 0 : 1), 6);
+    header.writeUInt16BE(authority.length, 8);
     const rrs = answers.map(({ address: a, ttl }) => {
       const data = family === 4 ? Buffer.from(a.split('.').map(Number)) : ipv6Bytes(a);
       const rr = Buffer.alloc(12);
@@ -74,7 +105,7 @@ export async function startDnsServer(): Promise<TestDnsServer> {
       rr.writeUInt16BE(data.length, 10);
       return Buffer.concat([rr, data]);
     });
-    sock.send(Buffer.concat([header, question, ...rrs]), rinfo.port, rinfo.address);
+    sock.send(Buffer.concat([header, question, ...rrs, ...(soaAnswer === undefined ? [] : [soaAnswer]), ...authority]), rinfo.port, rinfo.address);
   });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
   return {
@@ -85,6 +116,7 @@ export async function startDnsServer(): Promise<TestDnsServer> {
     fail: (on) => {
       failing = on;
     },
+    zone: (apex, minimum) => void zones.set(apex.toLowerCase(), minimum),
     asked,
     close: () => new Promise<void>((r) => sock.close(() => r())),
   };
