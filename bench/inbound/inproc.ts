@@ -239,7 +239,7 @@ async function child(c: ChildArgs): Promise<void> {
   const drive = async (sockets: MemorySocket[], perSocket: number) => {
     await Promise.all(
       sockets.map(async (s) => {
-        for (let i = 0; i < perSocket; i++) await s.request(Buffer.from(`GET /api/items/${n++ % 1000} HTTP/1.1\r\nhost: httpbin.foo\r\nauthorization: Bearer ${token}\r\nuser-agent: bench\r\n\r\n`, 'latin1'));
+        for (let i = 0; i < perSocket; i++) await s.request(Buffer.from(`GET /api/items/${n++ % 1000} HTTP/1.1\r\nhost: httpbin.foo\r\nauthorization: Bearer ${token}\r\nuser-agent: bench\r\nconnection: keep-alive\r\n\r\n`, 'latin1'));
       }),
     );
   };
