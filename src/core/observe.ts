@@ -270,6 +270,8 @@ export interface InboundEndMessage {
   readonly details: string;
   /** Which admission phase refused it, or undefined when it was admitted. */
   readonly deniedBy: string | undefined;
+  /** For a phase placed ahead of another (a `rate-limit` phase before `ext-authz`, `jwt` or `authorization`): that phase; undefined otherwise. */
+  readonly deniedBefore?: string | undefined;
   /** Bytes received from the caller (headers and body, as far as the adapter can count). */
   readonly requestBytes: number;
   /** Bytes sent to the caller (headers and body, as far as the adapter can count). */
