@@ -248,3 +248,33 @@ describe('/stats: a gRPC cluster connections', () => {
     assert.deepEqual(Object.fromEntries(s), { [`${C}upstream_cx_overflow`]: 1, [`${C}upstream_rq_pending_overflow`]: 1, [`${C}upstream_rq_pending_total`]: 1 });
   });
 });
+
+describe("/stats: connections of the app's own server (mesh.handler)", () => {
+  it('http.inbound_0.0.0.0_<port>;.downstream_cx_total / _active count its connections at their first request; no listener.* stats (the mesh did not accept them)', async () => {
+    const mesh = await createMesh({ service: 'httpbin', logger: quiet, admin: { port: 0 }, config: [] });
+    const server = createHttpServer(mesh.handler((_req, res) => res.end('ok')));
+    const port = await listen(server);
+    const { Agent, request } = await import('undici');
+    const agents = [new Agent({ connections: 1 }), new Agent({ connections: 1 })];
+    try {
+      const url = `http://127.0.0.1:${port}/get`;
+      for (const a of [agents[0], agents[0], agents[1]]) await (await request(url, { dispatcher: a })).body.text();
+      const P = `http.inbound_0.0.0.0_${port};.`;
+      const s = await statsOf(mesh, `inbound_0.0.0.0_${port}.*downstream_(cx|rq_total)|listener`);
+      assert.deepEqual(Object.fromEntries(s), {
+        [`${P}downstream_cx_active`]: 2,
+        [`${P}downstream_cx_ssl_active`]: 0,
+        [`${P}downstream_cx_total`]: 2,
+        [`${P}downstream_rq_total`]: 3,
+      });
+      await (agents[0] as InstanceType<typeof Agent>).close();
+      await until(async () => (await statsOf(mesh, `inbound_0.0.0.0_${port}.*downstream_cx_active`)).get(`${P}downstream_cx_active`) === 1, 'the closed connection no longer active');
+    } finally {
+      await Promise.all(agents.map((a) => a.close().catch(() => undefined)));
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await mesh.close();
+    }
+  });
+});
+
