@@ -27,6 +27,14 @@ export function inboundHttpPrefix(port: number): string {
 /** The phases that run before Envoy's jwt_authn filter in Istio's chain: a request they refused never reached it. */
 const BEFORE_JWT = new Set(['path', 'peer-identity', 'ext-authz']);
 
+/** Whether the phase that refused `m` ran before the jwt phase (a local rate limit placed before `ext-authz` or `jwt` too). */
+function refusedBeforeJwt(m: InboundEndMessage): boolean {
+  const by = m.deniedBy;
+  if (by === undefined) return false;
+  if (BEFORE_JWT.has(by)) return true;
+  return m.deniedBefore === 'jwt' || (m.deniedBefore !== undefined && BEFORE_JWT.has(m.deniedBefore));
+}
+
 /** Counters every inbound prefix shows, 0 until written. */
 const HTTP_COUNTERS = ['downstream_rq_completed', 'downstream_rq_total', 'downstream_rq_1xx', 'downstream_rq_2xx', 'downstream_rq_3xx', 'downstream_rq_4xx', 'downstream_rq_5xx'] as const;
 
@@ -162,7 +170,7 @@ export class InboundStats {
     h.record(m.durationMs, now);
     // jwt_authn: a request that got past the filter was allowed, one it refused denied (filter.cc onComplete).
     if (m.deniedBy === 'jwt') this.#inc(p, 'jwt_authn.denied');
-    else if ((m.deniedBy === undefined || !BEFORE_JWT.has(m.deniedBy)) && m.status > 0 && this.#source.jwtApplies()) this.#inc(p, 'jwt_authn.allowed');
+    else if (!refusedBeforeJwt(m) && m.status > 0 && this.#source.jwtApplies()) this.#inc(p, 'jwt_authn.allowed');
   }
 
   /**

@@ -28,60 +28,23 @@ import {
   type RetryBudgetExhaustedMessage,
   type WorkloadIdentity,
 } from './core/observe.ts';
-import { type InboundConnectionMessage, inboundConnectionChannel, type UpstreamConnectionMessage, upstreamConnectionChannel } from './core/observe-connections.ts';
+import {
+  type ConnectionBytes,
+  type InboundConnectionMessage,
+  inboundConnectionChannel,
+  type UpstreamConnectionMessage,
+  type UpstreamPendingMessage,
+  upstreamConnectionChannel,
+  upstreamPendingChannel,
+} from './core/observe-connections.ts';
 import { type OutlierOverflowMessage, outlierOverflowChannel } from './core/observe-outlier.ts';
 import type { AuthzDecisionMessage } from './inbound/authz-phase.ts';
 import { FlushedHistogram } from './mesh-stats-histogram.ts';
+import type { MeshStatsSource, Stat, StatsCluster } from './mesh-stats-types.ts';
 import { InboundStats } from './mesh-stats-inbound.ts';
+import { UpstreamConnectionStats, undiciBeforeConnect, undiciConnected } from './mesh-stats-upstream.ts';
 
-/** One statistic as `/stats` lists it. */
-export interface Stat {
-  /** Envoy's full name: `cluster.outbound|9080||reviews.default.svc.cluster.local;.upstream_rq_total`. */
-  readonly name: string;
-  readonly value: number;
-  readonly kind: 'counter' | 'gauge' | 'histogram';
-  /** Written since the start (Envoy's `used`): `?usedonly` keeps these only. */
-  readonly used: boolean;
-  /** The cluster a cluster stat belongs to (Prometheus `cluster_name`), undefined for others. */
-  readonly cluster?: string | undefined;
-  /** The name without `cluster.<name>;.` (`upstream_rq_503`), for cluster stats; without `http.<prefix>;.`, for HTTP ones. */
-  readonly stat?: string | undefined;
-  /** The HTTP connection manager's stat prefix of an `http.<prefix>;.` stat (Prometheus `http_conn_manager_prefix`). */
-  readonly httpPrefix?: string | undefined;
-  /** The listener address of a `listener.<address>.` stat (Prometheus `listener_address`). */
-  readonly listenerAddress?: string | undefined;
-  /** A histogram's interval and cumulative statistics as of the last flush. */
-  readonly histogram?: ReturnType<FlushedHistogram['read']> | undefined;
-}
-
-/** What the stats read from the mesh when asked. */
-export interface MeshStatsSource {
-  readonly identity: WorkloadIdentity;
-  /** The config's clusters and any the data plane still holds, with their state when calls used them. */
-  clusters(): Iterable<StatsCluster>;
-  /** The mesh's clock (histograms flush on it). */
-  now(): number;
-  /** Whether `owner` is the data-plane state of this mesh's cluster `cluster`. */
-  owns(cluster: string, owner: object): boolean;
-  /** Whether a RequestAuthentication applies now (Istio's jwt_authn filter is there). */
-  jwtApplies(): boolean;
-  /** The local rate limit filters' counters by `stat_prefix` (Envoy's `<stat_prefix>.http_local_rate_limit.*`). */
-  localRateLimits(): Iterable<readonly [string, Readonly<Record<'enabled' | 'enforced' | 'ok' | 'rate_limited', number>>]>;
-}
-
-/** One cluster's gauges, read when `/stats` is asked. */
-export interface StatsCluster {
-  readonly name: string;
-  /** Whether calls used it (its data-plane state exists). */
-  readonly used: boolean;
-  readonly outlierDetection: boolean;
-  readonly endpoints: number;
-  readonly ejected: number;
-  readonly rqActive: number;
-  readonly rqPending: number;
-  readonly cxActive: number;
-  readonly limits: { readonly maxConnections: number; readonly maxPending: number; readonly maxRequests: number };
-}
+export type { MeshStatsSource, Stat, StatsCluster };
 
 /** Counters every outbound cluster shows, 0 until written (as Envoy lists them). */
 const CLUSTER_COUNTERS = [
@@ -90,9 +53,14 @@ const CLUSTER_COUNTERS = [
   'upstream_cx_destroy',
   'upstream_cx_destroy_local',
   'upstream_cx_destroy_remote',
+  'upstream_cx_overflow',
+  'upstream_cx_rx_bytes_total',
   'upstream_cx_total',
+  'upstream_cx_tx_bytes_total',
+  'upstream_rq_cancelled',
   'upstream_rq_completed',
   'upstream_rq_pending_overflow',
+  'upstream_rq_pending_total',
   'upstream_rq_per_try_timeout',
   'upstream_rq_retry',
   'upstream_rq_retry_limit_exceeded',
@@ -149,12 +117,14 @@ export class MeshStats {
   /** `upstream_rq_time` per cluster. */
   readonly #rqTime = new Map<string, FlushedHistogram>();
   readonly #inbound: InboundStats;
+  readonly #upstream: UpstreamConnectionStats;
   readonly #start: number;
 
   constructor(source: MeshStatsSource) {
     this.#source = source;
     this.#start = source.now();
     this.#inbound = new InboundStats(source, this.#start);
+    this.#upstream = new UpstreamConnectionStats({ inc: (c, st, n) => this.#inc(c, st, n), set: (c, st, v) => this.#set(c, st, v) }, () => source.now(), this.#start);
     const id = source.identity;
     const mine = (m: { workload: WorkloadIdentity | undefined }): boolean => m.workload === id;
     this.#on(channels.attemptStart, (m: AttemptStartMessage) => {
@@ -200,17 +170,15 @@ export class MeshStats {
       const code = isMeshletError(made) && made.httpStatus !== undefined ? made.httpStatus : m.status;
       if (code > 0) this.#code(c, code);
     });
+    const up = this.#upstream;
     this.#on(upstreamConnectionChannel, (m: UpstreamConnectionMessage) => {
-      if (!source.owns(m.cluster, m.owner)) return;
-      // upstream_impl.h ALL_CLUSTER_TRAFFIC_STATS: every connection made counts in upstream_cx_total, failed ones too.
-      if (m.event === 'disconnect') {
-        this.#inc(m.cluster, 'upstream_cx_destroy');
-        this.#inc(m.cluster, m.remote ? 'upstream_cx_destroy_remote' : 'upstream_cx_destroy_local');
-        return;
-      }
-      this.#inc(m.cluster, 'upstream_cx_total');
-      if (m.timeout) this.#inc(m.cluster, 'upstream_cx_connect_timeout');
+      if (source.owns(m.cluster, m.owner)) up.connection(m);
     });
+    this.#on(upstreamPendingChannel, (m: UpstreamPendingMessage) => {
+      if (source.owns(m.cluster, m.owner)) up.pending(m);
+    });
+    this.#on(undiciBeforeConnect, (m: { connector?: unknown }) => up.beforeConnect(m));
+    this.#on(undiciConnected, (m: { connector?: unknown; socket?: ConnectionBytes }) => up.connected(m));
     this.#on(inboundConnectionChannel, (m: InboundConnectionMessage) => {
       if (mine(m)) this.#inbound.connection(m);
     });
@@ -267,13 +235,22 @@ export class MeshStats {
   }
 
   #inc(cluster: string, stat: string, n = 1): void {
+    const m = this.#counts(cluster);
+    m.set(stat, (m.get(stat) ?? 0) + n);
+  }
+
+  #set(cluster: string, stat: string, value: number): void {
+    this.#counts(cluster).set(stat, value);
+  }
+
+  #counts(cluster: string): Map<string, number> {
     let m = this.#clusters.get(cluster);
     if (m === undefined) {
       if (this.#clusters.size >= MAX_CLUSTERS) this.#forgetGone();
       m = new Map();
       this.#clusters.set(cluster, m);
     }
-    m.set(stat, (m.get(stat) ?? 0) + n);
+    return m;
   }
 
   /** Envoy's code stats of an answer: `upstream_rq_<code>`, `upstream_rq_<N>xx`, `upstream_rq_completed` (after `prefix`: `retry.` for a retried one). */
@@ -298,10 +275,12 @@ export class MeshStats {
     for (const c of this.#source.clusters()) present.add(c.name);
     for (const name of this.#clusters.keys()) if (!present.has(name) && !name.startsWith('inbound|')) this.#clusters.delete(name);
     for (const name of this.#rqTime.keys()) if (!present.has(name)) this.#rqTime.delete(name);
+    this.#upstream.forget(present);
     // Still full (inbound ports churning?): start over rather than grow.
     if (this.#clusters.size >= MAX_CLUSTERS) {
       this.#clusters.clear();
       this.#rqTime.clear();
+      this.#upstream.forget(undefined);
     }
   }
 
@@ -317,6 +296,7 @@ export class MeshStats {
     const clusterStat = (cluster: string, stat: string, value: number, kind: 'counter' | 'gauge', used: boolean): void => {
       out.push({ name: `cluster.${cluster};.${stat}`, value, kind, used, cluster, stat });
     };
+    this.#upstream.syncBytes();
     gauge('server.live', server.live ? 1 : 0);
     // Envoy's server.state: 0 LIVE, 1 DRAINING.
     gauge('server.state', server.live ? 0 : 1);
@@ -373,9 +353,14 @@ export class MeshStats {
       const r = h.read(now);
       out.push({ name: `http.${prefix};.downstream_rq_time`, value: r.cumulative.count, kind: 'histogram', used: r.used, stat: 'downstream_rq_time', httpPrefix: prefix, histogram: r });
     }
-    for (const [cluster, h] of this.#rqTime) {
-      const r = h.read(now);
-      out.push({ name: `cluster.${cluster};.upstream_rq_time`, value: r.cumulative.count, kind: 'histogram', used: r.used, cluster, stat: 'upstream_rq_time', histogram: r });
+    for (const [stat, hs] of [
+      ['upstream_rq_time', this.#rqTime],
+      ['upstream_cx_connect_ms', this.#upstream.connectMs],
+    ] as const) {
+      for (const [cluster, h] of hs) {
+        const r = h.read(now);
+        out.push({ name: `cluster.${cluster};.${stat}`, value: r.cumulative.count, kind: 'histogram', used: r.used, cluster, stat, histogram: r });
+      }
     }
     const limits = new Map<string, Record<string, number>>();
     for (const [prefix, st] of this.#source.localRateLimits()) {

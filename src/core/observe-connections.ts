@@ -46,7 +46,40 @@ export interface UpstreamConnectionMessage {
   readonly event: 'connect' | 'error' | 'disconnect';
   readonly timeout: boolean;
   readonly remote: boolean;
+  /**
+   * For `connect`, when the transport has them: the connection's socket (its `bytesRead` and
+   * `bytesWritten`, after TLS: Envoy's `upstream_cx_rx_bytes_total` / `tx_bytes_total`), and the
+   * milliseconds from the start of the connect to a connection requests can go on (TCP and the
+   * TLS handshake: Envoy's `upstream_cx_connect_ms`), on the mesh's clock. The undici transport
+   * leaves them out: the admin endpoint's stats take them from undici's own channels.
+   */
+  readonly socket?: ConnectionBytes | undefined;
+  readonly connectMs?: number | undefined;
+}
+
+/** What the stats read of a connection's socket. */
+export interface ConnectionBytes {
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  once(event: 'close', listener: () => void): unknown;
 }
 
 /** The channel. */
 export const upstreamConnectionChannel = channel('meshlet:upstream:connection');
+
+/**
+ * `meshlet:upstream:pending`: an attempt waits for a connection of its cluster (`queued`: the
+ * connection limit is reached, Envoy's `upstream_rq_pending_total` and `upstream_cx_overflow`),
+ * gave up waiting (`cancelled`: Envoy's `upstream_rq_cancelled`), or was refused because the
+ * pending queue is full (`overflow`, when a transport's own queue refuses it: the gRPC
+ * transport's streams). Published only while someone subscribes, on these rare paths only.
+ */
+export interface UpstreamPendingMessage {
+  readonly cluster: string;
+  /** The cluster's data-plane state (which mesh's it is). */
+  readonly owner: object;
+  readonly event: 'queued' | 'cancelled' | 'overflow';
+}
+
+/** The channel. */
+export const upstreamPendingChannel = channel('meshlet:upstream:pending');

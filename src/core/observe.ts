@@ -268,11 +268,11 @@ export interface InboundEndMessage {
    * `ext_authz_denied`, `downstream_remote_disconnect`, …
    */
   readonly details: string;
-  /** Which admission phase refused it, or undefined when it was admitted. */
+  /** Which admission phase refused it (undefined: admitted); `deniedBefore`: the phase that one was placed ahead of (a `rate-limit` phase before `ext-authz`, `jwt` or `authorization`). */
   readonly deniedBy: string | undefined;
-  /** Bytes received from the caller (headers and body, as far as the adapter can count). */
+  readonly deniedBefore?: string | undefined;
+  /** Bytes received from, and sent to, the caller (headers and body, as far as the adapter can count). */
   readonly requestBytes: number;
-  /** Bytes sent to the caller (headers and body, as far as the adapter can count). */
   readonly responseBytes: number;
   /** gRPC messages received from the caller, and sent to it, when its adapter frames them (the grpc-js server). */
   readonly requestMessages?: number | undefined;

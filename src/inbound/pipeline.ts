@@ -151,6 +151,8 @@ export interface Denial {
   readonly closeConnection?: boolean;
   /** `%RESPONSE_CODE_DETAILS%` of a refusal the phases' names do not say (a malformed request). */
   readonly details?: string;
+  /** The phase the refusing one ran just ahead of (its {@link Phase.before}: a `rate-limit` phase placed before `jwt`, …); set by the pipeline. */
+  readonly before?: PhaseName | undefined;
 }
 
 /** What a phase returns: nothing to let the request on, a denial to answer it. */
@@ -170,6 +172,11 @@ export interface Phase {
 
 /** The result of admission. */
 export type Admission = { readonly admitted: true; readonly context: MeshContext } | { readonly admitted: false; readonly denial: Denial };
+
+/** `d`, saying which phase its phase ran ahead of (a `rate-limit` phase's place: whether the phases after it, `jwt`…, saw the request). */
+function placed(d: Denial, p: Phase): Denial {
+  return p.before === undefined || d.before === p.before ? d : { ...d, before: p.before };
+}
 
 function failedClosed(phase: PhaseName, err: unknown): Denial {
   return {
@@ -273,8 +280,8 @@ export class InboundPipeline {
       } catch (err) {
         return { admitted: false, denial: failedClosed(p.name, err) };
       }
-      if (r instanceof Promise) return this.#after(r, req, i, p.name);
-      if (r !== undefined) return { admitted: false, denial: r };
+      if (r instanceof Promise) return this.#after(r, req, i, p);
+      if (r !== undefined) return { admitted: false, denial: placed(r, p) };
     }
     return { admitted: true, context: contextOf(req) };
   }
@@ -284,10 +291,10 @@ export class InboundPipeline {
    * closure in #from, even one never made, would make V8 allocate #from's captured variables
    * (the loop's `i` and `p` each turn) on every request, synchronous ones too.
    */
-  #after(r: Promise<PhaseResult>, req: InboundRequest, i: number, name: PhaseName): Promise<Admission> {
+  #after(r: Promise<PhaseResult>, req: InboundRequest, i: number, p: Phase): Promise<Admission> {
     return r.then(
-      (res) => (res === undefined ? this.#from(req, i + 1) : { admitted: false as const, denial: res }),
-      (err: unknown) => ({ admitted: false as const, denial: failedClosed(name, err) }),
+      (res) => (res === undefined ? this.#from(req, i + 1) : { admitted: false as const, denial: placed(res, p) }),
+      (err: unknown) => ({ admitted: false as const, denial: failedClosed(p.name, err) }),
     );
   }
 }

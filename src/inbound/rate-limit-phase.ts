@@ -186,7 +186,7 @@ export class RateLimitPhase implements Phase {
   /** Use {@link compileRateLimit}. */
   constructor(compiled: CompiledRateLimits, random: Random, warmPorts: Iterable<string>, clock: Clock, previous?: RateLimitPhase, rls?: RateLimitServiceClient) {
     this.#compiled = compiled;
-    this.#runner = new RateLimitRunner(random, rls);
+    this.#runner = new RateLimitRunner(random, rls, previous === undefined ? undefined : previous.#runner);
     // Envoy's cluster is there before the first request: the services are made ready now, not by it.
     rls?.warm(compiled.globalTargets);
     this.#clock = clock;

@@ -153,7 +153,7 @@ export class OutboundRateLimits {
     this.#sourceCluster = sourceCluster;
     this.#sourceIp = o.sourceIp;
     this.#namespace = o.namespace ?? 'default';
-    this.#runner = new RateLimitRunner(o.random, o.rls);
+    this.#runner = new RateLimitRunner(o.random, o.rls, o.previous === undefined ? undefined : o.previous.#runner);
     // Envoy's cluster is there before the first call: the services are made ready now, not by it.
     o.rls?.warm(filters.globalTargets);
     // Keep the buckets calls used under the config before (a limiter is taken over when it is

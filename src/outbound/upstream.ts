@@ -19,6 +19,7 @@ import type { FailureKind } from '../core/outcome.ts';
 import { DEFERRED, headGrpcStatus, headStatus, trailerGrpcStatus, trailerStatus } from '../core/classify.ts';
 import type { Clock } from '../core/clock.ts';
 import { type AttemptEndMessage, type AttemptStartMessage, channels, type PoolOverflowMessage } from '../core/observe.ts';
+import { upstreamPendingChannel as pending, type UpstreamPendingMessage } from '../core/observe-connections.ts';
 import type { HostState } from '../routing/balancer/host.ts';
 import type { ClusterState } from './cluster-state.ts';
 import type { SlotWaiter } from '../policies/limits.ts';
@@ -90,8 +91,10 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
   start(): void {
     const r = this._cs.limiter.acquire(this);
     if (r === 'go') this._send();
-    else if (r === 'queued') this._ex.waiting = this;
-    else {
+    else if (r === 'queued') {
+      this._ex.waiting = this;
+      if (pending.hasSubscribers) pending.publish({ cluster: this._cs.name, owner: this._cs, event: 'queued' } satisfies UpstreamPendingMessage);
+    } else {
       const ch = channels.poolOverflow;
       if (ch.hasSubscribers) {
         const l = this._cs.limiter;
@@ -161,7 +164,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
   /** Abort / per-try timeout / deadline while queued or not yet started. */
   cancel(reason: Error): void {
     if (this._state === 0) {
-      this._cs.limiter.cancel(this);
+      if (this._cs.limiter.cancel(this) && pending.hasSubscribers) pending.publish({ cluster: this._cs.name, owner: this._cs, event: 'cancelled' } satisfies UpstreamPendingMessage);
       this._state = 3;
     } else {
       this._abandoned = reason;

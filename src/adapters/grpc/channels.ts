@@ -10,10 +10,10 @@
  */
 import type { Socket } from 'node:net';
 import type { ChannelInterface as Channel, ChannelOptions } from '@grpc/grpc-js';
-import type { Clock, Timer } from '../../core/clock.ts';
-import { MeshletError } from '../../core/errors.ts';
+import type { Clock, } from '../../core/clock.ts';
 import { formatHostPort } from '../../core/host-port.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
+import { upstreamPendingChannel as pendingChannel, type UpstreamPendingMessage } from '../../core/observe-connections.ts';
 import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
 import type { ResolvedConnectionPool } from '../../routing/cluster-settings.ts';
@@ -22,20 +22,15 @@ import { checkServer, type TlsPlan } from '../undici/tls-connector.ts';
 import { ClusterTlsPlans, type TlsEnvironment } from '../undici/tls-plans.ts';
 import type { GrpcJs } from './grpc-js.ts';
 import { Conn, type ConnectTimeout, watchingSockets } from './conn.ts';
+import { type Admitted, Live } from './live.ts';
 
 export { Conn };
 
-/** What the connections need of an attempt. */
-export interface Admitted {
-  /** The connection the attempt goes on (given when it is admitted). */
-  conn: Conn | undefined;
-  /** A stream is free: put the call on the wire. */
-  go(): void;
-  /** Cancels the attempt (close() after its grace period). */
-  abort(reason: Error): void;
-  /** Its place among the attempts in flight (managed by them; -1 when not in flight). */
-  liveIndex: number;
-}
+export type { Admitted };
+
+/** Makes a connection's channel, given a hook for its sockets and whether the mesh closed it (so a close is not the upstream's). */
+type OpenConn = (onSocket: ((socket: Socket) => void) | undefined, closedByMesh: () => boolean) => Channel;
+export { Live };
 
 /** The channel options of a cluster's endpoint channels, from its connection-pool settings. */
 export function channelOptions(cs: ClusterState): ChannelOptions {
@@ -69,7 +64,7 @@ export function channelOptions(cs: ClusterState): ChannelOptions {
  */
 export class EndpointChannel {
   /** Makes a connection (given a hook for its sockets), or undefined when the endpoint's TLS cannot be set up (`failure` says why). */
-  readonly #open: ((onSocket: ((socket: Socket) => void) | undefined) => Channel) | undefined;
+  readonly #open: OpenConn | undefined;
   readonly failure: string | undefined;
   readonly conns: Conn[] = [];
   endpoint: HostState['endpoint'];
@@ -81,7 +76,7 @@ export class EndpointChannel {
   readonly istioMtls: boolean;
   /** The roots the connections' TLS verifies the server against, in words (for errors); undefined without TLS. */
   readonly trust: string | undefined;
-  constructor(open: ((onSocket: ((socket: Socket) => void) | undefined) => Channel) | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string, istioMtls = false, trust?: string) {
+  constructor(open: OpenConn | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string, istioMtls = false, trust?: string) {
     this.#open = open;
     this.failure = failure;
     this.endpoint = endpoint;
@@ -161,44 +156,6 @@ export interface AttemptOwner {
   done(e: EndpointChannel | undefined, a: Admitted, onWire: boolean): void;
 }
 
-/**
- * Attempts in flight, that close() waits for (and cancels after its grace period): an array
- * each attempt knows its place in, so adding and removing one costs no allocation or hashing.
- */
-export class Live {
-  readonly #list: Admitted[] = [];
-  /** What waits for the last attempt to end (drain() may be called again with a shorter grace period). */
-  #onIdle: (() => void)[] = [];
-  add(a: Admitted): void {
-    if (a.liveIndex !== -1) return;
-    a.liveIndex = this.#list.length;
-    this.#list.push(a);
-  }
-  delete(a: Admitted): void {
-    const i = a.liveIndex;
-    const list = this.#list;
-    if (i === -1 || list[i] !== a) return;
-    a.liveIndex = -1;
-    const last = list.pop() as Admitted;
-    if (last !== a) {
-      list[i] = last;
-      last.liveIndex = i;
-    }
-    if (list.length === 0) for (const f of this.#onIdle.splice(0)) f();
-  }
-  /** Waits until no attempt is left, or `graceMs`; then cancels what is left with MESHLET_ERR_CLOSED. */
-  async drain(graceMs: number, clock: Clock): Promise<void> {
-    if (this.#list.length === 0) return;
-    let timer: Timer | undefined;
-    const idle = new Promise<boolean>((r) => this.#onIdle.push(() => r(false)));
-    const timedOut = graceMs === Number.POSITIVE_INFINITY ? await idle : await Promise.race([idle, new Promise<boolean>((r) => (timer = clock.setTimer(() => r(true), graceMs, true)))]);
-    timer?.clear();
-    if (!timedOut) return;
-    const err = new MeshletError('MESHLET_ERR_CLOSED', `mesh.close(): the call was still running after closeTimeoutMs (${graceMs} ms) and was cancelled`);
-    for (const a of [...this.#list]) a.abort(err);
-  }
-}
-
 /** The channels of one cluster, by endpoint. */
 export class ClusterChannels implements ClusterTransport, AttemptOwner {
   readonly #g: GrpcJs;
@@ -266,7 +223,7 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     }
     e?.close();
     const g = this.#g;
-    let open: ((onSocket: ((socket: Socket) => void) | undefined) => Channel) | undefined;
+    let open: OpenConn | undefined;
     if (failure === undefined) {
       const target = formatHostPort(host.endpoint.address, host.endpoint.port);
       // TLS names the service (Istio's SNI for mTLS); the channel still dials the endpoint's address.
@@ -277,7 +234,12 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
       const creds = plan === undefined ? g.credentials.createInsecure() : credentialsFor(g, plan);
       // tcpKeepalive: set on each TCP socket the channel connects (grpc-js sets none itself).
       const ka = this.#cs.cluster.settings.connectionPool.tcpKeepalive;
-      open = (onSocket) => {
+      // Each connection is published while /stats listens (the channel's subchannels are its own: grpc.use_local_subchannel_pool).
+      const { name: cluster } = this.#cs;
+      const owner = this.#cs;
+      const clock = this.#clock;
+      open = (onSocket, closedByMesh) => {
+        const events = { cluster, owner, clock, closedByMesh };
         const hook =
           ka === undefined
             ? onSocket
@@ -285,7 +247,7 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
                 applyKeepalive(socket, ka);
                 onSocket?.(socket);
               };
-        return new g.Channel(target, hook === undefined ? creds : watchingSockets(g, creds, hook), options);
+        return new g.Channel(target, watchingSockets(g, creds, hook, events), options);
       };
     }
     const next = new EndpointChannel(open, failure, host.endpoint, this.#env.epoch, key, failure === undefined && plan?.mode === 'ISTIO_MUTUAL', plan?.trust);
@@ -318,10 +280,19 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
       return 'go';
     }
     const maxPending = this.#cs.limiter.limits.maxPending;
-    if (maxPending !== UNLIMITED && e.waiting.length >= maxPending) return 'overflow';
+    if (maxPending !== UNLIMITED && e.waiting.length >= maxPending) {
+      this.#pending('overflow');
+      return 'overflow';
+    }
     e.waiting.push(a);
     this.#live.add(a);
+    this.#pending('queued');
     return 'queued';
+  }
+
+  /** Tells `/stats` (when it listens) an attempt waits for a stream, gave up waiting, or found the queue full. */
+  #pending(event: UpstreamPendingMessage['event']): void {
+    if (pendingChannel.hasSubscribers) pendingChannel.publish({ cluster: this.#cs.name, owner: this.#cs, event } satisfies UpstreamPendingMessage);
   }
 
   done(e: EndpointChannel | undefined, a: Admitted, onWire: boolean): void {
@@ -329,7 +300,10 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     if (e === undefined) return;
     if (!onWire) {
       const i = e.waiting.indexOf(a);
-      if (i !== -1) e.waiting.splice(i, 1);
+      if (i !== -1) {
+        e.waiting.splice(i, 1);
+        this.#pending('cancelled');
+      }
       return;
     }
     // The stream is free: the first attempt waiting for one takes it.

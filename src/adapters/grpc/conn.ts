@@ -5,8 +5,11 @@
  * @module
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ChannelCredentials, ChannelInterface as Channel } from '@grpc/grpc-js';
 import type { Clock, Timer } from '../../core/clock.ts';
+import { upstreamConnectionChannel } from '../../core/observe-connections.ts';
+import { type ConnectionEvents, observeConnect } from './conn-events.ts';
 import type { GrpcJs } from './grpc-js.ts';
 
 type CallOf = ReturnType<Channel['createCall']>;
@@ -14,16 +17,17 @@ type CallOf = ReturnType<Channel['createCall']>;
 /** The part of grpc-js's ChannelCredentials a channel uses to connect (grpc-js 1.14; subclassable, declared in its types). */
 interface ConnectingCredentials {
   _isSecure(): boolean;
-  _createSecureConnector(target: unknown, options: unknown, callCredentials?: unknown): { connect(socket: Socket): Promise<unknown>; waitForReady(): Promise<void>; getCallCredentials(): unknown; destroy(): void };
+  _createSecureConnector(target: unknown, options: unknown, callCredentials?: unknown): { connect(socket: Socket): Promise<{ readonly socket: Duplex }>; waitForReady(): Promise<void>; getCallCredentials(): unknown; destroy(): void };
 }
 
 /**
  * `inner` credentials that hand each TCP socket grpc-js connected to `onSocket` before the TLS
  * handshake (or the plaintext HTTP/2 start), so the mesh can give up a connection that does not
  * come up in time. grpc-js keeps the socket of a connection attempt to itself; closing its
- * channel does not end a TCP connect or a TLS handshake in progress.
+ * channel does not end a TCP connect or a TLS handshake in progress. With `events`, each
+ * connection is published for the admin endpoint's `/stats` while it listens (conn-events.ts).
  */
-export function watchingSockets(g: GrpcJs, inner: ChannelCredentials, onSocket: (socket: Socket) => void): ChannelCredentials {
+export function watchingSockets(g: GrpcJs, inner: ChannelCredentials, onSocket: ((socket: Socket) => void) | undefined, events?: ConnectionEvents): ChannelCredentials {
   const base = inner as unknown as ConnectingCredentials;
   class Watching extends (g.ChannelCredentials as unknown as new () => object) {
     _isSecure(): boolean {
@@ -34,12 +38,21 @@ export function watchingSockets(g: GrpcJs, inner: ChannelCredentials, onSocket: 
     }
     _createSecureConnector(target: unknown, options: unknown, callCredentials?: unknown) {
       const c = base._createSecureConnector(target, options, callCredentials);
+      // grpc-js asks waitForReady() before each TCP connect: the connect's start, for upstream_cx_connect_ms.
+      let startedAt = -1;
       return {
         connect: (socket: Socket) => {
-          onSocket(socket);
-          return c.connect(socket);
+          onSocket?.(socket);
+          const p = c.connect(socket);
+          if (startedAt === -1 || events === undefined) return p;
+          const t0 = startedAt;
+          startedAt = -1;
+          return observeConnect(events, p, t0);
         },
-        waitForReady: () => c.waitForReady(),
+        waitForReady: () => {
+          if (events !== undefined && upstreamConnectionChannel.hasSubscribers) startedAt = events.clock.now();
+          return c.waitForReady();
+        },
         getCallCredentials: () => c.getCallCredentials(),
         destroy: () => c.destroy(),
       };
@@ -129,11 +142,11 @@ export class Conn {
   #sockets: Socket[] = [];
 
   /** `open` makes the channel; with a timeout, it gets a hook that is given each socket the channel connects. */
-  constructor(open: Channel | ((onSocket: ((socket: Socket) => void) | undefined) => Channel), timeout?: ConnectTimeout) {
+  constructor(open: Channel | ((onSocket: ((socket: Socket) => void) | undefined, closedByMesh: () => boolean) => Channel), timeout?: ConnectTimeout) {
     this.#timeout = timeout;
     this.#ms = timeout?.ms ?? 0;
     const timed = timeout !== undefined && this.#ms > 0 && Number.isFinite(this.#ms);
-    const channel = typeof open === 'function' ? open(timed ? (socket) => this.#sockets.push(socket) : undefined) : open;
+    const channel = typeof open === 'function' ? open(timed ? (socket) => this.#sockets.push(socket) : undefined, () => this.#closed || this.dead) : open;
     this.#channel = channel;
     if (!timed) return;
     this.#tracking = new TrackingChannel(channel, (call) => this.#track(call));

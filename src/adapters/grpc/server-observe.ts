@@ -162,6 +162,7 @@ export class GrpcInboundObservation {
       flags,
       details,
       deniedBy: d?.phase,
+      deniedBefore: d?.before,
       requestBytes: this.#requestBytes,
       responseBytes: this.#responseBytes,
       requestMessages: this.#requestMessages,

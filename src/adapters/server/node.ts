@@ -21,7 +21,9 @@ import { absoluteForm, addOnHead, applyAdmittedHeaders, overwriteOnHead, authori
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
 import { admitWith, judgedBy } from './judged.ts';
-import { acceptedByMesh, downstreamOf, peerOfSocket, plainAddress } from './peer.ts';
+import { acceptedByAnyMesh, acceptedByMesh, downstreamOf, peerOfSocket, plainAddress } from './peer.ts';
+import { countOwnServerConnection } from './own-server-connections.ts';
+import { inboundConnectionChannel } from '../../core/observe-connections.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
 import { closeConnection } from './close-connection.ts';
 import { stripHopByHopOnHead, stripRequestHopByHop } from './hop-by-hop.ts';
@@ -36,6 +38,8 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
   const s = req.socket;
   // A connection no mesh server accepted (the app's own server): PeerAuthentication is applied here, per request.
   const policy = guard?.sockets;
+  // …and /stats counts it at its first request (a mesh server counted its own when it accepted it).
+  if (inboundConnectionChannel.hasSubscribers && guard?.observer !== undefined && !acceptedByAnyMesh(s)) countOwnServerConnection(s, guard.observer.workload);
   const admitted = guard === undefined || policy === undefined || acceptedByMesh(s, guard) ? undefined : policy.admit(s);
   if (admitted !== undefined && 'refused' in admitted) {
     return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, scheme: (s as TLSSocket).encrypted === true ? 'https' : 'http', refused: admitted.refused, connection: downstreamOf(req) };

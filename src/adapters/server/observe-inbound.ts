@@ -116,6 +116,7 @@ class InboundEnd implements InboundEndMessage {
   readonly flags: string;
   readonly details: string;
   readonly deniedBy: string | undefined;
+  readonly deniedBefore: string | undefined;
   readonly requestBytes: number;
   readonly responseBytes: number;
   readonly durationMs: number;
@@ -152,6 +153,7 @@ class InboundEnd implements InboundEndMessage {
     this.flags = flags;
     this.details = details;
     this.deniedBy = d?.phase;
+    this.deniedBefore = d?.before;
     this.requestBytes = requestBytes;
     this.responseBytes = responseBytes;
     this.durationMs = endedAt - startedAt;

@@ -171,6 +171,7 @@ export class UpgradeObservation {
       flags,
       details,
       deniedBy: d?.phase,
+      deniedBefore: d?.before,
       requestBytes: this.#headBytes + Math.max(0, (sock.bytesRead ?? 0) - this.#read0),
       responseBytes: Math.max(0, (sock.bytesWritten ?? 0) - this.#written0),
       durationMs: endedAt - this.#startedAt,

@@ -130,13 +130,19 @@ function xRateLimit(into: Record<string, string>, bucket: TokenBucket): void {
  */
 export class RateLimitRunner {
   readonly #random: Random;
-  readonly #stats = new Map<string, RateLimitStats>();
+  readonly #stats: Map<string, RateLimitStats>;
   readonly #rls: RateLimitServiceClient | undefined;
 
-  /** `rls`: calls the rate limit services of global filters (none: every call fails, as a service that cannot be reached). */
-  constructor(random: Random, rls?: RateLimitServiceClient) {
+  /**
+   * `rls`: calls the rate limit services of global filters (none: every call fails, as a service
+   * that cannot be reached). `previous`: the runner of the config before, whose counters go on
+   * counting here — Envoy keeps a stat by its name across config reloads, so
+   * `<stat_prefix>.http_local_rate_limit.*` does not start over when a reload keeps the filter.
+   */
+  constructor(random: Random, rls?: RateLimitServiceClient, previous?: RateLimitRunner) {
     this.#random = random;
     this.#rls = rls;
+    this.#stats = previous === undefined ? new Map() : previous.#stats;
   }
 
   /** Envoy-style counters per `stat_prefix`. */
