@@ -28,7 +28,7 @@ import type { Headers } from '../../core/handler.ts';
 import { callerGone, callerLeft, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
 import type { InboundRequest } from '../../inbound/pipeline.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
-import { internalError } from '../server/node.ts';
+import { internalError } from '../server/denial.ts';
 import type { GrpcJs } from './grpc-js.ts';
 import { PEER_ID_HEADER, PEER_METADATA_HEADER } from '../../telemetry/metrics/peer-metadata.ts';
 import type { PeerHeaders } from '../server/peer-exchange.ts';

@@ -17,8 +17,8 @@
  *
  * @module
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HOP_BY_HOP, isHopByHopName, REQUEST_HOP_BY_HOP, removeHopByHop } from '../../core/hop-by-hop.ts';
+import type { IncomingMessage } from 'node:http';
+import { isHopByHopName, REQUEST_HOP_BY_HOP, removeHopByHop } from '../../core/hop-by-hop.ts';
 
 /** Takes the hop-by-hop headers off an HTTP/1 request before anyone reads it (HTTP/2 carries none but `te: trailers`). */
 export function stripRequestHopByHop(req: IncomingMessage): void {
@@ -52,41 +52,4 @@ export function stripRequestHopByHop(req: IncomingMessage): void {
     if (offered) raw.push('te', 'trailers');
   }
   (req as { headers: unknown }).headers = headers;
-}
-
-/** Removed from an upgrade's answer (101): all but its `connection` and `upgrade`. */
-const ON_UPGRADE = HOP_BY_HOP.filter((n) => n !== 'connection' && n !== 'upgrade');
-
-/**
- * Takes the hop-by-hop headers the app set off its response when the head is written: those it
- * set with `setHeader` and those it passed to `writeHead` (an object in any letter case, or a raw
- * list). Installed once the request is the app's, so the mesh's own answers (a denial's
- * `connection: close`) keep theirs.
- */
-export function stripHopByHopOnHead(res: ServerResponse): void {
-  const writeHead = res.writeHead;
-  const patched = function (this: ServerResponse, status: number, ...rest: unknown[]): ServerResponse {
-    res.writeHead = writeHead;
-    // A 101 answers an upgrade: its connection and upgrade are the point of it.
-    const names = status === 101 ? ON_UPGRADE : HOP_BY_HOP;
-    for (const n of names) if (res.hasHeader(n)) res.removeHeader(n);
-    const at = typeof rest[0] === 'string' ? 1 : 0;
-    const given = rest[at];
-    if (given !== null && typeof given === 'object') rest[at] = withoutHopByHop(given as object, names);
-    return (writeHead as (this: ServerResponse, ...a: unknown[]) => ServerResponse).call(this, status, ...rest);
-  };
-  res.writeHead = patched as typeof res.writeHead;
-}
-
-/** `writeHead`'s headers (an object, a flat raw list, or a list of pairs) without the hop-by-hop ones: a copy, the app's own left as it was. */
-function withoutHopByHop(given: object, names: readonly string[]): object {
-  if (!Array.isArray(given)) {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(given)) if (!isHopByHopName(k, names)) out[k] = (given as Record<string, unknown>)[k];
-    return out;
-  }
-  if (given.length > 0 && Array.isArray(given[0])) return given.filter((pair: unknown[]) => !isHopByHopName(String(pair[0]), names));
-  const out: unknown[] = [];
-  for (let i = 0; i + 1 < given.length; i += 2) if (!isHopByHopName(String(given[i]), names)) out.push(given[i], given[i + 1]);
-  return out;
 }

@@ -13,11 +13,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
 import { type ConnectionInfo, callerGone, callerLeft, type InboundGuard, type Judgement, pendingRequest, type RequestMeshInfo, releaseSlot } from '../../inbound/guard.ts';
-import type { Denial } from '../../inbound/pipeline.ts';
 import { runInWholeContext } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
-import { hasBody } from '../../core/request-body.ts';
-import { absoluteForm, addOnHead, applyAdmittedHeaders, overwriteOnHead, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
+import { absoluteForm, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
 import { exchangePeerMetadata } from './peer-exchange.ts';
 import { admitWith, judgedBy } from './judged.ts';
@@ -25,8 +23,9 @@ import { acceptedByAnyMesh, acceptedByMesh, downstreamOf, peerOfSocket, plainAdd
 import { countOwnServerConnection } from './own-server-connections.ts';
 import { inboundConnectionChannel } from '../../core/observe-connections.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
-import { closeConnection } from './close-connection.ts';
-import { stripHopByHopOnHead, stripRequestHopByHop } from './hop-by-hop.ts';
+import { internalError, notNormalized, writeDenial } from './denial.ts';
+import { stripRequestHopByHop } from './hop-by-hop.ts';
+import { addOnHead, overwriteOnHead, stripHopByHopOnHead } from './on-head.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
 export interface MeshRequest extends IncomingMessage {
@@ -62,52 +61,6 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
     clientCert: details === undefined ? undefined : clientCertDetailsOf(s as TLSSocket, details),
     connection: downstreamOf(req),
   };
-}
-
-/** Writes a denial the way Envoy answers: text, or a trailers-only gRPC status for a gRPC caller. */
-export function writeDenial(res: ServerResponse, denial: Denial, grpc: boolean): void {
-  if (denial.closeConnection === true) {
-    closeConnection(res.socket ?? res);
-    res.destroy();
-    return;
-  }
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const extra = denial.headers ?? {};
-  if (grpc) {
-    res.writeHead(200, { ...extra, 'content-type': 'application/grpc', 'grpc-status': String(denial.grpcStatus), 'grpc-message': encodeURIComponent(denial.body) });
-    res.end();
-    return;
-  }
-  const body = Buffer.from(denial.body);
-  const req = (res as { req?: IncomingMessage }).req;
-  const close = req !== undefined && answeredBeforeBody(req) ? CLOSE : undefined;
-  // Envoy's local reply: the filter's headers first, then text/plain only where they set no content-type.
-  res.writeHead(denial.status, { 'content-type': 'text/plain', ...extra, ...close, 'content-length': String(body.length) });
-  res.end(body);
-}
-
-const CLOSE = { connection: 'close' } as const;
-
-/**
- * True for an HTTP/1 request refused before its body is in: Envoy's connection manager then
- * answers with `Connection: close` and closes the connection rather than wait for (and read) the
- * rest of the upload — node:http would read it all to keep the connection.
- */
-export function answeredBeforeBody(req: IncomingMessage): boolean {
-  return req.httpVersionMajor === 1 && !req.complete && hasBody(req.headers);
-}
-
-/** The refusal when admission itself failed: fail closed. */
-export function internalError(err: unknown): Denial {
-  return { status: 500, grpcStatus: 13, body: 'internal error', reason: String(err), phase: 'path' };
-}
-
-/** The refusal of a request routed on a path other than the one the mesh would judge. */
-export function notNormalized(reason: string): Denial {
-  return { status: 400, grpcStatus: 13, body: 'Bad Request', reason, phase: 'path' };
 }
 
 /** An event listener wrapped to run in a context; `.listener` lets removeListener find it by the original, as EventEmitter's once-wrappers do. */

@@ -21,7 +21,8 @@ import { callerGone, callerLeft, type ConnectionInfo, type InboundGuard, type Ju
 import type { Denial } from '../../inbound/pipeline.ts';
 import { absoluteForm, applyAdmittedHeaders, headersFromRaw } from './headers.ts';
 import { admitWith, judgedBy } from './judged.ts';
-import { connectionOf, enterContext, first, internalError, type MeshRequest } from './node.ts';
+import { connectionOf, enterContext, first, type MeshRequest } from './node.ts';
+import { internalError } from './denial.ts';
 import { observeUpgrade, type UpgradeObservation } from './observe-upgrade.ts';
 
 /** Writes a denial as a whole HTTP/1.1 response on the upgrade's socket, then closes it; `server` (Istio's `proxyHeaders.server.value`) replaces any `server` header the denial has. */
