@@ -262,4 +262,103 @@ describe('envoyHttpAls: HTTPAccessLogEntry messages streamed to an AccessLogServ
       await s.mesh.close();
     }
   });
+
+  /** Advances the mesh clock a second at a time until `cond` holds (the streamer's backoff and grpc-js's own reconnect backoff, in real time, both pass). */
+  async function advanceUntil(s: Setup, cond: () => boolean, what: string): Promise<void> {
+    await until(
+      async () => {
+        s.clock.advance(1000);
+        await new Promise((r) => setTimeout(r, 20));
+        return cond();
+      },
+      what,
+      30_000,
+    );
+  }
+
+  test('the service down, then back: requests unaffected; the stream is opened again after a backoff, with the identifier', async () => {
+    als.streams.length = 0;
+    als.stop();
+    const s = await setup({}, { accessLogging: [{ match: { mode: 'CLIENT' }, providers: [{ name: 'als' }] }] });
+    try {
+      assert.equal((await s.mesh.fetch(`http://${RATINGS}:9080/while-down-1`)).status, 200);
+      s.clock.advance(1000);
+      await until(() => s.log.warnings.length > 0, 'a warning that the stream failed');
+      assert.match(s.log.warnings[0] ?? '', /^meshlet: access log "als": the stream to als\.observability\.svc\.cluster\.local:15000 failed: .*Connection refused; opened again in 1000ms/);
+      assert.equal((await s.mesh.fetch(`http://${RATINGS}:9080/while-down-2`)).status, 200);
+      await als.restart();
+      // What was handed to a stream that then failed is lost (the service acknowledges nothing; grpc-js
+      // may still be in its own reconnect backoff, in real time): requests go on until entries arrive.
+      let n = 0;
+      await until(
+        async () => {
+          assert.equal((await s.mesh.fetch(`http://${RATINGS}:9080/back-${n++}`)).status, 200);
+          s.clock.advance(1000);
+          await new Promise((r) => setTimeout(r, 20));
+          return als.entries().some((e) => e.request.path.startsWith('/back-'));
+        },
+        'entries at the service, back',
+        30_000,
+      );
+      assert.equal(als.streams.at(-1)?.[0]?.identifier?.log_name, 'http_envoy_accesslog', 'the new stream starts with the identifier');
+    } finally {
+      await s.mesh.close();
+    }
+  });
+
+  test('the service refuses streams, then takes them; a stream broken mid-way (a restart) is opened again, identified again', async () => {
+    als.streams.length = 0;
+    als.mode = 'fail';
+    const s = await setup({}, { accessLogging: [{ match: { mode: 'CLIENT' }, providers: [{ name: 'als' }] }] });
+    try {
+      assert.equal((await s.mesh.fetch(`http://${RATINGS}:9080/refused`)).status, 200);
+      s.clock.advance(1000);
+      await until(() => s.log.warnings.length > 0, 'a warning that the stream failed');
+      assert.match(s.log.warnings[0] ?? '', /the stream to .* failed: 14 UNAVAILABLE: log service refuses; opened again in 1000ms/);
+      als.mode = 'ok';
+      assert.equal((await s.mesh.fetch(`http://${RATINGS}:9080/accepted`)).status, 200);
+      await advanceUntil(s, () => als.entries().length === 1, 'the entry once the service takes streams');
+      assert.equal(als.entries()[0]?.request.path, '/accepted', 'the entry of the refused stream is lost');
+      assert.equal(als.streams.length, 1);
+      als.breakStreams();
+      assert.equal((await s.mesh.fetch(`http://${RATINGS}:9080/after-break`)).status, 200);
+      await advanceUntil(s, () => als.entries().length === 2, 'the entry after the break');
+      assert.equal(als.streams.length, 2);
+      assert.equal(als.streams[1]?.[0]?.identifier?.log_name, 'http_envoy_accesslog');
+      assert.equal(als.entries()[1]?.request.path, '/after-break');
+    } finally {
+      als.mode = 'ok';
+      await s.mesh.close();
+    }
+  });
+
+  test('entries beyond the 16 KiB batch while the stream cannot take them are dropped and counted (meshlet_access_log_dropped_total{reason="buffer-full"})', async () => {
+    als.streams.length = 0;
+    als.mode = 'fail';
+    const s = await setup({ additionalRequestHeadersToLog: ['x-pad'] }, { accessLogging: [{ match: { mode: 'CLIENT' }, providers: [{ name: 'als' }] }] });
+    try {
+      s.clock.advance(1000);
+      assert.equal((await s.mesh.fetch(`http://${RATINGS}:9080/first`)).status, 200);
+      s.clock.advance(1000);
+      await until(() => s.log.warnings.length > 0, 'the stream failed');
+      // In the backoff: 1 KiB entries fill the batch; the rest are dropped, the requests unaffected.
+      const pad = 'p'.repeat(1024);
+      for (let i = 0; i < 20; i++) assert.equal((await s.mesh.fetch(`http://${RATINGS}:9080/pad-${i}`, { headers: { 'x-pad': pad } })).status, 200);
+      const stats = s.mesh.diagnostics().otelAccessLogs?.['als'];
+      assert.ok((stats?.dropped ?? 0) >= 4, `entries dropped: ${JSON.stringify(stats)}`);
+    } finally {
+      als.mode = 'ok';
+      await s.mesh.close();
+    }
+  });
+});
+
+test('createMesh refuses an envoyHttpAls or envoyTcpAls provider Istio would refuse, naming the provider and the field', async () => {
+  await assert.rejects(
+    createMesh({ service: 'reviews', config: [], extensionProviders: [{ name: 'als', envoyHttpAls: { service: ALS_HOST, port: 0, additionalRequestHeadersToLog: ['bad header'] } }] }),
+    { message: 'createMesh: extensionProviders[0] (als).envoyHttpAls: port must be in the range [1, 65535], found: 0; additionalRequestHeadersToLog[0]: "bad header" is not a header name' },
+  );
+  await assert.rejects(createMesh({ service: 'reviews', config: [], extensionProviders: [{ name: 'tcp', envoyTcpAls: { service: 'als:15000', port: 15000 } }] }), {
+    message: 'createMesh: extensionProviders[0] (tcp).envoyTcpAls: invalid service "als:15000": not a host name (label "als:15000" invalid) or IP address (the port goes in `port`)',
+  });
 });
