@@ -29,6 +29,7 @@ import type { ResolvedHttpAls } from './als-config.ts';
 import { AlsStreamer, type ClientStreamRequester } from './als-streamer.ts';
 import { encodeHttpEntry, encodeIdentifier } from './als-wire.ts';
 import { nodeId } from '../tracing/tags.ts';
+import { AccessLogPeers } from './peers.ts';
 
 /** What an {@link AccessLogger} needs from its mesh. */
 export interface AccessLoggerOptions {
@@ -89,6 +90,8 @@ export class AccessLogger {
   #subscribedServer = false;
   /** One exporter per `envoyOtelAls` provider and collector, kept across configs. */
   readonly #exporters = new Map<string, OtelLogExporter | AlsStreamer>();
+  /** The peer of each call and request (`%FILTER_STATE(upstream_peer)%`, …). */
+  readonly #peers = new AccessLogPeers();
 
   constructor(o: AccessLoggerOptions) {
     this.#o = o;
@@ -292,13 +295,27 @@ export class AccessLogger {
     if (e.workload !== this.#o.workload) return;
     const start = this.#starts.get(e.call);
     if (start !== undefined) this.#starts.delete(e.call);
-    this.#emit(this.#client, () => clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs }), e.call);
+    this.#emit(
+      this.#client,
+      () => {
+        const peer = this.#peers.client(e);
+        return clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }) });
+      },
+      e.call,
+    );
   };
 
   readonly #onInboundEnd = (m: unknown): void => {
     const e = m as InboundEndMessage;
     if (e.workload !== this.#o.workload) return;
-    this.#emit(this.#server, () => serverRecord(e, { startTimeMs: this.#wallNow() - e.durationMs }), e.request);
+    this.#emit(
+      this.#server,
+      () => {
+        const peer = this.#peers.server(e);
+        return serverRecord(e, { startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }) });
+      },
+      e.request,
+    );
   };
 
   #emit(logs: readonly CompiledLog[], make: () => RequestRecord, key: object): void {
