@@ -332,6 +332,31 @@ describe('envoyHttpAls: HTTPAccessLogEntry messages streamed to an AccessLogServ
     }
   });
 
+  test('a slow service (it stops reading): the stream stops taking batches once HTTP/2 flow control holds them; entries are dropped, not held', async () => {
+    als.streams.length = 0;
+    als.mode = 'slow';
+    const s = await setup({ additionalRequestHeadersToLog: ['x-pad'] }, { accessLogging: [{ match: { mode: 'CLIENT' }, providers: [{ name: 'als' }] }] });
+    try {
+      const pad = 'p'.repeat(4096);
+      for (let i = 0; i < 400; i++) {
+        assert.equal((await s.mesh.fetch(`http://${RATINGS}:9080/slow-${i}`, { headers: { 'x-pad': pad } })).status, 200);
+        if (i % 10 === 9) {
+          s.clock.advance(1000);
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+      const stats = s.mesh.diagnostics().otelAccessLogs?.['als'];
+      assert.ok((stats?.dropped ?? 0) > 0 && (stats?.written ?? 0) > 0, `entries written, then dropped: ${JSON.stringify(stats)}`);
+      assert.equal(als.streams.length, 1, 'one stream, never failed');
+      assert.deepEqual(s.log.warnings, []);
+    } finally {
+      als.mode = 'ok';
+      // The service never reads to the end of the stream: close would wait closeTimeoutMs on the mesh's clock.
+      als.breakStreams();
+      await s.mesh.close();
+    }
+  });
+
   test('entries beyond the 16 KiB batch while the stream cannot take them are dropped and counted (meshlet_access_log_dropped_total{reason="buffer-full"})', async () => {
     als.streams.length = 0;
     als.mode = 'fail';
