@@ -16,7 +16,8 @@ import { after, before, describe, test } from 'node:test';
 import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
 import { capture, T0, telemetry, until } from '../helpers/access-log.ts';
 import { ALS_HOST, type AlsCollector, alsServiceEntry, type DecodedEntry, startAlsCollector, structValues } from '../helpers/als-collector.ts';
-import { type Echo, EchoClient, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
+import { type Echo, EchoClient, type GrpcUpstream, grpc, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
+import { startMeshGrpcServer } from '../helpers/grpc-server.ts';
 import { localServiceEntry, RATINGS } from '../helpers/otel-collector.ts';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
 
@@ -212,7 +213,7 @@ describe('envoyHttpAls: HTTPAccessLogEntry messages streamed to an AccessLogServ
     }
   });
 
-  test('a gRPC call (client side) and requests the mesh server answers (server side)', async () => {
+  test('a gRPC call (client side), requests the mesh server answers and a gRPC call its grpc-js server answers (server side)', async () => {
     als.streams.length = 0;
     const s = await setup({ additionalResponseTrailersToLog: ['grpc-status'] });
     const server = s.mesh.createServer((_req, res) => {
@@ -221,11 +222,14 @@ describe('envoyHttpAls: HTTPAccessLogEntry messages streamed to an AccessLogServ
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const client = s.mesh.grpc.client(EchoClient, `${ECHO}:9090`) as unknown as Echo;
+    const grpcServer = await startMeshGrpcServer(s.mesh);
+    const plain = new EchoClient(`127.0.0.1:${grpcServer.port}`, grpc.credentials.createInsecure()) as unknown as Echo;
     try {
       assert.equal((await unary(client, { text: 'hi' })).error, undefined);
       const port = (server.address() as AddressInfo).port;
       await (await fetch(`http://127.0.0.1:${port}/in?x=1`, { headers: { 'x-request-id': 'rid-in', 'user-agent': 'curl/8' } })).text();
-      const entries = await flushed(s, 2);
+      assert.equal((await unary(plain, { text: 'in' })).error, undefined);
+      const entries = await flushed(s, 3);
       assert.deepEqual(entries.map(asJson), expected(s.log.entries));
       const g = entries.find((e) => e.request.path === '/meshlet.test.Echo/Unary') as DecodedEntry;
       assert.equal(g.protocol_version, 'HTTP2');
@@ -238,7 +242,13 @@ describe('envoyHttpAls: HTTPAccessLogEntry messages streamed to an AccessLogServ
       assert.equal(addr(inbound.common_properties.downstream_direct_remote_address), addr(inbound.common_properties.downstream_remote_address));
       assert.equal(inbound.request.request_id, 'rid-in');
       assert.equal(inbound.request.user_agent, 'curl/8');
+      const served = entries.find((e) => e.common_properties.upstream_cluster === `inbound|${grpcServer.port}||`) as DecodedEntry;
+      assert.equal(served.request.path, '/meshlet.test.Echo/Unary');
+      assert.equal(served.protocol_version, 'HTTP2');
+      assert.deepEqual(served.response.response_trailers, { 'grpc-status': '0' });
     } finally {
+      plain.close();
+      await grpcServer.close();
       client.close();
       server.close();
       await s.mesh.close();
