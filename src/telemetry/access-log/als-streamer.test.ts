@@ -213,4 +213,21 @@ describe('AlsStreamer', () => {
     assert.ok(done);
     assert.deepEqual(s.stats, { written: 1, dropped: 0 });
   });
+
+  it('flushed() with a service that takes nothing gives up after 10 s on the mesh clock', async () => {
+    const { clock, calls, s } = setup();
+    s.log(entry(10));
+    clock.advance(1000);
+    (calls[0] as FakeCall).hold = true;
+    s.log(entry(10));
+    let done = false;
+    const p = s.flushed().then(() => {
+      done = true;
+    });
+    await tick();
+    assert.equal(done, false);
+    clock.advance(10_000);
+    await p;
+    assert.ok(done);
+  });
 });

@@ -24,7 +24,7 @@
 import { setImmediate } from 'node:timers';
 import type { Clock, Timer } from '../../core/clock.ts';
 import { ALS_STREAM_METHOD, encodeStreamMessage } from './als-wire.ts';
-import { type AccessLogDropReason, DEFAULT_BUFFER_BYTES, DEFAULT_FLUSH_INTERVAL_MS, DETACHED_SCOPE, type OtelExportStats, WARN_INTERVAL_MS } from './otel-exporter.ts';
+import { type AccessLogDropReason, DEFAULT_BUFFER_BYTES, DEFAULT_FLUSH_INTERVAL_MS, DETACHED_SCOPE, EXPORT_TIMEOUT_MS, type OtelExportStats, WARN_INTERVAL_MS } from './otel-exporter.ts';
 
 /** The first wait before a failed stream is opened again. */
 export const INITIAL_BACKOFF_MS = 1000;
@@ -159,12 +159,21 @@ export class AlsStreamer {
     this.#scope.runInAsyncScope(this.#send, this);
   }
 
-  /** Sends what is batched now and resolves once grpc-js has handed it (and what was sent before) to HTTP/2, or the stream has failed. */
+  /**
+   * Sends what is batched now and resolves once grpc-js has handed it (and what was sent before) to
+   * HTTP/2, the stream has failed, or {@link EXPORT_TIMEOUT_MS} has passed (a service that stopped
+   * reading holds the stream's buffer full).
+   */
   async flushed(): Promise<void> {
     this.flush();
     const s = this.#stream;
-    if (s === undefined) return;
-    await Promise.race([s.closed, Promise.all([...s.pending].map((p) => new Promise<void>((resolve) => p.waiters.push(resolve))))]);
+    if (s === undefined || s.pending.size === 0) return;
+    let timer: Timer | undefined;
+    const expired = new Promise<void>((resolve) => {
+      timer = this.#o.clock.setTimer(resolve, EXPORT_TIMEOUT_MS, false);
+    });
+    await Promise.race([s.closed, expired, Promise.all([...s.pending].map((p) => new Promise<void>((resolve) => p.waiters.push(resolve))))]);
+    timer?.clear();
   }
 
   #send(): void {
