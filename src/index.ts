@@ -22,6 +22,7 @@ export type { AdminOptions } from './mesh-admin-options.ts';
 export type { MetricsOptions } from './telemetry/metrics/options.ts';
 export type { AccessLogOptions, EnvoyFileAccessLogProvider } from './telemetry/access-log/config.ts';
 export type { EnvoyOtelAlsProvider } from './telemetry/access-log/otel-config.ts';
+export type { EnvoyHttpAlsProvider, EnvoyTcpAlsProvider } from './telemetry/access-log/als-config.ts';
 export type { OtelExportStats } from './telemetry/access-log/otel-exporter.ts';
 export type { TracingOptions } from './telemetry/tracing/config.ts';
 export type { PropagationFormat } from './telemetry/tracing/propagation.ts';

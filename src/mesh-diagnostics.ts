@@ -36,7 +36,7 @@ export interface MeshDiagnostics {
   readonly inboundPools: readonly InboundPoolCounters[];
   /** The clusters calls (or mirrors, or explain) have used, with their endpoints. */
   readonly clusters: readonly { readonly name: string; readonly endpoints: readonly EndpointDiagnostics[] }[];
-  /** `envoyOtelAls` access logs, by provider: records the collector took (`written`) and records `dropped` (Envoy's `logs_written`, `logs_dropped`). */
+  /** `envoyOtelAls` and `envoyHttpAls` access logs, by provider: records the collector took, or entries handed to the log service's stream (`written`), and those `dropped` (Envoy's `logs_written`, `logs_dropped`). */
   readonly otelAccessLogs: Readonly<Record<string, OtelExportStats>>;
   /** This workload's certificate in use: its SPIFFE ID, expiry (epoch ms) and where it came from. Absent without one. */
   readonly identity?: { readonly spiffeId: string; readonly notAfter: number; readonly source: 'files' | 'dev-ca' | 'control-plane' };

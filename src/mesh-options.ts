@@ -191,7 +191,7 @@ export interface MeshOptions extends MeshNetworkOptions {
   /**
    * MeshConfig `extensionProviders`, in Istio's shape: CUSTOM authorizers (`{ name, envoyExtAuthzHttp: { service, port, … } }`
    * or `envoyExtAuthzGrpc`; a CUSTOM policy naming a provider not given here denies what it matches, as in Istio), access logs
-   * (`envoyFileAccessLog`, `envoyOtelAls`: docs/telemetry.md) and tracers. `envoyExtAuthzGrpc` and `envoyOtelAls` need `@grpc/grpc-js`.
+   * (`envoyFileAccessLog`, `envoyOtelAls`, `envoyHttpAls`: docs/telemetry.md) and tracers. `envoyExtAuthzGrpc`, `envoyOtelAls` and `envoyHttpAls` need `@grpc/grpc-js`.
    */
   readonly extensionProviders?: readonly ExtensionProvider[] | undefined;
   /**

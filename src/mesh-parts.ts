@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ClientStreamRequester } from './telemetry/access-log/als-streamer.ts';
 import type { ChannelInterface, ChannelOptions } from '@grpc/grpc-js';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
 import { MeshDispatcher } from './adapters/undici/dispatcher.ts';
@@ -76,19 +77,20 @@ function rateLimitServiceClient(channel: MeshPartsHooks['grpcChannel'], clock: C
 }
 
 /**
- * The client `envoyOtelAls` access logs export to their collectors with: like the rate limit
+ * The client `envoyOtelAls` access logs export to their collectors with, and `envoyHttpAls` ones
+ * stream to their log services with: like the rate limit
  * service's, a grpc-js client on the mesh's channel whose calls are the mesh's own (not logged,
  * counted, traced or limited), as Envoy's logger calls its collector's cluster directly.
  */
-function otelLogClient(o: MeshOptions, channel: MeshPartsHooks['grpcChannel']): ((target: string) => UnaryRequester) | undefined {
+function otelLogClient(o: MeshOptions, channel: MeshPartsHooks['grpcChannel']): ((target: string) => UnaryRequester & ClientStreamRequester) | undefined {
   if (channel === undefined) return undefined;
   // grpc-js loaded now when a provider needs it (as for envoyExtAuthzGrpc): a missing install fails
   // createMesh, and the first export does not load it on the request that filled a batch.
   const list = Array.isArray(o.extensionProviders) ? o.extensionProviders : [];
-  const g = list.some((p) => p !== null && typeof p === 'object' && p.envoyOtelAls !== undefined) ? grpcJs() : undefined;
+  const g = list.some((p) => p !== null && typeof p === 'object' && (p.envoyOtelAls !== undefined || p.envoyHttpAls !== undefined)) ? grpcJs() : undefined;
   return (target) => {
     const gj = g ?? grpcJs();
-    return new gj.Client(target, gj.credentials.createInsecure(), { channelOverride: channel(target, { [SIDE_CALL_OPTION]: 1 }) }) as unknown as UnaryRequester;
+    return new gj.Client(target, gj.credentials.createInsecure(), { channelOverride: channel(target, { [SIDE_CALL_OPTION]: 1 }) }) as unknown as UnaryRequester & ClientStreamRequester;
   };
 }
 

@@ -22,6 +22,7 @@ import type { CredentialHolder } from './security/identity/credentials.ts';
 import { AccessLogger } from './telemetry/access-log/access-logger.ts';
 import { type AccessLogDroppedMessage, accessLogDropped, type OtelExportStats } from './telemetry/access-log/otel-exporter.ts';
 import type { UnaryRequester } from './core/unary-call.ts';
+import type { ClientStreamRequester } from './telemetry/access-log/als-streamer.ts';
 import { MeshMetrics } from './telemetry/mesh-metrics/mesh-metrics.ts';
 import { metricsConfigFor } from './telemetry/metrics/config.ts';
 import { IstioMetrics } from './telemetry/metrics/istio-metrics.ts';
@@ -41,8 +42,8 @@ export interface MeshTelemetryContext {
   inboundTls(): InboundTlsCounts;
   /** The clusters with outlier detection and their ejected endpoints. */
   outlierClusters(): readonly { readonly name: string; readonly ejected: readonly string[] }[];
-  /** The client `envoyOtelAls` access logs export with (the mesh's own gRPC calls). */
-  readonly otelClient?: ((target: string) => UnaryRequester) | undefined;
+  /** The client `envoyOtelAls` access logs export with, and `envoyHttpAls` ones stream with (the mesh's own gRPC calls). */
+  readonly otelClient?: ((target: string) => UnaryRequester & ClientStreamRequester) | undefined;
 }
 
 /** The mesh's telemetry subscribers. */
@@ -69,6 +70,8 @@ export class MeshTelemetry {
       providers: o.extensionProviders ?? [],
       options: o.telemetry?.accessLog ?? {},
       otelClient: c.otelClient,
+      alsClient: c.otelClient,
+      sourceIp: o.sourceIp,
       // The tracer is made below; records are made only once requests flow.
       spanIds: (key) => this.#tracing.spanIdsOf(key),
       onOtelDropped: (provider, count, reason) => {

@@ -10,6 +10,7 @@
  */
 import { checkEnvoyFileAccessLog, type EnvoyFileAccessLogProvider } from '../telemetry/access-log/config.ts';
 import { checkEnvoyOtelAls, type EnvoyOtelAlsProvider } from '../telemetry/access-log/otel-config.ts';
+import { checkEnvoyHttpAls, checkEnvoyTcpAls, type EnvoyHttpAlsProvider, type EnvoyTcpAlsProvider } from '../telemetry/access-log/als-config.ts';
 import { suggest } from '../core/did-you-mean.ts';
 import { checkEnvoyExtAuthzHttp, type EnvoyExtAuthzHttpConfig } from '../security/authz/ext-authz-http.ts';
 import { checkEnvoyExtAuthzGrpc, type EnvoyExtAuthzGrpcConfig } from '../security/authz/ext-authz-grpc.ts';
@@ -17,8 +18,8 @@ import { checkEnvoyExtAuthzGrpc, type EnvoyExtAuthzGrpcConfig } from '../securit
 /**
  * A MeshConfig `extensionProviders` entry, as written in Istio's mesh config: a name and one
  * provider. meshlet runs `envoyExtAuthzHttp` and `envoyExtAuthzGrpc` providers (AuthorizationPolicy `CUSTOM`) and
- * `envoyFileAccessLog` and `envoyOtelAls` providers (Telemetry `accessLogging`; `envoy` is built in), and records
- * metrics for `prometheus` ones. Istio's other kinds (tracing and access-log services, `stackdriver`)
+ * `envoyFileAccessLog`, `envoyOtelAls` and `envoyHttpAls` providers (Telemetry `accessLogging`; `envoy` is built in), and records
+ * metrics for `prometheus` ones. Istio's other kinds (tracing, `envoyTcpAls`, `stackdriver`)
  * are accepted, so that Istio's MeshConfig (whose defaults hold `prometheus` and `stackdriver`)
  * can be given as it is, and not run (`logger.info` says so).
  * @category Server
@@ -37,17 +38,18 @@ export interface ExtensionProvider {
   readonly skywalking?: object | undefined;
   readonly opentelemetry?: object | undefined;
   readonly envoyOtelAls?: EnvoyOtelAlsProvider | undefined;
-  readonly envoyHttpAls?: object | undefined;
-  readonly envoyTcpAls?: object | undefined;
+  readonly envoyHttpAls?: EnvoyHttpAlsProvider | undefined;
+  /** Checked as Istio checks it; meshlet proxies no TCP connections, so nothing is sent to it. */
+  readonly envoyTcpAls?: EnvoyTcpAlsProvider | undefined;
 }
 
 /** The kinds meshlet runs (or reads: `prometheus`, by the metrics). */
-const RUN_KINDS = ['envoyExtAuthzHttp', 'envoyExtAuthzGrpc', 'envoyFileAccessLog', 'envoyOtelAls', 'prometheus'];
+const RUN_KINDS = ['envoyExtAuthzHttp', 'envoyExtAuthzGrpc', 'envoyFileAccessLog', 'envoyOtelAls', 'envoyHttpAls', 'prometheus'];
 /** Istio's other provider kinds (MeshConfig `ExtensionProvider.provider`): accepted, not run. */
-export const OTHER_KINDS: readonly string[] = ['stackdriver', 'zipkin', 'lightstep', 'datadog', 'opencensus', 'skywalking', 'opentelemetry', 'envoyHttpAls', 'envoyTcpAls'];
+export const OTHER_KINDS: readonly string[] = ['stackdriver', 'zipkin', 'lightstep', 'datadog', 'opencensus', 'skywalking', 'opentelemetry', 'envoyTcpAls'];
 
 /** The message for an `extensionProviders` that is not a list. */
-export const NOT_A_LIST = 'createMesh: `extensionProviders` must be a list of { name, envoyExtAuthzHttp | envoyExtAuthzGrpc | envoyFileAccessLog | envoyOtelAls } (MeshConfig extensionProviders)';
+export const NOT_A_LIST = 'createMesh: `extensionProviders` must be a list of { name, envoyExtAuthzHttp | envoyExtAuthzGrpc | envoyFileAccessLog | envoyOtelAls | envoyHttpAls } (MeshConfig extensionProviders)';
 
 /** The one kind of provider `p` (Istio's `provider` is a oneof), or the problem: none, several or an unknown one. */
 function kindOf(p: ExtensionProvider, where: string): { kind: string } | { problem: string } {
@@ -55,7 +57,7 @@ function kindOf(p: ExtensionProvider, where: string): { kind: string } | { probl
   const known = [...RUN_KINDS, ...OTHER_KINDS];
   if (kinds.length === 1 && known.includes(kinds[0] as string)) return { kind: kinds[0] as string };
   const unknown = kinds.find((k) => !known.includes(k));
-  if (unknown !== undefined) return { problem: `${where} (${p.name}): unknown provider kind "${unknown}"${suggest(unknown, known)}; meshlet runs envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog and envoyOtelAls providers` };
+  if (unknown !== undefined) return { problem: `${where} (${p.name}): unknown provider kind "${unknown}"${suggest(unknown, known)}; meshlet runs envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog, envoyOtelAls and envoyHttpAls providers` };
   return { problem: `${where} (${p.name}): a provider has exactly one kind (envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog, envoyOtelAls, …), got ${kinds.length === 0 ? 'none' : kinds.join(', ')}` };
 }
 
@@ -65,6 +67,8 @@ const CHECKS: Readonly<Record<string, (config: never) => string[]>> = {
   envoyExtAuthzGrpc: checkEnvoyExtAuthzGrpc,
   envoyFileAccessLog: checkEnvoyFileAccessLog,
   envoyOtelAls: checkEnvoyOtelAls,
+  envoyHttpAls: checkEnvoyHttpAls,
+  envoyTcpAls: checkEnvoyTcpAls,
 };
 
 /**

@@ -128,7 +128,7 @@ export function buildProviders(list: readonly ExtensionProvider[] | undefined, o
       o.info?.(`meshlet: extension provider ${p.name}: meshlet does not run ${kind} providers; it is not used (a CUSTOM policy naming it denies what it matches, as Istio does for a provider that is not an authorizer)`);
       return;
     }
-    // prometheus is read by the metrics, envoyFileAccessLog and envoyOtelAls by the access logger: not authorizers.
+    // prometheus is read by the metrics, envoyFileAccessLog, envoyOtelAls and envoyHttpAls by the access logger: not authorizers.
     if (kind === 'envoyExtAuthzGrpc') {
       const w = o.workload;
       const localPrincipal = w === undefined ? undefined : spiffeUri({ trustDomain: o.trustDomain ?? 'cluster.local', namespace: w.namespace, serviceAccount: w.serviceAccount });

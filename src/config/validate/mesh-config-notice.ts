@@ -17,7 +17,7 @@ const MESH_CONFIG_OPTIONS: ReadonlyMap<string, string> = new Map([
   ['trustDomainAliases', 'createMesh({ trustDomainAliases })'],
   ['enableAutoMtls', 'createMesh({ enableAutoMtls })'],
   ['rootNamespace', 'createMesh({ rootNamespace }), meshlet control-plane --root-namespace'],
-  ['extensionProviders', 'createMesh({ extensionProviders }) (envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog, envoyOtelAls)'],
+  ['extensionProviders', 'createMesh({ extensionProviders }) (envoyExtAuthzHttp, envoyExtAuthzGrpc, envoyFileAccessLog, envoyOtelAls, envoyHttpAls)'],
   ['pathNormalization.normalization', 'createMesh({ pathNormalization })'],
   ['accessLogFile', 'createMesh({ telemetry: { accessLog: { file } } })'],
   ['accessLogEncoding', 'createMesh({ telemetry: { accessLog: { encoding } } })'],

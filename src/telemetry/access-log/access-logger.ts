@@ -2,7 +2,8 @@
  * A mesh's access logs: Envoy-format lines for the calls the app makes (`meshlet:call:end`,
  * the client side) and the requests its servers answer (`meshlet:inbound:end`, the server
  * side), as the Telemetry resources and MeshConfig settings say (`config.ts`); `envoyOtelAls`
- * providers' records go to their collectors (`otel-exporter.ts`). It subscribes to
+ * providers' records go to their collectors (`otel-exporter.ts`), `envoyHttpAls` providers'
+ * entries to their log services (`als-streamer.ts`). It subscribes to
  * the observation channels only while a side has a log to write, so a mesh without access logs
  * costs nothing; it handles only its own mesh's messages.
  *
@@ -24,6 +25,11 @@ import { type AccessLogDropReason, OtelLogExporter, type OtelExportStats } from 
 import { type TelemetryFlushMessage, telemetryFlush } from '../flush-channel.ts';
 import { encodeLogRecord, spanIdBytes, traceIdBytes } from './otlp-wire.ts';
 import { otelTarget, type ResolvedOtelLog } from './otel-config.ts';
+import type { ResolvedHttpAls } from './als-config.ts';
+import { AlsStreamer, type ClientStreamRequester } from './als-streamer.ts';
+import { encodeHttpEntry, encodeIdentifier } from './als-wire.ts';
+import { nodeId } from '../tracing/tags.ts';
+import { AccessLogPeers } from './peers.ts';
 
 /** What an {@link AccessLogger} needs from its mesh. */
 export interface AccessLoggerOptions {
@@ -42,6 +48,10 @@ export interface AccessLoggerOptions {
    * calls, through the mesh); undefined: those providers log nothing (a warning says so).
    */
   readonly otelClient?: ((target: string) => UnaryRequester) | undefined;
+  /** The grpc-js client `envoyHttpAls` entries are streamed with to `host:port` (the mesh's own calls); undefined: those providers log nothing (warned). */
+  readonly alsClient?: ((target: string) => ClientStreamRequester) | undefined;
+  /** The workload's address (the node id an `envoyHttpAls` stream's identifier carries). @defaultValue '127.0.0.1' */
+  readonly sourceIp?: string | undefined;
   /** Records an `envoyOtelAls` provider dropped, and lines a file dropped (meshlet's own metrics count them). */
   readonly onOtelDropped?: ((provider: string, count: number, reason: AccessLogDropReason) => void) | undefined;
   /**
@@ -59,6 +69,8 @@ interface CompiledLog {
   readonly writer: EntryWriter;
   /** An `envoyOtelAls` log: makes the record of the call or request `key` and hands it to the exporter (instead of `writer`). */
   readonly otel?: ((r: RequestRecord, key: object) => void) | undefined;
+  /** An `envoyHttpAls` log: makes the request's entry and hands it to the stream (instead of `writer`). */
+  readonly stream?: ((r: RequestRecord) => void) | undefined;
 }
 
 const NO_WRITER: EntryWriter = { write: () => undefined };
@@ -77,7 +89,9 @@ export class AccessLogger {
   #subscribedClient = false;
   #subscribedServer = false;
   /** One exporter per `envoyOtelAls` provider and collector, kept across configs. */
-  readonly #exporters = new Map<string, OtelLogExporter>();
+  readonly #exporters = new Map<string, OtelLogExporter | AlsStreamer>();
+  /** The peer of each call and request (`%FILTER_STATE(upstream_peer)%`, …). */
+  readonly #peers = new AccessLogPeers();
 
   constructor(o: AccessLoggerOptions) {
     this.#o = o;
@@ -106,7 +120,7 @@ export class AccessLogger {
     this.#client = this.#compile(client);
     this.#server = this.#compile(server);
     // Files no log of this config writes are closed (a reload moved the log elsewhere, or dropped it).
-    this.#writers.use([...client.logs, ...server.logs].filter((l) => l.otel === undefined).map((l) => l.path));
+    this.#writers.use([...client.logs, ...server.logs].filter((l) => l.otel === undefined && l.als === undefined).map((l) => l.path));
     this.#subscribe();
   }
 
@@ -132,6 +146,11 @@ export class AccessLogger {
       } catch (e) {
         // Envoy would refuse the listener; meshlet writes nothing for this provider rather than every request.
         this.#warn(`access log "${log.provider}": filter ${(e as Error).message}; nothing is logged by this provider`);
+        continue;
+      }
+      if (log.als !== undefined) {
+        const stream = this.#als(log.provider, log.als);
+        if (stream !== undefined) out.push({ provider: log.provider, filter, text: undefined, json: undefined, writer: NO_WRITER, stream });
         continue;
       }
       if (log.otel !== undefined) {
@@ -177,7 +196,7 @@ export class AccessLogger {
     const target = otelTarget(o);
     const key = `${provider}\0${target}`;
     let exporter = this.#exporters.get(key);
-    if (exporter === undefined) {
+    if (!(exporter instanceof OtelLogExporter)) {
       const onDropped = this.#o.onOtelDropped;
       // One grpc-js client per collector, made at the first export (as the rate limit client keeps one per service).
       let grpcClient: UnaryRequester | undefined;
@@ -189,8 +208,7 @@ export class AccessLogger {
         warn: (m) => this.#o.logger.warn(m),
         onDropped: onDropped === undefined ? undefined : (n, reason) => onDropped(provider, n, reason),
       });
-      this.#exporters.set(key, exporter);
-      if (this.#exporters.size === 1) telemetryFlush.subscribe(this.#onFlush);
+      this.#keep(key, exporter);
     }
     const ex = exporter;
     const spanIds = this.#o.spanIds;
@@ -201,7 +219,51 @@ export class AccessLogger {
     };
   }
 
-  /** What each `envoyOtelAls` provider's exporter counted, by provider name. */
+  /** Keeps an exporter or stream for later configs, `telemetry.flush()` and close. */
+  #keep(key: string, e: OtelLogExporter | AlsStreamer): void {
+    this.#exporters.set(key, e);
+    if (this.#exporters.size === 1) telemetryFlush.subscribe(this.#onFlush);
+  }
+
+  /**
+   * What an `envoyHttpAls` log does with a request: Envoy's `HttpGrpcAccessLog::emitLog` — an
+   * `HTTPAccessLogEntry` handed to the provider's stream. Undefined when there is no gRPC client (warned).
+   */
+  #als(provider: string, o: ResolvedHttpAls): ((r: RequestRecord) => void) | undefined {
+    const client = this.#o.alsClient;
+    if (client === undefined) {
+      this.#warn(`access log "${provider}" (envoyHttpAls): the mesh has no gRPC client to stream with; nothing is logged by this provider`);
+      return undefined;
+    }
+    const target = otelTarget(o);
+    const key = `${provider}\0${target}\0${o.logName}`;
+    let streamer = this.#exporters.get(key);
+    if (!(streamer instanceof AlsStreamer)) {
+      const w = this.#o.workload;
+      const ip = this.#o.sourceIp ?? '127.0.0.1';
+      const node = {
+        id: nodeId(w, ip),
+        cluster: `${w.service}.${w.namespace}`,
+        metadata: { NAMESPACE: w.namespace, NAME: w.service, WORKLOAD_NAME: w.workloadName ?? w.service, SERVICE_ACCOUNT: w.serviceAccount, LABELS: w.labels, INSTANCE_IPS: ip },
+      };
+      const onDropped = this.#o.onOtelDropped;
+      let grpcClient: ClientStreamRequester | undefined;
+      streamer = new AlsStreamer({
+        provider,
+        target,
+        clock: this.#o.clock,
+        client: () => (grpcClient ??= client(target)),
+        identifier: encodeIdentifier(node, o.logName),
+        warn: (m) => this.#o.logger.warn(m),
+        onDropped: onDropped === undefined ? undefined : (n, reason) => onDropped(provider, n, reason),
+      });
+      this.#keep(key, streamer);
+    }
+    const st = streamer;
+    return (r) => st.log(encodeHttpEntry(r, o));
+  }
+
+  /** What each `envoyOtelAls` and `envoyHttpAls` provider's exporter or stream counted, by provider name. */
   get otelStats(): Readonly<Record<string, OtelExportStats>> {
     const out: Record<string, OtelExportStats> = {};
     for (const [key, ex] of this.#exporters) out[key.slice(0, key.indexOf('\0'))] = ex.stats;
@@ -233,13 +295,27 @@ export class AccessLogger {
     if (e.workload !== this.#o.workload) return;
     const start = this.#starts.get(e.call);
     if (start !== undefined) this.#starts.delete(e.call);
-    this.#emit(this.#client, () => clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs }), e.call);
+    this.#emit(
+      this.#client,
+      () => {
+        const peer = this.#peers.client(e);
+        return clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }) });
+      },
+      e.call,
+    );
   };
 
   readonly #onInboundEnd = (m: unknown): void => {
     const e = m as InboundEndMessage;
     if (e.workload !== this.#o.workload) return;
-    this.#emit(this.#server, () => serverRecord(e, { startTimeMs: this.#wallNow() - e.durationMs }), e.request);
+    this.#emit(
+      this.#server,
+      () => {
+        const peer = this.#peers.server(e);
+        return serverRecord(e, { startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }) });
+      },
+      e.request,
+    );
   };
 
   #emit(logs: readonly CompiledLog[], make: () => RequestRecord, key: object): void {
@@ -255,6 +331,7 @@ export class AccessLogger {
           if (!log.filter.test(view)) continue;
         }
         if (log.otel !== undefined) log.otel(record, key);
+        else if (log.stream !== undefined) log.stream(record);
         else log.writer.write(log.text !== undefined ? log.text(record) : (log.json as JsonFormatter)(record));
       } catch (err) {
         this.#warn(`access log "${log.provider}" failed: ${(err as Error).message}`);

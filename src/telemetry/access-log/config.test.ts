@@ -128,11 +128,11 @@ describe('formats and paths', () => {
     assert.match(r.findings[0] ?? '', /error parsing the JSON log format, the default JSON format is used/);
   });
   it('findings for providers that do not exist or that meshlet cannot write', () => {
-    const p = [{ name: 'als', envoyHttpAls: { service: 'x', port: 1 } } as AccessLogProviderConfig];
+    const p = [{ name: 'als', envoyTcpAls: { service: 'x', port: 1 } } as AccessLogProviderConfig];
     const r = resolveAccessLogs([at('root', [{ providers: [{ name: 'nope' }, { name: 'als' }] }])], p, {}, 'CLIENT');
     assert.deepEqual(r.logs, []);
     assert.equal(r.findings.length, 2);
-    assert.match(r.findings.join('\n'), /provider "als" \(envoyHttpAls\) is not supported by meshlet/);
+    assert.match(r.findings.join('\n'), /provider "als" \(envoyTcpAls\) has nothing to log: meshlet proxies no TCP connections/);
     assert.match(r.findings.join('\n'), /names provider "nope", which is not among the mesh's extensionProviders/);
   });
 });

@@ -14,7 +14,8 @@
  * - Provider `envoy` (built in, `/dev/stdout`) without its own `logFormat` formats as MeshConfig
  *   says (encoding and format); other `envoyFileAccessLog` providers use their `logFormat`
  *   (`text`, or `labels` for JSON; none is Istio's default text format); `envoyOtelAls`
- *   providers are logs for OpenTelemetry collectors (`otel-config.ts`).
+ *   providers are logs for OpenTelemetry collectors (`otel-config.ts`), `envoyHttpAls` ones for
+ *   Envoy's gRPC access log services (`als-config.ts`).
  *
  * @module
  */
@@ -22,6 +23,7 @@ import type { TelemetryAccessLogging, WorkloadMode } from '../../config/types/te
 import type { AppliedTelemetry } from '../select.ts';
 import { compileJsonFormat, compileTextFormat, FormatError } from './format.ts';
 import { type EnvoyOtelAlsProvider, type ResolvedOtelLog, resolveOtelLog } from './otel-config.ts';
+import { type EnvoyHttpAlsProvider, type ResolvedHttpAls, resolveHttpAls } from './als-config.ts';
 import { optionNames } from '../../core/option-names.ts';
 
 /**
@@ -43,6 +45,7 @@ export interface AccessLogProviderConfig {
   /** Other provider kinds (ext-authz, tracing, metrics, gRPC log services) are not access logs meshlet writes. */
   readonly envoyFileAccessLog?: EnvoyFileAccessLogProvider;
   readonly envoyOtelAls?: EnvoyOtelAlsProvider | undefined;
+  readonly envoyHttpAls?: EnvoyHttpAlsProvider | undefined;
 }
 
 /**
@@ -97,6 +100,8 @@ export interface ResolvedLog {
   readonly filter: string | undefined;
   /** Set for an `envoyOtelAls` provider: records go to its collector, not to `path`. */
   readonly otel?: ResolvedOtelLog | undefined;
+  /** Set for an `envoyHttpAls` provider: entries are streamed to its log service, not written to `path`. */
+  readonly als?: ResolvedHttpAls | undefined;
 }
 
 function matchMode(e: TelemetryAccessLogging, mode: WorkloadMode): boolean {
@@ -205,12 +210,17 @@ export function resolveAccessLogs(
         }
         continue;
       }
+      if (p.envoyHttpAls !== undefined) {
+        usable++;
+        if (!spec.disabled) logs.push({ provider: p.name, path: '', format: { kind: 'text', text: '' }, omitEmptyValues: false, filter: spec.filter, als: resolveHttpAls(p.envoyHttpAls) });
+        continue;
+      }
       if (file === undefined) {
-        // Istio writes envoyHttpAls / envoyTcpAls logs; meshlet does not. Other kinds are not access logs.
+        // Istio writes envoyTcpAls logs for its TCP proxy; meshlet proxies no TCP. Other kinds are not access logs.
         const kind = Object.keys(p).find((k) => k !== 'name') ?? 'unknown';
         if (/Als$/.test(kind)) {
           usable++;
-          if (!spec.disabled) findings.push(`access-log provider "${p.name}" (${kind}) is not supported by meshlet (it writes envoyFileAccessLog and envoyOtelAls): no log is written for it`);
+          if (!spec.disabled) findings.push(`access-log provider "${p.name}" (${kind}) has nothing to log: meshlet proxies no TCP connections (it writes envoyFileAccessLog, envoyOtelAls and envoyHttpAls logs for HTTP and gRPC requests)`);
         }
         continue;
       }

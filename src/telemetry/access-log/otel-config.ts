@@ -103,7 +103,7 @@ function hostPartProblem(host: string): string | undefined {
  * an FQDN (`ValidateFQDN`) or IP address; or `namespace/host` (`ValidateNamespaceSlashWildcardHostname`,
  * not a gateway: the namespace `*`, `.` or a label, optionally `~`-prefixed; the host a name with a dot).
  */
-function checkService(service: unknown): string | undefined {
+export function checkService(service: unknown): string | undefined {
   if (typeof service !== 'string' || service === '') return 'service must not be empty';
   const slash = service.indexOf('/');
   if (slash === -1) {

@@ -107,7 +107,7 @@ class Scope extends AsyncResource {
  * made once as meshlet's modules load rather than where an exporter is built (a config applied
  * inside some request), none of the app's own AsyncLocalStorage values either.
  */
-const DETACHED: AsyncResource = outsideContext(() => otelContext.with(ROOT_CONTEXT, () => new Scope('meshlet.access-log-export')));
+export const DETACHED_SCOPE: AsyncResource = outsideContext(() => otelContext.with(ROOT_CONTEXT, () => new Scope('meshlet.access-log-export')));
 
 /** Batches and exports one provider's records. */
 export class OtelLogExporter {
@@ -115,7 +115,7 @@ export class OtelLogExporter {
   readonly #flushMs: number;
   readonly #maxBytes: number;
   /** Where timers are armed and calls made: the context the exporter was built in, with no request's. */
-  readonly #scope = DETACHED;
+  readonly #scope = DETACHED_SCOPE;
   #batch: Buffer[] = [];
   #bytes = 0;
   /** Full batches waiting for the next turn of the loop (no more than calls may start). */

@@ -101,7 +101,7 @@ export const MESH_METRICS = {
   meshlet_access_log_dropped_total: {
     kind: 'counter',
     unit: '{record}',
-    help: 'Access-log records an envoyOtelAls provider did not deliver, by provider and reason (buffer-full: the batch was full while exports were in flight; export-failed: the Export call failed; rejected: the collector rejected them (partial_success); closed: logged after mesh.close(), or not sent within closeTimeoutMs); and lines a file log dropped (write-failed: the file could not be opened or written a moment ago; buffer-full: 1 MiB waiting to be written).',
+    help: 'Access-log records an envoyOtelAls or envoyHttpAls provider did not deliver, by provider and reason (buffer-full: the batch was full while exports were in flight, or the log service stream could not take it; export-failed: the Export call failed, or the stream failed before taking the entries; rejected: the collector rejected them (partial_success); closed: logged after mesh.close(), or not sent within closeTimeoutMs); and lines a file log dropped (write-failed: the file could not be opened or written a moment ago; buffer-full: 1 MiB waiting to be written).',
     labels: ['provider', 'reason'],
     envoy: 'access_logs.open_telemetry_access_log.logs_dropped',
   },

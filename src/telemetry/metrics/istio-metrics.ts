@@ -395,6 +395,6 @@ export class IstioMetrics {
 }
 
 /** A peer as the CEL attribute view names it (`filter_state.upstream_peer` / `downstream_peer`). */
-function celPeer(p: PeerMetadata): CelPeer {
+export function celPeer(p: PeerMetadata): CelPeer {
   return { namespace: p.namespace, cluster: p.cluster, service: p.canonicalName, revision: p.canonicalRevision, app: p.app, version: p.version, workload: p.workload, name: p.instance };
 }
