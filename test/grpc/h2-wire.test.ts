@@ -264,6 +264,30 @@ describe('gRPC transport on node:http2: the wire and its answers, as grpc-js', (
     assert.equal(s.sessions, 2);
   });
 
+  it('GOAWAY leaves a stream sent with it unprocessed (REFUSED_STREAM): a refused-stream failure, retried by Istio’s default policy on a new connection', async () => {
+    const s = await server();
+    const ok = s.handler;
+    let first = true;
+    s.handler = (stream, h, session) => {
+      if (!first) return ok(stream, h, session);
+      first = false;
+      // Only the first stream is taken; the one sent with it is refused by the GOAWAY.
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id);
+      setImmediate(() => ok(stream, h, session));
+    };
+    const mesh = await createMesh({ service: 'client', config: [grpcServiceEntry('echo', HOST, 9090, [{ port: s.port }])], logger: { warn: () => undefined } });
+    open.push(mesh);
+    const client = mesh.grpc.client(EchoClient, 'echo:9090') as unknown as Echo;
+    open.push(client);
+    // Both calls go out together on the first connection, once it is up.
+    const [a, b] = await Promise.all([unary(client, { text: '1' }), unary(client, { text: '2' })]);
+    assert.equal(a.error, undefined);
+    assert.equal(b.error, undefined);
+    assert.equal(s.sessions, 2);
+    // The first, the refused one (its HEADERS reached the server, which did not process it), its retry.
+    assert.equal(s.requests.length, 3);
+  });
+
   it('a connection the server closes before its HTTP/2 settings: UNAVAILABLE, connection termination, UC', async () => {
     const closer = createNetServer((so) => so.once('data', () => so.destroy()));
     await new Promise<void>((r) => closer.listen(0, '127.0.0.1', r));

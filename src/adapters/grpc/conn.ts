@@ -52,8 +52,6 @@ export interface ConnWaiter {
   connectFailed(err: GrpcCallError): void;
 }
 
-const { NGHTTP2_CANCEL } = http2.constants;
-
 /** The session options grpc-js makes its connections with (no session memory limit: Node degrades badly at it). */
 const SESSION_OPTIONS = { maxSessionMemory: Number.MAX_SAFE_INTEGER, maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER } as http2.ClientSessionOptions;
 
@@ -322,12 +320,6 @@ export class Conn {
     this.dead = true;
     const s = this.session;
     if (s !== undefined && !s.closed) s.close();
-  }
-
-  /** Ends every stream on it now (mesh.close() past its grace period). */
-  destroy(): void {
-    this.close();
-    this.session?.destroy(undefined, NGHTTP2_CANCEL);
   }
 
   #publish(event: UpstreamConnectionMessage['event'], timeout: boolean, remote: boolean): void {
