@@ -12,8 +12,8 @@ import * as http2 from 'node:http2';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { gzipSync, deflateSync } from 'node:zlib';
 import { after, describe, it } from 'node:test';
-import { createMesh, type Mesh } from '../../src/index.ts';
-import { deadPort, virtualService } from '../helpers/upstreams.ts';
+import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
+import { deadPort, destinationRule, virtualService } from '../helpers/upstreams.ts';
 import { type Echo, EchoClient, grpc, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 
 const HOST = 'echo.default.svc.cluster.local';
@@ -341,5 +341,41 @@ describe('gRPC transport on node:http2: the wire and its answers, as grpc-js', (
     } finally {
       unsubscribe('meshlet:upstream:connection', listen);
     }
+  });
+
+  it('http2KeepAlive on the mesh clock: a PING every interval; one answered keeps the connection, one not answered within the timeout drops it (the next call opens another)', async () => {
+    const s = await server();
+    let pings = 0;
+    const clock = new ManualClock(1_000_000);
+    const rule = destinationRule('echo', 'echo', { trafficPolicy: { connectionPool: { http: { http2KeepAlive: { interval: '30s', timeout: '5s' } } } } });
+    const mesh = await createMesh({ service: 'client', clock, config: [grpcServiceEntry('echo', HOST, 9090, [{ port: s.port }]), rule], logger: { warn: () => undefined } });
+    open.push(mesh);
+    const client = mesh.grpc.client(EchoClient, 'echo:9090') as unknown as Echo;
+    open.push(client);
+    const counted = new WeakSet<object>();
+    const countPings = (session: http2.ServerHttp2Session) => {
+      if (counted.has(session)) return;
+      counted.add(session);
+      session.on('ping', () => pings++);
+    };
+    const ok = s.handler;
+    s.handler = (stream, h, session) => {
+      countPings(session);
+      ok(stream, h, session);
+    };
+    assert.equal((await unary(client, { text: '1' })).error, undefined);
+    clock.advance(30_000);
+    for (let i = 0; i < 200 && pings < 1; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(pings, 1, 'a PING at the interval');
+    // Let its ACK come back, then pass the timeout: the connection stays.
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    clock.advance(5_000);
+    assert.equal((await unary(client, { text: '2' })).error, undefined);
+    assert.equal(s.sessions, 1);
+    // The next PING's timeout passes before its ACK can have come back (no I/O in between): dropped.
+    clock.advance(25_000);
+    clock.advance(5_000);
+    assert.equal((await unary(client, { text: '3' })).error, undefined);
+    assert.equal(s.sessions, 2);
   });
 });
