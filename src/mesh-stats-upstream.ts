@@ -6,7 +6,7 @@
  * transport's `upstream_rq_pending_overflow`. For {@link MeshStats} (mesh-stats.ts), which counts.
  *
  * The connections come from `meshlet:upstream:connection` (the undici pools' events,
- * `adapters/undici/pool-events.ts`; the gRPC transport's connections, `adapters/grpc/conn-events.ts`).
+ * `adapters/undici/pool-events.ts`; the gRPC transport's connections, `adapters/grpc/conn.ts`).
  * undici's pools do not say how long a connection took or which socket it is: undici's own
  * diagnostics channels do (`undici:client:beforeConnect`, then `undici:client:connected` right
  * before the pool's `connect` event, in the same tick), so while this listens, the socket undici

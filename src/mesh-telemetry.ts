@@ -7,7 +7,7 @@
  */
 import { clearInterval, setInterval } from 'node:timers';
 import type { UndiciTransport } from './adapters/undici/transport.ts';
-import type { ClusterChannels } from './adapters/grpc/channels.ts';
+import type { ClusterConns } from './adapters/grpc/pools.ts';
 import { GRPC_TRANSPORT } from './adapters/grpc/transport.ts';
 import type { AnyResource } from './config/resource.ts';
 import type { Clock, Random } from './core/clock.ts';
@@ -160,7 +160,7 @@ export class MeshTelemetry {
           const local = c.credentials.current?.spiffeId;
           if (cs === undefined || host === undefined || local === undefined) return undefined;
           // A gRPC call went on the gRPC transport's channel, an HTTP one on undici's pool: each knows its TLS.
-          const mtls = ex.protocol === 'grpc' ? (cs.transports.get(GRPC_TRANSPORT)?.pools as ClusterChannels | undefined)?.usesIstioMtls(host) === true : c.transport.usesIstioMtls(cs, host);
+          const mtls = ex.protocol === 'grpc' ? (cs.transports.get(GRPC_TRANSPORT)?.pools as ClusterConns | undefined)?.usesIstioMtls(host) === true : c.transport.usesIstioMtls(cs, host);
           if (!mtls) return undefined;
           const ep = host.endpoint;
           return { local, peer: `spiffe://${o.trustDomain ?? 'cluster.local'}/ns/${ep.namespace}/sa/${ep.serviceAccount}` };

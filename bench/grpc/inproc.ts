@@ -15,12 +15,12 @@
  * only at `--concurrency 1`). Printed: each variant's median over rounds, and the median of the
  * paired differences (B − A, same round) with their range.
  *
- * `--fake`: no server and no HTTP/2. The grpc-js channels (the raw client's, and the mesh's
- * endpoint channels) are READY at once and their calls are answered in-process (the response
- * metadata, the reply, an OK status, each a microtask later), by patching grpc-js's
- * ChannelImplementation here — what is left is the caller's grpc-js client and, for the mesh,
- * meshlet's own work, so `mesh − raw` is meshlet's JavaScript per call, without the grpc-js
- * channel stack and the kernel, and small changes show through the noise of a shared machine.
+ * `--fake`: no server and no HTTP/2. The grpc-js channels of the raw client (and of a `base`
+ * checkout from before the mesh spoke HTTP/2 itself, whose endpoint connections were grpc-js
+ * channels) are READY at once and their calls are answered in-process (the response metadata,
+ * the reply, an OK status, each a microtask later), by patching grpc-js's ChannelImplementation
+ * here. This checkout's mesh puts its attempts on `node:http2` streams, which this does not
+ * fake: `--fake` refuses the `mesh` variant.
  */
 import { fork } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -114,8 +114,10 @@ async function meshClient(root: string, port: number): Promise<Unary> {
 
 let port = 1;
 let server: ReturnType<typeof fork> | undefined;
-if (a.fake) fakeEndpoints();
-else {
+if (a.fake) {
+  if (names.includes('mesh')) throw new Error('--fake: the mesh variant puts its attempts on node:http2 streams (no grpc-js channel to fake); run it without --fake');
+  fakeEndpoints();
+} else {
   server = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), [], { execArgv: [] });
   port = await new Promise<number>((r) => server?.on('message', (m: { type?: string; port?: number }) => m.type === 'ready' && r(m.port as number)));
 }

@@ -34,7 +34,7 @@ export interface InboundConnectionMessage {
 export const inboundConnectionChannel = channel('meshlet:inbound:connection');
 
 /**
- * `meshlet:upstream:connection`: a connection of a cluster's pools (undici's) was made
+ * `meshlet:upstream:connection`: a connection of a cluster's pools (undici's, the gRPC transport's) was made
  * (`connect`), could not be made (`error`; `timeout`: the connect timeout), or closed
  * (`disconnect`; `remote`: the upstream closed or reset it).
  */

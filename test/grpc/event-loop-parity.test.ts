@@ -1,11 +1,11 @@
 /**
- * A unary call through the mesh drives grpc-js and HTTP/2 as a raw grpc-js client's call does:
- * no more promises, microtasks, ticks, immediates, timers or HTTP/2 streams per call, and no
- * more socket reads and writes. The mesh's call starts its endpoint call synchronously (the
- * request's HEADERS, its message and the half-close leave in one write) and hands the answer
- * back in the turns grpc-js delivers it in; an extra turn, a deferred start (HEADERS and DATA
- * flushed apart: a write more on the client, a read more on the server) or a timer per call
- * shows here as one more of its kind per call. (Attaching the body a setImmediate later fails
+ * A unary call through the mesh drives the event loop and HTTP/2 no harder than a raw grpc-js
+ * client's call does: no more promises, microtasks, ticks, immediates, timers or HTTP/2 streams
+ * per call, and no more socket reads and writes. The mesh's attempt opens its HTTP/2 stream
+ * synchronously (the request's HEADERS, its message and the half-close leave in one write) and
+ * hands the answer back as its stream delivers it (no turn of its own); an extra turn, a deferred
+ * start (HEADERS and DATA flushed apart: a write more on the client, a read more on the server)
+ * or a timer per call shows here as one more of its kind per call. (Attaching the body a setImmediate later fails
  * it: Immediate 5 against 4, writes 4 against 3, reads 4 against 3.)
  *
  * Counted over sequential calls (c=1) against a real grpc-js server in this process (its share

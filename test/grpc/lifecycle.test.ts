@@ -3,7 +3,7 @@
  * cancelled, nothing is retried), a per-try timeout, mesh-made failures as Envoy's statuses
  * (no healthy upstream, REGISTRY_ONLY), hosts outside the mesh (passthrough), mirroring of
  * unary calls, `errors: 'throw'` (still a status: a grpc-js caller has no other way to get a
- * failure), cluster settings changes (the endpoint channels are made again) and `mesh.close()`.
+ * failure), cluster settings changes (the endpoint connections are made again) and `mesh.close()`.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -151,7 +151,7 @@ describe('gRPC call lifecycle through the mesh', () => {
     assert.equal(r.error?.metadata.get('x-meshlet-response-flags')[0], 'FI');
   });
 
-  it('a cluster settings change makes the endpoint channels again; calls keep working', async () => {
+  it('a cluster settings change makes the endpoint connections again; calls keep working', async () => {
     const { up, client, mesh } = await setup((p) => [entry(p)]);
     assert.equal((await unary(client, { text: '1' })).reply?.text, '1');
     const name = [...mesh.outbound.clusters.keys()].find((n) => n.endsWith(HOST)) as string;
@@ -162,9 +162,9 @@ describe('gRPC call lifecycle through the mesh', () => {
     const loaded = await loadConfig([entry([up.port]), destinationRule('echo', 'echo', { trafficPolicy: { connectionPool: { http: { idleTimeout: '7s' } } } })] as never);
     assert.ok(loaded.ok);
     mesh.install(compileSnapshot(loaded.resources, { service: 'client', namespace: 'default', labels: {} }));
-    assert.equal(mesh.outbound.clusterState(name)?.transports.get('grpc'), undefined, 'the old channels are closed');
+    assert.equal(mesh.outbound.clusterState(name)?.transports.get('grpc'), undefined, 'the old connections are closed');
     assert.equal((await unary(client, { text: '2' })).reply?.text, '2');
-    assert.match(mesh.outbound.clusterState(name)?.transports.get('grpc')?.key ?? '', /"grpc.client_idle_timeout_ms":7000/);
+    assert.match(mesh.outbound.clusterState(name)?.transports.get('grpc')?.key ?? '', /"idleTimeoutMs":7000/);
   });
 
   it('after mesh.close(), a call ends UNAVAILABLE at once', async () => {

@@ -1,8 +1,8 @@
 /**
  * DestinationRule keepalives on real connections: `tcp.tcpKeepalive.time` is the idle time
  * before TCP keepalive probes on the sockets the mesh opens (undici's own, the TLS connector's,
- * grpc-js's), and `http.http2KeepAlive` makes HTTP/2 connections send PINGs at its interval —
- * through undici to an h2c port, and through grpc-js to a GRPC port — seen by a `node:http2`
+ * the gRPC transport's), and `http.http2KeepAlive` makes HTTP/2 connections send PINGs at its
+ * interval — through undici to an h2c port, and the gRPC transport's to a GRPC port — seen by a `node:http2`
  * server counting the PING frames it receives.
  */
 import assert from 'node:assert/strict';
@@ -127,7 +127,7 @@ describe('DestinationRule keepalives', () => {
     await until(() => h2c.pings >= 3, 'three PINGs on the h2c connection', 20_000, 20);
   });
 
-  it('http2KeepAlive and tcpKeepalive on a gRPC destination: grpc-js PINGs at the interval, its socket has the keepalive idle time', async () => {
+  it('http2KeepAlive and tcpKeepalive on a gRPC destination: the gRPC connection PINGs at the interval, its socket has the keepalive idle time', async () => {
     const client = (mesh as Mesh).grpc.client(EchoClient, 'rpc:9080') as unknown as Echo;
     try {
       const calls = await keepAliveCalls(async () => {

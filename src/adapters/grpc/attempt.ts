@@ -1,26 +1,28 @@
 /**
  * One attempt of a gRPC call on one connection: the controller the pipeline sees for it, and
- * the listener of the grpc-js call it makes. What comes back becomes the pipeline's handler
+ * the listener of its HTTP/2 stream (h2-call.ts). What comes back becomes the pipeline's handler
  * calls: response metadata is the head (`onResponseStart(200, headers)`), each message is data,
  * the status is the trailers — or, for a trailers-only answer, a head with `grpc-status` — so
- * the one classifier sees gRPC statuses as Envoy does. A status grpc-js made up itself
- * (connection refused, stream reset) is a transport failure of the kind it is (classify.ts),
- * never an answer. The request messages come from the call's body as the caller writes them
- * (body.ts). The exchange's effective deadline is the mesh's to keep; the call carries what
- * remains of it as `grpc-timeout`.
+ * the one classifier sees gRPC statuses as Envoy does. A status the stream made up (a reset, a
+ * refused stream, a dropped connection) or a connection that could not be made is a transport
+ * failure of the kind it is (classify.ts), never an answer. The request messages come from the
+ * call's body as the caller writes them (body.ts). The exchange's effective deadline is the
+ * mesh's to keep; the attempt carries what remains of it as `grpc-timeout`.
  *
  * @module
  */
-import type { experimental, InterceptingListener, Metadata, StatusObject } from '@grpc/grpc-js';
+import type { OutgoingHttpHeaders } from 'node:http2';
+import type { Metadata, StatusObject } from '@grpc/grpc-js';
 import { MeshletError } from '../../core/errors.ts';
 import type { Controller, Exchange, Headers, ResponseHandler } from '../../core/exchange.ts';
+import type { FailureKind } from '../../core/outcome.ts';
 import { MessageBody, type MessageSink, type WriteAck } from './body.ts';
-import type { AttemptOwner, Conn, EndpointChannel } from './channels.ts';
-import { failureKindOf, GrpcCallError, isLocalAfterHead, isServerTrailersOnly } from './classify.ts';
+import type { Conn, ConnWaiter } from './conn.ts';
+import type { AttemptOwner, EndpointConns } from './pools.ts';
+import { GrpcCallError } from './classify.ts';
 import { GrpcExchange } from './exchange.ts';
+import { H2Call, type H2Listener } from './h2-call.ts';
 import { encodeGrpcMessage, expectedTimeout, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
-
-type Call = experimental.CallStream;
 
 const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
 
@@ -29,7 +31,7 @@ const NO_ACK: WriteAck = { written: () => undefined };
 
 /** The attempt got the response metadata (a head). */
 const GOT_HEAD = 1;
-/** A read is asked of the grpc-js call (startRead) and no message answered it yet. */
+/** A read is asked of the stream (startRead) and no message answered it yet. */
 const READING = 2;
 /** The pipeline got this controller (onRequestStart). */
 const ANNOUNCED = 4;
@@ -38,8 +40,8 @@ const WRITING = 8;
 /** The caller half-closed while messages waited: half-close after the last one goes out. */
 const HALF_CLOSE_PENDING = 16;
 
-/** One attempt on one endpoint: the controller the pipeline sees, and grpc-js's listener. */
-export class GrpcAttempt implements Controller, InterceptingListener, MessageSink {
+/** One attempt on one endpoint: the controller the pipeline sees, and its stream's listener. */
+export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageSink {
   aborted = false;
   paused = false;
   reason: Error | null = null;
@@ -49,8 +51,8 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   conn: Conn | undefined;
   liveIndex = -1;
   readonly #owner: AttemptOwner;
-  readonly #e: EndpointChannel | undefined;
-  #call: Call | undefined;
+  readonly #e: EndpointConns | undefined;
+  #call: H2Call | undefined;
   #state: 0 | 1 | 2 = 0; // 0 waiting for a stream, 1 on the wire, 2 over
   /**
    * GOT_HEAD, READING, ANNOUNCED, WRITING, HALF_CLOSE_PENDING: one field rather than five
@@ -64,14 +66,12 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   /** The acknowledgement of the write in flight (one at a time), given when its callback comes. */
   #ack: WriteAck | undefined = undefined;
   /**
-   * grpc-js's write callback: the attempt is its own write context (`sendMessageWithContext(this,
-   * …)`), so a write makes no context object and closure of its own; with one write in flight at
-   * a time, the callback acknowledges {@link GrpcAttempt.#ack}. An own function, not a method:
-   * grpc-js may call it detached (a message over its retry buffer).
+   * The stream's write callback: with one write in flight at a time, it acknowledges
+   * {@link GrpcAttempt.#ack} (one function per attempt, no closure per write).
    */
-  readonly callback = (): void => this.#sent();
+  readonly #written = (): void => this.#sent();
 
-  constructor(ex: Exchange, handler: ResponseHandler, conn: Conn | undefined, owner: AttemptOwner, e: EndpointChannel | undefined) {
+  constructor(ex: Exchange, handler: ResponseHandler, conn: Conn | undefined, owner: AttemptOwner, e: EndpointConns | undefined) {
     this.#ex = ex;
     this.#handler = handler;
     this.conn = conn;
@@ -94,39 +94,41 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     }
   }
 
-  /** A stream is free: put the call on the wire. */
+  /** A stream is free: put the call on the wire once its connection is up. */
   go(): void {
     if (this.#state !== 0) return;
-    const ex = this.#ex;
     this.#state = 1;
-    const channel = (this.conn as Conn).channel;
-    let call: Call;
-    try {
-      call = channel.createCall(ex.path, Number.POSITIVE_INFINITY, ex.authority, null, undefined);
-    } catch (err) {
-      // The channel was closed under the call (mesh.close()): the mesh's doing, not the endpoint's.
-      this.#end();
-      const e = new MeshletError('MESHLET_ERR_CLOSED', `the gRPC channel to ${channel.getTarget()} is closed`, { ...ex.errorContext(), cause: err });
-      queueMicrotask(() => this.#handler.onResponseError?.(this, e));
-      return;
-    }
-    this.#call = call;
     if ((this.#bits & ANNOUNCED) === 0) {
       this.#bits |= ANNOUNCED;
       this.#handler.onRequestStart?.(this, null);
     }
     // The pipeline may have cancelled it on the way (a per-try timeout that already passed).
     if ((this.#state as number) === 2) return;
-    const metadata = ex instanceof GrpcExchange && ex.callerMetadata !== undefined && ex.callerHeaders !== undefined ? requestMetadataOf(this.#owner.grpc, ex.headers, ex.callerMetadata, ex.callerHeaders) : metadataOf(this.#owner.grpc, ex.headers);
-    // The effective deadline (route timeout, caller deadline, MeshContext) is the mesh's to keep
-    // (its deadline queue cancels the attempt when it passes); the endpoint call carries, with no
-    // grpc-js deadline timer of its own, what this attempt may take as grpc-timeout: the per-try
-    // timeout when the route has one, never more than what remains of the deadline — Envoy's
-    // setTimeoutHeaders, which writes that into grpc-timeout under Istio's max_grpc_timeout, and
-    // into x-envoy-expected-rq-timeout-ms unless suppress_envoy_headers (router.cc). Istio sets
-    // max_grpc_timeout on every route (route.go setTimeout: the route timeout, or 0 = none), so
-    // a gRPC call's caller deadline counts as its timeout there even on a route without one.
+    (this.conn as Conn).wait(this);
+  }
+
+  /** The connection could not be made (or was closed before it was): a transport failure. */
+  connectFailed(err: GrpcCallError): void {
+    if (this.#state !== 1 || this.#call !== undefined) return;
+    this.#end();
+    this.#handler.onResponseError?.(this, err);
+  }
+
+  /** The connection is up: the stream, its headers as grpc-js writes them, then the request messages. */
+  connected(): void {
+    if (this.#state !== 1 || this.#call !== undefined) return;
+    const ex = this.#ex;
     const owner = this.#owner;
+    const conn = this.conn as Conn;
+    const metadata = ex instanceof GrpcExchange && ex.callerMetadata !== undefined && ex.callerHeaders !== undefined ? requestMetadataOf(owner.grpc, ex.headers, ex.callerMetadata, ex.callerHeaders) : metadataOf(owner.grpc, ex.headers);
+    // The effective deadline (route timeout, caller deadline, MeshContext) is the mesh's to keep
+    // (its deadline queue cancels the attempt when it passes); the stream carries what this
+    // attempt may take as grpc-timeout: the per-try timeout when the route has one, never more
+    // than what remains of the deadline — Envoy's setTimeoutHeaders, which writes that into
+    // grpc-timeout under Istio's max_grpc_timeout, and into x-envoy-expected-rq-timeout-ms unless
+    // suppress_envoy_headers (router.cc). Istio sets max_grpc_timeout on every route (route.go
+    // setTimeout: the route timeout, or 0 = none), so a gRPC call's caller deadline counts as its
+    // timeout there even on a route without one.
     const left = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : ex.deadline - owner.clock.now();
     const perTry = ex.perTryTimeoutMs;
     const expected = perTry === undefined || perTry <= 0 ? left : Math.min(left, perTry);
@@ -134,7 +136,21 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
       const ms = Math.max(1, expected);
       setGrpcTimeout(metadata, grpcTimeout(ms), owner.envoyHeaders ? expectedTimeout(ms) : '');
     }
-    call.start(metadata, this);
+    const headers = wireHeaders(metadata, ex, owner.userAgent);
+    const session = conn.session;
+    let stream: ReturnType<NonNullable<Conn['session']>['request']>;
+    try {
+      if (session === undefined || session.closed || session.destroyed) throw new Error('the connection is closed');
+      stream = session.request(headers);
+    } catch (err) {
+      // The connection went away under the call (GOAWAY, mesh.close()): a connection failure, retried as one.
+      this.#end();
+      const e = new GrpcCallError('reset', 14, `the HTTP/2 connection cannot take a stream: ${(err as Error).message}`);
+      this.#handler.onResponseError?.(this, e);
+      return;
+    }
+    const call = new H2Call(owner.grpc, stream, this, conn);
+    this.#call = call;
     this.#bits |= READING;
     call.startRead();
     const body = ex.body;
@@ -155,7 +171,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
    * pending message); the ones after it wait here and go out as each write is acknowledged.
    */
   message(message: Buffer, ack: WriteAck): void {
-    if (this.#state !== 1) return;
+    if (this.#state !== 1 || this.#call === undefined) return;
     if ((this.#bits & WRITING) !== 0) {
       const entry = { message, ack };
       if (this.#outbox === undefined) this.#outbox = [entry];
@@ -166,10 +182,10 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
   }
 
   #send(message: Buffer, ack: WriteAck): void {
-    const call = this.#call as Call;
+    const call = this.#call as H2Call;
     this.#bits |= WRITING;
     this.#ack = ack;
-    call.sendMessageWithContext(this, message);
+    call.write(message, this.#written);
     // The half-close goes right after the last message, without waiting for that write's
     // callback (as grpc-js's own unary calls do): HTTP/2 then carries END_STREAM on the
     // message's DATA frame, in the same write, instead of an empty DATA frame of its own.
@@ -218,8 +234,9 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     const r = reason ?? Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
     this.reason = r;
     const call = this.#call;
+    if (call === undefined && this.#state === 1) this.conn?.unwait(this);
     this.#end();
-    call?.cancelWithStatus(this.#owner.grpc.status.CANCELLED, r.message);
+    call?.cancel();
     this.#handler.onResponseError?.(this, r);
   }
 
@@ -236,7 +253,7 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     }
   }
 
-  // ── grpc-js listener ──
+  // ── the stream's listener ──
 
   /** What the endpoint answered (a head, trailers) is kept with its Metadata: the caller gets it as it is if nothing changes it on the way. */
   #upstream(headers: Headers, metadata: Metadata): void {
@@ -262,32 +279,46 @@ export class GrpcAttempt implements Controller, InterceptingListener, MessageSin
     }
   }
 
-  onReceiveStatus(status: StatusObject): void {
+  onReceiveStatus(status: StatusObject, failure: FailureKind | undefined): void {
     if (this.#state !== 1) return;
     const { code, details, metadata } = status;
     const h = this.#handler;
-    if ((this.#bits & GOT_HEAD) === 0) {
-      this.#end();
-      if (code === 0 || isServerTrailersOnly(metadata)) {
-        // The server answered trailers-only: a head that carries the status.
-        const head = responseHeadersOf(metadata);
-        head['grpc-status'] = String(code);
-        if (details !== '') head['grpc-message'] = encodeGrpcMessage(details);
-        this.#upstream(head, metadata);
-        h.onResponseStart?.(this, 200, head, '');
-        if (!this.aborted) h.onResponseEnd?.(this, EMPTY);
-        return;
-      }
-      h.onResponseError?.(this, new GrpcCallError(failureKindOf(code, details), code, details, metadata, this.#e?.trust));
+    this.#end();
+    if (failure !== undefined) {
+      // The stream ended without the server's status (reset, refused, dropped): a transport failure.
+      h.onResponseError?.(this, new GrpcCallError(failure, code, details, metadata));
       return;
     }
-    this.#end();
-    if (isLocalAfterHead(code, details, metadata)) {
-      h.onResponseError?.(this, new GrpcCallError(failureKindOf(code, details), code, details, metadata));
+    if ((this.#bits & GOT_HEAD) === 0) {
+      // The server answered trailers-only: a head that carries the status.
+      const head = responseHeadersOf(metadata);
+      head['grpc-status'] = String(code);
+      if (details !== '') head['grpc-message'] = encodeGrpcMessage(details);
+      this.#upstream(head, metadata);
+      h.onResponseStart?.(this, 200, head, '');
+      if (!this.aborted) h.onResponseEnd?.(this, EMPTY);
       return;
     }
     const trailers = statusTrailersOf(metadata, code, details);
     this.#upstream(trailers, metadata);
     h.onResponseEnd?.(this, trailers);
   }
+}
+
+/** grpc-js's `accept-encoding` headers (its compression filter's): the answer may be compressed, gzip or deflate. */
+const ACCEPT = 'identity,deflate,gzip';
+
+/** An attempt's HTTP/2 request headers, as grpc-js's transport writes them (`Http2Transport.createCall`). */
+function wireHeaders(metadata: Metadata, ex: Exchange, userAgent: string): OutgoingHttpHeaders {
+  const h = metadata.toHttp2Headers() as OutgoingHttpHeaders;
+  h['grpc-accept-encoding'] = ACCEPT;
+  h['accept-encoding'] = 'identity';
+  h[':authority'] = ex.authority;
+  const ua = ex.headers['user-agent'];
+  h['user-agent'] = typeof ua === 'string' ? ua : userAgent;
+  h['content-type'] = 'application/grpc';
+  h[':method'] = 'POST';
+  h[':path'] = ex.path;
+  h.te = 'trailers';
+  return h;
 }

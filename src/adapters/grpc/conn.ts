@@ -1,122 +1,68 @@
 /**
- * One connection of the gRPC transport: a grpc-js channel of its own, the calls on it, and its
- * connect timeout (`tcp.connectTimeout`), which grpc-js does not have.
+ * One HTTP/2 connection of the gRPC transport: a `node:http2` client session to one endpoint
+ * (plaintext, or TLS from the cluster's plan), made as grpc-js makes its own — TCP, the TLS
+ * handshake, then the server's HTTP/2 settings before any call goes on it — with what grpc-js
+ * does not have: the connect timeout (`tcp.connectTimeout`), HTTP/2 keepalive PINGs on the mesh
+ * clock (`http2KeepAlive`), the idle timeout (`idleTimeout`), retirement after
+ * `maxRequestsPerConnection` calls or at `maxConnectionDuration`, and its events on
+ * `meshlet:upstream:connection` (the admin endpoint's `upstream_cx_*`).
+ *
+ * A connection that cannot be made fails the attempts waiting for it as Envoy's pool fails the
+ * requests waiting for a connection: a connect failure (refused, TLS refused, the connect
+ * timeout: `connect-failure`), or a connection the server closed once made and before its
+ * settings (`reset`: Envoy's `connection termination`, e.g. a STRICT server refusing plaintext).
  *
  * @module
  */
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import type { ChannelCredentials, ChannelInterface as Channel } from '@grpc/grpc-js';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Clock, Timer } from '../../core/clock.ts';
-import { upstreamConnectionChannel } from '../../core/observe-connections.ts';
-import { type ConnectionEvents, observeConnect } from './conn-events.ts';
-import type { GrpcJs } from './grpc-js.ts';
+import { upstreamConnectionChannel as events, type UpstreamConnectionMessage } from '../../core/observe-connections.ts';
+import { tlsFailureReason } from '../../core/tls-failure.ts';
+import type { TcpKeepalive } from '../../routing/cluster-settings.ts';
+import { applyKeepalive } from '../keepalive.ts';
+import { type TlsPlan, tlsConnector } from '../undici/tls-connector.ts';
+import { GrpcCallError } from './classify.ts';
 
-type CallOf = ReturnType<Channel['createCall']>;
-
-/** The part of grpc-js's ChannelCredentials a channel uses to connect (grpc-js 1.14; subclassable, declared in its types). */
-interface ConnectingCredentials {
-  _isSecure(): boolean;
-  _createSecureConnector(target: unknown, options: unknown, callCredentials?: unknown): { connect(socket: Socket): Promise<{ readonly socket: Duplex }>; waitForReady(): Promise<void>; getCallCredentials(): unknown; destroy(): void };
-}
-
-/**
- * `inner` credentials that hand each TCP socket grpc-js connected to `onSocket` before the TLS
- * handshake (or the plaintext HTTP/2 start), so the mesh can give up a connection that does not
- * come up in time. grpc-js keeps the socket of a connection attempt to itself; closing its
- * channel does not end a TCP connect or a TLS handshake in progress. With `events`, each
- * connection is published for the admin endpoint's `/stats` while it listens (conn-events.ts).
- */
-export function watchingSockets(g: GrpcJs, inner: ChannelCredentials, onSocket: ((socket: Socket) => void) | undefined, events?: ConnectionEvents): ChannelCredentials {
-  const base = inner as unknown as ConnectingCredentials;
-  class Watching extends (g.ChannelCredentials as unknown as new () => object) {
-    _isSecure(): boolean {
-      return base._isSecure();
-    }
-    _equals(other: unknown): boolean {
-      return other === this;
-    }
-    _createSecureConnector(target: unknown, options: unknown, callCredentials?: unknown) {
-      const c = base._createSecureConnector(target, options, callCredentials);
-      // grpc-js asks waitForReady() before each TCP connect: the connect's start, for upstream_cx_connect_ms.
-      let startedAt = -1;
-      return {
-        connect: (socket: Socket) => {
-          onSocket?.(socket);
-          const p = c.connect(socket);
-          if (startedAt === -1 || events === undefined) return p;
-          const t0 = startedAt;
-          startedAt = -1;
-          return observeConnect(events, p, t0);
-        },
-        waitForReady: () => {
-          if (events !== undefined && upstreamConnectionChannel.hasSubscribers) startedAt = events.clock.now();
-          return c.waitForReady();
-        },
-        getCallCredentials: () => c.getCallCredentials(),
-        destroy: () => c.destroy(),
-      };
-    }
-  }
-  return new Watching() as unknown as ChannelCredentials;
-}
-
-/** A channel whose new calls are handed to `track` (a connection's calls while it connects). */
-class TrackingChannel implements Channel {
-  readonly #inner: Channel;
-  readonly #track: (call: CallOf) => void;
-  constructor(inner: Channel, track: (call: CallOf) => void) {
-    this.#inner = inner;
-    this.#track = track;
-  }
-  createCall(...args: Parameters<Channel['createCall']>): CallOf {
-    const call = this.#inner.createCall(...args);
-    this.#track(call);
-    return call;
-  }
-  close(): void {
-    this.#inner.close();
-  }
-  getTarget(): string {
-    return this.#inner.getTarget();
-  }
-  getConnectivityState(tryToConnect: boolean): ReturnType<Channel['getConnectivityState']> {
-    return this.#inner.getConnectivityState(tryToConnect);
-  }
-  watchConnectivityState(...args: Parameters<Channel['watchConnectivityState']>): void {
-    this.#inner.watchConnectivityState(...args);
-  }
-  getChannelzRef(): ReturnType<Channel['getChannelzRef']> {
-    return this.#inner.getChannelzRef();
-  }
-}
-
-/** grpc-js's connectivity states (`grpc.connectivityState`), as numbers. */
-const TRANSIENT_FAILURE = 3;
-const READY = 2;
-const SHUTDOWN = 4;
-
-/** The connect timeout of a connection: `tcp.connectTimeout` on the mesh clock. */
-export interface ConnectTimeout {
+/** How the connections to one endpoint are made. */
+export interface ConnTarget {
+  /** The address and port dialled. */
+  readonly address: string;
+  readonly port: number;
+  /** TLS (undefined: plaintext), and the SNI it sends (undefined: none for an address). */
+  readonly tls: TlsPlan | undefined;
+  readonly servername: string | undefined;
+  /** `tcp.tcpKeepalive` on each socket. */
+  readonly tcpKeepalive: TcpKeepalive | undefined;
+  /** `http.http2KeepAlive`: a PING every interval, the connection dropped when one is not answered within the timeout. */
+  readonly ping: { readonly intervalMs: number; readonly timeoutMs: number } | undefined;
+  /** The connect timeout of a new connection, read when it is made (0 or Infinity: none). */
+  readonly connectTimeoutMs: number;
   readonly clock: Clock;
-  readonly ms: number;
-  /** The connection timed out connecting (its calls were failed, its channel closed). */
-  onDead(conn: Conn): void;
+  /** The cluster whose connection events these are (`meshlet:upstream:connection`); undefined: not published (passthrough). */
+  readonly observe: { readonly name: string } | undefined;
 }
 
-/**
- * One connection (a grpc-js channel of its own) and the calls on it.
- *
- * grpc-js has no connect timeout: a call on a channel still connecting waits for it (or for its
- * deadline). With a {@link ConnectTimeout}, the calls made while the channel is not READY are
- * remembered, and when it has not become READY `ms` after the first of them — TCP, the TLS
- * handshake and the server's HTTP/2 settings, as a connection grpc-js can send on — they end
- * `UNAVAILABLE` as a failed connection (retried on `connect-failure`, `UF`), the channel is closed
- * and the connection is not used again (`dead`), as Envoy's pool gives up a connection that did
- * not connect within `connect_timeout` and fails the requests waiting for it.
- */
+/** An attempt waiting for its connection to come up. */
+export interface ConnWaiter {
+  /** The connection is up: open the stream. */
+  connected(): void;
+  /** The connection could not be made. */
+  connectFailed(err: GrpcCallError): void;
+}
+
+/** The session options grpc-js makes its connections with (no session memory limit: Node degrades badly at it). */
+const SESSION_OPTIONS = { maxSessionMemory: Number.MAX_SAFE_INTEGER, maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER } as http2.ClientSessionOptions;
+
+/** The TLS connector's clock: the connection's own connect timeout covers the handshake (and the server's settings after it). */
+const UNTIMED: Clock = Object.freeze({ now: () => 0, setTimer: () => Object.freeze({ clear: () => undefined }) });
+
+/** The words of a connect failure's details (grpc-js's, which classify.ts and upstream-failure.ts read). */
+const NO_CONNECTION = 'No connection established. Last error: ';
+
+/** One HTTP/2 connection to an endpoint, and the calls on it. */
 export class Conn {
-  readonly #channel: Channel;
   active = 0;
   /** Calls given this connection so far (`maxRequestsPerConnection`). */
   calls = 0;
@@ -126,99 +72,228 @@ export class Conn {
   retired = false;
   /** A call used it since its owner last looked (passthrough connections close when unused: passthrough.ts). */
   used = false;
-  /** The connect timed out: the channel is closed, and the connection is not used again. */
+  /** It failed to connect, went away (GOAWAY, closed, PING unanswered) or was closed: not used for new calls again. */
   dead = false;
-  readonly #timeout: ConnectTimeout | undefined;
-  /** The connect timeout of this connection (its cluster's when it was made). */
-  readonly #ms: number;
-  #ready = false;
-  /** Calls made while the channel was not READY (their connection may time out). */
-  #pending: CallOf[] = [];
-  #timer: Timer | undefined;
-  /** The channel as the attempts see it while it is not READY: its calls are remembered. */
-  readonly #tracking: Channel | undefined;
+  /** The session: made once the socket is (TLS: after the handshake). */
+  session: http2.ClientHttp2Session | undefined;
+  /** The server's settings came: calls go on it. */
+  ready = false;
+  /** The session dropped (closed, errored) while calls were on it: their streams end as `Connection dropped`. */
+  dropped = false;
+  readonly #t: ConnTarget;
+  /** Told when the connection is dead (its owner forgets it; the next call opens another). */
+  readonly #onDead: ((c: Conn) => void) | undefined;
+  #waiting: ConnWaiter[] = [];
+  #socket: net.Socket | undefined;
+  #connectTimer: Timer | undefined;
+  #ping: Timer | undefined;
+  #idle: Timer | undefined;
+  #closed = false;
+  /** When the connect began, on the mesh clock (`upstream_cx_connect_ms`). */
+  readonly #startedAt: number;
 
-  /** The sockets of the connection attempt in progress (given up when it times out). */
-  #sockets: Socket[] = [];
-
-  /** `open` makes the channel; with a timeout, it gets a hook that is given each socket the channel connects. */
-  constructor(open: Channel | ((onSocket: ((socket: Socket) => void) | undefined, closedByMesh: () => boolean) => Channel), timeout?: ConnectTimeout) {
-    this.#timeout = timeout;
-    this.#ms = timeout?.ms ?? 0;
-    const timed = timeout !== undefined && this.#ms > 0 && Number.isFinite(this.#ms);
-    const channel = typeof open === 'function' ? open(timed ? (socket) => this.#sockets.push(socket) : undefined, () => this.#closed || this.dead) : open;
-    this.#channel = channel;
-    if (!timed) return;
-    this.#tracking = new TrackingChannel(channel, (call) => this.#track(call));
-    this.#watch(channel.getConnectivityState(true));
+  constructor(t: ConnTarget, onDead?: (c: Conn) => void) {
+    this.#t = t;
+    this.#onDead = onDead;
+    this.#startedAt = t.clock.now();
+    const ms = t.connectTimeoutMs;
+    if (ms > 0 && Number.isFinite(ms)) this.#connectTimer = t.clock.setTimer(() => this.#timedOut(ms), ms);
+    if (t.tls === undefined) this.#plain();
+    else this.#secure(t.tls);
   }
 
-  /** The channel to make a call on. */
-  get channel(): Channel {
-    return this.#ready || this.#tracking === undefined ? this.#channel : this.#tracking;
+  #plain(): void {
+    const t = this.#t;
+    const socket = net.connect({ host: t.address, port: t.port });
+    socket.setNoDelay(true);
+    if (t.tcpKeepalive !== undefined) applyKeepalive(socket, t.tcpKeepalive);
+    this.#socket = socket;
+    const onError = (err: Error): void => this.#failed(new GrpcCallError('connect-failure', 14, `${NO_CONNECTION}Error: ${err.message}`, undefined, err));
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      socket.removeListener('error', onError);
+      this.#start(socket, 'http');
+    });
   }
 
-  #watch(state: number): void {
-    if (state === SHUTDOWN) {
-      this.#settle();
+  #secure(plan: TlsPlan): void {
+    const t = this.#t;
+    // The mesh's TLS connector (the HTTP path's): the plan's SNI, ALPN, roots and server check, its failures worded.
+    const connect = tlsConnector(plan, Number.POSITIVE_INFINITY, UNTIMED, t.tcpKeepalive);
+    const s = connect({ hostname: t.address, port: t.port, servername: t.servername ?? null }, (err, socket) => {
+      if (err !== null || socket === null) {
+        const e = err ?? new Error('TLS connect failed');
+        this.#failed(new GrpcCallError('connect-failure', 14, `${NO_CONNECTION}${e.name}: ${e.message}`, undefined, e));
+        return;
+      }
+      this.#start(socket, 'https');
+    });
+    if (s !== undefined) this.#socket = s;
+  }
+
+  /** TCP (and TLS) are up: the HTTP/2 session, ready at the server's settings. */
+  #start(socket: net.Socket | TLSSocket, scheme: string): void {
+    this.#socket = socket;
+    if (this.#closed || this.dead) {
+      socket.destroy();
       return;
     }
-    if (state === READY) {
-      this.#ready = true;
-      this.#settle();
-    } else {
-      this.#ready = false;
-      // TRANSIENT_FAILURE: grpc-js fails the calls itself (the mesh's calls are not wait-for-ready).
-      if (state === TRANSIENT_FAILURE) this.#settle();
-    }
-    this.#channel.watchConnectivityState(state as never, Number.POSITIVE_INFINITY, () => this.#watch(this.#channel.getConnectivityState(false)));
+    const session = http2.connect(`${scheme}://${this.#t.address.includes(':') ? `[${this.#t.address}]` : this.#t.address}:${this.#t.port}`, { ...SESSION_OPTIONS, createConnection: () => socket });
+    this.session = session;
+    let lastError: Error | undefined;
+    session.on('error', (err: Error) => {
+      lastError = err;
+    });
+    session.once('remoteSettings', () => this.#ready());
+    session.once('close', () => {
+      if (!this.ready) {
+        // Made, then closed before its settings: Envoy's connection termination (UC), unless TLS refused us (an alert).
+        const tls = lastError !== undefined && tlsFailureReason(lastError) !== undefined;
+        this.#failed(new GrpcCallError(tls ? 'connect-failure' : 'reset', 14, `${NO_CONNECTION}${lastError === undefined ? 'Failed to connect' : lastError.message}`, undefined, lastError));
+        return;
+      }
+      this.#gone(false);
+    });
+    session.on('goaway', () => this.#retireOnGoaway());
+    // Seen before the streams on it close: they end `Connection dropped`, as grpc-js's do.
+    socket.once('close', () => {
+      if (this.ready) this.dropped = true;
+    });
+    if (this.active === 0) session.unref();
   }
 
-  #track(call: CallOf): void {
-    if (this.#ready) return;
-    this.#pending.push(call);
-    const t = this.#timeout as ConnectTimeout;
-    this.#timer ??= t.clock.setTimer(() => this.#expire(), this.#ms);
+  #ready(): void {
+    this.#connectTimer?.clear();
+    this.#connectTimer = undefined;
+    if (this.dead) return;
+    this.ready = true;
+    // With its socket (bytes after TLS: upstream_cx_rx/tx_bytes_total) and the time TCP, TLS and the server's settings took (upstream_cx_connect_ms).
+    this.#publish('connect', false, false, this.#socket, this.#t.clock.now() - this.#startedAt);
+    if (this.#t.ping !== undefined) this.#schedulePing();
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const w of waiting) w.connected();
   }
 
-  /** The connection attempt is over (connected, failed, closed): nothing waits on it any more. */
-  #settle(): void {
-    this.#timer?.clear();
-    this.#timer = undefined;
-    this.#pending = [];
-    this.#sockets = [];
+  /** The attempt goes on when the connection is up (now, when it is). */
+  wait(w: ConnWaiter): void {
+    if (this.ready) w.connected();
+    else this.#waiting.push(w);
   }
 
-  #expire(): void {
-    this.#timer = undefined;
-    if (this.#ready || this.dead) return;
-    const t = this.#timeout as ConnectTimeout;
+  /** An attempt no longer waits (cancelled). */
+  unwait(w: ConnWaiter): void {
+    const i = this.#waiting.indexOf(w);
+    if (i !== -1) this.#waiting.splice(i, 1);
+  }
+
+  /** A call starts on it (keeps the process alive while calls run, as grpc-js's connections do). */
+  begin(): void {
+    if (this.active++ === 0) this.session?.ref();
+  }
+
+  /** A call on it ended. */
+  end(): void {
+    if (--this.active === 0 && this.session !== undefined && !this.session.destroyed) this.session.unref();
+  }
+
+  #timedOut(ms: number): void {
+    this.#connectTimer = undefined;
+    if (this.ready || this.dead) return;
+    // classify.ts and upstream-failure.ts read the timeout from these words (Envoy: reset reason "connection timeout").
+    this.#failed(new GrpcCallError('connect-failure', 14, `${NO_CONNECTION}connect timeout: not connected within ${ms} ms (connectTimeout)`), true);
+  }
+
+  /** The connection could not be made: the attempts waiting for it fail, the connection is given up. */
+  #failed(err: GrpcCallError, timeout = false): void {
+    if (this.dead || this.ready) return;
+    this.#kill();
+    this.#publish('error', timeout, false);
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const w of waiting) w.connectFailed(err);
+  }
+
+  /** A connection that was up went away (`local`: the mesh dropped it, a PING unanswered): the streams on it end, no call goes on it again. */
+  #gone(local: boolean): void {
+    this.dropped = true;
+    if (this.#disconnected) return;
+    this.#disconnected = true;
+    const remote = !local && !this.#closed;
+    this.#kill();
+    this.#publish('disconnect', false, remote);
+  }
+
+  #disconnected = false;
+
+  /** GOAWAY: the calls on it finish (Node ends those the server did not take as refused), new ones go on another connection. */
+  #retireOnGoaway(): void {
+    if (this.dead) return;
     this.dead = true;
-    const calls = this.#pending;
-    this.#pending = [];
-    // grpc-js's words for a connection that never came up (classify.ts: a connect failure).
-    const details = `No connection established. Last error: connect timeout: not connected within ${this.#ms} ms (connectTimeout)`;
-    const sockets = this.#sockets;
-    this.#sockets = [];
-    for (const c of calls) c.cancelWithStatus(14, details);
-    this.#channel.close();
-    // grpc-js does not end a TCP connect or TLS handshake in progress when its channel closes.
-    for (const so of sockets) so.destroy();
-    t.onDead(this);
+    this.#stopTimers();
+    this.#onDead?.(this);
   }
 
-  /** The `idleTimeout` timer of a connection without calls. */
-  #idle: Timer | undefined;
+  /** Marks it dead, stops its timers, destroys what is left of it and tells its owner. */
+  #kill(): void {
+    const first = !this.dead;
+    this.dead = true;
+    this.#stopTimers();
+    if (!this.ready) {
+      this.session?.destroy();
+      this.#socket?.destroy();
+    } else if (this.session !== undefined && !this.session.destroyed) this.session.destroy();
+    if (first) this.#onDead?.(this);
+  }
+
+  #stopTimers(): void {
+    this.#connectTimer?.clear();
+    this.#connectTimer = undefined;
+    this.#ping?.clear();
+    this.#ping = undefined;
+    this.#idle?.clear();
+    this.#idle = undefined;
+  }
+
+  // ── http2KeepAlive: Envoy's connection_keepalive, a PING every interval whether calls run or not ──
+
+  #schedulePing(): void {
+    const p = this.#t.ping as { intervalMs: number; timeoutMs: number };
+    this.#ping = this.#t.clock.setTimer(() => this.#sendPing(p.timeoutMs), p.intervalMs);
+  }
+
+  #sendPing(timeoutMs: number): void {
+    const s = this.session;
+    if (s === undefined || s.destroyed || this.#closed) return;
+    let answered = false;
+    this.#ping = this.#t.clock.setTimer(() => {
+      this.#ping = undefined;
+      if (!answered) this.#gone(true);
+    }, timeoutMs);
+    try {
+      s.ping((err) => {
+        answered = true;
+        this.#ping?.clear();
+        this.#ping = undefined;
+        if (err !== null) this.#gone(true);
+        else if (!this.dead) this.#schedulePing();
+      });
+    } catch {
+      this.#ping?.clear();
+      this.#gone(true);
+    }
+  }
+
+  // ── lifecycle ──
 
   /**
    * Its last call ended: `onIdle` is told if no call has used it for `ms` (`idleTimeout`, on the
-   * mesh clock), as Envoy closes a pool connection idle for `idle_timeout`. grpc-js's own idle
-   * timeout only lets go of the connection at its subchannel pool's next sweep (every 10 s).
+   * mesh clock), as Envoy closes a pool connection idle for `idle_timeout`.
    */
   idleAfter(clock: Clock, ms: number, onIdle: (c: Conn) => void): void {
     this.#idle?.clear();
     // A call that ends after the connection was closed (mesh.close(), its endpoint removed) arms nothing.
-    if (this.#closed) return;
+    if (this.#closed || this.dead) return;
     const calls = this.calls;
     this.#idle = clock.setTimer(() => {
       this.#idle = undefined;
@@ -226,20 +301,33 @@ export class Conn {
     }, ms);
   }
 
-  /** Takes no new calls; the channel closes once the calls on it have ended (now, when there are none). */
+  /** Takes no new calls; closes once the calls on it have ended (now, when there are none). */
   retire(): void {
     this.retired = true;
     if (this.active === 0) this.close();
   }
 
-  #closed = false;
-
-  /** Closes the channel (calls already on it finish). */
+  /** Closes it: calls already on it finish (GOAWAY, then the session closes with its last stream); attempts waiting for it fail. */
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
-    this.#settle();
-    this.#idle?.clear();
-    this.#idle = undefined;
-    this.#channel.close();
+    this.#stopTimers();
+    if (!this.ready) {
+      const waiting = this.#waiting;
+      this.#waiting = [];
+      this.dead = true;
+      this.session?.destroy();
+      this.#socket?.destroy();
+      for (const w of waiting) w.connectFailed(new GrpcCallError('connect-failure', 14, `${NO_CONNECTION}the connection was closed before it connected`));
+      return;
+    }
+    this.dead = true;
+    const s = this.session;
+    if (s !== undefined && !s.closed) s.close();
+  }
+
+  #publish(event: UpstreamConnectionMessage['event'], timeout: boolean, remote: boolean, socket?: net.Socket, connectMs?: number): void {
+    const o = this.#t.observe;
+    if (o !== undefined && events.hasSubscribers) events.publish({ cluster: o.name, owner: o, event, timeout, remote, socket, connectMs } satisfies UpstreamConnectionMessage);
   }
 }

@@ -1,9 +1,9 @@
 /**
  * The gRPC transport's connections to hosts outside the mesh (Resolution NONE / PASSTHROUGH, and
- * ALLOW_ANY's PassthroughCluster): a channel per address the caller named, without stream limits,
- * drained by close().
+ * ALLOW_ANY's PassthroughCluster): an HTTP/2 connection per address the caller named, without
+ * stream limits, drained by close().
  *
- * An address's channel is closed once no call has used it for a cleanup interval, as Envoy
+ * An address's connection is closed once no call has used it for a cleanup interval, as Envoy
  * removes the hosts of an ORIGINAL_DST cluster (Istio's PassthroughCluster sets no
  * `cleanup_interval`: Envoy's default, 5 s) that were not used since the last cleanup, draining
  * their connections. A process that calls many addresses over its life (pod IPs, per-tenant
@@ -12,25 +12,27 @@
  *
  * @module
  */
-import type { ChannelInterface as Channel } from '@grpc/grpc-js';
 import type { Clock, Timer } from '../../core/clock.ts';
-import { type Admitted, type AttemptOwner, Conn, type EndpointChannel, Live } from './channels.ts';
+import { Conn, type ConnTarget } from './conn.ts';
 import { type GrpcJs, grpcJs } from './grpc-js.ts';
+import { type Admitted, type AttemptOwner, type EndpointConns, Live } from './pools.ts';
 
 /** Envoy's default `cleanup_interval` of an ORIGINAL_DST cluster. */
 export const PASSTHROUGH_CLEANUP_MS = 5000;
 
-/** Calls to addresses outside the mesh: a channel per address, closed when unused, drained on close. */
-export class PassthroughChannels implements AttemptOwner {
+/** Calls to addresses outside the mesh: a connection per address, closed when unused, drained on close. */
+export class PassthroughConns implements AttemptOwner {
   readonly live = new Live();
   readonly clock: Clock;
   readonly #conns = new Map<string, Conn>();
   #sweep: Timer | undefined;
   #closed = false;
   readonly envoyHeaders: boolean;
+  readonly userAgent: string;
 
-  constructor(clock: Clock, envoyHeaders = true) {
+  constructor(clock: Clock, userAgent: string, envoyHeaders = true) {
     this.clock = clock;
+    this.userAgent = userAgent;
     this.envoyHeaders = envoyHeaders;
   }
 
@@ -38,16 +40,16 @@ export class PassthroughChannels implements AttemptOwner {
     return grpcJs();
   }
 
-  /** How many addresses have a channel. */
+  /** How many addresses have a connection. */
   get size(): number {
     return this.#conns.size;
   }
 
-  /** The channel to `authority`, made with `open` when there is none. */
-  get(authority: string, open: () => Channel): Conn {
+  /** The connection to `authority` (`host:port`, the host a name or an address), made when there is none or it is dead. */
+  get(authority: string): Conn {
     let c = this.#conns.get(authority);
-    if (c === undefined) {
-      c = new Conn(open());
+    if (c === undefined || c.dead) {
+      c = new Conn(this.#target(authority));
       this.#conns.set(authority, c);
       // Background housekeeping: the timer does not keep the process alive.
       if (this.#sweep === undefined && !this.#closed) this.#sweep = this.clock.setTimer(() => this.#cleanup(), PASSTHROUGH_CLEANUP_MS);
@@ -55,25 +57,31 @@ export class PassthroughChannels implements AttemptOwner {
     return c;
   }
 
-  admit(_e: EndpointChannel | undefined, a: Admitted): 'go' {
+  /** A plaintext connection to the address (gRPC passthrough takes no DestinationRule TLS: transport.ts refuses it). */
+  #target(authority: string): ConnTarget {
+    const m = /^\[([^\]]+)\]:(\d+)$/.exec(authority) ?? /^([^:]+):(\d+)$/.exec(authority);
+    return { address: m?.[1] ?? authority, port: Number(m?.[2] ?? 80), tls: undefined, servername: undefined, tcpKeepalive: undefined, ping: undefined, connectTimeoutMs: 0, clock: this.clock, observe: undefined };
+  }
+
+  admit(_e: EndpointConns | undefined, a: Admitted): 'go' {
     if (a.liveIndex === -1 && a.conn !== undefined) {
-      a.conn.active++;
+      a.conn.begin();
       a.conn.used = true;
     }
     this.live.add(a);
     return 'go';
   }
 
-  done(_e: EndpointChannel | undefined, a: Admitted): void {
+  done(_e: EndpointConns | undefined, a: Admitted): void {
     if (a.liveIndex !== -1 && a.conn !== undefined) {
-      a.conn.active--;
+      a.conn.end();
       // Used until now: an idle interval starts when the last call ends.
       a.conn.used = true;
     }
     this.live.delete(a);
   }
 
-  /** Envoy's cleanup: a channel with no call in flight and none since the last cleanup is closed. */
+  /** Envoy's cleanup: a connection with no call in flight and none since the last cleanup is closed. */
   #cleanup(): void {
     this.#sweep = undefined;
     for (const [authority, c] of this.#conns) {
@@ -86,7 +94,7 @@ export class PassthroughChannels implements AttemptOwner {
     if (this.#conns.size > 0 && !this.#closed) this.#sweep = this.clock.setTimer(() => this.#cleanup(), PASSTHROUGH_CLEANUP_MS);
   }
 
-  /** Closes the channels: calls in flight may finish for `graceMs`, then they are cancelled. */
+  /** Closes the connections: calls in flight may finish for `graceMs`, then they are cancelled. */
   async close(graceMs: number): Promise<void> {
     this.#closed = true;
     this.#sweep?.clear();

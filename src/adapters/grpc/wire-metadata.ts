@@ -2,12 +2,9 @@
  * The metadata of a mesh call's attempt, with the headers the mesh itself adds kept beside
  * grpc-js's store rather than in it: the headers the pipeline added (Istio's metadata-exchange
  * headers on every call to the mesh, a route's header operations), `grpc-timeout` and
- * `x-envoy-expected-rq-timeout-ms`. They are
- * checked once ({@link requestMetadataOf}) and written on the wire after the store's entries when
- * grpc-js turns the metadata into HTTP/2 headers (`toHttp2Headers`), instead of being copied
- * entry by entry at each of the two copies grpc-js makes of an attempt's metadata on its way
- * down (the channel's call, the load-balanced call): ~1.7 KB less per call at c=64 with Istio's
- * three (bench/grpc/inproc.ts, against a real server).
+ * `x-envoy-expected-rq-timeout-ms`. They are checked once ({@link requestMetadataOf}) and written
+ * after the store's entries when the attempt turns the metadata into its HTTP/2 headers
+ * (`toHttp2Headers`, attempt.ts), instead of being copied into the store entry by entry per call.
  *
  * @module
  */

@@ -56,7 +56,7 @@ const tcpSettings = obj<TCPSettings>({
     time: msDuration(),
     interval: KEEPALIVE_PROBES_SETTABLE ? msDuration() : unsupported(msDuration(), `Node ${process.version} cannot set a socket's keepalive probe interval (Node 24.19 and later can); Node's default (1s) applies`),
   }),
-  // Applied: undici's Pool clientTtl, the gRPC transport's connections (adapters/grpc/channels.ts).
+  // Applied: undici's Pool clientTtl, the gRPC transport's connections (adapters/grpc/pools.ts).
   maxConnectionDuration: msDuration(),
   // 0s disables the idle timeout (istio/istio#55409).
   idleTimeout: msDuration({ allowZero: true }),

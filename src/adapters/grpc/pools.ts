@@ -1,60 +1,29 @@
 /**
- * The gRPC transport's connections: per cluster, per endpoint, connections (a grpc-js channel
- * each, with grpc-js's retries off) made from the cluster's connection-pool settings and TLS
- * decision; the stream slots of each connection (`maxConcurrentStreams`, more connections up to
- * `maxConnections`, then the pending queue); the connect timeout of each connection
- * (`tcp.connectTimeout`, which grpc-js does not have); and the attempts in flight that `close()`
- * drains.
+ * The gRPC transport's connections: per cluster, per endpoint, HTTP/2 connections (conn.ts)
+ * made from the cluster's connection-pool settings and TLS decision; the stream slots of each
+ * connection (`maxConcurrentStreams`, more connections up to `maxConnections`, then the pending
+ * queue); and the attempts in flight that `close()` drains.
  *
  * @module
  */
-import type { Socket } from 'node:net';
-import type { ChannelInterface as Channel, ChannelOptions } from '@grpc/grpc-js';
-import type { Clock, } from '../../core/clock.ts';
-import { formatHostPort } from '../../core/host-port.ts';
+import type { Clock } from '../../core/clock.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
-import { upstreamPendingChannel as pendingChannel, type UpstreamPendingMessage } from '../../core/observe-connections.ts';
 import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
 import type { ResolvedConnectionPool } from '../../routing/cluster-settings.ts';
-import { applyKeepalive } from '../keepalive.ts';
-import { checkServer, type TlsPlan } from '../undici/tls-connector.ts';
 import { ClusterTlsPlans, type TlsEnvironment } from '../undici/tls-plans.ts';
-import type { GrpcJs } from './grpc-js.ts';
-import { Conn, type ConnectTimeout, watchingSockets } from './conn.ts';
+import { Conn, type ConnTarget } from './conn.ts';
 import { type Admitted, Live } from './live.ts';
+import { upstreamPendingChannel as pendingChannel, type UpstreamPendingMessage } from '../../core/observe-connections.ts';
+import type { GrpcJs } from './grpc-js.ts';
 
-export { Conn };
-
+export { Conn, Live };
 export type { Admitted };
 
-/** Makes a connection's channel, given a hook for its sockets and whether the mesh closed it (so a close is not the upstream's). */
-type OpenConn = (onSocket: ((socket: Socket) => void) | undefined, closedByMesh: () => boolean) => Channel;
-export { Live };
-
-/** The channel options of a cluster's endpoint channels, from its connection-pool settings. */
-export function channelOptions(cs: ClusterState): ChannelOptions {
+/** What a cluster's connections are made with (they are made again when it changes; the old ones drain). */
+export function connSettingsKey(cs: ClusterState): string {
   const pool = cs.cluster.settings.connectionPool;
-  const o: ChannelOptions = {
-    // The mesh retries; grpc-js must not (nor take a retry policy from a service config).
-    'grpc.enable_retries': 0,
-    'grpc.service_config_disable_resolution': 1,
-    // This mesh's connections are its own (not shared with the app's channels or another mesh).
-    'grpc.use_local_subchannel_pool': 1,
-    // The caller's client decides message sizes; the mesh carries what it is given.
-    'grpc.max_receive_message_length': -1,
-    'grpc.max_send_message_length': -1,
-    'grpc.enable_channelz': 0,
-  };
-  if (pool.idleTimeoutMs !== undefined && pool.idleTimeoutMs > 0) o['grpc.client_idle_timeout_ms'] = pool.idleTimeoutMs;
-  const ka = pool.http2KeepAlive;
-  if (ka !== undefined) {
-    // Envoy's connection_keepalive: a PING every interval, busy or idle; no answer within the timeout closes the connection.
-    o['grpc.keepalive_time_ms'] = ka.intervalMs;
-    o['grpc.keepalive_timeout_ms'] = ka.timeoutMs;
-    o['grpc.keepalive_permit_without_calls'] = 1;
-  }
-  return o;
+  return JSON.stringify({ idleTimeoutMs: pool.idleTimeoutMs ?? null, tcpKeepalive: pool.tcpKeepalive ?? null, http2KeepAlive: pool.http2KeepAlive ?? null });
 }
 
 /**
@@ -62,9 +31,9 @@ export function channelOptions(cs: ClusterState): ChannelOptions {
  * carries up to `maxConcurrentStreams` calls; more calls open another connection, up to
  * `tcp.maxConnections`, as Envoy's HTTP/2 pool does.
  */
-export class EndpointChannel {
-  /** Makes a connection (given a hook for its sockets), or undefined when the endpoint's TLS cannot be set up (`failure` says why). */
-  readonly #open: OpenConn | undefined;
+export class EndpointConns {
+  /** How its connections are made, or undefined when the endpoint's TLS cannot be set up (`failure` says why). */
+  readonly #target: ConnTarget | undefined;
   readonly failure: string | undefined;
   readonly conns: Conn[] = [];
   endpoint: HostState['endpoint'];
@@ -76,8 +45,10 @@ export class EndpointChannel {
   readonly istioMtls: boolean;
   /** The roots the connections' TLS verifies the server against, in words (for errors); undefined without TLS. */
   readonly trust: string | undefined;
-  constructor(open: OpenConn | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string, istioMtls = false, trust?: string) {
-    this.#open = open;
+  /** Forgets a connection that is dead (failed to connect, went away): the next attempt opens another. */
+  readonly #drop = (c: Conn): void => this.drop(c);
+  constructor(target: ConnTarget | undefined, failure: string | undefined, endpoint: HostState['endpoint'], epoch: number, key: string, istioMtls = false, trust?: string) {
+    this.#target = target;
     this.failure = failure;
     this.endpoint = endpoint;
     this.epoch = epoch;
@@ -105,21 +76,22 @@ export class EndpointChannel {
         c.retire();
         continue;
       }
+      if (c.dead) {
+        conns.splice(i--, 1);
+        continue;
+      }
       if (c.active < maxStreams) {
         c.calls++;
         return c;
       }
     }
-    if (this.#open === undefined || (maxConnections !== UNLIMITED && this.conns.length >= maxConnections)) return undefined;
-    const c = new Conn(this.#open, this.connectTimeout);
+    if (this.#target === undefined || (maxConnections !== UNLIMITED && this.conns.length >= maxConnections)) return undefined;
+    const c = new Conn(this.#target, this.#drop);
     c.openedAt = maxAge === undefined ? clock.now() : now;
     c.calls = 1;
     this.conns.push(c);
     return c;
   }
-
-  /** The connect timeout of new connections (undefined: none). */
-  connectTimeout: ConnectTimeout | undefined;
 
   /** Forgets a connection that timed out connecting (the next attempt opens another). */
   drop(c: Conn): void {
@@ -133,48 +105,41 @@ export class EndpointChannel {
   }
 }
 
-/**
- * grpc-js credentials for a TLS plan (ISTIO_MUTUAL with the workload's certificate, or a
- * DestinationRule's SIMPLE/MUTUAL): the plan's secure context, and its server check (the
- * destination's SPIFFE identities, the rule's subjectAltNames, or the host name).
- */
-function credentialsFor(g: GrpcJs, plan: TlsPlan) {
-  if (plan.verify.kind === 'none') return g.credentials.createFromSecureContext(plan.context, { rejectUnauthorized: false });
-  return g.credentials.createFromSecureContext(plan.context, { checkServerIdentity: (host, cert) => checkServer(plan, host, cert) });
-}
-
 /** Where an attempt runs: it admits the attempt to a stream and keeps it until it ends (close() drains them). */
 export interface AttemptOwner {
-  /** grpc-js, and the mesh clock: an attempt reads them here rather than keeping its own copies. */
+  /** grpc-js (its Metadata), and the mesh clock: an attempt reads them here rather than keeping its own copies. */
   readonly grpc: GrpcJs;
+  /** The user-agent of a call whose caller gave none: grpc-js's own (`grpc-node-js/<version>`). */
+  readonly userAgent: string;
   readonly clock: Clock;
   /** Attempts carry `x-envoy-expected-rq-timeout-ms` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). */
   readonly envoyHeaders: boolean;
   /** Sends the attempt now, queues it for a stream, or refuses it (overflow). */
-  admit(e: EndpointChannel | undefined, a: Admitted): 'go' | 'queued' | 'overflow';
+  admit(e: EndpointConns | undefined, a: Admitted): 'go' | 'queued' | 'overflow';
   /** The attempt left the wire (`onWire`: the stream on `a.conn` is free) or the queue. */
-  done(e: EndpointChannel | undefined, a: Admitted, onWire: boolean): void;
+  done(e: EndpointConns | undefined, a: Admitted, onWire: boolean): void;
 }
 
-/** The channels of one cluster, by endpoint. */
-export class ClusterChannels implements ClusterTransport, AttemptOwner {
+/** The connections of one cluster, by endpoint. */
+export class ClusterConns implements ClusterTransport, AttemptOwner {
   readonly #g: GrpcJs;
   readonly #env: TlsEnvironment;
   #plans: ClusterTlsPlans | undefined;
-  readonly #hosts = new Map<HostState, EndpointChannel>();
-  readonly options: ChannelOptions;
+  readonly #hosts = new Map<HostState, EndpointConns>();
   readonly #clock: Clock;
   readonly #cs: ClusterState;
-  /** Attempts in flight on these channels (close() waits for them, then cancels them). */
+  /** Attempts in flight on these connections (close() waits for them, then cancels them). */
   readonly #live = new Live();
   #closed = false;
   readonly envoyHeaders: boolean;
 
-  constructor(g: GrpcJs, options: ChannelOptions, cs: ClusterState, clock: Clock, env: TlsEnvironment, envoyHeaders = true) {
+  readonly userAgent: string;
+
+  constructor(g: GrpcJs, userAgent: string, cs: ClusterState, clock: Clock, env: TlsEnvironment, envoyHeaders = true) {
     this.#g = g;
+    this.userAgent = userAgent;
     this.envoyHeaders = envoyHeaders;
     this.#env = env;
-    this.options = options;
     this.#cs = cs;
     this.#clock = clock;
   }
@@ -207,10 +172,10 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
   }
 
   /**
-   * The endpoint's channel, made on first use, and again when its TLS decision changed (new
-   * credentials, a new DestinationRule or PeerAuthentication): the old channel's calls finish.
+   * The endpoint's connections, set up on first use, and again when its TLS decision changed (new
+   * credentials, a new DestinationRule or PeerAuthentication): the old connections' calls finish.
    */
-  get(host: HostState): EndpointChannel {
+  get(host: HostState): EndpointConns {
     const e = this.#hosts.get(host);
     if (e !== undefined && e.endpoint === host.endpoint && e.epoch === this.#env.epoch) return e;
     const { plan, failure } = this.#tlsPlans().planFor(host.endpoint);
@@ -222,59 +187,45 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
       return e;
     }
     e?.close();
-    const g = this.#g;
-    let open: OpenConn | undefined;
+    let target: ConnTarget | undefined;
     if (failure === undefined) {
-      const target = formatHostPort(host.endpoint.address, host.endpoint.port);
-      // TLS names the service (Istio's SNI for mTLS); the channel still dials the endpoint's address.
+      // TLS names the service (Istio's SNI for mTLS); the connection still dials the endpoint's address.
       // A rule without sni (Envoy's auto_sni): the service's host, the authority the mesh's gRPC calls carry.
       const service = this.#cs.cluster.host;
       const sni = plan?.servername ?? (plan !== undefined && plan.mode !== 'ISTIO_MUTUAL' && !service.startsWith('*') ? service : undefined);
-      const options = sni === undefined ? this.options : { ...this.options, 'grpc.ssl_target_name_override': sni };
-      const creds = plan === undefined ? g.credentials.createInsecure() : credentialsFor(g, plan);
-      // tcpKeepalive: set on each TCP socket the channel connects (grpc-js sets none itself).
-      const ka = this.#cs.cluster.settings.connectionPool.tcpKeepalive;
-      // Each connection is published while /stats listens (the channel's subchannels are its own: grpc.use_local_subchannel_pool).
-      const { name: cluster } = this.#cs;
-      const owner = this.#cs;
-      const clock = this.#clock;
-      open = (onSocket, closedByMesh) => {
-        const events = { cluster, owner, clock, closedByMesh };
-        const hook =
-          ka === undefined
-            ? onSocket
-            : (socket: Socket) => {
-                applyKeepalive(socket, ka);
-                onSocket?.(socket);
-              };
-        return new g.Channel(target, watchingSockets(g, creds, hook, events), options);
+      const cs = this.#cs;
+      const pool = cs.cluster.settings.connectionPool;
+      target = {
+        address: host.endpoint.address,
+        port: host.endpoint.port,
+        tls: plan,
+        servername: sni,
+        tcpKeepalive: pool.tcpKeepalive,
+        ping: pool.http2KeepAlive,
+        // Read when a connection is made: a new DestinationRule applies to the next connection.
+        get connectTimeoutMs() {
+          return cs.cluster.settings.connectionPool.connectTimeoutMs;
+        },
+        clock: this.#clock,
+        observe: cs,
       };
     }
-    const next = new EndpointChannel(open, failure, host.endpoint, this.#env.epoch, key, failure === undefined && plan?.mode === 'ISTIO_MUTUAL', plan?.trust);
-    const cs = this.#cs;
-    // Read when a connection is made: a new DestinationRule applies to the next connection.
-    next.connectTimeout = {
-      clock: this.#clock,
-      get ms() {
-        return cs.cluster.settings.connectionPool.connectTimeoutMs;
-      },
-      onDead: (c) => next.drop(c),
-    };
+    const next = new EndpointConns(target, failure, host.endpoint, this.#env.epoch, key, failure === undefined && plan?.mode === 'ISTIO_MUTUAL', plan?.trust);
     this.#hosts.set(host, next);
     return next;
   }
 
-  /** Whether calls to `host` go over Istio mTLS, as its channel was last set up (telemetry's client-side principals). Decides nothing. */
+  /** Whether calls to `host` go over Istio mTLS, as its connections were last set up (telemetry's client-side principals). Decides nothing. */
   usesIstioMtls(host: HostState): boolean {
     return this.#hosts.get(host)?.istioMtls === true;
   }
 
   /** Sends the attempt now, or queues it for a stream of its endpoint's connection, or refuses it (the queue is full). */
-  admit(e: EndpointChannel | undefined, a: Admitted): 'go' | 'queued' | 'overflow' {
+  admit(e: EndpointConns | undefined, a: Admitted): 'go' | 'queued' | 'overflow' {
     if (e === undefined) return 'go';
     const conn = e.take(this.#cs.cluster.settings.connectionPool, this.#cs.limiter.limits.maxConnections, this.#clock);
     if (conn !== undefined) {
-      conn.active++;
+      conn.begin();
       a.conn = conn;
       this.#live.add(a);
       return 'go';
@@ -295,7 +246,7 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     if (pendingChannel.hasSubscribers) pendingChannel.publish({ cluster: this.#cs.name, owner: this.#cs, event } satisfies UpstreamPendingMessage);
   }
 
-  done(e: EndpointChannel | undefined, a: Admitted, onWire: boolean): void {
+  done(e: EndpointConns | undefined, a: Admitted, onWire: boolean): void {
     this.#live.delete(a);
     if (e === undefined) return;
     if (!onWire) {
@@ -322,7 +273,7 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
         return;
       }
     }
-    conn.active--;
+    conn.end();
     // A retired connection closes with its last call; an idle one after `idleTimeout` without calls.
     if (conn.retired && conn.active === 0) conn.close();
     else if (conn.active === 0) this.#idleAfter(e, conn);
@@ -331,13 +282,13 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     const other = e.take(this.#cs.cluster.settings.connectionPool, this.#cs.limiter.limits.maxConnections, this.#clock);
     if (other !== undefined) {
       e.waiting.shift();
-      other.active++;
+      other.begin();
       next.conn = other;
       next.go();
     }
   }
 
-  #idleAfter(e: EndpointChannel, conn: Conn): void {
+  #idleAfter(e: EndpointConns, conn: Conn): void {
     const ms = this.#cs.cluster.settings.connectionPool.idleTimeoutMs;
     if (ms === undefined || ms <= 0 || !Number.isFinite(ms)) return;
     conn.idleAfter(this.#clock, ms, (c) => {
@@ -355,7 +306,7 @@ export class ClusterChannels implements ClusterTransport, AttemptOwner {
     const e = this.#hosts.get(host);
     if (e === undefined) return;
     this.#hosts.delete(host);
-    // grpc-js lets the calls already on the connection finish.
+    // The calls already on its connections finish.
     e.close();
   }
 

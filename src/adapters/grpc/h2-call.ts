@@ -1,0 +1,392 @@
+/**
+ * One attempt's HTTP/2 stream: the request as grpc-js writes it (its headers, 5-byte framed
+ * messages, the half-close), and the answer as grpc-js reads it (`Http2SubchannelCall` and its
+ * compression filter, grpc-js 1.14): response metadata without `grpc-encoding` /
+ * `grpc-accept-encoding`, messages unframed (and inflated, `gzip` / `deflate`), the status from
+ * the trailers (or a trailers-only head) with `grpc-message` percent-decoded, an HTTP status
+ * without `grpc-status` mapped as grpc-js maps it, and a stream that ends without one — reset
+ * by the server (RST_STREAM), refused, dropped with its connection — as the status grpc-js
+ * makes up for it, marked local (classify.ts tells its kind).
+ *
+ * Messages are handed over one per `startRead()`, as grpc-js's calls do: while one waits the
+ * stream is paused (HTTP/2 flow control holds the server), and an OK status comes after the
+ * last message was read.
+ *
+ * @module
+ */
+import * as http2 from 'node:http2';
+import { gunzipSync, inflateSync } from 'node:zlib';
+import type { Metadata, StatusObject } from '@grpc/grpc-js';
+import type { FailureKind } from '../../core/outcome.ts';
+import type { GrpcJs } from './grpc-js.ts';
+
+/** What an attempt is told of its stream. */
+export interface H2Listener {
+  onReceiveMetadata(metadata: Metadata): void;
+  onReceiveMessage(message: Buffer): void;
+  /**
+   * The status: the server's (`failure` undefined), or the one grpc-js makes up for a stream that
+   * ended without one, and what kind of transport failure that was (Envoy's reset reasons: a
+   * dropped connection is `reset` — connection termination —, RST_STREAM `remote-reset`,
+   * REFUSED_STREAM `refused-stream`).
+   */
+  onReceiveStatus(status: StatusObject, failure: FailureKind | undefined): void;
+}
+
+const { NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+
+/** grpc-js's statuses. */
+const OK = 0;
+const CANCELLED = 1;
+const UNKNOWN = 2;
+const RESOURCE_EXHAUSTED = 8;
+const PERMISSION_DENIED = 7;
+const UNIMPLEMENTED = 12;
+const INTERNAL = 13;
+const UNAVAILABLE = 14;
+const UNAUTHENTICATED = 16;
+
+/** grpc-js's mapping of an HTTP status that came without `grpc-status` (subchannel-call.ts `mapHttpStatusCode`). */
+function httpStatusCode(status: number): number {
+  switch (status) {
+    case 400:
+      return INTERNAL;
+    case 401:
+      return UNAUTHENTICATED;
+    case 403:
+      return PERMISSION_DENIED;
+    case 404:
+      return UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return UNAVAILABLE;
+    default:
+      return UNKNOWN;
+  }
+}
+
+/** The stream flags of the call. */
+const CAN_PUSH = 1;
+const READS_CLOSED = 2;
+const STATUS_OUT = 4;
+const SERVER_ENDED = 8;
+
+/** One attempt's stream, and the framing and status mapping of grpc-js around it. */
+export class H2Call {
+  readonly #g: GrpcJs;
+  readonly #stream: http2.ClientHttp2Stream;
+  readonly #listener: H2Listener;
+  /** The connection dropped under it (its streams then end `Connection dropped`, as grpc-js's do). */
+  readonly #conn: { readonly dropped: boolean };
+  #bits = 0;
+  #http = 0;
+  /** `grpc-encoding` of the response ('' identity). */
+  #encoding = '';
+  #final: StatusObject | undefined;
+  #failure: FailureKind | undefined;
+  /** Decoded messages not pushed yet (the caller has not asked). */
+  #unpushed: Buffer[] | undefined;
+  /** A message split across DATA frames: its bytes so far (prefix included), and how many it has. */
+  #partial: Buffer | undefined;
+  #have = 0;
+  #internalError: (Error & { code?: string }) | undefined;
+
+  constructor(g: GrpcJs, stream: http2.ClientHttp2Stream, listener: H2Listener, conn: { readonly dropped: boolean }) {
+    this.#g = g;
+    this.#stream = stream;
+    this.#listener = listener;
+    this.#conn = conn;
+    stream.on('response', (headers, flags) => this.#response(headers, flags));
+    stream.on('trailers', (headers) => this.#trailers(headers));
+    stream.on('data', (chunk: Buffer) => this.#data(chunk));
+    stream.on('end', () => {
+      this.#bits |= READS_CLOSED;
+      this.#maybeOutput();
+    });
+    stream.on('error', (err: Error & { code?: string }) => {
+      // A reset the server sent comes as the close's rstCode; another error says why the stream broke.
+      if (err.code !== 'ERR_HTTP2_STREAM_ERROR') this.#internalError = err;
+    });
+    // An OK status has nothing to wait for; another waits a tick, as grpc-js's does, for the
+    // connection's close to be seen (its streams then end `Connection dropped`).
+    stream.on('close', () => (this.#final?.code === OK ? undefined : process.nextTick(() => this.#closed())));
+  }
+
+  // ── the request ──
+
+  /** Writes a message (framed); `cb` once the stream took it. */
+  write(message: Buffer, cb: () => void): void {
+    try {
+      this.#stream.write(frame(message), (err?: Error | null) => {
+        if (err !== null && err !== undefined) this.#end({ code: (err as { code?: string }).code === 'ERR_STREAM_WRITE_AFTER_END' ? INTERNAL : UNAVAILABLE, details: `Write error: ${err.message}`, metadata: new this.#g.Metadata() }, 'reset');
+        cb();
+      });
+    } catch (err) {
+      this.#end({ code: UNAVAILABLE, details: `Write failed with error ${(err as Error).message}`, metadata: new this.#g.Metadata() }, 'reset');
+    }
+  }
+
+  /** The half-close. */
+  halfClose(): void {
+    const s = this.#stream;
+    if (!s.destroyed && !s.writableEnded) s.end();
+  }
+
+  /** Cancels the stream (RST_STREAM CANCEL); its status is not delivered. */
+  cancel(): void {
+    this.#bits |= STATUS_OUT;
+    this.#unpushed = undefined;
+    this.#destroyStream(false);
+  }
+
+  /** The caller reads one more message. */
+  startRead(): void {
+    if (this.#final !== undefined && this.#final.code !== OK) {
+      this.#bits |= READS_CLOSED;
+      this.#maybeOutput();
+      return;
+    }
+    this.#bits |= CAN_PUSH;
+    const next = this.#unpushed?.shift();
+    if (next !== undefined) {
+      this.#push(next);
+      return;
+    }
+    this.#stream.resume();
+  }
+
+  // ── the answer ──
+
+  #response(headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
+    this.#http = headers[':status'] ?? 0;
+    if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
+      this.#trailers(headers);
+      return;
+    }
+    let md: Metadata;
+    try {
+      md = this.#g.Metadata.fromHttp2Headers(headers);
+    } catch (err) {
+      this.#end({ code: UNKNOWN, details: (err as Error).message, metadata: new this.#g.Metadata() }, 'protocol');
+      return;
+    }
+    // grpc-js's compression filter: the encoding is the call's business, not the caller's metadata.
+    const enc = md.get('grpc-encoding')[0];
+    if (typeof enc === 'string') this.#encoding = enc === 'identity' ? '' : enc;
+    md.remove('grpc-encoding');
+    md.remove('grpc-accept-encoding');
+    if ((this.#bits & STATUS_OUT) === 0) this.#listener.onReceiveMetadata(md);
+  }
+
+  #trailers(headers: http2.IncomingHttpHeaders): void {
+    this.#bits |= SERVER_ENDED;
+    const g = this.#g;
+    let md: Metadata;
+    try {
+      md = g.Metadata.fromHttp2Headers(headers);
+    } catch {
+      md = new g.Metadata();
+    }
+    const code = md.get('grpc-status')[0];
+    let status: StatusObject;
+    if (typeof code === 'string') {
+      md.remove('grpc-status');
+      let details = '';
+      const message = md.get('grpc-message')[0];
+      if (typeof message === 'string') {
+        try {
+          details = decodeURI(message);
+        } catch {
+          details = message;
+        }
+        md.remove('grpc-message');
+      }
+      status = { code: Number(code), details, metadata: md };
+    } else if (this.#http !== 0 && this.#http !== 200) {
+      status = { code: httpStatusCode(this.#http), details: `Received HTTP status code ${this.#http}`, metadata: md };
+    } else status = { code: UNKNOWN, details: 'No status information received', metadata: md };
+    this.#end(status, undefined);
+  }
+
+  #data(chunk: Buffer): void {
+    if ((this.#bits & STATUS_OUT) !== 0) return;
+    let at = 0;
+    while (at < chunk.length) {
+      let p = this.#partial;
+      if (p === undefined) {
+        // Most messages come whole in one DATA frame.
+        if (chunk.length - at >= 5) {
+          const len = chunk.readUInt32BE(at + 1);
+          if (chunk.length - at >= 5 + len) {
+            this.#message(chunk[at] as number, Buffer.from(chunk.subarray(at + 5, at + 5 + len)));
+            at += 5 + len;
+            continue;
+          }
+        }
+        p = Buffer.allocUnsafe(5);
+        this.#partial = p;
+        this.#have = 0;
+      }
+      // The prefix first, then (once its length is known) the message.
+      if (this.#have < 5) {
+        const n = Math.min(5 - this.#have, chunk.length - at);
+        chunk.copy(p, this.#have, at, at + n);
+        this.#have += n;
+        at += n;
+        if (this.#have < 5) return;
+        const whole = Buffer.allocUnsafe(5 + p.readUInt32BE(1));
+        p.copy(whole, 0, 0, 5);
+        this.#partial = p = whole;
+      }
+      const n = Math.min(p.length - this.#have, chunk.length - at);
+      chunk.copy(p, this.#have, at, at + n);
+      this.#have += n;
+      at += n;
+      if (this.#have === p.length) {
+        this.#partial = undefined;
+        this.#message(p[0] as number, p.subarray(5));
+      }
+    }
+  }
+
+  /** A whole message: inflated as its encoding says, then pushed or kept for the next read. */
+  #message(flag: number, body: Buffer): void {
+    let m = body;
+    if (flag === 1) {
+      const enc = this.#encoding;
+      try {
+        if (enc === 'gzip') m = gunzipSync(body);
+        else if (enc === 'deflate') m = inflateSync(body);
+        else {
+          this.#end({ code: INTERNAL, details: enc === '' ? 'Received compressed message but "grpc-encoding" header was identity' : `Compression method not supported: ${enc}`, metadata: new this.#g.Metadata() }, 'protocol');
+          return;
+        }
+      } catch {
+        this.#end({ code: INTERNAL, details: `Failed to decompress ${enc}-encoded message`, metadata: new this.#g.Metadata() }, 'protocol');
+        return;
+      }
+    }
+    if ((this.#bits & CAN_PUSH) !== 0 && (this.#unpushed === undefined || this.#unpushed.length === 0)) {
+      this.#push(m);
+      return;
+    }
+    // Not asked for yet: it waits, and so does the stream (HTTP/2 flow control holds the server).
+    if (this.#unpushed === undefined) this.#unpushed = [m];
+    else this.#unpushed.push(m);
+    this.#stream.pause();
+  }
+
+  #push(m: Buffer): void {
+    this.#bits &= ~CAN_PUSH;
+    if ((this.#bits & STATUS_OUT) !== 0) return;
+    this.#listener.onReceiveMessage(m);
+    this.#maybeOutput();
+  }
+
+  /** The stream closed: the status grpc-js makes up for one that ended without its own, and its kind. */
+  #closed(): void {
+    this.#bits |= SERVER_ENDED;
+    if (this.#final?.code === OK) return;
+    const rst = this.#stream.rstCode ?? NGHTTP2_NO_ERROR;
+    let code = INTERNAL;
+    let details: string;
+    // A stream the server reset: Envoy's remote reset (UR); the connection gone under it: connection termination (UC).
+    let kind: FailureKind = 'remote-reset';
+    if (this.#conn.dropped && rst !== NGHTTP2_REFUSED_STREAM && this.#final === undefined) {
+      code = UNAVAILABLE;
+      details = 'Connection dropped';
+      kind = 'reset';
+    } else
+      switch (rst) {
+        case NGHTTP2_NO_ERROR:
+          if (this.#final !== undefined) return;
+          // Ended without a status: not a reset of the server's, but no answer either.
+          kind = 'reset';
+          if (this.#http !== 0 && this.#http !== 200) {
+            code = httpStatusCode(this.#http);
+            details = `Received HTTP status code ${this.#http}`;
+          } else details = `Received RST_STREAM with code ${rst} (Call ended without gRPC status)`;
+          break;
+        case NGHTTP2_REFUSED_STREAM:
+          code = UNAVAILABLE;
+          details = 'Stream refused by server';
+          kind = 'refused-stream';
+          break;
+        case NGHTTP2_CANCEL:
+          code = CANCELLED;
+          details = 'Call cancelled';
+          break;
+        case NGHTTP2_ENHANCE_YOUR_CALM:
+          code = RESOURCE_EXHAUSTED;
+          details = 'Bandwidth exhausted or memory limit exceeded';
+          break;
+        case NGHTTP2_INADEQUATE_SECURITY:
+          code = PERMISSION_DENIED;
+          details = 'Protocol not secure enough';
+          break;
+        case NGHTTP2_INTERNAL_ERROR: {
+          const e = this.#internalError;
+          if (e === undefined) details = `Received RST_STREAM with code ${rst} (Internal server error)`;
+          else {
+            // The client's own error broke the stream (its socket reset): connection termination.
+            kind = 'reset';
+            if (e.code === 'ECONNRESET' || e.code === 'ETIMEDOUT') {
+              code = UNAVAILABLE;
+              details = e.message;
+            } else details = `Received RST_STREAM with code ${rst} triggered by internal client error: ${e.message}`;
+          }
+          break;
+        }
+        default:
+          details = `Received RST_STREAM with code ${rst}`;
+      }
+    this.#end({ code, details, metadata: new this.#g.Metadata() }, kind);
+  }
+
+  /** The call's status (the first, or one that replaces an OK one not yet delivered); the stream is let go. */
+  #end(status: StatusObject, failure: FailureKind | undefined): void {
+    if (this.#final === undefined || (this.#final.code === OK && (this.#bits & STATUS_OUT) === 0)) {
+      this.#final = status;
+      this.#failure = failure;
+      this.#maybeOutput();
+    }
+    this.#destroyStream(true);
+  }
+
+  #maybeOutput(): void {
+    const f = this.#final;
+    if (f === undefined || (this.#bits & STATUS_OUT) !== 0) return;
+    if (f.code === OK && ((this.#bits & READS_CLOSED) === 0 || (this.#unpushed !== undefined && this.#unpushed.length > 0))) return;
+    this.#bits |= STATUS_OUT;
+    this.#unpushed = undefined;
+    // Whatever else comes is drained, so the stream's close completes.
+    this.#stream.resume();
+    this.#listener.onReceiveStatus(f, this.#failure);
+  }
+
+  /** Lets the stream go: half-closed when the server ended it, else reset (CANCEL; NO_ERROR after an OK status). */
+  #destroyStream(answered: boolean): void {
+    const s = this.#stream;
+    if (s.destroyed) return;
+    if ((this.#bits & SERVER_ENDED) !== 0) {
+      if (!s.writableEnded) s.end();
+      return;
+    }
+    if (!answered || this.#final === undefined || s.closed) {
+      if (!s.closed) s.close(NGHTTP2_CANCEL);
+      return;
+    }
+    s.close(this.#final.code === OK ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+  }
+}
+
+/** A message with gRPC's 5-byte prefix (uncompressed, its length). */
+export function frame(message: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(message.length + 5);
+  out[0] = 0;
+  out.writeUInt32BE(message.length, 1);
+  message.copy(out, 5);
+  return out;
+}
