@@ -33,6 +33,7 @@ import { type OutlierOverflowMessage, outlierOverflowChannel } from './core/obse
 import type { AuthzDecisionMessage } from './inbound/authz-phase.ts';
 import { FlushedHistogram } from './mesh-stats-histogram.ts';
 import { InboundStats } from './mesh-stats-inbound.ts';
+import { CLUSTER_COUNTERS, OUTLIER_COUNTERS } from './mesh-stats-names.ts';
 
 /** One statistic as `/stats` lists it. */
 export interface Stat {
@@ -82,39 +83,6 @@ export interface StatsCluster {
   readonly cxActive: number;
   readonly limits: { readonly maxConnections: number; readonly maxPending: number; readonly maxRequests: number };
 }
-
-/** Counters every outbound cluster shows, 0 until written (as Envoy lists them). */
-const CLUSTER_COUNTERS = [
-  'upstream_cx_connect_fail',
-  'upstream_cx_connect_timeout',
-  'upstream_cx_destroy',
-  'upstream_cx_destroy_local',
-  'upstream_cx_destroy_remote',
-  'upstream_cx_total',
-  'upstream_rq_completed',
-  'upstream_rq_pending_overflow',
-  'upstream_rq_per_try_timeout',
-  'upstream_rq_retry',
-  'upstream_rq_retry_limit_exceeded',
-  'upstream_rq_retry_overflow',
-  'upstream_rq_retry_success',
-  'upstream_rq_rx_reset',
-  'upstream_rq_timeout',
-  'upstream_rq_total',
-] as const;
-
-/** Outlier-detection counters of a cluster that has outlier detection. */
-const OUTLIER_COUNTERS = [
-  'outlier_detection.ejections_detected_consecutive_5xx',
-  'outlier_detection.ejections_detected_consecutive_gateway_failure',
-  'outlier_detection.ejections_detected_consecutive_local_origin_failure',
-  'outlier_detection.ejections_enforced_consecutive_5xx',
-  'outlier_detection.ejections_enforced_consecutive_gateway_failure',
-  'outlier_detection.ejections_enforced_consecutive_local_origin_failure',
-  'outlier_detection.ejections_enforced_total',
-  'outlier_detection.ejections_overflow',
-  'outlier_detection.ejections_total',
-] as const;
 
 /** Most clusters counted; past it, clusters the config no longer has are forgotten (config churn bounds this, never traffic). */
 const MAX_CLUSTERS = 1024;
