@@ -139,6 +139,8 @@ export class MeshStats {
       else this.#answered.delete(m.call);
       if (m.failure === 'cancelled' || m.failure === 'local') return;
       this.#inc(m.cluster, 'upstream_rq_total');
+      // A mirror copy has no call:end: Envoy's shadow goes through the async client's router, which charges its answer (dynamic stats on).
+      if ((m.call as { mirror?: boolean }).mirror === true) this.#mirrorCode(m);
       if (m.failure === 'per-try-timeout') {
         this.#inc(m.cluster, 'upstream_rq_per_try_timeout');
         this.#perTryExpired.add(m.call);
@@ -249,6 +251,13 @@ export class MeshStats {
     this.#inc(cluster, `${prefix}upstream_rq_${code}`);
     this.#inc(cluster, `${prefix}upstream_rq_${Math.floor(code / 100)}xx`);
     this.#inc(cluster, `${prefix}upstream_rq_completed`);
+  }
+
+  /** A mirror copy's code stats: its answer, or the router's local reply for no answer (502 for a protocol error, else 503). */
+  #mirrorCode(m: AttemptEndMessage): void {
+    if (m.status > 0) this.#code(m.cluster, m.status);
+    else if (m.failure === 'protocol') this.#code(m.cluster, 502);
+    else if (m.failure !== undefined && m.failure !== 'per-try-timeout' && m.failure !== 'overflow') this.#code(m.cluster, 503);
   }
 
   #histogram(cluster: string): FlushedHistogram {
