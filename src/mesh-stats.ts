@@ -137,8 +137,10 @@ export class MeshStats {
       if (!mine(m)) return;
       if (m.status > 0) this.#answered.set(m.call, { status: m.status, complete: m.failure === undefined });
       else this.#answered.delete(m.call);
-      if (m.failure === 'cancelled' || m.failure === 'local') return;
+      // Envoy counts a request once it is on a connection (conn_pool_base.cc attachStreamToClient), also when the route timeout or the caller ends it.
+      if (m.failure === 'local' || (m.failure === 'cancelled' && m.started !== true)) return;
       this.#inc(m.cluster, 'upstream_rq_total');
+      if (m.failure === 'cancelled') return;
       // A mirror copy has no call:end: Envoy's shadow goes through the async client's router, which charges its answer (dynamic stats on).
       if ((m.call as { mirror?: boolean }).mirror === true) this.#mirrorCode(m);
       if (m.failure === 'per-try-timeout') {

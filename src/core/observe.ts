@@ -166,6 +166,12 @@ export interface AttemptEndMessage extends AttemptStartMessage {
   /** Why it got no (usable) answer: `connect-failure`, `reset`, `per-try-timeout`, `cancelled`, `local`, … */
   readonly failure: string | undefined;
   readonly durationMs: number;
+  /**
+   * Whether the request went out on a connection (the transport's `onRequestStart`): Envoy counts
+   * an upstream request once its stream is attached to a connection, however it ends then — a
+   * `cancelled` attempt (route timeout, the caller gone) included.
+   */
+  readonly started?: boolean;
 }
 
 /** `meshlet:config:applied`. */

@@ -1,12 +1,15 @@
 /**
- * Two /stats semantics checked against Envoy's source:
+ * /stats semantics checked against Envoy's source:
  *
  * - a mirror copy's answer is charged on the mirror cluster (`upstream_rq_<code>`, `_<N>xx`,
  *   `_completed`), as Envoy's shadow goes through the async client's router
  *   (source/common/http/async_client_impl.cc: its `Router::FilterConfig` has `emit_dynamic_stats`
  *   true, so router.cc `chargeUpstreamCode` runs) — not `upstream_rq_total` alone;
  * - a value under a millisecond is Envoy's 0 (`recordValue(uint64_t)` of whole milliseconds) and
- *   lands in libcircllhist's zero bin: quantiles 0 and a `_sum` of 0, not the bin [0, 0.1).
+ *   lands in libcircllhist's zero bin: quantiles 0 and a `_sum` of 0, not the bin [0, 0.1);
+ * - `upstream_rq_total` counts a request once it is on a connection
+ *   (source/common/conn_pool/conn_pool_base.cc `attachStreamToClient`), however it ends: one the
+ *   route timeout or its caller ended too, so `upstream_rq_completed` never exceeds it.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -26,7 +29,7 @@ async function stats(url: string): Promise<Map<string, string>> {
   return m;
 }
 
-describe('admin /stats: mirror copies and sub-millisecond times as Envoy counts them', () => {
+describe('admin /stats: mirror copies, sub-millisecond times and ended requests as Envoy counts them', () => {
   it("a mirror copy's answer is charged on the mirror cluster (upstream_rq_<code>, _<N>xx, _completed), as its attempts are in upstream_rq_total", async () => {
     const primary = await startUpstream('primary');
     const shadow = await startUpstream('shadow', answering(404, 'nope'));
@@ -80,6 +83,47 @@ describe('admin /stats: mirror copies and sub-millisecond times as Envoy counts 
       assert.ok(prom.includes(`envoy_cluster_upstream_rq_time_sum{cluster_name="${SVC}"} 0\n`), prom);
       assert.ok(prom.includes(`envoy_cluster_upstream_rq_time_bucket{cluster_name="${SVC}",le="0.5"} 2\n`), prom);
     } finally {
+      await mesh.close();
+      await up.close();
+    }
+  });
+
+  it('upstream_rq_total counts a request on a connection that the route timeout or its caller ended (upstream_rq_completed never above it)', async () => {
+    const hanging = new Set<import('node:http').ServerResponse>();
+    const up = await startUpstream('svc', (req, res) => {
+      if (req.url === '/hang') hanging.add(res);
+      else res.end();
+    });
+    const mesh = await createMesh({
+      service: 'client',
+      logger: quiet,
+      admin: { port: 0 },
+      config: [serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: up.port }]), virtualService('svc', ['svc.default.svc.cluster.local'], [{ timeout: '0.3s', route: [{ destination: { host: 'svc.default.svc.cluster.local' } }] }])],
+    });
+    const c = 'cluster.outbound|80||svc.default.svc.cluster.local;.';
+    try {
+      assert.equal((await call(mesh, 'http://svc.default.svc.cluster.local/ok')).status, 200);
+      // The route timeout ends one that reached the upstream (504 UT).
+      assert.equal((await call(mesh, 'http://svc.default.svc.cluster.local/hang')).status, 504);
+      // The caller ends another once the upstream has it.
+      const ac = new AbortController();
+      const gone = mesh.fetch('http://svc.default.svc.cluster.local/hang', { signal: ac.signal }).then(
+        () => 'answered',
+        (e: Error) => e.name,
+      );
+      await until(() => hanging.size === 2, 'the upstream has both');
+      ac.abort();
+      assert.equal(await gone, 'AbortError');
+      let s = new Map<string, string>();
+      await until(async () => {
+        s = await stats(`${mesh.adminUrl}/stats?filter=svc`);
+        return s.get(`${c}upstream_rq_total`) === '3';
+      }, 'the three requests that went out counted in upstream_rq_total');
+      assert.equal(s.get(`${c}upstream_rq_completed`), '2', 'the 200 and the 504');
+      assert.equal(s.get(`${c}upstream_rq_504`), '1');
+      assert.equal(s.get(`${c}upstream_rq_timeout`), '1');
+    } finally {
+      for (const r of hanging) r.destroy();
       await mesh.close();
       await up.close();
     }
