@@ -46,7 +46,8 @@ describe('admin /tap: mirror copies', () => {
         await until(() => records.length > 0, 'the start record');
       }
       assert.equal((await call(mesh, 'http://primary.default.svc.cluster.local/x?secret=1')).status, 200);
-      const [all, filtered] = taps as [{ records: Rec[] }, { records: Rec[] }];
+      const [all, filtered] = taps;
+      assert.ok(all !== undefined && filtered !== undefined);
       await until(() => all.records.filter((r) => r.type === 'end').length === 2, 'the call and its copy ended');
       const reqs = all.records.filter((r) => r.type === 'req');
       const copy = reqs.find((r) => r.mirror === true);
