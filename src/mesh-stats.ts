@@ -96,6 +96,9 @@ const BEFORE_ROUTER = /(?:^|,)(?:FI|RL)(?:,|$)/;
 /** Calls that ended without the retry policy judging their last outcome: retries ran out (URX), the route timeout (UT), the caller went away (DC). */
 const NOT_JUDGED = /(?:^|,)(?:URX|UT|DC)(?:,|$)/;
 
+/** Flags of a call whose answer started but did not complete: the route timeout, the caller gone, the upstream resetting it or breaking HTTP mid-body. */
+const CUT_SHORT = /(?:^|,)(?:UT|DC|UC|UR|UPE)(?:,|$)/;
+
 /** How an attempt ended when it had an answer: its status, and whether the response completed. */
 interface Answer {
   readonly status: number;
@@ -164,7 +167,7 @@ export class MeshStats {
       }
       if (/(?:^|,)URX(?:,|$)/.test(m.flags)) this.#inc(c, 'upstream_rq_retry_limit_exceeded');
       // Envoy times the upstream response that completed and went downstream (router.cc onUpstreamComplete, chargeResponseTiming).
-      if (answer?.complete === true && m.status > 0) this.#histogram(c).record(m.durationMs, this.#source.now());
+      if (answer?.complete === true && m.status > 0 && !CUT_SHORT.test(m.flags)) this.#histogram(c).record(m.durationMs, this.#source.now());
       if (m.flags.includes('UT') && !this.#perTryExpired.has(m.call)) this.#inc(c, 'upstream_rq_timeout');
       // The answer the caller got; for a mesh-made failure, the HTTP status Envoy's router charges
       // (a gRPC call's trailers-only 200 stands for a 503 or 504), also with errors: 'throw'.

@@ -9,7 +9,9 @@
  *   lands in libcircllhist's zero bin: quantiles 0 and a `_sum` of 0, not the bin [0, 0.1);
  * - `upstream_rq_total` counts a request once it is on a connection
  *   (source/common/conn_pool/conn_pool_base.cc `attachStreamToClient`), however it ends: one the
- *   route timeout or its caller ended too, so `upstream_rq_completed` never exceeds it.
+ *   route timeout or its caller ended too, so `upstream_rq_completed` never exceeds it;
+ * - `upstream_rq_time` times a response that completed (router.cc `onUpstreamComplete` →
+ *   `chargeResponseTiming`), not one the route timeout or the caller cut short mid-body.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -124,6 +126,61 @@ describe('admin /stats: mirror copies, sub-millisecond times and ended requests 
       assert.equal(s.get(`${c}upstream_rq_timeout`), '1');
     } finally {
       for (const r of hanging) r.destroy();
+      await mesh.close();
+      await up.close();
+    }
+  });
+
+  it('upstream_rq_time leaves out an answer cut short mid-body (the route timeout, the caller gone): Envoy times completed responses only', async () => {
+    const clock = new ManualClock(1_000_000);
+    const open = new Set<import('node:http').ServerResponse>();
+    const up = await startUpstream('svc', (req, res) => {
+      if (req.url === '/ok') {
+        clock.advance(7);
+        res.end('done');
+        return;
+      }
+      // The head and part of the body, then nothing.
+      res.writeHead(200);
+      res.write('partial');
+      open.add(res);
+    });
+    const mesh = await createMesh({
+      service: 'client',
+      clock,
+      logger: quiet,
+      admin: { port: 0 },
+      config: [serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port: up.port }]), virtualService('svc', ['svc.default.svc.cluster.local'], [{ timeout: '1s', route: [{ destination: { host: 'svc.default.svc.cluster.local' } }] }])],
+    });
+    const SVC = 'outbound|80||svc.default.svc.cluster.local';
+    try {
+      // The route timeout ends one mid-body (UT).
+      const timedOut = await mesh.fetch('http://svc.default.svc.cluster.local/slow');
+      assert.equal(timedOut.status, 200);
+      const cut = timedOut.text().then(
+        () => 'whole',
+        () => 'cut',
+      );
+      clock.advance(1000);
+      assert.equal(await cut, 'cut');
+      // The caller leaves another mid-body (DC).
+      const ac = new AbortController();
+      const left = await mesh.fetch('http://svc.default.svc.cluster.local/slow', { signal: ac.signal });
+      const gone = left.text().then(
+        () => 'whole',
+        () => 'gone',
+      );
+      ac.abort();
+      assert.equal(await gone, 'gone');
+      // One that completes, in 7 ms.
+      assert.equal((await call(mesh, 'http://svc.default.svc.cluster.local/ok')).status, 200);
+      clock.advance(5000);
+      const prom = await (await fetch(`${mesh.adminUrl}/stats/prometheus?filter=upstream_rq_time`)).text();
+      assert.ok(prom.includes(`envoy_cluster_upstream_rq_time_count{cluster_name="${SVC}"} 1\n`), prom);
+      const s = await stats(`${mesh.adminUrl}/stats?filter=upstream_rq_time`);
+      assert.match(s.get(`cluster.${SVC};.upstream_rq_time`) ?? '', /^P0\(7,7\) .* P100\(7\.1,7\.1\)$/);
+    } finally {
+      for (const r of open) r.destroy();
       await mesh.close();
       await up.close();
     }
