@@ -27,7 +27,8 @@ export interface AdminOptions {
   /**
    * Listen on a `host` that is not a loopback address (`0.0.0.0`, a pod IP). Everyone who can
    * reach it then sees this workload's config, endpoints and certificate details (never a private
-   * key); a warning says so when it starts.
+   * key) and, on `/tap`, its requests as they happen (methods, hosts, paths); a warning says so
+   * when it starts.
    * @defaultValue false
    */
   readonly allowNonLoopback?: boolean | undefined;

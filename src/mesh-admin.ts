@@ -190,7 +190,7 @@ export async function startMeshAdmin(mesh: Mesh, settings: AdminSettings, o: Mes
   const url = adminUrlOf(a);
   // With the port bound (admin.port 0 picks one) and, for a wildcard address, the addresses it is reached on.
   const bound = `${formatHostPort(a.address, a.port)}${a.address === '0.0.0.0' || a.address === '::' ? ` (every interface${reachedAt(a)})` : ''}`;
-  if (!settings.loopback) logger.warn(`meshlet: the admin endpoint listens on ${bound}, not on loopback (admin.allowNonLoopback): whoever reaches it sees this workload's config, endpoints and certificate details`);
+  if (!settings.loopback) logger.warn(`meshlet: the admin endpoint listens on ${bound}, not on loopback (admin.allowNonLoopback): whoever reaches it sees this workload's config, endpoints and certificate details, and its requests as they happen (/tap: methods, hosts, paths)`);
   logger.info?.(`meshlet: admin endpoint at ${url}${url === `http://${formatHostPort(a.address, a.port)}` ? '' : `, listening on ${bound}`}`);
   const handle: AdminHandle = {
     url,

@@ -26,10 +26,11 @@ export const FLUSH_INTERVAL_MS = 5000;
 /** Bins by key (`exp * 100 + val`, the zero bin -1: ascending keys are ascending values), each a count. */
 type Bins = Map<number, number>;
 
-/** libcircllhist's bin of a non-negative integer (`int_scale_to_hist_bucket(value, 0)`): its key. */
+/** libcircllhist's bin (`int_scale_to_hist_bucket(value, 0)`) of `value` truncated to an integer, as Envoy records it: its key. */
 function binOf(value: number): number {
-  if (value <= 0) return -1;
+  // Envoy records whole milliseconds (duration_cast truncates): under 1 ms is 0, the zero bin.
   let v = Math.floor(value);
+  if (!(v > 0)) return -1;
   let exp = 1;
   if (v < 10) {
     v *= 10;

@@ -43,46 +43,9 @@ import { FlushedHistogram } from './mesh-stats-histogram.ts';
 import type { MeshStatsSource, Stat, StatsCluster } from './mesh-stats-types.ts';
 import { InboundStats } from './mesh-stats-inbound.ts';
 import { UpstreamConnectionStats, undiciBeforeConnect, undiciConnected } from './mesh-stats-upstream.ts';
+import { CLUSTER_COUNTERS, OUTLIER_COUNTERS } from './mesh-stats-names.ts';
 
 export type { MeshStatsSource, Stat, StatsCluster };
-
-/** Counters every outbound cluster shows, 0 until written (as Envoy lists them). */
-const CLUSTER_COUNTERS = [
-  'upstream_cx_connect_fail',
-  'upstream_cx_connect_timeout',
-  'upstream_cx_destroy',
-  'upstream_cx_destroy_local',
-  'upstream_cx_destroy_remote',
-  'upstream_cx_overflow',
-  'upstream_cx_rx_bytes_total',
-  'upstream_cx_total',
-  'upstream_cx_tx_bytes_total',
-  'upstream_rq_cancelled',
-  'upstream_rq_completed',
-  'upstream_rq_pending_overflow',
-  'upstream_rq_pending_total',
-  'upstream_rq_per_try_timeout',
-  'upstream_rq_retry',
-  'upstream_rq_retry_limit_exceeded',
-  'upstream_rq_retry_overflow',
-  'upstream_rq_retry_success',
-  'upstream_rq_rx_reset',
-  'upstream_rq_timeout',
-  'upstream_rq_total',
-] as const;
-
-/** Outlier-detection counters of a cluster that has outlier detection. */
-const OUTLIER_COUNTERS = [
-  'outlier_detection.ejections_detected_consecutive_5xx',
-  'outlier_detection.ejections_detected_consecutive_gateway_failure',
-  'outlier_detection.ejections_detected_consecutive_local_origin_failure',
-  'outlier_detection.ejections_enforced_consecutive_5xx',
-  'outlier_detection.ejections_enforced_consecutive_gateway_failure',
-  'outlier_detection.ejections_enforced_consecutive_local_origin_failure',
-  'outlier_detection.ejections_enforced_total',
-  'outlier_detection.ejections_overflow',
-  'outlier_detection.ejections_total',
-] as const;
 
 /** Most clusters counted; past it, clusters the config no longer has are forgotten (config churn bounds this, never traffic). */
 const MAX_CLUSTERS = 1024;
@@ -95,6 +58,9 @@ const BEFORE_ROUTER = /(?:^|,)(?:FI|RL)(?:,|$)/;
 
 /** Calls that ended without the retry policy judging their last outcome: retries ran out (URX), the route timeout (UT), the caller went away (DC). */
 const NOT_JUDGED = /(?:^|,)(?:URX|UT|DC)(?:,|$)/;
+
+/** Flags of a call whose answer started but did not complete: the route timeout, the caller gone, the upstream resetting it or breaking HTTP mid-body. */
+const CUT_SHORT = /(?:^|,)(?:UT|DC|UC|UR|UPE)(?:,|$)/;
 
 /** How an attempt ended when it had an answer: its status, and whether the response completed. */
 interface Answer {
@@ -139,8 +105,12 @@ export class MeshStats {
       if (!mine(m)) return;
       if (m.status > 0) this.#answered.set(m.call, { status: m.status, complete: m.failure === undefined });
       else this.#answered.delete(m.call);
-      if (m.failure === 'cancelled' || m.failure === 'local') return;
+      // Envoy counts a request once it is on a connection (conn_pool_base.cc attachStreamToClient), also when the route timeout or the caller ends it.
+      if (m.failure === 'local' || (m.failure === 'cancelled' && m.started !== true)) return;
       this.#inc(m.cluster, 'upstream_rq_total');
+      if (m.failure === 'cancelled') return;
+      // A mirror copy has no call:end: Envoy's shadow goes through the async client's router, which charges its answer (dynamic stats on).
+      if ((m.call as { mirror?: boolean }).mirror === true) this.#mirrorCode(m);
       if (m.failure === 'per-try-timeout') {
         this.#inc(m.cluster, 'upstream_rq_per_try_timeout');
         this.#perTryExpired.add(m.call);
@@ -162,7 +132,7 @@ export class MeshStats {
       }
       if (/(?:^|,)URX(?:,|$)/.test(m.flags)) this.#inc(c, 'upstream_rq_retry_limit_exceeded');
       // Envoy times the upstream response that completed and went downstream (router.cc onUpstreamComplete, chargeResponseTiming).
-      if (answer?.complete === true && m.status > 0) this.#histogram(c).record(m.durationMs, this.#source.now());
+      if (answer?.complete === true && m.status > 0 && !CUT_SHORT.test(m.flags)) this.#histogram(c).record(m.durationMs, this.#source.now());
       if (m.flags.includes('UT') && !this.#perTryExpired.has(m.call)) this.#inc(c, 'upstream_rq_timeout');
       // The answer the caller got; for a mesh-made failure, the HTTP status Envoy's router charges
       // (a gRPC call's trailers-only 200 stands for a 503 or 504), also with errors: 'throw'.
@@ -258,6 +228,13 @@ export class MeshStats {
     this.#inc(cluster, `${prefix}upstream_rq_${code}`);
     this.#inc(cluster, `${prefix}upstream_rq_${Math.floor(code / 100)}xx`);
     this.#inc(cluster, `${prefix}upstream_rq_completed`);
+  }
+
+  /** A mirror copy's code stats: its answer, or the router's local reply for no answer (502 for a protocol error, else 503). */
+  #mirrorCode(m: AttemptEndMessage): void {
+    if (m.status > 0) this.#code(m.cluster, m.status);
+    else if (m.failure === 'protocol') this.#code(m.cluster, 502);
+    else if (m.failure !== undefined && m.failure !== 'per-try-timeout' && m.failure !== 'overflow') this.#code(m.cluster, 503);
   }
 
   #histogram(cluster: string): FlushedHistogram {

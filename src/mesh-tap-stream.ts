@@ -36,6 +36,8 @@ export interface TapRequest {
   readonly dstPrincipal?: string | undefined;
   readonly dstService?: string | undefined;
   readonly tls: boolean;
+  /** A mirror copy of a call (VirtualService `mirror`), not a call of the app's. */
+  readonly mirror?: true | undefined;
 }
 
 /** What an `end` record says (before its id). */

@@ -15,6 +15,7 @@ import type { Channel } from 'node:diagnostics_channel';
 import type { ServerResponse } from 'node:http';
 import { formatHostPort } from './core/host-port.ts';
 import {
+  type AttemptEndMessage,
   type AttemptStartMessage,
   type CallEndMessage,
   type CallStartMessage,
@@ -47,6 +48,12 @@ interface Entered {
 
 /** The exchange of an outbound call, as far as the tap reads it. */
 interface TappedExchange {
+  /** A mirror copy (it has no call:start or call:end: its one attempt is its request). */
+  readonly mirror?: boolean;
+  readonly protocol?: string;
+  readonly method?: string;
+  readonly authority?: string;
+  readonly path?: string;
   readonly scheme?: string;
   readonly route?: { readonly name?: string } | undefined;
   readonly cluster?: unknown;
@@ -140,7 +147,25 @@ export class MeshTap {
       if (mine(m)) this.#entered.set(m.call, { protocol: m.protocol, method: m.method, authority: m.authority, path: m.path });
     });
     this.#on(channels.attemptStart, (m: AttemptStartMessage) => {
-      if (mine(m) && !this.#started.has(m.call)) this.#outboundRequest(m.call, m.cluster, m.endpoint);
+      if (!mine(m) || this.#started.has(m.call)) return;
+      const copy = m.call as TappedExchange;
+      // A mirror copy: what it sends (the primary's request, no `-shadow` host as Istio configures it) is its request.
+      if (copy.mirror === true) this.#entered.set(m.call, { protocol: copy.protocol ?? 'http1', method: copy.method ?? '', authority: copy.authority ?? '', path: copy.path ?? '' });
+      this.#outboundRequest(m.call, m.cluster, m.endpoint);
+    });
+    // A mirror copy ends with its attempt.
+    this.#on(channels.attemptEnd, (m: AttemptEndMessage) => {
+      if (!mine(m) || (m.call as TappedExchange).mirror !== true || !this.#started.has(m.call)) return;
+      this.#started.delete(m.call);
+      const e: TapEnd = {
+        direction: 'out',
+        status: m.status,
+        grpcStatus: (m.call as TappedExchange).protocol === 'grpc' && m.grpcStatus >= 0 ? m.grpcStatus : undefined,
+        flags: m.failure === undefined ? '-' : mirrorFlag(m.failure),
+        latencyMs: micros(m.durationMs),
+        attempts: 1,
+      };
+      for (const s of this.#streams) s.end(m.call, e);
     });
     this.#on(channels.callEnd, (m: CallEndMessage) => {
       if (!mine(m)) return;
@@ -220,6 +245,7 @@ export class MeshTap {
       dstPrincipal: tls === 'mtls' && ep !== undefined ? `spiffe://${this.#source.trustDomain}/ns/${ep.namespace}/sa/${ep.serviceAccount}` : undefined,
       dstService: cs?.cluster.host ?? ended?.destinationService,
       tls: tls !== 'none',
+      mirror: ex.mirror === true ? true : undefined,
     };
     for (const s of this.#streams) s.request(call, r);
   }
@@ -250,6 +276,16 @@ export class MeshTap {
     for (const [ch, f] of this.#subscriptions) ch.unsubscribe(f);
     this.#subscriptions.length = 0;
   }
+}
+
+/** Envoy's response flag for a mirror copy's attempt that got no answer. */
+function mirrorFlag(failure: string): string {
+  if (failure === 'connect-failure') return 'UF';
+  if (failure === 'reset' || failure === 'remote-reset' || failure === 'refused-stream') return 'UC';
+  if (failure === 'protocol') return 'UPE';
+  // Its timeout (the route's) ended it, or the mesh closing did.
+  if (failure === 'cancelled') return 'UT';
+  return '-';
 }
 
 /** Milliseconds to the microsecond. */

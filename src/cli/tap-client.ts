@@ -114,9 +114,11 @@ export async function readTap(base: string, query: string, durationMs: number | 
     }
     let pending = '';
     let first = true;
+    // A character's bytes may come in two chunks: decoded as a stream, not chunk by chunk.
+    const utf8 = new TextDecoder();
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        pending += chunk.toString('utf8');
+        pending += utf8.decode(chunk, { stream: true });
         let nl = pending.indexOf('\n');
         while (nl >= 0) {
           const line = pending.slice(0, nl);

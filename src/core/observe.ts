@@ -132,20 +132,18 @@ export interface AttemptStartMessage {
 }
 
 /**
- * A look at a call's response head before the caller gets it (Envoy's filters see upstream
- * response headers the same way): an `attempt:start` subscriber may set it on the call (the
- * Exchange in the message) as `responseTap`; it may remove headers (returning true then) and keep
- * what it learned in the call's `tapState`, which `call:end` subscribers read from `call`.
+ * A look at a call's response head before the caller gets it (as Envoy's filters see it): an
+ * `attempt:start` subscriber may set it on the call as `responseTap`; it may remove headers
+ * (returning true then) and keep what it learned in `tapState`, which `call:end` subscribers read.
  */
 export interface ResponseTap {
   onResponseHead(call: TappedCall, headers: Record<string, string | string[] | undefined>): boolean;
 }
 
 /**
- * One call's attempts, for a subscriber that needs them for some calls only: set on the call (the
- * Exchange in `call:start`) as `attemptObserver`, it gets that call's attempt messages whether or
- * not the attempt channels have subscribers — how the tracer sees the attempts of the calls it
- * records (their attempt spans) without every other call building and publishing them.
+ * One call's attempts, for a subscriber that needs them for some calls only: set on the call as
+ * `attemptObserver`, it gets that call's attempt messages even when the attempt channels have no
+ * subscribers — the tracer's attempt spans, without every other call building and publishing them.
  */
 export interface AttemptObserver {
   attemptStart(m: AttemptStartMessage): void;
@@ -166,6 +164,8 @@ export interface AttemptEndMessage extends AttemptStartMessage {
   /** Why it got no (usable) answer: `connect-failure`, `reset`, `per-try-timeout`, `cancelled`, `local`, … */
   readonly failure: string | undefined;
   readonly durationMs: number;
+  /** Whether it went out on a connection (Envoy counts such a request, however it ends). */
+  readonly started?: boolean;
 }
 
 /** `meshlet:config:applied`. */

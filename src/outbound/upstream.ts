@@ -204,6 +204,7 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
         grpcStatus: failure === undefined ? ex.grpcStatus : -1,
         failure,
         durationMs: this._run.o.clock.now() - this._sentAt,
+        started: (this._marks & STARTED) !== 0,
       };
       if (published) channels.attemptEnd.publish(m);
       obs?.attemptEnd(m);

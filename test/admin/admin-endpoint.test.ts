@@ -259,6 +259,7 @@ describe('admin endpoint', () => {
       assert.equal((await get(`${url}/ready`)).status, 200, 'the URL given answers');
       assert.equal(warned.length, 1, warned.join('\n'));
       assert.match(warned[0] ?? '', new RegExp(`admin endpoint listens on 0\\.0\\.0\\.0:${port} \\(every interface[^)]*\\), not on loopback \\(admin\\.allowNonLoopback\\)`));
+      assert.match(warned[0] ?? '', /its requests as they happen \(\/tap/, 'the warning says /tap shows live requests');
       const line = logged.find((l) => l.includes('admin endpoint at'));
       assert.match(line ?? '', new RegExp(`^meshlet: admin endpoint at http://127\\.0\\.0\\.1:${port}, listening on 0\\.0\\.0\\.0:${port} \\(every interface`), logged.join('\n'));
       assert.doesNotMatch([...warned, ...logged].join('\n'), /:0\b|http:\/\/0\.0\.0\.0/);

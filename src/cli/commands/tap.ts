@@ -91,7 +91,7 @@ export async function tapCommand(argv: string[]): Promise<number> {
         const f = flow(r);
         if (open.size >= MAX_OPEN) open.delete(open.keys().next().value as number);
         open.set(id, f);
-        out(`req id=${id} ${f} :method=${field(r, 'method')} :authority=${field(r, 'authority')} :path=${field(r, 'path')}`);
+        out(`req id=${id} ${f} :method=${field(r, 'method')} :authority=${field(r, 'authority')} :path=${field(r, 'path')}${r.mirror === true ? ' mirror=true' : ''}`);
       } else if (type === 'end') {
         const id = numberField(r, 'id') ?? 0;
         const f = open.get(id) ?? `proxy=${field(r, 'direction')}`;

@@ -83,7 +83,8 @@ export function formatLatency(ms: number): string {
 class Top {
   readonly #by: 'path' | 'cluster';
   readonly #rows = new Map<string, Row>();
-  readonly #open = new Map<number, Omit<Row, 'count' | 'successes' | 'samples' | 'next' | 'max'>>();
+  /** Requests started and not yet ended: their key, or null for a mirror copy in the per-path view (not the app's request). */
+  readonly #open = new Map<number, Omit<Row, 'count' | 'successes' | 'samples' | 'next' | 'max'> | null>();
   dropped = { rateLimited: 0, slowReader: 0 };
 
   constructor(by: 'path' | 'cluster') {
@@ -94,11 +95,13 @@ class Top {
     const id = numberField(r, 'id');
     if (r.type === 'req' && id !== undefined) {
       if (this.#open.size >= MAX_OPEN) this.#open.delete(this.#open.keys().next().value as number);
-      this.#open.set(id, { direction: field(r, 'direction'), method: field(r, 'method'), authority: field(r, 'authority'), path: field(r, 'path'), cluster: field(r, 'cluster') || '-' });
+      // A mirror copy has the primary's method, authority and path: per path it would count the app's request twice; per cluster it is the mirror's.
+      const copy = r.mirror === true && this.#by === 'path';
+      this.#open.set(id, copy ? null : { direction: field(r, 'direction'), method: field(r, 'method'), authority: field(r, 'authority'), path: field(r, 'path'), cluster: field(r, 'cluster') || '-' });
     } else if (r.type === 'end' && id !== undefined) {
       const k = this.#open.get(id);
-      if (k === undefined) return;
       this.#open.delete(id);
+      if (k === undefined || k === null) return;
       this.#add(k, numberField(r, 'status') ?? 0, numberField(r, 'grpcStatus'), numberField(r, 'latencyMs') ?? 0);
     } else if (r.type === 'dropped') {
       this.dropped = { rateLimited: numberField(r, 'rateLimited') ?? 0, slowReader: numberField(r, 'slowReader') ?? 0 };
