@@ -149,7 +149,7 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
       this.#handler.onResponseError?.(this, e);
       return;
     }
-    const call = new H2Call(owner.grpc, stream, this, conn);
+    const call = new H2Call(owner.grpc, stream, this, conn, ex instanceof GrpcExchange ? ex.receiveLimit : -1);
     this.#call = call;
     this.#bits |= READING;
     call.startRead();
@@ -267,6 +267,11 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
     const head = responseHeadersOf(metadata);
     this.#upstream(head, metadata);
     this.#handler.onResponseStart?.(this, 200, head, '');
+  }
+
+  onMessageTooLarge(details: string): void {
+    const ex = this.#ex;
+    if (this.#state === 1 && ex instanceof GrpcExchange) ex.caller?.cancelWithStatus(8, details); // RESOURCE_EXHAUSTED, as grpc-js
   }
 
   onReceiveMessage(message: Buffer): void {

@@ -118,7 +118,7 @@ describe('MessageBody: what a long stream holds', () => {
     assert.deepEqual(messagesOf(await copy), ['a', 'b']);
   });
 
-  it('writes not yet acknowledged when the request stopped being kept are acknowledged when the call ends', () => {
+  it('writes not yet acknowledged when the request stopped being kept are acknowledged when the call ends (on a later turn)', async () => {
     const body = new MessageBody(4);
     const s = slowSink();
     body.attach(s);
@@ -130,10 +130,17 @@ describe('MessageBody: what a long stream holds', () => {
     // The attempt ended without writing them (the server answered first): the call's end acknowledges both.
     body.detach(s);
     body.close();
+    assert.equal(acks.length, 0);
+    await new Promise((r) => setImmediate(r));
     assert.deepEqual(acks, ['abc', 'defg']);
+    // A write after the call ended: dropped, acknowledged on a later turn too (never inside the write).
+    body.push(Buffer.from('late'), () => acks.push('late'));
+    assert.deepEqual(acks, ['abc', 'defg']);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(acks, ['abc', 'defg', 'late']);
   });
 
-  it('after commit, only writes still due are held; acknowledged ones are let go as the stream goes on', () => {
+  it('after commit, only writes still due are held; acknowledged ones are let go as the stream goes on', async () => {
     const body = new MessageBody(1024);
     const s = slowSink();
     body.attach(s);
@@ -150,6 +157,7 @@ describe('MessageBody: what a long stream holds', () => {
     body.push(Buffer.alloc(1), ack(1));
     assert.equal(body.heldBytes, 31);
     body.close();
+    await new Promise((r) => setImmediate(r));
     assert.deepEqual(acks, [10, 20, 30, 1]);
   });
 });

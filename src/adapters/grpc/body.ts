@@ -10,18 +10,17 @@
  * A write is acknowledged (grpc-js's write callback, its flow control) once the attempt's own
  * write of that message was (its endpoint call's callback): the caller writes no faster than
  * the connection takes its messages. A message whose attempt ended before its write was
- * acknowledged is acknowledged by the next attempt's write of it, or when the call ends.
+ * acknowledged is acknowledged by the next attempt's write of it, or on a later turn once the
+ * call ended (body-entry.ts).
  *
  * @module
  */
+import { setImmediate } from 'node:timers';
 import { type BodySentListener, ReplayableBody } from '../../core/body.ts';
 import { AT_END, tellEnded } from './body-end.ts';
+import { ackLater, dueOf, Entry, messageOf, NONE, type WriteAck } from './body-entry.ts';
 
-/** A message's write acknowledgement to the caller. */
-export interface WriteAck {
-  /** The message was written (once is enough: later calls do nothing). */
-  written(): void;
-}
+export type { WriteAck };
 
 /** The attempt on the wire, as the body hands it messages. */
 export interface MessageSink {
@@ -33,48 +32,9 @@ export interface MessageSink {
   fail(err: Error): void;
 }
 
-/** One message of the caller's, and its write acknowledgement while it is due. */
-class Entry implements WriteAck {
-  readonly message: Buffer;
-  #written: (() => void) | undefined;
-  /** The caller still waits for this write's acknowledgement. */
-  get due(): boolean {
-    return this.#written !== undefined;
-  }
-  /** Acknowledges the caller's write, once. */
-  written(): void {
-    const w = this.#written;
-    this.#written = undefined;
-    w?.();
-  }
-  constructor(message: Buffer, written: (() => void) | undefined) {
-    this.message = message;
-    this.#written = written;
-  }
-}
-
 /** The iterator the base class is given: a MessageBody never reads it (attempts attach instead). One for every body: nothing made per call. */
 const NO_ITERATOR: AsyncIterator<unknown> = Object.freeze({ next: () => Promise.resolve({ value: undefined, done: true as const }) });
 const NO_SOURCE: AsyncIterable<unknown> = Object.freeze({ [Symbol.asyncIterator]: () => NO_ITERATOR });
-
-/** An empty list of messages: never added to (a body makes its own list with its first message). */
-const NONE: Entry[] = Object.freeze([]) as unknown as Entry[];
-
-function messageOf(e: Entry): Buffer {
-  return e.message;
-}
-
-/** The entries of `list` whose write the caller still waits for (acknowledged at the call's end if no attempt does it first). */
-function dueOf(list: Entry[]): Entry[] {
-  let due = NONE;
-  for (let i = 0; i < list.length; i++) {
-    const e = list[i] as Entry;
-    if (!e.due) continue;
-    if (due === NONE) due = [e];
-    else due.push(e);
-  }
-  return due;
-}
 
 /**
  * The request is no longer kept for replay: it outgrew the cap, or the call can no longer be
@@ -132,7 +92,11 @@ export class MessageBody extends ReplayableBody {
   /** The caller wrote a message; `written` acknowledges it. */
   push(message: Buffer, written?: () => void): void {
     if ((this.#bits & (CLOSED | ENDED)) !== 0) {
-      written?.();
+      // The call is over: the write is dropped, and acknowledged on a later turn (not inside the caller's write).
+      if (written !== undefined) {
+        if ((this.#bits & CLOSED) !== 0) setImmediate(written);
+        else written();
+      }
       return;
     }
     const e = new Entry(message, written);
@@ -160,18 +124,16 @@ export class MessageBody extends ReplayableBody {
     }
   }
 
-  /** The call is over: messages not sent are dropped, every write still due is acknowledged. */
+  /** The call is over: messages not sent are dropped, every write still due is acknowledged (on a later turn). */
   close(): void {
     if ((this.#bits & CLOSED) !== 0) return;
     this.#bits |= CLOSED;
     this.#sink = undefined;
     this.#onSent = undefined;
     this.#resolve(undefined);
-    const pending = this.#pending;
-    for (let i = 0; i < pending.length; i++) (pending[i] as Entry).written();
+    ackLater(dueOf(this.#pending));
     this.#pending = NONE;
-    const recorded = this.#recorded;
-    for (let i = 0; i < recorded.length; i++) (recorded[i] as Entry).written();
+    ackLater(dueOf(this.#recorded));
     // Kept while they are the whole request, as it was when complete (a later forCopy lists them).
     if ((this.#bits & COMPLETE_RECORDED) === 0) this.#recorded = NONE;
   }

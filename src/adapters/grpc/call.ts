@@ -117,7 +117,6 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
   #theirs: GrpcJs['Metadata'] | undefined;
   /** The server call whose cancellation cancels this one (`parent`, Propagate.CANCELLATION), and the listener it holds. */
   #parent: { call: ParentCall; onCancelled: () => void } | undefined;
-
   readonly #limits: CallSettings;
 
   constructor(o: MeshCallContext, method: string, authority: string, deadline: number, limits: CallSettings = DEFAULT_SETTINGS) {
@@ -197,6 +196,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     ex.envoyHeaders = o.envoyHeaders !== false;
     ex.callerMetadata = metadata;
     ex.callerHeaders = before;
+    ex.receiveLimit = this.#limits.receive;
+    ex.caller = this;
     if (this.#limits.sideCall === true) ex.sideCall = true;
     // The caller's deadline, carried over to the mesh clock: the timeout layer takes the sooner of it and the route's.
     if (this.#deadline !== Number.POSITIVE_INFINITY) ex.callerDeadline = now + (this.#deadline - Date.now());

@@ -43,6 +43,10 @@ export class GrpcExchange extends Exchange {
   envoyHeaders = true;
   /** Response messages delivered to the caller (`call:end`'s `responseMessages`). */
   responseMessages = 0;
+  /** The caller's `grpc.max_receive_message_length` (-1: any): a response message declared larger is refused at its length prefix. */
+  receiveLimit = -1;
+  /** The caller's call: such a message cancels it (RESOURCE_EXHAUSTED), as grpc-js's decoder fails its calls. */
+  caller: { cancelWithStatus(code: number, details: string): void } | undefined = undefined;
   /** The caller's metadata the request headers were made from (an attempt's metadata starts from it). */
   callerMetadata: Metadata | undefined = undefined;
   /** The request headers as they were made from it, before the pipeline changed any. */

@@ -19,6 +19,7 @@ import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Metadata, StatusObject } from '@grpc/grpc-js';
 import type { FailureKind } from '../../core/outcome.ts';
 import type { GrpcJs } from './grpc-js.ts';
+import { httpStatusCode } from './h2-status.ts';
 
 /** What an attempt is told of its stream. */
 export interface H2Listener {
@@ -31,6 +32,12 @@ export interface H2Listener {
    * REFUSED_STREAM `refused-stream`).
    */
   onReceiveStatus(status: StatusObject, failure: FailureKind | undefined): void;
+  /**
+   * A response message is larger than the caller takes (`grpc.max_receive_message_length`): its
+   * length prefix says so, or it inflates to more. Refused there, as grpc-js refuses it, before
+   * its bytes are kept (or inflated further); the listener cancels the call with `details` (RESOURCE_EXHAUSTED).
+   */
+  onMessageTooLarge(details: string): void;
 }
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -41,31 +48,8 @@ const CANCELLED = 1;
 const UNKNOWN = 2;
 const RESOURCE_EXHAUSTED = 8;
 const PERMISSION_DENIED = 7;
-const UNIMPLEMENTED = 12;
 const INTERNAL = 13;
 const UNAVAILABLE = 14;
-const UNAUTHENTICATED = 16;
-
-/** grpc-js's mapping of an HTTP status that came without `grpc-status` (subchannel-call.ts `mapHttpStatusCode`). */
-function httpStatusCode(status: number): number {
-  switch (status) {
-    case 400:
-      return INTERNAL;
-    case 401:
-      return UNAUTHENTICATED;
-    case 403:
-      return PERMISSION_DENIED;
-    case 404:
-      return UNIMPLEMENTED;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return UNAVAILABLE;
-    default:
-      return UNKNOWN;
-  }
-}
 
 /** The stream flags of the call. */
 const CAN_PUSH = 1;
@@ -92,9 +76,12 @@ export class H2Call {
   #partial: Buffer | undefined;
   #have = 0;
   #internalError: (Error & { code?: string }) | undefined;
+  /** The largest response message the caller takes (-1: any). */
+  readonly #maxReceive: number;
 
-  constructor(g: GrpcJs, stream: http2.ClientHttp2Stream, listener: H2Listener, conn: { readonly dropped: boolean }) {
+  constructor(g: GrpcJs, stream: http2.ClientHttp2Stream, listener: H2Listener, conn: { readonly dropped: boolean }, maxReceive = -1) {
     this.#g = g;
+    this.#maxReceive = maxReceive;
     this.#stream = stream;
     this.#listener = listener;
     this.#conn = conn;
@@ -219,6 +206,7 @@ export class H2Call {
         // Most messages come whole in one DATA frame.
         if (chunk.length - at >= 5) {
           const len = chunk.readUInt32BE(at + 1);
+          if (this.#tooLarge(len)) return;
           if (chunk.length - at >= 5 + len) {
             this.#message(chunk[at] as number, Buffer.from(chunk.subarray(at + 5, at + 5 + len)));
             at += 5 + len;
@@ -236,6 +224,7 @@ export class H2Call {
         this.#have += n;
         at += n;
         if (this.#have < 5) return;
+        if (this.#tooLarge(p.readUInt32BE(1))) return;
         const whole = Buffer.allocUnsafe(5 + p.readUInt32BE(1));
         p.copy(whole, 0, 0, 5);
         this.#partial = p = whole;
@@ -251,20 +240,39 @@ export class H2Call {
     }
   }
 
+  /** A message declared larger than the caller takes: refused at its prefix (the listener cancels the call), nothing more of the stream read. */
+  #tooLarge(length: number): boolean {
+    const max = this.#maxReceive;
+    if (max < 0 || length <= max) return false;
+    this.#refuse(`Received message larger than max (${length} vs ${max})`);
+    return true;
+  }
+
+  #refuse(details: string): void {
+    this.#partial = undefined;
+    this.#listener.onMessageTooLarge(details);
+    // A listener that did not cancel: the call ends with the status grpc-js gives it.
+    if ((this.#bits & STATUS_OUT) === 0) this.#end({ code: RESOURCE_EXHAUSTED, details, metadata: new this.#g.Metadata() }, 'protocol');
+  }
+
   /** A whole message: inflated as its encoding says, then pushed or kept for the next read. */
   #message(flag: number, body: Buffer): void {
     let m = body;
     if (flag === 1) {
       const enc = this.#encoding;
+      const max = this.#maxReceive;
+      // Inflated no further than the caller takes (a small message may inflate to gigabytes).
+      const limit = max < 0 ? undefined : { maxOutputLength: Math.max(1, max) };
       try {
-        if (enc === 'gzip') m = gunzipSync(body);
-        else if (enc === 'deflate') m = inflateSync(body);
+        if (enc === 'gzip') m = gunzipSync(body, limit);
+        else if (enc === 'deflate') m = inflateSync(body, limit);
         else {
           this.#end({ code: INTERNAL, details: enc === '' ? 'Received compressed message but "grpc-encoding" header was identity' : `Compression method not supported: ${enc}`, metadata: new this.#g.Metadata() }, 'protocol');
           return;
         }
-      } catch {
-        this.#end({ code: INTERNAL, details: `Failed to decompress ${enc}-encoded message`, metadata: new this.#g.Metadata() }, 'protocol');
+      } catch (err) {
+        if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') this.#refuse(`Received message that decompresses to a size larger than ${max}`);
+        else this.#end({ code: INTERNAL, details: `Failed to decompress ${enc}-encoded message`, metadata: new this.#g.Metadata() }, 'protocol');
         return;
       }
     }
