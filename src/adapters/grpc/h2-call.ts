@@ -19,6 +19,9 @@ import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Metadata, StatusObject } from '@grpc/grpc-js';
 import type { FailureKind } from '../../core/outcome.ts';
 import type { GrpcJs } from './grpc-js.ts';
+import { CANCELLED, frame, httpStatusCode, INTERNAL, OK, PERMISSION_DENIED, plainStatus, RESOURCE_EXHAUSTED, UNAVAILABLE, UNKNOWN } from './h2-status.ts';
+
+export { frame } from './h2-status.ts';
 
 /** What an attempt is told of its stream. */
 export interface H2Listener {
@@ -35,43 +38,15 @@ export interface H2Listener {
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
-/** grpc-js's statuses. */
-const OK = 0;
-const CANCELLED = 1;
-const UNKNOWN = 2;
-const RESOURCE_EXHAUSTED = 8;
-const PERMISSION_DENIED = 7;
-const UNIMPLEMENTED = 12;
-const INTERNAL = 13;
-const UNAVAILABLE = 14;
-const UNAUTHENTICATED = 16;
-
-/** grpc-js's mapping of an HTTP status that came without `grpc-status` (subchannel-call.ts `mapHttpStatusCode`). */
-function httpStatusCode(status: number): number {
-  switch (status) {
-    case 400:
-      return INTERNAL;
-    case 401:
-      return UNAUTHENTICATED;
-    case 403:
-      return PERMISSION_DENIED;
-    case 404:
-      return UNIMPLEMENTED;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return UNAVAILABLE;
-    default:
-      return UNKNOWN;
-  }
-}
-
 /** The stream flags of the call. */
 const CAN_PUSH = 1;
 const READS_CLOSED = 2;
 const STATUS_OUT = 4;
 const SERVER_ENDED = 8;
+
+/** Where a stream's call is kept (the stream's handlers are shared: H2Call's static ones). */
+const CALL = Symbol('meshlet.grpc.h2call');
+type CallStream = http2.ClientHttp2Stream & { [CALL]: H2Call };
 
 /** One attempt's stream, and the framing and status mapping of grpc-js around it. */
 export class H2Call {
@@ -98,20 +73,48 @@ export class H2Call {
     this.#stream = stream;
     this.#listener = listener;
     this.#conn = conn;
-    stream.on('response', (headers, flags) => this.#response(headers, flags));
-    stream.on('trailers', (headers) => this.#trailers(headers));
-    stream.on('data', (chunk: Buffer) => this.#data(chunk));
-    stream.on('end', () => {
-      this.#bits |= READS_CLOSED;
-      this.#maybeOutput();
-    });
-    stream.on('error', (err: Error & { code?: string }) => {
-      // A reset the server sent comes as the close's rstCode; another error says why the stream broke.
-      if (err.code !== 'ERR_HTTP2_STREAM_ERROR') this.#internalError = err;
-    });
+    // One set of handlers for every stream (no closures per call): each finds its call on the stream.
+    (stream as CallStream)[CALL] = this;
+    stream.on('response', H2Call.#onResponse);
+    stream.on('trailers', H2Call.#onTrailers);
+    stream.on('data', H2Call.#onData);
+    stream.on('end', H2Call.#onEnd);
+    stream.on('error', H2Call.#onError);
+    stream.on('close', H2Call.#onClose);
+  }
+
+  static readonly #onResponse = function (this: CallStream, headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
+    this[CALL].#response(headers, flags);
+  };
+
+  static readonly #onTrailers = function (this: CallStream, headers: http2.IncomingHttpHeaders): void {
+    this[CALL].#trailers(headers);
+  };
+
+  static readonly #onData = function (this: CallStream, chunk: Buffer): void {
+    this[CALL].#data(chunk);
+  };
+
+  static readonly #onEnd = function (this: CallStream): void {
+    const c = this[CALL];
+    c.#bits |= READS_CLOSED;
+    c.#maybeOutput();
+  };
+
+  static readonly #onError = function (this: CallStream, err: Error & { code?: string }): void {
+    // A reset the server sent comes as the close's rstCode; another error says why the stream broke.
+    if (err.code !== 'ERR_HTTP2_STREAM_ERROR') this[CALL].#internalError = err;
+  };
+
+  static readonly #onClose = function (this: CallStream): void {
     // An OK status has nothing to wait for; another waits a tick, as grpc-js's does, for the
     // connection's close to be seen (its streams then end `Connection dropped`).
-    stream.on('close', () => (this.#final?.code === OK ? undefined : process.nextTick(() => this.#closed())));
+    const c = this[CALL];
+    if (c.#final?.code !== OK) process.nextTick(H2Call.#closedLater, c);
+  };
+
+  static #closedLater(c: H2Call): void {
+    c.#closed();
   }
 
   // ── the request ──
@@ -183,6 +186,11 @@ export class H2Call {
   #trailers(headers: http2.IncomingHttpHeaders): void {
     this.#bits |= SERVER_ENDED;
     const g = this.#g;
+    const plain = plainStatus(headers, g);
+    if (plain !== undefined) {
+      this.#end(plain, undefined);
+      return;
+    }
     let md: Metadata;
     try {
       md = g.Metadata.fromHttp2Headers(headers);
@@ -380,13 +388,4 @@ export class H2Call {
     }
     s.close(this.#final.code === OK ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
   }
-}
-
-/** A message with gRPC's 5-byte prefix (uncompressed, its length). */
-export function frame(message: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(message.length + 5);
-  out[0] = 0;
-  out.writeUInt32BE(message.length, 1);
-  message.copy(out, 5);
-  return out;
 }
