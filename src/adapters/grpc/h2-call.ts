@@ -19,7 +19,7 @@ import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Metadata, StatusObject } from '@grpc/grpc-js';
 import type { FailureKind } from '../../core/outcome.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { CANCELLED, frame, httpStatusCode, INTERNAL, OK, PERMISSION_DENIED, plainStatus, RESOURCE_EXHAUSTED, UNAVAILABLE, UNKNOWN } from './h2-status.ts';
+import { CANCELLED, frame, httpStatusCode, INTERNAL, OK, PERMISSION_DENIED, plainMetadata, plainStatus, RESOURCE_EXHAUSTED, UNAVAILABLE, UNKNOWN } from './h2-status.ts';
 
 export { frame } from './h2-status.ts';
 
@@ -166,6 +166,13 @@ export class H2Call {
     this.#http = headers[':status'] ?? 0;
     if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
       this.#trailers(headers);
+      return;
+    }
+    const plain = plainMetadata(headers, this.#g);
+    if (plain !== undefined) {
+      const enc = headers['grpc-encoding'];
+      if (typeof enc === 'string') this.#encoding = enc === 'identity' ? '' : enc;
+      if ((this.#bits & STATUS_OUT) === 0) this.#listener.onReceiveMetadata(plain);
       return;
     }
     let md: Metadata;

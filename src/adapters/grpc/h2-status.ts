@@ -6,8 +6,9 @@
  * @module
  */
 import type * as http2 from 'node:http2';
-import type { StatusObject } from '@grpc/grpc-js';
+import type { Metadata, StatusObject } from '@grpc/grpc-js';
 import type { GrpcJs } from './grpc-js.ts';
+import { storeOf } from './wire-metadata.ts';
 
 /** grpc-js's statuses. */
 export const OK = 0;
@@ -70,6 +71,33 @@ export function plainStatus(headers: http2.IncomingHttpHeaders, g: GrpcJs): Stat
     }
   }
   return { code: Number(code), details, metadata: new g.Metadata() };
+}
+
+/** What grpc-js's Metadata takes as a name (metadata.js `validate`). */
+const LEGAL_NAME = /^[:0-9a-z_.-]+$/;
+
+/**
+ * The response metadata of a head whose entries are all one printable value under a name not
+ * ending in `-bin` (almost every head), without `grpc-encoding` / `grpc-accept-encoding` (the
+ * compression filter's, not the caller's): what `Metadata.fromHttp2Headers` and the removal of
+ * those two make of it, its entries put in grpc-js's store directly rather than added, checked
+ * and removed one by one. Anything else (a `-bin` name, several values, a name or value grpc-js
+ * would refuse and log): undefined, for that path.
+ */
+export function plainMetadata(headers: http2.IncomingHttpHeaders, g: GrpcJs): Metadata | undefined {
+  for (const k in headers) {
+    if (k.charCodeAt(0) === 58 /* : */) continue;
+    const v = headers[k];
+    if (typeof v !== 'string' || k.endsWith('-bin') || !LEGAL_NAME.test(k) || !LEGAL_VALUE.test(v)) return undefined;
+  }
+  const md = new g.Metadata();
+  const store = storeOf(md);
+  if (store === undefined) return undefined;
+  for (const k in headers) {
+    if (k.charCodeAt(0) === 58 || k === 'grpc-encoding' || k === 'grpc-accept-encoding') continue;
+    store.set(k, [headers[k] as string]);
+  }
+  return md;
 }
 
 /** A message with gRPC's 5-byte prefix (uncompressed, its length). */
